@@ -1,0 +1,57 @@
+# The two commands a new machine needs are `make migrate` and `make test`; each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-stamp
+GENERATED := src/persistence/_queries.py
+SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
+
+.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Apply the migrations to data/app.db, or to DATABASE_URL when it is set.
+migrate: $(STAMP)
+	$(PY) -m persistence migrate
+
+## Everything CI checks.
+test: lint sqlc-check check-generated typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+sqlc-check: $(STAMP)
+	$(BIN)/sqlc compile
+
+## Regenerate the typed query interface from the SQL files.
+generate: $(STAMP)
+	$(BIN)/sqlc generate
+	$(PY) src/persistence/_codegen.py $(SQLC_JSON) --output $(GENERATED)
+	$(BIN)/ruff format --quiet $(GENERATED)
+
+## Fail when the committed interface is not what `make generate` writes now.
+check-generated: $(STAMP)
+	$(BIN)/sqlc generate
+	$(PY) src/persistence/_codegen.py $(SQLC_JSON) --output build/_queries.py
+	$(BIN)/ruff format --quiet build/_queries.py
+	@diff -u $(GENERATED) build/_queries.py || { echo "$(GENERATED) is stale: run 'make generate'" >&2; exit 1; }
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,8 @@
+-- The migration runner's own history table, created by the runner before any migration.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     bigint PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL,
+    duration_ms double precision NOT NULL
+);

@@ -1,0 +1,8 @@
+-- The migration runner's own history table, created by the runner before any migration.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    checksum    TEXT NOT NULL,
+    applied_at  TIMESTAMP_TEXT NOT NULL,
+    duration_ms REAL NOT NULL
+);

@@ -1,0 +1,35 @@
+-- name: GetFileRecord :one
+-- One file record by id.
+SELECT * FROM file_records WHERE id = @id;
+
+-- name: GetFileRecordByPath :one
+-- One file record by its path.
+SELECT * FROM file_records WHERE path = @path;
+
+-- name: ListFileRecords :many
+-- Every file record, most recently accessed first.
+SELECT * FROM file_records ORDER BY accessed_at DESC, id DESC;
+
+-- name: UpsertFileRecord :one
+-- Insert a record, or refresh size, hash, access time and metadata of the one with the same path.
+INSERT INTO file_records (path, size, hash, created_at, accessed_at, metadata)
+VALUES (@path, @size, @hash, @created_at, @accessed_at, @metadata)
+ON CONFLICT (path) DO UPDATE SET
+    size = excluded.size, hash = excluded.hash,
+    accessed_at = excluded.accessed_at, metadata = excluded.metadata
+RETURNING *;
+
+-- name: UpdateFileRecord :execrows
+-- Overwrite every field of an existing record, found by id.
+UPDATE file_records SET
+    path = @path, size = @size, hash = @hash, created_at = @created_at,
+    accessed_at = @accessed_at, metadata = @metadata
+WHERE id = @id;
+
+-- name: DeleteFileRecord :execrows
+-- Delete one file record by id.
+DELETE FROM file_records WHERE id = @id;
+
+-- name: DeleteFileRecordByPath :execrows
+-- Delete the record of one path, when its file is deleted or moved.
+DELETE FROM file_records WHERE path = @path;

@@ -1,0 +1,816 @@
+r"""Generate `persistence._queries`, the typed interface of every query under sql/queries/.
+
+Run by `make generate`::
+
+    python -m persistence._codegen build/sqlc/sqlite/codegen_request.json \
+        build/sqlc/postgres/codegen_request.json --output src/persistence/_queries.py
+
+Each input is the `codegen_request.json` that `sqlc generate` writes for one engine (its
+`settings.engine` says which). The output holds one `TypedDict` per result shape, one per
+`:copyfrom` row, a `Queries` protocol with one method per query (named as the loader names
+them, see `snake_case`) and `QUERY_SHAPES`, the command and parameter names of each query.
+
+Python types come from the schema types that sqlc reports (see `SQLITE_TYPES` and
+`POSTGRESQL_TYPES`); a type missing from those tables is an error, never `Any`. With two
+engines, every query must have the same command, parameters and columns, with the same Python
+types, on both.
+
+Overrides
+---------
+Where sqlc cannot know a type or its nullability, a comment line under the query's
+`-- name:` line overrides it, on every engine, before the engines are compared::
+
+    -- type: <column> <pytype>     a result column
+    -- type: @<param> <pytype>     a parameter
+
+`<pytype>` is one of `int str float bool bytes datetime json`, optionally followed by `?`
+(nullable) or `!` (not null); without either, sqlc's nullability stays. A lone `?` or `!`
+changes the nullability only. A parameter that sqlc marks as an array stays a list of the new
+type. Such lines are not part of the method's docstring. An override of a name the query does
+not have, a repeated override, or a malformed one is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import keyword
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = [
+    "POSTGRESQL_TYPES",
+    "SQLITE_TYPES",
+    "CodegenError",
+    "generate",
+    "main",
+    "snake_case",
+]
+
+SQLITE_TYPES: dict[str, str] = {
+    "integer": "int",
+    "int": "int",
+    "bigint": "int",
+    "text": "str",
+    "real": "float",
+    "double precision": "float",
+    "doubleprecision": "float",
+    "float": "float",
+    "timestamp_text": "datetime.datetime",
+    "json_text": "JsonObject",
+    "blob": "bytes",
+    "boolean": "bool",
+}
+"""Python annotation of each sqlite type name, lower-case."""
+
+POSTGRESQL_TYPES: dict[str, str] = {
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "int": "int",
+    "smallint": "int",
+    "integer": "int",
+    "bigint": "int",
+    "serial": "int",
+    "bigserial": "int",
+    "text": "str",
+    "varchar": "str",
+    "bpchar": "str",
+    "float4": "float",
+    "float8": "float",
+    "real": "float",
+    "double precision": "float",
+    "timestamptz": "datetime.datetime",
+    "json": "JsonObject",
+    "jsonb": "JsonObject",
+    "bool": "bool",
+    "boolean": "bool",
+    "bytea": "bytes",
+}
+"""Python annotation of each postgresql type name, lower-case, without `pg_catalog.`."""
+
+_ENGINE_TYPES: dict[str, dict[str, str]] = {
+    "postgresql": POSTGRESQL_TYPES,
+    "sqlite": SQLITE_TYPES,
+}
+
+_OVERRIDE_TYPES: dict[str, str] = {
+    "int": "int",
+    "str": "str",
+    "float": "float",
+    "bool": "bool",
+    "bytes": "bytes",
+    "datetime": "datetime.datetime",
+    "json": "JsonObject",
+}
+
+_COMMANDS = (":one", ":many", ":exec", ":execrows", ":execlastid", ":copyfrom")
+_ROW_COMMANDS = (":one", ":many")
+_RESERVED_NAMES = frozenset(
+    {
+        "annotations",
+        "datetime",
+        "AsyncIterator",
+        "Iterable",
+        "Final",
+        "Protocol",
+        "TypedDict",
+        "Connection",
+        "JsonObject",
+        "QueryShape",
+        "Queries",
+        "QUERY_SHAPES",
+    }
+)
+_RESERVED_PARAMETERS = frozenset({"self", "conn"})
+_SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_OVERRIDE_LINE = re.compile(r"type:(?P<rest>.*)")
+_OVERRIDE_TARGET = re.compile(r"(?P<param>@?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
+_OVERRIDE_SPEC = re.compile(r"(?P<type>[a-z]+)?(?P<null>[?!])?")
+_LINE_LENGTH = 100
+_INDENT = "    "
+
+
+class CodegenError(Exception):
+    """The analysed queries cannot be turned into a typed interface; the message says why."""
+
+
+def snake_case(name: str) -> str:
+    """Turn a sqlc query name such as `GetTestResultsByType` into `get_test_results_by_type`.
+
+    An underscore goes before each upper-case letter that follows a lower-case letter or a
+    digit, and before the last upper-case letter of a run when a lower-case letter follows it
+    (`HTTPServer` gives `http_server`); then everything is lower-cased.
+    """
+    return _SNAKE_BOUNDARY.sub("_", name).lower()
+
+
+# --- reading the codegen requests -------------------------------------------------------------
+
+
+def _obj(value: object, what: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise CodegenError(f"malformed codegen request: {what} is not an object")
+    return {str(key): item for key, item in value.items()}
+
+
+def _list(value: object, what: str) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CodegenError(f"malformed codegen request: {what} is not a list")
+    return list(value)
+
+
+def _str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise CodegenError(f"malformed codegen request: {what} is not a string")
+    return value
+
+
+def _int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CodegenError(f"malformed codegen request: {what} is not an integer")
+    return value
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column or parameter as sqlc reports it."""
+
+    name: str
+    type_name: str
+    not_null: bool
+    is_array: bool
+    table: str | None
+
+
+@dataclass(frozen=True)
+class _Override:
+    """What one `-- type:` line changes."""
+
+    annotation: str | None
+    nullable: bool | None
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A name with its Python annotation."""
+
+    name: str
+    annotation: str
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One query of one engine, with Python types."""
+
+    name: str
+    command: str
+    doc: tuple[str, ...]
+    parameters: tuple[_Field, ...]
+    column_names: tuple[str, ...]
+    columns: tuple[_Field, ...]
+    table: str | None
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """The queries of one engine, in sqlc's order."""
+
+    name: str
+    queries: dict[str, _Query]
+
+
+def _read_column(raw: object, what: str) -> _Column:
+    column = _obj(raw, what)
+    kind = _obj(column.get("type"), f"{what}.type")
+    schema = _str(kind.get("schema", ""), f"{what}.type.schema")
+    type_name = _str(kind.get("name"), f"{what}.type.name")
+    table = column.get("table")
+    return _Column(
+        name=_str(column.get("name"), f"{what}.name"),
+        type_name=f"{schema}.{type_name}" if schema else type_name,
+        not_null=column.get("not_null") is True,
+        is_array=column.get("is_array") is True or (column.get("array_dims") or 0) != 0,
+        table=None if table is None else _str(_obj(table, f"{what}.table").get("name"), what),
+    )
+
+
+def _normalise_type(type_name: str) -> str:
+    name = " ".join(type_name.lower().split())
+    return name.removeprefix("pg_catalog.")
+
+
+def _annotation(
+    engine: str, query: str, what: str, column: _Column, override: _Override | None
+) -> str:
+    base = override.annotation if override is not None else None
+    if base is None:
+        found = _ENGINE_TYPES[engine].get(_normalise_type(column.type_name))
+        if found is None:
+            raise CodegenError(
+                f"{engine}: query {query}: {what}: unknown type {column.type_name!r}; "
+                "add an override such as '-- type: ...' under its '-- name:' line"
+            )
+        base = found
+    if column.is_array:
+        base = f"list[{base}]"
+    nullable = not column.not_null
+    if override is not None and override.nullable is not None:
+        nullable = override.nullable
+    return f"{base} | None" if nullable else base
+
+
+def _parse_overrides(
+    query: str, comments: Iterable[str]
+) -> tuple[dict[str, _Override], dict[str, _Override], tuple[str, ...]]:
+    """Split a query's comment lines into column overrides, parameter overrides and its doc."""
+    columns: dict[str, _Override] = {}
+    parameters: dict[str, _Override] = {}
+    doc: list[str] = []
+    for comment in comments:
+        line = comment.strip()
+        match = _OVERRIDE_LINE.fullmatch(line)
+        if match is None:
+            doc.append(line)
+            continue
+        tokens = match["rest"].split()
+        if len(tokens) != 2:  # noqa: PLR2004 - a target and a type
+            raise CodegenError(
+                f"query {query}: malformed override {line!r}: expected "
+                "'-- type: <column> <pytype>' or '-- type: @<param> <pytype>'"
+            )
+        target = _OVERRIDE_TARGET.fullmatch(tokens[0])
+        if target is None:
+            raise CodegenError(
+                f"query {query}: malformed override {line!r}: {tokens[0]!r} is not a column "
+                "name or an @parameter name"
+            )
+        overrides = parameters if target["param"] else columns
+        if target["name"] in overrides:
+            raise CodegenError(f"query {query}: more than one override of {tokens[0]}")
+        overrides[target["name"]] = _parse_spec(query, line, tokens[1])
+    while doc and not doc[0]:
+        doc.pop(0)
+    while doc and not doc[-1]:
+        doc.pop()
+    return columns, parameters, tuple(doc)
+
+
+def _parse_spec(query: str, line: str, spec: str) -> _Override:
+    match = _OVERRIDE_SPEC.fullmatch(spec)
+    if match is None or not spec or (match["type"] and match["type"] not in _OVERRIDE_TYPES):
+        raise CodegenError(
+            f"query {query}: malformed override {line!r}: {spec!r} is not a type; expected "
+            f"one of {', '.join(_OVERRIDE_TYPES)}, optionally followed by '?' (nullable) "
+            "or '!' (not null), or just '?' or '!'"
+        )
+    null = match["null"]
+    return _Override(
+        annotation=_OVERRIDE_TYPES[match["type"]] if match["type"] else None,
+        nullable=None if null is None else null == "?",
+    )
+
+
+def _check_identifier(engine: str, query: str, what: str, name: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise CodegenError(
+            f"{engine}: query {query}: {what} {name!r} is not a valid Python name; "
+            "rename it in the SQL"
+        )
+
+
+def _read_engine(request: Mapping[str, object]) -> _Engine:
+    settings = _obj(request.get("settings"), "settings")
+    engine = _str(settings.get("engine"), "settings.engine")
+    if engine not in _ENGINE_TYPES:
+        raise CodegenError(f"unsupported engine {engine!r}: expected sqlite or postgresql")
+    tables = _read_catalog(engine, request.get("catalog"))
+    queries: dict[str, _Query] = {}
+    for index, raw in enumerate(_list(request.get("queries"), "queries")):
+        query = _read_query(engine, tables, _obj(raw, f"queries[{index}]"), f"queries[{index}]")
+        if query.name in queries:
+            raise CodegenError(f"{engine}: query {query.name} is defined twice")
+        queries[query.name] = query
+    return _Engine(engine, queries)
+
+
+def _read_catalog(engine: str, raw: object) -> dict[str, tuple[_Field, ...] | None]:
+    """Map each table name to its columns' Python fields (None when a type is unknown)."""
+    tables: dict[str, tuple[_Field, ...] | None] = {}
+    if raw is None:
+        return tables
+    for schema in _list(_obj(raw, "catalog").get("schemas"), "catalog.schemas"):
+        schema_obj = _obj(schema, "catalog schema")
+        if schema_obj.get("name") in {"pg_catalog", "information_schema"}:
+            continue
+        for table in _list(schema_obj.get("tables"), "catalog tables"):
+            table_obj = _obj(table, "catalog table")
+            name = _str(_obj(table_obj.get("rel"), "table rel").get("name"), "table name")
+            columns = [
+                _read_column(column, f"table {name} column")
+                for column in _list(table_obj.get("columns"), f"table {name} columns")
+            ]
+            try:
+                fields: tuple[_Field, ...] | None = tuple(
+                    _Field(c.name, _annotation(engine, name, c.name, c, None)) for c in columns
+                )
+            except CodegenError:
+                fields = None
+            tables[name] = fields
+    return tables
+
+
+def _read_query(
+    engine: str,
+    tables: Mapping[str, tuple[_Field, ...] | None],
+    raw: Mapping[str, object],
+    what: str,
+) -> _Query:
+    name = _str(raw.get("name"), f"{what}.name")
+    command = _str(raw.get("cmd"), f"{what}.cmd")
+    if command not in _COMMANDS:
+        raise CodegenError(
+            f"{engine}: query {name}: command {command} is not supported; "
+            f"use one of {', '.join(_COMMANDS)}"
+        )
+    comments = [_str(c, f"{what}.comments") for c in _list(raw.get("comments"), what)]
+    column_overrides, parameter_overrides, doc = _parse_overrides(name, comments)
+    parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides)
+    columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
+    column_names = tuple(c.name for c in columns)
+    for column_name in column_overrides:
+        if column_name not in column_names:
+            raise CodegenError(
+                f"query {name}: override of column {column_name!r}, which the query does not "
+                f"return (its columns: {', '.join(column_names) or 'none'})"
+            )
+    fields: tuple[_Field, ...] = ()
+    if command in _ROW_COMMANDS:
+        if not columns:
+            raise CodegenError(f"{engine}: query {name}: {command} query returns no columns")
+        if len(set(column_names)) != len(column_names):
+            duplicates = sorted({c for c in column_names if column_names.count(c) > 1})
+            raise CodegenError(
+                f"{engine}: query {name}: column {duplicates[0]!r} appears more than once; "
+                "give the columns distinct names with AS"
+            )
+        for column in columns:
+            _check_identifier(engine, name, "column", column.name)
+        fields = tuple(
+            _Field(
+                c.name,
+                _annotation(engine, name, f"column {c.name!r}", c, column_overrides.get(c.name)),
+            )
+            for c in columns
+        )
+    return _Query(
+        name=name,
+        command=command,
+        doc=doc,
+        parameters=parameters,
+        column_names=column_names,
+        columns=fields,
+        table=_table_of(tables, columns, fields),
+    )
+
+
+def _read_parameters(
+    engine: str, query: str, raw: object, overrides: Mapping[str, _Override]
+) -> tuple[_Field, ...]:
+    numbered: list[tuple[int, _Column]] = []
+    for param in _list(raw, f"query {query} params"):
+        param_obj = _obj(param, f"query {query} param")
+        number = _int(param_obj.get("number"), f"query {query} param number")
+        numbered.append((number, _read_column(param_obj.get("column"), f"query {query} param")))
+    numbered.sort(key=lambda item: item[0])
+    fields: dict[str, _Field] = {}
+    for _, column in numbered:
+        _check_identifier(engine, query, "parameter", column.name)
+        if column.name in _RESERVED_PARAMETERS:
+            raise CodegenError(
+                f"{engine}: query {query}: parameter @{column.name} clashes with the "
+                "method's own argument of that name; rename it in the SQL"
+            )
+        what = f"parameter @{column.name}"
+        field = _Field(
+            column.name,
+            _annotation(engine, query, what, column, overrides.get(column.name)),
+        )
+        seen = fields.get(column.name)
+        if seen is not None and seen != field:
+            raise CodegenError(
+                f"{engine}: query {query}: {what} has two types: "
+                f"{seen.annotation} and {field.annotation}"
+            )
+        fields.setdefault(column.name, field)
+    for name in overrides:
+        if name not in fields:
+            raise CodegenError(
+                f"query {query}: override of parameter @{name}, which the query does not "
+                f"have (its parameters: {', '.join('@' + f for f in fields) or 'none'})"
+            )
+    return tuple(fields.values())
+
+
+def _table_of(
+    tables: Mapping[str, tuple[_Field, ...] | None],
+    columns: Sequence[_Column],
+    fields: tuple[_Field, ...],
+) -> str | None:
+    """Name the table whose every column, in order and with the same types, the query returns."""
+    if not columns or not fields:
+        return None
+    table = columns[0].table
+    if table is None or any(c.table != table for c in columns):
+        return None
+    return table if tables.get(table) == fields else None
+
+
+# --- combining the engines --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Method:
+    """One query of the generated interface."""
+
+    query: _Query
+    method: str
+    row: str | None
+    params_type: str | None
+
+
+def _compare(first: _Engine, other: _Engine) -> None:
+    for name in first.queries.keys() - other.queries.keys():
+        raise CodegenError(f"query {name} is in {first.name} but not in {other.name}")
+    for name in other.queries.keys() - first.queries.keys():
+        raise CodegenError(f"query {name} is in {other.name} but not in {first.name}")
+    for name, one in first.queries.items():
+        two = other.queries[name]
+        if one.command != two.command:
+            raise CodegenError(
+                f"query {name}: command is {one.command} on {first.name} "
+                f"but {two.command} on {other.name}"
+            )
+        _compare_fields(
+            name,
+            kind="parameter @",
+            first=first.name,
+            one=one.parameters,
+            other=other.name,
+            two=two.parameters,
+        )
+        if one.column_names != two.column_names:
+            raise CodegenError(
+                f"query {name}: columns are ({', '.join(one.column_names)}) on {first.name} "
+                f"but ({', '.join(two.column_names)}) on {other.name}"
+            )
+        _compare_fields(
+            name,
+            kind="column ",
+            first=first.name,
+            one=one.columns,
+            other=other.name,
+            two=two.columns,
+        )
+
+
+def _compare_fields(
+    query: str,
+    *,
+    kind: str,
+    first: str,
+    one: tuple[_Field, ...],
+    other: str,
+    two: tuple[_Field, ...],
+) -> None:
+    for a, b in zip(one, two, strict=False):
+        if a.name != b.name:
+            raise CodegenError(
+                f"query {query}: {kind}{a.name} on {first} is {kind}{b.name} on {other}; "
+                "parameters must have the same names in the same order"
+            )
+        if a.annotation != b.annotation:
+            raise CodegenError(
+                f"query {query}: {kind}{a.name} is {a.annotation} on {first} but "
+                f"{b.annotation} on {other}; fix the schema or add a '-- type:' override"
+            )
+    if len(one) != len(two):
+        longer, engine = (one, first) if len(one) > len(two) else (two, other)
+        extra = longer[min(len(one), len(two))].name
+        raise CodegenError(f"query {query}: {kind}{extra} is only on {engine}")
+
+
+def _camel(table: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in table.split("_"))
+
+
+def _plan(engines: Sequence[_Engine]) -> list[_Method]:
+    """Decide method, row and parameter type names; check that they do not clash."""
+    methods: list[_Method] = []
+    shapes: dict[str, tuple[tuple[_Field, ...], str]] = {}
+    method_names: dict[str, str] = {}
+    for name, query in engines[0].queries.items():
+        method = snake_case(name)
+        if method in method_names:
+            raise CodegenError(
+                f"queries {method_names[method]} and {name} both become method {method}"
+            )
+        if not method.isidentifier() or keyword.iskeyword(method):
+            raise CodegenError(f"query {name}: {method!r} is not a valid method name")
+        method_names[method] = name
+        row = params_type = None
+        if query.command in _ROW_COMMANDS:
+            tables = {engine.queries[name].table for engine in engines}
+            table = tables.pop() if len(tables) == 1 else None
+            row = f"{_camel(table)}Row" if table is not None else f"{name}Row"
+            _claim(shapes, row, query.columns, name)
+        if query.command == ":copyfrom" and not query.parameters:
+            raise CodegenError(f"query {name}: :copyfrom query takes no parameters")
+        if query.parameters:
+            params_type = f"{name}Params"
+            _claim(shapes, params_type, query.parameters, name)
+        methods.append(_Method(query, method, row, params_type))
+    return methods
+
+
+def _claim(
+    shapes: dict[str, tuple[tuple[_Field, ...], str]],
+    type_name: str,
+    fields: tuple[_Field, ...],
+    query: str,
+) -> None:
+    if not type_name.isidentifier() or type_name in _RESERVED_NAMES:
+        raise CodegenError(f"query {query}: type name {type_name} is not usable")
+    seen = shapes.get(type_name)
+    if seen is None:
+        shapes[type_name] = (fields, query)
+    elif seen[0] != fields:
+        raise CodegenError(
+            f"queries {seen[1]} and {query} would both define {type_name}, with different "
+            "fields; rename one of the queries"
+        )
+
+
+# --- writing the module -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A bracketed, comma-separated list, laid out the way `ruff format` lays it out."""
+
+    head: str
+    items: tuple[str | _Group, ...]
+    tail: str
+
+
+def _flat(item: str | _Group) -> str:
+    if isinstance(item, str):
+        return item
+    return f"{item.head}{', '.join(_flat(i) for i in item.items)}{item.tail}"
+
+
+def _layout(group: _Group, depth: int) -> list[str]:
+    indent = _INDENT * depth
+    flat = indent + _flat(group)
+    if len(flat) <= _LINE_LENGTH:
+        return [flat]
+    inner = _INDENT * (depth + 1) + ", ".join(_flat(i) for i in group.items)
+    if len(inner) <= _LINE_LENGTH:
+        return [indent + group.head, inner, indent + group.tail]
+    lines = [indent + group.head]
+    for item in group.items:
+        if isinstance(item, str):
+            lines.append(f"{_INDENT * (depth + 1)}{item},")
+        else:
+            lines.extend(_layout(_Group(item.head, item.items, item.tail + ","), depth + 1))
+    lines.append(indent + group.tail)
+    return lines
+
+
+def _docstring(lines: Sequence[str], depth: int) -> list[str]:
+    indent = _INDENT * depth
+    escaped = [line.replace("\\", "\\\\").replace('"""', '\\"\\"\\"') for line in lines]
+    if escaped[-1].endswith('"'):
+        escaped[-1] = escaped[-1][:-1] + '\\"'
+    if len(escaped) == 1:
+        return [f'{indent}"""{escaped[0]}"""']
+    first, *rest = escaped
+    return [
+        f'{indent}"""{first}',
+        *(f"{indent}{line}" if line else "" for line in rest),
+        f'{indent}"""',
+    ]
+
+
+def _typed_dict(name: str, doc: str, fields: tuple[_Field, ...]) -> list[str]:
+    return [
+        "",
+        "",
+        f"class {name}(TypedDict):",
+        *_docstring([doc], 1),
+        "",
+        *(f"{_INDENT}{field.name}: {field.annotation}" for field in fields),
+    ]
+
+
+def _signature(method: _Method) -> _Group:
+    query = method.query
+    items: list[str | _Group] = ["self", "conn: Connection"]
+    if query.command == ":copyfrom":
+        items += [f"rows: Iterable[{method.params_type}]", "/"]
+    elif query.parameters:
+        items += ["*", *(f"{p.name}: {p.annotation}" for p in query.parameters)]
+    returns = {
+        ":one": f"{method.row} | None",
+        ":many": f"AsyncIterator[{method.row}]",
+        ":exec": "None",
+        ":execrows": "int",
+        ":execlastid": "int",
+        ":copyfrom": "None",
+    }[query.command]
+    keyword_def = "def" if query.command == ":many" else "async def"
+    return _Group(f"{keyword_def} {method.method}(", tuple(items), f") -> {returns}:")
+
+
+def _shape(method: _Method) -> _Group:
+    names = tuple(f'"{p.name}"' for p in method.query.parameters)
+    parameters = (
+        f'parameters=("{method.query.parameters[0].name}",)'
+        if len(names) == 1
+        else _Group("parameters=(", names, ")")
+    )
+    return _Group(
+        f'"{method.method}": QueryShape(',
+        (f'command="{method.query.command}"', parameters),
+        "),",
+    )
+
+
+def _imports(methods: Sequence[_Method]) -> list[str]:
+    text = " ".join(
+        f.annotation
+        for m in methods
+        for f in (*m.query.parameters, *(m.query.columns if m.row else ()))
+    )
+    abc = [
+        name
+        for name, used in (
+            ("AsyncIterator", any(m.query.command == ":many" for m in methods)),
+            ("Iterable", any(m.query.command == ":copyfrom" for m in methods)),
+        )
+        if used
+    ]
+    typing = ["Final", "Protocol"]
+    if any(m.row or m.params_type for m in methods):
+        typing.append("TypedDict")
+    ours = ["Connection", *(["JsonObject"] if "JsonObject" in text else []), "QueryShape"]
+    return [
+        "from __future__ import annotations",
+        "",
+        *(["import datetime"] if "datetime.datetime" in text else []),
+        *([f"from collections.abc import {', '.join(abc)}"] if abc else []),
+        f"from typing import {', '.join(typing)}",
+        "",
+        f"from persistence._sqltypes import {', '.join(ours)}",
+    ]
+
+
+def _render(methods: Sequence[_Method]) -> str:
+    lines = [
+        '"""Typed interface of every query under sql/queries/.',
+        "",
+        "Generated by `make generate` from the SQL files; do not edit by hand.",
+        '"""',
+        "",
+        *_imports(methods),
+    ]
+    written: set[str] = set()
+    for method in methods:
+        query = method.query
+        if method.row is not None and method.row not in written:
+            written.add(method.row)
+            table = query.table if method.row != f"{query.name}Row" else None
+            doc = f"A row of {table}." if table else f"A row that {method.method} returns."
+            lines += _typed_dict(method.row, doc, query.columns)
+        if method.params_type is not None and method.params_type not in written:
+            written.add(method.params_type)
+            doc = (
+                f"One row for {method.method} to insert."
+                if query.command == ":copyfrom"
+                else f"The parameters of {method.method}."
+            )
+            lines += _typed_dict(method.params_type, doc, query.parameters)
+    lines += [
+        "",
+        "",
+        "class Queries(Protocol):",
+        *_docstring(["Every query under sql/queries/, as the loader names them."], 1),
+    ]
+    for method in methods:
+        lines += ["", *_layout(_signature(method), 1)]
+        lines += _docstring(method.query.doc, 2) if method.query.doc else [_INDENT * 2 + "..."]
+    lines += ["", "", "QUERY_SHAPES: Final[dict[str, QueryShape]] = {"]
+    for method in methods:
+        lines += _layout(_shape(method), 1)
+    lines += ["}", '"""The command and parameter names of each query, by method name."""', ""]
+    return "\n".join(lines)
+
+
+def generate(requests: Iterable[Mapping[str, object]]) -> str:
+    """Return the source of `persistence._queries` for the codegen requests of one or more engines.
+
+    Raise `CodegenError` when a type is unknown, an override is wrong, or the engines disagree.
+    """
+    engines = sorted((_read_engine(r) for r in requests), key=lambda e: e.name)
+    if not engines:
+        raise CodegenError("no codegen request given")
+    for first, second in itertools.pairwise(engines):
+        if first.name == second.name:
+            raise CodegenError(f"two codegen requests for engine {first.name}")
+    for other in engines[1:]:
+        _compare(engines[0], other)
+    return _render(_plan(engines))
+
+
+def _load(path: str) -> Mapping[str, object]:
+    try:
+        data: object = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CodegenError(f"cannot read {path}: {error.strerror}") from error
+    except ValueError as error:
+        raise CodegenError(f"{path} is not JSON: {error}") from error
+    return _obj(data, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the module from the codegen requests named on the command line; 1 on error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m persistence._codegen",
+        description="Write the typed query interface from sqlc's codegen_request.json files.",
+    )
+    parser.add_argument("inputs", nargs="+", help="codegen_request.json, one per engine")
+    parser.add_argument("--output", required=True, help="the Python module to write")
+    args = parser.parse_args(argv)
+    try:
+        source = generate([_load(path) for path in args.inputs])
+        Path(args.output).write_text(source, encoding="utf-8", newline="\n")
+    except CodegenError as error:
+        sys.stderr.write(f"codegen: error: {error}\n")
+        return 1
+    except OSError as error:
+        sys.stderr.write(f"codegen: error: cannot write {args.output}: {error.strerror}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

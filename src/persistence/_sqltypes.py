@@ -1,0 +1,36 @@
+"""Types shared by the generated query interface and the code that calls it."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import aiosqlite
+import asyncpg
+import asyncpg.pool
+import attrs
+
+JsonValue: TypeAlias = (
+    "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
+)
+"""Any value that JSON can hold."""
+
+JsonObject: TypeAlias = "dict[str, JsonValue]"
+"""A JSON object: what metadata columns hold."""
+
+Connection: TypeAlias = (
+    "aiosqlite.Connection"
+    " | asyncpg.Connection[asyncpg.Record]"
+    " | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+"""A connection of either engine, as the loaded queries take it."""
+
+Command: TypeAlias = Literal[":one", ":many", ":exec", ":execrows", ":execlastid", ":copyfrom"]
+"""The sqlc commands that the loader understands."""
+
+
+@attrs.frozen
+class QueryShape:
+    """What the generated interface expects of one loaded query: its command and parameters."""
+
+    command: Command
+    parameters: tuple[str, ...]

@@ -1,0 +1,140 @@
+"""Typed configuration: one value per (section, key), read back as its declared type."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from persistence.database import Database, connection
+from persistence.exceptions import NotFoundError, ValidationError
+from persistence.models import ConfigEntry, ConfigType, ConfigValue
+
+if TYPE_CHECKING:
+    from persistence._queries import ConfigEntriesRow, UpsertConfigEntryParams
+
+__all__ = [
+    "all_config_entries",
+    "config_type_of",
+    "delete_config_entry",
+    "find_config",
+    "find_config_entry",
+    "get_config",
+    "get_config_value",
+    "save_config_entry",
+    "set_config",
+]
+
+_V = TypeVar("_V", str, int, float, bool, list, dict)  # type: ignore[type-arg]  # any list or dict
+
+_TYPES_OF: dict[type, ConfigType] = {
+    bool: ConfigType.BOOL,
+    int: ConfigType.INT,
+    float: ConfigType.FLOAT,
+    str: ConfigType.STR,
+    list: ConfigType.LIST,
+    dict: ConfigType.DICT,
+}
+
+
+def config_type_of(value: ConfigValue) -> ConfigType:
+    """Tell the declared type a value would get from `set_config`."""
+    kind = _TYPES_OF.get(type(value))
+    if kind is None:
+        raise ValidationError("ConfigEntry", "value", f"{type(value).__name__} is not a config type")
+    return kind
+
+
+def _from_row(db: Database, row: ConfigEntriesRow) -> ConfigEntry:
+    return db.converter.structure(row, ConfigEntry)
+
+
+def _to_row(db: Database, entry: ConfigEntry) -> UpsertConfigEntryParams:
+    row: UpsertConfigEntryParams = db.converter.unstructure(entry)
+    return row
+
+
+async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
+    """Return the entry with this id, or None."""
+    async with connection(db) as conn:
+        row = await db.queries.get_config_entry(conn, id=entry_id)
+    return None if row is None else _from_row(db, row)
+
+
+async def find_config(db: Database, section: str, key: str) -> ConfigEntry | None:
+    """Return the entry of (section, key), or None."""
+    async with connection(db) as conn:
+        row = await db.queries.get_config_entry_by_key(conn, section=section, key=key)
+    return None if row is None else _from_row(db, row)
+
+
+async def get_config(db: Database, section: str, key: str) -> ConfigEntry:
+    """Return the entry of (section, key), or raise NotFoundError."""
+    entry = await find_config(db, section, key)
+    if entry is None:
+        raise NotFoundError("ConfigEntry", (section, key))
+    return entry
+
+
+@overload
+async def get_config_value(db: Database, section: str, key: str, kind: type[_V]) -> _V: ...
+@overload
+async def get_config_value(db: Database, section: str, key: str, kind: type[_V], default: _V) -> _V: ...
+async def get_config_value(
+    db: Database, section: str, key: str, kind: type[_V], default: _V | None = None
+) -> _V:
+    """Return the value of (section, key) as `kind`, checked against its declared type.
+
+    A missing entry gives `default`, or NotFoundError when there is none.
+    """
+    entry = await find_config(db, section, key)
+    if entry is None:
+        if default is None:
+            raise NotFoundError("ConfigEntry", (section, key))
+        return default
+    if type(entry.value) is not kind:
+        raise ValidationError(
+            "ConfigEntry", "value", f"{section}.{key} is declared {entry.type.value}, not {kind.__name__}"
+        )
+    value: _V = entry.value  # type: ignore[assignment]  # checked just above
+    return value
+
+
+async def all_config_entries(db: Database) -> list[ConfigEntry]:
+    """Return every entry, by section then key."""
+    async with connection(db) as conn:
+        return [_from_row(db, row) async for row in db.queries.list_config_entries(conn)]
+
+
+async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
+    """Store an entry and return it as stored.
+
+    Without an id, the entry of the same (section, key) is replaced or a new one made.
+    With an id, that entry is overwritten: NotFoundError if it does not exist, and
+    ConflictError if its new (section, key) belongs to another entry.
+    """
+    params = _to_row(db, entry)
+    async with connection(db) as conn:
+        if entry.id is None:
+            row = await db.queries.upsert_config_entry(conn, **params)
+            assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
+            return _from_row(db, row)
+        changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
+    if changed == 0:
+        raise NotFoundError("ConfigEntry", entry.id)
+    return entry
+
+
+async def set_config(
+    db: Database, section: str, key: str, value: ConfigValue, *, description: str | None = None
+) -> ConfigEntry:
+    """Set (section, key) to `value`, declared as the value's own type."""
+    entry = ConfigEntry(
+        section=section, key=key, value=value, type=config_type_of(value), description=description
+    )
+    return await save_config_entry(db, entry)
+
+
+async def delete_config_entry(db: Database, entry_id: int) -> bool:
+    """Delete the entry with this id; return whether there was one."""
+    async with connection(db) as conn:
+        return await db.queries.delete_config_entry(conn, id=entry_id) > 0
+

@@ -1,0 +1,362 @@
+"""Opening a database, grouping calls in transactions, and translating driver errors.
+
+A `Database` is a plain frozen value: the engine, the typed queries, the converter and a
+source of connections. Repository functions take it as their first argument. Inside
+`transaction(db)` they get a copy bound to one connection, so every call joins it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import aiosqlite
+import asyncpg
+import asyncpg.pool
+import attrs
+import cattrs
+
+from persistence._adapters import PostgresAdapter, SqliteAdapter, encode_json, register_sqlite_types
+from persistence._loader import load_queries
+from persistence.converters import make_converter
+from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
+
+if TYPE_CHECKING:
+    from persistence._queries import Queries
+    from persistence._sqltypes import Connection
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "Database",
+    "Engine",
+    "close_database",
+    "connect",
+    "open_database",
+    "transaction",
+]
+
+DEFAULT_DATABASE: Final = Path("data/app.db")
+"""The embedded default, relative to the working directory."""
+
+_T = TypeVar("_T")
+
+
+class Engine(enum.Enum):
+    """The database engines this package runs on, with the same SQL."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+@attrs.frozen
+class _SqliteSource:
+    """One aiosqlite connection, used by one task at a time."""
+
+    connection: aiosqlite.Connection
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+
+@attrs.frozen
+class _PostgresSource:
+    """A pool of asyncpg connections."""
+
+    pool: asyncpg.Pool[asyncpg.Record]
+
+
+@attrs.frozen
+class Database:
+    """An open database: what every repository function needs, and nothing global."""
+
+    url: str
+    engine: Engine
+    queries: Queries
+    converter: cattrs.Converter
+    _source: _SqliteSource | _PostgresSource = attrs.field(repr=False, alias="source")
+    _bound: Connection | None = attrs.field(default=None, repr=False, alias="bound")
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether calls on this value join a transaction opened by `transaction()`."""
+        return self._bound is not None
+
+
+def engine_of(url: str | Path | None) -> tuple[Engine, str]:
+    """Tell the engine from a URL or path, and return what its driver connects to."""
+    if url is None or url == "":
+        return Engine.SQLITE, str(DEFAULT_DATABASE)
+    text = str(url)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if scheme in {"postgres", "postgresql"}:
+        return Engine.POSTGRES, text
+    if scheme == "sqlite":
+        path = unquote(text.removeprefix("sqlite://"))
+        if path.startswith("/") and not path.startswith("//"):
+            path = path[1:]  # sqlite:///relative/path
+        elif path.startswith("//"):
+            path = path[1:]  # sqlite:////absolute/path
+        if not path:
+            raise DatabaseError(f"{text!r} names no database file")
+        return Engine.SQLITE, path
+    if scheme:
+        raise DatabaseError(
+            f"unsupported database URL scheme {scheme!r} in {text!r}: "
+            "use postgresql://..., sqlite:///path or a file path"
+        )
+    return Engine.SQLITE, text
+
+
+async def open_database(
+    url: str | Path | None = None,
+    *,
+    connect_timeout: float = 10.0,
+    busy_timeout: float = 5.0,
+    pool_size: int = 10,
+) -> Database:
+    """Open a database by URL or path; the default is `data/app.db`.
+
+    SQLite gets WAL mode, a busy timeout (sqlite3's `timeout`), foreign keys and a full sync
+    on commit.
+    PostgreSQL gets a pool whose first connection must come within `connect_timeout`.
+    """
+    engine, target = engine_of(url)
+    converter = make_converter()
+    if engine is Engine.SQLITE:
+        source: _SqliteSource | _PostgresSource = await _open_sqlite(target, busy_timeout)
+        queries = load_queries(SqliteAdapter)
+    else:
+        source = await _open_postgres(target, connect_timeout, pool_size)
+        queries = load_queries(PostgresAdapter)
+    return Database(
+        url=str(url or DEFAULT_DATABASE), engine=engine, queries=queries,
+        converter=converter, source=source,
+    )  # fmt: skip
+
+
+async def _open_sqlite(path: str, busy_timeout: float) -> _SqliteSource:
+    register_sqlite_types()
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        connection = await aiosqlite.connect(
+            path,
+            isolation_level=None,  # this package opens and ends every transaction itself
+            detect_types=sqlite3.PARSE_DECLTYPES,
+            timeout=busy_timeout,
+        )
+    except sqlite3.Error as error:
+        raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    connection.row_factory = sqlite3.Row
+    try:
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.execute("PRAGMA synchronous = FULL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as error:
+        await connection.close()
+        raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
+    return _SqliteSource(connection)
+
+
+async def _init_postgres_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
+    for type_name in ("jsonb", "json"):
+        prefix = b"\x01" if type_name == "jsonb" else b""
+        await connection.set_type_codec(
+            type_name,
+            schema="pg_catalog",
+            encoder=_json_encoder(prefix),
+            decoder=_json_decoder(prefix),
+            format="binary",
+        )
+
+
+def _json_encoder(prefix: bytes) -> Callable[[object], bytes]:
+    def encode(value: object) -> bytes:
+        return prefix + encode_json(value).encode()
+
+    return encode
+
+
+def _json_decoder(prefix: bytes) -> Callable[[bytes], object]:
+    def decode(data: bytes) -> object:
+        return json.loads(data[len(prefix) :])
+
+    return decode
+
+
+async def _open_postgres(dsn: str, connect_timeout: float, pool_size: int) -> _PostgresSource:
+    try:
+        async with asyncio.timeout(connect_timeout):
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                timeout=connect_timeout,
+                init=_init_postgres_connection,
+            )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        reason = str(error) or type(error).__name__
+        raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {reason}") from error
+    return _PostgresSource(pool)
+
+
+def _redact(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return dsn
+
+
+async def close_database(db: Database) -> None:
+    """Close the connection or pool behind `db`."""
+    source = db._source  # noqa: SLF001  # the module that made it closes it
+    if isinstance(source, _SqliteSource):
+        await source.connection.close()
+    else:
+        await source.pool.close()
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str | Path | None = None, **options: float) -> AsyncIterator[Database]:
+    """Open a database for the length of an `async with` block."""
+    db = await open_database(url, **options)
+    try:
+        yield db
+    finally:
+        await close_database(db)
+
+
+@contextlib.asynccontextmanager
+async def transaction(db: Database) -> AsyncIterator[Database]:
+    """Group calls: commit when the block ends, roll back on any error.
+
+    Nested use makes a savepoint, so an inner block can fail alone.
+    """
+    async with _transaction_connection(db) as connection:
+        yield attrs.evolve(db, bound=connection)
+
+
+@contextlib.asynccontextmanager
+async def _transaction_connection(db: Database) -> AsyncIterator[Connection]:
+    bound = db._bound  # noqa: SLF001
+    source = db._source  # noqa: SLF001
+    if isinstance(source, _SqliteSource):
+        if bound is not None:
+            async with _sqlite_block(source.connection, "SAVEPOINT nested", "RELEASE nested",
+                                     "ROLLBACK TO nested; RELEASE nested"):  # fmt: skip
+                yield bound
+            return
+        async with source.lock, _sqlite_block(source.connection, "BEGIN", "COMMIT", "ROLLBACK"):
+            yield source.connection
+        return
+    if bound is not None:
+        assert not isinstance(bound, aiosqlite.Connection)  # noqa: S101  # engines never mix
+        async with translate_errors(), bound.transaction():
+            yield bound
+        return
+    async with translate_errors(), source.pool.acquire() as connection, connection.transaction():
+        yield connection
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_block(
+    connection: aiosqlite.Connection, begin: str, commit: str, rollback: str
+) -> AsyncIterator[None]:
+    async with translate_errors():
+        await connection.execute(begin)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            for statement in rollback.split("; "):
+                await connection.execute(statement)
+        raise
+    async with translate_errors():
+        try:
+            await connection.execute(commit)
+        except sqlite3.Error:
+            for statement in rollback.split("; "):
+                await connection.execute(statement)
+            raise
+
+
+@contextlib.asynccontextmanager
+async def connection(db: Database) -> AsyncIterator[Connection]:
+    """Lend one connection for a single statement, which is atomic on its own."""
+    bound = db._bound  # noqa: SLF001
+    if bound is not None:
+        async with translate_errors():
+            yield bound
+        return
+    source = db._source  # noqa: SLF001
+    if isinstance(source, _SqliteSource):
+        async with source.lock, translate_errors():
+            yield source.connection
+        return
+    async with translate_errors(), source.pool.acquire() as pooled:
+        yield pooled
+
+
+@contextlib.asynccontextmanager
+async def atomic(db: Database) -> AsyncIterator[Connection]:
+    """Lend one connection inside a transaction, for a call made of several statements."""
+    async with _transaction_connection(db) as connection:
+        yield connection
+
+
+async def run(db: Database, call: Callable[[Connection], Awaitable[_T]]) -> _T:
+    """Run one query call on a lent connection, with errors translated."""
+    async with connection(db) as conn:
+        return await call(conn)
+
+
+@contextlib.asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Turn driver errors into this package's errors, chained; the one place that does."""
+    try:
+        yield
+    except PersistenceError:
+        raise
+    except sqlite3.IntegrityError as error:
+        raise _sqlite_integrity(error) from error
+    except sqlite3.OperationalError as error:
+        raise DatabaseError(f"SQLite: {error}") from error
+    except sqlite3.DatabaseError as error:
+        raise DatabaseError(f"SQLite: {error}") from error
+    except asyncpg.UniqueViolationError as error:
+        raise ConflictError(_pg_message(error), constraint=error.constraint_name) from error
+    except asyncpg.ForeignKeyViolationError as error:
+        raise ConflictError(_pg_message(error), constraint=error.constraint_name) from error
+    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as error:
+        table = error.table_name or "row"
+        field = error.column_name or error.constraint_name or "constraint"
+        raise ValidationError(table, field, _pg_message(error)) from error
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as error:
+        raise DatabaseError(f"PostgreSQL connection: {error}") from error
+    except asyncpg.PostgresError as error:
+        raise DatabaseError(f"PostgreSQL: {_pg_message(error)}") from error
+
+
+def _pg_message(error: asyncpg.PostgresError) -> str:
+    detail = getattr(error, "detail", None)
+    return f"{error}: {detail}" if detail else str(error)
+
+
+def _sqlite_integrity(error: sqlite3.IntegrityError) -> PersistenceError:
+    message = str(error)
+    if message.startswith("UNIQUE constraint failed:") or "PRIMARY KEY" in message:
+        return ConflictError(f"SQLite: {message}", constraint=message.partition(": ")[2])
+    if message.startswith("FOREIGN KEY"):
+        return ConflictError(f"SQLite: {message}")
+    detail = message.partition(": ")[2]
+    table, _, field = detail.partition(".")
+    if not field:
+        table, field = "row", detail or "constraint"
+    return ValidationError(table, field, f"SQLite: {message}")

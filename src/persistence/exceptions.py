@@ -1,0 +1,87 @@
+"""The errors this package raises. Driver and OS errors are translated into these, and chained."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+
+class PersistenceError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ValidationError(PersistenceError, ValueError):
+    """A value does not fit the model: names the model, the field and what is wrong."""
+
+    def __init__(self, model: str, field: str, reason: str) -> None:
+        super().__init__(f"{model}.{field}: {reason}")
+        self.model = model
+        self.field = field
+        self.reason = reason
+
+
+class NotFoundError(PersistenceError, LookupError):
+    """No row has the key that was asked for."""
+
+    def __init__(self, model: str, key: object) -> None:
+        super().__init__(f"{model} not found: {key!r}")
+        self.model = model
+        self.key = key
+
+
+class ConflictError(PersistenceError):
+    """A write would break a uniqueness rule, such as one config entry per (section, key)."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class DatabaseError(PersistenceError):
+    """The database could not do what was asked: unreachable, locked, or failed."""
+
+
+class MigrationError(PersistenceError):
+    """A migration failed, drifted from its recorded checksum, or cannot be applied."""
+
+    def __init__(self, message: str, *, migration: str | None = None) -> None:
+        super().__init__(message)
+        self.migration = migration
+
+
+class QueryFileError(PersistenceError):
+    """A query under sql/ cannot be loaded: names the file, the line and the reason."""
+
+    def __init__(self, path: PurePath | str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+
+
+class QueryInterfaceError(PersistenceError):
+    """The loaded queries do not match the generated interface: the SQL and the code drifted."""
+
+
+class StorageError(PersistenceError):
+    """A file operation failed: names the path."""
+
+    def __init__(self, path: PurePath | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class OutsideRootError(StorageError):
+    """The path resolves outside the storage root: through '..', an absolute path or a symlink."""
+
+
+class FileMissingError(StorageError):
+    """The path does not exist."""
+
+
+class NotAFileError(StorageError):
+    """The path exists but is not a regular file."""
+
+
+class StoragePermissionError(StorageError):
+    """The operating system refused access to the path."""

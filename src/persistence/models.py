@@ -1,0 +1,320 @@
+"""The stored values: test results, config entries and file records.
+
+Each model is a frozen attrs class whose rules are checked at construction, so an
+invalid value never reaches the database. Every text field refuses NUL characters
+and lone surrogates, which no engine stores faithfully; every datetime is aware and
+kept in UTC; metadata is a JSON object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import math
+import re
+from typing import ClassVar, TypeAlias
+
+import attrs
+
+from persistence._sqltypes import JsonObject, JsonValue
+from persistence.exceptions import ValidationError
+
+__all__ = [
+    "MAX_INT",
+    "ConfigEntry",
+    "ConfigType",
+    "ConfigValue",
+    "FileRecord",
+    "TestResult",
+    "TestStatus",
+    "TestType",
+    "utc_now",
+]
+
+MAX_INT = 2**63 - 1
+"""The largest integer both engines store in an integer column."""
+
+MAX_JSON_FLOAT = 2.0**53
+"""Metadata floats must be smaller than this: PostgreSQL's jsonb rewrites larger ones as integers."""
+
+ConfigValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue]"
+"""What a config entry can hold; its `type` says which."""
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class TestType(enum.StrEnum):
+    """The kinds of test the tool runs."""
+
+    __test__ = False
+
+    STRESS = "stress"
+    TLE = "tle"
+    UNIT = "unit"
+    INTEGRATION = "integration"
+
+
+class TestStatus(enum.StrEnum):
+    """Where a test run stands, or how it ended."""
+
+    __test__ = False
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class ConfigType(enum.StrEnum):
+    """The declared Python type of a config value."""
+
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    LIST = "list"
+    DICT = "dict"
+
+
+def utc_now() -> dt.datetime:
+    """Return the current time, aware and in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class _Check:
+    """Field checks that raise ValidationError naming the model and the field."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        self.name = type(model).__name__
+
+    def fail(self, field: str, reason: str) -> ValidationError:
+        return ValidationError(self.name, field, reason)
+
+    def set(self, field: str, value: object) -> None:
+        object.__setattr__(self.model, field, value)
+
+    def enum(self, field: str, kind: type[enum.StrEnum]) -> None:
+        value = getattr(self.model, field)
+        if isinstance(value, kind):
+            return
+        allowed = ", ".join(member.value for member in kind)
+        if isinstance(value, str):
+            try:
+                self.set(field, kind(value))
+            except ValueError:
+                raise self.fail(field, f"{value!r} is not one of: {allowed}") from None
+            return
+        raise self.fail(field, f"expected one of {allowed}, got {type(value).__name__}")
+
+    def text(self, field: str, *, nullable: bool = False, non_empty: bool = False) -> None:
+        value = getattr(self.model, field)
+        if value is None and nullable:
+            return
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected str, got {type(value).__name__}")
+        if non_empty and not value:
+            raise self.fail(field, "must not be empty")
+        _check_text(self, field, value)
+
+    def integer(self, field: str) -> None:
+        value = getattr(self.model, field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(field, f"expected int, got {type(value).__name__}")
+        if value < 0:
+            raise self.fail(field, f"must not be negative, got {value}")
+        if value > MAX_INT:
+            raise self.fail(field, f"must be at most {MAX_INT}, got {value}")
+
+    def non_negative_float(self, field: str) -> None:
+        value = getattr(self.model, field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(field, f"expected float, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise self.fail(field, f"must be finite, got {value}")
+        if value < 0:
+            raise self.fail(field, f"must not be negative, got {value}")
+        self.set(field, float(value))
+
+    def timestamp(self, field: str) -> None:
+        value = getattr(self.model, field)
+        if not isinstance(value, dt.datetime):
+            raise self.fail(field, f"expected datetime, got {type(value).__name__}")
+        if value.utcoffset() is None:
+            raise self.fail(field, "must be timezone-aware")
+        try:
+            self.set(field, value.astimezone(dt.UTC))
+        except OverflowError:
+            raise self.fail(field, f"{value} is out of range in UTC") from None
+
+    def json_object(self, field: str) -> None:
+        value = getattr(self.model, field)
+        if not isinstance(value, dict):
+            raise self.fail(field, f"expected a JSON object (dict), got {type(value).__name__}")
+        _check_json(self, field, value)
+
+
+def _check_text(check: _Check, field: str, value: str) -> None:
+    if "\x00" in value:
+        raise check.fail(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise check.fail(field, "must be valid Unicode (it holds a lone surrogate)") from None
+
+
+def _check_json(check: _Check, field: str, value: object) -> None:
+    """Check that value is JSON that both engines store and give back unchanged."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_text(check, field, value)
+    elif isinstance(value, int):
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise check.fail(field, f"JSON numbers must be finite, got {value}")
+        if abs(value) >= MAX_JSON_FLOAT:
+            raise check.fail(field, f"JSON floats must be below 2**53 in magnitude, got {value}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(check, field, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise check.fail(field, f"JSON object keys must be str, got {type(key).__name__}")
+            _check_text(check, field, key)
+            _check_json(check, field, item)
+    else:
+        raise check.fail(field, f"{type(value).__name__} is not a JSON value")
+
+
+@attrs.frozen(kw_only=True)
+class TestResult:
+    """One run of a stress, time-limit, unit or integration test, and what came of it."""
+
+    __test__: ClassVar[bool] = False
+
+    test_type: TestType
+    status: TestStatus
+    execution_time: float = 0.0
+    memory_usage: int = 0
+    test_cases_passed: int = 0
+    test_cases_total: int = 0
+    error_message: str | None = None
+    output: str | None = None
+    created_at: dt.datetime = attrs.field(factory=utc_now)
+    metadata: JsonObject = attrs.field(factory=dict)
+    id: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        check = _Check(self)
+        check.enum("test_type", TestType)
+        check.enum("status", TestStatus)
+        check.non_negative_float("execution_time")
+        for field in ("memory_usage", "test_cases_passed", "test_cases_total"):
+            check.integer(field)
+        if self.test_cases_passed > self.test_cases_total:
+            raise check.fail(
+                "test_cases_passed",
+                f"{self.test_cases_passed} passed is more than {self.test_cases_total} in total",
+            )
+        check.text("error_message", nullable=True)
+        check.text("output", nullable=True)
+        check.timestamp("created_at")
+        check.json_object("metadata")
+        _check_id(check, self.id)
+
+
+@attrs.frozen(kw_only=True)
+class ConfigEntry:
+    """One typed setting, unique by (section, key)."""
+
+    section: str
+    key: str
+    value: ConfigValue
+    type: ConfigType
+    description: str | None = None
+    updated_at: dt.datetime = attrs.field(factory=utc_now)
+    id: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        check = _Check(self)
+        check.text("section", non_empty=True)
+        check.text("key", non_empty=True)
+        check.enum("type", ConfigType)
+        _check_config_value(check, self.type, self.value)
+        check.text("description", nullable=True)
+        check.timestamp("updated_at")
+        _check_id(check, self.id)
+
+
+_CONFIG_PYTHON_TYPES: dict[ConfigType, type] = {
+    ConfigType.STR: str,
+    ConfigType.INT: int,
+    ConfigType.FLOAT: float,
+    ConfigType.BOOL: bool,
+    ConfigType.LIST: list,
+    ConfigType.DICT: dict,
+}
+
+
+def _check_config_value(check: _Check, kind: ConfigType, value: object) -> None:
+    expected = _CONFIG_PYTHON_TYPES[kind]
+    # bool is a subclass of int: an int setting must not silently accept True.
+    if type(value) is not expected:
+        raise check.fail(
+            "value", f"declared {kind.value}, but the value is {type(value).__name__}: {value!r:.80}"
+        )
+    if isinstance(value, str):
+        _check_text(check, "value", value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise check.fail("value", f"must be finite, got {value}")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:
+            raise check.fail("value", "the integer has too many digits to store") from None
+    elif isinstance(value, list | dict):
+        _check_json(check, "value", value)
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as error:
+            raise check.fail("value", str(error)) from None
+
+
+@attrs.frozen(kw_only=True)
+class FileRecord:
+    """A file the tool tracks: its path, size, SHA-256 and when it was last used."""
+
+    path: str
+    size: int = 0
+    hash: str = ""
+    created_at: dt.datetime = attrs.field(factory=utc_now)
+    accessed_at: dt.datetime = attrs.field(factory=utc_now)
+    metadata: JsonObject = attrs.field(factory=dict)
+    id: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        check = _Check(self)
+        check.text("path", non_empty=True)
+        check.integer("size")
+        check.text("hash")
+        if self.hash and not _SHA256_HEX.fullmatch(self.hash):
+            raise check.fail("hash", "must be empty or 64 lower-case hex digits (SHA-256)")
+        check.timestamp("created_at")
+        check.timestamp("accessed_at")
+        check.json_object("metadata")
+        _check_id(check, self.id)
+
+
+def _check_id(check: _Check, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise check.fail("id", f"expected int or None, got {type(value).__name__}")
+    if not 1 <= value <= MAX_INT:
+        raise check.fail("id", f"must be between 1 and {MAX_INT}, got {value}")
