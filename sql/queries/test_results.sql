@@ -9,7 +9,7 @@ SELECT * FROM test_results
 WHERE test_type = coalesce(sqlc.narg(test_type), test_type)
   AND status = coalesce(sqlc.narg(status), status)
   AND created_at >= coalesce(sqlc.narg(created_from), created_at)
-  AND created_at < coalesce(sqlc.narg(created_until), created_at) 
+  AND (created_at < sqlc.narg(created_until)) IS NOT FALSE
   AND (created_at < @cursor_created_at OR (created_at = @cursor_created_at AND id < @cursor_id))
 ORDER BY created_at DESC, id DESC
 LIMIT @page_size;

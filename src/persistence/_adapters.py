@@ -144,15 +144,15 @@ _INSERT = re.compile(
 )
 
 
-class PostgresAdapter(AsyncPGAdapter):  # type: ignore[misc]  # aiosql's adapters are untyped
+class PostgresAdapter(AsyncPGAdapter):
     """asyncpg, with row counts as ints and `*!` as COPY."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
         self.copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
-        """Number the parameters, and note where a plain multi-row INSERT can use COPY."""
+        """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
         match = _INSERT.match(sql)
         if match:
             columns = tuple(c.strip() for c in match["columns"].split(","))
@@ -160,7 +160,7 @@ class PostgresAdapter(AsyncPGAdapter):  # type: ignore[misc]  # aiosql's adapter
             if len(columns) == len(values) and all(v.startswith(":") for v in values):
                 params = tuple(v[1:] for v in values)
                 self.copy_targets[query_name] = (match["table"], columns, params)
-        processed: str = super().process_sql(query_name, op_type, sql)
+        processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
         return processed
 
     async def insert_update_delete(
@@ -171,7 +171,7 @@ class PostgresAdapter(AsyncPGAdapter):  # type: ignore[misc]  # aiosql's adapter
         parameters: Params,
     ) -> int:
         """Run one statement and return how many rows it changed, parsed from its status."""
-        status: str = await super().insert_update_delete(conn, query_name, sql, parameters)
+        status: str = await super().insert_update_delete(conn, query_name, sql, parameters)  # type: ignore[no-untyped-call]  # untyped base
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
@@ -185,7 +185,7 @@ class PostgresAdapter(AsyncPGAdapter):  # type: ignore[misc]  # aiosql's adapter
         """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
         target = self.copy_targets.get(query_name)
         if target is None:
-            await super().insert_update_delete_many(conn, query_name, sql, parameters)
+            await super().insert_update_delete_many(conn, query_name, sql, parameters)  # type: ignore[no-untyped-call]  # untyped base
             return len(parameters)
         table, columns, params = target
         records = [tuple(row[name] for name in params) for row in parameters]

@@ -139,7 +139,9 @@ def _parse_header(rest: str, path: str, line: int) -> tuple[str, Command, int]:
     return match["name"], command, line
 
 
-def _build(header: tuple[str, Command, int], doc: list[str], body: list[str], path: str) -> ParsedQuery:
+def _build(
+    header: tuple[str, Command, int], doc: list[str], body: list[str], path: str
+) -> ParsedQuery:
     name, command, line = header
     if not doc or not doc[0]:
         raise QueryFileError(path, line, f"query {name} needs a '--' comment saying what it does")
@@ -204,7 +206,9 @@ def read_queries(folder: Path | None = None) -> list[ParsedQuery]:
         if query.method in seen:
             first = seen[query.method]
             raise QueryFileError(
-                query.path, query.line, f"query {query.name} is also defined at {first.path}:{first.line}"
+                query.path,
+                query.line,
+                f"query {query.name} is also defined at {first.path}:{first.line}",
             )
         seen[query.method] = query
     return queries
@@ -229,25 +233,42 @@ _OPERATIONS: Final[dict[Command, SQLOperationType]] = {
 }
 
 
-def _matches_interface(loaded: aiosql.queries.Queries, shapes: Mapping[str, QueryShape]) -> TypeGuard[Queries]:
+def _matches_interface(
+    loaded: aiosql.queries.Queries, shapes: Mapping[str, QueryShape]
+) -> TypeGuard[Queries]:
     """Check that the loaded queries are exactly the generated ones, or say what differs."""
     # aiosql adds a `<name>_cursor` context manager beside each select; the interface skips them.
     available = {
         name
         for name in loaded.available_queries
-        if not (name.endswith("_cursor") and name.removesuffix("_cursor") in loaded.available_queries)
+        if not (
+            name.endswith("_cursor") and name.removesuffix("_cursor") in loaded.available_queries
+        )
     }
-    problems = [f"query {name} is in the generated interface but not in sql/queries" for name in sorted(set(shapes) - available)]
-    problems += [f"query {name} is in sql/queries but not in the generated interface" for name in sorted(available - set(shapes))]
+    problems = [
+        f"query {name} is in the generated interface but not in sql/queries"
+        for name in sorted(set(shapes) - available)
+    ]
+    problems += [
+        f"query {name} is in sql/queries but not in the generated interface"
+        for name in sorted(available - set(shapes))
+    ]
     for name in sorted(available & set(shapes)):
         query = getattr(loaded, name)
         shape = shapes[name]
         if query.operation is not _OPERATIONS[shape.command]:
-            problems.append(f"query {name}: the interface expects {shape.command}, sql/queries has {query.operation.name}")
+            problems.append(
+                f"query {name}: the interface expects {shape.command}, "
+                f"sql/queries has {query.operation.name}"
+            )
         if tuple(query.parameters or ()) != shape.parameters:
             problems.append(
-                f"query {name}: the interface expects parameters {shape.parameters}, sql/queries has {tuple(query.parameters or ())}"
+                f"query {name}: the interface expects parameters {shape.parameters}, "
+                f"sql/queries has {tuple(query.parameters or ())}"
             )
     if problems:
-        raise QueryInterfaceError("the SQL and the generated interface drifted (run 'make generate'): " + "; ".join(problems))
+        raise QueryInterfaceError(
+            "the SQL and the generated interface drifted (run 'make generate'): "
+            + "; ".join(problems)
+        )
     return True

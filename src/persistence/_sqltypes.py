@@ -9,9 +9,7 @@ import asyncpg
 import asyncpg.pool
 import attrs
 
-JsonValue: TypeAlias = (
-    "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
-)
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
 """Any value that JSON can hold."""
 
 JsonObject: TypeAlias = "dict[str, JsonValue]"

@@ -39,7 +39,9 @@ def config_type_of(value: ConfigValue) -> ConfigType:
     """Tell the declared type a value would get from `set_config`."""
     kind = _TYPES_OF.get(type(value))
     if kind is None:
-        raise ValidationError("ConfigEntry", "value", f"{type(value).__name__} is not a config type")
+        raise ValidationError(
+            "ConfigEntry", "value", f"{type(value).__name__} is not a config type"
+        )
     return kind
 
 
@@ -77,7 +79,9 @@ async def get_config(db: Database, section: str, key: str) -> ConfigEntry:
 @overload
 async def get_config_value(db: Database, section: str, key: str, kind: type[_V]) -> _V: ...
 @overload
-async def get_config_value(db: Database, section: str, key: str, kind: type[_V], default: _V) -> _V: ...
+async def get_config_value(
+    db: Database, section: str, key: str, kind: type[_V], default: _V
+) -> _V: ...
 async def get_config_value(
     db: Database, section: str, key: str, kind: type[_V], default: _V | None = None
 ) -> _V:
@@ -92,10 +96,11 @@ async def get_config_value(
         return default
     if type(entry.value) is not kind:
         raise ValidationError(
-            "ConfigEntry", "value", f"{section}.{key} is declared {entry.type.value}, not {kind.__name__}"
+            "ConfigEntry",
+            "value",
+            f"{section}.{key} is declared {entry.type.value}, not {kind.__name__}",
         )
-    value: _V = entry.value  # type: ignore[assignment]  # checked just above
-    return value
+    return entry.value
 
 
 async def all_config_entries(db: Database) -> list[ConfigEntry]:
@@ -137,4 +142,3 @@ async def delete_config_entry(db: Database, entry_id: int) -> bool:
     """Delete the entry with this id; return whether there was one."""
     async with connection(db) as conn:
         return await db.queries.delete_config_entry(conn, id=entry_id) > 0
-

@@ -145,18 +145,18 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
         if kind is ConfigType.STR:
             return text
         if kind is ConfigType.BOOL:
-            if text not in {"true", "false"}:
-                raise ValueError(text)
-            return text == "true"
+            return {"true": True, "false": False}[text]
         if kind is ConfigType.FLOAT:
             return float(text)
         decoded: ConfigValue = json.loads(text)
-    except ValueError:
+    except (ValueError, KeyError):
         raise ValidationError(
             "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
         ) from None
     if type(decoded) is not {"int": int, "list": list, "dict": dict}[kind.value]:
-        raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}")
+        raise ValidationError(
+            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
+        )
     return decoded
 
 
@@ -194,7 +194,9 @@ def from_dict(cls: type[_M], data: Mapping[str, object], converter: cattrs.Conve
             try:
                 arguments[name] = converter.structure(value, dt.datetime)
             except ValueError:
-                raise ValidationError(cls.__name__, name, f"{value!r} is not an ISO 8601 datetime") from None
+                raise ValidationError(
+                    cls.__name__, name, f"{value!r} is not an ISO 8601 datetime"
+                ) from None
         else:
             arguments[name] = value
     try:
@@ -204,7 +206,9 @@ def from_dict(cls: type[_M], data: Mapping[str, object], converter: cattrs.Conve
 
 
 def _missing_field(cls: type[Model], data: Mapping[str, object]) -> str:
-    for field in attrs.fields(cls):
-        if field.default is attrs.NOTHING and field.name not in data:
-            return field.name
-    return "?"
+    missing = [
+        name
+        for name, field in attrs.fields_dict(cls).items()
+        if field.default is attrs.NOTHING and name not in data
+    ]
+    return missing[0] if missing else "?"

@@ -224,9 +224,17 @@ async def close_database(db: Database) -> None:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str | Path | None = None, **options: float) -> AsyncIterator[Database]:
-    """Open a database for the length of an `async with` block."""
-    db = await open_database(url, **options)
+async def connect(
+    url: str | Path | None = None,
+    *,
+    connect_timeout: float = 10.0,
+    busy_timeout: float = 5.0,
+    pool_size: int = 10,
+) -> AsyncIterator[Database]:
+    """Open a database for the length of an `async with` block; see `open_database`."""
+    db = await open_database(
+        url, connect_timeout=connect_timeout, busy_timeout=busy_timeout, pool_size=pool_size
+    )
     try:
         yield db
     finally:

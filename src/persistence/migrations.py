@@ -80,7 +80,7 @@ class Drift:
     def describe(self) -> str:
         """Say what changed, naming the file."""
         if self.migration is None:
-            return f"migration {self.applied.version:04d} ({self.applied.name}) was applied but its file is gone"
+            return f"migration {self.applied.name} was applied but its file is gone"
         return f"{self.migration.path.name} was edited after it was applied (checksum differs)"
 
 
@@ -105,7 +105,7 @@ def checksum(text: str) -> str:
 
 
 def migrations_folder(engine: Engine) -> Path:
-    """The packaged migrations of one engine."""
+    """Return the folder of one engine's packaged migrations."""
     return sql_root() / "migrations" / engine.value
 
 
@@ -250,7 +250,9 @@ def split_sqlite_statements(script: str) -> list[str]:
                 statements.append(pending.strip())
             pending = ""
     if _has_code(pending):
-        raise MigrationError(f"the script ends in an incomplete statement: {pending.strip()[:80]!r}")
+        raise MigrationError(
+            f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
+        )
     return statements
 
 
@@ -311,17 +313,17 @@ async def _migration_transaction(conn: Connection, name: str) -> AsyncIterator[N
 
 
 @contextlib.asynccontextmanager
-async def _run_lock(db: Database, conn: Connection, timeout: float) -> AsyncIterator[None]:
+async def _run_lock(db: Database, conn: Connection, wait: float) -> AsyncIterator[None]:
     """On PostgreSQL, hold the runners' advisory lock for the whole run."""
     if db.engine is not Engine.POSTGRES or isinstance(conn, aiosqlite.Connection):
         yield
         return
     pg: asyncpg.Connection[asyncpg.Record] = conn  # type: ignore[assignment]  # a pooled proxy acts as one
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait
     async with translate_errors():
         while not await pg.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
             if time.monotonic() > deadline:
-                raise DatabaseError(f"another migration runner held the lock for over {timeout:g}s")
+                raise DatabaseError(f"another migration runner held the lock for over {wait:g}s")
             await asyncio.sleep(0.05)
     try:
         yield

@@ -36,7 +36,7 @@ MAX_INT = 2**63 - 1
 """The largest integer both engines store in an integer column."""
 
 MAX_JSON_FLOAT = 2.0**53
-"""Metadata floats must be smaller than this: PostgreSQL's jsonb rewrites larger ones as integers."""
+"""Metadata floats must be below this: PostgreSQL's jsonb rewrites larger ones as integers."""
 
 ConfigValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue]"
 """What a config entry can hold; its `type` says which."""
@@ -166,7 +166,7 @@ def _check_text(check: _Check, field: str, value: str) -> None:
         raise check.fail(field, "must be valid Unicode (it holds a lone surrogate)") from None
 
 
-def _check_json(check: _Check, field: str, value: object) -> None:
+def _check_json(check: _Check, field: str, value: object) -> None:  # noqa: C901  # one branch per JSON type
     """Check that value is JSON that both engines store and give back unchanged."""
     if value is None or isinstance(value, bool):
         return
@@ -267,7 +267,8 @@ def _check_config_value(check: _Check, kind: ConfigType, value: object) -> None:
     # bool is a subclass of int: an int setting must not silently accept True.
     if type(value) is not expected:
         raise check.fail(
-            "value", f"declared {kind.value}, but the value is {type(value).__name__}: {value!r:.80}"
+            "value",
+            f"declared {kind.value}, but the value is {type(value).__name__}: {value!r:.80}",
         )
     if isinstance(value, str):
         _check_text(check, "value", value)

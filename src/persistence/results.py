@@ -115,10 +115,14 @@ async def list_results(
     Pass the page's `next_cursor` as `after` to get the page that follows it. Pages are
     keyset pages: rows written meanwhile neither repeat nor go missing.
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError("ResultFilter", "limit", f"must be from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(
+            "ResultFilter", "limit", f"must be from 1 to {MAX_PAGE_SIZE}, got {limit!r}"
+        )
     where = where or ResultFilter()
-    cursor_at, cursor_id = (_END_OF_TIME, MAX_INT) if after is None else (_utc(after.created_at, "after"), after.id)
+    cursor_at, cursor_id = (
+        (_END_OF_TIME, MAX_INT) if after is None else (_utc(after.created_at, "after"), after.id)
+    )
     async with connection(db) as conn:
         rows = [
             row
@@ -184,9 +188,15 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
     rows: list[InsertTestResultsParams] = []
     for index, result in enumerate(results):
         if not isinstance(result, TestResult):
-            raise ValidationError("TestResult", f"[{index}]", f"expected TestResult, got {type(result).__name__}")
+            raise ValidationError(
+                "TestResult", f"[{index}]", f"expected TestResult, got {type(result).__name__}"
+            )
         if result.id is not None:
-            raise ValidationError("TestResult", "id", f"save_results inserts new results; item {index} has id {result.id}")
+            raise ValidationError(
+                "TestResult",
+                "id",
+                f"save_results inserts new results; item {index} has id {result.id}",
+            )
         rows.append(_to_row(db, result))
     if rows:
         async with atomic(db) as conn:
@@ -228,8 +238,10 @@ async def result_stats(db: Database) -> dict[TestType, TypeStats]:
 
 
 def _utc(value: dt.datetime, field: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-        raise ValidationError("ResultFilter", field, f"must be a timezone-aware datetime, got {value!r}")
+    if value.utcoffset() is None:
+        raise ValidationError(
+            "ResultFilter", field, f"must be a timezone-aware datetime, got {value!r}"
+        )
     return value.astimezone(dt.UTC)
 
 
