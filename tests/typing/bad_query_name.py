@@ -1,0 +1,9 @@
+"""A misspelt query name is rejected."""
+
+from persistence._queries import Queries
+from persistence._sqltypes import Connection
+
+
+async def use(q: Queries, conn: Connection) -> None:
+    await q.get_test_reslt(conn, id=1)  # E: "Queries" has no attribute "get_test_reslt"
+    await q.GetTestResult(conn, id=1)  # E: "Queries" has no attribute "GetTestResult"

@@ -1,0 +1,88 @@
+"""Correct uses of the generated interface: mypy must accept all of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import assert_type
+
+from persistence._queries import (
+    InsertTestResultsParams,
+    Queries,
+    TestResultsRow,
+    TestResultStatsRow,
+)
+from persistence._sqltypes import Connection, JsonObject
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+async def use(q: Queries, conn: Connection) -> None:
+    row = await q.get_test_result(conn, id=1)
+    assert_type(row, TestResultsRow | None)
+    if row is not None:
+        assert_type(row["id"], int)
+        assert_type(row["error_message"], str | None)
+        assert_type(row["created_at"], dt.datetime)
+        assert_type(row["metadata"], JsonObject)
+
+    async for page_row in q.list_test_results(
+        conn,
+        test_type=None,
+        status="passed",
+        created_from=NOW,
+        created_until=None,
+        cursor_created_at=NOW,
+        cursor_id=0,
+        page_size=50,
+    ):
+        assert_type(page_row, TestResultsRow)
+
+    new_id = await q.insert_test_result(
+        conn,
+        test_type="unit",
+        status="passed",
+        execution_time=0.5,
+        memory_usage=0,
+        test_cases_passed=1,
+        test_cases_total=1,
+        error_message=None,
+        output="ok",
+        created_at=NOW,
+        metadata={"tags": ["fast"], "retries": 0},
+    )
+    assert_type(new_id, int)
+
+    rows: list[InsertTestResultsParams] = [
+        {
+            "test_type": "stress",
+            "status": "failed",
+            "execution_time": 1.0,
+            "memory_usage": 2048,
+            "test_cases_passed": 0,
+            "test_cases_total": 3,
+            "error_message": "boom",
+            "output": None,
+            "created_at": NOW,
+            "metadata": {},
+        }
+    ]
+    assert_type(await q.insert_test_results(conn, rows), None)
+
+    changed = await q.delete_test_results_before(conn, cutoff=NOW)
+    assert_type(changed, int)
+
+    assert_type(
+        await q.record_migration(
+            conn, version=1, name="initial", checksum="abc", applied_at=NOW, duration_ms=1.5
+        ),
+        None,
+    )
+
+    entry = await q.get_config_entry_by_key(conn, section="ui", key="theme")
+    description = entry["description"] if entry else None
+    assert_type(description, str | None)
+
+    stats = [s async for s in q.test_result_stats(conn)]
+    assert_type(stats, list[TestResultStatsRow])
+    total: float = sum(s["total_time"] for s in stats)
+    assert total >= 0

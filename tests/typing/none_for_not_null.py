@@ -1,0 +1,24 @@
+"""None is rejected where the column is NOT NULL, and accepted where it may be NULL."""
+
+import datetime as dt
+
+from persistence._queries import InsertTestResultsParams, Queries
+from persistence._sqltypes import Connection
+
+
+async def use(q: Queries, conn: Connection) -> None:
+    await q.delete_test_results_before(conn, cutoff=None)  # E: Argument "cutoff" to "delete_test_results_before" of "Queries" has incompatible type "None"
+    await q.forget_migration(conn, version=None)  # E: incompatible type "None"; expected "int"
+    row: InsertTestResultsParams = {
+        "test_type": None,  # E: has type "None", TypedDict item "test_type" has type "str"
+        "status": "passed",
+        "execution_time": 0.0,
+        "memory_usage": 0,
+        "test_cases_passed": 0,
+        "test_cases_total": 0,
+        "error_message": None,
+        "output": None,
+        "created_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        "metadata": {},
+    }
+    await q.insert_test_results(conn, [row])
