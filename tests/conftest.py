@@ -37,7 +37,7 @@ async def _probe(url: str) -> str | None:
     try:
         connection = await asyncpg.connect(url, timeout=3)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        return f"no PostgreSQL server at {url}: {error or type(error).__name__}"
+        return f"no PostgreSQL server at {url}: {type(error).__name__}: {error}"
     await connection.close()
     return None
 

@@ -14,15 +14,16 @@ from persistence.migrations import migrate, migration_status
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="persistence", description=__doc__)
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--database",
         default=os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE),
         help="postgresql://... URL, sqlite:///path or a file path "
         "(default: $DATABASE_URL, else %(default)s)",
     )
+    parser = argparse.ArgumentParser(prog="persistence", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("migrate", help="apply every pending migration")
+    run = commands.add_parser("migrate", parents=[common], help="apply every pending migration")
     run.add_argument(
         "--accept",
         type=int,
@@ -32,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         help="accept that an applied migration's file was edited or deleted (repeatable)",
     )
     commands.add_parser(
-        "status", help="list applied, pending and drifted migrations; exit 1 unless up to date"
+        "status",
+        parents=[common],
+        help="list applied, pending and drifted migrations; exit 1 unless up to date",
     )
     return parser
 
@@ -50,7 +53,7 @@ async def _status(url: str) -> int:
     async with connect(url) as db:
         status = await migration_status(db)
     for done in status.applied:
-        print(f"applied  {done.version:04d} {done.name}  at {done.applied_at.isoformat()}")
+        print(f"applied  {done.name}  at {done.applied_at.isoformat()}")
     for migration in status.pending:
         print(f"pending  {migration.path.name}")
     for drift in status.drifted:

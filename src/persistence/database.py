@@ -346,7 +346,12 @@ async def translate_errors() -> AsyncIterator[None]:
         table = error.table_name or "row"
         field = error.column_name or error.constraint_name or "constraint"
         raise ValidationError(table, field, _pg_message(error)) from error
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as error:
+    except (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,  # a connection the server dropped mid-call
+        OSError,
+    ) as error:
         raise DatabaseError(f"PostgreSQL connection: {error}") from error
     except asyncpg.PostgresError as error:
         raise DatabaseError(f"PostgreSQL: {_pg_message(error)}") from error

@@ -1,0 +1,119 @@
+"""Choosing the engine by URL, and how each engine behaves when things go wrong."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiosqlite
+import asyncpg
+import pytest
+
+from persistence import (
+    DatabaseError,
+    Engine,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    migrate,
+    open_database,
+    save_result,
+    save_results,
+)
+from persistence._adapters import PostgresAdapter
+from persistence.database import DEFAULT_DATABASE, engine_of
+
+URLS = [
+    (None, Engine.SQLITE, str(DEFAULT_DATABASE)),
+    ("", Engine.SQLITE, str(DEFAULT_DATABASE)),
+    ("results.db", Engine.SQLITE, "results.db"),
+    ("/abs/results.db", Engine.SQLITE, "/abs/results.db"),
+    ("sqlite:///relative/x.db", Engine.SQLITE, "relative/x.db"),
+    ("sqlite:////absolute/x.db", Engine.SQLITE, "/absolute/x.db"),
+    ("postgresql://u@h:5432/db", Engine.POSTGRES, "postgresql://u@h:5432/db"),
+    ("postgres://u@h/db", Engine.POSTGRES, "postgres://u@h/db"),
+]
+
+
+@pytest.mark.parametrize(("url", "engine", "target"), URLS)
+def test_the_url_chooses_the_engine(url: str | None, engine: Engine, target: str) -> None:
+    """postgresql:// selects PostgreSQL; a path or sqlite:/// selects SQLite."""
+    assert engine_of(url) == (engine, target)
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "sqlite://"])
+def test_unusable_urls_are_refused(url: str) -> None:
+    """A scheme this package does not speak, or a URL naming no file, is a clear error."""
+    with pytest.raises(DatabaseError, match=url.split(":", maxsplit=1)[0]):
+        engine_of(url)
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    """SQLite opens in WAL mode, with foreign keys on and a busy timeout."""
+    async with connect(tmp_path / "x.db", busy_timeout=2.5) as db:
+        from persistence.database import connection  # noqa: PLC0415
+
+        async with connection(db) as conn:
+            assert isinstance(conn, aiosqlite.Connection)
+            assert next(iter(await conn.execute_fetchall("PRAGMA journal_mode")))[0] == "wal"
+            assert next(iter(await conn.execute_fetchall("PRAGMA foreign_keys")))[0] == 1
+            assert next(iter(await conn.execute_fetchall("PRAGMA busy_timeout")))[0] == 2500
+
+
+async def test_unreachable_server_fails_fast() -> None:
+    """An unreachable server gives a clear DatabaseError within the connect timeout."""
+    started = time.monotonic()
+    with pytest.raises(DatabaseError, match="cannot connect to PostgreSQL"):
+        await open_database("postgresql://x@127.0.0.1:1/none", connect_timeout=2)
+    assert time.monotonic() - started < 5
+
+
+async def test_password_is_not_in_the_error() -> None:
+    """The connection error names the server but not the password."""
+    with pytest.raises(DatabaseError) as raised:
+        await open_database("postgresql://user:s3cret@127.0.0.1:1/none", connect_timeout=2)
+    assert "s3cret" not in str(raised.value)
+    assert "***" in str(raised.value)
+
+
+def result() -> TestResult:
+    """A plain result."""
+    return TestResult(test_type=TestType.STRESS, status=TestStatus.RUNNING)
+
+
+async def test_dropped_connection_is_replaced(postgres_url: str, postgres_admin: str) -> None:
+    """After the server drops every connection, a call may fail clearly, and the next succeeds."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        await save_result(db, result())
+        admin = await asyncpg.connect(postgres_admin)
+        try:
+            name = postgres_url.rsplit("/", 1)[1]
+            terminated = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await admin.close()
+        assert terminated >= 1
+        try:
+            await save_result(db, result())
+            first_failed = False
+        except DatabaseError:
+            first_failed = True
+        await save_result(db, result())
+        assert len(await all_results(db)) == (2 if first_failed else 3)
+
+
+async def test_save_results_uses_copy_on_postgres(postgres_url: str) -> None:
+    """On PostgreSQL the batch insert goes through COPY, and stores every row."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        assert await save_results(db, [result() for _ in range(1000)]) == 1000
+        assert len(await all_results(db)) == 1000
+    adapter = PostgresAdapter()
+    adapter.process_sql("insert_test_results", None, "INSERT INTO t (a, b) VALUES (:a, :b);")
+    assert adapter.copy_targets["insert_test_results"] == ("t", ("a", "b"), ("a", "b"))

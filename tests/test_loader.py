@@ -1,0 +1,133 @@
+"""The loader: sqlc's form in, aiosql's form out, and clear errors for what it cannot read."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from persistence._adapters import SqliteAdapter
+from persistence._loader import load_queries, parse_query_text, read_queries, sql_root, to_aiosql
+from persistence.exceptions import QueryFileError, QueryInterfaceError
+
+GOOD = """\
+-- name: GetThing :one
+-- One thing by id.
+SELECT * FROM things WHERE id = @id AND name = sqlc.arg(name) AND x = sqlc.narg(x) AND y = @id;
+
+-- name: ListThings :many
+-- Things, with a string that looks like a parameter and a cast.
+SELECT '@not_a_param', ":nor_this", id::text FROM things -- @comment
+WHERE kind = :kind;
+"""
+
+
+def test_translates_names_commands_and_parameters() -> None:
+    """Names become snake_case, commands suffixes, and each parameter one :name."""
+    first, second = parse_query_text(GOOD, path="things.sql")
+    assert (first.method, first.command, first.parameters) == (
+        "get_thing",
+        ":one",
+        ("id", "name", "x"),
+    )
+    assert first.sql.endswith("id = :id AND name = :name AND x = :x AND y = :id;")
+    assert first.doc == "One thing by id."
+    assert second.parameters == ("kind",)
+    assert "'@not_a_param'" in second.sql
+    assert '":nor_this"' in second.sql
+    assert "id::text" in second.sql
+    text = to_aiosql([first, second])
+    assert "-- name: get_thing(id, name, x)^" in text
+    assert "-- name: list_things(kind)\n" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("SELECT 1;\n", 1, "before the first"),
+        ("-- name: get_thing :one\n-- Doc.\nSELECT 1;\n", 1, "expected '-- name: QueryName"),
+        ("-- name: GetThing :maybe\n-- Doc.\nSELECT 1;\n", 1, "unknown command :maybe"),
+        ("-- name: GetThing :one\nSELECT 1;\n", 1, "needs a '--' comment"),
+        ("-- name: GetThing :one\n-- Doc.\n\n-- name: Other :one\n-- D.\nSELECT 1;\n", 1, "no SQL"),
+        (
+            "-- x\n\n-- name: A :one\n-- D.\nSELECT @a;\n-- name: A :many\n-- D.\nSELECT 1;\n",
+            3,
+            "twice",
+        ),
+        (
+            "-- name: A :many\n-- D.\nSELECT * FROM t WHERE id IN (sqlc.slice(ids));\n",
+            1,
+            "sqlc.slice",
+        ),
+    ],
+)
+def test_errors_name_file_line_and_reason(text: str, line: int, reason: str) -> None:
+    """A query the loader cannot translate is an error naming the file, the line and why."""
+    with pytest.raises(QueryFileError, match=reason) as raised:
+        parse_query_text(text, path="bad.sql")
+    assert raised.value.path == "bad.sql"
+    assert raised.value.line == line
+    assert str(raised.value).startswith(f"bad.sql:{line}:")
+
+
+def test_the_same_name_in_two_files_is_refused(tmp_path: Path) -> None:
+    """One query name in two files is an error naming both places."""
+    for name in ("a.sql", "b.sql"):
+        (tmp_path / name).write_text("-- name: Same :one\n-- D.\nSELECT 1;\n", encoding="utf-8")
+    with pytest.raises(QueryFileError, match=r"b.sql:1: .*also defined at .*a.sql:1"):
+        read_queries(tmp_path)
+
+
+def test_project_queries_load_and_match_the_interface() -> None:
+    """The project's own query files load, and match the generated interface."""
+    queries = load_queries(SqliteAdapter)
+    assert callable(queries.get_test_result)
+
+
+def copy_queries(tmp_path: Path) -> Path:
+    """A copy of the project's query files to change."""
+    folder = tmp_path / "queries"
+    shutil.copytree(sql_root() / "queries", folder)
+    return folder
+
+
+def test_a_query_missing_from_the_interface_is_drift(tmp_path: Path) -> None:
+    """A query that the generated interface does not know stops the load."""
+    folder = copy_queries(tmp_path)
+    with (folder / "extra.sql").open("w", encoding="utf-8") as extra:
+        extra.write("-- name: Extra :one\n-- D.\nSELECT 1;\n")
+    with pytest.raises(
+        QueryInterfaceError, match="extra is in sql/queries but not in the generated"
+    ):
+        load_queries(SqliteAdapter, folder)
+
+
+def test_a_renamed_parameter_is_drift(tmp_path: Path) -> None:
+    """A parameter renamed in SQL but not regenerated stops the load, naming the query."""
+    folder = copy_queries(tmp_path)
+    path = folder / "test_results.sql"
+    path.write_text(path.read_text().replace("WHERE id = @id;", "WHERE id = @result_id;", 1))
+    with pytest.raises(
+        QueryInterfaceError, match=r"get_test_result: .*parameters \('id',\).*'result_id'"
+    ):
+        load_queries(SqliteAdapter, folder)
+
+
+def test_a_changed_command_is_drift(tmp_path: Path) -> None:
+    """A command changed in SQL but not regenerated stops the load."""
+    folder = copy_queries(tmp_path)
+    path = folder / "test_results.sql"
+    path.write_text(path.read_text().replace("DeleteTestResult :execrows", "DeleteTestResult :one"))
+    with pytest.raises(
+        QueryInterfaceError, match="delete_test_result: the interface expects :execrows"
+    ):
+        load_queries(SqliteAdapter, folder)
+
+
+def test_a_query_missing_from_sql_is_drift(tmp_path: Path) -> None:
+    """A query removed from SQL but still in the interface stops the load."""
+    folder = copy_queries(tmp_path)
+    (folder / "file_records.sql").unlink()
+    with pytest.raises(QueryInterfaceError, match="get_file_record is in the generated interface"):
+        load_queries(SqliteAdapter, folder)

@@ -1,0 +1,385 @@
+"""Every repository operation, on both engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+import pytest
+
+from persistence import (
+    ConfigEntry,
+    ConfigType,
+    ConflictError,
+    Database,
+    FileRecord,
+    NotFoundError,
+    ResultFilter,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    all_config_entries,
+    all_file_records,
+    all_results,
+    delete_config_entry,
+    delete_file_record,
+    delete_file_record_by_path,
+    delete_result,
+    delete_results_before,
+    find_config,
+    find_config_entry,
+    find_file_record,
+    find_file_record_by_path,
+    find_result,
+    get_config,
+    get_config_value,
+    get_result,
+    list_results,
+    result_stats,
+    results_by_type,
+    save_config_entry,
+    save_file_record,
+    save_result,
+    save_results,
+    set_config,
+)
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def result(
+    minutes: int = 0,
+    test_type: TestType = TestType.UNIT,
+    status: TestStatus = TestStatus.PASSED,
+    execution_time: float = 1.0,
+) -> TestResult:
+    """A result created `minutes` after T0."""
+    return TestResult(
+        test_type=test_type,
+        status=status,
+        execution_time=execution_time,
+        created_at=T0 + dt.timedelta(minutes=minutes),
+    )
+
+
+# --- test results --------------------------------------------------------------------------
+
+
+async def test_save_inserts_and_find_reads_back(db: Database) -> None:
+    """A saved result gets an id, and finding it gives back every field."""
+    original = TestResult(
+        test_type=TestType.STRESS,
+        status=TestStatus.FAILED,
+        execution_time=2.5,
+        memory_usage=1 << 40,
+        test_cases_passed=3,
+        test_cases_total=7,
+        error_message="wrong answer on case 4",
+        output="1 2 3\n",
+        metadata={"seed": 42, "cases": [1, 2], "nested": {"ok": False, "none": None}},
+    )
+    saved = await save_result(db, original)
+    assert saved.id is not None
+    assert saved == attrs.evolve(original, id=saved.id)
+    assert await find_result(db, saved.id) == saved
+    assert await get_result(db, saved.id) == saved
+
+
+async def test_save_with_id_updates(db: Database) -> None:
+    """Saving a result that has an id overwrites the stored one."""
+    saved = await save_result(db, result())
+    changed = TestResult(
+        id=saved.id, test_type=TestType.TLE, status=TestStatus.TIMEOUT, execution_time=9.0
+    )
+    assert await save_result(db, changed) == changed
+    assert saved.id is not None
+    assert await get_result(db, saved.id) == changed
+
+
+async def test_save_with_unknown_id_is_not_found(db: Database) -> None:
+    """Overwriting an id that does not exist raises NotFoundError and writes nothing."""
+    with pytest.raises(NotFoundError):
+        await save_result(db, attrs.evolve(result(), id=12345))
+    assert await all_results(db) == []
+
+
+async def test_missing_result(db: Database) -> None:
+    """Find gives None and get raises NotFoundError for an id with no row."""
+    assert await find_result(db, 999) is None
+    with pytest.raises(NotFoundError, match="999"):
+        await get_result(db, 999)
+
+
+async def test_delete_result(db: Database) -> None:
+    """Delete removes the row and says whether there was one."""
+    saved = await save_result(db, result())
+    assert saved.id is not None
+    assert await delete_result(db, saved.id) is True
+    assert await delete_result(db, saved.id) is False
+    assert await find_result(db, saved.id) is None
+
+
+async def test_all_results_newest_first(db: Database) -> None:
+    """all_results lists every result, newest first, ties broken by id."""
+    await save_results(db, [result(minutes) for minutes in (5, 1, 3, 3)])
+    listed = await all_results(db)
+    assert [r.created_at for r in listed] == [T0 + dt.timedelta(minutes=m) for m in (5, 3, 3, 1)]
+    ids = [r.id for r in listed if r.created_at == T0 + dt.timedelta(minutes=3)]
+    assert ids == sorted(ids, key=lambda i: -(i or 0))
+
+
+async def test_results_by_type(db: Database) -> None:
+    """results_by_type keeps only that type."""
+    await save_results(db, [result(1, TestType.UNIT), result(2, TestType.TLE), result(3)])
+    found = await results_by_type(db, TestType.UNIT)
+    assert [r.created_at.minute for r in found] == [3, 1]
+    assert {r.test_type for r in found} == {TestType.UNIT}
+
+
+async def test_filters_run_in_sql(db: Database) -> None:
+    """Type, status and a half-open time range narrow the listing together."""
+    await save_results(
+        db,
+        [
+            result(1, TestType.UNIT, TestStatus.PASSED),
+            result(2, TestType.UNIT, TestStatus.FAILED),
+            result(3, TestType.TLE, TestStatus.FAILED),
+            result(4, TestType.UNIT, TestStatus.FAILED),
+            result(5, TestType.UNIT, TestStatus.FAILED),
+        ],
+    )
+    where = ResultFilter(
+        test_type=TestType.UNIT,
+        status=TestStatus.FAILED,
+        created_from=T0 + dt.timedelta(minutes=2),
+        created_until=T0 + dt.timedelta(minutes=5),
+    )
+    page = await list_results(db, where)
+    assert [r.created_at.minute for r in page.items] == [4, 2]
+    assert page.next_cursor is None
+
+
+async def test_filter_bounds_in_other_time_zones(db: Database) -> None:
+    """A time range given in another zone means the same instants."""
+    await save_results(db, [result(m) for m in range(4)])
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    where = ResultFilter(created_from=(T0 + dt.timedelta(minutes=1)).astimezone(plus_two))
+    assert len((await list_results(db, where)).items) == 3
+
+
+async def test_keyset_pages_cover_everything_once(db: Database) -> None:
+    """Following next_cursor visits every result exactly once, newest first."""
+    await save_results(db, [result(m % 7) for m in range(23)])
+    seen: list[TestResult] = []
+    page = await list_results(db, limit=5)
+    while True:
+        seen.extend(page.items)
+        if page.next_cursor is None:
+            break
+        page = await list_results(db, limit=5, after=page.next_cursor)
+    assert len(seen) == 23
+    assert len({r.id for r in seen}) == 23
+    keys = [(r.created_at, r.id or 0) for r in seen]
+    assert keys == sorted(keys, reverse=True)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 10_001])
+async def test_page_size_is_bounded(db: Database, limit: int) -> None:
+    """A page size out of range is refused, naming the limit."""
+    with pytest.raises(ValidationError, match="limit"):
+        await list_results(db, limit=limit)
+
+
+async def test_naive_filter_bound_refused(db: Database) -> None:
+    """A naive datetime in a filter is refused, naming the field."""
+    with pytest.raises(ValidationError, match="created_from"):
+        await list_results(db, ResultFilter(created_from=dt.datetime(2026, 1, 1)))  # noqa: DTZ001
+
+
+async def test_save_results_is_one_batch(db: Database) -> None:
+    """save_results stores every result and returns the count."""
+    count = await save_results(db, (result(m) for m in range(250)))
+    assert count == 250
+    assert len(await all_results(db)) == 250
+    assert await save_results(db, []) == 0
+
+
+async def test_save_results_is_all_or_nothing(db: Database) -> None:
+    """A batch with one bad item stores none of them."""
+    good = result(1)
+    with pytest.raises(ValidationError, match="id"):
+        await save_results(db, [good, attrs.evolve(result(), id=5)])
+    assert await all_results(db) == []
+
+
+async def test_stats_per_type(db: Database) -> None:
+    """Stats count each status and give the mean and longest time per type."""
+    await save_results(
+        db,
+        [
+            result(0, TestType.UNIT, TestStatus.PASSED, 1.0),
+            result(0, TestType.UNIT, TestStatus.PASSED, 2.0),
+            result(0, TestType.UNIT, TestStatus.FAILED, 6.0),
+            result(0, TestType.STRESS, TestStatus.ERROR, 0.5),
+        ],
+    )
+    stats = await result_stats(db)
+    assert set(stats) == {TestType.UNIT, TestType.STRESS}
+    unit = stats[TestType.UNIT]
+    assert unit.counts == {TestStatus.PASSED: 2, TestStatus.FAILED: 1}
+    assert unit.total == 3
+    assert unit.mean_time == pytest.approx(3.0)
+    assert unit.max_time == 6.0
+    assert stats[TestType.STRESS].counts == {TestStatus.ERROR: 1}
+
+
+async def test_stats_of_empty_table(db: Database) -> None:
+    """An empty table has no stats."""
+    assert await result_stats(db) == {}
+
+
+async def test_retention_deletes_only_older(db: Database) -> None:
+    """delete_results_before removes results strictly older than the cut-off."""
+    await save_results(db, [result(m) for m in range(5)])
+    assert await delete_results_before(db, T0 + dt.timedelta(minutes=2)) == 2
+    assert sorted(r.created_at.minute for r in await all_results(db)) == [2, 3, 4]
+
+
+# --- config --------------------------------------------------------------------------------
+
+CONFIG_VALUES: list[tuple[object, ConfigType]] = [
+    ("text ünïcode", ConfigType.STR),
+    ("", ConfigType.STR),
+    (42, ConfigType.INT),
+    (-(2**80), ConfigType.INT),
+    (0.1, ConfigType.FLOAT),
+    (1e300, ConfigType.FLOAT),
+    (True, ConfigType.BOOL),
+    (False, ConfigType.BOOL),
+    ([1, "two", [3.5, None]], ConfigType.LIST),
+    ({"a": {"b": [1, 2]}, "c": None}, ConfigType.DICT),
+]
+
+
+@pytest.mark.parametrize(("value", "kind"), CONFIG_VALUES)
+async def test_config_reads_back_its_declared_type(
+    db: Database, value: object, kind: ConfigType
+) -> None:
+    """A config value reads back equal, and of the declared Python type."""
+    entry = await set_config(db, "section", "key", value)  # type: ignore[arg-type]  # table of values
+    assert entry.type is kind
+    found = await get_config(db, "section", "key")
+    assert found.value == value
+    assert type(found.value) is type(value)
+    assert found == entry
+
+
+async def test_config_upsert_replaces_by_section_and_key(db: Database) -> None:
+    """Setting the same (section, key) again replaces value, type and description."""
+    first = await set_config(db, "run", "jobs", 4, description="workers")
+    second = await set_config(db, "run", "jobs", "auto")
+    assert second.id == first.id
+    assert second.type is ConfigType.STR
+    assert second.description is None
+    assert [e.value for e in await all_config_entries(db)] == ["auto"]
+
+
+async def test_config_value_typed_reads(db: Database) -> None:
+    """get_config_value checks the declared type and falls back to a default."""
+    await set_config(db, "run", "jobs", 4)
+    assert await get_config_value(db, "run", "jobs", int) == 4
+    with pytest.raises(ValidationError, match="declared int"):
+        await get_config_value(db, "run", "jobs", str)
+    assert await get_config_value(db, "run", "missing", int, 7) == 7
+    with pytest.raises(NotFoundError):
+        await get_config_value(db, "run", "missing", int)
+
+
+async def test_config_find_by_id_and_key(db: Database) -> None:
+    """Config entries are found by id and by (section, key), or not at all."""
+    entry = await set_config(db, "a", "b", 1.5)
+    assert entry.id is not None
+    assert await find_config_entry(db, entry.id) == entry
+    assert await find_config(db, "a", "b") == entry
+    assert await find_config(db, "a", "c") is None
+    assert await find_config_entry(db, entry.id + 1) is None
+    with pytest.raises(NotFoundError):
+        await get_config(db, "a", "c")
+
+
+async def test_config_update_by_id(db: Database) -> None:
+    """Saving an entry with an id overwrites it; a taken (section, key) is a conflict."""
+    first = await set_config(db, "s", "one", 1)
+    await set_config(db, "s", "two", 2)
+    moved = ConfigEntry(id=first.id, section="s", key="three", value=3, type=ConfigType.INT)
+    assert await save_config_entry(db, moved) == moved
+    clash = ConfigEntry(id=first.id, section="s", key="two", value=3, type=ConfigType.INT)
+    with pytest.raises(ConflictError):
+        await save_config_entry(db, clash)
+    with pytest.raises(NotFoundError):
+        await save_config_entry(
+            db, ConfigEntry(id=999, section="s", key="x", value=1, type=ConfigType.INT)
+        )
+
+
+async def test_config_list_and_delete(db: Database) -> None:
+    """Entries list by section then key, and delete says whether one was there."""
+    await set_config(db, "b", "x", 1)
+    entry = await set_config(db, "a", "y", 2)
+    await set_config(db, "a", "x", 3)
+    assert [(e.section, e.key) for e in await all_config_entries(db)] == [
+        ("a", "x"),
+        ("a", "y"),
+        ("b", "x"),
+    ]
+    assert entry.id is not None
+    assert await delete_config_entry(db, entry.id) is True
+    assert await delete_config_entry(db, entry.id) is False
+
+
+# --- file records --------------------------------------------------------------------------
+
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+
+async def test_file_record_upsert_by_path(db: Database) -> None:
+    """Saving the same path again refreshes size, hash and access time, keeping the id."""
+    first = await save_file_record(db, FileRecord(path="src/main.cpp", size=10, hash=HASH_A))
+    later = first.accessed_at + dt.timedelta(hours=1)
+    second = await save_file_record(
+        db, FileRecord(path="src/main.cpp", size=20, hash=HASH_B, accessed_at=later)
+    )
+    assert second.id == first.id
+    assert (second.size, second.hash, second.accessed_at) == (20, HASH_B, later)
+    assert second.created_at == first.created_at
+    assert await find_file_record_by_path(db, "src/main.cpp") == second
+
+
+async def test_file_record_find_list_delete(db: Database) -> None:
+    """File records are found by id and path, listed by last access, and deleted."""
+    old = await save_file_record(db, FileRecord(path="old", accessed_at=T0))
+    new = await save_file_record(db, FileRecord(path="new", accessed_at=T0 + dt.timedelta(1)))
+    assert [r.path for r in await all_file_records(db)] == ["new", "old"]
+    assert old.id is not None
+    assert new.id is not None
+    assert await find_file_record(db, old.id) == old
+    assert await find_file_record_by_path(db, "missing") is None
+    assert await delete_file_record(db, old.id) is True
+    assert await delete_file_record(db, old.id) is False
+    assert await delete_file_record_by_path(db, "new") is True
+    assert await delete_file_record_by_path(db, "new") is False
+    assert await all_file_records(db) == []
+
+
+async def test_file_record_update_by_id(db: Database) -> None:
+    """A record saved with its id is overwritten; another record's path is a conflict."""
+    one = await save_file_record(db, FileRecord(path="one"))
+    await save_file_record(db, FileRecord(path="two"))
+    renamed = FileRecord(id=one.id, path="three", size=5, created_at=one.created_at)
+    assert await save_file_record(db, renamed) == renamed
+    with pytest.raises(ConflictError):
+        await save_file_record(db, FileRecord(id=one.id, path="two"))
+    with pytest.raises(NotFoundError):
+        await save_file_record(db, FileRecord(id=999, path="four"))
