@@ -1,0 +1,36 @@
+"""The README's usage example runs as it is written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def usage_example() -> str:
+    """The first Python block under the README's Usage heading."""
+    text = README.read_text(encoding="utf-8")
+    usage = text[text.index("## Usage") :]
+    match = re.search(r"```python\n(.*?)```", usage, re.DOTALL)
+    assert match is not None, "README.md has no Python block under '## Usage'"
+    return match.group(1)
+
+
+def test_usage_example_runs(tmp_path: Path) -> None:
+    """The example migrates data/app.db, saves, pages and summarises as it says."""
+    script = tmp_path / "example.py"
+    script.write_text(usage_example(), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2 2 {<TestStatus.PASSED: 'passed'>: 3} 4"
+    assert (tmp_path / "data" / "app.db").is_file()
