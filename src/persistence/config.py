@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar, overload
+from typing import TypeVar, overload
 
+from persistence.converters import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
-
-if TYPE_CHECKING:
-    from persistence._queries import ConfigEntriesRow, UpsertConfigEntryParams
 
 __all__ = [
     "all_config_entries",
@@ -45,27 +43,18 @@ def config_type_of(value: ConfigValue) -> ConfigType:
     return kind
 
 
-def _from_row(db: Database, row: ConfigEntriesRow) -> ConfigEntry:
-    return db.converter.structure(row, ConfigEntry)
-
-
-def _to_row(db: Database, entry: ConfigEntry) -> UpsertConfigEntryParams:
-    row: UpsertConfigEntryParams = db.converter.unstructure(entry)
-    return row
-
-
 async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
     """Return the entry with this id, or None."""
     async with connection(db) as conn:
         row = await db.queries.get_config_entry(conn, id=entry_id)
-    return None if row is None else _from_row(db, row)
+    return None if row is None else config_from_row(row)
 
 
 async def find_config(db: Database, section: str, key: str) -> ConfigEntry | None:
     """Return the entry of (section, key), or None."""
     async with connection(db) as conn:
         row = await db.queries.get_config_entry_by_key(conn, section=section, key=key)
-    return None if row is None else _from_row(db, row)
+    return None if row is None else config_from_row(row)
 
 
 async def get_config(db: Database, section: str, key: str) -> ConfigEntry:
@@ -106,7 +95,7 @@ async def get_config_value(
 async def all_config_entries(db: Database) -> list[ConfigEntry]:
     """Return every entry, by section then key."""
     async with connection(db) as conn:
-        return [_from_row(db, row) async for row in db.queries.list_config_entries(conn)]
+        return [config_from_row(row) async for row in db.queries.list_config_entries(conn)]
 
 
 async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
@@ -116,12 +105,12 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     With an id, that entry is overwritten: NotFoundError if it does not exist, and
     ConflictError if its new (section, key) belongs to another entry.
     """
-    params = _to_row(db, entry)
+    params = config_params(entry)
     async with connection(db) as conn:
         if entry.id is None:
             row = await db.queries.upsert_config_entry(conn, **params)
             assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
-            return _from_row(db, row)
+            return config_from_row(row)
         changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
     if changed == 0:
         raise NotFoundError("ConfigEntry", entry.id)

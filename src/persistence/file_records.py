@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from persistence.converters import file_record_from_row, file_record_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
-
-if TYPE_CHECKING:
-    from persistence._queries import FileRecordsRow, UpsertFileRecordParams
 
 __all__ = [
     "all_file_records",
@@ -21,33 +17,24 @@ __all__ = [
 ]
 
 
-def _from_row(db: Database, row: FileRecordsRow) -> FileRecord:
-    return db.converter.structure(row, FileRecord)
-
-
-def _to_row(db: Database, record: FileRecord) -> UpsertFileRecordParams:
-    row: UpsertFileRecordParams = db.converter.unstructure(record)
-    return row
-
-
 async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
     """Return the record with this id, or None."""
     async with connection(db) as conn:
         row = await db.queries.get_file_record(conn, id=record_id)
-    return None if row is None else _from_row(db, row)
+    return None if row is None else file_record_from_row(row)
 
 
 async def find_file_record_by_path(db: Database, path: str) -> FileRecord | None:
     """Return the record of this path, or None."""
     async with connection(db) as conn:
         row = await db.queries.get_file_record_by_path(conn, path=path)
-    return None if row is None else _from_row(db, row)
+    return None if row is None else file_record_from_row(row)
 
 
 async def all_file_records(db: Database) -> list[FileRecord]:
     """Return every record, most recently accessed first."""
     async with connection(db) as conn:
-        return [_from_row(db, row) async for row in db.queries.list_file_records(conn)]
+        return [file_record_from_row(row) async for row in db.queries.list_file_records(conn)]
 
 
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
@@ -58,12 +45,12 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     overwritten: NotFoundError if it does not exist, ConflictError if its new path
     belongs to another record.
     """
-    params = _to_row(db, record)
+    params = file_record_params(record)
     async with connection(db) as conn:
         if record.id is None:
             row = await db.queries.upsert_file_record(conn, **params)
             assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
-            return _from_row(db, row)
+            return file_record_from_row(row)
         changed = await db.queries.update_file_record(conn, id=record.id, **params)
     if changed == 0:
         raise NotFoundError("FileRecord", record.id)

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence.converters import result_from_row, result_params
 from persistence.database import Database, atomic, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import MAX_INT, TestResult, TestStatus, TestType
 
 if TYPE_CHECKING:
-    from persistence._queries import InsertTestResultsParams, TestResultsRow
+    from persistence._queries import InsertTestResultsParams
 
 __all__ = [
     "Page",
@@ -79,20 +80,11 @@ class TypeStats:
     max_time: float
 
 
-def _to_row(db: Database, result: TestResult) -> InsertTestResultsParams:
-    row: InsertTestResultsParams = db.converter.unstructure(result)
-    return row
-
-
-def _from_row(db: Database, row: TestResultsRow) -> TestResult:
-    return db.converter.structure(row, TestResult)
-
-
 async def find_result(db: Database, result_id: int) -> TestResult | None:
     """Return the result with this id, or None."""
     async with connection(db) as conn:
         row = await db.queries.get_test_result(conn, id=result_id)
-    return None if row is None else _from_row(db, row)
+    return None if row is None else result_from_row(row)
 
 
 async def get_result(db: Database, result_id: int) -> TestResult:
@@ -137,7 +129,7 @@ async def list_results(
                 page_size=limit,
             )
         ]
-    items = tuple(db.converter.structure(row, TestResult) for row in rows)
+    items = tuple(map(result_from_row, rows))
     next_cursor = None
     if len(items) == limit:
         last = items[-1]
@@ -169,7 +161,7 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
     Returns the result as stored, with its id. Overwriting an id that does not exist
     raises NotFoundError.
     """
-    params = _to_row(db, result)
+    params = result_params(result)
     async with connection(db) as conn:
         if result.id is None:
             new_id = await db.queries.insert_test_result(conn, **params)
@@ -197,7 +189,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
                 "id",
                 f"save_results inserts new results; item {index} has id {result.id}",
             )
-        rows.append(_to_row(db, result))
+        rows.append(result_params(result))
     if rows:
         async with atomic(db) as conn:
             await db.queries.insert_test_results(conn, rows)
