@@ -34,3 +34,16 @@ def test_usage_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2 2 {<TestStatus.PASSED: 'passed'>: 3} 4"
     assert (tmp_path / "data" / "app.db").is_file()
+
+
+async def test_storage_example_runs(tmp_path: Path) -> None:
+    """The README's file storage example stores, tracks, backs up and verifies a file."""
+    text = README.read_text(encoding="utf-8")
+    storage = text[text.index("## File storage") :]
+    match = re.search(r"```python\n(.*?)```", storage, re.DOTALL)
+    assert match is not None, "README.md has no Python block under '## File storage'"
+    namespace: dict[str, object] = {}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)  # noqa: S102  # our own README
+    example = namespace["example"]
+    assert callable(example)
+    await example(tmp_path)

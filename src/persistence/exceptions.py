@@ -71,6 +71,10 @@ class StorageError(PersistenceError):
         self.reason = reason
 
 
+class InvalidPathError(StorageError, ValueError):
+    """The path or pattern cannot name a file at all: it is empty or holds a NUL byte."""
+
+
 class OutsideRootError(StorageError):
     """The path resolves outside the storage root: through '..', an absolute path or a symlink."""
 
