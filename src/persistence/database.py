@@ -1,7 +1,7 @@
 """Opening a database, grouping calls in transactions, and translating driver errors.
 
-A `Database` is a plain frozen value: the engine, the typed queries, the converter and a
-source of connections. Repository functions take it as their first argument. Inside
+A `Database` is a plain frozen value: the engine, the typed queries and a source of
+connections. Repository functions take it as their first argument. Inside
 `transaction(db)` they get a copy bound to one connection, so every call joins it.
 """
 
@@ -12,20 +12,18 @@ import contextlib
 import enum
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 from urllib.parse import unquote, urlsplit
 
 import aiosqlite
 import asyncpg
 import asyncpg.pool
 import attrs
-import cattrs
 
 from persistence._adapters import PostgresAdapter, SqliteAdapter, encode_json, register_sqlite_types
 from persistence._loader import load_queries
-from persistence.converters import make_converter
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
@@ -44,8 +42,6 @@ __all__ = [
 
 DEFAULT_DATABASE: Final = Path("data/app.db")
 """The embedded default, relative to the working directory."""
-
-_T = TypeVar("_T")
 
 
 class Engine(enum.Enum):
@@ -77,7 +73,6 @@ class Database:
     url: str
     engine: Engine
     queries: Queries
-    converter: cattrs.Converter
     _source: _SqliteSource | _PostgresSource = attrs.field(repr=False, alias="source")
     _bound: Connection | None = attrs.field(default=None, repr=False, alias="bound")
 
@@ -126,7 +121,6 @@ async def open_database(
     PostgreSQL gets a pool whose first connection must come within `connect_timeout`.
     """
     engine, target = engine_of(url)
-    converter = make_converter()
     if engine is Engine.SQLITE:
         source: _SqliteSource | _PostgresSource = await _open_sqlite(target, busy_timeout)
         queries = load_queries(SqliteAdapter)
@@ -135,7 +129,7 @@ async def open_database(
         queries = load_queries(PostgresAdapter)
     return Database(
         url=str(url or DEFAULT_DATABASE), engine=engine, queries=queries,
-        converter=converter, source=source,
+        source=source,
     )  # fmt: skip
 
 
@@ -317,12 +311,6 @@ async def atomic(db: Database) -> AsyncIterator[Connection]:
     """Lend one connection inside a transaction, for a call made of several statements."""
     async with _transaction_connection(db) as connection:
         yield connection
-
-
-async def run(db: Database, call: Callable[[Connection], Awaitable[_T]]) -> _T:
-    """Run one query call on a lent connection, with errors translated."""
-    async with connection(db) as conn:
-        return await call(conn)
 
 
 @contextlib.asynccontextmanager
