@@ -121,16 +121,14 @@ async def open_database(
     PostgreSQL gets a pool whose first connection must come within `connect_timeout`.
     """
     engine, target = engine_of(url)
+    # Queries first: a drifted interface should fail before any connection is opened.
     if engine is Engine.SQLITE:
-        source: _SqliteSource | _PostgresSource = await _open_sqlite(target, busy_timeout)
         queries = load_queries(SqliteAdapter)
+        source: _SqliteSource | _PostgresSource = await _open_sqlite(target, busy_timeout)
     else:
-        source = await _open_postgres(target, connect_timeout, pool_size)
         queries = load_queries(PostgresAdapter)
-    return Database(
-        url=str(url or DEFAULT_DATABASE), engine=engine, queries=queries,
-        source=source,
-    )  # fmt: skip
+        source = await _open_postgres(target, connect_timeout, pool_size)
+    return Database(url=str(url or DEFAULT_DATABASE), engine=engine, queries=queries, source=source)
 
 
 async def _open_sqlite(path: str, busy_timeout: float) -> _SqliteSource:
