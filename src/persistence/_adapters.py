@@ -163,6 +163,46 @@ class PostgresAdapter(AsyncPGAdapter):
         processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
         return processed
 
+    # The calls below go straight to the connection: aiosql's own versions first look for
+    # a pool with dir(conn) on every call, and this package always passes a connection.
+
+    def _ordered(self, query_name: str, parameters: Params) -> list[object]:
+        ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
+        return ordered
+
+    async def select(
+        self,
+        conn: asyncpg.Connection[asyncpg.Record],
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        _record_class: object = None,
+    ) -> AsyncIterator[asyncpg.Record]:
+        """Fetch every row in one round trip, then hand them out."""
+        for row in await conn.fetch(sql, *self._ordered(query_name, parameters)):
+            yield row
+
+    async def select_one(
+        self,
+        conn: asyncpg.Connection[asyncpg.Record],
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        _record_class: object = None,
+    ) -> asyncpg.Record | None:
+        """Return the first row, or None."""
+        return await conn.fetchrow(sql, *self._ordered(query_name, parameters))
+
+    async def insert_returning(
+        self,
+        conn: asyncpg.Connection[asyncpg.Record],
+        query_name: str,
+        sql: str,
+        parameters: Params,
+    ) -> object:
+        """Return the first column of the RETURNING row (the new id)."""
+        return await conn.fetchval(sql, *self._ordered(query_name, parameters))
+
     async def insert_update_delete(
         self,
         conn: asyncpg.Connection[asyncpg.Record],
@@ -171,7 +211,7 @@ class PostgresAdapter(AsyncPGAdapter):
         parameters: Params,
     ) -> int:
         """Run one statement and return how many rows it changed, parsed from its status."""
-        status: str = await super().insert_update_delete(conn, query_name, sql, parameters)  # type: ignore[no-untyped-call]  # untyped base
+        status = await conn.execute(sql, *self._ordered(query_name, parameters))
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 

@@ -57,6 +57,7 @@ __all__ = [
     "result_from_row",
     "result_params",
     "to_dict",
+    "with_id",
 ]
 
 Model = TestResult | ConfigEntry | FileRecord
@@ -89,14 +90,27 @@ def configure_converter(converter: cattrs.Converter) -> None:
 
 _new = object.__new__
 _set = object.__setattr__
+# Dict lookups: the Enum constructor costs several times more per row.
+_TEST_TYPES = {member.value: member for member in TestType}
+_TEST_STATUSES = {member.value: member for member in TestStatus}
+_CONFIG_TYPES = {member.value: member for member in ConfigType}
+
+
+def with_id(model: _M, new_id: int) -> _M:
+    """Return a copy of a checked model with the id the database gave it, without checking again."""
+    copy: _M = _new(type(model))
+    for field in attrs.fields(type(model)):
+        _set(copy, field.name, getattr(model, field.name))
+    _set(copy, "id", new_id)
+    return copy
 
 
 def result_from_row(row: TestResultsRow) -> TestResult:
     """Map a test_results row to a model, by column name."""
     model: TestResult = _new(TestResult)
     _set(model, "id", row["id"])
-    _set(model, "test_type", TestType(row["test_type"]))
-    _set(model, "status", TestStatus(row["status"]))
+    _set(model, "test_type", _TEST_TYPES[row["test_type"]])
+    _set(model, "status", _TEST_STATUSES[row["status"]])
     _set(model, "execution_time", row["execution_time"])
     _set(model, "memory_usage", row["memory_usage"])
     _set(model, "test_cases_passed", row["test_cases_passed"])
@@ -151,7 +165,7 @@ def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
 
 def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
     """Map a config_entries row to a model, decoding the value as its declared type."""
-    kind = ConfigType(row["type"])
+    kind = _CONFIG_TYPES[row["type"]]
     model: ConfigEntry = _new(ConfigEntry)
     _set(model, "id", row["id"])
     _set(model, "section", row["section"])

@@ -182,6 +182,14 @@ def _json_decoder(prefix: bytes) -> Callable[[bytes], object]:
     return decode
 
 
+async def _keep_session(_connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Skip asyncpg's reset query on release: one round trip less per call.
+
+    asyncpg still rolls back an open transaction. This package sets no session state, and
+    the migration runner releases its advisory lock itself.
+    """
+
+
 async def _open_postgres(dsn: str, connect_timeout: float, pool_size: int) -> _PostgresSource:
     try:
         async with asyncio.timeout(connect_timeout):
@@ -191,6 +199,7 @@ async def _open_postgres(dsn: str, connect_timeout: float, pool_size: int) -> _P
                 max_size=pool_size,
                 timeout=connect_timeout,
                 init=_init_postgres_connection,
+                reset=_keep_session,
             )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         reason = str(error) or type(error).__name__

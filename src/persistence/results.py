@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from persistence.converters import result_from_row, result_params
+from persistence.converters import result_from_row, result_params, with_id
 from persistence.database import Database, atomic, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import MAX_INT, TestResult, TestStatus, TestType
@@ -165,7 +165,7 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
     async with connection(db) as conn:
         if result.id is None:
             new_id = await db.queries.insert_test_result(conn, **params)
-            return attrs.evolve(result, id=new_id)
+            return with_id(result, new_id)
         changed = await db.queries.update_test_result(conn, id=result.id, **params)
     if changed == 0:
         raise NotFoundError("TestResult", result.id)
