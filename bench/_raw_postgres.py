@@ -1,0 +1,116 @@
+"""asyncpg by hand: the same SQL, COPY for the batch, rows left as asyncpg Records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from bench._sql import COLUMNS, GET_POSTGRES, INSERT_POSTGRES, LIST_POSTGRES
+
+if TYPE_CHECKING:
+    from persistence import ResultFilter, TestResult
+
+__all__ = ["RawPostgres", "open_raw_postgres"]
+
+_END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
+_MAX_INT = 2**63 - 1
+_READ_PAGE = 10_000  # all_results reads pages of this size, with the same query
+
+
+def _encode_jsonb(value: object) -> bytes:
+    return b"\x01" + json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _decode_jsonb(data: bytes) -> object:
+    return json.loads(data[1:])
+
+
+async def open_raw_postgres(url: str) -> asyncpg.Connection[asyncpg.Record]:
+    """Connect once, with a binary jsonb codec so metadata reads and writes as dicts."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        format="binary",
+    )
+    return conn
+
+
+def _params(result: TestResult) -> tuple[Any, ...]:
+    return (
+        result.test_type.value,
+        result.status.value,
+        result.execution_time,
+        result.memory_usage,
+        result.test_cases_passed,
+        result.test_cases_total,
+        result.error_message,
+        result.output,
+        result.created_at,
+        result.metadata,
+    )
+
+
+class RawPostgres:
+    """One asyncpg connection, used the quickest way a careful hand would."""
+
+    name = "raw"
+
+    def __init__(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        self.conn = conn
+
+    def prepare(self, results: list[TestResult]) -> None:
+        """Nothing to prepare: the results are written as they are."""
+
+    async def save_one(self, results: list[TestResult]) -> None:
+        """One `fetchval` of INSERT ... RETURNING id per row, in one transaction."""
+        async with self.conn.transaction():
+            for result in results:
+                await self.conn.fetchval(INSERT_POSTGRES, *_params(result))
+
+    async def save_many(self, results: list[TestResult]) -> None:
+        """One `copy_records_to_table` in one transaction."""
+        async with self.conn.transaction():
+            await self.conn.copy_records_to_table(
+                "test_results", records=[_params(r) for r in results], columns=list(COLUMNS)
+            )
+
+    async def get_by_id(self, ids: list[int]) -> int:
+        """One `fetchrow` per id."""
+        found = 0
+        for result_id in ids:
+            row = await self.conn.fetchrow(GET_POSTGRES, result_id)
+            found += row is not None
+        return found
+
+    async def read_all(self) -> int:
+        """Read the same keyset pages as `all_results`, fetched as Records."""
+        return await self._pages((None, None, None, None), _READ_PAGE)
+
+    async def list_paged(self, where: ResultFilter, page_size: int) -> int:
+        """Read the same keyset pages as `list_results`, fetched as Records."""
+        return await self._pages(
+            (
+                None if where.test_type is None else where.test_type.value,
+                None if where.status is None else where.status.value,
+                where.created_from,
+                where.created_until,
+            ),
+            page_size,
+        )
+
+    async def _pages(self, filters: tuple[object, ...], page_size: int) -> int:
+        count = 0
+        cursor: tuple[dt.datetime, int] = (_END_OF_TIME, _MAX_INT)
+        while True:
+            rows = await self.conn.fetch(LIST_POSTGRES, *filters, *cursor, page_size)
+            count += len(rows)
+            if len(rows) < page_size:
+                return count
+            last = rows[-1]
+            cursor = (last["created_at"], last["id"])

@@ -1,0 +1,267 @@
+"""Set up each engine, time every workload for every contender, then report."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from bench._layer import Layer
+from bench._orm import Orm, open_orm_engine
+from bench._raw_postgres import RawPostgres, open_raw_postgres
+from bench._raw_sqlite import RawSqlite, open_raw_sqlite
+from bench._report import Measurement, machine_description, write_reports
+from bench._rows import PAGE_SIZE, listing_filter, make_results, shuffled
+from persistence import connect, migrate, save_results
+
+if TYPE_CHECKING:
+    from bench._contenders import Contender
+    from persistence import TestResult
+
+__all__ = ["main"]
+
+_T = TypeVar("_T")
+
+DEFAULT_N = 50_000
+DEFAULT_REPEAT = 3
+DEFAULT_N_CALLS = 10_000
+"""Calls in the per-call workloads: each costs the same, so 10,000 show it as 50,000 would."""
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+HERE = Path(__file__).parent
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "")
+    return int(text) if text.strip() else default
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+class Bench:
+    """The settings of one run and the measurements it gathers."""
+
+    def __init__(self, n: int, n_calls: int, repeat: int) -> None:
+        self.n = n
+        self.n_calls = n_calls
+        self.repeat = repeat
+        self.results = make_results(n)
+        self.measurements: list[Measurement] = []
+
+    async def run_engine(
+        self,
+        engine: str,
+        contenders: list[Contender],
+        reset: Callable[[], Awaitable[None]],
+        row_count: Callable[[], Awaitable[int]],
+        ids: Callable[[], Awaitable[list[int]]],
+    ) -> None:
+        """Time the five workloads on one engine; every contender runs in every round."""
+        writes: list[tuple[str, list[TestResult]]] = [
+            ("save_one", self.results[: self.n_calls]),
+            ("save_many", self.results),
+        ]
+        for workload, rows in writes:
+            times: dict[str, list[float]] = {c.name: [] for c in contenders}
+            for _ in range(self.repeat):
+                for contender in contenders:
+                    await reset()
+                    contender.prepare(rows)
+                    method: Callable[[list[TestResult]], Awaitable[None]] = getattr(
+                        contender, workload
+                    )
+                    elapsed, _ = await _timed(functools.partial(method, rows))
+                    stored = await row_count()
+                    if stored != len(rows):
+                        raise AssertionError(f"{contender.name} {workload}: {stored} rows stored")
+                    times[contender.name].append(elapsed)
+            self._record(engine, workload, len(rows), times)
+
+        await reset()
+        await save_results_via(contenders, self.results)
+        lookups = shuffled(await ids())[: self.n_calls]
+        where = listing_filter(self.n)
+        reads: list[tuple[str, int, Callable[[Contender], Awaitable[int]]]] = [
+            ("get_by_id", len(lookups), lambda c: c.get_by_id(lookups)),
+            ("read_all", self.n, lambda c: c.read_all()),
+            ("list_paged", 0, lambda c: c.list_paged(where, PAGE_SIZE)),
+        ]
+        for workload, expected, call in reads:
+            times = {c.name: [] for c in contenders}
+            counts: set[int] = set()
+            for _ in range(self.repeat):
+                for contender in contenders:
+                    elapsed, count = await _timed(functools.partial(call, contender))
+                    counts.add(count)
+                    times[contender.name].append(elapsed)
+            if len(counts) != 1 or (expected and counts != {expected}):
+                raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
+            self._record(engine, workload, counts.pop(), times)
+
+    def _record(self, engine: str, workload: str, rows: int, times: dict[str, list[float]]) -> None:
+        measurement = Measurement(engine=engine, workload=workload, rows=rows, times=times)
+        self.measurements.append(measurement)
+        _say(measurement.line())
+
+
+async def save_results_via(contenders: list[Contender], results: list[TestResult]) -> None:
+    """Seed the table for the read workloads through the layer."""
+    layer = next(c for c in contenders if isinstance(c, Layer))
+    await save_results(layer.db, results)
+
+
+async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T]:
+    gc.collect()
+    start = time.perf_counter()
+    result = await call()
+    return time.perf_counter() - start, result
+
+
+async def run_sqlite(bench: Bench) -> str:
+    """Run every workload on a temporary SQLite file in WAL mode; return its version."""
+    with tempfile.TemporaryDirectory(prefix="persistence-bench-") as folder:
+        path = str(Path(folder) / "bench.db")
+        async with connect(path) as db:
+            await migrate(db)
+            raw_conn = await open_raw_sqlite(path)
+            orm_engine = open_orm_engine(f"sqlite+aiosqlite:///{path}")
+            try:
+
+                async def reset() -> None:
+                    await raw_conn.execute("DELETE FROM test_results")
+                    await raw_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+                async def row_count() -> int:
+                    rows = list(
+                        await raw_conn.execute_fetchall("SELECT count(*) FROM test_results")
+                    )
+                    return int(rows[0][0])
+
+                async def ids() -> list[int]:
+                    rows = await raw_conn.execute_fetchall("SELECT id FROM test_results")
+                    return [int(row[0]) for row in rows]
+
+                contenders: list[Contender] = [Layer(db), RawSqlite(raw_conn), Orm(orm_engine)]
+                await bench.run_engine("sqlite", contenders, reset, row_count, ids)
+                version = await raw_conn.execute_fetchall("SELECT sqlite_version()")
+                return str(next(iter(version))[0])
+            finally:
+                await orm_engine.dispose()
+                await raw_conn.close()
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def run_postgres(bench: Bench, admin_url: str) -> str:
+    """Run every workload on a scratch PostgreSQL database, dropped after; return its version."""
+    name = f"persistence_bench_{uuid.uuid4().hex[:12]}"
+    # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
+    await _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE template0')
+    url = _with_database(admin_url, name)
+    try:
+        async with connect(url) as db:
+            await migrate(db)
+            raw_conn = await open_raw_postgres(url)
+            orm_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
+                "postgres://", "postgresql+asyncpg://", 1
+            )
+            orm_engine = open_orm_engine(orm_url)
+            try:
+
+                async def reset() -> None:
+                    await raw_conn.execute("TRUNCATE test_results")
+
+                async def row_count() -> int:
+                    return int(await raw_conn.fetchval("SELECT count(*) FROM test_results"))
+
+                async def ids() -> list[int]:
+                    await raw_conn.execute("VACUUM ANALYZE test_results")
+                    return [
+                        int(row[0]) for row in await raw_conn.fetch("SELECT id FROM test_results")
+                    ]
+
+                contenders: list[Contender] = [Layer(db), RawPostgres(raw_conn), Orm(orm_engine)]
+                await bench.run_engine("postgres", contenders, reset, row_count, ids)
+                return str(await raw_conn.fetchval("SHOW server_version"))
+            finally:
+                await orm_engine.dispose()
+                await raw_conn.close()
+    finally:
+        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _reachable(url: str) -> str | None:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        return str(error) or type(error).__name__
+    await conn.close()
+    return None
+
+
+async def run() -> None:
+    """Run the whole benchmark and write its reports."""
+    n = _env_int("BENCH_N", DEFAULT_N)
+    bench = Bench(
+        n=n,
+        n_calls=min(n, _env_int("BENCH_N_CALLS", DEFAULT_N_CALLS)),
+        repeat=_env_int("BENCH_REPEAT", DEFAULT_REPEAT),
+    )
+    _say(
+        f"persistence bench: N={bench.n} rows, {bench.n_calls} calls per per-call workload, "
+        f"best of {bench.repeat}"
+    )
+    started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
+    versions: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    _say("\n## SQLite")
+    versions["sqlite"] = await run_sqlite(bench)
+    admin_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
+    problem = await _reachable(admin_url)
+    if problem is None:
+        _say("\n## PostgreSQL")
+        versions["postgres"] = await run_postgres(bench, admin_url)
+    else:
+        skipped["postgres"] = f"no PostgreSQL server at {admin_url}: {problem}"
+        _say(f"\nPostgreSQL skipped: {skipped['postgres']}")
+    machine = machine_description(versions)
+    machine["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
+    write_reports(
+        bench.measurements,
+        machine=machine,
+        settings={"n": bench.n, "n_calls": bench.n_calls, "repeat": bench.repeat},
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+        json_path=HERE / "results.json",
+        docs_path=HERE.parent / "docs" / "BENCHMARKS.md",
+        say=_say,
+    )
+
+
+def main() -> None:
+    """Entry point of `python -m bench`."""
+    asyncio.run(run())
