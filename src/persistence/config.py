@@ -7,7 +7,7 @@ from typing import TypeVar, overload
 from persistence.converters import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import ConfigEntry, ConfigType, ConfigValue
+from persistence.models import ConfigEntry, ConfigType, ConfigValue, key_id, key_text, of_type
 
 __all__ = [
     "all_config_entries",
@@ -45,6 +45,7 @@ def config_type_of(value: ConfigValue) -> ConfigType:
 
 async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
     """Return the entry with this id, or None."""
+    entry_id = key_id("ConfigEntry", entry_id)
     async with connection(db) as conn:
         row = await db.queries.get_config_entry(conn, id=entry_id)
     return None if row is None else config_from_row(row)
@@ -52,6 +53,8 @@ async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
 
 async def find_config(db: Database, section: str, key: str) -> ConfigEntry | None:
     """Return the entry of (section, key), or None."""
+    section = key_text("ConfigEntry", "section", section)
+    key = key_text("ConfigEntry", "key", key)
     async with connection(db) as conn:
         row = await db.queries.get_config_entry_by_key(conn, section=section, key=key)
     return None if row is None else config_from_row(row)
@@ -105,7 +108,7 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     With an id, that entry is overwritten: NotFoundError if it does not exist, and
     ConflictError if its new (section, key) belongs to another entry.
     """
-    params = config_params(entry)
+    params = config_params(of_type(ConfigEntry, entry))
     async with connection(db) as conn:
         if entry.id is None:
             row = await db.queries.upsert_config_entry(conn, **params)
@@ -129,5 +132,6 @@ async def set_config(
 
 async def delete_config_entry(db: Database, entry_id: int) -> bool:
     """Delete the entry with this id; return whether there was one."""
+    entry_id = key_id("ConfigEntry", entry_id)
     async with connection(db) as conn:
         return await db.queries.delete_config_entry(conn, id=entry_id) > 0

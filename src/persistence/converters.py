@@ -96,11 +96,17 @@ _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(field.name for field in attrs.fields(cls))
+    for cls in (TestResult, ConfigEntry, FileRecord)
+}
+
+
 def with_id(model: _M, new_id: int) -> _M:
     """Return a copy of a checked model with the id the database gave it, without checking again."""
     copy: _M = _new(type(model))
-    for field in attrs.fields(type(model)):
-        _set(copy, field.name, getattr(model, field.name))
+    for name in _FIELD_NAMES[type(model)]:
+        _set(copy, name, getattr(model, name))
     _set(copy, "id", new_id)
     return copy
 

@@ -267,11 +267,35 @@ async def _transaction_connection(db: Database) -> AsyncIterator[Connection]:
         return
     if bound is not None:
         assert not isinstance(bound, aiosqlite.Connection)  # noqa: S101  # engines never mix
-        async with translate_errors(), bound.transaction():
+        async with _postgres_block(bound):  # a savepoint: asyncpg nests transactions so
             yield bound
         return
-    async with translate_errors(), source.pool.acquire() as connection, connection.transaction():
-        yield connection
+    async with translate_errors():
+        pooled = await source.pool.acquire()
+    try:
+        async with _postgres_block(pooled):
+            yield pooled
+    finally:
+        await source.pool.release(pooled)
+
+
+@contextlib.asynccontextmanager
+async def _postgres_block(
+    connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+    | asyncpg.Connection[asyncpg.Record],
+) -> AsyncIterator[None]:
+    """Run the block in a transaction; translate only the database's errors, not the block's."""
+    block = connection.transaction()
+    async with translate_errors():
+        await block.start()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await block.rollback()
+        raise
+    async with translate_errors():
+        await block.commit()
 
 
 @contextlib.asynccontextmanager
@@ -296,21 +320,51 @@ async def _sqlite_block(
             raise
 
 
-@contextlib.asynccontextmanager
-async def connection(db: Database) -> AsyncIterator[Connection]:
-    """Lend one connection for a single statement, which is atomic on its own."""
-    bound = db._bound  # noqa: SLF001
-    if bound is not None:
+class _Lent:
+    """The context of `connection()`: a class, since it runs once per call."""
+
+    __slots__ = ("_db", "_lock", "_pool", "_pooled")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock: asyncio.Lock | None = None
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._pooled: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
+
+    async def __aenter__(self) -> Connection:
+        bound = self._db._bound  # noqa: SLF001
+        if bound is not None:
+            return bound
+        source = self._db._source  # noqa: SLF001
+        if isinstance(source, _SqliteSource):
+            await source.lock.acquire()
+            self._lock = source.lock
+            return source.connection
         async with translate_errors():
-            yield bound
-        return
-    source = db._source  # noqa: SLF001
-    if isinstance(source, _SqliteSource):
-        async with source.lock, translate_errors():
-            yield source.connection
-        return
-    async with translate_errors(), source.pool.acquire() as pooled:
-        yield pooled
+            self._pooled = await source.pool.acquire()
+        self._pool = source.pool
+        return self._pooled
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        try:
+            if self._lock is not None:
+                self._lock.release()
+            elif self._pool is not None and self._pooled is not None:
+                await self._pool.release(self._pooled)
+        finally:
+            if error is not None:
+                _raise_translated(error)
+
+
+def connection(db: Database) -> _Lent:
+    """Lend one connection for a single statement, which is atomic on its own.
+
+    Inside `transaction()` it is the transaction's connection. Driver errors raised in
+    the block come out translated.
+    """
+    return _Lent(db)
 
 
 @contextlib.asynccontextmanager
@@ -320,36 +374,57 @@ async def atomic(db: Database) -> AsyncIterator[Connection]:
         yield connection
 
 
-@contextlib.asynccontextmanager
-async def translate_errors() -> AsyncIterator[None]:
-    """Turn driver errors into this package's errors, chained; the one place that does."""
-    try:
-        yield
-    except PersistenceError:
-        raise
-    except sqlite3.IntegrityError as error:
-        raise _sqlite_integrity(error) from error
-    except sqlite3.OperationalError as error:
-        raise DatabaseError(f"SQLite: {error}") from error
-    except sqlite3.DatabaseError as error:
-        raise DatabaseError(f"SQLite: {error}") from error
-    except asyncpg.UniqueViolationError as error:
-        raise ConflictError(_pg_message(error), constraint=error.constraint_name) from error
-    except asyncpg.ForeignKeyViolationError as error:
-        raise ConflictError(_pg_message(error), constraint=error.constraint_name) from error
-    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as error:
-        table = error.table_name or "row"
-        field = error.column_name or error.constraint_name or "constraint"
-        raise ValidationError(table, field, _pg_message(error)) from error
-    except (
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,  # a connection the server dropped mid-call
-        OSError,
-    ) as error:
-        raise DatabaseError(f"PostgreSQL connection: {error}") from error
-    except asyncpg.PostgresError as error:
-        raise DatabaseError(f"PostgreSQL: {_pg_message(error)}") from error
+class translate_errors:  # noqa: N801  # used like a function: `async with translate_errors():`
+    """Turn driver errors raised in the block into this package's errors, chained."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        if error is not None:
+            _raise_translated(error)
+
+
+def _raise_translated(error: BaseException) -> None:
+    """Raise the package's error for a driver error, from it; other errors pass untouched."""
+    translated = translate(error)
+    if translated is not None:
+        raise translated from error
+
+
+def translate(error: BaseException) -> PersistenceError | None:  # noqa: PLR0911  # one case a line
+    """Map a driver error to this package's error: the one place that does it.
+
+    Errors that are not the drivers' (the caller's own, and bugs) give None: they are
+    never re-labelled.
+    """
+    match error:
+        case PersistenceError():
+            return None
+        case sqlite3.IntegrityError():
+            return _sqlite_integrity(error)
+        case sqlite3.DatabaseError():
+            return DatabaseError(f"SQLite: {error}")
+        case asyncpg.UniqueViolationError() | asyncpg.ForeignKeyViolationError():
+            return ConflictError(_pg_message(error), constraint=error.constraint_name)
+        case asyncpg.CheckViolationError() | asyncpg.NotNullViolationError():
+            table = error.table_name or "row"
+            field = error.column_name or error.constraint_name or "constraint"
+            return ValidationError(table, field, _pg_message(error))
+        case (
+            asyncpg.PostgresConnectionError()
+            | asyncpg.InterfaceError()
+            | asyncpg.InternalClientError()  # a connection the server dropped mid-call
+            | OSError()
+        ):
+            return DatabaseError(f"PostgreSQL connection: {error}")
+        case asyncpg.PostgresError():
+            return DatabaseError(f"PostgreSQL: {_pg_message(error)}")
+    return None
 
 
 def _pg_message(error: asyncpg.PostgresError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from persistence.converters import file_record_from_row, file_record_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError
-from persistence.models import FileRecord
+from persistence.models import FileRecord, key_id, key_text, of_type
 
 __all__ = [
     "all_file_records",
@@ -19,6 +19,7 @@ __all__ = [
 
 async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
     """Return the record with this id, or None."""
+    record_id = key_id("FileRecord", record_id)
     async with connection(db) as conn:
         row = await db.queries.get_file_record(conn, id=record_id)
     return None if row is None else file_record_from_row(row)
@@ -26,6 +27,7 @@ async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
 
 async def find_file_record_by_path(db: Database, path: str) -> FileRecord | None:
     """Return the record of this path, or None."""
+    path = key_text("FileRecord", "path", path)
     async with connection(db) as conn:
         row = await db.queries.get_file_record_by_path(conn, path=path)
     return None if row is None else file_record_from_row(row)
@@ -45,7 +47,7 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     overwritten: NotFoundError if it does not exist, ConflictError if its new path
     belongs to another record.
     """
-    params = file_record_params(record)
+    params = file_record_params(of_type(FileRecord, record))
     async with connection(db) as conn:
         if record.id is None:
             row = await db.queries.upsert_file_record(conn, **params)
@@ -59,11 +61,13 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
 
 async def delete_file_record(db: Database, record_id: int) -> bool:
     """Delete the record with this id; return whether there was one."""
+    record_id = key_id("FileRecord", record_id)
     async with connection(db) as conn:
         return await db.queries.delete_file_record(conn, id=record_id) > 0
 
 
 async def delete_file_record_by_path(db: Database, path: str) -> bool:
     """Delete the record of this path; return whether there was one."""
+    path = key_text("FileRecord", "path", path)
     async with connection(db) as conn:
         return await db.queries.delete_file_record_by_path(conn, path=path) > 0

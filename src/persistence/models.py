@@ -13,7 +13,7 @@ import enum
 import json
 import math
 import re
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias, TypeVar
 
 import attrs
 
@@ -32,8 +32,19 @@ __all__ = [
     "utc_now",
 ]
 
+_T = TypeVar("_T")
+
 MAX_INT = 2**63 - 1
 """The largest integer both engines store in an integer column."""
+
+MAX_EXECUTION_TIME = 1e12
+"""The longest execution time in seconds (about 31,700 years): sums of many stay finite."""
+
+MAX_JSON_DEPTH = 64
+"""How deeply metadata may nest; SQLite's JSON functions stop at 1,000 levels."""
+
+_FIRST_INSTANT = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 MAX_JSON_FLOAT = 2.0**53
 """Metadata floats must be below this: PostgreSQL's jsonb rewrites larger ones as integers."""
@@ -84,6 +95,53 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def utc_instant(model: str, field: str, value: object) -> dt.datetime:
+    """Check that value is an aware datetime both engines store, and give it in UTC."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(model, field, f"expected datetime, got {type(value).__name__}")
+    if value.utcoffset() is None:
+        raise ValidationError(model, field, "must be timezone-aware")
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(model, field, f"{value} is out of range in UTC") from None
+    if utc in {_FIRST_INSTANT, _LAST_INSTANT}:
+        # asyncpg stores these two as -infinity and infinity, and reads them back naive.
+        raise ValidationError(
+            model, field, f"{utc} is reserved: use a time after year 1 and before the end of 9999"
+        )
+    return utc
+
+
+def key_id(model: str, value: object, field: str = "id") -> int:
+    """Check an id given to look a row up by: an int that an id column can hold."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(model, field, f"expected int, got {type(value).__name__}")
+    if not 1 <= value <= MAX_INT:
+        raise ValidationError(model, field, f"must be between 1 and {MAX_INT}, got {value}")
+    return value
+
+
+def key_text(model: str, field: str, value: object) -> str:
+    """Check a text given to look a row up by, such as a path or a config key."""
+    if not isinstance(value, str):
+        raise ValidationError(model, field, f"expected str, got {type(value).__name__}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValidationError(model, field, problem)
+    return value
+
+
+def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
+    """Check that a repository function was given the model it stores."""
+    if not isinstance(value, kind):
+        where = "argument" if index is None else f"[{index}]"
+        raise ValidationError(
+            kind.__name__, where, f"expected {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
 class _Check:
     """Field checks that raise ValidationError naming the model and the field."""
 
@@ -129,26 +187,24 @@ class _Check:
         if value > MAX_INT:
             raise self.fail(field, f"must be at most {MAX_INT}, got {value}")
 
-    def non_negative_float(self, field: str) -> None:
+    def execution_time(self, field: str) -> None:
         value = getattr(self.model, field)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(field, f"expected float, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise self.fail(field, f"must be finite, got {value}")
-        if value < 0:
-            raise self.fail(field, f"must not be negative, got {value}")
-        self.set(field, float(value))
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise self.fail(field, f"must be at most {MAX_EXECUTION_TIME:g} seconds") from None
+        if not math.isfinite(seconds):
+            raise self.fail(field, f"must be finite, got {seconds}")
+        if seconds < 0:
+            raise self.fail(field, f"must not be negative, got {seconds}")
+        if seconds > MAX_EXECUTION_TIME:
+            raise self.fail(field, f"must be at most {MAX_EXECUTION_TIME:g} seconds, got {seconds}")
+        self.set(field, seconds)
 
     def timestamp(self, field: str) -> None:
-        value = getattr(self.model, field)
-        if not isinstance(value, dt.datetime):
-            raise self.fail(field, f"expected datetime, got {type(value).__name__}")
-        if value.utcoffset() is None:
-            raise self.fail(field, "must be timezone-aware")
-        try:
-            self.set(field, value.astimezone(dt.UTC))
-        except OverflowError:
-            raise self.fail(field, f"{value} is out of range in UTC") from None
+        self.set(field, utc_instant(self.name, field, getattr(self.model, field)))
 
     def json_object(self, field: str) -> None:
         value = getattr(self.model, field)
@@ -157,37 +213,55 @@ class _Check:
         _check_json(self, field, value)
 
 
-def _check_text(check: _Check, field: str, value: str) -> None:
+def text_problem(value: str) -> str | None:
+    """Say why no engine would store this text faithfully, or None when it is fine."""
     if "\x00" in value:
-        raise check.fail(field, "must not contain NUL characters")
+        return "must not contain NUL characters"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise check.fail(field, "must be valid Unicode (it holds a lone surrogate)") from None
+        return "must be valid Unicode (it holds a lone surrogate)"
+    return None
 
 
-def _check_json(check: _Check, field: str, value: object) -> None:  # noqa: C901  # one branch per JSON type
+def _check_text(check: _Check, field: str, value: str) -> None:
+    problem = text_problem(value)
+    if problem is not None:
+        raise check.fail(field, problem)
+
+
+def _check_json(check: _Check, field: str, value: object, depth: int = 0) -> None:
     """Check that value is JSON that both engines store and give back unchanged."""
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        _check_text(check, field, value)
-    elif isinstance(value, int):
-        return
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise check.fail(field, f"JSON numbers must be finite, got {value}")
-        if abs(value) >= MAX_JSON_FLOAT:
-            raise check.fail(field, f"JSON floats must be below 2**53 in magnitude, got {value}")
-    elif isinstance(value, list):
+    if depth > MAX_JSON_DEPTH:
+        raise check.fail(field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, list):
         for item in value:
-            _check_json(check, field, item)
+            _check_json(check, field, item, depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise check.fail(field, f"JSON object keys must be str, got {type(key).__name__}")
             _check_text(check, field, key)
-            _check_json(check, field, item)
+            _check_json(check, field, item, depth + 1)
+    else:
+        _check_json_scalar(check, field, value)
+
+
+def _check_json_scalar(check: _Check, field: str, value: object) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_text(check, field, value)
+    elif isinstance(value, int):
+        try:
+            str(value)
+        except ValueError:
+            raise check.fail(field, "a JSON integer has too many digits to write") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise check.fail(field, f"JSON numbers must be finite, got {value}")
+        if abs(value) >= MAX_JSON_FLOAT:
+            raise check.fail(field, f"JSON floats must be below 2**53 in magnitude, got {value}")
     else:
         raise check.fail(field, f"{type(value).__name__} is not a JSON value")
 
@@ -214,7 +288,7 @@ class TestResult:
         check = _Check(self)
         check.enum("test_type", TestType)
         check.enum("status", TestStatus)
-        check.non_negative_float("execution_time")
+        check.execution_time("execution_time")
         for field in ("memory_usage", "test_cases_passed", "test_cases_total"):
             check.integer(field)
         if self.test_cases_passed > self.test_cases_total:

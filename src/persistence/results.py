@@ -12,7 +12,15 @@ import attrs
 from persistence.converters import result_from_row, result_params, with_id
 from persistence.database import Database, atomic, connection
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import MAX_INT, TestResult, TestStatus, TestType
+from persistence.models import (
+    MAX_INT,
+    TestResult,
+    TestStatus,
+    TestType,
+    key_id,
+    of_type,
+    utc_instant,
+)
 
 if TYPE_CHECKING:
     from persistence._queries import InsertTestResultsParams
@@ -51,6 +59,22 @@ class ResultFilter:
     created_until: dt.datetime | None = None
     """Exclusive upper bound on `created_at`."""
 
+    def __attrs_post_init__(self) -> None:
+        for field, kind in (("test_type", TestType), ("status", TestStatus)):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, field, kind(value))
+                except ValueError:
+                    allowed = ", ".join(member.value for member in kind)
+                    raise ValidationError(
+                        "ResultFilter", field, f"{value!r} is not one of: {allowed}"
+                    ) from None
+        for field in ("created_from", "created_until"):
+            value = getattr(self, field)
+            if value is not None:
+                object.__setattr__(self, field, utc_instant("ResultFilter", field, value))
+
 
 @attrs.frozen
 class PageCursor:
@@ -58,6 +82,12 @@ class PageCursor:
 
     created_at: dt.datetime
     id: int
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(
+            self, "created_at", utc_instant("PageCursor", "created_at", self.created_at)
+        )
+        key_id("PageCursor", self.id)
 
 
 @attrs.frozen
@@ -82,6 +112,7 @@ class TypeStats:
 
 async def find_result(db: Database, result_id: int) -> TestResult | None:
     """Return the result with this id, or None."""
+    result_id = key_id("TestResult", result_id)
     async with connection(db) as conn:
         row = await db.queries.get_test_result(conn, id=result_id)
     return None if row is None else result_from_row(row)
@@ -111,19 +142,21 @@ async def list_results(
         raise ValidationError(
             "ResultFilter", "limit", f"must be from 1 to {MAX_PAGE_SIZE}, got {limit!r}"
         )
-    where = where or ResultFilter()
+    where = ResultFilter() if where is None else of_type(ResultFilter, where)
+    if after is not None:
+        of_type(PageCursor, after)
     cursor_at, cursor_id = (
-        (_END_OF_TIME, MAX_INT) if after is None else (_utc(after.created_at, "after"), after.id)
+        (_END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     )
     async with connection(db) as conn:
         rows = [
             row
             async for row in db.queries.list_test_results(
                 conn,
-                test_type=None if where.test_type is None else TestType(where.test_type).value,
-                status=None if where.status is None else TestStatus(where.status).value,
-                created_from=_utc_or_none(where.created_from, "created_from"),
-                created_until=_utc_or_none(where.created_until, "created_until"),
+                test_type=None if where.test_type is None else where.test_type.value,
+                status=None if where.status is None else where.status.value,
+                created_from=where.created_from,
+                created_until=where.created_until,
                 cursor_created_at=cursor_at,
                 cursor_id=cursor_id,
                 page_size=limit,
@@ -161,7 +194,7 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
     Returns the result as stored, with its id. Overwriting an id that does not exist
     raises NotFoundError.
     """
-    params = result_params(result)
+    params = result_params(of_type(TestResult, result))
     async with connection(db) as conn:
         if result.id is None:
             new_id = await db.queries.insert_test_result(conn, **params)
@@ -177,12 +210,16 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
 
     Results must not have ids yet: use `save_result` to overwrite stored ones.
     """
+    given: object = results  # callers without type checking may pass anything
+    if not isinstance(given, Iterable) or isinstance(given, str | bytes):
+        raise ValidationError(
+            "TestResult",
+            "results",
+            f"expected an iterable of TestResult, got {type(results).__name__}",
+        )
     rows: list[InsertTestResultsParams] = []
     for index, result in enumerate(results):
-        if not isinstance(result, TestResult):
-            raise ValidationError(
-                "TestResult", f"[{index}]", f"expected TestResult, got {type(result).__name__}"
-            )
+        of_type(TestResult, result, index)
         if result.id is not None:
             raise ValidationError(
                 "TestResult",
@@ -198,6 +235,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
 
 async def delete_result(db: Database, result_id: int) -> bool:
     """Delete the result with this id; return whether there was one."""
+    result_id = key_id("TestResult", result_id)
     async with connection(db) as conn:
         return await db.queries.delete_test_result(conn, id=result_id) > 0
 
@@ -205,7 +243,9 @@ async def delete_result(db: Database, result_id: int) -> bool:
 async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
     """Retention: delete every result created before `cutoff`; return how many."""
     async with connection(db) as conn:
-        return await db.queries.delete_test_results_before(conn, cutoff=_utc(cutoff, "cutoff"))
+        return await db.queries.delete_test_results_before(
+            conn, cutoff=utc_instant("TestResult", "cutoff", cutoff)
+        )
 
 
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:
@@ -227,15 +267,3 @@ async def result_stats(db: Database) -> dict[TestType, TypeStats]:
             max_time=max(longest for _, _, _, longest in groups),
         )
     return stats
-
-
-def _utc(value: dt.datetime, field: str) -> dt.datetime:
-    if value.utcoffset() is None:
-        raise ValidationError(
-            "ResultFilter", field, f"must be a timezone-aware datetime, got {value!r}"
-        )
-    return value.astimezone(dt.UTC)
-
-
-def _utc_or_none(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    return None if value is None else _utc(value, field)

@@ -1,0 +1,285 @@
+"""Models saved on each engine read back exactly as saved: no value, type or offset lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from persistence import (
+    ConfigEntry,
+    ConfigType,
+    Database,
+    FileRecord,
+    ResultFilter,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    all_config_entries,
+    all_file_records,
+    all_results,
+    delete_config_entry,
+    delete_file_record,
+    delete_file_record_by_path,
+    delete_result,
+    find_config,
+    find_config_entry,
+    find_file_record,
+    find_file_record_by_path,
+    find_result,
+    get_config,
+    get_config_value,
+    get_result,
+    list_results,
+    results_by_type,
+    save_config_entry,
+    save_file_record,
+    save_result,
+    save_results,
+    set_config,
+)
+from persistence._sqltypes import JsonObject
+from persistence.models import MAX_EXECUTION_TIME, ConfigValue
+from strategies import (
+    AWKWARD_TEXT,
+    EXTREME_DATETIMES,
+    ON_DATABASE,
+    SQL_LOOKING,
+    config_entries,
+    config_values,
+    exactly,
+    file_records,
+    results,
+    unique,
+)
+
+ZERO = dt.timedelta(0)
+MOST_BEHIND = dt.timedelta(hours=23, minutes=59)
+AWKWARD_METADATA: JsonObject = {
+    AWKWARD_TEXT: [AWKWARD_TEXT, 2**63 - 1, -(2**63), 2**70, 0.1, -0.0, 5e-324, 2.0**53 - 1],
+    "nested": {"a": [{"b": [None, True, False, {}, []]}], "'; DROP TABLE test_results; --": "$1"},
+}
+"""Metadata with every awkward kind of JSON value, for the explicit examples."""
+
+AWKWARD_RESULT = TestResult(
+    test_type=TestType.STRESS,
+    status=TestStatus.ERROR,
+    execution_time=MAX_EXECUTION_TIME,
+    memory_usage=2**63 - 1,
+    test_cases_passed=2**63 - 1,
+    test_cases_total=2**63 - 1,
+    error_message=AWKWARD_TEXT,
+    output="\n".join(SQL_LOOKING),
+    created_at=dt.datetime(
+        2024, 2, 29, 23, 59, 59, 999_999, tzinfo=dt.timezone(-dt.timedelta(hours=23, minutes=59))
+    ),
+    metadata=AWKWARD_METADATA,
+)
+
+PLAIN_RESULT = TestResult(test_type=TestType.UNIT, status=TestStatus.PENDING)
+
+AWKWARD_VALUES: list[tuple[ConfigType, ConfigValue]] = [
+    (ConfigType.STR, AWKWARD_TEXT),
+    (ConfigType.INT, -(10**300)),
+    (ConfigType.FLOAT, -0.0),
+    (ConfigType.FLOAT, 5e-324),
+    (ConfigType.FLOAT, 1.7976931348623157e308),
+    (ConfigType.BOOL, False),
+    (ConfigType.LIST, [AWKWARD_METADATA, 10**30, -0.0]),
+    (ConfigType.DICT, AWKWARD_METADATA),
+    (ConfigType.STR, ""),
+    (ConfigType.STR, "null"),
+    (ConfigType.INT, 2**64),
+]
+AWKWARD_ENTRIES = tuple(
+    ConfigEntry(section=AWKWARD_TEXT, key=text, value=value, type=kind, description=text)
+    for text, (kind, value) in zip(SQL_LOOKING, AWKWARD_VALUES, strict=False)
+)
+"""Config entries with awkward values of every type, under SQL-looking keys."""
+
+
+def assert_same(found: object, expected: object) -> None:
+    """Assert two values are equal in value and in type, all the way down."""
+    assert exactly(found) == exactly(expected)
+
+
+def assert_utc(*moments: dt.datetime) -> None:
+    """Assert each datetime is aware and in UTC."""
+    for moment in moments:
+        assert moment.utcoffset() == ZERO
+
+
+def take_matching(pool: list[TestResult], wanted: TestResult) -> None:
+    """Remove from pool one result that equals wanted but for its id; fail if none does."""
+    for index, candidate in enumerate(pool):
+        if exactly(attrs.evolve(candidate, id=None)) == exactly(wanted):
+            del pool[index]
+            return
+    msg = f"{wanted!r} was not read back"
+    raise AssertionError(msg)
+
+
+@ON_DATABASE
+@given(result=results(), replacement=results())
+@example(
+    result=AWKWARD_RESULT,
+    replacement=TestResult(test_type=TestType.UNIT, status=TestStatus.PENDING),
+)
+async def test_result_round_trip(db: Database, result: TestResult, replacement: TestResult) -> None:
+    """A saved result reads back exactly, by id, in listings, and after being overwritten."""
+    saved = await save_result(db, result)
+    assert saved.id is not None
+    assert_same(saved, attrs.evolve(result, id=saved.id))
+    found = await find_result(db, saved.id)
+    assert found is not None
+    assert_same(found, saved)
+    assert_utc(found.created_at)
+    assert_same(await get_result(db, saved.id), saved)
+    assert saved in await results_by_type(db, saved.test_type)
+    assert saved in await all_results(db, ResultFilter(status=saved.status))
+
+    overwritten = attrs.evolve(replacement, id=saved.id)
+    assert_same(await save_result(db, overwritten), overwritten)
+    assert_same(await get_result(db, saved.id), overwritten)
+
+    assert await delete_result(db, saved.id)
+    assert await find_result(db, saved.id) is None
+    assert not await delete_result(db, saved.id)
+
+
+@ON_DATABASE
+@given(batch=st.lists(results(), max_size=5))
+async def test_result_batch_round_trip(db: Database, batch: list[TestResult]) -> None:
+    """Results saved in one batch all read back exactly, newest first, each with an id."""
+    before = {result.id for result in await all_results(db)}
+    assert await save_results(db, batch) == len(batch)
+    everything = await all_results(db)
+    assert everything == sorted(everything, key=lambda r: (r.created_at, r.id), reverse=True)
+    added = [result for result in everything if result.id not in before]
+    for wanted in batch:
+        take_matching(added, wanted)
+    assert added == []
+    first = await list_results(db, limit=1)
+    assert first.items == tuple(everything[:1])
+    for result in everything:
+        assert result.id is not None
+        assert await delete_result(db, result.id)
+
+
+@ON_DATABASE
+@given(entries=st.tuples(*(config_entries(kind) for kind in ConfigType)))
+@example(entries=AWKWARD_ENTRIES)
+async def test_config_round_trip(db: Database, entries: tuple[ConfigEntry, ...]) -> None:
+    """An entry of every declared type reads back exactly, its value in its declared type."""
+    for drawn in entries:
+        entry = attrs.evolve(drawn, section=unique(drawn.section))
+        saved = await save_config_entry(db, entry)
+        assert saved.id is not None
+        assert_same(saved, attrs.evolve(entry, id=saved.id))
+        assert_same(await find_config(db, entry.section, entry.key), saved)
+        assert_same(await get_config(db, entry.section, entry.key), saved)
+        assert_same(await find_config_entry(db, saved.id), saved)
+        value = await get_config_value(db, entry.section, entry.key, type(entry.value))
+        assert_same(value, entry.value)
+        assert saved in await all_config_entries(db)
+        assert await delete_config_entry(db, saved.id)
+        assert await find_config(db, entry.section, entry.key) is None
+
+
+@ON_DATABASE
+@given(entry=config_entries(), data=st.data())
+async def test_config_overwrite_round_trip(
+    db: Database, entry: ConfigEntry, data: st.DataObject
+) -> None:
+    """Setting a key again, by key or by id, replaces its value and type, read back exactly."""
+    section = unique(entry.section)
+    first = await save_config_entry(db, attrs.evolve(entry, section=section))
+    assert first.id is not None
+
+    kind = data.draw(st.sampled_from(ConfigType), label="new type")
+    value = data.draw(config_values(kind), label="new value")
+    by_key = await set_config(db, section, entry.key, value, description=entry.description)
+    assert by_key.id == first.id
+    assert by_key.type is kind
+    assert_same(by_key.value, value)
+    assert_same(await get_config(db, section, entry.key), by_key)
+
+    by_id = attrs.evolve(entry, section=section, id=first.id)
+    assert_same(await save_config_entry(db, by_id), by_id)
+    assert_same(await get_config(db, section, entry.key), by_id)
+    assert await delete_config_entry(db, first.id)
+
+
+@ON_DATABASE
+@given(record=file_records(), refreshed=file_records())
+@example(
+    record=FileRecord(path=AWKWARD_TEXT, size=2**63 - 1, hash="f" * 64, metadata=AWKWARD_METADATA),
+    refreshed=FileRecord(path="%s", hash="0" * 64),
+)
+async def test_file_record_round_trip(
+    db: Database, record: FileRecord, refreshed: FileRecord
+) -> None:
+    """A saved record reads back exactly by id and path, refreshed and overwritten alike."""
+    record = attrs.evolve(record, path=unique(record.path))
+    saved = await save_file_record(db, record)
+    assert saved.id is not None
+    assert_same(saved, attrs.evolve(record, id=saved.id))
+    found = await find_file_record(db, saved.id)
+    assert found is not None
+    assert_same(found, saved)
+    assert_utc(found.created_at, found.accessed_at)
+    assert_same(await find_file_record_by_path(db, record.path), saved)
+    assert saved in await all_file_records(db)
+
+    # Saving the same path again refreshes it; its creation time stays.
+    again = attrs.evolve(refreshed, path=record.path)
+    expected = attrs.evolve(again, id=saved.id, created_at=saved.created_at)
+    assert_same(await save_file_record(db, again), expected)
+    assert_same(await find_file_record_by_path(db, record.path), expected)
+
+    moved = attrs.evolve(refreshed, path=unique(refreshed.path), id=saved.id)
+    assert_same(await save_file_record(db, moved), moved)
+    assert_same(await find_file_record(db, saved.id), moved)
+    assert await find_file_record_by_path(db, record.path) is None
+
+    assert await delete_file_record_by_path(db, moved.path)
+    assert not await delete_file_record(db, saved.id)
+
+
+@pytest.mark.parametrize("moment", EXTREME_DATETIMES)
+def test_extreme_datetimes_are_refused(moment: dt.datetime) -> None:
+    """The first and last instants of the calendar are refused by every model, naming the field.
+
+    asyncpg writes them as -infinity and infinity and reads them back naive, so no engine
+    would give them back unchanged.
+    """
+    refusals = [
+        build(TestResult, "created_at", moment),
+        build(FileRecord, "created_at", moment),
+        build(FileRecord, "accessed_at", moment),
+        build(ConfigEntry, "updated_at", moment),
+    ]
+    assert all(isinstance(refusal, ValidationError) for refusal in refusals)
+    assert [r.field for r in refusals if isinstance(r, ValidationError)] == [
+        "created_at",
+        "created_at",
+        "accessed_at",
+        "updated_at",
+    ]
+
+
+def build(cls: type[TestResult | ConfigEntry | FileRecord], field: str, value: object) -> object:
+    """Build a model with one field set; give back the ValidationError if it is refused."""
+    required: dict[type, dict[str, object]] = {
+        TestResult: {"test_type": TestType.UNIT, "status": TestStatus.PASSED},
+        ConfigEntry: {"section": "s", "key": "k", "value": "v", "type": ConfigType.STR},
+        FileRecord: {"path": "p"},
+    }
+    try:
+        return cls(**{**required[cls], field: value})  # type: ignore[arg-type]  # a table of fields
+    except ValidationError as error:
+        return error
