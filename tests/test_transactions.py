@@ -9,6 +9,7 @@ import pytest
 from persistence import (
     ConflictError,
     Database,
+    DatabaseError,
     TestResult,
     TestStatus,
     TestType,
@@ -99,3 +100,12 @@ async def test_other_tasks_do_not_join(db: Database) -> None:
     assert outcome[0] is None
     assert await all_results(db) == []
     assert await find_config(db, "outside", "key") is not None
+
+
+async def test_outer_database_inside_a_transaction_is_refused(sqlite_db: Database) -> None:
+    """On SQLite, a call with the outer database inside transaction() fails fast, not forever."""
+    with pytest.raises(DatabaseError, match="pass the database that transaction"):
+        async with asyncio.timeout(5), transaction(sqlite_db) as tx:
+            await save_result(tx, result())
+            await save_result(sqlite_db, result())
+    assert await all_results(sqlite_db) == []

@@ -51,12 +51,24 @@ class Engine(enum.Enum):
     POSTGRES = "postgres"
 
 
-@attrs.frozen
+@attrs.define
 class _SqliteSource:
     """One aiosqlite connection, used by one task at a time."""
 
     connection: aiosqlite.Connection
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+    in_transaction: asyncio.Task[object] | None = None
+    """The task inside `transaction()`, if any: the one that must not wait for the lock."""
+
+    async def acquire(self) -> None:
+        """Take the connection, or say why waiting for it would never end."""
+        if self.in_transaction is not None and self.in_transaction is asyncio.current_task():
+            msg = (
+                "this task is inside transaction(db) and called with db itself: pass the "
+                "database that transaction() gave instead, or the call waits for itself forever"
+            )
+            raise DatabaseError(msg)
+        await self.lock.acquire()
 
 
 @attrs.frozen
@@ -262,8 +274,14 @@ async def _transaction_connection(db: Database) -> AsyncIterator[Connection]:
                                      "ROLLBACK TO nested; RELEASE nested"):  # fmt: skip
                 yield bound
             return
-        async with source.lock, _sqlite_block(source.connection, "BEGIN", "COMMIT", "ROLLBACK"):
-            yield source.connection
+        await source.acquire()
+        source.in_transaction = asyncio.current_task()
+        try:
+            async with _sqlite_block(source.connection, "BEGIN", "COMMIT", "ROLLBACK"):
+                yield source.connection
+        finally:
+            source.in_transaction = None
+            source.lock.release()
         return
     if bound is not None:
         assert not isinstance(bound, aiosqlite.Connection)  # noqa: S101  # engines never mix
@@ -337,7 +355,7 @@ class _Lent:
             return bound
         source = self._db._source  # noqa: SLF001
         if isinstance(source, _SqliteSource):
-            await source.lock.acquire()
+            await source.acquire()
             self._lock = source.lock
             return source.connection
         async with translate_errors():
