@@ -299,4 +299,27 @@ for every contender. PostgreSQL runs on a scratch database that is dropped after
 | SQLAlchemy/layer, reading and inserting (every workload here) | ≥ 3 |
 
 A missed target stays in the table with its figure.
+
+## What limits the targets that are missed
+
+These are measurements of the layer's own costs, not of this run's figures alone.
+
+- **SQLite, read into models.** The raw baseline is plain tuples. The layer builds a frozen
+  model from each `sqlite3.Row`, by column name. Measured alone, the fetch costs about 1.4 us a
+  row as tuples and 2.6 us as `sqlite3.Row` (with the timestamp and JSON converters), and filling
+  a frozen model from a row costs about 1.7 us, of which about 1.3 us is the eleven lookups by
+  name. The layer's floor is therefore about 2.4 times the tuples. Reaching 2.0 would mean
+  reading by position; the layer keeps reading by name, so a changed SELECT can never swap
+  columns. On PostgreSQL, asyncpg's Records look names up in a hash table, and the target is met.
+- **SQLAlchemy/layer for single-row saves and gets.** Both are bound by the round trip: one
+  thread hop to aiosqlite, or one network round trip to PostgreSQL. The layer adds little to it
+  (layer/raw is near 1), and SQLAlchemy adds only about 2 to 3 times as much. No change to the
+  layer can lift a ratio that the driver's own cost caps.
+- **SQLAlchemy/layer for reads and listings.** On full reads SQLAlchemy is at most about 3.5
+  times slower than the raw driver itself, so the layer would have to be nearly as fast as
+  plain tuples to reach 3. On PostgreSQL's filtered listing SQLAlchemy even beats the raw
+  driver running the layer's query. Its statement names only the filters that are set, while
+  the layer's one typed query writes `col = coalesce(@x, col)` for every filter, and a generic
+  plan cannot use an index through that. Splitting the listing into one query per filter
+  combination would fix it, at the price of more queries to type and keep in step.
 """
