@@ -1,8 +1,16 @@
-"""The SQL of sql/queries/test_results.sql, written out for the raw drivers' parameter styles."""
+"""The SQL of sql/queries/test_results.sql, as the raw drivers take it.
+
+Read from the same files the layer loads, so the raw contenders can never run other SQL.
+SQLite binds `:name` placeholders by their order of first appearance when given a tuple;
+asyncpg gets them numbered `$1, $2, ...` in that same order, as the layer's adapter does.
+"""
 
 from __future__ import annotations
 
 from typing import Final
+
+from persistence._adapters import PostgresAdapter
+from persistence._loader import read_queries
 
 __all__ = [
     "COLUMNS",
@@ -15,41 +23,25 @@ __all__ = [
     "LIST_SQLITE",
 ]
 
-COLUMNS: Final = (
-    "test_type",
-    "status",
-    "execution_time",
-    "memory_usage",
-    "test_cases_passed",
-    "test_cases_total",
-    "error_message",
-    "output",
-    "created_at",
-    "metadata",
-)
-"""The columns an insert writes, in order."""
+_QUERIES: Final = {query.name: query for query in read_queries()}
 
-_INSERT: Final = f"INSERT INTO test_results ({', '.join(COLUMNS)}) VALUES ({{values}})"  # noqa: S608  # constant
 
-INSERT_SQLITE: Final = _INSERT.format(values=", ".join("?" * len(COLUMNS))) + " RETURNING id"
-INSERT_SQLITE_NO_RETURNING: Final = _INSERT.format(values=", ".join("?" * len(COLUMNS)))
-INSERT_POSTGRES: Final = (
-    _INSERT.format(values=", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))) + " RETURNING id"
-)
+def _postgres(name: str) -> str:
+    numbered: str = PostgresAdapter().process_sql(name, None, _QUERIES[name].sql)
+    return numbered
 
-GET_SQLITE: Final = "SELECT * FROM test_results WHERE id = ?"
-GET_POSTGRES: Final = "SELECT * FROM test_results WHERE id = $1"
 
-# ListTestResults, with the parameters numbered: test_type, status, created_from,
-# created_until, cursor_created_at, cursor_id, page_size.
-_LIST: Final = """SELECT * FROM test_results
-WHERE test_type = coalesce({p}1, test_type)
-  AND status = coalesce({p}2, status)
-  AND created_at >= coalesce({p}3, created_at)
-  AND (created_at < {p}4) IS NOT FALSE
-  AND (created_at < {p}5 OR (created_at = {p}5 AND id < {p}6))
-ORDER BY created_at DESC, id DESC
-LIMIT {p}7"""
+COLUMNS: Final = _QUERIES["InsertTestResults"].parameters
+"""The columns an insert writes, in order (the query's parameters are named after them)."""
 
-LIST_SQLITE: Final = _LIST.format(p="?")
-LIST_POSTGRES: Final = _LIST.format(p="$")
+INSERT_SQLITE: Final = _QUERIES["InsertTestResult"].sql
+INSERT_SQLITE_NO_RETURNING: Final = _QUERIES["InsertTestResults"].sql
+INSERT_POSTGRES: Final = _postgres("InsertTestResult")
+
+GET_SQLITE: Final = _QUERIES["GetTestResult"].sql
+GET_POSTGRES: Final = _postgres("GetTestResult")
+
+LIST_SQLITE: Final = _QUERIES["ListTestResults"].sql
+"""Parameters: test_type, status, created_from, created_until, cursor_created_at, cursor_id,
+page_size."""
+LIST_POSTGRES: Final = _postgres("ListTestResults")
