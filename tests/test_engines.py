@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -117,3 +118,23 @@ async def test_save_results_uses_copy_on_postgres(postgres_url: str) -> None:
     adapter = PostgresAdapter()
     adapter.process_sql("insert_test_results", None, "INSERT INTO t (a, b) VALUES (:a, :b);")
     assert adapter.copy_targets["insert_test_results"] == ("t", ("a", "b"), ("a", "b"))
+
+
+async def test_sqlite_declared_types_read_back_as_typed(tmp_path: Path) -> None:
+    """TIMESTAMP_TEXT, JSON_TEXT and BOOLEAN columns come back as datetime, dict and bool."""
+    async with connect(tmp_path / "x.db") as db:
+        from persistence.database import connection  # noqa: PLC0415
+
+        async with connection(db) as conn:
+            assert isinstance(conn, aiosqlite.Connection)
+            await conn.execute("CREATE TABLE t (at TIMESTAMP_TEXT, doc JSON_TEXT, flag BOOLEAN)")
+            moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+            await conn.execute("INSERT INTO t VALUES (?, ?, ?)", (moment, {"a": [1]}, True))
+            await conn.execute("INSERT INTO t VALUES (?, ?, ?)", (moment, {}, False))
+            rows = list(await conn.execute_fetchall("SELECT at, doc, flag FROM t"))
+    assert [tuple(row) for row in rows] == [
+        (moment.astimezone(dt.UTC), {"a": [1]}, True),
+        (moment.astimezone(dt.UTC), {}, False),
+    ]
+    assert rows[0][0].tzinfo is dt.UTC
+    assert type(rows[1][2]) is bool

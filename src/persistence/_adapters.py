@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "BOOLEAN",
     "JSON_TEXT",
     "TIMESTAMP_TEXT",
     "PostgresAdapter",
@@ -37,6 +38,9 @@ TIMESTAMP_TEXT = "TIMESTAMP_TEXT"
 
 JSON_TEXT = "JSON_TEXT"
 """SQLite's declared type for JSON objects: JSON text, read back as a dict."""
+
+BOOLEAN = "BOOLEAN"
+"""SQLite's declared type for booleans: stored as 0 or 1, read back as a bool, as typed."""
 
 # Parameters and rows cross the adapters as whatever the drivers take and give.
 Params = Mapping[str, Any]
@@ -58,6 +62,10 @@ def _convert_timestamp(raw: bytes) -> dt.datetime:
     return dt.datetime.fromisoformat(raw.decode())
 
 
+def _convert_boolean(raw: bytes) -> bool:
+    return int(raw) != 0
+
+
 def _convert_json(raw: bytes) -> object:
     # Most metadata is empty; json.loads on bytes costs about 2 us even for "{}".
     return {} if raw == b"{}" else json.loads(raw.decode())
@@ -67,7 +75,8 @@ def register_sqlite_types() -> None:
     """Teach sqlite3 this package's timestamp and JSON columns, both ways.
 
     sqlite3 keeps adapters and converters in one registry per process. The converters use
-    declared types of this package's own (TIMESTAMP_TEXT, JSON_TEXT); the adapters store
+    declared types of this package's own (TIMESTAMP_TEXT, JSON_TEXT) and BOOLEAN, which the
+    generated interface types as bool; the adapters store
     aware datetimes as fixed-width UTC ISO 8601 text, which sorts in time order, and dicts
     as JSON text. Registering twice is harmless.
     """
@@ -75,6 +84,7 @@ def register_sqlite_types() -> None:
     sqlite3.register_adapter(dict, encode_json)
     sqlite3.register_converter(TIMESTAMP_TEXT, _convert_timestamp)
     sqlite3.register_converter(JSON_TEXT, _convert_json)
+    sqlite3.register_converter(BOOLEAN, _convert_boolean)
 
 
 class SqliteAdapter:
