@@ -23,11 +23,12 @@ __all__ = [
     "LIST_SQLITE",
 ]
 
-_QUERIES: Final = {query.name: query for query in read_queries()}
+_QUERIES: Final = {query.name: query for query in read_queries(engine="sqlite")}
+_POSTGRES_QUERIES: Final = {query.name: query for query in read_queries(engine="postgres")}
 
 
 def _postgres(name: str) -> str:
-    numbered: str = PostgresAdapter().process_sql(name, None, _QUERIES[name].sql)
+    numbered: str = PostgresAdapter().process_sql(name, None, _POSTGRES_QUERIES[name].sql)
     return numbered
 
 

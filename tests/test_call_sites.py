@@ -48,7 +48,7 @@ def test_every_parameter_rename_breaks_its_call_site(tmp_path: Path) -> None:
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("sqlc.yaml", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
-    for path in (tmp_path / "sql" / "queries").glob("*.sql"):
+    for path in (tmp_path / "sql" / "queries").rglob("*.sql"):
         path.write_text(rename_every_parameter(path.read_text(encoding="utf-8")), encoding="utf-8")
     subprocess.run([sqlc(), "generate"], cwd=tmp_path, check=True, capture_output=True)
     requests = sorted(str(p) for p in (tmp_path / "build" / "sqlc").glob("*/codegen_request.json"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence._adapters import SqliteAdapter
+from persistence._adapters import PostgresAdapter, SqliteAdapter
 from persistence._loader import load_queries, parse_query_text, read_queries, sql_root, to_aiosql
 from persistence.exceptions import QueryFileError, QueryInterfaceError
 
@@ -131,3 +131,49 @@ def test_a_query_missing_from_sql_is_drift(tmp_path: Path) -> None:
     (folder / "file_records.sql").unlink()
     with pytest.raises(QueryInterfaceError, match="get_file_record is in the generated interface"):
         load_queries(SqliteAdapter, folder)
+
+
+def move_to_variants(folder: Path, name: str, postgres_sql: str) -> None:
+    """Take one query out of the shared files and give each engine a variant of it."""
+    for path in folder.glob("*.sql"):
+        text = path.read_text(encoding="utf-8")
+        start = text.find(f"-- name: {name} ")
+        if start < 0:
+            continue
+        end = text.find("-- name:", start + 1)
+        block = text[start:] if end < 0 else text[start:end]
+        path.write_text(text.replace(block, ""), encoding="utf-8")
+        for engine, sql in (("sqlite", block), ("postgres", postgres_sql)):
+            (folder / engine).mkdir(exist_ok=True)
+            (folder / engine / "variants.sql").write_text(sql, encoding="utf-8")
+        return
+    pytest.fail(f"no query {name} in {folder}")
+
+
+def test_engine_variants_load_for_their_engine(tmp_path: Path) -> None:
+    """A query written once per engine loads each engine's own SQL under the one name."""
+    folder = copy_queries(tmp_path)
+    postgres = (
+        "-- name: GetTestResult :one\n-- By id.\n"
+        "SELECT * FROM test_results WHERE id = @id::bigint;\n"
+    )
+    move_to_variants(folder, "GetTestResult", postgres)
+    sqlite = {q.name: q for q in read_queries(folder, engine="sqlite")}
+    postgresql = {q.name: q for q in read_queries(folder, engine="postgres")}
+    assert "::bigint" not in sqlite["GetTestResult"].sql
+    assert postgresql["GetTestResult"].sql.endswith("id = :id::bigint;")
+    assert callable(load_queries(SqliteAdapter, folder, engine="sqlite").get_test_result)
+    assert callable(load_queries(PostgresAdapter, folder, engine="postgres").get_test_result)
+
+
+def test_a_variant_must_not_also_be_shared(tmp_path: Path) -> None:
+    """A query both in the shared files and in an engine's folder is an error naming both."""
+    folder = copy_queries(tmp_path)
+    (folder / "sqlite").mkdir(exist_ok=True)
+    (folder / "sqlite" / "again.sql").write_text(
+        "-- name: GetTestResult :one\n-- Again.\nSELECT * FROM test_results WHERE id = @id;\n",
+        encoding="utf-8",
+    )
+    assert len(read_queries(folder, engine="postgres")) == len(read_queries(folder))
+    with pytest.raises(QueryFileError, match=r"again\.sql:1: .*also defined at .*test_results"):
+        read_queries(folder, engine="sqlite")

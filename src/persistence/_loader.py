@@ -195,11 +195,19 @@ def sql_root() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parents[2] / "sql"
 
 
-def read_queries(folder: Path | None = None) -> list[ParsedQuery]:
-    """Parse every query file under `folder` (default: sql/queries), in name order."""
+def read_queries(folder: Path | None = None, *, engine: str | None = None) -> list[ParsedQuery]:
+    """Parse the shared query files of `folder` (default: sql/queries), then one engine's own.
+
+    An engine's variants live in `<folder>/<engine>/` (sqlite or postgres), for queries whose
+    SQL must differ. Such a query is written once per engine, under the same name, and never
+    in the shared files: a name defined twice is an error naming both places.
+    """
     folder = folder or sql_root() / "queries"
+    paths = sorted(folder.glob("*.sql"))
+    if engine is not None:
+        paths += sorted((folder / engine).glob("*.sql"))
     queries: list[ParsedQuery] = []
-    for path in sorted(folder.glob("*.sql")):
+    for path in paths:
         queries.extend(parse_query_file(path))
     seen: dict[str, ParsedQuery] = {}
     for query in queries:
@@ -214,9 +222,11 @@ def read_queries(folder: Path | None = None) -> list[ParsedQuery]:
     return queries
 
 
-def load_queries(adapter: type, folder: Path | None = None) -> Queries:
-    """Load the query files through aiosql and check them against the generated interface."""
-    parsed = read_queries(folder)
+def load_queries(
+    adapter: type, folder: Path | None = None, *, engine: str | None = None
+) -> Queries:
+    """Load one engine's queries through aiosql and check them against the generated interface."""
+    parsed = read_queries(folder, engine=engine)
     loaded = aiosql.from_str(to_aiosql(parsed), adapter)
     if not _matches_interface(loaded, QUERY_SHAPES):
         raise AssertionError  # pragma: no cover  # _matches_interface raises with the reason

@@ -135,10 +135,10 @@ async def open_database(
     engine, target = engine_of(url)
     # Queries first: a drifted interface should fail before any connection is opened.
     if engine is Engine.SQLITE:
-        queries = load_queries(SqliteAdapter)
+        queries = load_queries(SqliteAdapter, engine=engine.value)
         source: _SqliteSource | _PostgresSource = await _open_sqlite(target, busy_timeout)
     else:
-        queries = load_queries(PostgresAdapter)
+        queries = load_queries(PostgresAdapter, engine=engine.value)
         source = await _open_postgres(target, connect_timeout, pool_size)
     return Database(url=str(url or DEFAULT_DATABASE), engine=engine, queries=queries, source=source)
 
