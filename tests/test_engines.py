@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import asyncpg
 import pytest
 
 from persistence import (
+    Database,
     DatabaseError,
     Engine,
     TestResult,
@@ -18,6 +20,7 @@ from persistence import (
     TestType,
     all_results,
     connect,
+    find_result,
     migrate,
     open_database,
     save_result,
@@ -138,3 +141,11 @@ async def test_sqlite_declared_types_read_back_as_typed(tmp_path: Path) -> None:
     ]
     assert rows[0][0].tzinfo is dt.UTC
     assert type(rows[1][2]) is bool
+
+
+async def test_concurrent_calls_all_succeed(db: Database) -> None:
+    """Many tasks calling at once all get their answers, whichever connection serves them."""
+    saved = [await save_result(db, result()) for _ in range(5)]
+    ids = [r.id for r in saved if r.id is not None]
+    found = await asyncio.gather(*(find_result(db, ids[n % 5]) for n in range(40)))
+    assert [r.id if r else None for r in found] == [ids[n % 5] for n in range(40)]
