@@ -310,7 +310,12 @@ These are measurements of the layer's own costs, not of this run's figures alone
   a frozen model from a row costs about 1.7 us, of which about 1.3 us is the eleven lookups by
   name. The layer's floor is therefore about 2.4 times the tuples. Reaching 2.0 would mean
   reading by position; the layer keeps reading by name, so a changed SELECT can never swap
-  columns. On PostgreSQL, asyncpg's Records look names up in a hash table, and the target is met.
+  columns. On PostgreSQL, asyncpg's Records look names up in a hash table, and the ratio sits
+  near 2.0: met in some runs, just over in others.
+- **Per-call figures move from run to run.** One thread hop to aiosqlite, or one round trip to
+  PostgreSQL, varies by tens of microseconds when anything else runs on this 2-core machine.
+  Across runs, get by id on SQLite ranged from 0.95 to 1.41 with no change to the layer.
+  Compare several runs before reading much into a single per-call ratio.
 - **SQLAlchemy/layer for single-row saves and gets.** Both are bound by the round trip: one
   thread hop to aiosqlite, or one network round trip to PostgreSQL. The layer adds little to it
   (layer/raw is near 1), and SQLAlchemy adds only about 2 to 3 times as much. No change to the
@@ -322,4 +327,4 @@ These are measurements of the layer's own costs, not of this run's figures alone
   the layer's one typed query writes `col = coalesce(@x, col)` for every filter, and a generic
   plan cannot use an index through that. Splitting the listing into one query per filter
   combination would fix it, at the price of more queries to type and keep in step.
-"""
+"""  # noqa: S608  # Markdown that mentions SELECT, not SQL
