@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from persistence import Database, MigrationError, connect, migrate, migration_status, transaction
@@ -193,3 +194,18 @@ async def test_migrate_refuses_to_run_inside_a_transaction(db: Database) -> None
     async with transaction(db) as tx:
         with pytest.raises(MigrationError, match="outside transaction"):
             await migrate(tx)
+
+
+async def test_status_only_reads(empty: Database, folder: Path) -> None:
+    """Status on a database that was never migrated reports all pending and creates nothing."""
+    status = await migration_status(empty, folder)
+    assert [m.version for m in status.pending] == [1, 2]
+    async with connection(empty) as conn:
+        if isinstance(conn, aiosqlite.Connection):
+            names = [
+                row[0] for row in await conn.execute_fetchall("SELECT name FROM sqlite_master")
+            ]
+        else:
+            query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            names = [row[0] for row in await conn.fetch(query)]
+    assert names == []

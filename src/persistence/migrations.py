@@ -135,12 +135,26 @@ def discover_migrations(folder: Path) -> list[Migration]:
 
 
 async def migration_status(db: Database, folder: Path | None = None) -> MigrationStatus:
-    """Compare the history with the files: what is applied, pending and drifted."""
+    """Compare the history with the files: what is applied, pending and drifted.
+
+    Only reads: a database that was never migrated has everything pending.
+    """
     migrations = discover_migrations(folder or migrations_folder(db.engine))
-    async with connection(db) as conn:
-        await _ensure_history(db, conn)
-        applied = await _applied(db, conn)
+    try:
+        async with connection(db) as conn:
+            applied = await _applied(db, conn)
+    except DatabaseError as error:
+        if not _no_history_table(error.__cause__):
+            raise
+        applied = []
     return _compare(migrations, applied)
+
+
+def _no_history_table(cause: BaseException | None) -> bool:
+    """Tell whether a failed read of the history failed because it has no table yet."""
+    if isinstance(cause, asyncpg.UndefinedTableError):
+        return True
+    return isinstance(cause, sqlite3.OperationalError) and "no such table" in str(cause)
 
 
 def _compare(migrations: list[Migration], applied: list[AppliedMigration]) -> MigrationStatus:
