@@ -30,6 +30,7 @@ from persistence.converters import Model, decode_config_value, encode_config_val
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import (
     ENORMOUS_INTS,
+    EXTREME_DATETIMES,
     IN_MEMORY,
     SQL_LOOKING,
     aware_datetimes,
@@ -501,3 +502,25 @@ def test_deeply_nested_metadata_is_refused(cls: Cls) -> None:
     with pytest.raises(ValidationError) as caught:
         build(cls, metadata={"deep": DEEP_LIST})
     assert caught.value.field == "metadata"
+
+
+@pytest.mark.parametrize("moment", EXTREME_DATETIMES)
+def test_extreme_datetimes_are_refused(moment: dt.datetime) -> None:
+    """The first and last instants of the calendar are refused by every model, naming the field.
+
+    asyncpg writes them as -infinity and infinity and reads them back naive, so no engine
+    would give them back unchanged.
+    """
+    refusals = [
+        attempt(TestResult, created_at=moment),
+        attempt(FileRecord, created_at=moment),
+        attempt(FileRecord, accessed_at=moment),
+        attempt(ConfigEntry, updated_at=moment),
+    ]
+    assert all(isinstance(refusal, ValidationError) for refusal in refusals)
+    assert [r.field for r in refusals if isinstance(r, ValidationError)] == [
+        "created_at",
+        "created_at",
+        "accessed_at",
+        "updated_at",
+    ]

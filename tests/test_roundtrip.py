@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import attrs
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -18,7 +17,6 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
-    ValidationError,
     all_config_entries,
     all_file_records,
     all_results,
@@ -46,7 +44,6 @@ from persistence._sqltypes import JsonObject
 from persistence.models import MAX_EXECUTION_TIME, ConfigValue
 from strategies import (
     AWKWARD_TEXT,
-    EXTREME_DATETIMES,
     ON_DATABASE,
     SQL_LOOKING,
     config_entries,
@@ -248,38 +245,3 @@ async def test_file_record_round_trip(
 
     assert await delete_file_record_by_path(db, moved.path)
     assert not await delete_file_record(db, saved.id)
-
-
-@pytest.mark.parametrize("moment", EXTREME_DATETIMES)
-def test_extreme_datetimes_are_refused(moment: dt.datetime) -> None:
-    """The first and last instants of the calendar are refused by every model, naming the field.
-
-    asyncpg writes them as -infinity and infinity and reads them back naive, so no engine
-    would give them back unchanged.
-    """
-    refusals = [
-        build(TestResult, "created_at", moment),
-        build(FileRecord, "created_at", moment),
-        build(FileRecord, "accessed_at", moment),
-        build(ConfigEntry, "updated_at", moment),
-    ]
-    assert all(isinstance(refusal, ValidationError) for refusal in refusals)
-    assert [r.field for r in refusals if isinstance(r, ValidationError)] == [
-        "created_at",
-        "created_at",
-        "accessed_at",
-        "updated_at",
-    ]
-
-
-def build(cls: type[TestResult | ConfigEntry | FileRecord], field: str, value: object) -> object:
-    """Build a model with one field set; give back the ValidationError if it is refused."""
-    required: dict[type, dict[str, object]] = {
-        TestResult: {"test_type": TestType.UNIT, "status": TestStatus.PASSED},
-        ConfigEntry: {"section": "s", "key": "k", "value": "v", "type": ConfigType.STR},
-        FileRecord: {"path": "p"},
-    }
-    try:
-        return cls(**{**required[cls], field: value})  # type: ignore[arg-type]  # a table of fields
-    except ValidationError as error:
-        return error

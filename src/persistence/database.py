@@ -328,13 +328,13 @@ async def _transaction_connection(db: Database) -> AsyncIterator[Connection]:
     if isinstance(source, _SqliteSource):
         if bound is not None:
             async with _sqlite_block(source.connection, "SAVEPOINT nested", "RELEASE nested",
-                                     "ROLLBACK TO nested; RELEASE nested"):  # fmt: skip
+                                     ("ROLLBACK TO nested", "RELEASE nested")):  # fmt: skip
                 yield bound
             return
         await source.acquire()
         source.in_transaction = asyncio.current_task()
         try:
-            async with _sqlite_block(source.connection, "BEGIN", "COMMIT", "ROLLBACK"):
+            async with _sqlite_block(source.connection, "BEGIN", "COMMIT", ("ROLLBACK",)):
                 yield source.connection
         finally:
             source.in_transaction = None
@@ -375,7 +375,7 @@ async def _postgres_block(
 
 @contextlib.asynccontextmanager
 async def _sqlite_block(
-    connection: aiosqlite.Connection, begin: str, commit: str, rollback: str
+    connection: aiosqlite.Connection, begin: str, commit: str, rollback: tuple[str, ...]
 ) -> AsyncIterator[None]:
     async with translate_errors():
         await connection.execute(begin)
@@ -383,14 +383,14 @@ async def _sqlite_block(
         yield
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
-            for statement in rollback.split("; "):
+            for statement in rollback:
                 await connection.execute(statement)
         raise
     async with translate_errors():
         try:
             await connection.execute(commit)
         except sqlite3.Error:
-            for statement in rollback.split("; "):
+            for statement in rollback:
                 await connection.execute(statement)
             raise
 
