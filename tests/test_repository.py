@@ -44,6 +44,7 @@ from persistence import (
     save_results,
     set_config,
 )
+from persistence.models import MAX_KEY_BYTES
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -383,3 +384,36 @@ async def test_file_record_update_by_id(db: Database) -> None:
         await save_file_record(db, FileRecord(id=one.id, path="two"))
     with pytest.raises(NotFoundError):
         await save_file_record(db, FileRecord(id=999, path="four"))
+
+
+LONGEST_KEY = "\U0001f600" * (MAX_KEY_BYTES // 4)  # 4 bytes a character in UTF-8
+
+
+async def test_longest_keys_are_stored_on_both_engines(db: Database) -> None:
+    """A section, key and path of exactly MAX_KEY_BYTES bytes fit every engine's index."""
+    await set_config(db, LONGEST_KEY, LONGEST_KEY, 1)
+    assert await get_config_value(db, LONGEST_KEY, LONGEST_KEY, int) == 1
+    await save_file_record(db, FileRecord(path=LONGEST_KEY, size=1))
+    stored = await find_file_record_by_path(db, LONGEST_KEY)
+    assert stored is not None
+    assert stored.size == 1
+
+
+@pytest.mark.parametrize("field", ["section", "key"])
+async def test_longer_config_keys_are_refused_alike(db: Database, field: str) -> None:
+    """One byte more is a ValidationError naming the field, on both engines, before any SQL."""
+    names = {"section": "s", "key": "k", field: LONGEST_KEY + "a"}
+    with pytest.raises(ValidationError, match=rf"ConfigEntry\.{field}: must be at most 1024 bytes"):
+        await set_config(db, names["section"], names["key"], 1)
+    with pytest.raises(ValidationError, match=rf"ConfigEntry\.{field}: must be at most"):
+        await find_config(db, names["section"], names["key"])
+    assert await all_config_entries(db) == []
+
+
+async def test_longer_paths_are_refused_alike(db: Database) -> None:
+    """A 4,000-character path is refused with ValidationError on both engines."""
+    with pytest.raises(ValidationError, match=r"FileRecord\.path: must be at most 1024 bytes"):
+        await save_file_record(db, FileRecord(path="p" * 4000))
+    with pytest.raises(ValidationError, match=r"FileRecord\.path: must be at most"):
+        await find_file_record_by_path(db, "p" * 4000)
+    assert await all_file_records(db) == []

@@ -22,6 +22,7 @@ from persistence.exceptions import ValidationError
 
 __all__ = [
     "MAX_INT",
+    "MAX_KEY_BYTES",
     "ConfigEntry",
     "ConfigType",
     "ConfigValue",
@@ -45,6 +46,13 @@ MAX_JSON_DEPTH = 64
 
 _FIRST_INSTANT = dt.datetime.min.replace(tzinfo=dt.UTC)
 _LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+MAX_KEY_BYTES = 1024
+"""The longest section, key or path, in UTF-8 bytes, on both engines alike.
+
+These columns are indexed, and a PostgreSQL btree index row holds at most 2,704 bytes:
+without this limit a long key would be stored on SQLite and refused on PostgreSQL.
+"""
 
 MAX_JSON_FLOAT = 2.0**53
 """Metadata floats must be below this: PostgreSQL's jsonb rewrites larger ones as integers."""
@@ -126,10 +134,18 @@ def key_text(model: str, field: str, value: object) -> str:
     """Check a text given to look a row up by, such as a path or a config key."""
     if not isinstance(value, str):
         raise ValidationError(model, field, f"expected str, got {type(value).__name__}")
-    problem = text_problem(value)
+    problem = text_problem(value) or key_length_problem(value)
     if problem is not None:
         raise ValidationError(model, field, problem)
     return value
+
+
+def key_length_problem(value: str) -> str | None:
+    """Say why `value` is too long to be an indexed key (section, key or path), or None."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        return f"must be at most {MAX_KEY_BYTES} bytes in UTF-8, got {size}"
+    return None
 
 
 def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
@@ -168,7 +184,9 @@ class _Check:
             return
         raise self.fail(field, f"expected one of {allowed}, got {type(value).__name__}")
 
-    def text(self, field: str, *, nullable: bool = False, non_empty: bool = False) -> None:
+    def text(
+        self, field: str, *, nullable: bool = False, non_empty: bool = False, key: bool = False
+    ) -> None:
         value = getattr(self.model, field)
         if value is None and nullable:
             return
@@ -177,6 +195,9 @@ class _Check:
         if non_empty and not value:
             raise self.fail(field, "must not be empty")
         _check_text(self, field, value)
+        problem = key_length_problem(value) if key else None
+        if problem is not None:
+            raise self.fail(field, problem)
 
     def integer(self, field: str) -> None:
         value = getattr(self.model, field)
@@ -317,8 +338,8 @@ class ConfigEntry:
 
     def __attrs_post_init__(self) -> None:
         check = _Check(self)
-        check.text("section", non_empty=True)
-        check.text("key", non_empty=True)
+        check.text("section", non_empty=True, key=True)
+        check.text("key", non_empty=True, key=True)
         check.enum("type", ConfigType)
         _check_config_value(check, self.type, self.value)
         check.text("description", nullable=True)
@@ -375,7 +396,7 @@ class FileRecord:
 
     def __attrs_post_init__(self) -> None:
         check = _Check(self)
-        check.text("path", non_empty=True)
+        check.text("path", non_empty=True, key=True)
         check.integer("size")
         check.text("hash")
         if self.hash and not _SHA256_HEX.fullmatch(self.hash):
