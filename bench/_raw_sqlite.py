@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from bench._sql import GET_SQLITE, INSERT_SQLITE, INSERT_SQLITE_NO_RETURNING, LIST_SQLITE
-from persistence._adapters import register_sqlite_types
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
@@ -37,13 +36,26 @@ def _params(result: TestResult) -> tuple[Any, ...]:
     )
 
 
+def _register_converters() -> None:
+    """Let sqlite3 read the schema's declared types, as a hand-written program would.
+
+    sqlite3 keeps converters per process; the layer itself registers none.
+    """
+    sqlite3.register_converter(
+        "TIMESTAMP_TEXT", lambda raw: dt.datetime.fromisoformat(raw.decode())
+    )
+    sqlite3.register_converter(
+        "JSON_TEXT", lambda raw: {} if raw == b"{}" else json.loads(raw.decode())
+    )
+
+
 def _text(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 async def open_raw_sqlite(path: str) -> aiosqlite.Connection:
     """Open the file as the layer does: WAL, full sync, declared types converted by sqlite3."""
-    register_sqlite_types()  # the schema's TIMESTAMP_TEXT and JSON_TEXT converters
+    _register_converters()
     conn = await aiosqlite.connect(
         path, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES, timeout=5.0
     )

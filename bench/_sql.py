@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from persistence._adapters import PostgresAdapter
 from persistence._loader import read_queries
+from persistence._postgres import PostgresAdapter
 
 __all__ = [
     "COLUMNS",

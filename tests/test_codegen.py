@@ -1003,9 +1003,12 @@ def test_output_is_already_formatted(real_requests: list[Json]) -> None:
 def test_real_interface_has_the_expected_shapes(real_requests: list[Json]) -> None:
     """The real queries give the table rows and commands other code relies on."""
     generated = parse(generate(real_requests))
-    assert {"TestResultsRow", "ConfigEntriesRow", "FileRecordsRow", "SchemaMigrationsRow"} <= set(
-        generated.typed_dicts
-    )
+    assert {
+        "TestResultsRow",
+        "ConfigEntriesRow",
+        "FileRecordsRow",
+        "PersistenceMigrationsRow",
+    } <= set(generated.typed_dicts)
     assert generated.methods["get_test_result"].returns == "TestResultsRow | None"
     assert generated.shapes["insert_test_results"][0] == ":copyfrom"
     stats = generated.typed_dicts["TestResultStatsRow"]

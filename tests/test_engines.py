@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import sqlite3
 import time
 from pathlib import Path
 
-import aiosqlite
 import asyncpg
 import pytest
 
@@ -26,8 +25,7 @@ from persistence import (
     save_result,
     save_results,
 )
-from persistence._adapters import PostgresAdapter
-from persistence.database import DEFAULT_DATABASE, engine_of
+from persistence.database import DEFAULT_DATABASE, backend_of, engine_of
 
 URLS = [
     (None, Engine.SQLITE, str(DEFAULT_DATABASE)),
@@ -55,15 +53,12 @@ def test_unusable_urls_are_refused(url: str) -> None:
 
 
 async def test_sqlite_pragmas(tmp_path: Path) -> None:
-    """SQLite opens in WAL mode, with foreign keys on and a busy timeout."""
-    async with connect(tmp_path / "x.db", busy_timeout=2.5) as db:
-        from persistence.database import connection  # noqa: PLC0415
-
-        async with connection(db) as conn:
-            assert isinstance(conn, aiosqlite.Connection)
-            assert next(iter(await conn.execute_fetchall("PRAGMA journal_mode")))[0] == "wal"
-            assert next(iter(await conn.execute_fetchall("PRAGMA foreign_keys")))[0] == 1
-            assert next(iter(await conn.execute_fetchall("PRAGMA busy_timeout")))[0] == 2500
+    """SQLite opens in WAL mode, with foreign keys on and a full sync on commit."""
+    async with connect(tmp_path / "x.db") as db:
+        writer = backend_of(db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # SQLite's writer, read only here
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 async def test_unreachable_server_fails_fast() -> None:
@@ -112,35 +107,57 @@ async def test_dropped_connection_is_replaced(postgres_url: str, postgres_admin:
         assert len(await all_results(db)) == (2 if first_failed else 3)
 
 
-async def test_save_results_uses_copy_on_postgres(postgres_url: str) -> None:
-    """On PostgreSQL the batch insert goes through COPY, and stores every row."""
+async def test_save_results_uses_copy_on_postgres(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the batch insert goes through COPY, once, and stores every row."""
+    copies: list[int] = []
+    original = asyncpg.Connection.copy_records_to_table
+
+    async def spy(
+        self: asyncpg.Connection[asyncpg.Record],
+        table: str,
+        *,
+        records: list[tuple[object, ...]],
+        columns: list[str],
+    ) -> str:
+        copies.append(len(records))
+        return await original(self, table, records=records, columns=columns)
+
+    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", spy)
     async with connect(postgres_url) as db:
         await migrate(db)
         assert await save_results(db, [result() for _ in range(1000)]) == 1000
         assert len(await all_results(db)) == 1000
-    adapter = PostgresAdapter()
-    adapter.process_sql("insert_test_results", None, "INSERT INTO t (a, b) VALUES (:a, :b);")
-    assert adapter.copy_targets["insert_test_results"] == ("t", ("a", "b"), ("a", "b"))
+    assert copies == [1000]
 
 
-async def test_sqlite_declared_types_read_back_as_typed(tmp_path: Path) -> None:
-    """TIMESTAMP_TEXT, JSON_TEXT and BOOLEAN columns come back as datetime, dict and bool."""
-    async with connect(tmp_path / "x.db") as db:
-        from persistence.database import connection  # noqa: PLC0415
+def test_sqlite_process_state_is_untouched(tmp_path: Path) -> None:
+    """Opening, using and closing a database leaves sqlite3's adapters and converters as they were.
 
-        async with connection(db) as conn:
-            assert isinstance(conn, aiosqlite.Connection)
-            await conn.execute("CREATE TABLE t (at TIMESTAMP_TEXT, doc JSON_TEXT, flag BOOLEAN)")
-            moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-            await conn.execute("INSERT INTO t VALUES (?, ?, ?)", (moment, {"a": [1]}, True))
-            await conn.execute("INSERT INTO t VALUES (?, ?, ?)", (moment, {}, False))
-            rows = list(await conn.execute_fetchall("SELECT at, doc, flag FROM t"))
-    assert [tuple(row) for row in rows] == [
-        (moment.astimezone(dt.UTC), {"a": [1]}, True),
-        (moment.astimezone(dt.UTC), {}, False),
-    ]
-    assert rows[0][0].tzinfo is dt.UTC
-    assert type(rows[1][2]) is bool
+    A host application's own sqlite3 use behaves as in a process that never imported this
+    package: a dict is still not a value sqlite3 stores, and no converter is registered.
+    """
+    adapters, converters = dict(sqlite3.adapters), dict(sqlite3.converters)
+
+    async def use() -> None:
+        async with connect(tmp_path / "x.db") as db:
+            await migrate(db)
+            await save_result(db, result())
+            assert len(await all_results(db)) == 1
+
+    asyncio.run(use())
+    assert dict(sqlite3.adapters) == adapters
+    assert dict(sqlite3.converters) == converters
+    host = sqlite3.connect(tmp_path / "host.db", detect_types=sqlite3.PARSE_DECLTYPES)
+    try:
+        host.execute("CREATE TABLE t (doc JSON_TEXT, at TIMESTAMP_TEXT)")
+        with pytest.raises(sqlite3.ProgrammingError):
+            host.execute("INSERT INTO t (doc) VALUES (?)", ({"a": 1},))
+        host.execute("INSERT INTO t (doc, at) VALUES ('{}', '2026-01-01T00:00:00')")
+        assert host.execute("SELECT doc, at FROM t").fetchone() == ("{}", "2026-01-01T00:00:00")
+    finally:
+        host.close()
 
 
 async def test_concurrent_calls_all_succeed(db: Database) -> None:

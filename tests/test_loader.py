@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from persistence._adapters import PostgresAdapter, SqliteAdapter
 from persistence._loader import load_queries, parse_query_text, read_queries, sql_root, to_aiosql
+from persistence._postgres import PostgresAdapter
+from persistence._sqlite import SqliteAdapter
 from persistence.exceptions import QueryFileError, QueryInterfaceError
 
 GOOD = """\

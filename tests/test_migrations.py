@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
-import aiosqlite
+import asyncpg
 import pytest
 
 from persistence import Database, MigrationError, connect, migrate, migration_status, transaction
-from persistence.database import connection
-from persistence.migrations import checksum, discover_migrations, split_sqlite_statements
+from persistence._sqlite import split_sqlite
+from persistence.migrations import checksum, discover_migrations
 
 CREATE_A = "-- first\nCREATE TABLE a (id integer PRIMARY KEY, name text NOT NULL);\n"
 CREATE_B = "CREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO b (id) VALUES (1);\n"
@@ -43,16 +45,21 @@ async def empty_database(database_url: str) -> AsyncIterator[Database]:
 
 
 async def _table_names(db: Database) -> set[str]:
-    async with connection(db) as conn:
-        if db.engine.value == "sqlite":
-            rows = await conn.execute_fetchall(  # type: ignore[union-attr]  # SQLite here
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-            )
-        else:
-            rows = await conn.fetch(  # type: ignore[union-attr]  # PostgreSQL here
-                "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
-            )
-    return {row[0] for row in rows} - {"schema_migrations", "sqlite_sequence"}
+    """The tables of the database behind `db`, read over a connection of the test's own."""
+    if db.engine.value == "sqlite":
+        with closing(sqlite3.connect(db.url)) as lite:
+            names = [
+                row[0]
+                for row in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+    else:
+        pg = await asyncpg.connect(db.url)
+        try:
+            query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            names = [row[0] for row in await pg.fetch(query)]
+        finally:
+            await pg.close()
+    return set(names) - {"persistence_migrations", "sqlite_sequence"}
 
 
 async def test_applies_in_order_then_nothing(empty: Database, folder: Path) -> None:
@@ -106,6 +113,7 @@ async def test_edited_file_stops_the_run(empty: Database, folder: Path) -> None:
 
 async def test_deleted_file_stops_the_run(empty: Database, folder: Path) -> None:
     """An applied file that was deleted stops the run, naming it, until accepted."""
+    write(folder, "0003_more.sql", "CREATE TABLE d (id integer PRIMARY KEY);\n")
     await migrate(empty, folder)
     (folder / "0002_create_b.sql").unlink()
     with pytest.raises(MigrationError, match="0002_create_b was applied but its file is gone"):
@@ -113,7 +121,7 @@ async def test_deleted_file_stops_the_run(empty: Database, folder: Path) -> None
     await migrate(empty, folder, accept=[2])
     status = await migration_status(empty, folder)
     assert status.up_to_date
-    assert [a.version for a in status.applied] == [1]
+    assert [a.version for a in status.applied] == [1, 3]
 
 
 async def test_accepting_what_was_never_applied_is_refused(empty: Database, folder: Path) -> None:
@@ -177,7 +185,7 @@ def test_statement_splitting_keeps_triggers_whole() -> None:
         "CREATE TRIGGER t AFTER INSERT ON x BEGIN\n  UPDATE x SET id = 1;\n  SELECT 1;\nEND;\n"
         "INSERT INTO x VALUES (';');\n"
     )
-    statements = split_sqlite_statements(script)
+    statements = split_sqlite(script)
     assert len(statements) == 3
     assert statements[1].startswith("-- a comment")
     assert statements[1].endswith("END;")
@@ -186,7 +194,7 @@ def test_statement_splitting_keeps_triggers_whole() -> None:
 def test_incomplete_statement_is_refused() -> None:
     """A script ending in an unfinished statement is an error."""
     with pytest.raises(MigrationError, match="incomplete"):
-        split_sqlite_statements("CREATE TABLE x (id integer);\nCREATE TABLE y (")
+        split_sqlite("CREATE TABLE x (id integer);\nCREATE TABLE y (")
 
 
 async def test_migrate_refuses_to_run_inside_a_transaction(db: Database) -> None:
@@ -200,12 +208,7 @@ async def test_status_only_reads(empty: Database, folder: Path) -> None:
     """Status on a database that was never migrated reports all pending and creates nothing."""
     status = await migration_status(empty, folder)
     assert [m.version for m in status.pending] == [1, 2]
-    async with connection(empty) as conn:
-        if isinstance(conn, aiosqlite.Connection):
-            names = [
-                row[0] for row in await conn.execute_fetchall("SELECT name FROM sqlite_master")
-            ]
-        else:
-            query = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            names = [row[0] for row in await conn.fetch(query)]
-    assert names == []
+    assert await _table_names(empty) == set()
+    if empty.engine.value == "sqlite":
+        with closing(sqlite3.connect(empty.url)) as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

@@ -1,5 +1,5 @@
 -- The migration runner's own history table, created by the runner before any migration.
-CREATE TABLE IF NOT EXISTS schema_migrations (
+CREATE TABLE IF NOT EXISTS persistence_migrations (
     version     INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,
     checksum    TEXT NOT NULL,

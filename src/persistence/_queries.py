@@ -125,8 +125,8 @@ class DeleteFileRecordByPathParams(TypedDict):
     path: str
 
 
-class SchemaMigrationsRow(TypedDict):
-    """A row of schema_migrations."""
+class PersistenceMigrationsRow(TypedDict):
+    """A row of persistence_migrations."""
 
     version: int
     name: str
@@ -349,7 +349,7 @@ class Queries(Protocol):
     async def delete_file_record_by_path(self, conn: Connection, *, path: str) -> int:
         """Delete the record of one path, when its file is deleted or moved."""
 
-    def list_applied_migrations(self, conn: Connection) -> AsyncIterator[SchemaMigrationsRow]:
+    def list_applied_migrations(self, conn: Connection) -> AsyncIterator[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
 
     async def record_migration(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-import aiosqlite
-import asyncpg
-import asyncpg.pool
 import attrs
+
+if TYPE_CHECKING:
+    from persistence._postgres import PgConnection
+    from persistence._sqlite import SqliteSession
 
 JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
 """Any value that JSON can hold."""
@@ -15,11 +16,7 @@ JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, J
 JsonObject: TypeAlias = "dict[str, JsonValue]"
 """A JSON object: what metadata columns hold."""
 
-Connection: TypeAlias = (
-    "aiosqlite.Connection"
-    " | asyncpg.Connection[asyncpg.Record]"
-    " | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-)
+Connection: TypeAlias = "SqliteSession | PgConnection"
 """A connection of either engine, as the loaded queries take it."""
 
 Command: TypeAlias = Literal[":one", ":many", ":exec", ":execrows", ":execlastid", ":copyfrom"]

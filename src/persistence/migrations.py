@@ -2,38 +2,48 @@
 
 - Each migration and its history row commit in one transaction; a failing one leaves the
   schema and the history as they were, and the error names the file.
-- The history keeps a checksum of each file (line endings normalised). An applied file that
-  was edited or deleted stops the run until the change is accepted with `accept=`.
-- Two runners started at once apply each migration exactly once: on SQLite each migration
-  takes the write lock (BEGIN IMMEDIATE) before it reads the history; on PostgreSQL the
-  whole run holds an advisory lock, taken with a timeout.
+- A migration file may not start or end transactions itself: every file is checked for
+  such statements before anything runs.
+- On SQLite, foreign keys are off while a migration runs, as SQLite's table-rebuild
+  recipe requires, and `PRAGMA foreign_key_check` must pass before it commits.
+- The history (table `persistence_migrations`, a name no other tool uses) keeps a
+  checksum of each file (line endings normalised). An applied file that was edited or
+  deleted stops the run until the change is accepted with `accept=`; a history newer
+  than the files, or a file that would run before one already applied, stops it too.
+- Two runners started at once apply each migration exactly once: each migration takes
+  the runners' lock (SQLite's write lock, PostgreSQL's advisory lock), waiting at most
+  `lock_timeout`, then reads the history again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import hashlib
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import aiosqlite
-import asyncpg
 import attrs
 
 from persistence._loader import sql_root
-from persistence.database import Database, Engine, connection, translate_errors
-from persistence.exceptions import DatabaseError, MigrationError, PersistenceError
+from persistence.database import (
+    Database,
+    Engine,
+    backend_of,
+    connection,
+    translate_errors,
+)
+from persistence.exceptions import MigrationError, PersistenceError
 
 if TYPE_CHECKING:
+    from persistence._backend import Backend
     from persistence._sqltypes import Connection
 
 __all__ = [
+    "HISTORY_TABLE",
     "AppliedMigration",
     "Drift",
     "Migration",
@@ -44,8 +54,21 @@ __all__ = [
     "migrations_folder",
 ]
 
+HISTORY_TABLE: Final = "persistence_migrations"
+"""The runner's history table."""
+
+_LEGACY_HISTORY: Final = "schema_migrations"
+"""The history table's name before 0.2, adopted (renamed) when its columns are this runner's."""
+
+_HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duration_ms")
+
 _FILE_NAME: Final = re.compile(r"(?P<version>\d{4,})_(?P<slug>[a-z0-9_]+)\.sql")
-_LOCK_KEY: Final = 0x70657273  # "pers": the advisory lock every runner of this package takes
+
+_TRANSACTION_CONTROL: Final = re.compile(
+    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b",
+    re.IGNORECASE,
+)
+_LEADING_NOISE: Final = re.compile(r"^(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 
 
 @attrs.frozen
@@ -55,7 +78,7 @@ class Migration:
     version: int
     name: str
     path: Path
-    sql: str
+    sql: str = attrs.field(repr=False)
     checksum: str
 
 
@@ -91,11 +114,36 @@ class MigrationStatus:
     applied: tuple[AppliedMigration, ...]
     pending: tuple[Migration, ...]
     drifted: tuple[Drift, ...]
+    newer: tuple[AppliedMigration, ...] = ()
+    """Applied migrations newer than every file: the database is newer than this code."""
+    out_of_order: tuple[Migration, ...] = ()
+    """Pending files older than a migration already applied: they cannot run in order."""
+    notes: tuple[str, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
-        """Nothing pending and nothing drifted."""
-        return not self.pending and not self.drifted
+        """Nothing pending, drifted, newer or out of order."""
+        return not (self.pending or self.drifted or self.newer or self.out_of_order)
+
+    def problems(self, accepted: Iterable[int] = ()) -> list[str]:
+        """Say what stops `migrate`, each problem naming its migration."""
+        allowed = set(accepted)
+        problems = [d.describe() for d in self.drifted if d.applied.version not in allowed]
+        if problems:
+            problems[-1] += ". Restore the file, or accept the change with --accept VERSION"
+        problems += [
+            f"the database has migration {a.name} applied, newer than every migration of "
+            "this code: it was migrated by a newer version, so upgrade the code (if its file "
+            f"was deleted on purpose, accept that with --accept {a.version})"
+            for a in self.newer
+            if a.version not in allowed
+        ]
+        problems += [
+            f"{m.path.name} is pending but a later migration is already applied: "
+            "it cannot run in order; give it a version after the last applied one"
+            for m in self.out_of_order
+        ]
+        return problems
 
 
 def checksum(text: str) -> str:
@@ -110,63 +158,116 @@ def migrations_folder(engine: Engine) -> Path:
 
 
 def discover_migrations(folder: Path) -> list[Migration]:
-    """Read every `NNNN_slug.sql` of a folder, in version order."""
+    """Read every `NNNN_slug.sql` of a folder, in version order.
+
+    Files whose names do not end in `.sql` (any case) are left alone; any other file
+    that looks like a migration but is not one is an error naming it.
+    """
     if not folder.is_dir():
         raise MigrationError(f"migrations folder {folder} does not exist")
     migrations: dict[int, Migration] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix != ".sql":
+        if path.name.startswith(".") or path.suffix.lower() != ".sql":
             continue
-        match = _FILE_NAME.fullmatch(path.name)
-        if match is None:
+        migration = _read_migration(path)
+        if migration.version in migrations:
             raise MigrationError(
-                f"{path.name}: migration files are named NNNN_slug.sql (lower-case slug)",
+                f"{path.name} and {migrations[migration.version].path.name} share version "
+                f"{migration.version}",
                 migration=path.name,
             )
-        version = int(match["version"])
-        if version in migrations:
-            raise MigrationError(
-                f"{path.name} and {migrations[version].path.name} share version {version}",
-                migration=path.name,
-            )
-        text = path.read_text(encoding="utf-8")
-        migrations[version] = Migration(version, path.stem, path, text, checksum(text))
+        migrations[migration.version] = migration
     return [migrations[version] for version in sorted(migrations)]
 
 
+def _read_migration(path: Path) -> Migration:
+    match = _FILE_NAME.fullmatch(path.name)
+    if match is None:
+        raise MigrationError(
+            f"{path.name}: migration files are named NNNN_slug.sql "
+            "(four or more digits, a lower-case slug, and a lower-case .sql)",
+            migration=path.name,
+        )
+    if path.is_dir():
+        raise MigrationError(f"{path.name} is a folder, not a migration file", migration=path.name)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MigrationError(
+            f"{path.name} is not UTF-8 text (byte {error.start}): save it as UTF-8",
+            migration=path.name,
+        ) from None
+    except OSError as error:
+        raise MigrationError(
+            f"{path.name} cannot be read: {error.strerror or error}", migration=path.name
+        ) from error
+    return Migration(int(match["version"]), path.stem, path, text, checksum(text))
+
+
+def _statements(backend: Backend, migration: Migration) -> list[str]:
+    """Split one file and refuse statements that would end or start a transaction."""
+    try:
+        statements = backend.statements(migration.sql)
+    except MigrationError as error:
+        raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from None
+    for statement in statements:
+        control = _TRANSACTION_CONTROL.match(_LEADING_NOISE.sub("", statement))
+        if control is not None:
+            raise MigrationError(
+                f"{migration.path.name}: {control[1].upper()} is not allowed in a migration: "
+                "the runner runs each file in one transaction of its own",
+                migration=migration.name,
+            )
+    return statements
+
+
 async def migration_status(db: Database, folder: Path | None = None) -> MigrationStatus:
-    """Compare the history with the files: what is applied, pending and drifted.
+    """Compare the history with the files: what is applied, pending, drifted and out of order.
 
     Only reads: a database that was never migrated has everything pending.
     """
     migrations = discover_migrations(folder or migrations_folder(db.engine))
-    try:
+    backend = backend_of(db)
+    notes: tuple[str, ...] = ()
+    applied: list[AppliedMigration] = []
+    if await _has_table(backend, HISTORY_TABLE):
         async with connection(db) as conn:
             applied = await _applied(db, conn)
-    except DatabaseError as error:
-        if not _no_history_table(error.__cause__):
-            raise
-        applied = []
-    return _compare(migrations, applied)
+    elif await _legacy_history(backend):
+        notes = (
+            (
+                f"the history is in the table {_LEGACY_HISTORY} of an earlier version of this "
+                f"package: the next migrate renames it to {HISTORY_TABLE}"
+            ),
+        )
+    return attrs.evolve(_compare(migrations, applied), notes=notes)
 
 
-def _no_history_table(cause: BaseException | None) -> bool:
-    """Tell whether a failed read of the history failed because it has no table yet."""
-    if isinstance(cause, asyncpg.UndefinedTableError):
-        return True
-    return isinstance(cause, sqlite3.OperationalError) and "no such table" in str(cause)
+async def _has_table(backend: Backend, table: str) -> bool:
+    async with _translated_for(backend):
+        return bool(await backend.table_columns(table))
+
+
+async def _legacy_history(backend: Backend, conn: Connection | None = None) -> bool:
+    async with _translated_for(backend):
+        return await backend.table_columns(_LEGACY_HISTORY, conn) == _HISTORY_COLUMNS
 
 
 def _compare(migrations: list[Migration], applied: list[AppliedMigration]) -> MigrationStatus:
     by_version = {m.version: m for m in migrations}
     done = {a.version for a in applied}
+    latest_file = max(by_version, default=0)
+    newer = tuple(a for a in applied if a.version > latest_file)
     drifted = tuple(
         Drift(a, by_version.get(a.version))
         for a in applied
-        if a.version not in by_version or by_version[a.version].checksum != a.checksum
+        if a.version <= latest_file
+        and (a.version not in by_version or by_version[a.version].checksum != a.checksum)
     )
     pending = tuple(m for m in migrations if m.version not in done)
-    return MigrationStatus(tuple(applied), pending, drifted)
+    latest_applied = max(done, default=0)
+    out_of_order = tuple(m for m in pending if m.version < latest_applied)
+    return MigrationStatus(tuple(applied), pending, drifted, newer, out_of_order)
 
 
 async def migrate(
@@ -180,37 +281,54 @@ async def migrate(
 
     `accept` lists versions whose drift is accepted: an edited file's new checksum is
     recorded without running it again; a deleted file's history row is removed.
+    `lock_timeout` bounds the wait for another runner, on both engines.
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
     migrations = discover_migrations(folder or migrations_folder(db.engine))
+    backend = backend_of(db)
+    scripts = {m.version: _statements(backend, m) for m in migrations}
     accepted = set(accept)
-    applied_now: list[Migration] = []
-    async with connection(db) as conn, _run_lock(db, conn, lock_timeout):
-        await _ensure_history(db, conn)
-        _refuse_drift(_compare(migrations, await _applied(db, conn)), accepted)
+    async with _migration_transaction(db, lock_timeout) as conn:
+        await _ensure_history(backend, conn)
+        status = _compare(migrations, await _applied(db, conn))
+        _refuse(status, accepted)
         if accepted:
-            async with _migration_transaction(conn, "accepting drift"):
-                await _accept(db, conn, migrations, accepted)
-        for migration in migrations:
-            async with _migration_transaction(conn, migration.path.name):
-                status = _compare(migrations, await _applied(db, conn))
-                _refuse_drift(status, set())
-                if migration not in status.pending:
-                    continue
-                await _apply(db, conn, migration)
-            applied_now.append(migration)
+            await _accept(db, conn, migrations, accepted)
+    applied_now: list[Migration] = []
+    for migration in migrations:
+        async with _migration_transaction(db, lock_timeout) as conn:
+            status = _compare(migrations, await _applied(db, conn))
+            _refuse(status, set())
+            if migration not in status.pending:
+                continue
+            await _apply(db, conn, migration, scripts[migration.version])
+        applied_now.append(migration)
     return applied_now
 
 
-def _refuse_drift(status: MigrationStatus, accepted: set[int]) -> None:
-    drifted = [d for d in status.drifted if d.applied.version not in accepted]
-    if drifted:
-        raise MigrationError(
-            "; ".join(d.describe() for d in drifted)
-            + ". Restore the file, or accept the change with --accept VERSION.",
-            migration=drifted[0].applied.name,
+def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
+    problems = status.problems(accepted)
+    if problems:
+        first = (
+            [d.applied.name for d in status.drifted if d.applied.version not in accepted]
+            + [a.name for a in status.newer if a.version not in accepted]
+            + [m.name for m in status.out_of_order]
         )
+        raise MigrationError("; ".join(problems), migration=first[0] if first else None)
+
+
+@contextlib.asynccontextmanager
+async def _migration_transaction(db: Database, lock_timeout: float) -> AsyncIterator[Connection]:
+    backend = backend_of(db)
+    async with translate_errors(db), backend.migration(lock_timeout) as conn:
+        yield conn
+
+
+def _translated_for(backend: Backend) -> contextlib.AbstractAsyncContextManager[None]:
+    from persistence.database import _translated  # noqa: PLC0415  # one translation path
+
+    return _translated(backend)
 
 
 async def _accept(
@@ -230,16 +348,22 @@ async def _accept(
             )
 
 
-async def _apply(db: Database, conn: Connection, migration: Migration) -> None:
+async def _apply(
+    db: Database, conn: Connection, migration: Migration, statements: list[str]
+) -> None:
+    backend = backend_of(db)
     started = time.perf_counter()
     try:
-        if isinstance(conn, aiosqlite.Connection):
-            for statement in split_sqlite_statements(migration.sql):
-                await conn.execute(statement)
-        else:
-            await conn.execute(migration.sql)
-    except (sqlite3.Error, asyncpg.PostgresError, PersistenceError) as error:
+        await backend.run_script(conn, statements)
+    except PersistenceError as error:
         raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from error
+    except Exception as error:
+        translated = backend.translate(error)
+        if translated is None:
+            raise
+        raise MigrationError(
+            f"{migration.path.name}: {translated}", migration=migration.name
+        ) from error
     await db.queries.record_migration(
         conn,
         version=migration.version,
@@ -250,39 +374,19 @@ async def _apply(db: Database, conn: Connection, migration: Migration) -> None:
     )
 
 
-def split_sqlite_statements(script: str) -> list[str]:
-    """Split a script into statements, so they can run inside one transaction.
+async def _ensure_history(backend: Backend, conn: Connection) -> None:
+    """Create the history table if it is missing (its DDL is in sql/history/).
 
-    sqlite3's executescript() commits first, which would break the one-transaction rule.
+    A history kept by an earlier version of this package under its old name is renamed;
+    a table of that name with other columns belongs to another tool and is left alone.
     """
-    statements: list[str] = []
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            if _has_code(pending):
-                statements.append(pending.strip())
-            pending = ""
-    if _has_code(pending):
-        raise MigrationError(
-            f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
-        )
-    return statements
-
-
-def _has_code(text: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
-
-
-async def _ensure_history(db: Database, conn: Connection) -> None:
-    """Create the history table if it is missing (its DDL is in sql/history/)."""
-    ddl = (sql_root() / "history" / f"{db.engine.value}.sql").read_text(encoding="utf-8")
-    async with translate_errors():
-        if isinstance(conn, aiosqlite.Connection):
-            for statement in split_sqlite_statements(ddl):
-                await conn.execute(statement)
-        else:
-            await conn.execute(ddl)
+    if not await backend.table_columns(HISTORY_TABLE, conn) and await _legacy_history(
+        backend, conn
+    ):
+        await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
+        return
+    ddl = (sql_root() / "history" / f"{backend.engine.value}.sql").read_text(encoding="utf-8")
+    await backend.run_script(conn, backend.statements(ddl))
 
 
 async def _applied(db: Database, conn: Connection) -> list[AppliedMigration]:
@@ -296,51 +400,3 @@ async def _applied(db: Database, conn: Connection) -> list[AppliedMigration]:
         )
         async for row in db.queries.list_applied_migrations(conn)
     ]
-
-
-@contextlib.asynccontextmanager
-async def _migration_transaction(conn: Connection, name: str) -> AsyncIterator[None]:
-    """One transaction, holding the write lock from its start on SQLite."""
-    if isinstance(conn, aiosqlite.Connection):
-        async with translate_errors():
-            await conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        async with translate_errors():
-            await conn.execute("COMMIT")
-        return
-    async with translate_errors():
-        transaction = conn.transaction()
-        await transaction.start()
-    try:
-        yield
-    except BaseException:
-        await transaction.rollback()
-        raise
-    try:
-        await transaction.commit()
-    except asyncpg.PostgresError as error:
-        raise MigrationError(f"{name}: {error}", migration=name) from error
-
-
-@contextlib.asynccontextmanager
-async def _run_lock(db: Database, conn: Connection, wait: float) -> AsyncIterator[None]:
-    """On PostgreSQL, hold the runners' advisory lock for the whole run."""
-    if db.engine is not Engine.POSTGRES or isinstance(conn, aiosqlite.Connection):
-        yield
-        return
-    pg: asyncpg.Connection[asyncpg.Record] = conn  # type: ignore[assignment]  # a pooled proxy acts as one
-    deadline = time.monotonic() + wait
-    async with translate_errors():
-        while not await pg.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
-            if time.monotonic() > deadline:
-                raise DatabaseError(f"another migration runner held the lock for over {wait:g}s")
-            await asyncio.sleep(0.05)
-    try:
-        yield
-    finally:
-        async with translate_errors():
-            await pg.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

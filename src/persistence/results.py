@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence.converters import result_from_row, result_params, with_id
-from persistence.database import Database, atomic, connection
+from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     MAX_INT,
@@ -228,7 +228,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
             )
         rows.append(result_params(result))
     if rows:
-        async with atomic(db) as conn:
+        async with connection(db) as conn:
             await db.queries.insert_test_results(conn, rows)
     return len(rows)
 

@@ -1,0 +1,102 @@
+"""The small protocol that each engine's backend fulfils, and the pieces both share.
+
+`database.py` knows only this protocol. Everything engine-specific (opening and closing,
+lending a connection, transactions and savepoints, running migration scripts and their
+lock, error translation, codecs and the aiosql adapter) lives in `_sqlite.py` or
+`_postgres.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from persistence._queries import Queries
+    from persistence._sqltypes import Connection
+    from persistence.exceptions import PersistenceError
+
+__all__ = ["Backend", "Engine", "finish_then_cancel"]
+
+_T = TypeVar("_T")
+
+
+class Engine(enum.Enum):
+    """The database engines this package runs on, with the same SQL."""
+
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+class Backend(Protocol):
+    """One open database of one engine."""
+
+    @property
+    def engine(self) -> Engine:
+        """Which engine this is."""
+
+    @property
+    def queries(self) -> Queries:
+        """The loaded queries, bound to this engine's adapter."""
+
+    def lend(self) -> AbstractAsyncContextManager[Connection]:
+        """Lend a connection for one statement, which is atomic and durable on its own."""
+
+    def begin(self) -> AbstractAsyncContextManager[Connection]:
+        """Open a transaction holding the write lock from its start; commit or roll back."""
+
+    def migration(self, lock_timeout: float) -> AbstractAsyncContextManager[Connection]:
+        """Like `begin`, under the migration runners' lock, waited on for `lock_timeout`.
+
+        It also runs a migration's engine-specific checks before it commits.
+        """
+
+    async def savepoint(self, conn: Connection, name: str) -> None:
+        """Open a savepoint in the transaction of `conn`."""
+
+    async def release(self, conn: Connection, name: str) -> None:
+        """Keep what was done since the savepoint, and end it."""
+
+    async def rollback_to(self, conn: Connection, name: str) -> None:
+        """Undo what was done since the savepoint, and end it."""
+
+    def statements(self, script: str) -> list[str]:
+        """Split a migration script into statements, as this engine reads them."""
+
+    async def run_script(self, conn: Connection, statements: list[str]) -> None:
+        """Run a migration's statements inside the transaction of `conn`."""
+
+    async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
+        """Give the column names of `table` in order; none when there is no such table."""
+
+    def translate(self, error: BaseException) -> PersistenceError | None:
+        """Map one of this engine's driver errors to this package's; None for other errors."""
+
+    async def close(self) -> None:
+        """Close every connection; wait for work in flight to end."""
+
+
+async def finish_then_cancel(work: Awaitable[_T]) -> _T:
+    """Await `work` to its end even if the caller is cancelled meanwhile, then re-raise.
+
+    For the short critical steps of a transaction (BEGIN, COMMIT) that run in a thread or
+    on the wire: abandoning them halfway would leave a connection in a state nobody
+    tracks. Their own time limits bound the wait.
+    """
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = cancelled or not task.done() or not task.cancelled()
+        except BaseException:  # noqa: BLE001, S110  # the work's own error: read below
+            pass
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # read it, so that it is not reported as never retrieved
+        raise asyncio.CancelledError
+    return task.result()

@@ -1,0 +1,886 @@
+"""SQLite: short statements on the event loop, anything that can take long off it.
+
+Crossing to a driver thread costs about as much as a short SQLite statement itself, so
+this backend calls `sqlite3` directly from the event loop and keeps for worker threads
+only what can take long:
+
+- the fsync of a commit (`synchronous = FULL`);
+- bulk writes, and reads that run past the loop budget (a progress handler interrupts
+  them on the loop; they are read again in a thread, on a reader connection of their own);
+- waiting for a lock that another process holds: BEGIN IMMEDIATE is tried without
+  waiting, then again after short sleeps, so the loop never blocks and a cancelled wait
+  leaves nothing behind.
+
+Writes go through one writer connection. Outside `transaction()`, single-call writes
+that arrive together share a commit (group commit): a runner task opens one transaction,
+runs each queued write on the loop, then commits once; each caller returns after that
+commit is durable, and a write that fails fails alone. A transaction takes the writer
+for its whole block, queued in turn with the batches.
+
+Reads outside transactions use a reader connection: in WAL mode they see the last commit
+and never wait for the writer. Inside a transaction every statement uses the writer, so
+the block sees its own writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import enum
+import json
+import math
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+
+from persistence._backend import Engine, finish_then_cancel
+from persistence._loader import load_queries
+from persistence.exceptions import (
+    ConflictError,
+    DatabaseError,
+    MigrationError,
+    PersistenceError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from persistence._queries import Queries
+    from persistence._sqltypes import Connection
+
+__all__ = [
+    "LOOP_BUDGET",
+    "SqliteAdapter",
+    "SqliteBackend",
+    "SqliteSession",
+    "encode_datetime",
+    "encode_json",
+    "open_sqlite",
+    "split_sqlite",
+]
+
+_T = TypeVar("_T")
+
+LOOP_BUDGET: Final = 0.002
+"""Seconds a read may run on the event loop before it is interrupted and run in a thread."""
+
+_PROGRESS_STEPS: Final = 1000
+"""SQLite virtual-machine steps between two looks at the loop budget."""
+
+_BATCH_LIMIT: Final = 1000
+"""The most single-call writes that share one commit."""
+
+_LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+"""Sleeps between tries of BEGIN IMMEDIATE while another process holds the write lock."""
+
+# Rows and parameters cross the driver as whatever sqlite3 takes and gives.
+Params = Mapping[str, Any]
+Row = Any
+
+
+class _Mode(enum.Enum):
+    ROWS = "rows"
+    ROW = "row"
+    VALUE = "value"
+    COUNT = "count"
+    MANY = "many"
+
+
+# Codecs: this package's own, applied per query. sqlite3's adapter and converter
+# registries are process-wide, so they stay untouched.
+
+
+def encode_datetime(value: dt.datetime) -> str:
+    """Store an aware datetime as fixed-width UTC ISO 8601 text, which sorts in time order."""
+    if value.utcoffset() is None:
+        raise ValidationError("query", "datetime", f"naive datetime {value} cannot be stored")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def encode_json(value: object) -> str:
+    """Write JSON the same way everywhere: compact, UTF-8, no NaN."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _decode_datetime(raw: object) -> object:
+    return dt.datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+
+
+def _decode_json(raw: object) -> object:
+    # Most metadata is empty; json.loads costs about 1 us even for "{}".
+    if raw == "{}":
+        return {}
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def _decode_bool(raw: object) -> object:
+    return bool(raw) if isinstance(raw, int) else raw
+
+
+def _encode_json_param(value: object) -> object:
+    return value if value is None else encode_json(value)
+
+
+def _encode_datetime_param(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return encode_datetime(value)
+    return value
+
+
+_DECODERS: Final[dict[str, Callable[[object], object]]] = {
+    "datetime": _decode_datetime,
+    "json": _decode_json,
+    "bool": _decode_bool,
+}
+_ENCODERS: Final[dict[str, Callable[[object], object]]] = {
+    "datetime": _encode_datetime_param,
+    "json": _encode_json_param,
+}
+
+
+def _kind(annotation: object) -> str | None:
+    """Which codec a generated annotation calls for: datetime, json, bool or none."""
+    text = getattr(annotation, "__forward_arg__", annotation)
+    if not isinstance(text, str):
+        return None
+    if "datetime.datetime" in text:
+        return "datetime"
+    if "JsonObject" in text or "JsonValue" in text:
+        return "json"
+    if text.replace(" | None", "").strip() == "bool":
+        return "bool"
+    return None
+
+
+@attrs.frozen
+class _Plan:
+    """How to run one query on SQLite: its SQL, codecs and where it may run."""
+
+    sql: str
+    writes: bool
+    encoders: tuple[tuple[str, Callable[[object], object]], ...]
+    row_factory: Callable[[sqlite3.Cursor, tuple[object, ...]], object] | None
+
+    def encode(self, params: Params) -> Params:
+        if not self.encoders:
+            return params
+        encoded = dict(params)
+        for name, encoder in self.encoders:
+            if name in encoded:
+                encoded[name] = encoder(encoded[name])
+        return encoded
+
+
+_LEADING_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.DOTALL)
+_WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _writes(sql: str) -> bool:
+    """Tell whether a statement may change the database: anything but a plain SELECT."""
+    match = _LEADING_WORD.match(sql)
+    first = match[1].upper() if match else ""
+    if first == "SELECT":
+        return False
+    if first == "WITH":
+        return _WRITE_WORDS.search(sql) is not None
+    return True
+
+
+def _plan(query_name: str, sql: str) -> _Plan:
+    """Work out a query's codecs from its generated signature and row type."""
+    from persistence import _queries  # noqa: PLC0415  # the generated module imports this one's types
+
+    method = getattr(_queries.Queries, query_name, None)
+    hints: dict[str, object] = dict(getattr(method, "__annotations__", {}))
+    returned = str(hints.pop("return", ""))
+    hints.pop("conn", None)
+    rows_param = hints.pop("rows", None)
+    if rows_param is not None:  # :copyfrom takes an iterable of parameter dicts
+        name = str(rows_param).removeprefix("Iterable[").removesuffix("]")
+        hints = dict(getattr(getattr(_queries, name, None), "__annotations__", {}))
+    encoders = tuple(
+        (name, _ENCODERS[kind])
+        for name, hint in hints.items()
+        if (kind := _kind(hint)) in _ENCODERS
+    )
+    row_type = re.search(r"(\w+Row)\b", returned)
+    row_factory = None
+    if row_type is not None:
+        columns = getattr(_queries, row_type[1]).__annotations__
+        row_factory = _row_factory(
+            tuple(columns), tuple(_DECODERS.get(_kind(hint) or "") for hint in columns.values())
+        )
+    return _Plan(sql, _writes(sql), encoders, row_factory)
+
+
+def _row_factory(
+    names: tuple[str, ...], decoders: tuple[Callable[[object], object] | None, ...]
+) -> Callable[[sqlite3.Cursor, tuple[object, ...]], object]:
+    pairs = tuple(zip(names, decoders, strict=True))
+
+    def make(_cursor: sqlite3.Cursor, row: tuple[object, ...]) -> dict[str, object]:
+        return {
+            name: value if decode is None else decode(value)
+            for (name, decode), value in zip(pairs, row, strict=True)
+        }
+
+    return make
+
+
+def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+    """Run one query to its end and give what its command returns."""
+    cursor = conn.cursor()
+    try:
+        if mode is _Mode.MANY:
+            cursor.executemany(plan.sql, [plan.encode(p) for p in params])
+            return cursor.rowcount
+        if plan.row_factory is not None and mode is not _Mode.VALUE:
+            cursor.row_factory = plan.row_factory
+        cursor.execute(plan.sql, plan.encode(params))
+        if mode is _Mode.COUNT:
+            return cursor.rowcount
+        rows = cursor.fetchall()
+        if mode is _Mode.ROWS:
+            return rows
+        if mode is _Mode.ROW:
+            return rows[0] if rows else None
+        return rows[0][0] if rows else None
+    finally:
+        cursor.close()
+
+
+class _Budget:
+    """The progress handler that interrupts a read running past the loop budget."""
+
+    __slots__ = ("deadline", "tripped")
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self.tripped = False
+
+    def __call__(self) -> int:
+        if time.perf_counter() > self.deadline:
+            self.tripped = True
+            return 1
+        return 0
+
+    def arm(self) -> None:
+        self.tripped = False
+        self.deadline = time.perf_counter() + LOOP_BUDGET
+
+    def disarm(self) -> None:
+        self.deadline = math.inf
+
+
+def _retry_elsewhere(error: sqlite3.OperationalError, budget: _Budget) -> bool:
+    """Tell whether a read failed on the loop only because it was slow or had to wait."""
+    return budget.tripped or _is_busy(error)
+
+
+def _is_busy(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+@attrs.define(eq=False)
+class _Write:
+    """One single-call write waiting for a batch."""
+
+    plan: _Plan
+    params: Any
+    mode: _Mode
+    future: asyncio.Future[Any]
+
+
+@attrs.define(eq=False)
+class _Lease:
+    """A request for the writer connection by a transaction."""
+
+    granted: asyncio.Future[None]
+    released: asyncio.Future[None]
+
+    def release(self) -> None:
+        if not self.released.done():
+            self.released.set_result(None)
+
+
+class SqliteSession:
+    """What the loaded queries take as `conn` on SQLite.
+
+    Outside a transaction, reads go to a reader and writes to the group-commit queue;
+    inside one, everything runs on the writer.
+    """
+
+    __slots__ = ("_backend", "_in_transaction")
+
+    def __init__(self, backend: SqliteBackend, *, in_transaction: bool) -> None:
+        self._backend = backend
+        self._in_transaction = in_transaction
+
+    async def run(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+        """Run one query where this session runs it."""
+        backend = self._backend
+        if self._in_transaction:
+            return await backend.run_in_transaction(plan, params, mode)
+        if plan.writes or mode is _Mode.MANY:
+            return await backend.queue_write(plan, params, mode)
+        return await backend.read(plan, params, mode)
+
+
+class SqliteAdapter:
+    """The aiosql adapter: each call goes to the session, which knows where it runs."""
+
+    is_aio_driver = True
+
+    def __init__(self) -> None:
+        self._plans: dict[str, _Plan] = {}
+
+    def process_sql(self, query_name: str, _op_type: object, sql: str) -> str:
+        """Keep the SQL (sqlite3 takes `:name` parameters) and plan the query's codecs."""
+        self._plans[query_name] = _plan(query_name, sql)
+        return sql
+
+    async def select(
+        self,
+        conn: SqliteSession,
+        query_name: str,
+        _sql: str,
+        parameters: Params,
+        _record_class: object = None,
+    ) -> AsyncIterator[Row]:
+        """Fetch every row at once, then hand them out."""
+        for row in await conn.run(self._plans[query_name], parameters, _Mode.ROWS):
+            yield row
+
+    async def select_one(
+        self,
+        conn: SqliteSession,
+        query_name: str,
+        _sql: str,
+        parameters: Params,
+        _record_class: object = None,
+    ) -> Row | None:
+        """Return the first row, or None."""
+        return await conn.run(self._plans[query_name], parameters, _Mode.ROW)
+
+    async def select_value(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
+    ) -> object:
+        """Return the first column of the first row, or None."""
+        return await conn.run(self._plans[query_name], parameters, _Mode.VALUE)
+
+    async def insert_returning(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
+    ) -> object:
+        """Return the first column of the RETURNING row (the new id)."""
+        return await conn.run(self._plans[query_name], parameters, _Mode.VALUE)
+
+    async def insert_update_delete(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
+    ) -> int:
+        """Run one statement and return how many rows it changed."""
+        count: int = await conn.run(self._plans[query_name], parameters, _Mode.COUNT)
+        return count
+
+    async def insert_update_delete_many(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]
+    ) -> int:
+        """Run one statement for every parameter set, all or none, in a thread."""
+        count: int = await conn.run(self._plans[query_name], list(parameters), _Mode.MANY)
+        return count
+
+    async def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
+        """Refuse scripts: the migration runner runs them statement by statement."""
+        msg = "scripts are not supported as queries"
+        raise NotImplementedError(msg)
+
+
+def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target,
+        timeout=timeout,
+        isolation_level=None,  # this package opens and ends every transaction itself
+        check_same_thread=False,  # used from the loop and from worker threads, one at a time
+        uri=uri,
+        cached_statements=256,
+    )
+
+
+class SqliteBackend:
+    """One SQLite file: a writer, a reader on the loop, and readers for worker threads."""
+
+    engine = Engine.SQLITE
+
+    def __init__(
+        self,
+        queries: Queries,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        open_reader: Callable[[], sqlite3.Connection],
+        *,
+        busy_timeout: float,
+    ) -> None:
+        self._queries = queries
+        self._writer = writer
+        self._reader = reader
+        self._open_reader = open_reader
+        self._busy_timeout = busy_timeout
+        self._writer_budget = _Budget()
+        self._reader_budget = _Budget()
+        writer.set_progress_handler(self._writer_budget, _PROGRESS_STEPS)
+        reader.set_progress_handler(self._reader_budget, _PROGRESS_STEPS)
+        self._thread_readers: list[sqlite3.Connection] = []
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
+        self._queue: collections.deque[_Write | _Lease] = collections.deque()
+        self._runner: asyncio.Task[None] | None = None
+        self._autocommit = SqliteSession(self, in_transaction=False)
+        self._transaction = SqliteSession(self, in_transaction=True)
+        self._closed = False
+
+    @property
+    def queries(self) -> Queries:
+        """The loaded queries."""
+        return self._queries
+
+    # Lending: a session object; nothing to acquire.
+
+    def lend(self) -> _Lent:
+        """Lend the session that sends each statement where it belongs."""
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        return _Lent(self._autocommit)
+
+    # Threads.
+
+    async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    # Reads outside transactions.
+
+    async def read(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+        """Read on the loop; if it runs long or must wait, read again in a thread."""
+        budget = self._reader_budget
+        budget.arm()
+        try:
+            return _execute(self._reader, plan, params, mode)
+        except sqlite3.OperationalError as error:
+            if not _retry_elsewhere(error, budget):
+                raise
+        finally:
+            budget.disarm()
+        return await self._read_in_thread(plan, params, mode)
+
+    async def _read_in_thread(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+        reader = self._thread_readers.pop() if self._thread_readers else None
+        if reader is None:
+            reader = await self._in_thread(self._open_reader)
+        work = asyncio.ensure_future(self._in_thread(_execute, reader, plan, params, mode))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            reader.interrupt()  # the read stops at its next step; the reader is reused after
+            raise
+        finally:
+            work.add_done_callback(lambda _: self._give_back(reader))
+
+    def _give_back(self, reader: sqlite3.Connection) -> None:
+        if self._closed:
+            reader.close()
+        else:
+            self._thread_readers.append(reader)
+
+    # Statements inside a transaction: the writer, which the transaction holds.
+
+    async def run_in_transaction(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+        """Run on the loop; bulk writes, and reads past the budget, in a thread."""
+        writer = self._writer
+        if mode is _Mode.MANY:
+            return await finish_then_cancel(self._in_thread(_savepointed, writer, plan, params))
+        if plan.writes:
+            return _execute(writer, plan, params, mode)
+        budget = self._writer_budget
+        budget.arm()
+        try:
+            return _execute(writer, plan, params, mode)
+        except sqlite3.OperationalError:
+            if not budget.tripped:
+                raise
+        finally:
+            budget.disarm()
+        return await finish_then_cancel(self._in_thread(_execute, writer, plan, params, mode))
+
+    # Single-call writes: the group-commit queue.
+
+    async def queue_write(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+        """Queue a write for the next batch; return once the batch has committed."""
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(plan, params, mode, future))
+        self._wake()
+        return await future
+
+    def _wake(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run_queue())
+
+    async def _run_queue(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0)  # callers woken by the last commit queue their next write
+                if not self._queue:
+                    return
+                head = self._queue[0]
+                if isinstance(head, _Lease):
+                    self._queue.popleft()
+                    if head.granted.done():
+                        continue  # its transaction was cancelled while waiting
+                    head.granted.set_result(None)
+                    await head.released
+                    continue
+                await self._run_batch()
+        finally:
+            self._runner = None
+
+    async def _run_batch(self) -> None:
+        """Open a transaction, run the queued writes in it, and commit them all at once."""
+        writer = self._writer
+        try:
+            await self._begin_immediate(self._busy_timeout)
+        except Exception as error:  # noqa: BLE001  # handed to every waiting caller
+            self._fail_waiting(error)
+            return
+        done = await self._run_queued(writer)
+        if done is None:
+            return
+        try:
+            await self._in_thread(writer.execute, "COMMIT")
+        except Exception as error:  # noqa: BLE001  # every write of the batch failed with it
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            for item, _ in done:
+                _fail(item, error)
+            return
+        for item, outcome in done:
+            if not item.future.done():
+                item.future.set_result(outcome)
+
+    async def _run_queued(self, writer: sqlite3.Connection) -> list[tuple[_Write, object]] | None:
+        """Run queued writes up to the next transaction; None if SQLite rolled them all back."""
+        done: list[tuple[_Write, object]] = []
+        while self._queue and len(done) < _BATCH_LIMIT:
+            item = self._queue[0]
+            if isinstance(item, _Lease):
+                break
+            self._queue.popleft()
+            if item.future.done():
+                continue  # cancelled before it ran: it never runs
+            try:
+                if item.mode is _Mode.MANY:
+                    result: object = await self._in_thread(
+                        _savepointed, writer, item.plan, item.params
+                    )
+                else:
+                    result = _execute(writer, item.plan, item.params, item.mode)
+            except Exception as error:  # noqa: BLE001  # handed to its caller alone
+                _fail(item, error)
+                if not writer.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error).
+                    for earlier, _ in done:
+                        _fail(earlier, error)
+                    return None
+                continue
+            done.append((item, result))
+            if not self._queue:
+                await asyncio.sleep(0)  # let tasks that are ready join this commit
+        return done
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        while self._queue:
+            item = self._queue[0]
+            if not isinstance(item, _Write):
+                return
+            self._queue.popleft()
+            _fail(item, error)
+
+    async def _begin_immediate(self, wait: float) -> None:
+        """Take the write lock, sleeping between tries while another process holds it."""
+        deadline = time.monotonic() + wait
+        for attempt in range(1_000_000):
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    if _is_busy(error):
+                        raise DatabaseError(
+                            f"SQLite: the database is locked: another connection held the "
+                            f"write lock for over {wait:g}s"
+                        ) from error
+                    raise
+                await asyncio.sleep(_LOCK_POLL[min(attempt, len(_LOCK_POLL) - 1)])
+            else:
+                return
+
+    # Transactions.
+
+    async def _lease(self) -> _Lease:
+        """Wait for the writer: after the batches and transactions queued before."""
+        loop = asyncio.get_running_loop()
+        lease = _Lease(loop.create_future(), loop.create_future())
+        self._queue.append(lease)
+        self._wake()
+        try:
+            await lease.granted
+        except asyncio.CancelledError:
+            if lease.granted.done() and not lease.granted.cancelled():
+                lease.release()  # granted just as the wait was cancelled
+            else:
+                lease.granted.cancel()
+            raise
+        return lease
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
+        """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
+        return self._transaction_block(self._busy_timeout, migration=False)
+
+    def migration(
+        self, lock_timeout: float
+    ) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
+        """Open a migration's transaction: the write lock, waited on for `lock_timeout`.
+
+        Foreign keys are off for its length, so that SQLite's table-rebuild recipe keeps
+        child rows; `PRAGMA foreign_key_check` must find nothing before it commits.
+        """
+        return self._transaction_block(lock_timeout, migration=True)
+
+    @contextlib.asynccontextmanager
+    async def _transaction_block(
+        self, wait: float, *, migration: bool
+    ) -> AsyncIterator[SqliteSession]:
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        lease = await self._lease()
+        writer = self._writer
+        try:
+            if migration:
+                writer.execute("PRAGMA foreign_keys = OFF")
+            await self._begin_immediate(wait)
+            try:
+                yield self._transaction
+                if migration:
+                    _check_foreign_keys(writer)
+                await finish_then_cancel(self._in_thread(writer.execute, "COMMIT"))
+            except BaseException:
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
+                raise
+        finally:
+            try:
+                if migration:
+                    writer.execute("PRAGMA foreign_keys = ON")
+            finally:
+                lease.release()
+
+    async def savepoint(self, _conn: Connection, name: str) -> None:
+        """Open a savepoint in the running transaction."""
+        self._writer.execute(f'SAVEPOINT "{name}"')
+
+    async def release(self, _conn: Connection, name: str) -> None:
+        """Keep what the savepoint's block did."""
+        self._writer.execute(f'RELEASE "{name}"')
+
+    async def rollback_to(self, _conn: Connection, name: str) -> None:
+        """Undo what the savepoint's block did, and end it."""
+        self._writer.execute(f'ROLLBACK TO "{name}"')
+        self._writer.execute(f'RELEASE "{name}"')
+
+    # Migrations.
+
+    def statements(self, script: str) -> list[str]:
+        """Split a script with SQLite's own notion of a complete statement."""
+        return split_sqlite(script)
+
+    async def run_script(self, _conn: Connection, statements: list[str]) -> None:
+        """Run the statements in a thread: a migration may rebuild big tables."""
+
+        def run() -> None:
+            for statement in statements:
+                self._writer.execute(statement)
+
+        await finish_then_cancel(self._in_thread(run))
+
+    async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
+        """Give the column names of `table` in order; none when there is no such table."""
+        rows = self._reader.execute(
+            "SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,)
+        ).fetchall()
+        return tuple(str(row[0]) for row in rows)
+
+    # Errors.
+
+    def translate(self, error: BaseException) -> PersistenceError | None:
+        """Map a sqlite3 error to this package's error."""
+        match error:
+            case PersistenceError():
+                return None
+            case sqlite3.IntegrityError():
+                return _integrity(error)
+            case sqlite3.Error():
+                if _is_busy(error):
+                    return DatabaseError(f"SQLite: the database is locked: {error}")
+                return DatabaseError(f"SQLite: {error}")
+        return None
+
+    # Closing.
+
+    async def close(self) -> None:
+        """Finish queued writes, then close every connection and the worker threads."""
+        if self._closed:
+            return
+        while self._runner is not None:
+            await asyncio.shield(self._runner)
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+        for connection in (*self._thread_readers, self._reader, self._writer):
+            connection.close()
+        self._thread_readers.clear()
+
+
+class _Lent:
+    """The context of `lend()`: a class, since it runs once per call."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: SqliteSession) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> SqliteSession:
+        return self._session
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+def _fail(item: _Write, error: BaseException) -> None:
+    if not item.future.done():
+        item.future.set_exception(error)
+
+
+def _savepointed(writer: sqlite3.Connection, plan: _Plan, params: Sequence[Params]) -> int:
+    """Run a bulk write all or nothing, inside whatever transaction is open."""
+    writer.execute('SAVEPOINT "bulk"')
+    try:
+        count: int = _execute(writer, plan, params, _Mode.MANY)
+    except BaseException:
+        if writer.in_transaction:
+            writer.execute('ROLLBACK TO "bulk"')
+            writer.execute('RELEASE "bulk"')
+        raise
+    writer.execute('RELEASE "bulk"')
+    return count
+
+
+def _check_foreign_keys(writer: sqlite3.Connection) -> None:
+    problems = writer.execute("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        shown = ", ".join(
+            f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in problems[:5]
+        )
+        raise MigrationError(
+            f"the migration leaves {len(problems)} row(s) whose foreign key has no parent: {shown}"
+        )
+
+
+def split_sqlite(script: str) -> list[str]:
+    """Split a script into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if _has_code(pending):
+                statements.append(pending.strip())
+            pending = ""
+    if _has_code(pending):
+        raise MigrationError(
+            f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
+        )
+    return statements
+
+
+def _has_code(text: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
+
+
+def _integrity(error: sqlite3.IntegrityError) -> PersistenceError:
+    message = str(error)
+    if message.startswith("UNIQUE constraint failed:") or "PRIMARY KEY" in message:
+        return ConflictError(f"SQLite: {message}", constraint=message.partition(": ")[2])
+    if message.startswith("FOREIGN KEY"):
+        return ConflictError(f"SQLite: {message}")
+    detail = message.partition(": ")[2]
+    table, _, field = detail.partition(".")
+    if not field:
+        table, field = "row", detail or "constraint"
+    return ValidationError(table, field, f"SQLite: {message}")
+
+
+async def open_sqlite(
+    path: str,
+    *,
+    busy_timeout: float,
+    create: bool,
+) -> SqliteBackend:
+    """Open (or create) a SQLite file in WAL mode with a full sync on commit."""
+    queries = load_queries(SqliteAdapter, engine="sqlite")
+    if path == ":memory:" or path.startswith("file:"):
+        raise DatabaseError(
+            f"{path!r}: give a file path; an in-memory database cannot be shared by the "
+            "reader and writer connections (use a temporary file in tests)"
+        )
+    return await asyncio.get_running_loop().run_in_executor(
+        None, _open_files, path, busy_timeout, create, queries
+    )
+
+
+def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
+    file = Path(path)
+    if not create and not file.exists():
+        raise DatabaseError(f"no SQLite database at {path}")
+    target, uri = str(file), False
+    try:
+        if create:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            target, uri = f"{file.absolute().as_uri()}?mode=ro", True
+        writer = _connect(target, uri=uri, timeout=0)
+    except (OSError, sqlite3.Error) as error:
+        raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    try:
+        if create:
+            writer.execute("PRAGMA journal_mode = WAL")
+        writer.execute("PRAGMA synchronous = FULL")
+        writer.execute("PRAGMA foreign_keys = ON")
+        reader = _connect(target, uri=uri, timeout=0)
+        reader.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as error:
+        writer.close()
+        raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
+
+    def open_reader() -> sqlite3.Connection:
+        connection = _connect(target, uri=uri, timeout=busy_timeout)
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
+    return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout)
