@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -11,7 +12,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from persistence import Database, MigrationError, connect, migrate, migration_status, transaction
+from persistence import (
+    Database,
+    DatabaseError,
+    MigrationError,
+    connect,
+    migrate,
+    migration_status,
+    transaction,
+)
 from persistence._sqlite import split_sqlite
 from persistence.migrations import checksum, discover_migrations
 
@@ -35,6 +44,12 @@ def migrations(tmp_path: Path) -> Path:
     write(folder, "0001_create_a.sql", CREATE_A)
     write(folder, "0002_create_b.sql", CREATE_B)
     return folder
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    """Where a test's SQLite file goes."""
+    return tmp_path / "test.db"
 
 
 @pytest.fixture(name="empty")
@@ -212,3 +227,262 @@ async def test_status_only_reads(empty: Database, folder: Path) -> None:
     if empty.engine.value == "sqlite":
         with closing(sqlite3.connect(empty.url)) as conn:
             assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+async def _hold_runners_lock(url: str, seconds: float, held: asyncio.Event) -> None:
+    """Hold the lock that migration runners take, as a runner in another process would."""
+    if url.startswith("postgresql"):
+        pg = await asyncpg.connect(url)
+        try:
+            async with pg.transaction():
+                await pg.execute("SELECT pg_advisory_xact_lock($1)", 0x70657273)
+                held.set()
+                await asyncio.sleep(seconds)
+        finally:
+            await pg.close()
+        return
+    lite = sqlite3.connect(url, isolation_level=None)
+    try:
+        lite.execute("BEGIN IMMEDIATE")
+        held.set()
+        await asyncio.sleep(seconds)
+        lite.execute("ROLLBACK")
+    finally:
+        lite.close()
+
+
+async def test_runner_waits_its_lock_timeout_on_both_engines(
+    database_url: str, folder: Path
+) -> None:
+    """A runner waits for another one up to lock_timeout, beyond SQLite's busy timeout."""
+    async with connect(database_url, busy_timeout=0.2) as db:
+        held = asyncio.Event()
+        holder = asyncio.create_task(_hold_runners_lock(database_url, 1.0, held))
+        await held.wait()
+        started = asyncio.get_running_loop().time()
+        applied = await migrate(db, folder, lock_timeout=10)
+        waited = asyncio.get_running_loop().time() - started
+        await holder
+    assert [m.version for m in applied] == [1, 2]
+    assert 0.7 < waited < 8
+
+
+async def test_runner_gives_up_after_its_lock_timeout(database_url: str, folder: Path) -> None:
+    """A runner that cannot get the lock within lock_timeout says so, and applies nothing."""
+    async with connect(database_url) as db:
+        held = asyncio.Event()
+        holder = asyncio.create_task(_hold_runners_lock(database_url, 2.0, held))
+        await held.wait()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(DatabaseError, match=r"for over 0\.3s"):
+            await migrate(db, folder, lock_timeout=0.3)
+        assert asyncio.get_running_loop().time() - started < 1.5
+        await holder
+        assert not (await migration_status(db, folder)).applied
+
+
+REBUILD = """
+-- SQLite's recipe for changing a table: build the new one, copy, drop, rename.
+CREATE TABLE parent_new (id integer PRIMARY KEY, name text NOT NULL DEFAULT '');
+INSERT INTO parent_new (id) SELECT id FROM parent;
+DROP TABLE parent;
+ALTER TABLE parent_new RENAME TO parent;
+"""
+
+
+async def test_table_rebuild_keeps_the_children(sqlite_path: Path, tmp_path: Path) -> None:
+    """A migration that rebuilds a parent table keeps its 100 child rows (SQLite)."""
+    folder = tmp_path / "rebuild"
+    write(
+        folder,
+        "0001_family.sql",
+        "CREATE TABLE parent (id integer PRIMARY KEY);\n"
+        "CREATE TABLE child (id integer PRIMARY KEY, "
+        "parent_id integer NOT NULL REFERENCES parent (id) ON DELETE CASCADE);\n",
+    )
+    async with connect(sqlite_path) as db:
+        await migrate(db, folder)
+    with closing(sqlite3.connect(sqlite_path)) as lite:
+        lite.executemany("INSERT INTO parent (id) VALUES (?)", [(n,) for n in range(100)])
+        lite.executemany("INSERT INTO child (parent_id) VALUES (?)", [(n,) for n in range(100)])
+        lite.commit()
+    write(folder, "0002_rebuild_parent.sql", REBUILD)
+    async with connect(sqlite_path) as db:
+        assert [m.version for m in await migrate(db, folder)] == [2]
+    with closing(sqlite3.connect(sqlite_path)) as lite:
+        assert lite.execute("SELECT count(*) FROM child").fetchone() == (100,)
+        assert lite.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+async def test_a_migration_that_orphans_rows_is_refused(sqlite_path: Path, tmp_path: Path) -> None:
+    """With foreign keys off for a migration, foreign_key_check still guards the commit."""
+    folder = tmp_path / "orphans"
+    write(
+        folder,
+        "0001_family.sql",
+        "CREATE TABLE parent (id integer PRIMARY KEY);\n"
+        "CREATE TABLE child (id integer PRIMARY KEY, parent_id integer REFERENCES parent (id));\n"
+        "INSERT INTO parent (id) VALUES (1);\nINSERT INTO child (parent_id) VALUES (1);\n",
+    )
+    write(folder, "0002_drop_parent.sql", "DELETE FROM parent;\n")
+    async with connect(sqlite_path) as db:
+        with pytest.raises(MigrationError, match=r"0002_drop_parent\.sql.*foreign key"):
+            await migrate(db, folder)
+        status = await migration_status(db, folder)
+    assert [m.version for m in status.pending] == [2]
+    with closing(sqlite3.connect(sqlite_path)) as lite:
+        assert lite.execute("SELECT count(*) FROM parent").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["COMMIT;", "commit;", "END;", "BEGIN;", "ROLLBACK;", "/* why */ COMMIT;", "-- x\nBEGIN;"],
+)
+async def test_transaction_control_in_a_file_is_refused_first(
+    empty: Database, folder: Path, statement: str
+) -> None:
+    """A file that would end or start a transaction is refused before any file runs."""
+    write(folder, "0003_sneaky.sql", f"CREATE TABLE c (id integer);\n{statement}\nBROKEN;\n")
+    with pytest.raises(MigrationError, match=r"0003_sneaky\.sql: .* is not allowed"):
+        await migrate(empty, folder)
+    assert await _table_names(empty) == set()
+    assert (await migration_status(empty, folder)).applied == ()
+
+
+async def test_dollar_quoted_bodies_may_say_begin(postgres_url: str, tmp_path: Path) -> None:
+    """BEGIN and COMMIT inside a function body are not transaction control (PostgreSQL)."""
+    folder = tmp_path / "plpgsql"
+    write(
+        folder,
+        "0001_function.sql",
+        "CREATE FUNCTION one() RETURNS integer LANGUAGE plpgsql AS $body$\n"
+        "BEGIN\n  RETURN 1; -- COMMIT; here is a comment\nEND;\n$body$;\n"
+        "CREATE TABLE t (note text DEFAULT 'COMMIT; BEGIN;');\n",
+    )
+    async with connect(postgres_url) as db:
+        assert [m.version for m in await migrate(db, folder)] == [1]
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    """A migration file that is not UTF-8 is a MigrationError naming it, not a decode error."""
+    (tmp_path / "0001_latin1.sql").write_bytes(
+        "-- café\nCREATE TABLE a (id integer);\n".encode("latin-1")
+    )
+    with pytest.raises(MigrationError, match=r"0001_latin1\.sql is not UTF-8"):
+        discover_migrations(tmp_path)
+
+
+def test_a_folder_named_like_a_migration_is_named(tmp_path: Path) -> None:
+    """A folder named 0002_x.sql is a MigrationError naming it, not IsADirectoryError."""
+    write(tmp_path, "0001_a.sql", CREATE_A)
+    (tmp_path / "0002_x.sql").mkdir()
+    with pytest.raises(MigrationError, match=r"0002_x\.sql is a folder"):
+        discover_migrations(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["0002_x.SQL", "0002_x.Sql", "0002-x.sql"])
+def test_near_miss_names_are_not_skipped(tmp_path: Path, name: str) -> None:
+    """A file that looks like a migration but is misnamed is refused, not silently skipped."""
+    write(tmp_path, "0001_a.sql", CREATE_A)
+    write(tmp_path, name, CREATE_B)
+    with pytest.raises(MigrationError, match=re.escape(name)):
+        discover_migrations(tmp_path)
+
+
+def test_other_files_are_left_alone(tmp_path: Path) -> None:
+    """A README or an editor's hidden file beside the migrations is not a migration."""
+    write(tmp_path, "0001_a.sql", CREATE_A)
+    write(tmp_path, "README.md", "notes")
+    write(tmp_path, ".0002_x.sql.swp", "junk")
+    assert [m.version for m in discover_migrations(tmp_path)] == [1]
+
+
+async def test_a_gap_filled_later_is_not_applied_out_of_order(
+    empty: Database, folder: Path
+) -> None:
+    """A file numbered below one already applied is refused, not run out of order."""
+    (folder / "0002_create_b.sql").rename(folder / "0003_create_b.sql")
+    await migrate(empty, folder)
+    write(folder, "0002_late.sql", "CREATE TABLE late (id integer);\n")
+    with pytest.raises(MigrationError, match=r"0002_late\.sql is pending but a later"):
+        await migrate(empty, folder)
+    status = await migration_status(empty, folder)
+    assert [m.version for m in status.out_of_order] == [2]
+    assert not status.up_to_date
+    assert "late" not in await _table_names(empty)
+
+
+async def test_a_newer_database_says_so(empty: Database, folder: Path, tmp_path: Path) -> None:
+    """History beyond every file means newer code migrated it, and the error says that."""
+    newer = tmp_path / "newer"
+    write(newer, "0001_create_a.sql", CREATE_A)
+    write(newer, "0002_create_b.sql", CREATE_B)
+    write(newer, "0003_new.sql", "CREATE TABLE n (id integer);\n")
+    await migrate(empty, newer)
+    with pytest.raises(MigrationError, match="0003_new applied, newer than every migration"):
+        await migrate(empty, folder)
+    status = await migration_status(empty, folder)
+    assert [a.version for a in status.newer] == [3]
+    assert status.drifted == ()
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)",
+        "CREATE TABLE schema_migrations (version varchar(255) PRIMARY KEY)",
+        "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY NOT NULL)",
+    ],
+    ids=["golang-migrate", "rails", "dbmate"],
+)
+async def test_another_tools_history_table_is_left_alone(
+    empty: Database, folder: Path, foreign: str
+) -> None:
+    """A schema_migrations table of another tool neither breaks the runner nor is touched."""
+    await _admin_sql(empty, foreign)
+    await _admin_sql(
+        empty,
+        "INSERT INTO schema_migrations (version) VALUES ('20200101000000')"
+        if "dirty" not in foreign
+        else "INSERT INTO schema_migrations (version, dirty) VALUES (1, false)",
+    )
+    assert [m.version for m in await migrate(empty, folder)] == [1, 2]
+    assert (await migration_status(empty, folder)).up_to_date
+    assert {"schema_migrations", "a", "b"} <= await _table_names(empty)
+    assert await _count(empty, "schema_migrations") == 1
+
+
+async def test_the_history_of_an_earlier_version_is_adopted(empty: Database, folder: Path) -> None:
+    """A history kept under the old name schema_migrations is renamed, not run again."""
+    await migrate(empty, folder)
+    await _admin_sql(empty, "ALTER TABLE persistence_migrations RENAME TO schema_migrations")
+    status = await migration_status(empty, folder)
+    assert any("earlier version" in note for note in status.notes)
+    assert await migrate(empty, folder) == []
+    assert (await migration_status(empty, folder)).up_to_date
+
+
+async def _admin_sql(db: Database, statement: str) -> None:
+    """Run one statement over a connection of the test's own."""
+    if db.engine.value == "sqlite":
+        with closing(sqlite3.connect(db.url)) as lite:
+            lite.execute(statement)
+            lite.commit()
+        return
+    pg = await asyncpg.connect(db.url)
+    try:
+        await pg.execute(statement)
+    finally:
+        await pg.close()
+
+
+async def _count(db: Database, table: str) -> int:
+    """Count the rows of a table over a connection of the test's own."""
+    if db.engine.value == "sqlite":
+        with closing(sqlite3.connect(db.url)) as lite:
+            return int(lite.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608  # a test's own table name
+    pg = await asyncpg.connect(db.url)
+    try:
+        return int(await pg.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608  # a test's own table name
+    finally:
+        await pg.close()

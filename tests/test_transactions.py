@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import attrs
 import pytest
 
 from persistence import (
@@ -15,6 +16,7 @@ from persistence import (
     TestType,
     all_results,
     find_config,
+    get_result,
     save_result,
     set_config,
     transaction,
@@ -109,3 +111,112 @@ async def test_outer_database_inside_a_transaction_is_refused(sqlite_db: Databas
             await save_result(tx, result())
             await save_result(sqlite_db, result())
     assert await all_results(sqlite_db) == []
+
+
+async def test_outer_database_in_the_block_is_refused_at_once(db: Database) -> None:
+    """Inside transaction(db), a call with db itself fails at once on both engines."""
+    saved = await save_result(db, result())
+    with pytest.raises(DatabaseError, match="pass the database that transaction"):
+        async with asyncio.timeout(5), transaction(db) as tx:
+            await save_result(tx, attrs.evolve(saved, status=TestStatus.FAILED))  # locks the row
+            await save_result(db, attrs.evolve(saved, status=TestStatus.ERROR))
+    assert (await get_result(db, saved.id or 0)).status is TestStatus.PASSED
+
+
+async def test_child_tasks_with_the_outer_database_are_refused(db: Database) -> None:
+    """Tasks started inside the block that use the outer db fail at once, never hang."""
+    async with asyncio.timeout(5), transaction(db) as tx:
+        await save_result(tx, result())
+        outcome = await asyncio.gather(
+            save_result(db, result()), all_results(db), return_exceptions=True
+        )
+        assert all(isinstance(error, DatabaseError) for error in outcome), outcome
+        with pytest.raises(DatabaseError, match="pass the database that transaction"):
+            async with transaction(db):
+                pass
+    assert len(await all_results(db)) == 1
+
+
+async def test_tasks_that_outlive_the_block_may_use_the_database(db: Database) -> None:
+    """A task started inside a block may use the outer db once the block has ended."""
+    go = asyncio.Event()
+
+    async def later() -> TestResult:
+        await go.wait()
+        return await save_result(db, result())
+
+    async with transaction(db) as tx:
+        task = asyncio.create_task(later())
+        await save_result(tx, result())
+    go.set()
+    assert (await asyncio.wait_for(task, 5)).id is not None
+    assert len(await all_results(db)) == 2
+
+
+async def test_a_block_that_ended_refuses_its_database(db: Database) -> None:
+    """The database a block gave cannot be used after the block: its calls would be lost."""
+    async with transaction(db) as tx:
+        pass
+    with pytest.raises(DatabaseError, match="block has ended"):
+        await save_result(tx, result())
+    assert await all_results(db) == []
+
+
+async def test_concurrent_nested_blocks_are_refused_alike(db: Database) -> None:
+    """While one task's nested block is open, another task's use of the outer tx is refused."""
+    inner_open = asyncio.Event()
+    may_fail = asyncio.Event()
+
+    async def first(tx: Database) -> None:
+        async with transaction(tx) as inner:
+            await save_result(inner, result())
+            inner_open.set()
+            await may_fail.wait()
+            raise BoomError
+
+    async def second(tx: Database) -> str:
+        await inner_open.wait()
+        refusals = []
+        for attempt in (lambda: _nested_save(tx), lambda: save_result(tx, result())):
+            try:
+                await attempt()
+            except DatabaseError as error:
+                refusals.append(str(error))
+        may_fail.set()
+        return " | ".join(refusals)
+
+    async with asyncio.timeout(5), transaction(db) as tx:
+        await save_result(tx, result())
+        outcome = await asyncio.gather(first(tx), second(tx), return_exceptions=True)
+        assert isinstance(outcome[0], BoomError)
+        assert isinstance(outcome[1], str)
+        assert outcome[1].count("a nested transaction() is open") == 2
+        await _nested_save(tx)  # once the nested block has ended, tx works again
+    assert len(await all_results(db)) == 2
+
+
+async def _nested_save(tx: Database) -> None:
+    async with transaction(tx) as inner:
+        await save_result(inner, result())
+
+
+async def test_nested_blocks_nest_deeply(db: Database) -> None:
+    """Savepoints stack: each level commits or rolls back alone, in order."""
+    async with transaction(db) as one:
+        await save_result(one, result())
+        async with transaction(one) as two:
+            await save_result(two, result())
+            with pytest.raises(BoomError):
+                async with transaction(two) as three:
+                    await save_result(three, result())
+                    raise BoomError
+            await save_result(two, result())
+    assert len(await all_results(db)) == 3
+
+
+async def test_statements_of_one_transaction_from_many_tasks(db: Database) -> None:
+    """Many tasks sending statements through one tx run them one at a time, all kept."""
+    async with transaction(db) as tx:
+        await asyncio.gather(*(save_result(tx, result()) for _ in range(50)))
+        await asyncio.gather(*(all_results(tx) for _ in range(5)))
+    assert len(await all_results(db)) == 50

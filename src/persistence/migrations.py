@@ -297,12 +297,19 @@ async def migrate(
             await _accept(db, conn, migrations, accepted)
     applied_now: list[Migration] = []
     for migration in migrations:
-        async with _migration_transaction(db, lock_timeout) as conn:
-            status = _compare(migrations, await _applied(db, conn))
-            _refuse(status, set())
-            if migration not in status.pending:
-                continue
-            await _apply(db, conn, migration, scripts[migration.version])
+        try:
+            async with _migration_transaction(db, lock_timeout) as conn:
+                status = _compare(migrations, await _applied(db, conn))
+                _refuse(status, set())
+                if migration not in status.pending:
+                    continue
+                await _apply(db, conn, migration, scripts[migration.version])
+        except MigrationError as error:
+            if error.migration is not None:
+                raise
+            raise MigrationError(
+                f"{migration.path.name}: {error}", migration=migration.name
+            ) from error
         applied_now.append(migration)
     return applied_now
 
