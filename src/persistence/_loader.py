@@ -19,7 +19,6 @@ import aiosql.queries
 import attrs
 from aiosql.types import SQLOperationType
 
-from persistence._codegen import snake_case
 from persistence._queries import QUERY_SHAPES
 from persistence._sqltypes import Command, QueryShape
 from persistence.exceptions import QueryFileError, QueryInterfaceError
@@ -33,12 +32,15 @@ __all__ = [
     "parse_query_file",
     "parse_query_text",
     "read_queries",
+    "snake_case",
     "sql_root",
     "to_aiosql",
 ]
 
 _NAME_LINE = re.compile(r"--\s*name:\s*(?P<rest>.*)$")
 _NAME_AND_COMMAND = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9]*)\s+(?P<command>:[a-z]+)")
+# The generator (codegen/queries.py) names the interface's methods by the same rule.
+_SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SUFFIXES: Final[dict[str, str]] = {
     ":one": "^",
     ":many": "",
@@ -85,6 +87,11 @@ class ParsedQuery:
     parameters: tuple[str, ...]
     path: str
     line: int
+
+
+def snake_case(name: str) -> str:
+    """Turn a sqlc query name such as `GetTestResultsByType` into `get_test_results_by_type`."""
+    return _SNAKE_BOUNDARY.sub("_", name).lower()
 
 
 def parse_query_file(path: Path) -> list[ParsedQuery]:
