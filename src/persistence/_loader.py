@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -21,7 +22,7 @@ from aiosql.types import SQLOperationType
 
 from persistence._queries import QUERY_SHAPES
 from persistence._sqltypes import Command, QueryShape
-from persistence.exceptions import QueryFileError, QueryInterfaceError
+from persistence.exceptions import QueryFileError, QueryInterfaceError, SqlFilesMissingError
 
 if TYPE_CHECKING:
     from persistence._queries import Queries
@@ -197,9 +198,17 @@ def to_aiosql(queries: list[ParsedQuery]) -> str:
 
 
 def sql_root() -> Path:
-    """Find the sql/ folder: inside the installed package, or at the top of a checkout."""
-    packaged = Path(__file__).parent / "sql"
-    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "sql"
+    """Find the SQL files: in the installed package, or in the checkout an editable install runs.
+
+    The wheel ships the repository's sql/ folder as `persistence/sql`.
+    """
+    packaged = resources.files("persistence") / "sql"
+    checkout = Path(__file__).parents[2] / "sql"
+    for folder in (packaged, checkout):
+        # A package imported from a zip file gives no folder on disk: the SQL counts as missing.
+        if isinstance(folder, Path) and (folder / "queries").is_dir():
+            return folder
+    raise SqlFilesMissingError((Path(str(packaged)), checkout))
 
 
 def read_queries(folder: Path | None = None, *, engine: str | None = None) -> list[ParsedQuery]:
