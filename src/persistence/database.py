@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ipaddress
 import json
+import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import aiosqlite
 import asyncpg
@@ -37,11 +40,83 @@ __all__ = [
     "close_database",
     "connect",
     "open_database",
+    "redact_url",
     "transaction",
 ]
 
 DEFAULT_DATABASE: Final = Path("data/app.db")
 """The embedded default, relative to the working directory."""
+
+_QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
+_MAX_PORT: Final = 65535
+
+
+def redact_url(url: str | Path) -> str:
+    """Return a URL fit to print: its password, in the user part or the query, becomes `***`.
+
+    It never fails, so that it can describe a URL too broken to open.
+    """
+    text = str(url)
+    start, end = _authority(text)
+    user, at, hosts = text[start:end].rpartition("@")
+    if at and ":" in user:
+        text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
+    return _QUERY_PASSWORD.sub(r"\g<key>***", text)
+
+
+def _authority(url: str) -> tuple[int, int]:
+    """Where the `user:password@host:port` part of a URL starts and ends (empty without one)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return 0, 0
+    start = scheme_end + 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    return start, min(ends, default=len(url))
+
+
+def _check_postgres_url(url: str) -> None:
+    """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
+    start, end = _authority(url)
+    for host in url[start:end].rpartition("@")[2].split(","):
+        port = ""
+        if host.startswith("["):
+            address, closed, after = host[1:].partition("]")
+            if not closed or (after and not after.startswith(":")):
+                raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+            try:
+                ipaddress.IPv6Address(address)
+            except ValueError:
+                raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
+            port = after[1:]
+        elif "[" in host or "]" in host or host.count(":") > 1:
+            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+        elif ":" in host:
+            port = host.rpartition(":")[2]
+        if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
+            raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+
+
+def _bad_url(url: str, reason: str) -> DatabaseError:
+    return DatabaseError(f"invalid database URL {redact_url(url)!r}: {reason}")
+
+
+def _sqlite_read_only_uri(path: str) -> str:
+    """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
+
+    Reading a WAL database needs a `-wal` file beside it. Where there is none and this process
+    may not create one, the file is opened as immutable: only a writer could change it, and a
+    writer would have made the `-wal` file.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise DatabaseError(f"no SQLite database at {path!r}: the file does not exist")
+    if not file.is_file():
+        raise DatabaseError(f"no SQLite database at {path!r}: it is not a file")
+    uri = f"file:{quote(str(file.resolve()))}?mode=ro"
+    if not os.access(file.parent, os.W_OK) and not file.with_name(f"{file.name}-wal").exists():
+        uri += "&immutable=1"
+    return uri
 
 
 class Engine(enum.Enum):
@@ -141,28 +216,48 @@ class Database:
 
 
 def engine_of(url: str | Path | None) -> tuple[Engine, str]:
-    """Tell the engine from a URL or path, and return what its driver connects to."""
+    """Tell the engine from a URL or path, and return what its driver connects to.
+
+    A URL this package cannot use is a `DatabaseError` that says why, with no password in it.
+    """
     if url is None or url == "":
         return Engine.SQLITE, str(DEFAULT_DATABASE)
     text = str(url)
-    scheme = urlsplit(text).scheme if "://" in text else ""
+    match = _SCHEME.match(text)
+    scheme = match["scheme"].lower() if match else ""
+    if scheme == "file":
+        raise _bad_url(text, "file: URIs are not supported; use sqlite:///path or a file path")
+    if "://" not in text:
+        if scheme in {"sqlite", "postgres", "postgresql"}:
+            raise _bad_url(
+                text,
+                f"a {scheme} URL starts {scheme}://, as in "
+                "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
+            )
+        return Engine.SQLITE, text
     if scheme in {"postgres", "postgresql"}:
+        _check_postgres_url(text)
         return Engine.POSTGRES, text
     if scheme == "sqlite":
-        path = unquote(text.removeprefix("sqlite://"))
-        if path.startswith("/") and not path.startswith("//"):
-            path = path[1:]  # sqlite:///relative/path
-        elif path.startswith("//"):
-            path = path[1:]  # sqlite:////absolute/path
-        if not path:
-            raise DatabaseError(f"{text!r} names no database file")
-        return Engine.SQLITE, path
-    if scheme:
-        raise DatabaseError(
-            f"unsupported database URL scheme {scheme!r} in {text!r}: "
-            "use postgresql://..., sqlite:///path or a file path"
-        )
-    return Engine.SQLITE, text
+        return Engine.SQLITE, _sqlite_path(text)
+    raise _bad_url(
+        text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
+    )
+
+
+def _sqlite_path(url: str) -> str:
+    """Return the file that a sqlite:// URL names."""
+    rest = url[len("sqlite://") :]
+    if "?" in rest or "#" in rest:
+        raise _bad_url(url, "a sqlite URL takes no options; percent-encode '?' and '#'")
+    path = unquote(rest)
+    if path.startswith("/") and not path.startswith("//"):
+        path = path[1:]  # sqlite:///relative/path
+    elif path.startswith("//"):
+        path = path[1:]  # sqlite:////absolute/path
+    if not path:
+        raise _bad_url(url, "it names no database file")
+    return path
 
 
 async def open_database(
@@ -171,42 +266,60 @@ async def open_database(
     connect_timeout: float = 10.0,
     busy_timeout: float = 5.0,
     pool_size: int = 10,
+    create: bool = True,
 ) -> Database:
     """Open a database by URL or path; the default is `data/app.db`.
 
     SQLite gets WAL mode, a busy timeout (sqlite3's `timeout`), foreign keys and a full sync
-    on commit.
+    on commit. With `create=False`, a SQLite file must already exist, and is opened read-only.
     PostgreSQL gets a pool whose first connection must come within `connect_timeout`.
     """
     engine, target = engine_of(url)
     # Queries first: a drifted interface should fail before any connection is opened.
     if engine is Engine.SQLITE:
         queries = load_queries(SqliteAdapter, engine=engine.value)
-        source: _SqliteSource | _PostgresSource = await _open_sqlite(target, busy_timeout)
+        source: _SqliteSource | _PostgresSource = await _open_sqlite(
+            target, busy_timeout, create=create
+        )
     else:
         queries = load_queries(PostgresAdapter, engine=engine.value)
         source = await _open_postgres(target, connect_timeout, pool_size)
     return Database(url=str(url or DEFAULT_DATABASE), engine=engine, queries=queries, source=source)
 
 
-async def _open_sqlite(path: str, busy_timeout: float) -> _SqliteSource:
+def _make_folder_of(path: str) -> None:
+    """Create the folders a new SQLite file goes in, or say which part of the path is in the way."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
+        raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
+
+
+async def _open_sqlite(path: str, busy_timeout: float, *, create: bool) -> _SqliteSource:
     register_sqlite_types()
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    read_only = not create and path != ":memory:"
+    target = _sqlite_read_only_uri(path) if read_only else path
+    if not read_only and path != ":memory:":
+        _make_folder_of(path)
     try:
         connection = await aiosqlite.connect(
-            path,
+            target,
             isolation_level=None,  # this package opens and ends every transaction itself
             detect_types=sqlite3.PARSE_DECLTYPES,
             timeout=busy_timeout,
+            uri=read_only,
         )
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
     connection.row_factory = sqlite3.Row
+    # A read-only connection keeps the file's journal mode: setting one would write.
+    pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA synchronous = FULL")
-        await connection.execute("PRAGMA foreign_keys = ON")
+        for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
+            await connection.execute(pragma)
     except sqlite3.Error as error:
         await connection.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
@@ -272,16 +385,9 @@ async def _open_postgres(dsn: str, connect_timeout: float, pool_size: int) -> _P
             )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         reason = str(error) or type(error).__name__
-        raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {reason}") from error
+        where = redact_url(dsn)
+        raise DatabaseError(f"cannot connect to PostgreSQL at {where}: {reason}") from error
     return _PostgresSource(pool)
-
-
-def _redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return dsn
 
 
 async def close_database(db: Database) -> None:
@@ -300,10 +406,15 @@ async def connect(
     connect_timeout: float = 10.0,
     busy_timeout: float = 5.0,
     pool_size: int = 10,
+    create: bool = True,
 ) -> AsyncIterator[Database]:
     """Open a database for the length of an `async with` block; see `open_database`."""
     db = await open_database(
-        url, connect_timeout=connect_timeout, busy_timeout=busy_timeout, pool_size=pool_size
+        url,
+        connect_timeout=connect_timeout,
+        busy_timeout=busy_timeout,
+        pool_size=pool_size,
+        create=create,
     )
     try:
         yield db
