@@ -34,6 +34,8 @@ from persistence.migrations import migrations_folder
 ROOT = Path(__file__).parents[1]
 STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted"}
 APPLIED_KEYS = {"version", "name", "checksum", "applied_at", "duration_ms"}
+PENDING_KEYS = {"version", "name", "file"}
+DRIFT_KEYS = {"version", "name", "change", "message"}
 
 
 @pytest.fixture(autouse=True)
@@ -329,6 +331,7 @@ def test_status_json_says_what_is_pending_then_applied(
     assert report["pending"] == [
         {"version": 1, "name": "0001_initial_schema", "file": "0001_initial_schema.sql"}
     ]
+    assert set(report["pending"][0]) == PENDING_KEYS
     assert main(["migrate", "--database", url]) == 0
     capsys.readouterr()
     code, out, _ = run(capsys, "status", "--json", "--database", url)
@@ -337,6 +340,14 @@ def test_status_json_says_what_is_pending_then_applied(
     assert report["up_to_date"] is True
     assert report["pending"] == []
     assert [set(done) for done in report["applied"]] == [APPLIED_KEYS]
+
+
+def test_the_readme_documents_every_json_key() -> None:
+    """Each key that `status --json` and `history --json` print is named in the README."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Command line") : readme.index("## File storage")]
+    keys = STATUS_KEYS | APPLIED_KEYS | PENDING_KEYS | DRIFT_KEYS
+    assert sorted(key for key in keys if f"`{key}`" not in section) == []
 
 
 def test_history_lists_when_and_how_long(
@@ -379,6 +390,7 @@ def test_drift_stops_migrate_with_exit_3_and_status_with_exit_1(
     code, out, _ = run(capsys, "status", "--json", "--database", database_url)
     assert code == 1
     (drift,) = json.loads(out)["drifted"]
+    assert set(drift) == DRIFT_KEYS
     assert drift["change"] == "edited"
     assert drift["version"] == 1
 
