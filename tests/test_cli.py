@@ -568,6 +568,18 @@ def test_new_starts_an_empty_folder_at_0001(
     ]
 
 
+def test_new_into_an_unusable_folder_exits_3(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A regular file given as the folder is one error line naming the path, exit 3."""
+    (tmp_path / "FILE").write_text("", encoding="utf-8")
+    code, out, err = run(capsys, "new", "add_index", "--folder", str(tmp_path / "FILE"))
+    assert code == 3
+    assert out == ""
+    assert_one_error_line(err)
+    assert str(tmp_path / "FILE" / "sqlite") in err
+
+
 def test_a_new_migration_applies_as_it_is(
     capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
 ) -> None:

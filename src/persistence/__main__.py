@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[connects, reports],
         help="list the applied migrations, with when each ran and how long it took",
     )
-    new = commands.add_parser("new", help="write the next numbered, empty migration per engine")
+    new = commands.add_parser("new", help="write the next numbered migration, once per engine")
     new.add_argument("name", type=_slug, metavar="NAME", help="a lower-case slug, e.g. add_index")
     new.add_argument(
         "--folder",
