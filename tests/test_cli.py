@@ -286,6 +286,10 @@ def read_only_folder() -> Iterator[tuple[Path, tuple[str, ...]]]:
             shutil.rmtree(folder)
             pytest.skip("running as root without setpriv: cannot make a folder read-only")
         prefix = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+        probe = cli("--version", cwd=folder, prefix=prefix)
+        if probe.returncode != 0:
+            shutil.rmtree(folder)
+            pytest.skip(f"the user nobody cannot run this checkout: {probe.stderr.strip()}")
     try:
         yield folder, prefix
     finally:
