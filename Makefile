@@ -25,8 +25,8 @@ migrate: $(STAMP)
 test: lint sqlc-check check-generated typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench codegen
+	$(BIN)/ruff format --check src tests bench codegen
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,13 +37,13 @@ sqlc-check: $(STAMP)
 ## Regenerate the typed query interface from the SQL files.
 generate: $(STAMP)
 	$(BIN)/sqlc generate
-	$(PY) src/persistence/_codegen.py $(SQLC_JSON) --output $(GENERATED)
+	$(PY) -m codegen.queries $(SQLC_JSON) --output $(GENERATED)
 	$(BIN)/ruff format --quiet $(GENERATED)
 
 ## Fail when the committed interface is not what `make generate` writes now.
 check-generated: $(STAMP)
 	$(BIN)/sqlc generate
-	$(PY) src/persistence/_codegen.py $(SQLC_JSON) --output build/_queries.py
+	$(PY) -m codegen.queries $(SQLC_JSON) --output build/_queries.py
 	$(BIN)/ruff format --quiet build/_queries.py
 	@diff -u $(GENERATED) build/_queries.py || { echo "$(GENERATED) is stale: run 'make generate'" >&2; exit 1; }
 

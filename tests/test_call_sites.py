@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mypy import api
 
-from persistence._codegen import snake_case
+from codegen.queries import snake_case
 from persistence._queries import QUERY_SHAPES
 
 ROOT = Path(__file__).parents[1]
@@ -44,7 +44,7 @@ def rename_every_parameter(text: str) -> str:
 
 def test_every_parameter_rename_breaks_its_call_site(tmp_path: Path) -> None:
     """Each query with parameters gets a mypy error naming it once its parameters change."""
-    for part in ("sql", "src"):
+    for part in ("sql", "src", "codegen"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("sqlc.yaml", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
@@ -54,10 +54,10 @@ def test_every_parameter_rename_breaks_its_call_site(tmp_path: Path) -> None:
     requests = sorted(str(p) for p in (tmp_path / "build" / "sqlc").glob("*/codegen_request.json"))
     generated = tmp_path / "src" / "persistence" / "_queries.py"
     subprocess.run(
-        [sys.executable, str(tmp_path / "src/persistence/_codegen.py"), *requests,
-         "--output", str(generated)],
+        [sys.executable, "-m", "codegen.queries", *requests, "--output", str(generated)],
+        cwd=tmp_path,
         check=True,
-    )  # fmt: skip
+    )
     assert "_renamed1" in generated.read_text(encoding="utf-8")
     report, _, status = api.run(
         ["--config-file", str(tmp_path / "pyproject.toml"),

@@ -1,4 +1,4 @@
-"""Tests of the generator that writes `persistence._queries` from sqlc's analysed queries."""
+"""Tests of the generator, codegen/queries.py, that writes `persistence._queries`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from persistence._codegen import CodegenError, generate, main, snake_case
+from codegen.queries import CodegenError, generate, main, snake_case
+from persistence import _loader
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -251,6 +252,12 @@ def test_snake_case_is_idempotent(name: str) -> None:
     once = snake_case(name)
     assert snake_case(once) == once
     assert once == once.lower()
+
+
+@given(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True))
+def test_loader_names_methods_as_the_generator_does(name: str) -> None:
+    """The loader's method name for a query is the one the generated interface declares."""
+    assert _loader.snake_case(name) == snake_case(name)
 
 
 # --- commands ---------------------------------------------------------------------------------

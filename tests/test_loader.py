@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import persistence
 from persistence._loader import load_queries, parse_query_text, read_queries, sql_root, to_aiosql
 from persistence._postgres import PostgresAdapter
 from persistence._sqlite import SqliteAdapter
@@ -178,3 +182,36 @@ def test_a_variant_must_not_also_be_shared(tmp_path: Path) -> None:
     assert len(read_queries(folder, engine="postgres")) == len(read_queries(folder))
     with pytest.raises(QueryFileError, match=r"again\.sql:1: .*also defined at .*test_results"):
         read_queries(folder, engine="sqlite")
+
+
+MISSING_SQL_PROBE = """\
+import asyncio, persistence
+assert persistence.__file__.startswith({site!r}), persistence.__file__
+try:
+    asyncio.run(persistence.open_database("app.db"))
+except persistence.PersistenceError as error:
+    print(type(error).__name__, error)
+"""
+
+
+def test_missing_sql_files_are_their_own_error(tmp_path: Path) -> None:
+    """A package installed without its SQL files says they are missing, not that they drifted."""
+    site = tmp_path / "site"
+    shutil.copytree(
+        Path(persistence.__file__).parent,
+        site / "persistence",
+        ignore=shutil.ignore_patterns("__pycache__", "sql"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", MISSING_SQL_PROBE.format(site=str(site))],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.startswith("SqlFilesMissingError the SQL files of persistence are missing")
+    assert str(site / "persistence" / "sql") in done.stdout
+    assert "drifted" not in done.stdout
+    assert not (tmp_path / "app.db").exists()

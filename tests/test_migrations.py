@@ -486,3 +486,10 @@ async def _count(db: Database, table: str) -> int:
         return int(await pg.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608  # a test's own table name
     finally:
         await pg.close()
+
+
+async def test_a_migration_of_comments_only_applies(empty: Database, folder: Path) -> None:
+    """A new, still empty migration (comments only) applies and is recorded, on both engines."""
+    write(folder, "0003_empty.sql", "-- nothing yet\n/* still nothing */\n")
+    assert [m.version for m in await migrate(empty, folder)] == [1, 2, 3]
+    assert (await migration_status(empty, folder)).up_to_date

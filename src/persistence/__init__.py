@@ -61,6 +61,9 @@ from persistence.results import (
     save_results,
 )
 
+__version__ = "0.1.0"
+"""This release's version; the packaging metadata reads it from here."""
+
 __all__ = [
     "ConfigEntry",
     "ConfigType",

@@ -1,29 +1,103 @@
-"""The command line: `python -m persistence migrate|status [--database URL]`."""
+"""The command line: `persistence migrate|status|history|new`, also run as `python -m persistence`.
+
+Exit codes: 0 done; 1 `status` found pending or drifted migrations; 2 bad usage; 3 could not
+run (bad URL, unusable path, unreachable server, or any other PersistenceError), with one
+line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
-from persistence.database import DEFAULT_DATABASE, connect
-from persistence.exceptions import PersistenceError
+from persistence import __version__
+from persistence._loader import sql_root
+from persistence.database import (
+    DEFAULT_DATABASE,
+    Database,
+    close_database,
+    engine_of,
+    open_database,
+    redact_url,
+)
+from persistence.exceptions import DatabaseError, PersistenceError
 from persistence.migrations import migrate, migration_status
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Sequence
+
+    from persistence.migrations import AppliedMigration, Drift, Migration, MigrationStatus
+
+EXIT_OK: Final = 0
+EXIT_PENDING: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_FAILED: Final = 3
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
+
+_SLUG: Final = re.compile(r"[a-z][a-z0-9_]*")
+_NUMBERED: Final = re.compile(r"(?P<version>\d{4,})_[a-z0-9_]+\.sql")
+_ENGINE_FOLDERS: Final = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+_TEMPLATE: Final = """\
+-- {stem} ({engine}): its statements run in one transaction, with its history row.
+-- Do not write BEGIN or COMMIT here: the runner refuses them.
+"""
+_CONNECT_TIMEOUT: Final = 10.0
+_RETRY_DELAY: Final = (0.1, 1.0)  # first and longest pause between connection attempts
+
+
+class _CannotRunError(Exception):
+    """A reason the command cannot run that is not the database's: printed as one line."""
+
+
+def _slug(text: str) -> str:
+    if not _SLUG.fullmatch(text) or len(text) > 60:  # noqa: PLR2004  # a file name, not an essay
+        msg = f"{text!r} is not a lower-case slug such as add_index (a-z, 0-9, _; at most 60)"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        msg = f"{text!r} is not a number of seconds, 0 or more"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    connects = argparse.ArgumentParser(add_help=False)
+    connects.add_argument(
         "--database",
-        default=os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE),
+        metavar="URL",
         help="postgresql://... URL, sqlite:///path or a file path "
-        "(default: $DATABASE_URL, else %(default)s)",
+        f"(default: $DATABASE_URL, else {DEFAULT_DATABASE})",
     )
-    parser = argparse.ArgumentParser(prog="persistence", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("migrate", parents=[common], help="apply every pending migration")
+    connects.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="retry the connection until the database answers or SECONDS have passed",
+    )
+    reports = argparse.ArgumentParser(add_help=False)
+    reports.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
+
+    parser = argparse.ArgumentParser(
+        prog="persistence", description="Migrate a database and report where it stands."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("migrate", parents=[connects], help="apply every pending migration")
     run.add_argument(
         "--accept",
         type=int,
@@ -34,43 +108,204 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "status",
-        parents=[common],
+        parents=[connects, reports],
         help="list applied, pending and drifted migrations; exit 1 unless up to date",
+    )
+    commands.add_parser(
+        "history",
+        parents=[connects, reports],
+        help="list the applied migrations, with when each ran and how long it took",
+    )
+    new = commands.add_parser("new", help="write the next numbered migration, once per engine")
+    new.add_argument("name", type=_slug, metavar="NAME", help="a lower-case slug, e.g. add_index")
+    new.add_argument(
+        "--folder",
+        type=Path,
+        help="the folder holding sqlite/ and postgres/ (default: the checkout's sql/migrations)",
     )
     return parser
 
 
-async def _migrate(url: str, accept: list[int]) -> int:
-    async with connect(url) as db:
-        applied = await migrate(db, accept=accept)
+def _database_url(given: str | None) -> str:
+    """Return the database to use: --database, else $DATABASE_URL, else data/app.db."""
+    return given or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
+
+
+async def _open(url: str, *, create: bool, wait: float) -> Database:
+    """Open the database, retrying for up to `wait` seconds while it cannot be reached."""
+    engine_of(url)  # a bad URL fails at once: waiting would not mend it
+    deadline = time.monotonic() + wait
+    delay, longest = _RETRY_DELAY
+    while True:
+        # Within a wait, an attempt may take what is left of it, but at least a second.
+        left = deadline - time.monotonic()
+        timeout = min(_CONNECT_TIMEOUT, max(left, 1.0)) if wait else _CONNECT_TIMEOUT
+        try:
+            return await open_database(url, create=create, connect_timeout=timeout)
+        except DatabaseError as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if wait:
+                    raise DatabaseError(f"{error} (gave up after waiting {wait:g}s)") from error
+                raise
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, longest)
+
+
+async def _migrate(arguments: argparse.Namespace) -> int:
+    url = _database_url(arguments.database)
+    db = await _open(url, create=True, wait=arguments.wait)
+    try:
+        applied = await migrate(db, accept=arguments.accept)
+    finally:
+        await close_database(db)
     for migration in applied:
         print(f"applied {migration.path.name}")
-    print(f"{url}: {len(applied)} migration(s) applied, up to date")
-    return 0
+    print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
+    return EXIT_OK
 
 
-async def _status(url: str) -> int:
-    async with connect(url) as db:
-        status = await migration_status(db)
+async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, MigrationStatus]:
+    """Read where the database stands without creating or changing it: URL, engine, status."""
+    url = _database_url(arguments.database)
+    db = await _open(url, create=False, wait=arguments.wait)
+    try:
+        return url, db.engine.value, await migration_status(db)
+    finally:
+        await close_database(db)
+
+
+async def _status(arguments: argparse.Namespace) -> int:
+    url, engine, status = await _read_status(arguments)
+    if arguments.json:
+        _print_json(
+            {
+                "database": redact_url(url),
+                "engine": engine,
+                "up_to_date": status.up_to_date,
+                "applied": [_applied_json(done) for done in status.applied],
+                "pending": [_pending_json(migration) for migration in status.pending],
+                "drifted": [_drift_json(drift) for drift in status.drifted],
+            }
+        )
+    else:
+        for done in status.applied:
+            print(f"applied  {done.name}  at {done.applied_at.isoformat()}")
+        for migration in status.pending:
+            print(f"pending  {migration.path.name}")
+        for drift in status.drifted:
+            print(f"drifted  {drift.describe()}")
+    return EXIT_OK if status.up_to_date else EXIT_PENDING
+
+
+async def _history(arguments: argparse.Namespace) -> int:
+    url, engine, status = await _read_status(arguments)
+    if arguments.json:
+        _print_json(
+            {
+                "database": redact_url(url),
+                "engine": engine,
+                "applied": [_applied_json(done) for done in status.applied],
+            }
+        )
+        return EXIT_OK
+    if not status.applied:
+        print(f"{redact_url(url)}: no migration applied yet")
     for done in status.applied:
-        print(f"applied  {done.name}  at {done.applied_at.isoformat()}")
-    for migration in status.pending:
-        print(f"pending  {migration.path.name}")
-    for drift in status.drifted:
-        print(f"drifted  {drift.describe()}")
-    return 0 if status.up_to_date else 1
+        print(f"{done.name}  applied {done.applied_at.isoformat()}  in {done.duration_ms:.1f} ms")
+    return EXIT_OK
+
+
+def _applied_json(done: AppliedMigration) -> dict[str, object]:
+    return {
+        "version": done.version,
+        "name": done.name,
+        "checksum": done.checksum,
+        "applied_at": done.applied_at.isoformat(),
+        "duration_ms": done.duration_ms,
+    }
+
+
+def _pending_json(migration: Migration) -> dict[str, object]:
+    return {"version": migration.version, "name": migration.name, "file": migration.path.name}
+
+
+def _drift_json(drift: Drift) -> dict[str, object]:
+    return {
+        "version": drift.applied.version,
+        "name": drift.applied.name,
+        "change": "deleted" if drift.migration is None else "edited",
+        "message": drift.describe(),
+    }
+
+
+def _print_json(value: dict[str, object]) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _new(arguments: argparse.Namespace) -> int:
+    folder: Path = arguments.folder or _checkout_migrations()
+    folders = [folder / engine for engine in _ENGINE_FOLDERS]
+    versions = [
+        int(match["version"])
+        for engine_folder in folders
+        if engine_folder.is_dir()
+        for path in engine_folder.iterdir()
+        if (match := _NUMBERED.fullmatch(path.name))
+    ]
+    stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
+    for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+        engine_folder.mkdir(parents=True, exist_ok=True)
+        path = engine_folder / f"{stem}.sql"
+        with path.open("x", encoding="utf-8", newline="\n") as file:
+            file.write(_TEMPLATE.format(stem=stem, engine=engine))
+        print(f"created {path}")
+    return EXIT_OK
+
+
+def _checkout_migrations() -> Path:
+    """Return the checkout's sql/migrations, which the installed package does not have."""
+    root = sql_root()
+    if not (root.parent / "pyproject.toml").is_file():
+        msg = f"the package runs from {root.parent}, not from a checkout: pass --folder"
+        raise _CannotRunError(msg)
+    return root / "migrations"
+
+
+_ASYNC_COMMANDS: Final[
+    dict[str, Callable[[argparse.Namespace], Coroutine[object, object, int]]]
+] = {
+    "migrate": _migrate,
+    "status": _status,
+    "history": _history,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; errors print one line and exit 2."""
+    """Run one command and return its exit code; a failure is one line on stderr, exit 3."""
     arguments = _parser().parse_args(argv)
     try:
-        if arguments.command == "migrate":
-            return asyncio.run(_migrate(arguments.database, arguments.accept))
-        return asyncio.run(_status(arguments.database))
-    except PersistenceError as error:
-        print(f"persistence: error: {error}", file=sys.stderr)
-        return 2
+        if arguments.command == "new":
+            return _new(arguments)
+        return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
+    except (PersistenceError, _CannotRunError) as error:
+        return _fail(str(error))
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(f"{error.strerror or error}{where}")
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _fail(message: str) -> int:
+    _say(f"error: {message}")
+    return EXIT_FAILED
+
+
+def _say(message: str) -> None:
+    """Print one line on stderr, whatever line breaks the message holds."""
+    print(f"persistence: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ sqlc and aiosql read the same files, so nothing is written twice. The translatio
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -19,10 +20,9 @@ import aiosql.queries
 import attrs
 from aiosql.types import SQLOperationType
 
-from persistence._codegen import snake_case
 from persistence._queries import QUERY_SHAPES
 from persistence._sqltypes import Command, QueryShape
-from persistence.exceptions import QueryFileError, QueryInterfaceError
+from persistence.exceptions import QueryFileError, QueryInterfaceError, SqlFilesMissingError
 
 if TYPE_CHECKING:
     from persistence._queries import Queries
@@ -33,12 +33,15 @@ __all__ = [
     "parse_query_file",
     "parse_query_text",
     "read_queries",
+    "snake_case",
     "sql_root",
     "to_aiosql",
 ]
 
 _NAME_LINE = re.compile(r"--\s*name:\s*(?P<rest>.*)$")
 _NAME_AND_COMMAND = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9]*)\s+(?P<command>:[a-z]+)")
+# The generator (codegen/queries.py) names the interface's methods by the same rule.
+_SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SUFFIXES: Final[dict[str, str]] = {
     ":one": "^",
     ":many": "",
@@ -85,6 +88,11 @@ class ParsedQuery:
     parameters: tuple[str, ...]
     path: str
     line: int
+
+
+def snake_case(name: str) -> str:
+    """Turn a sqlc query name such as `GetTestResultsByType` into `get_test_results_by_type`."""
+    return _SNAKE_BOUNDARY.sub("_", name).lower()
 
 
 def parse_query_file(path: Path) -> list[ParsedQuery]:
@@ -190,9 +198,17 @@ def to_aiosql(queries: list[ParsedQuery]) -> str:
 
 
 def sql_root() -> Path:
-    """Find the sql/ folder: inside the installed package, or at the top of a checkout."""
-    packaged = Path(__file__).parent / "sql"
-    return packaged if packaged.is_dir() else Path(__file__).parents[2] / "sql"
+    """Find the SQL files: in the installed package, or in the checkout an editable install runs.
+
+    The wheel ships the repository's sql/ folder as `persistence/sql`.
+    """
+    packaged = resources.files("persistence") / "sql"
+    checkout = Path(__file__).parents[2] / "sql"
+    for folder in (packaged, checkout):
+        # A package imported from a zip file gives no folder on disk: the SQL counts as missing.
+        if isinstance(folder, Path) and (folder / "queries").is_dir():
+            return folder
+    raise SqlFilesMissingError((Path(str(packaged)), checkout))
 
 
 def read_queries(folder: Path | None = None, *, engine: str | None = None) -> list[ParsedQuery]:
@@ -223,11 +239,11 @@ def read_queries(folder: Path | None = None, *, engine: str | None = None) -> li
 
 
 def load_queries(
-    adapter: type, folder: Path | None = None, *, engine: str | None = None
+    adapter: Callable[[], object], folder: Path | None = None, *, engine: str | None = None
 ) -> Queries:
     """Load one engine's queries through aiosql and check them against the generated interface."""
     parsed = read_queries(folder, engine=engine)
-    loaded = aiosql.from_str(to_aiosql(parsed), adapter)
+    loaded = aiosql.from_str(to_aiosql(parsed), adapter)  # type: ignore[arg-type]  # aiosql wants its protocol; both adapters follow it
     if not _matches_interface(loaded, QUERY_SHAPES):
         raise AssertionError  # pragma: no cover  # _matches_interface raises with the reason
     return loaded

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -56,9 +57,10 @@ _INSERT = re.compile(
 class PostgresAdapter(AsyncPGAdapter):
     """asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY."""
 
-    def __init__(self) -> None:
+    def __init__(self, command_timeout: float | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
         self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._command_timeout = command_timeout
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
         """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
@@ -126,7 +128,17 @@ class PostgresAdapter(AsyncPGAdapter):
             return len(parameters)
         table, columns, params = target
         records = [tuple(row[name] for name in params) for row in parameters]
-        status = await conn.copy_records_to_table(table, records=records, columns=list(columns))
+        try:
+            # asyncpg bounds each message of a COPY, not a peer that stops reading.
+            async with asyncio.timeout(self._command_timeout):
+                status = await conn.copy_records_to_table(
+                    table, records=records, columns=list(columns)
+                )
+        except TimeoutError:
+            if conn.is_closed():
+                msg = "the connection closed during COPY"
+                raise asyncpg.ConnectionDoesNotExistError(msg) from None
+            raise
         return int(status.rsplit(" ", 1)[-1])
 
 
@@ -344,7 +356,8 @@ class PostgresBackend:
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
         """Run the statements in one round trip (the simple query protocol)."""
-        await _pg(conn).execute(";\n".join(statements))
+        if statements:  # asyncpg cannot send an empty script
+            await _pg(conn).execute(";\n".join(statements))
 
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
@@ -523,7 +536,9 @@ async def open_postgres(
     pool_size: int,
 ) -> PostgresBackend:
     """Open a pool whose first connection must come within `connect_timeout`."""
-    queries = load_queries(PostgresAdapter, engine="postgres")
+    queries = load_queries(
+        functools.partial(PostgresAdapter, command_timeout=command_timeout), engine="postgres"
+    )
     try:
         async with asyncio.timeout(connect_timeout):
             pool = await asyncpg.create_pool(

@@ -31,6 +31,7 @@ import datetime as dt
 import enum
 import json
 import math
+import os
 import re
 import sqlite3
 import time
@@ -38,6 +39,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import quote
 
 import attrs
 
@@ -179,6 +181,7 @@ class _Plan:
 
 
 _LEADING_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.DOTALL)
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
@@ -820,7 +823,8 @@ def split_sqlite(script: str) -> list[str]:
 
 
 def _has_code(text: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
+    """Tell whether text holds anything but comments and blank space."""
+    return _COMMENTS.sub(" ", text).strip() != ""
 
 
 def _integrity(error: sqlite3.IntegrityError) -> PersistenceError:
@@ -855,32 +859,57 @@ async def open_sqlite(
 
 
 def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
-    file = Path(path)
-    if not create and not file.exists():
-        raise DatabaseError(f"no SQLite database at {path}")
-    target, uri = str(file), False
+    read_only = not create
+    target = _read_only_uri(path) if read_only else path
+    if not read_only:
+        _make_folder_of(path)
     try:
-        if create:
-            file.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            target, uri = f"{file.absolute().as_uri()}?mode=ro", True
-        writer = _connect(target, uri=uri, timeout=0)
-    except (OSError, sqlite3.Error) as error:
+        writer = _connect(target, uri=read_only, timeout=0)
+    except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    # A read-only connection keeps the file's journal mode: setting one would write.
+    pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
-        if create:
-            writer.execute("PRAGMA journal_mode = WAL")
-        writer.execute("PRAGMA synchronous = FULL")
-        writer.execute("PRAGMA foreign_keys = ON")
-        reader = _connect(target, uri=uri, timeout=0)
+        for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
+            writer.execute(pragma)
+        reader = _connect(target, uri=read_only, timeout=0)
         reader.execute("PRAGMA query_only = ON")
     except sqlite3.Error as error:
         writer.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
 
     def open_reader() -> sqlite3.Connection:
-        connection = _connect(target, uri=uri, timeout=busy_timeout)
+        connection = _connect(target, uri=read_only, timeout=busy_timeout)
         connection.execute("PRAGMA query_only = ON")
         return connection
 
     return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout)
+
+
+def _read_only_uri(path: str) -> str:
+    """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
+
+    Reading a WAL database needs a `-wal` file beside it. Where there is none and this process
+    may not create one, the file is opened as immutable: only a writer could change it, and a
+    writer would have made the `-wal` file.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise DatabaseError(f"no SQLite database at {path!r}: the file does not exist")
+    if not file.is_file():
+        raise DatabaseError(f"no SQLite database at {path!r}: it is not a file")
+    uri = f"file:{quote(str(file.resolve()))}?mode=ro"
+    if not os.access(file.parent, os.W_OK) and not file.with_name(f"{file.name}-wal").exists():
+        uri += "&immutable=1"
+    return uri
+
+
+def _make_folder_of(path: str) -> None:
+    """Create the folders a new SQLite file goes in, or say which part of the path is in the way."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
+        raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error

@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ipaddress
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import unquote
 
 import attrs
 
@@ -59,6 +61,60 @@ _OUTER_IN_BLOCK: Final = (
     "that transaction() gave, or its calls would escape the block's rollback or wait "
     "for the block forever"
 )
+
+
+_QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
+_MAX_PORT: Final = 65535
+
+
+def redact_url(url: str | os.PathLike[str]) -> str:
+    """Return a URL fit to print: its password, in the user part or the query, becomes `***`.
+
+    It never fails, so that it can describe a URL too broken to open.
+    """
+    text = os.fspath(url)
+    start, end = _authority(text)
+    user, at, hosts = text[start:end].rpartition("@")
+    if at and ":" in user:
+        text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
+    return _QUERY_PASSWORD.sub(r"\g<key>***", text)
+
+
+def _authority(url: str) -> tuple[int, int]:
+    """Where the `user:password@host:port` part of a URL starts and ends (empty without one)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return 0, 0
+    start = scheme_end + 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    return start, min(ends, default=len(url))
+
+
+def _check_postgres_url(url: str) -> None:
+    """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
+    start, end = _authority(url)
+    for host in url[start:end].rpartition("@")[2].split(","):
+        port = ""
+        if host.startswith("["):
+            address, closed, after = host[1:].partition("]")
+            if not closed or (after and not after.startswith(":")):
+                raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+            try:
+                ipaddress.IPv6Address(address)
+            except ValueError:
+                raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
+            port = after[1:]
+        elif "[" in host or "]" in host or host.count(":") > 1:
+            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+        elif ":" in host:
+            port = host.rpartition(":")[2]
+        if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
+            raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+
+
+def _bad_url(url: str, reason: str) -> DatabaseError:
+    return DatabaseError(f"invalid database URL {redact_url(url)!r}: {reason}")
 
 
 @attrs.define(eq=False)
@@ -125,73 +181,44 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     """Tell the engine from a URL or path, and return what its driver connects to.
 
-    A bad URL is a DatabaseError that says what is wrong with it, its password hidden.
+    A URL this package cannot use is a `DatabaseError` that says why, with no password in it.
     """
     text = database_url(url)
-    if "\0" in text:
-        raise DatabaseError(f"{redact_url(text)!r}: a database URL or path cannot hold NUL")
-    lowered = text.lower()
-    if lowered.startswith(("postgresql:", "postgres:")):
+    match = _SCHEME.match(text)
+    scheme = match["scheme"].lower() if match else ""
+    if scheme == "file":
+        raise _bad_url(text, "file: URIs are not supported; use sqlite:///path or a file path")
+    if "://" not in text:
+        if scheme in {"sqlite", "postgres", "postgresql"}:
+            raise _bad_url(
+                text,
+                f"a {scheme} URL starts {scheme}://, as in "
+                "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
+            )
+        return Engine.SQLITE, text
+    if scheme in {"postgres", "postgresql"}:
         _check_postgres_url(text)
         return Engine.POSTGRES, text
-    if lowered.startswith("sqlite:"):
+    if scheme == "sqlite":
         return Engine.SQLITE, _sqlite_path(text)
-    if lowered.startswith("file:"):
-        raise DatabaseError(
-            f"{text!r}: SQLite URI filenames are not accepted; give a path or sqlite:///path"
-        )
-    scheme = urlsplit(text).scheme if "://" in text else ""
-    if scheme:
-        raise DatabaseError(
-            f"unsupported database URL scheme {scheme!r} in {redact_url(text)!r}: "
-            "use postgresql://..., sqlite:///path or a file path"
-        )
-    return Engine.SQLITE, text
+    raise _bad_url(
+        text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
+    )
 
 
-def _sqlite_path(text: str) -> str:
-    rest = text[len("sqlite:") :]
-    if not rest.startswith("///"):
-        raise DatabaseError(
-            f"{text!r}: a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path"
-        )
-    path = unquote(rest[3:])
-    if not path or path == "/":
-        raise DatabaseError(f"{text!r} names no database file")
+def _sqlite_path(url: str) -> str:
+    """Return the file that a sqlite:// URL names."""
+    rest = url[len("sqlite://") :]
+    if "?" in rest or "#" in rest:
+        raise _bad_url(url, "a sqlite URL takes no options; percent-encode '?' and '#'")
+    path = unquote(rest)
+    if path.startswith("/") and not path.startswith("//"):
+        path = path[1:]  # sqlite:///relative/path
+    elif path.startswith("//"):
+        path = path[1:]  # sqlite:////absolute/path
+    if not path:
+        raise _bad_url(url, "it names no database file")
     return path
-
-
-def _check_postgres_url(text: str) -> None:
-    shown = redact_url(text)
-    if not text.lower().startswith(("postgresql://", "postgres://")):
-        raise DatabaseError(f"{shown!r}: a PostgreSQL URL starts with postgresql://")
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError as error:
-        raise DatabaseError(f"{shown!r} is not a valid PostgreSQL URL: {error}") from None
-
-
-def redact_url(url: str | os.PathLike[str]) -> str:
-    """Hide any password in a URL: in its user part, plain or percent-encoded, or as `password=`."""
-    text = os.fspath(url)
-    if "://" not in text:
-        return text
-    scheme, _, rest = text.partition("://")
-    netloc, slash, tail = rest.partition("/")
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.partition(":")[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    path, question, query = tail.partition("?")
-    if question:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() == "password" for key, _ in pairs):
-            query = urlencode(
-                [(key, "***" if key.lower() == "password" else value) for key, value in pairs]
-            )
-    return f"{scheme}://{netloc}{slash}{path}{question}{query}"
 
 
 async def open_database(  # each limit is the caller's to set

@@ -58,6 +58,18 @@ class QueryFileError(PersistenceError):
         self.reason = reason
 
 
+class SqlFilesMissingError(PersistenceError):
+    """The package's SQL files are not where it looked: the installation is incomplete."""
+
+    def __init__(self, searched: tuple[PurePath, ...]) -> None:
+        places = " nor ".join(str(path) for path in searched)
+        super().__init__(
+            f"the SQL files of persistence are missing: found neither {places}; "
+            "reinstall the package (its wheel ships them as persistence/sql)"
+        )
+        self.searched = searched
+
+
 class QueryInterfaceError(PersistenceError):
     """The loaded queries do not match the generated interface: the SQL and the code drifted."""
 

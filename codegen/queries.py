@@ -2,7 +2,7 @@ r"""Generate `persistence._queries`, the typed interface of every query under sq
 
 Run by `make generate`::
 
-    python -m persistence._codegen build/sqlc/sqlite/codegen_request.json \
+    python -m codegen.queries build/sqlc/sqlite/codegen_request.json \
         build/sqlc/postgres/codegen_request.json --output src/persistence/_queries.py
 
 Each input is the `codegen_request.json` that `sqlc generate` writes for one engine (its
@@ -794,7 +794,7 @@ def _load(path: str) -> Mapping[str, object]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the module from the codegen requests named on the command line; 1 on error."""
     parser = argparse.ArgumentParser(
-        prog="python -m persistence._codegen",
+        prog="python -m codegen.queries",
         description="Write the typed query interface from sqlc's codegen_request.json files.",
     )
     parser.add_argument("inputs", nargs="+", help="codegen_request.json, one per engine")

@@ -1,0 +1,1 @@
+"""Build-time tools, never installed: `make generate` runs `python -m codegen.queries`."""

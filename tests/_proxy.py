@@ -1,0 +1,105 @@
+"""A TCP proxy on 127.0.0.1 that a test can silence, for faults of a dead network.
+
+It forwards every connection to a target on loopback. `silence()` stops forwarding in
+both directions and keeps the sockets open, as a network that drops packets does;
+`resume()` forwards again for new connections; `cut()` closes every open connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["Proxy", "proxied", "through"]
+
+LOOPBACK = "127.0.0.1"
+
+
+class Proxy:
+    """Forwards 127.0.0.1:port to a loopback target until told otherwise."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.silent = False
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Listen on an ephemeral loopback port."""
+        self._server = await asyncio.start_server(self._accept, LOOPBACK, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def silence(self) -> None:
+        """Stop forwarding anything, on open and new connections alike."""
+        self.silent = True
+
+    def resume(self) -> None:
+        """Forward again; connections that met the silence stay dead."""
+        self.silent = False
+
+    def cut(self) -> None:
+        """Close every open connection at once."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        """Stop listening and close everything."""
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if self.silent:
+            return  # accepted, then nothing: the peer waits forever
+        try:
+            target_reader, target_writer = await asyncio.open_connection(LOOPBACK, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.append(target_writer)
+        for source, sink in ((reader, target_writer), (target_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await source.read(65536):
+                if self.silent:
+                    await asyncio.Event().wait()  # hold what came in; send nothing, ever
+                sink.write(data)
+                await sink.drain()
+        with contextlib.suppress(OSError):
+            sink.close()
+
+
+def through(url: str, port: int) -> str:
+    """The same PostgreSQL URL, on 127.0.0.1 at `port`."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{LOOPBACK}:{port}"))
+
+
+@contextlib.asynccontextmanager
+async def proxied(url: str) -> AsyncIterator[tuple[Proxy, str]]:
+    """A proxy in front of the server of `url`, and the URL that goes through it."""
+    parts = urlsplit(url)
+    if parts.hostname not in {LOOPBACK, "localhost"}:
+        msg = f"fault tests only target loopback, not {parts.hostname}"
+        raise ValueError(msg)
+    proxy = Proxy(parts.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy, through(url, proxy.port)
+    finally:
+        await proxy.close()

@@ -1,0 +1,146 @@
+"""Database URLs: refused with a clear DatabaseError, printed without passwords; read-only opens."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from persistence import (
+    DatabaseError,
+    connect,
+    migrate,
+    migration_status,
+    open_database,
+    set_config,
+)
+from persistence.database import engine_of, redact_url
+
+REDACTED = [
+    ("postgresql://u:secret@host/db", "postgresql://u:***@host/db"),
+    ("postgresql://u:s%40cr%2Fet@host:5432/db", "postgresql://u:***@host:5432/db"),
+    ("postgresql://u:p@ss@host/db", "postgresql://u:***@host/db"),
+    ("postgresql://u@host/db?password=secret", "postgresql://u@host/db?password=***"),
+    (
+        "postgresql://u@host/db?sslmode=require&PASSWORD=secret&sslpassword=key#x",
+        "postgresql://u@host/db?sslmode=require&PASSWORD=***&sslpassword=***#x",
+    ),
+    ("postgresql://u:secret@[::1/db", "postgresql://u:***@[::1/db"),
+    ("postgres://u:secret@h1:5432,h2/db", "postgres://u:***@h1:5432,h2/db"),
+    ("postgresql://u@host/db", "postgresql://u@host/db"),
+    ("postgresql://host/db?user=u", "postgresql://host/db?user=u"),
+    ("data/app.db", "data/app.db"),
+    ("sqlite:////tmp/a:b@c.db", "sqlite:////tmp/a:b@c.db"),
+]
+
+
+@pytest.mark.parametrize(("url", "expected"), REDACTED)
+def test_redact_url_hides_every_password(url: str, expected: str) -> None:
+    """A password in the user part, percent-encoded or not, or in the query becomes ***."""
+    assert redact_url(url) == expected
+
+
+@given(st.text(min_size=1))
+def test_redact_url_hides_any_percent_encoded_password(password: str) -> None:
+    """Whatever the password holds, once percent-encoded in a URL it is replaced whole."""
+    url = f"postgresql://user:{quote(password, safe='')}@db.example:5432/app"
+    assert redact_url(url) == "postgresql://user:***@db.example:5432/app"
+
+
+BAD_URLS = [
+    ("postgresql://u:secret@127.0.0.1:abc/db", "the port must be a number"),
+    ("postgresql://u:secret@127.0.0.1:99999/db", "got '99999'"),
+    ("postgresql://u:secret@h1:5432,h2:x/db", "got 'x'"),
+    ("postgresql://u:secret@[::1/db", "write an IPv6 host as [address]:port"),
+    ("postgresql://u:secret@[zz]:5432/db", "'zz' is not an IPv6 address"),
+    ("postgresql://u:secret@::1/db", "write an IPv6 host as [address]:port, not '::1'"),
+    ("postgresql:/db", "a postgresql URL starts postgresql://"),
+    ("sqlite:/x.db", "a sqlite URL starts sqlite://"),
+    ("SQLite:x.db", "a sqlite URL starts sqlite://"),
+    ("file:/tmp/x.db?mode=ro", "file: URIs are not supported"),
+    ("file:///tmp/x.db", "file: URIs are not supported"),
+    ("sqlite:///x.db?mode=ro", "a sqlite URL takes no options"),
+    ("sqlite://", "names no database file"),
+    ("mysql://u:secret@host/db", "unsupported scheme 'mysql'"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), BAD_URLS)
+def test_bad_urls_are_a_database_error_without_the_password(url: str, reason: str) -> None:
+    """A URL that cannot be used is a DatabaseError saying why, with the password hidden."""
+    with pytest.raises(DatabaseError, match="invalid database URL") as raised:
+        engine_of(url)
+    assert reason in str(raised.value)
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://[::1]:5432/db", "postgresql://u@h1:5432,h2/db", "sqlite:///a%3Fb.db"]
+)
+def test_unusual_but_valid_urls_are_accepted(url: str) -> None:
+    """IPv6 hosts, several hosts and percent-encoded file names pass the checks."""
+    engine_of(url)
+
+
+@pytest.mark.parametrize("inside", ["app.db", "sub/app.db"])
+async def test_a_file_in_the_way_of_the_folder_is_a_database_error(
+    tmp_path: Path, inside: str
+) -> None:
+    """Creating a database below a regular file names the file that is in the way."""
+    (tmp_path / "FILE").write_text("not a folder", encoding="utf-8")
+    with pytest.raises(DatabaseError, match="FILE' is a file, not a folder"):
+        await open_database(tmp_path / "FILE" / inside)
+
+
+def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
+    """Without create, a missing SQLite file is a DatabaseError naming it, and no folder appears."""
+    missing = tmp_path / "sub" / "typo.db"
+    with pytest.raises(DatabaseError, match=r"no SQLite database at .*typo\.db.*does not exist"):
+        asyncio.run(open_database(missing, create=False))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_create_false_refuses_a_folder(tmp_path: Path) -> None:
+    """Without create, a folder where the file should be is a DatabaseError saying so."""
+    with pytest.raises(DatabaseError, match="it is not a file"):
+        await open_database(tmp_path, create=False)
+
+
+async def test_create_false_opens_an_existing_file_read_only(tmp_path: Path) -> None:
+    """Without create, an existing SQLite file can be read but not written, and stays as it was."""
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+    before = path.read_bytes()
+    async with connect(path, create=False) as db:
+        status = await migration_status(db)
+        assert status.up_to_date
+        with pytest.raises(DatabaseError, match="readonly"):
+            await set_config(db, "runner", "workers", 4)
+    assert path.read_bytes() == before
+
+
+async def test_create_false_keeps_a_rollback_journal_database_as_it_is(tmp_path: Path) -> None:
+    """Opening read-only does not switch a database that is not in WAL mode to WAL."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as plain:
+        plain.execute("CREATE TABLE t (x INTEGER)")
+    plain.close()
+    async with connect(path, create=False) as db:
+        assert (await migration_status(db)).pending
+    with sqlite3.connect(path) as plain:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    plain.close()
+
+
+async def test_create_false_opens_an_existing_database(database_url: str) -> None:
+    """On either engine, create=False opens a database that exists and reads its status."""
+    async with connect(database_url) as db:
+        await migrate(db)
+    async with connect(database_url, create=False) as db:
+        assert (await migration_status(db)).up_to_date

@@ -1,0 +1,280 @@
+"""PostgreSQL behind a network that goes silent or breaks: every call ends, within its bound.
+
+A proxy on 127.0.0.1 stands between the package and the server; the tests silence or
+cut it. Every limit is short here, as a caller may set it; the defaults are longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from _proxy import Proxy, proxied
+from persistence import (
+    Database,
+    DatabaseError,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    find_result,
+    migrate,
+    open_database,
+    save_result,
+    save_results,
+    transaction,
+)
+from persistence.database import close_database
+
+pytestmark = pytest.mark.usefixtures("postgres_admin")
+
+CONNECT_TIMEOUT = 1.0
+COMMAND_TIMEOUT = 0.5
+RELEASE_TIMEOUT = 0.3
+BOUND = 3.0
+"""Seconds within which every faulty call must have ended: the limits, with room to spare."""
+
+
+def result() -> TestResult:
+    """A plain result."""
+    return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output="x" * 100)
+
+
+@pytest.fixture(name="through")
+async def through_proxy(postgres_url: str) -> AsyncIterator[tuple[Proxy, Database]]:
+    """A migrated database reached through a proxy, with short limits."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url,
+            connect_timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
+            release_timeout=RELEASE_TIMEOUT,
+        )
+        try:
+            yield proxy, db
+        finally:
+            proxy.cut()
+            async with asyncio.timeout(BOUND):
+                await close_database(db)
+
+
+async def test_a_silent_network_gives_an_error_within_the_command_timeout(
+    through: tuple[Proxy, Database],
+) -> None:
+    """A call whose server stops answering fails with DatabaseError, not never."""
+    proxy, db = through
+    saved = await save_result(db, result())
+    proxy.silence()
+    started = time.monotonic()
+    with pytest.raises(DatabaseError, match=r"no answer within|no connection within"):
+        async with asyncio.timeout(BOUND):
+            await find_result(db, saved.id or 0)
+    assert time.monotonic() - started < BOUND
+
+
+async def test_cancelling_a_call_on_a_silent_network_returns_at_once(
+    postgres_url: str,
+) -> None:
+    """Cancelling a call stuck on a silent network ends it promptly, release included."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url,
+            connect_timeout=CONNECT_TIMEOUT,
+            command_timeout=60,
+            release_timeout=RELEASE_TIMEOUT,
+        )
+        try:
+            await save_result(db, result())
+            proxy.silence()
+            task = asyncio.ensure_future(all_results(db))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                async with asyncio.timeout(BOUND):
+                    await task
+            assert time.monotonic() - started < 1.0
+        finally:
+            proxy.cut()
+            async with asyncio.timeout(BOUND):
+                await close_database(db)
+
+
+async def test_a_transaction_on_a_silent_network_ends(through: tuple[Proxy, Database]) -> None:
+    """A transaction whose server goes silent mid-block fails within its bounds."""
+    proxy, db = through
+
+    async def block() -> None:
+        async with transaction(db) as tx:
+            await save_result(tx, result())
+            proxy.silence()
+            await save_result(tx, result())
+
+    started = time.monotonic()
+    with pytest.raises(DatabaseError):
+        async with asyncio.timeout(BOUND):
+            await block()
+    assert time.monotonic() - started < BOUND
+
+
+async def test_a_silent_network_mid_copy_fails_the_batch(
+    through: tuple[Proxy, Database], postgres_url: str
+) -> None:
+    """A batch whose server goes silent during COPY fails within the bound and stores nothing."""
+    proxy, db = through
+    batch = [result() for _ in range(200_000)]
+
+    async def silence_soon() -> None:
+        await asyncio.sleep(0.05)
+        proxy.silence()
+
+    silencer = asyncio.create_task(silence_soon())
+    started = time.monotonic()
+    with pytest.raises(DatabaseError):
+        async with asyncio.timeout(BOUND + 5):
+            await save_results(db, batch)
+    await silencer
+    assert time.monotonic() - started < BOUND + 5
+    async with connect(postgres_url) as direct:
+        assert await all_results(direct) == []
+
+
+async def test_a_backend_killed_mid_copy_fails_the_batch(
+    postgres_url: str, postgres_admin: str
+) -> None:
+    """A batch whose server process is killed during COPY fails clearly and stores nothing."""
+    async with connect(
+        postgres_url,
+        connect_timeout=CONNECT_TIMEOUT,
+        command_timeout=COMMAND_TIMEOUT,
+        release_timeout=RELEASE_TIMEOUT,
+    ) as db:
+        await migrate(db)
+        batch = [result() for _ in range(200_000)]
+        admin = await asyncpg.connect(postgres_admin)
+        name = postgres_url.rsplit("/", 1)[1]
+
+        async def kill_the_copy() -> None:
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND query LIKE 'COPY%' AND state = 'active'",
+                    name,
+                )
+                if killed:
+                    return
+
+        killer = asyncio.create_task(kill_the_copy())
+        try:
+            with pytest.raises(
+                DatabaseError, match=r"connection to the server was lost|no answer within"
+            ):
+                async with asyncio.timeout(BOUND + 5):
+                    await save_results(db, batch)
+        finally:
+            await killer
+            await admin.close()
+        assert await all_results(db) == []
+        assert (await save_result(db, result())).id is not None
+
+
+async def test_the_database_recovers_when_the_network_does(
+    through: tuple[Proxy, Database],
+) -> None:
+    """After a silent spell, calls succeed again once the network forwards again."""
+    proxy, db = through
+    await save_result(db, result())
+    proxy.silence()
+    with pytest.raises(DatabaseError):
+        async with asyncio.timeout(BOUND):
+            await all_results(db)
+    proxy.cut()
+    proxy.resume()
+    async with asyncio.timeout(BOUND * 2):
+        for _ in range(10):  # each dead pooled connection may fail one call
+            try:
+                await save_result(db, result())
+                break
+            except DatabaseError:
+                continue
+        assert len(await all_results(db)) >= 2
+
+
+async def test_a_connection_killed_mid_transaction_says_so(
+    postgres_url: str, postgres_admin: str
+) -> None:
+    """A backend killed inside a transaction gives a message about the lost connection."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        admin = await asyncpg.connect(postgres_admin)
+        try:
+            with pytest.raises(DatabaseError) as raised:
+                async with transaction(db) as tx:
+                    await save_result(tx, result())
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        postgres_url.rsplit("/", 1)[1],
+                    )
+                    await save_result(tx, result())
+        finally:
+            await admin.close()
+        message = str(raised.value)
+        assert "released back to the pool" not in message
+        assert "connection to the server was lost" in message
+        assert await all_results(db) == []
+
+
+async def test_no_connection_in_time_names_the_wait(postgres_url: str) -> None:
+    """A call that cannot get a connection in time says what it waited for, not nothing."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url,
+            connect_timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
+            release_timeout=RELEASE_TIMEOUT,
+            pool_size=1,
+        )
+        try:
+            proxy.silence()
+            proxy.cut()  # the pooled connection dies; a new one meets the silence
+            with pytest.raises(DatabaseError) as raised:
+                async with asyncio.timeout(BOUND * 2):
+                    for _ in range(3):
+                        await find_result(db, 1)
+            message = str(raised.value)
+            assert message.strip().endswith(":") is False
+            assert "within" in message or "lost" in message
+        finally:
+            proxy.cut()
+            async with asyncio.timeout(BOUND):
+                await close_database(db)
+
+
+async def test_opening_through_a_silent_network_fails_within_the_connect_timeout(
+    postgres_url: str,
+) -> None:
+    """Opening a database whose server never answers fails within connect_timeout."""
+    async with proxied(postgres_url) as (proxy, url):
+        proxy.silence()
+        started = time.monotonic()
+        with pytest.raises(DatabaseError, match=r"no answer within 1s"):
+            await open_database(
+                url,
+                connect_timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+                release_timeout=RELEASE_TIMEOUT,
+            )
+        assert time.monotonic() - started < BOUND
