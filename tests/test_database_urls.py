@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 from hypothesis import given
@@ -19,7 +19,7 @@ from persistence import (
     open_database,
     set_config,
 )
-from persistence.database import engine_of, redact_url
+from persistence.database import DEFAULT_DATABASE, engine_of, redact_url
 
 REDACTED = [
     ("postgresql://u:secret@host/db", "postgresql://u:***@host/db"),
@@ -144,3 +144,47 @@ async def test_create_false_opens_an_existing_database(database_url: str) -> Non
         await migrate(db)
     async with connect(database_url, create=False) as db:
         assert (await migration_status(db)).up_to_date
+
+
+@pytest.mark.parametrize(
+    ("password", "written"),
+    [("s3cret", "s3cret"), ("p@ss:w/rd", "p%40ss%3Aw%2Frd"), ("query-secret", None)],
+    ids=["plain", "percent-encoded", "query"],
+)
+async def test_an_open_database_never_shows_its_password(
+    postgres_url: str, password: str, written: str | None
+) -> None:
+    """repr(db), str(db) and db.url hide the password of the URL it was opened with."""
+    parts = urlsplit(postgres_url)
+    user = parts.username or "postgres"
+    if written is None:
+        url = f"{postgres_url}?password={password}"
+    else:
+        url = urlunsplit(parts._replace(netloc=f"{user}:{written}@{parts.hostname}:{parts.port}"))
+    async with connect(url) as db:
+        shown = " ".join((repr(db), str(db), db.url))
+    assert password not in shown
+    assert (written or password) not in shown
+    assert "***" in shown
+
+
+async def test_the_library_reads_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a URL, open_database uses $DATABASE_URL, as the command line does."""
+    target = tmp_path / "from-env.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{target}")
+    async with connect() as db:
+        await migrate(db)
+    assert target.exists()
+
+
+async def test_without_database_url_the_default_is_data_app_db(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a URL and without $DATABASE_URL, the database is data/app.db under the cwd."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    async with connect() as db:
+        assert db.url == str(DEFAULT_DATABASE)
+    assert (tmp_path / "data" / "app.db").exists()

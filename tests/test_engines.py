@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -166,3 +167,52 @@ async def test_concurrent_calls_all_succeed(db: Database) -> None:
     ids = [r.id for r in saved if r.id is not None]
     found = await asyncio.gather(*(find_result(db, ids[n % 5]) for n in range(40)))
     assert [r.id if r else None for r in found] == [ids[n % 5] for n in range(40)]
+
+
+async def test_a_failing_batch_raises_the_packages_error_on_sqlite(tmp_path: Path) -> None:
+    """A batch that SQLite refuses mid-way raises DatabaseError, and stores none of it."""
+    path = tmp_path / "x.db"
+    async with connect(path) as db:
+        await migrate(db)
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute(
+                "CREATE TRIGGER every_tenth AFTER INSERT ON test_results "
+                "WHEN NEW.id % 10 = 0 BEGIN INSERT INTO no_such_table VALUES (1); END"
+            )
+            other.commit()
+        with pytest.raises(DatabaseError, match="no such table") as raised:
+            await save_results(db, [result() for _ in range(50)])
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+        assert await all_results(db) == []
+
+
+async def test_a_cancelled_batch_raises_the_packages_error_on_postgres(
+    postgres_url: str, postgres_admin: str
+) -> None:
+    """A COPY that the server cancels raises DatabaseError, and stores none of it."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        admin = await asyncpg.connect(postgres_admin)
+        locker = await asyncpg.connect(postgres_url)
+        try:
+            await locker.execute("BEGIN; LOCK TABLE test_results IN ACCESS EXCLUSIVE MODE")
+
+            async def cancel_the_copy() -> None:
+                for _ in range(500):
+                    await asyncio.sleep(0.01)
+                    if await admin.fetchval(
+                        "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND wait_event_type = 'Lock'",
+                        postgres_url.rsplit("/", 1)[1],
+                    ):
+                        return
+
+            canceller = asyncio.create_task(cancel_the_copy())
+            with pytest.raises(DatabaseError, match="cancel") as raised:
+                await save_results(db, [result() for _ in range(100)])
+            await canceller
+            assert isinstance(raised.value.__cause__, asyncpg.QueryCanceledError)
+        finally:
+            await locker.close()
+            await admin.close()
+        assert await all_results(db) == []
