@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from persistence import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
+from persistence._guards import MAX_JSON_FLOAT
 from persistence._sqltypes import JsonObject, JsonValue
-from persistence.models import MAX_EXECUTION_TIME, MAX_INT, MAX_JSON_FLOAT
+from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 
 __all__ = [
     "AWKWARD_TEXT",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TypeVar, overload
 
+from persistence._guards import key_id, key_text, of_type
 from persistence.converters import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import ConfigEntry, ConfigType, ConfigValue, key_id, key_text, of_type
+from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
 __all__ = [
     "all_config_entries",
