@@ -26,7 +26,17 @@ from persistence import (
     make_converter,
     to_dict,
 )
-from persistence.converters import Model, decode_config_value, encode_config_value
+from persistence._rows import (
+    config_from_row,
+    config_params,
+    decode_config_value,
+    encode_config_value,
+    file_record_from_row,
+    file_record_params,
+    result_from_row,
+    result_params,
+)
+from persistence.converters import Model
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import (
     ENORMOUS_INTS,
@@ -36,6 +46,7 @@ from strategies import (
     aware_datetimes,
     config_entries,
     config_values,
+    exactly,
     file_records,
     hostile_values,
     out_of_range_datetimes,
@@ -43,8 +54,6 @@ from strategies import (
 )
 
 Cls = type[TestResult] | type[ConfigEntry] | type[FileRecord]
-
-CONVERTER: Final = make_converter()
 
 UTC_PLUS_5: Final = dt.timezone(dt.timedelta(hours=5))
 NAIVE: Final = dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001  # naive on purpose
@@ -95,10 +104,10 @@ def attempt(cls: Cls, **changes: object) -> Model | ValidationError:
 def from_data(cls: Cls, data: Mapping[str, object]) -> Model:
     """Call `from_dict` for whichever model `cls` is."""
     if issubclass(cls, TestResult):
-        return from_dict(TestResult, data, CONVERTER)
+        return from_dict(TestResult, data)
     if issubclass(cls, ConfigEntry):
-        return from_dict(ConfigEntry, data, CONVERTER)
-    return from_dict(FileRecord, data, CONVERTER)
+        return from_dict(ConfigEntry, data)
+    return from_dict(FileRecord, data)
 
 
 def short_id(value: object) -> str | None:
@@ -412,13 +421,104 @@ def test_dict_round_trip(model: Model) -> None:
     assert from_data(type(model), through_json) == model
 
 
+CONVERTER: Final = make_converter()
+
+DATETIME_FIELDS: Final = frozenset({"created_at", "updated_at", "accessed_at"})
+"""Fields whose JSON form is ISO 8601 text."""
+
+models_with_ids = st.builds(
+    lambda model, row_id: attrs.evolve(model, id=row_id),
+    st.one_of(results(), config_entries(), file_records()),
+    st.integers(1, MAX_INT),
+)
+
+
+def structured(cls: Cls, data: object) -> Model:
+    """Structure data with the converter `make_converter` gives, as whichever model `cls` is."""
+    if issubclass(cls, TestResult):
+        return CONVERTER.structure(data, TestResult)
+    if issubclass(cls, ConfigEntry):
+        return CONVERTER.structure(data, ConfigEntry)
+    return CONVERTER.structure(data, FileRecord)
+
+
+@IN_MEMORY
+@given(model=models_with_ids)
+def test_converter_round_trip_keeps_the_id(model: Model) -> None:
+    """`make_converter()` turns a model with its id into JSON and back into an equal model."""
+    data = CONVERTER.unstructure(model)
+    assert data["id"] == model.id
+    assert data == to_dict(model)
+    through_json = json.loads(json.dumps(data, allow_nan=False))
+    assert exactly(structured(type(model), through_json)) == exactly(model)
+
+
+@IN_MEMORY
+@given(model=models_with_ids, data=st.data())
+def test_converter_keeps_every_model_rule(model: Model, data: st.DataObject) -> None:
+    """Structuring refuses a bad value as the constructor does, naming the same field."""
+    field = data.draw(st.sampled_from([f.name for f in attrs.fields(type(model))]), label="field")
+    value = data.draw(hostile_values(), label="value")
+    if field in DATETIME_FIELDS and isinstance(value, str):
+        return  # ISO text is a datetime's JSON form, which the constructor does not take
+    changes: dict[str, Any] = {field: value}
+    try:
+        expected: Model | ValidationError = attrs.evolve(model, **changes)
+    except ValidationError as error:
+        expected = error
+    given = {**to_dict(model), field: value}
+    for structure in (structured, from_data):
+        try:
+            found: Model | ValidationError = structure(type(model), given)
+        except ValidationError as error:
+            found = error
+        if isinstance(expected, ValidationError):
+            assert isinstance(found, ValidationError), found
+            assert (found.model, found.field) == (expected.model, expected.field)
+        else:
+            assert exactly(found) == exactly(expected)
+
+
+@pytest.mark.parametrize("data", [[], None, 1, ["path"], b"{}", ("path", "p")])
+def test_from_dict_refuses_what_is_not_a_dict(data: object) -> None:
+    """`from_dict` refuses data that is no dict, naming the model and its argument."""
+    hostile: Any = data
+    with pytest.raises(ValidationError) as caught:
+        from_dict(FileRecord, hostile)
+    assert (caught.value.model, caught.value.field) == ("FileRecord", "argument")
+
+
+@IN_MEMORY
+@given(
+    unknown=st.dictionaries(
+        st.one_of(st.integers(), st.none(), st.text(max_size=5).filter(lambda k: k != "path")),
+        st.integers(),
+        min_size=1,
+    )
+)
+def test_from_dict_names_an_unknown_key_of_any_type(unknown: dict[object, int]) -> None:
+    """`from_dict` refuses keys of any type that are not fields, naming one of them as text."""
+    data: Any = {"path": "p", **unknown}
+    for structure in (structured, from_data):
+        with pytest.raises(ValidationError) as caught:
+            structure(FileRecord, data)
+        assert caught.value.field in {str(key) for key in unknown}
+
+
+def row_of(model: Model, row_id: int) -> Model:
+    """Map a model to its query parameters and back from them as a row, as the repository does."""
+    if isinstance(model, TestResult):
+        return result_from_row({**result_params(model), "id": row_id})
+    if isinstance(model, ConfigEntry):
+        return config_from_row({**config_params(model), "id": row_id})
+    return file_record_from_row({**file_record_params(model), "id": row_id})
+
+
 @IN_MEMORY
 @given(model=st.one_of(results(), config_entries(), file_records()), row_id=st.integers(1, MAX_INT))
 def test_row_round_trip(model: Model, row_id: int) -> None:
-    """The converter's row form, with an id, structures back into an equal model."""
-    row = {**CONVERTER.unstructure(model), "id": row_id}
-    assert "id" not in CONVERTER.unstructure(model)
-    assert CONVERTER.structure(row, type(model)) == attrs.evolve(model, id=row_id)
+    """The row mappers read back, with its id, exactly what the parameter mappers write."""
+    assert exactly(row_of(model, row_id)) == exactly(attrs.evolve(model, id=row_id))
 
 
 @pytest.mark.parametrize("kind", list(ConfigType))
@@ -469,13 +569,13 @@ def test_from_dict_refuses_missing_fields(cls: Cls, name: str) -> None:
 def test_from_dict_refuses_bad_datetimes(text: str) -> None:
     """`from_dict` refuses a datetime that is not aware ISO 8601, naming the field."""
     with pytest.raises(ValidationError) as caught:
-        from_dict(FileRecord, {"path": "p", "accessed_at": text}, CONVERTER)
+        from_dict(FileRecord, {"path": "p", "accessed_at": text})
     assert (caught.value.model, caught.value.field) == ("FileRecord", "accessed_at")
 
 
 def test_from_dict_normalises_datetimes() -> None:
     """`from_dict` reads an ISO 8601 datetime at any offset as the same instant in UTC."""
-    record = from_dict(FileRecord, {"path": "p", "created_at": AWARE.isoformat()}, CONVERTER)
+    record = from_dict(FileRecord, {"path": "p", "created_at": AWARE.isoformat()})
     assert record.created_at == AWARE
     assert record.created_at.tzinfo is dt.UTC
 

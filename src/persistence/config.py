@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar, overload
 
 from persistence._guards import key_id, key_text, of_type
-from persistence.converters import config_from_row, config_params
+from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue

@@ -11,7 +11,7 @@ import attrs
 from attrs.converters import optional
 
 from persistence._guards import MAX_INT, as_utc, key_id, of_type, row_id, utc_instant
-from persistence.converters import result_from_row, result_params, with_id
+from persistence._rows import result_from_row, result_params, with_id
 from persistence.database import Database, atomic, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
