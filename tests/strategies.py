@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from persistence import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
-from persistence._guards import MAX_JSON_FLOAT
+from persistence._guards import MAX_JSON_FLOAT, MIN_INT
 from persistence._sqltypes import JsonObject, JsonValue
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 
@@ -305,8 +305,8 @@ def json_values(*, max_leaves: int = 8) -> st.SearchStrategy[JsonValue]:
     scalars: st.SearchStrategy[JsonValue] = st.one_of(
         st.none(),
         st.booleans(),
-        st.integers(min_value=-(2**70), max_value=2**70),
-        st.sampled_from([MAX_INT, -MAX_INT - 1, 2**63, 2**53, 2**53 + 1]),
+        st.integers(min_value=MIN_INT, max_value=MAX_INT),
+        st.sampled_from([MAX_INT, MIN_INT, 2**53, 2**53 + 1, -(2**53) - 1]),
         finite_floats().filter(lambda value: abs(value) < MAX_JSON_FLOAT),
         safe_text(max_size=12),
     )
@@ -355,8 +355,8 @@ def config_values(kind: ConfigType) -> st.SearchStrategy[Any]:
     strategies: dict[ConfigType, st.SearchStrategy[Any]] = {
         ConfigType.STR: safe_text(),
         ConfigType.INT: st.one_of(
-            st.integers(),
-            st.sampled_from([0, -1, MAX_INT, -MAX_INT - 1, 2**63, 2**64, -(2**100), 10**300]),
+            st.integers(min_value=MIN_INT, max_value=MAX_INT),
+            st.sampled_from([0, -1, MAX_INT, MIN_INT, 2**53 + 1]),
         ),
         ConfigType.FLOAT: finite_floats(),
         ConfigType.BOOL: st.booleans(),

@@ -45,7 +45,7 @@ _T = TypeVar("_T")
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 MAX_INT = 2**63 - 1
-"""The largest integer both engines store in an integer column."""
+"""The largest integer both engines store: in an integer column, in JSON, in a config value."""
 
 MIN_INT = -(2**63)
 """The smallest integer both engines store."""
@@ -95,12 +95,10 @@ def key_length_problem(value: str) -> str | None:
 
 
 def int_problem(value: int) -> str | None:
-    """Say why an integer cannot be written as text, or None."""
-    try:
-        str(value)
-    except ValueError:
-        return "has too many digits to write"
-    return None
+    """Say why an integer does not fit in 64 bits, where both engines store it, or None."""
+    if MIN_INT <= value <= MAX_INT:
+        return None
+    return f"must fit in 64 bits (from -2**63 to 2**63 - 1), got {_shown(value)}"
 
 
 def _shown(value: int) -> str:
@@ -265,7 +263,8 @@ else:
 def json_value(value: object, model: str, field: str, depth: int = 0) -> None:
     """Check that value is JSON both engines store and give back unchanged.
 
-    Integers must be short enough to write, and floats finite and below 2**53 in magnitude.
+    Integers must fit in 64 bits, and floats be finite and below 2**53 in magnitude: SQLite's
+    JSON functions do not read larger integers back faithfully, and jsonb rewrites large floats.
     """
     if isinstance(value, list):
         if value and depth >= MAX_JSON_DEPTH:

@@ -3,7 +3,7 @@
 Each model is a frozen attrs class whose fields carry their rules as converters and
 validators, so an invalid value never reaches the database. Every text field refuses NUL
 characters and lone surrogates, which no engine stores faithfully; every datetime is
-aware and kept in UTC; metadata is a JSON object.
+aware and kept in UTC; every integer fits in 64 bits; metadata is a JSON object.
 """
 
 from __future__ import annotations
