@@ -8,6 +8,7 @@ past 64 bits, NaN, infinities, SQL-looking text, wrong types and extreme datetim
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 import functools
@@ -33,7 +34,10 @@ __all__ = [
     "IN_MEMORY",
     "NEAR_EXTREME_DATETIMES",
     "ON_DATABASE",
+    "PLAIN_JSON",
     "SQL_LOOKING",
+    "SUBCLASSED_JSON",
+    "Attributes",
     "aware_datetimes",
     "config_entries",
     "config_values",
@@ -128,6 +132,19 @@ HOSTILE_IDS: Final[tuple[object, ...]] = (
     [1],
 )
 """Keys that no row can have: past 64 bits, or not an int at all."""
+
+
+class Attributes(dict[str, JsonValue]):
+    """A caller's own dict subclass."""
+
+
+SUBCLASSED_JSON: Final[JsonObject] = collections.OrderedDict(
+    a=Attributes(b=[collections.OrderedDict(c=1)]), d=Attributes()
+)
+"""A JSON object made of dict subclasses, nested."""
+
+PLAIN_JSON: Final[JsonObject] = {"a": {"b": [{"c": 1}]}, "d": {}}
+"""SUBCLASSED_JSON as plain dicts: how it is stored and read back."""
 
 EXTREME_DATETIMES: Final = (
     dt.datetime(1, 1, 1, tzinfo=dt.UTC),
@@ -475,7 +492,8 @@ def hostile_ids() -> st.SearchStrategy[object]:
 def exactly(value: object) -> object:
     """Tag a value, all the way down, with its type: equal tags mean nothing was lost.
 
-    Plain `==` lets 1 == 1.0 == True and ignores a datetime's offset; these tags do not.
+    Plain `==` lets 1 == 1.0 == True, an OrderedDict equal a dict, and ignores a datetime's
+    offset; these tags do not.
     """
     cls = type(value)
     if attrs.has(cls):
@@ -483,7 +501,7 @@ def exactly(value: object) -> object:
     if isinstance(value, dt.datetime):
         return ("datetime", value, value.utcoffset())
     if isinstance(value, list):
-        return ("list", [exactly(item) for item in value])
+        return (cls.__name__, [exactly(item) for item in value])
     if isinstance(value, dict):
-        return ("dict", {key: exactly(item) for key, item in value.items()})
-    return (type(value).__name__, value)
+        return (cls.__name__, {key: exactly(item) for key, item in value.items()})
+    return (cls.__name__, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import math
@@ -36,13 +37,17 @@ from persistence._rows import (
     result_from_row,
     result_params,
 )
+from persistence._sqltypes import JsonObject
 from persistence.converters import Model
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import (
     ENORMOUS_INTS,
     EXTREME_DATETIMES,
     IN_MEMORY,
+    PLAIN_JSON,
     SQL_LOOKING,
+    SUBCLASSED_JSON,
+    Attributes,
     aware_datetimes,
     config_entries,
     config_values,
@@ -614,6 +619,26 @@ def test_deeply_nested_metadata_is_refused(cls: Cls) -> None:
     with pytest.raises(ValidationError) as caught:
         build(cls, metadata={"deep": DEEP_LIST})
     assert caught.value.field == "metadata"
+
+
+SUBCLASSED_CASES: Final[list[tuple[JsonObject, JsonObject]]] = [
+    (SUBCLASSED_JSON, PLAIN_JSON),
+    (collections.OrderedDict(), {}),
+    (Attributes(n=[Attributes(), []]), {"n": [{}, []]}),
+]
+"""(given, kept): JSON objects made of dict subclasses, and the plain dicts kept of them."""
+
+
+@pytest.mark.parametrize(("given", "kept"), SUBCLASSED_CASES)
+def test_dict_subclasses_are_kept_as_plain_dicts(given: JsonObject, kept: JsonObject) -> None:
+    """Metadata and dict or list config values made of dict subclasses are kept as plain dicts."""
+    models = [
+        build(TestResult, metadata=given).metadata,
+        build(FileRecord, metadata=given).metadata,
+        build(ConfigEntry, type=ConfigType.DICT, value=given).value,
+        build(ConfigEntry, type=ConfigType.LIST, value=[given]).value,
+    ]
+    assert [exactly(value) for value in models] == [exactly(v) for v in (kept, kept, kept, [kept])]
 
 
 @pytest.mark.parametrize("moment", EXTREME_DATETIMES)

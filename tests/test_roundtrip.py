@@ -48,7 +48,9 @@ from persistence.models import MAX_EXECUTION_TIME, ConfigValue
 from strategies import (
     AWKWARD_TEXT,
     ON_DATABASE,
+    PLAIN_JSON,
     SQL_LOOKING,
+    SUBCLASSED_JSON,
     config_entries,
     config_values,
     exactly,
@@ -299,3 +301,24 @@ async def test_integers_fit_in_64_bits_on_every_engine(db: Database, place: str)
         found = await store_integer(db, place, edge)
         expected: JsonValue = edge if place == "config int" else {"n": [{"m": edge}]}
         assert_same(found, expected)
+
+
+async def test_dict_subclasses_read_back_as_plain_dicts(db: Database) -> None:
+    """Metadata and config values made of dict subclasses are stored and read back plain."""
+    result = await save_result(db, attrs.evolve(PLAIN_RESULT, metadata=SUBCLASSED_JSON))
+    record = await save_file_record(db, FileRecord(path="plain", metadata=SUBCLASSED_JSON))
+    as_dict = ConfigEntry(section="plain", key="d", value=SUBCLASSED_JSON, type=ConfigType.DICT)
+    as_list = ConfigEntry(section="plain", key="l", value=[SUBCLASSED_JSON], type=ConfigType.LIST)
+    entries = [await save_config_entry(db, entry) for entry in (as_dict, as_list)]
+    assert result.id is not None
+    assert record.id is not None
+    found = [
+        (await get_result(db, result.id)).metadata,
+        getattr(await find_file_record(db, record.id), "metadata", None),
+        await get_config_value(db, "plain", "d", dict),
+        await get_config_value(db, "plain", "l", list),
+    ]
+    saved = [result.metadata, record.metadata, *(entry.value for entry in entries)]
+    expected: list[JsonValue] = [PLAIN_JSON, PLAIN_JSON, PLAIN_JSON, [PLAIN_JSON]]
+    assert_same(saved, expected)
+    assert_same(found, expected)

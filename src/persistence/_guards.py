@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from persistence._sqltypes import JsonObject
+from persistence._sqltypes import JsonObject, JsonValue
 from persistence.exceptions import ValidationError
 
 __all__ = [
@@ -241,8 +241,7 @@ def _to_json_object(value: object, instance: object, field: attrs.Attribute[obje
         return value
     if not isinstance(value, dict):
         raise _refuse(instance, field, f"expected a JSON object (dict), got {type(value).__name__}")
-    _json_object(value, type(instance).__name__, field.name, 0)
-    return value
+    return _json_object(value, type(instance).__name__, field.name, 0)
 
 
 if TYPE_CHECKING:
@@ -260,26 +259,27 @@ else:
     as_json_object = converter(_to_json_object)
 
 
-def json_value(value: object, model: str, field: str, depth: int = 0) -> None:
-    """Check that value is JSON both engines store and give back unchanged.
+def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
+    """Check that value is JSON both engines store and give back unchanged; give it plain.
 
     Integers must fit in 64 bits, and floats be finite and below 2**53 in magnitude: SQLite's
-    JSON functions do not read larger integers back faithfully, and jsonb rewrites large floats.
+    JSON does not read larger integers back faithfully, and jsonb rewrites large floats.
+    Subclasses of dict and list (an OrderedDict, say) come back as plain ones, which both
+    engines store alike.
     """
     if isinstance(value, list):
         if value and depth >= MAX_JSON_DEPTH:
             raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
-        for item in value:
-            json_value(item, model, field, depth + 1)
-    elif isinstance(value, dict):
-        _json_object(value, model, field, depth)
-    else:
-        _json_scalar(value, model, field)
+        return [json_value(item, model, field, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return _json_object(value, model, field, depth)
+    return _json_scalar(value, model, field)
 
 
-def _json_object(value: dict[object, object], model: str, field: str, depth: int) -> None:
+def _json_object(value: dict[object, object], model: str, field: str, depth: int) -> JsonObject:
     if value and depth >= MAX_JSON_DEPTH:
         raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    plain: JsonObject = {}
     for name, item in value.items():
         if not isinstance(name, str):
             raise ValidationError(
@@ -288,22 +288,23 @@ def _json_object(value: dict[object, object], model: str, field: str, depth: int
         problem = text_problem(name)
         if problem is not None:
             raise ValidationError(model, field, problem)
-        json_value(item, model, field, depth + 1)
+        plain[name] = json_value(item, model, field, depth + 1)
+    return plain
 
 
-def _json_scalar(value: object, model: str, field: str) -> None:
+def _json_scalar(value: object, model: str, field: str) -> JsonValue:
     if isinstance(value, str):
         problem = text_problem(value)
         if problem is not None:
             raise ValidationError(model, field, problem)
-        return
+        return value
     if value is None or isinstance(value, bool):
-        return
+        return value
     if isinstance(value, int):
         problem = int_problem(value)
         if problem is not None:
             raise ValidationError(model, field, f"a JSON integer {problem}")
-        return
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(model, field, f"JSON numbers must be finite, got {value}")
@@ -311,5 +312,5 @@ def _json_scalar(value: object, model: str, field: str) -> None:
             raise ValidationError(
                 model, field, f"JSON floats must be below 2**53 in magnitude, got {value}"
             )
-        return
+        return value
     raise ValidationError(model, field, f"{type(value).__name__} is not a JSON value")

@@ -124,8 +124,7 @@ def _to_config_value(value: object, entry: object, field: attrs.Attribute[object
     # The declared type is checked once every field is set: see ConfigEntry._fits_type.
     problem = None
     if isinstance(value, list | dict):
-        json_value(value, type(entry).__name__, field.name)
-        return value
+        return json_value(value, type(entry).__name__, field.name)
     if isinstance(value, str):
         problem = text_problem(value)
     elif isinstance(value, int) and not isinstance(value, bool):
