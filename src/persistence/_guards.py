@@ -182,9 +182,8 @@ def text(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
 
 def nonempty_key(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
     """Validate an indexed key (section, key or path): non-empty text of at most 1,024 bytes."""
-    if value == "":
+    if not key_text(type(instance).__name__, field.name, value):
         raise _refuse(instance, field, "must not be empty")
-    key_text(type(instance).__name__, field.name, value)
 
 
 def count(instance: object, field: attrs.Attribute[_T], value: _T) -> None:

@@ -127,10 +127,10 @@ def _translated(model: str, errors: ClassValidationError) -> ValidationError | N
         if isinstance(error, ForbiddenExtraKeysError):
             unknown = min(map(str, error.extra_fields))
             return ValidationError(model, unknown, "is not a field of this model")
-    for error, note in by_field:
-        return ValidationError(
-            model, note.name, "is required" if isinstance(error, KeyError) else str(error)
-        )
+    if by_field:
+        error, note = by_field[0]
+        reason = "is required" if isinstance(error, KeyError) else str(error)
+        return ValidationError(model, note.name, reason)
     for error in others:
         if isinstance(error, ValidationError):
             return error  # from the model's own rules
