@@ -52,6 +52,7 @@ from persistence import (
     save_results,
     set_config,
 )
+from persistence._guards import MIN_INT
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import (
     ON_DATABASE,
@@ -527,7 +528,7 @@ async def test_save_results_refuses_a_bad_item(
 
 
 @ON_DATABASE
-@given(value=st.one_of(st.booleans(), st.integers(), finite_floats(), safe_text()))
+@given(value=st.one_of(st.booleans(), st.integers(MIN_INT, MAX_INT), finite_floats(), safe_text()))
 async def test_get_config_value_checks_the_declared_type(db: Database, value: object) -> None:
     """Reading a value as another type than declared is refused: bool is not int, nor int float."""
     section = unique("typed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import math
@@ -26,16 +27,31 @@ from persistence import (
     make_converter,
     to_dict,
 )
-from persistence.converters import Model, decode_config_value, encode_config_value
+from persistence._rows import (
+    config_from_row,
+    config_params,
+    decode_config_value,
+    encode_config_value,
+    file_record_from_row,
+    file_record_params,
+    result_from_row,
+    result_params,
+)
+from persistence._sqltypes import JsonObject
+from persistence.converters import Model
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import (
     ENORMOUS_INTS,
     EXTREME_DATETIMES,
     IN_MEMORY,
+    PLAIN_JSON,
     SQL_LOOKING,
+    SUBCLASSED_JSON,
+    Attributes,
     aware_datetimes,
     config_entries,
     config_values,
+    exactly,
     file_records,
     hostile_values,
     out_of_range_datetimes,
@@ -43,8 +59,6 @@ from strategies import (
 )
 
 Cls = type[TestResult] | type[ConfigEntry] | type[FileRecord]
-
-CONVERTER: Final = make_converter()
 
 UTC_PLUS_5: Final = dt.timezone(dt.timedelta(hours=5))
 NAIVE: Final = dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001  # naive on purpose
@@ -95,10 +109,10 @@ def attempt(cls: Cls, **changes: object) -> Model | ValidationError:
 def from_data(cls: Cls, data: Mapping[str, object]) -> Model:
     """Call `from_dict` for whichever model `cls` is."""
     if issubclass(cls, TestResult):
-        return from_dict(TestResult, data, CONVERTER)
+        return from_dict(TestResult, data)
     if issubclass(cls, ConfigEntry):
-        return from_dict(ConfigEntry, data, CONVERTER)
-    return from_dict(FileRecord, data, CONVERTER)
+        return from_dict(ConfigEntry, data)
+    return from_dict(FileRecord, data)
 
 
 def short_id(value: object) -> str | None:
@@ -142,6 +156,10 @@ def _metadata_cases(cls: Cls) -> list[Any]:
         {"a": {1, 2}},
         {"a": 2.0**53},
         {"a": -(2.0**60)},
+        {"a": 2**63},
+        {"a": -(2**63) - 1},
+        {"a": [2**100]},
+        {"a": {"b": [-(2**64)]}},
         {"a\x00": 1},
         {"\ud800": 1},
         {"a": "\x00"},
@@ -208,6 +226,9 @@ INVALID_CONFIG_VALUES: Final[list[tuple[ConfigType, object]]] = [
     (ConfigType.INT, "1"),
     (ConfigType.INT, None),
     (ConfigType.INT, 10**5000),
+    (ConfigType.INT, 2**63),
+    (ConfigType.INT, -(2**63) - 1),
+    (ConfigType.INT, 2**100),
     (ConfigType.FLOAT, 1),
     (ConfigType.FLOAT, True),
     (ConfigType.FLOAT, "1.0"),
@@ -225,11 +246,16 @@ INVALID_CONFIG_VALUES: Final[list[tuple[ConfigType, object]]] = [
     (ConfigType.LIST, [b"x"]),
     (ConfigType.LIST, ["\x00"]),
     (ConfigType.LIST, [10**5000]),
+    (ConfigType.LIST, [2**63]),
+    (ConfigType.LIST, [[-(2**63) - 1]]),
+    (ConfigType.LIST, [{"n": 2**100}]),
     (ConfigType.DICT, []),
     (ConfigType.DICT, "{}"),
     (ConfigType.DICT, {1: 2}),
     (ConfigType.DICT, {"a": math.inf}),
     (ConfigType.DICT, {"\ud800": 1}),
+    (ConfigType.DICT, {"a": 2**64}),
+    (ConfigType.DICT, {"a": {"b": [2**100]}}),
 ]
 """(declared type, value): each value does not fit its declared type."""
 
@@ -250,7 +276,7 @@ VALID: Final[list[tuple[Cls, str, object, object]]] = [
     *[(TestResult, "output", text, text) for text in SQL_LOOKING],
     (TestResult, "created_at", AWARE, AWARE),
     (TestResult, "metadata", {"a": [1, 2.5, None, True, {"b": "c"}]}, None),
-    (TestResult, "metadata", {"big": 2**200, "float": 2.0**53 - 1}, None),
+    (TestResult, "metadata", {"big": 2**63 - 1, "small": -(2**63), "float": 2.0**53 - 1}, None),
     (TestResult, "id", 1, 1),
     (TestResult, "id", MAX_INT, MAX_INT),
     *[(ConfigEntry, "type", kind.value, kind) for kind in (ConfigType.STR,)],
@@ -412,13 +438,108 @@ def test_dict_round_trip(model: Model) -> None:
     assert from_data(type(model), through_json) == model
 
 
+CONVERTER: Final = make_converter()
+
+DATETIME_FIELDS: Final = frozenset({"created_at", "updated_at", "accessed_at"})
+"""Fields whose JSON form is ISO 8601 text."""
+
+models_with_ids = st.builds(
+    lambda model, row_id: attrs.evolve(model, id=row_id),
+    st.one_of(results(), config_entries(), file_records()),
+    st.integers(1, MAX_INT),
+)
+
+
+def structured(cls: Cls, data: object) -> Model:
+    """Structure data with the converter `make_converter` gives, as whichever model `cls` is."""
+    if issubclass(cls, TestResult):
+        return CONVERTER.structure(data, TestResult)
+    if issubclass(cls, ConfigEntry):
+        return CONVERTER.structure(data, ConfigEntry)
+    return CONVERTER.structure(data, FileRecord)
+
+
+@IN_MEMORY
+@given(model=models_with_ids)
+def test_converter_round_trip_keeps_the_id(model: Model) -> None:
+    """`make_converter()` turns a model with its id into JSON and back into an equal model."""
+    data = CONVERTER.unstructure(model)
+    assert data["id"] == model.id
+    assert data == to_dict(model)
+    through_json = json.loads(json.dumps(data, allow_nan=False))
+    assert exactly(structured(type(model), through_json)) == exactly(model)
+
+
+@IN_MEMORY
+@given(model=models_with_ids, data=st.data())
+def test_converter_keeps_every_model_rule(model: Model, data: st.DataObject) -> None:
+    """Structuring refuses a bad value as the constructor does, naming the same field."""
+    field = data.draw(st.sampled_from([f.name for f in attrs.fields(type(model))]), label="field")
+    value = data.draw(hostile_values(), label="value")
+    if field in DATETIME_FIELDS and isinstance(value, str):
+        return  # ISO text is a datetime's JSON form, which the constructor does not take
+    changes: dict[str, Any] = {field: value}
+    try:
+        expected: Model | ValidationError = attrs.evolve(model, **changes)
+    except ValidationError as error:
+        expected = error
+    given = {**to_dict(model), field: value}
+    for structure in (structured, from_data):
+        try:
+            found: Model | ValidationError = structure(type(model), given)
+        except ValidationError as error:
+            found = error
+        if isinstance(expected, ValidationError):
+            assert isinstance(found, ValidationError), found
+            assert (found.model, found.field) == (expected.model, expected.field)
+        else:
+            assert exactly(found) == exactly(expected)
+
+
+@pytest.mark.parametrize("data", [[], None, 1, ["path"], b"{}", ("path", "p")])
+def test_from_dict_refuses_what_is_not_a_dict(data: object) -> None:
+    """`from_dict` refuses data that is no dict, naming the model and its argument."""
+    hostile: Any = data
+    with pytest.raises(ValidationError) as caught:
+        from_dict(FileRecord, hostile)
+    assert (caught.value.model, caught.value.field) == ("FileRecord", "argument")
+
+
+@IN_MEMORY
+@given(
+    unknown=st.dictionaries(
+        st.one_of(
+            st.integers(),
+            st.none(),
+            st.text(max_size=5).filter(lambda name: name not in attrs.fields_dict(FileRecord)),
+        ),
+        st.integers(),
+        min_size=1,
+    )
+)
+def test_from_dict_names_an_unknown_key_of_any_type(unknown: dict[object, int]) -> None:
+    """`from_dict` refuses keys of any type that are not fields, naming one of them as text."""
+    data: Any = {"path": "p", **unknown}
+    for structure in (structured, from_data):
+        with pytest.raises(ValidationError) as caught:
+            structure(FileRecord, data)
+        assert caught.value.field in {str(key) for key in unknown}
+
+
+def row_of(model: Model, row_id: int) -> Model:
+    """Map a model to its query parameters and back from them as a row, as the repository does."""
+    if isinstance(model, TestResult):
+        return result_from_row({**result_params(model), "id": row_id})
+    if isinstance(model, ConfigEntry):
+        return config_from_row({**config_params(model), "id": row_id})
+    return file_record_from_row({**file_record_params(model), "id": row_id})
+
+
 @IN_MEMORY
 @given(model=st.one_of(results(), config_entries(), file_records()), row_id=st.integers(1, MAX_INT))
 def test_row_round_trip(model: Model, row_id: int) -> None:
-    """The converter's row form, with an id, structures back into an equal model."""
-    row = {**CONVERTER.unstructure(model), "id": row_id}
-    assert "id" not in CONVERTER.unstructure(model)
-    assert CONVERTER.structure(row, type(model)) == attrs.evolve(model, id=row_id)
+    """The row mappers read back, with its id, exactly what the parameter mappers write."""
+    assert exactly(row_of(model, row_id)) == exactly(attrs.evolve(model, id=row_id))
 
 
 @pytest.mark.parametrize("kind", list(ConfigType))
@@ -469,13 +590,13 @@ def test_from_dict_refuses_missing_fields(cls: Cls, name: str) -> None:
 def test_from_dict_refuses_bad_datetimes(text: str) -> None:
     """`from_dict` refuses a datetime that is not aware ISO 8601, naming the field."""
     with pytest.raises(ValidationError) as caught:
-        from_dict(FileRecord, {"path": "p", "accessed_at": text}, CONVERTER)
+        from_dict(FileRecord, {"path": "p", "accessed_at": text})
     assert (caught.value.model, caught.value.field) == ("FileRecord", "accessed_at")
 
 
 def test_from_dict_normalises_datetimes() -> None:
     """`from_dict` reads an ISO 8601 datetime at any offset as the same instant in UTC."""
-    record = from_dict(FileRecord, {"path": "p", "created_at": AWARE.isoformat()}, CONVERTER)
+    record = from_dict(FileRecord, {"path": "p", "created_at": AWARE.isoformat()})
     assert record.created_at == AWARE
     assert record.created_at.tzinfo is dt.UTC
 
@@ -502,6 +623,28 @@ def test_deeply_nested_metadata_is_refused(cls: Cls) -> None:
     with pytest.raises(ValidationError) as caught:
         build(cls, metadata={"deep": DEEP_LIST})
     assert caught.value.field == "metadata"
+
+
+SUBCLASSED_CASES: Final[list[tuple[JsonObject, JsonObject]]] = [
+    (SUBCLASSED_JSON, PLAIN_JSON),
+    (collections.OrderedDict(), {}),
+    (Attributes(n=[Attributes(), []]), {"n": [{}, []]}),
+]
+"""(given, kept): JSON objects made of dict subclasses, and the plain dicts kept of them."""
+
+
+@pytest.mark.parametrize(("given", "kept"), SUBCLASSED_CASES)
+def test_dict_subclasses_are_kept_as_plain_dicts(given: JsonObject, kept: JsonObject) -> None:
+    """Metadata and dict or list config values made of dict subclasses are kept as plain dicts."""
+    kept_values = [
+        build(TestResult, metadata=given).metadata,
+        build(FileRecord, metadata=given).metadata,
+        build(ConfigEntry, type=ConfigType.DICT, value=given).value,
+        build(ConfigEntry, type=ConfigType.LIST, value=[given]).value,
+    ]
+    assert [exactly(value) for value in kept_values] == [
+        exactly(v) for v in (kept, kept, kept, [kept])
+    ]
 
 
 @pytest.mark.parametrize("moment", EXTREME_DATETIMES)

@@ -253,7 +253,7 @@ CONFIG_VALUES: list[tuple[object, ConfigType]] = [
     ("text ünïcode", ConfigType.STR),
     ("", ConfigType.STR),
     (42, ConfigType.INT),
-    (-(2**80), ConfigType.INT),
+    (-(2**63), ConfigType.INT),
     (0.1, ConfigType.FLOAT),
     (1e300, ConfigType.FLOAT),
     (True, ConfigType.BOOL),

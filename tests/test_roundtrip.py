@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 
 import attrs
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -17,6 +19,7 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     all_config_entries,
     all_file_records,
     all_results,
@@ -40,12 +43,15 @@ from persistence import (
     save_results,
     set_config,
 )
-from persistence._sqltypes import JsonObject
+from persistence._guards import MAX_INT, MIN_INT
+from persistence._sqltypes import JsonObject, JsonValue
 from persistence.models import MAX_EXECUTION_TIME, ConfigValue
 from strategies import (
     AWKWARD_TEXT,
     ON_DATABASE,
+    PLAIN_JSON,
     SQL_LOOKING,
+    SUBCLASSED_JSON,
     config_entries,
     config_values,
     exactly,
@@ -57,7 +63,7 @@ from strategies import (
 ZERO = dt.timedelta(0)
 MOST_BEHIND = dt.timedelta(hours=23, minutes=59)
 AWKWARD_METADATA: JsonObject = {
-    AWKWARD_TEXT: [AWKWARD_TEXT, 2**63 - 1, -(2**63), 2**70, 0.1, -0.0, 5e-324, 2.0**53 - 1],
+    AWKWARD_TEXT: [AWKWARD_TEXT, 2**63 - 1, -(2**63), 2**53 + 1, 0.1, -0.0, 5e-324, 2.0**53 - 1],
     "nested": {"a": [{"b": [None, True, False, {}, []]}], "'; DROP TABLE test_results; --": "$1"},
 }
 """Metadata with every awkward kind of JSON value, for the explicit examples."""
@@ -81,16 +87,16 @@ PLAIN_RESULT = TestResult(test_type=TestType.UNIT, status=TestStatus.PENDING)
 
 AWKWARD_VALUES: list[tuple[ConfigType, ConfigValue]] = [
     (ConfigType.STR, AWKWARD_TEXT),
-    (ConfigType.INT, -(10**300)),
+    (ConfigType.INT, -(2**63)),
     (ConfigType.FLOAT, -0.0),
     (ConfigType.FLOAT, 5e-324),
     (ConfigType.FLOAT, 1.7976931348623157e308),
     (ConfigType.BOOL, False),
-    (ConfigType.LIST, [AWKWARD_METADATA, 10**30, -0.0]),
+    (ConfigType.LIST, [AWKWARD_METADATA, 2**63 - 1, -0.0]),
     (ConfigType.DICT, AWKWARD_METADATA),
     (ConfigType.STR, ""),
     (ConfigType.STR, "null"),
-    (ConfigType.INT, 2**64),
+    (ConfigType.INT, 2**63 - 1),
 ]
 AWKWARD_ENTRIES = tuple(
     ConfigEntry(section=AWKWARD_TEXT, key=text, value=value, type=kind, description=text)
@@ -245,3 +251,82 @@ async def test_file_record_round_trip(
 
     assert await delete_file_record_by_path(db, moved.path)
     assert not await delete_file_record(db, saved.id)
+
+
+async def store_integer(db: Database, place: str, number: int) -> JsonValue:
+    """Store `number` in one place an integer can go, and return what reads back from there."""
+    nested: JsonObject = {"n": [{"m": number}]}
+    if place == "config int":
+        await set_config(db, "ints", place, number)
+        return await get_config_value(db, "ints", place, int)
+    if place == "config list":
+        await set_config(db, "ints", place, [nested])
+        found_list: list[JsonValue] = await get_config_value(db, "ints", place, list)
+        return found_list[0]
+    if place == "config dict":
+        await set_config(db, "ints", place, nested)
+        found_dict: dict[str, JsonValue] = await get_config_value(db, "ints", place, dict)
+        return found_dict
+    if place == "result metadata":
+        saved = await save_result(db, attrs.evolve(PLAIN_RESULT, metadata=nested))
+        assert saved.id is not None
+        return (await get_result(db, saved.id)).metadata
+    record = await save_file_record(db, FileRecord(path=unique("ints"), metadata=nested))
+    assert record.id is not None
+    found = await find_file_record(db, record.id)
+    assert found is not None
+    return found.metadata
+
+
+INTEGER_PLACES = {
+    "config int": ("ConfigEntry", "value"),
+    "config list": ("ConfigEntry", "value"),
+    "config dict": ("ConfigEntry", "value"),
+    "result metadata": ("TestResult", "metadata"),
+    "record metadata": ("FileRecord", "metadata"),
+}
+"""Where an integer can be stored, and the model and field that refuse one too large."""
+
+
+@pytest.mark.parametrize("place", list(INTEGER_PLACES))
+async def test_integers_fit_in_64_bits_on_every_engine(db: Database, place: str) -> None:
+    """An integer one past 64 bits is refused by name and not stored; the edges read back."""
+    for past in (MAX_INT + 1, MIN_INT - 1, 2**100):
+        with pytest.raises(ValidationError) as caught:
+            await store_integer(db, place, past)
+        assert (caught.value.model, caught.value.field) == INTEGER_PLACES[place]
+    assert await all_config_entries(db) == []
+    assert await all_results(db) == []
+    assert await all_file_records(db) == []
+    for edge in (MAX_INT, MIN_INT):
+        found = await store_integer(db, place, edge)
+        expected: JsonValue = edge if place == "config int" else {"n": [{"m": edge}]}
+        assert_same(found, expected)
+
+
+async def test_dict_subclasses_read_back_as_plain_dicts(db: Database) -> None:
+    """Metadata and config values made of dict subclasses are stored and read back plain."""
+    result = await save_result(db, attrs.evolve(PLAIN_RESULT, metadata=SUBCLASSED_JSON))
+    record = await save_file_record(db, FileRecord(path="plain", metadata=SUBCLASSED_JSON))
+    as_dict = ConfigEntry(section="plain", key="d", value=SUBCLASSED_JSON, type=ConfigType.DICT)
+    as_list = ConfigEntry(section="plain", key="l", value=[SUBCLASSED_JSON], type=ConfigType.LIST)
+    entries = [await save_config_entry(db, entry) for entry in (as_dict, as_list)]
+    assert result.id is not None
+    assert record.id is not None
+    found = [
+        (await get_result(db, result.id)).metadata,
+        getattr(await find_file_record(db, record.id), "metadata", None),
+        await get_config_value(db, "plain", "d", dict),
+        await get_config_value(db, "plain", "l", list),
+    ]
+    saved = [result.metadata, record.metadata, *(entry.value for entry in entries)]
+    expected: list[JsonValue] = [PLAIN_JSON, PLAIN_JSON, PLAIN_JSON, [PLAIN_JSON]]
+    assert_same(saved, expected)
+    assert_same(found, expected)
+
+
+async def test_set_config_takes_a_dict_subclass(db: Database) -> None:
+    """set_config declares a dict subclass as a dict and stores it plain, on both engines."""
+    entry = await set_config(db, "plain", "ordered", collections.OrderedDict(b=1, a=2))
+    assert entry.type is ConfigType.DICT
+    assert type(await get_config_value(db, "plain", "ordered", dict)) is dict

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TypeVar, overload
 
-from persistence.converters import config_from_row, config_params
+from persistence._guards import key_id, key_text, of_type
+from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import ConfigEntry, ConfigType, ConfigValue, key_id, key_text, of_type
+from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
 __all__ = [
     "all_config_entries",
@@ -36,6 +37,8 @@ _TYPES_OF: dict[type, ConfigType] = {
 def config_type_of(value: ConfigValue) -> ConfigType:
     """Tell the declared type a value would get from `set_config`."""
     kind = _TYPES_OF.get(type(value))
+    if kind is None and isinstance(value, dict | list):  # an OrderedDict, say: kept as plain
+        kind = ConfigType.DICT if isinstance(value, dict) else ConfigType.LIST
     if kind is None:
         raise ValidationError(
             "ConfigEntry", "value", f"{type(value).__name__} is not a config type"

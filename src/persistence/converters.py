@@ -1,281 +1,137 @@
-"""Mapping between models, database rows and JSON-ready dicts, by name.
+"""Models as JSON-ready dicts and back, on cattrs.
 
-`make_converter()` builds a cattrs converter whose hooks:
+`make_converter()` builds a cattrs converter that turns a model into a dict that
+`json.dumps` takes as it is (enums as their values, datetimes as ISO 8601 text, the id
+included) and turns such a dict back into the model. Structuring goes through the model's
+constructor, so its rules apply; a key the model does not have is refused. Every error is
+a ValidationError naming the model and the field.
 
-- structure a row (any mapping from column name to value, such as sqlite3.Row or an
-  asyncpg Record) into a model without checking it again, since the database's
-  constraints already did;
-- unstructure a model into the parameters the queries take: enums as their values,
-  datetimes and metadata as they are, a config value as its stored text, and no id (the
-  id is the key, passed on its own).
-
-`to_dict` and `from_dict` are the seed's JSON-ready forms, with ISO 8601 datetimes;
-`from_dict` goes through the model's constructor, so its rules apply.
+`to_dict` and `from_dict` do the same with a converter of their own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Mapping
-from typing import Any, TypeVar
+import enum
+import functools
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.json import make_converter as make_json_converter
 
-from persistence._queries import (
-    ConfigEntriesRow,
-    FileRecordsRow,
-    InsertTestResultParams,
-    TestResultsRow,
-    UpsertConfigEntryParams,
-    UpsertFileRecordParams,
-)
 from persistence._sqltypes import JsonValue
 from persistence.exceptions import ValidationError
-from persistence.models import (
-    ConfigEntry,
-    ConfigType,
-    ConfigValue,
-    FileRecord,
-    TestResult,
-    TestStatus,
-    TestType,
-)
+from persistence.models import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
 
-__all__ = [
-    "Model",
-    "config_from_row",
-    "config_params",
-    "configure_converter",
-    "decode_config_value",
-    "encode_config_value",
-    "file_record_from_row",
-    "file_record_params",
-    "from_dict",
-    "make_converter",
-    "result_from_row",
-    "result_params",
-    "to_dict",
-    "with_id",
-]
+__all__ = ["Model", "from_dict", "make_converter", "to_dict"]
 
 Model = TestResult | ConfigEntry | FileRecord
 _M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
+_MODELS: tuple[type[Model], ...] = (TestResult, ConfigEntry, FileRecord)
 
 
 def make_converter() -> cattrs.Converter:
-    """Build a converter with this package's hooks; the caller owns it."""
-    converter = cattrs.Converter()
-    configure_converter(converter)
+    """Build a converter between models and JSON-ready dicts, ids included; the caller owns it."""
+    converter = make_json_converter(forbid_extra_keys=True)
+    for kind in (TestType, TestStatus, ConfigType):
+        # Plain text: cattrs would pass a str enum through as it is.
+        converter.register_unstructure_hook(kind, _enum_value)
+    for cls in _MODELS:
+        converter.register_unstructure_hook(cls, _unstructure_fn(cls, converter))
+        converter.register_structure_hook(cls, _structure_fn(cls, converter))
     return converter
-
-
-def configure_converter(converter: cattrs.Converter) -> None:
-    """Register the row and parameter hooks of every model on `converter`."""
-    converter.register_structure_hook(TestResult, lambda row, _: result_from_row(row))
-    converter.register_structure_hook(ConfigEntry, lambda row, _: config_from_row(row))
-    converter.register_structure_hook(FileRecord, lambda row, _: file_record_from_row(row))
-    converter.register_unstructure_hook(TestResult, result_params)
-    converter.register_unstructure_hook(ConfigEntry, config_params)
-    converter.register_unstructure_hook(FileRecord, file_record_params)
-    converter.register_structure_hook(dt.datetime, _datetime_from_json)
-
-
-# The hooks below are typed against the generated row and parameter types, so a column or
-# parameter renamed in sql/ fails type checking here. Repository functions call them
-# directly: mypy sees the types, and no dispatch is paid per row. Rows come from tables
-# whose constraints hold the models' rules, so the row hooks fill the frozen instance
-# without running the constructor's checks again.
-
-_new = object.__new__
-_set = object.__setattr__
-# Dict lookups: the Enum constructor costs several times more per row.
-_TEST_TYPES = {member.value: member for member in TestType}
-_TEST_STATUSES = {member.value: member for member in TestStatus}
-_CONFIG_TYPES = {member.value: member for member in ConfigType}
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(field.name for field in attrs.fields(cls))
-    for cls in (TestResult, ConfigEntry, FileRecord)
-}
-
-
-def with_id(model: _M, new_id: int) -> _M:
-    """Return a copy of a checked model with the id the database gave it, without checking again."""
-    copy: _M = _new(type(model))
-    for name in _FIELD_NAMES[type(model)]:
-        _set(copy, name, getattr(model, name))
-    _set(copy, "id", new_id)
-    return copy
-
-
-def result_from_row(row: TestResultsRow) -> TestResult:
-    """Map a test_results row to a model, by column name."""
-    model: TestResult = _new(TestResult)
-    _set(model, "id", row["id"])
-    _set(model, "test_type", _TEST_TYPES[row["test_type"]])
-    _set(model, "status", _TEST_STATUSES[row["status"]])
-    _set(model, "execution_time", row["execution_time"])
-    _set(model, "memory_usage", row["memory_usage"])
-    _set(model, "test_cases_passed", row["test_cases_passed"])
-    _set(model, "test_cases_total", row["test_cases_total"])
-    _set(model, "error_message", row["error_message"])
-    _set(model, "output", row["output"])
-    _set(model, "created_at", row["created_at"])
-    _set(model, "metadata", row["metadata"])
-    return model
-
-
-def result_params(result: TestResult) -> InsertTestResultParams:
-    """Map a model to the parameters that insert and update take (the id goes apart)."""
-    return {
-        "test_type": result.test_type.value,
-        "status": result.status.value,
-        "execution_time": result.execution_time,
-        "memory_usage": result.memory_usage,
-        "test_cases_passed": result.test_cases_passed,
-        "test_cases_total": result.test_cases_total,
-        "error_message": result.error_message,
-        "output": result.output,
-        "created_at": result.created_at,
-        "metadata": result.metadata,
-    }
-
-
-def file_record_from_row(row: FileRecordsRow) -> FileRecord:
-    """Map a file_records row to a model, by column name."""
-    model: FileRecord = _new(FileRecord)
-    _set(model, "id", row["id"])
-    _set(model, "path", row["path"])
-    _set(model, "size", row["size"])
-    _set(model, "hash", row["hash"])
-    _set(model, "created_at", row["created_at"])
-    _set(model, "accessed_at", row["accessed_at"])
-    _set(model, "metadata", row["metadata"])
-    return model
-
-
-def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
-    """Map a model to the parameters that upsert and update take (the id goes apart)."""
-    return {
-        "path": record.path,
-        "size": record.size,
-        "hash": record.hash,
-        "created_at": record.created_at,
-        "accessed_at": record.accessed_at,
-        "metadata": record.metadata,
-    }
-
-
-def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
-    """Map a config_entries row to a model, decoding the value as its declared type."""
-    kind = _CONFIG_TYPES[row["type"]]
-    model: ConfigEntry = _new(ConfigEntry)
-    _set(model, "id", row["id"])
-    _set(model, "section", row["section"])
-    _set(model, "key", row["key"])
-    _set(model, "value", decode_config_value(kind, row["value"]))
-    _set(model, "type", kind)
-    _set(model, "description", row["description"])
-    _set(model, "updated_at", row["updated_at"])
-    return model
-
-
-def config_params(entry: ConfigEntry) -> UpsertConfigEntryParams:
-    """Map a model to the parameters that upsert and update take (the id goes apart)."""
-    return {
-        "section": entry.section,
-        "key": entry.key,
-        "value": encode_config_value(entry.type, entry.value),
-        "type": entry.type.value,
-        "description": entry.description,
-        "updated_at": entry.updated_at,
-    }
-
-
-def encode_config_value(kind: ConfigType, value: ConfigValue) -> str:
-    """Write a config value as the text stored in its row."""
-    if kind is ConfigType.STR:
-        return str(value)
-    if kind is ConfigType.BOOL:
-        return "true" if value else "false"
-    if kind is ConfigType.FLOAT:
-        return repr(value)
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
-    """Read a config value's stored text as its declared Python type."""
-    try:
-        if kind is ConfigType.STR:
-            return text
-        if kind is ConfigType.BOOL:
-            return {"true": True, "false": False}[text]
-        if kind is ConfigType.FLOAT:
-            return float(text)
-        decoded: ConfigValue = json.loads(text)
-    except (ValueError, KeyError):
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        ) from None
-    if type(decoded) is not {"int": int, "list": list, "dict": dict}[kind.value]:
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        )
-    return decoded
-
-
-def _datetime_from_json(value: object, _: object) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
-    return dt.datetime.fromisoformat(value)
 
 
 def to_dict(model: Model) -> dict[str, JsonValue]:
     """Give a model as a JSON-ready dict: enums as values, datetimes as ISO 8601 text."""
-    result: dict[str, JsonValue] = {}
-    for field in attrs.fields(type(model)):
-        value = getattr(model, field.name)
-        if isinstance(value, dt.datetime):
-            result[field.name] = value.isoformat()
-        elif isinstance(value, ConfigType | TestType | TestStatus):
-            result[field.name] = value.value
-        else:
-            result[field.name] = value
-    return result
+    data: dict[str, JsonValue] = _converter().unstructure(model)
+    return data
 
 
-def from_dict(cls: type[_M], data: Mapping[str, object], converter: cattrs.Converter) -> _M:
+def from_dict(cls: type[_M], data: Mapping[str, object]) -> _M:
     """Build a model from a dict such as `to_dict` gives, checking every rule."""
-    fields = attrs.fields_dict(cls)
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValidationError(cls.__name__, unknown[0], "is not a field of this model")
-    arguments: dict[str, Any] = {}
-    for name, value in data.items():
-        if fields[name].type in {"dt.datetime", dt.datetime} and isinstance(value, str):
-            try:
-                arguments[name] = converter.structure(value, dt.datetime)
-            except ValueError:
-                raise ValidationError(
-                    cls.__name__, name, f"{value!r} is not an ISO 8601 datetime"
-                ) from None
-        else:
-            arguments[name] = value
+    return _converter().structure(data, cls)
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    return make_converter()
+
+
+def _enum_value(member: enum.StrEnum) -> str:
+    return member.value
+
+
+def _as_given(value: object, _: object) -> object:
+    # The model's own converters and validators check the value, naming its field.
+    return value
+
+
+def _from_iso(value: object, _: object) -> object:
+    if not isinstance(value, str):
+        return value  # not text: the model's rule says what is wrong with it
     try:
-        return cls(**arguments)
-    except TypeError as error:  # a required field is missing
-        raise ValidationError(cls.__name__, _missing_field(cls, data), str(error)) from None
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 datetime") from None
 
 
-def _missing_field(cls: type[Model], data: Mapping[str, object]) -> str:
-    missing = [
-        name
-        for name, field in attrs.fields_dict(cls).items()
-        if field.default is attrs.NOTHING and name not in data
-    ]
-    return missing[0] if missing else "?"
+def _unstructure_fn(cls: type[Model], converter: cattrs.Converter) -> Callable[[Model], object]:
+    # Metadata and config values are JSON already: the models make sure of it.
+    as_they_are = override(unstruct_hook=lambda value: value)
+    json_fields = {"metadata", "value"} & attrs.fields_dict(cls).keys()
+    overrides = dict.fromkeys(json_fields, as_they_are)
+    # mypy reads **overrides as possibly filling the function's bool options too.
+    return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+
+
+def _structure_fn(
+    cls: type[Model], converter: cattrs.Converter
+) -> Callable[[Mapping[str, object], object], Model]:
+    hooks = {
+        field.name: override(struct_hook=_from_iso if field.type is dt.datetime else _as_given)
+        for field in attrs.fields(attrs.resolve_types(cls))
+    }
+    structure = make_dict_structure_fn(
+        cls,
+        converter,
+        _cattrs_forbid_extra_keys=True,
+        _cattrs_detailed_validation=True,
+        **hooks,  # type: ignore[arg-type]  # as above: these are overrides, not options
+    )
+
+    def structure_model(data: Mapping[str, object], _: object) -> Model:
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                cls.__name__, "argument", f"expected a dict, got {type(data).__name__}"
+            )
+        try:
+            return structure(data, cls)
+        except ClassValidationError as errors:
+            error = _translated(cls.__name__, errors)
+            if error is None:
+                raise
+            raise error from None
+
+    return structure_model
+
+
+def _translated(model: str, errors: ClassValidationError) -> ValidationError | None:
+    """Pick the error that matters most: an unknown key, then fields in order, then the model's."""
+    by_field, others = errors.group_exceptions()
+    for error in others:
+        if isinstance(error, ForbiddenExtraKeysError):
+            unknown = min(map(str, error.extra_fields))
+            return ValidationError(model, unknown, "is not a field of this model")
+    if by_field:
+        error, note = by_field[0]
+        reason = "is required" if isinstance(error, KeyError) else str(error)
+        return ValidationError(model, note.name, reason)
+    for error in others:
+        if isinstance(error, ValidationError):
+            return error  # from the model's own rules
+    return None  # not a mistake in the data: let it show

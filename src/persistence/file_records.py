@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from persistence.converters import file_record_from_row, file_record_params
+from persistence._guards import key_id, key_text, of_type
+from persistence._rows import file_record_from_row, file_record_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError
-from persistence.models import FileRecord, key_id, key_text, of_type
+from persistence.models import FileRecord
 
 __all__ = [
     "all_file_records",

@@ -8,19 +8,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import attrs
+from attrs.converters import optional
 
-from persistence.converters import result_from_row, result_params, with_id
+from persistence._guards import MAX_INT, as_utc, key_id, of_type, row_id, utc_instant
+from persistence._rows import result_from_row, result_params, with_id
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import (
-    MAX_INT,
-    TestResult,
-    TestStatus,
-    TestType,
-    key_id,
-    of_type,
-    utc_instant,
-)
+from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
 if TYPE_CHECKING:
     from persistence._queries import InsertTestResultsParams
@@ -52,42 +46,20 @@ _END_OF_TIME: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 class ResultFilter:
     """Which results to list: each field that is set narrows the listing, in SQL."""
 
-    test_type: TestType | None = None
-    status: TestStatus | None = None
-    created_from: dt.datetime | None = None
+    test_type: TestType | None = attrs.field(default=None, converter=optional(as_test_type))
+    status: TestStatus | None = attrs.field(default=None, converter=optional(as_test_status))
+    created_from: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
     """Inclusive lower bound on `created_at`."""
-    created_until: dt.datetime | None = None
+    created_until: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
     """Exclusive upper bound on `created_at`."""
-
-    def __attrs_post_init__(self) -> None:
-        for field, kind in (("test_type", TestType), ("status", TestStatus)):
-            value = getattr(self, field)
-            if value is not None and not isinstance(value, kind):
-                try:
-                    object.__setattr__(self, field, kind(value))
-                except ValueError:
-                    allowed = ", ".join(member.value for member in kind)
-                    raise ValidationError(
-                        "ResultFilter", field, f"{value!r} is not one of: {allowed}"
-                    ) from None
-        for field in ("created_from", "created_until"):
-            value = getattr(self, field)
-            if value is not None:
-                object.__setattr__(self, field, utc_instant("ResultFilter", field, value))
 
 
 @attrs.frozen
 class PageCursor:
     """Where the next page starts: just after the last result of the page before."""
 
-    created_at: dt.datetime
-    id: int
-
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(
-            self, "created_at", utc_instant("PageCursor", "created_at", self.created_at)
-        )
-        key_id("PageCursor", self.id)
+    created_at: dt.datetime = attrs.field(converter=as_utc)
+    id: int = attrs.field(validator=row_id)
 
 
 @attrs.frozen

@@ -1,0 +1,315 @@
+"""The checks a value passes before it reaches a query, each raising ValidationError.
+
+Every check names the model and the field it guards. Each rule is written once and
+serves three callers: the attrs validators and converters on the models' fields, and the
+repository functions, which guard the ids, keys and datetimes they look rows up by.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+
+from persistence._sqltypes import JsonObject, JsonValue
+from persistence.exceptions import ValidationError
+
+__all__ = [
+    "MAX_INT",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_FLOAT",
+    "MAX_KEY_BYTES",
+    "MIN_INT",
+    "as_json_object",
+    "as_utc",
+    "count",
+    "int_problem",
+    "json_value",
+    "key_id",
+    "key_length_problem",
+    "key_text",
+    "member_of",
+    "nonempty_key",
+    "of_type",
+    "row_id",
+    "text",
+    "text_problem",
+    "utc_instant",
+]
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=enum.StrEnum)
+
+MAX_INT = 2**63 - 1
+"""The largest integer both engines store: in an integer column, in JSON, in a config value."""
+
+MIN_INT = -(2**63)
+"""The smallest integer both engines store."""
+
+MAX_KEY_BYTES = 1024
+"""The longest section, key or path, in UTF-8 bytes, on both engines alike.
+
+These columns are indexed, and a PostgreSQL btree index row holds at most 2,704 bytes:
+without this limit a long key would be stored on SQLite and refused on PostgreSQL.
+"""
+
+MAX_JSON_DEPTH = 64
+"""How deeply JSON may nest; SQLite's JSON functions stop at 1,000 levels."""
+
+MAX_JSON_FLOAT = 2.0**53
+"""JSON floats must be below this: PostgreSQL's jsonb rewrites larger ones as integers."""
+
+_SHOWN_BITS = 256
+"""Integers up to this size are written out in messages; larger ones by their size."""
+
+_FIRST_INSTANT = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+# Rules: each says what is wrong with a value, or None ------------------------------------
+
+
+def text_problem(value: str) -> str | None:
+    """Say why no engine would store this text faithfully, or None when it is fine."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it holds a lone surrogate)"
+    return None
+
+
+def key_length_problem(value: str) -> str | None:
+    """Say why `value` is too long to be an indexed key (section, key or path), or None."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        return f"must be at most {MAX_KEY_BYTES} bytes in UTF-8, got {size}"
+    return None
+
+
+def int_problem(value: int) -> str | None:
+    """Say why an integer does not fit in 64 bits, where both engines store it, or None."""
+    if MIN_INT <= value <= MAX_INT:
+        return None
+    return f"must fit in 64 bits (from -2**63 to 2**63 - 1), got {_shown(value)}"
+
+
+def _shown(value: int) -> str:
+    # Python refuses to write an int of more than 4,300 digits as text.
+    return (
+        str(value) if value.bit_length() <= _SHOWN_BITS else f"an int of {value.bit_length()} bits"
+    )
+
+
+def _type_problem(expected: str, value: object) -> str:
+    return f"expected {expected}, got {type(value).__name__}"
+
+
+def _text_problem_of(value: object) -> str | None:
+    if not isinstance(value, str):
+        return _type_problem("str", value)
+    return text_problem(value)
+
+
+# Argument guards: for the values repository functions are given -------------------------
+
+
+def utc_instant(model: str, field: str, value: object) -> dt.datetime:
+    """Check that value is an aware datetime both engines store, and give it in UTC."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(model, field, _type_problem("datetime", value))
+    if value.utcoffset() is None:
+        raise ValidationError(model, field, "must be timezone-aware")
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(model, field, f"{value} is out of range in UTC") from None
+    if utc in {_FIRST_INSTANT, _LAST_INSTANT}:
+        # asyncpg stores these two as -infinity and infinity, and reads them back naive.
+        raise ValidationError(
+            model, field, f"{utc} is reserved: use a time after year 1 and before the end of 9999"
+        )
+    return utc
+
+
+def key_id(model: str, value: object, field: str = "id") -> int:
+    """Check an id given to look a row up by: an int that an id column can hold."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(model, field, _type_problem("int", value))
+    if not 1 <= value <= MAX_INT:
+        raise ValidationError(model, field, f"must be between 1 and {MAX_INT}, got {_shown(value)}")
+    return value
+
+
+def key_text(model: str, field: str, value: object) -> str:
+    """Check a text given to look a row up by, such as a path or a config key."""
+    if not isinstance(value, str):
+        raise ValidationError(model, field, _type_problem("str", value))
+    problem = text_problem(value) or key_length_problem(value)
+    if problem is not None:
+        raise ValidationError(model, field, problem)
+    return value
+
+
+def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
+    """Check that a repository function was given the model it stores."""
+    if not isinstance(value, kind):
+        where = "argument" if index is None else f"[{index}]"
+        raise ValidationError(kind.__name__, where, _type_problem(kind.__name__, value))
+    return value
+
+
+# Field validators: attrs calls them with the instance, the field and its value ----------
+
+
+def _refuse(instance: object, field: attrs.Attribute[_T], problem: str) -> ValidationError:
+    return ValidationError(type(instance).__name__, field.name, problem)
+
+
+def text(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+    """Validate a text field: a str without NUL characters or lone surrogates."""
+    problem = _text_problem_of(value)
+    if problem is not None:
+        raise _refuse(instance, field, problem)
+
+
+def nonempty_key(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+    """Validate an indexed key (section, key or path): non-empty text of at most 1,024 bytes."""
+    if not key_text(type(instance).__name__, field.name, value):
+        raise _refuse(instance, field, "must not be empty")
+
+
+def count(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+    """Validate a count or a size: an int from 0 to 2**63 - 1."""
+    given: object = value
+    if type(given) is int and 0 <= given <= MAX_INT:
+        return
+    if isinstance(given, bool) or not isinstance(given, int):
+        raise _refuse(instance, field, _type_problem("int", given))
+    if given < 0:
+        raise _refuse(instance, field, f"must not be negative, got {_shown(given)}")
+    raise _refuse(instance, field, f"must be at most {MAX_INT}, got {_shown(given)}")
+
+
+def row_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+    """Validate a row id: an int from 1 to 2**63 - 1."""
+    key_id(type(instance).__name__, value, field.name)
+
+
+# Field converters: attrs calls them with the value, the instance and the field ----------
+
+
+def converter(
+    check: Callable[[object, object, attrs.Attribute[object]], _T],
+) -> attrs.Converter[object, _T]:
+    """Make an attrs converter of a check that is given the instance and the field."""
+    return attrs.Converter(check, takes_self=True, takes_field=True)
+
+
+def member_of(kind: type[_E]) -> attrs.Converter[object, _E]:
+    """Make a converter to a member of `kind`, from the member or its value."""
+    members = {member.value: member for member in kind}
+    allowed = ", ".join(members)
+
+    def as_member(value: object, instance: object, field: attrs.Attribute[object]) -> _E:
+        if type(value) is kind:
+            return value
+        if isinstance(value, str):
+            member = members.get(value)
+            if member is not None:
+                return member
+            raise _refuse(instance, field, f"{value!r} is not one of: {allowed}")
+        raise _refuse(instance, field, _type_problem(f"one of {allowed}", value))
+
+    return converter(as_member)
+
+
+def _to_utc(value: object, instance: object, field: attrs.Attribute[object]) -> dt.datetime:
+    return utc_instant(type(instance).__name__, field.name, value)
+
+
+def _to_json_object(value: object, instance: object, field: attrs.Attribute[object]) -> JsonObject:
+    if type(value) is dict and not value:
+        return value
+    if not isinstance(value, dict):
+        raise _refuse(instance, field, f"expected a JSON object (dict), got {type(value).__name__}")
+    return _json_object(value, type(instance).__name__, field.name, 0)
+
+
+if TYPE_CHECKING:
+    # mypy's attrs plugin takes a field's __init__ type from its converter only when the
+    # converter is a named function (python/mypy#15736): these give it the field types.
+
+    def as_utc(value: dt.datetime, /) -> dt.datetime:
+        """Convert an aware datetime to UTC."""
+
+    def as_json_object(value: JsonObject, /) -> JsonObject:
+        """Convert a JSON object to plain dicts and lists."""
+
+else:
+    as_utc = converter(_to_utc)
+    as_json_object = converter(_to_json_object)
+
+
+def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
+    """Check that value is JSON both engines store and give back unchanged; give it plain.
+
+    Integers must fit in 64 bits, and floats be finite and below 2**53 in magnitude: SQLite's
+    JSON does not read larger integers back faithfully, and jsonb rewrites large floats.
+    Subclasses of dict and list (an OrderedDict, say) come back as plain ones, which both
+    engines store alike.
+    """
+    if isinstance(value, list):
+        if value and depth >= MAX_JSON_DEPTH:
+            raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+        return [json_value(item, model, field, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return _json_object(value, model, field, depth)
+    return _json_scalar(value, model, field)
+
+
+def _json_object(value: dict[object, object], model: str, field: str, depth: int) -> JsonObject:
+    if value and depth >= MAX_JSON_DEPTH:
+        raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    plain: JsonObject = {}
+    for name, item in value.items():
+        if not isinstance(name, str):
+            raise ValidationError(
+                model, field, f"JSON object keys must be str, got {type(name).__name__}"
+            )
+        problem = text_problem(name)
+        if problem is not None:
+            raise ValidationError(model, field, problem)
+        plain[name] = json_value(item, model, field, depth + 1)
+    return plain
+
+
+def _json_scalar(value: object, model: str, field: str) -> JsonValue:
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValidationError(model, field, problem)
+        return value
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        problem = int_problem(value)
+        if problem is not None:
+            raise ValidationError(model, field, f"a JSON integer {problem}")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(model, field, f"JSON numbers must be finite, got {value}")
+        if abs(value) >= MAX_JSON_FLOAT:
+            raise ValidationError(
+                model, field, f"JSON floats must be below 2**53 in magnitude, got {value}"
+            )
+        return value
+    raise ValidationError(model, field, f"{type(value).__name__} is not a JSON value")
