@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
-GENERATED := src/persistence/_queries.py
+GENERATED := src/persistence/queries.py
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
 .PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest bench clean
@@ -43,9 +43,9 @@ generate: $(STAMP)
 ## Fail when the committed interface is not what `make generate` writes now.
 check-generated: $(STAMP)
 	$(BIN)/sqlc generate
-	$(PY) -m codegen.queries $(SQLC_JSON) --output build/_queries.py
-	$(BIN)/ruff format --quiet build/_queries.py
-	@diff -u $(GENERATED) build/_queries.py || { echo "$(GENERATED) is stale: run 'make generate'" >&2; exit 1; }
+	$(PY) -m codegen.queries $(SQLC_JSON) --output build/queries.py
+	$(BIN)/ruff format --quiet build/queries.py
+	@diff -u $(GENERATED) build/queries.py || { echo "$(GENERATED) is stale: run 'make generate'" >&2; exit 1; }
 
 pytest: $(STAMP)
 	$(BIN)/pytest

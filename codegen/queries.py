@@ -1,14 +1,18 @@
-r"""Generate `persistence._queries`, the typed interface of every query under sql/queries/.
+r"""Generate `persistence.queries`, the typed interface of every query under sql/queries/.
 
 Run by `make generate`::
 
     python -m codegen.queries build/sqlc/sqlite/codegen_request.json \
-        build/sqlc/postgres/codegen_request.json --output src/persistence/_queries.py
+        build/sqlc/postgres/codegen_request.json --output src/persistence/queries.py
 
 Each input is the `codegen_request.json` that `sqlc generate` writes for one engine (its
-`settings.engine` says which). The output holds one `TypedDict` per result shape, one per
-`:copyfrom` row, a `Queries` protocol with one method per query (named as the loader names
-them, see `snake_case`) and `QUERY_SHAPES`, the command and parameter names of each query.
+`settings.engine` says which). The output holds one `NamedTuple` per result shape, in the
+column order sqlc reports, a `Queries` protocol with one method per query (named as the
+loader names them, see `snake_case`) and `QUERY_SHAPES`: the command, parameters and
+columns of each query, and how each parameter and column is encoded. A `TypedDict` of a
+query's parameters is written for `:copyfrom` rows, and for a query whose comment holds
+the line `-- params: typed` (for code that builds those parameters in one place). The
+output is left for `ruff format` to lay out, as `make generate` does.
 
 Python types come from the schema types that sqlc reports (see `SQLITE_TYPES` and
 `POSTGRESQL_TYPES`); a type missing from those tables is an error, never `Any`. With two
@@ -41,6 +45,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from persistence._interface import COMMANDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -111,8 +117,7 @@ _OVERRIDE_TYPES: dict[str, str] = {
     "json": "JsonObject",
 }
 
-_COMMANDS = (":one", ":many", ":exec", ":execrows", ":execlastid", ":copyfrom")
-_ROW_COMMANDS = (":one", ":many")
+_ROW_COMMANDS = tuple(name for name, spec in COMMANDS.items() if spec.rows)
 _RESERVED_NAMES = frozenset(
     {
         "annotations",
@@ -122,6 +127,7 @@ _RESERVED_NAMES = frozenset(
         "Final",
         "Protocol",
         "TypedDict",
+        "NamedTuple",
         "Connection",
         "JsonObject",
         "QueryShape",
@@ -132,9 +138,9 @@ _RESERVED_NAMES = frozenset(
 _RESERVED_PARAMETERS = frozenset({"self", "conn"})
 _SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _OVERRIDE_LINE = re.compile(r"type:(?P<rest>.*)")
+_PARAMS_LINE = "params: typed"
 _OVERRIDE_TARGET = re.compile(r"(?P<param>@?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 _OVERRIDE_SPEC = re.compile(r"(?P<type>[a-z]+)?(?P<null>[?!])?")
-_LINE_LENGTH = 100
 _INDENT = "    "
 
 
@@ -219,6 +225,7 @@ class _Query:
     column_names: tuple[str, ...]
     columns: tuple[_Field, ...]
     table: str | None
+    typed_params: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,13 +278,17 @@ def _annotation(
 
 def _parse_overrides(
     query: str, comments: Iterable[str]
-) -> tuple[dict[str, _Override], dict[str, _Override], tuple[str, ...]]:
-    """Split a query's comment lines into column overrides, parameter overrides and its doc."""
+) -> tuple[dict[str, _Override], dict[str, _Override], tuple[str, ...], bool]:
+    """Split a query's comment lines into overrides, its doc and whether its params are typed."""
     columns: dict[str, _Override] = {}
     parameters: dict[str, _Override] = {}
     doc: list[str] = []
+    typed_params = False
     for comment in comments:
         line = comment.strip()
+        if line == _PARAMS_LINE:
+            typed_params = True
+            continue
         match = _OVERRIDE_LINE.fullmatch(line)
         if match is None:
             doc.append(line)
@@ -302,7 +313,7 @@ def _parse_overrides(
         doc.pop(0)
     while doc and not doc[-1]:
         doc.pop()
-    return columns, parameters, tuple(doc)
+    return columns, parameters, tuple(doc), typed_params
 
 
 def _parse_spec(query: str, line: str, spec: str) -> _Override:
@@ -377,13 +388,13 @@ def _read_query(
 ) -> _Query:
     name = _str(raw.get("name"), f"{what}.name")
     command = _str(raw.get("cmd"), f"{what}.cmd")
-    if command not in _COMMANDS:
+    if command not in COMMANDS:
         raise CodegenError(
             f"{engine}: query {name}: command {command} is not supported; "
-            f"use one of {', '.join(_COMMANDS)}"
+            f"use one of {', '.join(COMMANDS)}"
         )
     comments = [_str(c, f"{what}.comments") for c in _list(raw.get("comments"), what)]
-    column_overrides, parameter_overrides, doc = _parse_overrides(name, comments)
+    column_overrides, parameter_overrides, doc, typed_params = _parse_overrides(name, comments)
     parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides)
     columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
@@ -420,6 +431,7 @@ def _read_query(
         column_names=column_names,
         columns=fields,
         table=_table_of(tables, columns, fields),
+        typed_params=typed_params,
     )
 
 
@@ -575,7 +587,9 @@ def _plan(engines: Sequence[_Engine]) -> list[_Method]:
             _claim(shapes, row, query.columns, name)
         if query.command == ":copyfrom" and not query.parameters:
             raise CodegenError(f"query {name}: :copyfrom query takes no parameters")
-        if query.parameters:
+        if query.typed_params and not query.parameters:
+            raise CodegenError(f"query {name}: '-- {_PARAMS_LINE}', but it takes no parameters")
+        if query.command == ":copyfrom" or query.typed_params:
             params_type = f"{name}Params"
             _claim(shapes, params_type, query.parameters, name)
         methods.append(_Method(query, method, row, params_type))
@@ -603,37 +617,12 @@ def _claim(
 # --- writing the module -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Group:
-    """A bracketed, comma-separated list, laid out the way `ruff format` lays it out."""
-
-    head: str
-    items: tuple[str | _Group, ...]
-    tail: str
-
-
-def _flat(item: str | _Group) -> str:
-    if isinstance(item, str):
-        return item
-    return f"{item.head}{', '.join(_flat(i) for i in item.items)}{item.tail}"
-
-
-def _layout(group: _Group, depth: int) -> list[str]:
-    indent = _INDENT * depth
-    flat = indent + _flat(group)
-    if len(flat) <= _LINE_LENGTH:
-        return [flat]
-    inner = _INDENT * (depth + 1) + ", ".join(_flat(i) for i in group.items)
-    if len(inner) <= _LINE_LENGTH:
-        return [indent + group.head, inner, indent + group.tail]
-    lines = [indent + group.head]
-    for item in group.items:
-        if isinstance(item, str):
-            lines.append(f"{_INDENT * (depth + 1)}{item},")
-        else:
-            lines.extend(_layout(_Group(item.head, item.items, item.tail + ","), depth + 1))
-    lines.append(indent + group.tail)
-    return lines
+def _kind(annotation: str) -> str:
+    """Say how a backend encodes or decodes a value of this annotation ("" for as it is)."""
+    base = annotation.removesuffix(" | None")
+    if base.startswith("list["):
+        return "list"
+    return {"datetime.datetime": "datetime", "JsonObject": "json", "bool": "bool"}.get(base, "")
 
 
 def _docstring(lines: Sequence[str], depth: int) -> list[str]:
@@ -651,55 +640,59 @@ def _docstring(lines: Sequence[str], depth: int) -> list[str]:
     ]
 
 
-def _typed_dict(name: str, doc: str, fields: tuple[_Field, ...]) -> list[str]:
+def _class(name: str, base: str, doc: str, fields: tuple[_Field, ...]) -> list[str]:
     return [
         "",
         "",
-        f"class {name}(TypedDict):",
+        f"class {name}({base}):",
         *_docstring([doc], 1),
         "",
         *(f"{_INDENT}{field.name}: {field.annotation}" for field in fields),
     ]
 
 
-def _signature(method: _Method) -> _Group:
+def _signature(method: _Method) -> str:
     query = method.query
-    items: list[str | _Group] = ["self", "conn: Connection"]
+    items = ["self", "conn: Connection"]
     if query.command == ":copyfrom":
         items += [f"rows: Iterable[{method.params_type}]", "/"]
     elif query.parameters:
         items += ["*", *(f"{p.name}: {p.annotation}" for p in query.parameters)]
-    returns = {
-        ":one": f"{method.row} | None",
-        ":many": f"AsyncIterator[{method.row}]",
-        ":exec": "None",
-        ":execrows": "int",
-        ":execlastid": "int",
-        ":copyfrom": "None",
-    }[query.command]
+    returns = COMMANDS[query.command].returns.format(row=method.row)  # type: ignore[index]  # checked on reading
     keyword_def = "def" if query.command == ":many" else "async def"
-    return _Group(f"{keyword_def} {method.method}(", tuple(items), f") -> {returns}:")
+    return f"{keyword_def} {method.method}({', '.join(items)}) -> {returns}:"
 
 
-def _shape(method: _Method) -> _Group:
-    names = tuple(f'"{p.name}"' for p in method.query.parameters)
-    parameters = (
-        f'parameters=("{method.query.parameters[0].name}",)'
-        if len(names) == 1
-        else _Group("parameters=(", names, ")")
-    )
-    return _Group(
-        f'"{method.method}": QueryShape(',
-        (f'command="{method.query.command}"', parameters),
-        "),",
-    )
+def _tuple(items: Iterable[str]) -> str:
+    quoted = [f'"{item}"' for item in items]
+    return f"({quoted[0]},)" if len(quoted) == 1 else f"({', '.join(quoted)})"
+
+
+def _shape(method: _Method) -> str:
+    query = method.query
+    arguments = [f'"{query.command}"']
+    if query.parameters:
+        arguments.append(f"parameters={_tuple(p.name for p in query.parameters)}")
+        kinds = [_kind(p.annotation) for p in query.parameters]
+        if any(kinds):
+            arguments.append(f"parameter_kinds={_tuple(kinds)}")
+    if method.row is not None:
+        arguments.append(f"row={method.row}")
+        arguments.append(f"columns={_tuple(c.name for c in query.columns)}")
+        kinds = [_kind(c.annotation) for c in query.columns]
+        if any(kinds):
+            arguments.append(f"column_kinds={_tuple(kinds)}")
+    return f'{_INDENT}"{method.method}": QueryShape({", ".join(arguments)}),'
 
 
 def _imports(methods: Sequence[_Method]) -> list[str]:
     text = " ".join(
         f.annotation
         for m in methods
-        for f in (*m.query.parameters, *(m.query.columns if m.row else ()))
+        for f in (
+            *(m.query.parameters if m.params_type else ()),
+            *(m.query.columns if m.row else ()),
+        )
     )
     abc = [
         name
@@ -709,8 +702,11 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
         )
         if used
     ]
-    typing = ["Final", "Protocol"]
-    if any(m.row or m.params_type for m in methods):
+    typing = ["Final"]
+    if any(m.row for m in methods):
+        typing.append("NamedTuple")
+    typing.append("Protocol")
+    if any(m.params_type for m in methods):
         typing.append("TypedDict")
     ours = ["Connection", *(["JsonObject"] if "JsonObject" in text else []), "QueryShape"]
     return [
@@ -720,8 +716,18 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
         *([f"from collections.abc import {', '.join(abc)}"] if abc else []),
         f"from typing import {', '.join(typing)}",
         "",
-        f"from persistence._sqltypes import {', '.join(ours)}",
+        f"from persistence._interface import {', '.join(ours)}",
     ]
+
+
+_QUERIES_DOC = (
+    "Every query under sql/queries/, as the loader names them.",
+    "",
+    "This protocol only types the calls. At start-up the loader binds each method to the",
+    "engine's aiosql adapter, and a call runs there: `persistence._sqlite.SqliteAdapter`",
+    "(on the event loop, or in a thread for long work) or `persistence._postgres.PostgresAdapter`",
+    "(asyncpg). Rows come back as the row types above, decoded by position.",
+)
 
 
 def _render(methods: Sequence[_Method]) -> str:
@@ -740,7 +746,9 @@ def _render(methods: Sequence[_Method]) -> str:
             written.add(method.row)
             table = query.table if method.row != f"{query.name}Row" else None
             doc = f"A row of {table}." if table else f"A row that {method.method} returns."
-            lines += _typed_dict(method.row, doc, query.columns)
+            lines += _class(method.row, "NamedTuple", doc, query.columns)
+    for method in methods:
+        query = method.query
         if method.params_type is not None and method.params_type not in written:
             written.add(method.params_type)
             doc = (
@@ -748,25 +756,23 @@ def _render(methods: Sequence[_Method]) -> str:
                 if query.command == ":copyfrom"
                 else f"The parameters of {method.method}."
             )
-            lines += _typed_dict(method.params_type, doc, query.parameters)
-    lines += [
-        "",
-        "",
-        "class Queries(Protocol):",
-        *_docstring(["Every query under sql/queries/, as the loader names them."], 1),
-    ]
+            lines += _class(method.params_type, "TypedDict", doc, query.parameters)
+    lines += ["", "", "class Queries(Protocol):", *_docstring(_QUERIES_DOC, 1)]
     for method in methods:
-        lines += ["", *_layout(_signature(method), 1)]
+        lines += ["", _INDENT + _signature(method)]
         lines += _docstring(method.query.doc, 2) if method.query.doc else [_INDENT * 2 + "..."]
     lines += ["", "", "QUERY_SHAPES: Final[dict[str, QueryShape]] = {"]
-    for method in methods:
-        lines += _layout(_shape(method), 1)
-    lines += ["}", '"""The command and parameter names of each query, by method name."""', ""]
+    lines += [_shape(method) for method in methods]
+    lines += [
+        "}",
+        '"""What the interface knows of each query, by method name: see `QueryShape`."""',
+        "",
+    ]
     return "\n".join(lines)
 
 
 def generate(requests: Iterable[Mapping[str, object]]) -> str:
-    """Return the source of `persistence._queries` for the codegen requests of one or more engines.
+    """Return the source of `persistence.queries` for the codegen requests of one or more engines.
 
     Raise `CodegenError` when a type is unknown, an override is wrong, or the engines disagree.
     """

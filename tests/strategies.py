@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from persistence import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
 from persistence._guards import MAX_JSON_FLOAT, MIN_INT
-from persistence._sqltypes import JsonObject, JsonValue
+from persistence._interface import JsonObject, JsonValue
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 
 __all__ = [

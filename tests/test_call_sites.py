@@ -13,7 +13,7 @@ import pytest
 from mypy import api
 
 from codegen.queries import snake_case
-from persistence._queries import QUERY_SHAPES
+from persistence.queries import QUERY_SHAPES
 
 ROOT = Path(__file__).parents[1]
 PARAMETER = re.compile(r"@(\w+)|sqlc\.(n?arg)\((\w+)\)")
@@ -52,7 +52,7 @@ def test_every_parameter_rename_breaks_its_call_site(tmp_path: Path) -> None:
         path.write_text(rename_every_parameter(path.read_text(encoding="utf-8")), encoding="utf-8")
     subprocess.run([sqlc(), "generate"], cwd=tmp_path, check=True, capture_output=True)
     requests = sorted(str(p) for p in (tmp_path / "build" / "sqlc").glob("*/codegen_request.json"))
-    generated = tmp_path / "src" / "persistence" / "_queries.py"
+    generated = tmp_path / "src" / "persistence" / "queries.py"
     subprocess.run(
         [sys.executable, "-m", "codegen.queries", *requests, "--output", str(generated)],
         cwd=tmp_path,
@@ -80,7 +80,7 @@ def test_every_query_is_called_from_the_package() -> None:
     source = "\n".join(
         path.read_text(encoding="utf-8")
         for path in (ROOT / "src" / "persistence").glob("*.py")
-        if path.name != "_queries.py"
+        if path.name != "queries.py"
     )
     unused = [name for name in QUERY_SHAPES if f"queries.{name}(" not in source]
     assert unused == []

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import persistence
+from persistence import TestResult, TestStatus, TestType, connect, get_result, migrate, save_result
 from persistence._loader import load_queries, parse_query_text, read_queries, sql_root, to_aiosql
 from persistence._postgres import PostgresAdapter
 from persistence._sqlite import SqliteAdapter
@@ -215,3 +216,31 @@ def test_missing_sql_files_are_their_own_error(tmp_path: Path) -> None:
     assert str(site / "persistence" / "sql") in done.stdout
     assert "drifted" not in done.stdout
     assert not (tmp_path / "app.db").exists()
+
+
+async def test_a_reordered_select_cannot_swap_fields(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SELECT whose columns were reordered without `make generate` fails, on both engines.
+
+    Rows are decoded by position, so two text columns in swapped places would otherwise
+    put the status in `test_type` and the test type in `status`.
+    """
+    shutil.copytree(sql_root(), tmp_path / "sql")
+    queries = tmp_path / "sql" / "queries" / "test_results.sql"
+    text = queries.read_text(encoding="utf-8")
+    original = "-- One test result by id.\nSELECT * FROM test_results WHERE id = @id;"
+    assert original in text
+    swapped = (
+        "-- One test result by id.\n"
+        "SELECT id, status, test_type, execution_time, memory_usage, test_cases_passed,\n"
+        "       test_cases_total, error_message, output, created_at, metadata\n"
+        "FROM test_results WHERE id = @id;"
+    )
+    queries.write_text(text.replace(original, swapped), encoding="utf-8")
+    monkeypatch.setattr("persistence._loader.sql_root", lambda: tmp_path / "sql")
+    async with connect(database_url) as db:
+        await migrate(db)
+        saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        with pytest.raises(QueryInterfaceError, match=r"get_test_result returns columns"):
+            await get_result(db, saved.id or 0)

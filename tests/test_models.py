@@ -25,8 +25,10 @@ from persistence import (
     ValidationError,
     from_dict,
     make_converter,
+    queries,
     to_dict,
 )
+from persistence._interface import JsonObject
 from persistence._rows import (
     config_from_row,
     config_params,
@@ -37,7 +39,6 @@ from persistence._rows import (
     result_from_row,
     result_params,
 )
-from persistence._sqltypes import JsonObject
 from persistence.converters import Model
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import (
@@ -529,10 +530,10 @@ def test_from_dict_names_an_unknown_key_of_any_type(unknown: dict[object, int]) 
 def row_of(model: Model, row_id: int) -> Model:
     """Map a model to its query parameters and back from them as a row, as the repository does."""
     if isinstance(model, TestResult):
-        return result_from_row({**result_params(model), "id": row_id})
+        return result_from_row(queries.TestResultsRow(id=row_id, **result_params(model)))
     if isinstance(model, ConfigEntry):
-        return config_from_row({**config_params(model), "id": row_id})
-    return file_record_from_row({**file_record_params(model), "id": row_id})
+        return config_from_row(queries.ConfigEntriesRow(id=row_id, **config_params(model)))
+    return file_record_from_row(queries.FileRecordsRow(id=row_id, **file_record_params(model)))
 
 
 @IN_MEMORY

@@ -44,7 +44,7 @@ from persistence import (
     set_config,
 )
 from persistence._guards import MAX_INT, MIN_INT
-from persistence._sqltypes import JsonObject, JsonValue
+from persistence._interface import JsonObject, JsonValue
 from persistence.models import MAX_EXECUTION_TIME, ConfigValue
 from strategies import (
     AWKWARD_TEXT,

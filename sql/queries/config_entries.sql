@@ -12,6 +12,7 @@ SELECT * FROM config_entries ORDER BY section, key;
 
 -- name: UpsertConfigEntry :one
 -- Insert an entry, or replace the value, type and description of the one with the same section and key.
+-- params: typed
 INSERT INTO config_entries (section, key, value, type, description, updated_at)
 VALUES (@section, @key, @value, @type, @description, @updated_at)
 ON CONFLICT (section, key) DO UPDATE SET

@@ -12,6 +12,7 @@ SELECT * FROM file_records ORDER BY accessed_at DESC, id DESC;
 
 -- name: UpsertFileRecord :one
 -- Insert a record, or refresh size, hash, access time and metadata of the one with the same path.
+-- params: typed
 INSERT INTO file_records (path, size, hash, created_at, accessed_at, metadata)
 VALUES (@path, @size, @hash, @created_at, @accessed_at, @metadata)
 ON CONFLICT (path) DO UPDATE SET

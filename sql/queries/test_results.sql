@@ -16,6 +16,7 @@ LIMIT @page_size;
 
 -- name: InsertTestResult :execlastid
 -- Insert one result and give back its new id.
+-- params: typed
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
     test_cases_total, error_message, output, created_at, metadata

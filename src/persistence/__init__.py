@@ -16,6 +16,7 @@ from persistence.database import (
     Engine,
     close_database,
     connect,
+    connection,
     open_database,
     transaction,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "all_results",
     "close_database",
     "connect",
+    "connection",
     "delete_config_entry",
     "delete_file_record",
     "delete_file_record_by_path",

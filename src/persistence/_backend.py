@@ -15,9 +15,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from persistence._queries import Queries
-    from persistence._sqltypes import Connection
+    from persistence._interface import Connection
     from persistence.exceptions import PersistenceError
+    from persistence.queries import Queries
 
 __all__ = ["Backend", "Engine", "finish_then_cancel"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from persistence._sqltypes import JsonObject, JsonValue
+from persistence._interface import JsonObject, JsonValue
 from persistence.exceptions import ValidationError
 
 __all__ = [

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Final, TypeGuard
 import aiosql
 import aiosql.queries
 import attrs
-from aiosql.types import SQLOperationType
 
-from persistence._queries import QUERY_SHAPES
-from persistence._sqltypes import Command, QueryShape
+from persistence._interface import COMMANDS, Command, QueryShape
 from persistence.exceptions import QueryFileError, QueryInterfaceError, SqlFilesMissingError
+from persistence.queries import QUERY_SHAPES
 
 if TYPE_CHECKING:
-    from persistence._queries import Queries
+    from persistence.queries import Queries
 
 __all__ = [
     "ParsedQuery",
@@ -38,27 +37,12 @@ __all__ = [
     "to_aiosql",
 ]
 
+_DIRECTIVES: Final = ("type:", "params:")
+"""Comment lines that speak to the generator, not to the reader."""
 _NAME_LINE = re.compile(r"--\s*name:\s*(?P<rest>.*)$")
 _NAME_AND_COMMAND = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9]*)\s+(?P<command>:[a-z]+)")
 # The generator (codegen/queries.py) names the interface's methods by the same rule.
 _SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_SUFFIXES: Final[dict[str, str]] = {
-    ":one": "^",
-    ":many": "",
-    ":exec": "!",
-    ":execrows": "!",
-    ":execlastid": "<!",
-    ":copyfrom": "*!",
-}
-_COMMANDS: Final[dict[str, Command]] = {
-    ":one": ":one",
-    ":many": ":many",
-    ":exec": ":exec",
-    ":execrows": ":execrows",
-    ":execlastid": ":execlastid",
-    ":copyfrom": ":copyfrom",
-}
-
 # One token at a time: the parts that may hold an `@` or `:` that is not a parameter come first.
 _TOKENS = re.compile(
     r"""
@@ -140,11 +124,15 @@ def _parse_header(rest: str, path: str, line: int) -> tuple[str, Command, int]:
         raise QueryFileError(
             path, line, f"expected '-- name: QueryName :command', got '-- name: {rest.strip()}'"
         )
-    command = _COMMANDS.get(match["command"])
+    command = _command(match["command"])
     if command is None:
-        known = ", ".join(_COMMANDS)
+        known = ", ".join(COMMANDS)
         raise QueryFileError(path, line, f"unknown command {match['command']}; known: {known}")
     return match["name"], command, line
+
+
+def _command(text: str) -> Command | None:
+    return next((command for command in COMMANDS if command == text), None)
 
 
 def _build(
@@ -161,7 +149,7 @@ def _build(
         name=name,
         method=snake_case(name),
         command=command,
-        doc=" ".join(part for part in doc if part and not part.startswith("type:")),
+        doc=" ".join(part for part in doc if part and not part.startswith(_DIRECTIVES)),
         sql=translated,
         parameters=parameters,
         path=path,
@@ -191,7 +179,7 @@ def to_aiosql(queries: list[ParsedQuery]) -> str:
     """Write parsed queries in aiosql's form, each with its mandatory parameter list."""
     blocks = []
     for query in queries:
-        suffix = _SUFFIXES[query.command]
+        suffix = COMMANDS[query.command].suffix
         header = f"-- name: {query.method}({', '.join(query.parameters)}){suffix}"
         blocks.append(f"{header}\n-- {query.doc}\n{query.sql}\n")
     return "\n".join(blocks)
@@ -249,16 +237,6 @@ def load_queries(
     return loaded
 
 
-_OPERATIONS: Final[dict[Command, SQLOperationType]] = {
-    ":one": SQLOperationType.SELECT_ONE,
-    ":many": SQLOperationType.SELECT,
-    ":exec": SQLOperationType.INSERT_UPDATE_DELETE,
-    ":execrows": SQLOperationType.INSERT_UPDATE_DELETE,
-    ":execlastid": SQLOperationType.INSERT_RETURNING,
-    ":copyfrom": SQLOperationType.INSERT_UPDATE_DELETE_MANY,
-}
-
-
 def _matches_interface(
     loaded: aiosql.queries.Queries, shapes: Mapping[str, QueryShape]
 ) -> TypeGuard[Queries]:
@@ -282,7 +260,7 @@ def _matches_interface(
     for name in sorted(available & set(shapes)):
         query = getattr(loaded, name)
         shape = shapes[name]
-        if query.operation is not _OPERATIONS[shape.command]:
+        if query.operation is not COMMANDS[shape.command].operation:
             problems.append(
                 f"query {name}: the interface expects {shape.command}, "
                 f"sql/queries has {query.operation.name}"

@@ -34,18 +34,21 @@ from persistence.exceptions import (
     DatabaseError,
     MigrationError,
     PersistenceError,
+    QueryInterfaceError,
     ValidationError,
 )
+from persistence.queries import QUERY_SHAPES
 
 if TYPE_CHECKING:
-    from persistence._queries import Queries
-    from persistence._sqltypes import Connection
+    from persistence._interface import Connection
+    from persistence.queries import Queries
 
 __all__ = ["PgConnection", "PostgresAdapter", "PostgresBackend", "open_postgres"]
 
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 Params = Mapping[str, Any]
 
+_new = tuple.__new__
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 
 _INSERT = re.compile(
@@ -61,9 +64,14 @@ class PostgresAdapter(AsyncPGAdapter):
         super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
         self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
         self._command_timeout = command_timeout
+        self._rows: dict[str, tuple[type, tuple[str, ...]]] = {}
+        self._checked: set[str] = set()
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
         """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
+        shape = QUERY_SHAPES.get(query_name)
+        if shape is not None and shape.row is not None:
+            self._rows[query_name] = (shape.row, shape.columns)
         match = _INSERT.match(sql)
         if match:
             columns = tuple(c.strip() for c in match["columns"].split(","))
@@ -88,10 +96,19 @@ class PostgresAdapter(AsyncPGAdapter):
         sql: str,
         parameters: Params,
         _record_class: object = None,
-    ) -> AsyncIterator[asyncpg.Record]:
-        """Fetch every row in one round trip, then hand them out."""
-        for row in await conn.fetch(sql, *self._ordered(query_name, parameters)):
-            yield row
+    ) -> AsyncIterator[object]:
+        """Fetch every row in one round trip, then hand them out as the generated row type."""
+        records = await conn.fetch(sql, *self._ordered(query_name, parameters))
+        decoded = self._rows.get(query_name)
+        if decoded is None or not records:
+            for record in records:
+                yield record
+            return
+        row, columns = decoded
+        if query_name not in self._checked:
+            self._check(query_name, records[0], columns)
+        for record in records:
+            yield _new(row, record)
 
     async def select_one(
         self,
@@ -100,9 +117,26 @@ class PostgresAdapter(AsyncPGAdapter):
         sql: str,
         parameters: Params,
         _record_class: object = None,
-    ) -> asyncpg.Record | None:
-        """Return the first row, or None."""
-        return await conn.fetchrow(sql, *self._ordered(query_name, parameters))
+    ) -> object:
+        """Return the first row as the generated row type, or None."""
+        record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
+        decoded = self._rows.get(query_name)
+        if decoded is None or record is None:
+            return record
+        row, columns = decoded
+        if query_name not in self._checked:
+            self._check(query_name, record, columns)
+        return _new(row, record)
+
+    def _check(self, query_name: str, record: asyncpg.Record, columns: tuple[str, ...]) -> None:
+        """Refuse to decode rows whose columns are not the generated row's, in order."""
+        actual = tuple(record.keys())
+        if actual != columns:
+            raise QueryInterfaceError(
+                f"query {query_name} returns columns {actual}, but the generated interface "
+                f"expects {columns}: run 'make generate'"
+            )
+        self._checked.add(query_name)
 
     async def insert_returning(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Params

@@ -14,14 +14,6 @@ from typing import TypeVar
 
 import attrs
 
-from persistence._queries import (
-    ConfigEntriesRow,
-    FileRecordsRow,
-    InsertTestResultParams,
-    TestResultsRow,
-    UpsertConfigEntryParams,
-    UpsertFileRecordParams,
-)
 from persistence.exceptions import ValidationError
 from persistence.models import (
     ConfigEntry,
@@ -31,6 +23,14 @@ from persistence.models import (
     TestResult,
     TestStatus,
     TestType,
+)
+from persistence.queries import (
+    ConfigEntriesRow,
+    FileRecordsRow,
+    InsertTestResultParams,
+    TestResultsRow,
+    UpsertConfigEntryParams,
+    UpsertFileRecordParams,
 )
 
 __all__ = [
@@ -72,17 +72,17 @@ def with_id(model: _M, new_id: int) -> _M:
 def result_from_row(row: TestResultsRow) -> TestResult:
     """Map a test_results row to a model, by column name."""
     model: TestResult = _new(TestResult)
-    _set(model, "id", row["id"])
-    _set(model, "test_type", _TEST_TYPES[row["test_type"]])
-    _set(model, "status", _TEST_STATUSES[row["status"]])
-    _set(model, "execution_time", row["execution_time"])
-    _set(model, "memory_usage", row["memory_usage"])
-    _set(model, "test_cases_passed", row["test_cases_passed"])
-    _set(model, "test_cases_total", row["test_cases_total"])
-    _set(model, "error_message", row["error_message"])
-    _set(model, "output", row["output"])
-    _set(model, "created_at", row["created_at"])
-    _set(model, "metadata", row["metadata"])
+    _set(model, "id", row.id)
+    _set(model, "test_type", _TEST_TYPES[row.test_type])
+    _set(model, "status", _TEST_STATUSES[row.status])
+    _set(model, "execution_time", row.execution_time)
+    _set(model, "memory_usage", row.memory_usage)
+    _set(model, "test_cases_passed", row.test_cases_passed)
+    _set(model, "test_cases_total", row.test_cases_total)
+    _set(model, "error_message", row.error_message)
+    _set(model, "output", row.output)
+    _set(model, "created_at", row.created_at)
+    _set(model, "metadata", row.metadata)
     return model
 
 
@@ -105,13 +105,13 @@ def result_params(result: TestResult) -> InsertTestResultParams:
 def file_record_from_row(row: FileRecordsRow) -> FileRecord:
     """Map a file_records row to a model, by column name."""
     model: FileRecord = _new(FileRecord)
-    _set(model, "id", row["id"])
-    _set(model, "path", row["path"])
-    _set(model, "size", row["size"])
-    _set(model, "hash", row["hash"])
-    _set(model, "created_at", row["created_at"])
-    _set(model, "accessed_at", row["accessed_at"])
-    _set(model, "metadata", row["metadata"])
+    _set(model, "id", row.id)
+    _set(model, "path", row.path)
+    _set(model, "size", row.size)
+    _set(model, "hash", row.hash)
+    _set(model, "created_at", row.created_at)
+    _set(model, "accessed_at", row.accessed_at)
+    _set(model, "metadata", row.metadata)
     return model
 
 
@@ -129,15 +129,15 @@ def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
 
 def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
     """Map a config_entries row to a model, decoding the value as its declared type."""
-    kind = _CONFIG_TYPES[row["type"]]
+    kind = _CONFIG_TYPES[row.type]
     model: ConfigEntry = _new(ConfigEntry)
-    _set(model, "id", row["id"])
-    _set(model, "section", row["section"])
-    _set(model, "key", row["key"])
-    _set(model, "value", decode_config_value(kind, row["value"]))
+    _set(model, "id", row.id)
+    _set(model, "section", row.section)
+    _set(model, "key", row.key)
+    _set(model, "value", decode_config_value(kind, row.value))
     _set(model, "type", kind)
-    _set(model, "description", row["description"])
-    _set(model, "updated_at", row["updated_at"])
+    _set(model, "description", row.description)
+    _set(model, "updated_at", row.updated_at)
     return model
 
 

@@ -50,12 +50,14 @@ from persistence.exceptions import (
     DatabaseError,
     MigrationError,
     PersistenceError,
+    QueryInterfaceError,
     ValidationError,
 )
+from persistence.queries import QUERY_SHAPES
 
 if TYPE_CHECKING:
-    from persistence._queries import Queries
-    from persistence._sqltypes import Connection
+    from persistence._interface import Connection
+    from persistence.queries import Queries
 
 __all__ = [
     "LOOP_BUDGET",
@@ -139,36 +141,28 @@ def _encode_datetime_param(value: object) -> object:
 _DECODERS: Final[dict[str, Callable[[object], object]]] = {
     "datetime": _decode_datetime,
     "json": _decode_json,
+    "list": _decode_json,
     "bool": _decode_bool,
 }
 _ENCODERS: Final[dict[str, Callable[[object], object]]] = {
     "datetime": _encode_datetime_param,
     "json": _encode_json_param,
+    "list": _encode_json_param,
 }
 
 
-def _kind(annotation: object) -> str | None:
-    """Which codec a generated annotation calls for: datetime, json, bool or none."""
-    text = getattr(annotation, "__forward_arg__", annotation)
-    if not isinstance(text, str):
-        return None
-    if "datetime.datetime" in text:
-        return "datetime"
-    if "JsonObject" in text or "JsonValue" in text:
-        return "json"
-    if text.replace(" | None", "").strip() == "bool":
-        return "bool"
-    return None
-
-
-@attrs.frozen
+@attrs.define(slots=True)
 class _Plan:
-    """How to run one query on SQLite: its SQL, codecs and where it may run."""
+    """How to run one query on SQLite: its SQL, codecs, row type and where it may run."""
 
+    name: str
     sql: str
     writes: bool
     encoders: tuple[tuple[str, Callable[[object], object]], ...]
     row_factory: Callable[[sqlite3.Cursor, tuple[object, ...]], object] | None
+    columns: tuple[str, ...]
+    checked: bool = False
+    """Whether the query's columns were compared with the generated ones yet."""
 
     def encode(self, params: Params) -> Params:
         if not self.encoders:
@@ -178,6 +172,19 @@ class _Plan:
             if name in encoded:
                 encoded[name] = encoder(encoded[name])
         return encoded
+
+    def check(self, cursor: sqlite3.Cursor) -> None:
+        """Refuse to decode rows whose columns are not the generated row's, in order."""
+        self.checked = True
+        if self.row_factory is None or cursor.description is None:
+            return
+        actual = tuple(column[0] for column in cursor.description)
+        if actual != self.columns:
+            self.checked = False
+            raise QueryInterfaceError(
+                f"query {self.name} returns columns {actual}, but the generated interface "
+                f"expects {self.columns}: run 'make generate'"
+            )
 
 
 _LEADING_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.DOTALL)
@@ -197,44 +204,41 @@ def _writes(sql: str) -> bool:
 
 
 def _plan(query_name: str, sql: str) -> _Plan:
-    """Work out a query's codecs from its generated signature and row type."""
-    from persistence import _queries  # noqa: PLC0415  # the generated module imports this one's types
-
-    method = getattr(_queries.Queries, query_name, None)
-    hints: dict[str, object] = dict(getattr(method, "__annotations__", {}))
-    returned = str(hints.pop("return", ""))
-    hints.pop("conn", None)
-    rows_param = hints.pop("rows", None)
-    if rows_param is not None:  # :copyfrom takes an iterable of parameter dicts
-        name = str(rows_param).removeprefix("Iterable[").removesuffix("]")
-        hints = dict(getattr(getattr(_queries, name, None), "__annotations__", {}))
+    """Work out a query's codecs and row decoder from its generated shape."""
+    shape = QUERY_SHAPES.get(query_name)
+    if shape is None:  # a query of another folder, loaded on its own: rows as sqlite3 gives them
+        return _Plan(query_name, sql, _writes(sql), (), None, ())
     encoders = tuple(
         (name, _ENCODERS[kind])
-        for name, hint in hints.items()
-        if (kind := _kind(hint)) in _ENCODERS
+        for name, kind in zip(shape.parameters, shape.parameter_kinds, strict=False)
+        if kind in _ENCODERS
     )
-    row_type = re.search(r"(\w+Row)\b", returned)
     row_factory = None
-    if row_type is not None:
-        columns = getattr(_queries, row_type[1]).__annotations__
-        row_factory = _row_factory(
-            tuple(columns), tuple(_DECODERS.get(_kind(hint) or "") for hint in columns.values())
-        )
-    return _Plan(sql, _writes(sql), encoders, row_factory)
+    if shape.row is not None:
+        row_factory = _row_factory(shape.row, shape.column_kinds or ("",) * len(shape.columns))
+    return _Plan(query_name, sql, _writes(sql), encoders, row_factory, shape.columns)
 
 
 def _row_factory(
-    names: tuple[str, ...], decoders: tuple[Callable[[object], object] | None, ...]
+    row: type, kinds: tuple[str, ...]
 ) -> Callable[[sqlite3.Cursor, tuple[object, ...]], object]:
-    pairs = tuple(zip(names, decoders, strict=True))
+    """Build the decoder of one row type: by position, each column through its codec.
 
-    def make(_cursor: sqlite3.Cursor, row: tuple[object, ...]) -> dict[str, object]:
-        return {
-            name: value if decode is None else decode(value)
-            for (name, decode), value in zip(pairs, row, strict=True)
-        }
-
-    return make
+    It is compiled from the column kinds once, as attrs compiles `__init__`: a loop over
+    the columns per row would cost about as much again.
+    """
+    scope: dict[str, object] = {"_new": tuple.__new__, "_row": row}
+    values = []
+    for index, kind in enumerate(kinds):
+        decoder = _DECODERS.get(kind)
+        if decoder is None:
+            values.append(f"r[{index}]")
+        else:
+            scope[f"_decode{index}"] = decoder
+            values.append(f"_decode{index}(r[{index}])")
+    source = f"lambda _cursor, r: _new(_row, ({', '.join(values)},))"
+    factory: Callable[[sqlite3.Cursor, tuple[object, ...]], object] = eval(source, scope)  # noqa: S307  # compiled from the generated column kinds only
+    return factory
 
 
 def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
@@ -247,6 +251,8 @@ def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) ->
         if plan.row_factory is not None and mode is not _Mode.VALUE:
             cursor.row_factory = plan.row_factory
         cursor.execute(plan.sql, plan.encode(params))
+        if not plan.checked:
+            plan.check(cursor)
         if mode is _Mode.COUNT:
             return cursor.rowcount
         rows = cursor.fetchall()

@@ -23,7 +23,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as make_json_converter
 
-from persistence._sqltypes import JsonValue
+from persistence._interface import JsonValue
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
 

@@ -37,8 +37,8 @@ from persistence._sqlite import open_sqlite
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
-    from persistence._queries import Queries
-    from persistence._sqltypes import Connection
+    from persistence._interface import Connection
+    from persistence.queries import Queries
 
 __all__ = [
     "DEFAULT_DATABASE",

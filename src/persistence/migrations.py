@@ -40,7 +40,7 @@ from persistence.exceptions import MigrationError, PersistenceError
 
 if TYPE_CHECKING:
     from persistence._backend import Backend
-    from persistence._sqltypes import Connection
+    from persistence._interface import Connection
 
 __all__ = [
     "HISTORY_TABLE",
@@ -399,11 +399,11 @@ async def _ensure_history(backend: Backend, conn: Connection) -> None:
 async def _applied(db: Database, conn: Connection) -> list[AppliedMigration]:
     return [
         AppliedMigration(
-            version=row["version"],
-            name=row["name"],
-            checksum=row["checksum"],
-            applied_at=row["applied_at"],
-            duration_ms=row["duration_ms"],
+            version=row.version,
+            name=row.name,
+            checksum=row.checksum,
+            applied_at=row.applied_at,
+            duration_ms=row.duration_ms,
         )
         async for row in db.queries.list_applied_migrations(conn)
     ]

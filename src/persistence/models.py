@@ -32,7 +32,7 @@ from persistence._guards import (
     text,
     text_problem,
 )
-from persistence._sqltypes import JsonObject, JsonValue
+from persistence._interface import JsonObject, JsonValue
 from persistence.exceptions import ValidationError
 
 __all__ = [

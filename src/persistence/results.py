@@ -17,7 +17,7 @@ from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
 if TYPE_CHECKING:
-    from persistence._queries import InsertTestResultsParams
+    from persistence.queries import InsertTestResultsParams
 
 __all__ = [
     "Page",
@@ -225,8 +225,8 @@ async def result_stats(db: Database) -> dict[TestType, TypeStats]:
     grouped: dict[TestType, list[tuple[TestStatus, int, float, float]]] = {}
     async with connection(db) as conn:
         async for row in db.queries.test_result_stats(conn):
-            grouped.setdefault(TestType(row["test_type"]), []).append(
-                (TestStatus(row["status"]), row["result_count"], row["total_time"], row["max_time"])
+            grouped.setdefault(TestType(row.test_type), []).append(
+                (TestStatus(row.status), row.result_count, row.total_time, row.max_time)
             )
     stats = {}
     for test_type, groups in grouped.items():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import assert_type
 
-from persistence._queries import (
+from persistence.queries import (
     InsertTestResultsParams,
     Queries,
     TestResultsRow,
     TestResultStatsRow,
 )
-from persistence._sqltypes import Connection, JsonObject
+from persistence._interface import Connection, JsonObject
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -20,10 +20,10 @@ async def use(q: Queries, conn: Connection) -> None:
     row = await q.get_test_result(conn, id=1)
     assert_type(row, TestResultsRow | None)
     if row is not None:
-        assert_type(row["id"], int)
-        assert_type(row["error_message"], str | None)
-        assert_type(row["created_at"], dt.datetime)
-        assert_type(row["metadata"], JsonObject)
+        assert_type(row.id, int)
+        assert_type(row.error_message, str | None)
+        assert_type(row.created_at, dt.datetime)
+        assert_type(row.metadata, JsonObject)
 
     async for page_row in q.list_test_results(
         conn,
@@ -79,10 +79,10 @@ async def use(q: Queries, conn: Connection) -> None:
     )
 
     entry = await q.get_config_entry_by_key(conn, section="ui", key="theme")
-    description = entry["description"] if entry else None
+    description = entry.description if entry else None
     assert_type(description, str | None)
 
     stats = [s async for s in q.test_result_stats(conn)]
     assert_type(stats, list[TestResultStatsRow])
-    total: float = sum(s["total_time"] for s in stats)
+    total: float = sum(s.total_time for s in stats)
     assert total >= 0

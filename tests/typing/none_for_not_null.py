@@ -2,8 +2,8 @@
 
 import datetime as dt
 
-from persistence._queries import InsertTestResultsParams, Queries
-from persistence._sqltypes import Connection
+from persistence.queries import InsertTestResultsParams, Queries
+from persistence._interface import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:

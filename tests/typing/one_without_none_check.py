@@ -1,11 +1,11 @@
 """A :one result used without a None check is rejected; so is awaiting a :many."""
 
-from persistence._queries import Queries
-from persistence._sqltypes import Connection
+from persistence.queries import Queries
+from persistence._interface import Connection
 
 
 async def use(q: Queries, conn: Connection) -> int:
     row = await q.get_file_record(conn, id=1)
-    print(row["path"])  # E: Value of type "FileRecordsRow | None" is not indexable
+    print(row.path)  # E: Item "None" of "FileRecordsRow | None" has no attribute "path"
     await q.list_file_records(conn)  # E: Incompatible types in "await"
-    return row["size"]  # E: Value of type "FileRecordsRow | None" is not indexable
+    return row.size  # E: Item "None" of "FileRecordsRow | None" has no attribute "size"

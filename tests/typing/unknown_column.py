@@ -1,12 +1,13 @@
-"""A column the query does not return is rejected."""
+"""A column the query does not return, or a dict method on a row, is rejected."""
 
-from persistence._queries import Queries
-from persistence._sqltypes import Connection
+from persistence.queries import Queries
+from persistence._interface import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:
     row = await q.get_test_result(conn, id=1)
     if row is not None:
-        print(row["missing"])  # E: TypedDict "TestResultsRow" has no key "missing"
+        print(row.missing)  # E: "TestResultsRow" has no attribute "missing"
+        print(row.get("id"))  # E: "TestResultsRow" has no attribute "get"
     async for stat in q.test_result_stats(conn):
-        print(stat["id"])  # E: TypedDict "TestResultStatsRow" has no key "id"
+        print(stat.id)  # E: "TestResultStatsRow" has no attribute "id"

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import AsyncIterator, Iterable
-from typing import Final, Protocol, TypedDict
+from typing import Final, NamedTuple, Protocol, TypedDict
 
-from persistence._sqltypes import Connection, JsonObject, QueryShape
+from persistence._interface import Connection, JsonObject, QueryShape
 
 
-class ConfigEntriesRow(TypedDict):
+class ConfigEntriesRow(NamedTuple):
     """A row of config_entries."""
 
     id: int
@@ -24,49 +24,7 @@ class ConfigEntriesRow(TypedDict):
     updated_at: datetime.datetime
 
 
-class GetConfigEntryParams(TypedDict):
-    """The parameters of get_config_entry."""
-
-    id: int
-
-
-class GetConfigEntryByKeyParams(TypedDict):
-    """The parameters of get_config_entry_by_key."""
-
-    section: str
-    key: str
-
-
-class UpsertConfigEntryParams(TypedDict):
-    """The parameters of upsert_config_entry."""
-
-    section: str
-    key: str
-    value: str
-    type: str
-    description: str | None
-    updated_at: datetime.datetime
-
-
-class UpdateConfigEntryParams(TypedDict):
-    """The parameters of update_config_entry."""
-
-    section: str
-    key: str
-    value: str
-    type: str
-    description: str | None
-    updated_at: datetime.datetime
-    id: int
-
-
-class DeleteConfigEntryParams(TypedDict):
-    """The parameters of delete_config_entry."""
-
-    id: int
-
-
-class FileRecordsRow(TypedDict):
+class FileRecordsRow(NamedTuple):
     """A row of file_records."""
 
     id: int
@@ -78,54 +36,7 @@ class FileRecordsRow(TypedDict):
     metadata: JsonObject
 
 
-class GetFileRecordParams(TypedDict):
-    """The parameters of get_file_record."""
-
-    id: int
-
-
-class GetFileRecordByPathParams(TypedDict):
-    """The parameters of get_file_record_by_path."""
-
-    path: str
-
-
-class UpsertFileRecordParams(TypedDict):
-    """The parameters of upsert_file_record."""
-
-    path: str
-    size: int
-    hash: str
-    created_at: datetime.datetime
-    accessed_at: datetime.datetime
-    metadata: JsonObject
-
-
-class UpdateFileRecordParams(TypedDict):
-    """The parameters of update_file_record."""
-
-    path: str
-    size: int
-    hash: str
-    created_at: datetime.datetime
-    accessed_at: datetime.datetime
-    metadata: JsonObject
-    id: int
-
-
-class DeleteFileRecordParams(TypedDict):
-    """The parameters of delete_file_record."""
-
-    id: int
-
-
-class DeleteFileRecordByPathParams(TypedDict):
-    """The parameters of delete_file_record_by_path."""
-
-    path: str
-
-
-class PersistenceMigrationsRow(TypedDict):
+class PersistenceMigrationsRow(NamedTuple):
     """A row of persistence_migrations."""
 
     version: int
@@ -135,31 +46,7 @@ class PersistenceMigrationsRow(TypedDict):
     duration_ms: float
 
 
-class RecordMigrationParams(TypedDict):
-    """The parameters of record_migration."""
-
-    version: int
-    name: str
-    checksum: str
-    applied_at: datetime.datetime
-    duration_ms: float
-
-
-class AcceptMigrationChecksumParams(TypedDict):
-    """The parameters of accept_migration_checksum."""
-
-    checksum: str
-    name: str
-    version: int
-
-
-class ForgetMigrationParams(TypedDict):
-    """The parameters of forget_migration."""
-
-    version: int
-
-
-class TestResultsRow(TypedDict):
+class TestResultsRow(NamedTuple):
     """A row of test_results."""
 
     id: int
@@ -175,22 +62,36 @@ class TestResultsRow(TypedDict):
     metadata: JsonObject
 
 
-class GetTestResultParams(TypedDict):
-    """The parameters of get_test_result."""
+class TestResultStatsRow(NamedTuple):
+    """A row that test_result_stats returns."""
 
-    id: int
+    test_type: str
+    status: str
+    result_count: int
+    total_time: float
+    max_time: float
 
 
-class ListTestResultsParams(TypedDict):
-    """The parameters of list_test_results."""
+class UpsertConfigEntryParams(TypedDict):
+    """The parameters of upsert_config_entry."""
 
-    test_type: str | None
-    status: str | None
-    created_from: datetime.datetime | None
-    created_until: datetime.datetime | None
-    cursor_created_at: datetime.datetime
-    cursor_id: int
-    page_size: int
+    section: str
+    key: str
+    value: str
+    type: str
+    description: str | None
+    updated_at: datetime.datetime
+
+
+class UpsertFileRecordParams(TypedDict):
+    """The parameters of upsert_file_record."""
+
+    path: str
+    size: int
+    hash: str
+    created_at: datetime.datetime
+    accessed_at: datetime.datetime
+    metadata: JsonObject
 
 
 class InsertTestResultParams(TypedDict):
@@ -223,46 +124,14 @@ class InsertTestResultsParams(TypedDict):
     metadata: JsonObject
 
 
-class UpdateTestResultParams(TypedDict):
-    """The parameters of update_test_result."""
-
-    test_type: str
-    status: str
-    execution_time: float
-    memory_usage: int
-    test_cases_passed: int
-    test_cases_total: int
-    error_message: str | None
-    output: str | None
-    created_at: datetime.datetime
-    metadata: JsonObject
-    id: int
-
-
-class DeleteTestResultParams(TypedDict):
-    """The parameters of delete_test_result."""
-
-    id: int
-
-
-class DeleteTestResultsBeforeParams(TypedDict):
-    """The parameters of delete_test_results_before."""
-
-    cutoff: datetime.datetime
-
-
-class TestResultStatsRow(TypedDict):
-    """A row that test_result_stats returns."""
-
-    test_type: str
-    status: str
-    result_count: int
-    total_time: float
-    max_time: float
-
-
 class Queries(Protocol):
-    """Every query under sql/queries/, as the loader names them."""
+    """Every query under sql/queries/, as the loader names them.
+
+    This protocol only types the calls. At start-up the loader binds each method to the
+    engine's aiosql adapter, and a call runs there: `persistence._sqlite.SqliteAdapter`
+    (on the event loop, or in a thread for long work) or `persistence._postgres.PostgresAdapter`
+    (asyncpg). Rows come back as the row types above, decoded by position.
+    """
 
     async def get_config_entry(self, conn: Connection, *, id: int) -> ConfigEntriesRow | None:
         """One config entry by id."""
@@ -444,40 +313,111 @@ class Queries(Protocol):
 
 
 QUERY_SHAPES: Final[dict[str, QueryShape]] = {
-    "get_config_entry": QueryShape(command=":one", parameters=("id",)),
-    "get_config_entry_by_key": QueryShape(command=":one", parameters=("section", "key")),
-    "list_config_entries": QueryShape(command=":many", parameters=()),
+    "get_config_entry": QueryShape(
+        ":one",
+        parameters=("id",),
+        row=ConfigEntriesRow,
+        columns=("id", "section", "key", "value", "type", "description", "updated_at"),
+        column_kinds=("", "", "", "", "", "", "datetime"),
+    ),
+    "get_config_entry_by_key": QueryShape(
+        ":one",
+        parameters=("section", "key"),
+        row=ConfigEntriesRow,
+        columns=("id", "section", "key", "value", "type", "description", "updated_at"),
+        column_kinds=("", "", "", "", "", "", "datetime"),
+    ),
+    "list_config_entries": QueryShape(
+        ":many",
+        row=ConfigEntriesRow,
+        columns=("id", "section", "key", "value", "type", "description", "updated_at"),
+        column_kinds=("", "", "", "", "", "", "datetime"),
+    ),
     "upsert_config_entry": QueryShape(
-        command=":one", parameters=("section", "key", "value", "type", "description", "updated_at")
+        ":one",
+        parameters=("section", "key", "value", "type", "description", "updated_at"),
+        parameter_kinds=("", "", "", "", "", "datetime"),
+        row=ConfigEntriesRow,
+        columns=("id", "section", "key", "value", "type", "description", "updated_at"),
+        column_kinds=("", "", "", "", "", "", "datetime"),
     ),
     "update_config_entry": QueryShape(
-        command=":execrows",
+        ":execrows",
         parameters=("section", "key", "value", "type", "description", "updated_at", "id"),
+        parameter_kinds=("", "", "", "", "", "datetime", ""),
     ),
-    "delete_config_entry": QueryShape(command=":execrows", parameters=("id",)),
-    "get_file_record": QueryShape(command=":one", parameters=("id",)),
-    "get_file_record_by_path": QueryShape(command=":one", parameters=("path",)),
-    "list_file_records": QueryShape(command=":many", parameters=()),
+    "delete_config_entry": QueryShape(":execrows", parameters=("id",)),
+    "get_file_record": QueryShape(
+        ":one",
+        parameters=("id",),
+        row=FileRecordsRow,
+        columns=("id", "path", "size", "hash", "created_at", "accessed_at", "metadata"),
+        column_kinds=("", "", "", "", "datetime", "datetime", "json"),
+    ),
+    "get_file_record_by_path": QueryShape(
+        ":one",
+        parameters=("path",),
+        row=FileRecordsRow,
+        columns=("id", "path", "size", "hash", "created_at", "accessed_at", "metadata"),
+        column_kinds=("", "", "", "", "datetime", "datetime", "json"),
+    ),
+    "list_file_records": QueryShape(
+        ":many",
+        row=FileRecordsRow,
+        columns=("id", "path", "size", "hash", "created_at", "accessed_at", "metadata"),
+        column_kinds=("", "", "", "", "datetime", "datetime", "json"),
+    ),
     "upsert_file_record": QueryShape(
-        command=":one", parameters=("path", "size", "hash", "created_at", "accessed_at", "metadata")
+        ":one",
+        parameters=("path", "size", "hash", "created_at", "accessed_at", "metadata"),
+        parameter_kinds=("", "", "", "datetime", "datetime", "json"),
+        row=FileRecordsRow,
+        columns=("id", "path", "size", "hash", "created_at", "accessed_at", "metadata"),
+        column_kinds=("", "", "", "", "datetime", "datetime", "json"),
     ),
     "update_file_record": QueryShape(
-        command=":execrows",
+        ":execrows",
         parameters=("path", "size", "hash", "created_at", "accessed_at", "metadata", "id"),
+        parameter_kinds=("", "", "", "datetime", "datetime", "json", ""),
     ),
-    "delete_file_record": QueryShape(command=":execrows", parameters=("id",)),
-    "delete_file_record_by_path": QueryShape(command=":execrows", parameters=("path",)),
-    "list_applied_migrations": QueryShape(command=":many", parameters=()),
+    "delete_file_record": QueryShape(":execrows", parameters=("id",)),
+    "delete_file_record_by_path": QueryShape(":execrows", parameters=("path",)),
+    "list_applied_migrations": QueryShape(
+        ":many",
+        row=PersistenceMigrationsRow,
+        columns=("version", "name", "checksum", "applied_at", "duration_ms"),
+        column_kinds=("", "", "", "datetime", ""),
+    ),
     "record_migration": QueryShape(
-        command=":exec", parameters=("version", "name", "checksum", "applied_at", "duration_ms")
+        ":exec",
+        parameters=("version", "name", "checksum", "applied_at", "duration_ms"),
+        parameter_kinds=("", "", "", "datetime", ""),
     ),
     "accept_migration_checksum": QueryShape(
-        command=":execrows", parameters=("checksum", "name", "version")
+        ":execrows", parameters=("checksum", "name", "version")
     ),
-    "forget_migration": QueryShape(command=":execrows", parameters=("version",)),
-    "get_test_result": QueryShape(command=":one", parameters=("id",)),
+    "forget_migration": QueryShape(":execrows", parameters=("version",)),
+    "get_test_result": QueryShape(
+        ":one",
+        parameters=("id",),
+        row=TestResultsRow,
+        columns=(
+            "id",
+            "test_type",
+            "status",
+            "execution_time",
+            "memory_usage",
+            "test_cases_passed",
+            "test_cases_total",
+            "error_message",
+            "output",
+            "created_at",
+            "metadata",
+        ),
+        column_kinds=("", "", "", "", "", "", "", "", "", "datetime", "json"),
+    ),
     "list_test_results": QueryShape(
-        command=":many",
+        ":many",
         parameters=(
             "test_type",
             "status",
@@ -487,9 +427,25 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
             "cursor_id",
             "page_size",
         ),
+        parameter_kinds=("", "", "datetime", "datetime", "datetime", "", ""),
+        row=TestResultsRow,
+        columns=(
+            "id",
+            "test_type",
+            "status",
+            "execution_time",
+            "memory_usage",
+            "test_cases_passed",
+            "test_cases_total",
+            "error_message",
+            "output",
+            "created_at",
+            "metadata",
+        ),
+        column_kinds=("", "", "", "", "", "", "", "", "", "datetime", "json"),
     ),
     "insert_test_result": QueryShape(
-        command=":execlastid",
+        ":execlastid",
         parameters=(
             "test_type",
             "status",
@@ -502,9 +458,10 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
             "created_at",
             "metadata",
         ),
+        parameter_kinds=("", "", "", "", "", "", "", "", "datetime", "json"),
     ),
     "insert_test_results": QueryShape(
-        command=":copyfrom",
+        ":copyfrom",
         parameters=(
             "test_type",
             "status",
@@ -517,9 +474,10 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
             "created_at",
             "metadata",
         ),
+        parameter_kinds=("", "", "", "", "", "", "", "", "datetime", "json"),
     ),
     "update_test_result": QueryShape(
-        command=":execrows",
+        ":execrows",
         parameters=(
             "test_type",
             "status",
@@ -533,9 +491,16 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
             "metadata",
             "id",
         ),
+        parameter_kinds=("", "", "", "", "", "", "", "", "datetime", "json", ""),
     ),
-    "delete_test_result": QueryShape(command=":execrows", parameters=("id",)),
-    "delete_test_results_before": QueryShape(command=":execrows", parameters=("cutoff",)),
-    "test_result_stats": QueryShape(command=":many", parameters=()),
+    "delete_test_result": QueryShape(":execrows", parameters=("id",)),
+    "delete_test_results_before": QueryShape(
+        ":execrows", parameters=("cutoff",), parameter_kinds=("datetime",)
+    ),
+    "test_result_stats": QueryShape(
+        ":many",
+        row=TestResultStatsRow,
+        columns=("test_type", "status", "result_count", "total_time", "max_time"),
+    ),
 }
-"""The command and parameter names of each query, by method name."""
+"""What the interface knows of each query, by method name: see `QueryShape`."""
