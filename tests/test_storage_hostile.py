@@ -372,6 +372,7 @@ ARGUMENTS: dict[str, AnyCall] = {
     "clean_temp hours": lambda g: clean_temp(g.s, older_than_hours=g.v),
     "verify db": lambda g: verify(g.s, g.v),
     "verify storage": lambda g: verify(g.v, g.db),
+    "a Storage made by hand": lambda g: info(Storage(g.v), "a.txt"),
 }
 
 

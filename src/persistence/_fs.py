@@ -613,10 +613,14 @@ class PathLock:
 
 def _reserved_folder(root_fd: int, name: str, *, create: bool) -> int:
     """Open the reserved folder `name`, refusing one that was replaced by a symlink."""
-    if create:
+    try:
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=root_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
         with suppress(FileExistsError):
             os.mkdir(name, 0o777, dir_fd=root_fd)
-    try:
         return os.open(name, _DIR_FLAGS, dir_fd=root_fd)
     except OSError as error:
         if error.errno not in _NO_FOLLOW_ERRORS:

@@ -116,7 +116,7 @@ def _expected(function: str, argument: str, expected: str, value: object) -> Val
 
 
 def _storage(function: str, storage: object) -> Storage:
-    if not isinstance(storage, Storage):
+    if not isinstance(storage, Storage) or not isinstance(storage.root, Path):
         raise _expected(function, "storage", "a Storage from open_storage()", storage)
     return storage
 
