@@ -322,14 +322,16 @@ RESERVED_SPELLINGS = [".TMP/x.txt", ".Backups/x.txt", ".BACKUPS", ".LOCKS/000", 
 @pytest.mark.parametrize("path", RESERVED_SPELLINGS)
 async def test_reserved_folders_are_refused_in_any_case(storage: Storage, path: str) -> None:
     """On a disk that ignores case, `.TMP` is `.tmp`: writes there are refused as reserved."""
+    await write_bytes(storage, "a.txt", b"a")
     before = tree(storage.root)
-    for change in (
-        write_bytes(storage, path, b"x"),
-        copy(storage, "a.txt", path),
-        move(storage, "a.txt", path),
-    ):
+    changes: list[Callable[[], Awaitable[object]]] = [
+        lambda: write_bytes(storage, path, b"x"),
+        lambda: copy(storage, "a.txt", path),
+        lambda: move(storage, "a.txt", path),
+    ]
+    for change in changes:
         with pytest.raises(OutsideRootError, match="reserved"):
-            await change
+            await change()
     assert tree(storage.root) == before
 
 

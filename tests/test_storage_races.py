@@ -82,6 +82,14 @@ async def test_concurrent_writes_copies_and_moves_leave_true_records(
     await assert_records_describe_the_disk(storage, db)
 
 
+async def _stop(*children: asyncio.subprocess.Process) -> None:
+    """Kill the children still running and reap them all, even when the test failed."""
+    for child in children:
+        if child.returncode is None:
+            child.kill()
+        await child.communicate()
+
+
 async def _worker(url: str, root: Path, seed: int, count: int) -> asyncio.subprocess.Process:
     """Start a child process that runs `count` operations once told to go."""
     child = await asyncio.create_subprocess_exec(
@@ -106,20 +114,23 @@ async def test_tracked_operations_from_several_processes_leave_true_records(
 ) -> None:
     """Two child processes and this one, four tasks each, changing the same paths agree."""
     children = [await _worker(database_url, storage.root, seed, 2) for seed in (1, 2)]
-    for round_ in range(6):
+    try:
+        for round_ in range(6):
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write(b"go\n")
+                await child.stdin.drain()
+            await burst(storage, db, 3 + 1000 * round_, 2)
+            for child in children:
+                assert child.stdout is not None
+                assert await asyncio.wait_for(child.stdout.readline(), 60) == b"done\n"
+            await assert_records_describe_the_disk(storage, db)
         for child in children:
             assert child.stdin is not None
-            child.stdin.write(b"go\n")
-            await child.stdin.drain()
-        await burst(storage, db, 3 + 1000 * round_, 2)
-        for child in children:
-            assert child.stdout is not None
-            assert await asyncio.wait_for(child.stdout.readline(), 60) == b"done\n"
-        await assert_records_describe_the_disk(storage, db)
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.close()
-        assert await asyncio.wait_for(child.wait(), 60) == 0
+            child.stdin.close()
+            assert await asyncio.wait_for(child.wait(), 60) == 0
+    finally:
+        await _stop(*children)
 
 
 def _hold(storage: Storage, path: str) -> int:
@@ -250,14 +261,17 @@ async def test_a_folder_swapped_for_a_symlink_never_leads_out(
         env=CHILD_ENV,
     )
     assert swapper.stdout is not None
-    assert await swapper.stdout.readline() == b"ready\n"
-    rounds = 0
-    while swapper.returncode is None:
-        await _hostile_round(storage, sqlite_db, rounds)
-        rounds += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(swapper.wait(), 0.001)
-    swaps = int(await swapper.stdout.readline())
+    try:
+        assert await swapper.stdout.readline() == b"ready\n"
+        rounds = 0
+        while swapper.returncode is None:
+            await _hostile_round(storage, sqlite_db, rounds)
+            rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(swapper.wait(), 0.001)
+        swaps = int(await swapper.stdout.readline())
+    finally:
+        await _stop(swapper)
     assert swaps > 100
     assert rounds > 10
     assert _snapshot(outside) == before
