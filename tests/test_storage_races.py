@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from _storage_worker import burst, jittery, operations
-from persistence import Database, _fs, all_file_records
+from persistence import Database, _fs, all_file_records, transaction
 from persistence import storage as storage_module
 from persistence.exceptions import PersistenceError, StorageError
 from persistence.storage import (
+    FileInfo,
     Storage,
     VerifyReport,
     backup,
@@ -172,6 +173,23 @@ async def test_a_lock_held_too_long_is_a_storage_error(
         "a.txt"
     ]
     assert (storage.root / "a.txt").read_bytes() == b"old"
+
+
+async def test_a_lock_wait_inside_a_transaction_block_gives_up(
+    storage: Storage, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write in a block, waiting on a holder that waits for the block, fails, never hangs."""
+    monkeypatch.setattr(_fs, "LOCK_TIMEOUT", 0.3)
+    other: asyncio.Future[FileInfo] | None = None
+    with pytest.raises(StorageError, match="busy"):
+        async with transaction(sqlite_db) as tx:
+            await write_text(storage, "a.txt", "first", track=tx)
+            other = asyncio.ensure_future(write_text(storage, "a.txt", "other", track=sqlite_db))
+            await asyncio.sleep(0.1)  # it takes the path's lock, then waits for the connection
+            await write_text(storage, "a.txt", "second", track=tx)
+    assert other is not None
+    assert (await asyncio.wait_for(other, 10)).size == len("other")
+    await assert_records_describe_the_disk(storage, sqlite_db)
 
 
 async def test_a_cancelled_tracked_write_is_recorded_or_not_made(

@@ -453,8 +453,11 @@ async def write_text(
     text = _text("write_text", text)
     encoding = _encoding("write_text", encoding)
     track = _tracking("write_text", track)
-    data = _fs.encode(text, encoding, raw)
-    stage = functools.partial(_fs.stage_write, storage.root, raw, data, _check_for(track))
+    check = _check_for(track)
+
+    def stage() -> _fs.Change[FileInfo]:
+        return _fs.stage_write(storage.root, raw, _fs.encode(text, encoding, raw), check)
+
     return await _perform(stage, _recorder(track))
 
 
