@@ -19,6 +19,7 @@ from persistence.exceptions import (
     OutsideRootError,
     StorageError,
     StoragePermissionError,
+    ValidationError,
 )
 from persistence.storage import (
     BACKUPS_DIR,
@@ -166,10 +167,13 @@ async def test_unencodable_text_is_a_storage_error_and_writes_nothing(storage: S
     assert not (storage.root / "ascii.txt").exists()
 
 
-async def test_unknown_encoding_is_the_callers_lookup_error(storage: Storage) -> None:
-    """An encoding Python does not know raises LookupError before any file work."""
-    with pytest.raises(LookupError):
-        await write_text(storage, "x.txt", "x", encoding="no-such-codec")
+@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64"])
+async def test_unknown_encoding_is_a_validation_error(storage: Storage, encoding: str) -> None:
+    """An encoding Python does not know, or not a text one, is refused before any file work."""
+    with pytest.raises(ValidationError, match=r"write_text\.encoding"):
+        await write_text(storage, "x.txt", "x", encoding=encoding)
+    with pytest.raises(ValidationError, match=r"read_text\.encoding"):
+        await read_text(storage, "x.txt", encoding=encoding)
     assert not (storage.root / "x.txt").exists()
 
 

@@ -1,30 +1,37 @@
 """Files under one storage root: confined to it, written atomically, hashed and tracked.
 
 `open_storage(root)` makes a `Storage`; every other function takes it and a path relative
-to the root (an absolute path inside the root works too). Each path is resolved through
-its symlinks and refused when it leads outside the root. The root holds two reserved
-folders that file operations cannot write to: `.backups/` (see `backup`) and `.tmp/`
-(see `clean_temp`).
+to the root (an absolute path inside the root works too). Each path is walked from the
+root one component at a time, following symlinks only while they stay inside. The root
+holds three reserved folders that file operations cannot write to: `.backups/` (see
+`backup`), `.tmp/` (see `clean_temp`) and `.locks/`.
 
-Each operation does its file work in one worker-thread hop. Given a database as `track`,
-it also records the file in `file_records`, by its path relative to the root with
-forward slashes.
+Each operation does its file work in one worker-thread hop. Writes, copies, moves,
+deletes and tracked reads hold a lock on their paths, across processes, until their
+record is written. Given a database as `track`, an operation records the file in
+`file_records`, by its path relative to the root with forward slashes. Bad arguments
+raise ValidationError naming the function and the argument, before any file is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
+import functools
+import math
 import os
 import time
+import weakref
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final, TypeVar
 
 import attrs
 
 from persistence import _fs
 from persistence._fs import FileInfo
 from persistence.database import Database, transaction
+from persistence.exceptions import StorageError, ValidationError
 from persistence.file_records import (
     all_file_records,
     delete_file_record_by_path,
@@ -36,6 +43,7 @@ from persistence.models import FileRecord
 __all__ = [
     "BACKUPS_DIR",
     "CHUNK_SIZE",
+    "LOCKS_DIR",
     "TEMP_DIR",
     "FileInfo",
     "Storage",
@@ -59,9 +67,14 @@ __all__ = [
 
 BACKUPS_DIR = _fs.BACKUPS_DIR
 TEMP_DIR = _fs.TEMP_DIR
+LOCKS_DIR = _fs.LOCKS_DIR
 CHUNK_SIZE = _fs.CHUNK_SIZE
 
 StoragePath = str | os.PathLike[str]
+T = TypeVar("T")
+
+_FIRST_WAIT: Final = 0.001
+_LONGEST_WAIT: Final = 0.05  # seconds between two tries of a busy lock, at most
 
 
 @attrs.frozen
@@ -95,29 +108,138 @@ class VerifyReport:
         return not (self.changed or self.missing or self.new)
 
 
-async def open_storage(root: Path | str) -> Storage:
-    """Create `root` with its `.backups/` and `.tmp/` folders, and return the storage."""
-    return Storage(await asyncio.to_thread(_fs.make_storage_dirs, root))
+# --- arguments: checked before any file is touched ----------------------------------------------
 
 
-def _resolve(storage: Storage, path: StoragePath, *, reserved_ok: bool = False) -> tuple[Path, str]:
-    """Resolve `path` inside the root; return it with the name that errors should show.
-
-    Resolving reads the disk (symlinks), so it runs in the operation's worker thread.
-    """
-    return _fs.resolve(storage.root, path, reserved_ok=reserved_ok), os.fspath(path)
+def _expected(function: str, argument: str, expected: str, value: object) -> ValidationError:
+    return ValidationError(function, argument, f"expected {expected}, got {type(value).__name__}")
 
 
-async def _record(db: Database, record: FileRecord, *, old_path: str | None = None) -> None:
+def _storage(function: str, storage: object) -> Storage:
+    if not isinstance(storage, Storage) or not isinstance(storage.root, Path):
+        raise _expected(function, "storage", "a Storage from open_storage()", storage)
+    return storage
+
+
+def _tracking(function: str, track: object, argument: str = "track") -> Database | None:
+    if track is not None and not isinstance(track, Database):
+        raise _expected(function, argument, "a Database or None", track)
+    return track
+
+
+def _database(function: str, db: object) -> Database:
+    if not isinstance(db, Database):
+        raise _expected(function, "db", "a Database", db)
+    return db
+
+
+def _data(function: str, data: object) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise _expected(function, "data", "bytes", data)
+
+
+def _text(function: str, text: object) -> str:
+    if not isinstance(text, str):
+        raise _expected(function, "text", "str", text)
+    return text
+
+
+def _encoding(function: str, encoding: object) -> str:
+    """Refuse an encoding Python does not know, or one that does not turn text into bytes."""
+    if not isinstance(encoding, str):
+        raise _expected(function, "encoding", "str", encoding)
+    try:
+        "".encode(encoding)
+        b"".decode(encoding)
+    except LookupError:
+        raise ValidationError(function, "encoding", f"{encoding!r} is no text encoding") from None
+    return encoding
+
+
+def _keep(function: str, keep: object) -> int:
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise _expected(function, "keep", "an int", keep)
+    if keep < 0:
+        raise ValidationError(function, "keep", f"must be 0 or more, got {keep}")
+    return keep
+
+
+def _hours(function: str, hours: object) -> float:
+    """Refuse ages that are not numbers, negative, NaN or infinite: each would delete wrongly."""
+    argument = "older_than_hours"
+    if isinstance(hours, bool) or not isinstance(hours, int | float):
+        raise _expected(function, argument, "a number of hours", hours)
+    try:
+        value = float(hours)
+    except OverflowError:
+        raise ValidationError(function, argument, f"is too large: {hours}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValidationError(function, argument, f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def _flag(function: str, argument: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _expected(function, argument, "a bool", value)
+    return value
+
+
+def _path(path: object) -> str:
+    return _fs.check_path(path)
+
+
+def _recordable(path: str) -> bool:
+    """Whether a record of `path` can exist: a FileRecord accepts it."""
+    try:
+        FileRecord(path=path)
+    except ValidationError:
+        return False
+    return True
+
+
+def _no_check(_: str) -> None:
+    """Untracked: any path the disk takes will do."""
+
+
+def _check_for(track: Database | None) -> _fs.Check:
+    """Refuse, before the disk changes, a path whose record `track` would refuse."""
+    return _no_check if track is None else _must_record
+
+
+def _must_record(path: str) -> FileRecord:
+    return FileRecord(path=path)
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+async def _record(db: Database, record: FileRecord) -> None:
     """Save `record` by its path, keeping the creation time and metadata already recorded.
 
-    With `old_path`, the record of that path moves to `record.path`, replacing any there.
+    Called under the path's lock, so no other storage operation changes this record
+    between the read and the write; the write is one statement, which SQLite lets wait
+    for another process's write instead of failing.
     """
+    old = await find_file_record_by_path(db, record.path)
+    if old is not None:
+        record = attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
+    await save_file_record(db, record)
+
+
+async def _record_move(db: Database, record: FileRecord, old_path: str | None) -> None:
+    """Move the record of `old_path` (if any) to `record.path`, replacing any record there.
+
+    The moved record keeps its creation time and metadata. Called under both paths'
+    locks; the transaction starts with a write, so SQLite takes its write lock first.
+    """
+    old = None if old_path is None else await find_file_record_by_path(db, old_path)
     async with transaction(db) as bound:
-        old = await find_file_record_by_path(bound, old_path or record.path)
+        await delete_file_record_by_path(bound, record.path)
         if old_path is not None:
             await delete_file_record_by_path(bound, old_path)
-            await delete_file_record_by_path(bound, record.path)
         if old is not None:
             record = attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
         await save_file_record(bound, record)
@@ -128,25 +250,157 @@ def _tracked(info: FileInfo) -> FileRecord:
     return FileRecord(path=info.path, size=info.size, hash=info.sha256 or "")
 
 
-async def _track(track: Database | None, info: FileInfo) -> FileInfo:
-    """Record the file when tracking; return its description."""
-    if track is not None:
+# --- running a change: staged in a thread, applied under its lock, then recorded ----------------
+
+
+async def _settle(future: asyncio.Future[T]) -> tuple[T, bool]:
+    """Wait for `future` to end even if cancelled meanwhile; say whether we were cancelled.
+
+    A hop may rename a file, and a record write may be under way: neither is abandoned
+    half way, so a change and its record are made whole or not at all.
+    """
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            cancelled = True
+    return future.result(), cancelled
+
+
+def _staged(stage: Callable[[], _fs.Change[T]]) -> _fs.Change[T]:
+    """Stage a change and apply it at once if its lock is free: the common case, one hop."""
+    change = stage()
+    try:
+        change.try_apply()
+    except BaseException:
+        change.close()
+        raise
+    return change
+
+
+_WAITING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Future[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per event loop, the operations waiting for a lock: woken when one is released here."""
+
+
+async def _pause(seconds: float) -> None:
+    """Sleep up to `seconds`, waking early when an operation of this loop frees its lock."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(seconds, _wake_one, waiter)
+    waiting = _WAITING.setdefault(loop, set())
+    waiting.add(waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        waiting.discard(waiter)
+
+
+def _wake_one(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _wake_all() -> None:
+    """Tell the operations of this loop waiting for a lock to try again now."""
+    for waiter in _WAITING.get(asyncio.get_running_loop(), ()):
+        _wake_one(waiter)
+
+
+async def _wait_for_lock(change: _fs.Change[T]) -> bool:
+    """Retry applying until the lock is free; return whether we were cancelled meanwhile.
+
+    Never blocks a worker thread on the lock: each try is one short hop. Between tries it
+    waits until an operation of this loop frees a lock, or for a time growing to
+    _LONGEST_WAIT when the holder is another process.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _fs.LOCK_TIMEOUT
+    wait = _FIRST_WAIT
+    while not change.applied:
+        if loop.time() >= deadline:
+            reason = f"busy: its lock stayed taken for {_fs.LOCK_TIMEOUT:g} s"
+            raise StorageError(change.shown, reason)
+        await _pause(wait)
+        wait = min(wait * 2, _LONGEST_WAIT)
+        _, cancelled = await _settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
+        if cancelled:
+            return True
+    return False
+
+
+async def _perform(
+    stage: Callable[[], _fs.Change[T]],
+    record: Callable[[T], Awaitable[object]] | None = None,
+) -> T:
+    """Stage a change in a worker thread, apply it under its lock, then `record` it.
+
+    The lock is held until the record is written, so the last change on disk and the last
+    record of a path agree, across tasks and processes. Cancelling waits for a hop or a
+    record write under way to end; a change applied is always recorded.
+    """
+    hop = asyncio.ensure_future(asyncio.to_thread(_staged, stage))
+    change, cancelled = await _settle(hop)
+    try:
+        if not cancelled:
+            cancelled = await _wait_for_lock(change)
+        if change.applied and record is not None:
+            _, interrupted = await _settle(asyncio.ensure_future(record(change.result)))
+            cancelled = cancelled or interrupted
+        if cancelled:
+            raise asyncio.CancelledError
+        return change.result
+    finally:
+        change.close()
+        _wake_all()
+
+
+def _recorder(track: Database | None) -> Callable[[FileInfo], Awaitable[object]] | None:
+    if track is None:
+        return None
+
+    async def record(info: FileInfo) -> None:
         await _record(track, _tracked(info))
-    return info
+
+    return record
+
+
+def _read_recorder(
+    track: Database | None,
+) -> Callable[[tuple[T, FileInfo]], Awaitable[object]] | None:
+    if track is None:
+        return None
+
+    async def record(read: tuple[T, FileInfo]) -> None:
+        await _record(track, _tracked(read[1]))
+
+    return record
+
+
+# --- the operations -----------------------------------------------------------------------------
+
+
+async def open_storage(root: Path | str) -> Storage:
+    """Create `root` with its reserved folders, and return the storage."""
+    return Storage(await asyncio.to_thread(_fs.make_storage_dirs, root))
 
 
 async def read_bytes(
     storage: Storage, path: StoragePath, *, track: Database | None = None
 ) -> bytes:
     """Read a whole file. Backups under `.backups/` can be read too."""
-
-    def work() -> tuple[bytes, FileInfo]:
-        real, shown = _resolve(storage, path, reserved_ok=True)
-        data, written = _fs.read_file(real, shown)
-        return data, _fs.stat_entry(storage.root, real, shown, written)
-
-    data, described = await asyncio.to_thread(work)
-    await _track(track, described)
+    storage = _storage("read_bytes", storage)
+    raw = _path(path)
+    track = _tracking("read_bytes", track)
+    stage = functools.partial(
+        _fs.stage_read, storage.root, raw, bytes, _check_for(track), lock=track is not None
+    )
+    data, _ = await _perform(stage, _read_recorder(track))
     return data
 
 
@@ -158,16 +412,18 @@ async def read_text(
     track: Database | None = None,
 ) -> str:
     """Read a whole file decoded with `encoding`; undecodable content is a StorageError."""
-    codecs.lookup(encoding)  # an unknown encoding is the caller's LookupError, before any I/O
+    storage = _storage("read_text", storage)
+    raw = _path(path)
+    encoding = _encoding("read_text", encoding)
+    track = _tracking("read_text", track)
 
-    def work() -> tuple[str, FileInfo]:
-        real, shown = _resolve(storage, path, reserved_ok=True)
-        data, written = _fs.read_file(real, shown)
-        text = _fs.decode(data, encoding, shown)
-        return text, _fs.stat_entry(storage.root, real, shown, written)
+    def convert(data: bytes) -> str:
+        return _fs.decode(data, encoding, raw)
 
-    text, described = await asyncio.to_thread(work)
-    await _track(track, described)
+    stage = functools.partial(
+        _fs.stage_read, storage.root, raw, convert, _check_for(track), lock=track is not None
+    )
+    text, _ = await _perform(stage, _read_recorder(track))
     return text
 
 
@@ -175,13 +431,12 @@ async def write_bytes(
     storage: Storage, path: StoragePath, data: bytes, *, track: Database | None = None
 ) -> FileInfo:
     """Atomically replace a file with `data`, creating its folders; return what was written."""
-
-    def work() -> FileInfo:
-        real, shown = _resolve(storage, path)
-        written = _fs.write_file(real, data, shown)
-        return _fs.stat_entry(storage.root, real, shown, written)
-
-    return await _track(track, await asyncio.to_thread(work))
+    storage = _storage("write_bytes", storage)
+    raw = _path(path)
+    data = _data("write_bytes", data)
+    track = _tracking("write_bytes", track)
+    stage = functools.partial(_fs.stage_write, storage.root, raw, data, _check_for(track))
+    return await _perform(stage, _recorder(track))
 
 
 async def write_text(
@@ -193,14 +448,17 @@ async def write_text(
     track: Database | None = None,
 ) -> FileInfo:
     """Atomically replace a file with `text` encoded with `encoding`."""
-    codecs.lookup(encoding)
+    storage = _storage("write_text", storage)
+    raw = _path(path)
+    text = _text("write_text", text)
+    encoding = _encoding("write_text", encoding)
+    track = _tracking("write_text", track)
+    check = _check_for(track)
 
-    def work() -> FileInfo:
-        real, shown = _resolve(storage, path)
-        written = _fs.write_file(real, _fs.encode(text, encoding, shown), shown)
-        return _fs.stat_entry(storage.root, real, shown, written)
+    def stage() -> _fs.Change[FileInfo]:
+        return _fs.stage_write(storage.root, raw, _fs.encode(text, encoding, raw), check)
 
-    return await _track(track, await asyncio.to_thread(work))
+    return await _perform(stage, _recorder(track))
 
 
 async def copy(
@@ -211,14 +469,13 @@ async def copy(
     The source may be a backup, so copying one back restores it. With `track`, the
     copy is recorded.
     """
-
-    def work() -> FileInfo:
-        real_source, shown_source = _resolve(storage, source, reserved_ok=True)
-        real_target, shown_target = _resolve(storage, target)
-        written = _fs.copy_file(real_source, real_target, shown_source, shown_target)
-        return _fs.stat_entry(storage.root, real_target, shown_target, written)
-
-    return await _track(track, await asyncio.to_thread(work))
+    storage = _storage("copy", storage)
+    raw_source, raw_target = _path(source), _path(target)
+    track = _tracking("copy", track)
+    stage = functools.partial(
+        _fs.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
+    )
+    return await _perform(stage, _recorder(track))
 
 
 async def move(
@@ -226,34 +483,39 @@ async def move(
 ) -> FileInfo:
     """Rename a file over `target`, creating its folders; return the moved file.
 
-    With `track`, the target is recorded: the source's record, if any, moves to it with
-    its creation time and metadata, replacing the record of a file moved over.
+    Between two hard links of one file, the source's name is removed and the target
+    stays. With `track`, the target is recorded: the source's record, if any, moves to it
+    with its creation time and metadata, replacing the record of a file moved over.
     """
+    storage = _storage("move", storage)
+    raw_source, raw_target = _path(source), _path(target)
+    track = _tracking("move", track)
+    stage = functools.partial(
+        _fs.stage_move, storage.root, raw_source, raw_target, _check_for(track)
+    )
 
-    def work() -> tuple[str, FileInfo]:
-        real_source, shown_source = _resolve(storage, source)
-        real_target, shown_target = _resolve(storage, target)
-        _fs.move_file(real_source, real_target, shown_source, shown_target)
-        moved = _fs.stat_entry(storage.root, real_target, shown_target)
-        return _fs.relative(storage.root, real_source), moved
+    async def record(moved: tuple[str, FileInfo]) -> None:
+        old_path, info = moved
+        assert track is not None  # noqa: S101  # record is only passed when tracking
+        await _record_move(track, _tracked(info), old_path if _recordable(old_path) else None)
 
-    old_path, moved = await asyncio.to_thread(work)
-    if track is not None:
-        await _record(track, _tracked(moved), old_path=old_path)
+    _, moved = await _perform(stage, None if track is None else record)
     return moved
 
 
 async def delete(storage: Storage, path: StoragePath, *, track: Database | None = None) -> None:
     """Remove a file; with `track`, remove its record too."""
+    storage = _storage("delete", storage)
+    raw = _path(path)
+    track = _tracking("delete", track)
 
-    def work() -> str:
-        real, shown = _resolve(storage, path)
-        _fs.delete_file(real, shown)
-        return _fs.relative(storage.root, real)
+    async def record(deleted: str) -> None:
+        assert track is not None  # noqa: S101  # record is only passed when tracking
+        if _recordable(deleted):  # a name no record can have has no record to remove
+            await delete_file_record_by_path(track, deleted)
 
-    deleted = await asyncio.to_thread(work)
-    if track is not None:
-        await delete_file_record_by_path(track, deleted)
+    stage = functools.partial(_fs.stage_delete, storage.root, raw)
+    await _perform(stage, None if track is None else record)
 
 
 async def info(storage: Storage, path: StoragePath) -> FileInfo:
@@ -261,12 +523,9 @@ async def info(storage: Storage, path: StoragePath) -> FileInfo:
 
     `"."` describes the root itself.
     """
-
-    def work() -> FileInfo:
-        real = _fs.resolve(storage.root, path, reserved_ok=True, root_ok=True)
-        return _fs.stat_entry(storage.root, real, os.fspath(path))
-
-    return await asyncio.to_thread(work)
+    storage = _storage("info", storage)
+    raw = _path(path)
+    return await asyncio.to_thread(_fs.describe, storage.root, raw)
 
 
 async def list_files(
@@ -279,22 +538,27 @@ async def list_files(
     folders and partial writes are left out; a symlink is listed only when it leads
     inside the root, and a symlinked folder is never descended into.
     """
+    storage = _storage("list_files", storage)
+    pattern = _fs.check_pattern(pattern)
+    recursive = _flag("list_files", "recursive", recursive)
     return await asyncio.to_thread(_fs.list_entries, storage.root, pattern, recursive=recursive)
 
 
 async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None) -> Path:
     """Copy a file to `.backups/<path>.<UTC timestamp>.bak` and return the copy's path.
 
-    With `keep`, then remove all but the newest `keep` backups of that file.
+    A name too long to take a timestamp keeps its start and gains a hash instead. With
+    `keep`, then remove all but the newest `keep` backups of that file.
     """
-    _check_keep(keep)
+    storage = _storage("backup", storage)
+    raw = _path(path)
+    kept = None if keep is None else _keep("backup", keep)
     now = datetime.now(UTC)
 
     def work() -> Path:
-        real, shown = _resolve(storage, path)
-        copied = _fs.backup_file(storage.root, real, shown, now)
-        if keep is not None:
-            _fs.prune_backup_files(storage.root, real, shown, keep)
+        copied = _fs.backup_file(storage.root, raw, now)
+        if kept is not None:
+            _fs.prune_backup_files(storage.root, raw, kept)
         return copied
 
     return await asyncio.to_thread(work)
@@ -302,12 +566,9 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
 
 async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:
     """List the backups of a file, oldest first."""
-
-    def work() -> list[Path]:
-        real, shown = _resolve(storage, path)
-        return _fs.list_backup_files(storage.root, real, shown)
-
-    return await asyncio.to_thread(work)
+    storage = _storage("list_backups", storage)
+    raw = _path(path)
+    return await asyncio.to_thread(_fs.list_backup_files, storage.root, raw)
 
 
 async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> list[Path]:
@@ -315,18 +576,10 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
 
     Only that file's backups, inside `.backups/`, are ever removed.
     """
-    _check_keep(keep)
-
-    def work() -> list[Path]:
-        real, shown = _resolve(storage, path)
-        return _fs.prune_backup_files(storage.root, real, shown, keep)
-
-    return await asyncio.to_thread(work)
-
-
-def _check_keep(keep: int | None) -> None:
-    if keep is not None and keep < 0:
-        raise ValueError(f"keep must be 0 or more, got {keep}")
+    storage = _storage("prune_backups", storage)
+    raw = _path(path)
+    kept = _keep("prune_backups", keep)
+    return await asyncio.to_thread(_fs.prune_backup_files, storage.root, raw, kept)
 
 
 async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]:
@@ -337,9 +590,9 @@ async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]
     their reserved name `.<name>.<16 hex digits>.storage-partial`. Nothing else is
     touched. Returns the removed paths.
     """
-    if older_than_hours < 0:
-        raise ValueError(f"older_than_hours must be 0 or more, got {older_than_hours}")
-    cutoff = time.time() - older_than_hours * 3600
+    storage = _storage("clean_temp", storage)
+    hours = _hours("clean_temp", older_than_hours)
+    cutoff = time.time() - hours * 3600
     return await asyncio.to_thread(_fs.clean_temp_files, storage.root, cutoff)
 
 
@@ -349,6 +602,8 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     `changed`: recorded files whose size or hash differ; `missing`: records without a
     regular file inside the root; `new`: files without a record.
     """
+    storage = _storage("verify", storage)
+    db = _database("verify", db)
     records = {
         record.path: _fs.Written(record.size, record.hash) for record in await all_file_records(db)
     }

@@ -1,0 +1,295 @@
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from _storage_worker import burst, jittery, operations
+from persistence import Database, _fs, all_file_records, transaction
+from persistence import storage as storage_module
+from persistence.exceptions import PersistenceError, StorageError
+from persistence.storage import (
+    FileInfo,
+    Storage,
+    VerifyReport,
+    backup,
+    clean_temp,
+    copy,
+    delete,
+    info,
+    list_backups,
+    list_files,
+    move,
+    open_storage,
+    prune_backups,
+    read_bytes,
+    verify,
+    write_bytes,
+    write_text,
+)
+
+HERE = Path(__file__).parent
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+
+
+@pytest.fixture(name="storage")
+async def storage_fixture(tmp_path: Path) -> Storage:
+    """Open a fresh storage at tmp_path/root."""
+    return await open_storage(tmp_path / "root")
+
+
+@pytest.fixture(name="slow_records")
+def slow_records_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store's record writes take 0 to 4 ms more at random, as on a busy database."""
+    monkeypatch.setattr(storage_module, "save_file_record", jittery(7))
+
+
+async def assert_records_describe_the_disk(storage: Storage, db: Database) -> None:
+    """Check that every file has a record of its size and hash, and every record a file."""
+    on_disk = {
+        entry.path: (entry.size, entry.sha256)
+        for entry in await list_files(storage, "*", recursive=True)
+        if not entry.is_directory
+    }
+    recorded = {record.path: (record.size, record.hash) for record in await all_file_records(db)}
+    assert recorded == on_disk
+    assert await verify(storage, db) == VerifyReport()
+
+
+# --- a record describes the bytes on disk -----------------------------------------------------
+
+
+@pytest.mark.usefixtures("slow_records")
+async def test_concurrent_tracked_writes_of_one_path_leave_a_true_record(
+    storage: Storage, db: Database
+) -> None:
+    """Twenty concurrent tracked writes of one path, four rounds over, leave a true record."""
+    for round_ in range(4):
+        texts = [f"round {round_}, writer {index}\n" * (index + 1) for index in range(20)]
+        await asyncio.gather(*(write_text(storage, "same.txt", text, track=db) for text in texts))
+        await assert_records_describe_the_disk(storage, db)
+
+
+@pytest.mark.usefixtures("slow_records")
+async def test_concurrent_writes_copies_and_moves_leave_true_records(
+    storage: Storage, db: Database
+) -> None:
+    """Tracked writes, copies and moves of three paths in eight tasks at once leave verify clean."""
+    await asyncio.gather(*(operations(storage, db, seed, 25) for seed in range(8)))
+    await assert_records_describe_the_disk(storage, db)
+
+
+async def _stop(*children: asyncio.subprocess.Process) -> None:
+    """Kill the children still running and reap them all, even when the test failed."""
+    for child in children:
+        if child.returncode is None:
+            child.kill()
+        await child.communicate()
+
+
+async def _worker(url: str, root: Path, seed: int, count: int) -> asyncio.subprocess.Process:
+    """Start a child process that runs `count` operations once told to go."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "_storage_worker.py"),
+        url,
+        str(root),
+        str(seed),
+        str(count),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=CHILD_ENV,
+    )
+    assert child.stdout is not None
+    assert await asyncio.wait_for(child.stdout.readline(), 60) == b"ready\n"
+    return child
+
+
+@pytest.mark.usefixtures("slow_records")
+async def test_tracked_operations_from_several_processes_leave_true_records(
+    storage: Storage, db: Database, database_url: str
+) -> None:
+    """Two child processes and this one, four tasks each, changing the same paths agree."""
+    children = [await _worker(database_url, storage.root, seed, 2) for seed in (1, 2)]
+    try:
+        for round_ in range(6):
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write(b"go\n")
+                await child.stdin.drain()
+            await burst(storage, db, 3 + 1000 * round_, 2)
+            for child in children:
+                assert child.stdout is not None
+                assert await asyncio.wait_for(child.stdout.readline(), 60) == b"done\n"
+            await assert_records_describe_the_disk(storage, db)
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+            assert await asyncio.wait_for(child.wait(), 60) == 0
+    finally:
+        await _stop(*children)
+
+
+def _hold(storage: Storage, path: str) -> int:
+    """Take the lock of `path` through a descriptor of our own, as another process would."""
+    folder = storage.root / _fs.LOCKS_DIR
+    fd = os.open(folder / f"{_fs._stripe(path):03x}", os.O_RDONLY | os.O_CREAT)  # noqa: SLF001
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+async def test_a_write_waits_for_the_lock_of_its_path(storage: Storage) -> None:
+    """A write whose path is locked elsewhere waits, then finishes once the lock is freed."""
+    await write_bytes(storage, "a.txt", b"old")
+    held = _hold(storage, "a.txt")
+    try:
+        waiting = asyncio.ensure_future(write_bytes(storage, "a.txt", b"new"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        assert (storage.root / "a.txt").read_bytes() == b"old"
+    finally:
+        os.close(held)
+    assert (await asyncio.wait_for(waiting, 10)).sha256 == hashlib.sha256(b"new").hexdigest()
+    assert (storage.root / "a.txt").read_bytes() == b"new"
+
+
+async def test_a_lock_held_too_long_is_a_storage_error(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock held past LOCK_TIMEOUT makes the write fail with a StorageError, changing nothing."""
+    monkeypatch.setattr(_fs, "LOCK_TIMEOUT", 0.2)
+    await write_bytes(storage, "a.txt", b"old")
+    held = _hold(storage, "a.txt")
+    try:
+        with pytest.raises(StorageError, match="busy"):
+            await write_bytes(storage, "a.txt", b"new")
+    finally:
+        os.close(held)
+    assert [path.name for path in storage.root.iterdir() if not path.name.startswith(".")] == [
+        "a.txt"
+    ]
+    assert (storage.root / "a.txt").read_bytes() == b"old"
+
+
+async def test_a_lock_wait_inside_a_transaction_block_gives_up(
+    storage: Storage, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write in a block, waiting on a holder that waits for the block, fails, never hangs."""
+    monkeypatch.setattr(_fs, "LOCK_TIMEOUT", 0.3)
+    other: asyncio.Future[FileInfo] | None = None
+    with pytest.raises(StorageError, match="busy"):
+        async with transaction(sqlite_db) as tx:
+            await write_text(storage, "a.txt", "first", track=tx)
+            other = asyncio.ensure_future(write_text(storage, "a.txt", "other", track=sqlite_db))
+            await asyncio.sleep(0.1)  # it takes the path's lock, then waits for the connection
+            await write_text(storage, "a.txt", "second", track=tx)
+    assert other is not None
+    assert (await asyncio.wait_for(other, 10)).size == len("other")
+    await assert_records_describe_the_disk(storage, sqlite_db)
+
+
+async def test_a_cancelled_tracked_write_is_recorded_or_not_made(
+    storage: Storage, db: Database
+) -> None:
+    """Tracked writes cancelled at random moments leave the disk and the records in agreement."""
+    for index in range(30):
+        write = write_bytes(storage, "a.txt", b"x" * index, track=db)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(write, timeout=index / 5000)
+        await assert_records_describe_the_disk(storage, db)
+
+
+# --- a symlink swapped in mid-operation never leads out ---------------------------------------
+
+OUTSIDE = b"OUTSIDE: must never be read, changed or deleted through the storage"
+OUTSIDE_HASH = hashlib.sha256(OUTSIDE).hexdigest()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file and folder under `folder`: file bytes, None for folders."""
+    return {
+        path.relative_to(folder).as_posix(): None if path.is_dir() else path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+async def _hostile_round(storage: Storage, db: Database, index: int) -> None:
+    """Run every operation once on paths through the folder `d` that is being swapped."""
+    data = f"inside {index}".encode()
+    calls = [
+        write_bytes(storage, "d/a.txt", data),
+        write_bytes(storage, f"d/new/deeper{index % 3}/n.txt", data),
+        read_bytes(storage, "d/a.txt"),
+        info(storage, "d/a.txt"),
+        copy(storage, "d/a.txt", "d/b.txt"),
+        copy(storage, "top.txt", "d/c.txt"),
+        move(storage, "d/b.txt", "d/m.txt"),
+        move(storage, "d/m.txt", "top_moved.txt"),
+        write_bytes(storage, "d/del.txt", data),
+        delete(storage, "d/del.txt"),
+        backup(storage, "d/a.txt", keep=2),
+        list_backups(storage, "d/a.txt"),
+        prune_backups(storage, "d/a.txt", keep=1),
+        clean_temp(storage, older_than_hours=0),
+        verify(storage, db),
+        list_files(storage, "*", recursive=True),
+    ]
+    for outcome in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, PersistenceError):
+            raise outcome
+        assert outcome != OUTSIDE
+        assert getattr(outcome, "sha256", None) != OUTSIDE_HASH
+        if isinstance(outcome, list):
+            assert all(getattr(entry, "sha256", None) != OUTSIDE_HASH for entry in outcome)
+
+
+async def test_a_folder_swapped_for_a_symlink_never_leads_out(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """While another process swaps folders for symlinks out, no outside file is touched."""
+    storage = await open_storage(tmp_path / "root")
+    root = storage.root
+    await write_bytes(storage, "top.txt", b"top")
+    await write_bytes(storage, "d/a.txt", b"inside")
+    await backup(storage, "d/a.txt")
+    (root / ".tmp/d").mkdir()
+    outside = tmp_path / "outside"
+    names = ["a.txt", "b.txt", "m.txt", "del.txt", "a.txt.20200101T000000000000Z.bak", "x"]
+    for name in names:
+        (outside / "files" / name).parent.mkdir(parents=True, exist_ok=True)
+        (outside / "files" / name).write_bytes(OUTSIDE)
+        (outside / "backups" / name).parent.mkdir(parents=True, exist_ok=True)
+        (outside / "backups" / name).write_bytes(OUTSIDE)
+    (outside / "files/new").mkdir()
+    os.utime(outside / "backups/x", (0, 0))
+    before = _snapshot(outside)
+    swapper = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "_symlink_swapper.py"),
+        str(root),
+        "2.5",
+        f"d={outside / 'files'}",
+        f".backups/d={outside / 'backups'}",
+        f".tmp/d={outside / 'backups'}",
+        stdout=asyncio.subprocess.PIPE,
+        env=CHILD_ENV,
+    )
+    assert swapper.stdout is not None
+    try:
+        assert await swapper.stdout.readline() == b"ready\n"
+        rounds = 0
+        while swapper.returncode is None:
+            await _hostile_round(storage, sqlite_db, rounds)
+            rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(swapper.wait(), 0.001)
+        swaps = int(await swapper.stdout.readline())
+    finally:
+        await _stop(swapper)
+    assert swaps > 100
+    assert rounds > 10
+    assert _snapshot(outside) == before
