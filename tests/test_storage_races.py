@@ -11,7 +11,7 @@ import pytest
 from _storage_worker import burst, jittery, operations
 from persistence import Database, _fs, all_file_records, transaction
 from persistence import storage as storage_module
-from persistence.exceptions import PersistenceError, StorageError
+from persistence.exceptions import DatabaseError, PersistenceError, StorageError
 from persistence.storage import (
     FileInfo,
     Storage,
@@ -178,18 +178,43 @@ async def test_a_lock_held_too_long_is_a_storage_error(
 async def test_a_lock_wait_inside_a_transaction_block_gives_up(
     storage: Storage, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write in a block, waiting on a holder that waits for the block, fails, never hangs."""
+    """A write in a block, waiting on a holder that waits for the block, fails, never hangs.
+
+    The holder takes the path's lock from another task (one not started by the block),
+    then waits for the database, which the block holds.
+    """
     monkeypatch.setattr(_fs, "LOCK_TIMEOUT", 0.3)
-    other: asyncio.Future[FileInfo] | None = None
+    in_block = asyncio.Event()
+
+    async def holder() -> FileInfo:
+        await in_block.wait()
+        return await write_text(storage, "a.txt", "other", track=sqlite_db)
+
+    other = asyncio.ensure_future(holder())
     with pytest.raises(StorageError, match="busy"):
         async with transaction(sqlite_db) as tx:
             await write_text(storage, "a.txt", "first", track=tx)
-            other = asyncio.ensure_future(write_text(storage, "a.txt", "other", track=sqlite_db))
+            in_block.set()
             await asyncio.sleep(0.1)  # it takes the path's lock, then waits for the connection
             await write_text(storage, "a.txt", "second", track=tx)
-    assert other is not None
     assert (await asyncio.wait_for(other, 10)).size == len("other")
     await assert_records_describe_the_disk(storage, sqlite_db)
+
+
+async def test_the_outer_database_in_a_block_is_refused_before_the_disk(
+    storage: Storage, db: Database
+) -> None:
+    """A tracked write with the outer db inside its own block fails at once and writes nothing."""
+    async with transaction(db) as tx:
+        await write_text(storage, "a.txt", "first", track=tx)
+        with pytest.raises(DatabaseError, match="pass the database that transaction"):
+            await write_text(storage, "a.txt", "outer", track=db)
+        child = asyncio.ensure_future(write_text(storage, "b.txt", "child", track=db))
+        with pytest.raises(DatabaseError, match="pass the database that transaction"):
+            await asyncio.wait_for(child, 5)
+    assert (storage.root / "a.txt").read_text() == "first"
+    assert not (storage.root / "b.txt").exists()
+    await assert_records_describe_the_disk(storage, db)
 
 
 async def test_a_cancelled_tracked_write_is_recorded_or_not_made(

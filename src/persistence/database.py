@@ -302,6 +302,19 @@ def _refuse_outer(backend: Backend) -> None:
             raise DatabaseError(_OUTER_IN_BLOCK)
 
 
+def check_usable(db: Database) -> None:
+    """Raise now the DatabaseError that a call on `db` would raise here, if any.
+
+    For work that must not start when its database call would be refused: the outer `db`
+    inside its own `transaction()` block, a block that has ended, or one a nested block covers.
+    """
+    frame = db._frame  # noqa: SLF001
+    if frame is not None:
+        frame.check()
+    elif _OPEN_BLOCKS.get():
+        _refuse_outer(db._backend)  # noqa: SLF001
+
+
 @contextlib.asynccontextmanager
 async def transaction(db: Database) -> AsyncIterator[Database]:
     """Group calls: commit when the block ends, roll back on any error.

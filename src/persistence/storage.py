@@ -30,7 +30,7 @@ import attrs
 
 from persistence import _fs
 from persistence._fs import FileInfo
-from persistence.database import Database, transaction
+from persistence.database import Database, check_usable, transaction
 from persistence.exceptions import StorageError, ValidationError
 from persistence.file_records import (
     all_file_records,
@@ -124,6 +124,8 @@ def _storage(function: str, storage: object) -> Storage:
 def _tracking(function: str, track: object, argument: str = "track") -> Database | None:
     if track is not None and not isinstance(track, Database):
         raise _expected(function, argument, "a Database or None", track)
+    if track is not None:
+        check_usable(track)  # a database this task may not use here is refused before the disk
     return track
 
 
