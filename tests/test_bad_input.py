@@ -35,12 +35,12 @@ from persistence import (
     delete_file_record_by_path,
     delete_result,
     delete_results_before,
-    find_config,
     find_config_entry,
+    find_config_entry_by_key,
     find_file_record,
     find_file_record_by_path,
     find_result,
-    get_config,
+    get_config_entry_by_key,
     get_config_value,
     get_result,
     list_results,
@@ -128,7 +128,7 @@ def assert_same(found: object, expected: object) -> None:
 async def seed(db: Database) -> tuple[TestResult, ConfigEntry, FileRecord]:
     """Make sure one row of each table exists, and return them."""
     result = (await list_results(db, limit=1)).items
-    entry = await find_config(db, SEED_ENTRY.section, SEED_ENTRY.key)
+    entry = await find_config_entry_by_key(db, SEED_ENTRY.section, SEED_ENTRY.key)
     record = await find_file_record_by_path(db, SEED_RECORD.path)
     return (
         result[0] if result else await save_result(db, SEED_RESULT),
@@ -228,10 +228,10 @@ async def test_lookup_by_hostile_id(db: Database, key: object) -> None:
 async def _check_text_lookups(db: Database, section: Any, key: Any) -> None:  # noqa: ANN401  # hostile
     """Look up and delete by this text; each gives None, False, NotFound or the default."""
     _, entry, record = await seed(db)
-    found = await outcome(find_config(db, section, key))
+    found = await outcome(find_config_entry_by_key(db, section, key))
     assert found is None or exactly(found) == exactly(entry)
     if found is None:
-        assert type(await outcome(get_config(db, section, key))) is NotFoundError
+        assert type(await outcome(get_config_entry_by_key(db, section, key))) is NotFoundError
         assert type(await outcome(get_config_value(db, section, key, int))) is NotFoundError
         assert await outcome(get_config_value(db, section, key, int, -7)) == -7
     found_record = await outcome(find_file_record_by_path(db, key))
@@ -258,9 +258,9 @@ async def test_lookup_by_hostile_text(db: Database, text: object) -> None:
     await seed(db)
     hostile: Any = text
     calls: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
-        ("ConfigEntry", "section", lambda: find_config(db, hostile, "k")),
-        ("ConfigEntry", "key", lambda: find_config(db, "seed", hostile)),
-        ("ConfigEntry", "section", lambda: get_config(db, hostile, "k")),
+        ("ConfigEntry", "section", lambda: find_config_entry_by_key(db, hostile, "k")),
+        ("ConfigEntry", "key", lambda: find_config_entry_by_key(db, "seed", hostile)),
+        ("ConfigEntry", "section", lambda: get_config_entry_by_key(db, hostile, "k")),
         ("ConfigEntry", "key", lambda: get_config_value(db, "seed", hostile, int)),
         ("FileRecord", "path", lambda: find_file_record_by_path(db, hostile)),
         ("FileRecord", "path", lambda: delete_file_record_by_path(db, hostile)),
@@ -414,7 +414,7 @@ async def _save_and_read_back(db: Database, model: object) -> None:
         model = attrs.evolve(model, section=unique(model.section))
         saved_entry = await save_config_entry(db, model)
         assert_same(saved_entry, attrs.evolve(model, id=saved_entry.id))
-        assert_same(await get_config(db, model.section, model.key), saved_entry)
+        assert_same(await get_config_entry_by_key(db, model.section, model.key), saved_entry)
         by_value = await set_config(db, model.section, model.key, model.value)
         assert_same(by_value.value, model.value)
         assert by_value.type is model.type
@@ -457,7 +457,7 @@ async def test_set_config_with_hostile_arguments(
         assert_refused(entry, "ConfigEntry", "section", "key", "value", "description")
         return
     assert_same(entry.value, value)
-    stored = await get_config(db, entry.section, entry.key)
+    stored = await get_config_entry_by_key(db, entry.section, entry.key)
     assert_same(stored, entry)
     assert_same(await get_config_value(db, entry.section, entry.key, kind), value)
     assert entry.id is not None
@@ -487,7 +487,7 @@ async def test_saving_by_id_that_does_not_exist(
         assert type(error) is NotFoundError
         assert (error.model, error.key) == (model, missing)
     assert await find_result(db, missing) is None
-    assert await find_config(db, entry.section, entry.key) is None
+    assert await find_config_entry_by_key(db, entry.section, entry.key) is None
     assert await find_file_record_by_path(db, record.path) is None
 
 
@@ -501,7 +501,7 @@ async def test_overwriting_onto_another_key_conflicts(
     b = await save_config_entry(db, attrs.evolve(second, section=unique(second.section)))
     clash = await outcome(save_config_entry(db, attrs.evolve(b, section=a.section, key=a.key)))
     assert type(clash) is ConflictError
-    assert_same(await get_config(db, b.section, b.key), b)
+    assert_same(await get_config_entry_by_key(db, b.section, b.key), b)
 
     x = await save_file_record(db, attrs.evolve(one, path=unique(one.path)))
     y = await save_file_record(db, attrs.evolve(two, path=unique(two.path)))

@@ -27,13 +27,16 @@ from persistence import (
     delete_file_record_by_path,
     delete_result,
     delete_results_before,
-    find_config,
     find_config_entry,
+    find_config_entry_by_key,
     find_file_record,
     find_file_record_by_path,
     find_result,
-    get_config,
+    get_config_entry,
+    get_config_entry_by_key,
     get_config_value,
+    get_file_record,
+    get_file_record_by_path,
     get_result,
     list_results,
     result_stats,
@@ -270,7 +273,7 @@ async def test_config_reads_back_its_declared_type(
     """A config value reads back equal, and of the declared Python type."""
     entry = await set_config(db, "section", "key", value)  # type: ignore[arg-type]  # table of values
     assert entry.type is kind
-    found = await get_config(db, "section", "key")
+    found = await get_config_entry_by_key(db, "section", "key")
     assert found.value == value
     assert type(found.value) is type(value)
     assert found == entry
@@ -302,11 +305,11 @@ async def test_config_find_by_id_and_key(db: Database) -> None:
     entry = await set_config(db, "a", "b", 1.5)
     assert entry.id is not None
     assert await find_config_entry(db, entry.id) == entry
-    assert await find_config(db, "a", "b") == entry
-    assert await find_config(db, "a", "c") is None
+    assert await find_config_entry_by_key(db, "a", "b") == entry
+    assert await find_config_entry_by_key(db, "a", "c") is None
     assert await find_config_entry(db, entry.id + 1) is None
     with pytest.raises(NotFoundError):
-        await get_config(db, "a", "c")
+        await get_config_entry_by_key(db, "a", "c")
 
 
 async def test_config_update_by_id(db: Database) -> None:
@@ -406,7 +409,7 @@ async def test_longer_config_keys_are_refused_alike(db: Database, field: str) ->
     with pytest.raises(ValidationError, match=rf"ConfigEntry\.{field}: must be at most 1024 bytes"):
         await set_config(db, names["section"], names["key"], 1)
     with pytest.raises(ValidationError, match=rf"ConfigEntry\.{field}: must be at most"):
-        await find_config(db, names["section"], names["key"])
+        await find_config_entry_by_key(db, names["section"], names["key"])
     assert await all_config_entries(db) == []
 
 
@@ -417,3 +420,23 @@ async def test_longer_paths_are_refused_alike(db: Database) -> None:
     with pytest.raises(ValidationError, match=r"FileRecord\.path: must be at most"):
         await find_file_record_by_path(db, "p" * 4000)
     assert await all_file_records(db) == []
+
+
+async def test_every_table_has_find_and_get_by_id_and_natural_key(db: Database) -> None:
+    """find_X/get_X by id and find_X_by_key/get_X_by_key exist alike for every table."""
+    entry = await set_config(db, "s", "k", 1)
+    record = await save_file_record(db, FileRecord(path="a/b.txt", size=3))
+    assert entry.id is not None
+    assert record.id is not None
+    assert await get_config_entry(db, entry.id) == entry
+    assert await get_config_entry_by_key(db, "s", "k") == entry
+    assert await get_file_record(db, record.id) == record
+    assert await get_file_record_by_path(db, "a/b.txt") == record
+    for missing in (
+        get_config_entry(db, entry.id + 1),
+        get_config_entry_by_key(db, "s", "other"),
+        get_file_record(db, record.id + 1),
+        get_file_record_by_path(db, "nope"),
+    ):
+        with pytest.raises(NotFoundError):
+            await missing

@@ -27,12 +27,12 @@ from persistence import (
     delete_file_record,
     delete_file_record_by_path,
     delete_result,
-    find_config,
     find_config_entry,
+    find_config_entry_by_key,
     find_file_record,
     find_file_record_by_path,
     find_result,
-    get_config,
+    get_config_entry_by_key,
     get_config_value,
     get_result,
     list_results,
@@ -183,14 +183,14 @@ async def test_config_round_trip(db: Database, entries: tuple[ConfigEntry, ...])
         saved = await save_config_entry(db, entry)
         assert saved.id is not None
         assert_same(saved, attrs.evolve(entry, id=saved.id))
-        assert_same(await find_config(db, entry.section, entry.key), saved)
-        assert_same(await get_config(db, entry.section, entry.key), saved)
+        assert_same(await find_config_entry_by_key(db, entry.section, entry.key), saved)
+        assert_same(await get_config_entry_by_key(db, entry.section, entry.key), saved)
         assert_same(await find_config_entry(db, saved.id), saved)
         value = await get_config_value(db, entry.section, entry.key, type(entry.value))
         assert_same(value, entry.value)
         assert saved in await all_config_entries(db)
         assert await delete_config_entry(db, saved.id)
-        assert await find_config(db, entry.section, entry.key) is None
+        assert await find_config_entry_by_key(db, entry.section, entry.key) is None
 
 
 @ON_DATABASE
@@ -209,11 +209,11 @@ async def test_config_overwrite_round_trip(
     assert by_key.id == first.id
     assert by_key.type is kind
     assert_same(by_key.value, value)
-    assert_same(await get_config(db, section, entry.key), by_key)
+    assert_same(await get_config_entry_by_key(db, section, entry.key), by_key)
 
     by_id = attrs.evolve(entry, section=section, id=first.id)
     assert_same(await save_config_entry(db, by_id), by_id)
-    assert_same(await get_config(db, section, entry.key), by_id)
+    assert_same(await get_config_entry_by_key(db, section, entry.key), by_id)
     assert await delete_config_entry(db, first.id)
 
 

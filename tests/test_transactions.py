@@ -15,7 +15,7 @@ from persistence import (
     TestStatus,
     TestType,
     all_results,
-    find_config,
+    find_config_entry_by_key,
     get_result,
     save_result,
     set_config,
@@ -39,7 +39,7 @@ async def test_commits_on_success(db: Database) -> None:
         await save_result(tx, result())
         await set_config(tx, "a", "b", 1)
     assert len(await all_results(db)) == 1
-    assert await find_config(db, "a", "b") is not None
+    assert await find_config_entry_by_key(db, "a", "b") is not None
 
 
 async def test_rolls_back_on_any_error(db: Database) -> None:
@@ -50,7 +50,7 @@ async def test_rolls_back_on_any_error(db: Database) -> None:
             await set_config(tx, "a", "b", 1)
             raise BoomError
     assert await all_results(db) == []
-    assert await find_config(db, "a", "b") is None
+    assert await find_config_entry_by_key(db, "a", "b") is None
 
 
 async def test_rolls_back_on_database_error(db: Database) -> None:
@@ -67,7 +67,7 @@ async def test_rolls_back_on_database_error(db: Database) -> None:
                 tx, ConfigEntry(id=first.id, section="s", key="two", value=1, type=ConfigType.INT)
             )
     assert await all_results(db) == []
-    assert await find_config(db, "s", "three") is None
+    assert await find_config_entry_by_key(db, "s", "three") is None
 
 
 async def test_nested_block_fails_alone(db: Database) -> None:
@@ -101,7 +101,7 @@ async def test_other_tasks_do_not_join(db: Database) -> None:
     assert isinstance(outcome[1], BoomError)
     assert outcome[0] is None
     assert await all_results(db) == []
-    assert await find_config(db, "outside", "key") is not None
+    assert await find_config_entry_by_key(db, "outside", "key") is not None
 
 
 async def test_outer_database_inside_a_transaction_is_refused(sqlite_db: Database) -> None:

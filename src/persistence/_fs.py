@@ -9,7 +9,7 @@ a device is refused instead of hanging.
 
 Changes that the database records (writes, copies, moves, deletes, tracked reads) are
 staged first, then applied under a lock on their paths that holds across processes
-(`Change`, `try_lock`). OS errors become storage errors in one place, `translate_errors`.
+(`Change`, `try_lock`). OS errors become storage errors in one place, `storage_errors`.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Written:
 
 
 @contextmanager
-def translate_errors(path: str) -> Iterator[None]:
+def storage_errors(path: str) -> Iterator[None]:
     """Turn OS and codec errors into storage errors naming `path`, chained to the cause."""
     try:
         yield
@@ -442,7 +442,7 @@ def locate(root: Path, path: str, *, reserved_ok: bool = False, root_ok: bool = 
             raise OutsideRootError(raw, f"is outside the storage root {root}")
     else:
         parts = raw.split("/")
-    with translate_errors(raw):
+    with storage_errors(raw):
         root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             spot = Spot(root, raw, root_fd, os.dup(root_fd))
@@ -559,7 +559,7 @@ def _describe_at(dir_fd: int, name: str, path: str, shown: str) -> FileInfo:
 
 def describe(root: Path, path: str) -> FileInfo:
     """Size, times, hash and kind of one file or folder; folders have size 0 and no hash."""
-    with locate(root, path, reserved_ok=True, root_ok=True) as spot, translate_errors(path):
+    with locate(root, path, reserved_ok=True, root_ok=True) as spot, storage_errors(path):
         if spot.name is None:
             return _info(".", os.fstat(spot.dir_fd), None)
         return _describe_at(spot.dir_fd, spot.require(), spot.path, path)
@@ -567,13 +567,13 @@ def describe(root: Path, path: str) -> FileInfo:
 
 def decode(data: bytes, encoding: str, shown: str) -> str:
     """Decode `data`, naming `shown` when it is not valid in `encoding`."""
-    with translate_errors(shown):
+    with storage_errors(shown):
         return data.decode(encoding)
 
 
 def encode(text: str, encoding: str, shown: str) -> bytes:
     """Encode `text`, naming `shown` when `encoding` cannot hold it."""
-    with translate_errors(shown):
+    with storage_errors(shown):
         return text.encode(encoding)
 
 
@@ -643,7 +643,7 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
         _HELD.update(wanted)
     lock = PathLock(wanted)
     try:
-        with translate_errors(LOCKS_DIR):
+        with storage_errors(LOCKS_DIR):
             folder = _reserved_folder(root_fd, LOCKS_DIR, create=True)
             try:
                 for stripe in stripes:
@@ -707,7 +707,7 @@ class Change(Generic[T]):
             self._lock = try_lock(self._root_fd, self._paths)
             if self._lock is None:
                 return False
-        with translate_errors(self.shown):
+        with storage_errors(self.shown):
             self._done.append(self._apply())
         return True
 
@@ -777,7 +777,7 @@ def stage_write(root: Path, path: str, data: bytes, check: Check) -> Change[File
     try:
         spot = stack.enter_context(locate(root, path))
         check(spot.path)
-        with translate_errors(path):
+        with storage_errors(path):
             partial, mode = _partial_for(stack, spot)
             _write_all(partial.fd, memoryview(data))
             if mode is not None:
@@ -801,11 +801,11 @@ def stage_copy(root: Path, source: str, target: str, check: Check) -> Change[Fil
         origin = stack.enter_context(locate(root, source, reserved_ok=True))
         spot = stack.enter_context(locate(root, target))
         check(spot.path)
-        with translate_errors(source):
+        with storage_errors(source):
             source_fd = origin.open_file()
             stack.callback(os.close, source_fd)
             info = os.fstat(source_fd)
-        with translate_errors(target):
+        with storage_errors(target):
             partial, _ = _partial_for(stack, spot)
             written = _hash_fd(source_fd, partial.fd)
             os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
@@ -844,7 +844,7 @@ def _drop_link(origin: Spot, spot: Spot, source: str, target: str) -> None:
 def _move(origin: Spot, spot: Spot) -> FileInfo:
     """Rename the source over the target, flush both folders, and describe the moved file."""
     source, target = origin.require(), spot.require()
-    with translate_errors(origin.shown):
+    with storage_errors(origin.shown):
         fd = origin.open_file()
     try:
         moving = os.fstat(fd)
@@ -875,9 +875,9 @@ def stage_move(root: Path, source: str, target: str, check: Check) -> Change[tup
         origin = stack.enter_context(locate(root, source))
         spot = stack.enter_context(locate(root, target))
         check(spot.path)
-        with translate_errors(source):
+        with storage_errors(source):
             origin.regular()
-        with translate_errors(target):
+        with storage_errors(target):
             spot.make_folders()
             _must_not_be_special(_lstat(spot.dir_fd, spot.require()), target)
 
@@ -895,7 +895,7 @@ def stage_delete(root: Path, path: str) -> Change[str]:
     stack = ExitStack()
     try:
         spot = stack.enter_context(locate(root, path))
-        with translate_errors(path):
+        with storage_errors(path):
             spot.regular()
 
         def apply() -> str:
@@ -994,7 +994,7 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
     """
     depth = None if recursive else len(PurePosixPath(pattern).parts)
     found: list[FileInfo] = []
-    with translate_errors(pattern), _open_root(root) as root_fd:
+    with storage_errors(pattern), _open_root(root) as root_fd:
         for folder, dirnames, filenames, dir_fd in _walk_tree(root_fd):
             level = len(folder.split("/")) + 1 if folder else 1
             dirnames.sort()
@@ -1015,7 +1015,7 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
 def _recorded_hash(root: Path, path: str) -> Written | None:
     """Size and hash of the regular file a record names; None if there is none inside."""
     try:
-        with locate(root, path, reserved_ok=True) as spot, translate_errors(path):
+        with locate(root, path, reserved_ok=True) as spot, storage_errors(path):
             fd = spot.open_file()
             try:
                 return _hash_fd(fd)
@@ -1036,7 +1036,7 @@ def scan(root: Path, recorded: dict[str, Written]) -> tuple[list[str], list[str]
         elif actual.size != expected.size or expected.sha256 not in {"", actual.sha256}:
             changed.append(name)
     new: list[str] = []
-    with translate_errors("."), _open_root(root) as root_fd:
+    with storage_errors("."), _open_root(root) as root_fd:
         for folder, _, filenames, dir_fd in _walk_tree(root_fd):
             for name in filenames:
                 info = _lstat(dir_fd, name)
@@ -1055,7 +1055,7 @@ def make_storage_dirs(given: object) -> Path:
     """Create the root and its reserved folders; return the real root."""
     raw = check_path(given)
     root = Path(raw).absolute()
-    with translate_errors(raw):
+    with storage_errors(raw):
         root.mkdir(parents=True, exist_ok=True)
         real = Path(os.path.realpath(root))
         with _open_root(real) as root_fd:
@@ -1112,7 +1112,7 @@ def _backups_folder(spot: Spot, folders: list[str], *, create: bool) -> int | No
 
 def backup_file(root: Path, path: str, now: datetime) -> Path:
     """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path."""
-    with locate(root, path) as spot, translate_errors(path):
+    with locate(root, path) as spot, storage_errors(path):
         source_fd = spot.open_file()
         try:
             info = os.fstat(source_fd)
@@ -1157,7 +1157,7 @@ def _backups_of(spot: Spot, folder: int) -> list[str]:
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
-    with locate(root, path) as spot, translate_errors(path):
+    with locate(root, path) as spot, storage_errors(path):
         folders = [*spot.folders, *spot.missing]
         folder = _backups_folder(spot, folders, create=False)
         if folder is None:
@@ -1171,7 +1171,7 @@ def list_backup_files(root: Path, path: str) -> list[Path]:
 
 def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
     """Remove all but the newest `keep` backups of a file; return the removed paths."""
-    with locate(root, path) as spot, translate_errors(path):
+    with locate(root, path) as spot, storage_errors(path):
         folders = [*spot.folders, *spot.missing]
         folder = _backups_folder(spot, folders, create=False)
         if folder is None:
@@ -1211,7 +1211,7 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
     `.tmp/` is touched. Both walks go by folder descriptors and never through a symlink.
     """
     removed: list[Path | None] = []
-    with translate_errors(TEMP_DIR), _open_root(root) as root_fd:
+    with storage_errors(TEMP_DIR), _open_root(root) as root_fd:
         temp = _reserved_folder(root_fd, TEMP_DIR, create=False)
         try:
             for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):

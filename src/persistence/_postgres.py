@@ -480,13 +480,20 @@ def translate_postgres(error: BaseException, command_timeout: float) -> Persiste
         ):
             return DatabaseError(
                 "PostgreSQL: the connection to the server was lost mid-call "
-                f"(a transaction in progress was rolled back): {_detail(error)}"
+                f"(a transaction in progress was rolled back): {_lost(error)}"
             )
         case OSError():
             return DatabaseError(f"PostgreSQL: network error: {_detail(error)}")
         case asyncpg.PostgresError():
             return DatabaseError(f"PostgreSQL: {_message(error)}")
     return None
+
+
+def _lost(error: BaseException) -> str:
+    # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
+    if "released back to the pool" in str(error):
+        return "the server or the network closed it"
+    return _detail(error)
 
 
 def _detail(error: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypeVar, overload
 
 from persistence._guards import key_id, key_text, of_type
+from persistence._interface import JsonValue
 from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
@@ -14,15 +15,16 @@ __all__ = [
     "all_config_entries",
     "config_type_of",
     "delete_config_entry",
-    "find_config",
     "find_config_entry",
-    "get_config",
+    "find_config_entry_by_key",
+    "get_config_entry",
+    "get_config_entry_by_key",
     "get_config_value",
     "save_config_entry",
     "set_config",
 ]
 
-_V = TypeVar("_V", str, int, float, bool, list, dict)  # type: ignore[type-arg]  # any list or dict
+_S = TypeVar("_S", str, int, float, bool)
 
 _TYPES_OF: dict[type, ConfigType] = {
     bool: ConfigType.BOOL,
@@ -54,7 +56,15 @@ async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
     return None if row is None else config_from_row(row)
 
 
-async def find_config(db: Database, section: str, key: str) -> ConfigEntry | None:
+async def get_config_entry(db: Database, entry_id: int) -> ConfigEntry:
+    """Return the entry with this id, or raise NotFoundError."""
+    entry = await find_config_entry(db, entry_id)
+    if entry is None:
+        raise NotFoundError("ConfigEntry", entry_id)
+    return entry
+
+
+async def find_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry | None:
     """Return the entry of (section, key), or None."""
     section = key_text("ConfigEntry", "section", section)
     key = key_text("ConfigEntry", "key", key)
@@ -63,37 +73,51 @@ async def find_config(db: Database, section: str, key: str) -> ConfigEntry | Non
     return None if row is None else config_from_row(row)
 
 
-async def get_config(db: Database, section: str, key: str) -> ConfigEntry:
+async def get_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry:
     """Return the entry of (section, key), or raise NotFoundError."""
-    entry = await find_config(db, section, key)
+    entry = await find_config_entry_by_key(db, section, key)
     if entry is None:
         raise NotFoundError("ConfigEntry", (section, key))
     return entry
 
 
 @overload
-async def get_config_value(db: Database, section: str, key: str, kind: type[_V]) -> _V: ...
+async def get_config_value(
+    db: Database,
+    section: str,
+    key: str,
+    kind: type[list[JsonValue]],
+    default: list[JsonValue] | None = None,
+) -> list[JsonValue]: ...
 @overload
 async def get_config_value(
-    db: Database, section: str, key: str, kind: type[_V], default: _V
-) -> _V: ...
+    db: Database,
+    section: str,
+    key: str,
+    kind: type[dict[str, JsonValue]],
+    default: dict[str, JsonValue] | None = None,
+) -> dict[str, JsonValue]: ...
+@overload
 async def get_config_value(
-    db: Database, section: str, key: str, kind: type[_V], default: _V | None = None
-) -> _V:
+    db: Database, section: str, key: str, kind: type[_S], default: _S | None = None
+) -> _S: ...
+async def get_config_value(
+    db: Database, section: str, key: str, kind: type[object], default: object = None
+) -> object:
     """Return the value of (section, key) as `kind`, checked against its declared type.
 
-    A missing entry gives `default`, or NotFoundError when there is none.
+    `kind` is `str`, `int`, `float`, `bool`, `list` or `dict`; a list or dict comes back
+    typed as JSON. A missing entry gives `default`, or NotFoundError when there is none.
     """
-    entry = await find_config(db, section, key)
+    entry = await find_config_entry_by_key(db, section, key)
     if entry is None:
         if default is None:
             raise NotFoundError("ConfigEntry", (section, key))
         return default
     if type(entry.value) is not kind:
+        wanted = getattr(kind, "__name__", kind)
         raise ValidationError(
-            "ConfigEntry",
-            "value",
-            f"{section}.{key} is declared {entry.type.value}, not {kind.__name__}",
+            "ConfigEntry", "value", f"{section}.{key} is declared {entry.type.value}, not {wanted}"
         )
     return entry.value
 

@@ -14,6 +14,8 @@ __all__ = [
     "delete_file_record_by_path",
     "find_file_record",
     "find_file_record_by_path",
+    "get_file_record",
+    "get_file_record_by_path",
     "save_file_record",
 ]
 
@@ -26,12 +28,28 @@ async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
     return None if row is None else file_record_from_row(row)
 
 
+async def get_file_record(db: Database, record_id: int) -> FileRecord:
+    """Return the record with this id, or raise NotFoundError."""
+    record = await find_file_record(db, record_id)
+    if record is None:
+        raise NotFoundError("FileRecord", record_id)
+    return record
+
+
 async def find_file_record_by_path(db: Database, path: str) -> FileRecord | None:
     """Return the record of this path, or None."""
     path = key_text("FileRecord", "path", path)
     async with connection(db) as conn:
         row = await db.queries.get_file_record_by_path(conn, path=path)
     return None if row is None else file_record_from_row(row)
+
+
+async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
+    """Return the record of this path, or raise NotFoundError."""
+    record = await find_file_record_by_path(db, path)
+    if record is None:
+        raise NotFoundError("FileRecord", path)
+    return record
 
 
 async def all_file_records(db: Database) -> list[FileRecord]:

@@ -11,7 +11,15 @@ from persistence.queries import (
     TestResultsRow,
     TestResultStatsRow,
 )
-from persistence._interface import Connection, JsonObject
+from persistence import (
+    ConfigEntry,
+    Database,
+    FileRecord,
+    get_config_entry,
+    get_config_value,
+    get_file_record_by_path,
+)
+from persistence._interface import Connection, JsonObject, JsonValue
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -86,3 +94,12 @@ async def use(q: Queries, conn: Connection) -> None:
     assert_type(stats, list[TestResultStatsRow])
     total: float = sum(s.total_time for s in stats)
     assert total >= 0
+
+
+async def typed_config(db: Database) -> None:
+    assert_type(await get_config_value(db, "a", "b", list), list[JsonValue])
+    assert_type(await get_config_value(db, "a", "b", dict), dict[str, JsonValue])
+    assert_type(await get_config_value(db, "a", "b", int), int)
+    assert_type(await get_config_value(db, "a", "b", str, "x"), str)
+    assert_type(await get_file_record_by_path(db, "p"), FileRecord)
+    assert_type(await get_config_entry(db, 1), ConfigEntry)
