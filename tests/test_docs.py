@@ -25,3 +25,21 @@ async def test_calling_a_query_yourself_runs(tmp_path: Path) -> None:
     newest_id = namespace["newest_id"]
     assert callable(newest_id)
     assert await newest_id(str(tmp_path / "x.db")) == 1
+
+
+def test_every_test_the_guarantees_name_exists() -> None:
+    """Each test that docs/GUARANTEES.md and docs/STORAGE.md cite is a test in tests/."""
+    defined = {
+        match[1]
+        for path in Path(__file__).parent.glob("test_*.py")
+        for match in re.finditer(
+            r"^(?:async )?def (test_\w+)", path.read_text(encoding="utf-8"), re.MULTILINE
+        )
+    }
+    cited = {
+        name
+        for doc in ("GUARANTEES.md", "STORAGE.md")
+        for name in re.findall(r"`(test_\w+)`", (DOCS / doc).read_text(encoding="utf-8"))
+    }
+    assert len(cited) > 20
+    assert cited - defined == set()
