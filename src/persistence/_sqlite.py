@@ -159,7 +159,8 @@ class _Plan:
     sql: str
     writes: bool
     encoders: tuple[tuple[str, Callable[[object], object]], ...]
-    row_factory: Callable[[sqlite3.Cursor, tuple[object, ...]], object] | None
+    decode: Callable[[list[tuple[object, ...]]], list[object]] | None
+    """Turns the tuples sqlite3 gives into the generated row type, by position."""
     columns: tuple[str, ...]
     checked: bool = False
     """Whether the query's columns were compared with the generated ones yet."""
@@ -176,7 +177,7 @@ class _Plan:
     def check(self, cursor: sqlite3.Cursor) -> None:
         """Refuse to decode rows whose columns are not the generated row's, in order."""
         self.checked = True
-        if self.row_factory is None or cursor.description is None:
+        if self.decode is None or cursor.description is None:
             return
         actual = tuple(column[0] for column in cursor.description)
         if actual != self.columns:
@@ -213,19 +214,20 @@ def _plan(query_name: str, sql: str) -> _Plan:
         for name, kind in zip(shape.parameters, shape.parameter_kinds, strict=False)
         if kind in _ENCODERS
     )
-    row_factory = None
+    decode = None
     if shape.row is not None:
-        row_factory = _row_factory(shape.row, shape.column_kinds or ("",) * len(shape.columns))
-    return _Plan(query_name, sql, _writes(sql), encoders, row_factory, shape.columns)
+        decode = _row_decoder(shape.row, shape.column_kinds or ("",) * len(shape.columns))
+    return _Plan(query_name, sql, _writes(sql), encoders, decode, shape.columns)
 
 
-def _row_factory(
+def _row_decoder(
     row: type, kinds: tuple[str, ...]
-) -> Callable[[sqlite3.Cursor, tuple[object, ...]], object]:
+) -> Callable[[list[tuple[object, ...]]], list[object]]:
     """Build the decoder of one row type: by position, each column through its codec.
 
-    It is compiled from the column kinds once, as attrs compiles `__init__`: a loop over
-    the columns per row would cost about as much again.
+    It is compiled from the column kinds once, as attrs compiles `__init__`, into one list
+    comprehension over the tuples sqlite3 fetched: a loop over the columns, or a row
+    factory called from sqlite3 for each row, costs about as much again.
     """
     scope: dict[str, object] = {"_new": tuple.__new__, "_row": row}
     values = []
@@ -236,9 +238,9 @@ def _row_factory(
         else:
             scope[f"_decode{index}"] = decoder
             values.append(f"_decode{index}(r[{index}])")
-    source = f"lambda _cursor, r: _new(_row, ({', '.join(values)},))"
-    factory: Callable[[sqlite3.Cursor, tuple[object, ...]], object] = eval(source, scope)  # noqa: S307  # compiled from the generated column kinds only
-    return factory
+    source = f"lambda rows: [_new(_row, ({', '.join(values)},)) for r in rows]"
+    decode: Callable[[list[tuple[object, ...]]], list[object]] = eval(source, scope)  # noqa: S307  # compiled from the generated column kinds only
+    return decode
 
 
 def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
@@ -248,14 +250,14 @@ def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) ->
         if mode is _Mode.MANY:
             cursor.executemany(plan.sql, [plan.encode(p) for p in params])
             return cursor.rowcount
-        if plan.row_factory is not None and mode is not _Mode.VALUE:
-            cursor.row_factory = plan.row_factory
         cursor.execute(plan.sql, plan.encode(params))
         if not plan.checked:
             plan.check(cursor)
         if mode is _Mode.COUNT:
             return cursor.rowcount
         rows = cursor.fetchall()
+        if plan.decode is not None and mode is not _Mode.VALUE:
+            rows = plan.decode(rows)
         if mode is _Mode.ROWS:
             return rows
         if mode is _Mode.ROW:
