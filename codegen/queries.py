@@ -739,6 +739,13 @@ def _render(methods: Sequence[_Method]) -> str:
         "",
         *_imports(methods),
     ]
+    public = {"Connection", "QUERY_SHAPES", "Queries", "QueryShape"}
+    public |= {m.row for m in methods if m.row} | {m.params_type for m in methods if m.params_type}
+    if any("JsonObject" in line for line in lines):
+        public.add("JsonObject")
+    ordered = sorted(public, key=lambda name: (not name.isupper(), name))  # as ruff's RUF022
+    names = ", ".join(f'"{name}"' for name in ordered)
+    lines += ["", f"__all__ = [{names}]"]
     written: set[str] = set()
     for method in methods:
         query = method.query

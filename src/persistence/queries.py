@@ -11,6 +11,23 @@ from typing import Final, NamedTuple, Protocol, TypedDict
 
 from persistence._interface import Connection, JsonObject, QueryShape
 
+__all__ = [
+    "QUERY_SHAPES",
+    "ConfigEntriesRow",
+    "Connection",
+    "FileRecordsRow",
+    "InsertTestResultParams",
+    "InsertTestResultsParams",
+    "JsonObject",
+    "PersistenceMigrationsRow",
+    "Queries",
+    "QueryShape",
+    "TestResultStatsRow",
+    "TestResultsRow",
+    "UpsertConfigEntryParams",
+    "UpsertFileRecordParams",
+]
+
 
 class ConfigEntriesRow(NamedTuple):
     """A row of config_entries."""

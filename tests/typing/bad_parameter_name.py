@@ -1,7 +1,7 @@
 """A misspelt parameter name is rejected."""
 
 from persistence.queries import Queries
-from persistence._interface import Connection
+from persistence.queries import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:

@@ -1,7 +1,7 @@
 """A misspelt query name is rejected."""
 
 from persistence.queries import Queries
-from persistence._interface import Connection
+from persistence.queries import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:

@@ -19,7 +19,8 @@ from persistence import (
     get_config_value,
     get_file_record_by_path,
 )
-from persistence._interface import Connection, JsonObject, JsonValue
+from persistence._interface import JsonValue
+from persistence.queries import Connection, JsonObject
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

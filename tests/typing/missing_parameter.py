@@ -1,7 +1,7 @@
 """A missing parameter, or one passed by position, is rejected."""
 
 from persistence.queries import Queries
-from persistence._interface import Connection
+from persistence.queries import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:

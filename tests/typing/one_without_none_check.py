@@ -1,7 +1,7 @@
 """A :one result used without a None check is rejected; so is awaiting a :many."""
 
 from persistence.queries import Queries
-from persistence._interface import Connection
+from persistence.queries import Connection
 
 
 async def use(q: Queries, conn: Connection) -> int:

@@ -3,7 +3,7 @@
 import datetime as dt
 
 from persistence.queries import Queries
-from persistence._interface import Connection
+from persistence.queries import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:
