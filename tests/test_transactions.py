@@ -18,6 +18,7 @@ from persistence import (
     find_config_entry_by_key,
     get_result,
     save_result,
+    save_results,
     set_config,
     transaction,
 )
@@ -220,3 +221,15 @@ async def test_statements_of_one_transaction_from_many_tasks(db: Database) -> No
         await asyncio.gather(*(save_result(tx, result()) for _ in range(50)))
         await asyncio.gather(*(all_results(tx) for _ in range(5)))
     assert len(await all_results(db)) == 50
+
+
+async def test_a_block_ends_after_the_statements_other_tasks_sent_through_it(
+    db: Database,
+) -> None:
+    """A block that ends while another task's statement runs through it waits for that statement."""
+    async with transaction(db) as tx:
+        await save_results(tx, [result() for _ in range(2000)])
+        reader = asyncio.ensure_future(all_results(tx))
+        await asyncio.sleep(0)  # the reader has taken the block's connection
+    assert len(await asyncio.wait_for(reader, 10)) == 2000
+    assert len(await all_results(db)) == 2000

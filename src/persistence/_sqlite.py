@@ -500,9 +500,11 @@ class SqliteBackend:
             reader.interrupt()  # the read stops at its next step; the reader is reused after
             raise
         finally:
-            work.add_done_callback(lambda _: self._give_back(reader))
+            work.add_done_callback(lambda done: self._give_back(reader, done))
 
-    def _give_back(self, reader: sqlite3.Connection) -> None:
+    def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
+        if not done.cancelled():
+            done.exception()  # read, so that an abandoned read is not reported as lost
         if self._closed:
             reader.close()
         else:

@@ -340,6 +340,10 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
             finally:
                 block.open = top.open = False
                 _OPEN_BLOCKS.reset(token)
+                # A statement that another task sent through the block may still be running:
+                # the transaction ends after it, never under it.
+                async with top.lock:
+                    pass
     except BaseException as error:
         _raise_translated(backend, error)
         raise
