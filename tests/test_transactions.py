@@ -8,6 +8,8 @@ import attrs
 import pytest
 
 from persistence import (
+    ConfigEntry,
+    ConfigType,
     ConflictError,
     Database,
     DatabaseError,
@@ -16,7 +18,9 @@ from persistence import (
     TestType,
     all_results,
     find_config_entry_by_key,
+    get_config_value,
     get_result,
+    save_config_entry,
     save_result,
     save_results,
     set_config,
@@ -62,8 +66,6 @@ async def test_rolls_back_on_database_error(db: Database) -> None:
         async with transaction(db) as tx:
             await save_result(tx, result())
             await set_config(tx, "s", "three", 3)
-            from persistence import ConfigEntry, ConfigType, save_config_entry  # noqa: PLC0415
-
             await save_config_entry(
                 tx, ConfigEntry(id=first.id, section="s", key="two", value=1, type=ConfigType.INT)
             )
@@ -233,3 +235,23 @@ async def test_a_block_ends_after_the_statements_other_tasks_sent_through_it(
         await asyncio.sleep(0)  # the reader has taken the block's connection
     assert len(await asyncio.wait_for(reader, 10)) == 2000
     assert len(await all_results(db)) == 2000
+
+
+async def test_concurrent_single_calls_fail_alone(db: Database) -> None:
+    """Of many single calls at once (one shared commit on SQLite), a failing one fails alone."""
+    taken = await set_config(db, "s", "taken", 1)
+    assert taken.id is not None
+    clash = ConfigEntry(id=taken.id, section="s", key="other", value=2, type=ConfigType.INT)
+    await set_config(db, "s", "other", 0)
+
+    async def attempt(n: int) -> object:
+        if n % 10 == 0:
+            return await save_config_entry(db, clash)  # (s, other) belongs to another entry
+        return await save_result(db, result())
+
+    outcome = await asyncio.gather(*(attempt(n) for n in range(100)), return_exceptions=True)
+    failures = [o for o in outcome if isinstance(o, BaseException)]
+    assert len(failures) == 10
+    assert all(isinstance(f, ConflictError) for f in failures)
+    assert len(await all_results(db)) == 90
+    assert (await get_config_value(db, "s", "taken", int)) == 1
