@@ -44,6 +44,11 @@ DEFAULT_N_CALLS = 10_000
 DEFAULT_TASKS = 100
 DEFAULT_TASK_SAVES = 100
 """The concurrent workload: this many tasks, each saving this many rows one call at a time."""
+DEFAULT_BUDGET = 8
+"""Seconds a contender may spend on one workload before it sits out the remaining rounds.
+
+It always runs at least once. Only the slowest contenders (SQLAlchemy's, on the
+concurrent and bulk workloads) reach it; the run stays a few minutes long."""
 IDLE_SECONDS = 0.5
 """How long the lag probe runs alone, for the floor of what it measures."""
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -64,10 +69,13 @@ def _say(text: str) -> None:
 class Bench:
     """The settings of one run and the measurements it gathers."""
 
-    def __init__(self, n: int, n_calls: int, repeat: int, tasks: int, task_saves: int) -> None:
+    def __init__(
+        self, *, n: int, n_calls: int, repeat: int, tasks: int, task_saves: int, budget: float
+    ) -> None:
         self.n = n
         self.n_calls = n_calls
         self.repeat = repeat
+        self.budget = budget
         self.tasks = tasks
         self.task_saves = task_saves
         self.results = make_results(max(n, n_calls, tasks * task_saves))
@@ -97,7 +105,7 @@ class Bench:
             times: dict[str, list[float]] = {c.name: [] for c in contenders}
             lags: dict[str, list[float]] = {c.name: [] for c in contenders}
             for _ in range(self.repeat):
-                for contender in contenders:
+                for contender in self._taking_turns(contenders, times):
                     await reset()
                     contender.prepare(rows)
                     elapsed, _, lag = await _timed(functools.partial(write, contender))
@@ -122,7 +130,7 @@ class Bench:
             lags = {c.name: [] for c in contenders}
             counts: set[int] = set()
             for _ in range(self.repeat):
-                for contender in contenders:
+                for contender in self._taking_turns(contenders, times):
                     elapsed, count, lag = await _timed(functools.partial(call, contender))
                     counts.add(count)
                     times[contender.name].append(elapsed)
@@ -130,6 +138,12 @@ class Bench:
             if len(counts) != 1 or (expected and counts != {expected}):
                 raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
             self._record(engine, workload, counts.pop(), times, lags)
+
+    def _taking_turns(
+        self, contenders: list[Contender], times: dict[str, list[float]]
+    ) -> list[Contender]:
+        """Give the contenders that run this round: those within a workload's time budget."""
+        return [c for c in contenders if sum(times[c.name]) < self.budget]
 
     def _record(
         self,
@@ -286,6 +300,7 @@ async def run() -> None:
         repeat=_env_int("BENCH_REPEAT", DEFAULT_REPEAT),
         tasks=_env_int("BENCH_TASKS", DEFAULT_TASKS),
         task_saves=_env_int("BENCH_TASK_SAVES", DEFAULT_TASK_SAVES),
+        budget=_env_int("BENCH_BUDGET", DEFAULT_BUDGET),
     )
     out = Path(os.environ.get("BENCH_OUT") or DEFAULT_OUT)
     _say(
@@ -319,6 +334,7 @@ async def run() -> None:
             "repeat": bench.repeat,
             "tasks": bench.tasks,
             "task_saves": bench.task_saves,
+            "budget": int(bench.budget),
         },
         idle=idle,
         skipped=skipped,

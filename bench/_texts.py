@@ -8,7 +8,58 @@ __all__ = ["CONTENDERS_TEXT", "EXECUTION_MODEL", "LIMITS_TEXT"]
 
 LIMITS_TEXT: Final = """## What limits the missed targets
 
-The sentence beside each missed target above is built from this run's own figures."""
+The sentence beside each missed ratio is built from this run's figures. The causes of lag
+were measured apart, with small scripts against the layer as of 2026-11-25 (the public API,
+plus counters patched onto the SQLite backend), on this machine; a later layer may have moved
+them.
+
+- **Per-call SQLite, 10 times aiosqlite.** The thread hop costs less here than the issue
+  assumed: aiosqlite takes about 60 to 90 us a call on this machine, and sqlite3 called on the
+  loop 10 to 22 us. No layer can be 10 times aiosqlite when the driver with no layer at all is
+  4 to 6 times it. The layer is within 1.5 times of sqlite3 on the loop, which is the target
+  that measures the layer itself.
+- **Lag in the per-call workloads (`save_one`, `get_by_id`).** An awaited `save_result` or
+  `get_result` that needs no thread never suspends: it runs on the loop and returns. A caller
+  that makes 10,000 such calls in a row therefore holds the loop for all of them, 150 to 350
+  ms here, and the probe wakes once, at the end. sqlite3 on the loop behaves the same; the
+  aiosqlite contender does not (every call suspends). Yielding to the loop (`await
+  asyncio.sleep(0)`) once about a millisecond has passed since the last yield would bound
+  this at the price of one loop pass per millisecond.
+- **Lag in `save_many`.** `save_results` turns the 50,000 models into parameters on the loop
+  before the bulk insert goes to its thread: about 50 ms of conversion, and the longest stall
+  measured during it was about 100 ms. While the thread runs `executemany`, encoding each
+  row's parameters in Python, it holds the GIL; the loop waits up to the 5 ms switch interval
+  (`sys.getswitchinterval()`) for it each time, which is the p99. Doing the conversion in the
+  thread, or in chunks between yields, would take it off the loop.
+- **`save_concurrent`.** With 100 tasks, 10,000 saves made 100 commits of 100 writes each.
+  A cycle took about 4.4 ms: the group-commit runner ran the 100 inserts on the loop in one
+  step, without a yield (about 2.4 ms); the commit ran in a thread while the loop had nothing
+  to do, since every task waited for that commit; and the 100 tasks woken by it made their
+  next calls (most of the rest). So the layer costs about 44 us a row, nearly all of it loop
+  time, and one loop pass lasts about 4 ms alone, more on a busy machine (the p99 lag).
+  aiosqlite pays one commit and its fsync per row (sqlite3 alone commits in about 0.36 ms on
+  this disk). Reaching 10 times aiosqlite needs the layer's time per row near 34 us;
+  yielding within a long batch would shorten each loop pass.
+- **`read_all`.** `all_results` reads pages of 10,000 rows. Each page runs 2 ms on the loop,
+  is read again in a thread, and then becomes 10,000 models on the loop in one go (a whole
+  page took about 78 ms). During one read of 50,000 rows, the collector ran two full
+  (generation 2) collections of 65 and 95 ms, over the models built so far; they match the
+  worst lag. Model construction per row is also what keeps the layer above 1.5 times the
+  driver on SQLite.
+- **`list_paged` on SQLite.** Each 500-row page takes sqlite3 by hand 1.3 to 1.7 ms. The
+  layer decodes timestamps and JSON in the row factory, inside the fetch, and the 2 ms budget
+  counts that time too, so every page (19 of 19, counted) ran past the budget, was dropped,
+  and was read again in a thread whose decoding then held the GIL. That is why the layer's
+  listing is about twice aiosqlite's time on SQLite, and its lag p99 is several
+  milliseconds.
+- **PostgreSQL listing.** asyncpg by hand running the layer's SQL is as slow as the layer:
+  the cost is the query (`col = coalesce($n, col)` for every filter, which no index serves
+  under a generic plan), not the layer's Python. SQLAlchemy Core's statement names only the
+  set filters.
+- **SQLAlchemy's lag.** SQLAlchemy's async API runs its Python work (statement compilation,
+  the ORM's unit of work, building objects) in a greenlet on the loop's own thread; only the
+  driver calls leave it. Its bulk and read workloads stall the loop for hundreds of
+  milliseconds."""
 
 EXECUTION_MODEL: Final = """## How the layer runs SQLite: what runs on the event loop, and why
 
