@@ -89,16 +89,14 @@ class Bench:
         row_count: Callable[[], Awaitable[int]],
         ids: Callable[[], Awaitable[list[int]]],
     ) -> None:
-        """Time the six workloads on one engine; every contender runs in every round."""
+        """Time the six workloads on one engine; in each round the contenders take turns."""
+        per_call = self.results[: self.n_calls]
+        every = self.results[: self.n]
         concurrent = self.results[: self.tasks * self.task_saves]
         batches = batches_of(concurrent, self.task_saves)
         writes: list[tuple[str, list[TestResult], Callable[[Contender], Awaitable[None]]]] = [
-            (
-                "save_one",
-                self.results[: self.n_calls],
-                lambda c: c.save_one(self.results[: self.n_calls]),
-            ),
-            ("save_many", self.results[: self.n], lambda c: c.save_many(self.results[: self.n])),
+            ("save_one", per_call, lambda c: c.save_one(per_call)),
+            ("save_many", every, lambda c: c.save_many(every)),
             ("save_concurrent", concurrent, lambda c: c.save_concurrent(batches)),
         ]
         for workload, rows, write in writes:
@@ -117,7 +115,7 @@ class Bench:
             self._record(engine, workload, len(rows), times, lags)
 
         await reset()
-        await save_results_via(contenders, self.results[: self.n])
+        await save_results_via(contenders, every)
         lookups = shuffled(await ids())[: self.n_calls]
         where = listing_filter(self.n)
         reads: list[tuple[str, int, Callable[[Contender], Awaitable[int]]]] = [

@@ -138,12 +138,18 @@ def _listing_limit(m: Measurement, _found: Found) -> str:
 
 
 def _overhead_limit(m: Measurement, _found: Found) -> str:
-    """Name the layer's cost per row over the driver's."""
+    """Name the layer's cost per row over the driver's, and how much the rounds moved."""
     raw = RAW[m.engine]
     return (
         f"the layer adds {_us(m, 'layer') - _us(m, raw):.1f} us a row "
-        f"to the driver's {_us(m, raw):.1f} us"
+        f"to the driver's {_us(m, raw):.1f} us; the rounds ranged {_spread(m, 'layer')} "
+        f"for the layer and {_spread(m, raw)} for the driver"
     )
+
+
+def _spread(m: Measurement, name: str) -> str:
+    times = m.times[name]
+    return f"{min(times):.2f} to {max(times):.2f} s"
 
 
 def _faster(engine: str, workload: str, bound: float, other: str, limit: Limit) -> _Ratio:

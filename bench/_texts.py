@@ -56,6 +56,11 @@ them.
   the cost is the query (`col = coalesce($n, col)` for every filter, which no index serves
   under a generic plan), not the layer's Python. SQLAlchemy Core's statement names only the
   set filters.
+- **Per-call PostgreSQL ratios move between runs.** Each call is one loopback round trip,
+  and its time follows the load that other work puts on this 2-core machine. In two full runs
+  of the same code on 2026-11-25, `get_by_id` layer/raw came out 1.15 and 1.38; within the
+  second, asyncpg's own three rounds took 0.90 to 1.57 s. A single run's per-call ratio near
+  its bound says little; the table's sentence gives the spread of the rounds.
 - **SQLAlchemy's lag.** SQLAlchemy's async API runs its Python work (statement compilation,
   the ORM's unit of work, building objects) in a greenlet on the loop's own thread; only the
   driver calls leave it. Its bulk and read workloads stall the loop for hundreds of
@@ -65,8 +70,8 @@ EXECUTION_MODEL: Final = """## How the layer runs SQLite: what runs on the event
 
 `sqlite3` is a C library called in-process: a short statement (an insert, a get by id) takes a
 few microseconds. Handing it to a worker thread and back, as aiosqlite does for every call,
-costs far more than that: on this 2-core machine about 90 to 150 us, most of it waking the
-thread and waiting for the GIL on the way back. So the layer (`src/persistence/_sqlite.py`)
+costs several times that: compare aiosqlite's per-call figures above with sqlite3's on the
+loop, which run the same SQL. So the layer (`src/persistence/_sqlite.py`)
 calls `sqlite3` directly from the event loop for short work, and sends to worker threads only
 what can take long, because whatever runs on the loop stops every other task for as long as
 it runs.
@@ -89,8 +94,9 @@ it runs.
   nothing.
 - **Reads that run long.** A progress handler looks at the clock every 1,000 SQLite
   virtual-machine steps; once a read on the loop has run for 2 ms it is interrupted, and run
-  again in a thread, on a reader connection kept for threads. A short read pays nothing for
-  this; a long one costs the loop at most about 2 ms, once.
+  again in a thread: on a reader connection kept for threads, or, inside a transaction, on
+  the writer. A short read pays nothing for this; a long one costs the loop about 2 ms, once,
+  and the work done in those 2 ms is thrown away.
 - **Waiting for a lock held by another process.** `BEGIN IMMEDIATE` that finds the database
   locked is retried after short sleeps (1, 2, 5, 10, 20, then 50 ms) on the loop, which is free
   to run other tasks meanwhile, until the busy timeout. A read that finds the file busy is
@@ -101,10 +107,11 @@ A runner task opens one transaction (`BEGIN IMMEDIATE`), runs each queued write 
 (letting tasks that became ready add theirs before it stops), then commits them all with one
 `COMMIT` in a thread. Each caller returns only once that commit is durable. A write that fails
 (a constraint, say) fails alone: SQLite undoes only that statement, and the others still
-commit. At most 1,000 writes share a commit; a `transaction()` block waits its turn in the
-same queue and then holds the writer for its whole block. With many tasks writing at once,
-one fsync is shared by all of them instead of paid by each: that is what the concurrent
-workload (`save_concurrent`) measures.
+commit. Only if SQLite itself rolls the whole transaction back (a full disk, an I/O error) do
+all the writes of that batch fail, with its error. At most 1,000 writes share a commit; a
+`transaction()` block waits its turn in the same queue and then holds the writer for its
+whole block. With many tasks writing at once, one fsync is shared by all of them instead of
+paid by each: that is what the concurrent workload (`save_concurrent`) measures.
 
 PostgreSQL needs none of this: asyncpg is asynchronous from end to end, the server does the
 fsync, and the layer keeps a pool with a fast lane for single statements."""
