@@ -14,9 +14,9 @@ plus counters patched onto the SQLite backend), on this machine; a later layer m
 them.
 
 - **Per-call SQLite, 10 times aiosqlite.** The thread hop costs less here than the issue
-  assumed: aiosqlite took about 60 to 100 us a call on this machine, and sqlite3 called on
+  assumed: aiosqlite took about 60 to 105 us a call on this machine, and sqlite3 called on
   the loop 10 to 26 us. No layer can be 10 times aiosqlite when the driver with no layer at
-  all is less than that: 3.4 to 9.1 times in the full runs of 2026-11-25. The layer stayed
+  all is less than that: 3.4 to 9.9 times in the full runs of 2026-11-25. The layer stayed
   within 1.6 times of sqlite3 on the loop, which is the target that measures the layer
   itself.
 - **Lag in the per-call workloads (`save_one`, `get_by_id`).** An awaited `save_result` or
