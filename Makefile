@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 GENERATED := src/persistence/queries.py
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
-.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest bench clean
+.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest bench bench-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,16 @@ check-generated: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+## Benchmark the layer against the drivers and SQLAlchemy; writes under $(BENCH_OUT) only.
+BENCH_OUT ?= build/bench
 bench: $(STAMP)
-	$(PY) -m bench
+	BENCH_OUT=$(BENCH_OUT) $(PY) -m bench
+
+## Run the benchmark, then make its report, figures and chart the committed ones in docs/.
+bench-report: bench
+	cp $(BENCH_OUT)/BENCHMARKS.md docs/BENCHMARKS.md
+	mkdir -p docs/benchmarks
+	cp $(BENCH_OUT)/benchmarks/results.json $(BENCH_OUT)/benchmarks/rows_per_second.png docs/benchmarks/
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,4 +1,4 @@
-"""Run every workload on every engine, print a table, write results.json and BENCHMARKS.md."""
+"""Run every workload on every engine; write the report, results.json and the chart."""
 
 from bench._runner import main
 

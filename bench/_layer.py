@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bench._contenders import in_tasks
 from persistence import (
     all_results,
     get_result,
@@ -39,6 +40,11 @@ class Layer:
     async def save_many(self, results: list[TestResult]) -> None:
         """Call `save_results` once."""
         await save_results(self.db, results)
+
+    async def save_concurrent(self, batches: list[list[TestResult]]) -> None:
+        """Call `save_result` outside any transaction, from one task per batch."""
+        db = self.db
+        await in_tasks(batches, lambda result: save_result(db, result))
 
     async def get_by_id(self, ids: list[int]) -> int:
         """Call `get_result` once per id."""

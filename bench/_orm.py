@@ -11,15 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from bench._contenders import in_tasks
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
     from sqlalchemy.pool import ConnectionPoolEntry
 
     from persistence import ResultFilter, TestResult
 
-__all__ = ["Orm", "OrmResult", "open_orm_engine", "orm_rows"]
+__all__ = ["POOL_SIZE", "Orm", "OrmResult", "keyset_after", "open_orm_engine", "orm_rows"]
 
 _READ_PAGE = 10_000
+
+POOL_SIZE = 10
+"""The layer's PostgreSQL pool size; SQLAlchemy's pool gets the same, and no overflow."""
 
 
 class _IsoTimestamp(TypeDecorator[dt.datetime]):
@@ -96,17 +101,33 @@ def _sqlite_pragmas(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 def open_orm_engine(url: str) -> AsyncEngine:
-    """Create an async engine; on SQLite, with the layer's pragmas on every connection."""
-    engine = create_async_engine(url)
-    if engine.dialect.name == "sqlite":
+    """Create an async engine for the ORM and Core contenders.
+
+    On SQLite: one pooled connection, with the layer's pragmas. SQLite takes one writer
+    at a time, so concurrent tasks queue for the pooled connection instead of for the
+    lock, where SQLite's busy handler would sleep between tries. On PostgreSQL: the
+    layer's pool size.
+    """
+    sqlite = url.startswith("sqlite")
+    engine = create_async_engine(url, pool_size=1 if sqlite else POOL_SIZE, max_overflow=0)
+    if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def keyset_after(created_at: dt.datetime, row_id: int) -> Any:  # noqa: ANN401  # a SQL expression
+    """Give the keyset condition: rows strictly after (created_at, id), newest first."""
+    table = OrmResult.__table__.c
+    return or_(
+        table.created_at < created_at,
+        and_(table.created_at == created_at, table.id < row_id),
+    )
 
 
 class Orm:
     """SQLAlchemy 2 ORM sessions over an async engine."""
 
-    name = "sqlalchemy"
+    name = "sqlalchemy_orm"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -129,6 +150,19 @@ class Orm:
         del results  # prepared beforehand as mapped objects
         async with self.sessions() as session, session.begin():
             session.add_all(self.pending)
+
+    async def save_concurrent(self, batches: list[list[TestResult]]) -> None:
+        """From each task: a session per row, `session.add`, and its commit."""
+        pending = iter(self.pending)
+        prepared = [[next(pending) for _ in batch] for batch in batches]
+        sessions = self.sessions
+
+        async def save(row: OrmResult) -> object:
+            async with sessions() as session, session.begin():
+                session.add(row)
+            return row.id
+
+        await in_tasks(prepared, save)
 
     async def get_by_id(self, ids: list[int]) -> int:
         """`session.get` per id, in one session."""
@@ -162,12 +196,7 @@ class Orm:
             while True:
                 query = select(OrmResult).where(*conditions)
                 if last is not None:
-                    query = query.where(
-                        or_(
-                            OrmResult.created_at < last.created_at,
-                            and_(OrmResult.created_at == last.created_at, OrmResult.id < last.id),
-                        )
-                    )
+                    query = query.where(keyset_after(last.created_at, last.id))
                 query = query.order_by(OrmResult.created_at.desc(), OrmResult.id.desc())
                 rows = (await session.scalars(query.limit(page_size))).all()
                 count += len(rows)

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from bench._contenders import in_tasks
 from bench._sql import COLUMNS, GET_POSTGRES, INSERT_POSTGRES, LIST_POSTGRES
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
 
-__all__ = ["RawPostgres", "open_raw_postgres"]
+__all__ = ["RawPostgres", "open_raw_pool", "open_raw_postgres"]
 
 _END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
 _MAX_INT = 2**63 - 1
@@ -28,9 +29,7 @@ def _decode_jsonb(data: bytes) -> object:
     return json.loads(data[1:])
 
 
-async def open_raw_postgres(url: str) -> asyncpg.Connection[asyncpg.Record]:
-    """Connect once, with a binary jsonb codec so metadata reads and writes as dicts."""
-    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
+async def _set_codecs(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
@@ -38,7 +37,21 @@ async def open_raw_postgres(url: str) -> asyncpg.Connection[asyncpg.Record]:
         decoder=_decode_jsonb,
         format="binary",
     )
+
+
+async def open_raw_postgres(url: str) -> asyncpg.Connection[asyncpg.Record]:
+    """Connect once, with a binary jsonb codec so metadata reads and writes as dicts."""
+    conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(url)
+    await _set_codecs(conn)
     return conn
+
+
+async def open_raw_pool(url: str, size: int) -> asyncpg.Pool[asyncpg.Record]:
+    """Open a pool of `size` connections (the layer's pool size), each with the jsonb codec."""
+    pool: asyncpg.Pool[asyncpg.Record] = await asyncpg.create_pool(
+        url, min_size=size, max_size=size, init=_set_codecs
+    )
+    return pool
 
 
 def _params(result: TestResult) -> tuple[Any, ...]:
@@ -57,12 +70,15 @@ def _params(result: TestResult) -> tuple[Any, ...]:
 
 
 class RawPostgres:
-    """One asyncpg connection, used the quickest way a careful hand would."""
+    """One asyncpg connection, and a pool for the concurrent tasks, used the quickest way."""
 
-    name = "raw"
+    name = "asyncpg"
 
-    def __init__(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection[asyncpg.Record], pool: asyncpg.Pool[asyncpg.Record]
+    ) -> None:
         self.conn = conn
+        self.pool = pool
 
     def prepare(self, results: list[TestResult]) -> None:
         """Nothing to prepare: the results are written as they are."""
@@ -79,6 +95,15 @@ class RawPostgres:
             await self.conn.copy_records_to_table(
                 "test_results", records=[_params(r) for r in results], columns=list(COLUMNS)
             )
+
+    async def save_concurrent(self, batches: list[list[TestResult]]) -> None:
+        """From each task: `pool.fetchval` of INSERT ... RETURNING id, which commits itself."""
+        pool = self.pool
+
+        async def save(result: TestResult) -> object:
+            return await pool.fetchval(INSERT_POSTGRES, *_params(result))
+
+        await in_tasks(batches, save)
 
     async def get_by_id(self, ids: list[int]) -> int:
         """One `fetchrow` per id."""

@@ -1,27 +1,45 @@
-"""aiosqlite by hand: the same SQL, parameters converted by hand, rows left as tuples."""
+"""SQLite by hand: aiosqlite, and the conversions that every hand-written SQLite contender shares.
+
+Same SQL as the layer, parameters converted from the models by hand, rows left as tuples.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import aiosqlite
 
+from bench._contenders import in_tasks
 from bench._sql import GET_SQLITE, INSERT_SQLITE, INSERT_SQLITE_NO_RETURNING, LIST_SQLITE
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
 
-__all__ = ["RawSqlite", "open_raw_sqlite"]
+__all__ = [
+    "END_OF_TIME",
+    "MAX_INT",
+    "READ_PAGE",
+    "RawSqlite",
+    "filters_of",
+    "open_raw_sqlite",
+    "params_of",
+    "register_converters",
+    "text_of",
+]
 
-_END_OF_TIME = "9999-12-31T23:59:59.999999+00:00"
-_MAX_INT = 2**63 - 1
-_READ_PAGE = 10_000  # all_results reads pages of this size, with the same query
+END_OF_TIME: Final = "9999-12-31T23:59:59.999999+00:00"
+"""The keyset cursor before the first page: later than any stored time."""
+MAX_INT: Final = 2**63 - 1
+READ_PAGE: Final = 10_000
+"""`all_results` reads pages of this size, with the listing query."""
 
 
-def _params(result: TestResult) -> tuple[Any, ...]:
+def params_of(result: TestResult) -> tuple[Any, ...]:
+    """Convert a model to the insert's parameters by hand: enum values, ISO text, JSON text."""
     return (
         result.test_type.value,
         result.status.value,
@@ -36,7 +54,7 @@ def _params(result: TestResult) -> tuple[Any, ...]:
     )
 
 
-def _register_converters() -> None:
+def register_converters() -> None:
     """Let sqlite3 read the schema's declared types, as a hand-written program would.
 
     sqlite3 keeps converters per process; the layer itself registers none.
@@ -49,13 +67,24 @@ def _register_converters() -> None:
     )
 
 
-def _text(value: dt.datetime | None) -> str | None:
+def text_of(value: dt.datetime | None) -> str | None:
+    """Write a datetime parameter as the schema stores it: UTC ISO 8601 text."""
     return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def filters_of(where: ResultFilter) -> tuple[str | None, ...]:
+    """Give the listing query's four filter parameters; None where a filter is not set."""
+    return (
+        None if where.test_type is None else where.test_type.value,
+        None if where.status is None else where.status.value,
+        text_of(where.created_from),
+        text_of(where.created_until),
+    )
 
 
 async def open_raw_sqlite(path: str) -> aiosqlite.Connection:
     """Open the file as the layer does: WAL, full sync, declared types converted by sqlite3."""
-    _register_converters()
+    register_converters()
     conn = await aiosqlite.connect(
         path, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES, timeout=5.0
     )
@@ -68,7 +97,7 @@ async def open_raw_sqlite(path: str) -> aiosqlite.Connection:
 class RawSqlite:
     """One aiosqlite connection, used the quickest way a careful hand would."""
 
-    name = "raw"
+    name = "aiosqlite"
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
@@ -81,14 +110,31 @@ class RawSqlite:
         conn = self.conn
         await conn.execute("BEGIN")
         for result in results:
-            await conn.execute_fetchall(INSERT_SQLITE, _params(result))
+            await conn.execute_fetchall(INSERT_SQLITE, params_of(result))
         await conn.execute("COMMIT")
 
     async def save_many(self, results: list[TestResult]) -> None:
         """One executemany in one transaction."""
         await self.conn.execute("BEGIN")
-        await self.conn.executemany(INSERT_SQLITE_NO_RETURNING, [_params(r) for r in results])
+        await self.conn.executemany(INSERT_SQLITE_NO_RETURNING, [params_of(r) for r in results])
         await self.conn.execute("COMMIT")
+
+    async def save_concurrent(self, batches: list[list[TestResult]]) -> None:
+        """From each task: take the lock, then one INSERT ... RETURNING that commits itself.
+
+        The connection is in autocommit mode, so the insert and its commit (with its
+        fsync) are one call and one hop to aiosqlite's thread. The lock keeps the tasks'
+        statements apart on the shared connection, as a careful hand would.
+        """
+        conn = self.conn
+        lock = asyncio.Lock()
+
+        async def save(result: TestResult) -> object:
+            async with lock:
+                rows = list(await conn.execute_fetchall(INSERT_SQLITE, params_of(result)))
+            return rows[0][0]
+
+        await in_tasks(batches, save)
 
     async def get_by_id(self, ids: list[int]) -> int:
         """One awaited SELECT per id, fetched as a tuple."""
@@ -100,23 +146,15 @@ class RawSqlite:
 
     async def read_all(self) -> int:
         """Read the same keyset pages as `all_results`, fetched as tuples."""
-        return await self._pages((None, None, None, None), _READ_PAGE)
+        return await self._pages((None, None, None, None), READ_PAGE)
 
     async def list_paged(self, where: ResultFilter, page_size: int) -> int:
         """Read the same keyset pages as `list_results`, fetched as tuples."""
-        return await self._pages(
-            (
-                None if where.test_type is None else where.test_type.value,
-                None if where.status is None else where.status.value,
-                _text(where.created_from),
-                _text(where.created_until),
-            ),
-            page_size,
-        )
+        return await self._pages(filters_of(where), page_size)
 
     async def _pages(self, filters: tuple[str | None, ...], page_size: int) -> int:
         count = 0
-        cursor: tuple[str, int] = (_END_OF_TIME, _MAX_INT)
+        cursor: tuple[str, int] = (END_OF_TIME, MAX_INT)
         while True:
             rows = list(
                 await self.conn.execute_fetchall(LIST_SQLITE, (*filters, *cursor, page_size))
@@ -125,4 +163,4 @@ class RawSqlite:
             if len(rows) < page_size:
                 return count
             last = rows[-1]
-            cursor = (_text(last[9]) or "", last[0])
+            cursor = (text_of(last[9]) or "", last[0])

@@ -1,4 +1,7 @@
-"""Ratios, targets and the three outputs: the terminal table, results.json and BENCHMARKS.md."""
+"""The three outputs of a run: results.json, the chart, and BENCHMARKS.md, all under one folder.
+
+`make bench` writes them under build/bench/; `make bench-report` copies them to docs/.
+"""
 
 from __future__ import annotations
 
@@ -6,120 +9,25 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
-from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import attrs
+from bench._chart import draw_chart
+from bench._measure import DESCRIPTIONS, ENGINES, LABELS, RAW, Measurement
+from bench._targets import LAG_MAX, LAG_P99, Verdict, check_targets, describe
+from bench._texts import CONTENDERS_TEXT, EXECUTION_MODEL, LIMITS_TEXT
 
-__all__ = ["TARGETS", "Measurement", "Target", "machine_description", "write_reports"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-CONTENDERS: Final = ("layer", "raw", "sqlalchemy")
+    from bench._lag import Lag
 
+__all__ = ["CHART", "JSON", "REPORT", "machine_description", "write_reports"]
 
-@attrs.frozen
-class Target:
-    """The ratios a workload should reach; None where the brief sets none."""
-
-    layer_over_raw_max: float | None
-    sqlalchemy_over_layer_min: float | None
-
-
-TARGETS: Final[dict[str, Target]] = {
-    "save_one": Target(1.3, 3.0),
-    "save_many": Target(1.4, 3.0),
-    "get_by_id": Target(1.3, 3.0),
-    "read_all": Target(2.0, 3.0),
-    "list_paged": Target(None, 3.0),
-}
-
-DESCRIPTIONS: Final[dict[str, str]] = {
-    "save_one": "save one row per call, in one transaction",
-    "save_many": "save all rows in one batch",
-    "get_by_id": "get one row by id, per call",
-    "read_all": "read every row into models",
-    "list_paged": "filtered listing, paged through",
-}
-
-
-@attrs.frozen
-class Measurement:
-    """The times of every contender on one workload and engine, in seconds."""
-
-    engine: str
-    workload: str
-    rows: int
-    times: dict[str, list[float]]
-
-    def best(self, name: str) -> float:
-        """Return the best time of one contender."""
-        return min(self.times[name])
-
-    @property
-    def layer_over_raw(self) -> float:
-        """How many times the raw driver's time the layer takes."""
-        return self.best("layer") / self.best("raw")
-
-    @property
-    def sqlalchemy_over_layer(self) -> float:
-        """How many times the layer's time SQLAlchemy takes."""
-        return self.best("sqlalchemy") / self.best("layer")
-
-    def verdicts(self) -> tuple[bool | None, bool | None]:
-        """Whether each target is met; None where there is none."""
-        target = TARGETS[self.workload]
-        raw = (
-            None
-            if target.layer_over_raw_max is None
-            else self.layer_over_raw <= target.layer_over_raw_max
-        )
-        orm = (
-            None
-            if target.sqlalchemy_over_layer_min is None
-            else self.sqlalchemy_over_layer >= target.sqlalchemy_over_layer_min
-        )
-        return raw, orm
-
-    def line(self) -> str:
-        """One terminal line: times, rows per second and ratios."""
-        raw_ok, orm_ok = self.verdicts()
-        times = "  ".join(
-            f"{name} {self.best(name):7.3f}s ({self.rows / self.best(name):>9,.0f}/s)"
-            for name in CONTENDERS
-        )
-        return (
-            f"{self.engine:8} {self.workload:10} {self.rows:>7,}  {times}  "
-            f"layer/raw {self.layer_over_raw:5.2f} {_mark(verdict=raw_ok):6}  "
-            f"sqla/layer {self.sqlalchemy_over_layer:5.2f} {_mark(verdict=orm_ok)}"
-        )
-
-    def to_json(self) -> dict[str, object]:
-        """Give the machine-readable form."""
-        target = TARGETS[self.workload]
-        raw_ok, orm_ok = self.verdicts()
-        return {
-            "engine": self.engine,
-            "workload": self.workload,
-            "description": DESCRIPTIONS[self.workload],
-            "rows": self.rows,
-            "times": {name: [round(t, 6) for t in self.times[name]] for name in CONTENDERS},
-            "best": {name: round(self.best(name), 6) for name in CONTENDERS},
-            "median": {name: round(statistics.median(self.times[name]), 6) for name in CONTENDERS},
-            "rows_per_second": {name: round(self.rows / self.best(name)) for name in CONTENDERS},
-            "layer_over_raw": round(self.layer_over_raw, 3),
-            "sqlalchemy_over_layer": round(self.sqlalchemy_over_layer, 3),
-            "targets": {
-                "layer_over_raw_max": target.layer_over_raw_max,
-                "layer_over_raw_met": raw_ok,
-                "sqlalchemy_over_layer_min": target.sqlalchemy_over_layer_min,
-                "sqlalchemy_over_layer_met": orm_ok,
-            },
-        }
-
-
-def _mark(*, verdict: bool | None) -> str:
-    return {None: "-", True: "met", False: "MISSED"}[verdict]
+REPORT: Final = Path("BENCHMARKS.md")
+JSON: Final = Path("benchmarks") / "results.json"
+CHART: Final = Path("benchmarks") / "rows_per_second.png"
+"""Where each output goes, relative to the output folder; the report links the other two."""
 
 
 def _cpu_model() -> str:
@@ -157,79 +65,138 @@ def write_reports(
     *,
     machine: dict[str, object],
     settings: dict[str, int],
+    idle: Lag,
     skipped: dict[str, str],
     seconds: float,
-    json_path: Path,
-    docs_path: Path,
+    out: Path,
     say: Callable[[str], None],
 ) -> None:
-    """Print the summary table, then write results.json and the Markdown page from it."""
+    """Write results.json, the chart and the Markdown page under `out`; print the tables."""
+    verdicts = check_targets(measurements)
     generated = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     document: dict[str, object] = {
         "generated_at": generated,
         "machine": machine,
         "settings": settings,
         "run_seconds": round(seconds, 1),
+        "idle_lag": idle.to_json(),
         "skipped": skipped,
         "results": [m.to_json() for m in measurements],
+        "targets": [v.to_json() for v in verdicts],
     }
-    json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    table = _markdown_table(measurements)
-    say("\n" + table)
-    say(f"\nwrote {json_path} and {docs_path} ({seconds:.0f} s)")
-    docs_path.parent.mkdir(parents=True, exist_ok=True)
-    docs_path.write_text(_markdown(document, table), encoding="utf-8")
-
-
-def _ratio_cell(value: float, limit: float | None, *, verdict: bool | None, sign: str) -> str:
-    if limit is None or verdict is None:
-        return f"{value:.2f} (no target)"
-    return f"{value:.2f} {'met' if verdict else '**missed**'} ({sign} {limit:g})"
-
-
-def _markdown_table(measurements: list[Measurement]) -> str:
-    lines = [
-        (
-            "| engine | workload | rows | layer s | raw s | SQLAlchemy s "
-            "| layer/raw | SQLAlchemy/layer |"
+    (out / JSON).parent.mkdir(parents=True, exist_ok=True)
+    (out / JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    draw_chart(measurements, out / CHART)
+    rates = _rates_tables(measurements)
+    lags = _lag_tables(measurements)
+    targets = _targets_table(verdicts)
+    (out / REPORT).write_text(
+        _markdown(
+            document,
+            settings=settings,
+            machine=machine,
+            idle=idle,
+            skipped=skipped,
+            rates=rates,
+            lags=lags,
+            targets=targets,
         ),
-        "|---|---|---:|---:|---:|---:|---|---|",
-    ]
+        encoding="utf-8",
+    )
+    say("\n" + rates + "\n\n" + lags + "\n\n" + targets)
+    say(f"\nwrote {out / REPORT}, {out / JSON} and {out / CHART} ({seconds:.0f} s)")
+
+
+def _engines(measurements: list[Measurement]) -> list[str]:
+    return [e for e in ENGINES if any(m.engine == e for m in measurements)]
+
+
+def _names(measurements: list[Measurement]) -> list[str]:
+    names: list[str] = []
     for m in measurements:
-        target = TARGETS[m.workload]
-        raw_ok, orm_ok = m.verdicts()
-        raw_cell = _ratio_cell(
-            m.layer_over_raw, target.layer_over_raw_max, verdict=raw_ok, sign="≤"
-        )
-        orm_cell = _ratio_cell(
-            m.sqlalchemy_over_layer, target.sqlalchemy_over_layer_min, verdict=orm_ok, sign="≥"
-        )
-        lines.append(
-            f"| {m.engine} | {DESCRIPTIONS[m.workload]} (`{m.workload}`) | {m.rows:,} "
-            f"| {m.best('layer'):.3f} | {m.best('raw'):.3f} | {m.best('sqlalchemy'):.3f} "
-            f"| {raw_cell} | {orm_cell} |"
-        )
+        names.extend(name for name in m.contenders if name not in names)
+    return names
+
+
+def _rates_tables(measurements: list[Measurement]) -> str:
+    tables = []
+    for engine in _engines(measurements):
+        rows = [m for m in measurements if m.engine == engine]
+        names = _names(rows)
+        raw = RAW[engine]
+        head = " | ".join(LABELS[n] for n in names)
+        lines = [
+            f"**{ENGINES[engine]}**, rows per second (best round):",
+            "",
+            f"| workload | rows | {head} | layer/raw time |",
+            "|---|---:|" + "---:|" * len(names) + "---:|",
+        ]
+        for m in rows:
+            cells = " | ".join(f"{m.rate(n):,.0f}" if n in m.times else "-" for n in names)
+            lines.append(
+                f"| `{m.workload}`: {DESCRIPTIONS[m.workload]} | {m.rows:,} | {cells} "
+                f"| {m.ratio('layer', raw):.2f} |"
+            )
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def _lag_tables(measurements: list[Measurement]) -> str:
+    tables = []
+    for engine in _engines(measurements):
+        rows = [m for m in measurements if m.engine == engine]
+        names = _names(rows)
+        head = " | ".join(LABELS[n] for n in names)
+        lines = [
+            f"**{ENGINES[engine]}**, event-loop lag in ms, p99 / max over every round:",
+            "",
+            f"| workload | {head} |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for m in rows:
+            cells = " | ".join(_lag_cell(m, n) for n in names)
+            lines.append(f"| `{m.workload}` | {cells} |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def _lag_cell(m: Measurement, name: str) -> str:
+    if name not in m.times:
+        return "-"
+    lag = m.lag(name)
+    return f"{lag.p99 * 1000:.2f} / {lag.max * 1000:.1f}"
+
+
+def _targets_table(verdicts: list[Verdict]) -> str:
+    lines = [
+        "| workload | target | measured | verdict | what limits it |",
+        "|---|---|---:|---|---|",
+    ]
+    for v in verdicts:
+        verdict = "met" if v.met else "**missed**"
+        lines.append(f"| {describe(v)} | {v.target} | {v.measured} | {verdict} | {v.limit or ''} |")
     return "\n".join(lines)
 
 
-def _markdown(document: dict[str, object], table: str) -> str:
-    machine = document["machine"]
-    settings = document["settings"]
-    skipped = document["skipped"]
-    assert isinstance(machine, dict)  # noqa: S101  # built above
-    assert isinstance(settings, dict)  # noqa: S101
-    assert isinstance(skipped, dict)  # noqa: S101
+def _markdown(
+    document: dict[str, object],
+    *,
+    settings: dict[str, int],
+    machine: dict[str, object],
+    idle: Lag,
+    skipped: dict[str, str],
+    rates: str,
+    lags: str,
+    targets: str,
+) -> str:
     load = machine.get("load_average") or ["?", "?"]
-    per_call = (
-        f"The per-call workloads (`save_one`, `get_by_id`) made {settings['n_calls']:,} calls."
-        if settings["n_calls"] != settings["n"]
-        else "The per-call workloads (`save_one`, `get_by_id`) made N calls too."
-    )
+    assert isinstance(load, list)  # noqa: S101  # set by the runner
     skipped_text = "".join(f"\n- **{engine} skipped**: {why}" for engine, why in skipped.items())
     return f"""# Benchmarks
 
-Generated by `make bench` on {document["generated_at"]}; do not edit by hand, rerun instead.
-The machine-readable figures are in `bench/results.json`.
+Generated by `make bench` on {document["generated_at"]} and committed by `make bench-report`;
+do not edit by hand, rerun instead.
+The machine-readable figures are in [`{JSON}`]({JSON}); the chart is [`{CHART}`]({CHART}).
 
 ## Machine
 
@@ -243,88 +210,57 @@ The machine-readable figures are in `bench/results.json`.
 
 ## Run
 
-N = {settings["n"]:,} rows. {per_call} Each figure is the best of {settings["repeat"]} rounds;
-in each round the three contenders take turns, on the same database, with the same rows.
+- N = {settings["n"]:,} rows.
+- The per-call workloads (`save_one`, `get_by_id`) made {settings["n_calls"]:,} calls.
+- The concurrent workload (`save_concurrent`) ran {settings["tasks"]:,} tasks of
+  {settings["task_saves"]:,} saves each.
+
+Each time is the best of {settings["repeat"]} rounds; in each round the contenders take turns,
+on the same database, with the same rows. A SQLAlchemy contender that has spent
+{settings["budget"]} s on a workload sits out its remaining rounds (no target depends on its
+slowest workloads; `results.json` lists every round); the others run every round. The lag
+figures pool every round.
 The whole run took {document["run_seconds"]} s.{skipped_text}
 
 ```sh
-make bench                       # N = 50,000
+make bench                       # writes build/bench/; N = 50,000
+make bench-report                # the same, then copies the report, JSON and chart to docs/
 BENCH_N=10000 make bench         # fewer rows
-BENCH_N_CALLS=10000 make bench   # fewer calls in the per-call workloads only
-BENCH_REPEAT=5 make bench        # more rounds (the best is kept)
+BENCH_N_CALLS=2000 make bench    # fewer calls in the per-call workloads only
+BENCH_TASKS=20 BENCH_TASK_SAVES=50 make bench   # a smaller concurrent workload
+BENCH_REPEAT=5 make bench        # more rounds (the best time is kept)
+BENCH_BUDGET=60 make bench       # let SQLAlchemy run every round too
+BENCH_OUT=/tmp/bench make bench  # another output folder
 BENCH_DATABASE_URL=postgresql://user@host/db make bench   # another PostgreSQL server
 ```
 
-## Figures
+## Rows per second
 
-{table}
+![Rows per second of each contender and workload, log scale]({CHART})
 
-Ratios are of the best times: layer/raw above 1 is the layer's overhead over the driver;
-SQLAlchemy/layer above 1 is how much slower the ORM is than the layer.
+{rates}
 
-## What runs
+"layer/raw time" is the layer's best time over the raw async driver's (aiosqlite on SQLite,
+asyncpg on PostgreSQL): above 1 is the layer's overhead.
 
-The rows follow the seed's `test_results` shape: 10 columns written and 11 read, metadata as JSON,
-built once (as validated `TestResult` models) before any timing.
+## Event-loop lag
 
-- **layer**: the public functions of `persistence` only. `save_one` is
-  `async with transaction(db) as tx: for r in rows: await save_result(tx, r)`; `save_many` is
-  `save_results`; `get_by_id` is `get_result`; `read_all` is `all_results`; `list_paged` is
-  `list_results` with a `ResultFilter` (one test type, from a quarter of the way in), 500 a page,
-  followed by `next_cursor` to the end.
-- **raw**: the driver by hand, with the same SQL as `sql/queries/test_results.sql`. Parameters are
-  converted from the same models by hand (enum values; on SQLite, UTC ISO 8601 text and JSON text).
-  Reads are the driver's plain rows: sqlite3 tuples (with the schema's declared-type
-  converters, so timestamps and metadata come back as datetimes and dicts) and asyncpg
-  Records (with a jsonb codec).
-  SQLite: aiosqlite, one awaited call per row, `executemany` for the batch. PostgreSQL: asyncpg,
-  `fetchval`/`fetchrow` per row, `copy_records_to_table` for the batch. Reads page with the same
-  keyset query and page sizes as the layer.
-- **SQLAlchemy**: the 2.x ORM, async (aiosqlite and asyncpg dialects), a mapped class of the same
-  table. `save_one` is `session.add` then `flush` per row (so each row gets its id, as `save_result`
-  gives it), one commit; `save_many` is `add_all` and one commit; `get_by_id` is `session.get`;
-  reads are `select(OrmResult)` with the same keyset pages. The mapped objects to insert are built
-  before timing, like the models.
+During every timed call a probe task asks to wake every {1:g} ms and records how late it wakes.
+Alone, on an idle loop, it wakes {idle.p99 * 1000:.3f} ms late at p99 and {idle.max * 1000:.3f} ms
+at worst: that is the floor of these figures.
 
-SQLite runs on a temporary file in WAL mode with `synchronous = FULL` (the layer's setting)
-for every contender. PostgreSQL runs on a scratch database that is dropped afterwards.
+{lags}
 
 ## Targets
 
-| target | bound |
-|---|---|
-| `save_many` layer/raw | ≤ 1.4 |
-| `read_all` (read into models) layer/raw | ≤ 2.0 |
-| `get_by_id` and `save_one` layer/raw | ≤ 1.3 |
-| SQLAlchemy/layer, reading and inserting (every workload here) | ≥ 3 |
+Ratios are of the best times of one run. The lag bounds ({LAG_P99 * 1000:g} ms at p99,
+{LAG_MAX * 1000:g} ms at worst) apply to the layer during every SQLite workload.
 
-A missed target stays in the table with its figure.
+{targets}
 
-## What limits the targets that are missed
+{LIMITS_TEXT}
 
-These are measurements of the layer's own costs, not of this run's figures alone.
+{EXECUTION_MODEL}
 
-- **SQLite, read into models.** The raw baseline is plain tuples. The layer builds a frozen
-  model from each `sqlite3.Row`, by column name. Measured alone, the fetch costs about 1.4 us a
-  row as tuples and 2.6 us as `sqlite3.Row` (with the timestamp and JSON converters), and filling
-  a frozen model from a row costs about 1.7 us, of which about 1.3 us is the eleven lookups by
-  name. The layer's floor is therefore about 2.4 times the tuples. Reaching 2.0 would mean
-  reading by position; the layer keeps reading by name, so a changed SELECT can never swap
-  columns. On PostgreSQL, asyncpg's Records look names up in a hash table, and the ratio sits
-  near 2.0: met in some runs, just over in others.
-- **Per-call figures move from run to run.** One thread hop to aiosqlite, or one round trip to
-  PostgreSQL, varies by tens of microseconds when anything else runs on this 2-core machine.
-  Across runs, get by id on SQLite ranged from 0.95 to 1.41 with no change to the layer.
-  Compare several runs before reading much into a single per-call ratio.
-- **SQLAlchemy/layer for single-row saves and gets.** Both are bound by the round trip: one
-  thread hop to aiosqlite, or one network round trip to PostgreSQL. The layer adds little to it
-  (layer/raw is near 1), and SQLAlchemy adds only about 2 to 3 times as much. No change to the
-  layer can lift a ratio that the driver's own cost caps.
-- **SQLAlchemy/layer for reads and listings.** On full reads SQLAlchemy is at most about 3.5
-  times slower than the raw driver itself, so the layer would have to be nearly as fast as
-  plain tuples to reach 3. On PostgreSQL's filtered listing SQLAlchemy even beats the raw
-  driver running the layer's query. Its statement names only the filters that are set, while
-  the layer's one typed query writes `col = coalesce(@x, col)` for every filter, and a generic
-  plan cannot use an index through that. Splitting the listing into one query per filter
-  combination would fix it, at the price of more queries to type and keep in step.
-"""  # noqa: S608  # Markdown that mentions SELECT, not SQL
+{CONTENDERS_TEXT}
+"""

@@ -8,7 +8,14 @@ from typing import Final
 
 from persistence import ResultFilter, TestResult, TestStatus, TestType
 
-__all__ = ["BASE_TIME", "PAGE_SIZE", "listing_filter", "make_results", "shuffled"]
+__all__ = [
+    "BASE_TIME",
+    "PAGE_SIZE",
+    "batches_of",
+    "listing_filter",
+    "make_results",
+    "shuffled",
+]
 
 BASE_TIME: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 """When the first result was created; each next one is a second (and a little) later."""
@@ -18,6 +25,11 @@ PAGE_SIZE: Final = 500
 
 _TYPES: Final = tuple(TestType)
 _STATUSES: Final = tuple(TestStatus)
+
+
+def batches_of(results: list[TestResult], size: int) -> list[list[TestResult]]:
+    """Cut the results into consecutive batches of `size` (the last may be shorter)."""
+    return [results[start : start + size] for start in range(0, len(results), size)]
 
 
 def listing_filter(n: int) -> ResultFilter:

@@ -12,17 +12,21 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench._core import Core
+from bench._lag import LagProbe, lag_of
 from bench._layer import Layer
-from bench._orm import Orm, open_orm_engine
-from bench._raw_postgres import RawPostgres, open_raw_postgres
+from bench._loop_sqlite import LoopSqlite, open_loop_sqlite
+from bench._measure import Measurement
+from bench._orm import POOL_SIZE, Orm, open_orm_engine
+from bench._raw_postgres import RawPostgres, open_raw_pool, open_raw_postgres
 from bench._raw_sqlite import RawSqlite, open_raw_sqlite
-from bench._report import Measurement, machine_description, write_reports
-from bench._rows import PAGE_SIZE, listing_filter, make_results, shuffled
+from bench._report import machine_description, write_reports
+from bench._rows import PAGE_SIZE, batches_of, listing_filter, make_results, shuffled
 from persistence import connect, migrate, save_results
 
 if TYPE_CHECKING:
@@ -37,8 +41,21 @@ DEFAULT_N = 50_000
 DEFAULT_REPEAT = 3
 DEFAULT_N_CALLS = 10_000
 """Calls in the per-call workloads: each costs the same, so 10,000 show it as 50,000 would."""
+DEFAULT_TASKS = 100
+DEFAULT_TASK_SAVES = 100
+"""The concurrent workload: this many tasks, each saving this many rows one call at a time."""
+DEFAULT_BUDGET = 8
+"""Seconds a SQLAlchemy contender may spend on one workload before it sits out the rest.
+
+It always runs at least once. SQLAlchemy's concurrent and bulk workloads are the slowest
+of the run; no target depends on them, so they need not run three times. The layer and
+the drivers by hand, which the targets compare, run every round."""
+BUDGETED: Final = frozenset({"sqlalchemy_core", "sqlalchemy_orm"})
+IDLE_SECONDS = 0.5
+"""How long the lag probe runs alone, for the floor of what it measures."""
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-HERE = Path(__file__).parent
+ROOT = Path(__file__).parent.parent
+DEFAULT_OUT = ROOT / "build" / "bench"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -54,11 +71,16 @@ def _say(text: str) -> None:
 class Bench:
     """The settings of one run and the measurements it gathers."""
 
-    def __init__(self, n: int, n_calls: int, repeat: int) -> None:
+    def __init__(
+        self, *, n: int, n_calls: int, repeat: int, tasks: int, task_saves: int, budget: float
+    ) -> None:
         self.n = n
         self.n_calls = n_calls
         self.repeat = repeat
-        self.results = make_results(n)
+        self.budget = budget
+        self.tasks = tasks
+        self.task_saves = task_saves
+        self.results = make_results(max(n, n_calls, tasks * task_saves))
         self.measurements: list[Measurement] = []
 
     async def run_engine(
@@ -69,29 +91,33 @@ class Bench:
         row_count: Callable[[], Awaitable[int]],
         ids: Callable[[], Awaitable[list[int]]],
     ) -> None:
-        """Time the five workloads on one engine; every contender runs in every round."""
-        writes: list[tuple[str, list[TestResult]]] = [
-            ("save_one", self.results[: self.n_calls]),
-            ("save_many", self.results),
+        """Time the six workloads on one engine; in each round the contenders take turns."""
+        per_call = self.results[: self.n_calls]
+        every = self.results[: self.n]
+        concurrent = self.results[: self.tasks * self.task_saves]
+        batches = batches_of(concurrent, self.task_saves)
+        writes: list[tuple[str, list[TestResult], Callable[[Contender], Awaitable[None]]]] = [
+            ("save_one", per_call, lambda c: c.save_one(per_call)),
+            ("save_many", every, lambda c: c.save_many(every)),
+            ("save_concurrent", concurrent, lambda c: c.save_concurrent(batches)),
         ]
-        for workload, rows in writes:
+        for workload, rows, write in writes:
             times: dict[str, list[float]] = {c.name: [] for c in contenders}
+            lags: dict[str, list[float]] = {c.name: [] for c in contenders}
             for _ in range(self.repeat):
-                for contender in contenders:
+                for contender in self._taking_turns(contenders, times):
                     await reset()
                     contender.prepare(rows)
-                    method: Callable[[list[TestResult]], Awaitable[None]] = getattr(
-                        contender, workload
-                    )
-                    elapsed, _ = await _timed(functools.partial(method, rows))
+                    elapsed, _, lag = await _timed(functools.partial(write, contender))
                     stored = await row_count()
                     if stored != len(rows):
                         raise AssertionError(f"{contender.name} {workload}: {stored} rows stored")
                     times[contender.name].append(elapsed)
-            self._record(engine, workload, len(rows), times)
+                    lags[contender.name].extend(lag)
+            self._record(engine, workload, len(rows), times, lags)
 
         await reset()
-        await save_results_via(contenders, self.results)
+        await save_results_via(contenders, every)
         lookups = shuffled(await ids())[: self.n_calls]
         where = listing_filter(self.n)
         reads: list[tuple[str, int, Callable[[Contender], Awaitable[int]]]] = [
@@ -101,18 +127,35 @@ class Bench:
         ]
         for workload, expected, call in reads:
             times = {c.name: [] for c in contenders}
+            lags = {c.name: [] for c in contenders}
             counts: set[int] = set()
             for _ in range(self.repeat):
-                for contender in contenders:
-                    elapsed, count = await _timed(functools.partial(call, contender))
+                for contender in self._taking_turns(contenders, times):
+                    elapsed, count, lag = await _timed(functools.partial(call, contender))
                     counts.add(count)
                     times[contender.name].append(elapsed)
+                    lags[contender.name].extend(lag)
             if len(counts) != 1 or (expected and counts != {expected}):
                 raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
-            self._record(engine, workload, counts.pop(), times)
+            self._record(engine, workload, counts.pop(), times, lags)
 
-    def _record(self, engine: str, workload: str, rows: int, times: dict[str, list[float]]) -> None:
-        measurement = Measurement(engine=engine, workload=workload, rows=rows, times=times)
+    def _taking_turns(
+        self, contenders: list[Contender], times: dict[str, list[float]]
+    ) -> list[Contender]:
+        """Give the contenders that run this round: all but SQLAlchemy's past their budget."""
+        return [c for c in contenders if c.name not in BUDGETED or sum(times[c.name]) < self.budget]
+
+    def _record(
+        self,
+        engine: str,
+        workload: str,
+        rows: int,
+        times: dict[str, list[float]],
+        lags: dict[str, list[float]],
+    ) -> None:
+        measurement = Measurement(
+            engine=engine, workload=workload, rows=rows, times=times, lag_samples=lags
+        )
         self.measurements.append(measurement)
         _say(measurement.line())
 
@@ -123,11 +166,22 @@ async def save_results_via(contenders: list[Contender], results: list[TestResult
     await save_results(layer.db, results)
 
 
-async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T]:
+async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, list[float]]:
+    """Run one call with the lag probe awake; give its time, its result and the lag samples."""
     gc.collect()
-    start = time.perf_counter()
-    result = await call()
-    return time.perf_counter() - start, result
+    async with LagProbe() as probe:
+        start = time.perf_counter()
+        result = await call()
+        elapsed = time.perf_counter() - start
+    return elapsed, result, probe.samples
+
+
+async def idle_lag() -> list[float]:
+    """Run the lag probe alone: the floor of what it measures on this machine."""
+    gc.collect()
+    async with LagProbe() as probe:
+        await asyncio.sleep(IDLE_SECONDS)
+    return probe.samples
 
 
 async def run_sqlite(bench: Bench) -> str:
@@ -137,6 +191,7 @@ async def run_sqlite(bench: Bench) -> str:
         async with connect(path) as db:
             await migrate(db)
             raw_conn = await open_raw_sqlite(path)
+            loop_conn = open_loop_sqlite(path)
             orm_engine = open_orm_engine(f"sqlite+aiosqlite:///{path}")
             try:
 
@@ -154,12 +209,19 @@ async def run_sqlite(bench: Bench) -> str:
                     rows = await raw_conn.execute_fetchall("SELECT id FROM test_results")
                     return [int(row[0]) for row in rows]
 
-                contenders: list[Contender] = [Layer(db), RawSqlite(raw_conn), Orm(orm_engine)]
+                contenders: list[Contender] = [
+                    Layer(db),
+                    LoopSqlite(loop_conn),
+                    RawSqlite(raw_conn),
+                    Core(orm_engine),
+                    Orm(orm_engine),
+                ]
                 await bench.run_engine("sqlite", contenders, reset, row_count, ids)
                 version = await raw_conn.execute_fetchall("SELECT sqlite_version()")
                 return str(next(iter(version))[0])
             finally:
                 await orm_engine.dispose()
+                loop_conn.close()
                 await raw_conn.close()
 
 
@@ -185,6 +247,7 @@ async def run_postgres(bench: Bench, admin_url: str) -> str:
         async with connect(url) as db:
             await migrate(db)
             raw_conn = await open_raw_postgres(url)
+            raw_pool = await open_raw_pool(url, POOL_SIZE)
             orm_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
                 "postgres://", "postgresql+asyncpg://", 1
             )
@@ -203,11 +266,17 @@ async def run_postgres(bench: Bench, admin_url: str) -> str:
                         int(row[0]) for row in await raw_conn.fetch("SELECT id FROM test_results")
                     ]
 
-                contenders: list[Contender] = [Layer(db), RawPostgres(raw_conn), Orm(orm_engine)]
+                contenders: list[Contender] = [
+                    Layer(db),
+                    RawPostgres(raw_conn, raw_pool),
+                    Core(orm_engine),
+                    Orm(orm_engine),
+                ]
                 await bench.run_engine("postgres", contenders, reset, row_count, ids)
                 return str(await raw_conn.fetchval("SHOW server_version"))
             finally:
                 await orm_engine.dispose()
+                await raw_pool.close()
                 await raw_conn.close()
     finally:
         await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -229,13 +298,19 @@ async def run() -> None:
         n=n,
         n_calls=min(n, _env_int("BENCH_N_CALLS", DEFAULT_N_CALLS)),
         repeat=_env_int("BENCH_REPEAT", DEFAULT_REPEAT),
+        tasks=_env_int("BENCH_TASKS", DEFAULT_TASKS),
+        task_saves=_env_int("BENCH_TASK_SAVES", DEFAULT_TASK_SAVES),
+        budget=_env_int("BENCH_BUDGET", DEFAULT_BUDGET),
     )
+    out = Path(os.environ.get("BENCH_OUT") or DEFAULT_OUT)
     _say(
         f"persistence bench: N={bench.n} rows, {bench.n_calls} calls per per-call workload, "
-        f"best of {bench.repeat}"
+        f"{bench.tasks} tasks x {bench.task_saves} concurrent saves, best of {bench.repeat}"
     )
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
+    idle = lag_of(await idle_lag())
+    _say(f"lag probe alone: p99 {idle.p99 * 1000:.3f} ms, max {idle.max * 1000:.3f} ms")
     versions: dict[str, str] = {}
     skipped: dict[str, str] = {}
     _say("\n## SQLite")
@@ -253,11 +328,18 @@ async def run() -> None:
     write_reports(
         bench.measurements,
         machine=machine,
-        settings={"n": bench.n, "n_calls": bench.n_calls, "repeat": bench.repeat},
+        settings={
+            "n": bench.n,
+            "n_calls": bench.n_calls,
+            "repeat": bench.repeat,
+            "tasks": bench.tasks,
+            "task_saves": bench.task_saves,
+            "budget": int(bench.budget),
+        },
+        idle=idle,
         skipped=skipped,
         seconds=time.perf_counter() - started,
-        json_path=HERE / "results.json",
-        docs_path=HERE.parent / "docs" / "BENCHMARKS.md",
+        out=out,
         say=_say,
     )
 

@@ -1,0 +1,99 @@
+"""Event-loop lag: a task that asks to wake every millisecond and records how late it wakes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import TYPE_CHECKING, Final, Self
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+
+__all__ = ["INTERVAL", "Lag", "LagProbe", "lag_of", "percentile"]
+
+INTERVAL: Final = 0.001
+"""How long the probe sleeps between two wake-ups, in seconds."""
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of `samples` (0 < fraction <= 1); 0.0 for none.
+
+    The nearest rank is a value that was measured: the p99 of 100 samples is the 99th
+    smallest, and no interpolation invents a lag that never happened.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = math.ceil(fraction * len(ordered))
+    return ordered[rank - 1]
+
+
+@attrs.frozen
+class Lag:
+    """How late the probe woke during one workload, in seconds."""
+
+    p99: float
+    max: float
+    samples: int
+
+    def to_json(self) -> dict[str, float | int]:
+        """Give the machine-readable form, in milliseconds."""
+        return {
+            "p99_ms": round(self.p99 * 1000, 3),
+            "max_ms": round(self.max * 1000, 3),
+            "samples": self.samples,
+        }
+
+
+def lag_of(samples: Sequence[float]) -> Lag:
+    """Summarise lag samples as their 99th percentile and their maximum."""
+    return Lag(p99=percentile(samples, 0.99), max=max(samples, default=0.0), samples=len(samples))
+
+
+class LagProbe:
+    """Wake every `interval` seconds while open; each sample is how late one wake-up came.
+
+    Use as `async with LagProbe() as probe: ...`; the samples are in `probe.samples`. When
+    the block ends while the probe is still asleep past its due time (the loop was blocked
+    to the end), that last lateness is recorded too, so a stall is never lost.
+    """
+
+    def __init__(self, interval: float = INTERVAL) -> None:
+        self.interval = interval
+        self.samples: list[float] = []
+        self._due = math.inf
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await asyncio.sleep(0)  # the probe is asleep, with its first due time, before work starts
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        late = time.perf_counter() - self._due
+        if late > 0:
+            self.samples.append(late)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])  # never raises the probe's own cancellation
+
+    async def _run(self) -> None:
+        interval = self.interval
+        samples = self.samples
+        clock = time.perf_counter
+        while True:
+            self._due = clock() + interval
+            await asyncio.sleep(interval)
+            samples.append(max(0.0, clock() - self._due))
+            self._due = math.inf

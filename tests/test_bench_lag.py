@@ -1,0 +1,66 @@
+"""The benchmark's event-loop lag probe and its statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from bench._lag import LagProbe, lag_of, percentile
+
+
+def test_percentile_is_a_measured_value() -> None:
+    """The nearest-rank p99 of 1..100 is 99, and of 1..1000 is 990: never interpolated."""
+    assert percentile([float(v) for v in range(100, 0, -1)], 0.99) == 99.0
+    assert percentile([float(v) for v in range(1, 1001)], 0.99) == 990.0
+
+
+def test_percentile_of_few_samples_is_their_maximum() -> None:
+    """With fewer than 100 samples, the p99 is the largest one."""
+    assert percentile([0.5, 3.0, 1.0], 0.99) == 3.0
+
+
+def test_percentile_of_nothing_is_zero() -> None:
+    """No samples means no lag was seen."""
+    assert percentile([], 0.99) == 0.0
+    assert lag_of([]).max == 0.0
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
+def test_percentile_refuses_a_fraction_outside_zero_to_one(fraction: float) -> None:
+    """A fraction must be in (0, 1]."""
+    with pytest.raises(ValueError, match="fraction"):
+        percentile([1.0], fraction)
+
+
+def test_lag_of_gives_p99_max_and_count() -> None:
+    """The summary holds the p99, the maximum and how many samples there were."""
+    samples = [0.0001] * 99 + [0.05]
+    lag = lag_of(samples)
+    assert (lag.p99, lag.max, lag.samples) == (0.0001, 0.05, 100)
+    assert lag.to_json() == {"p99_ms": 0.1, "max_ms": 50.0, "samples": 100}
+
+
+async def test_probe_sees_a_blocked_loop() -> None:
+    """A block that holds the loop for 30 ms shows as a lag of about that much."""
+    async with LagProbe() as probe:
+        await asyncio.sleep(0.005)
+        time.sleep(0.03)  # noqa: ASYNC251  # blocking the loop is the point
+        await asyncio.sleep(0.005)
+    assert 0.025 <= lag_of(probe.samples).max < 1.0
+
+
+async def test_probe_records_a_stall_that_lasts_to_the_end() -> None:
+    """A loop blocked until the block ends is still recorded, though the probe never woke."""
+    async with LagProbe() as probe:
+        time.sleep(0.02)  # noqa: ASYNC251  # blocking the loop is the point
+    assert probe.samples
+    assert max(probe.samples) >= 0.015
+
+
+async def test_probe_wakes_often_on_an_idle_loop() -> None:
+    """On an idle loop the probe wakes about every millisecond."""
+    async with LagProbe() as probe:
+        await asyncio.sleep(0.05)
+    assert len(probe.samples) >= 10
