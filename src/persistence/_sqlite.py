@@ -29,6 +29,7 @@ import collections
 import contextlib
 import datetime as dt
 import enum
+import functools
 import json
 import math
 import os
@@ -74,6 +75,12 @@ _T = TypeVar("_T")
 
 LOOP_BUDGET: Final = 0.002
 """Seconds a read may run on the event loop before it is interrupted and run in a thread."""
+
+LOOP_SLICE: Final = 0.001
+"""Seconds of work on the event loop after which this backend gives the loop back."""
+
+_SLICE_ROWS: Final = 500
+"""Rows encoded or decoded on the loop between two looks at the slice."""
 
 _PROGRESS_STEPS: Final = 1000
 """SQLite virtual-machine steps between two looks at the loop budget."""
@@ -243,12 +250,18 @@ def _row_decoder(
     return decode
 
 
-def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
-    """Run one query to its end and give what its command returns."""
+def _execute(
+    conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode, *, decode: bool = True
+) -> Any:
+    """Run one query to its end and give what its command returns.
+
+    `MANY` takes parameters already encoded. Without `decode`, rows come back as the
+    tuples sqlite3 gives, for the loop to decode in slices.
+    """
     cursor = conn.cursor()
     try:
         if mode is _Mode.MANY:
-            cursor.executemany(plan.sql, [plan.encode(p) for p in params])
+            cursor.executemany(plan.sql, params)
             return cursor.rowcount
         cursor.execute(plan.sql, plan.encode(params))
         if not plan.checked:
@@ -256,15 +269,20 @@ def _execute(conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode) ->
         if mode is _Mode.COUNT:
             return cursor.rowcount
         rows = cursor.fetchall()
-        if plan.decode is not None and mode is not _Mode.VALUE:
+        if decode and plan.decode is not None and mode is not _Mode.VALUE:
             rows = plan.decode(rows)
-        if mode is _Mode.ROWS:
-            return rows
-        if mode is _Mode.ROW:
-            return rows[0] if rows else None
-        return rows[0][0] if rows else None
+        return _pick(rows, mode)
     finally:
         cursor.close()
+
+
+def _pick(rows: list[Any], mode: _Mode) -> Any:
+    """Give what a command returns from its rows: all of them, the first, or its first value."""
+    if mode is _Mode.ROWS:
+        return rows
+    if mode is _Mode.ROW:
+        return rows[0] if rows else None
+    return rows[0][0] if rows else None
 
 
 class _Budget:
@@ -335,9 +353,11 @@ class SqliteSession:
         self._backend = backend
         self._in_transaction = in_transaction
 
-    async def run(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+    async def run(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         """Run one query where this session runs it."""
         backend = self._backend
+        if mode is _Mode.MANY:
+            params = await backend.encode_many(plan, params)
         if self._in_transaction:
             return await backend.run_in_transaction(plan, params, mode)
         if plan.writes or mode is _Mode.MANY:
@@ -451,6 +471,7 @@ class SqliteBackend:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._queue: collections.deque[_Write | _Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
+        self._yielded = time.perf_counter()
         self._autocommit = SqliteSession(self, in_transaction=False)
         self._transaction = SqliteSession(self, in_transaction=True)
         self._closed = False
@@ -476,8 +497,40 @@ class SqliteBackend:
 
     # Reads outside transactions.
 
-    async def read(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+    async def share_loop(self) -> None:
+        """Give the loop back once this backend has held it for a slice.
+
+        A caller that awaits call after call that never waits would otherwise keep the
+        loop from every other task until it stops.
+        """
+        if time.perf_counter() - self._yielded > LOOP_SLICE:
+            await asyncio.sleep(0)
+            self._yielded = time.perf_counter()
+
+    async def encode_many(self, plan: _Plan, params: Iterable[Params]) -> list[Params]:
+        """Encode a bulk write's parameters on the loop, a slice at a time."""
+        encoded: list[Params] = []
+        for item in params:
+            encoded.append(plan.encode(item))
+            if len(encoded) % _SLICE_ROWS == 0:
+                await self.share_loop()
+        return encoded
+
+    async def _decoded(self, plan: _Plan, rows: Any, mode: _Mode) -> Any:
+        """Decode rows read in a thread on the loop, a slice at a time, then pick the result."""
+        if not isinstance(rows, list):  # a row count
+            return rows
+        if plan.decode is None or mode is _Mode.VALUE:
+            return _pick(rows, mode)
+        decoded: list[Any] = []
+        for start in range(0, len(rows), _SLICE_ROWS):
+            decoded += plan.decode(rows[start : start + _SLICE_ROWS])
+            await self.share_loop()
+        return _pick(decoded, mode)
+
+    async def read(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread."""
+        await self.share_loop()
         budget = self._reader_budget
         budget.arm()
         try:
@@ -487,13 +540,14 @@ class SqliteBackend:
                 raise
         finally:
             budget.disarm()
-        return await self._read_in_thread(plan, params, mode)
+        return await self._decoded(plan, await self._read_in_thread(plan, params, mode), mode)
 
-    async def _read_in_thread(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+    async def _read_in_thread(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         reader = self._thread_readers.pop() if self._thread_readers else None
         if reader is None:
             reader = await self._in_thread(self._open_reader)
-        work = asyncio.ensure_future(self._in_thread(_execute, reader, plan, params, mode))
+        run = functools.partial(_execute, reader, plan, params, mode, decode=False)
+        work = asyncio.ensure_future(self._in_thread(run))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -512,11 +566,12 @@ class SqliteBackend:
 
     # Statements inside a transaction: the writer, which the transaction holds.
 
-    async def run_in_transaction(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+    async def run_in_transaction(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         """Run on the loop; bulk writes, and reads past the budget, in a thread."""
         writer = self._writer
         if mode is _Mode.MANY:
             return await finish_then_cancel(self._in_thread(_savepointed, writer, plan, params))
+        await self.share_loop()
         if plan.writes:
             return _execute(writer, plan, params, mode)
         budget = self._writer_budget
@@ -528,11 +583,12 @@ class SqliteBackend:
                 raise
         finally:
             budget.disarm()
-        return await finish_then_cancel(self._in_thread(_execute, writer, plan, params, mode))
+        run = functools.partial(_execute, writer, plan, params, mode, decode=False)
+        return await self._decoded(plan, await finish_then_cancel(self._in_thread(run)), mode)
 
     # Single-call writes: the group-commit queue.
 
-    async def queue_write(self, plan: _Plan, params: Any, mode: _Mode) -> Any:  # noqa: ANN401  # rows are the driver's
+    async def queue_write(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
@@ -614,6 +670,9 @@ class SqliteBackend:
             done.append((item, result))
             if not self._queue:
                 await asyncio.sleep(0)  # let tasks that are ready join this commit
+                self._yielded = time.perf_counter()
+            else:
+                await self.share_loop()
         return done
 
     def _fail_waiting(self, error: BaseException) -> None:

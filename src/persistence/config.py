@@ -6,7 +6,7 @@ from typing import TypeVar, overload
 
 from persistence._guards import key_id, key_text, of_type
 from persistence._interface import JsonValue
-from persistence._rows import config_from_row, config_params
+from persistence._rows import config_from_row, config_params, map_in_slices
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
@@ -125,7 +125,8 @@ async def get_config_value(
 async def all_config_entries(db: Database) -> list[ConfigEntry]:
     """Return every entry, by section then key."""
     async with connection(db) as conn:
-        return [config_from_row(row) async for row in db.queries.list_config_entries(conn)]
+        rows = [row async for row in db.queries.list_config_entries(conn)]
+    return await map_in_slices(config_from_row, rows)
 
 
 async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:

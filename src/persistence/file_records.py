@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from persistence._guards import key_id, key_text, of_type
-from persistence._rows import file_record_from_row, file_record_params
+from persistence._rows import file_record_from_row, file_record_params, map_in_slices
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
@@ -55,7 +55,8 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 async def all_file_records(db: Database) -> list[FileRecord]:
     """Return every record, most recently accessed first."""
     async with connection(db) as conn:
-        return [file_record_from_row(row) async for row in db.queries.list_file_records(conn)]
+        rows = [row async for row in db.queries.list_file_records(conn)]
+    return await map_in_slices(file_record_from_row, rows)
 
 
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:

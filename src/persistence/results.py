@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
@@ -11,7 +12,7 @@ import attrs
 from attrs.converters import optional
 
 from persistence._guards import MAX_INT, as_utc, key_id, of_type, row_id, utc_instant
-from persistence._rows import result_from_row, result_params, with_id
+from persistence._rows import SLICE, map_in_slices, result_from_row, result_params, with_id
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
@@ -134,7 +135,7 @@ async def list_results(
                 page_size=limit,
             )
         ]
-    items = tuple(map(result_from_row, rows))
+    items = tuple(await map_in_slices(result_from_row, rows))
     next_cursor = None
     if len(items) == limit:
         last = items[-1]
@@ -191,6 +192,8 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
         )
     rows: list[InsertTestResultsParams] = []
     for index, result in enumerate(results):
+        if index and index % SLICE == 0:
+            await asyncio.sleep(0)  # converting a big batch would hold the loop otherwise
         of_type(TestResult, result, index)
         if result.id is not None:
             raise ValidationError(

@@ -1,0 +1,79 @@
+"""SQLite's short statements run on the event loop, and still leave it to other tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+
+from persistence import (
+    Database,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    get_result,
+    save_result,
+    save_results,
+    transaction,
+)
+from persistence._sqlite import LOOP_SLICE
+
+
+def result() -> TestResult:
+    """A plain result."""
+    return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata={"k": [1, 2]})
+
+
+async def _longest_gap(work: Callable[[], Awaitable[object]]) -> tuple[float, int]:
+    """Run `work` beside a task that counts its turns; give the longest wait between turns."""
+    turns: list[float] = []
+    done = False
+
+    async def ticker() -> None:
+        while not done:
+            turns.append(time.perf_counter())
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    start = time.perf_counter()
+    await work()
+    end = time.perf_counter()
+    done = True
+    await task
+    moments = [start, *(t for t in turns if t >= start), end]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    return max(gaps), len(moments)
+
+
+async def test_calls_that_never_wait_still_share_the_loop(sqlite_db: Database) -> None:
+    """Thousands of on-loop reads and writes in a row let another task run every few ms."""
+    saved = await save_result(sqlite_db, result())
+    assert saved.id is not None
+    result_id = saved.id
+
+    async def reads() -> None:
+        for _ in range(3000):
+            await get_result(sqlite_db, result_id)
+
+    async def writes() -> None:
+        async with transaction(sqlite_db) as tx:
+            for _ in range(3000):
+                await save_result(tx, result())
+
+    for work in (reads, writes):
+        gap, turns = await _longest_gap(work)
+        assert turns > 10, work.__name__
+        assert gap < LOOP_SLICE * 20, (work.__name__, gap)
+
+
+async def test_big_batches_and_pages_share_the_loop(sqlite_db: Database) -> None:
+    """Converting a big batch and decoding big pages give the loop back between slices."""
+    batch = [result() for _ in range(20_000)]
+    gap, turns = await _longest_gap(lambda: save_results(sqlite_db, batch))
+    assert turns > 10
+    gap, turns = await _longest_gap(lambda: all_results(sqlite_db))
+    assert turns > 10
+    assert gap < 0.1
