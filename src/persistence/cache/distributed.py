@@ -52,10 +52,10 @@ if TYPE_CHECKING:
     from persistence.database import Database
 
 __all__ = [
-    "NAMESPACE_PREFIX",
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TTL",
+    "NAMESPACE_PREFIX",
     "REDIS_URL_VARIABLE",
     "RedisCache",
     "open_redis_cache",
