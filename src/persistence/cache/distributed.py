@@ -123,6 +123,8 @@ class RedisCache(CachedReads):
         self._subscribed = 0
         self._fresh_until = 0.0
         self._dirty: set[str] = set()
+        self._seen: dict[str, int | None] = dict.fromkeys(TABLES)
+        """The database's versions at the last heartbeat: what the subscription has covered."""
         self._down_until = 0.0
         self._outage = False
         self._hits = self._misses = self._bypassed = self._faults = 0
@@ -236,7 +238,8 @@ class RedisCache(CachedReads):
 
     async def _usable(self, table: str) -> bool:
         """Tell whether Redis may be asked about `table`; publish what faults held back."""
-        if time.monotonic() < self._down_until:
+        now = time.monotonic()
+        if now < self._down_until or now >= self._fresh_until:
             return False
         for dirty in sorted(self._dirty):
             if await self._new_generation(dirty) is None:
@@ -290,6 +293,23 @@ class RedisCache(CachedReads):
             if table in self._remote:
                 self._remote[table] += 1
 
+    def _note_versions(self) -> None:
+        watch = self._watch
+        for table in TABLES:
+            self._seen[table] = None if watch is None else watch.version(table)
+
+    def _missed_while_away(self) -> None:
+        """Mark the tables that changed while no invalidation could arrive.
+
+        A writer that could not reach Redis then could not publish their new generations:
+        this worker publishes them before it trusts Redis again.
+        """
+        watch = self._watch
+        for table in TABLES:
+            now = None if watch is None else watch.version(table)
+            if now is None or now != self._seen[table]:
+                self._dirty.add(table)
+
     async def _subscribe(self) -> None:
         """Keep a subscription to the invalidation channel, its heartbeat and its lease."""
         attempt = 0
@@ -301,6 +321,10 @@ class RedisCache(CachedReads):
                     while (await pubsub.get_message(timeout=self._heartbeat)) is None:
                         pass  # the subscription's confirmation
                 self._subscribed += 1  # messages may have been missed while not subscribed
+                if self._subscribed > 1:
+                    self._missed_while_away()
+                else:
+                    self._note_versions()
                 attempt = 0
                 await self._receive(pubsub)
             except _TRANSPORT_ERRORS:
@@ -331,6 +355,7 @@ class RedisCache(CachedReads):
             if message["type"] == "message":
                 self._invalidated(message["data"])
             elif message["type"] == "pong" and sent is not None:
+                self._note_versions()
                 self._fresh_until = sent + 2 * self._heartbeat
                 next_ping, sent = sent + self._heartbeat, None
                 self._listening.set()
