@@ -17,7 +17,7 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.pa
 
 @attrs.frozen
 class Staleness:
-    """Per write: seconds from the writer's return to the first read that saw it, and stale reads."""
+    """Per write: seconds from its return to the first read that saw it, and the stale reads."""
 
     delays: tuple[float, ...]
     stale_reads: tuple[int, ...]

@@ -194,7 +194,10 @@ async def test_two_processes_staleness(db: Database, database_url: str, cache: M
     else:
         assert found.worst < 0.5, found.worst
     assert await cache.get_config_value("cache", "value", int) == 200
-    assert await eventually(lambda: _hit_count_grows(cache, "cache", "value"), True) < NOTIFY_BOUND
+    assert (
+        await eventually(lambda: _hit_count_grows(cache, "cache", "value"), expected=True)
+        < NOTIFY_BOUND
+    )
 
 
 @pytest.mark.usefixtures("postgres_admin")

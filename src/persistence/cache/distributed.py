@@ -398,7 +398,7 @@ class RedisCache(CachedReads):
             self._local.clear()
         with contextlib.suppress(*_TRANSPORT_ERRORS):
             async with asyncio.timeout(self._timeout):
-                await self._client.aclose()
+                await self._client.aclose(close_connection_pool=True)
         if watch is not None:
             await watch.close()
 
