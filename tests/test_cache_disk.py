@@ -61,8 +61,7 @@ async def test_the_least_recently_used_go_past_the_budget(artifacts: ArtifactCac
         keys.append(await artifacts.put(bytes([index]) * 10_000))
         os.utime(artifacts.path_of(keys[-1]), ns=(index * 10**9, index * 10**9))
     assert await artifacts.get(keys[0]) is not None  # used now: the most recent
-    for index in range(6, 9):
-        keys.append(await artifacts.put(bytes([index]) * 10_000))
+    keys += [await artifacts.put(bytes([index]) * 10_000) for index in range(6, 9)]
     await artifacts.evict()
     assert await artifacts.size() <= 64 * 1024
     assert await artifacts.contains(keys[0])
