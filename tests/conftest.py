@@ -102,3 +102,36 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     async with connect(tmp_path / "test.db") as db:
         await migrate(db)
         yield db
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_test_url() -> str:
+    """The Redis server that cache tests use."""
+    return os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
+
+
+async def _probe_redis(url: str) -> str | None:
+    from redis.asyncio import Redis  # noqa: PLC0415  # only the Redis tests need it
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    client = Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as error:
+        return f"no Redis server at {url}: {type(error).__name__}: {error}"
+    finally:
+        await client.aclose()
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a reachable Redis; skip (or fail on CI) when there is none."""
+    problem = asyncio.run(_probe_redis(redis_test_url()))
+    if problem is not None:
+        if on_ci():
+            pytest.fail(f"CI=true requires Redis: {problem}")
+        pytest.skip(f"{problem} (set TEST_REDIS_URL, or start redis-server)")
+    return redis_test_url()

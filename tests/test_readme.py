@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parents[1] / "README.md"
 
 
@@ -47,3 +49,18 @@ async def test_storage_example_runs(tmp_path: Path) -> None:
     example = namespace["example"]
     assert callable(example)
     await example(tmp_path)
+
+
+async def test_caching_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's caching example opens everything, reads through the cache and keeps a file."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    text = README.read_text(encoding="utf-8")
+    caching = text[text.index("## Caching") :]
+    match = re.search(r"```python\n(.*?)```", caching, re.DOTALL)
+    assert match is not None, "README.md has no Python block under '## Caching'"
+    namespace: dict[str, object] = {}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)  # noqa: S102  # our own README
+    example = namespace["example"]
+    assert callable(example)
+    await example(tmp_path)
+    assert (tmp_path / "files" / ".cache" / "artifacts").is_dir()

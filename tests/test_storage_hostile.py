@@ -125,6 +125,7 @@ async def test_a_fifo_is_refused_at_once(
     assert (storage.root / "a.txt").read_bytes() == b"a"
     assert sorted(path.name for path in storage.root.iterdir()) == [
         ".backups",
+        ".cache",
         ".locks",
         ".tmp",
         "a.txt",

@@ -1,5 +1,6 @@
 """A typed, SQL-first data layer: test results, typed configuration and tracked files."""
 
+from persistence.bundle import Persistence, open_persistence
 from persistence.config import (
     all_config_entries,
     delete_config_entry,
@@ -80,6 +81,7 @@ __all__ = [
     "NotFoundError",
     "Page",
     "PageCursor",
+    "Persistence",
     "PersistenceError",
     "ResultFilter",
     "TestResult",
@@ -115,6 +117,7 @@ __all__ = [
     "migrate",
     "migration_status",
     "open_database",
+    "open_persistence",
     "result_stats",
     "results_by_type",
     "save_config_entry",

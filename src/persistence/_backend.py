@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from persistence.exceptions import PersistenceError
     from persistence.queries import Queries
 
-__all__ = ["Backend", "Engine", "finish_then_cancel"]
+__all__ = ["Backend", "ChangeWatch", "Engine", "finish_then_cancel"]
 
 _T = TypeVar("_T")
 
@@ -29,6 +29,19 @@ class Engine(enum.Enum):
 
     SQLITE = "sqlite"
     POSTGRES = "postgres"
+
+
+class ChangeWatch(Protocol):
+    """Tells a cache whether committed writes, from any process, may have changed a table."""
+
+    def version(self, table: str) -> int | None:
+        """Give a number that changes whenever a commit may have changed `table`.
+
+        None while that cannot be known (the watch lost its connection): trust no cache then.
+        """
+
+    async def close(self) -> None:
+        """Stop watching."""
 
 
 class Backend(Protocol):
@@ -74,6 +87,9 @@ class Backend(Protocol):
 
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map one of this engine's driver errors to this package's; None for other errors."""
+
+    async def watch_changes(self, *, heartbeat: float) -> ChangeWatch:
+        """Start watching for commits; `heartbeat` bounds how long a silent watch is trusted."""
 
     async def close(self) -> None:
         """Close every connection; wait for work in flight to end."""

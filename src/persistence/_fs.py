@@ -53,7 +53,10 @@ TEMP_DIR: Final = ".tmp"
 LOCKS_DIR: Final = ".locks"
 """Folder under the root holding the lock files of `try_lock`; they are never deleted."""
 
-RESERVED: Final = frozenset({BACKUPS_DIR, TEMP_DIR, LOCKS_DIR})
+CACHE_DIR: Final = ".cache"
+"""Folder under the root holding the artifact cache (`persistence.cache.disk`)."""
+
+RESERVED: Final = frozenset({BACKUPS_DIR, TEMP_DIR, LOCKS_DIR, CACHE_DIR})
 _RESERVED_FOLDED: Final = frozenset(name.casefold() for name in RESERVED)
 
 CHUNK_SIZE: Final = 1024 * 1024

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -43,13 +44,25 @@ if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.queries import Queries
 
-__all__ = ["PgConnection", "PostgresAdapter", "PostgresBackend", "open_postgres"]
+__all__ = [
+    "CHANGES_CHANNEL",
+    "ChangeListener",
+    "PgConnection",
+    "PostgresAdapter",
+    "PostgresBackend",
+    "open_postgres",
+]
 
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 Params = Mapping[str, Any]
 
 _new = tuple.__new__
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
+
+CHANGES_CHANNEL: Final = "persistence_changes"
+"""The channel on which migration 0003's triggers send the changed table's name at commit."""
+
+_RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^)]*)\)\s*VALUES\s*\((?P<values>[^)]*)\)\s*;?\s*$",
@@ -255,7 +268,9 @@ class PostgresBackend:
         connect_timeout: float,
         command_timeout: float,
         release_timeout: float,
+        dsn: str = "",
     ) -> None:
+        self._dsn = dsn
         self._queries = queries
         self._pool = pool
         self.connect_timeout = connect_timeout
@@ -413,6 +428,16 @@ class PostgresBackend:
         """Map an asyncpg error to this package's error."""
         return translate_postgres(error, self.command_timeout)
 
+    # Commits by any connection, for caches.
+
+    async def watch_changes(self, *, heartbeat: float) -> ChangeListener:
+        """LISTEN for the tables' change notifications on a connection outside the pool."""
+        listener = ChangeListener(
+            self._dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout
+        )
+        await listener.start()
+        return listener
+
     # Closing.
 
     async def close(self) -> None:
@@ -424,6 +449,92 @@ class PostgresBackend:
                 await self._pool.close()
         except TimeoutError:
             self._pool.terminate()
+
+
+class ChangeListener:
+    """PostgreSQL's change watch: LISTEN on a connection of its own, outside the pool.
+
+    Migration 0003's triggers send the changed table's name when a statement's transaction
+    commits. A heartbeat (`SELECT 1`), sent every `heartbeat` seconds and answered within
+    `heartbeat`, keeps the versions trusted: a notification committed before the heartbeat
+    was sent arrives before its answer. A silent or lost connection makes `version` None
+    within 2 x heartbeat; the connection is opened again, with backoff, and every version
+    changes when it is, since notifications may have been missed meanwhile.
+    """
+
+    def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
+        self._dsn = dsn
+        self._heartbeat = heartbeat
+        self._connect_timeout = connect_timeout
+        self._counts: dict[str, int] = {}
+        self._epoch = 0
+        self._fresh_until = 0.0
+        self._lost = asyncio.Event()
+        self._listening = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def version(self, table: str) -> int | None:
+        """Give a number that changes with each notification for `table`; None if untrusted."""
+        if time.monotonic() >= self._fresh_until:
+            return None
+        return self._epoch + self._counts.get(table, 0)
+
+    async def start(self) -> None:
+        """Start listening; wait at most the connect timeout for the first heartbeat."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._connect_timeout + self._heartbeat):
+                await self._listening.wait()
+
+    async def close(self) -> None:
+        """Stop listening and close the connection."""
+        task, self._task = self._task, None
+        self._fresh_until = 0.0
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        table = str(payload)
+        self._counts[table] = self._counts.get(table, 0) + 1
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            connection: asyncpg.Connection[asyncpg.Record] | None = None
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+                    await connection.add_listener(CHANGES_CHANNEL, self._notified)
+                connection.add_termination_listener(lambda _: self._lost.set())
+                self._lost.clear()
+                self._epoch += 1  # notifications may have been missed while not listening
+                attempt = 0
+                await self._beat(connection)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass
+            finally:
+                self._fresh_until = 0.0
+                if connection is not None:
+                    connection.terminate()
+            await asyncio.sleep(_RECONNECT_WAITS[min(attempt, len(_RECONNECT_WAITS) - 1)])
+            attempt += 1
+
+    async def _beat(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
+        """Send a heartbeat every `heartbeat` seconds until one fails or the connection ends."""
+        while True:
+            sent = time.monotonic()
+            await connection.fetchval("SELECT 1", timeout=self._heartbeat)
+            if self._lost.is_set():
+                return
+            self._fresh_until = sent + 2 * self._heartbeat
+            self._listening.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._heartbeat):
+                    await self._lost.wait()
+            if self._lost.is_set():
+                return
 
 
 class _Lent:
@@ -603,4 +714,5 @@ async def open_postgres(
         connect_timeout=connect_timeout,
         command_timeout=command_timeout,
         release_timeout=release_timeout,
+        dsn=dsn,
     )

@@ -7,11 +7,12 @@ from typing import TypeVar, overload
 from persistence._guards import key_id, key_text, of_type
 from persistence._interface import JsonValue
 from persistence._rows import config_from_row, config_params, map_in_slices
-from persistence.database import Database, connection
+from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
 __all__ = [
+    "TABLE",
     "all_config_entries",
     "config_type_of",
     "delete_config_entry",
@@ -23,6 +24,9 @@ __all__ = [
     "save_config_entry",
     "set_config",
 ]
+
+TABLE = "config_entries"
+"""The table these functions read and write; caches key their invalidation on it."""
 
 _S = TypeVar("_S", str, int, float, bool)
 
@@ -140,9 +144,12 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     async with connection(db) as conn:
         if entry.id is None:
             row = await db.queries.upsert_config_entry(conn, **params)
-            assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
-            return config_from_row(row)
-        changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
+        else:
+            changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
+    await wrote(db, TABLE)
+    if entry.id is None:
+        assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
+        return config_from_row(row)
     if changed == 0:
         raise NotFoundError("ConfigEntry", entry.id)
     return entry
@@ -162,4 +169,6 @@ async def delete_config_entry(db: Database, entry_id: int) -> bool:
     """Delete the entry with this id; return whether there was one."""
     entry_id = key_id("ConfigEntry", entry_id)
     async with connection(db) as conn:
-        return await db.queries.delete_config_entry(conn, id=entry_id) > 0
+        deleted = await db.queries.delete_config_entry(conn, id=entry_id)
+    await wrote(db, TABLE)
+    return deleted > 0

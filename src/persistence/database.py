@@ -23,7 +23,7 @@ import contextvars
 import ipaddress
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -51,6 +51,8 @@ __all__ = [
     "open_database",
     "redact_url",
     "transaction",
+    "watch_writes",
+    "wrote",
 ]
 
 DEFAULT_DATABASE: Final = Path("data/app.db")
@@ -117,6 +119,17 @@ def _bad_url(url: str, reason: str) -> DatabaseError:
     return DatabaseError(f"invalid database URL {redact_url(url)!r}: {reason}")
 
 
+WriteWatcher = Callable[[frozenset[str]], Awaitable[None]]
+"""Told the tables that a write through this package changed, once it has committed."""
+
+
+@attrs.define(eq=False)
+class _Watchers:
+    """The write watchers of one open database, shared by the values `transaction()` gives."""
+
+    callbacks: list[WriteWatcher] = attrs.field(factory=list)
+
+
 @attrs.define(eq=False)
 class _Frame:
     """One open `transaction()` block: the transaction itself, or a savepoint in it."""
@@ -127,6 +140,8 @@ class _Frame:
     depth: int = 0
     child: _Frame | None = None
     open: bool = True
+    written: set[str] = attrs.field(factory=set)
+    """The tables written in the transaction, shared by its frames; announced at commit."""
 
     def check(self) -> None:
         """Refuse use of a frame that has ended or that a nested block covers."""
@@ -164,6 +179,7 @@ class Database:
     queries: Queries = attrs.field(repr=False)
     _backend: Backend = attrs.field(repr=False, alias="backend")
     _frame: _Frame | None = attrs.field(default=None, repr=False, alias="frame")
+    _watchers: _Watchers = attrs.field(factory=_Watchers, repr=False, alias="watchers")
 
     @property
     def in_transaction(self) -> bool:
@@ -291,6 +307,37 @@ async def connect(  # the same limits as open_database
         await close_database(db)
 
 
+def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
+    """Have `watcher` told of every committed write through this package on `db`.
+
+    Outside a transaction it is told as each write returns; inside one, when the block
+    commits. It is awaited before the write returns, so it must not raise. Returns the
+    function that stops the watching.
+    """
+    callbacks = db._watchers.callbacks  # noqa: SLF001
+    callbacks.append(watcher)
+
+    def stop() -> None:
+        if watcher in callbacks:
+            callbacks.remove(watcher)
+
+    return stop
+
+
+async def wrote(db: Database, table: str) -> None:
+    """Say that a write on `db` changed `table`: now, or when its transaction commits."""
+    frame = db._frame  # noqa: SLF001
+    if frame is not None:
+        frame.written.add(table)
+    elif db._watchers.callbacks:  # noqa: SLF001
+        await _announce(db, frozenset((table,)))
+
+
+async def _announce(db: Database, tables: frozenset[str]) -> None:
+    for watcher in tuple(db._watchers.callbacks):  # noqa: SLF001
+        await watcher(tables)
+
+
 def backend_of(db: Database) -> Backend:
     """Give the backend behind `db`, for the modules of this package."""
     return db._backend  # noqa: SLF001
@@ -347,6 +394,8 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     except BaseException as error:
         _raise_translated(backend, error)
         raise
+    if top.written:
+        await _announce(db, frozenset(top.written))
 
 
 @contextlib.asynccontextmanager
@@ -358,7 +407,7 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
         frame.check()
         async with _translated(backend):
             await backend.savepoint(frame.connection, name)
-        child = _Frame(frame.connection, frame.lock, frame.depth + 1)
+        child = _Frame(frame.connection, frame.lock, frame.depth + 1, written=frame.written)
         frame.child = child
     try:
         yield attrs.evolve(db, frame=child)

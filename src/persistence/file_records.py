@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from persistence._guards import key_id, key_text, of_type
 from persistence._rows import file_record_from_row, file_record_params, map_in_slices
-from persistence.database import Database, connection
+from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 
 __all__ = [
+    "TABLE",
     "all_file_records",
     "delete_file_record",
     "delete_file_record_by_path",
@@ -18,6 +19,9 @@ __all__ = [
     "get_file_record_by_path",
     "save_file_record",
 ]
+
+TABLE = "file_records"
+"""The table these functions read and write; caches key their invalidation on it."""
 
 
 async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
@@ -71,9 +75,12 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     async with connection(db) as conn:
         if record.id is None:
             row = await db.queries.upsert_file_record(conn, **params)
-            assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
-            return file_record_from_row(row)
-        changed = await db.queries.update_file_record(conn, id=record.id, **params)
+        else:
+            changed = await db.queries.update_file_record(conn, id=record.id, **params)
+    await wrote(db, TABLE)
+    if record.id is None:
+        assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
+        return file_record_from_row(row)
     if changed == 0:
         raise NotFoundError("FileRecord", record.id)
     return record
@@ -83,11 +90,15 @@ async def delete_file_record(db: Database, record_id: int) -> bool:
     """Delete the record with this id; return whether there was one."""
     record_id = key_id("FileRecord", record_id)
     async with connection(db) as conn:
-        return await db.queries.delete_file_record(conn, id=record_id) > 0
+        deleted = await db.queries.delete_file_record(conn, id=record_id)
+    await wrote(db, TABLE)
+    return deleted > 0
 
 
 async def delete_file_record_by_path(db: Database, path: str) -> bool:
     """Delete the record of this path; return whether there was one."""
     path = key_text("FileRecord", "path", path)
     async with connection(db) as conn:
-        return await db.queries.delete_file_record_by_path(conn, path=path) > 0
+        deleted = await db.queries.delete_file_record_by_path(conn, path=path)
+    await wrote(db, TABLE)
+    return deleted > 0

@@ -13,7 +13,7 @@ from attrs.converters import optional
 
 from persistence._guards import MAX_INT, as_utc, key_id, of_type, row_id, utc_instant
 from persistence._rows import SLICE, map_in_slices, result_from_row, result_params, with_id
-from persistence.database import Database, connection
+from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from persistence.queries import InsertTestResultsParams
 
 __all__ = [
+    "TABLE",
     "Page",
     "PageCursor",
     "ResultFilter",
@@ -36,6 +37,9 @@ __all__ = [
     "save_result",
     "save_results",
 ]
+
+TABLE = "test_results"
+"""The table these functions read and write; caches key their invalidation on it."""
 
 MAX_PAGE_SIZE: Final = 10_000
 """The largest page `list_results` gives; `all_results` reads page by page at this size."""
@@ -171,8 +175,11 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
     async with connection(db) as conn:
         if result.id is None:
             new_id = await db.queries.insert_test_result(conn, **params)
-            return with_id(result, new_id)
-        changed = await db.queries.update_test_result(conn, id=result.id, **params)
+        else:
+            changed = await db.queries.update_test_result(conn, id=result.id, **params)
+    await wrote(db, TABLE)
+    if result.id is None:
+        return with_id(result, new_id)
     if changed == 0:
         raise NotFoundError("TestResult", result.id)
     return result
@@ -205,6 +212,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
     if rows:
         async with connection(db) as conn:
             await db.queries.insert_test_results(conn, rows)
+        await wrote(db, TABLE)
     return len(rows)
 
 
@@ -212,15 +220,19 @@ async def delete_result(db: Database, result_id: int) -> bool:
     """Delete the result with this id; return whether there was one."""
     result_id = key_id("TestResult", result_id)
     async with connection(db) as conn:
-        return await db.queries.delete_test_result(conn, id=result_id) > 0
+        deleted = await db.queries.delete_test_result(conn, id=result_id)
+    await wrote(db, TABLE)
+    return deleted > 0
 
 
 async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
     """Retention: delete every result created before `cutoff`; return how many."""
     async with connection(db) as conn:
-        return await db.queries.delete_test_results_before(
+        deleted = await db.queries.delete_test_results_before(
             conn, cutoff=utc_instant("TestResult", "cutoff", cutoff)
         )
+    await wrote(db, TABLE)
+    return deleted
 
 
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:

@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite: caches notice commits through the WAL index (PRAGMA data_version),
+-- which changes with every commit. This file keeps the versions of both engines in step with
+-- PostgreSQL's 0003, which adds the triggers that notify listening caches.

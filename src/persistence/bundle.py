@@ -1,0 +1,94 @@
+"""One call opens everything: the database, the file store and the caches, as one value.
+
+`open_persistence(...)` is an async context manager. Each argument left out is read from
+the environment: `DATABASE_URL` (else `data/app.db`), `PERSISTENCE_FILES` (else
+`data/files`) and `REDIS_URL` (else no Redis: a memory cache). Nothing is global: two
+bundles may be open at once, each with its own connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final, Literal
+
+import attrs
+
+from persistence.cache import (
+    ArtifactCache,
+    Cache,
+    open_artifact_cache,
+    open_memory_cache,
+    open_redis_cache,
+)
+from persistence.cache.disk import DEFAULT_BUDGET
+from persistence.cache.distributed import REDIS_URL_VARIABLE
+from persistence.database import Database, close_database, open_database
+from persistence.exceptions import MigrationError, ValidationError
+from persistence.migrations import migrate, migration_status
+from persistence.storage import Storage, open_storage
+
+__all__ = ["DEFAULT_FILES", "FILES_VARIABLE", "Persistence", "open_persistence"]
+
+DEFAULT_FILES: Final = Path("data/files")
+"""The file store's root when neither an argument nor `PERSISTENCE_FILES` names one."""
+
+FILES_VARIABLE: Final = "PERSISTENCE_FILES"
+"""The environment variable naming the file store's root."""
+
+
+@attrs.frozen
+class Persistence:
+    """Everything `open_persistence` opened: pass its parts to the package's functions."""
+
+    db: Database
+    storage: Storage
+    cache: Cache
+    """A `RedisCache` when a Redis URL was given, else a `MemoryCache`."""
+    artifacts: ArtifactCache
+
+
+@contextlib.asynccontextmanager
+async def open_persistence(  # every part is the caller's to choose
+    database: str | os.PathLike[str] | None = None,
+    *,
+    files: str | os.PathLike[str] | None = None,
+    redis: str | None = None,
+    migrations: Literal["apply", "check"] = "apply",
+    artifact_budget: int = DEFAULT_BUDGET,
+    heartbeat: float = 1.0,
+) -> AsyncIterator[Persistence]:
+    """Open the database, the file store and the caches; close them all when the block ends.
+
+    With `migrations="apply"` pending migrations are applied; with `"check"`, a database
+    with pending or drifted migrations is refused with MigrationError and left untouched.
+    """
+    if migrations not in {"apply", "check"}:
+        raise ValidationError(
+            "open_persistence", "migrations", f"must be 'apply' or 'check', got {migrations!r}"
+        )
+    root = files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES
+    redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
+    db = await open_database(database)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(close_database, db)
+        if migrations == "apply":
+            await migrate(db)
+        else:
+            status = await migration_status(db)
+            if status.pending or status.drifted:
+                names = [m.name for m in status.pending] + [d.applied.name for d in status.drifted]
+                raise MigrationError(
+                    f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "
+                    "run 'persistence migrate'"
+                )
+        storage = await open_storage(Path(root))
+        if redis_url is None:
+            cache: Cache = await open_memory_cache(db, heartbeat=heartbeat)
+        else:
+            cache = await open_redis_cache(db, redis_url, heartbeat=heartbeat)
+        stack.push_async_callback(cache.close)
+        artifacts = await open_artifact_cache(storage, budget=artifact_budget)
+        yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)

@@ -1,0 +1,257 @@
+"""What the memory and Redis caches share: the read API, hit counts and private copies.
+
+A cache serves a fixed set of reads. Each read names its table, and an entry is trusted
+only while the table's version is the one it was loaded at. The version joins the
+database's change watch (commits by any process), a count of this process's own writes
+(told by `watch_writes` before the write returns) and, for Redis, its invalidation
+messages. When any of them is unknown (a watch that lost its connection) the cache is
+bypassed: every read goes to the database, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast, overload
+
+import attrs
+
+from persistence import config, file_records, results
+from persistence._guards import key_text
+from persistence._interface import JsonValue
+from persistence.exceptions import NotFoundError, ValidationError
+from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
+from persistence.results import ResultFilter
+
+if TYPE_CHECKING:
+    from persistence.database import Database
+
+__all__ = ["TABLES", "Cache", "CacheStats", "CachedReads", "private_copy"]
+
+TABLES = (config.TABLE, results.TABLE, file_records.TABLE)
+"""The tables whose reads the caches serve."""
+
+_S = TypeVar("_S", str, int, float, bool)
+_V = TypeVar("_V")
+
+
+@attrs.frozen
+class CacheStats:
+    """How a cache has served its reads since it opened.
+
+    `hits` came from the cache, `misses` from the database. `bypassed` counts the misses
+    made while the cache could not be trusted (a lost watch, Redis down); `faults` counts
+    the Redis calls that failed or ran out of time.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    bypassed: int = 0
+    faults: int = 0
+
+
+class Cache(Protocol):
+    """The reads that the memory cache and the Redis cache serve, alike."""
+
+    async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
+        """Return the entry of (section, key), or None."""
+
+    @overload
+    async def get_config_value(
+        self,
+        section: str,
+        key: str,
+        kind: type[list[JsonValue]],
+        default: list[JsonValue] | None = None,
+    ) -> list[JsonValue]: ...
+    @overload
+    async def get_config_value(
+        self,
+        section: str,
+        key: str,
+        kind: type[dict[str, JsonValue]],
+        default: dict[str, JsonValue] | None = None,
+    ) -> dict[str, JsonValue]: ...
+    @overload
+    async def get_config_value(
+        self, section: str, key: str, kind: type[_S], default: _S | None = None
+    ) -> _S: ...
+    async def get_config_value(
+        self, section: str, key: str, kind: type[object], default: object = None
+    ) -> object:
+        """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
+
+    async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
+        """Return every entry, by section then key."""
+
+    async def find_result(self, result_id: int) -> TestResult | None:
+        """Return the result with this id, or None."""
+
+    async def recent_results(
+        self, limit: int = 50, test_type: TestType | None = None
+    ) -> tuple[TestResult, ...]:
+        """Return the newest results, of one type if given, newest first."""
+
+    async def find_file_record_by_path(self, path: str) -> FileRecord | None:
+        """Return the record of this path, or None."""
+
+    def stats(self) -> CacheStats:
+        """Return how the cache has served its reads so far."""
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Forget what is cached of `table`, or of every table."""
+
+    async def close(self) -> None:
+        """Stop watching and close the cache's connections; the database stays open."""
+
+
+def private_copy(value: _V) -> _V:
+    """Return `value`, or a deep copy when it holds a dict or a list a caller could change."""
+    if isinstance(value, ConfigEntry):
+        return copy.deepcopy(value) if isinstance(value.value, list | dict) else value
+    if isinstance(value, TestResult | FileRecord):
+        return copy.deepcopy(value) if value.metadata else value
+    if isinstance(value, tuple):
+        return type(value)(map(private_copy, value))
+    return value
+
+
+Load = Callable[[], Awaitable[_V]]
+
+MISS = object()
+"""What `_peek` gives when the cache does not hold a trusted value."""
+
+
+class CachedReads:
+    """The read API on top of two lookups, `_peek` and `_fill`, that each cache implements.
+
+    A hit costs one `_peek`, with no await in between: the setting read on every run
+    must cost next to nothing.
+    """
+
+    def __init__(self, db: Database) -> None:
+        if db.in_transaction:
+            raise ValidationError(
+                "Cache", "db", "open a cache on the database, not on a transaction() block"
+            )
+        self._db = db
+
+    def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
+        """Return the trusted value of `key` in `table`, or MISS."""
+        raise NotImplementedError  # pragma: no cover
+
+    async def _fill(
+        self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
+    ) -> _V:
+        """Find `key` in a slower tier or load it, keeping it if nothing changed meanwhile.
+
+        `shape` is the value's type, for tiers that store it outside the process.
+        """
+        raise NotImplementedError  # pragma: no cover
+
+    async def _entry(self, section: str, key: str) -> ConfigEntry | None:
+        found = self._peek(config.TABLE, ("entry", section, key))
+        if found is not MISS:
+            return cast("ConfigEntry | None", found)
+        section = key_text("ConfigEntry", "section", section)
+        key = key_text("ConfigEntry", "key", key)
+
+        async def load() -> ConfigEntry | None:
+            return await config.find_config_entry_by_key(self._db, section, key)
+
+        return await self._fill(config.TABLE, ("entry", section, key), load, ConfigEntry | None)
+
+    async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
+        """Return the entry of (section, key), or None."""
+        return private_copy(await self._entry(section, key))
+
+    @overload
+    async def get_config_value(
+        self,
+        section: str,
+        key: str,
+        kind: type[list[JsonValue]],
+        default: list[JsonValue] | None = None,
+    ) -> list[JsonValue]: ...
+    @overload
+    async def get_config_value(
+        self,
+        section: str,
+        key: str,
+        kind: type[dict[str, JsonValue]],
+        default: dict[str, JsonValue] | None = None,
+    ) -> dict[str, JsonValue]: ...
+    @overload
+    async def get_config_value(
+        self, section: str, key: str, kind: type[_S], default: _S | None = None
+    ) -> _S: ...
+    async def get_config_value(
+        self, section: str, key: str, kind: type[object], default: object = None
+    ) -> object:
+        """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
+        entry = self._peek(config.TABLE, ("entry", section, key))
+        if entry is MISS:
+            entry = await self._entry(section, key)
+        if entry is None:
+            if default is None:
+                raise NotFoundError("ConfigEntry", (section, key))
+            return default
+        assert isinstance(entry, ConfigEntry)  # noqa: S101  # only entries are kept under "entry"
+        value = entry.value
+        if type(value) is not kind:
+            wanted = getattr(kind, "__name__", kind)
+            raise ValidationError(
+                "ConfigEntry",
+                "value",
+                f"{section}.{key} is declared {entry.type.value}, not {wanted}",
+            )
+        return copy.deepcopy(value) if isinstance(value, list | dict) else value
+
+    async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
+        """Return every entry, by section then key."""
+        found = self._peek(config.TABLE, ("all",))
+        if found is MISS:
+
+            async def load() -> tuple[ConfigEntry, ...]:
+                return tuple(await config.all_config_entries(self._db))
+
+            found = await self._fill(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
+        return private_copy(cast("tuple[ConfigEntry, ...]", found))
+
+    async def find_result(self, result_id: int) -> TestResult | None:
+        """Return the result with this id, or None."""
+        found = self._peek(results.TABLE, ("id", result_id))
+        if found is MISS:
+
+            async def load() -> TestResult | None:
+                return await results.find_result(self._db, result_id)
+
+            found = await self._fill(results.TABLE, ("id", result_id), load, TestResult | None)
+        return private_copy(cast("TestResult | None", found))
+
+    async def recent_results(
+        self, limit: int = 50, test_type: TestType | None = None
+    ) -> tuple[TestResult, ...]:
+        """Return the newest results, of one type if given, newest first."""
+        key = ("recent", limit, test_type)
+        found = self._peek(results.TABLE, key)
+        if found is MISS:
+            where = ResultFilter(test_type=test_type)
+
+            async def load() -> tuple[TestResult, ...]:
+                return (await results.list_results(self._db, where, limit=limit)).items
+
+            found = await self._fill(results.TABLE, key, load, tuple[TestResult, ...])
+        return private_copy(cast("tuple[TestResult, ...]", found))
+
+    async def find_file_record_by_path(self, path: str) -> FileRecord | None:
+        """Return the record of this path, or None."""
+        found = self._peek(file_records.TABLE, ("path", path))
+        if found is MISS:
+            path = key_text("FileRecord", "path", path)
+
+            async def load() -> FileRecord | None:
+                return await file_records.find_file_record_by_path(self._db, path)
+
+            found = await self._fill(file_records.TABLE, ("path", path), load, FileRecord | None)
+        return private_copy(cast("FileRecord | None", found))

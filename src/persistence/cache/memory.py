@@ -1,0 +1,130 @@
+"""The memory cache: hot reads served from this process, never older than the last commit.
+
+An entry is kept with the version its table had when it was loaded, and trusted while the
+version stays the same. The version changes:
+
+- at once when a write through this package on the same database returns (or its
+  `transaction()` block commits): the cache watches the database's writes;
+- on SQLite, with every commit by any connection or process: the next read compares the
+  WAL index header, which every commit rewrites, with the one it last saw;
+- on PostgreSQL, when the notification that migration 0003's triggers send at commit
+  arrives, on a connection of the cache's own (about a millisecond on loopback). While that
+  connection is lost or has not answered its heartbeat for 2 x `heartbeat` seconds, every
+  read goes to the database and nothing is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, TypeVar
+
+from cachetools import LRUCache
+
+from persistence._backend import ChangeWatch
+from persistence.cache._core import MISS, TABLES, CachedReads, CacheStats, Load
+from persistence.database import backend_of, watch_writes
+from persistence.exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from persistence.database import Database
+
+__all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_SIZE", "MemoryCache", "open_memory_cache"]
+
+DEFAULT_SIZE = 10_000
+"""Entries a memory cache keeps before it forgets the least recently used."""
+
+DEFAULT_HEARTBEAT = 1.0
+"""Seconds between two heartbeats of PostgreSQL's change listener."""
+
+_V = TypeVar("_V")
+
+
+def check_table(table: str | None) -> None:
+    """Refuse a table that no cache serves."""
+    if table is not None and table not in TABLES:
+        raise ValidationError("Cache", "table", f"must be one of {', '.join(TABLES)}: {table!r}")
+
+
+class MemoryCache(CachedReads):
+    """Reads of one database served from this process's memory; made by `open_memory_cache`."""
+
+    def __init__(self, db: Database, watch: ChangeWatch, *, size: int = DEFAULT_SIZE) -> None:
+        super().__init__(db)
+        self._watch: ChangeWatch | None = watch
+        self._entries: LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]] = LRUCache(
+            maxsize=size
+        )
+        self._own = dict.fromkeys(TABLES, 0)
+        self._hits = self._misses = self._bypassed = 0
+        self._stop_watching = watch_writes(db, self._written)
+
+    def _version(self, table: str) -> tuple[int, int] | None:
+        watch = self._watch
+        if watch is None:
+            return None
+        version = watch.version(table)
+        if version is None:
+            return None
+        return version, self._own[table]
+
+    def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
+        version = self._version(table)
+        if version is not None:
+            entry = self._entries.get((table, key))
+            if entry is not None and entry[0] == version:
+                self._hits += 1
+                return entry[1]
+        return MISS
+
+    async def _fill(
+        self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
+    ) -> _V:
+        del shape  # kept as it is, in memory
+        version = self._version(table)
+        self._misses += 1
+        if version is None:
+            self._bypassed += 1
+        value = await load()
+        if version is not None and self._version(table) == version:
+            self._entries[table, key] = (version, value)
+        return value
+
+    async def _written(self, tables: frozenset[str]) -> None:
+        for table in tables:
+            if table in self._own:
+                self._own[table] += 1
+
+    def stats(self) -> CacheStats:
+        """Return how the cache has served its reads so far."""
+        return CacheStats(hits=self._hits, misses=self._misses, bypassed=self._bypassed)
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Forget what is cached of `table`, or of every table."""
+        check_table(table)
+        for name in TABLES if table is None else (table,):
+            self._own[name] += 1
+
+    async def close(self) -> None:
+        """Stop watching; later reads go to the database. The database stays open."""
+        watch, self._watch = self._watch, None
+        self._stop_watching()
+        self._entries.clear()
+        if watch is not None:
+            await watch.close()
+
+
+async def open_memory_cache(
+    db: Database, *, size: int = DEFAULT_SIZE, heartbeat: float = DEFAULT_HEARTBEAT
+) -> MemoryCache:
+    """Open a memory cache of `db`'s hot reads; close it with `close()` before the database.
+
+    `size` bounds the entries kept. On PostgreSQL the cache listens for changes on a
+    connection of its own, checked every `heartbeat` seconds.
+    """
+    given: object = size  # callers without type checking may pass anything
+    if isinstance(given, bool) or not isinstance(given, int) or size < 1:
+        raise ValidationError("MemoryCache", "size", f"must be a positive int, got {size!r}")
+    if not heartbeat > 0:
+        raise ValidationError("MemoryCache", "heartbeat", f"must be positive, got {heartbeat!r}")
+    watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
+    return MemoryCache(db, watch, size=size)

@@ -1,0 +1,34 @@
+"""Put and read artifacts from a child process, for the artifact cache's crash and race tests.
+
+`python _artifact_worker.py ROOT BUDGET COUNT SIZE` puts COUNT random blobs of SIZE bytes,
+reading back earlier keys as it goes, and prints each key once its put has returned. A
+read that gives content whose SHA-256 is not its key exits with status 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+
+from persistence.cache import open_artifact_cache
+from persistence.storage import open_storage
+
+
+async def work(root: str, budget: int, count: int, size: int) -> None:
+    """Put `count` blobs and read earlier ones back."""
+    cache = await open_artifact_cache(await open_storage(root), budget=budget)
+    keys: list[str] = []
+    for _ in range(count):
+        keys.append(await cache.put(os.urandom(size)))
+        sys.stdout.write(keys[-1] + "\n")
+        sys.stdout.flush()
+        for key in keys[-3:]:
+            data = await cache.get(key)
+            if data is not None and hashlib.sha256(data).hexdigest() != key:
+                sys.exit(3)
+
+
+if __name__ == "__main__":
+    asyncio.run(work(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))

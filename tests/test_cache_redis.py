@@ -1,0 +1,254 @@
+"""The Redis cache against the real server: shared entries, pub/sub invalidation and faults.
+
+Fault tests put a TCP proxy on 127.0.0.1 between the cache and Redis, or name a closed
+port on 127.0.0.1. Every limit is short here, as a caller may set it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
+from redis.asyncio import Redis
+
+from _proxy import LOOPBACK, Proxy
+from _staleness import measure
+from persistence import (
+    ConfigEntry,
+    Database,
+    TestResult,
+    TestStatus,
+    TestType,
+    save_result,
+    set_config,
+)
+from persistence.cache import RedisCache, open_redis_cache
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+TIMEOUT = 0.1
+HEARTBEAT = 0.2
+BOUND = 1.0
+"""Seconds within which a faulty read must have ended: the limits, with room to spare."""
+
+
+@pytest.fixture(name="namespace")
+async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
+    """A namespace of this test's own, whose keys are deleted afterwards."""
+    name = f"persistence-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = Redis.from_url(redis_url)
+    keys = [key async for key in client.scan_iter(f"{name}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def open_cache(db: Database, url: str, namespace: str, **limits: float) -> RedisCache:
+    """A Redis cache with short limits."""
+    settings: dict[str, float] = {"timeout": TIMEOUT, "heartbeat": HEARTBEAT, "retry_after": 0.2}
+    settings.update(limits)
+    return await open_redis_cache(
+        db,
+        url,
+        namespace=namespace,
+        timeout=settings["timeout"],
+        heartbeat=settings["heartbeat"],
+        retry_after=settings["retry_after"],
+        local_size=int(settings.get("local_size", 100)),
+    )
+
+
+@pytest.fixture(name="workers")
+async def two_workers(
+    db: Database, redis_url: str, namespace: str
+) -> AsyncIterator[tuple[RedisCache, RedisCache]]:
+    """Two caches of one database sharing one namespace, as two workers would."""
+    first = await open_cache(db, redis_url, namespace)
+    second = await open_cache(db, redis_url, namespace)
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_worker_reads_what_another_loaded(
+    db: Database, workers: tuple[RedisCache, RedisCache]
+) -> None:
+    """The second worker's first read is a Redis hit, read back as the same frozen model."""
+    first, second = workers
+    await set_config(db, "runner", "workers", 4)
+    saved = await save_result(
+        db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata={"k": [1]})
+    )
+    assert saved.id is not None
+    entry = await first.find_config_entry_by_key("runner", "workers")
+    assert await first.find_result(saved.id) == saved
+    assert first.stats().misses == 2
+    again = await second.find_config_entry_by_key("runner", "workers")
+    assert isinstance(again, ConfigEntry)
+    assert again == entry
+    assert await second.find_result(saved.id) == saved
+    assert await second.recent_results(5) == (saved,)
+    assert (second.stats().hits, second.stats().misses) == (2, 1)
+
+
+async def test_keys_are_namespaced_and_expire(db: Database, redis_url: str, namespace: str) -> None:
+    """Every key starts with the namespace, and entries carry the TTL asked for."""
+    cache = await open_redis_cache(db, redis_url, namespace=namespace, ttl=30, heartbeat=HEARTBEAT)
+    await set_config(db, "runner", "workers", 4)
+    await cache.get_config_value("runner", "workers", int)
+    await cache.close()
+    client = Redis.from_url(redis_url)
+    keys = [key.decode() async for key in client.scan_iter(f"{namespace}:*")]
+    entries = [key for key in keys if not key.startswith(f"{namespace}:gen:")]
+    assert entries
+    assert all(key.startswith(f"{namespace}:config_entries:") for key in entries)
+    for key in entries:
+        assert 0 < await client.pttl(key) <= 30_000
+    await client.aclose()
+
+
+async def test_a_write_reaches_every_worker(
+    db: Database, workers: tuple[RedisCache, RedisCache]
+) -> None:
+    """A write through the package is seen by the other worker's next reads, from Redis at once."""
+    first, second = workers
+    await set_config(db, "runner", "workers", 4)
+    assert await first.get_config_value("runner", "workers", int) == 4
+    assert await second.get_config_value("runner", "workers", int) == 4
+    await set_config(db, "runner", "workers", 5)
+    assert await first.get_config_value("runner", "workers", int) == 5
+    started = time.perf_counter()
+    while await second.get_config_value("runner", "workers", int) != 5:
+        assert time.perf_counter() - started < BOUND
+        await asyncio.sleep(0.001)
+
+
+async def test_two_processes_staleness_through_redis(
+    db: Database, database_url: str, redis_url: str, namespace: str
+) -> None:
+    """After each of 100 writes by a worker in another process, this one sees it within 0.5 s."""
+    del namespace  # the child uses the database's default namespace
+    cache = await open_redis_cache(db, redis_url, heartbeat=HEARTBEAT)
+    try:
+        await set_config(db, "cache", "value", 0)
+        found = await measure(
+            database_url,
+            100,
+            lambda: cache.get_config_value("cache", "value", int),
+            redis=redis_url,
+        )
+        assert found.worst < 0.5, found.worst
+    finally:
+        await cache.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_a_closed_port_falls_through_and_logs_once(
+    db: Database, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With nothing listening, reads come from the database in time; one warning, no error."""
+    caplog.set_level(logging.WARNING, "persistence.cache")
+    await set_config(db, "runner", "workers", 4)
+    started = time.monotonic()
+    cache = await open_cache(db, f"redis://{LOOPBACK}:{closed_port()}", namespace)
+    try:
+        for value in (4, 5, 6):
+            await set_config(db, "runner", "workers", value)
+            assert await cache.get_config_value("runner", "workers", int) == value
+        await asyncio.sleep(0.3)  # past retry_after: Redis is tried, and fails, again
+        assert await cache.get_config_value("runner", "workers", int) == 6
+    finally:
+        await cache.close()
+    assert time.monotonic() - started < BOUND + TIMEOUT + HEARTBEAT
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    assert cache.stats().faults >= 1
+
+
+@pytest.fixture(name="proxy")
+async def redis_proxy(redis_url: str) -> AsyncIterator[Proxy]:
+    """A proxy on 127.0.0.1 in front of the Redis server."""
+    parts = urlsplit(redis_url)
+    assert parts.hostname in {LOOPBACK, "localhost"}, "fault tests only target loopback"
+    proxy = Proxy(parts.port or 6379)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+async def test_a_cut_connection_never_gives_an_old_value(
+    db: Database, redis_url: str, namespace: str, proxy: Proxy
+) -> None:
+    """Redis cut mid-use: reads fall through in time, and none gives a value older than a write."""
+    through = await open_cache(db, f"redis://{LOOPBACK}:{proxy.port}", namespace)
+    direct = await open_cache(db, redis_url, namespace)
+    try:
+        await set_config(db, "runner", "workers", 4)
+        assert await through.get_config_value("runner", "workers", int) == 4
+        assert await direct.get_config_value("runner", "workers", int) == 4
+        proxy.silence()
+        started = time.monotonic()
+        await through.invalidate("test_results")  # a call in flight when the line goes silent
+        read = asyncio.ensure_future(through.get_config_value("runner", "workers", int))
+        await asyncio.sleep(TIMEOUT / 2)
+        proxy.cut()
+        assert await read == 4
+        await set_config(db, "runner", "workers", 5)  # its invalidation cannot reach Redis
+        assert await through.get_config_value("runner", "workers", int) == 5
+        assert time.monotonic() - started < BOUND
+        proxy.resume()
+        deadline = time.monotonic() + 5
+        while await through.get_config_value("runner", "workers", int) == 5:
+            if through.stats().hits and time.monotonic() > deadline - 4:
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert await direct.get_config_value("runner", "workers", int) == 5
+    finally:
+        proxy.cut()
+        await through.close()
+        await direct.close()
+
+
+async def test_every_worker_cut_off_never_reads_an_old_value_after(
+    db: Database, namespace: str, proxy: Proxy
+) -> None:
+    """Both workers lose Redis while a write happens; once it is back, neither reads it old."""
+    url = f"redis://{LOOPBACK}:{proxy.port}"
+    first = await open_cache(db, url, namespace)
+    second = await open_cache(db, url, namespace, local_size=0)
+    try:
+        await set_config(db, "runner", "workers", 4)
+        assert await first.get_config_value("runner", "workers", int) == 4
+        assert await second.get_config_value("runner", "workers", int) == 4
+        proxy.silence()
+        proxy.cut()
+        await set_config(db, "runner", "workers", 5)
+        proxy.resume()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert await second.get_config_value("runner", "workers", int) == 5
+            assert await first.get_config_value("runner", "workers", int) == 5
+            if second.stats().hits > 1:
+                break
+            await asyncio.sleep(0.02)
+        assert second.stats().hits > 1, "Redis was never used again"
+    finally:
+        proxy.cut()
+        await first.close()
+        await second.close()
