@@ -7,6 +7,8 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from persistence import (
     Database,
     TestResult,
@@ -19,6 +21,7 @@ from persistence import (
     transaction,
 )
 from persistence._sqlite import LOOP_SLICE
+from persistence.database import backend_of
 
 
 def result() -> TestResult:
@@ -77,3 +80,21 @@ async def test_big_batches_and_pages_share_the_loop(sqlite_db: Database) -> None
     gap, turns = await _longest_gap(lambda: all_results(sqlite_db))
     assert turns > 10
     assert gap < 0.1
+
+
+async def test_reads_that_go_to_a_thread_are_decoded_alike(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read interrupted on the loop and done again in a thread gives the same models.
+
+    Here every read is made to run past its loop budget at its first step.
+    """
+    saved = await save_result(sqlite_db, result())
+    assert saved.id is not None
+    backend = backend_of(sqlite_db)
+    budget = backend._reader_budget  # type: ignore[attr-defined]  # noqa: SLF001  # forced past its budget
+    monkeypatch.setattr(type(budget), "arm", lambda self: setattr(self, "deadline", -1.0))
+    backend._reader.set_progress_handler(budget, 1)  # type: ignore[attr-defined]  # noqa: SLF001
+    assert await get_result(sqlite_db, saved.id) == saved
+    assert await all_results(sqlite_db) == [saved]
+    assert budget.tripped

@@ -77,13 +77,13 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-LOOP_BUDGET: Final = 0.002
+LOOP_BUDGET: Final = 0.001
 """Seconds a read may run on the event loop before it is interrupted and run in a thread."""
 
-LOOP_SLICE: Final = 0.001
+LOOP_SLICE: Final = 0.0005
 """Seconds of work on the event loop after which this backend gives the loop back."""
 
-_SLICE_ROWS: Final = 500
+_SLICE_ROWS: Final = 250
 """Rows encoded or decoded on the loop between two looks at the slice."""
 
 _PROGRESS_STEPS: Final = 1000
@@ -522,31 +522,39 @@ class SqliteBackend:
                 await self.share_loop()
         return encoded
 
-    async def _decoded(self, plan: _Plan, rows: Any, mode: _Mode) -> Any:
-        """Decode rows read in a thread on the loop, a slice at a time, then pick the result."""
-        if not isinstance(rows, list):  # a row count
-            return rows
-        if plan.decode is None or mode is _Mode.VALUE:
-            return _pick(rows, mode)
+    async def _decoded(self, plan: _Plan, picked: Any, mode: _Mode) -> Any:
+        """Decode what an undecoded `_execute` gave, on the loop, a slice of rows at a time."""
+        decode = plan.decode
+        if decode is None or mode in {_Mode.VALUE, _Mode.COUNT, _Mode.MANY}:
+            return picked
+        if mode is _Mode.ROW:
+            return None if picked is None else decode([picked])[0]
+        if len(picked) <= _SLICE_ROWS:
+            return decode(picked)
         decoded: list[Any] = []
-        for start in range(0, len(rows), _SLICE_ROWS):
-            decoded += plan.decode(rows[start : start + _SLICE_ROWS])
+        for start in range(0, len(picked), _SLICE_ROWS):
+            decoded += decode(picked[start : start + _SLICE_ROWS])
             await self.share_loop()
-        return _pick(decoded, mode)
+        return decoded
 
     async def read(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
-        """Read on the loop; if it runs long or must wait, read again in a thread."""
+        """Read on the loop; if it runs long or must wait, read again in a thread.
+
+        Rows are decoded afterwards on the loop, a slice at a time.
+        """
         await self.share_loop()
         budget = self._reader_budget
         budget.arm()
         try:
-            return _execute(self._reader, plan, params, mode)
+            picked = _execute(self._reader, plan, params, mode, decode=False)
         except sqlite3.OperationalError as error:
             if not _retry_elsewhere(error, budget):
                 raise
+            budget.disarm()
+            picked = await self._read_in_thread(plan, params, mode)
         finally:
             budget.disarm()
-        return await self._decoded(plan, await self._read_in_thread(plan, params, mode), mode)
+        return await self._decoded(plan, picked, mode)
 
     async def _read_in_thread(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         reader = self._thread_readers.pop() if self._thread_readers else None
@@ -583,14 +591,16 @@ class SqliteBackend:
         budget = self._writer_budget
         budget.arm()
         try:
-            return _execute(writer, plan, params, mode)
+            picked = _execute(writer, plan, params, mode, decode=False)
         except sqlite3.OperationalError:
             if not budget.tripped:
                 raise
+            budget.disarm()
+            run = functools.partial(_execute, writer, plan, params, mode, decode=False)
+            picked = await finish_then_cancel(self._in_thread(run))
         finally:
             budget.disarm()
-        run = functools.partial(_execute, writer, plan, params, mode, decode=False)
-        return await self._decoded(plan, await finish_then_cancel(self._in_thread(run)), mode)
+        return await self._decoded(plan, picked, mode)
 
     # Single-call writes: the group-commit queue.
 
