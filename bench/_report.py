@@ -70,8 +70,14 @@ def write_reports(
     seconds: float,
     out: Path,
     say: Callable[[str], None],
+    sections: dict[str, tuple[dict[str, object], str]] | None = None,
 ) -> None:
-    """Write results.json, the chart and the Markdown page under `out`; print the tables."""
+    """Write results.json, the chart and the Markdown page under `out`; print the tables.
+
+    `sections` are the other benchmarks of the run (caches, search), by name: their figures
+    for results.json and their Markdown, which follows the targets.
+    """
+    sections = sections or {}
     verdicts = check_targets(measurements)
     generated = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     document: dict[str, object] = {
@@ -83,6 +89,7 @@ def write_reports(
         "skipped": skipped,
         "results": [m.to_json() for m in measurements],
         "targets": [v.to_json() for v in verdicts],
+        **{name: figures for name, (figures, _) in sections.items()},
     }
     (out / JSON).parent.mkdir(parents=True, exist_ok=True)
     (out / JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -100,6 +107,7 @@ def write_reports(
             rates=rates,
             lags=lags,
             targets=targets,
+            sections="".join(f"\n{markdown}\n" for _, markdown in sections.values()),
         ),
         encoding="utf-8",
     )
@@ -188,6 +196,7 @@ def _markdown(
     rates: str,
     lags: str,
     targets: str,
+    sections: str,
 ) -> str:
     load = machine.get("load_average") or ["?", "?"]
     assert isinstance(load, list)  # noqa: S101  # set by the runner
@@ -257,7 +266,7 @@ Ratios are of the best times of one run. The lag bounds ({LAG_P99 * 1000:g} ms a
 {LAG_MAX * 1000:g} ms at worst) apply to the layer during every SQLite workload.
 
 {targets}
-
+{sections}
 {LIMITS_TEXT}
 
 {EXECUTION_MODEL}

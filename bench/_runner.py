@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench import cache as cache_bench
 from bench._core import Core
 from bench._lag import LagProbe, lag_of
 from bench._layer import Layer
@@ -291,6 +292,28 @@ async def _reachable(url: str) -> str | None:
     return None
 
 
+CACHE_HEADING = """## Caches
+
+`persistence.cache` (see `docs/CACHE.md`): a setting read from the memory cache against the
+same read from the database, the Redis tier alone against the PostgreSQL read it replaces,
+and how soon a write in another process shows, over many writes.
+
+"""
+
+
+async def _redis_answers() -> bool:
+    where = urlsplit(cache_bench.REDIS)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(where.hostname or "127.0.0.1", where.port or 6379), timeout=2
+        )
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
 async def run() -> None:
     """Run the whole benchmark and write its reports."""
     n = _env_int("BENCH_N", DEFAULT_N)
@@ -323,6 +346,14 @@ async def run() -> None:
     else:
         skipped["postgres"] = f"no PostgreSQL server at {admin_url}: {problem}"
         _say(f"\nPostgreSQL skipped: {skipped['postgres']}")
+    sections: dict[str, tuple[dict[str, object], str]] = {}
+    if problem is None and await _redis_answers():
+        _say("\n## Caches")
+        figures, tables = await cache_bench.measure()
+        sections["caches"] = (figures, CACHE_HEADING + tables)
+        _say(tables)
+    else:
+        _say("\nCaches skipped: they need PostgreSQL and Redis")
     machine = machine_description(versions)
     machine["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     write_reports(
@@ -341,6 +372,7 @@ async def run() -> None:
         seconds=time.perf_counter() - started,
         out=out,
         say=_say,
+        sections=sections,
     )
 
 
