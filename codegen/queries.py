@@ -6,7 +6,8 @@ Run by `make generate`::
         build/sqlc/postgres/codegen_request.json --output src/persistence/queries.py
 
 Each input is the `codegen_request.json` that `sqlc generate` writes for one engine (its
-`settings.engine` says which). The output holds one `NamedTuple` per result shape, in the
+`settings.engine` says which). Parameters come in the order they first appear in the SQL, as
+the loader reads them. The output holds one `NamedTuple` per result shape, in the
 column order sqlc reports, a `Queries` protocol with one method per query (named as the
 loader names them, see `snake_case`) and `QUERY_SHAPES`: the command, parameters and
 columns of each query, and how each parameter and column is encoded. A `TypedDict` of a
@@ -422,7 +423,8 @@ def _read_query(
         )
     comments = [_str(c, f"{what}.comments") for c in _list(raw.get("comments"), what)]
     column_overrides, parameter_overrides, doc, typed_params = _parse_overrides(name, comments)
-    parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides)
+    text = _str(raw.get("text", ""), f"{what}.text")
+    parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides, text)
     columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
     for column_name in column_overrides:
@@ -463,14 +465,14 @@ def _read_query(
 
 
 def _read_parameters(
-    engine: str, query: str, raw: object, overrides: Mapping[str, _Override]
+    engine: str, query: str, raw: object, overrides: Mapping[str, _Override], text: str = ""
 ) -> tuple[_Field, ...]:
     numbered: list[tuple[int, _Column]] = []
     for param in _list(raw, f"query {query} params"):
         param_obj = _obj(param, f"query {query} param")
         number = _int(param_obj.get("number"), f"query {query} param number")
         numbered.append((number, _read_column(param_obj.get("column"), f"query {query} param")))
-    numbered.sort(key=lambda item: item[0])
+    numbered.sort(key=lambda item: (_first_use(text, item[0]), item[0]))
     fields: dict[str, _Field] = {}
     for _, column in numbered:
         _check_identifier(engine, query, "parameter", column.name)
@@ -498,6 +500,17 @@ def _read_parameters(
                 f"have (its parameters: {', '.join('@' + f for f in fields) or 'none'})"
             )
     return tuple(fields.values())
+
+
+def _first_use(text: str, number: int) -> int:
+    """Where parameter `number` first appears in sqlc's text of a query (`?1` or `$1`).
+
+    The loader lists a query's parameters in the order they first appear, and sqlc numbers
+    them in the order it walks the statement (OFFSET before LIMIT): parameters are put in the
+    loader's order, so that both agree. Without a text, sqlc's numbers give the order.
+    """
+    match = re.search(rf"[?$]{number}(?!\d)", text)
+    return -1 if match is None else match.start()
 
 
 def _table_of(

@@ -85,12 +85,13 @@ def query(
     params: Sequence[Json] = (),
     columns: Sequence[Json] = (),
     comments: Sequence[str] = (),
+    text: str = "",
 ) -> Json:
     """Build one analysed query."""
     return {
         "name": name,
         "cmd": cmd,
-        "text": "",
+        "text": text,
         "filename": "queries.sql",
         "params": list(params),
         "columns": list(columns),
@@ -412,6 +413,24 @@ def test_parameters_follow_sqlc_numbering() -> None:
     )
     assert generated.shapes["update"] == (":exec", ("a", "b", "c"))
     assert generated.methods["update"].args == "self, conn: Connection, *, a: int, b: str, c: float"
+
+
+def test_parameters_follow_their_first_use_in_the_sql() -> None:
+    """Parameters come in the order they first appear in the text, as the loader lists them.
+
+    sqlc numbers OFFSET's parameter before LIMIT's, though LIMIT comes first in SQLite's text.
+    """
+    built = request(
+        "sqlite",
+        query(
+            "Page",
+            ":exec",
+            params=[param(1, "skip", "INTEGER"), param(2, "page_size", "INTEGER")],
+            text="SELECT 1 FROM things LIMIT ?2 OFFSET ?1",
+        ),
+    )
+    generated = gen(built)
+    assert generated.shapes["page"] == (":exec", ("page_size", "skip"))
 
 
 def test_comments_become_docstrings() -> None:
