@@ -31,6 +31,7 @@ from persistence import (
     search_results,
     transaction,
 )
+from persistence._interface import JsonValue
 from persistence.search import INDEXED_CHARS
 from strategies import ON_DATABASE, hostile_values, search_texts
 
@@ -44,7 +45,7 @@ def result(
     status: TestStatus = TestStatus.FAILED,
     test_type: TestType = TestType.STRESS,
     minutes: int = 0,
-    **metadata: Any,  # noqa: ANN401  # any JSON value
+    **metadata: JsonValue,
 ) -> TestResult:
     """A result with this output and error message."""
     return TestResult(
@@ -255,6 +256,18 @@ async def test_a_rolled_back_write_leaves_the_index_as_it_was(db: Database) -> N
             await save_results(tx, [result("kept lost") for _ in range(3)])
             raise RuntimeError
     assert await found(db, "kept") == ["kept"]
+
+
+async def test_a_bulk_insert_fails_whole_even_past_its_first_statement(db: Database) -> None:
+    """A batch bigger than one statement, whose last row the database refuses, saves nothing."""
+    batch = [result(f"bulk row {i}") for i in range(1_234)]
+    broken = attrs.evolve(batch[-1])
+    object.__setattr__(broken, "test_cases_passed", 5)  # past its total: only a CHECK stops it
+    with pytest.raises(ValidationError):
+        await save_results(db, [*batch[:-1], broken])
+    assert await found(db, "bulk") == []
+    assert await save_results(db, batch) == 1_234
+    assert len(await found(db, "bulk row")) == 1_234
 
 
 async def test_only_the_indexed_characters_are_searched(db: Database) -> None:

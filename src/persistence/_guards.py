@@ -28,6 +28,7 @@ __all__ = [
     "as_metadata_subset",
     "as_utc",
     "count",
+    "instance_of",
     "int_problem",
     "json_value",
     "key_id",
@@ -186,6 +187,16 @@ def nonempty_key(instance: object, field: attrs.Attribute[_T], value: _T) -> Non
     """Validate an indexed key (section, key or path): non-empty text of at most 1,024 bytes."""
     if not key_text(type(instance).__name__, field.name, value):
         raise _refuse(instance, field, "must not be empty")
+
+
+def instance_of(kind: type) -> Callable[[object, attrs.Attribute[_T], _T], None]:
+    """Make a validator that a field holds an instance of `kind` (a filter held by a cursor)."""
+
+    def validate(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+        if not isinstance(value, kind):
+            raise _refuse(instance, field, _type_problem(kind.__name__, value))
+
+    return validate
 
 
 def count(instance: object, field: attrs.Attribute[_T], value: _T) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TypeVar, overload
 
 import attrs
-from attrs.validators import instance_of
 from attrs.validators import optional as optional_check
 
-from persistence._guards import key_id, key_text, nonempty_key, of_type
+from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
 from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, page_limit
 from persistence._rows import config_from_row, config_params

@@ -6,13 +6,13 @@ import datetime as dt
 
 import attrs
 from attrs.converters import optional
-from attrs.validators import instance_of
 from attrs.validators import optional as optional_check
 
 from persistence._guards import (
     MAX_INT,
     as_utc,
     count,
+    instance_of,
     key_id,
     key_length_problem,
     key_text,

@@ -399,15 +399,18 @@ class Queries(Protocol):
         metadata: JsonObject,
         statuses: list[str] | None,
         test_types: list[str] | None,
-        created_from: datetime.datetime,
-        created_until: datetime.datetime,
+        created_from: datetime.datetime | None,
+        created_until: datetime.datetime | None,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> AsyncIterator[TestResultsRow]:
         """Results whose metadata holds every given key with an equal scalar value (and, when given,
         of the given statuses and types), newest first, created in [created_from, created_until);
-        one keyset page after the (created_at, id) cursor. The metadata GIN index drives it.
+        one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
+        subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
+        walks the time index instead and tests every row's metadata; and its other conditions
+        cannot use an index of their own.
         """
 
     def search_test_results(
@@ -417,14 +420,15 @@ class Queries(Protocol):
         match: str,
         statuses: list[str] | None,
         test_types: list[str] | None,
-        created_from: datetime.datetime,
-        created_until: datetime.datetime,
+        created_from: datetime.datetime | None,
+        created_until: datetime.datetime | None,
         metadata: JsonObject | None,
         page_size: int,
         skip: int,
     ) -> AsyncIterator[SearchTestResultsRow]:
         """Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
-        like the listings; one page, `skip` rows in.
+        like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
+        of search_vector): the filters are checked on the rows it finds.
         """
 
 

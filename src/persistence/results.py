@@ -14,6 +14,7 @@ from persistence._guards import (
     MAX_INT,
     as_metadata_subset,
     as_utc,
+    instance_of,
     key_id,
     members_of,
     of_type,
@@ -103,9 +104,7 @@ class PageCursor:
 
     created_at: dt.datetime = attrs.field(converter=as_utc)
     id: int = attrs.field(validator=row_id)
-    where: ResultFilter = attrs.field(
-        factory=ResultFilter, validator=attrs.validators.instance_of(ResultFilter)
-    )
+    where: ResultFilter = attrs.field(factory=ResultFilter, validator=instance_of(ResultFilter))
 
 
 @attrs.frozen

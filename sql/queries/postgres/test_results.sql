@@ -40,27 +40,39 @@ LIMIT @page_size;
 -- name: ListTestResultsByMetadata :many
 -- Results whose metadata holds every given key with an equal scalar value (and, when given,
 -- of the given statuses and types), newest first, created in [created_from, created_until);
--- one keyset page after the (created_at, id) cursor. The metadata GIN index drives it.
+-- one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
+-- subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
+-- walks the time index instead and tests every row's metadata; and its other conditions
+-- cannot use an index of their own.
 -- type: @metadata json
 -- type: @statuses str[]?
 -- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
-FROM test_results AS r
-WHERE r.metadata @> @metadata
-  AND (sqlc.narg(statuses)::text[] IS NULL OR r.status = ANY(sqlc.narg(statuses)::text[]))
-  AND (sqlc.narg(test_types)::text[] IS NULL OR r.test_type = ANY(sqlc.narg(test_types)::text[]))
-  AND r.created_at >= @created_from AND r.created_at < @created_until
-  AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
+FROM (
+    SELECT * FROM test_results
+    WHERE metadata @> @metadata
+      AND (sqlc.narg(statuses)::text[] IS NULL OR status = ANY(sqlc.narg(statuses)::text[]))
+      AND (sqlc.narg(test_types)::text[] IS NULL OR test_type = ANY(sqlc.narg(test_types)::text[]))
+      AND (sqlc.narg(created_from)::timestamptz IS NULL OR created_at >= sqlc.narg(created_from))
+      AND (sqlc.narg(created_until)::timestamptz IS NULL OR created_at < sqlc.narg(created_until))
+      AND (created_at < @cursor_created_at OR (created_at = @cursor_created_at AND id < @cursor_id))
+    OFFSET 0
+) AS r
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
 
 -- name: SearchTestResults :many
 -- Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
--- like the listings; one page, `skip` rows in.
+-- like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
+-- of search_vector): the filters are checked on the rows it finds.
 -- type: @match str
 -- type: @statuses str[]?
 -- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
 -- type: @metadata json?
 -- type: score float!
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
@@ -70,7 +82,8 @@ FROM test_results AS r
 WHERE r.search_vector @@ to_tsquery('simple', @match)
   AND (sqlc.narg(statuses)::text[] IS NULL OR r.status = ANY(sqlc.narg(statuses)::text[]))
   AND (sqlc.narg(test_types)::text[] IS NULL OR r.test_type = ANY(sqlc.narg(test_types)::text[]))
-  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND (sqlc.narg(created_from)::timestamptz IS NULL OR r.created_at >= sqlc.narg(created_from))
+  AND (sqlc.narg(created_until)::timestamptz IS NULL OR r.created_at < sqlc.narg(created_until))
   AND (sqlc.narg(metadata)::jsonb IS NULL OR r.metadata @> sqlc.narg(metadata)::jsonb)
 ORDER BY score DESC, r.id DESC
 LIMIT @page_size OFFSET @skip;

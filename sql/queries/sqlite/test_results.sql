@@ -34,6 +34,8 @@ LIMIT @page_size;
 -- type: @metadata json
 -- type: @statuses str[]?
 -- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
 FROM test_results AS r
@@ -49,7 +51,8 @@ WHERE NOT EXISTS (
   )
   AND (@statuses IS NULL OR r.status IN (SELECT value FROM json_each(@statuses)))
   AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
-  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND (@created_from IS NULL OR r.created_at >= @created_from)
+  AND (@created_until IS NULL OR r.created_at < @created_until)
   AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
@@ -60,6 +63,8 @@ LIMIT @page_size;
 -- type: @match str
 -- type: @statuses str[]?
 -- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
 -- type: @metadata json?
 -- type: score float!
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
@@ -68,7 +73,8 @@ FROM test_results_fts(@match)
 JOIN test_results AS r ON r.id = test_results_fts.rowid
 WHERE (@statuses IS NULL OR r.status IN (SELECT value FROM json_each(@statuses)))
   AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
-  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND (@created_from IS NULL OR r.created_at >= @created_from)
+  AND (@created_until IS NULL OR r.created_at < @created_until)
   AND NOT EXISTS (
       SELECT 1 FROM json_each(@metadata) AS wanted
       WHERE NOT EXISTS (

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Final
 
 import attrs
-from attrs.validators import instance_of
 
 from persistence._backend import Engine
-from persistence._guards import count, of_type, text
-from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit
+from persistence._guards import count, instance_of, of_type, text
+from persistence._paging import Page, page_limit
 from persistence._rows import result_from_search_row
 from persistence.database import Database, connection
 from persistence.exceptions import ValidationError
@@ -85,8 +84,8 @@ async def search_results(
                 match=match,
                 statuses=wanted_values(where.status, where.statuses),
                 test_types=wanted_values(where.test_type, where.test_types),
-                created_from=START_OF_TIME if where.created_from is None else where.created_from,
-                created_until=END_OF_TIME if where.created_until is None else where.created_until,
+                created_from=where.created_from,
+                created_until=where.created_until,
                 metadata=where.metadata,
                 skip=skip,
                 page_size=limit,
