@@ -29,13 +29,13 @@ The same on both engines (see migration 0002): the rest of a longer text is not 
 SNIPPET_WORDS: Final = 16
 """How many words a snippet holds at most."""
 
-_LEAD_WORDS: Final = 4
-"""How many words a snippet shows before the first it marks."""
-
 MAX_SNIPPET_CHARS: Final = 240
 """How many characters of the text a snippet holds at most, before its ellipses."""
 
-_MAX_ANCHORS: Final = 64
+_LEAD_CHARS: Final = 40
+"""How far before the first match it marks a snippet starts, in characters, at most."""
+
+_MAX_ANCHORS: Final = 16
 _WORD: Final = re.compile(r"[^\W_]+")
 _SPACES: Final = re.compile(r"\s+")
 _ELLIPSIS: Final = "…"
@@ -65,104 +65,129 @@ class Snippet:
 
 
 @attrs.frozen
-class _Word:
+class _Hit:
     start: int
     end: int
-    folded: str
-
-
-@attrs.frozen
-class _Hit:
-    first: int
-    last: int
     term: int
 
 
 @attrs.frozen
-class _Candidate:
+class _Text:
     field: str
     text: str
     cut: bool
     """Whether `text` is the start of a longer one."""
-    words: list[_Word]
     hits: list[_Hit]
 
 
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
-    """Cut the snippet of a result that a search with these terms found."""
-    wanted = [term for term in terms if not term.excluded]
-    candidates = []
+    """Cut the snippet of a result that a search with these terms found.
+
+    Matches are found with one regular expression per term over the lower-cased text, so
+    that only the few words around the chosen place are ever split into words.
+    """
+    patterns = [(number, _pattern(term)) for number, term in enumerate(terms) if not term.excluded]
+    texts = []
     for field in _FIELDS:
         value: str | None = getattr(result, field)
-        if not value:
-            continue
-        text = value[:INDEXED_CHARS]
-        words = [_Word(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
-        cut = len(value) > INDEXED_CHARS
-        candidates.append(_Candidate(field, text, cut, words, _hits(words, wanted)))
-    if not candidates:
+        if value:
+            head = value[:INDEXED_CHARS]
+            texts.append(_Text(field, head, len(value) > INDEXED_CHARS, _hits(head, patterns)))
+    if not texts:
         return Snippet("output", "", ())
-    best: tuple[tuple[int, int], _Candidate, int] | None = None
-    for candidate in candidates:
-        for score, start in _windows(candidate.hits, len(candidate.words)):
+    best: tuple[tuple[int, int], _Text, int, int] | None = None
+    for text in texts:
+        for score, begin, end in _windows(text):
             if best is None or score > best[0]:
-                best = (score, candidate, start)
+                best = (score, text, begin, end)
     if best is None:  # nothing to mark: the index and this text disagree, or the match is cut off
-        fallback = next((c for c in candidates if c.field == "output"), candidates[0])
-        return _cut(fallback, 0)
-    _, candidate, start = best
-    return _cut(candidate, start)
+        fallback = next((t for t in texts if t.field == "output"), texts[0])
+        return _cut(fallback, 0, _extent(fallback.text, 0))
+    _, text, begin, end = best
+    return _cut(text, begin, end)
 
 
-def _hits(words: list[_Word], terms: list[SearchTerm]) -> list[_Hit]:
+def _pattern(term: SearchTerm) -> re.Pattern[str]:
+    """Match a term's words in lower-cased text: whole words, one after another.
+
+    Between two words of a phrase, anything that is not a letter or a digit may stand.
+    """
+    words = [re.escape(word.lower()) for word in term.words]
+    tail = r"[^\W_]*" if term.prefix else r"(?![^\W_])"
+    # The literal first, then a look back past it, so that the search can skip ahead to it.
+    first = words[0] + r"(?<![^\W_]" + words[0] + ")"
+    return re.compile(r"[\W_]+".join([first, *words[1:]]) + tail)
+
+
+def _hits(text: str, patterns: list[tuple[int, re.Pattern[str]]]) -> list[_Hit]:
     """Find where each term's words follow one another, in order of position."""
-    hits = []
-    folded_terms = [[word.lower() for word in term.words] for term in terms]
-    for index in range(len(words)):
-        for number, (term, folded) in enumerate(zip(terms, folded_terms, strict=True)):
-            last = index + len(folded) - 1
-            if last >= len(words):
-                continue
-            head_matches = all(words[index + k].folded == folded[k] for k in range(len(folded) - 1))
-            tail = words[last].folded
-            if head_matches and (
-                tail.startswith(folded[-1]) if term.prefix else tail == folded[-1]
-            ):
-                hits.append(_Hit(index, last, number))
+    folded = text.lower()
+    if len(folded) != len(text):  # a few letters lower-case to two: offsets would move
+        folded = "".join(char.lower()[:1] or char for char in text)
+    hits = [
+        _Hit(match.start(), match.end(), number)
+        for number, pattern in patterns
+        for match in pattern.finditer(folded)
+    ]
+    hits.sort(key=lambda hit: (hit.start, hit.term))
     return hits
 
 
-def _windows(hits: list[_Hit], words: int) -> list[tuple[tuple[int, int], int]]:
+def _extent(text: str, begin: int) -> int:
+    """Find where a snippet starting at `begin` ends, on a word's end.
+
+    It holds SNIPPET_WORDS words, or fewer when they do not fit in MAX_SNIPPET_CHARS.
+    """
+    limit = min(len(text), begin + MAX_SNIPPET_CHARS)
+    words = list(_WORD.finditer(text, begin, limit))
+    if len(words) > SNIPPET_WORDS:
+        return words[SNIPPET_WORDS - 1].end()
+    if limit == len(text):
+        return limit
+    if len(words) > 1 and words[-1].end() == limit and _WORD.match(text, limit):
+        words.pop()  # the last word runs past the limit: leave it out
+    return words[-1].end() if words else limit
+
+
+def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
     """Score the windows that start a little before each hit: distinct terms, then hits.
 
-    A window near the end starts earlier, so that it is full when the text has enough words.
+    A window near the end starts earlier, so that it is full when the text is long enough.
     """
-    firsts = [hit.first for hit in hits]
+    starts = [hit.start for hit in text.hits]
     scored = []
-    for anchor in hits[:_MAX_ANCHORS]:
-        start = max(0, min(anchor.first - _LEAD_WORDS, words - SNIPPET_WORDS))
-        inside = hits[
-            bisect.bisect_left(firsts, start) : bisect.bisect_left(firsts, start + SNIPPET_WORDS)
-        ]
-        fitting = [hit for hit in inside if hit.last < start + SNIPPET_WORDS]
-        scored.append(((len({hit.term for hit in fitting}), len(fitting)), start))
+    for anchor in text.hits[:_MAX_ANCHORS]:
+        begin = _word_start(text.text, max(0, anchor.start - _LEAD_CHARS), anchor.start)
+        end = _extent(text.text, begin)
+        if end == len(text.text) and begin > 0:
+            earlier = _word_start(text.text, max(0, end - MAX_SNIPPET_CHARS), anchor.start)
+            if _extent(text.text, earlier) >= anchor.end:
+                begin, end = earlier, _extent(text.text, earlier)
+        inside = text.hits[bisect.bisect_left(starts, begin) : bisect.bisect_left(starts, end)]
+        fitting = [hit for hit in inside if hit.end <= end]
+        scored.append(((len({hit.term for hit in fitting}), len(fitting)), begin, end))
     return scored
 
 
-def _cut(candidate: _Candidate, start: int) -> Snippet:
-    """Cut the window of words from `start`, collapse white space, and mark the hits in it."""
-    text, words = candidate.text, candidate.words
-    stop = min(start + SNIPPET_WORDS, len(words))
-    begin = words[start].start if 0 < start < len(words) else 0
-    end = words[stop - 1].end if 0 < stop < len(words) else len(text)
-    end = min(end, begin + MAX_SNIPPET_CHARS)
+def _word_start(text: str, position: int, at_most: int) -> int:
+    """Find the start of the first whole word at or after `position`, but not after `at_most`."""
+    if position == 0:
+        return 0
+    match = _WORD.search(text, position)
+    if match is not None and match.start() == position and _WORD.match(text, position - 1):
+        match = _WORD.search(text, match.end())  # `position` is inside a word: skip it
+    return at_most if match is None else min(match.start(), at_most)
+
+
+def _cut(text: _Text, begin: int, end: int) -> Snippet:
+    """Cut [begin, end) out of the text, collapse white space, and mark the hits in it."""
+    source = text.text
     marked = sorted(
         {
-            (words[k].start, min(words[k].end, end))
-            for hit in candidate.hits
-            if start <= hit.first and hit.last < stop
-            for k in range(hit.first, hit.last + 1)
-            if words[k].start < end
+            word.span()
+            for hit in text.hits
+            if begin <= hit.start and hit.end <= end
+            for word in _WORD.finditer(source, hit.start, hit.end)
         }
     )
     pieces: list[str] = []
@@ -170,21 +195,21 @@ def _cut(candidate: _Candidate, start: int) -> Snippet:
     length = 0
     position = begin
     for word_start, word_end in marked:
-        plain = _SPACES.sub(" ", text[position:word_start])
+        plain = _SPACES.sub(" ", source[position:word_start])
         pieces.append(plain)
         length += len(plain)
         highlights.append((length, length + word_end - word_start))
-        pieces.append(text[word_start:word_end])
+        pieces.append(source[word_start:word_end])
         length += word_end - word_start
         position = word_end
-    pieces.append(_SPACES.sub(" ", text[position:end]))
+    pieces.append(_SPACES.sub(" ", source[position:end]))
     body = "".join(pieces)
     stripped = body.lstrip(" ")
     lead = _ELLIPSIS if begin > 0 else ""
-    tail = _ELLIPSIS if end < len(text) or candidate.cut else ""
+    tail = _ELLIPSIS if end < len(source) or text.cut else ""
     shift = len(lead) - (len(body) - len(stripped))
     return Snippet(
-        candidate.field,
+        text.field,
         lead + stripped.rstrip(" ") + tail,
         tuple((a + shift, b + shift) for a, b in highlights),
     )
