@@ -428,7 +428,8 @@ class Queries(Protocol):
     ) -> AsyncIterator[SearchTestResultsRow]:
         """Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
         like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
-        of search_vector): the filters are checked on the rows it finds.
+        of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
+        and scores alone, then its rows are read.
         """
 
 

@@ -67,7 +67,8 @@ LIMIT @page_size;
 -- name: SearchTestResults :many
 -- Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
 -- like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
--- of search_vector): the filters are checked on the rows it finds.
+-- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
+-- and scores alone, then its rows are read.
 -- type: @match str
 -- type: @statuses str[]?
 -- type: @test_types str[]?
@@ -76,14 +77,19 @@ LIMIT @page_size;
 -- type: @metadata json?
 -- type: score float!
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata,
-       ts_rank_cd(r.search_vector, to_tsquery('simple', @match), 1)::double precision AS score
-FROM test_results AS r
-WHERE r.search_vector @@ to_tsquery('simple', @match)
-  AND (sqlc.narg(statuses)::text[] IS NULL OR r.status = ANY(sqlc.narg(statuses)::text[]))
-  AND (sqlc.narg(test_types)::text[] IS NULL OR r.test_type = ANY(sqlc.narg(test_types)::text[]))
-  AND (sqlc.narg(created_from)::timestamptz IS NULL OR r.created_at >= sqlc.narg(created_from))
-  AND (sqlc.narg(created_until)::timestamptz IS NULL OR r.created_at < sqlc.narg(created_until))
-  AND (sqlc.narg(metadata)::jsonb IS NULL OR r.metadata @> sqlc.narg(metadata)::jsonb)
-ORDER BY score DESC, r.id DESC
-LIMIT @page_size OFFSET @skip;
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+FROM (
+    SELECT m.id AS id,
+           ts_rank_cd(m.search_vector, to_tsquery('simple', @match), 1)::double precision AS score
+    FROM test_results AS m
+    WHERE m.search_vector @@ to_tsquery('simple', @match)
+      AND (sqlc.narg(statuses)::text[] IS NULL OR m.status = ANY(sqlc.narg(statuses)::text[]))
+      AND (sqlc.narg(test_types)::text[] IS NULL OR m.test_type = ANY(sqlc.narg(test_types)::text[]))
+      AND (sqlc.narg(created_from)::timestamptz IS NULL OR m.created_at >= sqlc.narg(created_from))
+      AND (sqlc.narg(created_until)::timestamptz IS NULL OR m.created_at < sqlc.narg(created_until))
+      AND (sqlc.narg(metadata)::jsonb IS NULL OR m.metadata @> sqlc.narg(metadata)::jsonb)
+    ORDER BY score DESC, m.id DESC
+    LIMIT @page_size OFFSET @skip
+) AS hits
+JOIN test_results AS r ON r.id = hits.id
+ORDER BY hits.score DESC, r.id DESC;
