@@ -16,7 +16,8 @@ from bench._raw_sqlite import (
     END_OF_TIME,
     MAX_INT,
     READ_PAGE,
-    filters_of,
+    START_OF_TIME,
+    listing_of,
     params_of,
     register_converters,
     text_of,
@@ -94,17 +95,17 @@ class LoopSqlite:
 
     async def read_all(self) -> int:
         """Read the same keyset pages as `all_results`, fetched as tuples."""
-        return await self._pages((None, None, None, None), READ_PAGE)
+        return await self._pages(LIST_SQLITE, (START_OF_TIME, END_OF_TIME), READ_PAGE)
 
     async def list_paged(self, where: ResultFilter, page_size: int) -> int:
         """Read the same keyset pages as `list_results`, fetched as tuples."""
-        return await self._pages(filters_of(where), page_size)
+        return await self._pages(*listing_of(where), page_size)
 
-    async def _pages(self, filters: tuple[str | None, ...], page_size: int) -> int:
+    async def _pages(self, sql: str, filters: tuple[str, ...], page_size: int) -> int:
         count = 0
         cursor: tuple[str, int] = (END_OF_TIME, MAX_INT)
         while True:
-            rows = self.conn.execute(LIST_SQLITE, (*filters, *cursor, page_size)).fetchall()
+            rows = self.conn.execute(sql, (*filters, *cursor, page_size)).fetchall()
             count += len(rows)
             if len(rows) < page_size:
                 return count

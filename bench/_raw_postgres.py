@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from bench._contenders import in_tasks
-from bench._sql import COLUMNS, GET_POSTGRES, INSERT_POSTGRES, LIST_POSTGRES
+from bench._sql import (
+    COLUMNS,
+    GET_POSTGRES,
+    INSERT_POSTGRES,
+    LIST_BY_TYPE_POSTGRES,
+    LIST_POSTGRES,
+)
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
 
 __all__ = ["RawPostgres", "open_raw_pool", "open_raw_postgres"]
 
+_START_OF_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
 _END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
 _MAX_INT = 2**63 - 1
 _READ_PAGE = 10_000  # all_results reads pages of this size, with the same query
@@ -115,25 +122,30 @@ class RawPostgres:
 
     async def read_all(self) -> int:
         """Read the same keyset pages as `all_results`, fetched as Records."""
-        return await self._pages((None, None, None, None), _READ_PAGE)
+        return await self._pages(LIST_POSTGRES, (_START_OF_TIME, _END_OF_TIME), _READ_PAGE)
 
     async def list_paged(self, where: ResultFilter, page_size: int) -> int:
-        """Read the same keyset pages as `list_results`, fetched as Records."""
-        return await self._pages(
-            (
-                None if where.test_type is None else where.test_type.value,
-                None if where.status is None else where.status.value,
-                where.created_from,
-                where.created_until,
-            ),
-            page_size,
-        )
+        """Read the same keyset pages as `list_results`, fetched as Records.
 
-    async def _pages(self, filters: tuple[object, ...], page_size: int) -> int:
+        Like the layer, a type filter goes through ListTestResultsByType and unset time
+        bounds are the start and end of time. The benchmark's filter sets no other field.
+        """
+        if where.status is not None or where.statuses or where.metadata:
+            msg = "the hand-written listing covers a type and a time range only"
+            raise NotImplementedError(msg)
+        bounds = (where.created_from or _START_OF_TIME, where.created_until or _END_OF_TIME)
+        types = [t.value for t in where.test_types or ()] or (
+            [] if where.test_type is None else [where.test_type.value]
+        )
+        if types:
+            return await self._pages(LIST_BY_TYPE_POSTGRES, (types, *bounds), page_size)
+        return await self._pages(LIST_POSTGRES, bounds, page_size)
+
+    async def _pages(self, sql: str, filters: tuple[object, ...], page_size: int) -> int:
         count = 0
         cursor: tuple[dt.datetime, int] = (_END_OF_TIME, _MAX_INT)
         while True:
-            rows = await self.conn.fetch(LIST_POSTGRES, *filters, *cursor, page_size)
+            rows = await self.conn.fetch(sql, *filters, *cursor, page_size)
             count += len(rows)
             if len(rows) < page_size:
                 return count

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Final
 import aiosqlite
 
 from bench._contenders import in_tasks
-from bench._sql import GET_SQLITE, INSERT_SQLITE, INSERT_SQLITE_NO_RETURNING, LIST_SQLITE
+from bench._sql import (
+    GET_SQLITE,
+    INSERT_SQLITE,
+    INSERT_SQLITE_NO_RETURNING,
+    LIST_BY_TYPE_SQLITE,
+    LIST_SQLITE,
+)
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
@@ -23,8 +29,9 @@ __all__ = [
     "END_OF_TIME",
     "MAX_INT",
     "READ_PAGE",
+    "START_OF_TIME",
     "RawSqlite",
-    "filters_of",
+    "listing_of",
     "open_raw_sqlite",
     "params_of",
     "register_converters",
@@ -72,14 +79,28 @@ def text_of(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def filters_of(where: ResultFilter) -> tuple[str | None, ...]:
-    """Give the listing query's four filter parameters; None where a filter is not set."""
-    return (
-        None if where.test_type is None else where.test_type.value,
-        None if where.status is None else where.status.value,
-        text_of(where.created_from),
-        text_of(where.created_until),
+START_OF_TIME = "0001-01-01T00:00:00.000000+00:00"
+
+
+def listing_of(where: ResultFilter) -> tuple[str, tuple[str, ...]]:
+    """Give the SQL the layer runs for `where`, and its parameters before the cursor.
+
+    Like the layer, a type filter goes through ListTestResultsByType and unset time
+    bounds are the start and end of time. The benchmark's filter sets no other field.
+    """
+    if where.status is not None or where.statuses or where.metadata:
+        msg = "the hand-written listing covers a type and a time range only"
+        raise NotImplementedError(msg)
+    bounds = (
+        text_of(where.created_from) or START_OF_TIME,
+        text_of(where.created_until) or END_OF_TIME,
     )
+    types = [t.value for t in where.test_types or ()] or (
+        [] if where.test_type is None else [where.test_type.value]
+    )
+    if types:
+        return LIST_BY_TYPE_SQLITE, (json.dumps(types), *bounds)
+    return LIST_SQLITE, bounds
 
 
 async def open_raw_sqlite(path: str) -> aiosqlite.Connection:
@@ -146,19 +167,17 @@ class RawSqlite:
 
     async def read_all(self) -> int:
         """Read the same keyset pages as `all_results`, fetched as tuples."""
-        return await self._pages((None, None, None, None), READ_PAGE)
+        return await self._pages(LIST_SQLITE, (START_OF_TIME, END_OF_TIME), READ_PAGE)
 
     async def list_paged(self, where: ResultFilter, page_size: int) -> int:
         """Read the same keyset pages as `list_results`, fetched as tuples."""
-        return await self._pages(filters_of(where), page_size)
+        return await self._pages(*listing_of(where), page_size)
 
-    async def _pages(self, filters: tuple[str | None, ...], page_size: int) -> int:
+    async def _pages(self, sql: str, filters: tuple[str, ...], page_size: int) -> int:
         count = 0
         cursor: tuple[str, int] = (END_OF_TIME, MAX_INT)
         while True:
-            rows = list(
-                await self.conn.execute_fetchall(LIST_SQLITE, (*filters, *cursor, page_size))
-            )
+            rows = list(await self.conn.execute_fetchall(sql, (*filters, *cursor, page_size)))
             count += len(rows)
             if len(rows) < page_size:
                 return count

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench import cache as cache_bench
+from bench import search as search_bench
 from bench._core import Core
 from bench._lag import LagProbe, lag_of
 from bench._layer import Layer
@@ -301,6 +302,15 @@ and how soon a write in another process shows, over many writes.
 """
 
 
+SEARCH_HEADING = """## Search
+
+`search_results` (see `docs/SEARCH.md`) on results with about 2 KB of output each: its
+median time, against `LIKE '%word%'` over the same rows, and what keeping the index costs
+`save_results` (a database with migration 0002 against one without).
+
+"""
+
+
 async def _redis_answers() -> bool:
     where = urlsplit(cache_bench.REDIS)
     try:
@@ -354,6 +364,13 @@ async def run() -> None:
         _say(tables)
     else:
         _say("\nCaches skipped: they need PostgreSQL and Redis")
+    if problem is None:
+        _say("\n## Search")
+        figures, table = await search_bench.measure()
+        sections["search"] = (figures, SEARCH_HEADING + table)
+        _say(table)
+    else:
+        _say("\nSearch skipped: it compares both engines")
     machine = machine_description(versions)
     machine["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     write_reports(

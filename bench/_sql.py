@@ -19,6 +19,8 @@ __all__ = [
     "INSERT_POSTGRES",
     "INSERT_SQLITE",
     "INSERT_SQLITE_NO_RETURNING",
+    "LIST_BY_TYPE_POSTGRES",
+    "LIST_BY_TYPE_SQLITE",
     "LIST_POSTGRES",
     "LIST_SQLITE",
 ]
@@ -43,6 +45,9 @@ GET_SQLITE: Final = _QUERIES["GetTestResult"].sql
 GET_POSTGRES: Final = _postgres("GetTestResult")
 
 LIST_SQLITE: Final = _QUERIES["ListTestResults"].sql
-"""Parameters: test_type, status, created_from, created_until, cursor_created_at, cursor_id,
-page_size."""
+"""Parameters: created_from, created_until, cursor_created_at, cursor_id, page_size."""
 LIST_POSTGRES: Final = _postgres("ListTestResults")
+
+LIST_BY_TYPE_SQLITE: Final = _QUERIES["ListTestResultsByType"].sql
+"""Parameters: test_types (a JSON list), then those of LIST_SQLITE."""
+LIST_BY_TYPE_POSTGRES: Final = _postgres("ListTestResultsByType")

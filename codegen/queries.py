@@ -6,7 +6,8 @@ Run by `make generate`::
         build/sqlc/postgres/codegen_request.json --output src/persistence/queries.py
 
 Each input is the `codegen_request.json` that `sqlc generate` writes for one engine (its
-`settings.engine` says which). The output holds one `NamedTuple` per result shape, in the
+`settings.engine` says which). Parameters come in the order they first appear in the SQL, as
+the loader reads them. The output holds one `NamedTuple` per result shape, in the
 column order sqlc reports, a `Queries` protocol with one method per query (named as the
 loader names them, see `snake_case`) and `QUERY_SHAPES`: the command, parameters and
 columns of each query, and how each parameter and column is encoded. A `TypedDict` of a
@@ -27,11 +28,19 @@ Where sqlc cannot know a type or its nullability, a comment line under the query
     -- type: <column> <pytype>     a result column
     -- type: @<param> <pytype>     a parameter
 
-`<pytype>` is one of `int str float bool bytes datetime json`, optionally followed by `?`
-(nullable) or `!` (not null); without either, sqlc's nullability stays. A lone `?` or `!`
-changes the nullability only. A parameter that sqlc marks as an array stays a list of the new
-type. Such lines are not part of the method's docstring. An override of a name the query does
-not have, a repeated override, or a malformed one is an error.
+`<pytype>` is one of `int str float bool bytes datetime json`, optionally followed by `[]`
+(a list of it) and then by `?` (nullable) or `!` (not null); without either, sqlc's nullability
+stays. A lone `?` or `!` changes the nullability only. A parameter that sqlc marks as an array
+stays a list of the new type. A list (`str[]`) is a list on every engine, array or not: SQLite
+receives it as JSON text (`json_each(@param)` reads it) and PostgreSQL as an array. Such lines
+are not part of the method's docstring. An override of a name the query does not have, a
+repeated override, or a malformed one is an error.
+
+Search-index columns
+--------------------
+A PostgreSQL `tsvector` column (a full-text index kept in the table) is left out of its
+table's row type, so that the table's queries keep one row type on every engine. Selecting
+one is an error: list the columns a query needs instead of `*`.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POSTGRESQL_TYPES",
+    "SEARCH_INDEX_TYPES",
     "SQLITE_TYPES",
     "CodegenError",
     "generate",
@@ -102,6 +112,12 @@ POSTGRESQL_TYPES: dict[str, str] = {
 }
 """Python annotation of each postgresql type name, lower-case, without `pg_catalog.`."""
 
+SEARCH_INDEX_TYPES: dict[str, frozenset[str]] = {
+    "postgresql": frozenset({"tsvector"}),
+    "sqlite": frozenset(),
+}
+"""Column types that hold a search index, not a value: left out of their table's row type."""
+
 _ENGINE_TYPES: dict[str, dict[str, str]] = {
     "postgresql": POSTGRESQL_TYPES,
     "sqlite": SQLITE_TYPES,
@@ -140,7 +156,7 @@ _SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _OVERRIDE_LINE = re.compile(r"type:(?P<rest>.*)")
 _PARAMS_LINE = "params: typed"
 _OVERRIDE_TARGET = re.compile(r"(?P<param>@?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
-_OVERRIDE_SPEC = re.compile(r"(?P<type>[a-z]+)?(?P<null>[?!])?")
+_OVERRIDE_SPEC = re.compile(r"(?:(?P<type>[a-z]+)(?P<list>\[\])?)?(?P<null>[?!])?")
 _INDENT = "    "
 
 
@@ -204,6 +220,7 @@ class _Override:
 
     annotation: str | None
     nullable: bool | None
+    is_list: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,10 +273,19 @@ def _normalise_type(type_name: str) -> str:
     return name.removeprefix("pg_catalog.")
 
 
+def _is_search_index(engine: str, column: _Column) -> bool:
+    return _normalise_type(column.type_name) in SEARCH_INDEX_TYPES[engine]
+
+
 def _annotation(
     engine: str, query: str, what: str, column: _Column, override: _Override | None
 ) -> str:
     base = override.annotation if override is not None else None
+    if base is None and _is_search_index(engine, column):
+        raise CodegenError(
+            f"{engine}: query {query}: {what}: {column.type_name!r} is a search index, not a "
+            "value; select the columns the query needs instead"
+        )
     if base is None:
         found = _ENGINE_TYPES[engine].get(_normalise_type(column.type_name))
         if found is None:
@@ -268,7 +294,7 @@ def _annotation(
                 "add an override such as '-- type: ...' under its '-- name:' line"
             )
         base = found
-    if column.is_array:
+    if column.is_array or (override is not None and override.is_list):
         base = f"list[{base}]"
     nullable = not column.not_null
     if override is not None and override.nullable is not None:
@@ -321,13 +347,14 @@ def _parse_spec(query: str, line: str, spec: str) -> _Override:
     if match is None or not spec or (match["type"] and match["type"] not in _OVERRIDE_TYPES):
         raise CodegenError(
             f"query {query}: malformed override {line!r}: {spec!r} is not a type; expected "
-            f"one of {', '.join(_OVERRIDE_TYPES)}, optionally followed by '?' (nullable) "
-            "or '!' (not null), or just '?' or '!'"
+            f"one of {', '.join(_OVERRIDE_TYPES)}, optionally followed by '[]' (a list) and "
+            "'?' (nullable) or '!' (not null), or just '?' or '!'"
         )
     null = match["null"]
     return _Override(
         annotation=_OVERRIDE_TYPES[match["type"]] if match["type"] else None,
         nullable=None if null is None else null == "?",
+        is_list=match["list"] is not None,
     )
 
 
@@ -370,6 +397,7 @@ def _read_catalog(engine: str, raw: object) -> dict[str, tuple[_Field, ...] | No
                 _read_column(column, f"table {name} column")
                 for column in _list(table_obj.get("columns"), f"table {name} columns")
             ]
+            columns = [c for c in columns if not _is_search_index(engine, c)]
             try:
                 fields: tuple[_Field, ...] | None = tuple(
                     _Field(c.name, _annotation(engine, name, c.name, c, None)) for c in columns
@@ -395,7 +423,8 @@ def _read_query(
         )
     comments = [_str(c, f"{what}.comments") for c in _list(raw.get("comments"), what)]
     column_overrides, parameter_overrides, doc, typed_params = _parse_overrides(name, comments)
-    parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides)
+    text = _str(raw.get("text", ""), f"{what}.text")
+    parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides, text)
     columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
     for column_name in column_overrides:
@@ -436,14 +465,14 @@ def _read_query(
 
 
 def _read_parameters(
-    engine: str, query: str, raw: object, overrides: Mapping[str, _Override]
+    engine: str, query: str, raw: object, overrides: Mapping[str, _Override], text: str = ""
 ) -> tuple[_Field, ...]:
     numbered: list[tuple[int, _Column]] = []
     for param in _list(raw, f"query {query} params"):
         param_obj = _obj(param, f"query {query} param")
         number = _int(param_obj.get("number"), f"query {query} param number")
         numbered.append((number, _read_column(param_obj.get("column"), f"query {query} param")))
-    numbered.sort(key=lambda item: item[0])
+    numbered.sort(key=lambda item: (_first_use(text, item[0]), item[0]))
     fields: dict[str, _Field] = {}
     for _, column in numbered:
         _check_identifier(engine, query, "parameter", column.name)
@@ -471,6 +500,17 @@ def _read_parameters(
                 f"have (its parameters: {', '.join('@' + f for f in fields) or 'none'})"
             )
     return tuple(fields.values())
+
+
+def _first_use(text: str, number: int) -> int:
+    """Where parameter `number` first appears in sqlc's text of a query (`?1` or `$1`).
+
+    The loader lists a query's parameters in the order they first appear, and sqlc numbers
+    them in the order it walks the statement (OFFSET before LIMIT): parameters are put in the
+    loader's order, so that both agree. Without a text, sqlc's numbers give the order.
+    """
+    match = re.search(rf"[?$]{number}(?!\d)", text)
+    return -1 if match is None else match.start()
 
 
 def _table_of(

@@ -64,8 +64,10 @@ from strategies import (
     hostile_ids,
     hostile_text,
     hostile_values,
+    matches,
     naive_datetimes,
     out_of_range_datetimes,
+    result_filters,
     results,
     safe_text,
     storable_ints,
@@ -282,40 +284,35 @@ limits = st.one_of(
 )
 
 
-cursors = st.one_of(st.none(), st.builds(PageCursor, aware_datetimes(), storable_ints(min_value=1)))
+positions = st.one_of(st.none(), st.tuples(aware_datetimes(), storable_ints(min_value=1)))
 
 
 @ON_DATABASE
 @given(
-    page=st.tuples(limits, cursors),
-    where=st.builds(
-        ResultFilter,
-        test_type=st.one_of(st.none(), st.sampled_from(TestType)),
-        status=st.one_of(st.none(), st.sampled_from(TestStatus)),
-        created_from=st.one_of(st.none(), aware_datetimes()),
-        created_until=st.one_of(st.none(), aware_datetimes()),
-    ),
+    page=st.tuples(limits, positions),
+    where=result_filters(),
     by_value=st.booleans(),
     batch=st.lists(results(), max_size=3),
 )
 async def test_list_results_with_any_valid_filter(
     db: Database,
-    page: tuple[object, PageCursor | None],
+    page: tuple[object, tuple[dt.datetime, int] | None],
     where: ResultFilter,
     by_value: bool,  # noqa: FBT001  # hypothesis passes each argument by name
     batch: list[TestResult],
 ) -> None:
     """A listing keeps to every filter and the cursor, or refuses a bad limit by name."""
     await save_results(db, batch)
-    limit, cursor = page
-    test_type, status = where.test_type, where.status
-    created_from, created_until = where.created_from, where.created_until
+    limit, position = page
     if by_value:  # the enums' string values filter just as the members do
         values: Any = {
-            "test_type": test_type and test_type.value,
-            "status": status and status.value,
+            "test_type": where.test_type and where.test_type.value,
+            "status": where.status and where.status.value,
+            "statuses": None if where.statuses is None else [s.value for s in where.statuses],
         }
+        assert attrs.evolve(where, **values) == where
         where = attrs.evolve(where, **values)
+    cursor = None if position is None else PageCursor(*position, where)
     bad_limit: Any = limit
     listed = await outcome(list_results(db, where, limit=bad_limit, after=cursor))
     if type(limit) is not int or not 1 <= limit <= 10_000:
@@ -324,15 +321,13 @@ async def test_list_results_with_any_valid_filter(
     assert not isinstance(listed, Expected)
     assert len(listed.items) <= limit
     for item in listed.items:
-        assert test_type is None or item.test_type == test_type
-        assert status is None or item.status == status
-        assert created_from is None or created_from <= item.created_at
-        assert created_until is None or item.created_at < created_until
+        assert matches(where, item)
         assert item.id is not None
         assert cursor is None or (item.created_at, item.id) < (cursor.created_at, cursor.id)
         assert_same(await find_result(db, item.id), item)
-    if test_type is not None:
-        assert all(item.test_type == test_type for item in await results_by_type(db, test_type))
+    if where.test_type is not None:
+        by_type = await results_by_type(db, where.test_type)
+        assert all(item.test_type == where.test_type for item in by_type)
 
 
 @ON_DATABASE

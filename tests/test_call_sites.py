@@ -79,7 +79,7 @@ def test_every_query_is_called_from_the_package() -> None:
     """Every generated query is used by the package's code, so a change to it is checked."""
     source = "\n".join(
         path.read_text(encoding="utf-8")
-        for path in (ROOT / "src" / "persistence").glob("*.py")
+        for path in (ROOT / "src" / "persistence").rglob("*.py")
         if path.name != "queries.py"
     )
     unused = [name for name in QUERY_SHAPES if f"queries.{name}(" not in source]

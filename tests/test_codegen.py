@@ -85,12 +85,13 @@ def query(
     params: Sequence[Json] = (),
     columns: Sequence[Json] = (),
     comments: Sequence[str] = (),
+    text: str = "",
 ) -> Json:
     """Build one analysed query."""
     return {
         "name": name,
         "cmd": cmd,
-        "text": "",
+        "text": text,
         "filename": "queries.sql",
         "params": list(params),
         "columns": list(columns),
@@ -414,6 +415,24 @@ def test_parameters_follow_sqlc_numbering() -> None:
     assert generated.methods["update"].args == "self, conn: Connection, *, a: int, b: str, c: float"
 
 
+def test_parameters_follow_their_first_use_in_the_sql() -> None:
+    """Parameters come in the order they first appear in the text, as the loader lists them.
+
+    sqlc numbers OFFSET's parameter before LIMIT's, though LIMIT comes first in SQLite's text.
+    """
+    built = request(
+        "sqlite",
+        query(
+            "Page",
+            ":exec",
+            params=[param(1, "skip", "INTEGER"), param(2, "page_size", "INTEGER")],
+            text="SELECT 1 FROM things LIMIT ?2 OFFSET ?1",
+        ),
+    )
+    generated = gen(built)
+    assert generated.shapes["page"] == (":exec", ("page_size", "skip"))
+
+
 def test_comments_become_docstrings() -> None:
     """The comment lines under a query's name become its method's docstring."""
     generated = gen(
@@ -627,6 +646,32 @@ def test_overridden_table_columns_get_the_query_row() -> None:
     assert generated.typed_dicts["NamedRow"]["name"] == "str"
 
 
+def test_search_index_columns_are_left_out_of_the_table_row() -> None:
+    """A postgresql tsvector column is not part of its table's row, so both engines share it."""
+
+    def build(engine: str) -> Json:
+        table = things_table(engine)
+        catalog = table
+        if engine == "postgresql":
+            catalog = [*table, column("search", "tsvector", table="things")]
+        return request(engine, query("GetThing", ":one", columns=table), tables={"things": catalog})
+
+    generated = gen(*both(build))
+    assert generated.methods["get_thing"].returns == "ThingsRow | None"
+    assert "search" not in generated.typed_dicts["ThingsRow"]
+
+
+def test_selecting_a_search_index_is_an_error() -> None:
+    """A query that returns a tsvector column is an error that says to list the columns."""
+    built = request(
+        "postgresql",
+        query("Everything", ":many", columns=[column("search", "tsvector", table="things")]),
+    )
+    message = error_of(built)
+    assert "Everything" in message
+    assert "search index" in message
+
+
 def test_two_shapes_with_one_name_is_an_error() -> None:
     """A query named like a table row but with another shape is an error naming both."""
     table = things_table("sqlite")
@@ -746,6 +791,53 @@ def test_override_keeps_arrays() -> None:
     assert gen(built).methods["by_ids"].args.endswith("ids: list[int]")
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("type: @ids str[]", "list[str]"),
+        ("type: @ids str[]?", "list[str] | None"),
+        ("type: @ids int[]!", "list[int]"),
+    ],
+)
+def test_list_overrides_type_a_list_on_both_engines(line: str, expected: str) -> None:
+    """`str[]` makes sqlite's untyped parameter and postgresql's array the same list."""
+    sqlite = request(
+        "sqlite", query("ByIds", ":exec", params=[param(1, "ids", "any")], comments=[line])
+    )
+    postgres = request(
+        "postgresql",
+        query("ByIds", ":exec", params=[param(1, "ids", "text", is_array=True)], comments=[line]),
+    )
+    generated = gen(sqlite, postgres)
+    assert generated.methods["by_ids"].args == f"self, conn: Connection, *, ids: {expected}"
+    assert 'parameter_kinds=("list",)' in " ".join(generated.source.split())
+
+
+def test_without_a_list_override_the_engines_disagree() -> None:
+    """A plain `str` override leaves sqlite's parameter a str and postgresql's a list: an error."""
+    line = "type: @ids str"
+    sqlite = request(
+        "sqlite", query("ByIds", ":exec", params=[param(1, "ids", "any")], comments=[line])
+    )
+    postgres = request(
+        "postgresql",
+        query("ByIds", ":exec", params=[param(1, "ids", "text", is_array=True)], comments=[line]),
+    )
+    message = error_of(sqlite, postgres)
+    assert "parameter @ids is list[str] on postgresql but str on sqlite" in message
+
+
+def test_list_override_of_a_column_is_a_list() -> None:
+    """A column may be overridden as a list too; the backend decodes it as JSON on sqlite."""
+    built = request(
+        "sqlite",
+        query("Tags", ":one", columns=[column("tags", "any")], comments=["type: tags str[]!"]),
+    )
+    generated = gen(built)
+    assert generated.typed_dicts["TagsRow"] == {"tags": "list[str]"}
+    assert 'column_kinds=("list",)' in " ".join(generated.source.split())
+
+
 def test_max_needs_and_takes_an_override() -> None:
     """`-- type: max_time float?` corrects the NOT NULL that sqlc gives MAX, on both engines."""
 
@@ -802,6 +894,11 @@ def test_overrides_make_engines_agree() -> None:
         "type: @ int",
         "type: value-x int",
         "type: @@value int",
+        "type: value []",
+        "type: value []?",
+        "type: value str[][]",
+        "type: value str []",
+        "type: value str?[]",
     ],
 )
 def test_malformed_overrides_are_errors(line: str) -> None:

@@ -16,13 +16,20 @@ from persistence import (
     Database,
     DatabaseError,
     MigrationError,
+    ResultFilter,
+    TestResult,
+    TestStatus,
+    TestType,
     connect,
+    list_results,
     migrate,
     migration_status,
+    save_results,
+    search_results,
     transaction,
 )
 from persistence._sqlite import split_sqlite
-from persistence.migrations import checksum, discover_migrations
+from persistence.migrations import checksum, discover_migrations, migrations_folder
 
 CREATE_A = "-- first\nCREATE TABLE a (id integer PRIMARY KEY, name text NOT NULL);\n"
 CREATE_B = "CREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO b (id) VALUES (1);\n"
@@ -493,3 +500,40 @@ async def test_a_migration_of_comments_only_applies(empty: Database, folder: Pat
     write(folder, "0003_empty.sql", "-- nothing yet\n/* still nothing */\n")
     assert [m.version for m in await migrate(empty, folder)] == [1, 2, 3]
     assert (await migration_status(empty, folder)).up_to_date
+
+
+async def test_search_finds_every_result_saved_before_its_migration(
+    empty: Database, tmp_path: Path
+) -> None:
+    """10,000 results saved at 0001 are all found by search once 0002 has indexed them."""
+    first = tmp_path / "first"
+    first.mkdir()
+    initial = discover_migrations(migrations_folder(empty.engine))[0]
+    (first / initial.path.name).write_text(initial.sql, encoding="utf-8")
+    await migrate(empty, first)
+    statuses = list(TestStatus)
+    await save_results(
+        empty,
+        [
+            TestResult(
+                test_type=TestType.STRESS,
+                status=statuses[i % len(statuses)],
+                output=f"case r{i} of the stress run",
+                error_message=None if i % 2 else f"wrong answer on r{i}",
+            )
+            for i in range(10_000)
+        ],
+    )
+    applied = await migrate(empty)
+    assert [m.version for m in applied][:1] == [2]
+    everything = await search_results(empty, "stress run", limit=10_000)
+    assert len({hit.result.id for hit in everything.items}) == 10_000
+    assert everything.next_cursor is not None
+    assert (await search_results(empty, "stress run", after=everything.next_cursor)).items == ()
+    for i in (0, 1, 4_321, 9_999):
+        (hit,) = (await search_results(empty, f"r{i}")).items
+        assert hit.result.output == f"case r{i} of the stress run"
+    failed = await list_results(empty, ResultFilter(statuses={TestStatus.FAILED}), limit=10_000)
+    assert len(failed.items) == sum(
+        1 for i in range(10_000) if statuses[i % 6] is TestStatus.FAILED
+    )

@@ -34,19 +34,31 @@ def test_usage_example_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "2 2 {<TestStatus.PASSED: 'passed'>: 3} 4"
+    assert done.stdout.strip() == "2 1 {<TestStatus.PASSED: 'passed'>: 3} 4"
     assert (tmp_path / "data" / "app.db").is_file()
+
+
+def example_under(heading: str) -> object:
+    """The `example` function that the first Python block under a README heading defines."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(f"\n{heading}\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, f"README.md has no Python block under {heading!r}"
+    namespace: dict[str, object] = {}
+    exec(compile(match.group(1), "README.md", "exec"), namespace)  # noqa: S102  # our own README
+    return namespace["example"]
 
 
 async def test_storage_example_runs(tmp_path: Path) -> None:
     """The README's file storage example stores, tracks, backs up and verifies a file."""
-    text = README.read_text(encoding="utf-8")
-    storage = text[text.index("## File storage") :]
-    match = re.search(r"```python\n(.*?)```", storage, re.DOTALL)
-    assert match is not None, "README.md has no Python block under '## File storage'"
-    namespace: dict[str, object] = {}
-    exec(compile(match.group(1), "README.md", "exec"), namespace)  # noqa: S102  # our own README
-    example = namespace["example"]
+    example = example_under("## File storage")
+    assert callable(example)
+    await example(tmp_path)
+
+
+async def test_search_example_runs(tmp_path: Path) -> None:
+    """The README's search example searches, lists by a filter page by page, and lists by glob."""
+    example = example_under("## Search")
     assert callable(example)
     await example(tmp_path)
 

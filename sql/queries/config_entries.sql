@@ -6,9 +6,14 @@ SELECT * FROM config_entries WHERE id = @id;
 -- One config entry by its section and key.
 SELECT * FROM config_entries WHERE section = @section AND key = @key;
 
--- name: ListConfigEntries :many
--- Every config entry, by section then key.
-SELECT * FROM config_entries ORDER BY section, key;
+-- name: ListConfigEntriesPage :many
+-- Config entries by section then key, with a section in [section_from, section_until]; one
+-- keyset page after the (cursor_section, cursor_key) cursor. The (section, key) index drives it.
+SELECT * FROM config_entries
+WHERE section >= @section_from AND section <= @section_until
+  AND section >= @cursor_section AND (section > @cursor_section OR key > @cursor_key)
+ORDER BY section, key
+LIMIT @page_size;
 
 -- name: UpsertConfigEntry :one
 -- Insert an entry, or replace the value, type and description of the one with the same section and key.

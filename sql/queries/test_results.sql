@@ -1,16 +1,20 @@
 -- name: GetTestResult :one
 -- One test result by id.
-SELECT * FROM test_results WHERE id = @id;
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata
+FROM test_results WHERE id = @id;
 
 -- name: ListTestResults :many
--- Results newest first, optionally filtered by type, status and a creation time range;
--- one keyset page: rows strictly after the (created_at, id) cursor.
-SELECT * FROM test_results
-WHERE test_type = coalesce(sqlc.narg(test_type), test_type)
-  AND status = coalesce(sqlc.narg(status), status)
-  AND created_at >= coalesce(sqlc.narg(created_from), created_at)
-  AND (created_at < sqlc.narg(created_until)) IS NOT FALSE
-  AND (created_at < @cursor_created_at OR (created_at = @cursor_created_at AND id < @cursor_id))
+-- Results newest first, created in [created_from, created_until); one keyset page: rows
+-- strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+-- status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
+-- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
+-- PostgreSQL's generic plan still uses the index.
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata
+FROM test_results
+WHERE created_at >= @created_from AND created_at < @created_until
+  AND created_at <= @cursor_created_at AND (created_at < @cursor_created_at OR id < @cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT @page_size;
 

@@ -2,6 +2,8 @@
 
 from persistence.bundle import Persistence, open_persistence
 from persistence.config import (
+    ConfigEntryCursor,
+    ConfigEntryFilter,
     all_config_entries,
     delete_config_entry,
     find_config_entry,
@@ -9,6 +11,7 @@ from persistence.config import (
     get_config_entry,
     get_config_entry_by_key,
     get_config_value,
+    list_config_entries,
     save_config_entry,
     set_config,
 )
@@ -31,6 +34,8 @@ from persistence.exceptions import (
     ValidationError,
 )
 from persistence.file_records import (
+    FileRecordCursor,
+    FileRecordFilter,
     all_file_records,
     delete_file_record,
     delete_file_record_by_path,
@@ -38,6 +43,7 @@ from persistence.file_records import (
     find_file_record_by_path,
     get_file_record,
     get_file_record_by_path,
+    list_file_records,
     save_file_record,
 )
 from persistence.migrations import migrate, migration_status
@@ -65,18 +71,30 @@ from persistence.results import (
     save_result,
     save_results,
 )
+from persistence.search import (
+    SearchCursor,
+    SearchHit,
+    SearchQuery,
+    Snippet,
+    parse_search,
+    search_results,
+)
 
 __version__ = "0.1.0"
 """This release's version; the packaging metadata reads it from here."""
 
 __all__ = [
     "ConfigEntry",
+    "ConfigEntryCursor",
+    "ConfigEntryFilter",
     "ConfigType",
     "ConflictError",
     "Database",
     "DatabaseError",
     "Engine",
     "FileRecord",
+    "FileRecordCursor",
+    "FileRecordFilter",
     "MigrationError",
     "NotFoundError",
     "Page",
@@ -84,6 +102,10 @@ __all__ = [
     "Persistence",
     "PersistenceError",
     "ResultFilter",
+    "SearchCursor",
+    "SearchHit",
+    "SearchQuery",
+    "Snippet",
     "TestResult",
     "TestStatus",
     "TestType",
@@ -112,18 +134,22 @@ __all__ = [
     "get_file_record",
     "get_file_record_by_path",
     "get_result",
+    "list_config_entries",
+    "list_file_records",
     "list_results",
     "make_converter",
     "migrate",
     "migration_status",
     "open_database",
     "open_persistence",
+    "parse_search",
     "result_stats",
     "results_by_type",
     "save_config_entry",
     "save_file_record",
     "save_result",
     "save_results",
+    "search_results",
     "set_config",
     "to_dict",
     "transaction",

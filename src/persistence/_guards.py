@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
@@ -25,14 +25,17 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MIN_INT",
     "as_json_object",
+    "as_metadata_subset",
     "as_utc",
     "count",
+    "instance_of",
     "int_problem",
     "json_value",
     "key_id",
     "key_length_problem",
     "key_text",
     "member_of",
+    "members_of",
     "nonempty_key",
     "of_type",
     "row_id",
@@ -186,6 +189,16 @@ def nonempty_key(instance: object, field: attrs.Attribute[_T], value: _T) -> Non
         raise _refuse(instance, field, "must not be empty")
 
 
+def instance_of(kind: type) -> Callable[[object, attrs.Attribute[_T], _T], None]:
+    """Make a validator that a field holds an instance of `kind` (a filter held by a cursor)."""
+
+    def validate(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+        if not isinstance(value, kind):
+            raise _refuse(instance, field, _type_problem(kind.__name__, value))
+
+    return validate
+
+
 def count(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
     """Validate a count or a size: an int from 0 to 2**63 - 1."""
     given: object = value
@@ -215,6 +228,10 @@ def converter(
 
 def member_of(kind: type[_E]) -> attrs.Converter[object, _E]:
     """Make a converter to a member of `kind`, from the member or its value."""
+    return converter(_member_check(kind))
+
+
+def _member_check(kind: type[_E]) -> Callable[[object, object, attrs.Attribute[object]], _E]:
     members = {member.value: member for member in kind}
     allowed = ", ".join(members)
 
@@ -228,7 +245,46 @@ def member_of(kind: type[_E]) -> attrs.Converter[object, _E]:
             raise _refuse(instance, field, f"{value!r} is not one of: {allowed}")
         raise _refuse(instance, field, _type_problem(f"one of {allowed}", value))
 
-    return converter(as_member)
+    return as_member
+
+
+def members_of(kind: type[_E]) -> attrs.Converter[object, frozenset[_E] | None]:
+    """Make a converter to a frozenset of members of `kind`, each given as member or value.
+
+    None stays None.
+
+    A text is refused rather than read as a collection of its characters.
+    """
+    as_member = _member_check(kind)
+
+    def as_members(
+        value: object, instance: object, field: attrs.Attribute[object]
+    ) -> frozenset[_E] | None:
+        if value is None:
+            return None
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise _refuse(instance, field, _type_problem(f"a collection of {kind.__name__}", value))
+        return frozenset(as_member(item, instance, field) for item in value)
+
+    return converter(as_members)
+
+
+def _to_metadata_subset(
+    value: object, instance: object, field: attrs.Attribute[object]
+) -> JsonObject | None:
+    """Check a metadata filter: a JSON object of scalars; an empty one filters nothing (None)."""
+    if value is None:
+        return None
+    subset = _to_json_object(value, instance, field)
+    for key, item in subset.items():
+        if isinstance(item, list | dict):
+            raise _refuse(
+                instance,
+                field,
+                f"the value of {key!r} must be a str, int, float, bool or None to compare, "
+                f"got {type(item).__name__}",
+            )
+    return subset or None
 
 
 def _to_utc(value: object, instance: object, field: attrs.Attribute[object]) -> dt.datetime:
@@ -253,9 +309,13 @@ if TYPE_CHECKING:
     def as_json_object(value: JsonObject, /) -> JsonObject:
         """Convert a JSON object to plain dicts and lists."""
 
+    def as_metadata_subset(value: JsonObject | None, /) -> JsonObject | None:
+        """Check a metadata filter: keys and the scalar values they must hold."""
+
 else:
     as_utc = converter(_to_utc)
     as_json_object = converter(_to_json_object)
+    as_metadata_subset = converter(_to_metadata_subset)
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:

@@ -95,6 +95,14 @@ _BATCH_LIMIT: Final = 1000
 _LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 """Sleeps between tries of BEGIN IMMEDIATE while another process holds the write lock."""
 
+_ROWS_PER_INSERT: Final = 500
+"""The most rows one statement of a bulk insert writes.
+
+A bulk insert is a few multi-row INSERT statements rather than one per row: each statement
+of a transaction opens a savepoint, and at each savepoint FTS5 writes out what it has
+indexed so far, so that a trigger-maintained index would cost a segment per row.
+"""
+
 # Rows and parameters cross the driver as whatever sqlite3 takes and gives.
 Params = Mapping[str, Any]
 Row = Any
@@ -163,6 +171,23 @@ _ENCODERS: Final[dict[str, Callable[[object], object]]] = {
 
 
 @attrs.define(slots=True)
+class _RowsInsert:
+    """A plain `INSERT INTO t (cols) VALUES (:a, :b, ...)`, written for many rows at once."""
+
+    head: str
+    names: tuple[str, ...]
+    _sql: dict[int, str] = attrs.field(factory=dict)
+
+    def sql(self, rows: int) -> str:
+        """Give the statement that inserts `rows` rows, with positional parameters."""
+        sql = self._sql.get(rows)
+        if sql is None:
+            row = "(" + ", ".join("?" * len(self.names)) + ")"
+            sql = self._sql[rows] = self.head + ", ".join([row] * rows)
+        return sql
+
+
+@attrs.define(slots=True)
 class _Plan:
     """How to run one query on SQLite: its SQL, codecs, row type and where it may run."""
 
@@ -173,6 +198,8 @@ class _Plan:
     decode: Callable[[list[tuple[object, ...]]], list[object]] | None
     """Turns the tuples sqlite3 gives into the generated row type, by position."""
     columns: tuple[str, ...]
+    rows_insert: _RowsInsert | None = None
+    """The multi-row form of a plain INSERT, for bulk writes."""
     checked: bool = False
     """Whether the query's columns were compared with the generated ones yet."""
 
@@ -199,6 +226,10 @@ class _Plan:
             )
 
 
+_INSERT = re.compile(
+    r"^\s*(?P<head>INSERT\s+INTO\s+\w+\s*\([^)]*\)\s*VALUES)\s*\((?P<values>[^)]*)\)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
 _LEADING_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.DOTALL)
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
@@ -228,7 +259,44 @@ def _plan(query_name: str, sql: str) -> _Plan:
     decode = None
     if shape.row is not None:
         decode = _row_decoder(shape.row, shape.column_kinds or ("",) * len(shape.columns))
-    return _Plan(query_name, sql, _writes(sql), encoders, decode, shape.columns)
+    return _Plan(query_name, sql, _writes(sql), encoders, decode, shape.columns, _rows_insert(sql))
+
+
+def _rows_insert(sql: str) -> _RowsInsert | None:
+    """Read a plain INSERT whose values are all parameters; None for any other statement."""
+    match = _INSERT.match(sql)
+    if match is None:
+        return None
+    values = [value.strip() for value in match["values"].split(",")]
+    if not all(value.startswith(":") and value[1:].isidentifier() for value in values):
+        return None
+    return _RowsInsert(" ".join(match["head"].split()) + " ", tuple(v[1:] for v in values))
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, cursor: sqlite3.Cursor, plan: _Plan, rows: Sequence[Params]
+) -> int:
+    """Insert many rows, already encoded, with a few multi-row statements; give how many."""
+    insert = plan.rows_insert
+    assert insert is not None  # noqa: S101  # only called for plans that have one
+    names = insert.names
+    per_statement = max(
+        1,
+        min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)),
+    )
+    inserted = 0
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values: list[object] = []
+        for row in chunk:
+            try:
+                values.extend(row[name] for name in names)
+            except KeyError as missing:
+                msg = f"You did not supply a value for binding parameter :{missing.args[0]}."
+                raise sqlite3.ProgrammingError(msg) from None
+        cursor.execute(insert.sql(len(chunk)), values)
+        inserted += cursor.rowcount
+    return inserted
 
 
 def _row_decoder(
@@ -265,6 +333,8 @@ def _execute(
     cursor = conn.cursor()
     try:
         if mode is _Mode.MANY:
+            if plan.rows_insert is not None:
+                return _insert_rows(conn, cursor, plan, params)
             cursor.executemany(plan.sql, params)
             return cursor.rowcount
         cursor.execute(plan.sql, plan.encode(params))

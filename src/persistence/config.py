@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import TypeVar, overload
 
-from persistence._guards import key_id, key_text, of_type
+import attrs
+from attrs.validators import optional as optional_check
+
+from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
+from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, page_limit
 from persistence._rows import config_from_row, config_params, map_in_slices
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
@@ -13,6 +17,8 @@ from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
 __all__ = [
     "TABLE",
+    "ConfigEntryCursor",
+    "ConfigEntryFilter",
     "all_config_entries",
     "config_type_of",
     "delete_config_entry",
@@ -21,6 +27,7 @@ __all__ = [
     "get_config_entry",
     "get_config_entry_by_key",
     "get_config_value",
+    "list_config_entries",
     "save_config_entry",
     "set_config",
 ]
@@ -38,6 +45,29 @@ _TYPES_OF: dict[type, ConfigType] = {
     list: ConfigType.LIST,
     dict: ConfigType.DICT,
 }
+
+
+@attrs.frozen(kw_only=True)
+class ConfigEntryFilter:
+    """Which config entries to list: each field that is set narrows the listing, in SQL."""
+
+    section: str | None = attrs.field(default=None, validator=optional_check(nonempty_key))
+    """The entries of this section only."""
+
+
+@attrs.frozen
+class ConfigEntryCursor:
+    """Where the next page of config entries starts: just after this (section, key).
+
+    It carries the filter of the listing that made it: `list_config_entries` refuses it
+    with any other filter, and uses it when given none.
+    """
+
+    section: str = attrs.field(validator=nonempty_key)
+    key: str = attrs.field(validator=nonempty_key)
+    where: ConfigEntryFilter = attrs.field(
+        factory=ConfigEntryFilter, validator=instance_of(ConfigEntryFilter)
+    )
 
 
 def config_type_of(value: ConfigValue) -> ConfigType:
@@ -126,11 +156,65 @@ async def get_config_value(
     return entry.value
 
 
-async def all_config_entries(db: Database) -> list[ConfigEntry]:
-    """Return every entry, by section then key."""
+async def list_config_entries(
+    db: Database,
+    where: ConfigEntryFilter | None = None,
+    *,
+    limit: int = 100,
+    after: ConfigEntryCursor | None = None,
+) -> Page[ConfigEntry, ConfigEntryCursor]:
+    """Return one page of config entries by section then key (by code point), filtered in SQL.
+
+    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
+    keeps the page's filter, so `where` may be left out then. A cursor made with another
+    filter is refused.
+    """
+    limit = page_limit("ConfigEntryFilter", limit)
+    if where is not None:
+        where = of_type(ConfigEntryFilter, where)
+    if after is not None:
+        after = of_type(ConfigEntryCursor, after)
+        if where is not None and where != after.where:
+            raise ValidationError(
+                "ConfigEntryCursor",
+                "where",
+                f"the cursor belongs to a listing filtered by {after.where!r}, not by {where!r}; "
+                "pass the same filter, or none",
+            )
+        where = after.where
+    where = ConfigEntryFilter() if where is None else where
+    section = where.section
     async with connection(db) as conn:
-        rows = [row async for row in db.queries.list_config_entries(conn)]
-    return await map_in_slices(config_from_row, rows)
+        rows = [
+            row
+            async for row in db.queries.list_config_entries_page(
+                conn,
+                section_from="" if section is None else section,
+                section_until=AFTER_EVERY_KEY if section is None else section,
+                cursor_section="" if after is None else after.section,
+                cursor_key="" if after is None else after.key,
+                page_size=limit,
+            )
+        ]
+    items = tuple(await map_in_slices(config_from_row, rows))
+    next_cursor = None
+    if len(items) == limit:
+        next_cursor = ConfigEntryCursor(items[-1].section, items[-1].key, where)
+    return Page(items, next_cursor)
+
+
+async def all_config_entries(
+    db: Database, where: ConfigEntryFilter | None = None
+) -> list[ConfigEntry]:
+    """Return every entry (matching `where`), by section then key."""
+    entries: list[ConfigEntry] = []
+    cursor: ConfigEntryCursor | None = None
+    while True:
+        page = await list_config_entries(db, where, limit=MAX_PAGE_SIZE, after=cursor)
+        entries.extend(page.items)
+        if page.next_cursor is None:
+            return entries
+        cursor = page.next_cursor
 
 
 async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:

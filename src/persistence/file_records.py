@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from persistence._guards import key_id, key_text, of_type
+import datetime as dt
+
+import attrs
+from attrs.converters import optional
+from attrs.validators import optional as optional_check
+
+from persistence._guards import (
+    MAX_INT,
+    as_utc,
+    count,
+    instance_of,
+    key_id,
+    key_length_problem,
+    key_text,
+    nonempty_key,
+    of_type,
+    text,
+)
+from persistence._paging import (
+    AFTER_EVERY_KEY,
+    END_OF_TIME,
+    START_OF_TIME,
+    Page,
+    page_limit,
+    prefix_range,
+)
 from persistence._rows import file_record_from_row, file_record_params, map_in_slices
 from persistence.database import Database, connection, wrote
-from persistence.exceptions import NotFoundError
+from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import FileRecord
 
 __all__ = [
     "TABLE",
+    "FileRecordCursor",
+    "FileRecordFilter",
     "all_file_records",
     "delete_file_record",
     "delete_file_record_by_path",
@@ -17,11 +44,60 @@ __all__ = [
     "find_file_record_by_path",
     "get_file_record",
     "get_file_record_by_path",
+    "list_file_records",
     "save_file_record",
 ]
 
 TABLE = "file_records"
 """The table these functions read and write; caches key their invalidation on it."""
+
+_WILDCARDS = "*?"
+
+
+def _short_text(instance: object, field: attrs.Attribute[str | None], value: str | None) -> None:
+    """Validate a path pattern: text of at most MAX_KEY_BYTES, like the paths it matches."""
+    if value is None:
+        return
+    text(instance, field, value)
+    problem = key_length_problem(value)
+    if problem is not None:
+        raise ValidationError(type(instance).__name__, field.name, problem)
+
+
+@attrs.frozen(kw_only=True)
+class FileRecordFilter:
+    """Which file records to list: each field that is set narrows the listing, in SQL."""
+
+    path_prefix: str | None = attrs.field(default=None, validator=_short_text)
+    """Paths that start with this text, character for character (`reports/` or `rep`)."""
+    path_glob: str | None = attrs.field(default=None, validator=_short_text)
+    """Paths the whole of which match this glob.
+
+    `*` matches any run of characters, `/` included; `?` matches one character; every other
+    character, `[` included, matches itself. Matching is case-sensitive on both engines.
+    """
+    min_size: int | None = attrs.field(default=None, validator=optional_check(count))
+    """Inclusive lower bound on `size`, in bytes."""
+    max_size: int | None = attrs.field(default=None, validator=optional_check(count))
+    """Inclusive upper bound on `size`, in bytes."""
+    accessed_from: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
+    """Inclusive lower bound on `accessed_at`."""
+    accessed_until: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
+    """Exclusive upper bound on `accessed_at`."""
+
+
+@attrs.frozen
+class FileRecordCursor:
+    """Where the next page of file records starts: just after this path.
+
+    It carries the filter of the listing that made it: `list_file_records` refuses it with
+    any other filter, and uses it when given none.
+    """
+
+    path: str = attrs.field(validator=nonempty_key)
+    where: FileRecordFilter = attrs.field(
+        factory=FileRecordFilter, validator=instance_of(FileRecordFilter)
+    )
 
 
 async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
@@ -102,3 +178,68 @@ async def delete_file_record_by_path(db: Database, path: str) -> bool:
         deleted = await db.queries.delete_file_record_by_path(conn, path=path)
     await wrote(db, TABLE)
     return deleted > 0
+
+
+async def list_file_records(
+    db: Database,
+    where: FileRecordFilter | None = None,
+    *,
+    limit: int = 100,
+    after: FileRecordCursor | None = None,
+) -> Page[FileRecord, FileRecordCursor]:
+    """Return one page of file records in path order (by code point), filtered in SQL.
+
+    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
+    keeps the page's filter, so `where` may be left out then. A cursor made with another
+    filter is refused.
+    """
+    limit = page_limit("FileRecordFilter", limit)
+    if where is not None:
+        where = of_type(FileRecordFilter, where)
+    if after is not None:
+        after = of_type(FileRecordCursor, after)
+        if where is not None and where != after.where:
+            raise ValidationError(
+                "FileRecordCursor",
+                "where",
+                f"the cursor belongs to a listing filtered by {after.where!r}, not by {where!r}; "
+                "pass the same filter, or none",
+            )
+        where = after.where
+    where = FileRecordFilter() if where is None else where
+    low, high = _path_range(where)
+    async with connection(db) as conn:
+        rows = [
+            row
+            async for row in db.queries.list_file_records_page(
+                conn,
+                path_from=low,
+                path_until=high,
+                cursor_path="" if after is None else after.path,
+                path_glob=where.path_glob,
+                size_from=0 if where.min_size is None else where.min_size,
+                size_until=MAX_INT if where.max_size is None else where.max_size,
+                accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
+                accessed_until=END_OF_TIME
+                if where.accessed_until is None
+                else where.accessed_until,
+                page_size=limit,
+            )
+        ]
+    items = tuple(await map_in_slices(file_record_from_row, rows))
+    next_cursor = FileRecordCursor(items[-1].path, where) if len(items) == limit else None
+    return Page(items, next_cursor)
+
+
+def _path_range(where: FileRecordFilter) -> tuple[str, str]:
+    """Give [low, high), the paths the prefix and the glob's leading literal text allow."""
+    low, high = "", AFTER_EVERY_KEY
+    heads = [where.path_prefix or ""]
+    if where.path_glob is not None:
+        end = min((i for i in map(where.path_glob.find, _WILDCARDS) if i >= 0), default=None)
+        heads.append(where.path_glob[:end])
+    for head in heads:
+        if head:
+            head_low, head_high = prefix_range(head)
+            low, high = max(low, head_low), min(high, head_high)
+    return low, high

@@ -22,6 +22,7 @@ __all__ = [
     "PersistenceMigrationsRow",
     "Queries",
     "QueryShape",
+    "SearchTestResultsRow",
     "TestResultStatsRow",
     "TestResultsRow",
     "UpsertConfigEntryParams",
@@ -87,6 +88,23 @@ class TestResultStatsRow(NamedTuple):
     result_count: int
     total_time: float
     max_time: float
+
+
+class SearchTestResultsRow(NamedTuple):
+    """A row that search_test_results returns."""
+
+    id: int
+    test_type: str
+    status: str
+    execution_time: float
+    memory_usage: int
+    test_cases_passed: int
+    test_cases_total: int
+    error_message: str | None
+    output: str | None
+    created_at: datetime.datetime
+    metadata: JsonObject
+    score: float
 
 
 class UpsertConfigEntryParams(TypedDict):
@@ -158,8 +176,19 @@ class Queries(Protocol):
     ) -> ConfigEntriesRow | None:
         """One config entry by its section and key."""
 
-    def list_config_entries(self, conn: Connection) -> AsyncIterator[ConfigEntriesRow]:
-        """Every config entry, by section then key."""
+    def list_config_entries_page(
+        self,
+        conn: Connection,
+        *,
+        section_from: str,
+        section_until: str,
+        cursor_section: str,
+        cursor_key: str,
+        page_size: int,
+    ) -> AsyncIterator[ConfigEntriesRow]:
+        """Config entries by section then key, with a section in [section_from, section_until]; one
+        keyset page after the (cursor_section, cursor_key) cursor. The (section, key) index drives it.
+        """
 
     async def upsert_config_entry(
         self,
@@ -265,16 +294,17 @@ class Queries(Protocol):
         self,
         conn: Connection,
         *,
-        test_type: str | None,
-        status: str | None,
-        created_from: datetime.datetime | None,
-        created_until: datetime.datetime | None,
+        created_from: datetime.datetime,
+        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> AsyncIterator[TestResultsRow]:
-        """Results newest first, optionally filtered by type, status and a creation time range;
-        one keyset page: rows strictly after the (created_at, id) cursor.
+        """Results newest first, created in [created_from, created_until); one keyset page: rows
+        strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+        status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
+        SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
+        PostgreSQL's generic plan still uses the index.
         """
 
     async def insert_test_result(
@@ -328,6 +358,98 @@ class Queries(Protocol):
     def test_result_stats(self, conn: Connection) -> AsyncIterator[TestResultStatsRow]:
         """Per test type and status: how many results, their total and their longest execution time."""
 
+    def list_file_records_page(
+        self,
+        conn: Connection,
+        *,
+        path_from: str,
+        path_until: str,
+        cursor_path: str,
+        path_glob: str | None,
+        size_from: int,
+        size_until: int,
+        accessed_from: datetime.datetime,
+        accessed_until: datetime.datetime,
+        page_size: int,
+    ) -> AsyncIterator[FileRecordsRow]:
+        """File records in path order, with a path in [path_from, path_until), matching a glob when one
+        is given (`*` any run of characters, `?` one character, everything else itself), of a size
+        in [size_from, size_until] and accessed in [accessed_from, accessed_until); one keyset page
+        after cursor_path. The path index drives it.
+        """
+
+    def list_test_results_by_type(
+        self,
+        conn: Connection,
+        *,
+        test_types: list[str],
+        created_from: datetime.datetime,
+        created_until: datetime.datetime,
+        cursor_created_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> AsyncIterator[TestResultsRow]:
+        """Results of any of the given types, newest first, created in [created_from, created_until);
+        one keyset page after the (created_at, id) cursor. The type index drives it.
+        """
+
+    def list_test_results_by_status(
+        self,
+        conn: Connection,
+        *,
+        statuses: list[str],
+        test_types: list[str] | None,
+        created_from: datetime.datetime,
+        created_until: datetime.datetime,
+        cursor_created_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> AsyncIterator[TestResultsRow]:
+        """Results of any of the given statuses (and, when given, types), newest first, created in
+        [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+        index drives it.
+        """
+
+    def list_test_results_by_metadata(
+        self,
+        conn: Connection,
+        *,
+        metadata: JsonObject,
+        statuses: list[str] | None,
+        test_types: list[str] | None,
+        created_from: datetime.datetime | None,
+        created_until: datetime.datetime | None,
+        cursor_created_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> AsyncIterator[TestResultsRow]:
+        """Results whose metadata holds every given key with an equal scalar value (and, when given,
+        of the given statuses and types), newest first, created in [created_from, created_until);
+        one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
+        subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
+        walks the time index instead and tests every row's metadata; and its other conditions
+        cannot use an index of their own.
+        """
+
+    def search_test_results(
+        self,
+        conn: Connection,
+        *,
+        match: str,
+        statuses: list[str] | None,
+        test_types: list[str] | None,
+        created_from: datetime.datetime | None,
+        created_until: datetime.datetime | None,
+        metadata: JsonObject | None,
+        page_size: int,
+        skip: int,
+    ) -> AsyncIterator[SearchTestResultsRow]:
+        """Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
+        like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
+        of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
+        and scores alone, then its rows are read.
+        """
+
 
 QUERY_SHAPES: Final[dict[str, QueryShape]] = {
     "get_config_entry": QueryShape(
@@ -344,8 +466,9 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
         columns=("id", "section", "key", "value", "type", "description", "updated_at"),
         column_kinds=("", "", "", "", "", "", "datetime"),
     ),
-    "list_config_entries": QueryShape(
+    "list_config_entries_page": QueryShape(
         ":many",
+        parameters=("section_from", "section_until", "cursor_section", "cursor_key", "page_size"),
         row=ConfigEntriesRow,
         columns=("id", "section", "key", "value", "type", "description", "updated_at"),
         column_kinds=("", "", "", "", "", "", "datetime"),
@@ -435,16 +558,8 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
     ),
     "list_test_results": QueryShape(
         ":many",
-        parameters=(
-            "test_type",
-            "status",
-            "created_from",
-            "created_until",
-            "cursor_created_at",
-            "cursor_id",
-            "page_size",
-        ),
-        parameter_kinds=("", "", "datetime", "datetime", "datetime", "", ""),
+        parameters=("created_from", "created_until", "cursor_created_at", "cursor_id", "page_size"),
+        parameter_kinds=("datetime", "datetime", "datetime", "", ""),
         row=TestResultsRow,
         columns=(
             "id",
@@ -518,6 +633,138 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
         ":many",
         row=TestResultStatsRow,
         columns=("test_type", "status", "result_count", "total_time", "max_time"),
+    ),
+    "list_file_records_page": QueryShape(
+        ":many",
+        parameters=(
+            "path_from",
+            "path_until",
+            "cursor_path",
+            "path_glob",
+            "size_from",
+            "size_until",
+            "accessed_from",
+            "accessed_until",
+            "page_size",
+        ),
+        parameter_kinds=("", "", "", "", "", "", "datetime", "datetime", ""),
+        row=FileRecordsRow,
+        columns=("id", "path", "size", "hash", "created_at", "accessed_at", "metadata"),
+        column_kinds=("", "", "", "", "datetime", "datetime", "json"),
+    ),
+    "list_test_results_by_type": QueryShape(
+        ":many",
+        parameters=(
+            "test_types",
+            "created_from",
+            "created_until",
+            "cursor_created_at",
+            "cursor_id",
+            "page_size",
+        ),
+        parameter_kinds=("list", "datetime", "datetime", "datetime", "", ""),
+        row=TestResultsRow,
+        columns=(
+            "id",
+            "test_type",
+            "status",
+            "execution_time",
+            "memory_usage",
+            "test_cases_passed",
+            "test_cases_total",
+            "error_message",
+            "output",
+            "created_at",
+            "metadata",
+        ),
+        column_kinds=("", "", "", "", "", "", "", "", "", "datetime", "json"),
+    ),
+    "list_test_results_by_status": QueryShape(
+        ":many",
+        parameters=(
+            "statuses",
+            "test_types",
+            "created_from",
+            "created_until",
+            "cursor_created_at",
+            "cursor_id",
+            "page_size",
+        ),
+        parameter_kinds=("list", "list", "datetime", "datetime", "datetime", "", ""),
+        row=TestResultsRow,
+        columns=(
+            "id",
+            "test_type",
+            "status",
+            "execution_time",
+            "memory_usage",
+            "test_cases_passed",
+            "test_cases_total",
+            "error_message",
+            "output",
+            "created_at",
+            "metadata",
+        ),
+        column_kinds=("", "", "", "", "", "", "", "", "", "datetime", "json"),
+    ),
+    "list_test_results_by_metadata": QueryShape(
+        ":many",
+        parameters=(
+            "metadata",
+            "statuses",
+            "test_types",
+            "created_from",
+            "created_until",
+            "cursor_created_at",
+            "cursor_id",
+            "page_size",
+        ),
+        parameter_kinds=("json", "list", "list", "datetime", "datetime", "datetime", "", ""),
+        row=TestResultsRow,
+        columns=(
+            "id",
+            "test_type",
+            "status",
+            "execution_time",
+            "memory_usage",
+            "test_cases_passed",
+            "test_cases_total",
+            "error_message",
+            "output",
+            "created_at",
+            "metadata",
+        ),
+        column_kinds=("", "", "", "", "", "", "", "", "", "datetime", "json"),
+    ),
+    "search_test_results": QueryShape(
+        ":many",
+        parameters=(
+            "match",
+            "statuses",
+            "test_types",
+            "created_from",
+            "created_until",
+            "metadata",
+            "page_size",
+            "skip",
+        ),
+        parameter_kinds=("", "list", "list", "datetime", "datetime", "json", "", ""),
+        row=SearchTestResultsRow,
+        columns=(
+            "id",
+            "test_type",
+            "status",
+            "execution_time",
+            "memory_usage",
+            "test_cases_passed",
+            "test_cases_total",
+            "error_message",
+            "output",
+            "created_at",
+            "metadata",
+            "score",
+        ),
+        column_kinds=("", "", "", "", "", "", "", "", "", "datetime", "json", ""),
     ),
 }
 """What the interface knows of each query, by method name: see `QueryShape`."""

@@ -5,22 +5,36 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Final
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, TypedDict
 
 import attrs
 from attrs.converters import optional
 
-from persistence._guards import MAX_INT, as_utc, key_id, of_type, row_id, utc_instant
+from persistence._guards import (
+    MAX_INT,
+    as_metadata_subset,
+    as_utc,
+    instance_of,
+    key_id,
+    members_of,
+    of_type,
+    row_id,
+    utc_instant,
+)
+from persistence._interface import JsonObject
+from persistence._paging import END_OF_TIME, MAX_PAGE_SIZE, START_OF_TIME, Page, page_limit
 from persistence._rows import SLICE, map_in_slices, result_from_row, result_params, with_id
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
 if TYPE_CHECKING:
-    from persistence.queries import InsertTestResultsParams
+    from persistence._interface import Connection
+    from persistence.queries import InsertTestResultsParams, TestResultsRow
 
 __all__ = [
+    "MAX_PAGE_SIZE",
     "TABLE",
     "Page",
     "PageCursor",
@@ -41,18 +55,44 @@ __all__ = [
 TABLE = "test_results"
 """The table these functions read and write; caches key their invalidation on it."""
 
-MAX_PAGE_SIZE: Final = 10_000
-"""The largest page `list_results` gives; `all_results` reads page by page at this size."""
+if TYPE_CHECKING:
+    # mypy's attrs plugin takes a field's __init__ type from a named converter only.
 
-_END_OF_TIME: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
+    def as_test_types(value: Iterable[TestType] | None, /) -> frozenset[TestType] | None:
+        """Convert test types, or their values, to a frozenset of members."""
+
+    def as_statuses(value: Iterable[TestStatus] | None, /) -> frozenset[TestStatus] | None:
+        """Convert statuses, or their values, to a frozenset of members."""
+
+else:
+    as_test_types = members_of(TestType)
+    as_statuses = members_of(TestStatus)
 
 
 @attrs.frozen(kw_only=True)
 class ResultFilter:
-    """Which results to list: each field that is set narrows the listing, in SQL."""
+    """Which results to list or search: each field that is set narrows the results, in SQL.
+
+    A result must match every field that is set: `status=FAILED` together with
+    `statuses={FAILED, ERROR}` lists the failed results only.
+    """
 
     test_type: TestType | None = attrs.field(default=None, converter=optional(as_test_type))
+    """One test type."""
     status: TestStatus | None = attrs.field(default=None, converter=optional(as_test_status))
+    """One status."""
+    test_types: frozenset[TestType] | None = attrs.field(default=None, converter=as_test_types)
+    """Any of these test types; an empty set matches nothing."""
+    statuses: frozenset[TestStatus] | None = attrs.field(default=None, converter=as_statuses)
+    """Any of these statuses; an empty set matches nothing."""
+    metadata: JsonObject | None = attrs.field(
+        default=None, converter=as_metadata_subset, hash=False
+    )
+    """Keys the metadata must hold, each with an equal value: `{"solution": "a.cpp"}`.
+
+    Values are str, int, float, bool or None; numbers compare by value (1 equals 1.0), a bool
+    is not a number. An empty dict filters nothing and becomes None.
+    """
     created_from: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
     """Inclusive lower bound on `created_at`."""
     created_until: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
@@ -61,18 +101,15 @@ class ResultFilter:
 
 @attrs.frozen
 class PageCursor:
-    """Where the next page starts: just after the last result of the page before."""
+    """Where the next page starts: just after the last result of the page before.
+
+    It carries the filter of the listing that made it: `list_results` refuses it with any
+    other filter, and uses it when given none.
+    """
 
     created_at: dt.datetime = attrs.field(converter=as_utc)
     id: int = attrs.field(validator=row_id)
-
-
-@attrs.frozen
-class Page:
-    """One page of results, newest first, and the cursor of the next page, if any."""
-
-    items: tuple[TestResult, ...]
-    next_cursor: PageCursor | None
+    where: ResultFilter = attrs.field(factory=ResultFilter, validator=instance_of(ResultFilter))
 
 
 @attrs.frozen
@@ -109,34 +146,24 @@ async def list_results(
     *,
     limit: int = 100,
     after: PageCursor | None = None,
-) -> Page:
+) -> Page[TestResult, PageCursor]:
     """Return one page of results, newest first, filtered in SQL.
 
-    Pass the page's `next_cursor` as `after` to get the page that follows it. Pages are
-    keyset pages: rows written meanwhile neither repeat nor go missing.
+    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
+    keeps the page's filter, so `where` may be left out then. A cursor made with another
+    filter is refused. Pages are keyset pages: rows written meanwhile neither repeat nor go
+    missing.
     """
-    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError(
-            "ResultFilter", "limit", f"must be from 1 to {MAX_PAGE_SIZE}, got {limit!r}"
-        )
-    where = ResultFilter() if where is None else of_type(ResultFilter, where)
-    if after is not None:
-        of_type(PageCursor, after)
-    cursor_at, cursor_id = (
-        (_END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
+    limit = page_limit("ResultFilter", limit)
+    where = continued_filter(
+        "PageCursor", where, None if after is None else of_type(PageCursor, after).where
     )
+    cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     async with connection(db) as conn:
         rows = [
             row
-            async for row in db.queries.list_test_results(
-                conn,
-                test_type=None if where.test_type is None else where.test_type.value,
-                status=None if where.status is None else where.status.value,
-                created_from=where.created_from,
-                created_until=where.created_until,
-                cursor_created_at=cursor_at,
-                cursor_id=cursor_id,
-                page_size=limit,
+            async for row in _listing(
+                db, conn, where, cursor_at=cursor_at, cursor_id=cursor_id, limit=limit
             )
         ]
     items = tuple(await map_in_slices(result_from_row, rows))
@@ -144,8 +171,91 @@ async def list_results(
     if len(items) == limit:
         last = items[-1]
         assert last.id is not None  # noqa: S101  # rows read from the table have ids
-        next_cursor = PageCursor(last.created_at, last.id)
+        next_cursor = PageCursor(last.created_at, last.id, where)
     return Page(items, next_cursor)
+
+
+def continued_filter(
+    cursor_model: str, where: ResultFilter | None, cursor_where: ResultFilter | None
+) -> ResultFilter:
+    """Give the filter a listing runs with: `where`, else the cursor's, else none.
+
+    A cursor made with another filter than `where` is refused.
+    """
+    if where is not None:
+        where = of_type(ResultFilter, where)
+    if cursor_where is None:
+        return ResultFilter() if where is None else where
+    if where is not None and where != cursor_where:
+        raise ValidationError(
+            cursor_model,
+            "where",
+            f"the cursor belongs to a listing filtered by {cursor_where!r}, not by {where!r}; "
+            "pass the same filter, or none",
+        )
+    return cursor_where
+
+
+class _Bounds(TypedDict):
+    created_from: dt.datetime
+    created_until: dt.datetime
+    cursor_created_at: dt.datetime
+    cursor_id: int
+    page_size: int
+
+
+def wanted_values(
+    one: TestType | TestStatus | None,
+    several: frozenset[TestType] | frozenset[TestStatus] | None,
+) -> list[str] | None:
+    """Give the values a result may have for a field filtered by `one` and `several`, or None.
+
+    Both narrow: the values in `several` that are `one`. The list is sorted and has no
+    duplicates, so that each value is scanned once.
+    """
+    if one is None and several is None:
+        return None
+    values = {member.value for member in several} if several is not None else None
+    if one is not None:
+        values = {one.value} if values is None else values & {one.value}
+    return sorted(values or ())
+
+
+def _listing(
+    db: Database,
+    conn: Connection,
+    where: ResultFilter,
+    *,
+    cursor_at: dt.datetime,
+    cursor_id: int,
+    limit: int,
+) -> AsyncIterator[TestResultsRow]:
+    """Run the listing whose index suits the filter: metadata, status, type, else time.
+
+    Each query names only the filters it may need; the most selective one that is set
+    drives the plan through its index, and the others are checked on the rows it finds.
+    """
+    bounds: _Bounds = {
+        "created_from": START_OF_TIME if where.created_from is None else where.created_from,
+        "created_until": END_OF_TIME if where.created_until is None else where.created_until,
+        "cursor_created_at": cursor_at,
+        "cursor_id": cursor_id,
+        "page_size": limit,
+    }
+    statuses = wanted_values(where.status, where.statuses)
+    test_types = wanted_values(where.test_type, where.test_types)
+    queries = db.queries
+    if where.metadata is not None:
+        return queries.list_test_results_by_metadata(
+            conn, metadata=where.metadata, statuses=statuses, test_types=test_types, **bounds
+        )
+    if statuses is not None:
+        return queries.list_test_results_by_status(
+            conn, statuses=statuses, test_types=test_types, **bounds
+        )
+    if test_types is not None:
+        return queries.list_test_results_by_type(conn, test_types=test_types, **bounds)
+    return queries.list_test_results(conn, **bounds)
 
 
 async def all_results(db: Database, where: ResultFilter | None = None) -> list[TestResult]:

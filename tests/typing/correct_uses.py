@@ -8,6 +8,7 @@ from typing import assert_type
 from persistence.queries import (
     InsertTestResultsParams,
     Queries,
+    SearchTestResultsRow,
     TestResultsRow,
     TestResultStatsRow,
 )
@@ -36,15 +37,39 @@ async def use(q: Queries, conn: Connection) -> None:
 
     async for page_row in q.list_test_results(
         conn,
-        test_type=None,
-        status="passed",
         created_from=NOW,
-        created_until=None,
+        created_until=NOW,
         cursor_created_at=NOW,
         cursor_id=0,
         page_size=50,
     ):
         assert_type(page_row, TestResultsRow)
+
+    async for by_status in q.list_test_results_by_status(
+        conn,
+        statuses=["failed", "error"],
+        test_types=None,
+        created_from=NOW,
+        created_until=NOW,
+        cursor_created_at=NOW,
+        cursor_id=0,
+        page_size=50,
+    ):
+        assert_type(by_status, TestResultsRow)
+
+    async for hit in q.search_test_results(
+        conn,
+        match='"segfault"',
+        statuses=None,
+        test_types=["unit"],
+        created_from=NOW,
+        created_until=NOW,
+        metadata={"solution": "a.cpp"},
+        skip=0,
+        page_size=20,
+    ):
+        assert_type(hit, SearchTestResultsRow)
+        assert_type(hit.score, float)
 
     new_id = await q.insert_test_result(
         conn,

@@ -1,0 +1,95 @@
+-- name: ListTestResultsByType :many
+-- Results of any of the given types, newest first, created in [created_from, created_until);
+-- one keyset page after the (created_at, id) cursor. The type index drives it.
+-- type: @test_types str[]
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+FROM unnest(@test_types::text[]) AS wanted (test_type)
+CROSS JOIN LATERAL (
+    SELECT * FROM test_results AS t
+    WHERE t.test_type = wanted.test_type
+      AND t.created_at >= @created_from AND t.created_at < @created_until
+          AND t.created_at <= @cursor_created_at AND (t.created_at < @cursor_created_at OR t.id < @cursor_id)
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT @page_size
+) AS r
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT @page_size;
+
+-- name: ListTestResultsByStatus :many
+-- Results of any of the given statuses (and, when given, types), newest first, created in
+-- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- index drives it.
+-- type: @statuses str[]
+-- type: @test_types str[]?
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+FROM unnest(@statuses::text[]) AS wanted (status)
+CROSS JOIN LATERAL (
+    SELECT * FROM test_results AS t
+    WHERE t.status = wanted.status
+      AND (sqlc.narg(test_types)::text[] IS NULL OR t.test_type = ANY(sqlc.narg(test_types)::text[]))
+      AND t.created_at >= @created_from AND t.created_at < @created_until
+          AND t.created_at <= @cursor_created_at AND (t.created_at < @cursor_created_at OR t.id < @cursor_id)
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT @page_size
+) AS r
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT @page_size;
+
+-- name: ListTestResultsByMetadata :many
+-- Results whose metadata holds every given key with an equal scalar value (and, when given,
+-- of the given statuses and types), newest first, created in [created_from, created_until);
+-- one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
+-- subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
+-- walks the time index instead and tests every row's metadata; and its other conditions
+-- cannot use an index of their own.
+-- type: @metadata json
+-- type: @statuses str[]?
+-- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+FROM (
+    SELECT * FROM test_results
+    WHERE metadata @> @metadata
+      AND (sqlc.narg(statuses)::text[] IS NULL OR status = ANY(sqlc.narg(statuses)::text[]))
+      AND (sqlc.narg(test_types)::text[] IS NULL OR test_type = ANY(sqlc.narg(test_types)::text[]))
+      AND (sqlc.narg(created_from)::timestamptz IS NULL OR created_at >= sqlc.narg(created_from))
+      AND (sqlc.narg(created_until)::timestamptz IS NULL OR created_at < sqlc.narg(created_until))
+      AND (created_at < @cursor_created_at OR (created_at = @cursor_created_at AND id < @cursor_id))
+    OFFSET 0
+) AS r
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT @page_size;
+
+-- name: SearchTestResults :many
+-- Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
+-- like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
+-- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
+-- and scores alone, then its rows are read.
+-- type: @match str
+-- type: @statuses str[]?
+-- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
+-- type: @metadata json?
+-- type: score float!
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+FROM (
+    SELECT m.id AS id,
+           ts_rank_cd(m.search_vector, to_tsquery('simple', @match), 1)::double precision AS score
+    FROM test_results AS m
+    WHERE m.search_vector @@ to_tsquery('simple', @match)
+      AND (sqlc.narg(statuses)::text[] IS NULL OR m.status = ANY(sqlc.narg(statuses)::text[]))
+      AND (sqlc.narg(test_types)::text[] IS NULL OR m.test_type = ANY(sqlc.narg(test_types)::text[]))
+      AND (sqlc.narg(created_from)::timestamptz IS NULL OR m.created_at >= sqlc.narg(created_from))
+      AND (sqlc.narg(created_until)::timestamptz IS NULL OR m.created_at < sqlc.narg(created_until))
+      AND (sqlc.narg(metadata)::jsonb IS NULL OR m.metadata @> sqlc.narg(metadata)::jsonb)
+    ORDER BY score DESC, m.id DESC
+    LIMIT @page_size OFFSET @skip
+) AS hits
+JOIN test_results AS r ON r.id = hits.id
+ORDER BY hits.score DESC, r.id DESC;

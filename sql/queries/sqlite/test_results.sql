@@ -1,0 +1,96 @@
+-- name: ListTestResultsByType :many
+-- Results of any of the given types, newest first, created in [created_from, created_until);
+-- one keyset page after the (created_at, id) cursor. The type index drives it.
+-- type: @test_types str[]
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+FROM test_results AS r
+WHERE r.test_type IN (SELECT value FROM json_each(@test_types))
+  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT @page_size;
+
+-- name: ListTestResultsByStatus :many
+-- Results of any of the given statuses (and, when given, types), newest first, created in
+-- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- index drives it.
+-- type: @statuses str[]
+-- type: @test_types str[]?
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+FROM test_results AS r
+WHERE r.status IN (SELECT value FROM json_each(@statuses))
+  AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
+  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT @page_size;
+
+-- name: ListTestResultsByMetadata :many
+-- Results whose metadata holds every given key with an equal scalar value (and, when given,
+-- of the given statuses and types), newest first, created in [created_from, created_until);
+-- one keyset page after the (created_at, id) cursor. Numbers compare by value, as in jsonb.
+-- type: @metadata json
+-- type: @statuses str[]?
+-- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+FROM test_results AS r
+WHERE NOT EXISTS (
+      SELECT 1 FROM json_each(@metadata) AS wanted
+      WHERE NOT EXISTS (
+          SELECT 1 FROM json_each(r.metadata) AS have
+          WHERE have.key = wanted.key
+            AND (have.type = wanted.type
+                 OR (have.type IN ('integer', 'real') AND wanted.type IN ('integer', 'real')))
+            AND have.atom IS wanted.atom
+      )
+  )
+  AND (@statuses IS NULL OR r.status IN (SELECT value FROM json_each(@statuses)))
+  AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
+  AND (@created_from IS NULL OR r.created_at >= @created_from)
+  AND (@created_until IS NULL OR r.created_at < @created_until)
+  AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT @page_size;
+
+-- name: SearchTestResults :many
+-- Results whose output or error message match an FTS5 query, best first (by bm25, negated so
+-- that higher is better), filtered like the listings; one page, `skip` rows in. The page is
+-- ranked on ids and scores alone, then its rows are read: sorting every match's whole row,
+-- output included, would cost more than finding them.
+-- type: @match str
+-- type: @statuses str[]?
+-- type: @test_types str[]?
+-- type: @created_from datetime?
+-- type: @created_until datetime?
+-- type: @metadata json?
+-- type: score float!
+SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+FROM (
+    SELECT m.id AS id, -bm25(test_results_fts) AS score
+    FROM test_results_fts(@match)
+    JOIN test_results AS m ON m.id = test_results_fts.rowid
+    WHERE (@statuses IS NULL OR m.status IN (SELECT value FROM json_each(@statuses)))
+      AND (@test_types IS NULL OR m.test_type IN (SELECT value FROM json_each(@test_types)))
+      AND (@created_from IS NULL OR m.created_at >= @created_from)
+      AND (@created_until IS NULL OR m.created_at < @created_until)
+      AND NOT EXISTS (
+          SELECT 1 FROM json_each(@metadata) AS wanted
+          WHERE NOT EXISTS (
+              SELECT 1 FROM json_each(m.metadata) AS have
+              WHERE have.key = wanted.key
+                AND (have.type = wanted.type
+                     OR (have.type IN ('integer', 'real') AND wanted.type IN ('integer', 'real')))
+                AND have.atom IS wanted.atom
+          )
+      )
+    ORDER BY score DESC, m.id DESC
+    LIMIT @page_size OFFSET @skip
+) AS hits
+JOIN test_results AS r ON r.id = hits.id
+ORDER BY hits.score DESC, r.id DESC;

@@ -1,0 +1,168 @@
+"""The search language: what a user types, parsed into terms, and written for each engine.
+
+A query is a list of terms separated by spaces; a result matches when it holds every term
+that is not excluded and none that is:
+
+- `word`: a word; `segfault` matches `Segfault` (case is folded, accents are kept);
+- `"a phrase"`: words that follow one another, whatever separates them;
+- `prefix*`: a word starting with `prefix`; after a phrase, its last word is the prefix;
+- `-word`, `-"a phrase"`: a term that must not appear.
+
+A word is a run of letters and digits; everything else separates words. A term that holds
+several words (`solve.cpp`, `foo-bar`) is the phrase of those words, as the index reads the
+text. A quote left open runs to the end of the text.
+
+The user's text never reaches an engine as syntax: each word is written inside a quoted
+string of FTS5's language or of tsquery's, where only the quote character is special, and
+no word holds one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import attrs
+
+from persistence._guards import text_problem
+from persistence.exceptions import ValidationError
+
+__all__ = [
+    "MAX_SEARCH_CHARS",
+    "MAX_SEARCH_TERMS",
+    "MAX_WORD_BYTES",
+    "SearchQuery",
+    "SearchTerm",
+    "parse_search",
+    "words_of",
+]
+
+MAX_SEARCH_CHARS: Final = 1_000
+"""The longest search text, in characters."""
+
+MAX_SEARCH_TERMS: Final = 32
+"""The most terms one search may have."""
+
+MAX_WORD_BYTES: Final = 2_047
+"""The longest word, in UTF-8 bytes: PostgreSQL neither indexes nor searches longer ones."""
+
+_WORD: Final = re.compile(r"[^\W_]+")
+_MODEL: Final = "SearchQuery"
+
+
+def words_of(text: str) -> list[str]:
+    """Split text into its words: the runs of letters and digits."""
+    return _WORD.findall(text)
+
+
+@attrs.frozen
+class SearchTerm:
+    """One term: a word, or the words of a phrase, that must (or must not) appear in order."""
+
+    words: tuple[str, ...]
+    prefix: bool = False
+    """Whether the last word is a prefix."""
+    excluded: bool = False
+    """Whether the term must not appear."""
+
+    def fts5(self) -> str:
+        """Write the term as an FTS5 string: a quoted phrase, with `*` for a prefix."""
+        phrase = '"' + " ".join(word.replace('"', '""') for word in self.words) + '"'
+        return phrase + "*" if self.prefix else phrase
+
+    def tsquery(self) -> str:
+        """Write the term in tsquery's syntax: quoted words joined by `<->`, `:*` for a prefix."""
+        quoted = ["'" + word.replace("\\", "\\\\").replace("'", "''") + "'" for word in self.words]
+        if self.prefix:
+            quoted[-1] += ":*"
+        phrase = " <-> ".join(quoted)
+        if len(quoted) > 1:
+            phrase = f"({phrase})"
+        return "!" + phrase if self.excluded else phrase
+
+
+@attrs.frozen
+class SearchQuery:
+    """A parsed search: the text as given, and its terms."""
+
+    text: str
+    terms: tuple[SearchTerm, ...]
+
+    def fts5(self) -> str:
+        """Write the query in FTS5's language: `(t1 AND t2) NOT (t3 OR t4)`."""
+        wanted = " AND ".join(term.fts5() for term in self.terms if not term.excluded)
+        unwanted = " OR ".join(term.fts5() for term in self.terms if term.excluded)
+        return f"({wanted}) NOT ({unwanted})" if unwanted else wanted
+
+    def tsquery(self) -> str:
+        """Write the query in tsquery's syntax, for `to_tsquery('simple', ...)`: `t1 & t2 & !t3`."""
+        ordered = sorted(self.terms, key=lambda term: term.excluded)
+        return " & ".join(term.tsquery() for term in ordered)
+
+
+def parse_search(text: str) -> SearchQuery:
+    """Parse search text into its terms, or raise ValidationError saying what is wrong."""
+    given: object = text
+    if not isinstance(given, str):
+        raise ValidationError(_MODEL, "text", f"expected str, got {type(given).__name__}")
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValidationError(_MODEL, "text", problem)
+    if len(text) > MAX_SEARCH_CHARS:
+        raise ValidationError(
+            _MODEL, "text", f"must be at most {MAX_SEARCH_CHARS} characters, got {len(text)}"
+        )
+    terms = tuple(_terms(text))
+    if not terms:
+        raise ValidationError(
+            _MODEL, "text", "has no word to search for (a word is a run of letters and digits)"
+        )
+    if all(term.excluded for term in terms):
+        raise ValidationError(
+            _MODEL, "text", "needs a word that must match: every term in it is excluded"
+        )
+    if len(terms) > MAX_SEARCH_TERMS:
+        raise ValidationError(
+            _MODEL, "text", f"must have at most {MAX_SEARCH_TERMS} terms, got {len(terms)}"
+        )
+    for term in terms:
+        for word in term.words:
+            size = len(word.encode("utf-8"))
+            if size > MAX_WORD_BYTES:
+                raise ValidationError(
+                    _MODEL,
+                    "text",
+                    f"a word must be at most {MAX_WORD_BYTES} bytes in UTF-8, got {size}",
+                )
+    return SearchQuery(text, terms)
+
+
+def _terms(text: str) -> list[SearchTerm]:
+    """Read the terms of a text; terms without a word are left out."""
+    terms: list[SearchTerm] = []
+    position, end = 0, len(text)
+    while position < end:
+        if text[position].isspace():
+            position += 1
+            continue
+        excluded = text[position] == "-"
+        if excluded:
+            position += 1
+        if position < end and text[position] == '"':
+            close = text.find('"', position + 1)
+            body = text[position + 1 :] if close < 0 else text[position + 1 : close]
+            position = end if close < 0 else close + 1
+            stars = position
+            while position < end and text[position] == "*":
+                position += 1
+            prefix = position > stars
+        else:
+            start = position
+            while position < end and not text[position].isspace() and text[position] != '"':
+                position += 1
+            body = text[start:position].rstrip("*")
+            prefix = len(body) < position - start
+        words = tuple(words_of(body))
+        if words:
+            terms.append(SearchTerm(words, prefix=prefix, excluded=excluded))
+    return terms

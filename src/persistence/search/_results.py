@@ -1,0 +1,99 @@
+"""Searching test results: ranked matches, each with a snippet, one page at a time."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from persistence._backend import Engine
+from persistence._guards import count, instance_of, of_type, text
+from persistence._paging import Page, page_limit
+from persistence._rows import result_from_search_row
+from persistence.database import Database, connection
+from persistence.exceptions import ValidationError
+from persistence.models import TestResult
+from persistence.results import ResultFilter, continued_filter, wanted_values
+from persistence.search._language import parse_search
+from persistence.search._snippets import Snippet, snippet_of
+
+__all__ = ["SearchCursor", "SearchHit", "search_results"]
+
+DEFAULT_SEARCH_LIMIT: Final = 20
+"""How many matches a page of search results holds unless told otherwise."""
+
+
+@attrs.frozen
+class SearchHit:
+    """One result that a search found, how well it matched, and where."""
+
+    result: TestResult
+    score: float
+    """Higher is better. SQLite's is bm25 and PostgreSQL's ts_rank_cd: compare scores of one
+    search on one engine only."""
+    snippet: Snippet
+
+
+@attrs.frozen
+class SearchCursor:
+    """Where the next page of a search starts: after `offset` matches, in rank order.
+
+    It carries the search text and the filter it was made with: `search_results` refuses it
+    with other ones, and uses its filter when given none. Ranks are computed again for each
+    page, so a result written between two pages may shift the matches after it by a place.
+    """
+
+    offset: int = attrs.field(validator=count)
+    text: str = attrs.field(validator=text)
+    where: ResultFilter = attrs.field(factory=ResultFilter, validator=instance_of(ResultFilter))
+
+
+async def search_results(
+    db: Database,
+    text: str,
+    where: ResultFilter | None = None,
+    *,
+    limit: int = DEFAULT_SEARCH_LIMIT,
+    after: SearchCursor | None = None,
+) -> Page[SearchHit, SearchCursor]:
+    """Return the best matches of a search over results' output and error messages.
+
+    `text` is in the search language (see `persistence.search`): words that must all match,
+    `"phrases"`, `prefix*` and `-excluded` terms. `where` narrows the results as it does for
+    `list_results`. Pass the page's `next_cursor` as `after`, with the same text, to get the
+    next page. Text that holds no word to search for raises ValidationError.
+    """
+    query = parse_search(text)
+    limit = page_limit("SearchQuery", limit)
+    if after is not None:
+        after = of_type(SearchCursor, after)
+        if after.text != text:
+            raise ValidationError(
+                "SearchCursor",
+                "text",
+                f"the cursor belongs to the search {after.text!r}, not {text!r}",
+            )
+    where = continued_filter("SearchCursor", where, None if after is None else after.where)
+    skip = 0 if after is None else after.offset
+    match = query.fts5() if db.engine is Engine.SQLITE else query.tsquery()
+    async with connection(db) as conn:
+        rows = [
+            row
+            async for row in db.queries.search_test_results(
+                conn,
+                match=match,
+                statuses=wanted_values(where.status, where.statuses),
+                test_types=wanted_values(where.test_type, where.test_types),
+                created_from=where.created_from,
+                created_until=where.created_until,
+                metadata=where.metadata,
+                skip=skip,
+                page_size=limit,
+            )
+        ]
+    hits = []
+    for row in rows:
+        result = result_from_search_row(row)
+        hits.append(SearchHit(result, row.score, snippet_of(result, query.terms)))
+    next_cursor = SearchCursor(skip + len(hits), text, where) if len(hits) == limit else None
+    return Page(tuple(hits), next_cursor)
