@@ -212,23 +212,31 @@ def _lag_cause(m: Measurement) -> str:
     return LAG_CAUSES.get(m.workload, "not analysed")
 
 
+_GC_AND_GIL = (
+    "full (generation 2) garbage collections of the process's models, 40 to 80 ms here, and a "
+    "worker thread holding the GIL for up to the 5 ms switch interval; the layer itself gives "
+    "the loop back every 0.5 ms"
+)
+
 LAG_CAUSES: Final = {
+    "save_one": _GC_AND_GIL,
+    "get_by_id": _GC_AND_GIL,
     "save_many": (
-        "`save_results` converts every model to parameters on the loop before the bulk "
-        "insert goes to its thread (the longest stall); then that thread, encoding rows, "
-        "keeps the GIL for up to the 5 ms switch interval at a time (the p99)"
+        "the bulk insert's thread binding its rows holds the GIL for up to the 5 ms switch "
+        "interval at a time, and full garbage collections land on the loop; the parameters are "
+        "built and encoded on the loop in slices"
     ),
     "save_concurrent": (
-        "one loop pass holds the next call of every task woken by a commit, then the "
-        "group-commit runner runs the whole batch of inserts on the loop without a yield"
+        "one loop pass runs the next call of every task woken by a commit; the runner gives the "
+        "loop back every 0.5 ms"
     ),
     "read_all": (
-        "each 10,000-row page becomes models on the loop in one go, and full (generation 2) "
-        "garbage collections of the models built so far land on the loop too"
+        "full (generation 2) garbage collections of the models built so far land on the loop; "
+        "rows are decoded and mapped in slices of 250"
     ),
     "list_paged": (
-        "every 500-row page runs past the 2 ms budget (the row decoding counts against it), "
-        "is dropped, and is read again in a thread, whose decoding holds the GIL"
+        "a page read on the loop may run 1 ms before it moves to a thread, and the page is "
+        "decoded and mapped after it; full garbage collections land on the loop too"
     ),
 }
 """What stalls the loop in each workload, as measured apart (see the notes below the table)."""

@@ -8,60 +8,39 @@ __all__ = ["CONTENDERS_TEXT", "EXECUTION_MODEL", "LIMITS_TEXT"]
 
 LIMITS_TEXT: Final = """## What limits the missed targets
 
-The sentence beside each missed ratio is built from this run's figures. The causes of lag
-were measured apart, with small scripts against the layer as of 2026-11-25 (the public API,
-plus counters patched onto the SQLite backend), on this machine; a later layer may have moved
-them.
+The sentence beside each missed ratio is built from this run's figures. The causes below
+were measured apart, with small scripts against the layer on this machine (2026-11-25).
 
 - **Per-call SQLite, 10 times aiosqlite.** The thread hop costs less here than the issue
   assumed: aiosqlite took about 60 to 105 us a call on this machine, and sqlite3 called on
   the loop 10 to 26 us. No layer can be 10 times aiosqlite when the driver with no layer at
-  all is less than that: 3.4 to 9.9 times in the full runs of 2026-11-25. The layer stayed
-  within 1.6 times of sqlite3 on the loop, which is the target that measures the layer
-  itself.
-- **Lag in the per-call workloads (`save_one`, `get_by_id`).** An awaited `save_result` or
-  `get_result` that needs no thread never suspends: it runs on the loop and returns. A caller
-  that makes 10,000 such calls in a row therefore holds the loop for all of them, 150 to 350
-  ms here, and the probe wakes once, at the end. sqlite3 on the loop behaves the same; the
-  aiosqlite contender does not (every call suspends). Yielding to the loop (`await
-  asyncio.sleep(0)`) once about a millisecond has passed since the last yield would bound
-  this at the price of one loop pass per millisecond.
-- **Lag in `save_many`.** `save_results` turns the 50,000 models into parameters on the loop
-  before the bulk insert goes to its thread: about 50 ms of conversion, and the longest stall
-  measured during it was about 100 ms. While the thread runs `executemany`, encoding each
-  row's parameters in Python, it holds the GIL; the loop waits up to the 5 ms switch interval
-  (`sys.getswitchinterval()`) for it each time, which is the p99. Doing the conversion in the
-  thread, or in chunks between yields, would take it off the loop.
-- **`save_concurrent`.** With 100 tasks, 10,000 saves made 100 commits of 100 writes each.
-  A cycle took about 4.4 ms: the group-commit runner ran the 100 inserts on the loop in one
-  step, without a yield (about 2.4 ms); the commit ran in a thread while the loop had nothing
-  to do, since every task waited for that commit; and the 100 tasks woken by it made their
-  next calls (most of the rest). So the layer costs about 44 us a row, nearly all of it loop
-  time, and one loop pass lasts about 4 ms alone, more on a busy machine (the p99 lag).
-  aiosqlite pays one commit and its fsync per row (sqlite3 alone commits in about 0.36 ms on
-  this disk). Reaching 10 times aiosqlite needs the layer's time per row near 34 us;
-  yielding within a long batch would shorten each loop pass.
-- **`read_all`.** `all_results` reads pages of 10,000 rows. Each page runs 2 ms on the loop,
-  is read again in a thread, and then becomes 10,000 models on the loop in one go (a whole
-  page took about 78 ms). During one read of 50,000 rows, the collector ran two full
-  (generation 2) collections of 65 and 95 ms, over the models built so far; they match the
-  worst lag. Model construction per row is also what keeps the layer above 1.5 times the
-  driver on SQLite.
-- **`list_paged` on SQLite.** Each 500-row page takes sqlite3 by hand 1.3 to 1.7 ms. The
-  layer decodes timestamps and JSON in the row factory, inside the fetch, and the 2 ms budget
-  counts that time too, so every page (19 of 19, counted) ran past the budget, was dropped,
-  and was read again in a thread whose decoding then held the GIL. That is why the layer's
-  listing is about twice aiosqlite's time on SQLite, and its lag p99 is several
-  milliseconds.
-- **PostgreSQL listing.** asyncpg by hand running the layer's SQL is as slow as the layer:
-  the cost is the query (`col = coalesce($n, col)` for every filter, which no index serves
-  under a generic plan), not the layer's Python. SQLAlchemy Core's statement names only the
-  set filters.
-- **Per-call PostgreSQL ratios move between runs.** Each call is one loopback round trip,
-  and its time follows the load that other work puts on this 2-core machine. In two full runs
-  of the same code on 2026-11-25, `get_by_id` layer/raw came out 1.15 and 1.38; within the
-  second, asyncpg's own three rounds took 0.90 to 1.57 s. A single run's per-call ratio near
-  its bound says little; the table's sentence gives the spread of the rounds.
+  all is less than that. The layer stays within about 1.5 times sqlite3 on the loop, which
+  is the target that measures the layer itself.
+- **`save_concurrent`, 10 times aiosqlite.** The commit is shared (one fsync for the whole
+  batch of queued writes), so the layer costs about 45 us a row, nearly all of it work on the
+  loop: building the parameters, the insert, waking the caller. aiosqlite pays one commit and
+  its fsync per row, about 300 us here; 10 times that would need the layer near 30 us a row.
+- **Loop lag.** The layer gives the loop back every 0.5 ms of its own work on it, reads a
+  statement on the loop for at most 1 ms before moving it to a thread, and decodes rows and
+  maps them to models in slices of 250 rows. What remains is not the layer's to bound:
+  - full (generation 2) garbage collections of a process holding tens of thousands of models
+    and their dicts take 40 to 80 ms here, and land on whatever thread allocates; the collector
+    is the process's, and a library must not retune it;
+  - a worker thread running Python (the bulk insert binding its rows, a long read building its
+    tuples) holds the GIL for up to the 5 ms switch interval before the loop gets it back.
+- **Read into models on SQLite.** Building each frozen model costs about 1.5 us a row over the
+  driver's rows, and every row's metadata is JSON decoded in Python.
+- **Search write cost** (the Search section). Keeping the full-text index costs far more than
+  the insert: FTS5 adds about 90 us a row on SQLite; on PostgreSQL `to_tsvector` over about
+  2 KB of text costs about 150 us a row and the GIN index about 130 us. Meeting 1.5 times the
+  bare insert would mean indexing after the write, or indexing less of the text.
+- **Search against LIKE at the least.** A search whose words match many rows must rank every
+  match (about 5 to 8 us a match); the medians are far above 50 times LIKE.
+- **Redis tier alone.** On loopback one Redis round trip, JSON and the model's checks cost more
+  than one PostgreSQL round trip on a kept connection; the Redis cache as opened, with its
+  memory tier, answers in about 1 us.
+- **Per-call PostgreSQL ratios move between runs.** Each call is one loopback round trip, and
+  its time follows the load that other work puts on this 2-core machine.
 - **SQLAlchemy's lag.** SQLAlchemy's async API runs its Python work (statement compilation,
   the ORM's unit of work, building objects) in a greenlet on the loop's own thread; only the
   driver calls leave it. Its bulk and read workloads stall the loop for hundreds of
@@ -91,17 +70,23 @@ it runs.
 - **Every `COMMIT`.** With `synchronous = FULL` a commit waits for an fsync of the WAL file,
   hundreds of microseconds to milliseconds depending on the disk: far too long to stop the
   loop for.
-- **Bulk writes** (`save_results`): one `executemany` inside a savepoint, so it is all or
-  nothing.
+- **Bulk writes** (`save_results`): multi-row inserts of up to 500 rows inside a savepoint,
+  so the batch is all or nothing. Its parameters are encoded on the loop first, a slice at a
+  time.
 - **Reads that run long.** A progress handler looks at the clock every 1,000 SQLite
-  virtual-machine steps; once a read on the loop has run for 2 ms it is interrupted, and run
+  virtual-machine steps; once a read on the loop has run for 1 ms it is interrupted, and run
   again in a thread: on a reader connection kept for threads, or, inside a transaction, on
-  the writer. A short read pays nothing for this; a long one costs the loop about 2 ms, once,
-  and the work done in those 2 ms is thrown away.
+  the writer. A short read pays nothing for this; a long one costs the loop about 1 ms, once,
+  and the work done in that time is thrown away. The rows a read gives, on the loop or from a
+  thread, are decoded on the loop 250 at a time, and mapped to models 250 at a time.
 - **Waiting for a lock held by another process.** `BEGIN IMMEDIATE` that finds the database
   locked is retried after short sleeps (1, 2, 5, 10, 20, then 50 ms) on the loop, which is free
   to run other tasks meanwhile, until the busy timeout. A read that finds the file busy is
   retried in a thread, where SQLite's own busy wait may block.
+
+**Sharing the loop.** A task that awaits call after call that never has to wait would
+otherwise keep the loop to itself: each call that runs on the loop first gives the loop back
+(`await asyncio.sleep(0)`) if the layer has held it for 0.5 ms since it last did.
 
 **Group commit.** Outside `transaction()`, a single-call write is queued and its caller waits.
 A runner task opens one transaction (`BEGIN IMMEDIATE`), runs each queued write on the loop
