@@ -699,8 +699,7 @@ def _signature(method: _Method) -> str:
     elif query.parameters:
         items += ["*", *(f"{p.name}: {p.annotation}" for p in query.parameters)]
     returns = COMMANDS[query.command].returns.format(row=method.row)  # type: ignore[index]  # checked on reading
-    keyword_def = "def" if query.command == ":many" else "async def"
-    return f"{keyword_def} {method.method}({', '.join(items)}) -> {returns}:"
+    return f"async def {method.method}({', '.join(items)}) -> {returns}:"
 
 
 def _tuple(items: Iterable[str]) -> str:
@@ -736,10 +735,7 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
     )
     abc = [
         name
-        for name, used in (
-            ("AsyncIterator", any(m.query.command == ":many" for m in methods)),
-            ("Iterable", any(m.query.command == ":copyfrom" for m in methods)),
-        )
+        for name, used in (("Iterable", any(m.query.command == ":copyfrom" for m in methods)),)
         if used
     ]
     typing = ["Final"]

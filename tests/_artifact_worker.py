@@ -3,6 +3,10 @@
 `python _artifact_worker.py ROOT BUDGET COUNT SIZE` puts COUNT random blobs of SIZE bytes,
 reading back earlier keys as it goes, and prints each key once its put has returned. A
 read that gives content whose SHA-256 is not its key exits with status 3.
+
+`python _artifact_worker.py ROOT BUDGET COUNT SIZE FILE` instead writes SIZE random bytes to
+FILE once, then puts that file COUNT times, streamed, printing `putting` before each put: a
+put then lasts long enough for a kill to land inside it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,17 @@ import sys
 
 from persistence.cache import open_artifact_cache
 from persistence.storage import open_storage
+
+
+async def put_a_file(root: str, budget: int, count: int, size: int, file: str) -> None:
+    """Put one big file `count` times, saying when each put starts."""
+    cache = await open_artifact_cache(await open_storage(root), budget=budget)
+    with open(file, "wb") as out:  # noqa: ASYNC230, PTH123  # set up once, before any put
+        out.write(os.urandom(size))
+    for _ in range(count):
+        sys.stdout.write("putting\n")
+        sys.stdout.flush()
+        await cache.put_file(file)
 
 
 async def work(root: str, budget: int, count: int, size: int) -> None:
@@ -31,4 +46,8 @@ async def work(root: str, budget: int, count: int, size: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(work(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+    numbers = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    if len(sys.argv) > 5:
+        asyncio.run(put_a_file(sys.argv[1], *numbers, sys.argv[5]))
+    else:
+        asyncio.run(work(sys.argv[1], *numbers))

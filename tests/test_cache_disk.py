@@ -96,7 +96,9 @@ async def test_a_damaged_entry_is_a_miss_when_verified(artifacts: ArtifactCache)
     assert not await artifacts.contains(key)
 
 
-async def _spawn(root: Path, budget: int, count: int, size: int) -> asyncio.subprocess.Process:
+async def _spawn(
+    root: Path, budget: int, count: int, size: int, *file: str
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         WORKER,
@@ -104,6 +106,7 @@ async def _spawn(root: Path, budget: int, count: int, size: int) -> asyncio.subp
         str(budget),
         str(count),
         str(size),
+        *file,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=CHILD_ENV,
@@ -136,14 +139,17 @@ async def test_a_kill_mid_put_never_leaves_a_torn_entry(tmp_path: Path) -> None:
     """A process killed with SIGKILL while putting 1 MiB blobs leaves only whole entries."""
     root = tmp_path / "files"
     incoming = root / ".cache" / "incoming"
-    for attempt in range(12):  # until a kill lands inside a put; each lands somewhere
-        child = await _spawn(root, 10**9, 1000, 1024 * 1024)
+    # Blobs put whole, then a big file whose streamed put a kill lands inside, for sure.
+    blobs = await _spawn(root, 10**9, 5, 1024 * 1024)
+    assert blobs.stdout is not None
+    await asyncio.wait_for(blobs.communicate(), 60)
+    for _ in range(3):
+        child = await _spawn(root, 10**9, 1000, 64 * 1024 * 1024, str(tmp_path / "big.bin"))
         assert child.stdout is not None
-        await asyncio.wait_for(child.stdout.readline(), 30)  # it has put one and goes on
-        await asyncio.sleep(0.05 + 0.07 * attempt)
+        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"putting\n"
+        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"putting\n"
+        await asyncio.sleep(0.02)  # inside the second put, copying 64 MiB
         child.send_signal(signal.SIGKILL)
         await child.wait()
-        if incoming.is_dir() and any(incoming.iterdir()):
-            break
     assert any(incoming.iterdir()), "no put was cut short: the test proves nothing"
     await _check_every_entry(root)

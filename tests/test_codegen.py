@@ -305,7 +305,7 @@ def test_every_command_has_its_signature(engines: tuple[str, ...]) -> None:
     row = "ThingsRow | None"
     assert generated.methods == {
         "get_thing": Method("async def", "self, conn: Connection, *, id: int", row, None),
-        "list_things": Method("def", "self, conn: Connection", "AsyncIterator[ThingsRow]", None),
+        "list_things": Method("async def", "self, conn: Connection", "list[ThingsRow]", None),
         "record_thing": Method(
             "async def", "self, conn: Connection, *, name: str | None", "None", None
         ),
@@ -602,7 +602,7 @@ def test_table_shaped_queries_share_the_table_row() -> None:
     """Queries returning every column of a table, in order, share `<Table>Row`."""
     generated = gen(*both(every_command))
     assert generated.methods["get_thing"].returns == "ThingsRow | None"
-    assert generated.methods["list_things"].returns == "AsyncIterator[ThingsRow]"
+    assert generated.methods["list_things"].returns == "list[ThingsRow]"
     assert "GetThingRow" not in generated.typed_dicts
 
 
@@ -626,7 +626,7 @@ def test_other_shapes_get_the_query_row(order: list[str]) -> None:
         )
 
     generated = gen(*both(build))
-    assert generated.methods["peek"].returns == "AsyncIterator[PeekRow]"
+    assert generated.methods["peek"].returns == "list[PeekRow]"
     assert list(generated.typed_dicts["PeekRow"]) == order
 
 

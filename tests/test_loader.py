@@ -45,7 +45,7 @@ def test_translates_names_commands_and_parameters() -> None:
     assert "id::text" in second.sql
     text = to_aiosql([first, second])
     assert "-- name: get_thing(id, name, x)^" in text
-    assert "-- name: list_things(kind)\n" in text
+    assert "-- name: list_things(kind)^\n" in text  # a :many query gives its rows in one await
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,10 @@ class CommandSpec:
 
 COMMANDS: Final[Mapping[Command, CommandSpec]] = {
     ":one": CommandSpec("^", SQLOperationType.SELECT_ONE, "{row} | None", rows=True),
-    ":many": CommandSpec("", SQLOperationType.SELECT, "AsyncIterator[{row}]", rows=True),
+    # Every row is fetched before any is decoded, on both engines: one await gives the list,
+    # where an async iterator would cost two generator steps a row and promise a stream.
+    # aiosql's `^` operation carries it; the adapters know a :many query by its shape.
+    ":many": CommandSpec("^", SQLOperationType.SELECT_ONE, "list[{row}]", rows=True),
     ":exec": CommandSpec("!", SQLOperationType.INSERT_UPDATE_DELETE, "None", rows=False),
     ":execrows": CommandSpec("!", SQLOperationType.INSERT_UPDATE_DELETE, "int", rows=False),
     ":execlastid": CommandSpec("<!", SQLOperationType.INSERT_RETURNING, "int", rows=False),

@@ -78,6 +78,7 @@ class PostgresAdapter(AsyncPGAdapter):
         self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
         self._command_timeout = command_timeout
         self._rows: dict[str, tuple[type, tuple[str, ...]]] = {}
+        self._many: set[str] = set()
         self._checked: set[str] = set()
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
@@ -85,6 +86,8 @@ class PostgresAdapter(AsyncPGAdapter):
         shape = QUERY_SHAPES.get(query_name)
         if shape is not None and shape.row is not None:
             self._rows[query_name] = (shape.row, shape.columns)
+        if shape is not None and shape.command == ":many":
+            self._many.add(query_name)
         match = _INSERT.match(sql)
         if match:
             columns = tuple(c.strip() for c in match["columns"].split(","))
@@ -102,27 +105,6 @@ class PostgresAdapter(AsyncPGAdapter):
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
-    async def select(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        _record_class: object = None,
-    ) -> AsyncIterator[object]:
-        """Fetch every row in one round trip, then hand them out as the generated row type."""
-        records = await conn.fetch(sql, *self._ordered(query_name, parameters))
-        decoded = self._rows.get(query_name)
-        if decoded is None or not records:
-            for record in records:
-                yield record
-            return
-        row, columns = decoded
-        if query_name not in self._checked:
-            self._check(query_name, records[0], columns)
-        for record in records:
-            yield _new(row, record)
-
     async def select_one(
         self,
         conn: PgConnection,
@@ -131,9 +113,18 @@ class PostgresAdapter(AsyncPGAdapter):
         parameters: Params,
         _record_class: object = None,
     ) -> object:
-        """Return the first row as the generated row type, or None."""
-        record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
+        """Return every row of a :many query as the generated row type, else the first or None."""
+        arguments = self._ordered(query_name, parameters)
         decoded = self._rows.get(query_name)
+        if query_name in self._many:
+            records = await conn.fetch(sql, *arguments)
+            if decoded is None or not records:
+                return records
+            row, columns = decoded
+            if query_name not in self._checked:
+                self._check(query_name, records[0], columns)
+            return [_new(row, record) for record in records]
+        record = await conn.fetchrow(sql, *arguments)
         if decoded is None or record is None:
             return record
         row, columns = decoded

@@ -200,6 +200,8 @@ class _Plan:
     columns: tuple[str, ...]
     rows_insert: _RowsInsert | None = None
     """The multi-row form of a plain INSERT, for bulk writes."""
+    many: bool = False
+    """Whether the query is sqlc's :many: its call gives every row as a list."""
     checked: bool = False
     """Whether the query's columns were compared with the generated ones yet."""
 
@@ -259,7 +261,16 @@ def _plan(query_name: str, sql: str) -> _Plan:
     decode = None
     if shape.row is not None:
         decode = _row_decoder(shape.row, shape.column_kinds or ("",) * len(shape.columns))
-    return _Plan(query_name, sql, _writes(sql), encoders, decode, shape.columns, _rows_insert(sql))
+    return _Plan(
+        query_name,
+        sql,
+        _writes(sql),
+        encoders,
+        decode,
+        shape.columns,
+        _rows_insert(sql),
+        many=shape.command == ":many",
+    )
 
 
 def _rows_insert(sql: str) -> _RowsInsert | None:
@@ -452,18 +463,6 @@ class SqliteAdapter:
         self._plans[query_name] = _plan(query_name, sql)
         return sql
 
-    async def select(
-        self,
-        conn: SqliteSession,
-        query_name: str,
-        _sql: str,
-        parameters: Params,
-        _record_class: object = None,
-    ) -> AsyncIterator[Row]:
-        """Fetch every row at once, then hand them out."""
-        for row in await conn.run(self._plans[query_name], parameters, _Mode.ROWS):
-            yield row
-
     async def select_one(
         self,
         conn: SqliteSession,
@@ -471,9 +470,10 @@ class SqliteAdapter:
         _sql: str,
         parameters: Params,
         _record_class: object = None,
-    ) -> Row | None:
-        """Return the first row, or None."""
-        return await conn.run(self._plans[query_name], parameters, _Mode.ROW)
+    ) -> Row | list[Row] | None:
+        """Return every row of a :many query, else the first row or None."""
+        plan = self._plans[query_name]
+        return await conn.run(plan, parameters, _Mode.ROWS if plan.many else _Mode.ROW)
 
     async def select_value(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params

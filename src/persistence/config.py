@@ -185,17 +185,14 @@ async def list_config_entries(
     where = ConfigEntryFilter() if where is None else where
     section = where.section
     async with connection(db) as conn:
-        rows = [
-            row
-            async for row in db.queries.list_config_entries_page(
-                conn,
-                section_from="" if section is None else section,
-                section_until=AFTER_EVERY_KEY if section is None else section,
-                cursor_section="" if after is None else after.section,
-                cursor_key="" if after is None else after.key,
-                page_size=limit,
-            )
-        ]
+        rows = await db.queries.list_config_entries_page(
+            conn,
+            section_from="" if section is None else section,
+            section_until=AFTER_EVERY_KEY if section is None else section,
+            cursor_section="" if after is None else after.section,
+            cursor_key="" if after is None else after.key,
+            page_size=limit,
+        )
     items = tuple(await map_in_slices(config_from_row, rows))
     next_cursor = None
     if len(items) == limit:

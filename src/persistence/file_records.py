@@ -135,7 +135,7 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 async def all_file_records(db: Database) -> list[FileRecord]:
     """Return every record, most recently accessed first."""
     async with connection(db) as conn:
-        rows = [row async for row in db.queries.list_file_records(conn)]
+        rows = await db.queries.list_file_records(conn)
     return await map_in_slices(file_record_from_row, rows)
 
 
@@ -209,23 +209,18 @@ async def list_file_records(
     where = FileRecordFilter() if where is None else where
     low, high = _path_range(where)
     async with connection(db) as conn:
-        rows = [
-            row
-            async for row in db.queries.list_file_records_page(
-                conn,
-                path_from=low,
-                path_until=high,
-                cursor_path="" if after is None else after.path,
-                path_glob=where.path_glob,
-                size_from=0 if where.min_size is None else where.min_size,
-                size_until=MAX_INT if where.max_size is None else where.max_size,
-                accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
-                accessed_until=END_OF_TIME
-                if where.accessed_until is None
-                else where.accessed_until,
-                page_size=limit,
-            )
-        ]
+        rows = await db.queries.list_file_records_page(
+            conn,
+            path_from=low,
+            path_until=high,
+            cursor_path="" if after is None else after.path,
+            path_glob=where.path_glob,
+            size_from=0 if where.min_size is None else where.min_size,
+            size_until=MAX_INT if where.max_size is None else where.max_size,
+            accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
+            accessed_until=END_OF_TIME if where.accessed_until is None else where.accessed_until,
+            page_size=limit,
+        )
     items = tuple(await map_in_slices(file_record_from_row, rows))
     next_cursor = FileRecordCursor(items[-1].path, where) if len(items) == limit else None
     return Page(items, next_cursor)

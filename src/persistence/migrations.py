@@ -405,5 +405,5 @@ async def _applied(db: Database, conn: Connection) -> list[AppliedMigration]:
             applied_at=row.applied_at,
             duration_ms=row.duration_ms,
         )
-        async for row in db.queries.list_applied_migrations(conn)
+        for row in await db.queries.list_applied_migrations(conn)
     ]

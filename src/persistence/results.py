@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypedDict
 
 import attrs
@@ -160,12 +160,9 @@ async def list_results(
     )
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     async with connection(db) as conn:
-        rows = [
-            row
-            async for row in _listing(
-                db, conn, where, cursor_at=cursor_at, cursor_id=cursor_id, limit=limit
-            )
-        ]
+        rows = await _listing(
+            db, conn, where, cursor_at=cursor_at, cursor_id=cursor_id, limit=limit
+        )
     items = tuple(await map_in_slices(result_from_row, rows))
     next_cursor = None
     if len(items) == limit:
@@ -229,7 +226,7 @@ def _listing(
     cursor_at: dt.datetime,
     cursor_id: int,
     limit: int,
-) -> AsyncIterator[TestResultsRow]:
+) -> Awaitable[list[TestResultsRow]]:
     """Run the listing whose index suits the filter: metadata, status, type, else time.
 
     Each query names only the filters it may need; the most selective one that is set
@@ -349,7 +346,7 @@ async def result_stats(db: Database) -> dict[TestType, TypeStats]:
     """Per test type: counts per status, and the mean and longest execution time."""
     grouped: dict[TestType, list[tuple[TestStatus, int, float, float]]] = {}
     async with connection(db) as conn:
-        async for row in db.queries.test_result_stats(conn):
+        for row in await db.queries.test_result_stats(conn):
             grouped.setdefault(TestType(row.test_type), []).append(
                 (TestStatus(row.status), row.result_count, row.total_time, row.max_time)
             )

@@ -35,7 +35,7 @@ async def use(q: Queries, conn: Connection) -> None:
         assert_type(row.created_at, dt.datetime)
         assert_type(row.metadata, JsonObject)
 
-    async for page_row in q.list_test_results(
+    for page_row in await q.list_test_results(
         conn,
         created_from=NOW,
         created_until=NOW,
@@ -45,7 +45,7 @@ async def use(q: Queries, conn: Connection) -> None:
     ):
         assert_type(page_row, TestResultsRow)
 
-    async for by_status in q.list_test_results_by_status(
+    for by_status in await q.list_test_results_by_status(
         conn,
         statuses=["failed", "error"],
         test_types=None,
@@ -57,7 +57,7 @@ async def use(q: Queries, conn: Connection) -> None:
     ):
         assert_type(by_status, TestResultsRow)
 
-    async for hit in q.search_test_results(
+    for hit in await q.search_test_results(
         conn,
         match='"segfault"',
         statuses=None,
@@ -116,7 +116,7 @@ async def use(q: Queries, conn: Connection) -> None:
     description = entry.description if entry else None
     assert_type(description, str | None)
 
-    stats = [s async for s in q.test_result_stats(conn)]
+    stats = await q.test_result_stats(conn)
     assert_type(stats, list[TestResultStatsRow])
     total: float = sum(s.total_time for s in stats)
     assert total >= 0

@@ -1,4 +1,4 @@
-"""A :one result used without a None check is rejected; so is awaiting a :many."""
+"""A :one result used without a None check is rejected; so is a :many not awaited."""
 
 from persistence.queries import Queries
 from persistence.queries import Connection
@@ -7,5 +7,6 @@ from persistence.queries import Connection
 async def use(q: Queries, conn: Connection) -> int:
     row = await q.get_file_record(conn, id=1)
     print(row.path)  # E: Item "None" of "FileRecordsRow | None" has no attribute "path"
-    await q.list_file_records(conn)  # E: Incompatible types in "await"
+    for record in q.list_file_records(conn):  # E: "Coroutine[Any, Any, list[FileRecordsRow]]" has no attribute "__iter__"
+        print(record)
     return row.size  # E: Item "None" of "FileRecordsRow | None" has no attribute "size"

@@ -9,5 +9,5 @@ async def use(q: Queries, conn: Connection) -> None:
     if row is not None:
         print(row.missing)  # E: "TestResultsRow" has no attribute "missing"
         print(row.get("id"))  # E: "TestResultsRow" has no attribute "get"
-    async for stat in q.test_result_stats(conn):
+    for stat in await q.test_result_stats(conn):
         print(stat.id)  # E: "TestResultStatsRow" has no attribute "id"

@@ -77,20 +77,17 @@ async def search_results(
     skip = 0 if after is None else after.offset
     match = query.fts5() if db.engine is Engine.SQLITE else query.tsquery()
     async with connection(db) as conn:
-        rows = [
-            row
-            async for row in db.queries.search_test_results(
-                conn,
-                match=match,
-                statuses=wanted_values(where.status, where.statuses),
-                test_types=wanted_values(where.test_type, where.test_types),
-                created_from=where.created_from,
-                created_until=where.created_until,
-                metadata=where.metadata,
-                skip=skip,
-                page_size=limit,
-            )
-        ]
+        rows = await db.queries.search_test_results(
+            conn,
+            match=match,
+            statuses=wanted_values(where.status, where.statuses),
+            test_types=wanted_values(where.test_type, where.test_types),
+            created_from=where.created_from,
+            created_until=where.created_until,
+            metadata=where.metadata,
+            skip=skip,
+            page_size=limit,
+        )
     hits = []
     for row in rows:
         result = result_from_search_row(row)
