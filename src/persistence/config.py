@@ -30,6 +30,7 @@ __all__ = [
     "list_config_entries",
     "save_config_entry",
     "set_config",
+    "value_of",
 ]
 
 TABLE = "config_entries"
@@ -143,7 +144,17 @@ async def get_config_value(
     `kind` is `str`, `int`, `float`, `bool`, `list` or `dict`; a list or dict comes back
     typed as JSON. A missing entry gives `default`, or NotFoundError when there is none.
     """
-    entry = await find_config_entry_by_key(db, section, key)
+    return value_of(await find_config_entry_by_key(db, section, key), section, key, kind, default)
+
+
+def value_of(
+    entry: ConfigEntry | None, section: str, key: str, kind: type[object], default: object
+) -> object:
+    """Give a looked-up entry's value as `kind`, for `get_config_value` and the caches.
+
+    A missing entry gives `default`, or NotFoundError when there is none; a value declared
+    as another type is a ValidationError.
+    """
     if entry is None:
         if default is None:
             raise NotFoundError("ConfigEntry", (section, key))

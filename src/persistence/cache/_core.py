@@ -19,7 +19,7 @@ import attrs
 from persistence import config, file_records, results
 from persistence._guards import key_text
 from persistence._interface import JsonValue
-from persistence.exceptions import NotFoundError, ValidationError
+from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
 
@@ -192,19 +192,8 @@ class CachedReads:
         entry = self._peek(config.TABLE, ("entry", section, key))
         if entry is MISS:
             entry = await self._entry(section, key)
-        if entry is None:
-            if default is None:
-                raise NotFoundError("ConfigEntry", (section, key))
-            return default
-        assert isinstance(entry, ConfigEntry)  # noqa: S101  # only entries are kept under "entry"
-        value = entry.value
-        if type(value) is not kind:
-            wanted = getattr(kind, "__name__", kind)
-            raise ValidationError(
-                "ConfigEntry",
-                "value",
-                f"{section}.{key} is declared {entry.type.value}, not {wanted}",
-            )
+        assert entry is None or isinstance(entry, ConfigEntry)  # noqa: S101  # only entries are kept under "entry"
+        value = config.value_of(entry, section, key, kind, default)
         return copy.deepcopy(value) if isinstance(value, list | dict) else value
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
