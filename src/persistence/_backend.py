@@ -108,7 +108,7 @@ async def finish_then_cancel(work: Awaitable[_T]) -> _T:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            cancelled = cancelled or not task.done() or not task.cancelled()
+            cancelled = cancelled or not task.cancelled()  # ours, not the work's own
         except BaseException:  # noqa: BLE001, S110  # the work's own error: read below
             pass
     if cancelled:

@@ -12,7 +12,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
-from persistence._guards import MAX_KEY_BYTES
+from persistence._guards import MAX_KEY_BYTES, of_type
 from persistence.exceptions import ValidationError
 
 __all__ = [
@@ -21,11 +21,13 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "START_OF_TIME",
     "Page",
+    "continued_filter",
     "page_limit",
     "prefix_range",
 ]
 
 _Item = TypeVar("_Item")
+_Filter = TypeVar("_Filter")
 _Cursor = TypeVar("_Cursor")
 
 MAX_PAGE_SIZE: Final = 10_000
@@ -78,3 +80,27 @@ def prefix_range(prefix: str) -> tuple[str, str]:
     if code == _LAST_BEFORE_SURROGATES + 1:
         code = _FIRST_AFTER_SURROGATES
     return prefix, stem[:-1] + chr(code)
+
+
+def continued_filter(
+    kind: type[_Filter],
+    cursor_model: str,
+    where: _Filter | None,
+    cursor_where: _Filter | None,
+) -> _Filter:
+    """Give the filter a listing runs with: `where`, else the cursor's, else an empty one.
+
+    A cursor made with another filter than `where` is refused, naming `cursor_model`.
+    """
+    if where is not None:
+        where = of_type(kind, where)
+    if cursor_where is None:
+        return kind() if where is None else where
+    if where is not None and where != cursor_where:
+        raise ValidationError(
+            cursor_model,
+            "where",
+            f"the cursor belongs to a listing filtered by {cursor_where!r}, not by {where!r}; "
+            "pass the same filter, or none",
+        )
+    return cursor_where

@@ -46,7 +46,6 @@ __all__ = [
     "file_record_params",
     "map_in_slices",
     "result_from_row",
-    "result_from_search_row",
     "result_params",
     "with_id",
 ]
@@ -92,25 +91,8 @@ def with_id(model: _M, new_id: int) -> _M:
     return copy
 
 
-def result_from_row(row: TestResultsRow) -> TestResult:
-    """Map a test_results row to a model, by column name."""
-    model: TestResult = _new(TestResult)
-    _set(model, "id", row.id)
-    _set(model, "test_type", _TEST_TYPES[row.test_type])
-    _set(model, "status", _TEST_STATUSES[row.status])
-    _set(model, "execution_time", row.execution_time)
-    _set(model, "memory_usage", row.memory_usage)
-    _set(model, "test_cases_passed", row.test_cases_passed)
-    _set(model, "test_cases_total", row.test_cases_total)
-    _set(model, "error_message", row.error_message)
-    _set(model, "output", row.output)
-    _set(model, "created_at", row.created_at)
-    _set(model, "metadata", row.metadata)
-    return model
-
-
-def result_from_search_row(row: SearchTestResultsRow) -> TestResult:
-    """Map the result columns of a search row to a model, by column name."""
+def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
+    """Map a test_results row, or the result columns of a search row, to a model, by name."""
     model: TestResult = _new(TestResult)
     _set(model, "id", row.id)
     _set(model, "test_type", _TEST_TYPES[row.test_type])

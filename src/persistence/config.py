@@ -9,7 +9,7 @@ from attrs.validators import optional as optional_check
 
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
-from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, page_limit
+from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, continued_filter, page_limit
 from persistence._rows import config_from_row, config_params, map_in_slices
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
@@ -181,19 +181,11 @@ async def list_config_entries(
     filter is refused.
     """
     limit = page_limit("ConfigEntryFilter", limit)
-    if where is not None:
-        where = of_type(ConfigEntryFilter, where)
     if after is not None:
         after = of_type(ConfigEntryCursor, after)
-        if where is not None and where != after.where:
-            raise ValidationError(
-                "ConfigEntryCursor",
-                "where",
-                f"the cursor belongs to a listing filtered by {after.where!r}, not by {where!r}; "
-                "pass the same filter, or none",
-            )
-        where = after.where
-    where = ConfigEntryFilter() if where is None else where
+    where = continued_filter(
+        ConfigEntryFilter, "ConfigEntryCursor", where, None if after is None else after.where
+    )
     section = where.section
     async with connection(db) as conn:
         rows = await db.queries.list_config_entries_page(

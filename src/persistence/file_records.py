@@ -25,6 +25,7 @@ from persistence._paging import (
     END_OF_TIME,
     START_OF_TIME,
     Page,
+    continued_filter,
     page_limit,
     prefix_range,
 )
@@ -194,19 +195,11 @@ async def list_file_records(
     filter is refused.
     """
     limit = page_limit("FileRecordFilter", limit)
-    if where is not None:
-        where = of_type(FileRecordFilter, where)
     if after is not None:
         after = of_type(FileRecordCursor, after)
-        if where is not None and where != after.where:
-            raise ValidationError(
-                "FileRecordCursor",
-                "where",
-                f"the cursor belongs to a listing filtered by {after.where!r}, not by {where!r}; "
-                "pass the same filter, or none",
-            )
-        where = after.where
-    where = FileRecordFilter() if where is None else where
+    where = continued_filter(
+        FileRecordFilter, "FileRecordCursor", where, None if after is None else after.where
+    )
     low, high = _path_range(where)
     async with connection(db) as conn:
         rows = await db.queries.list_file_records_page(

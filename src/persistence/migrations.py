@@ -227,13 +227,12 @@ async def migration_status(db: Database, folder: Path | None = None) -> Migratio
     Only reads: a database that was never migrated has everything pending.
     """
     migrations = discover_migrations(folder or migrations_folder(db.engine))
-    backend = backend_of(db)
     notes: tuple[str, ...] = ()
     applied: list[AppliedMigration] = []
-    if await _has_table(backend, HISTORY_TABLE):
+    if await _has_table(db, HISTORY_TABLE):
         async with connection(db) as conn:
             applied = await _applied(db, conn)
-    elif await _legacy_history(backend):
+    elif await _legacy_history(db):
         notes = (
             (
                 f"the history is in the table {_LEGACY_HISTORY} of an earlier version of this "
@@ -243,14 +242,14 @@ async def migration_status(db: Database, folder: Path | None = None) -> Migratio
     return attrs.evolve(_compare(migrations, applied), notes=notes)
 
 
-async def _has_table(backend: Backend, table: str) -> bool:
-    async with _translated_for(backend):
-        return bool(await backend.table_columns(table))
+async def _has_table(db: Database, table: str) -> bool:
+    async with translate_errors(db):
+        return bool(await backend_of(db).table_columns(table))
 
 
-async def _legacy_history(backend: Backend, conn: Connection | None = None) -> bool:
-    async with _translated_for(backend):
-        return await backend.table_columns(_LEGACY_HISTORY, conn) == _HISTORY_COLUMNS
+async def _legacy_history(db: Database, conn: Connection | None = None) -> bool:
+    async with translate_errors(db):
+        return await backend_of(db).table_columns(_LEGACY_HISTORY, conn) == _HISTORY_COLUMNS
 
 
 def _compare(migrations: list[Migration], applied: list[AppliedMigration]) -> MigrationStatus:
@@ -290,7 +289,7 @@ async def migrate(
     scripts = {m.version: _statements(backend, m) for m in migrations}
     accepted = set(accept)
     async with _migration_transaction(db, lock_timeout) as conn:
-        await _ensure_history(backend, conn)
+        await _ensure_history(db, conn)
         status = _compare(migrations, await _applied(db, conn))
         _refuse(status, accepted)
         if accepted:
@@ -330,12 +329,6 @@ async def _migration_transaction(db: Database, lock_timeout: float) -> AsyncIter
     backend = backend_of(db)
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
         yield conn
-
-
-def _translated_for(backend: Backend) -> contextlib.AbstractAsyncContextManager[None]:
-    from persistence.database import _translated  # noqa: PLC0415  # one translation path
-
-    return _translated(backend)
 
 
 async def _accept(
@@ -381,15 +374,14 @@ async def _apply(
     )
 
 
-async def _ensure_history(backend: Backend, conn: Connection) -> None:
+async def _ensure_history(db: Database, conn: Connection) -> None:
     """Create the history table if it is missing (its DDL is in sql/history/).
 
     A history kept by an earlier version of this package under its old name is renamed;
     a table of that name with other columns belongs to another tool and is left alone.
     """
-    if not await backend.table_columns(HISTORY_TABLE, conn) and await _legacy_history(
-        backend, conn
-    ):
+    backend = backend_of(db)
+    if not await backend.table_columns(HISTORY_TABLE, conn) and await _legacy_history(db, conn):
         await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
         return
     ddl = (sql_root() / "history" / f"{backend.engine.value}.sql").read_text(encoding="utf-8")

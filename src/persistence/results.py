@@ -23,7 +23,14 @@ from persistence._guards import (
     utc_instant,
 )
 from persistence._interface import JsonObject
-from persistence._paging import END_OF_TIME, MAX_PAGE_SIZE, START_OF_TIME, Page, page_limit
+from persistence._paging import (
+    END_OF_TIME,
+    MAX_PAGE_SIZE,
+    START_OF_TIME,
+    Page,
+    continued_filter,
+    page_limit,
+)
 from persistence._rows import SLICE, map_in_slices, result_from_row, result_params, with_id
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
@@ -156,7 +163,10 @@ async def list_results(
     """
     limit = page_limit("ResultFilter", limit)
     where = continued_filter(
-        "PageCursor", where, None if after is None else of_type(PageCursor, after).where
+        ResultFilter,
+        "PageCursor",
+        where,
+        None if after is None else of_type(PageCursor, after).where,
     )
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     async with connection(db) as conn:
@@ -170,27 +180,6 @@ async def list_results(
         assert last.id is not None  # noqa: S101  # rows read from the table have ids
         next_cursor = PageCursor(last.created_at, last.id, where)
     return Page(items, next_cursor)
-
-
-def continued_filter(
-    cursor_model: str, where: ResultFilter | None, cursor_where: ResultFilter | None
-) -> ResultFilter:
-    """Give the filter a listing runs with: `where`, else the cursor's, else none.
-
-    A cursor made with another filter than `where` is refused.
-    """
-    if where is not None:
-        where = of_type(ResultFilter, where)
-    if cursor_where is None:
-        return ResultFilter() if where is None else where
-    if where is not None and where != cursor_where:
-        raise ValidationError(
-            cursor_model,
-            "where",
-            f"the cursor belongs to a listing filtered by {cursor_where!r}, not by {where!r}; "
-            "pass the same filter, or none",
-        )
-    return cursor_where
 
 
 class _Bounds(TypedDict):

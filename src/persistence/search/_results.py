@@ -8,12 +8,12 @@ import attrs
 
 from persistence._backend import Engine
 from persistence._guards import count, instance_of, of_type, text
-from persistence._paging import Page, page_limit
-from persistence._rows import result_from_search_row
+from persistence._paging import Page, continued_filter, page_limit
+from persistence._rows import result_from_row
 from persistence.database import Database, connection
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult
-from persistence.results import ResultFilter, continued_filter, wanted_values
+from persistence.results import ResultFilter, wanted_values
 from persistence.search._language import parse_search
 from persistence.search._snippets import Snippet, snippet_of
 
@@ -73,7 +73,9 @@ async def search_results(
                 "text",
                 f"the cursor belongs to the search {after.text!r}, not {text!r}",
             )
-    where = continued_filter("SearchCursor", where, None if after is None else after.where)
+    where = continued_filter(
+        ResultFilter, "SearchCursor", where, None if after is None else after.where
+    )
     skip = 0 if after is None else after.offset
     match = query.fts5() if db.engine is Engine.SQLITE else query.tsquery()
     async with connection(db) as conn:
@@ -90,7 +92,7 @@ async def search_results(
         )
     hits = []
     for row in rows:
-        result = result_from_search_row(row)
+        result = result_from_row(row)
         hits.append(SearchHit(result, row.score, snippet_of(result, query.terms)))
     next_cursor = SearchCursor(skip + len(hits), text, where) if len(hits) == limit else None
     return Page(tuple(hits), next_cursor)
