@@ -20,7 +20,7 @@ from persistence import (
     save_results,
     transaction,
 )
-from persistence._sqlite import LOOP_SLICE
+from persistence._loop import LOOP_SLICE
 from persistence.database import backend_of
 
 

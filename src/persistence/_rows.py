@@ -9,10 +9,8 @@ without running the models' checks again.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Sequence
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import attrs
 
@@ -37,37 +35,18 @@ from persistence.queries import (
 )
 
 __all__ = [
-    "SLICE",
     "config_from_row",
     "config_params",
     "decode_config_value",
     "encode_config_value",
     "file_record_from_row",
     "file_record_params",
-    "map_in_slices",
     "result_from_row",
     "result_params",
     "with_id",
 ]
 
 _M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
-_R = TypeVar("_R")
-_T = TypeVar("_T")
-
-SLICE: Final = 250
-"""Rows mapped between two chances for other tasks to run: a slice takes well under 1 ms."""
-
-
-async def map_in_slices(mapper: Callable[[_R], _T], rows: Sequence[_R]) -> list[_T]:
-    """Map rows to models, giving the event loop back between slices of a long list."""
-    if len(rows) <= SLICE:
-        return list(map(mapper, rows))
-    mapped: list[_T] = []
-    for start in range(0, len(rows), SLICE):
-        mapped += map(mapper, rows[start : start + SLICE])
-        await asyncio.sleep(0)
-    return mapped
-
 
 _new = object.__new__
 _set = object.__setattr__

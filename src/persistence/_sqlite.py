@@ -49,6 +49,7 @@ import attrs
 
 from persistence._backend import Engine, finish_then_cancel
 from persistence._loader import load_queries
+from persistence._loop import SLICE_ITEMS, gave_back, share_loop
 from persistence.exceptions import (
     ConflictError,
     DatabaseError,
@@ -79,12 +80,6 @@ _T = TypeVar("_T")
 
 LOOP_BUDGET: Final = 0.001
 """Seconds a read may run on the event loop before it is interrupted and run in a thread."""
-
-LOOP_SLICE: Final = 0.0005
-"""Seconds of work on the event loop after which this backend gives the loop back."""
-
-_SLICE_ROWS: Final = 250
-"""Rows encoded or decoded on the loop between two looks at the slice."""
 
 _PROGRESS_STEPS: Final = 1000
 """SQLite virtual-machine steps between two looks at the loop budget."""
@@ -547,7 +542,6 @@ class SqliteBackend:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._queue: collections.deque[_Write | _Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
-        self._yielded = time.perf_counter()
         self._autocommit = SqliteSession(self, in_transaction=False)
         self._transaction = SqliteSession(self, in_transaction=True)
         self._closed = False
@@ -573,23 +567,13 @@ class SqliteBackend:
 
     # Reads outside transactions.
 
-    async def share_loop(self) -> None:
-        """Give the loop back once this backend has held it for a slice.
-
-        A caller that awaits call after call that never waits would otherwise keep the
-        loop from every other task until it stops.
-        """
-        if time.perf_counter() - self._yielded > LOOP_SLICE:
-            await asyncio.sleep(0)
-            self._yielded = time.perf_counter()
-
     async def encode_many(self, plan: _Plan, params: Iterable[Params]) -> list[Params]:
         """Encode a bulk write's parameters on the loop, a slice at a time."""
         encoded: list[Params] = []
         for item in params:
             encoded.append(plan.encode(item))
-            if len(encoded) % _SLICE_ROWS == 0:
-                await self.share_loop()
+            if len(encoded) % SLICE_ITEMS == 0:
+                await share_loop()
         return encoded
 
     async def _decoded(self, plan: _Plan, picked: Any, mode: _Mode) -> Any:
@@ -599,12 +583,12 @@ class SqliteBackend:
             return picked
         if mode is _Mode.ROW:
             return None if picked is None else decode([picked])[0]
-        if len(picked) <= _SLICE_ROWS:
+        if len(picked) <= SLICE_ITEMS:
             return decode(picked)
         decoded: list[Any] = []
-        for start in range(0, len(picked), _SLICE_ROWS):
-            decoded += decode(picked[start : start + _SLICE_ROWS])
-            await self.share_loop()
+        for start in range(0, len(picked), SLICE_ITEMS):
+            decoded += decode(picked[start : start + SLICE_ITEMS])
+            await share_loop()
         return decoded
 
     async def read(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
@@ -612,7 +596,7 @@ class SqliteBackend:
 
         Rows are decoded afterwards on the loop, a slice at a time.
         """
-        await self.share_loop()
+        await share_loop()
         budget = self._reader_budget
         budget.arm()
         try:
@@ -655,7 +639,7 @@ class SqliteBackend:
         writer = self._writer
         if mode is _Mode.MANY:
             return await finish_then_cancel(self._in_thread(_savepointed, writer, plan, params))
-        await self.share_loop()
+        await share_loop()
         if plan.writes:
             return _execute(writer, plan, params, mode)
         budget = self._writer_budget
@@ -756,9 +740,9 @@ class SqliteBackend:
             done.append((item, result))
             if not self._queue:
                 await asyncio.sleep(0)  # let tasks that are ready join this commit
-                self._yielded = time.perf_counter()
+                gave_back()
             else:
-                await self.share_loop()
+                await share_loop()
         return done
 
     def _fail_waiting(self, error: BaseException) -> None:

@@ -9,8 +9,9 @@ from attrs.validators import optional as optional_check
 
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
+from persistence._loop import map_in_slices
 from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, continued_filter, page_limit
-from persistence._rows import config_from_row, config_params, map_in_slices
+from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue

@@ -20,6 +20,7 @@ from persistence._guards import (
     of_type,
     text,
 )
+from persistence._loop import map_in_slices
 from persistence._paging import (
     AFTER_EVERY_KEY,
     END_OF_TIME,
@@ -29,7 +30,7 @@ from persistence._paging import (
     page_limit,
     prefix_range,
 )
-from persistence._rows import file_record_from_row, file_record_params, map_in_slices
+from persistence._rows import file_record_from_row, file_record_params
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import FileRecord

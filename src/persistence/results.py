@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
 from collections.abc import Awaitable, Iterable, Mapping
@@ -23,6 +22,7 @@ from persistence._guards import (
     utc_instant,
 )
 from persistence._interface import JsonObject
+from persistence._loop import SLICE_ITEMS, map_in_slices, share_loop
 from persistence._paging import (
     END_OF_TIME,
     MAX_PAGE_SIZE,
@@ -31,7 +31,7 @@ from persistence._paging import (
     continued_filter,
     page_limit,
 )
-from persistence._rows import SLICE, map_in_slices, result_from_row, result_params, with_id
+from persistence._rows import result_from_row, result_params, with_id
 from persistence.database import Database, connection, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
@@ -295,8 +295,8 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
         )
     rows: list[InsertTestResultsParams] = []
     for index, result in enumerate(results):
-        if index and index % SLICE == 0:
-            await asyncio.sleep(0)  # converting a big batch would hold the loop otherwise
+        if index and index % SLICE_ITEMS == 0:
+            await share_loop()  # converting a big batch would hold the loop otherwise
         of_type(TestResult, result, index)
         if result.id is not None:
             raise ValidationError(

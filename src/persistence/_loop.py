@@ -1,0 +1,56 @@
+"""The one budget for work done on the event loop, shared by every part of the package.
+
+Work that runs on the loop (decoding, mapping, ranking, snippets, cache fills) calls
+`share_loop()` between small steps: once the loop has been held for `LOOP_SLICE` since it
+was last given back, the caller yields, so that no other task waits long behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Final, TypeVar
+
+__all__ = ["LOOP_SLICE", "SLICE_ITEMS", "gave_back", "map_in_slices", "share_loop"]
+
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+LOOP_SLICE: Final = 0.0005
+"""Seconds of work on the event loop after which the package gives the loop back."""
+
+SLICE_ITEMS: Final = 250
+"""Items handled between two looks at the clock: a slice of rows takes well under 1 ms."""
+
+_GIVEN_BACK: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def share_loop() -> None:
+    """Give the loop back if the package has held it for a slice since it last did."""
+    loop = asyncio.get_running_loop()
+    now = time.perf_counter()
+    last = _GIVEN_BACK.get(loop)
+    if last is None:
+        _GIVEN_BACK[loop] = now
+    elif now - last > LOOP_SLICE:
+        await asyncio.sleep(0)
+        _GIVEN_BACK[loop] = time.perf_counter()
+
+
+def gave_back() -> None:
+    """Note that the caller has just given the loop back by waiting on something."""
+    _GIVEN_BACK[asyncio.get_running_loop()] = time.perf_counter()
+
+
+async def map_in_slices(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
+    """Map `items`, giving the loop back between slices of a long list."""
+    mapped: list[_T] = []
+    for item in items:
+        mapped.append(mapper(item))
+        if len(mapped) % SLICE_ITEMS == 0:
+            await share_loop()
+    return mapped
