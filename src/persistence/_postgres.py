@@ -308,8 +308,9 @@ class PostgresBackend:
         outlived the command timeout is terminated at once (`timed_out`).
         """
         # [timeout figure] A statement that got no answer within command_timeout leaves
-        # asyncpg waiting on a cancel request that a silent server never answers: a
-        # rollback would wait release_timeout more, and the error would come late.
+        # asyncpg waiting on a cancel request that a silent server never answers: releasing
+        # the connection would wait for it (up to command_timeout again), so the error
+        # would come twice as late as it says.
         if timed_out:
             _terminate(connection)
         if not clean and _usable(connection) and connection.is_in_transaction():
