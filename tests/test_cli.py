@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import persistence
 from conftest import with_database
@@ -421,6 +424,18 @@ def test_drift_stops_migrate_with_exit_3_and_status_with_exit_1(
     assert set(drift) == DRIFT_KEYS
     assert drift["change"] == "edited"
     assert drift["version"] == 1
+
+
+@given(
+    database=st.text(alphabet=" \t\n\r\f\v", max_size=4),
+    accept=st.text(max_size=6).filter(lambda text: not (text.isdigit() and text.isascii())),
+)
+def test_blank_databases_and_non_versions_are_bad_usage(database: str, accept: str) -> None:
+    """A blank --database, or an --accept that is no positive version, exits 2 at parsing."""
+    for args in (["migrate", "--database", database], ["migrate", f"--accept={accept}"]):
+        with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as raised:
+            main(args)
+        assert raised.value.code == 2
 
 
 EDIT_1_AND_2 = "UPDATE persistence_migrations SET checksum = 'edited' WHERE version IN (1, 2)"
