@@ -26,7 +26,7 @@ from persistence import connect, get_config_value, migrate, set_config
 from persistence.cache import open_memory_cache, open_redis_cache
 
 ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")  # never db 0
 WRITES = int(os.environ.get("BENCH_CACHE_WRITES", "1000"))
 OUT = Path("build/bench/cache.json")
 WRITER = """

@@ -281,6 +281,22 @@ def _annotation(
     engine: str, query: str, what: str, column: _Column, override: _Override | None
 ) -> str:
     base = override.annotation if override is not None else None
+    # postgresql binds a parameter as the type it inferred, whatever the method says:
+    # `@ids str` given to json_each(json) fails with `bigint = json`. (sqlite binds any value
+    # to any parameter, and a column's value is decoded as it comes.)
+    known = _ENGINE_TYPES[engine].get(_normalise_type(column.type_name))
+    if (
+        engine == "postgresql"
+        and what.startswith("parameter")
+        and not column.is_array
+        and base not in {None, known}
+        and known is not None
+    ):
+        raise CodegenError(
+            f"{engine}: query {query}: {what}: the override says {base}, but {engine} types it "
+            f"{column.type_name!r} ({known}); override only what sqlc cannot know ('any'), or "
+            "write the query once per engine, in sql/queries/sqlite/ and sql/queries/postgres/"
+        )
     if base is None and _is_search_index(engine, column):
         raise CodegenError(
             f"{engine}: query {query}: {what}: {column.type_name!r} is a search index, not a "

@@ -104,7 +104,8 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
 
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+"""Index 9, never 0: the tests write and delete keys there, so they keep off the default."""
 
 
 def redis_test_url() -> str:

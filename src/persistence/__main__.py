@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence import __version__
 from persistence._loader import sql_root
@@ -50,6 +50,9 @@ _TEMPLATE: Final = """\
 """
 _CONNECT_TIMEOUT: Final = 10.0
 _RETRY_DELAY: Final = (0.1, 1.0)  # first and longest pause between connection attempts
+_LOCK_TIMEOUT: Final = 60.0
+_QUIET: Final = 1.0  # how long `migrate` works before it says what it may be waiting for
+_T = TypeVar("_T")
 
 
 class _CannotRunError(Exception):
@@ -61,6 +64,20 @@ def _slug(text: str) -> str:
         msg = f"{text!r} is not a lower-case slug such as add_index (a-z, 0-9, _; at most 60)"
         raise argparse.ArgumentTypeError(msg)
     return text
+
+
+def _database(text: str) -> str:
+    if not text.strip():
+        msg = "an empty URL names no database: leave --database out for the default"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def _version(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        msg = f"{text!r} is not a migration version, such as 3 for 0003_*.sql"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
 
 
 def _seconds(text: str) -> float:
@@ -78,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     connects = argparse.ArgumentParser(add_help=False)
     connects.add_argument(
         "--database",
+        type=_database,
         metavar="URL",
         help="postgresql://... URL, sqlite:///path or a file path "
         f"(default: $DATABASE_URL, else {DEFAULT_DATABASE})",
@@ -100,11 +118,20 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("migrate", parents=[connects], help="apply every pending migration")
     run.add_argument(
         "--accept",
-        type=int,
-        action="append",
+        type=_version,
+        nargs="+",
+        action="extend",
         default=[],
         metavar="VERSION",
-        help="accept that an applied migration's file was edited or deleted (repeatable)",
+        help="accept that the applied migrations' files were edited or deleted",
+    )
+    run.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=_LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help="give up when another migration runner holds the lock for SECONDS "
+        f"(default: {_LOCK_TIMEOUT:g})",
     )
     commands.add_parser(
         "status",
@@ -156,13 +183,31 @@ async def _migrate(arguments: argparse.Namespace) -> int:
     url = _database_url(arguments.database)
     db = await _open(url, create=True, wait=arguments.wait)
     try:
-        applied = await migrate(db, accept=arguments.accept)
+        applied = await _saying_after(
+            _QUIET,
+            migrate(db, accept=arguments.accept, lock_timeout=arguments.lock_timeout),
+            f"still migrating after {_QUIET:g}s: waiting for the migration lock, which another "
+            f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
+            "or for a long migration to finish",
+        )
     finally:
         await close_database(db)
     for migration in applied:
         print(f"applied {migration.path.name}")
     print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
     return EXIT_OK
+
+
+async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
+    """Await `work`; if it takes longer than `quiet` seconds, say `line` on stderr once."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=quiet)
+        if not done:
+            _say(line)
+        return await task
+    finally:
+        task.cancel()  # a no-op once it is done; else interrupted, and it must not linger
 
 
 async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, MigrationStatus]:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -63,6 +64,7 @@ CHANGES_CHANNEL: Final = "persistence_changes"
 """The channel on which migration 0003's triggers send the changed table's name at commit."""
 
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+_LOG: Final = logging.getLogger("persistence.postgres")
 
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^)]*)\)\s*VALUES\s*\((?P<values>[^)]*)\)\s*;?\s*$",
@@ -228,6 +230,17 @@ def _usable(connection: PgConnection) -> bool:
         return False
 
 
+def _timed_out(error: BaseException | None) -> bool:
+    """Tell whether a call failed for want of an answer within the command timeout.
+
+    [timeout figure] Inside `transaction()` the block sees the statement's error translated,
+    so the driver's TimeoutError is then its cause.
+    """
+    return isinstance(error, TimeoutError) or (
+        isinstance(error, DatabaseError) and isinstance(error.__cause__, TimeoutError)
+    )
+
+
 def _pg(conn: Connection) -> PgConnection:
     """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
     if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
@@ -285,12 +298,21 @@ class PostgresBackend:
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
 
-    async def give_back(self, connection: PgConnection, *, clean: bool) -> None:
+    async def give_back(
+        self, connection: PgConnection, *, clean: bool, timed_out: bool = False
+    ) -> None:
         """Return a connection to the pool within the release timeout, or terminate it.
 
         A connection that is not known to be clean (a failed or cancelled call) is rolled
-        back first; if it does not answer in time it is terminated.
+        back first; if it does not answer in time it is terminated. One whose statement
+        outlived the command timeout is terminated at once (`timed_out`).
         """
+        # [timeout figure] A statement that got no answer within command_timeout leaves
+        # asyncpg waiting on a cancel request that a silent server never answers: releasing
+        # the connection would wait for it (up to command_timeout again), so the error
+        # would come twice as late as it says.
+        if timed_out:
+            _terminate(connection)
         if not clean and _usable(connection) and connection.is_in_transaction():
             try:
                 async with asyncio.timeout(self.release_timeout):
@@ -319,18 +341,18 @@ class PostgresBackend:
             raise
         return self._lane
 
-    async def give_lane_back(self, *, failed: bool) -> None:
+    async def give_lane_back(self, *, failed: bool, timed_out: bool = False) -> None:
         """Free the lane; after a failure, hand its connection back to the pool."""
         try:
             if failed:
-                await self._drop_lane()
+                await self._drop_lane(timed_out=timed_out)
         finally:
             self._lane_lock.release()
 
-    async def _drop_lane(self) -> None:
+    async def _drop_lane(self, *, timed_out: bool = False) -> None:
         lane, self._lane = self._lane, None
         if lane is not None:
-            await self.give_back(lane, clean=False)
+            await self.give_back(lane, clean=False, timed_out=timed_out)
 
     def lend(self) -> _Lent:
         """Lend the lane or a pooled connection for one statement."""
@@ -354,14 +376,17 @@ class PostgresBackend:
     @contextlib.asynccontextmanager
     async def _transaction_block(self, lock_timeout: float | None) -> AsyncIterator[PgConnection]:
         connection = await self.acquire()
-        clean = False
+        clean = timed_out = False
         try:
             await self._start(connection, lock_timeout)
             yield connection
             await connection.execute("COMMIT")
             clean = True
+        except BaseException as error:  # [timeout figure]
+            timed_out = _timed_out(error)
+            raise
         finally:
-            await self.give_back(connection, clean=clean)
+            await self.give_back(connection, clean=clean, timed_out=timed_out)
 
     async def _start(self, connection: PgConnection, lock_timeout: float | None) -> None:
         await connection.execute("BEGIN")
@@ -492,8 +517,10 @@ class ChangeListener:
 
     async def _run(self) -> None:
         attempt = 0
+        down = False  # [outage log] said once per outage, as the Redis tier does
         while True:
             connection: asyncpg.Connection[asyncpg.Record] | None = None
+            why = "the server closed the connection"
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
@@ -502,13 +529,23 @@ class ChangeListener:
                 self._lost.clear()
                 self._epoch += 1  # notifications may have been missed while not listening
                 attempt = 0
+                if down:
+                    down = False
+                    _LOG.info("PostgreSQL change notifications: listening again")
                 await self._beat(connection)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             finally:
                 self._fresh_until = 0.0
                 if connection is not None:
                     connection.terminate()
+            if not down:
+                down = True
+                _LOG.warning(
+                    "PostgreSQL change notifications lost (%s); caches read the database "
+                    "until they are back",
+                    why,
+                )
             await asyncio.sleep(_RECONNECT_WAITS[min(attempt, len(_RECONNECT_WAITS) - 1)])
             attempt += 1
 
@@ -549,10 +586,11 @@ class _Lent:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
+        timed_out = _timed_out(error)  # [timeout figure]
         if self._lane:
-            await self._backend.give_lane_back(failed=error is not None)
+            await self._backend.give_lane_back(failed=error is not None, timed_out=timed_out)
         elif self._pooled is not None:
-            await self._backend.give_back(self._pooled, clean=error is None)
+            await self._backend.give_back(self._pooled, clean=error is None, timed_out=timed_out)
 
 
 def translate_postgres(error: BaseException, command_timeout: float) -> PersistenceError | None:  # noqa: PLR0911  # one case a line
@@ -684,15 +722,23 @@ async def open_postgres(
     )
     try:
         async with asyncio.timeout(connect_timeout):
+            # [outage log] No floor of connections (min_size=0): asyncpg would restore a
+            # floor in the background, logging a traceback on each try while the server is
+            # away. A call that needs a connection opens one and fails on its own.
             pool = await asyncpg.create_pool(
                 dsn,
-                min_size=1,
+                min_size=0,
                 max_size=pool_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 init=_init_connection,
                 reset=_reset,
             )
+            try:
+                await pool.release(await pool.acquire())  # the server must answer at open
+            except BaseException:
+                pool.terminate()
+                raise
     except TimeoutError as error:
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {shown}: no answer within {connect_timeout:g}s"

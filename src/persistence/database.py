@@ -242,7 +242,7 @@ async def open_database(  # each limit is the caller's to set
     *,
     connect_timeout: float = 10.0,
     command_timeout: float = 60.0,
-    release_timeout: float = 5.0,
+    release_timeout: float = 1.0,
     busy_timeout: float = 5.0,
     pool_size: int = 10,
     create: bool = True,
@@ -286,7 +286,7 @@ async def connect(  # the same limits as open_database
     *,
     connect_timeout: float = 10.0,
     command_timeout: float = 60.0,
-    release_timeout: float = 5.0,
+    release_timeout: float = 1.0,
     busy_timeout: float = 5.0,
     pool_size: int = 10,
     create: bool = True,
@@ -392,7 +392,7 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
                 async with top.lock:
                     pass
     except BaseException as error:
-        _raise_translated(backend, error)
+        _raise_translated(backend, error, db.url)
         raise
     if top.written:
         await _announce(db, frozenset(top.written))
@@ -426,10 +426,11 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
 class _Lent:
     """The context of `connection()`: a class, since it runs once per call."""
 
-    __slots__ = ("_backend", "_frame", "_lent")
+    __slots__ = ("_backend", "_database", "_frame", "_lent")
 
     def __init__(self, db: Database) -> None:
         self._backend = db._backend  # noqa: SLF001
+        self._database = db.url
         self._frame = db._frame  # noqa: SLF001
         self._lent: contextlib.AbstractAsyncContextManager[Connection] | None = None
 
@@ -448,7 +449,7 @@ class _Lent:
         try:
             connection = await lent.__aenter__()
         except BaseException as error:
-            _raise_translated(self._backend, error)
+            _raise_translated(self._backend, error, self._database)
             raise
         self._lent = lent
         return connection
@@ -466,7 +467,7 @@ class _Lent:
                 await self._lent.__aexit__(kind, error, traceback)
         finally:
             if error is not None:
-                _raise_translated(self._backend, error)
+                _raise_translated(self._backend, error, self._database)
 
 
 def connection(db: Database) -> _Lent:
@@ -481,10 +482,11 @@ def connection(db: Database) -> _Lent:
 class _translated:  # noqa: N801  # used like a function: `async with _translated(backend):`
     """Turn driver errors raised in the block into this package's errors, chained."""
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_database")
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, database: str = "") -> None:
         self._backend = backend
+        self._database = database
 
     async def __aenter__(self) -> None:
         return None
@@ -493,16 +495,42 @@ class _translated:  # noqa: N801  # used like a function: `async with _translate
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
         if error is not None:
-            _raise_translated(self._backend, error)
+            _raise_translated(self._backend, error, self._database)
 
 
 def translate_errors(db: Database) -> _translated:
     """Translate the driver errors of `db`'s engine raised in an `async with` block."""
-    return _translated(db._backend)  # noqa: SLF001
+    return _translated(db._backend, db.url)  # noqa: SLF001
 
 
-def _raise_translated(backend: Backend, error: BaseException) -> None:
-    """Raise the package's error for a driver error, from it; other errors pass untouched."""
+def _raise_translated(backend: Backend, error: BaseException, database: str = "") -> None:
+    """Raise the package's error for a driver error, from it; other errors pass untouched.
+
+    A missing table says which database lacks it (`database`, shown without its password)
+    and how to mend that, since it almost always means the database was never migrated.
+    """
     translated = backend.translate(error)
-    if translated is not None:
-        raise translated from error
+    if translated is None:
+        return
+    table = _missing_table(error)
+    if table is not None:
+        where = f"the database {database}" if database else "the database"
+        translated = DatabaseError(
+            f"{translated}: {where} has no table {table}, so it was not migrated, or not "
+            "fully: run `persistence migrate --database URL` on it, or call migrate(db)"
+        )
+    raise translated from error
+
+
+_NO_SUCH_TABLE: Final = re.compile(r'no such table: (?P<sqlite>\S+)|relation "(?P<postgres>[^"]+)"')
+_UNDEFINED_TABLE: Final = "42P01"  # PostgreSQL's SQLSTATE for a relation that does not exist
+
+
+def _missing_table(error: BaseException) -> str | None:
+    """Name the table a driver error says is missing, on either engine; None for others."""
+    on_postgres = getattr(error, "sqlstate", None) == _UNDEFINED_TABLE
+    on_sqlite = type(error).__module__ == "sqlite3" and str(error).startswith("no such table:")
+    if not (on_postgres or on_sqlite):
+        return None
+    match = _NO_SUCH_TABLE.search(str(error))
+    return (match["sqlite"] or match["postgres"]) if match else "that the statement names"

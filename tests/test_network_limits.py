@@ -1,0 +1,175 @@
+"""PostgreSQL faults, told truly: the figures in errors, the default bounds, and quiet logs.
+
+A proxy on 127.0.0.1 stands between the package and the server, as in test_network.py.
+Limits are short here, as a caller may set them, except where a default is what is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+import pytest
+
+from _proxy import Proxy, proxied
+from persistence import (
+    Database,
+    DatabaseError,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    find_result,
+    migrate,
+    open_database,
+    save_result,
+    transaction,
+)
+from persistence.database import backend_of, close_database
+
+pytestmark = pytest.mark.usefixtures("postgres_admin")
+
+COMMAND_TIMEOUT = 1.0
+LONG_RELEASE = 3.0
+"""A release limit far longer than the command limit, so that waiting on it shows."""
+MARGIN = 0.6
+"""Time allowed past a limit; a second wait of the limit (asyncpg's wait on its cancel
+request, which a silent server never answers) would exceed it."""
+BOUND = 10.0
+
+
+def result() -> TestResult:
+    """A plain result."""
+    return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)
+
+
+async def migrated(postgres_url: str) -> None:
+    """Migrate the test's database directly, not through the proxy."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+
+
+async def test_a_statement_timeout_comes_when_the_command_timeout_says(postgres_url: str) -> None:
+    """The error names the command timeout, and comes then: not a release limit later."""
+    await migrated(postgres_url)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url, connect_timeout=1.0, command_timeout=COMMAND_TIMEOUT, release_timeout=LONG_RELEASE
+        )
+        try:
+            saved = await save_result(db, result())
+            proxy.silence()
+            started = time.monotonic()
+            with pytest.raises(DatabaseError, match=r"within the command timeout \(1s\)"):
+                async with asyncio.timeout(BOUND):
+                    await find_result(db, saved.id or 0)
+            took = time.monotonic() - started
+            assert COMMAND_TIMEOUT <= took < COMMAND_TIMEOUT + MARGIN, took
+        finally:
+            proxy.cut()
+            await close_database(db)
+
+
+async def test_a_statement_timeout_in_a_block_comes_when_the_command_timeout_says(
+    postgres_url: str,
+) -> None:
+    """Inside transaction(), the timed-out statement ends the block at the command timeout."""
+    await migrated(postgres_url)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url, connect_timeout=1.0, command_timeout=COMMAND_TIMEOUT, release_timeout=LONG_RELEASE
+        )
+        try:
+            started = 0.0
+            with pytest.raises(DatabaseError, match=r"within the command timeout \(1s\)"):
+                async with asyncio.timeout(BOUND), transaction(db) as tx:
+                    await save_result(tx, result())
+                    proxy.silence()
+                    started = time.monotonic()
+                    await save_result(tx, result())
+            took = time.monotonic() - started
+            assert COMMAND_TIMEOUT <= took < COMMAND_TIMEOUT + MARGIN, took
+        finally:
+            proxy.cut()
+            await close_database(db)
+    async with connect(postgres_url) as plain:
+        assert await all_results(plain) == []
+
+
+async def test_cancelling_on_a_silent_network_with_the_defaults_keeps_the_stated_bound(
+    postgres_url: str,
+) -> None:
+    """With the default limits, cancelling a stuck call returns within release_timeout (1 s)."""
+    await migrated(postgres_url)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(url)
+        try:
+            await save_result(db, result())
+            proxy.silence()
+            task = asyncio.ensure_future(all_results(db))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                async with asyncio.timeout(BOUND):
+                    await task
+            assert time.monotonic() - started < 1.5
+        finally:
+            proxy.cut()
+            async with asyncio.timeout(BOUND):
+                await close_database(db)
+
+
+def closed_port() -> int:
+    """A loopback port that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def partition(proxy: Proxy, db: Database, seconds: float) -> None:
+    """Refuse the server for `seconds`, calling the database now and then, then heal."""
+    server = proxy.target_port
+    proxy.target_port = closed_port()  # new connections are accepted, then reset
+    proxy.cut()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with pytest.raises(DatabaseError):
+            await find_result(db, 1)
+        await asyncio.sleep(0.2)
+    proxy.target_port = server
+
+
+async def test_a_partition_logs_once_at_the_packages_logger(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No traceback per reconnect: one warning when the change watch is lost, one note back."""
+    await migrated(postgres_url)
+    caplog.set_level(logging.DEBUG)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(url, connect_timeout=0.5, command_timeout=0.5, release_timeout=0.3)
+        watch = await backend_of(db).watch_changes(heartbeat=0.2)
+        try:
+            await save_result(db, result())
+            await partition(proxy, db, 3.5)
+            async with asyncio.timeout(BOUND):
+                for _ in range(int(BOUND / 0.05)):  # the watch is polled, as a cache does
+                    if watch.version("test_results") is not None:
+                        break
+                    await asyncio.sleep(0.05)
+            assert watch.version("test_results") is not None
+            assert await find_result(db, 1) is not None
+        finally:
+            await watch.close()
+            await close_database(db)
+    from_asyncpg = [r for r in caplog.records if r.name.startswith("asyncpg")]
+    assert from_asyncpg == [], [r.getMessage() for r in from_asyncpg]
+    ours = [r for r in caplog.records if r.name.startswith("persistence")]
+    assert [r.levelno for r in ours] == [logging.WARNING, logging.INFO], [
+        r.getMessage() for r in ours
+    ]
+    assert all(r.exc_info is None for r in ours)
+    assert "change notifications" in ours[0].getMessage()
