@@ -3,12 +3,21 @@
 Both engines give the same snippet, as it is cut here from the result's own text with the
 same notion of a word as the index: a run of letters and digits, compared with case folded.
 (PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word, and mark nothing in it.)
+
+The work per result is bounded, whatever the text and the search: the text is read word by
+word from its start, and only as far as the snippet can reach (a little past the first
+`_MAX_ANCHORS` places that match), and the matching stops after `MAX_SNIPPET_HITS` matches
+or `MAX_SNIPPET_STEPS` word comparisons. Each word costs one dictionary look-up for the
+terms that may start there, and one per distinct prefix length no longer than the word, so
+reading is linear in the text; only the words of phrases that start at a word are compared
+one by one, and those comparisons are capped.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -18,7 +27,15 @@ from persistence.search._language import SearchTerm
 if TYPE_CHECKING:
     from persistence.models import TestResult
 
-__all__ = ["INDEXED_CHARS", "Snippet", "snippet_of"]
+__all__ = [
+    "INDEXED_CHARS",
+    "MAX_SNIPPET_CHARS",
+    "MAX_SNIPPET_HITS",
+    "MAX_SNIPPET_STEPS",
+    "Snippet",
+    "fold",
+    "snippet_of",
+]
 
 INDEXED_CHARS: Final = 16_000
 """How many characters of the output, and of the error message, the search index reads.
@@ -32,10 +49,18 @@ SNIPPET_WORDS: Final = 16
 MAX_SNIPPET_CHARS: Final = 240
 """How many characters of the text a snippet holds at most, before its ellipses."""
 
+MAX_SNIPPET_HITS: Final = 256
+"""How many matches a snippet gathers in one text at most, before it stops reading."""
+
+MAX_SNIPPET_STEPS: Final = 20_000
+"""How many words of phrases it compares in one text at most, before it stops reading."""
+
 _LEAD_CHARS: Final = 40
 """How far before the first match it marks a snippet starts, in characters, at most."""
 
 _MAX_ANCHORS: Final = 16
+"""How many places that match, from the start, a snippet may be cut around."""
+
 _WORD: Final = re.compile(r"[^\W_]+")
 _SPACES: Final = re.compile(r"\s+")
 _ELLIPSIS: Final = "…"
@@ -66,9 +91,13 @@ class Snippet:
 
 @attrs.frozen
 class _Hit:
+    """Where a term matched: its characters, and its first and last word's numbers."""
+
     start: int
     end: int
     term: int
+    first: int
+    last: int
 
 
 @attrs.frozen
@@ -78,21 +107,151 @@ class _Text:
     cut: bool
     """Whether `text` is the start of a longer one."""
     hits: list[_Hit]
+    words: list[tuple[int, int]]
+    """The (start, end) of each word read, in order: as far as the matching read."""
+
+
+def fold(word: str) -> str:
+    """Fold a word's case to compare it: Unicode's full case folding, and a dotted I as i.
+
+    Full folding makes `ΟΔΟΣ`, `οδος` and `οδοσ` one word, and `ß` the same as `ss`; the
+    dot of `İ` is dropped so that `İstanbul` and `istanbul` are alike too. A snippet may so
+    mark a little more than one engine's index matched, never less.
+    """
+    return word.casefold().replace("i\u0307", "i")
+
+
+class _Matcher:
+    """The terms to mark, arranged so that one look-up finds those that may start at a word.
+
+    Terms are folded and the same term given twice counts once. A one-word prefix term is
+    found by the word's own first letters, one look-up per distinct prefix length.
+    """
+
+    __slots__ = ("_by_first", "_by_prefix", "_lengths")
+
+    def __init__(self, terms: tuple[SearchTerm, ...]) -> None:
+        self._by_first: dict[str, list[tuple[int, tuple[str, ...], bool]]] = {}
+        self._by_prefix: dict[int, dict[str, list[int]]] = {}
+        seen: dict[tuple[tuple[str, ...], bool], int] = {}
+        for term in terms:
+            words = tuple(fold(word) for word in term.words)
+            if term.excluded or (words, term.prefix) in seen:
+                continue
+            number = seen[words, term.prefix] = len(seen)
+            if term.prefix and len(words) == 1:
+                by_length = self._by_prefix.setdefault(len(words[0]), {})
+                by_length.setdefault(words[0], []).append(number)
+            else:
+                self._by_first.setdefault(words[0], []).append((number, words[1:], term.prefix))
+        self._lengths = sorted(self._by_prefix)
+
+    def scan(self, field: str, text: str, *, cut: bool) -> _Text:
+        """Find the matches in a text, from its start, as far as a snippet may need them."""
+        reader = _Words(text)
+        hits: list[_Hit] = []
+        anchors = steps = 0
+        stop = len(text)
+        by_first, prefixed = self._by_first, bool(self._lengths)
+        for index in reader:
+            start = reader.spans[index][0]
+            if start >= stop:
+                break
+            word = reader.folded[index]
+            if word not in by_first and not prefixed:
+                continue
+            found, used = self._starting(reader, index)
+            steps += used
+            if found:
+                hits += found
+                anchors += 1
+                if anchors == _MAX_ANCHORS:
+                    stop = start + MAX_SNIPPET_CHARS  # no window reaches further
+            if len(hits) >= MAX_SNIPPET_HITS or steps >= MAX_SNIPPET_STEPS:
+                break
+        return _Text(field, text, cut, hits, reader.spans)
+
+    def _starting(self, reader: _Words, index: int) -> tuple[list[_Hit], int]:
+        """Give the matches that start at a word, and how many words were compared."""
+        word = reader.folded[index]
+        start, end = reader.spans[index]
+        found = []
+        steps = 1
+        for number, rest, prefix in self._by_first.get(word, ()):
+            last = index + len(rest)
+            if rest:
+                steps += len(rest)
+                if not reader.has(last + 1) or not _follows(reader.folded, index, rest, prefix):
+                    continue
+            found.append(_Hit(start, reader.spans[last][1], number, index, last))
+        for length in self._lengths:
+            if length > len(word):
+                break
+            steps += 1
+            found += [
+                _Hit(start, end, number, index, index)
+                for number in self._by_prefix[length].get(word[:length], ())
+            ]
+        return found, steps
+
+
+class _Words:
+    """The words of a text, split and folded only as far as they are asked for.
+
+    Plain ASCII text is folded once, whole: each word is then a slice of it.
+    """
+
+    __slots__ = ("_found", "_plain", "folded", "spans")
+
+    def __init__(self, text: str) -> None:
+        self._plain = text.isascii()
+        self._found: Iterator[re.Match[str]] = _WORD.finditer(text.lower() if self._plain else text)
+        self.spans: list[tuple[int, int]] = []
+        self.folded: list[str] = []
+
+    def __iter__(self) -> Iterator[int]:
+        """Give the number of each word in turn, reading the text as it goes."""
+        index = 0
+        while self.has(index + 1):
+            yield index
+            index += 1
+
+    def has(self, count: int) -> bool:
+        """Read words until there are `count` of them; tell whether the text holds that many."""
+        spans, folded, plain = self.spans, self.folded, self._plain
+        while len(spans) < count:
+            match = next(self._found, None)
+            if match is None:
+                return False
+            spans.append(match.span())
+            folded.append(match.group() if plain else fold(match.group()))
+        return True
+
+
+def _follows(folded: list[str], index: int, rest: tuple[str, ...], prefix: bool) -> bool:  # noqa: FBT001  # one call site
+    """Tell whether the words after `index` are `rest`, the last one maybe as a prefix."""
+    last = len(rest) - 1
+    for offset, wanted in enumerate(rest):
+        word = folded[index + 1 + offset]
+        if word != wanted and not (prefix and offset == last and word.startswith(wanted)):
+            return False
+    return True
 
 
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
     """Cut the snippet of a result that a search with these terms found.
 
-    Matches are found with one regular expression per term over the lower-cased text, so
-    that only the few words around the chosen place are ever split into words.
+    The text is read word by word, from its start, only as far as the snippet needs: past
+    the place of its last possible window, or up to a fixed amount of work, whichever comes
+    first. So the work per result is bounded, and linear in the text at most.
     """
-    patterns = [(number, _pattern(term)) for number, term in enumerate(terms) if not term.excluded]
+    matcher = _Matcher(terms)
     texts = []
     for field in _FIELDS:
         value: str | None = getattr(result, field)
         if value:
             head = value[:INDEXED_CHARS]
-            texts.append(_Text(field, head, len(value) > INDEXED_CHARS, _hits(head, patterns)))
+            texts.append(matcher.scan(field, head, cut=len(value) > INDEXED_CHARS))
     if not texts:
         return Snippet("output", "", ())
     best: tuple[tuple[int, int], _Text, int, int] | None = None
@@ -105,32 +264,6 @@ def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
         return _cut(fallback, 0, _extent(fallback.text, 0))
     _, text, begin, end = best
     return _cut(text, begin, end)
-
-
-def _pattern(term: SearchTerm) -> re.Pattern[str]:
-    """Match a term's words in lower-cased text: whole words, one after another.
-
-    Between two words of a phrase, anything that is not a letter or a digit may stand.
-    """
-    words = [re.escape(word.lower()) for word in term.words]
-    tail = r"[^\W_]*" if term.prefix else r"(?![^\W_])"
-    # The literal first, then a look back past it, so that the search can skip ahead to it.
-    first = words[0] + r"(?<![^\W_]" + words[0] + ")"
-    return re.compile(r"[\W_]+".join([first, *words[1:]]) + tail)
-
-
-def _hits(text: str, patterns: list[tuple[int, re.Pattern[str]]]) -> list[_Hit]:
-    """Find where each term's words follow one another, in order of position."""
-    folded = text.lower()
-    if len(folded) != len(text):  # a few letters lower-case to two: offsets would move
-        folded = "".join(char.lower()[:1] or char for char in text)
-    hits = [
-        _Hit(match.start(), match.end(), number)
-        for number, pattern in patterns
-        for match in pattern.finditer(folded)
-    ]
-    hits.sort(key=lambda hit: (hit.start, hit.term))
-    return hits
 
 
 def _extent(text: str, begin: int) -> int:
@@ -155,8 +288,11 @@ def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
     A window near the end starts earlier, so that it is full when the text is long enough.
     """
     starts = [hit.start for hit in text.hits]
+    anchors = [
+        hit for number, hit in enumerate(text.hits) if not number or starts[number - 1] < hit.start
+    ]
     scored = []
-    for anchor in text.hits[:_MAX_ANCHORS]:
+    for anchor in anchors[:_MAX_ANCHORS]:
         begin = _word_start(text.text, max(0, anchor.start - _LEAD_CHARS), anchor.start)
         end = _extent(text.text, begin)
         if end == len(text.text) and begin > 0:
@@ -184,10 +320,10 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     source = text.text
     marked = sorted(
         {
-            word.span()
+            text.words[number]
             for hit in text.hits
             if begin <= hit.start and hit.end <= end
-            for word in _WORD.finditer(source, hit.start, hit.end)
+            for number in range(hit.first, hit.last + 1)
         }
     )
     pieces: list[str] = []
