@@ -101,14 +101,14 @@ async def test_inside_a_transaction_retention_is_one_transaction(db: Database) -
     """In a block, its batches are statements of the block: rolled back all together."""
     await save_results(db, _rows(20, OLD, "expired"))
 
-    class Undo(Exception):
+    class UndoError(Exception):
         pass
 
-    with pytest.raises(Undo):
+    with pytest.raises(UndoError):
         async with transaction(db) as tx:
             assert await delete_results_before(tx, CUTOFF) == 20
             assert await _count(tx) == 0
-            raise Undo
+            raise UndoError
     assert await _count(db) == 20
     assert await _found(db, "expired") == 20
     async with transaction(db) as tx:
