@@ -16,8 +16,9 @@ one by one, and those comparisons are capped.
 from __future__ import annotations
 
 import bisect
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -52,7 +53,7 @@ MAX_SNIPPET_CHARS: Final = 240
 MAX_SNIPPET_HITS: Final = 256
 """How many matches a snippet gathers in one text at most, before it stops reading."""
 
-MAX_SNIPPET_STEPS: Final = 20_000
+MAX_SNIPPET_STEPS: Final = 4_000
 """How many words of phrases it compares in one text at most, before it stops reading."""
 
 _LEAD_CHARS: Final = 40
@@ -89,15 +90,20 @@ class Snippet:
         return "".join(parts)
 
 
+_Span = tuple[int, int]
+"""Where a word is in a text: its start and end offsets."""
+_Following = Callable[[int], Iterator[tuple[_Span, str]]]
+"""Give the words after a place, as far as they are asked for: where each is, and folded."""
+
+
 @attrs.frozen
 class _Hit:
-    """Where a term matched: its characters, and its first and last word's numbers."""
+    """Where a term matched: its characters, and where each of its words is."""
 
     start: int
     end: int
     term: int
-    first: int
-    last: int
+    words: tuple[_Span, ...]
 
 
 @attrs.frozen
@@ -107,8 +113,6 @@ class _Text:
     cut: bool
     """Whether `text` is the start of a longer one."""
     hits: list[_Hit]
-    words: list[tuple[int, int]]
-    """The (start, end) of each word read, in order: as far as the matching read."""
 
 
 def fold(word: str) -> str:
@@ -125,10 +129,12 @@ class _Matcher:
     """The terms to mark, arranged so that one look-up finds those that may start at a word.
 
     Terms are folded and the same term given twice counts once. A one-word prefix term is
-    found by the word's own first letters, one look-up per distinct prefix length.
+    found by the word's own first letters, one look-up per distinct prefix length. In ASCII
+    text, which folds to text of the same length, one regular expression finds the words
+    that may start a match, so that the others cost no Python work at all.
     """
 
-    __slots__ = ("_by_first", "_by_prefix", "_lengths")
+    __slots__ = ("_by_first", "_by_prefix", "_lengths", "_starts")
 
     def __init__(self, terms: tuple[SearchTerm, ...]) -> None:
         self._by_first: dict[str, list[tuple[int, tuple[str, ...], bool]]] = {}
@@ -145,68 +151,137 @@ class _Matcher:
             else:
                 self._by_first.setdefault(words[0], []).append((number, words[1:], term.prefix))
         self._lengths = sorted(self._by_prefix)
+        # Each literal first, then a look back past it, so that the search can skip ahead.
+        whole = [_literal(w) + r"(?![^\W_])" for w in self._by_first if w.isascii()]
+        starts = [_literal(p) for by in self._by_prefix.values() for p in by if p.isascii()]
+        plain = "|".join(sorted([*whole, *starts], key=len, reverse=True))
+        self._starts = re.compile(plain) if plain else None
 
     def scan(self, field: str, text: str, *, cut: bool) -> _Text:
         """Find the matches in a text, from its start, as far as a snippet may need them."""
+        if text.isascii():
+            hits = self._scan_ascii(text) if self._starts is not None else []
+        else:
+            hits = self._scan_words(text)
+        return _Text(field, text, cut, hits)
+
+    def _scan_ascii(self, text: str) -> list[_Hit]:
+        """Scan ASCII text, folded whole: only where a term's first word may start."""
+        assert self._starts is not None  # noqa: S101  # checked by the caller
+        folded = text.lower()
+        reader = _Folded(folded)
+        budget = _Budget()
+        for candidate in self._starts.finditer(folded):
+            word = _WORD.match(folded, candidate.start())  # the whole word the match starts
+            assert word is not None  # noqa: S101  # a first word starts a word
+            start, end = word.span()
+            if budget.past(start):
+                break
+            if budget.add(*self._starting(word.group(), (start, end), reader.after, end)):
+                break
+        return budget.hits
+
+    def _scan_words(self, text: str) -> list[_Hit]:
+        """Scan any text word by word, each word folded on its own."""
         reader = _Words(text)
-        hits: list[_Hit] = []
-        anchors = steps = 0
-        stop = len(text)
-        by_first, prefixed = self._by_first, bool(self._lengths)
+        budget = _Budget()
         for index in reader:
-            start = reader.spans[index][0]
-            if start >= stop:
+            span = reader.spans[index]
+            if budget.past(span[0]):
                 break
             word = reader.folded[index]
-            if word not in by_first and not prefixed:
-                continue
-            found, used = self._starting(reader, index)
-            steps += used
-            if found:
-                hits += found
-                anchors += 1
-                if anchors == _MAX_ANCHORS:
-                    stop = start + MAX_SNIPPET_CHARS  # no window reaches further
-            if len(hits) >= MAX_SNIPPET_HITS or steps >= MAX_SNIPPET_STEPS:
+            if (word in self._by_first or self._lengths) and budget.add(
+                *self._starting(word, span, reader.after, index)
+            ):
                 break
-        return _Text(field, text, cut, hits, reader.spans)
+        return budget.hits
 
-    def _starting(self, reader: _Words, index: int) -> tuple[list[_Hit], int]:
+    def _starting(
+        self, word: str, span: _Span, after: _Following, at: int
+    ) -> tuple[list[_Hit], int]:
         """Give the matches that start at a word, and how many words were compared."""
-        word = reader.folded[index]
-        start, end = reader.spans[index]
         found = []
         steps = 1
         for number, rest, prefix in self._by_first.get(word, ()):
-            last = index + len(rest)
-            if rest:
-                steps += len(rest)
-                if not reader.has(last + 1) or not _follows(reader.folded, index, rest, prefix):
-                    continue
-            found.append(_Hit(start, reader.spans[last][1], number, index, last))
+            if not rest:
+                found.append(_Hit(span[0], span[1], number, (span,)))
+                continue
+            spans = [span]
+            last = len(rest) - 1
+            for offset, ((where, following), wanted) in enumerate(
+                zip(after(at), rest, strict=False)
+            ):
+                steps += 1
+                if following != wanted and not (
+                    prefix and offset == last and following.startswith(wanted)
+                ):
+                    break
+                spans.append(where)
+            if len(spans) == len(rest) + 1:
+                found.append(_Hit(span[0], spans[-1][1], number, tuple(spans)))
         for length in self._lengths:
             if length > len(word):
                 break
             steps += 1
             found += [
-                _Hit(start, end, number, index, index)
+                _Hit(span[0], span[1], number, (span,))
                 for number in self._by_prefix[length].get(word[:length], ())
             ]
         return found, steps
 
 
+class _Folded:
+    """ASCII text folded whole, whose words are read from any place on."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, folded: str) -> None:
+        self._text = folded
+
+    def after(self, end: int) -> Iterator[tuple[_Span, str]]:
+        """Give the words after `end`, as far as they are asked for."""
+        return ((match.span(), match.group()) for match in _WORD.finditer(self._text, end))
+
+
+def _literal(word: str) -> str:
+    """Match a word at the start of a word: the word, then a look back past it."""
+    escaped = re.escape(word)
+    return escaped + r"(?<![^\W_]" + escaped + ")"
+
+
+class _Budget:
+    """The matches found so far in one text, and when to stop looking for more."""
+
+    __slots__ = ("anchors", "hits", "steps", "stop")
+
+    def __init__(self) -> None:
+        self.hits: list[_Hit] = []
+        self.anchors = self.steps = 0
+        self.stop: float = math.inf
+
+    def past(self, start: int) -> bool:
+        """Tell whether a word starting here is past what any window can reach."""
+        return start >= self.stop
+
+    def add(self, found: list[_Hit], steps: int) -> bool:
+        """Keep the matches that start at one word; tell whether the caps are reached."""
+        self.steps += steps
+        if found:
+            self.hits += found
+            self.anchors += 1
+            if self.anchors == _MAX_ANCHORS:
+                self.stop = found[0].start + MAX_SNIPPET_CHARS  # no window reaches further
+        return len(self.hits) >= MAX_SNIPPET_HITS or self.steps >= MAX_SNIPPET_STEPS
+
+
 class _Words:
-    """The words of a text, split and folded only as far as they are asked for.
+    """The words of a text, split and folded only as far as they are asked for."""
 
-    Plain ASCII text is folded once, whole: each word is then a slice of it.
-    """
-
-    __slots__ = ("_found", "_plain", "folded", "spans")
+    __slots__ = ("_found", "folded", "spans")
 
     def __init__(self, text: str) -> None:
-        self._plain = text.isascii()
-        self._found: Iterator[re.Match[str]] = _WORD.finditer(text.lower() if self._plain else text)
-        self.spans: list[tuple[int, int]] = []
+        self._found: Iterator[re.Match[str]] = _WORD.finditer(text)
+        self.spans: list[_Span] = []
         self.folded: list[str] = []
 
     def __iter__(self) -> Iterator[int]:
@@ -216,26 +291,22 @@ class _Words:
             yield index
             index += 1
 
+    def after(self, index: int) -> Iterator[tuple[_Span, str]]:
+        """Give the words after the one numbered `index`, as far as they are asked for."""
+        while self.has(index + 2):
+            index += 1
+            yield self.spans[index], self.folded[index]
+
     def has(self, count: int) -> bool:
         """Read words until there are `count` of them; tell whether the text holds that many."""
-        spans, folded, plain = self.spans, self.folded, self._plain
+        spans, folded = self.spans, self.folded
         while len(spans) < count:
             match = next(self._found, None)
             if match is None:
                 return False
             spans.append(match.span())
-            folded.append(match.group() if plain else fold(match.group()))
+            folded.append(fold(match.group()))
         return True
-
-
-def _follows(folded: list[str], index: int, rest: tuple[str, ...], prefix: bool) -> bool:  # noqa: FBT001  # one call site
-    """Tell whether the words after `index` are `rest`, the last one maybe as a prefix."""
-    last = len(rest) - 1
-    for offset, wanted in enumerate(rest):
-        word = folded[index + 1 + offset]
-        if word != wanted and not (prefix and offset == last and word.startswith(wanted)):
-            return False
-    return True
 
 
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
@@ -319,12 +390,7 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     """Cut [begin, end) out of the text, collapse white space, and mark the hits in it."""
     source = text.text
     marked = sorted(
-        {
-            text.words[number]
-            for hit in text.hits
-            if begin <= hit.start and hit.end <= end
-            for number in range(hit.first, hit.last + 1)
-        }
+        {word for hit in text.hits if begin <= hit.start and hit.end <= end for word in hit.words}
     )
     pieces: list[str] = []
     highlights: list[tuple[int, int]] = []
