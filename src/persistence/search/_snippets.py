@@ -4,13 +4,13 @@ Both engines give the same snippet, as it is cut here from the result's own text
 same notion of a word as the index: a run of letters and digits, compared with case folded.
 (PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word, and mark nothing in it.)
 
-The work per result is bounded, whatever the text and the search: the text is read word by
-word from its start, and only as far as the snippet can reach (a little past the first
-`_MAX_ANCHORS` places that match), and the matching stops after `MAX_SNIPPET_HITS` matches
-or `MAX_SNIPPET_STEPS` word comparisons. Each word costs one dictionary look-up for the
-terms that may start there, and one per distinct prefix length no longer than the word, so
-reading is linear in the text; only the words of phrases that start at a word are compared
-one by one, and those comparisons are capped.
+The work per result is bounded, whatever the text and the search: the text is read from its
+start, and only as far as the snippet can reach (a little past the first `_MAX_ANCHORS`
+places that match), and the matching stops after `MAX_SNIPPET_HITS` matches or
+`MAX_SNIPPET_STEPS` steps. In ASCII text one regular expression finds the words that may
+start a match; other text is read word by word. Where a match may start, one dictionary
+look-up finds the terms that start there (and one per distinct prefix length no longer than
+the word); only the words of phrases are then compared one by one, and those are counted.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ MAX_SNIPPET_HITS: Final = 256
 """How many matches a snippet gathers in one text at most, before it stops reading."""
 
 MAX_SNIPPET_STEPS: Final = 4_000
-"""How many words of phrases it compares in one text at most, before it stops reading."""
+"""How many steps it takes in one text at most, before it stops reading: a look-up where a
+match may start, or a comparison of one word of a phrase."""
 
 _LEAD_CHARS: Final = 40
 """How far before the first match it marks a snippet starts, in characters, at most."""
