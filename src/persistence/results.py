@@ -77,6 +77,9 @@ a short output, half a millisecond for a long one; so batches are sized by their
 RETENTION_PAUSE: Final = 1.0
 """On SQLite, outside a transaction: how long retention leaves the write lock free after
 a batch, as a multiple of the time the batch held it, so that other processes get it."""
+RETENTION_MAX_PAUSE: Final = 0.05
+"""The longest pause between two retention batches, in seconds: a batch that waited long
+for the lock (behind another writer) did not hold it that long."""
 
 if TYPE_CHECKING:
     # mypy's attrs plugin takes a field's __init__ type from a named converter only.
@@ -366,7 +369,7 @@ async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
         size = _next_batch(size, spent)
         if not db.in_transaction and db.engine is Engine.SQLITE:
             # One writer at a time per file: leave the lock free a while for the others.
-            await asyncio.sleep(held * RETENTION_PAUSE)
+            await asyncio.sleep(min(held * RETENTION_PAUSE, RETENTION_MAX_PAUSE))
             gave_back()
         else:
             await share_loop()
