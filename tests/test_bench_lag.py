@@ -80,4 +80,5 @@ def test_the_loop_table_checks_each_workload_against_its_targets() -> None:
     assert "| met (max ≤ 20 ms) |" in lines[2]
     assert "**missed**" in lines[3]
     assert "time ≤ 200 ms" in lines[4]
+    assert "- postgres `delete_results_before` missed: not analysed." in lines
     assert stalled.to_json()["lag"] == {"p99_ms": 690.0, "max_ms": 690.0, "samples": 2}
