@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench import cache as cache_bench
+from bench import loop as loop_bench
 from bench import search as search_bench
 from bench._core import Core
 from bench._lag import LagProbe, lag_of
@@ -311,6 +312,17 @@ median time, against `LIKE '%word%'` over the same rows, and what keeping the in
 """
 
 
+LOOP_HEADING = """## The event loop
+
+The package's longest calls (see `docs/GUARANTEES.md`, The event loop), each beside the lag
+probe: `save_results` of results with about 2 KB of output, a search of `limit=10000` with
+snippets, `delete_results_before` over those indexed rows, and the search `a` 32 times over
+20 outputs of 16,000 characters (the median of three runs, and the worst lag of the three).
+Each must keep the probe's worst wake-up within 20 ms; the last must also take 200 ms at most.
+
+"""
+
+
 async def _redis_answers() -> bool:
     where = urlsplit(cache_bench.REDIS)
     try:
@@ -371,6 +383,10 @@ async def run() -> None:
         _say(table)
     else:
         _say("\nSearch skipped: it compares both engines")
+    _say("\n## The event loop")
+    figures, table = await loop_bench.measure()
+    sections["loop"] = (figures, LOOP_HEADING + table)
+    _say(table)
     machine = machine_description(versions)
     machine["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     write_reports(

@@ -64,3 +64,21 @@ async def test_probe_wakes_often_on_an_idle_loop() -> None:
     async with LagProbe() as probe:
         await asyncio.sleep(0.05)
     assert len(probe.samples) >= 10
+
+
+def test_the_loop_table_checks_each_workload_against_its_targets() -> None:
+    """A workload meets its target when its worst lag is within 20 ms, and its time bound too."""
+    from bench.loop import LoopRun, table  # noqa: PLC0415  # only this test needs it
+
+    quick = LoopRun("sqlite", "save_results", 50_000, 2.0, lag_of([0.001, 0.019]))
+    stalled = LoopRun("postgres", "delete_results_before", 50_000, 1.0, lag_of([0.001, 0.69]))
+    slow = LoopRun("sqlite", "search_32_words", 20, 0.3, lag_of([0.002]), time_target=0.2)
+    assert quick.met
+    assert not stalled.met
+    assert not slow.met
+    lines = table([quick, stalled, slow]).splitlines()
+    assert "| met (max ≤ 20 ms) |" in lines[2]
+    assert "**missed**" in lines[3]
+    assert "time ≤ 200 ms" in lines[4]
+    assert "- postgres `delete_results_before` missed: not analysed." in lines
+    assert stalled.to_json()["lag"] == {"p99_ms": 690.0, "max_ms": 690.0, "samples": 2}

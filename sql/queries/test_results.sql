@@ -56,6 +56,18 @@ DELETE FROM test_results WHERE id = @id;
 -- Retention: delete every result created before a cut-off.
 DELETE FROM test_results WHERE created_at < @cutoff;
 
+-- name: DeleteTestResultsBeforeBatch :execrows
+-- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
+-- batch_size of them. Each batch is a short statement of its own, so that no writer waits
+-- long behind retention: the full-text index must read each deleted row's text again.
+DELETE FROM test_results
+WHERE id IN (
+    SELECT expired.id FROM test_results AS expired
+    WHERE expired.created_at < @cutoff
+    ORDER BY expired.created_at, expired.id
+    LIMIT @batch_size
+);
+
 -- name: TestResultStats :many
 -- Per test type and status: how many results, their total and their longest execution time.
 SELECT test_type, status,

@@ -355,6 +355,14 @@ class Queries(Protocol):
     ) -> int:
         """Retention: delete every result created before a cut-off."""
 
+    async def delete_test_results_before_batch(
+        self, conn: Connection, *, cutoff: datetime.datetime, batch_size: int
+    ) -> int:
+        """Retention, one bounded batch: delete the oldest results created before a cut-off, at most
+        batch_size of them. Each batch is a short statement of its own, so that no writer waits
+        long behind retention: the full-text index must read each deleted row's text again.
+        """
+
     async def test_result_stats(self, conn: Connection) -> list[TestResultStatsRow]:
         """Per test type and status: how many results, their total and their longest execution time."""
 
@@ -628,6 +636,9 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
     "delete_test_result": QueryShape(":execrows", parameters=("id",)),
     "delete_test_results_before": QueryShape(
         ":execrows", parameters=("cutoff",), parameter_kinds=("datetime",)
+    ),
+    "delete_test_results_before_batch": QueryShape(
+        ":execrows", parameters=("cutoff", "batch_size"), parameter_kinds=("datetime", "")
     ),
     "test_result_stats": QueryShape(
         ":many",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
+import time
 from collections.abc import Awaitable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 from attrs.converters import optional
 
+from persistence._backend import Engine
 from persistence._guards import (
     MAX_INT,
     as_metadata_subset,
@@ -22,7 +25,7 @@ from persistence._guards import (
     utc_instant,
 )
 from persistence._interface import JsonObject
-from persistence._loop import SLICE_ITEMS, map_in_slices, share_loop
+from persistence._loop import SLICE_ITEMS, gave_back, map_in_slices, share_loop
 from persistence._paging import (
     END_OF_TIME,
     MAX_PAGE_SIZE,
@@ -32,7 +35,7 @@ from persistence._paging import (
     page_limit,
 )
 from persistence._rows import result_from_row, result_params, with_id
-from persistence.database import Database, connection, wrote
+from persistence.database import Database, connection, transaction, wrote
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -61,6 +64,22 @@ __all__ = [
 
 TABLE = "test_results"
 """The table these functions read and write; caches key their invalidation on it."""
+
+RETENTION_FIRST_BATCH: Final = 8
+"""How many rows the first batch of `delete_results_before` deletes."""
+RETENTION_MAX_BATCH: Final = 2_000
+"""How many rows one batch of `delete_results_before` deletes at most."""
+RETENTION_BATCH_SECONDS: Final = 0.004
+"""How long one retention batch's statement should take: the next one is sized to it.
+
+Deleting a row costs its text read again by the full-text index: tens of microseconds for
+a short output, half a millisecond for a long one; so batches are sized by their time."""
+RETENTION_PAUSE: Final = 1.0
+"""On SQLite, outside a transaction: how long retention leaves the write lock free after
+a batch, as a multiple of the time the batch held it, so that other processes get it."""
+RETENTION_MAX_PAUSE: Final = 0.05
+"""The longest pause between two retention batches, in seconds: a batch that waited long
+for the lock (behind another writer) did not hold it that long."""
 
 if TYPE_CHECKING:
     # mypy's attrs plugin takes a field's __init__ type from a named converter only.
@@ -322,13 +341,63 @@ async def delete_result(db: Database, result_id: int) -> bool:
 
 
 async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
-    """Retention: delete every result created before `cutoff`; return how many."""
+    """Retention: delete every result created before `cutoff`; return how many.
+
+    The rows go in bounded batches, oldest first, each one short statement: on its own,
+    each batch is its own transaction, so that other writers, in this process or another,
+    wait a few milliseconds behind it at most, never the whole retention; and on SQLite,
+    where the statement runs on the event loop, no batch holds the loop for long. A crash
+    or a cancellation part way leaves some of the old rows, whole, and never half of a row:
+    call it again to delete the rest. Inside `transaction()` the batches are statements of
+    that one transaction, all kept or all rolled back with it.
+    """
+    cutoff = utc_instant("TestResult", "cutoff", cutoff)
+    size = RETENTION_FIRST_BATCH
+    total = 0
+    while True:
+        if db.in_transaction:
+            deleted, spent = await _retention_batch(db, cutoff, size)
+            held = spent
+        else:
+            started = time.perf_counter()
+            async with transaction(db) as tx:
+                deleted, spent = await _retention_batch(tx, cutoff, size)
+            held = time.perf_counter() - started
+        if deleted == 0:
+            return total
+        total += deleted
+        size = _next_batch(size, spent)
+        if not db.in_transaction and db.engine is Engine.SQLITE:
+            # One writer at a time per file: leave the lock free a while for the others.
+            await asyncio.sleep(min(held * RETENTION_PAUSE, RETENTION_MAX_PAUSE))
+            gave_back()
+        else:
+            await share_loop()
+
+
+async def _retention_batch(db: Database, cutoff: dt.datetime, size: int) -> tuple[int, float]:
+    """Delete one batch of at most `size` expired rows; give how many, and the seconds it took.
+
+    The time is the statement's alone: on SQLite inside a transaction it runs on the loop.
+    """
+    started = time.perf_counter()
     async with connection(db) as conn:
-        deleted = await db.queries.delete_test_results_before(
-            conn, cutoff=utc_instant("TestResult", "cutoff", cutoff)
+        deleted = await db.queries.delete_test_results_before_batch(
+            conn, cutoff=cutoff, batch_size=size
         )
-    await wrote(db, TABLE)
-    return deleted
+    spent = time.perf_counter() - started
+    if deleted:
+        await wrote(db, TABLE)
+    return deleted, spent
+
+
+def _next_batch(size: int, took: float) -> int:
+    """Size the next retention batch so that one takes about RETENTION_BATCH_SECONDS."""
+    if took < RETENTION_BATCH_SECONDS / 2:
+        return min(size * 2, RETENTION_MAX_BATCH)
+    if took > RETENTION_BATCH_SECONDS * 2:
+        return max(size // 2, 1)
+    return size
 
 
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:

@@ -8,6 +8,7 @@ import attrs
 
 from persistence._backend import Engine
 from persistence._guards import count, instance_of, of_type, text
+from persistence._loop import share_loop
 from persistence._paging import Page, continued_filter, page_limit
 from persistence._rows import result_from_row
 from persistence.database import Database, connection
@@ -91,8 +92,9 @@ async def search_results(
             page_size=limit,
         )
     hits = []
-    for row in rows:
+    for row in rows:  # a snippet costs up to a few ms: the loop is given back between them
         result = result_from_row(row)
         hits.append(SearchHit(result, row.score, snippet_of(result, query.terms)))
+        await share_loop()
     next_cursor = SearchCursor(skip + len(hits), text, where) if len(hits) == limit else None
     return Page(tuple(hits), next_cursor)

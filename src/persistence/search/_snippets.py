@@ -3,12 +3,22 @@
 Both engines give the same snippet, as it is cut here from the result's own text with the
 same notion of a word as the index: a run of letters and digits, compared with case folded.
 (PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word, and mark nothing in it.)
+
+The work per result is bounded, whatever the text and the search: the text is read from its
+start, and only as far as the snippet can reach (a little past the first `_MAX_ANCHORS`
+places that match), and the matching stops after `MAX_SNIPPET_HITS` matches or
+`MAX_SNIPPET_STEPS` steps. In ASCII text one regular expression finds the words that may
+start a match; other text is read word by word. Where a match may start, one dictionary
+look-up finds the terms that start there (and one per distinct prefix length no longer than
+the word); only the words of phrases are then compared one by one, and those are counted.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import re
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -18,7 +28,15 @@ from persistence.search._language import SearchTerm
 if TYPE_CHECKING:
     from persistence.models import TestResult
 
-__all__ = ["INDEXED_CHARS", "Snippet", "snippet_of"]
+__all__ = [
+    "INDEXED_CHARS",
+    "MAX_SNIPPET_CHARS",
+    "MAX_SNIPPET_HITS",
+    "MAX_SNIPPET_STEPS",
+    "Snippet",
+    "fold",
+    "snippet_of",
+]
 
 INDEXED_CHARS: Final = 16_000
 """How many characters of the output, and of the error message, the search index reads.
@@ -32,10 +50,19 @@ SNIPPET_WORDS: Final = 16
 MAX_SNIPPET_CHARS: Final = 240
 """How many characters of the text a snippet holds at most, before its ellipses."""
 
+MAX_SNIPPET_HITS: Final = 256
+"""How many matches a snippet gathers in one text at most, before it stops reading."""
+
+MAX_SNIPPET_STEPS: Final = 4_000
+"""How many steps it takes in one text at most, before it stops reading: a look-up where a
+match may start, or a comparison of one word of a phrase."""
+
 _LEAD_CHARS: Final = 40
 """How far before the first match it marks a snippet starts, in characters, at most."""
 
 _MAX_ANCHORS: Final = 16
+"""How many places that match, from the start, a snippet may be cut around."""
+
 _WORD: Final = re.compile(r"[^\W_]+")
 _SPACES: Final = re.compile(r"\s+")
 _ELLIPSIS: Final = "…"
@@ -64,11 +91,20 @@ class Snippet:
         return "".join(parts)
 
 
+_Span = tuple[int, int]
+"""Where a word is in a text: its start and end offsets."""
+_Following = Callable[[int], Iterator[tuple[_Span, str]]]
+"""Give the words after a place, as far as they are asked for: where each is, and folded."""
+
+
 @attrs.frozen
 class _Hit:
+    """Where a term matched: its characters, and where each of its words is."""
+
     start: int
     end: int
     term: int
+    words: tuple[_Span, ...]
 
 
 @attrs.frozen
@@ -80,19 +116,214 @@ class _Text:
     hits: list[_Hit]
 
 
+def fold(word: str) -> str:
+    """Fold a word's case to compare it: Unicode's full case folding, and a dotted I as i.
+
+    Full folding makes `ΟΔΟΣ`, `οδος` and `οδοσ` one word, and `ß` the same as `ss`; the
+    dot of `İ` is dropped so that `İstanbul` and `istanbul` are alike too. A snippet may so
+    mark a little more than one engine's index matched, never less.
+    """
+    return word.casefold().replace("i\u0307", "i")
+
+
+class _Matcher:
+    """The terms to mark, arranged so that one look-up finds those that may start at a word.
+
+    Terms are folded and the same term given twice counts once. A one-word prefix term is
+    found by the word's own first letters, one look-up per distinct prefix length. In ASCII
+    text, which folds to text of the same length, one regular expression finds the words
+    that may start a match, so that the others cost no Python work at all.
+    """
+
+    __slots__ = ("_by_first", "_by_prefix", "_lengths", "_starts")
+
+    def __init__(self, terms: tuple[SearchTerm, ...]) -> None:
+        self._by_first: dict[str, list[tuple[int, tuple[str, ...], bool]]] = {}
+        self._by_prefix: dict[int, dict[str, list[int]]] = {}
+        seen: dict[tuple[tuple[str, ...], bool], int] = {}
+        for term in terms:
+            words = tuple(fold(word) for word in term.words)
+            if term.excluded or (words, term.prefix) in seen:
+                continue
+            number = seen[words, term.prefix] = len(seen)
+            if term.prefix and len(words) == 1:
+                by_length = self._by_prefix.setdefault(len(words[0]), {})
+                by_length.setdefault(words[0], []).append(number)
+            else:
+                self._by_first.setdefault(words[0], []).append((number, words[1:], term.prefix))
+        self._lengths = sorted(self._by_prefix)
+        # Each literal first, then a look back past it, so that the search can skip ahead.
+        whole = [_literal(w) + r"(?![^\W_])" for w in self._by_first if w.isascii()]
+        starts = [_literal(p) for by in self._by_prefix.values() for p in by if p.isascii()]
+        plain = "|".join(sorted([*whole, *starts], key=len, reverse=True))
+        self._starts = re.compile(plain) if plain else None
+
+    def scan(self, field: str, text: str, *, cut: bool) -> _Text:
+        """Find the matches in a text, from its start, as far as a snippet may need them."""
+        if text.isascii():
+            hits = self._scan_ascii(text) if self._starts is not None else []
+        else:
+            hits = self._scan_words(text)
+        return _Text(field, text, cut, hits)
+
+    def _scan_ascii(self, text: str) -> list[_Hit]:
+        """Scan ASCII text, folded whole: only where a term's first word may start."""
+        assert self._starts is not None  # noqa: S101  # checked by the caller
+        folded = text.lower()
+        reader = _Folded(folded)
+        budget = _Budget()
+        for candidate in self._starts.finditer(folded):
+            word = _WORD.match(folded, candidate.start())  # the whole word the match starts
+            assert word is not None  # noqa: S101  # a first word starts a word
+            start, end = word.span()
+            if budget.past(start):
+                break
+            if budget.add(*self._starting(word.group(), (start, end), reader.after, end)):
+                break
+        return budget.hits
+
+    def _scan_words(self, text: str) -> list[_Hit]:
+        """Scan any text word by word, each word folded on its own."""
+        reader = _Words(text)
+        budget = _Budget()
+        for index in reader:
+            span = reader.spans[index]
+            if budget.past(span[0]):
+                break
+            word = reader.folded[index]
+            if (word in self._by_first or self._lengths) and budget.add(
+                *self._starting(word, span, reader.after, index)
+            ):
+                break
+        return budget.hits
+
+    def _starting(
+        self, word: str, span: _Span, after: _Following, at: int
+    ) -> tuple[list[_Hit], int]:
+        """Give the matches that start at a word, and how many words were compared."""
+        found = []
+        steps = 1
+        for number, rest, prefix in self._by_first.get(word, ()):
+            if not rest:
+                found.append(_Hit(span[0], span[1], number, (span,)))
+                continue
+            spans = [span]
+            last = len(rest) - 1
+            for offset, ((where, following), wanted) in enumerate(
+                zip(after(at), rest, strict=False)
+            ):
+                steps += 1
+                if following != wanted and not (
+                    prefix and offset == last and following.startswith(wanted)
+                ):
+                    break
+                spans.append(where)
+            if len(spans) == len(rest) + 1:
+                found.append(_Hit(span[0], spans[-1][1], number, tuple(spans)))
+        for length in self._lengths:
+            if length > len(word):
+                break
+            steps += 1
+            found += [
+                _Hit(span[0], span[1], number, (span,))
+                for number in self._by_prefix[length].get(word[:length], ())
+            ]
+        return found, steps
+
+
+class _Folded:
+    """ASCII text folded whole, whose words are read from any place on."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, folded: str) -> None:
+        self._text = folded
+
+    def after(self, end: int) -> Iterator[tuple[_Span, str]]:
+        """Give the words after `end`, as far as they are asked for."""
+        return ((match.span(), match.group()) for match in _WORD.finditer(self._text, end))
+
+
+def _literal(word: str) -> str:
+    """Match a word at the start of a word: the word, then a look back past it."""
+    escaped = re.escape(word)
+    return escaped + r"(?<![^\W_]" + escaped + ")"
+
+
+class _Budget:
+    """The matches found so far in one text, and when to stop looking for more."""
+
+    __slots__ = ("anchors", "hits", "steps", "stop")
+
+    def __init__(self) -> None:
+        self.hits: list[_Hit] = []
+        self.anchors = self.steps = 0
+        self.stop: float = math.inf
+
+    def past(self, start: int) -> bool:
+        """Tell whether a word starting here is past what any window can reach."""
+        return start >= self.stop
+
+    def add(self, found: list[_Hit], steps: int) -> bool:
+        """Keep the matches that start at one word; tell whether the caps are reached."""
+        self.steps += steps
+        if found:
+            self.hits += found
+            self.anchors += 1
+            if self.anchors == _MAX_ANCHORS:
+                self.stop = found[0].start + MAX_SNIPPET_CHARS  # no window reaches further
+        return len(self.hits) >= MAX_SNIPPET_HITS or self.steps >= MAX_SNIPPET_STEPS
+
+
+class _Words:
+    """The words of a text, split and folded only as far as they are asked for."""
+
+    __slots__ = ("_found", "folded", "spans")
+
+    def __init__(self, text: str) -> None:
+        self._found: Iterator[re.Match[str]] = _WORD.finditer(text)
+        self.spans: list[_Span] = []
+        self.folded: list[str] = []
+
+    def __iter__(self) -> Iterator[int]:
+        """Give the number of each word in turn, reading the text as it goes."""
+        index = 0
+        while self.has(index + 1):
+            yield index
+            index += 1
+
+    def after(self, index: int) -> Iterator[tuple[_Span, str]]:
+        """Give the words after the one numbered `index`, as far as they are asked for."""
+        while self.has(index + 2):
+            index += 1
+            yield self.spans[index], self.folded[index]
+
+    def has(self, count: int) -> bool:
+        """Read words until there are `count` of them; tell whether the text holds that many."""
+        spans, folded = self.spans, self.folded
+        while len(spans) < count:
+            match = next(self._found, None)
+            if match is None:
+                return False
+            spans.append(match.span())
+            folded.append(fold(match.group()))
+        return True
+
+
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
     """Cut the snippet of a result that a search with these terms found.
 
-    Matches are found with one regular expression per term over the lower-cased text, so
-    that only the few words around the chosen place are ever split into words.
+    The text is read word by word, from its start, only as far as the snippet needs: past
+    the place of its last possible window, or up to a fixed amount of work, whichever comes
+    first. So the work per result is bounded, and linear in the text at most.
     """
-    patterns = [(number, _pattern(term)) for number, term in enumerate(terms) if not term.excluded]
+    matcher = _Matcher(terms)
     texts = []
     for field in _FIELDS:
         value: str | None = getattr(result, field)
         if value:
             head = value[:INDEXED_CHARS]
-            texts.append(_Text(field, head, len(value) > INDEXED_CHARS, _hits(head, patterns)))
+            texts.append(matcher.scan(field, head, cut=len(value) > INDEXED_CHARS))
     if not texts:
         return Snippet("output", "", ())
     best: tuple[tuple[int, int], _Text, int, int] | None = None
@@ -105,32 +336,6 @@ def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
         return _cut(fallback, 0, _extent(fallback.text, 0))
     _, text, begin, end = best
     return _cut(text, begin, end)
-
-
-def _pattern(term: SearchTerm) -> re.Pattern[str]:
-    """Match a term's words in lower-cased text: whole words, one after another.
-
-    Between two words of a phrase, anything that is not a letter or a digit may stand.
-    """
-    words = [re.escape(word.lower()) for word in term.words]
-    tail = r"[^\W_]*" if term.prefix else r"(?![^\W_])"
-    # The literal first, then a look back past it, so that the search can skip ahead to it.
-    first = words[0] + r"(?<![^\W_]" + words[0] + ")"
-    return re.compile(r"[\W_]+".join([first, *words[1:]]) + tail)
-
-
-def _hits(text: str, patterns: list[tuple[int, re.Pattern[str]]]) -> list[_Hit]:
-    """Find where each term's words follow one another, in order of position."""
-    folded = text.lower()
-    if len(folded) != len(text):  # a few letters lower-case to two: offsets would move
-        folded = "".join(char.lower()[:1] or char for char in text)
-    hits = [
-        _Hit(match.start(), match.end(), number)
-        for number, pattern in patterns
-        for match in pattern.finditer(folded)
-    ]
-    hits.sort(key=lambda hit: (hit.start, hit.term))
-    return hits
 
 
 def _extent(text: str, begin: int) -> int:
@@ -155,8 +360,11 @@ def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
     A window near the end starts earlier, so that it is full when the text is long enough.
     """
     starts = [hit.start for hit in text.hits]
+    anchors = [
+        hit for number, hit in enumerate(text.hits) if not number or starts[number - 1] < hit.start
+    ]
     scored = []
-    for anchor in text.hits[:_MAX_ANCHORS]:
+    for anchor in anchors[:_MAX_ANCHORS]:
         begin = _word_start(text.text, max(0, anchor.start - _LEAD_CHARS), anchor.start)
         end = _extent(text.text, begin)
         if end == len(text.text) and begin > 0:
@@ -183,12 +391,7 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     """Cut [begin, end) out of the text, collapse white space, and mark the hits in it."""
     source = text.text
     marked = sorted(
-        {
-            word.span()
-            for hit in text.hits
-            if begin <= hit.start and hit.end <= end
-            for word in _WORD.finditer(source, hit.start, hit.end)
-        }
+        {word for hit in text.hits if begin <= hit.start and hit.end <= end for word in hit.words}
     )
     pieces: list[str] = []
     highlights: list[tuple[int, int]] = []

@@ -1,0 +1,118 @@
+"""The event loop stays free during the package's longest calls, on both engines.
+
+Each workload runs beside the benchmark's lag probe, a task that asks to wake every
+millisecond: the longest it waited past its time is the longest the loop was held. The bound
+is generous, for a loaded machine; the old code held the loop for seconds in each of them.
+`make bench` measures the same workloads at full size against the 20 ms target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+import pytest
+
+from bench._lag import LagProbe
+from persistence import (
+    Database,
+    Engine,
+    TestResult,
+    TestStatus,
+    TestType,
+    delete_results_before,
+    save_results,
+    search_results,
+)
+
+MAX_LAG: Final = float(os.environ.get("TEST_MAX_LOOP_LAG", "0.1"))
+"""The longest the loop may be held during one workload, in seconds."""
+
+_T = TypeVar("_T")
+
+OLD: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+NEW: Final = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+
+def _texts(count: int, chars: int, seed: int = 17) -> list[str]:
+    """Build `count` outputs of about `chars` characters of varied words each."""
+    rng = random.Random(seed)  # noqa: S311  # test data
+    vocabulary = [
+        "".join(rng.choices("abcdefghijklmnop", k=rng.randint(3, 9))) for _ in range(4000)
+    ]
+    return [" ".join(rng.choices(vocabulary, k=chars // 7))[:chars] for _ in range(count)]
+
+
+def _results(outputs: list[str], created_at: dt.datetime) -> list[TestResult]:
+    return [
+        TestResult(
+            test_type=TestType.STRESS,
+            status=TestStatus.FAILED,
+            output=output,
+            created_at=created_at + dt.timedelta(milliseconds=index),
+        )
+        for index, output in enumerate(outputs)
+    ]
+
+
+async def _held(work: Callable[[], Awaitable[_T]]) -> tuple[float, float, _T]:
+    """Run `work` beside the lag probe: the longest lag, the time taken and what it gave."""
+    async with LagProbe() as probe:
+        started = time.perf_counter()
+        outcome = await work()
+        took = time.perf_counter() - started
+    return max(probe.samples, default=0.0), took, outcome
+
+
+async def test_retention_over_many_indexed_rows_leaves_the_loop_free(db: Database) -> None:
+    """Deleting thousands of indexed rows holds the loop a few ms at a time, not for the whole."""
+    old = _results(_texts(1500, 6000), OLD)
+    await save_results(db, old)
+    await save_results(db, _results(_texts(10, 200, seed=3), NEW))
+    lag, _, deleted = await _held(lambda: delete_results_before(db, NEW))
+    assert deleted == len(old)
+    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
+
+
+async def test_the_32_word_query_over_long_outputs_is_quick_and_shares_the_loop(
+    db: Database,
+) -> None:
+    """`a` 32 times, a legal query, over 20 outputs of 8,000 `a`s: bounded work per snippet."""
+    await save_results(db, _results(["a " * 8000] * 20, OLD))
+    text = " ".join(["a"] * 32)
+    lag, took, page = await _held(lambda: search_results(db, text, limit=20))
+    assert len(page.items) == 20
+    assert all(hit.snippet.highlights for hit in page.items)
+    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
+    assert took < 2.0, f"the search took {took:.2f} s"  # the target, 200 ms, is make bench's
+
+
+async def test_a_search_of_thousands_of_hits_shares_the_loop(db: Database) -> None:
+    """A page of 5,000 ranked hits, each with its snippet, gives the loop back between them."""
+    outputs = [f"needle {text}" for text in _texts(5000, 2000, seed=5)]
+    await save_results(db, _results(outputs, OLD))
+    lag, _, page = await _held(lambda: search_results(db, "needle", limit=10_000))
+    assert len(page.items) == 5000
+    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
+
+
+async def test_saving_many_rows_shares_the_loop(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    """`save_results` of 20,000 rows converts and sends them a slice at a time."""
+    if db.engine is Engine.POSTGRES:
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="the PostgreSQL backend builds and encodes every COPY record on the "
+                "loop in one go (about 200 ms for 20,000 rows); slicing it is the backend's",
+                strict=False,
+            )
+        )
+    rows = _results(["short output"] * 20_000, OLD)
+    lag, _, saved = await _held(lambda: save_results(db, rows))
+    assert saved == len(rows)
+    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"

@@ -1,0 +1,223 @@
+"""Retention deletes in short batches: whole rows only, the index in step, writers not kept out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from persistence import (
+    Database,
+    Engine,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    connect,
+    delete_results_before,
+    list_results,
+    migrate,
+    save_results,
+    search_results,
+    transaction,
+)
+from persistence import results as results_module
+
+HERE: Final = Path(__file__).parent
+WORKER: Final = str(HERE / "_retention_worker.py")
+CHILD_ENV: Final = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+MAX_WRITER_WAIT: Final = float(os.environ.get("TEST_MAX_WRITER_WAIT", "0.1"))
+"""The longest a plain-SQL writer may wait for the lock behind retention, in seconds."""
+
+OLD: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+CUTOFF: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+NEW: Final = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+
+def _rows(count: int, created_at: dt.datetime, word: str, chars: int = 0) -> list[TestResult]:
+    filler = " ".join(f"w{n % 997}x{n % 13}" for n in range(chars // 7))
+    return [
+        TestResult(
+            test_type=TestType.UNIT,
+            status=TestStatus.PASSED,
+            output=f"{word} row{index} {filler}",
+            created_at=created_at + dt.timedelta(seconds=index),
+        )
+        for index in range(count)
+    ]
+
+
+async def _count(db: Database) -> int:
+    page = await list_results(db, limit=10_000)
+    return len(page.items)
+
+
+async def _found(db: Database, word: str) -> int:
+    return len((await search_results(db, word, limit=10_000)).items)
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every retention batch at most 3 rows, so that a few dozen rows take many."""
+    monkeypatch.setattr(results_module, "RETENTION_FIRST_BATCH", 3)
+    monkeypatch.setattr(results_module, "RETENTION_MAX_BATCH", 3)
+
+
+@pytest.mark.usefixtures("small_batches")
+async def test_retention_in_batches_deletes_every_old_row_and_counts_them(db: Database) -> None:
+    """Many batches delete exactly the rows before the cut-off; the count is their sum."""
+    await save_results(db, _rows(50, OLD, "expired"))
+    await save_results(db, _rows(7, NEW, "kept"))
+    assert await delete_results_before(db, CUTOFF) == 50
+    assert await _count(db) == 7
+    assert await _found(db, "expired") == 0
+    assert await _found(db, "kept") == 7
+    assert await delete_results_before(db, CUTOFF) == 0
+
+
+@pytest.mark.parametrize("cutoff", [dt.datetime(2026, 3, 1), "2026-03-01", None])  # noqa: DTZ001  # naive on purpose
+async def test_a_bad_cutoff_is_refused_before_anything_is_deleted(
+    db: Database, cutoff: object
+) -> None:
+    """A naive or non-datetime cut-off is a ValidationError naming it, and nothing goes."""
+    await save_results(db, _rows(5, OLD, "expired"))
+    with pytest.raises(ValidationError, match="cutoff"):
+        await delete_results_before(db, cutoff)  # type: ignore[arg-type]  # bad on purpose
+    assert await _count(db) == 5
+
+
+@pytest.mark.usefixtures("small_batches")
+async def test_inside_a_transaction_retention_is_one_transaction(db: Database) -> None:
+    """In a block, its batches are statements of the block: rolled back all together."""
+    await save_results(db, _rows(20, OLD, "expired"))
+
+    class UndoError(Exception):
+        pass
+
+    with pytest.raises(UndoError):
+        async with transaction(db) as tx:
+            assert await delete_results_before(tx, CUTOFF) == 20
+            assert await _count(tx) == 0
+            raise UndoError
+    assert await _count(db) == 20
+    assert await _found(db, "expired") == 20
+    async with transaction(db) as tx:
+        assert await delete_results_before(tx, CUTOFF) == 20
+    assert await _count(db) == 0
+
+
+@pytest.mark.usefixtures("small_batches")
+async def test_a_cancelled_retention_leaves_whole_rows_and_the_index_in_step(
+    db: Database,
+) -> None:
+    """Cancelled part way, the batches done stay done; each row is there whole, or gone whole."""
+    await save_results(db, _rows(300, OLD, "expired"))
+    task = asyncio.create_task(delete_results_before(db, CUTOFF))
+    for _ in range(2000):
+        await asyncio.sleep(0.001)
+        if await _count(db) < 300:
+            break
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    left = await _count(db)
+    assert 0 < left < 300, "the cancel came too late or too early to show batches"
+    assert await _found(db, "expired") == left
+    assert await delete_results_before(db, CUTOFF) == left
+    assert await _found(db, "expired") == 0
+
+
+def _indexed(path: Path, word: str) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM test_results_fts(?)", (word,)).fetchone()[0])
+
+
+def _stored(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("SELECT count(*) FROM test_results").fetchone()[0])
+
+
+async def test_a_killed_retention_leaves_whole_rows_and_the_index_in_step(tmp_path: Path) -> None:
+    """SIGKILL mid-retention: some old rows are left, each whole, and the index holds just them."""
+    path = tmp_path / "retention.db"
+    total = 1500
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, _rows(total, OLD, "expired", chars=3000))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        WORKER,
+        str(path),
+        CUTOFF.isoformat(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=CHILD_ENV,
+    )
+    assert child.stdout is not None
+    assert await asyncio.wait_for(child.stdout.readline(), timeout=20) == b"started\n"
+    for _ in range(2000):
+        if _stored(path) < total:
+            break
+        await asyncio.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    output, _ = await child.communicate()
+    assert child.returncode == -signal.SIGKILL, output
+    left = _stored(path)
+    assert 0 < left < total, "the kill came too late or too early to show batches"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert [row[0] for row in conn.execute("PRAGMA integrity_check")] == ["ok"]
+    assert _indexed(path, "expired") == left
+    async with connect(path) as db:
+        assert await delete_results_before(db, CUTOFF) == left
+    assert _indexed(path, "expired") == 0
+
+
+def _plain_writer(path: Path, stop: threading.Event, waits: list[float]) -> None:
+    """Copy a new row by plain SQL until stopped, polling for the lock every millisecond."""
+    with contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as conn:
+        source = conn.execute("SELECT max(id) FROM test_results").fetchone()[0]
+        while not stop.is_set():
+            asked = time.perf_counter()
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.001)
+            conn.execute(
+                "INSERT INTO test_results (test_type, status, created_at, metadata) "
+                "SELECT test_type, status, created_at, metadata FROM test_results WHERE id = ?",
+                (source,),
+            )
+            conn.execute("COMMIT")
+            waits.append(time.perf_counter() - asked)
+            time.sleep(0.002)
+
+
+async def test_retention_leaves_the_write_lock_to_other_writers(sqlite_db: Database) -> None:
+    """A writer by plain SQL, outside the package, never waits long behind retention."""
+    assert sqlite_db.engine is Engine.SQLITE
+    await save_results(sqlite_db, _rows(1500, OLD, "expired", chars=6000))
+    await save_results(sqlite_db, _rows(1, NEW, "kept"))
+    path = Path(sqlite_db.url)
+    stop = threading.Event()
+    waits: list[float] = []
+    writer = threading.Thread(target=_plain_writer, args=(path, stop, waits))
+    writer.start()
+    try:
+        assert await delete_results_before(sqlite_db, CUTOFF) == 1500
+    finally:
+        stop.set()
+        await asyncio.to_thread(writer.join)
+    assert len(waits) > 10
+    assert max(waits) < MAX_WRITER_WAIT, f"a writer waited {max(waits) * 1000:.0f} ms"

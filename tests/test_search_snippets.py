@@ -1,0 +1,153 @@
+"""Snippets cost bounded work on any text and any search, and still mark what matched."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from persistence import TestResult, TestStatus, TestType, ValidationError, parse_search
+from persistence.search import MAX_SEARCH_CHARS, MAX_SEARCH_TERMS, SearchTerm
+from persistence.search import _snippets as snippets
+from persistence.search._snippets import (
+    INDEXED_CHARS,
+    MAX_SNIPPET_STEPS,
+    fold,
+    snippet_of,
+)
+from strategies import IN_MEMORY
+
+_WORD: Final = re.compile(r"[^\W_]+")
+
+
+def _result(output: str, error: str | None = None) -> TestResult:
+    return TestResult(
+        test_type=TestType.STRESS, status=TestStatus.FAILED, output=output, error_message=error
+    )
+
+
+class _Work:
+    """Counts the words a snippet looks at as a possible start of a match, and its steps."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.looked = 0
+        self.steps = 0
+        starting = snippets._Matcher._starting  # noqa: SLF001
+
+        def counted(
+            matcher: snippets._Matcher,
+            word: str,
+            span: tuple[int, int],
+            after: Callable[[int], Iterator[tuple[tuple[int, int], str]]],
+            at: int,
+        ) -> tuple[list[snippets._Hit], int]:
+            found, steps = starting(matcher, word, span, after, at)
+            self.looked += 1
+            self.steps += steps
+            return found, steps
+
+        monkeypatch.setattr(snippets._Matcher, "_starting", counted)  # noqa: SLF001
+
+
+LONG: Final = INDEXED_CHARS
+ADVERSARIAL: Final = [
+    (" ".join(["a"] * MAX_SEARCH_TERMS), "a " * (LONG // 2)),
+    (" ".join(["a", "A"] * (MAX_SEARCH_TERMS // 2)), "a-" * (LONG // 2)),
+    ('"' + "a " * 450 + 'b"', "a " * (LONG // 2)),
+    (" ".join('"' + "a " * k + 'b"' for k in range(1, 30))[:MAX_SEARCH_CHARS], "a " * (LONG // 2)),
+    (" ".join("a" * k + "*" for k in range(1, MAX_SEARCH_TERMS + 1)), ("a" * 40 + " ") * 390),
+    (" ".join("x" * k + "*" for k in range(1, MAX_SEARCH_TERMS + 1)), ("x" * 31 + "y ") * 480),
+    ("absent", "a b " * (LONG // 4)),
+    ("a*", "a" * LONG),
+    ("ǅ ß", "ǅ ß Σ " * (LONG // 6)),
+]
+
+
+@pytest.mark.parametrize("accent", ["", "é"], ids=["ascii", "unicode"])
+@pytest.mark.parametrize(("text", "output"), ADVERSARIAL)
+def test_the_work_per_snippet_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, text: str, output: str, accent: str
+) -> None:
+    """Whatever the search, a snippet looks at each word once at most, and its steps are capped.
+
+    ASCII text is scanned by one regular expression, other text word by word: both ways.
+    """
+    output = accent + output
+    work = _Work(monkeypatch)
+    query = parse_search(text)
+    snippet_of(_result(output, output), query.terms)
+    words = len(_WORD.findall(output[:INDEXED_CHARS]))
+    assert work.looked <= 2 * words  # each field once at most
+    assert work.steps <= 2 * (MAX_SNIPPET_STEPS + MAX_SEARCH_CHARS + MAX_SEARCH_TERMS)
+
+
+def test_the_32_word_query_reads_only_the_start_of_a_long_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`a` 32 times over 8,000 `a`s: the snippet reads the words it may show, not all of them."""
+    work = _Work(monkeypatch)
+    snippet = snippet_of(_result("a " * 8000), parse_search(" ".join(["a"] * 32)).terms)
+    assert snippet.marked().startswith("[a] [a] [a]")
+    assert work.looked < 200
+
+
+def _ground_truth(text: str, terms: tuple[SearchTerm, ...]) -> bool:
+    """Whether any wanted term matches the text's words, found the plain way."""
+    words = [fold(word) for word in _WORD.findall(text[:INDEXED_CHARS])]
+    for term in terms:
+        if term.excluded:
+            continue
+        wanted = [fold(word) for word in term.words]
+        for start in range(len(words) - len(wanted) + 1):
+            here = words[start : start + len(wanted)]
+            if here[:-1] == wanted[:-1] and (
+                here[-1] == wanted[-1] or (term.prefix and here[-1].startswith(wanted[-1]))
+            ):
+                return True
+    return False
+
+
+def _parsed(text: str) -> tuple[SearchTerm, ...] | None:
+    try:
+        return parse_search(text).terms
+    except ValidationError:
+        return None
+
+
+@IN_MEMORY
+@given(
+    output=st.text(alphabet=st.sampled_from("abAB .\n-ßſΣς"), max_size=400),
+    text=st.text(alphabet=st.sampled_from('abAB "*-ßs'), max_size=40),
+)
+def test_a_snippet_marks_a_match_whenever_the_text_holds_one(output: str, text: str) -> None:
+    """If a wanted term matches the text, the snippet marks something, and only such words."""
+    terms = _parsed(text)
+    if terms is None:
+        return
+    snippet = snippet_of(_result(output), terms)
+    assert bool(snippet.highlights) == _ground_truth(output, terms)
+    prefixes = {fold(word) for term in terms if not term.excluded for word in term.words}
+    for start, end in snippet.highlights:
+        marked = fold(snippet.text[start:end])
+        assert any(marked.startswith(prefix) for prefix in prefixes)
+
+
+@pytest.mark.parametrize(
+    ("output", "text"),
+    [("ΟΔΟΣ", "οδοσ"), ("οδός", "ΟΔΌΣ"), ("İstanbul", "istanbul"), ("Straße", "STRASSE")],
+)
+def test_folded_letters_are_marked(output: str, text: str) -> None:
+    """Letters that fold alike are marked alike: final sigma, dotted I, sharp s."""
+    assert snippet_of(_result(output), parse_search(text).terms).highlights == ((0, len(output)),)
+
+
+def test_repeated_terms_go_to_the_engines_once() -> None:
+    """`a a A a` asks each engine for `a` once: repeats cost ranking work and change nothing."""
+    query = parse_search("a a A a -b -b")
+    assert query.fts5() == '("a") NOT ("b")'
+    assert query.tsquery() == "'a' & !'b'"
+    assert len(query.terms) == 6  # the parsed query keeps what was typed
