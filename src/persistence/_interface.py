@@ -10,14 +10,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias, get_args
+from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 import attrs
 from aiosql.types import SQLOperationType
-
-if TYPE_CHECKING:
-    from persistence._postgres import PgConnection
-    from persistence._sqlite import SqliteSession
 
 JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
 """Any value that JSON can hold."""
@@ -25,8 +21,14 @@ JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, J
 JsonObject: TypeAlias = "dict[str, JsonValue]"
 """A JSON object: what metadata columns hold."""
 
-Connection: TypeAlias = "SqliteSession | PgConnection"
-"""A connection of either engine, as the loaded queries take it."""
+
+class Connection(Protocol):
+    """An open connection of some engine, as the loaded queries take it: opaque here.
+
+    Each backend lends its own (a SQLite session, an asyncpg connection) and narrows it back
+    where it runs a statement; nothing below the backends knows which engine it is.
+    """
+
 
 Command: TypeAlias = Literal[":one", ":many", ":exec", ":execrows", ":execlastid", ":copyfrom"]
 """The sqlc commands that the loader understands; `COMMANDS` says what each becomes."""

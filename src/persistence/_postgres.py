@@ -28,8 +28,8 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._backend import Engine
+from persistence._codecs import encode_json
 from persistence._loader import load_queries
-from persistence._sqlite import encode_json
 from persistence.exceptions import (
     ConflictError,
     DatabaseError,

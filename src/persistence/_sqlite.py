@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import enum
 import functools
-import json
 import math
 import mmap
 import os
@@ -48,6 +47,13 @@ from urllib.parse import quote
 import attrs
 
 from persistence._backend import Engine, finish_then_cancel
+from persistence._codecs import (
+    decode_bool,
+    decode_datetime,
+    decode_json,
+    encode_datetime,
+    encode_json,
+)
 from persistence._loader import load_queries
 from persistence._loop import SLICE_ITEMS, gave_back, share_loop
 from persistence.exceptions import (
@@ -70,8 +76,6 @@ __all__ = [
     "SqliteAdapter",
     "SqliteBackend",
     "SqliteSession",
-    "encode_datetime",
-    "encode_json",
     "open_sqlite",
     "split_sqlite",
 ]
@@ -115,33 +119,6 @@ class _Mode(enum.Enum):
 # registries are process-wide, so they stay untouched.
 
 
-def encode_datetime(value: dt.datetime) -> str:
-    """Store an aware datetime as fixed-width UTC ISO 8601 text, which sorts in time order."""
-    if value.utcoffset() is None:
-        raise ValidationError("query", "datetime", f"naive datetime {value} cannot be stored")
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def encode_json(value: object) -> str:
-    """Write JSON the same way everywhere: compact, UTF-8, no NaN."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def _decode_datetime(raw: object) -> object:
-    return dt.datetime.fromisoformat(raw) if isinstance(raw, str) else raw
-
-
-def _decode_json(raw: object) -> object:
-    # Most metadata is empty; json.loads costs about 1 us even for "{}".
-    if raw == "{}":
-        return {}
-    return json.loads(raw) if isinstance(raw, str) else raw
-
-
-def _decode_bool(raw: object) -> object:
-    return bool(raw) if isinstance(raw, int) else raw
-
-
 def _encode_json_param(value: object) -> object:
     return value if value is None else encode_json(value)
 
@@ -153,10 +130,10 @@ def _encode_datetime_param(value: object) -> object:
 
 
 _DECODERS: Final[dict[str, Callable[[object], object]]] = {
-    "datetime": _decode_datetime,
-    "json": _decode_json,
-    "list": _decode_json,
-    "bool": _decode_bool,
+    "datetime": decode_datetime,
+    "json": decode_json,
+    "list": decode_json,
+    "bool": decode_bool,
 }
 _ENCODERS: Final[dict[str, Callable[[object], object]]] = {
     "datetime": _encode_datetime_param,
