@@ -35,13 +35,11 @@ from persistence.exceptions import (
     DatabaseError,
     MigrationError,
     PersistenceError,
-    QueryInterfaceError,
     ValidationError,
 )
-from persistence.queries import QUERY_SHAPES
 
 if TYPE_CHECKING:
-    from persistence._interface import Connection
+    from persistence._interface import Connection, RowMapper
     from persistence.queries import Queries
 
 __all__ = [
@@ -56,7 +54,6 @@ __all__ = [
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 Params = Mapping[str, Any]
 
-_new = tuple.__new__
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 
 CHANGES_CHANNEL: Final = "persistence_changes"
@@ -71,23 +68,22 @@ _INSERT = re.compile(
 
 
 class PostgresAdapter(AsyncPGAdapter):
-    """asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY."""
+    """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
+
+    See `persistence._loader` for what each method gives, and why aiosql is told that the
+    adapter is synchronous. Every call goes straight to the connection: aiosql's own methods
+    first look for a pool with dir(conn) on every call, and this package always passes one.
+    """
+
+    is_aio_driver = False
 
     def __init__(self, command_timeout: float | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
         self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
         self._command_timeout = command_timeout
-        self._rows: dict[str, tuple[type, tuple[str, ...]]] = {}
-        self._many: set[str] = set()
-        self._checked: set[str] = set()
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
         """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
-        shape = QUERY_SHAPES.get(query_name)
-        if shape is not None and shape.row is not None:
-            self._rows[query_name] = (shape.row, shape.columns)
-        if shape is not None and shape.command == ":many":
-            self._many.add(query_name)
         match = _INSERT.match(sql)
         if match:
             columns = tuple(c.strip() for c in match["columns"].split(","))
@@ -98,12 +94,21 @@ class PostgresAdapter(AsyncPGAdapter):
         processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
         return processed
 
-    # The calls below go straight to the connection: aiosql's own versions first look for
-    # a pool with dir(conn) on every call, and this package always passes a connection.
-
     def _ordered(self, query_name: str, parameters: Params) -> list[object]:
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
+
+    async def select(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> list[object]:
+        """Give every row, mapped by the record class (sqlc's :many)."""
+        records = await conn.fetch(sql, *self._ordered(query_name, parameters))
+        return records if record_class is None else record_class(records)  # type: ignore[return-value]  # Records when unmapped
 
     async def select_one(
         self,
@@ -111,36 +116,13 @@ class PostgresAdapter(AsyncPGAdapter):
         query_name: str,
         sql: str,
         parameters: Params,
-        _record_class: object = None,
+        record_class: RowMapper | None = None,
     ) -> object:
-        """Return every row of a :many query as the generated row type, else the first or None."""
-        arguments = self._ordered(query_name, parameters)
-        decoded = self._rows.get(query_name)
-        if query_name in self._many:
-            records = await conn.fetch(sql, *arguments)
-            if decoded is None or not records:
-                return records
-            row, columns = decoded
-            if query_name not in self._checked:
-                self._check(query_name, records[0], columns)
-            return [_new(row, record) for record in records]
-        record = await conn.fetchrow(sql, *arguments)
-        if decoded is None or record is None:
+        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
+        record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
+        if record is None or record_class is None:
             return record
-        row, columns = decoded
-        if query_name not in self._checked:
-            self._check(query_name, record, columns)
-        return _new(row, record)
-
-    def _check(self, query_name: str, record: asyncpg.Record, columns: tuple[str, ...]) -> None:
-        """Refuse to decode rows whose columns are not the generated row's, in order."""
-        actual = tuple(record.keys())
-        if actual != columns:
-            raise QueryInterfaceError(
-                f"query {query_name} returns columns {actual}, but the generated interface "
-                f"expects {columns}: run 'make generate'"
-            )
-        self._checked.add(query_name)
+        return record_class((record,))[0]
 
     async def insert_returning(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Params
@@ -680,7 +662,7 @@ async def open_postgres(
 ) -> PostgresBackend:
     """Open a pool whose first connection must come within `connect_timeout`."""
     queries = load_queries(
-        functools.partial(PostgresAdapter, command_timeout=command_timeout), engine="postgres"
+        functools.partial(PostgresAdapter, command_timeout=command_timeout), "postgres"
     )
     try:
         async with asyncio.timeout(connect_timeout):

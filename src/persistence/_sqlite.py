@@ -38,7 +38,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -48,26 +48,21 @@ import attrs
 
 from persistence._backend import Engine, finish_then_cancel
 from persistence._codecs import (
-    decode_bool,
-    decode_datetime,
-    decode_json,
     encode_datetime,
     encode_json,
 )
 from persistence._loader import load_queries
-from persistence._loop import SLICE_ITEMS, gave_back, share_loop
+from persistence._loop import SLICE_ITEMS, gave_back, map_in_slices, share_loop
 from persistence.exceptions import (
     ConflictError,
     DatabaseError,
     MigrationError,
     PersistenceError,
-    QueryInterfaceError,
     ValidationError,
 )
-from persistence.queries import QUERY_SHAPES
 
 if TYPE_CHECKING:
-    from persistence._interface import Connection
+    from persistence._interface import Connection, RowMapper
     from persistence.queries import Queries
 
 __all__ = [
@@ -115,31 +110,29 @@ class _Mode(enum.Enum):
     MANY = "many"
 
 
-# Codecs: this package's own, applied per query. sqlite3's adapter and converter
-# registries are process-wide, so they stay untouched.
-
-
-def _encode_json_param(value: object) -> object:
-    return value if value is None else encode_json(value)
-
-
-def _encode_datetime_param(value: object) -> object:
-    if isinstance(value, dt.datetime):
-        return encode_datetime(value)
-    return value
-
-
-_DECODERS: Final[dict[str, Callable[[object], object]]] = {
-    "datetime": decode_datetime,
-    "json": decode_json,
-    "list": decode_json,
-    "bool": decode_bool,
+# Parameters that sqlite3 cannot store as they are become text here, chosen by their type
+# (the generated signatures fix which types each parameter takes). sqlite3's adapter and
+# converter registries are process-wide, so they stay untouched.
+_ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
+    dt.datetime: encode_datetime,
+    dict: encode_json,
+    list: encode_json,
 }
-_ENCODERS: Final[dict[str, Callable[[object], object]]] = {
-    "datetime": _encode_datetime_param,
-    "json": _encode_json_param,
-    "list": _encode_json_param,
-}
+
+
+def _encode(params: Params) -> Params:
+    """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text."""
+    for value in params.values():
+        if type(value) in _ENCODERS or isinstance(value, dt.datetime | dict | list):
+            return {name: _encode_value(value) for name, value in params.items()}
+    return params
+
+
+def _encode_value(value: object) -> object:
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None and isinstance(value, dt.datetime | dict | list):
+        encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+    return value if encoder is None else encoder(value)
 
 
 @attrs.define(slots=True)
@@ -159,45 +152,16 @@ class _RowsInsert:
         return sql
 
 
-@attrs.define(slots=True)
+@attrs.frozen
 class _Plan:
-    """How to run one query on SQLite: its SQL, codecs, row type and where it may run."""
+    """How to run one query on SQLite: its SQL, and where it may run."""
 
     name: str
     sql: str
     writes: bool
-    encoders: tuple[tuple[str, Callable[[object], object]], ...]
-    decode: Callable[[list[tuple[object, ...]]], list[object]] | None
-    """Turns the tuples sqlite3 gives into the generated row type, by position."""
-    columns: tuple[str, ...]
+    """Whether it may change the database, so that it goes to the writer."""
     rows_insert: _RowsInsert | None = None
     """The multi-row form of a plain INSERT, for bulk writes."""
-    many: bool = False
-    """Whether the query is sqlc's :many: its call gives every row as a list."""
-    checked: bool = False
-    """Whether the query's columns were compared with the generated ones yet."""
-
-    def encode(self, params: Params) -> Params:
-        if not self.encoders:
-            return params
-        encoded = dict(params)
-        for name, encoder in self.encoders:
-            if name in encoded:
-                encoded[name] = encoder(encoded[name])
-        return encoded
-
-    def check(self, cursor: sqlite3.Cursor) -> None:
-        """Refuse to decode rows whose columns are not the generated row's, in order."""
-        self.checked = True
-        if self.decode is None or cursor.description is None:
-            return
-        actual = tuple(column[0] for column in cursor.description)
-        if actual != self.columns:
-            self.checked = False
-            raise QueryInterfaceError(
-                f"query {self.name} returns columns {actual}, but the generated interface "
-                f"expects {self.columns}: run 'make generate'"
-            )
 
 
 _INSERT = re.compile(
@@ -221,28 +185,8 @@ def _writes(sql: str) -> bool:
 
 
 def _plan(query_name: str, sql: str) -> _Plan:
-    """Work out a query's codecs and row decoder from its generated shape."""
-    shape = QUERY_SHAPES.get(query_name)
-    if shape is None:  # a query of another folder, loaded on its own: rows as sqlite3 gives them
-        return _Plan(query_name, sql, _writes(sql), (), None, ())
-    encoders = tuple(
-        (name, _ENCODERS[kind])
-        for name, kind in zip(shape.parameters, shape.parameter_kinds, strict=False)
-        if kind in _ENCODERS
-    )
-    decode = None
-    if shape.row is not None:
-        decode = _row_decoder(shape.row, shape.column_kinds or ("",) * len(shape.columns))
-    return _Plan(
-        query_name,
-        sql,
-        _writes(sql),
-        encoders,
-        decode,
-        shape.columns,
-        _rows_insert(sql),
-        many=shape.command == ":many",
-    )
+    """Work out where a query runs from its SQL, as aiosql hands it over."""
+    return _Plan(query_name, sql, _writes(sql), _rows_insert(sql))
 
 
 def _rows_insert(sql: str) -> _RowsInsert | None:
@@ -282,36 +226,17 @@ def _insert_rows(
     return inserted
 
 
-def _row_decoder(
-    row: type, kinds: tuple[str, ...]
-) -> Callable[[list[tuple[object, ...]]], list[object]]:
-    """Build the decoder of one row type: by position, each column through its codec.
-
-    It is compiled from the column kinds once, as attrs compiles `__init__`, into one list
-    comprehension over the tuples sqlite3 fetched: a loop over the columns, or a row
-    factory called from sqlite3 for each row, costs about as much again.
-    """
-    scope: dict[str, object] = {"_new": tuple.__new__, "_row": row}
-    values = []
-    for index, kind in enumerate(kinds):
-        decoder = _DECODERS.get(kind)
-        if decoder is None:
-            values.append(f"r[{index}]")
-        else:
-            scope[f"_decode{index}"] = decoder
-            values.append(f"_decode{index}(r[{index}])")
-    source = f"lambda rows: [_new(_row, ({', '.join(values)},)) for r in rows]"
-    decode: Callable[[list[tuple[object, ...]]], list[object]] = eval(source, scope)  # noqa: S307  # compiled from the generated column kinds only
-    return decode
-
-
 def _execute(
-    conn: sqlite3.Connection, plan: _Plan, params: Any, mode: _Mode, *, decode: bool = True
+    conn: sqlite3.Connection,
+    plan: _Plan,
+    params: Any,
+    mode: _Mode,
+    rows_as: RowMapper | None = None,
 ) -> Any:
     """Run one query to its end and give what its command returns.
 
-    `MANY` takes parameters already encoded. Without `decode`, rows come back as the
-    tuples sqlite3 gives, for the loop to decode in slices.
+    `MANY` takes parameters already encoded. Rows come back mapped by `rows_as`; without
+    it, as the tuples sqlite3 gives, for the loop to map in slices.
     """
     cursor = conn.cursor()
     try:
@@ -320,14 +245,12 @@ def _execute(
                 return _insert_rows(conn, cursor, plan, params)
             cursor.executemany(plan.sql, params)
             return cursor.rowcount
-        cursor.execute(plan.sql, plan.encode(params))
-        if not plan.checked:
-            plan.check(cursor)
+        cursor.execute(plan.sql, _encode(params))
         if mode is _Mode.COUNT:
             return cursor.rowcount
         rows = cursor.fetchall()
-        if decode and plan.decode is not None and mode is not _Mode.VALUE:
-            rows = plan.decode(rows)
+        if rows_as is not None and mode is not _Mode.VALUE:
+            rows = rows_as(rows)
         return _pick(rows, mode)
     finally:
         cursor.close()
@@ -382,6 +305,7 @@ class _Write:
     plan: _Plan
     params: Any
     mode: _Mode
+    rows_as: RowMapper | None
     future: asyncio.Future[Any]
 
 
@@ -410,70 +334,84 @@ class SqliteSession:
         self._backend = backend
         self._in_transaction = in_transaction
 
-    async def run(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
-        """Run one query where this session runs it."""
+    async def run(
+        self, plan: _Plan, params: Any, mode: _Mode, rows_as: RowMapper | None = None
+    ) -> Any:
+        """Run one query where this session runs it: the hand-over from aiosql's adapter."""
         backend = self._backend
         if mode is _Mode.MANY:
-            params = await backend.encode_many(plan, params)
+            params = await backend.encode_many(params)
         if self._in_transaction:
-            return await backend.run_in_transaction(plan, params, mode)
+            return await backend.run_in_transaction(plan, params, mode, rows_as)
         if plan.writes or mode is _Mode.MANY:
-            return await backend.queue_write(plan, params, mode)
-        return await backend.read(plan, params, mode)
+            return await backend.queue_write(plan, params, mode, rows_as)
+        return await backend.read(plan, params, mode, rows_as)
 
 
 class SqliteAdapter:
-    """The aiosql adapter: each call goes to the session, which knows where it runs."""
+    """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs.
 
-    is_aio_driver = True
+    See `persistence._loader` for what each method gives, and why aiosql is told that the
+    adapter is synchronous: each method returns the coroutine that the caller awaits.
+    """
+
+    is_aio_driver = False
 
     def __init__(self) -> None:
         self._plans: dict[str, _Plan] = {}
 
     def process_sql(self, query_name: str, _op_type: object, sql: str) -> str:
-        """Keep the SQL (sqlite3 takes `:name` parameters) and plan the query's codecs."""
+        """Keep the SQL (sqlite3 takes `:name` parameters) and note where it runs."""
         self._plans[query_name] = _plan(query_name, sql)
         return sql
 
-    async def select_one(
+    def select(
         self,
         conn: SqliteSession,
         query_name: str,
         _sql: str,
         parameters: Params,
-        _record_class: object = None,
-    ) -> Row | list[Row] | None:
-        """Return every row of a :many query, else the first row or None."""
-        plan = self._plans[query_name]
-        return await conn.run(plan, parameters, _Mode.ROWS if plan.many else _Mode.ROW)
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, list[Row]]:
+        """Give every row, mapped by the record class (sqlc's :many)."""
+        return conn.run(self._plans[query_name], parameters, _Mode.ROWS, record_class)
 
-    async def select_value(
+    def select_one(
+        self,
+        conn: SqliteSession,
+        query_name: str,
+        _sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, Row | None]:
+        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
+        return conn.run(self._plans[query_name], parameters, _Mode.ROW, record_class)
+
+    def select_value(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
-    ) -> object:
-        """Return the first column of the first row, or None."""
-        return await conn.run(self._plans[query_name], parameters, _Mode.VALUE)
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first column of the first row, or None."""
+        return conn.run(self._plans[query_name], parameters, _Mode.VALUE)
 
-    async def insert_returning(
+    def insert_returning(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
-    ) -> object:
-        """Return the first column of the RETURNING row (the new id)."""
-        return await conn.run(self._plans[query_name], parameters, _Mode.VALUE)
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."""
+        return conn.run(self._plans[query_name], parameters, _Mode.VALUE)
 
-    async def insert_update_delete(
+    def insert_update_delete(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
-    ) -> int:
-        """Run one statement and return how many rows it changed."""
-        count: int = await conn.run(self._plans[query_name], parameters, _Mode.COUNT)
-        return count
+    ) -> Coroutine[Any, Any, int]:
+        """Run one statement; give how many rows it changed (sqlc's :exec and :execrows)."""
+        return conn.run(self._plans[query_name], parameters, _Mode.COUNT)
 
-    async def insert_update_delete_many(
+    def insert_update_delete_many(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]
-    ) -> int:
-        """Run one statement for every parameter set, all or none, in a thread."""
-        count: int = await conn.run(self._plans[query_name], list(parameters), _Mode.MANY)
-        return count
+    ) -> Coroutine[Any, Any, int]:
+        """Insert every parameter set, all or none, in a thread (sqlc's :copyfrom)."""
+        return conn.run(self._plans[query_name], list(parameters), _Mode.MANY)
 
-    async def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
+    def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
         """Refuse scripts: the migration runner runs them statement by statement."""
         msg = "scripts are not supported as queries"
         raise NotImplementedError(msg)
@@ -544,18 +482,12 @@ class SqliteBackend:
 
     # Reads outside transactions.
 
-    async def encode_many(self, plan: _Plan, params: Iterable[Params]) -> list[Params]:
+    async def encode_many(self, params: Iterable[Params]) -> list[Params]:
         """Encode a bulk write's parameters on the loop, a slice at a time."""
-        encoded: list[Params] = []
-        for item in params:
-            encoded.append(plan.encode(item))
-            if len(encoded) % SLICE_ITEMS == 0:
-                await share_loop()
-        return encoded
+        return await map_in_slices(_encode, params)
 
-    async def _decoded(self, plan: _Plan, picked: Any, mode: _Mode) -> Any:
-        """Decode what an undecoded `_execute` gave, on the loop, a slice of rows at a time."""
-        decode = plan.decode
+    async def _decoded(self, decode: RowMapper | None, picked: Any, mode: _Mode) -> Any:
+        """Map what an unmapped `_execute` gave, on the loop, a slice of rows at a time."""
         if decode is None or mode in {_Mode.VALUE, _Mode.COUNT, _Mode.MANY}:
             return picked
         if mode is _Mode.ROW:
@@ -568,7 +500,7 @@ class SqliteBackend:
             await share_loop()
         return decoded
 
-    async def read(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
+    async def read(self, plan: _Plan, params: Any, mode: _Mode, rows_as: RowMapper | None) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread.
 
         Rows are decoded afterwards on the loop, a slice at a time.
@@ -577,7 +509,7 @@ class SqliteBackend:
         budget = self._reader_budget
         budget.arm()
         try:
-            picked = _execute(self._reader, plan, params, mode, decode=False)
+            picked = _execute(self._reader, plan, params, mode)
         except sqlite3.OperationalError as error:
             if not _retry_elsewhere(error, budget):
                 raise
@@ -585,13 +517,13 @@ class SqliteBackend:
             picked = await self._read_in_thread(plan, params, mode)
         finally:
             budget.disarm()
-        return await self._decoded(plan, picked, mode)
+        return await self._decoded(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         reader = self._thread_readers.pop() if self._thread_readers else None
         if reader is None:
             reader = await self._in_thread(self._open_reader)
-        run = functools.partial(_execute, reader, plan, params, mode, decode=False)
+        run = functools.partial(_execute, reader, plan, params, mode)
         work = asyncio.ensure_future(self._in_thread(run))
         try:
             return await asyncio.shield(work)
@@ -611,36 +543,40 @@ class SqliteBackend:
 
     # Statements inside a transaction: the writer, which the transaction holds.
 
-    async def run_in_transaction(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
+    async def run_in_transaction(
+        self, plan: _Plan, params: Any, mode: _Mode, rows_as: RowMapper | None
+    ) -> Any:
         """Run on the loop; bulk writes, and reads past the budget, in a thread."""
         writer = self._writer
         if mode is _Mode.MANY:
             return await finish_then_cancel(self._in_thread(_savepointed, writer, plan, params))
         await share_loop()
         if plan.writes:
-            return _execute(writer, plan, params, mode)
+            return _execute(writer, plan, params, mode, rows_as)
         budget = self._writer_budget
         budget.arm()
         try:
-            picked = _execute(writer, plan, params, mode, decode=False)
+            picked = _execute(writer, plan, params, mode)
         except sqlite3.OperationalError:
             if not budget.tripped:
                 raise
             budget.disarm()
-            run = functools.partial(_execute, writer, plan, params, mode, decode=False)
+            run = functools.partial(_execute, writer, plan, params, mode)
             picked = await finish_then_cancel(self._in_thread(run))
         finally:
             budget.disarm()
-        return await self._decoded(plan, picked, mode)
+        return await self._decoded(rows_as, picked, mode)
 
     # Single-call writes: the group-commit queue.
 
-    async def queue_write(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
+    async def queue_write(
+        self, plan: _Plan, params: Any, mode: _Mode, rows_as: RowMapper | None
+    ) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(plan, params, mode, future))
+        self._queue.append(_Write(plan, params, mode, rows_as, future))
         self._wake()
         return await future
 
@@ -705,7 +641,7 @@ class SqliteBackend:
                         _savepointed, writer, item.plan, item.params
                     )
                 else:
-                    result = _execute(writer, item.plan, item.params, item.mode)
+                    result = _execute(writer, item.plan, item.params, item.mode, item.rows_as)
             except Exception as error:  # noqa: BLE001  # handed to its caller alone
                 _fail(item, error)
                 if not writer.in_transaction:
@@ -1055,7 +991,7 @@ async def open_sqlite(
     create: bool,
 ) -> SqliteBackend:
     """Open (or create) a SQLite file in WAL mode with a full sync on commit."""
-    queries = load_queries(SqliteAdapter, engine="sqlite")
+    queries = load_queries(SqliteAdapter, "sqlite")
     if path == ":memory:" or path.startswith("file:"):
         raise DatabaseError(
             f"{path!r}: give a file path; an in-memory database cannot be shared by the "
