@@ -457,6 +457,7 @@ class SqliteBackend:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._queue: collections.deque[_Write | _Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
+        self._wal_indexes: list[_WalIndex] = []
         self._autocommit = SqliteSession(self, in_transaction=False)
         self._transaction = SqliteSession(self, in_transaction=True)
         self._closed = False
@@ -801,8 +802,10 @@ class SqliteBackend:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         self._reader.execute("PRAGMA data_version").fetchall()  # the reader has mapped the -shm
-        header = await self._in_thread(_map_wal_index, self._path) if self._path else None
-        return ChangeStamp(self, header)
+        index = await self._in_thread(_map_wal_index, self._path) if self._path else None
+        if index is not None:
+            self._wal_indexes.append(index)  # released once the connections are closed
+        return ChangeStamp(self, None if index is None else index.header)
 
     def data_version(self) -> int | None:
         """Ask the reader's `PRAGMA data_version`, which changes when another connection commits."""
@@ -827,22 +830,38 @@ class SqliteBackend:
         for connection in (*self._thread_readers, self._reader, self._writer):
             connection.close()
         self._thread_readers.clear()
+        while self._wal_indexes:
+            _release_wal_index(self._wal_indexes.pop())
 
 
 _WAL_INDEX_HEADER: Final = 96
 """The WAL index header at the start of the -shm file: the same 48 bytes twice."""
 
-_WAL_INDEXES: Final[dict[tuple[int, int], mmap.mmap]] = {}
-_WAL_INDEX_FDS: Final[list[int]] = []
+
+
+@attrs.define(eq=False)
+class _WalIndex:
+    """A read-only mapping of one -shm file's header, shared by this process's backends."""
+
+    key: tuple[int, int]
+    """The file's device and inode."""
+    fd: int
+    header: mmap.mmap
+    users: int = 1
+    """The backends that hold it; it is closed once none does and no lock needs it."""
+
+
+_WAL_INDEXES: Final[dict[tuple[int, int], _WalIndex]] = {}
 _WAL_INDEXES_GUARD: Final = threading.Lock()
 
 
-def _map_wal_index(path: str) -> mmap.mmap | None:
+def _map_wal_index(path: str) -> _WalIndex | None:
     """Map the WAL index header of a WAL database read-only; None when there is none.
 
-    The mapping and its descriptor stay open until the process ends, one per file: closing
-    any descriptor of a file drops every POSIX lock the process holds on it, and SQLite
-    keeps its shared-memory locks on this file.
+    The mapping is shared by every backend of this process on the same file, and held until
+    the last of them has closed its connections (`_release_wal_index`): closing any
+    descriptor of a file drops every POSIX lock the process holds on it, and SQLite keeps
+    its shared-memory locks on this file while a connection is open.
     """
     shm = f"{path}-shm"
     try:
@@ -852,6 +871,7 @@ def _map_wal_index(path: str) -> mmap.mmap | None:
     with _WAL_INDEXES_GUARD:
         found = _WAL_INDEXES.get((info.st_dev, info.st_ino))
         if found is not None:
+            found.users += 1
             return found
         if not stat.S_ISREG(info.st_mode) or info.st_size < _WAL_INDEX_HEADER:
             return None
@@ -859,13 +879,49 @@ def _map_wal_index(path: str) -> mmap.mmap | None:
             fd = os.open(shm, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
-        _WAL_INDEX_FDS.append(fd)  # kept open: see above
-        opened = os.fstat(fd)
         try:
+            opened = os.fstat(fd)
             header = mmap.mmap(fd, _WAL_INDEX_HEADER, prot=mmap.PROT_READ)
         except (OSError, ValueError):
+            os.close(fd)
             return None
-        return _WAL_INDEXES.setdefault((opened.st_dev, opened.st_ino), header)
+        key = (opened.st_dev, opened.st_ino)
+        assert key not in _WAL_INDEXES  # noqa: S101  # the path named the file just mapped
+        index = _WAL_INDEXES[key] = _WalIndex(key, fd, header)
+        return index
+
+
+def _release_wal_index(index: _WalIndex) -> None:
+    """Give back a backend's hold on a mapping, after it closed its connections.
+
+    A mapping no backend holds is closed, with its descriptor, unless this process still
+    holds a lock on the file (a connection opened outside this package): it is closed on a
+    later release then.
+    """
+    with _WAL_INDEXES_GUARD:
+        assert index.users > 0  # noqa: S101  # each hold is released once
+        index.users -= 1
+        for key, unused in list(_WAL_INDEXES.items()):
+            if unused.users == 0 and not _locked_here(key):
+                del _WAL_INDEXES[key]
+                unused.header.close()
+                os.close(unused.fd)
+
+
+def _locked_here(key: tuple[int, int]) -> bool:
+    """Tell whether this process holds a POSIX lock on the file (Linux's /proc/locks)."""
+    device, inode = key
+    wanted = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"
+    try:
+        text = Path("/proc/locks").read_text(encoding="ascii")
+    except OSError:  # no /proc: nothing to ask, so the mapping is closed
+        return False
+    pid = str(os.getpid())
+    for line in text.splitlines():
+        fields = line.replace("->", " ").split()
+        if len(fields) > 5 and fields[4] == pid and fields[5] == wanted:  # noqa: PLR2004  # /proc/locks' columns
+            return True
+    return False
 
 
 class ChangeStamp:
@@ -901,7 +957,7 @@ class ChangeStamp:
         return self._count
 
     async def close(self) -> None:
-        """Nothing to close: the mapping outlives the watch (see `_map_wal_index`)."""
+        """Nothing to close: the backend releases the mapping after its connections."""
 
 
 class _Lent:
