@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
 import attrs
 import pytest
 
-from persistence import open_persistence
+from persistence import connect, migrate, open_persistence
+from persistence._sqlite.changes import _WAL_INDEXES, _locked_here
+from persistence.database import backend_of
 
 WARM_UP = 20
 
@@ -78,3 +81,26 @@ async def test_open_and_close_leave_the_process_as_it_was(
     after = counts()
     assert after == before, f"after {total} cycles on {engine}: {before} -> {after}"
     assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
+
+
+async def test_a_connection_opened_outside_keeps_its_locks(tmp_path: Path) -> None:
+    """A mapping outlives the last backend while an outside connection holds the file's locks.
+
+    Closing any descriptor of the -shm file would drop the locks of a sqlite3 connection
+    opened outside the package; a later close, once that connection is gone, frees it.
+    """
+    path = tmp_path / "shared.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await backend_of(db).watch_changes(heartbeat=1.0)
+        outside = sqlite3.connect(path)
+        outside.execute("SELECT count(*) FROM test_results").fetchall()
+        shm = (path.parent / f"{path.name}-shm").stat()
+        key = (shm.st_dev, shm.st_ino)
+    assert _locked_here(key)  # the outside connection's own locks are still held
+    assert key in _WAL_INDEXES
+    outside.close()
+    async with connect(path) as db:
+        await backend_of(db).watch_changes(heartbeat=1.0)
+    assert key not in _WAL_INDEXES
+    assert not _WAL_INDEXES
