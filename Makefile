@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 GENERATED := src/persistence/queries.py
+GENERATED_SQL := sql/aiosql
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
 .PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest bench bench-report clean
@@ -34,18 +35,19 @@ typecheck: $(STAMP)
 sqlc-check: $(STAMP)
 	$(BIN)/sqlc compile
 
-## Regenerate the typed query interface from the SQL files.
+## Turn the SQL files into what runs: each engine's aiosql file and the typed interface.
 generate: $(STAMP)
 	$(BIN)/sqlc generate
-	$(PY) -m codegen.queries $(SQLC_JSON) --output $(GENERATED)
+	$(PY) -m codegen.queries $(SQLC_JSON) --output $(GENERATED) --sql-output $(GENERATED_SQL)
 	$(BIN)/ruff format --quiet $(GENERATED)
 
-## Fail when the committed interface is not what `make generate` writes now.
+## Fail when the committed output is not what `make generate` writes now: the one drift check.
 check-generated: $(STAMP)
 	$(BIN)/sqlc generate
-	$(PY) -m codegen.queries $(SQLC_JSON) --output build/queries.py
-	$(BIN)/ruff format --quiet build/queries.py
-	@diff -u $(GENERATED) build/queries.py || { echo "$(GENERATED) is stale: run 'make generate'" >&2; exit 1; }
+	rm -rf build/generated
+	$(PY) -m codegen.queries $(SQLC_JSON) --output build/generated/queries.py --sql-output build/generated/aiosql
+	$(BIN)/ruff format --quiet build/generated/queries.py
+	@diff -u $(GENERATED) build/generated/queries.py && diff -ru $(GENERATED_SQL) build/generated/aiosql || { echo "$(GENERATED) or $(GENERATED_SQL) is stale: run 'make generate'" >&2; exit 1; }
 
 pytest: $(STAMP)
 	$(BIN)/pytest

@@ -1,7 +1,7 @@
 """The SQL of sql/queries/test_results.sql, as the raw drivers take it.
 
-Read from the same files the layer loads, so the raw contenders can never run other SQL.
-SQLite binds `:name` placeholders by their order of first appearance when given a tuple;
+Read from the same generated files the layer loads, so the raw contenders can never run other
+SQL. SQLite binds `:name` placeholders by their order of first appearance when given a tuple;
 asyncpg gets them numbered `$1, $2, ...` in that same order, as the layer's adapter does.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from persistence._loader import read_queries
-from persistence._postgres import PostgresAdapter
+import aiosql
+
+from persistence._loader import query_file
 
 __all__ = [
     "COLUMNS",
@@ -25,29 +26,34 @@ __all__ = [
     "LIST_SQLITE",
 ]
 
-_QUERIES: Final = {query.name: query for query in read_queries(engine="sqlite")}
-_POSTGRES_QUERIES: Final = {query.name: query for query in read_queries(engine="postgres")}
+_SQLITE: Final = aiosql.from_path(query_file("sqlite"), "sqlite3")
+_POSTGRES: Final = aiosql.from_path(query_file("postgres"), "asyncpg")
+
+
+def _sqlite(name: str) -> str:
+    sql: str = getattr(_SQLITE, name).sql
+    return sql
 
 
 def _postgres(name: str) -> str:
-    numbered: str = PostgresAdapter().process_sql(name, None, _POSTGRES_QUERIES[name].sql)
-    return numbered
+    sql: str = getattr(_POSTGRES, name).sql
+    return sql
 
 
-COLUMNS: Final = _QUERIES["InsertTestResults"].parameters
+COLUMNS: Final[tuple[str, ...]] = tuple(_SQLITE.insert_test_results.parameters)
 """The columns an insert writes, in order (the query's parameters are named after them)."""
 
-INSERT_SQLITE: Final = _QUERIES["InsertTestResult"].sql
-INSERT_SQLITE_NO_RETURNING: Final = _QUERIES["InsertTestResults"].sql
-INSERT_POSTGRES: Final = _postgres("InsertTestResult")
+INSERT_SQLITE: Final = _sqlite("insert_test_result")
+INSERT_SQLITE_NO_RETURNING: Final = _sqlite("insert_test_results")
+INSERT_POSTGRES: Final = _postgres("insert_test_result")
 
-GET_SQLITE: Final = _QUERIES["GetTestResult"].sql
-GET_POSTGRES: Final = _postgres("GetTestResult")
+GET_SQLITE: Final = _sqlite("get_test_result")
+GET_POSTGRES: Final = _postgres("get_test_result")
 
-LIST_SQLITE: Final = _QUERIES["ListTestResults"].sql
+LIST_SQLITE: Final = _sqlite("list_test_results")
 """Parameters: created_from, created_until, cursor_created_at, cursor_id, page_size."""
-LIST_POSTGRES: Final = _postgres("ListTestResults")
+LIST_POSTGRES: Final = _postgres("list_test_results")
 
-LIST_BY_TYPE_SQLITE: Final = _QUERIES["ListTestResultsByType"].sql
+LIST_BY_TYPE_SQLITE: Final = _sqlite("list_test_results_by_type")
 """Parameters: test_types (a JSON list), then those of LIST_SQLITE."""
-LIST_BY_TYPE_POSTGRES: Final = _postgres("ListTestResultsByType")
+LIST_BY_TYPE_POSTGRES: Final = _postgres("list_test_results_by_type")

@@ -54,7 +54,7 @@ EXECUTION_MODEL: Final = """## How the layer runs SQLite: what runs on the event
 `sqlite3` is a C library called in-process: a short statement (an insert, a get by id) takes a
 few microseconds. Handing it to a worker thread and back, as aiosqlite does for every call,
 costs several times that: compare aiosqlite's per-call figures above with sqlite3's on the
-loop, which run the same SQL. So the layer (`src/persistence/_sqlite.py`)
+loop, which run the same SQL. So the layer (`src/persistence/_sqlite/`)
 calls `sqlite3` directly from the event loop for short work, and sends to worker threads only
 what can take long, because whatever runs on the loop stops every other task for as long as
 it runs.

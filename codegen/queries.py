@@ -1,16 +1,21 @@
-r"""Generate `persistence.queries`, the typed interface of every query under sql/queries/.
+r"""Generate what runs: each engine's queries in aiosql's form, and their typed interface.
 
 Run by `make generate`::
 
     python -m codegen.queries build/sqlc/sqlite/codegen_request.json \
-        build/sqlc/postgres/codegen_request.json --output src/persistence/queries.py
+        build/sqlc/postgres/codegen_request.json --output src/persistence/queries.py \
+        --sql-output sql/aiosql
 
 Each input is the `codegen_request.json` that `sqlc generate` writes for one engine (its
-`settings.engine` says which). Parameters come in the order they first appear in the SQL, as
-the loader reads them. The output holds one `NamedTuple` per result shape, in the
-column order sqlc reports, a `Queries` protocol with one method per query (named as the
-loader names them, see `snake_case`) and `QUERY_SHAPES`: the command, parameters and
-columns of each query, and how each parameter and column is encoded. A `TypedDict` of a
+`settings.engine` says which). The queries are read from sqlc's analysis, never from the
+files: sqlc's text of each query, its numbered placeholders named again (`?1` or `$1` becomes
+`:id`), is written to `<sql-output>/<engine>.sql` in aiosql's form (see `COMMANDS`), which
+the package loads with `aiosql.from_path` at run time.
+
+Parameters come in the order they first appear in the SQL. The module holds one
+`NamedTuple` per result shape, in the column order sqlc reports; a `Queries` protocol with
+one method per query (see `snake_case`); and each engine's row mappers, which aiosql hands
+the adapters as the queries' record classes. A `TypedDict` of a
 query's parameters is written for `:copyfrom` rows, and for a query whose comment holds
 the line `-- params: typed` (for code that builds those parameters in one place). The
 output is left for `ruff format` to lay out, as `make generate` does.
@@ -55,20 +60,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from persistence._interface import COMMANDS
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
+    "COMMANDS",
     "POSTGRESQL_TYPES",
     "SEARCH_INDEX_TYPES",
     "SQLITE_TYPES",
     "CodegenError",
     "generate",
+    "generate_sql",
     "main",
     "snake_case",
 ]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """What one sqlc command becomes."""
+
+    suffix: str
+    """aiosql's suffix for the operation, which says which adapter method runs it."""
+    returns: str
+    """The generated method's return annotation; `{row}` stands for the row type."""
+    rows: bool
+    """Whether the query returns rows, mapped into the generated row type."""
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    ":one": CommandSpec("^", "{row} | None", rows=True),
+    ":many": CommandSpec("", "list[{row}]", rows=True),
+    ":exec": CommandSpec("!", "None", rows=False),
+    ":execrows": CommandSpec("!", "int", rows=False),
+    ":execlastid": CommandSpec("<!", "int", rows=False),
+    ":copyfrom": CommandSpec("*!", "None", rows=False),
+}
+"""The sqlc commands this generator understands: aiosql's operation and what a call gives."""
+
+ENGINE_FILES: dict[str, str] = {"sqlite": "sqlite", "postgresql": "postgres"}
+"""The name of each engine's aiosql file and row mappers, as the package names the engine."""
 
 SQLITE_TYPES: dict[str, str] = {
     "integer": "int",
@@ -146,9 +177,13 @@ _RESERVED_NAMES = frozenset(
         "NamedTuple",
         "Connection",
         "JsonObject",
-        "QueryShape",
         "Queries",
-        "QUERY_SHAPES",
+        "ROW_MAPPERS",
+        "Any",
+        "repeat",
+        "decode_bool",
+        "decode_datetime",
+        "decode_json",
     }
 )
 _RESERVED_PARAMETERS = frozenset({"self", "conn"})
@@ -243,6 +278,8 @@ class _Query:
     columns: tuple[_Field, ...]
     table: str | None
     typed_params: bool = False
+    sql: str = ""
+    """The query's SQL in aiosql's form: named placeholders, no comments."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +478,7 @@ def _read_query(
     column_overrides, parameter_overrides, doc, typed_params = _parse_overrides(name, comments)
     text = _str(raw.get("text", ""), f"{what}.text")
     parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides, text)
+    sql = _named_placeholders(engine, name, text, _parameter_names(name, raw.get("params")))
     columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
     for column_name in column_overrides:
@@ -477,7 +515,48 @@ def _read_query(
         columns=fields,
         table=_table_of(tables, columns, fields),
         typed_params=typed_params,
+        sql=sql,
     )
+
+
+_PLACEHOLDER = re.compile(
+    r"""
+      (?P<quoted>'(?:[^']|'')*'|"(?:[^"]|"")*")
+    | (?P<comment>--[^\n]*|/\*.*?\*/)
+    | [?$](?P<number>\d+)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _parameter_names(query: str, raw: object) -> dict[int, str]:
+    """Map each placeholder number of sqlc's text to its parameter's name."""
+    names: dict[int, str] = {}
+    for param in _list(raw, f"query {query} params"):
+        param_obj = _obj(param, f"query {query} param")
+        number = _int(param_obj.get("number"), f"query {query} param number")
+        column = _obj(param_obj.get("column"), f"query {query} param column")
+        names[number] = _str(column.get("name"), f"query {query} param name")
+    return names
+
+
+def _named_placeholders(engine: str, query: str, text: str, names: Mapping[int, str]) -> str:
+    """Turn sqlc's text of a query into aiosql's: `?1` or `$1` becomes `:name`, comments go."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["quoted"]:
+            return match["quoted"]
+        if match["comment"]:
+            return " "
+        name = names.get(int(match["number"]))
+        if name is None:
+            raise CodegenError(
+                f"{engine}: query {query}: placeholder {match.group()} names no parameter"
+            )
+        return f":{name}"
+
+    lines = _PLACEHOLDER.sub(replace, text).strip().rstrip(";").splitlines()
+    return "\n".join(line.rstrip() for line in lines if line.strip()) + ";"
 
 
 def _read_parameters(
@@ -714,30 +793,43 @@ def _signature(method: _Method) -> str:
         items += [f"rows: Iterable[{method.params_type}]", "/"]
     elif query.parameters:
         items += ["*", *(f"{p.name}: {p.annotation}" for p in query.parameters)]
-    returns = COMMANDS[query.command].returns.format(row=method.row)  # type: ignore[index]  # checked on reading
+    returns = COMMANDS[query.command].returns.format(row=method.row)
     return f"async def {method.method}({', '.join(items)}) -> {returns}:"
 
 
-def _tuple(items: Iterable[str]) -> str:
-    quoted = [f'"{item}"' for item in items]
-    return f"({quoted[0]},)" if len(quoted) == 1 else f"({', '.join(quoted)})"
+_DECODERS = {"datetime": "decode_datetime", "json": "decode_json", "bool": "decode_bool"}
+"""How SQLite's text or integer holds each kind of column, and the codec that reads it."""
 
 
-def _shape(method: _Method) -> str:
-    query = method.query
-    arguments = [f'"{query.command}"']
-    if query.parameters:
-        arguments.append(f"parameters={_tuple(p.name for p in query.parameters)}")
-        kinds = [_kind(p.annotation) for p in query.parameters]
-        if any(kinds):
-            arguments.append(f"parameter_kinds={_tuple(kinds)}")
-    if method.row is not None:
-        arguments.append(f"row={method.row}")
-        arguments.append(f"columns={_tuple(c.name for c in query.columns)}")
-        kinds = [_kind(c.annotation) for c in query.columns]
-        if any(kinds):
-            arguments.append(f"column_kinds={_tuple(kinds)}")
-    return f'{_INDENT}"{method.method}": QueryShape({", ".join(arguments)}),'
+def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
+    """Write the row mappers of one row type: the rows each engine's driver gives, as `row`.
+
+    PostgreSQL's driver gives every column as its Python value already; SQLite's stores
+    datetimes and JSON as text and booleans as integers, which the codecs read by position.
+    """
+    values = []
+    for index, column in enumerate(columns):
+        kind = _kind(column.annotation)
+        decoder = _DECODERS.get("json" if kind == "list" else kind)
+        values.append(f"{decoder}(r[{index}])" if decoder else f"r[{index}]")
+    plain_values = [f"r[{index}]" for index in range(len(columns))]
+    plain = f"return list(map(_new, repeat({row}), rows))"
+    packed = f"({values[0]},)" if len(values) == 1 else f"({', '.join(values)})"
+    decoded = f"return [_new({row}, {packed}) for r in rows]"
+    bodies = {"postgres": plain, "sqlite": decoded if values != plain_values else plain}
+    lines: list[str] = []
+    for engine, body in bodies.items():
+        lines += [
+            "",
+            "",
+            f"def {_mapper_name(engine, row)}(rows: Iterable[Any]) -> list[{row}]:",
+            _INDENT + body,
+        ]
+    return lines
+
+
+def _mapper_name(engine: str, row: str) -> str:
+    return f"_{engine}_{snake_case(row)}"
 
 
 def _imports(methods: Sequence[_Method]) -> list[str]:
@@ -749,60 +841,63 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
             *(m.query.columns if m.row else ()),
         )
     )
-    abc = [
-        name
-        for name, used in (("Iterable", any(m.query.command == ":copyfrom" for m in methods)),)
-        if used
-    ]
-    typing = ["Final"]
+    kinds = {_kind(f.annotation) for m in methods if m.row for f in m.query.columns}
+    codecs = sorted(f"decode_{kind}" for kind in ("bool", "datetime", "json") if kind in kinds) + (
+        ["decode_json"] if "list" in kinds and "json" not in kinds else []
+    )
+    typing = ["Any", "Final"]
     if any(m.row for m in methods):
         typing.append("NamedTuple")
     typing.append("Protocol")
     if any(m.params_type for m in methods):
         typing.append("TypedDict")
-    ours = ["Connection", *(["JsonObject"] if "JsonObject" in text else []), "QueryShape"]
+    ours = ["Connection", *(["JsonObject"] if "JsonObject" in text else []), "RowMapper"]
     return [
         "from __future__ import annotations",
         "",
         *(["import datetime"] if "datetime.datetime" in text else []),
-        *([f"from collections.abc import {', '.join(abc)}"] if abc else []),
+        "from collections.abc import Iterable, Mapping",
+        "from itertools import repeat",
         f"from typing import {', '.join(typing)}",
         "",
+        *([f"from persistence._codecs import {', '.join(sorted(codecs))}"] if codecs else []),
         f"from persistence._interface import {', '.join(ours)}",
     ]
 
 
 _QUERIES_DOC = (
-    "Every query under sql/queries/, as the loader names them.",
+    "Every query under sql/queries/, as aiosql loads them from sql/aiosql/.",
     "",
     "This protocol only types the calls. At start-up the loader binds each method to the",
-    "engine's aiosql adapter, and a call runs there: `persistence._sqlite.SqliteAdapter`",
-    "(on the event loop, or in a thread for long work) or `persistence._postgres.PostgresAdapter`",
-    "(asyncpg). Rows come back as the row types above, decoded by position.",
+    "engine's aiosql adapter, and a call runs there (see `persistence._loader`). A :many",
+    "query gives a list of rows, a :one query a row or None, each row mapped into the row",
+    "types above by the engine's mapper below.",
 )
 
 
 def _render(methods: Sequence[_Method]) -> str:
     lines = [
-        '"""Typed interface of every query under sql/queries/.',
+        '"""Typed interface of every query under sql/queries/, and the mappers of its rows.',
         "",
         "Generated by `make generate` from the SQL files; do not edit by hand.",
         '"""',
         "",
         *_imports(methods),
     ]
-    public = {"Connection", "QUERY_SHAPES", "Queries", "QueryShape"}
+    public = {"Connection", "Queries", "ROW_MAPPERS"}
     public |= {m.row for m in methods if m.row} | {m.params_type for m in methods if m.params_type}
     if any("JsonObject" in line for line in lines):
         public.add("JsonObject")
     ordered = sorted(public, key=lambda name: (not name.isupper(), name))  # as ruff's RUF022
     names = ", ".join(f'"{name}"' for name in ordered)
-    lines += ["", f"__all__ = [{names}]"]
+    lines += ["", f"__all__ = [{names}]", "", "_new: Final = tuple.__new__"]
     written: set[str] = set()
+    rows: dict[str, tuple[_Field, ...]] = {}
     for method in methods:
         query = method.query
         if method.row is not None and method.row not in written:
             written.add(method.row)
+            rows[method.row] = query.columns
             table = query.table if method.row != f"{query.name}Row" else None
             doc = f"A row of {table}." if table else f"A row that {method.method} returns."
             lines += _class(method.row, "NamedTuple", doc, query.columns)
@@ -820,21 +915,41 @@ def _render(methods: Sequence[_Method]) -> str:
     for method in methods:
         lines += ["", _INDENT + _signature(method)]
         lines += _docstring(method.query.doc, 2) if method.query.doc else [_INDENT * 2 + "..."]
-    lines += ["", "", "QUERY_SHAPES: Final[dict[str, QueryShape]] = {"]
-    lines += [_shape(method) for method in methods]
+    for row, columns in rows.items():
+        lines += _mappers(row, columns)
+    lines += ["", "", "ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {"]
+    for engine in sorted(ENGINE_FILES.values()):
+        lines.append(f'{_INDENT}"{engine}": {{')
+        lines += [f'{_INDENT * 2}"{row}": {_mapper_name(engine, row)},' for row in rows]
+        lines.append(f"{_INDENT}}},")
     lines += [
         "}",
-        '"""What the interface knows of each query, by method name: see `QueryShape`."""',
+        '"""Each engine\'s row mappers by row type, handed to the adapter as record classes."""',
         "",
     ]
     return "\n".join(lines)
 
 
-def generate(requests: Iterable[Mapping[str, object]]) -> str:
-    """Return the source of `persistence.queries` for the codegen requests of one or more engines.
+def _render_sql(engine: _Engine, methods: Sequence[_Method]) -> str:
+    """Write one engine's queries in aiosql's form, in the order of the generated interface."""
+    lines = [
+        f"-- Every query under sql/queries/, in aiosql's form, as sqlc analysed it: {engine.name}.",
+        "-- Generated by `make generate`; do not edit by hand.",
+    ]
+    for method in methods:
+        query = engine.queries[method.query.name]
+        parameters = ", ".join(p.name for p in query.parameters)
+        suffix = COMMANDS[query.command].suffix
+        lines += ["", f"-- name: {method.method}({parameters}){suffix}"]
+        if method.row is not None:
+            lines.append(f"-- record_class: {method.row}")
+        lines += [f"-- {line}".rstrip() for line in query.doc]
+        lines.append(query.sql)
+    return "\n".join(lines) + "\n"
 
-    Raise `CodegenError` when a type is unknown, an override is wrong, or the engines disagree.
-    """
+
+def _engines(requests: Iterable[Mapping[str, object]]) -> list[_Engine]:
+    """Read the requests, one per engine, and check that the engines agree."""
     engines = sorted((_read_engine(r) for r in requests), key=lambda e: e.name)
     if not engines:
         raise CodegenError("no codegen request given")
@@ -843,7 +958,22 @@ def generate(requests: Iterable[Mapping[str, object]]) -> str:
             raise CodegenError(f"two codegen requests for engine {first.name}")
     for other in engines[1:]:
         _compare(engines[0], other)
-    return _render(_plan(engines))
+    return engines
+
+
+def generate(requests: Iterable[Mapping[str, object]]) -> str:
+    """Return the source of `persistence.queries` for the codegen requests of one or more engines.
+
+    Raise `CodegenError` when a type is unknown, an override is wrong, or the engines disagree.
+    """
+    return _render(_plan(_engines(requests)))
+
+
+def generate_sql(requests: Iterable[Mapping[str, object]]) -> dict[str, str]:
+    """Return each engine's queries in aiosql's form, by file name; errors as `generate`."""
+    engines = _engines(requests)
+    methods = _plan(engines)
+    return {f"{ENGINE_FILES[e.name]}.sql": _render_sql(e, methods) for e in engines}
 
 
 def _load(path: str) -> Mapping[str, object]:
@@ -857,17 +987,25 @@ def _load(path: str) -> Mapping[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the module from the codegen requests named on the command line; 1 on error."""
+    """Write the module, and the aiosql files, from the codegen requests given; 1 on error."""
     parser = argparse.ArgumentParser(
         prog="python -m codegen.queries",
         description="Write the typed query interface from sqlc's codegen_request.json files.",
     )
     parser.add_argument("inputs", nargs="+", help="codegen_request.json, one per engine")
     parser.add_argument("--output", required=True, help="the Python module to write")
+    parser.add_argument("--sql-output", help="the folder to write each engine's aiosql file in")
     args = parser.parse_args(argv)
     try:
-        source = generate([_load(path) for path in args.inputs])
+        requests = [_load(path) for path in args.inputs]
+        source = generate(requests)
+        files = generate_sql(requests) if args.sql_output else {}
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(source, encoding="utf-8", newline="\n")
+        for name, text in files.items():
+            folder = Path(args.sql_output)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8", newline="\n")
     except CodegenError as error:
         sys.stderr.write(f"codegen: error: {error}\n")
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codegen.queries import CodegenError, generate, main, snake_case
-from persistence import _loader
+from codegen.queries import CodegenError, generate, generate_sql, main, snake_case
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -168,8 +168,14 @@ class Generated:
     shapes: dict[str, tuple[str, tuple[str, ...]]]
 
 
-def parse(source: str) -> Generated:
-    """Parse a generated module into its methods, TypedDicts and query shapes."""
+HEADER = re.compile(r"-- name: (?P<method>\w+)\((?P<parameters>[^)]*)\)(?P<suffix>\S*)")
+
+
+def parse(source: str, sql: str = "") -> Generated:
+    """Parse a generated module into its methods and TypedDicts, and aiosql's file into shapes.
+
+    A shape is a query's aiosql suffix (its operation) and its declared parameters.
+    """
     tree = ast.parse(source)
     methods: dict[str, Method] = {}
     typed_dicts: dict[str, dict[str, str]] = {}
@@ -191,22 +197,18 @@ def parse(source: str) -> Generated:
                 for item in node.body
                 if isinstance(item, ast.AnnAssign)
             }
-        elif isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "QUERY_SHAPES":
-            assert isinstance(node.value, ast.Dict)
-            for key, value in zip(node.value.keys, node.value.values, strict=True):
-                assert isinstance(key, ast.Constant)
-                assert isinstance(value, ast.Call)
-                kwargs = {
-                    k.arg: ast.literal_eval(k.value) for k in value.keywords if k.arg != "row"
-                }
-                command = ast.literal_eval(value.args[0])
-                shapes[str(key.value)] = (command, kwargs.get("parameters", ()))
+    for line in sql.splitlines():
+        header = HEADER.fullmatch(line)
+        if header is not None:
+            parameters = tuple(p.strip() for p in header["parameters"].split(",") if p.strip())
+            shapes[header["method"]] = (header["suffix"], parameters)
     return Generated(source, methods, typed_dicts, shapes)
 
 
 def gen(*requests: Json) -> Generated:
-    """Generate from the requests and parse the result."""
-    return parse(generate(requests))
+    """Generate from the requests and parse the result, with the first engine's aiosql file."""
+    files = generate_sql(requests)
+    return parse(generate(requests), files[min(files)])
 
 
 def error_of(*requests: Json) -> str:
@@ -255,12 +257,6 @@ def test_snake_case_is_idempotent(name: str) -> None:
     once = snake_case(name)
     assert snake_case(once) == once
     assert once == once.lower()
-
-
-@given(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True))
-def test_loader_names_methods_as_the_generator_does(name: str) -> None:
-    """The loader's method name for a query is the one the generated interface declares."""
-    assert _loader.snake_case(name) == snake_case(name)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -325,12 +321,12 @@ def test_every_command_has_its_signature(engines: tuple[str, ...]) -> None:
         "InsertThingsParams": {"name": "str | None", "created_at": "datetime.datetime"},
     }
     assert generated.shapes == {
-        "get_thing": (":one", ("id",)),
-        "list_things": (":many", ()),
-        "record_thing": (":exec", ("name",)),
-        "rename_thing": (":execrows", ("name", "id")),
-        "insert_thing": (":execlastid", ("name",)),
-        "insert_things": (":copyfrom", ("name", "created_at")),
+        "get_thing": ("^", ("id",)),
+        "list_things": ("", ()),
+        "record_thing": ("!", ("name",)),
+        "rename_thing": ("!", ("name", "id")),
+        "insert_thing": ("<!", ("name",)),
+        "insert_things": ("*!", ("name", "created_at")),
     }
 
 
@@ -347,7 +343,9 @@ def test_module_header_and_imports() -> None:
         "__future__",
         "datetime",
         "collections.abc",
+        "itertools",
         "typing",
+        "persistence._codecs",
         "persistence._interface",
     }
 
@@ -386,17 +384,40 @@ def test_params_typed_without_parameters_is_an_error() -> None:
     assert "Touch" in message
 
 
-def test_shapes_carry_columns_and_codecs() -> None:
-    """Each shape names its row type, its columns in order, and how values are encoded."""
-    source = gen(*both(every_command)).source
-    assert (
-        '"get_thing": QueryShape(":one", parameters=("id",), row=ThingsRow, '
-        'columns=("id", "name", "created_at"), column_kinds=("", "", "datetime"))'
-    ) in " ".join(source.split())
-    assert (
-        '"insert_things": QueryShape(":copyfrom", parameters=("name", "created_at"), '
-        'parameter_kinds=("", "datetime"))'
-    ) in " ".join(source.split())
+def test_aiosql_files_carry_operations_record_classes_and_named_sql() -> None:
+    """Each engine's file names each query's parameters, operation and record class.
+
+    Its SQL is sqlc's text, each numbered placeholder named again.
+    """
+    files = generate_sql(both(every_command))
+    assert set(files) == {"sqlite.sql", "postgres.sql"}
+    text = files["sqlite.sql"]
+    assert "-- name: get_thing(id)^\n-- record_class: ThingsRow\n" in text
+    assert "-- name: insert_things(name, created_at)*!\n" in text
+    assert "?" not in text.replace("-- ", "")
+
+
+def test_placeholders_are_named_outside_quotes_and_comments() -> None:
+    """`?1` and `$1` become `:name`; in a string or a comment they stay or go, never change."""
+    built = request(
+        "postgresql",
+        query(
+            "Find",
+            ":exec",
+            params=[param(1, "name", "text"), param(2, "id", "int8")],
+            text="UPDATE things SET name = $1 -- $2 here\nWHERE note = '$1' AND id = $2::int8",
+        ),
+    )
+    (text,) = generate_sql([built]).values()
+    assert "UPDATE things SET name = :name\nWHERE note = '$1' AND id = :id::int8;" in text
+
+
+def test_rows_are_mapped_with_each_engine_codecs() -> None:
+    """SQLite's mapper reads datetimes from text by position; PostgreSQL's takes rows as given."""
+    source = " ".join(gen(*both(every_command)).source.split())
+    assert "_new(ThingsRow, (r[0], r[1], decode_datetime(r[2]))) for r in rows" in source
+    assert "return list(map(_new, repeat(ThingsRow), rows))" in source
+    assert '"sqlite": { "ThingsRow": _sqlite_things_row, }' in source
 
 
 def test_parameters_follow_sqlc_numbering() -> None:
@@ -411,7 +432,7 @@ def test_parameters_follow_sqlc_numbering() -> None:
             ),
         )
     )
-    assert generated.shapes["update"] == (":exec", ("a", "b", "c"))
+    assert generated.shapes["update"] == ("!", ("a", "b", "c"))
     assert generated.methods["update"].args == "self, conn: Connection, *, a: int, b: str, c: float"
 
 
@@ -430,7 +451,7 @@ def test_parameters_follow_their_first_use_in_the_sql() -> None:
         ),
     )
     generated = gen(built)
-    assert generated.shapes["page"] == (":exec", ("page_size", "skip"))
+    assert generated.shapes["page"] == ("!", ("page_size", "skip"))
 
 
 def test_comments_become_docstrings() -> None:
@@ -810,7 +831,6 @@ def test_list_overrides_type_a_list_on_both_engines(line: str, expected: str) ->
     )
     generated = gen(sqlite, postgres)
     assert generated.methods["by_ids"].args == f"self, conn: Connection, *, ids: {expected}"
-    assert 'parameter_kinds=("list",)' in " ".join(generated.source.split())
 
 
 def test_without_a_list_override_the_engines_disagree() -> None:
@@ -835,7 +855,7 @@ def test_list_override_of_a_column_is_a_list() -> None:
     )
     generated = gen(built)
     assert generated.typed_dicts["TagsRow"] == {"tags": "list[str]"}
-    assert 'column_kinds=("list",)' in " ".join(generated.source.split())
+    assert "decode_json(r[0])" in generated.source
 
 
 def test_max_needs_and_takes_an_override() -> None:
@@ -1071,8 +1091,11 @@ def test_main_writes_the_module(tmp_path: Path) -> None:
         path.write_text(json.dumps(every_command(engine)), encoding="utf-8")
         inputs.append(str(path))
     output = tmp_path / "out.py"
-    assert main([*inputs, "--output", str(output)]) == 0
-    assert output.read_bytes() == generate([every_command(engine) for engine in ENGINES]).encode()
+    assert main([*inputs, "--output", str(output), "--sql-output", str(tmp_path / "sql")]) == 0
+    requests = [every_command(engine) for engine in ENGINES]
+    assert output.read_bytes() == generate(requests).encode()
+    for name, text in generate_sql(requests).items():
+        assert (tmp_path / "sql" / name).read_text(encoding="utf-8") == text
 
 
 def test_main_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -1119,7 +1142,7 @@ def real_requests(tmp_path_factory: pytest.TempPathFactory) -> list[Json]:
 
 def test_real_interface_has_the_expected_shapes(real_requests: list[Json]) -> None:
     """The real queries give the table rows and commands other code relies on."""
-    generated = parse(generate(real_requests))
+    generated = parse(generate(real_requests), generate_sql(real_requests)["sqlite.sql"])
     assert {
         "TestResultsRow",
         "ConfigEntriesRow",
@@ -1127,7 +1150,7 @@ def test_real_interface_has_the_expected_shapes(real_requests: list[Json]) -> No
         "PersistenceMigrationsRow",
     } <= set(generated.typed_dicts)
     assert generated.methods["get_test_result"].returns == "TestResultsRow | None"
-    assert generated.shapes["insert_test_results"][0] == ":copyfrom"
+    assert generated.shapes["insert_test_results"][0] == "*!"
     stats = generated.typed_dicts["TestResultStatsRow"]
     assert stats["max_time"] == "float"  # sqlc's NOT NULL, right only because of GROUP BY
 
@@ -1156,6 +1179,7 @@ def test_generated_typed_dicts_resolve_at_runtime() -> None:
 
     hints = typing.get_type_hints(_queries.ConfigEntriesRow)
     assert hints["description"] == str | None
-    assert set(_queries.QUERY_SHAPES) == {
-        name for name in dir(_queries.Queries) if not name.startswith("_")
-    }
+    rows = {name for name in dir(_queries) if name.endswith("Row")}
+    assert set(_queries.ROW_MAPPERS) == {"sqlite", "postgres"}
+    for mappers in _queries.ROW_MAPPERS.values():
+        assert set(mappers) == rows

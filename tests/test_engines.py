@@ -56,7 +56,7 @@ def test_unusable_urls_are_refused(url: str) -> None:
 async def test_sqlite_pragmas(tmp_path: Path) -> None:
     """SQLite opens in WAL mode, with foreign keys on and a full sync on commit."""
     async with connect(tmp_path / "x.db") as db:
-        writer = backend_of(db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # SQLite's writer, read only here
+        writer = backend_of(db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # SQLite's writer, read only here
         assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

@@ -1,4 +1,4 @@
-"""The loader: sqlc's form in, aiosql's form out, and clear errors for what it cannot read."""
+"""The loader: aiosql loads what `make generate` wrote, and the adapters run it as aiosql says."""
 
 from __future__ import annotations
 
@@ -8,184 +8,147 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiosql
 import pytest
 
 import persistence
-from persistence import TestResult, TestStatus, TestType, connect, get_result, migrate, save_result
-from persistence._loader import load_queries, parse_query_text, read_queries, sql_root, to_aiosql
+from persistence import TestResult, TestStatus, TestType, connect, migrate, save_result
+from persistence import queries as generated
+from persistence._loader import load_queries, query_file, sql_root
 from persistence._postgres import PostgresAdapter
 from persistence._sqlite import SqliteAdapter
-from persistence.exceptions import QueryFileError, QueryInterfaceError
+from persistence.database import backend_of, connection
+from persistence.queries import Queries
 
-GOOD = """\
--- name: GetThing :one
--- One thing by id.
-SELECT * FROM things WHERE id = @id AND name = sqlc.arg(name) AND x = sqlc.narg(x) AND y = @id;
-
--- name: ListThings :many
--- Things, with a string that looks like a parameter and a cast.
-SELECT '@not_a_param', ":nor_this", id::text FROM things -- @comment
-WHERE kind = :kind;
-"""
+ROOT = Path(__file__).parents[1]
+ADAPTERS = {"sqlite": SqliteAdapter, "postgres": PostgresAdapter}
 
 
-def test_translates_names_commands_and_parameters() -> None:
-    """Names become snake_case, commands suffixes, and each parameter one :name."""
-    first, second = parse_query_text(GOOD, path="things.sql")
-    assert (first.method, first.command, first.parameters) == (
-        "get_thing",
-        ":one",
-        ("id", "name", "x"),
-    )
-    assert first.sql.endswith("id = :id AND name = :name AND x = :x AND y = :id;")
-    assert first.doc == "One thing by id."
-    assert second.parameters == ("kind",)
-    assert "'@not_a_param'" in second.sql
-    assert '":nor_this"' in second.sql
-    assert "id::text" in second.sql
-    text = to_aiosql([first, second])
-    assert "-- name: get_thing(id, name, x)^" in text
-    assert "-- name: list_things(kind)^\n" in text  # a :many query gives its rows in one await
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "reason"),
-    [
-        ("SELECT 1;\n", 1, "before the first"),
-        ("-- name: get_thing :one\n-- Doc.\nSELECT 1;\n", 1, "expected '-- name: QueryName"),
-        ("-- name: GetThing :maybe\n-- Doc.\nSELECT 1;\n", 1, "unknown command :maybe"),
-        ("-- name: GetThing :one\nSELECT 1;\n", 1, "needs a '--' comment"),
-        ("-- name: GetThing :one\n-- Doc.\n\n-- name: Other :one\n-- D.\nSELECT 1;\n", 1, "no SQL"),
-        (
-            "-- x\n\n-- name: A :one\n-- D.\nSELECT @a;\n-- name: A :many\n-- D.\nSELECT 1;\n",
-            3,
-            "twice",
-        ),
-        (
-            "-- name: A :many\n-- D.\nSELECT * FROM t WHERE id IN (sqlc.slice(ids));\n",
-            1,
-            "sqlc.slice",
-        ),
-    ],
-)
-def test_errors_name_file_line_and_reason(text: str, line: int, reason: str) -> None:
-    """A query the loader cannot translate is an error naming the file, the line and why."""
-    with pytest.raises(QueryFileError, match=reason) as raised:
-        parse_query_text(text, path="bad.sql")
-    assert raised.value.path == "bad.sql"
-    assert raised.value.line == line
-    assert str(raised.value).startswith(f"bad.sql:{line}:")
-
-
-def test_the_same_name_in_two_files_is_refused(tmp_path: Path) -> None:
-    """One query name in two files is an error naming both places."""
-    for name in ("a.sql", "b.sql"):
-        (tmp_path / name).write_text("-- name: Same :one\n-- D.\nSELECT 1;\n", encoding="utf-8")
-    with pytest.raises(QueryFileError, match=r"b.sql:1: .*also defined at .*a.sql:1"):
-        read_queries(tmp_path)
+def interface() -> set[str]:
+    """The methods of the generated `Queries` protocol."""
+    return {name for name in vars(Queries) if not name.startswith("_")}
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
-def test_project_queries_load_and_match_the_interface(engine: str) -> None:
-    """The project's own query files load for each engine, and match the generated interface."""
-    queries = load_queries(SqliteAdapter, engine=engine)
-    assert callable(queries.get_test_result)
-    assert callable(queries.search_test_results)
+def test_each_engine_loads_exactly_the_interface(engine: str) -> None:
+    """Each engine's file loads into the generated interface's methods, no more, no less.
+
+    aiosql adds a `<name>_cursor` beside each plain select; the interface leaves them out.
+    """
+    loaded = load_queries(ADAPTERS[engine], engine)
+    names = set(vars(loaded)) & {
+        *interface(),
+        *(f"{name}_cursor" for name in interface()),
+        *(name for name in vars(loaded) if not name.startswith("_")),
+    }
+    methods = {name for name in names if callable(getattr(loaded, name))}
+    assert {name for name in methods if not name.endswith("_cursor")} == interface()
 
 
-def copy_queries(tmp_path: Path) -> Path:
-    """A copy of the project's query files to change."""
-    folder = tmp_path / "queries"
-    shutil.copytree(sql_root() / "queries", folder)
-    return folder
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_many_is_aiosql_select_and_one_is_select_one(engine: str) -> None:
+    """A :many query runs as aiosql's select, a :one as select_one, each with its row mapper."""
+    text = query_file(engine).read_text(encoding="utf-8")
+    assert "-- name: list_test_results(" in text
+    assert "-- name: list_test_results(created_from, created_until, cursor_created_at," in text
+    loaded = load_queries(ADAPTERS[engine], engine)
+    assert loaded.list_test_results.operation is aiosql.types.SQLOperationType.SELECT  # type: ignore[attr-defined]  # aiosql's query function
+    assert loaded.get_test_result.operation is aiosql.types.SQLOperationType.SELECT_ONE  # type: ignore[attr-defined]  # aiosql's query function
 
 
-def test_a_query_missing_from_the_interface_is_drift(tmp_path: Path) -> None:
-    """A query that the generated interface does not know stops the load."""
-    folder = copy_queries(tmp_path)
-    with (folder / "extra.sql").open("w", encoding="utf-8") as extra:
-        extra.write("-- name: Extra :one\n-- D.\nSELECT 1;\n")
-    with pytest.raises(
-        QueryInterfaceError, match="extra is in sql/queries but not in the generated"
-    ):
-        load_queries(SqliteAdapter, folder, engine="sqlite")
+async def test_many_gives_a_list_and_one_a_row(database_url: str) -> None:
+    """On both engines, a :many call gives a list of rows and a :one call a row or None."""
+    async with connect(database_url) as db:
+        await migrate(db)
+        saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        async with connection(db) as conn:
+            one = await db.queries.get_test_result(conn, id=saved.id or 0)
+            missing = await db.queries.get_test_result(conn, id=(saved.id or 0) + 1)
+            page = await db.queries.list_test_results(
+                conn,
+                created_from=saved.created_at.replace(year=2000),
+                created_until=saved.created_at.replace(year=3000),
+                cursor_created_at=saved.created_at.replace(year=3000),
+                cursor_id=0,
+                page_size=10,
+            )
+        assert type(one) is generated.TestResultsRow
+        assert one.id == saved.id
+        assert one.created_at == saved.created_at
+        assert missing is None
+        assert type(page) is list
+        assert [type(row) for row in page] == [generated.TestResultsRow]
 
 
-def test_a_renamed_parameter_is_drift(tmp_path: Path) -> None:
-    """A parameter renamed in SQL but not regenerated stops the load, naming the query."""
-    folder = copy_queries(tmp_path)
-    path = folder / "test_results.sql"
-    path.write_text(path.read_text().replace("WHERE id = @id;", "WHERE id = @result_id;", 1))
-    with pytest.raises(
-        QueryInterfaceError, match=r"get_test_result: .*parameters \('id',\).*'result_id'"
-    ):
-        load_queries(SqliteAdapter, folder, engine="sqlite")
+async def test_the_adapters_run_the_sql_that_aiosql_gives(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What runs is the generated aiosql file: a change there is what the call does.
+
+    sqlc's files are not read at run time: they are gone from this copy.
+    """
+    shutil.copytree(sql_root(), tmp_path / "sql", ignore=shutil.ignore_patterns("queries"))
+    engine = "sqlite" if "://" not in database_url else "postgres"
+    path = tmp_path / "sql" / "aiosql" / f"{engine}.sql"
+    text = path.read_text(encoding="utf-8")
+    original = "FROM test_results WHERE id = :id;"
+    assert original in text
+    path.write_text(text.replace(original, "FROM test_results WHERE id = :id + 1;"))
+    monkeypatch.setattr("persistence._loader.sql_root", lambda: tmp_path / "sql")
+    async with connect(database_url) as db:
+        await migrate(db)
+        first = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        second = await save_result(
+            db, TestResult(test_type=TestType.UNIT, status=TestStatus.FAILED)
+        )
+        async with connection(db) as conn:
+            row = await db.queries.get_test_result(conn, id=first.id or 0)
+        assert row is not None
+        assert row.id == second.id
+        assert backend_of(db).engine.value == engine
 
 
-def test_a_changed_command_is_drift(tmp_path: Path) -> None:
-    """A command changed in SQL but not regenerated stops the load."""
-    folder = copy_queries(tmp_path)
-    path = folder / "test_results.sql"
-    path.write_text(path.read_text().replace("DeleteTestResult :execrows", "DeleteTestResult :one"))
-    with pytest.raises(
-        QueryInterfaceError, match="delete_test_result: the interface expects :execrows"
-    ):
-        load_queries(SqliteAdapter, folder, engine="sqlite")
+def test_sqlc_form_edits_without_generate_are_drift_that_check_generated_reports(
+    tmp_path: Path,
+) -> None:
+    """Reordering a SELECT's columns in sql/queries changes both generated outputs together.
 
-
-def test_a_query_missing_from_sql_is_drift(tmp_path: Path) -> None:
-    """A query removed from SQL but still in the interface stops the load."""
-    folder = copy_queries(tmp_path)
-    (folder / "file_records.sql").unlink()
-    with pytest.raises(QueryInterfaceError, match="get_file_record is in the generated interface"):
-        load_queries(SqliteAdapter, folder, engine="sqlite")
-
-
-def move_to_variants(folder: Path, name: str, postgres_sql: str) -> None:
-    """Take one query out of the shared files and give each engine a variant of it."""
-    for path in folder.glob("*.sql"):
-        text = path.read_text(encoding="utf-8")
-        start = text.find(f"-- name: {name} ")
-        if start < 0:
-            continue
-        end = text.find("-- name:", start + 1)
-        block = text[start:] if end < 0 else text[start:end]
-        path.write_text(text.replace(block, ""), encoding="utf-8")
-        for engine, sql in (("sqlite", block), ("postgres", postgres_sql)):
-            (folder / engine).mkdir(exist_ok=True)
-            (folder / engine / "variants.sql").write_text(sql, encoding="utf-8")
-        return
-    pytest.fail(f"no query {name} in {folder}")
-
-
-def test_engine_variants_load_for_their_engine(tmp_path: Path) -> None:
-    """A query written once per engine loads each engine's own SQL under the one name."""
-    folder = copy_queries(tmp_path)
-    postgres = (
-        "-- name: GetTestResult :one\n-- By id.\n"
-        "SELECT * FROM test_results WHERE id = @id::bigint;\n"
+    Rows are mapped by position, so the row type and the SQL must come from one run: the
+    generator writes both, and `make check-generated` compares both with what is committed.
+    """
+    sqlc = shutil.which("sqlc") or str(Path(sys.executable).with_name("sqlc"))
+    if not Path(sqlc).exists():
+        pytest.fail("sqlc is missing: `make test` installs it with the project")
+    for part in ("sql", "codegen"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "sqlc.yaml", tmp_path / "sqlc.yaml")
+    queries = tmp_path / "sql" / "queries" / "test_results.sql"
+    text = queries.read_text(encoding="utf-8")
+    original = "SELECT id, test_type, status, execution_time,"
+    assert original in text
+    queries.write_text(text.replace(original, "SELECT id, status, test_type, execution_time,", 1))
+    subprocess.run([sqlc, "generate"], cwd=tmp_path, check=True, capture_output=True)
+    requests = sorted(str(p) for p in (tmp_path / "build" / "sqlc").glob("*/codegen_request.json"))
+    out = tmp_path / "out"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "codegen.queries",
+            *requests,
+            "--output",
+            str(out / "queries.py"),
+            "--sql-output",
+            str(out / "aiosql"),
+        ],
+        cwd=tmp_path,
+        check=True,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT / 'src'}"},
     )
-    move_to_variants(folder, "GetTestResult", postgres)
-    sqlite = {q.name: q for q in read_queries(folder, engine="sqlite")}
-    postgresql = {q.name: q for q in read_queries(folder, engine="postgres")}
-    assert "::bigint" not in sqlite["GetTestResult"].sql
-    assert postgresql["GetTestResult"].sql.endswith("id = :id::bigint;")
-    assert callable(load_queries(SqliteAdapter, folder, engine="sqlite").get_test_result)
-    assert callable(load_queries(PostgresAdapter, folder, engine="postgres").get_test_result)
-
-
-def test_a_variant_must_not_also_be_shared(tmp_path: Path) -> None:
-    """A query both in the shared files and in an engine's folder is an error naming both."""
-    folder = copy_queries(tmp_path)
-    (folder / "sqlite").mkdir(exist_ok=True)
-    (folder / "sqlite" / "again.sql").write_text(
-        "-- name: GetTestResult :one\n-- Again.\nSELECT * FROM test_results WHERE id = @id;\n",
-        encoding="utf-8",
-    )
-    postgres = [query.path for query in read_queries(folder, engine="postgres")]
-    assert not any(path.endswith("again.sql") for path in postgres)  # the other engine loads
-    with pytest.raises(QueryFileError, match=r"again\.sql:1: .*also defined at .*test_results"):
-        read_queries(folder, engine="sqlite")
+    generated = (out / "queries.py").read_text(encoding="utf-8")
+    sql = (out / "aiosql" / "sqlite.sql").read_text(encoding="utf-8")
+    assert "status: str\n    test_type: str" in generated  # a new row type, in the new order
+    assert sql != query_file("sqlite").read_text(encoding="utf-8")
 
 
 MISSING_SQL_PROBE = """\
@@ -199,7 +162,7 @@ except persistence.PersistenceError as error:
 
 
 def test_missing_sql_files_are_their_own_error(tmp_path: Path) -> None:
-    """A package installed without its SQL files says they are missing, not that they drifted."""
+    """A package installed without its SQL files says they are missing."""
     site = tmp_path / "site"
     shutil.copytree(
         Path(persistence.__file__).parent,
@@ -217,33 +180,4 @@ def test_missing_sql_files_are_their_own_error(tmp_path: Path) -> None:
     )
     assert done.stdout.startswith("SqlFilesMissingError the SQL files of persistence are missing")
     assert str(site / "persistence" / "sql") in done.stdout
-    assert "drifted" not in done.stdout
     assert not (tmp_path / "app.db").exists()
-
-
-async def test_a_reordered_select_cannot_swap_fields(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A SELECT whose columns were reordered without `make generate` fails, on both engines.
-
-    Rows are decoded by position, so two text columns in swapped places would otherwise
-    put the status in `test_type` and the test type in `status`.
-    """
-    shutil.copytree(sql_root(), tmp_path / "sql")
-    queries = tmp_path / "sql" / "queries" / "test_results.sql"
-    text = queries.read_text(encoding="utf-8")
-    original = (
-        "-- One test result by id.\n"
-        "SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,\n"
-        "       test_cases_total, error_message, output, created_at, metadata\n"
-        "FROM test_results WHERE id = @id;"
-    )
-    assert original in text
-    swapped = original.replace("id, test_type, status,", "id, status, test_type,")
-    queries.write_text(text.replace(original, swapped), encoding="utf-8")
-    monkeypatch.setattr("persistence._loader.sql_root", lambda: tmp_path / "sql")
-    async with connect(database_url) as db:
-        await migrate(db)
-        saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
-        with pytest.raises(QueryInterfaceError, match=r"get_test_result returns columns"):
-            await get_result(db, saved.id or 0)

@@ -92,9 +92,10 @@ async def test_reads_that_go_to_a_thread_are_decoded_alike(
     saved = await save_result(sqlite_db, result())
     assert saved.id is not None
     backend = backend_of(sqlite_db)
-    budget = backend._reader_budget  # type: ignore[attr-defined]  # noqa: SLF001  # forced past its budget
+    readers = backend._readers  # type: ignore[attr-defined]  # noqa: SLF001  # forced past its budget
+    budget = readers._budget  # noqa: SLF001
     monkeypatch.setattr(type(budget), "arm", lambda self: setattr(self, "deadline", -1.0))
-    backend._reader.set_progress_handler(budget, 1)  # type: ignore[attr-defined]  # noqa: SLF001
+    readers.connection.set_progress_handler(budget, 1)
     assert await get_result(sqlite_db, saved.id) == saved
     assert await all_results(sqlite_db) == [saved]
     assert budget.tripped

@@ -2,8 +2,8 @@
 
 `database.py` knows only this protocol. Everything engine-specific (opening and closing,
 lending a connection, transactions and savepoints, running migration scripts and their
-lock, error translation, codecs and the aiosql adapter) lives in `_sqlite.py` or
-`_postgres.py`.
+lock, error translation, codecs and the aiosql adapter) lives in `_sqlite/` or
+`_postgres/`.
 """
 
 from __future__ import annotations

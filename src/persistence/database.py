@@ -1,7 +1,7 @@
 """Opening a database, grouping calls in transactions, and lending connections.
 
 A `Database` is a plain frozen value: the engine, the typed queries and the backend that
-owns the connections (`_sqlite.py` or `_postgres.py`). Repository functions take it as
+owns the connections (`_sqlite/` or `_postgres/`). Repository functions take it as
 their first argument. Inside `transaction(db)` they get a copy bound to that transaction,
 so every call joins it.
 

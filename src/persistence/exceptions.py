@@ -48,16 +48,6 @@ class MigrationError(PersistenceError):
         self.migration = migration
 
 
-class QueryFileError(PersistenceError):
-    """A query under sql/ cannot be loaded: names the file, the line and the reason."""
-
-    def __init__(self, path: PurePath | str, line: int, reason: str) -> None:
-        super().__init__(f"{path}:{line}: {reason}")
-        self.path = str(path)
-        self.line = line
-        self.reason = reason
-
-
 class SqlFilesMissingError(PersistenceError):
     """The package's SQL files are not where it looked: the installation is incomplete."""
 
@@ -68,10 +58,6 @@ class SqlFilesMissingError(PersistenceError):
             "reinstall the package (its wheel ships them as persistence/sql)"
         )
         self.searched = searched
-
-
-class QueryInterfaceError(PersistenceError):
-    """The loaded queries do not match the generated interface: the SQL and the code drifted."""
 
 
 class StorageError(PersistenceError):

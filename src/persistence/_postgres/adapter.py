@@ -1,0 +1,121 @@
+"""aiosql's adapter for asyncpg: the SQL and record class aiosql gives, and COPY for bulk rows."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+import asyncpg.pool
+from aiosql.adapters.asyncpg import AsyncPGAdapter
+
+if TYPE_CHECKING:
+    from persistence._interface import RowMapper
+
+__all__ = ["Params", "PgConnection", "PostgresAdapter"]
+
+PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+"""The connection the pool lends: what the loaded queries take as `conn` on PostgreSQL."""
+Params = Mapping[str, Any]
+
+_INSERT = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^)]*)\)\s*VALUES\s*\((?P<values>[^)]*)\)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+class PostgresAdapter(AsyncPGAdapter):
+    """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
+
+    See `persistence._loader` for what each method gives, and why aiosql is told that the
+    adapter is synchronous. Every call goes straight to the connection: aiosql's own methods
+    first look for a pool with dir(conn) on every call, and this package always passes one.
+    """
+
+    is_aio_driver = False
+
+    def __init__(self, command_timeout: float | None = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
+        self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._command_timeout = command_timeout
+
+    def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
+        """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
+        match = _INSERT.match(sql)
+        if match:
+            columns = tuple(c.strip() for c in match["columns"].split(","))
+            values = tuple(v.strip() for v in match["values"].split(","))
+            if len(columns) == len(values) and all(v.startswith(":") for v in values):
+                params = tuple(v[1:] for v in values)
+                self._copy_targets[query_name] = (match["table"], columns, params)
+        processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
+        return processed
+
+    def _ordered(self, query_name: str, parameters: Params) -> list[object]:
+        ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
+        return ordered
+
+    async def select(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> list[object]:
+        """Give every row, mapped by the record class (sqlc's :many)."""
+        records = await conn.fetch(sql, *self._ordered(query_name, parameters))
+        return records if record_class is None else record_class(records)  # type: ignore[return-value]  # Records when unmapped
+
+    async def select_one(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> object:
+        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
+        record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
+        if record is None or record_class is None:
+            return record
+        return record_class((record,))[0]
+
+    async def insert_returning(
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+    ) -> object:
+        """Return the first column of the RETURNING row (the new id)."""
+        return await conn.fetchval(sql, *self._ordered(query_name, parameters))
+
+    async def insert_update_delete(
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+    ) -> int:
+        """Run one statement and return how many rows it changed, parsed from its status."""
+        status = await conn.execute(sql, *self._ordered(query_name, parameters))
+        count = status.rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else 0
+
+    async def insert_update_delete_many(
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
+    ) -> int:
+        """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
+        target = self._copy_targets.get(query_name)
+        if target is None:
+            await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
+            return len(parameters)
+        table, columns, params = target
+        records = [tuple(row[name] for name in params) for row in parameters]
+        try:
+            # asyncpg bounds each message of a COPY, not a peer that stops reading.
+            async with asyncio.timeout(self._command_timeout):
+                status = await conn.copy_records_to_table(
+                    table, records=records, columns=list(columns)
+                )
+        except TimeoutError:
+            if conn.is_closed():
+                msg = "the connection closed during COPY"
+                raise asyncpg.ConnectionDoesNotExistError(msg) from None
+            raise
+        return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,405 @@
+"""PostgreSQL through asyncpg: a pool, a fast lane, and a bound on every wait.
+
+Every wait on the server has a limit, so a silent network never hangs a call:
+
+- connecting, and taking a connection from the pool: `connect_timeout`;
+- each statement, COPY included: `command_timeout` (asyncpg's own);
+- handing a connection back, including a rollback: `release_timeout`. A connection
+  that does not answer in time is terminated (its socket closed) and the pool opens
+  a new one for the next call.
+
+A connection whose state is unknown (a call cancelled halfway, or a lost network) is
+never reused: it is rolled back within the limit or terminated.
+
+The parts, by role: `adapter.py` (aiosql's adapter, COPY), `changes.py` (the LISTEN watch),
+`errors.py` (error translation), `scripts.py` (migration scripts), and this module: the
+pool, its fast lane, transactions, and opening and closing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Final
+
+import asyncpg
+import asyncpg.pool
+
+from persistence._backend import Engine
+from persistence._codecs import encode_json
+from persistence._loader import load_queries
+from persistence._postgres.adapter import PgConnection, PostgresAdapter
+from persistence._postgres.changes import ChangeListener
+from persistence._postgres.errors import detail, translate_postgres
+from persistence._postgres.scripts import split_postgres
+from persistence.exceptions import DatabaseError, PersistenceError
+
+if TYPE_CHECKING:
+    from persistence._interface import Connection
+    from persistence.queries import Queries
+
+__all__ = ["PostgresBackend", "open_postgres"]
+
+_MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
+
+
+def _json_encoder(prefix: bytes) -> Callable[[object], bytes]:
+    def encode(value: object) -> bytes:
+        return prefix + encode_json(value).encode()
+
+    return encode
+
+
+def _json_decoder(prefix: bytes) -> Callable[[bytes], object]:
+    empty, start = prefix + b"{}", len(prefix)
+
+    def decode(data: bytes) -> object:
+        # json.loads spends about 1 us sniffing the encoding of bytes; the text is UTF-8.
+        return {} if data == empty else json.loads(data[start:].decode())
+
+    return decode
+
+
+async def _init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
+    for type_name in ("jsonb", "json"):
+        prefix = b"\x01" if type_name == "jsonb" else b""
+        await connection.set_type_codec(
+            type_name,
+            schema="pg_catalog",
+            encoder=_json_encoder(prefix),
+            decoder=_json_decoder(prefix),
+            format="binary",
+        )
+
+
+async def _reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """On release, roll back a transaction left open, and skip asyncpg's reset query.
+
+    The reset query costs a round trip per call. This package sets no session state, and
+    migrations take transaction-scoped advisory locks only.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+def _usable(connection: PgConnection) -> bool:
+    """Tell whether a pooled connection is still attached and open."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # detached from the pool after the server dropped it
+        return False
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """Tell whether a call failed for want of an answer within the command timeout.
+
+    Inside `transaction()` the block sees the statement's error translated, so the driver's
+    TimeoutError is then its cause.
+    """
+    return isinstance(error, TimeoutError) or (
+        isinstance(error, DatabaseError) and isinstance(error.__cause__, TimeoutError)
+    )
+
+
+def _pg(conn: Connection) -> PgConnection:
+    """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
+    if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
+        return conn
+    msg = f"a PostgreSQL backend was given {type(conn).__name__}"  # pragma: no cover
+    raise TypeError(msg)  # pragma: no cover
+
+
+def _terminate(connection: PgConnection) -> None:
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
+
+
+class PostgresBackend:
+    """A pool of asyncpg connections, and one of them kept aside as a fast lane.
+
+    A single statement takes the lane when no other task holds it, and the pool
+    otherwise: acquiring from asyncpg's pool costs about as much again as a short query
+    on loopback.
+    """
+
+    engine = Engine.POSTGRES
+
+    def __init__(
+        self,
+        queries: Queries,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        connect_timeout: float,
+        command_timeout: float,
+        release_timeout: float,
+        dsn: str = "",
+    ) -> None:
+        self._dsn = dsn
+        self._queries = queries
+        self._pool = pool
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.release_timeout = release_timeout
+        self._lane: PgConnection | None = None
+        self._lane_lock = asyncio.Lock()
+
+    @property
+    def queries(self) -> Queries:
+        """The loaded queries."""
+        return self._queries
+
+    async def acquire(self) -> PgConnection:
+        """Take a pool connection within the connect timeout."""
+        try:
+            return await self._pool.acquire(timeout=self.connect_timeout)
+        except TimeoutError as error:
+            raise DatabaseError(
+                f"PostgreSQL: no connection within {self.connect_timeout:g}s "
+                "(the server is unreachable or every pooled connection is busy)"
+            ) from error
+
+    async def give_back(
+        self, connection: PgConnection, *, clean: bool, timed_out: bool = False
+    ) -> None:
+        """Return a connection to the pool within the release timeout, or terminate it.
+
+        A connection that is not known to be clean (a failed or cancelled call) is rolled
+        back first; if it does not answer in time it is terminated. One whose statement
+        outlived the command timeout is terminated at once (`timed_out`): asyncpg would wait
+        on a cancel request that a silent server never answers, so the error would come
+        twice as late as it says.
+        """
+        if timed_out:
+            _terminate(connection)
+        if not clean and _usable(connection) and connection.is_in_transaction():
+            try:
+                async with asyncio.timeout(self.release_timeout):
+                    await connection.execute("ROLLBACK")
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001  # whatever went wrong, it is not reused
+                _terminate(connection)
+        try:
+            await self._pool.release(connection, timeout=self.release_timeout)
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
+            _terminate(connection)
+
+    # Lending a connection for one statement.
+
+    async def take_lane(self) -> PgConnection | None:
+        """Hold the lane's connection, replacing it if the server dropped it; None if busy."""
+        if self._lane_lock.locked():
+            return None
+        await self._lane_lock.acquire()
+        try:
+            if self._lane is not None and not _usable(self._lane):
+                await self._drop_lane()
+            if self._lane is None:
+                self._lane = await self.acquire()
+        except BaseException:
+            self._lane_lock.release()
+            raise
+        return self._lane
+
+    async def give_lane_back(self, *, failed: bool, timed_out: bool = False) -> None:
+        """Free the lane; after a failure, hand its connection back to the pool."""
+        try:
+            if failed:
+                await self._drop_lane(timed_out=timed_out)
+        finally:
+            self._lane_lock.release()
+
+    async def _drop_lane(self, *, timed_out: bool = False) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            await self.give_back(lane, clean=False, timed_out=timed_out)
+
+    def lend(self) -> _Lent:
+        """Lend the lane or a pooled connection for one statement."""
+        return _Lent(self)
+
+    # Transactions.
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
+        """Open a transaction on a pooled connection of its own."""
+        return self._transaction_block(None)
+
+    def migration(
+        self, lock_timeout: float
+    ) -> contextlib.AbstractAsyncContextManager[PgConnection]:
+        """Open a transaction under the runners' advisory lock, waited on for `lock_timeout`.
+
+        `lock_timeout` bounds every lock wait of the migration, not only the runners' one.
+        """
+        return self._transaction_block(lock_timeout)
+
+    @contextlib.asynccontextmanager
+    async def _transaction_block(self, lock_timeout: float | None) -> AsyncIterator[PgConnection]:
+        connection = await self.acquire()
+        clean = timed_out = False
+        try:
+            await self._start(connection, lock_timeout)
+            yield connection
+            await connection.execute("COMMIT")
+            clean = True
+        except BaseException as error:
+            timed_out = _timed_out(error)
+            raise
+        finally:
+            await self.give_back(connection, clean=clean, timed_out=timed_out)
+
+    async def _start(self, connection: PgConnection, lock_timeout: float | None) -> None:
+        await connection.execute("BEGIN")
+        if lock_timeout is None:
+            return
+        await connection.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout * 1000))}")
+        try:
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        except asyncpg.LockNotAvailableError as error:
+            raise DatabaseError(
+                f"another migration runner held the lock for over {lock_timeout:g}s"
+            ) from error
+
+    async def savepoint(self, conn: Connection, name: str) -> None:
+        """Open a savepoint in the running transaction."""
+        await _pg(conn).execute(f'SAVEPOINT "{name}"')
+
+    async def release(self, conn: Connection, name: str) -> None:
+        """Keep what the savepoint's block did."""
+        await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
+
+    async def rollback_to(self, conn: Connection, name: str) -> None:
+        """Undo what the savepoint's block did, and end it."""
+        await _pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
+        await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
+
+    # Migrations.
+
+    def statements(self, script: str) -> list[str]:
+        """Split a script into statements, skipping strings, comments and dollar quotes."""
+        return split_postgres(script)
+
+    async def run_script(self, conn: Connection, statements: list[str]) -> None:
+        """Run the statements in one round trip (the simple query protocol)."""
+        if statements:  # asyncpg cannot send an empty script
+            await _pg(conn).execute(";\n".join(statements))
+
+    async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
+        """Give the column names of `table` in order; none when there is no such table."""
+        query = (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1 "
+            "ORDER BY ordinal_position"
+        )
+        if conn is not None:
+            rows = await _pg(conn).fetch(query, table)
+        else:
+            async with self.lend() as lent:
+                rows = await lent.fetch(query, table)
+        return tuple(str(row[0]) for row in rows)
+
+    # Errors.
+
+    def translate(self, error: BaseException) -> PersistenceError | None:
+        """Map an asyncpg error to this package's error."""
+        return translate_postgres(error, self.command_timeout)
+
+    # Commits by any connection, for caches.
+
+    async def watch_changes(self, *, heartbeat: float) -> ChangeListener:
+        """LISTEN for the tables' change notifications on a connection outside the pool."""
+        listener = ChangeListener(
+            self._dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout
+        )
+        await listener.start()
+        return listener
+
+    # Closing.
+
+    async def close(self) -> None:
+        """Give the lane back and close the pool, terminating what does not answer."""
+        async with self._lane_lock:
+            await self._drop_lane()
+        try:
+            async with asyncio.timeout(self.release_timeout + self.command_timeout):
+                await self._pool.close()
+        except TimeoutError:
+            self._pool.terminate()
+
+
+class _Lent:
+    """The context of `lend()`: a class, since it runs once per call."""
+
+    __slots__ = ("_backend", "_lane", "_pooled")
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+        self._lane = False
+        self._pooled: PgConnection | None = None
+
+    async def __aenter__(self) -> PgConnection:
+        lane = await self._backend.take_lane()
+        if lane is not None:
+            self._lane = True
+            return lane
+        self._pooled = await self._backend.acquire()
+        return self._pooled
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        timed_out = _timed_out(error)
+        if self._lane:
+            await self._backend.give_lane_back(failed=error is not None, timed_out=timed_out)
+        elif self._pooled is not None:
+            await self._backend.give_back(self._pooled, clean=error is None, timed_out=timed_out)
+
+
+async def open_postgres(
+    dsn: str,
+    shown: str,
+    *,
+    connect_timeout: float,
+    command_timeout: float,
+    release_timeout: float,
+    pool_size: int,
+) -> PostgresBackend:
+    """Open a pool whose first connection must come within `connect_timeout`."""
+    queries = load_queries(
+        functools.partial(PostgresAdapter, command_timeout=command_timeout), "postgres"
+    )
+    try:
+        async with asyncio.timeout(connect_timeout):
+            # No floor of connections (min_size=0): asyncpg would restore a floor in the
+            # background, logging a traceback on each try while the server is away. A call
+            # that needs a connection opens one and fails on its own.
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=0,
+                max_size=pool_size,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                init=_init_connection,
+                reset=_reset,
+            )
+            try:
+                await pool.release(await pool.acquire())  # the server must answer at open
+            except BaseException:
+                pool.terminate()
+                raise
+    except TimeoutError as error:
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {shown}: no answer within {connect_timeout:g}s"
+        ) from error
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
+    return PostgresBackend(
+        queries,
+        pool,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        release_timeout=release_timeout,
+        dsn=dsn,
+    )

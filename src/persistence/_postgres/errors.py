@@ -1,0 +1,67 @@
+"""asyncpg's errors, as this package's."""
+
+from __future__ import annotations
+
+import asyncpg
+import asyncpg.pool
+
+from persistence.exceptions import (
+    ConflictError,
+    DatabaseError,
+    PersistenceError,
+    ValidationError,
+)
+
+__all__ = ["detail", "translate_postgres"]
+
+
+def translate_postgres(error: BaseException, command_timeout: float) -> PersistenceError | None:  # noqa: PLR0911  # one case a line
+    """Map an asyncpg error to this package's error: None for errors that are not asyncpg's."""
+    match error:
+        case PersistenceError():
+            return None
+        case asyncpg.UniqueViolationError() | asyncpg.ForeignKeyViolationError():
+            return ConflictError(_message(error), constraint=error.constraint_name)
+        case asyncpg.CheckViolationError() | asyncpg.NotNullViolationError():
+            table = error.table_name or "row"
+            field = error.column_name or error.constraint_name or "constraint"
+            return ValidationError(table, field, _message(error))
+        case asyncpg.QueryCanceledError():
+            return DatabaseError(f"PostgreSQL: the statement was cancelled: {_message(error)}")
+        case TimeoutError():
+            return DatabaseError(
+                f"PostgreSQL: no answer within the command timeout ({command_timeout:g}s); "
+                "the connection was closed"
+            )
+        case (
+            asyncpg.ConnectionDoesNotExistError()
+            | asyncpg.PostgresConnectionError()
+            | asyncpg.InterfaceError()
+            | asyncpg.InternalClientError()
+            | ConnectionError()
+        ):
+            return DatabaseError(
+                "PostgreSQL: the connection to the server was lost mid-call "
+                f"(a transaction in progress was rolled back): {_lost(error)}"
+            )
+        case OSError():
+            return DatabaseError(f"PostgreSQL: network error: {detail(error)}")
+        case asyncpg.PostgresError():
+            return DatabaseError(f"PostgreSQL: {_message(error)}")
+    return None
+
+
+def _lost(error: BaseException) -> str:
+    # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
+    if "released back to the pool" in str(error):
+        return "the server or the network closed it"
+    return detail(error)
+
+
+def detail(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _message(error: asyncpg.PostgresError) -> str:
+    detail = getattr(error, "detail", None)
+    return f"{error}: {detail}" if detail else str(error)

@@ -1,0 +1,116 @@
+"""aiosql's adapter for SQLite, and the session that the loaded queries take as `conn`."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any
+
+from persistence._loop import map_in_slices
+from persistence._sqlite.statements import Mode, Params, Plan, Row, encode_params, plan_query
+
+if TYPE_CHECKING:
+    from persistence._interface import RowMapper
+    from persistence._sqlite.reads import Readers
+    from persistence._sqlite.writer import Writer
+
+__all__ = ["SqliteAdapter", "SqliteSession"]
+
+
+class SqliteSession:
+    """What the loaded queries take as `conn` on SQLite.
+
+    Outside a transaction, reads go to a reader and writes to the group-commit queue;
+    inside one, everything runs on the writer, which the transaction holds.
+    """
+
+    __slots__ = ("_in_transaction", "_readers", "_writer")
+
+    def __init__(self, readers: Readers, writer: Writer, *, in_transaction: bool) -> None:
+        self._readers = readers
+        self._writer = writer
+        self._in_transaction = in_transaction
+
+    async def run(
+        self,
+        plan: Plan,
+        params: Any,
+        mode: Mode,
+        rows_as: RowMapper | None = None,
+    ) -> Any:
+        """Run one query where this session runs it: the hand-over from aiosql's adapter."""
+        if mode is Mode.MANY:
+            params = await map_in_slices(encode_params, params)
+        if self._in_transaction:
+            return await self._writer.run_leased(plan, params, mode, rows_as)
+        if plan.writes or mode is Mode.MANY:
+            return await self._writer.queue_write(plan, params, mode, rows_as)
+        return await self._readers.read(plan, params, mode, rows_as)
+
+
+class SqliteAdapter:
+    """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs.
+
+    See `persistence._loader` for what each method gives, and why aiosql is told that the
+    adapter is synchronous: each method returns the coroutine that the caller awaits.
+    """
+
+    is_aio_driver = False
+
+    def __init__(self) -> None:
+        self._plans: dict[str, Plan] = {}
+
+    def process_sql(self, query_name: str, _op_type: object, sql: str) -> str:
+        """Keep the SQL (sqlite3 takes `:name` parameters) and note where it runs."""
+        self._plans[query_name] = plan_query(query_name, sql)
+        return sql
+
+    def select(
+        self,
+        conn: SqliteSession,
+        query_name: str,
+        _sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, list[Row]]:
+        """Give every row, mapped by the record class (sqlc's :many)."""
+        return conn.run(self._plans[query_name], parameters, Mode.ROWS, record_class)
+
+    def select_one(
+        self,
+        conn: SqliteSession,
+        query_name: str,
+        _sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, Row | None]:
+        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
+        return conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
+
+    def select_value(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first column of the first row, or None."""
+        return conn.run(self._plans[query_name], parameters, Mode.VALUE)
+
+    def insert_returning(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."""
+        return conn.run(self._plans[query_name], parameters, Mode.VALUE)
+
+    def insert_update_delete(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
+    ) -> Coroutine[Any, Any, int]:
+        """Run one statement; give how many rows it changed (sqlc's :exec and :execrows)."""
+        return conn.run(self._plans[query_name], parameters, Mode.COUNT)
+
+    def insert_update_delete_many(
+        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]
+    ) -> Coroutine[Any, Any, int]:
+        """Insert every parameter set, all or none, in a thread (sqlc's :copyfrom)."""
+        return conn.run(self._plans[query_name], list(parameters), Mode.MANY)
+
+    def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
+        """Refuse scripts: the migration runner runs them statement by statement."""
+        msg = "scripts are not supported as queries"
+        raise NotImplementedError(msg)

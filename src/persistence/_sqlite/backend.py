@@ -1,0 +1,322 @@
+"""SQLite: short statements on the event loop, anything that can take long off it.
+
+Crossing to a driver thread costs about as much as a short SQLite statement itself, so
+this backend calls `sqlite3` directly from the event loop and keeps for worker threads
+only what can take long:
+
+- the fsync of a commit (`synchronous = FULL`);
+- bulk writes, and reads that run past the loop budget (`reads.py`);
+- waiting for a lock that another process holds: BEGIN IMMEDIATE is tried without
+  waiting, then again after short sleeps, so the loop never blocks and a cancelled wait
+  leaves nothing behind (`writer.py`).
+
+The parts, by role: `statements.py` (how one query runs on a connection), `reads.py` (the
+readers), `writer.py` (group commit, and transactions' leases of the writer), `changes.py`
+(the WAL index watch), `scripts.py` (migration scripts), `errors.py` (error translation),
+`adapter.py` (aiosql's adapter and the session), and this module, which opens and closes
+them. Closing releases everything opened: connections, worker threads, the runner task and
+the WAL index mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
+
+from persistence._backend import Engine, finish_then_cancel
+from persistence._loader import load_queries
+from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
+from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_index
+from persistence._sqlite.errors import translate_sqlite
+from persistence._sqlite.reads import Readers
+from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
+from persistence._sqlite.writer import Writer
+from persistence.exceptions import DatabaseError, PersistenceError
+
+if TYPE_CHECKING:
+    from persistence._interface import Connection
+    from persistence.queries import Queries
+
+__all__ = ["SqliteBackend", "open_sqlite"]
+
+_T = TypeVar("_T")
+
+
+class SqliteBackend:
+    """One SQLite file: a writer, a reader on the loop, and readers for worker threads."""
+
+    engine = Engine.SQLITE
+
+    def __init__(
+        self,
+        queries: Queries,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
+        open_reader: Callable[[], sqlite3.Connection],
+        *,
+        busy_timeout: float,
+        path: str = "",
+    ) -> None:
+        self._path = path
+        self._queries = queries
+        self._busy_timeout = busy_timeout
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
+        self._readers = Readers(reader, open_reader, self._in_thread)
+        self._writer = Writer(writer, self._in_thread, busy_timeout)
+        self._wal_indexes: list[WalIndex] = []
+        """The WAL index mappings this backend's watches hold, released after its connections."""
+        self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
+        self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
+        self._closed = False
+
+    @property
+    def queries(self) -> Queries:
+        """The loaded queries."""
+        return self._queries
+
+    def lend(self) -> _Lent:
+        """Lend the session that sends each statement where it belongs: nothing to acquire."""
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        return _Lent(self._autocommit)
+
+    async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    # Transactions.
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
+        """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
+        return self._transaction_block(self._busy_timeout, migration=False)
+
+    def migration(
+        self, lock_timeout: float
+    ) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
+        """Open a migration's transaction: the write lock, waited on for `lock_timeout`.
+
+        Foreign keys are off for its length, so that SQLite's table-rebuild recipe keeps
+        child rows; `PRAGMA foreign_key_check` must find nothing before it commits.
+        """
+        return self._transaction_block(lock_timeout, migration=True)
+
+    @contextlib.asynccontextmanager
+    async def _transaction_block(
+        self, wait: float, *, migration: bool
+    ) -> AsyncIterator[SqliteSession]:
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        lease = await self._writer.lease()
+        writer = self._writer.connection
+        try:
+            if migration:
+                writer.execute("PRAGMA foreign_keys = OFF")
+            await self._writer.begin_immediate(wait)
+            try:
+                yield self._transaction
+                if migration:
+                    check_foreign_keys(writer)
+                await finish_then_cancel(self._in_thread(writer.execute, "COMMIT"))
+            except BaseException:
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
+                raise
+        finally:
+            try:
+                if migration:
+                    writer.execute("PRAGMA foreign_keys = ON")
+            finally:
+                lease.release()
+
+    async def savepoint(self, _conn: Connection, name: str) -> None:
+        """Open a savepoint in the running transaction."""
+        self._writer.expect_lease()
+        self._writer.connection.execute(f'SAVEPOINT "{name}"')
+
+    async def release(self, _conn: Connection, name: str) -> None:
+        """Keep what the savepoint's block did."""
+        self._writer.expect_lease()
+        self._writer.connection.execute(f'RELEASE "{name}"')
+
+    async def rollback_to(self, _conn: Connection, name: str) -> None:
+        """Undo what the savepoint's block did, and end it."""
+        self._writer.expect_lease()
+        self._writer.connection.execute(f'ROLLBACK TO "{name}"')
+        self._writer.connection.execute(f'RELEASE "{name}"')
+
+    # Migrations.
+
+    def statements(self, script: str) -> list[str]:
+        """Split a script with SQLite's own notion of a complete statement."""
+        return split_sqlite(script)
+
+    async def run_script(self, _conn: Connection, statements: list[str]) -> None:
+        """Run the statements in a thread: a migration may rebuild big tables."""
+        self._writer.expect_lease()
+        writer = self._writer.connection
+
+        def run() -> None:
+            for statement in statements:
+                writer.execute(statement)
+
+        await finish_then_cancel(self._in_thread(run))
+
+    async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
+        """Give the column names of `table` in order; none when there is no such table."""
+        rows = self._readers.connection.execute(
+            "SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,)
+        ).fetchall()
+        return tuple(str(row[0]) for row in rows)
+
+    def translate(self, error: BaseException) -> PersistenceError | None:
+        """Map a sqlite3 error to this package's error."""
+        return translate_sqlite(error)
+
+    # Commits by any connection, for caches.
+
+    async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
+        """Watch commits by any connection or process: see `ChangeStamp`."""
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        self.data_version()  # the reader has mapped the -shm file
+        index = await self._in_thread(map_wal_index, self._path) if self._path else None
+        if index is not None:
+            self._wal_indexes.append(index)
+        return ChangeStamp(
+            None if index is None else index.header,
+            data_version=self.data_version,
+            closed=lambda: self._closed,
+        )
+
+    def data_version(self) -> int | None:
+        """Ask the reader's `PRAGMA data_version`, which changes when another connection commits."""
+        if self._closed:
+            return None
+        value: int = self._readers.connection.execute("PRAGMA data_version").fetchone()[0]
+        return value
+
+    # Closing.
+
+    async def close(self) -> None:
+        """Finish queued writes, then close every connection, the threads and the mappings."""
+        if self._closed:
+            return
+        await self._writer.close()
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._readers.close()
+        self._writer.connection.close()
+        while self._wal_indexes:
+            release_wal_index(self._wal_indexes.pop())
+
+
+class _Lent:
+    """The context of `lend()`: a class, since it runs once per call."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: SqliteSession) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> SqliteSession:
+        return self._session
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+async def open_sqlite(
+    path: str,
+    *,
+    busy_timeout: float,
+    create: bool,
+) -> SqliteBackend:
+    """Open (or create) a SQLite file in WAL mode with a full sync on commit."""
+    queries = load_queries(SqliteAdapter, "sqlite")
+    if path == ":memory:" or path.startswith("file:"):
+        raise DatabaseError(
+            f"{path!r}: give a file path; an in-memory database cannot be shared by the "
+            "reader and writer connections (use a temporary file in tests)"
+        )
+    return await asyncio.get_running_loop().run_in_executor(
+        None, _open_files, path, busy_timeout, create, queries
+    )
+
+
+def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
+    read_only = not create
+    target = _read_only_uri(path) if read_only else path
+    if not read_only:
+        _make_folder_of(path)
+    try:
+        writer = _connect(target, uri=read_only, timeout=0)
+    except sqlite3.Error as error:
+        raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    # A read-only connection keeps the file's journal mode: setting one would write.
+    pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
+    try:
+        for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
+            writer.execute(pragma)
+        reader = _connect(target, uri=read_only, timeout=0)
+        reader.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as error:
+        writer.close()
+        raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
+
+    def open_reader() -> sqlite3.Connection:
+        connection = _connect(target, uri=read_only, timeout=busy_timeout)
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
+    return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout, path=path)
+
+
+def _read_only_uri(path: str) -> str:
+    """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
+
+    Reading a WAL database needs a `-wal` file beside it. Where there is none and this process
+    may not create one, the file is opened as immutable: only a writer could change it, and a
+    writer would have made the `-wal` file.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise DatabaseError(f"no SQLite database at {path!r}: the file does not exist")
+    if not file.is_file():
+        raise DatabaseError(f"no SQLite database at {path!r}: it is not a file")
+    uri = f"file:{quote(str(file.resolve()))}?mode=ro"
+    if not os.access(file.parent, os.W_OK) and not file.with_name(f"{file.name}-wal").exists():
+        uri += "&immutable=1"
+    return uri
+
+
+def _make_folder_of(path: str) -> None:
+    """Create the folders a new SQLite file goes in, or say which part of the path is in the way."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
+        raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
+
+
+def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
+    """Open one connection; this package opens and ends every transaction itself."""
+    return sqlite3.connect(
+        target,
+        timeout=timeout,
+        isolation_level=None,  # this package opens and ends every transaction itself
+        check_same_thread=False,  # used from the loop and from worker threads, one at a time
+        uri=uri,
+        cached_statements=256,
+    )

@@ -1,0 +1,152 @@
+"""SQLite's change watch: the WAL index header, which every commit by any process rewrites.
+
+The header is mapped read-only once per file and process, shared by every backend on that
+file, and closed after the last of them has closed its connections.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+__all__ = ["ChangeStamp", "WalIndex", "map_wal_index", "release_wal_index"]
+
+_WAL_INDEX_HEADER: Final = 96
+"""The WAL index header at the start of the -shm file: the same 48 bytes twice."""
+
+
+@attrs.define(eq=False)
+class WalIndex:
+    """A read-only mapping of one -shm file's header, shared by this process's backends."""
+
+    key: tuple[int, int]
+    """The file's device and inode."""
+    fd: int
+    header: mmap.mmap
+    users: int = 1
+    """The backends that hold it; it is closed once none does and no lock needs it."""
+
+
+_WAL_INDEXES: Final[dict[tuple[int, int], WalIndex]] = {}
+_WAL_INDEXES_GUARD: Final = threading.Lock()
+
+
+def map_wal_index(path: str) -> WalIndex | None:
+    """Map the WAL index header of a WAL database read-only; None when there is none.
+
+    The mapping is shared by every backend of this process on the same file, and held until
+    the last of them has closed its connections (`release_wal_index`): closing any
+    descriptor of a file drops every POSIX lock the process holds on it, and SQLite keeps
+    its shared-memory locks on this file while a connection is open.
+    """
+    shm = f"{path}-shm"
+    try:
+        info = Path(shm).stat()
+    except OSError:
+        return None
+    with _WAL_INDEXES_GUARD:
+        found = _WAL_INDEXES.get((info.st_dev, info.st_ino))
+        if found is not None:
+            found.users += 1
+            return found
+        if not stat.S_ISREG(info.st_mode) or info.st_size < _WAL_INDEX_HEADER:
+            return None
+        try:
+            fd = os.open(shm, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            opened = os.fstat(fd)
+            header = mmap.mmap(fd, _WAL_INDEX_HEADER, prot=mmap.PROT_READ)
+        except (OSError, ValueError):
+            os.close(fd)
+            return None
+        key = (opened.st_dev, opened.st_ino)
+        assert key not in _WAL_INDEXES  # noqa: S101  # the path named the file just mapped
+        index = _WAL_INDEXES[key] = WalIndex(key, fd, header)
+        return index
+
+
+def release_wal_index(index: WalIndex) -> None:
+    """Give back a backend's hold on a mapping, after it closed its connections.
+
+    A mapping no backend holds is closed, with its descriptor, unless this process still
+    holds a lock on the file (a connection opened outside this package): it is closed on a
+    later release then.
+    """
+    with _WAL_INDEXES_GUARD:
+        assert index.users > 0  # noqa: S101  # each hold is released once
+        index.users -= 1
+        for key, unused in list(_WAL_INDEXES.items()):
+            if unused.users == 0 and not _locked_here(key):
+                del _WAL_INDEXES[key]
+                unused.header.close()
+                os.close(unused.fd)
+
+
+def _locked_here(key: tuple[int, int]) -> bool:
+    """Tell whether this process holds a POSIX lock on the file (Linux's /proc/locks)."""
+    device, inode = key
+    wanted = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"
+    try:
+        text = Path("/proc/locks").read_text(encoding="ascii")
+    except OSError:  # no /proc: nothing to ask, so the mapping is closed
+        return False
+    pid = str(os.getpid())
+    for line in text.splitlines():
+        fields = line.replace("->", " ").split()
+        if len(fields) > 5 and fields[4] == pid and fields[5] == wanted:  # noqa: PLR2004  # /proc/locks' columns
+            return True
+    return False
+
+
+class ChangeStamp:
+    """SQLite's change watch: one version for every table, asked on each cached read.
+
+    In WAL mode every commit, by any connection or process, rewrites the WAL index header
+    in the -shm file (https://www.sqlite.org/walformat.html), which this process maps:
+    comparing its 96 bytes costs about 0.1 us where `PRAGMA data_version` costs 3.5 us.
+    A header being rewritten (its two copies differ) counts as a change. Without a -shm
+    file (a read-only, immutable database), `data_version` (the pragma) is asked instead.
+    Once `closed()` says the backend is closed, the version is None: the mapping is read
+    only while the backend's connections hold the file.
+    """
+
+    __slots__ = ("_closed", "_count", "_data_version", "_header", "_last")
+
+    def __init__(
+        self,
+        header: mmap.mmap | None,
+        *,
+        data_version: Callable[[], int | None],
+        closed: Callable[[], bool],
+    ) -> None:
+        self._header = header
+        self._data_version = data_version
+        self._closed = closed
+        self._last = b""
+        self._count = 0
+
+    def version(self, _table: str) -> int | None:
+        """Give a number that changes with every commit to any table; None once closed."""
+        header = self._header
+        if header is None:
+            return self._data_version()
+        if self._closed():
+            return None
+        now = header[:_WAL_INDEX_HEADER]
+        if now != self._last:
+            self._count += 1
+            half = _WAL_INDEX_HEADER // 2
+            self._last = now if now[:half] == now[half:] else b""
+        return self._count
+
+    async def close(self) -> None:
+        """Nothing to close: the backend releases the mapping after its connections."""

@@ -1,0 +1,127 @@
+"""Reads outside transactions: on the event loop within its budget, else in a worker thread.
+
+In WAL mode a reader sees the last commit and never waits for the writer. A read starts on
+the loop, on the reader connection; its progress handler interrupts it once the loop's
+slice has passed, or it fails at once if it must wait for a lock. It is then read again in
+a worker thread, on a reader connection of its own. Rows are mapped afterwards, on the
+loop, a slice at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from persistence._loop import SLICE_ITEMS, share_loop
+from persistence._sqlite.statements import (
+    PROGRESS_STEPS,
+    Budget,
+    Mode,
+    Plan,
+    execute,
+    retry_elsewhere,
+)
+
+if TYPE_CHECKING:
+    from persistence._interface import RowMapper
+
+__all__ = ["InThread", "Readers", "map_rows"]
+
+InThread = Callable[..., Awaitable[Any]]
+"""Runs a function in the backend's worker threads and gives its result."""
+
+
+async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
+    """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time."""
+    if rows_as is None or mode in {Mode.VALUE, Mode.COUNT, Mode.MANY}:
+        return picked
+    if mode is Mode.ROW:
+        return None if picked is None else rows_as((picked,))[0]
+    if len(picked) <= SLICE_ITEMS:
+        return rows_as(picked)
+    mapped: list[Any] = []
+    for start in range(0, len(picked), SLICE_ITEMS):
+        mapped += rows_as(picked[start : start + SLICE_ITEMS])
+        await share_loop()
+    return mapped
+
+
+class Readers:
+    """The reader on the loop, and a pool of readers for worker threads."""
+
+    def __init__(
+        self,
+        reader: sqlite3.Connection,
+        open_reader: Callable[[], sqlite3.Connection],
+        in_thread: InThread,
+    ) -> None:
+        self._reader = reader
+        self._open_reader = open_reader
+        self._in_thread = in_thread
+        self._budget = Budget()
+        reader.set_progress_handler(self._budget, PROGRESS_STEPS)
+        self._idle: list[sqlite3.Connection] = []
+        """Thread readers not in use; a reader in use is in no list, and back after its read."""
+        self._closed = False
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The reader on the loop, for short statements of the backend's own."""
+        return self._reader
+
+    async def read(
+        self,
+        plan: Plan,
+        params: Any,
+        mode: Mode,
+        rows_as: RowMapper | None,
+    ) -> Any:
+        """Read on the loop; if it runs long or must wait, read again in a thread."""
+        await share_loop()
+        budget = self._budget
+        budget.arm()
+        try:
+            picked = execute(self._reader, plan, params, mode)
+        except sqlite3.OperationalError as error:
+            if not retry_elsewhere(error, budget):
+                raise
+            budget.disarm()
+            picked = await self._read_in_thread(plan, params, mode)
+        finally:
+            budget.disarm()
+        return await map_rows(rows_as, picked, mode)
+
+    async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:
+        reader = self._idle.pop() if self._idle else None
+        if reader is None:
+            reader = await self._in_thread(self._open_reader)
+        run = functools.partial(execute, reader, plan, params, mode)
+        work = asyncio.ensure_future(self._in_thread(run))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            reader.interrupt()  # the read stops at its next step; the reader is reused after
+            raise
+        finally:
+            work.add_done_callback(lambda done: self._give_back(reader, done))
+
+    def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
+        if not done.cancelled():
+            done.exception()  # read, so that an abandoned read is not reported as lost
+        if self._closed:
+            reader.close()
+        else:
+            self._idle.append(reader)
+
+    def close(self) -> None:
+        """Close every reader; a thread read still running closes its reader when it ends.
+
+        Called once the worker threads have stopped, so no read is running.
+        """
+        self._closed = True
+        for connection in (*self._idle, self._reader):
+            connection.close()
+        self._idle.clear()

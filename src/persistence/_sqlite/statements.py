@@ -1,0 +1,270 @@
+"""How one query runs on a SQLite connection: its plan, its parameters, and its rows.
+
+Everything here is plain and synchronous: the backend decides where (the event loop or a
+worker thread, the reader or the writer) and when (in a batch, in a transaction) a plan runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from persistence._codecs import encode_datetime, encode_json
+from persistence._loop import LOOP_SLICE
+
+if TYPE_CHECKING:
+    from persistence._interface import RowMapper
+
+__all__ = [
+    "PROGRESS_STEPS",
+    "Budget",
+    "Mode",
+    "Params",
+    "Plan",
+    "Row",
+    "encode_params",
+    "execute",
+    "is_busy",
+    "plan_query",
+    "retry_elsewhere",
+    "savepointed",
+]
+
+PROGRESS_STEPS: Final = 1000
+"""SQLite virtual-machine steps between two looks at the loop budget."""
+
+_ROWS_PER_INSERT: Final = 500
+"""The most rows one statement of a bulk insert writes.
+
+A bulk insert is a few multi-row INSERT statements rather than one per row: each statement
+of a transaction opens a savepoint, and at each savepoint FTS5 writes out what it has
+indexed so far, so that a trigger-maintained index would cost a segment per row.
+"""
+
+# Rows and parameters cross the driver as whatever sqlite3 takes and gives.
+Params = Mapping[str, Any]
+Row = Any
+
+
+class Mode(enum.Enum):
+    """What a call gives: every row, the first row, its first value, a count, or a bulk count."""
+
+    ROWS = "rows"
+    ROW = "row"
+    VALUE = "value"
+    COUNT = "count"
+    MANY = "many"
+
+
+# Parameters that sqlite3 cannot store as they are become text here, chosen by their type
+# (the generated signatures fix which types each parameter takes). sqlite3's adapter and
+# converter registries are process-wide, so they stay untouched.
+_ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
+    dt.datetime: encode_datetime,
+    dict: encode_json,
+    list: encode_json,
+}
+
+
+def encode_params(params: Params) -> Params:
+    """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text."""
+    for value in params.values():
+        if type(value) in _ENCODERS or isinstance(value, dt.datetime | dict | list):
+            return {name: _encode_value(value) for name, value in params.items()}
+    return params
+
+
+def _encode_value(value: object) -> object:
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None and isinstance(value, dt.datetime | dict | list):
+        encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+    return value if encoder is None else encoder(value)
+
+
+@attrs.define(slots=True)
+class _RowsInsert:
+    """A plain `INSERT INTO t (cols) VALUES (:a, :b, ...)`, written for many rows at once."""
+
+    head: str
+    names: tuple[str, ...]
+    _sql: dict[int, str] = attrs.field(factory=dict)
+
+    def sql(self, rows: int) -> str:
+        """Give the statement that inserts `rows` rows, with positional parameters."""
+        sql = self._sql.get(rows)
+        if sql is None:
+            row = "(" + ", ".join("?" * len(self.names)) + ")"
+            sql = self._sql[rows] = self.head + ", ".join([row] * rows)
+        return sql
+
+
+@attrs.frozen
+class Plan:
+    """How to run one query on SQLite: its SQL, and where it may run."""
+
+    name: str
+    sql: str
+    writes: bool
+    """Whether it may change the database, so that it goes to the writer."""
+    rows_insert: _RowsInsert | None = None
+    """The multi-row form of a plain INSERT, for bulk writes."""
+
+
+_INSERT = re.compile(
+    r"^\s*(?P<head>INSERT\s+INTO\s+\w+\s*\([^)]*\)\s*VALUES)\s*\((?P<values>[^)]*)\)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_LEADING_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.DOTALL)
+_WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _writes(sql: str) -> bool:
+    """Tell whether a statement may change the database: anything but a plain SELECT."""
+    match = _LEADING_WORD.match(sql)
+    first = match[1].upper() if match else ""
+    if first == "SELECT":
+        return False
+    if first == "WITH":
+        return _WRITE_WORDS.search(sql) is not None
+    return True
+
+
+def plan_query(query_name: str, sql: str) -> Plan:
+    """Work out where a query runs from its SQL, as aiosql hands it over."""
+    return Plan(query_name, sql, _writes(sql), _rows_insert(sql))
+
+
+def _rows_insert(sql: str) -> _RowsInsert | None:
+    """Read a plain INSERT whose values are all parameters; None for any other statement."""
+    match = _INSERT.match(sql)
+    if match is None:
+        return None
+    values = [value.strip() for value in match["values"].split(",")]
+    if not all(value.startswith(":") and value[1:].isidentifier() for value in values):
+        return None
+    return _RowsInsert(" ".join(match["head"].split()) + " ", tuple(v[1:] for v in values))
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, cursor: sqlite3.Cursor, plan: Plan, rows: Sequence[Params]
+) -> int:
+    """Insert many rows, already encoded, with a few multi-row statements; give how many."""
+    insert = plan.rows_insert
+    assert insert is not None  # noqa: S101  # only called for plans that have one
+    names = insert.names
+    per_statement = max(
+        1,
+        min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)),
+    )
+    inserted = 0
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values: list[object] = []
+        for row in chunk:
+            try:
+                values.extend(row[name] for name in names)
+            except KeyError as missing:
+                msg = f"You did not supply a value for binding parameter :{missing.args[0]}."
+                raise sqlite3.ProgrammingError(msg) from None
+        cursor.execute(insert.sql(len(chunk)), values)
+        inserted += cursor.rowcount
+    return inserted
+
+
+def execute(
+    conn: sqlite3.Connection,
+    plan: Plan,
+    params: Any,
+    mode: Mode,
+    rows_as: RowMapper | None = None,
+) -> Any:
+    """Run one query to its end and give what its command returns.
+
+    `MANY` takes parameters already encoded. Rows come back mapped by `rows_as`; without
+    it, as the tuples sqlite3 gives, for the loop to map in slices.
+    """
+    cursor = conn.cursor()
+    try:
+        if mode is Mode.MANY:
+            if plan.rows_insert is not None:
+                return _insert_rows(conn, cursor, plan, params)
+            cursor.executemany(plan.sql, params)
+            return cursor.rowcount
+        cursor.execute(plan.sql, encode_params(params))
+        if mode is Mode.COUNT:
+            return cursor.rowcount
+        rows = cursor.fetchall()
+        if rows_as is not None and mode is not Mode.VALUE:
+            rows = rows_as(rows)
+        return _pick(rows, mode)
+    finally:
+        cursor.close()
+
+
+def _pick(rows: list[Any], mode: Mode) -> Any:
+    """Give what a command returns from its rows: all of them, the first, or its first value."""
+    if mode is Mode.ROWS:
+        return rows
+    if mode is Mode.ROW:
+        return rows[0] if rows else None
+    return rows[0][0] if rows else None
+
+
+class Budget:
+    """The progress handler that interrupts a read running past the loop budget.
+
+    Armed, it interrupts the statement once the loop's slice (`LOOP_SLICE`) has passed;
+    disarmed, never.
+    """
+
+    __slots__ = ("deadline", "tripped")
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self.tripped = False
+
+    def __call__(self) -> int:
+        if time.perf_counter() > self.deadline:
+            self.tripped = True
+            return 1
+        return 0
+
+    def arm(self) -> None:
+        self.tripped = False
+        self.deadline = time.perf_counter() + LOOP_SLICE
+
+    def disarm(self) -> None:
+        self.deadline = math.inf
+
+
+def retry_elsewhere(error: sqlite3.OperationalError, budget: Budget) -> bool:
+    """Tell whether a read failed on the loop only because it was slow or had to wait."""
+    return budget.tripped or is_busy(error)
+
+
+def is_busy(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def savepointed(writer: sqlite3.Connection, plan: Plan, params: Sequence[Params]) -> int:
+    """Run a bulk write all or nothing, inside whatever transaction is open."""
+    assert writer.in_transaction  # noqa: S101  # a bulk write runs in a batch or a block
+    writer.execute('SAVEPOINT "bulk"')
+    try:
+        count: int = execute(writer, plan, params, Mode.MANY)
+    except BaseException:
+        if writer.in_transaction:
+            writer.execute('ROLLBACK TO "bulk"')
+            writer.execute('RELEASE "bulk"')
+        raise
+    writer.execute('RELEASE "bulk"')
+    return count

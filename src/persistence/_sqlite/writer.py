@@ -1,0 +1,325 @@
+"""The writer connection: group commit of single-call writes, and leases for transactions.
+
+Writes go through one writer connection. Outside `transaction()`, single-call writes that
+arrive together share a commit (group commit): a runner task opens one transaction, runs each
+queued write on the loop, then commits once; each caller returns after that commit is
+durable, and a write that fails fails alone. A transaction takes the writer for its whole
+block (a lease), queued in turn with the batches.
+
+The writer's states are explicit (`WriterState`), and each step asserts the one it needs:
+a batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
+transaction runs only under a lease; a lease ends outside any SQLite transaction (its block
+committed or rolled back); nothing is queued once CLOSED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import functools
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from persistence._backend import finish_then_cancel
+from persistence._loop import gave_back, share_loop
+from persistence._sqlite.reads import InThread, map_rows
+from persistence._sqlite.statements import (
+    PROGRESS_STEPS,
+    Budget,
+    Mode,
+    Plan,
+    execute,
+    is_busy,
+    savepointed,
+)
+from persistence.exceptions import DatabaseError
+
+if TYPE_CHECKING:
+    from persistence._interface import RowMapper
+
+__all__ = ["Lease", "Writer", "WriterState"]
+
+_BATCH_LIMIT: Final = 1000
+"""The most single-call writes that share one commit."""
+
+_LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+"""Sleeps between tries of BEGIN IMMEDIATE while another process holds the write lock."""
+
+
+class WriterState(enum.Enum):
+    """What the writer connection is doing."""
+
+    IDLE = "idle"
+    """No SQLite transaction is open on it."""
+    BATCH = "batch"
+    """The runner's transaction holds queued single-call writes, to commit at once."""
+    LEASED = "leased"
+    """A `transaction()` block holds it, from BEGIN IMMEDIATE to its commit or rollback."""
+    CLOSED = "closed"
+    """Closed: nothing more is queued."""
+
+
+@attrs.define(eq=False)
+class _Write:
+    """One single-call write waiting for a batch."""
+
+    plan: Plan
+    params: Any
+    mode: Mode
+    rows_as: RowMapper | None
+    future: asyncio.Future[Any]
+
+
+@attrs.define(eq=False)
+class Lease:
+    """A request for the writer connection by a transaction: granted, then released once."""
+
+    granted: asyncio.Future[None]
+    released: asyncio.Future[None]
+
+    def release(self) -> None:
+        """Give the writer back to the queue."""
+        if not self.released.done():
+            self.released.set_result(None)
+
+
+class Writer:
+    """The writer connection and its queue, which holds single-call writes and leases."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, in_thread: InThread, busy_timeout: float
+    ) -> None:
+        self._connection = connection
+        self._in_thread = in_thread
+        self._busy_timeout = busy_timeout
+        self._budget = Budget()
+        connection.set_progress_handler(self._budget, PROGRESS_STEPS)
+        self._queue: collections.deque[_Write | Lease] = collections.deque()
+        self._runner: asyncio.Task[None] | None = None
+        self.state = WriterState.IDLE
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The writer connection: only a lease's holder may use it."""
+        return self._connection
+
+    # Statements inside a transaction: the writer, which the transaction holds.
+
+    async def run_leased(
+        self,
+        plan: Plan,
+        params: Any,
+        mode: Mode,
+        rows_as: RowMapper | None,
+    ) -> Any:
+        """Run on the loop; bulk writes, and reads past the budget, in a thread."""
+        writer = self._connection
+        self.expect_lease()
+        if mode is Mode.MANY:
+            return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
+        await share_loop()
+        if plan.writes:
+            return execute(writer, plan, params, mode, rows_as)
+        budget = self._budget
+        budget.arm()
+        try:
+            picked = execute(writer, plan, params, mode)
+        except sqlite3.OperationalError:
+            if not budget.tripped:
+                raise
+            budget.disarm()
+            run = functools.partial(execute, writer, plan, params, mode)
+            picked = await finish_then_cancel(self._in_thread(run))
+        finally:
+            budget.disarm()
+        return await map_rows(rows_as, picked, mode)
+
+    def expect_lease(self) -> None:
+        """Assert that a transaction holds the writer, inside its SQLite transaction."""
+        assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
+        assert self._connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
+
+    # Single-call writes: the group-commit queue.
+
+    async def queue_write(
+        self,
+        plan: Plan,
+        params: Any,
+        mode: Mode,
+        rows_as: RowMapper | None,
+    ) -> Any:
+        """Queue a write for the next batch; return once the batch has committed."""
+        if self.state is WriterState.CLOSED:
+            raise DatabaseError("the SQLite database is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(plan, params, mode, rows_as, future))
+        self._wake()
+        return await future
+
+    def _wake(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run_queue())
+
+    async def _run_queue(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0)  # callers woken by the last commit queue their next write
+                if not self._queue:
+                    return
+                head = self._queue[0]
+                if isinstance(head, Lease):
+                    self._queue.popleft()
+                    if head.granted.done():
+                        continue  # its transaction was cancelled while waiting
+                    await self._grant(head)
+                    continue
+                await self._run_batch()
+        finally:
+            self._runner = None
+
+    async def _grant(self, lease: Lease) -> None:
+        """Hand the writer to a transaction until it releases it."""
+        self._enter(WriterState.LEASED)
+        lease.granted.set_result(None)
+        try:
+            await lease.released
+        finally:
+            self._leave(WriterState.LEASED)
+
+    def _enter(self, state: WriterState) -> None:
+        assert self.state is WriterState.IDLE, self.state  # noqa: S101  # one holder at a time
+        assert not self._connection.in_transaction  # noqa: S101  # the last holder ended its own
+        self.state = state
+
+    def _leave(self, state: WriterState) -> None:
+        assert self.state is state, self.state  # noqa: S101  # the holder that entered leaves
+        assert not self._connection.in_transaction  # noqa: S101  # committed or rolled back
+        self.state = WriterState.IDLE
+
+    async def _run_batch(self) -> None:
+        """Open a transaction, run the queued writes in it, and commit them all at once."""
+        self._enter(WriterState.BATCH)
+        try:
+            await self._batch()
+        finally:
+            self._leave(WriterState.BATCH)
+
+    async def _batch(self) -> None:
+        writer = self._connection
+        try:
+            await self.begin_immediate(self._busy_timeout)
+        except Exception as error:  # noqa: BLE001  # handed to every waiting caller
+            self._fail_waiting(error)
+            return
+        done = await self._run_queued(writer)
+        if done is None:
+            return
+        try:
+            await self._in_thread(writer.execute, "COMMIT")
+        except Exception as error:  # noqa: BLE001  # every write of the batch failed with it
+            if writer.in_transaction:
+                writer.execute("ROLLBACK")
+            for item, _ in done:
+                _fail(item, error)
+            return
+        for item, outcome in done:
+            if not item.future.done():
+                item.future.set_result(outcome)
+
+    async def _run_queued(self, writer: sqlite3.Connection) -> list[tuple[_Write, object]] | None:
+        """Run queued writes up to the next lease; None if SQLite rolled them all back."""
+        done: list[tuple[_Write, object]] = []
+        while self._queue and len(done) < _BATCH_LIMIT:
+            item = self._queue[0]
+            if isinstance(item, Lease):
+                break
+            self._queue.popleft()
+            if item.future.done():
+                continue  # cancelled before it ran: it never runs
+            try:
+                if item.mode is Mode.MANY:
+                    result: object = await self._in_thread(
+                        savepointed, writer, item.plan, item.params
+                    )
+                else:
+                    result = execute(writer, item.plan, item.params, item.mode, item.rows_as)
+            except Exception as error:  # noqa: BLE001  # handed to its caller alone
+                _fail(item, error)
+                if not writer.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error).
+                    for earlier, _ in done:
+                        _fail(earlier, error)
+                    return None
+                continue
+            done.append((item, result))
+            if not self._queue:
+                await asyncio.sleep(0)  # let tasks that are ready join this commit
+                gave_back()
+            else:
+                await share_loop()
+        return done
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        while self._queue:
+            item = self._queue[0]
+            if not isinstance(item, _Write):
+                return
+            self._queue.popleft()
+            _fail(item, error)
+
+    async def begin_immediate(self, wait: float) -> None:
+        """Take the write lock, sleeping between tries while another process holds it."""
+        deadline = time.monotonic() + wait
+        for attempt in range(1_000_000):
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if not is_busy(error) or time.monotonic() >= deadline:
+                    if is_busy(error):
+                        raise DatabaseError(
+                            f"SQLite: the database is locked: another connection held the "
+                            f"write lock for over {wait:g}s"
+                        ) from error
+                    raise
+                await asyncio.sleep(_LOCK_POLL[min(attempt, len(_LOCK_POLL) - 1)])
+            else:
+                return
+
+    # Transactions.
+
+    async def lease(self) -> Lease:
+        """Wait for the writer: after the batches and transactions queued before."""
+        if self.state is WriterState.CLOSED:
+            raise DatabaseError("the SQLite database is closed")
+        loop = asyncio.get_running_loop()
+        lease = Lease(loop.create_future(), loop.create_future())
+        self._queue.append(lease)
+        self._wake()
+        try:
+            await lease.granted
+        except asyncio.CancelledError:
+            if lease.granted.done() and not lease.granted.cancelled():
+                lease.release()  # granted just as the wait was cancelled
+            else:
+                lease.granted.cancel()
+            raise
+        return lease
+
+    # Closing.
+
+    async def close(self) -> None:
+        """Finish what is queued, then refuse more."""
+        while self._runner is not None:
+            await asyncio.shield(self._runner)
+        assert not self._queue  # noqa: S101  # the runner ends only on an empty queue
+        assert self.state is WriterState.IDLE, self.state  # noqa: S101  # nothing holds it
+        self.state = WriterState.CLOSED
+
+
+def _fail(item: _Write, error: BaseException) -> None:
+    if not item.future.done():
+        item.future.set_exception(error)

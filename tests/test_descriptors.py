@@ -1,0 +1,106 @@
+"""Closing what `open_persistence` opened releases it all: descriptors, mappings, threads, tasks.
+
+Each cycle opens the database, the file store and the memory cache, then closes them. After a
+few cycles to warm up, the process's descriptors, memory mappings, threads and tasks stay where
+they were. The event loop's default executor starts its threads as it needs them, up to its
+bound, and keeps them: they are counted apart, against that bound. The number of
+cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import attrs
+import pytest
+
+from persistence import connect, migrate, open_persistence
+from persistence._sqlite.changes import _WAL_INDEXES, _locked_here
+from persistence.database import backend_of
+
+WARM_UP = 20
+
+
+@attrs.frozen
+class Counts:
+    """What the process holds at one moment."""
+
+    descriptors: int
+    mappings: int
+    threads: int
+    native_threads: int
+    tasks: int
+
+
+def executor_threads() -> int:
+    """The threads of the event loop's default executor, which keeps them for the next call."""
+    return sum(1 for thread in threading.enumerate() if thread.name.startswith("asyncio_"))
+
+
+def counts() -> Counts:
+    """Count this process's open descriptors, mappings of files, threads and tasks."""
+    maps = Path("/proc/self/maps").read_text(encoding="ascii", errors="replace").splitlines()
+    return Counts(
+        descriptors=len(list(Path("/proc/self/fd").iterdir())),
+        mappings=sum(1 for line in maps if "-shm" in line or line.endswith(" (deleted)")),
+        threads=threading.active_count() - executor_threads(),
+        native_threads=len(list(Path("/proc/self/task").iterdir())) - executor_threads(),
+        tasks=len(asyncio.all_tasks()),
+    )
+
+
+def cycles(engine: str) -> int:
+    """How many open/close cycles to run on an engine."""
+    if engine == "sqlite":
+        return int(os.environ.get("PERSISTENCE_TEST_CYCLES", "1000"))
+    return int(os.environ.get("PERSISTENCE_TEST_PG_CYCLES", "100"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+async def test_open_and_close_leave_the_process_as_it_was(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open and close everything many times, with the memory cache: nothing accumulates."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    engine = "sqlite" if "://" not in database_url else "postgres"
+    total = cycles(engine)
+
+    async def cycle() -> None:
+        async with open_persistence(database_url, files=tmp_path / "files") as opened:
+            assert opened.cache is not None
+
+    for _ in range(WARM_UP):
+        await cycle()
+    before = counts()
+    for _ in range(total):
+        await cycle()
+    after = counts()
+    assert after == before, f"after {total} cycles on {engine}: {before} -> {after}"
+    assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
+
+
+async def test_a_connection_opened_outside_keeps_its_locks(tmp_path: Path) -> None:
+    """A mapping outlives the last backend while an outside connection holds the file's locks.
+
+    Closing any descriptor of the -shm file would drop the locks of a sqlite3 connection
+    opened outside the package; a later close, once that connection is gone, frees it.
+    """
+    path = tmp_path / "shared.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await backend_of(db).watch_changes(heartbeat=1.0)
+        outside = sqlite3.connect(path)
+        outside.execute("SELECT count(*) FROM test_results").fetchall()
+        shm = (path.parent / f"{path.name}-shm").stat()
+        key = (shm.st_dev, shm.st_ino)
+    assert _locked_here(key)  # the outside connection's own locks are still held
+    assert key in _WAL_INDEXES
+    outside.close()
+    async with connect(path) as db:
+        await backend_of(db).watch_changes(heartbeat=1.0)
+    assert key not in _WAL_INDEXES
+    assert not _WAL_INDEXES

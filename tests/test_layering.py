@@ -1,0 +1,77 @@
+"""The package's modules form layers: no import cycle, and engine code stays in its backend.
+
+Imports under `if TYPE_CHECKING:` count: a cycle there still ties the modules together.
+"""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+PACKAGE = Path(__file__).parents[1] / "src" / "persistence"
+BACKENDS = ("persistence._sqlite", "persistence._postgres")
+ENGINE_DRIVERS = ("sqlite3", "asyncpg")
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a module file of the package."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Every module of the package, with every module it imports (the package's and others)."""
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(path) for path in paths}
+    graph: dict[str, set[str]] = {}
+    for path in paths:
+        found = graph.setdefault(module_name(path), set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from package import module` imports the module; a name, its module.
+                submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+                found.update(submodules & modules or {node.module})
+    return graph
+
+
+def ours(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between the package's own modules, a package counting as its __init__."""
+    return {
+        name: {other for other in found if other in graph and other != name}
+        for name, found in graph.items()
+    }
+
+
+def within(name: str, prefix: str) -> bool:
+    """Whether module `name` is `prefix` or inside it."""
+    return name == prefix or name.startswith(f"{prefix}.")
+
+
+def test_no_import_cycle() -> None:
+    """The modules can be ordered so that each imports only modules below it."""
+    graph = ours(imports())
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
+    assert order.index("persistence._interface") < order.index("persistence._backend")
+
+
+def test_engine_types_stay_in_their_backend() -> None:
+    """Only a backend imports its driver; no backend imports the other or is imported elsewhere.
+
+    database.py opens the backends, so it alone imports them.
+    """
+    graph = imports()
+    for name, found in graph.items():
+        in_backend = [b for b in BACKENDS if within(name, b)]
+        for driver in ENGINE_DRIVERS:
+            uses = any(within(module, driver) for module in found)
+            if uses:
+                assert in_backend, f"{name} imports {driver}"
+        for backend in BACKENDS:
+            if any(within(module, backend) for module in found) and not within(name, backend):
+                assert name == "persistence.database", f"{name} imports {backend}"
