@@ -36,8 +36,12 @@ from persistence import results as results_module
 HERE: Final = Path(__file__).parent
 WORKER: Final = str(HERE / "_retention_worker.py")
 CHILD_ENV: Final = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-MAX_WRITER_WAIT: Final = float(os.environ.get("TEST_MAX_WRITER_WAIT", "0.1"))
-"""The longest a plain-SQL writer may wait for the lock behind retention, in seconds."""
+MAX_WRITER_WAIT: Final = float(os.environ.get("TEST_MAX_WRITER_WAIT", "0.25"))
+"""The longest a plain-SQL writer may wait for the lock behind retention, in seconds.
+
+Retention aims at about 100 ms; the margin is for a loaded machine, where the writer thread
+also waits for the GIL. Before batching, writers waited 1.3 to 3.5 s.
+"""
 
 OLD: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CUTOFF: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
