@@ -35,7 +35,7 @@ from typing import BinaryIO, Final
 
 import attrs
 
-from persistence._fs import CACHE_DIR, CHUNK_SIZE, storage_errors
+from persistence._files.paths import CACHE_DIR, CHUNK_SIZE, storage_errors
 from persistence.exceptions import ValidationError
 from persistence.storage import Storage
 

@@ -1,0 +1,199 @@
+"""The root's reserved folders, backups of files, and the clean-up of scratch files.
+
+Backups live under `.backups/`, mirroring the tree of the files. A symlink in place of a
+folder of backups, or of `.tmp/`, is refused: backups are written, pruned and cleaned
+only inside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from persistence._files.content import Partial, hash_fd
+from persistence._files.listing import walk_tree
+from persistence._files.paths import (
+    BACKUPS_DIR,
+    RESERVED,
+    TEMP_DIR,
+    check_path,
+    is_partial_name,
+    storage_errors,
+    truncate,
+)
+from persistence._files.walk import Spot, locate, lstat, open_folder, open_root
+from persistence.exceptions import FileMissingError
+
+_BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"
+_BACKUP_RE: Final = r"\.(\d{8}T\d{12}Z)(?:-(\d+))?\.bak"
+_BACKUP_STEM_MAX: Final = 200  # bytes of a name kept whole in its backups' names (255 at most)
+_SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
+
+
+def make_storage_dirs(given: object) -> Path:
+    """Create the root and its reserved folders; return the real root."""
+    raw = check_path(given)
+    root = Path(raw).absolute()
+    with storage_errors(raw):
+        root.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(root))
+        with open_root(real) as root_fd:
+            for name in sorted(RESERVED):
+                os.close(open_folder(root_fd, name, create=True))
+    return real
+
+
+def backup_stem(name: str) -> str:
+    """Return the start of the names of `name`'s backups, short enough to add a timestamp.
+
+    A long name keeps its first bytes and gains `~` and 32 hex digits of its hash. Names
+    shaped like such a result are hashed too, so two files never share a stem.
+    """
+    if len(os.fsencode(name)) <= _BACKUP_STEM_MAX and not _SHORTENED_RE.fullmatch(name):
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+    return f"{truncate(name, _BACKUP_STEM_MAX - 33)}~{digest}"
+
+
+def _backups_folder(spot: Spot, folders: list[str], *, create: bool) -> int | None:
+    """Open `.backups/<folders>`, creating it if `create`; None if it does not exist.
+
+    A symlink anywhere in it is refused: backups are written and pruned only inside.
+    """
+    names = [BACKUPS_DIR, *folders]
+    fd = os.dup(spot.root_fd)
+    try:
+        for index, part in enumerate(names):
+            shown = "/".join(names[: index + 1])
+            next_fd = open_folder(fd, part, create=create, shown=shown)
+            os.close(fd)
+            fd = next_fd
+    except FileNotFoundError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def backup_file(root: Path, path: str, now: datetime) -> Path:
+    """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path."""
+    with locate(root, path) as spot, storage_errors(path):
+        source_fd = spot.open_file()
+        try:
+            info = os.fstat(source_fd)
+            folder = _backups_folder(spot, spot.folders, create=True)
+            if folder is None:  # pragma: no cover  # made just now; removed meanwhile
+                raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
+            try:
+                stem = backup_stem(spot.require())
+                stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
+                target = f"{stem}.{stamp}.bak"
+                counter = 0
+                while lstat(folder, target) is not None:
+                    counter += 1
+                    target = f"{stem}.{stamp}-{counter}.bak"
+                partial = Partial.create(folder, target)
+                try:
+                    hash_fd(source_fd, partial.fd)
+                    os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
+                    os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+                    os.fsync(partial.fd)
+                    partial.commit()
+                finally:
+                    partial.discard()
+            finally:
+                os.close(folder)
+        finally:
+            os.close(source_fd)
+        return root.joinpath(BACKUPS_DIR, *spot.folders, target)
+
+
+def _backups_of(spot: Spot, folder: int) -> list[str]:
+    """Names of the backups of the spot's file in `folder`, oldest first."""
+    pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
+    found: list[tuple[str, int, str]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and not entry.is_dir(follow_symlinks=False):
+                found.append((match[1], int(match[2] or 0), entry.name))
+    return [name for _, _, name in sorted(found)]
+
+
+def list_backup_files(root: Path, path: str) -> list[Path]:
+    """Backups of a file (which need not exist any more), oldest first."""
+    with locate(root, path) as spot, storage_errors(path):
+        folders = [*spot.folders, *spot.missing]
+        folder = _backups_folder(spot, folders, create=False)
+        if folder is None:
+            return []
+        try:
+            names = _backups_of(spot, folder)
+        finally:
+            os.close(folder)
+        return [root.joinpath(BACKUPS_DIR, *folders, name) for name in names]
+
+
+def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` backups of a file; return the removed paths."""
+    with locate(root, path) as spot, storage_errors(path):
+        folders = [*spot.folders, *spot.missing]
+        folder = _backups_folder(spot, folders, create=False)
+        if folder is None:
+            return []
+        try:
+            names = _backups_of(spot, folder)
+            doomed = names[: max(len(names) - keep, 0)]
+            for name in doomed:
+                with suppress(FileNotFoundError):  # another prune took it
+                    os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
+            if doomed:
+                os.fsync(folder)
+        finally:
+            os.close(folder)
+        return [root.joinpath(BACKUPS_DIR, *folders, name) for name in doomed]
+
+
+def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
+    """Unlink `name` (a file or a symlink, never a folder) if last changed by `cutoff`.
+
+    A file that another clean-up removed meanwhile is simply gone: nothing to do.
+    """
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode) or info.st_mtime > cutoff:
+            return None
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    return folder / name
+
+
+def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
+    """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`.
+
+    Partial writes are recognised by their reserved name only; nothing else outside
+    `.tmp/` is touched. Both walks go by folder descriptors and never through a symlink.
+    """
+    removed: list[Path | None] = []
+    with storage_errors(TEMP_DIR), open_root(root) as root_fd:
+        temp = open_folder(root_fd, TEMP_DIR, create=False)
+        try:
+            for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):
+                here = root / TEMP_DIR / folder
+                removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
+                removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in filenames)
+        finally:
+            os.close(temp)
+        for folder, _, filenames, dir_fd in walk_tree(root_fd):
+            partials = filter(is_partial_name, filenames)
+            removed += (unlink_if_old(root / folder, name, dir_fd, cutoff) for name in partials)
+    return sorted(path for path in removed if path is not None)
