@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
+import shutil
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from persistence import ValidationError
 from persistence.cache import ArtifactCache, open_artifact_cache
-from persistence.exceptions import OutsideRootError
+from persistence.exceptions import OutsideRootError, StorageError
 from persistence.storage import list_files, open_storage, write_text
 
 HERE = Path(__file__).parent
 WORKER = str(HERE / "_artifact_worker.py")
+T = TypeVar("T")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
 
 
@@ -88,12 +93,159 @@ async def test_bad_keys_and_budgets_are_refused(artifacts: ArtifactCache, tmp_pa
         await open_artifact_cache(await open_storage(tmp_path / "other"), budget=0)
 
 
-async def test_a_damaged_entry_is_a_miss_when_verified(artifacts: ArtifactCache) -> None:
-    """With verify=True, an entry whose content no longer matches its key is dropped."""
-    key = await artifacts.put(b"good")
-    artifacts.path_of(key).write_bytes(b"evil")
-    assert await artifacts.get(key, verify=True) is None
-    assert not await artifacts.contains(key)
+GOOD = b"good content " * 1000
+"""An entry's content in the hostile tests: larger than anything else they store."""
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "a flipped byte": lambda data: bytes([data[0] ^ 1]) + data[1:],
+    "0 bytes": lambda _: b"",
+    "truncated": lambda data: data[:-1],
+}
+
+LEVELS = (".cache", ".cache/artifacts", ".cache/incoming", "shard", "entry")
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+async def test_a_damaged_entry_is_removed_as_a_miss_and_a_put_repairs_it(
+    artifacts: ArtifactCache, damage: str
+) -> None:
+    """Reads check the content's hash: a bad entry goes and is a miss; a put repairs it."""
+    key = await artifacts.put(GOOD)
+    entry = artifacts.path_of(key)
+    for read in (artifacts.get, artifacts.open):
+        entry.write_bytes(DAMAGE[damage](GOOD))
+        misses = artifacts.stats().misses
+        assert await read(key) is None
+        assert artifacts.stats().misses == misses + 1
+        assert not entry.exists()
+        assert await artifacts.put(GOOD) == key
+        assert await artifacts.get(key) == GOOD
+    entry.write_bytes(DAMAGE[damage](GOOD))
+    assert await artifacts.put(GOOD) == key
+    assert entry.read_bytes() == GOOD
+
+
+def _same_shard(key: str) -> bytes:
+    """Content whose key is stored in the same shard folder as `key`."""
+    for index in itertools.count():
+        data = b"other %d" % index
+        if hashlib.sha256(data).hexdigest()[:2] == key[:2]:
+            return data
+    raise AssertionError  # pragma: no cover  # itertools.count never ends
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file below `folder`: its content and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def _plant(cache_dir: Path, outside: Path, key: str, level: str) -> None:
+    """Replace one level of the cache's tree by a symlink to `outside`, which holds `key`.
+
+    Below the link, `outside` holds what the cache would look for there: a good entry of
+    `key`, or (for `incoming/`) a partial file. Everything outside is dated long ago, so
+    eviction and orphan clean-up would pick it first.
+    """
+    where = {
+        ".cache": cache_dir,
+        ".cache/artifacts": cache_dir / "artifacts",
+        ".cache/incoming": cache_dir / "incoming",
+        "shard": cache_dir / "artifacts" / key[:2],
+        "entry": cache_dir / "artifacts" / key[:2] / key,
+    }[level]
+    below = {
+        ".cache": f"artifacts/{key[:2]}/{key}",
+        ".cache/artifacts": f"{key[:2]}/{key}",
+        ".cache/incoming": ".x.0123456789abcdef.storage-partial",
+        "shard": key,
+        "entry": key,
+    }[level]
+    (outside / below).parent.mkdir(parents=True, exist_ok=True)
+    (outside / below).write_bytes(GOOD)
+    for path in outside.rglob("*"):
+        os.utime(path, (0, 0))
+    if where.is_dir():
+        shutil.rmtree(where)
+    else:
+        where.unlink(missing_ok=True)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.symlink_to(outside / below if level == "entry" else outside)
+
+
+def _open_descriptors() -> int:
+    """How many descriptors this process has open; 0 without /proc."""
+    folder = Path("/proc/self/fd")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+@pytest.mark.parametrize("level", LEVELS)
+async def test_a_symlink_in_the_cache_never_leads_outside(tmp_path: Path, level: str) -> None:
+    """A symlink out at any level of the cache's tree never leads a call outside.
+
+    get, open, contains and size read nothing there, puts write nothing there and
+    eviction deletes nothing there. Each may refuse instead.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10**9)
+    key = hashlib.sha256(GOOD).hexdigest()
+    await artifacts.put(_same_shard(key))
+    outside = tmp_path / "outside"
+    _plant(storage.root / ".cache", outside, key, level)
+    before = _snapshot(outside)
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"streamed")
+
+    async def attempt(call: Awaitable[T]) -> T | None:
+        try:
+            return await call
+        except StorageError:
+            return None
+
+    assert await attempt(artifacts.get(key)) is None
+    opened = await attempt(artifacts.open(key))
+    assert opened is None
+    assert not await attempt(artifacts.contains(key))
+    assert (await attempt(artifacts.size()) or 0) < len(GOOD)
+    for put in (artifacts.put(GOOD), artifacts.put(_same_shard(key) + b"!"), artifacts.put(b"new")):
+        await attempt(put)
+    await attempt(artifacts.put_file(source))
+    await attempt(open_artifact_cache(storage, budget=1))  # opening evicts past the budget
+    assert _snapshot(outside) == before
+
+
+async def test_descriptors_stay_flat_over_puts_reads_and_evictions(tmp_path: Path) -> None:
+    """Puts, reads, opens, evictions, damaged entries and refused symlinks keep no fd."""
+    if _open_descriptors() == 0:
+        pytest.skip("counts descriptors in /proc")
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=64 * 1024)
+    planted = hashlib.sha256(b"never stored").hexdigest()
+    (tmp_path / "outside").mkdir()
+    shard = storage.root / ".cache" / "artifacts" / planted[:2]
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    shard.symlink_to(tmp_path / "outside")
+
+    async def cycle(index: int) -> None:
+        key = await artifacts.put(index.to_bytes(4, "big") * 2500)
+        assert await artifacts.get(key) is not None
+        opened = await artifacts.open(key)
+        assert opened is not None
+        opened.close()
+        artifacts.path_of(key).write_bytes(b"damaged")
+        assert await artifacts.get(key) is None
+        with pytest.raises(StorageError):
+            await artifacts.get(planted)
+        await artifacts.evict()
+
+    await cycle(-1 % 2**31)
+    before = _open_descriptors()
+    for index in range(50):
+        await cycle(index)
+    assert _open_descriptors() == before
 
 
 async def _spawn(
