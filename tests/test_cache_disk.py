@@ -89,8 +89,14 @@ async def test_bad_keys_and_budgets_are_refused(artifacts: ArtifactCache, tmp_pa
     """A key that is not a SHA-256, or a budget that is not a positive int, is refused."""
     with pytest.raises(ValidationError, match="64 lower-case hex"):
         await artifacts.get("../../etc/passwd")
-    with pytest.raises(ValidationError, match="positive int"):
-        await open_artifact_cache(await open_storage(tmp_path / "other"), budget=0)
+    storage = await open_storage(tmp_path / "other")
+    with pytest.raises(ValidationError, match=r"budget: must be 1 or more, got 0"):
+        await open_artifact_cache(storage, budget=0)
+    for budget in (True, 1.5, "10"):
+        with pytest.raises(ValidationError, match=r"budget: expected an int"):
+            await open_artifact_cache(storage, budget=budget)  # type: ignore[arg-type]  # on purpose
+    with pytest.raises(ValidationError, match=r"data: expected bytes, got str"):
+        await artifacts.put("text")  # type: ignore[arg-type]  # on purpose
 
 
 GOOD = b"good content " * 1000
