@@ -17,8 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import attrs
 
@@ -112,17 +111,6 @@ class Spot:
         """Close both descriptors."""
         os.close(self.dir_fd)
         os.close(self.root_fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def move_to(self, fd: int) -> None:
         """Make `fd` the current folder, closing the one before."""
@@ -303,15 +291,16 @@ class _Walk:
         self.pending.extendleft(reversed(_meaningful(parts)))
 
 
+@contextmanager
 def locate(
     root: Path, path: str, *, reserved_ok: bool = False, root_ok: bool = False, links: bool = True
-) -> Spot:
+) -> Iterator[Spot]:
     """Walk `path` (relative to `root`, or absolute inside it) from a descriptor of the root.
 
     Refuses anything leading outside the root, the reserved folders unless `reserved_ok`,
     partial-write names, and the root itself unless `root_ok`. Without `links`, a symlink
     among the folders is refused and one at the end is left for the caller to refuse (an
-    O_NOFOLLOW open fails on it). The caller closes the spot.
+    O_NOFOLLOW open fails on it). The spot's descriptors are closed on leaving.
     """
     raw = check_path(path)
     if raw.startswith("/"):
@@ -320,24 +309,15 @@ def locate(
             raise OutsideRootError(raw, f"is outside the storage root {root}")
     else:
         parts = raw.split("/")
-    with storage_errors(raw):
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            spot = Spot(root, raw, root_fd, os.dup(root_fd))
-        except BaseException:
-            os.close(root_fd)
-            raise
-        try:
-            _Walk(spot, parts, links=links).run()
-        except BaseException:
-            spot.close()
-            raise
+    with open_root(root) as root_fd, storage_errors(raw):
+        spot = Spot(root, raw, os.dup(root_fd), os.dup(root_fd))
     try:
+        with storage_errors(raw):
+            _Walk(spot, parts, links=links).run()
         _check_spot(spot, reserved_ok=reserved_ok, root_ok=root_ok)
-    except BaseException:
+        yield spot
+    finally:
         spot.close()
-        raise
-    return spot
 
 
 def _check_spot(spot: Spot, *, reserved_ok: bool, root_ok: bool) -> None:

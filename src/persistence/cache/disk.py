@@ -2,27 +2,18 @@
 
 `open_artifact_cache(storage)` keeps them under the storage root, in the reserved folder
 `.cache/`: each at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>`. It stands
-on the file store's own stack (`persistence._files`):
+on the file store's stack (`persistence._files`) and follows no symlink at all:
 
-- Every path is walked from a descriptor of the root, following no symlink: one in place
-  of `.cache/`, `artifacts/`, `incoming/` or a shard folder is refused (OutsideRootError)
-  by put and get, and passed over by eviction. Nothing outside the root is read, written
-  or deleted.
-- `put` writes the content to a partial file in `.cache/incoming/` and fsyncs it, then
-  renames it into place under the entry's path lock and fsyncs the folder, so an entry
-  appears whole or not at all. A process killed mid-put leaves a partial file, which a
-  later eviction removes. An entry already there is kept if its content is right, and
-  replaced if not: a put repairs a damaged entry.
-- `get` and `open` check the SHA-256 of the content as they read it. An entry that does
-  not match its key (a flipped byte, a truncated or empty file, a symlink or a special
-  file in its place) is removed, under its lock, and counts as a miss.
-- Reads mark an entry used (its modification time). Past the budget, eviction deletes the
-  least recently used down to nine tenths of it, under a lock that holds across
-  processes. Each process counts what it adds and scans again once that passes a tenth of
-  the budget, so several processes pass the budget by at most about that much each.
-- A reader never sees an entry change: entries are replaced by rename only, and one
-  deleted while it is read stays readable until it is closed. `contains` does not read
-  the content.
+- `put` fills a partial file in `.cache/incoming/`, fsyncs it and renames it into place
+  under the entry's path lock: an entry appears whole or not at all, and a put killed
+  midway leaves a partial file that eviction removes later. A right entry already there
+  is kept; a damaged one is replaced.
+- `get` and `open` check the SHA-256 as they read. An entry that fails it (or a symlink or
+  special file in its place) is removed under its lock and is a miss. Reads mark an
+  entry used (its modification time).
+- Past the budget, eviction deletes the least recently used down to nine tenths of it,
+  under the lock of `.cache`, across processes. Each process scans again once what it
+  added passes a tenth of the budget.
 
 Hit and miss counts are this process's, in `stats()`.
 """
@@ -37,7 +28,7 @@ import re
 import stat
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -61,12 +52,7 @@ from persistence._guards import argument, at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
 from persistence.storage import Storage
 
-__all__ = [
-    "DEFAULT_BUDGET",
-    "ArtifactCache",
-    "ArtifactStats",
-    "open_artifact_cache",
-]
+__all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
 
 DEFAULT_BUDGET: Final = 1024**3
 """Bytes the artifact cache keeps, by default: 1 GiB."""
@@ -74,8 +60,11 @@ DEFAULT_BUDGET: Final = 1024**3
 _KEY: Final = re.compile(r"[0-9a-f]{64}")
 _PARTIAL_AGE: Final = 3600.0  # seconds after which a partial file in incoming/ is an orphan
 _LOW_WATER: Final = 0.9
-_ENTRIES: Final = "artifacts"
-_INCOMING: Final = "incoming"
+_ENTRIES: Final = f"{CACHE_DIR}/artifacts"
+_INCOMING: Final = f"{CACHE_DIR}/incoming"
+
+Stored = tuple[str, int | None]
+"""What a put gives: the key, and the bytes added (None when a right entry was there)."""
 
 
 @attrs.frozen
@@ -95,18 +84,19 @@ def _check_key(key: object) -> str:
 
 
 def _entry(key: str) -> str:
-    return f"{CACHE_DIR}/{_ENTRIES}/{key[:2]}/{key}"
+    return f"{_ENTRIES}/{key[:2]}/{key}"
 
 
-def _locate(root: Path, path: str) -> Spot:
+def _locate(root: Path, path: str) -> AbstractContextManager[Spot]:
+    """Walk a path of the cache from the root's descriptor, refusing any symlink on it."""
     return locate(root, path, reserved_ok=True, links=False)
 
 
-# Reading: in a worker thread -------------------------------------------------------------
+# In worker threads: reading ---------------------------------------------------------------
 
 
 def _drop(spot: Spot, seen: os.stat_result) -> None:
-    """Remove a bad entry if it is still the file `seen`; leave it to a put that holds its lock."""
+    """Remove a bad entry if it is still the file `seen`; a put holding its lock replaces it."""
     lock = try_lock(spot.root_fd, [spot.path])
     if lock is None:
         return
@@ -121,8 +111,7 @@ def _drop(spot: Spot, seen: os.stat_result) -> None:
 def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
     """Open the entry at `spot`, checking its hash as it is read; remove it if bad.
 
-    Gives its descriptor, rewound, and with `whole` its content; None when it is missing
-    or bad.
+    Gives its descriptor, rewound, and with `whole` its content; None if missing or bad.
     """
     if spot.missing or (seen := lstat(spot.dir_fd, spot.require())) is None:
         return None
@@ -149,10 +138,9 @@ def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
 def _get(root: Path, key: str) -> bytes | None:
     with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
         found = _checked(spot, whole=True)
-        if found is None:
-            return None
-        os.close(found[0])
-        return found[1]
+        if found is not None:
+            os.close(found[0])
+        return None if found is None else found[1]
 
 
 def _open(root: Path, key: str) -> BinaryIO | None:
@@ -163,23 +151,17 @@ def _open(root: Path, key: str) -> BinaryIO | None:
 
 def _contains(root: Path, key: str) -> bool:
     with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
-        if spot.missing:
-            return False
-        info = lstat(spot.dir_fd, spot.require())
+        info = None if spot.missing else lstat(spot.dir_fd, spot.require())
         return info is not None and stat.S_ISREG(info.st_mode)
 
 
-# Writing: staged in a worker thread, published under the entry's lock -----------------
+# In worker threads: writing, staged and then published under the entry's lock ------------
 
 
-def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, int | None]]:
-    """Fill a partial file in incoming/ with `fill`; applying renames it into place.
-
-    Applying gives the key and the bytes added, or None when a right entry was already
-    there: that one is only marked used.
-    """
+def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[Stored]:
+    """Fill a partial file in incoming/ with `fill`; applying renames it into place."""
     with ExitStack() as stack:
-        incoming = stack.enter_context(_locate(root, f"{CACHE_DIR}/{_INCOMING}/new"))
+        incoming = stack.enter_context(_locate(root, f"{_INCOMING}/new"))
         with storage_errors(incoming.shown):
             incoming.make_folders()
             partial = Partial.create(incoming.dir_fd, "artifact")
@@ -190,12 +172,12 @@ def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, 
         with storage_errors(spot.shown):
             spot.make_folders()
             found = _checked(spot, whole=False)
-            if found is not None:
+            if found is not None:  # a right entry, marked used: nothing to publish
                 os.close(found[0])
-                return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), spot.shown)
+                return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), key)
             os.fsync(partial.fd)
 
-        def apply() -> tuple[str, int | None]:
+        def apply() -> Stored:
             partial.commit(spot.dir_fd, key)
             return key, written.size
 
@@ -208,7 +190,7 @@ def _fill_bytes(data: bytes, fd: int) -> Written:
 
 
 def _fill_file(source: str, fd: int) -> Written:
-    """Copy the regular file `source` (followed if a symlink: it is the caller's) into `fd`."""
+    """Copy the regular file `source` (a symlink is followed: the caller named it) to `fd`."""
     with storage_errors(source):
         source_fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
@@ -219,14 +201,19 @@ def _fill_file(source: str, fd: int) -> Written:
             os.close(source_fd)
 
 
-# Eviction: under the lock of .cache, which holds across processes ------------------------
+# In worker threads: eviction, under the lock of .cache -----------------------------------
 
 
-def _folder(dir_fd: int, name: str) -> int | None:
-    """Open the real folder `name`; None when it is missing or not a real folder."""
-    with suppress(FileNotFoundError, OutsideRootError):
-        return open_folder(dir_fd, name, create=False)
-    return None
+def _real_folder(stack: ExitStack, dir_fd: int | None, name: str) -> int | None:
+    """Open the real folder `name` in `dir_fd`, closed with `stack`; None if missing or not real."""
+    if dir_fd is None:
+        return None
+    try:
+        fd = open_folder(dir_fd, name, create=False)
+    except (FileNotFoundError, OutsideRootError):  # missing, or a symlink: never followed
+        return None
+    stack.callback(os.close, fd)
+    return fd
 
 
 def _scan(entries: int) -> list[tuple[int, int, str, str]]:
@@ -234,20 +221,13 @@ def _scan(entries: int) -> list[tuple[int, int, str, str]]:
     found = []
     with os.scandir(entries) as shards:
         for shard in shards:
-            fd = _folder(entries, shard.name)
-            if fd is None:
-                continue
-            try:
-                with os.scandir(fd) as listed:
-                    for entry in listed:
-                        with suppress(FileNotFoundError):
-                            info = entry.stat(follow_symlinks=False)
-                            if stat.S_ISREG(info.st_mode) and _KEY.fullmatch(entry.name):
-                                found.append(
-                                    (info.st_mtime_ns, info.st_size, shard.name, entry.name)
-                                )
-            finally:
-                os.close(fd)
+            with ExitStack() as stack:
+                fd = _real_folder(stack, entries, shard.name)
+                for entry in () if fd is None else stack.enter_context(os.scandir(fd)):
+                    with suppress(FileNotFoundError):
+                        info = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(info.st_mode) and _KEY.fullmatch(entry.name):
+                            found.append((info.st_mtime_ns, info.st_size, shard.name, entry.name))
     return found
 
 
@@ -259,12 +239,11 @@ def _evict(entries: int, budget: int) -> tuple[int, int]:
     for _, size, shard, name in found if total > budget else ():
         if total <= budget * _LOW_WATER:
             break
-        fd = _folder(entries, shard)
-        if fd is not None:
-            with suppress(FileNotFoundError):
+        with ExitStack() as stack, suppress(FileNotFoundError):
+            fd = _real_folder(stack, entries, shard)
+            if fd is not None:
                 os.unlink(name, dir_fd=fd)
                 evicted += 1
-            os.close(fd)
         total -= size
     return evicted, total
 
@@ -275,35 +254,31 @@ def _remove_orphans(incoming: int) -> None:
     with os.scandir(incoming) as listed:
         for entry in listed:
             with suppress(FileNotFoundError):
-                if (
-                    is_partial_name(entry.name)
-                    and entry.stat(follow_symlinks=False).st_mtime < cutoff
-                ):
+                old = entry.stat(follow_symlinks=False).st_mtime < cutoff
+                if old and is_partial_name(entry.name):
                     os.unlink(entry.name, dir_fd=incoming)
 
 
-def _stage_evict(root: Path, budget: int | None) -> Change[tuple[int, int]]:
-    """Open the cache's folders; applying evicts past `budget` (None: only counts)."""
+def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
+    """Open the cache's folders; applying evicts past `budget` and removes orphans."""
     with ExitStack() as stack, storage_errors(CACHE_DIR):
         root_fd = stack.enter_context(open_root(root))
-        cache = _folder(root_fd, CACHE_DIR)
-        folders = {} if cache is None else {n: _folder(cache, n) for n in (_ENTRIES, _INCOMING)}
-        for fd in (cache, *folders.values()):
-            if fd is not None:
-                stack.callback(os.close, fd)
+        cache = _real_folder(stack, root_fd, CACHE_DIR)
+        entries, incoming = (_real_folder(stack, cache, name) for name in ("artifacts", "incoming"))
 
         def apply() -> tuple[int, int]:
-            entries, incoming = folders.get(_ENTRIES), folders.get(_INCOMING)
-            if incoming is not None and budget is not None:
+            if incoming is not None:
                 _remove_orphans(incoming)
-            if entries is None:
-                return 0, 0
-            if budget is None:
-                return 0, sum(size for _, size, _, _ in _scan(entries))
-            return _evict(entries, budget)
+            return (0, 0) if entries is None else _evict(entries, budget)
 
-        paths = [] if budget is None else [CACHE_DIR]
-        return Change(root_fd, paths, apply, stack.pop_all(), CACHE_DIR)
+        return Change(root_fd, [CACHE_DIR], apply, stack.pop_all(), CACHE_DIR)
+
+
+def _size(root: Path) -> int:
+    with ExitStack() as stack, storage_errors(CACHE_DIR):
+        cache = _real_folder(stack, stack.enter_context(open_root(root)), CACHE_DIR)
+        entries = _real_folder(stack, cache, "artifacts")
+        return 0 if entries is None else sum(size for _, size, _, _ in _scan(entries))
 
 
 class ArtifactCache:
@@ -313,8 +288,7 @@ class ArtifactCache:
         self.folder = folder
         self.budget = budget
         self._root = folder.parent
-        self._added = 0
-        self._estimate = 0
+        self._added = self._estimate = 0
         self._hits = self._misses = self._puts = self._evicted = 0
 
     def path_of(self, key: str) -> Path:
@@ -343,7 +317,8 @@ class ArtifactCache:
     async def get(self, key: str) -> bytes | None:
         """Return the content of `key`, or None; an entry that fails its hash is a miss."""
         data = await asyncio.to_thread(_get, self._root, _check_key(key))
-        self._count(data is not None)
+        self._hits += data is not None
+        self._misses += data is None
         return data
 
     async def open(self, key: str) -> BinaryIO | None:
@@ -352,17 +327,12 @@ class ArtifactCache:
         The caller closes it.
         """
         opened = await asyncio.to_thread(_open, self._root, _check_key(key))
-        self._count(opened is not None)
+        self._hits += opened is not None
+        self._misses += opened is None
         return opened
 
-    def _count(self, hit: bool) -> None:  # noqa: FBT001  # a plain flag
-        if hit:
-            self._hits += 1
-        else:
-            self._misses += 1
-
     async def contains(self, key: str) -> bool:
-        """Tell whether `key` is stored, without counting a hit or a miss."""
+        """Tell whether `key` is stored, without reading it or counting a hit or a miss."""
         return await asyncio.to_thread(_contains, self._root, _check_key(key))
 
     async def evict(self) -> int:
@@ -374,8 +344,7 @@ class ArtifactCache:
 
     async def size(self) -> int:
         """Give the bytes the entries take now, by a scan."""
-        _, total = await perform(functools.partial(_stage_evict, self._root, None))
-        return total
+        return await asyncio.to_thread(_size, self._root)
 
     def stats(self) -> ArtifactStats:
         """Return this process's hit, miss, put and eviction counts."""
