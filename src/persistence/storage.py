@@ -26,8 +26,8 @@ from typing import TypeVar
 
 import attrs
 
-from persistence._files import backups, changes, content, listing
-from persistence._files.locks import Change, Check
+from persistence._files import backups, content, listing
+from persistence._files.locks import Change, Check, perform
 from persistence._files.paths import (
     BACKUPS_DIR,
     CHUNK_SIZE,
@@ -38,7 +38,6 @@ from persistence._files.paths import (
     check_path,
     check_pattern,
 )
-from persistence._files.running import perform
 from persistence._guards import argument, at_least, byte_string, finite_amount, instance_of
 from persistence.database import Database, check_usable, transaction
 from persistence.exceptions import ValidationError
@@ -236,7 +235,7 @@ async def read_bytes(
     raw = check_path(path)
     track = _tracking("read_bytes", track)
     stage = functools.partial(
-        changes.stage_read, storage.root, raw, bytes, _check_for(track), lock=track is not None
+        content.stage_read, storage.root, raw, bytes, _check_for(track), lock=track is not None
     )
     data, _ = await perform(stage, _read_recorder(track))
     return data
@@ -259,7 +258,7 @@ async def read_text(
         return content.decode(data, encoding, raw)
 
     stage = functools.partial(
-        changes.stage_read, storage.root, raw, convert, _check_for(track), lock=track is not None
+        content.stage_read, storage.root, raw, convert, _check_for(track), lock=track is not None
     )
     text, _ = await perform(stage, _read_recorder(track))
     return text
@@ -273,7 +272,7 @@ async def write_bytes(
     raw = check_path(path)
     data = byte_string("write_bytes", "data", data)
     track = _tracking("write_bytes", track)
-    stage = functools.partial(changes.stage_write, storage.root, raw, data, _check_for(track))
+    stage = functools.partial(content.stage_write, storage.root, raw, data, _check_for(track))
     return await perform(stage, _recorder(track))
 
 
@@ -294,7 +293,7 @@ async def write_text(
     check = _check_for(track)
 
     def stage() -> Change[FileInfo]:
-        return changes.stage_write(storage.root, raw, content.encode(text, encoding, raw), check)
+        return content.stage_write(storage.root, raw, content.encode(text, encoding, raw), check)
 
     return await perform(stage, _recorder(track))
 
@@ -311,7 +310,7 @@ async def copy(
     raw_source, raw_target = check_path(source), check_path(target)
     track = _tracking("copy", track)
     stage = functools.partial(
-        changes.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
+        content.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
     )
     return await perform(stage, _recorder(track))
 
@@ -329,7 +328,7 @@ async def move(
     raw_source, raw_target = check_path(source), check_path(target)
     track = _tracking("move", track)
     stage = functools.partial(
-        changes.stage_move, storage.root, raw_source, raw_target, _check_for(track)
+        content.stage_move, storage.root, raw_source, raw_target, _check_for(track)
     )
 
     async def record(moved: tuple[str, FileInfo]) -> None:
@@ -352,7 +351,7 @@ async def delete(storage: Storage, path: StoragePath, *, track: Database | None 
         if _recordable(deleted):  # a name no record can have has no record to remove
             await delete_file_record_by_path(track, deleted)
 
-    stage = functools.partial(changes.stage_delete, storage.root, raw)
+    stage = functools.partial(content.stage_delete, storage.root, raw)
     await perform(stage, None if track is None else record)
 
 

@@ -35,9 +35,8 @@ from typing import BinaryIO, Final
 import attrs
 
 from persistence._files.content import Partial, hash_fd, read_fd, write_all
-from persistence._files.locks import Change, try_lock
+from persistence._files.locks import Change, perform, try_lock
 from persistence._files.paths import CACHE_DIR, Written, is_partial_name, storage_errors
-from persistence._files.running import perform
 from persistence._files.walk import (
     Spot,
     locate,
