@@ -207,16 +207,19 @@ def _recorder(track: Database | None) -> Callable[[FileInfo], Awaitable[object]]
     return record
 
 
-def _read_recorder(
-    track: Database | None,
-) -> Callable[[tuple[T, FileInfo]], Awaitable[object]] | None:
-    if track is None:
-        return None
-
-    async def record(read: tuple[T, FileInfo]) -> None:
-        await _record(track, _tracked(read[1]))
-
-    return record
+async def _read(
+    function: str, storage: object, path: object, convert: Callable[[bytes], T], track: object
+) -> T:
+    """Read a whole file through `convert`, recorded with `track`; the arguments are checked."""
+    storage = _storage(function, storage)
+    raw = check_path(path)
+    tracked = _tracking(function, track)
+    record = _recorder(tracked)
+    stage = functools.partial(
+        content.stage_read, storage.root, raw, convert, _check_for(tracked), lock=record is not None
+    )
+    read, _ = await perform(stage, None if record is None else lambda read: record(read[1]))
+    return read
 
 
 # --- the operations -----------------------------------------------------------------------------
@@ -231,14 +234,7 @@ async def read_bytes(
     storage: Storage, path: StoragePath, *, track: Database | None = None
 ) -> bytes:
     """Read a whole file. Backups under `.backups/` can be read too."""
-    storage = _storage("read_bytes", storage)
-    raw = check_path(path)
-    track = _tracking("read_bytes", track)
-    stage = functools.partial(
-        content.stage_read, storage.root, raw, bytes, _check_for(track), lock=track is not None
-    )
-    data, _ = await perform(stage, _read_recorder(track))
-    return data
+    return await _read("read_bytes", storage, path, bytes, track)
 
 
 async def read_text(
@@ -249,19 +245,12 @@ async def read_text(
     track: Database | None = None,
 ) -> str:
     """Read a whole file decoded with `encoding`; undecodable content is a StorageError."""
-    storage = _storage("read_text", storage)
-    raw = check_path(path)
     encoding = _encoding("read_text", encoding)
-    track = _tracking("read_text", track)
 
     def convert(data: bytes) -> str:
-        return content.decode(data, encoding, raw)
+        return content.decode(data, encoding, os.fspath(path))
 
-    stage = functools.partial(
-        content.stage_read, storage.root, raw, convert, _check_for(track), lock=track is not None
-    )
-    text, _ = await perform(stage, _read_recorder(track))
-    return text
+    return await _read("read_text", storage, path, convert, track)
 
 
 async def write_bytes(

@@ -11,7 +11,8 @@ import hashlib
 import os
 import re
 import stat
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -27,7 +28,7 @@ from persistence._files.paths import (
     storage_errors,
     truncate,
 )
-from persistence._files.walk import Spot, locate, lstat, open_folder, open_root
+from persistence._files.walk import Spot, locate, lstat, open_folder, open_root, owned
 from persistence.exceptions import FileMissingError
 
 _BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"
@@ -61,63 +62,61 @@ def backup_stem(name: str) -> str:
     return f"{truncate(name, _BACKUP_STEM_MAX - 33)}~{digest}"
 
 
-def _backups_folder(spot: Spot, folders: list[str], *, create: bool) -> int | None:
+@contextmanager
+def _backups_folder(spot: Spot, folders: list[str], *, create: bool) -> Iterator[int | None]:
     """Open `.backups/<folders>`, creating it if `create`; None if it does not exist.
 
     A symlink anywhere in it is refused: backups are written and pruned only inside.
     """
     names = [BACKUPS_DIR, *folders]
-    fd = os.dup(spot.root_fd)
-    try:
+    with ExitStack() as stack:
+        fd = spot.root_fd
         for index, part in enumerate(names):
-            shown = "/".join(names[: index + 1])
-            next_fd = open_folder(fd, part, create=create, shown=shown)
-            os.close(fd)
-            fd = next_fd
-    except FileNotFoundError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+            try:
+                opened = open_folder(fd, part, create=create, shown="/".join(names[: index + 1]))
+            except FileNotFoundError:
+                break
+            fd = stack.enter_context(owned(opened))
+        else:
+            yield fd
+            return
+        yield None
 
 
 def backup_file(root: Path, path: str, now: datetime) -> Path:
     """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path."""
-    with locate(root, path) as spot, storage_errors(path):
-        source_fd = spot.open_file()
+    with (
+        locate(root, path) as spot,
+        storage_errors(path),
+        owned(spot.open_file()) as source_fd,
+        _backups_folder(spot, spot.folders, create=True) as folder,
+    ):
+        if folder is None:  # pragma: no cover  # made just now; removed meanwhile
+            raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
+        info = os.fstat(source_fd)
+        stem = backup_stem(spot.require())
+        stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
+        target = f"{stem}.{stamp}.bak"
+        counter = 0
+        while lstat(folder, target) is not None:
+            counter += 1
+            target = f"{stem}.{stamp}-{counter}.bak"
+        partial = Partial.create(folder, target)
         try:
-            info = os.fstat(source_fd)
-            folder = _backups_folder(spot, spot.folders, create=True)
-            if folder is None:  # pragma: no cover  # made just now; removed meanwhile
-                raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
-            try:
-                stem = backup_stem(spot.require())
-                stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
-                target = f"{stem}.{stamp}.bak"
-                counter = 0
-                while lstat(folder, target) is not None:
-                    counter += 1
-                    target = f"{stem}.{stamp}-{counter}.bak"
-                partial = Partial.create(folder, target)
-                try:
-                    hash_fd(source_fd, partial.fd)
-                    os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
-                    os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
-                    os.fsync(partial.fd)
-                    partial.commit()
-                finally:
-                    partial.discard()
-            finally:
-                os.close(folder)
+            hash_fd(source_fd, partial.fd)
+            os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
+            os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.fsync(partial.fd)
+            partial.commit()
         finally:
-            os.close(source_fd)
+            partial.discard()
         return root.joinpath(BACKUPS_DIR, *spot.folders, target)
 
 
-def _backups_of(spot: Spot, folder: int) -> list[str]:
-    """Names of the backups of the spot's file in `folder`, oldest first."""
+def _backups_of(spot: Spot, folder: int | None) -> list[str]:
+    """Names of the backups of the spot's file in `folder` (if any), oldest first."""
+    if folder is None:
+        return []
     pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
     found: list[tuple[str, int, str]] = []
     with os.scandir(folder) as entries:
@@ -132,13 +131,8 @@ def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
     with locate(root, path) as spot, storage_errors(path):
         folders = [*spot.folders, *spot.missing]
-        folder = _backups_folder(spot, folders, create=False)
-        if folder is None:
-            return []
-        try:
+        with _backups_folder(spot, folders, create=False) as folder:
             names = _backups_of(spot, folder)
-        finally:
-            os.close(folder)
         return [root.joinpath(BACKUPS_DIR, *folders, name) for name in names]
 
 
@@ -146,10 +140,9 @@ def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
     """Remove all but the newest `keep` backups of a file; return the removed paths."""
     with locate(root, path) as spot, storage_errors(path):
         folders = [*spot.folders, *spot.missing]
-        folder = _backups_folder(spot, folders, create=False)
-        if folder is None:
-            return []
-        try:
+        with _backups_folder(spot, folders, create=False) as folder:
+            if folder is None:
+                return []
             names = _backups_of(spot, folder)
             doomed = names[: max(len(names) - keep, 0)]
             for name in doomed:
@@ -157,8 +150,6 @@ def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
                     os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
             if doomed:
                 os.fsync(folder)
-        finally:
-            os.close(folder)
         return [root.joinpath(BACKUPS_DIR, *folders, name) for name in doomed]
 
 
@@ -185,14 +176,11 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
     """
     removed: list[Path | None] = []
     with storage_errors(TEMP_DIR), open_root(root) as root_fd:
-        temp = open_folder(root_fd, TEMP_DIR, create=False)
-        try:
+        with owned(open_folder(root_fd, TEMP_DIR, create=False)) as temp:
             for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):
                 here = root / TEMP_DIR / folder
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in filenames)
-        finally:
-            os.close(temp)
         for folder, _, filenames, dir_fd in walk_tree(root_fd):
             partials = filter(is_partial_name, filenames)
             removed += (unlink_if_old(root / folder, name, dir_fd, cutoff) for name in partials)

@@ -30,6 +30,7 @@ from persistence._files.walk import (
     lstat,
     must_not_be_special,
     open_regular,
+    owned,
     same_file,
 )
 from persistence.exceptions import NotAFileError
@@ -88,11 +89,8 @@ def describe_at(dir_fd: int, name: str, path: str, shown: str) -> FileInfo:
         return file_info(path, info, None)
     if not stat.S_ISREG(info.st_mode):
         raise NotAFileError(shown, f"{kind_of(info.st_mode)}: neither a regular file nor a folder")
-    fd = open_regular(dir_fd, name, shown)
-    try:
+    with owned(open_regular(dir_fd, name, shown)) as fd:
         return file_info(path, os.fstat(fd), hash_fd(fd))
-    finally:
-        os.close(fd)
 
 
 def describe(root: Path, path: str) -> FileInfo:
@@ -240,7 +238,7 @@ def _move(origin: Spot, spot: Spot) -> FileInfo:
     source, target = origin.require(), spot.require()
     with storage_errors(origin.shown):
         fd = origin.open_file()
-    try:
+    with owned(fd):
         moving = os.fstat(fd)
         there = lstat(spot.dir_fd, target)
         must_not_be_special(there, spot.shown)
@@ -254,8 +252,6 @@ def _move(origin: Spot, spot: Spot) -> FileInfo:
         if not same_folder:
             os.fsync(origin.dir_fd)
         return file_info(spot.path, os.fstat(fd), hash_fd(fd))
-    finally:
-        os.close(fd)
 
 
 def stage_move(root: Path, source: str, target: str, check: Check) -> Change[tuple[str, FileInfo]]:
@@ -305,12 +301,9 @@ def stage_read(
         check(spot.path)
 
         def apply() -> tuple[T, FileInfo]:
-            fd = spot.open_file()
-            try:
+            with owned(spot.open_file()) as fd:
                 data = read_fd(fd)
                 info = os.fstat(fd)
-            finally:
-                os.close(fd)
             written = Written(len(data), hashlib.sha256(data).hexdigest())
             return convert(data), file_info(spot.path, info, written)
 

@@ -21,7 +21,7 @@ from persistence._files.paths import (
     is_reserved,
     storage_errors,
 )
-from persistence._files.walk import locate, lstat, open_root
+from persistence._files.walk import locate, lstat, open_root, owned
 from persistence.exceptions import (
     FileMissingError,
     InvalidPathError,
@@ -91,12 +91,12 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
 def _recorded_hash(root: Path, path: str) -> Written | None:
     """Size and hash of the regular file a record names; None if there is none inside."""
     try:
-        with locate(root, path, reserved_ok=True) as spot, storage_errors(path):
-            fd = spot.open_file()
-            try:
-                return hash_fd(fd)
-            finally:
-                os.close(fd)
+        with (
+            locate(root, path, reserved_ok=True) as spot,
+            storage_errors(path),
+            owned(spot.open_file()) as fd,
+        ):
+            return hash_fd(fd)
     except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
         return None
 

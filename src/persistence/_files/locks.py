@@ -25,7 +25,7 @@ from typing import Final, Generic, TypeVar
 import attrs
 
 from persistence._files.paths import LOCKS_DIR, storage_errors
-from persistence._files.walk import open_folder
+from persistence._files.walk import open_folder, owned
 from persistence.exceptions import StorageError
 
 T = TypeVar("T")
@@ -69,6 +69,11 @@ class PathLock:
         self.held = []
 
 
+def _must_be_a_lock_file(fd: int, shown: str) -> None:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise StorageError(shown, "a lock file is not a regular file")
+
+
 def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
     """Lock the lock files of `paths` under `.locks/`, all or none; None when one is busy.
 
@@ -83,22 +88,19 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
         _HELD.update(wanted)
     lock = PathLock(wanted)
     try:
-        with storage_errors(LOCKS_DIR):
-            folder = open_folder(root_fd, LOCKS_DIR, create=True)
-            try:
-                for stripe in stripes:
-                    fd = os.open(f"{stripe:03x}", _LOCK_FLAGS, 0o666, dir_fd=folder)
-                    lock.fds.append(fd)
-                    if not stat.S_ISREG(os.fstat(fd).st_mode):
-                        reason = "a lock file is not a regular file"
-                        raise StorageError(f"{LOCKS_DIR}/{stripe:03x}", reason)
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        lock.release()
-                        return None
-            finally:
-                os.close(folder)
+        with (
+            storage_errors(LOCKS_DIR),
+            owned(open_folder(root_fd, LOCKS_DIR, create=True)) as folder,
+        ):
+            for stripe in stripes:
+                fd = os.open(f"{stripe:03x}", _LOCK_FLAGS, 0o666, dir_fd=folder)
+                lock.fds.append(fd)
+                try:
+                    _must_be_a_lock_file(fd, f"{LOCKS_DIR}/{stripe:03x}")
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    lock.release()
+                    return None
     except BaseException:
         lock.release()
         raise

@@ -15,7 +15,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -31,7 +31,6 @@ from persistence.exceptions import (
     FileMissingError,
     NotAFileError,
     OutsideRootError,
-    StorageError,
 )
 
 _MAX_LINKS: Final = 40  # symlinks followed on one path, as Linux allows
@@ -70,13 +69,17 @@ def same_file(one: os.stat_result, other: os.stat_result) -> bool:
 
 
 @contextmanager
-def open_root(root: Path) -> Iterator[int]:
-    """Open the storage root: the one folder trusted by its full path."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def owned(fd: int) -> Iterator[int]:
+    """Close the descriptor `fd` on leaving."""
     try:
         yield fd
     finally:
         os.close(fd)
+
+
+def open_root(root: Path) -> AbstractContextManager[int]:
+    """Open the storage root: the one folder trusted by its full path."""
+    return owned(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
 
 
 @attrs.define
@@ -120,15 +123,8 @@ class Spot:
     def reopen(self) -> None:
         """Walk again to `folders` from the root, following no symlink: after a '..'."""
         self.move_to(os.dup(self.root_fd))
-        for part in self.folders:
-            try:
-                fd = os.open(part, DIR_FLAGS, dir_fd=self.dir_fd)
-            except OSError as error:
-                if error.errno not in NO_FOLLOW_ERRORS:
-                    raise
-                reason = "a folder on the path was replaced while it was being followed"
-                raise StorageError(self.shown, reason) from error
-            self.move_to(fd)
+        for part in self.folders:  # one replaced by a symlink meanwhile is refused
+            self.move_to(open_folder(self.dir_fd, part, create=False, shown=self.shown))
 
     def make_folders(self) -> None:
         """Create the missing folders one by one, each opened without following a symlink."""
