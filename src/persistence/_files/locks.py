@@ -107,59 +107,53 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
     return lock
 
 
+@attrs.define
 class Change(Generic[T]):
     """A file change staged outside the lock, applied under the lock of its paths.
 
     Staging does the slow part (resolving, writing a partial file); `try_apply` takes the
     lock without waiting and, if it gets it, makes the change visible (a rename, an unlink,
     a read). The lock is held until `close`, so the caller can record the change first.
+    `resources` holds what staging left (partial file, descriptors) until then.
     """
 
-    def __init__(
-        self,
-        root_fd: int,
-        paths: list[str],
-        apply: Callable[[], T],
-        resources: ExitStack,
-        shown: str,
-    ) -> None:
-        self.shown = shown
-        self._root_fd = root_fd
-        self._paths = paths
-        self._apply = apply
-        self._resources = resources
-        self._lock: PathLock | None = None
-        self._done: list[T] = []
+    root_fd: int
+    paths: list[str]
+    apply: Callable[[], T]
+    resources: ExitStack
+    shown: str
+    lock: PathLock | None = None
+    done: list[T] = attrs.field(factory=list)
 
     @property
     def applied(self) -> bool:
         """Whether the change has been made."""
-        return bool(self._done)
+        return bool(self.done)
 
     @property
     def result(self) -> T:
         """What applying the change returned."""
-        return self._done[0]
+        return self.done[0]
 
     def try_apply(self) -> bool:
         """Apply the change if its lock is free; return whether it has been applied."""
-        if self._done:
+        if self.done:
             return True
-        if self._paths and self._lock is None:
-            self._lock = try_lock(self._root_fd, self._paths)
-            if self._lock is None:
+        if self.paths and self.lock is None:
+            self.lock = try_lock(self.root_fd, self.paths)
+            if self.lock is None:
                 return False
         with storage_errors(self.shown):
-            self._done.append(self._apply())
+            self.done.append(self.apply())
         return True
 
     def close(self) -> None:
         """Release the lock and what staging left: partial file, descriptors. Idempotent."""
         try:
-            if self._lock is not None:
-                self._lock.release()
+            if self.lock is not None:
+                self.lock.release()
         finally:
-            self._resources.close()
+            self.resources.close()
 
 
 Check = Callable[[str], object]

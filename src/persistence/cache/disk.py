@@ -45,6 +45,7 @@ from persistence._files.walk import (
     open_folder,
     open_regular,
     open_root,
+    owned,
     same_file,
 )
 from persistence._guards import argument, at_least, byte_string
@@ -114,22 +115,16 @@ def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
     """
     if spot.missing or (seen := lstat(spot.dir_fd, spot.require())) is None:
         return None
-    fd = None
-    with suppress(NotAFileError, FileNotFoundError):  # a symlink or special file, or gone
+    with suppress(NotAFileError, FileNotFoundError), ExitStack() as stack:  # a symlink, or gone
         fd = open_regular(spot.dir_fd, spot.require(), spot.shown)
-    if fd is not None:
-        try:
-            seen = os.fstat(fd)
-            data = read_fd(fd) if whole else b""
-            digest = hashlib.sha256(data).hexdigest() if whole else hash_fd(fd).sha256
-            if digest == spot.require():
-                os.utime(fd)  # used now: the least recently used go first
-                os.lseek(fd, 0, os.SEEK_SET)
-                return fd, data
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
+        stack.callback(os.close, fd)  # unless popped: a good entry's stays open
+        seen = os.fstat(fd)
+        data = read_fd(fd) if whole else b""
+        if (hashlib.sha256(data).hexdigest() if whole else hash_fd(fd).sha256) == spot.require():
+            os.utime(fd)  # used now: the least recently used go first
+            os.lseek(fd, 0, os.SEEK_SET)
+            stack.pop_all()
+            return fd, data
     _drop(spot, seen)
     return None
 
@@ -190,14 +185,11 @@ def _fill_bytes(data: bytes, fd: int) -> Written:
 
 def _fill_file(source: str, fd: int) -> Written:
     """Copy the regular file `source` (a symlink is followed: the caller named it) to `fd`."""
-    with storage_errors(source):
-        source_fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            must_be_regular(os.fstat(source_fd).st_mode, source)
-            os.set_blocking(source_fd, True)
-            return hash_fd(source_fd, fd)
-        finally:
-            os.close(source_fd)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    with storage_errors(source), owned(os.open(source, flags)) as source_fd:
+        must_be_regular(os.fstat(source_fd).st_mode, source)
+        os.set_blocking(source_fd, True)
+        return hash_fd(source_fd, fd)
 
 
 # In worker threads: eviction, under the lock of .cache -----------------------------------
