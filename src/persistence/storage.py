@@ -37,6 +37,7 @@ from persistence._files.paths import (
     Written,
     check_path,
     check_pattern,
+    storage_errors,
 )
 from persistence._guards import argument, at_least, byte_string, finite_amount, instance_of
 from persistence.database import Database, check_usable, transaction
@@ -144,17 +145,9 @@ def _recordable(path: str) -> bool:
     return True
 
 
-def _no_check(_: str) -> None:
-    """Untracked: any path the disk takes will do."""
-
-
 def _check_for(track: Database | None) -> Check:
     """Refuse, before the disk changes, a path whose record `track` would refuse."""
-    return _no_check if track is None else _must_record
-
-
-def _must_record(path: str) -> FileRecord:
-    return FileRecord(path=path)
+    return (lambda _: None) if track is None else (lambda path: FileRecord(path=path))
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -248,7 +241,8 @@ async def read_text(
     encoding = _encoding("read_text", encoding)
 
     def convert(data: bytes) -> str:
-        return content.decode(data, encoding, os.fspath(path))
+        with storage_errors(os.fspath(path)):
+            return data.decode(encoding)
 
     return await _read("read_text", storage, path, convert, track)
 
@@ -282,7 +276,9 @@ async def write_text(
     check = _check_for(track)
 
     def stage() -> Change[FileInfo]:
-        return content.stage_write(storage.root, raw, content.encode(text, encoding, raw), check)
+        with storage_errors(raw):
+            data = text.encode(encoding)
+        return content.stage_write(storage.root, raw, data, check)
 
     return await perform(stage, _recorder(track))
 

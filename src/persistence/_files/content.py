@@ -36,11 +36,6 @@ from persistence._files.walk import (
 from persistence.exceptions import NotAFileError
 
 
-def timestamp(seconds: float) -> datetime:
-    """Give a file time as an aware UTC datetime."""
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
 def write_all(fd: int, data: memoryview) -> None:
     """Write all of `data`, however many calls it takes."""
     while data:
@@ -75,8 +70,8 @@ def file_info(path: str, info: os.stat_result, written: Written | None) -> FileI
     return FileInfo(
         path=path,
         size=0 if written is None else written.size,
-        created_at=timestamp(created),
-        modified_at=timestamp(info.st_mtime),
+        created_at=datetime.fromtimestamp(created, tz=UTC),
+        modified_at=datetime.fromtimestamp(info.st_mtime, tz=UTC),
         sha256=None if written is None else written.sha256,
         is_directory=written is None,
     )
@@ -99,18 +94,6 @@ def describe(root: Path, path: str) -> FileInfo:
         if spot.name is None:
             return file_info(".", os.fstat(spot.dir_fd), None)
         return describe_at(spot.dir_fd, spot.require(), spot.path, path)
-
-
-def decode(data: bytes, encoding: str, shown: str) -> str:
-    """Decode `data`, naming `shown` when it is not valid in `encoding`."""
-    with storage_errors(shown):
-        return data.decode(encoding)
-
-
-def encode(text: str, encoding: str, shown: str) -> bytes:
-    """Encode `text`, naming `shown` when `encoding` cannot hold it."""
-    with storage_errors(shown):
-        return text.encode(encoding)
 
 
 @attrs.define
