@@ -11,8 +11,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -28,7 +27,7 @@ from persistence._files.paths import (
     storage_errors,
     truncate,
 )
-from persistence._files.walk import Spot, locate, lstat, open_folder, open_root, owned
+from persistence._files.walk import Spot, locate, lstat, open_folder, open_folders, open_root, owned
 from persistence.exceptions import FileMissingError
 
 _BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"
@@ -62,35 +61,11 @@ def backup_stem(name: str) -> str:
     return f"{truncate(name, _BACKUP_STEM_MAX - 33)}~{digest}"
 
 
-@contextmanager
-def _backups_folder(spot: Spot, folders: list[str], *, create: bool) -> Iterator[int | None]:
-    """Open `.backups/<folders>`, creating it if `create`; None if it does not exist.
-
-    A symlink anywhere in it is refused: backups are written and pruned only inside.
-    """
-    names = [BACKUPS_DIR, *folders]
-    with ExitStack() as stack:
-        fd = spot.root_fd
-        for index, part in enumerate(names):
-            try:
-                opened = open_folder(fd, part, create=create, shown="/".join(names[: index + 1]))
-            except FileNotFoundError:
-                break
-            fd = stack.enter_context(owned(opened))
-        else:
-            yield fd
-            return
-        yield None
-
-
 def backup_file(root: Path, path: str, now: datetime) -> Path:
     """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path."""
-    with (
-        locate(root, path) as spot,
-        storage_errors(path),
-        owned(spot.open_file()) as source_fd,
-        _backups_folder(spot, spot.folders, create=True) as folder,
-    ):
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
+        source_fd = stack.enter_context(owned(spot.open_file()))
+        folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *spot.folders], create=True)
         if folder is None:  # pragma: no cover  # made just now; removed meanwhile
             raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
         info = os.fstat(source_fd)
@@ -129,27 +104,28 @@ def _backups_of(spot: Spot, folder: int | None) -> list[str]:
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
-    with locate(root, path) as spot, storage_errors(path):
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
         folders = [*spot.folders, *spot.missing]
-        with _backups_folder(spot, folders, create=False) as folder:
-            names = _backups_of(spot, folder)
+        names = _backups_of(
+            spot, open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
+        )
         return [root.joinpath(BACKUPS_DIR, *folders, name) for name in names]
 
 
 def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
     """Remove all but the newest `keep` backups of a file; return the removed paths."""
-    with locate(root, path) as spot, storage_errors(path):
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
         folders = [*spot.folders, *spot.missing]
-        with _backups_folder(spot, folders, create=False) as folder:
-            if folder is None:
-                return []
-            names = _backups_of(spot, folder)
-            doomed = names[: max(len(names) - keep, 0)]
-            for name in doomed:
-                with suppress(FileNotFoundError):  # another prune took it
-                    os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
-            if doomed:
-                os.fsync(folder)
+        folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
+        if folder is None:
+            return []
+        names = _backups_of(spot, folder)
+        doomed = names[: max(len(names) - keep, 0)]
+        for name in doomed:
+            with suppress(FileNotFoundError):  # another prune took it
+                os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
+        if doomed:
+            os.fsync(folder)
         return [root.joinpath(BACKUPS_DIR, *folders, name) for name in doomed]
 
 

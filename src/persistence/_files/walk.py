@@ -15,7 +15,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -376,3 +376,18 @@ def open_folder(dir_fd: int, name: str, *, create: bool, shown: str | None = Non
             raise
         reason = "is not a real folder (a symlink?): it may lead outside"
         raise OutsideRootError(shown or name, reason) from error
+
+
+def open_folders(stack: ExitStack, dir_fd: int, names: list[str], *, create: bool) -> int | None:
+    """Open the real folders `names` one inside the other below `dir_fd`, closed with `stack`.
+
+    Gives the last one, or None when one is missing. A symlink in the place of one is an
+    OutsideRootError naming the path to it, never followed.
+    """
+    for index, name in enumerate(names):
+        try:
+            dir_fd = open_folder(dir_fd, name, create=create, shown="/".join(names[: index + 1]))
+        except FileNotFoundError:
+            return None
+        stack.callback(os.close, dir_fd)
+    return dir_fd

@@ -1,21 +1,11 @@
 """Artifacts on disk by their content: compiled binaries, generated inputs and the like.
 
 `open_artifact_cache(storage)` keeps them under the storage root, in the reserved folder
-`.cache/`: each at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>`. It stands
-on the file store's stack (`persistence._files`) and follows no symlink at all:
-
-- `put` fills a partial file in `.cache/incoming/`, fsyncs it and renames it into place
-  under the entry's path lock: an entry appears whole or not at all, and a put killed
-  midway leaves a partial file that eviction removes later. A right entry already there
-  is kept; a damaged one is replaced.
-- `get` and `open` check the SHA-256 as they read. An entry that fails it (or a symlink or
-  special file in its place) is removed under its lock and is a miss. Reads mark an
-  entry used (its modification time).
-- Past the budget, eviction deletes the least recently used down to nine tenths of it,
-  under the lock of `.cache`, across processes. Each process scans again once what it
-  added passes a tenth of the budget.
-
-Hit and miss counts are this process's, in `stats()`.
+`.cache/`: each at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>`, within a
+byte budget, least recently used out first. It stands on the file store's own walk, locks
+and atomic publish (`persistence._files`) and follows no symlink. Every read checks the
+content's hash: a bad entry is removed and is a miss, and a put repairs it. docs/CACHE.md
+tells how. Hit and miss counts are this process's, in `stats()`.
 """
 
 from __future__ import annotations
@@ -42,7 +32,7 @@ from persistence._files.walk import (
     locate,
     lstat,
     must_be_regular,
-    open_folder,
+    open_folders,
     open_regular,
     open_root,
     owned,
@@ -195,16 +185,11 @@ def _fill_file(source: str, fd: int) -> Written:
 # In worker threads: eviction, under the lock of .cache -----------------------------------
 
 
-def _real_folder(stack: ExitStack, dir_fd: int | None, name: str) -> int | None:
-    """Open the real folder `name` in `dir_fd`, closed with `stack`; None if missing or not real."""
-    if dir_fd is None:
-        return None
-    try:
-        fd = open_folder(dir_fd, name, create=False)
-    except (FileNotFoundError, OutsideRootError):  # missing, or a symlink: never followed
-        return None
-    stack.callback(os.close, fd)
-    return fd
+def _real_folder(stack: ExitStack, dir_fd: int, *names: str) -> int | None:
+    """Open the real folders `names`, closed with `stack`; None if missing or not real."""
+    with suppress(OutsideRootError):  # a symlink is passed over, never followed
+        return open_folders(stack, dir_fd, list(names), create=False)
+    return None
 
 
 def _scan(entries: int) -> list[tuple[int, int, str, str]]:
@@ -254,8 +239,8 @@ def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
     """Open the cache's folders; applying evicts past `budget` and removes orphans."""
     with ExitStack() as stack, storage_errors(CACHE_DIR):
         root_fd = stack.enter_context(open_root(root))
-        cache = _real_folder(stack, root_fd, CACHE_DIR)
-        entries, incoming = (_real_folder(stack, cache, name) for name in ("artifacts", "incoming"))
+        entries = _real_folder(stack, root_fd, CACHE_DIR, "artifacts")
+        incoming = _real_folder(stack, root_fd, CACHE_DIR, "incoming")
 
         def apply() -> tuple[int, int]:
             if incoming is not None:
@@ -267,8 +252,7 @@ def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
 
 def _size(root: Path) -> int:
     with ExitStack() as stack, storage_errors(CACHE_DIR):
-        cache = _real_folder(stack, stack.enter_context(open_root(root)), CACHE_DIR)
-        entries = _real_folder(stack, cache, "artifacts")
+        entries = _real_folder(stack, stack.enter_context(open_root(root)), CACHE_DIR, "artifacts")
         return 0 if entries is None else sum(size for _, size, _, _ in _scan(entries))
 
 
