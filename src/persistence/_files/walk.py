@@ -128,18 +128,8 @@ class Spot:
 
     def make_folders(self) -> None:
         """Create the missing folders one by one, each opened without following a symlink."""
-        while self.missing:
-            part = self.missing[0]
-            with suppress(FileExistsError):
-                os.mkdir(part, 0o777, dir_fd=self.dir_fd)
-            try:
-                fd = os.open(part, DIR_FLAGS, dir_fd=self.dir_fd)
-            except OSError as error:
-                if error.errno not in NO_FOLLOW_ERRORS:
-                    raise
-                where = "/".join([*self.folders, part])
-                raise NotAFileError(self.shown, f"{where} is not a folder") from error
-            self.move_to(fd)
+        while self.missing:  # one replaced meanwhile by a symlink or a file is refused
+            self.move_to(open_folder(self.dir_fd, self.missing[0], create=True, shown=self.shown))
             self.folders.append(self.missing.pop(0))
 
     def require(self) -> str:
@@ -157,8 +147,7 @@ class Spot:
     def regular(self) -> os.stat_result:
         """Return the status of the regular file here, not following a symlink; refuse others."""
         info = os.stat(self.require(), dir_fd=self.dir_fd, follow_symlinks=False)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotAFileError(self.shown, kind_of(info.st_mode))
+        must_be_regular(info.st_mode, self.shown)
         return info
 
 
