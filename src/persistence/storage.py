@@ -2,15 +2,12 @@
 
 `open_storage(root)` makes a `Storage`; every other function takes it and a path relative
 to the root (an absolute path inside the root works too). Each path is walked from the
-root one component at a time, following symlinks only while they stay inside. The root
-holds three reserved folders that file operations cannot write to: `.backups/` (see
-`backup`), `.tmp/` (see `clean_temp`) and `.locks/`.
-
-Each operation does its file work in one worker-thread hop. Writes, copies, moves,
-deletes and tracked reads hold a lock on their paths, across processes, until their
-record is written. Given a database as `track`, an operation records the file in
-`file_records`, by its path relative to the root with forward slashes. Bad arguments
-raise ValidationError naming the function and the argument, before any file is touched.
+root one component at a time, following symlinks only while they stay inside. File
+operations cannot write to the reserved folders `.backups/` (see `backup`), `.tmp/` (see
+`clean_temp`), `.locks/` and `.cache/` (the artifact cache). The file work is done by
+`persistence._files`, in worker threads. Given a database as `track`, an operation records
+the file in `file_records`. Bad arguments raise ValidationError naming the function and
+the argument, before any file is touched.
 """
 
 from __future__ import annotations
@@ -215,6 +212,21 @@ async def _read(
     return read
 
 
+async def _write(
+    function: str, storage: object, path: object, data: Callable[[str], bytes], track: object
+) -> FileInfo:
+    """Write `data(path)` (made in the worker thread) atomically; the arguments are checked."""
+    storage = _storage(function, storage)
+    raw = check_path(path)
+    tracked = _tracking(function, track)
+    check = _check_for(tracked)
+
+    def stage() -> Change[FileInfo]:
+        return content.stage_write(storage.root, raw, data(raw), check)
+
+    return await perform(stage, _recorder(tracked))
+
+
 # --- the operations -----------------------------------------------------------------------------
 
 
@@ -251,12 +263,8 @@ async def write_bytes(
     storage: Storage, path: StoragePath, data: bytes, *, track: Database | None = None
 ) -> FileInfo:
     """Atomically replace a file with `data`, creating its folders; return what was written."""
-    storage = _storage("write_bytes", storage)
-    raw = check_path(path)
     data = byte_string("write_bytes", "data", data)
-    track = _tracking("write_bytes", track)
-    stage = functools.partial(content.stage_write, storage.root, raw, data, _check_for(track))
-    return await perform(stage, _recorder(track))
+    return await _write("write_bytes", storage, path, lambda _: data, track)
 
 
 async def write_text(
@@ -268,19 +276,14 @@ async def write_text(
     track: Database | None = None,
 ) -> FileInfo:
     """Atomically replace a file with `text` encoded with `encoding`."""
-    storage = _storage("write_text", storage)
-    raw = check_path(path)
     text = argument("write_text", "text", str, text)
     encoding = _encoding("write_text", encoding)
-    track = _tracking("write_text", track)
-    check = _check_for(track)
 
-    def stage() -> Change[FileInfo]:
+    def encode(raw: str) -> bytes:
         with storage_errors(raw):
-            data = text.encode(encoding)
-        return content.stage_write(storage.root, raw, data, check)
+            return text.encode(encoding)
 
-    return await perform(stage, _recorder(track))
+    return await _write("write_text", storage, path, encode, track)
 
 
 async def copy(

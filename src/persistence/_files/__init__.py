@@ -1,8 +1,6 @@
-"""The file stack under a storage root, shared by `persistence.storage` and the artifact cache.
+"""The file stack under a storage root, for `persistence.storage` and the artifact cache.
 
-From the bottom up, each module importing only those before it: `paths` (names, checks,
-errors), `walk` (confined descriptor walks, opening regular files), `locks` (path locks
-across processes, staged changes and `perform`), `content` (hashing, describing, atomic
-publishing and the store's staged changes), `listing` (listings and `verify`) and
-`backups` (backups and clean-up).
+Bottom up, each importing only those before it: `paths` (names, checks, errors), `walk`
+(confined walks), `locks` (path locks, staged changes, `perform`), `content` (hashing,
+atomic publish, the store's changes), `listing` (listings, `verify`), `backups`.
 """

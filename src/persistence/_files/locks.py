@@ -2,11 +2,7 @@
 
 Changes that the file store records (writes, copies, moves, deletes, tracked reads) and
 the artifact cache's publishes are staged first, then applied under a lock on their
-paths (`Change`, `try_lock`). `perform` does so from the event loop: it stages a change
-in one worker-thread hop and applies it there if its lock is free, the common case.
-Otherwise it tries again in short hops, woken when an operation of this loop frees a
-lock, and gives up after LOCK_TIMEOUT. Cancelling waits for a hop or a record write
-under way: a change is made and recorded whole, or not made.
+paths (`Change`, `try_lock`), from the event loop by `perform`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import re
 import stat
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -77,9 +77,7 @@ def _entry(key: str) -> str:
     return f"{_ENTRIES}/{key[:2]}/{key}"
 
 
-def _locate(root: Path, path: str) -> AbstractContextManager[Spot]:
-    """Walk a path of the cache from the root's descriptor, refusing any symlink on it."""
-    return locate(root, path, reserved_ok=True, links=False)
+_locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink in the cache
 
 
 # In worker threads: reading ---------------------------------------------------------------
