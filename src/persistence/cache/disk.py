@@ -24,6 +24,7 @@ from typing import BinaryIO, Final
 
 import attrs
 
+from persistence._files.backups import unlink_if_old
 from persistence._files.content import Partial, hash_fd, read_fd, write_all
 from persistence._files.locks import Change, perform, try_lock
 from persistence._files.paths import CACHE_DIR, Written, is_partial_name, storage_errors
@@ -222,17 +223,6 @@ def _evict(entries: int, budget: int) -> tuple[int, int]:
     return evicted, total
 
 
-def _remove_orphans(incoming: int) -> None:
-    """Delete the partial files that puts killed long ago left."""
-    cutoff = time.time() - _PARTIAL_AGE
-    with os.scandir(incoming) as listed:
-        for entry in listed:
-            with suppress(FileNotFoundError):
-                old = entry.stat(follow_symlinks=False).st_mtime < cutoff
-                if old and is_partial_name(entry.name):
-                    os.unlink(entry.name, dir_fd=incoming)
-
-
 def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
     """Open the cache's folders; applying evicts past `budget` and removes orphans."""
     with ExitStack() as stack, storage_errors(CACHE_DIR):
@@ -241,8 +231,9 @@ def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
         incoming = _real_folder(stack, root_fd, CACHE_DIR, "incoming")
 
         def apply() -> tuple[int, int]:
-            if incoming is not None:
-                _remove_orphans(incoming)
+            if incoming is not None:  # the partial files of puts killed long ago
+                for name in filter(is_partial_name, os.listdir(incoming)):  # noqa: PTH208  # an fd
+                    unlink_if_old(Path(), name, incoming, time.time() - _PARTIAL_AGE)
             return (0, 0) if entries is None else _evict(entries, budget)
 
         return Change(root_fd, [CACHE_DIR], apply, stack.pop_all(), CACHE_DIR)
