@@ -254,6 +254,23 @@ async def test_descriptors_stay_flat_over_puts_reads_and_evictions(tmp_path: Pat
     assert _open_descriptors() == before
 
 
+async def test_eviction_removes_only_old_partial_files(artifacts: ArtifactCache) -> None:
+    """Partial files a killed put left an hour ago go; newer ones and other files stay."""
+    incoming = artifacts.folder / "incoming"
+    incoming.mkdir(exist_ok=True)
+    old, new, other = (
+        incoming / ".artifact.0123456789abcdef.storage-partial",
+        incoming / ".artifact.fedcba9876543210.storage-partial",
+        incoming / "notes.txt",
+    )
+    for path in (old, new, other):
+        path.write_bytes(b"x")
+    for path in (old, other):
+        os.utime(path, (0, 0))
+    await artifacts.evict()
+    assert sorted(path.name for path in incoming.iterdir()) == sorted([new.name, other.name])
+
+
 async def _spawn(
     root: Path, budget: int, count: int, size: int, *file: str
 ) -> asyncio.subprocess.Process:
