@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
@@ -220,6 +221,66 @@ async def test_a_symlink_in_the_cache_never_leads_outside(tmp_path: Path, level:
         await attempt(put)
     await attempt(artifacts.put_file(source))
     await attempt(open_artifact_cache(storage, budget=1))  # opening evicts past the budget
+    assert _snapshot(outside) == before
+
+
+SWAP_SECONDS = float(os.environ.get("PERSISTENCE_SWAP_SECONDS", "1.5"))
+"""How long the symlink swapper runs in the race test."""
+
+
+async def test_folders_swapped_for_symlinks_mid_call_never_lead_outside(tmp_path: Path) -> None:
+    """While another process swaps the cache's folders for symlinks, nothing outside is touched.
+
+    Nothing outside is read, written or deleted, whatever the call.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=64 * 1024)
+    key = hashlib.sha256(GOOD).hexdigest()
+    await artifacts.put(_same_shard(key))
+    outside = tmp_path / "outside"
+    for below in (f"artifacts/{key[:2]}/{key}", f"{key[:2]}/{key}", key, "x.storage-partial"):
+        (outside / below).parent.mkdir(parents=True, exist_ok=True)
+        (outside / below).write_bytes(GOOD)
+    for path in outside.rglob("*"):
+        os.utime(path, (0, 0))
+    before = _snapshot(outside)
+    cache = storage.root / ".cache"
+    swapper = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "_symlink_swapper.py"),
+        str(cache),
+        str(SWAP_SECONDS),
+        f"artifacts/{key[:2]}={outside}",
+        f"incoming={outside}",
+        f"artifacts={outside}",
+        stdout=asyncio.subprocess.PIPE,
+        env=CHILD_ENV,
+    )
+    assert swapper.stdout is not None
+    rounds = 0
+    try:
+        assert await swapper.stdout.readline() == b"ready\n"
+        while swapper.returncode is None:
+            for call in (
+                artifacts.put(_same_shard(key) + bytes([rounds % 256])),
+                artifacts.evict(),
+                artifacts.size(),
+            ):
+                with contextlib.suppress(StorageError):
+                    await call
+            for read in (artifacts.get(key), artifacts.open(key), artifacts.contains(key)):
+                with contextlib.suppress(StorageError):
+                    assert not await read
+            rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(swapper.wait(), 0.001)
+        swaps = int(await swapper.stdout.readline())
+    finally:
+        if swapper.returncode is None:
+            swapper.kill()
+        await swapper.communicate()
+    assert swaps > 50
+    assert rounds > 10
     assert _snapshot(outside) == before
 
 
