@@ -18,7 +18,7 @@ import pytest
 
 from persistence import ValidationError
 from persistence.cache import ArtifactCache, open_artifact_cache
-from persistence.exceptions import OutsideRootError, StorageError
+from persistence.exceptions import InvalidPathError, OutsideRootError, StorageError
 from persistence.storage import list_files, open_storage, write_text
 
 HERE = Path(__file__).parent
@@ -98,6 +98,8 @@ async def test_bad_keys_and_budgets_are_refused(artifacts: ArtifactCache, tmp_pa
             await open_artifact_cache(storage, budget=budget)  # type: ignore[arg-type]  # on purpose
     with pytest.raises(ValidationError, match=r"data: expected bytes, got str"):
         await artifacts.put("text")  # type: ignore[arg-type]  # on purpose
+    with pytest.raises(InvalidPathError):
+        await artifacts.put_file(3)  # type: ignore[arg-type]  # on purpose
 
 
 GOOD = b"good content " * 1000

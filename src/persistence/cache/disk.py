@@ -27,7 +27,7 @@ import attrs
 from persistence._files.backups import unlink_if_old
 from persistence._files.content import Partial, hash_fd, read_fd, write_all
 from persistence._files.locks import Change, perform, try_lock
-from persistence._files.paths import CACHE_DIR, Written, is_partial_name, storage_errors
+from persistence._files.paths import CACHE_DIR, Written, check_path, is_partial_name, storage_errors
 from persistence._files.walk import (
     Spot,
     locate,
@@ -266,7 +266,7 @@ class ArtifactCache:
 
     async def put_file(self, path: str | os.PathLike[str]) -> str:
         """Store a file's content, streamed in chunks, and return its key."""
-        return await self._put(functools.partial(_fill_file, os.fspath(path)))
+        return await self._put(functools.partial(_fill_file, check_path(path)))
 
     async def _put(self, fill: Callable[[int], Written]) -> str:
         key, added = await perform(functools.partial(_stage_put, self._root, fill))
