@@ -54,9 +54,6 @@ _LOW_WATER: Final = 0.9
 _ENTRIES: Final = f"{CACHE_DIR}/artifacts"
 _INCOMING: Final = f"{CACHE_DIR}/incoming"
 
-Stored = tuple[str, int | None]
-"""What a put gives: the key, and the bytes added (None when a right entry was there)."""
-
 
 @attrs.frozen
 class ArtifactStats:
@@ -141,8 +138,11 @@ def _contains(root: Path, key: str) -> bool:
 # In worker threads: writing, staged and then published under the entry's lock ------------
 
 
-def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[Stored]:
-    """Fill a partial file in incoming/ with `fill`; applying renames it into place."""
+def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, int | None]]:
+    """Fill a partial file in incoming/; applying renames it into place.
+
+    Applying gives the key and the bytes added, None when a right entry was there.
+    """
     with ExitStack() as stack:
         incoming = stack.enter_context(_locate(root, f"{_INCOMING}/new"))
         with storage_errors(incoming.shown):
@@ -160,7 +160,7 @@ def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[Stored]:
                 return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), key)
             os.fsync(partial.fd)
 
-        def apply() -> Stored:
+        def apply() -> tuple[str, int | None]:
             partial.commit(spot.dir_fd, key)
             return key, written.size
 
