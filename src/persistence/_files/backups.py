@@ -22,12 +22,18 @@ from persistence._files.paths import (
     BACKUPS_DIR,
     RESERVED,
     TEMP_DIR,
+    Spot,
     check_path,
     is_partial_name,
+    locate,
+    lstat,
+    open_folder,
+    open_folders,
+    open_root,
+    owned,
     storage_errors,
     truncate,
 )
-from persistence._files.walk import Spot, locate, lstat, open_folder, open_folders, open_root, owned
 from persistence.exceptions import FileMissingError
 
 _BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"

@@ -21,17 +21,21 @@ from typing import TypeVar
 import attrs
 
 from persistence._files.locks import Change, Check
-from persistence._files.paths import CHUNK_SIZE, FileInfo, Written, partial_name, storage_errors
-from persistence._files.walk import (
+from persistence._files.paths import (
+    CHUNK_SIZE,
     NEW_FLAGS,
+    FileInfo,
     Spot,
+    Written,
     kind_of,
     locate,
     lstat,
     must_not_be_special,
     open_regular,
     owned,
+    partial_name,
     same_file,
+    storage_errors,
 )
 from persistence.exceptions import NotAFileError
 
@@ -40,6 +44,12 @@ def write_all(fd: int, data: memoryview) -> None:
     """Write all of `data`, however many calls it takes."""
     while data:
         data = data[os.write(fd, data) :]
+
+
+def write_hashed(data: bytes, fd: int) -> Written:
+    """Write all of `data` to `fd`; give its size and hash."""
+    write_all(fd, memoryview(data))
+    return Written(len(data), hashlib.sha256(data).hexdigest())
 
 
 def hash_fd(fd: int, sink: int | None = None) -> Written:
@@ -161,11 +171,10 @@ def stage_write(root: Path, path: str, data: bytes, check: Check) -> Change[File
         check(spot.path)
         with storage_errors(path):
             partial, mode = _partial_for(stack, spot)
-            write_all(partial.fd, memoryview(data))
+            written = write_hashed(data, partial.fd)
             if mode is not None:
                 os.fchmod(partial.fd, mode)
             os.fsync(partial.fd)
-        written = Written(len(data), hashlib.sha256(data).hexdigest())
 
         def apply() -> FileInfo:
             return file_info(spot.path, partial.commit(), written)

@@ -19,9 +19,12 @@ from persistence._files.paths import (
     Written,
     is_partial_name,
     is_reserved,
+    locate,
+    lstat,
+    open_root,
+    owned,
     storage_errors,
 )
-from persistence._files.walk import locate, lstat, open_root, owned
 from persistence.exceptions import (
     FileMissingError,
     InvalidPathError,

@@ -20,8 +20,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
-from persistence._files.paths import LOCKS_DIR, storage_errors
-from persistence._files.walk import open_folder, owned
+from persistence._files.paths import LOCKS_DIR, open_folder, owned, storage_errors
 from persistence.exceptions import StorageError
 
 T = TypeVar("T")

@@ -25,11 +25,14 @@ from typing import BinaryIO, Final
 import attrs
 
 from persistence._files.backups import unlink_if_old
-from persistence._files.content import Partial, hash_fd, read_fd, write_all
+from persistence._files.content import Partial, hash_fd, read_fd, write_hashed
 from persistence._files.locks import Change, perform, try_lock
-from persistence._files.paths import CACHE_DIR, Written, check_path, is_partial_name, storage_errors
-from persistence._files.walk import (
+from persistence._files.paths import (
+    CACHE_DIR,
     Spot,
+    Written,
+    check_path,
+    is_partial_name,
     locate,
     lstat,
     must_be_regular,
@@ -38,6 +41,7 @@ from persistence._files.walk import (
     open_root,
     owned,
     same_file,
+    storage_errors,
 )
 from persistence._guards import argument, at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
@@ -167,11 +171,6 @@ def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, 
         return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
 
 
-def _fill_bytes(data: bytes, fd: int) -> Written:
-    write_all(fd, memoryview(data))
-    return Written(len(data), hashlib.sha256(data).hexdigest())
-
-
 def _fill_file(source: str, fd: int) -> Written:
     """Copy the regular file `source` (a symlink is followed: the caller named it) to `fd`."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -262,7 +261,7 @@ class ArtifactCache:
     async def put(self, data: bytes) -> str:
         """Store `data` and return its key; storing the same content twice keeps one entry."""
         data = byte_string("ArtifactCache", "data", data)
-        return await self._put(functools.partial(_fill_bytes, data))
+        return await self._put(functools.partial(write_hashed, data))
 
     async def put_file(self, path: str | os.PathLike[str]) -> str:
         """Store a file's content, streamed in chunks, and return its key."""
