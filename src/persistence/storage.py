@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import attrs
 
-from persistence._files import backups, content, listing
+from persistence._files import content, tree
 from persistence._files.locks import Change, Check, perform
 from persistence._files.paths import (
     BACKUPS_DIR,
@@ -232,7 +232,7 @@ async def _write(
 
 async def open_storage(root: Path | str) -> Storage:
     """Create `root` with its reserved folders, and return the storage."""
-    return Storage(await asyncio.to_thread(backups.make_storage_dirs, root))
+    return Storage(await asyncio.to_thread(tree.make_storage_dirs, root))
 
 
 async def read_bytes(
@@ -366,7 +366,7 @@ async def list_files(
     storage = _storage("list_files", storage)
     pattern = check_pattern(pattern)
     recursive = argument("list_files", "recursive", bool, recursive, "a bool")
-    return await asyncio.to_thread(listing.list_entries, storage.root, pattern, recursive=recursive)
+    return await asyncio.to_thread(tree.list_entries, storage.root, pattern, recursive=recursive)
 
 
 async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None) -> Path:
@@ -381,9 +381,9 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     now = datetime.now(UTC)
 
     def work() -> Path:
-        copied = backups.backup_file(storage.root, raw, now)
+        copied = tree.backup_file(storage.root, raw, now)
         if kept is not None:
-            backups.prune_backup_files(storage.root, raw, kept)
+            tree.prune_backup_files(storage.root, raw, kept)
         return copied
 
     return await asyncio.to_thread(work)
@@ -393,7 +393,7 @@ async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:
     """List the backups of a file, oldest first."""
     storage = _storage("list_backups", storage)
     raw = check_path(path)
-    return await asyncio.to_thread(backups.list_backup_files, storage.root, raw)
+    return await asyncio.to_thread(tree.list_backup_files, storage.root, raw)
 
 
 async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> list[Path]:
@@ -404,7 +404,7 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
     storage = _storage("prune_backups", storage)
     raw = check_path(path)
     kept = at_least("prune_backups", "keep", keep, 0)
-    return await asyncio.to_thread(backups.prune_backup_files, storage.root, raw, kept)
+    return await asyncio.to_thread(tree.prune_backup_files, storage.root, raw, kept)
 
 
 async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]:
@@ -418,7 +418,7 @@ async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]
     storage = _storage("clean_temp", storage)
     hours = finite_amount("clean_temp", "older_than_hours", older_than_hours, "a number of hours")
     cutoff = time.time() - hours * 3600
-    return await asyncio.to_thread(backups.clean_temp_files, storage.root, cutoff)
+    return await asyncio.to_thread(tree.clean_temp_files, storage.root, cutoff)
 
 
 async def verify(storage: Storage, db: Database) -> VerifyReport:
@@ -432,5 +432,5 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     records = {
         record.path: Written(record.size, record.hash) for record in await all_file_records(db)
     }
-    changed, missing, new = await asyncio.to_thread(listing.scan, storage.root, records)
+    changed, missing, new = await asyncio.to_thread(tree.scan, storage.root, records)
     return VerifyReport(tuple(changed), tuple(missing), tuple(new))

@@ -2,5 +2,5 @@
 
 Bottom up, each importing only those before it: `paths` (names, checks, errors and the
 confined walk), `locks` (path locks, staged changes, `perform`), `content` (hashing,
-atomic publish, the store's changes), `listing` (listings, `verify`), `backups`.
+atomic publish, the store's changes) and `tree` (listings, `verify`, backups, clean-up).
 """

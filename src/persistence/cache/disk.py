@@ -24,7 +24,6 @@ from typing import BinaryIO, Final
 
 import attrs
 
-from persistence._files.backups import unlink_if_old
 from persistence._files.content import Partial, hash_fd, read_fd, write_hashed
 from persistence._files.locks import Change, perform, try_lock
 from persistence._files.paths import (
@@ -43,6 +42,7 @@ from persistence._files.paths import (
     same_file,
     storage_errors,
 )
+from persistence._files.tree import unlink_if_old
 from persistence._guards import argument, at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
 from persistence.storage import Storage
