@@ -72,6 +72,7 @@ MAX_JSON_FLOAT = 2.0**53
 
 _SHOWN_BITS = 256
 """Integers up to this size are written out in messages; larger ones by their size."""
+_FLOAT_BITS = 1023  # an int of more bits may be too large for a float
 
 _FIRST_INSTANT = dt.datetime.min.replace(tzinfo=dt.UTC)
 _LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -192,10 +193,8 @@ def finite_amount(model: str, field: str, value: object, expected: str = "a numb
     """Check a finite number of 0 or more, such as an age: NaN and infinities are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(model, field, _type_problem(expected, value))
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValidationError(model, field, f"is too large: {_shown(int(value))}") from None
+    too_large = isinstance(value, int) and value.bit_length() > _FLOAT_BITS
+    number = (math.inf if value > 0 else -math.inf) if too_large else float(value)
     if not math.isfinite(number) or number < 0:
         raise ValidationError(model, field, f"must be a finite number >= 0, got {number}")
     return number

@@ -188,13 +188,7 @@ def _tracked(info: FileInfo) -> FileRecord:
 
 
 def _recorder(track: Database | None) -> Callable[[FileInfo], Awaitable[object]] | None:
-    if track is None:
-        return None
-
-    async def record(info: FileInfo) -> None:
-        await _record(track, _tracked(info))
-
-    return record
+    return None if track is None else lambda info: _record(track, _tracked(info))
 
 
 async def _read(
