@@ -64,11 +64,6 @@ class PathLock:
         self.held = []
 
 
-def _must_be_a_lock_file(fd: int, shown: str) -> None:
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        raise StorageError(shown, "a lock file is not a regular file")
-
-
 def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
     """Lock the lock files of `paths` under `.locks/`, all or none; None when one is busy.
 
@@ -90,8 +85,10 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
             for stripe in stripes:
                 fd = os.open(f"{stripe:03x}", _LOCK_FLAGS, 0o666, dir_fd=folder)
                 lock.fds.append(fd)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    reason = "a lock file is not a regular file"
+                    raise StorageError(f"{LOCKS_DIR}/{stripe:03x}", reason)  # noqa: TRY301  # released below
                 try:
-                    _must_be_a_lock_file(fd, f"{LOCKS_DIR}/{stripe:03x}")
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     lock.release()
