@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import itertools
 import os
+import shutil
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from persistence import ValidationError
 from persistence.cache import ArtifactCache, open_artifact_cache
-from persistence.exceptions import OutsideRootError
+from persistence.exceptions import InvalidPathError, OutsideRootError, StorageError
 from persistence.storage import list_files, open_storage, write_text
 
 HERE = Path(__file__).parent
 WORKER = str(HERE / "_artifact_worker.py")
+T = TypeVar("T")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
 
 
@@ -84,16 +90,248 @@ async def test_bad_keys_and_budgets_are_refused(artifacts: ArtifactCache, tmp_pa
     """A key that is not a SHA-256, or a budget that is not a positive int, is refused."""
     with pytest.raises(ValidationError, match="64 lower-case hex"):
         await artifacts.get("../../etc/passwd")
-    with pytest.raises(ValidationError, match="positive int"):
-        await open_artifact_cache(await open_storage(tmp_path / "other"), budget=0)
+    storage = await open_storage(tmp_path / "other")
+    with pytest.raises(ValidationError, match=r"budget: must be 1 or more, got 0"):
+        await open_artifact_cache(storage, budget=0)
+    for budget in (True, 1.5, "10"):
+        with pytest.raises(ValidationError, match=r"budget: expected an int"):
+            await open_artifact_cache(storage, budget=budget)  # type: ignore[arg-type]  # on purpose
+    with pytest.raises(ValidationError, match=r"data: expected bytes, got str"):
+        await artifacts.put("text")  # type: ignore[arg-type]  # on purpose
+    with pytest.raises(InvalidPathError):
+        await artifacts.put_file(3)  # type: ignore[arg-type]  # on purpose
 
 
-async def test_a_damaged_entry_is_a_miss_when_verified(artifacts: ArtifactCache) -> None:
-    """With verify=True, an entry whose content no longer matches its key is dropped."""
-    key = await artifacts.put(b"good")
-    artifacts.path_of(key).write_bytes(b"evil")
-    assert await artifacts.get(key, verify=True) is None
-    assert not await artifacts.contains(key)
+GOOD = b"good content " * 1000
+"""An entry's content in the hostile tests: larger than anything else they store."""
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "a flipped byte": lambda data: bytes([data[0] ^ 1]) + data[1:],
+    "0 bytes": lambda _: b"",
+    "truncated": lambda data: data[:-1],
+}
+
+LEVELS = (".cache", ".cache/artifacts", ".cache/incoming", "shard", "entry")
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+async def test_a_damaged_entry_is_removed_as_a_miss_and_a_put_repairs_it(
+    artifacts: ArtifactCache, damage: str
+) -> None:
+    """Reads check the content's hash: a bad entry goes and is a miss; a put repairs it."""
+    key = await artifacts.put(GOOD)
+    entry = artifacts.path_of(key)
+    for read in (artifacts.get, artifacts.open):
+        entry.write_bytes(DAMAGE[damage](GOOD))
+        misses = artifacts.stats().misses
+        assert await read(key) is None
+        assert artifacts.stats().misses == misses + 1
+        assert not entry.exists()
+        assert await artifacts.put(GOOD) == key
+        assert await artifacts.get(key) == GOOD
+    entry.write_bytes(DAMAGE[damage](GOOD))
+    assert await artifacts.put(GOOD) == key
+    assert entry.read_bytes() == GOOD
+
+
+def _same_shard(key: str) -> bytes:
+    """Content whose key is stored in the same shard folder as `key`."""
+    for index in itertools.count():
+        data = b"other %d" % index
+        if hashlib.sha256(data).hexdigest()[:2] == key[:2]:
+            return data
+    raise AssertionError  # pragma: no cover  # itertools.count never ends
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file below `folder`: its content and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def _plant(cache_dir: Path, outside: Path, key: str, level: str) -> None:
+    """Replace one level of the cache's tree by a symlink to `outside`, which holds `key`.
+
+    Below the link, `outside` holds what the cache would look for there: a good entry of
+    `key`, or (for `incoming/`) a partial file. Everything outside is dated long ago, so
+    eviction and orphan clean-up would pick it first.
+    """
+    where = {
+        ".cache": cache_dir,
+        ".cache/artifacts": cache_dir / "artifacts",
+        ".cache/incoming": cache_dir / "incoming",
+        "shard": cache_dir / "artifacts" / key[:2],
+        "entry": cache_dir / "artifacts" / key[:2] / key,
+    }[level]
+    below = {
+        ".cache": f"artifacts/{key[:2]}/{key}",
+        ".cache/artifacts": f"{key[:2]}/{key}",
+        ".cache/incoming": ".x.0123456789abcdef.storage-partial",
+        "shard": key,
+        "entry": key,
+    }[level]
+    (outside / below).parent.mkdir(parents=True, exist_ok=True)
+    (outside / below).write_bytes(GOOD)
+    for path in outside.rglob("*"):
+        os.utime(path, (0, 0))
+    if where.is_dir():
+        shutil.rmtree(where)
+    else:
+        where.unlink(missing_ok=True)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.symlink_to(outside / below if level == "entry" else outside)
+
+
+def _open_descriptors() -> int:
+    """How many descriptors this process has open; 0 without /proc."""
+    folder = Path("/proc/self/fd")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+@pytest.mark.parametrize("level", LEVELS)
+async def test_a_symlink_in_the_cache_never_leads_outside(tmp_path: Path, level: str) -> None:
+    """A symlink out at any level of the cache's tree never leads a call outside.
+
+    get, open, contains and size read nothing there, puts write nothing there and
+    eviction deletes nothing there. Each may refuse instead.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10**9)
+    key = hashlib.sha256(GOOD).hexdigest()
+    await artifacts.put(_same_shard(key))
+    outside = tmp_path / "outside"
+    _plant(storage.root / ".cache", outside, key, level)
+    before = _snapshot(outside)
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"streamed")
+
+    async def attempt(call: Awaitable[T]) -> T | None:
+        try:
+            return await call
+        except StorageError:
+            return None
+
+    assert await attempt(artifacts.get(key)) is None
+    opened = await attempt(artifacts.open(key))
+    assert opened is None
+    assert not await attempt(artifacts.contains(key))
+    assert (await attempt(artifacts.size()) or 0) < len(GOOD)
+    for put in (artifacts.put(GOOD), artifacts.put(_same_shard(key) + b"!"), artifacts.put(b"new")):
+        await attempt(put)
+    await attempt(artifacts.put_file(source))
+    await attempt(open_artifact_cache(storage, budget=1))  # opening evicts past the budget
+    assert _snapshot(outside) == before
+
+
+SWAP_SECONDS = float(os.environ.get("PERSISTENCE_SWAP_SECONDS", "1.5"))
+"""How long the symlink swapper runs in the race test."""
+
+
+async def test_folders_swapped_for_symlinks_mid_call_never_lead_outside(tmp_path: Path) -> None:
+    """While another process swaps the cache's folders for symlinks, nothing outside is touched.
+
+    Nothing outside is read, written or deleted, whatever the call.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=64 * 1024)
+    key = hashlib.sha256(GOOD).hexdigest()
+    await artifacts.put(_same_shard(key))
+    outside = tmp_path / "outside"
+    for below in (f"artifacts/{key[:2]}/{key}", f"{key[:2]}/{key}", key, "x.storage-partial"):
+        (outside / below).parent.mkdir(parents=True, exist_ok=True)
+        (outside / below).write_bytes(GOOD)
+    for path in outside.rglob("*"):
+        os.utime(path, (0, 0))
+    before = _snapshot(outside)
+    cache = storage.root / ".cache"
+    swapper = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(HERE / "_symlink_swapper.py"),
+        str(cache),
+        str(SWAP_SECONDS),
+        f"artifacts/{key[:2]}={outside}",
+        f"incoming={outside}",
+        f"artifacts={outside}",
+        stdout=asyncio.subprocess.PIPE,
+        env=CHILD_ENV,
+    )
+    assert swapper.stdout is not None
+    rounds = 0
+    try:
+        assert await swapper.stdout.readline() == b"ready\n"
+        while swapper.returncode is None:
+            for call in (
+                artifacts.put(_same_shard(key) + bytes([rounds % 256])),
+                artifacts.evict(),
+                artifacts.size(),
+            ):
+                with contextlib.suppress(StorageError):
+                    await call
+            for read in (artifacts.get(key), artifacts.open(key), artifacts.contains(key)):
+                with contextlib.suppress(StorageError):
+                    assert not await read
+            rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(swapper.wait(), 0.001)
+        swaps = int(await swapper.stdout.readline())
+    finally:
+        if swapper.returncode is None:
+            swapper.kill()
+        await swapper.communicate()
+    assert swaps > 50
+    assert rounds > 10
+    assert _snapshot(outside) == before
+
+
+async def test_descriptors_stay_flat_over_puts_reads_and_evictions(tmp_path: Path) -> None:
+    """Puts, reads, opens, evictions, damaged entries and refused symlinks keep no fd."""
+    if _open_descriptors() == 0:
+        pytest.skip("counts descriptors in /proc")
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=64 * 1024)
+    planted = hashlib.sha256(b"never stored").hexdigest()
+    (tmp_path / "outside").mkdir()
+    shard = storage.root / ".cache" / "artifacts" / planted[:2]
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    shard.symlink_to(tmp_path / "outside")
+
+    async def cycle(index: int) -> None:
+        key = await artifacts.put(index.to_bytes(4, "big") * 2500)
+        assert await artifacts.get(key) is not None
+        opened = await artifacts.open(key)
+        assert opened is not None
+        opened.close()
+        artifacts.path_of(key).write_bytes(b"damaged")
+        assert await artifacts.get(key) is None
+        with pytest.raises(StorageError):
+            await artifacts.get(planted)
+        await artifacts.evict()
+
+    await cycle(-1 % 2**31)
+    before = _open_descriptors()
+    for index in range(50):
+        await cycle(index)
+    assert _open_descriptors() == before
+
+
+async def test_eviction_removes_only_old_partial_files(artifacts: ArtifactCache) -> None:
+    """Partial files a killed put left an hour ago go; newer ones and other files stay."""
+    incoming = artifacts.folder / "incoming"
+    incoming.mkdir(exist_ok=True)
+    old, new, other = (
+        incoming / ".artifact.0123456789abcdef.storage-partial",
+        incoming / ".artifact.fedcba9876543210.storage-partial",
+        incoming / "notes.txt",
+    )
+    for path in (old, new, other):
+        path.write_bytes(b"x")
+    for path in (old, other):
+        os.utime(path, (0, 0))
+    await artifacts.evict()
+    assert sorted(path.name for path in incoming.iterdir()) == sorted([new.name, other.name])
 
 
 async def _spawn(

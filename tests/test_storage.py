@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
-from persistence import _fs
+from persistence._files.paths import storage_errors
 from persistence.exceptions import (
     FileMissingError,
     NotAFileError,
@@ -291,7 +291,7 @@ def test_os_errors_are_translated_in_one_place(
     error: OSError, expected: type[StorageError]
 ) -> None:
     """Each OS error becomes its storage error, naming the path and chained to the cause."""
-    with pytest.raises(StorageError) as caught, _fs.storage_errors("some/file.txt"):
+    with pytest.raises(StorageError) as caught, storage_errors("some/file.txt"):
         raise error
     assert type(caught.value) is expected
     assert caught.value.path == "some/file.txt"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from _killed_writer import TARGET, contents
-from persistence import _fs
+from persistence._files.paths import is_partial_name
 from persistence.storage import clean_temp, list_files, open_storage
 
 HERE = Path(__file__).parent
@@ -18,7 +18,7 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.pa
 
 def _partials(folder: Path) -> list[str]:
     """Return the names of the partial-write files left in `folder`."""
-    return sorted(path.name for path in folder.iterdir() if _fs.is_partial_name(path.name))
+    return sorted(path.name for path in folder.iterdir() if is_partial_name(path.name))
 
 
 async def test_killed_writer_leaves_old_or_new_content(tmp_path: Path) -> None:

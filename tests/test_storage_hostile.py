@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from persistence import Database, FileRecord, _fs, all_file_records, save_file_record
+from persistence import Database, FileRecord, all_file_records, save_file_record
+from persistence._files.paths import is_partial_name, is_reserved
 from persistence.exceptions import (
     NotAFileError,
     OutsideRootError,
@@ -165,7 +166,7 @@ async def test_a_move_between_hard_links_of_one_file_removes_the_source(
         assert moved.path == target
         assert await verify(storage, db) == VerifyReport()
     assert sorted(record.path for record in await all_file_records(db)) == ["b.txt", "sub/b.txt"]
-    assert not any(_fs.is_partial_name(path.name) for path in root.rglob("*"))
+    assert not any(is_partial_name(path.name) for path in root.rglob("*"))
 
 
 async def test_a_move_onto_itself_keeps_the_file_and_its_record(
@@ -404,8 +405,8 @@ def _usable(name: str) -> bool:
     """Whether `name` can be one file name: not '.', '..', reserved or a partial's, <= 255 bytes."""
     return (
         name not in {".", ".."}
-        and not _fs.is_reserved(name)
-        and not _fs.is_partial_name(name)
+        and not is_reserved(name)
+        and not is_partial_name(name)
         and len(os.fsencode(name)) <= 255
     )
 

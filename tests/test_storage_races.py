@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from _storage_worker import burst, jittery, operations
-from persistence import Database, _fs, all_file_records, transaction
+from persistence import Database, all_file_records, transaction
 from persistence import storage as storage_module
+from persistence._files import locks
+from persistence._files.locks import stripe_of
+from persistence._files.paths import LOCKS_DIR
 from persistence.exceptions import DatabaseError, PersistenceError, StorageError
 from persistence.storage import (
     FileInfo,
@@ -136,8 +139,8 @@ async def test_tracked_operations_from_several_processes_leave_true_records(
 
 def _hold(storage: Storage, path: str) -> int:
     """Take the lock of `path` through a descriptor of our own, as another process would."""
-    folder = storage.root / _fs.LOCKS_DIR
-    fd = os.open(folder / f"{_fs._stripe(path):03x}", os.O_RDONLY | os.O_CREAT)  # noqa: SLF001
+    folder = storage.root / LOCKS_DIR
+    fd = os.open(folder / f"{stripe_of(path):03x}", os.O_RDONLY | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
@@ -161,7 +164,7 @@ async def test_a_lock_held_too_long_is_a_storage_error(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A lock held past LOCK_TIMEOUT makes the write fail with a StorageError, changing nothing."""
-    monkeypatch.setattr(_fs, "LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", 0.2)
     await write_bytes(storage, "a.txt", b"old")
     held = _hold(storage, "a.txt")
     try:
@@ -183,7 +186,7 @@ async def test_a_lock_wait_inside_a_transaction_block_gives_up(
     The holder takes the path's lock from another task (one not started by the block),
     then waits for the database, which the block holds.
     """
-    monkeypatch.setattr(_fs, "LOCK_TIMEOUT", 0.3)
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", 0.3)
     in_block = asyncio.Event()
 
     async def holder() -> FileInfo:

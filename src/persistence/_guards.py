@@ -24,10 +24,14 @@ __all__ = [
     "MAX_JSON_FLOAT",
     "MAX_KEY_BYTES",
     "MIN_INT",
+    "argument",
     "as_json_object",
     "as_metadata_subset",
     "as_utc",
+    "at_least",
+    "byte_string",
     "count",
+    "finite_amount",
     "instance_of",
     "int_problem",
     "json_value",
@@ -68,6 +72,7 @@ MAX_JSON_FLOAT = 2.0**53
 
 _SHOWN_BITS = 256
 """Integers up to this size are written out in messages; larger ones by their size."""
+_FLOAT_BITS = 1023  # an int of more bits may be too large for a float
 
 _FIRST_INSTANT = dt.datetime.min.replace(tzinfo=dt.UTC)
 _LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -167,6 +172,41 @@ def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
         where = "argument" if index is None else f"[{index}]"
         raise ValidationError(kind.__name__, where, _type_problem(kind.__name__, value))
     return value
+
+
+def argument(model: str, field: str, kind: type[_T], value: object, expected: str = "") -> _T:
+    """Check that an argument is a `kind`, a bool being no int; `expected` words the kind."""
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise ValidationError(model, field, _type_problem(expected or kind.__name__, value))
+
+
+def at_least(model: str, field: str, value: object, minimum: int) -> int:
+    """Check an int argument of `minimum` or more, such as a count to keep or a budget."""
+    number = argument(model, field, int, value, "an int")
+    if number < minimum:
+        raise ValidationError(model, field, f"must be {minimum} or more, got {_shown(number)}")
+    return number
+
+
+def finite_amount(model: str, field: str, value: object, expected: str = "a number") -> float:
+    """Check a finite number of 0 or more, such as an age: NaN and infinities are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(model, field, _type_problem(expected, value))
+    too_large = isinstance(value, int) and value.bit_length() > _FLOAT_BITS
+    number = (math.inf if value > 0 else -math.inf) if too_large else float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValidationError(model, field, f"must be a finite number >= 0, got {number}")
+    return number
+
+
+def byte_string(model: str, field: str, value: object) -> bytes:
+    """Check a bytes-like argument (bytes, bytearray, memoryview) and give it as bytes."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise ValidationError(model, field, _type_problem("bytes", value))
 
 
 # Field validators: attrs calls them with the instance, the field and its value ----------

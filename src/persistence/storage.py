@@ -2,36 +2,43 @@
 
 `open_storage(root)` makes a `Storage`; every other function takes it and a path relative
 to the root (an absolute path inside the root works too). Each path is walked from the
-root one component at a time, following symlinks only while they stay inside. The root
-holds three reserved folders that file operations cannot write to: `.backups/` (see
-`backup`), `.tmp/` (see `clean_temp`) and `.locks/`.
-
-Each operation does its file work in one worker-thread hop. Writes, copies, moves,
-deletes and tracked reads hold a lock on their paths, across processes, until their
-record is written. Given a database as `track`, an operation records the file in
-`file_records`, by its path relative to the root with forward slashes. Bad arguments
-raise ValidationError naming the function and the argument, before any file is touched.
+root one component at a time, following symlinks only while they stay inside. File
+operations cannot write to the reserved folders `.backups/` (see `backup`), `.tmp/` (see
+`clean_temp`), `.locks/` and `.cache/` (the artifact cache). The file work is done by
+`persistence._files`, in worker threads. Given a database as `track`, an operation records
+the file in `file_records`. Bad arguments raise ValidationError naming the function and
+the argument, before any file is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import os
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import attrs
 
-from persistence import _fs
-from persistence._fs import FileInfo
+from persistence._files import content, tree
+from persistence._files.locks import Change, Check, perform
+from persistence._files.paths import (
+    BACKUPS_DIR,
+    CHUNK_SIZE,
+    LOCKS_DIR,
+    TEMP_DIR,
+    FileInfo,
+    Written,
+    check_path,
+    check_pattern,
+    storage_errors,
+)
+from persistence._guards import argument, at_least, byte_string, finite_amount, instance_of
 from persistence.database import Database, check_usable, transaction
-from persistence.exceptions import StorageError, ValidationError
+from persistence.exceptions import ValidationError
 from persistence.file_records import (
     all_file_records,
     delete_file_record_by_path,
@@ -65,23 +72,15 @@ __all__ = [
     "write_text",
 ]
 
-BACKUPS_DIR = _fs.BACKUPS_DIR
-TEMP_DIR = _fs.TEMP_DIR
-LOCKS_DIR = _fs.LOCKS_DIR
-CHUNK_SIZE = _fs.CHUNK_SIZE
-
 StoragePath = str | os.PathLike[str]
 T = TypeVar("T")
-
-_FIRST_WAIT: Final = 0.001
-_LONGEST_WAIT: Final = 0.05  # seconds between two tries of a busy lock, at most
 
 
 @attrs.frozen
 class Storage:
     """A storage root: an absolute folder with every symlink resolved."""
 
-    root: Path
+    root: Path = attrs.field(validator=instance_of(Path))
 
     @property
     def backups_dir(self) -> Path:
@@ -111,86 +110,27 @@ class VerifyReport:
 # --- arguments: checked before any file is touched ----------------------------------------------
 
 
-def _expected(function: str, argument: str, expected: str, value: object) -> ValidationError:
-    return ValidationError(function, argument, f"expected {expected}, got {type(value).__name__}")
-
-
 def _storage(function: str, storage: object) -> Storage:
-    if not isinstance(storage, Storage) or not isinstance(storage.root, Path):
-        raise _expected(function, "storage", "a Storage from open_storage()", storage)
-    return storage
+    return argument(function, "storage", Storage, storage, "a Storage from open_storage()")
 
 
-def _tracking(function: str, track: object, argument: str = "track") -> Database | None:
-    if track is not None and not isinstance(track, Database):
-        raise _expected(function, argument, "a Database or None", track)
-    if track is not None:
-        check_usable(track)  # a database this task may not use here is refused before the disk
-    return track
-
-
-def _database(function: str, db: object) -> Database:
-    if not isinstance(db, Database):
-        raise _expected(function, "db", "a Database", db)
+def _tracking(function: str, track: object) -> Database | None:
+    if track is None:
+        return None
+    db = argument(function, "track", Database, track, "a Database or None")
+    check_usable(db)  # a database this task may not use here is refused before the disk
     return db
-
-
-def _data(function: str, data: object) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    raise _expected(function, "data", "bytes", data)
-
-
-def _text(function: str, text: object) -> str:
-    if not isinstance(text, str):
-        raise _expected(function, "text", "str", text)
-    return text
 
 
 def _encoding(function: str, encoding: object) -> str:
     """Refuse an encoding Python does not know, or one that does not turn text into bytes."""
-    if not isinstance(encoding, str):
-        raise _expected(function, "encoding", "str", encoding)
+    name = argument(function, "encoding", str, encoding)
     try:
-        "".encode(encoding)
-        b"".decode(encoding)
+        "".encode(name)
+        b"".decode(name)
     except LookupError:
-        raise ValidationError(function, "encoding", f"{encoding!r} is no text encoding") from None
-    return encoding
-
-
-def _keep(function: str, keep: object) -> int:
-    if isinstance(keep, bool) or not isinstance(keep, int):
-        raise _expected(function, "keep", "an int", keep)
-    if keep < 0:
-        raise ValidationError(function, "keep", f"must be 0 or more, got {keep}")
-    return keep
-
-
-def _hours(function: str, hours: object) -> float:
-    """Refuse ages that are not numbers, negative, NaN or infinite: each would delete wrongly."""
-    argument = "older_than_hours"
-    if isinstance(hours, bool) or not isinstance(hours, int | float):
-        raise _expected(function, argument, "a number of hours", hours)
-    try:
-        value = float(hours)
-    except OverflowError:
-        raise ValidationError(function, argument, f"is too large: {hours}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValidationError(function, argument, f"must be a finite number >= 0, got {value}")
-    return value
-
-
-def _flag(function: str, argument: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _expected(function, argument, "a bool", value)
-    return value
-
-
-def _path(path: object) -> str:
-    return _fs.check_path(path)
+        raise ValidationError(function, "encoding", f"{name!r} is no text encoding") from None
+    return name
 
 
 def _recordable(path: str) -> bool:
@@ -202,17 +142,9 @@ def _recordable(path: str) -> bool:
     return True
 
 
-def _no_check(_: str) -> None:
-    """Untracked: any path the disk takes will do."""
-
-
-def _check_for(track: Database | None) -> _fs.Check:
+def _check_for(track: Database | None) -> Check:
     """Refuse, before the disk changes, a path whose record `track` would refuse."""
-    return _no_check if track is None else _must_record
-
-
-def _must_record(path: str) -> FileRecord:
-    return FileRecord(path=path)
+    return (lambda _: None) if track is None else (lambda path: FileRecord(path=path))
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -255,133 +187,38 @@ def _tracked(info: FileInfo) -> FileRecord:
 # --- running a change: staged in a thread, applied under its lock, then recorded ----------------
 
 
-async def _settle(future: asyncio.Future[T]) -> tuple[T, bool]:
-    """Wait for `future` to end even if cancelled meanwhile; say whether we were cancelled.
-
-    A hop may rename a file, and a record write may be under way: neither is abandoned
-    half way, so a change and its record are made whole or not at all.
-    """
-    cancelled = False
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            if future.cancelled():
-                raise
-            cancelled = True
-    return future.result(), cancelled
-
-
-def _staged(stage: Callable[[], _fs.Change[T]]) -> _fs.Change[T]:
-    """Stage a change and apply it at once if its lock is free: the common case, one hop."""
-    change = stage()
-    try:
-        change.try_apply()
-    except BaseException:
-        change.close()
-        raise
-    return change
-
-
-_WAITING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Future[None]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""Per event loop, the operations waiting for a lock: woken when one is released here."""
-
-
-async def _pause(seconds: float) -> None:
-    """Sleep up to `seconds`, waking early when an operation of this loop frees its lock."""
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(seconds, _wake_one, waiter)
-    waiting = _WAITING.setdefault(loop, set())
-    waiting.add(waiter)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        waiting.discard(waiter)
-
-
-def _wake_one(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def _wake_all() -> None:
-    """Tell the operations of this loop waiting for a lock to try again now."""
-    for waiter in _WAITING.get(asyncio.get_running_loop(), ()):
-        _wake_one(waiter)
-
-
-async def _wait_for_lock(change: _fs.Change[T]) -> bool:
-    """Retry applying until the lock is free; return whether we were cancelled meanwhile.
-
-    Never blocks a worker thread on the lock: each try is one short hop. Between tries it
-    waits until an operation of this loop frees a lock, or for a time growing to
-    _LONGEST_WAIT when the holder is another process.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _fs.LOCK_TIMEOUT
-    wait = _FIRST_WAIT
-    while not change.applied:
-        if loop.time() >= deadline:
-            reason = f"busy: its lock stayed taken for {_fs.LOCK_TIMEOUT:g} s"
-            raise StorageError(change.shown, reason)
-        await _pause(wait)
-        wait = min(wait * 2, _LONGEST_WAIT)
-        _, cancelled = await _settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
-        if cancelled:
-            return True
-    return False
-
-
-async def _perform(
-    stage: Callable[[], _fs.Change[T]],
-    record: Callable[[T], Awaitable[object]] | None = None,
-) -> T:
-    """Stage a change in a worker thread, apply it under its lock, then `record` it.
-
-    The lock is held until the record is written, so the last change on disk and the last
-    record of a path agree, across tasks and processes. Cancelling waits for a hop or a
-    record write under way to end; a change applied is always recorded.
-    """
-    hop = asyncio.ensure_future(asyncio.to_thread(_staged, stage))
-    change, cancelled = await _settle(hop)
-    try:
-        if not cancelled:
-            cancelled = await _wait_for_lock(change)
-        if change.applied and record is not None:
-            _, interrupted = await _settle(asyncio.ensure_future(record(change.result)))
-            cancelled = cancelled or interrupted
-        if cancelled:
-            raise asyncio.CancelledError
-        return change.result
-    finally:
-        change.close()
-        _wake_all()
-
-
 def _recorder(track: Database | None) -> Callable[[FileInfo], Awaitable[object]] | None:
-    if track is None:
-        return None
-
-    async def record(info: FileInfo) -> None:
-        await _record(track, _tracked(info))
-
-    return record
+    return None if track is None else lambda info: _record(track, _tracked(info))
 
 
-def _read_recorder(
-    track: Database | None,
-) -> Callable[[tuple[T, FileInfo]], Awaitable[object]] | None:
-    if track is None:
-        return None
+async def _read(
+    function: str, storage: object, path: object, convert: Callable[[bytes], T], track: object
+) -> T:
+    """Read a whole file through `convert`, recorded with `track`; the arguments are checked."""
+    storage = _storage(function, storage)
+    raw = check_path(path)
+    tracked = _tracking(function, track)
+    record = _recorder(tracked)
+    stage = functools.partial(
+        content.stage_read, storage.root, raw, convert, _check_for(tracked), lock=record is not None
+    )
+    read, _ = await perform(stage, None if record is None else lambda read: record(read[1]))
+    return read
 
-    async def record(read: tuple[T, FileInfo]) -> None:
-        await _record(track, _tracked(read[1]))
 
-    return record
+async def _write(
+    function: str, storage: object, path: object, data: Callable[[str], bytes], track: object
+) -> FileInfo:
+    """Write `data(path)` (made in the worker thread) atomically; the arguments are checked."""
+    storage = _storage(function, storage)
+    raw = check_path(path)
+    tracked = _tracking(function, track)
+    check = _check_for(tracked)
+
+    def stage() -> Change[FileInfo]:
+        return content.stage_write(storage.root, raw, data(raw), check)
+
+    return await perform(stage, _recorder(tracked))
 
 
 # --- the operations -----------------------------------------------------------------------------
@@ -389,21 +226,14 @@ def _read_recorder(
 
 async def open_storage(root: Path | str) -> Storage:
     """Create `root` with its reserved folders, and return the storage."""
-    return Storage(await asyncio.to_thread(_fs.make_storage_dirs, root))
+    return Storage(await asyncio.to_thread(tree.make_storage_dirs, root))
 
 
 async def read_bytes(
     storage: Storage, path: StoragePath, *, track: Database | None = None
 ) -> bytes:
     """Read a whole file. Backups under `.backups/` can be read too."""
-    storage = _storage("read_bytes", storage)
-    raw = _path(path)
-    track = _tracking("read_bytes", track)
-    stage = functools.partial(
-        _fs.stage_read, storage.root, raw, bytes, _check_for(track), lock=track is not None
-    )
-    data, _ = await _perform(stage, _read_recorder(track))
-    return data
+    return await _read("read_bytes", storage, path, bytes, track)
 
 
 async def read_text(
@@ -414,31 +244,21 @@ async def read_text(
     track: Database | None = None,
 ) -> str:
     """Read a whole file decoded with `encoding`; undecodable content is a StorageError."""
-    storage = _storage("read_text", storage)
-    raw = _path(path)
     encoding = _encoding("read_text", encoding)
-    track = _tracking("read_text", track)
 
     def convert(data: bytes) -> str:
-        return _fs.decode(data, encoding, raw)
+        with storage_errors(os.fspath(path)):
+            return data.decode(encoding)
 
-    stage = functools.partial(
-        _fs.stage_read, storage.root, raw, convert, _check_for(track), lock=track is not None
-    )
-    text, _ = await _perform(stage, _read_recorder(track))
-    return text
+    return await _read("read_text", storage, path, convert, track)
 
 
 async def write_bytes(
     storage: Storage, path: StoragePath, data: bytes, *, track: Database | None = None
 ) -> FileInfo:
     """Atomically replace a file with `data`, creating its folders; return what was written."""
-    storage = _storage("write_bytes", storage)
-    raw = _path(path)
-    data = _data("write_bytes", data)
-    track = _tracking("write_bytes", track)
-    stage = functools.partial(_fs.stage_write, storage.root, raw, data, _check_for(track))
-    return await _perform(stage, _recorder(track))
+    data = byte_string("write_bytes", "data", data)
+    return await _write("write_bytes", storage, path, lambda _: data, track)
 
 
 async def write_text(
@@ -450,17 +270,14 @@ async def write_text(
     track: Database | None = None,
 ) -> FileInfo:
     """Atomically replace a file with `text` encoded with `encoding`."""
-    storage = _storage("write_text", storage)
-    raw = _path(path)
-    text = _text("write_text", text)
+    text = argument("write_text", "text", str, text)
     encoding = _encoding("write_text", encoding)
-    track = _tracking("write_text", track)
-    check = _check_for(track)
 
-    def stage() -> _fs.Change[FileInfo]:
-        return _fs.stage_write(storage.root, raw, _fs.encode(text, encoding, raw), check)
+    def encode(raw: str) -> bytes:
+        with storage_errors(raw):
+            return text.encode(encoding)
 
-    return await _perform(stage, _recorder(track))
+    return await _write("write_text", storage, path, encode, track)
 
 
 async def copy(
@@ -472,12 +289,12 @@ async def copy(
     copy is recorded.
     """
     storage = _storage("copy", storage)
-    raw_source, raw_target = _path(source), _path(target)
+    raw_source, raw_target = check_path(source), check_path(target)
     track = _tracking("copy", track)
     stage = functools.partial(
-        _fs.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
+        content.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
     )
-    return await _perform(stage, _recorder(track))
+    return await perform(stage, _recorder(track))
 
 
 async def move(
@@ -490,10 +307,10 @@ async def move(
     with its creation time and metadata, replacing the record of a file moved over.
     """
     storage = _storage("move", storage)
-    raw_source, raw_target = _path(source), _path(target)
+    raw_source, raw_target = check_path(source), check_path(target)
     track = _tracking("move", track)
     stage = functools.partial(
-        _fs.stage_move, storage.root, raw_source, raw_target, _check_for(track)
+        content.stage_move, storage.root, raw_source, raw_target, _check_for(track)
     )
 
     async def record(moved: tuple[str, FileInfo]) -> None:
@@ -501,14 +318,14 @@ async def move(
         assert track is not None  # noqa: S101  # record is only passed when tracking
         await _record_move(track, _tracked(info), old_path if _recordable(old_path) else None)
 
-    _, moved = await _perform(stage, None if track is None else record)
+    _, moved = await perform(stage, None if track is None else record)
     return moved
 
 
 async def delete(storage: Storage, path: StoragePath, *, track: Database | None = None) -> None:
     """Remove a file; with `track`, remove its record too."""
     storage = _storage("delete", storage)
-    raw = _path(path)
+    raw = check_path(path)
     track = _tracking("delete", track)
 
     async def record(deleted: str) -> None:
@@ -516,8 +333,8 @@ async def delete(storage: Storage, path: StoragePath, *, track: Database | None 
         if _recordable(deleted):  # a name no record can have has no record to remove
             await delete_file_record_by_path(track, deleted)
 
-    stage = functools.partial(_fs.stage_delete, storage.root, raw)
-    await _perform(stage, None if track is None else record)
+    stage = functools.partial(content.stage_delete, storage.root, raw)
+    await perform(stage, None if track is None else record)
 
 
 async def info(storage: Storage, path: StoragePath) -> FileInfo:
@@ -526,8 +343,8 @@ async def info(storage: Storage, path: StoragePath) -> FileInfo:
     `"."` describes the root itself.
     """
     storage = _storage("info", storage)
-    raw = _path(path)
-    return await asyncio.to_thread(_fs.describe, storage.root, raw)
+    raw = check_path(path)
+    return await asyncio.to_thread(content.describe, storage.root, raw)
 
 
 async def list_files(
@@ -541,9 +358,9 @@ async def list_files(
     inside the root, and a symlinked folder is never descended into.
     """
     storage = _storage("list_files", storage)
-    pattern = _fs.check_pattern(pattern)
-    recursive = _flag("list_files", "recursive", recursive)
-    return await asyncio.to_thread(_fs.list_entries, storage.root, pattern, recursive=recursive)
+    pattern = check_pattern(pattern)
+    recursive = argument("list_files", "recursive", bool, recursive, "a bool")
+    return await asyncio.to_thread(tree.list_entries, storage.root, pattern, recursive=recursive)
 
 
 async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None) -> Path:
@@ -553,14 +370,14 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     `keep`, then remove all but the newest `keep` backups of that file.
     """
     storage = _storage("backup", storage)
-    raw = _path(path)
-    kept = None if keep is None else _keep("backup", keep)
+    raw = check_path(path)
+    kept = None if keep is None else at_least("backup", "keep", keep, 0)
     now = datetime.now(UTC)
 
     def work() -> Path:
-        copied = _fs.backup_file(storage.root, raw, now)
+        copied = tree.backup_file(storage.root, raw, now)
         if kept is not None:
-            _fs.prune_backup_files(storage.root, raw, kept)
+            tree.prune_backup_files(storage.root, raw, kept)
         return copied
 
     return await asyncio.to_thread(work)
@@ -569,8 +386,8 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
 async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:
     """List the backups of a file, oldest first."""
     storage = _storage("list_backups", storage)
-    raw = _path(path)
-    return await asyncio.to_thread(_fs.list_backup_files, storage.root, raw)
+    raw = check_path(path)
+    return await asyncio.to_thread(tree.list_backup_files, storage.root, raw)
 
 
 async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> list[Path]:
@@ -579,9 +396,9 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
     Only that file's backups, inside `.backups/`, are ever removed.
     """
     storage = _storage("prune_backups", storage)
-    raw = _path(path)
-    kept = _keep("prune_backups", keep)
-    return await asyncio.to_thread(_fs.prune_backup_files, storage.root, raw, kept)
+    raw = check_path(path)
+    kept = at_least("prune_backups", "keep", keep, 0)
+    return await asyncio.to_thread(tree.prune_backup_files, storage.root, raw, kept)
 
 
 async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]:
@@ -593,9 +410,9 @@ async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]
     touched. Returns the removed paths.
     """
     storage = _storage("clean_temp", storage)
-    hours = _hours("clean_temp", older_than_hours)
+    hours = finite_amount("clean_temp", "older_than_hours", older_than_hours, "a number of hours")
     cutoff = time.time() - hours * 3600
-    return await asyncio.to_thread(_fs.clean_temp_files, storage.root, cutoff)
+    return await asyncio.to_thread(tree.clean_temp_files, storage.root, cutoff)
 
 
 async def verify(storage: Storage, db: Database) -> VerifyReport:
@@ -605,9 +422,9 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     regular file inside the root; `new`: files without a record.
     """
     storage = _storage("verify", storage)
-    db = _database("verify", db)
+    db = argument("verify", "db", Database, db, "a Database")
     records = {
-        record.path: _fs.Written(record.size, record.hash) for record in await all_file_records(db)
+        record.path: Written(record.size, record.hash) for record in await all_file_records(db)
     }
-    changed, missing, new = await asyncio.to_thread(_fs.scan, storage.root, records)
+    changed, missing, new = await asyncio.to_thread(tree.scan, storage.root, records)
     return VerifyReport(tuple(changed), tuple(missing), tuple(new))

@@ -1,50 +1,53 @@
 """Artifacts on disk by their content: compiled binaries, generated inputs and the like.
 
 `open_artifact_cache(storage)` keeps them under the storage root, in the reserved folder
-`.cache/`: each at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>`.
-
-- `put` writes the content to `.cache/incoming/`, fsyncs it and renames it into place, so
-  an entry appears whole or not at all: a process killed mid-put leaves a partial file in
-  `incoming/` (removed later) and never a torn entry. It returns the key, the SHA-256.
-- `get` and `open` read by key, and mark the entry used (its modification time).
-- The cache keeps to a size budget: when its entries pass it, the least recently used go,
-  down to nine tenths of the budget. Eviction scans the folder under a lock that holds
-  across processes. Each process counts what it adds and scans again once that passes a
-  tenth of the budget, so several processes together pass the budget by at most about
-  that much each between scans.
-- Readers never see an entry change: a content-addressed entry is never rewritten, and
-  one deleted while it is read stays readable until it is closed.
-
-Hit and miss counts are this process's, in `stats()`.
+`.cache/`: each at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>`, within a
+byte budget, least recently used out first. It stands on the file store's own walk, locks
+and atomic publish (`persistence._files`) and follows no symlink. Every read checks the
+content's hash: a bad entry is removed and is a miss, and a put repairs it. docs/CACHE.md
+tells how. Hit and miss counts are this process's, in `stats()`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
+import functools
 import hashlib
 import os
 import re
-import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import attrs
 
-from persistence._fs import CACHE_DIR, CHUNK_SIZE, storage_errors
-from persistence.exceptions import ValidationError
+from persistence._files.content import Partial, hash_fd, read_fd, write_hashed
+from persistence._files.locks import Change, perform, try_lock
+from persistence._files.paths import (
+    CACHE_DIR,
+    Spot,
+    Written,
+    check_path,
+    is_partial_name,
+    locate,
+    lstat,
+    must_be_regular,
+    open_folders,
+    open_regular,
+    open_root,
+    owned,
+    same_file,
+    storage_errors,
+)
+from persistence._files.tree import unlink_if_old
+from persistence._guards import argument, at_least, byte_string
+from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
 from persistence.storage import Storage
 
-__all__ = [
-    "DEFAULT_BUDGET",
-    "ArtifactCache",
-    "ArtifactStats",
-    "open_artifact_cache",
-]
+__all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
 
 DEFAULT_BUDGET: Final = 1024**3
 """Bytes the artifact cache keeps, by default: 1 GiB."""
@@ -52,6 +55,8 @@ DEFAULT_BUDGET: Final = 1024**3
 _KEY: Final = re.compile(r"[0-9a-f]{64}")
 _PARTIAL_AGE: Final = 3600.0  # seconds after which a partial file in incoming/ is an orphan
 _LOW_WATER: Final = 0.9
+_ENTRIES: Final = f"{CACHE_DIR}/artifacts"
+_INCOMING: Final = f"{CACHE_DIR}/incoming"
 
 
 @attrs.frozen
@@ -70,247 +75,251 @@ def _check_key(key: object) -> str:
     return key
 
 
+def _entry(key: str) -> str:
+    return f"{_ENTRIES}/{key[:2]}/{key}"
+
+
+_locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink in the cache
+
+
+# In worker threads: reading ---------------------------------------------------------------
+
+
+def _drop(spot: Spot, seen: os.stat_result) -> None:
+    """Remove a bad entry if it is still the file `seen`; a put holding its lock replaces it."""
+    lock = try_lock(spot.root_fd, [spot.path])
+    if lock is None:
+        return
+    try:
+        now = lstat(spot.dir_fd, spot.require())
+        if now is not None and not stat.S_ISDIR(now.st_mode) and same_file(now, seen):
+            os.unlink(spot.require(), dir_fd=spot.dir_fd)
+    finally:
+        lock.release()
+
+
+def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
+    """Open the entry at `spot`, checking its hash as it is read; remove it if bad.
+
+    Gives its descriptor, rewound, and with `whole` its content; None if missing or bad.
+    """
+    if spot.missing or (seen := lstat(spot.dir_fd, spot.require())) is None:
+        return None
+    with suppress(NotAFileError, FileNotFoundError), ExitStack() as stack:  # a symlink, or gone
+        fd = open_regular(spot.dir_fd, spot.require(), spot.shown)
+        stack.callback(os.close, fd)  # unless popped: a good entry's stays open
+        seen = os.fstat(fd)
+        data = read_fd(fd) if whole else b""
+        if (hashlib.sha256(data).hexdigest() if whole else hash_fd(fd).sha256) == spot.require():
+            os.utime(fd)  # used now: the least recently used go first
+            os.lseek(fd, 0, os.SEEK_SET)
+            stack.pop_all()
+            return fd, data
+    _drop(spot, seen)
+    return None
+
+
+def _get(root: Path, key: str) -> bytes | None:
+    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
+        found = _checked(spot, whole=True)
+        if found is not None:
+            os.close(found[0])
+        return None if found is None else found[1]
+
+
+def _open(root: Path, key: str) -> BinaryIO | None:
+    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
+        found = _checked(spot, whole=False)
+        return None if found is None else os.fdopen(found[0], "rb")
+
+
+def _contains(root: Path, key: str) -> bool:
+    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
+        info = None if spot.missing else lstat(spot.dir_fd, spot.require())
+        return info is not None and stat.S_ISREG(info.st_mode)
+
+
+# In worker threads: writing, staged and then published under the entry's lock ------------
+
+
+def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, int | None]]:
+    """Fill a partial file in incoming/; applying renames it into place.
+
+    Applying gives the key and the bytes added, None when a right entry was there.
+    """
+    with ExitStack() as stack:
+        incoming = stack.enter_context(_locate(root, f"{_INCOMING}/new"))
+        with storage_errors(incoming.shown):
+            incoming.make_folders()
+            partial = Partial.create(incoming.dir_fd, "artifact")
+            stack.callback(partial.discard)
+            written = fill(partial.fd)
+        key = written.sha256
+        spot = stack.enter_context(_locate(root, _entry(key)))
+        with storage_errors(spot.shown):
+            spot.make_folders()
+            found = _checked(spot, whole=False)
+            if found is not None:  # a right entry, marked used: nothing to publish
+                os.close(found[0])
+                return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), key)
+            os.fsync(partial.fd)
+
+        def apply() -> tuple[str, int | None]:
+            partial.commit(spot.dir_fd, key)
+            return key, written.size
+
+        return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
+
+
+def _fill_file(source: str, fd: int) -> Written:
+    """Copy the regular file `source` (a symlink is followed: the caller named it) to `fd`."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    with storage_errors(source), owned(os.open(source, flags)) as source_fd:
+        must_be_regular(os.fstat(source_fd).st_mode, source)
+        os.set_blocking(source_fd, True)
+        return hash_fd(source_fd, fd)
+
+
+# In worker threads: eviction, under the lock of .cache -----------------------------------
+
+
+def _real_folder(stack: ExitStack, dir_fd: int, *names: str) -> int | None:
+    """Open the real folders `names`, closed with `stack`; None if missing or not real."""
+    with suppress(OutsideRootError):  # a symlink is passed over, never followed
+        return open_folders(stack, dir_fd, list(names), create=False)
+    return None
+
+
+def _scan(entries: int) -> list[tuple[int, int, str, str]]:
+    """Give (last use in ns, size, shard, key) of every entry; symlinks are passed over."""
+    found = []
+    with os.scandir(entries) as shards:
+        for shard in shards:
+            with ExitStack() as stack:
+                fd = _real_folder(stack, entries, shard.name)
+                for entry in () if fd is None else stack.enter_context(os.scandir(fd)):
+                    with suppress(FileNotFoundError):
+                        info = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(info.st_mode) and _KEY.fullmatch(entry.name):
+                            found.append((info.st_mtime_ns, info.st_size, shard.name, entry.name))
+    return found
+
+
+def _evict(entries: int, budget: int) -> tuple[int, int]:
+    """Delete the least recently used entries past `budget`; give how many, and the bytes left."""
+    found = sorted(_scan(entries))
+    total = sum(size for _, size, _, _ in found)
+    evicted = 0
+    for _, size, shard, name in found if total > budget else ():
+        if total <= budget * _LOW_WATER:
+            break
+        with ExitStack() as stack, suppress(FileNotFoundError):
+            fd = _real_folder(stack, entries, shard)
+            if fd is not None:
+                os.unlink(name, dir_fd=fd)
+                evicted += 1
+        total -= size
+    return evicted, total
+
+
+def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
+    """Open the cache's folders; applying evicts past `budget` and removes orphans."""
+    with ExitStack() as stack, storage_errors(CACHE_DIR):
+        root_fd = stack.enter_context(open_root(root))
+        entries = _real_folder(stack, root_fd, CACHE_DIR, "artifacts")
+        incoming = _real_folder(stack, root_fd, CACHE_DIR, "incoming")
+
+        def apply() -> tuple[int, int]:
+            if incoming is not None:  # the partial files of puts killed long ago
+                for name in filter(is_partial_name, os.listdir(incoming)):  # noqa: PTH208  # an fd
+                    unlink_if_old(Path(), name, incoming, time.time() - _PARTIAL_AGE)
+            return (0, 0) if entries is None else _evict(entries, budget)
+
+        return Change(root_fd, [CACHE_DIR], apply, stack.pop_all(), CACHE_DIR)
+
+
+def _size(root: Path) -> int:
+    with ExitStack() as stack, storage_errors(CACHE_DIR):
+        entries = _real_folder(stack, stack.enter_context(open_root(root)), CACHE_DIR, "artifacts")
+        return 0 if entries is None else sum(size for _, size, _, _ in _scan(entries))
+
+
 class ArtifactCache:
     """Content-addressed files under a storage root, within a size budget; see the module."""
 
     def __init__(self, folder: Path, budget: int) -> None:
         self.folder = folder
         self.budget = budget
-        self._entries = folder / "artifacts"
-        self._incoming = folder / "incoming"
-        self._lock_file = folder / "evict.lock"
-        self._added = 0
-        self._estimate = 0
+        self._root = folder.parent
+        self._added = self._estimate = 0
         self._hits = self._misses = self._puts = self._evicted = 0
 
     def path_of(self, key: str) -> Path:
         """Where the entry of `key` lives."""
-        key = _check_key(key)
-        return self._entries / key[:2] / key
-
-    # Writing.
+        return self._root / _entry(_check_key(key))
 
     async def put(self, data: bytes) -> str:
         """Store `data` and return its key; storing the same content twice keeps one entry."""
-        given: object = data
-        if not isinstance(given, bytes | bytearray | memoryview):
-            raise ValidationError("ArtifactCache", "data", f"expected bytes, got {type(data)}")
-        key = await asyncio.to_thread(self._put, bytes(data))
-        await self._keep_to_budget()
-        return key
+        data = byte_string("ArtifactCache", "data", data)
+        return await self._put(functools.partial(write_hashed, data))
 
     async def put_file(self, path: str | os.PathLike[str]) -> str:
         """Store a file's content, streamed in chunks, and return its key."""
-        key = await asyncio.to_thread(self._put_file, Path(path))
-        await self._keep_to_budget()
-        return key
+        return await self._put(functools.partial(_fill_file, check_path(path)))
 
-    def _put(self, data: bytes) -> str:
-        key = hashlib.sha256(data).hexdigest()
-
-        def write(fd: int) -> None:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-
-        self._publish(key, len(data), write)
-        return key
-
-    def _put_file(self, source: Path) -> str:
-        with storage_errors(str(source)), source.open("rb") as reader:
-            digest = hashlib.sha256()
-            partial = self._new_partial()
-            size = 0
-            try:
-                with partial.open("wb") as writer:
-                    while chunk := reader.read(CHUNK_SIZE):
-                        digest.update(chunk)
-                        writer.write(chunk)
-                        size += len(chunk)
-                    writer.flush()
-                    os.fsync(writer.fileno())
-                key = digest.hexdigest()
-                self._move_in(partial, key, size)
-            finally:
-                partial.unlink(missing_ok=True)
-        return key
-
-    def _new_partial(self) -> Path:
-        self._incoming.mkdir(parents=True, exist_ok=True)
-        return self._incoming / f"{secrets.token_hex(8)}.partial"
-
-    def _publish(self, key: str, size: int, write: object) -> None:
-        target = self.path_of(key)
-        with storage_errors(str(target)):
-            if _touch(target):
-                return
-            partial = self._new_partial()
-            try:
-                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                try:
-                    assert callable(write)  # noqa: S101  # the writer of _put
-                    write(fd)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                self._move_in(partial, key, size)
-            finally:
-                partial.unlink(missing_ok=True)
-
-    def _move_in(self, partial: Path, key: str, size: int) -> None:
-        """Rename a whole, fsynced partial file into place: the atomic publish."""
-        target = self.path_of(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial.replace(target)
-        _fsync_folder(target.parent)
-        self._puts += 1
-        self._added += size
-        self._estimate += size
-
-    # Reading.
-
-    async def get(self, key: str, *, verify: bool = False) -> bytes | None:
-        """Return the content of `key`, or None; with `verify`, a damaged entry is a miss."""
-        return await asyncio.to_thread(self._get, self.path_of(key), key, verify)
-
-    def _get(self, path: Path, key: str, verify: bool) -> bytes | None:  # noqa: FBT001  # through to_thread, positionally
-        with storage_errors(str(path)):
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                self._misses += 1
-                return None
-            with os.fdopen(fd, "rb") as reader:
-                data = reader.read()
-            if verify and hashlib.sha256(data).hexdigest() != key:
-                path.unlink(missing_ok=True)
-                self._misses += 1
-                return None
-            _touch(path)
-            self._hits += 1
-            return data
-
-    async def open(self, key: str) -> BinaryIO | None:
-        """Open the entry of `key` for reading, or give None; the caller closes it."""
-        return await asyncio.to_thread(self._open, self.path_of(key))
-
-    def _open(self, path: Path) -> BinaryIO | None:
-        with storage_errors(str(path)):
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                self._misses += 1
-                return None
-            _touch(path)
-            self._hits += 1
-            return os.fdopen(fd, "rb")
-
-    async def contains(self, key: str) -> bool:
-        """Tell whether `key` is stored, without counting a hit or a miss."""
-        return await asyncio.to_thread(self.path_of(key).is_file)
-
-    # The budget.
-
-    async def _keep_to_budget(self) -> None:
+    async def _put(self, fill: Callable[[int], Written]) -> str:
+        key, added = await perform(functools.partial(_stage_put, self._root, fill))
+        if added is not None:
+            self._puts += 1
+            self._added += added
+            self._estimate += added
         if self._estimate > self.budget or self._added > self.budget // 10:
             await self.evict()
+        return key
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the content of `key`, or None; an entry that fails its hash is a miss."""
+        data = await asyncio.to_thread(_get, self._root, _check_key(key))
+        self._hits += data is not None
+        self._misses += data is None
+        return data
+
+    async def open(self, key: str) -> BinaryIO | None:
+        """Open the entry of `key` for reading once its hash is checked, or give None.
+
+        The caller closes it.
+        """
+        opened = await asyncio.to_thread(_open, self._root, _check_key(key))
+        self._hits += opened is not None
+        self._misses += opened is None
+        return opened
+
+    async def contains(self, key: str) -> bool:
+        """Tell whether `key` is stored, without reading it or counting a hit or a miss."""
+        return await asyncio.to_thread(_contains, self._root, _check_key(key))
 
     async def evict(self) -> int:
         """Scan the entries now; delete the least recently used past the budget; give how many."""
-        evicted, total = await asyncio.to_thread(self._evict)
+        evicted, total = await perform(functools.partial(_stage_evict, self._root, self.budget))
         self._evicted += evicted
         self._estimate, self._added = total, 0
         return evicted
 
-    def _evict(self) -> tuple[int, int]:
-        with storage_errors(str(self._lock_file)), _locked(self._lock_file):
-            entries = sorted(_scan(self._entries))
-            total = sum(size for _, size, _ in entries)
-            evicted = 0
-            if total > self.budget:
-                for _, size, path in entries:
-                    if total <= self.budget * _LOW_WATER:
-                        break
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                        evicted += 1
-                    total -= size
-            _remove_orphans(self._incoming)
-        return evicted, total
-
     async def size(self) -> int:
         """Give the bytes the entries take now, by a scan."""
-        return sum(
-            size for _, size, _ in await asyncio.to_thread(lambda: list(_scan(self._entries)))
-        )
+        return await asyncio.to_thread(_size, self._root)
 
     def stats(self) -> ArtifactStats:
         """Return this process's hit, miss, put and eviction counts."""
         return ArtifactStats(self._hits, self._misses, self._puts, self._evicted)
 
 
-def _touch(path: Path) -> bool:
-    """Mark an entry used now; False when it does not exist."""
-    try:
-        os.utime(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _scan(entries: Path) -> Iterator[tuple[int, int, Path]]:
-    """Give (last use in ns, size, path) of every entry."""
-    if not entries.is_dir():
-        return
-    for shard in os.scandir(entries):
-        if not shard.is_dir(follow_symlinks=False):
-            continue
-        for entry in os.scandir(shard.path):
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(info.st_mode) and _KEY.fullmatch(entry.name):
-                yield info.st_mtime_ns, info.st_size, Path(entry.path)
-
-
-def _remove_orphans(incoming: Path) -> None:
-    """Delete partial files that a killed put left long ago."""
-    if not incoming.is_dir():
-        return
-    cutoff = time.time() - _PARTIAL_AGE
-    for entry in os.scandir(incoming):
-        with contextlib.suppress(FileNotFoundError):
-            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                Path(entry.path).unlink()
-
-
 async def open_artifact_cache(storage: Storage, *, budget: int = DEFAULT_BUDGET) -> ArtifactCache:
     """Open the artifact cache under `storage`'s root, keeping at most about `budget` bytes."""
-    given: object = budget
-    if isinstance(given, bool) or not isinstance(given, int) or budget < 1:
-        raise ValidationError("ArtifactCache", "budget", f"must be a positive int, got {budget!r}")
-    if not isinstance(storage, Storage):
-        raise ValidationError("ArtifactCache", "storage", "expected a Storage from open_storage()")
+    budget = at_least("ArtifactCache", "budget", budget, 1)
+    storage = argument(
+        "ArtifactCache", "storage", Storage, storage, "a Storage from open_storage()"
+    )
     cache = ArtifactCache(storage.root / CACHE_DIR, budget)
     await cache.evict()
     return cache

@@ -1,0 +1,303 @@
+"""File content: reading, hashing and describing it, and changing it atomically.
+
+The store's changes are staged outside the lock and applied under it. Staging does the
+slow part (walking, writing and fsyncing a partial file); applying makes the change
+visible with one rename, unlink or read. A crash leaves the old content or the new one,
+and at worst a partial file that `clean_temp` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+
+from persistence._files.locks import Change, Check
+from persistence._files.paths import (
+    CHUNK_SIZE,
+    NEW_FLAGS,
+    FileInfo,
+    Spot,
+    Written,
+    kind_of,
+    locate,
+    lstat,
+    must_not_be_special,
+    open_regular,
+    owned,
+    partial_name,
+    same_file,
+    storage_errors,
+)
+from persistence.exceptions import NotAFileError
+
+
+def write_all(fd: int, data: memoryview) -> None:
+    """Write all of `data`, however many calls it takes."""
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def write_hashed(data: bytes, fd: int) -> Written:
+    """Write all of `data` to `fd`; give its size and hash."""
+    write_all(fd, memoryview(data))
+    return Written(len(data), hashlib.sha256(data).hexdigest())
+
+
+def hash_fd(fd: int, sink: int | None = None) -> Written:
+    """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    size = 0
+    os.lseek(fd, 0, os.SEEK_SET)
+    with io.FileIO(fd, "rb", closefd=False) as stream:
+        while count := stream.readinto(view):
+            digest.update(view[:count])
+            if sink is not None:
+                write_all(sink, view[:count])
+            size += count
+    return Written(size, digest.hexdigest())
+
+
+def read_fd(fd: int) -> bytes:
+    """Read the rest of the file `fd`."""
+    with io.FileIO(fd, "rb", closefd=False) as stream:
+        return stream.readall()
+
+
+def file_info(path: str, info: os.stat_result, written: Written | None) -> FileInfo:
+    """Describe a file (with its size and hash) or, given no `written`, a folder."""
+    created = getattr(info, "st_birthtime", info.st_ctime)
+    return FileInfo(
+        path=path,
+        size=0 if written is None else written.size,
+        created_at=datetime.fromtimestamp(created, tz=UTC),
+        modified_at=datetime.fromtimestamp(info.st_mtime, tz=UTC),
+        sha256=None if written is None else written.sha256,
+        is_directory=written is None,
+    )
+
+
+def describe_at(dir_fd: int, name: str, path: str, shown: str) -> FileInfo:
+    """Describe the file or folder `name` in `dir_fd`, hashing a file; refuse other kinds."""
+    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISDIR(info.st_mode):
+        return file_info(path, info, None)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotAFileError(shown, f"{kind_of(info.st_mode)}: neither a regular file nor a folder")
+    with owned(open_regular(dir_fd, name, shown)) as fd:
+        return file_info(path, os.fstat(fd), hash_fd(fd))
+
+
+def describe(root: Path, path: str) -> FileInfo:
+    """Size, times, hash and kind of one file or folder; folders have size 0 and no hash."""
+    with locate(root, path, reserved_ok=True, root_ok=True) as spot, storage_errors(path):
+        if spot.name is None:
+            return file_info(".", os.fstat(spot.dir_fd), None)
+        return describe_at(spot.dir_fd, spot.require(), spot.path, path)
+
+
+@attrs.define
+class Partial:
+    """A partial file, renamed over its target by `commit` or removed by `discard`.
+
+    It is made in `dir_fd`, beside its target unless `commit` names another folder (of
+    the same file system). Written and fsynced whole before the rename, it makes the
+    target appear whole or not at all: the atomic publish of every write.
+    """
+
+    dir_fd: int
+    name: str
+    target: str
+    fd: int
+    committed: bool = False
+
+    @classmethod
+    def create(cls, dir_fd: int, target: str) -> Partial:
+        """Make a new partial file named after `target` in `dir_fd`."""
+        name = partial_name(target)
+        return cls(dir_fd, name, target, os.open(name, NEW_FLAGS, 0o666, dir_fd=dir_fd))
+
+    def commit(self, folder: int | None = None, target: str | None = None) -> os.stat_result:
+        """Rename over the target (or `target` in `folder`), flush that folder; give the status."""
+        folder = self.dir_fd if folder is None else folder
+        os.replace(self.name, target or self.target, src_dir_fd=self.dir_fd, dst_dir_fd=folder)
+        self.committed = True
+        os.fsync(folder)
+        return os.fstat(self.fd)
+
+    def discard(self) -> None:
+        """Close the file, and remove it unless it was committed."""
+        os.close(self.fd)
+        if not self.committed:
+            with suppress(FileNotFoundError):
+                os.unlink(self.name, dir_fd=self.dir_fd)
+
+
+T = TypeVar("T")
+
+
+def _partial_for(stack: ExitStack, spot: Spot) -> tuple[Partial, int | None]:
+    """Create the target's folders and a partial file beside it; give the target's mode.
+
+    Refuses a target that exists and is not a regular file.
+    """
+    spot.make_folders()
+    name = spot.require()
+    existing = lstat(spot.dir_fd, name)
+    must_not_be_special(existing, spot.shown)
+    partial = Partial.create(spot.dir_fd, name)
+    stack.callback(partial.discard)
+    return partial, None if existing is None else stat.S_IMODE(existing.st_mode)
+
+
+def stage_write(root: Path, path: str, data: bytes, check: Check) -> Change[FileInfo]:
+    """Stage an atomic replacement of `path` by `data`, keeping the mode of the file replaced.
+
+    The partial file is written and fsynced now; applying renames it over the target and
+    fsyncs the folder. A crash leaves the old content or the new one.
+    """
+    with ExitStack() as stack:
+        spot = stack.enter_context(locate(root, path))
+        check(spot.path)
+        with storage_errors(path):
+            partial, mode = _partial_for(stack, spot)
+            written = write_hashed(data, partial.fd)
+            if mode is not None:
+                os.fchmod(partial.fd, mode)
+            os.fsync(partial.fd)
+
+        def apply() -> FileInfo:
+            return file_info(spot.path, partial.commit(), written)
+
+        return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), path)
+
+
+def stage_copy(root: Path, source: str, target: str, check: Check) -> Change[FileInfo]:
+    """Stage an atomic copy of `source` over `target` in one hashed pass; keeps mode and times."""
+    with ExitStack() as stack:
+        origin = stack.enter_context(locate(root, source, reserved_ok=True))
+        spot = stack.enter_context(locate(root, target))
+        check(spot.path)
+        with storage_errors(source):
+            source_fd = origin.open_file()
+            stack.callback(os.close, source_fd)
+            info = os.fstat(source_fd)
+        with storage_errors(target):
+            partial, _ = _partial_for(stack, spot)
+            written = hash_fd(source_fd, partial.fd)
+            os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
+            os.fsync(partial.fd)
+
+        def apply() -> FileInfo:
+            partial.commit()
+            # The times come last: a partial file dated like an old source would look
+            # abandoned to clean_temp while it waits for the lock.
+            os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+            return file_info(spot.path, os.fstat(partial.fd), written)
+
+        return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), target)
+
+
+def _drop_link(origin: Spot, spot: Spot, source: str, target: str) -> None:
+    """Remove the source's name when it and the target are two links of one file.
+
+    rename(2) does nothing then. The name is first renamed aside to a partial-write name,
+    so only the file known to be the target's is unlinked; if the target changed
+    meanwhile, the file is renamed over it as a plain move would.
+    """
+    aside = partial_name(source)
+    os.rename(source, aside, src_dir_fd=origin.dir_fd, dst_dir_fd=origin.dir_fd)
+    moved = os.stat(aside, dir_fd=origin.dir_fd, follow_symlinks=False)
+    now = lstat(spot.dir_fd, target)
+    if now is not None and same_file(moved, now):
+        os.unlink(aside, dir_fd=origin.dir_fd)
+    else:
+        os.rename(aside, target, src_dir_fd=origin.dir_fd, dst_dir_fd=spot.dir_fd)
+
+
+def _move(origin: Spot, spot: Spot) -> FileInfo:
+    """Rename the source over the target, flush both folders, and describe the moved file."""
+    source, target = origin.require(), spot.require()
+    with storage_errors(origin.shown):
+        fd = origin.open_file()
+    with owned(fd):
+        moving = os.fstat(fd)
+        there = lstat(spot.dir_fd, target)
+        must_not_be_special(there, spot.shown)
+        same_folder = same_file(os.fstat(origin.dir_fd), os.fstat(spot.dir_fd))
+        one_name = same_folder and source.casefold() == target.casefold()
+        if there is not None and same_file(moving, there) and not one_name:
+            _drop_link(origin, spot, source, target)
+        elif not (same_folder and source == target):
+            os.rename(source, target, src_dir_fd=origin.dir_fd, dst_dir_fd=spot.dir_fd)
+        os.fsync(spot.dir_fd)
+        if not same_folder:
+            os.fsync(origin.dir_fd)
+        return file_info(spot.path, os.fstat(fd), hash_fd(fd))
+
+
+def stage_move(root: Path, source: str, target: str, check: Check) -> Change[tuple[str, FileInfo]]:
+    """Stage a rename of a regular file over `target`; applying gives the source's path too.
+
+    Both paths are locked. Between two hard links of one file, the source's name is
+    removed and the target stays: the move happens, where rename(2) would do nothing.
+    """
+    with ExitStack() as stack:
+        origin = stack.enter_context(locate(root, source))
+        spot = stack.enter_context(locate(root, target))
+        check(spot.path)
+        with storage_errors(source):
+            origin.regular()
+        with storage_errors(target):
+            spot.make_folders()
+            must_not_be_special(lstat(spot.dir_fd, spot.require()), target)
+
+        def apply() -> tuple[str, FileInfo]:
+            return origin.path, _move(origin, spot)
+
+        return Change(spot.root_fd, [origin.path, spot.path], apply, stack.pop_all(), target)
+
+
+def stage_delete(root: Path, path: str) -> Change[str]:
+    """Stage the removal of a regular file; applying unlinks it and gives its path."""
+    with ExitStack() as stack:
+        spot = stack.enter_context(locate(root, path))
+        with storage_errors(path):
+            spot.regular()
+
+        def apply() -> str:
+            spot.regular()
+            os.unlink(spot.require(), dir_fd=spot.dir_fd)
+            os.fsync(spot.dir_fd)
+            return spot.path
+
+        return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), path)
+
+
+def stage_read(
+    root: Path, path: str, convert: Callable[[bytes], T], check: Check, *, lock: bool
+) -> Change[tuple[T, FileInfo]]:
+    """Stage reading a whole file (backups too), converted by `convert`; locked if `lock`."""
+    with ExitStack() as stack:
+        spot = stack.enter_context(locate(root, path, reserved_ok=True))
+        check(spot.path)
+
+        def apply() -> tuple[T, FileInfo]:
+            with owned(spot.open_file()) as fd:
+                data = read_fd(fd)
+                info = os.fstat(fd)
+            written = Written(len(data), hashlib.sha256(data).hexdigest())
+            return convert(data), file_info(spot.path, info, written)
+
+        paths = [spot.path] if lock else []
+        return Change(spot.root_fd, paths, apply, stack.pop_all(), path)

@@ -1,0 +1,263 @@
+"""Locks on paths that hold across processes, and the changes applied under them.
+
+Changes that the file store records (writes, copies, moves, deletes, tracked reads) and
+the artifact cache's publishes are staged first, then applied under a lock on their
+paths (`Change`, `try_lock`), from the event loop by `perform`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import stat
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import ExitStack
+from typing import Final, Generic, TypeVar
+
+import attrs
+
+from persistence._files.paths import LOCKS_DIR, open_folder, owned, storage_errors
+from persistence.exceptions import StorageError
+
+T = TypeVar("T")
+
+_LOCK_FLAGS: Final = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_FIRST_WAIT: Final = 0.001
+_LONGEST_WAIT: Final = 0.05  # seconds between two tries of a busy lock, at most
+
+LOCK_STRIPES: Final = 4096
+"""Paths hash onto this many lock files: two paths on one file only wait for each other."""
+
+_HELD_GUARD: Final = threading.Lock()
+_HELD: Final[set[tuple[int, int, int]]] = set()
+
+
+def stripe_of(path: str) -> int:
+    """Return the lock file number of `path`, ignoring case as some disks do."""
+    digest = hashlib.sha256(path.casefold().encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") % LOCK_STRIPES
+
+
+@attrs.define
+class PathLock:
+    """Exclusive locks on the lock files of some paths, held until `release`.
+
+    flock(2) excludes other processes, and other open descriptors in this one. A table of
+    the stripes held in this process excludes its own threads even where flock is
+    emulated with per-process locks (NFS).
+    """
+
+    held: list[tuple[int, int, int]]
+    fds: list[int] = attrs.field(factory=list)
+
+    def release(self) -> None:
+        """Unlock: closing a descriptor drops its flock. Safe to call twice."""
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            os.close(fd)
+        with _HELD_GUARD:
+            _HELD.difference_update(self.held)
+        self.held = []
+
+
+def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
+    """Lock the lock files of `paths` under `.locks/`, all or none; None when one is busy.
+
+    Never waits, so holding one lock while waiting for another cannot deadlock.
+    """
+    stripes = sorted({stripe_of(path) for path in paths})
+    root = os.fstat(root_fd)
+    wanted = [(root.st_dev, root.st_ino, stripe) for stripe in stripes]
+    with _HELD_GUARD:
+        if not _HELD.isdisjoint(wanted):
+            return None
+        _HELD.update(wanted)
+    lock = PathLock(wanted)
+    try:
+        with (
+            storage_errors(LOCKS_DIR),
+            owned(open_folder(root_fd, LOCKS_DIR, create=True)) as folder,
+        ):
+            for stripe in stripes:
+                fd = os.open(f"{stripe:03x}", _LOCK_FLAGS, 0o666, dir_fd=folder)
+                lock.fds.append(fd)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    reason = "a lock file is not a regular file"
+                    raise StorageError(f"{LOCKS_DIR}/{stripe:03x}", reason)  # noqa: TRY301  # released below
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    lock.release()
+                    return None
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@attrs.define
+class Change(Generic[T]):
+    """A file change staged outside the lock, applied under the lock of its paths.
+
+    Staging does the slow part (resolving, writing a partial file); `try_apply` takes the
+    lock without waiting and, if it gets it, makes the change visible (a rename, an unlink,
+    a read). The lock is held until `close`, so the caller can record the change first.
+    `resources` holds what staging left (partial file, descriptors) until then.
+    """
+
+    root_fd: int
+    paths: list[str]
+    apply: Callable[[], T]
+    resources: ExitStack
+    shown: str
+    lock: PathLock | None = None
+    done: list[T] = attrs.field(factory=list)
+
+    @property
+    def applied(self) -> bool:
+        """Whether the change has been made."""
+        return bool(self.done)
+
+    @property
+    def result(self) -> T:
+        """What applying the change returned."""
+        return self.done[0]
+
+    def try_apply(self) -> bool:
+        """Apply the change if its lock is free; return whether it has been applied."""
+        if self.done:
+            return True
+        if self.paths and self.lock is None:
+            self.lock = try_lock(self.root_fd, self.paths)
+            if self.lock is None:
+                return False
+        with storage_errors(self.shown):
+            self.done.append(self.apply())
+        return True
+
+    def close(self) -> None:
+        """Release the lock and what staging left: partial file, descriptors. Idempotent."""
+        try:
+            if self.lock is not None:
+                self.lock.release()
+        finally:
+            self.resources.close()
+
+
+Check = Callable[[str], object]
+"""Called with the path a change will record, before anything on disk changes."""
+
+
+LOCK_TIMEOUT = 60.0
+"""Seconds an operation waits for the lock of its paths before it gives up."""
+
+
+async def _settle(future: asyncio.Future[T]) -> tuple[T, bool]:
+    """Wait for `future` to end even if cancelled meanwhile; say whether we were cancelled.
+
+    A hop may rename a file, and a record write may be under way: neither is abandoned
+    half way, so a change and its record are made whole or not at all.
+    """
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            cancelled = True
+    return future.result(), cancelled
+
+
+def _staged(stage: Callable[[], Change[T]]) -> Change[T]:
+    """Stage a change and apply it at once if its lock is free: the common case, one hop."""
+    change = stage()
+    try:
+        change.try_apply()
+    except BaseException:
+        change.close()
+        raise
+    return change
+
+
+_WAITING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Future[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per event loop, the operations waiting for a lock: woken when one is released here."""
+
+
+async def _pause(seconds: float) -> None:
+    """Sleep up to `seconds`, waking early when an operation of this loop frees its lock."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(seconds, _wake_one, waiter)
+    waiting = _WAITING.setdefault(loop, set())
+    waiting.add(waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        waiting.discard(waiter)
+
+
+def _wake_one(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _wake_all() -> None:
+    """Tell the operations of this loop waiting for a lock to try again now."""
+    for waiter in _WAITING.get(asyncio.get_running_loop(), ()):
+        _wake_one(waiter)
+
+
+async def _wait_for_lock(change: Change[T]) -> bool:
+    """Retry applying until the lock is free; return whether we were cancelled meanwhile.
+
+    Never blocks a worker thread on the lock: each try is one short hop. Between tries it
+    waits until an operation of this loop frees a lock, or for a time growing to
+    _LONGEST_WAIT when the holder is another process.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LOCK_TIMEOUT
+    wait = _FIRST_WAIT
+    while not change.applied:
+        if loop.time() >= deadline:
+            reason = f"busy: its lock stayed taken for {LOCK_TIMEOUT:g} s"
+            raise StorageError(change.shown, reason)
+        await _pause(wait)
+        wait = min(wait * 2, _LONGEST_WAIT)
+        _, cancelled = await _settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
+        if cancelled:
+            return True
+    return False
+
+
+async def perform(
+    stage: Callable[[], Change[T]],
+    record: Callable[[T], Awaitable[object]] | None = None,
+) -> T:
+    """Stage a change in a worker thread, apply it under its lock, then `record` it.
+
+    The lock is held until the record is written, so the last change on disk and the last
+    record of a path agree, across tasks and processes. Cancelling waits for a hop or a
+    record write under way to end; a change applied is always recorded.
+    """
+    hop = asyncio.ensure_future(asyncio.to_thread(_staged, stage))
+    change, cancelled = await _settle(hop)
+    try:
+        if not cancelled:
+            cancelled = await _wait_for_lock(change)
+        if change.applied and record is not None:
+            _, interrupted = await _settle(asyncio.ensure_future(record(change.result)))
+            cancelled = cancelled or interrupted
+        if cancelled:
+            raise asyncio.CancelledError
+        return change.result
+    finally:
+        change.close()
+        _wake_all()

@@ -1,0 +1,514 @@
+"""Paths under the storage root: what they may be, and walking them from its descriptor.
+
+The reserved folders, the names of partial writes, the checks of a path or a pattern
+given by a caller, the values a file operation gives back, and `storage_errors`, the one
+place where OS errors become storage errors.
+
+Every path is walked one component at a time from a descriptor of the root (`locate`).
+Each folder is opened relative to the one before it with O_NOFOLLOW and O_DIRECTORY, and
+symlinks are read and followed by hand, so a check is never separated from its use. A
+symlink swapped in mid-operation is followed inside the root or refused, never followed
+out; with `links=False` none is followed at all. Files are opened with O_NONBLOCK and
+checked with fstat, so a FIFO or a device is refused instead of hanging.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import stat
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Final
+
+import attrs
+
+from persistence.exceptions import (
+    FileMissingError,
+    InvalidPathError,
+    NotAFileError,
+    OutsideRootError,
+    StorageError,
+    StoragePermissionError,
+)
+
+BACKUPS_DIR: Final = ".backups"
+"""Folder under the root holding timestamped backups, mirroring the tree of the files."""
+
+TEMP_DIR: Final = ".tmp"
+"""Folder under the root for scratch files; `clean_temp` empties it of old ones."""
+
+LOCKS_DIR: Final = ".locks"
+"""Folder under the root holding the lock files of `try_lock`; they are never deleted."""
+
+CACHE_DIR: Final = ".cache"
+"""Folder under the root holding the artifact cache (`persistence.cache.disk`)."""
+
+RESERVED: Final = frozenset({BACKUPS_DIR, TEMP_DIR, LOCKS_DIR, CACHE_DIR})
+_RESERVED_FOLDED: Final = frozenset(name.casefold() for name in RESERVED)
+
+CHUNK_SIZE: Final = 1024 * 1024
+"""Hashing and copying stream in chunks of this many bytes: memory stays bounded."""
+
+PARTIAL_SUFFIX: Final = ".storage-partial"
+"""Atomic writes go to `.<name>.<16 hex digits>.storage-partial` next to the target first."""
+
+_PARTIAL_RE: Final = re.compile(r"\..*\.[0-9a-f]{16}" + re.escape(PARTIAL_SUFFIX), re.DOTALL)
+_NAME_KEEP: Final = 100  # bytes of the target's name kept in a partial file's name
+
+
+@attrs.frozen
+class FileInfo:
+    """A file or folder: path relative to the root (POSIX), size, UTC times and SHA-256.
+
+    `created_at` is the birth time where the system keeps one, else the last metadata
+    change. A folder has size 0 and no hash.
+    """
+
+    path: str
+    size: int
+    created_at: datetime
+    modified_at: datetime
+    sha256: str | None
+    is_directory: bool
+
+
+@attrs.frozen
+class Written:
+    """Size and SHA-256 of a file just written, copied, moved or read."""
+
+    size: int
+    sha256: str
+
+
+@contextmanager
+def storage_errors(path: str) -> Iterator[None]:
+    """Turn OS and codec errors into storage errors naming `path`, chained to the cause."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise FileMissingError(path, "no such file or folder") from exc
+    except (IsADirectoryError, NotADirectoryError) as exc:
+        raise NotAFileError(path, "not a regular file") from exc
+    except PermissionError as exc:
+        raise StoragePermissionError(path, "permission denied") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotAFileError(path, "is a symbolic link or a symlink loop") from exc
+        raise StorageError(path, exc.strerror or str(exc)) from exc
+    except UnicodeError as exc:
+        raise StorageError(path, f"cannot be encoded or decoded: {exc}") from exc
+
+
+def is_partial_name(name: str) -> bool:
+    """Tell whether `name` is one of the temporary files that atomic writes leave on a crash."""
+    return _PARTIAL_RE.fullmatch(name) is not None
+
+
+def is_reserved(name: str) -> bool:
+    """Tell whether a top-level `name` is a reserved folder, ignoring case as some disks do."""
+    return name.casefold() in _RESERVED_FOLDED
+
+
+def check_path(path: object) -> str:
+    """Return `path` as a string, refusing what cannot name a file: wrong types, '', NUL."""
+    try:
+        raw = os.fspath(path)  # type: ignore[call-overload]  # anything may come in: checked here
+    except TypeError:
+        kind = type(path).__name__
+        raise InvalidPathError(repr(path), f"expected a str or os.PathLike, got {kind}") from None
+    if not isinstance(raw, str):
+        raise InvalidPathError(repr(raw), "expected a str path, got bytes")
+    if not raw:
+        raise InvalidPathError(raw, "empty path")
+    if "\0" in raw:
+        raise InvalidPathError(raw, "contains a NUL byte")
+    try:
+        os.fsencode(raw)
+    except UnicodeEncodeError:
+        raise InvalidPathError(raw, "cannot be encoded as a file name") from None
+    return raw
+
+
+def partial_name(target: str) -> str:
+    """Return a fresh name for a partial write of `target`, which `is_partial_name` knows."""
+    return f".{truncate(target, _NAME_KEEP)}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+
+
+def truncate(name: str, limit: int) -> str:
+    """Return the longest start of `name` taking at most `limit` bytes, in whole characters."""
+    size = 0
+    for index, char in enumerate(name):
+        size += len(os.fsencode(char))
+        if size > limit:
+            return name[:index]
+    return name
+
+
+def check_pattern(pattern: object) -> str:
+    """Return a glob pattern that stays below the root; refuse '', NUL, '..' and '/'."""
+    if not isinstance(pattern, str):
+        kind = type(pattern).__name__
+        raise InvalidPathError(repr(pattern), f"expected a str pattern, got {kind}")
+    if "\0" in pattern:
+        raise InvalidPathError(pattern, "contains a NUL byte")
+    glob = PurePosixPath(pattern)
+    if not glob.parts:
+        raise InvalidPathError(pattern, "empty pattern")
+    if glob.is_absolute() or ".." in glob.parts:
+        raise OutsideRootError(pattern, "a pattern must stay below the root: no '..' or '/'")
+    return pattern
+
+
+_MAX_LINKS: Final = 40  # symlinks followed on one path, as Linux allows
+DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+NEW_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# What opening a symlink with O_NOFOLLOW gives: Linux says ENOTDIR with O_DIRECTORY,
+# ELOOP without it, and FreeBSD says EMLINK.
+NO_FOLLOW_ERRORS: Final = frozenset({errno.ENOTDIR, errno.ELOOP, errno.EMLINK})
+
+
+def kind_of(mode: int) -> str:
+    """Say what a file that is not a regular one is."""
+    kinds = [
+        (stat.S_ISDIR, "is a folder"),
+        (stat.S_ISLNK, "is a symbolic link"),
+        (stat.S_ISFIFO, "is a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "is a socket"),
+        (stat.S_ISCHR, "is a device"),
+        (stat.S_ISBLK, "is a device"),
+    ]
+    return next((text for test, text in kinds if test(mode)), "is not a regular file")
+
+
+def lstat(dir_fd: int, name: str) -> os.stat_result | None:
+    """Return the status of `name` in the folder `dir_fd`, not following a symlink, or None."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def same_file(one: os.stat_result, other: os.stat_result) -> bool:
+    """Tell whether two statuses are of one file."""
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
+
+
+@contextmanager
+def owned(fd: int) -> Iterator[int]:
+    """Close the descriptor `fd` on leaving."""
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_root(root: Path) -> AbstractContextManager[int]:
+    """Open the storage root: the one folder trusted by its full path."""
+    return owned(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+
+
+@attrs.define
+class Spot:
+    """Where a path leads: the deepest folder on it that exists, open, and what lies below.
+
+    `folders` names that folder from the root, `missing` the folders still to create below
+    it, and `name` the last component (None for the root itself). Every name is a real
+    one: symlinks have been followed. Owns both descriptors until `close`.
+    """
+
+    root: Path
+    shown: str
+    root_fd: int
+    dir_fd: int
+    folders: list[str] = attrs.field(factory=list)
+    missing: list[str] = attrs.field(factory=list)
+    name: str | None = None
+
+    @property
+    def parts(self) -> list[str]:
+        """Every component from the root, the last one included."""
+        last = [] if self.name is None else [self.name]
+        return [*self.folders, *self.missing, *last]
+
+    @property
+    def path(self) -> str:
+        """The path relative to the root with forward slashes, as records and FileInfo use."""
+        return "/".join(self.parts) or "."
+
+    def close(self) -> None:
+        """Close both descriptors."""
+        os.close(self.dir_fd)
+        os.close(self.root_fd)
+
+    def move_to(self, fd: int) -> None:
+        """Make `fd` the current folder, closing the one before."""
+        os.close(self.dir_fd)
+        self.dir_fd = fd
+
+    def reopen(self) -> None:
+        """Walk again to `folders` from the root, following no symlink: after a '..'."""
+        self.move_to(os.dup(self.root_fd))
+        for part in self.folders:  # one replaced by a symlink meanwhile is refused
+            self.move_to(open_folder(self.dir_fd, part, create=False, shown=self.shown))
+
+    def make_folders(self) -> None:
+        """Create the missing folders one by one, each opened without following a symlink."""
+        while self.missing:  # one replaced meanwhile by a symlink or a file is refused
+            self.move_to(open_folder(self.dir_fd, self.missing[0], create=True, shown=self.shown))
+            self.folders.append(self.missing.pop(0))
+
+    def require(self) -> str:
+        """Return the last component, refusing a path whose folders do not exist."""
+        if self.missing:
+            raise FileMissingError(self.shown, "no such file or folder")
+        if self.name is None:
+            raise NotAFileError(self.shown, "is the storage root, not a file")
+        return self.name
+
+    def open_file(self) -> int:
+        """Open the regular file here for reading."""
+        return open_regular(self.dir_fd, self.require(), self.shown)
+
+    def regular(self) -> os.stat_result:
+        """Return the status of the regular file here, not following a symlink; refuse others."""
+        info = os.stat(self.require(), dir_fd=self.dir_fd, follow_symlinks=False)
+        must_be_regular(info.st_mode, self.shown)
+        return info
+
+
+def _inside(root: Path, absolute: str) -> list[str] | None:
+    """Return the components of an absolute path below the root, or None when it is elsewhere.
+
+    A path spelled through the root is cut there ('..' stays for the walk to refuse); any
+    other is resolved, in case a symlink outside the root leads into it.
+    """
+    pure = PurePosixPath(absolute)
+    count = len(root.parts)
+    if pure.parts[:count] == root.parts:
+        return list(pure.parts[count:])
+    real = Path(os.path.realpath(absolute))
+    if real.is_relative_to(root):
+        return list(real.relative_to(root).parts)
+    return None
+
+
+def _link_target(dir_fd: int, name: str) -> str | None:
+    """Return what the symlink `name` holds, or None if it is not a symlink (or not there)."""
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in {errno.EINVAL, errno.ENOENT}:
+            return None
+        raise
+
+
+def _meaningful(parts: Iterable[str]) -> list[str]:
+    return [part for part in parts if part not in {"", "."}]
+
+
+class _Walk:
+    """One walk of a path, component by component, from the root's descriptor."""
+
+    def __init__(self, spot: Spot, parts: list[str], *, links: bool) -> None:
+        self.spot = spot
+        self.pending = deque(_meaningful(parts))
+        self.links = 0
+        self.follows = links
+
+    def run(self) -> Spot:
+        spot = self.spot
+        while self.pending:
+            part = self.pending.popleft()
+            if part == "..":
+                self.up()
+            elif spot.missing:  # below a folder that does not exist: names only
+                if self.pending:
+                    spot.missing.append(part)
+                else:
+                    spot.name = part
+            elif not self.pending:
+                target = _link_target(spot.dir_fd, part) if self.follows else None
+                if target is None:
+                    spot.name = part
+                else:
+                    self.follow(target)
+            else:
+                self.enter(part)
+        if spot.name is None:  # the path ended in '..' or a link to a folder
+            if spot.missing:
+                spot.name = spot.missing.pop()
+            elif spot.folders:
+                spot.name = spot.folders.pop()
+                spot.reopen()
+        return spot
+
+    def enter(self, part: str) -> None:
+        """Step into the folder `part`, or note it missing, or follow it if it is a symlink."""
+        spot = self.spot
+        try:
+            fd = os.open(part, DIR_FLAGS, dir_fd=spot.dir_fd)
+        except FileNotFoundError:
+            spot.missing.append(part)
+            return
+        except OSError as error:
+            if error.errno not in NO_FOLLOW_ERRORS:
+                raise
+            target = _link_target(spot.dir_fd, part)
+            if target is not None:
+                self.follow(target)
+                return
+            info = lstat(spot.dir_fd, part)
+            if info is not None and stat.S_ISDIR(info.st_mode):  # a symlink swapped back
+                self.count_link()
+                self.pending.appendleft(part)
+                return
+            where = "/".join([*spot.folders, part])
+            raise NotAFileError(spot.shown, f"{where} is not a folder") from error
+        spot.move_to(fd)
+        spot.folders.append(part)
+
+    def up(self) -> None:
+        spot = self.spot
+        if spot.missing:
+            spot.missing.pop()
+        elif spot.folders:
+            spot.folders.pop()
+            spot.reopen()
+        else:
+            raise OutsideRootError(spot.shown, f"leads outside the storage root {spot.root}")
+
+    def count_link(self) -> None:
+        self.links += 1
+        if self.links > _MAX_LINKS:
+            raise NotAFileError(self.spot.shown, "is a symbolic link loop, or too many links")
+
+    def follow(self, target: str) -> None:
+        """Continue along a symlink's target: relative to its folder, or from the root."""
+        self.count_link()
+        spot = self.spot
+        if not self.follows:
+            raise OutsideRootError(spot.shown, "a folder on the path is a symbolic link")
+        if target.startswith("/"):
+            rest = _inside(spot.root, target)
+            if rest is None:
+                reason = f"leads outside the storage root through a symbolic link to {target}"
+                raise OutsideRootError(spot.shown, reason)
+            spot.move_to(os.dup(spot.root_fd))
+            spot.folders.clear()
+            parts = rest
+        else:
+            parts = target.split("/")
+        self.pending.extendleft(reversed(_meaningful(parts)))
+
+
+@contextmanager
+def locate(
+    root: Path, path: str, *, reserved_ok: bool = False, root_ok: bool = False, links: bool = True
+) -> Iterator[Spot]:
+    """Walk `path` (relative to `root`, or absolute inside it) from a descriptor of the root.
+
+    Refuses anything leading outside the root, the reserved folders unless `reserved_ok`,
+    partial-write names, and the root itself unless `root_ok`. Without `links`, a symlink
+    among the folders is refused and one at the end is left for the caller to refuse (an
+    O_NOFOLLOW open fails on it). The spot's descriptors are closed on leaving.
+    """
+    raw = check_path(path)
+    if raw.startswith("/"):
+        parts = _inside(root, raw)
+        if parts is None:
+            raise OutsideRootError(raw, f"is outside the storage root {root}")
+    else:
+        parts = raw.split("/")
+    with open_root(root) as root_fd, storage_errors(raw):
+        spot = Spot(root, raw, os.dup(root_fd), os.dup(root_fd))
+    try:
+        with storage_errors(raw):
+            _Walk(spot, parts, links=links).run()
+        _check_spot(spot, reserved_ok=reserved_ok, root_ok=root_ok)
+        yield spot
+    finally:
+        spot.close()
+
+
+def _check_spot(spot: Spot, *, reserved_ok: bool, root_ok: bool) -> None:
+    parts = spot.parts
+    if not parts:
+        if not root_ok:
+            raise NotAFileError(spot.shown, "is the storage root, not a file")
+        return
+    if not reserved_ok and is_reserved(parts[0]):
+        raise OutsideRootError(spot.shown, f"is inside the reserved folder {parts[0]}/")
+    if spot.name is not None and is_partial_name(spot.name):
+        raise OutsideRootError(spot.shown, "is a reserved name for a partial write")
+
+
+def must_be_regular(mode: int, shown: str) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotAFileError(shown, kind_of(mode))
+
+
+def must_not_be_special(info: os.stat_result | None, shown: str) -> None:
+    """Refuse a target that exists and is not a regular file."""
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise NotAFileError(shown, f"exists and {kind_of(info.st_mode)}")
+
+
+def open_regular(dir_fd: int, name: str, shown: str) -> int:
+    """Open the regular file `name` for reading: never through a symlink, never blocking.
+
+    The type is checked before opening, so a device is never opened, and again on the open
+    descriptor, so a FIFO swapped in meanwhile is refused rather than waited on.
+    """
+    must_be_regular(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, shown)
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        must_be_regular(os.fstat(fd).st_mode, shown)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_folder(dir_fd: int, name: str, *, create: bool, shown: str | None = None) -> int:
+    """Open the real folder `name` in `dir_fd`, made first if `create`; never a symlink.
+
+    Missing and not created, it raises FileNotFoundError. A symlink or anything else but
+    a folder in its place is an OutsideRootError naming `shown` (by default `name`).
+    """
+    try:
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        with suppress(FileExistsError):
+            os.mkdir(name, 0o777, dir_fd=dir_fd)
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno not in NO_FOLLOW_ERRORS:
+            raise
+        reason = "is not a real folder (a symlink?): it may lead outside"
+        raise OutsideRootError(shown or name, reason) from error
+
+
+def open_folders(stack: ExitStack, dir_fd: int, names: list[str], *, create: bool) -> int | None:
+    """Open the real folders `names` one inside the other below `dir_fd`, closed with `stack`.
+
+    Gives the last one, or None when one is missing. A symlink in the place of one is an
+    OutsideRootError naming the path to it, never followed.
+    """
+    for index, name in enumerate(names):
+        try:
+            dir_fd = open_folder(dir_fd, name, create=create, shown="/".join(names[: index + 1]))
+        except FileNotFoundError:
+            return None
+        stack.callback(os.close, dir_fd)
+    return dir_fd

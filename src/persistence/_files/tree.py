@@ -1,0 +1,275 @@
+"""The tree below the root: listings, `verify`, backups, and the clean-up of scratch files.
+
+Listings and `verify` walk the tree by folder descriptors with `os.fwalk`, never through
+a symlink, and leave out the reserved folders and partial writes. Backups live under
+`.backups/`, mirroring the tree of the files. A symlink in place of a folder of backups,
+or of `.tmp/`, is refused: backups are written, pruned and cleaned only inside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterator
+from contextlib import ExitStack, suppress
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Final
+
+import attrs
+
+from persistence._files.content import Partial, describe_at, hash_fd
+from persistence._files.paths import (
+    BACKUPS_DIR,
+    RESERVED,
+    TEMP_DIR,
+    FileInfo,
+    Spot,
+    Written,
+    check_path,
+    is_partial_name,
+    is_reserved,
+    locate,
+    lstat,
+    open_folder,
+    open_folders,
+    open_root,
+    owned,
+    storage_errors,
+    truncate,
+)
+from persistence.exceptions import (
+    FileMissingError,
+    InvalidPathError,
+    NotAFileError,
+    OutsideRootError,
+)
+
+
+def walk_tree(root_fd: int) -> Iterator[tuple[str, list[str], list[str], int]]:
+    """Walk the tree below the root by descriptors, never through a symlink, reserved left out.
+
+    Yields the folder's relative path ('' for the root), its sub-folders (to prune in
+    place), its other entries and its descriptor.
+    """
+    for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=root_fd):
+        relative = folder.removeprefix(".").removeprefix("/")
+        if not relative:
+            dirnames[:] = [name for name in dirnames if not is_reserved(name)]
+            filenames[:] = [name for name in filenames if not is_reserved(name)]
+        yield relative, dirnames, filenames, dir_fd
+
+
+def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
+    """Describe one listed entry; None for what a listing leaves out.
+
+    A symlink is walked again from the root and listed only when it leads inside it,
+    outside the reserved folders.
+    """
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISLNK(info.st_mode):
+            return describe_at(dir_fd, name, path, path)
+        with locate(root, path) as spot:
+            found = describe_at(spot.dir_fd, spot.require(), spot.path, path)
+        return attrs.evolve(found, path=path)
+    except (FileNotFoundError, FileMissingError, NotAFileError, OutsideRootError):
+        return None  # vanished meanwhile, a FIFO or socket, or a link leading out or nowhere
+
+
+def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]:
+    """Entries whose relative path matches `pattern` (checked), sorted by path.
+
+    Not recursive, the pattern matches the whole relative path; recursive, it matches
+    the end of it, as with `Path.rglob`. A symlink is listed under its own name only
+    when it leads inside the root; a symlinked folder is never descended into.
+    """
+    depth = None if recursive else len(PurePosixPath(pattern).parts)
+    found: list[FileInfo] = []
+    with storage_errors(pattern), open_root(root) as root_fd:
+        for folder, dirnames, filenames, dir_fd in walk_tree(root_fd):
+            level = len(folder.split("/")) + 1 if folder else 1
+            dirnames.sort()
+            for name in [*dirnames, *sorted(filenames)]:
+                if is_partial_name(name):
+                    continue
+                path = PurePosixPath(folder, name)
+                if not path.match(pattern) or (not recursive and len(path.parts) != depth):
+                    continue
+                entry = _entry(root, dir_fd, name, path.as_posix())
+                if entry is not None:
+                    found.append(entry)
+            if depth is not None and level >= depth:
+                dirnames.clear()
+    return sorted(found, key=lambda entry: entry.path)
+
+
+def _recorded_hash(root: Path, path: str) -> Written | None:
+    """Size and hash of the regular file a record names; None if there is none inside."""
+    try:
+        with (
+            locate(root, path, reserved_ok=True) as spot,
+            storage_errors(path),
+            owned(spot.open_file()) as fd,
+        ):
+            return hash_fd(fd)
+    except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
+        return None
+
+
+def scan(root: Path, recorded: dict[str, Written]) -> tuple[list[str], list[str], list[str]]:
+    """Compare regular files on disk with `recorded`: (changed, missing, new), each sorted."""
+    changed: list[str] = []
+    missing: list[str] = []
+    for name, expected in sorted(recorded.items()):
+        actual = _recorded_hash(root, name)
+        if actual is None:
+            missing.append(name)
+        elif actual.size != expected.size or expected.sha256 not in {"", actual.sha256}:
+            changed.append(name)
+    new: list[str] = []
+    with storage_errors("."), open_root(root) as root_fd:
+        for folder, _, filenames, dir_fd in walk_tree(root_fd):
+            for name in filenames:
+                info = lstat(dir_fd, name)
+                if info is None or not stat.S_ISREG(info.st_mode) or is_partial_name(name):
+                    continue
+                path = f"{folder}/{name}" if folder else name
+                if path not in recorded:
+                    new.append(path)
+    return changed, missing, sorted(new)
+
+
+_BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"
+_BACKUP_RE: Final = r"\.(\d{8}T\d{12}Z)(?:-(\d+))?\.bak"
+_BACKUP_STEM_MAX: Final = 200  # bytes of a name kept whole in its backups' names (255 at most)
+_SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
+
+
+def make_storage_dirs(given: object) -> Path:
+    """Create the root and its reserved folders; return the real root."""
+    raw = check_path(given)
+    root = Path(raw).absolute()
+    with storage_errors(raw):
+        root.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(root))
+        with open_root(real) as root_fd:
+            for name in sorted(RESERVED):
+                os.close(open_folder(root_fd, name, create=True))
+    return real
+
+
+def backup_stem(name: str) -> str:
+    """Return the start of the names of `name`'s backups, short enough to add a timestamp.
+
+    A long name keeps its first bytes and gains `~` and 32 hex digits of its hash. Names
+    shaped like such a result are hashed too, so two files never share a stem.
+    """
+    if len(os.fsencode(name)) <= _BACKUP_STEM_MAX and not _SHORTENED_RE.fullmatch(name):
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:32]
+    return f"{truncate(name, _BACKUP_STEM_MAX - 33)}~{digest}"
+
+
+def backup_file(root: Path, path: str, now: datetime) -> Path:
+    """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path."""
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
+        source_fd = stack.enter_context(owned(spot.open_file()))
+        folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *spot.folders], create=True)
+        if folder is None:  # pragma: no cover  # made just now; removed meanwhile
+            raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
+        info = os.fstat(source_fd)
+        stem = backup_stem(spot.require())
+        stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
+        target = f"{stem}.{stamp}.bak"
+        counter = 0
+        while lstat(folder, target) is not None:
+            counter += 1
+            target = f"{stem}.{stamp}-{counter}.bak"
+        partial = Partial.create(folder, target)
+        try:
+            hash_fd(source_fd, partial.fd)
+            os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
+            os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.fsync(partial.fd)
+            partial.commit()
+        finally:
+            partial.discard()
+        return root.joinpath(BACKUPS_DIR, *spot.folders, target)
+
+
+def _backups_of(spot: Spot, folder: int | None) -> list[str]:
+    """Names of the backups of the spot's file in `folder` (if any), oldest first."""
+    if folder is None:
+        return []
+    pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
+    found: list[tuple[str, int, str]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and not entry.is_dir(follow_symlinks=False):
+                found.append((match[1], int(match[2] or 0), entry.name))
+    return [name for _, _, name in sorted(found)]
+
+
+def list_backup_files(root: Path, path: str) -> list[Path]:
+    """Backups of a file (which need not exist any more), oldest first."""
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
+        folders = [*spot.folders, *spot.missing]
+        names = _backups_of(
+            spot, open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
+        )
+        return [root.joinpath(BACKUPS_DIR, *folders, name) for name in names]
+
+
+def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` backups of a file; return the removed paths."""
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
+        folders = [*spot.folders, *spot.missing]
+        folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
+        if folder is None:
+            return []
+        names = _backups_of(spot, folder)
+        doomed = names[: max(len(names) - keep, 0)]
+        for name in doomed:
+            with suppress(FileNotFoundError):  # another prune took it
+                os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
+        if doomed:
+            os.fsync(folder)
+        return [root.joinpath(BACKUPS_DIR, *folders, name) for name in doomed]
+
+
+def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
+    """Unlink `name` (a file or a symlink, never a folder) if last changed by `cutoff`.
+
+    A file that another clean-up removed meanwhile is simply gone: nothing to do.
+    """
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode) or info.st_mtime > cutoff:
+            return None
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    return folder / name
+
+
+def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
+    """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`.
+
+    Partial writes are recognised by their reserved name only; nothing else outside
+    `.tmp/` is touched. Both walks go by folder descriptors and never through a symlink.
+    """
+    removed: list[Path | None] = []
+    with storage_errors(TEMP_DIR), open_root(root) as root_fd:
+        with owned(open_folder(root_fd, TEMP_DIR, create=False)) as temp:
+            for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):
+                here = root / TEMP_DIR / folder
+                removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
+                removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in filenames)
+        for folder, _, filenames, dir_fd in walk_tree(root_fd):
+            partials = filter(is_partial_name, filenames)
+            removed += (unlink_if_old(root / folder, name, dir_fd, cutoff) for name in partials)
+    return sorted(path for path in removed if path is not None)
