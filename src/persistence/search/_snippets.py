@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence.search._fold import fold
 from persistence.search._language import SearchTerm
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _pattern(term: SearchTerm) -> re.Pattern[str]:
 
     Between two words of a phrase, anything that is not a letter or a digit may stand.
     """
-    words = [re.escape(word.lower()) for word in term.words]
+    words = [re.escape(fold(word)) for word in term.words]
     tail = r"[^\W_]*" if term.prefix else r"(?![^\W_])"
     # The literal first, then a look back past it, so that the search can skip ahead to it.
     first = words[0] + r"(?<![^\W_]" + words[0] + ")"
@@ -121,9 +122,7 @@ def _pattern(term: SearchTerm) -> re.Pattern[str]:
 
 def _hits(text: str, patterns: list[tuple[int, re.Pattern[str]]]) -> list[_Hit]:
     """Find where each term's words follow one another, in order of position."""
-    folded = text.lower()
-    if len(folded) != len(text):  # a few letters lower-case to two: offsets would move
-        folded = "".join(char.lower()[:1] or char for char in text)
+    folded = fold(text)
     hits = [
         _Hit(match.start(), match.end(), number)
         for number, pattern in patterns
