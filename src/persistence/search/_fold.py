@@ -40,8 +40,8 @@ def fold_word(word: str) -> str:
 
 def fold(text: str) -> str:
     """Fold a text as the index does, character for character: offsets do not move."""
-    mapped = text.translate(_TABLE)
+    mapped = text.translate(_TABLE)  # İ first: it lower-cases to two characters
     folded = mapped.lower()
-    if len(folded) != len(mapped):  # a letter lower-cases to two: keep one per character
+    if len(folded) != len(mapped):  # another letter that lower-cases to two: one per character
         folded = "".join(char.lower()[:1] or char for char in mapped)
-    return folded
+    return folded.translate(_TABLE)  # lower() writes a word's last Σ as ς
