@@ -270,7 +270,23 @@ async def test_plain_sql_replace_leaves_no_old_words(sqlite_db: Database, tmp_pa
         assert await found(sqlite_db, "newword") == []
         assert await found(sqlite_db, "otherword") == [first.id]
         assert await found(sqlite_db, "shared") == [first.id]
+        with plain:  # an upsert, then a replace: what the ignored write left behind is not used
+            plain.execute(
+                "INSERT INTO test_results " + _COPY.format(id="id") + " AND true"
+                " ON CONFLICT (id) DO UPDATE SET output = excluded.output",
+                ("upsertword shared", first.id),
+            )
+            plain.execute(
+                "INSERT OR REPLACE INTO test_results " + _COPY.format(id="id"),
+                ("lastword shared", first.id),
+            )
+        assert await found(sqlite_db, "otherword") == []
+        assert await found(sqlite_db, "upsertword") == []
+        assert await found(sqlite_db, "lastword") == [first.id]
         with plain:
+            plain.execute(
+                "INSERT INTO test_results_fts(test_results_fts) VALUES ('integrity-check')"
+            )
             plain.execute("DELETE FROM test_results")
             plain.execute(
                 "INSERT INTO test_results_fts(test_results_fts) VALUES ('integrity-check')"
