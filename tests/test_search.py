@@ -330,7 +330,8 @@ _VOCABULARY: Final = (
     "segfault", "Segmentation", "fault", "core", "dumped", "solve", "Solver", "solving",
     "timeout", "TLE", "case", "42", "007", "3", "x86", "64", "cpp", "main", "café", "CAFÉ",
     "naïve", "Straße", "Привет", "привет", "Ωmega", "ωmega", "漢字", "テスト", "e5", "1e5",
-    "overflow", "underflow", "ok", "OK", "aa", "aaa", "ab",
+    "overflow", "underflow", "ok", "OK", "aa", "aaa", "ab", "ΟΔΟΣ", "οδος", "οδός", "İstanbul",
+    "istanbul", "\u017ftate", "µs", "ϑeta", "ﬁle",
 )  # fmt: skip
 _SEPARATORS: Final = (
     " ", " ", " ", "\n", ".", "-", "/", ":", "_", "(", ")", ", ", "—", "“", "”", "\t", "'", "@",
@@ -391,9 +392,15 @@ def corpus_searches(draw: st.DrawFn) -> str:
 @example(text="café")
 @example(text="Ωmega")
 @example(text="1e5")
+@example(text="οδοσ")
+@example(text="ISTANBUL")
+@example(text="state -µs")
 @given(text=st.one_of(corpus_searches(), search_texts()))
 async def test_both_engines_find_the_same_results(both: list[Database], text: str) -> None:
-    """On one corpus, a search finds the same set of results, with the same snippets, on both."""
+    """On one corpus, a search finds the same set of results, with the same snippets, on both.
+
+    Every hit's snippet marks at least one word.
+    """
     answers: list[object] = []
     for db in both:
         answer = await searched(db, text)
@@ -401,4 +408,5 @@ async def test_both_engines_find_the_same_results(both: list[Database], text: st
             answers.append(str(answer))
         else:
             answers.append({(hit.result.created_at, hit.snippet) for hit in answer})
+            assert all(hit.snippet.highlights for hit in answer), text
     assert answers[0] == answers[1]

@@ -92,9 +92,15 @@ def test_fts5_form() -> None:
 
 
 def test_tsquery_form() -> None:
-    """Each word is a quoted lexeme; phrases use <->, prefixes :*, exclusions !."""
+    """Each word is a quoted lexeme; phrases use <->, prefixes :*, exclusions !.
+
+    A phrase is the phrase among the output's words (weight D) or the error message's (C).
+    """
     query = parse_search('-timeout segfault "core dumped"* solv*')
-    assert query.tsquery() == "'segfault' & ('core' <-> 'dumped':*) & 'solv':* & !'timeout'"
+    assert query.tsquery() == (
+        "'segfault' & (('core':D <-> 'dumped':*D) | ('core':C <-> 'dumped':*C))"
+        " & 'solv':* & !'timeout'"
+    )
 
 
 def parsed(text: str) -> SearchQuery | ValidationError:
@@ -106,7 +112,7 @@ def parsed(text: str) -> SearchQuery | ValidationError:
 
 
 _FTS5_QUOTED: Final = re.compile(r'"(?:[^"]|"")*"\*?')
-_TS_QUOTED: Final = re.compile(r"'(?:[^'\\]|''|\\.)*'(?::\*)?")
+_TS_QUOTED: Final = re.compile(r"'(?:[^'\\]|''|\\.)*'(?::\*?[CD]?)?")
 
 
 @IN_MEMORY
@@ -124,7 +130,7 @@ def test_any_text_parses_or_is_refused_and_never_becomes_syntax(text: str) -> No
     fts5 = _FTS5_QUOTED.sub("S", query.fts5())
     assert set(fts5) <= set("S ANDOTR()"), fts5
     tsquery = _TS_QUOTED.sub("L", query.tsquery())
-    assert set(tsquery) <= set("L &!()<->"), tsquery
+    assert set(tsquery) <= set("L &|!()<->"), tsquery
 
 
 def _result(output: str | None, error: str | None = None) -> TestResult:

@@ -260,10 +260,10 @@ LIMIT :page_size;
 
 -- name: search_test_results(match, statuses, test_types, created_from, created_until, metadata, page_size, skip)
 -- record_class: SearchTestResultsRow
--- Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
+-- Results whose output or error message match a tsquery, best first (by ts_rank_cd; ties newest first), filtered
 -- like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
--- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
--- and scores alone, then its rows are read.
+-- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids,
+-- times and scores alone, then its rows are read.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
 FROM (
@@ -276,8 +276,8 @@ FROM (
       AND (:created_from::timestamptz IS NULL OR m.created_at >= :created_from)
       AND (:created_until::timestamptz IS NULL OR m.created_at < :created_until)
       AND (:metadata::jsonb IS NULL OR m.metadata @> :metadata::jsonb)
-    ORDER BY score DESC, m.id DESC
+    ORDER BY score DESC, m.created_at DESC, m.id DESC
     LIMIT :page_size OFFSET :skip
 ) AS hits
 JOIN test_results AS r ON r.id = hits.id
-ORDER BY hits.score DESC, r.id DESC;
+ORDER BY hits.score DESC, r.created_at DESC, r.id DESC;

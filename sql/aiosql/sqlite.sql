@@ -253,8 +253,8 @@ LIMIT :page_size;
 -- name: search_test_results(match, statuses, test_types, created_from, created_until, metadata, page_size, skip)
 -- record_class: SearchTestResultsRow
 -- Results whose output or error message match an FTS5 query, best first (by bm25, negated so
--- that higher is better), filtered like the listings; one page, `skip` rows in. The page is
--- ranked on ids and scores alone, then its rows are read: sorting every match's whole row,
+-- that higher is better; ties newest first), filtered like the listings; one page, `skip` rows
+-- in. The page is ranked on ids, times and scores alone, then its rows are read: sorting every match's whole row,
 -- output included, would cost more than finding them.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
@@ -276,8 +276,8 @@ FROM (
                 AND have.atom IS wanted.atom
           )
       )
-    ORDER BY score DESC, m.id DESC
+    ORDER BY score DESC, m.created_at DESC, m.id DESC
     LIMIT :page_size OFFSET :skip
 ) AS hits
 JOIN test_results AS r ON r.id = hits.id
-ORDER BY hits.score DESC, r.id DESC;
+ORDER BY hits.score DESC, r.created_at DESC, r.id DESC;

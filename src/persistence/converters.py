@@ -1,10 +1,14 @@
-"""Models as JSON-ready dicts and back, on cattrs.
+"""Models, and the cursors and filters of the listings, as JSON-ready dicts and back, on cattrs.
 
 `make_converter()` builds a cattrs converter that turns a model into a dict that
 `json.dumps` takes as it is (enums as their values, datetimes as ISO 8601 text, the id
 included) and turns such a dict back into the model. Structuring goes through the model's
 constructor, so its rules apply; a key the model does not have is refused. Every error is
 a ValidationError naming the model and the field.
+
+The cursors of every listing (`PageCursor`, `SearchCursor`, `FileRecordCursor`,
+`ConfigEntryCursor`) and their filters go the same way, sets as sorted lists: an API can
+hand a cursor to a client and take it back, and a tampered one is refused by the same rules.
 
 `to_dict` and `from_dict` do the same with a converter of their own.
 """
@@ -14,24 +18,32 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import operator
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import attrs
 import cattrs
+from attrs import AttrsInstance
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as make_json_converter
 
 from persistence._interface import JsonValue
+from persistence.config import ConfigEntryCursor, ConfigEntryFilter
 from persistence.exceptions import ValidationError
+from persistence.file_records import FileRecordCursor, FileRecordFilter
 from persistence.models import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
+from persistence.results import PageCursor, ResultFilter
+from persistence.search import SearchCursor
 
 __all__ = ["Model", "from_dict", "make_converter", "to_dict"]
 
 Model = TestResult | ConfigEntry | FileRecord
 _M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
 _MODELS: tuple[type[Model], ...] = (TestResult, ConfigEntry, FileRecord)
+_FILTERS: tuple[type, ...] = (ResultFilter, FileRecordFilter, ConfigEntryFilter)
+_CURSORS: tuple[type, ...] = (PageCursor, SearchCursor, FileRecordCursor, ConfigEntryCursor)
 
 
 def make_converter() -> cattrs.Converter:
@@ -43,6 +55,15 @@ def make_converter() -> cattrs.Converter:
     for cls in _MODELS:
         converter.register_unstructure_hook(cls, _unstructure_fn(cls, converter))
         converter.register_structure_hook(cls, _structure_fn(cls, converter))
+    for plain in (*_FILTERS, *_CURSORS):
+        # By predicate: registering the class itself would resolve its type hints, some of
+        # which name types that exist for the type checker only.
+        converter.register_unstructure_hook_func(
+            functools.partial(operator.is_, plain), _plain_unstructure_fn(converter)
+        )
+        converter.register_structure_hook_func(
+            functools.partial(operator.is_, plain), _plain_structure_fn(plain, converter)
+        )
     return converter
 
 
@@ -135,3 +156,91 @@ def _translated(model: str, errors: ClassValidationError) -> ValidationError | N
         if isinstance(error, ValidationError):
             return error  # from the model's own rules
     return None  # not a mistake in the data: let it show
+
+
+# Cursors and filters: each field as plain JSON, and back through the class's own rules. --------
+
+
+def _plain_unstructure_fn(
+    converter: cattrs.Converter,
+) -> Callable[[AttrsInstance], dict[str, object]]:
+    def unstructure(value: AttrsInstance) -> dict[str, object]:
+        return {
+            field.name: _plain(getattr(value, field.name), converter)
+            for field in attrs.fields(type(value))
+        }
+
+    return unstructure
+
+
+def _plain(value: object, converter: cattrs.Converter) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset | set):
+        return sorted(_plain(item, converter) for item in value)  # type: ignore[type-var]  # enum values: all str
+    if attrs.has(type(value)):
+        return converter.unstructure(value)
+    return value  # None, int, str, and metadata, which the filter made plain JSON
+
+
+@attrs.frozen
+class _Shape:
+    """What structuring a cursor or a filter needs to know of its class."""
+
+    cls: type
+    converter: cattrs.Converter
+    names: tuple[str, ...]
+    required: frozenset[str]
+    nested: dict[str, type]
+    """Fields that hold a filter, and its class."""
+    times: frozenset[str]
+    """Fields that hold a datetime."""
+
+
+def _plain_structure_fn(
+    cls: type, converter: cattrs.Converter
+) -> Callable[[object, object], object]:
+    fields = attrs.fields(cls)
+    filters = {kind.__name__: kind for kind in _FILTERS}
+    # The annotations are text (postponed): read the filter's name and the datetime in them.
+    shape = _Shape(
+        cls,
+        converter,
+        tuple(field.name for field in fields),
+        frozenset(field.name for field in fields if field.default is attrs.NOTHING),
+        {field.name: filters[str(field.type)] for field in fields if field.type in filters},
+        frozenset(field.name for field in fields if "datetime" in str(field.type)),
+    )
+    return functools.partial(_structure_plain, shape)
+
+
+def _structure_plain(shape: _Shape, data: object, _: object) -> object:
+    model = shape.cls.__name__
+    if not isinstance(data, Mapping):
+        raise ValidationError(model, "argument", f"expected a dict, got {type(data).__name__}")
+    unknown = sorted(
+        key if isinstance(key, str) else repr(key) for key in data if key not in shape.names
+    )
+    if unknown:
+        raise ValidationError(model, unknown[0], "is not a field of this model")
+    missing = [name for name in shape.names if name in shape.required and name not in data]
+    if missing:
+        raise ValidationError(model, missing[0], "is required")
+    given = {name: _plain_field(shape, name, data[name]) for name in shape.names if name in data}
+    return shape.cls(**given)
+
+
+def _plain_field(shape: _Shape, name: str, value: object) -> object:
+    model = shape.cls.__name__
+    if name in shape.nested:
+        if not isinstance(value, Mapping):
+            raise ValidationError(model, name, f"expected a dict, got {type(value).__name__}")
+        return shape.converter.structure(value, shape.nested[name])
+    if isinstance(value, str) and name in shape.times:
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(model, name, f"{value!r} is not an ISO 8601 datetime") from None
+    return value  # the class's own converters and validators check it

@@ -455,10 +455,10 @@ class Queries(Protocol):
         page_size: int,
         skip: int,
     ) -> list[SearchTestResultsRow]:
-        """Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
+        """Results whose output or error message match a tsquery, best first (by ts_rank_cd; ties newest first), filtered
         like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
-        of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
-        and scores alone, then its rows are read.
+        of search_vector): the filters are checked on the rows it finds. The page is ranked on ids,
+        times and scores alone, then its rows are read.
         """
 
 

@@ -65,10 +65,10 @@ ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
 
 -- name: SearchTestResults :many
--- Results whose output or error message match a tsquery, best first (by ts_rank_cd), filtered
+-- Results whose output or error message match a tsquery, best first (by ts_rank_cd; ties newest first), filtered
 -- like the listings; one page, `skip` rows in. Only the match can use an index (the GIN index
--- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids
--- and scores alone, then its rows are read.
+-- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids,
+-- times and scores alone, then its rows are read.
 -- type: @match str
 -- type: @statuses str[]?
 -- type: @test_types str[]?
@@ -88,8 +88,8 @@ FROM (
       AND (sqlc.narg(created_from)::timestamptz IS NULL OR m.created_at >= sqlc.narg(created_from))
       AND (sqlc.narg(created_until)::timestamptz IS NULL OR m.created_at < sqlc.narg(created_until))
       AND (sqlc.narg(metadata)::jsonb IS NULL OR m.metadata @> sqlc.narg(metadata)::jsonb)
-    ORDER BY score DESC, m.id DESC
+    ORDER BY score DESC, m.created_at DESC, m.id DESC
     LIMIT @page_size OFFSET @skip
 ) AS hits
 JOIN test_results AS r ON r.id = hits.id
-ORDER BY hits.score DESC, r.id DESC;
+ORDER BY hits.score DESC, r.created_at DESC, r.id DESC;

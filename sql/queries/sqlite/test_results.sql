@@ -59,8 +59,8 @@ LIMIT @page_size;
 
 -- name: SearchTestResults :many
 -- Results whose output or error message match an FTS5 query, best first (by bm25, negated so
--- that higher is better), filtered like the listings; one page, `skip` rows in. The page is
--- ranked on ids and scores alone, then its rows are read: sorting every match's whole row,
+-- that higher is better; ties newest first), filtered like the listings; one page, `skip` rows
+-- in. The page is ranked on ids, times and scores alone, then its rows are read: sorting every match's whole row,
 -- output included, would cost more than finding them.
 -- type: @match str
 -- type: @statuses str[]?
@@ -89,8 +89,8 @@ FROM (
                 AND have.atom IS wanted.atom
           )
       )
-    ORDER BY score DESC, m.id DESC
+    ORDER BY score DESC, m.created_at DESC, m.id DESC
     LIMIT @page_size OFFSET @skip
 ) AS hits
 JOIN test_results AS r ON r.id = hits.id
-ORDER BY hits.score DESC, r.id DESC;
+ORDER BY hits.score DESC, r.created_at DESC, r.id DESC;

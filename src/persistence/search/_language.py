@@ -26,6 +26,7 @@ import attrs
 
 from persistence._guards import text_problem
 from persistence.exceptions import ValidationError
+from persistence.search._fold import fold_word
 
 __all__ = [
     "MAX_SEARCH_CHARS",
@@ -47,6 +48,8 @@ MAX_WORD_BYTES: Final = 2_047
 """The longest word, in UTF-8 bytes: PostgreSQL neither indexes nor searches longer ones."""
 
 _WORD: Final = re.compile(r"[^\W_]+")
+_FIELD_WEIGHTS: Final = ("D", "C")
+"""The weights of the output's words and of the error message's in PostgreSQL's index."""
 _MODEL: Final = "SearchQuery"
 
 
@@ -67,16 +70,24 @@ class SearchTerm:
 
     def fts5(self) -> str:
         """Write the term as an FTS5 string: a quoted phrase, with `*` for a prefix."""
-        phrase = '"' + " ".join(word.replace('"', '""') for word in self.words) + '"'
+        words = (fold_word(word).replace('"', '""') for word in self.words)
+        phrase = '"' + " ".join(words) + '"'
         return phrase + "*" if self.prefix else phrase
 
     def tsquery(self) -> str:
-        """Write the term in tsquery's syntax: quoted words joined by `<->`, `:*` for a prefix."""
-        quoted = ["'" + word.replace("\\", "\\\\").replace("'", "''") + "'" for word in self.words]
-        if self.prefix:
-            quoted[-1] += ":*"
-        phrase = " <-> ".join(quoted)
-        if len(quoted) > 1:
+        """Write the term in tsquery's syntax: quoted words joined by `<->`, `:*` for a prefix.
+
+        A phrase is the phrase in the output (weight D) or in the error message (weight C),
+        so that it never spans the two.
+        """
+        words = [fold_word(word).replace("\\", "\\\\").replace("'", "''") for word in self.words]
+        if len(words) == 1:
+            phrase = f"'{words[0]}'" + (":*" if self.prefix else "")
+        else:
+            phrase = " | ".join(
+                "(" + " <-> ".join(_weighted(words, weight, prefix=self.prefix)) + ")"
+                for weight in _FIELD_WEIGHTS
+            )
             phrase = f"({phrase})"
         return "!" + phrase if self.excluded else phrase
 
@@ -113,6 +124,14 @@ class SearchQuery:
         """Write the query in tsquery's syntax, for `to_tsquery('simple', ...)`: `t1 & t2 & !t3`."""
         ordered = sorted(self.distinct_terms(), key=lambda term: term.excluded)
         return " & ".join(term.tsquery() for term in ordered)
+
+
+def _weighted(words: list[str], weight: str, *, prefix: bool) -> list[str]:
+    """Quote each word restricted to one weight, the last one a prefix when asked."""
+    quoted = [f"'{word}':{weight}" for word in words]
+    if prefix:
+        quoted[-1] = f"'{words[-1]}':*{weight}"
+    return quoted
 
 
 def parse_search(text: str) -> SearchQuery:

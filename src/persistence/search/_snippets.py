@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence.search._fold import fold
 from persistence.search._language import SearchTerm
 
 if TYPE_CHECKING:
@@ -114,16 +115,6 @@ class _Text:
     cut: bool
     """Whether `text` is the start of a longer one."""
     hits: list[_Hit]
-
-
-def fold(word: str) -> str:
-    """Fold a word's case to compare it: Unicode's full case folding, and a dotted I as i.
-
-    Full folding makes `ΟΔΟΣ`, `οδος` and `οδοσ` one word, and `ß` the same as `ss`; the
-    dot of `İ` is dropped so that `İstanbul` and `istanbul` are alike too. A snippet may so
-    mark a little more than one engine's index matched, never less.
-    """
-    return word.casefold().replace("i\u0307", "i")
 
 
 class _Matcher:

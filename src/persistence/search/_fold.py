@@ -1,0 +1,49 @@
+"""The one case fold both engines search with, and its use on the search text and snippets.
+
+SQLite's FTS5 tokenizer (unicode61) folds case by the tables of Unicode 6.1; PostgreSQL's
+'simple' configuration folds with the C library's lower(). They disagree on 13 letters that
+are in common use. Migration 0005 makes both fold these the same way, as this table says:
+PostgreSQL maps them before lower() (translate, in persistence_search_text), and SQLite
+reads İ as i (replace, in its triggers). The search text goes through the same table before
+it reaches an engine; the snippets compare words by full case folding, which reads each
+of these letters the same way.
+
+Letters whose upper and lower case were paired after Unicode 6.1 (Cherokee, Georgian
+Mtavruli, Adlam, Osage and others; docs/SEARCH.md lists them) still fold on PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["FOLDED_FROM", "FOLDED_TO", "fold", "fold_word"]
+
+# micro sign, long s, final sigma, the Greek symbol letters, long s with dot, prosgegrammeni, İ
+FOLDED_FROM: Final = (
+    "\u00b5\u017f\u03c2\u03d0\u03d1\u03d5\u03d6\u03f0\u03f1\u03f5\u1e9b\u1fbe\u0130"
+)
+"""The letters that one engine's fold would keep apart from the letter it is read as."""
+
+# mu, s, sigma, the Greek letters, s with dot above, iota, i
+FOLDED_TO: Final = "\u03bc\u0073\u03c3\u03b2\u03b8\u03c6\u03c0\u03ba\u03c1\u03b5\u1e61\u03b9\u0069"
+"""What each letter of FOLDED_FROM is read as, on both engines."""
+
+_TABLE: Final = str.maketrans(FOLDED_FROM, FOLDED_TO)
+
+
+def fold_word(word: str) -> str:
+    """Map the letters the engines fold differently to the letter both read them as.
+
+    Each engine folds the case of the rest itself.
+    """
+    return word.translate(_TABLE)
+
+
+def fold(word: str) -> str:
+    """Fold a word's case to compare it in a snippet: full case folding, and a dotted I as i.
+
+    Full folding makes `ΟΔΟΣ`, `οδος` and `οδοσ` one word, and `ß` the same as `ss`; it
+    reads every letter of FOLDED_FROM as the index does, so a snippet may mark a little more
+    than the index matched, never less.
+    """
+    return word.casefold().replace("i\u0307", "i")

@@ -1,0 +1,334 @@
+"""Search at its edges, on both engines.
+
+One case fold, snippets that mark the match, phrases kept within a field, the cut at the
+index limit, plain-SQL replaces, ties, and the migration that brings these to existing rows.
+"""
+
+# ruff: noqa: RUF001, RUF002  # look-alike letters are what these tests are about
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+import asyncpg
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from persistence import (
+    Database,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    connect,
+    migrate,
+    save_result,
+    save_results,
+    search_results,
+)
+from persistence.migrations import discover_migrations, migrations_folder
+from persistence.search import INDEXED_CHARS
+from persistence.search._fold import FOLDED_FROM, FOLDED_TO, fold, fold_word
+from strategies import ON_DATABASE
+
+T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def result(output: str | None, error: str | None = None, *, minutes: int = 0) -> TestResult:
+    """A failed stress result with this output and error message."""
+    return TestResult(
+        test_type=TestType.STRESS,
+        status=TestStatus.FAILED,
+        output=output,
+        error_message=error,
+        created_at=T0 + dt.timedelta(minutes=minutes),
+    )
+
+
+async def found(db: Database, text: str) -> list[int]:
+    """The ids of every result a search finds, in rank order."""
+    page = await search_results(db, text, limit=10_000)
+    return [hit.result.id or 0 for hit in page.items]
+
+
+# --- one fold on both engines -------------------------------------------------------------------
+
+FOLD_CORPUS: Final = [
+    "ΟΔΟΣ Αθηνάς",  # 0: capital sigma
+    "οδος στενή",  # 1: final sigma at the end of the word
+    "ΟΔΌΣ ΜΕΓΆΛΗ",  # 2
+    "οδός μεγάλη",  # 3
+    "İstanbul İZMİR",  # 4: Turkish dotted capital I
+    "istanbul izmir",  # 5
+    "ISTANBUL ıstanbul",  # 6: dotless i is its own letter
+    "Straße STRASSE straẞe",  # 7: German sharp s, and its capital
+    "µs 5µm",  # 8: micro sign
+    "μs 5μm",  # 9: Greek mu
+    "ſtate Maſs",  # 10: long s
+    "state mass",  # 11
+    "ϑ ϕ ϵ ϐ ϰ ϱ ϖ",  # 12: Greek symbol letters
+    "θ φ ε β κ ρ π",  # 13
+    "ﬁle ﬂow",  # 14: ligatures
+    "file flow",  # 15
+    "漢字テスト 東京タワー",  # 16: CJK and kana
+    "mixed Ωmega ωmega Привет ПРИВЕТ café CAFÉ",  # 17: mixed scripts
+    "ẛ ṡ ṠTOP",  # 18: long s with dot above
+]
+
+FOLD_SEARCHES: Final = [
+    ("οδος", [0, 1]),
+    ("ΟΔΟΣ", [0, 1]),
+    ("οδοσ", [0, 1]),
+    ("ΟΔΌΣ", [2, 3]),
+    ("οδός", [2, 3]),
+    ("istanbul", [4, 5, 6]),
+    ("İstanbul", [4, 5, 6]),
+    ("İZMİR", [4, 5]),
+    ("ıstanbul", [6]),
+    ("straße", [7]),
+    ("STRASSE", [7]),
+    ("µs", [8, 9]),
+    ("μm", []),
+    ("5μm", [8, 9]),
+    ("state", [10, 11]),
+    ("ſtate", [10, 11]),
+    ("mass", [10, 11]),
+    ("ϑ", [12, 13]),
+    ("θ", [12, 13]),
+    ("Φ", [12, 13]),
+    ("ϵ", [12, 13]),
+    ("β κ ρ π", [12, 13]),
+    ("ﬁle", [14]),
+    ("file", [15]),
+    ("漢字テスト", [16]),
+    ("ωmega привет CAFÉ", [17]),
+    ("cafe", []),
+    ("ṡ", [18]),
+    ("ẛ", [18]),
+    ("ṡtop", [18]),
+]
+
+
+@pytest.fixture(name="pair")
+async def both_engines(tmp_path: Path, postgres_url: str) -> AsyncIterator[list[Database]]:
+    """A SQLite and a PostgreSQL database, migrated and empty."""
+    async with connect(tmp_path / "pair.db") as lite, connect(postgres_url) as pg:
+        for db in (lite, pg):
+            await migrate(db)
+        yield [lite, pg]
+
+
+async def test_both_engines_fold_the_same_letters(pair: list[Database]) -> None:
+    """Greek sigma, Turkish İ, ß, µ, ſ, symbol letters, ligatures, CJK: same results on both."""
+    answers = []
+    for db in pair:
+        await save_results(db, [result(text, minutes=i) for i, text in enumerate(FOLD_CORPUS)])
+        per_search = {}
+        for text, expected in FOLD_SEARCHES:
+            page = await search_results(db, text, limit=10_000)
+            outputs = sorted(hit.result.output or "" for hit in page.items)
+            assert outputs == sorted(FOLD_CORPUS[i] for i in expected), (db.engine, text)
+            per_search[text] = sorted(hit.result.id or 0 for hit in page.items)
+            for hit in page.items:
+                assert hit.snippet.highlights, (db.engine, text, hit.snippet)
+        answers.append(per_search)
+    assert answers[0] == answers[1]
+
+
+async def test_postgres_folds_by_the_same_table(postgres_url: str) -> None:
+    """The migration's translate() table is FOLDED_FROM and FOLDED_TO, letter for letter."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        for before, after in zip(FOLDED_FROM, FOLDED_TO, strict=True):
+            lexemes = await connection.fetchval(
+                "SELECT tsvector_to_array(to_tsvector('simple', persistence_search_text($1)))",
+                f"x{before}x",
+            )
+            assert lexemes == [f"x{after}x".lower()], (before, lexemes)
+    finally:
+        await connection.close()
+
+
+def test_fold_reads_the_table_letters_as_the_index_does() -> None:
+    """fold() reads every letter of the table as the index does; fold_word() maps only those."""
+    text = "ΟΔΟΣ οδος İstanbul ſ µ ϑ Straße"
+    assert fold(text) == "οδοσ οδοσ istanbul s μ θ strasse"
+    assert all(fold(a) == fold(b) for a, b in zip(FOLDED_FROM, FOLDED_TO, strict=True))
+    assert fold_word("ΟΔΌΣ") == "ΟΔΌΣ"
+    assert fold_word("οδός") == "οδόσ"
+
+
+_SNIPPET_WORDS: Final = (
+    "ΟΔΟΣ", "οδος", "οδός", "ΟΔΌΣ", "İstanbul", "istanbul", "ISTANBUL", "Straße", "STRASSE",
+    "µs", "μs", "ſtate", "state", "ϑeta", "θeta", "ﬁle", "file", "漢字", "Ωmega", "ωmega",
+    "café", "CAFÉ", "segfault", "core", "dumped", "ẛ", "ṡ",
+)  # fmt: skip
+
+
+@ON_DATABASE
+@example(words=["ΟΔΟΣ"], search="οδοσ")
+@example(words=["İstanbul"], search="İstanbul")
+@example(words=["İstanbul", "x"], search="istanbul")
+@given(
+    words=st.lists(st.sampled_from(_SNIPPET_WORDS), min_size=1, max_size=12),
+    search=st.one_of(
+        st.sampled_from(_SNIPPET_WORDS),
+        st.sampled_from(_SNIPPET_WORDS).map(str.upper),
+        st.sampled_from(_SNIPPET_WORDS).map(str.lower),
+        st.sampled_from(_SNIPPET_WORDS).map(lambda w: w[: max(1, len(w) // 2)] + "*"),
+    ),
+)
+async def test_every_hit_marks_a_term_in_its_snippet(
+    db: Database, words: list[str], search: str
+) -> None:
+    """Whatever the case or fold of the words, a hit's snippet marks at least one of them."""
+    await save_result(db, result(" ".join(words), " ".join(reversed(words))))
+    try:
+        page = await search_results(db, search, limit=10_000)
+    except ValidationError:
+        return
+    for hit in page.items:
+        assert hit.snippet.highlights, (search, hit.snippet)
+
+
+# --- phrases stay within a field ----------------------------------------------------------------
+
+
+async def test_a_phrase_does_not_span_the_output_and_the_error_message(db: Database) -> None:
+    """The end of the output and the start of the error message are not one phrase."""
+    await save_results(db, [result("compile alpha beta", "gamma delta exit"), result("beta gamma")])
+    assert len(await found(db, '"beta gamma"')) == 1
+    assert len(await found(db, '"alpha beta"')) == 1
+    assert len(await found(db, '"gamma delta"')) == 1
+    assert len(await found(db, '"beta gamma"*')) == 1
+    assert len(await found(db, '"beta ga"*')) == 1
+    assert len(await found(db, "beta gamma")) == 2
+    assert len(await found(db, 'beta -"beta gamma"')) == 1
+
+
+# --- the cut at the index limit -----------------------------------------------------------------
+
+
+async def test_a_word_cut_by_the_limit_is_not_searchable(db: Database) -> None:
+    """A word across the INDEXED_CHARS limit is left out whole: no fragment of it is found."""
+    head = "a " * ((INDEXED_CHARS - 4) // 2) + "ok "  # "ok" ends before the limit
+    cut = head[: INDEXED_CHARS - 4] + "tailword more"  # "tailword" spans the limit
+    assert len(cut) > INDEXED_CHARS
+    assert cut[INDEXED_CHARS - 4 : INDEXED_CHARS] == "tail"
+    exact = "b " * (INDEXED_CHARS // 2 - 2) + "last" + " after"  # "last" ends at the limit
+    assert exact[INDEXED_CHARS - 4 : INDEXED_CHARS] == "last"
+    await save_results(db, [result(cut), result("x", exact)])
+    assert await found(db, "tail") == []
+    assert await found(db, "tail*") == []
+    assert await found(db, "tailword") == []
+    assert len(await found(db, "a")) == 1
+    assert len(await found(db, "last")) == 1
+    assert await found(db, "after") == []
+
+
+# --- plain SQL on SQLite ------------------------------------------------------------------------
+
+_COPY: Final = (
+    "SELECT {id}, test_type, status, execution_time, memory_usage, test_cases_passed, "
+    "test_cases_total, error_message, ?, created_at, metadata FROM test_results WHERE id = ?"
+)
+
+
+async def test_plain_sql_replace_leaves_no_old_words(sqlite_db: Database, tmp_path: Path) -> None:
+    """INSERT OR REPLACE and UPDATE OR REPLACE from another connection keep the index right."""
+    first = await save_result(sqlite_db, result("oldword shared"))
+    second = await save_result(sqlite_db, result("otherword shared"))
+    assert first.id is not None
+    assert second.id is not None
+    plain = sqlite3.connect(tmp_path / "test.db")
+    try:
+        with plain:
+            plain.execute(
+                "INSERT OR REPLACE INTO test_results " + _COPY.format(id="id"),
+                ("newword shared", first.id),
+            )
+        assert await found(sqlite_db, "oldword") == []
+        assert await found(sqlite_db, "newword") == [first.id]
+        with plain:
+            plain.execute(
+                "INSERT OR IGNORE INTO test_results " + _COPY.format(id="id"),
+                ("ignoredword", first.id),
+            )
+        assert await found(sqlite_db, "ignoredword") == []
+        assert await found(sqlite_db, "newword") == [first.id]
+        with plain:  # the second row takes the first's id, and replaces it
+            plain.execute(
+                "UPDATE OR REPLACE test_results SET id = ? WHERE id = ?", (first.id, second.id)
+            )
+        assert await found(sqlite_db, "newword") == []
+        assert await found(sqlite_db, "otherword") == [first.id]
+        assert await found(sqlite_db, "shared") == [first.id]
+        with plain:  # an upsert, then a replace: what the ignored write left behind is not used
+            plain.execute(
+                "INSERT INTO test_results " + _COPY.format(id="id") + " AND true"
+                " ON CONFLICT (id) DO UPDATE SET output = excluded.output",
+                ("upsertword shared", first.id),
+            )
+            plain.execute(
+                "INSERT OR REPLACE INTO test_results " + _COPY.format(id="id"),
+                ("lastword shared", first.id),
+            )
+        assert await found(sqlite_db, "otherword") == []
+        assert await found(sqlite_db, "upsertword") == []
+        assert await found(sqlite_db, "lastword") == [first.id]
+        with plain:
+            plain.execute(
+                "INSERT INTO test_results_fts(test_results_fts) VALUES ('integrity-check')"
+            )
+            plain.execute("DELETE FROM test_results")
+            plain.execute(
+                "INSERT INTO test_results_fts(test_results_fts) VALUES ('integrity-check')"
+            )
+        assert await found(sqlite_db, "shared") == []
+    finally:
+        plain.close()
+
+
+# --- ties ---------------------------------------------------------------------------------------
+
+
+async def test_ties_go_to_the_newest_created_at(db: Database) -> None:
+    """Results with equal scores come newest first by created_at (then id), not by id."""
+    saved = [await save_result(db, result("flaky run", minutes=m)) for m in (5, 1, 9, 5)]
+    ids = [r.id or 0 for r in saved]
+    newest_first = [ids[2], ids[3], ids[0], ids[1]]
+    assert await found(db, "flaky") == newest_first
+    page = await search_results(db, "flaky", limit=2)
+    assert page.next_cursor is not None
+    rest = await search_results(db, "flaky", limit=2, after=page.next_cursor)
+    assert [hit.result.id for hit in page.items + rest.items] == newest_first
+
+
+# --- the migration re-indexes what is there -----------------------------------------------------
+
+
+async def test_migration_0005_reindexes_existing_rows(database_url: str, tmp_path: Path) -> None:
+    """Rows saved before 0005 are found by the new rules once it has run, on each engine."""
+    async with connect(database_url) as db:
+        early = tmp_path / "early"
+        early.mkdir()
+        for migration in discover_migrations(migrations_folder(db.engine)):
+            if migration.version < 5:
+                (early / migration.path.name).write_text(migration.sql, encoding="utf-8")
+        await migrate(db, early)
+        cut = "a " * ((INDEXED_CHARS - 4) // 2) + "tailword"
+        await save_results(db, [result("ΟΔΟΣ alpha", "beta"), result(cut), result("σ ſ")])
+        assert [m.version for m in await migrate(db)] == [5]
+        assert len(await found(db, "οδος")) == 1
+        assert await found(db, '"alpha beta"') == []
+        assert await found(db, "tail") == []
+        assert len(await found(db, "s")) == 1
+        await save_result(db, result("οδος again"))
+        assert len(await found(db, "ΟΔΟΣ")) == 2
