@@ -40,6 +40,20 @@ class ChangeWatch(Protocol):
         None while that cannot be known (the watch lost its connection): trust no cache then.
         """
 
+    def stamp(self, table: str) -> str | None:
+        """Name the committed state of `table` alike in every process that watches it.
+
+        It changes with every commit that may have changed `table`, and a value once
+        passed never names a later state. None while no such name is known: a shared
+        cache must then not be trusted.
+        """
+
+    async def sync(self) -> bool:
+        """Return once every commit made before the call shows in `version` and `stamp`.
+
+        False when that could not be made sure within the watch's heartbeat.
+        """
+
     async def close(self) -> None:
         """Stop watching."""
 

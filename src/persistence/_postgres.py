@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
@@ -28,6 +29,7 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._backend import Engine
+from persistence._changes import report_query
 from persistence._loader import load_queries
 from persistence._sqlite import encode_json
 from persistence.exceptions import (
@@ -102,6 +104,7 @@ class PostgresAdapter(AsyncPGAdapter):
     # a pool with dir(conn) on every call, and this package always passes a connection.
 
     def _ordered(self, query_name: str, parameters: Params) -> list[object]:
+        report_query(query_name)  # the report of a query's written tables: see _changes.py
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
@@ -161,6 +164,7 @@ class PostgresAdapter(AsyncPGAdapter):
     ) -> int:
         """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
         target = self._copy_targets.get(query_name)
+        report_query(query_name)  # the report of a query's written tables: see _changes.py
         if target is None:
             await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
             return len(parameters)
@@ -445,12 +449,14 @@ class PostgresBackend:
 class ChangeListener:
     """PostgreSQL's change watch: LISTEN on a connection of its own, outside the pool.
 
-    Migration 0003's triggers send the changed table's name when a statement's transaction
-    commits. A heartbeat (`SELECT 1`), sent every `heartbeat` seconds and answered within
+    Migration 0004's triggers send `<table> <transaction id>` when a statement's
+    transaction commits, and every listener takes the last one it received as the table's
+    stamp. On each connect, the listener sends `* <random token>` itself, which gives every
+    table a new stamp in every listener: from its arrival on, all agree. A heartbeat
+    (`SELECT 1`), sent every `heartbeat` seconds (or at once, for `sync`) and answered within
     `heartbeat`, keeps the versions trusted: a notification committed before the heartbeat
-    was sent arrives before its answer. A silent or lost connection makes `version` None
-    within 2 x heartbeat; the connection is opened again, with backoff, and every version
-    changes when it is, since notifications may have been missed meanwhile.
+    was sent arrives before its answer. A silent or lost connection makes `version` and
+    `stamp` None within 2 x heartbeat; the connection is opened again, with backoff.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
@@ -458,8 +464,15 @@ class ChangeListener:
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
         self._counts: dict[str, int] = {}
+        self._stamps: dict[str, str] = {}
+        self._every: str = ""
+        """The stamp of the last `*` notification: every table's, until its own arrives."""
         self._epoch = 0
         self._fresh_until = 0.0
+        self._answered = 0.0
+        """When the last answered heartbeat was sent."""
+        self._beaten = asyncio.Event()
+        self._wake = asyncio.Event()
         self._lost = asyncio.Event()
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -469,6 +482,29 @@ class ChangeListener:
         if time.monotonic() >= self._fresh_until:
             return None
         return self._epoch + self._counts.get(table, 0)
+
+    def stamp(self, table: str) -> str | None:
+        """Give the stamp of the last notification for `table`; None if unknown or untrusted."""
+        if time.monotonic() >= self._fresh_until:
+            return None
+        return self._stamps.get(table, self._every) or None
+
+    async def sync(self) -> bool:
+        """Send a heartbeat now; True once one sent after this call is answered in time."""
+        asked = time.monotonic()
+        if asked >= self._fresh_until:
+            return False  # lost or silent: the reader goes to the database instead of waiting
+        deadline = asked + 2 * self._heartbeat
+        self._wake.set()
+        while self._answered < asked:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._task is None:
+                return False
+            beaten = self._beaten
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await beaten.wait()
+        return time.monotonic() < self._fresh_until
 
     async def start(self) -> None:
         """Start listening; wait at most the connect timeout for the first heartbeat."""
@@ -487,8 +523,14 @@ class ChangeListener:
                 await task
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        table = str(payload)
-        self._counts[table] = self._counts.get(table, 0) + 1
+        table, _, stamp = str(payload).partition(" ")
+        if table == "*":
+            self._epoch += 1
+            self._stamps.clear()
+            self._every = stamp
+        else:
+            self._counts[table] = self._counts.get(table, 0) + 1
+            self._stamps[table] = stamp  # "" (no stamp: a trigger older than 0004) is unknown
 
     async def _run(self) -> None:
         attempt = 0
@@ -497,10 +539,15 @@ class ChangeListener:
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+                    self._epoch += 1  # notifications may have been missed while not listening
+                    self._stamps.clear()
+                    self._every = ""
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
-                connection.add_termination_listener(lambda _: self._lost.set())
+                    await connection.execute(
+                        "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, f"* {secrets.token_hex(12)}"
+                    )
+                connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
-                self._epoch += 1  # notifications may have been missed while not listening
                 attempt = 0
                 await self._beat(connection)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -512,18 +559,26 @@ class ChangeListener:
             await asyncio.sleep(_RECONNECT_WAITS[min(attempt, len(_RECONNECT_WAITS) - 1)])
             attempt += 1
 
+    def _ended(self) -> None:
+        self._lost.set()
+        self._wake.set()
+
     async def _beat(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
-        """Send a heartbeat every `heartbeat` seconds until one fails or the connection ends."""
+        """Send a heartbeat every `heartbeat` seconds, or when woken, until one fails."""
         while True:
             sent = time.monotonic()
+            self._wake.clear()
             await connection.fetchval("SELECT 1", timeout=self._heartbeat)
             if self._lost.is_set():
                 return
             self._fresh_until = sent + 2 * self._heartbeat
+            self._answered = sent
+            beaten, self._beaten = self._beaten, asyncio.Event()
+            beaten.set()
             self._listening.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
-                    await self._lost.wait()
+                    await self._wake.wait()
             if self._lost.is_set():
                 return
 

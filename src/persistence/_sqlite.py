@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import enum
 import functools
+import hashlib
 import json
 import math
 import mmap
@@ -48,6 +49,7 @@ from urllib.parse import quote
 import attrs
 
 from persistence._backend import Engine, finish_then_cancel
+from persistence._changes import report_query
 from persistence._loader import load_queries
 from persistence._loop import SLICE_ITEMS, gave_back, share_loop
 from persistence.exceptions import (
@@ -436,6 +438,7 @@ class SqliteSession:
     async def run(self, plan: _Plan, params: Any, mode: _Mode) -> Any:
         """Run one query where this session runs it."""
         backend = self._backend
+        report_query(plan.name)  # the one report of a query's written tables: see _changes.py
         if mode is _Mode.MANY:
             params = await backend.encode_many(plan, params)
         if self._in_transaction:
@@ -987,8 +990,45 @@ class ChangeStamp:
             self._last = now if now[:half] == now[half:] else b""
         return self._count
 
+    def stamp(self, _table: str) -> str | None:
+        """Name the committed state of the file, alike in every process: see `wal_stamp`."""
+        header = self._header
+        if header is None or self._backend._closed:  # noqa: SLF001  # as in `version`
+            return None
+        return wal_stamp(header[:_WAL_INDEX_HEADER], self._backend._path)  # noqa: SLF001
+
+    async def sync(self) -> bool:
+        """Nothing to wait for: every commit rewrites the header before it returns."""
+        return not self._backend._closed  # noqa: SLF001
+
     async def close(self) -> None:
         """Nothing to close: the mapping outlives the watch (see `_map_wal_index`)."""
+
+
+_SALTS: Final = slice(32, 40)
+"""Where the WAL index header keeps the salts of the WAL file (random for each new WAL)."""
+
+
+def wal_stamp(header: bytes, path: str) -> str | None:
+    """Name a committed state of a WAL database by its WAL index header; None mid-rewrite.
+
+    The header (shared memory, the same bytes in every process) counts the transactions
+    and holds the WAL's last frame, its size in pages, checksums and the WAL's salts, which
+    are random for each new WAL. Only a header rebuilt with no WAL file (every connection had
+    closed) has no salts, and looks the same for any content: then the database file's
+    size, modification time and inode tell the state instead.
+    """
+    half = len(header) // 2
+    if header[:half] != header[half:] or not header[12]:  # being rewritten, or not set up
+        return None
+    extra = b""
+    if not any(header[_SALTS]):
+        try:
+            info = Path(path).stat()
+        except OSError:
+            return None
+        extra = f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}".encode()
+    return hashlib.blake2b(header[:half] + extra, digest_size=12).hexdigest()
 
 
 class _Lent:

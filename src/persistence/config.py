@@ -12,7 +12,7 @@ from persistence._interface import JsonValue
 from persistence._loop import map_in_slices
 from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, continued_filter, page_limit
 from persistence._rows import config_from_row, config_params
-from persistence.database import Database, connection, wrote
+from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
@@ -231,7 +231,6 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
             row = await db.queries.upsert_config_entry(conn, **params)
         else:
             changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
-    await wrote(db, TABLE)
     if entry.id is None:
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return config_from_row(row)
@@ -255,5 +254,4 @@ async def delete_config_entry(db: Database, entry_id: int) -> bool:
     entry_id = key_id("ConfigEntry", entry_id)
     async with connection(db) as conn:
         deleted = await db.queries.delete_config_entry(conn, id=entry_id)
-    await wrote(db, TABLE)
     return deleted > 0

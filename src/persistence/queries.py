@@ -13,6 +13,7 @@ from persistence._interface import Connection, JsonObject, QueryShape
 
 __all__ = [
     "QUERY_SHAPES",
+    "QUERY_WRITES",
     "ConfigEntriesRow",
     "Connection",
     "FileRecordsRow",
@@ -768,3 +769,26 @@ QUERY_SHAPES: Final[dict[str, QueryShape]] = {
     ),
 }
 """What the interface knows of each query, by method name: see `QueryShape`."""
+
+
+QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
+    "upsert_config_entry": frozenset(("config_entries",)),
+    "update_config_entry": frozenset(("config_entries",)),
+    "delete_config_entry": frozenset(("config_entries",)),
+    "upsert_file_record": frozenset(("file_records",)),
+    "update_file_record": frozenset(("file_records",)),
+    "delete_file_record": frozenset(("file_records",)),
+    "delete_file_record_by_path": frozenset(("file_records",)),
+    "record_migration": frozenset(("persistence_migrations",)),
+    "accept_migration_checksum": frozenset(("persistence_migrations",)),
+    "forget_migration": frozenset(("persistence_migrations",)),
+    "insert_test_result": frozenset(("test_results",)),
+    "insert_test_results": frozenset(("test_results",)),
+    "update_test_result": frozenset(("test_results",)),
+    "delete_test_result": frozenset(("test_results",)),
+    "delete_test_results_before": frozenset(("test_results",)),
+}
+"""The tables each query changes, by method name; a query that only reads is absent.
+
+A backend's adapter reports each write query it runs, and `database.py` tells the
+caches these tables once the write has committed."""

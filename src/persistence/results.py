@@ -32,7 +32,7 @@ from persistence._paging import (
     page_limit,
 )
 from persistence._rows import result_from_row, result_params, with_id
-from persistence.database import Database, connection, wrote
+from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -273,7 +273,6 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
             new_id = await db.queries.insert_test_result(conn, **params)
         else:
             changed = await db.queries.update_test_result(conn, id=result.id, **params)
-    await wrote(db, TABLE)
     if result.id is None:
         return with_id(result, new_id)
     if changed == 0:
@@ -308,7 +307,6 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
     if rows:
         async with connection(db) as conn:
             await db.queries.insert_test_results(conn, rows)
-        await wrote(db, TABLE)
     return len(rows)
 
 
@@ -317,18 +315,15 @@ async def delete_result(db: Database, result_id: int) -> bool:
     result_id = key_id("TestResult", result_id)
     async with connection(db) as conn:
         deleted = await db.queries.delete_test_result(conn, id=result_id)
-    await wrote(db, TABLE)
     return deleted > 0
 
 
 async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
     """Retention: delete every result created before `cutoff`; return how many."""
     async with connection(db) as conn:
-        deleted = await db.queries.delete_test_results_before(
+        return await db.queries.delete_test_results_before(
             conn, cutoff=utc_instant("TestResult", "cutoff", cutoff)
         )
-    await wrote(db, TABLE)
-    return deleted
 
 
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:

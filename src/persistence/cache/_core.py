@@ -1,11 +1,13 @@
-"""What the memory and Redis caches share: the read API, hit counts and private copies.
+"""What the memory and Redis caches share: the read API, the change feed and private copies.
 
 A cache serves a fixed set of reads. Each read names its table, and an entry is trusted
-only while the table's version is the one it was loaded at. The version joins the
-database's change watch (commits by any process), a count of this process's own writes
-(told by `watch_writes` before the write returns) and, for Redis, its invalidation
-messages. When any of them is unknown (a watch that lost its connection) the cache is
-bypassed: every read goes to the database, and nothing is stored.
+only while the table's version in the database's change watch (commits by any process,
+any connection, plain SQL included) is the one it was loaded at. A write through this
+package is told to the cache once its statement or transaction ends (`watch_writes`, fed
+by the generated `QUERY_WRITES`): the table is then read from the database until the
+watch has caught up with that commit (`ChangeWatch.sync`, one round trip on PostgreSQL),
+so a process always reads its own writes. When the watch cannot be trusted (a lost
+connection) the cache is bypassed: every read goes to the database, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import attrs
 from persistence import config, file_records, results
 from persistence._guards import key_text
 from persistence._interface import JsonValue
+from persistence.database import watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
 
 if TYPE_CHECKING:
+    from persistence._backend import ChangeWatch
     from persistence.database import Database
 
 __all__ = ["TABLES", "Cache", "CacheStats", "CachedReads", "private_copy"]
@@ -129,12 +133,47 @@ class CachedReads:
     must cost next to nothing.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, watch: ChangeWatch) -> None:
         if db.in_transaction:
             raise ValidationError(
                 "Cache", "db", "open a cache on the database, not on a transaction() block"
             )
         self._db = db
+        self._watch: ChangeWatch | None = watch
+        self._own = dict.fromkeys(TABLES, 0)
+        """Counts this process's writes and invalidations of each table."""
+        self._pending: set[str] = set()
+        """The tables written here whose commit the watch may not have seen yet."""
+        self._stop_watching = watch_writes(db, self._written)
+
+    def _written(self, tables: frozenset[str]) -> None:
+        for table in tables:
+            if table in self._own:
+                self._own[table] += 1
+                self._pending.add(table)
+
+    def _version(self, table: str) -> tuple[int, int] | None:
+        """Give the version an entry of `table` is kept at; None while none may be trusted."""
+        watch = self._watch
+        if watch is None or table in self._pending:
+            return None
+        version = watch.version(table)
+        return None if version is None else (version, self._own[table])
+
+    async def _caught_up(self, table: str) -> None:
+        """After a write here to `table`, wait until the watch has seen its commit."""
+        watch = self._watch
+        if table in self._pending and watch is not None:
+            own = self._own[table]
+            if await watch.sync() and self._own[table] == own:
+                self._pending.discard(table)
+
+    async def _stop(self) -> None:
+        """Stop following the database: later reads go to it."""
+        watch, self._watch = self._watch, None
+        self._stop_watching()
+        if watch is not None:
+            await watch.close()
 
     def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
         """Return the trusted value of `key` in `table`, or MISS."""

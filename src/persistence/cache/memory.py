@@ -3,14 +3,14 @@
 An entry is kept with the version its table had when it was loaded, and trusted while the
 version stays the same. The version changes:
 
-- at once when a write through this package on the same database returns (or its
-  `transaction()` block commits): the cache watches the database's writes;
 - on SQLite, with every commit by any connection or process: the next read compares the
   WAL index header, which every commit rewrites, with the one it last saw;
-- on PostgreSQL, when the notification that migration 0003's triggers send at commit
+- on PostgreSQL, when the notification that migration 0004's triggers send at commit
   arrives, on a connection of the cache's own (about a millisecond on loopback). While that
   connection is lost or has not answered its heartbeat for 2 x `heartbeat` seconds, every
-  read goes to the database and nothing is kept.
+  read goes to the database and nothing is kept;
+- for a write through this package, as `_core` says: its table is read from the database
+  until the watch has seen the commit, so the next read shows the write.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from cachetools import LRUCache
 
 from persistence._backend import ChangeWatch
 from persistence.cache._core import MISS, TABLES, CachedReads, CacheStats, Load
-from persistence.database import backend_of, watch_writes
+from persistence.database import backend_of
 from persistence.exceptions import ValidationError
 
 if TYPE_CHECKING:
@@ -49,23 +49,11 @@ class MemoryCache(CachedReads):
     """Reads of one database served from this process's memory; made by `open_memory_cache`."""
 
     def __init__(self, db: Database, watch: ChangeWatch, *, size: int = DEFAULT_SIZE) -> None:
-        super().__init__(db)
-        self._watch: ChangeWatch | None = watch
+        super().__init__(db, watch)
         self._entries: LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]] = LRUCache(
             maxsize=size
         )
-        self._own = dict.fromkeys(TABLES, 0)
         self._hits = self._misses = self._bypassed = 0
-        self._stop_watching = watch_writes(db, self._written)
-
-    def _version(self, table: str) -> tuple[int, int] | None:
-        watch = self._watch
-        if watch is None:
-            return None
-        version = watch.version(table)
-        if version is None:
-            return None
-        return version, self._own[table]
 
     def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
         version = self._version(table)
@@ -80,6 +68,7 @@ class MemoryCache(CachedReads):
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
     ) -> _V:
         del shape  # kept as it is, in memory
+        await self._caught_up(table)
         version = self._version(table)
         self._misses += 1
         if version is None:
@@ -88,11 +77,6 @@ class MemoryCache(CachedReads):
         if version is not None and self._version(table) == version:
             self._entries[table, key] = (version, value)
         return value
-
-    async def _written(self, tables: frozenset[str]) -> None:
-        for table in tables:
-            if table in self._own:
-                self._own[table] += 1
 
     def stats(self) -> CacheStats:
         """Return how the cache has served its reads so far."""
@@ -106,11 +90,8 @@ class MemoryCache(CachedReads):
 
     async def close(self) -> None:
         """Stop watching; later reads go to the database. The database stays open."""
-        watch, self._watch = self._watch, None
-        self._stop_watching()
         self._entries.clear()
-        if watch is not None:
-            await watch.close()
+        await self._stop()
 
 
 async def open_memory_cache(
