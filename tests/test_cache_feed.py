@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import assert_type
 
 import asyncpg
 import pytest
@@ -46,6 +47,7 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence._interface import JsonValue
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache, open_redis_cache
 from persistence.database import watch_writes
 from persistence.queries import QUERY_SHAPES, QUERY_WRITES
@@ -421,6 +423,23 @@ async def test_an_entry_loaded_after_a_write_survives_its_notification(db: Datab
             hits = cache.stats().hits
             assert await cache.get_config_value("runner", "workers", int) == value
             assert cache.stats().hits == hits + 1
+    finally:
+        await cache.close()
+
+
+async def test_a_cache_types_a_setting_by_the_kind_asked(db: Database) -> None:
+    """A cache's get_config_value is the package's: mypy types its result by `kind`."""
+    await set_config(db, "runner", "flags", ["a"])
+    await set_config(db, "runner", "workers", 2)
+    cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+    try:
+        assert_type(await cache.get_config_value("runner", "flags", list), list[JsonValue])
+        assert_type(await cache.get_config_value("runner", "workers", int), int)
+        assert_type(await cache.get_config_value("runner", "none", str, "x"), str)
+        assert_type(await cache.get_config_value("runner", "none", dict, {}), dict[str, JsonValue])
+        flags = await cache.get_config_value("runner", "flags", list)
+        flags.append("b")  # a private copy
+        assert await cache.get_config_value("runner", "flags", list) == ["a"]
     finally:
         await cache.close()
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import attrs
 
 from persistence import config, file_records, results
 from persistence._guards import key_text
-from persistence._interface import JsonValue
 from persistence.database import watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
@@ -30,12 +29,11 @@ if TYPE_CHECKING:
     from persistence._backend import ChangeWatch
     from persistence.database import Database
 
-__all__ = ["TABLES", "Cache", "CacheStats", "CachedReads", "private_copy"]
+__all__ = ["TABLES", "Cache", "CacheStats", "private_copy"]
 
 TABLES = (config.TABLE, results.TABLE, file_records.TABLE)
 """The tables whose reads the caches serve."""
 
-_S = TypeVar("_S", str, int, float, bool)
 _V = TypeVar("_V")
 
 
@@ -52,61 +50,6 @@ class CacheStats:
     misses: int = 0
     bypassed: int = 0
     faults: int = 0
-
-
-class Cache(Protocol):
-    """The reads that the memory cache and the Redis cache serve, alike."""
-
-    async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
-        """Return the entry of (section, key), or None."""
-
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[list[JsonValue]],
-        default: list[JsonValue] | None = None,
-    ) -> list[JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[dict[str, JsonValue]],
-        default: dict[str, JsonValue] | None = None,
-    ) -> dict[str, JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self, section: str, key: str, kind: type[_S], default: _S | None = None
-    ) -> _S: ...
-    async def get_config_value(
-        self, section: str, key: str, kind: type[object], default: object = None
-    ) -> object:
-        """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
-
-    async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
-        """Return every entry, by section then key."""
-
-    async def find_result(self, result_id: int) -> TestResult | None:
-        """Return the result with this id, or None."""
-
-    async def recent_results(
-        self, limit: int = 50, test_type: TestType | None = None
-    ) -> tuple[TestResult, ...]:
-        """Return the newest results, of one type if given, newest first."""
-
-    async def find_file_record_by_path(self, path: str) -> FileRecord | None:
-        """Return the record of this path, or None."""
-
-    def stats(self) -> CacheStats:
-        """Return how the cache has served its reads so far."""
-
-    async def invalidate(self, table: str | None = None) -> None:
-        """Forget what is cached of `table`, or of every table."""
-
-    async def close(self) -> None:
-        """Stop watching and close the cache's connections; the database stays open."""
 
 
 def private_copy(value: _V) -> _V:
@@ -126,8 +69,11 @@ MISS = object()
 """What `_peek` gives when the cache does not hold a trusted value."""
 
 
-class CachedReads:
-    """The read API on top of two lookups, `_peek` and `_fill`, that each cache implements.
+class Cache:
+    """The reads that the memory cache and the Redis cache serve, alike.
+
+    Each cache implements two lookups, `_peek` and `_fill`, and `stats`, `invalidate` and
+    `close`.
 
     A hit costs one `_peek`, with no await in between: the setting read on every run
     must cost next to nothing.
@@ -175,6 +121,18 @@ class CachedReads:
         if watch is not None:
             await watch.close()
 
+    def stats(self) -> CacheStats:
+        """Return how the cache has served its reads so far."""
+        raise NotImplementedError  # pragma: no cover
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Forget what this process holds of `table`, or of every table."""
+        raise NotImplementedError  # pragma: no cover
+
+    async def close(self) -> None:
+        """Stop watching and close the cache's connections; the database stays open."""
+        raise NotImplementedError  # pragma: no cover
+
     def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
         """Return the trusted value of `key` in `table`, or MISS."""
         raise NotImplementedError  # pragma: no cover
@@ -204,36 +162,17 @@ class CachedReads:
         """Return the entry of (section, key), or None."""
         return private_copy(await self._entry(section, key))
 
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[list[JsonValue]],
-        default: list[JsonValue] | None = None,
-    ) -> list[JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[dict[str, JsonValue]],
-        default: dict[str, JsonValue] | None = None,
-    ) -> dict[str, JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self, section: str, key: str, kind: type[_S], default: _S | None = None
-    ) -> _S: ...
-    async def get_config_value(
-        self, section: str, key: str, kind: type[object], default: object = None
-    ) -> object:
-        """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
-        entry = self._peek(config.TABLE, ("entry", section, key))
-        if entry is MISS:
-            entry = await self._entry(section, key)
-        assert entry is None or isinstance(entry, ConfigEntry)  # noqa: S101  # only entries are kept under "entry"
-        value = config.value_of(entry, section, key, kind, default)
-        return copy.deepcopy(value) if isinstance(value, list | dict) else value
+    get_config_value = config.get_config_value
+    """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
+
+    def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
+        """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
+        found = self._peek(config.TABLE, ("entry", section, key))
+        return None if found is MISS else (cast("ConfigEntry | None", found),)
+
+    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
+        """Find the entry of (section, key) in a slower tier, or load it."""
+        return await self._entry(section, key)
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
         """Return every entry, by section then key."""

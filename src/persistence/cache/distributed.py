@@ -40,7 +40,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from persistence._backend import ChangeWatch, Engine
-from persistence.cache._core import MISS, TABLES, CachedReads, CacheStats, Load
+from persistence.cache._core import MISS, TABLES, Cache, CacheStats, Load
 from persistence.cache.memory import DEFAULT_HEARTBEAT, DEFAULT_SIZE, check_table
 from persistence.converters import make_converter
 from persistence.database import backend_of, redact_url
@@ -91,7 +91,7 @@ _DECODE_ERRORS: Final = (
 )
 
 
-class RedisCache(CachedReads):
+class RedisCache(Cache):
     """Reads of one database through this process's memory and Redis; see the module."""
 
     def __init__(  # every limit is the caller's to set

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from cachetools import LRUCache
 
 from persistence._backend import ChangeWatch
-from persistence.cache._core import MISS, TABLES, CachedReads, CacheStats, Load
+from persistence.cache._core import MISS, TABLES, Cache, CacheStats, Load
 from persistence.database import backend_of
 from persistence.exceptions import ValidationError
 
@@ -45,7 +45,7 @@ def check_table(table: str | None) -> None:
         raise ValidationError("Cache", "table", f"must be one of {', '.join(TABLES)}: {table!r}")
 
 
-class MemoryCache(CachedReads):
+class MemoryCache(Cache):
     """Reads of one database served from this process's memory; made by `open_memory_cache`."""
 
     def __init__(self, db: Database, watch: ChangeWatch, *, size: int = DEFAULT_SIZE) -> None:
