@@ -28,16 +28,19 @@ from redis.asyncio import Redis
 from codegen.queries import CodegenError, written_tables
 from persistence import (
     Database,
+    DatabaseError,
     FileRecord,
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     connect,
     delete_config_entry,
     delete_file_record,
     delete_file_record_by_path,
     delete_result,
     delete_results_before,
+    find_result,
     get_config_entry_by_key,
     migrate,
     save_config_entry,
@@ -529,3 +532,113 @@ def test_a_write_to_an_unknown_table_is_a_generator_error() -> None:
     """A target the schema does not have is refused, so no write goes unannounced."""
     with pytest.raises(CodegenError, match="writes 'elsewhere'"):
         written_tables("sqlite", "Q", {"text": "DELETE FROM elsewhere"}, {"test_results": None})
+
+
+# --- the caches under bad input and load ------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, "1", 0, -1])
+async def test_a_cache_refuses_the_ids_the_repository_refuses(db: Database, bad: object) -> None:
+    """find_result(True) is not result 1 from the cache: both refuse it alike."""
+    await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+    cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+    try:
+        assert await cache.find_result(1) is not None
+        with pytest.raises(ValidationError, match="id"):
+            await find_result(db, bad)  # type: ignore[arg-type]  # what the test is about
+        with pytest.raises(ValidationError, match="id"):
+            await cache.find_result(bad)  # type: ignore[arg-type]  # what the test is about
+        await cache.recent_results(1)
+        with pytest.raises(ValidationError, match="limit"):
+            await cache.recent_results(1.0)  # type: ignore[arg-type]  # what the test is about
+        with pytest.raises(ValidationError, match="limit"):
+            await cache.recent_results(limit=True)  # bool is an int to mypy: refused all the same
+    finally:
+        await cache.close()
+
+
+async def test_concurrent_misses_share_one_load(
+    db: Database, redis_url: str, namespace: str
+) -> None:
+    """200 tasks reading one missing key make one database read, in each cache."""
+    saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+    assert saved.id is not None
+    memory = await open_memory_cache(db, heartbeat=HEARTBEAT)
+    tiered = await redis_cache(db, redis_url, namespace, 100)
+    try:
+        for cache in (memory, tiered):
+            await cache.get_config_value("runner", "warm", int, 0)  # the watch is live
+            found = await asyncio.gather(*(cache.find_result(saved.id) for _ in range(200)))
+            assert all(result == saved for result in found)
+            assert cache.stats().misses == 2  # the warm-up and the one load
+    finally:
+        await memory.close()
+        await tiered.close()
+
+
+async def test_one_rule_for_reads_inside_a_transaction(db: Database) -> None:
+    """Inside a transaction() block of its database, a cache read is refused, hit or miss."""
+    await set_config(db, "runner", "workers", 4)
+    cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+    try:
+        assert await cache.get_config_value("runner", "workers", int) == 4  # now held
+        async with transaction(db) as tx:
+            await set_config(tx, "runner", "workers", 5)
+            with pytest.raises(DatabaseError, match="inside transaction"):
+                await cache.get_config_value("runner", "workers", int)  # a hit
+            with pytest.raises(DatabaseError, match="inside transaction"):
+                await cache.find_result(1)  # a miss
+        assert await cache.get_config_value("runner", "workers", int) == 5
+    finally:
+        await cache.close()
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        b"\xff\xfe not utf-8",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"t": "config_entries", "k": "[]", "s": "x", "v": null}',
+        b'{"v": 4}',
+        b"",
+    ],
+)
+async def test_a_poisoned_redis_entry_is_a_miss(
+    db: Database, redis_url: str, namespace: str, poison: bytes
+) -> None:
+    """Bytes that are not an entry of this read, under its key, are a miss, never an error."""
+    await set_config(db, "runner", "workers", 4)
+    cache = await redis_cache(db, redis_url, namespace, 0)
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.get_config_value("runner", "workers", int) == 4
+        keys = [key async for key in client.scan_iter(f"{namespace}:*")]
+        assert keys
+        for key in keys:
+            await client.set(key, poison)
+        assert await cache.get_config_value("runner", "workers", int) == 4
+        assert cache.stats().faults >= 1
+    finally:
+        await client.aclose()
+        await cache.close()
+
+
+async def test_an_entry_under_another_reads_key_is_a_miss(
+    db: Database, redis_url: str, namespace: str
+) -> None:
+    """An entry copied to the key of another read names its own read: it is not served."""
+    await set_config(db, "runner", "a", 1)
+    await set_config(db, "runner", "b", 2)
+    cache = await redis_cache(db, redis_url, namespace, 0)
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.get_config_value("runner", "a", int) == 1
+        (first,) = [key async for key in client.scan_iter(f"{namespace}:*")]
+        assert await cache.get_config_value("runner", "b", int) == 2
+        keys = {key async for key in client.scan_iter(f"{namespace}:*")}
+        (second,) = keys - {first}
+        await client.set(second, await client.get(first) or b"")
+        assert await cache.get_config_value("runner", "b", int) == 2
+    finally:
+        await client.aclose()
+        await cache.close()

@@ -12,15 +12,17 @@ connection) the cache is bypassed: every read goes to the database, and nothing 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
 from persistence import config, file_records, results
-from persistence._guards import key_text
-from persistence.database import watch_writes
+from persistence._guards import key_id, key_text
+from persistence._paging import page_limit
+from persistence.database import check_usable, watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
@@ -91,6 +93,8 @@ class Cache:
         self._pending: set[str] = set()
         """The tables written here whose commit the watch may not have seen yet."""
         self._stop_watching = watch_writes(db, self._written)
+        self._loading: dict[tuple[str, tuple[Hashable, ...], object], asyncio.Future[Any]] = {}
+        """The loads under way, by table, key and version: a miss joins one of them."""
 
     def _written(self, tables: frozenset[str]) -> None:
         for table in tables:
@@ -118,6 +122,11 @@ class Cache:
         """Stop following the database: later reads go to it."""
         watch, self._watch = self._watch, None
         self._stop_watching()
+        loading = list(self._loading.values())
+        self._loading.clear()
+        for load in loading:
+            load.cancel()
+        await asyncio.gather(*loading, return_exceptions=True)
         if watch is not None:
             await watch.close()
 
@@ -133,6 +142,38 @@ class Cache:
         """Stop watching and close the cache's connections; the database stays open."""
         raise NotImplementedError  # pragma: no cover
 
+    def _lookup(self, table: str, key: tuple[Hashable, ...]) -> object:
+        """Return the trusted value of `key` in `table`, or MISS; refuse a read in a block.
+
+        A cache cannot see the writes of an open `transaction()` block: a read through it
+        inside a block of its database is refused (DatabaseError), hit or miss alike.
+        """
+        check_usable(self._db)
+        return self._peek(table, key)
+
+    async def _fill_once(
+        self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
+    ) -> _V:
+        """Run `_fill`, shared by every read of the same key and version that misses meanwhile."""
+        version = self._version(table)
+        if version is None:
+            return await self._fill(table, key, load, shape)
+        token = (table, key, version)
+        running = self._loading.get(token)
+        if running is None:
+            running = asyncio.ensure_future(self._fill(table, key, load, shape))
+            self._loading[token] = running
+            running.add_done_callback(lambda done: self._loaded(token, done))
+        return cast("_V", await asyncio.shield(running))
+
+    def _loaded(
+        self, token: tuple[str, tuple[Hashable, ...], object], done: asyncio.Future[Any]
+    ) -> None:
+        if self._loading.get(token) is done:
+            del self._loading[token]
+        if not done.cancelled():
+            done.exception()  # read, so that a load no caller waited for is not reported
+
     def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
         """Return the trusted value of `key` in `table`, or MISS."""
         raise NotImplementedError  # pragma: no cover
@@ -147,7 +188,7 @@ class Cache:
         raise NotImplementedError  # pragma: no cover
 
     async def _entry(self, section: str, key: str) -> ConfigEntry | None:
-        found = self._peek(config.TABLE, ("entry", section, key))
+        found = self._lookup(config.TABLE, ("entry", section, key))
         if found is not MISS:
             return cast("ConfigEntry | None", found)
         section = key_text("ConfigEntry", "section", section)
@@ -156,7 +197,9 @@ class Cache:
         async def load() -> ConfigEntry | None:
             return await config.find_config_entry_by_key(self._db, section, key)
 
-        return await self._fill(config.TABLE, ("entry", section, key), load, ConfigEntry | None)
+        return await self._fill_once(
+            config.TABLE, ("entry", section, key), load, ConfigEntry | None
+        )
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
         """Return the entry of (section, key), or None."""
@@ -167,7 +210,7 @@ class Cache:
 
     def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
         """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
-        found = self._peek(config.TABLE, ("entry", section, key))
+        found = self._lookup(config.TABLE, ("entry", section, key))
         return None if found is MISS else (cast("ConfigEntry | None", found),)
 
     async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
@@ -176,49 +219,53 @@ class Cache:
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
         """Return every entry, by section then key."""
-        found = self._peek(config.TABLE, ("all",))
+        found = self._lookup(config.TABLE, ("all",))
         if found is MISS:
 
             async def load() -> tuple[ConfigEntry, ...]:
                 return tuple(await config.all_config_entries(self._db))
 
-            found = await self._fill(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
+            found = await self._fill_once(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
         return private_copy(cast("tuple[ConfigEntry, ...]", found))
 
     async def find_result(self, result_id: int) -> TestResult | None:
-        """Return the result with this id, or None."""
-        found = self._peek(results.TABLE, ("id", result_id))
+        """Return the result with this id, or None; the id is checked as the repository does."""
+        result_id = key_id("TestResult", result_id)
+        found = self._lookup(results.TABLE, ("id", result_id))
         if found is MISS:
 
             async def load() -> TestResult | None:
                 return await results.find_result(self._db, result_id)
 
-            found = await self._fill(results.TABLE, ("id", result_id), load, TestResult | None)
+            found = await self._fill_once(results.TABLE, ("id", result_id), load, TestResult | None)
         return private_copy(cast("TestResult | None", found))
 
     async def recent_results(
         self, limit: int = 50, test_type: TestType | None = None
     ) -> tuple[TestResult, ...]:
         """Return the newest results, of one type if given, newest first."""
-        key = ("recent", limit, test_type)
-        found = self._peek(results.TABLE, key)
+        limit = page_limit("ResultFilter", limit)
+        where = ResultFilter(test_type=test_type)  # checks it, as the repository does
+        key = ("recent", limit, where.test_type)
+        found = self._lookup(results.TABLE, key)
         if found is MISS:
-            where = ResultFilter(test_type=test_type)
 
             async def load() -> tuple[TestResult, ...]:
                 return (await results.list_results(self._db, where, limit=limit)).items
 
-            found = await self._fill(results.TABLE, key, load, tuple[TestResult, ...])
+            found = await self._fill_once(results.TABLE, key, load, tuple[TestResult, ...])
         return private_copy(cast("tuple[TestResult, ...]", found))
 
     async def find_file_record_by_path(self, path: str) -> FileRecord | None:
         """Return the record of this path, or None."""
-        found = self._peek(file_records.TABLE, ("path", path))
+        found = self._lookup(file_records.TABLE, ("path", path))
         if found is MISS:
             path = key_text("FileRecord", "path", path)
 
             async def load() -> FileRecord | None:
                 return await file_records.find_file_record_by_path(self._db, path)
 
-            found = await self._fill(file_records.TABLE, ("path", path), load, FileRecord | None)
+            found = await self._fill_once(
+                file_records.TABLE, ("path", path), load, FileRecord | None
+            )
         return private_copy(cast("FileRecord | None", found))
