@@ -43,6 +43,7 @@ from persistence import (
     find_result,
     get_config_entry_by_key,
     migrate,
+    open_persistence,
     save_config_entry,
     save_file_record,
     save_result,
@@ -642,3 +643,51 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
     finally:
         await client.aclose()
         await cache.close()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [
+        ({"ttl": float("inf")}, "ttl"),
+        ({"ttl": 1e16}, "ttl"),
+        ({"ttl": float("nan")}, "ttl"),
+        ({"heartbeat": float("inf")}, "heartbeat"),
+        ({"namespace": 5}, "namespace"),
+        ({"url": "redis://127.0.0.1:abc/0"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/abc"}, "url"),
+    ],
+)
+async def test_bad_redis_arguments_are_refused_before_anything_opens(
+    db: Database, redis_url: str, arguments: dict[str, object], name: str
+) -> None:
+    """Each bad argument is a ValidationError naming it, before a connection or a listener."""
+    settings: dict[str, object] = {"url": redis_url, **arguments}
+    tasks = len(asyncio.all_tasks())
+    with pytest.raises(ValidationError, match=name):
+        await open_redis_cache(db, **settings)  # type: ignore[arg-type]  # bad on purpose
+    assert len(asyncio.all_tasks()) == tasks
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"heartbeat": 0.0},
+        {"heartbeat": float("inf")},
+        {"redis": "redis://127.0.0.1:abc"},
+        {"redis": "http://127.0.0.1"},
+        {"artifact_budget": 0},
+        {"artifact_budget": True},
+    ],
+)
+async def test_open_persistence_refuses_bad_arguments_before_any_side_effect(
+    tmp_path: Path, arguments: dict[str, object]
+) -> None:
+    """No database file, no folder: the bad argument is refused first."""
+    with pytest.raises(ValidationError):
+        async with open_persistence(
+            tmp_path / "app.db",
+            files=tmp_path / "files",
+            **arguments,  # type: ignore[arg-type]  # bad on purpose
+        ):
+            pass
+    assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))

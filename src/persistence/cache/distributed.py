@@ -27,10 +27,13 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Final, TypeVar, cast
+from urllib.parse import urlsplit
 
 import cattrs
 from cachetools import LRUCache
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TTL",
+    "MAX_TTL",
     "NAMESPACE_PREFIX",
     "REDIS_URL_VARIABLE",
     "RedisCache",
@@ -273,20 +277,59 @@ def default_namespace(db: Database) -> str:
     return f"{NAMESPACE_PREFIX}:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
 
 
+MAX_TTL: Final = 10 * 365 * 86_400.0
+"""The longest TTL taken, in seconds (ten years): Redis keeps TTLs in milliseconds."""
+
+
 def redis_url(url: str | None) -> str:
-    """Name the Redis server: `url`, else `$REDIS_URL`; refuse to guess one."""
+    """Name the Redis server: `url`, else `$REDIS_URL`; refuse to guess one or to misread one.
+
+    A redis:// or rediss:// URL must have a numeric port, if any, and a path that is empty or
+    a database number: `/abc` is refused, where redis-py would quietly take database 0.
+    """
     found = url or os.environ.get(REDIS_URL_VARIABLE)
     if not found:
         raise ValidationError(
             "RedisCache", "url", f"give a redis:// URL, or set {REDIS_URL_VARIABLE}"
         )
-    if not found.startswith(("redis://", "rediss://", "unix://")):
+    given: object = found  # callers without type checking may pass anything
+    if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
         raise ValidationError(
             "RedisCache",
             "url",
-            f"expected redis://, rediss:// or unix://, got {redact_url(found)!r}",
+            f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}",
         )
+    if found.startswith(("redis://", "rediss://")):
+        parts = urlsplit(found)
+        try:
+            parts.port  # noqa: B018  # reading it checks it
+        except ValueError:
+            raise ValidationError(
+                "RedisCache", "url", f"the port must be a number: {redact_url(found)!r}"
+            ) from None
+        if not re.fullmatch(r"/?[0-9]*", parts.path):
+            raise ValidationError(
+                "RedisCache",
+                "url",
+                f"the path must be a database number, as in /3: {redact_url(found)!r}",
+            )
     return found
+
+
+def check_limits(**limits: float) -> None:
+    """Refuse a limit that is not a positive, finite number of seconds (a TTL: at most MAX_TTL)."""
+    for name, value in limits.items():
+        given: object = value  # callers without type checking may pass anything
+        if (
+            isinstance(given, bool)
+            or not isinstance(given, int | float)
+            or not 0 < value <= (MAX_TTL if name == "ttl" else math.inf)
+            or not math.isfinite(value)
+        ):
+            bound = f" and at most {MAX_TTL:g}" if name == "ttl" else ""
+            raise ValidationError(
+                "RedisCache", name, f"must be a positive, finite number{bound}, got {value!r}"
+            )
 
 
 async def open_redis_cache(  # every limit is the caller's to set
@@ -309,18 +352,11 @@ async def open_redis_cache(  # every limit is the caller's to set
     namespace.
     """
     target = redis_url(url)
+    check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
     if namespace is None:
         namespace = default_namespace(db)
-    for name, value in (
-        ("ttl", ttl),
-        ("timeout", timeout),
-        ("retry_after", retry_after),
-        ("heartbeat", heartbeat),
-    ):
-        given: object = value  # callers without type checking may pass anything
-        if isinstance(given, bool) or not isinstance(given, int | float) or not value > 0:
-            raise ValidationError("RedisCache", name, f"must be a positive number, got {value!r}")
-    if not namespace or any(c.isspace() for c in namespace):
+    given: object = namespace  # callers without type checking may pass anything
+    if not isinstance(given, str) or not namespace or any(c.isspace() for c in namespace):
         raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     size: object = local_size
     if isinstance(size, bool) or not isinstance(size, int) or local_size < 0:
