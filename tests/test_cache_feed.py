@@ -691,3 +691,23 @@ async def test_open_persistence_refuses_bad_arguments_before_any_side_effect(
         ):
             pass
     assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
+
+
+async def test_the_memory_tier_keeps_to_its_byte_budget(db: Database) -> None:
+    """100 `recent_results` reads of big outputs hold no more than the byte budget."""
+    big = "x" * 200_000
+    await save_results(
+        db, [TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output=big)] * 20
+    )
+    budget = 4_000_000
+    cache = await open_memory_cache(db, heartbeat=HEARTBEAT, max_bytes=budget)
+    try:
+        for limit in range(1, 101):
+            assert len(await cache.recent_results(limit)) == min(limit, 20)
+        held = cache.stats().held_bytes
+        assert 200_000 < held <= budget, held
+        assert len(await cache.recent_results(1)) == 1
+    finally:
+        await cache.close()
+    with pytest.raises(ValidationError, match="max_bytes"):
+        await open_memory_cache(db, max_bytes=0)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import sys
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
+from cachetools import LRUCache
 
 from persistence import config, file_records, results
 from persistence._guards import key_id, key_text
@@ -31,12 +34,18 @@ if TYPE_CHECKING:
     from persistence._backend import ChangeWatch
     from persistence.database import Database
 
-__all__ = ["TABLES", "Cache", "CacheStats", "private_copy"]
+__all__ = ["DEFAULT_MAX_BYTES", "TABLES", "Cache", "CacheStats", "Entries", "private_copy"]
 
 TABLES = (config.TABLE, results.TABLE, file_records.TABLE)
 """The tables whose reads the caches serve."""
 
 _V = TypeVar("_V")
+
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+"""Bytes (estimated) that a memory tier holds before it forgets the least recently used."""
+
+_BASE_BYTES: Final = 160
+"""What an entry costs beside its texts and JSON: the model, its fields, the key and version."""
 
 
 @attrs.frozen
@@ -52,6 +61,58 @@ class CacheStats:
     misses: int = 0
     bypassed: int = 0
     faults: int = 0
+    held_bytes: int = 0
+    """The estimated bytes that the memory tier holds now."""
+
+
+def entry_bytes(value: object) -> int:
+    """Estimate the memory a cached value holds: its texts and JSON, plus a fixed cost."""
+    if isinstance(value, tuple):
+        return _BASE_BYTES + sum(map(entry_bytes, value))
+    if isinstance(value, TestResult):
+        texts = sys.getsizeof(value.output or "") + sys.getsizeof(value.error_message or "")
+        return _BASE_BYTES + texts + _json_bytes(value.metadata)
+    if isinstance(value, ConfigEntry):
+        return _BASE_BYTES + sys.getsizeof(value.description or "") + _json_bytes(value.value)
+    if isinstance(value, FileRecord):
+        return _BASE_BYTES + sys.getsizeof(value.path) + _json_bytes(value.metadata)
+    return _BASE_BYTES
+
+
+def _json_bytes(value: object) -> int:
+    if not value:
+        return 0
+    if isinstance(value, str | int | float):
+        return sys.getsizeof(value)
+    return 2 * len(json.dumps(value, ensure_ascii=False, default=str))
+
+
+class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]]):
+    """A memory tier: (version, value) by table and key, bounded in entries and in bytes.
+
+    Past either bound the least recently used entries go; a value larger than the whole
+    byte budget is not kept.
+    """
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(maxsize=max_bytes, getsizeof=entry_bytes)
+        self.most = size
+
+    def __setitem__(
+        self, key: tuple[str, tuple[Hashable, ...]], value: tuple[object, object]
+    ) -> None:
+        try:
+            super().__setitem__(key, value)
+        except ValueError:  # larger than the budget
+            self.pop(key, None)
+            return
+        while len(self) > self.most:
+            self.popitem()
+
+    @property
+    def held_bytes(self) -> int:
+        """The estimated bytes held now."""
+        return int(self.currsize)
 
 
 def private_copy(value: _V) -> _V:

@@ -36,15 +36,22 @@ from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import cattrs
-from cachetools import LRUCache
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from persistence._backend import ChangeWatch, Engine
-from persistence.cache._core import MISS, TABLES, Cache, CacheStats, Load
-from persistence.cache.memory import DEFAULT_HEARTBEAT, DEFAULT_SIZE, check_table
+from persistence.cache._core import (
+    DEFAULT_MAX_BYTES,
+    MISS,
+    TABLES,
+    Cache,
+    CacheStats,
+    Entries,
+    Load,
+)
+from persistence.cache.memory import DEFAULT_HEARTBEAT, DEFAULT_SIZE, check_count, check_table
 from persistence.converters import make_converter
 from persistence.database import backend_of, redact_url
 from persistence.exceptions import ValidationError
@@ -110,6 +117,7 @@ class RedisCache(Cache):
         timeout: float = DEFAULT_TIMEOUT,
         retry_after: float = DEFAULT_RETRY_AFTER,
         local_size: int = DEFAULT_SIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(db, watch)
         self._client = client
@@ -119,9 +127,7 @@ class RedisCache(Cache):
         self._timeout = timeout
         self._retry_after = retry_after
         self._converter = make_converter()
-        self._local: LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]] | None = (
-            LRUCache(maxsize=local_size) if local_size > 0 else None
-        )
+        self._local = Entries(local_size, max_bytes) if local_size > 0 else None
         self._down_until = 0.0
         self._outage = False
         self._hits = self._misses = self._bypassed = self._faults = 0
@@ -245,7 +251,11 @@ class RedisCache(Cache):
     def stats(self) -> CacheStats:
         """Return how the cache has served its reads so far; Redis hits count as hits."""
         return CacheStats(
-            hits=self._hits, misses=self._misses, bypassed=self._bypassed, faults=self._faults
+            hits=self._hits,
+            misses=self._misses,
+            bypassed=self._bypassed,
+            faults=self._faults,
+            held_bytes=0 if self._local is None else self._local.held_bytes,
         )
 
     async def invalidate(self, table: str | None = None) -> None:
@@ -342,11 +352,13 @@ async def open_redis_cache(  # every limit is the caller's to set
     retry_after: float = DEFAULT_RETRY_AFTER,
     heartbeat: float = DEFAULT_HEARTBEAT,
     local_size: int = DEFAULT_SIZE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> RedisCache:
     """Open a Redis cache of `db`'s reads: `url`, else `$REDIS_URL`.
 
     It opens even when Redis does not answer (it logs that, and reads from the database
-    until Redis answers). `local_size=0` turns the memory tier off. Workers share entries
+    until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
+    estimated memory. Workers share entries
     within one `namespace`: by default, one per database URL (a SQLite path made
     absolute), so every worker must open the database by the same URL or pass the same
     namespace.
@@ -361,6 +373,7 @@ async def open_redis_cache(  # every limit is the caller's to set
     size: object = local_size
     if isinstance(size, bool) or not isinstance(size, int) or local_size < 0:
         raise ValidationError("RedisCache", "local_size", f"must be >= 0, got {local_size!r}")
+    check_count("RedisCache", max_bytes=max_bytes)
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,
@@ -381,4 +394,5 @@ async def open_redis_cache(  # every limit is the caller's to set
         timeout=timeout,
         retry_after=retry_after,
         local_size=local_size,
+        max_bytes=max_bytes,
     )

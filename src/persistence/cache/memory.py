@@ -18,10 +18,16 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, TypeVar
 
-from cachetools import LRUCache
-
 from persistence._backend import ChangeWatch
-from persistence.cache._core import MISS, TABLES, Cache, CacheStats, Load
+from persistence.cache._core import (
+    DEFAULT_MAX_BYTES,
+    MISS,
+    TABLES,
+    Cache,
+    CacheStats,
+    Entries,
+    Load,
+)
 from persistence.database import backend_of
 from persistence.exceptions import ValidationError
 
@@ -39,6 +45,14 @@ DEFAULT_HEARTBEAT = 1.0
 _V = TypeVar("_V")
 
 
+def check_count(model: str, **counts: int) -> None:
+    """Refuse a bound that is not a positive int."""
+    for name, value in counts.items():
+        given: object = value  # callers without type checking may pass anything
+        if isinstance(given, bool) or not isinstance(given, int) or value < 1:
+            raise ValidationError(model, name, f"must be a positive int, got {value!r}")
+
+
 def check_table(table: str | None) -> None:
     """Refuse a table that no cache serves."""
     if table is not None and table not in TABLES:
@@ -48,11 +62,16 @@ def check_table(table: str | None) -> None:
 class MemoryCache(Cache):
     """Reads of one database served from this process's memory; made by `open_memory_cache`."""
 
-    def __init__(self, db: Database, watch: ChangeWatch, *, size: int = DEFAULT_SIZE) -> None:
+    def __init__(
+        self,
+        db: Database,
+        watch: ChangeWatch,
+        *,
+        size: int = DEFAULT_SIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         super().__init__(db, watch)
-        self._entries: LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]] = LRUCache(
-            maxsize=size
-        )
+        self._entries = Entries(size, max_bytes)
         self._hits = self._misses = self._bypassed = 0
 
     def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
@@ -80,7 +99,12 @@ class MemoryCache(Cache):
 
     def stats(self) -> CacheStats:
         """Return how the cache has served its reads so far."""
-        return CacheStats(hits=self._hits, misses=self._misses, bypassed=self._bypassed)
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            bypassed=self._bypassed,
+            held_bytes=self._entries.held_bytes,
+        )
 
     async def invalidate(self, table: str | None = None) -> None:
         """Forget what is cached of `table`, or of every table."""
@@ -95,17 +119,20 @@ class MemoryCache(Cache):
 
 
 async def open_memory_cache(
-    db: Database, *, size: int = DEFAULT_SIZE, heartbeat: float = DEFAULT_HEARTBEAT
+    db: Database,
+    *,
+    size: int = DEFAULT_SIZE,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> MemoryCache:
     """Open a memory cache of `db`'s hot reads; close it with `close()` before the database.
 
-    `size` bounds the entries kept. On PostgreSQL the cache listens for changes on a
-    connection of its own, checked every `heartbeat` seconds.
+    `size` bounds the entries kept and `max_bytes` their estimated memory (64 MiB by
+    default). On PostgreSQL the cache listens for changes on a connection of its own,
+    checked every `heartbeat` seconds.
     """
-    given: object = size  # callers without type checking may pass anything
-    if isinstance(given, bool) or not isinstance(given, int) or size < 1:
-        raise ValidationError("MemoryCache", "size", f"must be a positive int, got {size!r}")
+    check_count("MemoryCache", size=size, max_bytes=max_bytes)
     if not heartbeat > 0:
         raise ValidationError("MemoryCache", "heartbeat", f"must be positive, got {heartbeat!r}")
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
-    return MemoryCache(db, watch, size=size)
+    return MemoryCache(db, watch, size=size, max_bytes=max_bytes)
