@@ -43,6 +43,7 @@ from persistence import (
     find_result,
     get_config_entry_by_key,
     migrate,
+    open_database,
     open_persistence,
     save_config_entry,
     save_file_record,
@@ -53,7 +54,7 @@ from persistence import (
 )
 from persistence._interface import JsonValue
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache, open_redis_cache
-from persistence.database import watch_writes
+from persistence.database import close_database, watch_writes
 from persistence.queries import QUERY_SHAPES, QUERY_WRITES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -711,3 +712,39 @@ async def test_the_memory_tier_keeps_to_its_byte_budget(db: Database) -> None:
         await cache.close()
     with pytest.raises(ValidationError, match="max_bytes"):
         await open_memory_cache(db, max_bytes=0)
+
+
+@pytest.mark.usefixtures("postgres_admin")
+async def test_one_url_text_two_databases_share_no_namespace(
+    postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same URL text reaching two databases (by PGDATABASE) gives two namespaces."""
+    first_name = postgres_url.rsplit("/", 1)[1]
+    second_name = f"{first_name}_b"
+    server = postgres_url.rsplit("/", 1)[0]
+    admin = await asyncpg.connect(f"{server}/postgres")
+    await admin.execute(f'CREATE DATABASE "{second_name}" TEMPLATE template0')
+    try:
+        caches: list[RedisCache] = []
+        try:
+            for name, value in ((first_name, 1), (second_name, 2)):
+                monkeypatch.setenv("PGDATABASE", name)
+                db = await open_database(server)  # the same text, without a database
+                await migrate(db)
+                await set_config(db, "runner", "workers", value)
+                cache = await open_redis_cache(db, redis_url, heartbeat=HEARTBEAT, local_size=0)
+                caches.append(cache)
+                assert await cache.get_config_value("runner", "workers", int) == value
+            assert caches[0]._namespace != caches[1]._namespace  # noqa: SLF001
+        finally:
+            client = Redis.from_url(redis_url)
+            for cache in caches:
+                await cache.close()
+                await close_database(cache._db)  # noqa: SLF001
+                keys = [key async for key in client.scan_iter(f"{cache._namespace}:*")]  # noqa: SLF001
+                if keys:
+                    await client.delete(*keys)
+            await client.aclose()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{second_name}" WITH (FORCE)')
+        await admin.close()

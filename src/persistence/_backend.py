@@ -48,6 +48,13 @@ class ChangeWatch(Protocol):
         cache must then not be trusted.
         """
 
+    def identity(self) -> str | None:
+        """Name the database itself, not the URL that reached it; None while unknown.
+
+        SQLite: the file's real path, device and inode. PostgreSQL: the server's system
+        identifier, and the database's name and OID.
+        """
+
     async def sync(self) -> bool:
         """Return once every commit made before the call shows in `version` and `stamp`.
 

@@ -66,6 +66,12 @@ CHANGES_CHANNEL: Final = "persistence_changes"
 
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
+_IDENTITY: Final = (
+    "SELECT 'postgres:' || (SELECT system_identifier FROM pg_control_system())::text"
+    " || ':' || datname || ':' || oid::text FROM pg_database WHERE datname = current_database()"
+)
+"""The name of the database itself, whatever URL or environment reached it."""
+
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^)]*)\)\s*VALUES\s*\((?P<values>[^)]*)\)\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -476,6 +482,7 @@ class ChangeListener:
         self._lost = asyncio.Event()
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._identity: str | None = None
 
     def version(self, table: str) -> int | None:
         """Give a number that changes with each notification for `table`; None if untrusted."""
@@ -488,6 +495,10 @@ class ChangeListener:
         if time.monotonic() >= self._fresh_until:
             return None
         return self._stamps.get(table, self._every) or None
+
+    def identity(self) -> str | None:
+        """Name the database by the server's system identifier, its name and OID."""
+        return self._identity
 
     async def sync(self) -> bool:
         """Send a heartbeat now; True once one sent after this call is answered in time."""
@@ -543,6 +554,10 @@ class ChangeListener:
                     self._stamps.clear()
                     self._every = ""
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
+                    try:
+                        self._identity = await connection.fetchval(_IDENTITY)
+                    except asyncpg.InsufficientPrivilegeError:  # pg_control_system() refused
+                        self._identity = None  # the URL names the namespace instead
                     await connection.execute(
                         "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, f"* {secrets.token_hex(12)}"
                     )

@@ -997,6 +997,15 @@ class ChangeStamp:
             return None
         return wal_stamp(header[:_WAL_INDEX_HEADER], self._backend._path)  # noqa: SLF001
 
+    def identity(self) -> str | None:
+        """Name the file by its real path, device and inode."""
+        path = self._backend._path  # noqa: SLF001
+        try:
+            info = Path(path).stat()
+        except OSError:
+            return None
+        return f"sqlite:{os.path.realpath(path)}:{info.st_dev}:{info.st_ino}"
+
     async def sync(self) -> bool:
         """Nothing to wait for: every commit rewrites the header before it returns."""
         return not self._backend._closed  # noqa: SLF001

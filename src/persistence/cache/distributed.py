@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 NAMESPACE_PREFIX: Final = "persistence"
-"""The default namespace is this, a colon and a digest of the database's URL."""
+"""The default namespace is this, a colon and a digest of the database's identity."""
 
 DEFAULT_TTL: Final = 300.0
 """Seconds a Redis entry lives."""
@@ -281,10 +281,17 @@ class RedisCache(Cache):
             await self._stop()
 
 
-def default_namespace(db: Database) -> str:
-    """Give the namespace of `db`: the prefix and a digest of its URL, password hidden."""
-    url = db.url if db.engine is Engine.POSTGRES else os.path.abspath(db.url)  # noqa: PTH100  # a string in, a string out
-    return f"{NAMESPACE_PREFIX}:{hashlib.sha256(url.encode()).hexdigest()[:16]}"
+def default_namespace(db: Database, watch: ChangeWatch) -> str:
+    """Give the namespace of `db`: the prefix and a digest of the database's identity.
+
+    The identity is the database itself (the SQLite file, or the PostgreSQL server and
+    database), so two URLs that reach different databases never share entries. While the
+    watch does not know it yet, the URL stands in (its password hidden).
+    """
+    name = watch.identity()
+    if name is None:
+        name = db.url if db.engine is Engine.POSTGRES else os.path.abspath(db.url)  # noqa: PTH100  # a string in, a string out
+    return f"{NAMESPACE_PREFIX}:{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 MAX_TTL: Final = 10 * 365 * 86_400.0
@@ -359,16 +366,15 @@ async def open_redis_cache(  # every limit is the caller's to set
     It opens even when Redis does not answer (it logs that, and reads from the database
     until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
     estimated memory. Workers share entries
-    within one `namespace`: by default, one per database URL (a SQLite path made
-    absolute), so every worker must open the database by the same URL or pass the same
-    namespace.
+    within one `namespace`: by default, one per database (the SQLite file, or the
+    PostgreSQL server's system identifier and the database), whatever URL reached it.
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
-    if namespace is None:
-        namespace = default_namespace(db)
     given: object = namespace  # callers without type checking may pass anything
-    if not isinstance(given, str) or not namespace or any(c.isspace() for c in namespace):
+    if namespace is not None and (
+        not isinstance(given, str) or not namespace or any(c.isspace() for c in namespace)
+    ):
         raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     size: object = local_size
     if isinstance(size, bool) or not isinstance(size, int) or local_size < 0:
@@ -384,6 +390,8 @@ async def open_redis_cache(  # every limit is the caller's to set
     )
     client = Redis(connection_pool=pool, retry=no_retry)
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
+    if namespace is None:
+        namespace = default_namespace(db, watch)
     return RedisCache(
         db,
         watch,
