@@ -748,3 +748,46 @@ async def test_one_url_text_two_databases_share_no_namespace(
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{second_name}" WITH (FORCE)')
         await admin.close()
+
+
+LISTENERS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND (query = 'SELECT 1' OR query LIKE 'LISTEN%' OR query LIKE 'SELECT pg_notify%'"
+    " OR query LIKE 'SELECT ''postgres:''%')"
+)
+"""The change listeners' connections to this test's database, by the last query they sent."""
+
+
+@pytest.mark.parametrize("redis", [False, True])
+async def test_a_cancelled_cache_open_leaves_nothing_behind(
+    db: Database, database_url: str, redis_url: str, *, redis: bool
+) -> None:
+    """A cache open cancelled at any point leaves no task and no listener connection."""
+    tasks = len(asyncio.all_tasks())
+    for step in range(30):
+
+        async def use() -> None:
+            if redis:
+                cache: MemoryCache | RedisCache = await redis_cache(db, redis_url, "ns", 10)
+            else:
+                cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+            try:
+                await asyncio.sleep(10)
+            finally:
+                await cache.close()
+
+        opening = asyncio.ensure_future(use())
+        await asyncio.sleep(step * 0.002)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        assert len(asyncio.all_tasks()) == tasks, step
+    if db.engine.value == "postgres":
+        admin = await asyncpg.connect(database_url)
+        try:
+            deadline = time.monotonic() + 2
+            while await admin.fetchval(LISTENERS):
+                assert time.monotonic() < deadline, "a listener was left open"
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()

@@ -520,9 +520,13 @@ class ChangeListener:
     async def start(self) -> None:
         """Start listening; wait at most the connect timeout for the first heartbeat."""
         self._task = asyncio.get_running_loop().create_task(self._run())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._connect_timeout + self._heartbeat):
-                await self._listening.wait()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._connect_timeout + self._heartbeat):
+                    await self._listening.wait()
+        except BaseException:  # cancelled while waiting: leave no listener behind
+            await asyncio.shield(self.close())
+            raise
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
