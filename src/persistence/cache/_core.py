@@ -271,7 +271,8 @@ class Cache:
 
     def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
         """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
-        found = self._lookup(config.TABLE, ("entry", section, key))
+        check_usable(self._db)  # as `_lookup`, inlined: the setting read on every run
+        found = self._peek(config.TABLE, ("entry", section, key))
         return None if found is MISS else (cast("ConfigEntry | None", found),)
 
     async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
