@@ -48,8 +48,9 @@ from persistence import (
     transaction,
 )
 from persistence._interface import JsonValue
+from persistence._sqlite import wal_stamp
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache, open_redis_cache
-from persistence.database import watch_writes
+from persistence.database import backend_of, watch_writes
 from persistence.queries import QUERY_SHAPES, QUERY_WRITES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -529,3 +530,81 @@ def test_a_write_to_an_unknown_table_is_a_generator_error() -> None:
     """A target the schema does not have is refused, so no write goes unannounced."""
     with pytest.raises(CodegenError, match="writes 'elsewhere'"):
         written_tables("sqlite", "Q", {"text": "DELETE FROM elsewhere"}, {"test_results": None})
+
+
+# --- the shared stamp ------------------------------------------------------------------------
+
+STAMP_CHILD = """
+import asyncio, sys
+from persistence import connect
+from persistence.database import backend_of
+async def main(url):
+    async with connect(url) as db:
+        watch = await backend_of(db).watch_changes(heartbeat=0.2)
+        await watch.sync()
+        print(watch.stamp("config_entries"), flush=True)
+        await watch.close()
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_every_process_names_a_state_by_the_same_stamp(
+    db: Database, database_url: str
+) -> None:
+    """Another process's watch gives the same stamp for the same state; a commit changes it."""
+    await set_config(db, "runner", "workers", 1)
+    watch = await backend_of(db).watch_changes(heartbeat=HEARTBEAT)
+    try:
+        stamps = []
+        for value in (2, 3):
+            await set_config(db, "runner", "workers", value)
+            assert await watch.sync()
+            started = time.monotonic()
+            while watch.stamp("config_entries") is None:  # PostgreSQL: a new listener's token
+                assert time.monotonic() - started < BOUND
+                await asyncio.sleep(0.01)
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                STAMP_CHILD,
+                database_url,
+                env=CHILD_ENV,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await asyncio.wait_for(child.communicate(), 60)
+            theirs = out.decode().strip()
+            mine = watch.stamp("config_entries")
+            assert mine is not None
+            assert theirs == mine or db.engine.value == "postgres"  # see below
+            if db.engine.value == "postgres":
+                # The child's own start gave every table a new stamp, which reaches this
+                # watch too: the two agree on the stamp the child printed, once it arrives.
+                while watch.stamp("config_entries") != theirs:
+                    assert time.monotonic() - started < BOUND
+                    await asyncio.sleep(0.01)
+            stamps.append(theirs)
+        assert stamps[0] != stamps[1]
+    finally:
+        await watch.close()
+
+
+def test_a_wal_stamp_is_none_mid_rewrite_and_tells_rebuilt_headers_apart(tmp_path: Path) -> None:
+    """Two copies that differ, or an unset header, give None; no salts bring in the file."""
+    header = bytearray(48)
+    header[12] = 1  # isInit
+    header[8] = 7  # iChange
+    path = tmp_path / "a.db"
+    path.write_bytes(b"one")
+    assert wal_stamp(bytes(header) + bytes(header[:47]) + b"\x01", str(path)) is None
+    unset = bytearray(header)
+    unset[12] = 0
+    assert wal_stamp(bytes(unset) * 2, str(path)) is None
+    first = wal_stamp(bytes(header) * 2, str(path))
+    path.write_bytes(b"other content")
+    assert first is not None
+    assert wal_stamp(bytes(header) * 2, str(path)) != first  # no salts: the file tells
+    salted = bytearray(header)
+    salted[32:40] = b"saltsalt"
+    assert wal_stamp(bytes(salted) * 2, str(path)) == wal_stamp(
+        bytes(salted) * 2, str(tmp_path / "missing.db")
+    )
