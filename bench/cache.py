@@ -1,11 +1,19 @@
-# ruff: noqa: T201, S101, ASYNC240, E501
-# (a benchmark script: it prints its table and checks its own figures)
-"""Cache benchmark: cached vs uncached setting reads, Redis vs PostgreSQL, cross-process staleness.
+# ruff: noqa: T201, S101, S608, ASYNC240, E501, PLR2004
+# (a benchmark script: it prints its table, checks its own figures and runs the engines' shells)
+"""Cache benchmark: cached vs uncached setting reads, Redis vs PostgreSQL, staleness by writer.
 
-`python -m bench.cache` prints a markdown table and writes build/bench/cache.json. It uses
-the PostgreSQL server at BENCH_DATABASE_URL (default: the local one) and Redis at
-BENCH_REDIS_URL (default: the local one); BENCH_CACHE_WRITES sets the writes measured for
-staleness (1,000).
+`python -m bench.cache` prints Markdown tables and writes build/bench/cache.json. Every
+cache is opened through `open_persistence`, as an application opens it. It uses the
+PostgreSQL server at BENCH_DATABASE_URL (default: the local one) and Redis at
+BENCH_REDIS_URL, else TEST_REDIS_URL, else database 15 of the local server (never
+database 0). BENCH_CACHE_WRITES sets the writes measured per writer through the package
+(1,000); the shell and killed writers make one write in 20 of that, at least 5 (each is a
+process of its own).
+
+Staleness is the time from a write's end (the call's return, the shell's exit, the killed
+writer's death) to the first read here that sees it, for three writers: another process
+through the package, the engine's own shell (`sqlite3`, `psql`), and a process killed
+right after its commit.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -22,30 +31,45 @@ from pathlib import Path
 
 import asyncpg
 
-from persistence import connect, get_config_value, migrate, set_config
-from persistence.cache import open_memory_cache, open_redis_cache
+from persistence import connect, get_config_value, migrate, open_persistence, set_config
+from persistence.cache import Cache
+from persistence.cache.distributed import open_redis_cache
 
 ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")  # never db 0
+REDIS = (
+    os.environ.get("BENCH_REDIS_URL")
+    or os.environ.get("TEST_REDIS_URL")
+    or "redis://127.0.0.1:6379/15"
+)
 WRITES = int(os.environ.get("BENCH_CACHE_WRITES", "1000"))
+PROCESS_WRITES = max(5, WRITES // 20)
+STALENESS_TARGET_MS = 50.0
 OUT = Path("build/bench/cache.json")
 WRITER = """
 import asyncio, sys
 from persistence import connect, set_config
-from persistence.cache import open_redis_cache
-async def main(url, redis):
+async def main(url):
     async with connect(url) as db:
-        cache = await open_redis_cache(db, redis, heartbeat=0.2) if redis else None
         print("ready", flush=True)
         number = 0
-        while sys.stdin.readline():
-            number += 1
+        while line := sys.stdin.readline():
+            number = int(line)
             await set_config(db, "cache", "value", number)
             print(number, flush=True)
-        if cache is not None:
-            await cache.close()
-asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
+asyncio.run(main(sys.argv[1]))
 """
+KILLED = """
+import asyncio, os, signal, sys
+from persistence import connect, set_config
+from persistence.database import watch_writes
+async def main(url, value):
+    async with connect(url) as db:
+        watch_writes(db, lambda tables: os.kill(os.getpid(), signal.SIGKILL))
+        await set_config(db, "cache", "value", value)
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+Read = Callable[[], Awaitable[int]]
 
 
 async def per_call(read: Callable[[], Awaitable[object]], calls: int) -> float:
@@ -59,16 +83,35 @@ async def per_call(read: Callable[[], Awaitable[object]], calls: int) -> float:
     return best
 
 
-async def staleness(
-    url: str, read: Callable[[], Awaitable[int]], redis: str | None
-) -> dict[str, float]:
-    """Seconds from each write's return in a child process to the first read here that saw it."""
+async def seen_after(read: Read, number: int, ended: float) -> tuple[float, int]:
+    """Read until `number` shows; give the seconds since `ended` and the stale reads."""
+    stale = 0
+    while await read() != number:
+        stale += 1
+        assert time.perf_counter() - ended < 10, f"write {number} never seen"
+        await asyncio.sleep(0)
+    return time.perf_counter() - ended, stale
+
+
+def figures_of(delays: list[float], stale: int) -> dict[str, float]:
+    """Summarise the delays of one writer."""
+    delays.sort()
+    return {
+        "writes": len(delays),
+        "stale_reads": stale,
+        "median_ms": delays[len(delays) // 2] * 1000,
+        "p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1000,
+        "max_ms": delays[-1] * 1000,
+    }
+
+
+async def package_writer(url: str, read: Read, first: int) -> dict[str, float]:
+    """Another process writes through the package, one value at a time."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         WRITER,
         url,
-        *([redis] if redis else []),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -76,47 +119,87 @@ async def staleness(
     assert child.stdout is not None
     delays, stale = [], 0
     await child.stdout.readline()
-    await read()
-    for number in range(1, WRITES + 1):
-        child.stdin.write(b"go\n")
+    for number in range(first, first + WRITES):
+        child.stdin.write(f"{number}\n".encode())
         await child.stdin.drain()
         await child.stdout.readline()
-        written = time.perf_counter()
-        while await read() != number:
-            stale += 1
-            await asyncio.sleep(0)
-        delays.append(time.perf_counter() - written)
+        delay, reads = await seen_after(read, number, time.perf_counter())
+        delays.append(delay)
+        stale += reads
     child.stdin.close()
     await child.wait()
-    delays.sort()
+    return figures_of(delays, stale)
+
+
+def shell_command(url: str, number: int) -> list[str] | None:
+    """Give the engine's own shell command that sets the value with plain SQL; None without one."""
+    sql = f"UPDATE config_entries SET value = '{number}' WHERE section = 'cache' AND key = 'value'"
+    if url.startswith("postgresql"):
+        psql = shutil.which("psql")
+        return None if psql is None else [psql, "-q", url, "-c", sql]
+    sqlite3 = shutil.which("sqlite3")
+    return None if sqlite3 is None else [sqlite3, url, sql]
+
+
+async def shell_writer(url: str, read: Read, first: int) -> dict[str, float] | None:
+    """Set the value with the engine's shell, one process per write."""
+    delays, stale = [], 0
+    for number in range(first, first + PROCESS_WRITES):
+        command = shell_command(url, number)
+        if command is None:
+            return None
+        shell = await asyncio.create_subprocess_exec(*command)
+        assert await shell.wait() == 0
+        delay, reads = await seen_after(read, number, time.perf_counter())
+        delays.append(delay)
+        stale += reads
+    return figures_of(delays, stale)
+
+
+async def killed_writer(url: str, read: Read, first: int) -> dict[str, float]:
+    """Write through the package from a process SIGKILLed right after each commit."""
+    delays, stale = [], 0
+    for number in range(first, first + PROCESS_WRITES):
+        child = await asyncio.create_subprocess_exec(sys.executable, "-c", KILLED, url, str(number))
+        assert await child.wait() == -9
+        delay, reads = await seen_after(read, number, time.perf_counter())
+        delays.append(delay)
+        stale += reads
+    return figures_of(delays, stale)
+
+
+async def staleness(url: str, read: Read) -> dict[str, dict[str, float] | None]:
+    """Give the staleness of each writer, seen through `read`."""
+    await read()
     return {
-        "writes": WRITES,
-        "stale_reads": stale,
-        "median_ms": delays[len(delays) // 2] * 1000,
-        "p99_ms": delays[int(len(delays) * 0.99)] * 1000,
-        "max_ms": delays[-1] * 1000,
+        "package": await package_writer(url, read, 1),
+        "shell": await shell_writer(url, read, 1_000_000),
+        "killed": await killed_writer(url, read, 2_000_000),
     }
 
 
-async def engine(url: str) -> dict[str, object]:
-    """Every figure for one database."""
+def reads_of(cache: Cache) -> tuple[Read, Read]:
+    """Give the two reads measured through `cache`: the setting, and the written value."""
+
+    async def setting() -> int:
+        return await cache.get_config_value("runner", "workers", int)
+
+    async def value() -> int:
+        return await cache.get_config_value("cache", "value", int)
+
+    return setting, value
+
+
+async def engine(url: str, folder: Path) -> dict[str, object]:
+    """Every figure for one database: reads, then staleness with and without Redis."""
     figures: dict[str, object] = {}
     async with connect(url) as db:
         await migrate(db)
         await set_config(db, "runner", "workers", 4)
         await set_config(db, "cache", "value", 0)
-        cache = await open_memory_cache(db)
-        await cache.get_config_value("runner", "workers", int)
         figures["uncached_us"] = 1e6 * await per_call(
             lambda: get_config_value(db, "runner", "workers", int), 2000
         )
-        figures["cached_us"] = 1e6 * await per_call(
-            lambda: cache.get_config_value("runner", "workers", int), 20000
-        )
-        figures["memory_staleness"] = await staleness(
-            url, lambda: cache.get_config_value("cache", "value", int), None
-        )
-        await cache.close()
         if url.startswith("postgresql"):
             redis = await open_redis_cache(
                 db, REDIS, local_size=0, namespace=f"bench-{uuid.uuid4().hex}"
@@ -126,15 +209,12 @@ async def engine(url: str) -> dict[str, object]:
                 lambda: redis.get_config_value("runner", "workers", int), 2000
             )
             await redis.close()
-            redis = await open_redis_cache(db, REDIS, heartbeat=0.2)
-            await redis.get_config_value("runner", "workers", int)
-            figures["redis_cached_us"] = 1e6 * await per_call(
-                lambda: redis.get_config_value("runner", "workers", int), 20000
-            )
-            figures["redis_staleness"] = await staleness(
-                url, lambda: redis.get_config_value("cache", "value", int), REDIS
-            )
-            await redis.close()
+    for label, redis_url in (("memory", None), ("redis", REDIS)):
+        async with open_persistence(url, files=folder / label, redis=redis_url, heartbeat=0.2) as p:
+            setting, value = reads_of(p.cache)
+            await setting()
+            figures[f"{label}_cached_us"] = 1e6 * await per_call(setting, 20000)
+            figures[f"{label}_staleness"] = await staleness(url, value)
     return figures
 
 
@@ -145,8 +225,8 @@ async def measure() -> tuple[dict[str, object], str]:
     await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     try:
         with tempfile.TemporaryDirectory() as folder:
-            sqlite = await engine(str(Path(folder) / "bench.db"))
-        postgres = await engine(ADMIN.rsplit("/", 1)[0] + f"/{name}")
+            sqlite = await engine(str(Path(folder) / "bench.db"), Path(folder))
+            postgres = await engine(ADMIN.rsplit("/", 1)[0] + f"/{name}", Path(folder))
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -157,32 +237,20 @@ async def measure() -> tuple[dict[str, object], str]:
 def tables(sqlite: dict[str, object], postgres: dict[str, object]) -> str:
     """Write the reads table and the staleness table in Markdown."""
     rows = [
-        (
-            "sqlite",
-            "cached vs uncached setting read",
-            sqlite["uncached_us"],
-            sqlite["cached_us"],
-            10,
-        ),
+        ("sqlite", "memory cache vs uncached setting read", sqlite, "memory_cached_us", 10),
+        ("postgres", "memory cache vs uncached setting read", postgres, "memory_cached_us", 50),
         (
             "postgres",
-            "cached vs uncached setting read",
-            postgres["uncached_us"],
-            postgres["cached_us"],
-            50,
-        ),
-        (
-            "postgres",
-            "Redis cache as opened (memory tier on) vs the PostgreSQL read",
-            postgres["uncached_us"],
-            postgres["redis_cached_us"],
+            "Redis cache as opened (memory tier on) vs the read",
+            postgres,
+            "redis_cached_us",
             1,
         ),
         (
             "postgres",
-            "Redis tier alone (memory tier off) vs the PostgreSQL read",
-            postgres["uncached_us"],
-            postgres["redis_tier_us"],
+            "Redis tier alone (memory tier off) vs the read",
+            postgres,
+            "redis_tier_us",
             1,
         ),
     ]
@@ -190,7 +258,8 @@ def tables(sqlite: dict[str, object], postgres: dict[str, object]) -> str:
         "| engine | measure | uncached µs | cached µs | ratio | target |",
         "|---|---|---:|---:|---:|---|",
     ]
-    for engine_name, what, slow, fast, target in rows:
+    for engine_name, what, found, field, target in rows:
+        slow, fast = found["uncached_us"], found[field]
         assert isinstance(slow, float)
         assert isinstance(fast, float)
         ratio = slow / fast
@@ -200,21 +269,23 @@ def tables(sqlite: dict[str, object], postgres: dict[str, object]) -> str:
         )
     lines += [
         "",
-        "| cache | writes | stale reads | median ms | p99 ms | max ms | target |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| engine | cache | writer | writes | stale reads | median ms | p99 ms | max ms | target |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for label, found, bound in (
-        ("sqlite memory", sqlite["memory_staleness"], 0.0),
-        ("postgres memory", postgres["memory_staleness"], 50.0),
-        ("postgres + Redis", postgres["redis_staleness"], 50.0),
-    ):
-        assert isinstance(found, dict)
-        met = found["stale_reads"] == 0 if bound == 0 else found["max_ms"] <= bound
-        lines.append(
-            f"| {label} | {found['writes']} | {found['stale_reads']} | {found['median_ms']:.2f} "
-            f"| {found['p99_ms']:.2f} | {found['max_ms']:.2f} | "
-            f"{'at once' if bound == 0 else f'≤ {bound:g} ms'} {'met' if met else '**missed**'} |"
-        )
+    for engine_name, found in (("sqlite", sqlite), ("postgres", postgres)):
+        for cache in ("memory", "redis"):
+            by_writer = found[f"{cache}_staleness"]
+            assert isinstance(by_writer, dict)
+            for writer, figures in by_writer.items():
+                if figures is None:
+                    lines.append(f"| {engine_name} | {cache} | {writer} | no shell | | | | | |")
+                    continue
+                met = figures["p99_ms"] <= STALENESS_TARGET_MS
+                lines.append(
+                    f"| {engine_name} | {cache} | {writer} | {figures['writes']} | {figures['stale_reads']} "
+                    f"| {figures['median_ms']:.2f} | {figures['p99_ms']:.2f} | {figures['max_ms']:.2f} "
+                    f"| p99 ≤ {STALENESS_TARGET_MS:g} ms {'met' if met else '**missed**'} |"
+                )
     return "\n".join(lines)
 
 

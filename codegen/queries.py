@@ -73,6 +73,7 @@ __all__ = [
     "generate_sql",
     "main",
     "snake_case",
+    "written_tables",
 ]
 
 
@@ -184,6 +185,7 @@ _RESERVED_NAMES = frozenset(
         "decode_bool",
         "decode_datetime",
         "decode_json",
+        "QUERY_WRITES",
     }
 )
 _RESERVED_PARAMETERS = frozenset({"self", "conn"})
@@ -280,6 +282,8 @@ class _Query:
     typed_params: bool = False
     sql: str = ""
     """The query's SQL in aiosql's form: named placeholders, no comments."""
+    writes: tuple[str, ...] = ()
+    """The tables the query changes: see `written_tables`."""
 
 
 @dataclass(frozen=True)
@@ -516,6 +520,7 @@ def _read_query(
         table=_table_of(tables, columns, fields),
         typed_params=typed_params,
         sql=sql,
+        writes=written_tables(engine, name, raw, tables),
     )
 
 
@@ -620,6 +625,73 @@ def _table_of(
     if table is None or any(c.table != table for c in columns):
         return None
     return table if tables.get(table) == fields else None
+
+
+# --- the tables a query writes ---------------------------------------------------------------
+
+_SQL_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", re.DOTALL)
+_WRITE_TARGET = re.compile(
+    r"\b(?P<lead>DO\s+|FOR\s+(?:NO\s+KEY\s+)?)?"
+    r"(?P<verb>UPDATE|DELETE\s+FROM|(?:INSERT|REPLACE)(?:\s+OR\s+\w+)?\s+INTO|TRUNCATE(?:\s+TABLE)?)"
+    r"\s+(?:ONLY\s+)?(?P<table>\"[^\"]+\"|\w+)",
+    re.IGNORECASE,
+)
+
+
+def written_tables(
+    engine: str, query: str, raw: Mapping[str, object], tables: Mapping[str, object]
+) -> tuple[str, ...]:
+    """Name the tables a query changes, sorted: the facts that caches are told after a commit.
+
+    sqlc reports an INSERT's table (`insert_into_table`); UPDATE, DELETE, REPLACE and
+    TRUNCATE targets, in the statement or in its WITH clauses, are read from the SQL text,
+    with comments and string literals left out (`ON CONFLICT DO UPDATE` and `FOR UPDATE` are
+    not writes of their own). A target that is not a table of the schema is an error, so that
+    no write goes unannounced.
+    """
+    found: set[str] = set()
+    into = raw.get("insert_into_table")
+    if into is not None:
+        found.add(_str(_obj(into, f"query {query} insert_into_table").get("name"), query))
+    text = _SQL_NOISE.sub(" ", _str(raw.get("text", ""), f"query {query} text"))
+    for match in _WRITE_TARGET.finditer(text):
+        if match["lead"]:
+            continue
+        found.add(match["table"].strip('"'))
+    for table in sorted(found):
+        if table not in tables:
+            raise CodegenError(
+                f"{engine}: query {query} writes {table!r}, which is not a table of the schema"
+            )
+    return tuple(sorted(found))
+
+
+def _compare_writes(first: _Engine, other: _Engine) -> None:
+    for name, one in first.queries.items():
+        two = other.queries[name].writes
+        if one.writes != two:
+            raise CodegenError(
+                f"query {name} writes ({', '.join(one.writes)}) on {first.name} "
+                f"but ({', '.join(two)}) on {other.name}"
+            )
+
+
+def _writes_constant(methods: Sequence[_Method]) -> list[str]:
+    """Write the generated `QUERY_WRITES`: the tables each write query changes, by method."""
+    lines = ["", "", "QUERY_WRITES: Final[dict[str, frozenset[str]]] = {"]
+    for method in methods:
+        if method.query.writes:
+            names = ", ".join(f'"{table}"' for table in method.query.writes)
+            lines.append(f'{_INDENT}"{method.method}": frozenset(({names},)),')
+    lines += [
+        "}",
+        '"""The tables each query changes, by method name; a query that only reads is absent.',
+        "",
+        "A backend's adapter reports each write query it runs, and `database.py` tells the",
+        'caches these tables once the write has committed."""',
+        "",
+    ]
+    return lines
 
 
 # --- combining the engines --------------------------------------------------------------------
@@ -884,7 +956,7 @@ def _render(methods: Sequence[_Method]) -> str:
         "",
         *_imports(methods),
     ]
-    public = {"Connection", "Queries", "ROW_MAPPERS"}
+    public = {"Connection", "QUERY_WRITES", "Queries", "ROW_MAPPERS"}
     public |= {m.row for m in methods if m.row} | {m.params_type for m in methods if m.params_type}
     if any("JsonObject" in line for line in lines):
         public.add("JsonObject")
@@ -927,6 +999,7 @@ def _render(methods: Sequence[_Method]) -> str:
         '"""Each engine\'s row mappers by row type, handed to the adapter as record classes."""',
         "",
     ]
+    lines += _writes_constant(methods)
     return "\n".join(lines)
 
 
@@ -958,6 +1031,7 @@ def _engines(requests: Iterable[Mapping[str, object]]) -> list[_Engine]:
             raise CodegenError(f"two codegen requests for engine {first.name}")
     for other in engines[1:]:
         _compare(engines[0], other)
+        _compare_writes(engines[0], other)
     return engines
 
 

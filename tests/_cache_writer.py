@@ -2,8 +2,8 @@
 
 `python _cache_writer.py URL COUNT` prints `ready`; then, for each line it reads on stdin,
 it sets cache.value to the next number, from 1 to COUNT, and prints the number once the
-write has returned. With a third argument, a Redis URL, it writes through a Redis cache,
-which publishes each write's invalidation before the write returns.
+write has returned. With a third argument, a Redis URL, it also keeps a Redis cache open,
+as a worker would; the readers learn of its writes from the database's change feed.
 """
 
 from __future__ import annotations

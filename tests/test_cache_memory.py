@@ -33,6 +33,8 @@ from persistence.cache import MemoryCache, open_memory_cache
 from persistence.database import backend_of, close_database
 
 HEARTBEAT = 0.2
+OWN_CONNECTIONS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+"""The connections to this test's own database: other clients of the server are not counted."""
 """Seconds between the PostgreSQL listener's heartbeats here: short, as a caller may set."""
 
 NOTIFY_BOUND = 1.0
@@ -207,12 +209,10 @@ async def test_a_lost_listener_bypasses_the_cache_until_it_is_back(postgres_url:
         await migrate(db)
         await set_config(db, "runner", "workers", 4)
         admin = await asyncpg.connect(postgres_url)
-        # Only this test's database: other clients of a shared server come and go.
-        mine = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        before = {row[0] for row in await admin.fetch(mine)}
+        before = {row[0] for row in await admin.fetch(OWN_CONNECTIONS)}
         cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
         try:
-            listener = {row[0] for row in await admin.fetch(mine)} - before
+            listener = {row[0] for row in await admin.fetch(OWN_CONNECTIONS)} - before
             assert len(listener) == 1
             await cache.get_config_value("runner", "workers", int)
             await admin.execute("SELECT pg_terminate_backend($1)", listener.pop())

@@ -1,4 +1,4 @@
-"""The Redis cache against the real server: shared entries, pub/sub invalidation and faults.
+"""The Redis cache against the real server: shared entries, entries keyed by the feed, faults.
 
 Fault tests put a TCP proxy on 127.0.0.1 between the cache and Redis, or name a closed
 port on 127.0.0.1. Every limit is short here, as a caller may set it.

@@ -40,6 +40,27 @@ class ChangeWatch(Protocol):
         None while that cannot be known (the watch lost its connection): trust no cache then.
         """
 
+    def stamp(self, table: str) -> str | None:
+        """Name the committed state of `table` alike in every process that watches it.
+
+        It changes with every commit that may have changed `table`, and a value once
+        passed never names a later state. None while no such name is known: a shared
+        cache must then not be trusted.
+        """
+
+    def identity(self) -> str | None:
+        """Name the database itself, not the URL that reached it; None while unknown.
+
+        SQLite: the file's real path, device and inode. PostgreSQL: the server's system
+        identifier, and the database's name and OID.
+        """
+
+    async def sync(self) -> bool:
+        """Return once every commit made before the call shows in `version` and `stamp`.
+
+        False when that could not be made sure within the watch's heartbeat.
+        """
+
     async def close(self) -> None:
         """Stop watching."""
 

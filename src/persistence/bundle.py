@@ -24,7 +24,8 @@ from persistence.cache import (
     open_redis_cache,
 )
 from persistence.cache.disk import DEFAULT_BUDGET
-from persistence.cache.distributed import REDIS_URL_VARIABLE
+from persistence.cache.distributed import REDIS_URL_VARIABLE, check_limits
+from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
 from persistence.exceptions import MigrationError, ValidationError
 from persistence.migrations import migrate, migration_status
@@ -71,6 +72,15 @@ async def open_persistence(  # every part is the caller's to choose
         )
     root = files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES
     redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
+    # Every argument is checked before anything is opened, created or migrated.
+    check_limits(heartbeat=heartbeat)
+    if redis_url is not None:
+        check_redis_url(redis_url)
+    budget: object = artifact_budget
+    if isinstance(budget, bool) or not isinstance(budget, int) or artifact_budget < 1:
+        raise ValidationError(
+            "open_persistence", "artifact_budget", f"must be a positive int, got {budget!r}"
+        )
     db = await open_database(database)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)

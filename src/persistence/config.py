@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar, overload
+import copy
+from typing import Final, Protocol, TypeVar, overload
 
 import attrs
 from attrs.validators import optional as optional_check
@@ -12,7 +13,7 @@ from persistence._interface import JsonValue
 from persistence._loop import map_in_slices
 from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, continued_filter, page_limit
 from persistence._rows import config_from_row, config_params
-from persistence.database import Database, connection, wrote
+from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
@@ -20,6 +21,7 @@ __all__ = [
     "TABLE",
     "ConfigEntryCursor",
     "ConfigEntryFilter",
+    "EntrySource",
     "all_config_entries",
     "config_type_of",
     "delete_config_entry",
@@ -38,6 +40,8 @@ TABLE = "config_entries"
 """The table these functions read and write; caches key their invalidation on it."""
 
 _S = TypeVar("_S", str, int, float, bool)
+_MUTABLE: Final = frozenset((list, dict))
+"""The value types a caller could change: handed out from a cache as copies."""
 
 _TYPES_OF: dict[type, ConfigType] = {
     bool: ConfigType.BOOL,
@@ -117,9 +121,19 @@ async def get_config_entry_by_key(db: Database, section: str, key: str) -> Confi
     return entry
 
 
+class EntrySource(Protocol):
+    """Where `get_config_value` may read besides a database: a cache (`persistence.cache`)."""
+
+    def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
+        """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
+
+    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
+        """Look the entry of (section, key) up, slower: in a shared tier or the database."""
+
+
 @overload
 async def get_config_value(
-    db: Database,
+    db: Database | EntrySource,
     section: str,
     key: str,
     kind: type[list[JsonValue]],
@@ -127,7 +141,7 @@ async def get_config_value(
 ) -> list[JsonValue]: ...
 @overload
 async def get_config_value(
-    db: Database,
+    db: Database | EntrySource,
     section: str,
     key: str,
     kind: type[dict[str, JsonValue]],
@@ -135,23 +149,32 @@ async def get_config_value(
 ) -> dict[str, JsonValue]: ...
 @overload
 async def get_config_value(
-    db: Database, section: str, key: str, kind: type[_S], default: _S | None = None
+    db: Database | EntrySource, section: str, key: str, kind: type[_S], default: _S | None = None
 ) -> _S: ...
 async def get_config_value(
-    db: Database, section: str, key: str, kind: type[object], default: object = None
+    db: Database | EntrySource, section: str, key: str, kind: type[object], default: object = None
 ) -> object:
     """Return the value of (section, key) as `kind`, checked against its declared type.
 
     `kind` is `str`, `int`, `float`, `bool`, `list` or `dict`; a list or dict comes back
     typed as JSON. A missing entry gives `default`, or NotFoundError when there is none.
+    `db` is a database, or a cache: each cache's `get_config_value` method is this function,
+    so that one set of signatures types them all.
     """
-    return value_of(await find_config_entry_by_key(db, section, key), section, key, kind, default)
+    if isinstance(db, Database):
+        return value_of(
+            await find_config_entry_by_key(db, section, key), section, key, kind, default
+        )
+    held = db.held_config_entry(section, key)
+    entry = held[0] if held is not None else await db.load_config_entry(section, key)
+    value = value_of(entry, section, key, kind, default)
+    return copy.deepcopy(value) if type(value) in _MUTABLE else value  # a private copy
 
 
 def value_of(
     entry: ConfigEntry | None, section: str, key: str, kind: type[object], default: object
 ) -> object:
-    """Give a looked-up entry's value as `kind`, for `get_config_value` and the caches.
+    """Give a looked-up entry's value as `kind`.
 
     A missing entry gives `default`, or NotFoundError when there is none; a value declared
     as another type is a ValidationError.
@@ -231,7 +254,6 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
             row = await db.queries.upsert_config_entry(conn, **params)
         else:
             changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
-    await wrote(db, TABLE)
     if entry.id is None:
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return config_from_row(row)
@@ -255,5 +277,4 @@ async def delete_config_entry(db: Database, entry_id: int) -> bool:
     entry_id = key_id("ConfigEntry", entry_id)
     async with connection(db) as conn:
         deleted = await db.queries.delete_config_entry(conn, id=entry_id)
-    await wrote(db, TABLE)
     return deleted > 0

@@ -23,7 +23,7 @@ import contextvars
 import ipaddress
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -32,6 +32,7 @@ from urllib.parse import unquote
 import attrs
 
 from persistence._backend import Backend, Engine
+from persistence._changes import recording, stop_recording
 from persistence._postgres import open_postgres
 from persistence._sqlite import open_sqlite
 from persistence.exceptions import DatabaseError
@@ -52,7 +53,6 @@ __all__ = [
     "redact_url",
     "transaction",
     "watch_writes",
-    "wrote",
 ]
 
 DEFAULT_DATABASE: Final = Path("data/app.db")
@@ -119,8 +119,8 @@ def _bad_url(url: str, reason: str) -> DatabaseError:
     return DatabaseError(f"invalid database URL {redact_url(url)!r}: {reason}")
 
 
-WriteWatcher = Callable[[frozenset[str]], Awaitable[None]]
-"""Told the tables that a write through this package changed, once it has committed."""
+WriteWatcher = Callable[[frozenset[str]], None]
+"""Told the tables that a write through this package changed, once it has ended."""
 
 
 @attrs.define(eq=False)
@@ -308,11 +308,14 @@ async def connect(  # the same limits as open_database
 
 
 def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
-    """Have `watcher` told of every committed write through this package on `db`.
+    """Have `watcher` told the tables of every write through this package on `db`.
 
-    Outside a transaction it is told as each write returns; inside one, when the block
-    commits. It is awaited before the write returns, so it must not raise. Returns the
-    function that stops the watching.
+    The tables come from the generated `QUERY_WRITES`, reported by the engine's adapter
+    for each query it runs. Outside a transaction `watcher` is told when the statement's
+    `connection()` block ends; inside one, when the `transaction()` block ends. It is told
+    whether the write succeeded, failed or was cancelled (a cancelled call may still have
+    committed), so it must be cheap and must not raise. Returns the function that stops
+    the watching.
     """
     callbacks = db._watchers.callbacks  # noqa: SLF001
     callbacks.append(watcher)
@@ -324,18 +327,12 @@ def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
     return stop
 
 
-async def wrote(db: Database, table: str) -> None:
-    """Say that a write on `db` changed `table`: now, or when its transaction commits."""
-    frame = db._frame  # noqa: SLF001
-    if frame is not None:
-        frame.written.add(table)
-    elif db._watchers.callbacks:  # noqa: SLF001
-        await _announce(db, frozenset((table,)))
-
-
-async def _announce(db: Database, tables: frozenset[str]) -> None:
-    for watcher in tuple(db._watchers.callbacks):  # noqa: SLF001
-        await watcher(tables)
+def _announce(watchers: _Watchers, tables: set[str]) -> None:
+    """Tell every write watcher the tables that a statement or a transaction changed."""
+    if tables and watchers.callbacks:
+        changed = frozenset(tables)
+        for watcher in tuple(watchers.callbacks):
+            watcher(changed)
 
 
 def backend_of(db: Database) -> Backend:
@@ -378,6 +375,7 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     backend = db._backend  # noqa: SLF001
     _refuse_outer(backend)
     block = _Block(backend)
+    top: _Frame | None = None
     try:
         async with backend.begin() as conn:
             top = _Frame(conn, asyncio.Lock())
@@ -394,8 +392,10 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     except BaseException as error:
         _raise_translated(backend, error, db.url)
         raise
-    if top.written:
-        await _announce(db, frozenset(top.written))
+    finally:
+        # After the commit, or a rollback: told either way, since a COMMIT whose caller was
+        # cancelled still commits.
+        _announce(db._watchers, top.written if top is not None else set())  # noqa: SLF001
 
 
 @contextlib.asynccontextmanager
@@ -426,15 +426,42 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
 class _Lent:
     """The context of `connection()`: a class, since it runs once per call."""
 
-    __slots__ = ("_backend", "_database", "_frame", "_lent")
+    __slots__ = (
+        "_backend",
+        "_database",
+        "_frame",
+        "_lent",
+        "_recording",
+        "_watchers",
+        "_written",
+    )
 
     def __init__(self, db: Database) -> None:
         self._backend = db._backend  # noqa: SLF001
         self._database = db.url
         self._frame = db._frame  # noqa: SLF001
+        self._watchers = db._watchers  # noqa: SLF001
         self._lent: contextlib.AbstractAsyncContextManager[Connection] | None = None
+        self._written: set[str] = set() if self._frame is None else self._frame.written
+        self._recording: contextvars.Token[set[str] | None] | None = None
 
     async def __aenter__(self) -> Connection:
+        self._recording = recording(self._written)
+        try:
+            return await self._enter()
+        except BaseException:
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        """End the record of written tables; announce them if they were committed on their own."""
+        token, self._recording = self._recording, None
+        if token is not None:
+            stop_recording(token)
+            if self._frame is None:
+                _announce(self._watchers, self._written)
+
+    async def _enter(self) -> Connection:
         frame = self._frame
         if frame is not None:
             frame.check()
@@ -466,6 +493,7 @@ class _Lent:
             elif self._lent is not None:
                 await self._lent.__aexit__(kind, error, traceback)
         finally:
+            self._stop()
             if error is not None:
                 _raise_translated(self._backend, error, self._database)
 

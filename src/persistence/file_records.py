@@ -31,7 +31,7 @@ from persistence._paging import (
     prefix_range,
 )
 from persistence._rows import file_record_from_row, file_record_params
-from persistence.database import Database, connection, wrote
+from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import FileRecord
 
@@ -155,7 +155,6 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
             row = await db.queries.upsert_file_record(conn, **params)
         else:
             changed = await db.queries.update_file_record(conn, id=record.id, **params)
-    await wrote(db, TABLE)
     if record.id is None:
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return file_record_from_row(row)
@@ -169,7 +168,6 @@ async def delete_file_record(db: Database, record_id: int) -> bool:
     record_id = key_id("FileRecord", record_id)
     async with connection(db) as conn:
         deleted = await db.queries.delete_file_record(conn, id=record_id)
-    await wrote(db, TABLE)
     return deleted > 0
 
 
@@ -178,7 +176,6 @@ async def delete_file_record_by_path(db: Database, path: str) -> bool:
     path = key_text("FileRecord", "path", path)
     async with connection(db) as conn:
         deleted = await db.queries.delete_file_record_by_path(conn, path=path)
-    await wrote(db, TABLE)
     return deleted > 0
 
 

@@ -14,6 +14,7 @@ from persistence._codecs import decode_datetime, decode_json
 from persistence._interface import Connection, JsonObject, RowMapper
 
 __all__ = [
+    "QUERY_WRITES",
     "ROW_MAPPERS",
     "ConfigEntriesRow",
     "Connection",
@@ -586,3 +587,27 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
     },
 }
 """Each engine's row mappers by row type, handed to the adapter as record classes."""
+
+
+QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
+    "upsert_config_entry": frozenset(("config_entries",)),
+    "update_config_entry": frozenset(("config_entries",)),
+    "delete_config_entry": frozenset(("config_entries",)),
+    "upsert_file_record": frozenset(("file_records",)),
+    "update_file_record": frozenset(("file_records",)),
+    "delete_file_record": frozenset(("file_records",)),
+    "delete_file_record_by_path": frozenset(("file_records",)),
+    "record_migration": frozenset(("persistence_migrations",)),
+    "accept_migration_checksum": frozenset(("persistence_migrations",)),
+    "forget_migration": frozenset(("persistence_migrations",)),
+    "insert_test_result": frozenset(("test_results",)),
+    "insert_test_results": frozenset(("test_results",)),
+    "update_test_result": frozenset(("test_results",)),
+    "delete_test_result": frozenset(("test_results",)),
+    "delete_test_results_before": frozenset(("test_results",)),
+    "delete_test_results_before_batch": frozenset(("test_results",)),
+}
+"""The tables each query changes, by method name; a query that only reads is absent.
+
+A backend's adapter reports each write query it runs, and `database.py` tells the
+caches these tables once the write has committed."""

@@ -35,7 +35,7 @@ from persistence._paging import (
     page_limit,
 )
 from persistence._rows import result_from_row, result_params, with_id
-from persistence.database import Database, connection, transaction, wrote
+from persistence.database import Database, connection, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -292,7 +292,6 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
             new_id = await db.queries.insert_test_result(conn, **params)
         else:
             changed = await db.queries.update_test_result(conn, id=result.id, **params)
-    await wrote(db, TABLE)
     if result.id is None:
         return with_id(result, new_id)
     if changed == 0:
@@ -327,7 +326,6 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
     if rows:
         async with connection(db) as conn:
             await db.queries.insert_test_results(conn, rows)
-        await wrote(db, TABLE)
     return len(rows)
 
 
@@ -336,7 +334,6 @@ async def delete_result(db: Database, result_id: int) -> bool:
     result_id = key_id("TestResult", result_id)
     async with connection(db) as conn:
         deleted = await db.queries.delete_test_result(conn, id=result_id)
-    await wrote(db, TABLE)
     return deleted > 0
 
 
@@ -385,10 +382,7 @@ async def _retention_batch(db: Database, cutoff: dt.datetime, size: int) -> tupl
         deleted = await db.queries.delete_test_results_before_batch(
             conn, cutoff=cutoff, batch_size=size
         )
-    spent = time.perf_counter() - started
-    if deleted:
-        await wrote(db, TABLE)
-    return deleted, spent
+    return deleted, time.perf_counter() - started
 
 
 def _next_batch(size: int, took: float) -> int:

@@ -11,6 +11,8 @@ import asyncpg
 import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
+from persistence._changes import report_query
+
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
@@ -54,6 +56,7 @@ class PostgresAdapter(AsyncPGAdapter):
         return processed
 
     def _ordered(self, query_name: str, parameters: Params) -> list[object]:
+        report_query(query_name)  # the report of a query's written tables: see _changes.py
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
@@ -102,6 +105,7 @@ class PostgresAdapter(AsyncPGAdapter):
     ) -> int:
         """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
         target = self._copy_targets.get(query_name)
+        report_query(query_name)  # the report of a query's written tables: see _changes.py
         if target is None:
             await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
             return len(parameters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from typing import Final
 
@@ -14,21 +15,29 @@ import asyncpg.pool
 __all__ = ["CHANGES_CHANNEL", "ChangeListener"]
 
 CHANGES_CHANNEL: Final = "persistence_changes"
-"""The channel on which migration 0003's triggers send the changed table's name at commit."""
+"""The channel on which migration 0004's triggers send `<table> <transaction id>` at commit."""
 
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 _LOG: Final = logging.getLogger("persistence.postgres")
+
+_IDENTITY: Final = (
+    "SELECT 'postgres:' || (SELECT system_identifier FROM pg_control_system())::text"
+    " || ':' || datname || ':' || oid::text FROM pg_database WHERE datname = current_database()"
+)
+"""The name of the database itself, whatever URL or environment reached it."""
 
 
 class ChangeListener:
     """PostgreSQL's change watch: LISTEN on a connection of its own, outside the pool.
 
-    Migration 0003's triggers send the changed table's name when a statement's transaction
-    commits. A heartbeat (`SELECT 1`), sent every `heartbeat` seconds and answered within
+    Migration 0004's triggers send `<table> <transaction id>` when a statement's
+    transaction commits, and every listener takes the last one it received as the table's
+    stamp. On each connect, the listener sends `* <random token>` itself, which gives every
+    table a new stamp in every listener: from its arrival on, all agree. A heartbeat
+    (`SELECT 1`), sent every `heartbeat` seconds (or at once, for `sync`) and answered within
     `heartbeat`, keeps the versions trusted: a notification committed before the heartbeat
-    was sent arrives before its answer. A silent or lost connection makes `version` None
-    within 2 x heartbeat; the connection is opened again, with backoff, and every version
-    changes when it is, since notifications may have been missed meanwhile.
+    was sent arrives before its answer. A silent or lost connection makes `version` and
+    `stamp` None within 2 x heartbeat; the connection is opened again, with backoff.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
@@ -36,11 +45,19 @@ class ChangeListener:
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
         self._counts: dict[str, int] = {}
+        self._stamps: dict[str, str] = {}
+        self._every: str = ""
+        """The stamp of the last `*` notification: every table's, until its own arrives."""
         self._epoch = 0
         self._fresh_until = 0.0
+        self._answered = 0.0
+        """When the last answered heartbeat was sent."""
+        self._beaten = asyncio.Event()
+        self._wake = asyncio.Event()
         self._lost = asyncio.Event()
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._identity: str | None = None
 
     def version(self, table: str) -> int | None:
         """Give a number that changes with each notification for `table`; None if untrusted."""
@@ -48,12 +65,43 @@ class ChangeListener:
             return None
         return self._epoch + self._counts.get(table, 0)
 
+    def stamp(self, table: str) -> str | None:
+        """Give the stamp of the last notification for `table`; None if unknown or untrusted."""
+        if time.monotonic() >= self._fresh_until:
+            return None
+        return self._stamps.get(table, self._every) or None
+
+    def identity(self) -> str | None:
+        """Name the database by the server's system identifier, its name and OID."""
+        return self._identity
+
+    async def sync(self) -> bool:
+        """Send a heartbeat now; True once one sent after this call is answered in time."""
+        asked = time.monotonic()
+        if asked >= self._fresh_until:
+            return False  # lost or silent: the reader goes to the database instead of waiting
+        deadline = asked + 2 * self._heartbeat
+        self._wake.set()
+        while self._answered < asked:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._task is None:
+                return False
+            beaten = self._beaten
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await beaten.wait()
+        return time.monotonic() < self._fresh_until
+
     async def start(self) -> None:
         """Start listening; wait at most the connect timeout for the first heartbeat."""
         self._task = asyncio.get_running_loop().create_task(self._run())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._connect_timeout + self._heartbeat):
-                await self._listening.wait()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._connect_timeout + self._heartbeat):
+                    await self._listening.wait()
+        except BaseException:  # cancelled while waiting: leave no listener behind
+            await asyncio.shield(self.close())
+            raise
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
@@ -65,8 +113,14 @@ class ChangeListener:
                 await task
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        table = str(payload)
-        self._counts[table] = self._counts.get(table, 0) + 1
+        table, _, stamp = str(payload).partition(" ")
+        if table == "*":
+            self._epoch += 1
+            self._stamps.clear()
+            self._every = stamp
+        else:
+            self._counts[table] = self._counts.get(table, 0) + 1
+            self._stamps[table] = stamp  # "" (no stamp: a trigger older than 0004) is unknown
 
     async def _run(self) -> None:
         attempt = 0
@@ -77,10 +131,19 @@ class ChangeListener:
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+                    self._epoch += 1  # notifications may have been missed while not listening
+                    self._stamps.clear()
+                    self._every = ""
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
-                connection.add_termination_listener(lambda _: self._lost.set())
+                    try:
+                        self._identity = await connection.fetchval(_IDENTITY)
+                    except asyncpg.InsufficientPrivilegeError:  # pg_control_system() refused
+                        self._identity = None  # the URL names the namespace instead
+                    await connection.execute(
+                        "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, f"* {secrets.token_hex(12)}"
+                    )
+                connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
-                self._epoch += 1  # notifications may have been missed while not listening
                 attempt = 0
                 if down:
                     down = False
@@ -102,17 +165,25 @@ class ChangeListener:
             await asyncio.sleep(_RECONNECT_WAITS[min(attempt, len(_RECONNECT_WAITS) - 1)])
             attempt += 1
 
+    def _ended(self) -> None:
+        self._lost.set()
+        self._wake.set()
+
     async def _beat(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
-        """Send a heartbeat every `heartbeat` seconds until one fails or the connection ends."""
+        """Send a heartbeat every `heartbeat` seconds, or when woken, until one fails."""
         while True:
             sent = time.monotonic()
+            self._wake.clear()
             await connection.fetchval("SELECT 1", timeout=self._heartbeat)
             if self._lost.is_set():
                 return
             self._fresh_until = sent + 2 * self._heartbeat
+            self._answered = sent
+            beaten, self._beaten = self._beaten, asyncio.Event()
+            beaten.set()
             self._listening.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
-                    await self._lost.wait()
+                    await self._wake.wait()
             if self._lost.is_set():
                 return

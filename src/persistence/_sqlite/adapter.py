@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from persistence._changes import report_query
 from persistence._loop import map_in_slices
 from persistence._sqlite.statements import Mode, Params, Plan, Row, encode_params, plan_query
 
@@ -38,6 +39,7 @@ class SqliteSession:
         rows_as: RowMapper | None = None,
     ) -> Any:
         """Run one query where this session runs it: the hand-over from aiosql's adapter."""
+        report_query(plan.name)  # the one report of a query's written tables: see _changes.py
         if mode is Mode.MANY:
             params = await map_in_slices(encode_params, params)
         if self._in_transaction:

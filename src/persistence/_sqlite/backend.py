@@ -191,6 +191,7 @@ class SqliteBackend:
             self._wal_indexes.append(index)
         return ChangeStamp(
             None if index is None else index.header,
+            path=self._path,
             data_version=self.data_version,
             closed=lambda: self._closed,
         )

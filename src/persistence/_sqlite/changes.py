@@ -6,6 +6,7 @@ file, and closed after the last of them has closed its connections.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import stat
@@ -16,7 +17,7 @@ from typing import Final
 
 import attrs
 
-__all__ = ["ChangeStamp", "WalIndex", "map_wal_index", "release_wal_index"]
+__all__ = ["ChangeStamp", "WalIndex", "map_wal_index", "release_wal_index", "wal_stamp"]
 
 _WAL_INDEX_HEADER: Final = 96
 """The WAL index header at the start of the -shm file: the same 48 bytes twice."""
@@ -119,16 +120,18 @@ class ChangeStamp:
     only while the backend's connections hold the file.
     """
 
-    __slots__ = ("_closed", "_count", "_data_version", "_header", "_last")
+    __slots__ = ("_closed", "_count", "_data_version", "_header", "_last", "_path")
 
     def __init__(
         self,
         header: mmap.mmap | None,
         *,
+        path: str,
         data_version: Callable[[], int | None],
         closed: Callable[[], bool],
     ) -> None:
         self._header = header
+        self._path = path
         self._data_version = data_version
         self._closed = closed
         self._last = b""
@@ -148,5 +151,50 @@ class ChangeStamp:
             self._last = now if now[:half] == now[half:] else b""
         return self._count
 
+    def stamp(self, _table: str) -> str | None:
+        """Name the committed state of the file, alike in every process: see `wal_stamp`."""
+        header = self._header
+        if header is None or self._closed():
+            return None
+        return wal_stamp(header[:_WAL_INDEX_HEADER], self._path)
+
+    def identity(self) -> str | None:
+        """Name the file by its real path, device and inode."""
+        try:
+            info = Path(self._path).stat()
+        except OSError:
+            return None
+        return f"sqlite:{os.path.realpath(self._path)}:{info.st_dev}:{info.st_ino}"
+
+    async def sync(self) -> bool:
+        """Nothing to wait for: every commit rewrites the header before it returns."""
+        return not self._closed()
+
     async def close(self) -> None:
         """Nothing to close: the backend releases the mapping after its connections."""
+
+
+_SALTS: Final = slice(32, 40)
+"""Where the WAL index header keeps the salts of the WAL file (random for each new WAL)."""
+
+
+def wal_stamp(header: bytes, path: str) -> str | None:
+    """Name a committed state of a WAL database by its WAL index header; None mid-rewrite.
+
+    The header (shared memory, the same bytes in every process) counts the transactions
+    and holds the WAL's last frame, its size in pages, checksums and the WAL's salts, which
+    are random for each new WAL. Only a header rebuilt with no WAL file (every connection had
+    closed) has no salts, and looks the same for any content: then the database file's
+    size, modification time and inode tell the state instead.
+    """
+    half = len(header) // 2
+    if header[:half] != header[half:] or not header[12]:  # being rewritten, or not set up
+        return None
+    extra = b""
+    if not any(header[_SALTS]):
+        try:
+            info = Path(path).stat()
+        except OSError:
+            return None
+        extra = f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}".encode()
+    return hashlib.blake2b(header[:half] + extra, digest_size=12).hexdigest()

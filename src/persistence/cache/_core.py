@@ -1,38 +1,51 @@
-"""What the memory and Redis caches share: the read API, hit counts and private copies.
+"""What the memory and Redis caches share: the read API, the change feed and private copies.
 
 A cache serves a fixed set of reads. Each read names its table, and an entry is trusted
-only while the table's version is the one it was loaded at. The version joins the
-database's change watch (commits by any process), a count of this process's own writes
-(told by `watch_writes` before the write returns) and, for Redis, its invalidation
-messages. When any of them is unknown (a watch that lost its connection) the cache is
-bypassed: every read goes to the database, and nothing is stored.
+only while the table's version in the database's change watch (commits by any process,
+any connection, plain SQL included) is the one it was loaded at. A write through this
+package is told to the cache once its statement or transaction ends (`watch_writes`, fed
+by the generated `QUERY_WRITES`): the table is then read from the database until the
+watch has caught up with that commit (`ChangeWatch.sync`, one round trip on PostgreSQL),
+so a process always reads its own writes. When the watch cannot be trusted (a lost
+connection) the cache is bypassed: every read goes to the database, and nothing is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
+import sys
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
+from cachetools import LRUCache
 
 from persistence import config, file_records, results
-from persistence._guards import key_text
-from persistence._interface import JsonValue
+from persistence._guards import key_id, key_text
+from persistence._paging import page_limit
+from persistence.database import check_usable, watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
 
 if TYPE_CHECKING:
+    from persistence._backend import ChangeWatch
     from persistence.database import Database
 
-__all__ = ["TABLES", "Cache", "CacheStats", "CachedReads", "private_copy"]
+__all__ = ["DEFAULT_MAX_BYTES", "TABLES", "Cache", "CacheStats", "Entries", "private_copy"]
 
 TABLES = (config.TABLE, results.TABLE, file_records.TABLE)
 """The tables whose reads the caches serve."""
 
-_S = TypeVar("_S", str, int, float, bool)
 _V = TypeVar("_V")
+
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+"""Bytes (estimated) that a memory tier holds before it forgets the least recently used."""
+
+_BASE_BYTES: Final = 160
+"""What an entry costs beside its texts and JSON: the model, its fields, the key and version."""
 
 
 @attrs.frozen
@@ -48,61 +61,58 @@ class CacheStats:
     misses: int = 0
     bypassed: int = 0
     faults: int = 0
+    held_bytes: int = 0
+    """The estimated bytes that the memory tier holds now."""
 
 
-class Cache(Protocol):
-    """The reads that the memory cache and the Redis cache serve, alike."""
+def entry_bytes(value: object) -> int:
+    """Estimate the memory a cached value holds: its texts and JSON, plus a fixed cost."""
+    if isinstance(value, tuple):
+        return _BASE_BYTES + sum(map(entry_bytes, value))
+    if isinstance(value, TestResult):
+        texts = sys.getsizeof(value.output or "") + sys.getsizeof(value.error_message or "")
+        return _BASE_BYTES + texts + _json_bytes(value.metadata)
+    if isinstance(value, ConfigEntry):
+        return _BASE_BYTES + sys.getsizeof(value.description or "") + _json_bytes(value.value)
+    if isinstance(value, FileRecord):
+        return _BASE_BYTES + sys.getsizeof(value.path) + _json_bytes(value.metadata)
+    return _BASE_BYTES
 
-    async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
-        """Return the entry of (section, key), or None."""
 
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[list[JsonValue]],
-        default: list[JsonValue] | None = None,
-    ) -> list[JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[dict[str, JsonValue]],
-        default: dict[str, JsonValue] | None = None,
-    ) -> dict[str, JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self, section: str, key: str, kind: type[_S], default: _S | None = None
-    ) -> _S: ...
-    async def get_config_value(
-        self, section: str, key: str, kind: type[object], default: object = None
-    ) -> object:
-        """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
+def _json_bytes(value: object) -> int:
+    if not value:
+        return 0
+    if isinstance(value, str | int | float):
+        return sys.getsizeof(value)
+    return 2 * len(json.dumps(value, ensure_ascii=False, default=str))
 
-    async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
-        """Return every entry, by section then key."""
 
-    async def find_result(self, result_id: int) -> TestResult | None:
-        """Return the result with this id, or None."""
+class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]]):
+    """A memory tier: (version, value) by table and key, bounded in entries and in bytes.
 
-    async def recent_results(
-        self, limit: int = 50, test_type: TestType | None = None
-    ) -> tuple[TestResult, ...]:
-        """Return the newest results, of one type if given, newest first."""
+    Past either bound the least recently used entries go; a value larger than the whole
+    byte budget is not kept.
+    """
 
-    async def find_file_record_by_path(self, path: str) -> FileRecord | None:
-        """Return the record of this path, or None."""
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(maxsize=max_bytes, getsizeof=entry_bytes)
+        self.most = size
 
-    def stats(self) -> CacheStats:
-        """Return how the cache has served its reads so far."""
+    def __setitem__(
+        self, key: tuple[str, tuple[Hashable, ...]], value: tuple[object, object]
+    ) -> None:
+        try:
+            super().__setitem__(key, value)
+        except ValueError:  # larger than the budget
+            self.pop(key, None)
+            return
+        while len(self) > self.most:
+            self.popitem()
 
-    async def invalidate(self, table: str | None = None) -> None:
-        """Forget what is cached of `table`, or of every table."""
-
-    async def close(self) -> None:
-        """Stop watching and close the cache's connections; the database stays open."""
+    @property
+    def held_bytes(self) -> int:
+        """The estimated bytes held now."""
+        return int(self.currsize)
 
 
 def private_copy(value: _V) -> _V:
@@ -122,19 +132,108 @@ MISS = object()
 """What `_peek` gives when the cache does not hold a trusted value."""
 
 
-class CachedReads:
-    """The read API on top of two lookups, `_peek` and `_fill`, that each cache implements.
+class Cache:
+    """The reads that the memory cache and the Redis cache serve, alike.
+
+    Each cache implements two lookups, `_peek` and `_fill`, and `stats`, `invalidate` and
+    `close`.
 
     A hit costs one `_peek`, with no await in between: the setting read on every run
     must cost next to nothing.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, watch: ChangeWatch) -> None:
         if db.in_transaction:
             raise ValidationError(
                 "Cache", "db", "open a cache on the database, not on a transaction() block"
             )
         self._db = db
+        self._watch: ChangeWatch | None = watch
+        self._own = dict.fromkeys(TABLES, 0)
+        """Counts this process's writes and invalidations of each table."""
+        self._pending: set[str] = set()
+        """The tables written here whose commit the watch may not have seen yet."""
+        self._stop_watching = watch_writes(db, self._written)
+        self._loading: dict[tuple[str, tuple[Hashable, ...], object], asyncio.Future[Any]] = {}
+        """The loads under way, by table, key and version: a miss joins one of them."""
+
+    def _written(self, tables: frozenset[str]) -> None:
+        for table in tables:
+            if table in self._own:
+                self._own[table] += 1
+                self._pending.add(table)
+
+    def _version(self, table: str) -> tuple[int, int] | None:
+        """Give the version an entry of `table` is kept at; None while none may be trusted."""
+        watch = self._watch
+        if watch is None or table in self._pending:
+            return None
+        version = watch.version(table)
+        return None if version is None else (version, self._own[table])
+
+    async def _caught_up(self, table: str) -> None:
+        """After a write here to `table`, wait until the watch has seen its commit."""
+        watch = self._watch
+        if table in self._pending and watch is not None:
+            own = self._own[table]
+            if await watch.sync() and self._own[table] == own:
+                self._pending.discard(table)
+
+    async def _stop(self) -> None:
+        """Stop following the database: later reads go to it."""
+        watch, self._watch = self._watch, None
+        self._stop_watching()
+        loading = list(self._loading.values())
+        self._loading.clear()
+        for load in loading:
+            load.cancel()
+        await asyncio.gather(*loading, return_exceptions=True)
+        if watch is not None:
+            await watch.close()
+
+    def stats(self) -> CacheStats:
+        """Return how the cache has served its reads so far."""
+        raise NotImplementedError  # pragma: no cover
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Forget what this process holds of `table`, or of every table."""
+        raise NotImplementedError  # pragma: no cover
+
+    async def close(self) -> None:
+        """Stop watching and close the cache's connections; the database stays open."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _lookup(self, table: str, key: tuple[Hashable, ...]) -> object:
+        """Return the trusted value of `key` in `table`, or MISS; refuse a read in a block.
+
+        A cache cannot see the writes of an open `transaction()` block: a read through it
+        inside a block of its database is refused (DatabaseError), hit or miss alike.
+        """
+        check_usable(self._db)
+        return self._peek(table, key)
+
+    async def _fill_once(
+        self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
+    ) -> _V:
+        """Run `_fill`, shared by every read of the same key and version that misses meanwhile."""
+        version = self._version(table)
+        if version is None:
+            return await self._fill(table, key, load, shape)
+        token = (table, key, version)
+        running = self._loading.get(token)
+        if running is None:
+            running = asyncio.ensure_future(self._fill(table, key, load, shape))
+            self._loading[token] = running
+            running.add_done_callback(lambda done: self._loaded(token, done))
+        return cast("_V", await asyncio.shield(running))
+
+    def _loaded(
+        self, token: tuple[str, tuple[Hashable, ...], object], done: asyncio.Future[Any]
+    ) -> None:
+        if self._loading.get(token) is done:
+            del self._loading[token]
+        if not done.cancelled():
+            done.exception()  # read, so that a load no caller waited for is not reported
 
     def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
         """Return the trusted value of `key` in `table`, or MISS."""
@@ -150,7 +249,7 @@ class CachedReads:
         raise NotImplementedError  # pragma: no cover
 
     async def _entry(self, section: str, key: str) -> ConfigEntry | None:
-        found = self._peek(config.TABLE, ("entry", section, key))
+        found = self._lookup(config.TABLE, ("entry", section, key))
         if found is not MISS:
             return cast("ConfigEntry | None", found)
         section = key_text("ConfigEntry", "section", section)
@@ -159,88 +258,76 @@ class CachedReads:
         async def load() -> ConfigEntry | None:
             return await config.find_config_entry_by_key(self._db, section, key)
 
-        return await self._fill(config.TABLE, ("entry", section, key), load, ConfigEntry | None)
+        return await self._fill_once(
+            config.TABLE, ("entry", section, key), load, ConfigEntry | None
+        )
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
         """Return the entry of (section, key), or None."""
         return private_copy(await self._entry(section, key))
 
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[list[JsonValue]],
-        default: list[JsonValue] | None = None,
-    ) -> list[JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self,
-        section: str,
-        key: str,
-        kind: type[dict[str, JsonValue]],
-        default: dict[str, JsonValue] | None = None,
-    ) -> dict[str, JsonValue]: ...
-    @overload
-    async def get_config_value(
-        self, section: str, key: str, kind: type[_S], default: _S | None = None
-    ) -> _S: ...
-    async def get_config_value(
-        self, section: str, key: str, kind: type[object], default: object = None
-    ) -> object:
-        """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
-        entry = self._peek(config.TABLE, ("entry", section, key))
-        if entry is MISS:
-            entry = await self._entry(section, key)
-        assert entry is None or isinstance(entry, ConfigEntry)  # noqa: S101  # only entries are kept under "entry"
-        value = config.value_of(entry, section, key, kind, default)
-        return copy.deepcopy(value) if isinstance(value, list | dict) else value
+    get_config_value = config.get_config_value
+    """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
+
+    def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
+        """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
+        check_usable(self._db)  # as `_lookup`, inlined: the setting read on every run
+        found = self._peek(config.TABLE, ("entry", section, key))
+        return None if found is MISS else (cast("ConfigEntry | None", found),)
+
+    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
+        """Find the entry of (section, key) in a slower tier, or load it."""
+        return await self._entry(section, key)
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
         """Return every entry, by section then key."""
-        found = self._peek(config.TABLE, ("all",))
+        found = self._lookup(config.TABLE, ("all",))
         if found is MISS:
 
             async def load() -> tuple[ConfigEntry, ...]:
                 return tuple(await config.all_config_entries(self._db))
 
-            found = await self._fill(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
+            found = await self._fill_once(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
         return private_copy(cast("tuple[ConfigEntry, ...]", found))
 
     async def find_result(self, result_id: int) -> TestResult | None:
-        """Return the result with this id, or None."""
-        found = self._peek(results.TABLE, ("id", result_id))
+        """Return the result with this id, or None; the id is checked as the repository does."""
+        result_id = key_id("TestResult", result_id)
+        found = self._lookup(results.TABLE, ("id", result_id))
         if found is MISS:
 
             async def load() -> TestResult | None:
                 return await results.find_result(self._db, result_id)
 
-            found = await self._fill(results.TABLE, ("id", result_id), load, TestResult | None)
+            found = await self._fill_once(results.TABLE, ("id", result_id), load, TestResult | None)
         return private_copy(cast("TestResult | None", found))
 
     async def recent_results(
         self, limit: int = 50, test_type: TestType | None = None
     ) -> tuple[TestResult, ...]:
         """Return the newest results, of one type if given, newest first."""
-        key = ("recent", limit, test_type)
-        found = self._peek(results.TABLE, key)
+        limit = page_limit("ResultFilter", limit)
+        where = ResultFilter(test_type=test_type)  # checks it, as the repository does
+        key = ("recent", limit, where.test_type)
+        found = self._lookup(results.TABLE, key)
         if found is MISS:
-            where = ResultFilter(test_type=test_type)
 
             async def load() -> tuple[TestResult, ...]:
                 return (await results.list_results(self._db, where, limit=limit)).items
 
-            found = await self._fill(results.TABLE, key, load, tuple[TestResult, ...])
+            found = await self._fill_once(results.TABLE, key, load, tuple[TestResult, ...])
         return private_copy(cast("tuple[TestResult, ...]", found))
 
     async def find_file_record_by_path(self, path: str) -> FileRecord | None:
         """Return the record of this path, or None."""
-        found = self._peek(file_records.TABLE, ("path", path))
+        found = self._lookup(file_records.TABLE, ("path", path))
         if found is MISS:
             path = key_text("FileRecord", "path", path)
 
             async def load() -> FileRecord | None:
                 return await file_records.find_file_record_by_path(self._db, path)
 
-            found = await self._fill(file_records.TABLE, ("path", path), load, FileRecord | None)
+            found = await self._fill_once(
+                file_records.TABLE, ("path", path), load, FileRecord | None
+            )
         return private_copy(cast("FileRecord | None", found))

@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite: caches name a committed state by the WAL index header, which every
+-- commit rewrites and every process shares. This file keeps the versions of both engines in
+-- step with PostgreSQL's 0004, which adds a stamp to the change notifications.
