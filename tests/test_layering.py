@@ -75,3 +75,44 @@ def test_engine_types_stay_in_their_backend() -> None:
         for backend in BACKENDS:
             if any(within(module, backend) for module in found) and not within(name, backend):
                 assert name == "persistence.database", f"{name} imports {backend}"
+
+
+STRUCTURE = Path(__file__).parents[1] / "docs" / "STRUCTURE.md"
+
+
+def declared_layers() -> dict[str, int]:
+    """The layer of each module prefix, as docs/STRUCTURE.md's table gives it."""
+    text = STRUCTURE.read_text(encoding="utf-8")
+    block = text.split("```text\n", 1)[1].split("```", 1)[0]
+    layers: dict[str, int] = {}
+    number = 0
+    for line in block.splitlines():
+        head, _, names = line.partition(":")
+        if head.startswith("layer "):
+            number = int(head.split()[1])
+        else:
+            names = line
+        for name in names.split(","):
+            if name.strip():
+                layers[name.strip()] = number
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int:
+    """The layer of the longest declared prefix that names `module`."""
+    prefixes = [prefix for prefix in layers if within(module, prefix)]
+    assert prefixes, f"{module} is in no layer of docs/STRUCTURE.md"
+    return layers[max(prefixes, key=len)]
+
+
+def test_no_module_imports_one_above_it() -> None:
+    """Each module imports only modules of its own layer or below, as docs/STRUCTURE.md says."""
+    layers = declared_layers()
+    assert len(layers) > 10  # the table was read
+    upward = [
+        f"{name} (layer {layer_of(name, layers)}) imports {other} (layer {layer_of(other, layers)})"
+        for name, found in ours(imports()).items()
+        for other in sorted(found)
+        if layer_of(other, layers) > layer_of(name, layers)
+    ]
+    assert upward == []
