@@ -123,7 +123,7 @@ def test_version_is_the_package_version(tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout == f"persistence {persistence.__version__}\n"
-    assert persistence.__version__ == importlib.metadata.version("persistence")
+    assert persistence.__version__ == importlib.metadata.version("persistence-sql")
 
 
 def test_default_database_is_data_app_db(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ temporary folder, where nothing of the checkout can be imported.
 
 from __future__ import annotations
 
+import email.parser
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import persistence
-from test_readme import usage_example
+from test_readme import README, usage_example
 
 ROOT = Path(__file__).parents[1]
 SQL_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sql").rglob("*.*"))
@@ -91,13 +93,71 @@ def test_the_sdist_carries_the_sql_and_not_the_generator(dist: Path) -> None:
     assert [name for name in names if "codegen" in name] == []
 
 
+def wheel_metadata(dist: Path) -> email.message.Message:
+    """The wheel's METADATA, parsed as the core metadata format says: an email header."""
+    wheel = zipfile.ZipFile(only(dist, "*.whl"))
+    (name,) = [name for name in wheel.namelist() if name.endswith(".dist-info/METADATA")]
+    return email.parser.Parser().parsestr(wheel.read(name).decode("utf-8"))
+
+
+def test_the_metadata_names_a_free_distribution(dist: Path) -> None:
+    """Name, license, Python range and extras are what the README's install section says."""
+    metadata = wheel_metadata(dist)
+    assert metadata["Name"] == "persistence-sql"
+    assert only(dist, "*.whl").name.startswith("persistence_sql-")
+    assert only(dist, "*.tar.gz").name.startswith("persistence_sql-")
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata["Requires-Python"] == ">=3.11"
+    assert {"dev", "bench"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert "pip install persistence-sql" in (metadata.get_payload() or "")
+
+
+def test_the_long_description_links_only_to_shipped_files(dist: Path) -> None:
+    """Every relative link of the README resolves to a file in the sdist, beside the README."""
+    with tarfile.open(only(dist, "*.tar.gz")) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    text = README.read_text(encoding="utf-8")
+    targets = {
+        target.split("#", 1)[0]
+        for target in re.findall(r"\]\(([^)\s]+)\)", text)
+        if not target.startswith(("#", "http://", "https://", "mailto:"))
+    }
+    assert targets, "the README links to no file: this test would check nothing"
+    assert sorted(targets - names) == []
+    assert {"README.md", "CHANGELOG.md", "docs/GUARANTEES.md"} <= names
+
+
+def test_the_wheel_carries_the_changelog(dist: Path) -> None:
+    """The changelog and docs/ ride in the wheel's .dist-info/extra_metadata/."""
+    names = zipfile.ZipFile(only(dist, "*.whl")).namelist()
+    extra = {name.split("/extra_metadata/", 1)[1] for name in names if "/extra_metadata/" in name}
+    assert {"CHANGELOG.md", "docs/GUARANTEES.md"} <= extra
+
+
+def test_the_install_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:
+    """The README's install check prints True: the distribution's version is the package's."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Install\n") :]
+    commands = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    check = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert commands is not None
+    assert check is not None
+    assert "pip install persistence-sql " in commands.group(1)
+    assert "dist/persistence_sql-*.whl" in commands.group(1)
+    script = tmp_path / "check.py"
+    script.write_text(check.group(1), encoding="utf-8")
+    done = run(venv / "python", script, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
+
+
 def test_runtime_dependencies_are_ranges(venv: Path, tmp_path: Path) -> None:
     """The installed metadata asks for version ranges, not exact pins, and has a license."""
     shown = run(
         venv / "python",
         "-c",
-        "import importlib.metadata as m; d = m.metadata('persistence');"
-        "print(d['License-Expression']); print(*m.requires('persistence'), sep='\\n')",
+        "import importlib.metadata as m; d = m.metadata('persistence-sql');"
+        "print(d['License-Expression']); print(*m.requires('persistence-sql'), sep='\\n')",
         cwd=tmp_path,
     )
     assert shown.returncode == 0, shown.stderr
