@@ -23,7 +23,8 @@ from persistence.migrations import Chain, discover_migrations, migrations_folder
 
 VIEW = (
     "-- a report over the package's own table\n"
-    "CREATE VIEW failed_results AS SELECT id, test_type FROM test_results WHERE status = 'failed';\n"
+    "CREATE VIEW failed_results AS\n"
+    "SELECT id, test_type FROM test_results WHERE status = 'failed';\n"
 )
 NOTES = "CREATE TABLE my_notes (id integer PRIMARY KEY, body text NOT NULL);\n"
 
