@@ -76,3 +76,10 @@ async def test_caching_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert callable(example)
     await example(tmp_path)
     assert (tmp_path / "files" / ".cache" / "artifacts").is_dir()
+
+
+async def test_own_migrations_example_runs(tmp_path: Path, database_url: str) -> None:
+    """The README's own-migrations example applies a user's chain after the package's."""
+    example = example_under("## Your own migrations")
+    assert callable(example)
+    await example(tmp_path, database_url)

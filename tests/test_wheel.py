@@ -8,6 +8,7 @@ temporary folder, where nothing of the checkout can be imported.
 from __future__ import annotations
 
 import email.parser
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,8 @@ import pytest
 
 import persistence
 from test_readme import README, usage_example
+
+OWN_VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
 
 ROOT = Path(__file__).parents[1]
 SQL_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sql").rglob("*.*"))
@@ -195,3 +198,44 @@ def test_the_readme_example_runs_on_the_installed_package(venv: Path, tmp_path: 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2 1 {<TestStatus.PASSED: 'passed'>: 3} 4"  # as in the checkout
     assert (tmp_path / "data" / "app.db").is_file()
+
+
+def test_own_migrations_work_from_the_installed_command(
+    venv: Path, tmp_path: Path, database_url: str
+) -> None:
+    """`new`, `migrate`, `status` and `history` with --migrations, from the wheel, both engines."""
+    mine = tmp_path / "mine"
+    new = run(venv / "persistence", "new", "passed_view", "--migrations", mine, cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0001_passed_view.sql").write_text(OWN_VIEW, encoding="utf-8")
+    base = ("--database", database_url, "--migrations", mine)
+    migrated = run(venv / "persistence", "migrate", *base, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "applied 0001_initial_schema.sql" in migrated.stdout
+    assert "applied user/0001_passed_view.sql" in migrated.stdout
+    status = run(venv / "persistence", "status", "--json", *base, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["up_to_date"] is True
+    assert [m["name"] for m in report["user"]["applied"]] == ["0001_passed_view"]
+    history = run(venv / "persistence", "history", *base, cwd=tmp_path)
+    assert history.stdout.splitlines()[-1].startswith("user/0001_passed_view  applied ")
+
+
+def test_the_own_migrations_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, database_url: str
+) -> None:
+    """The README's own-migrations example runs with only the wheel installed, both engines."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Your own migrations\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    script = tmp_path / "own.py"
+    script.write_text(
+        match.group(1)
+        + "\nimport asyncio, sys\nasyncio.run(example(Path(sys.argv[1]), sys.argv[2]))\n",
+        encoding="utf-8",
+    )
+    done = run(venv / "python", script, tmp_path, database_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

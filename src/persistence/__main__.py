@@ -28,7 +28,7 @@ from persistence.database import (
     redact_url,
 )
 from persistence.exceptions import DatabaseError, PersistenceError
-from persistence.migrations import migrate, migration_status
+from persistence.migrations import Chain, migrate, migration_status
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -109,13 +109,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     reports = argparse.ArgumentParser(add_help=False)
     reports.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
+    chains = argparse.ArgumentParser(add_help=False)
+    chains.add_argument(
+        "--migrations",
+        "--folder",
+        dest="folder",
+        type=Path,
+        metavar="DIR",
+        help="your own migrations, in DIR/sqlite/ and DIR/postgres/ "
+        "(as `new --migrations DIR` writes them), applied after the package's",
+    )
 
     parser = argparse.ArgumentParser(
         prog="persistence", description="Migrate a database and report where it stands."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("migrate", parents=[connects], help="apply every pending migration")
+    run = commands.add_parser(
+        "migrate", parents=[connects, chains], help="apply every pending migration"
+    )
     run.add_argument(
         "--accept",
         type=_version,
@@ -124,6 +136,15 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="VERSION",
         help="accept that the applied migrations' files were edited or deleted",
+    )
+    run.add_argument(
+        "--accept-user",
+        type=_version,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="VERSION",
+        help="the same, for your own migrations (--migrations DIR)",
     )
     run.add_argument(
         "--lock-timeout",
@@ -135,20 +156,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "status",
-        parents=[connects, reports],
+        parents=[connects, reports, chains],
         help="list applied, pending and drifted migrations; exit 1 unless up to date",
     )
     commands.add_parser(
         "history",
-        parents=[connects, reports],
+        parents=[connects, reports, chains],
         help="list the applied migrations, with when each ran and how long it took",
     )
     new = commands.add_parser("new", help="write the next numbered migration, once per engine")
     new.add_argument("name", type=_slug, metavar="NAME", help="a lower-case slug, e.g. add_index")
     new.add_argument(
+        "--migrations",
         "--folder",
+        dest="folder",
         type=Path,
-        help="the folder holding sqlite/ and postgres/ (default: the checkout's sql/migrations)",
+        metavar="DIR",
+        help="your migrations folder, holding sqlite/ and postgres/ "
+        "(default: the checkout's sql/migrations)",
     )
     return parser
 
@@ -185,7 +210,13 @@ async def _migrate(arguments: argparse.Namespace) -> int:
     try:
         applied = await _saying_after(
             _QUIET,
-            migrate(db, accept=arguments.accept, lock_timeout=arguments.lock_timeout),
+            migrate(
+                db,
+                arguments.folder,
+                accept=arguments.accept,
+                accept_user=arguments.accept_user,
+                lock_timeout=arguments.lock_timeout,
+            ),
             f"still migrating after {_QUIET:g}s: waiting for the migration lock, which another "
             f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
             "or for a long migration to finish",
@@ -193,7 +224,7 @@ async def _migrate(arguments: argparse.Namespace) -> int:
     finally:
         await close_database(db)
     for migration in applied:
-        print(f"applied {migration.path.name}")
+        print(f"applied {_label(migration.chain)}{migration.path.name}")
     print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
     return EXIT_OK
 
@@ -215,7 +246,7 @@ async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, Migrati
     url = _database_url(arguments.database)
     db = await _open(url, create=False, wait=arguments.wait)
     try:
-        return url, db.engine.value, await migration_status(db)
+        return url, db.engine.value, await migration_status(db, arguments.folder)
     finally:
         await close_database(db)
 
@@ -231,16 +262,41 @@ async def _status(arguments: argparse.Namespace) -> int:
                 "applied": [_applied_json(done) for done in status.applied],
                 "pending": [_pending_json(migration) for migration in status.pending],
                 "drifted": [_drift_json(drift) for drift in status.drifted],
+                "user": _user_json(arguments.folder, status.user),
             }
         )
     else:
-        for done in status.applied:
-            print(f"applied  {done.name}  at {done.applied_at.isoformat()}")
-        for migration in status.pending:
-            print(f"pending  {migration.path.name}")
-        for drift in status.drifted:
-            print(f"drifted  {drift.describe()}")
+        for chain in _chains(status):
+            label = _label(chain.chain)
+            for done in chain.applied:
+                print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
+            for migration in chain.pending:
+                print(f"pending  {label}{migration.path.name}")
+            for drift in chain.drifted:
+                print(f"drifted  {label}{drift.describe()}")
     return EXIT_OK if status.up_to_date else EXIT_PENDING
+
+
+def _chains(status: MigrationStatus) -> list[MigrationStatus]:
+    """List the package's chain, then the user's when a folder was given."""
+    return [status] if status.user is None else [status, status.user]
+
+
+def _label(chain: Chain) -> str:
+    """Give the prefix of a migration's name: none for the package's, `user/` for the user's."""
+    return "" if chain is Chain.PACKAGE else "user/"
+
+
+def _user_json(folder: Path | None, status: MigrationStatus | None) -> dict[str, object] | None:
+    if folder is None or status is None:
+        return None
+    return {
+        "folder": str(folder),
+        "up_to_date": status.up_to_date,
+        "applied": [_applied_json(done) for done in status.applied],
+        "pending": [_pending_json(migration) for migration in status.pending],
+        "drifted": [_drift_json(drift) for drift in status.drifted],
+    }
 
 
 async def _history(arguments: argparse.Namespace) -> int:
@@ -251,13 +307,26 @@ async def _history(arguments: argparse.Namespace) -> int:
                 "database": redact_url(url),
                 "engine": engine,
                 "applied": [_applied_json(done) for done in status.applied],
+                "user": (
+                    None
+                    if status.user is None
+                    else {
+                        "folder": str(arguments.folder),
+                        "applied": [_applied_json(done) for done in status.user.applied],
+                    }
+                ),
             }
         )
         return EXIT_OK
     if not status.applied:
         print(f"{redact_url(url)}: no migration applied yet")
-    for done in status.applied:
-        print(f"{done.name}  applied {done.applied_at.isoformat()}  in {done.duration_ms:.1f} ms")
+    for chain in _chains(status):
+        label = _label(chain.chain)
+        for done in chain.applied:
+            print(
+                f"{label}{done.name}  applied {done.applied_at.isoformat()}  "
+                f"in {done.duration_ms:.1f} ms"
+            )
     return EXIT_OK
 
 
