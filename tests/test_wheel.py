@@ -187,7 +187,7 @@ def test_the_installed_command_migrates_outside_the_checkout(venv: Path, tmp_pat
     assert status.returncode == 0, status.stderr
     new = run(venv / "persistence", "new", "add_index", cwd=tmp_path)
     assert new.returncode == 3
-    assert "pass --folder" in new.stderr
+    assert "pass --migrations DIR" in new.stderr
 
 
 def test_the_readme_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:

@@ -22,16 +22,26 @@ from persistence._loader import sql_root
 from persistence.database import (
     DEFAULT_DATABASE,
     Database,
+    Engine,
     close_database,
+    create_database,
     engine_of,
     open_database,
     redact_url,
 )
 from persistence.exceptions import DatabaseError, PersistenceError
-from persistence.migrations import Chain, migrate, migration_status
+from persistence.migrations import (
+    Chain,
+    discover_migrations,
+    migrate,
+    migration_status,
+    migrations_folder,
+    pending_migrations,
+    user_migrations_folder,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
     from persistence.migrations import AppliedMigration, Drift, Migration, MigrationStatus
 
@@ -138,6 +148,18 @@ def _parser() -> argparse.ArgumentParser:
         help="accept that the applied migrations' files were edited or deleted",
     )
     run.add_argument(
+        "--create",
+        action="store_true",
+        help="create the PostgreSQL database first if it does not exist (a SQLite file is "
+        "always created)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the SQL that would run, and write nothing",
+    )
+    run.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
+    run.add_argument(
         "--accept-user",
         type=_version,
         nargs="+",
@@ -185,6 +207,13 @@ def _database_url(given: str | None) -> str:
 
 async def _open(url: str, *, create: bool, wait: float) -> Database:
     """Open the database, retrying for up to `wait` seconds while it cannot be reached."""
+    return await _retrying(
+        lambda timeout: open_database(url, create=create, connect_timeout=timeout), url, wait
+    )
+
+
+async def _retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: float) -> _T:
+    """Make attempts, given each one's connect timeout, until one works or `wait` has passed."""
     engine_of(url)  # a bad URL fails at once: waiting would not mend it
     deadline = time.monotonic() + wait
     delay, longest = _RETRY_DELAY
@@ -193,7 +222,7 @@ async def _open(url: str, *, create: bool, wait: float) -> Database:
         left = deadline - time.monotonic()
         timeout = min(_CONNECT_TIMEOUT, max(left, 1.0)) if wait else _CONNECT_TIMEOUT
         try:
-            return await open_database(url, create=create, connect_timeout=timeout)
+            return await attempt(timeout)
         except DatabaseError as error:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -206,6 +235,14 @@ async def _open(url: str, *, create: bool, wait: float) -> Database:
 
 async def _migrate(arguments: argparse.Namespace) -> int:
     url = _database_url(arguments.database)
+    created = arguments.create and await _retrying(
+        lambda timeout: create_database(url, connect_timeout=timeout, dry_run=arguments.dry_run),
+        url,
+        arguments.wait,
+    )
+    created = created or await _new_sqlite_file(url)
+    if arguments.dry_run:
+        return await _dry_run(arguments, url, created=created)
     db = await _open(url, create=True, wait=arguments.wait)
     try:
         applied = await _saying_after(
@@ -223,10 +260,76 @@ async def _migrate(arguments: argparse.Namespace) -> int:
         )
     finally:
         await close_database(db)
+    if arguments.json:
+        _print_json(_migrate_json(url, dry_run=False, created=created, applied=applied, pending=[]))
+        return EXIT_OK
+    if created:
+        print(f"created the database {redact_url(url)}")
     for migration in applied:
         print(f"applied {_label(migration.chain)}{migration.path.name}")
     print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
     return EXIT_OK
+
+
+async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) -> int:
+    """Print what `migrate` would run, SQL and all, reading the database at most."""
+    engine = engine_of(url)[0]
+    if created:  # nothing is there yet, so everything would run
+        if arguments.accept or arguments.accept_user:
+            msg = "cannot accept drift: the database does not exist, so nothing was applied"
+            raise _CannotRunError(msg)
+        pending = discover_migrations(migrations_folder(engine))
+        if arguments.folder is not None:
+            user = user_migrations_folder(arguments.folder, engine)
+            pending += discover_migrations(user, Chain.USER)
+    else:
+        db = await _open(url, create=False, wait=arguments.wait)
+        try:
+            pending = await pending_migrations(
+                db, arguments.folder, accept=arguments.accept, accept_user=arguments.accept_user
+            )
+        finally:
+            await close_database(db)
+    if arguments.json:
+        _print_json(_migrate_json(url, dry_run=True, created=created, applied=[], pending=pending))
+        return EXIT_OK
+    print(f"-- dry run: nothing was written to {redact_url(url)}")
+    if created:
+        print(f"-- would create the database {redact_url(url)}")
+    for migration in pending:
+        print(f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its")
+        print(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
+    print(f"\n-- {len(pending)} migration(s) would be applied")
+    return EXIT_OK
+
+
+async def _new_sqlite_file(url: str) -> bool:
+    """Tell whether `url` names a SQLite file that does not exist yet, which migrate creates."""
+    engine, target = engine_of(url)
+    return engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
+
+
+def _migrate_json(
+    url: str, *, dry_run: bool, created: bool, applied: list[Migration], pending: list[Migration]
+) -> dict[str, object]:
+    """Give what `migrate --json` prints: the run's (or, dry, the plan's) migrations."""
+    return {
+        "database": redact_url(url),
+        "engine": engine_of(url)[0].value,
+        "dry_run": dry_run,
+        "created": created,
+        "applied": [_migration_json(migration) for migration in applied],
+        "pending": [_migration_json(migration) | {"sql": migration.sql} for migration in pending],
+    }
+
+
+def _migration_json(migration: Migration) -> dict[str, object]:
+    return {
+        "chain": migration.chain.value,
+        "version": migration.version,
+        "name": migration.name,
+        "file": migration.path.name,
+    }
 
 
 async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
@@ -381,7 +484,7 @@ def _checkout_migrations() -> Path:
     """Return the checkout's sql/migrations, which the installed package does not have."""
     root = sql_root()
     if not (root.parent / "pyproject.toml").is_file():
-        msg = f"the package runs from {root.parent}, not from a checkout: pass --folder"
+        msg = f"the package runs from {root.parent}, not from a checkout: pass --migrations DIR"
         raise _CannotRunError(msg)
     return root / "migrations"
 

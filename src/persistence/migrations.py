@@ -60,6 +60,7 @@ __all__ = [
     "migrate",
     "migration_status",
     "migrations_folder",
+    "pending_migrations",
     "user_migrations_folder",
 ]
 
@@ -302,6 +303,39 @@ async def migration_status(
     statuses = [await _chain_status(db, chain, migrations) for chain, migrations in plans]
     package, *user = statuses
     return attrs.evolve(package, user=user[0] if user else None)
+
+
+async def pending_migrations(
+    db: Database,
+    folder: Path | None = None,
+    *,
+    accept: Iterable[int] = (),
+    accept_user: Iterable[int] = (),
+    package_folder: Path | None = None,
+) -> list[Migration]:
+    """Return what `migrate` with these arguments would apply, in order, changing nothing.
+
+    Every file is checked, and drift that `migrate` would refuse is refused, as `migrate`
+    does; what another runner applies meanwhile is not foreseen.
+    """
+    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
+    if accepted[Chain.USER] and folder is None:
+        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    backend = backend_of(db)
+    pending: list[Migration] = []
+    for chain, migrations in _plans(db, folder, package_folder):
+        for migration in migrations:
+            _statements(backend, migration)
+        status = await _chain_status(db, chain, migrations)
+        _refuse(status, accepted[chain])
+        unknown = accepted[chain] - {a.version for a in status.applied}
+        if unknown:
+            which = "" if chain is Chain.PACKAGE else "your "
+            raise MigrationError(
+                f"cannot accept {which}migration {min(unknown)}: it was never applied"
+            )
+        pending += status.pending
+    return pending
 
 
 def _plans(
