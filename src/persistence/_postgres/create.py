@@ -58,8 +58,10 @@ async def create_postgres_database(
     try:
         quoted = '"' + name.replace('"', '""') + '"'
         await admin.execute(f"CREATE DATABASE {quoted}", timeout=command_timeout)
-    except asyncpg.DuplicateDatabaseError:
-        return False  # another runner made it between the look and the create
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another runner made it between the look and the create; two at once collide in
+        # the catalogue's unique index instead.
+        return False
     except asyncpg.InsufficientPrivilegeError as error:
         role = await admin.fetchval("SELECT current_user", timeout=command_timeout)
         raise DatabaseError(
