@@ -217,3 +217,12 @@ def test_a_new_sqlite_file_is_reported_created(
     assert report["applied"][0]["name"] == "0001_initial_schema"
     with sqlite3.connect(database) as plain:
         assert plain.execute("SELECT count(*) FROM persistence_migrations").fetchone()[0] > 0
+
+
+def test_the_readme_documents_the_migrate_json_keys() -> None:
+    """Each key `migrate --json` prints is named in the README's command-line section."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Command line") : readme.index("## File storage")]
+    keys = {"database", "engine", "dry_run", "created", "applied", "pending"}
+    keys |= {"chain", "version", "name", "file", "sql"}
+    assert sorted(key for key in keys if f"`{key}`" not in section) == []

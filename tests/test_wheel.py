@@ -239,3 +239,20 @@ def test_the_own_migrations_example_runs_on_the_installed_package(
     )
     done = run(venv / "python", script, tmp_path, database_url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_migrate_create_dry_run_and_json_from_the_wheel(
+    venv: Path, tmp_path: Path, database_url: str
+) -> None:
+    """`migrate --create --dry-run --json` then `migrate --create --json`, from the wheel."""
+    base = ("migrate", "--create", "--json", "--database", database_url)
+    planned = run(venv / "persistence", *base, "--dry-run", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["dry_run"] is True
+    assert plan["pending"][0]["file"] == "0001_initial_schema.sql"
+    assert "CREATE TABLE" in plan["pending"][0]["sql"]
+    done = run(venv / "persistence", *base, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [m["name"] for m in report["applied"]] == [m["name"] for m in plan["pending"]]
