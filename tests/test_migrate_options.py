@@ -8,14 +8,17 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import with_database
 from persistence import DatabaseError, ValidationError, create_database
 from persistence.__main__ import main
+from persistence._postgres.create import database_name
 from persistence.database import Engine
 from persistence.migrations import discover_migrations, migrations_folder
 
@@ -226,3 +229,27 @@ def test_the_readme_documents_the_migrate_json_keys() -> None:
     keys = {"database", "engine", "dry_run", "created", "applied", "pending"}
     keys |= {"chain", "version", "name", "file", "sql"}
     assert sorted(key for key in keys if f"`{key}`" not in section) == []
+
+
+@given(
+    name=st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
+    ).filter(lambda name: len(name.encode()) <= 63)
+)
+def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
+    """Whatever a name holds, percent-encoded in the URL's path it is read back as it was."""
+    url = f"postgresql://postgres@127.0.0.1:5432/{quote(name, safe='')}"
+    assert database_name(url) == name
+
+
+async def test_create_quotes_an_awkward_name(postgres_admin: str) -> None:
+    """A name with quotes, spaces, a semicolon and non-ASCII letters is created as it is."""
+    name = f'odd "name"; DROP ü {uuid.uuid4().hex[:8]}'
+    url = with_database(postgres_admin, quote(name, safe=""))
+    try:
+        assert await create_database(url) is True
+        found = await _admin(postgres_admin, "SELECT 1 FROM pg_database WHERE datname = $1", name)
+        assert found == 1
+    finally:
+        escaped = name.replace('"', '""')
+        await _admin(postgres_admin, f'DROP DATABASE IF EXISTS "{escaped}" WITH (FORCE)')
