@@ -233,7 +233,7 @@ def test_the_readme_documents_the_migrate_json_keys() -> None:
 
 @given(
     name=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
+        st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1
     ).filter(lambda name: len(name.encode()) <= 63)
 )
 def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
