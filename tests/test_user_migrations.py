@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -203,3 +205,49 @@ async def test_the_history_of_an_earlier_version_keeps_working(empty: Database, 
             await pg.close()
     assert [m.name for m in await migrate(empty, mine)] == ["0001_failed_view"]
     assert (await migration_status(empty, mine)).up_to_date
+
+
+async def _user_rows(db: Database) -> int:
+    if USER_TABLE not in await _tables(db):
+        return 0
+    return len(await _rows(db, f"SELECT version FROM {USER_TABLE}"))  # noqa: S608  # a constant
+
+
+USER_TABLE = "persistence_user_migrations"
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("extra", [0.0, 0.002])
+async def test_a_cancelled_run_leaves_each_user_migration_whole(
+    database_url: str, mine: Path, after: int, extra: float
+) -> None:
+    """Cancelled mid-chain, migrate leaves each user migration applied with its row, or neither.
+
+    The run is cancelled once `after` user migrations are recorded (and `extra` seconds more),
+    so the cancellation lands in the next one's transaction, wherever that has got to.
+    """
+    for number in range(2, 7):
+        write_both(mine, f"{number:04d}_t{number}.sql", f"CREATE TABLE t{number} (id integer);\n")
+    async with connect(database_url) as db:
+        await migrate(db)  # the package's chain: what is cancelled is the user's
+        task = asyncio.ensure_future(migrate(db, mine))
+        while not task.done() and await _user_rows(db) < after:  # noqa: ASYNC110  # progress is in the database
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(extra)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        recorded = {
+            int(str(row[0]))
+            for row in (
+                await _rows(db, f"SELECT version FROM {USER_TABLE}")  # noqa: S608  # a constant
+                if USER_TABLE in await _tables(db)
+                else []
+            )
+        }
+        made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
+        assert made == recorded - {1}
+        await migrate(db, mine)
+        assert (await migration_status(db, mine)).up_to_date
+        made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
+        assert made == {2, 3, 4, 5, 6}
