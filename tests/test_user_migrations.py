@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import sqlite3
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -251,3 +254,53 @@ async def test_a_cancelled_run_leaves_each_user_migration_whole(
         assert (await migration_status(db, mine)).up_to_date
         made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
         assert made == {2, 3, 4, 5, 6}
+
+
+SLOW = {
+    "sqlite": (
+        "CREATE TABLE t2 (id integer);\n"
+        "INSERT INTO t2 (id) WITH RECURSIVE c(x) AS "
+        "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) SELECT x FROM c;\n"
+    ),
+    "postgres": "CREATE TABLE t2 (id integer);\nSELECT pg_sleep(3);\n",
+}
+
+
+async def test_a_killed_runner_leaves_no_half_migration(
+    database_url: str, mine: Path, tmp_path: Path
+) -> None:
+    """SIGKILL mid-way through a user migration: neither its table nor its row stays."""
+    for engine, text in SLOW.items():
+        (mine / engine / "0002_slow.sql").write_text(text, encoding="utf-8")
+    runner = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "persistence",
+        "migrate",
+        "--database",
+        database_url,
+        "--migrations",
+        str(mine),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with connect(database_url) as db:
+            deadline = time.monotonic() + 30
+            while await _user_rows(db) < 1 and time.monotonic() < deadline:  # noqa: ASYNC110  # progress is in the database
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            assert runner.returncode is None, "the slow migration ended before it was killed"
+            runner.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(runner.wait(), 10)
+            assert "t2" not in await _tables(db)
+            assert await _user_rows(db) == 1
+            for engine in SLOW:
+                (mine / engine / "0002_slow.sql").write_text(NOTES, encoding="utf-8")
+            assert [m.name for m in await migrate(db, mine, lock_timeout=20)] == ["0002_slow"]
+            assert (await migration_status(db, mine)).up_to_date
+    finally:
+        if runner.returncode is None:
+            runner.kill()
+            await asyncio.wait_for(runner.wait(), 10)
