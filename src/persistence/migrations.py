@@ -523,19 +523,26 @@ async def _apply(
         raise MigrationError(
             f"{migration.path.name}: {translated}", migration=migration.name
         ) from error
-    record = (
-        db.queries.record_migration
-        if migration.chain is Chain.PACKAGE
-        else db.queries.record_user_migration
-    )
-    await record(
-        conn,
-        version=migration.version,
-        name=migration.name,
-        checksum=migration.checksum,
-        applied_at=dt.datetime.now(dt.UTC),
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    applied_at = dt.datetime.now(dt.UTC)
+    duration_ms = (time.perf_counter() - started) * 1000
+    if migration.chain is Chain.PACKAGE:
+        await db.queries.record_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
+    else:
+        await db.queries.record_user_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
