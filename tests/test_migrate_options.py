@@ -157,6 +157,8 @@ def test_dry_run_prints_the_sql_and_writes_nothing(
         assert f"-- {migration.path.name}: one transaction" in out
         assert migration.sql.strip().splitlines()[-1] in out
     assert out.rstrip().endswith(f"-- {len(packaged)} migration(s) would be applied")
+    assert "CREATE TABLE IF NOT EXISTS persistence_migrations" in out
+    assert "persistence_user_migrations" not in out
     if engine is Engine.SQLITE:
         assert not Path(database_url).exists()
     else:

@@ -296,6 +296,9 @@ async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) ->
     print(f"-- dry run: nothing was written to {redact_url(url)}")
     if created:
         print(f"-- would create the database {redact_url(url)}")
+    history = [f"{engine.value}.sql"] + ([f"{engine.value}_user.sql"] if arguments.folder else [])
+    for name in history:  # run first by every migrate; each is a no-op once its table exists
+        print(f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}")
     for migration in pending:
         print(f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its")
         print(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
