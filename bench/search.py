@@ -259,7 +259,7 @@ async def _engine(
         workdir = Path(temp)
         async with _databases(engine, workdir, admin_url) as (indexed_url, plain_url):
             async with connect(plain_url) as plain:
-                await migrate(plain, _first_migration_only(engine, workdir))
+                await migrate(plain, package_folder=_first_migration_only(engine, workdir))
                 without_index = await _load(plain, results)
             async with connect(indexed_url) as db:
                 await migrate(db)

@@ -35,7 +35,8 @@ from persistence.__main__ import main
 from persistence.migrations import discover_migrations, migrations_folder
 
 ROOT = Path(__file__).parents[1]
-STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted"}
+STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted", "user"}
+USER_KEYS = {"folder"}  # with applied, pending, drifted and up_to_date
 APPLIED_KEYS = {"version", "name", "checksum", "applied_at", "duration_ms"}
 PENDING_KEYS = {"version", "name", "file"}
 DRIFT_KEYS = {"version", "name", "change", "message"}
@@ -123,7 +124,7 @@ def test_version_is_the_package_version(tmp_path: Path) -> None:
     result = cli("--version", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout == f"persistence {persistence.__version__}\n"
-    assert persistence.__version__ == importlib.metadata.version("persistence")
+    assert persistence.__version__ == importlib.metadata.version("persistence-sql")
 
 
 def test_default_database_is_data_app_db(tmp_path: Path) -> None:
@@ -371,7 +372,7 @@ def test_the_readme_documents_every_json_key() -> None:
     """Each key that `status --json` and `history --json` print is named in the README."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Command line") : readme.index("## File storage")]
-    keys = STATUS_KEYS | APPLIED_KEYS | PENDING_KEYS | DRIFT_KEYS
+    keys = STATUS_KEYS | APPLIED_KEYS | PENDING_KEYS | DRIFT_KEYS | USER_KEYS
     assert sorted(key for key in keys if f"`{key}`" not in section) == []
 
 
@@ -397,7 +398,8 @@ def test_history_lists_when_and_how_long(
     code, out, _ = run(capsys, "history", "--json", "--database", url)
     assert code == 0
     report = json.loads(out)
-    assert set(report) == {"database", "engine", "applied"}
+    assert set(report) == {"database", "engine", "applied", "user"}
+    assert report["user"] is None
     applied, *later = report["applied"]
     assert [done["name"] for done in later] == names[1:]
     assert set(applied) == APPLIED_KEYS
@@ -675,20 +677,19 @@ def test_new_into_an_unusable_folder_exits_3(
 def test_a_new_migration_applies_as_it_is(
     capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
 ) -> None:
-    """The file `new` writes is a valid, empty migration on either engine."""
-    for engine in ("sqlite", "postgres"):
-        shutil.copytree(migrations_folder(persistence.Engine(engine)), tmp_path / engine)
+    """The file `new` writes is a valid, empty migration on either engine, after the package's."""
     assert main(["new", "nothing_yet", "--folder", str(tmp_path)]) == 0
     capsys.readouterr()
 
     async def apply() -> list[str]:
         async with persistence.connect(database_url) as db:
-            applied = await persistence.migrate(db, tmp_path / db.engine.value)
+            applied = await persistence.migrate(db, tmp_path)
         return [migration.name for migration in applied]
 
     applied = asyncio.run(apply())
     assert applied[0] == "0001_initial_schema"
-    assert applied[-1] == f"{len(applied):04}_nothing_yet"
+    assert applied[-1] == "0001_nothing_yet"
+    assert len(applied) == len(LATEST_VERSIONS) + 1
 
 
 def test_new_writes_into_the_checkout_by_default(tmp_path: Path) -> None:
@@ -701,7 +702,7 @@ def test_new_writes_into_the_checkout_by_default(tmp_path: Path) -> None:
     elsewhere.mkdir()
     result = cli("new", "add_index", cwd=elsewhere, env={"PYTHONPATH": str(checkout / "src")})
     assert result.returncode == 0, result.stderr
-    next_version = len(discover_migrations(ROOT / "sql" / "migrations" / "sqlite")) + 1
+    next_version = discover_migrations(ROOT / "sql" / "migrations" / "sqlite")[-1].version + 1
     for engine in ("sqlite", "postgres"):
         written = checkout / "sql" / "migrations" / engine / f"{next_version:04}_add_index.sql"
         assert written.is_file()

@@ -86,11 +86,11 @@ async def _table_names(db: Database) -> set[str]:
 
 async def test_applies_in_order_then_nothing(empty: Database, folder: Path) -> None:
     """Migrate applies every file once, in order; a second run applies nothing."""
-    applied = await migrate(empty, folder)
+    applied = await migrate(empty, package_folder=folder)
     assert [m.version for m in applied] == [1, 2]
     assert await _table_names(empty) == {"a", "b"}
-    assert await migrate(empty, folder) == []
-    status = await migration_status(empty, folder)
+    assert await migrate(empty, package_folder=folder) == []
+    status = await migration_status(empty, package_folder=folder)
     assert status.up_to_date
     assert [a.name for a in status.applied] == ["0001_create_a", "0002_create_b"]
     assert all(a.duration_ms >= 0 for a in status.applied)
@@ -99,7 +99,7 @@ async def test_applies_in_order_then_nothing(empty: Database, folder: Path) -> N
 
 async def test_status_lists_pending(empty: Database, folder: Path) -> None:
     """Before migrating, every file is pending and nothing is applied."""
-    status = await migration_status(empty, folder)
+    status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.pending] == [1, 2]
     assert status.applied == ()
     assert not status.up_to_date
@@ -107,41 +107,41 @@ async def test_status_lists_pending(empty: Database, folder: Path) -> None:
 
 async def test_failing_migration_changes_nothing(empty: Database, folder: Path) -> None:
     """A failing migration leaves schema and history as they were, and names its file."""
-    await migrate(empty, folder)
+    await migrate(empty, package_folder=folder)
     write(folder, "0003_broken.sql", BROKEN)
     with pytest.raises(MigrationError, match=r"0003_broken\.sql") as raised:
-        await migrate(empty, folder)
+        await migrate(empty, package_folder=folder)
     assert raised.value.__cause__ is not None
     assert "c" not in await _table_names(empty)
-    status = await migration_status(empty, folder)
+    status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.applied] == [1, 2]
     assert [m.version for m in status.pending] == [3]
 
 
 async def test_edited_file_stops_the_run(empty: Database, folder: Path) -> None:
     """An applied file that was edited stops the run, naming it, until accepted."""
-    await migrate(empty, folder)
+    await migrate(empty, package_folder=folder)
     write(folder, "0001_create_a.sql", CREATE_A + "-- an edit\n")
     write(folder, "0003_more.sql", "CREATE TABLE d (id integer PRIMARY KEY);\n")
     with pytest.raises(MigrationError, match=r"0001_create_a\.sql was edited"):
-        await migrate(empty, folder)
+        await migrate(empty, package_folder=folder)
     assert "d" not in await _table_names(empty)
-    status = await migration_status(empty, folder)
+    status = await migration_status(empty, package_folder=folder)
     assert [d.applied.version for d in status.drifted] == [1]
-    applied = await migrate(empty, folder, accept=[1])
+    applied = await migrate(empty, package_folder=folder, accept=[1])
     assert [m.version for m in applied] == [3]
-    assert (await migration_status(empty, folder)).up_to_date
+    assert (await migration_status(empty, package_folder=folder)).up_to_date
 
 
 async def test_deleted_file_stops_the_run(empty: Database, folder: Path) -> None:
     """An applied file that was deleted stops the run, naming it, until accepted."""
     write(folder, "0003_more.sql", "CREATE TABLE d (id integer PRIMARY KEY);\n")
-    await migrate(empty, folder)
+    await migrate(empty, package_folder=folder)
     (folder / "0002_create_b.sql").unlink()
     with pytest.raises(MigrationError, match="0002_create_b was applied but its file is gone"):
-        await migrate(empty, folder)
-    await migrate(empty, folder, accept=[2])
-    status = await migration_status(empty, folder)
+        await migrate(empty, package_folder=folder)
+    await migrate(empty, package_folder=folder, accept=[2])
+    status = await migration_status(empty, package_folder=folder)
     assert status.up_to_date
     assert [a.version for a in status.applied] == [1, 3]
 
@@ -149,15 +149,15 @@ async def test_deleted_file_stops_the_run(empty: Database, folder: Path) -> None
 async def test_accepting_what_was_never_applied_is_refused(empty: Database, folder: Path) -> None:
     """Accepting a version that was never applied is an error."""
     with pytest.raises(MigrationError, match="never applied"):
-        await migrate(empty, folder, accept=[7])
+        await migrate(empty, package_folder=folder, accept=[7])
 
 
 async def test_line_endings_are_not_drift(empty: Database, folder: Path) -> None:
     """A file checked out with CRLF line endings has the same checksum."""
-    await migrate(empty, folder)
+    await migrate(empty, package_folder=folder)
     path = folder / "0001_create_a.sql"
     path.write_bytes(CREATE_A.replace("\n", "\r\n").encode())
-    assert (await migration_status(empty, folder)).up_to_date
+    assert (await migration_status(empty, package_folder=folder)).up_to_date
 
 
 async def test_two_runners_apply_each_migration_once(database_url: str, folder: Path) -> None:
@@ -165,10 +165,12 @@ async def test_two_runners_apply_each_migration_once(database_url: str, folder: 
     for number in range(3, 13):
         write(folder, f"{number:04d}_t{number}.sql", f"CREATE TABLE t{number} (id integer);\n")
     async with connect(database_url) as first, connect(database_url) as second:
-        results = await asyncio.gather(migrate(first, folder), migrate(second, folder))
+        results = await asyncio.gather(
+            migrate(first, package_folder=folder), migrate(second, package_folder=folder)
+        )
         versions = sorted(m.version for applied in results for m in applied)
         assert versions == list(range(1, 13))
-        status = await migration_status(first, folder)
+        status = await migration_status(first, package_folder=folder)
     assert status.up_to_date
     assert len(status.applied) == 12
 
@@ -228,7 +230,7 @@ async def test_migrate_refuses_to_run_inside_a_transaction(db: Database) -> None
 
 async def test_status_only_reads(empty: Database, folder: Path) -> None:
     """Status on a database that was never migrated reports all pending and creates nothing."""
-    status = await migration_status(empty, folder)
+    status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.pending] == [1, 2]
     assert await _table_names(empty) == set()
     if empty.engine.value == "sqlite":
@@ -267,7 +269,7 @@ async def test_runner_waits_its_lock_timeout_on_both_engines(
         holder = asyncio.create_task(_hold_runners_lock(database_url, 1.0, held))
         await held.wait()
         started = asyncio.get_running_loop().time()
-        applied = await migrate(db, folder, lock_timeout=10)
+        applied = await migrate(db, package_folder=folder, lock_timeout=10)
         waited = asyncio.get_running_loop().time() - started
         await holder
     assert [m.version for m in applied] == [1, 2]
@@ -282,10 +284,10 @@ async def test_runner_gives_up_after_its_lock_timeout(database_url: str, folder:
         await held.wait()
         started = asyncio.get_running_loop().time()
         with pytest.raises(DatabaseError, match=r"for over 0\.3s"):
-            await migrate(db, folder, lock_timeout=0.3)
+            await migrate(db, package_folder=folder, lock_timeout=0.3)
         assert asyncio.get_running_loop().time() - started < 1.5
         await holder
-        assert not (await migration_status(db, folder)).applied
+        assert not (await migration_status(db, package_folder=folder)).applied
 
 
 REBUILD = """
@@ -308,14 +310,14 @@ async def test_table_rebuild_keeps_the_children(sqlite_path: Path, tmp_path: Pat
         "parent_id integer NOT NULL REFERENCES parent (id) ON DELETE CASCADE);\n",
     )
     async with connect(sqlite_path) as db:
-        await migrate(db, folder)
+        await migrate(db, package_folder=folder)
     with closing(sqlite3.connect(sqlite_path)) as lite:
         lite.executemany("INSERT INTO parent (id) VALUES (?)", [(n,) for n in range(100)])
         lite.executemany("INSERT INTO child (parent_id) VALUES (?)", [(n,) for n in range(100)])
         lite.commit()
     write(folder, "0002_rebuild_parent.sql", REBUILD)
     async with connect(sqlite_path) as db:
-        assert [m.version for m in await migrate(db, folder)] == [2]
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [2]
     with closing(sqlite3.connect(sqlite_path)) as lite:
         assert lite.execute("SELECT count(*) FROM child").fetchone() == (100,)
         assert lite.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -334,8 +336,8 @@ async def test_a_migration_that_orphans_rows_is_refused(sqlite_path: Path, tmp_p
     write(folder, "0002_drop_parent.sql", "DELETE FROM parent;\n")
     async with connect(sqlite_path) as db:
         with pytest.raises(MigrationError, match=r"0002_drop_parent\.sql.*foreign key"):
-            await migrate(db, folder)
-        status = await migration_status(db, folder)
+            await migrate(db, package_folder=folder)
+        status = await migration_status(db, package_folder=folder)
     assert [m.version for m in status.pending] == [2]
     with closing(sqlite3.connect(sqlite_path)) as lite:
         assert lite.execute("SELECT count(*) FROM parent").fetchone() == (1,)
@@ -351,9 +353,9 @@ async def test_transaction_control_in_a_file_is_refused_first(
     """A file that would end or start a transaction is refused before any file runs."""
     write(folder, "0003_sneaky.sql", f"CREATE TABLE c (id integer);\n{statement}\nBROKEN;\n")
     with pytest.raises(MigrationError, match=r"0003_sneaky\.sql: .* is not allowed"):
-        await migrate(empty, folder)
+        await migrate(empty, package_folder=folder)
     assert await _table_names(empty) == set()
-    assert (await migration_status(empty, folder)).applied == ()
+    assert (await migration_status(empty, package_folder=folder)).applied == ()
 
 
 async def test_dollar_quoted_bodies_may_say_begin(postgres_url: str, tmp_path: Path) -> None:
@@ -367,7 +369,7 @@ async def test_dollar_quoted_bodies_may_say_begin(postgres_url: str, tmp_path: P
         "CREATE TABLE t (note text DEFAULT 'COMMIT; BEGIN;');\n",
     )
     async with connect(postgres_url) as db:
-        assert [m.version for m in await migrate(db, folder)] == [1]
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
 
 
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
@@ -409,11 +411,11 @@ async def test_a_gap_filled_later_is_not_applied_out_of_order(
 ) -> None:
     """A file numbered below one already applied is refused, not run out of order."""
     (folder / "0002_create_b.sql").rename(folder / "0003_create_b.sql")
-    await migrate(empty, folder)
+    await migrate(empty, package_folder=folder)
     write(folder, "0002_late.sql", "CREATE TABLE late (id integer);\n")
     with pytest.raises(MigrationError, match=r"0002_late\.sql is pending but a later"):
-        await migrate(empty, folder)
-    status = await migration_status(empty, folder)
+        await migrate(empty, package_folder=folder)
+    status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.out_of_order] == [2]
     assert not status.up_to_date
     assert "late" not in await _table_names(empty)
@@ -425,10 +427,10 @@ async def test_a_newer_database_says_so(empty: Database, folder: Path, tmp_path:
     write(newer, "0001_create_a.sql", CREATE_A)
     write(newer, "0002_create_b.sql", CREATE_B)
     write(newer, "0003_new.sql", "CREATE TABLE n (id integer);\n")
-    await migrate(empty, newer)
+    await migrate(empty, package_folder=newer)
     with pytest.raises(MigrationError, match="0003_new applied, newer than every migration"):
-        await migrate(empty, folder)
-    status = await migration_status(empty, folder)
+        await migrate(empty, package_folder=folder)
+    status = await migration_status(empty, package_folder=folder)
     assert [a.version for a in status.newer] == [3]
     assert status.drifted == ()
 
@@ -453,20 +455,20 @@ async def test_another_tools_history_table_is_left_alone(
         if "dirty" not in foreign
         else "INSERT INTO schema_migrations (version, dirty) VALUES (1, false)",
     )
-    assert [m.version for m in await migrate(empty, folder)] == [1, 2]
-    assert (await migration_status(empty, folder)).up_to_date
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2]
+    assert (await migration_status(empty, package_folder=folder)).up_to_date
     assert {"schema_migrations", "a", "b"} <= await _table_names(empty)
     assert await _count(empty, "schema_migrations") == 1
 
 
 async def test_the_history_of_an_earlier_version_is_adopted(empty: Database, folder: Path) -> None:
     """A history kept under the old name schema_migrations is renamed, not run again."""
-    await migrate(empty, folder)
+    await migrate(empty, package_folder=folder)
     await _admin_sql(empty, "ALTER TABLE persistence_migrations RENAME TO schema_migrations")
-    status = await migration_status(empty, folder)
+    status = await migration_status(empty, package_folder=folder)
     assert any("earlier version" in note for note in status.notes)
-    assert await migrate(empty, folder) == []
-    assert (await migration_status(empty, folder)).up_to_date
+    assert await migrate(empty, package_folder=folder) == []
+    assert (await migration_status(empty, package_folder=folder)).up_to_date
 
 
 async def _admin_sql(db: Database, statement: str) -> None:
@@ -498,8 +500,8 @@ async def _count(db: Database, table: str) -> int:
 async def test_a_migration_of_comments_only_applies(empty: Database, folder: Path) -> None:
     """A new, still empty migration (comments only) applies and is recorded, on both engines."""
     write(folder, "0003_empty.sql", "-- nothing yet\n/* still nothing */\n")
-    assert [m.version for m in await migrate(empty, folder)] == [1, 2, 3]
-    assert (await migration_status(empty, folder)).up_to_date
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
+    assert (await migration_status(empty, package_folder=folder)).up_to_date
 
 
 async def test_search_finds_every_result_saved_before_its_migration(
@@ -510,7 +512,7 @@ async def test_search_finds_every_result_saved_before_its_migration(
     first.mkdir()
     initial = discover_migrations(migrations_folder(empty.engine))[0]
     (first / initial.path.name).write_text(initial.sql, encoding="utf-8")
-    await migrate(empty, first)
+    await migrate(empty, package_folder=first)
     statuses = list(TestStatus)
     await save_results(
         empty,

@@ -76,3 +76,29 @@ async def test_caching_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert callable(example)
     await example(tmp_path)
     assert (tmp_path / "files" / ".cache" / "artifacts").is_dir()
+
+
+async def test_own_migrations_example_runs(tmp_path: Path, database_url: str) -> None:
+    """The README's own-migrations example applies a user's chain after the package's."""
+    example = example_under("## Your own migrations")
+    assert callable(example)
+    await example(tmp_path, database_url)
+
+
+def test_install_check_runs(tmp_path: Path) -> None:
+    """The README's install check prints True in the checkout too: the names agree."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Install\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "README.md has no Python block under '## Install'"
+    script = tmp_path / "check.py"
+    script.write_text(match.group(1), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr

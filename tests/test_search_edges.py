@@ -322,7 +322,7 @@ async def test_migration_0005_reindexes_existing_rows(database_url: str, tmp_pat
         for migration in discover_migrations(migrations_folder(db.engine)):
             if migration.version < 5:
                 (early / migration.path.name).write_text(migration.sql, encoding="utf-8")
-        await migrate(db, early)
+        await migrate(db, package_folder=early)
         cut = "a " * ((INDEXED_CHARS - 4) // 2) + "tailword"
         await save_results(db, [result("ΟΔΟΣ alpha", "beta"), result(cut), result("σ ſ")])
         assert [m.version for m in await migrate(db)] == [5]

@@ -7,7 +7,10 @@ temporary folder, where nothing of the checkout can be imported.
 
 from __future__ import annotations
 
+import email.parser
+import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,7 +20,9 @@ from pathlib import Path
 import pytest
 
 import persistence
-from test_readme import usage_example
+from test_readme import README, usage_example
+
+OWN_VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
 
 ROOT = Path(__file__).parents[1]
 SQL_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sql").rglob("*.*"))
@@ -91,13 +96,71 @@ def test_the_sdist_carries_the_sql_and_not_the_generator(dist: Path) -> None:
     assert [name for name in names if "codegen" in name] == []
 
 
+def wheel_metadata(dist: Path) -> email.message.Message:
+    """The wheel's METADATA, parsed as the core metadata format says: an email header."""
+    wheel = zipfile.ZipFile(only(dist, "*.whl"))
+    (name,) = [name for name in wheel.namelist() if name.endswith(".dist-info/METADATA")]
+    return email.parser.Parser().parsestr(wheel.read(name).decode("utf-8"))
+
+
+def test_the_metadata_names_a_free_distribution(dist: Path) -> None:
+    """Name, license, Python range and extras are what the README's install section says."""
+    metadata = wheel_metadata(dist)
+    assert metadata["Name"] == "persistence-sql"
+    assert only(dist, "*.whl").name.startswith("persistence_sql-")
+    assert only(dist, "*.tar.gz").name.startswith("persistence_sql-")
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata["Requires-Python"] == ">=3.11"
+    assert {"dev", "bench"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert "pip install persistence-sql" in (metadata.get_payload() or "")
+
+
+def test_the_long_description_links_only_to_shipped_files(dist: Path) -> None:
+    """Every relative link of the README resolves to a file in the sdist, beside the README."""
+    with tarfile.open(only(dist, "*.tar.gz")) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    text = README.read_text(encoding="utf-8")
+    targets = {
+        target.split("#", 1)[0]
+        for target in re.findall(r"\]\(([^)\s]+)\)", text)
+        if not target.startswith(("#", "http://", "https://", "mailto:"))
+    }
+    assert targets, "the README links to no file: this test would check nothing"
+    assert sorted(targets - names) == []
+    assert {"README.md", "CHANGELOG.md", "docs/GUARANTEES.md"} <= names
+
+
+def test_the_wheel_carries_the_changelog(dist: Path) -> None:
+    """The changelog and docs/ ride in the wheel's .dist-info/extra_metadata/."""
+    names = zipfile.ZipFile(only(dist, "*.whl")).namelist()
+    extra = {name.split("/extra_metadata/", 1)[1] for name in names if "/extra_metadata/" in name}
+    assert {"CHANGELOG.md", "docs/GUARANTEES.md"} <= extra
+
+
+def test_the_install_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:
+    """The README's install check prints True: the distribution's version is the package's."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Install\n") :]
+    commands = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    check = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert commands is not None
+    assert check is not None
+    assert "pip install persistence-sql " in commands.group(1)
+    assert "dist/persistence_sql-*.whl" in commands.group(1)
+    script = tmp_path / "check.py"
+    script.write_text(check.group(1), encoding="utf-8")
+    done = run(venv / "python", script, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
+
+
 def test_runtime_dependencies_are_ranges(venv: Path, tmp_path: Path) -> None:
     """The installed metadata asks for version ranges, not exact pins, and has a license."""
     shown = run(
         venv / "python",
         "-c",
-        "import importlib.metadata as m; d = m.metadata('persistence');"
-        "print(d['License-Expression']); print(*m.requires('persistence'), sep='\\n')",
+        "import importlib.metadata as m; d = m.metadata('persistence-sql');"
+        "print(d['License-Expression']); print(*m.requires('persistence-sql'), sep='\\n')",
         cwd=tmp_path,
     )
     assert shown.returncode == 0, shown.stderr
@@ -124,7 +187,7 @@ def test_the_installed_command_migrates_outside_the_checkout(venv: Path, tmp_pat
     assert status.returncode == 0, status.stderr
     new = run(venv / "persistence", "new", "add_index", cwd=tmp_path)
     assert new.returncode == 3
-    assert "pass --folder" in new.stderr
+    assert "pass --migrations DIR" in new.stderr
 
 
 def test_the_readme_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:
@@ -135,3 +198,61 @@ def test_the_readme_example_runs_on_the_installed_package(venv: Path, tmp_path: 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2 1 {<TestStatus.PASSED: 'passed'>: 3} 4"  # as in the checkout
     assert (tmp_path / "data" / "app.db").is_file()
+
+
+def test_own_migrations_work_from_the_installed_command(
+    venv: Path, tmp_path: Path, database_url: str
+) -> None:
+    """`new`, `migrate`, `status` and `history` with --migrations, from the wheel, both engines."""
+    mine = tmp_path / "mine"
+    new = run(venv / "persistence", "new", "passed_view", "--migrations", mine, cwd=tmp_path)
+    assert new.returncode == 0, new.stderr
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0001_passed_view.sql").write_text(OWN_VIEW, encoding="utf-8")
+    base = ("--database", database_url, "--migrations", mine)
+    migrated = run(venv / "persistence", "migrate", *base, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "applied 0001_initial_schema.sql" in migrated.stdout
+    assert "applied user/0001_passed_view.sql" in migrated.stdout
+    status = run(venv / "persistence", "status", "--json", *base, cwd=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["up_to_date"] is True
+    assert [m["name"] for m in report["user"]["applied"]] == ["0001_passed_view"]
+    history = run(venv / "persistence", "history", *base, cwd=tmp_path)
+    assert history.stdout.splitlines()[-1].startswith("user/0001_passed_view  applied ")
+
+
+def test_the_own_migrations_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, database_url: str
+) -> None:
+    """The README's own-migrations example runs with only the wheel installed, both engines."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Your own migrations\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    script = tmp_path / "own.py"
+    script.write_text(
+        match.group(1)
+        + "\nimport asyncio, sys\nasyncio.run(example(Path(sys.argv[1]), sys.argv[2]))\n",
+        encoding="utf-8",
+    )
+    done = run(venv / "python", script, tmp_path, database_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_migrate_create_dry_run_and_json_from_the_wheel(
+    venv: Path, tmp_path: Path, database_url: str
+) -> None:
+    """`migrate --create --dry-run --json` then `migrate --create --json`, from the wheel."""
+    base = ("migrate", "--create", "--json", "--database", database_url)
+    planned = run(venv / "persistence", *base, "--dry-run", cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["dry_run"] is True
+    assert plan["pending"][0]["file"] == "0001_initial_schema.sql"
+    assert "CREATE TABLE" in plan["pending"][0]["sql"]
+    done = run(venv / "persistence", *base, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [m["name"] for m in report["applied"]] == [m["name"] for m in plan["pending"]]

@@ -100,6 +100,24 @@ UPDATE persistence_migrations SET checksum = :checksum, name = :name WHERE versi
 -- Accept a deleted migration file: drop its history row. The schema it made is left as it is.
 DELETE FROM persistence_migrations WHERE version = :version;
 
+-- name: list_applied_user_migrations()
+-- record_class: PersistenceUserMigrationsRow
+-- Every applied migration of the user's own chain, oldest first.
+SELECT version, name, checksum, applied_at, duration_ms FROM persistence_user_migrations ORDER BY version;
+
+-- name: record_user_migration(version, name, checksum, applied_at, duration_ms)!
+-- Record one applied migration of the user's chain, in the migration's own transaction.
+INSERT INTO persistence_user_migrations (version, name, checksum, applied_at, duration_ms)
+VALUES (:version, :name, :checksum, :applied_at, :duration_ms);
+
+-- name: accept_user_migration_checksum(checksum, name, version)!
+-- Accept an edited file of the user's chain: record its new checksum without running it again.
+UPDATE persistence_user_migrations SET checksum = :checksum, name = :name WHERE version = :version;
+
+-- name: forget_user_migration(version)!
+-- Accept a deleted file of the user's chain: drop its history row; its schema stays.
+DELETE FROM persistence_user_migrations WHERE version = :version;
+
 -- name: get_test_result(id)^
 -- record_class: TestResultsRow
 -- One test result by id.

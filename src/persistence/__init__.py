@@ -22,6 +22,7 @@ from persistence.database import (
     close_database,
     connect,
     connection,
+    create_database,
     open_database,
     transaction,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "close_database",
     "connect",
     "connection",
+    "create_database",
     "delete_config_entry",
     "delete_file_record",
     "delete_file_record_by_path",

@@ -22,16 +22,26 @@ from persistence._loader import sql_root
 from persistence.database import (
     DEFAULT_DATABASE,
     Database,
+    Engine,
     close_database,
+    create_database,
     engine_of,
     open_database,
     redact_url,
 )
 from persistence.exceptions import DatabaseError, PersistenceError
-from persistence.migrations import migrate, migration_status
+from persistence.migrations import (
+    Chain,
+    discover_migrations,
+    migrate,
+    migration_status,
+    migrations_folder,
+    pending_migrations,
+    user_migrations_folder,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
     from persistence.migrations import AppliedMigration, Drift, Migration, MigrationStatus
 
@@ -109,13 +119,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     reports = argparse.ArgumentParser(add_help=False)
     reports.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
+    chains = argparse.ArgumentParser(add_help=False)
+    chains.add_argument(
+        "--migrations",
+        "--folder",
+        dest="folder",
+        type=Path,
+        metavar="DIR",
+        help="your own migrations, in DIR/sqlite/ and DIR/postgres/ "
+        "(as `new --migrations DIR` writes them), applied after the package's",
+    )
 
     parser = argparse.ArgumentParser(
         prog="persistence", description="Migrate a database and report where it stands."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("migrate", parents=[connects], help="apply every pending migration")
+    run = commands.add_parser(
+        "migrate", parents=[connects, chains], help="apply every pending migration"
+    )
     run.add_argument(
         "--accept",
         type=_version,
@@ -124,6 +146,27 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="VERSION",
         help="accept that the applied migrations' files were edited or deleted",
+    )
+    run.add_argument(
+        "--create",
+        action="store_true",
+        help="create the PostgreSQL database first if it does not exist (a SQLite file is "
+        "always created)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the SQL that would run, and write nothing",
+    )
+    run.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
+    run.add_argument(
+        "--accept-user",
+        type=_version,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="VERSION",
+        help="the same, for your own migrations (--migrations DIR)",
     )
     run.add_argument(
         "--lock-timeout",
@@ -135,20 +178,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser(
         "status",
-        parents=[connects, reports],
+        parents=[connects, reports, chains],
         help="list applied, pending and drifted migrations; exit 1 unless up to date",
     )
     commands.add_parser(
         "history",
-        parents=[connects, reports],
+        parents=[connects, reports, chains],
         help="list the applied migrations, with when each ran and how long it took",
     )
     new = commands.add_parser("new", help="write the next numbered migration, once per engine")
     new.add_argument("name", type=_slug, metavar="NAME", help="a lower-case slug, e.g. add_index")
     new.add_argument(
+        "--migrations",
         "--folder",
+        dest="folder",
         type=Path,
-        help="the folder holding sqlite/ and postgres/ (default: the checkout's sql/migrations)",
+        metavar="DIR",
+        help="your migrations folder, holding sqlite/ and postgres/ "
+        "(default: the checkout's sql/migrations)",
     )
     return parser
 
@@ -160,6 +207,13 @@ def _database_url(given: str | None) -> str:
 
 async def _open(url: str, *, create: bool, wait: float) -> Database:
     """Open the database, retrying for up to `wait` seconds while it cannot be reached."""
+    return await _retrying(
+        lambda timeout: open_database(url, create=create, connect_timeout=timeout), url, wait
+    )
+
+
+async def _retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: float) -> _T:
+    """Make attempts, given each one's connect timeout, until one works or `wait` has passed."""
     engine_of(url)  # a bad URL fails at once: waiting would not mend it
     deadline = time.monotonic() + wait
     delay, longest = _RETRY_DELAY
@@ -168,7 +222,7 @@ async def _open(url: str, *, create: bool, wait: float) -> Database:
         left = deadline - time.monotonic()
         timeout = min(_CONNECT_TIMEOUT, max(left, 1.0)) if wait else _CONNECT_TIMEOUT
         try:
-            return await open_database(url, create=create, connect_timeout=timeout)
+            return await attempt(timeout)
         except DatabaseError as error:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -181,21 +235,104 @@ async def _open(url: str, *, create: bool, wait: float) -> Database:
 
 async def _migrate(arguments: argparse.Namespace) -> int:
     url = _database_url(arguments.database)
+    created = arguments.create and await _retrying(
+        lambda timeout: create_database(url, connect_timeout=timeout, dry_run=arguments.dry_run),
+        url,
+        arguments.wait,
+    )
+    created = created or await _new_sqlite_file(url)
+    if arguments.dry_run:
+        return await _dry_run(arguments, url, created=created)
     db = await _open(url, create=True, wait=arguments.wait)
     try:
         applied = await _saying_after(
             _QUIET,
-            migrate(db, accept=arguments.accept, lock_timeout=arguments.lock_timeout),
+            migrate(
+                db,
+                arguments.folder,
+                accept=arguments.accept,
+                accept_user=arguments.accept_user,
+                lock_timeout=arguments.lock_timeout,
+            ),
             f"still migrating after {_QUIET:g}s: waiting for the migration lock, which another "
             f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
             "or for a long migration to finish",
         )
     finally:
         await close_database(db)
+    if arguments.json:
+        _print_json(_migrate_json(url, dry_run=False, created=created, applied=applied, pending=[]))
+        return EXIT_OK
+    if created:
+        print(f"created the database {redact_url(url)}")
     for migration in applied:
-        print(f"applied {migration.path.name}")
+        print(f"applied {_label(migration.chain)}{migration.path.name}")
     print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
     return EXIT_OK
+
+
+async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) -> int:
+    """Print what `migrate` would run, SQL and all, reading the database at most."""
+    engine = engine_of(url)[0]
+    if created:  # nothing is there yet, so everything would run
+        if arguments.accept or arguments.accept_user:
+            msg = "cannot accept drift: the database does not exist, so nothing was applied"
+            raise _CannotRunError(msg)
+        pending = discover_migrations(migrations_folder(engine))
+        if arguments.folder is not None:
+            user = user_migrations_folder(arguments.folder, engine)
+            pending += discover_migrations(user, Chain.USER)
+    else:
+        db = await _open(url, create=False, wait=arguments.wait)
+        try:
+            pending = await pending_migrations(
+                db, arguments.folder, accept=arguments.accept, accept_user=arguments.accept_user
+            )
+        finally:
+            await close_database(db)
+    if arguments.json:
+        _print_json(_migrate_json(url, dry_run=True, created=created, applied=[], pending=pending))
+        return EXIT_OK
+    print(f"-- dry run: nothing was written to {redact_url(url)}")
+    if created:
+        print(f"-- would create the database {redact_url(url)}")
+    history = [f"{engine.value}.sql"] + ([f"{engine.value}_user.sql"] if arguments.folder else [])
+    for name in history:  # run first by every migrate; each is a no-op once its table exists
+        print(f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}")
+    for migration in pending:
+        print(f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its")
+        print(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
+    print(f"\n-- {len(pending)} migration(s) would be applied")
+    return EXIT_OK
+
+
+async def _new_sqlite_file(url: str) -> bool:
+    """Tell whether `url` names a SQLite file that does not exist yet, which migrate creates."""
+    engine, target = engine_of(url)
+    return engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
+
+
+def _migrate_json(
+    url: str, *, dry_run: bool, created: bool, applied: list[Migration], pending: list[Migration]
+) -> dict[str, object]:
+    """Give what `migrate --json` prints: the run's (or, dry, the plan's) migrations."""
+    return {
+        "database": redact_url(url),
+        "engine": engine_of(url)[0].value,
+        "dry_run": dry_run,
+        "created": created,
+        "applied": [_migration_json(migration) for migration in applied],
+        "pending": [_migration_json(migration) | {"sql": migration.sql} for migration in pending],
+    }
+
+
+def _migration_json(migration: Migration) -> dict[str, object]:
+    return {
+        "chain": migration.chain.value,
+        "version": migration.version,
+        "name": migration.name,
+        "file": migration.path.name,
+    }
 
 
 async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
@@ -215,7 +352,7 @@ async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, Migrati
     url = _database_url(arguments.database)
     db = await _open(url, create=False, wait=arguments.wait)
     try:
-        return url, db.engine.value, await migration_status(db)
+        return url, db.engine.value, await migration_status(db, arguments.folder)
     finally:
         await close_database(db)
 
@@ -231,16 +368,41 @@ async def _status(arguments: argparse.Namespace) -> int:
                 "applied": [_applied_json(done) for done in status.applied],
                 "pending": [_pending_json(migration) for migration in status.pending],
                 "drifted": [_drift_json(drift) for drift in status.drifted],
+                "user": _user_json(arguments.folder, status.user),
             }
         )
     else:
-        for done in status.applied:
-            print(f"applied  {done.name}  at {done.applied_at.isoformat()}")
-        for migration in status.pending:
-            print(f"pending  {migration.path.name}")
-        for drift in status.drifted:
-            print(f"drifted  {drift.describe()}")
+        for chain in _chains(status):
+            label = _label(chain.chain)
+            for done in chain.applied:
+                print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
+            for migration in chain.pending:
+                print(f"pending  {label}{migration.path.name}")
+            for drift in chain.drifted:
+                print(f"drifted  {label}{drift.describe()}")
     return EXIT_OK if status.up_to_date else EXIT_PENDING
+
+
+def _chains(status: MigrationStatus) -> list[MigrationStatus]:
+    """List the package's chain, then the user's when a folder was given."""
+    return [status] if status.user is None else [status, status.user]
+
+
+def _label(chain: Chain) -> str:
+    """Give the prefix of a migration's name: none for the package's, `user/` for the user's."""
+    return "" if chain is Chain.PACKAGE else "user/"
+
+
+def _user_json(folder: Path | None, status: MigrationStatus | None) -> dict[str, object] | None:
+    if folder is None or status is None:
+        return None
+    return {
+        "folder": str(folder),
+        "up_to_date": status.up_to_date,
+        "applied": [_applied_json(done) for done in status.applied],
+        "pending": [_pending_json(migration) for migration in status.pending],
+        "drifted": [_drift_json(drift) for drift in status.drifted],
+    }
 
 
 async def _history(arguments: argparse.Namespace) -> int:
@@ -251,13 +413,26 @@ async def _history(arguments: argparse.Namespace) -> int:
                 "database": redact_url(url),
                 "engine": engine,
                 "applied": [_applied_json(done) for done in status.applied],
+                "user": (
+                    None
+                    if status.user is None
+                    else {
+                        "folder": str(arguments.folder),
+                        "applied": [_applied_json(done) for done in status.user.applied],
+                    }
+                ),
             }
         )
         return EXIT_OK
     if not status.applied:
         print(f"{redact_url(url)}: no migration applied yet")
-    for done in status.applied:
-        print(f"{done.name}  applied {done.applied_at.isoformat()}  in {done.duration_ms:.1f} ms")
+    for chain in _chains(status):
+        label = _label(chain.chain)
+        for done in chain.applied:
+            print(
+                f"{label}{done.name}  applied {done.applied_at.isoformat()}  "
+                f"in {done.duration_ms:.1f} ms"
+            )
     return EXIT_OK
 
 
@@ -312,7 +487,7 @@ def _checkout_migrations() -> Path:
     """Return the checkout's sql/migrations, which the installed package does not have."""
     root = sql_root()
     if not (root.parent / "pyproject.toml").is_file():
-        msg = f"the package runs from {root.parent}, not from a checkout: pass --folder"
+        msg = f"the package runs from {root.parent}, not from a checkout: pass --migrations DIR"
         raise _CannotRunError(msg)
     return root / "migrations"
 

@@ -34,6 +34,7 @@ import attrs
 from persistence._backend import Backend, Engine
 from persistence._changes import recording, stop_recording
 from persistence._postgres import open_postgres
+from persistence._postgres.create import create_postgres_database
 from persistence._sqlite import open_sqlite
 from persistence.exceptions import DatabaseError
 
@@ -48,6 +49,7 @@ __all__ = [
     "close_database",
     "connect",
     "connection",
+    "create_database",
     "database_url",
     "open_database",
     "redact_url",
@@ -273,6 +275,31 @@ async def open_database(  # each limit is the caller's to set
             pool_size=pool_size,
         )
     return Database(url=shown, engine=engine, queries=backend.queries, backend=backend)
+
+
+async def create_database(
+    url: str | os.PathLike[str] | None = None,
+    *,
+    connect_timeout: float = 10.0,
+    command_timeout: float = 60.0,
+    dry_run: bool = False,
+) -> bool:
+    """Create the PostgreSQL database `url` names if it is missing: say whether it was made.
+
+    With `dry_run`, say whether it would be. A SQLite file needs no such step (False):
+    `open_database` creates it. A role that may not create databases gets a DatabaseError
+    that says so.
+    """
+    engine, target = engine_of(url)
+    if engine is Engine.SQLITE:
+        return False
+    return await create_postgres_database(
+        target,
+        redact_url(target),
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        dry_run=dry_run,
+    )
 
 
 async def close_database(db: Database) -> None:

@@ -13,12 +13,18 @@
 - Two runners started at once apply each migration exactly once: each migration takes
   the runners' lock (SQLite's write lock, PostgreSQL's advisory lock), waiting at most
   `lock_timeout`, then reads the history again.
+- Beside the package's own chain, a user may keep a chain of their own in a folder laid out
+  as `FOLDER/sqlite/NNNN_slug.sql` and `FOLDER/postgres/NNNN_slug.sql` (what `persistence new
+  --folder FOLDER` writes). It is applied after the package's chain, under the same lock and
+  rules, and has its own history table, `persistence_user_migrations`, so that each chain
+  numbers its files from 0001 and neither can be mistaken for the other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import hashlib
 import re
 import time
@@ -36,7 +42,7 @@ from persistence.database import (
     connection,
     translate_errors,
 )
-from persistence.exceptions import MigrationError, PersistenceError
+from persistence.exceptions import MigrationError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
     from persistence._backend import Backend
@@ -44,7 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HISTORY_TABLE",
+    "USER_HISTORY_TABLE",
     "AppliedMigration",
+    "Chain",
     "Drift",
     "Migration",
     "MigrationStatus",
@@ -52,10 +60,35 @@ __all__ = [
     "migrate",
     "migration_status",
     "migrations_folder",
+    "pending_migrations",
+    "user_migrations_folder",
 ]
 
 HISTORY_TABLE: Final = "persistence_migrations"
-"""The runner's history table."""
+"""The runner's history table, of the package's own chain."""
+
+USER_HISTORY_TABLE: Final = "persistence_user_migrations"
+"""The history table of the user's own chain."""
+
+
+class Chain(enum.StrEnum):
+    """A line of migrations with a history of its own."""
+
+    PACKAGE = "package"
+    """The package's own migrations, shipped in the wheel."""
+    USER = "user"
+    """The user's own migrations, from a folder of theirs, applied after the package's."""
+
+    @property
+    def history(self) -> str:
+        """The name of this chain's history table."""
+        return HISTORY_TABLE if self is Chain.PACKAGE else USER_HISTORY_TABLE
+
+    @property
+    def accept_option(self) -> str:
+        """The command-line option that accepts this chain's drift."""
+        return "--accept" if self is Chain.PACKAGE else "--accept-user"
+
 
 _LEGACY_HISTORY: Final = "schema_migrations"
 """The history table's name before 0.2, adopted (renamed) when its columns are this runner's."""
@@ -80,6 +113,7 @@ class Migration:
     path: Path
     sql: str = attrs.field(repr=False)
     checksum: str
+    chain: Chain = Chain.PACKAGE
 
 
 @attrs.frozen
@@ -91,6 +125,7 @@ class AppliedMigration:
     checksum: str
     applied_at: dt.datetime
     duration_ms: float
+    chain: Chain = Chain.PACKAGE
 
 
 @attrs.frozen
@@ -119,25 +154,39 @@ class MigrationStatus:
     out_of_order: tuple[Migration, ...] = ()
     """Pending files older than a migration already applied: they cannot run in order."""
     notes: tuple[str, ...] = ()
+    chain: Chain = Chain.PACKAGE
+    user: MigrationStatus | None = None
+    """The user's own chain, when its folder was given; the fields above are the package's."""
 
     @property
     def up_to_date(self) -> bool:
-        """Nothing pending, drifted, newer or out of order."""
-        return not (self.pending or self.drifted or self.newer or self.out_of_order)
+        """Nothing pending, drifted, newer or out of order, in this chain or the user's."""
+        mine = not (self.pending or self.drifted or self.newer or self.out_of_order)
+        return mine and (self.user is None or self.user.up_to_date)
 
     def problems(self, accepted: Iterable[int] = ()) -> list[str]:
-        """Say what stops `migrate`, each problem naming its migration."""
+        """Say what stops `migrate` in this chain, each problem naming its migration."""
         allowed = set(accepted)
+        option = self.chain.accept_option
         problems = [d.describe() for d in self.drifted if d.applied.version not in allowed]
         if problems:
-            problems[-1] += ". Restore the file, or accept the change with --accept VERSION"
-        problems += [
-            f"the database has migration {a.name} applied, newer than every migration of "
-            "this code: it was migrated by a newer version, so upgrade the code (if its file "
-            f"was deleted on purpose, accept that with --accept {a.version})"
-            for a in self.newer
-            if a.version not in allowed
-        ]
+            problems[-1] += f". Restore the file, or accept the change with {option} VERSION"
+        if self.chain is Chain.PACKAGE:
+            problems += [
+                f"the database has migration {a.name} applied, newer than every migration of "
+                "this code: it was migrated by a newer version, so upgrade the code (if its "
+                f"file was deleted on purpose, accept that with {option} {a.version})"
+                for a in self.newer
+                if a.version not in allowed
+            ]
+        else:
+            problems += [
+                f"the database has your migration {a.name} applied, newer than every file of "
+                "your migrations folder: pass the folder that holds it (if its file was "
+                f"deleted on purpose, accept that with {option} {a.version})"
+                for a in self.newer
+                if a.version not in allowed
+            ]
         problems += [
             f"{m.path.name} is pending but a later migration is already applied: "
             "it cannot run in order; give it a version after the last applied one"
@@ -157,8 +206,28 @@ def migrations_folder(engine: Engine) -> Path:
     return sql_root() / "migrations" / engine.value
 
 
-def discover_migrations(folder: Path) -> list[Migration]:
-    """Read every `NNNN_slug.sql` of a folder, in version order.
+def user_migrations_folder(folder: Path, engine: Engine) -> Path:
+    """Return one engine's folder of a user's chain: `folder/sqlite` or `folder/postgres`.
+
+    The same layout `persistence new --folder` writes; a folder without the engine's
+    sub-folder is refused, so that a one-engine folder given by mistake is not taken as empty.
+    """
+    if not isinstance(folder, Path):
+        raise ValidationError("migrate", "folder", f"must be a pathlib.Path, got {folder!r}")
+    if not folder.is_dir():
+        raise MigrationError(f"your migrations folder {folder} does not exist")
+    engine_folder = folder / engine.value
+    if not engine_folder.is_dir():
+        raise MigrationError(
+            f"your migrations folder {folder} has no {engine.value}/ folder: it holds one "
+            f"folder per engine, {folder / 'sqlite'} and {folder / 'postgres'}, each of "
+            "NNNN_slug.sql files (persistence new NAME --folder FOLDER writes both)"
+        )
+    return engine_folder
+
+
+def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
+    """Read every `NNNN_slug.sql` of one engine's folder, in version order.
 
     Files whose names do not end in `.sql` (any case) are left alone; any other file
     that looks like a migration but is not one is an error naming it.
@@ -169,7 +238,7 @@ def discover_migrations(folder: Path) -> list[Migration]:
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix.lower() != ".sql":
             continue
-        migration = _read_migration(path)
+        migration = attrs.evolve(_read_migration(path), chain=chain)
         if migration.version in migrations:
             raise MigrationError(
                 f"{path.name} and {migrations[migration.version].path.name} share version "
@@ -221,25 +290,83 @@ def _statements(backend: Backend, migration: Migration) -> list[str]:
     return statements
 
 
-async def migration_status(db: Database, folder: Path | None = None) -> MigrationStatus:
+async def migration_status(
+    db: Database, folder: Path | None = None, *, package_folder: Path | None = None
+) -> MigrationStatus:
     """Compare the history with the files: what is applied, pending, drifted and out of order.
 
-    Only reads: a database that was never migrated has everything pending.
+    `folder` holds the user's own chain (`folder/sqlite/`, `folder/postgres/`); its status
+    is the result's `user`. `package_folder` stands in for the packaged migrations of the
+    engine, for tools and tests. Only reads: a database never migrated has all pending.
     """
-    migrations = discover_migrations(folder or migrations_folder(db.engine))
+    plans = _plans(db, folder, package_folder)
+    statuses = [await _chain_status(db, chain, migrations) for chain, migrations in plans]
+    package, *user = statuses
+    return attrs.evolve(package, user=user[0] if user else None)
+
+
+async def pending_migrations(
+    db: Database,
+    folder: Path | None = None,
+    *,
+    accept: Iterable[int] = (),
+    accept_user: Iterable[int] = (),
+    package_folder: Path | None = None,
+) -> list[Migration]:
+    """Return what `migrate` with these arguments would apply, in order, changing nothing.
+
+    Every file is checked, and drift that `migrate` would refuse is refused, as `migrate`
+    does; what another runner applies meanwhile is not foreseen.
+    """
+    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
+    if accepted[Chain.USER] and folder is None:
+        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    backend = backend_of(db)
+    pending: list[Migration] = []
+    for chain, migrations in _plans(db, folder, package_folder):
+        for migration in migrations:
+            _statements(backend, migration)
+        status = await _chain_status(db, chain, migrations)
+        _refuse(status, accepted[chain])
+        unknown = accepted[chain] - {a.version for a in status.applied}
+        if unknown:
+            which = "" if chain is Chain.PACKAGE else "your "
+            raise MigrationError(
+                f"cannot accept {which}migration {min(unknown)}: it was never applied"
+            )
+        pending += status.pending
+    return pending
+
+
+def _plans(
+    db: Database, folder: Path | None, package_folder: Path | None
+) -> list[tuple[Chain, list[Migration]]]:
+    """Read each chain's files, the package's first: every file is checked before any runs."""
+    if package_folder is not None and not isinstance(package_folder, Path):
+        raise ValidationError(
+            "migrate", "package_folder", f"must be a pathlib.Path, got {package_folder!r}"
+        )
+    plans = [(Chain.PACKAGE, discover_migrations(package_folder or migrations_folder(db.engine)))]
+    if folder is not None:
+        user_folder = user_migrations_folder(folder, db.engine)
+        plans.append((Chain.USER, discover_migrations(user_folder, Chain.USER)))
+    return plans
+
+
+async def _chain_status(db: Database, chain: Chain, migrations: list[Migration]) -> MigrationStatus:
     notes: tuple[str, ...] = ()
     applied: list[AppliedMigration] = []
-    if await _has_table(db, HISTORY_TABLE):
+    if await _has_table(db, chain.history):
         async with connection(db) as conn:
-            applied = await _applied(db, conn)
-    elif await _legacy_history(db):
+            applied = await _applied(db, conn, chain)
+    elif chain is Chain.PACKAGE and await _legacy_history(db):
         notes = (
             (
                 f"the history is in the table {_LEGACY_HISTORY} of an earlier version of this "
                 f"package: the next migrate renames it to {HISTORY_TABLE}"
             ),
         )
-    return attrs.evolve(_compare(migrations, applied), notes=notes)
+    return attrs.evolve(_compare(migrations, applied, chain), notes=notes)
 
 
 async def _has_table(db: Database, table: str) -> bool:
@@ -252,7 +379,9 @@ async def _legacy_history(db: Database, conn: Connection | None = None) -> bool:
         return await backend_of(db).table_columns(_LEGACY_HISTORY, conn) == _HISTORY_COLUMNS
 
 
-def _compare(migrations: list[Migration], applied: list[AppliedMigration]) -> MigrationStatus:
+def _compare(
+    migrations: list[Migration], applied: list[AppliedMigration], chain: Chain = Chain.PACKAGE
+) -> MigrationStatus:
     by_version = {m.version: m for m in migrations}
     done = {a.version for a in applied}
     latest_file = max(by_version, default=0)
@@ -266,7 +395,7 @@ def _compare(migrations: list[Migration], applied: list[AppliedMigration]) -> Mi
     pending = tuple(m for m in migrations if m.version not in done)
     latest_applied = max(done, default=0)
     out_of_order = tuple(m for m in pending if m.version < latest_applied)
-    return MigrationStatus(tuple(applied), pending, drifted, newer, out_of_order)
+    return MigrationStatus(tuple(applied), pending, drifted, newer, out_of_order, chain=chain)
 
 
 async def migrate(
@@ -274,43 +403,66 @@ async def migrate(
     folder: Path | None = None,
     *,
     accept: Iterable[int] = (),
+    accept_user: Iterable[int] = (),
     lock_timeout: float = 60.0,
+    package_folder: Path | None = None,
 ) -> list[Migration]:
     """Apply every pending migration in order; return the ones this call applied.
 
-    `accept` lists versions whose drift is accepted: an edited file's new checksum is
-    recorded without running it again; a deleted file's history row is removed.
-    `lock_timeout` bounds the wait for another runner, on both engines.
+    The package's own migrations run first; then, when `folder` is given, the user's own
+    chain from `folder/<engine>/` (`folder/sqlite/` or `folder/postgres/`), with its own
+    history. `accept` lists versions of the package's chain whose drift is accepted, and
+    `accept_user` those of the user's: an edited file's new checksum is recorded without
+    running it again; a deleted file's history row is removed. `lock_timeout` bounds the
+    wait for another runner, on both engines. `package_folder` stands in for the packaged
+    migrations of the engine (one engine's folder), for tools and tests.
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
-    migrations = discover_migrations(folder or migrations_folder(db.engine))
+    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
+    if accepted[Chain.USER] and folder is None:
+        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    plans = _plans(db, folder, package_folder)
     backend = backend_of(db)
-    scripts = {m.version: _statements(backend, m) for m in migrations}
-    accepted = set(accept)
+    scripts = {(chain, m.version): _statements(backend, m) for chain, found in plans for m in found}
     async with _migration_transaction(db, lock_timeout) as conn:
-        await _ensure_history(db, conn)
-        status = _compare(migrations, await _applied(db, conn))
-        _refuse(status, accepted)
-        if accepted:
-            await _accept(db, conn, migrations, accepted)
-    applied_now: list[Migration] = []
-    for migration in migrations:
-        try:
-            async with _migration_transaction(db, lock_timeout) as conn:
-                status = _compare(migrations, await _applied(db, conn))
-                _refuse(status, set())
-                if migration not in status.pending:
-                    continue
-                await _apply(db, conn, migration, scripts[migration.version])
-        except MigrationError as error:
-            if error.migration is not None:
-                raise
-            raise MigrationError(
-                f"{migration.path.name}: {error}", migration=migration.name
-            ) from error
-        applied_now.append(migration)
-    return applied_now
+        for chain, migrations in plans:
+            await _ensure_history(db, conn, chain)
+            _refuse(_compare(migrations, await _applied(db, conn, chain), chain), accepted[chain])
+        for chain, migrations in plans:
+            if accepted[chain]:
+                await _accept(db, conn, chain, migrations, accepted[chain])
+    return [
+        migration
+        for chain, migrations in plans
+        for migration in migrations
+        if await _apply_pending(
+            db, migrations, migration, scripts[chain, migration.version], lock_timeout
+        )
+    ]
+
+
+async def _apply_pending(
+    db: Database,
+    migrations: list[Migration],
+    migration: Migration,
+    statements: list[str],
+    lock_timeout: float,
+) -> bool:
+    """Apply one migration under the lock unless another runner did: say whether this one did."""
+    chain = migration.chain
+    try:
+        async with _migration_transaction(db, lock_timeout) as conn:
+            status = _compare(migrations, await _applied(db, conn, chain), chain)
+            _refuse(status, set())
+            if migration not in status.pending:
+                return False
+            await _apply(db, conn, migration, statements)
+    except MigrationError as error:
+        if error.migration is not None:
+            raise
+        raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from error
+    return True
 
 
 def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
@@ -332,18 +484,25 @@ async def _migration_transaction(db: Database, lock_timeout: float) -> AsyncIter
 
 
 async def _accept(
-    db: Database, conn: Connection, migrations: list[Migration], accepted: set[int]
+    db: Database, conn: Connection, chain: Chain, migrations: list[Migration], accepted: set[int]
 ) -> None:
     by_version = {m.version: m for m in migrations}
-    applied = {a.version for a in await _applied(db, conn)}
+    applied = {a.version for a in await _applied(db, conn, chain)}
+    which = "" if chain is Chain.PACKAGE else "your "
     for version in sorted(accepted):
         if version not in applied:
-            raise MigrationError(f"cannot accept migration {version}: it was never applied")
+            raise MigrationError(f"cannot accept {which}migration {version}: it was never applied")
         migration = by_version.get(version)
-        if migration is None:
+        if migration is None and chain is Chain.PACKAGE:
             await db.queries.forget_migration(conn, version=version)
-        else:
+        elif migration is None:
+            await db.queries.forget_user_migration(conn, version=version)
+        elif chain is Chain.PACKAGE:
             await db.queries.accept_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
+        else:
+            await db.queries.accept_user_migration_checksum(
                 conn, version=version, name=migration.name, checksum=migration.checksum
             )
 
@@ -364,31 +523,54 @@ async def _apply(
         raise MigrationError(
             f"{migration.path.name}: {translated}", migration=migration.name
         ) from error
-    await db.queries.record_migration(
-        conn,
-        version=migration.version,
-        name=migration.name,
-        checksum=migration.checksum,
-        applied_at=dt.datetime.now(dt.UTC),
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    applied_at = dt.datetime.now(dt.UTC)
+    duration_ms = (time.perf_counter() - started) * 1000
+    if migration.chain is Chain.PACKAGE:
+        await db.queries.record_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
+    else:
+        await db.queries.record_user_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
 
 
-async def _ensure_history(db: Database, conn: Connection) -> None:
-    """Create the history table if it is missing (its DDL is in sql/history/).
+async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
+    """Create the chain's history table if it is missing (its DDL is in sql/history/).
 
     A history kept by an earlier version of this package under its old name is renamed;
     a table of that name with other columns belongs to another tool and is left alone.
     """
     backend = backend_of(db)
-    if not await backend.table_columns(HISTORY_TABLE, conn) and await _legacy_history(db, conn):
+    if chain is Chain.USER:
+        ddl_file = f"{backend.engine.value}_user.sql"
+    elif not await backend.table_columns(HISTORY_TABLE, conn) and await _legacy_history(db, conn):
         await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
         return
-    ddl = (sql_root() / "history" / f"{backend.engine.value}.sql").read_text(encoding="utf-8")
+    else:
+        ddl_file = f"{backend.engine.value}.sql"
+    ddl = (sql_root() / "history" / ddl_file).read_text(encoding="utf-8")
     await backend.run_script(conn, backend.statements(ddl))
 
 
-async def _applied(db: Database, conn: Connection) -> list[AppliedMigration]:
+async def _applied(
+    db: Database, conn: Connection, chain: Chain = Chain.PACKAGE
+) -> list[AppliedMigration]:
+    rows = (
+        await db.queries.list_applied_migrations(conn)
+        if chain is Chain.PACKAGE
+        else await db.queries.list_applied_user_migrations(conn)
+    )
     return [
         AppliedMigration(
             version=row.version,
@@ -396,6 +578,7 @@ async def _applied(db: Database, conn: Connection) -> list[AppliedMigration]:
             checksum=row.checksum,
             applied_at=row.applied_at,
             duration_ms=row.duration_ms,
+            chain=chain,
         )
-        for row in await db.queries.list_applied_migrations(conn)
+        for row in rows
     ]

@@ -23,6 +23,7 @@ __all__ = [
     "InsertTestResultsParams",
     "JsonObject",
     "PersistenceMigrationsRow",
+    "PersistenceUserMigrationsRow",
     "Queries",
     "SearchTestResultsRow",
     "TestResultStatsRow",
@@ -60,6 +61,16 @@ class FileRecordsRow(NamedTuple):
 
 class PersistenceMigrationsRow(NamedTuple):
     """A row of persistence_migrations."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime.datetime
+    duration_ms: float
+
+
+class PersistenceUserMigrationsRow(NamedTuple):
+    """A row of persistence_user_migrations."""
 
     version: int
     name: str
@@ -291,6 +302,31 @@ class Queries(Protocol):
     async def forget_migration(self, conn: Connection, *, version: int) -> int:
         """Accept a deleted migration file: drop its history row. The schema it made is left as it is."""
 
+    async def list_applied_user_migrations(
+        self, conn: Connection
+    ) -> list[PersistenceUserMigrationsRow]:
+        """Every applied migration of the user's own chain, oldest first."""
+
+    async def record_user_migration(
+        self,
+        conn: Connection,
+        *,
+        version: int,
+        name: str,
+        checksum: str,
+        applied_at: datetime.datetime,
+        duration_ms: float,
+    ) -> None:
+        """Record one applied migration of the user's chain, in the migration's own transaction."""
+
+    async def accept_user_migration_checksum(
+        self, conn: Connection, *, checksum: str, name: str, version: int
+    ) -> int:
+        """Accept an edited file of the user's chain: record its new checksum without running it again."""
+
+    async def forget_user_migration(self, conn: Connection, *, version: int) -> int:
+        """Accept a deleted file of the user's chain: drop its history row; its schema stays."""
+
     async def get_test_result(self, conn: Connection, *, id: int) -> TestResultsRow | None:
         """One test result by id."""
 
@@ -507,6 +543,21 @@ def _sqlite_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceM
     ]
 
 
+def _postgres_persistence_user_migrations_row(
+    rows: Iterable[Any],
+) -> list[PersistenceUserMigrationsRow]:
+    return list(map(_new, repeat(PersistenceUserMigrationsRow), rows))
+
+
+def _sqlite_persistence_user_migrations_row(
+    rows: Iterable[Any],
+) -> list[PersistenceUserMigrationsRow]:
+    return [
+        _new(PersistenceUserMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))
+        for r in rows
+    ]
+
+
 def _postgres_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
     return list(map(_new, repeat(TestResultsRow), rows))
 
@@ -573,6 +624,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ConfigEntriesRow": _postgres_config_entries_row,
         "FileRecordsRow": _postgres_file_records_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
+        "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "TestResultsRow": _postgres_test_results_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
@@ -581,6 +633,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ConfigEntriesRow": _sqlite_config_entries_row,
         "FileRecordsRow": _sqlite_file_records_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
+        "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "TestResultsRow": _sqlite_test_results_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,

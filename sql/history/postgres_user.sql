@@ -1,0 +1,9 @@
+-- The history of a user's own chain of migrations, kept apart from the package's own, so that
+-- each chain numbers its files from 0001. Created by the runner when it first meets such a chain.
+CREATE TABLE IF NOT EXISTS persistence_user_migrations (
+    version     bigint PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL,
+    duration_ms double precision NOT NULL
+);

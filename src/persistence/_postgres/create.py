@@ -1,0 +1,108 @@
+"""Create the PostgreSQL database a URL names, for `persistence migrate --create`.
+
+The database is looked for first over the URL itself, so a role that may use the database
+but not the server's maintenance database still gets "it exists". Only when the server says
+the database does not exist is `CREATE DATABASE` sent, over a connection to the maintenance
+database (`postgres`, else `template1`) with the URL's role and options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import asyncpg
+
+from persistence._postgres.errors import detail
+from persistence.exceptions import DatabaseError, ValidationError
+
+__all__ = ["create_postgres_database", "database_name"]
+
+_MAINTENANCE: Final = ("postgres", "template1")
+_LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short
+
+
+def database_name(dsn: str) -> str:
+    """Return the database a postgresql:// URL names: its path, else its dbname= option."""
+    parts = urlsplit(dsn)
+    options = parse_qs(parts.query)
+    name = unquote(parts.path.lstrip("/")) or (options.get("dbname") or [""])[-1]
+    if not name:
+        raise ValidationError(
+            "create_database", "url", "names no database: write postgresql://host/NAME"
+        )
+    if len(name.encode()) > _LONGEST_NAME or "\x00" in name:
+        raise ValidationError(
+            "create_database",
+            "url",
+            f"{name!r} is not a PostgreSQL database name (at most {_LONGEST_NAME} bytes, no NUL)",
+        )
+    return name
+
+
+async def create_postgres_database(
+    dsn: str, shown: str, *, connect_timeout: float, command_timeout: float, dry_run: bool = False
+) -> bool:
+    """Create the database `dsn` names unless it exists: say whether it was (or would be) made.
+
+    A role without the CREATEDB right gets a `DatabaseError` that says so and what to do.
+    Two callers at once are fine: the one that loses the race finds the database made.
+    """
+    name = database_name(dsn)
+    if await _exists(dsn, shown, connect_timeout):
+        return False
+    if dry_run:
+        return True
+    admin = await _maintenance_connection(dsn, shown, connect_timeout)
+    try:
+        quoted = '"' + name.replace('"', '""') + '"'
+        await admin.execute(f"CREATE DATABASE {quoted}", timeout=command_timeout)
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another runner made it between the look and the create; two at once collide in
+        # the catalogue's unique index instead.
+        return False
+    except asyncpg.InsufficientPrivilegeError as error:
+        role = await admin.fetchval("SELECT current_user", timeout=command_timeout)
+        raise DatabaseError(
+            f"cannot create the database {name!r} at {shown}: the role {role!r} lacks the "
+            "right to create databases (CREATEDB). Ask an administrator to run "
+            f"CREATE DATABASE {quoted} OWNER {role}, or ALTER ROLE {role} CREATEDB"
+        ) from error
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DatabaseError(
+            f"cannot create the database {name!r} at {shown}: {detail(error)}"
+        ) from error
+    finally:
+        await asyncio.shield(admin.close(timeout=connect_timeout))
+    return True
+
+
+async def _exists(dsn: str, shown: str, connect_timeout: float) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+    except asyncpg.InvalidCatalogNameError:
+        return False
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
+    await asyncio.shield(conn.close(timeout=connect_timeout))
+    return True
+
+
+async def _maintenance_connection(
+    dsn: str, shown: str, connect_timeout: float
+) -> asyncpg.Connection:
+    last: BaseException | None = None
+    for maintenance in _MAINTENANCE:
+        try:
+            return await asyncpg.connect(dsn, database=maintenance, timeout=connect_timeout)
+        except asyncpg.InvalidCatalogNameError as error:
+            last = error
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL at {shown} to create its database: {detail(error)}"
+            ) from error
+    raise DatabaseError(
+        f"cannot create the database of {shown}: the server has neither of the maintenance "
+        f"databases {' nor '.join(_MAINTENANCE)} to connect to"
+    ) from last

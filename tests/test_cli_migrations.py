@@ -1,0 +1,126 @@
+"""The command line with a user's own migrations, `--migrations DIR`, on both engines."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from persistence.__main__ import main
+
+VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
+
+
+@pytest.fixture(autouse=True)
+def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without DATABASE_URL, whatever the shell running pytest has."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process: exit code, stdout and stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fill(folder: Path, stem: str) -> None:
+    """Give the migrations `new` wrote a statement, on each engine."""
+    for engine in ("sqlite", "postgres"):
+        (folder / engine / f"{stem}.sql").write_text(VIEW, encoding="utf-8")
+
+
+def test_new_then_migrate_then_status_and_history(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """`new`, `migrate`, `status` and `history` agree on one folder layout, DIR/<engine>/."""
+    mine = tmp_path / "mine"
+    code, out, _ = run(capsys, "new", "passed_view", "--migrations", str(mine))
+    assert code == 0
+    assert out.splitlines() == [
+        f"created {mine / 'sqlite' / '0001_passed_view.sql'}",
+        f"created {mine / 'postgres' / '0001_passed_view.sql'}",
+    ]
+    fill(mine, "0001_passed_view")
+    code, out, err = run(capsys, "migrate", "--database", database_url, "--migrations", str(mine))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "applied 0001_initial_schema.sql" in lines
+    assert lines[-2] == "applied user/0001_passed_view.sql"
+    code, out, err = run(capsys, "status", "--database", database_url, "--migrations", str(mine))
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("applied  user/0001_passed_view  at ")
+    code, out, err = run(capsys, "history", "--database", database_url, "--folder", str(mine))
+    assert code == 0, err
+    assert out.splitlines()[-1].startswith("user/0001_passed_view  applied ")
+    code, out, _ = run(capsys, "history", "--database", database_url)
+    assert "user/" not in out
+
+    code, out, _ = run(capsys, "new", "second", "--migrations", str(mine))
+    assert code == 0
+    code, out, _ = run(
+        capsys, "status", "--json", "--database", database_url, "--migrations", str(mine)
+    )
+    assert code == 1
+    report = json.loads(out)
+    assert report["pending"] == []
+    assert report["up_to_date"] is False
+    assert report["user"]["folder"] == str(mine)
+    assert [m["name"] for m in report["user"]["applied"]] == ["0001_passed_view"]
+    assert [m["file"] for m in report["user"]["pending"]] == ["0002_second.sql"]
+    code, out, _ = run(
+        capsys, "history", "--json", "--database", database_url, "--migrations", str(mine)
+    )
+    assert [m["name"] for m in json.loads(out)["user"]["applied"]] == ["0001_passed_view"]
+    code, out, _ = run(capsys, "status", "--json", "--database", database_url)
+    assert json.loads(out)["user"] is None
+    assert code == 0
+
+
+def test_user_drift_is_accepted_with_accept_user(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """An edited user migration stops `migrate`, exit 3, until `--accept-user VERSION`."""
+    mine = tmp_path / "mine"
+    assert main(["new", "passed_view", "--migrations", str(mine)]) == 0
+    fill(mine, "0001_passed_view")
+    assert main(["migrate", "--database", database_url, "--migrations", str(mine)]) == 0
+    (mine / "sqlite" / "0001_passed_view.sql").write_text(VIEW + "-- edited\n", encoding="utf-8")
+    (mine / "postgres" / "0001_passed_view.sql").write_text(VIEW + "-- edited\n", encoding="utf-8")
+    capsys.readouterr()
+    code, _, err = run(capsys, "migrate", "--database", database_url, "--migrations", str(mine))
+    assert code == 3
+    assert "0001_passed_view.sql was edited" in err
+    assert "--accept-user VERSION" in err
+    code, _, err = run(
+        capsys,
+        "migrate",
+        "--database",
+        database_url,
+        "--migrations",
+        str(mine),
+        "--accept-user",
+        "1",
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, "migrate", "--database", database_url, "--accept-user", "1")
+    assert code == 3
+    assert "accept_user" in err
+
+
+def test_a_folder_without_the_engine_is_refused_before_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`migrate --migrations` with a one-engine folder exits 3, naming the missing folder."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "0001_x.sql").write_text(VIEW, encoding="utf-8")
+    database = tmp_path / "app.db"
+    code, out, err = run(capsys, "migrate", "--database", str(database), "--migrations", str(flat))
+    assert code == 3
+    assert out == ""
+    assert f"has no sqlite/ folder: it holds one folder per engine, {flat / 'sqlite'}" in err
+    with sqlite3.connect(database) as plain:
+        assert plain.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

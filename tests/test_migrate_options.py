@@ -1,0 +1,257 @@
+"""`persistence migrate --create`, `--dry-run` and `--json`, and `create_database()`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import with_database
+from persistence import DatabaseError, ValidationError, create_database
+from persistence.__main__ import main
+from persistence._postgres.create import database_name
+from persistence.database import Engine
+from persistence.migrations import discover_migrations, migrations_folder
+
+VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
+
+
+@pytest.fixture(autouse=True)
+def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without DATABASE_URL, whatever the shell running pytest has."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process: exit code, stdout and stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def _admin(url: str, statement: str, *args: object) -> object:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        return await connection.fetchval(statement, *args)
+    finally:
+        await connection.close()
+
+
+def admin(url: str, statement: str, *args: object) -> object:
+    """Run one statement on the server as the test's admin, behind the package's back."""
+    return asyncio.run(_admin(url, statement, *args))
+
+
+def exists(postgres_admin: str, name: str) -> bool:
+    """Whether the server has a database of this name."""
+    found = admin(postgres_admin, "SELECT count(*) FROM pg_database WHERE datname = $1", name)
+    return found == 1
+
+
+@pytest.fixture
+def missing_database(postgres_admin: str) -> Iterator[tuple[str, str]]:
+    """The URL and name of a database that does not exist yet; dropped after the test."""
+    name = f"persistence_create_{uuid.uuid4().hex[:12]}"
+    try:
+        yield with_database(postgres_admin, name), name
+    finally:
+        admin(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def role_without_createdb(postgres_admin: str) -> Iterator[str]:
+    """A login role that may not create databases; dropped after the test."""
+    role = f"persistence_role_{uuid.uuid4().hex[:12]}"
+    admin(postgres_admin, f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+    try:
+        yield role
+    finally:
+        admin(postgres_admin, f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_create_makes_a_missing_database_then_migrates(
+    capsys: pytest.CaptureFixture[str], postgres_admin: str, missing_database: tuple[str, str]
+) -> None:
+    """Without --create a missing database is an error; with it, it is made once, then migrated."""
+    url, name = missing_database
+    code, _, err = run(capsys, "migrate", "--database", url)
+    assert code == 3
+    assert "does not exist" in err
+    code, out, err = run(capsys, "migrate", "--create", "--database", url)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"created the database {url}"
+    assert "applied 0001_initial_schema.sql" in out
+    assert exists(postgres_admin, name)
+    code, out, err = run(capsys, "migrate", "--create", "--json", "--database", url)
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["created"], report["applied"], report["dry_run"]) == (False, [], False)
+
+
+def test_create_without_the_right_says_so(
+    capsys: pytest.CaptureFixture[str],
+    postgres_admin: str,
+    missing_database: tuple[str, str],
+    role_without_createdb: str,
+) -> None:
+    """A role without CREATEDB gets one line naming the role and the missing right."""
+    url, name = missing_database
+    parts = urlsplit(url)
+    as_role = urlunsplit(
+        parts._replace(netloc=f"{role_without_createdb}@{parts.hostname}:{parts.port}")
+    )
+    code, out, err = run(capsys, "migrate", "--create", "--database", as_role)
+    assert code == 3
+    assert out == ""
+    assert err.count("\n") == 1
+    assert f"the role '{role_without_createdb}' lacks the right to create databases" in err
+    assert "CREATEDB" in err
+    assert not exists(postgres_admin, name)
+
+
+async def test_two_creators_at_once_make_one_database(
+    postgres_admin: str, missing_database: tuple[str, str]
+) -> None:
+    """Two create_database calls at once: one makes it, the other finds it; neither fails."""
+    url, name = missing_database
+    made = await asyncio.gather(create_database(url), create_database(url))
+    assert sorted(made) == [False, True]
+    assert await create_database(url) is False
+    assert await _admin(postgres_admin, "SELECT 1 FROM pg_database WHERE datname = $1", name)
+
+
+async def test_create_database_refuses_a_url_without_a_name(
+    postgres_admin: str, tmp_path: Path
+) -> None:
+    """A URL naming no database, or an over-long name, is refused before connecting."""
+    bare = urlunsplit(urlsplit(postgres_admin)._replace(path=""))
+    with pytest.raises(ValidationError, match="names no database"):
+        await create_database(bare)
+    with pytest.raises(ValidationError, match="at most 63 bytes"):
+        await create_database(with_database(postgres_admin, "x" * 64))
+    assert await create_database(tmp_path / "app.db") is False  # SQLite: open_database makes it
+    assert not (tmp_path / "app.db").exists()
+    with pytest.raises(DatabaseError, match="cannot connect"):
+        await create_database("postgresql://postgres@127.0.0.1:1/nothing", connect_timeout=2)
+
+
+def test_dry_run_prints_the_sql_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """--dry-run prints every pending file's SQL; the database is left as it was."""
+    engine = Engine.POSTGRES if database_url.startswith("postgres") else Engine.SQLITE
+    packaged = discover_migrations(migrations_folder(engine))
+    code, out, err = run(capsys, "migrate", "--dry-run", "--database", database_url)
+    assert code == 0, err
+    assert out.startswith("-- dry run: nothing was written to ")
+    for migration in packaged:
+        assert f"-- {migration.path.name}: one transaction" in out
+        assert migration.sql.strip().splitlines()[-1] in out
+    assert out.rstrip().endswith(f"-- {len(packaged)} migration(s) would be applied")
+    assert "CREATE TABLE IF NOT EXISTS persistence_migrations" in out
+    assert "persistence_user_migrations" not in out
+    if engine is Engine.SQLITE:
+        assert not Path(database_url).exists()
+    else:
+        tables = admin(database_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert tables == 0
+    assert main(["migrate", "--database", database_url]) == 0
+    mine = tmp_path / "mine"
+    for name in ("sqlite", "postgres"):
+        (mine / name).mkdir(parents=True)
+        (mine / name / "0001_passed_view.sql").write_text(VIEW, encoding="utf-8")
+    capsys.readouterr()
+    base = ("--database", database_url, "--migrations", str(mine))
+    code, out, err = run(capsys, "migrate", "--dry-run", "--json", *base)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["dry_run"] is True
+    assert report["applied"] == []
+    assert [(m["chain"], m["file"], m["sql"]) for m in report["pending"]] == [
+        ("user", "0001_passed_view.sql", VIEW)
+    ]
+    code, out, err = run(capsys, "migrate", "--json", *base)
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report) == {"database", "engine", "dry_run", "created", "applied", "pending"}
+    assert report["applied"] == [
+        {"chain": "user", "version": 1, "name": "0001_passed_view", "file": "0001_passed_view.sql"}
+    ]
+    (mine / engine.value / "0001_passed_view.sql").write_text(VIEW + "-- edit\n", "utf-8")
+    code, out, err = run(capsys, "migrate", "--dry-run", *base)
+    assert code == 3
+    assert "0001_passed_view.sql was edited" in err
+    code, out, err = run(capsys, "migrate", "--dry-run", "--accept-user", "1", *base)
+    assert (code, out.splitlines()[-1]) == (0, "-- 0 migration(s) would be applied"), err
+
+
+def test_dry_run_create_on_a_missing_database_makes_nothing(
+    capsys: pytest.CaptureFixture[str], postgres_admin: str, missing_database: tuple[str, str]
+) -> None:
+    """--dry-run --create says it would create the database, prints the SQL, and makes nothing."""
+    url, name = missing_database
+    code, out, err = run(capsys, "migrate", "--create", "--dry-run", "--database", url)
+    assert code == 0, err
+    assert f"-- would create the database {url}" in out
+    assert "-- 0001_initial_schema.sql: one transaction" in out
+    assert not exists(postgres_admin, name)
+    code, out, err = run(capsys, "migrate", "--dry-run", "--json", "--database", url)
+    assert code == 3
+    assert "does not exist" in err
+
+
+def test_a_new_sqlite_file_is_reported_created(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`migrate --json` on a new SQLite file says it was created and lists what it applied."""
+    database = tmp_path / "new.db"
+    code, out, err = run(capsys, "migrate", "--json", "--database", str(database))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["created"] is True
+    assert report["engine"] == "sqlite"
+    assert report["applied"][0]["name"] == "0001_initial_schema"
+    with sqlite3.connect(database) as plain:
+        assert plain.execute("SELECT count(*) FROM persistence_migrations").fetchone()[0] > 0
+
+
+def test_the_readme_documents_the_migrate_json_keys() -> None:
+    """Each key `migrate --json` prints is named in the README's command-line section."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Command line") : readme.index("## File storage")]
+    keys = {"database", "engine", "dry_run", "created", "applied", "pending"}
+    keys |= {"chain", "version", "name", "file", "sql"}
+    assert sorted(key for key in keys if f"`{key}`" not in section) == []
+
+
+@given(
+    name=st.text(
+        st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1
+    ).filter(lambda name: len(name.encode()) <= 63)
+)
+def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
+    """Whatever a name holds, percent-encoded in the URL's path it is read back as it was."""
+    url = f"postgresql://postgres@127.0.0.1:5432/{quote(name, safe='')}"
+    assert database_name(url) == name
+
+
+async def test_create_quotes_an_awkward_name(postgres_admin: str) -> None:
+    """A name with quotes, spaces, a semicolon and non-ASCII letters is created as it is."""
+    name = f'odd "name"; DROP ü {uuid.uuid4().hex[:8]}'
+    url = with_database(postgres_admin, quote(name, safe=""))
+    try:
+        assert await create_database(url) is True
+        found = await _admin(postgres_admin, "SELECT 1 FROM pg_database WHERE datname = $1", name)
+        assert found == 1
+    finally:
+        escaped = name.replace('"', '""')
+        await _admin(postgres_admin, f'DROP DATABASE IF EXISTS "{escaped}" WITH (FORCE)')

@@ -1,0 +1,306 @@
+"""A user's own chain of migrations beside the package's, on both engines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from persistence import (
+    Database,
+    MigrationError,
+    ValidationError,
+    connect,
+    migrate,
+    migration_status,
+)
+from persistence.migrations import Chain, discover_migrations, migrations_folder
+
+VIEW = (
+    "-- a report over the package's own table\n"
+    "CREATE VIEW failed_results AS\n"
+    "SELECT id, test_type FROM test_results WHERE status = 'failed';\n"
+)
+NOTES = "CREATE TABLE my_notes (id integer PRIMARY KEY, body text NOT NULL);\n"
+
+
+def write_both(folder: Path, name: str, text: str) -> None:
+    """Write one migration of the user's chain for both engines, as `persistence new` lays out."""
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True, exist_ok=True)
+        (folder / engine / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(name="mine")
+def user_folder(tmp_path: Path) -> Path:
+    """A user's migrations folder holding one migration per engine."""
+    folder = tmp_path / "my_migrations"
+    write_both(folder, "0001_failed_view.sql", VIEW)
+    return folder
+
+
+@pytest.fixture(name="empty")
+async def empty_database(database_url: str) -> AsyncIterator[Database]:
+    """A fresh database with nothing applied, of each engine."""
+    async with connect(database_url) as db:
+        yield db
+
+
+async def _rows(db: Database, statement: str) -> list[tuple[object, ...]]:
+    """Run one query over a connection of the test's own, bypassing the package."""
+    if db.engine.value == "sqlite":
+        with closing(sqlite3.connect(db.url)) as lite:
+            return [tuple(row) for row in lite.execute(statement)]
+    pg = await asyncpg.connect(db.url)
+    try:
+        return [tuple(row) for row in await pg.fetch(statement)]
+    finally:
+        await pg.close()
+
+
+async def _tables(db: Database) -> set[str]:
+    if db.engine.value == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+    else:
+        query = (
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "UNION SELECT viewname FROM pg_views WHERE schemaname = 'public'"
+        )
+    return {str(row[0]) for row in await _rows(db, query)}
+
+
+async def test_the_users_chain_runs_after_the_packages(empty: Database, mine: Path) -> None:
+    """`migrate(db, folder)` applies the package's chain, then the user's, each in its history."""
+    packaged = discover_migrations(migrations_folder(empty.engine))
+    applied = await migrate(empty, mine)
+    assert [(m.chain, m.version) for m in applied] == [
+        *((Chain.PACKAGE, m.version) for m in packaged),
+        (Chain.USER, 1),
+    ]
+    assert "failed_results" in await _tables(empty)
+    assert await _rows(empty, "SELECT version, name FROM persistence_user_migrations") == [
+        (1, "0001_failed_view")
+    ]
+    versions = await _rows(empty, "SELECT version FROM persistence_migrations ORDER BY version")
+    assert [row[0] for row in versions] == [m.version for m in packaged]
+    status = await migration_status(empty, mine)
+    assert status.up_to_date
+    assert status.user is not None
+    assert [(a.chain, a.name) for a in status.user.applied] == [(Chain.USER, "0001_failed_view")]
+    assert await migrate(empty, mine) == []
+
+
+async def test_a_migrated_database_takes_the_users_chain(empty: Database, mine: Path) -> None:
+    """A database the package already migrated takes the user's chain without complaint."""
+    await migrate(empty)
+    assert "persistence_user_migrations" not in await _tables(empty)
+    before = await migration_status(empty, mine)
+    assert before.user is not None
+    assert [m.name for m in before.user.pending] == ["0001_failed_view"]
+    assert not before.up_to_date
+    assert [m.name for m in await migrate(empty, mine)] == ["0001_failed_view"]
+    write_both(mine, "0002_notes.sql", NOTES)
+    assert [m.name for m in await migrate(empty, mine)] == ["0002_notes"]
+    assert (await migration_status(empty)).user is None  # no folder, no user chain reported
+
+
+async def test_an_edited_user_file_stops_the_run_until_accepted(
+    empty: Database, mine: Path
+) -> None:
+    """Drift in the user's chain names the file and the user's accept option."""
+    await migrate(empty, mine)
+    write_both(mine, "0001_failed_view.sql", VIEW + "-- an edit\n")
+    with pytest.raises(MigrationError, match=r"0001_failed_view\.sql was edited.*--accept-user"):
+        await migrate(empty, mine)
+    with pytest.raises(MigrationError, match=r"0001_failed_view\.sql was edited"):
+        await migrate(empty, mine, accept=[1])  # the package's 0001 is another migration
+    with pytest.raises(MigrationError, match="cannot accept your migration 7"):
+        await migrate(empty, mine, accept_user=[1, 7])  # all or nothing: 1 stays drifted
+    status = await migration_status(empty, mine)
+    assert status.user is not None
+    assert [d.applied.version for d in status.user.drifted] == [1]
+    assert await migrate(empty, mine, accept_user=[1]) == []
+    assert (await migration_status(empty, mine)).up_to_date
+
+
+async def test_a_deleted_user_file_says_whose_it_was(empty: Database, mine: Path) -> None:
+    """A user migration applied but no longer in the folder is called the user's, not the code's."""
+    write_both(mine, "0002_notes.sql", NOTES)
+    await migrate(empty, mine)
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_notes.sql").unlink()
+    with pytest.raises(MigrationError, match=r"your migration 0002_notes .*--accept-user 2"):
+        await migrate(empty, mine)
+    assert await migrate(empty, mine, accept_user=[2]) == []
+    assert await _rows(empty, "SELECT version FROM persistence_user_migrations") == [(1,)]
+
+
+async def test_a_bad_user_folder_is_refused_before_anything_runs(
+    empty: Database, tmp_path: Path
+) -> None:
+    """A one-engine folder, a missing folder or a bad file stop migrate with nothing written."""
+    one_engine = tmp_path / "flat"
+    one_engine.mkdir()
+    (one_engine / "0001_x.sql").write_text(NOTES, encoding="utf-8")
+    with pytest.raises(MigrationError, match=rf"has no {empty.engine.value}/ folder"):
+        await migrate(empty, one_engine)
+    with pytest.raises(MigrationError, match="does not exist"):
+        await migrate(empty, tmp_path / "nowhere")
+    sneaky = tmp_path / "sneaky"
+    write_both(sneaky, "0001_sneaky.sql", "CREATE TABLE s (id integer);\nCOMMIT;\n")
+    with pytest.raises(MigrationError, match=r"0001_sneaky\.sql: COMMIT is not allowed"):
+        await migrate(empty, sneaky)
+    with pytest.raises(ValidationError, match="folder"):
+        await migrate(empty, "my_migrations")  # type: ignore[arg-type]  # a str, refused clearly
+    with pytest.raises(ValidationError, match="accept_user"):
+        await migrate(empty, accept_user=[1])
+    assert await _tables(empty) <= {"sqlite_sequence"}
+
+
+async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:
+    """A user migration that fails rolls back alone; the package's chain stays applied."""
+    write_both(mine, "0002_broken.sql", "CREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n")
+    with pytest.raises(MigrationError, match=r"0002_broken\.sql"):
+        await migrate(empty, mine)
+    status = await migration_status(empty, mine)
+    assert status.user is not None
+    assert [a.version for a in status.user.applied] == [1]
+    assert [m.version for m in status.user.pending] == [2]
+    assert status.pending == ()
+    assert "half" not in await _tables(empty)
+
+
+async def test_two_runners_apply_each_user_migration_once(database_url: str, mine: Path) -> None:
+    """Two runners with the same user chain at once: every migration is recorded once."""
+    for number in range(2, 6):
+        write_both(mine, f"{number:04d}_t{number}.sql", f"CREATE TABLE t{number} (id integer);\n")
+    async with connect(database_url) as first, connect(database_url) as second:
+        results = await asyncio.gather(migrate(first, mine), migrate(second, mine))
+        names = sorted(m.name for result in results for m in result if m.chain is Chain.USER)
+        assert names == sorted(p.stem for p in (mine / "sqlite").iterdir())
+        status = await migration_status(first, mine)
+        assert status.up_to_date
+
+
+async def test_the_history_of_an_earlier_version_keeps_working(empty: Database, mine: Path) -> None:
+    """A database with the old history and no user table is adopted, then takes the user chain."""
+    await migrate(empty)
+    await _rows(empty, "SELECT 1")  # the database answers over a connection of our own
+    if empty.engine.value == "sqlite":
+        with closing(sqlite3.connect(empty.url)) as lite:
+            lite.execute("ALTER TABLE persistence_migrations RENAME TO schema_migrations")
+            lite.commit()
+    else:
+        pg = await asyncpg.connect(empty.url)
+        try:
+            await pg.execute("ALTER TABLE persistence_migrations RENAME TO schema_migrations")
+        finally:
+            await pg.close()
+    assert [m.name for m in await migrate(empty, mine)] == ["0001_failed_view"]
+    assert (await migration_status(empty, mine)).up_to_date
+
+
+async def _user_rows(db: Database) -> int:
+    if USER_TABLE not in await _tables(db):
+        return 0
+    return len(await _rows(db, f"SELECT version FROM {USER_TABLE}"))  # noqa: S608  # a constant
+
+
+USER_TABLE = "persistence_user_migrations"
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("extra", [0.0, 0.002])
+async def test_a_cancelled_run_leaves_each_user_migration_whole(
+    database_url: str, mine: Path, after: int, extra: float
+) -> None:
+    """Cancelled mid-chain, migrate leaves each user migration applied with its row, or neither.
+
+    The run is cancelled once `after` user migrations are recorded (and `extra` seconds more),
+    so the cancellation lands in the next one's transaction, wherever that has got to.
+    """
+    for number in range(2, 7):
+        write_both(mine, f"{number:04d}_t{number}.sql", f"CREATE TABLE t{number} (id integer);\n")
+    async with connect(database_url) as db:
+        await migrate(db)  # the package's chain: what is cancelled is the user's
+        task = asyncio.ensure_future(migrate(db, mine))
+        while not task.done() and await _user_rows(db) < after:  # noqa: ASYNC110  # progress is in the database
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(extra)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        recorded = {
+            int(str(row[0]))
+            for row in (
+                await _rows(db, f"SELECT version FROM {USER_TABLE}")  # noqa: S608  # a constant
+                if USER_TABLE in await _tables(db)
+                else []
+            )
+        }
+        made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
+        assert made == recorded - {1}
+        await migrate(db, mine)
+        assert (await migration_status(db, mine)).up_to_date
+        made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
+        assert made == {2, 3, 4, 5, 6}
+
+
+SLOW = {
+    "sqlite": (
+        "CREATE TABLE t2 (id integer);\n"
+        "INSERT INTO t2 (id) WITH RECURSIVE c(x) AS "
+        "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) SELECT x FROM c;\n"
+    ),
+    "postgres": "CREATE TABLE t2 (id integer);\nSELECT pg_sleep(3);\n",
+}
+
+
+async def test_a_killed_runner_leaves_no_half_migration(
+    database_url: str, mine: Path, tmp_path: Path
+) -> None:
+    """SIGKILL mid-way through a user migration: neither its table nor its row stays."""
+    for engine, text in SLOW.items():
+        (mine / engine / "0002_slow.sql").write_text(text, encoding="utf-8")
+    runner = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "persistence",
+        "migrate",
+        "--database",
+        database_url,
+        "--migrations",
+        str(mine),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with connect(database_url) as db:
+            deadline = time.monotonic() + 30
+            while await _user_rows(db) < 1 and time.monotonic() < deadline:  # noqa: ASYNC110  # progress is in the database
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            assert runner.returncode is None, "the slow migration ended before it was killed"
+            runner.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(runner.wait(), 10)
+            assert "t2" not in await _tables(db)
+            assert await _user_rows(db) == 1
+            for engine in SLOW:
+                (mine / engine / "0002_slow.sql").write_text(NOTES, encoding="utf-8")
+            assert [m.name for m in await migrate(db, mine, lock_timeout=20)] == ["0002_slow"]
+            assert (await migration_status(db, mine)).up_to_date
+    finally:
+        if runner.returncode is None:
+            runner.kill()
+            await asyncio.wait_for(runner.wait(), 10)
