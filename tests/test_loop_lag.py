@@ -32,6 +32,10 @@ from persistence import (
 MAX_LAG: Final = float(os.environ.get("TEST_MAX_LOOP_LAG", "0.1"))
 """The longest the loop may be held during one workload, in seconds."""
 
+MAX_STATEMENT_LAG: Final = float(os.environ.get("TEST_MAX_STATEMENT_LAG", "0.03"))
+"""The same, for retention, whose statements run off the loop: on the loop, one of its
+deletes took 15-70 ms (FTS5 merges segments inside it), the probe saw 50-76 ms."""
+
 _T = TypeVar("_T")
 
 OLD: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -75,7 +79,7 @@ async def test_retention_over_many_indexed_rows_leaves_the_loop_free(db: Databas
     await save_results(db, _results(_texts(10, 200, seed=3), NEW))
     lag, _, deleted = await _held(lambda: delete_results_before(db, NEW))
     assert deleted == len(old)
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
+    assert lag < MAX_STATEMENT_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def test_the_32_word_query_over_long_outputs_is_quick_and_shares_the_loop(

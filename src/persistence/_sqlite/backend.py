@@ -5,7 +5,8 @@ this backend calls `sqlite3` directly from the event loop and keeps for worker t
 only what can take long:
 
 - the fsync of a commit (`synchronous = FULL`);
-- bulk writes, and reads that run past the loop budget (`reads.py`);
+- bulk writes, statements marked `-- runs: long` (see `persistence._loader`), and reads
+  that run past the loop budget (`reads.py`);
 - waiting for a lock that another process holds: BEGIN IMMEDIATE is tried without
   waiting, then again after short sleeps, so the loop never blocks and a cancelled wait
   leaves nothing behind (`writer.py`).
