@@ -259,19 +259,29 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     target = _read_only_uri(path) if read_only else path
     if not read_only:
         _make_folder_of(path)
+    # Setting up waits up to busy_timeout for another process's lock, here in a worker
+    # thread: the switch of a new file to WAL needs the file to itself for a moment, and
+    # many processes may open it at once. Then the two connections stop waiting: on the
+    # loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
     try:
-        writer = _connect(target, uri=read_only, timeout=0)
+        writer = _connect(target, uri=read_only, timeout=busy_timeout)
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    reader: sqlite3.Connection | None = None
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
         for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
             writer.execute(pragma)
-        reader = _connect(target, uri=read_only, timeout=0)
+        reader = _connect(target, uri=read_only, timeout=busy_timeout)
         reader.execute("PRAGMA query_only = ON")
+        reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
+        for connection in (writer, reader):
+            connection.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as error:
         writer.close()
+        if reader is not None:
+            reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
 
     def open_reader() -> sqlite3.Connection:
