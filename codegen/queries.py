@@ -20,6 +20,10 @@ query's parameters is written for `:copyfrom` rows, and for a query whose commen
 the line `-- params: typed` (for code that builds those parameters in one place). The
 output is left for `ruff format` to lay out, as `make generate` does.
 
+A query whose comment holds the line `-- runs: long` may hold the database for long in one
+step that cannot be interrupted (an FTS5 merge inside a delete, bm25 over many terms): it is
+listed in the engine's `RUNS_LONG`, and the adapter runs it off the event loop.
+
 Python types come from the schema types that sqlc reports (see `SQLITE_TYPES` and
 `POSTGRESQL_TYPES`); a type missing from those tables is an error, never `Any`. With two
 engines, every query must have the same command, parameters and columns, with the same Python
@@ -180,6 +184,7 @@ _RESERVED_NAMES = frozenset(
         "JsonObject",
         "Queries",
         "ROW_MAPPERS",
+        "RUNS_LONG",
         "Any",
         "repeat",
         "decode_bool",
@@ -192,6 +197,7 @@ _RESERVED_PARAMETERS = frozenset({"self", "conn"})
 _SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _OVERRIDE_LINE = re.compile(r"type:(?P<rest>.*)")
 _PARAMS_LINE = "params: typed"
+_RUNS_LONG_LINE = "runs: long"
 _OVERRIDE_TARGET = re.compile(r"(?P<param>@?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 _OVERRIDE_SPEC = re.compile(r"(?:(?P<type>[a-z]+)(?P<list>\[\])?)?(?P<null>[?!])?")
 _INDENT = "    "
@@ -280,6 +286,8 @@ class _Query:
     columns: tuple[_Field, ...]
     table: str | None
     typed_params: bool = False
+    runs_long: bool = False
+    """Marked `-- runs: long`: the engine's adapter runs it off the event loop."""
     sql: str = ""
     """The query's SQL in aiosql's form: named placeholders, no comments."""
     writes: tuple[str, ...] = ()
@@ -359,18 +367,27 @@ def _annotation(
     return f"{base} | None" if nullable else base
 
 
-def _parse_overrides(
-    query: str, comments: Iterable[str]
-) -> tuple[dict[str, _Override], dict[str, _Override], tuple[str, ...], bool]:
-    """Split a query's comment lines into overrides, its doc and whether its params are typed."""
+@dataclass(frozen=True)
+class _Comments:
+    """What a query's comment lines say: overrides, its doc, and its marks."""
+
+    columns: dict[str, _Override]
+    parameters: dict[str, _Override]
+    doc: tuple[str, ...]
+    typed_params: bool
+    runs_long: bool
+
+
+def _parse_overrides(query: str, comments: Iterable[str]) -> _Comments:
+    """Split a query's comment lines into overrides, its doc and its `params`/`runs` marks."""
     columns: dict[str, _Override] = {}
     parameters: dict[str, _Override] = {}
     doc: list[str] = []
-    typed_params = False
+    marks = {_PARAMS_LINE: False, _RUNS_LONG_LINE: False}
     for comment in comments:
         line = comment.strip()
-        if line == _PARAMS_LINE:
-            typed_params = True
+        if line in marks:
+            marks[line] = True
             continue
         match = _OVERRIDE_LINE.fullmatch(line)
         if match is None:
@@ -396,7 +413,7 @@ def _parse_overrides(
         doc.pop(0)
     while doc and not doc[-1]:
         doc.pop()
-    return columns, parameters, tuple(doc), typed_params
+    return _Comments(columns, parameters, tuple(doc), marks[_PARAMS_LINE], marks[_RUNS_LONG_LINE])
 
 
 def _parse_spec(query: str, line: str, spec: str) -> _Override:
@@ -479,9 +496,10 @@ def _read_query(
             f"use one of {', '.join(COMMANDS)}"
         )
     comments = [_str(c, f"{what}.comments") for c in _list(raw.get("comments"), what)]
-    column_overrides, parameter_overrides, doc, typed_params = _parse_overrides(name, comments)
+    marked = _parse_overrides(name, comments)
+    column_overrides = marked.columns
     text = _str(raw.get("text", ""), f"{what}.text")
-    parameters = _read_parameters(engine, name, raw.get("params"), parameter_overrides, text)
+    parameters = _read_parameters(engine, name, raw.get("params"), marked.parameters, text)
     sql = _named_placeholders(engine, name, text, _parameter_names(name, raw.get("params")))
     columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
@@ -513,12 +531,13 @@ def _read_query(
     return _Query(
         name=name,
         command=command,
-        doc=doc,
+        doc=marked.doc,
         parameters=parameters,
         column_names=column_names,
         columns=fields,
         table=_table_of(tables, columns, fields),
-        typed_params=typed_params,
+        typed_params=marked.typed_params,
+        runs_long=marked.runs_long,
         sql=sql,
         writes=written_tables(engine, name, raw, tables),
     )
@@ -947,7 +966,7 @@ _QUERIES_DOC = (
 )
 
 
-def _render(methods: Sequence[_Method]) -> str:
+def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
     lines = [
         '"""Typed interface of every query under sql/queries/, and the mappers of its rows.',
         "",
@@ -956,7 +975,7 @@ def _render(methods: Sequence[_Method]) -> str:
         "",
         *_imports(methods),
     ]
-    public = {"Connection", "QUERY_WRITES", "Queries", "ROW_MAPPERS"}
+    public = {"Connection", "QUERY_WRITES", "Queries", "ROW_MAPPERS", "RUNS_LONG"}
     public |= {m.row for m in methods if m.row} | {m.params_type for m in methods if m.params_type}
     if any("JsonObject" in line for line in lines):
         public.add("JsonObject")
@@ -997,6 +1016,17 @@ def _render(methods: Sequence[_Method]) -> str:
     lines += [
         "}",
         '"""Each engine\'s row mappers by row type, handed to the adapter as record classes."""',
+        "",
+        "RUNS_LONG: Final[Mapping[str, frozenset[str]]] = {",
+    ]
+    for marked in sorted(engines, key=lambda e: ENGINE_FILES[e.name]):
+        long = sorted(snake_case(q.name) for q in marked.queries.values() if q.runs_long)
+        names = ", ".join(f'"{name}"' for name in long)
+        value = f"frozenset({{{names}}})" if long else "frozenset()"
+        lines.append(f'{_INDENT}"{ENGINE_FILES[marked.name]}": {value},')
+    lines += [
+        "}",
+        '"""Each engine\'s queries marked `-- runs: long`, which its adapter runs off the loop."""',
         "",
     ]
     lines += _writes_constant(methods)
@@ -1040,7 +1070,8 @@ def generate(requests: Iterable[Mapping[str, object]]) -> str:
 
     Raise `CodegenError` when a type is unknown, an override is wrong, or the engines disagree.
     """
-    return _render(_plan(_engines(requests)))
+    engines = _engines(requests)
+    return _render(_plan(engines), engines)
 
 
 def generate_sql(requests: Iterable[Mapping[str, object]]) -> dict[str, str]:

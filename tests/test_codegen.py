@@ -384,6 +384,25 @@ def test_params_typed_without_parameters_is_an_error() -> None:
     assert "Touch" in message
 
 
+def test_runs_long_lists_the_query_for_its_engine_only() -> None:
+    """A query marked `runs: long` on one engine is in that engine's RUNS_LONG, not its doc."""
+
+    def build(engine: str) -> Json:
+        marks = [" Purge them.", " runs: long"] if engine == "sqlite" else [" Purge them."]
+        return request(engine, query("PurgeThings", ":exec", comments=marks))
+
+    source = generate(both(build))
+    (assign,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == "RUNS_LONG"
+    ]
+    assert assign.value is not None
+    runs_long = eval(ast.unparse(assign.value), {"frozenset": frozenset})  # noqa: S307  # the generated value
+    assert runs_long == {"postgres": frozenset(), "sqlite": frozenset({"purge_things"})}
+    assert parse(source).methods["purge_things"].doc == "Purge them."
+
+
 def test_aiosql_files_carry_operations_record_classes_and_named_sql() -> None:
     """Each engine's file names each query's parameters, operation and record class.
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterable
 from pathlib import Path
 
 import asyncpg
@@ -119,11 +120,12 @@ async def test_save_results_uses_copy_on_postgres(
         self: asyncpg.Connection[asyncpg.Record],
         table: str,
         *,
-        records: list[tuple[object, ...]],
+        records: AsyncIterable[tuple[object, ...]],
         columns: list[str],
     ) -> str:
-        copies.append(len(records))
-        return await original(self, table, records=records, columns=columns)
+        given = [record async for record in records]  # a slice at a time, as the loop allows
+        copies.append(len(given))
+        return await original(self, table, records=given, columns=columns)
 
     monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", spy)
     async with connect(postgres_url) as db:

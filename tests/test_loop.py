@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
+import threading
 import time
 from collections.abc import Awaitable, Callable
 
+import attrs
 import pytest
 
 from persistence import (
@@ -15,9 +18,12 @@ from persistence import (
     TestStatus,
     TestType,
     all_results,
+    connection,
+    delete_results_before,
     get_result,
     save_result,
     save_results,
+    search_results,
     transaction,
 )
 from persistence._loop import LOOP_SLICE
@@ -99,3 +105,44 @@ async def test_reads_that_go_to_a_thread_are_decoded_alike(
     assert await get_result(sqlite_db, saved.id) == saved
     assert await all_results(sqlite_db) == [saved]
     assert budget.tripped
+
+
+async def test_statements_marked_to_run_long_never_run_on_the_loop(sqlite_db: Database) -> None:
+    """Retention's delete and the ranked search run in a worker thread, never on the loop.
+
+    Each can spend tens of ms in one step that no progress handler interrupts (an FTS5
+    merge, bm25): on a batch, in a transaction, and on a reader alike, they leave the loop.
+    """
+    backend = backend_of(sqlite_db)
+    seen: list[tuple[bool, str]] = []
+    loop_thread = threading.get_ident()
+
+    def trace(sql: str) -> None:
+        seen.append((threading.get_ident() == loop_thread, sql))
+
+    writer = backend._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # traced
+    reader = backend._readers.connection  # type: ignore[attr-defined]  # noqa: SLF001  # traced
+    writer.set_trace_callback(trace)
+    reader.set_trace_callback(trace)
+    old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    await save_results(sqlite_db, [attrs.evolve(result(), output="needle", created_at=old)] * 30)
+    cutoff = old + dt.timedelta(days=1)
+    async with connection(sqlite_db) as conn:  # a single-call write: a group-commit batch
+        assert await sqlite_db.queries.delete_test_results_before_batch(
+            conn, cutoff=cutoff, batch_size=10
+        )
+    assert await delete_results_before(sqlite_db, cutoff) == 20  # in transactions
+    await save_results(sqlite_db, [attrs.evolve(result(), output="needle")] * 3)
+    assert len((await search_results(sqlite_db, "needle")).items) == 3
+    async with transaction(sqlite_db) as tx:
+        assert len((await search_results(tx, "needle")).items) == 3
+    writer.set_trace_callback(None)
+    reader.set_trace_callback(None)
+    deletes = [
+        on_loop for on_loop, sql in seen if sql.lstrip().startswith("DELETE FROM test_results")
+    ]
+    searches = [on_loop for on_loop, sql in seen if "bm25" in sql]
+    assert deletes
+    assert not any(deletes), "a retention delete ran on the loop"
+    assert searches
+    assert not any(searches), "a ranked search ran on the loop"

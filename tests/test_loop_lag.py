@@ -15,12 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
-import pytest
-
 from bench._lag import LagProbe
 from persistence import (
     Database,
-    Engine,
     TestResult,
     TestStatus,
     TestType,
@@ -31,6 +28,10 @@ from persistence import (
 
 MAX_LAG: Final = float(os.environ.get("TEST_MAX_LOOP_LAG", "0.1"))
 """The longest the loop may be held during one workload, in seconds."""
+
+MAX_STATEMENT_LAG: Final = float(os.environ.get("TEST_MAX_STATEMENT_LAG", "0.03"))
+"""The same, for retention, whose statements run off the loop: on the loop, one of its
+deletes took 15-70 ms (FTS5 merges segments inside it), the probe saw 50-76 ms."""
 
 _T = TypeVar("_T")
 
@@ -75,7 +76,7 @@ async def test_retention_over_many_indexed_rows_leaves_the_loop_free(db: Databas
     await save_results(db, _results(_texts(10, 200, seed=3), NEW))
     lag, _, deleted = await _held(lambda: delete_results_before(db, NEW))
     assert deleted == len(old)
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
+    assert lag < MAX_STATEMENT_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def test_the_32_word_query_over_long_outputs_is_quick_and_shares_the_loop(
@@ -100,18 +101,12 @@ async def test_a_search_of_thousands_of_hits_shares_the_loop(db: Database) -> No
     assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
-async def test_saving_many_rows_shares_the_loop(
-    db: Database, request: pytest.FixtureRequest
-) -> None:
-    """`save_results` of 20,000 rows converts and sends them a slice at a time."""
-    if db.engine is Engine.POSTGRES:
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="the PostgreSQL backend builds and encodes every COPY record on the "
-                "loop in one go (about 200 ms for 20,000 rows); slicing it is the backend's",
-                strict=False,
-            )
-        )
+async def test_saving_many_rows_shares_the_loop(db: Database) -> None:
+    """`save_results` of 20,000 rows converts and sends them a slice at a time.
+
+    On PostgreSQL, COPY takes its records a slice at a time: given in one list, asyncpg
+    built and encoded all of them on the loop in one go, about 200 ms for 20,000 rows.
+    """
     rows = _results(["short output"] * 20_000, OLD)
     lag, _, saved = await _held(lambda: save_results(db, rows))
     assert saved == len(rows)

@@ -181,6 +181,7 @@ DELETE FROM test_results WHERE created_at < :cutoff;
 -- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
 -- batch_size of them. Each batch is a short statement of its own, so that no writer waits
 -- long behind retention: the full-text index must read each deleted row's text again.
+-- On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
 DELETE FROM test_results
 WHERE id IN (
     SELECT expired.id FROM test_results AS expired

@@ -181,6 +181,7 @@ DELETE FROM test_results WHERE created_at < :cutoff;
 -- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
 -- batch_size of them. Each batch is a short statement of its own, so that no writer waits
 -- long behind retention: the full-text index must read each deleted row's text again.
+-- On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
 DELETE FROM test_results
 WHERE id IN (
     SELECT expired.id FROM test_results AS expired
@@ -272,8 +273,10 @@ LIMIT :page_size;
 -- record_class: SearchTestResultsRow
 -- Results whose output or error message match an FTS5 query, best first (by bm25, negated so
 -- that higher is better; ties newest first), filtered like the listings; one page, `skip` rows
--- in. The page is ranked on ids, times and scores alone, then its rows are read: sorting every match's whole row,
--- output included, would cost more than finding them.
+-- in. The page is ranked on ids, times and scores alone, then its rows are read: sorting every
+-- match's whole row, output included, would cost more than finding them. Runs off the event
+-- loop: FTS5 ranks every match by bm25 in steps that cannot be interrupted, long for a query
+-- of many terms.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
 FROM (

@@ -26,6 +26,18 @@ Where aiosql cannot serve a need, the adapter hands the statement over to its ba
   it or must wait for a lock), and queues writes for group commit, where one transaction
   and one fsync serve every write that arrives together. Bulk inserts (`*!`) become
   multi-row INSERT statements, run in a thread.
+
+  A statement that may run long runs off the loop, writes included: its query is marked
+  with the line `-- runs: long` in sql/queries/, the generator lists it in `RUNS_LONG`, and
+  its plan sends it to a worker thread. A read runs on a reader of its own; a write runs on
+  the writer connection in a thread, in its place within the group-commit batch or the
+  transaction that holds the writer. This is the one way a statement is sent off the loop
+  before it starts. It is needed because some statements spend tens of milliseconds in one
+  step that no progress handler can interrupt (FTS5 merging index segments inside a
+  retention delete; bm25 ranking a search of many terms), and because a write cannot be
+  interrupted and tried again: SQLite answers an interrupted write by rolling back the whole
+  transaction, which would take the batch's other writes with it. The read budget stays the
+  safety net for reads that are not marked.
 - PostgreSQL (`PostgresAdapter.insert_update_delete_many`): a plain INSERT ... VALUES of
   many rows is loaded with COPY, under the command timeout, instead of aiosql's executemany.
 

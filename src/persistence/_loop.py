@@ -47,10 +47,15 @@ def gave_back() -> None:
 
 
 async def map_in_slices(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
-    """Map `items`, giving the loop back between slices of a long list."""
+    """Map `items`, giving the loop back between slices of a long list.
+
+    Each slice is mapped by `map`, with no Python step per item of its own.
+    """
+    given = items if isinstance(items, list) else list(items)
+    if len(given) <= SLICE_ITEMS:
+        return list(map(mapper, given))
     mapped: list[_T] = []
-    for item in items:
-        mapped.append(mapper(item))
-        if len(mapped) % SLICE_ITEMS == 0:
-            await share_loop()
+    for start in range(0, len(given), SLICE_ITEMS):
+        mapped += map(mapper, given[start : start + SLICE_ITEMS])
+        await share_loop()
     return mapped

@@ -16,6 +16,7 @@ from persistence._interface import Connection, JsonObject, RowMapper
 __all__ = [
     "QUERY_WRITES",
     "ROW_MAPPERS",
+    "RUNS_LONG",
     "ConfigEntriesRow",
     "Connection",
     "FileRecordsRow",
@@ -401,6 +402,7 @@ class Queries(Protocol):
         """Retention, one bounded batch: delete the oldest results created before a cut-off, at most
         batch_size of them. Each batch is a short statement of its own, so that no writer waits
         long behind retention: the full-text index must read each deleted row's text again.
+        On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
         """
 
     async def test_result_stats(self, conn: Connection) -> list[TestResultStatsRow]:
@@ -640,6 +642,12 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
     },
 }
 """Each engine's row mappers by row type, handed to the adapter as record classes."""
+
+RUNS_LONG: Final[Mapping[str, frozenset[str]]] = {
+    "postgres": frozenset({"delete_test_results_before_batch"}),
+    "sqlite": frozenset({"delete_test_results_before_batch", "search_test_results"}),
+}
+"""Each engine's queries marked `-- runs: long`, which its adapter runs off the loop."""
 
 
 QUERY_WRITES: Final[dict[str, frozenset[str]]] = {

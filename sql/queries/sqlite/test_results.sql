@@ -60,8 +60,11 @@ LIMIT @page_size;
 -- name: SearchTestResults :many
 -- Results whose output or error message match an FTS5 query, best first (by bm25, negated so
 -- that higher is better; ties newest first), filtered like the listings; one page, `skip` rows
--- in. The page is ranked on ids, times and scores alone, then its rows are read: sorting every match's whole row,
--- output included, would cost more than finding them.
+-- in. The page is ranked on ids, times and scores alone, then its rows are read: sorting every
+-- match's whole row, output included, would cost more than finding them. Runs off the event
+-- loop: FTS5 ranks every match by bm25 in steps that cannot be interrupted, long for a query
+-- of many terms.
+-- runs: long
 -- type: @match str
 -- type: @statuses str[]?
 -- type: @test_types str[]?

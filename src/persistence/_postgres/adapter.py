@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -12,6 +13,7 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._changes import report_query
+from persistence._loop import SLICE_ITEMS, share_loop
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -110,7 +112,7 @@ class PostgresAdapter(AsyncPGAdapter):
             await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
             return len(parameters)
         table, columns, params = target
-        records = [tuple(row[name] for name in params) for row in parameters]
+        records = _records_in_slices(parameters, _record_of(params))
         try:
             # asyncpg bounds each message of a COPY, not a peer that stops reading.
             async with asyncio.timeout(self._command_timeout):
@@ -123,3 +125,25 @@ class PostgresAdapter(AsyncPGAdapter):
                 raise asyncpg.ConnectionDoesNotExistError(msg) from None
             raise
         return int(status.rsplit(" ", 1)[-1])
+
+
+def _record_of(params: tuple[str, ...]) -> Callable[[Params], tuple[object, ...]]:
+    """Give the function that takes one row's values, in the COPY's column order."""
+    if len(params) == 1:
+        (name,) = params
+        return lambda row: (row[name],)
+    return operator.itemgetter(*params)
+
+
+async def _records_in_slices(
+    rows: Sequence[Params], record_of: Callable[[Params], tuple[object, ...]]
+) -> AsyncIterator[tuple[object, ...]]:
+    """Give COPY its records a slice at a time, and the loop back between slices.
+
+    asyncpg encodes each record as it takes it, on the loop: from a list, all of them in one
+    go (about 10 ms per 1,000 rows); from an async iterable, between two of its steps.
+    """
+    for start in range(0, len(rows), SLICE_ITEMS):
+        for row in rows[start : start + SLICE_ITEMS]:
+            yield record_of(row)
+        await share_loop()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from persistence._changes import report_query
 from persistence._loop import map_in_slices
 from persistence._sqlite.statements import Mode, Params, Plan, Row, encode_params, plan_query
+from persistence.queries import RUNS_LONG
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -63,7 +64,8 @@ class SqliteAdapter:
 
     def process_sql(self, query_name: str, _op_type: object, sql: str) -> str:
         """Keep the SQL (sqlite3 takes `:name` parameters) and note where it runs."""
-        self._plans[query_name] = plan_query(query_name, sql)
+        runs_long = query_name in RUNS_LONG["sqlite"]
+        self._plans[query_name] = plan_query(query_name, sql, runs_long=runs_long)
         return sql
 
     def select(

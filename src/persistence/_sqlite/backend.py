@@ -5,7 +5,8 @@ this backend calls `sqlite3` directly from the event loop and keeps for worker t
 only what can take long:
 
 - the fsync of a commit (`synchronous = FULL`);
-- bulk writes, and reads that run past the loop budget (`reads.py`);
+- bulk writes, statements marked `-- runs: long` (see `persistence._loader`), and reads
+  that run past the loop budget (`reads.py`);
 - waiting for a lock that another process holds: BEGIN IMMEDIATE is tried without
   waiting, then again after short sleeps, so the loop never blocks and a cancelled wait
   leaves nothing behind (`writer.py`).
@@ -259,19 +260,29 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     target = _read_only_uri(path) if read_only else path
     if not read_only:
         _make_folder_of(path)
+    # Setting up waits up to busy_timeout for another process's lock, here in a worker
+    # thread: the switch of a new file to WAL needs the file to itself for a moment, and
+    # many processes may open it at once. Then the two connections stop waiting: on the
+    # loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
     try:
-        writer = _connect(target, uri=read_only, timeout=0)
+        writer = _connect(target, uri=read_only, timeout=busy_timeout)
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    reader: sqlite3.Connection | None = None
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
         for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
             writer.execute(pragma)
-        reader = _connect(target, uri=read_only, timeout=0)
+        reader = _connect(target, uri=read_only, timeout=busy_timeout)
         reader.execute("PRAGMA query_only = ON")
+        reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
+        for connection in (writer, reader):
+            connection.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as error:
         writer.close()
+        if reader is not None:
+            reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
 
     def open_reader() -> sqlite3.Connection:

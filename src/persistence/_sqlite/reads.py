@@ -79,7 +79,12 @@ class Readers:
         mode: Mode,
         rows_as: RowMapper | None,
     ) -> Any:
-        """Read on the loop; if it runs long or must wait, read again in a thread."""
+        """Read on the loop; if it runs long or must wait, read again in a thread.
+
+        A query marked to run long is read in a thread at once.
+        """
+        if plan.runs_long:
+            return await map_rows(rows_as, await self._read_in_thread(plan, params, mode), mode)
         await share_loop()
         budget = self._budget
         budget.arm()

@@ -116,6 +116,8 @@ class Plan:
     """Whether it may change the database, so that it goes to the writer."""
     rows_insert: _RowsInsert | None = None
     """The multi-row form of a plain INSERT, for bulk writes."""
+    runs_long: bool = False
+    """Marked `-- runs: long`: it runs in a worker thread, never on the loop."""
 
 
 _INSERT = re.compile(
@@ -137,9 +139,9 @@ def _writes(sql: str) -> bool:
     return True
 
 
-def plan_query(query_name: str, sql: str) -> Plan:
-    """Work out where a query runs from its SQL, as aiosql hands it over."""
-    return Plan(query_name, sql, _writes(sql), _rows_insert(sql))
+def plan_query(query_name: str, sql: str, *, runs_long: bool = False) -> Plan:
+    """Work out where a query runs from its SQL, as aiosql hands it over, and its mark."""
+    return Plan(query_name, sql, _writes(sql), _rows_insert(sql), runs_long)
 
 
 def _rows_insert(sql: str) -> _RowsInsert | None:

@@ -116,11 +116,14 @@ class Writer:
         mode: Mode,
         rows_as: RowMapper | None,
     ) -> Any:
-        """Run on the loop; bulk writes, and reads past the budget, in a thread."""
+        """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
         writer = self._connection
         self.expect_lease()
         if mode is Mode.MANY:
             return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
+        if plan.runs_long:
+            run = functools.partial(execute, writer, plan, params, mode)
+            return await map_rows(rows_as, await finish_then_cancel(self._in_thread(run)), mode)
         await share_loop()
         if plan.writes:
             return execute(writer, plan, params, mode, rows_as)
@@ -245,6 +248,11 @@ class Writer:
                     result: object = await self._in_thread(
                         savepointed, writer, item.plan, item.params
                     )
+                elif item.plan.runs_long:
+                    picked = await self._in_thread(
+                        execute, writer, item.plan, item.params, item.mode
+                    )
+                    result = await map_rows(item.rows_as, picked, item.mode)
                 else:
                     result = execute(writer, item.plan, item.params, item.mode, item.rows_as)
             except Exception as error:  # noqa: BLE001  # handed to its caller alone
