@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from persistence import MigrationError, connect, open_persistence, set_config
+from persistence import MigrationError, ValidationError, connect, open_persistence, set_config
 from persistence.cache import MemoryCache, RedisCache
-from persistence.migrations import migrate
+from persistence.migrations import migrate, migration_status
 
 
 async def test_the_environment_names_everything(
@@ -51,3 +51,46 @@ async def test_two_bundles_share_nothing(tmp_path: Path) -> None:
         assert await a.cache.get_config_value("s", "k", int) == 1
         assert await b.cache.get_config_value("s", "k", int) == 2
         assert a.cache is not b.cache
+
+
+async def test_the_users_own_chain_is_applied_and_checked(tmp_path: Path) -> None:
+    """user_migrations: applied after the package's chain; with 'check', pending is refused."""
+    chain = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (chain / engine).mkdir(parents=True)
+        (chain / engine / "0001_notes.sql").write_text(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n", encoding="utf-8"
+        )
+    database = tmp_path / "app.db"
+    async with connect(database) as db:
+        await migrate(db)
+    with pytest.raises(MigrationError, match="0001_notes"):
+        async with open_persistence(
+            database, files=tmp_path / "f", migrations="check", user_migrations=chain
+        ):
+            pass
+    async with open_persistence(database, files=tmp_path / "f", user_migrations=chain):
+        pass
+    async with open_persistence(
+        database, files=tmp_path / "f", migrations="check", user_migrations=chain
+    ) as p:
+        status = await migration_status(p.db, chain)
+        assert status.user is not None
+        assert [m.name for m in status.user.applied] == ["0001_notes"]
+
+
+@pytest.mark.parametrize("folder", ["", 5, "missing-folder"])
+async def test_a_bad_user_folder_is_refused_before_anything_opens(
+    tmp_path: Path, folder: object
+) -> None:
+    """A bad user_migrations creates no database file and no storage folder."""
+    given = str(tmp_path / folder) if folder == "missing-folder" else folder
+    with pytest.raises(ValidationError, match="user_migrations"):
+        async with open_persistence(
+            tmp_path / "new.db",
+            files=tmp_path / "f",
+            user_migrations=given,  # type: ignore[arg-type]  # a caller without type checks
+        ):
+            pass
+    assert not (tmp_path / "new.db").exists()
+    assert not (tmp_path / "f").exists()

@@ -58,6 +58,7 @@ async def open_persistence(  # every part is the caller's to choose
     files: str | os.PathLike[str] | None = None,
     redis: str | None = None,
     migrations: Literal["apply", "check"] = "apply",
+    user_migrations: str | os.PathLike[str] | None = None,
     artifact_budget: int = DEFAULT_BUDGET,
     heartbeat: float = 1.0,
 ) -> AsyncIterator[Persistence]:
@@ -65,7 +66,10 @@ async def open_persistence(  # every part is the caller's to choose
 
     With `migrations="apply"` pending migrations are applied; with `"check"`, a database
     with pending or drifted migrations is refused with MigrationError and left untouched.
+    `user_migrations` names the folder of the user's own chain (`sqlite/`, `postgres/`),
+    applied or checked after the package's, as `migrate` does.
     """
+    user_folder = None if user_migrations is None else _user_folder(user_migrations)
     if migrations not in {"apply", "check"}:
         raise ValidationError(
             "open_persistence", "migrations", f"must be 'apply' or 'check', got {migrations!r}"
@@ -85,11 +89,13 @@ async def open_persistence(  # every part is the caller's to choose
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)
         if migrations == "apply":
-            await migrate(db)
+            await migrate(db, user_folder)
         else:
-            status = await migration_status(db)
-            if status.pending or status.drifted:
-                names = [m.name for m in status.pending] + [d.applied.name for d in status.drifted]
+            status = await migration_status(db, user_folder)
+            chains = [status] if status.user is None else [status, status.user]
+            names = [m.name for chain in chains for m in chain.pending]
+            names += [d.applied.name for chain in chains for d in chain.drifted]
+            if names:
                 raise MigrationError(
                     f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "
                     "run 'persistence migrate'"
@@ -102,3 +108,17 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(cache.close)
         artifacts = await open_artifact_cache(storage, budget=artifact_budget)
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
+
+
+def _user_folder(given: object) -> Path:
+    """Check the folder of the user's own migrations before anything is opened."""
+    if not isinstance(given, str | os.PathLike) or not str(given):
+        raise ValidationError(
+            "open_persistence", "user_migrations", f"expected a folder path, got {given!r}"
+        )
+    folder = Path(given)
+    if not folder.is_dir():
+        raise ValidationError(
+            "open_persistence", "user_migrations", f"{str(folder)!r} is not a folder"
+        )
+    return folder
