@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from _early_rows import insert_early_results
 from persistence import (
     Database,
     DatabaseError,
@@ -24,7 +25,6 @@ from persistence import (
     list_results,
     migrate,
     migration_status,
-    save_results,
     search_results,
     transaction,
 )
@@ -512,8 +512,8 @@ async def test_search_finds_every_result_saved_before_its_migration(
     (first / initial.path.name).write_text(initial.sql, encoding="utf-8")
     await migrate(empty, first)
     statuses = list(TestStatus)
-    await save_results(
-        empty,
+    await insert_early_results(
+        empty.url,
         [
             TestResult(
                 test_type=TestType.STRESS,

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from _early_rows import insert_early_results
 from persistence import (
     Database,
     TestResult,
@@ -324,8 +325,10 @@ async def test_migration_0005_reindexes_existing_rows(database_url: str, tmp_pat
                 (early / migration.path.name).write_text(migration.sql, encoding="utf-8")
         await migrate(db, early)
         cut = "a " * ((INDEXED_CHARS - 4) // 2) + "tailword"
-        await save_results(db, [result("ΟΔΟΣ alpha", "beta"), result(cut), result("σ ſ")])
-        assert [m.version for m in await migrate(db)] == [5]
+        await insert_early_results(
+            db.url, [result("ΟΔΟΣ alpha", "beta"), result(cut), result("σ ſ")]
+        )
+        assert [m.version for m in await migrate(db)][:1] == [5]
         assert len(await found(db, "οδος")) == 1
         assert await found(db, '"alpha beta"') == []
         assert await found(db, "tail") == []

@@ -100,11 +100,41 @@ UPDATE persistence_migrations SET checksum = :checksum, name = :name WHERE versi
 -- Accept a deleted migration file: drop its history row. The schema it made is left as it is.
 DELETE FROM persistence_migrations WHERE version = :version;
 
+-- name: get_run(id)^
+-- record_class: RunsRow
+-- One run by id.
+SELECT id, started_at, ended_at, labels FROM runs WHERE id = :id;
+
+-- name: insert_run(started_at, ended_at, labels)<!
+-- Insert one run and give back its new id.
+INSERT INTO runs (started_at, ended_at, labels)
+VALUES (:started_at, :ended_at, :labels)
+RETURNING id;
+
+-- name: update_run(started_at, ended_at, labels, id)!
+-- Overwrite every field of an existing run.
+UPDATE runs SET started_at = :started_at, ended_at = :ended_at, labels = :labels
+WHERE id = :id;
+
+-- name: list_runs(started_from, started_until, cursor_started_at, cursor_id, page_size)
+-- record_class: RunsRow
+-- Runs newest first (by start), started in [started_from, started_until); one keyset page:
+-- rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+SELECT id, started_at, ended_at, labels FROM runs
+WHERE started_at >= :started_from AND started_at < :started_until
+  AND started_at <= :cursor_started_at AND (started_at < :cursor_started_at OR id < :cursor_id)
+ORDER BY started_at DESC, id DESC
+LIMIT :page_size;
+
+-- name: delete_run(id)!
+-- Delete one run by id, and with it its results.
+DELETE FROM runs WHERE id = :id;
+
 -- name: get_test_result(id)^
 -- record_class: TestResultsRow
 -- One test result by id.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
-       test_cases_total, error_message, output, created_at, metadata
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results WHERE id = :id;
 
 -- name: list_test_results(created_from, created_until, cursor_created_at, cursor_id, page_size)
@@ -115,40 +145,41 @@ FROM test_results WHERE id = :id;
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
-       test_cases_total, error_message, output, created_at, metadata
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
 WHERE created_at >= :created_from AND created_at < :created_until
   AND created_at <= :cursor_created_at AND (created_at < :cursor_created_at OR id < :cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :page_size;
 
--- name: insert_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata)<!
+-- name: insert_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id)<!
 -- Insert one result and give back its new id.
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
-    test_cases_total, error_message, output, created_at, metadata
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 ) VALUES (
     :test_type, :status, :execution_time, :memory_usage, :test_cases_passed,
-    :test_cases_total, :error_message, :output, :created_at, :metadata
+    :test_cases_total, :error_message, :output, :created_at, :metadata, :run_id, :test_id
 ) RETURNING id;
 
--- name: insert_test_results(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata)*!
+-- name: insert_test_results(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id)*!
 -- Insert many results in one batch.
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
-    test_cases_total, error_message, output, created_at, metadata
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 ) VALUES (
     :test_type, :status, :execution_time, :memory_usage, :test_cases_passed,
-    :test_cases_total, :error_message, :output, :created_at, :metadata
+    :test_cases_total, :error_message, :output, :created_at, :metadata, :run_id, :test_id
 );
 
--- name: update_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, id)!
+-- name: update_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id, id)!
 -- Overwrite every field of an existing result.
 UPDATE test_results SET
     test_type = :test_type, status = :status, execution_time = :execution_time,
     memory_usage = :memory_usage, test_cases_passed = :test_cases_passed,
     test_cases_total = :test_cases_total, error_message = :error_message,
-    output = :output, created_at = :created_at, metadata = :metadata
+    output = :output, created_at = :created_at, metadata = :metadata,
+    run_id = :run_id, test_id = :test_id
 WHERE id = :id;
 
 -- name: delete_test_result(id)!
@@ -202,10 +233,10 @@ LIMIT :page_size;
 -- Results of any of the given types, newest first, created in [created_from, created_until);
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM unnest(:test_types::text[]) AS wanted (test_type)
 CROSS JOIN LATERAL (
-    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector FROM test_results AS t
+    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.test_type = wanted.test_type
       AND t.created_at >= :created_from AND t.created_at < :created_until
           AND t.created_at <= :cursor_created_at AND (t.created_at < :cursor_created_at OR t.id < :cursor_id)
@@ -221,10 +252,10 @@ LIMIT :page_size;
 -- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM unnest(:statuses::text[]) AS wanted (status)
 CROSS JOIN LATERAL (
-    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector FROM test_results AS t
+    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.status = wanted.status
       AND (:test_types::text[] IS NULL OR t.test_type = ANY(:test_types::text[]))
       AND t.created_at >= :created_from AND t.created_at < :created_until
@@ -244,9 +275,9 @@ LIMIT :page_size;
 -- walks the time index instead and tests every row's metadata; and its other conditions
 -- cannot use an index of their own.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM (
-    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector FROM test_results
+    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results
     WHERE metadata @> :metadata
       AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
       AND (:test_types::text[] IS NULL OR test_type = ANY(:test_types::text[]))
@@ -265,7 +296,8 @@ LIMIT :page_size;
 -- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids,
 -- times and scores alone, then its rows are read.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id,
+       hits.score
 FROM (
     SELECT m.id AS id,
            ts_rank_cd(m.search_vector, to_tsquery('simple', :match), 1)::double precision AS score

@@ -18,11 +18,13 @@ __all__ = [
     "ConfigEntriesRow",
     "Connection",
     "FileRecordsRow",
+    "InsertRunParams",
     "InsertTestResultParams",
     "InsertTestResultsParams",
     "JsonObject",
     "PersistenceMigrationsRow",
     "Queries",
+    "RunsRow",
     "SearchTestResultsRow",
     "TestResultStatsRow",
     "TestResultsRow",
@@ -67,6 +69,15 @@ class PersistenceMigrationsRow(NamedTuple):
     duration_ms: float
 
 
+class RunsRow(NamedTuple):
+    """A row of runs."""
+
+    id: int
+    started_at: datetime.datetime
+    ended_at: datetime.datetime | None
+    labels: JsonObject
+
+
 class TestResultsRow(NamedTuple):
     """A row of test_results."""
 
@@ -81,6 +92,8 @@ class TestResultsRow(NamedTuple):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
 
 
 class TestResultStatsRow(NamedTuple):
@@ -107,6 +120,8 @@ class SearchTestResultsRow(NamedTuple):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
     score: float
 
 
@@ -132,6 +147,14 @@ class UpsertFileRecordParams(TypedDict):
     metadata: JsonObject
 
 
+class InsertRunParams(TypedDict):
+    """The parameters of insert_run."""
+
+    started_at: datetime.datetime
+    ended_at: datetime.datetime | None
+    labels: JsonObject
+
+
 class InsertTestResultParams(TypedDict):
     """The parameters of insert_test_result."""
 
@@ -145,6 +168,8 @@ class InsertTestResultParams(TypedDict):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
 
 
 class InsertTestResultsParams(TypedDict):
@@ -160,6 +185,8 @@ class InsertTestResultsParams(TypedDict):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
 
 
 class Queries(Protocol):
@@ -290,6 +317,47 @@ class Queries(Protocol):
     async def forget_migration(self, conn: Connection, *, version: int) -> int:
         """Accept a deleted migration file: drop its history row. The schema it made is left as it is."""
 
+    async def get_run(self, conn: Connection, *, id: int) -> RunsRow | None:
+        """One run by id."""
+
+    async def insert_run(
+        self,
+        conn: Connection,
+        *,
+        started_at: datetime.datetime,
+        ended_at: datetime.datetime | None,
+        labels: JsonObject,
+    ) -> int:
+        """Insert one run and give back its new id."""
+
+    async def update_run(
+        self,
+        conn: Connection,
+        *,
+        started_at: datetime.datetime,
+        ended_at: datetime.datetime | None,
+        labels: JsonObject,
+        id: int,
+    ) -> int:
+        """Overwrite every field of an existing run."""
+
+    async def list_runs(
+        self,
+        conn: Connection,
+        *,
+        started_from: datetime.datetime,
+        started_until: datetime.datetime,
+        cursor_started_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> list[RunsRow]:
+        """Runs newest first (by start), started in [started_from, started_until); one keyset page:
+        rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+        """
+
+    async def delete_run(self, conn: Connection, *, id: int) -> int:
+        """Delete one run by id, and with it its results."""
+
     async def get_test_result(self, conn: Connection, *, id: int) -> TestResultsRow | None:
         """One test result by id."""
 
@@ -324,6 +392,8 @@ class Queries(Protocol):
         output: str | None,
         created_at: datetime.datetime,
         metadata: JsonObject,
+        run_id: int | None,
+        test_id: str | None,
     ) -> int:
         """Insert one result and give back its new id."""
 
@@ -346,6 +416,8 @@ class Queries(Protocol):
         output: str | None,
         created_at: datetime.datetime,
         metadata: JsonObject,
+        run_id: int | None,
+        test_id: str | None,
         id: int,
     ) -> int:
         """Overwrite every field of an existing result."""
@@ -506,6 +578,17 @@ def _sqlite_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceM
     ]
 
 
+def _postgres_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
+    return list(map(_new, repeat(RunsRow), rows))
+
+
+def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
+    return [
+        _new(RunsRow, (r[0], decode_datetime(r[1]), decode_datetime(r[2]), decode_json(r[3])))
+        for r in rows
+    ]
+
+
 def _postgres_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
     return list(map(_new, repeat(TestResultsRow), rows))
 
@@ -526,6 +609,8 @@ def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
                 r[8],
                 decode_datetime(r[9]),
                 decode_json(r[10]),
+                r[11],
+                r[12],
             ),
         )
         for r in rows
@@ -561,6 +646,8 @@ def _sqlite_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResul
                 decode_datetime(r[9]),
                 decode_json(r[10]),
                 r[11],
+                r[12],
+                r[13],
             ),
         )
         for r in rows
@@ -572,6 +659,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ConfigEntriesRow": _postgres_config_entries_row,
         "FileRecordsRow": _postgres_file_records_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
+        "RunsRow": _postgres_runs_row,
         "TestResultsRow": _postgres_test_results_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
@@ -580,6 +668,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ConfigEntriesRow": _sqlite_config_entries_row,
         "FileRecordsRow": _sqlite_file_records_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
+        "RunsRow": _sqlite_runs_row,
         "TestResultsRow": _sqlite_test_results_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
