@@ -15,9 +15,11 @@ from persistence._interface import Connection, JsonObject, RowMapper
 
 __all__ = [
     "ROW_MAPPERS",
+    "CompareRunsRow",
     "ConfigEntriesRow",
     "Connection",
     "FileRecordsRow",
+    "FlakyTestsRow",
     "InsertRunParams",
     "InsertTestResultParams",
     "InsertTestResultsParams",
@@ -26,6 +28,8 @@ __all__ = [
     "Queries",
     "RunsRow",
     "SearchTestResultsRow",
+    "SlowestTestsRow",
+    "TestDurationsRow",
     "TestResultStatsRow",
     "TestResultsRow",
     "UpsertConfigEntryParams",
@@ -59,23 +63,15 @@ class FileRecordsRow(NamedTuple):
     metadata: JsonObject
 
 
-class PersistenceMigrationsRow(NamedTuple):
-    """A row of persistence_migrations."""
+class CompareRunsRow(NamedTuple):
+    """A row that compare_runs returns."""
 
-    version: int
-    name: str
-    checksum: str
-    applied_at: datetime.datetime
-    duration_ms: float
-
-
-class RunsRow(NamedTuple):
-    """A row of runs."""
-
-    id: int
-    started_at: datetime.datetime
-    ended_at: datetime.datetime | None
-    labels: JsonObject
+    test_id: str
+    change: str
+    base_status: str | None
+    head_status: str | None
+    base_time: float | None
+    head_time: float | None
 
 
 class TestResultsRow(NamedTuple):
@@ -96,6 +92,45 @@ class TestResultsRow(NamedTuple):
     test_id: str | None
 
 
+class TestDurationsRow(NamedTuple):
+    """A row that test_durations returns."""
+
+    results: int
+    p50: float | None
+    p95: float | None
+    max_time: float | None
+    latest: float | None
+
+
+class SlowestTestsRow(NamedTuple):
+    """A row that slowest_tests returns."""
+
+    test_id: str
+    results: int
+    p50: float
+    p95: float
+    max_time: float
+
+
+class PersistenceMigrationsRow(NamedTuple):
+    """A row of persistence_migrations."""
+
+    version: int
+    name: str
+    checksum: str
+    applied_at: datetime.datetime
+    duration_ms: float
+
+
+class RunsRow(NamedTuple):
+    """A row of runs."""
+
+    id: int
+    started_at: datetime.datetime
+    ended_at: datetime.datetime | None
+    labels: JsonObject
+
+
 class TestResultStatsRow(NamedTuple):
     """A row that test_result_stats returns."""
 
@@ -104,6 +139,19 @@ class TestResultStatsRow(NamedTuple):
     result_count: int
     total_time: float
     max_time: float
+
+
+class FlakyTestsRow(NamedTuple):
+    """A row that flaky_tests returns."""
+
+    test_id: str
+    results: int
+    passes: int
+    failures: int
+    flips: int
+    flip_rate: float
+    flaky_commits: int
+    last_seen: datetime.datetime
 
 
 class SearchTestResultsRow(NamedTuple):
@@ -294,6 +342,56 @@ class Queries(Protocol):
     async def delete_file_record_by_path(self, conn: Connection, *, path: str) -> int:
         """Delete the record of one path, when its file is deleted or moved."""
 
+    async def compare_runs(
+        self, conn: Connection, *, base: int, head: int, slower_ratio: float, slower_floor: float
+    ) -> list[CompareRunsRow]:
+        """What changed from run `base` to run `head`, per test id; tests that did not change are left
+        out. A result is failing when its status is failed, timeout or error. Each test gets one
+        change, the first that applies:
+        new_failure    failing in head, and not failing in base or absent from it;
+        added          in head only, and not failing;
+        removed        in base only;
+        fixed          failing in base, passed in head;
+        still_failing  failing in both;
+        slower         passed in both, head's time > base's time * slower_ratio and
+        head's time - base's time > slower_floor.
+        Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+        """
+
+    async def list_test_history(
+        self,
+        conn: Connection,
+        *,
+        test_id: str,
+        cursor_created_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> list[TestResultsRow]:
+        """One test's results newest first; one keyset page after the (created_at, id) cursor.
+        test_results_test_created_idx drives it.
+        """
+
+    async def test_durations(
+        self, conn: Connection, *, test_id: str, last_results: int
+    ) -> TestDurationsRow | None:
+        """One test's execution times over its last `last_results` passed results: how many, the
+        nearest-rank p50 and p95 (the value at rank ceil(p * n / 100) of the times sorted
+        ascending, ties by id), the longest, and the newest one's. test_results_test_created_idx
+        finds them.
+        """
+
+    async def slowest_tests(
+        self,
+        conn: Connection,
+        *,
+        created_from: datetime.datetime,
+        created_until: datetime.datetime,
+        top: int,
+    ) -> list[SlowestTestsRow]:
+        """The tests whose passed results created in [created_from, created_until) have the highest
+        nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+        """
+
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
 
@@ -461,6 +559,18 @@ class Queries(Protocol):
         after cursor_path. The path index drives it.
         """
 
+    async def flaky_tests(
+        self, conn: Connection, *, since: datetime.datetime
+    ) -> list[FlakyTestsRow]:
+        """The tests that both passed and failed on one commit since `since`. Only results created at
+        or after `since`, with a test id, a final status (passed, or failing: failed, timeout,
+        error) and a run whose `commit` label is a string are read. Per such test, over all of
+        those results in (created_at, id) order: how many, passed, failing, flips (a result whose
+        outcome differs from the one before it), flip_rate = flips / (results - 1), the commits on
+        which it both passed and failed, and the newest result's time. Ordered by flip rate, highest
+        first, then test id.
+        """
+
     async def list_test_results_by_type(
         self,
         conn: Connection,
@@ -567,26 +677,12 @@ def _sqlite_file_records_row(rows: Iterable[Any]) -> list[FileRecordsRow]:
     ]
 
 
-def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
-    return list(map(_new, repeat(PersistenceMigrationsRow), rows))
+def _postgres_compare_runs_row(rows: Iterable[Any]) -> list[CompareRunsRow]:
+    return list(map(_new, repeat(CompareRunsRow), rows))
 
 
-def _sqlite_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
-    return [
-        _new(PersistenceMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))
-        for r in rows
-    ]
-
-
-def _postgres_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
-    return list(map(_new, repeat(RunsRow), rows))
-
-
-def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
-    return [
-        _new(RunsRow, (r[0], decode_datetime(r[1]), decode_datetime(r[2]), decode_json(r[3])))
-        for r in rows
-    ]
+def _sqlite_compare_runs_row(rows: Iterable[Any]) -> list[CompareRunsRow]:
+    return list(map(_new, repeat(CompareRunsRow), rows))
 
 
 def _postgres_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
@@ -617,12 +713,61 @@ def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
     ]
 
 
+def _postgres_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
+    return list(map(_new, repeat(TestDurationsRow), rows))
+
+
+def _sqlite_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
+    return list(map(_new, repeat(TestDurationsRow), rows))
+
+
+def _postgres_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
+def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
+def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
+    return list(map(_new, repeat(PersistenceMigrationsRow), rows))
+
+
+def _sqlite_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
+    return [
+        _new(PersistenceMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))
+        for r in rows
+    ]
+
+
+def _postgres_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
+    return list(map(_new, repeat(RunsRow), rows))
+
+
+def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
+    return [
+        _new(RunsRow, (r[0], decode_datetime(r[1]), decode_datetime(r[2]), decode_json(r[3])))
+        for r in rows
+    ]
+
+
 def _postgres_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStatsRow]:
     return list(map(_new, repeat(TestResultStatsRow), rows))
 
 
 def _sqlite_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStatsRow]:
     return list(map(_new, repeat(TestResultStatsRow), rows))
+
+
+def _postgres_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
+    return list(map(_new, repeat(FlakyTestsRow), rows))
+
+
+def _sqlite_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
+    return [
+        _new(FlakyTestsRow, (r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_datetime(r[7])))
+        for r in rows
+    ]
 
 
 def _postgres_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResultsRow]:
@@ -658,19 +803,27 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
     "postgres": {
         "ConfigEntriesRow": _postgres_config_entries_row,
         "FileRecordsRow": _postgres_file_records_row,
+        "CompareRunsRow": _postgres_compare_runs_row,
+        "TestResultsRow": _postgres_test_results_row,
+        "TestDurationsRow": _postgres_test_durations_row,
+        "SlowestTestsRow": _postgres_slowest_tests_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
         "RunsRow": _postgres_runs_row,
-        "TestResultsRow": _postgres_test_results_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
+        "FlakyTestsRow": _postgres_flaky_tests_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
     },
     "sqlite": {
         "ConfigEntriesRow": _sqlite_config_entries_row,
         "FileRecordsRow": _sqlite_file_records_row,
+        "CompareRunsRow": _sqlite_compare_runs_row,
+        "TestResultsRow": _sqlite_test_results_row,
+        "TestDurationsRow": _sqlite_test_durations_row,
+        "SlowestTestsRow": _sqlite_slowest_tests_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
         "RunsRow": _sqlite_runs_row,
-        "TestResultsRow": _sqlite_test_results_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
+        "FlakyTestsRow": _sqlite_flaky_tests_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
     },
 }
