@@ -76,3 +76,10 @@ async def test_caching_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert callable(example)
     await example(tmp_path)
     assert (tmp_path / "files" / ".cache" / "artifacts").is_dir()
+
+
+async def test_run_history_example_runs(tmp_path: Path) -> None:
+    """The README's run history example compares two runs and finds the flaky test."""
+    example = example_under("## Run history")
+    assert callable(example)
+    await example(tmp_path)
