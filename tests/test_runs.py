@@ -35,6 +35,7 @@ from persistence import (
     save_result,
     save_results,
     save_run,
+    search_results,
 )
 from persistence.migrations import discover_migrations, migrations_folder
 
@@ -179,19 +180,34 @@ async def test_rows_written_before_the_migration_stay_valid(
                 (early / migration.path.name).write_text(migration.sql, encoding="utf-8")
         await migrate(db, early)
     insert = (
-        "INSERT INTO test_results (test_type, status, created_at) "
-        "VALUES ('unit', 'passed', '2026-01-01T00:00:00.000000+00:00')"
+        "INSERT INTO test_results (test_type, status, created_at, output) "
+        "VALUES ('unit', 'passed', '2026-01-01T00:00:00.000000+00:00', 'segfault in solve')"
     )
+    dropped = "DELETE FROM test_results WHERE id = 2"
     if database_url.startswith("postgresql"):
         conn = await asyncpg.connect(database_url)
         try:
             await conn.execute(insert)
+            await conn.execute(insert)
+            await conn.execute(dropped)
         finally:
             await conn.close()
     else:
         with closing(sqlite3.connect(database_url)) as plain, plain:
             plain.execute(insert)
+            plain.execute(insert)
+            plain.execute(dropped)
     async with connect(database_url) as db:
         assert [m.version for m in await migrate(db)] == [6]
         (old,) = (await list_results(db)).items
-        assert (old.run_id, old.test_id, old.status) == (None, None, TestStatus.PASSED)
+        assert (old.id, old.run_id, old.test_id, old.status) == (1, None, None, TestStatus.PASSED)
+        hits = await search_results(db, "segfault")
+        assert [hit.result.id for hit in hits.items] == [1]
+        new = await save_result(
+            db,
+            TestResult(test_type=TestType.UNIT, status=TestStatus.SKIPPED, output="segfault"),
+        )
+        assert new.id == 3  # the id of the deleted row is not given again
+        assert await get_result(db, 3) == new
+        hits = await search_results(db, "segfault")
+        assert [hit.result.id for hit in hits.items] == [3, 1]

@@ -190,6 +190,17 @@ GROUP BY ranked.test_id
 ORDER BY p95 DESC, ranked.test_id
 LIMIT :top;
 
+-- name: list_run_results(run_id, after_id, page_size)
+-- record_class: TestResultsRow
+-- One run's results in the order they were stored (by id), after the id `after_id`; one page.
+-- test_results_run_test_idx finds the run's rows.
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE run_id = :run_id AND id > :after_id
+ORDER BY id
+LIMIT :page_size;
+
 -- name: list_applied_migrations()
 -- record_class: PersistenceMigrationsRow
 -- Every applied migration, oldest first.

@@ -123,3 +123,14 @@ FROM (
 GROUP BY ranked.test_id
 ORDER BY p95 DESC, ranked.test_id
 LIMIT @top;
+
+-- name: ListRunResults :many
+-- One run's results in the order they were stored (by id), after the id `after_id`; one page.
+-- test_results_run_test_idx finds the run's rows.
+-- type: @run_id int!
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE run_id = @run_id AND id > @after_id
+ORDER BY id
+LIMIT @page_size;

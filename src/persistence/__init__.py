@@ -31,6 +31,7 @@ from persistence.exceptions import (
     MigrationError,
     NotFoundError,
     PersistenceError,
+    ReportError,
     ValidationError,
 )
 from persistence.file_records import (
@@ -56,6 +57,7 @@ from persistence.models import (
     TestStatus,
     TestType,
 )
+from persistence.reports import export_junit, import_junit
 from persistence.results import (
     Page,
     PageCursor,
@@ -130,6 +132,7 @@ __all__ = [
     "PageCursor",
     "Persistence",
     "PersistenceError",
+    "ReportError",
     "ResultFilter",
     "Run",
     "RunComparison",
@@ -163,6 +166,7 @@ __all__ = [
     "delete_run",
     "duration_figures",
     "end_run",
+    "export_junit",
     "find_config_entry",
     "find_config_entry_by_key",
     "find_file_record",
@@ -178,6 +182,7 @@ __all__ = [
     "get_file_record_by_path",
     "get_result",
     "get_run",
+    "import_junit",
     "list_config_entries",
     "list_file_records",
     "list_results",

@@ -81,6 +81,8 @@ class TestStatus(enum.StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     ERROR = "error"
+    SKIPPED = "skipped"
+    """Not run (a JUnit `<skipped/>`): neither passed nor failed."""
 
 
 class ConfigType(enum.StrEnum):

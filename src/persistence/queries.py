@@ -392,6 +392,13 @@ class Queries(Protocol):
         nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
         """
 
+    async def list_run_results(
+        self, conn: Connection, *, run_id: int, after_id: int, page_size: int
+    ) -> list[TestResultsRow]:
+        """One run's results in the order they were stored (by id), after the id `after_id`; one page.
+        test_results_run_test_idx finds the run's rows.
+        """
+
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
 

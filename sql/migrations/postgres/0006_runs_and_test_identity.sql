@@ -7,6 +7,7 @@
 -- - test_results.test_id: what was tested, as the caller names it ("tests/test_io.py::test_read",
 --   "solutions/a.cpp#stress"), or NULL. A run holds each test id at most once. Test ids sort
 --   by code point, as on SQLite.
+-- - status may be 'skipped': a test that was not run is neither passed nor failed.
 --
 -- Both columns are nullable, so every existing row stays valid as it is and adding them
 -- rewrites no row. The indexes serve the history questions: a run's results by test id
@@ -24,7 +25,10 @@ CREATE INDEX runs_started_idx ON runs (started_at DESC, id DESC);
 
 ALTER TABLE test_results
     ADD COLUMN run_id bigint REFERENCES runs (id) ON DELETE CASCADE,
-    ADD COLUMN test_id text COLLATE "C" CHECK (test_id <> '');
+    ADD COLUMN test_id text COLLATE "C" CHECK (test_id <> ''),
+    DROP CONSTRAINT test_results_status_check,
+    ADD CONSTRAINT test_results_status_check
+        CHECK (status IN ('pending', 'running', 'passed', 'failed', 'timeout', 'error', 'skipped'));
 
 CREATE UNIQUE INDEX test_results_run_test_idx ON test_results (run_id, test_id);
 CREATE INDEX test_results_test_created_idx ON test_results (test_id, created_at DESC, id DESC);
