@@ -35,7 +35,7 @@ from persistence.runs import get_run, save_run
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["CHUNK_BYTES", "export_junit", "import_junit"]
+__all__ = ["CHUNK_BYTES", "export_junit", "import_junit", "run_results"]
 
 CHUNK_BYTES: Final = 1 << 20
 """How much of a report is read and parsed at a time."""
@@ -215,7 +215,7 @@ async def export_junit(db: Database, run_id: int) -> str:
     """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
     run_id = key_id("Run", run_id)
     run = await get_run(db, run_id)
-    results = await _run_results(db, run_id)
+    results = await run_results(db, run_id)
     failures = sum(1 for r in results if r.status is TestStatus.FAILED)
     errors = sum(1 for r in results if r.status in (TestStatus.ERROR, TestStatus.TIMEOUT))
     skipped = sum(1 for r in results if r.status is TestStatus.SKIPPED)
@@ -267,7 +267,7 @@ def _case_xml(result: TestResult) -> str:
     return f"    <testcase {attrs}>{''.join(inner)}</testcase>"
 
 
-async def _run_results(db: Database, run_id: int) -> list[TestResult]:
+async def run_results(db: Database, run_id: int) -> list[TestResult]:
     """Every result of a run, in the order they were stored."""
     results: list[TestResult] = []
     after = 0
