@@ -511,7 +511,7 @@ async def test_search_finds_every_result_saved_before_its_migration(
     initial = discover_migrations(migrations_folder(empty.engine))[0]
     (first / initial.path.name).write_text(initial.sql, encoding="utf-8")
     await migrate(empty, first)
-    statuses = list(TestStatus)
+    statuses = [status for status in TestStatus if status is not TestStatus.SKIPPED]  # 0001's
     await insert_early_results(
         empty.url,
         [

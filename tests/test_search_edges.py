@@ -238,7 +238,8 @@ async def test_a_word_cut_by_the_limit_is_not_searchable(db: Database) -> None:
 
 _COPY: Final = (
     "SELECT {id}, test_type, status, execution_time, memory_usage, test_cases_passed, "
-    "test_cases_total, error_message, ?, created_at, metadata FROM test_results WHERE id = ?"
+    "test_cases_total, error_message, ?, created_at, metadata, run_id, test_id "
+    "FROM test_results WHERE id = ?"
 )
 
 
