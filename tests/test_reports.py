@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Final
 
@@ -15,6 +16,7 @@ from persistence import (
     TestStatus,
     all_results,
     all_runs,
+    delete_run,
     export_junit,
     import_junit,
 )
@@ -239,3 +241,25 @@ async def test_export_then_import_gives_the_same_results(
     results = await all_results(db)
     assert shape(second.id) == shape(first.id)
     assert len(shape(first.id)) == len(cases)
+
+
+async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:
+    """Cancelled at any point while it streams a large file, the import is all or nothing."""
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(60_000))
+    path = _write(tmp_path, f'<testsuites><testsuite name="s">\n{cases}\n</testsuite></testsuites>')
+    assert path.stat().st_size > 2 * CHUNK_BYTES
+    cancelled = 0
+    for delay in (0.0, 0.001, 0.01, 0.03, 0.1, 0.3):
+        task = asyncio.ensure_future(import_junit(db, path))
+        await asyncio.sleep(delay)
+        task.cancel()
+        try:
+            run = await task
+        except asyncio.CancelledError:
+            cancelled += 1
+            await _nothing_written(db)
+            continue
+        assert run.id is not None
+        assert len(await all_results(db)) == 60_000  # it finished first: all of it
+        await delete_run(db, run.id)
+    assert cancelled > 0
