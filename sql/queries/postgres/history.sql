@@ -14,36 +14,31 @@
 -- type: flip_rate float!
 -- type: flaky_commits int!
 -- type: last_seen datetime!
-WITH considered AS (
-    SELECT r.test_id, r.id, r.created_at,
+WITH marked AS (
+    SELECT r.test_id, r.created_at,
            CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END AS failing,
-           u.labels ->> 'commit' AS commit_label
+           MIN(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
+               OVER (PARTITION BY r.test_id, u.labels ->> 'commit') AS commit_low,
+           MAX(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
+               OVER (PARTITION BY r.test_id, u.labels ->> 'commit') AS commit_high,
+           ROW_NUMBER() OVER (PARTITION BY r.test_id, u.labels ->> 'commit' ORDER BY r.id) AS in_commit,
+           LAG(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
+               OVER (PARTITION BY r.test_id ORDER BY r.created_at, r.id) AS previous
     FROM test_results AS r
     JOIN runs AS u ON u.id = r.run_id
     WHERE r.created_at >= @since AND r.test_id IS NOT NULL
       AND r.status IN ('passed', 'failed', 'timeout', 'error')
       AND jsonb_typeof(u.labels -> 'commit') = 'string'
-), flaky AS (
-    SELECT test_id, COUNT(*) AS flaky_commits
-    FROM (
-        SELECT test_id, commit_label FROM considered
-        GROUP BY test_id, commit_label
-        HAVING MIN(failing) = 0 AND MAX(failing) = 1
-    ) AS mixed
-    GROUP BY test_id
-), stepped AS (
-    SELECT c.test_id, c.failing, c.created_at,
-           CASE WHEN LAG(c.failing) OVER (PARTITION BY c.test_id ORDER BY c.created_at, c.id) <> c.failing
-                THEN 1 ELSE 0 END AS flip
-    FROM considered AS c
-    WHERE c.test_id IN (SELECT test_id FROM flaky)
 )
-SELECT s.test_id, COUNT(*) AS results,
-       SUM(1 - s.failing) AS passes, SUM(s.failing) AS failures, SUM(s.flip) AS flips,
-       CAST(SUM(s.flip) AS double precision) / (COUNT(*) - 1) AS flip_rate,
-       MAX(f.flaky_commits) AS flaky_commits,
-       MAX(s.created_at) AS last_seen
-FROM stepped AS s
-JOIN flaky AS f ON f.test_id = s.test_id
-GROUP BY s.test_id
-ORDER BY flip_rate DESC, s.test_id;
+SELECT test_id, COUNT(*) AS results,
+       SUM(1 - failing) AS passes, SUM(failing) AS failures,
+       SUM(CASE WHEN previous <> failing THEN 1 ELSE 0 END) AS flips,
+       CAST(SUM(CASE WHEN previous <> failing THEN 1 ELSE 0 END) AS double precision) / (COUNT(*) - 1)
+           AS flip_rate,
+       SUM(CASE WHEN in_commit = 1 AND commit_low = 0 AND commit_high = 1 THEN 1 ELSE 0 END)
+           AS flaky_commits,
+       MAX(created_at) AS last_seen
+FROM marked
+GROUP BY test_id
+HAVING SUM(CASE WHEN in_commit = 1 AND commit_low = 0 AND commit_high = 1 THEN 1 ELSE 0 END) > 0
+ORDER BY flip_rate DESC, test_id;
