@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -16,6 +17,7 @@ from persistence import (
     Database,
     NotFoundError,
     Run,
+    RunCursor,
     RunFilter,
     TestResult,
     TestStatus,
@@ -31,6 +33,7 @@ from persistence import (
     get_run,
     list_results,
     list_runs,
+    make_converter,
     migrate,
     save_result,
     save_results,
@@ -211,3 +214,20 @@ async def test_rows_written_before_the_migration_stay_valid(
         assert await get_result(db, 3) == new
         hits = await search_results(db, "segfault")
         assert [hit.result.id for hit in hits.items] == [3, 1]
+
+
+async def test_a_run_cursor_survives_json(db: Database) -> None:
+    """A run listing's cursor, through the converter and JSON, leads to the same next page."""
+    for i in range(3):
+        await save_run(db, Run(started_at=T0 + dt.timedelta(minutes=i), labels={"n": i}))
+    converter = make_converter()
+    first = await list_runs(db, RunFilter(started_from=T0), limit=2)
+    assert first.next_cursor is not None
+    text = json.dumps(converter.unstructure(first.next_cursor))
+    cursor = converter.structure(json.loads(text), RunCursor)
+    assert cursor == first.next_cursor
+    assert [r.labels["n"] for r in (await list_runs(db, limit=2, after=cursor)).items] == [0]
+    tampered = json.loads(text)
+    tampered["id"] = 0
+    with pytest.raises(ValidationError, match="id"):
+        converter.structure(tampered, RunCursor)
