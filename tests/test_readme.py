@@ -102,3 +102,10 @@ def test_install_check_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
+
+
+async def test_run_history_example_runs(tmp_path: Path) -> None:
+    """The README's run history example compares two runs and finds the flaky test."""
+    example = example_under("## Run history")
+    assert callable(example)
+    await example(tmp_path)

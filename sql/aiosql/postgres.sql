@@ -82,6 +82,125 @@ DELETE FROM file_records WHERE id = :id;
 -- Delete the record of one path, when its file is deleted or moved.
 DELETE FROM file_records WHERE path = :path;
 
+-- name: compare_runs(base, head, slower_ratio, slower_floor)
+-- record_class: CompareRunsRow
+-- What changed from run `base` to run `head`, per test id; tests that did not change are left
+-- out. A result is failing when its status is failed, timeout or error. Each test gets one
+-- change, the first that applies:
+-- new_failure    failing in head, and not failing in base or absent from it;
+-- added          in head only, and not failing;
+-- removed        in base only;
+-- fixed          failing in base, passed in head;
+-- still_failing  failing in both;
+-- slower         passed in both, head's time > base's time * slower_ratio and
+-- head's time - base's time > slower_floor.
+-- Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+WITH both_runs AS (
+    SELECT h.test_id AS test_id, b.status AS base_status, h.status AS head_status,
+           b.execution_time AS base_time, h.execution_time AS head_time
+    FROM test_results AS h
+    LEFT JOIN test_results AS b ON b.run_id = :base AND b.test_id = h.test_id
+    WHERE h.run_id = :head AND h.test_id IS NOT NULL
+    UNION ALL
+    SELECT b.test_id, b.status, NULL, b.execution_time, NULL
+    FROM test_results AS b
+    WHERE b.run_id = :base AND b.test_id IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM test_results AS h WHERE h.run_id = :head AND h.test_id = b.test_id
+      )
+), pairs AS (
+    SELECT test_id, base_status, head_status, base_time, head_time,
+           CASE
+               WHEN head_status IN ('failed', 'timeout', 'error')
+                    AND (base_status IS NULL OR base_status NOT IN ('failed', 'timeout', 'error'))
+                   THEN 'new_failure'
+               WHEN base_status IS NULL THEN 'added'
+               WHEN head_status IS NULL THEN 'removed'
+               WHEN base_status IN ('failed', 'timeout', 'error') AND head_status = 'passed'
+                   THEN 'fixed'
+               WHEN base_status IN ('failed', 'timeout', 'error')
+                    AND head_status IN ('failed', 'timeout', 'error')
+                   THEN 'still_failing'
+               WHEN base_status = 'passed' AND head_status = 'passed'
+                    AND head_time > base_time * CAST(:slower_ratio AS DOUBLE PRECISION)
+                    AND head_time - base_time > CAST(:slower_floor AS DOUBLE PRECISION)
+                   THEN 'slower'
+               ELSE 'unchanged'
+           END AS change
+    FROM both_runs
+)
+SELECT test_id, change, base_status, head_status, base_time, head_time
+FROM pairs
+WHERE change <> 'unchanged'
+ORDER BY change, test_id;
+
+-- name: list_test_history(test_id, cursor_created_at, cursor_id, page_size)
+-- record_class: TestResultsRow
+-- One test's results newest first; one keyset page after the (created_at, id) cursor.
+-- test_results_test_created_idx drives it.
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE test_id = :test_id
+  AND created_at <= :cursor_created_at AND (created_at < :cursor_created_at OR id < :cursor_id)
+ORDER BY created_at DESC, id DESC
+LIMIT :page_size;
+
+-- name: test_durations(test_id, last_results)^
+-- record_class: TestDurationsRow
+-- One test's execution times over its last `last_results` passed results: how many, the
+-- nearest-rank p50 and p95 (the value at rank ceil(p * n / 100) of the times sorted
+-- ascending, ties by id), the longest, and the newest one's. test_results_test_created_idx
+-- finds them.
+SELECT COUNT(*) AS results,
+       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
+       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
+       MAX(ranked.execution_time) AS max_time,
+       MAX(CASE WHEN ranked.by_age = 1 THEN ranked.execution_time END) AS latest
+FROM (
+    SELECT recent.execution_time,
+           ROW_NUMBER() OVER (ORDER BY recent.execution_time, recent.id) AS by_time,
+           ROW_NUMBER() OVER (ORDER BY recent.created_at DESC, recent.id DESC) AS by_age,
+           COUNT(*) OVER () AS n
+    FROM (
+        SELECT id, execution_time, created_at FROM test_results
+        WHERE test_id = :test_id AND status = 'passed'
+        ORDER BY created_at DESC, id DESC
+        LIMIT :last_results
+    ) AS recent
+) AS ranked;
+
+-- name: slowest_tests(created_from, created_until, top)
+-- record_class: SlowestTestsRow
+-- The tests whose passed results created in [created_from, created_until) have the highest
+-- nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+SELECT ranked.test_id, COUNT(*) AS results,
+       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
+       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
+       MAX(ranked.execution_time) AS max_time
+FROM (
+    SELECT w.test_id, w.execution_time,
+           ROW_NUMBER() OVER (PARTITION BY w.test_id ORDER BY w.execution_time, w.id) AS by_time,
+           COUNT(*) OVER (PARTITION BY w.test_id) AS n
+    FROM test_results AS w
+    WHERE w.created_at >= :created_from AND w.created_at < :created_until
+      AND w.test_id IS NOT NULL AND w.status = 'passed'
+) AS ranked
+GROUP BY ranked.test_id
+ORDER BY p95 DESC, ranked.test_id
+LIMIT :top;
+
+-- name: list_run_results(run_id, after_id, page_size)
+-- record_class: TestResultsRow
+-- One run's results in the order they were stored (by id), after the id `after_id`; one page.
+-- test_results_run_test_idx finds the run's rows.
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE run_id = :run_id AND id > :after_id
+ORDER BY id
+LIMIT :page_size;
+
 -- name: list_applied_migrations()
 -- record_class: PersistenceMigrationsRow
 -- Every applied migration, oldest first.
@@ -118,11 +237,46 @@ UPDATE persistence_user_migrations SET checksum = :checksum, name = :name WHERE 
 -- Accept a deleted file of the user's chain: drop its history row; its schema stays.
 DELETE FROM persistence_user_migrations WHERE version = :version;
 
+-- name: get_run(id)^
+-- record_class: RunsRow
+-- One run by id.
+SELECT id, started_at, ended_at, labels FROM runs WHERE id = :id;
+
+-- name: insert_run(started_at, ended_at, labels)<!
+-- Insert one run and give back its new id.
+INSERT INTO runs (started_at, ended_at, labels)
+VALUES (:started_at, :ended_at, :labels)
+RETURNING id;
+
+-- name: update_run(started_at, ended_at, labels, id)!
+-- Overwrite every field of an existing run.
+UPDATE runs SET started_at = :started_at, ended_at = :ended_at, labels = :labels
+WHERE id = :id;
+
+-- name: list_runs(started_from, started_until, cursor_started_at, cursor_id, page_size)
+-- record_class: RunsRow
+-- Runs newest first (by start), started in [started_from, started_until); one keyset page:
+-- rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+SELECT id, started_at, ended_at, labels FROM runs
+WHERE started_at >= :started_from AND started_at < :started_until
+  AND started_at <= :cursor_started_at AND (started_at < :cursor_started_at OR id < :cursor_id)
+ORDER BY started_at DESC, id DESC
+LIMIT :page_size;
+
+-- name: delete_run_results(id)!
+-- Delete the results of one run: said apart from the run, so that the caches are told of
+-- both tables (the foreign key would cascade, unseen by the generator).
+DELETE FROM test_results WHERE run_id = :id;
+
+-- name: delete_run(id)!
+-- Delete one run by id; its results go first, with DeleteRunResults.
+DELETE FROM runs WHERE id = :id;
+
 -- name: get_test_result(id)^
 -- record_class: TestResultsRow
 -- One test result by id.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
-       test_cases_total, error_message, output, created_at, metadata
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results WHERE id = :id;
 
 -- name: list_test_results(created_from, created_until, cursor_created_at, cursor_id, page_size)
@@ -133,40 +287,41 @@ FROM test_results WHERE id = :id;
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
-       test_cases_total, error_message, output, created_at, metadata
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
 WHERE created_at >= :created_from AND created_at < :created_until
   AND created_at <= :cursor_created_at AND (created_at < :cursor_created_at OR id < :cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :page_size;
 
--- name: insert_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata)<!
+-- name: insert_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id)<!
 -- Insert one result and give back its new id.
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
-    test_cases_total, error_message, output, created_at, metadata
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 ) VALUES (
     :test_type, :status, :execution_time, :memory_usage, :test_cases_passed,
-    :test_cases_total, :error_message, :output, :created_at, :metadata
+    :test_cases_total, :error_message, :output, :created_at, :metadata, :run_id, :test_id
 ) RETURNING id;
 
--- name: insert_test_results(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata)*!
+-- name: insert_test_results(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id)*!
 -- Insert many results in one batch.
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
-    test_cases_total, error_message, output, created_at, metadata
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 ) VALUES (
     :test_type, :status, :execution_time, :memory_usage, :test_cases_passed,
-    :test_cases_total, :error_message, :output, :created_at, :metadata
+    :test_cases_total, :error_message, :output, :created_at, :metadata, :run_id, :test_id
 );
 
--- name: update_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, id)!
+-- name: update_test_result(test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id, id)!
 -- Overwrite every field of an existing result.
 UPDATE test_results SET
     test_type = :test_type, status = :status, execution_time = :execution_time,
     memory_usage = :memory_usage, test_cases_passed = :test_cases_passed,
     test_cases_total = :test_cases_total, error_message = :error_message,
-    output = :output, created_at = :created_at, metadata = :metadata
+    output = :output, created_at = :created_at, metadata = :metadata,
+    run_id = :run_id, test_id = :test_id
 WHERE id = :id;
 
 -- name: delete_test_result(id)!
@@ -216,15 +371,53 @@ WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
 ORDER BY path
 LIMIT :page_size;
 
+-- name: flaky_tests(since)
+-- record_class: FlakyTestsRow
+-- The tests that both passed and failed on one commit since `since`. Only results created at
+-- or after `since`, with a test id, a final status (passed, or failing: failed, timeout,
+-- error) and a run whose `commit` label is a string are read. Per such test, over all of
+-- those results in (created_at, id) order: how many, passed, failing, flips (a result whose
+-- outcome differs from the one before it), flip_rate = flips / (results - 1), the commits on
+-- which it both passed and failed, and the newest result's time. Ordered by flip rate, highest
+-- first, then test id.
+WITH marked AS (
+    SELECT r.test_id, r.created_at,
+           CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END AS failing,
+           MIN(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
+               OVER (PARTITION BY r.test_id, u.labels ->> 'commit') AS commit_low,
+           MAX(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
+               OVER (PARTITION BY r.test_id, u.labels ->> 'commit') AS commit_high,
+           ROW_NUMBER() OVER (PARTITION BY r.test_id, u.labels ->> 'commit' ORDER BY r.id) AS in_commit,
+           LAG(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
+               OVER (PARTITION BY r.test_id ORDER BY r.created_at, r.id) AS previous
+    FROM test_results AS r
+    JOIN runs AS u ON u.id = r.run_id
+    WHERE r.created_at >= :since AND r.test_id IS NOT NULL
+      AND r.status IN ('passed', 'failed', 'timeout', 'error')
+      AND jsonb_typeof(u.labels -> 'commit') = 'string'
+)
+SELECT test_id, COUNT(*) AS results,
+       SUM(1 - failing) AS passes, SUM(failing) AS failures,
+       SUM(CASE WHEN previous <> failing THEN 1 ELSE 0 END) AS flips,
+       CAST(SUM(CASE WHEN previous <> failing THEN 1 ELSE 0 END) AS double precision) / (COUNT(*) - 1)
+           AS flip_rate,
+       SUM(CASE WHEN in_commit = 1 AND commit_low = 0 AND commit_high = 1 THEN 1 ELSE 0 END)
+           AS flaky_commits,
+       MAX(created_at) AS last_seen
+FROM marked
+GROUP BY test_id
+HAVING SUM(CASE WHEN in_commit = 1 AND commit_low = 0 AND commit_high = 1 THEN 1 ELSE 0 END) > 0
+ORDER BY flip_rate DESC, test_id;
+
 -- name: list_test_results_by_type(test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results of any of the given types, newest first, created in [created_from, created_until);
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM unnest(:test_types::text[]) AS wanted (test_type)
 CROSS JOIN LATERAL (
-    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector FROM test_results AS t
+    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.test_type = wanted.test_type
       AND t.created_at >= :created_from AND t.created_at < :created_until
           AND t.created_at <= :cursor_created_at AND (t.created_at < :cursor_created_at OR t.id < :cursor_id)
@@ -240,10 +433,10 @@ LIMIT :page_size;
 -- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM unnest(:statuses::text[]) AS wanted (status)
 CROSS JOIN LATERAL (
-    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector FROM test_results AS t
+    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.status = wanted.status
       AND (:test_types::text[] IS NULL OR t.test_type = ANY(:test_types::text[]))
       AND t.created_at >= :created_from AND t.created_at < :created_until
@@ -263,9 +456,9 @@ LIMIT :page_size;
 -- walks the time index instead and tests every row's metadata; and its other conditions
 -- cannot use an index of their own.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM (
-    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector FROM test_results
+    SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results
     WHERE metadata @> :metadata
       AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
       AND (:test_types::text[] IS NULL OR test_type = ANY(:test_types::text[]))
@@ -284,7 +477,8 @@ LIMIT :page_size;
 -- of search_vector): the filters are checked on the rows it finds. The page is ranked on ids,
 -- times and scores alone, then its rows are read.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id,
+       hits.score
 FROM (
     SELECT m.id AS id,
            ts_rank_cd(m.search_vector, to_tsquery('simple', :match), 1)::double precision AS score

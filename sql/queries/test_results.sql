@@ -1,7 +1,7 @@
 -- name: GetTestResult :one
 -- One test result by id.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
-       test_cases_total, error_message, output, created_at, metadata
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results WHERE id = @id;
 
 -- name: ListTestResults :many
@@ -11,7 +11,7 @@ FROM test_results WHERE id = @id;
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
-       test_cases_total, error_message, output, created_at, metadata
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
 WHERE created_at >= @created_from AND created_at < @created_until
   AND created_at <= @cursor_created_at AND (created_at < @cursor_created_at OR id < @cursor_id)
@@ -23,20 +23,20 @@ LIMIT @page_size;
 -- params: typed
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
-    test_cases_total, error_message, output, created_at, metadata
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 ) VALUES (
     @test_type, @status, @execution_time, @memory_usage, @test_cases_passed,
-    @test_cases_total, @error_message, @output, @created_at, @metadata
+    @test_cases_total, @error_message, @output, @created_at, @metadata, @run_id, @test_id
 ) RETURNING id;
 
 -- name: InsertTestResults :copyfrom
 -- Insert many results in one batch.
 INSERT INTO test_results (
     test_type, status, execution_time, memory_usage, test_cases_passed,
-    test_cases_total, error_message, output, created_at, metadata
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 ) VALUES (
     @test_type, @status, @execution_time, @memory_usage, @test_cases_passed,
-    @test_cases_total, @error_message, @output, @created_at, @metadata
+    @test_cases_total, @error_message, @output, @created_at, @metadata, @run_id, @test_id
 );
 
 -- name: UpdateTestResult :execrows
@@ -45,7 +45,8 @@ UPDATE test_results SET
     test_type = @test_type, status = @status, execution_time = @execution_time,
     memory_usage = @memory_usage, test_cases_passed = @test_cases_passed,
     test_cases_total = @test_cases_total, error_message = @error_message,
-    output = @output, created_at = @created_at, metadata = @metadata
+    output = @output, created_at = @created_at, metadata = @metadata,
+    run_id = @run_id, test_id = @test_id
 WHERE id = @id;
 
 -- name: DeleteTestResult :execrows

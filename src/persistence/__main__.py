@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence import __version__
+from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
 from persistence._loader import sql_root
 from persistence.database import (
     DEFAULT_DATABASE,
@@ -197,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         help="your migrations folder, holding sqlite/ and postgres/ "
         "(default: the checkout's sql/migrations)",
     )
+    add_history_commands(commands, connects, reports)
     return parser
 
 
@@ -492,12 +494,23 @@ def _checkout_migrations() -> Path:
     return root / "migrations"
 
 
+async def _run_history(arguments: argparse.Namespace) -> int:
+    """Open the database, then run one of the run-history commands on it."""
+    write = arguments.command in WRITING_COMMANDS
+    db = await _open(_database_url(arguments.database), create=write, wait=arguments.wait)
+    try:
+        return await HISTORY_COMMANDS[arguments.command](db, arguments)
+    finally:
+        await close_database(db)
+
+
 _ASYNC_COMMANDS: Final[
     dict[str, Callable[[argparse.Namespace], Coroutine[object, object, int]]]
 ] = {
     "migrate": _migrate,
     "status": _status,
     "history": _history,
+    **dict.fromkeys(HISTORY_COMMANDS, _run_history),
 }
 
 

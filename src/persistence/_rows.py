@@ -84,6 +84,8 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
     _set(model, "output", row.output)
     _set(model, "created_at", row.created_at)
     _set(model, "metadata", row.metadata)
+    _set(model, "run_id", row.run_id)
+    _set(model, "test_id", row.test_id)
     return model
 
 
@@ -100,6 +102,8 @@ def result_params(result: TestResult) -> InsertTestResultParams:
         "output": result.output,
         "created_at": result.created_at,
         "metadata": result.metadata,
+        "run_id": result.run_id,
+        "test_id": result.test_id,
     }
 
 

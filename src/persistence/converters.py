@@ -35,6 +35,8 @@ from persistence.exceptions import ValidationError
 from persistence.file_records import FileRecordCursor, FileRecordFilter
 from persistence.models import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
 from persistence.results import PageCursor, ResultFilter
+from persistence.run_history import TestHistoryCursor
+from persistence.runs import RunCursor, RunFilter
 from persistence.search import SearchCursor
 
 __all__ = ["Model", "from_dict", "make_converter", "to_dict"]
@@ -42,8 +44,15 @@ __all__ = ["Model", "from_dict", "make_converter", "to_dict"]
 Model = TestResult | ConfigEntry | FileRecord
 _M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
 _MODELS: tuple[type[Model], ...] = (TestResult, ConfigEntry, FileRecord)
-_FILTERS: tuple[type, ...] = (ResultFilter, FileRecordFilter, ConfigEntryFilter)
-_CURSORS: tuple[type, ...] = (PageCursor, SearchCursor, FileRecordCursor, ConfigEntryCursor)
+_FILTERS: tuple[type, ...] = (ResultFilter, FileRecordFilter, ConfigEntryFilter, RunFilter)
+_CURSORS: tuple[type, ...] = (
+    PageCursor,
+    SearchCursor,
+    FileRecordCursor,
+    ConfigEntryCursor,
+    RunCursor,
+    TestHistoryCursor,
+)
 
 
 def make_converter() -> cattrs.Converter:

@@ -60,6 +60,17 @@ class SqlFilesMissingError(PersistenceError):
         self.searched = searched
 
 
+class ReportError(PersistenceError, ValueError):
+    """A test report cannot be imported: names the file, the line and what is wrong."""
+
+    def __init__(self, path: PurePath | str, line: int | None, reason: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+
+
 class StorageError(PersistenceError):
     """A file operation failed: names the path."""
 

@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import attrs
+from attrs.converters import optional as optional_converter
 from attrs.validators import optional
 
 from persistence._guards import (
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigType",
     "ConfigValue",
     "FileRecord",
+    "Run",
     "TestResult",
     "TestStatus",
     "TestType",
@@ -79,6 +81,8 @@ class TestStatus(enum.StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     ERROR = "error"
+    SKIPPED = "skipped"
+    """Not run (a JUnit `<skipped/>`): neither passed nor failed."""
 
 
 class ConfigType(enum.StrEnum):
@@ -181,6 +185,13 @@ class TestResult:
     created_at: dt.datetime = attrs.field(factory=utc_now, converter=as_utc)
     metadata: JsonObject = attrs.field(factory=dict, converter=as_json_object)
     id: int | None = attrs.field(default=None, validator=optional(row_id))
+    run_id: int | None = attrs.field(default=None, validator=optional(row_id))
+    """The run this result belongs to (see `Run`), or None."""
+    test_id: str | None = attrs.field(default=None, validator=optional(nonempty_key))
+    """What was tested, as the caller names it (a test's node id, `a.cpp#stress`), or None.
+
+    A run holds each test id at most once; the history questions follow a test by it.
+    """
 
     @test_cases_total.validator
     def _not_below_passed(self, _: attrs.Attribute[int], total: int) -> None:
@@ -250,3 +261,27 @@ class FileRecord:
     accessed_at: dt.datetime = attrs.field(factory=utc_now, converter=as_utc)
     metadata: JsonObject = attrs.field(factory=dict, converter=as_json_object)
     id: int | None = attrs.field(default=None, validator=optional(row_id))
+
+
+@attrs.frozen(kw_only=True)
+class Run:
+    """One invocation of the tool: when it started and ended, and labels such as the commit.
+
+    Labels are a JSON object; `commit`, `branch` and `host` are the ones the history
+    questions read (`flaky_tests` groups results by the `commit` label).
+    """
+
+    started_at: dt.datetime = attrs.field(factory=utc_now, converter=as_utc)
+    ended_at: dt.datetime | None = attrs.field(default=None, converter=optional_converter(as_utc))
+    """None while the run goes on."""
+    labels: JsonObject = attrs.field(factory=dict, converter=as_json_object)
+    id: int | None = attrs.field(default=None, validator=optional(row_id))
+
+    @ended_at.validator
+    def _not_before_start(self, _: attrs.Attribute[dt.datetime | None], ended: object) -> None:
+        if isinstance(ended, dt.datetime) and ended < self.started_at:
+            raise ValidationError(
+                "Run",
+                "ended_at",
+                f"{ended.isoformat()} is before started_at {self.started_at.isoformat()}",
+            )

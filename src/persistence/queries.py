@@ -17,16 +17,22 @@ __all__ = [
     "QUERY_WRITES",
     "ROW_MAPPERS",
     "RUNS_LONG",
+    "CompareRunsRow",
     "ConfigEntriesRow",
     "Connection",
     "FileRecordsRow",
+    "FlakyTestsRow",
+    "InsertRunParams",
     "InsertTestResultParams",
     "InsertTestResultsParams",
     "JsonObject",
     "PersistenceMigrationsRow",
     "PersistenceUserMigrationsRow",
     "Queries",
+    "RunsRow",
     "SearchTestResultsRow",
+    "SlowestTestsRow",
+    "TestDurationsRow",
     "TestResultStatsRow",
     "TestResultsRow",
     "UpsertConfigEntryParams",
@@ -60,6 +66,55 @@ class FileRecordsRow(NamedTuple):
     metadata: JsonObject
 
 
+class CompareRunsRow(NamedTuple):
+    """A row that compare_runs returns."""
+
+    test_id: str
+    change: str
+    base_status: str | None
+    head_status: str | None
+    base_time: float | None
+    head_time: float | None
+
+
+class TestResultsRow(NamedTuple):
+    """A row of test_results."""
+
+    id: int
+    test_type: str
+    status: str
+    execution_time: float
+    memory_usage: int
+    test_cases_passed: int
+    test_cases_total: int
+    error_message: str | None
+    output: str | None
+    created_at: datetime.datetime
+    metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
+
+
+class TestDurationsRow(NamedTuple):
+    """A row that test_durations returns."""
+
+    results: int
+    p50: float | None
+    p95: float | None
+    max_time: float | None
+    latest: float | None
+
+
+class SlowestTestsRow(NamedTuple):
+    """A row that slowest_tests returns."""
+
+    test_id: str
+    results: int
+    p50: float
+    p95: float
+    max_time: float
+
+
 class PersistenceMigrationsRow(NamedTuple):
     """A row of persistence_migrations."""
 
@@ -80,20 +135,13 @@ class PersistenceUserMigrationsRow(NamedTuple):
     duration_ms: float
 
 
-class TestResultsRow(NamedTuple):
-    """A row of test_results."""
+class RunsRow(NamedTuple):
+    """A row of runs."""
 
     id: int
-    test_type: str
-    status: str
-    execution_time: float
-    memory_usage: int
-    test_cases_passed: int
-    test_cases_total: int
-    error_message: str | None
-    output: str | None
-    created_at: datetime.datetime
-    metadata: JsonObject
+    started_at: datetime.datetime
+    ended_at: datetime.datetime | None
+    labels: JsonObject
 
 
 class TestResultStatsRow(NamedTuple):
@@ -104,6 +152,19 @@ class TestResultStatsRow(NamedTuple):
     result_count: int
     total_time: float
     max_time: float
+
+
+class FlakyTestsRow(NamedTuple):
+    """A row that flaky_tests returns."""
+
+    test_id: str
+    results: int
+    passes: int
+    failures: int
+    flips: int
+    flip_rate: float
+    flaky_commits: int
+    last_seen: datetime.datetime
 
 
 class SearchTestResultsRow(NamedTuple):
@@ -120,6 +181,8 @@ class SearchTestResultsRow(NamedTuple):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
     score: float
 
 
@@ -145,6 +208,14 @@ class UpsertFileRecordParams(TypedDict):
     metadata: JsonObject
 
 
+class InsertRunParams(TypedDict):
+    """The parameters of insert_run."""
+
+    started_at: datetime.datetime
+    ended_at: datetime.datetime | None
+    labels: JsonObject
+
+
 class InsertTestResultParams(TypedDict):
     """The parameters of insert_test_result."""
 
@@ -158,6 +229,8 @@ class InsertTestResultParams(TypedDict):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
 
 
 class InsertTestResultsParams(TypedDict):
@@ -173,6 +246,8 @@ class InsertTestResultsParams(TypedDict):
     output: str | None
     created_at: datetime.datetime
     metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
 
 
 class Queries(Protocol):
@@ -280,6 +355,63 @@ class Queries(Protocol):
     async def delete_file_record_by_path(self, conn: Connection, *, path: str) -> int:
         """Delete the record of one path, when its file is deleted or moved."""
 
+    async def compare_runs(
+        self, conn: Connection, *, base: int, head: int, slower_ratio: float, slower_floor: float
+    ) -> list[CompareRunsRow]:
+        """What changed from run `base` to run `head`, per test id; tests that did not change are left
+        out. A result is failing when its status is failed, timeout or error. Each test gets one
+        change, the first that applies:
+        new_failure    failing in head, and not failing in base or absent from it;
+        added          in head only, and not failing;
+        removed        in base only;
+        fixed          failing in base, passed in head;
+        still_failing  failing in both;
+        slower         passed in both, head's time > base's time * slower_ratio and
+        head's time - base's time > slower_floor.
+        Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+        """
+
+    async def list_test_history(
+        self,
+        conn: Connection,
+        *,
+        test_id: str,
+        cursor_created_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> list[TestResultsRow]:
+        """One test's results newest first; one keyset page after the (created_at, id) cursor.
+        test_results_test_created_idx drives it.
+        """
+
+    async def test_durations(
+        self, conn: Connection, *, test_id: str, last_results: int
+    ) -> TestDurationsRow | None:
+        """One test's execution times over its last `last_results` passed results: how many, the
+        nearest-rank p50 and p95 (the value at rank ceil(p * n / 100) of the times sorted
+        ascending, ties by id), the longest, and the newest one's. test_results_test_created_idx
+        finds them.
+        """
+
+    async def slowest_tests(
+        self,
+        conn: Connection,
+        *,
+        created_from: datetime.datetime,
+        created_until: datetime.datetime,
+        top: int,
+    ) -> list[SlowestTestsRow]:
+        """The tests whose passed results created in [created_from, created_until) have the highest
+        nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+        """
+
+    async def list_run_results(
+        self, conn: Connection, *, run_id: int, after_id: int, page_size: int
+    ) -> list[TestResultsRow]:
+        """One run's results in the order they were stored (by id), after the id `after_id`; one page.
+        test_results_run_test_idx finds the run's rows.
+        """
+
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
 
@@ -328,6 +460,52 @@ class Queries(Protocol):
     async def forget_user_migration(self, conn: Connection, *, version: int) -> int:
         """Accept a deleted file of the user's chain: drop its history row; its schema stays."""
 
+    async def get_run(self, conn: Connection, *, id: int) -> RunsRow | None:
+        """One run by id."""
+
+    async def insert_run(
+        self,
+        conn: Connection,
+        *,
+        started_at: datetime.datetime,
+        ended_at: datetime.datetime | None,
+        labels: JsonObject,
+    ) -> int:
+        """Insert one run and give back its new id."""
+
+    async def update_run(
+        self,
+        conn: Connection,
+        *,
+        started_at: datetime.datetime,
+        ended_at: datetime.datetime | None,
+        labels: JsonObject,
+        id: int,
+    ) -> int:
+        """Overwrite every field of an existing run."""
+
+    async def list_runs(
+        self,
+        conn: Connection,
+        *,
+        started_from: datetime.datetime,
+        started_until: datetime.datetime,
+        cursor_started_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> list[RunsRow]:
+        """Runs newest first (by start), started in [started_from, started_until); one keyset page:
+        rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+        """
+
+    async def delete_run_results(self, conn: Connection, *, id: int | None) -> int:
+        """Delete the results of one run: said apart from the run, so that the caches are told of
+        both tables (the foreign key would cascade, unseen by the generator).
+        """
+
+    async def delete_run(self, conn: Connection, *, id: int) -> int:
+        """Delete one run by id; its results go first, with DeleteRunResults."""
+
     async def get_test_result(self, conn: Connection, *, id: int) -> TestResultsRow | None:
         """One test result by id."""
 
@@ -362,6 +540,8 @@ class Queries(Protocol):
         output: str | None,
         created_at: datetime.datetime,
         metadata: JsonObject,
+        run_id: int | None,
+        test_id: str | None,
     ) -> int:
         """Insert one result and give back its new id."""
 
@@ -384,6 +564,8 @@ class Queries(Protocol):
         output: str | None,
         created_at: datetime.datetime,
         metadata: JsonObject,
+        run_id: int | None,
+        test_id: str | None,
         id: int,
     ) -> int:
         """Overwrite every field of an existing result."""
@@ -426,6 +608,18 @@ class Queries(Protocol):
         is given (`*` any run of characters, `?` one character, everything else itself), of a size
         in [size_from, size_until] and accessed in [accessed_from, accessed_until); one keyset page
         after cursor_path. The path index drives it.
+        """
+
+    async def flaky_tests(
+        self, conn: Connection, *, since: datetime.datetime
+    ) -> list[FlakyTestsRow]:
+        """The tests that both passed and failed on one commit since `since`. Only results created at
+        or after `since`, with a test id, a final status (passed, or failing: failed, timeout,
+        error) and a run whose `commit` label is a string are read. Per such test, over all of
+        those results in (created_at, id) order: how many, passed, failing, flips (a result whose
+        outcome differs from the one before it), flip_rate = flips / (results - 1), the commits on
+        which it both passed and failed, and the newest result's time. Ordered by flip rate, highest
+        first, then test id.
         """
 
     async def list_test_results_by_type(
@@ -534,6 +728,58 @@ def _sqlite_file_records_row(rows: Iterable[Any]) -> list[FileRecordsRow]:
     ]
 
 
+def _postgres_compare_runs_row(rows: Iterable[Any]) -> list[CompareRunsRow]:
+    return list(map(_new, repeat(CompareRunsRow), rows))
+
+
+def _sqlite_compare_runs_row(rows: Iterable[Any]) -> list[CompareRunsRow]:
+    return list(map(_new, repeat(CompareRunsRow), rows))
+
+
+def _postgres_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
+    return list(map(_new, repeat(TestResultsRow), rows))
+
+
+def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
+    return [
+        _new(
+            TestResultsRow,
+            (
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                decode_datetime(r[9]),
+                decode_json(r[10]),
+                r[11],
+                r[12],
+            ),
+        )
+        for r in rows
+    ]
+
+
+def _postgres_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
+    return list(map(_new, repeat(TestDurationsRow), rows))
+
+
+def _sqlite_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
+    return list(map(_new, repeat(TestDurationsRow), rows))
+
+
+def _postgres_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
+def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
 def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
     return list(map(_new, repeat(PersistenceMigrationsRow), rows))
 
@@ -560,28 +806,13 @@ def _sqlite_persistence_user_migrations_row(
     ]
 
 
-def _postgres_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
-    return list(map(_new, repeat(TestResultsRow), rows))
+def _postgres_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
+    return list(map(_new, repeat(RunsRow), rows))
 
 
-def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
+def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
     return [
-        _new(
-            TestResultsRow,
-            (
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                decode_datetime(r[9]),
-                decode_json(r[10]),
-            ),
-        )
+        _new(RunsRow, (r[0], decode_datetime(r[1]), decode_datetime(r[2]), decode_json(r[3])))
         for r in rows
     ]
 
@@ -592,6 +823,17 @@ def _postgres_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStats
 
 def _sqlite_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStatsRow]:
     return list(map(_new, repeat(TestResultStatsRow), rows))
+
+
+def _postgres_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
+    return list(map(_new, repeat(FlakyTestsRow), rows))
+
+
+def _sqlite_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
+    return [
+        _new(FlakyTestsRow, (r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_datetime(r[7])))
+        for r in rows
+    ]
 
 
 def _postgres_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResultsRow]:
@@ -615,6 +857,8 @@ def _sqlite_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResul
                 decode_datetime(r[9]),
                 decode_json(r[10]),
                 r[11],
+                r[12],
+                r[13],
             ),
         )
         for r in rows
@@ -625,19 +869,29 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
     "postgres": {
         "ConfigEntriesRow": _postgres_config_entries_row,
         "FileRecordsRow": _postgres_file_records_row,
+        "CompareRunsRow": _postgres_compare_runs_row,
+        "TestResultsRow": _postgres_test_results_row,
+        "TestDurationsRow": _postgres_test_durations_row,
+        "SlowestTestsRow": _postgres_slowest_tests_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
-        "TestResultsRow": _postgres_test_results_row,
+        "RunsRow": _postgres_runs_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
+        "FlakyTestsRow": _postgres_flaky_tests_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
     },
     "sqlite": {
         "ConfigEntriesRow": _sqlite_config_entries_row,
         "FileRecordsRow": _sqlite_file_records_row,
+        "CompareRunsRow": _sqlite_compare_runs_row,
+        "TestResultsRow": _sqlite_test_results_row,
+        "TestDurationsRow": _sqlite_test_durations_row,
+        "SlowestTestsRow": _sqlite_slowest_tests_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
-        "TestResultsRow": _sqlite_test_results_row,
+        "RunsRow": _sqlite_runs_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
+        "FlakyTestsRow": _sqlite_flaky_tests_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
     },
 }
@@ -664,6 +918,10 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "record_user_migration": frozenset(("persistence_user_migrations",)),
     "accept_user_migration_checksum": frozenset(("persistence_user_migrations",)),
     "forget_user_migration": frozenset(("persistence_user_migrations",)),
+    "insert_run": frozenset(("runs",)),
+    "update_run": frozenset(("runs",)),
+    "delete_run_results": frozenset(("test_results",)),
+    "delete_run": frozenset(("runs",)),
     "insert_test_result": frozenset(("test_results",)),
     "insert_test_results": frozenset(("test_results",)),
     "update_test_result": frozenset(("test_results",)),

@@ -83,6 +83,8 @@ async def use(q: Queries, conn: Connection) -> None:
         output="ok",
         created_at=NOW,
         metadata={"tags": ["fast"], "retries": 0},
+        run_id=None,
+        test_id="tests/test_io.py::test_read",
     )
     assert_type(new_id, int)
 
@@ -98,6 +100,8 @@ async def use(q: Queries, conn: Connection) -> None:
             "output": None,
             "created_at": NOW,
             "metadata": {},
+            "run_id": 1,
+            "test_id": None,
         }
     ]
     assert_type(await q.insert_test_results(conn, rows), None)

@@ -20,5 +20,7 @@ async def use(q: Queries, conn: Connection) -> None:
         "output": None,
         "created_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         "metadata": {},
+        "run_id": None,
+        "test_id": None,
     }
     await q.insert_test_results(conn, [row])

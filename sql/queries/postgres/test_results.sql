@@ -3,7 +3,7 @@
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 -- type: @test_types str[]
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM unnest(@test_types::text[]) AS wanted (test_type)
 CROSS JOIN LATERAL (
     SELECT * FROM test_results AS t
@@ -23,7 +23,7 @@ LIMIT @page_size;
 -- type: @statuses str[]
 -- type: @test_types str[]?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM unnest(@statuses::text[]) AS wanted (status)
 CROSS JOIN LATERAL (
     SELECT * FROM test_results AS t
@@ -50,7 +50,7 @@ LIMIT @page_size;
 -- type: @created_from datetime?
 -- type: @created_until datetime?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM (
     SELECT * FROM test_results
     WHERE metadata @> @metadata
@@ -77,7 +77,8 @@ LIMIT @page_size;
 -- type: @metadata json?
 -- type: score float!
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id,
+       hits.score
 FROM (
     SELECT m.id AS id,
            ts_rank_cd(m.search_vector, to_tsquery('simple', @match), 1)::double precision AS score

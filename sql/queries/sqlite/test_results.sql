@@ -3,7 +3,7 @@
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 -- type: @test_types str[]
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
 WHERE r.test_type IN (SELECT value FROM json_each(@test_types))
   AND r.created_at >= @created_from AND r.created_at < @created_until
@@ -18,7 +18,7 @@ LIMIT @page_size;
 -- type: @statuses str[]
 -- type: @test_types str[]?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
 WHERE r.status IN (SELECT value FROM json_each(@statuses))
   AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
@@ -37,7 +37,7 @@ LIMIT @page_size;
 -- type: @created_from datetime?
 -- type: @created_until datetime?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
 WHERE NOT EXISTS (
       SELECT 1 FROM json_each(@metadata) AS wanted
@@ -73,7 +73,8 @@ LIMIT @page_size;
 -- type: @metadata json?
 -- type: score float!
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
-       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, hits.score
+       r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id,
+       hits.score
 FROM (
     SELECT m.id AS id, -bm25(test_results_fts) AS score
     FROM test_results_fts(@match)

@@ -1,0 +1,136 @@
+-- name: CompareRuns :many
+-- What changed from run `base` to run `head`, per test id; tests that did not change are left
+-- out. A result is failing when its status is failed, timeout or error. Each test gets one
+-- change, the first that applies:
+--   new_failure    failing in head, and not failing in base or absent from it;
+--   added          in head only, and not failing;
+--   removed        in base only;
+--   fixed          failing in base, passed in head;
+--   still_failing  failing in both;
+--   slower         passed in both, head's time > base's time * slower_ratio and
+--                  head's time - base's time > slower_floor.
+-- Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+-- type: @base int!
+-- type: @head int!
+-- type: @slower_ratio float
+-- type: @slower_floor float
+-- type: change str!
+-- type: test_id str!
+-- type: base_status str?
+-- type: head_status str?
+-- type: base_time float?
+-- type: head_time float?
+WITH both_runs AS (
+    SELECT h.test_id AS test_id, b.status AS base_status, h.status AS head_status,
+           b.execution_time AS base_time, h.execution_time AS head_time
+    FROM test_results AS h
+    LEFT JOIN test_results AS b ON b.run_id = @base AND b.test_id = h.test_id
+    WHERE h.run_id = @head AND h.test_id IS NOT NULL
+    UNION ALL
+    SELECT b.test_id, b.status, NULL, b.execution_time, NULL
+    FROM test_results AS b
+    WHERE b.run_id = @base AND b.test_id IS NOT NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM test_results AS h WHERE h.run_id = @head AND h.test_id = b.test_id
+      )
+), pairs AS (
+    SELECT test_id, base_status, head_status, base_time, head_time,
+           CASE
+               WHEN head_status IN ('failed', 'timeout', 'error')
+                    AND (base_status IS NULL OR base_status NOT IN ('failed', 'timeout', 'error'))
+                   THEN 'new_failure'
+               WHEN base_status IS NULL THEN 'added'
+               WHEN head_status IS NULL THEN 'removed'
+               WHEN base_status IN ('failed', 'timeout', 'error') AND head_status = 'passed'
+                   THEN 'fixed'
+               WHEN base_status IN ('failed', 'timeout', 'error')
+                    AND head_status IN ('failed', 'timeout', 'error')
+                   THEN 'still_failing'
+               WHEN base_status = 'passed' AND head_status = 'passed'
+                    AND head_time > base_time * CAST(@slower_ratio AS DOUBLE PRECISION)
+                    AND head_time - base_time > CAST(@slower_floor AS DOUBLE PRECISION)
+                   THEN 'slower'
+               ELSE 'unchanged'
+           END AS change
+    FROM both_runs
+)
+SELECT test_id, change, base_status, head_status, base_time, head_time
+FROM pairs
+WHERE change <> 'unchanged'
+ORDER BY change, test_id;
+
+-- name: ListTestHistory :many
+-- One test's results newest first; one keyset page after the (created_at, id) cursor.
+-- test_results_test_created_idx drives it.
+-- type: @test_id str!
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE test_id = @test_id
+  AND created_at <= @cursor_created_at AND (created_at < @cursor_created_at OR id < @cursor_id)
+ORDER BY created_at DESC, id DESC
+LIMIT @page_size;
+
+-- name: TestDurations :one
+-- One test's execution times over its last `last_results` passed results: how many, the
+-- nearest-rank p50 and p95 (the value at rank ceil(p * n / 100) of the times sorted
+-- ascending, ties by id), the longest, and the newest one's. test_results_test_created_idx
+-- finds them.
+-- type: @test_id str!
+-- type: results int!
+-- type: p50 float?
+-- type: p95 float?
+-- type: max_time float?
+-- type: latest float?
+SELECT COUNT(*) AS results,
+       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
+       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
+       MAX(ranked.execution_time) AS max_time,
+       MAX(CASE WHEN ranked.by_age = 1 THEN ranked.execution_time END) AS latest
+FROM (
+    SELECT recent.execution_time,
+           ROW_NUMBER() OVER (ORDER BY recent.execution_time, recent.id) AS by_time,
+           ROW_NUMBER() OVER (ORDER BY recent.created_at DESC, recent.id DESC) AS by_age,
+           COUNT(*) OVER () AS n
+    FROM (
+        SELECT id, execution_time, created_at FROM test_results
+        WHERE test_id = @test_id AND status = 'passed'
+        ORDER BY created_at DESC, id DESC
+        LIMIT @last_results
+    ) AS recent
+) AS ranked;
+
+-- name: SlowestTests :many
+-- The tests whose passed results created in [created_from, created_until) have the highest
+-- nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+-- type: test_id str!
+-- type: results int!
+-- type: p50 float!
+-- type: p95 float!
+-- type: max_time float!
+SELECT ranked.test_id, COUNT(*) AS results,
+       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
+       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
+       MAX(ranked.execution_time) AS max_time
+FROM (
+    SELECT w.test_id, w.execution_time,
+           ROW_NUMBER() OVER (PARTITION BY w.test_id ORDER BY w.execution_time, w.id) AS by_time,
+           COUNT(*) OVER (PARTITION BY w.test_id) AS n
+    FROM test_results AS w
+    WHERE w.created_at >= @created_from AND w.created_at < @created_until
+      AND w.test_id IS NOT NULL AND w.status = 'passed'
+) AS ranked
+GROUP BY ranked.test_id
+ORDER BY p95 DESC, ranked.test_id
+LIMIT @top;
+
+-- name: ListRunResults :many
+-- One run's results in the order they were stored (by id), after the id `after_id`; one page.
+-- test_results_run_test_idx finds the run's rows.
+-- type: @run_id int!
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE run_id = @run_id AND id > @after_id
+ORDER BY id
+LIMIT @page_size;

@@ -1,0 +1,33 @@
+-- name: GetRun :one
+-- One run by id.
+SELECT * FROM runs WHERE id = @id;
+
+-- name: InsertRun :execlastid
+-- Insert one run and give back its new id.
+-- params: typed
+INSERT INTO runs (started_at, ended_at, labels)
+VALUES (@started_at, @ended_at, @labels)
+RETURNING id;
+
+-- name: UpdateRun :execrows
+-- Overwrite every field of an existing run.
+UPDATE runs SET started_at = @started_at, ended_at = @ended_at, labels = @labels
+WHERE id = @id;
+
+-- name: ListRuns :many
+-- Runs newest first (by start), started in [started_from, started_until); one keyset page:
+-- rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+SELECT * FROM runs
+WHERE started_at >= @started_from AND started_at < @started_until
+  AND started_at <= @cursor_started_at AND (started_at < @cursor_started_at OR id < @cursor_id)
+ORDER BY started_at DESC, id DESC
+LIMIT @page_size;
+
+-- name: DeleteRunResults :execrows
+-- Delete the results of one run: said apart from the run, so that the caches are told of
+-- both tables (the foreign key would cascade, unseen by the generator).
+DELETE FROM test_results WHERE run_id = @id;
+
+-- name: DeleteRun :execrows
+-- Delete one run by id; its results go first, with DeleteRunResults.
+DELETE FROM runs WHERE id = @id;

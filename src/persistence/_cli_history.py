@@ -1,0 +1,387 @@
+"""The run-history commands: runs, compare, flaky, test-history, import and export.
+
+`__main__` registers them and opens the database; each command here takes it open. Output is an
+aligned table by default (with a sparkline of durations where a trend is shown), or JSON with
+`--json`. `compare` exits 1 when the head run has new failures, so that CI can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from persistence.exceptions import NotFoundError
+from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
+from persistence.reports import export_junit, import_junit
+from persistence.run_history import (
+    DEFAULT_SLOWER_FLOOR,
+    DEFAULT_SLOWER_RATIO,
+    compare_runs,
+    duration_figures,
+    flaky_tests,
+    list_test_history,
+)
+from persistence.runs import list_runs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Sequence
+
+    from persistence._interface import JsonObject
+    from persistence.database import Database
+
+__all__ = ["HISTORY_COMMANDS", "WRITING_COMMANDS", "add_history_commands", "sparkline"]
+
+EXIT_OK: Final = 0
+EXIT_NEW_FAILURES: Final = 1
+_BARS: Final = "▁▂▃▄▅▆▇█"
+_FORMATS: Final = ("junit", "ctrf", "jsonl")
+
+
+def _out(text: str) -> None:
+    """Write one line on standard output (what the command says, where print would do)."""
+    sys.stdout.write(text + "\n")
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """Draw values as one line of eighth-blocks, lowest to highest; empty for none."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return _BARS[0] * len(values)
+    top = len(_BARS) - 1
+    return "".join(_BARS[round((value - low) / (high - low) * top)] for value in values)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print rows under a header, each column as wide as its widest cell."""
+    cells = [[str(cell) for cell in header]] + [
+        ["" if c is None else str(c) for c in r] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        msg = f"{text!r} is not a whole number above 0"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        msg = f"{text!r} is not a finite number, 0 or more"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        msg = f"{text!r} is not KEY=VALUE, such as commit=9f2c1e0"
+        raise argparse.ArgumentTypeError(msg)
+    return key, value
+
+
+def add_history_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    connects: argparse.ArgumentParser,
+    reports: argparse.ArgumentParser,
+) -> None:
+    """Add the run-history commands to the command line's subcommands."""
+    both = [connects, reports]
+    runs = commands.add_parser("runs", parents=both, help="list the latest runs")
+    runs.add_argument("--limit", type=_positive, default=20, help="how many (default: 20)")
+    compare = commands.add_parser(
+        "compare",
+        parents=both,
+        help="compare two runs (default: the last two); exit 1 on new failures",
+    )
+    compare.add_argument("base", type=_positive, nargs="?", help="the earlier run's id")
+    compare.add_argument("head", type=_positive, nargs="?", help="the later run's id")
+    compare.add_argument("--slower-ratio", type=_ratio, default=DEFAULT_SLOWER_RATIO)
+    compare.add_argument(
+        "--slower-floor", type=_ratio, default=DEFAULT_SLOWER_FLOOR, metavar="SECONDS"
+    )
+    flaky = commands.add_parser(
+        "flaky", parents=both, help="list tests that passed and failed on one commit"
+    )
+    flaky.add_argument("--days", type=_positive, default=30, help="look back DAYS (default: 30)")
+    history = commands.add_parser(
+        "test-history", parents=both, help="one test's results, durations and their trend"
+    )
+    history.add_argument("test_id", metavar="TEST_ID")
+    history.add_argument(
+        "--limit", type=_positive, default=20, help="how many results (default: 20)"
+    )
+    history.add_argument(
+        "--last", type=_positive, default=100, help="durations over the last N passed"
+    )
+    load = commands.add_parser(
+        "import", parents=both, help="import a JUnit, CTRF or JSON Lines file as a run"
+    )
+    load.add_argument("file", type=Path, metavar="FILE")
+    load.add_argument("--format", choices=_FORMATS, help="default: by the file's extension")
+    load.add_argument(
+        "--label",
+        type=_label,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of the run, such as commit=9f2c1e0; may be repeated",
+    )
+    save = commands.add_parser(
+        "export", parents=[connects], help="write a run as JUnit, CTRF or JSON Lines"
+    )
+    save.add_argument("run", type=_positive, metavar="RUN_ID")
+    save.add_argument("--format", choices=_FORMATS, default="junit")
+    save.add_argument("--output", type=Path, help="write here instead of to standard output")
+
+
+async def _runs(db: Database, arguments: argparse.Namespace) -> int:
+    page = await list_runs(db, limit=arguments.limit)
+    if arguments.json:
+        _out(
+            json.dumps(
+                {
+                    "runs": [
+                        {
+                            "id": r.id,
+                            "started_at": r.started_at.isoformat(),
+                            "ended_at": None if r.ended_at is None else r.ended_at.isoformat(),
+                            "labels": r.labels,
+                        }
+                        for r in page.items
+                    ]
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    _table(
+        ["id", "started", "took", "labels"],
+        [
+            (
+                r.id,
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "" if r.ended_at is None else f"{(r.ended_at - r.started_at).total_seconds():.1f}s",
+                " ".join(f"{k}={v}" for k, v in r.labels.items()),
+            )
+            for r in page.items
+        ],
+    )
+    return EXIT_OK
+
+
+async def _compare(db: Database, arguments: argparse.Namespace) -> int:
+    base, head = arguments.base, arguments.head
+    if base is None or head is None:
+        latest = (await list_runs(db, limit=2)).items
+        if len(latest) < 2:  # noqa: PLR2004  # two runs to compare
+            raise NotFoundError("Run", "the last two runs: fewer than two are stored")
+        head = head if head is not None else latest[0].id
+        base = base if base is not None else latest[1].id
+    found = await compare_runs(
+        db, base, head, slower_ratio=arguments.slower_ratio, slower_floor=arguments.slower_floor
+    )
+    if arguments.json:
+        _out(
+            json.dumps(
+                {
+                    "base": base,
+                    "head": head,
+                    "changes": [
+                        {
+                            "test_id": c.test_id,
+                            "change": c.change.value,
+                            "base_status": c.base_status,
+                            "head_status": c.head_status,
+                            "base_time": c.base_time,
+                            "head_time": c.head_time,
+                        }
+                        for c in found.changes
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        _out(
+            f"run {base} -> run {head}: {len(found.changes)} change(s), "
+            f"{len(found.new_failures)} new failure(s)"
+        )
+        _table(
+            ["change", "test", "base", "head", "time"],
+            [
+                (
+                    c.change.value,
+                    c.test_id,
+                    c.base_status or "-",
+                    c.head_status or "-",
+                    _times(c.base_time, c.head_time),
+                )
+                for c in found.changes
+            ],
+        )
+    return EXIT_NEW_FAILURES if found.new_failures else EXIT_OK
+
+
+def _times(base: float | None, head: float | None) -> str:
+    if base is None or head is None:
+        return ""
+    return f"{base:.3f}s -> {head:.3f}s"
+
+
+async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=arguments.days)
+    found = await flaky_tests(db, since)
+    if arguments.json:
+        _out(
+            json.dumps(
+                {
+                    "since": since.isoformat(),
+                    "flaky": [
+                        {
+                            "test_id": f.test_id,
+                            "results": f.results,
+                            "passes": f.passes,
+                            "failures": f.failures,
+                            "flips": f.flips,
+                            "flip_rate": f.flip_rate,
+                            "flaky_commits": f.flaky_commits,
+                            "last_seen": f.last_seen.isoformat(),
+                        }
+                        for f in found
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    _table(
+        ["flip rate", "test", "results", "passed", "failed", "commits", "last seen"],
+        [
+            (
+                f"{f.flip_rate:.2f}",
+                f.test_id,
+                f.results,
+                f.passes,
+                f.failures,
+                f.flaky_commits,
+                f.last_seen.strftime("%Y-%m-%d %H:%M"),
+            )
+            for f in found
+        ],
+    )
+    return EXIT_OK
+
+
+async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
+    page = await list_test_history(db, arguments.test_id, limit=arguments.limit)
+    figures = await duration_figures(db, arguments.test_id, last=arguments.last)
+    if arguments.json:
+        _out(
+            json.dumps(
+                {
+                    "test_id": arguments.test_id,
+                    "figures": {
+                        "results": figures.results,
+                        "p50": figures.p50,
+                        "p95": figures.p95,
+                        "max": figures.max_time,
+                        "latest": figures.latest,
+                        "slower": figures.slower,
+                    },
+                    "results": [
+                        {
+                            "id": r.id,
+                            "run_id": r.run_id,
+                            "status": r.status.value,
+                            "execution_time": r.execution_time,
+                            "created_at": r.created_at.isoformat(),
+                        }
+                        for r in page.items
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    oldest_first = [r.execution_time for r in reversed(page.items)]
+    _out(f"{arguments.test_id}  {sparkline(oldest_first)}")
+    if figures.results:
+        _out(
+            f"p50 {figures.p50:.3f}s  p95 {figures.p95:.3f}s  max {figures.max_time:.3f}s  "
+            f"latest {figures.latest:.3f}s{'  SLOWER' if figures.slower else ''}  "
+            f"(last {figures.results} passed)"
+        )
+    _table(
+        ["when", "run", "status", "time"],
+        [
+            (
+                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.run_id or "-",
+                r.status.value,
+                f"{r.execution_time:.3f}s",
+            )
+            for r in page.items
+        ],
+    )
+    return EXIT_OK
+
+
+async def _import(db: Database, arguments: argparse.Namespace) -> int:
+    kind = arguments.format or _format_of(arguments.file)
+    labels: JsonObject = dict(arguments.label)
+    load = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}[kind]
+    run = await load(db, arguments.file, labels=labels)
+    if arguments.json:
+        _out(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
+    else:
+        _out(f"imported {arguments.file} as run {run.id}")
+    return EXIT_OK
+
+
+def _format_of(path: Path) -> str:
+    if path.suffix.lower() == ".xml":
+        return "junit"
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        return "jsonl"
+    return "ctrf"
+
+
+async def _export(db: Database, arguments: argparse.Namespace) -> int:
+    write = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[arguments.format]
+    text = await write(db, arguments.run)
+    if arguments.output is None:
+        _out(text.removesuffix("\n"))
+    else:
+        arguments.output.write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
+HISTORY_COMMANDS: Final[
+    dict[str, Callable[[Database, argparse.Namespace], Coroutine[object, object, int]]]
+] = {
+    "runs": _runs,
+    "compare": _compare,
+    "flaky": _flaky,
+    "test-history": _test_history,
+    "import": _import,
+    "export": _export,
+}
+"""Each command, given the open database and its arguments; it returns the exit code."""
+
+WRITING_COMMANDS: Final = frozenset({"import"})
+"""The commands that write: the others open a SQLite file read-only."""

@@ -1,0 +1,232 @@
+"""Test reports as JSON: CTRF documents and JSON Lines of the package's own result dicts.
+
+As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, and a
+file with anything wrong in it is a ReportError that names it, and the line (JSON Lines, or a
+CTRF file that is not JSON) or the test's index (a CTRF test), with nothing written.
+
+CTRF statuses map as: passed, failed, skipped and pending to the statuses of those names, and
+other to error. Export writes each result's own status as `rawStatus` (timeout and error have
+no CTRF status of their own and are written as failed), and its exact time in seconds under
+`extra`; import reads both back when present, so that a round trip keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any, Final
+
+from persistence._guards import key_id
+from persistence._interface import JsonObject, JsonValue
+from persistence.converters import from_dict, to_dict
+from persistence.database import Database, transaction
+from persistence.exceptions import ReportError
+from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
+from persistence.reports import run_results
+from persistence.results import save_results
+from persistence.runs import get_run, save_run
+
+__all__ = ["export_ctrf", "export_jsonl", "import_ctrf", "import_jsonl"]
+
+_FROM_CTRF: Final = {
+    "passed": TestStatus.PASSED,
+    "failed": TestStatus.FAILED,
+    "skipped": TestStatus.SKIPPED,
+    "pending": TestStatus.PENDING,
+    "other": TestStatus.ERROR,
+}
+_TO_CTRF: Final = {
+    TestStatus.PASSED: "passed",
+    TestStatus.FAILED: "failed",
+    TestStatus.TIMEOUT: "failed",
+    TestStatus.ERROR: "failed",
+    TestStatus.SKIPPED: "skipped",
+    TestStatus.PENDING: "pending",
+    TestStatus.RUNNING: "other",
+}
+_STATUSES: Final = {member.value: member for member in TestStatus}
+
+
+async def _read_text(path: Path) -> str:
+    try:
+        return await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as error:
+        raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ReportError(path, None, f"not UTF-8: {error.reason} at byte {error.start}") from None
+
+
+async def _store(db: Database, labels: JsonObject | None, results: list[TestResult]) -> Run:
+    """Save a new run and its results, all or nothing."""
+    async with transaction(db) as tx:
+        run = await save_run(tx, Run(started_at=utc_now(), labels={} if labels is None else labels))
+        await save_results(tx, [_in_run(result, run) for result in results])
+    return run
+
+
+def _in_run(result: TestResult, run: Run) -> TestResult:
+    object.__setattr__(result, "run_id", run.id)  # a fresh, unshared model built by this module
+    return result
+
+
+def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]]) -> None:
+    """Refuse a test id that appears twice, naming both places."""
+    seen: dict[str, int | None] = {}
+    for place, result in results:
+        if result.test_id is None:
+            continue
+        if result.test_id in seen:
+            raise ReportError(
+                path,
+                place,
+                f"test {result.test_id!r:.200} appears twice: first at {seen[result.test_id]}",
+            )
+        seen[result.test_id] = place
+
+
+async def import_ctrf(
+    db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
+) -> Run:
+    """Import one CTRF JSON report as one new run; return the run."""
+    path = Path(path)
+    try:
+        document = json.loads(await _read_text(path))
+    except json.JSONDecodeError as error:
+        raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
+    tests = document.get("results", {}).get("tests") if isinstance(document, dict) else None
+    if not isinstance(tests, list):
+        raise ReportError(path, 1, "not a CTRF report: no results.tests list")
+    results = []
+    for index, test in enumerate(tests):
+        try:
+            results.append(_ctrf_result(test))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
+    _checked_ids(path, [(None, r) for r in results])
+    return await _store(db, labels, results)
+
+
+def _ctrf_result(test: object) -> TestResult:
+    if not isinstance(test, dict):
+        raise TypeError(f"expected an object, got {type(test).__name__}")
+    raw = test.get("rawStatus")
+    status = _STATUSES.get(raw) if isinstance(raw, str) else None
+    if status is None:
+        status = _FROM_CTRF.get(test.get("status"))  # type: ignore[arg-type]  # checked: None if not a key
+    if status is None:
+        raise ValueError(f"status must be one of {sorted(_FROM_CTRF)}, got {test.get('status')!r}")
+    given_extra = test.get("extra")
+    # JSON from the file: the model checks each value it is given.
+    extra: dict[str, Any] = given_extra if isinstance(given_extra, dict) else {}
+    seconds = extra.get("execution_time")
+    if seconds is None:
+        duration = test.get("duration", 0)
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise TypeError(f"duration must be a number of milliseconds, got {duration!r}")
+        seconds = duration / 1000
+    name = test.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty text, got {name!r:.80}")
+    stdout = test.get("stdout")
+    metadata = extra.get("metadata", {})
+    return TestResult(
+        test_type=TestType(extra.get("test_type", "unit")),
+        status=status,
+        execution_time=seconds,
+        error_message=test.get("message") or test.get("trace"),
+        output="\n".join(stdout) if isinstance(stdout, list) else None,
+        metadata=metadata,
+        test_id=name,
+    )
+
+
+async def export_ctrf(db: Database, run_id: int) -> str:
+    """Write a run's results as one CTRF JSON document."""
+    run_id = key_id("Run", run_id)
+    run = await get_run(db, run_id)
+    results = await run_results(db, run_id)
+    tests: list[JsonValue] = []
+    for result in results:
+        test: dict[str, JsonValue] = {
+            "name": result.test_id or f"result-{result.id}",
+            "status": _TO_CTRF[result.status],
+            "rawStatus": result.status.value,
+            "duration": result.execution_time * 1000,
+            "extra": {
+                "execution_time": result.execution_time,
+                "test_type": result.test_type.value,
+                "metadata": result.metadata,
+            },
+        }
+        if result.error_message is not None:
+            test["message"] = result.error_message
+        if result.output is not None:
+            test["stdout"] = list[JsonValue](result.output.split("\n"))
+        tests.append(test)
+    counts = dict.fromkeys(("passed", "failed", "skipped", "pending", "other"), 0)
+    for result in results:
+        counts[_TO_CTRF[result.status]] += 1
+    started = int(run.started_at.timestamp() * 1000)
+    ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
+    document = {
+        "reportFormat": "CTRF",
+        "specVersion": "0.0.0",
+        "results": {
+            "tool": {"name": "persistence"},
+            "summary": {"tests": len(results), **counts, "start": started, "stop": ended},
+            "tests": tests,
+            "extra": {"run_id": run_id, "labels": run.labels},
+        },
+    }
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=2)
+
+
+async def import_jsonl(
+    db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
+) -> Run:
+    """Import JSON Lines of result dicts (as `to_dict` gives them) as one new run.
+
+    Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run.
+    """
+    path = Path(path)
+    results: list[tuple[int | None, TestResult]] = []
+    for number, line in enumerate((await _read_text(path)).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            results.append((number, _jsonl_result(line)))
+        except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
+            raise ReportError(path, number, _reason(error)) from None
+    _checked_ids(path, results)
+    return await _store(db, labels, [result for _, result in results])
+
+
+def _jsonl_result(line: str) -> TestResult:
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object, got {type(data).__name__}")
+    data.pop("id", None)
+    data.pop("run_id", None)
+    return from_dict(TestResult, data)
+
+
+def _reason(error: Exception) -> str:
+    """Say what is wrong, from cattrs' grouped errors too."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"not JSON: {error.msg}"
+    leaves: list[BaseException] = [error]
+    while isinstance(leaves[0], BaseExceptionGroup):
+        leaves = list(leaves[0].exceptions)
+    return str(leaves[0]) or type(leaves[0]).__name__
+
+
+async def export_jsonl(db: Database, run_id: int) -> str:
+    """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
+    run_id = key_id("Run", run_id)
+    await get_run(db, run_id)
+    return "".join(
+        json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
+        for result in await run_results(db, run_id)
+    )

@@ -1,0 +1,282 @@
+"""Test reports in and out: a JUnit XML file becomes one run, and a run becomes one again.
+
+Import reads the forms pytest, Maven Surefire and go-junit-report write (`testsuites`,
+`testsuite`, `testcase` with `failure`, `error`, `skipped`, `system-out`, `system-err`, `time`,
+`file`) as a stream, through defusedxml's parser: a DTD, an entity declaration or an external
+reference is refused, so no XML bomb expands. The file becomes one run in one transaction:
+anything wrong in it (malformed XML, a bad time, a name too long, the same test twice) is a
+ReportError naming the file and the line, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+from xml.etree.ElementTree import ParseError
+from xml.sax.saxutils import escape, quoteattr
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+from persistence._guards import key_id
+from persistence._interface import JsonObject
+from persistence._loop import map_in_slices, share_loop
+from persistence._paging import MAX_PAGE_SIZE
+from persistence._rows import result_from_row
+from persistence.database import Database, connection, transaction
+from persistence.exceptions import ReportError, ValidationError
+from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
+from persistence.results import save_results
+from persistence.runs import get_run, save_run
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["CHUNK_BYTES", "export_junit", "import_junit", "run_results"]
+
+CHUNK_BYTES: Final = 1 << 20
+"""How much of a report is read and parsed at a time."""
+_BATCH: Final = 5_000
+"""How many results are inserted at a time, inside the import's one transaction."""
+_SEPARATOR: Final = "::"
+"""A test id is `classname::name`, or the name alone when the case has no class name."""
+
+_OUTCOMES: Final = {
+    "failure": TestStatus.FAILED,
+    "error": TestStatus.ERROR,
+    "skipped": TestStatus.SKIPPED,
+}
+_TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
+
+
+class _Case:
+    """The parts of one testcase element, gathered as the parser goes."""
+
+    def __init__(self, attrs: dict[str, str], line: int, suite: str | None) -> None:
+        self.attrs = attrs
+        self.line = line
+        self.suite = suite
+        self.status = TestStatus.PASSED
+        self.message: str | None = None
+        self.kind: str | None = None
+        self.texts: dict[str, list[str]] = {}
+
+
+class _JUnitTarget:
+    """An ElementTree parser target that turns testcase elements into results, in order."""
+
+    def __init__(self, path: Path, run_id: int, started: dt.datetime) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.started = started
+        self.line: Callable[[], int] = lambda: 0
+        self.results: list[TestResult] = []
+        self.seen: dict[str, int] = {}
+        self.suites: list[str | None] = []
+        self.case: _Case | None = None
+        self.collecting: str | None = None
+        self.root: str | None = None
+
+    def fail(self, reason: str, line: int | None = None) -> ReportError:
+        return ReportError(self.path, self.line() if line is None else line, reason)
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        if self.root is None:
+            if tag not in ("testsuites", "testsuite"):
+                raise self.fail(f"expected <testsuites> or <testsuite>, found <{tag:.80}>")
+            self.root = tag
+        if tag == "testsuite":
+            self.suites.append(attrs.get("name"))
+        elif tag == "testcase":
+            if self.case is not None:
+                raise self.fail("a <testcase> inside another")
+            self.case = _Case(attrs, self.line(), self.suites[-1] if self.suites else None)
+        elif self.case is not None and tag in _TEXT_TAGS:
+            if tag in _OUTCOMES:
+                if self.case.status is not TestStatus.PASSED:
+                    raise self.fail(f"a <testcase> with two outcomes: <{tag}> after another")
+                self.case.status = _OUTCOMES[tag]
+                self.case.message = attrs.get("message")
+                self.case.kind = attrs.get("type")
+            self.collecting = tag
+
+    def data(self, text: str) -> None:
+        if self.case is not None and self.collecting is not None:
+            self.case.texts.setdefault(self.collecting, []).append(text)
+
+    def end(self, tag: str) -> None:
+        if tag == "testsuite" and self.suites:
+            self.suites.pop()
+        elif tag == "testcase" and self.case is not None:
+            self.results.append(self._result(self.case))
+            self.case = None
+        elif tag == self.collecting:
+            self.collecting = None
+
+    def close(self) -> None:
+        if self.root is None:
+            raise self.fail("the file holds no <testsuites> or <testsuite>")
+
+    def _result(self, case: _Case) -> TestResult:
+        name = case.attrs.get("name", "")
+        if not name:
+            raise self.fail("a <testcase> without a name", case.line)
+        classname = case.attrs.get("classname", "")
+        test_id = f"{classname}{_SEPARATOR}{name}" if classname else name
+        if test_id in self.seen:
+            raise self.fail(
+                f"test {test_id!r:.200} appears twice: first on line {self.seen[test_id]}",
+                case.line,
+            )
+        self.seen[test_id] = case.line
+        texts = {tag: "".join(parts) for tag, parts in case.texts.items()}
+        detail = next((texts[t] for t in _OUTCOMES if t in texts and texts[t].strip()), None)
+        metadata: JsonObject = {}
+        for key, value in (
+            ("suite", case.suite),
+            ("file", case.attrs.get("file")),
+            ("classname", classname or None),
+            ("failure_type", case.kind),
+            ("system_err", texts.get("system-err")),
+        ):
+            if value is not None:
+                metadata[key] = value
+        try:
+            seconds = float(case.attrs.get("time", "0") or "0")
+            return TestResult(
+                test_type=TestType.UNIT,
+                status=case.status,
+                execution_time=seconds,
+                error_message=detail if detail is not None else case.message,
+                output=texts.get("system-out"),
+                created_at=self.started,
+                metadata=metadata,
+                run_id=self.run_id,
+                test_id=test_id,
+            )
+        except ValueError as error:  # ValidationError, or a time that is no number
+            reason = str(error) if isinstance(error, ValidationError) else f"time: {error}"
+            raise self.fail(f"testcase {test_id!r:.200}: {reason}", case.line) from None
+
+
+async def import_junit(
+    db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
+) -> Run:
+    """Import one JUnit XML file as one new run, with these labels; return the run.
+
+    All or nothing: any problem raises ReportError naming the file and the line, and no run
+    and no result is written.
+    """
+    path = Path(path)
+    run = Run(started_at=utc_now(), labels={} if labels is None else labels)
+    async with transaction(db) as tx:
+        run = await save_run(tx, run)
+        assert run.id is not None  # noqa: S101  # a saved run has an id
+        target = _JUnitTarget(path, run.id, run.started_at)
+        parser = DefusedXMLParser(target=target, forbid_dtd=True)
+        expat = parser.parser
+        target.line = lambda: int(expat.CurrentLineNumber)
+        try:
+            stream = await asyncio.to_thread(path.open, "rb")
+            with stream:
+                while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
+                    _feed(parser, target, chunk)
+                    if len(target.results) >= _BATCH:
+                        await save_results(tx, target.results)
+                        target.results = []
+                    await share_loop()
+            _feed(parser, target, None)
+        except OSError as error:
+            raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
+        await save_results(tx, target.results)
+    return run
+
+
+def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | None) -> None:
+    """Give the parser a chunk (None: the end), turning its errors into ReportError."""
+    try:
+        if chunk is None:
+            parser.close()
+        else:
+            parser.feed(chunk)
+    except ReportError:
+        raise
+    except DefusedXmlException as error:
+        raise target.fail(f"refused: {type(error).__name__} ({error})") from None
+    except ParseError as error:
+        line, _ = error.position
+        raise target.fail(f"not well-formed XML: {error.msg}", line) from None
+
+
+async def export_junit(db: Database, run_id: int) -> str:
+    """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
+    run_id = key_id("Run", run_id)
+    run = await get_run(db, run_id)
+    results = await run_results(db, run_id)
+    failures = sum(1 for r in results if r.status is TestStatus.FAILED)
+    errors = sum(1 for r in results if r.status in (TestStatus.ERROR, TestStatus.TIMEOUT))
+    skipped = sum(1 for r in results if r.status is TestStatus.SKIPPED)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        (
+            f'<testsuites tests="{len(results)}" failures="{failures}" errors="{errors}" '
+            f'skipped="{skipped}" timestamp={quoteattr(run.started_at.isoformat())}>'
+        ),
+        (
+            f'  <testsuite name="run {run_id}" tests="{len(results)}" failures="{failures}" '
+            f'errors="{errors}" skipped="{skipped}">'
+        ),
+    ]
+    lines.extend(_case_xml(result) for result in results)
+    lines += ["  </testsuite>", "</testsuites>", ""]
+    return "\n".join(lines)
+
+
+def _case_xml(result: TestResult) -> str:
+    test_id = result.test_id or f"result-{result.id}"
+    classname, _, name = (
+        test_id.partition(_SEPARATOR) if _SEPARATOR in test_id else ("", "", test_id)
+    )
+    attrs = f"name={quoteattr(name)}"
+    if classname:
+        attrs = f"classname={quoteattr(classname)} " + attrs
+    file = result.metadata.get("file")
+    if isinstance(file, str):
+        attrs += f" file={quoteattr(file)}"
+    attrs += f' time="{result.execution_time!r}"'
+    inner = []
+    tag = {
+        TestStatus.FAILED: "failure",
+        TestStatus.ERROR: "error",
+        TestStatus.TIMEOUT: "error",
+        TestStatus.SKIPPED: "skipped",
+    }.get(result.status)
+    if tag is not None:
+        message = result.error_message or ""
+        inner.append(f"<{tag} message={quoteattr(message[:200])}>{escape(message)}</{tag}>")
+    if result.output is not None:
+        inner.append(f"<system-out>{escape(result.output)}</system-out>")
+    stderr = result.metadata.get("system_err")
+    if isinstance(stderr, str):
+        inner.append(f"<system-err>{escape(stderr)}</system-err>")
+    if not inner:
+        return f"    <testcase {attrs}/>"
+    return f"    <testcase {attrs}>{''.join(inner)}</testcase>"
+
+
+async def run_results(db: Database, run_id: int) -> list[TestResult]:
+    """Every result of a run, in the order they were stored."""
+    results: list[TestResult] = []
+    after = 0
+    while True:
+        async with connection(db) as conn:
+            rows = await db.queries.list_run_results(
+                conn, run_id=run_id, after_id=after, page_size=MAX_PAGE_SIZE
+            )
+        results.extend(await map_in_slices(result_from_row, rows))
+        if len(rows) < MAX_PAGE_SIZE:
+            return results
+        after = rows[-1].id

@@ -1,0 +1,335 @@
+"""The questions asked of stored runs: what changed, what is flaky, what got slower.
+
+Each question is one named SQL query, answered the same way on both engines; docs/HISTORY.md
+defines each one exactly. A result is *failing* when its status is failed, timeout or error;
+durations are read from passed results only (a failure may stop early, a timeout is cut at
+its limit). Percentiles are nearest-rank: the value at rank ceil(p * n / 100) of the n times
+sorted ascending (ties by id), computed in SQL with ROW_NUMBER and COUNT on both engines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from typing import Final
+
+import attrs
+
+from persistence._guards import (
+    MAX_INT,
+    as_utc,
+    instance_of,
+    key_id,
+    key_text,
+    of_type,
+    row_id,
+    utc_instant,
+)
+from persistence._loop import map_in_slices
+from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit
+from persistence._rows import result_from_row
+from persistence.database import Database, connection
+from persistence.exceptions import ValidationError
+from persistence.models import TestResult, TestStatus
+from persistence.runs import get_run
+
+__all__ = [
+    "DEFAULT_SLOWER_FLOOR",
+    "DEFAULT_SLOWER_RATIO",
+    "FAILING",
+    "Change",
+    "DurationFigures",
+    "FlakyTest",
+    "RunComparison",
+    "SlowTest",
+    "TestChange",
+    "TestHistoryCursor",
+    "compare_runs",
+    "duration_figures",
+    "flaky_tests",
+    "list_test_history",
+    "slowest_tests",
+]
+
+DEFAULT_SLOWER_RATIO: Final = 1.5
+"""A test is slower when its time is above the base's times this ratio ..."""
+DEFAULT_SLOWER_FLOOR: Final = 0.1
+"""... and above it by more than this many seconds, so that noise in tiny times is no change."""
+DEFAULT_LAST_RESULTS: Final = 100
+"""How many of a test's newest passed results its duration figures read by default."""
+MAX_LAST_RESULTS: Final = 100_000
+"""The most results one test's duration figures may read."""
+
+FAILING: Final = frozenset({TestStatus.FAILED, TestStatus.TIMEOUT, TestStatus.ERROR})
+"""The statuses that count as a failure in every question."""
+
+_STATUSES = {member.value: member for member in TestStatus}
+
+
+class Change(enum.StrEnum):
+    """How one test changed from one run to another; the members sort as the query does."""
+
+    ADDED = "added"
+    FIXED = "fixed"
+    NEW_FAILURE = "new_failure"
+    REMOVED = "removed"
+    SLOWER = "slower"
+    STILL_FAILING = "still_failing"
+
+
+@attrs.frozen(kw_only=True)
+class TestChange:
+    """One test that changed between the base run and the head run."""
+
+    __test__ = False
+
+    test_id: str
+    change: Change
+    base_status: TestStatus | None
+    """None when the test is not in the base run."""
+    head_status: TestStatus | None
+    """None when the test is not in the head run."""
+    base_time: float | None
+    head_time: float | None
+
+
+@attrs.frozen(kw_only=True)
+class RunComparison:
+    """What changed from `base` to `head`: every test that changed, by change, then test id."""
+
+    base: int
+    head: int
+    changes: tuple[TestChange, ...]
+
+    def of(self, change: Change) -> tuple[TestChange, ...]:
+        """Give the tests with this change, by test id."""
+        return tuple(item for item in self.changes if item.change is change)
+
+    @property
+    def new_failures(self) -> tuple[TestChange, ...]:
+        """Failing in head, and passing, unfinished or absent in base."""
+        return self.of(Change.NEW_FAILURE)
+
+
+@attrs.frozen(kw_only=True)
+class FlakyTest:
+    """A test that both passed and failed on one commit, and how often its outcome flipped."""
+
+    __test__ = False
+
+    test_id: str
+    results: int
+    passes: int
+    failures: int
+    flips: int
+    """Results whose outcome (passed or failing) differs from the result before."""
+    flip_rate: float
+    """flips / (results - 1), from 0 to 1."""
+    flaky_commits: int
+    """The commits on which it both passed and failed."""
+    last_seen: dt.datetime
+
+
+@attrs.frozen(kw_only=True)
+class DurationFigures:
+    """One test's execution times over its newest passed results."""
+
+    test_id: str
+    results: int
+    """How many passed results were read: at most the `last` asked for."""
+    p50: float | None
+    p95: float | None
+    max_time: float | None
+    latest: float | None
+    """The newest passed result's time."""
+    slower: bool
+    """Whether the latest time is above p50 times the ratio asked for."""
+
+
+@attrs.frozen(kw_only=True)
+class SlowTest:
+    """A test among the slowest by p95 over a window of time."""
+
+    __test__ = False
+
+    test_id: str
+    results: int
+    p50: float
+    p95: float
+    max_time: float
+
+
+@attrs.frozen
+class TestHistoryCursor:
+    """Where the next page of one test's history starts: just after this result."""
+
+    __test__ = False
+
+    test_id: str = attrs.field(validator=instance_of(str))
+    created_at: dt.datetime = attrs.field(converter=as_utc)
+    id: int = attrs.field(validator=row_id)
+
+
+def _ratio(field: str, value: object, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("RunComparison", field, f"expected a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < minimum:
+        raise ValidationError(
+            "RunComparison", field, f"must be finite and at least {minimum}, got {value!r}"
+        )
+    return number
+
+
+async def compare_runs(
+    db: Database,
+    base: int,
+    head: int,
+    *,
+    slower_ratio: float = DEFAULT_SLOWER_RATIO,
+    slower_floor: float = DEFAULT_SLOWER_FLOOR,
+) -> RunComparison:
+    """Compare run `head` with run `base`: new failures, fixed, still failing, slower, and so on.
+
+    A test is slower when it passed in both and its head time exceeds its base time times
+    `slower_ratio` and exceeds it by more than `slower_floor` seconds. Either run missing
+    raises NotFoundError.
+    """
+    base = key_id("Run", base, "base")
+    head = key_id("Run", head, "head")
+    ratio = _ratio("slower_ratio", slower_ratio, 0.0)
+    floor = _ratio("slower_floor", slower_floor, 0.0)
+    await get_run(db, base)
+    await get_run(db, head)
+    async with connection(db) as conn:
+        rows = await db.queries.compare_runs(
+            conn, base=base, head=head, slower_ratio=ratio, slower_floor=floor
+        )
+    changes = tuple(
+        TestChange(
+            test_id=row.test_id,
+            change=Change(row.change),
+            base_status=None if row.base_status is None else _STATUSES[row.base_status],
+            head_status=None if row.head_status is None else _STATUSES[row.head_status],
+            base_time=row.base_time,
+            head_time=row.head_time,
+        )
+        for row in rows
+    )
+    return RunComparison(base=base, head=head, changes=changes)
+
+
+async def flaky_tests(db: Database, since: dt.datetime) -> list[FlakyTest]:
+    """Give the tests that both passed and failed on one commit since `since`, flippiest first."""
+    since = utc_instant("FlakyTest", "since", since)
+    async with connection(db) as conn:
+        rows = await db.queries.flaky_tests(conn, since=since)
+    return [
+        FlakyTest(
+            test_id=row.test_id,
+            results=row.results,
+            passes=row.passes,
+            failures=row.failures,
+            flips=row.flips,
+            flip_rate=row.flip_rate,
+            flaky_commits=row.flaky_commits,
+            last_seen=row.last_seen,
+        )
+        for row in rows
+    ]
+
+
+async def list_test_history(
+    db: Database,
+    test_id: str,
+    *,
+    limit: int = 100,
+    after: TestHistoryCursor | None = None,
+) -> Page[TestResult, TestHistoryCursor]:
+    """Return one page of a test's results, newest first; `next_cursor` leads to the next."""
+    test_id = key_text("TestResult", "test_id", test_id)
+    limit = page_limit("TestResult", limit)
+    if after is not None and of_type(TestHistoryCursor, after).test_id != test_id:
+        raise ValidationError(
+            "TestHistoryCursor",
+            "test_id",
+            f"the cursor belongs to test {after.test_id!r:.80}, not {test_id!r:.80}",
+        )
+    cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
+    async with connection(db) as conn:
+        rows = await db.queries.list_test_history(
+            conn, test_id=test_id, cursor_created_at=cursor_at, cursor_id=cursor_id, page_size=limit
+        )
+    items = tuple(await map_in_slices(result_from_row, rows))
+    next_cursor = None
+    if len(items) == limit:
+        last = items[-1]
+        assert last.id is not None  # noqa: S101  # rows read from the table have ids
+        next_cursor = TestHistoryCursor(test_id, last.created_at, last.id)
+    return Page(items, next_cursor)
+
+
+async def duration_figures(
+    db: Database,
+    test_id: str,
+    *,
+    last: int = DEFAULT_LAST_RESULTS,
+    slower_ratio: float = DEFAULT_SLOWER_RATIO,
+) -> DurationFigures:
+    """Give one test's p50, p95 and longest time over its `last` newest passed results.
+
+    `slower` says whether the newest of them took more than p50 times `slower_ratio`.
+    """
+    test_id = key_text("TestResult", "test_id", test_id)
+    if type(last) is not int or not 1 <= last <= MAX_LAST_RESULTS:
+        raise ValidationError(
+            "DurationFigures", "last", f"must be from 1 to {MAX_LAST_RESULTS}, got {last!r}"
+        )
+    ratio = _ratio("slower_ratio", slower_ratio, 0.0)
+    async with connection(db) as conn:
+        row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
+    assert row is not None  # noqa: S101  # an aggregate gives one row
+    slower = row.latest is not None and row.p50 is not None and row.latest > row.p50 * ratio
+    return DurationFigures(
+        test_id=test_id,
+        results=row.results,
+        p50=row.p50,
+        p95=row.p95,
+        max_time=row.max_time,
+        latest=row.latest,
+        slower=slower,
+    )
+
+
+async def slowest_tests(
+    db: Database,
+    *,
+    created_from: dt.datetime | None = None,
+    created_until: dt.datetime | None = None,
+    top: int = 20,
+) -> list[SlowTest]:
+    """Give the `top` tests with the highest p95 over their passed results in [from, until)."""
+    start = (
+        START_OF_TIME
+        if created_from is None
+        else utc_instant("SlowTest", "created_from", created_from)
+    )
+    end = (
+        END_OF_TIME
+        if created_until is None
+        else utc_instant("SlowTest", "created_until", created_until)
+    )
+    top = page_limit("SlowTest", top)
+    async with connection(db) as conn:
+        rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
+    return [
+        SlowTest(
+            test_id=row.test_id,
+            results=row.results,
+            p50=row.p50,
+            p95=row.p95,
+            max_time=row.max_time,
+        )
+        for row in rows
+    ]

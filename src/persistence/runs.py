@@ -1,0 +1,189 @@
+"""Runs: the invocations of the tool that results belong to. Save, find, list, end, delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import attrs
+from attrs.converters import optional
+
+from persistence._guards import (
+    MAX_INT,
+    as_utc,
+    instance_of,
+    key_id,
+    of_type,
+    row_id,
+    utc_instant,
+)
+from persistence._loop import map_in_slices
+from persistence._paging import (
+    END_OF_TIME,
+    MAX_PAGE_SIZE,
+    START_OF_TIME,
+    Page,
+    continued_filter,
+    page_limit,
+)
+from persistence.database import Database, connection, transaction
+from persistence.exceptions import NotFoundError
+from persistence.models import Run, utc_now
+
+if TYPE_CHECKING:
+    from persistence.queries import InsertRunParams, RunsRow
+
+__all__ = [
+    "TABLE",
+    "RunCursor",
+    "RunFilter",
+    "all_runs",
+    "delete_run",
+    "end_run",
+    "find_run",
+    "get_run",
+    "list_runs",
+    "save_run",
+]
+
+TABLE = "runs"
+"""The table these functions read and write; caches key their invalidation on it."""
+
+
+@attrs.frozen(kw_only=True)
+class RunFilter:
+    """Which runs to list: each field that is set narrows the listing, in SQL."""
+
+    started_from: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
+    """Inclusive lower bound on `started_at`."""
+    started_until: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
+    """Exclusive upper bound on `started_at`."""
+
+
+@attrs.frozen
+class RunCursor:
+    """Where the next page of runs starts: just after the last run of the page before.
+
+    It carries the filter of the listing that made it: `list_runs` refuses it with any
+    other filter, and uses it when given none.
+    """
+
+    started_at: dt.datetime = attrs.field(converter=as_utc)
+    id: int = attrs.field(validator=row_id)
+    where: RunFilter = attrs.field(factory=RunFilter, validator=instance_of(RunFilter))
+
+
+def run_from_row(row: RunsRow) -> Run:
+    """Map a runs row to a model; the table's constraints hold the model's rules."""
+    model: Run = object.__new__(Run)
+    object.__setattr__(model, "id", row.id)
+    object.__setattr__(model, "started_at", row.started_at)
+    object.__setattr__(model, "ended_at", row.ended_at)
+    object.__setattr__(model, "labels", row.labels)
+    return model
+
+
+def _run_params(run: Run) -> InsertRunParams:
+    return {"started_at": run.started_at, "ended_at": run.ended_at, "labels": run.labels}
+
+
+async def save_run(db: Database, run: Run) -> Run:
+    """Insert a run without an id, or overwrite the stored one with its id.
+
+    Returns the run as stored, with its id. Overwriting an id that does not exist raises
+    NotFoundError.
+    """
+    params = _run_params(of_type(Run, run))
+    async with connection(db) as conn:
+        if run.id is None:
+            new_id = await db.queries.insert_run(conn, **params)
+        else:
+            changed = await db.queries.update_run(conn, id=run.id, **params)
+    if run.id is None:
+        return attrs.evolve(run, id=new_id)
+    if changed == 0:
+        raise NotFoundError("Run", run.id)
+    return run
+
+
+async def find_run(db: Database, run_id: int) -> Run | None:
+    """Return the run with this id, or None."""
+    run_id = key_id("Run", run_id)
+    async with connection(db) as conn:
+        row = await db.queries.get_run(conn, id=run_id)
+    return None if row is None else run_from_row(row)
+
+
+async def get_run(db: Database, run_id: int) -> Run:
+    """Return the run with this id, or raise NotFoundError."""
+    run = await find_run(db, run_id)
+    if run is None:
+        raise NotFoundError("Run", run_id)
+    return run
+
+
+async def end_run(db: Database, run_id: int, ended_at: dt.datetime | None = None) -> Run:
+    """Record that a run ended, at `ended_at` or now; return it as stored.
+
+    An end before the run's start is refused with ValidationError, and nothing is written.
+    """
+    run_id = key_id("Run", run_id)
+    ended = utc_now() if ended_at is None else utc_instant("Run", "ended_at", ended_at)
+    run = attrs.evolve(await get_run(db, run_id), ended_at=ended)
+    return await save_run(db, run)
+
+
+async def delete_run(db: Database, run_id: int) -> bool:
+    """Delete a run and every result that belongs to it; return whether there was one."""
+    run_id = key_id("Run", run_id)
+    async with transaction(db) as tx, connection(tx) as conn:
+        await tx.queries.delete_run_results(conn, id=run_id)
+        deleted = await tx.queries.delete_run(conn, id=run_id)
+    return deleted > 0
+
+
+async def list_runs(
+    db: Database,
+    where: RunFilter | None = None,
+    *,
+    limit: int = 100,
+    after: RunCursor | None = None,
+) -> Page[Run, RunCursor]:
+    """Return one page of runs, the latest started first.
+
+    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
+    keeps the page's filter, so `where` may be left out then. Pages are keyset pages.
+    """
+    limit = page_limit("RunFilter", limit)
+    where = continued_filter(
+        RunFilter, "RunCursor", where, None if after is None else of_type(RunCursor, after).where
+    )
+    cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
+    async with connection(db) as conn:
+        rows = await db.queries.list_runs(
+            conn,
+            started_from=START_OF_TIME if where.started_from is None else where.started_from,
+            started_until=END_OF_TIME if where.started_until is None else where.started_until,
+            cursor_started_at=cursor_at,
+            cursor_id=cursor_id,
+            page_size=limit,
+        )
+    items = tuple(await map_in_slices(run_from_row, rows))
+    next_cursor = None
+    if len(items) == limit:
+        last = items[-1]
+        assert last.id is not None  # noqa: S101  # rows read from the table have ids
+        next_cursor = RunCursor(last.started_at, last.id, where)
+    return Page(items, next_cursor)
+
+
+async def all_runs(db: Database, where: RunFilter | None = None) -> list[Run]:
+    """Return every run (matching `where`), the latest started first."""
+    runs: list[Run] = []
+    cursor: RunCursor | None = None
+    while True:
+        page = await list_runs(db, where, limit=MAX_PAGE_SIZE, after=cursor)
+        runs.extend(page.items)
+        if page.next_cursor is None:
+            return runs
+        cursor = page.next_cursor

@@ -1,0 +1,94 @@
+"""The run-history commands: import, runs, compare (exit 1 on new failures), flaky, test-history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from persistence.__main__ import main
+from persistence._cli_history import sparkline
+
+REPORT: Final = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="s">
+  <testcase classname="tests.test_io" name="test_read" time="{read}">{outcome}</testcase>
+  <testcase classname="tests.test_io" name="test_write" time="0.2"/>
+</testsuite>
+"""
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command in this process: its exit code, stdout and stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sparkline_draws_lowest_to_highest() -> None:
+    """Eighth-blocks scaled between the smallest and the largest value."""
+    assert sparkline([]) == ""
+    assert sparkline([1.0, 1.0]) == "▁▁"
+    assert sparkline([0.0, 0.5, 1.0]) == "▁▅█"
+
+
+def test_import_then_compare_flaky_and_history(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """Two imports of one commit: compare exits 1 on the new failure; flaky finds the test."""
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    for index, outcome in enumerate(("", '<failure message="boom">trace</failure>')):
+        path = tmp_path / f"report{index}.xml"
+        path.write_text(REPORT.format(read=0.1 + index, outcome=outcome), encoding="utf-8")
+        code, out, _ = run(capsys, "import", str(path), "--label", "commit=abc", *db)
+        assert code == 0
+        assert out.strip() == f"imported {path} as run {index + 1}"
+
+    code, out, _ = run(capsys, "runs", *db)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["id", "2", "1"]
+    assert "commit=abc" in out
+
+    code, out, _ = run(capsys, "compare", *db)
+    assert code == 1
+    assert "new_failure  tests.test_io::test_read" in out
+    code, out, _ = run(capsys, "compare", "2", "1", "--json", *db)
+    assert code == 0
+    assert [c["change"] for c in json.loads(out)["changes"]] == ["fixed"]
+
+    code, out, _ = run(capsys, "flaky", "--json", *db)
+    assert code == 0
+    assert [(f["test_id"], f["flip_rate"]) for f in json.loads(out)["flaky"]] == [
+        ("tests.test_io::test_read", 1.0)
+    ]
+    code, out, _ = run(capsys, "test-history", "tests.test_io::test_write", *db)
+    assert code == 0
+    assert out.splitlines()[0] == "tests.test_io::test_write  ▁▁"
+    assert "p50 0.200s" in out
+
+    code, out, _ = run(capsys, "export", "2", "--format", "ctrf", *db)
+    assert code == 0
+    assert [t["status"] for t in json.loads(out)["results"]["tests"]] == ["failed", "passed"]
+    assert run(capsys, "status", *db)[0] == 0  # the migration commands work as before
+
+
+def test_compare_with_fewer_than_two_runs_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Exit 3 with one line on stderr; a bad import names the file and line, exit 3."""
+    db = ["--database", str(tmp_path / "app.db")]
+    assert run(capsys, "migrate", *db)[0] == 0
+    code, _, err = run(capsys, "compare", *db)
+    assert code == 3
+    assert err.startswith("persistence: error: Run not found")
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<testsuite><testcase name='a' time='-1'/></testsuite>", encoding="utf-8")
+    code, _, err = run(capsys, "import", str(bad), *db)
+    assert code == 3
+    assert f"{bad}:1: " in err
+    assert json.loads(run(capsys, "runs", "--json", *db)[1]) == {"runs": []}
+    with pytest.raises(SystemExit) as usage:
+        main(["compare", "0", *db])
+    assert usage.value.code == 2

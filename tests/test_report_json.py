@@ -1,0 +1,216 @@
+"""CTRF and JSON Lines in and out: one run per file, bad files refused whole, round trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Final
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from persistence import (
+    Database,
+    ReportError,
+    Run,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    all_runs,
+    save_results,
+    save_run,
+    to_dict,
+)
+from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
+from strategies import ON_DATABASE
+
+CTRF: Final = {
+    "results": {
+        "tool": {"name": "jest"},
+        "summary": {"tests": 3, "passed": 1, "failed": 1, "skipped": 1, "pending": 0, "other": 0},
+        "tests": [
+            {"name": "adds", "status": "passed", "duration": 12},
+            {
+                "name": "divides",
+                "status": "failed",
+                "duration": 30,
+                "message": "want 2, got 3",
+                "stdout": ["line 1", "line 2"],
+            },
+            {"name": "waits", "status": "skipped", "duration": 0},
+        ],
+    }
+}
+
+
+async def _nothing_written(db: Database) -> None:
+    assert await all_runs(db) == []
+    assert await all_results(db) == []
+
+
+async def test_a_ctrf_report_imports_as_one_run(db: Database, tmp_path: Path) -> None:
+    """Names, statuses (skipped kept apart), durations in ms, messages and stdout are read."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(json.dumps(CTRF))
+    run = await import_ctrf(db, path, labels={"commit": "abc"})
+    results = sorted(await all_results(db), key=lambda r: r.id or 0)
+    assert [(r.test_id, r.status, r.execution_time) for r in results] == [
+        ("adds", TestStatus.PASSED, 0.012),
+        ("divides", TestStatus.FAILED, 0.03),
+        ("waits", TestStatus.SKIPPED, 0.0),
+    ]
+    assert results[1].error_message == "want 2, got 3"
+    assert results[1].output == "line 1\nline 2"
+    assert {r.run_id for r in results} == {run.id}
+
+
+def _ctrf_with(test: object) -> str:
+    return json.dumps({"results": {"tests": [{"name": "ok", "status": "passed"}, test]}})
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param('{"results": {"tests": [', "not JSON", id="truncated"),
+        pytest.param('{"results": {}}', "no results.tests", id="not-ctrf"),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "maybe"}), r"tests\[1\]: status", id="bad-status"
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed", "duration": -1}),
+            "must not be negative",
+            id="negative-time",
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed", "duration": 1e400}),
+            "must be",
+            id="huge-time",
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x" * 100_000, "status": "passed"}), "1024", id="100kb-name"
+        ),
+        pytest.param(_ctrf_with({"name": "ok", "status": "failed"}), "appears twice", id="twice"),
+    ],
+)
+async def test_a_bad_ctrf_file_writes_nothing(
+    db: Database, tmp_path: Path, text: str, problem: str
+) -> None:
+    """Each is a ReportError naming the file and the problem; no run, no result."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(text)
+    with pytest.raises(ReportError, match=problem) as caught:
+        await import_ctrf(db, path)
+    assert str(caught.value).startswith(str(path))
+    await _nothing_written(db)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        pytest.param('{"test_type": "unit", "status": "passed"', "not JSON", id="truncated"),
+        pytest.param('{"test_type": "unit", "status": "won"}', "status", id="bad-status"),
+        pytest.param(
+            '{"test_type": "unit", "status": "passed", "execution_time": -1}',
+            "must not be negative",
+            id="negative-time",
+        ),
+        pytest.param(
+            '{"test_type": "unit", "status": "passed", "execution_time": NaN}',
+            "finite",
+            id="nan-time",
+        ),
+        pytest.param(
+            '{"test_type": "unit", "status": "passed", "test_id": "a"}', "twice", id="twice"
+        ),
+        pytest.param("[1, 2]", "expected an object", id="not-an-object"),
+    ],
+)
+async def test_a_bad_json_lines_file_writes_nothing(
+    db: Database, tmp_path: Path, line: str, problem: str
+) -> None:
+    """The error names the file and the line of the bad record; nothing is written."""
+    path = tmp_path / "results.jsonl"
+    good = '{"test_type": "unit", "status": "passed", "test_id": "a"}'
+    path.write_text(f"{good}\n\n{line}\n")
+    with pytest.raises(ReportError, match=problem) as caught:
+        await import_jsonl(db, path)
+    assert caught.value.line == 3
+    await _nothing_written(db)
+
+
+async def test_a_json_lines_file_in_another_encoding_is_refused(
+    db: Database, tmp_path: Path
+) -> None:
+    """Latin-1 bytes are not UTF-8: refused by name, nothing written."""
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(
+        '{"test_type": "unit", "status": "passed", "output": "caf\xe9"}'.encode("latin-1")
+    )
+    with pytest.raises(ReportError, match="not UTF-8"):
+        await import_jsonl(db, path)
+    await _nothing_written(db)
+
+
+_TEXT: Final = st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20
+)
+
+
+@ON_DATABASE
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(list(TestStatus)),
+            st.floats(0, 1e6),
+            st.none() | _TEXT,
+            st.none() | _TEXT,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+async def test_ctrf_and_json_lines_round_trip(
+    db: Database, tmp_path: Path, rows: list[tuple[TestStatus, float, str | None, str | None]]
+) -> None:
+    """A run exported as CTRF or JSON Lines imports again as the same results."""
+    run = await save_run(db, Run())
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.STRESS,
+                status=status,
+                execution_time=seconds,
+                error_message=message,
+                output=output,
+                metadata={"seed": i},
+                run_id=run.id,
+                test_id=f"t{i}",
+            )
+            for i, (status, seconds, message, output) in enumerate(rows)
+        ],
+    )
+    assert run.id is not None
+
+    def shape(run_id: int | None, results: list[TestResult]) -> list[dict[str, object]]:
+        kept = sorted((r for r in results if r.run_id == run_id), key=lambda r: r.id or 0)
+        return [
+            {k: v for k, v in to_dict(r).items() if k not in ("id", "run_id", "created_at")}
+            for r in kept
+        ]
+
+    for export, load, name in (
+        (export_ctrf, import_ctrf, "c.json"),
+        (export_jsonl, import_jsonl, "r.jsonl"),
+    ):
+        path = tmp_path / name
+        path.write_text(await export(db, run.id), encoding="utf-8")
+        again = await load(db, path)
+        results = await all_results(db)
+        expected = shape(run.id, results)
+        if load is import_ctrf:  # CTRF keeps stdout as lines and has no empty message
+            for item in expected:
+                item["error_message"] = item["error_message"] or None
+        assert shape(again.id, results) == expected, name

@@ -1,0 +1,265 @@
+"""JUnit XML in and out: the forms runners write, hostile files refused whole, a round trip."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Final
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from persistence import (
+    Database,
+    ReportError,
+    TestStatus,
+    all_results,
+    all_runs,
+    delete_run,
+    export_junit,
+    import_junit,
+)
+from persistence.reports import CHUNK_BYTES
+from strategies import ON_DATABASE
+
+PYTEST: Final = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="1" failures="1" skipped="1" tests="4" time="1.2"
+ timestamp="2026-03-01T10:00:00.000000" hostname="ci-3">
+<testcase classname="tests.test_io" name="test_read" file="tests/test_io.py" time="0.010" />
+<testcase classname="tests.test_io" name="test_write" time="0.5">
+<failure message="assert 1 == 2">def test_write():
+&gt;   assert 1 == 2
+E   assert 1 == 2</failure><system-out>wrote 3 bytes</system-out></testcase>
+<testcase classname="tests.test_io" name="test_slow" time="0.000">
+<skipped type="pytest.skip" message="needs a network">tests/test_io.py:9: needs a network</skipped>
+</testcase>
+<testcase classname="tests.test_io" name="test_setup" time="0.1">
+<error message="fixture failed">boom</error><system-err>trace</system-err></testcase>
+</testsuite></testsuites>
+"""
+
+SUREFIRE: Final = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuite xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" name="com.acme.FooTest"
+ time="0.04" tests="2" errors="0" skipped="0" failures="1">
+  <properties><property name="java.version" value="21"/></properties>
+  <testcase name="adds" classname="com.acme.FooTest" time="0.01"/>
+  <testcase name="divides" classname="com.acme.FooTest" time="0.03">
+    <failure message="expected: 2 but was: 3" type="org.opentest4j.AssertionFailedError">
+      at com.acme.FooTest.divides(FooTest.java:12)</failure>
+  </testcase>
+</testsuite>
+"""
+
+GO: Final = """<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="2" failures="1">
+\t<testsuite name="example.com/calc" tests="2" failures="1" errors="0" id="0" time="0.003">
+\t\t<properties><property name="go.version" value="go1.22"></property></properties>
+\t\t<testcase name="TestAdd" classname="example.com/calc" time="0.001"></testcase>
+\t\t<testcase name="TestSub" classname="example.com/calc" time="0.002">
+\t\t\t<failure message="Failed" type="">calc_test.go:14: got 1, want 2</failure>
+\t\t</testcase>
+\t</testsuite>
+</testsuites>
+"""
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "report.xml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8")
+    else:
+        path.write_bytes(text)
+    return path
+
+
+async def _nothing_written(db: Database) -> None:
+    assert await all_runs(db) == []
+    assert await all_results(db) == []
+
+
+async def test_a_pytest_report_imports_as_one_run(db: Database, tmp_path: Path) -> None:
+    """Each case keeps its id, status (skipped apart from passed), time, message and output."""
+    run = await import_junit(db, _write(tmp_path, PYTEST), labels={"commit": "abc"})
+    assert run.labels == {"commit": "abc"}
+    results = sorted(await all_results(db), key=lambda r: r.id or 0)
+    assert [(r.test_id, r.status, r.execution_time) for r in results] == [
+        ("tests.test_io::test_read", TestStatus.PASSED, 0.01),
+        ("tests.test_io::test_write", TestStatus.FAILED, 0.5),
+        ("tests.test_io::test_slow", TestStatus.SKIPPED, 0.0),
+        ("tests.test_io::test_setup", TestStatus.ERROR, 0.1),
+    ]
+    assert {r.run_id for r in results} == {run.id}
+    assert results[0].metadata["file"] == "tests/test_io.py"
+    assert results[1].error_message is not None
+    assert results[1].error_message.startswith("def test_write():\n>   assert")
+    assert results[1].output == "wrote 3 bytes"
+    assert results[3].metadata["system_err"] == "trace"
+
+
+@pytest.mark.parametrize(
+    ("text", "failed"), [(SUREFIRE, "com.acme.FooTest::divides"), (GO, "example.com/calc::TestSub")]
+)
+async def test_surefire_and_go_reports_import(
+    db: Database, tmp_path: Path, text: str, failed: str
+) -> None:
+    """Maven Surefire's bare <testsuite> and go-junit-report's form both read."""
+    await import_junit(db, _write(tmp_path, text))
+    results = await all_results(db)
+    assert len(results) == 2
+    assert [r.test_id for r in results if r.status is TestStatus.FAILED] == [failed]
+
+
+BILLION_LAUGHS: Final = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<testsuites><testsuite name="x"><testcase name="&lol3;"/></testsuite></testsuites>
+"""
+EXTERNAL: Final = """<?xml version="1.0"?>
+<!DOCTYPE t [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<testsuite name="x"><testcase name="&secret;"/></testsuite>
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(BILLION_LAUGHS, "refused: DTDForbidden", id="xml-bomb"),
+        pytest.param(EXTERNAL, "refused: DTDForbidden", id="external-entity"),
+        pytest.param(PYTEST[: len(PYTEST) // 2], "not well-formed XML", id="truncated"),
+        pytest.param(
+            PYTEST.replace("wrote 3 bytes", "wrote \xe9").encode("latin-1"),
+            "not well-formed XML",
+            id="wrong-encoding",
+        ),
+        pytest.param(
+            PYTEST.replace('time="0.5"', 'time="-1"'), "must not be negative", id="negative-time"
+        ),
+        pytest.param(PYTEST.replace('time="0.5"', 'time="NaN"'), "must be finite", id="nan-time"),
+        pytest.param(
+            PYTEST.replace('time="0.5"', 'time="1e400"'), "must be finite", id="huge-time"
+        ),
+        pytest.param(PYTEST.replace('time="0.5"', 'time="fast"'), "time", id="word-time"),
+        pytest.param(PYTEST.replace("test_write", "w" * 100_000), "1024", id="100kb-name"),
+        pytest.param(PYTEST.replace("test_write", "test_read"), "appears twice", id="twice"),
+        pytest.param("<html><body/></html>", "expected <testsuites>", id="not-junit"),
+        pytest.param("", "not well-formed XML", id="empty"),
+    ],
+)
+async def test_a_hostile_file_writes_nothing(
+    db: Database, tmp_path: Path, text: str | bytes, problem: str
+) -> None:
+    """Each is a ReportError naming the file, a line and the problem; no run, no result."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ReportError, match=problem) as caught:
+        await import_junit(db, path)
+    assert caught.value.path == str(path)
+    assert caught.value.line is not None
+    assert str(caught.value).startswith(f"{path}:{caught.value.line}: ")
+    await _nothing_written(db)
+
+
+async def test_the_error_names_the_line_of_the_case(db: Database, tmp_path: Path) -> None:
+    """A bad case deep in a file that spans many chunks is named by its own line."""
+    cases = [f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(40_000)]
+    cases[30_000] = '<testcase classname="c" name="bad" time="-2"/>'
+    text = '<testsuites><testsuite name="s">\n' + "\n".join(cases) + "\n</testsuite></testsuites>"
+    assert len(text) > CHUNK_BYTES
+    with pytest.raises(ReportError, match="bad") as caught:
+        await import_junit(db, _write(tmp_path, text))
+    assert caught.value.line == 30_002
+    await _nothing_written(db)
+
+
+async def test_a_missing_file_is_a_report_error(db: Database, tmp_path: Path) -> None:
+    """A file that is not there is refused by name, and nothing is written."""
+    with pytest.raises(ReportError, match="cannot read"):
+        await import_junit(db, tmp_path / "missing.xml")
+    await _nothing_written(db)
+
+
+_TEXT = st.text(
+    st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\x00")
+    | st.sampled_from("\n\t<&>\"'"),
+    max_size=30,
+)
+
+
+@ON_DATABASE
+@given(
+    cases=st.dictionaries(
+        st.tuples(st.sampled_from(["", "pkg.mod", "a/b"]), _TEXT.filter(lambda s: s.strip() != "")),
+        st.tuples(
+            st.sampled_from(
+                [TestStatus.PASSED, TestStatus.FAILED, TestStatus.ERROR, TestStatus.SKIPPED]
+            ),
+            st.floats(0, 1e6),
+            _TEXT.filter(lambda s: s.strip() != ""),
+            st.none() | _TEXT,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+async def test_export_then_import_gives_the_same_results(
+    db: Database,
+    tmp_path: Path,
+    cases: dict[tuple[str, str], tuple[TestStatus, float, str, str | None]],
+) -> None:
+    """A run exported as JUnit and imported again has the same results, in the same order."""
+    lines = ['<testsuites><testsuite name="s">']
+    for (classname, name), (status, seconds, message, output) in cases.items():
+        if "::" in name or "::" in classname:
+            return
+        tag = {
+            TestStatus.FAILED: "failure",
+            TestStatus.ERROR: "error",
+            TestStatus.SKIPPED: "skipped",
+        }.get(status)
+        from xml.sax.saxutils import escape, quoteattr  # noqa: PLC0415  # the test's own writer
+
+        inner = f"<{tag}>{escape(message)}</{tag}>" if tag else ""
+        inner += "" if output is None else f"<system-out>{escape(output)}</system-out>"
+        cls = f" classname={quoteattr(classname)}" if classname else ""
+        lines.append(f'<testcase{cls} name={quoteattr(name)} time="{seconds!r}">{inner}</testcase>')
+    lines.append("</testsuite></testsuites>")
+    source = tmp_path / "first.xml"
+    source.write_text("\n".join(lines), encoding="utf-8")
+    first = await import_junit(db, source)
+    assert first.id is not None
+    again = tmp_path / "again.xml"
+    again.write_text(await export_junit(db, first.id), encoding="utf-8")
+    second = await import_junit(db, again)
+
+    def shape(run_id: int | None) -> list[tuple[object, ...]]:
+        return [
+            (r.test_id, r.status, r.execution_time, r.error_message, r.output)
+            for r in sorted(results, key=lambda r: r.id or 0)
+            if r.run_id == run_id
+        ]
+
+    results = await all_results(db)
+    assert shape(second.id) == shape(first.id)
+    assert len(shape(first.id)) == len(cases)
+
+
+async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:
+    """Cancelled at any point while it streams a large file, the import is all or nothing."""
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(60_000))
+    path = _write(tmp_path, f'<testsuites><testsuite name="s">\n{cases}\n</testsuite></testsuites>')
+    assert path.stat().st_size > 2 * CHUNK_BYTES
+    cancelled = 0
+    for delay in (0.0, 0.001, 0.01, 0.03, 0.1, 0.3):
+        task = asyncio.ensure_future(import_junit(db, path))
+        await asyncio.sleep(delay)
+        task.cancel()
+        try:
+            run = await task
+        except asyncio.CancelledError:
+            cancelled += 1
+            await _nothing_written(db)
+            continue
+        assert run.id is not None
+        assert len(await all_results(db)) == 60_000  # it finished first: all of it
+        await delete_run(db, run.id)
+    assert cancelled > 0
