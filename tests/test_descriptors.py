@@ -4,7 +4,8 @@ Each cycle opens the database, the file store and the memory cache, then closes 
 few cycles to warm up, the process's descriptors, memory mappings, threads and tasks stay where
 they were. The event loop's default executor starts its threads as it needs them, up to its
 bound, and keeps them: they are counted apart, against that bound. The number of
-cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES.
+cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES; how
+long a joined thread may take to leave /proc, by PERSISTENCE_TEST_THREAD_EXIT (seconds).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import attrs
@@ -53,6 +55,21 @@ def counts() -> Counts:
     )
 
 
+async def settled_counts(expected_native_threads: int) -> Counts:
+    """Count once the threads that closing joined have left the kernel's list too.
+
+    `Thread.join` returns when the thread's Python state is gone, a moment before its native
+    thread exits, so /proc may list it briefly after a close. Wait for that, within
+    PERSISTENCE_TEST_THREAD_EXIT seconds: a thread that is really left stays counted.
+    """
+    deadline = time.monotonic() + float(os.environ.get("PERSISTENCE_TEST_THREAD_EXIT", "5"))
+    found = counts()
+    while found.native_threads > expected_native_threads and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        found = counts()
+    return found
+
+
 def cycles(engine: str) -> int:
     """How many open/close cycles to run on an engine."""
     if engine == "sqlite":
@@ -75,10 +92,10 @@ async def test_open_and_close_leave_the_process_as_it_was(
 
     for _ in range(WARM_UP):
         await cycle()
-    before = counts()
+    before = await settled_counts(counts().threads)  # each native thread a Python one
     for _ in range(total):
         await cycle()
-    after = counts()
+    after = await settled_counts(before.native_threads)
     assert after == before, f"after {total} cycles on {engine}: {before} -> {after}"
     assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
 
