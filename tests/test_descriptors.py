@@ -21,7 +21,9 @@ import attrs
 import pytest
 
 from persistence import connect, migrate, open_persistence
-from persistence._sqlite.changes import _WAL_INDEXES, _locked_here
+from persistence._sqlite import backend as sqlite_backend
+from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
+from persistence.cache import open_memory_cache
 from persistence.database import backend_of
 
 WARM_UP = 20
@@ -121,3 +123,32 @@ async def test_a_connection_opened_outside_keeps_its_locks(tmp_path: Path) -> No
         await backend_of(db).watch_changes(heartbeat=1.0)
     assert key not in _WAL_INDEXES
     assert not _WAL_INDEXES
+
+
+async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache open cancelled while its thread maps the -shm file leaves no hold on the mapping.
+
+    The thread finishes its mapping after the caller has gone; the hold it took used to be lost
+    with its result, so the mapping outlived every backend of the file.
+    """
+    mapping = threading.Event()
+
+    def slow_map(path: str) -> WalIndex | None:
+        mapping.set()
+        time.sleep(0.05)
+        return map_wal_index(path)
+
+    monkeypatch.setattr(sqlite_backend, "map_wal_index", slow_map)
+    path = tmp_path / "watched.db"
+    async with connect(path) as db:
+        await migrate(db)
+        opening = asyncio.ensure_future(open_memory_cache(db))
+        assert await asyncio.to_thread(mapping.wait, 5)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        shm = (path.parent / f"{path.name}-shm").stat()
+        await asyncio.sleep(0.2)  # the thread's mapping is done
+    assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES
