@@ -426,6 +426,7 @@ def test_placeholders_are_named_outside_quotes_and_comments() -> None:
             params=[param(1, "name", "text"), param(2, "id", "int8")],
             text="UPDATE things SET name = $1 -- $2 here\nWHERE note = '$1' AND id = $2::int8",
         ),
+        tables={"things": things_table("postgresql")},  # a write names a table of the schema
     )
     (text,) = generate_sql([built]).values()
     assert "UPDATE things SET name = :name\nWHERE note = '$1' AND id = :id::int8;" in text

@@ -4,7 +4,8 @@ Each cycle opens the database, the file store and the memory cache, then closes 
 few cycles to warm up, the process's descriptors, memory mappings, threads and tasks stay where
 they were. The event loop's default executor starts its threads as it needs them, up to its
 bound, and keeps them: they are counted apart, against that bound. The number of
-cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES.
+cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES; how
+long a joined thread may take to leave /proc, by PERSISTENCE_TEST_THREAD_EXIT (seconds).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import attrs
 import pytest
 
 from persistence import connect, migrate, open_persistence
-from persistence._sqlite.changes import _WAL_INDEXES, _locked_here
+from persistence._sqlite import backend as sqlite_backend
+from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
+from persistence.cache import open_memory_cache
 from persistence.database import backend_of
 
 WARM_UP = 20
@@ -53,6 +57,21 @@ def counts() -> Counts:
     )
 
 
+async def settled_counts(expected_native_threads: int) -> Counts:
+    """Count once the threads that closing joined have left the kernel's list too.
+
+    `Thread.join` returns when the thread's Python state is gone, a moment before its native
+    thread exits, so /proc may list it briefly after a close. Wait for that, within
+    PERSISTENCE_TEST_THREAD_EXIT seconds: a thread that is really left stays counted.
+    """
+    deadline = time.monotonic() + float(os.environ.get("PERSISTENCE_TEST_THREAD_EXIT", "5"))
+    found = counts()
+    while found.native_threads > expected_native_threads and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        found = counts()
+    return found
+
+
 def cycles(engine: str) -> int:
     """How many open/close cycles to run on an engine."""
     if engine == "sqlite":
@@ -75,10 +94,10 @@ async def test_open_and_close_leave_the_process_as_it_was(
 
     for _ in range(WARM_UP):
         await cycle()
-    before = counts()
+    before = await settled_counts(counts().threads)  # each native thread a Python one
     for _ in range(total):
         await cycle()
-    after = counts()
+    after = await settled_counts(before.native_threads)
     assert after == before, f"after {total} cycles on {engine}: {before} -> {after}"
     assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
 
@@ -104,3 +123,32 @@ async def test_a_connection_opened_outside_keeps_its_locks(tmp_path: Path) -> No
         await backend_of(db).watch_changes(heartbeat=1.0)
     assert key not in _WAL_INDEXES
     assert not _WAL_INDEXES
+
+
+async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache open cancelled while its thread maps the -shm file leaves no hold on the mapping.
+
+    The thread finishes its mapping after the caller has gone; the hold it took used to be lost
+    with its result, so the mapping outlived every backend of the file.
+    """
+    mapping = threading.Event()
+
+    def slow_map(path: str) -> WalIndex | None:
+        mapping.set()
+        time.sleep(0.05)
+        return map_wal_index(path)
+
+    monkeypatch.setattr(sqlite_backend, "map_wal_index", slow_map)
+    path = tmp_path / "watched.db"
+    async with connect(path) as db:
+        await migrate(db)
+        opening = asyncio.ensure_future(open_memory_cache(db))
+        assert await asyncio.to_thread(mapping.wait, 5)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        shm = (path.parent / f"{path.name}-shm").stat()
+        await asyncio.sleep(0.2)  # the thread's mapping is done
+    assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES

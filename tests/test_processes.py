@@ -16,6 +16,12 @@ PROCESSES = 2
 PER_PROCESS = 400
 
 
+async def _errors(child: asyncio.subprocess.Process) -> str:
+    """What a child that stopped early wrote to stderr: why it never said it was ready."""
+    assert child.stderr is not None
+    return (await asyncio.wait_for(child.stderr.read(), 20)).decode()[-2000:]
+
+
 async def _run(url: str) -> None:
     children = [
         await asyncio.create_subprocess_exec(
@@ -33,7 +39,8 @@ async def _run(url: str) -> None:
     try:
         for child in children:
             assert child.stdout is not None
-            assert await asyncio.wait_for(child.stdout.readline(), 20) == b"ready\n"
+            line = await asyncio.wait_for(child.stdout.readline(), 20)
+            assert line == b"ready\n", await _errors(child)
         for child in children:
             assert child.stdin is not None
             child.stdin.write(b"go\n")
@@ -45,6 +52,7 @@ async def _run(url: str) -> None:
         for child in children:
             if child.returncode is None:
                 child.kill()
+            await child.wait()  # reaped here, not left to the garbage collector's warning
     for child, (stdout, stderr) in zip(children, outputs, strict=True):
         assert child.returncode == 0, stderr.decode()[-2000:]
         assert stdout == b"done\n"

@@ -168,7 +168,11 @@ async def test_a_killed_retention_leaves_whole_rows_and_the_index_in_step(tmp_pa
         env=CHILD_ENV,
     )
     assert child.stdout is not None
-    assert await asyncio.wait_for(child.stdout.readline(), timeout=20) == b"started\n"
+    first = await asyncio.wait_for(child.stdout.readline(), timeout=20)
+    if first != b"started\n":
+        child.kill()
+        _, errors = await child.communicate()
+        pytest.fail(f"the worker never started: {first!r}\n{errors.decode()[-2000:]}")
     for _ in range(2000):
         if _stored(path) < total:
             break

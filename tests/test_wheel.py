@@ -25,6 +25,7 @@ from test_readme import README, usage_example
 OWN_VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
 
 ROOT = Path(__file__).parents[1]
+PACKAGE = ROOT / "src" / "persistence"
 SQL_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sql").rglob("*.*"))
 
 
@@ -77,12 +78,14 @@ def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_wheel_carries_the_sql_and_not_the_generator(dist: Path) -> None:
-    """The wheel holds every file of sql/ as persistence/sql, the license, and no build tools."""
+    """The wheel holds every module, sql/ as persistence/sql, the license, and no build tools."""
     names = zipfile.ZipFile(only(dist, "*.whl")).namelist()
     assert sorted(name for name in names if name.startswith("persistence/sql/")) == [
         f"persistence/{name}" for name in SQL_FILES
     ]
     assert "persistence/py.typed" in names
+    modules = {path.relative_to(ROOT / "src").as_posix() for path in PACKAGE.rglob("*.py")}
+    assert modules - set(names) == set()  # every module, the backends' subpackages too
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert [name for name in names if "codegen" in name or name.startswith("tests/")] == []
 

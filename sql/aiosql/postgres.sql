@@ -328,10 +328,6 @@ WHERE id = :id;
 -- Delete one result by id.
 DELETE FROM test_results WHERE id = :id;
 
--- name: delete_test_results_before(cutoff)!
--- Retention: delete every result created before a cut-off.
-DELETE FROM test_results WHERE created_at < :cutoff;
-
 -- name: delete_test_results_before_batch(cutoff, batch_size)!
 -- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
 -- batch_size of them. Each batch is a short statement of its own, so that no writer waits

@@ -573,11 +573,6 @@ class Queries(Protocol):
     async def delete_test_result(self, conn: Connection, *, id: int) -> int:
         """Delete one result by id."""
 
-    async def delete_test_results_before(
-        self, conn: Connection, *, cutoff: datetime.datetime
-    ) -> int:
-        """Retention: delete every result created before a cut-off."""
-
     async def delete_test_results_before_batch(
         self, conn: Connection, *, cutoff: datetime.datetime, batch_size: int
     ) -> int:
@@ -926,7 +921,6 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "insert_test_results": frozenset(("test_results",)),
     "update_test_result": frozenset(("test_results",)),
     "delete_test_result": frozenset(("test_results",)),
-    "delete_test_results_before": frozenset(("test_results",)),
     "delete_test_results_before_batch": frozenset(("test_results",)),
 }
 """The tables each query changes, by method name; a query that only reads is absent.

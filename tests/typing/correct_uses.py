@@ -106,7 +106,7 @@ async def use(q: Queries, conn: Connection) -> None:
     ]
     assert_type(await q.insert_test_results(conn, rows), None)
 
-    changed = await q.delete_test_results_before(conn, cutoff=NOW)
+    changed = await q.delete_test_results_before_batch(conn, cutoff=NOW, batch_size=100)
     assert_type(changed, int)
 
     assert_type(

@@ -7,7 +7,7 @@ from persistence.queries import Connection
 
 
 async def use(q: Queries, conn: Connection) -> None:
-    await q.delete_test_results_before(conn, cutoff=None)  # E: Argument "cutoff" to "delete_test_results_before" of "Queries" has incompatible type "None"
+    await q.delete_test_results_before_batch(conn, cutoff=None, batch_size=1)  # E: Argument "cutoff" to "delete_test_results_before_batch" of "Queries" has incompatible type "None"
     await q.forget_migration(conn, version=None)  # E: incompatible type "None"; expected "int"
     row: InsertTestResultsParams = {
         "test_type": None,  # E: has type "None", TypedDict item "test_type" has type "str"

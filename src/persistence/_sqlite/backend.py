@@ -187,15 +187,36 @@ class SqliteBackend:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         self.data_version()  # the reader has mapped the -shm file
-        index = await self._in_thread(map_wal_index, self._path) if self._path else None
-        if index is not None:
-            self._wal_indexes.append(index)
+        index = await self._map_wal_index() if self._path else None
         return ChangeStamp(
             None if index is None else index.header,
             path=self._path,
             data_version=self.data_version,
             closed=lambda: self._closed,
         )
+
+    async def _map_wal_index(self) -> WalIndex | None:
+        """Map the WAL index in a thread and hold it until close, even if the caller is cancelled.
+
+        A cancelled wait does not stop the thread: the hold it takes is kept, here, where the
+        close releases it, rather than lost with the result.
+        """
+        loop = asyncio.get_running_loop()
+        mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)  # no task
+        mapping.add_done_callback(self._keep_wal_index)
+        return await asyncio.shield(mapping)
+
+    def _keep_wal_index(self, mapping: asyncio.Future[WalIndex | None]) -> None:
+        """Hold a finished mapping until close; release it at once if the close came first."""
+        if mapping.cancelled() or mapping.exception() is not None:
+            return
+        index = mapping.result()
+        if index is None:
+            return
+        if self._closed:  # mapped after the close released the others
+            release_wal_index(index)
+        else:
+            self._wal_indexes.append(index)
 
     def data_version(self) -> int | None:
         """Ask the reader's `PRAGMA data_version`, which changes when another connection commits."""
