@@ -29,6 +29,7 @@ from codegen.queries import CodegenError, written_tables
 from persistence import (
     Database,
     FileRecord,
+    Run,
     TestResult,
     TestStatus,
     TestType,
@@ -38,12 +39,14 @@ from persistence import (
     delete_file_record_by_path,
     delete_result,
     delete_results_before,
+    delete_run,
     get_config_entry_by_key,
     migrate,
     save_config_entry,
     save_file_record,
     save_result,
     save_results,
+    save_run,
     set_config,
     transaction,
 )
@@ -336,6 +339,16 @@ async def _file_record_writes(db: Database) -> None:
     await delete_file_record_by_path(db, "b.txt")
 
 
+async def _run_writes(db: Database) -> None:
+    run = await save_run(db, Run())
+    await save_run(db, run)
+    assert run.id is not None
+    await save_result(
+        db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id)
+    )
+    await delete_run(db, run.id)
+
+
 WRITE_FUNCTIONS = {
     "set_config": "config_entries",
     "save_config_entry": "config_entries",
@@ -347,6 +360,8 @@ WRITE_FUNCTIONS = {
     "save_file_record": "file_records",
     "delete_file_record": "file_records",
     "delete_file_record_by_path": "file_records",
+    "save_run": "runs",
+    "delete_run": "runs",
 }
 """Every write function of the public API, and the table it changes."""
 
@@ -372,12 +387,17 @@ async def test_every_write_function_is_announced_without_help(db: Database) -> N
             (_config_writes, "config_entries"),
             (_result_writes, "test_results"),
             (_file_record_writes, "file_records"),
+            (_run_writes, "runs"),
         ):
             told.clear()
             await run(db)
             names = [name for name, written in WRITE_FUNCTIONS.items() if written == table]
             assert len(told) >= len(names) - 1, (table, told)  # set_config is save_config_entry
-            assert all(tables == {table} for tables in told), told
+            seen = list(told)
+            if table == "runs":  # save_result, and delete_run takes the run's results too
+                assert seen[-1] == {"runs", "test_results"}, seen
+                seen = [tables for tables in seen[:-1] if tables != {"test_results"}]
+            assert all(tables == {table} for tables in seen), seen
     finally:
         stop()
 

@@ -181,7 +181,7 @@ async def test_rows_written_before_the_migration_stay_valid(
         for migration in discover_migrations(migrations_folder(db.engine)):
             if migration.version < 6:
                 (early / migration.path.name).write_text(migration.sql, encoding="utf-8")
-        await migrate(db, early)
+        await migrate(db, package_folder=early)
     insert = (
         "INSERT INTO test_results (test_type, status, created_at, output) "
         "VALUES ('unit', 'passed', '2026-01-01T00:00:00.000000+00:00', 'segfault in solve')"
