@@ -1,7 +1,7 @@
 """Closing what `open_persistence` opened releases it all: descriptors, mappings, threads, tasks.
 
-Each cycle opens the database, the file store and the memory cache, then closes them. After a
-few cycles to warm up, the process's descriptors, memory mappings, threads and tasks stay where
+Each cycle opens the database, the file store and the memory or Redis cache, then closes them.
+After a few cycles to warm up, the process's descriptors, memory mappings, threads and tasks stay where
 they were. The event loop's default executor starts its threads as it needs them, up to its
 bound, and keeps them: they are counted apart, against that bound. The number of
 cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES; how
@@ -23,7 +23,7 @@ import pytest
 from persistence import connect, migrate, open_persistence
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
-from persistence.cache import open_memory_cache
+from persistence.cache import MemoryCache, RedisCache, open_memory_cache
 from persistence.database import backend_of
 
 WARM_UP = 20
@@ -79,18 +79,14 @@ def cycles(engine: str) -> int:
     return int(os.environ.get("PERSISTENCE_TEST_PG_CYCLES", "100"))
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
-async def test_open_and_close_leave_the_process_as_it_was(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Open and close everything many times, with the memory cache: nothing accumulates."""
-    monkeypatch.delenv("REDIS_URL", raising=False)
+async def check_cycles(database_url: str, files: Path, redis: str | None) -> None:
+    """Open and close everything many times; the process holds the same afterwards."""
     engine = "sqlite" if "://" not in database_url else "postgres"
     total = cycles(engine)
 
     async def cycle() -> None:
-        async with open_persistence(database_url, files=tmp_path / "files") as opened:
-            assert opened.cache is not None
+        async with open_persistence(database_url, files=files, redis=redis) as opened:
+            assert isinstance(opened.cache, MemoryCache if redis is None else RedisCache)
 
     for _ in range(WARM_UP):
         await cycle()
@@ -98,8 +94,26 @@ async def test_open_and_close_leave_the_process_as_it_was(
     for _ in range(total):
         await cycle()
     after = await settled_counts(before.native_threads)
-    assert after == before, f"after {total} cycles on {engine}: {before} -> {after}"
+    shown = "memory" if redis is None else "redis"
+    assert after == before, f"after {total} cycles on {engine} with {shown}: {before} -> {after}"
     assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+async def test_open_and_close_leave_the_process_as_it_was(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open and close everything many times, with the memory cache: nothing accumulates."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    await check_cycles(database_url, tmp_path / "files", None)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+async def test_open_and_close_with_redis_leave_the_process_as_it_was(
+    database_url: str, tmp_path: Path, redis_url: str
+) -> None:
+    """The same with the Redis cache: its client, listener and tasks are all let go."""
+    await check_cycles(database_url, tmp_path / "files", redis_url)
 
 
 async def test_a_connection_opened_outside_keeps_its_locks(tmp_path: Path) -> None:
