@@ -1,9 +1,9 @@
 """Closing what `open_persistence` opened releases it all: descriptors, mappings, threads, tasks.
 
 Each cycle opens the database, the file store and the memory or Redis cache, then closes them.
-After a few cycles to warm up, the process's descriptors, memory mappings, threads and tasks stay where
-they were. The event loop's default executor starts its threads as it needs them, up to its
-bound, and keeps them: they are counted apart, against that bound. The number of
+After a few cycles to warm up, the process's descriptors, memory mappings, threads and tasks
+stay where they were. The event loop's default executor starts its threads as it needs them,
+up to its bound, and keeps them: they are counted apart, against that bound. The number of
 cycles is configurable: PERSISTENCE_TEST_CYCLES (SQLite) and PERSISTENCE_TEST_PG_CYCLES; how
 long a joined thread may take to leave /proc, by PERSISTENCE_TEST_THREAD_EXIT (seconds).
 """
