@@ -30,7 +30,17 @@ async def test_the_environment_names_everything(
 
 
 async def test_check_refuses_a_database_with_pending_migrations(tmp_path: Path) -> None:
-    """With migrations='check', an unmigrated database is refused and left unmigrated."""
+    """With migrations='check', an unmigrated database is refused and left unmigrated.
+
+    A SQLite file that does not exist is not created: nothing is left behind.
+    """
+    with pytest.raises(MigrationError, match="persistence migrate"):
+        async with open_persistence(tmp_path / "new.db", files=tmp_path / "f", migrations="check"):
+            pass
+    assert not (tmp_path / "new.db").exists()
+    assert not (tmp_path / "f").exists()
+    async with connect(tmp_path / "new.db") as db:
+        pass
     with pytest.raises(MigrationError, match="not applied"):
         async with open_persistence(tmp_path / "new.db", files=tmp_path / "f", migrations="check"):
             pass

@@ -8,6 +8,7 @@ bundles may be open at once, each with its own connections.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from typing import Final, Literal
 
 import attrs
 
+from persistence._backend import Engine
 from persistence.cache import (
     ArtifactCache,
     Cache,
@@ -26,7 +28,7 @@ from persistence.cache import (
 from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE, check_limits
 from persistence.cache.distributed import redis_url as check_redis_url
-from persistence.database import Database, close_database, open_database
+from persistence.database import Database, close_database, engine_of, open_database
 from persistence.exceptions import MigrationError, ValidationError
 from persistence.migrations import migrate, migration_status
 from persistence.storage import Storage, open_storage
@@ -85,6 +87,14 @@ async def open_persistence(  # every part is the caller's to choose
         raise ValidationError(
             "open_persistence", "artifact_budget", f"must be a positive int, got {budget!r}"
         )
+    if migrations == "check":
+        engine, target = engine_of(database)
+        missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
+        if missing:  # "check" creates nothing
+            raise MigrationError(
+                f"{target}: no database there, so no migration is applied; "
+                "run 'persistence migrate'"
+            )
     db = await open_database(database)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)
