@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import asyncpg
 import attrs
 import pytest
 
@@ -166,3 +167,52 @@ async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
         shm = (path.parent / f"{path.name}-shm").stat()
         await asyncio.sleep(0.2)  # the thread's mapping is done
     assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES
+
+
+async def own_connections(database_url: str) -> int:
+    """The connections to this test's PostgreSQL database, the counting one left out."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        count: int = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+@pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
+async def test_an_open_cancelled_at_any_point_leaves_nothing(
+    database_url: str, tmp_path: Path, redis_url: str, *, with_redis: bool
+) -> None:
+    """open_persistence cancelled at any await, or its block cancelled, leaves nothing behind.
+
+    Tasks, descriptors and mappings are as before, and on PostgreSQL no connection to the
+    test's database is left (the pool and the change listener are closed).
+    """
+    files = tmp_path / "files"
+    redis = redis_url if with_redis else None
+    async with open_persistence(database_url, files=files, redis=redis):
+        pass  # migrated once: each try below opens an up-to-date database
+    postgres = "://" in database_url
+    before = await settled_counts(counts().threads)
+    for step in range(40):
+
+        async def use() -> None:
+            async with open_persistence(database_url, files=files, redis=redis, heartbeat=0.2):
+                await asyncio.sleep(10)
+
+        opening = asyncio.ensure_future(use())
+        await asyncio.sleep(step * 0.003)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        after = await settled_counts(before.native_threads)
+        assert after == before, f"cancelled after {step * 3} ms: {before} -> {after}"
+        if postgres:
+            deadline = time.monotonic() + 2
+            while (left := await own_connections(database_url)) != 0:
+                assert time.monotonic() < deadline, f"{left} connections left at step {step}"
+                await asyncio.sleep(0.05)

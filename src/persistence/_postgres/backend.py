@@ -175,16 +175,25 @@ class PostgresBackend:
         """
         if timed_out:
             _terminate(connection)
+        cancelled = False  # the caller's cancellation: the connection goes back, then it is raised
         if not clean and _usable(connection) and connection.is_in_transaction():
             try:
                 async with asyncio.timeout(self.release_timeout):
                     await connection.execute("ROLLBACK")
-            except (Exception, asyncio.CancelledError):  # noqa: BLE001  # whatever went wrong, it is not reused
+            except asyncio.CancelledError:
+                _terminate(connection)
+                cancelled = True
+            except Exception:  # noqa: BLE001  # whatever went wrong, it is not reused
                 _terminate(connection)
         try:
             await self._pool.release(connection, timeout=self.release_timeout)
-        except (Exception, asyncio.CancelledError):  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
+        except asyncio.CancelledError:
             _terminate(connection)
+            cancelled = True
+        except Exception:  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
+            _terminate(connection)
+        if cancelled:
+            raise asyncio.CancelledError
 
     # Lending a connection for one statement.
 

@@ -109,8 +109,12 @@ class ChangeListener:
         self._fresh_until = 0.0
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller was cancelled too, not only the listener
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         table, _, stamp = str(payload).partition(" ")

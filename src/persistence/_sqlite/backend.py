@@ -271,9 +271,16 @@ async def open_sqlite(
             f"{path!r}: give a file path; an in-memory database cannot be shared by the "
             "reader and writer connections (use a temporary file in tests)"
         )
-    return await asyncio.get_running_loop().run_in_executor(
+    opening = asyncio.get_running_loop().run_in_executor(
         None, _open_files, path, busy_timeout, create, queries
     )
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # The thread goes on to open the files: close what it opened, then give up.
+        with contextlib.suppress(Exception):  # an open that failed has nothing to close
+            await (await opening).close()
+        raise
 
 
 def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
