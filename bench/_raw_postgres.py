@@ -73,6 +73,8 @@ def _params(result: TestResult) -> tuple[Any, ...]:
         result.output,
         result.created_at,
         result.metadata,
+        result.run_id,
+        result.test_id,
     )
 
 

@@ -58,6 +58,8 @@ def params_of(result: TestResult) -> tuple[Any, ...]:
         result.output,
         result.created_at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         json.dumps(result.metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":")),
+        result.run_id,
+        result.test_id,
     )
 
 
