@@ -49,8 +49,10 @@ check-generated: $(STAMP)
 	$(BIN)/ruff format --quiet build/generated/queries.py
 	@diff -u $(GENERATED) build/generated/queries.py && diff -ru $(GENERATED_SQL) build/generated/aiosql || { echo "$(GENERATED) or $(GENERATED_SQL) is stale: run 'make generate'" >&2; exit 1; }
 
+## Two workers for most tests, then the timed ones alone, so that no worker steals their CPU.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 -m 'not timed'
+	$(BIN)/pytest -m timed
 
 ## Benchmark the layer against the drivers and SQLAlchemy; writes under $(BENCH_OUT) only.
 BENCH_OUT ?= build/bench

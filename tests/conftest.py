@@ -1,14 +1,19 @@
 """Fixtures: a fresh, migrated database per test, on SQLite and on PostgreSQL.
 
 PostgreSQL tests use the server at TEST_DATABASE_URL (default: the local server, as
-postgres). Each test gets a database of its own, created from template0 and dropped after.
-Off CI, with no server, those tests skip and say why; with CI=true they fail instead.
+postgres). Each test gets a database of its own, dropped after. An empty one is made from
+template0; one the test will migrate anyway (it asks for `db`) is copied from a template that
+this test process migrated once, which saves each test the migrations. Databases are dropped
+by a background thread, so no test waits for the server's checkpoint; the session waits for
+the last drop. Off CI, with no server, those tests skip and say why; with CI=true they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -67,24 +72,92 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
-@pytest.fixture
-def postgres_url(postgres_admin: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
+class _Dropper:
+    """Drops test databases in a thread of its own, so that no test waits for the drop."""
+
+    def __init__(self, admin: str) -> None:
+        self._admin = admin
+        self._names: queue.Queue[str | None] = queue.Queue()
+        self._failures: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="drop-test-databases", daemon=True)
+        self._thread.start()
+
+    def drop(self, name: str) -> None:
+        self._names.put(name)
+
+    def _run(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                asyncio.run(_admin(self._admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except (OSError, asyncpg.PostgresError) as error:
+                self._failures.append(f"{name}: {error}")
+
+    def close(self) -> list[str]:
+        self._names.put(None)
+        self._thread.join()
+        return self._failures
+
+
+@pytest.fixture(scope="session")
+def _dropper(postgres_admin: str) -> Iterator[_Dropper]:
+    dropper = _Dropper(postgres_admin)
+    yield dropper
+    failures = dropper.close()
+    assert not failures, f"test databases left behind: {failures}"
+
+
+def _new_database(admin: str, template: str) -> str:
     name = f"persistence_test_{uuid.uuid4().hex[:12]}"
-    # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
-    asyncio.run(_admin(postgres_admin, f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    # Identifiers cannot be bound parameters; the names are made here, from hex digits only.
+    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    return name
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str, _dropper: _Dropper) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test."""
+    name = _new_database(postgres_admin, "template0")
     try:
         yield with_database(postgres_admin, name)
     finally:
-        asyncio.run(_admin(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _dropper.drop(name)
+
+
+async def _migrate_at(url: str) -> None:
+    async with connect(url) as db:
+        await migrate(db)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(postgres_admin: str, _dropper: _Dropper) -> Iterator[str]:
+    """A database migrated once by this test process, for others to be copied from."""
+    name = _new_database(postgres_admin, "template0")
+    try:
+        asyncio.run(_migrate_at(with_database(postgres_admin, name)))
+        yield name
+    finally:
+        _dropper.drop(name)
+
+
+@pytest.fixture
+def migrated_postgres_url(
+    postgres_admin: str, _migrated_template: str, _dropper: _Dropper
+) -> Iterator[str]:
+    """A fresh PostgreSQL database with every migration applied, dropped after the test."""
+    name = _new_database(postgres_admin, _migrated_template)
+    try:
+        yield with_database(postgres_admin, name)
+    finally:
+        _dropper.drop(name)
 
 
 @pytest.fixture(params=ENGINES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database of each engine in turn."""
+    """A fresh database of each engine in turn: empty, unless the test also asks for `db`."""
     if request.param == "sqlite":
         return str(tmp_path / "test.db")
-    url: str = request.getfixturevalue("postgres_url")
+    migrated = "db" in request.fixturenames
+    url: str = request.getfixturevalue("migrated_postgres_url" if migrated else "postgres_url")
     return url
 
 
@@ -136,3 +209,24 @@ def redis_url() -> str:
             pytest.fail(f"CI=true requires Redis: {problem}")
         pytest.skip(f"{problem} (set TEST_REDIS_URL, or start redis-server)")
     return redis_test_url()
+
+
+# Modules whose tests measure time on the event loop or race short timeouts. `make test` runs
+# every other test on two workers, then these alone, so that no worker steals their CPU.
+TIMED_MODULES = frozenset(
+    {
+        "test_faults.py",
+        "test_loop.py",
+        "test_loop_lag.py",
+        "test_network.py",
+        "test_network_limits.py",
+        "test_retention.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of the timed modules `timed`."""
+    for item in items:
+        if item.path.name in TIMED_MODULES:
+            item.add_marker(pytest.mark.timed)
