@@ -22,13 +22,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -171,22 +170,19 @@ class MigrationStatus:
         problems = [d.describe() for d in self.drifted if d.applied.version not in allowed]
         if problems:
             problems[-1] += f". Restore the file, or accept the change with {option} VERSION"
-        if self.chain is Chain.PACKAGE:
-            problems += [
-                f"the database has migration {a.name} applied, newer than every migration of "
-                "this code: it was migrated by a newer version, so upgrade the code (if its "
-                f"file was deleted on purpose, accept that with {option} {a.version})"
-                for a in self.newer
-                if a.version not in allowed
-            ]
-        else:
-            problems += [
-                f"the database has your migration {a.name} applied, newer than every file of "
-                "your migrations folder: pass the folder that holds it (if its file was "
-                f"deleted on purpose, accept that with {option} {a.version})"
-                for a in self.newer
-                if a.version not in allowed
-            ]
+        newer = (
+            "migration {} applied, newer than every migration of this code: it was migrated by "
+            "a newer version, so upgrade the code"
+            if self.chain is Chain.PACKAGE
+            else "your migration {} applied, newer than every file of your migrations folder: "
+            "pass the folder that holds it"
+        )
+        problems += [
+            f"the database has {newer.format(a.name)} (if its file was deleted on purpose, "
+            f"accept that with {option} {a.version})"
+            for a in self.newer
+            if a.version not in allowed
+        ]
         problems += [
             f"{m.path.name} is pending but a later migration is already applied: "
             "it cannot run in order; give it a version after the last applied one"
@@ -318,9 +314,7 @@ async def pending_migrations(
     Every file is checked, and drift that `migrate` would refuse is refused, as `migrate`
     does; what another runner applies meanwhile is not foreseen.
     """
-    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
-    if accepted[Chain.USER] and folder is None:
-        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    accepted = _accepted(folder, accept, accept_user)
     backend = backend_of(db)
     pending: list[Migration] = []
     for chain, migrations in _plans(db, folder, package_folder):
@@ -328,14 +322,17 @@ async def pending_migrations(
             _statements(backend, migration)
         status = await _chain_status(db, chain, migrations)
         _refuse(status, accepted[chain])
-        unknown = accepted[chain] - {a.version for a in status.applied}
-        if unknown:
-            which = "" if chain is Chain.PACKAGE else "your "
-            raise MigrationError(
-                f"cannot accept {which}migration {min(unknown)}: it was never applied"
-            )
         pending += status.pending
     return pending
+
+
+def _accepted(
+    folder: Path | None, accept: Iterable[int], accept_user: Iterable[int]
+) -> dict[Chain, set[int]]:
+    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
+    if accepted[Chain.USER] and folder is None:
+        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    return accepted
 
 
 def _plans(
@@ -419,19 +416,16 @@ async def migrate(
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
-    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
-    if accepted[Chain.USER] and folder is None:
-        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    accepted = _accepted(folder, accept, accept_user)
     plans = _plans(db, folder, package_folder)
     backend = backend_of(db)
     scripts = {(chain, m.version): _statements(backend, m) for chain, found in plans for m in found}
-    async with _migration_transaction(db, lock_timeout) as conn:
+    async with translate_errors(db), backend.migration(lock_timeout) as conn:
         for chain, migrations in plans:
             await _ensure_history(db, conn, chain)
             _refuse(_compare(migrations, await _applied(db, conn, chain), chain), accepted[chain])
         for chain, migrations in plans:
-            if accepted[chain]:
-                await _accept(db, conn, chain, migrations, accepted[chain])
+            await _accept(db, conn, chain, migrations, accepted[chain])
     return [
         migration
         for chain, migrations in plans
@@ -452,7 +446,7 @@ async def _apply_pending(
     """Apply one migration under the lock unless another runner did: say whether this one did."""
     chain = migration.chain
     try:
-        async with _migration_transaction(db, lock_timeout) as conn:
+        async with translate_errors(db), backend_of(db).migration(lock_timeout) as conn:
             status = _compare(migrations, await _applied(db, conn, chain), chain)
             _refuse(status, set())
             if migration not in status.pending:
@@ -466,6 +460,7 @@ async def _apply_pending(
 
 
 def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
+    """Refuse what stops `migrate` in this chain, and accepting a version never applied."""
     problems = status.problems(accepted)
     if problems:
         first = (
@@ -474,37 +469,26 @@ def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
             + [m.name for m in status.out_of_order]
         )
         raise MigrationError("; ".join(problems), migration=first[0] if first else None)
-
-
-@contextlib.asynccontextmanager
-async def _migration_transaction(db: Database, lock_timeout: float) -> AsyncIterator[Connection]:
-    backend = backend_of(db)
-    async with translate_errors(db), backend.migration(lock_timeout) as conn:
-        yield conn
+    unknown = accepted - {a.version for a in status.applied}
+    if unknown:
+        which = "" if status.chain is Chain.PACKAGE else "your "
+        raise MigrationError(f"cannot accept {which}migration {min(unknown)}: it was never applied")
 
 
 async def _accept(
     db: Database, conn: Connection, chain: Chain, migrations: list[Migration], accepted: set[int]
 ) -> None:
+    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten."""
+    queries, package = db.queries, chain is Chain.PACKAGE
+    forget = queries.forget_migration if package else queries.forget_user_migration
+    keep = queries.accept_migration_checksum if package else queries.accept_user_migration_checksum
     by_version = {m.version: m for m in migrations}
-    applied = {a.version for a in await _applied(db, conn, chain)}
-    which = "" if chain is Chain.PACKAGE else "your "
     for version in sorted(accepted):
-        if version not in applied:
-            raise MigrationError(f"cannot accept {which}migration {version}: it was never applied")
         migration = by_version.get(version)
-        if migration is None and chain is Chain.PACKAGE:
-            await db.queries.forget_migration(conn, version=version)
-        elif migration is None:
-            await db.queries.forget_user_migration(conn, version=version)
-        elif chain is Chain.PACKAGE:
-            await db.queries.accept_migration_checksum(
-                conn, version=version, name=migration.name, checksum=migration.checksum
-            )
+        if migration is None:
+            await forget(conn, version=version)
         else:
-            await db.queries.accept_user_migration_checksum(
-                conn, version=version, name=migration.name, checksum=migration.checksum
-            )
+            await keep(conn, version=version, name=migration.name, checksum=migration.checksum)
 
 
 async def _apply(
@@ -523,26 +507,16 @@ async def _apply(
         raise MigrationError(
             f"{migration.path.name}: {translated}", migration=migration.name
         ) from error
-    applied_at = dt.datetime.now(dt.UTC)
-    duration_ms = (time.perf_counter() - started) * 1000
-    if migration.chain is Chain.PACKAGE:
-        await db.queries.record_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
-    else:
-        await db.queries.record_user_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
+    package = migration.chain is Chain.PACKAGE
+    record = db.queries.record_migration if package else db.queries.record_user_migration
+    await record(
+        conn,
+        version=migration.version,
+        name=migration.name,
+        checksum=migration.checksum,
+        applied_at=dt.datetime.now(dt.UTC),
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
@@ -566,19 +540,9 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.P
 async def _applied(
     db: Database, conn: Connection, chain: Chain = Chain.PACKAGE
 ) -> list[AppliedMigration]:
-    rows = (
-        await db.queries.list_applied_migrations(conn)
-        if chain is Chain.PACKAGE
-        else await db.queries.list_applied_user_migrations(conn)
-    )
+    queries, package = db.queries, chain is Chain.PACKAGE
+    listed = queries.list_applied_migrations if package else queries.list_applied_user_migrations
     return [
-        AppliedMigration(
-            version=row.version,
-            name=row.name,
-            checksum=row.checksum,
-            applied_at=row.applied_at,
-            duration_ms=row.duration_ms,
-            chain=chain,
-        )
-        for row in rows
+        AppliedMigration(r.version, r.name, r.checksum, r.applied_at, r.duration_ms, chain)
+        for r in await listed(conn)
     ]
