@@ -205,11 +205,8 @@ async def list_config_entries(
     filter is refused.
     """
     limit = page_limit("ConfigEntryFilter", limit)
-    if after is not None:
-        after = of_type(ConfigEntryCursor, after)
-    where = continued_filter(
-        ConfigEntryFilter, "ConfigEntryCursor", where, None if after is None else after.where
-    )
+    cursor_where = None if after is None else of_type(ConfigEntryCursor, after).where
+    where = continued_filter(ConfigEntryFilter, "ConfigEntryCursor", where, cursor_where)
     section = where.section
     async with connection(db) as conn:
         rows = await db.queries.list_config_entries_page(

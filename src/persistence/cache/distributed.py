@@ -42,7 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from persistence._backend import ChangeWatch, Engine
-from persistence._guards import at_least
+from persistence._guards import at_least, finite_amount
 from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, MISS, Cache, Load
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
@@ -287,17 +287,10 @@ def redis_url(url: str | None) -> str:
 def check_limits(**limits: float) -> None:
     """Refuse a limit that is not a positive, finite number of seconds (a TTL: at most MAX_TTL)."""
     for name, value in limits.items():
-        given: object = value  # callers without type checking may pass anything
-        if (
-            isinstance(given, bool)
-            or not isinstance(given, int | float)
-            or not 0 < value <= (MAX_TTL if name == "ttl" else math.inf)
-            or not math.isfinite(value)
-        ):
+        number = finite_amount("RedisCache", name, value)
+        if not 0 < number <= (MAX_TTL if name == "ttl" else math.inf):
             bound = f" and at most {MAX_TTL:g}" if name == "ttl" else ""
-            raise ValidationError(
-                "RedisCache", name, f"must be a positive, finite number{bound}, got {value!r}"
-            )
+            raise ValidationError("RedisCache", name, f"must be positive{bound}, got {value!r}")
 
 
 async def open_redis_cache(  # every limit is the caller's to set
