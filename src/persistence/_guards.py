@@ -285,9 +285,7 @@ def _member_check(kind: type[_E]) -> Callable[[object, object, attrs.Attribute[o
 def members_of(kind: type[_E]) -> attrs.Converter[object, frozenset[_E] | None]:
     """Make a converter to a frozenset of members of `kind`, each given as member or value.
 
-    None stays None.
-
-    A text is refused rather than read as a collection of its characters.
+    None stays None. A text is refused rather than read as a collection of its characters.
     """
     as_member = _member_check(kind)
 

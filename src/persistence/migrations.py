@@ -83,11 +83,6 @@ class Chain(enum.StrEnum):
         """The name of this chain's history table."""
         return HISTORY_TABLE if self is Chain.PACKAGE else USER_HISTORY_TABLE
 
-    @property
-    def accept_option(self) -> str:
-        """The command-line option that accepts this chain's drift."""
-        return "--accept" if self is Chain.PACKAGE else "--accept-user"
-
 
 _LEGACY_HISTORY: Final = "schema_migrations"
 """The history table's name before 0.2, adopted (renamed) when its columns are this runner's."""
@@ -166,14 +161,15 @@ class MigrationStatus:
     def problems(self, accepted: Iterable[int] = ()) -> list[str]:
         """Say what stops `migrate` in this chain, each problem naming its migration."""
         allowed = set(accepted)
-        option = self.chain.accept_option
+        package = self.chain is Chain.PACKAGE
+        option = "--accept" if package else "--accept-user"  # the command's option
         problems = [d.describe() for d in self.drifted if d.applied.version not in allowed]
         if problems:
             problems[-1] += f". Restore the file, or accept the change with {option} VERSION"
         newer = (
             "migration {} applied, newer than every migration of this code: it was migrated by "
             "a newer version, so upgrade the code"
-            if self.chain is Chain.PACKAGE
+            if package
             else "your migration {} applied, newer than every file of your migrations folder: "
             "pass the folder that holds it"
         )

@@ -160,9 +160,6 @@ class RedisCache(Cache):
         self, table: str, key: tuple[Hashable, ...], stamp: str, shape: object
     ) -> object:
         """Give the entry of `key` at `stamp`, or MISS (none, unreadable, or a fault)."""
-        if time.monotonic() < self._down_until:
-            self._bypassed += 1
-            return MISS
         entry_key, text = self._key(table, key, stamp)
         raw = await self._call(lambda: self._client.get(entry_key))
         if raw is _FAULT:
