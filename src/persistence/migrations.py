@@ -474,17 +474,25 @@ def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
 async def _accept(
     db: Database, conn: Connection, chain: Chain, migrations: list[Migration], accepted: set[int]
 ) -> None:
-    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten."""
-    queries, package = db.queries, chain is Chain.PACKAGE
-    forget = queries.forget_migration if package else queries.forget_user_migration
-    keep = queries.accept_migration_checksum if package else queries.accept_user_migration_checksum
+    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten.
+
+    Each query is called by its name, so that a change to its parameters is a type error here.
+    """
     by_version = {m.version: m for m in migrations}
     for version in sorted(accepted):
         migration = by_version.get(version)
-        if migration is None:
-            await forget(conn, version=version)
+        if migration is None and chain is Chain.PACKAGE:
+            await db.queries.forget_migration(conn, version=version)
+        elif migration is None:
+            await db.queries.forget_user_migration(conn, version=version)
+        elif chain is Chain.PACKAGE:
+            await db.queries.accept_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
         else:
-            await keep(conn, version=version, name=migration.name, checksum=migration.checksum)
+            await db.queries.accept_user_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
 
 
 async def _apply(
@@ -503,16 +511,26 @@ async def _apply(
         raise MigrationError(
             f"{migration.path.name}: {translated}", migration=migration.name
         ) from error
-    package = migration.chain is Chain.PACKAGE
-    record = db.queries.record_migration if package else db.queries.record_user_migration
-    await record(
-        conn,
-        version=migration.version,
-        name=migration.name,
-        checksum=migration.checksum,
-        applied_at=dt.datetime.now(dt.UTC),
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    applied_at = dt.datetime.now(dt.UTC)
+    duration_ms = (time.perf_counter() - started) * 1000
+    if migration.chain is Chain.PACKAGE:
+        await db.queries.record_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
+    else:
+        await db.queries.record_user_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
@@ -536,9 +554,12 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.P
 async def _applied(
     db: Database, conn: Connection, chain: Chain = Chain.PACKAGE
 ) -> list[AppliedMigration]:
-    queries, package = db.queries, chain is Chain.PACKAGE
-    listed = queries.list_applied_migrations if package else queries.list_applied_user_migrations
+    rows = (
+        await db.queries.list_applied_migrations(conn)
+        if chain is Chain.PACKAGE
+        else await db.queries.list_applied_user_migrations(conn)
+    )
     return [
         AppliedMigration(r.version, r.name, r.checksum, r.applied_at, r.duration_ms, chain)
-        for r in await listed(conn)
+        for r in rows
     ]
