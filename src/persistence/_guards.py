@@ -120,12 +120,6 @@ def _type_problem(expected: str, value: object) -> str:
     return f"expected {expected}, got {type(value).__name__}"
 
 
-def _text_problem_of(value: object) -> str | None:
-    if not isinstance(value, str):
-        return _type_problem("str", value)
-    return text_problem(value)
-
-
 # Argument guards: for the values repository functions are given -------------------------
 
 
@@ -218,7 +212,7 @@ def _refuse(instance: object, field: attrs.Attribute[_T], problem: str) -> Valid
 
 def text(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
     """Validate a text field: a str without NUL characters or lone surrogates."""
-    problem = _text_problem_of(value)
+    problem = text_problem(value) if isinstance(value, str) else _type_problem("str", value)
     if problem is not None:
         raise _refuse(instance, field, problem)
 
@@ -291,9 +285,7 @@ def _member_check(kind: type[_E]) -> Callable[[object, object, attrs.Attribute[o
 def members_of(kind: type[_E]) -> attrs.Converter[object, frozenset[_E] | None]:
     """Make a converter to a frozenset of members of `kind`, each given as member or value.
 
-    None stays None.
-
-    A text is refused rather than read as a collection of its characters.
+    None stays None. A text is refused rather than read as a collection of its characters.
     """
     as_member = _member_check(kind)
 

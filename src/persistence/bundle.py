@@ -18,6 +18,7 @@ from typing import Final, Literal
 import attrs
 
 from persistence._backend import Engine
+from persistence._guards import at_least
 from persistence.cache import (
     ArtifactCache,
     Cache,
@@ -82,11 +83,7 @@ async def open_persistence(  # every part is the caller's to choose
     check_limits(heartbeat=heartbeat)
     if redis_url is not None:
         check_redis_url(redis_url)
-    budget: object = artifact_budget
-    if isinstance(budget, bool) or not isinstance(budget, int) or artifact_budget < 1:
-        raise ValidationError(
-            "open_persistence", "artifact_budget", f"must be a positive int, got {budget!r}"
-        )
+    at_least("open_persistence", "artifact_budget", artifact_budget, 1)
     if migrations == "check":
         engine, target = engine_of(database)
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Final, Protocol, TypeVar, overload
+from typing import Protocol, TypeVar, overload
 
 import attrs
 from attrs.validators import optional as optional_check
@@ -40,8 +40,6 @@ TABLE = "config_entries"
 """The table these functions read and write; caches key their invalidation on it."""
 
 _S = TypeVar("_S", str, int, float, bool)
-_MUTABLE: Final = frozenset((list, dict))
-"""The value types a caller could change: handed out from a cache as copies."""
 
 _TYPES_OF: dict[type, ConfigType] = {
     bool: ConfigType.BOOL,
@@ -168,7 +166,7 @@ async def get_config_value(
     held = db.held_config_entry(section, key)
     entry = held[0] if held is not None else await db.load_config_entry(section, key)
     value = value_of(entry, section, key, kind, default)
-    return copy.deepcopy(value) if type(value) in _MUTABLE else value  # a private copy
+    return copy.deepcopy(value) if type(value) in {list, dict} else value  # a private copy
 
 
 def value_of(
@@ -205,11 +203,8 @@ async def list_config_entries(
     filter is refused.
     """
     limit = page_limit("ConfigEntryFilter", limit)
-    if after is not None:
-        after = of_type(ConfigEntryCursor, after)
-    where = continued_filter(
-        ConfigEntryFilter, "ConfigEntryCursor", where, None if after is None else after.where
-    )
+    cursor_where = None if after is None else of_type(ConfigEntryCursor, after).where
+    where = continued_filter(ConfigEntryFilter, "ConfigEntryCursor", where, cursor_where)
     section = where.section
     async with connection(db) as conn:
         rows = await db.queries.list_config_entries_page(

@@ -193,11 +193,8 @@ async def list_file_records(
     filter is refused.
     """
     limit = page_limit("FileRecordFilter", limit)
-    if after is not None:
-        after = of_type(FileRecordCursor, after)
-    where = continued_filter(
-        FileRecordFilter, "FileRecordCursor", where, None if after is None else after.where
-    )
+    cursor_where = None if after is None else of_type(FileRecordCursor, after).where
+    where = continued_filter(FileRecordFilter, "FileRecordCursor", where, cursor_where)
     low, high = _path_range(where)
     async with connection(db) as conn:
         rows = await db.queries.list_file_records_page(

@@ -22,13 +22,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -83,11 +82,6 @@ class Chain(enum.StrEnum):
     def history(self) -> str:
         """The name of this chain's history table."""
         return HISTORY_TABLE if self is Chain.PACKAGE else USER_HISTORY_TABLE
-
-    @property
-    def accept_option(self) -> str:
-        """The command-line option that accepts this chain's drift."""
-        return "--accept" if self is Chain.PACKAGE else "--accept-user"
 
 
 _LEGACY_HISTORY: Final = "schema_migrations"
@@ -167,26 +161,24 @@ class MigrationStatus:
     def problems(self, accepted: Iterable[int] = ()) -> list[str]:
         """Say what stops `migrate` in this chain, each problem naming its migration."""
         allowed = set(accepted)
-        option = self.chain.accept_option
+        package = self.chain is Chain.PACKAGE
+        option = "--accept" if package else "--accept-user"  # the command's option
         problems = [d.describe() for d in self.drifted if d.applied.version not in allowed]
         if problems:
             problems[-1] += f". Restore the file, or accept the change with {option} VERSION"
-        if self.chain is Chain.PACKAGE:
-            problems += [
-                f"the database has migration {a.name} applied, newer than every migration of "
-                "this code: it was migrated by a newer version, so upgrade the code (if its "
-                f"file was deleted on purpose, accept that with {option} {a.version})"
-                for a in self.newer
-                if a.version not in allowed
-            ]
-        else:
-            problems += [
-                f"the database has your migration {a.name} applied, newer than every file of "
-                "your migrations folder: pass the folder that holds it (if its file was "
-                f"deleted on purpose, accept that with {option} {a.version})"
-                for a in self.newer
-                if a.version not in allowed
-            ]
+        newer = (
+            "migration {} applied, newer than every migration of this code: it was migrated by "
+            "a newer version, so upgrade the code"
+            if package
+            else "your migration {} applied, newer than every file of your migrations folder: "
+            "pass the folder that holds it"
+        )
+        problems += [
+            f"the database has {newer.format(a.name)} (if its file was deleted on purpose, "
+            f"accept that with {option} {a.version})"
+            for a in self.newer
+            if a.version not in allowed
+        ]
         problems += [
             f"{m.path.name} is pending but a later migration is already applied: "
             "it cannot run in order; give it a version after the last applied one"
@@ -318,9 +310,7 @@ async def pending_migrations(
     Every file is checked, and drift that `migrate` would refuse is refused, as `migrate`
     does; what another runner applies meanwhile is not foreseen.
     """
-    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
-    if accepted[Chain.USER] and folder is None:
-        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    accepted = _accepted(folder, accept, accept_user)
     backend = backend_of(db)
     pending: list[Migration] = []
     for chain, migrations in _plans(db, folder, package_folder):
@@ -328,14 +318,17 @@ async def pending_migrations(
             _statements(backend, migration)
         status = await _chain_status(db, chain, migrations)
         _refuse(status, accepted[chain])
-        unknown = accepted[chain] - {a.version for a in status.applied}
-        if unknown:
-            which = "" if chain is Chain.PACKAGE else "your "
-            raise MigrationError(
-                f"cannot accept {which}migration {min(unknown)}: it was never applied"
-            )
         pending += status.pending
     return pending
+
+
+def _accepted(
+    folder: Path | None, accept: Iterable[int], accept_user: Iterable[int]
+) -> dict[Chain, set[int]]:
+    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
+    if accepted[Chain.USER] and folder is None:
+        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    return accepted
 
 
 def _plans(
@@ -419,19 +412,16 @@ async def migrate(
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
-    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
-    if accepted[Chain.USER] and folder is None:
-        raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
+    accepted = _accepted(folder, accept, accept_user)
     plans = _plans(db, folder, package_folder)
     backend = backend_of(db)
     scripts = {(chain, m.version): _statements(backend, m) for chain, found in plans for m in found}
-    async with _migration_transaction(db, lock_timeout) as conn:
+    async with translate_errors(db), backend.migration(lock_timeout) as conn:
         for chain, migrations in plans:
             await _ensure_history(db, conn, chain)
             _refuse(_compare(migrations, await _applied(db, conn, chain), chain), accepted[chain])
         for chain, migrations in plans:
-            if accepted[chain]:
-                await _accept(db, conn, chain, migrations, accepted[chain])
+            await _accept(db, conn, chain, migrations, accepted[chain])
     return [
         migration
         for chain, migrations in plans
@@ -452,7 +442,7 @@ async def _apply_pending(
     """Apply one migration under the lock unless another runner did: say whether this one did."""
     chain = migration.chain
     try:
-        async with _migration_transaction(db, lock_timeout) as conn:
+        async with translate_errors(db), backend_of(db).migration(lock_timeout) as conn:
             status = _compare(migrations, await _applied(db, conn, chain), chain)
             _refuse(status, set())
             if migration not in status.pending:
@@ -466,6 +456,7 @@ async def _apply_pending(
 
 
 def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
+    """Refuse what stops `migrate` in this chain, and accepting a version never applied."""
     problems = status.problems(accepted)
     if problems:
         first = (
@@ -474,24 +465,21 @@ def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
             + [m.name for m in status.out_of_order]
         )
         raise MigrationError("; ".join(problems), migration=first[0] if first else None)
-
-
-@contextlib.asynccontextmanager
-async def _migration_transaction(db: Database, lock_timeout: float) -> AsyncIterator[Connection]:
-    backend = backend_of(db)
-    async with translate_errors(db), backend.migration(lock_timeout) as conn:
-        yield conn
+    unknown = accepted - {a.version for a in status.applied}
+    if unknown:
+        which = "" if status.chain is Chain.PACKAGE else "your "
+        raise MigrationError(f"cannot accept {which}migration {min(unknown)}: it was never applied")
 
 
 async def _accept(
     db: Database, conn: Connection, chain: Chain, migrations: list[Migration], accepted: set[int]
 ) -> None:
+    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten.
+
+    Each query is called by its name, so that a change to its parameters is a type error here.
+    """
     by_version = {m.version: m for m in migrations}
-    applied = {a.version for a in await _applied(db, conn, chain)}
-    which = "" if chain is Chain.PACKAGE else "your "
     for version in sorted(accepted):
-        if version not in applied:
-            raise MigrationError(f"cannot accept {which}migration {version}: it was never applied")
         migration = by_version.get(version)
         if migration is None and chain is Chain.PACKAGE:
             await db.queries.forget_migration(conn, version=version)
@@ -572,13 +560,6 @@ async def _applied(
         else await db.queries.list_applied_user_migrations(conn)
     )
     return [
-        AppliedMigration(
-            version=row.version,
-            name=row.name,
-            checksum=row.checksum,
-            applied_at=row.applied_at,
-            duration_ms=row.duration_ms,
-            chain=chain,
-        )
-        for row in rows
+        AppliedMigration(r.version, r.name, r.checksum, r.applied_at, r.duration_ms, chain)
+        for r in rows
     ]

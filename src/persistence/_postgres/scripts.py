@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-from persistence.exceptions import (
-    MigrationError,
-)
+from persistence.exceptions import MigrationError
 
 __all__ = ["split_postgres"]
 

@@ -22,13 +22,13 @@ from persistence._sqlite.statements import (
     Mode,
     Plan,
     execute,
-    retry_elsewhere,
+    is_busy,
 )
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = ["InThread", "Readers", "map_rows"]
+__all__ = ["InThread", "Readers", "map_rows", "within_budget"]
 
 InThread = Callable[..., Awaitable[Any]]
 """Runs a function in the backend's worker threads and gives its result."""
@@ -47,6 +47,30 @@ async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
         mapped += rows_as(picked[start : start + SLICE_ITEMS])
         await share_loop()
     return mapped
+
+
+async def within_budget(
+    budget: Budget,
+    run: Callable[[], Any],
+    elsewhere: Callable[[], Awaitable[Any]],
+    *,
+    when_busy: bool,
+) -> Any:
+    """Give what `run()` gives on the loop, or `elsewhere()` once it runs past the budget.
+
+    With `when_busy`, a statement that must wait for a lock goes elsewhere too, at once.
+    """
+    await share_loop()
+    budget.arm()
+    try:
+        return run()
+    except sqlite3.OperationalError as error:
+        if not (budget.tripped or (when_busy and is_busy(error))):
+            raise
+        budget.disarm()
+        return await elsewhere()
+    finally:
+        budget.disarm()
 
 
 class Readers:
@@ -83,20 +107,11 @@ class Readers:
 
         A query marked to run long is read in a thread at once.
         """
+        elsewhere = functools.partial(self._read_in_thread, plan, params, mode)
         if plan.runs_long:
-            return await map_rows(rows_as, await self._read_in_thread(plan, params, mode), mode)
-        await share_loop()
-        budget = self._budget
-        budget.arm()
-        try:
-            picked = execute(self._reader, plan, params, mode)
-        except sqlite3.OperationalError as error:
-            if not retry_elsewhere(error, budget):
-                raise
-            budget.disarm()
-            picked = await self._read_in_thread(plan, params, mode)
-        finally:
-            budget.disarm()
+            return await map_rows(rows_as, await elsewhere(), mode)
+        run = functools.partial(execute, self._reader, plan, params, mode)
+        picked = await within_budget(self._budget, run, elsewhere, when_busy=True)
         return await map_rows(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:

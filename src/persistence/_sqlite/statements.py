@@ -34,7 +34,6 @@ __all__ = [
     "execute",
     "is_busy",
     "plan_query",
-    "retry_elsewhere",
     "savepointed",
 ]
 
@@ -245,11 +244,6 @@ class Budget:
 
     def disarm(self) -> None:
         self.deadline = math.inf
-
-
-def retry_elsewhere(error: sqlite3.OperationalError, budget: Budget) -> bool:
-    """Tell whether a read failed on the loop only because it was slow or had to wait."""
-    return budget.tripped or is_busy(error)
 
 
 def is_busy(error: BaseException) -> bool:

@@ -20,13 +20,14 @@ import enum
 import functools
 import sqlite3
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
-from persistence._sqlite.reads import InThread, map_rows
+from persistence._sqlite.reads import InThread, map_rows, within_budget
 from persistence._sqlite.statements import (
     PROGRESS_STEPS,
     Budget,
@@ -121,24 +122,18 @@ class Writer:
         self.expect_lease()
         if mode is Mode.MANY:
             return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
-        if plan.runs_long:
-            run = functools.partial(execute, writer, plan, params, mode)
-            return await map_rows(rows_as, await finish_then_cancel(self._in_thread(run)), mode)
-        await share_loop()
-        if plan.writes:
+        if plan.writes and not plan.runs_long:
+            await share_loop()
             return execute(writer, plan, params, mode, rows_as)
-        budget = self._budget
-        budget.arm()
-        try:
-            picked = execute(writer, plan, params, mode)
-        except sqlite3.OperationalError:
-            if not budget.tripped:
-                raise
-            budget.disarm()
-            run = functools.partial(execute, writer, plan, params, mode)
-            picked = await finish_then_cancel(self._in_thread(run))
-        finally:
-            budget.disarm()
+        run = functools.partial(execute, writer, plan, params, mode)
+
+        def elsewhere() -> Awaitable[Any]:
+            return finish_then_cancel(self._in_thread(run))
+
+        if plan.runs_long:
+            picked = await elsewhere()
+        else:
+            picked = await within_budget(self._budget, run, elsewhere, when_busy=False)
         return await map_rows(rows_as, picked, mode)
 
     def expect_lease(self) -> None:

@@ -34,12 +34,15 @@ if TYPE_CHECKING:
     from persistence._backend import ChangeWatch
     from persistence.database import Database
 
-__all__ = ["DEFAULT_MAX_BYTES", "TABLES", "Cache", "CacheStats", "Entries", "private_copy"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_SIZE", "TABLES", "Cache", "CacheStats"]
 
 TABLES = (config.TABLE, results.TABLE, file_records.TABLE)
 """The tables whose reads the caches serve."""
 
 _V = TypeVar("_V")
+
+DEFAULT_SIZE: Final = 10_000
+"""Entries a memory tier keeps before it forgets the least recently used."""
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 """Bytes (estimated) that a memory tier holds before it forgets the least recently used."""
@@ -133,22 +136,29 @@ MISS = object()
 
 
 class Cache:
-    """The reads that the memory cache and the Redis cache serve, alike.
+    """The reads that the memory cache and the Redis cache serve, alike, and the memory tier.
 
-    Each cache implements two lookups, `_peek` and `_fill`, and `stats`, `invalidate` and
-    `close`.
-
+    Each cache implements `_fill`, which finds a missed entry in a slower tier or loads it.
     A hit costs one `_peek`, with no await in between: the setting read on every run
     must cost next to nothing.
     """
 
-    def __init__(self, db: Database, watch: ChangeWatch) -> None:
+    def __init__(
+        self,
+        db: Database,
+        watch: ChangeWatch,
+        *,
+        size: int = DEFAULT_SIZE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if db.in_transaction:
             raise ValidationError(
                 "Cache", "db", "open a cache on the database, not on a transaction() block"
             )
         self._db = db
         self._watch: ChangeWatch | None = watch
+        self._local = Entries(size, max_bytes) if size > 0 else None
+        self._hits = self._misses = self._bypassed = self._faults = 0
         self._own = dict.fromkeys(TABLES, 0)
         """Counts this process's writes and invalidations of each table."""
         self._pending: set[str] = set()
@@ -179,8 +189,49 @@ class Cache:
             if await watch.sync() and self._own[table] == own:
                 self._pending.discard(table)
 
-    async def _stop(self) -> None:
-        """Stop following the database: later reads go to it."""
+    def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
+        """Return the trusted value of `key` in `table` from the memory tier, or MISS."""
+        local = self._local
+        if local is not None:
+            version = self._version(table)
+            if version is not None:
+                entry = local.get((table, key))
+                if entry is not None and entry[0] == version:
+                    self._hits += 1
+                    return entry[1]
+        return MISS
+
+    def _keep(self, table: str, key: tuple[Hashable, ...], version: object, value: object) -> None:
+        """Keep a value loaded at `version` in the memory tier, if nothing changed meanwhile."""
+        if self._local is not None and version is not None and self._version(table) == version:
+            self._local[table, key] = (version, value)
+
+    def stats(self) -> CacheStats:
+        """Return how the cache has served its reads so far; Redis hits count as hits."""
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            bypassed=self._bypassed,
+            faults=self._faults,
+            held_bytes=0 if self._local is None else self._local.held_bytes,
+        )
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Forget what this process's memory holds of `table`, or of every table.
+
+        Redis entries need no invalidation: each is keyed by the database's stamp of its
+        table, which every commit changes.
+        """
+        if table is not None and table not in TABLES:
+            allowed = ", ".join(TABLES)
+            raise ValidationError("Cache", "table", f"must be one of {allowed}: {table!r}")
+        for name in TABLES if table is None else (table,):
+            self._own[name] += 1
+
+    async def close(self) -> None:
+        """Stop watching; later reads go to the database. The database stays open."""
+        if self._local is not None:
+            self._local.clear()
         watch, self._watch = self._watch, None
         self._stop_watching()
         loading = list(self._loading.values())
@@ -190,18 +241,6 @@ class Cache:
         await asyncio.gather(*loading, return_exceptions=True)
         if watch is not None:
             await watch.close()
-
-    def stats(self) -> CacheStats:
-        """Return how the cache has served its reads so far."""
-        raise NotImplementedError  # pragma: no cover
-
-    async def invalidate(self, table: str | None = None) -> None:
-        """Forget what this process holds of `table`, or of every table."""
-        raise NotImplementedError  # pragma: no cover
-
-    async def close(self) -> None:
-        """Stop watching and close the cache's connections; the database stays open."""
-        raise NotImplementedError  # pragma: no cover
 
     def _lookup(self, table: str, key: tuple[Hashable, ...]) -> object:
         """Return the trusted value of `key` in `table`, or MISS; refuse a read in a block.
@@ -235,10 +274,6 @@ class Cache:
         if not done.cancelled():
             done.exception()  # read, so that a load no caller waited for is not reported
 
-    def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
-        """Return the trusted value of `key` in `table`, or MISS."""
-        raise NotImplementedError  # pragma: no cover
-
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
     ) -> _V:
@@ -248,18 +283,26 @@ class Cache:
         """
         raise NotImplementedError  # pragma: no cover
 
+    async def _read(
+        self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
+    ) -> _V:
+        """Give a private copy of the trusted value of `key`, filled by `load` on a miss."""
+        found = self._lookup(table, key)
+        if found is MISS:
+            found = await self._fill_once(table, key, load, shape)
+        return private_copy(cast("_V", found))
+
     async def _entry(self, section: str, key: str) -> ConfigEntry | None:
         found = self._lookup(config.TABLE, ("entry", section, key))
-        if found is not MISS:
+        if found is not MISS:  # the setting read on every run: checked only on a miss
             return cast("ConfigEntry | None", found)
         section = key_text("ConfigEntry", "section", section)
         key = key_text("ConfigEntry", "key", key)
-
-        async def load() -> ConfigEntry | None:
-            return await config.find_config_entry_by_key(self._db, section, key)
-
         return await self._fill_once(
-            config.TABLE, ("entry", section, key), load, ConfigEntry | None
+            config.TABLE,
+            ("entry", section, key),
+            lambda: config.find_config_entry_by_key(self._db, section, key),
+            ConfigEntry | None,
         )
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
@@ -281,26 +324,21 @@ class Cache:
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
         """Return every entry, by section then key."""
-        found = self._lookup(config.TABLE, ("all",))
-        if found is MISS:
 
-            async def load() -> tuple[ConfigEntry, ...]:
-                return tuple(await config.all_config_entries(self._db))
+        async def load() -> tuple[ConfigEntry, ...]:
+            return tuple(await config.all_config_entries(self._db))
 
-            found = await self._fill_once(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
-        return private_copy(cast("tuple[ConfigEntry, ...]", found))
+        return await self._read(config.TABLE, ("all",), load, tuple[ConfigEntry, ...])
 
     async def find_result(self, result_id: int) -> TestResult | None:
         """Return the result with this id, or None; the id is checked as the repository does."""
         result_id = key_id("TestResult", result_id)
-        found = self._lookup(results.TABLE, ("id", result_id))
-        if found is MISS:
-
-            async def load() -> TestResult | None:
-                return await results.find_result(self._db, result_id)
-
-            found = await self._fill_once(results.TABLE, ("id", result_id), load, TestResult | None)
-        return private_copy(cast("TestResult | None", found))
+        return await self._read(
+            results.TABLE,
+            ("id", result_id),
+            lambda: results.find_result(self._db, result_id),
+            TestResult | None,
+        )
 
     async def recent_results(
         self, limit: int = 50, test_type: TestType | None = None
@@ -308,26 +346,19 @@ class Cache:
         """Return the newest results, of one type if given, newest first."""
         limit = page_limit("ResultFilter", limit)
         where = ResultFilter(test_type=test_type)  # checks it, as the repository does
+
+        async def load() -> tuple[TestResult, ...]:
+            return (await results.list_results(self._db, where, limit=limit)).items
+
         key = ("recent", limit, where.test_type)
-        found = self._lookup(results.TABLE, key)
-        if found is MISS:
-
-            async def load() -> tuple[TestResult, ...]:
-                return (await results.list_results(self._db, where, limit=limit)).items
-
-            found = await self._fill_once(results.TABLE, key, load, tuple[TestResult, ...])
-        return private_copy(cast("tuple[TestResult, ...]", found))
+        return await self._read(results.TABLE, key, load, tuple[TestResult, ...])
 
     async def find_file_record_by_path(self, path: str) -> FileRecord | None:
         """Return the record of this path, or None."""
-        found = self._lookup(file_records.TABLE, ("path", path))
-        if found is MISS:
-            path = key_text("FileRecord", "path", path)
-
-            async def load() -> FileRecord | None:
-                return await file_records.find_file_record_by_path(self._db, path)
-
-            found = await self._fill_once(
-                file_records.TABLE, ("path", path), load, FileRecord | None
-            )
-        return private_copy(cast("FileRecord | None", found))
+        path = key_text("FileRecord", "path", path)
+        return await self._read(
+            file_records.TABLE,
+            ("path", path),
+            lambda: file_records.find_file_record_by_path(self._db, path),
+            FileRecord | None,
+        )

@@ -42,16 +42,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from persistence._backend import ChangeWatch, Engine
-from persistence.cache._core import (
-    DEFAULT_MAX_BYTES,
-    MISS,
-    TABLES,
-    Cache,
-    CacheStats,
-    Entries,
-    Load,
-)
-from persistence.cache.memory import DEFAULT_HEARTBEAT, DEFAULT_SIZE, check_count, check_table
+from persistence._guards import at_least, finite_amount
+from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, MISS, Cache, Load
+from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
 from persistence.database import backend_of, redact_url
 from persistence.exceptions import ValidationError
@@ -119,7 +112,7 @@ class RedisCache(Cache):
         local_size: int = DEFAULT_SIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        super().__init__(db, watch)
+        super().__init__(db, watch, size=local_size, max_bytes=max_bytes)
         self._client = client
         self._shown_url = shown_url
         self._namespace = namespace
@@ -127,23 +120,8 @@ class RedisCache(Cache):
         self._timeout = timeout
         self._retry_after = retry_after
         self._converter = make_converter()
-        self._local = Entries(local_size, max_bytes) if local_size > 0 else None
         self._down_until = 0.0
         self._outage = False
-        self._hits = self._misses = self._bypassed = self._faults = 0
-
-    # The memory tier.
-
-    def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
-        local = self._local
-        if local is not None:
-            version = self._version(table)
-            if version is not None:
-                entry = local.get((table, key))
-                if entry is not None and entry[0] == version:
-                    self._hits += 1
-                    return entry[1]
-        return MISS
 
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
@@ -164,16 +142,13 @@ class RedisCache(Cache):
                 await self._to_redis(table, key, stamp, value, shape)
         else:
             self._hits += 1
-        if self._local is not None and version is not None and self._version(table) == version:
-            self._local[table, key] = (version, value)
+        self._keep(table, key, version, value)
         return cast("_V", value)
 
     def _current(self, table: str, version: tuple[int, int] | None, stamp: str) -> bool:
         """Whether `table` is still at the version and stamp read before a load."""
         watch = self._watch
         return watch is not None and self._version(table) == version and watch.stamp(table) == stamp
-
-    # The Redis tier.
 
     def _key(self, table: str, key: tuple[Hashable, ...], stamp: str) -> tuple[str, str]:
         """Give the Redis key of an entry and the text of the read it answers."""
@@ -185,9 +160,6 @@ class RedisCache(Cache):
         self, table: str, key: tuple[Hashable, ...], stamp: str, shape: object
     ) -> object:
         """Give the entry of `key` at `stamp`, or MISS (none, unreadable, or a fault)."""
-        if time.monotonic() < self._down_until:
-            self._bypassed += 1
-            return MISS
         entry_key, text = self._key(table, key, stamp)
         raw = await self._call(lambda: self._client.get(entry_key))
         if raw is _FAULT:
@@ -246,39 +218,15 @@ class RedisCache(Cache):
                 error,
             )
 
-    # The API's bookkeeping.
-
-    def stats(self) -> CacheStats:
-        """Return how the cache has served its reads so far; Redis hits count as hits."""
-        return CacheStats(
-            hits=self._hits,
-            misses=self._misses,
-            bypassed=self._bypassed,
-            faults=self._faults,
-            held_bytes=0 if self._local is None else self._local.held_bytes,
-        )
-
-    async def invalidate(self, table: str | None = None) -> None:
-        """Forget `table`, or every table, in this process's memory tier.
-
-        Redis entries need no invalidation: each is keyed by the database's stamp of its
-        table, which every commit changes.
-        """
-        check_table(table)
-        for name in TABLES if table is None else (table,):
-            self._own[name] += 1
-
     async def close(self) -> None:
         """Stop following the database and close the Redis connections."""
-        if self._local is not None:
-            self._local.clear()
         try:
             async with asyncio.timeout(self._timeout):
                 await self._client.aclose(close_connection_pool=True)
         except _TRANSPORT_ERRORS:
             pass
         finally:
-            await self._stop()
+            await super().close()
 
 
 def default_namespace(db: Database, watch: ChangeWatch) -> str:
@@ -336,17 +284,10 @@ def redis_url(url: str | None) -> str:
 def check_limits(**limits: float) -> None:
     """Refuse a limit that is not a positive, finite number of seconds (a TTL: at most MAX_TTL)."""
     for name, value in limits.items():
-        given: object = value  # callers without type checking may pass anything
-        if (
-            isinstance(given, bool)
-            or not isinstance(given, int | float)
-            or not 0 < value <= (MAX_TTL if name == "ttl" else math.inf)
-            or not math.isfinite(value)
-        ):
+        number = finite_amount("RedisCache", name, value)
+        if not 0 < number <= (MAX_TTL if name == "ttl" else math.inf):
             bound = f" and at most {MAX_TTL:g}" if name == "ttl" else ""
-            raise ValidationError(
-                "RedisCache", name, f"must be a positive, finite number{bound}, got {value!r}"
-            )
+            raise ValidationError("RedisCache", name, f"must be positive{bound}, got {value!r}")
 
 
 async def open_redis_cache(  # every limit is the caller's to set
@@ -376,10 +317,8 @@ async def open_redis_cache(  # every limit is the caller's to set
         not isinstance(given, str) or not namespace or any(c.isspace() for c in namespace)
     ):
         raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
-    size: object = local_size
-    if isinstance(size, bool) or not isinstance(size, int) or local_size < 0:
-        raise ValidationError("RedisCache", "local_size", f"must be >= 0, got {local_size!r}")
-    check_count("RedisCache", max_bytes=max_bytes)
+    at_least("RedisCache", "local_size", local_size, 0)
+    at_least("RedisCache", "max_bytes", max_bytes, 1)
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,

@@ -18,16 +18,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, TypeVar
 
-from persistence._backend import ChangeWatch
-from persistence.cache._core import (
-    DEFAULT_MAX_BYTES,
-    MISS,
-    TABLES,
-    Cache,
-    CacheStats,
-    Entries,
-    Load,
-)
+from persistence._guards import at_least
+from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, Cache, Load
 from persistence.database import backend_of
 from persistence.exceptions import ValidationError
 
@@ -36,52 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_SIZE", "MemoryCache", "open_memory_cache"]
 
-DEFAULT_SIZE = 10_000
-"""Entries a memory cache keeps before it forgets the least recently used."""
-
 DEFAULT_HEARTBEAT = 1.0
 """Seconds between two heartbeats of PostgreSQL's change listener."""
 
 _V = TypeVar("_V")
 
 
-def check_count(model: str, **counts: int) -> None:
-    """Refuse a bound that is not a positive int."""
-    for name, value in counts.items():
-        given: object = value  # callers without type checking may pass anything
-        if isinstance(given, bool) or not isinstance(given, int) or value < 1:
-            raise ValidationError(model, name, f"must be a positive int, got {value!r}")
-
-
-def check_table(table: str | None) -> None:
-    """Refuse a table that no cache serves."""
-    if table is not None and table not in TABLES:
-        raise ValidationError("Cache", "table", f"must be one of {', '.join(TABLES)}: {table!r}")
-
-
 class MemoryCache(Cache):
     """Reads of one database served from this process's memory; made by `open_memory_cache`."""
-
-    def __init__(
-        self,
-        db: Database,
-        watch: ChangeWatch,
-        *,
-        size: int = DEFAULT_SIZE,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> None:
-        super().__init__(db, watch)
-        self._entries = Entries(size, max_bytes)
-        self._hits = self._misses = self._bypassed = 0
-
-    def _peek(self, table: str, key: tuple[Hashable, ...]) -> object:
-        version = self._version(table)
-        if version is not None:
-            entry = self._entries.get((table, key))
-            if entry is not None and entry[0] == version:
-                self._hits += 1
-                return entry[1]
-        return MISS
 
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
@@ -93,29 +47,8 @@ class MemoryCache(Cache):
         if version is None:
             self._bypassed += 1
         value = await load()
-        if version is not None and self._version(table) == version:
-            self._entries[table, key] = (version, value)
+        self._keep(table, key, version, value)
         return value
-
-    def stats(self) -> CacheStats:
-        """Return how the cache has served its reads so far."""
-        return CacheStats(
-            hits=self._hits,
-            misses=self._misses,
-            bypassed=self._bypassed,
-            held_bytes=self._entries.held_bytes,
-        )
-
-    async def invalidate(self, table: str | None = None) -> None:
-        """Forget what is cached of `table`, or of every table."""
-        check_table(table)
-        for name in TABLES if table is None else (table,):
-            self._own[name] += 1
-
-    async def close(self) -> None:
-        """Stop watching; later reads go to the database. The database stays open."""
-        self._entries.clear()
-        await self._stop()
 
 
 async def open_memory_cache(
@@ -131,7 +64,8 @@ async def open_memory_cache(
     default). On PostgreSQL the cache listens for changes on a connection of its own,
     checked every `heartbeat` seconds.
     """
-    check_count("MemoryCache", size=size, max_bytes=max_bytes)
+    at_least("MemoryCache", "size", size, 1)
+    at_least("MemoryCache", "max_bytes", max_bytes, 1)
     if not heartbeat > 0:
         raise ValidationError("MemoryCache", "heartbeat", f"must be positive, got {heartbeat!r}")
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)

@@ -24,7 +24,7 @@ from typing import Final
 
 import attrs
 
-from persistence._guards import text_problem
+from persistence._guards import argument, text_problem
 from persistence.exceptions import ValidationError
 from persistence.search._fold import fold_word
 
@@ -136,9 +136,7 @@ def _weighted(words: list[str], weight: str, *, prefix: bool) -> list[str]:
 
 def parse_search(text: str) -> SearchQuery:
     """Parse search text into its terms, or raise ValidationError saying what is wrong."""
-    given: object = text
-    if not isinstance(given, str):
-        raise ValidationError(_MODEL, "text", f"expected str, got {type(given).__name__}")
+    text = argument(_MODEL, "text", str, text)
     problem = text_problem(text)
     if problem is not None:
         raise ValidationError(_MODEL, "text", problem)

@@ -161,7 +161,10 @@ class _Matcher:
         """Scan ASCII text, folded whole: only where a term's first word may start."""
         assert self._starts is not None  # noqa: S101  # checked by the caller
         folded = text.lower()
-        reader = _Folded(folded)
+
+        def after(end: int) -> Iterator[tuple[_Span, str]]:
+            return ((match.span(), match.group()) for match in _WORD.finditer(folded, end))
+
         budget = _Budget()
         for candidate in self._starts.finditer(folded):
             word = _WORD.match(folded, candidate.start())  # the whole word the match starts
@@ -169,7 +172,7 @@ class _Matcher:
             start, end = word.span()
             if budget.past(start):
                 break
-            if budget.add(*self._starting(word.group(), (start, end), reader.after, end)):
+            if budget.add(*self._starting(word.group(), (start, end), after, end)):
                 break
         return budget.hits
 
@@ -220,19 +223,6 @@ class _Matcher:
                 for number in self._by_prefix[length].get(word[:length], ())
             ]
         return found, steps
-
-
-class _Folded:
-    """ASCII text folded whole, whose words are read from any place on."""
-
-    __slots__ = ("_text",)
-
-    def __init__(self, folded: str) -> None:
-        self._text = folded
-
-    def after(self, end: int) -> Iterator[tuple[_Span, str]]:
-        """Give the words after `end`, as far as they are asked for."""
-        return ((match.span(), match.group()) for match in _WORD.finditer(self._text, end))
 
 
 def _literal(word: str) -> str:
