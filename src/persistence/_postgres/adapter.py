@@ -6,7 +6,7 @@ import asyncio
 import operator
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import asyncpg.pool
@@ -24,7 +24,6 @@ __all__ = ["Params", "PgConnection", "PostgresAdapter"]
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 """The connection the pool lends: what the loaded queries take as `conn` on PostgreSQL."""
 Params = Mapping[str, Any]
-_T = TypeVar("_T")
 
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^)]*)\)\s*VALUES\s*\((?P<values>[^)]*)\)\s*;?\s*$",
@@ -37,9 +36,10 @@ class PostgresAdapter(AsyncPGAdapter):
 
     See `persistence._loader` for what each method gives, and why aiosql is told that the
     adapter is synchronous: each method returns the coroutine that the caller awaits, the call
-    observed when there is an observer (`persistence._tracing`). Every call goes straight to
-    the connection: aiosql's own methods first look for a pool with dir(conn) on every call,
-    and this package always passes one.
+    observed when there is an observer (`persistence._tracing`; without one, the cost is the
+    check `self._observer is None`). Every call goes straight to the connection: aiosql's own
+    methods first look for a pool with dir(conn) on every call, and this package always
+    passes one.
     """
 
     is_aio_driver = False
@@ -66,19 +66,6 @@ class PostgresAdapter(AsyncPGAdapter):
             self._observer.prepare("postgres", query_name, processed)
         return processed
 
-    def _hand_over(
-        self,
-        run: Coroutine[Any, Any, _T],
-        query_name: str,
-        parameters: object,
-        batch: int | None = None,
-    ) -> Coroutine[Any, Any, _T]:
-        """Give the call to await: observed when the database has an observer."""
-        observer = self._observer
-        if observer is None:
-            return run
-        return observer.observe(run, query_name, parameters, batch)
-
     def _ordered(self, query_name: str, parameters: Params) -> list[object]:
         report_query(query_name)  # the report of a query's written tables: see _changes.py
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
@@ -94,7 +81,8 @@ class PostgresAdapter(AsyncPGAdapter):
     ) -> Coroutine[Any, Any, list[object]]:
         """Give every row, mapped by the record class (sqlc's :many)."""
         run = self._select(conn, query_name, sql, parameters, record_class)
-        return self._hand_over(run, query_name, parameters)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def select_one(
         self,
@@ -106,28 +94,36 @@ class PostgresAdapter(AsyncPGAdapter):
     ) -> Coroutine[Any, Any, object]:
         """Give the first row, mapped by the record class, or None (sqlc's :one)."""
         run = self._select_one(conn, query_name, sql, parameters, record_class)
-        return self._hand_over(run, query_name, parameters)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_returning(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Params
     ) -> Coroutine[Any, Any, object]:
         """Return the first column of the RETURNING row (the new id)."""
         run = self._insert_returning(conn, query_name, sql, parameters)
-        return self._hand_over(run, query_name, parameters)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_update_delete(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Params
     ) -> Coroutine[Any, Any, int]:
         """Run one statement and return how many rows it changed, parsed from its status."""
         run = self._insert_update_delete(conn, query_name, sql, parameters)
-        return self._hand_over(run, query_name, parameters)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_update_delete_many(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
     ) -> Coroutine[Any, Any, int]:
         """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
         run = self._insert_update_delete_many(conn, query_name, sql, parameters)
-        return self._hand_over(run, query_name, parameters, len(parameters))
+        observer = self._observer
+        return (
+            run
+            if observer is None
+            else observer.observe(run, query_name, parameters, len(parameters))
+        )
 
     async def _select(
         self,

@@ -56,7 +56,9 @@ class SqliteAdapter:
 
     See `persistence._loader` for what each method gives, and why aiosql is told that the
     adapter is synchronous: each method returns the coroutine that the caller awaits. With an
-    observer (`persistence._tracing`), that coroutine is the call observed.
+    observer (`persistence._tracing`), that coroutine is the call observed; without one, the
+    cost is the check `self._observer is None`, written out in each method, where a call of
+    a shared helper would cost more.
     """
 
     is_aio_driver = False
@@ -73,22 +75,6 @@ class SqliteAdapter:
             self._observer.prepare("sqlite", query_name, sql)
         return sql
 
-    def _hand_over(
-        self,
-        conn: SqliteSession,
-        query_name: str,
-        parameters: Any,
-        mode: Mode,
-        rows_as: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, Any]:
-        """Hand one call to the session: observed when the database has an observer."""
-        run = conn.run(self._plans[query_name], parameters, mode, rows_as)
-        observer = self._observer
-        if observer is None:
-            return run
-        batch = len(parameters) if mode is Mode.MANY else None
-        return observer.observe(run, query_name, parameters, batch)
-
     def select(
         self,
         conn: SqliteSession,
@@ -98,7 +84,9 @@ class SqliteAdapter:
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, list[Row]]:
         """Give every row, mapped by the record class (sqlc's :many)."""
-        return self._hand_over(conn, query_name, parameters, Mode.ROWS, record_class)
+        run = conn.run(self._plans[query_name], parameters, Mode.ROWS, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def select_one(
         self,
@@ -109,31 +97,42 @@ class SqliteAdapter:
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, Row | None]:
         """Give the first row, mapped by the record class, or None (sqlc's :one)."""
-        return self._hand_over(conn, query_name, parameters, Mode.ROW, record_class)
+        run = conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def select_value(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
     ) -> Coroutine[Any, Any, object]:
         """Give the first column of the first row, or None."""
-        return self._hand_over(conn, query_name, parameters, Mode.VALUE)
+        run = conn.run(self._plans[query_name], parameters, Mode.VALUE)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_returning(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
     ) -> Coroutine[Any, Any, object]:
         """Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."""
-        return self._hand_over(conn, query_name, parameters, Mode.VALUE)
+        run = conn.run(self._plans[query_name], parameters, Mode.VALUE)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_update_delete(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
     ) -> Coroutine[Any, Any, int]:
         """Run one statement; give how many rows it changed (sqlc's :exec and :execrows)."""
-        return self._hand_over(conn, query_name, parameters, Mode.COUNT)
+        run = conn.run(self._plans[query_name], parameters, Mode.COUNT)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_update_delete_many(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]
     ) -> Coroutine[Any, Any, int]:
         """Insert every parameter set, all or none, in a thread (sqlc's :copyfrom)."""
-        return self._hand_over(conn, query_name, list(parameters), Mode.MANY)
+        rows = list(parameters)
+        run = conn.run(self._plans[query_name], rows, Mode.MANY)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, rows, len(rows))
 
     def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
         """Refuse scripts: the migration runner runs them statement by statement."""
