@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind, StatusCode
 
+from codegen.queries import query_facts
 from persistence import (
     ConflictError,
     Database,
@@ -276,3 +278,35 @@ def test_nothing_observes_without_an_sdk_or_a_threshold(monkeypatch: pytest.Monk
     assert observer_for("sqlite", "x.db", None, None) is None
     assert observer_for("sqlite", "x.db", Tracing(NoOpTracerProvider()), None) is None
     assert observer_for("postgres", "postgresql://h/db", None, 1.0) is not None
+
+
+async def test_without_the_extra_only_the_slow_log_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without opentelemetry importable, tracing is off and the slow-query log still works."""
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    assert observer_for("sqlite", "x.db", Tracing(), None) is None
+    with caplog.at_level(logging.WARNING, logger="persistence.queries"):
+        async with connect(tmp_path / "n.db", slow_query=0) as db:
+            await migrate(db)
+    assert any("ListAppliedMigrations" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("sql", "facts"),
+    [
+        ("SELECT id FROM runs WHERE id = ?", ("SELECT", "runs")),
+        ("WITH old AS (SELECT id FROM runs) DELETE FROM runs WHERE id IN old", ("DELETE", "runs")),
+        (
+            "INSERT INTO runs (id) VALUES (?) ON CONFLICT (id) DO UPDATE SET id = 1",
+            ("INSERT", "runs"),
+        ),
+        ("SELECT r.id FROM runs AS r JOIN test_results AS t ON t.run_id = r.id", ("SELECT", None)),
+        ("-- UPDATE runs\nSELECT 'DELETE FROM runs' FROM test_results", ("SELECT", "test_results")),
+    ],
+)
+def test_the_generator_names_each_query_verb_and_table(
+    sql: str, facts: tuple[str, str | None]
+) -> None:
+    """The outermost statement's verb, and the one schema table named, comments and text aside."""
+    assert query_facts(sql, {"runs": (), "test_results": ()}) == facts
