@@ -76,6 +76,7 @@ __all__ = [
     "generate",
     "generate_sql",
     "main",
+    "query_facts",
     "snake_case",
     "written_tables",
 ]
@@ -191,6 +192,8 @@ _RESERVED_NAMES = frozenset(
         "decode_datetime",
         "decode_json",
         "QUERY_WRITES",
+        "QUERY_FACTS",
+        "QueryFacts",
     }
 )
 _RESERVED_PARAMETERS = frozenset({"self", "conn"})
@@ -292,6 +295,10 @@ class _Query:
     """The query's SQL in aiosql's form: named placeholders, no comments."""
     writes: tuple[str, ...] = ()
     """The tables the query changes: see `written_tables`."""
+    operation: str = ""
+    """The verb of its outermost statement (SELECT, INSERT, ...): see `query_facts`."""
+    collection: str | None = None
+    """The one table of the schema that it names, None when it names several: `query_facts`."""
 
 
 @dataclass(frozen=True)
@@ -501,6 +508,7 @@ def _read_query(
     text = _str(raw.get("text", ""), f"{what}.text")
     parameters = _read_parameters(engine, name, raw.get("params"), marked.parameters, text)
     sql = _named_placeholders(engine, name, text, _parameter_names(name, raw.get("params")))
+    operation, collection = query_facts(text, tables)
     columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
     for column_name in column_overrides:
@@ -540,6 +548,8 @@ def _read_query(
         runs_long=marked.runs_long,
         sql=sql,
         writes=written_tables(engine, name, raw, tables),
+        operation=operation,
+        collection=collection,
     )
 
 
@@ -683,6 +693,57 @@ def written_tables(
                 f"{engine}: query {query} writes {table!r}, which is not a table of the schema"
             )
     return tuple(sorted(found))
+
+
+# --- what traces say of a query -------------------------------------------------------------
+
+_VERB_OR_PAREN = re.compile(r"[()]|\b(?:WITH|SELECT|INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_TABLE_NAMED = re.compile(
+    r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(?:ONLY\s+)?(?P<table>\"[^\"]+\"|\w+)", re.IGNORECASE
+)
+
+
+def query_facts(text: str, tables: Mapping[str, object]) -> tuple[str, str | None]:
+    """Give the operation and the table that a query's spans name (`QUERY_FACTS`).
+
+    The operation is the verb of the outermost statement, after any WITH clauses ("" when
+    there is none, as in a call of a function). The
+    table is the one table of the schema named after FROM, JOIN, INTO or UPDATE anywhere
+    in the query; None when it names several (or none), as the tracing conventions ask.
+    """
+    clean = _SQL_NOISE.sub(" ", text)
+    depth = 0
+    operation = ""
+    for match in _VERB_OR_PAREN.finditer(clean):
+        word = match[0].upper()
+        if word in "()":
+            depth += 1 if word == "(" else -1
+        elif depth == 0 and word != "WITH":
+            operation = word
+            break
+    named = {m["table"].strip('"') for m in _TABLE_NAMED.finditer(clean)} & tables.keys()
+    return operation, named.pop() if len(named) == 1 else None
+
+
+def _facts_constant(methods: Sequence[_Method], engines: Sequence[_Engine]) -> list[str]:
+    """Write the generated `QUERY_FACTS`: each query's facts, by engine and method."""
+    lines = ["", "", "QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {"]
+    for engine in sorted(engines, key=lambda e: ENGINE_FILES[e.name]):
+        lines.append(f'{_INDENT}"{ENGINE_FILES[engine.name]}": {{')
+        for method in methods:
+            query = engine.queries[method.query.name]
+            table = "None" if query.collection is None else f'"{query.collection}"'
+            lines.append(
+                f'{_INDENT * 2}"{method.method}": '
+                f'QueryFacts("{query.name}", "{query.operation}", {table}),'
+            )
+        lines.append(f"{_INDENT}}},")
+    lines += [
+        "}",
+        '"""Each engine\'s queries by method name: what their spans and metrics name."""',
+        "",
+    ]
+    return lines
 
 
 def _compare_writes(first: _Engine, other: _Engine) -> None:
@@ -942,7 +1003,12 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
     typing.append("Protocol")
     if any(m.params_type for m in methods):
         typing.append("TypedDict")
-    ours = ["Connection", *(["JsonObject"] if "JsonObject" in text else []), "RowMapper"]
+    ours = [
+        "Connection",
+        *(["JsonObject"] if "JsonObject" in text else []),
+        "QueryFacts",
+        "RowMapper",
+    ]
     return [
         "from __future__ import annotations",
         "",
@@ -975,7 +1041,7 @@ def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
         "",
         *_imports(methods),
     ]
-    public = {"Connection", "QUERY_WRITES", "Queries", "ROW_MAPPERS", "RUNS_LONG"}
+    public = {"Connection", "QUERY_FACTS", "QUERY_WRITES", "Queries", "ROW_MAPPERS", "RUNS_LONG"}
     public |= {m.row for m in methods if m.row} | {m.params_type for m in methods if m.params_type}
     if any("JsonObject" in line for line in lines):
         public.add("JsonObject")
@@ -1030,6 +1096,7 @@ def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
         "",
     ]
     lines += _writes_constant(methods)
+    lines += _facts_constant(methods, engines)
     return "\n".join(lines)
 
 

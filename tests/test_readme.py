@@ -109,3 +109,10 @@ async def test_run_history_example_runs(tmp_path: Path) -> None:
     example = example_under("## Run history")
     assert callable(example)
     await example(tmp_path)
+
+
+async def test_tracing_example_runs(tmp_path: Path) -> None:
+    """The README's tracing example traces its queries under the caller's span, values kept out."""
+    example = example_under("## Tracing and logs")
+    assert callable(example)
+    await example(tmp_path)

@@ -114,7 +114,7 @@ def test_the_metadata_names_a_free_distribution(dist: Path) -> None:
     assert only(dist, "*.tar.gz").name.startswith("persistence_sql-")
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Requires-Python"] == ">=3.11"
-    assert {"dev", "bench"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert {"dev", "bench", "otel"} <= set(metadata.get_all("Provides-Extra") or [])
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert "pip install persistence-sql" in (metadata.get_payload() or "")
 

@@ -1,5 +1,6 @@
 """A typed, SQL-first data layer: test results, typed configuration and tracked files."""
 
+from persistence._tracing import Tracing
 from persistence.bundle import Persistence, open_persistence
 from persistence.config import (
     ConfigEntryCursor,
@@ -149,6 +150,7 @@ __all__ = [
     "TestResult",
     "TestStatus",
     "TestType",
+    "Tracing",
     "TypeStats",
     "ValidationError",
     "all_config_entries",

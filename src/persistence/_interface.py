@@ -2,13 +2,14 @@
 
 - `Connection`: an open connection of some engine, opaque here.
 - `RowMapper`: what turns the rows a driver gives into the generated row types.
+- `QueryFacts`: what the traces of a query name, as the generated `QUERY_FACTS` gives them.
 - The JSON value types that the generated signatures and the models use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
 """Any value that JSON can hold."""
@@ -22,6 +23,16 @@ RowMapper: TypeAlias = Callable[[Iterable[Any]], list[Any]]
 Rows cross the drivers untyped (sqlite3 tuples, asyncpg Records); the generated mappers give
 typed rows, and the `Queries` protocol types what a call returns.
 """
+
+
+class QueryFacts(NamedTuple):
+    """What the traces of a query name: its name in sql/queries/, its verb and its table."""
+
+    name: str
+    operation: str
+    """The verb of its outermost statement (SELECT, INSERT, ...); empty when it has none."""
+    table: str | None
+    """The one table of the schema that it names; None when it names several."""
 
 
 class Connection(Protocol):

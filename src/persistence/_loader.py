@@ -43,6 +43,10 @@ Where aiosql cannot serve a need, the adapter hands the statement over to its ba
 
 The adapters' write paths receive the query's name (`query_name`), the place for anything
 that must know which query wrote.
+
+The hand-over is also the one place where queries are traced, measured and logged when slow:
+each adapter takes the database's `Observer` (`persistence._tracing`), or None, and hands
+over the observed call when it has one.
 """
 
 from __future__ import annotations

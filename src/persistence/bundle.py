@@ -19,6 +19,7 @@ import attrs
 
 from persistence._backend import Engine
 from persistence._guards import at_least
+from persistence._tracing import Tracing, slow_threshold
 from persistence.cache import (
     ArtifactCache,
     Cache,
@@ -64,13 +65,16 @@ async def open_persistence(  # every part is the caller's to choose
     user_migrations: str | os.PathLike[str] | None = None,
     artifact_budget: int = DEFAULT_BUDGET,
     heartbeat: float = 1.0,
+    tracing: Tracing | None = None,
+    slow_query: float | None = None,
 ) -> AsyncIterator[Persistence]:
     """Open the database, the file store and the caches; close them all when the block ends.
 
     With `migrations="apply"` pending migrations are applied; with `"check"`, a database
     with pending or drifted migrations is refused with MigrationError and left untouched.
     `user_migrations` names the folder of the user's own chain (`sqlite/`, `postgres/`),
-    applied or checked after the package's, as `migrate` does.
+    applied or checked after the package's, as `migrate` does. `tracing` and `slow_query`
+    trace and log the database's queries, as `open_database` does.
     """
     user_folder = None if user_migrations is None else _user_folder(user_migrations)
     if migrations not in {"apply", "check"}:
@@ -81,6 +85,7 @@ async def open_persistence(  # every part is the caller's to choose
     redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
     # Every argument is checked before anything is opened, created or migrated.
     check_limits(heartbeat=heartbeat)
+    slow_threshold(slow_query)
     if redis_url is not None:
         check_redis_url(redis_url)
     at_least("open_persistence", "artifact_budget", artifact_budget, 1)
@@ -92,7 +97,7 @@ async def open_persistence(  # every part is the caller's to choose
                 f"{target}: no database there, so no migration is applied; "
                 "run 'persistence migrate'"
             )
-    db = await open_database(database)
+    db = await open_database(database, tracing=tracing, slow_query=slow_query)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)
         if migrations == "apply":

@@ -36,6 +36,7 @@ from persistence._changes import recording, stop_recording
 from persistence._postgres import open_postgres
 from persistence._postgres.create import create_postgres_database
 from persistence._sqlite import open_sqlite
+from persistence._tracing import Tracing, observer_for
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -248,6 +249,8 @@ async def open_database(  # each limit is the caller's to set
     busy_timeout: float = 5.0,
     pool_size: int = 10,
     create: bool = True,
+    tracing: Tracing | None = None,
+    slow_query: float | None = None,
 ) -> Database:
     """Open a database by URL or path: `url`, else `$DATABASE_URL`, else `data/app.db`.
 
@@ -256,14 +259,20 @@ async def open_database(  # each limit is the caller's to set
     must come within `connect_timeout`, each statement within `command_timeout`, and a
     connection handed back within `release_timeout`. With `create=False`, a missing SQLite file is
     an error and an existing one is opened read-only.
+
+    Every query is an OpenTelemetry span when the `otel` extra is installed and a tracer
+    provider is set up, globally or in `tracing`. A query that takes `slow_query` seconds or
+    more (else `$PERSISTENCE_SLOW_QUERY`) is logged at WARNING on `persistence.queries`.
     """
     engine, target = engine_of(url)
     shown = redact_url(target)
+    observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
         backend: Backend = await open_sqlite(
             target,
             busy_timeout=busy_timeout,
             create=create,
+            observer=observer,
         )
     else:
         backend = await open_postgres(
@@ -273,6 +282,7 @@ async def open_database(  # each limit is the caller's to set
             command_timeout=command_timeout,
             release_timeout=release_timeout,
             pool_size=pool_size,
+            observer=observer,
         )
     return Database(url=shown, engine=engine, queries=backend.queries, backend=backend)
 
@@ -317,6 +327,8 @@ async def connect(  # the same limits as open_database
     busy_timeout: float = 5.0,
     pool_size: int = 10,
     create: bool = True,
+    tracing: Tracing | None = None,
+    slow_query: float | None = None,
 ) -> AsyncIterator[Database]:
     """Open a database for the length of an `async with` block; see `open_database`."""
     db = await open_database(
@@ -327,6 +339,8 @@ async def connect(  # the same limits as open_database
         busy_timeout=busy_timeout,
         pool_size=pool_size,
         create=create,
+        tracing=tracing,
+        slow_query=slow_query,
     )
     try:
         yield db

@@ -11,9 +11,10 @@ from itertools import repeat
 from typing import Any, Final, NamedTuple, Protocol, TypedDict
 
 from persistence._codecs import decode_datetime, decode_json
-from persistence._interface import Connection, JsonObject, RowMapper
+from persistence._interface import Connection, JsonObject, QueryFacts, RowMapper
 
 __all__ = [
+    "QUERY_FACTS",
     "QUERY_WRITES",
     "ROW_MAPPERS",
     "RUNS_LONG",
@@ -927,3 +928,144 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
 
 A backend's adapter reports each write query it runs, and `database.py` tells the
 caches these tables once the write has committed."""
+
+
+QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
+    "postgres": {
+        "get_config_entry": QueryFacts("GetConfigEntry", "SELECT", "config_entries"),
+        "get_config_entry_by_key": QueryFacts("GetConfigEntryByKey", "SELECT", "config_entries"),
+        "list_config_entries_page": QueryFacts("ListConfigEntriesPage", "SELECT", "config_entries"),
+        "upsert_config_entry": QueryFacts("UpsertConfigEntry", "INSERT", "config_entries"),
+        "update_config_entry": QueryFacts("UpdateConfigEntry", "UPDATE", "config_entries"),
+        "delete_config_entry": QueryFacts("DeleteConfigEntry", "DELETE", "config_entries"),
+        "get_file_record": QueryFacts("GetFileRecord", "SELECT", "file_records"),
+        "get_file_record_by_path": QueryFacts("GetFileRecordByPath", "SELECT", "file_records"),
+        "list_file_records": QueryFacts("ListFileRecords", "SELECT", "file_records"),
+        "upsert_file_record": QueryFacts("UpsertFileRecord", "INSERT", "file_records"),
+        "update_file_record": QueryFacts("UpdateFileRecord", "UPDATE", "file_records"),
+        "delete_file_record": QueryFacts("DeleteFileRecord", "DELETE", "file_records"),
+        "delete_file_record_by_path": QueryFacts(
+            "DeleteFileRecordByPath", "DELETE", "file_records"
+        ),
+        "compare_runs": QueryFacts("CompareRuns", "SELECT", "test_results"),
+        "list_test_history": QueryFacts("ListTestHistory", "SELECT", "test_results"),
+        "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
+        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
+        "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
+        "list_applied_migrations": QueryFacts(
+            "ListAppliedMigrations", "SELECT", "persistence_migrations"
+        ),
+        "record_migration": QueryFacts("RecordMigration", "INSERT", "persistence_migrations"),
+        "accept_migration_checksum": QueryFacts(
+            "AcceptMigrationChecksum", "UPDATE", "persistence_migrations"
+        ),
+        "forget_migration": QueryFacts("ForgetMigration", "DELETE", "persistence_migrations"),
+        "list_applied_user_migrations": QueryFacts(
+            "ListAppliedUserMigrations", "SELECT", "persistence_user_migrations"
+        ),
+        "record_user_migration": QueryFacts(
+            "RecordUserMigration", "INSERT", "persistence_user_migrations"
+        ),
+        "accept_user_migration_checksum": QueryFacts(
+            "AcceptUserMigrationChecksum", "UPDATE", "persistence_user_migrations"
+        ),
+        "forget_user_migration": QueryFacts(
+            "ForgetUserMigration", "DELETE", "persistence_user_migrations"
+        ),
+        "get_run": QueryFacts("GetRun", "SELECT", "runs"),
+        "insert_run": QueryFacts("InsertRun", "INSERT", "runs"),
+        "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
+        "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
+        "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
+        "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
+        "get_test_result": QueryFacts("GetTestResult", "SELECT", "test_results"),
+        "list_test_results": QueryFacts("ListTestResults", "SELECT", "test_results"),
+        "insert_test_result": QueryFacts("InsertTestResult", "INSERT", "test_results"),
+        "insert_test_results": QueryFacts("InsertTestResults", "INSERT", "test_results"),
+        "update_test_result": QueryFacts("UpdateTestResult", "UPDATE", "test_results"),
+        "delete_test_result": QueryFacts("DeleteTestResult", "DELETE", "test_results"),
+        "delete_test_results_before_batch": QueryFacts(
+            "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
+        ),
+        "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
+        "list_file_records_page": QueryFacts("ListFileRecordsPage", "SELECT", "file_records"),
+        "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
+        "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
+        "list_test_results_by_status": QueryFacts(
+            "ListTestResultsByStatus", "SELECT", "test_results"
+        ),
+        "list_test_results_by_metadata": QueryFacts(
+            "ListTestResultsByMetadata", "SELECT", "test_results"
+        ),
+        "search_test_results": QueryFacts("SearchTestResults", "SELECT", "test_results"),
+    },
+    "sqlite": {
+        "get_config_entry": QueryFacts("GetConfigEntry", "SELECT", "config_entries"),
+        "get_config_entry_by_key": QueryFacts("GetConfigEntryByKey", "SELECT", "config_entries"),
+        "list_config_entries_page": QueryFacts("ListConfigEntriesPage", "SELECT", "config_entries"),
+        "upsert_config_entry": QueryFacts("UpsertConfigEntry", "INSERT", "config_entries"),
+        "update_config_entry": QueryFacts("UpdateConfigEntry", "UPDATE", "config_entries"),
+        "delete_config_entry": QueryFacts("DeleteConfigEntry", "DELETE", "config_entries"),
+        "get_file_record": QueryFacts("GetFileRecord", "SELECT", "file_records"),
+        "get_file_record_by_path": QueryFacts("GetFileRecordByPath", "SELECT", "file_records"),
+        "list_file_records": QueryFacts("ListFileRecords", "SELECT", "file_records"),
+        "upsert_file_record": QueryFacts("UpsertFileRecord", "INSERT", "file_records"),
+        "update_file_record": QueryFacts("UpdateFileRecord", "UPDATE", "file_records"),
+        "delete_file_record": QueryFacts("DeleteFileRecord", "DELETE", "file_records"),
+        "delete_file_record_by_path": QueryFacts(
+            "DeleteFileRecordByPath", "DELETE", "file_records"
+        ),
+        "compare_runs": QueryFacts("CompareRuns", "SELECT", "test_results"),
+        "list_test_history": QueryFacts("ListTestHistory", "SELECT", "test_results"),
+        "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
+        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
+        "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
+        "list_applied_migrations": QueryFacts(
+            "ListAppliedMigrations", "SELECT", "persistence_migrations"
+        ),
+        "record_migration": QueryFacts("RecordMigration", "INSERT", "persistence_migrations"),
+        "accept_migration_checksum": QueryFacts(
+            "AcceptMigrationChecksum", "UPDATE", "persistence_migrations"
+        ),
+        "forget_migration": QueryFacts("ForgetMigration", "DELETE", "persistence_migrations"),
+        "list_applied_user_migrations": QueryFacts(
+            "ListAppliedUserMigrations", "SELECT", "persistence_user_migrations"
+        ),
+        "record_user_migration": QueryFacts(
+            "RecordUserMigration", "INSERT", "persistence_user_migrations"
+        ),
+        "accept_user_migration_checksum": QueryFacts(
+            "AcceptUserMigrationChecksum", "UPDATE", "persistence_user_migrations"
+        ),
+        "forget_user_migration": QueryFacts(
+            "ForgetUserMigration", "DELETE", "persistence_user_migrations"
+        ),
+        "get_run": QueryFacts("GetRun", "SELECT", "runs"),
+        "insert_run": QueryFacts("InsertRun", "INSERT", "runs"),
+        "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
+        "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
+        "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
+        "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
+        "get_test_result": QueryFacts("GetTestResult", "SELECT", "test_results"),
+        "list_test_results": QueryFacts("ListTestResults", "SELECT", "test_results"),
+        "insert_test_result": QueryFacts("InsertTestResult", "INSERT", "test_results"),
+        "insert_test_results": QueryFacts("InsertTestResults", "INSERT", "test_results"),
+        "update_test_result": QueryFacts("UpdateTestResult", "UPDATE", "test_results"),
+        "delete_test_result": QueryFacts("DeleteTestResult", "DELETE", "test_results"),
+        "delete_test_results_before_batch": QueryFacts(
+            "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
+        ),
+        "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
+        "list_file_records_page": QueryFacts("ListFileRecordsPage", "SELECT", "file_records"),
+        "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
+        "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
+        "list_test_results_by_status": QueryFacts(
+            "ListTestResultsByStatus", "SELECT", "test_results"
+        ),
+        "list_test_results_by_metadata": QueryFacts(
+            "ListTestResultsByMetadata", "SELECT", "test_results"
+        ),
+        "search_test_results": QueryFacts("SearchTestResults", "SELECT", None),
+    },
+}
+"""Each engine's queries by method name: what their spans and metrics name."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -17,6 +17,7 @@ from persistence._loop import SLICE_ITEMS, share_loop
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
+    from persistence._tracing import Observer
 
 __all__ = ["Params", "PgConnection", "PostgresAdapter"]
 
@@ -34,16 +35,22 @@ class PostgresAdapter(AsyncPGAdapter):
     """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
 
     See `persistence._loader` for what each method gives, and why aiosql is told that the
-    adapter is synchronous. Every call goes straight to the connection: aiosql's own methods
-    first look for a pool with dir(conn) on every call, and this package always passes one.
+    adapter is synchronous: each method returns the coroutine that the caller awaits, the call
+    observed when there is an observer (`persistence._tracing`; without one, the cost is the
+    check `self._observer is None`). Every call goes straight to the connection: aiosql's own
+    methods first look for a pool with dir(conn) on every call, and this package always
+    passes one.
     """
 
     is_aio_driver = False
 
-    def __init__(self, command_timeout: float | None = None) -> None:
+    def __init__(
+        self, command_timeout: float | None = None, observer: Observer | None = None
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
         self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
         self._command_timeout = command_timeout
+        self._observer = observer
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
         """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
@@ -55,6 +62,8 @@ class PostgresAdapter(AsyncPGAdapter):
                 params = tuple(v[1:] for v in values)
                 self._copy_targets[query_name] = (match["table"], columns, params)
         processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
+        if self._observer is not None:
+            self._observer.prepare("postgres", query_name, processed)
         return processed
 
     def _ordered(self, query_name: str, parameters: Params) -> list[object]:
@@ -62,50 +71,99 @@ class PostgresAdapter(AsyncPGAdapter):
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
-    async def select(
+    def select(
         self,
         conn: PgConnection,
         query_name: str,
         sql: str,
         parameters: Params,
         record_class: RowMapper | None = None,
-    ) -> list[object]:
+    ) -> Coroutine[Any, Any, list[object]]:
         """Give every row, mapped by the record class (sqlc's :many)."""
+        run = self._select(conn, query_name, sql, parameters, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    def select_one(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
+        run = self._select_one(conn, query_name, sql, parameters, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    def insert_returning(
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+    ) -> Coroutine[Any, Any, object]:
+        """Return the first column of the RETURNING row (the new id)."""
+        run = self._insert_returning(conn, query_name, sql, parameters)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    def insert_update_delete(
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+    ) -> Coroutine[Any, Any, int]:
+        """Run one statement and return how many rows it changed, parsed from its status."""
+        run = self._insert_update_delete(conn, query_name, sql, parameters)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    def insert_update_delete_many(
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
+    ) -> Coroutine[Any, Any, int]:
+        """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
+        run = self._insert_update_delete_many(conn, query_name, sql, parameters)
+        observer = self._observer
+        return (
+            run
+            if observer is None
+            else observer.observe(run, query_name, parameters, len(parameters))
+        )
+
+    async def _select(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None,
+    ) -> list[object]:
         records = await conn.fetch(sql, *self._ordered(query_name, parameters))
         return records if record_class is None else record_class(records)  # type: ignore[return-value]  # Records when unmapped
 
-    async def select_one(
+    async def _select_one(
         self,
         conn: PgConnection,
         query_name: str,
         sql: str,
         parameters: Params,
-        record_class: RowMapper | None = None,
+        record_class: RowMapper | None,
     ) -> object:
-        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
         record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
         if record is None or record_class is None:
             return record
         return record_class((record,))[0]
 
-    async def insert_returning(
+    async def _insert_returning(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Params
     ) -> object:
-        """Return the first column of the RETURNING row (the new id)."""
         return await conn.fetchval(sql, *self._ordered(query_name, parameters))
 
-    async def insert_update_delete(
+    async def _insert_update_delete(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Params
     ) -> int:
-        """Run one statement and return how many rows it changed, parsed from its status."""
         status = await conn.execute(sql, *self._ordered(query_name, parameters))
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
-    async def insert_update_delete_many(
+    async def _insert_update_delete_many(
         self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
     ) -> int:
-        """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
         target = self._copy_targets.get(query_name)
         report_query(query_name)  # the report of a query's written tables: see _changes.py
         if target is None:

@@ -39,6 +39,7 @@ from persistence.exceptions import DatabaseError, PersistenceError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
+    from persistence._tracing import Observer
     from persistence.queries import Queries
 
 __all__ = ["PostgresBackend", "open_postgres"]
@@ -374,10 +375,15 @@ async def open_postgres(
     command_timeout: float,
     release_timeout: float,
     pool_size: int,
+    observer: Observer | None = None,
 ) -> PostgresBackend:
-    """Open a pool whose first connection must come within `connect_timeout`."""
+    """Open a pool whose first connection must come within `connect_timeout`.
+
+    `observer` traces and logs every query (`persistence._tracing`); None, nothing does.
+    """
     queries = load_queries(
-        functools.partial(PostgresAdapter, command_timeout=command_timeout), "postgres"
+        functools.partial(PostgresAdapter, command_timeout=command_timeout, observer=observer),
+        "postgres",
     )
     try:
         async with asyncio.timeout(connect_timeout):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
     from persistence._sqlite.reads import Readers
     from persistence._sqlite.writer import Writer
+    from persistence._tracing import Observer
 
 __all__ = ["SqliteAdapter", "SqliteSession"]
 
@@ -54,18 +55,24 @@ class SqliteAdapter:
     """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs.
 
     See `persistence._loader` for what each method gives, and why aiosql is told that the
-    adapter is synchronous: each method returns the coroutine that the caller awaits.
+    adapter is synchronous: each method returns the coroutine that the caller awaits. With an
+    observer (`persistence._tracing`), that coroutine is the call observed; without one, the
+    cost is the check `self._observer is None`, written out in each method, where a call of
+    a shared helper would cost more.
     """
 
     is_aio_driver = False
 
-    def __init__(self) -> None:
+    def __init__(self, observer: Observer | None = None) -> None:
         self._plans: dict[str, Plan] = {}
+        self._observer = observer
 
     def process_sql(self, query_name: str, _op_type: object, sql: str) -> str:
         """Keep the SQL (sqlite3 takes `:name` parameters) and note where it runs."""
         runs_long = query_name in RUNS_LONG["sqlite"]
         self._plans[query_name] = plan_query(query_name, sql, runs_long=runs_long)
+        if self._observer is not None:
+            self._observer.prepare("sqlite", query_name, sql)
         return sql
 
     def select(
@@ -77,7 +84,9 @@ class SqliteAdapter:
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, list[Row]]:
         """Give every row, mapped by the record class (sqlc's :many)."""
-        return conn.run(self._plans[query_name], parameters, Mode.ROWS, record_class)
+        run = conn.run(self._plans[query_name], parameters, Mode.ROWS, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def select_one(
         self,
@@ -88,31 +97,42 @@ class SqliteAdapter:
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, Row | None]:
         """Give the first row, mapped by the record class, or None (sqlc's :one)."""
-        return conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
+        run = conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def select_value(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
     ) -> Coroutine[Any, Any, object]:
         """Give the first column of the first row, or None."""
-        return conn.run(self._plans[query_name], parameters, Mode.VALUE)
+        run = conn.run(self._plans[query_name], parameters, Mode.VALUE)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_returning(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
     ) -> Coroutine[Any, Any, object]:
         """Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."""
-        return conn.run(self._plans[query_name], parameters, Mode.VALUE)
+        run = conn.run(self._plans[query_name], parameters, Mode.VALUE)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_update_delete(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
     ) -> Coroutine[Any, Any, int]:
         """Run one statement; give how many rows it changed (sqlc's :exec and :execrows)."""
-        return conn.run(self._plans[query_name], parameters, Mode.COUNT)
+        run = conn.run(self._plans[query_name], parameters, Mode.COUNT)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
 
     def insert_update_delete_many(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]
     ) -> Coroutine[Any, Any, int]:
         """Insert every parameter set, all or none, in a thread (sqlc's :copyfrom)."""
-        return conn.run(self._plans[query_name], list(parameters), Mode.MANY)
+        rows = list(parameters)
+        run = conn.run(self._plans[query_name], rows, Mode.MANY)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, rows, len(rows))
 
     def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
         """Refuse scripts: the migration runner runs them statement by statement."""

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +45,7 @@ from persistence.exceptions import DatabaseError, PersistenceError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
+    from persistence._tracing import Observer
     from persistence.queries import Queries
 
 __all__ = ["SqliteBackend", "open_sqlite"]
@@ -89,8 +92,10 @@ class SqliteBackend:
         return _Lent(self._autocommit)
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
+        """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, *args)
+        run = contextvars.copy_context().run
+        return await loop.run_in_executor(self._executor, run, function, *args)
 
     # Transactions.
 
@@ -263,9 +268,13 @@ async def open_sqlite(
     *,
     busy_timeout: float,
     create: bool,
+    observer: Observer | None = None,
 ) -> SqliteBackend:
-    """Open (or create) a SQLite file in WAL mode with a full sync on commit."""
-    queries = load_queries(SqliteAdapter, "sqlite")
+    """Open (or create) a SQLite file in WAL mode with a full sync on commit.
+
+    `observer` traces and logs every query (`persistence._tracing`); None, nothing does.
+    """
+    queries = load_queries(functools.partial(SqliteAdapter, observer), "sqlite")
     if path == ":memory:" or path.startswith("file:"):
         raise DatabaseError(
             f"{path!r}: give a file path; an in-memory database cannot be shared by the "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import enum
 import functools
 import sqlite3
@@ -160,7 +161,10 @@ class Writer:
 
     def _wake(self) -> None:
         if self._runner is None:
-            self._runner = asyncio.get_running_loop().create_task(self._run_queue())
+            # A context of its own: the runner serves every caller, not the one that woke it.
+            self._runner = asyncio.get_running_loop().create_task(
+                self._run_queue(), context=contextvars.Context()
+            )
 
     async def _run_queue(self) -> None:
         try:

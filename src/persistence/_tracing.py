@@ -1,0 +1,327 @@
+"""Traces, the duration metric and the slow-query log of every query, in one place.
+
+Each engine's adapter hands every query that aiosql gives it to its backend (see
+`persistence._loader`). When the database has an `Observer`, the adapter hands over the
+observed call instead, and nothing else in the package knows of tracing. Without one (no
+OpenTelemetry SDK set up, no slow-query threshold) the adapter's only cost is the check
+`observer is None`.
+
+The observer follows OpenTelemetry's stable database conventions (semantic conventions
+1.33 and later): one CLIENT span per query, named by its `db.query.summary`, which is the
+query's name in sql/queries/ (`BATCH <name>` for a batch of two or more parameter sets), and
+the `db.client.operation.duration` histogram, in seconds. The span is started on the event
+loop, in the caller's task, around the whole call as the caller waits for it: a statement
+run in a worker thread, or queued for group commit, is inside its caller's span all the
+same. A parameter's value is recorded only when `Tracing(parameters=True)` asks for it,
+and never in the slow-query log. A driver error's message, which may quote a value, is
+recorded nowhere; its class is (`error.type`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Final, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import attrs
+
+from persistence._guards import argument, finite_amount
+from persistence.queries import QUERY_FACTS
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
+    from opentelemetry.metrics import Histogram, MeterProvider
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+__all__ = ["DURATION_BUCKETS", "SLOW_QUERY_VARIABLE", "Observer", "Tracing", "observer_for"]
+
+_T = TypeVar("_T")
+
+SLOW_QUERY_VARIABLE: Final = "PERSISTENCE_SLOW_QUERY"
+"""The environment variable read when no slow-query threshold is given: seconds."""
+
+DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+"""The bucket boundaries, in seconds, that the conventions advise for the duration histogram."""
+
+LOG: Final = logging.getLogger("persistence.queries")
+"""Where a slow query is logged, at WARNING: its name and duration, never its parameters."""
+
+_SYSTEM_NAMES: Final = {"sqlite": "sqlite", "postgres": "postgresql"}
+_POSTGRES_PORT: Final = 5432
+
+
+@attrs.frozen
+class Tracing:
+    """How queries are traced through OpenTelemetry: install the `otel` extra to use it.
+
+    A provider left None is the global one, as set up when the database opens; a global
+    provider that is still the API's own (no SDK set up) traces nothing and costs nothing.
+    `parameters=True` records each parameter's value as `db.query.parameter.<name>`: off
+    by default, since values may be personal or secret.
+    """
+
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    parameters: bool = attrs.field(default=False, kw_only=True)
+
+
+@attrs.frozen
+class _Traced:
+    """What the spans and the metric of one query carry, worked out once at load."""
+
+    name: str
+    operation: str
+    span: dict[str, AttributeValue]
+    metric: dict[str, AttributeValue]
+
+    def batch(self, size: int) -> _Traced:
+        """Give the form of a batch of `size` parameter sets (two or more, or none)."""
+        name = f"BATCH {self.name}"
+        operation = f"BATCH {self.operation}".rstrip()
+        changed = {"db.operation.name": operation, "db.query.summary": name}
+        return _Traced(
+            name,
+            operation,
+            {**self.span, **changed, "db.operation.batch.size": size},
+            {**self.metric, **changed},
+        )
+
+
+class Observer:
+    """Traces, measures and logs each query that an engine's adapter hands over."""
+
+    __slots__ = (
+        "_attach",
+        "_client",
+        "_detach",
+        "_error",
+        "_histogram",
+        "_in_context",
+        "_parameters",
+        "_queries",
+        "_shared",
+        "_slow",
+        "_tracer",
+    )
+
+    def __init__(
+        self,
+        shared: Mapping[str, AttributeValue],
+        *,
+        tracer: Tracer | None,
+        histogram: Histogram | None,
+        parameters: bool,
+        slow: float,
+    ) -> None:
+        self._shared = dict(shared)
+        self._tracer = tracer
+        self._histogram = histogram
+        self._parameters = parameters
+        self._slow = slow
+        self._queries: dict[str, _Traced] = {}
+        if tracer is not None:
+            from opentelemetry import context, trace  # noqa: PLC0415  # the optional extra
+
+            self._attach = context.attach
+            self._detach = context.detach
+            self._in_context: Callable[[Span], Context] = trace.set_span_in_context
+            self._client = trace.SpanKind.CLIENT
+            self._error = trace.StatusCode.ERROR
+
+    def prepare(self, engine: str, query: str, sql: str) -> None:
+        """Work out, once, what the spans of `query` carry: called from `process_sql`."""
+        facts = QUERY_FACTS[engine].get(query)
+        name = query if facts is None else facts.name
+        operation = "" if facts is None else facts.operation
+        metric = {**self._shared, "db.query.summary": name}
+        if operation:
+            metric["db.operation.name"] = operation
+        if facts is not None and facts.table is not None:
+            metric["db.collection.name"] = facts.table
+        self._queries[query] = _Traced(name, operation, {**metric, "db.query.text": sql}, metric)
+
+    async def observe(
+        self, run: Awaitable[_T], query: str, parameters: object, batch: int | None = None
+    ) -> _T:
+        """Await one query's call inside its span, then record its duration and log it if slow.
+
+        `batch` is the number of parameter sets of a bulk call, None for a single statement.
+        """
+        traced = self._queries[query]
+        if batch is not None and batch != 1:
+            traced = traced.batch(batch)
+        span: Span | None = None
+        token: Token[Context] | None = None
+        if self._tracer is not None:
+            attributes = traced.span
+            if self._parameters and batch is None:
+                attributes = {**attributes, **_parameter_attributes(parameters)}
+            span = self._tracer.start_span(traced.name, kind=self._client, attributes=attributes)
+            token = self._attach(self._in_context(span))
+        failure: tuple[str, str | None] | None = None
+        start = time.perf_counter()
+        try:
+            return await run
+        except BaseException as error:
+            failure = _failure(error)
+            raise
+        finally:
+            duration = time.perf_counter() - start
+            if span is not None:
+                self._end(span, token, failure)
+            if self._histogram is not None:
+                metric = traced.metric
+                if failure is not None:
+                    metric = {**metric, **_failure_attributes(failure)}
+                self._histogram.record(duration, metric)
+            if duration >= self._slow:
+                _log_slow(traced, duration, self._slow, failure)
+
+    def _end(
+        self, span: Span, token: Token[Context] | None, failure: tuple[str, str | None] | None
+    ) -> None:
+        if failure is not None:
+            span.set_attributes(_failure_attributes(failure))
+            span.set_status(self._error)
+        if token is not None:
+            self._detach(token)
+        span.end()
+
+
+def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:
+    """Name each parameter's value, as text, the way the conventions' opt-in attribute does."""
+    if isinstance(parameters, Mapping):
+        return {f"db.query.parameter.{key}": str(value) for key, value in parameters.items()}
+    if isinstance(parameters, list | tuple):
+        return {f"db.query.parameter.{key}": str(value) for key, value in enumerate(parameters)}
+    return {}
+
+
+def _failure(error: BaseException) -> tuple[str, str | None]:
+    """Give a failure's `error.type` and the database's own code for it, if it gave one.
+
+    The code is PostgreSQL's SQLSTATE or SQLite's error name (SQLITE_CONSTRAINT_UNIQUE), read
+    from the error or the driver error it was raised from; without one, the error's class.
+    """
+    for candidate in (error, error.__cause__):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "sqlite_errorname", None)
+        if isinstance(code, str) and code:
+            return code, code
+    kind = type(error)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__, None
+    return f"{kind.__module__}.{kind.__qualname__}", None
+
+
+def _failure_attributes(failure: tuple[str, str | None]) -> dict[str, AttributeValue]:
+    error_type, code = failure
+    if code is None:
+        return {"error.type": error_type}
+    return {"error.type": error_type, "db.response.status_code": code}
+
+
+def _log_slow(
+    traced: _Traced, duration: float, threshold: float, failure: tuple[str, str | None] | None
+) -> None:
+    outcome = "" if failure is None else f", failed with {failure[0]}"
+    LOG.warning(
+        "slow query %s: %.3f s, over the %g s threshold%s",
+        traced.name,
+        duration,
+        threshold,
+        outcome,
+        extra={"query": traced.name, "duration": duration},
+    )
+
+
+def slow_threshold(given: float | None) -> float:
+    """Give the slow-query threshold: `given`, else $PERSISTENCE_SLOW_QUERY, else none (inf)."""
+    if given is not None:
+        return finite_amount("open_database", "slow_query", given, "a number of seconds")
+    text = os.environ.get(SLOW_QUERY_VARIABLE, "").strip()
+    if not text:
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    return finite_amount(SLOW_QUERY_VARIABLE, "value", value, "a number of seconds")
+
+
+def observer_for(
+    engine: str, target: str, tracing: Tracing | None, slow_query: float | None
+) -> Observer | None:
+    """Give the observer of a database about to open; None when nothing would be recorded.
+
+    `target` is what the driver connects to: a SQLite path, or a PostgreSQL URL, of which
+    only the database name, the host and the port are kept.
+    """
+    slow = slow_threshold(slow_query)
+    if tracing is not None:
+        argument("open_database", "tracing", Tracing, tracing, "a Tracing or None")
+    tracer, histogram = _instruments(tracing or Tracing())
+    if tracer is None and histogram is None and math.isinf(slow):
+        return None
+    parameters = tracing is not None and tracing.parameters
+    return Observer(
+        _shared_attributes(engine, target),
+        tracer=tracer,
+        histogram=histogram,
+        parameters=parameters,
+        slow=slow,
+    )
+
+
+def _instruments(tracing: Tracing) -> tuple[Tracer | None, Histogram | None]:
+    """Give the tracer and the histogram, each None where no SDK's provider is set up."""
+    try:
+        from opentelemetry import metrics, trace  # noqa: PLC0415  # the optional extra
+    except ImportError:
+        return None, None
+    tracer_provider = tracing.tracer_provider or trace.get_tracer_provider()
+    meter_provider = tracing.meter_provider or metrics.get_meter_provider()
+    tracer = None
+    if not _api_own(tracer_provider):
+        tracer = tracer_provider.get_tracer("persistence")
+    histogram = None
+    if not _api_own(meter_provider):
+        histogram = meter_provider.get_meter("persistence").create_histogram(
+            "db.client.operation.duration",
+            unit="s",
+            description="Duration of database client operations.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+    return tracer, histogram
+
+
+def _api_own(provider: object) -> bool:
+    """Tell whether a provider is the API's own stand-in (proxy or no-op): no SDK set up."""
+    return type(provider).__module__.startswith(("opentelemetry.trace", "opentelemetry.metrics"))
+
+
+def _shared_attributes(engine: str, target: str) -> dict[str, AttributeValue]:
+    """Give the attributes every query of one database shares: system, namespace, server."""
+    shared: dict[str, AttributeValue] = {"db.system.name": _SYSTEM_NAMES[engine]}
+    if engine == "sqlite":
+        shared["db.namespace"] = target
+        return shared
+    parts = urlsplit(target)
+    database = unquote(parts.path.lstrip("/"))
+    if database:
+        shared["db.namespace"] = database
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # several hosts, or no port that urllib reads: name none
+        return shared
+    if host and "," not in parts.netloc:
+        shared["server.address"] = host
+        if port is not None and port != _POSTGRES_PORT:
+            shared["server.port"] = port
+    return shared
