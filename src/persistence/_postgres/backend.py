@@ -11,6 +11,10 @@ Every wait on the server has a limit, so a silent network never hangs a call:
 A connection whose state is unknown (a call cancelled halfway, or a lost network) is
 never reused: it is rolled back within the limit or terminated.
 
+asyncpg's connections belong to the event loop that opened them. Every call checks that it
+runs on that loop, and one from another loop, or after that loop has closed, is refused with
+a `DatabaseError` that says so, before it touches a connection.
+
 The parts, by role: `adapter.py` (aiosql's adapter, COPY), `changes.py` (the LISTEN watch),
 `errors.py` (error translation), `scripts.py` (migration scripts), and this module: the
 pool, its fast lane, transactions, and opening and closing them.
@@ -137,8 +141,12 @@ class PostgresBackend:
         command_timeout: float,
         release_timeout: float,
         dsn: str = "",
+        shown: str = "",
     ) -> None:
         self._dsn = dsn
+        self._shown = shown
+        self._loop = asyncio.get_running_loop()
+        """The loop that opened the pool: its connections work on it alone."""
         self._queries = queries
         self._pool = pool
         self.connect_timeout = connect_timeout
@@ -151,6 +159,27 @@ class PostgresBackend:
     def queries(self) -> Queries:
         """The loaded queries."""
         return self._queries
+
+    def check_loop(self) -> None:
+        """Refuse a call from an event loop other than the pool's, or after the pool's closed.
+
+        asyncpg would fail later and worse: `Event loop is closed`, and futures whose
+        exceptions nobody retrieves.
+        """
+        if asyncio.get_running_loop() is not self._loop:
+            raise DatabaseError(self._wrong_loop())
+
+    def _wrong_loop(self) -> str:
+        where = f"the PostgreSQL database {self._shown}" if self._shown else "this database"
+        if self._loop.is_closed():
+            why = f"{where} was opened on an event loop that has since closed"
+        else:
+            why = f"{where} was opened on another event loop, which is still open"
+        return (
+            f"{why}, and asyncpg's connections work only on the loop that opened them: "
+            "open and use the database in one event loop (one asyncio.run() for the whole "
+            "program), or from synchronous code through persistence.sync.SyncRunner"
+        )
 
     async def acquire(self) -> PgConnection:
         """Take a pool connection within the connect timeout."""
@@ -246,6 +275,7 @@ class PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def _transaction_block(self, lock_timeout: float | None) -> AsyncIterator[PgConnection]:
+        self.check_loop()
         connection = await self.acquire()
         clean = timed_out = False
         try:
@@ -319,6 +349,7 @@ class PostgresBackend:
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeListener:
         """LISTEN for the tables' change notifications on a connection outside the pool."""
+        self.check_loop()
         listener = ChangeListener(
             self._dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout
         )
@@ -329,6 +360,7 @@ class PostgresBackend:
 
     async def close(self) -> None:
         """Give the lane back and close the pool, terminating what does not answer."""
+        self.check_loop()
         async with self._lane_lock:
             await self._drop_lane()
         try:
@@ -349,6 +381,7 @@ class _Lent:
         self._pooled: PgConnection | None = None
 
     async def __aenter__(self) -> PgConnection:
+        self._backend.check_loop()
         lane = await self._backend.take_lane()
         if lane is not None:
             self._lane = True
@@ -411,4 +444,5 @@ async def open_postgres(
         command_timeout=command_timeout,
         release_timeout=release_timeout,
         dsn=dsn,
+        shown=shown,
     )
