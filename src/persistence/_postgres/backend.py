@@ -16,8 +16,9 @@ runs on that loop, and one from another loop, or after that loop has closed, is 
 a `DatabaseError` that says so, before it touches a connection.
 
 The parts, by role: `adapter.py` (aiosql's adapter, COPY), `changes.py` (the LISTEN watch),
-`errors.py` (error translation), `scripts.py` (migration scripts), and this module: the
-pool, its fast lane, transactions, and opening and closing them.
+`errors.py` (error translation), `scripts.py` (migration scripts), `pooling.py` (the URL's
+PgBouncer options), and this module: the pool, its fast lane, transactions, and opening and
+closing them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.errors import detail, translate_postgres
+from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
 from persistence._postgres.scripts import split_postgres
 from persistence.exceptions import DatabaseError, PersistenceError
 
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresBackend", "open_postgres"]
 
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
+_STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
 def _json_encoder(prefix: bytes) -> Callable[[object], bytes]:
@@ -142,9 +145,11 @@ class PostgresBackend:
         release_timeout: float,
         dsn: str = "",
         shown: str = "",
+        pooling: Pooling | None = None,
     ) -> None:
         self._dsn = dsn
         self._shown = shown
+        self._pooling = pooling or Pooling()
         self._loop = asyncio.get_running_loop()
         """The loop that opened the pool: its connections work on it alone."""
         self._queries = queries
@@ -347,11 +352,20 @@ class PostgresBackend:
 
     # Commits by any connection, for caches.
 
-    async def watch_changes(self, *, heartbeat: float) -> ChangeListener:
-        """LISTEN for the tables' change notifications on a connection outside the pool."""
+    async def watch_changes(self, *, heartbeat: float) -> ChangeListener | NoFeed:
+        """LISTEN for the tables' change notifications on a connection outside the pool.
+
+        Behind PgBouncer's transaction pooling it listens at `listen_url`, PostgreSQL's own
+        address; with none, there is no feed (see `pooling.py`).
+        """
         self.check_loop()
+        pooling = self._pooling
+        if pooling.transaction and pooling.listen_dsn is None:
+            return NoFeed(self._shown)
         listener = ChangeListener(
-            self._dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout
+            pooling.listen_dsn or self._dsn,
+            heartbeat=heartbeat,
+            connect_timeout=self.connect_timeout,
         )
         await listener.start()
         return listener
@@ -408,7 +422,17 @@ async def open_postgres(
     release_timeout: float,
     pool_size: int,
 ) -> PostgresBackend:
-    """Open a pool whose first connection must come within `connect_timeout`."""
+    """Open a pool whose first connection must come within `connect_timeout`.
+
+    The URL's own options (`pgbouncer=`, `listen_url=`) are taken out before asyncpg reads it.
+    """
+    try:
+        dsn, pooling = split_pooling(dsn)
+    except ValueError as error:
+        raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
+    # Behind PgBouncer's transaction pooling, asyncpg prepares each statement unnamed, again
+    # with the statement it runs, since the next round trip may reach another server.
+    cache_size = 0 if pooling.transaction else _STATEMENT_CACHE
     queries = load_queries(
         functools.partial(PostgresAdapter, command_timeout=command_timeout), "postgres"
     )
@@ -425,6 +449,7 @@ async def open_postgres(
                 command_timeout=command_timeout,
                 init=_init_connection,
                 reset=_reset,
+                statement_cache_size=cache_size,
             )
             try:
                 await pool.release(await pool.acquire())  # the server must answer at open
@@ -445,4 +470,5 @@ async def open_postgres(
         release_timeout=release_timeout,
         dsn=dsn,
         shown=shown,
+        pooling=pooling,
     )
