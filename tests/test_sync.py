@@ -35,13 +35,14 @@ def result() -> TestResult:
     return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)
 
 
-def test_calls_give_results_and_errors(database_url: str) -> None:
+def test_calls_give_results_and_errors(tmp_path: Path) -> None:
     """call() and run() give each call's result, and raise its error as the package's.
 
     Meanwhile another loop is refused the database, saying so: it is open on the runner's.
+    (The README's example runs the runner on both engines.)
     """
     with SyncRunner() as runner:
-        db = runner.enter(connect(database_url))
+        db = runner.enter(connect(tmp_path / "x.db"))
         runner.call(migrate, db)
         saved = runner.call(save_result, db, result())
         assert saved.id is not None
@@ -52,6 +53,18 @@ def test_calls_give_results_and_errors(database_url: str) -> None:
             asyncio.run(save_result(db, result()))
         assert [r.id for r in runner.call(all_results, db)] == [saved.id]
     assert runner.closed
+
+
+def test_postgres_on_another_open_loop_is_refused(postgres_admin: str) -> None:
+    """A PostgreSQL database open on a runner's loop is refused on another loop, saying so.
+
+    The call is refused before it touches a connection, so the server's own database serves.
+    """
+    with SyncRunner() as runner:
+        db = runner.enter(connect(postgres_admin))
+        with pytest.raises(DatabaseError, match="another event loop, which is still open"):
+            asyncio.run(all_results(db))
+        assert runner.run(asyncio.sleep(0, "still usable")) == "still usable"
 
 
 def test_calls_from_several_threads_run_at_once(tmp_path: Path) -> None:
