@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Generic, ParamSpec, Self, TypeVar
@@ -32,6 +32,10 @@ __all__ = ["SyncRunner"]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
+
+
+class _RefusedError(RuntimeError):
+    """A call the runner cannot take: it is closed, or the call would wait for itself."""
 
 
 @attrs.define(eq=False)
@@ -102,23 +106,23 @@ class SyncRunner:
     def run(self, work: Awaitable[_T]) -> _T:
         """Run `work` on the runner's loop; return its result or raise its error."""
         try:
-            self._check_usable()
-        except RuntimeError:
+            self._check_thread()
+            return self._wait(_awaited(work))
+        except _RefusedError:
             if inspect.iscoroutine(work):
                 work.close()  # never awaited, on purpose: no warning about it
             raise
-        return self._wait(_awaited(work))
 
     def call(
         self, function: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """Call the async `function` with the arguments on the runner's loop; give its result."""
-        self._check_usable()
+        self._check_thread()
         return self._wait(_called(function, *args, **kwargs))
 
     def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
         """Enter an async context manager on the loop; it is exited when the runner closes."""
-        self._check_usable()
+        self._check_thread()
         held, value = self._wait(self._hold(manager))
         with self._guard:
             self._held.append(held)
@@ -132,42 +136,44 @@ class SyncRunner:
         """
         if threading.get_ident() == self._thread.ident:
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
-            raise RuntimeError(msg)
+            raise _RefusedError(msg)
         with self._guard:
             if self._closed:
                 return
-            self._closed = True
+            self._closed = True  # from here on, only the close's own work starts
             held, self._held = self._held, []
         try:
-            self._wait(_leave_all(held[::-1]))
+            self._wait(_leave_all(held[::-1]), closing=True)
         finally:
-            self._wait(_end_the_rest())
+            self._wait(_end_the_rest(), closing=True)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
             self._loop.close()
 
-    def _check_usable(self) -> None:
-        if self._closed:
-            msg = "this SyncRunner is closed"
-            raise RuntimeError(msg)
+    def _check_thread(self) -> None:
         if threading.get_ident() == self._thread.ident:
             msg = (
                 "a SyncRunner's call cannot wait for another call of the same runner: it "
                 "would wait for itself; await the function instead"
             )
-            raise RuntimeError(msg)
+            raise _RefusedError(msg)
 
-    def _wait(self, work: Awaitable[_T]) -> _T:
+    def _wait(self, work: Coroutine[object, object, _T], *, closing: bool = False) -> _T:
         """Start `work` as a task on the loop and block until it ends."""
         outcome: _Outcome[_T] = _Outcome()
         loop = self._loop
 
         def start() -> None:
-            outcome.task = loop.create_task(_awaited(work))
+            outcome.task = loop.create_task(work)
             outcome.task.add_done_callback(outcome.end)
 
-        # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
-        loop.call_soon_threadsafe(start)
+        with self._guard:  # a call starts before the close's own work, or not at all
+            if self._closed and not closing:
+                work.close()
+                msg = "this SyncRunner is closed"
+                raise _RefusedError(msg)
+            # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
+            loop.call_soon_threadsafe(start)
         try:
             outcome.ended.wait()
         except BaseException:
