@@ -8,7 +8,7 @@ GENERATED := src/persistence/queries.py
 GENERATED_SQL := sql/aiosql
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
-.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest bench bench-report clean
+.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,9 +50,13 @@ check-generated: $(STAMP)
 	@diff -u $(GENERATED) build/generated/queries.py && diff -ru $(GENERATED_SQL) build/generated/aiosql || { echo "$(GENERATED) or $(GENERATED_SQL) is stale: run 'make generate'" >&2; exit 1; }
 
 ## Two workers for most tests, then the timed ones alone, so that no worker steals their CPU.
-pytest: $(STAMP)
+pytest: $(STAMP) pgbouncer
 	$(BIN)/pytest -n 2 -m 'not timed'
 	$(BIN)/pytest -m timed
+
+## The PgBouncer tests start their own pgbouncer: install Debian's package if it is missing.
+pgbouncer:
+	@.ci/install-pgbouncer
 
 ## Benchmark the layer against the drivers and SQLAlchemy; writes under $(BENCH_OUT) only.
 BENCH_OUT ?= build/bench

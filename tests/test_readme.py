@@ -116,3 +116,13 @@ async def test_tracing_example_runs(tmp_path: Path) -> None:
     example = example_under("## Tracing and logs")
     assert callable(example)
     await example(tmp_path)
+
+
+def test_sync_example_runs(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's synchronous example runs through a SyncRunner, on both engines."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    example = example_under("## Synchronous programs")
+    assert callable(example)
+    example(tmp_path, database_url)

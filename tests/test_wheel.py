@@ -244,6 +244,21 @@ def test_the_own_migrations_example_runs_on_the_installed_package(
     assert done.returncode == 0, done.stderr
 
 
+def test_the_sync_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:
+    """The README's synchronous example runs with only the wheel installed (SQLite here)."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Synchronous programs\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    script = tmp_path / "sync_example.py"
+    script.write_text(
+        match.group(1) + "\nimport sys\nexample(Path(sys.argv[1]), sys.argv[2])\n",
+        encoding="utf-8",
+    )
+    done = run(venv / "python", script, tmp_path, tmp_path / "app.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 def test_migrate_create_dry_run_and_json_from_the_wheel(
     venv: Path, tmp_path: Path, database_url: str
 ) -> None:

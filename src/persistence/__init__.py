@@ -109,6 +109,7 @@ from persistence.search import (
     parse_search,
     search_results,
 )
+from persistence.sync import SyncRunner
 
 __version__ = "0.1.0"
 """This release's version; the packaging metadata reads it from here."""
@@ -145,6 +146,7 @@ __all__ = [
     "SearchQuery",
     "SlowTest",
     "Snippet",
+    "SyncRunner",
     "TestChange",
     "TestHistoryCursor",
     "TestResult",

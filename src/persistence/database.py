@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import attrs
 
@@ -35,6 +35,7 @@ from persistence._backend import Backend, Engine
 from persistence._changes import recording, stop_recording
 from persistence._postgres import open_postgres
 from persistence._postgres.create import create_postgres_database
+from persistence._postgres.pooling import split_pooling
 from persistence._sqlite import open_sqlite
 from persistence._tracing import Tracing, observer_for
 from persistence.exceptions import DatabaseError
@@ -69,6 +70,7 @@ _OUTER_IN_BLOCK: Final = (
 
 
 _QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_LISTEN_URL: Final = re.compile(r"(?P<key>[?&]listen_url=)(?P<url>[^&#]*)")
 _SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PORT: Final = 65535
 
@@ -76,14 +78,22 @@ _MAX_PORT: Final = 65535
 def redact_url(url: str | os.PathLike[str]) -> str:
     """Return a URL fit to print: its password, in the user part or the query, becomes `***`.
 
-    It never fails, so that it can describe a URL too broken to open.
+    It never fails, so that it can describe a URL too broken to open. A `listen_url=` in the
+    query, a URL itself, is shown with its own password hidden.
     """
     text = os.fspath(url)
     start, end = _authority(text)
     user, at, hosts = text[start:end].rpartition("@")
     if at and ":" in user:
         text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
+    text = _LISTEN_URL.sub(_redact_listen_url, text)
     return _QUERY_PASSWORD.sub(r"\g<key>***", text)
+
+
+def _redact_listen_url(match: re.Match[str]) -> str:
+    inner = unquote(match["url"])
+    shown = redact_url(inner)
+    return match[0] if shown == inner else match["key"] + quote(shown, safe="*")
 
 
 def _authority(url: str) -> tuple[int, int]:
@@ -217,6 +227,15 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
         return Engine.SQLITE, text
     if scheme in {"postgres", "postgresql"}:
         _check_postgres_url(text)
+        try:
+            listen = split_pooling(text)[1].listen_dsn
+        except ValueError as error:
+            raise _bad_url(text, str(error)) from None
+        if listen is not None:
+            try:
+                _check_postgres_url(listen)
+            except DatabaseError as error:
+                raise _bad_url(text, f"its listen_url= is not usable: {error}") from None
         return Engine.POSTGRES, text
     if scheme == "sqlite":
         return Engine.SQLITE, _sqlite_path(text)

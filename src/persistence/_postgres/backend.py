@@ -11,9 +11,14 @@ Every wait on the server has a limit, so a silent network never hangs a call:
 A connection whose state is unknown (a call cancelled halfway, or a lost network) is
 never reused: it is rolled back within the limit or terminated.
 
+asyncpg's connections belong to the event loop that opened them. Every call checks that it
+runs on that loop, and one from another loop, or after that loop has closed, is refused with
+a `DatabaseError` that says so, before it touches a connection.
+
 The parts, by role: `adapter.py` (aiosql's adapter, COPY), `changes.py` (the LISTEN watch),
-`errors.py` (error translation), `scripts.py` (migration scripts), and this module: the
-pool, its fast lane, transactions, and opening and closing them.
+`errors.py` (error translation), `scripts.py` (migration scripts), `pooling.py` (the URL's
+PgBouncer options), and this module: the pool, its fast lane, transactions, and opening and
+closing them.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.errors import detail, translate_postgres
+from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
 from persistence._postgres.scripts import split_postgres
 from persistence.exceptions import DatabaseError, PersistenceError
 
@@ -45,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresBackend", "open_postgres"]
 
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
+_STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
 def _json_encoder(prefix: bytes) -> Callable[[object], bytes]:
@@ -138,8 +145,14 @@ class PostgresBackend:
         command_timeout: float,
         release_timeout: float,
         dsn: str = "",
+        shown: str = "",
+        pooling: Pooling | None = None,
     ) -> None:
         self._dsn = dsn
+        self._shown = shown
+        self._pooling = pooling or Pooling()
+        self._loop = asyncio.get_running_loop()
+        """The loop that opened the pool: its connections work on it alone."""
         self._queries = queries
         self._pool = pool
         self.connect_timeout = connect_timeout
@@ -152,6 +165,27 @@ class PostgresBackend:
     def queries(self) -> Queries:
         """The loaded queries."""
         return self._queries
+
+    def check_loop(self) -> None:
+        """Refuse a call from an event loop other than the pool's, or after the pool's closed.
+
+        asyncpg would fail later and worse: `Event loop is closed`, and futures whose
+        exceptions nobody retrieves.
+        """
+        if asyncio.get_running_loop() is not self._loop:
+            raise DatabaseError(self._wrong_loop())
+
+    def _wrong_loop(self) -> str:
+        where = f"the PostgreSQL database {self._shown}" if self._shown else "this database"
+        if self._loop.is_closed():
+            why = f"{where} was opened on an event loop that has since closed"
+        else:
+            why = f"{where} was opened on another event loop, which is still open"
+        return (
+            f"{why}, and asyncpg's connections work only on the loop that opened them: "
+            "open and use the database in one event loop (one asyncio.run() for the whole "
+            "program), or from synchronous code through persistence.sync.SyncRunner"
+        )
 
     async def acquire(self) -> PgConnection:
         """Take a pool connection within the connect timeout."""
@@ -247,6 +281,7 @@ class PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def _transaction_block(self, lock_timeout: float | None) -> AsyncIterator[PgConnection]:
+        self.check_loop()
         connection = await self.acquire()
         clean = timed_out = False
         try:
@@ -318,10 +353,20 @@ class PostgresBackend:
 
     # Commits by any connection, for caches.
 
-    async def watch_changes(self, *, heartbeat: float) -> ChangeListener:
-        """LISTEN for the tables' change notifications on a connection outside the pool."""
+    async def watch_changes(self, *, heartbeat: float) -> ChangeListener | NoFeed:
+        """LISTEN for the tables' change notifications on a connection outside the pool.
+
+        Behind PgBouncer's transaction pooling it listens at `listen_url`, PostgreSQL's own
+        address; with none, there is no feed (see `pooling.py`).
+        """
+        self.check_loop()
+        pooling = self._pooling
+        if pooling.transaction and pooling.listen_dsn is None:
+            return NoFeed(self._shown)
         listener = ChangeListener(
-            self._dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout
+            pooling.listen_dsn or self._dsn,
+            heartbeat=heartbeat,
+            connect_timeout=self.connect_timeout,
         )
         await listener.start()
         return listener
@@ -330,6 +375,7 @@ class PostgresBackend:
 
     async def close(self) -> None:
         """Give the lane back and close the pool, terminating what does not answer."""
+        self.check_loop()
         async with self._lane_lock:
             await self._drop_lane()
         try:
@@ -350,6 +396,7 @@ class _Lent:
         self._pooled: PgConnection | None = None
 
     async def __aenter__(self) -> PgConnection:
+        self._backend.check_loop()
         lane = await self._backend.take_lane()
         if lane is not None:
             self._lane = True
@@ -380,7 +427,15 @@ async def open_postgres(
     """Open a pool whose first connection must come within `connect_timeout`.
 
     `observer` traces and logs every query (`persistence._tracing`); None, nothing does.
+    The URL's own options (`pgbouncer=`, `listen_url=`) are taken out before asyncpg reads it.
     """
+    try:
+        dsn, pooling = split_pooling(dsn)
+    except ValueError as error:
+        raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
+    # Behind PgBouncer's transaction pooling, asyncpg prepares each statement unnamed, again
+    # with the statement it runs, since the next round trip may reach another server.
+    cache_size = 0 if pooling.transaction else _STATEMENT_CACHE
     queries = load_queries(
         functools.partial(PostgresAdapter, command_timeout=command_timeout, observer=observer),
         "postgres",
@@ -398,6 +453,7 @@ async def open_postgres(
                 command_timeout=command_timeout,
                 init=_init_connection,
                 reset=_reset,
+                statement_cache_size=cache_size,
             )
             try:
                 await pool.release(await pool.acquire())  # the server must answer at open
@@ -417,4 +473,6 @@ async def open_postgres(
         command_timeout=command_timeout,
         release_timeout=release_timeout,
         dsn=dsn,
+        shown=shown,
+        pooling=pooling,
     )

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from persistence._postgres.errors import detail
+from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
 __all__ = ["create_postgres_database", "database_name"]
@@ -49,6 +50,10 @@ async def create_postgres_database(
     A role without the CREATEDB right gets a `DatabaseError` that says so and what to do.
     Two callers at once are fine: the one that loses the race finds the database made.
     """
+    try:
+        dsn = split_pooling(dsn)[0]  # the package's own options are not asyncpg's
+    except ValueError as error:
+        raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
     name = database_name(dsn)
     if await _exists(dsn, shown, connect_timeout):
         return False
@@ -80,7 +85,7 @@ async def create_postgres_database(
 
 async def _exists(dsn: str, shown: str, connect_timeout: float) -> bool:
     try:
-        conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
     except asyncpg.InvalidCatalogNameError:
         return False
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -95,7 +100,9 @@ async def _maintenance_connection(
     last: BaseException | None = None
     for maintenance in _MAINTENANCE:
         try:
-            return await asyncpg.connect(dsn, database=maintenance, timeout=connect_timeout)
+            return await asyncpg.connect(
+                dsn, database=maintenance, timeout=connect_timeout, statement_cache_size=0
+            )
         except asyncpg.InvalidCatalogNameError as error:
             last = error
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:

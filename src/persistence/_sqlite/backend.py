@@ -17,6 +17,11 @@ readers), `writer.py` (group commit, and transactions' leases of the writer), `c
 `adapter.py` (aiosql's adapter and the session), and this module, which opens and closes
 them. Closing releases everything opened: connections, worker threads, the runner task and
 the WAL index mapping.
+
+A database is used on one event loop at a time. Its connections are plain sqlite3 ones, so
+it moves to a new loop once the loop it was last used on has closed (as each `asyncio.run()`
+closes its own); a call from another loop while that one is still open is refused with a
+`DatabaseError` that says so, since its runner task and futures belong to that loop.
 """
 
 from __future__ import annotations
@@ -79,16 +84,39 @@ class SqliteBackend:
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop the database was last used on; opened in a thread, it has none yet."""
 
     @property
     def queries(self) -> Queries:
         """The loaded queries."""
         return self._queries
 
+    def check_loop(self) -> None:
+        """Use the running loop: refuse it while the last loop used is open, else move to it."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        last = self._loop
+        where = f"the SQLite database {self._path!r}" if self._path else "this SQLite database"
+        if last is not None and not last.is_closed():
+            raise DatabaseError(
+                f"{where} is in use on another event loop, which is still open: use it on one "
+                "loop at a time (it moves to a new loop once the old one has closed), or from "
+                "synchronous code through persistence.sync.SyncRunner"
+            )
+        if not self._writer.idle:
+            raise DatabaseError(
+                f"{where} was left with writes unfinished on an event loop that closed "
+                "without ending its tasks: open it again"
+            )
+        self._loop = loop
+
     def lend(self) -> _Lent:
         """Lend the session that sends each statement where it belongs: nothing to acquire."""
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
+        self.check_loop()
         return _Lent(self._autocommit)
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
@@ -119,6 +147,7 @@ class SqliteBackend:
     ) -> AsyncIterator[SqliteSession]:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
+        self.check_loop()
         lease = await self._writer.lease()
         writer = self._writer.connection
         try:
@@ -191,6 +220,7 @@ class SqliteBackend:
         """Watch commits by any connection or process: see `ChangeStamp`."""
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
+        self.check_loop()
         self.data_version()  # the reader has mapped the -shm file
         index = await self._map_wal_index() if self._path else None
         return ChangeStamp(
@@ -236,6 +266,7 @@ class SqliteBackend:
         """Finish queued writes, then close every connection, the threads and the mappings."""
         if self._closed:
             return
+        self.check_loop()
         await self._writer.close()
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)

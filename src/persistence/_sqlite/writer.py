@@ -105,6 +105,11 @@ class Writer:
         self.state = WriterState.IDLE
 
     @property
+    def idle(self) -> bool:
+        """Whether nothing is queued, running or leased: the writer may move to another loop."""
+        return self._runner is None and not self._queue and self.state is WriterState.IDLE
+
+    @property
     def connection(self) -> sqlite3.Connection:
         """The writer connection: only a lease's holder may use it."""
         return self._connection

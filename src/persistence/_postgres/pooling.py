@@ -1,0 +1,123 @@
+"""A PostgreSQL URL's options of this package's own: PgBouncer in transaction mode.
+
+`?pgbouncer=transaction` says that the URL reaches PostgreSQL through PgBouncer with
+`pool_mode = transaction`, where each transaction may run on another server connection:
+
+- asyncpg's statement cache is turned off (`statement_cache_size=0`): a named prepared
+  statement would live on one server connection and be missing on the next;
+- the change feed's LISTEN needs a session of its own, which transaction pooling cannot
+  give: it connects to `listen_url` (percent-encoded), PostgreSQL's own address; without
+  one there is no feed, and the caches read the database on every call.
+
+Nothing else of the package relies on session state: migrations take a transaction-scoped
+advisory lock, `SET LOCAL` only lasts the transaction, and a pooled connection is handed
+back with no reset query. The options are taken out of the URL before asyncpg reads it,
+which would otherwise send them to the server as settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+from urllib.parse import unquote
+
+import attrs
+
+__all__ = ["NoFeed", "Pooling", "split_pooling"]
+
+PGBOUNCER: Final = "pgbouncer"
+LISTEN_URL: Final = "listen_url"
+_OPTIONS: Final = (PGBOUNCER, LISTEN_URL)
+_LOG: Final = logging.getLogger("persistence.postgres")
+
+
+@attrs.frozen
+class Pooling:
+    """How the URL reaches PostgreSQL: directly, or through PgBouncer in transaction mode."""
+
+    transaction: bool = False
+    """Through PgBouncer's transaction pooling: no statement cache, no LISTEN on the pool."""
+    listen_dsn: str | None = None
+    """Where the change feed's LISTEN connects, when not to the URL itself."""
+
+
+def split_pooling(dsn: str) -> tuple[str, Pooling]:
+    """Take this package's options out of a PostgreSQL URL: give the rest, and the options.
+
+    A value this package cannot use is a ValueError that says why.
+    """
+    head, hash_sign, fragment = dsn.partition("#")
+    base, _, query = head.partition("?")
+    kept: list[str] = []
+    found: dict[str, str] = {}
+    for part in query.split("&") if query else ():
+        key, _, value = part.partition("=")
+        name = unquote(key)
+        if name not in _OPTIONS:
+            kept.append(part)
+        elif name in found:
+            msg = f"{name}= is given twice"
+            raise ValueError(msg)
+        else:
+            found[name] = unquote(value)
+    mode = found.get(PGBOUNCER)
+    if mode is not None and mode != "transaction":
+        msg = (
+            f"pgbouncer= takes 'transaction' (PgBouncer's pool_mode = transaction), got "
+            f"{mode!r}; session pooling needs no option, and statement pooling cannot run "
+            "a transaction of several statements"
+        )
+        raise ValueError(msg)
+    listen = found.get(LISTEN_URL)
+    if listen is not None:
+        _check_listen_url(listen)
+    rest = base + ("?" + "&".join(kept) if kept else "") + hash_sign + fragment
+    return rest, Pooling(transaction=mode is not None, listen_dsn=listen)
+
+
+def _check_listen_url(listen: str) -> None:
+    scheme = listen.partition("://")[0].lower()
+    if scheme not in {"postgres", "postgresql"} or "://" not in listen:
+        msg = (
+            "listen_url= takes PostgreSQL's own URL, percent-encoded "
+            "(postgresql%3A%2F%2Fuser%40host%3A5432%2Fdb), got one that is not postgresql://"
+        )
+        raise ValueError(msg)
+    query = listen.partition("?")[2].partition("#")[0]
+    keys = {unquote(part.partition("=")[0]) for part in query.split("&") if part}
+    if keys & set(_OPTIONS):
+        msg = "listen_url= must reach PostgreSQL directly: it takes no pgbouncer= or listen_url="
+        raise ValueError(msg)
+
+
+class NoFeed:
+    """The change watch when LISTEN cannot work (PgBouncer's transaction pooling, no listen_url).
+
+    It never vouches for a table, so every cache reads the database: slower, never stale.
+    """
+
+    def __init__(self, shown: str) -> None:
+        _LOG.warning(
+            "%s goes through PgBouncer in transaction mode with no listen_url=: there is no "
+            "change feed, so the caches read the database on every call",
+            shown,
+        )
+
+    def version(self, table: str) -> int | None:  # noqa: ARG002  # the ChangeWatch protocol
+        """Never known: a cache must not be trusted."""
+        return None
+
+    def stamp(self, table: str) -> str | None:  # noqa: ARG002  # the ChangeWatch protocol
+        """Never known: a shared cache must not be trusted."""
+        return None
+
+    def identity(self) -> str | None:
+        """Unknown without a session of its own to ask."""
+        return None
+
+    async def sync(self) -> bool:
+        """Never in step with commits."""
+        return False
+
+    async def close(self) -> None:
+        """Nothing to stop."""

@@ -1,0 +1,242 @@
+"""Synchronous programs: one event loop of their own, in a background thread, runs the calls.
+
+The package's functions are async, and a database opened on one event loop works only on
+that loop (asyncpg's connections belong to it). A plain synchronous program, such as a test
+tool, therefore keeps one `SyncRunner` for its whole life and hands it every call:
+
+    with SyncRunner() as runner:
+        db = runner.enter(connect(url))
+        saved = runner.call(save_result, db, result)
+
+Why a runner and not a synchronous copy of every function: one mechanism, so every async
+function of the package, and the user's own, runs unchanged and typed (`call` keeps its
+parameter and return types). Why a thread and not `asyncio.Runner` in the caller's thread:
+the loop keeps running between calls, so the change feed's heartbeat and the caches stay
+current while the program does other things, and calls may come from several threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Generic, ParamSpec, Self, TypeVar
+
+import attrs
+
+__all__ = ["SyncRunner"]
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class _RefusedError(RuntimeError):
+    """A call the runner cannot take: it is closed, or the call would wait for itself."""
+
+
+@attrs.define(eq=False)
+class _Outcome(Generic[_T]):
+    """What a call's task ended with, handed from the loop's thread to the caller's."""
+
+    ended: threading.Event = attrs.field(factory=threading.Event)
+    task: asyncio.Task[_T] | None = None
+    """Set on the loop's thread when the call starts, before anything can cancel it."""
+
+    def end(self, _task: asyncio.Task[_T]) -> None:
+        """Done callback of the task, on the loop's thread: wake the caller."""
+        self.ended.set()
+
+    def cancel(self) -> None:
+        """Cancel the call, on the loop's thread (queued after its start)."""
+        if self.task is not None:
+            self.task.cancel()
+
+
+@attrs.define(eq=False)
+class _Held:
+    """A context manager entered by `enter`: its task holds it open until `leave` is set."""
+
+    task: asyncio.Task[None]
+    leave: asyncio.Event
+
+
+class SyncRunner:
+    """An event loop in a background thread that runs async calls for synchronous code.
+
+    `run(awaitable)` and `call(function, *args, **kwargs)` block until the call ends and give
+    its result or raise its error. `enter(manager)` enters an async context manager (a
+    database, `open_persistence`) and keeps it open until the runner closes, which exits
+    them newest first, then stops the loop. Calls may come from several threads at once;
+    each runs as a task of its own, in a copy of the caller's context variables.
+
+    A call interrupted while it waits (Ctrl-C) is cancelled on the loop, and the caller
+    waits for it to end, within the package's own limits, before the interrupt goes on.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._held: list[_Held] = []
+        self._guard = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="persistence-sync", daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has begun: no call is taken any more."""
+        return self._closed
+
+    def run(self, work: Awaitable[_T]) -> _T:
+        """Run `work` on the runner's loop; return its result or raise its error."""
+        try:
+            self._check_thread()
+            return self._wait(_awaited(work))
+        except _RefusedError:
+            if inspect.iscoroutine(work):
+                work.close()  # never awaited, on purpose: no warning about it
+            raise
+
+    def call(
+        self, function: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """Call the async `function` with the arguments on the runner's loop; give its result."""
+        self._check_thread()
+        return self._wait(_called(function, *args, **kwargs))
+
+    def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
+        """Enter an async context manager on the loop; it is exited when the runner closes."""
+        self._check_thread()
+        held, value = self._wait(self._hold(manager))
+        with self._guard:
+            self._held.append(held)
+        return value
+
+    def close(self) -> None:
+        """Exit what `enter` entered, newest first, then stop the loop and its thread.
+
+        The first error of an exit is raised once everything is closed. Closing twice does
+        nothing. Calls still running from other threads are cancelled.
+        """
+        if threading.get_ident() == self._thread.ident:
+            msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
+            raise _RefusedError(msg)
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True  # from here on, only the close's own work starts
+            held, self._held = self._held, []
+        try:
+            self._wait(_leave_all(held[::-1]), closing=True)
+        finally:
+            self._wait(_end_the_rest(), closing=True)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() == self._thread.ident:
+            msg = (
+                "a SyncRunner's call cannot wait for another call of the same runner: it "
+                "would wait for itself; await the function instead"
+            )
+            raise _RefusedError(msg)
+
+    def _wait(self, work: Coroutine[object, object, _T], *, closing: bool = False) -> _T:
+        """Start `work` as a task on the loop and block until it ends."""
+        outcome: _Outcome[_T] = _Outcome()
+        loop = self._loop
+
+        def start() -> None:
+            outcome.task = loop.create_task(work)
+            outcome.task.add_done_callback(outcome.end)
+
+        with self._guard:  # a call starts before the close's own work, or not at all
+            if self._closed and not closing:
+                work.close()
+                msg = "this SyncRunner is closed"
+                raise _RefusedError(msg)
+            # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
+            loop.call_soon_threadsafe(start)
+        try:
+            outcome.ended.wait()
+        except BaseException:
+            # Interrupted while waiting: cancel the call, and let it end before going on.
+            loop.call_soon_threadsafe(outcome.cancel)
+            outcome.ended.wait()
+            raise
+        task = outcome.task
+        assert task is not None  # noqa: S101  # set before `ended`
+        return task.result()
+
+    async def _hold(self, manager: AbstractAsyncContextManager[_T]) -> tuple[_Held, _T]:
+        """Enter `manager` in a task of its own that stays inside it until told to leave."""
+        entered: asyncio.Future[_T] = self._loop.create_future()
+        leave = asyncio.Event()
+
+        async def hold() -> None:
+            async with manager as value:
+                entered.set_result(value)
+                await leave.wait()
+
+        task = asyncio.create_task(hold())
+        try:
+            await asyncio.wait((entered, task), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        if not entered.done():
+            await task  # the manager failed to enter: raise its error
+            msg = "the context manager ended without being entered"  # pragma: no cover
+            raise RuntimeError(msg)  # pragma: no cover
+        return _Held(task, leave), entered.result()
+
+
+async def _awaited(work: Awaitable[_T]) -> _T:
+    return await work
+
+
+async def _called(function: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    return await function(*args, **kwargs)
+
+
+async def _leave_all(held: list[_Held]) -> None:
+    """Exit the entered managers in the order given; raise the first error after all."""
+    first: BaseException | None = None
+    for item in held:
+        item.leave.set()
+        try:
+            await item.task
+        except BaseException as error:  # noqa: BLE001  # the others still exit
+            first = first or error
+    if first is not None:
+        raise first
+
+
+async def _end_the_rest() -> None:
+    """Cancel what is left on the loop (calls from other threads) and wait for it to end."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+    await asyncio.get_running_loop().shutdown_default_executor()

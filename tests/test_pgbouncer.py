@@ -1,0 +1,290 @@
+"""Behind PgBouncer in transaction mode: `?pgbouncer=transaction`, against a real pgbouncer.
+
+The tests start their own pgbouncer on 127.0.0.1, on a free port, with a generated ini and
+user list, in front of the test server. Off CI, without the pgbouncer binary, they skip and
+say why; with CI=true they fail instead (`.ci/install-pgbouncer` installs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import asyncpg
+import pytest
+
+from conftest import on_ci, with_database
+from persistence import (
+    DatabaseError,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    create_database,
+    get_config_value,
+    migrate,
+    save_result,
+    save_results,
+    search_results,
+    set_config,
+    transaction,
+)
+from persistence.cache import open_memory_cache
+from persistence.database import engine_of, redact_url
+
+PGBOUNCER_BINARIES = ("pgbouncer", "/usr/sbin/pgbouncer")
+
+
+def pgbouncer_binary() -> str | None:
+    """The pgbouncer executable, on PATH or where Debian puts it."""
+    for name in PGBOUNCER_BINARIES:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    return None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def write_config(folder: Path, port: int, upstream: str) -> Path:
+    """The ini and user list of a pgbouncer in transaction mode in front of `upstream`."""
+    parts = urlsplit(upstream)
+    user = parts.username or "postgres"
+    (folder / "userlist.txt").write_text(f'"{user}" ""\n', encoding="utf-8")
+    ini = folder / "pgbouncer.ini"
+    ini.write_text(
+        "\n".join(
+            [
+                "[databases]",
+                f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}",
+                "[pgbouncer]",
+                "listen_addr = 127.0.0.1",
+                f"listen_port = {port}",
+                "unix_socket_dir =",
+                "auth_type = trust",
+                f"auth_file = {folder / 'userlist.txt'}",
+                "pool_mode = transaction",
+                "default_pool_size = 4",
+                "max_client_conn = 100",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    for path in (folder, folder / "userlist.txt", ini):
+        path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the user it runs as
+    return ini
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once the port accepts connections; fail with pgbouncer's log if it never does."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"pgbouncer did not start: {log.read_text(encoding='utf-8')}")
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(postgres_admin: str) -> Iterator[int]:
+    """A pgbouncer in transaction mode on a free loopback port, in front of the test server."""
+    binary = pgbouncer_binary()
+    if binary is None:
+        reason = "no pgbouncer binary (apt-get install pgbouncer, or run .ci/install-pgbouncer)"
+        if on_ci():
+            pytest.fail(f"CI=true requires pgbouncer: {reason}")
+        pytest.skip(reason)
+    folder = Path(tempfile.mkdtemp(prefix="persistence-pgbouncer-"))
+    port = free_port()
+    ini = write_config(folder, port, postgres_admin)
+    log = folder / "pgbouncer.log"
+    # pgbouncer refuses to run as root; -u drops to an unprivileged user after reading the ini.
+    as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    with log.open("wb") as output:
+        process = subprocess.Popen([binary, *as_user, str(ini)], stdout=output, stderr=output)
+    try:
+        wait_for_port(port, process, log)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def direct_url(postgres_admin: str) -> Iterator[str]:
+    """One migrated database for this module's tests, reached directly."""
+    name = f"persistence_test_{uuid.uuid4().hex[:12]}"
+    url = with_database(postgres_admin, name)
+
+    async def make() -> None:
+        assert await create_database(url)
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(postgres_admin, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(make())
+    try:
+        yield url
+    finally:
+        asyncio.run(drop())
+
+
+def through(pgbouncer: int, direct: str, options: str = "") -> str:
+    """The same database, reached through the pgbouncer on `pgbouncer`, with URL options."""
+    parts = urlsplit(direct)
+    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{pgbouncer}"
+    return parts._replace(netloc=netloc, query=options).geturl()
+
+
+def result(output: str = "") -> TestResult:
+    """A small result to save."""
+    return TestResult(test_type=TestType.UNIT, status=TestStatus.FAILED, output=output)
+
+
+async def test_the_package_works_through_pgbouncer(pgbouncer: int, direct_url: str) -> None:
+    """Migrations, single calls, transactions with savepoints, COPY and search, many at once."""
+    async with connect(through(pgbouncer, direct_url, "pgbouncer=transaction")) as db:
+        await migrate(db)  # a transaction-scoped advisory lock: fine on transaction pooling
+        assert await migrate(db) == []
+
+        async def work(number: int) -> None:
+            await save_result(db, result(f"segmentation fault in case {number}"))
+            async with transaction(db) as tx:
+                await set_config(tx, "bounced", f"key{number}", number)
+                with contextlib.suppress(ValueError):
+                    async with transaction(tx) as inner:
+                        await save_result(inner, result())
+                        raise ValueError  # the savepoint alone rolls back
+            assert await get_config_value(db, "bounced", f"key{number}", int) == number
+
+        await asyncio.gather(*(work(n) for n in range(20)))
+        await save_results(db, [result("timeout") for _ in range(50)])  # COPY
+        hits = await search_results(db, "segmentation", limit=100)
+        assert len(hits.items) == 20
+        assert len(await all_results(db)) == 70
+
+
+async def test_without_the_option_named_statements_break(pgbouncer: int, direct_url: str) -> None:
+    """The pgbouncer really pools by transaction: asyncpg's named statements go astray there.
+
+    A statement prepared on one server connection is missing on the next, once another
+    client's transaction holds the first; with the option, the same steps work.
+    """
+    for options, fails in (("", True), ("pgbouncer=transaction", False)):
+        async with connect(through(pgbouncer, direct_url, options)) as db:
+            await migrate(db)
+            await set_config(db, "astray", "key", 1)
+            assert await get_config_value(db, "astray", "key", int) == 1
+            other = await asyncpg.connect(through(pgbouncer, direct_url), statement_cache_size=0)
+            try:
+                await other.execute("BEGIN")  # holds the server connection used last
+                if fails:
+                    with pytest.raises(DatabaseError, match="prepared statement"):
+                        await get_config_value(db, "astray", "key", int)
+                else:
+                    assert await get_config_value(db, "astray", "key", int) == 1
+                await other.execute("ROLLBACK")
+            finally:
+                await other.close()
+
+
+async def test_the_cache_follows_changes_through_listen_url(
+    pgbouncer: int, direct_url: str
+) -> None:
+    """With listen_url=, the change feed listens on PostgreSQL itself and the cache stays true."""
+    options = f"pgbouncer=transaction&listen_url={quote(direct_url, safe='')}"
+    async with connect(through(pgbouncer, direct_url, options)) as db:
+        await migrate(db)
+        await set_config(db, "feed", "key", 1)
+        cache = await open_memory_cache(db, heartbeat=0.2)
+        try:
+            assert await cache.get_config_value("feed", "key", int) == 1
+            assert await cache.get_config_value("feed", "key", int) == 1
+            assert cache.stats().hits == 1
+            other = await asyncpg.connect(direct_url)  # a write this process did not make
+            try:
+                await other.execute(
+                    "UPDATE config_entries SET value = '2' WHERE section = 'feed' AND key = 'key'"
+                )
+            finally:
+                await other.close()
+            started = time.monotonic()  # the notification arrives within milliseconds
+            while (value := await cache.get_config_value("feed", "key", int)) != 2:
+                assert time.monotonic() - started < 2, f"still {value}"
+                await asyncio.sleep(0.005)
+        finally:
+            await cache.close()
+
+
+async def test_without_listen_url_the_cache_reads_the_database(
+    pgbouncer: int, direct_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no listen_url=, there is no feed: every read goes to the database, said once."""
+    caplog.set_level(logging.WARNING, "persistence.postgres")
+    async with connect(through(pgbouncer, direct_url, "pgbouncer=transaction")) as db:
+        await migrate(db)
+        await set_config(db, "nofeed", "key", 1)
+        cache = await open_memory_cache(db, heartbeat=0.2)
+        try:
+            for _ in range(3):
+                assert await cache.get_config_value("nofeed", "key", int) == 1
+            assert cache.stats().hits == 0
+        finally:
+            await cache.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "persistence.postgres"]
+    assert len(warnings) == 1
+    assert "no listen_url=" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://h/db?pgbouncer=session", "pgbouncer= takes 'transaction'"),
+        ("postgresql://h/db?pgbouncer=transaction&pgbouncer=transaction", "given twice"),
+        ("postgresql://h/db?listen_url=http%3A%2F%2Fh%2Fdb", "listen_url= takes PostgreSQL"),
+        ("postgresql://h/db?listen_url=postgresql%3A%2F%2Fh%3Ax%2Fdb", "the port must be"),
+        (
+            "postgresql://h/db?listen_url=postgresql%3A%2F%2Fh%2Fdb%3Fpgbouncer%3Dtransaction",
+            "must reach PostgreSQL directly",
+        ),
+    ],
+)
+def test_bad_pooling_options_are_refused_before_connecting(url: str, reason: str) -> None:
+    """A pooling option this package cannot use is a bad URL, refused before any connection."""
+    with pytest.raises(DatabaseError, match="invalid database URL") as raised:
+        engine_of(url)
+    assert reason in str(raised.value)
+
+
+def test_the_listen_url_password_is_hidden() -> None:
+    """A password inside listen_url= is hidden like the URL's own."""
+    listen = quote("postgresql://app:s3cret@db:5432/app", safe="")
+    shown = redact_url(f"postgresql://app:s3cret@bouncer:6432/app?listen_url={listen}")
+    assert "s3cret" not in shown
+    assert shown.startswith("postgresql://app:***@bouncer:6432/app?listen_url=")

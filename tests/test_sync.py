@@ -1,0 +1,202 @@
+"""SyncRunner runs the package for synchronous code; a database stays on its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from persistence import (
+    DatabaseError,
+    NotFoundError,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    get_result,
+    migrate,
+    save_result,
+)
+from persistence.sync import SyncRunner
+
+
+def result() -> TestResult:
+    """A small result to save."""
+    return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)
+
+
+def test_calls_give_results_and_errors(tmp_path: Path) -> None:
+    """call() and run() give each call's result, and raise its error as the package's.
+
+    Meanwhile another loop is refused the database, saying so: it is open on the runner's.
+    (The README's example runs the runner on both engines.)
+    """
+    with SyncRunner() as runner:
+        db = runner.enter(connect(tmp_path / "x.db"))
+        runner.call(migrate, db)
+        saved = runner.call(save_result, db, result())
+        assert saved.id is not None
+        assert runner.run(get_result(db, saved.id)) == saved
+        with pytest.raises(NotFoundError):
+            runner.call(get_result, db, saved.id + 1)
+        with pytest.raises(DatabaseError, match="another event loop, which is still open"):
+            asyncio.run(save_result(db, result()))
+        assert [r.id for r in runner.call(all_results, db)] == [saved.id]
+    assert runner.closed
+
+
+def test_postgres_on_another_open_loop_is_refused(postgres_admin: str) -> None:
+    """A PostgreSQL database open on a runner's loop is refused on another loop, saying so.
+
+    The call is refused before it touches a connection, so the server's own database serves.
+    """
+    with SyncRunner() as runner:
+        db = runner.enter(connect(postgres_admin))
+        with pytest.raises(DatabaseError, match="another event loop, which is still open"):
+            asyncio.run(all_results(db))
+        assert runner.run(asyncio.sleep(0, "still usable")) == "still usable"
+
+
+def test_calls_from_several_threads_run_at_once(tmp_path: Path) -> None:
+    """Threads share one runner: their calls run as tasks side by side on its loop."""
+    with SyncRunner() as runner:
+        db = runner.enter(connect(tmp_path / "x.db"))
+        runner.call(migrate, db)
+        threads = [
+            threading.Thread(target=runner.call, args=(save_result, db, result())) for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(runner.call(all_results, db)) == 8
+
+
+def test_close_exits_newest_first_and_raises_the_first_error() -> None:
+    """Entered managers exit newest first; an exit's error comes out of close, after all exit."""
+    order: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def named(name: str, *, fail: bool = False) -> AsyncIterator[str]:
+        yield name
+        order.append(name)
+        if fail:
+            msg = f"{name} failed"
+            raise ValueError(msg)
+
+    runner = SyncRunner()
+    assert runner.enter(named("a", fail=True)) == "a"
+    assert runner.enter(named("b")) == "b"
+    with pytest.raises(ValueError, match="a failed"):
+        runner.close()
+    assert order == ["b", "a"]
+    runner.close()  # again: nothing
+
+
+def test_a_closed_runner_refuses_calls_and_leaves_no_coroutine() -> None:
+    """After close, a call is a RuntimeError, and the coroutine handed over is closed unawaited."""
+    runner = SyncRunner()
+    runner.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        runner.run(asyncio.sleep(0))  # no "never awaited" warning: warnings are errors here
+    with pytest.raises(RuntimeError, match="closed"):
+        runner.call(asyncio.sleep, 0)
+
+
+def test_a_call_cannot_wait_for_its_own_runner() -> None:
+    """A call that asks its own runner to run something is refused instead of hanging."""
+
+    async def nested(runner: SyncRunner) -> None:
+        runner.run(asyncio.sleep(0))
+
+    with SyncRunner() as runner, pytest.raises(RuntimeError, match="wait for itself"):
+        runner.call(nested, runner)
+
+
+def test_an_interrupted_call_is_cancelled_and_ends_first() -> None:
+    """Ctrl-C while a call waits cancels it on the loop, and the caller sees it end."""
+    started, ended = threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.05)  # cleaning up, as a rollback would
+            ended.set()
+
+    def interrupt() -> None:
+        started.wait(5)
+        time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    with SyncRunner() as runner:
+        threading.Thread(target=interrupt).start()
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            runner.call(slow)
+        assert ended.is_set()
+        assert time.monotonic() - began < 5
+
+
+_AFTER_THE_LOOP = textwrap.dedent(
+    """
+    import asyncio, sys
+    from persistence import (
+        DatabaseError, TestResult, TestStatus, TestType, all_results, migrate, open_database,
+        save_result,
+    )
+
+    for url in sys.argv[1:]:
+        db = asyncio.run(open_database(url))  # its loop closes here
+        try:
+            if url.endswith(".db"):  # not on the server's admin database: nothing is written there
+                asyncio.run(migrate(db))
+                passed = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)
+                asyncio.run(save_result(db, passed))
+            print("worked", len(asyncio.run(all_results(db))))
+        except DatabaseError as error:
+            print("refused", error)
+    """
+)
+
+
+def test_a_handle_after_its_loop_closed(tmp_path: Path, postgres_admin: str) -> None:
+    """One asyncio.run() per call: SQLite follows the loops; PostgreSQL is refused, saying why.
+
+    No `Event loop is closed`, and no future whose exception is never retrieved.
+    """
+    script = tmp_path / "loops.py"
+    script.write_text(_AFTER_THE_LOOP, encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::RuntimeWarning",
+            str(script),
+            str(tmp_path / "x.db"),
+            postgres_admin,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    sqlite, postgres = done.stdout.splitlines()
+    assert sqlite == "worked 1"
+    assert postgres.startswith("refused the PostgreSQL database postgres")
+    assert "was opened on an event loop that has since closed" in postgres
+    assert "persistence.sync.SyncRunner" in postgres
+    assert "never retrieved" not in done.stderr
+    assert "Event loop is closed" not in done.stderr
