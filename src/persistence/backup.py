@@ -57,11 +57,15 @@ from persistence.migrations import migrate, migration_status
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.queries import (
+        ConfigEntriesRow,
         CopyTableSizesRow,
         CopyWriteConfigEntriesParams,
         CopyWriteFileRecordsParams,
         CopyWriteRunsParams,
         CopyWriteTestResultsParams,
+        FileRecordsRow,
+        RunsRow,
+        TestResultsRow,
     )
 
 __all__ = ["COPIED_TABLES", "CopyReport", "backup_database", "copy_database", "restore_database"]
@@ -278,20 +282,23 @@ async def _move_rows(
         async with connection(tx) as conn:
             await write.copy_write_file_records(conn, rows)
 
-    def reader(
-        query: Callable[..., Awaitable[list[_R]]],
-    ) -> Callable[[int], Awaitable[list[_R]]]:
-        async def page(after: int) -> list[_R]:
-            async with translate_errors(source):
-                return await query(reading, after_id=after, page_size=page_size)
+    def runs_after(after: int) -> Awaitable[list[RunsRow]]:
+        return read.copy_read_runs(reading, after_id=after, page_size=page_size)
 
-        return page
+    def results_after(after: int) -> Awaitable[list[TestResultsRow]]:
+        return read.copy_read_test_results(reading, after_id=after, page_size=page_size)
+
+    def config_after(after: int) -> Awaitable[list[ConfigEntriesRow]]:
+        return read.copy_read_config_entries(reading, after_id=after, page_size=page_size)
+
+    def files_after(after: int) -> Awaitable[list[FileRecordsRow]]:
+        return read.copy_read_file_records(reading, after_id=after, page_size=page_size)
 
     return {
-        "runs": await _pipe(reader(read.copy_read_runs), runs, page_size),
-        "test_results": await _pipe(reader(read.copy_read_test_results), results, page_size),
-        "config_entries": await _pipe(reader(read.copy_read_config_entries), config, page_size),
-        "file_records": await _pipe(reader(read.copy_read_file_records), files, page_size),
+        "runs": await _pipe(source, runs_after, runs, page_size),
+        "test_results": await _pipe(source, results_after, results, page_size),
+        "config_entries": await _pipe(source, config_after, config, page_size),
+        "file_records": await _pipe(source, files_after, files, page_size),
     }
 
 
@@ -299,7 +306,8 @@ _P = TypeVar("_P", bound=Mapping[str, object])
 
 
 async def _pipe(
-    read: Callable[[int], Awaitable[list[_R]]],
+    source: Database,
+    read_after: Callable[[int], Awaitable[list[_R]]],
     write: Callable[[list[_P]], Awaitable[None]],
     page_size: int,
 ) -> tuple[int, int]:
@@ -308,6 +316,11 @@ async def _pipe(
     The write queries' parameters are named as the read queries' columns, so a row's
     fields are its parameters.
     """
+
+    async def read(after: int) -> list[_R]:
+        async with translate_errors(source):
+            return await read_after(after)
+
     count = last_id = 0
     page = await read(0)
     while page:
