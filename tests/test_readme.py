@@ -109,3 +109,10 @@ async def test_run_history_example_runs(tmp_path: Path) -> None:
     example = example_under("## Run history")
     assert callable(example)
     await example(tmp_path)
+
+
+async def test_backup_example_runs(tmp_path: Path, postgres_url: str) -> None:
+    """The README's backup example backs up, moves SQLite to PostgreSQL, and restores."""
+    example = example_under("## Backup, restore and the move to PostgreSQL")
+    assert callable(example)
+    await example(tmp_path, postgres_url)

@@ -1,5 +1,6 @@
 """A typed, SQL-first data layer: test results, typed configuration and tracked files."""
 
+from persistence.backup import CopyReport, backup_database, copy_database, restore_database
 from persistence.bundle import Persistence, open_persistence
 from persistence.config import (
     ConfigEntryCursor,
@@ -119,6 +120,7 @@ __all__ = [
     "ConfigEntryFilter",
     "ConfigType",
     "ConflictError",
+    "CopyReport",
     "Database",
     "DatabaseError",
     "DurationFigures",
@@ -155,10 +157,12 @@ __all__ = [
     "all_file_records",
     "all_results",
     "all_runs",
+    "backup_database",
     "close_database",
     "compare_runs",
     "connect",
     "connection",
+    "copy_database",
     "create_database",
     "delete_config_entry",
     "delete_file_record",
@@ -196,6 +200,7 @@ __all__ = [
     "open_database",
     "open_persistence",
     "parse_search",
+    "restore_database",
     "result_stats",
     "results_by_type",
     "save_config_entry",
