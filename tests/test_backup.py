@@ -35,6 +35,7 @@ from persistence import (
     list_results,
     migrate,
     migration_status,
+    queries,
     save_config_entry,
     save_file_record,
     save_result,
@@ -339,9 +340,9 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
     """A copy that fails, or is cancelled, after pages were written leaves no row behind."""
     converted = 0
     halfway = asyncio.Event()
-    as_params = persistence.backup._as_params  # noqa: SLF001  # the step every row passes
+    as_params = persistence.backup._result_params  # noqa: SLF001  # the step every result passes
 
-    def counting(row: persistence.backup._Row) -> dict[str, object]:
+    def counting(row: queries.TestResultsRow) -> queries.CopyWriteTestResultsParams:
         nonlocal converted
         converted += 1
         if converted == 40:  # past the first pages
@@ -351,7 +352,7 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
             halfway.set()
         return as_params(row)
 
-    monkeypatch.setattr(persistence.backup, "_as_params", counting)
+    monkeypatch.setattr(persistence.backup, "_result_params", counting)
     async with connect(database_url) as target:
         await migrate(target)
         with pytest.raises(RuntimeError, match="disk went away"):

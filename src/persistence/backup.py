@@ -33,7 +33,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar, cast
 
@@ -84,8 +84,6 @@ class _Row(Protocol):
 
     @property
     def id(self) -> int: ...
-
-    def _asdict(self) -> dict[str, object]: ...
 
 
 @attrs.frozen
@@ -264,35 +262,38 @@ async def _move_rows(
     source: Database, reading: Connection, tx: Database, page_size: int
 ) -> dict[str, tuple[int, int]]:
     """Copy each table a page at a time: give its row count and highest id."""
-    read, write = source.queries, tx.queries
 
-    async def runs(rows: list[CopyWriteRunsParams]) -> None:
+    async def runs(rows: list[RunsRow]) -> None:
+        params = await map_in_slices(_run_params, rows)
         async with connection(tx) as conn:
-            await write.copy_write_runs(conn, rows)
+            await tx.queries.copy_write_runs(conn, params)
 
-    async def results(rows: list[CopyWriteTestResultsParams]) -> None:
+    async def results(rows: list[TestResultsRow]) -> None:
+        params = await map_in_slices(_result_params, rows)
         async with connection(tx) as conn:
-            await write.copy_write_test_results(conn, rows)
+            await tx.queries.copy_write_test_results(conn, params)
 
-    async def config(rows: list[CopyWriteConfigEntriesParams]) -> None:
+    async def config(rows: list[ConfigEntriesRow]) -> None:
+        params = await map_in_slices(_config_params, rows)
         async with connection(tx) as conn:
-            await write.copy_write_config_entries(conn, rows)
+            await tx.queries.copy_write_config_entries(conn, params)
 
-    async def files(rows: list[CopyWriteFileRecordsParams]) -> None:
+    async def files(rows: list[FileRecordsRow]) -> None:
+        params = await map_in_slices(_file_params, rows)
         async with connection(tx) as conn:
-            await write.copy_write_file_records(conn, rows)
+            await tx.queries.copy_write_file_records(conn, params)
 
     def runs_after(after: int) -> Awaitable[list[RunsRow]]:
-        return read.copy_read_runs(reading, after_id=after, page_size=page_size)
+        return source.queries.copy_read_runs(reading, after_id=after, page_size=page_size)
 
     def results_after(after: int) -> Awaitable[list[TestResultsRow]]:
-        return read.copy_read_test_results(reading, after_id=after, page_size=page_size)
+        return source.queries.copy_read_test_results(reading, after_id=after, page_size=page_size)
 
     def config_after(after: int) -> Awaitable[list[ConfigEntriesRow]]:
-        return read.copy_read_config_entries(reading, after_id=after, page_size=page_size)
+        return source.queries.copy_read_config_entries(reading, after_id=after, page_size=page_size)
 
     def files_after(after: int) -> Awaitable[list[FileRecordsRow]]:
-        return read.copy_read_file_records(reading, after_id=after, page_size=page_size)
+        return source.queries.copy_read_file_records(reading, after_id=after, page_size=page_size)
 
     return {
         "runs": await _pipe(source, runs_after, runs, page_size),
@@ -302,20 +303,13 @@ async def _move_rows(
     }
 
 
-_P = TypeVar("_P", bound=Mapping[str, object])
-
-
 async def _pipe(
     source: Database,
     read_after: Callable[[int], Awaitable[list[_R]]],
-    write: Callable[[list[_P]], Awaitable[None]],
+    write: Callable[[list[_R]], Awaitable[None]],
     page_size: int,
 ) -> tuple[int, int]:
-    """Write page after page, reading the next page while one is written.
-
-    The write queries' parameters are named as the read queries' columns, so a row's
-    fields are its parameters.
-    """
+    """Write page after page, reading the next page while one is written."""
 
     async def read(after: int) -> list[_R]:
         async with translate_errors(source):
@@ -327,7 +321,7 @@ async def _pipe(
         last_id = page[-1].id
         following = asyncio.ensure_future(read(last_id)) if len(page) == page_size else None
         try:
-            await write(await map_in_slices(_as_params, page))  # type: ignore[arg-type]  # a row's fields are its parameters
+            await write(page)
         except BaseException:
             if following is not None:
                 following.cancel()
@@ -339,8 +333,59 @@ async def _pipe(
     return count, last_id
 
 
-def _as_params(row: _Row) -> dict[str, object]:
-    return row._asdict()
+# A row read becomes the parameters of its write, field by field: a renamed column or
+# parameter is a type error here.
+
+
+def _run_params(row: RunsRow) -> CopyWriteRunsParams:
+    return {
+        "id": row.id,
+        "started_at": row.started_at,
+        "ended_at": row.ended_at,
+        "labels": row.labels,
+    }
+
+
+def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
+    return {
+        "id": row.id,
+        "test_type": row.test_type,
+        "status": row.status,
+        "execution_time": row.execution_time,
+        "memory_usage": row.memory_usage,
+        "test_cases_passed": row.test_cases_passed,
+        "test_cases_total": row.test_cases_total,
+        "error_message": row.error_message,
+        "output": row.output,
+        "created_at": row.created_at,
+        "metadata": row.metadata,
+        "run_id": row.run_id,
+        "test_id": row.test_id,
+    }
+
+
+def _config_params(row: ConfigEntriesRow) -> CopyWriteConfigEntriesParams:
+    return {
+        "id": row.id,
+        "section": row.section,
+        "key": row.key,
+        "value": row.value,
+        "type": row.type,
+        "description": row.description,
+        "updated_at": row.updated_at,
+    }
+
+
+def _file_params(row: FileRecordsRow) -> CopyWriteFileRecordsParams:
+    return {
+        "id": row.id,
+        "path": row.path,
+        "size": row.size,
+        "hash": row.hash,
+        "created_at": row.created_at,
+        "accessed_at": row.accessed_at,
+        "metadata": row.metadata,
+    }
 
 
 def _new_file(path: object) -> Path:
