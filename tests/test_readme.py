@@ -126,3 +126,10 @@ def test_sync_example_runs(
     example = example_under("## Synchronous programs")
     assert callable(example)
     example(tmp_path, database_url)
+
+
+async def test_backup_example_runs(tmp_path: Path, postgres_url: str) -> None:
+    """The README's backup example backs up, moves SQLite to PostgreSQL, and restores."""
+    example = example_under("## Backup, restore and the move to PostgreSQL")
+    assert callable(example)
+    await example(tmp_path, postgres_url)

@@ -352,6 +352,74 @@ FROM test_results
 GROUP BY test_type, status
 ORDER BY test_type, status;
 
+-- name: copy_read_runs(after_id, page_size)
+-- record_class: RunsRow
+-- What `copy` and `backup` read of runs: one page in id order, after the id given.
+SELECT id, started_at, ended_at, labels FROM runs
+WHERE id > :after_id
+ORDER BY id
+LIMIT :page_size;
+
+-- name: copy_write_runs(id, started_at, ended_at, labels)*!
+-- What `copy` and `restore` write to runs: rows with the ids they had.
+INSERT INTO runs (id, started_at, ended_at, labels)
+VALUES (:id, :started_at, :ended_at, :labels);
+
+-- name: copy_read_test_results(after_id, page_size)
+-- record_class: TestResultsRow
+-- What `copy` and `backup` read of test_results: one page in id order, after the id given.
+SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
+       test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+FROM test_results
+WHERE id > :after_id
+ORDER BY id
+LIMIT :page_size;
+
+-- name: copy_write_test_results(id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, run_id, test_id)*!
+-- What `copy` and `restore` write to test_results: rows with the ids they had. The search
+-- index fills itself: FTS5's triggers on SQLite, the generated search_vector on PostgreSQL.
+INSERT INTO test_results (
+    id, test_type, status, execution_time, memory_usage, test_cases_passed,
+    test_cases_total, error_message, output, created_at, metadata, run_id, test_id
+) VALUES (
+    :id, :test_type, :status, :execution_time, :memory_usage, :test_cases_passed,
+    :test_cases_total, :error_message, :output, :created_at, :metadata, :run_id, :test_id
+);
+
+-- name: copy_read_config_entries(after_id, page_size)
+-- record_class: ConfigEntriesRow
+-- What `copy` and `backup` read of config_entries: one page in id order, after the id given.
+SELECT id, section, key, value, type, description, updated_at FROM config_entries
+WHERE id > :after_id
+ORDER BY id
+LIMIT :page_size;
+
+-- name: copy_write_config_entries(id, section, key, value, type, description, updated_at)*!
+-- What `copy` and `restore` write to config_entries: rows with the ids they had.
+INSERT INTO config_entries (id, section, key, value, type, description, updated_at)
+VALUES (:id, :section, :key, :value, :type, :description, :updated_at);
+
+-- name: copy_read_file_records(after_id, page_size)
+-- record_class: FileRecordsRow
+-- What `copy` and `backup` read of file_records: one page in id order, after the id given.
+SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
+WHERE id > :after_id
+ORDER BY id
+LIMIT :page_size;
+
+-- name: copy_write_file_records(id, path, size, hash, created_at, accessed_at, metadata)*!
+-- What `copy` and `restore` write to file_records: rows with the ids they had.
+INSERT INTO file_records (id, path, size, hash, created_at, accessed_at, metadata)
+VALUES (:id, :path, :size, :hash, :created_at, :accessed_at, :metadata);
+
+-- name: copy_table_sizes()^
+-- record_class: CopyTableSizesRow
+-- How many rows each table that `copy` moves holds: a copy's target must hold none.
+SELECT (SELECT count(*) FROM runs) AS runs,
+       (SELECT count(*) FROM test_results) AS test_results,
+       (SELECT count(*) FROM config_entries) AS config_entries,
+       (SELECT count(*) FROM file_records) AS file_records;
+
 -- name: list_file_records_page(path_from, path_until, cursor_path, path_glob, size_from, size_until, accessed_from, accessed_until, page_size)
 -- record_class: FileRecordsRow
 -- File records in path order, with a path in [path_from, path_until), matching a glob when one

@@ -1,6 +1,7 @@
 """A typed, SQL-first data layer: test results, typed configuration and tracked files."""
 
 from persistence._tracing import Tracing
+from persistence.backup import CopyReport, backup_database, copy_database, restore_database
 from persistence.bundle import Persistence, open_persistence
 from persistence.config import (
     ConfigEntryCursor,
@@ -121,6 +122,7 @@ __all__ = [
     "ConfigEntryFilter",
     "ConfigType",
     "ConflictError",
+    "CopyReport",
     "Database",
     "DatabaseError",
     "DurationFigures",
@@ -159,10 +161,12 @@ __all__ = [
     "all_file_records",
     "all_results",
     "all_runs",
+    "backup_database",
     "close_database",
     "compare_runs",
     "connect",
     "connection",
+    "copy_database",
     "create_database",
     "delete_config_entry",
     "delete_file_record",
@@ -200,6 +204,7 @@ __all__ = [
     "open_database",
     "open_persistence",
     "parse_search",
+    "restore_database",
     "result_stats",
     "results_by_type",
     "save_config_entry",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from persistence import __version__
 from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
 from persistence._loader import sql_root
+from persistence.backup import CopyReport, backup_database, copy_database, restore_database
 from persistence.database import (
     DEFAULT_DATABASE,
     Database,
@@ -199,7 +200,44 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the checkout's sql/migrations)",
     )
     add_history_commands(commands, connects, reports)
+    _add_copy_commands(commands, connects, reports)
     return parser
+
+
+def _add_copy_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    connects: argparse.ArgumentParser,
+    reports: argparse.ArgumentParser,
+) -> None:
+    """Add `backup`, `restore` and `copy`."""
+    backup = commands.add_parser(
+        "backup",
+        parents=[connects, reports],
+        help="write the database, as one committed state, to a new SQLite file",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="the new backup file")
+    restore = commands.add_parser(
+        "restore",
+        parents=[connects, reports],
+        help="copy a backup file into an empty, migrated database",
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="a file that `backup` wrote")
+    copy = commands.add_parser(
+        "copy",
+        parents=[reports],
+        help="copy every row into an empty, migrated database, of either engine",
+    )
+    copy.add_argument("source", type=_database, metavar="SOURCE", help="the URL or path to read")
+    copy.add_argument(
+        "target", type=_database, metavar="TARGET", help="the empty, migrated database to fill"
+    )
+    copy.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="retry each connection until the database answers or SECONDS have passed",
+    )
 
 
 def _database_url(given: str | None) -> str:
@@ -504,6 +542,73 @@ async def _run_history(arguments: argparse.Namespace) -> int:
         await close_database(db)
 
 
+async def _open_existing(url: str, *, wait: float, write: bool) -> Database:
+    """Open a database that must exist already: a missing SQLite file is not created."""
+    engine, target = engine_of(url)
+    if engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).is_file):
+        msg = f"no SQLite database at {target!r}"
+        if write:
+            msg += f": create and migrate it first (persistence migrate --database {target})"
+        raise _CannotRunError(msg)
+    return await _open(url, create=write, wait=wait)
+
+
+async def _backup(arguments: argparse.Namespace) -> int:
+    url = _database_url(arguments.database)
+    db = await _open_existing(url, wait=arguments.wait, write=False)
+    try:
+        report = await backup_database(db, arguments.file)
+    finally:
+        await close_database(db)
+    return _copied(arguments, "backed up", report)
+
+
+async def _restore(arguments: argparse.Namespace) -> int:
+    url = _database_url(arguments.database)
+    if not await asyncio.to_thread(arguments.file.is_file):
+        raise _CannotRunError(f"no backup file at {str(arguments.file)!r}")
+    db = await _open_existing(url, wait=arguments.wait, write=True)
+    try:
+        report = await restore_database(db, arguments.file)
+    finally:
+        await close_database(db)
+    return _copied(arguments, "restored", report)
+
+
+async def _copy(arguments: argparse.Namespace) -> int:
+    engine_of(arguments.target)  # a bad URL fails before the source is opened
+    source = await _open_existing(arguments.source, wait=arguments.wait, write=False)
+    try:
+        target = await _open_existing(arguments.target, wait=arguments.wait, write=True)
+        try:
+            report = await copy_database(source, target)
+        finally:
+            await close_database(target)
+    finally:
+        await close_database(source)
+    return _copied(arguments, "copied", report)
+
+
+def _copied(arguments: argparse.Namespace, done: str, report: CopyReport) -> int:
+    """Say what a backup, restore or copy moved, as a line or as JSON."""
+    if arguments.json:
+        _print_json(
+            {
+                "source": report.source,
+                "target": report.target,
+                "rows": report.tables(),
+                "seconds": round(report.seconds, 3),
+            }
+        )
+        return EXIT_OK
+    tables = ", ".join(f"{table} {count}" for table, count in report.tables().items())
+    print(
+        f"{done} {report.source} to {report.target}: {report.rows} rows ({tables}) "
+        f"in {report.seconds:.1f}s"
+    )
+    return EXIT_OK
+
+
 _ASYNC_COMMANDS: Final[
     dict[str, Callable[[argparse.Namespace], Coroutine[object, object, int]]]
 ] = {
@@ -511,6 +616,9 @@ _ASYNC_COMMANDS: Final[
     "status": _status,
     "history": _history,
     **dict.fromkeys(HISTORY_COMMANDS, _run_history),
+    "backup": _backup,
+    "restore": _restore,
+    "copy": _copy,
 }
 
 

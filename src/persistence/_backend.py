@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -108,6 +108,27 @@ class Backend(Protocol):
 
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map one of this engine's driver errors to this package's; None for other errors."""
+
+    # Copies of the whole database (`persistence.backup`).
+
+    def snapshot(self) -> AbstractAsyncContextManager[Connection]:
+        """Lend a connection that reads one committed state for the block, writers going on.
+
+        SQLite: a copy made by the online backup API, opened read-only and deleted after.
+        PostgreSQL: a REPEATABLE READ, READ ONLY transaction.
+        """
+
+    async def backup_file(self, path: str) -> None:
+        """Write a consistent copy of the database as a new SQLite file at `path`.
+
+        SQLite only (its online backup API); PostgreSQL has no file of its own to copy.
+        """
+
+    async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
+        """Give the highest id that each table's counter has handed out; 0 for none."""
+
+    async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
+        """Set each table's counter so that its next id comes after the given one."""
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeWatch:
         """Start watching for commits; `heartbeat` bounds how long a silent watch is trusted."""

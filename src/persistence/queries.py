@@ -21,6 +21,11 @@ __all__ = [
     "CompareRunsRow",
     "ConfigEntriesRow",
     "Connection",
+    "CopyTableSizesRow",
+    "CopyWriteConfigEntriesParams",
+    "CopyWriteFileRecordsParams",
+    "CopyWriteRunsParams",
+    "CopyWriteTestResultsParams",
     "FileRecordsRow",
     "FlakyTestsRow",
     "InsertRunParams",
@@ -155,6 +160,15 @@ class TestResultStatsRow(NamedTuple):
     max_time: float
 
 
+class CopyTableSizesRow(NamedTuple):
+    """A row that copy_table_sizes returns."""
+
+    runs: int
+    test_results: int
+    config_entries: int
+    file_records: int
+
+
 class FlakyTestsRow(NamedTuple):
     """A row that flaky_tests returns."""
 
@@ -249,6 +263,57 @@ class InsertTestResultsParams(TypedDict):
     metadata: JsonObject
     run_id: int | None
     test_id: str | None
+
+
+class CopyWriteRunsParams(TypedDict):
+    """One row for copy_write_runs to insert."""
+
+    id: int
+    started_at: datetime.datetime
+    ended_at: datetime.datetime | None
+    labels: JsonObject
+
+
+class CopyWriteTestResultsParams(TypedDict):
+    """One row for copy_write_test_results to insert."""
+
+    id: int
+    test_type: str
+    status: str
+    execution_time: float
+    memory_usage: int
+    test_cases_passed: int
+    test_cases_total: int
+    error_message: str | None
+    output: str | None
+    created_at: datetime.datetime
+    metadata: JsonObject
+    run_id: int | None
+    test_id: str | None
+
+
+class CopyWriteConfigEntriesParams(TypedDict):
+    """One row for copy_write_config_entries to insert."""
+
+    id: int
+    section: str
+    key: str
+    value: str
+    type: str
+    description: str | None
+    updated_at: datetime.datetime
+
+
+class CopyWriteFileRecordsParams(TypedDict):
+    """One row for copy_write_file_records to insert."""
+
+    id: int
+    path: str
+    size: int
+    hash: str
+    created_at: datetime.datetime
+    accessed_at: datetime.datetime
+    metadata: JsonObject
 
 
 class Queries(Protocol):
@@ -586,6 +651,51 @@ class Queries(Protocol):
     async def test_result_stats(self, conn: Connection) -> list[TestResultStatsRow]:
         """Per test type and status: how many results, their total and their longest execution time."""
 
+    async def copy_read_runs(
+        self, conn: Connection, *, after_id: int, page_size: int
+    ) -> list[RunsRow]:
+        """What `copy` and `backup` read of runs: one page in id order, after the id given."""
+
+    async def copy_write_runs(
+        self, conn: Connection, rows: Iterable[CopyWriteRunsParams], /
+    ) -> None:
+        """What `copy` and `restore` write to runs: rows with the ids they had."""
+
+    async def copy_read_test_results(
+        self, conn: Connection, *, after_id: int, page_size: int
+    ) -> list[TestResultsRow]:
+        """What `copy` and `backup` read of test_results: one page in id order, after the id given."""
+
+    async def copy_write_test_results(
+        self, conn: Connection, rows: Iterable[CopyWriteTestResultsParams], /
+    ) -> None:
+        """What `copy` and `restore` write to test_results: rows with the ids they had. The search
+        index fills itself: FTS5's triggers on SQLite, the generated search_vector on PostgreSQL.
+        """
+
+    async def copy_read_config_entries(
+        self, conn: Connection, *, after_id: int, page_size: int
+    ) -> list[ConfigEntriesRow]:
+        """What `copy` and `backup` read of config_entries: one page in id order, after the id given."""
+
+    async def copy_write_config_entries(
+        self, conn: Connection, rows: Iterable[CopyWriteConfigEntriesParams], /
+    ) -> None:
+        """What `copy` and `restore` write to config_entries: rows with the ids they had."""
+
+    async def copy_read_file_records(
+        self, conn: Connection, *, after_id: int, page_size: int
+    ) -> list[FileRecordsRow]:
+        """What `copy` and `backup` read of file_records: one page in id order, after the id given."""
+
+    async def copy_write_file_records(
+        self, conn: Connection, rows: Iterable[CopyWriteFileRecordsParams], /
+    ) -> None:
+        """What `copy` and `restore` write to file_records: rows with the ids they had."""
+
+    async def copy_table_sizes(self, conn: Connection) -> CopyTableSizesRow | None:
+        """How many rows each table that `copy` moves holds: a copy's target must hold none."""
+
     async def list_file_records_page(
         self,
         conn: Connection,
@@ -821,6 +931,14 @@ def _sqlite_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStatsRo
     return list(map(_new, repeat(TestResultStatsRow), rows))
 
 
+def _postgres_copy_table_sizes_row(rows: Iterable[Any]) -> list[CopyTableSizesRow]:
+    return list(map(_new, repeat(CopyTableSizesRow), rows))
+
+
+def _sqlite_copy_table_sizes_row(rows: Iterable[Any]) -> list[CopyTableSizesRow]:
+    return list(map(_new, repeat(CopyTableSizesRow), rows))
+
+
 def _postgres_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
     return list(map(_new, repeat(FlakyTestsRow), rows))
 
@@ -873,6 +991,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "RunsRow": _postgres_runs_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
+        "CopyTableSizesRow": _postgres_copy_table_sizes_row,
         "FlakyTestsRow": _postgres_flaky_tests_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
     },
@@ -887,6 +1006,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "RunsRow": _sqlite_runs_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
+        "CopyTableSizesRow": _sqlite_copy_table_sizes_row,
         "FlakyTestsRow": _sqlite_flaky_tests_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
     },
@@ -923,6 +1043,10 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "update_test_result": frozenset(("test_results",)),
     "delete_test_result": frozenset(("test_results",)),
     "delete_test_results_before_batch": frozenset(("test_results",)),
+    "copy_write_runs": frozenset(("runs",)),
+    "copy_write_test_results": frozenset(("test_results",)),
+    "copy_write_config_entries": frozenset(("config_entries",)),
+    "copy_write_file_records": frozenset(("file_records",)),
 }
 """The tables each query changes, by method name; a query that only reads is absent.
 
@@ -988,6 +1112,17 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
         ),
         "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
+        "copy_read_runs": QueryFacts("CopyReadRuns", "SELECT", "runs"),
+        "copy_write_runs": QueryFacts("CopyWriteRuns", "INSERT", "runs"),
+        "copy_read_test_results": QueryFacts("CopyReadTestResults", "SELECT", "test_results"),
+        "copy_write_test_results": QueryFacts("CopyWriteTestResults", "INSERT", "test_results"),
+        "copy_read_config_entries": QueryFacts("CopyReadConfigEntries", "SELECT", "config_entries"),
+        "copy_write_config_entries": QueryFacts(
+            "CopyWriteConfigEntries", "INSERT", "config_entries"
+        ),
+        "copy_read_file_records": QueryFacts("CopyReadFileRecords", "SELECT", "file_records"),
+        "copy_write_file_records": QueryFacts("CopyWriteFileRecords", "INSERT", "file_records"),
+        "copy_table_sizes": QueryFacts("CopyTableSizes", "SELECT", None),
         "list_file_records_page": QueryFacts("ListFileRecordsPage", "SELECT", "file_records"),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
@@ -1056,6 +1191,17 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
         ),
         "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
+        "copy_read_runs": QueryFacts("CopyReadRuns", "SELECT", "runs"),
+        "copy_write_runs": QueryFacts("CopyWriteRuns", "INSERT", "runs"),
+        "copy_read_test_results": QueryFacts("CopyReadTestResults", "SELECT", "test_results"),
+        "copy_write_test_results": QueryFacts("CopyWriteTestResults", "INSERT", "test_results"),
+        "copy_read_config_entries": QueryFacts("CopyReadConfigEntries", "SELECT", "config_entries"),
+        "copy_write_config_entries": QueryFacts(
+            "CopyWriteConfigEntries", "INSERT", "config_entries"
+        ),
+        "copy_read_file_records": QueryFacts("CopyReadFileRecords", "SELECT", "file_records"),
+        "copy_write_file_records": QueryFacts("CopyWriteFileRecords", "INSERT", "file_records"),
+        "copy_table_sizes": QueryFacts("CopyTableSizes", "SELECT", None),
         "list_file_records_page": QueryFacts("ListFileRecordsPage", "SELECT", "file_records"),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 import asyncpg
@@ -280,12 +280,14 @@ class PostgresBackend:
         return self._transaction_block(lock_timeout)
 
     @contextlib.asynccontextmanager
-    async def _transaction_block(self, lock_timeout: float | None) -> AsyncIterator[PgConnection]:
+    async def _transaction_block(
+        self, lock_timeout: float | None, begin: str = "BEGIN"
+    ) -> AsyncIterator[PgConnection]:
         self.check_loop()
         connection = await self.acquire()
         clean = timed_out = False
         try:
-            await self._start(connection, lock_timeout)
+            await self._start(connection, lock_timeout, begin)
             yield connection
             await connection.execute("COMMIT")
             clean = True
@@ -295,8 +297,10 @@ class PostgresBackend:
         finally:
             await self.give_back(connection, clean=clean, timed_out=timed_out)
 
-    async def _start(self, connection: PgConnection, lock_timeout: float | None) -> None:
-        await connection.execute("BEGIN")
+    async def _start(
+        self, connection: PgConnection, lock_timeout: float | None, begin: str = "BEGIN"
+    ) -> None:
+        await connection.execute(begin)
         if lock_timeout is None:
             return
         await connection.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout * 1000))}")
@@ -350,6 +354,35 @@ class PostgresBackend:
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map an asyncpg error to this package's error."""
         return translate_postgres(error, self.command_timeout)
+
+    # Copies of the whole database.
+
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
+        """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state."""
+        return self._transaction_block(None, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    async def backup_file(self, path: str) -> None:
+        """Refuse: PostgreSQL has no file of its own; `persistence.backup` copies its rows."""
+        msg = f"a PostgreSQL database has no file to copy to {path}: copy its rows instead"
+        raise DatabaseError(msg)
+
+    async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
+        """Read each table's identity sequence: the highest id it handed out, 0 for none."""
+        rows = await _pg(conn).fetch(
+            "SELECT t, coalesce(pg_sequence_last_value("
+            "pg_get_serial_sequence(t, 'id')::regclass), 0) FROM unnest($1::text[]) AS t",
+            list(tables),
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
+        """Set each table's identity sequence so that its next id follows the given one."""
+        await _pg(conn).execute(
+            "SELECT setval(pg_get_serial_sequence(t, 'id'), greatest(v, 1), v > 0)"
+            " FROM unnest($1::text[], $2::bigint[]) AS u(t, v)",
+            list(counters),
+            list(counters.values()),
+        )
 
     # Commits by any connection, for caches.
 

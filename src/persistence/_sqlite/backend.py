@@ -31,8 +31,10 @@ import contextlib
 import contextvars
 import functools
 import os
+import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -45,6 +47,8 @@ from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, re
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
+from persistence._sqlite.snapshot import ADD_COUNTER, LIST_COUNTERS, RAISE_COUNTER, backup_into
+from persistence._sqlite.statements import Mode
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError, PersistenceError
 
@@ -214,6 +218,53 @@ class SqliteBackend:
         """Map a sqlite3 error to this package's error."""
         return translate_sqlite(error)
 
+    # Copies of the whole database.
+
+    async def backup_file(self, path: str) -> None:
+        """Copy the database into a new file at `path` by the online backup API, in a thread.
+
+        One step copies every page under one read transaction: writers go on meanwhile (WAL),
+        and the copy holds one committed state. It waits for its thread, even when cancelled,
+        so that nothing writes to `path` after the call.
+        """
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
+        source = _read_only_uri(self._path)
+        await finish_then_cancel(
+            self._in_thread(
+                functools.partial(backup_into, source, path, uri=True, timeout=self._busy_timeout)
+            )
+        )
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[SqliteSession]:
+        """Lend a read-only copy made by `backup_file` in a temporary folder, deleted after."""
+        folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="persistence-snapshot-")
+        try:
+            path = os.path.join(folder, "snapshot.db")  # noqa: PTH118  # a str for sqlite3
+            await self.backup_file(path)
+            copy = await open_sqlite(path, busy_timeout=self._busy_timeout, create=False)
+            try:
+                yield copy._autocommit  # noqa: SLF001  # a backend of this module
+            finally:
+                await copy.close()
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+
+    async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
+        """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
+        rows = await _session(conn).run(LIST_COUNTERS, {}, Mode.ROWS)
+        seen = {str(name): int(seq) for name, seq in rows}
+        return {table: seen.get(table, 0) for table in tables}
+
+    async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
+        """Raise each table's `sqlite_sequence` entry to at least the given id."""
+        session = _session(conn)
+        for table, last_id in counters.items():
+            params = {"name": table, "seq": last_id}
+            await session.run(RAISE_COUNTER, params, Mode.COUNT)
+            await session.run(ADD_COUNTER, params, Mode.COUNT)
+
     # Commits by any connection, for caches.
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
@@ -277,6 +328,14 @@ class SqliteBackend:
         self._writer.connection.close()
         while self._wal_indexes:
             release_wal_index(self._wal_indexes.pop())
+
+
+def _session(conn: Connection) -> SqliteSession:
+    """Narrow a connection of either engine to SQLite's: engines never mix."""
+    if isinstance(conn, SqliteSession):
+        return conn
+    msg = f"a SQLite backend was given {type(conn).__name__}"  # pragma: no cover
+    raise TypeError(msg)  # pragma: no cover
 
 
 class _Lent:

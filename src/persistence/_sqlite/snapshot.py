@@ -1,0 +1,43 @@
+"""Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
+
+`backup_into` runs in a worker thread. It copies every page in one step of SQLite's online
+backup API, which reads under one read transaction: in WAL mode writers go on meanwhile, and
+the copy is the state of one commit. The copy is then switched out of WAL mode, so that it is
+one self-contained file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from persistence._sqlite.statements import plan_query
+
+__all__ = ["ADD_COUNTER", "LIST_COUNTERS", "RAISE_COUNTER", "backup_into"]
+
+LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
+"""The highest id each AUTOINCREMENT table has handed out."""
+
+RAISE_COUNTER: Final = plan_query(
+    "raise_id_counter", "UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :name"
+)
+ADD_COUNTER: Final = plan_query(
+    "add_id_counter",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT :name, :seq "
+    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = :name)",
+)
+"""With RAISE_COUNTER: a table's counter becomes at least `seq`, whether it had one or not."""
+
+
+def backup_into(source: str, path: str, *, uri: bool, timeout: float) -> None:
+    """Copy the database at `source` into a new file at `path`, as one committed state."""
+    reading = sqlite3.connect(source, uri=uri, timeout=timeout, isolation_level=None)
+    try:
+        copy = sqlite3.connect(path, isolation_level=None)
+        try:
+            reading.backup(copy, pages=-1)  # every page in one step: one read transaction
+            copy.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            copy.close()
+    finally:
+        reading.close()

@@ -1,0 +1,449 @@
+"""Backup, restore, and the copy of a whole database into another, of either engine.
+
+- `copy_database(source, target)` copies every row of the package's tables (runs,
+  test_results, config_entries, file_records), each with its id, from one database into
+  another: SQLite or PostgreSQL, either way.
+  - The source is read as one committed state while its writers go on: on SQLite, a copy
+    made by the online backup API; on PostgreSQL, a REPEATABLE READ snapshot.
+  - The target must be migrated to this package's version, as the source is, and must be
+    empty: both are checked before anything is written.
+  - It is all or nothing: every row is written in one transaction of the target (COPY on
+    PostgreSQL, multi-row INSERTs on SQLite), so a copy that fails, is cancelled or is killed
+    leaves the target empty.
+  - Each table's id counter is carried over (PostgreSQL's sequences by `setval`, SQLite's
+    `sqlite_sequence`), so the target never hands out an id the source had used.
+  - The search index fills itself as rows arrive (FTS5's triggers, PostgreSQL's generated
+    `search_vector`). The target's migration history is its own, written by its own migrate.
+- `backup_database(db, path)` writes a backup: a new SQLite file of this package's schema,
+  holding one committed state of the database and its migration history. A SQLite database
+  is copied page by page by the online backup API; a PostgreSQL one is copied, row by row,
+  from a REPEATABLE READ snapshot. The file appears whole or not at all: it is written in a
+  temporary folder beside `path` and linked into place, never over an existing file.
+- `restore_database(db, path)` copies a backup file into an empty, migrated database.
+
+The tables of a user's own migrations are not copied: their SQL is the user's, per engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, cast
+
+import attrs
+
+from persistence._guards import at_least, of_type
+from persistence._loop import map_in_slices
+from persistence.database import (
+    Database,
+    Engine,
+    backend_of,
+    close_database,
+    connection,
+    open_database,
+    transaction,
+    translate_errors,
+)
+from persistence.exceptions import DatabaseError, ValidationError
+from persistence.migrations import migrate, migration_status
+
+if TYPE_CHECKING:
+    from persistence._interface import Connection
+    from persistence.queries import (
+        ConfigEntriesRow,
+        CopyTableSizesRow,
+        CopyWriteConfigEntriesParams,
+        CopyWriteFileRecordsParams,
+        CopyWriteRunsParams,
+        CopyWriteTestResultsParams,
+        FileRecordsRow,
+        RunsRow,
+        TestResultsRow,
+    )
+
+__all__ = ["COPIED_TABLES", "CopyReport", "backup_database", "copy_database", "restore_database"]
+
+COPIED_TABLES: Final = ("runs", "test_results", "config_entries", "file_records")
+"""The tables a copy moves, in the order it writes them: runs before the results that name them."""
+
+PAGE_SIZE: Final = 5000
+"""Rows read, and written, at a time."""
+
+_R = TypeVar("_R", bound="_Row")
+
+
+class _Row(Protocol):
+    """A generated row type: a named tuple with an id."""
+
+    @property
+    def id(self) -> int: ...
+
+
+@attrs.frozen
+class CopyReport:
+    """What a copy, a backup or a restore moved: the rows of each table, and its time."""
+
+    source: str
+    """The database or backup file read, its password hidden."""
+    target: str
+    """The database or backup file written, its password hidden."""
+    runs: int
+    test_results: int
+    config_entries: int
+    file_records: int
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        """Every row moved."""
+        return self.runs + self.test_results + self.config_entries + self.file_records
+
+    def tables(self) -> dict[str, int]:
+        """Give the rows moved, by table, in the order they were written."""
+        return {table: getattr(self, table) for table in COPIED_TABLES}
+
+
+async def copy_database(
+    source: Database, target: Database, *, page_size: int = PAGE_SIZE
+) -> CopyReport:
+    """Copy every row of the package's tables from `source` into the empty `target`.
+
+    Both must be migrated to this package's version; the target must hold no row. The copy
+    is one transaction of the target: all of it or none. See the module's docstring.
+    """
+    started = time.perf_counter()
+    _check_database("source", source)
+    _check_database("target", target)
+    page_size = at_least("copy", "page_size", page_size, 1)
+    await _require_migrated(source, "the source")
+    await _require_migrated(target, "the target")
+    await _require_empty(target)
+    async with _snapshot(source) as reading:
+        async with translate_errors(source):
+            counters = await backend_of(source).id_counters(reading, COPIED_TABLES)
+        async with transaction(target) as tx:
+            await _require_empty(tx)  # again, now that the target's write lock is held
+            moved = await _move_rows(source, reading, tx, page_size)
+            async with connection(tx) as conn:
+                await backend_of(tx).set_id_counters(
+                    conn, {t: max(counters.get(t, 0), moved[t][1]) for t in COPIED_TABLES}
+                )
+    return CopyReport(
+        source=source.url,
+        target=target.url,
+        runs=moved["runs"][0],
+        test_results=moved["test_results"][0],
+        config_entries=moved["config_entries"][0],
+        file_records=moved["file_records"][0],
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def backup_database(db: Database, path: str | os.PathLike[str]) -> CopyReport:
+    """Write a backup of `db` as a new SQLite file at `path`; see the module's docstring.
+
+    `path` must not exist, and its folder must. Nothing is left behind on failure.
+    """
+    started = time.perf_counter()
+    _check_database("database", db)
+    target = _new_file(path)
+    await _require_migrated(db, "the database")
+    folder = Path(await asyncio.to_thread(_temp_folder, target))
+    try:
+        made = folder / "backup.db"
+        if db.engine is Engine.SQLITE:
+            async with translate_errors(db):
+                await backend_of(db).backup_file(str(made))
+            sizes = await _sizes_of_file(made)
+        else:
+            working = await open_database(folder / "working.db")
+            try:
+                await migrate(working)
+                sizes = list((await copy_database(db, working)).tables().values())
+                async with translate_errors(working):
+                    await backend_of(working).backup_file(str(made))
+            finally:
+                await close_database(working)
+        await asyncio.to_thread(_publish, made, target)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+    runs, results, config, files = sizes
+    return CopyReport(
+        source=db.url,
+        target=str(target),
+        runs=runs,
+        test_results=results,
+        config_entries=config,
+        file_records=files,
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def restore_database(
+    db: Database, path: str | os.PathLike[str], *, page_size: int = PAGE_SIZE
+) -> CopyReport:
+    """Copy the backup file at `path` into `db`, which must be migrated and empty.
+
+    All or nothing, as `copy_database`; the file is only read.
+    """
+    _check_database("database", db)
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError("restore", "path", f"must be a str or a path, got {path!r}")
+    file = Path(path)
+    if not await asyncio.to_thread(file.is_file):
+        raise DatabaseError(f"no backup file at {str(file)!r}")
+    backup = await open_database(file, create=False)
+    try:
+        return await copy_database(backup, db, page_size=page_size)
+    finally:
+        await close_database(backup)
+
+
+def _check_database(name: str, db: object) -> None:
+    """Refuse what is not an open Database, or one bound to a transaction() block."""
+    of_type(Database, db)
+    if cast("Database", db).in_transaction:
+        raise ValidationError(
+            "copy", name, "is inside transaction(): a copy opens its own transaction"
+        )
+
+
+async def _require_migrated(db: Database, which: str) -> None:
+    """Refuse a database whose package migrations are not exactly this version's."""
+    status = await migration_status(db)
+    if status.newer:
+        raise DatabaseError(
+            f"{which} {db.url} was migrated by a newer version of this package "
+            f"({status.newer[-1].name}): upgrade the package"
+        )
+    if status.pending or status.out_of_order:
+        done = (
+            "not migrated" if not status.applied else f"{len(status.pending)} migration(s) behind"
+        )
+        raise DatabaseError(
+            f"{which} {db.url} is {done}: run `persistence migrate --database URL` on it first"
+        )
+
+
+async def _require_empty(db: Database) -> None:
+    """Refuse a target that holds any row of the copied tables, naming them."""
+    async with connection(db) as conn:
+        sizes = await db.queries.copy_table_sizes(conn)
+    full = {t: n for t, n in zip(COPIED_TABLES, _sizes(sizes), strict=True) if n}
+    if full:
+        held = ", ".join(f"{table} holds {count} rows" for table, count in full.items())
+        raise DatabaseError(
+            f"the target {db.url} is not empty ({held}): a copy or a restore writes "
+            "only into an empty, migrated database"
+        )
+
+
+def _sizes(row: CopyTableSizesRow | None) -> list[int]:
+    if row is None:  # pragma: no cover  # a SELECT without FROM gives one row
+        return [0] * len(COPIED_TABLES)
+    return [row.runs, row.test_results, row.config_entries, row.file_records]
+
+
+@contextlib.asynccontextmanager
+async def _snapshot(db: Database) -> AsyncIterator[Connection]:
+    """Lend a connection reading one committed state of `db`, its errors translated."""
+    async with translate_errors(db), backend_of(db).snapshot() as conn:
+        yield conn
+
+
+async def _move_rows(
+    source: Database, reading: Connection, tx: Database, page_size: int
+) -> dict[str, tuple[int, int]]:
+    """Copy each table a page at a time: give its row count and highest id."""
+
+    async def runs(rows: list[RunsRow]) -> None:
+        params = await map_in_slices(_run_params, rows)
+        async with connection(tx) as conn:
+            await tx.queries.copy_write_runs(conn, params)
+
+    async def results(rows: list[TestResultsRow]) -> None:
+        params = await map_in_slices(_result_params, rows)
+        async with connection(tx) as conn:
+            await tx.queries.copy_write_test_results(conn, params)
+
+    async def config(rows: list[ConfigEntriesRow]) -> None:
+        params = await map_in_slices(_config_params, rows)
+        async with connection(tx) as conn:
+            await tx.queries.copy_write_config_entries(conn, params)
+
+    async def files(rows: list[FileRecordsRow]) -> None:
+        params = await map_in_slices(_file_params, rows)
+        async with connection(tx) as conn:
+            await tx.queries.copy_write_file_records(conn, params)
+
+    def runs_after(after: int) -> Awaitable[list[RunsRow]]:
+        return source.queries.copy_read_runs(reading, after_id=after, page_size=page_size)
+
+    def results_after(after: int) -> Awaitable[list[TestResultsRow]]:
+        return source.queries.copy_read_test_results(reading, after_id=after, page_size=page_size)
+
+    def config_after(after: int) -> Awaitable[list[ConfigEntriesRow]]:
+        return source.queries.copy_read_config_entries(reading, after_id=after, page_size=page_size)
+
+    def files_after(after: int) -> Awaitable[list[FileRecordsRow]]:
+        return source.queries.copy_read_file_records(reading, after_id=after, page_size=page_size)
+
+    return {
+        "runs": await _pipe(source, runs_after, runs, page_size),
+        "test_results": await _pipe(source, results_after, results, page_size),
+        "config_entries": await _pipe(source, config_after, config, page_size),
+        "file_records": await _pipe(source, files_after, files, page_size),
+    }
+
+
+async def _pipe(
+    source: Database,
+    read_after: Callable[[int], Awaitable[list[_R]]],
+    write: Callable[[list[_R]], Awaitable[None]],
+    page_size: int,
+) -> tuple[int, int]:
+    """Write page after page, reading the next page while one is written."""
+
+    async def read(after: int) -> list[_R]:
+        async with translate_errors(source):
+            return await read_after(after)
+
+    count = last_id = 0
+    page = await read(0)
+    while page:
+        last_id = page[-1].id
+        following = asyncio.ensure_future(read(last_id)) if len(page) == page_size else None
+        try:
+            await write(page)
+        except BaseException:
+            if following is not None:
+                following.cancel()
+                with contextlib.suppress(BaseException):
+                    await following
+            raise
+        count += len(page)
+        page = await following if following is not None else []
+    return count, last_id
+
+
+# A row read becomes the parameters of its write, field by field: a renamed column or
+# parameter is a type error here.
+
+
+def _run_params(row: RunsRow) -> CopyWriteRunsParams:
+    return {
+        "id": row.id,
+        "started_at": row.started_at,
+        "ended_at": row.ended_at,
+        "labels": row.labels,
+    }
+
+
+def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
+    return {
+        "id": row.id,
+        "test_type": row.test_type,
+        "status": row.status,
+        "execution_time": row.execution_time,
+        "memory_usage": row.memory_usage,
+        "test_cases_passed": row.test_cases_passed,
+        "test_cases_total": row.test_cases_total,
+        "error_message": row.error_message,
+        "output": row.output,
+        "created_at": row.created_at,
+        "metadata": row.metadata,
+        "run_id": row.run_id,
+        "test_id": row.test_id,
+    }
+
+
+def _config_params(row: ConfigEntriesRow) -> CopyWriteConfigEntriesParams:
+    return {
+        "id": row.id,
+        "section": row.section,
+        "key": row.key,
+        "value": row.value,
+        "type": row.type,
+        "description": row.description,
+        "updated_at": row.updated_at,
+    }
+
+
+def _file_params(row: FileRecordsRow) -> CopyWriteFileRecordsParams:
+    return {
+        "id": row.id,
+        "path": row.path,
+        "size": row.size,
+        "hash": row.hash,
+        "created_at": row.created_at,
+        "accessed_at": row.accessed_at,
+        "metadata": row.metadata,
+    }
+
+
+def _new_file(path: object) -> Path:
+    """Check where a backup goes: a new file in an existing folder."""
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError("backup", "path", f"must be a str or a path, got {path!r}")
+    target = Path(path)
+    if not str(path):
+        raise ValidationError("backup", "path", "is empty: name the backup file")
+    if target.exists() or target.is_symlink():
+        raise ValidationError(
+            "backup", "path", f"{str(target)!r} exists: a backup never overwrites a file"
+        )
+    if not target.parent.is_dir():
+        raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} does not exist")
+    return target
+
+
+def _temp_folder(target: Path) -> str:
+    """Make the working folder beside `target`, on its file system, so that a link can publish."""
+    return tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+
+
+def _publish(made: Path, target: Path) -> None:
+    """Put the finished file in place whole: synced, then linked, never over another file."""
+    with made.open("rb") as file:
+        os.fsync(file.fileno())
+    try:
+        os.link(made, target)
+    except FileExistsError:
+        raise ValidationError(
+            "backup",
+            "path",
+            f"{str(target)!r} appeared meanwhile: a backup never overwrites a file",
+        ) from None
+    except OSError as error:
+        if error.errno not in {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV}:
+            raise
+        # No hard links on this file system: rename, having checked once more.
+        if target.exists():
+            raise ValidationError(
+                "backup",
+                "path",
+                f"{str(target)!r} appeared meanwhile: a backup never overwrites a file",
+            ) from None
+        made.replace(target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+async def _sizes_of_file(path: Path) -> list[int]:
+    """Count the rows of each copied table in a backup file."""
+    db = await open_database(path, create=False)
+    try:
+        async with connection(db) as conn:
+            return _sizes(await db.queries.copy_table_sizes(conn))
+    finally:
+        await close_database(db)

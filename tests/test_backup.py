@@ -1,0 +1,421 @@
+"""Backup, restore and copy: whole, consistent, all or nothing, across engines."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+import subprocess
+import sys
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import pytest
+
+import persistence.backup
+from persistence import (
+    ConfigEntry,
+    ConfigType,
+    DatabaseError,
+    FileRecord,
+    ResultFilter,
+    Run,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    all_config_entries,
+    all_file_records,
+    all_results,
+    all_runs,
+    connect,
+    delete_result,
+    list_results,
+    migrate,
+    migration_status,
+    queries,
+    save_config_entry,
+    save_file_record,
+    save_result,
+    save_results,
+    save_run,
+    search_results,
+    set_config,
+)
+from persistence.__main__ import main
+from persistence.backup import backup_database, copy_database, restore_database
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from persistence import Database, PageCursor
+
+BASE = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo")
+SEARCHES = ("alpha", "bravo charlie", '"echo alpha"', "delt*", "alpha -bravo")
+
+
+async def fill(db: Database, n: int = 60) -> None:
+    """Put rows in every copied table: runs, results of runs and not, config, file records."""
+    first = await save_run(db, Run(started_at=BASE, labels={"commit": "9f2c1e0"}))
+    second = await save_run(db, Run(started_at=BASE + dt.timedelta(hours=1)))
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=tuple(TestType)[i % 4],
+                status=tuple(TestStatus)[i % 6],
+                execution_time=i / 7,
+                memory_usage=i * 1024,
+                test_cases_passed=i % 3,
+                test_cases_total=3,
+                output=f"{WORDS[i % 5]} {WORDS[(i * 3) % 5]} ünïcode ς {i}",
+                error_message=None if i % 4 else f"{WORDS[(i + 1) % 5]} failed",
+                created_at=BASE + dt.timedelta(seconds=i // 2, microseconds=i),
+                metadata={"i": i, "tags": ["x", i % 2 == 0], "f": 0.1 * i, "none": None},
+                run_id=(first.id, second.id, None)[i % 3],
+                test_id=f"tests/test_{i}.py::t" if i % 3 != 2 else None,
+            )
+            for i in range(n)
+        ],
+    )
+    doomed = await save_result(
+        db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output="gone")
+    )
+    assert doomed.id is not None
+    await delete_result(db, doomed.id)  # the counter has passed every id left
+    for i in range(5):
+        await set_config(db, "app", f"key{i}", [i, "x"] if i % 2 else i * 1.5)
+    await save_config_entry(
+        db, ConfigEntry(section="s", key="k", value="v", type=ConfigType.STR, description="d")
+    )
+    for i in range(7):
+        await save_file_record(
+            db, FileRecord(path=f"files/{i}.bin", size=i, created_at=BASE, metadata={"n": i})
+        )
+
+
+async def contents(
+    db: Database,
+) -> tuple[list[Run], list[TestResult], list[ConfigEntry], list[FileRecord]]:
+    """Every row of every copied table, ids included."""
+    return (
+        await all_runs(db),
+        await all_results(db),
+        await all_config_entries(db),
+        await all_file_records(db),
+    )
+
+
+async def pages(db: Database, where: ResultFilter | None = None) -> list[list[int | None]]:
+    """The ids of every page of a results listing, seven to a page."""
+    found: list[list[int | None]] = []
+    after: PageCursor | None = None
+    while True:
+        page = await list_results(db, where, limit=7, after=after)
+        found.append([result.id for result in page.items])
+        if page.next_cursor is None:
+            return found
+        after = page.next_cursor
+
+
+async def hits(db: Database, text: str) -> list[list[int | None]]:
+    """The ids of every page of a search, five to a page, in rank order."""
+    found: list[list[int | None]] = []
+    page = await search_results(db, text, limit=5)
+    found.append([hit.result.id for hit in page.items])
+    while page.next_cursor is not None:
+        page = await search_results(db, text, limit=5, after=page.next_cursor)
+        found.append([hit.result.id for hit in page.items])
+    return found
+
+
+async def assert_same(source: Database, target: Database) -> None:
+    """Every row, every listing page and every search hit of `target` is as in `source`."""
+    assert await contents(target) == await contents(source)
+    for where in (
+        None,
+        ResultFilter(test_type=TestType.UNIT),
+        ResultFilter(status=TestStatus.FAILED),
+    ):
+        assert await pages(target, where) == await pages(source, where)
+    for text in SEARCHES:
+        mine, theirs = await hits(target, text), await hits(source, text)
+        if target.engine is source.engine:
+            assert mine == theirs  # the same ranking
+        else:  # each engine ranks its own way: the same hits, as many pages
+            assert sorted(map(str, chain(*mine))) == sorted(map(str, chain(*theirs)))
+            assert [len(page) for page in mine] == [len(page) for page in theirs]
+    source_status, target_status = await migration_status(source), await migration_status(target)
+    assert target_status.up_to_date
+    assert [a.version for a in target_status.applied] == [a.version for a in source_status.applied]
+
+
+async def new_id(db: Database) -> int | None:
+    """The id the database gives the next result."""
+    return (await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))).id
+
+
+def names(folder: Path) -> list[str]:
+    """The names in a folder, sorted."""
+    return sorted(path.name for path in folder.iterdir())
+
+
+async def run(*args: str) -> int:
+    """Run the command line in a thread of its own, as from a shell: its exit code."""
+    return await asyncio.to_thread(main, list(args))
+
+
+async def writing(url: Path, stop: asyncio.Event, written: list[int]) -> None:
+    """Save results one by one through a connection of its own until told to stop."""
+    async with connect(url) as db:
+        i = 0
+        while not stop.is_set():
+            result = TestResult(
+                test_type=TestType.STRESS,
+                status=TestStatus.FAILED,
+                output=f"live alpha {i}",
+                created_at=BASE,
+            )
+            saved = await save_result(db, result)
+            assert saved.id is not None
+            written.append(saved.id)
+            i += 1
+            await asyncio.sleep(0)
+
+
+@pytest.fixture(name="source")
+async def filled_sqlite(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database with rows in every copied table."""
+    async with connect(tmp_path / "source.db") as db:
+        await migrate(db)
+        await fill(db)
+        yield db
+
+
+@pytest.fixture(name="postgres")
+async def migrated_postgres(postgres_url: str) -> AsyncIterator[Database]:
+    """A migrated, empty PostgreSQL database."""
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        yield db
+
+
+async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
+    tmp_path: Path, source: Database, postgres: Database, postgres_url: str
+) -> None:
+    """A killed copy commits nothing; one taken while writers run holds one committed state.
+
+    `persistence copy` is killed (SIGKILL) while it writes. Then a copy of a SQLite database
+    that a writer is filling matches the source at one commit: every row, listing page and
+    search hit.
+    """
+    async with connect(tmp_path / "big.db") as big:
+        await migrate(big)
+        await save_results(
+            big,
+            [
+                TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output="x")
+                for _ in range(3000)
+            ],
+        )
+    command = [sys.executable, "-m", "persistence", "copy", str(tmp_path / "big.db"), postgres_url]
+    process = subprocess.Popen(command)  # noqa: ASYNC220  # polled below, waited for in a thread
+    try:
+        seen = await asyncpg.connect(postgres_url)
+        try:
+            copying = 0
+            for _ in range(2000):
+                copying = await seen.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'COPY%'"
+                )
+                if copying:
+                    break
+                await asyncio.sleep(0.005)
+            assert copying, "the copy was seen writing"
+        finally:
+            await seen.close()
+        process.send_signal(signal.SIGKILL)
+    finally:
+        await asyncio.to_thread(process.wait)
+    assert process.returncode == -signal.SIGKILL
+    assert await contents(postgres) == ([], [], [], [])
+
+    stop, written = asyncio.Event(), list[int]()
+    writer = asyncio.create_task(writing(tmp_path / "source.db", stop, written))
+    while len(written) < 5:  # noqa: ASYNC110  # the writer is under way
+        await asyncio.sleep(0.01)
+    during = len(written)
+    report = await copy_database(source, postgres, page_size=50)
+    stop.set()
+    await writer
+    assert len(written) > during, "the writer wrote while the copy ran"
+    copied = {result.id for result in await all_results(postgres)}
+    last = max(i for i in copied if i is not None)
+    live = [i for i in written if i > last]  # committed after the snapshot
+    assert set(written) - set(live) <= copied
+    assert report.test_results == len(copied)
+    for result_id in live:  # the source as it was at the snapshot
+        await delete_result(source, result_id)
+    await assert_same(source, postgres)
+    assert await new_id(postgres) == last + 1
+
+
+async def test_sqlite_to_postgres_to_sqlite_through_a_backup(
+    tmp_path: Path, source: Database, postgres: Database
+) -> None:
+    """SQLite, copied to PostgreSQL, backed up and restored into SQLite, is as it was."""
+    await copy_database(source, postgres, page_size=40)
+    await assert_same(source, postgres)
+    with pytest.raises(DatabaseError, match=r"not empty \(runs holds 2 rows, test_results holds"):
+        await copy_database(source, postgres)
+    backup = tmp_path / "pg.backup"
+    report = await backup_database(postgres, backup)
+    runs, results, config, files = await contents(source)
+    assert report.rows == len(runs) + len(results) + len(config) + len(files)
+    assert names(tmp_path) == [
+        "pg.backup",
+        "source.db",
+        "source.db-shm",
+        "source.db-wal",
+    ]
+    async with connect(tmp_path / "back.db") as back:
+        await migrate(back)
+        await restore_database(back, backup, page_size=30)
+        await assert_same(source, back)
+        assert await new_id(back) == await new_id(source)
+
+
+async def test_a_sqlite_backup_is_a_database_of_one_commit(
+    tmp_path: Path, source: Database
+) -> None:
+    """A backup taken while a writer runs is one self-contained file, restorable anywhere."""
+    stop, written = asyncio.Event(), list[int]()
+    writer = asyncio.create_task(writing(tmp_path / "source.db", stop, written))
+    while len(written) < 5:  # noqa: ASYNC110  # the writer is under way
+        await asyncio.sleep(0.01)
+    await backup_database(source, tmp_path / "app.backup")
+    stop.set()
+    await writer
+    assert names(tmp_path) == ["app.backup", "source.db", "source.db-shm", "source.db-wal"]
+    async with connect(tmp_path / "app.backup", create=False) as backup:
+        assert (await migration_status(backup)).up_to_date
+        kept = {result.id for result in await all_results(backup)}
+    last = max(i for i in kept if i is not None)
+    for result_id in written:
+        if result_id > last:
+            await delete_result(source, result_id)
+    async with connect(tmp_path / "restored.db") as restored:
+        await migrate(restored)
+        await restore_database(restored, tmp_path / "app.backup")
+        await assert_same(source, restored)
+
+
+async def test_restore_and_copy_refuse_a_target_with_rows_before_writing(
+    tmp_path: Path, source: Database
+) -> None:
+    """A target holding rows, or not migrated, is refused with nothing written."""
+    await backup_database(source, tmp_path / "a.backup")
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        await set_config(target, "app", "mine", 1)
+        mine = await contents(target)
+        with pytest.raises(DatabaseError, match=r"not empty \(config_entries holds 1 rows\)"):
+            await copy_database(source, target)
+        with pytest.raises(DatabaseError, match="not empty"):
+            await restore_database(target, tmp_path / "a.backup")
+        assert await contents(target) == mine
+    async with connect(tmp_path / "bare.db") as bare:
+        with pytest.raises(DatabaseError, match=r"not migrated: run `persistence migrate"):
+            await restore_database(bare, tmp_path / "a.backup")
+        assert (await migration_status(bare)).applied == ()
+
+
+async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
+    source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy that fails, or is cancelled, after pages were written leaves no row behind."""
+    converted = 0
+    halfway = asyncio.Event()
+    as_params = persistence.backup._result_params  # noqa: SLF001  # the step every result passes
+
+    def counting(row: queries.TestResultsRow) -> queries.CopyWriteTestResultsParams:
+        nonlocal converted
+        converted += 1
+        if converted == 40:  # past the first pages
+            halfway.set()
+            raise RuntimeError("the disk went away")
+        if converted == 80:  # in the second copy, past its first pages
+            halfway.set()
+        return as_params(row)
+
+    monkeypatch.setattr(persistence.backup, "_result_params", counting)
+    async with connect(database_url) as target:
+        await migrate(target)
+        with pytest.raises(RuntimeError, match="disk went away"):
+            await copy_database(source, target, page_size=20)
+        assert await contents(target) == ([], [], [], [])
+        halfway.clear()
+        copying = asyncio.create_task(copy_database(source, target, page_size=20))
+        await halfway.wait()
+        copying.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await copying
+        assert await contents(target) == ([], [], [], [])
+        await copy_database(source, target)  # and the target is usable: a copy runs again
+        await assert_same(source, target)
+
+
+async def test_bad_arguments_are_refused_before_anything_happens(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wrong types, sizes and paths are refused, naming what is wrong, with nothing written."""
+    with pytest.raises(ValidationError, match="Database"):
+        await copy_database(source, "target.db")  # type: ignore[arg-type]  # the mistake tested
+    with pytest.raises(ValidationError, match="page_size"):
+        await copy_database(source, source, page_size=0)
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(ValidationError, match="never overwrites"):
+        await backup_database(source, tmp_path / "taken")
+    assert (tmp_path / "taken").read_text() == "mine"
+    with pytest.raises(ValidationError, match="does not exist"):
+        await backup_database(source, tmp_path / "no" / "where.backup")
+    with pytest.raises(DatabaseError, match="no backup file"):
+        await restore_database(source, tmp_path / "missing.backup")
+    with pytest.raises(DatabaseError, match="not empty"):
+        await copy_database(source, source)
+    before = names(tmp_path)
+    assert await run("copy", source.url, str(tmp_path / "new.db")) == 3
+    assert await run("restore", str(tmp_path / "gone"), "--database", str(tmp_path / "x.db")) == 3
+    assert await run("backup", str(tmp_path / "taken"), "--database", source.url) == 3
+    assert await run("copy", source.url, "postgresql://u:secret@[bad/db") == 3
+    err = capsys.readouterr().err
+    assert "create and migrate it first" in err
+    assert "no backup file" in err
+    assert "never overwrites" in err
+    assert "secret" not in err
+    assert names(tmp_path) == before
+    with pytest.raises(SystemExit):
+        main(["copy", source.url])  # usage: refused before any loop runs
+
+
+async def test_the_commands_back_up_restore_and_copy(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backup`, `restore` and `copy` do what the functions do, and say so, in JSON too."""
+    backup, restored, copied = tmp_path / "b.backup", tmp_path / "r.db", tmp_path / "c.db"
+    assert await run("backup", str(backup), "--database", source.url) == 0
+    assert "backed up" in capsys.readouterr().out
+    for url in (restored, copied):
+        assert await run("migrate", "--database", str(url)) == 0
+    assert await run("restore", str(backup), "--database", str(restored), "--json") == 0
+    out = capsys.readouterr().out
+    assert '"test_results": 60' in out.split("applied")[-1]
+    assert await run("copy", source.url, str(copied)) == 0
+    assert "copied" in capsys.readouterr().out
+    for url in (restored, copied):
+        async with connect(url) as db:
+            await assert_same(source, db)
