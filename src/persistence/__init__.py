@@ -16,6 +16,11 @@ from persistence.config import (
     set_config,
 )
 from persistence.converters import from_dict, make_converter, to_dict
+from persistence.counterexamples import (
+    CounterexampleStore,
+    keep_counterexample,
+    open_counterexample_store,
+)
 from persistence.database import (
     Database,
     Engine,
@@ -77,6 +82,7 @@ from persistence.results import (
 )
 from persistence.run_history import (
     Change,
+    Counterexample,
     DurationFigures,
     FlakyTest,
     RunComparison,
@@ -84,6 +90,7 @@ from persistence.run_history import (
     TestChange,
     TestHistoryCursor,
     compare_runs,
+    counterexamples,
     duration_figures,
     flaky_tests,
     list_test_history,
@@ -119,6 +126,8 @@ __all__ = [
     "ConfigEntryFilter",
     "ConfigType",
     "ConflictError",
+    "Counterexample",
+    "CounterexampleStore",
     "Database",
     "DatabaseError",
     "DurationFigures",
@@ -159,6 +168,7 @@ __all__ = [
     "compare_runs",
     "connect",
     "connection",
+    "counterexamples",
     "create_database",
     "delete_config_entry",
     "delete_file_record",
@@ -185,6 +195,7 @@ __all__ = [
     "get_result",
     "get_run",
     "import_junit",
+    "keep_counterexample",
     "list_config_entries",
     "list_file_records",
     "list_results",
@@ -193,6 +204,7 @@ __all__ = [
     "make_converter",
     "migrate",
     "migration_status",
+    "open_counterexample_store",
     "open_database",
     "open_persistence",
     "parse_search",

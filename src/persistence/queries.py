@@ -17,11 +17,14 @@ __all__ = [
     "QUERY_WRITES",
     "ROW_MAPPERS",
     "RUNS_LONG",
+    "ArtifactLinksRow",
     "CompareRunsRow",
     "ConfigEntriesRow",
     "Connection",
+    "CounterexamplesRow",
     "FileRecordsRow",
     "FlakyTestsRow",
+    "InsertResultArtifactsParams",
     "InsertRunParams",
     "InsertTestResultParams",
     "InsertTestResultsParams",
@@ -29,6 +32,7 @@ __all__ = [
     "PersistenceMigrationsRow",
     "PersistenceUserMigrationsRow",
     "Queries",
+    "ReferencedArtifactsRow",
     "RunsRow",
     "SearchTestResultsRow",
     "SlowestTestsRow",
@@ -113,6 +117,32 @@ class SlowestTestsRow(NamedTuple):
     p50: float
     p95: float
     max_time: float
+
+
+class CounterexamplesRow(NamedTuple):
+    """A row that counterexamples returns."""
+
+    input_sha256: str
+    input_size: int
+    result_id: int
+    status: str
+    failed_at: datetime.datetime
+    first_failed_at: datetime.datetime
+    failures: int
+    expected_sha256: str | None
+    actual_sha256: str | None
+
+
+class ReferencedArtifactsRow(NamedTuple):
+    """A row that referenced_artifacts returns."""
+
+    sha256: str
+
+
+class ArtifactLinksRow(NamedTuple):
+    """A row that artifact_links returns."""
+
+    links: int
 
 
 class PersistenceMigrationsRow(NamedTuple):
@@ -206,6 +236,15 @@ class UpsertFileRecordParams(TypedDict):
     created_at: datetime.datetime
     accessed_at: datetime.datetime
     metadata: JsonObject
+
+
+class InsertResultArtifactsParams(TypedDict):
+    """One row for insert_result_artifacts to insert."""
+
+    result_id: int
+    role: str
+    sha256: str
+    size: int
 
 
 class InsertRunParams(TypedDict):
@@ -411,6 +450,30 @@ class Queries(Protocol):
         """One run's results in the order they were stored (by id), after the id `after_id`; one page.
         test_results_run_test_idx finds the run's rows.
         """
+
+    async def insert_result_artifacts(
+        self, conn: Connection, rows: Iterable[InsertResultArtifactsParams], /
+    ) -> None:
+        """Link results to the files they kept, by role (input, expected, actual) and SHA-256."""
+
+    async def counterexamples(
+        self, conn: Connection, *, test_id: str, top: int
+    ) -> list[CounterexamplesRow]:
+        """The distinct inputs on which test `test_id` failed (failed, timeout or error), newest failure
+        first, at most `top`: per input, how many failing results kept it, when it first and last
+        failed, and the newest such result with the expected and actual outputs it kept.
+        test_results_test_created_idx finds the test's results, the links' primary key their files.
+        """
+
+    async def referenced_artifacts(
+        self, conn: Connection, *, low: str, high: str
+    ) -> list[ReferencedArtifactsRow]:
+        """The distinct hashes from `low` (inclusive) to `high` (exclusive) that some result still
+        names: retention keeps these files. result_artifacts_sha256_idx reads the range.
+        """
+
+    async def artifact_links(self, conn: Connection, *, sha256: str) -> ArtifactLinksRow | None:
+        """Whether any result names the file of this hash: 1 or 0. Asked under the file's lock."""
 
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
@@ -775,6 +838,46 @@ def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
     return list(map(_new, repeat(SlowestTestsRow), rows))
 
 
+def _postgres_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
+    return list(map(_new, repeat(CounterexamplesRow), rows))
+
+
+def _sqlite_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
+    return [
+        _new(
+            CounterexamplesRow,
+            (
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                decode_datetime(r[4]),
+                decode_datetime(r[5]),
+                r[6],
+                r[7],
+                r[8],
+            ),
+        )
+        for r in rows
+    ]
+
+
+def _postgres_referenced_artifacts_row(rows: Iterable[Any]) -> list[ReferencedArtifactsRow]:
+    return list(map(_new, repeat(ReferencedArtifactsRow), rows))
+
+
+def _sqlite_referenced_artifacts_row(rows: Iterable[Any]) -> list[ReferencedArtifactsRow]:
+    return list(map(_new, repeat(ReferencedArtifactsRow), rows))
+
+
+def _postgres_artifact_links_row(rows: Iterable[Any]) -> list[ArtifactLinksRow]:
+    return list(map(_new, repeat(ArtifactLinksRow), rows))
+
+
+def _sqlite_artifact_links_row(rows: Iterable[Any]) -> list[ArtifactLinksRow]:
+    return list(map(_new, repeat(ArtifactLinksRow), rows))
+
+
 def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
     return list(map(_new, repeat(PersistenceMigrationsRow), rows))
 
@@ -868,6 +971,9 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "TestResultsRow": _postgres_test_results_row,
         "TestDurationsRow": _postgres_test_durations_row,
         "SlowestTestsRow": _postgres_slowest_tests_row,
+        "CounterexamplesRow": _postgres_counterexamples_row,
+        "ReferencedArtifactsRow": _postgres_referenced_artifacts_row,
+        "ArtifactLinksRow": _postgres_artifact_links_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "RunsRow": _postgres_runs_row,
@@ -882,6 +988,9 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "TestResultsRow": _sqlite_test_results_row,
         "TestDurationsRow": _sqlite_test_durations_row,
         "SlowestTestsRow": _sqlite_slowest_tests_row,
+        "CounterexamplesRow": _sqlite_counterexamples_row,
+        "ReferencedArtifactsRow": _sqlite_referenced_artifacts_row,
+        "ArtifactLinksRow": _sqlite_artifact_links_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "RunsRow": _sqlite_runs_row,
@@ -907,6 +1016,7 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "update_file_record": frozenset(("file_records",)),
     "delete_file_record": frozenset(("file_records",)),
     "delete_file_record_by_path": frozenset(("file_records",)),
+    "insert_result_artifacts": frozenset(("result_artifacts",)),
     "record_migration": frozenset(("persistence_migrations",)),
     "accept_migration_checksum": frozenset(("persistence_migrations",)),
     "forget_migration": frozenset(("persistence_migrations",)),
