@@ -678,6 +678,19 @@ class Queries(Protocol):
         outcome differs from the one before it), flip_rate = flips / (results - 1), the commits on
         which it both passed and failed, and the newest result's time. Ordered by flip rate, highest
         first, then test id.
+
+        Failures are few, so the query starts from them and reads no more than it must:
+        - fails: the failing results read (the status index), with their run's commit;
+        - flaky: the tests of which a failing result has a passed result on its commit (found by
+        test_results_run_test_idx, per run of that commit), with how many such commits;
+        - flips: a flip has a failing result on one side, so per failing result of a flaky test the
+        read results just before and just after it are looked up (the test's index), and each
+        one that passed is one flip;
+        - counted: how many results each flaky test has, and its newest, from the test's index
+        alone (test_results_test_created_idx holds status and run_id).
+        `unread` holds the runs without a commit label, whose results are not read.
+        Each part is MATERIALIZED: the planner cannot see how few runs lack a commit, nor how
+        few results fail, and would otherwise read every run's results.
         """
 
     async def list_test_results_by_type(
