@@ -1,5 +1,6 @@
-# ruff: noqa: T201, S101, PLR2004
-# (a benchmark script: it prints its table, checks its own figures and names its databases)
+# ruff: noqa: T201, S101, S311, S603, PLR2004
+# (a benchmark script: it prints its table, checks its own figures, makes its data with a
+# seeded generator and runs its memory probe in a child process)
 """Run history: issue 20's targets, on both engines, over one generated history.
 
 Run with `python -m bench.history`. On each engine it loads the same history, TESTS tests in
@@ -137,7 +138,8 @@ def write_junit(path: Path, cases: int, *, output_chars: int = 0) -> int:
                 body = '<failure message="assert 1 == 2">AssertionError: assert 1 == 2</failure>'
                 out.write(f"<testcase {name} {time_}>{body}</testcase>\n")
             elif output_chars:
-                out.write(f"<testcase {name} {time_}><system-out>{filler}</system-out></testcase>\n")
+                body = f"<system-out>{filler}</system-out>"
+                out.write(f"<testcase {name} {time_}>{body}</testcase>\n")
             else:
                 out.write(f"<testcase {name} {time_}/>\n")
         out.write("</testsuite>\n</testsuites>\n")
@@ -146,7 +148,7 @@ def write_junit(path: Path, cases: int, *, output_chars: int = 0) -> int:
 
 @contextlib.asynccontextmanager
 async def _database(engine: Engine, workdir: Path, admin_url: str) -> AsyncIterator[str]:
-    """A new, empty database of one engine: its URL, dropped afterwards."""
+    """Make a new, empty database of one engine; give its URL, and drop it afterwards."""
     if engine is Engine.SQLITE:
         yield str(workdir / "history.db")
         return
@@ -174,7 +176,7 @@ async def _analyse(engine: Engine, url: str) -> None:
 
 
 async def _best(call: Callable[[], Awaitable[object]], repeat: int) -> float:
-    """The shortest of `repeat` timed calls, in seconds, after one untimed call."""
+    """Give the shortest of `repeat` timed calls, in seconds, after one untimed call."""
     await call()
     times = []
     for _ in range(repeat):
@@ -184,7 +186,9 @@ async def _best(call: Callable[[], Awaitable[object]], repeat: int) -> float:
     return min(times)
 
 
-async def _questions(engine: Engine, url: str, tests: int, runs: int, repeat: int) -> dict[str, float]:
+async def _questions(
+    engine: Engine, url: str, tests: int, runs: int, repeat: int
+) -> dict[str, float]:
     async with connect(url) as db:
         await migrate(db)
         started = time.perf_counter()
@@ -276,7 +280,9 @@ def _table(report: dict[str, dict[str, float]]) -> str:
             else:
                 cells.append(f"{value * 1000:,.1f} ms {_verdict(name, value)}".strip())
         target = TARGETS.get(name)
-        shown = "" if target is None else (f"{target:,.0f}" if target >= 50 else f"{target * 1000:g} ms")
+        shown = ""
+        if target is not None:
+            shown = f"{target:,.0f}" if target >= 50 else f"{target * 1000:g} ms"
         lines.append(f"| {name} | {shown} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -321,7 +327,8 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": machine, "engines": report}, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps({"machine": machine, "engines": report}, indent=2) + "\n"
+    OUT.write_text(text, encoding="utf-8")
     print(_table(report))
 
 
