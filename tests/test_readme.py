@@ -109,3 +109,10 @@ async def test_run_history_example_runs(tmp_path: Path) -> None:
     example = example_under("## Run history")
     assert callable(example)
     await example(tmp_path)
+
+
+async def test_counterexamples_example_runs(tmp_path: Path) -> None:
+    """The README's counterexample example keeps inputs, replays them and expires them."""
+    example = example_under("### Counterexamples")
+    assert callable(example)
+    await example(tmp_path)
