@@ -133,3 +133,10 @@ async def test_backup_example_runs(tmp_path: Path, postgres_url: str) -> None:
     example = example_under("## Backup, restore and the move to PostgreSQL")
     assert callable(example)
     await example(tmp_path, postgres_url)
+
+
+async def test_counterexamples_example_runs(tmp_path: Path) -> None:
+    """The README's counterexample example keeps inputs, replays them and expires them."""
+    example = example_under("### Counterexamples")
+    assert callable(example)
+    await example(tmp_path)

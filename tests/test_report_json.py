@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Final
 
@@ -89,17 +90,27 @@ def _ctrf_with(test: object) -> str:
             id="huge-time",
         ),
         pytest.param(
+            _ctrf_with({"name": "x", "status": "passed", "duration": math.nan}),
+            "finite",
+            id="nan-time",
+        ),
+        pytest.param(
             _ctrf_with({"name": "x" * 100_000, "status": "passed"}), "1024", id="100kb-name"
+        ),
+        pytest.param(
+            '{"results": {"tests": [{"name": "caf\xe9", "status": "passed"}]}}'.encode("latin-1"),
+            "not UTF-8",
+            id="wrong-encoding",
         ),
         pytest.param(_ctrf_with({"name": "ok", "status": "failed"}), "appears twice", id="twice"),
     ],
 )
 async def test_a_bad_ctrf_file_writes_nothing(
-    db: Database, tmp_path: Path, text: str, problem: str
+    db: Database, tmp_path: Path, text: str | bytes, problem: str
 ) -> None:
     """Each is a ReportError naming the file and the problem; no run, no result."""
     path = tmp_path / "ctrf.json"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ReportError, match=problem) as caught:
         await import_ctrf(db, path)
     assert str(caught.value).startswith(str(path))
@@ -120,6 +131,16 @@ async def test_a_bad_ctrf_file_writes_nothing(
             '{"test_type": "unit", "status": "passed", "execution_time": NaN}',
             "finite",
             id="nan-time",
+        ),
+        pytest.param(
+            '{"test_type": "unit", "status": "passed", "execution_time": 1e400}',
+            "finite",
+            id="huge-time",
+        ),
+        pytest.param(
+            '{"test_type": "unit", "status": "passed", "test_id": "%s"}' % ("x" * 100_000),
+            "1024",
+            id="100kb-name",
         ),
         pytest.param(
             '{"test_type": "unit", "status": "passed", "test_id": "a"}', "twice", id="twice"

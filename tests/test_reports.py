@@ -20,7 +20,7 @@ from persistence import (
     export_junit,
     import_junit,
 )
-from persistence.reports import CHUNK_BYTES
+from persistence.reports import CHUNK_BYTES, run_results
 from strategies import ON_DATABASE
 
 PYTEST: Final = """<?xml version="1.0" encoding="utf-8"?>
@@ -263,3 +263,14 @@ async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_pat
         assert len(await all_results(db)) == 60_000  # it finished first: all of it
         await delete_run(db, run.id)
     assert cancelled > 0
+
+
+async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path: Path) -> None:
+    """Batches inserted while the next is parsed: every case, in the file's order."""
+    count = 11_000
+    cases = "\n".join(f'<testcase classname="c" name="t{i:05}" time="0.1"/>' for i in range(count))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    run = await import_junit(db, path)
+    assert run.id is not None
+    results = await run_results(db, run.id)
+    assert [r.test_id for r in results] == [f"c::t{i:05}" for i in range(count)]

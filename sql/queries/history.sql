@@ -134,3 +134,57 @@ FROM test_results
 WHERE run_id = @run_id AND id > @after_id
 ORDER BY id
 LIMIT @page_size;
+
+-- name: InsertResultArtifacts :copyfrom
+-- Link results to the files they kept, by role (input, expected, actual) and SHA-256.
+INSERT INTO result_artifacts (result_id, role, sha256, size)
+VALUES (@result_id, @role, @sha256, @size);
+
+-- name: Counterexamples :many
+-- The distinct inputs on which test `test_id` failed (failed, timeout or error), newest failure
+-- first, at most `top`: per input, how many failing results kept it, when it first and last
+-- failed, and the newest such result with the expected and actual outputs it kept.
+-- test_results_test_created_idx finds the test's results, the links' primary key their files.
+-- type: @test_id str!
+-- type: input_sha256 str!
+-- type: input_size int!
+-- type: result_id int!
+-- type: status str!
+-- type: failed_at datetime!
+-- type: first_failed_at datetime!
+-- type: failures int!
+-- type: expected_sha256 str?
+-- type: actual_sha256 str?
+WITH failing AS (
+    SELECT r.id, r.status, r.created_at, a.sha256, a.size,
+           ROW_NUMBER() OVER (PARTITION BY a.sha256 ORDER BY r.created_at DESC, r.id DESC) AS newest,
+           COUNT(*) OVER (PARTITION BY a.sha256) AS failures,
+           MIN(r.created_at) OVER (PARTITION BY a.sha256) AS first_failed_at
+    FROM test_results AS r
+    JOIN result_artifacts AS a ON a.result_id = r.id AND a.role = 'input'
+    WHERE r.test_id = @test_id AND r.status IN ('failed', 'timeout', 'error')
+)
+SELECT f.sha256 AS input_sha256, f.size AS input_size, f.id AS result_id, f.status,
+       f.created_at AS failed_at, f.first_failed_at, f.failures,
+       e.sha256 AS expected_sha256, x.sha256 AS actual_sha256
+FROM failing AS f
+LEFT JOIN result_artifacts AS e ON e.result_id = f.id AND e.role = 'expected'
+LEFT JOIN result_artifacts AS x ON x.result_id = f.id AND x.role = 'actual'
+WHERE f.newest = 1
+ORDER BY f.created_at DESC, f.id DESC
+LIMIT @top;
+
+-- name: ReferencedArtifacts :many
+-- The distinct hashes from `low` (inclusive) to `high` (exclusive) that some result still
+-- names: retention keeps these files. result_artifacts_sha256_idx reads the range.
+-- type: sha256 str!
+SELECT DISTINCT sha256 FROM result_artifacts
+WHERE sha256 >= @low AND sha256 < @high
+ORDER BY sha256;
+
+-- name: ArtifactLinks :one
+-- Whether any result names the file of this hash: 1 or 0. Asked under the file's lock.
+-- type: links int!
+SELECT COUNT(*) AS links FROM (
+    SELECT 1 AS one FROM result_artifacts WHERE sha256 = @sha256 LIMIT 1
+) AS found;

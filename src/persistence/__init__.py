@@ -18,6 +18,11 @@ from persistence.config import (
     set_config,
 )
 from persistence.converters import from_dict, make_converter, to_dict
+from persistence.counterexamples import (
+    CounterexampleStore,
+    keep_counterexample,
+    open_counterexample_store,
+)
 from persistence.database import (
     Database,
     Engine,
@@ -79,6 +84,7 @@ from persistence.results import (
 )
 from persistence.run_history import (
     Change,
+    Counterexample,
     DurationFigures,
     FlakyTest,
     RunComparison,
@@ -86,6 +92,7 @@ from persistence.run_history import (
     TestChange,
     TestHistoryCursor,
     compare_runs,
+    counterexamples,
     duration_figures,
     flaky_tests,
     list_test_history,
@@ -123,6 +130,8 @@ __all__ = [
     "ConfigType",
     "ConflictError",
     "CopyReport",
+    "Counterexample",
+    "CounterexampleStore",
     "Database",
     "DatabaseError",
     "DurationFigures",
@@ -167,6 +176,7 @@ __all__ = [
     "connect",
     "connection",
     "copy_database",
+    "counterexamples",
     "create_database",
     "delete_config_entry",
     "delete_file_record",
@@ -193,6 +203,7 @@ __all__ = [
     "get_result",
     "get_run",
     "import_junit",
+    "keep_counterexample",
     "list_config_entries",
     "list_file_records",
     "list_results",
@@ -201,6 +212,7 @@ __all__ = [
     "make_converter",
     "migrate",
     "migration_status",
+    "open_counterexample_store",
     "open_database",
     "open_persistence",
     "parse_search",

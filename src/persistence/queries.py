@@ -18,6 +18,7 @@ __all__ = [
     "QUERY_WRITES",
     "ROW_MAPPERS",
     "RUNS_LONG",
+    "ArtifactLinksRow",
     "CompareRunsRow",
     "ConfigEntriesRow",
     "Connection",
@@ -26,8 +27,10 @@ __all__ = [
     "CopyWriteFileRecordsParams",
     "CopyWriteRunsParams",
     "CopyWriteTestResultsParams",
+    "CounterexamplesRow",
     "FileRecordsRow",
     "FlakyTestsRow",
+    "InsertResultArtifactsParams",
     "InsertRunParams",
     "InsertTestResultParams",
     "InsertTestResultsParams",
@@ -35,6 +38,7 @@ __all__ = [
     "PersistenceMigrationsRow",
     "PersistenceUserMigrationsRow",
     "Queries",
+    "ReferencedArtifactsRow",
     "RunsRow",
     "SearchTestResultsRow",
     "SlowestTestsRow",
@@ -119,6 +123,32 @@ class SlowestTestsRow(NamedTuple):
     p50: float
     p95: float
     max_time: float
+
+
+class CounterexamplesRow(NamedTuple):
+    """A row that counterexamples returns."""
+
+    input_sha256: str
+    input_size: int
+    result_id: int
+    status: str
+    failed_at: datetime.datetime
+    first_failed_at: datetime.datetime
+    failures: int
+    expected_sha256: str | None
+    actual_sha256: str | None
+
+
+class ReferencedArtifactsRow(NamedTuple):
+    """A row that referenced_artifacts returns."""
+
+    sha256: str
+
+
+class ArtifactLinksRow(NamedTuple):
+    """A row that artifact_links returns."""
+
+    links: int
 
 
 class PersistenceMigrationsRow(NamedTuple):
@@ -221,6 +251,15 @@ class UpsertFileRecordParams(TypedDict):
     created_at: datetime.datetime
     accessed_at: datetime.datetime
     metadata: JsonObject
+
+
+class InsertResultArtifactsParams(TypedDict):
+    """One row for insert_result_artifacts to insert."""
+
+    result_id: int
+    role: str
+    sha256: str
+    size: int
 
 
 class InsertRunParams(TypedDict):
@@ -478,6 +517,30 @@ class Queries(Protocol):
         test_results_run_test_idx finds the run's rows.
         """
 
+    async def insert_result_artifacts(
+        self, conn: Connection, rows: Iterable[InsertResultArtifactsParams], /
+    ) -> None:
+        """Link results to the files they kept, by role (input, expected, actual) and SHA-256."""
+
+    async def counterexamples(
+        self, conn: Connection, *, test_id: str, top: int
+    ) -> list[CounterexamplesRow]:
+        """The distinct inputs on which test `test_id` failed (failed, timeout or error), newest failure
+        first, at most `top`: per input, how many failing results kept it, when it first and last
+        failed, and the newest such result with the expected and actual outputs it kept.
+        test_results_test_created_idx finds the test's results, the links' primary key their files.
+        """
+
+    async def referenced_artifacts(
+        self, conn: Connection, *, low: str, high: str
+    ) -> list[ReferencedArtifactsRow]:
+        """The distinct hashes from `low` (inclusive) to `high` (exclusive) that some result still
+        names: retention keeps these files. result_artifacts_sha256_idx reads the range.
+        """
+
+    async def artifact_links(self, conn: Connection, *, sha256: str) -> ArtifactLinksRow | None:
+        """Whether any result names the file of this hash: 1 or 0. Asked under the file's lock."""
+
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
 
@@ -726,6 +789,19 @@ class Queries(Protocol):
         outcome differs from the one before it), flip_rate = flips / (results - 1), the commits on
         which it both passed and failed, and the newest result's time. Ordered by flip rate, highest
         first, then test id.
+
+        Failures are few, so the query starts from them and reads no more than it must:
+        - fails: the failing results read (the status index), with their run's commit;
+        - flaky: the tests of which a failing result has a passed result on its commit (found by
+        test_results_run_test_idx, per run of that commit), with how many such commits;
+        - flips: a flip has a failing result on one side, so per failing result of a flaky test the
+        read results just before and just after it are looked up (the test's index), and each
+        one that passed is one flip;
+        - counted: how many results each flaky test has, and its newest, from the test's index
+        alone (test_results_test_created_idx holds status and run_id).
+        `unread` holds the runs without a commit label, whose results are not read.
+        Each part is MATERIALIZED: the planner cannot see how few runs lack a commit, nor how
+        few results fail, and would otherwise read every run's results.
         """
 
     async def list_test_results_by_type(
@@ -886,6 +962,46 @@ def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
     return list(map(_new, repeat(SlowestTestsRow), rows))
 
 
+def _postgres_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
+    return list(map(_new, repeat(CounterexamplesRow), rows))
+
+
+def _sqlite_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
+    return [
+        _new(
+            CounterexamplesRow,
+            (
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                decode_datetime(r[4]),
+                decode_datetime(r[5]),
+                r[6],
+                r[7],
+                r[8],
+            ),
+        )
+        for r in rows
+    ]
+
+
+def _postgres_referenced_artifacts_row(rows: Iterable[Any]) -> list[ReferencedArtifactsRow]:
+    return list(map(_new, repeat(ReferencedArtifactsRow), rows))
+
+
+def _sqlite_referenced_artifacts_row(rows: Iterable[Any]) -> list[ReferencedArtifactsRow]:
+    return list(map(_new, repeat(ReferencedArtifactsRow), rows))
+
+
+def _postgres_artifact_links_row(rows: Iterable[Any]) -> list[ArtifactLinksRow]:
+    return list(map(_new, repeat(ArtifactLinksRow), rows))
+
+
+def _sqlite_artifact_links_row(rows: Iterable[Any]) -> list[ArtifactLinksRow]:
+    return list(map(_new, repeat(ArtifactLinksRow), rows))
+
+
 def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
     return list(map(_new, repeat(PersistenceMigrationsRow), rows))
 
@@ -987,6 +1103,9 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "TestResultsRow": _postgres_test_results_row,
         "TestDurationsRow": _postgres_test_durations_row,
         "SlowestTestsRow": _postgres_slowest_tests_row,
+        "CounterexamplesRow": _postgres_counterexamples_row,
+        "ReferencedArtifactsRow": _postgres_referenced_artifacts_row,
+        "ArtifactLinksRow": _postgres_artifact_links_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "RunsRow": _postgres_runs_row,
@@ -1002,6 +1121,9 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "TestResultsRow": _sqlite_test_results_row,
         "TestDurationsRow": _sqlite_test_durations_row,
         "SlowestTestsRow": _sqlite_slowest_tests_row,
+        "CounterexamplesRow": _sqlite_counterexamples_row,
+        "ReferencedArtifactsRow": _sqlite_referenced_artifacts_row,
+        "ArtifactLinksRow": _sqlite_artifact_links_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "RunsRow": _sqlite_runs_row,
@@ -1028,6 +1150,7 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "update_file_record": frozenset(("file_records",)),
     "delete_file_record": frozenset(("file_records",)),
     "delete_file_record_by_path": frozenset(("file_records",)),
+    "insert_result_artifacts": frozenset(("result_artifacts",)),
     "record_migration": frozenset(("persistence_migrations",)),
     "accept_migration_checksum": frozenset(("persistence_migrations",)),
     "forget_migration": frozenset(("persistence_migrations",)),
@@ -1076,6 +1199,12 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
         "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
+        "insert_result_artifacts": QueryFacts(
+            "InsertResultArtifacts", "INSERT", "result_artifacts"
+        ),
+        "counterexamples": QueryFacts("Counterexamples", "SELECT", None),
+        "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", "result_artifacts"),
+        "artifact_links": QueryFacts("ArtifactLinks", "SELECT", "result_artifacts"),
         "list_applied_migrations": QueryFacts(
             "ListAppliedMigrations", "SELECT", "persistence_migrations"
         ),
@@ -1155,6 +1284,12 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
         "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
+        "insert_result_artifacts": QueryFacts(
+            "InsertResultArtifacts", "INSERT", "result_artifacts"
+        ),
+        "counterexamples": QueryFacts("Counterexamples", "SELECT", None),
+        "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", "result_artifacts"),
+        "artifact_links": QueryFacts("ArtifactLinks", "SELECT", "result_artifacts"),
         "list_applied_migrations": QueryFacts(
             "ListAppliedMigrations", "SELECT", "persistence_migrations"
         ),

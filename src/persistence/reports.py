@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from xml.etree.ElementTree import ParseError
@@ -21,19 +22,20 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from persistence._guards import key_id
+from persistence._guards import MAX_KEY_BYTES, key_id, key_length_problem, text_problem
 from persistence._interface import JsonObject
 from persistence._loop import map_in_slices, share_loop
 from persistence._paging import MAX_PAGE_SIZE
-from persistence._rows import result_from_row
+from persistence._rows import result_from_row, result_params
 from persistence.database import Database, connection, transaction
 from persistence.exceptions import ReportError, ValidationError
-from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
-from persistence.results import save_results
+from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.runs import get_run, save_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from persistence.queries import InsertTestResultsParams
 
 __all__ = ["CHUNK_BYTES", "export_junit", "import_junit", "run_results"]
 
@@ -41,6 +43,8 @@ CHUNK_BYTES: Final = 1 << 20
 """How much of a report is read and parsed at a time."""
 _BATCH: Final = 5_000
 """How many results are inserted at a time, inside the import's one transaction."""
+_SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
+"""A test id of this many characters or fewer is within MAX_KEY_BYTES in any UTF-8."""
 _SEPARATOR: Final = "::"
 """A test id is `classname::name`, or the name alone when the case has no class name."""
 
@@ -73,7 +77,7 @@ class _JUnitTarget:
         self.run_id = run_id
         self.started = started
         self.line: Callable[[], int] = lambda: 0
-        self.results: list[TestResult] = []
+        self.results: list[InsertTestResultsParams] = []
         self.seen: dict[str, int] = {}
         self.suites: list[str | None] = []
         self.case: _Case | None = None
@@ -120,7 +124,8 @@ class _JUnitTarget:
         if self.root is None:
             raise self.fail("the file holds no <testsuites> or <testsuite>")
 
-    def _result(self, case: _Case) -> TestResult:
+    def _result(self, case: _Case) -> InsertTestResultsParams:
+        """Give a testcase's row, checked as `TestResult` checks it."""
         name = case.attrs.get("name", "")
         if not name:
             raise self.fail("a <testcase> without a name", case.line)
@@ -135,6 +140,7 @@ class _JUnitTarget:
         texts = {tag: "".join(parts) for tag, parts in case.texts.items()}
         detail = next((texts[t] for t in _OUTCOMES if t in texts and texts[t].strip()), None)
         metadata: JsonObject = {}
+        checked = [test_id]  # every text the row holds, each checked below
         for key, value in (
             ("suite", case.suite),
             ("file", case.attrs.get("file")),
@@ -144,18 +150,45 @@ class _JUnitTarget:
         ):
             if value is not None:
                 metadata[key] = value
+                checked.append(value)
+        error_message = detail if detail is not None else case.message
+        output = texts.get("system-out")
         try:
             seconds = float(case.attrs.get("time", "0") or "0")
-            return TestResult(
-                test_type=TestType.UNIT,
-                status=case.status,
-                execution_time=seconds,
-                error_message=detail if detail is not None else case.message,
-                output=texts.get("system-out"),
-                created_at=self.started,
-                metadata=metadata,
-                run_id=self.run_id,
-                test_id=test_id,
+            if (
+                0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
+                and (len(test_id) <= _SURE_KEY_CHARS or key_length_problem(test_id) is None)
+                and all(
+                    text is None or text_problem(text) is None
+                    for text in (error_message, output, *checked)
+                )
+            ):  # what the model would check, in short: the row goes in as it is
+                return {
+                    "test_type": TestType.UNIT.value,
+                    "status": case.status.value,
+                    "execution_time": seconds,
+                    "memory_usage": 0,
+                    "test_cases_passed": 0,
+                    "test_cases_total": 0,
+                    "error_message": error_message,
+                    "output": output,
+                    "created_at": self.started,
+                    "metadata": metadata,
+                    "run_id": self.run_id,
+                    "test_id": test_id,
+                }
+            return result_params(  # anything else: the model says what is wrong
+                TestResult(
+                    test_type=TestType.UNIT,
+                    status=case.status,
+                    execution_time=seconds,
+                    error_message=error_message,
+                    output=output,
+                    created_at=self.started,
+                    metadata=metadata,
+                    run_id=self.run_id,
+                    test_id=test_id,
+                )
             )
         except ValueError as error:  # ValidationError, or a time that is no number
             reason = str(error) if isinstance(error, ValidationError) else f"time: {error}"
@@ -179,20 +212,38 @@ async def import_junit(
         parser = DefusedXMLParser(target=target, forbid_dtd=True)
         expat = parser.parser
         target.line = lambda: int(expat.CurrentLineNumber)
+        # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
+        pending: asyncio.Future[None] | None = None
         try:
             stream = await asyncio.to_thread(path.open, "rb")
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
                     _feed(parser, target, chunk)
                     if len(target.results) >= _BATCH:
-                        await save_results(tx, target.results)
+                        if pending is not None:
+                            await pending
+                        pending = asyncio.ensure_future(_insert(tx, target.results))
                         target.results = []
                     await share_loop()
             _feed(parser, target, None)
+            if pending is not None:
+                await pending
+            await _insert(tx, target.results)
         except OSError as error:
             raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
-        await save_results(tx, target.results)
+        finally:
+            if pending is not None and not pending.done():  # a failure meanwhile: let it end
+                await asyncio.wait([pending])
+                with suppress(Exception, asyncio.CancelledError):
+                    pending.result()
     return run
+
+
+async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
+    """Insert checked rows in one batch: the bulk insert under `save_results`."""
+    if rows:
+        async with connection(db) as conn:
+            await db.queries.insert_test_results(conn, rows)
 
 
 def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | None) -> None:

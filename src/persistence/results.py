@@ -7,7 +7,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Awaitable, Iterable, Mapping
-from typing import TYPE_CHECKING, Final, TypedDict
+from typing import TYPE_CHECKING, Final, Protocol, TypedDict
 
 import attrs
 from attrs.converters import optional
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_PAGE_SIZE",
     "TABLE",
+    "ArtifactSweep",
     "Page",
     "PageCursor",
     "ResultFilter",
@@ -337,8 +338,22 @@ async def delete_result(db: Database, result_id: int) -> bool:
     return deleted > 0
 
 
-async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
+class ArtifactSweep(Protocol):
+    """Files that results name, removed once no result does: a `CounterexampleStore`."""
+
+    async def sweep(self, db: Database) -> int:
+        """Remove the files that no result of `db` names any more; give how many."""
+        ...
+
+
+async def delete_results_before(
+    db: Database, cutoff: dt.datetime, *, artifacts: ArtifactSweep | None = None
+) -> int:
     """Retention: delete every result created before `cutoff`; return how many.
+
+    Given `artifacts` (the `CounterexampleStore` of the results' kept files), it then
+    removes the files that no result names any more, never one that a result still names,
+    whoever writes meanwhile; that needs its own commits, so not inside `transaction()`.
 
     The rows go in bounded batches, oldest first, each one short statement: on its own,
     each batch is its own transaction, so that other writers, in this process or another,
@@ -349,6 +364,21 @@ async def delete_results_before(db: Database, cutoff: dt.datetime) -> int:
     that one transaction, all kept or all rolled back with it.
     """
     cutoff = utc_instant("TestResult", "cutoff", cutoff)
+    if artifacts is not None and db.in_transaction:
+        raise ValidationError(
+            "TestResult",
+            "artifacts",
+            "removing files no result names runs outside transaction(): a rollback would "
+            "bring back results whose files were gone",
+        )
+    deleted = await _delete_before(db, cutoff)
+    if artifacts is not None:
+        await artifacts.sweep(db)
+    return deleted
+
+
+async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
+    """Delete the results created before `cutoff` in bounded batches; give how many."""
     size = RETENTION_FIRST_BATCH
     total = 0
     while True:

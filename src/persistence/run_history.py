@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_SLOWER_RATIO",
     "FAILING",
     "Change",
+    "Counterexample",
     "DurationFigures",
     "FlakyTest",
     "RunComparison",
@@ -46,6 +47,7 @@ __all__ = [
     "TestChange",
     "TestHistoryCursor",
     "compare_runs",
+    "counterexamples",
     "duration_figures",
     "flaky_tests",
     "list_test_history",
@@ -158,6 +160,30 @@ class SlowTest:
     p50: float
     p95: float
     max_time: float
+
+
+@attrs.frozen(kw_only=True)
+class Counterexample:
+    """An input on which a test failed, and the newest failing result that kept it.
+
+    The hashes name kept files: `CounterexampleStore.read(sha256)` gives their content.
+    """
+
+    input_sha256: str
+    input_size: int
+    """The input's length in bytes."""
+    failures: int
+    """How many failing results kept this input."""
+    first_failed_at: dt.datetime
+    failed_at: dt.datetime
+    """When it last failed: the newest failing result's time."""
+    result_id: int
+    """The newest failing result that kept it."""
+    status: TestStatus
+    expected_sha256: str | None
+    """The output expected, as that result kept it, if it did."""
+    actual_sha256: str | None
+    """The output the program gave, as that result kept it, if it did."""
 
 
 @attrs.frozen
@@ -330,6 +356,31 @@ async def slowest_tests(
             p50=row.p50,
             p95=row.p95,
             max_time=row.max_time,
+        )
+        for row in rows
+    ]
+
+
+async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list[Counterexample]:
+    """Give the distinct inputs on which a test failed, newest failure first, for replay.
+
+    Only failing results (failed, timeout, error) that kept an input count; at most `top`.
+    """
+    test_id = key_text("TestResult", "test_id", test_id)
+    top = page_limit("Counterexample", top)
+    async with connection(db) as conn:
+        rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
+    return [
+        Counterexample(
+            input_sha256=row.input_sha256,
+            input_size=row.input_size,
+            failures=row.failures,
+            first_failed_at=row.first_failed_at,
+            failed_at=row.failed_at,
+            result_id=row.result_id,
+            status=_STATUSES[row.status],
+            expected_sha256=row.expected_sha256,
+            actual_sha256=row.actual_sha256,
         )
         for row in rows
     ]

@@ -6,6 +6,18 @@
 -- outcome differs from the one before it), flip_rate = flips / (results - 1), the commits on
 -- which it both passed and failed, and the newest result's time. Ordered by flip rate, highest
 -- first, then test id.
+--
+-- Failures are few, so the query starts from them and reads no more than it must:
+-- - fails: the failing results read (the status index), with their run's commit;
+-- - flaky: the tests of which a failing result has a passed result on its commit (found by
+--   test_results_run_test_idx, per run of that commit), with how many such commits;
+-- - flips: a flip has a failing result on one side, so per failing result of a flaky test the
+--   read results just before and just after it are looked up (the test's index), and each
+--   one that passed is one flip;
+-- - counted: how many results each flaky test has, and its newest, from the test's index
+--   alone (test_results_test_created_idx holds status and run_id).
+-- `unread` holds the runs without a commit label, whose results are not read.
+-- A unary + keeps SQLite's planner on the test's index where the status index would read more.
 -- type: test_id str!
 -- type: results int!
 -- type: passes int!
@@ -14,31 +26,63 @@
 -- type: flip_rate float!
 -- type: flaky_commits int!
 -- type: last_seen datetime!
-WITH marked AS (
-    SELECT r.test_id, r.created_at,
-           CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END AS failing,
-           MIN(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
-               OVER (PARTITION BY r.test_id, json_extract(u.labels, '$.commit')) AS commit_low,
-           MAX(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
-               OVER (PARTITION BY r.test_id, json_extract(u.labels, '$.commit')) AS commit_high,
-           ROW_NUMBER() OVER (PARTITION BY r.test_id, json_extract(u.labels, '$.commit') ORDER BY r.id) AS in_commit,
-           LAG(CASE WHEN r.status = 'passed' THEN 0 ELSE 1 END)
-               OVER (PARTITION BY r.test_id ORDER BY r.created_at, r.id) AS previous
+WITH commits AS (
+    SELECT u.id, json_extract(u.labels, '$.commit') AS commit_label FROM runs AS u
+    WHERE json_type(u.labels, '$.commit') = 'text'
+), unread AS (
+    SELECT u.id FROM runs AS u
+    WHERE json_type(u.labels, '$.commit') IS NOT 'text'
+), failing AS (
+    SELECT f.id, f.test_id, f.created_at, f.run_id FROM test_results AS f
+    WHERE f.status IN ('failed', 'timeout', 'error') AND f.created_at >= @since
+      AND f.test_id IS NOT NULL
+), fails AS (
+    SELECT f.id, f.test_id, f.created_at, c.commit_label
+    FROM failing AS f
+    JOIN commits AS c ON c.id = f.run_id
+), flaky AS (
+    SELECT fa.test_id, COUNT(DISTINCT fa.commit_label) AS flaky_commits
+    FROM fails AS fa
+    WHERE EXISTS (
+        SELECT 1 FROM commits AS same
+        JOIN test_results AS p ON p.run_id = same.id AND p.test_id = fa.test_id
+        WHERE same.commit_label = fa.commit_label AND p.status = 'passed'
+          AND p.created_at >= @since
+    )
+    GROUP BY fa.test_id
+), flips AS (
+    SELECT fa.test_id, COUNT(*) AS failures,
+           SUM(CASE WHEN (
+               SELECT b.status FROM test_results AS b
+               WHERE b.test_id = fa.test_id AND b.created_at >= @since
+                 AND b.created_at <= fa.created_at AND (b.created_at < fa.created_at OR b.id < fa.id)
+                 AND +b.status IN ('passed', 'failed', 'timeout', 'error')
+                 AND b.run_id IS NOT NULL AND b.run_id NOT IN (SELECT id FROM unread)
+               ORDER BY b.created_at DESC, b.id DESC LIMIT 1
+           ) = 'passed' THEN 1 ELSE 0 END)
+           + SUM(CASE WHEN (
+               SELECT a.status FROM test_results AS a
+               WHERE a.test_id = fa.test_id
+                 AND a.created_at >= fa.created_at AND (a.created_at > fa.created_at OR a.id > fa.id)
+                 AND +a.status IN ('passed', 'failed', 'timeout', 'error')
+                 AND a.run_id IS NOT NULL AND a.run_id NOT IN (SELECT id FROM unread)
+               ORDER BY a.created_at, a.id LIMIT 1
+           ) = 'passed' THEN 1 ELSE 0 END) AS flips
+    FROM fails AS fa
+    WHERE fa.test_id IN (SELECT test_id FROM flaky)
+    GROUP BY fa.test_id
+), counted AS (
+    SELECT r.test_id, COUNT(*) AS results, MAX(r.created_at) AS last_seen
     FROM test_results AS r
-    JOIN runs AS u ON u.id = r.run_id
-    WHERE r.created_at >= @since AND r.test_id IS NOT NULL
-      AND r.status IN ('passed', 'failed', 'timeout', 'error')
-      AND json_type(u.labels, '$.commit') = 'text'
+    WHERE r.test_id IN (SELECT test_id FROM flaky) AND r.created_at >= @since
+      AND +r.status IN ('passed', 'failed', 'timeout', 'error')
+      AND r.run_id IS NOT NULL AND r.run_id NOT IN (SELECT id FROM unread)
+    GROUP BY r.test_id
 )
-SELECT test_id, COUNT(*) AS results,
-       SUM(1 - failing) AS passes, SUM(failing) AS failures,
-       SUM(CASE WHEN previous <> failing THEN 1 ELSE 0 END) AS flips,
-       CAST(SUM(CASE WHEN previous <> failing THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / (COUNT(*) - 1)
-           AS flip_rate,
-       SUM(CASE WHEN in_commit = 1 AND commit_low = 0 AND commit_high = 1 THEN 1 ELSE 0 END)
-           AS flaky_commits,
-       MAX(created_at) AS last_seen
-FROM marked
-GROUP BY test_id
-HAVING SUM(CASE WHEN in_commit = 1 AND commit_low = 0 AND commit_high = 1 THEN 1 ELSE 0 END) > 0
-ORDER BY flip_rate DESC, test_id;
+SELECT c.test_id, c.results, c.results - fp.failures AS passes, fp.failures, fp.flips,
+       CAST(fp.flips AS DOUBLE PRECISION) / (c.results - 1) AS flip_rate,
+       fl.flaky_commits, c.last_seen
+FROM counted AS c
+JOIN flips AS fp ON fp.test_id = c.test_id
+JOIN flaky AS fl ON fl.test_id = c.test_id
+ORDER BY flip_rate DESC, c.test_id;

@@ -73,19 +73,25 @@ _ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
 }
 
 
+_PLAIN: Final = frozenset({str, int, float, bool, bytes, type(None)})
+"""Types that sqlite3 stores as they are: most parameters, passed over at once."""
+
+
 def encode_params(params: Params) -> Params:
     """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text."""
-    for value in params.values():
-        if type(value) in _ENCODERS or isinstance(value, dt.datetime | dict | list):
-            return {name: _encode_value(value) for name, value in params.items()}
-    return params
-
-
-def _encode_value(value: object) -> object:
-    encoder = _ENCODERS.get(type(value))
-    if encoder is None and isinstance(value, dt.datetime | dict | list):
-        encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
-    return value if encoder is None else encoder(value)
+    encoded: dict[str, object] | None = None
+    for name, value in params.items():
+        if type(value) in _PLAIN:
+            continue
+        encoder = _ENCODERS.get(type(value))
+        if encoder is None:
+            if not isinstance(value, dt.datetime | dict | list):
+                continue
+            encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+        if encoded is None:
+            encoded = dict(params)
+        encoded[name] = encoder(value)
+    return params if encoded is None else encoded
 
 
 @attrs.define(slots=True)

@@ -75,8 +75,8 @@ def _check_key(key: object) -> str:
     return key
 
 
-def _entry(key: str) -> str:
-    return f"{_ENTRIES}/{key[:2]}/{key}"
+def _entry(key: str, folder: str = _ENTRIES) -> str:
+    return f"{folder}/{key[:2]}/{key}"
 
 
 _locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink in the cache
@@ -119,8 +119,8 @@ def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
     return None
 
 
-def _get(root: Path, key: str) -> bytes | None:
-    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
+def _get(root: Path, key: str, folder: str = _ENTRIES) -> bytes | None:
+    with _locate(root, _entry(key, folder)) as spot, storage_errors(spot.shown):
         found = _checked(spot, whole=True)
         if found is not None:
             os.close(found[0])
@@ -142,10 +142,15 @@ def _contains(root: Path, key: str) -> bool:
 # In worker threads: writing, staged and then published under the entry's lock ------------
 
 
-def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, int | None]]:
-    """Fill a partial file in incoming/; applying renames it into place.
+def _stage_put(
+    root: Path, fill: Callable[[int], Written], folder: str = _ENTRIES, *, hold: bool = False
+) -> Change[tuple[str, int | None]]:
+    """Fill a partial file in incoming/; applying renames it into place in `folder`.
 
-    Applying gives the key and the bytes added, None when a right entry was there.
+    Applying gives the key and the bytes added, None when a right entry was there. With
+    `hold`, the entry's lock is taken even when a right entry is there, and applying looks
+    again under it: the caller's record (a reference to the entry) is written while no
+    sweep can remove the entry.
     """
     with ExitStack() as stack:
         incoming = stack.enter_context(_locate(root, f"{_INCOMING}/new"))
@@ -155,16 +160,25 @@ def _stage_put(root: Path, fill: Callable[[int], Written]) -> Change[tuple[str, 
             stack.callback(partial.discard)
             written = fill(partial.fd)
         key = written.sha256
-        spot = stack.enter_context(_locate(root, _entry(key)))
+        spot = stack.enter_context(_locate(root, _entry(key, folder)))
         with storage_errors(spot.shown):
             spot.make_folders()
             found = _checked(spot, whole=False)
-            if found is not None:  # a right entry, marked used: nothing to publish
+            if found is not None and not hold:  # a right entry, marked used: nothing to publish
                 os.close(found[0])
                 return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), key)
-            os.fsync(partial.fd)
+            if found is None:
+                os.fsync(partial.fd)
+            else:
+                os.close(found[0])
 
         def apply() -> tuple[str, int | None]:
+            if found is not None:  # held: is the entry still there, whole?
+                again = _checked(spot, whole=False)
+                if again is not None:
+                    os.close(again[0])
+                    return key, None
+                os.fsync(partial.fd)
             partial.commit(spot.dir_fd, key)
             return key, written.size
 
@@ -178,6 +192,64 @@ def _fill_file(source: str, fd: int) -> Written:
         must_be_regular(os.fstat(source_fd).st_mode, source)
         os.set_blocking(source_fd, True)
         return hash_fd(source_fd, fd)
+
+
+def stage_held_puts(
+    root: Path, folder: str, contents: list[bytes]
+) -> Change[list[tuple[str, int | None]]]:
+    """Stage putting each of `contents` into `folder`, all under one lock of their entries.
+
+    Applying publishes the ones missing and gives each key, with the bytes added (None when
+    a right entry was there). The lock is held until the change is closed, so a reference
+    recorded meanwhile is written before any sweep (`stage_hold`) can look at the entries.
+    """
+    with ExitStack() as stack:
+        changes = []
+        for data in contents:
+            change = _stage_put(root, functools.partial(write_hashed, data), folder, hold=True)
+            stack.callback(change.close)
+            changes.append(change)
+        paths = [path for change in changes for path in change.paths]
+
+        def apply() -> list[tuple[str, int | None]]:
+            return [change.apply() for change in changes]
+
+        return Change(changes[0].root_fd, paths, apply, stack.pop_all(), folder)
+
+
+def stage_hold(root: Path, folder: str, key: str) -> Change[Spot]:
+    """Stage taking the lock of the entry `key` in `folder`; applying gives its spot.
+
+    Whoever holds it may remove the entry (`remove_entry`) while no held put can publish
+    or reference it.
+    """
+    with ExitStack() as stack:
+        spot = stack.enter_context(_locate(root, _entry(_check_key(key), folder)))
+        return Change(spot.root_fd, [spot.path], lambda: spot, stack.pop_all(), spot.shown)
+
+
+def remove_entry(spot: Spot) -> bool:
+    """Remove the regular file at `spot`, if there; give whether it was removed."""
+    if spot.missing:
+        return False
+    with storage_errors(spot.shown), suppress(FileNotFoundError):
+        info = lstat(spot.dir_fd, spot.require())
+        if info is not None and stat.S_ISREG(info.st_mode):
+            os.unlink(spot.require(), dir_fd=spot.dir_fd)
+            return True
+    return False
+
+
+def entry_keys(root: Path, folder: str) -> list[str]:
+    """Give the keys of the entries in `folder`, sorted; symlinks are passed over."""
+    with ExitStack() as stack, storage_errors(folder):
+        entries = _real_folder(stack, stack.enter_context(open_root(root)), *folder.split("/"))
+        return [] if entries is None else sorted(key for _, _, _, key in _scan(entries))
+
+
+def read_entry(root: Path, folder: str, key: str) -> bytes | None:
+    """Give the content of `key` in `folder` once its hash is checked, or None."""
+    return _get(root, _check_key(key), folder)
 
 
 # In worker threads: eviction, under the lock of .cache -----------------------------------

@@ -1,0 +1,193 @@
+"""Counterexamples: the failing input of a stress or time-limit test, kept for replay.
+
+`keep_counterexample` saves a failing result together with its input, and the expected and
+actual outputs when given, each as a content-addressed file in the storage root's
+`.cache/counterexamples/<2 hex digits>/<SHA-256>`, linked to the result in the table
+`result_artifacts` (migration 0007). The same content is stored once, however many results
+keep it. `run_history.counterexamples(db, test_id)` lists a test's distinct failing inputs,
+newest first, and `CounterexampleStore.read` gives their content back for replay.
+
+The files stand on the artifact cache's staged puts and the file store's path locks
+(`persistence._files`), in a folder of their own that the cache never evicts: a file goes
+only when no result names it any more, by `sweep` (which retention, `delete_results_before`,
+calls when given the store). A put and its links are written under the lock of the files'
+entries, and the sweep looks the links up under the same lock before it removes a file, so
+a file that a result names is never removed, whichever processes write and sweep at once.
+docs/HISTORY.md tells the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from persistence._files.locks import perform
+from persistence._files.paths import CACHE_DIR
+from persistence._guards import argument, byte_string, of_type
+from persistence._loop import share_loop
+from persistence._rows import result_params, with_id
+from persistence.cache.disk import (
+    entry_keys,
+    read_entry,
+    remove_entry,
+    stage_held_puts,
+    stage_hold,
+)
+from persistence.database import Database, connection, transaction
+from persistence.exceptions import ValidationError
+from persistence.models import TestResult, TestStatus, TestType
+from persistence.storage import Storage
+
+if TYPE_CHECKING:
+    from persistence._files.paths import Spot
+    from persistence.queries import InsertResultArtifactsParams
+
+__all__ = [
+    "FOLDER",
+    "CounterexampleStore",
+    "keep_counterexample",
+    "open_counterexample_store",
+]
+
+FOLDER: Final = f"{CACHE_DIR}/counterexamples"
+"""Where the kept files live, under the storage root."""
+
+KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
+"""The test types whose results may keep a counterexample."""
+_LAST_SHARD: Final = 0xFF
+_FAILING: Final = frozenset({TestStatus.FAILED, TestStatus.TIMEOUT, TestStatus.ERROR})
+
+
+@attrs.frozen
+class CounterexampleStore:
+    """The kept files of counterexamples under one storage root; see the module."""
+
+    root: Path
+
+    async def read(self, sha256: str) -> bytes | None:
+        """Give the content of a kept file once its hash is checked; None if it is not kept."""
+        return await asyncio.to_thread(read_entry, self.root, FOLDER, sha256)
+
+    async def keys(self) -> list[str]:
+        """Give the hashes of every kept file, sorted."""
+        return await asyncio.to_thread(entry_keys, self.root, FOLDER)
+
+    async def sweep(self, db: Database) -> int:
+        """Remove the kept files that no result of `db` names any more; give how many.
+
+        Each file is removed under its entry's lock, after its links are looked up again
+        under that lock: a result saved meanwhile by `keep_counterexample`, in any process,
+        either committed its link first (and the file stays) or waits and puts it back.
+        """
+        if db.in_transaction:
+            raise ValidationError(
+                "CounterexampleStore",
+                "db",
+                "sweep runs outside a transaction: a link it cannot see yet may commit",
+            )
+        keys = await self.keys()
+        removed = 0
+        for shard in sorted({key[:2] for key in keys}):
+            async with connection(db) as conn:
+                rows = await db.queries.referenced_artifacts(conn, low=shard, high=_after(shard))
+            named = {row.sha256 for row in rows}
+            for key in keys:
+                if key.startswith(shard) and key not in named:
+                    removed += await self._remove_unnamed(db, key)
+            await share_loop()
+        return removed
+
+    async def _remove_unnamed(self, db: Database, key: str) -> bool:
+        """Under the entry's lock, remove it if no result names it."""
+        removed = False
+
+        async def record(spot: Spot) -> None:
+            nonlocal removed
+            async with connection(db) as conn:
+                row = await db.queries.artifact_links(conn, sha256=key)
+            if row is not None and row.links == 0:
+                removed = await asyncio.to_thread(remove_entry, spot)
+
+        await perform(functools.partial(stage_hold, self.root, FOLDER, key), record)
+        return removed
+
+
+def _after(shard: str) -> str:
+    """Give the first hash past the shard `shard` (2 hex digits): the next shard, or "g"."""
+    number = int(shard, 16) + 1
+    return "g" if number > _LAST_SHARD else f"{number:02x}"
+
+
+async def open_counterexample_store(storage: Storage) -> CounterexampleStore:
+    """Open the counterexample files under `storage`'s root."""
+    storage = argument(
+        "CounterexampleStore", "storage", Storage, storage, "a Storage from open_storage()"
+    )
+    return CounterexampleStore(storage.root)
+
+
+async def keep_counterexample(
+    db: Database,
+    store: CounterexampleStore,
+    result: TestResult,
+    *,
+    input: bytes,  # noqa: A002  # the name a counterexample's parts are known by
+    expected: bytes | None = None,
+    actual: bytes | None = None,
+) -> TestResult:
+    """Save a failing stress or time-limit result with the input it failed on; return it saved.
+
+    The input, and the expected and actual outputs when given, are stored once each by
+    their SHA-256 and linked to the new result, all in one transaction: nothing is linked
+    unless the result is saved. Not inside `transaction()`: the links commit while the
+    files' locks are held, so that no sweep removes a file a result names.
+    """
+    result = of_type(TestResult, result)
+    store = argument("TestResult", "store", CounterexampleStore, store, "a CounterexampleStore")
+    if result.id is not None:
+        raise ValidationError("TestResult", "id", f"keeps a new result; it has id {result.id}")
+    if result.test_type not in KEPT_TYPES:
+        raise ValidationError(
+            "TestResult",
+            "test_type",
+            f"must be stress or tle to keep a counterexample, got {result.test_type.value}",
+        )
+    if result.status not in _FAILING:
+        raise ValidationError(
+            "TestResult",
+            "status",
+            f"must be failed, timeout or error to keep a counterexample, got {result.status.value}",
+        )
+    if result.test_id is None:
+        raise ValidationError("TestResult", "test_id", "is needed to list its counterexamples")
+    parts = {"input": byte_string("TestResult", "input", input)}
+    if expected is not None:
+        parts["expected"] = byte_string("TestResult", "expected", expected)
+    if actual is not None:
+        parts["actual"] = byte_string("TestResult", "actual", actual)
+    if db.in_transaction:
+        raise ValidationError(
+            "TestResult",
+            "db",
+            "keep_counterexample commits on its own: call it outside transaction()",
+        )
+    contents = list(dict.fromkeys(parts.values()))  # one put per distinct content
+    saved: list[TestResult] = []
+
+    async def record(published: list[tuple[str, int | None]]) -> None:
+        keys = {data: key for data, (key, _) in zip(contents, published, strict=True)}
+        async with transaction(db) as tx, connection(tx) as conn:
+            new_id = await tx.queries.insert_test_result(conn, **result_params(result))
+            links: list[InsertResultArtifactsParams] = [
+                {"result_id": new_id, "role": role, "sha256": keys[data], "size": len(data)}
+                for role, data in parts.items()
+            ]
+            await tx.queries.insert_result_artifacts(conn, links)
+        saved.append(with_id(result, new_id))
+
+    await perform(functools.partial(stage_held_puts, store.root, FOLDER, contents), record)
+    return saved[0]
