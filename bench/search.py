@@ -38,6 +38,7 @@ from typing import Final
 import asyncpg
 import attrs
 
+from bench._section import Outcome, Run
 from persistence import (
     Database,
     Engine,
@@ -52,7 +53,13 @@ from persistence import (
 )
 from persistence.migrations import discover_migrations, migrations_folder
 
-__all__ = ["main"]
+__all__ = ["INTRO", "main", "make_results", "section"]
+
+INTRO: Final = """`search_results` (see `docs/SEARCH.md`) on results with about 2 KB of output
+each: its median time, against `LIKE '%word%'` over the same rows, and what keeping the index costs
+`save_results` (a database with migration 0001 only against one fully migrated)."""
+QUICK_N: Final = 1_000
+QUICK_REPEAT: Final = 3
 
 DEFAULT_N: Final = 100_000
 DEFAULT_REPEAT: Final = 15
@@ -387,18 +394,24 @@ def _env_int(name: str, default: int) -> int:
     return default if not value else int(value)
 
 
-async def _run() -> list[dict[str, object]]:
-    n = _env_int("BENCH_SEARCH_N", DEFAULT_N)
-    repeat = _env_int("BENCH_SEARCH_REPEAT", DEFAULT_REPEAT)
+async def _run(*, quick: bool = False) -> list[dict[str, object]]:
+    n = QUICK_N if quick else _env_int("BENCH_SEARCH_N", DEFAULT_N)
+    repeat = QUICK_REPEAT if quick else _env_int("BENCH_SEARCH_REPEAT", DEFAULT_REPEAT)
     admin_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
     results = make_results(n)
     return [await _engine(engine, results, repeat, admin_url) for engine in Engine]
 
 
-async def measure() -> tuple[dict[str, object], str]:
+async def measure(*, quick: bool = False) -> tuple[dict[str, object], str]:
     """Run the search benchmark on both engines; give its figures and its Markdown table."""
-    report = await _run()
+    report = await _run(quick=quick)
     return {"engines": report}, _table(report)
+
+
+async def section(run: Run) -> Outcome:
+    """Search as a section of `make bench` (it compares both engines)."""
+    figures, markdown = await measure(quick=run.quick)
+    return Outcome(figures, markdown)
 
 
 def main() -> None:

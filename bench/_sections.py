@@ -1,0 +1,22 @@
+"""The benchmark's sections beyond the contenders: the one registration list.
+
+They run in this order after the contenders, and appear in the report in this order. A new
+benchmark module defines an `INTRO` and an async `section(run) -> Outcome`, and adds one
+`Section` here (see bench/_section.py).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bench import cache, loop, search, writes
+from bench._section import Section
+
+__all__ = ["SECTIONS"]
+
+SECTIONS: Final[list[Section]] = [
+    Section("loop", "The event loop in the longest calls", loop.INTRO, loop.section),
+    Section("search_under_writes", "Search while others write", writes.INTRO, writes.section),
+    Section("search", "Search", search.INTRO, search.section, needs_postgres=True),
+    Section("caches", "Caches", cache.INTRO, cache.section, needs_postgres=True, needs_redis=True),
+]
