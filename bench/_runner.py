@@ -27,13 +27,14 @@ from bench._layer import Layer
 from bench._loop_sqlite import LoopSqlite, open_plain_sqlite
 from bench._measure import NOMINAL, WRITES, Measurement
 from bench._orm import POOL_SIZE, Orm, open_orm_engine
+from bench._plain import make_plain
 from bench._raw_postgres import RawPostgres, open_raw_pool, open_raw_postgres
 from bench._raw_sqlite import RawSqlite, open_raw_sqlite
 from bench._report import machine_description, write_reports
 from bench._rows import PAGE_SIZE, batches_of, listing_filter, make_results, shuffled
 from bench._section import Outcome, Run
 from bench._sections import SECTIONS
-from bench._wake import thread_wake_us
+from bench._wake import HOPS, thread_wake_us
 from persistence import connect, migrate, save_results
 
 if TYPE_CHECKING:
@@ -117,8 +118,11 @@ class Target:
 class Bench:
     """The sizes of one run and the measurements it gathers."""
 
-    def __init__(self, sizes: Sizes) -> None:
+    def __init__(self, sizes: Sizes, *, collect: bool = True, wake_hops: int = HOPS) -> None:
         self.sizes = sizes
+        self.collect = collect
+        """Whether to collect garbage before each timed call (off only in the harness's tests)."""
+        self.wake_hops = wake_hops
         self.results = make_results(max(sizes.bulk, sizes.reads, sizes.per_call))
         self.measurements: list[Measurement] = []
 
@@ -184,7 +188,7 @@ class Bench:
         wakes: list[float] = []
         counts: set[int] = set()
         for round_ in range(self.sizes.repeat):
-            wakes.append(await thread_wake_us())
+            wakes.append(await thread_wake_us(self.wake_hops))
             turn = runners[round_ % len(runners) :] + runners[: round_ % len(runners)]
             for contender in turn:
                 if contender.name in BUDGETED and sum(times[contender.name]) >= self.sizes.budget:
@@ -194,6 +198,8 @@ class Bench:
                 if written is not None:
                     await target.reset()
                     contender.prepare(written)
+                if self.collect:
+                    gc.collect()
                 elapsed, got, lag = await _timed(functools.partial(method, *args))
                 if check is not None:
                     await check(contender)
@@ -220,7 +226,6 @@ class Bench:
 
 async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, list[float]]:
     """Run one call with the lag probe awake; give its time, its result and the lag samples."""
-    gc.collect()
     async with LagProbe() as probe:
         start = time.perf_counter()
         result = await call()
@@ -236,36 +241,17 @@ async def idle_lag() -> list[float]:
     return probe.samples
 
 
-SQLITE_SEARCH_TRIGGERS: Final = (
-    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'test_results' "
-    "AND name LIKE 'test_results_fts%'"
-)
-POSTGRES_PLAIN: Final = (
-    "DROP INDEX test_results_search_idx",
-    "ALTER TABLE test_results DROP COLUMN search_vector",
-)
-"""What turns a migrated database's test_results into a plain table: the search index's
-triggers on SQLite; its GIN index and generated tsvector column on PostgreSQL."""
+async def run_sqlite(bench: Bench, table: str, names: frozenset[str] | None = None) -> str:
+    """Run the workloads on a temporary SQLite file in WAL mode; return SQLite's version.
 
-
-def _drop_sqlite_search(path: str) -> None:
-    conn = open_plain_sqlite(path)
-    try:
-        for (name,) in conn.execute(SQLITE_SEARCH_TRIGGERS).fetchall():
-            # Identifiers cannot be bound; the names are read from the schema just above.
-            conn.execute(f'DROP TRIGGER "{name}"')
-    finally:
-        conn.close()
-
-
-async def run_sqlite(bench: Bench, table: str) -> str:
-    """Run the workloads on a temporary SQLite file in WAL mode; return SQLite's version."""
+    `names` keeps only the contenders named (the harness's tests run a few); None runs all.
+    """
     with tempfile.TemporaryDirectory(prefix="persistence-bench-") as folder:
         path = str(Path(folder) / "bench.db")
         async with connect(path) as db:
             await migrate(db)
         if table == "plain":
-            _drop_sqlite_search(path)
+            await make_plain(path)
         async with connect(path) as db:
             raw_conn = await open_raw_sqlite(path)
             loop_conn = open_plain_sqlite(path)
@@ -292,6 +278,7 @@ async def run_sqlite(bench: Bench, table: str) -> str:
                     Core(orm_engine),
                     Orm(orm_engine),
                 ]
+                contenders = [c for c in contenders if names is None or c.name in names]
                 target = Target("sqlite", table, contenders, reset, row_count, ids, db)
                 await bench.run_target(target, reads=table == "indexed")
                 return str(loop_conn.execute("SELECT sqlite_version()").fetchone()[0])
@@ -329,12 +316,7 @@ async def run_postgres(bench: Bench, admin_url: str, table: str) -> str:
         async with connect(url) as db:
             await migrate(db)
         if table == "plain":
-            conn = await asyncpg.connect(url)
-            try:
-                for statement in POSTGRES_PLAIN:
-                    await conn.execute(statement)
-            finally:
-                await conn.close()
+            await make_plain(url)
         async with connect(url) as db:
             raw_conn = await open_raw_postgres(url)
             raw_pool = await open_raw_pool(url, POOL_SIZE)

@@ -1,9 +1,9 @@
 """Search: how fast it answers, against `LIKE '%term%'`, and what its index costs `save_results`.
 
 Run with `python -m bench.search`. On each engine it loads the same results, about 2 KB of
-output each, into two databases: one migrated fully (the search index maintained) and one with
-migration 0001 only (no index), timing `save_results` on each. It then times a mix of searches
-through `search_results` (a page of 20, ranked, with snippets), and the same words found with
+output each, into two databases: one migrated fully (the search index maintained) and one
+with the search index taken off (`bench/_plain.py`), timing `save_results` on each. It then
+times a mix of searches through `search_results` (a page of 20, ranked, with snippets), and the same words found with
 `LIKE '%word%'` over the same rows through the driver itself.
 
 Settings, from the environment:
@@ -38,6 +38,7 @@ from typing import Final
 import asyncpg
 import attrs
 
+from bench._plain import make_plain
 from bench._section import Outcome, Run
 from persistence import (
     Database,
@@ -51,13 +52,12 @@ from persistence import (
     save_results,
     search_results,
 )
-from persistence.migrations import discover_migrations, migrations_folder
 
 __all__ = ["INTRO", "main", "make_results", "section"]
 
 INTRO: Final = """`search_results` (see `docs/SEARCH.md`) on results with about 2 KB of output
 each: its median time, against `LIKE '%word%'` over the same rows, and what keeping the index costs
-`save_results` (a database with migration 0001 only against one fully migrated)."""
+`save_results` (a database as migrated against the same without its search index)."""
 QUICK_N: Final = 1_000
 QUICK_REPEAT: Final = 3
 
@@ -195,15 +195,6 @@ async def _databases(engine: Engine, workdir: Path, admin_url: str) -> AsyncIter
         await admin.close()
 
 
-def _first_migration_only(engine: Engine, workdir: Path) -> Path:
-    """Make a folder holding migration 0001 of one engine: a database without the search index."""
-    folder = workdir / f"{engine.value}-0001"
-    folder.mkdir(exist_ok=True)
-    first = discover_migrations(migrations_folder(engine))[0]
-    (folder / first.path.name).write_text(first.sql, encoding="utf-8")
-    return folder
-
-
 async def _load(db: Database, results: Sequence[TestResult]) -> float:
     """Save the results in batches of BATCH with `save_results`; give the seconds it took."""
     started = time.perf_counter()
@@ -266,7 +257,9 @@ async def _engine(
         workdir = Path(temp)
         async with _databases(engine, workdir, admin_url) as (indexed_url, plain_url):
             async with connect(plain_url) as plain:
-                await migrate(plain, package_folder=_first_migration_only(engine, workdir))
+                await migrate(plain)
+            await make_plain(plain_url)
+            async with connect(plain_url) as plain:
                 without_index = await _load(plain, results)
             async with connect(indexed_url) as db:
                 await migrate(db)

@@ -107,8 +107,12 @@ async def _mix(db: Database, repeat: int) -> dict[str, list[float]]:
 
 
 @contextlib.asynccontextmanager
-async def _writers(url: str) -> AsyncIterator[list[int]]:
-    """Run WRITERS writer processes for the block; give how many rows each wrote, after."""
+async def _writers(url: str) -> AsyncIterator[list[float]]:
+    """Run WRITERS writer processes for the block.
+
+    The list it gives holds, after the block, the seconds the block ran once the writers
+    were writing, then how many rows each writer wrote in all.
+    """
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -129,7 +133,7 @@ async def _writers(url: str) -> AsyncIterator[list[int]]:
         )
         for index in range(WRITERS)
     ]
-    written: list[int] = []
+    written: list[float] = []
     try:
         for child in children:
             assert child.stdout is not None  # noqa: S101  # piped above
@@ -137,7 +141,9 @@ async def _writers(url: str) -> AsyncIterator[list[int]]:
             if ready.strip() != b"ready":
                 raise RuntimeError(f"a writer did not start: {ready!r}")
         await asyncio.sleep(0.5)  # the writers are writing
+        started = time.perf_counter()
         yield written
+        written.append(round(time.perf_counter() - started, 3))  # the seconds, popped below
     finally:
         for child in children:
             assert child.stdin is not None  # noqa: S101  # piped above
@@ -146,7 +152,7 @@ async def _writers(url: str) -> AsyncIterator[list[int]]:
             await child.stdin.drain()
             child.stdin.close()
             line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
-            written.append(int(line or b"0"))
+            written.append(float(line or b"0"))
             await child.wait()
 
 
@@ -174,11 +180,10 @@ async def _engine(engine: str, url: str, loaded: int, repeat: int) -> dict[str, 
             await save_results(db, rows[start : start + 1_000])
         await _mix(db, 1)  # warm
         quiet = await _mix(db, repeat)
-        started = time.perf_counter()
         async with _writers(url) as written:
             busy = await _mix(db, repeat)
             pending = await _gin_pending(url) if engine == "postgres" else None
-        seconds = time.perf_counter() - started
+        seconds = float(written.pop(0))
     figures: dict[str, object] = {"engine": engine, "loaded": loaded}
     for key in ("search_ms", "get_ms"):
         alone, under = statistics.median(quiet[key]), statistics.median(busy[key])
@@ -188,7 +193,7 @@ async def _engine(engine: str, url: str, loaded: int, repeat: int) -> dict[str, 
             "writing_p90": round(_p90(busy[key]), 3),
             "ratio": round(under / alone, 3),
         }
-    figures["rows_written"] = sum(written)
+    figures["rows_written"] = round(sum(written))
     figures["write_rows_per_second"] = round(sum(written) / seconds)
     figures["gin_pending_pages"] = pending
     return figures
