@@ -3,8 +3,8 @@
 Run with `python -m bench.search`. On each engine it loads the same results, about 2 KB of
 output each, into two databases: one migrated fully (the search index maintained) and one
 with the search index taken off (`bench/_plain.py`), timing `save_results` on each. It then
-times a mix of searches through `search_results` (a page of 20, ranked, with snippets), and the same words found with
-`LIKE '%word%'` over the same rows through the driver itself.
+times a mix of searches through `search_results` (a page of 20, ranked, with snippets), and
+the same words found with `LIKE '%word%'` over the same rows through the driver itself.
 
 Settings, from the environment:
 
