@@ -53,9 +53,11 @@ def _wake(m: Measurement) -> str:
 
 def _own_cost(m: Measurement, other: str, _found: Found) -> str:
     """Name the layer's own cost per row over the contender that shows the floor."""
+    more = m.us("layer") - m.us(other)
+    said = f", {more:.1f} us more" if more > 0 else " at the medians, but more in most rounds"
     return (
         f"the layer's own work: {m.us('layer'):.1f} us a row against {m.us(other):.1f} us for "
-        f"{LABELS[other]} on the same rows, {m.us('layer') - m.us(other):.1f} us more{_wake(m)}"
+        f"{LABELS[other]} on the same rows{said}{_wake(m)}"
     )
 
 
@@ -137,8 +139,9 @@ def _lag_cause(m: Measurement) -> str:
     lag = m.lag("layer")
     if lag.max >= m.best("layer") / 2:
         return (
-            f"no call suspended for most of the run: the loop stood still for "
-            f"{lag.max * 1000:.0f} ms of a {m.best('layer') * 1000:.0f} ms run"
+            f"the loop stood still for {lag.max * 1000:.0f} ms at once, while the whole call "
+            f"took {m.best('layer') * 1000:.0f} ms at best: most of it ran without giving the "
+            "loop back"
         )
     others = [
         f"{LABELS[n]} {m.lag(n).max * 1000:.1f} ms"
