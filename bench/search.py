@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -118,7 +119,7 @@ def _vocabulary(rng: random.Random, size: int = 5_000) -> list[str]:
     return sorted(words)
 
 
-def _output(rng: random.Random, words: list[str], weights: list[float]) -> str:
+def _output(rng: random.Random, words: list[str], cumulative: list[float]) -> str:
     """About OUTPUT_CHARS of compiler warnings, test cases and noise, one item a line."""
     lines: list[str] = []
     size = 0
@@ -127,13 +128,13 @@ def _output(rng: random.Random, words: list[str], weights: list[float]) -> str:
         if kind == "warning":
             line = (
                 f"src/{rng.choice(words)}.cpp:{rng.randint(1, 900)}:{rng.randint(1, 80)}: "
-                f"warning: {' '.join(rng.choices(words, weights, k=6))}"
+                f"warning: {' '.join(rng.choices(words, cum_weights=cumulative, k=6))}"
             )
         elif kind == "case":
             expected, got = rng.randint(0, 10**9), rng.randint(0, 10**9)
             line = f"case {rng.randint(1, 5000)}: expected {expected} got {got}"
         else:
-            line = " ".join(rng.choices(words, weights, k=rng.randint(6, 16)))
+            line = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(6, 16)))
         lines.append(line)
         size += len(line) + 1
     if rng.random() < SOLVE_IN_OUTPUT:
@@ -151,15 +152,28 @@ def _error(rng: random.Random) -> str | None:
     return None
 
 
+_MADE: dict[int, list[TestResult]] = {}
+"""The longest list made so far for each seed: a shorter one is its start (models are frozen)."""
+
+
 def make_results(n: int, seed: int = 20261126) -> list[TestResult]:
     """Build `n` results with about 2 KB of output each, the same for the same `n` and `seed`.
 
     The output is compiler and test-runner noise over a Zipf-like vocabulary; the error
-    signatures the searches look for are sown in at known rates.
+    signatures the searches look for are sown in at known rates. The first `n` of a longer
+    list are the same results, so the longest made is kept and sliced.
     """
+    made = _MADE.get(seed, [])
+    if len(made) < n:
+        made = _MADE[seed] = _make(n, seed)
+    return made[:n]
+
+
+def _make(n: int, seed: int) -> list[TestResult]:
     rng = random.Random(seed)  # noqa: S311  # benchmark data, not secrets
     words = _vocabulary(rng)
-    weights = [1 / (rank + 1) for rank in range(len(words))]
+    # The running sums, made once: `choices` with plain weights remakes them every call.
+    cumulative = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(words))))
     types, statuses = list(TestType), list(TestStatus)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     return [
@@ -167,7 +181,7 @@ def make_results(n: int, seed: int = 20261126) -> list[TestResult]:
             test_type=types[rng.randrange(len(types))],
             status=statuses[rng.randrange(len(statuses))],
             execution_time=round(rng.uniform(0, 5), 6),
-            output=_output(rng, words, weights),
+            output=_output(rng, words, cumulative),
             error_message=_error(rng),
             created_at=start + dt.timedelta(seconds=index),
             metadata={"solution": f"s{index % 50}.cpp", "seed": index},

@@ -60,7 +60,7 @@ import asyncio, sys
 from bench.search import make_results
 from persistence import connect, save_results
 async def main(url, seed, batch, pause):
-    rows = make_results(2000, seed=seed)
+    rows = make_results(300, seed=seed)
     written = 0
     async with connect(url) as db:
         print("ready", flush=True)
