@@ -137,7 +137,7 @@ def _verdicts(engines: list[dict[str, object]]) -> list[Verdict]:
         if "hand" in f:
             by_hand = _mb(f, "hand", "held_mb")
             hand = f"; the same values decoded by hand, with no model, hold {by_hand:.1f} MB"
-            if by_hand >= 0.95 * _mb(f, "layer", "held_mb"):  # noqa: PLR2004  # about the same
+            if by_hand >= 0.95 * _mb(f, "layer", "held_mb"):  # about the same
                 hand += ": the decoded values (datetimes, dicts), not the models, cost it"
         found.append(
             Verdict(
