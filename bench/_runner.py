@@ -70,7 +70,7 @@ FULL: Final = Sizes(
     durable=NOMINAL["save_durable"],
     reads=NOMINAL["read_all"],
     repeat=3,
-    budget=8.0,
+    budget=5.0,
 )
 QUICK: Final = Sizes(
     per_call=300,
