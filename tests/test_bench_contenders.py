@@ -145,3 +145,35 @@ async def test_a_smoke_run_writes_the_report_json_and_chart(tmp_path: Path) -> N
     read_all = next(r for r in figures["results"] if r["workload"] == "read_all")
     assert {"layer", "hand", "sqlite3", "aiosqlite"} <= set(read_all["times"])
     assert all(len(times) == 3 for times in read_all["times"].values())
+
+
+def test_every_section_is_registered_once_with_what_the_report_needs() -> None:
+    """One registration list: unique keys, a title, an introduction and a measure each."""
+    import inspect  # noqa: PLC0415
+
+    from bench._sections import SECTIONS  # noqa: PLC0415
+
+    keys = [section.key for section in SECTIONS]
+    assert len(keys) == len(set(keys))
+    assert {"search", "loop", "memory", "search_under_writes", "caches"} <= set(keys)
+    for section in SECTIONS:
+        assert section.title
+        assert section.intro
+        assert inspect.iscoroutinefunction(section.measure)
+
+
+def test_a_missed_memory_target_names_the_hand_decode_as_its_floor() -> None:
+    """When decoding by hand holds as much as the models, the limit says so."""
+    from bench.memory import _verdicts  # noqa: PLC0415
+
+    figures: dict[str, object] = {
+        "engine": "sqlite",
+        "results": 100_000,
+        "layer": {"held_mb": 117.0, "peak_mb": 150.0},
+        "raw": {"held_mb": 66.0, "peak_mb": 67.0},
+        "hand": {"held_mb": 116.0, "peak_mb": 148.0},
+    }
+    (verdict,) = _verdicts([figures])
+    assert not verdict.met
+    assert verdict.limit is not None
+    assert "not the models" in verdict.limit
