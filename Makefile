@@ -54,7 +54,7 @@ pytest: $(STAMP)
 
 ## Benchmark the layer against the strongest hand-written code, the drivers and SQLAlchemy,
 ## with every section (loop, search under writes, search, caches); writes under $(BENCH_OUT) only.
-## About 15 minutes on 2 quiet cores. BENCH_QUICK=1 (or `make bench-quick`) is a smoke run.
+## Aim: about 15 minutes on 2 quiet cores. BENCH_QUICK=1 (or `make bench-quick`) is a smoke run.
 BENCH_OUT ?= build/bench
 bench: $(STAMP)
 	BENCH_OUT=$(BENCH_OUT) $(PY) -m bench

@@ -383,7 +383,7 @@ A SQLAlchemy contender that has spent {settings["budget"]} s on a workload sits 
 remaining rounds (no target depends on it); the others run every round.
 
 ```sh
-make bench                       # writes build/bench/ (about 15 minutes on 2 cores)
+make bench                       # writes build/bench/ (aim: 15 minutes on 2 quiet cores)
 make bench-report                # the same, then copies the report, JSON and chart to docs/
 BENCH_QUICK=1 make bench         # a smoke run of every part at small, named sizes
 BENCH_REPEAT=5 make bench        # more rounds (at least 3)
