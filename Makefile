@@ -8,7 +8,7 @@ GENERATED := src/persistence/queries.py
 GENERATED_SQL := sql/aiosql
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
-.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-report clean
+.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-quick bench-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,13 +58,22 @@ pytest: $(STAMP) pgbouncer
 pgbouncer:
 	@.ci/install-pgbouncer
 
-## Benchmark the layer against the drivers and SQLAlchemy; writes under $(BENCH_OUT) only.
+## Benchmark the layer against the strongest hand-written code, the drivers and SQLAlchemy,
+## with every section (loop, search under writes, search, caches); writes under $(BENCH_OUT) only.
+## Aim: about 15 minutes on 2 quiet cores. BENCH_QUICK=1 (or `make bench-quick`) is a smoke run.
 BENCH_OUT ?= build/bench
 bench: $(STAMP)
 	BENCH_OUT=$(BENCH_OUT) $(PY) -m bench
 
+## A smoke run of every part at small sizes, each named by its size; never for docs/.
+bench-quick: $(STAMP)
+	BENCH_QUICK=1 BENCH_OUT=build/bench-quick $(PY) -m bench
+
 ## Run the benchmark, then make its report, figures and chart the committed ones in docs/.
-bench-report: bench
+bench-report: $(STAMP)
+	@if [ -n "$(BENCH_ONLY)" ] || { [ -n "$(BENCH_QUICK)" ] && [ "$(BENCH_QUICK)" != 0 ]; }; then \
+		echo "bench-report commits a full run: unset BENCH_QUICK and BENCH_ONLY" >&2; exit 1; fi
+	$(MAKE) bench
 	cp $(BENCH_OUT)/BENCHMARKS.md docs/BENCHMARKS.md
 	mkdir -p docs/benchmarks
 	cp $(BENCH_OUT)/benchmarks/results.json $(BENCH_OUT)/benchmarks/rows_per_second.png docs/benchmarks/

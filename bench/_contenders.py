@@ -1,22 +1,34 @@
-"""What each contender does for each workload; the runner times these calls and nothing else."""
+"""What each contender does for each workload; the runner times these calls and nothing else.
+
+A contender runs the workloads it has a method for, named as in `WORKLOADS`:
+
+- `save_one(results)`, `save_many(results)`, `save_durable(results)`: write the results;
+- `save_concurrent(batches)`: write each batch from a task of its own;
+- `get_by_id(ids)`, `read_all()`, `list_paged(where, page_size)`: read; give the row count.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol, TypeVar
+import time
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from persistence import ResultFilter, TestResult
+    from persistence import TestResult
 
-__all__ = ["Contender", "in_tasks"]
+__all__ = ["SLICE", "Contender", "in_tasks", "method_of", "share_loop"]
 
 _T = TypeVar("_T")
 
+SLICE: Final = 0.0005
+"""How long a hand-written contender on the loop keeps it before it yields: 0.5 ms, as the
+layer does."""
+
 
 class Contender(Protocol):
-    """One way of doing the six workloads against one open database."""
+    """One way of doing some of the workloads against one open database."""
 
     name: str
     """A short key, the same on every engine where the contender runs (`layer`, `sqlite3`)."""
@@ -24,23 +36,30 @@ class Contender(Protocol):
     def prepare(self, results: list[TestResult]) -> None:
         """Get ready to write `results`; called outside the timed part."""
 
-    async def save_one(self, results: list[TestResult]) -> None:
-        """Insert the results one call per row, inside one transaction."""
 
-    async def save_many(self, results: list[TestResult]) -> None:
-        """Insert the results in one batch."""
+def method_of(contender: Contender, workload: str) -> Callable[..., Awaitable[object]] | None:
+    """Give the contender's method for a workload, or None when it does not run it."""
+    method = getattr(contender, workload, None)
+    return cast("Callable[..., Awaitable[object]]", method) if callable(method) else None
 
-    async def save_concurrent(self, batches: list[list[TestResult]]) -> None:
-        """Insert each batch from a task of its own, one call and one commit per row."""
 
-    async def get_by_id(self, ids: list[int]) -> int:
-        """Fetch each id in turn, converted; return how many were found."""
+class share_loop:  # noqa: N801  # used like a function: `await pace()`
+    """Yield to the loop when it has been held for SLICE since the last yield.
 
-    async def read_all(self) -> int:
-        """Read every row, newest first; return how many."""
+    What a careful author of code on the loop writes: `pace = share_loop()`, then
+    `await pace()` after each small step.
+    """
 
-    async def list_paged(self, where: ResultFilter, page_size: int) -> int:
-        """Page through the filtered listing, newest first; return how many rows."""
+    __slots__ = ("_since",)
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def __call__(self) -> None:
+        """Give the loop back if the slice is used up."""
+        if time.perf_counter() - self._since >= SLICE:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
 
 
 async def in_tasks(

@@ -93,6 +93,12 @@ class Core:
 
         await in_tasks(batches, save)
 
+    async def save_durable(self, results: list[TestResult]) -> None:
+        """From one task: a connection per row, INSERT ... RETURNING id, and its commit."""
+        for result in results:
+            async with self.engine.begin() as conn:
+                (await conn.execute(_INSERT_RETURNING, _values(result))).scalar_one()
+
     async def get_by_id(self, ids: list[int]) -> int:
         """One SELECT per id, on one connection."""
         found = 0
@@ -110,14 +116,14 @@ class Core:
         return await self._pages(_conditions(where), page_size)
 
     async def _pages(self, conditions: list[Any], page_size: int) -> int:
-        count = 0
+        kept: list[object] = []  # kept to the end, as `all_results` keeps its models
         query = select(_TABLE).where(*conditions).order_by(*_NEWEST_FIRST).limit(page_size)
         async with self.engine.connect() as conn:
             page = query
             while True:
                 rows = (await conn.execute(page)).all()
-                count += len(rows)
+                kept += rows
                 if len(rows) < page_size:
-                    return count
+                    return len(kept)
                 last = rows[-1]
                 page = query.where(keyset_after(last.created_at, last.id))

@@ -46,6 +46,11 @@ class Layer:
         db = self.db
         await in_tasks(batches, lambda result: save_result(db, result))
 
+    async def save_durable(self, results: list[TestResult]) -> None:
+        """Call `save_result` outside any transaction, from one task: each call durable."""
+        for result in results:
+            await save_result(self.db, result)
+
     async def get_by_id(self, ids: list[int]) -> int:
         """Call `get_result` once per id."""
         found = 0

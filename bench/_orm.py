@@ -164,6 +164,13 @@ class Orm:
 
         await in_tasks(prepared, save)
 
+    async def save_durable(self, results: list[TestResult]) -> None:
+        """From one task: a session per row, `session.add`, and its commit."""
+        del results  # prepared beforehand as mapped objects
+        for row in self.pending:
+            async with self.sessions() as session, session.begin():
+                session.add(row)
+
     async def get_by_id(self, ids: list[int]) -> int:
         """`session.get` per id, in one session."""
         found = 0
@@ -190,7 +197,7 @@ class Orm:
         return await self._pages(conditions, page_size)
 
     async def _pages(self, conditions: list[Any], page_size: int) -> int:
-        count = 0
+        kept: list[OrmResult] = []  # kept to the end, as `all_results` keeps its models
         last: OrmResult | None = None
         async with self.sessions() as session:
             while True:
@@ -199,7 +206,7 @@ class Orm:
                     query = query.where(keyset_after(last.created_at, last.id))
                 query = query.order_by(OrmResult.created_at.desc(), OrmResult.id.desc())
                 rows = (await session.scalars(query.limit(page_size))).all()
-                count += len(rows)
+                kept += rows
                 if len(rows) < page_size:
-                    return count
+                    return len(kept)
                 last = rows[-1]

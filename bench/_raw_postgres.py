@@ -114,6 +114,11 @@ class RawPostgres:
 
         await in_tasks(batches, save)
 
+    async def save_durable(self, results: list[TestResult]) -> None:
+        """One `fetchval` of INSERT ... RETURNING id per row, each its own commit."""
+        for result in results:
+            await self.conn.fetchval(INSERT_POSTGRES, *_params(result))
+
     async def get_by_id(self, ids: list[int]) -> int:
         """One `fetchrow` per id."""
         found = 0
@@ -144,12 +149,12 @@ class RawPostgres:
         return await self._pages(LIST_POSTGRES, bounds, page_size)
 
     async def _pages(self, sql: str, filters: tuple[object, ...], page_size: int) -> int:
-        count = 0
+        kept: list[asyncpg.Record] = []  # kept to the end, as `all_results` keeps its models
         cursor: tuple[dt.datetime, int] = (_END_OF_TIME, _MAX_INT)
         while True:
             rows = await self.conn.fetch(sql, *filters, *cursor, page_size)
-            count += len(rows)
+            kept += rows
             if len(rows) < page_size:
-                return count
+                return len(kept)
             last = rows[-1]
             cursor = (last["created_at"], last["id"])

@@ -159,6 +159,12 @@ class RawSqlite:
 
         await in_tasks(batches, save)
 
+    async def save_durable(self, results: list[TestResult]) -> None:
+        """One awaited INSERT ... RETURNING per row that commits itself (autocommit)."""
+        conn = self.conn
+        for result in results:
+            await conn.execute_fetchall(INSERT_SQLITE, params_of(result))
+
     async def get_by_id(self, ids: list[int]) -> int:
         """One awaited SELECT per id, fetched as a tuple."""
         found = 0
@@ -176,12 +182,12 @@ class RawSqlite:
         return await self._pages(*listing_of(where), page_size)
 
     async def _pages(self, sql: str, filters: tuple[str, ...], page_size: int) -> int:
-        count = 0
+        kept: list[object] = []  # kept to the end, as `all_results` keeps its models
         cursor: tuple[str, int] = (END_OF_TIME, MAX_INT)
         while True:
             rows = list(await self.conn.execute_fetchall(sql, (*filters, *cursor, page_size)))
-            count += len(rows)
+            kept += rows
             if len(rows) < page_size:
-                return count
+                return len(kept)
             last = rows[-1]
             cursor = (text_of(last[9]) or "", last[0])

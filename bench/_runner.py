@@ -1,8 +1,9 @@
-"""Set up each engine, time every workload for every contender, then report."""
+"""Set up each engine, time every workload for every contender, run the sections, report."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import os
@@ -10,60 +11,86 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import attrs
 
-from bench import cache as cache_bench
-from bench import loop as loop_bench
-from bench import search as search_bench
+from bench._contenders import method_of
 from bench._core import Core
+from bench._hand_sqlite import HandSqlite
 from bench._lag import LagProbe, lag_of
 from bench._layer import Layer
-from bench._loop_sqlite import LoopSqlite, open_loop_sqlite
-from bench._measure import Measurement
+from bench._loop_sqlite import LoopSqlite, open_plain_sqlite
+from bench._measure import NOMINAL, WRITES, Measurement
 from bench._orm import POOL_SIZE, Orm, open_orm_engine
+from bench._plain import make_plain
 from bench._raw_postgres import RawPostgres, open_raw_pool, open_raw_postgres
 from bench._raw_sqlite import RawSqlite, open_raw_sqlite
 from bench._report import machine_description, write_reports
 from bench._rows import PAGE_SIZE, batches_of, listing_filter, make_results, shuffled
+from bench._section import Outcome, Run
+from bench._sections import SECTIONS
+from bench._wake import HOPS, thread_wake_us
 from persistence import connect, migrate, save_results
 
 if TYPE_CHECKING:
     from bench._contenders import Contender
-    from persistence import TestResult
+    from persistence import Database, TestResult
 
-__all__ = ["main"]
+__all__ = ["FULL", "QUICK", "Sizes", "main", "run"]
 
 _T = TypeVar("_T")
 
-DEFAULT_N = 50_000
-DEFAULT_REPEAT = 3
-DEFAULT_N_CALLS = 10_000
-"""Calls in the per-call workloads: each costs the same, so 10,000 show it as 50,000 would."""
-DEFAULT_TASKS = 100
-DEFAULT_TASK_SAVES = 100
-"""The concurrent workload: this many tasks, each saving this many rows one call at a time."""
-DEFAULT_BUDGET = 8
-"""Seconds a SQLAlchemy contender may spend on one workload before it sits out the rest.
 
-It always runs at least once. SQLAlchemy's concurrent and bulk workloads are the slowest
-of the run; no target depends on them, so they need not run three times. The layer and
-the drivers by hand, which the targets compare, run every round."""
+@attrs.frozen
+class Sizes:
+    """The sizes of the contenders' workloads, and how many rounds each runs."""
+
+    per_call: int
+    bulk: int
+    tasks: int
+    task_saves: int
+    durable: int
+    reads: int
+    repeat: int
+    budget: float
+    """Seconds a SQLAlchemy contender may spend on one workload before it sits out the rest
+    (it always runs at least once; no target depends on it)."""
+
+
+FULL: Final = Sizes(
+    per_call=NOMINAL["save_one"],
+    bulk=NOMINAL["save_many"],
+    tasks=100,
+    task_saves=100,
+    durable=NOMINAL["save_durable"],
+    reads=NOMINAL["read_all"],
+    repeat=3,
+    budget=5.0,
+)
+QUICK: Final = Sizes(
+    per_call=300,
+    bulk=1_000,
+    tasks=10,
+    task_saves=20,
+    durable=100,
+    reads=1_000,
+    repeat=3,
+    budget=2.0,
+)
+"""BENCH_QUICK=1: a smoke run of every part, its sizes named in the report."""
+
 BUDGETED: Final = frozenset({"sqlalchemy_core", "sqlalchemy_orm"})
-IDLE_SECONDS = 0.5
+IDLE_SECONDS: Final = 0.5
 """How long the lag probe runs alone, for the floor of what it measures."""
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-ROOT = Path(__file__).parent.parent
-DEFAULT_OUT = ROOT / "build" / "bench"
-
-
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "")
-    return int(text) if text.strip() else default
+DEFAULT_ADMIN_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS: Final = "redis://127.0.0.1:6379/15"
+ROOT: Final = Path(__file__).parent.parent
+DEFAULT_OUT: Final = ROOT / "build" / "bench"
 
 
 def _say(text: str) -> None:
@@ -71,107 +98,134 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-class Bench:
-    """The settings of one run and the measurements it gathers."""
+Reset = Callable[[], Awaitable[None]]
+Count = Callable[[], Awaitable[int]]
 
-    def __init__(
-        self, *, n: int, n_calls: int, repeat: int, tasks: int, task_saves: int, budget: float
-    ) -> None:
-        self.n = n
-        self.n_calls = n_calls
-        self.repeat = repeat
-        self.budget = budget
-        self.tasks = tasks
-        self.task_saves = task_saves
-        self.results = make_results(max(n, n_calls, tasks * task_saves))
+
+@attrs.frozen
+class Target:
+    """One open database of one engine and table, with what the runner needs to reset it."""
+
+    engine: str
+    table: str
+    contenders: list[Contender]
+    reset: Reset
+    row_count: Count
+    ids: Callable[[], Awaitable[list[int]]]
+    layer_db: Database
+
+
+class Bench:
+    """The sizes of one run and the measurements it gathers."""
+
+    def __init__(self, sizes: Sizes, *, collect: bool = True, wake_hops: int = HOPS) -> None:
+        self.sizes = sizes
+        self.collect = collect
+        """Whether to collect garbage before each timed call (off only in the harness's tests)."""
+        self.wake_hops = wake_hops
+        self.results = make_results(max(sizes.bulk, sizes.reads, sizes.per_call))
         self.measurements: list[Measurement] = []
 
-    async def run_engine(
+    async def run_target(self, target: Target, *, reads: bool) -> None:
+        """Time the write workloads on one database, then the reads (when `reads`)."""
+        s = self.sizes
+        per_call = self.results[: s.per_call]
+        bulk = self.results[: s.bulk]
+        concurrent = self.results[: s.tasks * s.task_saves]
+        durable = self.results[: s.durable]
+        batches = batches_of(concurrent, s.task_saves)
+        writes = {
+            "save_one": per_call,
+            "save_many": bulk,
+            "save_concurrent": concurrent,
+            "save_durable": durable,
+        }
+        for workload in WRITES:
+            rows = writes[workload]
+            arg: object = batches if workload == "save_concurrent" else rows
+
+            async def check(contender: Contender, rows: list[TestResult] = rows) -> None:
+                stored = await target.row_count()
+                if stored != len(rows):
+                    raise AssertionError(f"{contender.name}: {stored} of {len(rows)} rows stored")
+
+            await self._workload(
+                target,
+                workload,
+                expected=len(rows),
+                size=len(rows),
+                args=(arg,),
+                check=check,
+                written=rows,
+            )
+        if not reads:
+            return
+        await target.reset()
+        await save_results(target.layer_db, self.results[: s.reads])
+        lookups = shuffled(await target.ids())[: s.per_call]
+        where = listing_filter(s.reads)
+        calls = len(lookups)
+        await self._workload(target, "get_by_id", expected=calls, size=calls, args=(lookups,))
+        await self._workload(target, "read_all", expected=s.reads, size=s.reads, args=())
+        paged = (where, PAGE_SIZE)
+        await self._workload(target, "list_paged", expected=0, size=s.reads, args=paged)
+
+    async def _workload(
         self,
-        engine: str,
-        contenders: list[Contender],
-        reset: Callable[[], Awaitable[None]],
-        row_count: Callable[[], Awaitable[int]],
-        ids: Callable[[], Awaitable[list[int]]],
-    ) -> None:
-        """Time the six workloads on one engine; in each round the contenders take turns."""
-        per_call = self.results[: self.n_calls]
-        every = self.results[: self.n]
-        concurrent = self.results[: self.tasks * self.task_saves]
-        batches = batches_of(concurrent, self.task_saves)
-        writes: list[tuple[str, list[TestResult], Callable[[Contender], Awaitable[None]]]] = [
-            ("save_one", per_call, lambda c: c.save_one(per_call)),
-            ("save_many", every, lambda c: c.save_many(every)),
-            ("save_concurrent", concurrent, lambda c: c.save_concurrent(batches)),
-        ]
-        for workload, rows, write in writes:
-            times: dict[str, list[float]] = {c.name: [] for c in contenders}
-            lags: dict[str, list[float]] = {c.name: [] for c in contenders}
-            for _ in range(self.repeat):
-                for contender in self._taking_turns(contenders, times):
-                    await reset()
-                    contender.prepare(rows)
-                    elapsed, _, lag = await _timed(functools.partial(write, contender))
-                    stored = await row_count()
-                    if stored != len(rows):
-                        raise AssertionError(f"{contender.name} {workload}: {stored} rows stored")
-                    times[contender.name].append(elapsed)
-                    lags[contender.name].extend(lag)
-            self._record(engine, workload, len(rows), times, lags)
-
-        await reset()
-        await save_results_via(contenders, every)
-        lookups = shuffled(await ids())[: self.n_calls]
-        where = listing_filter(self.n)
-        reads: list[tuple[str, int, Callable[[Contender], Awaitable[int]]]] = [
-            ("get_by_id", len(lookups), lambda c: c.get_by_id(lookups)),
-            ("read_all", self.n, lambda c: c.read_all()),
-            ("list_paged", 0, lambda c: c.list_paged(where, PAGE_SIZE)),
-        ]
-        for workload, expected, call in reads:
-            times = {c.name: [] for c in contenders}
-            lags = {c.name: [] for c in contenders}
-            counts: set[int] = set()
-            for _ in range(self.repeat):
-                for contender in self._taking_turns(contenders, times):
-                    elapsed, count, lag = await _timed(functools.partial(call, contender))
-                    counts.add(count)
-                    times[contender.name].append(elapsed)
-                    lags[contender.name].extend(lag)
-            if len(counts) != 1 or (expected and counts != {expected}):
-                raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
-            self._record(engine, workload, counts.pop(), times, lags)
-
-    def _taking_turns(
-        self, contenders: list[Contender], times: dict[str, list[float]]
-    ) -> list[Contender]:
-        """Give the contenders that run this round: all but SQLAlchemy's past their budget."""
-        return [c for c in contenders if c.name not in BUDGETED or sum(times[c.name]) < self.budget]
-
-    def _record(
-        self,
-        engine: str,
+        target: Target,
         workload: str,
-        rows: int,
-        times: dict[str, list[float]],
-        lags: dict[str, list[float]],
+        *,
+        expected: int,
+        size: int,
+        args: tuple[object, ...],
+        check: Callable[[Contender], Awaitable[None]] | None = None,
+        written: list[TestResult] | None = None,
     ) -> None:
+        """Run one workload's rounds: in each, the contenders take turns, in a rotated order."""
+        runners = [c for c in target.contenders if method_of(c, workload) is not None]
+        times: dict[str, list[float]] = {c.name: [] for c in runners}
+        lags: dict[str, list[float]] = {c.name: [] for c in runners}
+        wakes: list[float] = []
+        counts: set[int] = set()
+        for round_ in range(self.sizes.repeat):
+            wakes.append(await thread_wake_us(self.wake_hops))
+            turn = runners[round_ % len(runners) :] + runners[: round_ % len(runners)]
+            for contender in turn:
+                if contender.name in BUDGETED and sum(times[contender.name]) >= self.sizes.budget:
+                    continue
+                method = method_of(contender, workload)
+                assert method is not None  # noqa: S101  # chosen above
+                if written is not None:
+                    await target.reset()
+                    contender.prepare(written)
+                if self.collect:
+                    gc.collect()
+                elapsed, got, lag = await _timed(functools.partial(method, *args))
+                if check is not None:
+                    await check(contender)
+                else:
+                    counts.add(int(str(got)))
+                times[contender.name].append(elapsed)
+                lags[contender.name].extend(lag)
+        if check is None and (len(counts) != 1 or (expected and counts != {expected})):
+            raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
+        rows = counts.pop() if check is None else expected
         measurement = Measurement(
-            engine=engine, workload=workload, rows=rows, times=times, lag_samples=lags
+            engine=target.engine,
+            workload=workload,
+            rows=rows,
+            times=times,
+            lag_samples=lags,
+            table=target.table,
+            calls=size,
+            wake_us=tuple(wakes),
         )
         self.measurements.append(measurement)
         _say(measurement.line())
 
 
-async def save_results_via(contenders: list[Contender], results: list[TestResult]) -> None:
-    """Seed the table for the read workloads through the layer."""
-    layer = next(c for c in contenders if isinstance(c, Layer))
-    await save_results(layer.db, results)
-
-
 async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, list[float]]:
     """Run one call with the lag probe awake; give its time, its result and the lag samples."""
-    gc.collect()
     async with LagProbe() as probe:
         start = time.perf_counter()
         result = await call()
@@ -187,73 +241,86 @@ async def idle_lag() -> list[float]:
     return probe.samples
 
 
-async def run_sqlite(bench: Bench) -> str:
-    """Run every workload on a temporary SQLite file in WAL mode; return its version."""
+async def run_sqlite(bench: Bench, table: str, names: frozenset[str] | None = None) -> str:
+    """Run the workloads on a temporary SQLite file in WAL mode; return SQLite's version.
+
+    `names` keeps only the contenders named (the harness's tests run a few); None runs all.
+    """
     with tempfile.TemporaryDirectory(prefix="persistence-bench-") as folder:
         path = str(Path(folder) / "bench.db")
         async with connect(path) as db:
             await migrate(db)
+        if table == "plain":
+            await make_plain(path)
+        async with connect(path) as db:
             raw_conn = await open_raw_sqlite(path)
-            loop_conn = open_loop_sqlite(path)
+            loop_conn = open_plain_sqlite(path)
+            hand = HandSqlite(path)
             orm_engine = open_orm_engine(f"sqlite+aiosqlite:///{path}")
             try:
 
                 async def reset() -> None:
-                    await raw_conn.execute("DELETE FROM test_results")
-                    await raw_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    loop_conn.execute("DELETE FROM test_results")
+                    loop_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
                 async def row_count() -> int:
-                    rows = list(
-                        await raw_conn.execute_fetchall("SELECT count(*) FROM test_results")
-                    )
-                    return int(rows[0][0])
+                    return int(loop_conn.execute("SELECT count(*) FROM test_results").fetchone()[0])
 
                 async def ids() -> list[int]:
-                    rows = await raw_conn.execute_fetchall("SELECT id FROM test_results")
+                    rows = loop_conn.execute("SELECT id FROM test_results").fetchall()
                     return [int(row[0]) for row in rows]
 
                 contenders: list[Contender] = [
                     Layer(db),
+                    hand,
                     LoopSqlite(loop_conn),
                     RawSqlite(raw_conn),
                     Core(orm_engine),
                     Orm(orm_engine),
                 ]
-                await bench.run_engine("sqlite", contenders, reset, row_count, ids)
-                version = await raw_conn.execute_fetchall("SELECT sqlite_version()")
-                return str(next(iter(version))[0])
+                contenders = [c for c in contenders if names is None or c.name in names]
+                target = Target("sqlite", table, contenders, reset, row_count, ids, db)
+                await bench.run_target(target, reads=table == "indexed")
+                return str(loop_conn.execute("SELECT sqlite_version()").fetchone()[0])
             finally:
                 await orm_engine.dispose()
+                hand.close()
                 loop_conn.close()
                 await raw_conn.close()
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
+    """Give the URL of another database on the same server."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-async def _admin(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(url, timeout=5)
+@contextlib.asynccontextmanager
+async def scratch_postgres(admin_url: str, prefix: str) -> AsyncIterator[str]:
+    """Lend the URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url, timeout=5)
     try:
-        await conn.execute(statement)
+        # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        try:
+            yield with_database(admin_url, name)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        await conn.close()
+        await admin.close()
 
 
-async def run_postgres(bench: Bench, admin_url: str) -> str:
-    """Run every workload on a scratch PostgreSQL database, dropped after; return its version."""
-    name = f"persistence_bench_{uuid.uuid4().hex[:12]}"
-    # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
-    await _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE template0')
-    url = _with_database(admin_url, name)
-    try:
+async def run_postgres(bench: Bench, admin_url: str, table: str) -> str:
+    """Run the workloads on a scratch PostgreSQL database; return the server's version."""
+    async with scratch_postgres(admin_url, "persistence_bench") as url:
         async with connect(url) as db:
             await migrate(db)
+        if table == "plain":
+            await make_plain(url)
+        async with connect(url) as db:
             raw_conn = await open_raw_postgres(url)
             raw_pool = await open_raw_pool(url, POOL_SIZE)
-            orm_url = url.replace("postgresql://", "postgresql+asyncpg://", 1).replace(
-                "postgres://", "postgresql+asyncpg://", 1
-            )
+            orm_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
             orm_engine = open_orm_engine(orm_url)
             try:
 
@@ -265,9 +332,8 @@ async def run_postgres(bench: Bench, admin_url: str) -> str:
 
                 async def ids() -> list[int]:
                     await raw_conn.execute("VACUUM ANALYZE test_results")
-                    return [
-                        int(row[0]) for row in await raw_conn.fetch("SELECT id FROM test_results")
-                    ]
+                    rows = await raw_conn.fetch("SELECT id FROM test_results")
+                    return [int(row[0]) for row in rows]
 
                 contenders: list[Contender] = [
                     Layer(db),
@@ -275,17 +341,17 @@ async def run_postgres(bench: Bench, admin_url: str) -> str:
                     Core(orm_engine),
                     Orm(orm_engine),
                 ]
-                await bench.run_engine("postgres", contenders, reset, row_count, ids)
+                target = Target("postgres", table, contenders, reset, row_count, ids, db)
+                await bench.run_target(target, reads=table == "indexed")
                 return str(await raw_conn.fetchval("SHOW server_version"))
             finally:
                 await orm_engine.dispose()
                 await raw_pool.close()
                 await raw_conn.close()
-    finally:
-        await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _reachable(url: str) -> str | None:
+async def postgres_problem(url: str) -> str | None:
+    """Say why the PostgreSQL server does not answer, or None when it does."""
     try:
         conn = await asyncpg.connect(url, timeout=3)
     except (OSError, TimeoutError, asyncpg.PostgresError) as error:
@@ -294,37 +360,13 @@ async def _reachable(url: str) -> str | None:
     return None
 
 
-CACHE_HEADING = """## Caches
-
-`persistence.cache` (see `docs/CACHE.md`): a setting read from the memory cache against the
-same read from the database, the Redis tier alone against the PostgreSQL read it replaces,
-and how soon a write in another process shows, over many writes.
-
-"""
+def redis_url() -> str:
+    """BENCH_REDIS_URL, else TEST_REDIS_URL, else database 15 of the local server."""
+    return os.environ.get("BENCH_REDIS_URL") or os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS
 
 
-SEARCH_HEADING = """## Search
-
-`search_results` (see `docs/SEARCH.md`) on results with about 2 KB of output each: its
-median time, against `LIKE '%word%'` over the same rows, and what keeping the index costs
-`save_results` (a database with migration 0002 against one without).
-
-"""
-
-
-LOOP_HEADING = """## The event loop
-
-The package's longest calls (see `docs/GUARANTEES.md`, The event loop), each beside the lag
-probe: `save_results` of results with about 2 KB of output, a search of `limit=10000` with
-snippets, `delete_results_before` over those indexed rows, and the search `a` 32 times over
-20 outputs of 16,000 characters (the median of three runs, and the worst lag of the three).
-Each must keep the probe's worst wake-up within 20 ms; the last must also take 200 ms at most.
-
-"""
-
-
-async def _redis_answers() -> bool:
-    where = urlsplit(cache_bench.REDIS)
+async def _redis_answers(url: str) -> bool:
+    where = urlsplit(url)
     try:
         _, writer = await asyncio.wait_for(
             asyncio.open_connection(where.hostname or "127.0.0.1", where.port or 6379), timeout=2
@@ -336,77 +378,102 @@ async def _redis_answers() -> bool:
     return True
 
 
-async def run() -> None:
-    """Run the whole benchmark and write its reports."""
-    n = _env_int("BENCH_N", DEFAULT_N)
-    bench = Bench(
-        n=n,
-        n_calls=min(n, _env_int("BENCH_N_CALLS", DEFAULT_N_CALLS)),
-        repeat=_env_int("BENCH_REPEAT", DEFAULT_REPEAT),
-        tasks=_env_int("BENCH_TASKS", DEFAULT_TASKS),
-        task_saves=_env_int("BENCH_TASK_SAVES", DEFAULT_TASK_SAVES),
-        budget=_env_int("BENCH_BUDGET", DEFAULT_BUDGET),
-    )
-    out = Path(os.environ.get("BENCH_OUT") or DEFAULT_OUT)
-    _say(
-        f"persistence bench: N={bench.n} rows, {bench.n_calls} calls per per-call workload, "
-        f"{bench.tasks} tasks x {bench.task_saves} concurrent saves, best of {bench.repeat}"
-    )
+def _quick() -> bool:
+    return os.environ.get("BENCH_QUICK", "").strip() not in {"", "0"}
+
+
+def _only() -> set[str] | None:
+    text = os.environ.get("BENCH_ONLY", "").strip()
+    return {part.strip() for part in text.split(",") if part.strip()} or None
+
+
+async def _contenders(
+    bench: Bench, admin_url: str | None, versions: dict[str, str], durations: dict[str, float]
+) -> None:
+    """Run the contenders on each table of each engine (PostgreSQL when it answers)."""
+    for table in ("indexed", "plain"):
+        mark = time.perf_counter()
+        _say(f"\n## SQLite, {table}")
+        versions["sqlite"] = await run_sqlite(bench, table)
+        durations[f"sqlite_{table}"] = time.perf_counter() - mark
+        if admin_url is not None:
+            mark = time.perf_counter()
+            _say(f"\n## PostgreSQL, {table}")
+            versions["postgres"] = await run_postgres(bench, admin_url, table)
+            durations[f"postgres_{table}"] = time.perf_counter() - mark
+
+
+async def _sections(
+    context: Run, only: set[str] | None, skipped: dict[str, str], durations: dict[str, float]
+) -> dict[str, tuple[str, str, Outcome]]:
+    """Run every registered section that was asked for and can run, in the list's order."""
+    outcomes: dict[str, tuple[str, str, Outcome]] = {}
+    for section in SECTIONS:
+        if only is not None and section.key not in only:
+            continue
+        why = section.missing(context)
+        if why is not None:
+            skipped[section.title] = why
+            _say(f"\n{section.title} skipped: {why}")
+            continue
+        _say(f"\n## {section.title}")
+        mark = time.perf_counter()
+        outcome = await section.measure(context)
+        durations[section.key] = time.perf_counter() - mark
+        outcomes[section.key] = (section.title, section.intro, outcome)
+        _say(outcome.markdown)
+    return outcomes
+
+
+async def run(out: Path | None = None) -> Path:
+    """Run the whole benchmark and write its reports; give the folder they are in."""
+    quick = _quick()
+    only = _only()
+    sizes = QUICK if quick else FULL
+    repeat = os.environ.get("BENCH_REPEAT", "").strip()
+    if repeat:
+        sizes = attrs.evolve(sizes, repeat=max(3, int(repeat)))
+    bench = Bench(sizes)
+    out = out or Path(os.environ.get("BENCH_OUT") or DEFAULT_OUT)
+    _say(f"persistence bench{' (BENCH_QUICK)' if quick else ''}: {sizes}")
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
     idle = lag_of(await idle_lag())
-    _say(f"lag probe alone: p99 {idle.p99 * 1000:.3f} ms, max {idle.max * 1000:.3f} ms")
+    wake = await thread_wake_us(1000)
+    _say(f"lag probe alone: p99 {idle.p99 * 1000:.3f} ms; thread wake-up {wake:.0f} us")
+    admin_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
+    problem = await postgres_problem(admin_url)
     versions: dict[str, str] = {}
     skipped: dict[str, str] = {}
-    _say("\n## SQLite")
-    versions["sqlite"] = await run_sqlite(bench)
-    admin_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
-    problem = await _reachable(admin_url)
-    if problem is None:
-        _say("\n## PostgreSQL")
-        versions["postgres"] = await run_postgres(bench, admin_url)
-    else:
-        skipped["postgres"] = f"no PostgreSQL server at {admin_url}: {problem}"
-        _say(f"\nPostgreSQL skipped: {skipped['postgres']}")
-    sections: dict[str, tuple[dict[str, object], str]] = {}
-    if problem is None and await _redis_answers():
-        _say("\n## Caches")
-        figures, tables = await cache_bench.measure()
-        sections["caches"] = (figures, CACHE_HEADING + tables)
-        _say(tables)
-    else:
-        _say("\nCaches skipped: they need PostgreSQL and Redis")
-    if problem is None:
-        _say("\n## Search")
-        figures, table = await search_bench.measure()
-        sections["search"] = (figures, SEARCH_HEADING + table)
-        _say(table)
-    else:
-        _say("\nSearch skipped: it compares both engines")
-    _say("\n## The event loop")
-    figures, table = await loop_bench.measure()
-    sections["loop"] = (figures, LOOP_HEADING + table)
-    _say(table)
+    durations: dict[str, float] = {}
+    if only is None or "contenders" in only:
+        await _contenders(bench, admin_url if problem is None else None, versions, durations)
+    if problem is not None:
+        skipped["PostgreSQL"] = f"no PostgreSQL server at {admin_url}: {problem}"
+        _say(f"\nPostgreSQL skipped: {skipped['PostgreSQL']}")
+    redis = redis_url()
+    context = Run(
+        quick=quick,
+        postgres=admin_url if problem is None else None,
+        redis=redis if await _redis_answers(redis) else None,
+    )
+    outcomes = await _sections(context, only, skipped, durations)
     machine = machine_description(versions)
     machine["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     write_reports(
         bench.measurements,
         machine=machine,
-        settings={
-            "n": bench.n,
-            "n_calls": bench.n_calls,
-            "repeat": bench.repeat,
-            "tasks": bench.tasks,
-            "task_saves": bench.task_saves,
-            "budget": int(bench.budget),
-        },
+        settings={**attrs.asdict(sizes), "quick": quick},
         idle=idle,
+        wake_us=wake,
         skipped=skipped,
         seconds=time.perf_counter() - started,
+        durations=durations,
         out=out,
         say=_say,
-        sections=sections,
+        sections=outcomes,
     )
+    return out
 
 
 def main() -> None:

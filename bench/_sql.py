@@ -24,6 +24,7 @@ __all__ = [
     "LIST_BY_TYPE_SQLITE",
     "LIST_POSTGRES",
     "LIST_SQLITE",
+    "multi_row_insert_sqlite",
 ]
 
 _SQLITE: Final = aiosql.from_path(query_file("sqlite"), "sqlite3")
@@ -57,3 +58,14 @@ LIST_POSTGRES: Final = _postgres("list_test_results")
 LIST_BY_TYPE_SQLITE: Final = _sqlite("list_test_results_by_type")
 """Parameters: test_types (a JSON list), then those of LIST_SQLITE."""
 LIST_BY_TYPE_POSTGRES: Final = _postgres("list_test_results_by_type")
+
+
+def multi_row_insert_sqlite(rows: int) -> str:
+    """Give one INSERT of `rows` rows, with `?` placeholders in the columns' order.
+
+    The statement the layer's `save_results` runs too: one statement per batch, so that the
+    full-text index is flushed once a batch rather than once a row.
+    """
+    one = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    # Only placeholders are joined in: the values are bound.
+    return f"INSERT INTO test_results ({', '.join(COLUMNS)}) VALUES " + ", ".join([one] * rows)  # noqa: S608

@@ -6,48 +6,38 @@ from typing import Final
 
 __all__ = ["CONTENDERS_TEXT", "EXECUTION_MODEL", "LIMITS_TEXT"]
 
-LIMITS_TEXT: Final = """## What limits the missed targets
+LIMITS_TEXT: Final = """## Reading the limits
 
-The sentence beside each missed ratio is built from this run's figures. The causes below
-were measured apart, with small scripts against the layer on this machine (2026-11-25).
+The sentence beside each missed ratio is built from this run's figures: the layer's
+microseconds a row against the contender that shows the floor, and, where a thread is
+involved, the thread wake-up measured in the same rounds. For `read_all` it splits the
+cost three ways: the driver's raw tuples, decoding them by hand into the models' values,
+and the layer's work over that decode. Causes measured apart, with small scripts on this
+kind of machine (2026-11-25, before issue 17's changes; rerun them before relying on them):
 
-- **Per-call SQLite, 10 times aiosqlite.** The thread hop costs less here than the issue
-  assumed: aiosqlite took about 60 to 105 us a call on this machine, and sqlite3 called on
-  the loop 10 to 26 us. No layer can be 10 times aiosqlite when the driver with no layer at
-  all is less than that. The layer stays within about 1.5 times sqlite3 on the loop, which
-  is the target that measures the layer itself.
-- **`save_concurrent`, 10 times aiosqlite.** The commit is shared (one fsync for the whole
-  batch of queued writes), so the layer costs about 45 us a row, nearly all of it work on the
-  loop: building the parameters, the insert, waking the caller. aiosqlite pays one commit and
-  its fsync per row, about 300 us here; 10 times that would need the layer near 30 us a row.
-- **Loop lag.** The layer gives the loop back every 0.5 ms of its own work on it, reads a
-  statement on the loop for at most 1 ms before moving it to a thread, and decodes rows and
-  maps them to models in slices of 250 rows. What remains is not the layer's to bound:
-  - full (generation 2) garbage collections of a process holding tens of thousands of models
-    and their dicts take 40 to 80 ms here, and land on whatever thread allocates; the collector
-    is the process's, and a library must not retune it;
-  - a worker thread running Python (the bulk insert binding its rows, a long read building its
-    tuples) holds the GIL for up to the 5 ms switch interval before the loop gets it back.
-- **Read into models.** Building each frozen model costs about 1.5 us a row over the driver's
-  rows. On PostgreSQL the garbage collector weighs more: the layer makes a row tuple and a
-  model for each record, and with 50,000 of them alive the collector's full passes take tens
-  of milliseconds. Measured apart, the layer read 1.38 to 1.86 times asyncpg's time with the
-  collector on, and 1.48 times with it off.
-- **Search write cost** (the Search section). Keeping the full-text index costs far more than
-  the insert: FTS5 adds about 90 us a row on SQLite; on PostgreSQL `to_tsvector` over about
-  2 KB of text costs about 150 us a row and the GIN index about 130 us. Meeting 1.5 times the
-  bare insert would mean indexing after the write, or indexing less of the text.
-- **Search against LIKE at the least.** A search whose words match many rows must rank every
-  match (about 5 to 8 us a match); the medians are far above 50 times LIKE.
-- **Redis tier alone.** On loopback one Redis round trip, JSON and the model's checks cost more
-  than one PostgreSQL round trip on a kept connection; the Redis cache as opened, with its
-  memory tier, answers in about 1 us.
-- **Per-call PostgreSQL ratios move between runs.** Each call is one loopback round trip, and
-  its time follows the load that other work puts on this 2-core machine.
+- **Against aiosqlite.** Every aiosqlite call is one round trip to its thread. That round
+  trip costs what the thread-wake probe shows, and it moves with the machine: 30 to 280 us
+  a call was seen for the same code. The layer runs short statements on the loop and has
+  no such hop, so "x aiosqlite" figures say more about the machine than about either; they
+  are shown, and no target rests on them, except `save_durable`, where both pay one commit
+  and fsync per call.
+- **Loop lag.** Full (generation 2) garbage collections of a process holding tens of
+  thousands of models took 40 to 80 ms, and land on whatever thread allocates; a worker
+  thread running Python (binding a bulk insert's rows) holds the GIL for up to the 5 ms
+  switch interval before the loop gets it back. The hand-written contenders' lag beside the
+  layer's shows what the same work costs the loop without the layer.
+- **The full-text index.** Its triggers (SQLite) or its generated tsvector column and GIN
+  index (PostgreSQL) cost every contender alike, tens of microseconds a row; the plain-table
+  runs show each contender without it, so the layer's own cost stands out.
+- **Search write cost** (the Search section). FTS5 added about 90 us a row on SQLite; on
+  PostgreSQL `to_tsvector` over about 2 KB of text about 150 us a row and the GIN index about
+  130 us.
+- **Redis tier alone.** On loopback one Redis round trip, JSON and the model's checks cost
+  more than one PostgreSQL round trip on a kept connection; the Redis cache as opened, with
+  its memory tier, answers in about 1 us.
 - **SQLAlchemy's lag.** SQLAlchemy's async API runs its Python work (statement compilation,
   the ORM's unit of work, building objects) in a greenlet on the loop's own thread; only the
-  driver calls leave it. Its bulk and read workloads stall the loop for hundreds of
-  milliseconds."""
+  driver calls leave it."""
 
 EXECUTION_MODEL: Final = """## How the layer runs SQLite: what runs on the event loop, and why
 
@@ -107,28 +97,37 @@ fsync, and the layer keeps a pool with a fast lane for single statements."""
 
 CONTENDERS_TEXT: Final = """## What runs
 
-The rows follow the seed's `test_results` shape: 10 columns written and 11 read, metadata as
+The rows follow the seed's `test_results` shape: 12 columns written and 13 read, metadata as
 JSON, built once (as validated `TestResult` models) before any timing. Every contender uses the
-same table, the same rows and, where it writes SQL, the same SQL as `sql/queries/test_results.sql`.
+same table, the same rows and, where it writes SQL, the same SQL as the generated
+`sql/aiosql/<engine>.sql`. Parameters are converted from the models by hand alike in every
+hand-written contender (enum values; on SQLite, UTC ISO 8601 text and JSON text). Reads keep
+every row to the end, as `all_results` keeps its models.
 
 - **layer**: the public functions of `persistence` only. `save_one` is
   `async with transaction(db) as tx: for r in rows: await save_result(tx, r)`; `save_many` is
-  `save_results`; `save_concurrent` is `save_result(db, r)` outside any transaction, from every
-  task at once; `get_by_id` is `get_result`; `read_all` is `all_results`; `list_paged` is
-  `list_results` with a `ResultFilter` (one test type, from a quarter of the way in), 500 a
-  page, following `next_cursor` to the end.
-- **sqlite3 on the loop** (SQLite only): plain `sqlite3` calls made directly in the async
-  functions, never leaving the event loop, commits and their fsync included. Parameters and
-  rows are converted as for aiosqlite below. This is the limit an async layer could reach, and
-  its lag figures show what it costs every other task.
-- **aiosqlite by hand** / **asyncpg by hand**: the driver, used the quickest way a careful hand
-  would. Parameters are converted from the models by hand (enum values; on SQLite, UTC ISO 8601
-  text and JSON text). Reads are the driver's plain rows: sqlite3 tuples (with the schema's
-  declared-type converters, so timestamps and metadata come back as datetimes and dicts) and
-  asyncpg Records (with a jsonb codec). aiosqlite: one awaited call per row,
-  `executemany` for the batch. asyncpg: `fetchval`/`fetchrow` per row,
-  `copy_records_to_table` for the batch. Reads page with the same keyset query and page sizes
-  as the layer.
+  `save_results`; `save_concurrent` is `save_result(db, r)` outside any transaction, from 100
+  tasks at once; `save_durable` is the same from one task; `get_by_id` is `get_result`;
+  `read_all` is `all_results`; `list_paged` is `list_results` with a `ResultFilter` (one test
+  type, from a quarter of the way in), 500 a page, following `next_cursor` to the end.
+- **hand-written best (sqlite3 + one thread)**, SQLite, the strongest hand-written code for
+  each workload it runs (`bench/_hand_sqlite.py`): multi-row INSERTs of 500 rows in one
+  transaction in its thread for the batch (the full-text index is flushed once a statement,
+  where `executemany` flushes it once a row); a shared commit of about 25 lines for single
+  durable saves (queued inserts and one COMMIT run in the thread, one hop for the batch);
+  reads on the loop, 100 rows at a time, yielding every 0.5 ms, each row decoded by one tight
+  comprehension into the values the models hold (enums, an aware datetime, a dict), no model.
+- **sqlite3 on the loop, yielding** (SQLite): plain `sqlite3` calls in the async functions,
+  never leaving the event loop, commits and their fsync included, giving the loop back
+  whenever it has held it for 0.5 ms. Its reads are sqlite3's raw tuples (timestamps and
+  metadata left as text): the floor of any read. Its batch is 16-row INSERTs, yielding
+  between them.
+- **aiosqlite** / **asyncpg by hand**: the async driver a user would pick instead.
+  aiosqlite: one awaited call per row, `executemany` for the batch, rows as tuples with the
+  schema's declared-type converters (timestamps and metadata as datetimes and dicts).
+  asyncpg, the strongest hand-written contender on PostgreSQL: `fetchval`/`fetchrow` per row,
+  `copy_records_to_table` (COPY) for the batch, rows as Records (with a jsonb codec), a pool
+  of the layer's size (10) for the concurrent tasks.
 - **SQLAlchemy Core**: the 2.x expression language, async (aiosqlite and asyncpg dialects), the
   same table. `insert(...).returning(id)` per row, an `insert` with every row's parameters for
   the batch, `select(...).where(id == ...)` per id; reads are `Row`s, converted by the column
@@ -138,18 +137,16 @@ same table, the same rows and, where it writes SQL, the same SQL as `sql/queries
   is `add_all` and one commit; `get_by_id` is `session.get`; reads are `select(OrmResult)` with
   the same keyset pages. The mapped objects to insert are built before timing, like the models.
 
-**The concurrent workload** (`save_concurrent`) starts one task per batch of rows; each task
-saves its rows one call at a time, and every row is its own commit, outside any transaction:
-the layer's `save_result(db, r)`; aiosqlite: one `INSERT ... RETURNING id` on one shared
-connection in autocommit mode (the insert and its commit in one call, one hop), under an
-`asyncio.Lock`; sqlite3 on the loop: the same insert, and the task yields to the loop after
-each save so that the tasks take turns; asyncpg: `pool.fetchval` of the insert from a pool of
-the layer's size (10); SQLAlchemy: `engine.begin()` (Core) or a session with `session.begin()`
-(ORM) per row.
+**The durable workloads.** `save_concurrent` starts 100 tasks of 100 rows; `save_durable` is
+one task. Each row is its own durable commit, outside any transaction: the layer's
+`save_result(db, r)` (its runner shares one commit between the writes queued meanwhile); the
+hand-written shared commit; aiosqlite: one `INSERT ... RETURNING id` in autocommit mode (the
+insert and its commit in one call, one hop), under an `asyncio.Lock` when tasks share the
+connection; sqlite3 on the loop: the same insert, the task yielding after each; asyncpg: the
+insert on a connection (`save_durable`) or from the pool (`save_concurrent`); SQLAlchemy:
+`engine.begin()` (Core) or a session with `session.begin()` (ORM) per row.
 
 SQLAlchemy's engines get the layer's settings: on SQLite the layer's pragmas and one pooled
-connection (SQLite takes one writer at a time: tasks queue for the connection rather than in
-SQLite's busy handler, which sleeps between tries); on PostgreSQL a pool of 10 and no overflow.
-
-SQLite runs on a temporary file in WAL mode with `synchronous = FULL` (the layer's setting)
-for every contender. PostgreSQL runs on a scratch database that is dropped afterwards."""
+connection; on PostgreSQL a pool of 10 and no overflow. SQLite runs on a temporary file in
+WAL mode with `synchronous = FULL` (the layer's setting) for every contender. PostgreSQL runs
+on a scratch database that is dropped afterwards. Each round, the contenders' order rotates."""

@@ -2,8 +2,10 @@
 # (a benchmark script: it prints its table, checks its own figures and runs the engines' shells)
 """Cache benchmark: cached vs uncached setting reads, Redis vs PostgreSQL, staleness by writer.
 
-`python -m bench.cache` prints Markdown tables and writes build/bench/cache.json. Every
-cache is opened through `open_persistence`, as an application opens it. It uses the
+`python -m bench.cache` prints Markdown tables and writes build/bench/cache.json; `make bench`
+runs it as a section. Every cache is opened through `open_persistence`, as an application
+opens it; only the "Redis tier alone" read opens the Redis tier by itself, since
+`open_persistence` always puts the memory tier in front of it. It uses the
 PostgreSQL server at BENCH_DATABASE_URL (default: the local one) and Redis at
 BENCH_REDIS_URL, else TEST_REDIS_URL, else database 15 of the local server (never
 database 0). BENCH_CACHE_WRITES sets the writes measured per writer through the package
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench._section import Outcome, Run
 from persistence import connect, get_config_value, migrate, open_persistence, set_config
 from persistence.cache import Cache
 from persistence.cache.distributed import open_redis_cache
@@ -42,8 +45,13 @@ REDIS = (
     or "redis://127.0.0.1:6379/15"
 )
 WRITES = int(os.environ.get("BENCH_CACHE_WRITES", "1000"))
-PROCESS_WRITES = max(5, WRITES // 20)
+QUICK_WRITES = 40
 STALENESS_TARGET_MS = 50.0
+INTRO = """`persistence.cache` (see `docs/CACHE.md`), opened through `open_persistence`: a setting
+read from the memory cache against the same read from the database, the Redis tier alone
+against the PostgreSQL read it replaces, and how soon a committed write shows, for three
+writers: another process through the package, the engine's own shell (`sqlite3`, `psql`),
+and a process killed right after its commit (issue 17's target: p99 ≤ 50 ms)."""
 OUT = Path("build/bench/cache.json")
 WRITER = """
 import asyncio, sys
@@ -105,7 +113,7 @@ def figures_of(delays: list[float], stale: int) -> dict[str, float]:
     }
 
 
-async def package_writer(url: str, read: Read, first: int) -> dict[str, float]:
+async def package_writer(url: str, read: Read, first: int, writes: int) -> dict[str, float]:
     """Another process writes through the package, one value at a time."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -119,7 +127,7 @@ async def package_writer(url: str, read: Read, first: int) -> dict[str, float]:
     assert child.stdout is not None
     delays, stale = [], 0
     await child.stdout.readline()
-    for number in range(first, first + WRITES):
+    for number in range(first, first + writes):
         child.stdin.write(f"{number}\n".encode())
         await child.stdin.drain()
         await child.stdout.readline()
@@ -141,10 +149,10 @@ def shell_command(url: str, number: int) -> list[str] | None:
     return None if sqlite3 is None else [sqlite3, url, sql]
 
 
-async def shell_writer(url: str, read: Read, first: int) -> dict[str, float] | None:
+async def shell_writer(url: str, read: Read, first: int, writes: int) -> dict[str, float] | None:
     """Set the value with the engine's shell, one process per write."""
     delays, stale = [], 0
-    for number in range(first, first + PROCESS_WRITES):
+    for number in range(first, first + max(5, writes // 20)):
         command = shell_command(url, number)
         if command is None:
             return None
@@ -156,10 +164,10 @@ async def shell_writer(url: str, read: Read, first: int) -> dict[str, float] | N
     return figures_of(delays, stale)
 
 
-async def killed_writer(url: str, read: Read, first: int) -> dict[str, float]:
+async def killed_writer(url: str, read: Read, first: int, writes: int) -> dict[str, float]:
     """Write through the package from a process SIGKILLed right after each commit."""
     delays, stale = [], 0
-    for number in range(first, first + PROCESS_WRITES):
+    for number in range(first, first + max(5, writes // 20)):
         child = await asyncio.create_subprocess_exec(sys.executable, "-c", KILLED, url, str(number))
         assert await child.wait() == -9
         delay, reads = await seen_after(read, number, time.perf_counter())
@@ -168,13 +176,13 @@ async def killed_writer(url: str, read: Read, first: int) -> dict[str, float]:
     return figures_of(delays, stale)
 
 
-async def staleness(url: str, read: Read) -> dict[str, dict[str, float] | None]:
+async def staleness(url: str, read: Read, writes: int) -> dict[str, dict[str, float] | None]:
     """Give the staleness of each writer, seen through `read`."""
     await read()
     return {
-        "package": await package_writer(url, read, 1),
-        "shell": await shell_writer(url, read, 1_000_000),
-        "killed": await killed_writer(url, read, 2_000_000),
+        "package": await package_writer(url, read, 1, writes),
+        "shell": await shell_writer(url, read, 1_000_000, writes),
+        "killed": await killed_writer(url, read, 2_000_000, writes),
     }
 
 
@@ -190,7 +198,7 @@ def reads_of(cache: Cache) -> tuple[Read, Read]:
     return setting, value
 
 
-async def engine(url: str, folder: Path) -> dict[str, object]:
+async def engine(url: str, folder: Path, redis_url: str, writes: int) -> dict[str, object]:
     """Every figure for one database: reads, then staleness with and without Redis."""
     figures: dict[str, object] = {}
     async with connect(url) as db:
@@ -202,36 +210,50 @@ async def engine(url: str, folder: Path) -> dict[str, object]:
         )
         if url.startswith("postgresql"):
             redis = await open_redis_cache(
-                db, REDIS, local_size=0, namespace=f"bench-{uuid.uuid4().hex}"
+                db, redis_url, local_size=0, namespace=f"bench-{uuid.uuid4().hex}"
             )
             await redis.get_config_value("runner", "workers", int)
             figures["redis_tier_us"] = 1e6 * await per_call(
                 lambda: redis.get_config_value("runner", "workers", int), 2000
             )
             await redis.close()
-    for label, redis_url in (("memory", None), ("redis", REDIS)):
-        async with open_persistence(url, files=folder / label, redis=redis_url, heartbeat=0.2) as p:
+    for label, tier in (("memory", None), ("redis", redis_url)):
+        async with open_persistence(url, files=folder / label, redis=tier, heartbeat=0.2) as p:
             setting, value = reads_of(p.cache)
             await setting()
             figures[f"{label}_cached_us"] = 1e6 * await per_call(setting, 20000)
-            figures[f"{label}_staleness"] = await staleness(url, value)
+            figures[f"{label}_staleness"] = await staleness(url, value, writes)
     return figures
 
 
-async def measure() -> tuple[dict[str, object], str]:
+async def measure(
+    admin_url: str = ADMIN, redis_url: str = REDIS, writes: int = WRITES
+) -> tuple[dict[str, object], str]:
     """Run on SQLite and PostgreSQL; give the figures and their Markdown tables."""
     name = f"bench_cache_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN)
+    admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     try:
         with tempfile.TemporaryDirectory() as folder:
-            sqlite = await engine(str(Path(folder) / "bench.db"), Path(folder))
-            postgres = await engine(ADMIN.rsplit("/", 1)[0] + f"/{name}", Path(folder))
+            lite = str(Path(folder) / "bench.db")
+            sqlite = await engine(lite, Path(folder), redis_url, writes)
+            pg = admin_url.rsplit("/", 1)[0] + f"/{name}"
+            postgres = await engine(pg, Path(folder) / "pg", redis_url, writes)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     results: dict[str, object] = {"sqlite": sqlite, "postgres": postgres}
     return results, tables(sqlite, postgres)
+
+
+async def section(run: Run) -> Outcome:
+    """Run the caches as a section of `make bench` (it needs PostgreSQL and Redis)."""
+    assert run.postgres is not None
+    assert run.redis is not None
+    figures, markdown = await measure(
+        run.postgres, run.redis, QUICK_WRITES if run.quick else WRITES
+    )
+    return Outcome(figures, markdown)
 
 
 def tables(sqlite: dict[str, object], postgres: dict[str, object]) -> str:

@@ -1,10 +1,10 @@
 """Search: how fast it answers, against `LIKE '%term%'`, and what its index costs `save_results`.
 
 Run with `python -m bench.search`. On each engine it loads the same results, about 2 KB of
-output each, into two databases: one migrated fully (the search index maintained) and one with
-migration 0001 only (no index), timing `save_results` on each. It then times a mix of searches
-through `search_results` (a page of 20, ranked, with snippets), and the same words found with
-`LIKE '%word%'` over the same rows through the driver itself.
+output each, into two databases: one migrated fully (the search index maintained) and one
+with the search index taken off (`bench/_plain.py`), timing `save_results` on each. It then
+times a mix of searches through `search_results` (a page of 20, ranked, with snippets), and
+the same words found with `LIKE '%word%'` over the same rows through the driver itself.
 
 Settings, from the environment:
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -38,6 +39,8 @@ from typing import Final
 import asyncpg
 import attrs
 
+from bench._plain import make_plain
+from bench._section import Outcome, Run
 from persistence import (
     Database,
     Engine,
@@ -50,9 +53,14 @@ from persistence import (
     save_results,
     search_results,
 )
-from persistence.migrations import discover_migrations, migrations_folder
 
-__all__ = ["main"]
+__all__ = ["INTRO", "main", "make_results", "section"]
+
+INTRO: Final = """`search_results` (see `docs/SEARCH.md`) on results with about 2 KB of output
+each: its median time, against `LIKE '%word%'` over the same rows, and what keeping the index costs
+`save_results` (a database as migrated against the same without its search index)."""
+QUICK_N: Final = 1_000
+QUICK_REPEAT: Final = 3
 
 DEFAULT_N: Final = 100_000
 DEFAULT_REPEAT: Final = 15
@@ -111,7 +119,7 @@ def _vocabulary(rng: random.Random, size: int = 5_000) -> list[str]:
     return sorted(words)
 
 
-def _output(rng: random.Random, words: list[str], weights: list[float]) -> str:
+def _output(rng: random.Random, words: list[str], cumulative: list[float]) -> str:
     """About OUTPUT_CHARS of compiler warnings, test cases and noise, one item a line."""
     lines: list[str] = []
     size = 0
@@ -120,13 +128,13 @@ def _output(rng: random.Random, words: list[str], weights: list[float]) -> str:
         if kind == "warning":
             line = (
                 f"src/{rng.choice(words)}.cpp:{rng.randint(1, 900)}:{rng.randint(1, 80)}: "
-                f"warning: {' '.join(rng.choices(words, weights, k=6))}"
+                f"warning: {' '.join(rng.choices(words, cum_weights=cumulative, k=6))}"
             )
         elif kind == "case":
             expected, got = rng.randint(0, 10**9), rng.randint(0, 10**9)
             line = f"case {rng.randint(1, 5000)}: expected {expected} got {got}"
         else:
-            line = " ".join(rng.choices(words, weights, k=rng.randint(6, 16)))
+            line = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(6, 16)))
         lines.append(line)
         size += len(line) + 1
     if rng.random() < SOLVE_IN_OUTPUT:
@@ -144,15 +152,28 @@ def _error(rng: random.Random) -> str | None:
     return None
 
 
+_MADE: dict[int, list[TestResult]] = {}
+"""The longest list made so far for each seed: a shorter one is its start (models are frozen)."""
+
+
 def make_results(n: int, seed: int = 20261126) -> list[TestResult]:
     """Build `n` results with about 2 KB of output each, the same for the same `n` and `seed`.
 
     The output is compiler and test-runner noise over a Zipf-like vocabulary; the error
-    signatures the searches look for are sown in at known rates.
+    signatures the searches look for are sown in at known rates. The first `n` of a longer
+    list are the same results, so the longest made is kept and sliced.
     """
+    made = _MADE.get(seed, [])
+    if len(made) < n:
+        made = _MADE[seed] = _make(n, seed)
+    return made[:n]
+
+
+def _make(n: int, seed: int) -> list[TestResult]:
     rng = random.Random(seed)  # noqa: S311  # benchmark data, not secrets
     words = _vocabulary(rng)
-    weights = [1 / (rank + 1) for rank in range(len(words))]
+    # The running sums, made once: `choices` with plain weights remakes them every call.
+    cumulative = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(words))))
     types, statuses = list(TestType), list(TestStatus)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     return [
@@ -160,7 +181,7 @@ def make_results(n: int, seed: int = 20261126) -> list[TestResult]:
             test_type=types[rng.randrange(len(types))],
             status=statuses[rng.randrange(len(statuses))],
             execution_time=round(rng.uniform(0, 5), 6),
-            output=_output(rng, words, weights),
+            output=_output(rng, words, cumulative),
             error_message=_error(rng),
             created_at=start + dt.timedelta(seconds=index),
             metadata={"solution": f"s{index % 50}.cpp", "seed": index},
@@ -186,15 +207,6 @@ async def _databases(engine: Engine, workdir: Path, admin_url: str) -> AsyncIter
         for name in names:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-
-
-def _first_migration_only(engine: Engine, workdir: Path) -> Path:
-    """Make a folder holding migration 0001 of one engine: a database without the search index."""
-    folder = workdir / f"{engine.value}-0001"
-    folder.mkdir(exist_ok=True)
-    first = discover_migrations(migrations_folder(engine))[0]
-    (folder / first.path.name).write_text(first.sql, encoding="utf-8")
-    return folder
 
 
 async def _load(db: Database, results: Sequence[TestResult]) -> float:
@@ -259,7 +271,9 @@ async def _engine(
         workdir = Path(temp)
         async with _databases(engine, workdir, admin_url) as (indexed_url, plain_url):
             async with connect(plain_url) as plain:
-                await migrate(plain, package_folder=_first_migration_only(engine, workdir))
+                await migrate(plain)
+            await make_plain(plain_url)
+            async with connect(plain_url) as plain:
                 without_index = await _load(plain, results)
             async with connect(indexed_url) as db:
                 await migrate(db)
@@ -387,18 +401,24 @@ def _env_int(name: str, default: int) -> int:
     return default if not value else int(value)
 
 
-async def _run() -> list[dict[str, object]]:
-    n = _env_int("BENCH_SEARCH_N", DEFAULT_N)
-    repeat = _env_int("BENCH_SEARCH_REPEAT", DEFAULT_REPEAT)
+async def _run(*, quick: bool = False) -> list[dict[str, object]]:
+    n = QUICK_N if quick else _env_int("BENCH_SEARCH_N", DEFAULT_N)
+    repeat = QUICK_REPEAT if quick else _env_int("BENCH_SEARCH_REPEAT", DEFAULT_REPEAT)
     admin_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
     results = make_results(n)
     return [await _engine(engine, results, repeat, admin_url) for engine in Engine]
 
 
-async def measure() -> tuple[dict[str, object], str]:
+async def measure(*, quick: bool = False) -> tuple[dict[str, object], str]:
     """Run the search benchmark on both engines; give its figures and its Markdown table."""
-    report = await _run()
+    report = await _run(quick=quick)
     return {"engines": report}, _table(report)
+
+
+async def section(run: Run) -> Outcome:
+    """Search as a section of `make bench` (it compares both engines)."""
+    figures, markdown = await measure(quick=run.quick)
+    return Outcome(figures, markdown)
 
 
 def main() -> None:
