@@ -12,6 +12,15 @@ taking turns:
 It reports the best time of each, the layer's ratios to the other two, and the memory that
 the read results hold (tracemalloc, after the read, with the list alive).
 
+With `search` as its argument (`python -m bench.reads search`), it measures search while
+another process writes instead: on each engine, `BENCH_READS_SEARCH_N` results (default
+20,000, about 2 KB of output each) are stored, then the search mix of `bench.search` runs
+alone, and again while a writer process saves batches of 200 results without pause. It
+reports the median and p95 search time of each phase, their ratio (the target: under 2), and
+the rows a second that the writer saved. On PostgreSQL it does so with the GIN indexes as
+migrated, with `fastupdate` on and a pending list of at most 64 kB, and with `fastupdate` on
+as before migration 0007.
+
 Settings, from the environment:
 
 - `BENCH_READS_N`: comma-separated result counts (default `50000,100000`);
@@ -26,6 +35,8 @@ import asyncio
 import datetime as dt
 import gc
 import json
+import math
+import multiprocessing
 import os
 import sqlite3
 import statistics
@@ -36,7 +47,7 @@ import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -44,7 +55,22 @@ import asyncpg
 from bench._raw_postgres import open_raw_postgres
 from bench._rows import make_results
 from bench._sql import LIST_POSTGRES, LIST_SQLITE
-from persistence import Database, TestStatus, TestType, all_results, connect, migrate, save_results
+from bench.search import SEARCHES
+from bench.search import make_results as make_search_results
+from persistence import (
+    Database,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    migrate,
+    save_results,
+    search_results,
+)
+
+if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+    from multiprocessing.synchronize import Event
 
 __all__ = ["main"]
 
@@ -295,9 +321,155 @@ async def run() -> list[dict[str, Any]]:
     return figures
 
 
+WRITE_BATCH: Final = 200
+"""Results the writer process saves in each `save_results` call."""
+_GIN_INDEXES: Final = ("test_results_search_idx", "test_results_metadata_idx")
+_GIN_VARIANTS: Final = (
+    ("as migrated", ""),
+    ("fastupdate on, pending list <= 64 kB", "fastupdate = on, gin_pending_list_limit = 64"),
+    ("fastupdate on (before 0007)", "fastupdate = on, gin_pending_list_limit = 4096"),
+)
+"""The GIN settings PostgreSQL is measured with: as the migrations leave them, then others."""
+
+
+def _writer(url: str, stop: Event, saved: Synchronized[int]) -> None:
+    """In a process of its own: save batches of results until `stop` is set; count them."""
+    results = make_search_results(2_000, seed=7)
+
+    async def write() -> None:
+        async with connect(url) as db:
+            while not stop.is_set():
+                for start in range(0, len(results), WRITE_BATCH):
+                    await save_results(db, results[start : start + WRITE_BATCH])
+                    with saved.get_lock():
+                        saved.value += WRITE_BATCH
+                    if stop.is_set():
+                        return
+
+    asyncio.run(write())
+
+
+async def _search_times(db: Database, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        for search in SEARCHES:
+            started = time.perf_counter()
+            await search_results(db, search.text, where=search.where, limit=20)
+            times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+async def _search_phases(engine: str, url: str, db: Database, repeat: int) -> dict[str, Any]:
+    """Time the search mix alone, then while a writer process saves results."""
+    alone = await _search_times(db, repeat)
+    context = multiprocessing.get_context("spawn")
+    stop, saved = context.Event(), context.Value("q", 0)
+    writer = context.Process(target=_writer, args=(url, stop, saved))
+    writer.start()
+    try:
+        while saved.value < 2 * WRITE_BATCH:  # noqa: ASYNC110  # a count in another process
+            await asyncio.sleep(0.05)
+        started, before = time.perf_counter(), saved.value
+        busy = await _search_times(db, repeat)
+        rows_per_s = (saved.value - before) / (time.perf_counter() - started)
+    finally:
+        stop.set()
+        await asyncio.to_thread(writer.join, 60)
+    figures = {
+        "engine": engine,
+        "median_alone_ms": statistics.median(alone),
+        "p95_alone_ms": _p95(alone),
+        "median_writing_ms": statistics.median(busy),
+        "p95_writing_ms": _p95(busy),
+        "writer_rows_per_s": rows_per_s,
+    }
+    figures["median_ratio"] = figures["median_writing_ms"] / figures["median_alone_ms"]
+    _say(
+        f"| {engine} | {figures['median_alone_ms']:.1f} | {figures['p95_alone_ms']:.1f} "
+        f"| {figures['median_writing_ms']:.1f} | {figures['p95_writing_ms']:.1f} "
+        f"| {figures['median_ratio']:.2f} | {rows_per_s:,.0f} |"
+    )
+    return figures
+
+
+async def _stored_for_search(db: Database, n: int) -> None:
+    results = make_search_results(n)
+    for start in range(0, n, 1_000):
+        await save_results(db, results[start : start + 1_000])
+
+
+async def search_sqlite(n: int, repeat: int) -> list[dict[str, Any]]:
+    """Search a temporary SQLite file alone, then while another process writes to it."""
+    with tempfile.TemporaryDirectory(prefix="persistence-reads-") as folder:
+        path = str(Path(folder) / "search.db")
+        async with connect(path) as db:
+            await migrate(db)
+            await _stored_for_search(db, n)
+            return [await _search_phases("sqlite", path, db, repeat)]
+
+
+async def search_postgres(n: int, repeat: int, admin_url: str) -> list[dict[str, Any]]:
+    """Search a scratch PostgreSQL database alone, then while another process writes to it.
+
+    With the GIN indexes as migrated, then with each other setting of `_GIN_VARIANTS`.
+    """
+    name = f"persistence_reads_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    finally:
+        await admin.close()
+    url = _with_database(admin_url, name)
+    figures = []
+    try:
+        async with connect(url) as db:
+            await migrate(db)
+            await _stored_for_search(db, n)
+            raw = await asyncpg.connect(url)
+            try:
+                for label, settings in _GIN_VARIANTS:
+                    for index in _GIN_INDEXES if settings else ():
+                        await raw.execute(f"ALTER INDEX {index} SET ({settings})")
+                    await raw.execute("VACUUM ANALYZE test_results")
+                    figures.append(await _search_phases(f"postgres, GIN {label}", url, db, repeat))
+            finally:
+                await raw.close()
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    return figures
+
+
+async def run_search() -> list[dict[str, Any]]:
+    """Search alone and while writing, on both engines; print a markdown table."""
+    n = int(os.environ.get("BENCH_READS_SEARCH_N", "").strip() or "20000")
+    repeat = int(os.environ.get("BENCH_READS_REPEAT", "").strip() or "5")
+    admin_url = os.environ.get("BENCH_DATABASE_URL", "").strip() or DEFAULT_ADMIN_URL
+    engines = os.environ.get("BENCH_READS_ENGINES", "").strip() or "sqlite,postgres"
+    _say(
+        "| engine | median alone ms | p95 alone ms | median writing ms | p95 writing ms "
+        "| median writing/alone | writer rows/s |"
+    )
+    _say("|---|---:|---:|---:|---:|---:|---:|")
+    figures = []
+    if "sqlite" in engines:
+        figures += await search_sqlite(n, repeat)
+    if "postgres" in engines:
+        figures += await search_postgres(n, repeat, admin_url)
+    return figures
+
+
 def main() -> None:
-    """Run the read benchmark."""
-    asyncio.run(run())
+    """Run the read benchmark, or with `search` as argument the search-while-writing one."""
+    asyncio.run(run_search() if sys.argv[1:] == ["search"] else run())
 
 
 if __name__ == "__main__":
