@@ -157,6 +157,43 @@ async def test_postgres_folds_by_the_same_table(postgres_url: str) -> None:
         await connection.close()
 
 
+async def test_postgres_gin_indexes_keep_no_pending_list(postgres_url: str) -> None:
+    """After results saved in batches, the GIN indexes hold no pending entries (fastupdate off).
+
+    A pending list is read whole by every search: 278 pages of it made a search 100 times
+    slower. Migration 0007 turns it off; the rows are in the index itself at once.
+    """
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        for batch in range(3):
+            await save_results(
+                db,
+                [
+                    TestResult(
+                        test_type=TestType.UNIT,
+                        status=TestStatus.PASSED,
+                        output=f"batch{batch} row{row} words",
+                        metadata={"batch": batch},
+                    )
+                    for row in range(50)
+                ],
+            )
+        page = await search_results(db, "batch2 row7")
+        assert [hit.result.output for hit in page.items] == ["batch2 row7 words"]
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        for index in ("test_results_search_idx", "test_results_metadata_idx"):
+            options = await connection.fetchval(
+                "SELECT reloptions FROM pg_class WHERE relname = $1", index
+            )
+            assert "fastupdate=off" in options, (index, options)
+            # gin_clean_pending_list gives the number of pending pages it moved into the index.
+            moved = await connection.fetchval("SELECT gin_clean_pending_list($1::regclass)", index)
+            assert moved == 0, index
+    finally:
+        await connection.close()
+
+
 def test_fold_reads_the_table_letters_as_the_index_does() -> None:
     """fold() reads every letter of the table as the index does; fold_word() maps only those."""
     text = "ΟΔΟΣ οδος İstanbul ſ µ ϑ Straße"
