@@ -23,6 +23,7 @@ from persistence._codecs import (
     decode_datetime_column,
     decode_json,
     decode_json_column,
+    decode_json_text,
 )
 
 if TYPE_CHECKING:
@@ -466,6 +467,11 @@ def test_column_decoders_read_each_row_as_the_row_decoders_do() -> None:
     assert next(iter(first)) is next(iter(second))  # one string for a key repeated in rows
     with pytest.raises(ValueError, match="Expecting"):
         decode_json_column([("{}",), ("{",)], 0)
+    for text in ('{"a":[1,2.5,"x"]}', ' {"a":1} ', "null", '"s"', "[]"):
+        assert decode_json_text(text) == json.loads(text)
+    for bad in ("", "{", '{"a":1} x', "[1,]"):
+        with pytest.raises(ValueError, match=r"Expecting|Extra data"):
+            decode_json_text(bad)
 
 
 def test_parameters_follow_sqlc_numbering() -> None:
