@@ -1,5 +1,0 @@
--- Nothing to change on SQLite: PostgreSQL's 0007 stops its GIN indexes from keeping a pending
--- list that searches must read whole. FTS5 has no such list: each commit writes its entries as
--- a segment of the index, which searches read as they read the rest, and automerge keeps the
--- number of segments small. Measured with bench/reads.py, search while another process writes
--- stays within twice its time alone. The file keeps both engines' migrations numbered alike.
