@@ -189,8 +189,8 @@ _RESERVED_NAMES = frozenset(
         "Any",
         "repeat",
         "decode_bool",
-        "decode_datetime",
-        "decode_json",
+        "decode_datetime_column",
+        "decode_json_column",
         "QUERY_WRITES",
         "QUERY_FACTS",
         "QueryFacts",
@@ -949,33 +949,52 @@ def _signature(method: _Method) -> str:
     return f"async def {method.method}({', '.join(items)}) -> {returns}:"
 
 
-_DECODERS = {"datetime": "decode_datetime", "json": "decode_json", "bool": "decode_bool"}
-"""How SQLite's text or integer holds each kind of column, and the codec that reads it."""
+_DECODERS = {"bool": "decode_bool"}
+"""How SQLite's integer holds each kind of column read row by row, and the codec that reads it."""
+
+_COLUMN_DECODERS = {"datetime": "decode_datetime_column", "json": "decode_json_column"}
+"""How SQLite's text holds each kind of column, and the codec that reads a column of rows."""
 
 
 def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
     """Write the row mappers of one row type: the rows each engine's driver gives, as `row`.
 
     PostgreSQL's driver gives every column as its Python value already; SQLite's stores
-    datetimes and JSON as text and booleans as integers, which the codecs read by position.
+    datetimes and JSON as text, which the codecs read a whole column of the slice at a time
+    (one JSON decode per slice, not per row), and booleans as integers, read by position.
     """
     values = []
+    decoded: list[tuple[str, str]] = []
     for index, column in enumerate(columns):
         kind = _kind(column.annotation)
-        decoder = _DECODERS.get("json" if kind == "list" else kind)
-        values.append(f"{decoder}(r[{index}])" if decoder else f"r[{index}]")
+        kind = "json" if kind == "list" else kind
+        if kind in _COLUMN_DECODERS:
+            decoded.append((f"c{index}", f"{_COLUMN_DECODERS[kind]}(given, {index})"))
+            values.append(f"c{index}")
+        elif kind in _DECODERS:
+            values.append(f"{_DECODERS[kind]}(r[{index}])")
+        else:
+            values.append(f"r[{index}]")
     plain_values = [f"r[{index}]" for index in range(len(columns))]
-    plain = f"return list(map(_new, repeat({row}), rows))"
+    plain = [f"return list(map(_new, repeat({row}), rows))"]
     packed = f"({values[0]},)" if len(values) == 1 else f"({', '.join(values)})"
-    decoded = f"return [_new({row}, {packed}) for r in rows]"
-    bodies = {"postgres": plain, "sqlite": decoded if values != plain_values else plain}
+    if decoded:
+        targets = ", ".join(["r", *(name for name, _ in decoded)])
+        sources = ", ".join(["given", *(call for _, call in decoded)])
+        sqlite = [
+            "given = rows if isinstance(rows, list) else list(rows)",
+            f"return [_new({row}, {packed}) for {targets} in zip({sources}, strict=True)]",
+        ]
+    else:
+        sqlite = [f"return [_new({row}, {packed}) for r in rows]"]
+    bodies = {"postgres": plain, "sqlite": sqlite if values != plain_values else plain}
     lines: list[str] = []
     for engine, body in bodies.items():
         lines += [
             "",
             "",
             f"def {_mapper_name(engine, row)}(rows: Iterable[Any]) -> list[{row}]:",
-            _INDENT + body,
+            *(_INDENT + line for line in body),
         ]
     return lines
 
@@ -994,9 +1013,11 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
         )
     )
     kinds = {_kind(f.annotation) for m in methods if m.row for f in m.query.columns}
-    codecs = sorted(f"decode_{kind}" for kind in ("bool", "datetime", "json") if kind in kinds) + (
-        ["decode_json"] if "list" in kinds and "json" not in kinds else []
-    )
+    kinds = {"json" if kind == "list" else kind for kind in kinds}
+    codecs = [
+        *(_DECODERS[kind] for kind in kinds if kind in _DECODERS),
+        *(_COLUMN_DECODERS[kind] for kind in kinds if kind in _COLUMN_DECODERS),
+    ]
     typing = ["Any", "Final"]
     if any(m.row for m in methods):
         typing.append("NamedTuple")

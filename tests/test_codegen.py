@@ -18,6 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codegen.queries import CodegenError, generate, generate_sql, main, snake_case
+from persistence._codecs import (
+    decode_datetime,
+    decode_datetime_column,
+    decode_json,
+    decode_json_column,
+    decode_json_text,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -433,11 +440,38 @@ def test_placeholders_are_named_outside_quotes_and_comments() -> None:
 
 
 def test_rows_are_mapped_with_each_engine_codecs() -> None:
-    """SQLite's mapper reads datetimes from text by position; PostgreSQL's takes rows as given."""
+    """SQLite's mapper reads a column of datetimes at once; PostgreSQL's takes rows as given."""
     source = " ".join(gen(*both(every_command)).source.split())
-    assert "_new(ThingsRow, (r[0], r[1], decode_datetime(r[2]))) for r in rows" in source
+    assert (
+        "_new(ThingsRow, (r[0], r[1], c2)) for r, c2 in zip(given, "
+        "decode_datetime_column(given, 2), strict=True)"
+    ) in source
     assert "return list(map(_new, repeat(ThingsRow), rows))" in source
     assert '"sqlite": { "ThingsRow": _sqlite_things_row, }' in source
+
+
+def test_column_decoders_read_each_row_as_the_row_decoders_do() -> None:
+    """A column read at once gives what each row read alone gives, odd values included."""
+    rows = [
+        (1, '{"a":[1,2]}', "2026-01-01T00:00:00.000001+00:00"),
+        (2, "{}", "2026-01-02T00:00:00.000000+00:00"),
+        (3, ' { "a" : 1 } ', None),
+    ]
+    assert decode_json_column(rows, 1) == [decode_json(row[1]) for row in rows]
+    assert decode_datetime_column(rows, 2) == [decode_datetime(row[2]) for row in rows]
+    assert decode_json_column([(None,), ("[1]",)], 0) == [None, [1]]
+    assert decode_json_column([], 0) == []
+    first, second = decode_json_column([('{"key":1}',), ('{"key":2}',)], 0)
+    assert isinstance(first, dict)
+    assert isinstance(second, dict)
+    assert next(iter(first)) is next(iter(second))  # one string for a key repeated in rows
+    with pytest.raises(ValueError, match="Expecting"):
+        decode_json_column([("{}",), ("{",)], 0)
+    for text in ('{"a":[1,2.5,"x"]}', ' {"a":1} ', "null", '"s"', "[]"):
+        assert decode_json_text(text) == json.loads(text)
+    for bad in ("", "{", '{"a":1} x', "[1,]"):
+        with pytest.raises(ValueError, match=r"Expecting|Extra data"):
+            decode_json_text(bad)
 
 
 def test_parameters_follow_sqlc_numbering() -> None:
@@ -875,7 +909,7 @@ def test_list_override_of_a_column_is_a_list() -> None:
     )
     generated = gen(built)
     assert generated.typed_dicts["TagsRow"] == {"tags": "list[str]"}
-    assert "decode_json(r[0])" in generated.source
+    assert "decode_json_column(given, 0)" in generated.source
 
 
 def test_max_needs_and_takes_an_override() -> None:

@@ -543,6 +543,21 @@ def test_row_round_trip(model: Model, row_id: int) -> None:
     assert exactly(row_of(model, row_id)) == exactly(attrs.evolve(model, id=row_id))
 
 
+def test_models_read_from_rows_are_the_frozen_models() -> None:
+    """A model the row mappers fill is of the model's class: frozen, equal, hashable as one."""
+    made = (
+        TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, id=1),
+        FileRecord(path="p", id=2),
+    )
+    for model in made:
+        read = row_of(model, model.id or 0)
+        assert type(read) is type(model)
+        assert read == model
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            read.id = 3  # type: ignore[misc]  # what is refused
+        assert attrs.evolve(read, id=4).id == 4
+
+
 @pytest.mark.parametrize("kind", list(ConfigType))
 @IN_MEMORY
 @given(data=st.data())

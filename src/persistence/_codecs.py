@@ -2,17 +2,31 @@
 
 Neutral: both backends and the generated row mappers use it. PostgreSQL stores JSON through
 asyncpg's codec with `encode_json`; SQLite stores datetimes and JSON as text and reads them
-back with the decoders here.
+back with the decoders here: a JSON column a slice of rows at a time (`decode_json_column`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from json.scanner import make_scanner
 
 from persistence.exceptions import ValidationError
 
-__all__ = ["decode_bool", "decode_datetime", "decode_json", "encode_datetime", "encode_json"]
+__all__ = [
+    "decode_bool",
+    "decode_datetime",
+    "decode_datetime_column",
+    "decode_json",
+    "decode_json_column",
+    "decode_json_text",
+    "encode_datetime",
+    "encode_json",
+]
+
+_FROM_ISO = dt.datetime.fromisoformat
+_SCAN_ONCE = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # takes a decoder
 
 
 def encode_datetime(value: dt.datetime) -> str:
@@ -32,12 +46,55 @@ def decode_datetime(raw: object) -> object:
     return dt.datetime.fromisoformat(raw) if isinstance(raw, str) else raw
 
 
+def decode_json_text(text: str) -> object:
+    """Read one JSON text, as `json.loads` does, at a third of its cost for a small object.
+
+    `json.loads` checks the text's type and reads white space around the value with regular
+    expressions: a text that the scanner under it reads whole in one step needs neither.
+    """
+    try:
+        value, end = _SCAN_ONCE(text, 0)
+    except StopIteration:  # nothing at the start that the scanner reads: json.loads says why
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
 def decode_json(raw: object) -> object:
     """Read JSON stored as text; anything else as it is."""
-    # Most metadata is empty; json.loads costs about 1 us even for "{}".
+    # Most metadata is empty; decoding costs far more than this comparison even for "{}".
     if raw == "{}":
         return {}
-    return json.loads(raw) if isinstance(raw, str) else raw
+    return decode_json_text(raw) if isinstance(raw, str) else raw
+
+
+def decode_datetime_column(rows: Sequence[Sequence[object]], index: int) -> list[object]:
+    """Read column `index` of every row as `decode_datetime` would, without a call per row."""
+    texts = [row[index] for row in rows]
+    try:
+        return list(map(_FROM_ISO, texts))  # type: ignore[arg-type]  # a TypeError if not str
+    except TypeError:
+        return [decode_datetime(text) for text in texts]
+
+
+def decode_json_column(rows: Sequence[Sequence[object]], index: int) -> list[object]:
+    """Read column `index` of every row as `decode_json` would, in one pass of the decoder.
+
+    The texts are read as one JSON array: one call instead of one per row, and each key
+    repeated across the rows is one string in memory, not one per row. Each text is one JSON
+    value (SQLite's CHECK holds every stored object to `json_valid`), so the array has one
+    item per row; anything else (a value not stored as text, a text that is not JSON) is read
+    row by row, as `decode_json` reads it.
+    """
+    texts = [row[index] for row in rows]
+    if all(type(text) is str for text in texts):
+        try:
+            values: object = json.loads(f"[{','.join(texts)}]")  # type: ignore[arg-type]  # all str
+        except ValueError:
+            pass
+        else:
+            if type(values) is list and len(values) == len(texts):
+                return values
+    return [decode_json(text) for text in texts]
 
 
 def decode_bool(raw: object) -> object:
