@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bench import cache, loop, memory, search, writes
+from bench import cache, loop, memory, more, search, writes
 from bench._section import Section
 
 __all__ = ["SECTIONS"]
@@ -21,4 +21,11 @@ SECTIONS: Final[list[Section]] = [
     Section("memory", "Memory per 100,000 results", memory.INTRO, memory.section),
     Section("search_under_writes", "Search while others write", writes.INTRO, writes.section),
     Section("caches", "Caches", cache.INTRO, cache.section, needs_postgres=True, needs_redis=True),
+    Section(
+        "history", "Run history", more.HISTORY_INTRO, more.history_section, needs_postgres=True
+    ),
+    Section(
+        "copy", "The move to PostgreSQL", more.COPY_INTRO, more.copy_section, needs_postgres=True
+    ),
+    Section("tracing", "Tracing", more.TRACING_INTRO, more.tracing_section),
 ]

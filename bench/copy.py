@@ -73,7 +73,7 @@ async def _fill(path: Path, rows: int) -> None:
             await save_results(db, batch)
 
 
-async def main() -> dict[str, object]:
+async def main(rows: int = ROWS) -> dict[str, object]:
     """Fill, copy, and give the figures."""
     name = f"persistence_bench_copy_{uuid.uuid4().hex[:12]}"
     url = urlunsplit(urlsplit(ADMIN)._replace(path=f"/{name}"))
@@ -83,7 +83,7 @@ async def main() -> dict[str, object]:
         with tempfile.TemporaryDirectory(prefix="persistence-bench-copy-") as folder:
             source = Path(folder) / "source.db"
             started = time.perf_counter()
-            await _fill(source, ROWS)
+            await _fill(source, rows)
             filled = time.perf_counter() - started
             async with connect(source) as db, connect(url, pool_size=2) as pg:
                 await migrate(pg)
@@ -116,7 +116,8 @@ async def main() -> dict[str, object]:
     }
 
 
-def _table(figures: dict[str, object]) -> str:
+def table(figures: dict[str, object]) -> str:
+    """Give the figures as a Markdown table."""
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         "| rows | copy s | rows/s | target | client CPU us/row | server CPU us/row | load |\n"
@@ -129,7 +130,7 @@ def _table(figures: dict[str, object]) -> str:
 
 if __name__ == "__main__":
     results = asyncio.run(main())
-    sys.stdout.write(_table(results))
+    sys.stdout.write(table(results))
     out = Path(os.environ.get("BENCH_OUT") or "build/bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "copy.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

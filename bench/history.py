@@ -287,12 +287,13 @@ def _table(report: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-async def _run() -> dict[str, dict[str, float]]:
-    tests = _env_int("BENCH_HISTORY_TESTS", 10_000)
-    runs = _env_int("BENCH_HISTORY_RUNS", 100)
-    repeat = _env_int("BENCH_HISTORY_REPEAT", 3)
-    cases = _env_int("BENCH_HISTORY_IMPORT_CASES", 200_000)
-    megabytes = _env_int("BENCH_HISTORY_MEMORY_MB", 100)
+async def _run(*, quick: bool = False) -> dict[str, dict[str, float]]:
+    """Measure at the sizes the targets name, or at small ones for a smoke run."""
+    tests = _env_int("BENCH_HISTORY_TESTS", 200 if quick else 10_000)
+    runs = _env_int("BENCH_HISTORY_RUNS", 10 if quick else 100)
+    repeat = _env_int("BENCH_HISTORY_REPEAT", 1 if quick else 3)
+    cases = _env_int("BENCH_HISTORY_IMPORT_CASES", 2_000 if quick else 200_000)
+    megabytes = _env_int("BENCH_HISTORY_MEMORY_MB", 1 if quick else 100)
     admin_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
     report: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-history-") as folder:
@@ -308,9 +309,9 @@ async def _run() -> dict[str, dict[str, float]]:
     return report
 
 
-async def measure() -> tuple[dict[str, object], str]:
+async def measure(*, quick: bool = False) -> tuple[dict[str, object], str]:
     """Run the history benchmark on both engines; give its figures and its Markdown table."""
-    report = await _run()
+    report = await _run(quick=quick)
     return {"engines": report}, _table(report)
 
 

@@ -26,6 +26,7 @@ from persistence import (
     open_database,
     save_result,
     save_results,
+    transaction,
 )
 from persistence.database import DEFAULT_DATABASE, backend_of, engine_of
 
@@ -218,3 +219,13 @@ async def test_a_cancelled_batch_raises_the_packages_error_on_postgres(
             await locker.close()
             await admin.close()
         assert await all_results(db) == []
+
+
+async def test_a_pool_of_one_connection_still_runs_transactions(postgres_url: str) -> None:
+    """With one connection, a statement does not keep it from the next transaction."""
+    async with connect(postgres_url, pool_size=1) as db:
+        await migrate(db)
+        first = await save_result(db, result())
+        async with asyncio.timeout(10), transaction(db) as tx:
+            second = await save_result(tx, result())
+        assert {r.id for r in await all_results(db)} == {first.id, second.id}

@@ -232,8 +232,12 @@ class PostgresBackend:
     # Lending a connection for one statement.
 
     async def take_lane(self) -> PgConnection | None:
-        """Hold the lane's connection, replacing it if the server dropped it; None if busy."""
-        if self._lane_lock.locked():
+        """Hold the lane's connection, replacing it if the server dropped it; None if busy.
+
+        A pool of one connection keeps no lane: it would hold that connection for good, and a
+        transaction would wait for it forever.
+        """
+        if self._lane_lock.locked() or self._pool.get_max_size() < 2:  # noqa: PLR2004
             return None
         await self._lane_lock.acquire()
         try:
