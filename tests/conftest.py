@@ -11,6 +11,7 @@ the last drop. Off CI, with no server, those tests skip and say why; with CI=tru
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import queue
 import threading
@@ -85,12 +86,18 @@ class _Dropper:
     def drop(self, name: str) -> None:
         self._names.put(name)
 
+    def wait_idle(self) -> None:
+        """Wait until every drop asked for so far is done."""
+        self._names.join()
+
     def _run(self) -> None:
         while (name := self._names.get()) is not None:
             try:
                 asyncio.run(_admin(self._admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             except (OSError, asyncpg.PostgresError) as error:
                 self._failures.append(f"{name}: {error}")
+            finally:
+                self._names.task_done()
 
     def close(self) -> list[str]:
         self._names.put(None)
@@ -98,10 +105,23 @@ class _Dropper:
         return self._failures
 
 
+_DROPPERS: list[_Dropper] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> None:
+    """Start a timed test with no drop running: it would take the GIL and the server's disk."""
+    if request.node.get_closest_marker("timed") is not None:
+        for dropper in _DROPPERS:
+            dropper.wait_idle()
+
+
 @pytest.fixture(scope="session")
 def _dropper(postgres_admin: str) -> Iterator[_Dropper]:
     dropper = _Dropper(postgres_admin)
+    _DROPPERS.append(dropper)
     yield dropper
+    _DROPPERS.remove(dropper)
     failures = dropper.close()
     assert not failures, f"test databases left behind: {failures}"
 
@@ -230,3 +250,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in TIMED_MODULES:
             item.add_marker(pytest.mark.timed)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection made, so that no collection pass in a test walks it again.
+
+    Every test module, hypothesis and the fixtures are imported by then; a full collection
+    pass over them all takes longer than the loop-lag tests' whole bound.
+    """
+    del session
+    gc.collect()
+    gc.freeze()
