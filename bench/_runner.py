@@ -325,7 +325,7 @@ async def run_postgres(bench: Bench, admin_url: str, table: str) -> str:
             try:
 
                 async def reset() -> None:
-                    await raw_conn.execute("TRUNCATE test_results")
+                    await raw_conn.execute("TRUNCATE test_results CASCADE")
 
                 async def row_count() -> int:
                     return int(await raw_conn.fetchval("SELECT count(*) FROM test_results"))
