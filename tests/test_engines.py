@@ -8,11 +8,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import attrs
 import pytest
 
 from persistence import (
+    ConflictError,
     Database,
     DatabaseError,
     Engine,
@@ -28,6 +31,7 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._postgres import adapter as pg_adapter
 from persistence.database import DEFAULT_DATABASE, backend_of, engine_of
 
 URLS = [
@@ -229,3 +233,27 @@ async def test_a_pool_of_one_connection_still_runs_transactions(postgres_url: st
         async with asyncio.timeout(10), transaction(db) as tx:
             second = await save_result(tx, result())
         assert {r.id for r in await all_results(db)} == {first.id, second.id}
+
+
+async def test_a_long_bulk_save_is_several_copies_and_still_all_or_nothing(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each COPY stays within the statement bound; a failure in a later one keeps nothing."""
+    monkeypatch.setattr(pg_adapter, "COPY_ROWS", 3)
+    copies: list[str] = []
+    copy = asyncpg.Connection.copy_records_to_table
+
+    async def counted(self: asyncpg.Connection, table: str, **options: Any) -> str:  # noqa: ANN401  # passed through as asyncpg takes them
+        copies.append(table)
+        return await copy(self, table, **options)
+
+    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", counted)
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        assert await save_results(db, [result() for _ in range(10)]) == 10
+        assert copies == ["test_results"] * 4
+        assert len(await all_results(db)) == 10
+        bad = [result() for _ in range(7)] + [attrs.evolve(result(), run_id=999_999)]
+        with pytest.raises(ConflictError, match="run_id"):
+            await save_results(db, bad)
+        assert len(await all_results(db)) == 10  # the first two copies rolled back too

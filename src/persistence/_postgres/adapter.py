@@ -170,19 +170,42 @@ class PostgresAdapter(AsyncPGAdapter):
             await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
             return len(parameters)
         table, columns, params = target
-        records = _records_in_slices(parameters, _record_of(params))
-        try:
-            # asyncpg bounds each message of a COPY, not a peer that stops reading.
-            async with asyncio.timeout(self._command_timeout):
-                status = await conn.copy_records_to_table(
-                    table, records=records, columns=list(columns)
-                )
-        except TimeoutError:
-            if conn.is_closed():
-                msg = "the connection closed during COPY"
-                raise asyncpg.ConnectionDoesNotExistError(msg) from None
-            raise
-        return int(status.rsplit(" ", 1)[-1])
+        record_of = _record_of(params)
+        if len(parameters) <= COPY_ROWS or conn.is_in_transaction():
+            return await self._copy(conn, table, columns, parameters, record_of)
+        # Each COPY is one statement, bounded by the command timeout: a long list goes in
+        # several, inside one transaction, so that it is still all or nothing.
+        async with conn.transaction():
+            return await self._copy(conn, table, columns, parameters, record_of)
+
+    async def _copy(
+        self,
+        conn: PgConnection,
+        table: str,
+        columns: tuple[str, ...],
+        parameters: Sequence[Params],
+        record_of: Callable[[Params], tuple[object, ...]],
+    ) -> int:
+        copied = 0
+        for start in range(0, len(parameters), COPY_ROWS):
+            records = _records_in_slices(parameters[start : start + COPY_ROWS], record_of)
+            try:
+                # asyncpg bounds each message of a COPY, not a peer that stops reading.
+                async with asyncio.timeout(self._command_timeout):
+                    status = await conn.copy_records_to_table(
+                        table, records=records, columns=list(columns)
+                    )
+            except TimeoutError:
+                if conn.is_closed():
+                    msg = "the connection closed during COPY"
+                    raise asyncpg.ConnectionDoesNotExistError(msg) from None
+                raise
+            copied += int(status.rsplit(" ", 1)[-1])
+        return copied
+
+
+COPY_ROWS = 10_000
+"""Rows in one COPY statement: 10,000 results with 2 KB outputs take about 10 s on 2 cores."""
 
 
 def _record_of(params: tuple[str, ...]) -> Callable[[Params], tuple[object, ...]]:
