@@ -15,7 +15,7 @@ import datetime as dt
 import os
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
 
@@ -215,7 +215,7 @@ async def import_junit(
         # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
         pending: asyncio.Future[None] | None = None
         try:
-            stream = await asyncio.to_thread(path.open, "rb")
+            stream = await _open_for_reading(path)
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
                     _feed(parser, target, chunk)
@@ -237,6 +237,25 @@ async def import_junit(
                 with suppress(Exception, asyncio.CancelledError):
                     pending.result()
     return run
+
+
+async def _open_for_reading(path: Path) -> BinaryIO:
+    """Open the file in a thread; a caller cancelled meanwhile leaves no file open behind it."""
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(_open, path))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _open(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
