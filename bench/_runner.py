@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import attrs
@@ -32,6 +30,7 @@ from bench._raw_postgres import RawPostgres, open_raw_pool, open_raw_postgres
 from bench._raw_sqlite import RawSqlite, open_raw_sqlite
 from bench._report import machine_description, write_reports
 from bench._rows import PAGE_SIZE, batches_of, listing_filter, make_results, shuffled
+from bench._scratch import scratch_postgres
 from bench._section import Outcome, Run
 from bench._sections import SECTIONS
 from bench._wake import HOPS, thread_wake_us
@@ -287,27 +286,6 @@ async def run_sqlite(bench: Bench, table: str, names: frozenset[str] | None = No
                 hand.close()
                 loop_conn.close()
                 await raw_conn.close()
-
-
-def with_database(url: str, name: str) -> str:
-    """Give the URL of another database on the same server."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-@contextlib.asynccontextmanager
-async def scratch_postgres(admin_url: str, prefix: str) -> AsyncIterator[str]:
-    """Lend the URL of a new, empty PostgreSQL database, dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        try:
-            yield with_database(admin_url, name)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def run_postgres(bench: Bench, admin_url: str, table: str) -> str:

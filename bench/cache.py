@@ -31,8 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
-
+from bench._scratch import scratch_postgres
 from bench._section import Outcome, Run
 from persistence import connect, get_config_value, migrate, open_persistence, set_config
 from persistence.cache import Cache
@@ -230,18 +229,11 @@ async def measure(
     admin_url: str = ADMIN, redis_url: str = REDIS, writes: int = WRITES
 ) -> tuple[dict[str, object], str]:
     """Run on SQLite and PostgreSQL; give the figures and their Markdown tables."""
-    name = f"bench_cache_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
+    async with scratch_postgres(admin_url, "bench_cache") as pg:
         with tempfile.TemporaryDirectory() as folder:
             lite = str(Path(folder) / "bench.db")
             sqlite = await engine(lite, Path(folder), redis_url, writes)
-            pg = admin_url.rsplit("/", 1)[0] + f"/{name}"
             postgres = await engine(pg, Path(folder) / "pg", redis_url, writes)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     results: dict[str, object] = {"sqlite": sqlite, "postgres": postgres}
     return results, tables(sqlite, postgres)
 

@@ -24,14 +24,13 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from bench._rows import make_results
+from bench._scratch import scratch_postgres
 from persistence import connect, copy_database, migrate, save_results
 
 ADMIN: Final = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,11 +74,7 @@ async def _fill(path: Path, rows: int) -> None:
 
 async def main(rows: int = ROWS) -> dict[str, object]:
     """Fill, copy, and give the figures."""
-    name = f"persistence_bench_copy_{uuid.uuid4().hex[:12]}"
-    url = urlunsplit(urlsplit(ADMIN)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
+    async with scratch_postgres(ADMIN, "persistence_bench_copy") as url:
         with tempfile.TemporaryDirectory(prefix="persistence-bench-copy-") as folder:
             source = Path(folder) / "source.db"
             started = time.perf_counter()
@@ -94,9 +89,6 @@ async def main(rows: int = ROWS) -> dict[str, object]:
                 seconds = time.perf_counter() - started
                 client = time.process_time() - client_before
                 server_after = await _server_cpu(url)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     server = (
         None
         if server_before is None or server_after is None

@@ -41,13 +41,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
 import asyncpg
 
+from bench._scratch import scratch_postgres
 from persistence import (
     Database,
     Engine,
@@ -152,14 +152,8 @@ async def _database(engine: Engine, workdir: Path, admin_url: str) -> AsyncItera
     if engine is Engine.SQLITE:
         yield str(workdir / "history.db")
         return
-    name = f"persistence_bench_history_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_postgres(admin_url, "persistence_bench_history") as url:
+        yield url
 
 
 async def _analyse(engine: Engine, url: str) -> None:

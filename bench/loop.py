@@ -30,7 +30,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
@@ -40,6 +39,7 @@ import attrs
 
 from bench import search as search_bench
 from bench._lag import Lag, LagProbe, lag_of
+from bench._scratch import scratch_postgres
 from bench._section import Outcome, Run
 from bench._targets import LAG_MAX, Verdict, lag_verdict
 from persistence import (
@@ -266,22 +266,12 @@ async def _database(engine: Engine, admin_url: str) -> AsyncIterator[tuple[Datab
                 await migrate(db)
                 yield db, path
         return
-    name = f"persistence_bench_loop_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        try:
-            url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
-            # One COPY of 50,000 results with 2 KB outputs takes about a minute on 2 cores,
-            # most of it the search vector and its GIN index: past the default 60 s bound.
-            async with connect(url, command_timeout=BULK_TIMEOUT) as db:
-                await migrate(db)
-                yield db, url
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with (
+        scratch_postgres(admin_url, "persistence_bench_loop") as url,
+        connect(url, command_timeout=BULK_TIMEOUT) as db,
+    ):
+        await migrate(db)
+        yield db, url
 
 
 async def _postgres_answers(admin_url: str) -> bool:

@@ -21,6 +21,7 @@ from bench._hand_sqlite import decode_rows
 from bench._loop_sqlite import open_plain_sqlite
 from bench._raw_postgres import open_raw_postgres
 from bench._rows import make_results
+from bench._scratch import scratch_postgres
 from bench._section import Outcome, Run
 from bench._targets import Verdict
 from persistence import all_results, connect, migrate, save_results
@@ -163,8 +164,6 @@ async def section(run: Run) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="persistence-bench-memory-") as folder:
         engines.append(await _engine("sqlite", str(Path(folder) / "m.db"), n))
     if run.postgres is not None:
-        from bench._runner import scratch_postgres  # noqa: PLC0415  # the runner imports the list
-
         async with scratch_postgres(run.postgres, "persistence_bench_memory") as url:
             engines.append(await _engine("postgres", url, n))
     return Outcome({"engines": engines}, _table(engines), _verdicts(engines))

@@ -35,7 +35,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +42,7 @@ from typing import Any, Final
 import asyncpg
 import attrs
 
+from bench._scratch import scratch_postgres
 from persistence import Database, Tracing, connect, get_config_value, migrate, set_config
 from persistence._postgres.adapter import PostgresAdapter
 from persistence._sqlite.adapter import SqliteAdapter
@@ -225,21 +225,13 @@ async def _engine(name: str, url: str, calls: int, rounds: int, hook_nanos: floa
 @contextlib.asynccontextmanager
 async def _postgres(admin_url: str) -> AsyncIterator[str | None]:
     """Lend the URL of a new PostgreSQL database, dropped afterwards; None without a server."""
-    try:
-        admin = await asyncpg.connect(admin_url, timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError):
-        yield None
-        return
-    name = f"persistence_bench_tracing_{uuid.uuid4().hex[:10]}"
-    try:
-        # Identifiers cannot be bound parameters; the name is made here, from hex digits only.
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    async with contextlib.AsyncExitStack() as stack:
+        scratch = scratch_postgres(admin_url, "persistence_bench_tracing")
         try:
-            yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+            url: str | None = await stack.enter_async_context(scratch)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            url = None
+        yield url
 
 
 def _env_int(name: str, default: int) -> int:

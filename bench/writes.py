@@ -30,6 +30,7 @@ from typing import Final
 
 import asyncpg
 
+from bench._scratch import scratch_postgres
 from bench._section import Outcome, Run
 from bench._targets import Verdict
 from bench.search import SEARCHES, make_results
@@ -262,8 +263,6 @@ async def section(run: Run) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="persistence-bench-writes-") as folder:
         engines.append(await _engine("sqlite", str(Path(folder) / "w.db"), loaded, repeat))
     if run.postgres is not None:
-        from bench._runner import scratch_postgres  # noqa: PLC0415  # the runner imports this module's list
-
         async with scratch_postgres(run.postgres, "persistence_bench_writes") as url:
             engines.append(await _engine("postgres", url, loaded, repeat))
     return Outcome({"engines": engines}, _table(engines), _verdicts(engines))
