@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -382,9 +383,16 @@ async def _contenders(
 
 
 async def _sections(
-    context: Run, only: set[str] | None, skipped: dict[str, str], durations: dict[str, float]
+    context: Run,
+    only: set[str] | None,
+    skipped: dict[str, str],
+    failed: dict[str, str],
+    durations: dict[str, float],
 ) -> dict[str, tuple[str, str, Outcome]]:
-    """Run every registered section that was asked for and can run, in the list's order."""
+    """Run every registered section that was asked for and can run, in the list's order.
+
+    A section that raises is named in `failed` and the run goes on to the next one.
+    """
     outcomes: dict[str, tuple[str, str, Outcome]] = {}
     for section in SECTIONS:
         if only is not None and section.key not in only:
@@ -396,7 +404,13 @@ async def _sections(
             continue
         _say(f"\n## {section.title}")
         mark = time.perf_counter()
-        outcome = await section.measure(context)
+        try:
+            outcome = await section.measure(context)
+        except Exception as error:  # noqa: BLE001 - one failed section must not waste the whole run
+            failed[section.title] = f"{type(error).__name__}: {error}"
+            _say(f"\n{section.title} FAILED: {failed[section.title]}")
+            traceback.print_exc()
+            continue
         durations[section.key] = time.perf_counter() - mark
         outcomes[section.key] = (section.title, section.intro, outcome)
         _say(outcome.markdown)
@@ -435,7 +449,8 @@ async def run(out: Path | None = None) -> Path:
         postgres=admin_url if problem is None else None,
         redis=redis if await _redis_answers(redis) else None,
     )
-    outcomes = await _sections(context, only, skipped, durations)
+    failed: dict[str, str] = {}
+    outcomes = await _sections(context, only, skipped, failed, durations)
     machine = machine_description(versions)
     machine["load_average"] = [round(load_at_start, 2), round(os.getloadavg()[0], 2)]
     write_reports(
@@ -444,16 +459,18 @@ async def run(out: Path | None = None) -> Path:
         settings={**attrs.asdict(sizes), "quick": quick},
         idle=idle,
         wake_us=wake,
-        skipped=skipped,
+        skipped={**skipped, **{title: f"FAILED, {why}" for title, why in failed.items()}},
         seconds=time.perf_counter() - started,
         durations=durations,
         out=out,
         say=_say,
         sections=outcomes,
     )
+    if failed:
+        raise SystemExit(f"bench: {len(failed)} section(s) failed: {', '.join(failed)}")
     return out
 
 
 def main() -> None:
-    """Entry point of `python -m bench`."""
+    """Entry point of `python -m bench`; exits 1 when a section failed, after writing the report."""
     asyncio.run(run())
