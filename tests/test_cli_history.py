@@ -1,15 +1,26 @@
-"""The run-history commands: import, runs, compare (exit 1 on new failures), flaky, test-history."""
+"""The run-history commands: import, runs, compare (exit 1 on new failures), flaky and the rest."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from pathlib import Path
 from typing import Final
 
 import pytest
 
+from persistence import (
+    TestResult,
+    TestStatus,
+    TestType,
+    connect,
+    keep_counterexample,
+    open_counterexample_store,
+)
 from persistence.__main__ import main
 from persistence._cli_history import sparkline
+from persistence.storage import open_storage
 
 REPORT: Final = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuite name="s">
@@ -92,3 +103,59 @@ def test_compare_with_fewer_than_two_runs_fails_in_one_line(
     with pytest.raises(SystemExit) as usage:
         main(["compare", "0", *db])
     assert usage.value.code == 2
+
+
+async def _keep_three(url: str, root: Path) -> None:
+    """Keep three failures of one stress test on two distinct inputs, the second newest."""
+    async with connect(url) as db:
+        store = await open_counterexample_store(await open_storage(root))
+        for case, got in ((b"1\n", b"x\n"), (b"2\n", b"y\n"), (b"1\n", b"z\n")):
+            failed = TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id=STRESS)
+            await keep_counterexample(db, store, failed, input=case, actual=got)
+
+
+STRESS: Final = "solutions/a.cpp#stress"
+
+
+def test_counterexamples_lists_inputs_newest_first_with_their_files(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """A table by default, JSON with --json; --storage gives each file's path, to replay."""
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    root = tmp_path / "files"
+    asyncio.run(_keep_three(database_url, root))
+
+    code, out, _ = run(capsys, "counterexamples", STRESS, *db)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["last", "failed", "status", "failures", "size", "input"]
+    assert [line.split()[-1] for line in lines[1:]] == [sha256(b"1\n"), sha256(b"2\n")]
+    assert [line.split()[3] for line in lines[1:]] == ["2", "1"]
+
+    code, out, _ = run(capsys, "counterexamples", STRESS, "--storage", str(root), "--json", *db)
+    assert code == 0
+    found = json.loads(out)["counterexamples"]
+    assert [Path(c["input_file"]).read_bytes() for c in found] == [b"1\n", b"2\n"]
+    assert [Path(c["actual_file"]).read_bytes() for c in found] == [b"z\n", b"y\n"]
+    assert [c["expected_file"] for c in found] == [None, None]
+    assert [(c["failures"], c["status"]) for c in found] == [(2, "failed"), (1, "failed")]
+
+    code, out, _ = run(capsys, "counterexamples", STRESS, "--limit", "1", *db)
+    assert code == 0
+    assert len(out.splitlines()) == 2
+    code, out, _ = run(capsys, "counterexamples", "no/such#test", "--json", *db)
+    assert (code, json.loads(out)["counterexamples"]) == (0, [])
+
+    code, _, err = run(capsys, "counterexamples", STRESS, "--storage", str(tmp_path), *db)
+    assert code == 3  # a root that does not keep them: one line naming the missing file
+    assert err.startswith("persistence: error: Counterexample file")
+    assert str(tmp_path / ".cache" / "counterexamples" / sha256(b"1\n")[:2]) in err
+    with pytest.raises(SystemExit) as usage:
+        main(["counterexamples", STRESS, "--limit", "0", *db])
+    assert usage.value.code == 2
+
+
+def sha256(data: bytes) -> str:
+    """The hash that names a kept file."""
+    return hashlib.sha256(data).hexdigest()

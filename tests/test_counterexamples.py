@@ -212,3 +212,13 @@ async def test_a_file_a_result_names_survives_a_sweeping_process(
     named = {c.input_sha256 for c in await counterexamples(db, TEST, top=10_000)}
     assert named == {_sha(b"%d\n" % pair) for pair in range(pairs)}
     assert not named - set(await store.keys())
+
+
+def test_path_of_names_the_kept_file_and_refuses_what_is_no_hash(tmp_path: Path) -> None:
+    """The path under the root, by the first two hex digits; anything else is refused."""
+    store = CounterexampleStore(tmp_path)
+    key = hashlib.sha256(b"1\n").hexdigest()
+    assert store.path_of(key) == tmp_path / ".cache" / "counterexamples" / key[:2] / key
+    for bad in ("../" + key[3:], key.upper(), key[:-1], ""):
+        with pytest.raises(ValidationError, match="is not a SHA-256"):
+            store.path_of(bad)

@@ -1,4 +1,4 @@
-"""The run-history commands: runs, compare, flaky, test-history, import and export.
+"""The run-history commands: runs, compare, flaky, test-history, counterexamples, import, export.
 
 `__main__` registers them and opens the database; each command here takes it open. Output is an
 aligned table by default (with a sparkline of durations where a trend is shown), or JSON with
@@ -8,6 +8,7 @@ aligned table by default (with a sparkline of durations where a trend is shown),
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import math
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import export_junit, import_junit
@@ -22,6 +24,7 @@ from persistence.run_history import (
     DEFAULT_SLOWER_FLOOR,
     DEFAULT_SLOWER_RATIO,
     compare_runs,
+    counterexamples,
     duration_figures,
     flaky_tests,
     list_test_history,
@@ -127,6 +130,19 @@ def add_history_commands(
     )
     history.add_argument(
         "--last", type=_positive, default=100, help="durations over the last N passed"
+    )
+    failing = commands.add_parser(
+        "counterexamples",
+        parents=both,
+        help="list the distinct inputs a test failed on, newest first, for replay",
+    )
+    failing.add_argument("test_id", metavar="TEST_ID")
+    failing.add_argument("--limit", type=_positive, default=100, help="how many (default: 100)")
+    failing.add_argument(
+        "--storage",
+        type=Path,
+        metavar="DIR",
+        help="the storage root that keeps the files: print where each input is, to replay it",
     )
     load = commands.add_parser(
         "import", parents=both, help="import a JUnit, CTRF or JSON Lines file as a run"
@@ -341,6 +357,66 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
+    found = await counterexamples(db, arguments.test_id, top=arguments.limit)
+    store = None if arguments.storage is None else CounterexampleStore(arguments.storage)
+    paths: dict[str, str] = {}  # each kept file's path, when --storage is given
+    for c in found:
+        for sha256 in (c.input_sha256, c.expected_sha256, c.actual_sha256):
+            if store is not None and sha256 is not None and sha256 not in paths:
+                path = store.path_of(sha256)
+                if not await asyncio.to_thread(path.is_file):
+                    raise NotFoundError("Counterexample file (is --storage the root?)", str(path))
+                paths[sha256] = str(path)
+    if arguments.json:
+        _out(
+            json.dumps(
+                {
+                    "test_id": arguments.test_id,
+                    "counterexamples": [
+                        {
+                            "input_sha256": c.input_sha256,
+                            "input_size": c.input_size,
+                            "failures": c.failures,
+                            "first_failed_at": c.first_failed_at.isoformat(),
+                            "failed_at": c.failed_at.isoformat(),
+                            "result_id": c.result_id,
+                            "status": c.status.value,
+                            "expected_sha256": c.expected_sha256,
+                            "actual_sha256": c.actual_sha256,
+                        }
+                        | (
+                            {}
+                            if store is None
+                            else {
+                                "input_file": paths[c.input_sha256],
+                                "expected_file": paths.get(c.expected_sha256 or ""),
+                                "actual_file": paths.get(c.actual_sha256 or ""),
+                            }
+                        )
+                        for c in found
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    _table(
+        ["last failed", "status", "failures", "size", "input"],
+        [
+            (
+                c.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                c.status.value,
+                c.failures,
+                f"{c.input_size} B",
+                c.input_sha256 if store is None else paths[c.input_sha256],
+            )
+            for c in found
+        ],
+    )
+    return EXIT_OK
+
+
 async def _import(db: Database, arguments: argparse.Namespace) -> int:
     kind = arguments.format or _format_of(arguments.file)
     labels: JsonObject = dict(arguments.label)
@@ -378,6 +454,7 @@ HISTORY_COMMANDS: Final[
     "compare": _compare,
     "flaky": _flaky,
     "test-history": _test_history,
+    "counterexamples": _counterexamples,
     "import": _import,
     "export": _export,
 }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -59,6 +60,7 @@ FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
 _LAST_SHARD: Final = 0xFF
+_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _FAILING: Final = frozenset({TestStatus.FAILED, TestStatus.TIMEOUT, TestStatus.ERROR})
 
 
@@ -71,6 +73,16 @@ class CounterexampleStore:
     async def read(self, sha256: str) -> bytes | None:
         """Give the content of a kept file once its hash is checked; None if it is not kept."""
         return await asyncio.to_thread(read_entry, self.root, FOLDER, sha256)
+
+    def path_of(self, sha256: str) -> Path:
+        """Give where the kept file of `sha256` lives, for a program to read it directly.
+
+        Only the hash is checked (64 lower-case hex digits), not the file: `read` is the checked
+        way in. The command line prints these paths for a shell to replay.
+        """
+        if not _SHA256.fullmatch(sha256):
+            raise ValidationError("CounterexampleStore", "sha256", f"is not a SHA-256: {sha256!r}")
+        return self.root / FOLDER / sha256[:2] / sha256
 
     async def keys(self) -> list[str]:
         """Give the hashes of every kept file, sorted."""

@@ -1,0 +1,109 @@
+"""What the commands share: exit codes, the database they name, opening it, one-line messages.
+
+`__main__` and the command modules beside it (`_cli_migrations`, `_cli_history`) stand on this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from persistence.database import (
+    DEFAULT_DATABASE,
+    Database,
+    Engine,
+    engine_of,
+    open_database,
+)
+from persistence.exceptions import DatabaseError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PENDING",
+    "EXIT_USAGE",
+    "CannotRunError",
+    "database_url",
+    "open_existing",
+    "open_retrying",
+    "print_json",
+    "retrying",
+    "say",
+]
+
+EXIT_OK: Final = 0
+EXIT_PENDING: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_FAILED: Final = 3
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
+
+_CONNECT_TIMEOUT: Final = 10.0
+_RETRY_DELAY: Final = (0.1, 1.0)  # first and longest pause between connection attempts
+_T = TypeVar("_T")
+
+
+class CannotRunError(Exception):
+    """A reason the command cannot run that is not the database's: printed as one line."""
+
+
+def database_url(given: str | None) -> str:
+    """Return the database to use: --database, else $DATABASE_URL, else data/app.db."""
+    return given or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
+
+
+async def open_retrying(url: str, *, create: bool, wait: float) -> Database:
+    """Open the database, retrying for up to `wait` seconds while it cannot be reached."""
+    return await retrying(
+        lambda timeout: open_database(url, create=create, connect_timeout=timeout), url, wait
+    )
+
+
+async def retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: float) -> _T:
+    """Make attempts, given each one's connect timeout, until one works or `wait` has passed."""
+    engine_of(url)  # a bad URL fails at once: waiting would not mend it
+    deadline = time.monotonic() + wait
+    delay, longest = _RETRY_DELAY
+    while True:
+        # Within a wait, an attempt may take what is left of it, but at least a second.
+        left = deadline - time.monotonic()
+        timeout = min(_CONNECT_TIMEOUT, max(left, 1.0)) if wait else _CONNECT_TIMEOUT
+        try:
+            return await attempt(timeout)
+        except DatabaseError as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if wait:
+                    raise DatabaseError(f"{error} (gave up after waiting {wait:g}s)") from error
+                raise
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, longest)
+
+
+async def open_existing(url: str, *, wait: float, write: bool) -> Database:
+    """Open a database that must exist already: a missing SQLite file is not created."""
+    engine, target = engine_of(url)
+    if engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).is_file):
+        msg = f"no SQLite database at {target!r}"
+        if write:
+            msg += f": create and migrate it first (persistence migrate --database {target})"
+        raise CannotRunError(msg)
+    return await open_retrying(url, create=write, wait=wait)
+
+
+def print_json(value: dict[str, object]) -> None:
+    """Print a command's `--json` answer, indented."""
+    print(json.dumps(value, indent=2))
+
+
+def say(message: str) -> None:
+    """Print one line on stderr, whatever line breaks the message holds."""
+    print(f"persistence: {' '.join(message.split())}", file=sys.stderr)

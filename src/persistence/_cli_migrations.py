@@ -1,0 +1,320 @@
+"""The migration commands: `migrate` (and its dry run), `status`, `history` and `new`.
+
+`__main__` registers them; each takes its parsed arguments and returns the exit code. Their
+`--json` shapes are here too, as the README lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from persistence._cli_common import (
+    EXIT_OK,
+    EXIT_PENDING,
+    CannotRunError,
+    database_url,
+    open_retrying,
+    print_json,
+    retrying,
+    say,
+)
+from persistence._loader import sql_root
+from persistence.database import (
+    Engine,
+    close_database,
+    create_database,
+    engine_of,
+    redact_url,
+)
+from persistence.migrations import (
+    Chain,
+    discover_migrations,
+    migrate,
+    migration_status,
+    migrations_folder,
+    pending_migrations,
+    user_migrations_folder,
+)
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Coroutine
+
+    from persistence.migrations import AppliedMigration, Drift, Migration, MigrationStatus
+
+__all__ = [
+    "LOCK_TIMEOUT",
+    "history_command",
+    "migrate_command",
+    "new_command",
+    "status_command",
+]
+
+_NUMBERED: Final = re.compile(r"(?P<version>\d{4,})_[a-z0-9_]+\.sql")
+_ENGINE_FOLDERS: Final = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+_TEMPLATE: Final = """\
+-- {stem} ({engine}): its statements run in one transaction, with its history row.
+-- Do not write BEGIN or COMMIT here: the runner refuses them.
+"""
+LOCK_TIMEOUT: Final = 60.0
+"""How long `migrate` waits for another runner's lock by default (--lock-timeout)."""
+_QUIET: Final = 1.0  # how long `migrate` works before it says what it may be waiting for
+_T = TypeVar("_T")
+
+
+async def migrate_command(arguments: argparse.Namespace) -> int:
+    url = database_url(arguments.database)
+    created = arguments.create and await retrying(
+        lambda timeout: create_database(url, connect_timeout=timeout, dry_run=arguments.dry_run),
+        url,
+        arguments.wait,
+    )
+    created = created or await _new_sqlite_file(url)
+    if arguments.dry_run:
+        return await _dry_run(arguments, url, created=created)
+    db = await open_retrying(url, create=True, wait=arguments.wait)
+    try:
+        applied = await _saying_after(
+            _QUIET,
+            migrate(
+                db,
+                arguments.folder,
+                accept=arguments.accept,
+                accept_user=arguments.accept_user,
+                lock_timeout=arguments.lock_timeout,
+            ),
+            f"still migrating after {_QUIET:g}s: waiting for the migration lock, which another "
+            f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
+            "or for a long migration to finish",
+        )
+    finally:
+        await close_database(db)
+    if arguments.json:
+        print_json(_migrate_json(url, dry_run=False, created=created, applied=applied, pending=[]))
+        return EXIT_OK
+    if created:
+        print(f"created the database {redact_url(url)}")
+    for migration in applied:
+        print(f"applied {_label(migration.chain)}{migration.path.name}")
+    print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
+    return EXIT_OK
+
+
+async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) -> int:
+    """Print what `migrate` would run, SQL and all, reading the database at most."""
+    engine = engine_of(url)[0]
+    if created:  # nothing is there yet, so everything would run
+        if arguments.accept or arguments.accept_user:
+            msg = "cannot accept drift: the database does not exist, so nothing was applied"
+            raise CannotRunError(msg)
+        pending = discover_migrations(migrations_folder(engine))
+        if arguments.folder is not None:
+            user = user_migrations_folder(arguments.folder, engine)
+            pending += discover_migrations(user, Chain.USER)
+    else:
+        db = await open_retrying(url, create=False, wait=arguments.wait)
+        try:
+            pending = await pending_migrations(
+                db, arguments.folder, accept=arguments.accept, accept_user=arguments.accept_user
+            )
+        finally:
+            await close_database(db)
+    if arguments.json:
+        print_json(_migrate_json(url, dry_run=True, created=created, applied=[], pending=pending))
+        return EXIT_OK
+    print(f"-- dry run: nothing was written to {redact_url(url)}")
+    if created:
+        print(f"-- would create the database {redact_url(url)}")
+    history = [f"{engine.value}.sql"] + ([f"{engine.value}_user.sql"] if arguments.folder else [])
+    for name in history:  # run first by every migrate; each is a no-op once its table exists
+        print(f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}")
+    for migration in pending:
+        print(f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its")
+        print(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
+    print(f"\n-- {len(pending)} migration(s) would be applied")
+    return EXIT_OK
+
+
+async def _new_sqlite_file(url: str) -> bool:
+    """Tell whether `url` names a SQLite file that does not exist yet, which migrate creates."""
+    engine, target = engine_of(url)
+    return engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
+
+
+def _migrate_json(
+    url: str, *, dry_run: bool, created: bool, applied: list[Migration], pending: list[Migration]
+) -> dict[str, object]:
+    """Give what `migrate --json` prints: the run's (or, dry, the plan's) migrations."""
+    return {
+        "database": redact_url(url),
+        "engine": engine_of(url)[0].value,
+        "dry_run": dry_run,
+        "created": created,
+        "applied": [_migration_json(migration) for migration in applied],
+        "pending": [_migration_json(migration) | {"sql": migration.sql} for migration in pending],
+    }
+
+
+def _migration_json(migration: Migration) -> dict[str, object]:
+    return {
+        "chain": migration.chain.value,
+        "version": migration.version,
+        "name": migration.name,
+        "file": migration.path.name,
+    }
+
+
+async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
+    """Await `work`; if it takes longer than `quiet` seconds, say `line` on stderr once."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=quiet)
+        if not done:
+            say(line)
+        return await task
+    finally:
+        task.cancel()  # a no-op once it is done; else interrupted, and it must not linger
+
+
+async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, MigrationStatus]:
+    """Read where the database stands without creating or changing it: URL, engine, status."""
+    url = database_url(arguments.database)
+    db = await open_retrying(url, create=False, wait=arguments.wait)
+    try:
+        return url, db.engine.value, await migration_status(db, arguments.folder)
+    finally:
+        await close_database(db)
+
+
+async def status_command(arguments: argparse.Namespace) -> int:
+    url, engine, status = await _read_status(arguments)
+    if arguments.json:
+        print_json(
+            {
+                "database": redact_url(url),
+                "engine": engine,
+                "up_to_date": status.up_to_date,
+                "applied": [_applied_json(done) for done in status.applied],
+                "pending": [_pending_json(migration) for migration in status.pending],
+                "drifted": [_drift_json(drift) for drift in status.drifted],
+                "user": _user_json(arguments.folder, status.user),
+            }
+        )
+    else:
+        for chain in _chains(status):
+            label = _label(chain.chain)
+            for done in chain.applied:
+                print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
+            for migration in chain.pending:
+                print(f"pending  {label}{migration.path.name}")
+            for drift in chain.drifted:
+                print(f"drifted  {label}{drift.describe()}")
+    return EXIT_OK if status.up_to_date else EXIT_PENDING
+
+
+def _chains(status: MigrationStatus) -> list[MigrationStatus]:
+    """List the package's chain, then the user's when a folder was given."""
+    return [status] if status.user is None else [status, status.user]
+
+
+def _label(chain: Chain) -> str:
+    """Give the prefix of a migration's name: none for the package's, `user/` for the user's."""
+    return "" if chain is Chain.PACKAGE else "user/"
+
+
+def _user_json(folder: Path | None, status: MigrationStatus | None) -> dict[str, object] | None:
+    if folder is None or status is None:
+        return None
+    return {
+        "folder": str(folder),
+        "up_to_date": status.up_to_date,
+        "applied": [_applied_json(done) for done in status.applied],
+        "pending": [_pending_json(migration) for migration in status.pending],
+        "drifted": [_drift_json(drift) for drift in status.drifted],
+    }
+
+
+async def history_command(arguments: argparse.Namespace) -> int:
+    url, engine, status = await _read_status(arguments)
+    if arguments.json:
+        print_json(
+            {
+                "database": redact_url(url),
+                "engine": engine,
+                "applied": [_applied_json(done) for done in status.applied],
+                "user": (
+                    None
+                    if status.user is None
+                    else {
+                        "folder": str(arguments.folder),
+                        "applied": [_applied_json(done) for done in status.user.applied],
+                    }
+                ),
+            }
+        )
+        return EXIT_OK
+    if not status.applied:
+        print(f"{redact_url(url)}: no migration applied yet")
+    for chain in _chains(status):
+        label = _label(chain.chain)
+        for done in chain.applied:
+            print(
+                f"{label}{done.name}  applied {done.applied_at.isoformat()}  "
+                f"in {done.duration_ms:.1f} ms"
+            )
+    return EXIT_OK
+
+
+def _applied_json(done: AppliedMigration) -> dict[str, object]:
+    return {
+        "version": done.version,
+        "name": done.name,
+        "checksum": done.checksum,
+        "applied_at": done.applied_at.isoformat(),
+        "duration_ms": done.duration_ms,
+    }
+
+
+def _pending_json(migration: Migration) -> dict[str, object]:
+    return {"version": migration.version, "name": migration.name, "file": migration.path.name}
+
+
+def _drift_json(drift: Drift) -> dict[str, object]:
+    return {
+        "version": drift.applied.version,
+        "name": drift.applied.name,
+        "change": "deleted" if drift.migration is None else "edited",
+        "message": drift.describe(),
+    }
+
+
+def new_command(arguments: argparse.Namespace) -> int:
+    folder: Path = arguments.folder or _checkout_migrations()
+    folders = [folder / engine for engine in _ENGINE_FOLDERS]
+    versions = [
+        int(match["version"])
+        for engine_folder in folders
+        if engine_folder.is_dir()
+        for path in engine_folder.iterdir()
+        if (match := _NUMBERED.fullmatch(path.name))
+    ]
+    stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
+    for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+        engine_folder.mkdir(parents=True, exist_ok=True)
+        path = engine_folder / f"{stem}.sql"
+        with path.open("x", encoding="utf-8", newline="\n") as file:
+            file.write(_TEMPLATE.format(stem=stem, engine=engine))
+        print(f"created {path}")
+    return EXIT_OK
+
+
+def _checkout_migrations() -> Path:
+    """Return the checkout's sql/migrations, which the installed package does not have."""
+    root = sql_root()
+    if not (root.parent / "pyproject.toml").is_file():
+        msg = f"the package runs from {root.parent}, not from a checkout: pass --migrations DIR"
+        raise CannotRunError(msg)
+    return root / "migrations"
