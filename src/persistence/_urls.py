@@ -12,14 +12,24 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import quote, unquote
 
 from persistence._backend import Engine
-from persistence._postgres.pooling import split_pooling
-from persistence.exceptions import DatabaseError
+from persistence._postgres.pooling import check_listen_url, split_pooling
+from persistence.exceptions import DatabaseError, ValidationError
 
-__all__ = ["DEFAULT_DATABASE", "database_url", "engine_of", "redact_url"]
+__all__ = [
+    "DEFAULT_DATABASE",
+    "PgBouncerMode",
+    "database_url",
+    "engine_of",
+    "pooled_target",
+    "redact_url",
+]
+
+PgBouncerMode = Literal["transaction"]
+"""The PgBouncer pool mode the package is told of: `pool_mode = transaction`."""
 
 DEFAULT_DATABASE: Final = Path("data/app.db")
 """The embedded default, relative to the working directory."""
@@ -130,6 +140,87 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     raise _bad_url(
         text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
     )
+
+
+def pooled_target(
+    url: str | os.PathLike[str] | None,
+    *,
+    pgbouncer: PgBouncerMode | None,
+    listen_url: str | None,
+    caller: str,
+) -> tuple[Engine, str]:
+    """Tell the engine as `engine_of` does, with the PgBouncer options given as arguments.
+
+    They are folded into the PostgreSQL URL as `?pgbouncer=transaction&listen_url=...`, so the
+    backend reads one form. An option the URL already gives must have the same value, or it is
+    a `ValidationError` naming both; a SQLite database refuses them. Nothing is opened here.
+    """
+    if pgbouncer is not None and pgbouncer != "transaction":
+        raise ValidationError(
+            caller,
+            "pgbouncer",
+            f"takes 'transaction' (PgBouncer's pool_mode = transaction) or None, got "
+            f"{pgbouncer!r}; session pooling needs no option, and statement pooling cannot run "
+            "a transaction of several statements",
+        )
+    if listen_url is not None:
+        _check_listen_argument(listen_url, caller)
+    engine, target = engine_of(url)
+    if pgbouncer is None and listen_url is None:
+        return engine, target
+    if engine is Engine.SQLITE:
+        name = "pgbouncer" if pgbouncer is not None else "listen_url"
+        raise ValidationError(
+            caller,
+            name,
+            f"PgBouncer's options are for PostgreSQL, and {redact_url(target)!r} is a SQLite "
+            f"database: leave {name}= out",
+        )
+    given = split_pooling(target)[1]  # engine_of has checked the URL's own options
+    added: list[str] = []
+    if pgbouncer is not None and not given.transaction:
+        added.append(f"pgbouncer={pgbouncer}")
+    if listen_url is not None:
+        if given.listen_dsn is None:
+            added.append(f"listen_url={quote(listen_url, safe='')}")
+        elif given.listen_dsn != listen_url:
+            raise ValidationError(
+                caller,
+                "listen_url",
+                f"the URL {redact_url(target)!r} has listen_url={redact_url(given.listen_dsn)!r} "
+                f"and the argument is {redact_url(listen_url)!r}: give it once, or the same "
+                "in both",
+            )
+    return engine, _with_query(target, added)
+
+
+def _check_listen_argument(listen_url: object, caller: str) -> None:
+    """Refuse a `listen_url=` argument that is not PostgreSQL's own URL, saying why."""
+    if not isinstance(listen_url, str):
+        raise ValidationError(
+            caller, "listen_url", f"expected a postgresql:// URL or None, got {listen_url!r}"
+        )
+    scheme, reached, _ = listen_url.partition("://")
+    if not reached or scheme.lower() not in {"postgres", "postgresql"}:
+        raise ValidationError(
+            caller,
+            "listen_url",
+            f"takes PostgreSQL's own postgresql:// URL, got {redact_url(listen_url)!r}",
+        )
+    try:
+        check_listen_url(listen_url)
+        _check_postgres_url(listen_url)
+    except (ValueError, DatabaseError) as error:
+        raise ValidationError(caller, "listen_url", str(error)) from None
+
+
+def _with_query(url: str, parts: list[str]) -> str:
+    """Add `parts` to the query of `url`, before any fragment."""
+    if not parts:
+        return url
+    head, hash_sign, fragment = url.partition("#")
+    joiner = "" if head.endswith(("?", "&")) else "&" if "?" in head else "?"
+    return head + joiner + "&".join(parts) + hash_sign + fragment
 
 
 def _sqlite_path(url: str) -> str:

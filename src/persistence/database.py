@@ -34,7 +34,14 @@ from persistence._postgres import open_postgres
 from persistence._postgres.create import create_postgres_database
 from persistence._sqlite import open_sqlite
 from persistence._tracing import Tracing, observer_for
-from persistence._urls import DEFAULT_DATABASE, database_url, engine_of, redact_url
+from persistence._urls import (
+    DEFAULT_DATABASE,
+    PgBouncerMode,
+    database_url,
+    engine_of,
+    pooled_target,
+    redact_url,
+)
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -143,6 +150,8 @@ async def open_database(  # each limit is the caller's to set
     create: bool = True,
     tracing: Tracing | None = None,
     slow_query: float | None = None,
+    pgbouncer: PgBouncerMode | None = None,
+    listen_url: str | None = None,
 ) -> Database:
     """Open a database by URL or path: `url`, else `$DATABASE_URL`, else `data/app.db`.
 
@@ -155,8 +164,15 @@ async def open_database(  # each limit is the caller's to set
     Every query is an OpenTelemetry span when the `otel` extra is installed and a tracer
     provider is set up, globally or in `tracing`. A query that takes `slow_query` seconds or
     more (else `$PERSISTENCE_SLOW_QUERY`) is logged at WARNING on `persistence.queries`.
+
+    `pgbouncer="transaction"` says that a PostgreSQL URL reaches the server through PgBouncer
+    in transaction mode, and `listen_url` names PostgreSQL's own address for the change feed,
+    as `?pgbouncer=transaction&listen_url=...` in the URL would. An option given both ways must
+    agree; a SQLite database refuses them. Either is a `ValidationError`, before anything opens.
     """
-    engine, target = engine_of(url)
+    engine, target = pooled_target(
+        url, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_database"
+    )
     shown = redact_url(target)
     observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
@@ -221,6 +237,8 @@ async def connect(  # the same limits as open_database
     create: bool = True,
     tracing: Tracing | None = None,
     slow_query: float | None = None,
+    pgbouncer: PgBouncerMode | None = None,
+    listen_url: str | None = None,
 ) -> AsyncIterator[Database]:
     """Open a database for the length of an `async with` block; see `open_database`."""
     db = await open_database(
@@ -233,6 +251,8 @@ async def connect(  # the same limits as open_database
         create=create,
         tracing=tracing,
         slow_query=slow_query,
+        pgbouncer=pgbouncer,
+        listen_url=listen_url,
     )
     try:
         yield db
