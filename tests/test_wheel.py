@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -30,11 +31,12 @@ SQL_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sql").
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a program outside the checkout, with no PYTHONPATH or DATABASE_URL from this one."""
+    """Run a program outside the checkout, with none of this one's paths or database settings."""
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"PYTHONPATH", "DATABASE_URL", "VIRTUAL_ENV"}
+        if key
+        not in {"PYTHONPATH", "DATABASE_URL", "VIRTUAL_ENV", "REDIS_URL", "PERSISTENCE_FILES"}
     }
     return subprocess.run(
         [str(arg) for arg in args],
@@ -107,31 +109,59 @@ def wheel_metadata(dist: Path) -> email.message.Message:
 
 
 def test_the_metadata_names_a_free_distribution(dist: Path) -> None:
-    """Name, license, Python range and extras are what the README's install section says."""
+    """Name, license, Python range and extras are pyproject's, as the README's install says."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     metadata = wheel_metadata(dist)
-    assert metadata["Name"] == "persistence-sql"
+    assert metadata["Name"] == project["name"] == "persistence-sql"
+    assert metadata["Version"] == persistence.__version__
     assert only(dist, "*.whl").name.startswith("persistence_sql-")
     assert only(dist, "*.tar.gz").name.startswith("persistence_sql-")
-    assert metadata["License-Expression"] == "MIT"
-    assert metadata["Requires-Python"] == ">=3.11"
-    assert {"dev", "bench", "otel"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert metadata["License-Expression"] == project["license"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata["Requires-Python"] == project["requires-python"] == ">=3.11"
+    extras = sorted(metadata.get_all("Provides-Extra") or [])
+    assert extras == sorted(project["optional-dependencies"]) == ["bench", "dev", "otel"]
     assert metadata["Description-Content-Type"] == "text/markdown"
-    assert "pip install persistence-sql" in (metadata.get_payload() or "")
+    description = metadata.get_payload()
+    assert isinstance(description, str)
+    install = description[description.index("\n## Install\n") :]
+    assert "pip install persistence-sql " in install
+    for extra in extras:  # the install section names each extra
+        assert re.search(rf"\b{extra}\b", install.partition("```\n\n")[0]), extra
+
+
+def anchor(heading: str) -> str:
+    """The anchor a Markdown renderer gives a heading: lower case, no punctuation, dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
 def test_the_long_description_links_only_to_shipped_files(dist: Path) -> None:
-    """Every relative link of the README resolves to a file in the sdist, beside the README."""
+    """Every relative link of the wheel's long description is a file the sdist and wheel carry.
+
+    The sdist carries it beside the README; the wheel in its `.dist-info/extra_metadata/`. A
+    link within the description names one of its headings.
+    """
     with tarfile.open(only(dist, "*.tar.gz")) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    text = README.read_text(encoding="utf-8")
+    wheel = zipfile.ZipFile(only(dist, "*.whl")).namelist()
+    extra = {name.split("/extra_metadata/", 1)[1] for name in wheel if "/extra_metadata/" in name}
+    description = wheel_metadata(dist).get_payload()
+    assert isinstance(description, str)
+    assert description.strip() == README.read_text(encoding="utf-8").strip()
+    links = re.findall(r"\]\(([^)\s]+)\)", description)
     targets = {
         target.split("#", 1)[0]
-        for target in re.findall(r"\]\(([^)\s]+)\)", text)
+        for target in links
         if not target.startswith(("#", "http://", "https://", "mailto:"))
     }
     assert targets, "the README links to no file: this test would check nothing"
     assert sorted(targets - names) == []
+    assert sorted(targets - extra) == []
     assert {"README.md", "CHANGELOG.md", "docs/GUARANTEES.md"} <= names
+    headings = {anchor(h) for h in re.findall(r"^#+ (.+)$", description, re.MULTILINE)}
+    inner = {target[1:] for target in links if target.startswith("#")}
+    assert inner, "the README links to none of its sections: this test would check nothing"
+    assert sorted(inner - headings) == []
 
 
 def test_the_wheel_carries_the_changelog(dist: Path) -> None:
@@ -244,19 +274,44 @@ def test_the_own_migrations_example_runs_on_the_installed_package(
     assert done.returncode == 0, done.stderr
 
 
-def test_the_sync_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:
-    """The README's synchronous example runs with only the wheel installed (SQLite here)."""
+def test_the_sync_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The README's synchronous example runs with only the wheel installed, on both engines.
+
+    One interpreter runs it on each, so the second engine costs no second start-up. Off CI,
+    with no PostgreSQL server, SQLite's run is still checked, then the test skips, saying why.
+    """
+    try:
+        postgres: str | None = request.getfixturevalue("postgres_url")
+        unreachable = ""
+    except pytest.skip.Exception as skipped:  # only off CI: on CI the fixture fails instead
+        postgres, unreachable = None, str(skipped)
     text = README.read_text(encoding="utf-8")
     section = text[text.index("\n## Synchronous programs\n") :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None
     script = tmp_path / "sync_example.py"
     script.write_text(
-        match.group(1) + "\nimport sys\nexample(Path(sys.argv[1]), sys.argv[2])\n",
+        match.group(1)
+        + "\nimport sys\nfor folder, url in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        + "    example(Path(folder), url)\n    print(url)\n",
         encoding="utf-8",
     )
-    done = run(venv / "python", script, tmp_path, tmp_path / "app.db", cwd=tmp_path)
+    runs = {"sqlite": str(tmp_path / "sqlite" / "app.db")}
+    if postgres is not None:
+        runs["postgres"] = postgres
+    for engine in runs:
+        (tmp_path / engine).mkdir()
+    pairs = [str(part) for engine, url in runs.items() for part in (tmp_path / engine, url)]
+    done = run(venv / "python", script, *pairs, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == list(runs.values())  # each engine's run ended
+    for engine in runs:
+        assert (tmp_path / engine / "files").is_dir()  # its bundle opened there
+    assert (tmp_path / "sqlite" / "app.db").is_file()
+    if postgres is None:
+        pytest.skip(f"the PostgreSQL run: {unreachable}")
 
 
 def test_migrate_create_dry_run_and_json_from_the_wheel(
