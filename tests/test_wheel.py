@@ -256,62 +256,82 @@ def test_own_migrations_work_from_the_installed_command(
     assert history.stdout.splitlines()[-1].startswith("user/0001_passed_view  applied ")
 
 
-def test_the_own_migrations_example_runs_on_the_installed_package(
-    venv: Path, tmp_path: Path, database_url: str
-) -> None:
-    """The README's own-migrations example runs with only the wheel installed, both engines."""
+def readme_example(heading: str) -> str:
+    """The first Python block under a heading of the README."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Your own migrations\n") :]
+    section = text[text.index(f"\n{heading}\n") :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    script = tmp_path / "own.py"
-    script.write_text(
-        match.group(1)
-        + "\nimport asyncio, sys\nasyncio.run(example(Path(sys.argv[1]), sys.argv[2]))\n",
-        encoding="utf-8",
-    )
-    done = run(venv / "python", script, tmp_path, database_url, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert match is not None, f"README.md has no Python block under {heading!r}"
+    return match.group(1)
 
 
-def test_the_sync_example_runs_on_the_installed_package(
-    venv: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """The README's synchronous example runs with only the wheel installed, on both engines.
+def run_on_both_engines(
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest, heading: str, call: str
+) -> list[Path]:
+    """Run a README example from the wheel on SQLite, then on PostgreSQL, in one interpreter.
 
-    One interpreter runs it on each, so the second engine costs no second start-up. Off CI,
-    with no PostgreSQL server, SQLite's run is still checked, then the test skips, saying why.
+    `call` runs the example on `folder` and `url`; one interpreter runs both, so the second
+    engine costs no second start-up. Gives each engine's folder. Off CI, with no PostgreSQL
+    server, SQLite's run is still checked, then the test skips, saying why.
     """
     try:
         postgres: str | None = request.getfixturevalue("postgres_url")
         unreachable = ""
     except pytest.skip.Exception as skipped:  # only off CI: on CI the fixture fails instead
         postgres, unreachable = None, str(skipped)
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Synchronous programs\n") :]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    script = tmp_path / "sync_example.py"
+    script = tmp_path / "example.py"
     script.write_text(
-        match.group(1)
-        + "\nimport sys\nfor folder, url in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-        + "    example(Path(folder), url)\n    print(url)\n",
+        f"{readme_example(heading)}\nimport asyncio, sys\n"
+        "for folder, url in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        f"    {call}\n    print(url)\n",
         encoding="utf-8",
     )
-    runs = {"sqlite": str(tmp_path / "sqlite" / "app.db")}
+    runs = {tmp_path / "sqlite": str(tmp_path / "sqlite" / "app.db")}
     if postgres is not None:
-        runs["postgres"] = postgres
-    for engine in runs:
-        (tmp_path / engine).mkdir()
-    pairs = [str(part) for engine, url in runs.items() for part in (tmp_path / engine, url)]
+        runs[tmp_path / "postgres"] = postgres
+    for folder in runs:
+        folder.mkdir()
+    pairs = [str(part) for folder, url in runs.items() for part in (folder, url)]
     done = run(venv / "python", script, *pairs, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == list(runs.values())  # each engine's run ended
-    for engine in runs:
-        assert (tmp_path / engine / "files").is_dir()  # its bundle opened there
     assert (tmp_path / "sqlite" / "app.db").is_file()
     if postgres is None:
         pytest.skip(f"the PostgreSQL run: {unreachable}")
+    return list(runs)
+
+
+def test_the_own_migrations_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The README's own-migrations example runs with only the wheel installed, both engines."""
+    call = "asyncio.run(example(Path(folder), url))"
+    for folder in run_on_both_engines(venv, tmp_path, request, "## Your own migrations", call):
+        assert (folder / "my_migrations" / "postgres" / "0001_failed_view.sql").is_file()
+
+
+def test_the_sync_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The README's synchronous example runs with only the wheel installed, on both engines."""
+    call = "example(Path(folder), url)"
+    for folder in run_on_both_engines(venv, tmp_path, request, "## Synchronous programs", call):
+        assert (folder / "files").is_dir()  # its bundle opened there
+
+
+def test_the_backup_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """The README's backup, restore and move to PostgreSQL run with only the wheel installed."""
+    script = tmp_path / "backup_example.py"
+    script.write_text(
+        readme_example("## Backup, restore and the move to PostgreSQL")
+        + "\nimport asyncio, sys\nasyncio.run(example(Path(sys.argv[1]), sys.argv[2]))\n",
+        encoding="utf-8",
+    )
+    done = run(venv / "python", script, tmp_path, postgres_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {"app.db", "app.backup", "restored.db"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_migrate_create_dry_run_and_json_from_the_wheel(
