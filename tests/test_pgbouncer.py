@@ -1,4 +1,7 @@
-"""Behind PgBouncer in transaction mode: `?pgbouncer=transaction`, against a real pgbouncer.
+"""Behind PgBouncer in transaction mode, against a real pgbouncer.
+
+The option is `?pgbouncer=transaction` in the URL, or `pgbouncer="transaction"` in the open call;
+`listen_url` likewise.
 
 The tests start their own pgbouncer on 127.0.0.1, on a free port, with a generated ini and
 user list, in front of the test server. Off CI, without the pgbouncer binary, they skip and
@@ -19,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -30,11 +34,13 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     all_results,
     connect,
     create_database,
     get_config_value,
     migrate,
+    open_persistence,
     save_result,
     save_results,
     search_results,
@@ -42,7 +48,7 @@ from persistence import (
     transaction,
 )
 from persistence.cache import open_memory_cache
-from persistence.database import engine_of, redact_url
+from persistence.database import close_database, engine_of, open_database, redact_url
 
 PGBOUNCER_BINARIES = ("pgbouncer", "/usr/sbin/pgbouncer")
 
@@ -194,10 +200,16 @@ async def test_without_the_option_named_statements_break(pgbouncer: int, direct_
     """The pgbouncer really pools by transaction: asyncpg's named statements go astray there.
 
     A statement prepared on one server connection is missing on the next, once another
-    client's transaction holds the first; with the option, the same steps work.
+    client's transaction holds the first; with the option, in the URL or as `pgbouncer=`,
+    the same steps work.
     """
-    for options, fails in (("", True), ("pgbouncer=transaction", False)):
-        async with connect(through(pgbouncer, direct_url, options)) as db:
+    cases: tuple[tuple[str, Literal["transaction"] | None, bool], ...] = (
+        ("", None, True),
+        ("pgbouncer=transaction", None, False),
+        ("", "transaction", False),  # the option as an argument of the open call
+    )
+    for options, argument, fails in cases:
+        async with connect(through(pgbouncer, direct_url, options), pgbouncer=argument) as db:
             await migrate(db)
             await set_config(db, "astray", "key", 1)
             assert await get_config_value(db, "astray", "key", int) == 1
@@ -288,3 +300,104 @@ def test_the_listen_url_password_is_hidden() -> None:
     shown = redact_url(f"postgresql://app:s3cret@bouncer:6432/app?listen_url={listen}")
     assert "s3cret" not in shown
     assert shown.startswith("postgresql://app:***@bouncer:6432/app?listen_url=")
+
+
+async def test_the_options_as_arguments_of_open_persistence(
+    pgbouncer: int, direct_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pgbouncer=` agrees with the URL's own option, and `listen_url=` feeds the bundle's cache."""
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    async with open_persistence(
+        through(pgbouncer, direct_url, "pgbouncer=transaction"),
+        files=tmp_path / "files",
+        pgbouncer="transaction",
+        listen_url=direct_url,
+    ) as p:
+        assert p.db.url.count("pgbouncer=transaction") == 1
+        assert "listen_url=" in p.db.url
+        await set_config(p.db, "bundle", "key", 1)
+        assert await p.cache.get_config_value("bundle", "key", int) == 1
+        assert await p.cache.get_config_value("bundle", "key", int) == 1
+        assert p.cache.stats().hits == 1  # a feed: LISTEN reached PostgreSQL itself
+        other = await asyncpg.connect(direct_url)  # a write this process did not make
+        try:
+            await other.execute(
+                "UPDATE config_entries SET value = '2' WHERE section = 'bundle' AND key = 'key'"
+            )
+        finally:
+            await other.close()
+        started = time.monotonic()
+        while (value := await p.cache.get_config_value("bundle", "key", int)) != 2:
+            assert time.monotonic() - started < 2, f"still {value}"
+            await asyncio.sleep(0.005)
+
+
+async def open_with(
+    opener: str, path: Path, pgbouncer: Literal["transaction"] | None, listen_url: str | None
+) -> None:
+    """Open `path` with `opener` and the options, and close it again."""
+    if opener == "open_database":
+        await close_database(await open_database(path, pgbouncer=pgbouncer, listen_url=listen_url))
+    elif opener == "connect":
+        async with connect(path, pgbouncer=pgbouncer, listen_url=listen_url):
+            pass
+    else:
+        files = path.parent / "files"
+        async with open_persistence(path, files=files, pgbouncer=pgbouncer, listen_url=listen_url):
+            pass
+
+
+@pytest.mark.parametrize("opener", ["open_database", "connect", "open_persistence"])
+@pytest.mark.parametrize(
+    ("pgbouncer", "listen_url", "field"),
+    [("transaction", None, "pgbouncer"), (None, "postgresql://h/db", "listen_url")],
+)
+async def test_sqlite_refuses_the_options_before_opening_anything(
+    opener: str,
+    pgbouncer: Literal["transaction"] | None,
+    listen_url: str | None,
+    field: str,
+    tmp_path: Path,
+) -> None:
+    """A SQLite database given a PgBouncer option is refused, and no file or folder is made."""
+    with pytest.raises(ValidationError, match="is a SQLite database") as raised:
+        await open_with(opener, tmp_path / "app.db", pgbouncer, listen_url)
+    called = "open_persistence" if opener == "open_persistence" else "open_database"
+    assert (raised.value.model, raised.value.field) == (called, field)
+    assert sorted(tmp_path.iterdir()) == []  # noqa: ASYNC240  # a test's own folder, once
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "field", "reason"),
+    [
+        ("postgresql://h/db", {"pgbouncer": "session"}, "pgbouncer", "takes 'transaction'"),
+        ("postgresql://h/db", {"pgbouncer": True}, "pgbouncer", "takes 'transaction'"),
+        ("postgresql://h/db", {"listen_url": "http://h/db"}, "listen_url", "own postgresql://"),
+        ("postgresql://h/db", {"listen_url": b"postgresql://h/db"}, "listen_url", "expected a"),
+        ("postgresql://h/db", {"listen_url": "postgresql://h:x/db"}, "listen_url", "the port"),
+        (
+            "postgresql://h/db",
+            {"listen_url": "postgresql://h/db?pgbouncer=transaction"},
+            "listen_url",
+            "must reach PostgreSQL directly",
+        ),
+        (
+            "postgresql://app:s3cret@bouncer/db?listen_url=postgresql%3A%2F%2Fapp%3As3cret%40a%2Fdb",
+            {"listen_url": "postgresql://app:s3cret@b/db"},
+            "listen_url",
+            (
+                "has listen_url='postgresql://app:***@a/db' and the argument is "
+                "'postgresql://app:***@b/db'"
+            ),
+        ),
+    ],
+)
+async def test_bad_option_arguments_are_refused_before_connecting(
+    url: str, options: dict[str, object], field: str, reason: str
+) -> None:
+    """A bad value, or one the URL contradicts, names the argument (and the URL), no password."""
+    with pytest.raises(ValidationError) as raised:
+        await open_database(url, connect_timeout=0.5, **options)  # type: ignore[arg-type]  # bad on purpose
+    assert raised.value.field == field
+    assert reason in str(raised.value)
+    assert "s3cret" not in str(raised.value)

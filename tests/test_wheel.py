@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -30,11 +31,12 @@ SQL_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sql").
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a program outside the checkout, with no PYTHONPATH or DATABASE_URL from this one."""
+    """Run a program outside the checkout, with none of this one's paths or database settings."""
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"PYTHONPATH", "DATABASE_URL", "VIRTUAL_ENV"}
+        if key
+        not in {"PYTHONPATH", "DATABASE_URL", "VIRTUAL_ENV", "REDIS_URL", "PERSISTENCE_FILES"}
     }
     return subprocess.run(
         [str(arg) for arg in args],
@@ -107,31 +109,59 @@ def wheel_metadata(dist: Path) -> email.message.Message:
 
 
 def test_the_metadata_names_a_free_distribution(dist: Path) -> None:
-    """Name, license, Python range and extras are what the README's install section says."""
+    """Name, license, Python range and extras are pyproject's, as the README's install says."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     metadata = wheel_metadata(dist)
-    assert metadata["Name"] == "persistence-sql"
+    assert metadata["Name"] == project["name"] == "persistence-sql"
+    assert metadata["Version"] == persistence.__version__
     assert only(dist, "*.whl").name.startswith("persistence_sql-")
     assert only(dist, "*.tar.gz").name.startswith("persistence_sql-")
-    assert metadata["License-Expression"] == "MIT"
-    assert metadata["Requires-Python"] == ">=3.11"
-    assert {"dev", "bench", "otel"} <= set(metadata.get_all("Provides-Extra") or [])
+    assert metadata["License-Expression"] == project["license"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata["Requires-Python"] == project["requires-python"] == ">=3.11"
+    extras = sorted(metadata.get_all("Provides-Extra") or [])
+    assert extras == sorted(project["optional-dependencies"]) == ["bench", "dev", "otel"]
     assert metadata["Description-Content-Type"] == "text/markdown"
-    assert "pip install persistence-sql" in (metadata.get_payload() or "")
+    description = metadata.get_payload()
+    assert isinstance(description, str)
+    install = description[description.index("\n## Install\n") :]
+    assert "pip install persistence-sql " in install
+    for extra in extras:  # the install section names each extra
+        assert re.search(rf"\b{extra}\b", install.partition("```\n\n")[0]), extra
+
+
+def anchor(heading: str) -> str:
+    """The anchor a Markdown renderer gives a heading: lower case, no punctuation, dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
 def test_the_long_description_links_only_to_shipped_files(dist: Path) -> None:
-    """Every relative link of the README resolves to a file in the sdist, beside the README."""
+    """Every relative link of the wheel's long description is a file the sdist and wheel carry.
+
+    The sdist carries it beside the README; the wheel in its `.dist-info/extra_metadata/`. A
+    link within the description names one of its headings.
+    """
     with tarfile.open(only(dist, "*.tar.gz")) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    text = README.read_text(encoding="utf-8")
+    wheel = zipfile.ZipFile(only(dist, "*.whl")).namelist()
+    extra = {name.split("/extra_metadata/", 1)[1] for name in wheel if "/extra_metadata/" in name}
+    description = wheel_metadata(dist).get_payload()
+    assert isinstance(description, str)
+    assert description.strip() == README.read_text(encoding="utf-8").strip()
+    links = re.findall(r"\]\(([^)\s]+)\)", description)
     targets = {
         target.split("#", 1)[0]
-        for target in re.findall(r"\]\(([^)\s]+)\)", text)
+        for target in links
         if not target.startswith(("#", "http://", "https://", "mailto:"))
     }
     assert targets, "the README links to no file: this test would check nothing"
     assert sorted(targets - names) == []
+    assert sorted(targets - extra) == []
     assert {"README.md", "CHANGELOG.md", "docs/GUARANTEES.md"} <= names
+    headings = {anchor(h) for h in re.findall(r"^#+ (.+)$", description, re.MULTILINE)}
+    inner = {target[1:] for target in links if target.startswith("#")}
+    assert inner, "the README links to none of its sections: this test would check nothing"
+    assert sorted(inner - headings) == []
 
 
 def test_the_wheel_carries_the_changelog(dist: Path) -> None:
@@ -226,37 +256,82 @@ def test_own_migrations_work_from_the_installed_command(
     assert history.stdout.splitlines()[-1].startswith("user/0001_passed_view  applied ")
 
 
+def readme_example(heading: str) -> str:
+    """The first Python block under a heading of the README."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(f"\n{heading}\n") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, f"README.md has no Python block under {heading!r}"
+    return match.group(1)
+
+
+def run_on_both_engines(
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest, heading: str, call: str
+) -> list[Path]:
+    """Run a README example from the wheel on SQLite, then on PostgreSQL, in one interpreter.
+
+    `call` runs the example on `folder` and `url`; one interpreter runs both, so the second
+    engine costs no second start-up. Gives each engine's folder. Off CI, with no PostgreSQL
+    server, SQLite's run is still checked, then the test skips, saying why.
+    """
+    try:
+        postgres: str | None = request.getfixturevalue("postgres_url")
+        unreachable = ""
+    except pytest.skip.Exception as skipped:  # only off CI: on CI the fixture fails instead
+        postgres, unreachable = None, str(skipped)
+    script = tmp_path / "example.py"
+    script.write_text(
+        f"{readme_example(heading)}\nimport asyncio, sys\n"
+        "for folder, url in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        f"    {call}\n    print(url)\n",
+        encoding="utf-8",
+    )
+    runs = {tmp_path / "sqlite": str(tmp_path / "sqlite" / "app.db")}
+    if postgres is not None:
+        runs[tmp_path / "postgres"] = postgres
+    for folder in runs:
+        folder.mkdir()
+    pairs = [str(part) for folder, url in runs.items() for part in (folder, url)]
+    done = run(venv / "python", script, *pairs, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == list(runs.values())  # each engine's run ended
+    assert (tmp_path / "sqlite" / "app.db").is_file()
+    if postgres is None:
+        pytest.skip(f"the PostgreSQL run: {unreachable}")
+    return list(runs)
+
+
 def test_the_own_migrations_example_runs_on_the_installed_package(
-    venv: Path, tmp_path: Path, database_url: str
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The README's own-migrations example runs with only the wheel installed, both engines."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Your own migrations\n") :]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    script = tmp_path / "own.py"
+    call = "asyncio.run(example(Path(folder), url))"
+    for folder in run_on_both_engines(venv, tmp_path, request, "## Your own migrations", call):
+        assert (folder / "my_migrations" / "postgres" / "0001_failed_view.sql").is_file()
+
+
+def test_the_sync_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The README's synchronous example runs with only the wheel installed, on both engines."""
+    call = "example(Path(folder), url)"
+    for folder in run_on_both_engines(venv, tmp_path, request, "## Synchronous programs", call):
+        assert (folder / "files").is_dir()  # its bundle opened there
+
+
+def test_the_backup_example_runs_on_the_installed_package(
+    venv: Path, tmp_path: Path, postgres_url: str
+) -> None:
+    """The README's backup, restore and move to PostgreSQL run with only the wheel installed."""
+    script = tmp_path / "backup_example.py"
     script.write_text(
-        match.group(1)
+        readme_example("## Backup, restore and the move to PostgreSQL")
         + "\nimport asyncio, sys\nasyncio.run(example(Path(sys.argv[1]), sys.argv[2]))\n",
         encoding="utf-8",
     )
-    done = run(venv / "python", script, tmp_path, database_url, cwd=tmp_path)
+    done = run(venv / "python", script, tmp_path, postgres_url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-
-
-def test_the_sync_example_runs_on_the_installed_package(venv: Path, tmp_path: Path) -> None:
-    """The README's synchronous example runs with only the wheel installed (SQLite here)."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Synchronous programs\n") :]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    script = tmp_path / "sync_example.py"
-    script.write_text(
-        match.group(1) + "\nimport sys\nexample(Path(sys.argv[1]), sys.argv[2])\n",
-        encoding="utf-8",
-    )
-    done = run(venv / "python", script, tmp_path, tmp_path / "app.db", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert {"app.db", "app.backup", "restored.db"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def test_migrate_create_dry_run_and_json_from_the_wheel(

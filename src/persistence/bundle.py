@@ -20,6 +20,7 @@ import attrs
 from persistence._backend import Engine
 from persistence._guards import at_least
 from persistence._tracing import Tracing, slow_threshold
+from persistence._urls import PgBouncerMode, pooled_target
 from persistence.cache import (
     ArtifactCache,
     Cache,
@@ -30,7 +31,7 @@ from persistence.cache import (
 from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE, check_limits
 from persistence.cache.distributed import redis_url as check_redis_url
-from persistence.database import Database, close_database, engine_of, open_database
+from persistence.database import Database, close_database, open_database
 from persistence.exceptions import MigrationError, ValidationError
 from persistence.migrations import migrate, migration_status
 from persistence.storage import Storage, open_storage
@@ -67,6 +68,8 @@ async def open_persistence(  # every part is the caller's to choose
     heartbeat: float = 1.0,
     tracing: Tracing | None = None,
     slow_query: float | None = None,
+    pgbouncer: PgBouncerMode | None = None,
+    listen_url: str | None = None,
 ) -> AsyncIterator[Persistence]:
     """Open the database, the file store and the caches; close them all when the block ends.
 
@@ -74,7 +77,8 @@ async def open_persistence(  # every part is the caller's to choose
     with pending or drifted migrations is refused with MigrationError and left untouched.
     `user_migrations` names the folder of the user's own chain (`sqlite/`, `postgres/`),
     applied or checked after the package's, as `migrate` does. `tracing` and `slow_query`
-    trace and log the database's queries, as `open_database` does.
+    trace and log the database's queries, and `pgbouncer` and `listen_url` say how PostgreSQL is
+    reached through PgBouncer, as `open_database` takes them.
     """
     user_folder = None if user_migrations is None else _user_folder(user_migrations)
     if migrations not in {"apply", "check"}:
@@ -89,15 +93,23 @@ async def open_persistence(  # every part is the caller's to choose
     if redis_url is not None:
         check_redis_url(redis_url)
     at_least("open_persistence", "artifact_budget", artifact_budget, 1)
+    engine, target = pooled_target(
+        database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
+    )
     if migrations == "check":
-        engine, target = engine_of(database)
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
         if missing:  # "check" creates nothing
             raise MigrationError(
                 f"{target}: no database there, so no migration is applied; "
                 "run 'persistence migrate'"
             )
-    db = await open_database(database, tracing=tracing, slow_query=slow_query)
+    db = await open_database(
+        database,
+        tracing=tracing,
+        slow_query=slow_query,
+        pgbouncer=pgbouncer,
+        listen_url=listen_url,
+    )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)
         if migrations == "apply":

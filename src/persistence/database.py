@@ -20,14 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import ipaddress
 import os
 import re
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
-from urllib.parse import quote, unquote
 
 import attrs
 
@@ -35,9 +32,16 @@ from persistence._backend import Backend, Engine
 from persistence._changes import recording, stop_recording
 from persistence._postgres import open_postgres
 from persistence._postgres.create import create_postgres_database
-from persistence._postgres.pooling import split_pooling
 from persistence._sqlite import open_sqlite
 from persistence._tracing import Tracing, observer_for
+from persistence._urls import (
+    DEFAULT_DATABASE,
+    PgBouncerMode,
+    database_url,
+    engine_of,
+    pooled_target,
+    redact_url,
+)
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -53,83 +57,18 @@ __all__ = [
     "connection",
     "create_database",
     "database_url",
+    "engine_of",
     "open_database",
     "redact_url",
     "transaction",
     "watch_writes",
 ]
 
-DEFAULT_DATABASE: Final = Path("data/app.db")
-"""The embedded default, relative to the working directory."""
-
 _OUTER_IN_BLOCK: Final = (
     "this task is inside transaction(db) and called with db itself: pass the database "
     "that transaction() gave, or its calls would escape the block's rollback or wait "
     "for the block forever"
 )
-
-
-_QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
-_LISTEN_URL: Final = re.compile(r"(?P<key>[?&]listen_url=)(?P<url>[^&#]*)")
-_SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
-_MAX_PORT: Final = 65535
-
-
-def redact_url(url: str | os.PathLike[str]) -> str:
-    """Return a URL fit to print: its password, in the user part or the query, becomes `***`.
-
-    It never fails, so that it can describe a URL too broken to open. A `listen_url=` in the
-    query, a URL itself, is shown with its own password hidden.
-    """
-    text = os.fspath(url)
-    start, end = _authority(text)
-    user, at, hosts = text[start:end].rpartition("@")
-    if at and ":" in user:
-        text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
-    text = _LISTEN_URL.sub(_redact_listen_url, text)
-    return _QUERY_PASSWORD.sub(r"\g<key>***", text)
-
-
-def _redact_listen_url(match: re.Match[str]) -> str:
-    inner = unquote(match["url"])
-    shown = redact_url(inner)
-    return match[0] if shown == inner else match["key"] + quote(shown, safe="*")
-
-
-def _authority(url: str) -> tuple[int, int]:
-    """Where the `user:password@host:port` part of a URL starts and ends (empty without one)."""
-    scheme_end = url.find("://")
-    if scheme_end < 0:
-        return 0, 0
-    start = scheme_end + 3
-    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
-    return start, min(ends, default=len(url))
-
-
-def _check_postgres_url(url: str) -> None:
-    """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
-    start, end = _authority(url)
-    for host in url[start:end].rpartition("@")[2].split(","):
-        port = ""
-        if host.startswith("["):
-            address, closed, after = host[1:].partition("]")
-            if not closed or (after and not after.startswith(":")):
-                raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
-            try:
-                ipaddress.IPv6Address(address)
-            except ValueError:
-                raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
-            port = after[1:]
-        elif "[" in host or "]" in host or host.count(":") > 1:
-            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
-        elif ":" in host:
-            port = host.rpartition(":")[2]
-        if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
-            raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
-
-
-def _bad_url(url: str, reason: str) -> DatabaseError:
-    return DatabaseError(f"invalid database URL {redact_url(url)!r}: {reason}")
 
 
 WriteWatcher = Callable[[frozenset[str]], None]
@@ -200,65 +139,6 @@ class Database:
         return self._frame is not None
 
 
-def database_url(url: str | os.PathLike[str] | None = None) -> str:
-    """Name the database to open: `url`, else `$DATABASE_URL`, else `data/app.db`."""
-    if url is not None and os.fspath(url) != "":
-        return os.fspath(url)
-    return os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
-
-
-def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
-    """Tell the engine from a URL or path, and return what its driver connects to.
-
-    A URL this package cannot use is a `DatabaseError` that says why, with no password in it.
-    """
-    text = database_url(url)
-    match = _SCHEME.match(text)
-    scheme = match["scheme"].lower() if match else ""
-    if scheme == "file":
-        raise _bad_url(text, "file: URIs are not supported; use sqlite:///path or a file path")
-    if "://" not in text:
-        if scheme in {"sqlite", "postgres", "postgresql"}:
-            raise _bad_url(
-                text,
-                f"a {scheme} URL starts {scheme}://, as in "
-                "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
-            )
-        return Engine.SQLITE, text
-    if scheme in {"postgres", "postgresql"}:
-        _check_postgres_url(text)
-        try:
-            listen = split_pooling(text)[1].listen_dsn
-        except ValueError as error:
-            raise _bad_url(text, str(error)) from None
-        if listen is not None:
-            try:
-                _check_postgres_url(listen)
-            except DatabaseError as error:
-                raise _bad_url(text, f"its listen_url= is not usable: {error}") from None
-        return Engine.POSTGRES, text
-    if scheme == "sqlite":
-        return Engine.SQLITE, _sqlite_path(text)
-    raise _bad_url(
-        text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
-    )
-
-
-def _sqlite_path(url: str) -> str:
-    """Return the file that a sqlite:// URL names."""
-    rest = url[len("sqlite://") :]
-    if "?" in rest or "#" in rest:
-        raise _bad_url(url, "a sqlite URL takes no options; percent-encode '?' and '#'")
-    path = unquote(rest)
-    if path.startswith("/") and not path.startswith("//"):
-        path = path[1:]  # sqlite:///relative/path
-    elif path.startswith("//"):
-        path = path[1:]  # sqlite:////absolute/path
-    if not path:
-        raise _bad_url(url, "it names no database file")
-    return path
-
-
 async def open_database(  # each limit is the caller's to set
     url: str | os.PathLike[str] | None = None,
     *,
@@ -270,6 +150,8 @@ async def open_database(  # each limit is the caller's to set
     create: bool = True,
     tracing: Tracing | None = None,
     slow_query: float | None = None,
+    pgbouncer: PgBouncerMode | None = None,
+    listen_url: str | None = None,
 ) -> Database:
     """Open a database by URL or path: `url`, else `$DATABASE_URL`, else `data/app.db`.
 
@@ -282,8 +164,15 @@ async def open_database(  # each limit is the caller's to set
     Every query is an OpenTelemetry span when the `otel` extra is installed and a tracer
     provider is set up, globally or in `tracing`. A query that takes `slow_query` seconds or
     more (else `$PERSISTENCE_SLOW_QUERY`) is logged at WARNING on `persistence.queries`.
+
+    `pgbouncer="transaction"` says that a PostgreSQL URL reaches the server through PgBouncer
+    in transaction mode, and `listen_url` names PostgreSQL's own address for the change feed,
+    as `?pgbouncer=transaction&listen_url=...` in the URL would. An option given both ways must
+    agree; a SQLite database refuses them. Either is a `ValidationError`, before anything opens.
     """
-    engine, target = engine_of(url)
+    engine, target = pooled_target(
+        url, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_database"
+    )
     shown = redact_url(target)
     observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
@@ -348,6 +237,8 @@ async def connect(  # the same limits as open_database
     create: bool = True,
     tracing: Tracing | None = None,
     slow_query: float | None = None,
+    pgbouncer: PgBouncerMode | None = None,
+    listen_url: str | None = None,
 ) -> AsyncIterator[Database]:
     """Open a database for the length of an `async with` block; see `open_database`."""
     db = await open_database(
@@ -360,6 +251,8 @@ async def connect(  # the same limits as open_database
         create=create,
         tracing=tracing,
         slow_query=slow_query,
+        pgbouncer=pgbouncer,
+        listen_url=listen_url,
     )
     try:
         yield db

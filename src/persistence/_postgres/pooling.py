@@ -12,7 +12,9 @@
 Nothing else of the package relies on session state: migrations take a transaction-scoped
 advisory lock, `SET LOCAL` only lasts the transaction, and a pooled connection is handed
 back with no reset query. The options are taken out of the URL before asyncpg reads it,
-which would otherwise send them to the server as settings.
+which would otherwise send them to the server as settings. The open functions' `pgbouncer=`
+and `listen_url=` arguments are folded into the URL first (`persistence._urls`), so both
+forms end here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from urllib.parse import unquote
 
 import attrs
 
-__all__ = ["NoFeed", "Pooling", "split_pooling"]
+__all__ = ["NoFeed", "Pooling", "check_listen_url", "split_pooling"]
 
 PGBOUNCER: Final = "pgbouncer"
 LISTEN_URL: Final = "listen_url"
@@ -70,12 +72,13 @@ def split_pooling(dsn: str) -> tuple[str, Pooling]:
         raise ValueError(msg)
     listen = found.get(LISTEN_URL)
     if listen is not None:
-        _check_listen_url(listen)
+        check_listen_url(listen)
     rest = base + ("?" + "&".join(kept) if kept else "") + hash_sign + fragment
     return rest, Pooling(transaction=mode is not None, listen_dsn=listen)
 
 
-def _check_listen_url(listen: str) -> None:
+def check_listen_url(listen: str) -> None:
+    """Refuse, with a ValueError that says why, a listen URL that is not PostgreSQL's own."""
     scheme = listen.partition("://")[0].lower()
     if scheme not in {"postgres", "postgresql"} or "://" not in listen:
         msg = (

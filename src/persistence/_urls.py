@@ -1,0 +1,238 @@
+"""Database URLs: which engine a URL or path names, what its driver connects to, and how to show it.
+
+A SQLite database is a file path or a `sqlite:///` URL; PostgreSQL is a `postgresql://` URL,
+which may carry this package's own PgBouncer options (`_postgres/pooling.py`). Every URL is
+checked here, before anything is opened, and a bad one is a `DatabaseError` that says why,
+with no password in it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Final, Literal
+from urllib.parse import quote, unquote
+
+from persistence._backend import Engine
+from persistence._postgres.pooling import check_listen_url, split_pooling
+from persistence.exceptions import DatabaseError, ValidationError
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "PgBouncerMode",
+    "database_url",
+    "engine_of",
+    "pooled_target",
+    "redact_url",
+]
+
+PgBouncerMode = Literal["transaction"]
+"""The PgBouncer pool mode the package is told of: `pool_mode = transaction`."""
+
+DEFAULT_DATABASE: Final = Path("data/app.db")
+"""The embedded default, relative to the working directory."""
+
+
+_QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+_LISTEN_URL: Final = re.compile(r"(?P<key>[?&]listen_url=)(?P<url>[^&#]*)")
+_SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
+_MAX_PORT: Final = 65535
+
+
+def redact_url(url: str | os.PathLike[str]) -> str:
+    """Return a URL fit to print: its password, in the user part or the query, becomes `***`.
+
+    It never fails, so that it can describe a URL too broken to open. A `listen_url=` in the
+    query, a URL itself, is shown with its own password hidden.
+    """
+    text = os.fspath(url)
+    start, end = _authority(text)
+    user, at, hosts = text[start:end].rpartition("@")
+    if at and ":" in user:
+        text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
+    text = _LISTEN_URL.sub(_redact_listen_url, text)
+    return _QUERY_PASSWORD.sub(r"\g<key>***", text)
+
+
+def _redact_listen_url(match: re.Match[str]) -> str:
+    inner = unquote(match["url"])
+    shown = redact_url(inner)
+    return match[0] if shown == inner else match["key"] + quote(shown, safe="*")
+
+
+def _authority(url: str) -> tuple[int, int]:
+    """Where the `user:password@host:port` part of a URL starts and ends (empty without one)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return 0, 0
+    start = scheme_end + 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    return start, min(ends, default=len(url))
+
+
+def _check_postgres_url(url: str) -> None:
+    """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
+    start, end = _authority(url)
+    for host in url[start:end].rpartition("@")[2].split(","):
+        port = ""
+        if host.startswith("["):
+            address, closed, after = host[1:].partition("]")
+            if not closed or (after and not after.startswith(":")):
+                raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+            try:
+                ipaddress.IPv6Address(address)
+            except ValueError:
+                raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
+            port = after[1:]
+        elif "[" in host or "]" in host or host.count(":") > 1:
+            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+        elif ":" in host:
+            port = host.rpartition(":")[2]
+        if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
+            raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+
+
+def _bad_url(url: str, reason: str) -> DatabaseError:
+    return DatabaseError(f"invalid database URL {redact_url(url)!r}: {reason}")
+
+
+def database_url(url: str | os.PathLike[str] | None = None) -> str:
+    """Name the database to open: `url`, else `$DATABASE_URL`, else `data/app.db`."""
+    if url is not None and os.fspath(url) != "":
+        return os.fspath(url)
+    return os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
+
+
+def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
+    """Tell the engine from a URL or path, and return what its driver connects to.
+
+    A URL this package cannot use is a `DatabaseError` that says why, with no password in it.
+    """
+    text = database_url(url)
+    match = _SCHEME.match(text)
+    scheme = match["scheme"].lower() if match else ""
+    if scheme == "file":
+        raise _bad_url(text, "file: URIs are not supported; use sqlite:///path or a file path")
+    if "://" not in text:
+        if scheme in {"sqlite", "postgres", "postgresql"}:
+            raise _bad_url(
+                text,
+                f"a {scheme} URL starts {scheme}://, as in "
+                "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
+            )
+        return Engine.SQLITE, text
+    if scheme in {"postgres", "postgresql"}:
+        _check_postgres_url(text)
+        try:
+            listen = split_pooling(text)[1].listen_dsn
+        except ValueError as error:
+            raise _bad_url(text, str(error)) from None
+        if listen is not None:
+            try:
+                _check_postgres_url(listen)
+            except DatabaseError as error:
+                raise _bad_url(text, f"its listen_url= is not usable: {error}") from None
+        return Engine.POSTGRES, text
+    if scheme == "sqlite":
+        return Engine.SQLITE, _sqlite_path(text)
+    raise _bad_url(
+        text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
+    )
+
+
+def pooled_target(
+    url: str | os.PathLike[str] | None,
+    *,
+    pgbouncer: PgBouncerMode | None,
+    listen_url: str | None,
+    caller: str,
+) -> tuple[Engine, str]:
+    """Tell the engine as `engine_of` does, with the PgBouncer options given as arguments.
+
+    They are folded into the PostgreSQL URL as `?pgbouncer=transaction&listen_url=...`, so the
+    backend reads one form. An option the URL already gives must have the same value, or it is
+    a `ValidationError` naming both; a SQLite database refuses them. Nothing is opened here.
+    """
+    if pgbouncer is not None and pgbouncer != "transaction":
+        raise ValidationError(
+            caller,
+            "pgbouncer",
+            f"takes 'transaction' (PgBouncer's pool_mode = transaction) or None, got "
+            f"{pgbouncer!r}; session pooling needs no option, and statement pooling cannot run "
+            "a transaction of several statements",
+        )
+    if listen_url is not None:
+        _check_listen_argument(listen_url, caller)
+    engine, target = engine_of(url)
+    if pgbouncer is None and listen_url is None:
+        return engine, target
+    if engine is Engine.SQLITE:
+        name = "pgbouncer" if pgbouncer is not None else "listen_url"
+        raise ValidationError(
+            caller,
+            name,
+            f"PgBouncer's options are for PostgreSQL, and {redact_url(target)!r} is a SQLite "
+            f"database: leave {name}= out",
+        )
+    given = split_pooling(target)[1]  # engine_of has checked the URL's own options
+    added: list[str] = []
+    if pgbouncer is not None and not given.transaction:
+        added.append(f"pgbouncer={pgbouncer}")
+    if listen_url is not None:
+        if given.listen_dsn is None:
+            added.append(f"listen_url={quote(listen_url, safe='')}")
+        elif given.listen_dsn != listen_url:
+            raise ValidationError(
+                caller,
+                "listen_url",
+                f"the URL {redact_url(target)!r} has listen_url={redact_url(given.listen_dsn)!r} "
+                f"and the argument is {redact_url(listen_url)!r}: give it once, or the same "
+                "in both",
+            )
+    return engine, _with_query(target, added)
+
+
+def _check_listen_argument(listen_url: object, caller: str) -> None:
+    """Refuse a `listen_url=` argument that is not PostgreSQL's own URL, saying why."""
+    if not isinstance(listen_url, str):
+        raise ValidationError(
+            caller, "listen_url", f"expected a postgresql:// URL or None, got {listen_url!r}"
+        )
+    scheme, reached, _ = listen_url.partition("://")
+    if not reached or scheme.lower() not in {"postgres", "postgresql"}:
+        raise ValidationError(
+            caller,
+            "listen_url",
+            f"takes PostgreSQL's own postgresql:// URL, got {redact_url(listen_url)!r}",
+        )
+    try:
+        check_listen_url(listen_url)
+        _check_postgres_url(listen_url)
+    except (ValueError, DatabaseError) as error:
+        raise ValidationError(caller, "listen_url", str(error)) from None
+
+
+def _with_query(url: str, parts: list[str]) -> str:
+    """Add `parts` to the query of `url`, before any fragment."""
+    if not parts:
+        return url
+    head, hash_sign, fragment = url.partition("#")
+    joiner = "" if head.endswith(("?", "&")) else "&" if "?" in head else "?"
+    return head + joiner + "&".join(parts) + hash_sign + fragment
+
+
+def _sqlite_path(url: str) -> str:
+    """Return the file that a sqlite:// URL names."""
+    rest = url[len("sqlite://") :]
+    if "?" in rest or "#" in rest:
+        raise _bad_url(url, "a sqlite URL takes no options; percent-encode '?' and '#'")
+    path = unquote(rest)
+    if path.startswith("/") and not path.startswith("//"):
+        path = path[1:]  # sqlite:///relative/path
+    elif path.startswith("//"):
+        path = path[1:]  # sqlite:////absolute/path
+    if not path:
+        raise _bad_url(url, "it names no database file")
+    return path
