@@ -184,6 +184,7 @@ class Bench:
         runners = [c for c in target.contenders if method_of(c, workload) is not None]
         times: dict[str, list[float]] = {c.name: [] for c in runners}
         lags: dict[str, list[float]] = {c.name: [] for c in runners}
+        collections: dict[str, list[tuple[int, float]]] = {c.name: [] for c in runners}
         wakes: list[float] = []
         counts: set[int] = set()
         for round_ in range(self.sizes.repeat):
@@ -199,13 +200,14 @@ class Bench:
                     contender.prepare(written)
                 if self.collect:
                     gc.collect()
-                elapsed, got, lag = await _timed(functools.partial(method, *args))
+                elapsed, got, probe = await _timed(functools.partial(method, *args))
                 if check is not None:
                     await check(contender)
                 else:
                     counts.add(int(str(got)))
                 times[contender.name].append(elapsed)
-                lags[contender.name].extend(lag)
+                lags[contender.name].extend(probe.samples)
+                collections[contender.name].extend(probe.collections)
         if check is None and (len(counts) != 1 or (expected and counts != {expected})):
             raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
         rows = counts.pop() if check is None else expected
@@ -218,18 +220,19 @@ class Bench:
             table=target.table,
             calls=size,
             wake_us=tuple(wakes),
+            collections=collections,
         )
         self.measurements.append(measurement)
         _say(measurement.line())
 
 
-async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, list[float]]:
-    """Run one call with the lag probe awake; give its time, its result and the lag samples."""
+async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, LagProbe]:
+    """Run one call with the lag probe awake; give its time, its result and the probe."""
     async with LagProbe() as probe:
         start = time.perf_counter()
         result = await call()
         elapsed = time.perf_counter() - start
-    return elapsed, result, probe.samples
+    return elapsed, result, probe
 
 
 async def idle_lag() -> list[float]:
