@@ -13,6 +13,7 @@ from typing import Final
 import attrs
 
 from bench._lag import Collections, Lag, gc_of, lag_of
+from bench._profile import Profile
 
 __all__ = [
     "CONTENDERS",
@@ -171,6 +172,8 @@ class Measurement:
     wake_us: tuple[float, ...] = ()
     collections: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
     """Per contender, the garbage collector's runs during its rounds: (generation, seconds)."""
+    profile: Profile | None = None
+    """Where one more call of the layer, under cProfile and outside the timing, spent its time."""
 
     @property
     def contenders(self) -> list[str]:
@@ -257,5 +260,6 @@ class Measurement:
             },
             "lag": {name: self.lag(name).to_json() for name in names},
             "gc": {name: self.gc(name).to_json() for name in names},
+            "layer_profile": None if self.profile is None else self.profile.to_json(),
             "thread_wake_us": None if wake is None else wake.to_json(),
         }
