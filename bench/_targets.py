@@ -20,6 +20,9 @@ __all__ = ["LAG_MAX", "Verdict", "check_targets", "lag_verdict"]
 LAG_MAX: Final = 0.020
 """The bound on the layer's worst event-loop lag during every workload, in seconds."""
 
+SAME_STALL: Final = 0.8
+"""A hand-written contender whose worst stall is this share of the layer's shows the floor."""
+
 Found = Mapping[tuple[str, str, str], Measurement]
 """Every measurement of a run, by engine, table and workload."""
 Limit = Callable[[Measurement, str, Found], str]
@@ -167,6 +170,15 @@ def _lag_cause(m: Measurement) -> str:
             "every object the process holds, in one go, whichever code allocated last, and no "
             "yielding between slices splits it. The floor, the hand-written contenders' worst "
             f"stalls on the same rows: {_floor(m)}"
+        )
+    rivals = [n for n in m.contenders if n != "layer" and not n.startswith("sqlalchemy")]
+    alike = [n for n in rivals if m.lag(n).max >= lag.max * SAME_STALL]
+    if alike:
+        return (
+            f"stalls as long for hand-written code in the same rounds ({_floor(m)}), and not "
+            f"the collector (its longest run took {collected.longest * 1000:.1f} ms): the "
+            "machine's share (other processes on its cores, a worker thread holding the GIL "
+            "for its switch interval) more than the layer's own work"
         )
     if lag.max >= m.best("layer") / 2:
         return (
