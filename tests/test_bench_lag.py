@@ -92,6 +92,25 @@ def test_the_loop_table_checks_each_workload_against_its_targets() -> None:
     assert stalled.to_json()["lag"] == {"p99_ms": 690.0, "max_ms": 690.0, "samples": 2}
 
 
+def test_a_loop_workload_stalled_by_a_collection_names_the_collector() -> None:
+    """When one collection is most of a loop workload's stall, its verdict says so."""
+    from bench._lag import Collections  # noqa: PLC0415
+    from bench.loop import LoopRun  # noqa: PLC0415
+
+    def limit(longest: float) -> str | None:
+        collected = Collections(count=3, longest=longest, full=1)
+        run = LoopRun("sqlite", "x", 10, 1.0, lag_of([0.001, 0.1]), collected=collected)
+        (verdict,) = run.verdicts()
+        assert not verdict.met
+        return verdict.limit
+
+    by_collector = limit(0.08)
+    assert by_collector is not None
+    assert "garbage collector" in by_collector
+    assert "80 ms of the 100 ms" in by_collector
+    assert limit(0.01) == "not analysed in this run"
+
+
 async def test_probe_times_each_run_of_the_garbage_collector() -> None:
     """A full collection inside the probe is recorded, with its generation; none outside it."""
     import gc  # noqa: PLC0415  # this test only
