@@ -12,7 +12,8 @@ from typing import Final
 
 import attrs
 
-from bench._lag import Lag, lag_of
+from bench._lag import Collections, Lag, gc_of, lag_of
+from bench._profile import Profile
 
 __all__ = [
     "CONTENDERS",
@@ -169,6 +170,10 @@ class Measurement:
     calls: int = 0
     """Rows written or read, or calls made: what the size names (`rows` is what came back)."""
     wake_us: tuple[float, ...] = ()
+    collections: dict[str, list[tuple[int, float]]] = attrs.field(factory=dict)
+    """Per contender, the garbage collector's runs during its rounds: (generation, seconds)."""
+    profile: Profile | None = None
+    """Where one more call of the layer, under cProfile and outside the timing, spent its time."""
 
     @property
     def contenders(self) -> list[str]:
@@ -216,6 +221,10 @@ class Measurement:
         """Return the lag of one contender, over the samples of every round."""
         return lag_of(self.lag_samples[name])
 
+    def gc(self, name: str) -> Collections:
+        """Return the garbage collector's runs during one contender's rounds."""
+        return gc_of(self.collections.get(name, []))
+
     def wake(self) -> Spread | None:
         """Give the thread-wake probe over this workload's rounds, in microseconds."""
         return spread_of(list(self.wake_us)) if self.wake_us else None
@@ -250,5 +259,7 @@ class Measurement:
                 if name != "layer" and "layer" in names
             },
             "lag": {name: self.lag(name).to_json() for name in names},
+            "gc": {name: self.gc(name).to_json() for name in names},
+            "layer_profile": None if self.profile is None else self.profile.to_json(),
             "thread_wake_us": None if wake is None else wake.to_json(),
         }

@@ -191,7 +191,7 @@ def _headline(measurements: list[Measurement]) -> str:
         elif spread.low > 1:
             slower.append(f"{label} {in_words(spread.median)}")
         else:
-            even.append(label)
+            even.append(f"{label} ({in_words(spread.median)} at the median)")
     parts = [
         (
             f"- **Faster than the strongest hand-written code** in every round: "

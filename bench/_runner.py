@@ -27,6 +27,7 @@ from bench._loop_sqlite import LoopSqlite, open_plain_sqlite
 from bench._measure import NOMINAL, WRITES, Measurement
 from bench._orm import POOL_SIZE, Orm, open_orm_engine
 from bench._plain import make_plain
+from bench._profile import Profile, profiled
 from bench._raw_postgres import RawPostgres, open_raw_pool, open_raw_postgres
 from bench._raw_sqlite import RawSqlite, open_raw_sqlite
 from bench._report import machine_description, write_reports
@@ -118,11 +119,15 @@ class Target:
 class Bench:
     """The sizes of one run and the measurements it gathers."""
 
-    def __init__(self, sizes: Sizes, *, collect: bool = True, wake_hops: int = HOPS) -> None:
+    def __init__(
+        self, sizes: Sizes, *, collect: bool = True, wake_hops: int = HOPS, profile: bool = True
+    ) -> None:
         self.sizes = sizes
         self.collect = collect
         """Whether to collect garbage before each timed call (off only in the harness's tests)."""
         self.wake_hops = wake_hops
+        self.profile = profile
+        """Whether to profile one more call of the layer after each workload's rounds."""
         self.results = make_results(max(sizes.bulk, sizes.reads, sizes.per_call))
         self.measurements: list[Measurement] = []
 
@@ -185,6 +190,7 @@ class Bench:
         runners = [c for c in target.contenders if method_of(c, workload) is not None]
         times: dict[str, list[float]] = {c.name: [] for c in runners}
         lags: dict[str, list[float]] = {c.name: [] for c in runners}
+        collections: dict[str, list[tuple[int, float]]] = {c.name: [] for c in runners}
         wakes: list[float] = []
         counts: set[int] = set()
         for round_ in range(self.sizes.repeat):
@@ -200,13 +206,15 @@ class Bench:
                     contender.prepare(written)
                 if self.collect:
                     gc.collect()
-                elapsed, got, lag = await _timed(functools.partial(method, *args))
+                elapsed, got, probe = await _timed(functools.partial(method, *args))
                 if check is not None:
                     await check(contender)
                 else:
                     counts.add(int(str(got)))
                 times[contender.name].append(elapsed)
-                lags[contender.name].extend(lag)
+                lags[contender.name].extend(probe.samples)
+                collections[contender.name].extend(probe.collections)
+        profile = await self._profile(target, workload, runners, args, written)
         if check is None and (len(counts) != 1 or (expected and counts != {expected})):
             raise AssertionError(f"{workload}: contenders read {sorted(counts)} rows")
         rows = counts.pop() if check is None else expected
@@ -219,18 +227,39 @@ class Bench:
             table=target.table,
             calls=size,
             wake_us=tuple(wakes),
+            collections=collections,
+            profile=profile,
         )
         self.measurements.append(measurement)
         _say(measurement.line())
 
+    async def _profile(
+        self,
+        target: Target,
+        workload: str,
+        runners: list[Contender],
+        args: tuple[object, ...],
+        written: list[TestResult] | None,
+    ) -> Profile | None:
+        """Call the layer once more under cProfile, outside the timing: where its time goes."""
+        layer = next((c for c in runners if c.name == "layer"), None)
+        if layer is None or not self.profile:
+            return None
+        method = method_of(layer, workload)
+        assert method is not None  # noqa: S101  # the layer runs every workload it is in
+        if written is not None:
+            await target.reset()
+            layer.prepare(written)
+        return await profiled(functools.partial(method, *args))
 
-async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, list[float]]:
-    """Run one call with the lag probe awake; give its time, its result and the lag samples."""
+
+async def _timed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, LagProbe]:
+    """Run one call with the lag probe awake; give its time, its result and the probe."""
     async with LagProbe() as probe:
         start = time.perf_counter()
         result = await call()
         elapsed = time.perf_counter() - start
-    return elapsed, result, probe.samples
+    return elapsed, result, probe
 
 
 async def idle_lag() -> list[float]:

@@ -20,6 +20,9 @@ __all__ = ["LAG_MAX", "Verdict", "check_targets", "lag_verdict"]
 LAG_MAX: Final = 0.020
 """The bound on the layer's worst event-loop lag during every workload, in seconds."""
 
+SAME_STALL: Final = 0.8
+"""A hand-written contender whose worst stall is this share of the layer's shows the floor."""
+
 Found = Mapping[tuple[str, str, str], Measurement]
 """Every measurement of a run, by engine, table and workload."""
 Limit = Callable[[Measurement, str, Found], str]
@@ -51,6 +54,11 @@ def _wake(m: Measurement) -> str:
     return "" if wake is None else f"; a thread wake-up took {wake.text(0)} us in the same rounds"
 
 
+def _profiled(m: Measurement) -> str:
+    """Add where one call of the layer spent its time, when the run profiled one."""
+    return "" if m.profile is None else f". Profile: {m.profile.text()}"
+
+
 def _own_cost(m: Measurement, other: str, _found: Found) -> str:
     """Name the layer's own cost per row over the contender that shows the floor."""
     more = m.us("layer") - m.us(other)
@@ -77,6 +85,12 @@ def _read_cost(m: Measurement, other: str, found: Found) -> str:
 def _durable_cost(m: Measurement, other: str, found: Found) -> str:
     """Why one durable save per call is slower than the contender's."""
     del found
+    if m.us("layer") <= m.us(other):
+        return (
+            f"the rounds disagree: at the median round the layer took {m.us('layer'):.0f} us a "
+            f"call against {m.us(other):.0f} us for {LABELS[other]}, so the median of the "
+            f"round-by-round ratios is the rounds' noise more than a floor{_wake(m)}"
+        )
     return (
         f"each call waits for its own commit and fsync: {m.us('layer'):.0f} us a call against "
         f"{m.us(other):.0f} us for {LABELS[other]}{_wake(m)}"
@@ -101,7 +115,7 @@ class _Within:
             target=f"layer time ≤ {self.bound:g}x {LABELS[self.other]}",
             measured=spread.text(),
             met=met,
-            limit=None if met else self.limit(m, self.other, found),
+            limit=None if met else self.limit(m, self.other, found) + _profiled(m),
         )
 
 
@@ -134,23 +148,48 @@ def lag_verdict(what: str, worst: float, cause: str | None = None) -> Verdict:
     )
 
 
+def _floor(m: Measurement) -> str:
+    """Name the worst stalls of the hand-written contenders of the same workload."""
+    others = [
+        f"{LABELS[n]} {m.lag(n).max * 1000:.1f} ms (its longest collection "
+        f"{m.gc(n).longest * 1000:.1f} ms)"
+        for n in m.contenders
+        if n != "layer" and not n.startswith("sqlalchemy")
+    ]
+    return ", ".join(others) or "none ran"
+
+
 def _lag_cause(m: Measurement) -> str:
-    """Say what this run's figures show about a stall of the layer."""
-    lag = m.lag("layer")
+    """Say what this run's figures show about a stall of the layer: the collector, or its own."""
+    lag, collected = m.lag("layer"), m.gc("layer")
+    if collected.longest >= lag.max / 2:
+        return (
+            f"CPython's garbage collector: its longest run during the layer's rounds took "
+            f"{collected.longest * 1000:.0f} ms of the {lag.max * 1000:.0f} ms stall "
+            f"({collected.full} full collections of {collected.count}); a full collection walks "
+            "every object the process holds, in one go, whichever code allocated last, and no "
+            "yielding between slices splits it. The floor, the hand-written contenders' worst "
+            f"stalls on the same rows: {_floor(m)}"
+        )
+    rivals = [n for n in m.contenders if n != "layer" and not n.startswith("sqlalchemy")]
+    alike = [n for n in rivals if m.lag(n).max >= lag.max * SAME_STALL]
+    if alike:
+        return (
+            f"stalls as long for hand-written code in the same rounds ({_floor(m)}), and not "
+            f"the collector (its longest run took {collected.longest * 1000:.1f} ms): the "
+            "machine's share (other processes on its cores, a worker thread holding the GIL "
+            "for its switch interval) more than the layer's own work"
+        )
     if lag.max >= m.best("layer") / 2:
         return (
             f"the loop stood still for {lag.max * 1000:.0f} ms at once, while the whole call "
             f"took {m.best('layer') * 1000:.0f} ms at best: most of it ran without giving the "
             "loop back"
         )
-    others = [
-        f"{LABELS[n]} {m.lag(n).max * 1000:.1f} ms"
-        for n in m.contenders
-        if n != "layer" and not n.startswith("sqlalchemy")
-    ]
     return (
-        f"not analysed in this run; the worst stalls of the hand-written contenders here: "
-        f"{', '.join(others) or 'none ran'}"
+        f"not the collector (its longest run took {collected.longest * 1000:.1f} ms); not "
+        f"analysed further in this run. The hand-written contenders' worst stalls here: "
+        f"{_floor(m)}"
     )
 
 

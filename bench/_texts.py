@@ -12,7 +12,12 @@ The sentence beside each missed ratio is built from this run's figures: the laye
 microseconds a row against the contender that shows the floor, and, where a thread is
 involved, the thread wake-up measured in the same rounds. For `read_all` it splits the
 cost three ways: the driver's raw tuples, decoding them by hand into the models' values,
-and the layer's work over that decode. Causes measured apart, with small scripts on this
+and the layer's work over that decode. After each workload's rounds the layer makes one
+more call under cProfile, outside the timing, and a missed ratio names where that call's
+time went: the layer's own code (with its three costliest functions), the driver, the event
+loop, the loop waiting for a thread or the server, and the rest. The lag probe times every
+run of the garbage collector during each round, and a missed lag target says when one
+collection is most of the stall. Causes measured apart, with small scripts on this
 kind of machine (2026-11-25, before issue 17's changes; rerun them before relying on them):
 
 - **Against aiosqlite.** Every aiosqlite call is one round trip to its thread. That round
@@ -22,7 +27,11 @@ kind of machine (2026-11-25, before issue 17's changes; rerun them before relyin
   are shown, and no target rests on them, except `save_durable`, where both pay one commit
   and fsync per call.
 - **Loop lag.** Full (generation 2) garbage collections of a process holding tens of
-  thousands of models took 40 to 80 ms, and land on whatever thread allocates; a worker
+  thousands of models took 40 to 80 ms (130 to 180 ms on 2026-12-04 with 50,000 results
+  read into a process holding 50,000 more, and the same for the hand-written decode), and
+  land on whatever code allocates: a collection walks the whole heap in one go, and no
+  yielding between slices of rows splits it. With the collector off, the same read of
+  50,000 rows held the loop 17 to 58 ms at worst on a loaded machine, 11 to 15 ms at p99. A worker
   thread running Python (binding a bulk insert's rows) holds the GIL for up to the 5 ms
   switch interval before the loop gets it back. The hand-written contenders' lag beside the
   layer's shows what the same work costs the loop without the layer.

@@ -38,7 +38,7 @@ import asyncpg
 import attrs
 
 from bench import search as search_bench
-from bench._lag import Lag, LagProbe, lag_of
+from bench._lag import Collections, Lag, LagProbe, gc_of, lag_of
 from bench._scratch import scratch_postgres
 from bench._section import Outcome, Run
 from bench._targets import LAG_MAX, Verdict, lag_verdict
@@ -118,6 +118,8 @@ class LoopRun:
     lag: Lag
     time_target: float | None = None
     """A bound on `seconds` too, for the workloads that have one."""
+    collected: Collections | None = None
+    """The garbage collector's runs meanwhile, when they were timed."""
 
     @property
     def met(self) -> bool:
@@ -128,7 +130,7 @@ class LoopRun:
     def verdicts(self) -> list[Verdict]:
         """Check this run's lag target, and its time target where it has one."""
         what = f"{self.engine} `{self.workload}` (the event loop section)"
-        found = [lag_verdict(what, self.lag.max, CAUSES.get((self.engine, self.workload)))]
+        found = [lag_verdict(what, self.lag.max, self.cause())]
         if self.time_target is not None:
             met = self.seconds <= self.time_target
             found.append(
@@ -142,6 +144,19 @@ class LoopRun:
             )
         return found
 
+    def cause(self) -> str | None:
+        """Say what held the loop: the collector when one run of it is most of the stall."""
+        known = CAUSES.get((self.engine, self.workload))
+        collected = self.collected
+        if collected is None or collected.longest < self.lag.max / 2:
+            return known
+        return (
+            f"CPython's garbage collector: one run of it took {collected.longest * 1000:.0f} ms "
+            f"of the {self.lag.max * 1000:.0f} ms stall ({collected.full} full collections of "
+            f"{collected.count}); a full collection walks every object the process holds, in "
+            "one go" + (f". Measured apart before: {known}" if known else "")
+        )
+
     def to_json(self) -> dict[str, object]:
         """Give the machine-readable form."""
         return {
@@ -151,18 +166,21 @@ class LoopRun:
             "seconds": round(self.seconds, 4),
             "lag": self.lag.to_json(),
             "time_target_s": self.time_target,
+            "gc": None if self.collected is None else self.collected.to_json(),
             "met": self.met,
         }
 
 
-async def _probed(call: Callable[[], Awaitable[_T]]) -> tuple[float, _T, Lag]:
-    """Run one call with the lag probe awake: its time, what it gave, and the lag."""
+async def _probed(
+    call: Callable[[], Awaitable[_T]],
+) -> tuple[float, _T, Lag, Collections]:
+    """Run one call with the lag probe awake: its time, what it gave, the lag, the collector."""
     gc.collect()
     async with LagProbe() as probe:
         started = time.perf_counter()
         outcome = await call()
         took = time.perf_counter() - started
-    return took, outcome, lag_of(probe.samples)
+    return took, outcome, lag_of(probe.samples), gc_of(probe.collections)
 
 
 def _results(n: int) -> list[TestResult]:
@@ -204,11 +222,11 @@ async def _cache_reads(engine: str, url: str, n: int, reads: int) -> list[LoopRu
     with tempfile.TemporaryDirectory(prefix="persistence-bench-files-") as files:
         async with open_persistence(url, files=files) as p:
             for kind in ("miss", "hit"):
-                took, found, lag = await _probed(lambda: find_all(p.cache.find_result))
+                took, found, lag, collected = await _probed(lambda: find_all(p.cache.find_result))
                 if found != reads:
                     raise AssertionError(f"{engine}: the cache found {found} of {reads}")
                 name = _named(f"open_persistence_find_{kind}", reads, DEFAULT_READS)
-                runs.append(LoopRun(engine, name, reads, took, lag))
+                runs.append(LoopRun(engine, name, reads, took, lag, collected=collected))
     return runs
 
 
@@ -218,26 +236,31 @@ async def _engine(
     """Run the workloads on one migrated, empty database."""
     runs: list[LoopRun] = []
     rows = _results(n)
-    took, _, lag = await _probed(lambda: save_results(db, rows))
-    runs.append(LoopRun(engine, _named("save_results", n, DEFAULT_N), n, took, lag))
+    took, _, lag, collected = await _probed(lambda: save_results(db, rows))
+    name = _named("save_results", n, DEFAULT_N)
+    runs.append(LoopRun(engine, name, n, took, lag, collected=collected))
 
-    took, page, lag = await _probed(lambda: search_results(db, COMMON_WORD, limit=BIG_PAGE))
+    took, page, lag, collected = await _probed(
+        lambda: search_results(db, COMMON_WORD, limit=BIG_PAGE)
+    )
     name = _named(f"search_limit_{BIG_PAGE}", n, DEFAULT_N)
-    runs.append(LoopRun(engine, name, len(page.items), took, lag))
+    runs.append(LoopRun(engine, name, len(page.items), took, lag, collected=collected))
 
     runs += await _cache_reads(engine, url, n, reads)
 
-    took, deleted, lag = await _probed(lambda: delete_results_before(db, RETENTION_CUTOFF))
+    took, deleted, lag, collected = await _probed(
+        lambda: delete_results_before(db, RETENTION_CUTOFF)
+    )
     if deleted != n:
         raise AssertionError(f"{engine}: retention deleted {deleted} of {n} rows")
     name = _named("delete_results_before", n, DEFAULT_N)
-    runs.append(LoopRun(engine, name, deleted, took, lag))
+    runs.append(LoopRun(engine, name, deleted, took, lag, collected=collected))
 
     await save_results(db, _long_results(long))
     times: list[float] = []
     lags: list[float] = []
     for _ in range(HOSTILE_REPEAT):
-        took, page, lag = await _probed(lambda: search_results(db, HOSTILE_SEARCH, limit=long))
+        took, page, lag, _ = await _probed(lambda: search_results(db, HOSTILE_SEARCH, limit=long))
         if len(page.items) != long:
             raise AssertionError(f"{engine}: the 32-word search found {len(page.items)}")
         times.append(took)
@@ -323,7 +346,7 @@ def table(runs: Sequence[LoopRun]) -> str:
     if missed:
         lines.append("")
     for run in missed:
-        cause = CAUSES.get((run.engine, run.workload), "not analysed")
+        cause = run.cause() or "not analysed"
         lines.append(f"- {run.engine} `{run.workload}` missed: {cause}.")
     return "\n".join(lines)
 

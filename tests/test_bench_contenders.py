@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from bench._raw_postgres import _params as postgres_params
 from bench._raw_sqlite import params_of as sqlite_params
 from bench._rows import make_results
@@ -145,6 +147,11 @@ async def test_a_smoke_run_writes_the_report_json_and_chart(tmp_path: Path) -> N
     read_all = next(r for r in figures["results"] if r["workload"] == "read_all")
     assert {"layer", "hand", "sqlite3", "aiosqlite"} <= set(read_all["times"])
     assert all(len(times) == 3 for times in read_all["times"].values())
+    assert set(read_all["gc"]) == set(read_all["times"])
+    shares = read_all["layer_profile"]["shares"]
+    assert abs(sum(shares.values()) - 1) < 1e-3
+    assert shares["layer"] > 0
+    assert shares["driver"] > 0
 
 
 def test_every_section_is_registered_once_with_what_the_report_needs() -> None:
@@ -177,3 +184,30 @@ def test_a_missed_memory_target_names_the_hand_decode_as_its_floor() -> None:
     assert not verdict.met
     assert verdict.limit is not None
     assert "not the models" in verdict.limit
+
+
+def test_a_profile_splits_a_call_between_the_layer_the_driver_and_the_loop() -> None:
+    """Each profiled function is put in its part; the layer's costliest come first."""
+    from bench._profile import part_of, summarise  # noqa: PLC0415
+
+    layer = ("/x/src/persistence/results.py", 154, "find_result")
+    driver = ("~", 0, "<method 'execute' of 'sqlite3.Cursor' objects>")
+    loop = ("/usr/lib/python3.11/asyncio/base_events.py", 1845, "_run_once")
+    wait = ("~", 0, "<method 'poll' of 'select.epoll' objects>")
+    other = ("/usr/lib/python3.11/json/decoder.py", 343, "raw_decode")
+    assert [part_of(e) for e in (layer, driver, loop, wait, other)] == [
+        "layer",
+        "driver",
+        "event loop",
+        "waiting",
+        "other",
+    ]
+    profile = summarise({layer: 0.4, driver: 0.3, loop: 0.1, wait: 0.1, other: 0.1})
+    assert profile.shares == pytest.approx(
+        {"layer": 0.4, "driver": 0.3, "event loop": 0.1, "waiting": 0.1, "other": 0.1}
+    )
+    ((name, share),) = profile.top
+    assert name == "results.py:find_result"
+    assert share == pytest.approx(0.4)
+    assert "layer 40%" in profile.text()
+    assert "`results.py:find_result` 40%" in profile.text()

@@ -90,3 +90,66 @@ def test_the_loop_table_checks_each_workload_against_its_targets() -> None:
     assert "time ≤ 200 ms" in lines[4]
     assert "- postgres `delete_results_before` missed: not analysed." in lines
     assert stalled.to_json()["lag"] == {"p99_ms": 690.0, "max_ms": 690.0, "samples": 2}
+
+
+def test_a_loop_workload_stalled_by_a_collection_names_the_collector() -> None:
+    """When one collection is most of a loop workload's stall, its verdict says so."""
+    from bench._lag import Collections  # noqa: PLC0415
+    from bench.loop import LoopRun  # noqa: PLC0415
+
+    def limit(longest: float) -> str | None:
+        collected = Collections(count=3, longest=longest, full=1)
+        run = LoopRun("sqlite", "x", 10, 1.0, lag_of([0.001, 0.1]), collected=collected)
+        (verdict,) = run.verdicts()
+        assert not verdict.met
+        return verdict.limit
+
+    by_collector = limit(0.08)
+    assert by_collector is not None
+    assert "garbage collector" in by_collector
+    assert "80 ms of the 100 ms" in by_collector
+    assert limit(0.01) == "not analysed in this run"
+
+
+async def test_probe_times_each_run_of_the_garbage_collector() -> None:
+    """A full collection inside the probe is recorded, with its generation; none outside it."""
+    import gc  # noqa: PLC0415  # this test only
+
+    from bench._lag import OLDEST, gc_of  # noqa: PLC0415
+
+    async with LagProbe() as probe:
+        gc.collect()
+    gc.collect()  # after the probe closed: not its to record
+    summary = gc_of(probe.collections)
+    assert summary.full == 1
+    assert summary.count == len(probe.collections) == 1
+    assert probe.collections[0][0] == OLDEST
+    assert summary.longest > 0
+
+
+def test_a_lag_miss_that_one_collection_explains_names_the_collector_and_the_floor() -> None:
+    """The stall is put on the collector only when a collection is most of it."""
+    from bench._measure import Measurement  # noqa: PLC0415
+    from bench._targets import check_targets  # noqa: PLC0415
+
+    def lag_limit(layer_gc: float) -> str:
+        m = Measurement(
+            "sqlite",
+            "read_all",
+            50_000,
+            {"layer": [1.0], "hand": [0.8]},
+            {"layer": [0.001, 0.25], "hand": [0.24]},
+            calls=50_000,
+            collections={"layer": [(0, 0.001), (2, layer_gc)], "hand": [(2, 0.23)]},
+        )
+        (verdict,) = [v for v in check_targets([m]) if "lag" in v.target]
+        assert not verdict.met
+        assert verdict.limit is not None
+        return verdict.limit
+
+    by_collector = lag_limit(0.2)
+    assert "machine" in lag_limit(0.01)  # the hand decode stalled as long: 240 of 250 ms
+    assert "garbage collector" in by_collector
+    assert "200 ms of the 250 ms" in by_collector
+    assert "240.0 ms (its longest collection 230.0 ms)" in by_collector
+    assert "garbage collector" not in lag_limit(0.01)

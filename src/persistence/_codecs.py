@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from json.scanner import make_scanner
+from typing import Final
 
 from persistence.exceptions import ValidationError
 
@@ -76,6 +77,10 @@ def decode_datetime_column(rows: Sequence[Sequence[object]], index: int) -> list
         return [decode_datetime(text) for text in texts]
 
 
+_JOINED_FROM: Final = 4
+"""Fewer rows than this are read one by one: one array costs more to build than it saves."""
+
+
 def decode_json_column(rows: Sequence[Sequence[object]], index: int) -> list[object]:
     """Read column `index` of every row as `decode_json` would, in one pass of the decoder.
 
@@ -86,6 +91,8 @@ def decode_json_column(rows: Sequence[Sequence[object]], index: int) -> list[obj
     row by row, as `decode_json` reads it.
     """
     texts = [row[index] for row in rows]
+    if len(texts) < _JOINED_FROM:
+        return [decode_json(text) for text in texts]
     if all(type(text) is str for text in texts):
         try:
             values: object = json.loads(f"[{','.join(texts)}]")  # type: ignore[arg-type]  # all str

@@ -8,8 +8,8 @@ was last given back, the caller yields, so that no other task waits long behind 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Final, TypeVar
 
@@ -24,26 +24,38 @@ LOOP_SLICE: Final = 0.0005
 SLICE_ITEMS: Final = 250
 """Items handled between two looks at the clock: a slice of rows takes well under 1 ms."""
 
-_GIVEN_BACK: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float]] = (
-    weakref.WeakKeyDictionary()
-)
+
+class _GivenBack(threading.local):
+    """When the package last gave back the loop running in this thread, and that loop.
+
+    A thread runs one loop at a time, so one note per thread serves every loop; it is kept
+    per thread, not in a dict keyed by loop, because `share_loop` runs once a call or a slice
+    and a weak dict's lookup cost more than the rest of it.
+    """
+
+    loop: asyncio.AbstractEventLoop | None = None
+    at: float = 0.0
+
+
+_GIVEN_BACK: Final = _GivenBack()
 
 
 async def share_loop() -> None:
     """Give the loop back if the package has held it for a slice since it last did."""
     loop = asyncio.get_running_loop()
     now = time.perf_counter()
-    last = _GIVEN_BACK.get(loop)
-    if last is None:
-        _GIVEN_BACK[loop] = now
-    elif now - last > LOOP_SLICE:
+    given = _GIVEN_BACK
+    if given.loop is not loop:
+        given.loop, given.at = loop, now
+    elif now - given.at > LOOP_SLICE:
         await asyncio.sleep(0)
-        _GIVEN_BACK[loop] = time.perf_counter()
+        given.at = time.perf_counter()
 
 
 def gave_back() -> None:
     """Note that the caller has just given the loop back by waiting on something."""
-    _GIVEN_BACK[asyncio.get_running_loop()] = time.perf_counter()
+    given = _GIVEN_BACK
+    given.loop, given.at = asyncio.get_running_loop(), time.perf_counter()
 
 
 async def map_in_slices(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:

@@ -36,7 +36,8 @@ InThread = Callable[..., Awaitable[Any]]
 
 async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
     """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time."""
-    if rows_as is None or mode in {Mode.VALUE, Mode.COUNT, Mode.MANY}:
+    # Compared by identity: an Enum's hash runs in Python, and a set of three cost four.
+    if rows_as is None or mode is Mode.VALUE or mode is Mode.COUNT or mode is Mode.MANY:
         return picked
     if mode is Mode.ROW:
         return None if picked is None else rows_as((picked,))[0]
