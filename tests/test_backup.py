@@ -153,6 +153,20 @@ async def assert_same(source: Database, target: Database) -> None:
     assert [a.version for a in target_status.applied] == [a.version for a in source_status.applied]
 
 
+async def indexes(url: str) -> list[tuple[str, str]]:
+    """Each index of the copied tables of a PostgreSQL database, by name, with its SQL."""
+    seen = await asyncpg.connect(url)
+    try:
+        rows = await seen.fetch(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) AS t) ORDER BY 1",
+            list(persistence.backup.COPIED_TABLES),
+        )
+    finally:
+        await seen.close()
+    return [(str(row[0]), str(row[1])) for row in rows]
+
+
 async def new_id(db: Database) -> int | None:
     """The id the database gives the next result."""
     return (await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))).id
@@ -221,6 +235,8 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
                 for _ in range(3000)
             ],
         )
+    migrated = await indexes(postgres_url)
+    assert any("gin_pending_list_limit" in sql for _, sql in migrated)
     command = [sys.executable, "-m", "persistence", "copy", str(tmp_path / "big.db"), postgres_url]
     process = subprocess.Popen(command)  # noqa: ASYNC220  # polled below, waited for in a thread
     try:
@@ -243,6 +259,7 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
         await asyncio.to_thread(process.wait)
     assert process.returncode == -signal.SIGKILL
     assert await contents(postgres) == ([], [], [], [])
+    assert await indexes(postgres_url) == migrated  # the copy had dropped them: back as they were
 
     stop, written = asyncio.Event(), list[int]()
     writer = asyncio.create_task(writing(tmp_path / "source.db", stop, written))
@@ -261,6 +278,7 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
     for result_id in live:  # the source as it was at the snapshot
         await delete_result(source, result_id)
     await assert_same(source, postgres)
+    assert await indexes(postgres_url) == migrated  # built again, each as the migrations made it
     assert await new_id(postgres) == last + 1
 
 
@@ -355,6 +373,8 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
     monkeypatch.setattr(persistence.backup, "_result_params", counting)
     async with connect(database_url) as target:
         await migrate(target)
+        postgres = target.engine is not source.engine
+        migrated = await indexes(database_url) if postgres else []
         with pytest.raises(RuntimeError, match="disk went away"):
             await copy_database(source, target, page_size=20)
         assert await contents(target) == ([], [], [], [])
@@ -365,6 +385,8 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
         with pytest.raises(asyncio.CancelledError):
             await copying
         assert await contents(target) == ([], [], [], [])
+        if postgres:  # dropped by each copy, restored by each rollback
+            assert await indexes(database_url) == migrated
         await copy_database(source, target)  # and the target is usable: a copy runs again
         await assert_same(source, target)
 

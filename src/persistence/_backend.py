@@ -130,6 +130,16 @@ class Backend(Protocol):
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
         """Set each table's counter so that its next id comes after the given one."""
 
+    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
+        """Drop the secondary indexes of the empty `tables` before a bulk load; give their SQL.
+
+        Inside `conn`'s transaction, so a rollback brings them back. PostgreSQL: every index
+        but the primary keys and those of constraints. SQLite: none, and nothing to give.
+        """
+
+    async def create_indexes(self, conn: Connection, definitions: Sequence[str]) -> None:
+        """Build again the indexes that `drop_indexes` dropped, over the rows now there."""
+
     async def watch_changes(self, *, heartbeat: float) -> ChangeWatch:
         """Start watching for commits; `heartbeat` bounds how long a silent watch is trusted."""
 

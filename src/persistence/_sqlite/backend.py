@@ -257,6 +257,13 @@ class SqliteBackend:
         seen = {str(name): int(seq) for name, seq in rows}
         return {table: seen.get(table, 0) for table in tables}
 
+    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
+        """Drop nothing: FTS5's triggers and the B-tree indexes take bulk inserts well enough."""
+        return ()
+
+    async def create_indexes(self, conn: Connection, definitions: Sequence[str]) -> None:
+        """Build nothing: `drop_indexes` dropped nothing."""
+
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
         """Raise each table's `sqlite_sequence` entry to at least the given id."""
         session = _session(conn)
