@@ -46,6 +46,7 @@ from persistence import (
 )
 from persistence.__main__ import main
 from persistence.backup import backup_database, copy_database, restore_database
+from persistence.database import backend_of, connection
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -441,3 +442,54 @@ async def test_the_commands_back_up_restore_and_copy(
     for url in (restored, copied):
         async with connect(url) as db:
             await assert_same(source, db)
+
+
+async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
+    tmp_path: Path, source: Database, postgres: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source holding the user's own tables is refused up front, naming them, unless skipped.
+
+    The copy moves the package's tables only; leaving the user's behind must be asked for.
+    Every table the package's migrations make, on either engine, is known as the package's.
+    """
+    for db in (source, postgres):
+        async with connection(db) as conn:
+            tables = await backend_of(db).table_names(conn)
+        assert set(persistence.backup.COPIED_TABLES) <= set(tables)
+        assert set(tables) <= persistence.backup.PACKAGE_TABLES, "a new table: name it there"
+    mine = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_notes.sql").write_text(
+            "CREATE TABLE my_notes (id integer PRIMARY KEY, body text NOT NULL);\n"
+            "CREATE VIEW my_failures AS SELECT id FROM test_results WHERE status = 'failed';\n",
+            encoding="utf-8",
+        )
+    await migrate(source, mine)
+    await migrate(postgres, mine)
+    with pytest.raises(DatabaseError, match=r"tables of your own migrations.*: my_notes\. "):
+        await copy_database(source, postgres)
+    assert await contents(postgres) == ([], [], [], [])
+    assert await run("copy", source.url, postgres.url) == 3
+    assert "my_notes" in capsys.readouterr().err
+    await backup_database(source, tmp_path / "lite.backup")  # a SQLite file is copied whole
+    async with connect(tmp_path / "back.db") as back:
+        await migrate(back)
+        with pytest.raises(DatabaseError, match="my_notes"):
+            await restore_database(back, tmp_path / "lite.backup")
+        await restore_database(back, tmp_path / "lite.backup", skip_user_tables=True)
+        await assert_same(source, back)
+
+    await copy_database(source, postgres, skip_user_tables=True)
+    await assert_same(source, postgres)
+    with pytest.raises(DatabaseError, match="my_notes"):
+        await backup_database(postgres, tmp_path / "pg.backup")
+    assert not (tmp_path / "pg.backup").exists()
+    assert (
+        await run(
+            "backup", str(tmp_path / "pg.backup"), "--database", postgres.url, "--skip-user-tables"
+        )
+        == 0
+    )
+    with pytest.raises(ValidationError, match="skip_user_tables"):
+        await copy_database(source, postgres, skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested

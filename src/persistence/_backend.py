@@ -130,6 +130,9 @@ class Backend(Protocol):
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
         """Set each table's counter so that its next id comes after the given one."""
 
+    async def table_names(self, conn: Connection) -> tuple[str, ...]:
+        """Give the name of every table, sorted; not the engine's own (SQLite's `sqlite_*`)."""
+
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
         """Drop the secondary indexes of the empty `tables` before a bulk load; give their SQL.
 

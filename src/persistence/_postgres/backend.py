@@ -402,6 +402,13 @@ class PostgresBackend:
             list(counters.values()),
         )
 
+    async def table_names(self, conn: Connection) -> tuple[str, ...]:
+        """Give the name of every table of the current schema, sorted."""
+        rows = await _pg(conn).fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        )
+        return tuple(str(row[0]) for row in rows)
+
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
         """Drop the secondary indexes of `tables`, giving the SQL that makes each again.
 
