@@ -7,9 +7,10 @@ import datetime as dt
 import signal
 import subprocess
 import sys
+import uuid
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import pytest
@@ -46,7 +47,7 @@ from persistence import (
 )
 from persistence.__main__ import main
 from persistence.backup import backup_database, copy_database, restore_database
-from persistence.database import backend_of, connection
+from persistence.database import backend_of, connection, transaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -493,3 +494,26 @@ async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
     )
     with pytest.raises(ValidationError, match="skip_user_tables"):
         await copy_database(source, postgres, skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
+
+
+async def test_a_role_that_does_not_own_the_tables_keeps_their_indexes(
+    postgres: Database, postgres_url: str
+) -> None:
+    """DROP INDEX needs the table's owner: a role that may only write rows drops nothing."""
+    role = f"persistence_writer_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            async with transaction(postgres) as tx, connection(tx) as conn:
+                owner = await backend_of(tx).drop_indexes(conn, persistence.backup.COPIED_TABLES)
+                await backend_of(tx).create_indexes(conn, owner)
+                raw = cast("asyncpg.Connection[asyncpg.Record]", conn)
+                await raw.execute(f"SET LOCAL ROLE {role}")
+                assert await backend_of(tx).drop_indexes(conn, ["test_results"]) == ()
+            assert len(owner) > 2  # the owner drops them, the GIN indexes among them
+            assert any("USING gin" in sql for sql in owner)
+        finally:
+            await admin.execute(f"DROP ROLE {role}")
+    finally:
+        await admin.close()
