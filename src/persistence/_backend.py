@@ -140,8 +140,13 @@ class Backend(Protocol):
         but the primary keys and those of constraints. SQLite: none, and nothing to give.
         """
 
-    async def create_indexes(self, conn: Connection, definitions: Sequence[str]) -> None:
-        """Build again the indexes that `drop_indexes` dropped, over the rows now there."""
+    async def create_indexes(
+        self, conn: Connection, definitions: Sequence[str], *, rows: int
+    ) -> None:
+        """Build again the indexes that `drop_indexes` dropped, over the `rows` now there.
+
+        Each build may outlast the statement bound, by an allowance for each row.
+        """
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeWatch:
         """Start watching for commits; `heartbeat` bounds how long a silent watch is trusted."""

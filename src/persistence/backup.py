@@ -169,7 +169,8 @@ async def copy_database(
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
             moved = await _move_rows(source, reading, tx, page_size)
             async with connection(tx) as conn:
-                await backend_of(tx).create_indexes(conn, indexes)
+                rows = sum(count for count, _ in moved.values())
+                await backend_of(tx).create_indexes(conn, indexes, rows=rows)
                 await backend_of(tx).set_id_counters(
                     conn, {t: max(counters.get(t, 0), moved[t][1]) for t in COPIED_TABLES}
                 )

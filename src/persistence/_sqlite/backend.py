@@ -272,7 +272,9 @@ class SqliteBackend:
         """Drop nothing: FTS5's triggers and the B-tree indexes take bulk inserts well enough."""
         return ()
 
-    async def create_indexes(self, conn: Connection, definitions: Sequence[str]) -> None:
+    async def create_indexes(
+        self, conn: Connection, definitions: Sequence[str], *, rows: int
+    ) -> None:
         """Build nothing: `drop_indexes` dropped nothing."""
 
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
