@@ -7,9 +7,10 @@ import datetime as dt
 import signal
 import subprocess
 import sys
+import uuid
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 import pytest
@@ -46,11 +47,13 @@ from persistence import (
 )
 from persistence.__main__ import main
 from persistence.backup import backup_database, copy_database, restore_database
+from persistence.database import backend_of, connection, transaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from persistence import Database, PageCursor
+    from persistence._postgres.backend import PostgresBackend
 
 BASE = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo")
@@ -153,6 +156,20 @@ async def assert_same(source: Database, target: Database) -> None:
     assert [a.version for a in target_status.applied] == [a.version for a in source_status.applied]
 
 
+async def indexes(url: str) -> list[tuple[str, str]]:
+    """Each index of the copied tables of a PostgreSQL database, by name, with its SQL."""
+    seen = await asyncpg.connect(url)
+    try:
+        rows = await seen.fetch(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) AS t) ORDER BY 1",
+            list(persistence.backup.COPIED_TABLES),
+        )
+    finally:
+        await seen.close()
+    return [(str(row[0]), str(row[1])) for row in rows]
+
+
 async def new_id(db: Database) -> int | None:
     """The id the database gives the next result."""
     return (await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))).id
@@ -221,6 +238,8 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
                 for _ in range(3000)
             ],
         )
+    migrated = await indexes(postgres_url)
+    assert any("gin_pending_list_limit" in sql for _, sql in migrated)
     command = [sys.executable, "-m", "persistence", "copy", str(tmp_path / "big.db"), postgres_url]
     process = subprocess.Popen(command)  # noqa: ASYNC220  # polled below, waited for in a thread
     try:
@@ -243,6 +262,7 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
         await asyncio.to_thread(process.wait)
     assert process.returncode == -signal.SIGKILL
     assert await contents(postgres) == ([], [], [], [])
+    assert await indexes(postgres_url) == migrated  # the copy had dropped them: back as they were
 
     stop, written = asyncio.Event(), list[int]()
     writer = asyncio.create_task(writing(tmp_path / "source.db", stop, written))
@@ -261,6 +281,7 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
     for result_id in live:  # the source as it was at the snapshot
         await delete_result(source, result_id)
     await assert_same(source, postgres)
+    assert await indexes(postgres_url) == migrated  # built again, each as the migrations made it
     assert await new_id(postgres) == last + 1
 
 
@@ -355,6 +376,8 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
     monkeypatch.setattr(persistence.backup, "_result_params", counting)
     async with connect(database_url) as target:
         await migrate(target)
+        postgres = target.engine is not source.engine
+        migrated = await indexes(database_url) if postgres else []
         with pytest.raises(RuntimeError, match="disk went away"):
             await copy_database(source, target, page_size=20)
         assert await contents(target) == ([], [], [], [])
@@ -365,6 +388,8 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
         with pytest.raises(asyncio.CancelledError):
             await copying
         assert await contents(target) == ([], [], [], [])
+        if postgres:  # dropped by each copy, restored by each rollback
+            assert await indexes(database_url) == migrated
         await copy_database(source, target)  # and the target is usable: a copy runs again
         await assert_same(source, target)
 
@@ -419,3 +444,85 @@ async def test_the_commands_back_up_restore_and_copy(
     for url in (restored, copied):
         async with connect(url) as db:
             await assert_same(source, db)
+
+
+async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
+    tmp_path: Path, source: Database, postgres: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source holding the user's own tables is refused up front, naming them, unless skipped.
+
+    The copy moves the package's tables only; leaving the user's behind must be asked for.
+    Every table the package's migrations make, on either engine, is known as the package's.
+    """
+    for db in (source, postgres):
+        async with connection(db) as conn:
+            tables = await backend_of(db).table_names(conn)
+        assert set(persistence.backup.COPIED_TABLES) <= set(tables)
+        assert set(tables) <= persistence.backup.PACKAGE_TABLES, "a new table: name it there"
+    mine = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_notes.sql").write_text(
+            "CREATE TABLE my_notes (id integer PRIMARY KEY, body text NOT NULL);\n"
+            "CREATE VIEW my_failures AS SELECT id FROM test_results WHERE status = 'failed';\n",
+            encoding="utf-8",
+        )
+    await migrate(source, mine)
+    await migrate(postgres, mine)
+    with pytest.raises(DatabaseError, match=r"tables of your own migrations.*: my_notes\. "):
+        await copy_database(source, postgres)
+    assert await contents(postgres) == ([], [], [], [])
+    assert await run("copy", source.url, postgres.url) == 3
+    assert "my_notes" in capsys.readouterr().err
+    await backup_database(source, tmp_path / "lite.backup")  # a SQLite file is copied whole
+    async with connect(tmp_path / "back.db") as back:
+        await migrate(back)
+        with pytest.raises(DatabaseError, match="my_notes"):
+            await restore_database(back, tmp_path / "lite.backup")
+        await restore_database(back, tmp_path / "lite.backup", skip_user_tables=True)
+        await assert_same(source, back)
+
+    await copy_database(source, postgres, skip_user_tables=True)
+    await assert_same(source, postgres)
+    with pytest.raises(DatabaseError, match="my_notes"):
+        await backup_database(postgres, tmp_path / "pg.backup")
+    assert not (tmp_path / "pg.backup").exists()
+    assert (
+        await run(
+            "backup", str(tmp_path / "pg.backup"), "--database", postgres.url, "--skip-user-tables"
+        )
+        == 0
+    )
+    with pytest.raises(ValidationError, match="skip_user_tables"):
+        await copy_database(source, postgres, skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
+
+
+async def test_a_role_that_does_not_own_the_tables_keeps_their_indexes(
+    postgres: Database, postgres_url: str
+) -> None:
+    """DROP INDEX needs the table's owner: a role that may only write rows drops nothing.
+
+    The owner's builds are allowed time for each row beyond the statement bound.
+    """
+    role = f"persistence_writer_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} NOLOGIN")
+        try:
+            async with transaction(postgres) as tx, connection(tx) as conn:
+                backend = cast("PostgresBackend", backend_of(tx))
+                owner = await backend.drop_indexes(conn, persistence.backup.COPIED_TABLES)
+                bound, backend.command_timeout = backend.command_timeout, 1e-6
+                try:  # a build of many rows may outlast the statement bound
+                    await backend.create_indexes(conn, owner, rows=100_000)
+                finally:
+                    backend.command_timeout = bound
+                raw = cast("asyncpg.Connection[asyncpg.Record]", conn)
+                await raw.execute(f"SET LOCAL ROLE {role}")
+                assert await backend_of(tx).drop_indexes(conn, ["test_results"]) == ()
+            assert len(owner) > 2  # the owner drops them, the GIN indexes among them
+            assert any("USING gin" in sql for sql in owner)
+        finally:
+            await admin.execute(f"DROP ROLE {role}")
+    finally:
+        await admin.close()

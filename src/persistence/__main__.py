@@ -213,6 +213,12 @@ def _add_copy_commands(
         metavar="SECONDS",
         help="retry each connection until the database answers or SECONDS have passed",
     )
+    for command in (backup, restore, copy):
+        command.add_argument(
+            "--skip-user-tables",
+            action="store_true",
+            help="leave behind the tables of your own migrations, which are refused otherwise",
+        )
 
 
 async def _run_history(arguments: argparse.Namespace) -> int:
@@ -229,7 +235,9 @@ async def _backup(arguments: argparse.Namespace) -> int:
     url = database_url(arguments.database)
     db = await open_existing(url, wait=arguments.wait, write=False)
     try:
-        report = await backup_database(db, arguments.file)
+        report = await backup_database(
+            db, arguments.file, skip_user_tables=arguments.skip_user_tables
+        )
     finally:
         await close_database(db)
     return _copied(arguments, "backed up", report)
@@ -241,7 +249,9 @@ async def _restore(arguments: argparse.Namespace) -> int:
         raise CannotRunError(f"no backup file at {str(arguments.file)!r}")
     db = await open_existing(url, wait=arguments.wait, write=True)
     try:
-        report = await restore_database(db, arguments.file)
+        report = await restore_database(
+            db, arguments.file, skip_user_tables=arguments.skip_user_tables
+        )
     finally:
         await close_database(db)
     return _copied(arguments, "restored", report)
@@ -253,7 +263,9 @@ async def _copy(arguments: argparse.Namespace) -> int:
     try:
         target = await open_existing(arguments.target, wait=arguments.wait, write=True)
         try:
-            report = await copy_database(source, target)
+            report = await copy_database(
+                source, target, skip_user_tables=arguments.skip_user_tables
+            )
         finally:
             await close_database(target)
     finally:

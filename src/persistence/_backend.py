@@ -130,6 +130,24 @@ class Backend(Protocol):
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
         """Set each table's counter so that its next id comes after the given one."""
 
+    async def table_names(self, conn: Connection) -> tuple[str, ...]:
+        """Give the name of every table, sorted; not the engine's own (SQLite's `sqlite_*`)."""
+
+    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
+        """Drop the secondary indexes of the empty `tables` before a bulk load; give their SQL.
+
+        Inside `conn`'s transaction, so a rollback brings them back. PostgreSQL: every index
+        but the primary keys and those of constraints. SQLite: none, and nothing to give.
+        """
+
+    async def create_indexes(
+        self, conn: Connection, definitions: Sequence[str], *, rows: int
+    ) -> None:
+        """Build again the indexes that `drop_indexes` dropped, over the `rows` now there.
+
+        Each build may outlast the statement bound, by an allowance for each row.
+        """
+
     async def watch_changes(self, *, heartbeat: float) -> ChangeWatch:
         """Start watching for commits; `heartbeat` bounds how long a silent watch is trusted."""
 

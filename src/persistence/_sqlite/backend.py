@@ -47,7 +47,13 @@ from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, re
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
-from persistence._sqlite.snapshot import ADD_COUNTER, LIST_COUNTERS, RAISE_COUNTER, backup_into
+from persistence._sqlite.snapshot import (
+    ADD_COUNTER,
+    LIST_COUNTERS,
+    LIST_TABLES,
+    RAISE_COUNTER,
+    backup_into,
+)
 from persistence._sqlite.statements import Mode
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError, PersistenceError
@@ -256,6 +262,20 @@ class SqliteBackend:
         rows = await _session(conn).run(LIST_COUNTERS, {}, Mode.ROWS)
         seen = {str(name): int(seq) for name, seq in rows}
         return {table: seen.get(table, 0) for table in tables}
+
+    async def table_names(self, conn: Connection) -> tuple[str, ...]:
+        """Give the name of every table but SQLite's own, sorted."""
+        rows = await _session(conn).run(LIST_TABLES, {}, Mode.ROWS)
+        return tuple(str(row[0]) for row in rows)
+
+    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
+        """Drop nothing: FTS5's triggers and the B-tree indexes take bulk inserts well enough."""
+        return ()
+
+    async def create_indexes(
+        self, conn: Connection, definitions: Sequence[str], *, rows: int
+    ) -> None:
+        """Build nothing: `drop_indexes` dropped nothing."""
 
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
         """Raise each table's `sqlite_sequence` entry to at least the given id."""

@@ -13,10 +13,17 @@ from typing import Final
 
 from persistence._sqlite.statements import plan_query
 
-__all__ = ["ADD_COUNTER", "LIST_COUNTERS", "RAISE_COUNTER", "backup_into"]
+__all__ = ["ADD_COUNTER", "LIST_COUNTERS", "LIST_TABLES", "RAISE_COUNTER", "backup_into"]
 
 LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
 """The highest id each AUTOINCREMENT table has handed out."""
+
+LIST_TABLES: Final = plan_query(
+    "list_tables",
+    "SELECT name FROM sqlite_schema "
+    "WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name",
+)
+"""Every table of the database but SQLite's own (`sqlite_sequence`, `sqlite_stat1`, ...)."""
 
 RAISE_COUNTER: Final = plan_query(
     "raise_id_counter", "UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :name"
