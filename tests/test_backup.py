@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,6 +21,8 @@ import persistence.backup
 from persistence import (
     ConfigEntry,
     ConfigType,
+    Counterexample,
+    CounterexampleStore,
     DatabaseError,
     FileRecord,
     ResultFilter,
@@ -32,10 +36,14 @@ from persistence import (
     all_results,
     all_runs,
     connect,
+    counterexamples,
     delete_result,
+    delete_results_before,
+    keep_counterexample,
     list_results,
     migrate,
     migration_status,
+    open_counterexample_store,
     queries,
     save_config_entry,
     save_file_record,
@@ -48,6 +56,7 @@ from persistence import (
 from persistence.__main__ import main
 from persistence.backup import backup_database, copy_database, restore_database
 from persistence.database import backend_of, connection, transaction
+from persistence.storage import open_storage
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -58,10 +67,16 @@ if TYPE_CHECKING:
 BASE = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 WORDS = ("alpha", "bravo", "charlie", "delta", "echo")
 SEARCHES = ("alpha", "bravo charlie", '"echo alpha"', "delt*", "alpha -bravo")
+TEST = "solutions/a.cpp#stress"
+"""The test whose failing results keep counterexamples."""
+KEPT = 3
+"""How many results `fill` keeps a counterexample with."""
+EMPTY: tuple[list[object], ...] = ([], [], [], [], [], [])
+"""What `contents` gives of an empty database."""
 
 
-async def fill(db: Database, n: int = 60) -> None:
-    """Put rows in every copied table: runs, results of runs and not, config, file records."""
+async def fill(db: Database, store: CounterexampleStore, n: int = 60) -> None:
+    """Put rows in every copied table: runs, results, kept counterexamples, config, files."""
     first = await save_run(db, Run(started_at=BASE, labels={"commit": "9f2c1e0"}))
     second = await save_run(db, Run(started_at=BASE + dt.timedelta(hours=1)))
     await save_results(
@@ -89,6 +104,17 @@ async def fill(db: Database, n: int = 60) -> None:
     )
     assert doomed.id is not None
     await delete_result(db, doomed.id)  # the counter has passed every id left
+    for i, (data, expected, actual) in enumerate(
+        [(b"3\n1 2 3\n", b"6\n", b"7\n"), (b"5\n", None, None), (b"3\n1 2 3\n", None, b"8\n")]
+    ):
+        failing = TestResult(
+            test_type=TestType.STRESS,
+            status=(TestStatus.FAILED, TestStatus.TIMEOUT)[i % 2],
+            created_at=BASE + dt.timedelta(days=1, minutes=i),
+            test_id=TEST,
+            run_id=second.id if i == 0 else None,  # a test has one result in a run
+        )
+        await keep_counterexample(db, store, failing, input=data, expected=expected, actual=actual)
     for i in range(5):
         await set_config(db, "app", f"key{i}", [i, "x"] if i % 2 else i * 1.5)
     await save_config_entry(
@@ -102,14 +128,48 @@ async def fill(db: Database, n: int = 60) -> None:
 
 async def contents(
     db: Database,
-) -> tuple[list[Run], list[TestResult], list[ConfigEntry], list[FileRecord]]:
-    """Every row of every copied table, ids included."""
+) -> tuple[
+    list[Run],
+    list[TestResult],
+    list[queries.ResultArtifactsRow],
+    list[Counterexample],
+    list[ConfigEntry],
+    list[FileRecord],
+]:
+    """Every row of every copied table, ids included, and the counterexamples of `TEST`."""
+    async with connection(db) as conn:
+        links = await db.queries.copy_read_result_artifacts(
+            conn, after_result_id=0, after_role="", page_size=1_000_000
+        )
     return (
         await all_runs(db),
         await all_results(db),
+        links,
+        await counterexamples(db, TEST),
         await all_config_entries(db),
         await all_file_records(db),
     )
+
+
+async def row_counts(db: Database, url: str | Path) -> dict[str, int]:
+    """The rows of every table of a database, by plain SQL: SQLite's file, or PostgreSQL's URL."""
+    async with connection(db) as conn:
+        tables = await backend_of(db).table_names(conn)
+    sql = [f'SELECT count(*) FROM "{table}"' for table in tables]  # noqa: S608  # its own names
+    if isinstance(url, Path):
+
+        def count() -> list[int]:
+            with contextlib.closing(sqlite3.connect(url)) as file:
+                return [int(file.execute(query).fetchone()[0]) for query in sql]
+
+        return dict(zip(tables, await asyncio.to_thread(count), strict=True))
+    seen = await asyncpg.connect(url)
+    try:
+        return {
+            table: int(await seen.fetchval(query)) for table, query in zip(tables, sql, strict=True)
+        }
+    finally:
+        await seen.close()
 
 
 async def pages(db: Database, where: ResultFilter | None = None) -> list[list[int | None]]:
@@ -203,12 +263,18 @@ async def writing(url: Path, stop: asyncio.Event, written: list[int]) -> None:
             await asyncio.sleep(0)
 
 
+@pytest.fixture(name="store")
+async def kept_store(tmp_path_factory: pytest.TempPathFactory) -> CounterexampleStore:
+    """The kept files of the counterexamples, under a storage root of their own."""
+    return await open_counterexample_store(await open_storage(tmp_path_factory.mktemp("kept")))
+
+
 @pytest.fixture(name="source")
-async def filled_sqlite(tmp_path: Path) -> AsyncIterator[Database]:
+async def filled_sqlite(tmp_path: Path, store: CounterexampleStore) -> AsyncIterator[Database]:
     """A migrated SQLite database with rows in every copied table."""
     async with connect(tmp_path / "source.db") as db:
         await migrate(db)
-        await fill(db)
+        await fill(db, store)
         yield db
 
 
@@ -261,7 +327,7 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
     finally:
         await asyncio.to_thread(process.wait)
     assert process.returncode == -signal.SIGKILL
-    assert await contents(postgres) == ([], [], [], [])
+    assert await contents(postgres) == EMPTY
     assert await indexes(postgres_url) == migrated  # the copy had dropped them: back as they were
 
     stop, written = asyncio.Event(), list[int]()
@@ -285,29 +351,83 @@ async def test_a_killed_copy_leaves_postgres_empty_then_a_live_copy_fills_it(
     assert await new_id(postgres) == last + 1
 
 
-async def test_sqlite_to_postgres_to_sqlite_through_a_backup(
-    tmp_path: Path, source: Database, postgres: Database
+async def test_every_table_and_every_counterexample_goes_through_copies_and_a_backup(
+    tmp_path: Path,
+    source: Database,
+    postgres: Database,
+    postgres_url: str,
+    store: CounterexampleStore,
 ) -> None:
-    """SQLite, copied to PostgreSQL, backed up and restored into SQLite, is as it was."""
+    """SQLite, copied to PostgreSQL, backed up, restored and copied into SQLite, is as it was.
+
+    Every table that the migrations make on a fresh database of either engine holds the same
+    rows after each step, but those `LEFT_TABLES` names, which each database makes itself (its
+    migration history, SQLite's search index): a table that a new migration adds fails here
+    until `fill` writes to it and the copy moves it. The counterexamples come through too, and
+    retention on a copy keeps every file that they name.
+    """
+    left = persistence.backup.LEFT_TABLES
+    assert all(
+        table in {"persistence_migrations", "persistence_user_migrations"}
+        or table.startswith("test_results_fts")
+        for table in left
+    ), "only what each database makes itself is left behind"
+    async with connect(tmp_path / "fresh.db") as fresh:
+        await migrate(fresh)
+        made = {
+            engine: set(await row_counts(db, url)) - left
+            for engine, db, url in (
+                ("sqlite", fresh, tmp_path / "fresh.db"),
+                ("postgres", postgres, postgres_url),
+            )
+        }
+    (tmp_path / "fresh.db").unlink()
+    assert made["sqlite"] == made["postgres"], "both engines make the same tables"
+    moved = made["sqlite"]
+    assert moved == set(persistence.backup.COPIED_TABLES)
+    counts = await row_counts(source, tmp_path / "source.db")
+    empty = sorted(table for table in moved if not counts[table])
+    assert not empty, f"fill writes no row in {empty}: write some, so that the copy is checked"
+    kept = await counterexamples(source, TEST)
+    assert len(kept) == 2
+    assert kept[0].failures == 2
+
+    async def check(db: Database, url: str | Path) -> None:
+        assert {t: n for t, n in (await row_counts(db, url)).items() if t in moved} == {
+            t: counts[t] for t in moved
+        }
+        await assert_same(source, db)
+        assert await counterexamples(db, TEST) == kept
+
     await copy_database(source, postgres, page_size=40)
-    await assert_same(source, postgres)
+    await check(postgres, postgres_url)
     with pytest.raises(DatabaseError, match=r"not empty \(runs holds 2 rows, test_results holds"):
         await copy_database(source, postgres)
     backup = tmp_path / "pg.backup"
     report = await backup_database(postgres, backup)
-    runs, results, config, files = await contents(source)
-    assert report.rows == len(runs) + len(results) + len(config) + len(files)
+    runs, results, links, _, config, files = await contents(source)
+    assert report.result_artifacts == len(links) == counts["result_artifacts"]
+    assert report.rows == len(runs) + len(results) + len(links) + len(config) + len(files)
     assert names(tmp_path) == [
         "pg.backup",
         "source.db",
         "source.db-shm",
         "source.db-wal",
     ]
-    async with connect(tmp_path / "back.db") as back:
+    async with connect(tmp_path / "back.db") as back, connect(tmp_path / "copied.db") as copied:
         await migrate(back)
         await restore_database(back, backup, page_size=30)
-        await assert_same(source, back)
+        await check(back, tmp_path / "back.db")
+        await migrate(copied)
+        report = await copy_database(postgres, copied, page_size=2)  # pages end inside a result
+        assert report.tables() == {t: counts[t] for t in persistence.backup.COPIED_TABLES}
+        await check(copied, tmp_path / "copied.db")
         assert await new_id(back) == await new_id(source)
+    files_kept = await store.keys()
+    assert len(files_kept) == 5  # two inputs, one expected, two actual
+    assert await delete_results_before(postgres, BASE + dt.timedelta(hours=1), artifacts=store)
+    assert await store.keys() == files_kept, "the copy's links name every kept file"
+    assert await counterexamples(postgres, TEST) == kept
 
 
 async def test_a_sqlite_backup_is_a_database_of_one_commit(
@@ -380,14 +500,14 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
         migrated = await indexes(database_url) if postgres else []
         with pytest.raises(RuntimeError, match="disk went away"):
             await copy_database(source, target, page_size=20)
-        assert await contents(target) == ([], [], [], [])
+        assert await contents(target) == EMPTY
         halfway.clear()
         copying = asyncio.create_task(copy_database(source, target, page_size=20))
         await halfway.wait()
         copying.cancel()
         with pytest.raises(asyncio.CancelledError):
             await copying
-        assert await contents(target) == ([], [], [], [])
+        assert await contents(target) == EMPTY
         if postgres:  # dropped by each copy, restored by each rollback
             assert await indexes(database_url) == migrated
         await copy_database(source, target)  # and the target is usable: a copy runs again
@@ -438,7 +558,8 @@ async def test_the_commands_back_up_restore_and_copy(
         assert await run("migrate", "--database", str(url)) == 0
     assert await run("restore", str(backup), "--database", str(restored), "--json") == 0
     out = capsys.readouterr().out
-    assert '"test_results": 60' in out.split("applied")[-1]
+    assert f'"test_results": {60 + KEPT}' in out.split("applied")[-1]
+    assert '"result_artifacts": 6' in out.split("applied")[-1]
     assert await run("copy", source.url, str(copied)) == 0
     assert "copied" in capsys.readouterr().out
     for url in (restored, copied):
@@ -471,7 +592,7 @@ async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
     await migrate(postgres, mine)
     with pytest.raises(DatabaseError, match=r"tables of your own migrations.*: my_notes\. "):
         await copy_database(source, postgres)
-    assert await contents(postgres) == ([], [], [], [])
+    assert await contents(postgres) == EMPTY
     assert await run("copy", source.url, postgres.url) == 3
     assert "my_notes" in capsys.readouterr().err
     await backup_database(source, tmp_path / "lite.backup")  # a SQLite file is copied whole

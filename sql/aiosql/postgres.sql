@@ -431,6 +431,20 @@ INSERT INTO test_results (
     :test_cases_total, :error_message, :output, :created_at, :metadata, :run_id, :test_id
 );
 
+-- name: copy_read_result_artifacts(after_result_id, after_role, page_size)
+-- record_class: ResultArtifactsRow
+-- What `copy` and `backup` read of result_artifacts: one page in key order, after the key given.
+-- The table has no id: its key is (result_id, role), and the range on result_id reads its index.
+SELECT result_id, role, sha256, size FROM result_artifacts
+WHERE result_id >= :after_result_id AND (result_id > :after_result_id OR role > :after_role)
+ORDER BY result_id, role
+LIMIT :page_size;
+
+-- name: copy_write_result_artifacts(result_id, role, sha256, size)*!
+-- What `copy` and `restore` write to result_artifacts: each result's links to its kept files.
+INSERT INTO result_artifacts (result_id, role, sha256, size)
+VALUES (:result_id, :role, :sha256, :size);
+
 -- name: copy_read_config_entries(after_id, page_size)
 -- record_class: ConfigEntriesRow
 -- What `copy` and `backup` read of config_entries: one page in id order, after the id given.
@@ -462,6 +476,7 @@ VALUES (:id, :path, :size, :hash, :created_at, :accessed_at, :metadata);
 -- How many rows each table that `copy` moves holds: a copy's target must hold none.
 SELECT (SELECT count(*) FROM runs) AS runs,
        (SELECT count(*) FROM test_results) AS test_results,
+       (SELECT count(*) FROM result_artifacts) AS result_artifacts,
        (SELECT count(*) FROM config_entries) AS config_entries,
        (SELECT count(*) FROM file_records) AS file_records;
 

@@ -30,6 +30,19 @@ INSERT INTO test_results (
     @test_cases_total, @error_message, @output, @created_at, @metadata, @run_id, @test_id
 );
 
+-- name: CopyReadResultArtifacts :many
+-- What `copy` and `backup` read of result_artifacts: one page in key order, after the key given.
+-- The table has no id: its key is (result_id, role), and the range on result_id reads its index.
+SELECT result_id, role, sha256, size FROM result_artifacts
+WHERE result_id >= @after_result_id AND (result_id > @after_result_id OR role > @after_role)
+ORDER BY result_id, role
+LIMIT @page_size;
+
+-- name: CopyWriteResultArtifacts :copyfrom
+-- What `copy` and `restore` write to result_artifacts: each result's links to its kept files.
+INSERT INTO result_artifacts (result_id, role, sha256, size)
+VALUES (@result_id, @role, @sha256, @size);
+
 -- name: CopyReadConfigEntries :many
 -- What `copy` and `backup` read of config_entries: one page in id order, after the id given.
 SELECT id, section, key, value, type, description, updated_at FROM config_entries
@@ -58,5 +71,6 @@ VALUES (@id, @path, @size, @hash, @created_at, @accessed_at, @metadata);
 -- How many rows each table that `copy` moves holds: a copy's target must hold none.
 SELECT (SELECT count(*) FROM runs) AS runs,
        (SELECT count(*) FROM test_results) AS test_results,
+       (SELECT count(*) FROM result_artifacts) AS result_artifacts,
        (SELECT count(*) FROM config_entries) AS config_entries,
        (SELECT count(*) FROM file_records) AS file_records;

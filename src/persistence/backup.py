@@ -1,8 +1,8 @@
 """Backup, restore, and the copy of a whole database into another, of either engine.
 
 - `copy_database(source, target)` copies every row of the package's tables (runs,
-  test_results, config_entries, file_records), each with its id, from one database into
-  another: SQLite or PostgreSQL, either way.
+  test_results, result_artifacts, config_entries, file_records), each with its id or key, from
+  one database into another: SQLite or PostgreSQL, either way.
   - The source is read as one committed state while its writers go on: on SQLite, a copy
     made by the online backup API; on PostgreSQL, a REPEATABLE READ snapshot.
   - The target must be migrated to this package's version, as the source is, and must be
@@ -10,7 +10,7 @@
   - It is all or nothing: every row is written in one transaction of the target (COPY on
     PostgreSQL, multi-row INSERTs on SQLite), so a copy that fails, is cancelled or is killed
     leaves the target empty.
-  - Each table's id counter is carried over (PostgreSQL's sequences by `setval`, SQLite's
+  - Each id counter is carried over (PostgreSQL's sequences by `setval`, SQLite's
     `sqlite_sequence`), so the target never hands out an id the source had used.
   - The search index fills itself as rows arrive (FTS5's triggers, PostgreSQL's generated
     `search_vector`). The target's migration history is its own, written by its own migrate.
@@ -65,15 +65,18 @@ if TYPE_CHECKING:
         CopyTableSizesRow,
         CopyWriteConfigEntriesParams,
         CopyWriteFileRecordsParams,
+        CopyWriteResultArtifactsParams,
         CopyWriteRunsParams,
         CopyWriteTestResultsParams,
         FileRecordsRow,
+        ResultArtifactsRow,
         RunsRow,
         TestResultsRow,
     )
 
 __all__ = [
     "COPIED_TABLES",
+    "LEFT_TABLES",
     "PACKAGE_TABLES",
     "CopyReport",
     "backup_database",
@@ -81,16 +84,26 @@ __all__ = [
     "restore_database",
 ]
 
-COPIED_TABLES: Final = ("runs", "test_results", "config_entries", "file_records")
-"""The tables a copy moves, in the order it writes them: runs before the results that name them."""
+COPIED_TABLES: Final = (
+    "runs",
+    "test_results",
+    "result_artifacts",
+    "config_entries",
+    "file_records",
+)
+"""The tables a copy moves, in the order it writes them: runs before the results that name
+them, results before the links to their counterexamples' files."""
 
-PACKAGE_TABLES: Final = frozenset(
+_ID_TABLES: Final = ("runs", "test_results", "config_entries", "file_records")
+"""The copied tables with an id counter: result_artifacts has none, its key is (result_id, role)."""
+
+LEFT_TABLES: Final = frozenset(
     {
-        *COPIED_TABLES,
-        "result_artifacts",
+        # Each database's own migration history, written by its own migrate.
         "persistence_migrations",
         "persistence_user_migrations",
-        # SQLite's FTS5 index of the results: the virtual table and its shadow tables.
+        # SQLite's FTS5 index of the results, filled by its triggers as the results arrive:
+        # the virtual table, its shadow tables, and the text its triggers keep a moment.
         "test_results_fts",
         "test_results_fts_config",
         "test_results_fts_data",
@@ -99,12 +112,18 @@ PACKAGE_TABLES: Final = frozenset(
         "test_results_fts_replaced",
     }
 )
+"""The package's tables that a copy does not move, because the target makes their rows itself."""
+
+PACKAGE_TABLES: Final = frozenset({*COPIED_TABLES, *LEFT_TABLES})
 """Every table the package's migrations make, on either engine: any other is the user's."""
 
 PAGE_SIZE: Final = 5000
 """Rows read, and written, at a time."""
 
-_R = TypeVar("_R", bound="_Row")
+_R = TypeVar("_R")
+_K = TypeVar("_K")
+_I = TypeVar("_I", bound="_Row")
+_P = TypeVar("_P")
 
 
 class _Row(Protocol):
@@ -112,6 +131,20 @@ class _Row(Protocol):
 
     @property
     def id(self) -> int: ...
+
+
+def _id_of(row: _Row) -> int:
+    return row.id
+
+
+def _pipe_by_id(
+    source: Database,
+    page_size: int,
+    read_after: Callable[[int], Awaitable[list[_I]]],
+    write: Callable[[list[_I]], Awaitable[None]],
+) -> Awaitable[tuple[int, int]]:
+    """Copy a table with an id, page after page in id order: `_pipe`."""
+    return _pipe(source, read_after, write, key=_id_of, first=0, page_size=page_size)
 
 
 @attrs.frozen
@@ -124,6 +157,8 @@ class CopyReport:
     """The database or backup file written, its password hidden."""
     runs: int
     test_results: int
+    result_artifacts: int
+    """The links from results to their counterexamples' files (input, expected, actual)."""
     config_entries: int
     file_records: int
     seconds: float
@@ -131,7 +166,7 @@ class CopyReport:
     @property
     def rows(self) -> int:
         """Every row moved."""
-        return self.runs + self.test_results + self.config_entries + self.file_records
+        return sum(self.tables().values())
 
     def tables(self) -> dict[str, int]:
         """Give the rows moved, by table, in the order they were written."""
@@ -164,28 +199,20 @@ async def copy_database(
     await _require_empty(target)
     async with _snapshot(source) as reading:
         async with translate_errors(source):
-            counters = await backend_of(source).id_counters(reading, COPIED_TABLES)
+            counters = await backend_of(source).id_counters(reading, _ID_TABLES)
         async with transaction(target) as tx:
             await _require_empty(tx)  # again, now that the target's write lock is held
             # Indexes are built again over the rows, after them: cheaper than row by row.
             async with connection(tx) as conn:
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
-            moved = await _move_rows(source, reading, tx, page_size)
+            moved, last_ids = await _move_rows(source, reading, tx, page_size)
             async with connection(tx) as conn:
-                rows = sum(count for count, _ in moved.values())
+                rows = sum(moved.values())
                 await backend_of(tx).create_indexes(conn, indexes, rows=rows)
                 await backend_of(tx).set_id_counters(
-                    conn, {t: max(counters.get(t, 0), moved[t][1]) for t in COPIED_TABLES}
+                    conn, {t: max(counters.get(t, 0), last_ids[t]) for t in _ID_TABLES}
                 )
-    return CopyReport(
-        source=source.url,
-        target=target.url,
-        runs=moved["runs"][0],
-        test_results=moved["test_results"][0],
-        config_entries=moved["config_entries"][0],
-        file_records=moved["file_records"][0],
-        seconds=time.perf_counter() - started,
-    )
+    return _report(source.url, target.url, moved, started)
 
 
 async def backup_database(
@@ -216,7 +243,7 @@ async def backup_database(
             try:
                 await migrate(working)
                 copied = await copy_database(db, working, skip_user_tables=True)  # checked above
-                sizes = list(copied.tables().values())
+                sizes = copied.tables()
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
             finally:
@@ -224,16 +251,7 @@ async def backup_database(
         await asyncio.to_thread(_publish, made, target)
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
-    runs, results, config, files = sizes
-    return CopyReport(
-        source=db.url,
-        target=str(target),
-        runs=runs,
-        test_results=results,
-        config_entries=config,
-        file_records=files,
-        seconds=time.perf_counter() - started,
-    )
+    return _report(db.url, str(target), sizes, started)
 
 
 async def restore_database(
@@ -261,6 +279,20 @@ async def restore_database(
         )
     finally:
         await close_database(backup)
+
+
+def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:
+    """Say what moved: the rows of each copied table, and the time since `started`."""
+    return CopyReport(
+        source=source,
+        target=target,
+        runs=sizes["runs"],
+        test_results=sizes["test_results"],
+        result_artifacts=sizes["result_artifacts"],
+        config_entries=sizes["config_entries"],
+        file_records=sizes["file_records"],
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _check_database(name: str, db: object) -> None:
@@ -311,7 +343,7 @@ async def _require_empty(db: Database) -> None:
     """Refuse a target that holds any row of the copied tables, naming them."""
     async with connection(db) as conn:
         sizes = await db.queries.copy_table_sizes(conn)
-    full = {t: n for t, n in zip(COPIED_TABLES, _sizes(sizes), strict=True) if n}
+    full = {t: n for t, n in _sizes(sizes).items() if n}
     if full:
         held = ", ".join(f"{table} holds {count} rows" for table, count in full.items())
         raise DatabaseError(
@@ -320,10 +352,12 @@ async def _require_empty(db: Database) -> None:
         )
 
 
-def _sizes(row: CopyTableSizesRow | None) -> list[int]:
+def _sizes(row: CopyTableSizesRow | None) -> dict[str, int]:
+    """Give the rows of each copied table, in the order a copy writes them."""
     if row is None:  # pragma: no cover  # a SELECT without FROM gives one row
-        return [0] * len(COPIED_TABLES)
-    return [row.runs, row.test_results, row.config_entries, row.file_records]
+        return dict.fromkeys(COPIED_TABLES, 0)
+    sizes = row._asdict()
+    return {table: int(sizes[table]) for table in COPIED_TABLES}
 
 
 @contextlib.asynccontextmanager
@@ -335,28 +369,25 @@ async def _snapshot(db: Database) -> AsyncIterator[Connection]:
 
 async def _move_rows(
     source: Database, reading: Connection, tx: Database, page_size: int
-) -> dict[str, tuple[int, int]]:
-    """Copy each table a page at a time: give its row count and highest id."""
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Copy each table a page at a time: give the rows of each, and the last id of each with one."""
 
-    async def runs(rows: list[RunsRow]) -> None:
-        params = await map_in_slices(_run_params, rows)
-        async with connection(tx) as conn:
-            await tx.queries.copy_write_runs(conn, params)
+    def writer(
+        convert: Callable[[_R], _P], write: Callable[[Connection, list[_P]], Awaitable[None]]
+    ) -> Callable[[list[_R]], Awaitable[None]]:
+        async def write_page(rows: list[_R]) -> None:
+            params = await map_in_slices(convert, rows)
+            async with connection(tx) as conn:
+                await write(conn, params)
 
-    async def results(rows: list[TestResultsRow]) -> None:
-        params = await map_in_slices(_result_params, rows)
-        async with connection(tx) as conn:
-            await tx.queries.copy_write_test_results(conn, params)
+        return write_page
 
-    async def config(rows: list[ConfigEntriesRow]) -> None:
-        params = await map_in_slices(_config_params, rows)
-        async with connection(tx) as conn:
-            await tx.queries.copy_write_config_entries(conn, params)
-
-    async def files(rows: list[FileRecordsRow]) -> None:
-        params = await map_in_slices(_file_params, rows)
-        async with connection(tx) as conn:
-            await tx.queries.copy_write_file_records(conn, params)
+    writes = tx.queries
+    runs = writer(_run_params, writes.copy_write_runs)
+    results = writer(_result_params, writes.copy_write_test_results)
+    links = writer(_link_params, writes.copy_write_result_artifacts)
+    config = writer(_config_params, writes.copy_write_config_entries)
+    files = writer(_file_params, writes.copy_write_file_records)
 
     def runs_after(after: int) -> Awaitable[list[RunsRow]]:
         return source.queries.copy_read_runs(reading, after_id=after, page_size=page_size)
@@ -364,37 +395,62 @@ async def _move_rows(
     def results_after(after: int) -> Awaitable[list[TestResultsRow]]:
         return source.queries.copy_read_test_results(reading, after_id=after, page_size=page_size)
 
+    def links_after(after: tuple[int, str]) -> Awaitable[list[ResultArtifactsRow]]:
+        result_id, role = after
+        return source.queries.copy_read_result_artifacts(
+            reading, after_result_id=result_id, after_role=role, page_size=page_size
+        )
+
     def config_after(after: int) -> Awaitable[list[ConfigEntriesRow]]:
         return source.queries.copy_read_config_entries(reading, after_id=after, page_size=page_size)
 
     def files_after(after: int) -> Awaitable[list[FileRecordsRow]]:
         return source.queries.copy_read_file_records(reading, after_id=after, page_size=page_size)
 
-    return {
-        "runs": await _pipe(source, runs_after, runs, page_size),
-        "test_results": await _pipe(source, results_after, results, page_size),
-        "config_entries": await _pipe(source, config_after, config, page_size),
-        "file_records": await _pipe(source, files_after, files, page_size),
-    }
+    moved: dict[str, int] = {}
+    last_ids: dict[str, int] = {}
+    moved["runs"], last_ids["runs"] = await _pipe_by_id(source, page_size, runs_after, runs)
+    moved["test_results"], last_ids["test_results"] = await _pipe_by_id(
+        source, page_size, results_after, results
+    )
+    moved["result_artifacts"], _ = await _pipe(
+        source, links_after, links, key=_link_key, first=(0, ""), page_size=page_size
+    )
+    moved["config_entries"], last_ids["config_entries"] = await _pipe_by_id(
+        source, page_size, config_after, config
+    )
+    moved["file_records"], last_ids["file_records"] = await _pipe_by_id(
+        source, page_size, files_after, files
+    )
+    return moved, last_ids
 
 
 async def _pipe(
     source: Database,
-    read_after: Callable[[int], Awaitable[list[_R]]],
+    read_after: Callable[[_K], Awaitable[list[_R]]],
     write: Callable[[list[_R]], Awaitable[None]],
+    *,
+    key: Callable[[_R], _K],
+    first: _K,
     page_size: int,
-) -> tuple[int, int]:
-    """Write page after page, reading the next page while one is written."""
+) -> tuple[int, _K]:
+    """Write page after page, reading the next page while one is written.
 
-    async def read(after: int) -> list[_R]:
+    Pages follow the key of the last row read, from `first` on (which is before any row): a
+    page shorter than `page_size` is the last. Give the rows written, and the last row's key
+    (`first` when there was none).
+    """
+
+    async def read(after: _K) -> list[_R]:
         async with translate_errors(source):
             return await read_after(after)
 
-    count = last_id = 0
-    page = await read(0)
+    count = 0
+    last = first
+    page = await read(first)
     while page:
-        last_id = page[-1].id
-        following = asyncio.ensure_future(read(last_id)) if len(page) == page_size else None
+        last = key(page[-1])
+        following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
         try:
             await write(page)
         except BaseException:
@@ -405,7 +461,7 @@ async def _pipe(
             raise
         count += len(page)
         page = await following if following is not None else []
-    return count, last_id
+    return count, last
 
 
 # A row read becomes the parameters of its write, field by field: a renamed column or
@@ -437,6 +493,14 @@ def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
         "run_id": row.run_id,
         "test_id": row.test_id,
     }
+
+
+def _link_key(row: ResultArtifactsRow) -> tuple[int, str]:
+    return row.result_id, row.role
+
+
+def _link_params(row: ResultArtifactsRow) -> CopyWriteResultArtifactsParams:
+    return {"result_id": row.result_id, "role": row.role, "sha256": row.sha256, "size": row.size}
 
 
 def _config_params(row: ConfigEntriesRow) -> CopyWriteConfigEntriesParams:
@@ -514,7 +578,7 @@ def _publish(made: Path, target: Path) -> None:
         os.close(folder)
 
 
-async def _sizes_of_file(path: Path) -> list[int]:
+async def _sizes_of_file(path: Path) -> dict[str, int]:
     """Count the rows of each copied table in a backup file."""
     db = await open_database(path, create=False)
     try:

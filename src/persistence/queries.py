@@ -25,6 +25,7 @@ __all__ = [
     "CopyTableSizesRow",
     "CopyWriteConfigEntriesParams",
     "CopyWriteFileRecordsParams",
+    "CopyWriteResultArtifactsParams",
     "CopyWriteRunsParams",
     "CopyWriteTestResultsParams",
     "CounterexamplesRow",
@@ -39,6 +40,7 @@ __all__ = [
     "PersistenceUserMigrationsRow",
     "Queries",
     "ReferencedArtifactsRow",
+    "ResultArtifactsRow",
     "RunsRow",
     "SearchTestResultsRow",
     "SlowestTestsRow",
@@ -190,11 +192,21 @@ class TestResultStatsRow(NamedTuple):
     max_time: float
 
 
+class ResultArtifactsRow(NamedTuple):
+    """A row of result_artifacts."""
+
+    result_id: int
+    role: str
+    sha256: str
+    size: int
+
+
 class CopyTableSizesRow(NamedTuple):
     """A row that copy_table_sizes returns."""
 
     runs: int
     test_results: int
+    result_artifacts: int
     config_entries: int
     file_records: int
 
@@ -329,6 +341,15 @@ class CopyWriteTestResultsParams(TypedDict):
     metadata: JsonObject
     run_id: int | None
     test_id: str | None
+
+
+class CopyWriteResultArtifactsParams(TypedDict):
+    """One row for copy_write_result_artifacts to insert."""
+
+    result_id: int
+    role: str
+    sha256: str
+    size: int
 
 
 class CopyWriteConfigEntriesParams(TypedDict):
@@ -736,6 +757,18 @@ class Queries(Protocol):
         index fills itself: FTS5's triggers on SQLite, the generated search_vector on PostgreSQL.
         """
 
+    async def copy_read_result_artifacts(
+        self, conn: Connection, *, after_result_id: int, after_role: str, page_size: int
+    ) -> list[ResultArtifactsRow]:
+        """What `copy` and `backup` read of result_artifacts: one page in key order, after the key given.
+        The table has no id: its key is (result_id, role), and the range on result_id reads its index.
+        """
+
+    async def copy_write_result_artifacts(
+        self, conn: Connection, rows: Iterable[CopyWriteResultArtifactsParams], /
+    ) -> None:
+        """What `copy` and `restore` write to result_artifacts: each result's links to its kept files."""
+
     async def copy_read_config_entries(
         self, conn: Connection, *, after_id: int, page_size: int
     ) -> list[ConfigEntriesRow]:
@@ -1032,6 +1065,14 @@ def _sqlite_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStatsRo
     return list(map(_new, repeat(TestResultStatsRow), rows))
 
 
+def _postgres_result_artifacts_row(rows: Iterable[Any]) -> list[ResultArtifactsRow]:
+    return list(map(_new, repeat(ResultArtifactsRow), rows))
+
+
+def _sqlite_result_artifacts_row(rows: Iterable[Any]) -> list[ResultArtifactsRow]:
+    return list(map(_new, repeat(ResultArtifactsRow), rows))
+
+
 def _postgres_copy_table_sizes_row(rows: Iterable[Any]) -> list[CopyTableSizesRow]:
     return list(map(_new, repeat(CopyTableSizesRow), rows))
 
@@ -1084,6 +1125,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "RunsRow": _postgres_runs_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
+        "ResultArtifactsRow": _postgres_result_artifacts_row,
         "CopyTableSizesRow": _postgres_copy_table_sizes_row,
         "FlakyTestsRow": _postgres_flaky_tests_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
@@ -1102,6 +1144,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "RunsRow": _sqlite_runs_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
+        "ResultArtifactsRow": _sqlite_result_artifacts_row,
         "CopyTableSizesRow": _sqlite_copy_table_sizes_row,
         "FlakyTestsRow": _sqlite_flaky_tests_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
@@ -1142,6 +1185,7 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "delete_test_results_before_batch": frozenset(("test_results",)),
     "copy_write_runs": frozenset(("runs",)),
     "copy_write_test_results": frozenset(("test_results",)),
+    "copy_write_result_artifacts": frozenset(("result_artifacts",)),
     "copy_write_config_entries": frozenset(("config_entries",)),
     "copy_write_file_records": frozenset(("file_records",)),
 }
@@ -1219,6 +1263,12 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "copy_write_runs": QueryFacts("CopyWriteRuns", "INSERT", "runs"),
         "copy_read_test_results": QueryFacts("CopyReadTestResults", "SELECT", "test_results"),
         "copy_write_test_results": QueryFacts("CopyWriteTestResults", "INSERT", "test_results"),
+        "copy_read_result_artifacts": QueryFacts(
+            "CopyReadResultArtifacts", "SELECT", "result_artifacts"
+        ),
+        "copy_write_result_artifacts": QueryFacts(
+            "CopyWriteResultArtifacts", "INSERT", "result_artifacts"
+        ),
         "copy_read_config_entries": QueryFacts("CopyReadConfigEntries", "SELECT", "config_entries"),
         "copy_write_config_entries": QueryFacts(
             "CopyWriteConfigEntries", "INSERT", "config_entries"
@@ -1304,6 +1354,12 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "copy_write_runs": QueryFacts("CopyWriteRuns", "INSERT", "runs"),
         "copy_read_test_results": QueryFacts("CopyReadTestResults", "SELECT", "test_results"),
         "copy_write_test_results": QueryFacts("CopyWriteTestResults", "INSERT", "test_results"),
+        "copy_read_result_artifacts": QueryFacts(
+            "CopyReadResultArtifacts", "SELECT", "result_artifacts"
+        ),
+        "copy_write_result_artifacts": QueryFacts(
+            "CopyWriteResultArtifacts", "INSERT", "result_artifacts"
+        ),
         "copy_read_config_entries": QueryFacts("CopyReadConfigEntries", "SELECT", "config_entries"),
         "copy_write_config_entries": QueryFacts(
             "CopyWriteConfigEntries", "INSERT", "config_entries"
