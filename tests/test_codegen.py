@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from codegen.queries import CodegenError, generate, generate_sql, main, snake_case
 from persistence._codecs import (
+    _JOINED_FROM,  # the size from which a column is read at once
     decode_datetime,
     decode_datetime_column,
     decode_json,
@@ -461,7 +462,8 @@ def test_column_decoders_read_each_row_as_the_row_decoders_do() -> None:
     assert decode_datetime_column(rows, 2) == [decode_datetime(row[2]) for row in rows]
     assert decode_json_column([(None,), ("[1]",)], 0) == [None, [1]]
     assert decode_json_column([], 0) == []
-    first, second = decode_json_column([('{"key":1}',), ('{"key":2}',)], 0)
+    many = decode_json_column([(f'{{"key":{n}}}',) for n in range(_JOINED_FROM)], 0)
+    first, second = many[0], many[-1]
     assert isinstance(first, dict)
     assert isinstance(second, dict)
     assert next(iter(first)) is next(iter(second))  # one string for a key repeated in rows
