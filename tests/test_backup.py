@@ -647,3 +647,27 @@ async def test_a_role_that_does_not_own_the_tables_keeps_their_indexes(
             await admin.execute(f"DROP ROLE {role}")
     finally:
         await admin.close()
+
+
+async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refused(
+    tmp_path: Path, source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain SQL may write ids of 0 or below; the copy takes them, and checks every count."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "source.db")) as plain, plain:
+        plain.execute(
+            "UPDATE test_results SET id = -7 WHERE id = (SELECT min(id) FROM test_results"
+            " WHERE id NOT IN (SELECT result_id FROM result_artifacts))"
+        )
+        plain.execute(
+            "UPDATE config_entries SET id = 0 WHERE id = (SELECT min(id) FROM config_entries)"
+        )
+    async with connect(database_url) as target:
+        await migrate(target)
+        monkeypatch.setattr(persistence.backup, "_BEFORE_EVERY_ID", 0)  # as paging once began
+        with pytest.raises(DatabaseError, match=r"test_results: (\d+) of (?!\1)\d+; config_entries: "):
+            await copy_database(source, target)
+        assert await contents(target) == EMPTY
+        monkeypatch.undo()
+        await copy_database(source, target)
+        assert await contents(target) == await contents(source)
+        assert -7 in [result.id for result in await all_results(target)]

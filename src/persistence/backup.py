@@ -133,6 +133,11 @@ class _Row(Protocol):
     def id(self) -> int: ...
 
 
+_BEFORE_EVERY_ID: Final = -(2**63)
+"""Where paging starts: the least 64-bit id, so that ids of 0 or below written by plain SQL
+are copied too. A row at exactly this id is still missed, and the count check refuses it."""
+
+
 def _id_of(row: _Row) -> int:
     return row.id
 
@@ -144,7 +149,7 @@ def _pipe_by_id(
     write: Callable[[list[_I]], Awaitable[None]],
 ) -> Awaitable[tuple[int, int]]:
     """Copy a table with an id, page after page in id order: `_pipe`."""
-    return _pipe(source, read_after, write, key=_id_of, first=0, page_size=page_size)
+    return _pipe(source, read_after, write, key=_id_of, first=_BEFORE_EVERY_ID, page_size=page_size)
 
 
 @attrs.frozen
@@ -200,12 +205,14 @@ async def copy_database(
     async with _snapshot(source) as reading:
         async with translate_errors(source):
             counters = await backend_of(source).id_counters(reading, _ID_TABLES)
+            expected = _sizes(await source.queries.copy_table_sizes(reading))
         async with transaction(target) as tx:
             await _require_empty(tx)  # again, now that the target's write lock is held
             # Indexes are built again over the rows, after them: cheaper than row by row.
             async with connection(tx) as conn:
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
             moved, last_ids = await _move_rows(source, reading, tx, page_size)
+            _check_moved(moved, expected)
             async with connection(tx) as conn:
                 rows = sum(moved.values())
                 await backend_of(tx).create_indexes(conn, indexes, rows=rows)
@@ -352,6 +359,19 @@ async def _require_empty(db: Database) -> None:
         )
 
 
+def _check_moved(moved: dict[str, int], expected: dict[str, int]) -> None:
+    """Refuse a copy that moved other than every row of the source's snapshot; it rolls back."""
+    wrong = [
+        f"{t}: {moved[t]:,} of {expected[t]:,}" for t in COPIED_TABLES if moved[t] != expected[t]
+    ]
+    if wrong:
+        raise DatabaseError(
+            "copy: the rows copied differ from the source's, so nothing was copied ("
+            + "; ".join(wrong)
+            + ")"
+        )
+
+
 def _sizes(row: CopyTableSizesRow | None) -> dict[str, int]:
     """Give the rows of each copied table, in the order a copy writes them."""
     if row is None:  # pragma: no cover  # a SELECT without FROM gives one row
@@ -414,7 +434,7 @@ async def _move_rows(
         source, page_size, results_after, results
     )
     moved["result_artifacts"], _ = await _pipe(
-        source, links_after, links, key=_link_key, first=(0, ""), page_size=page_size
+        source, links_after, links, key=_link_key, first=(_BEFORE_EVERY_ID, ""), page_size=page_size
     )
     moved["config_entries"], last_ids["config_entries"] = await _pipe_by_id(
         source, page_size, config_after, config
