@@ -64,11 +64,12 @@ it runs.
   so a reader sees the last commit and never waits for the writer.
 - Every statement inside `transaction()`, on the writer connection, which the block holds.
 - `BEGIN IMMEDIATE`, tried once without waiting; savepoints; `ROLLBACK`.
-- Single-call writes outside a transaction (`save_result`, `delete_result`, ...), run by the
-  group-commit runner described below.
 
 **Off the loop**, in a small pool of worker threads:
 
+- **Single-call writes outside a transaction** (`save_result`, `delete_result`, ...), run
+  by the group-commit runner described below: an insert into `test_results` may make FTS5
+  merge its index segments, tens of milliseconds inside one step that no budget sees.
 - **Every `COMMIT`.** With `synchronous = FULL` a commit waits for an fsync of the WAL file,
   hundreds of microseconds to milliseconds depending on the disk: far too long to stop the
   loop for.
@@ -91,9 +92,10 @@ otherwise keep the loop to itself: each call that runs on the loop first gives t
 (`await asyncio.sleep(0)`) if the layer has held it for 0.5 ms since it last did.
 
 **Group commit.** Outside `transaction()`, a single-call write is queued and its caller waits.
-A runner task opens one transaction (`BEGIN IMMEDIATE`), runs each queued write on the loop
-(letting tasks that became ready add theirs before it stops), then commits them all with one
-`COMMIT` in a thread. Each caller returns only once that commit is durable. A write that fails
+A runner task opens one transaction (`BEGIN IMMEDIATE`) and hands the queued writes to a
+worker thread together, which runs them one by one; when no other write waits, the same hop
+ends with the `COMMIT`, so that a lone write costs one hop, and writes that arrive meanwhile
+form the next batch. Each caller returns only once that commit is durable. A write that fails
 (a constraint, say) fails alone: SQLite undoes only that statement, and the others still
 commit. Only if SQLite itself rolls the whole transaction back (a full disk, an I/O error) do
 all the writes of that batch fail, with its error. At most 1,000 writes share a commit; a

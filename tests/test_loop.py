@@ -20,6 +20,7 @@ from typing import Final
 import attrs
 import pytest
 
+from bench._lag import LagProbe
 from persistence import (
     Database,
     TestResult,
@@ -169,3 +170,38 @@ async def test_statements_marked_to_run_long_never_run_on_the_loop(sqlite_db: Da
     assert not any(deletes), "a retention delete ran on the loop"
     assert searches
     assert not any(searches), "a ranked search ran on the loop"
+
+
+async def test_single_call_writes_run_off_the_loop(sqlite_db: Database) -> None:
+    """Group-committed writes run in a worker thread: a slow insert never holds the loop.
+
+    An insert can spend tens of ms in one step no budget sees (FTS5 merging its segments).
+    A trigger made for this test calls a function that notes its thread, and sleeps for one
+    row: every insert of many concurrent saves runs off the loop, and the loop stays free.
+    """
+    writer = backend_of(sqlite_db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # a trigger of the test's own
+    loop_thread = threading.get_ident()
+    on_loop: list[bool] = []
+
+    def inserted(output: str) -> int:
+        on_loop.append(threading.get_ident() == loop_thread)
+        if output == "slow":
+            time.sleep(0.25)  # as long as a bad FTS5 merge, and more
+        return 0
+
+    writer.create_function("inserted", 1, inserted)
+    writer.execute(
+        "CREATE TEMP TRIGGER noted AFTER INSERT ON main.test_results"
+        " BEGIN SELECT inserted(NEW.output); END"
+    )
+    rows = [attrs.evolve(result(), output="slow" if n == 7 else f"row {n}") for n in range(200)]
+
+    async def one(batch: list[TestResult]) -> None:
+        for row in batch:
+            await save_result(sqlite_db, row)
+
+    async with LagProbe() as probe:
+        await asyncio.gather(*(one(rows[start::20]) for start in range(20)))
+    assert len(on_loop) == len(rows)
+    assert not any(on_loop), "a single-call write ran on the loop"
+    assert max(probe.samples, default=0.0) < 0.2, probe.samples

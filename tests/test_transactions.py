@@ -26,6 +26,7 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence.database import backend_of
 
 
 def result() -> TestResult:
@@ -255,3 +256,45 @@ async def test_concurrent_single_calls_fail_alone(db: Database) -> None:
     assert all(isinstance(f, ConflictError) for f in failures)
     assert len(await all_results(db)) == 90
     assert (await get_config_value(db, "s", "taken", int)) == 1
+
+
+async def test_a_write_that_rolls_back_the_batch_fails_the_writes_before_it(
+    sqlite_db: Database,
+) -> None:
+    """If SQLite rolls a shared commit's transaction back, the writes run in it fail with it.
+
+    The writes queued after the one that rolled it back never ran: they commit in the next batch.
+    """
+    writer = backend_of(sqlite_db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # a trigger of the test's own
+    writer.execute(
+        "CREATE TEMP TRIGGER doom BEFORE INSERT ON main.test_results"
+        " WHEN NEW.output = 'doom' BEGIN SELECT RAISE(ROLLBACK, 'doomed'); END"
+    )
+    rows = [attrs.evolve(result(), output="doom" if n == 9 else f"row {n}") for n in range(30)]
+    outcome = await asyncio.gather(
+        *(save_result(sqlite_db, r) for r in rows), return_exceptions=True
+    )
+    failed = [n for n, o in enumerate(outcome) if isinstance(o, BaseException)]
+    assert failed == list(range(10))
+    assert all("doomed" in str(outcome[n]) for n in failed)
+    assert sorted(r.output or "" for r in await all_results(sqlite_db)) == sorted(
+        f"row {n}" for n in range(10, 30)
+    )
+    assert (await save_result(sqlite_db, result())).id is not None
+
+
+async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database) -> None:
+    """Alone in its batch, a write runs and commits in one worker-thread hop, none on the loop."""
+    writer = backend_of(sqlite_db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # its hops counted
+    hops: list[str] = []
+    in_thread = writer._in_thread  # noqa: SLF001  # wrapped to count
+
+    async def counted(function: object, *args: object) -> object:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return await in_thread(function, *args)
+
+    writer._in_thread = counted  # noqa: SLF001  # counted
+    for _ in range(3):
+        await save_result(sqlite_db, result())
+    assert hops == ["_run_writes"] * 3, hops
+    assert len(await all_results(sqlite_db)) == 3

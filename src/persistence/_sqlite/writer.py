@@ -1,10 +1,15 @@
 """The writer connection: group commit of single-call writes, and leases for transactions.
 
 Writes go through one writer connection. Outside `transaction()`, single-call writes that
-arrive together share a commit (group commit): a runner task opens one transaction, runs each
-queued write on the loop, then commits once; each caller returns after that commit is
-durable, and a write that fails fails alone. A transaction takes the writer for its whole
-block (a lease), queued in turn with the batches.
+arrive together share a commit (group commit): a runner task opens one transaction
+(`BEGIN IMMEDIATE`, on the loop), runs the queued writes in a worker thread, then commits
+once; each caller returns after that commit is durable, and a write that fails fails alone.
+Queued writes go to the thread together, one hop for a run of them, since one insert may
+spend tens of ms in a step that no budget sees (FTS5 merging its index segments); a bulk
+write or one marked to run long takes a hop of its own. When no other write waits, the
+COMMIT runs in the same hop, so that a lone write costs one; writes that arrive meanwhile
+make the next batch. A transaction takes the writer for its whole block (a lease), queued in
+turn with the batches.
 
 The writer's states are explicit (`WriterState`), and each step asserts the one it needs:
 a batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
@@ -222,58 +227,120 @@ class Writer:
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
             self._fail_waiting(error)
             return
-        done = await self._run_queued(writer)
-        if done is None:
-            return
+        done: list[tuple[_Write, object]] = []
+        while self._queue and len(done) < _BATCH_LIMIT:
+            head = self._queue[0]
+            if isinstance(head, Lease):
+                break
+            if head.mode is Mode.MANY or head.plan.runs_long:
+                self._queue.popleft()
+                if not await self._run_alone(writer, head, done):
+                    return
+                continue
+            if await self._run_plain(writer, done):
+                return  # committed, or rolled back by SQLite
+        commit_error: Exception | None = None
         try:
             await self._in_thread(writer.execute, "COMMIT")
         except Exception as error:  # noqa: BLE001  # every write of the batch failed with it
+            commit_error = error
+        gave_back()
+        await self._settle(writer, done, commit_error)
+
+    async def _run_plain(
+        self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]
+    ) -> bool:
+        """Run the plain writes at the head of the queue in one hop; True if the batch ended.
+
+        With no other write waiting, the batch commits in the same hop, so that a lone write
+        costs one; writes that arrive meanwhile start the next batch.
+        """
+        run = self._take_run(_BATCH_LIMIT - len(done))
+        if not run:
+            return False  # every write of it was cancelled before it ran
+        last = not self._queue or isinstance(self._queue[0], Lease)
+        commit = last or len(done) + len(run) >= _BATCH_LIMIT
+        ran = await self._in_thread(_run_writes, writer, run, commit)
+        gave_back()
+        for item, outcome, failed in ran.outcomes:
+            if failed is None:
+                done.append((item, outcome))
+            else:
+                _fail(item, failed)
+        if ran.lost is not None:
+            # SQLite rolled the whole transaction back (disk full, I/O error).
+            for earlier, _ in done:
+                _fail(earlier, ran.lost)
+            self._queue.extendleft(reversed(ran.unrun))  # they never ran: the next batch
+            return True
+        if commit:
+            await self._settle(writer, done, ran.commit_error)
+        return commit
+
+    def _take_run(self, room: int) -> list[_Write]:
+        """Take the plain writes at the head of the queue, up to `room` of them."""
+        run: list[_Write] = []
+        queue = self._queue
+        while queue and len(run) < room:
+            item = queue[0]
+            if isinstance(item, Lease) or item.mode is Mode.MANY or item.plan.runs_long:
+                break
+            queue.popleft()
+            if not item.future.done():  # cancelled before it ran: it never runs
+                run.append(item)
+        return run
+
+    async def _run_alone(
+        self, writer: sqlite3.Connection, item: _Write, done: list[tuple[_Write, object]]
+    ) -> bool:
+        """Run a bulk or long write in a hop of its own; False if SQLite rolled all back."""
+        if item.future.done():
+            return True  # cancelled before it ran: it never runs
+        try:
+            if item.mode is Mode.MANY:
+                result: object = await self._in_thread(savepointed, writer, item.plan, item.params)
+            else:
+                result = await self._in_thread(execute, writer, item.plan, item.params, item.mode)
+        except Exception as error:  # noqa: BLE001  # handed to its caller alone
+            _fail(item, error)
+            if not writer.in_transaction:
+                # SQLite rolled the whole transaction back (disk full, I/O error).
+                for earlier, _ in done:
+                    _fail(earlier, error)
+                return False
+            return True
+        finally:
+            gave_back()
+        done.append((item, result))
+        return True
+
+    async def _settle(
+        self,
+        writer: sqlite3.Connection,
+        done: list[tuple[_Write, object]],
+        commit_error: Exception | None,
+    ) -> None:
+        """Give each caller its write's outcome once its batch has committed, or failed to."""
+        if commit_error is not None:
             if writer.in_transaction:
                 writer.execute("ROLLBACK")
             for item, _ in done:
-                _fail(item, error)
+                _fail(item, commit_error)
             return
-        for item, outcome in done:
-            if not item.future.done():
-                item.future.set_result(outcome)
-
-    async def _run_queued(self, writer: sqlite3.Connection) -> list[tuple[_Write, object]] | None:
-        """Run queued writes up to the next lease; None if SQLite rolled them all back."""
-        done: list[tuple[_Write, object]] = []
-        while self._queue and len(done) < _BATCH_LIMIT:
-            item = self._queue[0]
-            if isinstance(item, Lease):
-                break
-            self._queue.popleft()
+        for item, picked in done:
             if item.future.done():
-                continue  # cancelled before it ran: it never runs
+                continue  # its caller was cancelled; its write committed all the same
+            if item.rows_as is None:
+                item.future.set_result(picked)
+                continue
             try:
-                if item.mode is Mode.MANY:
-                    result: object = await self._in_thread(
-                        savepointed, writer, item.plan, item.params
-                    )
-                elif item.plan.runs_long:
-                    picked = await self._in_thread(
-                        execute, writer, item.plan, item.params, item.mode
-                    )
-                    result = await map_rows(item.rows_as, picked, item.mode)
-                else:
-                    result = execute(writer, item.plan, item.params, item.mode, item.rows_as)
+                mapped = await map_rows(item.rows_as, picked, item.mode)
             except Exception as error:  # noqa: BLE001  # handed to its caller alone
                 _fail(item, error)
-                if not writer.in_transaction:
-                    # SQLite rolled the whole transaction back (disk full, I/O error).
-                    for earlier, _ in done:
-                        _fail(earlier, error)
-                    return None
                 continue
-            done.append((item, result))
-            if not self._queue:
-                await asyncio.sleep(0)  # let tasks that are ready join this commit
-                gave_back()
-            else:
-                await share_loop()
-        return done
+            if not item.future.done():
+                item.future.set_result(mapped)
+            await share_loop()
 
     def _fail_waiting(self, error: BaseException) -> None:
         while self._queue:
@@ -330,6 +397,46 @@ class Writer:
         assert not self._queue  # noqa: S101  # the runner ends only on an empty queue
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # nothing holds it
         self.state = WriterState.CLOSED
+
+
+@attrs.frozen
+class _Ran:
+    """What one hop of plain writes did, for the loop to hand to their callers."""
+
+    outcomes: list[tuple[_Write, object, Exception | None]]
+    """Each write that ran, in order: what it gave, or the error it failed with."""
+    lost: Exception | None = None
+    """The error with which SQLite rolled the whole transaction back, if it did."""
+    unrun: list[_Write] = attrs.field(factory=list)
+    """The writes after that error, which never ran."""
+    commit_error: Exception | None = None
+    """Why the COMMIT asked for failed, if it did."""
+
+
+def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> _Ran:  # noqa: FBT001  # called through a thread, positionally
+    """Run plain writes one by one in a worker thread, each failing alone; then maybe commit.
+
+    Their rows stay unmapped, for the loop. A write whose caller was cancelled meanwhile is
+    passed over (its future is only read here).
+    """
+    outcomes: list[tuple[_Write, object, Exception | None]] = []
+    for index, item in enumerate(run):
+        if item.future.done():
+            continue  # cancelled before it ran: it never runs
+        try:
+            outcome = execute(writer, item.plan, item.params, item.mode)
+        except Exception as error:  # noqa: BLE001  # handed to its caller alone
+            outcomes.append((item, None, error))
+            if not writer.in_transaction:
+                return _Ran(outcomes, error, run[index + 1 :])
+            continue
+        outcomes.append((item, outcome, None))
+    if commit:
+        try:
+            writer.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001  # every write of the batch fails with it
+            return _Ran(outcomes, commit_error=error)
+    return _Ran(outcomes)
 
 
 def _fail(item: _Write, error: BaseException) -> None:
