@@ -6,6 +6,8 @@ A column added to test_results must reach them too, or `make bench` fails far in
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,15 @@ from bench._raw_postgres import _params as postgres_params
 from bench._raw_sqlite import params_of as sqlite_params
 from bench._rows import make_results
 from bench._sql import COLUMNS, INSERT_POSTGRES, INSERT_SQLITE
+
+
+@pytest.fixture(autouse=True)
+def _sqlite3_converters_as_they_were() -> Iterator[None]:
+    """The hand-written contenders register sqlite3 converters, which are per process: undo it."""
+    before = dict(sqlite3.converters)
+    yield
+    sqlite3.converters.clear()
+    sqlite3.converters.update(before)
 
 
 def test_the_raw_contenders_give_every_column_of_the_insert() -> None:
