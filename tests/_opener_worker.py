@@ -1,15 +1,17 @@
-"""Open one SQLite path from a child process, at a signal, for the concurrent-open tests.
+"""Open new SQLite paths from a child process, at a signal, for the concurrent-open tests.
 
-`python _opener_worker.py open PATH` prints `ready`, waits for a line on stdin, then opens
-PATH (creating it if need be), reads from it and closes it, and prints `done`.
-`python _opener_worker.py migrate PATH` does the same through `persistence migrate
---database PATH`, without `--wait`, and exits with its code. An open that fails exits 3
-with the error on stderr.
+`python _opener_worker.py open` prints `ready`, then for each line on stdin, a path, opens
+that path (creating it if need be), reads from it, closes it, and prints `done` and the
+exit code of that open. `python _opener_worker.py migrate` does the same through
+`persistence migrate --database PATH`, without `--wait`. An open that fails gives code 3,
+with the error on stderr. One child serves every round, so each round costs no start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import sys
 
 from persistence import DatabaseError, connect, migration_status
@@ -26,16 +28,24 @@ async def _open(path: str) -> int:
     return 0
 
 
-def run(mode: str, path: str) -> int:
-    """Wait for the signal, then open `path` the way `mode` says; give the exit code."""
+def run(mode: str) -> int:
+    """Open each path read from stdin the way `mode` says; give 0 when every open succeeded."""
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    sys.stdin.readline()
-    code = main(["migrate", "--database", path]) if mode == "migrate" else asyncio.run(_open(path))
-    if code == 0:
-        sys.stdout.write("done\n")
-    return code
+    worst = 0
+    for line in sys.stdin:
+        path = line.rstrip("\n")
+        if mode == "migrate":
+            with contextlib.redirect_stdout(io.StringIO()):  # stdout carries only the answers
+                code = main(["migrate", "--database", path])
+        else:
+            code = asyncio.run(_open(path))
+        sys.stderr.flush()
+        sys.stdout.write(f"done {code}\n")
+        sys.stdout.flush()
+        worst = max(worst, code)
+    return worst
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1], sys.argv[2]))
+    sys.exit(run(sys.argv[1]))

@@ -25,14 +25,13 @@ PROCESSES = int(os.environ.get("TEST_OPENERS", "12"))
 ROUNDS = int(os.environ.get("TEST_OPEN_ROUNDS", "3"))
 
 
-async def _open_at_once(mode: str, path: Path) -> list[tuple[int | None, bytes, bytes]]:
-    """Start the children, let them all open `path` at one signal, and give what each did."""
+async def _start_openers(mode: str) -> list[asyncio.subprocess.Process]:
+    """Start the children and wait until each has imported the package and is ready."""
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             WORKER,
             mode,
-            str(path),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -40,39 +39,59 @@ async def _open_at_once(mode: str, path: Path) -> list[tuple[int | None, bytes, 
         )
         for _ in range(PROCESSES)
     ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
-        for child in children:  # one write each, with no await between them
-            assert child.stdin is not None
-            child.stdin.write(b"go\n")
-        outputs = await asyncio.wait_for(
-            asyncio.gather(*(child.communicate() for child in children)), 60
-        )
-    finally:
-        for child in children:
-            if child.returncode is None:
-                child.kill()
-                await child.wait()
-    return [
-        (child.returncode, stdout, stderr)
-        for child, (stdout, stderr) in zip(children, outputs, strict=True)
-    ]
+    for child in children:
+        assert child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
+    return children
+
+
+async def _open_at_once(children: list[asyncio.subprocess.Process], path: Path) -> list[bytes]:
+    """Let every child open `path` at one signal, and give the line each answered."""
+    for child in children:  # one write each, with no await between them
+        assert child.stdin is not None
+        child.stdin.write(f"{path}\n".encode())
+
+    async def answer(child: asyncio.subprocess.Process) -> bytes:
+        assert child.stdout is not None
+        return await child.stdout.readline()
+
+    return await asyncio.wait_for(asyncio.gather(*(answer(child) for child in children)), 60)
 
 
 @pytest.mark.parametrize("mode", ["open", "migrate"])
 async def test_many_processes_open_one_new_file_at_once(tmp_path: Path, mode: str) -> None:
     """12 processes open one new path at one signal, a few times over: every open succeeds.
 
-    `migrate` is `persistence migrate` without `--wait`: it too waits for the lock.
+    `migrate` is `persistence migrate` without `--wait`: it too waits for the lock. The same
+    12 children serve every round, each round on a new path: starting a child costs more than
+    its opens, and a child already started reaches the file sooner, so the opens collide more.
     """
-    for attempt in range(ROUNDS):
-        path = tmp_path / f"new-{attempt}" / "app.db"
-        outcomes = await _open_at_once(mode, path)
-        failures = [stderr.decode()[-500:] for code, _, stderr in outcomes if code != 0]
-        assert not failures, f"round {attempt}: {len(failures)} opens failed: {failures[0]}"
-        assert all(stdout.endswith(b"done\n") for _, stdout, _ in outcomes)
+    children = await _start_openers(mode)
+    try:
+        for attempt in range(ROUNDS):
+            path = tmp_path / f"new-{attempt}" / "app.db"
+            answers = await _open_at_once(children, path)
+            failed = [i for i, line in enumerate(answers) if line != b"done 0\n"]
+            if failed:
+                for child in children:
+                    if child.stdin is not None:
+                        child.stdin.close()
+                culprit = children[failed[0]].stderr
+                assert culprit is not None
+                stderr = await asyncio.wait_for(culprit.read(), 30)
+                pytest.fail(
+                    f"round {attempt}: {len(failed)} opens failed: {stderr.decode()[-500:]}"
+                )
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+        codes = await asyncio.wait_for(asyncio.gather(*(child.wait() for child in children)), 30)
+        assert codes == [0] * PROCESSES
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
 
 
 async def test_an_open_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
