@@ -664,7 +664,8 @@ async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refu
     async with connect(database_url) as target:
         await migrate(target)
         monkeypatch.setattr(persistence.backup, "_BEFORE_EVERY_ID", 0)  # as paging once began
-        with pytest.raises(DatabaseError, match=r"test_results: (\d+) of (?!\1)\d+; config_entries: "):
+        short = r"test_results: (\d+) of (?!\1)\d+; config_entries: "
+        with pytest.raises(DatabaseError, match=short):
             await copy_database(source, target)
         assert await contents(target) == EMPTY
         monkeypatch.undo()
