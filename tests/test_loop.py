@@ -29,13 +29,16 @@ from persistence import (
     all_results,
     connection,
     delete_results_before,
+    get_config_value,
     get_result,
     save_result,
     save_results,
     search_results,
+    set_config,
     transaction,
 )
 from persistence._loop import LOOP_SLICE
+from persistence.cache import open_memory_cache
 from persistence.database import backend_of
 
 SLACK: Final = float(os.environ.get("TEST_LOOP_GAP_SLACK", "0"))
@@ -99,6 +102,40 @@ async def test_calls_that_never_wait_still_share_the_loop(sqlite_db: Database) -
         assert turns > 10, work.__name__
         assert cpu < LOOP_SLICE * 20, (work.__name__, cpu)
         assert gap < LOOP_SLICE * 20 + SLACK, (work.__name__, gap)
+
+
+async def test_cache_hits_share_the_loop(sqlite_db: Database) -> None:
+    """A cache hit never waits on anything, so thousands in a row give the loop back too."""
+    saved = await save_result(sqlite_db, result())
+    assert saved.id is not None
+    result_id = saved.id
+    await set_config(sqlite_db, "run", "jobs", 4)
+    cache = await open_memory_cache(sqlite_db)
+    try:
+        assert await cache.find_result(result_id) == saved  # filled: every later read hits
+        assert await cache.find_config_entry_by_key("run", "jobs") is not None
+
+        async def results() -> None:
+            for _ in range(20_000):
+                await cache.find_result(result_id)
+
+        async def settings() -> None:
+            for _ in range(20_000):
+                await cache.find_config_entry_by_key("run", "jobs")
+
+        async def values() -> None:
+            for _ in range(20_000):
+                await get_config_value(cache, "run", "jobs", int)
+
+        for work in (results, settings, values):
+            hits = cache.stats().hits
+            gap, cpu, turns = await _longest_gap(work)
+            assert cache.stats().hits - hits == 20_000, work.__name__
+            assert turns > 10, work.__name__
+            assert cpu < LOOP_SLICE * 20, (work.__name__, cpu)
+            assert gap < LOOP_SLICE * 20 + SLACK, (work.__name__, gap)
+    finally:
+        await cache.close()
 
 
 async def test_big_batches_and_pages_share_the_loop(sqlite_db: Database) -> None:

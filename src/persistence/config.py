@@ -10,7 +10,7 @@ from attrs.validators import optional as optional_check
 
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
-from persistence._loop import map_in_slices
+from persistence._loop import map_in_slices, share_loop
 from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, continued_filter, page_limit
 from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
@@ -164,6 +164,8 @@ async def get_config_value(
             await find_config_entry_by_key(db, section, key), section, key, kind, default
         )
     held = db.held_config_entry(section, key)
+    if held is not None:
+        await share_loop()  # a hit never waits: thousands in a row would hold the loop
     entry = held[0] if held is not None else await db.load_config_entry(section, key)
     value = value_of(entry, section, key, kind, default)
     return copy.deepcopy(value) if type(value) in {list, dict} else value  # a private copy

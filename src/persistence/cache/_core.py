@@ -24,6 +24,7 @@ from cachetools import LRUCache
 
 from persistence import config, file_records, results
 from persistence._guards import key_id, key_text
+from persistence._loop import share_loop
 from persistence._paging import page_limit
 from persistence.database import check_usable, watch_writes
 from persistence.exceptions import ValidationError
@@ -290,11 +291,14 @@ class Cache:
         found = self._lookup(table, key)
         if found is MISS:
             found = await self._fill_once(table, key, load, shape)
+        else:
+            await share_loop()  # a hit never waits: thousands in a row would hold the loop
         return private_copy(cast("_V", found))
 
     async def _entry(self, section: str, key: str) -> ConfigEntry | None:
         found = self._lookup(config.TABLE, ("entry", section, key))
         if found is not MISS:  # the setting read on every run: checked only on a miss
+            await share_loop()
             return cast("ConfigEntry | None", found)
         section = key_text("ConfigEntry", "section", section)
         key = key_text("ConfigEntry", "key", key)
