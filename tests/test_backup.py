@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, cast
 import asyncpg
 import pytest
 
-import persistence._transfer
+import persistence._transfer as transfer
 import persistence.backup
 from persistence import (
     ConfigEntry,
@@ -482,7 +482,7 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
     """A copy that fails, or is cancelled, after pages were written leaves no row behind."""
     converted = 0
     halfway = asyncio.Event()
-    as_params = persistence._transfer._result_params  # noqa: SLF001  # the step every result passes
+    as_params = transfer._result_params  # noqa: SLF001  # the step every result passes
 
     def counting(row: queries.TestResultsRow) -> queries.CopyWriteTestResultsParams:
         nonlocal converted
@@ -494,7 +494,7 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
             halfway.set()
         return as_params(row)
 
-    monkeypatch.setattr(persistence._transfer, "_result_params", counting)
+    monkeypatch.setattr(transfer, "_result_params", counting)
     async with connect(database_url) as target:
         await migrate(target)
         postgres = target.engine is not source.engine
@@ -664,7 +664,7 @@ async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refu
         )
     async with connect(database_url) as target:
         await migrate(target)
-        monkeypatch.setattr(persistence._transfer, "_BEFORE_EVERY_ID", 0)  # as paging once began
+        monkeypatch.setattr(transfer, "_BEFORE_EVERY_ID", 0)  # as paging once began
         short = r"test_results: (\d+) of (?!\1)\d+; config_entries: "
         with pytest.raises(DatabaseError, match=short):
             await copy_database(source, target)
