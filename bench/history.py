@@ -14,7 +14,8 @@ through `save_run` and `save_results`, then times, best of REPEAT calls:
 
 and, on SQLite only, `import_junit` of a generated report (target 50,000 test cases a
 second) and the peak memory a 100 MB report adds to a process importing it (target 150 MB;
-measured in a child process by `ru_maxrss`, against the same process before the import).
+measured in a child process: its peak `ru_maxrss` after the import, less what it held just
+before the import, so that an earlier, higher peak cannot hide the import's).
 
 Settings, from the environment:
 
@@ -220,16 +221,20 @@ async def _import_speed(workdir: Path, cases: int) -> float:
 
 
 _MEMORY_CHILD: Final = """
-import asyncio, resource, sys
+import asyncio, os, resource, sys
 from persistence import connect, import_junit, migrate
+
+def resident_kib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 async def main(database, report):
     async with connect(database) as db:
         await migrate(db)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = resident_kib()  # what the process holds now, not its peak so far
         await import_junit(db, report)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)
+    print(max(0, after - before) / 1024)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
