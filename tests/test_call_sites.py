@@ -94,5 +94,6 @@ def test_every_query_is_called_from_the_package() -> None:
     )
     names = [name for name in vars(Queries) if not name.startswith("_")]
     assert "get_test_result" in names
-    unused = [name for name in names if f"queries.{name}(" not in source]
+    used = set(re.findall(r"queries\.(\w+)\b", source))  # called, or handed on to a caller
+    unused = [name for name in names if name not in used]
     assert unused == []

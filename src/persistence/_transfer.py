@@ -149,12 +149,11 @@ async def move_rows(
 
         return write_page
 
-    writes = tx.queries
-    runs = writer(_run_params, writes.copy_write_runs)
-    results = writer(_result_params, writes.copy_write_test_results)
-    links = writer(_link_params, writes.copy_write_result_artifacts)
-    config = writer(_config_params, writes.copy_write_config_entries)
-    files = writer(_file_params, writes.copy_write_file_records)
+    runs = writer(_run_params, tx.queries.copy_write_runs)
+    results = writer(_result_params, tx.queries.copy_write_test_results)
+    links = writer(_link_params, tx.queries.copy_write_result_artifacts)
+    config = writer(_config_params, tx.queries.copy_write_config_entries)
+    files = writer(_file_params, tx.queries.copy_write_file_records)
 
     def runs_after(after: int) -> Awaitable[list[RunsRow]]:
         return source.queries.copy_read_runs(reading, after_id=after, page_size=page_size)
