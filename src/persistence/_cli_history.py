@@ -8,7 +8,6 @@ aligned table by default (with a sparkline of durations where a trend is shown),
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import math
@@ -365,7 +364,7 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
         for sha256 in (c.input_sha256, c.expected_sha256, c.actual_sha256):
             if store is not None and sha256 is not None and sha256 not in paths:
                 path = store.path_of(sha256)
-                if not await asyncio.to_thread(path.is_file):
+                if not await store.contains(sha256):
                     raise NotFoundError("Counterexample file (is --storage the root?)", str(path))
                 paths[sha256] = str(path)
     if arguments.json:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -33,6 +32,9 @@ from persistence._loop import share_loop
 from persistence._rows import result_params, with_id
 from persistence.cache.disk import (
     entry_keys,
+    entry_path,
+    has_entry,
+    is_key,
     read_entry,
     remove_entry,
     stage_held_puts,
@@ -60,7 +62,6 @@ FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
 _LAST_SHARD: Final = 0xFF
-_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 _FAILING: Final = frozenset({TestStatus.FAILED, TestStatus.TIMEOUT, TestStatus.ERROR})
 
 
@@ -80,9 +81,14 @@ class CounterexampleStore:
         Only the hash is checked (64 lower-case hex digits), not the file: `read` is the checked
         way in. The command line prints these paths for a shell to replay.
         """
-        if not _SHA256.fullmatch(sha256):
+        if not is_key(sha256):
             raise ValidationError("CounterexampleStore", "sha256", f"is not a SHA-256: {sha256!r}")
-        return self.root / FOLDER / sha256[:2] / sha256
+        return entry_path(self.root, FOLDER, sha256)
+
+    async def contains(self, sha256: str) -> bool:
+        """Tell whether the file of `sha256` is kept, by the confined walk, without reading it."""
+        self.path_of(sha256)  # the same check of the hash
+        return await asyncio.to_thread(has_entry, self.root, FOLDER, sha256)
 
     async def keys(self) -> list[str]:
         """Give the hashes of every kept file, sorted."""

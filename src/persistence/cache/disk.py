@@ -75,8 +75,18 @@ def _check_key(key: object) -> str:
     return key
 
 
+def is_key(text: str) -> bool:
+    """Tell whether `text` is a key: a SHA-256 in 64 lower-case hex digits."""
+    return _KEY.fullmatch(text) is not None
+
+
 def _entry(key: str, folder: str = _ENTRIES) -> str:
     return f"{folder}/{key[:2]}/{key}"
+
+
+def entry_path(root: Path, folder: str, key: str) -> Path:
+    """Where the entry of a checked `key` in `folder` lives under `root`."""
+    return root / _entry(key, folder)
 
 
 _locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink in the cache
@@ -133,8 +143,9 @@ def _open(root: Path, key: str) -> BinaryIO | None:
         return None if found is None else os.fdopen(found[0], "rb")
 
 
-def _contains(root: Path, key: str) -> bool:
-    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
+def has_entry(root: Path, folder: str, key: str) -> bool:
+    """Tell whether `key` is a regular file in `folder`, by the confined walk: no symlink."""
+    with _locate(root, _entry(key, folder)) as spot, storage_errors(spot.shown):
         info = None if spot.missing else lstat(spot.dir_fd, spot.require())
         return info is not None and stat.S_ISREG(info.st_mode)
 
@@ -328,7 +339,7 @@ class ArtifactCache:
 
     def path_of(self, key: str) -> Path:
         """Where the entry of `key` lives."""
-        return self._root / _entry(_check_key(key))
+        return entry_path(self._root, _ENTRIES, _check_key(key))
 
     async def put(self, data: bytes) -> str:
         """Store `data` and return its key; storing the same content twice keeps one entry."""
@@ -368,7 +379,7 @@ class ArtifactCache:
 
     async def contains(self, key: str) -> bool:
         """Tell whether `key` is stored, without reading it or counting a hit or a miss."""
-        return await asyncio.to_thread(_contains, self._root, _check_key(key))
+        return await asyncio.to_thread(has_entry, self._root, _ENTRIES, _check_key(key))
 
     async def evict(self) -> int:
         """Scan the entries now; delete the least recently used past the budget; give how many."""
