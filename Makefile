@@ -70,6 +70,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	BENCH_QUICK=1 BENCH_OUT=build/bench-quick $(PY) -m bench
 
+## The run of 2026-11-25, before the restructuring, and the page that sets each new run beside it.
+BENCH_BASELINE := docs/benchmarks/baseline-2026-11-25.json
+BENCH_AGAINST := docs/benchmarks/against-2026-11-25.md
+
 ## Run the benchmark, then make its report, figures and chart the committed ones in docs/.
 bench-report: $(STAMP)
 	@if [ -n "$(BENCH_ONLY)" ] || { [ -n "$(BENCH_QUICK)" ] && [ "$(BENCH_QUICK)" != 0 ]; }; then \
@@ -78,6 +82,7 @@ bench-report: $(STAMP)
 	cp $(BENCH_OUT)/BENCHMARKS.md docs/BENCHMARKS.md
 	mkdir -p docs/benchmarks
 	cp $(BENCH_OUT)/benchmarks/results.json $(BENCH_OUT)/benchmarks/rows_per_second.png docs/benchmarks/
+	$(PY) -m bench.against $(BENCH_BASELINE) docs/benchmarks/results.json --out $(BENCH_AGAINST)
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
