@@ -54,9 +54,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
 
 import aiosql
+from aiosql.queries import Queries as LoadedQueries
+from aiosql.types import QueryDatum, SQLOperationType
 
 from persistence.exceptions import SqlFilesMissingError
 from persistence.queries import ROW_MAPPERS
@@ -86,12 +88,76 @@ def query_file(engine: str) -> Path:
     return sql_root() / "aiosql" / f"{engine}.sql"
 
 
-def load_queries(adapter: Callable[[], object], engine: str) -> Queries:
-    """Load one engine's queries through aiosql, bound to `adapter`, with its row mappers."""
-    loaded = aiosql.from_path(
-        query_file(engine),
-        adapter,  # type: ignore[arg-type]  # aiosql wants its own protocol; each adapter follows it
-        record_classes=dict(ROW_MAPPERS[engine]),
-        attribute=None,  # `:a.b` is never an attribute of a parameter here
-    )
-    return cast("Queries", loaded)
+class _Adapter(Protocol):
+    """What the loader asks of an adapter; aiosql asks the rest."""
+
+    is_aio_driver: bool
+
+    def process_sql(self, query_name: str, op_type: SQLOperationType, sql: str) -> str: ...
+
+
+class _Parsed(NamedTuple):
+    """One engine's file as aiosql parsed it, and what it gave the adapter's `process_sql`."""
+
+    stamp: tuple[str, int, int]
+    data: list[QueryDatum]
+    given: tuple[tuple[str, SQLOperationType, str], ...]
+
+
+_PARSED: dict[str, _Parsed] = {}
+"""Each engine's last parse, in this process: keyed by engine, checked by the file's stamp."""
+
+
+class _Recorder:
+    """Hands aiosql's `process_sql` calls to an adapter, noting what each was given."""
+
+    def __init__(self, adapter: _Adapter) -> None:
+        self.adapter = adapter
+        self.is_aio_driver = adapter.is_aio_driver
+        self.given: list[tuple[str, SQLOperationType, str]] = []
+
+    def process_sql(self, query_name: str, op_type: SQLOperationType, sql: str) -> str:
+        self.given.append((query_name, op_type, sql))
+        return self.adapter.process_sql(query_name, op_type, sql)
+
+
+def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
+    """Load one engine's queries through aiosql, bound to a new `adapter`, with its row mappers.
+
+    aiosql parses the file once per process (about 10 ms, most of an open): each later load
+    gives its new adapter the same `process_sql` calls, in the same order, and builds the
+    query functions from the parse kept. An edited file, by its size or time, is read again.
+    """
+    path = query_file(engine)
+    status = path.stat()
+    stamp = (str(path), status.st_mtime_ns, status.st_size)
+    fresh = adapter()
+    parsed = _PARSED.get(engine)
+    if parsed is None or parsed.stamp != stamp:
+        recorder = _Recorder(fresh)
+        loaded = aiosql.from_path(
+            path,
+            lambda: recorder,  # type: ignore[arg-type,return-value]  # it passes process_sql on
+            record_classes=dict(ROW_MAPPERS[engine]),
+            attribute=None,  # `:a.b` is never an attribute of a parameter here
+            queries_cls=_Kept,
+        )
+        _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(recorder.given))
+        data = loaded.kept
+    else:
+        for query_name, op_type, sql in parsed.given:
+            fresh.process_sql(query_name, op_type, sql)
+        data = parsed.data
+    bound = LoadedQueries(fresh, kwargs_only=True)  # type: ignore[arg-type]  # aiosql's own protocol; each adapter follows it
+    return cast("Queries", bound.load_from_list(data))
+
+
+class _Kept(LoadedQueries):
+    """aiosql's queries object, keeping the parsed query data that it was built from."""
+
+    kept: list[QueryDatum]
+
+    def load_from_list(self, query_data: list[QueryDatum]) -> _Kept:
+        self.kept = query_data
+        loaded: _Kept = super().load_from_list(query_data)
+        return loaded
