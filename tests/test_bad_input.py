@@ -23,6 +23,7 @@ from persistence import (
     Database,
     FileRecord,
     NotFoundError,
+    Page,
     PageCursor,
     ResultFilter,
     TestResult,
@@ -207,10 +208,15 @@ async def _check_hostile_id_lookups(db: Database, key: Any) -> None:  # noqa: AN
         ("FileRecord", lambda: find_file_record(db, key)),
         ("FileRecord", lambda: delete_file_record(db, key)),
     ]
+    # A cursor may stop at any id a column holds: plain SQL may write ids of 0 and below.
+    stops = type(key) is int and MIN_INT <= key <= MAX_INT
     for model, call in calls:
         answer = await outcome(call())
         if isinstance(answer, ValidationError):
             assert_refused(answer, model, "id", "after")
+            assert not (stops and model == "PageCursor"), answer
+        elif model == "PageCursor" and stops:
+            assert isinstance(answer, Page), answer
         else:
             assert answer is None or answer is False or type(answer) is NotFoundError, answer
 

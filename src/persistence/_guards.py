@@ -42,6 +42,7 @@ __all__ = [
     "members_of",
     "nonempty_key",
     "of_type",
+    "position_id",
     "row_id",
     "text",
     "text_problem",
@@ -248,6 +249,19 @@ def count(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
 def row_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
     """Validate a row id: an int from 1 to 2**63 - 1."""
     key_id(type(instance).__name__, value, field.name)
+
+
+def position_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
+    """Validate the id a cursor stops at: any int an id column holds.
+
+    The package gives ids from 1, but plain SQL may store 0 or below, and a page may end there.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _refuse(instance, field, _type_problem("int", value))
+    if not MIN_INT <= value <= MAX_INT:
+        raise _refuse(
+            instance, field, f"must be between {MIN_INT} and {MAX_INT}, got {_shown(value)}"
+        )
 
 
 # Field converters: attrs calls them with the value, the instance and the field ----------

@@ -21,7 +21,7 @@ from persistence._guards import (
     key_id,
     members_of,
     of_type,
-    row_id,
+    position_id,
     utc_instant,
 )
 from persistence._interface import JsonObject
@@ -135,7 +135,7 @@ class PageCursor:
     """
 
     created_at: dt.datetime = attrs.field(converter=as_utc)
-    id: int = attrs.field(validator=row_id)
+    id: int = attrs.field(validator=position_id)
     where: ResultFilter = attrs.field(factory=ResultFilter, validator=instance_of(ResultFilter))
 
 

@@ -23,7 +23,7 @@ from persistence._guards import (
     key_id,
     key_text,
     of_type,
-    row_id,
+    position_id,
     utc_instant,
 )
 from persistence._loop import map_in_slices
@@ -194,7 +194,7 @@ class TestHistoryCursor:
 
     test_id: str = attrs.field(validator=instance_of(str))
     created_at: dt.datetime = attrs.field(converter=as_utc)
-    id: int = attrs.field(validator=row_id)
+    id: int = attrs.field(validator=position_id)
 
 
 def _ratio(field: str, value: object, minimum: float) -> float:

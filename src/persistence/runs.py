@@ -14,7 +14,7 @@ from persistence._guards import (
     instance_of,
     key_id,
     of_type,
-    row_id,
+    position_id,
     utc_instant,
 )
 from persistence._loop import map_in_slices
@@ -69,7 +69,7 @@ class RunCursor:
     """
 
     started_at: dt.datetime = attrs.field(converter=as_utc)
-    id: int = attrs.field(validator=row_id)
+    id: int = attrs.field(validator=position_id)
     where: RunFilter = attrs.field(factory=RunFilter, validator=instance_of(RunFilter))
 
 
