@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, insert, select
 
 from bench._contenders import in_tasks
 from bench._orm import OrmResult, keyset_after
+from persistence._paging import READ_PAGE
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Core"]
 
-_READ_PAGE = 10_000
+_READ_PAGE = READ_PAGE  # all_results reads pages of this size, with the same query
 
 _TABLE = OrmResult.__table__
 assert isinstance(_TABLE, Table)  # noqa: S101  # a declarative class maps one Table

@@ -19,6 +19,7 @@ from bench._raw_sqlite import (
     READ_PAGE,
     START_OF_TIME,
     listing_of,
+    page_params,
     params_of,
 )
 from bench._sql import GET_SQLITE, INSERT_SQLITE, LIST_SQLITE, multi_row_insert_sqlite
@@ -63,9 +64,9 @@ async def read_pages(
     """Read keyset pages on the loop, FETCH rows at a time, yielding every 0.5 ms; count them."""
     pace = share_loop()
     rows: list[Row] = []  # kept to the end, as `all_results` keeps its models
-    cursor: tuple[object, ...] = (END_OF_TIME, MAX_INT)
+    cursor: tuple[object, int] = (END_OF_TIME, MAX_INT)
     while True:
-        statement = conn.execute(sql, (*filters, *cursor, page_size))
+        statement = conn.execute(sql, page_params(filters, cursor, page_size))
         got = 0
         last: Row = ()
         while chunk := statement.fetchmany(FETCH):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from bench._contenders import in_tasks
+from persistence._paging import READ_PAGE
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["POOL_SIZE", "Orm", "OrmResult", "keyset_after", "open_orm_engine", "orm_rows"]
 
-_READ_PAGE = 10_000
+_READ_PAGE = READ_PAGE  # all_results reads pages of this size, with the same query
 
 POOL_SIZE = 10
 """The layer's PostgreSQL pool size; SQLAlchemy's pool gets the same, and no overflow."""

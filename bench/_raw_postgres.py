@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from bench._contenders import in_tasks
+from bench._raw_sqlite import page_params
 from bench._sql import (
     COLUMNS,
     GET_POSTGRES,
@@ -16,6 +17,7 @@ from bench._sql import (
     LIST_BY_TYPE_POSTGRES,
     LIST_POSTGRES,
 )
+from persistence._paging import READ_PAGE
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
@@ -25,7 +27,7 @@ __all__ = ["RawPostgres", "open_raw_pool", "open_raw_postgres"]
 _START_OF_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
 _END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
 _MAX_INT = 2**63 - 1
-_READ_PAGE = 10_000  # all_results reads pages of this size, with the same query
+_READ_PAGE = READ_PAGE  # all_results reads pages of this size, with the same query
 
 
 def _encode_jsonb(value: object) -> bytes:
@@ -152,7 +154,7 @@ class RawPostgres:
         kept: list[asyncpg.Record] = []  # kept to the end, as `all_results` keeps its models
         cursor: tuple[dt.datetime, int] = (_END_OF_TIME, _MAX_INT)
         while True:
-            rows = await self.conn.fetch(sql, *filters, *cursor, page_size)
+            rows = await self.conn.fetch(sql, *page_params(filters, cursor, page_size))
             kept += rows
             if len(rows) < page_size:
                 return len(kept)

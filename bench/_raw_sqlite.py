@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import aiosqlite
@@ -21,6 +22,8 @@ from bench._sql import (
     LIST_BY_TYPE_SQLITE,
     LIST_SQLITE,
 )
+from persistence._paging import READ_PAGE as LAYER_READ_PAGE
+from persistence._paging import upper_bounds
 
 if TYPE_CHECKING:
     from persistence import ResultFilter, TestResult
@@ -33,6 +36,7 @@ __all__ = [
     "RawSqlite",
     "listing_of",
     "open_raw_sqlite",
+    "page_params",
     "params_of",
     "register_converters",
     "text_of",
@@ -41,8 +45,33 @@ __all__ = [
 END_OF_TIME: Final = "9999-12-31T23:59:59.999999+00:00"
 """The keyset cursor before the first page: later than any stored time."""
 MAX_INT: Final = 2**63 - 1
-READ_PAGE: Final = 10_000
+READ_PAGE: Final = LAYER_READ_PAGE
 """`all_results` reads pages of this size, with the listing query."""
+
+
+def page_params(
+    filters: Sequence[object], cursor: tuple[object, int], page_size: int
+) -> tuple[object, ...]:
+    """Give one keyset page's parameters, with the upper bounds the layer gives the same page.
+
+    `filters` ends with the listing's exclusive upper time bound; times are ISO 8601 text or
+    datetimes, and come back as they were given. Like the layer (`upper_bounds`), each of the
+    page's two upper bounds is given as the tighter one, so that SQLite's scan starts at the page.
+    """
+    *rest, until = filters
+    as_text = isinstance(until, str)
+    bound, at, row_id = upper_bounds(_moment(until), _moment(cursor[0]), cursor[1])
+    if as_text:
+        return (*rest, _text(bound), _text(at), row_id, page_size)
+    return (*rest, bound, at, row_id, page_size)
+
+
+def _moment(value: object) -> dt.datetime:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[return-value]  # a datetime when not text
+
+
+def _text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def params_of(result: TestResult) -> tuple[Any, ...]:
@@ -185,7 +214,8 @@ class RawSqlite:
         kept: list[object] = []  # kept to the end, as `all_results` keeps its models
         cursor: tuple[str, int] = (END_OF_TIME, MAX_INT)
         while True:
-            rows = list(await self.conn.execute_fetchall(sql, (*filters, *cursor, page_size)))
+            params = page_params(filters, cursor, page_size)
+            rows = list(await self.conn.execute_fetchall(sql, params))
             kept += rows
             if len(rows) < page_size:
                 return len(kept)

@@ -1,8 +1,8 @@
 """Reads into models: the layer against the driver's own rows and a tight hand-written decode.
 
 Run with `python -m bench.reads`. On each engine it stores the benchmark's results once, then
-reads all of them, in keyset pages of 10,000 with the listing query the layer runs, three ways,
-taking turns:
+reads all of them, in the keyset pages that `all_results` reads, with the listing query the
+layer runs, three ways, taking turns:
 
 - `layer`: `all_results`, which gives `TestResult` models;
 - `raw`: the driver's own rows (sqlite3 tuples; asyncpg Records, with the jsonb codec of
@@ -28,6 +28,9 @@ Settings, from the environment:
 - `BENCH_READS_N`: comma-separated result counts (default `50000,100000`);
 - `BENCH_READS_REPEAT`: rounds, each contender once per round (default 5);
 - `BENCH_READS_ENGINES`: `sqlite`, `postgres` or both (the default);
+- `BENCH_READS_HELD`: objects the process holds meanwhile, as a program does (default
+  800,000): a full collection of the garbage collector walks them all, so the table also
+  counts the full collections during each contender's timed reads;
 - `BENCH_READS_SEARCH_N`: results stored before the search workload (default 20,000);
 - `BENCH_DATABASE_URL`: the PostgreSQL server to make a scratch database on.
 """
@@ -56,6 +59,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bench._raw_postgres import open_raw_postgres
+from bench._raw_sqlite import page_params
 from bench._rows import make_results
 from bench._sql import LIST_POSTGRES, LIST_SQLITE
 from bench.search import SEARCHES
@@ -70,6 +74,7 @@ from persistence import (
     save_results,
     search_results,
 )
+from persistence._paging import READ_PAGE
 
 if TYPE_CHECKING:
     from multiprocessing.sharedctypes import Synchronized
@@ -78,7 +83,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 DEFAULT_ADMIN_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
-PAGE: Final = 10_000
+PAGE: Final = READ_PAGE
 """`all_results` reads pages of this size; the contenders by hand read the same pages."""
 _START: Final = "0001-01-01T00:00:00.000000+00:00"
 _END: Final = "9999-12-31T23:59:59.999999+00:00"
@@ -98,7 +103,7 @@ def _sqlite_pages(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     cursor: tuple[str, int] = (_END, _MAX_INT)
     while True:
-        page = conn.execute(LIST_SQLITE, (_START, _END, *cursor, PAGE)).fetchall()
+        page = conn.execute(LIST_SQLITE, page_params((_START, _END), cursor, PAGE)).fetchall()
         rows += page
         if len(page) < PAGE:
             return rows
@@ -156,19 +161,39 @@ async def _postgres_pages(conn: asyncpg.Connection[asyncpg.Record]) -> list[asyn
     start, end = dt.datetime(1, 1, 1, tzinfo=dt.UTC), dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
     cursor: tuple[dt.datetime, int] = (end, _MAX_INT)
     while True:
-        page = await conn.fetch(LIST_POSTGRES, start, end, *cursor, PAGE)
+        page = await conn.fetch(LIST_POSTGRES, *page_params((start, end), cursor, PAGE))
         rows += page
         if len(page) < PAGE:
             return rows
         cursor = (page[-1]["created_at"], page[-1]["id"])
 
 
-async def _time(read: Read) -> tuple[float, float, int]:
-    """Wall time and this process's CPU time (all its threads) of one read, and its rows."""
+_FULL_COLLECTIONS: list[int] = [0]
+_OLDEST: Final = 2
+"""The garbage collector's oldest generation: collecting it walks every object held."""
+
+
+def _count_full(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and info["generation"] == _OLDEST:
+        _FULL_COLLECTIONS[0] += 1
+
+
+async def _time(read: Read) -> tuple[float, float, int, int]:
+    """Wall and CPU time (all threads) of one read, its rows, and the full collections in it."""
     gc.collect()
-    start, cpu = time.perf_counter(), time.process_time()
-    got = await read()
-    return time.perf_counter() - start, time.process_time() - cpu, len(got)
+    _FULL_COLLECTIONS[0] = 0
+    gc.callbacks.append(_count_full)
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        got = await read()
+        return (
+            time.perf_counter() - start,
+            time.process_time() - cpu,
+            len(got),
+            _FULL_COLLECTIONS[0],
+        )
+    finally:
+        gc.callbacks.remove(_count_full)
 
 
 async def _held(read: Read) -> int:
@@ -189,9 +214,11 @@ async def _held(read: Read) -> int:
 async def _compare(engine: str, n: int, reads: Mapping[str, Read], repeat: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {name: [] for name in reads}
     cpu_times: dict[str, list[float]] = {name: [] for name in reads}
+    full = dict.fromkeys(reads, 0)
     for _ in range(repeat):
         for name, read in reads.items():
-            seconds, cpu, count = await _time(read)
+            seconds, cpu, count, collections = await _time(read)
+            full[name] += collections
             if count != n:
                 msg = f"{engine} {name} read {count} rows, not {n}"
                 raise RuntimeError(msg)
@@ -212,6 +239,7 @@ async def _compare(engine: str, n: int, reads: Mapping[str, Read], repeat: int) 
         "memory_layer_over_raw": held["layer"] / held["raw"],
         "cpu_layer_over_raw": cpu_best["layer"] / cpu_best["raw"],
         "cpu_layer_over_tight": cpu_best["layer"] / cpu_best["tight"],
+        "full_collections": full,
     }
     _say(
         f"| {engine} | {n:,} | {best['raw'] * 1e3:.0f} | {best['tight'] * 1e3:.0f} "
@@ -221,7 +249,8 @@ async def _compare(engine: str, n: int, reads: Mapping[str, Read], repeat: int) 
         f"| {figures['memory_layer_over_raw']:.2f} "
         f"| {cpu_best['raw'] * 1e3:.0f} | {cpu_best['tight'] * 1e3:.0f} "
         f"| {cpu_best['layer'] * 1e3:.0f} | {figures['cpu_layer_over_raw']:.2f} "
-        f"| {figures['cpu_layer_over_tight']:.2f} |"
+        f"| {figures['cpu_layer_over_tight']:.2f} "
+        f"| {full['raw']} / {full['tight']} / {full['layer']} |"
     )
     return figures
 
@@ -312,16 +341,19 @@ async def run() -> list[dict[str, Any]]:
     _say(
         "| engine | results | raw ms | tight ms | layer ms | layer/raw | layer/tight "
         "| raw MB | tight MB | layer MB | memory layer/raw "
-        "| raw CPU ms | tight CPU ms | layer CPU ms | CPU layer/raw | CPU layer/tight |"
+        "| raw CPU ms | tight CPU ms | layer CPU ms | CPU layer/raw | CPU layer/tight "
+        "| full collections raw / tight / layer |"
     )
-    _say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    _say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     figures = []
+    held = [[index] for index in range(int(os.environ.get("BENCH_READS_HELD", "800000")))]
     engines = os.environ.get("BENCH_READS_ENGINES", "").strip() or "sqlite,postgres"
     for n in _sizes():
         if "sqlite" in engines:
             figures.append(await run_sqlite(n, repeat))
         if "postgres" in engines:
             figures.append(await run_postgres(n, repeat, admin_url))
+    del held
     return figures
 
 

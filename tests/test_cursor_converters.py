@@ -86,7 +86,7 @@ _TAMPERED: Final = [
     (SearchCursor, {"offset": 1, "text": "x", "where": {"x": 1}}, r"ResultFilter\.x"),
     (SearchCursor, [1, "x"], r"SearchCursor\.argument"),
     (PageCursor, {"created_at": "2026-01-01T00:00:00", "id": 1}, "created_at"),
-    (PageCursor, {"created_at": "2026-01-01T00:00:00+00:00", "id": 0}, r"PageCursor\.id"),
+    (PageCursor, {"created_at": "2026-01-01T00:00:00+00:00", "id": 2**63}, r"PageCursor\.id"),
     (FileRecordCursor, {"path": "", "where": {}}, r"FileRecordCursor\.path"),
     (FileRecordCursor, {"path": "a", "where": {"min_size": -1}}, "min_size"),
     (ConfigEntryCursor, {"section": "s", "key": "k", "where": {"section": ""}}, "section"),

@@ -11,7 +11,7 @@ from attrs.validators import optional as optional_check
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
 from persistence._loop import map_in_slices, share_loop
-from persistence._paging import AFTER_EVERY_KEY, MAX_PAGE_SIZE, Page, continued_filter, page_limit
+from persistence._paging import AFTER_EVERY_KEY, READ_PAGE, Page, continued_filter, page_limit
 from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
@@ -231,7 +231,7 @@ async def all_config_entries(
     entries: list[ConfigEntry] = []
     cursor: ConfigEntryCursor | None = None
     while True:
-        page = await list_config_entries(db, where, limit=MAX_PAGE_SIZE, after=cursor)
+        page = await list_config_entries(db, where, limit=READ_PAGE, after=cursor)
         entries.extend(page.items)
         if page.next_cursor is None:
             return entries

@@ -29,10 +29,12 @@ from persistence._loop import SLICE_ITEMS, gave_back, map_in_slices, share_loop
 from persistence._paging import (
     END_OF_TIME,
     MAX_PAGE_SIZE,
+    READ_PAGE,
     START_OF_TIME,
     Page,
     continued_filter,
     page_limit,
+    upper_bounds,
 )
 from persistence._rows import result_from_row, result_params, with_id
 from persistence.database import Database, connection, transaction
@@ -241,9 +243,12 @@ def _listing(
     Each query names only the filters it may need; the most selective one that is set
     drives the plan through its index, and the others are checked on the rows it finds.
     """
+    until, cursor_at, cursor_id = upper_bounds(
+        END_OF_TIME if where.created_until is None else where.created_until, cursor_at, cursor_id
+    )
     bounds: _Bounds = {
         "created_from": START_OF_TIME if where.created_from is None else where.created_from,
-        "created_until": END_OF_TIME if where.created_until is None else where.created_until,
+        "created_until": until,
         "cursor_created_at": cursor_at,
         "cursor_id": cursor_id,
         "page_size": limit,
@@ -269,7 +274,7 @@ async def all_results(db: Database, where: ResultFilter | None = None) -> list[T
     results: list[TestResult] = []
     cursor: PageCursor | None = None
     while True:
-        page = await list_results(db, where, limit=MAX_PAGE_SIZE, after=cursor)
+        page = await list_results(db, where, limit=READ_PAGE, after=cursor)
         results.extend(page.items)
         if page.next_cursor is None:
             return results

@@ -20,11 +20,12 @@ from persistence._guards import (
 from persistence._loop import map_in_slices
 from persistence._paging import (
     END_OF_TIME,
-    MAX_PAGE_SIZE,
+    READ_PAGE,
     START_OF_TIME,
     Page,
     continued_filter,
     page_limit,
+    upper_bounds,
 )
 from persistence.database import Database, connection, transaction
 from persistence.exceptions import NotFoundError
@@ -159,11 +160,14 @@ async def list_runs(
         RunFilter, "RunCursor", where, None if after is None else of_type(RunCursor, after).where
     )
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
+    until, cursor_at, cursor_id = upper_bounds(
+        END_OF_TIME if where.started_until is None else where.started_until, cursor_at, cursor_id
+    )
     async with connection(db) as conn:
         rows = await db.queries.list_runs(
             conn,
             started_from=START_OF_TIME if where.started_from is None else where.started_from,
-            started_until=END_OF_TIME if where.started_until is None else where.started_until,
+            started_until=until,
             cursor_started_at=cursor_at,
             cursor_id=cursor_id,
             page_size=limit,
@@ -182,7 +186,7 @@ async def all_runs(db: Database, where: RunFilter | None = None) -> list[Run]:
     runs: list[Run] = []
     cursor: RunCursor | None = None
     while True:
-        page = await list_runs(db, where, limit=MAX_PAGE_SIZE, after=cursor)
+        page = await list_runs(db, where, limit=READ_PAGE, after=cursor)
         runs.extend(page.items)
         if page.next_cursor is None:
             return runs
