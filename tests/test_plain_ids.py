@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 import pytest
 
 from persistence import (
     Database,
+    Page,
     PageCursor,
     Run,
     RunCursor,
@@ -30,6 +32,9 @@ from persistence import (
     save_run,
 )
 from persistence._guards import MAX_INT, MIN_INT
+
+_T = TypeVar("_T")
+_C = TypeVar("_C")
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PLAIN_IDS = (0, -7, MIN_INT + 1)
@@ -89,41 +94,34 @@ async def db_fixture(database_url: str) -> AsyncIterator[Database]:
         yield db
 
 
+async def every_page(page_after: Callable[[_C | None], Awaitable[Page[_T, _C]]]) -> list[_T]:
+    """Read a listing one item a page, each page after the cursor of the one before."""
+    items: list[_T] = []
+    cursor: _C | None = None
+    while True:
+        page = await page_after(cursor)
+        items += page.items
+        if page.next_cursor is None:
+            return items
+        cursor = page.next_cursor
+
+
 async def test_results_page_through_ids_of_zero_and_below(db: Database) -> None:
     """A page may end on an id that the package never gives; the next page follows it."""
     expected = await all_results(db)
     assert {r.id for r in expected} >= set(PLAIN_IDS)
-    seen: list[TestResult] = []
-    cursor: PageCursor | None = None
-    while True:
-        page = await list_results(db, limit=1, after=cursor)
-        seen += page.items
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
+    seen = await every_page(lambda after: list_results(db, limit=1, after=after))
     assert seen == expected
     assert len(seen) == 6
 
 
 async def test_runs_and_a_tests_history_page_through_them_too(db: Database) -> None:
     """The runs listing and one test's history take the same cursors past such ids."""
-    runs: list[Run] = []
-    run_cursor: RunCursor | None = None
-    while True:
-        run_page = await list_runs(db, limit=1, after=run_cursor)
-        runs += run_page.items
-        if run_page.next_cursor is None:
-            break
-        run_cursor = run_page.next_cursor
+    runs = await every_page(lambda after: list_runs(db, limit=1, after=after))
     assert {run.id for run in runs} == {1, 5, *PLAIN_IDS}
-    history: list[TestResult] = []
-    history_cursor: TestHistoryCursor | None = None
-    while True:
-        history_page = await list_test_history(db, "suite::case", limit=1, after=history_cursor)
-        history += history_page.items
-        if history_page.next_cursor is None:
-            break
-        history_cursor = history_page.next_cursor
+    history = await every_page(
+        lambda after: list_test_history(db, "suite::case", limit=1, after=after)
+    )
     assert [r.id for r in history] == [r.id for r in await all_results(db)]
 
 
