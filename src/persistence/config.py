@@ -208,12 +208,14 @@ async def list_config_entries(
     cursor_where = None if after is None else of_type(ConfigEntryCursor, after).where
     where = continued_filter(ConfigEntryFilter, "ConfigEntryCursor", where, cursor_where)
     section = where.section
+    cursor_section = "" if after is None else after.section
     async with connection(db) as conn:
         rows = await db.queries.list_config_entries_page(
             conn,
-            section_from="" if section is None else section,
+            # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
+            section_from=max("" if section is None else section, cursor_section),
             section_until=AFTER_EVERY_KEY if section is None else section,
-            cursor_section="" if after is None else after.section,
+            cursor_section=cursor_section,
             cursor_key="" if after is None else after.key,
             page_size=limit,
         )

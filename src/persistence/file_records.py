@@ -196,12 +196,14 @@ async def list_file_records(
     cursor_where = None if after is None else of_type(FileRecordCursor, after).where
     where = continued_filter(FileRecordFilter, "FileRecordCursor", where, cursor_where)
     low, high = _path_range(where)
+    cursor_path = "" if after is None else after.path
     async with connection(db) as conn:
         rows = await db.queries.list_file_records_page(
             conn,
-            path_from=low,
+            # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
+            path_from=max(low, cursor_path),
             path_until=high,
-            cursor_path="" if after is None else after.path,
+            cursor_path=cursor_path,
             path_glob=where.path_glob,
             size_from=0 if where.min_size is None else where.min_size,
             size_until=MAX_INT if where.max_size is None else where.max_size,
