@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import sys
@@ -35,6 +36,7 @@ __all__ = [
     "database_url",
     "open_existing",
     "open_retrying",
+    "picked",
     "print_json",
     "retrying",
     "say",
@@ -100,8 +102,13 @@ async def open_existing(url: str, *, wait: float, write: bool) -> Database:
 
 
 def print_json(value: dict[str, object]) -> None:
-    """Print a command's `--json` answer, indented."""
-    print(json.dumps(value, indent=2))
+    """Print a command's `--json` answer, indented; times as ISO 8601, str enums as their text."""
+    print(json.dumps(value, indent=2, default=dt.datetime.isoformat))
+
+
+def picked(item: object, *names: str) -> dict[str, object]:
+    """Give the named attributes of `item`, in that order, for `print_json`."""
+    return {name: getattr(item, name) for name in names}
 
 
 def say(message: str) -> None:

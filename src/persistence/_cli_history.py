@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import attrs
+
+from persistence._cli_common import EXIT_OK, picked, print_json
 from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HISTORY_COMMANDS", "WRITING_COMMANDS", "add_history_commands", "sparkline"]
 
-EXIT_OK: Final = 0
 EXIT_NEW_FAILURES: Final = 1
 _BARS: Final = "▁▂▃▄▅▆▇█"
 _FORMATS: Final = ("junit", "ctrf", "jsonl")
@@ -167,21 +169,8 @@ def add_history_commands(
 async def _runs(db: Database, arguments: argparse.Namespace) -> int:
     page = await list_runs(db, limit=arguments.limit)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "runs": [
-                        {
-                            "id": r.id,
-                            "started_at": r.started_at.isoformat(),
-                            "ended_at": None if r.ended_at is None else r.ended_at.isoformat(),
-                            "labels": r.labels,
-                        }
-                        for r in page.items
-                    ]
-                },
-                indent=2,
-            )
+        print_json(
+            {"runs": [picked(r, "id", "started_at", "ended_at", "labels") for r in page.items]}
         )
         return EXIT_OK
     _table(
@@ -211,26 +200,8 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
         db, base, head, slower_ratio=arguments.slower_ratio, slower_floor=arguments.slower_floor
     )
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "base": base,
-                    "head": head,
-                    "changes": [
-                        {
-                            "test_id": c.test_id,
-                            "change": c.change.value,
-                            "base_status": c.base_status,
-                            "head_status": c.head_status,
-                            "base_time": c.base_time,
-                            "head_time": c.head_time,
-                        }
-                        for c in found.changes
-                    ],
-                },
-                indent=2,
-            )
-        )
+        changes = [attrs.asdict(c, recurse=False) for c in found.changes]
+        print_json({"base": base, "head": head, "changes": changes})
     else:
         _out(
             f"run {base} -> run {head}: {len(found.changes)} change(s), "
@@ -262,27 +233,7 @@ async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=arguments.days)
     found = await flaky_tests(db, since)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "since": since.isoformat(),
-                    "flaky": [
-                        {
-                            "test_id": f.test_id,
-                            "results": f.results,
-                            "passes": f.passes,
-                            "failures": f.failures,
-                            "flips": f.flips,
-                            "flip_rate": f.flip_rate,
-                            "flaky_commits": f.flaky_commits,
-                            "last_seen": f.last_seen.isoformat(),
-                        }
-                        for f in found
-                    ],
-                },
-                indent=2,
-            )
-        )
+        print_json({"since": since, "flaky": [attrs.asdict(f, recurse=False) for f in found]})
         return EXIT_OK
     _table(
         ["flip rate", "test", "results", "passed", "failed", "commits", "last seen"],
@@ -306,31 +257,22 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
     page = await list_test_history(db, arguments.test_id, limit=arguments.limit)
     figures = await duration_figures(db, arguments.test_id, last=arguments.last)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "test_id": arguments.test_id,
-                    "figures": {
-                        "results": figures.results,
-                        "p50": figures.p50,
-                        "p95": figures.p95,
-                        "max": figures.max_time,
-                        "latest": figures.latest,
-                        "slower": figures.slower,
-                    },
-                    "results": [
-                        {
-                            "id": r.id,
-                            "run_id": r.run_id,
-                            "status": r.status.value,
-                            "execution_time": r.execution_time,
-                            "created_at": r.created_at.isoformat(),
-                        }
-                        for r in page.items
-                    ],
+        print_json(
+            {
+                "test_id": arguments.test_id,
+                "figures": {
+                    "results": figures.results,
+                    "p50": figures.p50,
+                    "p95": figures.p95,
+                    "max": figures.max_time,
+                    "latest": figures.latest,
+                    "slower": figures.slower,
                 },
-                indent=2,
-            )
+                "results": [
+                    picked(r, "id", "run_id", "status", "execution_time", "created_at")
+                    for r in page.items
+                ],
+            }
         )
         return EXIT_OK
     oldest_first = [r.execution_time for r in reversed(page.items)]
@@ -368,36 +310,23 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
                     raise NotFoundError("Counterexample file (is --storage the root?)", str(path))
                 paths[sha256] = str(path)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "test_id": arguments.test_id,
-                    "counterexamples": [
-                        {
-                            "input_sha256": c.input_sha256,
-                            "input_size": c.input_size,
-                            "failures": c.failures,
-                            "first_failed_at": c.first_failed_at.isoformat(),
-                            "failed_at": c.failed_at.isoformat(),
-                            "result_id": c.result_id,
-                            "status": c.status.value,
-                            "expected_sha256": c.expected_sha256,
-                            "actual_sha256": c.actual_sha256,
+        print_json(
+            {
+                "test_id": arguments.test_id,
+                "counterexamples": [
+                    attrs.asdict(c, recurse=False)
+                    | (
+                        {}
+                        if store is None
+                        else {
+                            "input_file": paths[c.input_sha256],
+                            "expected_file": paths.get(c.expected_sha256 or ""),
+                            "actual_file": paths.get(c.actual_sha256 or ""),
                         }
-                        | (
-                            {}
-                            if store is None
-                            else {
-                                "input_file": paths[c.input_sha256],
-                                "expected_file": paths.get(c.expected_sha256 or ""),
-                                "actual_file": paths.get(c.actual_sha256 or ""),
-                            }
-                        )
-                        for c in found
-                    ],
-                },
-                indent=2,
-            )
+                    )
+                    for c in found
+                ],
+            }
         )
         return EXIT_OK
     _table(
