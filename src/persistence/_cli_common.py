@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -18,13 +19,14 @@ from persistence.database import (
     DEFAULT_DATABASE,
     Database,
     Engine,
+    close_database,
     engine_of,
     open_database,
 )
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = [
     "EXIT_FAILED",
@@ -34,8 +36,8 @@ __all__ = [
     "EXIT_USAGE",
     "CannotRunError",
     "database_url",
-    "open_existing",
-    "open_retrying",
+    "opened",
+    "opened_existing",
     "picked",
     "print_json",
     "retrying",
@@ -62,11 +64,16 @@ def database_url(given: str | None) -> str:
     return given or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
 
 
-async def open_retrying(url: str, *, create: bool, wait: float) -> Database:
-    """Open the database, retrying for up to `wait` seconds while it cannot be reached."""
-    return await retrying(
+@contextlib.asynccontextmanager
+async def opened(url: str, *, create: bool, wait: float) -> AsyncIterator[Database]:
+    """Open the database for a command, retrying for up to `wait` seconds; close it after."""
+    db = await retrying(
         lambda timeout: open_database(url, create=create, connect_timeout=timeout), url, wait
     )
+    try:
+        yield db
+    finally:
+        await close_database(db)
 
 
 async def retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: float) -> _T:
@@ -90,15 +97,17 @@ async def retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: fl
             delay = min(delay * 2, longest)
 
 
-async def open_existing(url: str, *, wait: float, write: bool) -> Database:
-    """Open a database that must exist already: a missing SQLite file is not created."""
+@contextlib.asynccontextmanager
+async def opened_existing(url: str, *, wait: float, write: bool) -> AsyncIterator[Database]:
+    """Open a database that must exist already, as `opened`: a missing SQLite file is refused."""
     engine, target = engine_of(url)
     if engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).is_file):
         msg = f"no SQLite database at {target!r}"
         if write:
             msg += f": create and migrate it first (persistence migrate --database {target})"
         raise CannotRunError(msg)
-    return await open_retrying(url, create=write, wait=wait)
+    async with opened(url, create=write, wait=wait) as db:
+        yield db
 
 
 def print_json(value: dict[str, object]) -> None:
