@@ -22,11 +22,13 @@ from persistence._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CannotRunError,
+    amount,
     database_url,
     opened,
     opened_existing,
     print_json,
     say,
+    whole_number,
 )
 from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
 from persistence._cli_migrations import (
@@ -60,22 +62,8 @@ def _database(text: str) -> str:
     return text
 
 
-def _version(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
-        msg = f"{text!r} is not a migration version, such as 3 for 0003_*.sql"
-        raise argparse.ArgumentTypeError(msg)
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        msg = f"{text!r} is not a number of seconds, 0 or more"
-        raise argparse.ArgumentTypeError(msg)
-    return seconds
+_version: Final = whole_number("a migration version, such as 3 for 0003_*.sql")
+_seconds: Final = amount("a number of seconds, 0 or more")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -35,6 +37,7 @@ __all__ = [
     "EXIT_PENDING",
     "EXIT_USAGE",
     "CannotRunError",
+    "amount",
     "database_url",
     "opened",
     "opened_existing",
@@ -42,6 +45,7 @@ __all__ = [
     "print_json",
     "retrying",
     "say",
+    "whole_number",
 ]
 
 EXIT_OK: Final = 0
@@ -108,6 +112,32 @@ async def opened_existing(url: str, *, wait: float, write: bool) -> AsyncIterato
         raise CannotRunError(msg)
     async with opened(url, create=write, wait=wait) as db:
         yield db
+
+
+def whole_number(expected: str) -> Callable[[str], int]:
+    """Give an argparse type for a whole number above 0; `expected` words it in the error."""
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and int(text) > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+        return int(text)
+
+    return parse
+
+
+def amount(expected: str) -> Callable[[str], float]:
+    """Give an argparse type for a finite number, 0 or more; `expected` words it in the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+        return value
+
+    return parse
 
 
 def print_json(value: dict[str, object]) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from persistence._cli_common import EXIT_OK, picked, print_json
+from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
 from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
@@ -43,7 +42,12 @@ __all__ = ["HISTORY_COMMANDS", "WRITING_COMMANDS", "add_history_commands", "spar
 
 EXIT_NEW_FAILURES: Final = 1
 _BARS: Final = "▁▂▃▄▅▆▇█"
-_FORMATS: Final = ("junit", "ctrf", "jsonl")
+_FORMATS: Final = {
+    "junit": (import_junit, export_junit),
+    "ctrf": (import_ctrf, export_ctrf),
+    "jsonl": (import_jsonl, export_jsonl),
+}
+"""Each report format, with how it is imported and exported."""
 
 
 def _out(text: str) -> None:
@@ -72,22 +76,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
-        msg = f"{text!r} is not a whole number above 0"
-        raise argparse.ArgumentTypeError(msg)
-    return int(text)
-
-
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        msg = f"{text!r} is not a finite number, 0 or more"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+_positive: Final = whole_number("a whole number above 0")
+_ratio: Final = amount("a finite number, 0 or more")
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -348,8 +338,7 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
 async def _import(db: Database, arguments: argparse.Namespace) -> int:
     kind = arguments.format or _format_of(arguments.file)
     labels: JsonObject = dict(arguments.label)
-    load = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}[kind]
-    run = await load(db, arguments.file, labels=labels)
+    run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     if arguments.json:
         _out(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
     else:
@@ -366,8 +355,7 @@ def _format_of(path: Path) -> str:
 
 
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
-    write = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[arguments.format]
-    text = await write(db, arguments.run)
+    text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
         _out(text.removesuffix("\n"))
     else:
