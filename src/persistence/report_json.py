@@ -148,7 +148,9 @@ async def export_ctrf(db: Database, run_id: int) -> str:
     run = await get_run(db, run_id)
     results = await run_results(db, run_id)
     tests: list[JsonValue] = []
+    counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
+        counts[_TO_CTRF[result.status]] += 1
         test: dict[str, JsonValue] = {
             "name": result.test_id or f"result-{result.id}",
             "status": _TO_CTRF[result.status],
@@ -165,9 +167,6 @@ async def export_ctrf(db: Database, run_id: int) -> str:
         if result.output is not None:
             test["stdout"] = list[JsonValue](result.output.split("\n"))
         tests.append(test)
-    counts = dict.fromkeys(("passed", "failed", "skipped", "pending", "other"), 0)
-    for result in results:
-        counts[_TO_CTRF[result.status]] += 1
     started = int(run.started_at.timestamp() * 1000)
     ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
     document = {

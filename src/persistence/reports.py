@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
 
+import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
@@ -56,17 +57,17 @@ _OUTCOMES: Final = {
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
 
 
+@attrs.define
 class _Case:
     """The parts of one testcase element, gathered as the parser goes."""
 
-    def __init__(self, attrs: dict[str, str], line: int, suite: str | None) -> None:
-        self.attrs = attrs
-        self.line = line
-        self.suite = suite
-        self.status = TestStatus.PASSED
-        self.message: str | None = None
-        self.kind: str | None = None
-        self.texts: dict[str, list[str]] = {}
+    xml_attrs: dict[str, str]
+    line: int
+    suite: str | None
+    status: TestStatus = TestStatus.PASSED
+    message: str | None = None
+    kind: str | None = None
+    texts: dict[str, list[str]] = attrs.field(factory=dict)
 
 
 class _JUnitTarget:
@@ -126,10 +127,10 @@ class _JUnitTarget:
 
     def _result(self, case: _Case) -> InsertTestResultsParams:
         """Give a testcase's row, checked as `TestResult` checks it."""
-        name = case.attrs.get("name", "")
+        name = case.xml_attrs.get("name", "")
         if not name:
             raise self.fail("a <testcase> without a name", case.line)
-        classname = case.attrs.get("classname", "")
+        classname = case.xml_attrs.get("classname", "")
         test_id = f"{classname}{_SEPARATOR}{name}" if classname else name
         if test_id in self.seen:
             raise self.fail(
@@ -143,7 +144,7 @@ class _JUnitTarget:
         checked = [test_id]  # every text the row holds, each checked below
         for key, value in (
             ("suite", case.suite),
-            ("file", case.attrs.get("file")),
+            ("file", case.xml_attrs.get("file")),
             ("classname", classname or None),
             ("failure_type", case.kind),
             ("system_err", texts.get("system-err")),
@@ -154,7 +155,7 @@ class _JUnitTarget:
         error_message = detail if detail is not None else case.message
         output = texts.get("system-out")
         try:
-            seconds = float(case.attrs.get("time", "0") or "0")
+            seconds = float(case.xml_attrs.get("time", "0") or "0")
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
                 and (len(test_id) <= _SURE_KEY_CHARS or key_length_problem(test_id) is None)
@@ -241,16 +242,12 @@ async def import_junit(
 
 async def _open_for_reading(path: Path) -> BinaryIO:
     """Open the file in a thread; a caller cancelled meanwhile leaves no file open behind it."""
-    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(_open, path))
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(path.open, "rb"))
     try:
         return await asyncio.shield(opening)
     except asyncio.CancelledError:
         opening.add_done_callback(_close_opened)
         raise
-
-
-def _open(path: Path) -> BinaryIO:
-    return path.open("rb")
 
 
 def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
