@@ -1,13 +1,9 @@
 """Test reports as JSON: CTRF documents and JSON Lines of the package's own result dicts.
 
-As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, and a
-file with anything wrong in it is a ReportError that names it, and the line (JSON Lines, or a
-CTRF file that is not JSON) or the test's index (a CTRF test), with nothing written.
-
-CTRF statuses map as: passed, failed, skipped and pending to the statuses of those names, and
-other to error. Export writes each result's own status as `rawStatus` (timeout and error have
-no CTRF status of their own and are written as failed), and its exact time in seconds under
-`extra`; import reads both back when present, so that a round trip keeps them.
+As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, or a
+ReportError naming the file and the line or test index, with nothing written. CTRF export
+writes each result's own status as `rawStatus` and its exact seconds under `extra`, which
+import prefers, so a round trip keeps them; docs/HISTORY.md ("Import and export") tells more.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Test reports in and out: a JUnit XML file becomes one run, and a run becomes one again.
 
-Import reads the forms pytest, Maven Surefire and go-junit-report write (`testsuites`,
-`testsuite`, `testcase` with `failure`, `error`, `skipped`, `system-out`, `system-err`, `time`,
-`file`) as a stream, through defusedxml's parser: a DTD, an entity declaration or an external
-reference is refused, so no XML bomb expands. The file becomes one run in one transaction:
-anything wrong in it (malformed XML, a bad time, a name too long, the same test twice) is a
-ReportError naming the file and the line, and nothing is written.
+Import streams the file through defusedxml's parser, which refuses any DTD, so no XML bomb
+expands. One file is one run in one transaction: anything wrong is a ReportError naming the
+file and line, and nothing is written. docs/HISTORY.md ("Import and export") has the mapping.
 """
 
 from __future__ import annotations

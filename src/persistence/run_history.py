@@ -1,10 +1,8 @@
 """The questions asked of stored runs: what changed, what is flaky, what got slower.
 
-Each question is one named SQL query, answered the same way on both engines; docs/HISTORY.md
-defines each one exactly. A result is *failing* when its status is failed, timeout or error;
-durations are read from passed results only (a failure may stop early, a timeout is cut at
-its limit). Percentiles are nearest-rank: the value at rank ceil(p * n / 100) of the n times
-sorted ascending (ties by id), computed in SQL with ROW_NUMBER and COUNT on both engines.
+Each question is one named SQL query, answered the same way on both engines. docs/HISTORY.md
+defines each one and its terms: failing statuses, durations of passed results only, and
+nearest-rank percentiles.
 """
 
 from __future__ import annotations
