@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+from collections import Counter
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
@@ -51,6 +52,13 @@ _OUTCOMES: Final = {
     "error": TestStatus.ERROR,
     "skipped": TestStatus.SKIPPED,
 }
+_TAGS: Final = {
+    TestStatus.FAILED: "failure",
+    TestStatus.ERROR: "error",
+    TestStatus.TIMEOUT: "error",
+    TestStatus.SKIPPED: "skipped",
+}
+"""The element that export writes for a result's outcome; none for the other statuses."""
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
 
 
@@ -280,19 +288,15 @@ async def export_junit(db: Database, run_id: int) -> str:
     run_id = key_id("Run", run_id)
     run = await get_run(db, run_id)
     results = await run_results(db, run_id)
-    failures = sum(1 for r in results if r.status is TestStatus.FAILED)
-    errors = sum(1 for r in results if r.status in (TestStatus.ERROR, TestStatus.TIMEOUT))
-    skipped = sum(1 for r in results if r.status is TestStatus.SKIPPED)
+    tags = Counter(_TAGS.get(result.status) for result in results)
+    counts = (
+        f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
+        f'skipped="{tags["skipped"]}"'
+    )
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        (
-            f'<testsuites tests="{len(results)}" failures="{failures}" errors="{errors}" '
-            f'skipped="{skipped}" timestamp={quoteattr(run.started_at.isoformat())}>'
-        ),
-        (
-            f'  <testsuite name="run {run_id}" tests="{len(results)}" failures="{failures}" '
-            f'errors="{errors}" skipped="{skipped}">'
-        ),
+        f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
+        f'  <testsuite name="run {run_id}" {counts}>',
     ]
     lines.extend(_case_xml(result) for result in results)
     lines += ["  </testsuite>", "</testsuites>", ""]
@@ -312,12 +316,7 @@ def _case_xml(result: TestResult) -> str:
         attrs += f" file={quoteattr(file)}"
     attrs += f' time="{result.execution_time!r}"'
     inner = []
-    tag = {
-        TestStatus.FAILED: "failure",
-        TestStatus.ERROR: "error",
-        TestStatus.TIMEOUT: "error",
-        TestStatus.SKIPPED: "skipped",
-    }.get(result.status)
+    tag = _TAGS.get(result.status)
     if tag is not None:
         message = result.error_message or ""
         inner.append(f"<{tag} message={quoteattr(message[:200])}>{escape(message)}</{tag}>")

@@ -37,10 +37,6 @@ class _Outcome(Generic[_T]):
     task: asyncio.Task[_T] | None = None
     """Set on the loop's thread when the call starts, before anything can cancel it."""
 
-    def end(self, _task: asyncio.Task[_T]) -> None:
-        """Done callback of the task, on the loop's thread: wake the caller."""
-        self.ended.set()
-
     def cancel(self) -> None:
         """Cancel the call, on the loop's thread (queued after its start)."""
         if self.task is not None:
@@ -151,7 +147,7 @@ class SyncRunner:
 
         def start() -> None:
             outcome.task = loop.create_task(work)
-            outcome.task.add_done_callback(outcome.end)
+            outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
 
         with self._guard:  # a call starts before the close's own work, or not at all
             if self._closed and not closing:
