@@ -48,6 +48,8 @@ _FORMATS: Final = {
     "jsonl": (import_jsonl, export_jsonl),
 }
 """Each report format, with how it is imported and exported."""
+_SUFFIXES: Final = {".xml": "junit", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+"""The format `import` reads a file in by its extension; CTRF for any other."""
 
 
 def _out(text: str) -> None:
@@ -336,7 +338,7 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
 
 
 async def _import(db: Database, arguments: argparse.Namespace) -> int:
-    kind = arguments.format or _format_of(arguments.file)
+    kind = arguments.format or _SUFFIXES.get(arguments.file.suffix.lower(), "ctrf")
     labels: JsonObject = dict(arguments.label)
     run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     if arguments.json:
@@ -344,14 +346,6 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     else:
         _out(f"imported {arguments.file} as run {run.id}")
     return EXIT_OK
-
-
-def _format_of(path: Path) -> str:
-    if path.suffix.lower() == ".xml":
-        return "junit"
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return "jsonl"
-    return "ctrf"
 
 
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
