@@ -47,18 +47,14 @@ _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 _SEPARATOR: Final = "::"
 """A test id is `classname::name`, or the name alone when the case has no class name."""
 
-_OUTCOMES: Final = {
-    "failure": TestStatus.FAILED,
-    "error": TestStatus.ERROR,
-    "skipped": TestStatus.SKIPPED,
-}
 _TAGS: Final = {
     TestStatus.FAILED: "failure",
-    TestStatus.ERROR: "error",
     TestStatus.TIMEOUT: "error",
+    TestStatus.ERROR: "error",
     TestStatus.SKIPPED: "skipped",
 }
-"""The element that export writes for a result's outcome; none for the other statuses."""
+"""The element that marks a result's outcome, as export writes it; none for the others."""
+_OUTCOMES: Final = {tag: status for status, tag in _TAGS.items()}  # "error" reads as ERROR
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
 
 
