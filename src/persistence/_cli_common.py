@@ -1,4 +1,4 @@
-"""What the commands share: exit codes, the database they name, opening it, one-line messages.
+"""What the commands share: exit codes, the database, opening it, argument types, output.
 
 `__main__` and the command modules beside it (`_cli_migrations`, `_cli_history`) stand on this.
 """
