@@ -22,11 +22,13 @@ from persistence._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CannotRunError,
+    amount,
     database_url,
-    open_existing,
-    open_retrying,
+    opened,
+    opened_existing,
     print_json,
     say,
+    whole_number,
 )
 from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
 from persistence._cli_migrations import (
@@ -37,7 +39,7 @@ from persistence._cli_migrations import (
     status_command,
 )
 from persistence.backup import CopyReport, backup_database, copy_database, restore_database
-from persistence.database import DEFAULT_DATABASE, close_database, engine_of
+from persistence.database import DEFAULT_DATABASE, engine_of
 from persistence.exceptions import PersistenceError
 
 if TYPE_CHECKING:
@@ -60,22 +62,8 @@ def _database(text: str) -> str:
     return text
 
 
-def _version(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
-        msg = f"{text!r} is not a migration version, such as 3 for 0003_*.sql"
-        raise argparse.ArgumentTypeError(msg)
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        msg = f"{text!r} is not a number of seconds, 0 or more"
-        raise argparse.ArgumentTypeError(msg)
-    return seconds
+_version: Final = whole_number("a migration version, such as 3 for 0003_*.sql")
+_seconds: Final = amount("a number of seconds, 0 or more")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -224,52 +212,28 @@ def _add_copy_commands(
 async def _run_history(arguments: argparse.Namespace) -> int:
     """Open the database, then run one of the run-history commands on it."""
     write = arguments.command in WRITING_COMMANDS
-    db = await open_retrying(database_url(arguments.database), create=write, wait=arguments.wait)
-    try:
+    async with opened(database_url(arguments.database), create=write, wait=arguments.wait) as db:
         return await HISTORY_COMMANDS[arguments.command](db, arguments)
-    finally:
-        await close_database(db)
 
 
-async def _backup(arguments: argparse.Namespace) -> int:
+async def _backup_or_restore(arguments: argparse.Namespace) -> int:
+    restore = arguments.command == "restore"
     url = database_url(arguments.database)
-    db = await open_existing(url, wait=arguments.wait, write=False)
-    try:
-        report = await backup_database(
-            db, arguments.file, skip_user_tables=arguments.skip_user_tables
-        )
-    finally:
-        await close_database(db)
-    return _copied(arguments, "backed up", report)
-
-
-async def _restore(arguments: argparse.Namespace) -> int:
-    url = database_url(arguments.database)
-    if not await asyncio.to_thread(arguments.file.is_file):
+    if restore and not await asyncio.to_thread(arguments.file.is_file):
         raise CannotRunError(f"no backup file at {str(arguments.file)!r}")
-    db = await open_existing(url, wait=arguments.wait, write=True)
-    try:
-        report = await restore_database(
-            db, arguments.file, skip_user_tables=arguments.skip_user_tables
-        )
-    finally:
-        await close_database(db)
-    return _copied(arguments, "restored", report)
+    async with opened_existing(url, wait=arguments.wait, write=restore) as db:
+        move = restore_database if restore else backup_database
+        report = await move(db, arguments.file, skip_user_tables=arguments.skip_user_tables)
+    return _copied(arguments, "restored" if restore else "backed up", report)
 
 
 async def _copy(arguments: argparse.Namespace) -> int:
     engine_of(arguments.target)  # a bad URL fails before the source is opened
-    source = await open_existing(arguments.source, wait=arguments.wait, write=False)
-    try:
-        target = await open_existing(arguments.target, wait=arguments.wait, write=True)
-        try:
-            report = await copy_database(
-                source, target, skip_user_tables=arguments.skip_user_tables
-            )
-        finally:
-            await close_database(target)
-    finally:
-        await close_database(source)
+    async with (
+        opened_existing(arguments.source, wait=arguments.wait, write=False) as source,
+        opened_existing(arguments.target, wait=arguments.wait, write=True) as target,
+    ):
+        report = await copy_database(source, target, skip_user_tables=arguments.skip_user_tables)
     return _copied(arguments, "copied", report)
 
 
@@ -300,8 +264,8 @@ _ASYNC_COMMANDS: Final[
     "status": status_command,
     "history": history_command,
     **dict.fromkeys(HISTORY_COMMANDS, _run_history),
-    "backup": _backup,
-    "restore": _restore,
+    "backup": _backup_or_restore,
+    "restore": _backup_or_restore,
     "copy": _copy,
 }
 

@@ -1,12 +1,16 @@
-"""What the commands share: exit codes, the database they name, opening it, one-line messages.
+"""What the commands share: exit codes, the database, opening it, argument types, output.
 
 `__main__` and the command modules beside it (`_cli_migrations`, `_cli_history`) stand on this.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
+import datetime as dt
 import json
+import math
 import os
 import sys
 import time
@@ -17,13 +21,14 @@ from persistence.database import (
     DEFAULT_DATABASE,
     Database,
     Engine,
+    close_database,
     engine_of,
     open_database,
 )
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = [
     "EXIT_FAILED",
@@ -32,12 +37,15 @@ __all__ = [
     "EXIT_PENDING",
     "EXIT_USAGE",
     "CannotRunError",
+    "amount",
     "database_url",
-    "open_existing",
-    "open_retrying",
+    "opened",
+    "opened_existing",
+    "picked",
     "print_json",
     "retrying",
     "say",
+    "whole_number",
 ]
 
 EXIT_OK: Final = 0
@@ -60,11 +68,16 @@ def database_url(given: str | None) -> str:
     return given or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
 
 
-async def open_retrying(url: str, *, create: bool, wait: float) -> Database:
-    """Open the database, retrying for up to `wait` seconds while it cannot be reached."""
-    return await retrying(
+@contextlib.asynccontextmanager
+async def opened(url: str, *, create: bool, wait: float) -> AsyncIterator[Database]:
+    """Open the database for a command, retrying for up to `wait` seconds; close it after."""
+    db = await retrying(
         lambda timeout: open_database(url, create=create, connect_timeout=timeout), url, wait
     )
+    try:
+        yield db
+    finally:
+        await close_database(db)
 
 
 async def retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: float) -> _T:
@@ -88,20 +101,53 @@ async def retrying(attempt: Callable[[float], Awaitable[_T]], url: str, wait: fl
             delay = min(delay * 2, longest)
 
 
-async def open_existing(url: str, *, wait: float, write: bool) -> Database:
-    """Open a database that must exist already: a missing SQLite file is not created."""
+@contextlib.asynccontextmanager
+async def opened_existing(url: str, *, wait: float, write: bool) -> AsyncIterator[Database]:
+    """Open a database that must exist already, as `opened`: a missing SQLite file is refused."""
     engine, target = engine_of(url)
     if engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).is_file):
         msg = f"no SQLite database at {target!r}"
         if write:
             msg += f": create and migrate it first (persistence migrate --database {target})"
         raise CannotRunError(msg)
-    return await open_retrying(url, create=write, wait=wait)
+    async with opened(url, create=write, wait=wait) as db:
+        yield db
+
+
+def whole_number(expected: str) -> Callable[[str], int]:
+    """Give an argparse type for a whole number above 0; `expected` words it in the error."""
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and int(text) > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+        return int(text)
+
+    return parse
+
+
+def amount(expected: str) -> Callable[[str], float]:
+    """Give an argparse type for a finite number, 0 or more; `expected` words it in the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+        return value
+
+    return parse
 
 
 def print_json(value: dict[str, object]) -> None:
-    """Print a command's `--json` answer, indented."""
-    print(json.dumps(value, indent=2))
+    """Print a command's `--json` answer, indented; times as ISO 8601, str enums as their text."""
+    print(json.dumps(value, indent=2, default=dt.datetime.isoformat))
+
+
+def picked(item: object, *names: str) -> dict[str, object]:
+    """Give the named attributes of `item`, in that order, for `print_json`."""
+    return {name: getattr(item, name) for name in names}
 
 
 def say(message: str) -> None:

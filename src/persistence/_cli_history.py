@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import attrs
+
+from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
 from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
@@ -38,10 +40,16 @@ if TYPE_CHECKING:
 
 __all__ = ["HISTORY_COMMANDS", "WRITING_COMMANDS", "add_history_commands", "sparkline"]
 
-EXIT_OK: Final = 0
 EXIT_NEW_FAILURES: Final = 1
 _BARS: Final = "▁▂▃▄▅▆▇█"
-_FORMATS: Final = ("junit", "ctrf", "jsonl")
+_FORMATS: Final = {
+    "junit": (import_junit, export_junit),
+    "ctrf": (import_ctrf, export_ctrf),
+    "jsonl": (import_jsonl, export_jsonl),
+}
+"""Each report format, with how it is imported and exported."""
+_SUFFIXES: Final = {".xml": "junit", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+"""The format `import` reads a file in by its extension; CTRF for any other."""
 
 
 def _out(text: str) -> None:
@@ -70,22 +78,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _positive(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and int(text) > 0):
-        msg = f"{text!r} is not a whole number above 0"
-        raise argparse.ArgumentTypeError(msg)
-    return int(text)
-
-
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        msg = f"{text!r} is not a finite number, 0 or more"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+_positive: Final = whole_number("a whole number above 0")
+_ratio: Final = amount("a finite number, 0 or more")
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -167,21 +161,8 @@ def add_history_commands(
 async def _runs(db: Database, arguments: argparse.Namespace) -> int:
     page = await list_runs(db, limit=arguments.limit)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "runs": [
-                        {
-                            "id": r.id,
-                            "started_at": r.started_at.isoformat(),
-                            "ended_at": None if r.ended_at is None else r.ended_at.isoformat(),
-                            "labels": r.labels,
-                        }
-                        for r in page.items
-                    ]
-                },
-                indent=2,
-            )
+        print_json(
+            {"runs": [picked(r, "id", "started_at", "ended_at", "labels") for r in page.items]}
         )
         return EXIT_OK
     _table(
@@ -211,26 +192,8 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
         db, base, head, slower_ratio=arguments.slower_ratio, slower_floor=arguments.slower_floor
     )
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "base": base,
-                    "head": head,
-                    "changes": [
-                        {
-                            "test_id": c.test_id,
-                            "change": c.change.value,
-                            "base_status": c.base_status,
-                            "head_status": c.head_status,
-                            "base_time": c.base_time,
-                            "head_time": c.head_time,
-                        }
-                        for c in found.changes
-                    ],
-                },
-                indent=2,
-            )
-        )
+        changes = [attrs.asdict(c, recurse=False) for c in found.changes]
+        print_json({"base": base, "head": head, "changes": changes})
     else:
         _out(
             f"run {base} -> run {head}: {len(found.changes)} change(s), "
@@ -262,27 +225,7 @@ async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=arguments.days)
     found = await flaky_tests(db, since)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "since": since.isoformat(),
-                    "flaky": [
-                        {
-                            "test_id": f.test_id,
-                            "results": f.results,
-                            "passes": f.passes,
-                            "failures": f.failures,
-                            "flips": f.flips,
-                            "flip_rate": f.flip_rate,
-                            "flaky_commits": f.flaky_commits,
-                            "last_seen": f.last_seen.isoformat(),
-                        }
-                        for f in found
-                    ],
-                },
-                indent=2,
-            )
-        )
+        print_json({"since": since, "flaky": [attrs.asdict(f, recurse=False) for f in found]})
         return EXIT_OK
     _table(
         ["flip rate", "test", "results", "passed", "failed", "commits", "last seen"],
@@ -306,31 +249,22 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
     page = await list_test_history(db, arguments.test_id, limit=arguments.limit)
     figures = await duration_figures(db, arguments.test_id, last=arguments.last)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "test_id": arguments.test_id,
-                    "figures": {
-                        "results": figures.results,
-                        "p50": figures.p50,
-                        "p95": figures.p95,
-                        "max": figures.max_time,
-                        "latest": figures.latest,
-                        "slower": figures.slower,
-                    },
-                    "results": [
-                        {
-                            "id": r.id,
-                            "run_id": r.run_id,
-                            "status": r.status.value,
-                            "execution_time": r.execution_time,
-                            "created_at": r.created_at.isoformat(),
-                        }
-                        for r in page.items
-                    ],
+        print_json(
+            {
+                "test_id": arguments.test_id,
+                "figures": {
+                    "results": figures.results,
+                    "p50": figures.p50,
+                    "p95": figures.p95,
+                    "max": figures.max_time,
+                    "latest": figures.latest,
+                    "slower": figures.slower,
                 },
-                indent=2,
-            )
+                "results": [
+                    picked(r, "id", "run_id", "status", "execution_time", "created_at")
+                    for r in page.items
+                ],
+            }
         )
         return EXIT_OK
     oldest_first = [r.execution_time for r in reversed(page.items)]
@@ -368,36 +302,23 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
                     raise NotFoundError("Counterexample file (is --storage the root?)", str(path))
                 paths[sha256] = str(path)
     if arguments.json:
-        _out(
-            json.dumps(
-                {
-                    "test_id": arguments.test_id,
-                    "counterexamples": [
-                        {
-                            "input_sha256": c.input_sha256,
-                            "input_size": c.input_size,
-                            "failures": c.failures,
-                            "first_failed_at": c.first_failed_at.isoformat(),
-                            "failed_at": c.failed_at.isoformat(),
-                            "result_id": c.result_id,
-                            "status": c.status.value,
-                            "expected_sha256": c.expected_sha256,
-                            "actual_sha256": c.actual_sha256,
+        print_json(
+            {
+                "test_id": arguments.test_id,
+                "counterexamples": [
+                    attrs.asdict(c, recurse=False)
+                    | (
+                        {}
+                        if store is None
+                        else {
+                            "input_file": paths[c.input_sha256],
+                            "expected_file": paths.get(c.expected_sha256 or ""),
+                            "actual_file": paths.get(c.actual_sha256 or ""),
                         }
-                        | (
-                            {}
-                            if store is None
-                            else {
-                                "input_file": paths[c.input_sha256],
-                                "expected_file": paths.get(c.expected_sha256 or ""),
-                                "actual_file": paths.get(c.actual_sha256 or ""),
-                            }
-                        )
-                        for c in found
-                    ],
-                },
-                indent=2,
-            )
+                    )
+                    for c in found
+                ],
+            }
         )
         return EXIT_OK
     _table(
@@ -417,10 +338,9 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
 
 
 async def _import(db: Database, arguments: argparse.Namespace) -> int:
-    kind = arguments.format or _format_of(arguments.file)
+    kind = arguments.format or _SUFFIXES.get(arguments.file.suffix.lower(), "ctrf")
     labels: JsonObject = dict(arguments.label)
-    load = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}[kind]
-    run = await load(db, arguments.file, labels=labels)
+    run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     if arguments.json:
         _out(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
     else:
@@ -428,17 +348,8 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _format_of(path: Path) -> str:
-    if path.suffix.lower() == ".xml":
-        return "junit"
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return "jsonl"
-    return "ctrf"
-
-
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
-    write = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[arguments.format]
-    text = await write(db, arguments.run)
+    text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
         _out(text.removesuffix("\n"))
     else:

@@ -16,19 +16,14 @@ from persistence._cli_common import (
     EXIT_PENDING,
     CannotRunError,
     database_url,
-    open_retrying,
+    opened,
+    picked,
     print_json,
     retrying,
     say,
 )
 from persistence._loader import sql_root
-from persistence.database import (
-    Engine,
-    close_database,
-    create_database,
-    engine_of,
-    redact_url,
-)
+from persistence.database import Engine, create_database, engine_of, redact_url
 from persistence.migrations import (
     Chain,
     discover_migrations,
@@ -75,8 +70,7 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
     created = created or await _new_sqlite_file(url)
     if arguments.dry_run:
         return await _dry_run(arguments, url, created=created)
-    db = await open_retrying(url, create=True, wait=arguments.wait)
-    try:
+    async with opened(url, create=True, wait=arguments.wait) as db:
         applied = await _saying_after(
             _QUIET,
             migrate(
@@ -90,8 +84,6 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
             f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
             "or for a long migration to finish",
         )
-    finally:
-        await close_database(db)
     if arguments.json:
         print_json(_migrate_json(url, dry_run=False, created=created, applied=applied, pending=[]))
         return EXIT_OK
@@ -115,13 +107,10 @@ async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) ->
             user = user_migrations_folder(arguments.folder, engine)
             pending += discover_migrations(user, Chain.USER)
     else:
-        db = await open_retrying(url, create=False, wait=arguments.wait)
-        try:
+        async with opened(url, create=False, wait=arguments.wait) as db:
             pending = await pending_migrations(
                 db, arguments.folder, accept=arguments.accept, accept_user=arguments.accept_user
             )
-        finally:
-            await close_database(db)
     if arguments.json:
         print_json(_migrate_json(url, dry_run=True, created=created, applied=[], pending=pending))
         return EXIT_OK
@@ -159,12 +148,7 @@ def _migrate_json(
 
 
 def _migration_json(migration: Migration) -> dict[str, object]:
-    return {
-        "chain": migration.chain.value,
-        "version": migration.version,
-        "name": migration.name,
-        "file": migration.path.name,
-    }
+    return {"chain": migration.chain.value} | _pending_json(migration)
 
 
 async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
@@ -182,25 +166,20 @@ async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line:
 async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, MigrationStatus]:
     """Read where the database stands without creating or changing it: URL, engine, status."""
     url = database_url(arguments.database)
-    db = await open_retrying(url, create=False, wait=arguments.wait)
-    try:
+    async with opened(url, create=False, wait=arguments.wait) as db:
         return url, db.engine.value, await migration_status(db, arguments.folder)
-    finally:
-        await close_database(db)
 
 
 async def status_command(arguments: argparse.Namespace) -> int:
     url, engine, status = await _read_status(arguments)
     if arguments.json:
+        user = None if status.user is None else _chain_json(status.user)
         print_json(
             {
                 "database": redact_url(url),
                 "engine": engine,
-                "up_to_date": status.up_to_date,
-                "applied": [_applied_json(done) for done in status.applied],
-                "pending": [_pending_json(migration) for migration in status.pending],
-                "drifted": [_drift_json(drift) for drift in status.drifted],
-                "user": _user_json(arguments.folder, status.user),
+                **_chain_json(status),
+                "user": None if user is None else {"folder": str(arguments.folder), **user},
             }
         )
     else:
@@ -225,11 +204,9 @@ def _label(chain: Chain) -> str:
     return "" if chain is Chain.PACKAGE else "user/"
 
 
-def _user_json(folder: Path | None, status: MigrationStatus | None) -> dict[str, object] | None:
-    if folder is None or status is None:
-        return None
+def _chain_json(status: MigrationStatus) -> dict[str, object]:
+    """Give where one chain stands, as `status --json` prints it."""
     return {
-        "folder": str(folder),
         "up_to_date": status.up_to_date,
         "applied": [_applied_json(done) for done in status.applied],
         "pending": [_pending_json(migration) for migration in status.pending],
@@ -269,13 +246,7 @@ async def history_command(arguments: argparse.Namespace) -> int:
 
 
 def _applied_json(done: AppliedMigration) -> dict[str, object]:
-    return {
-        "version": done.version,
-        "name": done.name,
-        "checksum": done.checksum,
-        "applied_at": done.applied_at.isoformat(),
-        "duration_ms": done.duration_ms,
-    }
+    return picked(done, "version", "name", "checksum", "applied_at", "duration_ms")
 
 
 def _pending_json(migration: Migration) -> dict[str, object]:

@@ -1,19 +1,9 @@
 """Counterexamples: the failing input of a stress or time-limit test, kept for replay.
 
-`keep_counterexample` saves a failing result together with its input, and the expected and
-actual outputs when given, each as a content-addressed file in the storage root's
-`.cache/counterexamples/<2 hex digits>/<SHA-256>`, linked to the result in the table
-`result_artifacts` (migration 0007). The same content is stored once, however many results
-keep it. `run_history.counterexamples(db, test_id)` lists a test's distinct failing inputs,
-newest first, and `CounterexampleStore.read` gives their content back for replay.
-
-The files stand on the artifact cache's staged puts and the file store's path locks
-(`persistence._files`), in a folder of their own that the cache never evicts: a file goes
-only when no result names it any more, by `sweep` (which retention, `delete_results_before`,
-calls when given the store). A put and its links are written under the lock of the files'
-entries, and the sweep looks the links up under the same lock before it removes a file, so
-a file that a result names is never removed, whichever processes write and sweep at once.
-docs/HISTORY.md tells the rest.
+`keep_counterexample` saves a failing result with its input (and expected and actual outputs),
+each a content-addressed file under `.cache/counterexamples/`, linked to the result in
+`result_artifacts`. Keeps and sweeps work under the files' path locks, so a file that a result
+names is never removed; docs/HISTORY.md ("Counterexamples") tells how.
 """
 
 from __future__ import annotations
@@ -42,7 +32,8 @@ from persistence.cache.disk import (
 )
 from persistence.database import Database, connection, transaction
 from persistence.exceptions import ValidationError
-from persistence.models import TestResult, TestStatus, TestType
+from persistence.models import TestResult, TestType
+from persistence.run_history import FAILING
 from persistence.storage import Storage
 
 if TYPE_CHECKING:
@@ -62,7 +53,6 @@ FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
 _LAST_SHARD: Final = 0xFF
-_FAILING: Final = frozenset({TestStatus.FAILED, TestStatus.TIMEOUT, TestStatus.ERROR})
 
 
 @attrs.frozen
@@ -97,9 +87,7 @@ class CounterexampleStore:
     async def sweep(self, db: Database) -> int:
         """Remove the kept files that no result of `db` names any more; give how many.
 
-        Each file is removed under its entry's lock, after its links are looked up again
-        under that lock: a result saved meanwhile by `keep_counterexample`, in any process,
-        either committed its link first (and the file stays) or waits and puts it back.
+        Each goes under its entry's lock, once its links are looked up again under that lock.
         """
         if db.in_transaction:
             raise ValidationError(
@@ -174,7 +162,7 @@ async def keep_counterexample(
             "test_type",
             f"must be stress or tle to keep a counterexample, got {result.test_type.value}",
         )
-    if result.status not in _FAILING:
+    if result.status not in FAILING:
         raise ValidationError(
             "TestResult",
             "status",
@@ -182,11 +170,11 @@ async def keep_counterexample(
         )
     if result.test_id is None:
         raise ValidationError("TestResult", "test_id", "is needed to list its counterexamples")
-    parts = {"input": byte_string("TestResult", "input", input)}
-    if expected is not None:
-        parts["expected"] = byte_string("TestResult", "expected", expected)
-    if actual is not None:
-        parts["actual"] = byte_string("TestResult", "actual", actual)
+    parts = {
+        role: byte_string("TestResult", role, data)
+        for role, data in (("input", input), ("expected", expected), ("actual", actual))
+        if data is not None or role == "input"
+    }
     if db.in_transaction:
         raise ValidationError(
             "TestResult",

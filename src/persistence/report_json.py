@@ -1,13 +1,9 @@
 """Test reports as JSON: CTRF documents and JSON Lines of the package's own result dicts.
 
-As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, and a
-file with anything wrong in it is a ReportError that names it, and the line (JSON Lines, or a
-CTRF file that is not JSON) or the test's index (a CTRF test), with nothing written.
-
-CTRF statuses map as: passed, failed, skipped and pending to the statuses of those names, and
-other to error. Export writes each result's own status as `rawStatus` (timeout and error have
-no CTRF status of their own and are written as failed), and its exact time in seconds under
-`extra`; import reads both back when present, so that a round trip keeps them.
+As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, or a
+ReportError naming the file and the line or test index, with nothing written. CTRF export
+writes each result's own status as `rawStatus` and its exact seconds under `extra`, which
+import prefers, so a round trip keeps them; docs/HISTORY.md ("Import and export") tells more.
 """
 
 from __future__ import annotations
@@ -148,7 +144,9 @@ async def export_ctrf(db: Database, run_id: int) -> str:
     run = await get_run(db, run_id)
     results = await run_results(db, run_id)
     tests: list[JsonValue] = []
+    counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
+        counts[_TO_CTRF[result.status]] += 1
         test: dict[str, JsonValue] = {
             "name": result.test_id or f"result-{result.id}",
             "status": _TO_CTRF[result.status],
@@ -165,9 +163,6 @@ async def export_ctrf(db: Database, run_id: int) -> str:
         if result.output is not None:
             test["stdout"] = list[JsonValue](result.output.split("\n"))
         tests.append(test)
-    counts = dict.fromkeys(("passed", "failed", "skipped", "pending", "other"), 0)
-    for result in results:
-        counts[_TO_CTRF[result.status]] += 1
     started = int(run.started_at.timestamp() * 1000)
     ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
     document = {

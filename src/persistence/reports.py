@@ -1,11 +1,8 @@
 """Test reports in and out: a JUnit XML file becomes one run, and a run becomes one again.
 
-Import reads the forms pytest, Maven Surefire and go-junit-report write (`testsuites`,
-`testsuite`, `testcase` with `failure`, `error`, `skipped`, `system-out`, `system-err`, `time`,
-`file`) as a stream, through defusedxml's parser: a DTD, an entity declaration or an external
-reference is refused, so no XML bomb expands. The file becomes one run in one transaction:
-anything wrong in it (malformed XML, a bad time, a name too long, the same test twice) is a
-ReportError naming the file and the line, and nothing is written.
+Import streams the file through defusedxml's parser, which refuses any DTD, so no XML bomb
+expands. One file is one run in one transaction: anything wrong is a ReportError naming the
+file and line, and nothing is written. docs/HISTORY.md ("Import and export") has the mapping.
 """
 
 from __future__ import annotations
@@ -13,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+from collections import Counter
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
 
+import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
@@ -48,25 +47,28 @@ _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 _SEPARATOR: Final = "::"
 """A test id is `classname::name`, or the name alone when the case has no class name."""
 
-_OUTCOMES: Final = {
-    "failure": TestStatus.FAILED,
-    "error": TestStatus.ERROR,
-    "skipped": TestStatus.SKIPPED,
+_TAGS: Final = {
+    TestStatus.FAILED: "failure",
+    TestStatus.TIMEOUT: "error",
+    TestStatus.ERROR: "error",
+    TestStatus.SKIPPED: "skipped",
 }
+"""The element that marks a result's outcome, as export writes it; none for the others."""
+_OUTCOMES: Final = {tag: status for status, tag in _TAGS.items()}  # "error" reads as ERROR
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
 
 
+@attrs.define
 class _Case:
     """The parts of one testcase element, gathered as the parser goes."""
 
-    def __init__(self, attrs: dict[str, str], line: int, suite: str | None) -> None:
-        self.attrs = attrs
-        self.line = line
-        self.suite = suite
-        self.status = TestStatus.PASSED
-        self.message: str | None = None
-        self.kind: str | None = None
-        self.texts: dict[str, list[str]] = {}
+    xml_attrs: dict[str, str]
+    line: int
+    suite: str | None
+    status: TestStatus = TestStatus.PASSED
+    message: str | None = None
+    kind: str | None = None
+    texts: dict[str, list[str]] = attrs.field(factory=dict)
 
 
 class _JUnitTarget:
@@ -126,10 +128,10 @@ class _JUnitTarget:
 
     def _result(self, case: _Case) -> InsertTestResultsParams:
         """Give a testcase's row, checked as `TestResult` checks it."""
-        name = case.attrs.get("name", "")
+        name = case.xml_attrs.get("name", "")
         if not name:
             raise self.fail("a <testcase> without a name", case.line)
-        classname = case.attrs.get("classname", "")
+        classname = case.xml_attrs.get("classname", "")
         test_id = f"{classname}{_SEPARATOR}{name}" if classname else name
         if test_id in self.seen:
             raise self.fail(
@@ -143,7 +145,7 @@ class _JUnitTarget:
         checked = [test_id]  # every text the row holds, each checked below
         for key, value in (
             ("suite", case.suite),
-            ("file", case.attrs.get("file")),
+            ("file", case.xml_attrs.get("file")),
             ("classname", classname or None),
             ("failure_type", case.kind),
             ("system_err", texts.get("system-err")),
@@ -154,7 +156,7 @@ class _JUnitTarget:
         error_message = detail if detail is not None else case.message
         output = texts.get("system-out")
         try:
-            seconds = float(case.attrs.get("time", "0") or "0")
+            seconds = float(case.xml_attrs.get("time", "0") or "0")
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
                 and (len(test_id) <= _SURE_KEY_CHARS or key_length_problem(test_id) is None)
@@ -241,16 +243,12 @@ async def import_junit(
 
 async def _open_for_reading(path: Path) -> BinaryIO:
     """Open the file in a thread; a caller cancelled meanwhile leaves no file open behind it."""
-    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(_open, path))
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(path.open, "rb"))
     try:
         return await asyncio.shield(opening)
     except asyncio.CancelledError:
         opening.add_done_callback(_close_opened)
         raise
-
-
-def _open(path: Path) -> BinaryIO:
-    return path.open("rb")
 
 
 def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
@@ -286,19 +284,15 @@ async def export_junit(db: Database, run_id: int) -> str:
     run_id = key_id("Run", run_id)
     run = await get_run(db, run_id)
     results = await run_results(db, run_id)
-    failures = sum(1 for r in results if r.status is TestStatus.FAILED)
-    errors = sum(1 for r in results if r.status in (TestStatus.ERROR, TestStatus.TIMEOUT))
-    skipped = sum(1 for r in results if r.status is TestStatus.SKIPPED)
+    tags = Counter(_TAGS.get(result.status) for result in results)
+    counts = (
+        f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
+        f'skipped="{tags["skipped"]}"'
+    )
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        (
-            f'<testsuites tests="{len(results)}" failures="{failures}" errors="{errors}" '
-            f'skipped="{skipped}" timestamp={quoteattr(run.started_at.isoformat())}>'
-        ),
-        (
-            f'  <testsuite name="run {run_id}" tests="{len(results)}" failures="{failures}" '
-            f'errors="{errors}" skipped="{skipped}">'
-        ),
+        f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
+        f'  <testsuite name="run {run_id}" {counts}>',
     ]
     lines.extend(_case_xml(result) for result in results)
     lines += ["  </testsuite>", "</testsuites>", ""]
@@ -318,12 +312,7 @@ def _case_xml(result: TestResult) -> str:
         attrs += f" file={quoteattr(file)}"
     attrs += f' time="{result.execution_time!r}"'
     inner = []
-    tag = {
-        TestStatus.FAILED: "failure",
-        TestStatus.ERROR: "error",
-        TestStatus.TIMEOUT: "error",
-        TestStatus.SKIPPED: "skipped",
-    }.get(result.status)
+    tag = _TAGS.get(result.status)
     if tag is not None:
         message = result.error_message or ""
         inner.append(f"<{tag} message={quoteattr(message[:200])}>{escape(message)}</{tag}>")

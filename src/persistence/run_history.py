@@ -1,17 +1,14 @@
 """The questions asked of stored runs: what changed, what is flaky, what got slower.
 
-Each question is one named SQL query, answered the same way on both engines; docs/HISTORY.md
-defines each one exactly. A result is *failing* when its status is failed, timeout or error;
-durations are read from passed results only (a failure may stop early, a timeout is cut at
-its limit). Percentiles are nearest-rank: the value at rank ceil(p * n / 100) of the n times
-sorted ascending (ties by id), computed in SQL with ROW_NUMBER and COUNT on both engines.
+Each question is one named SQL query, answered the same way on both engines. docs/HISTORY.md
+defines each one and its terms: failing statuses, durations of passed results only, and
+nearest-rank percentiles.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import math
 from typing import Final
 
 import attrs
@@ -19,6 +16,7 @@ import attrs
 from persistence._guards import (
     MAX_INT,
     as_utc,
+    finite_amount,
     instance_of,
     key_id,
     key_text,
@@ -197,17 +195,6 @@ class TestHistoryCursor:
     id: int = attrs.field(validator=position_id)
 
 
-def _ratio(field: str, value: object, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError("RunComparison", field, f"expected a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < minimum:
-        raise ValidationError(
-            "RunComparison", field, f"must be finite and at least {minimum}, got {value!r}"
-        )
-    return number
-
-
 async def compare_runs(
     db: Database,
     base: int,
@@ -224,8 +211,8 @@ async def compare_runs(
     """
     base = key_id("Run", base, "base")
     head = key_id("Run", head, "head")
-    ratio = _ratio("slower_ratio", slower_ratio, 0.0)
-    floor = _ratio("slower_floor", slower_floor, 0.0)
+    ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
+    floor = finite_amount("RunComparison", "slower_floor", slower_floor)
     await get_run(db, base)
     await get_run(db, head)
     async with connection(db) as conn:
@@ -251,19 +238,7 @@ async def flaky_tests(db: Database, since: dt.datetime) -> list[FlakyTest]:
     since = utc_instant("FlakyTest", "since", since)
     async with connection(db) as conn:
         rows = await db.queries.flaky_tests(conn, since=since)
-    return [
-        FlakyTest(
-            test_id=row.test_id,
-            results=row.results,
-            passes=row.passes,
-            failures=row.failures,
-            flips=row.flips,
-            flip_rate=row.flip_rate,
-            flaky_commits=row.flaky_commits,
-            last_seen=row.last_seen,
-        )
-        for row in rows
-    ]
+    return [FlakyTest(**row._asdict()) for row in rows]
 
 
 async def list_test_history(
@@ -312,20 +287,12 @@ async def duration_figures(
         raise ValidationError(
             "DurationFigures", "last", f"must be from 1 to {MAX_LAST_RESULTS}, got {last!r}"
         )
-    ratio = _ratio("slower_ratio", slower_ratio, 0.0)
+    ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     async with connection(db) as conn:
         row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
     assert row is not None  # noqa: S101  # an aggregate gives one row
     slower = row.latest is not None and row.p50 is not None and row.latest > row.p50 * ratio
-    return DurationFigures(
-        test_id=test_id,
-        results=row.results,
-        p50=row.p50,
-        p95=row.p95,
-        max_time=row.max_time,
-        latest=row.latest,
-        slower=slower,
-    )
+    return DurationFigures(test_id=test_id, slower=slower, **row._asdict())
 
 
 async def slowest_tests(
@@ -349,16 +316,7 @@ async def slowest_tests(
     top = page_limit("SlowTest", top)
     async with connection(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
-    return [
-        SlowTest(
-            test_id=row.test_id,
-            results=row.results,
-            p50=row.p50,
-            p95=row.p95,
-            max_time=row.max_time,
-        )
-        for row in rows
-    ]
+    return [SlowTest(**row._asdict()) for row in rows]
 
 
 async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list[Counterexample]:
@@ -370,17 +328,4 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
     top = page_limit("Counterexample", top)
     async with connection(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
-    return [
-        Counterexample(
-            input_sha256=row.input_sha256,
-            input_size=row.input_size,
-            failures=row.failures,
-            first_failed_at=row.first_failed_at,
-            failed_at=row.failed_at,
-            result_id=row.result_id,
-            status=_STATUSES[row.status],
-            expected_sha256=row.expected_sha256,
-            actual_sha256=row.actual_sha256,
-        )
-        for row in rows
-    ]
+    return [Counterexample(**row._asdict() | {"status": _STATUSES[row.status]}) for row in rows]

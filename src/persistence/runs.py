@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from persistence.queries import InsertRunParams, RunsRow
 
 __all__ = [
-    "TABLE",
     "RunCursor",
     "RunFilter",
     "all_runs",
@@ -46,9 +45,6 @@ __all__ = [
     "list_runs",
     "save_run",
 ]
-
-TABLE = "runs"
-"""The table these functions read and write; caches key their invalidation on it."""
 
 
 @attrs.frozen(kw_only=True)

@@ -1,18 +1,9 @@
 """Synchronous programs: one event loop of their own, in a background thread, runs the calls.
 
-The package's functions are async, and a database opened on one event loop works only on
-that loop (asyncpg's connections belong to it). A plain synchronous program, such as a test
-tool, therefore keeps one `SyncRunner` for its whole life and hands it every call:
-
-    with SyncRunner() as runner:
-        db = runner.enter(connect(url))
-        saved = runner.call(save_result, db, result)
-
-Why a runner and not a synchronous copy of every function: one mechanism, so every async
-function of the package, and the user's own, runs unchanged and typed (`call` keeps its
-parameter and return types). Why a thread and not `asyncio.Runner` in the caller's thread:
-the loop keeps running between calls, so the change feed's heartbeat and the caches stay
-current while the program does other things, and calls may come from several threads.
+A database works only on the loop that opened it, so a synchronous program keeps one
+`SyncRunner` for its whole life and hands it every call. A thread, not the caller's own loop,
+keeps the change feed and the caches current between calls; the README's "Synchronous
+programs" tells why a runner and not a synchronous copy of each function.
 """
 
 from __future__ import annotations
@@ -46,10 +37,6 @@ class _Outcome(Generic[_T]):
     task: asyncio.Task[_T] | None = None
     """Set on the loop's thread when the call starts, before anything can cancel it."""
 
-    def end(self, _task: asyncio.Task[_T]) -> None:
-        """Done callback of the task, on the loop's thread: wake the caller."""
-        self.ended.set()
-
     def cancel(self) -> None:
         """Cancel the call, on the loop's thread (queued after its start)."""
         if self.task is not None:
@@ -67,14 +54,9 @@ class _Held:
 class SyncRunner:
     """An event loop in a background thread that runs async calls for synchronous code.
 
-    `run(awaitable)` and `call(function, *args, **kwargs)` block until the call ends and give
-    its result or raise its error. `enter(manager)` enters an async context manager (a
-    database, `open_persistence`) and keeps it open until the runner closes, which exits
-    them newest first, then stops the loop. Calls may come from several threads at once;
-    each runs as a task of its own, in a copy of the caller's context variables.
-
-    A call interrupted while it waits (Ctrl-C) is cancelled on the loop, and the caller
-    waits for it to end, within the package's own limits, before the interrupt goes on.
+    Calls may come from several threads; each is a task of its own, in a copy of the caller's
+    context variables. A call interrupted while it waits (Ctrl-C) is cancelled on the loop,
+    and the caller waits for it to end before the interrupt goes on.
     """
 
     def __init__(self) -> None:
@@ -131,8 +113,8 @@ class SyncRunner:
     def close(self) -> None:
         """Exit what `enter` entered, newest first, then stop the loop and its thread.
 
-        The first error of an exit is raised once everything is closed. Closing twice does
-        nothing. Calls still running from other threads are cancelled.
+        The first error of an exit is raised once all is closed; calls still running are
+        cancelled. Closing twice does nothing.
         """
         if threading.get_ident() == self._thread.ident:
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
@@ -165,7 +147,7 @@ class SyncRunner:
 
         def start() -> None:
             outcome.task = loop.create_task(work)
-            outcome.task.add_done_callback(outcome.end)
+            outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
 
         with self._guard:  # a call starts before the close's own work, or not at all
             if self._closed and not closing:
