@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from persistence import (
     Database,
-    Page,
     PageCursor,
     Run,
     RunCursor,
@@ -32,9 +30,8 @@ from persistence import (
     save_run,
 )
 from persistence._guards import MAX_INT, MIN_INT
-
-_T = TypeVar("_T")
-_C = TypeVar("_C")
+from persistence._paging import every_item
+from persistence.reports import run_results
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PLAIN_IDS = (0, -7, MIN_INT + 1)
@@ -61,6 +58,18 @@ async def plain_sql(database_url: str, *statements: str) -> None:
             plain.execute(statement)
 
 
+def moved(database_url: str, table: str, old: int, new: int) -> list[str]:
+    """The statements that move a row to another id, as a program without the package would."""
+    overriding = "OVERRIDING SYSTEM VALUE" if "://" in database_url else ""
+    columns = COLUMNS[table]
+    # Ids and table names are this test's own constants, never input.
+    copied = f"SELECT {new}, {columns} FROM {table} WHERE id = {old}"  # noqa: S608
+    return [
+        f"INSERT INTO {table} (id, {columns}) {overriding} {copied}",
+        f"DELETE FROM {table} WHERE id = {old}",  # noqa: S608
+    ]
+
+
 @pytest.fixture(name="db")
 async def db_fixture(database_url: str) -> AsyncIterator[Database]:
     """A migrated database whose results and runs hold ids of 0 and below, from plain SQL."""
@@ -80,49 +89,52 @@ async def db_fixture(database_url: str) -> AsyncIterator[Database]:
         )
         for index in range(5):
             await save_run(db, Run(started_at=T0 + dt.timedelta(seconds=index)))
-        overriding = "OVERRIDING SYSTEM VALUE" if "://" in database_url else ""
-        moves = []
-        for table, columns in COLUMNS.items():
-            for old, new in zip((2, 3, 4), PLAIN_IDS, strict=True):
-                # Ids and table names are this test's own constants, never input.
-                copied = f"SELECT {new}, {columns} FROM {table} WHERE id = {old}"  # noqa: S608
-                moves += [
-                    f"INSERT INTO {table} (id, {columns}) {overriding} {copied}",
-                    f"DELETE FROM {table} WHERE id = {old}",  # noqa: S608
-                ]
+        moves = [
+            statement
+            for table in COLUMNS
+            for old, new in zip((2, 3, 4), PLAIN_IDS, strict=True)
+            for statement in moved(database_url, table, old, new)
+        ]
         await plain_sql(database_url, *moves)
         yield db
-
-
-async def every_page(page_after: Callable[[_C | None], Awaitable[Page[_T, _C]]]) -> list[_T]:
-    """Read a listing one item a page, each page after the cursor of the one before."""
-    items: list[_T] = []
-    cursor: _C | None = None
-    while True:
-        page = await page_after(cursor)
-        items += page.items
-        if page.next_cursor is None:
-            return items
-        cursor = page.next_cursor
 
 
 async def test_results_page_through_ids_of_zero_and_below(db: Database) -> None:
     """A page may end on an id that the package never gives; the next page follows it."""
     expected = await all_results(db)
     assert {r.id for r in expected} >= set(PLAIN_IDS)
-    seen = await every_page(lambda after: list_results(db, limit=1, after=after))
+    seen = await every_item(lambda after: list_results(db, limit=1, after=after))
     assert seen == expected
     assert len(seen) == 6
 
 
 async def test_runs_and_a_tests_history_page_through_them_too(db: Database) -> None:
     """The runs listing and one test's history take the same cursors past such ids."""
-    runs = await every_page(lambda after: list_runs(db, limit=1, after=after))
+    runs = await every_item(lambda after: list_runs(db, limit=1, after=after))
     assert {run.id for run in runs} == {1, 5, *PLAIN_IDS}
-    history = await every_page(
+    history = await every_item(
         lambda after: list_test_history(db, "suite::case", limit=1, after=after)
     )
     assert [r.id for r in history] == [r.id for r in await all_results(db)]
+
+
+async def test_a_runs_results_include_ids_of_zero_and_below(
+    db: Database, database_url: str
+) -> None:
+    """Exporting a run reads its results from before every id, not from 0."""
+    run = await save_run(db, Run(started_at=T0))
+    assert run.id is not None
+    members = [
+        TestResult(test_type=TestType.UNIT, status=TestStatus.FAILED, run_id=run.id, created_at=T0)
+        for _ in range(3)
+    ]
+    await save_results(db, members)
+    (first, *_) = [r.id for r in await run_results(db, run.id)]
+    assert first is not None
+    await plain_sql(database_url, *moved(database_url, "test_results", first, -9))
+    exported = await run_results(db, run.id)
+    assert len(exported) == len(members)
+    assert min(r.id or 0 for r in exported) == -9
 
 
 @pytest.mark.parametrize("bad", [MIN_INT - 1, MAX_INT + 1, True, 1.0, "1"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -52,11 +51,6 @@ _SUFFIXES: Final = {".xml": "junit", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 """The format `import` reads a file in by its extension; CTRF for any other."""
 
 
-def _out(text: str) -> None:
-    """Write one line on standard output (what the command says, where print would do)."""
-    sys.stdout.write(text + "\n")
-
-
 def sparkline(values: Sequence[float]) -> str:
     """Draw values as one line of eighth-blocks, lowest to highest; empty for none."""
     if not values:
@@ -75,7 +69,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
-        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 _positive: Final = whole_number("a whole number above 0")
@@ -195,7 +191,7 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
         changes = [attrs.asdict(c, recurse=False) for c in found.changes]
         print_json({"base": base, "head": head, "changes": changes})
     else:
-        _out(
+        print(
             f"run {base} -> run {head}: {len(found.changes)} change(s), "
             f"{len(found.new_failures)} new failure(s)"
         )
@@ -268,9 +264,9 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
         )
         return EXIT_OK
     oldest_first = [r.execution_time for r in reversed(page.items)]
-    _out(f"{arguments.test_id}  {sparkline(oldest_first)}")
+    print(f"{arguments.test_id}  {sparkline(oldest_first)}")
     if figures.results:
-        _out(
+        print(
             f"p50 {figures.p50:.3f}s  p95 {figures.p95:.3f}s  max {figures.max_time:.3f}s  "
             f"latest {figures.latest:.3f}s{'  SLOWER' if figures.slower else ''}  "
             f"(last {figures.results} passed)"
@@ -342,16 +338,16 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     labels: JsonObject = dict(arguments.label)
     run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     if arguments.json:
-        _out(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
+        print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
     else:
-        _out(f"imported {arguments.file} as run {run.id}")
+        print(f"imported {arguments.file} as run {run.id}")
     return EXIT_OK
 
 
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
-        _out(text.removesuffix("\n"))
+        print(text.removesuffix("\n"))
     else:
         arguments.output.write_text(text, encoding="utf-8")
     return EXIT_OK

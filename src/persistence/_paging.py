@@ -8,6 +8,7 @@ Listings are keyset pages. A filter that is not set is passed to SQL as the wide
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Final, Generic, TypeVar
 
 import attrs
@@ -23,6 +24,7 @@ __all__ = [
     "START_OF_TIME",
     "Page",
     "continued_filter",
+    "every_item",
     "page_limit",
     "prefix_range",
     "upper_bounds",
@@ -134,3 +136,17 @@ def upper_bounds(
     if until <= cursor_at:
         return until, until, MIN_INT
     return cursor_at + _ONE_MICROSECOND, cursor_at, cursor_id
+
+
+async def every_item(
+    page_after: Callable[[_Cursor | None], Awaitable[Page[_Item, _Cursor]]],
+) -> list[_Item]:
+    """Read a whole listing page after page, each after the cursor of the one before."""
+    items: list[_Item] = []
+    cursor: _Cursor | None = None
+    while True:
+        page = await page_after(cursor)
+        items += page.items
+        if page.next_cursor is None:
+            return items
+        cursor = page.next_cursor

@@ -11,7 +11,14 @@ from attrs.validators import optional as optional_check
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
 from persistence._loop import map_in_slices, share_loop
-from persistence._paging import AFTER_EVERY_KEY, READ_PAGE, Page, continued_filter, page_limit
+from persistence._paging import (
+    AFTER_EVERY_KEY,
+    READ_PAGE,
+    Page,
+    continued_filter,
+    every_item,
+    page_limit,
+)
 from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
 from persistence.exceptions import NotFoundError, ValidationError
@@ -230,14 +237,9 @@ async def all_config_entries(
     db: Database, where: ConfigEntryFilter | None = None
 ) -> list[ConfigEntry]:
     """Return every entry (matching `where`), by section then key."""
-    entries: list[ConfigEntry] = []
-    cursor: ConfigEntryCursor | None = None
-    while True:
-        page = await list_config_entries(db, where, limit=READ_PAGE, after=cursor)
-        entries.extend(page.items)
-        if page.next_cursor is None:
-            return entries
-        cursor = page.next_cursor
+    return await every_item(
+        lambda after: list_config_entries(db, where, limit=READ_PAGE, after=after)
+    )
 
 
 async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:

@@ -21,10 +21,10 @@ import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from persistence._guards import MAX_KEY_BYTES, key_id, key_length_problem, text_problem
+from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
 from persistence._interface import JsonObject
 from persistence._loop import map_in_slices, share_loop
-from persistence._paging import MAX_PAGE_SIZE
+from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_params
 from persistence.database import Database, connection, transaction
 from persistence.exceptions import ReportError, ValidationError
@@ -329,13 +329,13 @@ def _case_xml(result: TestResult) -> str:
 async def run_results(db: Database, run_id: int) -> list[TestResult]:
     """Every result of a run, in the order they were stored."""
     results: list[TestResult] = []
-    after = 0
+    after = MIN_INT  # before every id, those of 0 and below that plain SQL may write included
     while True:
         async with connection(db) as conn:
             rows = await db.queries.list_run_results(
-                conn, run_id=run_id, after_id=after, page_size=MAX_PAGE_SIZE
+                conn, run_id=run_id, after_id=after, page_size=READ_PAGE
             )
         results.extend(await map_in_slices(result_from_row, rows))
-        if len(rows) < MAX_PAGE_SIZE:
+        if len(rows) < READ_PAGE:
             return results
         after = rows[-1].id

@@ -33,6 +33,7 @@ from persistence._paging import (
     START_OF_TIME,
     Page,
     continued_filter,
+    every_item,
     page_limit,
     upper_bounds,
 )
@@ -271,14 +272,7 @@ def _listing(
 
 async def all_results(db: Database, where: ResultFilter | None = None) -> list[TestResult]:
     """Return every result (matching `where`), newest first."""
-    results: list[TestResult] = []
-    cursor: PageCursor | None = None
-    while True:
-        page = await list_results(db, where, limit=READ_PAGE, after=cursor)
-        results.extend(page.items)
-        if page.next_cursor is None:
-            return results
-        cursor = page.next_cursor
+    return await every_item(lambda after: list_results(db, where, limit=READ_PAGE, after=after))
 
 
 async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]:

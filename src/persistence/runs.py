@@ -24,6 +24,7 @@ from persistence._paging import (
     START_OF_TIME,
     Page,
     continued_filter,
+    every_item,
     page_limit,
     upper_bounds,
 )
@@ -179,11 +180,4 @@ async def list_runs(
 
 async def all_runs(db: Database, where: RunFilter | None = None) -> list[Run]:
     """Return every run (matching `where`), the latest started first."""
-    runs: list[Run] = []
-    cursor: RunCursor | None = None
-    while True:
-        page = await list_runs(db, where, limit=READ_PAGE, after=cursor)
-        runs.extend(page.items)
-        if page.next_cursor is None:
-            return runs
-        cursor = page.next_cursor
+    return await every_item(lambda after: list_runs(db, where, limit=READ_PAGE, after=after))
