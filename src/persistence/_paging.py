@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 import attrs
 
 from persistence._guards import MAX_KEY_BYTES, MIN_INT, of_type
+from persistence._loop import map_in_slices
 from persistence.exceptions import ValidationError
 
 __all__ = [
@@ -26,11 +27,14 @@ __all__ = [
     "continued_filter",
     "every_item",
     "page_limit",
+    "page_of",
     "prefix_range",
+    "stored_id",
     "upper_bounds",
 ]
 
 _Item = TypeVar("_Item")
+_Row = TypeVar("_Row")
 _Filter = TypeVar("_Filter")
 _Cursor = TypeVar("_Cursor")
 
@@ -150,3 +154,25 @@ async def every_item(
         if page.next_cursor is None:
             return items
         cursor = page.next_cursor
+
+
+async def page_of(
+    rows: list[_Row],
+    model_of: Callable[[_Row], _Item],
+    limit: int,
+    cursor_after: Callable[[_Item], _Cursor],
+) -> Page[_Item, _Cursor]:
+    """Map a page's rows to models; a full page gets the cursor after its last model."""
+    items = tuple(await map_in_slices(model_of, rows))
+    return Page(items, cursor_after(items[-1]) if len(items) == limit else None)
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def stored_id(model: _Stored) -> int:
+    """Give the id of a model read from its table, which always has one."""
+    assert model.id is not None  # noqa: S101  # rows read from the table have ids
+    return model.id

@@ -10,7 +10,7 @@ from attrs.validators import optional as optional_check
 
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
 from persistence._interface import JsonValue
-from persistence._loop import map_in_slices, share_loop
+from persistence._loop import share_loop
 from persistence._paging import (
     AFTER_EVERY_KEY,
     READ_PAGE,
@@ -18,6 +18,7 @@ from persistence._paging import (
     continued_filter,
     every_item,
     page_limit,
+    page_of,
 )
 from persistence._rows import config_from_row, config_params
 from persistence.database import Database, connection
@@ -226,11 +227,9 @@ async def list_config_entries(
             cursor_key="" if after is None else after.key,
             page_size=limit,
         )
-    items = tuple(await map_in_slices(config_from_row, rows))
-    next_cursor = None
-    if len(items) == limit:
-        next_cursor = ConfigEntryCursor(items[-1].section, items[-1].key, where)
-    return Page(items, next_cursor)
+    return await page_of(
+        rows, config_from_row, limit, lambda last: ConfigEntryCursor(last.section, last.key, where)
+    )
 
 
 async def all_config_entries(

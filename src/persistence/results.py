@@ -25,7 +25,7 @@ from persistence._guards import (
     utc_instant,
 )
 from persistence._interface import JsonObject
-from persistence._loop import SLICE_ITEMS, gave_back, map_in_slices, share_loop
+from persistence._loop import SLICE_ITEMS, gave_back, share_loop
 from persistence._paging import (
     END_OF_TIME,
     MAX_PAGE_SIZE,
@@ -35,6 +35,8 @@ from persistence._paging import (
     continued_filter,
     every_item,
     page_limit,
+    page_of,
+    stored_id,
     upper_bounds,
 )
 from persistence._rows import result_from_row, result_params, with_id
@@ -196,13 +198,12 @@ async def list_results(
         rows = await _listing(
             db, conn, where, cursor_at=cursor_at, cursor_id=cursor_id, limit=limit
         )
-    items = tuple(await map_in_slices(result_from_row, rows))
-    next_cursor = None
-    if len(items) == limit:
-        last = items[-1]
-        assert last.id is not None  # noqa: S101  # rows read from the table have ids
-        next_cursor = PageCursor(last.created_at, last.id, where)
-    return Page(items, next_cursor)
+    return await page_of(
+        rows,
+        result_from_row,
+        limit,
+        lambda last: PageCursor(last.created_at, stored_id(last), where),
+    )
 
 
 class _Bounds(TypedDict):

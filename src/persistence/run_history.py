@@ -24,8 +24,7 @@ from persistence._guards import (
     position_id,
     utc_instant,
 )
-from persistence._loop import map_in_slices
-from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit
+from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
 from persistence._rows import result_from_row
 from persistence.database import Database, connection
 from persistence.exceptions import ValidationError
@@ -262,13 +261,12 @@ async def list_test_history(
         rows = await db.queries.list_test_history(
             conn, test_id=test_id, cursor_created_at=cursor_at, cursor_id=cursor_id, page_size=limit
         )
-    items = tuple(await map_in_slices(result_from_row, rows))
-    next_cursor = None
-    if len(items) == limit:
-        last = items[-1]
-        assert last.id is not None  # noqa: S101  # rows read from the table have ids
-        next_cursor = TestHistoryCursor(test_id, last.created_at, last.id)
-    return Page(items, next_cursor)
+    return await page_of(
+        rows,
+        result_from_row,
+        limit,
+        lambda last: TestHistoryCursor(test_id, last.created_at, stored_id(last)),
+    )
 
 
 async def duration_figures(

@@ -17,7 +17,6 @@ from persistence._guards import (
     position_id,
     utc_instant,
 )
-from persistence._loop import map_in_slices
 from persistence._paging import (
     END_OF_TIME,
     READ_PAGE,
@@ -26,6 +25,8 @@ from persistence._paging import (
     continued_filter,
     every_item,
     page_limit,
+    page_of,
+    stored_id,
     upper_bounds,
 )
 from persistence.database import Database, connection, transaction
@@ -169,13 +170,9 @@ async def list_runs(
             cursor_id=cursor_id,
             page_size=limit,
         )
-    items = tuple(await map_in_slices(run_from_row, rows))
-    next_cursor = None
-    if len(items) == limit:
-        last = items[-1]
-        assert last.id is not None  # noqa: S101  # rows read from the table have ids
-        next_cursor = RunCursor(last.started_at, last.id, where)
-    return Page(items, next_cursor)
+    return await page_of(
+        rows, run_from_row, limit, lambda last: RunCursor(last.started_at, stored_id(last), where)
+    )
 
 
 async def all_runs(db: Database, where: RunFilter | None = None) -> list[Run]:
