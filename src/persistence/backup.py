@@ -1,31 +1,8 @@
 """Backup, restore, and the copy of a whole database into another, of either engine.
 
-- `copy_database(source, target)` copies every row of the package's tables (runs,
-  test_results, result_artifacts, config_entries, file_records), each with its id or key, from
-  one database into another: SQLite or PostgreSQL, either way.
-  - The source is read as one committed state while its writers go on: on SQLite, a copy
-    made by the online backup API; on PostgreSQL, a REPEATABLE READ snapshot.
-  - The target must be migrated to this package's version, as the source is, and must be
-    empty: both are checked before anything is written.
-  - It is all or nothing: every row is written in one transaction of the target (COPY on
-    PostgreSQL, multi-row INSERTs on SQLite), so a copy that fails, is cancelled or is killed
-    leaves the target empty.
-  - Each id counter is carried over (PostgreSQL's sequences by `setval`, SQLite's
-    `sqlite_sequence`), so the target never hands out an id the source had used.
-  - The search index fills itself as rows arrive (FTS5's triggers, PostgreSQL's generated
-    `search_vector`). The target's migration history is its own, written by its own migrate.
-  - On PostgreSQL the target's secondary indexes (the GIN ones above all) are dropped inside
-    the copy's transaction and built again after the rows, each in one sorted pass: far
-    cheaper than entering each row, and undone with the rest by a rollback.
-- `backup_database(db, path)` writes a backup: a new SQLite file of this package's schema,
-  holding one committed state of the database and its migration history. A SQLite database
-  is copied page by page by the online backup API; a PostgreSQL one is copied, row by row,
-  from a REPEATABLE READ snapshot. The file appears whole or not at all: it is written in a
-  temporary folder beside `path` and linked into place, never over an existing file.
-- `restore_database(db, path)` copies a backup file into an empty, migrated database.
-
-The tables of a user's own migrations are not copied: their SQL is the user's, per engine. A
-source holding any is refused, naming them, unless `skip_user_tables=True` says to leave them.
+A copy reads one committed state of the source and writes every row of the package's tables
+into an empty, migrated target in one transaction, id counters carried over; a backup is a new
+SQLite file that appears whole or not at all. docs/BACKUP.md says how each is done and why.
 """
 
 from __future__ import annotations
@@ -219,16 +196,8 @@ async def restore_database(
 
 def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:
     """Say what moved: the rows of each copied table, and the time since `started`."""
-    return CopyReport(
-        source=source,
-        target=target,
-        runs=sizes["runs"],
-        test_results=sizes["test_results"],
-        result_artifacts=sizes["result_artifacts"],
-        config_entries=sizes["config_entries"],
-        file_records=sizes["file_records"],
-        seconds=time.perf_counter() - started,
-    )
+    tables = {table: sizes[table] for table in COPIED_TABLES}
+    return CopyReport(source, target, **tables, seconds=time.perf_counter() - started)
 
 
 def _check_database(name: str, db: object) -> None:
@@ -320,24 +289,17 @@ def _publish(made: Path, target: Path) -> None:
     """Put the finished file in place whole: synced, then linked, never over another file."""
     with made.open("rb") as file:
         os.fsync(file.fileno())
+    appeared = f"{str(target)!r} appeared meanwhile: a backup never overwrites a file"
     try:
         os.link(made, target)
     except FileExistsError:
-        raise ValidationError(
-            "backup",
-            "path",
-            f"{str(target)!r} appeared meanwhile: a backup never overwrites a file",
-        ) from None
+        raise ValidationError("backup", "path", appeared) from None
     except OSError as error:
         if error.errno not in {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV}:
             raise
         # No hard links on this file system: rename, having checked once more.
         if target.exists():
-            raise ValidationError(
-                "backup",
-                "path",
-                f"{str(target)!r} appeared meanwhile: a backup never overwrites a file",
-            ) from None
+            raise ValidationError("backup", "path", appeared) from None
         made.replace(target)
     folder = os.open(target.parent, os.O_RDONLY)
     try:
