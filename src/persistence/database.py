@@ -1,18 +1,10 @@
 """Opening a database, grouping calls in transactions, and lending connections.
 
 A `Database` is a plain frozen value: the engine, the typed queries and the backend that
-owns the connections (`_sqlite/` or `_postgres/`). Repository functions take it as
-their first argument. Inside `transaction(db)` they get a copy bound to that transaction,
-so every call joins it.
-
-The rules that keep a transaction whole are kept here, alike for both engines:
-
-- inside `transaction(db)`, the outer `db` is refused at once, in the block's task and
-  in tasks started from it: its calls would escape the rollback, or wait for the block
-  that waits for them;
-- a nested `transaction(tx)` is a savepoint; while it is open, `tx` itself is refused,
-  so two tasks cannot interleave savepoints of one transaction;
-- the statements of one transaction run one at a time, whichever task sends them.
+owns the connections (`_sqlite/` or `_postgres/`). Inside `transaction(db)` repository
+functions get a copy bound to that transaction. The rules that keep a transaction whole (the
+outer `db` refused in the block, a savepoint's parent refused while it is open, one statement
+at a time) are kept here, alike for both engines: docs/GUARANTEES.md lists them.
 """
 
 from __future__ import annotations
@@ -22,9 +14,9 @@ import contextlib
 import contextvars
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, ParamSpec
 
 import attrs
 
@@ -63,6 +55,8 @@ __all__ = [
     "transaction",
     "watch_writes",
 ]
+
+_P = ParamSpec("_P")
 
 _OUTER_IN_BLOCK: Final = (
     "this task is inside transaction(db) and called with db itself: pass the database "
@@ -121,10 +115,7 @@ _OPEN_BLOCKS: contextvars.ContextVar[tuple[_Block, ...]] = contextvars.ContextVa
 
 @attrs.frozen
 class Database:
-    """An open database: what every repository function needs, and nothing global.
-
-    `url` is the URL it was opened with, its password hidden.
-    """
+    """An open database: what every repository function needs. `url` hides its password."""
 
     url: str
     engine: Engine
@@ -177,10 +168,7 @@ async def open_database(  # each limit is the caller's to set
     observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
         backend: Backend = await open_sqlite(
-            target,
-            busy_timeout=busy_timeout,
-            create=create,
-            observer=observer,
+            target, busy_timeout=busy_timeout, create=create, observer=observer
         )
     else:
         backend = await open_postgres(
@@ -225,39 +213,24 @@ async def close_database(db: Database) -> None:
     await db._backend.close()  # noqa: SLF001  # the module that made it closes it
 
 
-@contextlib.asynccontextmanager
-async def connect(  # the same limits as open_database
-    url: str | os.PathLike[str] | None = None,
-    *,
-    connect_timeout: float = 10.0,
-    command_timeout: float = 60.0,
-    release_timeout: float = 1.0,
-    busy_timeout: float = 5.0,
-    pool_size: int = 10,
-    create: bool = True,
-    tracing: Tracing | None = None,
-    slow_query: float | None = None,
-    pgbouncer: PgBouncerMode | None = None,
-    listen_url: str | None = None,
-) -> AsyncIterator[Database]:
-    """Open a database for the length of an `async with` block; see `open_database`."""
-    db = await open_database(
-        url,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        release_timeout=release_timeout,
-        busy_timeout=busy_timeout,
-        pool_size=pool_size,
-        create=create,
-        tracing=tracing,
-        slow_query=slow_query,
-        pgbouncer=pgbouncer,
-        listen_url=listen_url,
-    )
-    try:
-        yield db
-    finally:
-        await close_database(db)
+def _for_a_block(
+    open_: Callable[_P, Awaitable[Database]],
+) -> Callable[_P, contextlib.AbstractAsyncContextManager[Database]]:
+    """Make `connect` of `open_database`: the same arguments, checked alike by type checkers."""
+
+    @contextlib.asynccontextmanager
+    async def connect(*args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[Database]:
+        """Open a database for the length of an `async with` block; see `open_database`."""
+        db = await open_(*args, **kwargs)
+        try:
+            yield db
+        finally:
+            await close_database(db)
+
+    return connect
+
+
+connect = _for_a_block(open_database)
 
 
 def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
