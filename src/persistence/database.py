@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final, ParamSpec
 import attrs
 
 from persistence._backend import Backend, Engine
-from persistence._changes import recording, stop_recording
+from persistence._changes import WRITTEN
 from persistence._postgres import open_postgres
 from persistence._postgres.create import create_postgres_database
 from persistence._sqlite import open_sqlite
@@ -372,7 +372,7 @@ class _Lent:
         self._recording: contextvars.Token[set[str] | None] | None = None
 
     async def __aenter__(self) -> Connection:
-        self._recording = recording(self._written)
+        self._recording = WRITTEN.set(self._written)
         try:
             return await self._enter()
         except BaseException:
@@ -383,7 +383,7 @@ class _Lent:
         """End the record of written tables; announce them if they were committed on their own."""
         token, self._recording = self._recording, None
         if token is not None:
-            stop_recording(token)
+            WRITTEN.reset(token)
             if self._frame is None:
                 _announce(self._watchers, self._written)
 
