@@ -159,18 +159,14 @@ class PostgresBackend:
         self._pooling = pooling or Pooling()
         self._loop = asyncio.get_running_loop()
         """The loop that opened the pool: its connections work on it alone."""
-        self._queries = queries
+        self.queries = queries
+        """The loaded queries."""
         self._pool = pool
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.release_timeout = release_timeout
         self._lane: PgConnection | None = None
         self._lane_lock = asyncio.Lock()
-
-    @property
-    def queries(self) -> Queries:
-        """The loaded queries."""
-        return self._queries
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's, or after the pool's closed.

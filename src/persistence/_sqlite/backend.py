@@ -84,7 +84,8 @@ class SqliteBackend:
         path: str = "",
     ) -> None:
         self._path = path
-        self._queries = queries
+        self.queries = queries
+        """The loaded queries."""
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._readers = Readers(reader, open_reader, self._in_thread)
@@ -93,14 +94,10 @@ class SqliteBackend:
         """The WAL index mappings this backend's watches hold, released after its connections."""
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
+        self._lent = contextlib.nullcontext(self._autocommit)
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop the database was last used on; opened in a thread, it has none yet."""
-
-    @property
-    def queries(self) -> Queries:
-        """The loaded queries."""
-        return self._queries
 
     def check_loop(self) -> None:
         """Use the running loop: refuse it while the last loop used is open, else move to it."""
@@ -122,12 +119,12 @@ class SqliteBackend:
             )
         self._loop = loop
 
-    def lend(self) -> _Lent:
+    def lend(self) -> contextlib.nullcontext[SqliteSession]:
         """Lend the session that sends each statement where it belongs: nothing to acquire."""
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         self.check_loop()
-        return _Lent(self._autocommit)
+        return self._lent
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
         """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
@@ -356,21 +353,6 @@ def _session(conn: Connection) -> SqliteSession:
         return conn
     msg = f"a SQLite backend was given {type(conn).__name__}"  # pragma: no cover
     raise TypeError(msg)  # pragma: no cover
-
-
-class _Lent:
-    """The context of `lend()`: a class, since it runs once per call."""
-
-    __slots__ = ("_session",)
-
-    def __init__(self, session: SqliteSession) -> None:
-        self._session = session
-
-    async def __aenter__(self) -> SqliteSession:
-        return self._session
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
 
 
 async def open_sqlite(
