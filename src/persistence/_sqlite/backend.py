@@ -1,27 +1,12 @@
 """SQLite: short statements on the event loop, anything that can take long off it.
 
-Crossing to a driver thread costs about as much as a short SQLite statement itself, so
-this backend calls `sqlite3` directly from the event loop and keeps for worker threads
-only what can take long:
-
-- the fsync of a commit (`synchronous = FULL`);
-- bulk writes, statements marked `-- runs: long` (see `persistence._loader`), and reads
-  that run past the loop budget (`reads.py`);
-- waiting for a lock that another process holds: BEGIN IMMEDIATE is tried without
-  waiting, then again after short sleeps, so the loop never blocks and a cancelled wait
-  leaves nothing behind (`writer.py`).
-
-The parts, by role: `statements.py` (how one query runs on a connection), `reads.py` (the
-readers), `writer.py` (group commit, and transactions' leases of the writer), `changes.py`
-(the WAL index watch), `scripts.py` (migration scripts), `errors.py` (error translation),
-`adapter.py` (aiosql's adapter and the session), and this module, which opens and closes
-them. Closing releases everything opened: connections, worker threads, the runner task and
-the WAL index mapping.
-
-A database is used on one event loop at a time. Its connections are plain sqlite3 ones, so
-it moves to a new loop once the loop it was last used on has closed (as each `asyncio.run()`
-closes its own); a call from another loop while that one is still open is refused with a
-`DatabaseError` that says so, since its runner task and futures belong to that loop.
+Crossing to a driver thread costs about as much as a short SQLite statement, so this backend
+calls `sqlite3` from the loop and keeps for worker threads the fsync of a commit, bulk writes,
+statements marked `-- runs: long`, reads past the loop budget (`reads.py`), and the wait for
+another process's lock (BEGIN IMMEDIATE is retried after short sleeps: `writer.py`). This
+module opens the parts and closes them, releasing connections, threads, the runner task and
+the WAL index mapping. A database is used on one loop at a time: it moves to a new loop once
+the last one has closed, and a call from another loop still open is refused.
 """
 
 from __future__ import annotations
@@ -226,9 +211,8 @@ class SqliteBackend:
     async def backup_file(self, path: str) -> None:
         """Copy the database into a new file at `path` by the online backup API, in a thread.
 
-        One step copies every page under one read transaction: writers go on meanwhile (WAL),
-        and the copy holds one committed state. It waits for its thread, even when cancelled,
-        so that nothing writes to `path` after the call.
+        One step under one read transaction copies one committed state while writers go on;
+        it waits for its thread even when cancelled, so nothing writes to `path` after the call.
         """
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
@@ -301,8 +285,7 @@ class SqliteBackend:
     async def _map_wal_index(self) -> WalIndex | None:
         """Map the WAL index in a thread and hold it until close, even if the caller is cancelled.
 
-        A cancelled wait does not stop the thread: the hold it takes is kept, here, where the
-        close releases it, rather than lost with the result.
+        A cancelled wait does not stop the thread: its hold is kept here, for the close.
         """
         loop = asyncio.get_running_loop()
         mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)  # no task
@@ -425,9 +408,8 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
 def _read_only_uri(path: str) -> str:
     """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
 
-    Reading a WAL database needs a `-wal` file beside it. Where there is none and this process
-    may not create one, the file is opened as immutable: only a writer could change it, and a
-    writer would have made the `-wal` file.
+    Where there is no `-wal` file and this process may not make one, it is opened immutable:
+    only a writer could change it, and a writer would have made the `-wal` file.
     """
     file = Path(path)
     if not file.exists():
@@ -452,12 +434,12 @@ def _make_folder_of(path: str) -> None:
 
 
 def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
-    """Open one connection; this package opens and ends every transaction itself."""
+    """Open one connection, shared by the loop and worker threads, one at a time."""
     return sqlite3.connect(
         target,
         timeout=timeout,
         isolation_level=None,  # this package opens and ends every transaction itself
-        check_same_thread=False,  # used from the loop and from worker threads, one at a time
+        check_same_thread=False,
         uri=uri,
         cached_statements=256,
     )
