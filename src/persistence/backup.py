@@ -35,9 +35,8 @@ from persistence.database import (
     Database,
     Engine,
     backend_of,
-    close_database,
+    connect,
     connection,
-    open_database,
     transaction,
     translate_errors,
 )
@@ -152,15 +151,12 @@ async def backup_database(
                 await backend_of(db).backup_file(str(made))
             sizes = await _sizes_of_file(made)
         else:
-            working = await open_database(folder / "working.db")
-            try:
+            async with connect(folder / "working.db") as working:
                 await migrate(working)
                 copied = await copy_database(db, working, skip_user_tables=True)  # checked above
                 sizes = copied.tables()
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
-            finally:
-                await close_database(working)
         await asyncio.to_thread(_publish, made, target)
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
@@ -185,13 +181,10 @@ async def restore_database(
     file = Path(path)
     if not await asyncio.to_thread(file.is_file):
         raise DatabaseError(f"no backup file at {str(file)!r}")
-    backup = await open_database(file, create=False)
-    try:
+    async with connect(file, create=False) as backup:
         return await copy_database(
             backup, db, page_size=page_size, skip_user_tables=skip_user_tables
         )
-    finally:
-        await close_database(backup)
 
 
 def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:
@@ -310,9 +303,5 @@ def _publish(made: Path, target: Path) -> None:
 
 async def _sizes_of_file(path: Path) -> dict[str, int]:
     """Count the rows of each copied table in a backup file."""
-    db = await open_database(path, create=False)
-    try:
-        async with connection(db) as conn:
-            return sizes_of(await db.queries.copy_table_sizes(conn))
-    finally:
-        await close_database(db)
+    async with connect(path, create=False) as db, connection(db) as conn:
+        return sizes_of(await db.queries.copy_table_sizes(conn))
