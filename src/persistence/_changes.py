@@ -28,4 +28,3 @@ def report_query(query_name: str) -> None:
         record = WRITTEN.get()
         if record is not None:
             record.update(tables)
-

@@ -73,10 +73,8 @@ def _run_as(mode: Mode, doc: str) -> Callable[..., Coroutine[Any, Any, Any]]:
 class SqliteAdapter:
     """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs.
 
-    See `persistence._loader` for what each method gives, and why aiosql is told that the
-    adapter is synchronous: each method returns the coroutine that the caller awaits, the call
-    observed when there is an observer (`persistence._tracing`). Each method is `_run_as`'s,
-    or written out as it is, with the check `self._observer is None` and no helper to call.
+    Each method returns the coroutine the caller awaits (see `persistence._loader`), observed
+    when there is an observer, at the cost of the check `self._observer is None` alone.
     """
 
     is_aio_driver = False
