@@ -43,9 +43,8 @@ PROGRESS_STEPS: Final = 1000
 _ROWS_PER_INSERT: Final = 500
 """The most rows one statement of a bulk insert writes.
 
-A bulk insert is a few multi-row INSERT statements rather than one per row: each statement
-of a transaction opens a savepoint, and at each savepoint FTS5 writes out what it has
-indexed so far, so that a trigger-maintained index would cost a segment per row.
+Not one statement per row: each opens a savepoint, at which FTS5 writes out what it has
+indexed so far, so a trigger-maintained index would cost a segment per row.
 """
 
 # Rows and parameters cross the driver as whatever sqlite3 takes and gives.
