@@ -465,18 +465,20 @@ async def _accept(
     Each query is called by its name, so that a change to its parameters is a type error here.
     """
     by_version = {m.version: m for m in migrations}
-    package = chain is Chain.PACKAGE
-    queries = db.queries
-    forget = queries.forget_migration if package else queries.forget_user_migration
-    accept = (
-        queries.accept_migration_checksum if package else queries.accept_user_migration_checksum
-    )
     for version in sorted(accepted):
         migration = by_version.get(version)
-        if migration is None:
-            await forget(conn, version=version)
+        if migration is None and chain is Chain.PACKAGE:
+            await db.queries.forget_migration(conn, version=version)
+        elif migration is None:
+            await db.queries.forget_user_migration(conn, version=version)
+        elif chain is Chain.PACKAGE:
+            await db.queries.accept_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
         else:
-            await accept(conn, version=version, name=migration.name, checksum=migration.checksum)
+            await db.queries.accept_user_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
 
 
 async def _apply(
@@ -495,16 +497,24 @@ async def _apply(
         ) from error
     applied_at = dt.datetime.now(dt.UTC)
     duration_ms = (time.perf_counter() - started) * 1000
-    package = migration.chain is Chain.PACKAGE
-    record = db.queries.record_migration if package else db.queries.record_user_migration
-    await record(
-        conn,
-        version=migration.version,
-        name=migration.name,
-        checksum=migration.checksum,
-        applied_at=applied_at,
-        duration_ms=duration_ms,
-    )
+    if migration.chain is Chain.PACKAGE:
+        await db.queries.record_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
+    else:
+        await db.queries.record_user_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
