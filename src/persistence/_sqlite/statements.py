@@ -210,18 +210,13 @@ def execute(
         rows = cursor.fetchall()
         if rows_as is not None and mode is not Mode.VALUE:
             rows = rows_as(rows)
-        return _pick(rows, mode)
+        if mode is Mode.ROWS:
+            return rows
+        if not rows:
+            return None
+        return rows[0] if mode is Mode.ROW else rows[0][0]
     finally:
         cursor.close()
-
-
-def _pick(rows: list[Any], mode: Mode) -> Any:
-    """Give what a command returns from its rows: all of them, the first, or its first value."""
-    if mode is Mode.ROWS:
-        return rows
-    if mode is Mode.ROW:
-        return rows[0] if rows else None
-    return rows[0][0] if rows else None
 
 
 class Budget:
