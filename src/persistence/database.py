@@ -433,26 +433,17 @@ def connection(db: Database) -> _Lent:
     return _Lent(db)
 
 
-class _translated:  # noqa: N801  # used like a function: `async with _translated(backend):`
+@contextlib.asynccontextmanager
+async def _translated(backend: Backend, database: str = "") -> AsyncIterator[None]:
     """Turn driver errors raised in the block into this package's errors, chained."""
-
-    __slots__ = ("_backend", "_database")
-
-    def __init__(self, backend: Backend, database: str = "") -> None:
-        self._backend = backend
-        self._database = database
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, _: object
-    ) -> None:
-        if error is not None:
-            _raise_translated(self._backend, error, self._database)
+    try:
+        yield
+    except BaseException as error:
+        _raise_translated(backend, error, database)
+        raise
 
 
-def translate_errors(db: Database) -> _translated:
+def translate_errors(db: Database) -> contextlib.AbstractAsyncContextManager[None]:
     """Translate the driver errors of `db`'s engine raised in an `async with` block."""
     return _translated(db._backend, db.url)  # noqa: SLF001
 
