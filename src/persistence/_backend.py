@@ -35,31 +35,24 @@ class ChangeWatch(Protocol):
     """Tells a cache whether committed writes, from any process, may have changed a table."""
 
     def version(self, table: str) -> int | None:
-        """Give a number that changes whenever a commit may have changed `table`.
-
-        None while that cannot be known (the watch lost its connection): trust no cache then.
-        """
+        """Give a number that each commit to `table` changes; None if unknown: trust no cache."""
 
     def stamp(self, table: str) -> str | None:
         """Name the committed state of `table` alike in every process that watches it.
 
-        It changes with every commit that may have changed `table`, and a value once
-        passed never names a later state. None while no such name is known: a shared
-        cache must then not be trusted.
+        A value once passed never names a later state; None while no such name is known, when
+        a shared cache must not be trusted.
         """
 
     def identity(self) -> str | None:
         """Name the database itself, not the URL that reached it; None while unknown.
 
-        SQLite: the file's real path, device and inode. PostgreSQL: the server's system
-        identifier, and the database's name and OID.
+        SQLite: the file's real path, device and inode. PostgreSQL: the system identifier,
+        and the database's name and OID.
         """
 
     async def sync(self) -> bool:
-        """Return once every commit made before the call shows in `version` and `stamp`.
-
-        False when that could not be made sure within the watch's heartbeat.
-        """
+        """Return once every earlier commit shows; False if not made sure within the heartbeat."""
 
     async def close(self) -> None:
         """Stop watching."""
@@ -83,10 +76,7 @@ class Backend(Protocol):
         """Open a transaction holding the write lock from its start; commit or roll back."""
 
     def migration(self, lock_timeout: float) -> AbstractAsyncContextManager[Connection]:
-        """Like `begin`, under the migration runners' lock, waited on for `lock_timeout`.
-
-        It also runs a migration's engine-specific checks before it commits.
-        """
+        """Like `begin`, under the runners' lock, with the engine's checks of a migration."""
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the transaction of `conn`."""
@@ -119,10 +109,7 @@ class Backend(Protocol):
         """
 
     async def backup_file(self, path: str) -> None:
-        """Write a consistent copy of the database as a new SQLite file at `path`.
-
-        SQLite only (its online backup API); PostgreSQL has no file of its own to copy.
-        """
+        """Write a consistent copy as a new SQLite file at `path`: SQLite only (its backup API)."""
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Give the highest id that each table's counter has handed out; 0 for none."""
@@ -143,10 +130,7 @@ class Backend(Protocol):
     async def create_indexes(
         self, conn: Connection, definitions: Sequence[str], *, rows: int
     ) -> None:
-        """Build again the indexes that `drop_indexes` dropped, over the `rows` now there.
-
-        Each build may outlast the statement bound, by an allowance for each row.
-        """
+        """Build again what `drop_indexes` dropped, allowed time for each of the `rows` there."""
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeWatch:
         """Start watching for commits; `heartbeat` bounds how long a silent watch is trusted."""

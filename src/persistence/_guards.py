@@ -367,10 +367,8 @@ else:
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
     """Check that value is JSON both engines store and give back unchanged; give it plain.
 
-    Integers must fit in 64 bits, and floats be finite and below 2**53 in magnitude: SQLite's
-    JSON does not read larger integers back faithfully, and jsonb rewrites large floats.
-    Subclasses of dict and list (an OrderedDict, say) come back as plain ones, which both
-    engines store alike.
+    Integers must fit in 64 bits and floats be finite and below 2**53 (SQLite's JSON and
+    jsonb change larger ones); an OrderedDict or other subclass comes back plain.
     """
     if isinstance(value, list):
         if value and depth >= MAX_JSON_DEPTH:

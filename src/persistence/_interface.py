@@ -1,10 +1,4 @@
-"""The neutral vocabulary below the backends: what the generated interface and the guards use.
-
-- `Connection`: an open connection of some engine, opaque here.
-- `RowMapper`: what turns the rows a driver gives into the generated row types.
-- `QueryFacts`: what the traces of a query name, as the generated `QUERY_FACTS` gives them.
-- The JSON value types that the generated signatures and the models use.
-"""
+"""The neutral vocabulary below the backends: what the generated interface and the guards use."""
 
 from __future__ import annotations
 

@@ -1,52 +1,30 @@
 """Load each engine's queries through aiosql, from the files that `make generate` wrote.
 
-`make generate` turns sql/queries/ (sqlc's form, checked by `sqlc compile`) into one file per
-engine in aiosql's form, sql/aiosql/<engine>.sql, and the typed interface
-`persistence.queries`, whose row mappers aiosql hands the adapters as record classes. Both
-come from one run of the generator, and `make check-generated` fails when either differs
-from what it writes now: that is the one drift check, so nothing is compared at run time.
+`make generate` turns sql/queries/ (sqlc's form) into sql/aiosql/<engine>.sql and the typed
+interface `persistence.queries`, whose row mappers aiosql hands the adapters as record
+classes. `make check-generated` is the one drift check: nothing is compared at run time.
 
-How aiosql runs them
---------------------
-Each engine's adapter (`SqliteAdapter`, `PostgresAdapter`) takes the SQL that aiosql gives
-to its `process_sql` and runs it with the record class that aiosql gives each call: `select`
-(sqlc's :many) gives every row as a list, `select_one` (:one) the first row or None,
-`insert_returning` (:execlastid) the new id, `insert_update_delete` (:exec, :execrows) the
-count of changed rows, `insert_update_delete_many` (:copyfrom) the count of inserted rows.
-
-The adapters tell aiosql they are synchronous (`is_aio_driver = False`): aiosql then returns
-what the adapter's method returns, here a coroutine that the caller awaits. Its asynchronous
-wrapper of a select would be an async generator, which cannot give a list, and costs one
-more coroutine per call.
+Each adapter runs the SQL and record class that aiosql gives: `select` (sqlc's :many) gives a
+list, `select_one` (:one) a row or None, `insert_returning` (:execlastid) the new id,
+`insert_update_delete` (:exec, :execrows) and `insert_update_delete_many` (:copyfrom) a count.
+They tell aiosql they are synchronous (`is_aio_driver = False`), so that it returns the
+coroutine each method returns: its asynchronous select is an async generator, which gives no
+list and costs one more coroutine per call.
 
 Where aiosql cannot serve a need, the adapter hands the statement over to its backend:
 
-- SQLite (`SqliteSession.run`): a statement outside a transaction goes to the backend, which
-  reads on the event loop within the loop budget (and again in a thread when it runs past
-  it or must wait for a lock), and queues writes for group commit, where one transaction
-  and one fsync serve every write that arrives together. Bulk inserts (`*!`) become
-  multi-row INSERT statements, run in a thread.
+- SQLite (`SqliteSession.run`): reads run on the loop within the loop budget (in a thread past
+  it, or to wait for a lock); writes are queued for group commit, one transaction and one
+  fsync for every write that arrives together; bulk inserts (`*!`) become multi-row INSERTs
+  in a thread. A query marked `-- runs: long` in sql/queries/ (listed in `RUNS_LONG`) runs in
+  a worker thread from its start, writes included, in its place in the batch or transaction:
+  some steps (FTS5 merging segments in a retention delete, bm25 ranking many terms) no
+  progress handler can interrupt, and an interrupted write rolls back its whole transaction.
+- PostgreSQL (`PostgresAdapter.insert_update_delete_many`): a plain INSERT ... VALUES of many
+  rows is loaded with COPY, under the command timeout.
 
-  A statement that may run long runs off the loop, writes included: its query is marked
-  with the line `-- runs: long` in sql/queries/, the generator lists it in `RUNS_LONG`, and
-  its plan sends it to a worker thread. A read runs on a reader of its own; a write runs on
-  the writer connection in a thread, in its place within the group-commit batch or the
-  transaction that holds the writer. This is the one way a statement is sent off the loop
-  before it starts. It is needed because some statements spend tens of milliseconds in one
-  step that no progress handler can interrupt (FTS5 merging index segments inside a
-  retention delete; bm25 ranking a search of many terms), and because a write cannot be
-  interrupted and tried again: SQLite answers an interrupted write by rolling back the whole
-  transaction, which would take the batch's other writes with it. The read budget stays the
-  safety net for reads that are not marked.
-- PostgreSQL (`PostgresAdapter.insert_update_delete_many`): a plain INSERT ... VALUES of
-  many rows is loaded with COPY, under the command timeout, instead of aiosql's executemany.
-
-The adapters' write paths receive the query's name (`query_name`), the place for anything
-that must know which query wrote.
-
-The hand-over is also the one place where queries are traced, measured and logged when slow:
-each adapter takes the database's `Observer` (`persistence._tracing`), or None, and hands
-over the observed call when it has one.
+The adapters also report the tables each query writes, by its name (`_changes.py`), and hand
+the call to the database's `Observer` (`persistence._tracing`) when it has one.
 """
 
 from __future__ import annotations

@@ -28,9 +28,8 @@ SLICE_ITEMS: Final = 250
 class _GivenBack(threading.local):
     """When the package last gave back the loop running in this thread, and that loop.
 
-    A thread runs one loop at a time, so one note per thread serves every loop; it is kept
-    per thread, not in a dict keyed by loop, because `share_loop` runs once a call or a slice
-    and a weak dict's lookup cost more than the rest of it.
+    A thread runs one loop at a time, so one note per thread serves every loop, cheaper than
+    a weak dict keyed by loop, whose look-up cost more than the rest of `share_loop`.
     """
 
     loop: asyncio.AbstractEventLoop | None = None

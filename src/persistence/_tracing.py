@@ -1,20 +1,10 @@
 """Traces, the duration metric and the slow-query log of every query, in one place.
 
-Each engine's adapter hands every query that aiosql gives it to its backend (see
-`persistence._loader`). When the database has an `Observer`, the adapter hands over the
-observed call instead, and nothing else in the package knows of tracing. Without one (no
-OpenTelemetry SDK set up, no slow-query threshold) the adapter's only cost is the check
-`observer is None`.
-
-The observer follows OpenTelemetry's stable database conventions (semantic conventions
-1.33 and later): one CLIENT span per query, named by its `db.query.summary`, which is the
-query's name in sql/queries/ (`BATCH <name>` for a batch of two or more parameter sets), and
-the `db.client.operation.duration` histogram, in seconds. The span is started on the event
-loop, in the caller's task, around the whole call as the caller waits for it: a statement
-run in a worker thread, or queued for group commit, is inside its caller's span all the
-same. A parameter's value is recorded only when `Tracing(parameters=True)` asks for it,
-and never in the slow-query log. A driver error's message, which may quote a value, is
-recorded nowhere; its class is (`error.type`).
+Each engine's adapter hands the call to the database's `Observer` when it has one, and
+nothing else in the package knows of tracing; without one, its cost is the check `observer is
+None`. The span is started in the caller's task around the whole call, so a statement run in
+a thread or queued for group commit is inside it. docs/OBSERVABILITY.md gives the attributes
+(OpenTelemetry's stable database conventions), and what is never recorded.
 """
 
 from __future__ import annotations
@@ -61,10 +51,9 @@ _POSTGRES_PORT: Final = 5432
 class Tracing:
     """How queries are traced through OpenTelemetry: install the `otel` extra to use it.
 
-    A provider left None is the global one, as set up when the database opens; a global
-    provider that is still the API's own (no SDK set up) traces nothing and costs nothing.
-    `parameters=True` records each parameter's value as `db.query.parameter.<name>`: off
-    by default, since values may be personal or secret.
+    A provider left None is the global one when the database opens (the API's own, with no
+    SDK, traces nothing). `parameters=True` records each parameter's value: off by default,
+    since values may be personal or secret.
     """
 
     tracer_provider: TracerProvider | None = None

@@ -228,11 +228,8 @@ def _sqlite_path(url: str) -> str:
     rest = url[len("sqlite://") :]
     if "?" in rest or "#" in rest:
         raise _bad_url(url, "a sqlite URL takes no options; percent-encode '?' and '#'")
-    path = unquote(rest)
-    if path.startswith("/") and not path.startswith("//"):
-        path = path[1:]  # sqlite:///relative/path
-    elif path.startswith("//"):
-        path = path[1:]  # sqlite:////absolute/path
+    # One slash goes: sqlite:///relative/path, sqlite:////absolute/path.
+    path = unquote(rest).removeprefix("/")
     if not path:
         raise _bad_url(url, "it names no database file")
     return path

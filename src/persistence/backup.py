@@ -1,31 +1,8 @@
 """Backup, restore, and the copy of a whole database into another, of either engine.
 
-- `copy_database(source, target)` copies every row of the package's tables (runs,
-  test_results, result_artifacts, config_entries, file_records), each with its id or key, from
-  one database into another: SQLite or PostgreSQL, either way.
-  - The source is read as one committed state while its writers go on: on SQLite, a copy
-    made by the online backup API; on PostgreSQL, a REPEATABLE READ snapshot.
-  - The target must be migrated to this package's version, as the source is, and must be
-    empty: both are checked before anything is written.
-  - It is all or nothing: every row is written in one transaction of the target (COPY on
-    PostgreSQL, multi-row INSERTs on SQLite), so a copy that fails, is cancelled or is killed
-    leaves the target empty.
-  - Each id counter is carried over (PostgreSQL's sequences by `setval`, SQLite's
-    `sqlite_sequence`), so the target never hands out an id the source had used.
-  - The search index fills itself as rows arrive (FTS5's triggers, PostgreSQL's generated
-    `search_vector`). The target's migration history is its own, written by its own migrate.
-  - On PostgreSQL the target's secondary indexes (the GIN ones above all) are dropped inside
-    the copy's transaction and built again after the rows, each in one sorted pass: far
-    cheaper than entering each row, and undone with the rest by a rollback.
-- `backup_database(db, path)` writes a backup: a new SQLite file of this package's schema,
-  holding one committed state of the database and its migration history. A SQLite database
-  is copied page by page by the online backup API; a PostgreSQL one is copied, row by row,
-  from a REPEATABLE READ snapshot. The file appears whole or not at all: it is written in a
-  temporary folder beside `path` and linked into place, never over an existing file.
-- `restore_database(db, path)` copies a backup file into an empty, migrated database.
-
-The tables of a user's own migrations are not copied: their SQL is the user's, per engine. A
-source holding any is refused, naming them, unless `skip_user_tables=True` says to leave them.
+A copy reads one committed state of the source and writes every row of the package's tables
+into an empty, migrated target in one transaction, id counters carried over; a backup is a new
+SQLite file that appears whole or not at all. docs/BACKUP.md says how each is done and why.
 """
 
 from __future__ import annotations
@@ -58,9 +35,8 @@ from persistence.database import (
     Database,
     Engine,
     backend_of,
-    close_database,
+    connect,
     connection,
-    open_database,
     transaction,
     translate_errors,
 )
@@ -175,15 +151,12 @@ async def backup_database(
                 await backend_of(db).backup_file(str(made))
             sizes = await _sizes_of_file(made)
         else:
-            working = await open_database(folder / "working.db")
-            try:
+            async with connect(folder / "working.db") as working:
                 await migrate(working)
                 copied = await copy_database(db, working, skip_user_tables=True)  # checked above
                 sizes = copied.tables()
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
-            finally:
-                await close_database(working)
         await asyncio.to_thread(_publish, made, target)
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
@@ -208,27 +181,16 @@ async def restore_database(
     file = Path(path)
     if not await asyncio.to_thread(file.is_file):
         raise DatabaseError(f"no backup file at {str(file)!r}")
-    backup = await open_database(file, create=False)
-    try:
+    async with connect(file, create=False) as backup:
         return await copy_database(
             backup, db, page_size=page_size, skip_user_tables=skip_user_tables
         )
-    finally:
-        await close_database(backup)
 
 
 def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:
     """Say what moved: the rows of each copied table, and the time since `started`."""
-    return CopyReport(
-        source=source,
-        target=target,
-        runs=sizes["runs"],
-        test_results=sizes["test_results"],
-        result_artifacts=sizes["result_artifacts"],
-        config_entries=sizes["config_entries"],
-        file_records=sizes["file_records"],
-        seconds=time.perf_counter() - started,
-    )
+    tables = {table: sizes[table] for table in COPIED_TABLES}
+    return CopyReport(source, target, **tables, seconds=time.perf_counter() - started)
 
 
 def _check_database(name: str, db: object) -> None:
@@ -320,24 +282,17 @@ def _publish(made: Path, target: Path) -> None:
     """Put the finished file in place whole: synced, then linked, never over another file."""
     with made.open("rb") as file:
         os.fsync(file.fileno())
+    appeared = f"{str(target)!r} appeared meanwhile: a backup never overwrites a file"
     try:
         os.link(made, target)
     except FileExistsError:
-        raise ValidationError(
-            "backup",
-            "path",
-            f"{str(target)!r} appeared meanwhile: a backup never overwrites a file",
-        ) from None
+        raise ValidationError("backup", "path", appeared) from None
     except OSError as error:
         if error.errno not in {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV}:
             raise
         # No hard links on this file system: rename, having checked once more.
         if target.exists():
-            raise ValidationError(
-                "backup",
-                "path",
-                f"{str(target)!r} appeared meanwhile: a backup never overwrites a file",
-            ) from None
+            raise ValidationError("backup", "path", appeared) from None
         made.replace(target)
     folder = os.open(target.parent, os.O_RDONLY)
     try:
@@ -348,9 +303,5 @@ def _publish(made: Path, target: Path) -> None:
 
 async def _sizes_of_file(path: Path) -> dict[str, int]:
     """Count the rows of each copied table in a backup file."""
-    db = await open_database(path, create=False)
-    try:
-        async with connection(db) as conn:
-            return sizes_of(await db.queries.copy_table_sizes(conn))
-    finally:
-        await close_database(db)
+    async with connect(path, create=False) as db, connection(db) as conn:
+        return sizes_of(await db.queries.copy_table_sizes(conn))

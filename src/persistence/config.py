@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 from typing import Protocol, TypeVar, overload
 
@@ -49,14 +50,7 @@ TABLE = "config_entries"
 
 _S = TypeVar("_S", str, int, float, bool)
 
-_TYPES_OF: dict[type, ConfigType] = {
-    bool: ConfigType.BOOL,
-    int: ConfigType.INT,
-    float: ConfigType.FLOAT,
-    str: ConfigType.STR,
-    list: ConfigType.LIST,
-    dict: ConfigType.DICT,
-}
+_TYPES_OF: dict[type, ConfigType] = {getattr(builtins, kind.value): kind for kind in ConfigType}
 
 
 @attrs.frozen(kw_only=True)

@@ -1,16 +1,9 @@
 """Models, and the cursors and filters of the listings, as JSON-ready dicts and back, on cattrs.
 
-`make_converter()` builds a cattrs converter that turns a model into a dict that
-`json.dumps` takes as it is (enums as their values, datetimes as ISO 8601 text, the id
-included) and turns such a dict back into the model. Structuring goes through the model's
-constructor, so its rules apply; a key the model does not have is refused. Every error is
-a ValidationError naming the model and the field.
-
-The cursors of every listing (`PageCursor`, `SearchCursor`, `FileRecordCursor`,
-`ConfigEntryCursor`) and their filters go the same way, sets as sorted lists: an API can
-hand a cursor to a client and take it back, and a tampered one is refused by the same rules.
-
-`to_dict` and `from_dict` do the same with a converter of their own.
+A model becomes a dict that `json.dumps` takes (enums as values, datetimes as ISO 8601, the
+id included), and back through the model's constructor, so its rules apply and an unknown key
+is refused, each error a ValidationError naming the field. The cursors and filters of every
+listing go the same way, sets as sorted lists, so a tampered cursor is refused by those rules.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Opening a database, grouping calls in transactions, and lending connections.
 
 A `Database` is a plain frozen value: the engine, the typed queries and the backend that
-owns the connections (`_sqlite/` or `_postgres/`). Repository functions take it as
-their first argument. Inside `transaction(db)` they get a copy bound to that transaction,
-so every call joins it.
-
-The rules that keep a transaction whole are kept here, alike for both engines:
-
-- inside `transaction(db)`, the outer `db` is refused at once, in the block's task and
-  in tasks started from it: its calls would escape the rollback, or wait for the block
-  that waits for them;
-- a nested `transaction(tx)` is a savepoint; while it is open, `tx` itself is refused,
-  so two tasks cannot interleave savepoints of one transaction;
-- the statements of one transaction run one at a time, whichever task sends them.
+owns the connections (`_sqlite/` or `_postgres/`). Inside `transaction(db)` repository
+functions get a copy bound to that transaction. The rules that keep a transaction whole (the
+outer `db` refused in the block, a savepoint's parent refused while it is open, one statement
+at a time) are kept here, alike for both engines: docs/GUARANTEES.md lists them.
 """
 
 from __future__ import annotations
@@ -22,14 +14,14 @@ import contextlib
 import contextvars
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, ParamSpec
 
 import attrs
 
 from persistence._backend import Backend, Engine
-from persistence._changes import recording, stop_recording
+from persistence._changes import WRITTEN
 from persistence._postgres import open_postgres
 from persistence._postgres.create import create_postgres_database
 from persistence._sqlite import open_sqlite
@@ -63,6 +55,8 @@ __all__ = [
     "transaction",
     "watch_writes",
 ]
+
+_P = ParamSpec("_P")
 
 _OUTER_IN_BLOCK: Final = (
     "this task is inside transaction(db) and called with db itself: pass the database "
@@ -121,10 +115,7 @@ _OPEN_BLOCKS: contextvars.ContextVar[tuple[_Block, ...]] = contextvars.ContextVa
 
 @attrs.frozen
 class Database:
-    """An open database: what every repository function needs, and nothing global.
-
-    `url` is the URL it was opened with, its password hidden.
-    """
+    """An open database: what every repository function needs. `url` hides its password."""
 
     url: str
     engine: Engine
@@ -177,10 +168,7 @@ async def open_database(  # each limit is the caller's to set
     observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
         backend: Backend = await open_sqlite(
-            target,
-            busy_timeout=busy_timeout,
-            create=create,
-            observer=observer,
+            target, busy_timeout=busy_timeout, create=create, observer=observer
         )
     else:
         backend = await open_postgres(
@@ -225,39 +213,24 @@ async def close_database(db: Database) -> None:
     await db._backend.close()  # noqa: SLF001  # the module that made it closes it
 
 
-@contextlib.asynccontextmanager
-async def connect(  # the same limits as open_database
-    url: str | os.PathLike[str] | None = None,
-    *,
-    connect_timeout: float = 10.0,
-    command_timeout: float = 60.0,
-    release_timeout: float = 1.0,
-    busy_timeout: float = 5.0,
-    pool_size: int = 10,
-    create: bool = True,
-    tracing: Tracing | None = None,
-    slow_query: float | None = None,
-    pgbouncer: PgBouncerMode | None = None,
-    listen_url: str | None = None,
-) -> AsyncIterator[Database]:
-    """Open a database for the length of an `async with` block; see `open_database`."""
-    db = await open_database(
-        url,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        release_timeout=release_timeout,
-        busy_timeout=busy_timeout,
-        pool_size=pool_size,
-        create=create,
-        tracing=tracing,
-        slow_query=slow_query,
-        pgbouncer=pgbouncer,
-        listen_url=listen_url,
-    )
-    try:
-        yield db
-    finally:
-        await close_database(db)
+def _for_a_block(
+    open_: Callable[_P, Awaitable[Database]],
+) -> Callable[_P, contextlib.AbstractAsyncContextManager[Database]]:
+    """Make `connect` of `open_database`: the same arguments, checked alike by type checkers."""
+
+    @contextlib.asynccontextmanager
+    async def connect(*args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[Database]:
+        """Open a database for the length of an `async with` block; see `open_database`."""
+        db = await open_(*args, **kwargs)
+        try:
+            yield db
+        finally:
+            await close_database(db)
+
+    return connect
+
+
+connect = _for_a_block(open_database)
 
 
 def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
@@ -399,7 +372,7 @@ class _Lent:
         self._recording: contextvars.Token[set[str] | None] | None = None
 
     async def __aenter__(self) -> Connection:
-        self._recording = recording(self._written)
+        self._recording = WRITTEN.set(self._written)
         try:
             return await self._enter()
         except BaseException:
@@ -410,7 +383,7 @@ class _Lent:
         """End the record of written tables; announce them if they were committed on their own."""
         token, self._recording = self._recording, None
         if token is not None:
-            stop_recording(token)
+            WRITTEN.reset(token)
             if self._frame is None:
                 _announce(self._watchers, self._written)
 
@@ -460,26 +433,17 @@ def connection(db: Database) -> _Lent:
     return _Lent(db)
 
 
-class _translated:  # noqa: N801  # used like a function: `async with _translated(backend):`
+@contextlib.asynccontextmanager
+async def _translated(backend: Backend, database: str = "") -> AsyncIterator[None]:
     """Turn driver errors raised in the block into this package's errors, chained."""
-
-    __slots__ = ("_backend", "_database")
-
-    def __init__(self, backend: Backend, database: str = "") -> None:
-        self._backend = backend
-        self._database = database
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, _: object
-    ) -> None:
-        if error is not None:
-            _raise_translated(self._backend, error, self._database)
+    try:
+        yield
+    except BaseException as error:
+        _raise_translated(backend, error, database)
+        raise
 
 
-def translate_errors(db: Database) -> _translated:
+def translate_errors(db: Database) -> contextlib.AbstractAsyncContextManager[None]:
     """Translate the driver errors of `db`'s engine raised in an `async with` block."""
     return _translated(db._backend, db.url)  # noqa: SLF001
 

@@ -1,23 +1,9 @@
 """A tiny migration runner: numbered SQL files, applied once each, in order, with a history.
 
-- Each migration and its history row commit in one transaction; a failing one leaves the
-  schema and the history as they were, and the error names the file.
-- A migration file may not start or end transactions itself: every file is checked for
-  such statements before anything runs.
-- On SQLite, foreign keys are off while a migration runs, as SQLite's table-rebuild
-  recipe requires, and `PRAGMA foreign_key_check` must pass before it commits.
-- The history (table `persistence_migrations`, a name no other tool uses) keeps a
-  checksum of each file (line endings normalised). An applied file that was edited or
-  deleted stops the run until the change is accepted with `accept=`; a history newer
-  than the files, or a file that would run before one already applied, stops it too.
-- Two runners started at once apply each migration exactly once: each migration takes
-  the runners' lock (SQLite's write lock, PostgreSQL's advisory lock), waiting at most
-  `lock_timeout`, then reads the history again.
-- Beside the package's own chain, a user may keep a chain of their own in a folder laid out
-  as `FOLDER/sqlite/NNNN_slug.sql` and `FOLDER/postgres/NNNN_slug.sql` (what `persistence new
-  --folder FOLDER` writes). It is applied after the package's chain, under the same lock and
-  rules, and has its own history table, `persistence_user_migrations`, so that each chain
-  numbers its files from 0001 and neither can be mistaken for the other.
+Each migration commits with its history row under the runners' lock; a checksum per file
+stops a run on an edited, deleted or out-of-order file until it is accepted. A user's own
+chain (`FOLDER/<engine>/NNNN_slug.sql`) follows the package's, with its own history table.
+The README and docs/GUARANTEES.md give the rules and the tests that hold them.
 """
 
 from __future__ import annotations
@@ -502,10 +488,8 @@ async def _apply(
     started = time.perf_counter()
     try:
         await backend.run_script(conn, statements)
-    except PersistenceError as error:
-        raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from error
     except Exception as error:
-        translated = backend.translate(error)
+        translated = error if isinstance(error, PersistenceError) else backend.translate(error)
         if translated is None:
             raise
         raise MigrationError(

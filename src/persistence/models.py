@@ -11,6 +11,7 @@ lets the row mappers of `persistence._rows` fill a model read from the database 
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import enum
 import math
@@ -89,7 +90,7 @@ class TestStatus(enum.StrEnum):
 
 
 class ConfigType(enum.StrEnum):
-    """The declared Python type of a config value."""
+    """The declared Python type of a config value: each value is the name of the type."""
 
     STR = "str"
     INT = "int"
@@ -206,14 +207,8 @@ class TestResult:
             )
 
 
-_PYTHON_TYPES: dict[ConfigType, type] = {
-    ConfigType.STR: str,
-    ConfigType.INT: int,
-    ConfigType.FLOAT: float,
-    ConfigType.BOOL: bool,
-    ConfigType.LIST: list,
-    ConfigType.DICT: dict,
-}
+_PYTHON_TYPES: dict[ConfigType, type] = {kind: getattr(builtins, kind.value) for kind in ConfigType}
+"""Each config type's Python type, which its value names."""
 
 
 @attrs.frozen(kw_only=True, weakref_slot=False)

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from persistence._postgres.adapter import PgConnection, PostgresAdapter
-from persistence._postgres.backend import PostgresBackend, open_postgres
-from persistence._postgres.changes import CHANGES_CHANNEL, ChangeListener
-from persistence._postgres.errors import translate_postgres
-from persistence._postgres.scripts import split_postgres
+from persistence._postgres.adapter import PostgresAdapter
+from persistence._postgres.backend import open_postgres
 
-__all__ = [
-    "CHANGES_CHANNEL",
-    "ChangeListener",
-    "PgConnection",
-    "PostgresAdapter",
-    "PostgresBackend",
-    "open_postgres",
-    "split_postgres",
-    "translate_postgres",
-]
+__all__ = ["PostgresAdapter", "open_postgres"]

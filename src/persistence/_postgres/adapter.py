@@ -34,12 +34,9 @@ _INSERT = re.compile(
 class PostgresAdapter(AsyncPGAdapter):
     """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
 
-    See `persistence._loader` for what each method gives, and why aiosql is told that the
-    adapter is synchronous: each method returns the coroutine that the caller awaits, the call
-    observed when there is an observer (`persistence._tracing`; without one, the cost is the
-    check `self._observer is None`). Every call goes straight to the connection: aiosql's own
-    methods first look for a pool with dir(conn) on every call, and this package always
-    passes one.
+    Each method returns the coroutine the caller awaits (see `persistence._loader`), observed
+    when there is an observer, and goes straight to the connection: aiosql's own look for a
+    pool with dir(conn) on every call, and this package always passes a connection.
     """
 
     is_aio_driver = False

@@ -1,24 +1,11 @@
 """PostgreSQL through asyncpg: a pool, a fast lane, and a bound on every wait.
 
-Every wait on the server has a limit, so a silent network never hangs a call:
-
-- connecting, and taking a connection from the pool: `connect_timeout`;
-- each statement, COPY included: `command_timeout` (asyncpg's own);
-- handing a connection back, including a rollback: `release_timeout`. A connection
-  that does not answer in time is terminated (its socket closed) and the pool opens
-  a new one for the next call.
-
-A connection whose state is unknown (a call cancelled halfway, or a lost network) is
-never reused: it is rolled back within the limit or terminated.
-
-asyncpg's connections belong to the event loop that opened them. Every call checks that it
-runs on that loop, and one from another loop, or after that loop has closed, is refused with
-a `DatabaseError` that says so, before it touches a connection.
-
-The parts, by role: `adapter.py` (aiosql's adapter, COPY), `changes.py` (the LISTEN watch),
-`errors.py` (error translation), `scripts.py` (migration scripts), `pooling.py` (the URL's
-PgBouncer options), and this module: the pool, its fast lane, transactions, and opening and
-closing them.
+Connecting and taking a pooled connection wait at most `connect_timeout`, each statement
+`command_timeout`, and handing a connection back (a rollback included) `release_timeout`; a
+connection whose state is unknown is rolled back within that bound or terminated, never
+reused. Its connections belong to the loop that opened the pool: a call from another loop is
+refused before it touches one. The other parts: `adapter.py`, `changes.py` (LISTEN),
+`errors.py`, `scripts.py` (migration scripts) and `pooling.py` (the URL's PgBouncer options).
 """
 
 from __future__ import annotations
@@ -84,10 +71,10 @@ async def _init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> No
 
 
 async def _reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """On release, roll back a transaction left open, and skip asyncpg's reset query.
+    """On release, roll back a transaction left open; skip asyncpg's reset query (no state).
 
-    The reset query costs a round trip per call. This package sets no session state, and
-    migrations take transaction-scoped advisory locks only.
+    It costs a round trip per call; this package sets no session state, and takes no lock of
+    the session.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
@@ -104,8 +91,7 @@ def _usable(connection: PgConnection) -> bool:
 def _timed_out(error: BaseException | None) -> bool:
     """Tell whether a call failed for want of an answer within the command timeout.
 
-    Inside `transaction()` the block sees the statement's error translated, so the driver's
-    TimeoutError is then its cause.
+    Inside `transaction()`, the driver's TimeoutError is the cause of the error the block saw.
     """
     return isinstance(error, TimeoutError) or (
         isinstance(error, DatabaseError) and isinstance(error.__cause__, TimeoutError)
@@ -173,18 +159,14 @@ class PostgresBackend:
         self._pooling = pooling or Pooling()
         self._loop = asyncio.get_running_loop()
         """The loop that opened the pool: its connections work on it alone."""
-        self._queries = queries
+        self.queries = queries
+        """The loaded queries."""
         self._pool = pool
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.release_timeout = release_timeout
         self._lane: PgConnection | None = None
         self._lane_lock = asyncio.Lock()
-
-    @property
-    def queries(self) -> Queries:
-        """The loaded queries."""
-        return self._queries
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's, or after the pool's closed.

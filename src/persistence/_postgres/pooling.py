@@ -1,20 +1,11 @@
 """A PostgreSQL URL's options of this package's own: PgBouncer in transaction mode.
 
-`?pgbouncer=transaction` says that the URL reaches PostgreSQL through PgBouncer with
-`pool_mode = transaction`, where each transaction may run on another server connection:
-
-- asyncpg's statement cache is turned off (`statement_cache_size=0`): a named prepared
-  statement would live on one server connection and be missing on the next;
-- the change feed's LISTEN needs a session of its own, which transaction pooling cannot
-  give: it connects to `listen_url` (percent-encoded), PostgreSQL's own address; without
-  one there is no feed, and the caches read the database on every call.
-
-Nothing else of the package relies on session state: migrations take a transaction-scoped
-advisory lock, `SET LOCAL` only lasts the transaction, and a pooled connection is handed
-back with no reset query. The options are taken out of the URL before asyncpg reads it,
-which would otherwise send them to the server as settings. The open functions' `pgbouncer=`
-and `listen_url=` arguments are folded into the URL first (`persistence._urls`), so both
-forms end here.
+Behind `?pgbouncer=transaction` each transaction may run on another server connection, so
+asyncpg's statement cache is off, and the change feed's LISTEN, which needs a session of its
+own, connects to `listen_url` (PostgreSQL's own address; without one there is no feed and the
+caches read the database). Nothing else relies on session state. The options are taken out
+of the URL before asyncpg reads it; the open functions' arguments are folded into the URL
+first (`persistence._urls`), so both forms end here.
 """
 
 from __future__ import annotations

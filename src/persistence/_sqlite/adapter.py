@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from persistence._changes import report_query
 from persistence._loop import map_in_slices
-from persistence._sqlite.statements import Mode, Params, Plan, Row, encode_params, plan_query
+from persistence._sqlite.statements import Mode, Params, Plan, encode_params, plan_query
 from persistence.queries import RUNS_LONG
 
 if TYPE_CHECKING:
@@ -51,14 +51,30 @@ class SqliteSession:
         return await self._readers.read(plan, params, mode, rows_as)
 
 
+def _run_as(mode: Mode, doc: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """Make the adapter's method that runs a query in `mode`, observed when there is an observer."""
+
+    def method(
+        self: SqliteAdapter,
+        conn: SqliteSession,
+        query_name: str,
+        _sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, Any]:
+        run = conn.run(self._plans[query_name], parameters, mode, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    method.__doc__ = doc
+    return method
+
+
 class SqliteAdapter:
     """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs.
 
-    See `persistence._loader` for what each method gives, and why aiosql is told that the
-    adapter is synchronous: each method returns the coroutine that the caller awaits. With an
-    observer (`persistence._tracing`), that coroutine is the call observed; without one, the
-    cost is the check `self._observer is None`, written out in each method, where a call of
-    a shared helper would cost more.
+    Each method returns the coroutine the caller awaits (see `persistence._loader`), observed
+    when there is an observer, at the cost of the check `self._observer is None` alone.
     """
 
     is_aio_driver = False
@@ -75,18 +91,7 @@ class SqliteAdapter:
             self._observer.prepare("sqlite", query_name, sql)
         return sql
 
-    def select(
-        self,
-        conn: SqliteSession,
-        query_name: str,
-        _sql: str,
-        parameters: Params,
-        record_class: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, list[Row]]:
-        """Give every row, mapped by the record class (sqlc's :many)."""
-        run = conn.run(self._plans[query_name], parameters, Mode.ROWS, record_class)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
+    select = _run_as(Mode.ROWS, "Give every row, mapped by the record class (sqlc's :many).")
 
     def select_one(
         self,
@@ -95,35 +100,19 @@ class SqliteAdapter:
         _sql: str,
         parameters: Params,
         record_class: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, Row | None]:
+    ) -> Coroutine[Any, Any, object]:
         """Give the first row, mapped by the record class, or None (sqlc's :one)."""
         run = conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
         observer = self._observer
         return run if observer is None else observer.observe(run, query_name, parameters)
 
-    def select_value(
-        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, object]:
-        """Give the first column of the first row, or None."""
-        run = conn.run(self._plans[query_name], parameters, Mode.VALUE)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_returning(
-        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, object]:
-        """Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."""
-        run = conn.run(self._plans[query_name], parameters, Mode.VALUE)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_update_delete(
-        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, int]:
-        """Run one statement; give how many rows it changed (sqlc's :exec and :execrows)."""
-        run = conn.run(self._plans[query_name], parameters, Mode.COUNT)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
+    select_value = _run_as(Mode.VALUE, "Give the first column of the first row, or None.")
+    insert_returning = _run_as(
+        Mode.VALUE, "Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."
+    )
+    insert_update_delete = _run_as(
+        Mode.COUNT, "Run one statement; give how many rows it changed (sqlc's :exec, :execrows)."
+    )
 
     def insert_update_delete_many(
         self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]

@@ -1,27 +1,12 @@
 """SQLite: short statements on the event loop, anything that can take long off it.
 
-Crossing to a driver thread costs about as much as a short SQLite statement itself, so
-this backend calls `sqlite3` directly from the event loop and keeps for worker threads
-only what can take long:
-
-- the fsync of a commit (`synchronous = FULL`);
-- bulk writes, statements marked `-- runs: long` (see `persistence._loader`), and reads
-  that run past the loop budget (`reads.py`);
-- waiting for a lock that another process holds: BEGIN IMMEDIATE is tried without
-  waiting, then again after short sleeps, so the loop never blocks and a cancelled wait
-  leaves nothing behind (`writer.py`).
-
-The parts, by role: `statements.py` (how one query runs on a connection), `reads.py` (the
-readers), `writer.py` (group commit, and transactions' leases of the writer), `changes.py`
-(the WAL index watch), `scripts.py` (migration scripts), `errors.py` (error translation),
-`adapter.py` (aiosql's adapter and the session), and this module, which opens and closes
-them. Closing releases everything opened: connections, worker threads, the runner task and
-the WAL index mapping.
-
-A database is used on one event loop at a time. Its connections are plain sqlite3 ones, so
-it moves to a new loop once the loop it was last used on has closed (as each `asyncio.run()`
-closes its own); a call from another loop while that one is still open is refused with a
-`DatabaseError` that says so, since its runner task and futures belong to that loop.
+Crossing to a driver thread costs about as much as a short SQLite statement, so this backend
+calls `sqlite3` from the loop and keeps for worker threads the fsync of a commit, bulk writes,
+statements marked `-- runs: long`, reads past the loop budget (`reads.py`), and the wait for
+another process's lock (BEGIN IMMEDIATE is retried after short sleeps: `writer.py`). This
+module opens the parts and closes them, releasing connections, threads, the runner task and
+the WAL index mapping. A database is used on one loop at a time: it moves to a new loop once
+the last one has closed, and a call from another loop still open is refused.
 """
 
 from __future__ import annotations
@@ -84,7 +69,8 @@ class SqliteBackend:
         path: str = "",
     ) -> None:
         self._path = path
-        self._queries = queries
+        self.queries = queries
+        """The loaded queries."""
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._readers = Readers(reader, open_reader, self._in_thread)
@@ -93,14 +79,10 @@ class SqliteBackend:
         """The WAL index mappings this backend's watches hold, released after its connections."""
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
+        self._lent = contextlib.nullcontext(self._autocommit)
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         """The event loop the database was last used on; opened in a thread, it has none yet."""
-
-    @property
-    def queries(self) -> Queries:
-        """The loaded queries."""
-        return self._queries
 
     def check_loop(self) -> None:
         """Use the running loop: refuse it while the last loop used is open, else move to it."""
@@ -122,12 +104,12 @@ class SqliteBackend:
             )
         self._loop = loop
 
-    def lend(self) -> _Lent:
+    def lend(self) -> contextlib.nullcontext[SqliteSession]:
         """Lend the session that sends each statement where it belongs: nothing to acquire."""
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         self.check_loop()
-        return _Lent(self._autocommit)
+        return self._lent
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
         """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
@@ -229,9 +211,8 @@ class SqliteBackend:
     async def backup_file(self, path: str) -> None:
         """Copy the database into a new file at `path` by the online backup API, in a thread.
 
-        One step copies every page under one read transaction: writers go on meanwhile (WAL),
-        and the copy holds one committed state. It waits for its thread, even when cancelled,
-        so that nothing writes to `path` after the call.
+        One step under one read transaction copies one committed state while writers go on;
+        it waits for its thread even when cancelled, so nothing writes to `path` after the call.
         """
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
@@ -304,8 +285,7 @@ class SqliteBackend:
     async def _map_wal_index(self) -> WalIndex | None:
         """Map the WAL index in a thread and hold it until close, even if the caller is cancelled.
 
-        A cancelled wait does not stop the thread: the hold it takes is kept, here, where the
-        close releases it, rather than lost with the result.
+        A cancelled wait does not stop the thread: its hold is kept here, for the close.
         """
         loop = asyncio.get_running_loop()
         mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)  # no task
@@ -356,21 +336,6 @@ def _session(conn: Connection) -> SqliteSession:
         return conn
     msg = f"a SQLite backend was given {type(conn).__name__}"  # pragma: no cover
     raise TypeError(msg)  # pragma: no cover
-
-
-class _Lent:
-    """The context of `lend()`: a class, since it runs once per call."""
-
-    __slots__ = ("_session",)
-
-    def __init__(self, session: SqliteSession) -> None:
-        self._session = session
-
-    async def __aenter__(self) -> SqliteSession:
-        return self._session
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
 
 
 async def open_sqlite(
@@ -443,9 +408,8 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
 def _read_only_uri(path: str) -> str:
     """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
 
-    Reading a WAL database needs a `-wal` file beside it. Where there is none and this process
-    may not create one, the file is opened as immutable: only a writer could change it, and a
-    writer would have made the `-wal` file.
+    Where there is no `-wal` file and this process may not make one, it is opened immutable:
+    only a writer could change it, and a writer would have made the `-wal` file.
     """
     file = Path(path)
     if not file.exists():
@@ -470,12 +434,12 @@ def _make_folder_of(path: str) -> None:
 
 
 def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
-    """Open one connection; this package opens and ends every transaction itself."""
+    """Open one connection, shared by the loop and worker threads, one at a time."""
     return sqlite3.connect(
         target,
         timeout=timeout,
         isolation_level=None,  # this package opens and ends every transaction itself
-        check_same_thread=False,  # used from the loop and from worker threads, one at a time
+        check_same_thread=False,
         uri=uri,
         cached_statements=256,
     )

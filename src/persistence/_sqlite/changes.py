@@ -111,13 +111,10 @@ def _locked_here(key: tuple[int, int]) -> bool:
 class ChangeStamp:
     """SQLite's change watch: one version for every table, asked on each cached read.
 
-    In WAL mode every commit, by any connection or process, rewrites the WAL index header
-    in the -shm file (https://www.sqlite.org/walformat.html), which this process maps:
-    comparing its 96 bytes costs about 0.1 us where `PRAGMA data_version` costs 3.5 us.
-    A header being rewritten (its two copies differ) counts as a change. Without a -shm
-    file (a read-only, immutable database), `data_version` (the pragma) is asked instead.
-    Once `closed()` says the backend is closed, the version is None: the mapping is read
-    only while the backend's connections hold the file.
+    Every commit in WAL mode, by any process, rewrites the WAL index header in the -shm file
+    (https://www.sqlite.org/walformat.html), mapped here: comparing its 96 bytes costs 0.1 us
+    where `PRAGMA data_version` costs 3.5 us. A header mid-rewrite counts as a change; without
+    a -shm file (an immutable database) the pragma is asked; once closed, the version is None.
     """
 
     __slots__ = ("_closed", "_count", "_data_version", "_header", "_last", "_path")

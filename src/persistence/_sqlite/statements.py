@@ -43,9 +43,8 @@ PROGRESS_STEPS: Final = 1000
 _ROWS_PER_INSERT: Final = 500
 """The most rows one statement of a bulk insert writes.
 
-A bulk insert is a few multi-row INSERT statements rather than one per row: each statement
-of a transaction opens a savepoint, and at each savepoint FTS5 writes out what it has
-indexed so far, so that a trigger-maintained index would cost a segment per row.
+Not one statement per row: each opens a savepoint, at which FTS5 writes out what it has
+indexed so far, so a trigger-maintained index would cost a segment per row.
 """
 
 # Rows and parameters cross the driver as whatever sqlite3 takes and gives.
@@ -211,18 +210,13 @@ def execute(
         rows = cursor.fetchall()
         if rows_as is not None and mode is not Mode.VALUE:
             rows = rows_as(rows)
-        return _pick(rows, mode)
+        if mode is Mode.ROWS:
+            return rows
+        if not rows:
+            return None
+        return rows[0] if mode is Mode.ROW else rows[0][0]
     finally:
         cursor.close()
-
-
-def _pick(rows: list[Any], mode: Mode) -> Any:
-    """Give what a command returns from its rows: all of them, the first, or its first value."""
-    if mode is Mode.ROWS:
-        return rows
-    if mode is Mode.ROW:
-        return rows[0] if rows else None
-    return rows[0][0] if rows else None
 
 
 class Budget:

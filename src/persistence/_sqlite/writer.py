@@ -250,11 +250,7 @@ class Writer:
     async def _run_plain(
         self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]
     ) -> bool:
-        """Run the plain writes at the head of the queue in one hop; True if the batch ended.
-
-        With no other write waiting, the batch commits in the same hop, so that a lone write
-        costs one; writes that arrive meanwhile start the next batch.
-        """
+        """Run the plain writes at the head of the queue in one hop; True if the batch ended."""
         run = self._take_run(_BATCH_LIMIT - len(done))
         if not run:
             return False  # every write of it was cancelled before it ran
@@ -416,8 +412,8 @@ class _Ran:
 def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> _Ran:  # noqa: FBT001  # called through a thread, positionally
     """Run plain writes one by one in a worker thread, each failing alone; then maybe commit.
 
-    Their rows stay unmapped, for the loop. A write whose caller was cancelled meanwhile is
-    passed over (its future is only read here).
+    Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future
+    is only read here).
     """
     outcomes: list[tuple[_Write, object, Exception | None]] = []
     for index, item in enumerate(run):

@@ -1,15 +1,10 @@
 """The one case fold both engines search with, and its use on the search text and snippets.
 
-SQLite's FTS5 tokenizer (unicode61) folds case by the tables of Unicode 6.1; PostgreSQL's
-'simple' configuration folds with the C library's lower(). They disagree on 13 letters that
-are in common use. Migration 0005 makes both fold these the same way, as this table says:
-PostgreSQL maps them before lower() (translate, in persistence_search_text), and SQLite
-reads İ as i (replace, in its triggers). The search text goes through the same table before
-it reaches an engine; the snippets compare words by full case folding, which reads each
-of these letters the same way.
-
-Letters whose upper and lower case were paired after Unicode 6.1 (Cherokee, Georgian
-Mtavruli, Adlam, Osage and others; docs/SEARCH.md lists them) still fold on PostgreSQL only.
+SQLite's FTS5 (Unicode 6.1 tables) and PostgreSQL's 'simple' configuration (the C library's
+lower()) disagree on 13 common letters. Migration 0005 makes both read them as this table
+says, the search text goes through it before it reaches an engine, and snippets compare words
+by full case folding, which reads each the same way. Letters paired after Unicode 6.1 still
+fold on PostgreSQL only (docs/SEARCH.md lists them).
 """
 
 from __future__ import annotations
