@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -188,3 +189,8 @@ async def test_without_database_url_the_default_is_data_app_db(
     async with connect() as db:
         assert db.url == str(DEFAULT_DATABASE)
     assert (tmp_path / "data" / "app.db").exists()
+
+
+def test_connect_shows_the_arguments_of_open_database() -> None:
+    """help(connect) lists the options it takes, which are open_database's."""
+    assert inspect.signature(connect).parameters == inspect.signature(open_database).parameters

@@ -227,6 +227,8 @@ def _for_a_block(
         finally:
             await close_database(db)
 
+    # help() and inspect.signature() follow __wrapped__: they show open_database's arguments.
+    connect.__wrapped__ = open_  # type: ignore[attr-defined]  # set on the made function
     return connect
 
 
