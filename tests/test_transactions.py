@@ -20,6 +20,7 @@ from persistence import (
     find_config_entry_by_key,
     get_config_value,
     get_result,
+    list_results,
     save_config_entry,
     save_result,
     save_results,
@@ -232,9 +233,10 @@ async def test_a_block_ends_after_the_statements_other_tasks_sent_through_it(
     """A block that ends while another task's statement runs through it waits for that statement."""
     async with transaction(db) as tx:
         await save_results(tx, [result() for _ in range(2000)])
-        reader = asyncio.ensure_future(all_results(tx))
+        # One statement: list_results reads its page in one, where all_results reads several.
+        reader = asyncio.ensure_future(list_results(tx, limit=2000))
         await asyncio.sleep(0)  # the reader has taken the block's connection
-    assert len(await asyncio.wait_for(reader, 10)) == 2000
+    assert len((await asyncio.wait_for(reader, 10)).items) == 2000
     assert len(await all_results(db)) == 2000
 
 
