@@ -1,13 +1,9 @@
 """Files under one storage root: confined to it, written atomically, hashed and tracked.
 
 `open_storage(root)` makes a `Storage`; every other function takes it and a path relative
-to the root (an absolute path inside the root works too). Each path is walked from the
-root one component at a time, following symlinks only while they stay inside. File
-operations cannot write to the reserved folders `.backups/` (see `backup`), `.tmp/` (see
-`clean_temp`), `.locks/` and `.cache/` (the artifact cache). The file work is done by
-`persistence._files`, in worker threads. Given a database as `track`, an operation records
-the file in `file_records`. Bad arguments raise ValidationError naming the function and
-the argument, before any file is touched.
+to the root (or absolute inside it). The file work is done by `persistence._files` in
+worker threads; given a database as `track`, an operation records the file in
+`file_records`. docs/STORAGE.md tells the rules: reserved folders, symlinks, atomicity.
 """
 
 from __future__ import annotations
@@ -153,9 +149,8 @@ def _check_for(track: Database | None) -> Check:
 async def _record(db: Database, record: FileRecord) -> None:
     """Save `record` by its path, keeping the creation time and metadata already recorded.
 
-    Called under the path's lock, so no other storage operation changes this record
-    between the read and the write; the write is one statement, which SQLite lets wait
-    for another process's write instead of failing.
+    Called under the path's lock, so no other storage operation changes the record between
+    the read and the write, which is one statement (SQLite lets it wait for another's).
     """
     old = await find_file_record_by_path(db, record.path)
     if old is not None:
