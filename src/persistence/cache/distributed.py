@@ -280,9 +280,8 @@ async def open_redis_cache(  # every limit is the caller's to set
 
     It opens even when Redis does not answer (it logs that, and reads from the database
     until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
-    estimated memory. Workers share entries
-    within one `namespace`: by default, one per database (the SQLite file, or the
-    PostgreSQL server's system identifier and the database), whatever URL reached it.
+    estimated memory. Workers share entries within one `namespace`: by default, one per
+    database (see `default_namespace`), whatever URL reached it.
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
