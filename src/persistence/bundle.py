@@ -104,11 +104,7 @@ async def open_persistence(  # every part is the caller's to choose
                 "run 'persistence migrate'"
             )
     db = await open_database(
-        database,
-        tracing=tracing,
-        slow_query=slow_query,
-        pgbouncer=pgbouncer,
-        listen_url=listen_url,
+        database, tracing=tracing, slow_query=slow_query, pgbouncer=pgbouncer, listen_url=listen_url
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)

@@ -244,11 +244,7 @@ async def read_bytes(
 
 
 async def read_text(
-    storage: Storage,
-    path: StoragePath,
-    *,
-    encoding: str = "utf-8",
-    track: Database | None = None,
+    storage: Storage, path: StoragePath, *, encoding: str = "utf-8", track: Database | None = None
 ) -> str:
     """Read a whole file decoded with `encoding`; undecodable content is a StorageError."""
     encoding = _encoding("read_text", encoding)
