@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -75,10 +76,9 @@ async def open_persistence(  # every part is the caller's to choose
 
     With `migrations="apply"` pending migrations are applied; with `"check"`, a database
     with pending or drifted migrations is refused with MigrationError and left untouched.
-    `user_migrations` names the folder of the user's own chain (`sqlite/`, `postgres/`),
-    applied or checked after the package's, as `migrate` does. `tracing` and `slow_query`
-    trace and log the database's queries, and `pgbouncer` and `listen_url` say how PostgreSQL is
-    reached through PgBouncer, as `open_database` takes them.
+    `user_migrations` names the folder of the user's own chain, after the package's, as
+    `migrate` takes it; `tracing`, `slow_query`, `pgbouncer` and `listen_url` go to
+    `open_database`.
     """
     user_folder = None if user_migrations is None else _user_folder(user_migrations)
     if migrations not in {"apply", "check"}:
@@ -104,11 +104,7 @@ async def open_persistence(  # every part is the caller's to choose
                 "run 'persistence migrate'"
             )
     db = await open_database(
-        database,
-        tracing=tracing,
-        slow_query=slow_query,
-        pgbouncer=pgbouncer,
-        listen_url=listen_url,
+        database, tracing=tracing, slow_query=slow_query, pgbouncer=pgbouncer, listen_url=listen_url
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)
@@ -136,13 +132,10 @@ async def open_persistence(  # every part is the caller's to choose
 
 def _user_folder(given: object) -> Path:
     """Check the folder of the user's own migrations before anything is opened."""
+    refuse = functools.partial(ValidationError, "open_persistence", "user_migrations")
     if not isinstance(given, str | os.PathLike) or not str(given):
-        raise ValidationError(
-            "open_persistence", "user_migrations", f"expected a folder path, got {given!r}"
-        )
+        raise refuse(f"expected a folder path, got {given!r}")
     folder = Path(given)
     if not folder.is_dir():
-        raise ValidationError(
-            "open_persistence", "user_migrations", f"{str(folder)!r} is not a folder"
-        )
+        raise refuse(f"{str(folder)!r} is not a folder")
     return folder

@@ -14,11 +14,9 @@ from persistence._guards import (
     count,
     instance_of,
     key_id,
-    key_length_problem,
     key_text,
     nonempty_key,
     of_type,
-    text,
 )
 from persistence._loop import map_in_slices
 from persistence._paging import (
@@ -32,7 +30,7 @@ from persistence._paging import (
 )
 from persistence._rows import file_record_from_row, file_record_params
 from persistence.database import Database, connection
-from persistence.exceptions import NotFoundError, ValidationError
+from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 
 __all__ = [
@@ -58,12 +56,8 @@ _WILDCARDS = "*?"
 
 def _short_text(instance: object, field: attrs.Attribute[str | None], value: str | None) -> None:
     """Validate a path pattern: text of at most MAX_KEY_BYTES, like the paths it matches."""
-    if value is None:
-        return
-    text(instance, field, value)
-    problem = key_length_problem(value)
-    if problem is not None:
-        raise ValidationError(type(instance).__name__, field.name, problem)
+    if value is not None:
+        key_text(type(instance).__name__, field.name, value)
 
 
 @attrs.frozen(kw_only=True)

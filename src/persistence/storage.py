@@ -1,13 +1,9 @@
 """Files under one storage root: confined to it, written atomically, hashed and tracked.
 
 `open_storage(root)` makes a `Storage`; every other function takes it and a path relative
-to the root (an absolute path inside the root works too). Each path is walked from the
-root one component at a time, following symlinks only while they stay inside. File
-operations cannot write to the reserved folders `.backups/` (see `backup`), `.tmp/` (see
-`clean_temp`), `.locks/` and `.cache/` (the artifact cache). The file work is done by
-`persistence._files`, in worker threads. Given a database as `track`, an operation records
-the file in `file_records`. Bad arguments raise ValidationError naming the function and
-the argument, before any file is touched.
+to the root (or absolute inside it). The file work is done by `persistence._files` in
+worker threads; given a database as `track`, an operation records the file in
+`file_records`. docs/STORAGE.md tells the rules: reserved folders, symlinks, atomicity.
 """
 
 from __future__ import annotations
@@ -74,6 +70,7 @@ __all__ = [
 
 StoragePath = str | os.PathLike[str]
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @attrs.frozen
@@ -150,33 +147,42 @@ def _check_for(track: Database | None) -> Check:
 # --- records ------------------------------------------------------------------------------------
 
 
-async def _record(db: Database, record: FileRecord) -> None:
-    """Save `record` by its path, keeping the creation time and metadata already recorded.
+async def _record(db: Database, info: FileInfo) -> None:
+    """Record a file just written, read or copied, keeping its recorded creation and metadata.
 
-    Called under the path's lock, so no other storage operation changes this record
-    between the read and the write; the write is one statement, which SQLite lets wait
-    for another process's write instead of failing.
+    Called under the path's lock, so no other storage operation changes the record between
+    the read and the write, which is one statement (SQLite lets it wait for another's).
     """
+    record = _tracked(info)
     old = await find_file_record_by_path(db, record.path)
     if old is not None:
         record = attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
     await save_file_record(db, record)
 
 
-async def _record_move(db: Database, record: FileRecord, old_path: str | None) -> None:
-    """Move the record of `old_path` (if any) to `record.path`, replacing any record there.
+async def _record_move(db: Database, moved: tuple[str, FileInfo]) -> None:
+    """Move the source's record (if any) to the moved file's path, replacing any record there.
 
     The moved record keeps its creation time and metadata. Called under both paths'
     locks; the transaction starts with a write, so SQLite takes its write lock first.
     """
-    old = None if old_path is None else await find_file_record_by_path(db, old_path)
+    old_path, info = moved
+    record = _tracked(info)
+    recordable = _recordable(old_path)  # a name no record can have has no record to move
+    old = await find_file_record_by_path(db, old_path) if recordable else None
     async with transaction(db) as bound:
         await delete_file_record_by_path(bound, record.path)
-        if old_path is not None:
+        if recordable:
             await delete_file_record_by_path(bound, old_path)
         if old is not None:
             record = attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
         await save_file_record(bound, record)
+
+
+async def _record_delete(db: Database, deleted: str) -> None:
+    """Remove the record of a deleted file, if a record can have its name."""
+    if _recordable(deleted):
+        await delete_file_record_by_path(db, deleted)
 
 
 def _tracked(info: FileInfo) -> FileRecord:
@@ -187,8 +193,11 @@ def _tracked(info: FileInfo) -> FileRecord:
 # --- running a change: staged in a thread, applied under its lock, then recorded ----------------
 
 
-def _recorder(track: Database | None) -> Callable[[FileInfo], Awaitable[object]] | None:
-    return None if track is None else lambda info: _record(track, _tracked(info))
+def _recorder(
+    track: Database | None, record: Callable[[Database, U], Awaitable[None]]
+) -> Callable[[U], Awaitable[None]] | None:
+    """Give `record` writing into `track`, or None when nothing is tracked."""
+    return None if track is None else functools.partial(record, track)
 
 
 async def _read(
@@ -198,11 +207,9 @@ async def _read(
     storage = _storage(function, storage)
     raw = check_path(path)
     tracked = _tracking(function, track)
-    record = _recorder(tracked)
-    stage = functools.partial(
-        content.stage_read, storage.root, raw, convert, _check_for(tracked), lock=record is not None
-    )
-    read, _ = await perform(stage, None if record is None else lambda read: record(read[1]))
+    check, lock = _check_for(tracked), tracked is not None
+    stage = functools.partial(content.stage_read, storage.root, raw, convert, check, lock=lock)
+    read, _ = await perform(stage, None if tracked is None else lambda r: _record(tracked, r[1]))
     return read
 
 
@@ -218,7 +225,7 @@ async def _write(
     def stage() -> Change[FileInfo]:
         return content.stage_write(storage.root, raw, data(raw), check)
 
-    return await perform(stage, _recorder(tracked))
+    return await perform(stage, _recorder(tracked, _record))
 
 
 # --- the operations -----------------------------------------------------------------------------
@@ -237,11 +244,7 @@ async def read_bytes(
 
 
 async def read_text(
-    storage: Storage,
-    path: StoragePath,
-    *,
-    encoding: str = "utf-8",
-    track: Database | None = None,
+    storage: Storage, path: StoragePath, *, encoding: str = "utf-8", track: Database | None = None
 ) -> str:
     """Read a whole file decoded with `encoding`; undecodable content is a StorageError."""
     encoding = _encoding("read_text", encoding)
@@ -285,8 +288,7 @@ async def copy(
 ) -> FileInfo:
     """Atomically copy a file over `target`, keeping its mode and times; return the copy.
 
-    The source may be a backup, so copying one back restores it. With `track`, the
-    copy is recorded.
+    The source may be a backup: copying one back restores it. `track` records the copy.
     """
     storage = _storage("copy", storage)
     raw_source, raw_target = check_path(source), check_path(target)
@@ -294,7 +296,7 @@ async def copy(
     stage = functools.partial(
         content.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
     )
-    return await perform(stage, _recorder(track))
+    return await perform(stage, _recorder(track, _record))
 
 
 async def move(
@@ -312,13 +314,7 @@ async def move(
     stage = functools.partial(
         content.stage_move, storage.root, raw_source, raw_target, _check_for(track)
     )
-
-    async def record(moved: tuple[str, FileInfo]) -> None:
-        old_path, info = moved
-        assert track is not None  # noqa: S101  # record is only passed when tracking
-        await _record_move(track, _tracked(info), old_path if _recordable(old_path) else None)
-
-    _, moved = await perform(stage, None if track is None else record)
+    _, moved = await perform(stage, _recorder(track, _record_move))
     return moved
 
 
@@ -327,21 +323,12 @@ async def delete(storage: Storage, path: StoragePath, *, track: Database | None 
     storage = _storage("delete", storage)
     raw = check_path(path)
     track = _tracking("delete", track)
-
-    async def record(deleted: str) -> None:
-        assert track is not None  # noqa: S101  # record is only passed when tracking
-        if _recordable(deleted):  # a name no record can have has no record to remove
-            await delete_file_record_by_path(track, deleted)
-
     stage = functools.partial(content.stage_delete, storage.root, raw)
-    await perform(stage, None if track is None else record)
+    await perform(stage, _recorder(track, _record_delete))
 
 
 async def info(storage: Storage, path: StoragePath) -> FileInfo:
-    """Size, creation and modification times, SHA-256 and kind of a file or folder.
-
-    `"."` describes the root itself.
-    """
+    """Size, created and modified times, SHA-256 and kind of a file or folder (`"."`: the root)."""
     storage = _storage("info", storage)
     raw = check_path(path)
     return await asyncio.to_thread(content.describe, storage.root, raw)
@@ -402,12 +389,11 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
 
 
 async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]:
-    """Remove temporary files last modified at least `older_than_hours` ago.
+    """Remove temporary files last modified at least `older_than_hours` ago; give their paths.
 
     That is every file and symlink under `.tmp/` (never a symlink's target), and the
-    partial files that interrupted writes leave next to their target, recognised by
-    their reserved name `.<name>.<16 hex digits>.storage-partial`. Nothing else is
-    touched. Returns the removed paths.
+    partial files that interrupted writes leave, recognised by their reserved name
+    `.<name>.<16 hex digits>.storage-partial` only. Nothing else is touched.
     """
     storage = _storage("clean_temp", storage)
     hours = finite_amount("clean_temp", "older_than_hours", older_than_hours, "a number of hours")

@@ -1,9 +1,8 @@
 """File content: reading, hashing and describing it, and changing it atomically.
 
-The store's changes are staged outside the lock and applied under it. Staging does the
-slow part (walking, writing and fsyncing a partial file); applying makes the change
-visible with one rename, unlink or read. A crash leaves the old content or the new one,
-and at worst a partial file that `clean_temp` removes.
+Each change is staged outside the lock (walking, writing and fsyncing a partial file) and
+applied under it with one rename, unlink or read: a crash leaves the old content or the
+new one, and at worst a partial file that `clean_temp` removes.
 """
 
 from __future__ import annotations
@@ -161,11 +160,7 @@ def _partial_for(stack: ExitStack, spot: Spot) -> tuple[Partial, int | None]:
 
 
 def stage_write(root: Path, path: str, data: bytes, check: Check) -> Change[FileInfo]:
-    """Stage an atomic replacement of `path` by `data`, keeping the mode of the file replaced.
-
-    The partial file is written and fsynced now; applying renames it over the target and
-    fsyncs the folder. A crash leaves the old content or the new one.
-    """
+    """Stage an atomic replacement of `path` by `data`, keeping the mode of the file replaced."""
     with ExitStack() as stack:
         spot = stack.enter_context(locate(root, path))
         check(spot.path)

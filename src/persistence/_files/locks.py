@@ -238,8 +238,7 @@ async def _wait_for_lock(change: Change[T]) -> bool:
 
 
 async def perform(
-    stage: Callable[[], Change[T]],
-    record: Callable[[T], Awaitable[object]] | None = None,
+    stage: Callable[[], Change[T]], record: Callable[[T], Awaitable[object]] | None = None
 ) -> T:
     """Stage a change in a worker thread, apply it under its lock, then `record` it.
 

@@ -1,15 +1,9 @@
 """Paths under the storage root: what they may be, and walking them from its descriptor.
 
-The reserved folders, the names of partial writes, the checks of a path or a pattern
-given by a caller, the values a file operation gives back, and `storage_errors`, the one
-place where OS errors become storage errors.
-
-Every path is walked one component at a time from a descriptor of the root (`locate`).
-Each folder is opened relative to the one before it with O_NOFOLLOW and O_DIRECTORY, and
-symlinks are read and followed by hand, so a check is never separated from its use. A
-symlink swapped in mid-operation is followed inside the root or refused, never followed
-out; with `links=False` none is followed at all. Files are opened with O_NONBLOCK and
-checked with fstat, so a FIFO or a device is refused instead of hanging.
+The reserved folders, partial-write names, the checks of a caller's path or pattern, the
+values a file operation gives back, and `storage_errors`, where OS errors become storage
+errors. `locate` walks a path one component at a time from a descriptor of the root and
+never follows a symlink out: docs/STORAGE.md (*Symlink races*) tells how.
 """
 
 from __future__ import annotations
@@ -66,8 +60,7 @@ _NAME_KEEP: Final = 100  # bytes of the target's name kept in a partial file's n
 class FileInfo:
     """A file or folder: path relative to the root (POSIX), size, UTC times and SHA-256.
 
-    `created_at` is the birth time where the system keeps one, else the last metadata
-    change. A folder has size 0 and no hash.
+    `created_at` is the birth time, else the last metadata change; a folder has no hash.
     """
 
     path: str
@@ -219,8 +212,7 @@ class Spot:
     """Where a path leads: the deepest folder on it that exists, open, and what lies below.
 
     `folders` names that folder from the root, `missing` the folders still to create below
-    it, and `name` the last component (None for the root itself). Every name is a real
-    one: symlinks have been followed. Owns both descriptors until `close`.
+    it, `name` the last component (None for the root). Symlinks have been followed.
     """
 
     root: Path

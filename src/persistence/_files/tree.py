@@ -1,9 +1,8 @@
 """The tree below the root: listings, `verify`, backups, and the clean-up of scratch files.
 
-Listings and `verify` walk the tree by folder descriptors with `os.fwalk`, never through
-a symlink, and leave out the reserved folders and partial writes. Backups live under
-`.backups/`, mirroring the tree of the files. A symlink in place of a folder of backups,
-or of `.tmp/`, is refused: backups are written, pruned and cleaned only inside.
+Each walks by folder descriptors, never through a symlink, and leaves out the reserved
+folders and partial writes. Backups live under `.backups/`, mirroring the tree; a symlink
+in place of a folder of backups, or of `.tmp/`, is refused.
 """
 
 from __future__ import annotations
@@ -63,11 +62,7 @@ def walk_tree(root_fd: int) -> Iterator[tuple[str, list[str], list[str], int]]:
 
 
 def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
-    """Describe one listed entry; None for what a listing leaves out.
-
-    A symlink is walked again from the root and listed only when it leads inside it,
-    outside the reserved folders.
-    """
+    """Describe a listed entry; None for what a listing leaves out, such as a link leading out."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if not stat.S_ISLNK(info.st_mode):
@@ -80,12 +75,7 @@ def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
 
 
 def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]:
-    """Entries whose relative path matches `pattern` (checked), sorted by path.
-
-    Not recursive, the pattern matches the whole relative path; recursive, it matches
-    the end of it, as with `Path.rglob`. A symlink is listed under its own name only
-    when it leads inside the root; a symlinked folder is never descended into.
-    """
+    """Entries whose relative path matches `pattern` (checked), as `storage.list_files` says."""
     depth = None if recursive else len(PurePosixPath(pattern).parts)
     found: list[FileInfo] = []
     with storage_errors(pattern), open_root(root) as root_fd:
@@ -200,10 +190,15 @@ def backup_file(root: Path, path: str, now: datetime) -> Path:
         return root.joinpath(BACKUPS_DIR, *spot.folders, target)
 
 
-def _backups_of(spot: Spot, folder: int | None) -> list[str]:
-    """Names of the backups of the spot's file in `folder` (if any), oldest first."""
+def _backups_of(stack: ExitStack, spot: Spot) -> tuple[list[str], int | None, list[str]]:
+    """Give the folders of the spot's file, its backups' folder if any, and their names.
+
+    The names come oldest first; the folder is opened without following a symlink.
+    """
+    folders = [*spot.folders, *spot.missing]
+    folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
     if folder is None:
-        return []
+        return folders, None, []
     pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
     found: list[tuple[str, int, str]] = []
     with os.scandir(folder) as entries:
@@ -211,32 +206,25 @@ def _backups_of(spot: Spot, folder: int | None) -> list[str]:
             match = pattern.fullmatch(entry.name)
             if match and not entry.is_dir(follow_symlinks=False):
                 found.append((match[1], int(match[2] or 0), entry.name))
-    return [name for _, _, name in sorted(found)]
+    return folders, folder, [name for _, _, name in sorted(found)]
 
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
     with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
-        folders = [*spot.folders, *spot.missing]
-        names = _backups_of(
-            spot, open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
-        )
+        folders, _, names = _backups_of(stack, spot)
         return [root.joinpath(BACKUPS_DIR, *folders, name) for name in names]
 
 
 def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
     """Remove all but the newest `keep` backups of a file; return the removed paths."""
     with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
-        folders = [*spot.folders, *spot.missing]
-        folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
-        if folder is None:
-            return []
-        names = _backups_of(spot, folder)
+        folders, folder, names = _backups_of(stack, spot)
         doomed = names[: max(len(names) - keep, 0)]
         for name in doomed:
             with suppress(FileNotFoundError):  # another prune took it
                 os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
-        if doomed:
+        if folder is not None and doomed:
             os.fsync(folder)
         return [root.joinpath(BACKUPS_DIR, *folders, name) for name in doomed]
 
@@ -257,11 +245,7 @@ def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path |
 
 
 def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
-    """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`.
-
-    Partial writes are recognised by their reserved name only; nothing else outside
-    `.tmp/` is touched. Both walks go by folder descriptors and never through a symlink.
-    """
+    """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`."""
     removed: list[Path | None] = []
     with storage_errors(TEMP_DIR), open_root(root) as root_fd:
         with owned(open_folder(root_fd, TEMP_DIR, create=False)) as temp:

@@ -1,13 +1,9 @@
 """What the memory and Redis caches share: the read API, the change feed and private copies.
 
-A cache serves a fixed set of reads. Each read names its table, and an entry is trusted
-only while the table's version in the database's change watch (commits by any process,
-any connection, plain SQL included) is the one it was loaded at. A write through this
-package is told to the cache once its statement or transaction ends (`watch_writes`, fed
-by the generated `QUERY_WRITES`): the table is then read from the database until the
-watch has caught up with that commit (`ChangeWatch.sync`, one round trip on PostgreSQL),
-so a process always reads its own writes. When the watch cannot be trusted (a lost
-connection) the cache is bypassed: every read goes to the database, and nothing is stored.
+An entry is trusted only while its table's version in the database's change watch (every
+commit, plain SQL included) is the one it was loaded at. A table this process wrote is read
+from the database until the watch has seen that commit (`ChangeWatch.sync`); while the
+watch cannot be trusted, every read goes to the database. docs/CACHE.md tells the rules.
 """
 
 from __future__ import annotations
@@ -295,7 +291,8 @@ class Cache:
             await share_loop()  # a hit never waits: thousands in a row would hold the loop
         return private_copy(cast("_V", found))
 
-    async def _entry(self, section: str, key: str) -> ConfigEntry | None:
+    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
+        """Give the entry of (section, key) as held, not copied: from a tier, or loaded."""
         found = self._lookup(config.TABLE, ("entry", section, key))
         if found is not MISS:  # the setting read on every run: checked only on a miss
             await share_loop()
@@ -311,7 +308,7 @@ class Cache:
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
         """Return the entry of (section, key), or None."""
-        return private_copy(await self._entry(section, key))
+        return private_copy(await self.load_config_entry(section, key))
 
     get_config_value = config.get_config_value
     """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
@@ -321,10 +318,6 @@ class Cache:
         check_usable(self._db)  # as `_lookup`, inlined: the setting read on every run
         found = self._peek(config.TABLE, ("entry", section, key))
         return None if found is MISS else (cast("ConfigEntry | None", found),)
-
-    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
-        """Find the entry of (section, key) in a slower tier, or load it."""
-        return await self._entry(section, key)
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
         """Return every entry, by section then key."""

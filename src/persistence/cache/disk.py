@@ -1,11 +1,9 @@
 """Artifacts on disk by their content: compiled binaries, generated inputs and the like.
 
-`open_artifact_cache(storage)` keeps them under the storage root, in the reserved folder
-`.cache/`: each at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>`, within a
-byte budget, least recently used out first. It stands on the file store's own walk, locks
-and atomic publish (`persistence._files`) and follows no symlink. Every read checks the
-content's hash: a bad entry is removed and is a miss, and a put repairs it. docs/CACHE.md
-tells how. Hit and miss counts are this process's, in `stats()`.
+Each lives at `.cache/artifacts/<2 hex digits>/<SHA-256 of the content>` under the storage
+root, within a byte budget, least recently used out first, on the file store's walk, locks
+and atomic publish (`persistence._files`), following no symlink. Every read checks the
+hash: a bad entry is removed and is a miss, and a put repairs it. docs/CACHE.md tells how.
 """
 
 from __future__ import annotations
@@ -129,12 +127,14 @@ def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
     return None
 
 
-def _get(root: Path, key: str, folder: str = _ENTRIES) -> bytes | None:
-    with _locate(root, _entry(key, folder)) as spot, storage_errors(spot.shown):
+def read_entry(root: Path, folder: str, key: str) -> bytes | None:
+    """Give the content of `key` in `folder` once its hash is checked, or None."""
+    with _locate(root, _entry(_check_key(key), folder)) as spot, storage_errors(spot.shown):
         found = _checked(spot, whole=True)
-        if found is not None:
-            os.close(found[0])
-        return None if found is None else found[1]
+        if found is None:
+            return None
+        os.close(found[0])
+        return found[1]
 
 
 def _open(root: Path, key: str) -> BinaryIO | None:
@@ -253,14 +253,7 @@ def remove_entry(spot: Spot) -> bool:
 
 def entry_keys(root: Path, folder: str) -> list[str]:
     """Give the keys of the entries in `folder`, sorted; symlinks are passed over."""
-    with ExitStack() as stack, storage_errors(folder):
-        entries = _real_folder(stack, stack.enter_context(open_root(root)), *folder.split("/"))
-        return [] if entries is None else sorted(key for _, _, _, key in _scan(entries))
-
-
-def read_entry(root: Path, folder: str, key: str) -> bytes | None:
-    """Give the content of `key` in `folder` once its hash is checked, or None."""
-    return _get(root, _check_key(key), folder)
+    return sorted(key for _, _, _, key in _scan_folder(root, folder))
 
 
 # In worker threads: eviction, under the lock of .cache -----------------------------------
@@ -271,6 +264,13 @@ def _real_folder(stack: ExitStack, dir_fd: int, *names: str) -> int | None:
     with suppress(OutsideRootError):  # a symlink is passed over, never followed
         return open_folders(stack, dir_fd, list(names), create=False)
     return None
+
+
+def _scan_folder(root: Path, folder: str) -> list[tuple[int, int, str, str]]:
+    """Give `_scan` of `folder`, or nothing when it is missing or not a real folder."""
+    with ExitStack() as stack, storage_errors(folder):
+        entries = _real_folder(stack, stack.enter_context(open_root(root)), *folder.split("/"))
+        return [] if entries is None else _scan(entries)
 
 
 def _scan(entries: int) -> list[tuple[int, int, str, str]]:
@@ -321,12 +321,6 @@ def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
         return Change(root_fd, [CACHE_DIR], apply, stack.pop_all(), CACHE_DIR)
 
 
-def _size(root: Path) -> int:
-    with ExitStack() as stack, storage_errors(CACHE_DIR):
-        entries = _real_folder(stack, stack.enter_context(open_root(root)), CACHE_DIR, "artifacts")
-        return 0 if entries is None else sum(size for _, size, _, _ in _scan(entries))
-
-
 class ArtifactCache:
     """Content-addressed files under a storage root, within a size budget; see the module."""
 
@@ -362,16 +356,13 @@ class ArtifactCache:
 
     async def get(self, key: str) -> bytes | None:
         """Return the content of `key`, or None; an entry that fails its hash is a miss."""
-        data = await asyncio.to_thread(_get, self._root, _check_key(key))
+        data = await asyncio.to_thread(read_entry, self._root, _ENTRIES, key)
         self._hits += data is not None
         self._misses += data is None
         return data
 
     async def open(self, key: str) -> BinaryIO | None:
-        """Open the entry of `key` for reading once its hash is checked, or give None.
-
-        The caller closes it.
-        """
+        """Open the entry of `key` once its hash is checked (the caller closes it), or None."""
         opened = await asyncio.to_thread(_open, self._root, _check_key(key))
         self._hits += opened is not None
         self._misses += opened is None
@@ -390,7 +381,8 @@ class ArtifactCache:
 
     async def size(self) -> int:
         """Give the bytes the entries take now, by a scan."""
-        return await asyncio.to_thread(_size, self._root)
+        found = await asyncio.to_thread(_scan_folder, self._root, _ENTRIES)
+        return sum(size for _, size, _, _ in found)
 
     def stats(self) -> ArtifactStats:
         """Return this process's hit, miss, put and eviction counts."""

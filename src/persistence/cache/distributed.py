@@ -1,29 +1,16 @@
 """The Redis cache: the memory cache's reads, shared by workers on many hosts.
 
-A read looks in three tiers: this process's memory, then Redis, then the database.
-
-- **Redis entries** are the models as JSON, written by `make_converter()`, with a TTL, under
-  keys `<namespace>:<table>:<stamp>:<digest of the read>`. The stamp is the database's own
-  name for the table's committed state, from the change watch (`ChangeWatch.stamp`): the
-  WAL index header on SQLite, the committing transaction's id in the change notification
-  on PostgreSQL. Every commit, whoever makes it (this package, plain SQL, a migration,
-  another process, a writer killed right after its commit), gives a new stamp, so an entry
-  is never read past a change that the reader's watch has seen, and an entry brought back
-  by an older Redis snapshot is under a stamp no reader asks for. Nothing is published.
-- **An entry names its table, key and stamp**; one that does not match what was asked,
-  or that cannot be read (corrupt, foreign, too deep), is a miss.
-- **A value is stored** only if the stamp read before the load is still the stamp after
-  it, so an entry never holds data older than its stamp.
-- **The memory tier** is trusted, as in the memory cache, while the watch is live.
-- **Faults.** Every Redis call is bounded by `timeout`. A call that fails or runs out of
-  time is logged (once per outage) and the read goes to the database; for `retry_after`
-  seconds after that, Redis is not tried at all. While the watch is down or has no shared
-  stamp yet, reads go to the database. No cache fault raises or fails the call.
+A read looks in this process's memory, then Redis, then the database. A Redis key holds
+its table's stamp from the change watch (`ChangeWatch.stamp`), which every commit changes
+whoever makes it, so no entry is read past a change the reader's watch has seen, and
+nothing is published. A Redis fault never raises: the read goes to the database.
+docs/CACHE.md tells the rules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -32,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
+from contextlib import suppress
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -162,10 +150,8 @@ class RedisCache(Cache):
         """Give the entry of `key` at `stamp`, or MISS (none, unreadable, or a fault)."""
         entry_key, text = self._key(table, key, stamp)
         raw = await self._call(lambda: self._client.get(entry_key))
-        if raw is _FAULT:
-            self._bypassed += 1
-            return MISS
-        if raw is None:
+        self._bypassed += raw is _FAULT
+        if raw is _FAULT or raw is None:
             return MISS
         return self._decode(cast("bytes", raw), table, text, stamp, shape)
 
@@ -221,10 +207,9 @@ class RedisCache(Cache):
     async def close(self) -> None:
         """Stop following the database and close the Redis connections."""
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._client.aclose(close_connection_pool=True)
-        except _TRANSPORT_ERRORS:
-            pass
+            with suppress(*_TRANSPORT_ERRORS):
+                async with asyncio.timeout(self._timeout):
+                    await self._client.aclose(close_connection_pool=True)
         finally:
             await super().close()
 
@@ -252,32 +237,21 @@ def redis_url(url: str | None) -> str:
     A redis:// or rediss:// URL must have a numeric port, if any, and a path that is empty or
     a database number: `/abc` is refused, where redis-py would quietly take database 0.
     """
+    refuse = functools.partial(ValidationError, "RedisCache", "url")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
     if not found:
-        raise ValidationError(
-            "RedisCache", "url", f"give a redis:// URL, or set {REDIS_URL_VARIABLE}"
-        )
+        raise refuse(f"give a redis:// URL, or set {REDIS_URL_VARIABLE}")
     given: object = found  # callers without type checking may pass anything
     if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
-        raise ValidationError(
-            "RedisCache",
-            "url",
-            f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}",
-        )
+        raise refuse(f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}")
     if found.startswith(("redis://", "rediss://")):
         parts = urlsplit(found)
         try:
             parts.port  # noqa: B018  # reading it checks it
         except ValueError:
-            raise ValidationError(
-                "RedisCache", "url", f"the port must be a number: {redact_url(found)!r}"
-            ) from None
+            raise refuse(f"the port must be a number: {redact_url(found)!r}") from None
         if not re.fullmatch(r"/?[0-9]*", parts.path):
-            raise ValidationError(
-                "RedisCache",
-                "url",
-                f"the path must be a database number, as in /3: {redact_url(found)!r}",
-            )
+            raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
     return found
 
 
@@ -306,9 +280,8 @@ async def open_redis_cache(  # every limit is the caller's to set
 
     It opens even when Redis does not answer (it logs that, and reads from the database
     until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
-    estimated memory. Workers share entries
-    within one `namespace`: by default, one per database (the SQLite file, or the
-    PostgreSQL server's system identifier and the database), whatever URL reached it.
+    estimated memory. Workers share entries within one `namespace`: by default, one per
+    database (see `default_namespace`), whatever URL reached it.
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)

@@ -1,16 +1,8 @@
 """The memory cache: hot reads served from this process, never older than the last commit.
 
-An entry is kept with the version its table had when it was loaded, and trusted while the
-version stays the same. The version changes:
-
-- on SQLite, with every commit by any connection or process: the next read compares the
-  WAL index header, which every commit rewrites, with the one it last saw;
-- on PostgreSQL, when the notification that migration 0004's triggers send at commit
-  arrives, on a connection of the cache's own (about a millisecond on loopback). While that
-  connection is lost or has not answered its heartbeat for 2 x `heartbeat` seconds, every
-  read goes to the database and nothing is kept;
-- for a write through this package, as `_core` says: its table is read from the database
-  until the watch has seen the commit, so the next read shows the write.
+An entry is kept with its table's version in the database's change watch (the WAL index
+header on SQLite, commit notifications on PostgreSQL) and trusted while that is unchanged;
+while the watch is lost, reads go to the database. docs/CACHE.md tells how.
 """
 
 from __future__ import annotations
