@@ -20,7 +20,17 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-__all__ = ["INTERVAL", "OLDEST", "Collections", "Lag", "LagProbe", "gc_of", "lag_of", "percentile"]
+__all__ = [
+    "INTERVAL",
+    "OLDEST",
+    "Collections",
+    "CollectorRuns",
+    "Lag",
+    "LagProbe",
+    "gc_of",
+    "lag_of",
+    "percentile",
+]
 
 INTERVAL: Final = 0.001
 """How long the probe sleeps between two wake-ups, in seconds."""
@@ -90,6 +100,29 @@ def gc_of(pauses: Sequence[tuple[int, float]]) -> Collections:
     )
 
 
+class CollectorRuns:
+    """Each run of the garbage collector between `start()` and `stop()`: (generation, seconds)."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Begin recording."""
+        gc.callbacks.append(self._on_gc)
+
+    def stop(self) -> None:
+        """Stop recording; the runs so far stay in `runs`."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.runs.append((info["generation"], time.perf_counter() - self._started))
+
+
 class LagProbe:
     """Wake every `interval` seconds while open; each sample is how late one wake-up came.
 
@@ -102,13 +135,13 @@ class LagProbe:
     def __init__(self, interval: float = INTERVAL) -> None:
         self.interval = interval
         self.samples: list[float] = []
-        self.collections: list[tuple[int, float]] = []
-        self._gc_started = 0.0
+        self._collector = CollectorRuns()
+        self.collections = self._collector.runs
         self._due = math.inf
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        gc.callbacks.append(self._on_gc)
+        self._collector.start()
         self._task = asyncio.get_running_loop().create_task(self._run())
         await asyncio.sleep(0)  # the probe is asleep, with its first due time, before work starts
         return self
@@ -122,17 +155,10 @@ class LagProbe:
         late = time.perf_counter() - self._due
         if late > 0:
             self.samples.append(late)
-        if self._on_gc in gc.callbacks:
-            gc.callbacks.remove(self._on_gc)
+        self._collector.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])  # never raises the probe's own cancellation
-
-    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.collections.append((info["generation"], time.perf_counter() - self._gc_started))
 
     async def _run(self) -> None:
         interval = self.interval

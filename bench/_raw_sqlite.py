@@ -62,16 +62,12 @@ def page_params(
     as_text = isinstance(until, str)
     bound, at, row_id = upper_bounds(_moment(until), _moment(cursor[0]), cursor[1])
     if as_text:
-        return (*rest, _text(bound), _text(at), row_id, page_size)
+        return (*rest, text_of(bound), text_of(at), row_id, page_size)
     return (*rest, bound, at, row_id, page_size)
 
 
 def _moment(value: object) -> dt.datetime:
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[return-value]  # a datetime when not text
-
-
-def _text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def params_of(result: TestResult) -> tuple[Any, ...]:

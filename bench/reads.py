@@ -58,6 +58,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench._lag import CollectorRuns, gc_of
 from bench._raw_postgres import open_raw_postgres
 from bench._raw_sqlite import page_params
 from bench._rows import make_results
@@ -168,32 +169,18 @@ async def _postgres_pages(conn: asyncpg.Connection[asyncpg.Record]) -> list[asyn
         cursor = (page[-1]["created_at"], page[-1]["id"])
 
 
-_FULL_COLLECTIONS: list[int] = [0]
-_OLDEST: Final = 2
-"""The garbage collector's oldest generation: collecting it walks every object held."""
-
-
-def _count_full(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and info["generation"] == _OLDEST:
-        _FULL_COLLECTIONS[0] += 1
-
-
 async def _time(read: Read) -> tuple[float, float, int, int]:
     """Wall and CPU time (all threads) of one read, its rows, and the full collections in it."""
     gc.collect()
-    _FULL_COLLECTIONS[0] = 0
-    gc.callbacks.append(_count_full)
+    collector = CollectorRuns()
+    collector.start()
     try:
         start, cpu = time.perf_counter(), time.process_time()
         got = await read()
-        return (
-            time.perf_counter() - start,
-            time.process_time() - cpu,
-            len(got),
-            _FULL_COLLECTIONS[0],
-        )
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
-        gc.callbacks.remove(_count_full)
+        collector.stop()
+    return seconds, cpu, len(got), gc_of(collector.runs).full
 
 
 async def _held(read: Read) -> int:
