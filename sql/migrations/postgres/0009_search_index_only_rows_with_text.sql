@@ -1,0 +1,4 @@
+-- Nothing to change on PostgreSQL: SQLite's 0009 leaves the results without text out of its
+-- FTS5 index, which kept an empty document for each. Here the search vector is a generated
+-- column of the row itself, and the GIN index holds no entry for an empty vector. The file
+-- keeps both engines' migrations numbered alike.
