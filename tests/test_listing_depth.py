@@ -98,9 +98,21 @@ async def steps(db: Database, listing: Callable[[], Awaitable[object]]) -> int:
         counted[0] += 1
         return 0
 
-    reader = backend_of(db)._readers.connection  # type: ignore[attr-defined]  # noqa: SLF001  # counted
-    reader.set_progress_handler(count, 100)
-    await listing()
+    readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # counted
+    budget = readers._budget  # noqa: SLF001
+    reader = budget.connection
+
+    class Counted:
+        """Where the budget sets its handler: the counter goes there instead."""
+
+        def set_progress_handler(self, handler: object, _steps: int) -> None:
+            reader.set_progress_handler(None if handler is None else count, 100)
+
+    budget.connection = Counted()
+    try:
+        await listing()
+    finally:
+        budget.connection = reader
     return counted[0]
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from persistence._changes import report_query
 from persistence._loop import map_in_slices
-from persistence._sqlite.statements import Mode, Params, Plan, encode_params, plan_query
+from persistence._sqlite.statements import Mode, Params, Plan, plan_query, rows_encoder
 from persistence.queries import RUNS_LONG
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class SqliteSession:
         """Run one query where this session runs it: the hand-over from aiosql's adapter."""
         report_query(plan.name)  # the one report of a query's written tables: see _changes.py
         if mode is Mode.MANY:
-            params = await map_in_slices(encode_params, params)
+            params = await map_in_slices(rows_encoder(), params)
         if self._in_transaction:
             return await self._writer.run_leased(plan, params, mode, rows_as)
         if plan.writes or mode is Mode.MANY:

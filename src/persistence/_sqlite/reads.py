@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from persistence._loop import SLICE_ITEMS, share_loop
 from persistence._sqlite.statements import (
-    PROGRESS_STEPS,
     Budget,
     Mode,
     Plan,
@@ -86,8 +85,7 @@ class Readers:
         self._reader = reader
         self._open_reader = open_reader
         self._in_thread = in_thread
-        self._budget = Budget()
-        reader.set_progress_handler(self._budget, PROGRESS_STEPS)
+        self._budget = Budget(reader)
         self._idle: list[sqlite3.Connection] = []
         """Thread readers not in use; a reader in use is in no list, and back after its read."""
         self._closed = False

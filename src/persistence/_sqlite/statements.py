@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import operator
 import re
 import sqlite3
 import time
@@ -34,13 +35,14 @@ __all__ = [
     "execute",
     "is_busy",
     "plan_query",
+    "rows_encoder",
     "savepointed",
 ]
 
 PROGRESS_STEPS: Final = 1000
 """SQLite virtual-machine steps between two looks at the loop budget."""
 
-_ROWS_PER_INSERT: Final = 500
+_ROWS_PER_INSERT: Final = 2000
 """The most rows one statement of a bulk insert writes.
 
 Not one statement per row: each opens a savepoint, at which FTS5 writes out what it has
@@ -76,21 +78,45 @@ _PLAIN: Final = frozenset({str, int, float, bool, bytes, type(None)})
 """Types that sqlite3 stores as they are: most parameters, passed over at once."""
 
 
-def encode_params(params: Params) -> Params:
-    """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text."""
+_Shared = dict[int, tuple[object, object]]
+"""Values already encoded, by identity: each is kept beside its text, so its id stays its own."""
+
+
+def encode_params(params: Params, shared: _Shared | None = None) -> Params:
+    """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text.
+
+    With `shared`, a value object met before is not encoded again.
+    """
     encoded: dict[str, object] | None = None
     for name, value in params.items():
         if type(value) in _PLAIN:
             continue
-        encoder = _ENCODERS.get(type(value))
-        if encoder is None:
-            if not isinstance(value, dt.datetime | dict | list):
-                continue
-            encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+        met = shared.get(id(value)) if shared is not None else None
+        if met is not None and met[0] is value:
+            text = met[1]
+        else:
+            encoder = _ENCODERS.get(type(value))
+            if encoder is None:
+                if not isinstance(value, dt.datetime | dict | list):
+                    continue
+                encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+            text = encoder(value)
+            if shared is not None:
+                shared[id(value)] = (value, text)
         if encoded is None:
             encoded = dict(params)
-        encoded[name] = encoder(value)
+        encoded[name] = text
     return params if encoded is None else encoded
+
+
+def rows_encoder() -> Callable[[Params], Params]:
+    """Give `encode_params` for the rows of one bulk write.
+
+    Rows often share one object (an import's one datetime, a suite's metadata): it is
+    encoded once for them all.
+    """
+    shared: _Shared = {}
+    return lambda params: encode_params(params, shared)
 
 
 @attrs.define(slots=True)
@@ -166,6 +192,7 @@ def _insert_rows(
     insert = plan.rows_insert
     assert insert is not None  # noqa: S101  # only called for plans that have one
     names = insert.names
+    pick = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     per_statement = max(
         1,
         min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)),
@@ -176,7 +203,7 @@ def _insert_rows(
         values: list[object] = []
         for row in chunk:
             try:
-                values.extend(row[name] for name in names)
+                values += pick(row)
             except KeyError as missing:
                 msg = f"You did not supply a value for binding parameter :{missing.args[0]}."
                 raise sqlite3.ProgrammingError(msg) from None
@@ -220,15 +247,17 @@ def execute(
 
 
 class Budget:
-    """The progress handler that interrupts a read running past the loop budget.
+    """The progress handler that interrupts a statement running past the loop budget.
 
-    Armed, it interrupts the statement once the loop's slice (`LOOP_SLICE`) has passed;
-    disarmed, never.
+    Armed, it is the connection's handler, and interrupts the statement once the loop's slice
+    (`LOOP_SLICE`) has passed. Disarmed, the connection has no handler: a statement in a
+    worker thread never stops to take the GIL for it, which the loop's thread holds.
     """
 
-    __slots__ = ("deadline", "tripped")
+    __slots__ = ("connection", "deadline", "tripped")
 
-    def __init__(self) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
         self.deadline = math.inf
         self.tripped = False
 
@@ -241,9 +270,11 @@ class Budget:
     def arm(self) -> None:
         self.tripped = False
         self.deadline = time.perf_counter() + LOOP_SLICE
+        self.connection.set_progress_handler(self, PROGRESS_STEPS)
 
     def disarm(self) -> None:
         self.deadline = math.inf
+        self.connection.set_progress_handler(None, 0)
 
 
 def is_busy(error: BaseException) -> bool:

@@ -35,7 +35,6 @@ from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import InThread, map_rows, within_budget
 from persistence._sqlite.statements import (
-    PROGRESS_STEPS,
     Budget,
     Mode,
     Plan,
@@ -103,8 +102,7 @@ class Writer:
         self._connection = connection
         self._in_thread = in_thread
         self._busy_timeout = busy_timeout
-        self._budget = Budget()
-        connection.set_progress_handler(self._budget, PROGRESS_STEPS)
+        self._budget = Budget(connection)
         self._queue: collections.deque[_Write | Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
         self.state = WriterState.IDLE
