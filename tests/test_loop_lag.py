@@ -16,11 +16,13 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Final, TypeVar
 
 import asyncpg
 
 from bench._lag import LagProbe
+from bench.history import write_junit
 from persistence import (
     Database,
     TestResult,
@@ -28,6 +30,7 @@ from persistence import (
     TestType,
     all_results,
     delete_results_before,
+    import_junit,
     save_results,
     search_results,
 )
@@ -117,6 +120,18 @@ async def test_saving_many_rows_shares_the_loop(db: Database) -> None:
     lag, _, saved = await _held(lambda: save_results(db, rows))
     assert saved == len(rows)
     assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
+
+
+async def test_importing_a_junit_report_shares_the_loop(db: Database, tmp_path: Path) -> None:
+    """A report of 30,000 cases is parsed a few kB at a time between looks at the budget.
+
+    Fed a MB at a time, as it is read, the parser held the loop for over 100 ms.
+    """
+    report = tmp_path / "report.xml"
+    write_junit(report, 30_000)
+    lag, _, run = await _held(lambda: import_junit(db, report))
+    assert run.id is not None
+    assert lag < MAX_STATEMENT_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 _SQLITE_ROWS: Final = """
