@@ -78,13 +78,14 @@ it runs.
 - **Every `COMMIT`.** With `synchronous = FULL` a commit waits for an fsync of the WAL file,
   hundreds of microseconds to milliseconds depending on the disk: far too long to stop the
   loop for.
-- **Bulk writes** (`save_results`): multi-row inserts of up to 500 rows inside a savepoint,
+- **Bulk writes** (`save_results`): multi-row inserts of up to 2,000 rows inside a savepoint,
   so the batch is all or nothing. Its parameters are encoded on the loop first, a slice at a
-  time.
+  time, each object that many rows share (a datetime, a metadata dict) once.
 - **Reads that run long.** A progress handler looks at the clock every 1,000 SQLite
   virtual-machine steps; once a read on the loop has run for 1 ms it is interrupted, and run
   again in a thread: on a reader connection kept for threads, or, inside a transaction, on
-  the writer. A short read pays nothing for this; a long one costs the loop about 1 ms, once,
+  the writer. The handler is set only while a statement runs on the loop: in a thread it
+  would take the GIL every 1,000 steps, each time waiting for the loop's thread to let go. A short read pays nothing for this; a long one costs the loop about 1 ms, once,
   and the work done in that time is thrown away. The rows a read gives, on the loop or from a
   thread, are decoded on the loop 250 at a time, and mapped to models 250 at a time.
 - **Waiting for a lock held by another process.** `BEGIN IMMEDIATE` that finds the database

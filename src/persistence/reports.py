@@ -42,7 +42,7 @@ CHUNK_BYTES: Final = 1 << 20
 """How much of a report is read and parsed at a time."""
 _PIECE_BYTES: Final = 4096
 """How much of a chunk is parsed between two looks at the loop budget: well under 1 ms."""
-_BATCH: Final = 20_000
+_BATCH: Final = 10_000
 """How many results are inserted at a time, inside the import's one transaction."""
 _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 """A test id of this many characters or fewer is within MAX_KEY_BYTES in any UTF-8."""
