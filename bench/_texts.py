@@ -85,8 +85,9 @@ it runs.
   virtual-machine steps; once a read on the loop has run for 1 ms it is interrupted, and run
   again in a thread: on a reader connection kept for threads, or, inside a transaction, on
   the writer. The handler is set only while a statement runs on the loop: in a thread it
-  would take the GIL every 1,000 steps, each time waiting for the loop's thread to let go. A short read pays nothing for this; a long one costs the loop about 1 ms, once,
-  and the work done in that time is thrown away. The rows a read gives, on the loop or from a
+  would take the GIL every 1,000 steps, each time waiting for the loop's thread to let go. A
+  short read pays nothing for this; a long one costs the loop about 1 ms, once, and the work
+  done in that time is thrown away. The rows a read gives, on the loop or from a
   thread, are decoded on the loop 250 at a time, and mapped to models 250 at a time.
 - **Waiting for a lock held by another process.** `BEGIN IMMEDIATE` that finds the database
   locked is retried after short sleeps (1, 2, 5, 10, 20, then 50 ms) on the loop, which is free

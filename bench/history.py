@@ -15,9 +15,10 @@ through `save_run` and `save_results`, then times, best of REPEAT calls:
 and, on SQLite only, `import_junit` of a generated report (target 50,000 test cases a
 second; the best of `BENCH_HISTORY_REPEAT` imports, each into a new database; its modules one
 after another as pytest writes them, and again with their cases dealt out in turn, the worst
-order for the indexes on test ids, for comparison) and the peak memory a 100 MB report adds to a process importing it (target 150 MB;
-measured in a child process: its peak `ru_maxrss` after the import, less what it held just
-before the import, so that an earlier, higher peak cannot hide the import's).
+order for the indexes on test ids, for comparison) and the peak memory a 100 MB report adds
+to a process importing it (target 150 MB; measured in a child process: its peak `ru_maxrss`
+after the import, less what it held just before the import, so that an earlier, higher peak
+cannot hide the import's).
 
 Settings, from the environment:
 
