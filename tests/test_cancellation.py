@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +23,8 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._sqlite.statements import Budget
+from persistence.database import backend_of
 
 ROUNDS = 300
 
@@ -117,3 +122,50 @@ async def test_cancel_at_each_step_of_a_block(database_url: str, where: str) -> 
     tags = await _stored_tags(database_url)
     assert tags[1] == {"before": 0, "inside": 0, "after": 2}[where]
     assert tags[2] == 2
+
+
+async def test_a_read_cancelled_while_its_thread_reader_opens_leaves_no_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: a read cancelled while its thread opens a reader leaves no connection open.
+
+    The reader that the thread goes on to open is kept for the next read, and closed with the
+    database, not left open until the garbage collector finds it (2 descriptors and a
+    mapping, which `test_descriptors.py` saw once under load).
+    """
+    async with connect(tmp_path / "test.db") as db:
+        await migrate(db)
+        readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # held
+        budget = readers._budget  # noqa: SLF001
+
+        def arm_past(self: Budget) -> None:  # every read on the loop runs past its budget
+            self.deadline = -1.0
+            self.connection.set_progress_handler(self, 1)
+
+        monkeypatch.setattr(type(budget), "arm", arm_past)
+        entered, release = threading.Event(), threading.Event()
+        opened: list[sqlite3.Connection] = []
+        open_reader = readers._open_reader  # noqa: SLF001
+
+        def slow_open() -> sqlite3.Connection:
+            entered.set()
+            release.wait(5)
+            opened.append(open_reader())
+            return opened[-1]
+
+        monkeypatch.setattr(readers, "_open_reader", slow_open)
+        reading = asyncio.ensure_future(all_results(db))
+        assert await asyncio.to_thread(entered.wait, 5)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        release.set()
+        for _ in range(500):  # the opened reader, kept once the thread is done
+            if readers._idle:  # noqa: SLF001
+                break
+            await asyncio.sleep(0.01)
+        assert readers._idle == opened  # noqa: SLF001
+        assert await all_results(db) == []  # read in a thread, on the kept reader
+        assert len(opened) == 1
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")

@@ -114,9 +114,7 @@ class Readers:
         return await map_rows(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:
-        reader = self._idle.pop() if self._idle else None
-        if reader is None:
-            reader = await self._in_thread(self._open_reader)
+        reader = self._idle.pop() if self._idle else await self._opened_reader()
         run = functools.partial(execute, reader, plan, params, mode)
         work = asyncio.ensure_future(self._in_thread(run))
         try:
@@ -126,6 +124,19 @@ class Readers:
             raise
         finally:
             work.add_done_callback(lambda done: self._give_back(reader, done))
+
+    async def _opened_reader(self) -> sqlite3.Connection:
+        """Open a reader for threads; one that opens after its caller was cancelled is kept."""
+        opening = asyncio.ensure_future(self._in_thread(self._open_reader))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(self._keep_opened)
+            raise
+
+    def _keep_opened(self, opening: asyncio.Future[sqlite3.Connection]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            self._give_back(opening.result(), opening)
 
     def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
