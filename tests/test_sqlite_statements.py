@@ -6,6 +6,7 @@ import datetime as dt
 import sqlite3
 import sys
 import threading
+import weakref
 from contextlib import closing
 from types import FrameType
 from typing import Final
@@ -71,10 +72,15 @@ def test_an_armed_budget_interrupts_past_its_slice() -> None:
         assert conn.execute(_LONG_READ).fetchone() == (200000,)
 
 
-def test_rows_of_one_bulk_write_share_their_encodings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A datetime or a dict that many rows hold is encoded once for them all.
+class _Meta(dict[str, str]):
+    """A metadata dict that a weak reference can watch."""
 
-    A new object that gets the id of a freed one is encoded afresh.
+
+def test_rows_of_one_bulk_write_share_their_encodings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datetime or a dict that rows in a row hold is encoded once for them.
+
+    A new object, equal or not, and even one at the address of a freed one, is encoded
+    afresh; and nothing is kept of a row's values beyond the next row's.
     """
     encoded: list[object] = []
     real = dict(statements._ENCODERS)  # noqa: SLF001  # counted
@@ -99,4 +105,12 @@ def test_rows_of_one_bulk_write_share_their_encodings(monkeypatch: pytest.Monkey
     for number in range(50):  # fresh dicts, each freed after use: ids are reused
         fresh = {"n": number}
         assert encode({"meta": fresh})["meta"] == f'{{"n":{number}}}'
+    encoded.clear()
+    equal = [{"meta": _Meta(suite="pytest")} for _ in range(3)]
+    assert [encode(row)["meta"] for row in equal] == ['{"suite":"pytest"}'] * 3
+    assert len(encoded) == 3
+    encoded.clear()
+    first = weakref.ref(equal[0]["meta"])
+    del equal
+    assert first() is None
     assert encode_params({"meta": {"x": 1}}) == {"meta": '{"x":1}'}

@@ -16,7 +16,7 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote
 
 from persistence._backend import Engine
-from persistence._postgres.pooling import check_listen_url, split_pooling
+from persistence._postgres.pooling import check_listen_url, pgbouncer_mode_problem, split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
 __all__ = [
@@ -155,14 +155,8 @@ def pooled_target(
     backend reads one form. An option the URL already gives must have the same value, or it is
     a `ValidationError` naming both; a SQLite database refuses them. Nothing is opened here.
     """
-    if pgbouncer is not None and pgbouncer != "transaction":
-        raise ValidationError(
-            caller,
-            "pgbouncer",
-            f"takes 'transaction' (PgBouncer's pool_mode = transaction) or None, got "
-            f"{pgbouncer!r}; session pooling needs no option, and statement pooling cannot run "
-            "a transaction of several statements",
-        )
+    if pgbouncer is not None and (problem := pgbouncer_mode_problem(pgbouncer)) is not None:
+        raise ValidationError(caller, "pgbouncer", f"{problem} (or None)")
     if listen_url is not None:
         _check_listen_argument(listen_url, caller)
     engine, target = engine_of(url)

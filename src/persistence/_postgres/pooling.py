@@ -54,18 +54,25 @@ def split_pooling(dsn: str) -> tuple[str, Pooling]:
         else:
             found[name] = unquote(value)
     mode = found.get(PGBOUNCER)
-    if mode is not None and mode != "transaction":
-        msg = (
-            f"pgbouncer= takes 'transaction' (PgBouncer's pool_mode = transaction), got "
-            f"{mode!r}; session pooling needs no option, and statement pooling cannot run "
-            "a transaction of several statements"
-        )
+    if mode is not None and (problem := pgbouncer_mode_problem(mode)) is not None:
+        msg = f"pgbouncer= {problem}"
         raise ValueError(msg)
     listen = found.get(LISTEN_URL)
     if listen is not None:
         check_listen_url(listen)
     rest = base + ("?" + "&".join(kept) if kept else "") + hash_sign + fragment
     return rest, Pooling(transaction=mode is not None, listen_dsn=listen)
+
+
+def pgbouncer_mode_problem(mode: object) -> str | None:
+    """Say why a PgBouncer mode is not one the package can run on, or None for `transaction`."""
+    if mode == "transaction":
+        return None
+    return (
+        f"takes 'transaction' (PgBouncer's pool_mode = transaction), got {mode!r}; session "
+        "pooling needs no option, and statement pooling cannot run a transaction of several "
+        "statements"
+    )
 
 
 def check_listen_url(listen: str) -> None:

@@ -78,20 +78,22 @@ _PLAIN: Final = frozenset({str, int, float, bool, bytes, type(None)})
 """Types that sqlite3 stores as they are: most parameters, passed over at once."""
 
 
-_Shared = dict[int, tuple[object, object]]
-"""Values already encoded, by identity: each is kept beside its text, so its id stays its own."""
+_Shared = dict[str, tuple[object, object]]
+"""Each parameter's last value that needed encoding, kept beside its text: only the last, so
+that rows with a value each keep nothing alive for the garbage collector to walk."""
 
 
 def encode_params(params: Params, shared: _Shared | None = None) -> Params:
     """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text.
 
-    With `shared`, a value object met before is not encoded again.
+    With `shared`, a parameter whose value is the very object of the row before is not
+    encoded again.
     """
     encoded: dict[str, object] | None = None
     for name, value in params.items():
         if type(value) in _PLAIN:
             continue
-        met = shared.get(id(value)) if shared is not None else None
+        met = shared.get(name) if shared is not None else None
         if met is not None and met[0] is value:
             text = met[1]
         else:
@@ -102,7 +104,7 @@ def encode_params(params: Params, shared: _Shared | None = None) -> Params:
                 encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
             text = encoder(value)
             if shared is not None:
-                shared[id(value)] = (value, text)
+                shared[name] = (value, text)
         if encoded is None:
             encoded = dict(params)
         encoded[name] = text
@@ -110,10 +112,10 @@ def encode_params(params: Params, shared: _Shared | None = None) -> Params:
 
 
 def rows_encoder() -> Callable[[Params], Params]:
-    """Give `encode_params` for the rows of one bulk write.
+    """Give `encode_params` for the rows of one bulk write, in order.
 
-    Rows often share one object (an import's one datetime, a suite's metadata): it is
-    encoded once for them all.
+    Rows in a row often share one object (an import's one datetime, a class's metadata): it
+    is encoded once for them.
     """
     shared: _Shared = {}
     return lambda params: encode_params(params, shared)
