@@ -13,12 +13,13 @@ through `save_run` and `save_results`, then times, best of REPEAT calls:
 - `slowest_tests` over the last 10 runs (no target);
 
 and, on SQLite only, `import_junit` of a generated report (target 50,000 test cases a
-second; the best of `BENCH_HISTORY_REPEAT` imports, each into a new database; its modules one
-after another as pytest writes them, and again with their cases dealt out in turn, the worst
-order for the indexes on test ids, for comparison) and the peak memory a 100 MB report adds
-to a process importing it (target 150 MB; measured in a child process: its peak `ru_maxrss`
-after the import, less what it held just before the import, so that an earlier, higher peak
-cannot hide the import's).
+second; the best of `BENCH_HISTORY_REPEAT` imports, each into a new database by a new
+process; its modules one after another as pytest writes them, and again with their cases
+dealt out in turn, the worst order for the indexes on test ids, for comparison) and the peak
+memory a 100 MB report adds to a process importing it (target 150 MB; measured in a child
+process: its own peak resident memory after the import, `VmHWM`, less what it held just
+before the import, `VmRSS`; not `ru_maxrss`, which a forked child starts from its parent's
+peak).
 
 Settings, from the environment:
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -63,7 +65,6 @@ from persistence import (
     connect,
     duration_figures,
     flaky_tests,
-    import_junit,
     list_runs,
     list_test_history,
     migrate,
@@ -218,39 +219,60 @@ async def _questions(
         }
 
 
-async def _import_speed(
-    workdir: Path, cases: int, repeat: int, *, interleaved: bool = False
-) -> float:
+_SPEED_CHILD: Final = """
+import asyncio, sys, time
+from persistence import connect, import_junit, migrate
+
+async def main(database, report, cases):
+    async with connect(database) as db:
+        await migrate(db)
+        started = time.perf_counter()
+        await import_junit(db, report)
+        print(int(cases) / (time.perf_counter() - started))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def _import_speed(workdir: Path, cases: int, repeat: int, *, interleaved: bool = False) -> float:
     """Test cases a second that `import_junit` stores into a new SQLite database.
 
-    The best of `repeat` imports, each into a database of its own.
+    The best of `repeat` imports, each into a database of its own and in a process of its
+    own, as the `import` command runs: not in this one, whose earlier sections left a heap
+    that the garbage collector would walk meanwhile.
     """
     report = workdir / "report.xml"
     write_junit(report, cases, interleaved=interleaved)
     rates = []
     for round_ in range(repeat):
-        async with connect(workdir / f"import-{interleaved}-{round_}.db") as db:
-            await migrate(db)
-            started = time.perf_counter()
-            await import_junit(db, report)
-            rates.append(cases / (time.perf_counter() - started))
+        database = workdir / f"import-{interleaved}-{round_}.db"
+        done = subprocess.run(
+            [sys.executable, "-c", _SPEED_CHILD, str(database), str(report), str(cases)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rates.append(float(done.stdout.strip()))
     return max(rates)
 
 
 _MEMORY_CHILD: Final = """
-import asyncio, os, resource, sys
+import asyncio, sys
 from persistence import connect, import_junit, migrate
 
-def resident_kib():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def status_kib(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
 
 async def main(database, report):
     async with connect(database) as db:
         await migrate(db)
-        before = resident_kib()  # what the process holds now, not its peak so far
+        before = status_kib("VmRSS")  # what the process holds now, not its peak so far
         await import_junit(db, report)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = status_kib("VmHWM")  # this program's own peak, not the forking parent's
     print(max(0, after - before) / 1024)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
@@ -258,7 +280,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 
 def import_memory_mb(workdir: Path, megabytes: int) -> tuple[float, int]:
-    """Peak memory (MB, by ru_maxrss) that importing a report of about `megabytes` adds."""
+    """Peak memory (MB, by the child's VmHWM) that importing a report of about `megabytes` adds."""
     report = workdir / "big.xml"
     cases = megabytes * 1024 * 1024 // 1_100
     size = write_junit(report, cases, output_chars=1_000)
@@ -318,9 +340,11 @@ async def _run(*, quick: bool = False) -> dict[str, dict[str, float]]:
             async with _database(engine, workdir, admin_url) as url:
                 report[engine.value] = await _questions(engine, url, tests, runs, repeat)
         sqlite = report["sqlite"]
-        sqlite["junit_cases_per_second"] = await _import_speed(workdir, cases, repeat)
-        sqlite["junit_interleaved_cases_per_second"] = await _import_speed(
-            workdir, cases, repeat, interleaved=True
+        sqlite["junit_cases_per_second"] = await asyncio.to_thread(
+            _import_speed, workdir, cases, repeat
+        )
+        sqlite["junit_interleaved_cases_per_second"] = await asyncio.to_thread(
+            functools.partial(_import_speed, workdir, cases, repeat, interleaved=True)
         )
         if megabytes:
             growth, size = await asyncio.to_thread(import_memory_mb, workdir, megabytes)
