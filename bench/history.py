@@ -246,13 +246,7 @@ def _import_speed(workdir: Path, cases: int, repeat: int, *, interleaved: bool =
     rates = []
     for round_ in range(repeat):
         database = workdir / f"import-{interleaved}-{round_}.db"
-        done = subprocess.run(
-            [sys.executable, "-c", _SPEED_CHILD, str(database), str(report), str(cases)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rates.append(float(done.stdout.strip()))
+        rates.append(_in_child(_SPEED_CHILD, database, report, cases))
     return max(rates)
 
 
@@ -284,13 +278,15 @@ def import_memory_mb(workdir: Path, megabytes: int) -> tuple[float, int]:
     report = workdir / "big.xml"
     cases = megabytes * 1024 * 1024 // 1_100
     size = write_junit(report, cases, output_chars=1_000)
+    return _in_child(_MEMORY_CHILD, workdir / "big.db", report), size
+
+
+def _in_child(script: str, *args: object) -> float:
+    """Run a measuring script in a new Python process; give the number it prints."""
     done = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD, str(workdir / "big.db"), str(report)],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True
     )
-    return float(done.stdout.strip()), size
+    return float(done.stdout.strip())
 
 
 def _verdict(name: str, value: float) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _budget import arm_past
 from persistence import (
     Database,
     TestResult,
@@ -23,7 +24,6 @@ from persistence import (
     save_results,
     transaction,
 )
-from persistence._sqlite.statements import Budget
 from persistence.database import backend_of
 
 ROUNDS = 300
@@ -137,10 +137,6 @@ async def test_a_read_cancelled_while_its_thread_reader_opens_leaves_no_connecti
         await migrate(db)
         readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # held
         budget = readers._budget  # noqa: SLF001
-
-        def arm_past(self: Budget) -> None:  # every read on the loop runs past its budget
-            self.deadline = -1.0
-            self.connection.set_progress_handler(self, 1)
 
         monkeypatch.setattr(type(budget), "arm", arm_past)
         entered, release = threading.Event(), threading.Event()

@@ -20,6 +20,7 @@ from typing import Final
 import attrs
 import pytest
 
+from _budget import arm_past
 from bench._lag import LagProbe
 from persistence import (
     Database,
@@ -38,7 +39,6 @@ from persistence import (
     transaction,
 )
 from persistence._loop import LOOP_SLICE
-from persistence._sqlite.statements import Budget
 from persistence.cache import open_memory_cache
 from persistence.database import backend_of
 
@@ -162,10 +162,6 @@ async def test_reads_that_go_to_a_thread_are_decoded_alike(
     backend = backend_of(sqlite_db)
     readers = backend._readers  # type: ignore[attr-defined]  # noqa: SLF001  # forced past its budget
     budget = readers._budget  # noqa: SLF001
-
-    def arm_past(self: Budget) -> None:  # past its deadline, and looked at every step
-        self.deadline = -1.0
-        self.connection.set_progress_handler(self, 1)
 
     monkeypatch.setattr(type(budget), "arm", arm_past)
     assert await get_result(sqlite_db, saved.id) == saved

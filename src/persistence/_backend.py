@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from persistence.exceptions import PersistenceError
     from persistence.queries import Queries
 
-__all__ = ["Backend", "ChangeWatch", "Engine", "finish_then_cancel"]
+__all__ = ["Backend", "ChangeWatch", "Engine", "finish_then_cancel", "kept_if_cancelled"]
 
 _T = TypeVar("_T")
 
@@ -137,6 +138,25 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Close every connection; wait for work in flight to end."""
+
+
+async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -> _T:
+    """Await `work`; if the caller is cancelled first, let it end and hand what it gives to `keep`.
+
+    For what a worker thread opens (a file, a connection): the thread goes on after the
+    caller has gone, and nothing else would close what it opened.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(functools.partial(_hand_over, keep))
+        raise
+
+
+def _hand_over(keep: Callable[[_T], object], done: asyncio.Future[_T]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        keep(done.result())
 
 
 async def finish_then_cancel(work: Awaitable[_T]) -> _T:

@@ -21,6 +21,7 @@ import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from persistence._backend import kept_if_cancelled
 from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
 from persistence._interface import JsonObject
 from persistence._loop import map_in_slices, share_loop
@@ -241,7 +242,8 @@ async def import_junit(
         # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
         pending: asyncio.Future[None] | None = None
         try:
-            stream = await _open_for_reading(path)
+            # A caller cancelled meanwhile leaves no file open behind it.
+            stream = await kept_if_cancelled(asyncio.to_thread(path.open, "rb"), _close)
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
                     for start in range(0, len(chunk), _PIECE_BYTES):
@@ -266,19 +268,8 @@ async def import_junit(
     return run
 
 
-async def _open_for_reading(path: Path) -> BinaryIO:
-    """Open the file in a thread; a caller cancelled meanwhile leaves no file open behind it."""
-    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(path.open, "rb"))
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
-        raise
-
-
-def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
+def _close(stream: BinaryIO) -> None:
+    stream.close()
 
 
 async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from persistence._backend import kept_if_cancelled
 from persistence._loop import SLICE_ITEMS, share_loop
 from persistence._sqlite.statements import (
     Budget,
@@ -127,20 +128,15 @@ class Readers:
 
     async def _opened_reader(self) -> sqlite3.Connection:
         """Open a reader for threads; one that opens after its caller was cancelled is kept."""
-        opening = asyncio.ensure_future(self._in_thread(self._open_reader))
-        try:
-            return await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(self._keep_opened)
-            raise
-
-    def _keep_opened(self, opening: asyncio.Future[sqlite3.Connection]) -> None:
-        if not opening.cancelled() and opening.exception() is None:
-            self._give_back(opening.result(), opening)
+        return await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
 
     def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
             done.exception()  # read, so that an abandoned read is not reported as lost
+        self._keep(reader)
+
+    def _keep(self, reader: sqlite3.Connection) -> None:
+        """Keep a reader for the next read in a thread; close it if the readers are closed."""
         if self._closed:
             reader.close()
         else:
