@@ -20,7 +20,7 @@ from typing import TypeVar
 import attrs
 
 from persistence._files import content, tree
-from persistence._files.locks import Change, Check, perform
+from persistence._files.locks import Change, perform
 from persistence._files.paths import (
     BACKUPS_DIR,
     CHUNK_SIZE,
@@ -104,19 +104,8 @@ class VerifyReport:
         return not (self.changed or self.missing or self.new)
 
 
-# --- arguments: checked before any file is touched ----------------------------------------------
-
-
 def _storage(function: str, storage: object) -> Storage:
     return argument(function, "storage", Storage, storage, "a Storage from open_storage()")
-
-
-def _tracking(function: str, track: object) -> Database | None:
-    if track is None:
-        return None
-    db = argument(function, "track", Database, track, "a Database or None")
-    check_usable(db)  # a database this task may not use here is refused before the disk
-    return db
 
 
 def _encoding(function: str, encoding: object) -> str:
@@ -139,19 +128,16 @@ def _recordable(path: str) -> bool:
     return True
 
 
-def _check_for(track: Database | None) -> Check:
-    """Refuse, before the disk changes, a path whose record `track` would refuse."""
-    return (lambda _: None) if track is None else (lambda path: FileRecord(path=path))
-
-
-# --- records ------------------------------------------------------------------------------------
+def _tracked(info: FileInfo) -> FileRecord:
+    """Describe a file just written, read, copied or moved as a record accessed now."""
+    return FileRecord(path=info.path, size=info.size, hash=info.sha256 or "")
 
 
 async def _record(db: Database, info: FileInfo) -> None:
     """Record a file just written, read or copied, keeping its recorded creation and metadata.
 
-    Called under the path's lock, so no other storage operation changes the record between
-    the read and the write, which is one statement (SQLite lets it wait for another's).
+    Under the path's lock, no other storage operation changes the record between the read
+    and the write, which is one statement (SQLite lets it wait for another's).
     """
     record = _tracked(info)
     old = await find_file_record_by_path(db, record.path)
@@ -160,11 +146,15 @@ async def _record(db: Database, info: FileInfo) -> None:
     await save_file_record(db, record)
 
 
+async def _record_read(db: Database, read: tuple[object, FileInfo]) -> None:
+    await _record(db, read[1])
+
+
 async def _record_move(db: Database, moved: tuple[str, FileInfo]) -> None:
     """Move the source's record (if any) to the moved file's path, replacing any record there.
 
-    The moved record keeps its creation time and metadata. Called under both paths'
-    locks; the transaction starts with a write, so SQLite takes its write lock first.
+    The moved record keeps its creation time and metadata. Under both paths' locks; the
+    transaction starts with a write, so SQLite takes its write lock first.
     """
     old_path, info = moved
     record = _tracked(info)
@@ -185,47 +175,36 @@ async def _record_delete(db: Database, deleted: str) -> None:
         await delete_file_record_by_path(db, deleted)
 
 
-def _tracked(info: FileInfo) -> FileRecord:
-    """Describe a file just written, read, copied or moved as a record accessed now."""
-    return FileRecord(path=info.path, size=info.size, hash=info.sha256 or "")
+async def _change(
+    function: str,
+    storage: object,
+    track: object,
+    stage: Callable[..., Change[T]],
+    record: Callable[[Database, T], Awaitable[None]],
+    *paths: object,
+) -> T:
+    """Check the arguments, then `perform` `stage(root, *paths, check)` and `record` it.
 
-
-# --- running a change: staged in a thread, applied under its lock, then recorded ----------------
-
-
-def _recorder(
-    track: Database | None, record: Callable[[Database, U], Awaitable[None]]
-) -> Callable[[U], Awaitable[None]] | None:
-    """Give `record` writing into `track`, or None when nothing is tracked."""
-    return None if track is None else functools.partial(record, track)
+    With `track`, `check` refuses, before the disk changes, a path no record can hold.
+    """
+    root = _storage(function, storage).root
+    raw = [check_path(path) for path in paths]
+    if track is None:
+        return await perform(functools.partial(stage, root, *raw, lambda _: None))
+    db = argument(function, "track", Database, track, "a Database or None")
+    check_usable(db)  # a database this task may not use here is refused before the disk
+    return await perform(
+        functools.partial(stage, root, *raw, lambda path: FileRecord(path=path)),
+        functools.partial(record, db),
+    )
 
 
 async def _read(
     function: str, storage: object, path: object, convert: Callable[[bytes], T], track: object
 ) -> T:
-    """Read a whole file through `convert`, recorded with `track`; the arguments are checked."""
-    storage = _storage(function, storage)
-    raw = check_path(path)
-    tracked = _tracking(function, track)
-    check, lock = _check_for(tracked), tracked is not None
-    stage = functools.partial(content.stage_read, storage.root, raw, convert, check, lock=lock)
-    read, _ = await perform(stage, None if tracked is None else lambda r: _record(tracked, r[1]))
+    stage = functools.partial(content.stage_read, convert=convert, lock=track is not None)
+    read, _ = await _change(function, storage, track, stage, _record_read, path)
     return read
-
-
-async def _write(
-    function: str, storage: object, path: object, data: Callable[[str], bytes], track: object
-) -> FileInfo:
-    """Write `data(path)` (made in the worker thread) atomically; the arguments are checked."""
-    storage = _storage(function, storage)
-    raw = check_path(path)
-    tracked = _tracking(function, track)
-    check = _check_for(tracked)
-
-    def stage() -> Change[FileInfo]:
-        return content.stage_write(storage.root, raw, data(raw), check)
-
-    return await perform(stage, _recorder(tracked, _record))
 
 
 # --- the operations -----------------------------------------------------------------------------
@@ -261,7 +240,8 @@ async def write_bytes(
 ) -> FileInfo:
     """Atomically replace a file with `data`, creating its folders; return what was written."""
     data = byte_string("write_bytes", "data", data)
-    return await _write("write_bytes", storage, path, lambda _: data, track)
+    stage = functools.partial(content.stage_write, data=lambda _: data)
+    return await _change("write_bytes", storage, track, stage, _record, path)
 
 
 async def write_text(
@@ -280,7 +260,8 @@ async def write_text(
         with storage_errors(raw):
             return text.encode(encoding)
 
-    return await _write("write_text", storage, path, encode, track)
+    stage = functools.partial(content.stage_write, data=encode)
+    return await _change("write_text", storage, track, stage, _record, path)
 
 
 async def copy(
@@ -290,13 +271,7 @@ async def copy(
 
     The source may be a backup: copying one back restores it. `track` records the copy.
     """
-    storage = _storage("copy", storage)
-    raw_source, raw_target = check_path(source), check_path(target)
-    track = _tracking("copy", track)
-    stage = functools.partial(
-        content.stage_copy, storage.root, raw_source, raw_target, _check_for(track)
-    )
-    return await perform(stage, _recorder(track, _record))
+    return await _change("copy", storage, track, content.stage_copy, _record, source, target)
 
 
 async def move(
@@ -308,23 +283,14 @@ async def move(
     stays. With `track`, the target is recorded: the source's record, if any, moves to it
     with its creation time and metadata, replacing the record of a file moved over.
     """
-    storage = _storage("move", storage)
-    raw_source, raw_target = check_path(source), check_path(target)
-    track = _tracking("move", track)
-    stage = functools.partial(
-        content.stage_move, storage.root, raw_source, raw_target, _check_for(track)
-    )
-    _, moved = await perform(stage, _recorder(track, _record_move))
+    stage = content.stage_move
+    _, moved = await _change("move", storage, track, stage, _record_move, source, target)
     return moved
 
 
 async def delete(storage: Storage, path: StoragePath, *, track: Database | None = None) -> None:
     """Remove a file; with `track`, remove its record too."""
-    storage = _storage("delete", storage)
-    raw = check_path(path)
-    track = _tracking("delete", track)
-    stage = functools.partial(content.stage_delete, storage.root, raw)
-    await perform(stage, _recorder(track, _record_delete))
+    await _change("delete", storage, track, content.stage_delete, _record_delete, path)
 
 
 async def info(storage: Storage, path: StoragePath) -> FileInfo:
@@ -359,15 +325,7 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     storage = _storage("backup", storage)
     raw = check_path(path)
     kept = None if keep is None else at_least("backup", "keep", keep, 0)
-    now = datetime.now(UTC)
-
-    def work() -> Path:
-        copied = tree.backup_file(storage.root, raw, now)
-        if kept is not None:
-            tree.prune_backup_files(storage.root, raw, kept)
-        return copied
-
-    return await asyncio.to_thread(work)
+    return await asyncio.to_thread(tree.backup_file, storage.root, raw, datetime.now(UTC), kept)
 
 
 async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:

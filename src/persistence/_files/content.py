@@ -7,6 +7,7 @@ new one, and at worst a partial file that `clean_temp` removes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -145,36 +146,52 @@ class Partial:
 T = TypeVar("T")
 
 
-def _partial_for(stack: ExitStack, spot: Spot) -> tuple[Partial, int | None]:
-    """Create the target's folders and a partial file beside it; give the target's mode.
+def _stage_replace(
+    stack: ExitStack,
+    spot: Spot,
+    fill: Callable[[int], Written],
+    mode: int | None = None,
+    times: tuple[int, int] | None = None,
+) -> Change[FileInfo]:
+    """Stage replacing the file at `spot` by a partial file that `fill` writes, then fsynced.
 
-    Refuses a target that exists and is not a regular file.
+    Makes the target's folders and refuses a target that exists and is not a regular file.
+    The partial file takes `mode`, else the replaced file's; `times` are set once renamed.
     """
-    spot.make_folders()
-    name = spot.require()
-    existing = lstat(spot.dir_fd, name)
-    must_not_be_special(existing, spot.shown)
-    partial = Partial.create(spot.dir_fd, name)
-    stack.callback(partial.discard)
-    return partial, None if existing is None else stat.S_IMODE(existing.st_mode)
+    with storage_errors(spot.shown):
+        spot.make_folders()
+        name = spot.require()
+        existing = lstat(spot.dir_fd, name)
+        must_not_be_special(existing, spot.shown)
+        partial = Partial.create(spot.dir_fd, name)
+        stack.callback(partial.discard)
+        written = fill(partial.fd)
+        if mode is None and existing is not None:
+            mode = stat.S_IMODE(existing.st_mode)
+        if mode is not None:
+            os.fchmod(partial.fd, mode)
+        os.fsync(partial.fd)
+
+    def apply() -> FileInfo:
+        partial.commit()
+        if times is not None:
+            # The times come last: a partial file dated like an old source would look
+            # abandoned to clean_temp while it waits for the lock.
+            os.utime(partial.fd, ns=times)
+        return file_info(spot.path, os.fstat(partial.fd), written)
+
+    return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
 
 
-def stage_write(root: Path, path: str, data: bytes, check: Check) -> Change[FileInfo]:
-    """Stage an atomic replacement of `path` by `data`, keeping the mode of the file replaced."""
+def stage_write(
+    root: Path, path: str, check: Check, data: Callable[[str], bytes]
+) -> Change[FileInfo]:
+    """Stage an atomic replacement of `path` by `data(path)`, keeping the replaced file's mode."""
+    content = data(path)
     with ExitStack() as stack:
         spot = stack.enter_context(locate(root, path))
         check(spot.path)
-        with storage_errors(path):
-            partial, mode = _partial_for(stack, spot)
-            written = write_hashed(data, partial.fd)
-            if mode is not None:
-                os.fchmod(partial.fd, mode)
-            os.fsync(partial.fd)
-
-        def apply() -> FileInfo:
-            return file_info(spot.path, partial.commit(), written)
-
-        return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), path)
+        return _stage_replace(stack, spot, functools.partial(write_hashed, content))
 
 
 def stage_copy(root: Path, source: str, target: str, check: Check) -> Change[FileInfo]:
@@ -184,23 +201,11 @@ def stage_copy(root: Path, source: str, target: str, check: Check) -> Change[Fil
         spot = stack.enter_context(locate(root, target))
         check(spot.path)
         with storage_errors(source):
-            source_fd = origin.open_file()
-            stack.callback(os.close, source_fd)
+            source_fd = stack.enter_context(owned(origin.open_file()))
             info = os.fstat(source_fd)
-        with storage_errors(target):
-            partial, _ = _partial_for(stack, spot)
-            written = hash_fd(source_fd, partial.fd)
-            os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
-            os.fsync(partial.fd)
-
-        def apply() -> FileInfo:
-            partial.commit()
-            # The times come last: a partial file dated like an old source would look
-            # abandoned to clean_temp while it waits for the lock.
-            os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
-            return file_info(spot.path, os.fstat(partial.fd), written)
-
-        return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), target)
+        fill = functools.partial(hash_fd, source_fd)
+        times = (info.st_atime_ns, info.st_mtime_ns)
+        return _stage_replace(stack, spot, fill, stat.S_IMODE(info.st_mode), times)
 
 
 def _drop_link(origin: Spot, spot: Spot, source: str, target: str) -> None:
@@ -263,8 +268,11 @@ def stage_move(root: Path, source: str, target: str, check: Check) -> Change[tup
         return Change(spot.root_fd, [origin.path, spot.path], apply, stack.pop_all(), target)
 
 
-def stage_delete(root: Path, path: str) -> Change[str]:
-    """Stage the removal of a regular file; applying unlinks it and gives its path."""
+def stage_delete(root: Path, path: str, _check: Check) -> Change[str]:
+    """Stage the removal of a regular file; applying unlinks it and gives its path.
+
+    `_check` is not called: a file whose name no record can hold is deleted all the same.
+    """
     with ExitStack() as stack:
         spot = stack.enter_context(locate(root, path))
         with storage_errors(path):
@@ -280,7 +288,7 @@ def stage_delete(root: Path, path: str) -> Change[str]:
 
 
 def stage_read(
-    root: Path, path: str, convert: Callable[[bytes], T], check: Check, *, lock: bool
+    root: Path, path: str, check: Check, *, convert: Callable[[bytes], T], lock: bool
 ) -> Change[tuple[T, FileInfo]]:
     """Stage reading a whole file (backups too), converted by `convert`; locked if `lock`."""
     with ExitStack() as stack:

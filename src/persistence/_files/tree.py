@@ -163,8 +163,11 @@ def backup_stem(name: str) -> str:
     return f"{truncate(name, _BACKUP_STEM_MAX - 33)}~{digest}"
 
 
-def backup_file(root: Path, path: str, now: datetime) -> Path:
-    """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path."""
+def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
+    """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path.
+
+    With `keep`, then remove all but the newest `keep` backups of that file.
+    """
     with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
         source_fd = stack.enter_context(owned(spot.open_file()))
         folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *spot.folders], create=True)
@@ -187,7 +190,9 @@ def backup_file(root: Path, path: str, now: datetime) -> Path:
             partial.commit()
         finally:
             partial.discard()
-        return root.joinpath(BACKUPS_DIR, *spot.folders, target)
+    if keep is not None:
+        prune_backup_files(root, path, keep)
+    return root.joinpath(BACKUPS_DIR, *spot.folders, target)
 
 
 def _backups_of(stack: ExitStack, spot: Spot) -> tuple[list[str], int | None, list[str]]:
