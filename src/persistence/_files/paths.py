@@ -452,14 +452,14 @@ def must_not_be_special(info: os.stat_result | None, shown: str) -> None:
         raise NotAFileError(shown, f"exists and {kind_of(info.st_mode)}")
 
 
-def open_regular(dir_fd: int, name: str, shown: str) -> int:
-    """Open the regular file `name` for reading: never through a symlink, never blocking.
+def open_regular(dir_fd: int | None, name: str, shown: str, *, follow: bool = False) -> int:
+    """Open the regular file `name` for reading: never blocking, through a symlink if `follow`.
 
     The type is checked before opening, so a device is never opened, and again on the open
     descriptor, so a FIFO swapped in meanwhile is refused rather than waited on.
     """
-    must_be_regular(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode, shown)
-    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    must_be_regular(os.stat(name, dir_fd=dir_fd, follow_symlinks=follow).st_mode, shown)
+    fd = os.open(name, _FILE_FLAGS & ~os.O_NOFOLLOW if follow else _FILE_FLAGS, dir_fd=dir_fd)
     try:
         must_be_regular(os.fstat(fd).st_mode, shown)
         os.set_blocking(fd, True)

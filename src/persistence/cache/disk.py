@@ -32,7 +32,6 @@ from persistence._files.paths import (
     is_partial_name,
     locate,
     lstat,
-    must_be_regular,
     open_folders,
     open_regular,
     open_root,
@@ -41,9 +40,9 @@ from persistence._files.paths import (
     storage_errors,
 )
 from persistence._files.tree import unlink_if_old
-from persistence._guards import argument, at_least, byte_string
+from persistence._guards import at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
-from persistence.storage import Storage
+from persistence.storage import Storage, _storage
 
 __all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
 
@@ -127,6 +126,14 @@ def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
     return None
 
 
+def _good(spot: Spot) -> bool:
+    """Tell whether the entry at `spot` is there and whole, marking it used; a bad one goes."""
+    found = _checked(spot, whole=False)
+    if found is not None:
+        os.close(found[0])
+    return found is not None
+
+
 def read_entry(root: Path, folder: str, key: str) -> bytes | None:
     """Give the content of `key` in `folder` once its hash is checked, or None."""
     with _locate(root, _entry(_check_key(key), folder)) as spot, storage_errors(spot.shown):
@@ -174,20 +181,15 @@ def _stage_put(
         spot = stack.enter_context(_locate(root, _entry(key, folder)))
         with storage_errors(spot.shown):
             spot.make_folders()
-            found = _checked(spot, whole=False)
-            if found is not None and not hold:  # a right entry, marked used: nothing to publish
-                os.close(found[0])
+            found = _good(spot)
+            if found and not hold:  # a right entry, marked used: nothing to publish
                 return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), key)
-            if found is None:
+            if not found:
                 os.fsync(partial.fd)
-            else:
-                os.close(found[0])
 
         def apply() -> tuple[str, int | None]:
-            if found is not None:  # held: is the entry still there, whole?
-                again = _checked(spot, whole=False)
-                if again is not None:
-                    os.close(again[0])
+            if found:  # held: is the entry still there, whole?
+                if _good(spot):
                     return key, None
                 os.fsync(partial.fd)
             partial.commit(spot.dir_fd, key)
@@ -198,10 +200,10 @@ def _stage_put(
 
 def _fill_file(source: str, fd: int) -> Written:
     """Copy the regular file `source` (a symlink is followed: the caller named it) to `fd`."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-    with storage_errors(source), owned(os.open(source, flags)) as source_fd:
-        must_be_regular(os.fstat(source_fd).st_mode, source)
-        os.set_blocking(source_fd, True)
+    with (
+        storage_errors(source),
+        owned(open_regular(None, source, source, follow=True)) as source_fd,
+    ):
         return hash_fd(source_fd, fd)
 
 
@@ -392,9 +394,6 @@ class ArtifactCache:
 async def open_artifact_cache(storage: Storage, *, budget: int = DEFAULT_BUDGET) -> ArtifactCache:
     """Open the artifact cache under `storage`'s root, keeping at most about `budget` bytes."""
     budget = at_least("ArtifactCache", "budget", budget, 1)
-    storage = argument(
-        "ArtifactCache", "storage", Storage, storage, "a Storage from open_storage()"
-    )
-    cache = ArtifactCache(storage.root / CACHE_DIR, budget)
+    cache = ArtifactCache(_storage("ArtifactCache", storage).root / CACHE_DIR, budget)
     await cache.evict()
     return cache
