@@ -41,7 +41,6 @@ from persistence.exceptions import NotAFileError
 
 
 def write_all(fd: int, data: memoryview) -> None:
-    """Write all of `data`, however many calls it takes."""
     while data:
         data = data[os.write(fd, data) :]
 
@@ -69,7 +68,6 @@ def hash_fd(fd: int, sink: int | None = None) -> Written:
 
 
 def read_fd(fd: int) -> bytes:
-    """Read the rest of the file `fd`."""
     with io.FileIO(fd, "rb", closefd=False) as stream:
         return stream.readall()
 
@@ -110,9 +108,8 @@ def describe(root: Path, path: str) -> FileInfo:
 class Partial:
     """A partial file, renamed over its target by `commit` or removed by `discard`.
 
-    It is made in `dir_fd`, beside its target unless `commit` names another folder (of
-    the same file system). Written and fsynced whole before the rename, it makes the
-    target appear whole or not at all: the atomic publish of every write.
+    Made in `dir_fd`, beside its target unless `commit` names another folder, and fsynced
+    whole before the rename, it makes the target appear whole or not at all.
     """
 
     dir_fd: int
@@ -123,7 +120,6 @@ class Partial:
 
     @classmethod
     def create(cls, dir_fd: int, target: str) -> Partial:
-        """Make a new partial file named after `target` in `dir_fd`."""
         name = partial_name(target)
         return cls(dir_fd, name, target, os.open(name, NEW_FLAGS, 0o666, dir_fd=dir_fd))
 

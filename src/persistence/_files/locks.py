@@ -1,8 +1,7 @@
 """Locks on paths that hold across processes, and the changes applied under them.
 
-Changes that the file store records (writes, copies, moves, deletes, tracked reads) and
-the artifact cache's publishes are staged first, then applied under a lock on their
-paths (`Change`, `try_lock`), from the event loop by `perform`.
+The file store's changes and the artifact cache's publishes are staged first, then
+applied under a lock on their paths (`Change`, `try_lock`), from the event loop by `perform`.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ _LOCK_FLAGS: Final = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | 
 _FIRST_WAIT: Final = 0.001
 _LONGEST_WAIT: Final = 0.05  # seconds between two tries of a busy lock, at most
 
-LOCK_STRIPES: Final = 4096
-"""Paths hash onto this many lock files: two paths on one file only wait for each other."""
+LOCK_STRIPES: Final = 4096  # lock files; two paths on one only wait for each other
 
 _HELD_GUARD: Final = threading.Lock()
 _HELD: Final[set[tuple[int, int, int]]] = set()
@@ -119,12 +117,10 @@ class Change(Generic[T]):
 
     @property
     def applied(self) -> bool:
-        """Whether the change has been made."""
         return bool(self.done)
 
     @property
     def result(self) -> T:
-        """What applying the change returned."""
         return self.done[0]
 
     def try_apply(self) -> bool:
@@ -148,12 +144,8 @@ class Change(Generic[T]):
             self.resources.close()
 
 
-Check = Callable[[str], object]
-"""Called with the path a change will record, before anything on disk changes."""
-
-
-LOCK_TIMEOUT = 60.0
-"""Seconds an operation waits for the lock of its paths before it gives up."""
+Check = Callable[[str], object]  # called with the path a change will record, before the disk
+LOCK_TIMEOUT = 60.0  # seconds an operation waits for the lock of its paths before it gives up
 
 
 async def _settle(future: asyncio.Future[T]) -> tuple[T, bool]:
@@ -209,12 +201,6 @@ def _wake_one(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _wake_all() -> None:
-    """Tell the operations of this loop waiting for a lock to try again now."""
-    for waiter in _WAITING.get(asyncio.get_running_loop(), ()):
-        _wake_one(waiter)
-
-
 async def _wait_for_lock(change: Change[T]) -> bool:
     """Retry applying until the lock is free; return whether we were cancelled meanwhile.
 
@@ -259,4 +245,5 @@ async def perform(
         return change.result
     finally:
         change.close()
-        _wake_all()
+        for waiter in _WAITING.get(asyncio.get_running_loop(), ()):  # they may try again now
+            _wake_one(waiter)

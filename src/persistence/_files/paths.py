@@ -1,9 +1,8 @@
-"""Paths under the storage root: what they may be, and walking them from its descriptor.
+"""Paths under the storage root: reserved names, checks, errors, and the confined walk.
 
-The reserved folders, partial-write names, the checks of a caller's path or pattern, the
-values a file operation gives back, and `storage_errors`, where OS errors become storage
-errors. `locate` walks a path one component at a time from a descriptor of the root and
-never follows a symlink out: docs/STORAGE.md (*Symlink races*) tells how.
+`storage_errors` turns OS errors into storage errors. `locate` walks a path one component
+at a time from a descriptor of the root and never follows a symlink out: docs/STORAGE.md
+(*Symlink races*) tells how.
 """
 
 from __future__ import annotations
@@ -31,27 +30,17 @@ from persistence.exceptions import (
     StoragePermissionError,
 )
 
-BACKUPS_DIR: Final = ".backups"
-"""Folder under the root holding timestamped backups, mirroring the tree of the files."""
-
-TEMP_DIR: Final = ".tmp"
-"""Folder under the root for scratch files; `clean_temp` empties it of old ones."""
-
-LOCKS_DIR: Final = ".locks"
-"""Folder under the root holding the lock files of `try_lock`; they are never deleted."""
-
-CACHE_DIR: Final = ".cache"
-"""Folder under the root holding the artifact cache (`persistence.cache.disk`)."""
-
+BACKUPS_DIR: Final = ".backups"  # timestamped backups, mirroring the tree of the files
+TEMP_DIR: Final = ".tmp"  # scratch files; `clean_temp` empties it of old ones
+LOCKS_DIR: Final = ".locks"  # the lock files of `try_lock`, never deleted
+CACHE_DIR: Final = ".cache"  # the artifact cache (`persistence.cache.disk`)
 RESERVED: Final = frozenset({BACKUPS_DIR, TEMP_DIR, LOCKS_DIR, CACHE_DIR})
 _RESERVED_FOLDED: Final = frozenset(name.casefold() for name in RESERVED)
 
-CHUNK_SIZE: Final = 1024 * 1024
-"""Hashing and copying stream in chunks of this many bytes: memory stays bounded."""
+CHUNK_SIZE: Final = 1024 * 1024  # hashing and copying stream in chunks: memory stays bounded
 
+# Atomic writes go to `.<name>.<16 hex digits>.storage-partial` next to the target first.
 PARTIAL_SUFFIX: Final = ".storage-partial"
-"""Atomic writes go to `.<name>.<16 hex digits>.storage-partial` next to the target first."""
-
 _PARTIAL_RE: Final = re.compile(r"\..*\.[0-9a-f]{16}" + re.escape(PARTIAL_SUFFIX), re.DOTALL)
 _NAME_KEEP: Final = 100  # bytes of the target's name kept in a partial file's name
 
@@ -167,17 +156,19 @@ NEW_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_C
 NO_FOLLOW_ERRORS: Final = frozenset({errno.ENOTDIR, errno.ELOOP, errno.EMLINK})
 
 
+_KINDS: Final = {
+    stat.S_IFDIR: "is a folder",
+    stat.S_IFLNK: "is a symbolic link",
+    stat.S_IFIFO: "is a FIFO (named pipe)",
+    stat.S_IFSOCK: "is a socket",
+    stat.S_IFCHR: "is a device",
+    stat.S_IFBLK: "is a device",
+}
+
+
 def kind_of(mode: int) -> str:
     """Say what a file that is not a regular one is."""
-    kinds = [
-        (stat.S_ISDIR, "is a folder"),
-        (stat.S_ISLNK, "is a symbolic link"),
-        (stat.S_ISFIFO, "is a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "is a socket"),
-        (stat.S_ISCHR, "is a device"),
-        (stat.S_ISBLK, "is a device"),
-    ]
-    return next((text for test, text in kinds if test(mode)), "is not a regular file")
+    return _KINDS.get(stat.S_IFMT(mode), "is not a regular file")
 
 
 def lstat(dir_fd: int, name: str) -> os.stat_result | None:
@@ -189,13 +180,11 @@ def lstat(dir_fd: int, name: str) -> os.stat_result | None:
 
 
 def same_file(one: os.stat_result, other: os.stat_result) -> bool:
-    """Tell whether two statuses are of one file."""
     return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
 
 
 @contextmanager
 def owned(fd: int) -> Iterator[int]:
-    """Close the descriptor `fd` on leaving."""
     try:
         yield fd
     finally:
@@ -225,7 +214,6 @@ class Spot:
 
     @property
     def parts(self) -> list[str]:
-        """Every component from the root, the last one included."""
         last = [] if self.name is None else [self.name]
         return [*self.folders, *self.missing, *last]
 
@@ -234,13 +222,7 @@ class Spot:
         """The path relative to the root with forward slashes, as records and FileInfo use."""
         return "/".join(self.parts) or "."
 
-    def close(self) -> None:
-        """Close both descriptors."""
-        os.close(self.dir_fd)
-        os.close(self.root_fd)
-
     def move_to(self, fd: int) -> None:
-        """Make `fd` the current folder, closing the one before."""
         os.close(self.dir_fd)
         self.dir_fd = fd
 
@@ -265,7 +247,6 @@ class Spot:
         return self.name
 
     def open_file(self) -> int:
-        """Open the regular file here for reading."""
         return open_regular(self.dir_fd, self.require(), self.shown)
 
     def regular(self) -> os.stat_result:
@@ -276,9 +257,9 @@ class Spot:
 
 
 def _inside(root: Path, absolute: str) -> list[str] | None:
-    """Return the components of an absolute path below the root, or None when it is elsewhere.
+    """Return the components of an absolute path below the root, or None when elsewhere.
 
-    A path spelled through the root is cut there ('..' stays for the walk to refuse); any
+    One spelled through the root is cut there ('..' stays for the walk to refuse); any
     other is resolved, in case a symlink outside the root leads into it.
     """
     pure = PurePosixPath(absolute)
@@ -423,22 +404,16 @@ def locate(
     try:
         with storage_errors(raw):
             _Walk(spot, parts, links=links).run()
-        _check_spot(spot, reserved_ok=reserved_ok, root_ok=root_ok)
+        if not spot.parts and not root_ok:
+            raise NotAFileError(raw, "is the storage root, not a file")
+        if spot.parts and not reserved_ok and is_reserved(spot.parts[0]):
+            raise OutsideRootError(raw, f"is inside the reserved folder {spot.parts[0]}/")
+        if spot.name is not None and is_partial_name(spot.name):
+            raise OutsideRootError(raw, "is a reserved name for a partial write")
         yield spot
     finally:
-        spot.close()
-
-
-def _check_spot(spot: Spot, *, reserved_ok: bool, root_ok: bool) -> None:
-    parts = spot.parts
-    if not parts:
-        if not root_ok:
-            raise NotAFileError(spot.shown, "is the storage root, not a file")
-        return
-    if not reserved_ok and is_reserved(parts[0]):
-        raise OutsideRootError(spot.shown, f"is inside the reserved folder {parts[0]}/")
-    if spot.name is not None and is_partial_name(spot.name):
-        raise OutsideRootError(spot.shown, "is a reserved name for a partial write")
+        os.close(spot.dir_fd)
+        os.close(spot.root_fd)
 
 
 def must_be_regular(mode: int, shown: str) -> None:

@@ -1,8 +1,7 @@
 """The tree below the root: listings, `verify`, backups, and the clean-up of scratch files.
 
-Each walks by folder descriptors, never through a symlink, and leaves out the reserved
-folders and partial writes. Backups live under `.backups/`, mirroring the tree; a symlink
-in place of a folder of backups, or of `.tmp/`, is refused.
+Each walks by folder descriptors, never through a symlink, leaving out the reserved folders
+and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` is refused.
 """
 
 from __future__ import annotations
@@ -182,14 +181,12 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
             counter += 1
             target = f"{stem}.{stamp}-{counter}.bak"
         partial = Partial.create(folder, target)
-        try:
-            hash_fd(source_fd, partial.fd)
-            os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
-            os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
-            os.fsync(partial.fd)
-            partial.commit()
-        finally:
-            partial.discard()
+        stack.callback(partial.discard)
+        hash_fd(source_fd, partial.fd)
+        os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
+        os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+        os.fsync(partial.fd)
+        partial.commit()
     if keep is not None:
         prune_backup_files(root, path, keep)
     return root.joinpath(BACKUPS_DIR, *spot.folders, target)
