@@ -128,9 +128,15 @@ def _recordable(path: str) -> bool:
     return True
 
 
-def _tracked(info: FileInfo) -> FileRecord:
-    """Describe a file just written, read, copied or moved as a record accessed now."""
-    return FileRecord(path=info.path, size=info.size, hash=info.sha256 or "")
+def _tracked(info: FileInfo, old: FileRecord | None) -> FileRecord:
+    """Describe a file just written, read, copied or moved as a record accessed now.
+
+    It keeps the creation time and metadata of its `old` record, if any.
+    """
+    record = FileRecord(path=info.path, size=info.size, hash=info.sha256 or "")
+    if old is None:
+        return record
+    return attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
 
 
 async def _record(db: Database, info: FileInfo) -> None:
@@ -139,11 +145,8 @@ async def _record(db: Database, info: FileInfo) -> None:
     Under the path's lock, no other storage operation changes the record between the read
     and the write, which is one statement (SQLite lets it wait for another's).
     """
-    record = _tracked(info)
-    old = await find_file_record_by_path(db, record.path)
-    if old is not None:
-        record = attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
-    await save_file_record(db, record)
+    old = await find_file_record_by_path(db, info.path)
+    await save_file_record(db, _tracked(info, old))
 
 
 async def _record_read(db: Database, read: tuple[object, FileInfo]) -> None:
@@ -157,16 +160,13 @@ async def _record_move(db: Database, moved: tuple[str, FileInfo]) -> None:
     transaction starts with a write, so SQLite takes its write lock first.
     """
     old_path, info = moved
-    record = _tracked(info)
     recordable = _recordable(old_path)  # a name no record can have has no record to move
     old = await find_file_record_by_path(db, old_path) if recordable else None
     async with transaction(db) as bound:
-        await delete_file_record_by_path(bound, record.path)
+        await delete_file_record_by_path(bound, info.path)
         if recordable:
             await delete_file_record_by_path(bound, old_path)
-        if old is not None:
-            record = attrs.evolve(record, created_at=old.created_at, metadata=old.metadata)
-        await save_file_record(bound, record)
+        await save_file_record(bound, _tracked(info, old))
 
 
 async def _record_delete(db: Database, deleted: str) -> None:

@@ -8,6 +8,7 @@ at a time from a descriptor of the root and never follows a symlink out: docs/ST
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import secrets
@@ -124,12 +125,8 @@ def partial_name(target: str) -> str:
 
 def truncate(name: str, limit: int) -> str:
     """Return the longest start of `name` taking at most `limit` bytes, in whole characters."""
-    size = 0
-    for index, char in enumerate(name):
-        size += len(os.fsencode(char))
-        if size > limit:
-            return name[:index]
-    return name
+    ends = itertools.accumulate(len(os.fsencode(char)) for char in name)
+    return name[: sum(1 for end in ends if end <= limit)]
 
 
 def check_pattern(pattern: object) -> str:
