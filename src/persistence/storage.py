@@ -129,10 +129,7 @@ def _recordable(path: str) -> bool:
 
 
 def _tracked(info: FileInfo, old: FileRecord | None) -> FileRecord:
-    """Describe a file just written, read, copied or moved as a record accessed now.
-
-    It keeps the creation time and metadata of its `old` record, if any.
-    """
+    """Record a file just changed or read as accessed now, with `old`'s creation and metadata."""
     record = FileRecord(path=info.path, size=info.size, hash=info.sha256 or "")
     if old is None:
         return record
@@ -183,17 +180,14 @@ async def _change(
     record: Callable[[Database, T], Awaitable[None]],
     *paths: object,
 ) -> T:
-    """Check the arguments, then `perform` `stage(root, *paths, check)` and `record` it.
-
-    With `track`, `check` refuses, before the disk changes, a path no record can hold.
-    """
+    """Check the arguments, then `perform` `stage(root, *paths, check)` and `record` it."""
     root = _storage(function, storage).root
     raw = [check_path(path) for path in paths]
     if track is None:
         return await perform(functools.partial(stage, root, *raw, lambda _: None))
     db = argument(function, "track", Database, track, "a Database or None")
     check_usable(db)  # a database this task may not use here is refused before the disk
-    return await perform(
+    return await perform(  # the check refuses a path no record can hold, before the disk
         functools.partial(stage, root, *raw, lambda path: FileRecord(path=path)),
         functools.partial(record, db),
     )

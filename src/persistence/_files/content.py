@@ -149,10 +149,9 @@ def _stage_replace(
     mode: int | None = None,
     times: tuple[int, int] | None = None,
 ) -> Change[FileInfo]:
-    """Stage replacing the file at `spot` by a partial file that `fill` writes, then fsynced.
+    """Stage replacing the regular file (or nothing) at `spot` by a partial file `fill` writes.
 
-    Makes the target's folders and refuses a target that exists and is not a regular file.
-    The partial file takes `mode`, else the replaced file's; `times` are set once renamed.
+    That takes `mode`, else the replaced file's mode; `times` are set once it is renamed.
     """
     with storage_errors(spot.shown):
         spot.make_folders()
@@ -243,11 +242,7 @@ def _move(origin: Spot, spot: Spot) -> FileInfo:
 
 
 def stage_move(root: Path, source: str, target: str, check: Check) -> Change[tuple[str, FileInfo]]:
-    """Stage a rename of a regular file over `target`; applying gives the source's path too.
-
-    Both paths are locked. Between two hard links of one file, the source's name is
-    removed and the target stays: the move happens, where rename(2) would do nothing.
-    """
+    """Stage renaming a regular file over `target`, both locked; gives the source's path too."""
     with ExitStack() as stack:
         origin = stack.enter_context(locate(root, source))
         spot = stack.enter_context(locate(root, target))
@@ -265,10 +260,7 @@ def stage_move(root: Path, source: str, target: str, check: Check) -> Change[tup
 
 
 def stage_delete(root: Path, path: str, _check: Check) -> Change[str]:
-    """Stage the removal of a regular file; applying unlinks it and gives its path.
-
-    `_check` is not called: a file whose name no record can hold is deleted all the same.
-    """
+    """Stage removing a regular file, whatever its name (`_check` is not called)."""
     with ExitStack() as stack:
         spot = stack.enter_context(locate(root, path))
         with storage_errors(path):

@@ -208,6 +208,9 @@ class Spot:
     folders: list[str] = attrs.field(factory=list)
     missing: list[str] = attrs.field(factory=list)
     name: str | None = None
+    pending: deque[str] = attrs.field(factory=deque)  # components still to walk
+    follows: bool = True  # symlinks are followed
+    links: int = 0  # symlinks followed so far
 
     @property
     def parts(self) -> list[str]:
@@ -252,6 +255,87 @@ class Spot:
         must_be_regular(info.st_mode, self.shown)
         return info
 
+    def walk(self) -> None:
+        """Walk the pending components one by one from the root's descriptor."""
+        while self.pending:
+            part = self.pending.popleft()
+            if part == "..":
+                self.up()
+            elif self.missing:  # below a folder that does not exist: names only
+                if self.pending:
+                    self.missing.append(part)
+                else:
+                    self.name = part
+            elif not self.pending:
+                target = _link_target(self.dir_fd, part) if self.follows else None
+                if target is None:
+                    self.name = part
+                else:
+                    self.follow(target)
+            else:
+                self.enter(part)
+        if self.name is None:  # the path ended in '..' or a link to a folder
+            if self.missing:
+                self.name = self.missing.pop()
+            elif self.folders:
+                self.name = self.folders.pop()
+                self.reopen()
+
+    def enter(self, part: str) -> None:
+        """Step into the folder `part`, or note it missing, or follow it if it is a symlink."""
+        try:
+            fd = os.open(part, DIR_FLAGS, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            self.missing.append(part)
+            return
+        except OSError as error:
+            if error.errno not in NO_FOLLOW_ERRORS:
+                raise
+            target = _link_target(self.dir_fd, part)
+            if target is not None:
+                self.follow(target)
+                return
+            info = lstat(self.dir_fd, part)
+            if info is not None and stat.S_ISDIR(info.st_mode):  # a symlink swapped back
+                self.count_link()
+                self.pending.appendleft(part)
+                return
+            where = "/".join([*self.folders, part])
+            raise NotAFileError(self.shown, f"{where} is not a folder") from error
+        self.move_to(fd)
+        self.folders.append(part)
+
+    def up(self) -> None:
+        if self.missing:
+            self.missing.pop()
+        elif self.folders:
+            self.folders.pop()
+            self.reopen()
+        else:
+            raise OutsideRootError(self.shown, f"leads outside the storage root {self.root}")
+
+    def count_link(self) -> None:
+        self.links += 1
+        if self.links > _MAX_LINKS:
+            raise NotAFileError(self.shown, "is a symbolic link loop, or too many links")
+
+    def follow(self, target: str) -> None:
+        """Continue along a symlink's target: relative to its folder, or from the root."""
+        self.count_link()
+        if not self.follows:
+            raise OutsideRootError(self.shown, "a folder on the path is a symbolic link")
+        if target.startswith("/"):
+            rest = _inside(self.root, target)
+            if rest is None:
+                reason = f"leads outside the storage root through a symbolic link to {target}"
+                raise OutsideRootError(self.shown, reason)
+            self.move_to(os.dup(self.root_fd))
+            self.folders.clear()
+            parts = rest
+        else:
+            parts = target.split("/")
+        self.pending.extendleft(reversed(_meaningful(parts)))
+
 
 def _inside(root: Path, absolute: str) -> list[str] | None:
     """Return the components of an absolute path below the root, or None when elsewhere.
@@ -283,101 +367,6 @@ def _meaningful(parts: Iterable[str]) -> list[str]:
     return [part for part in parts if part not in {"", "."}]
 
 
-class _Walk:
-    """One walk of a path, component by component, from the root's descriptor."""
-
-    def __init__(self, spot: Spot, parts: list[str], *, links: bool) -> None:
-        self.spot = spot
-        self.pending = deque(_meaningful(parts))
-        self.links = 0
-        self.follows = links
-
-    def run(self) -> Spot:
-        spot = self.spot
-        while self.pending:
-            part = self.pending.popleft()
-            if part == "..":
-                self.up()
-            elif spot.missing:  # below a folder that does not exist: names only
-                if self.pending:
-                    spot.missing.append(part)
-                else:
-                    spot.name = part
-            elif not self.pending:
-                target = _link_target(spot.dir_fd, part) if self.follows else None
-                if target is None:
-                    spot.name = part
-                else:
-                    self.follow(target)
-            else:
-                self.enter(part)
-        if spot.name is None:  # the path ended in '..' or a link to a folder
-            if spot.missing:
-                spot.name = spot.missing.pop()
-            elif spot.folders:
-                spot.name = spot.folders.pop()
-                spot.reopen()
-        return spot
-
-    def enter(self, part: str) -> None:
-        """Step into the folder `part`, or note it missing, or follow it if it is a symlink."""
-        spot = self.spot
-        try:
-            fd = os.open(part, DIR_FLAGS, dir_fd=spot.dir_fd)
-        except FileNotFoundError:
-            spot.missing.append(part)
-            return
-        except OSError as error:
-            if error.errno not in NO_FOLLOW_ERRORS:
-                raise
-            target = _link_target(spot.dir_fd, part)
-            if target is not None:
-                self.follow(target)
-                return
-            info = lstat(spot.dir_fd, part)
-            if info is not None and stat.S_ISDIR(info.st_mode):  # a symlink swapped back
-                self.count_link()
-                self.pending.appendleft(part)
-                return
-            where = "/".join([*spot.folders, part])
-            raise NotAFileError(spot.shown, f"{where} is not a folder") from error
-        spot.move_to(fd)
-        spot.folders.append(part)
-
-    def up(self) -> None:
-        spot = self.spot
-        if spot.missing:
-            spot.missing.pop()
-        elif spot.folders:
-            spot.folders.pop()
-            spot.reopen()
-        else:
-            raise OutsideRootError(spot.shown, f"leads outside the storage root {spot.root}")
-
-    def count_link(self) -> None:
-        self.links += 1
-        if self.links > _MAX_LINKS:
-            raise NotAFileError(self.spot.shown, "is a symbolic link loop, or too many links")
-
-    def follow(self, target: str) -> None:
-        """Continue along a symlink's target: relative to its folder, or from the root."""
-        self.count_link()
-        spot = self.spot
-        if not self.follows:
-            raise OutsideRootError(spot.shown, "a folder on the path is a symbolic link")
-        if target.startswith("/"):
-            rest = _inside(spot.root, target)
-            if rest is None:
-                reason = f"leads outside the storage root through a symbolic link to {target}"
-                raise OutsideRootError(spot.shown, reason)
-            spot.move_to(os.dup(spot.root_fd))
-            spot.folders.clear()
-            parts = rest
-        else:
-            parts = target.split("/")
-        self.pending.extendleft(reversed(_meaningful(parts)))
-
-
 @contextmanager
 def locate(
     root: Path, path: str, *, reserved_ok: bool = False, root_ok: bool = False, links: bool = True
@@ -397,10 +386,11 @@ def locate(
     else:
         parts = raw.split("/")
     with open_root(root) as root_fd, storage_errors(raw):
-        spot = Spot(root, raw, os.dup(root_fd), os.dup(root_fd))
+        spot = Spot(root, raw, os.dup(root_fd), os.dup(root_fd), follows=links)
     try:
+        spot.pending.extend(_meaningful(parts))
         with storage_errors(raw):
-            _Walk(spot, parts, links=links).run()
+            spot.walk()
         if not spot.parts and not root_ok:
             raise NotAFileError(raw, "is the storage root, not a file")
         if spot.parts and not reserved_ok and is_reserved(spot.parts[0]):

@@ -232,10 +232,7 @@ def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
 
 
 def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
-    """Unlink `name` (a file or a symlink, never a folder) if last changed by `cutoff`.
-
-    A file that another clean-up removed meanwhile is simply gone: nothing to do.
-    """
+    """Unlink `name` (a file or a symlink, never a folder) if last changed by `cutoff`."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISDIR(info.st_mode) or info.st_mtime > cutoff:
