@@ -104,8 +104,9 @@ class VerifyReport:
         return not (self.changed or self.missing or self.new)
 
 
-def _storage(function: str, storage: object) -> Storage:
-    return argument(function, "storage", Storage, storage, "a Storage from open_storage()")
+def _root(function: str, storage: object) -> Path:
+    """Give the root of `storage`, refusing anything but a Storage."""
+    return argument(function, "storage", Storage, storage, "a Storage from open_storage()").root
 
 
 def _encoding(function: str, encoding: object) -> str:
@@ -181,7 +182,7 @@ async def _change(
     *paths: object,
 ) -> T:
     """Check the arguments, then `perform` `stage(root, *paths, check)` and `record` it."""
-    root = _storage(function, storage).root
+    root = _root(function, storage)
     raw = [check_path(path) for path in paths]
     if track is None:
         return await perform(functools.partial(stage, root, *raw, lambda _: None))
@@ -289,9 +290,7 @@ async def delete(storage: Storage, path: StoragePath, *, track: Database | None 
 
 async def info(storage: Storage, path: StoragePath) -> FileInfo:
     """Size, created and modified times, SHA-256 and kind of a file or folder (`"."`: the root)."""
-    storage = _storage("info", storage)
-    raw = check_path(path)
-    return await asyncio.to_thread(content.describe, storage.root, raw)
+    return await asyncio.to_thread(content.describe, _root("info", storage), check_path(path))
 
 
 async def list_files(
@@ -304,10 +303,10 @@ async def list_files(
     folders and partial writes are left out; a symlink is listed only when it leads
     inside the root, and a symlinked folder is never descended into.
     """
-    storage = _storage("list_files", storage)
+    root = _root("list_files", storage)
     pattern = check_pattern(pattern)
     recursive = argument("list_files", "recursive", bool, recursive, "a bool")
-    return await asyncio.to_thread(tree.list_entries, storage.root, pattern, recursive=recursive)
+    return await asyncio.to_thread(tree.list_entries, root, pattern, recursive=recursive)
 
 
 async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None) -> Path:
@@ -316,17 +315,15 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     A name too long to take a timestamp keeps its start and gains a hash instead. With
     `keep`, then remove all but the newest `keep` backups of that file.
     """
-    storage = _storage("backup", storage)
-    raw = check_path(path)
+    root, raw = _root("backup", storage), check_path(path)
     kept = None if keep is None else at_least("backup", "keep", keep, 0)
-    return await asyncio.to_thread(tree.backup_file, storage.root, raw, datetime.now(UTC), kept)
+    return await asyncio.to_thread(tree.backup_file, root, raw, datetime.now(UTC), kept)
 
 
 async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:
     """List the backups of a file, oldest first."""
-    storage = _storage("list_backups", storage)
-    raw = check_path(path)
-    return await asyncio.to_thread(tree.list_backup_files, storage.root, raw)
+    root = _root("list_backups", storage)
+    return await asyncio.to_thread(tree.list_backup_files, root, check_path(path))
 
 
 async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> list[Path]:
@@ -334,10 +331,9 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
 
     Only that file's backups, inside `.backups/`, are ever removed.
     """
-    storage = _storage("prune_backups", storage)
-    raw = check_path(path)
+    root, raw = _root("prune_backups", storage), check_path(path)
     kept = at_least("prune_backups", "keep", keep, 0)
-    return await asyncio.to_thread(tree.prune_backup_files, storage.root, raw, kept)
+    return await asyncio.to_thread(tree.prune_backup_files, root, raw, kept)
 
 
 async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]:
@@ -347,10 +343,10 @@ async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]
     partial files that interrupted writes leave, recognised by their reserved name
     `.<name>.<16 hex digits>.storage-partial` only. Nothing else is touched.
     """
-    storage = _storage("clean_temp", storage)
+    root = _root("clean_temp", storage)
     hours = finite_amount("clean_temp", "older_than_hours", older_than_hours, "a number of hours")
     cutoff = time.time() - hours * 3600
-    return await asyncio.to_thread(tree.clean_temp_files, storage.root, cutoff)
+    return await asyncio.to_thread(tree.clean_temp_files, root, cutoff)
 
 
 async def verify(storage: Storage, db: Database) -> VerifyReport:
@@ -359,10 +355,10 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     `changed`: recorded files whose size or hash differ; `missing`: records without a
     regular file inside the root; `new`: files without a record.
     """
-    storage = _storage("verify", storage)
+    root = _root("verify", storage)
     db = argument("verify", "db", Database, db, "a Database")
     records = {
         record.path: Written(record.size, record.hash) for record in await all_file_records(db)
     }
-    changed, missing, new = await asyncio.to_thread(tree.scan, storage.root, records)
+    changed, missing, new = await asyncio.to_thread(tree.scan, root, records)
     return VerifyReport(tuple(changed), tuple(missing), tuple(new))

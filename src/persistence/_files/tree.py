@@ -95,28 +95,22 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
     return sorted(found, key=lambda entry: entry.path)
 
 
-def _recorded_hash(root: Path, path: str) -> Written | None:
-    """Size and hash of the regular file a record names; None if there is none inside."""
-    try:
-        with (
-            locate(root, path, reserved_ok=True) as spot,
-            storage_errors(path),
-            owned(spot.open_file()) as fd,
-        ):
-            return hash_fd(fd)
-    except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
-        return None
-
-
 def scan(root: Path, recorded: dict[str, Written]) -> tuple[list[str], list[str], list[str]]:
     """Compare regular files on disk with `recorded`: (changed, missing, new), each sorted."""
     changed: list[str] = []
     missing: list[str] = []
     for name, expected in sorted(recorded.items()):
-        actual = _recorded_hash(root, name)
-        if actual is None:
-            missing.append(name)
-        elif actual.size != expected.size or expected.sha256 not in {"", actual.sha256}:
+        try:
+            with (
+                locate(root, name, reserved_ok=True) as spot,
+                storage_errors(name),
+                owned(spot.open_file()) as fd,
+            ):
+                actual = hash_fd(fd)
+        except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
+            missing.append(name)  # no regular file inside the root
+            continue
+        if actual.size != expected.size or expected.sha256 not in {"", actual.sha256}:
             changed.append(name)
     new: list[str] = []
     with storage_errors("."), open_root(root) as root_fd:

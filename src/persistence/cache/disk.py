@@ -42,7 +42,7 @@ from persistence._files.paths import (
 from persistence._files.tree import unlink_if_old
 from persistence._guards import at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
-from persistence.storage import Storage, _storage
+from persistence.storage import Storage, _root
 
 __all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
 
@@ -105,22 +105,22 @@ def _drop(spot: Spot, seen: os.stat_result) -> None:
         lock.release()
 
 
-def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
-    """Open the entry at `spot`, checking its hash as it is read; remove it if bad.
+def _checked(spot: Spot, stack: ExitStack, *, whole: bool = False) -> tuple[int, bytes] | None:
+    """Open the entry at `spot`, closed with `stack`, checking its hash as it is read.
 
-    Gives its descriptor, rewound, and with `whole` its content; None if missing or bad.
+    Gives its descriptor, rewound, and with `whole` its content; None if missing or bad,
+    and a bad one is removed.
     """
     if spot.missing or (seen := lstat(spot.dir_fd, spot.require())) is None:
         return None
-    with suppress(NotAFileError, FileNotFoundError), ExitStack() as stack:  # a symlink, or gone
+    with suppress(NotAFileError, FileNotFoundError):  # a symlink, or gone
         fd = open_regular(spot.dir_fd, spot.require(), spot.shown)
-        stack.callback(os.close, fd)  # unless popped: a good entry's stays open
+        stack.callback(os.close, fd)
         seen = os.fstat(fd)
         data = read_fd(fd) if whole else b""
         if (hashlib.sha256(data).hexdigest() if whole else hash_fd(fd).sha256) == spot.require():
             os.utime(fd)  # used now: the least recently used go first
             os.lseek(fd, 0, os.SEEK_SET)
-            stack.pop_all()
             return fd, data
     _drop(spot, seen)
     return None
@@ -128,26 +128,25 @@ def _checked(spot: Spot, *, whole: bool) -> tuple[int, bytes] | None:
 
 def _good(spot: Spot) -> bool:
     """Tell whether the entry at `spot` is there and whole, marking it used; a bad one goes."""
-    found = _checked(spot, whole=False)
-    if found is not None:
-        os.close(found[0])
-    return found is not None
+    with ExitStack() as stack:
+        return _checked(spot, stack) is not None
 
 
 def read_entry(root: Path, folder: str, key: str) -> bytes | None:
     """Give the content of `key` in `folder` once its hash is checked, or None."""
-    with _locate(root, _entry(_check_key(key), folder)) as spot, storage_errors(spot.shown):
-        found = _checked(spot, whole=True)
-        if found is None:
-            return None
-        os.close(found[0])
-        return found[1]
+    with _locate(root, _entry(_check_key(key), folder)) as spot, ExitStack() as stack:
+        stack.enter_context(storage_errors(spot.shown))
+        found = _checked(spot, stack, whole=True)
+        return None if found is None else found[1]
 
 
 def _open(root: Path, key: str) -> BinaryIO | None:
-    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown):
-        found = _checked(spot, whole=False)
-        return None if found is None else os.fdopen(found[0], "rb")
+    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown), ExitStack() as stack:
+        found = _checked(spot, stack)
+        if found is None:
+            return None
+        stack.pop_all()  # the caller closes it
+        return os.fdopen(found[0], "rb")
 
 
 def has_entry(root: Path, folder: str, key: str) -> bool:
@@ -394,6 +393,6 @@ class ArtifactCache:
 async def open_artifact_cache(storage: Storage, *, budget: int = DEFAULT_BUDGET) -> ArtifactCache:
     """Open the artifact cache under `storage`'s root, keeping at most about `budget` bytes."""
     budget = at_least("ArtifactCache", "budget", budget, 1)
-    cache = ArtifactCache(_storage("ArtifactCache", storage).root / CACHE_DIR, budget)
+    cache = ArtifactCache(_root("ArtifactCache", storage) / CACHE_DIR, budget)
     await cache.evict()
     return cache
