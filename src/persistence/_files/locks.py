@@ -186,19 +186,12 @@ async def _pause(seconds: float) -> None:
     """Sleep up to `seconds`, waking early when an operation of this loop frees its lock."""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
-    timer = loop.call_later(seconds, _wake_one, waiter)
     waiting = _WAITING.setdefault(loop, set())
     waiting.add(waiter)
     try:
-        await waiter
+        await asyncio.wait([waiter], timeout=seconds)
     finally:
-        timer.cancel()
         waiting.discard(waiter)
-
-
-def _wake_one(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 async def _wait_for_lock(change: Change[T]) -> bool:
@@ -246,4 +239,5 @@ async def perform(
     finally:
         change.close()
         for waiter in _WAITING.get(asyncio.get_running_loop(), ()):  # they may try again now
-            _wake_one(waiter)
+            if not waiter.done():
+                waiter.set_result(None)

@@ -162,12 +162,11 @@ def has_entry(root: Path, folder: str, key: str) -> bool:
 def _stage_put(
     root: Path, fill: Callable[[int], Written], folder: str = _ENTRIES, *, hold: bool = False
 ) -> Change[tuple[str, int | None]]:
-    """Fill a partial file in incoming/; applying renames it into place in `folder`.
+    """Fill a partial file in incoming/; applying moves it to `folder`: (key, bytes added).
 
-    Applying gives the key and the bytes added, None when a right entry was there. With
-    `hold`, the entry's lock is taken even when a right entry is there, and applying looks
-    again under it: the caller's record (a reference to the entry) is written while no
-    sweep can remove the entry.
+    None is added when a right entry was there. With `hold`, it is locked all the same and
+    looked at again under the lock: the caller's reference to the entry is recorded while
+    no sweep can remove it.
     """
     with ExitStack() as stack:
         incoming = stack.enter_context(_locate(root, f"{_INCOMING}/new"))
@@ -209,11 +208,10 @@ def _fill_file(source: str, fd: int) -> Written:
 def stage_held_puts(
     root: Path, folder: str, contents: list[bytes]
 ) -> Change[list[tuple[str, int | None]]]:
-    """Stage putting each of `contents` into `folder`, all under one lock of their entries.
+    """Stage putting each of `contents` into `folder` under one lock; applying gives each put's.
 
-    Applying publishes the ones missing and gives each key, with the bytes added (None when
-    a right entry was there). The lock is held until the change is closed, so a reference
-    recorded meanwhile is written before any sweep (`stage_hold`) can look at the entries.
+    The lock is held until the change is closed, so a reference recorded meanwhile is
+    written before any sweep (`stage_hold`) can look at the entries.
     """
     with ExitStack() as stack:
         changes = []
