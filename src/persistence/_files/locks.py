@@ -113,15 +113,7 @@ class Change(Generic[T]):
     resources: ExitStack
     shown: str
     lock: PathLock | None = None
-    done: list[T] = attrs.field(factory=list)
-
-    @property
-    def applied(self) -> bool:
-        return bool(self.done)
-
-    @property
-    def result(self) -> T:
-        return self.done[0]
+    done: list[T] = attrs.field(factory=list)  # what applying returned, once applied
 
     def try_apply(self) -> bool:
         """Apply the change if its lock is free; return whether it has been applied."""
@@ -204,7 +196,7 @@ async def _wait_for_lock(change: Change[T]) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LOCK_TIMEOUT
     wait = _FIRST_WAIT
-    while not change.applied:
+    while not change.done:
         if loop.time() >= deadline:
             reason = f"busy: its lock stayed taken for {LOCK_TIMEOUT:g} s"
             raise StorageError(change.shown, reason)
@@ -230,12 +222,12 @@ async def perform(
     try:
         if not cancelled:
             cancelled = await _wait_for_lock(change)
-        if change.applied and record is not None:
-            _, interrupted = await _settle(asyncio.ensure_future(record(change.result)))
+        if change.done and record is not None:
+            _, interrupted = await _settle(asyncio.ensure_future(record(change.done[0])))
             cancelled = cancelled or interrupted
         if cancelled:
             raise asyncio.CancelledError
-        return change.result
+        return change.done[0]
     finally:
         change.close()
         for waiter in _WAITING.get(asyncio.get_running_loop(), ()):  # they may try again now
