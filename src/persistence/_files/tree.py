@@ -11,7 +11,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -24,7 +24,6 @@ from persistence._files.paths import (
     RESERVED,
     TEMP_DIR,
     FileInfo,
-    Spot,
     Written,
     check_path,
     is_partial_name,
@@ -186,43 +185,41 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
     return root.joinpath(BACKUPS_DIR, *spot.folders, target)
 
 
-def _backups_of(stack: ExitStack, spot: Spot) -> tuple[list[str], int | None, list[str]]:
-    """Give the folders of the spot's file, its backups' folder if any, and their names.
+@contextmanager
+def _backups_of(root: Path, path: str) -> Iterator[tuple[Path, int | None, list[str]]]:
+    """Give the folder of a file's backups, open (or None), and their names oldest first.
 
-    The names come oldest first; the folder is opened without following a symlink.
+    The folder is opened without following a symlink, and closed on leaving.
     """
-    folders = [*spot.folders, *spot.missing]
-    folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *folders], create=False)
-    if folder is None:
-        return folders, None, []
-    pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
-    found: list[tuple[str, int, str]] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            match = pattern.fullmatch(entry.name)
-            if match and not entry.is_dir(follow_symlinks=False):
-                found.append((match[1], int(match[2] or 0), entry.name))
-    return folders, folder, [name for _, _, name in sorted(found)]
+    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
+        folders = [BACKUPS_DIR, *spot.folders, *spot.missing]
+        folder = open_folders(stack, spot.root_fd, folders, create=False)
+        found: list[tuple[str, int, str]] = []
+        if folder is not None:
+            pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
+            for entry in stack.enter_context(os.scandir(folder)):
+                match = pattern.fullmatch(entry.name)
+                if match and not entry.is_dir(follow_symlinks=False):
+                    found.append((match[1], int(match[2] or 0), entry.name))
+        yield root.joinpath(*folders), folder, [name for _, _, name in sorted(found)]
 
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
-    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
-        folders, _, names = _backups_of(stack, spot)
-        return [root.joinpath(BACKUPS_DIR, *folders, name) for name in names]
+    with _backups_of(root, path) as (where, _, names):
+        return [where / name for name in names]
 
 
 def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
     """Remove all but the newest `keep` backups of a file; return the removed paths."""
-    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
-        folders, folder, names = _backups_of(stack, spot)
+    with _backups_of(root, path) as (where, folder, names):
         doomed = names[: max(len(names) - keep, 0)]
         for name in doomed:
             with suppress(FileNotFoundError):  # another prune took it
                 os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
         if folder is not None and doomed:
             os.fsync(folder)
-        return [root.joinpath(BACKUPS_DIR, *folders, name) for name in doomed]
+        return [where / name for name in doomed]
 
 
 def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
