@@ -70,7 +70,6 @@ __all__ = [
 
 StoragePath = str | os.PathLike[str]
 T = TypeVar("T")
-U = TypeVar("U")
 
 
 @attrs.frozen

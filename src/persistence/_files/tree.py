@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-import attrs
-
 from persistence._files.content import Partial, describe_at, hash_fd
 from persistence._files.paths import (
     BACKUPS_DIR,
@@ -65,9 +63,8 @@ def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if not stat.S_ISLNK(info.st_mode):
             return describe_at(dir_fd, name, path, path)
-        with locate(root, path) as spot:
-            found = describe_at(spot.dir_fd, spot.require(), spot.path, path)
-        return attrs.evolve(found, path=path)
+        with locate(root, path) as spot:  # listed under its own path, not its target's
+            return describe_at(spot.dir_fd, spot.require(), path, path)
     except (FileNotFoundError, FileMissingError, NotAFileError, OutsideRootError):
         return None  # vanished meanwhile, a FIFO or socket, or a link leading out or nowhere
 
