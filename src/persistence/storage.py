@@ -201,9 +201,6 @@ async def _read(
     return read
 
 
-# --- the operations -----------------------------------------------------------------------------
-
-
 async def open_storage(root: Path | str) -> Storage:
     """Create `root` with its reserved folders, and return the storage."""
     return Storage(await asyncio.to_thread(tree.make_storage_dirs, root))

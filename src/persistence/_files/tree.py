@@ -153,10 +153,7 @@ def backup_stem(name: str) -> str:
 
 
 def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
-    """Copy a file to `.backups/<its path>.<UTC timestamp>.bak`; return the copy's path.
-
-    With `keep`, then remove all but the newest `keep` backups of that file.
-    """
+    """Copy a file to `.backups/<path>.<UTC timestamp>.bak`, pruned to any `keep`; give the copy."""
     with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
         source_fd = stack.enter_context(owned(spot.open_file()))
         folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *spot.folders], create=True)

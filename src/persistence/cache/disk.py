@@ -230,8 +230,7 @@ def stage_held_puts(
 def stage_hold(root: Path, folder: str, key: str) -> Change[Spot]:
     """Stage taking the lock of the entry `key` in `folder`; applying gives its spot.
 
-    Whoever holds it may remove the entry (`remove_entry`) while no held put can publish
-    or reference it.
+    Whoever holds it may remove the entry (`remove_entry`): no held put can publish or use it.
     """
     with ExitStack() as stack:
         spot = stack.enter_context(_locate(root, _entry(_check_key(key), folder)))
