@@ -196,6 +196,7 @@ async def _change(
 async def _read(
     function: str, storage: object, path: object, convert: Callable[[bytes], T], track: object
 ) -> T:
+    """Read a whole file through `convert`; a tracked read takes the lock and is recorded."""
     stage = functools.partial(content.stage_read, convert=convert, lock=track is not None)
     read, _ = await _change(function, storage, track, stage, _record_read, path)
     return read
