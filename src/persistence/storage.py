@@ -354,8 +354,6 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     """
     root = _root("verify", storage)
     db = argument("verify", "db", Database, db, "a Database")
-    records = {
-        record.path: Written(record.size, record.hash) for record in await all_file_records(db)
-    }
+    records = {r.path: Written(r.size, r.hash) for r in await all_file_records(db)}
     changed, missing, new = await asyncio.to_thread(tree.scan, root, records)
     return VerifyReport(tuple(changed), tuple(missing), tuple(new))

@@ -54,8 +54,7 @@ def write_hashed(data: bytes, fd: int) -> Written:
 def hash_fd(fd: int, sink: int | None = None) -> Written:
     """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`."""
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
+    view = memoryview(bytearray(CHUNK_SIZE))
     size = 0
     os.lseek(fd, 0, os.SEEK_SET)
     with io.FileIO(fd, "rb", closefd=False) as stream:

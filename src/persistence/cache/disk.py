@@ -196,13 +196,10 @@ def _stage_put(
         return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
 
 
-def _fill_file(source: str, fd: int) -> Written:
-    """Copy the regular file `source` (a symlink is followed: the caller named it) to `fd`."""
-    with (
-        storage_errors(source),
-        owned(open_regular(None, source, source, follow=True)) as source_fd,
-    ):
-        return hash_fd(source_fd, fd)
+def _fill_file(source: str, sink: int) -> Written:
+    """Copy the regular file `source` (a symlink is followed: the caller named it) to `sink`."""
+    with storage_errors(source), owned(open_regular(None, source, source, follow=True)) as fd:
+        return hash_fd(fd, sink)
 
 
 def stage_held_puts(
