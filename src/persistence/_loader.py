@@ -1,38 +1,21 @@
 """Load each engine's queries through aiosql, from the files that `make generate` wrote.
 
 `make generate` turns sql/queries/ (sqlc's form) into sql/aiosql/<engine>.sql and the typed
-interface `persistence.queries`, whose row mappers aiosql hands the adapters as record
-classes. `make check-generated` is the one drift check: nothing is compared at run time.
-
-Each adapter runs the SQL and record class that aiosql gives: `select` (sqlc's :many) gives a
-list, `select_one` (:one) a row or None, `insert_returning` (:execlastid) the new id,
-`insert_update_delete` (:exec, :execrows) and `insert_update_delete_many` (:copyfrom) a count.
-They tell aiosql they are synchronous (`is_aio_driver = False`), so that it returns the
-coroutine each method returns: its asynchronous select is an async generator, which gives no
-list and costs one more coroutine per call.
-
-Where aiosql cannot serve a need, the adapter hands the statement over to its backend:
-
-- SQLite (`SqliteSession.run`): reads run on the loop within the loop budget (in a thread past
-  it, or to wait for a lock); writes are queued for group commit, one transaction and one
-  fsync for every write that arrives together; bulk inserts (`*!`) become multi-row INSERTs
-  in a thread. A query marked `-- runs: long` in sql/queries/ (listed in `RUNS_LONG`) runs in
-  a worker thread from its start, writes included, in its place in the batch or transaction:
-  some steps (FTS5 merging segments in a retention delete, bm25 ranking many terms) no
-  progress handler can interrupt, and an interrupted write rolls back its whole transaction.
-- PostgreSQL (`PostgresAdapter.insert_update_delete_many`): a plain INSERT ... VALUES of many
-  rows is loaded with COPY, under the command timeout.
-
-The adapters also report the tables each query writes, by its name (`_changes.py`), and hand
-the call to the database's `Observer` (`persistence._tracing`) when it has one.
+interface `persistence.queries`, whose row mappers aiosql hands the adapters as record classes;
+`make check-generated` is the one drift check. The adapters tell aiosql they are synchronous
+(`is_aio_driver = False`) so that it returns each method's coroutine: its asynchronous select is
+an async generator, which gives no list and costs one more coroutine per call. They hand each
+statement to their backend where aiosql cannot serve it (SQLite: `SqliteSession.run`; a bulk
+INSERT on PostgreSQL: COPY), report the tables each query writes (`_changes.py`), and hand
+each call to the database's `Observer` (`persistence._tracing`) when it has one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import aiosql
 from aiosql.queries import Queries as LoadedQueries
@@ -42,9 +25,11 @@ from persistence.exceptions import SqlFilesMissingError
 from persistence.queries import ROW_MAPPERS
 
 if TYPE_CHECKING:
+    from persistence._tracing import Observer
     from persistence.queries import Queries
 
-__all__ = ["load_queries", "query_file", "sql_root"]
+Method = Callable[..., Coroutine[Any, Any, Any]]
+"""An adapter's method as aiosql calls it, giving the coroutine that the caller awaits."""
 
 
 def sql_root() -> Path:
@@ -64,6 +49,47 @@ def sql_root() -> Path:
 def query_file(engine: str) -> Path:
     """Give the file of one engine's queries in aiosql's form: `engine` is sqlite or postgres."""
     return sql_root() / "aiosql" / f"{engine}.sql"
+
+
+class _Observed(Protocol):
+    _observer: Observer | None
+
+
+def observed(start: Method, doc: str) -> Method:
+    """Make an adapter's method: `start` the call, observed when there is an observer.
+
+    With none, observing costs the check `self._observer is None` alone.
+    """
+
+    def method(  # noqa: PLR0917  # aiosql's call: positional
+        self: _Observed,
+        conn: object,
+        query_name: str,
+        sql: str,
+        parameters: object,
+        record_class: object = None,
+    ) -> Coroutine[Any, Any, Any]:
+        run = start(self, conn, query_name, sql, parameters, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    method.__doc__ = doc
+    return method
+
+
+def observed_many(start: Method, doc: str) -> Method:
+    """Make an adapter's bulk method, as `observed`: observed as a batch of its rows."""
+
+    def method(
+        self: _Observed, conn: object, query_name: str, sql: str, parameters: Iterable[object]
+    ) -> Coroutine[Any, Any, Any]:
+        rows = parameters if isinstance(parameters, Sequence) else list(parameters)
+        run = start(self, conn, query_name, sql, rows)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, rows, len(rows))
+
+    method.__doc__ = doc
+    return method
 
 
 class _Adapter(Protocol):

@@ -13,6 +13,7 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._changes import report_query
+from persistence._loader import observed, observed_many
 from persistence._loop import SLICE_ITEMS, share_loop
 
 if TYPE_CHECKING:
@@ -34,9 +35,8 @@ _INSERT = re.compile(
 class PostgresAdapter(AsyncPGAdapter):
     """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
 
-    Each method returns the coroutine the caller awaits (see `persistence._loader`), observed
-    when there is an observer, and goes straight to the connection: aiosql's own look for a
-    pool with dir(conn) on every call, and this package always passes a connection.
+    Each method goes straight to the connection: aiosql's own look for a pool with dir(conn)
+    on every call, and this package always passes a connection.
     """
 
     is_aio_driver = False
@@ -68,60 +68,6 @@ class PostgresAdapter(AsyncPGAdapter):
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
-    def select(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, list[object]]:
-        """Give every row, mapped by the record class (sqlc's :many)."""
-        run = self._select(conn, query_name, sql, parameters, record_class)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def select_one(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, object]:
-        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
-        run = self._select_one(conn, query_name, sql, parameters, record_class)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_returning(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, object]:
-        """Return the first column of the RETURNING row (the new id)."""
-        run = self._insert_returning(conn, query_name, sql, parameters)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_update_delete(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, int]:
-        """Run one statement and return how many rows it changed, parsed from its status."""
-        run = self._insert_update_delete(conn, query_name, sql, parameters)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_update_delete_many(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
-    ) -> Coroutine[Any, Any, int]:
-        """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
-        run = self._insert_update_delete_many(conn, query_name, sql, parameters)
-        observer = self._observer
-        return (
-            run
-            if observer is None
-            else observer.observe(run, query_name, parameters, len(parameters))
-        )
-
     async def _select(
         self,
         conn: PgConnection,
@@ -147,12 +93,12 @@ class PostgresAdapter(AsyncPGAdapter):
         return record_class((record,))[0]
 
     async def _insert_returning(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Params, _: None
     ) -> object:
         return await conn.fetchval(sql, *self._ordered(query_name, parameters))
 
     async def _insert_update_delete(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+        self, conn: PgConnection, query_name: str, sql: str, parameters: Params, _: None
     ) -> int:
         status = await conn.execute(sql, *self._ordered(query_name, parameters))
         count = status.rsplit(" ", 1)[-1]
@@ -199,6 +145,32 @@ class PostgresAdapter(AsyncPGAdapter):
                 raise
             copied += int(status.rsplit(" ", 1)[-1])
         return copied
+
+    select = observed(_select, "Give every row, mapped by the record class (sqlc's :many).")
+
+    def select_one(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first row, mapped by the record class, or None (sqlc's :one).
+
+        Written out, as `bench/tracing.py` times it against the method before tracing.
+        """
+        run = self._select_one(conn, query_name, sql, parameters, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    insert_returning = observed(_insert_returning, "Give the RETURNING row's first column.")
+    insert_update_delete = observed(
+        _insert_update_delete, "Run one statement; give how many rows it changed, by its status."
+    )
+    insert_update_delete_many = observed_many(
+        _insert_update_delete_many, "Load every parameter set, by COPY for a plain INSERT."
+    )
 
 
 COPY_ROWS = 10_000
