@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from persistence.exceptions import PersistenceError
     from persistence.queries import Queries
 
-__all__ = ["Backend", "ChangeWatch", "Engine", "finish_then_cancel", "kept_if_cancelled"]
 
 _T = TypeVar("_T")
 

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
     from persistence._tracing import Observer
 
-__all__ = ["Params", "PgConnection", "PostgresAdapter"]
 
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 """The connection the pool lends: what the loaded queries take as `conn` on PostgreSQL."""

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from persistence._tracing import Observer
     from persistence.queries import Queries
 
-__all__ = ["PostgresBackend", "open_postgres"]
 
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction

@@ -12,8 +12,6 @@ from typing import Final
 import asyncpg
 import asyncpg.pool
 
-__all__ = ["CHANGES_CHANNEL", "ChangeListener"]
-
 CHANGES_CHANNEL: Final = "persistence_changes"
 """The channel on which migration 0004's triggers send `<table> <transaction id>` at commit."""
 

@@ -18,8 +18,6 @@ from persistence._postgres.errors import detail
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
-__all__ = ["create_postgres_database", "database_name"]
-
 _MAINTENANCE: Final = ("postgres", "template1")
 _LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short
 

@@ -12,8 +12,6 @@ from persistence.exceptions import (
     ValidationError,
 )
 
-__all__ = ["detail", "translate_postgres"]
-
 
 def translate_postgres(error: BaseException, command_timeout: float) -> PersistenceError | None:  # noqa: PLR0911  # one case a line
     """Map an asyncpg error to this package's error: None for errors that are not asyncpg's."""

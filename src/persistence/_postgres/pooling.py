@@ -16,8 +16,6 @@ from urllib.parse import unquote
 
 import attrs
 
-__all__ = ["NoFeed", "Pooling", "check_listen_url", "split_pooling"]
-
 PGBOUNCER: Final = "pgbouncer"
 LISTEN_URL: Final = "listen_url"
 _OPTIONS: Final = (PGBOUNCER, LISTEN_URL)

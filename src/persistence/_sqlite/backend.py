@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from persistence._tracing import Observer
     from persistence.queries import Queries
 
-__all__ = ["SqliteBackend", "open_sqlite"]
 
 _T = TypeVar("_T")
 

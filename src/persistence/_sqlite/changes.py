@@ -17,8 +17,6 @@ from typing import Final
 
 import attrs
 
-__all__ = ["ChangeStamp", "WalIndex", "map_wal_index", "release_wal_index", "wal_stamp"]
-
 _WAL_INDEX_HEADER: Final = 96
 """The WAL index header at the start of the -shm file: the same 48 bytes twice."""
 

@@ -28,7 +28,6 @@ from persistence._sqlite.statements import (
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = ["InThread", "Readers", "map_rows", "within_budget"]
 
 InThread = Callable[..., Awaitable[Any]]
 """Runs a function in the backend's worker threads and gives its result."""

@@ -13,8 +13,6 @@ from typing import Final
 
 from persistence._sqlite.statements import plan_query
 
-__all__ = ["ADD_COUNTER", "LIST_COUNTERS", "LIST_TABLES", "RAISE_COUNTER", "backup_into"]
-
 LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
 """The highest id each AUTOINCREMENT table has handed out."""
 

@@ -24,20 +24,6 @@ from persistence._loop import LOOP_SLICE
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = [
-    "PROGRESS_STEPS",
-    "Budget",
-    "Mode",
-    "Params",
-    "Plan",
-    "Row",
-    "encode_params",
-    "execute",
-    "is_busy",
-    "plan_query",
-    "rows_encoder",
-    "savepointed",
-]
 
 PROGRESS_STEPS: Final = 1000
 """SQLite virtual-machine steps between two looks at the loop budget."""

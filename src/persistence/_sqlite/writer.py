@@ -47,7 +47,6 @@ from persistence.exceptions import DatabaseError
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = ["Lease", "Writer", "WriterState"]
 
 _BATCH_LIMIT: Final = 1000
 """The most single-call writes that share one commit."""
