@@ -1,20 +1,12 @@
 """The writer connection: group commit of single-call writes, and leases for transactions.
 
-Writes go through one writer connection. Outside `transaction()`, single-call writes that
-arrive together share a commit (group commit): a runner task opens one transaction
-(`BEGIN IMMEDIATE`, on the loop), runs the queued writes in a worker thread, then commits
-once; each caller returns after that commit is durable, and a write that fails fails alone.
-Queued writes go to the thread together, one hop for a run of them, since one insert may
-spend tens of ms in a step that no budget sees (FTS5 merging its index segments); a bulk
-write or one marked to run long takes a hop of its own. When no other write waits, the
-COMMIT runs in the same hop, so that a lone write costs one; writes that arrive meanwhile
-make the next batch. A transaction takes the writer for its whole block (a lease), queued in
-turn with the batches.
-
-The writer's states are explicit (`WriterState`), and each step asserts the one it needs:
-a batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
-transaction runs only under a lease; a lease ends outside any SQLite transaction (its block
-committed or rolled back); nothing is queued once CLOSED.
+Single-call writes that arrive together share one transaction and one commit, run by a
+runner task; each caller returns once it is durable, and a write that fails fails alone.
+Queued writes go to a worker thread together, one hop for a run of them (with the COMMIT
+when nothing else waits), since one insert may spend tens of ms in a step no budget sees
+(FTS5 merging its segments); a bulk or long write takes a hop of its own. A transaction
+takes the writer for its whole block (a lease), queued in turn with the batches. Each step
+asserts the `WriterState` it needs.
 """
 
 from __future__ import annotations
@@ -119,11 +111,7 @@ class Writer:
     # Statements inside a transaction: the writer, which the transaction holds.
 
     async def run_leased(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None,
+        self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
         writer = self._connection
@@ -152,11 +140,7 @@ class Writer:
     # Single-call writes: the group-commit queue.
 
     async def queue_write(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None,
+        self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
         if self.state is WriterState.CLOSED:
