@@ -1,12 +1,10 @@
 """SQLite: short statements on the event loop, anything that can take long off it.
 
-Crossing to a driver thread costs about as much as a short SQLite statement, so this backend
-calls `sqlite3` from the loop and keeps for worker threads the fsync of a commit, bulk writes,
-statements marked `-- runs: long`, reads past the loop budget (`reads.py`), and the wait for
-another process's lock (BEGIN IMMEDIATE is retried after short sleeps: `writer.py`). This
-module opens the parts and closes them, releasing connections, threads, the runner task and
-the WAL index mapping. A database is used on one loop at a time: it moves to a new loop once
-the last one has closed, and a call from another loop still open is refused.
+Crossing to a driver thread costs about as much as a short SQLite statement, so `sqlite3` is
+called from the loop; worker threads take the fsync of a commit, bulk writes, statements
+marked `-- runs: long`, and reads past the loop budget (`reads.py`). This module opens the
+parts and closes them. A database is used on one loop at a time: it moves to a new loop once
+the last one has closed.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
-from persistence._backend import Engine, finish_then_cancel
+from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_index
@@ -84,7 +82,9 @@ class SqliteBackend:
         """The event loop the database was last used on; opened in a thread, it has none yet."""
 
     def check_loop(self) -> None:
-        """Use the running loop: refuse it while the last loop used is open, else move to it."""
+        """Refuse a closed database; use the running loop, unless the last one used is open."""
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
@@ -105,8 +105,6 @@ class SqliteBackend:
 
     def lend(self) -> contextlib.nullcontext[SqliteSession]:
         """Lend the session that sends each statement where it belongs: nothing to acquire."""
-        if self._closed:
-            raise DatabaseError("the SQLite database is closed")
         self.check_loop()
         return self._lent
 
@@ -136,8 +134,6 @@ class SqliteBackend:
     async def _transaction_block(
         self, wait: float, *, migration: bool
     ) -> AsyncIterator[SqliteSession]:
-        if self._closed:
-            raise DatabaseError("the SQLite database is closed")
         self.check_loop()
         lease = await self._writer.lease()
         writer = self._writer.connection
@@ -269,11 +265,16 @@ class SqliteBackend:
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
         """Watch commits by any connection or process: see `ChangeStamp`."""
-        if self._closed:
-            raise DatabaseError("the SQLite database is closed")
         self.check_loop()
         self.data_version()  # the reader has mapped the -shm file
-        index = await self._map_wal_index() if self._path else None
+        index = None
+        if self._path:
+            # Mapped in a thread, held until close even if this call is cancelled meanwhile;
+            # a future, not a task, so that the hold does not depend on the loop running on.
+            loop = asyncio.get_running_loop()
+            mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)
+            index = await kept_if_cancelled(mapping, self._keep_wal_index)
+            self._keep_wal_index(index)
         return ChangeStamp(
             None if index is None else index.header,
             path=self._path,
@@ -281,21 +282,8 @@ class SqliteBackend:
             closed=lambda: self._closed,
         )
 
-    async def _map_wal_index(self) -> WalIndex | None:
-        """Map the WAL index in a thread and hold it until close, even if the caller is cancelled.
-
-        A cancelled wait does not stop the thread: its hold is kept here, for the close.
-        """
-        loop = asyncio.get_running_loop()
-        mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)  # no task
-        mapping.add_done_callback(self._keep_wal_index)
-        return await asyncio.shield(mapping)
-
-    def _keep_wal_index(self, mapping: asyncio.Future[WalIndex | None]) -> None:
-        """Hold a finished mapping until close; release it at once if the close came first."""
-        if mapping.cancelled() or mapping.exception() is not None:
-            return
-        index = mapping.result()
+    def _keep_wal_index(self, index: WalIndex | None) -> None:
+        """Hold a mapping until close; release it at once if the close came first."""
         if index is None:
             return
         if self._closed:  # mapped after the close released the others
