@@ -33,11 +33,7 @@ class SqliteSession:
         self._in_transaction = in_transaction
 
     async def run(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None = None,
+        self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None
     ) -> Any:
         """Run one query where this session runs it: the hand-over from aiosql's adapter."""
         report_query(plan.name)  # the one report of a query's written tables: see _changes.py

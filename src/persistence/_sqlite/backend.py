@@ -326,11 +326,7 @@ def _session(conn: Connection) -> SqliteSession:
 
 
 async def open_sqlite(
-    path: str,
-    *,
-    busy_timeout: float,
-    create: bool,
-    observer: Observer | None = None,
+    path: str, *, busy_timeout: float, create: bool, observer: Observer | None = None
 ) -> SqliteBackend:
     """Open (or create) a SQLite file in WAL mode with a full sync on commit.
 

@@ -95,13 +95,7 @@ class Readers:
         """The reader on the loop, for short statements of the backend's own."""
         return self._reader
 
-    async def read(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None,
-    ) -> Any:
+    async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread.
 
         A query marked to run long is read in a thread at once.

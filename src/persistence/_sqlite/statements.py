@@ -1,7 +1,6 @@
 """How one query runs on a SQLite connection: its plan, its parameters, and its rows.
 
-Everything here is plain and synchronous: the backend decides where (the event loop or a
-worker thread, the reader or the writer) and when (in a batch, in a transaction) a plan runs.
+Plain and synchronous: the backend decides where and when a plan runs.
 """
 
 from __future__ import annotations
@@ -29,11 +28,8 @@ PROGRESS_STEPS: Final = 1000
 """SQLite virtual-machine steps between two looks at the loop budget."""
 
 _ROWS_PER_INSERT: Final = 2000
-"""The most rows one statement of a bulk insert writes.
-
-Not one statement per row: each opens a savepoint, at which FTS5 writes out what it has
-indexed so far, so a trigger-maintained index would cost a segment per row.
-"""
+"""The most rows one statement of a bulk insert writes. Not one per row: at each statement's
+savepoint FTS5 writes out what it has indexed, a segment per row."""
 
 # Rows and parameters cross the driver as whatever sqlite3 takes and gives.
 Params = Mapping[str, Any]
@@ -41,7 +37,7 @@ Row = Any
 
 
 class Mode(enum.Enum):
-    """What a call gives: every row, the first row, its first value, a count, or a bulk count."""
+    """What a call gives: every row, the first row, its first value, a count, a bulk count."""
 
     ROWS = "rows"
     ROW = "row"
@@ -72,8 +68,7 @@ that rows with a value each keep nothing alive for the garbage collector to walk
 def encode_params(params: Params, shared: _Shared | None = None) -> Params:
     """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text.
 
-    With `shared`, a parameter whose value is the very object of the row before is not
-    encoded again.
+    With `shared`, a value that is the very object of the row before is not encoded again.
     """
     encoded: dict[str, object] | None = None
     for name, value in params.items():
@@ -98,11 +93,7 @@ def encode_params(params: Params, shared: _Shared | None = None) -> Params:
 
 
 def rows_encoder() -> Callable[[Params], Params]:
-    """Give `encode_params` for the rows of one bulk write, in order.
-
-    Rows in a row often share one object (an import's one datetime, a class's metadata): it
-    is encoded once for them.
-    """
+    """Give `encode_params` for one bulk write's rows: an object they share is encoded once."""
     shared: _Shared = {}
     return lambda params: encode_params(params, shared)
 
@@ -135,7 +126,9 @@ class Plan:
     rows_insert: _RowsInsert | None = None
     """The multi-row form of a plain INSERT, for bulk writes."""
     runs_long: bool = False
-    """Marked `-- runs: long`: it runs in a worker thread, never on the loop."""
+    """Marked `-- runs: long`: it runs in a worker thread, never on the loop, since some steps
+    (FTS5 merging segments, bm25 ranking many terms) no progress handler can interrupt, and an
+    interrupted write would roll back its whole transaction."""
 
 
 _INSERT = re.compile(
@@ -201,16 +194,12 @@ def _insert_rows(
 
 
 def execute(
-    conn: sqlite3.Connection,
-    plan: Plan,
-    params: Any,
-    mode: Mode,
-    rows_as: RowMapper | None = None,
+    conn: sqlite3.Connection, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None
 ) -> Any:
     """Run one query to its end and give what its command returns.
 
-    `MANY` takes parameters already encoded. Rows come back mapped by `rows_as`; without
-    it, as the tuples sqlite3 gives, for the loop to map in slices.
+    `MANY` takes parameters already encoded. Rows come mapped by `rows_as`, else as sqlite3's
+    tuples, for the loop to map in slices.
     """
     cursor = conn.cursor()
     try:
@@ -235,11 +224,10 @@ def execute(
 
 
 class Budget:
-    """The progress handler that interrupts a statement running past the loop budget.
+    """The progress handler that interrupts a statement once the loop's slice has passed.
 
-    Armed, it is the connection's handler, and interrupts the statement once the loop's slice
-    (`LOOP_SLICE`) has passed. Disarmed, the connection has no handler: a statement in a
-    worker thread never stops to take the GIL for it, which the loop's thread holds.
+    Disarmed, the connection has no handler: a statement in a worker thread never stops to take
+    the GIL for it, which the loop's thread holds.
     """
 
     __slots__ = ("connection", "deadline", "tripped")
