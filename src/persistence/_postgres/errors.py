@@ -5,12 +5,7 @@ from __future__ import annotations
 import asyncpg
 import asyncpg.pool
 
-from persistence.exceptions import (
-    ConflictError,
-    DatabaseError,
-    PersistenceError,
-    ValidationError,
-)
+from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
 
 def translate_postgres(error: BaseException, command_timeout: float) -> PersistenceError | None:  # noqa: PLR0911  # one case a line

@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from persistence._backend import kept_if_cancelled
 from persistence._loop import SLICE_ITEMS, share_loop
-from persistence._sqlite.statements import (
-    Budget,
-    Mode,
-    Plan,
-    execute,
-    is_busy,
-)
+from persistence._sqlite.statements import Budget, Mode, Plan, execute, is_busy
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper

@@ -175,8 +175,7 @@ def _insert_rows(
     names = insert.names
     pick = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     per_statement = max(
-        1,
-        min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)),
+        1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names))
     )
     inserted = 0
     for start in range(0, len(rows), per_statement):

@@ -26,14 +26,7 @@ import attrs
 from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import InThread, map_rows, within_budget
-from persistence._sqlite.statements import (
-    Budget,
-    Mode,
-    Plan,
-    execute,
-    is_busy,
-    savepointed,
-)
+from persistence._sqlite.statements import Budget, Mode, Plan, execute, is_busy, savepointed
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
