@@ -2,10 +2,8 @@
 
 Behind `?pgbouncer=transaction` each transaction may run on another server connection, so
 asyncpg's statement cache is off, and the change feed's LISTEN, which needs a session of its
-own, connects to `listen_url` (PostgreSQL's own address; without one there is no feed and the
-caches read the database). Nothing else relies on session state. The options are taken out
-of the URL before asyncpg reads it; the open functions' arguments are folded into the URL
-first (`persistence._urls`), so both forms end here.
+own, connects to `listen_url` (PostgreSQL's own address; with none, no feed). The options
+are taken out of the URL before asyncpg reads it.
 """
 
 from __future__ import annotations
@@ -26,16 +24,14 @@ _LOG: Final = logging.getLogger("persistence.postgres")
 class Pooling:
     """How the URL reaches PostgreSQL: directly, or through PgBouncer in transaction mode."""
 
-    transaction: bool = False
-    """Through PgBouncer's transaction pooling: no statement cache, no LISTEN on the pool."""
-    listen_dsn: str | None = None
-    """Where the change feed's LISTEN connects, when not to the URL itself."""
+    transaction: bool = False  # through PgBouncer's transaction pooling
+    listen_dsn: str | None = None  # where LISTEN connects, when not to the URL itself
 
 
 def split_pooling(dsn: str) -> tuple[str, Pooling]:
     """Take this package's options out of a PostgreSQL URL: give the rest, and the options.
 
-    A value this package cannot use is a ValueError that says why.
+    A value it cannot use is a ValueError that says why.
     """
     head, hash_sign, fragment = dsn.partition("#")
     base, _, query = head.partition("?")
@@ -90,10 +86,7 @@ def check_listen_url(listen: str) -> None:
 
 
 class NoFeed:
-    """The change watch when LISTEN cannot work (PgBouncer's transaction pooling, no listen_url).
-
-    It never vouches for a table, so every cache reads the database: slower, never stale.
-    """
+    """The change watch without LISTEN: it vouches for no table, so caches read the database."""
 
     def __init__(self, shown: str) -> None:
         _LOG.warning(

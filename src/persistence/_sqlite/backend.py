@@ -39,7 +39,7 @@ from persistence._sqlite.snapshot import (
 )
 from persistence._sqlite.statements import Mode
 from persistence._sqlite.writer import Writer
-from persistence.exceptions import DatabaseError, PersistenceError
+from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
@@ -175,9 +175,7 @@ class SqliteBackend:
 
     # Migrations.
 
-    def statements(self, script: str) -> list[str]:
-        """Split a script with SQLite's own notion of a complete statement."""
-        return split_sqlite(script)
+    statements = staticmethod(split_sqlite)
 
     async def run_script(self, _conn: Connection, statements: list[str]) -> None:
         """Run the statements in a thread: a migration may rebuild big tables."""
@@ -197,9 +195,7 @@ class SqliteBackend:
         ).fetchall()
         return tuple(str(row[0]) for row in rows)
 
-    def translate(self, error: BaseException) -> PersistenceError | None:
-        """Map a sqlite3 error to this package's error."""
-        return translate_sqlite(error)
+    translate = staticmethod(translate_sqlite)
 
     # Copies of the whole database.
 
@@ -212,11 +208,7 @@ class SqliteBackend:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         source = _read_only_uri(self._path)
-        await finish_then_cancel(
-            self._in_thread(
-                functools.partial(backup_into, source, path, uri=True, timeout=self._busy_timeout)
-            )
-        )
+        await finish_then_cancel(self._in_thread(backup_into, source, path, self._busy_timeout))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
@@ -363,14 +355,19 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
         writer = _connect(target, uri=read_only, timeout=busy_timeout)
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+
+    def open_reader() -> sqlite3.Connection:
+        connection = _connect(target, uri=read_only, timeout=busy_timeout)
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
     reader: sqlite3.Connection | None = None
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
         for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
             writer.execute(pragma)
-        reader = _connect(target, uri=read_only, timeout=busy_timeout)
-        reader.execute("PRAGMA query_only = ON")
+        reader = open_reader()
         reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
         for connection in (writer, reader):
             connection.execute("PRAGMA busy_timeout = 0")
@@ -379,12 +376,6 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
         if reader is not None:
             reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
-
-    def open_reader() -> sqlite3.Connection:
-        connection = _connect(target, uri=read_only, timeout=busy_timeout)
-        connection.execute("PRAGMA query_only = ON")
-        return connection
-
     return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout, path=path)
 
 

@@ -1,8 +1,4 @@
-"""SQLite's change watch: the WAL index header, which every commit by any process rewrites.
-
-The header is mapped read-only once per file and process, shared by every backend on that
-file, and closed after the last of them has closed its connections.
-"""
+"""SQLite's change watch: the WAL index header, which every commit by any process rewrites."""
 
 from __future__ import annotations
 
@@ -25,12 +21,10 @@ _WAL_INDEX_HEADER: Final = 96
 class WalIndex:
     """A read-only mapping of one -shm file's header, shared by this process's backends."""
 
-    key: tuple[int, int]
-    """The file's device and inode."""
+    key: tuple[int, int]  # the file's device and inode
     fd: int
     header: mmap.mmap
-    users: int = 1
-    """The backends that hold it; it is closed once none does and no lock needs it."""
+    users: int = 1  # the backends that hold it
 
 
 _WAL_INDEXES: Final[dict[tuple[int, int], WalIndex]] = {}
@@ -40,10 +34,9 @@ _WAL_INDEXES_GUARD: Final = threading.Lock()
 def map_wal_index(path: str) -> WalIndex | None:
     """Map the WAL index header of a WAL database read-only; None when there is none.
 
-    The mapping is shared by every backend of this process on the same file, and held until
-    the last of them has closed its connections (`release_wal_index`): closing any
-    descriptor of a file drops every POSIX lock the process holds on it, and SQLite keeps
-    its shared-memory locks on this file while a connection is open.
+    Shared by this process's backends on the file, and held until the last has closed its
+    connections: closing any descriptor of a file drops every POSIX lock the process holds
+    on it, and SQLite keeps its shared-memory locks on this file while a connection is open.
     """
     shm = f"{path}-shm"
     try:
@@ -76,9 +69,8 @@ def map_wal_index(path: str) -> WalIndex | None:
 def release_wal_index(index: WalIndex) -> None:
     """Give back a backend's hold on a mapping, after it closed its connections.
 
-    A mapping no backend holds is closed, with its descriptor, unless this process still
-    holds a lock on the file (a connection opened outside this package): it is closed on a
-    later release then.
+    One no backend holds is closed, unless this process still holds a lock on the file (a
+    connection opened outside this package): then on a later release.
     """
     with _WAL_INDEXES_GUARD:
         assert index.users > 0  # noqa: S101  # each hold is released once
@@ -109,10 +101,9 @@ def _locked_here(key: tuple[int, int]) -> bool:
 class ChangeStamp:
     """SQLite's change watch: one version for every table, asked on each cached read.
 
-    Every commit in WAL mode, by any process, rewrites the WAL index header in the -shm file
-    (https://www.sqlite.org/walformat.html), mapped here: comparing its 96 bytes costs 0.1 us
-    where `PRAGMA data_version` costs 3.5 us. A header mid-rewrite counts as a change; without
-    a -shm file (an immutable database) the pragma is asked; once closed, the version is None.
+    Comparing the mapped header's 96 bytes (https://www.sqlite.org/walformat.html) costs
+    0.1 us where `PRAGMA data_version` costs 3.5 us; the pragma serves when there is no -shm
+    file (an immutable database). A header mid-rewrite counts as a change.
     """
 
     __slots__ = ("_closed", "_count", "_data_version", "_header", "_last", "_path")
@@ -176,11 +167,10 @@ _SALTS: Final = slice(32, 40)
 def wal_stamp(header: bytes, path: str) -> str | None:
     """Name a committed state of a WAL database by its WAL index header; None mid-rewrite.
 
-    The header (shared memory, the same bytes in every process) counts the transactions
-    and holds the WAL's last frame, its size in pages, checksums and the WAL's salts, which
-    are random for each new WAL. Only a header rebuilt with no WAL file (every connection had
-    closed) has no salts, and looks the same for any content: then the database file's
-    size, modification time and inode tell the state instead.
+    The header (the same bytes in every process) counts the transactions and holds the WAL's
+    last frame, checksums and salts, random for each new WAL. Only a header rebuilt with no WAL
+    file has no salts, and looks the same for any content: then the database file's size,
+    modification time and inode tell the state instead.
     """
     half = len(header) // 2
     if header[:half] != header[half:] or not header[12]:  # being rewritten, or not set up

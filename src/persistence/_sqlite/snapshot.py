@@ -34,9 +34,9 @@ ADD_COUNTER: Final = plan_query(
 """With RAISE_COUNTER: a table's counter becomes at least `seq`, whether it had one or not."""
 
 
-def backup_into(source: str, path: str, *, uri: bool, timeout: float) -> None:
-    """Copy the database at `source` into a new file at `path`, as one committed state."""
-    reading = sqlite3.connect(source, uri=uri, timeout=timeout, isolation_level=None)
+def backup_into(source: str, path: str, timeout: float) -> None:
+    """Copy the database at URI `source` into a new file at `path`, as one committed state."""
+    reading = sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
     try:
         copy = sqlite3.connect(path, isolation_level=None)
         try:

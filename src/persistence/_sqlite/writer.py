@@ -43,14 +43,10 @@ _LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 class WriterState(enum.Enum):
     """What the writer connection is doing."""
 
-    IDLE = "idle"
-    """No SQLite transaction is open on it."""
-    BATCH = "batch"
-    """The runner's transaction holds queued single-call writes, to commit at once."""
-    LEASED = "leased"
-    """A `transaction()` block holds it, from BEGIN IMMEDIATE to its commit or rollback."""
-    CLOSED = "closed"
-    """Closed: nothing more is queued."""
+    IDLE = "idle"  # no SQLite transaction is open on it
+    BATCH = "batch"  # the runner's transaction holds queued single-call writes
+    LEASED = "leased"  # a `transaction()` block holds it, from BEGIN IMMEDIATE to its end
+    CLOSED = "closed"  # nothing more is queued
 
 
 @attrs.define(eq=False)
@@ -373,21 +369,17 @@ class Writer:
 class _Ran:
     """What one hop of plain writes did, for the loop to hand to their callers."""
 
-    outcomes: list[tuple[_Write, object, Exception | None]]
-    """Each write that ran, in order: what it gave, or the error it failed with."""
-    lost: Exception | None = None
-    """The error with which SQLite rolled the whole transaction back, if it did."""
-    unrun: list[_Write] = attrs.field(factory=list)
-    """The writes after that error, which never ran."""
-    commit_error: Exception | None = None
-    """Why the COMMIT asked for failed, if it did."""
+    outcomes: list[tuple[_Write, object, Exception | None]]  # what each gave, or its error
+    lost: Exception | None = None  # the error with which SQLite rolled the whole batch back
+    unrun: list[_Write] = attrs.field(factory=list)  # the writes after it, which never ran
+    commit_error: Exception | None = None  # why the COMMIT asked for failed
 
 
 def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> _Ran:  # noqa: FBT001  # called through a thread, positionally
     """Run plain writes one by one in a worker thread, each failing alone; then maybe commit.
 
-    Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future
-    is only read here).
+    Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future is
+    only read here).
     """
     outcomes: list[tuple[_Write, object, Exception | None]] = []
     for index, item in enumerate(run):
