@@ -1,13 +1,9 @@
 """Load each engine's queries through aiosql, from the files that `make generate` wrote.
 
-`make generate` turns sql/queries/ (sqlc's form) into sql/aiosql/<engine>.sql and the typed
-interface `persistence.queries`, whose row mappers aiosql hands the adapters as record classes;
 `make check-generated` is the one drift check. The adapters tell aiosql they are synchronous
 (`is_aio_driver = False`) so that it returns each method's coroutine: its asynchronous select is
-an async generator, which gives no list and costs one more coroutine per call. They hand each
-statement to their backend where aiosql cannot serve it (SQLite: `SqliteSession.run`; a bulk
-INSERT on PostgreSQL: COPY), report the tables each query writes (`_changes.py`), and hand
-each call to the database's `Observer` (`persistence._tracing`) when it has one.
+an async generator, which gives no list and costs one more coroutine per call. They report the
+tables each query writes (`_changes.py`), and hand each call to the `Observer`, if any.
 """
 
 from __future__ import annotations
@@ -33,10 +29,7 @@ Method = Callable[..., Coroutine[Any, Any, Any]]
 
 
 def sql_root() -> Path:
-    """Find the SQL files: in the installed package, or in the checkout an editable install runs.
-
-    The wheel ships the repository's sql/ folder as `persistence/sql`.
-    """
+    """Find the SQL files: in the installed package (`persistence/sql`), or in the checkout."""
     packaged = resources.files("persistence") / "sql"
     checkout = Path(__file__).parents[2] / "sql"
     for folder in (packaged, checkout):
@@ -56,10 +49,7 @@ class _Observed(Protocol):
 
 
 def observed(start: Method, doc: str) -> Method:
-    """Make an adapter's method: `start` the call, observed when there is an observer.
-
-    With none, observing costs the check `self._observer is None` alone.
-    """
+    """Make an adapter's method: `start` the call, observed when there is an observer."""
 
     def method(  # noqa: PLR0917  # aiosql's call: positional
         self: _Observed,

@@ -155,10 +155,7 @@ class PostgresAdapter(AsyncPGAdapter):
         parameters: Params,
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, object]:
-        """Give the first row, mapped by the record class, or None (sqlc's :one).
-
-        Written out, as `bench/tracing.py` times it against the method before tracing.
-        """
+        """Give the first row, mapped, or None (:one); written out: `bench/tracing.py` times it."""
         run = self._select_one(conn, query_name, sql, parameters, record_class)
         observer = self._observer
         return run if observer is None else observer.observe(run, query_name, parameters)

@@ -61,8 +61,7 @@ def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[byt
 async def _reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """On release, roll back a transaction left open; skip asyncpg's reset query (no state).
 
-    It costs a round trip per call; this package sets no session state, and takes no lock of
-    the session.
+    It costs a round trip per call; this package sets no session state and takes no session lock.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
@@ -254,10 +253,7 @@ class PostgresBackend:
     def migration(
         self, lock_timeout: float
     ) -> contextlib.AbstractAsyncContextManager[PgConnection]:
-        """Open a transaction under the runners' advisory lock, waited on for `lock_timeout`.
-
-        `lock_timeout` bounds every lock wait of the migration, not only the runners' one.
-        """
+        """Open a transaction under the runners' lock; `lock_timeout` bounds all its lock waits."""
         return self._transaction_block(lock_timeout)
 
     @contextlib.asynccontextmanager
@@ -464,10 +460,7 @@ async def open_postgres(
     pool_size: int,
     observer: Observer | None = None,
 ) -> PostgresBackend:
-    """Open a pool whose first connection must come within `connect_timeout`.
-
-    `observer` traces and logs every query; the URL's own options are taken out first.
-    """
+    """Open a pool whose first connection comes within `connect_timeout`, traced by `observer`."""
     try:
         dsn, pooling = split_pooling(dsn)
     except ValueError as error:

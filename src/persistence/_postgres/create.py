@@ -1,9 +1,8 @@
 """Create the PostgreSQL database a URL names, for `persistence migrate --create`.
 
-The database is looked for first over the URL itself, so a role that may use the database
-but not the server's maintenance database still gets "it exists". Only when the server says
-the database does not exist is `CREATE DATABASE` sent, over a connection to the maintenance
-database (`postgres`, else `template1`) with the URL's role and options.
+It is looked for over the URL itself first, so a role that may use the database but not the
+maintenance database still gets "it exists"; only then is `CREATE DATABASE` sent, through the
+maintenance database (`postgres`, else `template1`), with the URL's role and options.
 """
 
 from __future__ import annotations

@@ -320,10 +320,7 @@ def _session(conn: Connection) -> SqliteSession:
 async def open_sqlite(
     path: str, *, busy_timeout: float, create: bool, observer: Observer | None = None
 ) -> SqliteBackend:
-    """Open (or create) a SQLite file in WAL mode with a full sync on commit.
-
-    `observer` traces and logs every query (`persistence._tracing`); None, nothing does.
-    """
+    """Open (or create) a SQLite file in WAL mode, a full sync on commit, traced by `observer`."""
     queries = load_queries(functools.partial(SqliteAdapter, observer), "sqlite")
     if path == ":memory:" or path.startswith("file:"):
         raise DatabaseError(
