@@ -48,35 +48,27 @@ class _Observed(Protocol):
     _observer: Observer | None
 
 
-def observed(start: Method, doc: str) -> Method:
-    """Make an adapter's method: `start` the call, observed when there is an observer."""
+def observed(start: Method, doc: str, *, many: bool = False) -> Method:
+    """Make an adapter's method: `start` the call, observed when there is an observer.
+
+    A `many` method's parameter sets are one list, observed as a batch of that many.
+    """
 
     def method(  # noqa: PLR0917  # aiosql's call: positional
         self: _Observed,
         conn: object,
-        query_name: str,
+        name: str,
         sql: str,
-        parameters: object,
-        record_class: object = None,
+        params: Iterable[object],
+        rows_as: object = None,
     ) -> Coroutine[Any, Any, Any]:
-        run = start(self, conn, query_name, sql, parameters, record_class)
+        batch = None
+        if many:
+            params = params if isinstance(params, Sequence) else list(params)
+            batch = len(params)
+        run = start(self, conn, name, sql, params, rows_as)
         observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    method.__doc__ = doc
-    return method
-
-
-def observed_many(start: Method, doc: str) -> Method:
-    """Make an adapter's bulk method, as `observed`: observed as a batch of its rows."""
-
-    def method(
-        self: _Observed, conn: object, query_name: str, sql: str, parameters: Iterable[object]
-    ) -> Coroutine[Any, Any, Any]:
-        rows = parameters if isinstance(parameters, Sequence) else list(parameters)
-        run = start(self, conn, query_name, sql, rows)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, rows, len(rows))
+        return run if observer is None else observer.observe(run, name, params, batch)
 
     method.__doc__ = doc
     return method

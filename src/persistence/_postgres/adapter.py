@@ -13,7 +13,7 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._changes import report_query
-from persistence._loader import observed, observed_many
+from persistence._loader import observed
 from persistence._loop import SLICE_ITEMS, share_loop
 
 if TYPE_CHECKING:
@@ -67,58 +67,48 @@ class PostgresAdapter(AsyncPGAdapter):
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
-    async def _select(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None,
+    async def _select(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> list[object]:
-        records = await conn.fetch(sql, *self._ordered(query_name, parameters))
-        return records if record_class is None else record_class(records)  # type: ignore[return-value]  # Records when unmapped
+        records = await conn.fetch(sql, *self._ordered(name, params))
+        return records if rows_as is None else rows_as(records)  # type: ignore[return-value]  # Records when unmapped
 
-    async def _select_one(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None,
+    async def _select_one(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> object:
-        record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
-        if record is None or record_class is None:
+        record = await conn.fetchrow(sql, *self._ordered(name, params))
+        if record is None or rows_as is None:
             return record
-        return record_class((record,))[0]
+        return rows_as((record,))[0]
 
-    async def _insert_returning(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params, _: None
+    async def _insert_returning(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, _: None
     ) -> object:
-        return await conn.fetchval(sql, *self._ordered(query_name, parameters))
+        return await conn.fetchval(sql, *self._ordered(name, params))
 
-    async def _insert_update_delete(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params, _: None
+    async def _insert_update_delete(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, _: None
     ) -> int:
-        status = await conn.execute(sql, *self._ordered(query_name, parameters))
+        status = await conn.execute(sql, *self._ordered(name, params))
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
-    async def _insert_update_delete_many(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
+    async def _insert_update_delete_many(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, rows: Sequence[Params], _: None
     ) -> int:
-        target = self._copy_targets.get(query_name)
-        report_query(query_name)  # the report of a query's written tables: see _changes.py
+        target = self._copy_targets.get(name)
+        report_query(name)  # the report of a query's written tables: see _changes.py
         if target is None:
-            await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
-            return len(parameters)
+            await conn.executemany(sql, [self._ordered(name, row) for row in rows])
+            return len(rows)
         table, columns, params = target
         record_of = _record_of(params)
-        if len(parameters) <= COPY_ROWS or conn.is_in_transaction():
-            return await self._copy(conn, table, columns, parameters, record_of)
+        if len(rows) <= COPY_ROWS or conn.is_in_transaction():
+            return await self._copy(conn, table, columns, rows, record_of)
         # Each COPY is one statement, bounded by the command timeout: a long list goes in
         # several, inside one transaction, so that it is still all or nothing.
         async with conn.transaction():
-            return await self._copy(conn, table, columns, parameters, record_of)
+            return await self._copy(conn, table, columns, rows, record_of)
 
     async def _copy(
         self,
@@ -164,8 +154,10 @@ class PostgresAdapter(AsyncPGAdapter):
     insert_update_delete = observed(
         _insert_update_delete, "Run one statement; give how many rows it changed, by its status."
     )
-    insert_update_delete_many = observed_many(
-        _insert_update_delete_many, "Load every parameter set, by COPY for a plain INSERT."
+    insert_update_delete_many = observed(
+        _insert_update_delete_many,
+        "Load every parameter set, by COPY for a plain INSERT.",
+        many=True,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from persistence._changes import report_query
-from persistence._loader import Method, observed, observed_many
+from persistence._loader import Method, observed
 from persistence._loop import map_in_slices
 from persistence._sqlite.statements import Mode, Params, Plan, plan_query, rows_encoder
 from persistence.queries import RUNS_LONG
@@ -101,8 +101,10 @@ class SqliteAdapter:
     insert_update_delete = observed(
         _run_as(Mode.COUNT), "Run one statement; give how many rows it changed (:exec, :execrows)."
     )
-    insert_update_delete_many = observed_many(
-        _run_as(Mode.MANY), "Insert every parameter set, all or none, in a thread (:copyfrom)."
+    insert_update_delete_many = observed(
+        _run_as(Mode.MANY),
+        "Insert every parameter set, all or none, in a thread (:copyfrom).",
+        many=True,
     )
 
     def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
