@@ -101,8 +101,10 @@ class PostgresAdapter(AsyncPGAdapter):
         if target is None:
             await conn.executemany(sql, [self._ordered(name, row) for row in rows])
             return len(rows)
-        table, columns, params = target
-        record_of = _record_of(params)
+        table, columns, names = target
+        record_of: Callable[[Params], tuple[object, ...]] = (  # a tuple for one value too
+            operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        )
         if len(rows) <= COPY_ROWS or conn.is_in_transaction():
             return await self._copy(conn, table, columns, rows, record_of)
         # Each COPY is one statement, bounded by the command timeout: a long list goes in
@@ -163,14 +165,6 @@ class PostgresAdapter(AsyncPGAdapter):
 
 COPY_ROWS = 10_000
 """Rows in one COPY statement: 10,000 results with 2 KB outputs take about 10 s on 2 cores."""
-
-
-def _record_of(params: tuple[str, ...]) -> Callable[[Params], tuple[object, ...]]:
-    """Give the function that takes one row's values, in the COPY's column order."""
-    if len(params) == 1:
-        (name,) = params
-        return lambda row: (row[name],)
-    return operator.itemgetter(*params)
 
 
 async def _records_in_slices(

@@ -98,6 +98,7 @@ def _locked_here(key: tuple[int, int]) -> bool:
     return False
 
 
+@attrs.define(eq=False)
 class ChangeStamp:
     """SQLite's change watch: one version for every table, asked on each cached read.
 
@@ -106,22 +107,12 @@ class ChangeStamp:
     file (an immutable database). A header mid-rewrite counts as a change.
     """
 
-    __slots__ = ("_closed", "_count", "_data_version", "_header", "_last", "_path")
-
-    def __init__(
-        self,
-        header: mmap.mmap | None,
-        *,
-        path: str,
-        data_version: Callable[[], int | None],
-        closed: Callable[[], bool],
-    ) -> None:
-        self._header = header
-        self._path = path
-        self._data_version = data_version
-        self._closed = closed
-        self._last = b""
-        self._count = 0
+    _header: mmap.mmap | None
+    _path: str = attrs.field(kw_only=True)
+    _data_version: Callable[[], int | None] = attrs.field(kw_only=True)
+    _closed: Callable[[], bool] = attrs.field(kw_only=True)
+    _last: bytes = attrs.field(default=b"", init=False)
+    _count: int = attrs.field(default=0, init=False)
 
     def version(self, _table: str) -> int | None:
         """Give a number that changes with every commit to any table; None once closed."""

@@ -102,7 +102,10 @@ class Readers:
         return await map_rows(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:
-        reader = self._idle.pop() if self._idle else await self._opened_reader()
+        if self._idle:
+            reader = self._idle.pop()
+        else:  # a reader that opens after its caller was cancelled is kept
+            reader = await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
         run = functools.partial(execute, reader, plan, params, mode)
         work = asyncio.ensure_future(self._in_thread(run))
         try:
@@ -112,10 +115,6 @@ class Readers:
             raise
         finally:
             work.add_done_callback(lambda done: self._give_back(reader, done))
-
-    async def _opened_reader(self) -> sqlite3.Connection:
-        """Open a reader for threads; one that opens after its caller was cancelled is kept."""
-        return await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
 
     def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():

@@ -157,20 +157,16 @@ class Writer:
                     self._queue.popleft()
                     if head.granted.done():
                         continue  # its transaction was cancelled while waiting
-                    await self._grant(head)
+                    self._enter(WriterState.LEASED)  # the transaction's until it releases it
+                    head.granted.set_result(None)
+                    try:
+                        await head.released
+                    finally:
+                        self._leave(WriterState.LEASED)
                     continue
                 await self._run_batch()
         finally:
             self._runner = None
-
-    async def _grant(self, lease: Lease) -> None:
-        """Hand the writer to a transaction until it releases it."""
-        self._enter(WriterState.LEASED)
-        lease.granted.set_result(None)
-        try:
-            await lease.released
-        finally:
-            self._leave(WriterState.LEASED)
 
     def _enter(self, state: WriterState) -> None:
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # one holder at a time
@@ -195,7 +191,9 @@ class Writer:
         try:
             await self.begin_immediate(self._busy_timeout)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
-            self._fail_waiting(error)
+            while self._queue and isinstance(waiting := self._queue[0], _Write):
+                self._queue.popleft()
+                _fail(waiting, error)
             return
         done: list[tuple[_Write, object]] = []
         while self._queue and len(done) < _BATCH_LIMIT:
@@ -307,14 +305,6 @@ class Writer:
             if not item.future.done():
                 item.future.set_result(mapped)
             await share_loop()
-
-    def _fail_waiting(self, error: BaseException) -> None:
-        while self._queue:
-            item = self._queue[0]
-            if not isinstance(item, _Write):
-                return
-            self._queue.popleft()
-            _fail(item, error)
 
     async def begin_immediate(self, wait: float) -> None:
         """Take the write lock, sleeping between tries while another process holds it."""
