@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 import asyncpg
 import asyncpg.pool
+import attrs
 
 from persistence._backend import Engine
 from persistence._codecs import decode_json_text, encode_json
@@ -116,6 +117,7 @@ def _terminate(connection: PgConnection) -> None:
         connection.terminate()
 
 
+@attrs.define(eq=False)
 class PostgresBackend:
     """A pool of asyncpg connections, and one of them kept aside as a fast lane.
 
@@ -125,31 +127,18 @@ class PostgresBackend:
 
     engine = Engine.POSTGRES
 
-    def __init__(
-        self,
-        queries: Queries,
-        pool: asyncpg.Pool[asyncpg.Record],
-        *,
-        connect_timeout: float,
-        command_timeout: float,
-        release_timeout: float,
-        dsn: str = "",
-        shown: str = "",
-        pooling: Pooling | None = None,
-    ) -> None:
-        self._dsn = dsn
-        self._shown = shown
-        self._pooling = pooling or Pooling()
-        self._loop = asyncio.get_running_loop()
-        """The loop that opened the pool: its connections work on it alone."""
-        self.queries = queries
-        """The loaded queries."""
-        self._pool = pool
-        self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
-        self.release_timeout = release_timeout
-        self._lane: PgConnection | None = None
-        self._lane_lock = asyncio.Lock()
+    queries: Queries
+    _pool: asyncpg.Pool[asyncpg.Record]
+    connect_timeout: float = attrs.field(kw_only=True)
+    command_timeout: float = attrs.field(kw_only=True)
+    release_timeout: float = attrs.field(kw_only=True)
+    _dsn: str = attrs.field(kw_only=True)
+    _shown: str = attrs.field(kw_only=True)
+    _pooling: Pooling = attrs.field(kw_only=True)
+    _loop: asyncio.AbstractEventLoop = attrs.field(init=False, factory=asyncio.get_running_loop)
+    """The loop that opened the pool: its connections work on it alone."""
+    _lane: PgConnection | None = attrs.field(init=False, default=None)
+    _lane_lock: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
