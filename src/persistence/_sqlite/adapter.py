@@ -52,12 +52,12 @@ def _run_as(mode: Mode) -> Method:
     def start(
         self: SqliteAdapter,
         conn: SqliteSession,
-        query_name: str,
+        name: str,
         _sql: str,
-        parameters: Any,
-        record_class: RowMapper | None = None,
+        params: Any,
+        rows_as: RowMapper | None,
     ) -> Coroutine[Any, Any, Any]:
-        return conn.run(self._plans[query_name], parameters, mode, record_class)
+        return conn.run(self._plans[name], params, mode, rows_as)
 
     return start
 
