@@ -196,8 +196,6 @@ class PostgresBackend:
         if cancelled:
             raise asyncio.CancelledError
 
-    # Lending a connection for one statement.
-
     async def take_lane(self) -> PgConnection | None:
         """Hold the lane's connection, replacing it if the server dropped it; None if busy.
 
@@ -232,8 +230,6 @@ class PostgresBackend:
     def lend(self) -> _Lent:
         """Lend the lane or a pooled connection for one statement."""
         return _Lent(self)
-
-    # Transactions.
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
@@ -285,8 +281,6 @@ class PostgresBackend:
         await _pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
         await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
-    # Migrations.
-
     statements = staticmethod(split_postgres)
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
@@ -308,13 +302,9 @@ class PostgresBackend:
                 rows = await lent.fetch(query, table)
         return tuple(str(row[0]) for row in rows)
 
-    # Errors.
-
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map an asyncpg error to this package's error."""
         return translate_postgres(error, self.command_timeout)
-
-    # Copies of the whole database.
 
     def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state."""
@@ -380,8 +370,6 @@ class PostgresBackend:
         for definition in definitions:
             await pg.execute(definition, timeout=bound)
 
-    # Commits by any connection, for caches.
-
     async def watch_changes(self, *, heartbeat: float) -> ChangeListener | NoFeed:
         """LISTEN for the tables' changes outside the pool; behind PgBouncer, at `listen_url`."""
         self.check_loop()
@@ -395,8 +383,6 @@ class PostgresBackend:
         )
         await listener.start()
         return listener
-
-    # Closing.
 
     async def close(self) -> None:
         """Give the lane back and close the pool, terminating what does not answer."""

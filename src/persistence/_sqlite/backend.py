@@ -114,8 +114,6 @@ class SqliteBackend:
         run = contextvars.copy_context().run
         return await loop.run_in_executor(self._executor, run, function, *args)
 
-    # Transactions.
-
     def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
         """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
         return self._transaction_block(self._busy_timeout, migration=False)
@@ -173,8 +171,6 @@ class SqliteBackend:
         self._writer.connection.execute(f'ROLLBACK TO "{name}"')
         self._writer.connection.execute(f'RELEASE "{name}"')
 
-    # Migrations.
-
     statements = staticmethod(split_sqlite)
 
     async def run_script(self, _conn: Connection, statements: list[str]) -> None:
@@ -196,8 +192,6 @@ class SqliteBackend:
         return tuple(str(row[0]) for row in rows)
 
     translate = staticmethod(translate_sqlite)
-
-    # Copies of the whole database.
 
     async def backup_file(self, path: str) -> None:
         """Copy the database into a new file at `path` by the online backup API, in a thread.
@@ -253,8 +247,6 @@ class SqliteBackend:
             await session.run(RAISE_COUNTER, params, Mode.COUNT)
             await session.run(ADD_COUNTER, params, Mode.COUNT)
 
-    # Commits by any connection, for caches.
-
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
         """Watch commits by any connection or process: see `ChangeStamp`."""
         self.check_loop()
@@ -289,8 +281,6 @@ class SqliteBackend:
             return None
         value: int = self._readers.connection.execute("PRAGMA data_version").fetchone()[0]
         return value
-
-    # Closing.
 
     async def close(self) -> None:
         """Finish queued writes, then close every connection, the threads and the mappings."""

@@ -97,8 +97,6 @@ class Writer:
         """The writer connection: only a lease's holder may use it."""
         return self._connection
 
-    # Statements inside a transaction: the writer, which the transaction holds.
-
     async def run_leased(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
@@ -125,8 +123,6 @@ class Writer:
         """Assert that a transaction holds the writer, inside its SQLite transaction."""
         assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
         assert self._connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
-
-    # Single-call writes: the group-commit queue.
 
     async def queue_write(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
@@ -324,8 +320,6 @@ class Writer:
             else:
                 return
 
-    # Transactions.
-
     async def lease(self) -> Lease:
         """Wait for the writer: after the batches and transactions queued before."""
         if self.state is WriterState.CLOSED:
@@ -343,8 +337,6 @@ class Writer:
                 lease.granted.cancel()
             raise
         return lease
-
-    # Closing.
 
     async def close(self) -> None:
         """Finish what is queued, then refuse more."""
