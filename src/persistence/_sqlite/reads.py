@@ -1,10 +1,8 @@
 """Reads outside transactions: on the event loop within its budget, else in a worker thread.
 
-In WAL mode a reader sees the last commit and never waits for the writer. A read starts on
-the loop, on the reader connection; its progress handler interrupts it once the loop's
-slice has passed, or it fails at once if it must wait for a lock. It is then read again in
-a worker thread, on a reader connection of its own. Rows are mapped afterwards, on the
-loop, a slice at a time.
+In WAL mode a reader sees the last commit and never waits for the writer. A read interrupted
+past the loop's slice, or that must wait for a lock, is read again in a worker thread, on a
+reader of its own. Rows are mapped afterwards, on the loop, a slice at a time.
 """
 
 from __future__ import annotations

@@ -46,8 +46,7 @@ class Mode(enum.Enum):
     MANY = "many"
 
 
-# Parameters that sqlite3 cannot store as they are become text here, chosen by their type
-# (the generated signatures fix which types each parameter takes). sqlite3's adapter and
+# Parameters sqlite3 cannot store become text here, by their type: sqlite3's adapter and
 # converter registries are process-wide, so they stay untouched.
 _ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     dt.datetime: encode_datetime,
@@ -78,11 +77,11 @@ def encode_params(params: Params, shared: _Shared | None = None) -> Params:
         if met is not None and met[0] is value:
             text = met[1]
         else:
-            encoder = _ENCODERS.get(type(value))
+            encoder = _ENCODERS.get(type(value)) or next(
+                (e for t, e in _ENCODERS.items() if isinstance(value, t)), None
+            )
             if encoder is None:
-                if not isinstance(value, dt.datetime | dict | list):
-                    continue
-                encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+                continue
             text = encoder(value)
             if shared is not None:
                 shared[name] = (value, text)
