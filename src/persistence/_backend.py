@@ -52,15 +52,10 @@ class ChangeWatch(Protocol):
 
 
 class Backend(Protocol):
-    """One open database of one engine."""
+    """One open database of one engine, and its queries, bound to its engine's adapter."""
 
-    @property
-    def engine(self) -> Engine:
-        """Which engine this is."""
-
-    @property
-    def queries(self) -> Queries:
-        """The loaded queries, bound to this engine's adapter."""
+    engine: Engine
+    queries: Queries
 
     def lend(self) -> AbstractAsyncContextManager[Connection]:
         """Lend a connection for one statement, which is atomic and durable on its own."""

@@ -127,10 +127,7 @@ class Readers:
             self._idle.append(reader)
 
     def close(self) -> None:
-        """Close every reader; a thread read still running closes its reader when it ends.
-
-        Called once the worker threads have stopped, so no read is running.
-        """
+        """Close every reader: called once the worker threads have stopped, so none is reading."""
         self._closed = True
         for connection in (*self._idle, self._reader):
             connection.close()

@@ -309,13 +309,13 @@ class Writer:
             try:
                 self._connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if not is_busy(error) or time.monotonic() >= deadline:
-                    if is_busy(error):
-                        raise DatabaseError(
-                            f"SQLite: the database is locked: another connection held the "
-                            f"write lock for over {wait:g}s"
-                        ) from error
+                if not is_busy(error):
                     raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseError(
+                        f"SQLite: the database is locked: another connection held the "
+                        f"write lock for over {wait:g}s"
+                    ) from error
                 await asyncio.sleep(_LOCK_POLL[min(attempt, len(_LOCK_POLL) - 1)])
             else:
                 return
