@@ -172,8 +172,7 @@ async def _records_in_slices(
 ) -> AsyncIterator[tuple[object, ...]]:
     """Give COPY its records a slice at a time, and the loop back between slices.
 
-    asyncpg encodes each record as it takes it, on the loop: from a list, all of them in one
-    go (about 10 ms per 1,000 rows); from an async iterable, between two of its steps.
+    asyncpg encodes a list's records all in one go, on the loop (about 10 ms per 1,000 rows).
     """
     for start in range(0, len(rows), SLICE_ITEMS):
         for row in rows[start : start + SLICE_ITEMS]:

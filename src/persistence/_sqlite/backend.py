@@ -67,7 +67,6 @@ class SqliteBackend:
     ) -> None:
         self._path = path
         self.queries = queries
-        """The loaded queries."""
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._readers = Readers(reader, open_reader, self._in_thread)
@@ -157,26 +156,23 @@ class SqliteBackend:
 
     async def savepoint(self, _conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
-        self._writer.expect_lease()
-        self._writer.connection.execute(f'SAVEPOINT "{name}"')
+        self._writer.leased().execute(f'SAVEPOINT "{name}"')
 
     async def release(self, _conn: Connection, name: str) -> None:
         """Keep what the savepoint's block did."""
-        self._writer.expect_lease()
-        self._writer.connection.execute(f'RELEASE "{name}"')
+        self._writer.leased().execute(f'RELEASE "{name}"')
 
     async def rollback_to(self, _conn: Connection, name: str) -> None:
         """Undo what the savepoint's block did, and end it."""
-        self._writer.expect_lease()
-        self._writer.connection.execute(f'ROLLBACK TO "{name}"')
-        self._writer.connection.execute(f'RELEASE "{name}"')
+        writer = self._writer.leased()
+        writer.execute(f'ROLLBACK TO "{name}"')
+        writer.execute(f'RELEASE "{name}"')
 
     statements = staticmethod(split_sqlite)
 
     async def run_script(self, _conn: Connection, statements: list[str]) -> None:
         """Run the statements in a thread: a migration may rebuild big tables."""
-        self._writer.expect_lease()
-        writer = self._writer.connection
+        writer = self._writer.leased()
 
         def run() -> None:
             for statement in statements:

@@ -101,8 +101,7 @@ class Writer:
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
-        writer = self._connection
-        self.expect_lease()
+        writer = self.leased()
         if mode is Mode.MANY:
             return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
         if plan.writes and not plan.runs_long:
@@ -119,10 +118,11 @@ class Writer:
             picked = await within_budget(self._budget, run, elsewhere, when_busy=False)
         return await map_rows(rows_as, picked, mode)
 
-    def expect_lease(self) -> None:
-        """Assert that a transaction holds the writer, inside its SQLite transaction."""
+    def leased(self) -> sqlite3.Connection:
+        """Give the writer, asserting that a transaction holds it, inside its SQLite transaction."""
         assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
         assert self._connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
+        return self._connection
 
     async def queue_write(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
