@@ -334,13 +334,22 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     # thread: the switch of a new file to WAL needs the file to itself for a moment, and
     # many processes may open it at once. Then the two connections stop waiting: on the
     # loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
+    connect = functools.partial(
+        sqlite3.connect,
+        target,
+        timeout=busy_timeout,
+        isolation_level=None,  # this package opens and ends every transaction itself
+        check_same_thread=False,  # shared by the loop and worker threads, one at a time
+        uri=read_only,
+        cached_statements=256,
+    )
     try:
-        writer = _connect(target, uri=read_only, timeout=busy_timeout)
+        writer = connect()
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
 
     def open_reader() -> sqlite3.Connection:
-        connection = _connect(target, uri=read_only, timeout=busy_timeout)
+        connection = connect()
         connection.execute("PRAGMA query_only = ON")
         return connection
 
@@ -388,15 +397,3 @@ def _make_folder_of(path: str) -> None:
         blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
         reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
         raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
-
-
-def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
-    """Open one connection, shared by the loop and worker threads, one at a time."""
-    return sqlite3.connect(
-        target,
-        timeout=timeout,
-        isolation_level=None,  # this package opens and ends every transaction itself
-        check_same_thread=False,
-        uri=uri,
-        cached_statements=256,
-    )
