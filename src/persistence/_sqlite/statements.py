@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
-PROGRESS_STEPS: Final = 1000
-"""SQLite virtual-machine steps between two looks at the loop budget."""
+PROGRESS_STEPS: Final = 1000  # SQLite virtual-machine steps between two looks at the loop budget
 
 _ROWS_PER_INSERT: Final = 2000
 """The most rows one statement of a bulk insert writes. Not one per row: at each statement's

@@ -33,8 +33,7 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
-_BATCH_LIMIT: Final = 1000
-"""The most single-call writes that share one commit."""
+_BATCH_LIMIT: Final = 1000  # the most single-call writes that share one commit
 
 _LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 """Sleeps between tries of BEGIN IMMEDIATE while another process holds the write lock."""
