@@ -191,16 +191,8 @@ class Writer:
                 _fail(waiting, error)
             return
         done: list[tuple[_Write, object]] = []
-        while self._queue and len(done) < _BATCH_LIMIT:
-            head = self._queue[0]
-            if isinstance(head, Lease):
-                break
-            if head.mode is Mode.MANY or head.plan.runs_long:
-                self._queue.popleft()
-                if not await self._run_alone(writer, head, done):
-                    return
-                continue
-            if await self._run_plain(writer, done):
+        while self._queue and len(done) < _BATCH_LIMIT and not isinstance(self._queue[0], Lease):
+            if await self._run_hop(writer, done):
                 return  # committed, or rolled back by SQLite
         commit_error: Exception | None = None
         try:
@@ -210,10 +202,8 @@ class Writer:
         gave_back()
         await self._settle(writer, done, commit_error)
 
-    async def _run_plain(
-        self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]
-    ) -> bool:
-        """Run the plain writes at the head of the queue in one hop; True if the batch ended."""
+    async def _run_hop(self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]) -> bool:
+        """Run the writes at the head of the queue in one hop; True if the batch ended."""
         run = self._take_run(_BATCH_LIMIT - len(done))
         if not run:
             return False  # every write of it was cancelled before it ran
@@ -237,41 +227,19 @@ class Writer:
         return commit
 
     def _take_run(self, room: int) -> list[_Write]:
-        """Take the plain writes at the head of the queue, up to `room` of them."""
+        """Take the plain writes at the head of the queue, up to `room`, or a bulk or long one."""
         run: list[_Write] = []
         queue = self._queue
-        while queue and len(run) < room:
-            item = queue[0]
-            if isinstance(item, Lease) or item.mode is Mode.MANY or item.plan.runs_long:
+        while queue and len(run) < room and not isinstance(item := queue[0], Lease):
+            alone = item.mode is Mode.MANY or item.plan.runs_long
+            if alone and run:
                 break
             queue.popleft()
             if not item.future.done():  # cancelled before it ran: it never runs
                 run.append(item)
+            if alone:
+                break
         return run
-
-    async def _run_alone(
-        self, writer: sqlite3.Connection, item: _Write, done: list[tuple[_Write, object]]
-    ) -> bool:
-        """Run a bulk or long write in a hop of its own; False if SQLite rolled all back."""
-        if item.future.done():
-            return True  # cancelled before it ran: it never runs
-        try:
-            if item.mode is Mode.MANY:
-                result: object = await self._in_thread(savepointed, writer, item.plan, item.params)
-            else:
-                result = await self._in_thread(execute, writer, item.plan, item.params, item.mode)
-        except Exception as error:  # noqa: BLE001  # handed to its caller alone
-            _fail(item, error)
-            if not writer.in_transaction:
-                # SQLite rolled the whole transaction back (disk full, I/O error).
-                for earlier, _ in done:
-                    _fail(earlier, error)
-                return False
-            return True
-        finally:
-            gave_back()
-        done.append((item, result))
-        return True
 
     async def _settle(
         self,
@@ -348,7 +316,7 @@ class Writer:
 
 @attrs.frozen
 class _Ran:
-    """What one hop of plain writes did, for the loop to hand to their callers."""
+    """What one hop of writes did, for the loop to hand to their callers."""
 
     outcomes: list[tuple[_Write, object, Exception | None]]  # what each gave, or its error
     lost: Exception | None = None  # the error with which SQLite rolled the whole batch back
@@ -357,7 +325,7 @@ class _Ran:
 
 
 def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> _Ran:  # noqa: FBT001  # called through a thread, positionally
-    """Run plain writes one by one in a worker thread, each failing alone; then maybe commit.
+    """Run writes one by one in a worker thread, each failing alone; then maybe commit.
 
     Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future is
     only read here).
@@ -367,7 +335,10 @@ def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> 
         if item.future.done():
             continue  # cancelled before it ran: it never runs
         try:
-            outcome = execute(writer, item.plan, item.params, item.mode)
+            if item.mode is Mode.MANY:
+                outcome: object = savepointed(writer, item.plan, item.params)
+            else:
+                outcome = execute(writer, item.plan, item.params, item.mode)
         except Exception as error:  # noqa: BLE001  # handed to its caller alone
             outcomes.append((item, None, error))
             if not writer.in_transaction:
