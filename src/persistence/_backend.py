@@ -36,9 +36,9 @@ class ChangeWatch(Protocol):
         """Give a number that each commit to `table` changes; None if unknown: trust no cache."""
 
     def stamp(self, table: str) -> str | None:
-        """Name the committed state of `table` alike in every process; None: trust no shared cache.
+        """Name the committed state of `table` alike in all processes, never a later one.
 
-        A value once passed never names a later state.
+        None while unknown: then no shared cache is trusted.
         """
 
     def identity(self) -> str | None:

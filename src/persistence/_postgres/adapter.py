@@ -34,8 +34,7 @@ _INSERT = re.compile(
 class PostgresAdapter(AsyncPGAdapter):
     """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
 
-    Each method goes straight to the connection: aiosql's own look for a pool with dir(conn)
-    on every call, and this package always passes a connection.
+    Each method goes straight to the connection: aiosql's own look for a pool on every call.
     """
 
     is_aio_driver = False

@@ -1,10 +1,8 @@
 """SQLite: short statements on the event loop, anything that can take long off it.
 
 Crossing to a driver thread costs about as much as a short SQLite statement, so `sqlite3` is
-called from the loop; worker threads take the fsync of a commit, bulk writes, statements
-marked `-- runs: long`, and reads past the loop budget (`reads.py`). This module opens the
-parts and closes them. A database is used on one loop at a time: it moves to a new loop once
-the last one has closed.
+called from the loop; worker threads take commits, bulk and long statements, and reads past
+the loop budget. A database is used on one loop at a time: it moves once the last has closed.
 """
 
 from __future__ import annotations
@@ -330,10 +328,9 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     target = _read_only_uri(path) if read_only else path
     if not read_only:
         _make_folder_of(path)
-    # Setting up waits up to busy_timeout for another process's lock, here in a worker
-    # thread: the switch of a new file to WAL needs the file to itself for a moment, and
-    # many processes may open it at once. Then the two connections stop waiting: on the
-    # loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
+    # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
+    # a new file's switch to WAL needs it alone a moment. Then both connections stop waiting:
+    # on the loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
     connect = functools.partial(
         sqlite3.connect,
         target,

@@ -1,12 +1,10 @@
 """The writer connection: group commit of single-call writes, and leases for transactions.
 
-Single-call writes that arrive together share one transaction and one commit, run by a
-runner task; each caller returns once it is durable, and a write that fails fails alone.
-Queued writes go to a worker thread together, one hop for a run of them (with the COMMIT
-when nothing else waits), since one insert may spend tens of ms in a step no budget sees
-(FTS5 merging its segments); a bulk or long write takes a hop of its own. A transaction
-takes the writer for its whole block (a lease), queued in turn with the batches. Each step
-asserts the `WriterState` it needs.
+Single-call writes that arrive together share one transaction and one commit; each caller
+returns once it is durable, and a write that fails fails alone. Queued writes go to a worker
+thread together, one hop for a run of them, since one insert may spend tens of ms in a step
+no budget sees (FTS5 merging its segments). A transaction takes the writer for its whole
+block (a lease), queued in turn with the batches.
 """
 
 from __future__ import annotations
