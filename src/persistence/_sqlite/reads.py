@@ -42,6 +42,7 @@ async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
 
 
 async def within_budget(
+    plan: Plan,
     budget: Budget,
     run: Callable[[], Any],
     elsewhere: Callable[[], Awaitable[Any]],
@@ -50,8 +51,11 @@ async def within_budget(
 ) -> Any:
     """Give what `run()` gives on the loop, or `elsewhere()` once it runs past the budget.
 
-    With `when_busy`, a statement that must wait for a lock goes elsewhere too, at once.
+    A `plan` marked to run long goes elsewhere at once; with `when_busy`, one that must wait
+    for a lock too.
     """
+    if plan.runs_long:
+        return await elsewhere()
     await share_loop()
     budget.arm()
     try:
@@ -88,15 +92,10 @@ class Readers:
         return self._reader
 
     async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
-        """Read on the loop; if it runs long or must wait, read again in a thread.
-
-        A query marked to run long is read in a thread at once.
-        """
+        """Read on the loop; if it runs long or must wait, read again in a thread."""
         elsewhere = functools.partial(self._read_in_thread, plan, params, mode)
-        if plan.runs_long:
-            return await map_rows(rows_as, await elsewhere(), mode)
         run = functools.partial(execute, self._reader, plan, params, mode)
-        picked = await within_budget(self._budget, run, elsewhere, when_busy=True)
+        picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=True)
         return await map_rows(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:

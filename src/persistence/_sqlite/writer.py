@@ -109,10 +109,7 @@ class Writer:
         def elsewhere() -> Awaitable[Any]:
             return finish_then_cancel(self._in_thread(run))
 
-        if plan.runs_long:
-            picked = await elsewhere()
-        else:
-            picked = await within_budget(self._budget, run, elsewhere, when_busy=False)
+        picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=False)
         return await map_rows(rows_as, picked, mode)
 
     def leased(self) -> sqlite3.Connection:
