@@ -108,8 +108,7 @@ def _pg(conn: Connection) -> PgConnection:
     """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
     if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
         return conn
-    msg = f"a PostgreSQL backend was given {type(conn).__name__}"  # pragma: no cover
-    raise TypeError(msg)  # pragma: no cover
+    raise TypeError(f"a PostgreSQL backend was given {type(conn).__name__}")  # pragma: no cover
 
 
 def _terminate(connection: PgConnection) -> None:

@@ -43,14 +43,12 @@ def split_pooling(dsn: str) -> tuple[str, Pooling]:
         if name not in _OPTIONS:
             kept.append(part)
         elif name in found:
-            msg = f"{name}= is given twice"
-            raise ValueError(msg)
+            raise ValueError(f"{name}= is given twice")
         else:
             found[name] = unquote(value)
     mode = found.get(PGBOUNCER)
     if mode is not None and (problem := pgbouncer_mode_problem(mode)) is not None:
-        msg = f"pgbouncer= {problem}"
-        raise ValueError(msg)
+        raise ValueError(f"pgbouncer= {problem}")
     listen = found.get(LISTEN_URL)
     if listen is not None:
         check_listen_url(listen)

@@ -109,5 +109,4 @@ class SqliteAdapter:
 
     def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
         """Refuse scripts: the migration runner runs them statement by statement."""
-        msg = "scripts are not supported as queries"
-        raise NotImplementedError(msg)
+        raise NotImplementedError("scripts are not supported as queries")

@@ -297,8 +297,7 @@ def _session(conn: Connection) -> SqliteSession:
     """Narrow a connection of either engine to SQLite's: engines never mix."""
     if isinstance(conn, SqliteSession):
         return conn
-    msg = f"a SQLite backend was given {type(conn).__name__}"  # pragma: no cover
-    raise TypeError(msg)  # pragma: no cover
+    raise TypeError(f"a SQLite backend was given {type(conn).__name__}")  # pragma: no cover
 
 
 async def open_sqlite(
