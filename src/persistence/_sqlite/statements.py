@@ -141,11 +141,7 @@ def _writes(sql: str) -> bool:
     """Tell whether a statement may change the database: anything but a plain SELECT."""
     match = _LEADING_WORD.match(sql)
     first = match[1].upper() if match else ""
-    if first == "SELECT":
-        return False
-    if first == "WITH":
-        return _WRITE_WORDS.search(sql) is not None
-    return True
+    return first != "SELECT" and (first != "WITH" or _WRITE_WORDS.search(sql) is not None)
 
 
 def plan_query(query_name: str, sql: str, *, runs_long: bool = False) -> Plan:
