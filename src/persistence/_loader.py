@@ -128,14 +128,12 @@ def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
             attribute=None,  # `:a.b` is never an attribute of a parameter here
             queries_cls=_Kept,
         )
-        _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(recorder.given))
-        data = loaded.kept
+        parsed = _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(recorder.given))
     else:
         for query_name, op_type, sql in parsed.given:
             fresh.process_sql(query_name, op_type, sql)
-        data = parsed.data
     bound = LoadedQueries(fresh, kwargs_only=True)  # type: ignore[arg-type]  # aiosql's own protocol; each adapter follows it
-    return cast("Queries", bound.load_from_list(data))
+    return cast("Queries", bound.load_from_list(parsed.data))
 
 
 class _Kept(LoadedQueries):

@@ -69,14 +69,12 @@ class SqliteBackend:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._readers = Readers(reader, open_reader, self._in_thread)
         self._writer = Writer(writer, self._in_thread, busy_timeout)
-        self._wal_indexes: list[WalIndex] = []
-        """The WAL index mappings this backend's watches hold, released after its connections."""
+        self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
         self._lent = contextlib.nullcontext(self._autocommit)
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        """The event loop the database was last used on; opened in a thread, it has none yet."""
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
 
     def check_loop(self) -> None:
         """Refuse a closed database; use the running loop, unless the last one used is open."""
@@ -262,11 +260,9 @@ class SqliteBackend:
 
     def _keep_wal_index(self, index: WalIndex | None) -> None:
         """Hold a mapping until close; release it at once if the close came first."""
-        if index is None:
-            return
-        if self._closed:  # mapped after the close released the others
+        if index is not None and self._closed:  # mapped after the close released the others
             release_wal_index(index)
-        else:
+        elif index is not None:
             self._wal_indexes.append(index)
 
     def data_version(self) -> int | None:

@@ -13,8 +13,7 @@ from typing import Final
 
 import attrs
 
-_WAL_INDEX_HEADER: Final = 96
-"""The WAL index header at the start of the -shm file: the same 48 bytes twice."""
+_WAL_INDEX_HEADER: Final = 96  # at the start of the -shm file: the same 48 bytes twice
 
 
 @attrs.define(eq=False)
@@ -151,8 +150,7 @@ class ChangeStamp:
         """Nothing to close: the backend releases the mapping after its connections."""
 
 
-_SALTS: Final = slice(32, 40)
-"""Where the WAL index header keeps the salts of the WAL file (random for each new WAL)."""
+_SALTS: Final = slice(32, 40)  # where the header keeps the WAL's salts, random for each new WAL
 
 
 def wal_stamp(header: bytes, path: str) -> str | None:

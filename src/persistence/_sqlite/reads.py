@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
-InThread = Callable[..., Awaitable[Any]]
-"""Runs a function in the backend's worker threads and gives its result."""
+InThread = Callable[..., Awaitable[Any]]  # runs a function in the backend's worker threads
 
 
 async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
@@ -82,8 +81,7 @@ class Readers:
         self._open_reader = open_reader
         self._in_thread = in_thread
         self._budget = Budget(reader)
-        self._idle: list[sqlite3.Connection] = []
-        """Thread readers not in use; a reader in use is in no list, and back after its read."""
+        self._idle: list[sqlite3.Connection] = []  # thread readers not in use
         self._closed = False
 
     @property
