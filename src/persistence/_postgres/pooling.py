@@ -29,10 +29,7 @@ class Pooling:
 
 
 def split_pooling(dsn: str) -> tuple[str, Pooling]:
-    """Take this package's options out of a PostgreSQL URL: give the rest, and the options.
-
-    A value it cannot use is a ValueError that says why.
-    """
+    """Split our own options out of a PostgreSQL URL; a ValueError says why one is unusable."""
     head, hash_sign, fragment = dsn.partition("#")
     base, _, query = head.partition("?")
     kept: list[str] = []

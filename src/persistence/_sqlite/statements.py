@@ -119,10 +119,8 @@ class Plan:
 
     name: str
     sql: str
-    writes: bool
-    """Whether it may change the database, so that it goes to the writer."""
-    rows_insert: _RowsInsert | None = None
-    """The multi-row form of a plain INSERT, for bulk writes."""
+    writes: bool  # it may change the database, so it goes to the writer
+    rows_insert: _RowsInsert | None = None  # the multi-row form of a plain INSERT, for bulk writes
     runs_long: bool = False
     """Marked `-- runs: long`: it runs in a worker thread, never on the loop, since some steps
     (FTS5 merging segments, bm25 ranking many terms) no progress handler can interrupt, and an
