@@ -143,5 +143,4 @@ class _Kept(LoadedQueries):
 
     def load_from_list(self, query_data: list[QueryDatum]) -> _Kept:
         self.kept = query_data
-        loaded: _Kept = super().load_from_list(query_data)
-        return loaded
+        return cast("_Kept", super().load_from_list(query_data))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from persistence._changes import report_query
 from persistence._loader import Method, observed
 from persistence._loop import map_in_slices
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from persistence._tracing import Observer
 
 
+@attrs.define(eq=False)
 class SqliteSession:
     """What the loaded queries take as `conn` on SQLite.
 
@@ -25,12 +28,9 @@ class SqliteSession:
     inside one, everything runs on the writer, which the transaction holds.
     """
 
-    __slots__ = ("_in_transaction", "_readers", "_writer")
-
-    def __init__(self, readers: Readers, writer: Writer, *, in_transaction: bool) -> None:
-        self._readers = readers
-        self._writer = writer
-        self._in_transaction = in_transaction
+    _readers: Readers
+    _writer: Writer
+    _in_transaction: bool = attrs.field(kw_only=True)
 
     async def run(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None

@@ -214,6 +214,7 @@ def execute(
         cursor.close()
 
 
+@attrs.define(eq=False)
 class Budget:
     """The progress handler that interrupts a statement once the loop's slice has passed.
 
@@ -221,12 +222,9 @@ class Budget:
     the GIL for it, which the loop's thread holds.
     """
 
-    __slots__ = ("connection", "deadline", "tripped")
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-        self.deadline = math.inf
-        self.tripped = False
+    connection: sqlite3.Connection
+    deadline: float = attrs.field(init=False, default=math.inf)
+    tripped: bool = attrs.field(init=False, default=False)
 
     def __call__(self) -> int:
         if time.perf_counter() > self.deadline:
