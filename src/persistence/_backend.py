@@ -125,8 +125,7 @@ class Backend(Protocol):
 async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -> _T:
     """Await `work`; if the caller is cancelled first, let it end and hand what it gives to `keep`.
 
-    For what a worker thread opens: the thread goes on after the caller has gone, and nothing
-    else would close what it opened.
+    For what a worker thread opens: it goes on after its caller, and nothing else would close it.
     """
     task = asyncio.ensure_future(work)
     try:

@@ -1,8 +1,7 @@
 """Create the PostgreSQL database a URL names, for `persistence migrate --create`.
 
-It is looked for over the URL itself first, so a role that may use the database but not the
-maintenance database still gets "it exists"; only then is `CREATE DATABASE` sent, through the
-maintenance database (`postgres`, else `template1`), with the URL's role and options.
+It is looked for over the URL first, so a role that may not use the maintenance database
+(`postgres`, else `template1`) still gets "it exists"; only then is `CREATE DATABASE` sent.
 """
 
 from __future__ import annotations
