@@ -110,9 +110,8 @@ class _Recorder:
 def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
     """Load one engine's queries through aiosql, bound to a new `adapter`, with its row mappers.
 
-    aiosql parses the file once per process (about 10 ms, most of an open): each later load
-    gives its new adapter the same `process_sql` calls, in the same order, and builds the
-    query functions from the parse kept. An edited file, by its size or time, is read again.
+    aiosql parses the file once per process (about 10 ms, most of an open): a later load gives
+    its adapter the same `process_sql` calls and the parse kept, until the file is edited.
     """
     path = query_file(engine)
     status = path.stat()

@@ -28,12 +28,11 @@ _IDENTITY: Final = (
 class ChangeListener:
     """PostgreSQL's change watch: LISTEN on a connection of its own, outside the pool.
 
-    The last `<table> <transaction id>` received is the table's stamp. On each connect the
-    listener sends `* <random token>` itself, a new stamp for every table in every listener.
-    A heartbeat (`SELECT 1`) every `heartbeat` seconds, or at once for `sync`, answered within
-    `heartbeat`, keeps the versions trusted: a notification committed before it was sent
-    arrives before its answer. A silent or lost connection makes `version` and `stamp` None
-    within 2 x heartbeat; it is opened again, with backoff.
+    The last `<table> <transaction id>` received is the table's stamp; on each connect the
+    listener sends `* <random token>`, a new stamp for every table in every listener. A
+    heartbeat answered within `heartbeat` keeps the versions trusted (a notification committed
+    before it was sent arrives first); without one, `version` and `stamp` are None within
+    2 x heartbeat, and the connection is opened again, with backoff.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
