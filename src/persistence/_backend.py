@@ -1,8 +1,6 @@
-"""The small protocol that each engine's backend fulfils, and the pieces both share.
+"""The protocol each engine's backend fulfils, and the pieces both share.
 
-`database.py` knows only this protocol. Everything engine-specific (opening and closing,
-lending a connection, transactions and savepoints, running migration scripts and their
-lock, error translation, codecs and the aiosql adapter) lives in `_sqlite/` or
+`database.py` knows only this protocol; everything engine-specific lives in `_sqlite/` or
 `_postgres/`.
 """
 
@@ -20,7 +18,6 @@ if TYPE_CHECKING:
     from persistence.exceptions import PersistenceError
     from persistence.queries import Queries
 
-__all__ = ["Backend", "ChangeWatch", "Engine", "finish_then_cancel", "kept_if_cancelled"]
 
 _T = TypeVar("_T")
 
@@ -39,18 +36,13 @@ class ChangeWatch(Protocol):
         """Give a number that each commit to `table` changes; None if unknown: trust no cache."""
 
     def stamp(self, table: str) -> str | None:
-        """Name the committed state of `table` alike in every process that watches it.
+        """Name the committed state of `table` alike in all processes, never a later one.
 
-        A value once passed never names a later state; None while no such name is known, when
-        a shared cache must not be trusted.
+        None while unknown: then no shared cache is trusted.
         """
 
     def identity(self) -> str | None:
-        """Name the database itself, not the URL that reached it; None while unknown.
-
-        SQLite: the file's real path, device and inode. PostgreSQL: the system identifier,
-        and the database's name and OID.
-        """
+        """Name the database itself, not the URL that reached it; None while unknown."""
 
     async def sync(self) -> bool:
         """Return once every earlier commit shows; False if not made sure within the heartbeat."""
@@ -60,15 +52,10 @@ class ChangeWatch(Protocol):
 
 
 class Backend(Protocol):
-    """One open database of one engine."""
+    """One open database of one engine, and its queries, bound to its engine's adapter."""
 
-    @property
-    def engine(self) -> Engine:
-        """Which engine this is."""
-
-    @property
-    def queries(self) -> Queries:
-        """The loaded queries, bound to this engine's adapter."""
+    engine: Engine
+    queries: Queries
 
     def lend(self) -> AbstractAsyncContextManager[Connection]:
         """Lend a connection for one statement, which is atomic and durable on its own."""
@@ -103,11 +90,7 @@ class Backend(Protocol):
     # Copies of the whole database (`persistence.backup`).
 
     def snapshot(self) -> AbstractAsyncContextManager[Connection]:
-        """Lend a connection that reads one committed state for the block, writers going on.
-
-        SQLite: a copy made by the online backup API, opened read-only and deleted after.
-        PostgreSQL: a REPEATABLE READ, READ ONLY transaction.
-        """
+        """Lend a connection that reads one committed state for the block, writers going on."""
 
     async def backup_file(self, path: str) -> None:
         """Write a consistent copy as a new SQLite file at `path`: SQLite only (its backup API)."""
@@ -124,8 +107,7 @@ class Backend(Protocol):
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
         """Drop the secondary indexes of the empty `tables` before a bulk load; give their SQL.
 
-        Inside `conn`'s transaction, so a rollback brings them back. PostgreSQL: every index
-        but the primary keys and those of constraints. SQLite: none, and nothing to give.
+        Inside `conn`'s transaction, so a rollback brings them back.
         """
 
     async def create_indexes(
@@ -143,8 +125,7 @@ class Backend(Protocol):
 async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -> _T:
     """Await `work`; if the caller is cancelled first, let it end and hand what it gives to `keep`.
 
-    For what a worker thread opens (a file, a connection): the thread goes on after the
-    caller has gone, and nothing else would close what it opened.
+    For what a worker thread opens: it goes on after its caller, and nothing else would close it.
     """
     task = asyncio.ensure_future(work)
     try:
@@ -162,9 +143,8 @@ def _hand_over(keep: Callable[[_T], object], done: asyncio.Future[_T]) -> None:
 async def finish_then_cancel(work: Awaitable[_T]) -> _T:
     """Await `work` to its end even if the caller is cancelled meanwhile, then re-raise.
 
-    For the short critical steps of a transaction (BEGIN, COMMIT) that run in a thread or
-    on the wire: abandoning them halfway would leave a connection in a state nobody
-    tracks. Their own time limits bound the wait.
+    For the short critical steps of a transaction (BEGIN, COMMIT): abandoning them halfway
+    would leave a connection in a state nobody tracks. Their own time limits bound the wait.
     """
     task = asyncio.ensure_future(work)
     cancelled = False

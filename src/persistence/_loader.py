@@ -1,38 +1,17 @@
 """Load each engine's queries through aiosql, from the files that `make generate` wrote.
 
-`make generate` turns sql/queries/ (sqlc's form) into sql/aiosql/<engine>.sql and the typed
-interface `persistence.queries`, whose row mappers aiosql hands the adapters as record
-classes. `make check-generated` is the one drift check: nothing is compared at run time.
-
-Each adapter runs the SQL and record class that aiosql gives: `select` (sqlc's :many) gives a
-list, `select_one` (:one) a row or None, `insert_returning` (:execlastid) the new id,
-`insert_update_delete` (:exec, :execrows) and `insert_update_delete_many` (:copyfrom) a count.
-They tell aiosql they are synchronous (`is_aio_driver = False`), so that it returns the
-coroutine each method returns: its asynchronous select is an async generator, which gives no
-list and costs one more coroutine per call.
-
-Where aiosql cannot serve a need, the adapter hands the statement over to its backend:
-
-- SQLite (`SqliteSession.run`): reads run on the loop within the loop budget (in a thread past
-  it, or to wait for a lock); writes are queued for group commit, one transaction and one
-  fsync for every write that arrives together; bulk inserts (`*!`) become multi-row INSERTs
-  in a thread. A query marked `-- runs: long` in sql/queries/ (listed in `RUNS_LONG`) runs in
-  a worker thread from its start, writes included, in its place in the batch or transaction:
-  some steps (FTS5 merging segments in a retention delete, bm25 ranking many terms) no
-  progress handler can interrupt, and an interrupted write rolls back its whole transaction.
-- PostgreSQL (`PostgresAdapter.insert_update_delete_many`): a plain INSERT ... VALUES of many
-  rows is loaded with COPY, under the command timeout.
-
-The adapters also report the tables each query writes, by its name (`_changes.py`), and hand
-the call to the database's `Observer` (`persistence._tracing`) when it has one.
+`make check-generated` is the one drift check. The adapters tell aiosql they are synchronous
+(`is_aio_driver = False`) so that it returns each method's coroutine: its asynchronous select is
+an async generator, which gives no list and costs one more coroutine per call. They report the
+tables each query writes (`_changes.py`), and hand each call to the `Observer`, if any.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import aiosql
 from aiosql.queries import Queries as LoadedQueries
@@ -42,16 +21,15 @@ from persistence.exceptions import SqlFilesMissingError
 from persistence.queries import ROW_MAPPERS
 
 if TYPE_CHECKING:
+    from persistence._tracing import Observer
     from persistence.queries import Queries
 
-__all__ = ["load_queries", "query_file", "sql_root"]
+Method = Callable[..., Coroutine[Any, Any, Any]]
+"""An adapter's method as aiosql calls it, giving the coroutine that the caller awaits."""
 
 
 def sql_root() -> Path:
-    """Find the SQL files: in the installed package, or in the checkout an editable install runs.
-
-    The wheel ships the repository's sql/ folder as `persistence/sql`.
-    """
+    """Find the SQL files: in the installed package (`persistence/sql`), or in the checkout."""
     packaged = resources.files("persistence") / "sql"
     checkout = Path(__file__).parents[2] / "sql"
     for folder in (packaged, checkout):
@@ -64,6 +42,36 @@ def sql_root() -> Path:
 def query_file(engine: str) -> Path:
     """Give the file of one engine's queries in aiosql's form: `engine` is sqlite or postgres."""
     return sql_root() / "aiosql" / f"{engine}.sql"
+
+
+class _Observed(Protocol):
+    _observer: Observer | None
+
+
+def observed(start: Method, doc: str, *, many: bool = False) -> Method:
+    """Make an adapter's method: `start` the call, observed when there is an observer.
+
+    A `many` method's parameter sets are one list, observed as a batch of that many.
+    """
+
+    def method(  # noqa: PLR0917  # aiosql's call: positional
+        self: _Observed,
+        conn: object,
+        name: str,
+        sql: str,
+        params: Iterable[object],
+        rows_as: object = None,
+    ) -> Coroutine[Any, Any, Any]:
+        batch = None
+        if many:
+            params = params if isinstance(params, Sequence) else list(params)
+            batch = len(params)
+        run = start(self, conn, name, sql, params, rows_as)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, name, params, batch)
+
+    method.__doc__ = doc
+    return method
 
 
 class _Adapter(Protocol):
@@ -102,9 +110,8 @@ class _Recorder:
 def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
     """Load one engine's queries through aiosql, bound to a new `adapter`, with its row mappers.
 
-    aiosql parses the file once per process (about 10 ms, most of an open): each later load
-    gives its new adapter the same `process_sql` calls, in the same order, and builds the
-    query functions from the parse kept. An edited file, by its size or time, is read again.
+    aiosql parses the file once per process (about 10 ms, most of an open): a later load gives
+    its adapter the same `process_sql` calls and the parse kept, until the file is edited.
     """
     path = query_file(engine)
     status = path.stat()
@@ -120,14 +127,12 @@ def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
             attribute=None,  # `:a.b` is never an attribute of a parameter here
             queries_cls=_Kept,
         )
-        _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(recorder.given))
-        data = loaded.kept
+        parsed = _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(recorder.given))
     else:
         for query_name, op_type, sql in parsed.given:
             fresh.process_sql(query_name, op_type, sql)
-        data = parsed.data
     bound = LoadedQueries(fresh, kwargs_only=True)  # type: ignore[arg-type]  # aiosql's own protocol; each adapter follows it
-    return cast("Queries", bound.load_from_list(data))
+    return cast("Queries", bound.load_from_list(parsed.data))
 
 
 class _Kept(LoadedQueries):
@@ -137,5 +142,4 @@ class _Kept(LoadedQueries):
 
     def load_from_list(self, query_data: list[QueryDatum]) -> _Kept:
         self.kept = query_data
-        loaded: _Kept = super().load_from_list(query_data)
-        return loaded
+        return cast("_Kept", super().load_from_list(query_data))

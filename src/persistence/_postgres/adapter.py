@@ -13,13 +13,13 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._changes import report_query
+from persistence._loader import observed
 from persistence._loop import SLICE_ITEMS, share_loop
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
     from persistence._tracing import Observer
 
-__all__ = ["Params", "PgConnection", "PostgresAdapter"]
 
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 """The connection the pool lends: what the loaded queries take as `conn` on PostgreSQL."""
@@ -34,9 +34,7 @@ _INSERT = re.compile(
 class PostgresAdapter(AsyncPGAdapter):
     """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
 
-    Each method returns the coroutine the caller awaits (see `persistence._loader`), observed
-    when there is an observer, and goes straight to the connection: aiosql's own look for a
-    pool with dir(conn) on every call, and this package always passes a connection.
+    Each method goes straight to the connection: aiosql's own look for a pool on every call.
     """
 
     is_aio_driver = False
@@ -68,112 +66,50 @@ class PostgresAdapter(AsyncPGAdapter):
         ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
         return ordered
 
-    def select(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, list[object]]:
-        """Give every row, mapped by the record class (sqlc's :many)."""
-        run = self._select(conn, query_name, sql, parameters, record_class)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def select_one(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None = None,
-    ) -> Coroutine[Any, Any, object]:
-        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
-        run = self._select_one(conn, query_name, sql, parameters, record_class)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_returning(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, object]:
-        """Return the first column of the RETURNING row (the new id)."""
-        run = self._insert_returning(conn, query_name, sql, parameters)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_update_delete(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
-    ) -> Coroutine[Any, Any, int]:
-        """Run one statement and return how many rows it changed, parsed from its status."""
-        run = self._insert_update_delete(conn, query_name, sql, parameters)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
-
-    def insert_update_delete_many(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
-    ) -> Coroutine[Any, Any, int]:
-        """Load every parameter set with COPY when the query is a plain INSERT ... VALUES."""
-        run = self._insert_update_delete_many(conn, query_name, sql, parameters)
-        observer = self._observer
-        return (
-            run
-            if observer is None
-            else observer.observe(run, query_name, parameters, len(parameters))
-        )
-
-    async def _select(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None,
+    async def _select(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> list[object]:
-        records = await conn.fetch(sql, *self._ordered(query_name, parameters))
-        return records if record_class is None else record_class(records)  # type: ignore[return-value]  # Records when unmapped
+        records = await conn.fetch(sql, *self._ordered(name, params))
+        return records if rows_as is None else rows_as(records)  # type: ignore[return-value]  # Records when unmapped
 
-    async def _select_one(
-        self,
-        conn: PgConnection,
-        query_name: str,
-        sql: str,
-        parameters: Params,
-        record_class: RowMapper | None,
+    async def _select_one(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> object:
-        record = await conn.fetchrow(sql, *self._ordered(query_name, parameters))
-        if record is None or record_class is None:
+        record = await conn.fetchrow(sql, *self._ordered(name, params))
+        if record is None or rows_as is None:
             return record
-        return record_class((record,))[0]
+        return rows_as((record,))[0]
 
-    async def _insert_returning(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+    async def _insert_returning(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, _: None
     ) -> object:
-        return await conn.fetchval(sql, *self._ordered(query_name, parameters))
+        return await conn.fetchval(sql, *self._ordered(name, params))
 
-    async def _insert_update_delete(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Params
+    async def _insert_update_delete(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, params: Params, _: None
     ) -> int:
-        status = await conn.execute(sql, *self._ordered(query_name, parameters))
+        status = await conn.execute(sql, *self._ordered(name, params))
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
-    async def _insert_update_delete_many(
-        self, conn: PgConnection, query_name: str, sql: str, parameters: Sequence[Params]
+    async def _insert_update_delete_many(  # as aiosql calls it
+        self, conn: PgConnection, name: str, sql: str, rows: Sequence[Params], _: None
     ) -> int:
-        target = self._copy_targets.get(query_name)
-        report_query(query_name)  # the report of a query's written tables: see _changes.py
+        target = self._copy_targets.get(name)
+        report_query(name)  # the report of a query's written tables: see _changes.py
         if target is None:
-            await conn.executemany(sql, [self._ordered(query_name, p) for p in parameters])
-            return len(parameters)
-        table, columns, params = target
-        record_of = _record_of(params)
-        if len(parameters) <= COPY_ROWS or conn.is_in_transaction():
-            return await self._copy(conn, table, columns, parameters, record_of)
+            await conn.executemany(sql, [self._ordered(name, row) for row in rows])
+            return len(rows)
+        table, columns, names = target
+        record_of: Callable[[Params], tuple[object, ...]] = (  # a tuple for one value too
+            operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        )
+        if len(rows) <= COPY_ROWS or conn.is_in_transaction():
+            return await self._copy(conn, table, columns, rows, record_of)
         # Each COPY is one statement, bounded by the command timeout: a long list goes in
         # several, inside one transaction, so that it is still all or nothing.
         async with conn.transaction():
-            return await self._copy(conn, table, columns, parameters, record_of)
+            return await self._copy(conn, table, columns, rows, record_of)
 
     async def _copy(
         self,
@@ -200,17 +136,34 @@ class PostgresAdapter(AsyncPGAdapter):
             copied += int(status.rsplit(" ", 1)[-1])
         return copied
 
+    select = observed(_select, "Give every row, mapped by the record class (sqlc's :many).")
+
+    def select_one(
+        self,
+        conn: PgConnection,
+        query_name: str,
+        sql: str,
+        parameters: Params,
+        record_class: RowMapper | None = None,
+    ) -> Coroutine[Any, Any, object]:
+        """Give the first row, mapped, or None (:one); written out: `bench/tracing.py` times it."""
+        run = self._select_one(conn, query_name, sql, parameters, record_class)
+        observer = self._observer
+        return run if observer is None else observer.observe(run, query_name, parameters)
+
+    insert_returning = observed(_insert_returning, "Give the RETURNING row's first column.")
+    insert_update_delete = observed(
+        _insert_update_delete, "Run one statement; give how many rows it changed, by its status."
+    )
+    insert_update_delete_many = observed(
+        _insert_update_delete_many,
+        "Load every parameter set, by COPY for a plain INSERT.",
+        many=True,
+    )
+
 
 COPY_ROWS = 10_000
 """Rows in one COPY statement: 10,000 results with 2 KB outputs take about 10 s on 2 cores."""
-
-
-def _record_of(params: tuple[str, ...]) -> Callable[[Params], tuple[object, ...]]:
-    """Give the function that takes one row's values, in the COPY's column order."""
-    if len(params) == 1:
-        (name,) = params
-        return lambda row: (row[name],)
-    return operator.itemgetter(*params)
 
 
 async def _records_in_slices(
@@ -218,8 +171,7 @@ async def _records_in_slices(
 ) -> AsyncIterator[tuple[object, ...]]:
     """Give COPY its records a slice at a time, and the loop back between slices.
 
-    asyncpg encodes each record as it takes it, on the loop: from a list, all of them in one
-    go (about 10 ms per 1,000 rows); from an async iterable, between two of its steps.
+    asyncpg encodes a list's records all in one go, on the loop (about 10 ms per 1,000 rows).
     """
     for start in range(0, len(rows), SLICE_ITEMS):
         for row in rows[start : start + SLICE_ITEMS]:

@@ -1,11 +1,8 @@
 """PostgreSQL through asyncpg: a pool, a fast lane, and a bound on every wait.
 
-Connecting and taking a pooled connection wait at most `connect_timeout`, each statement
-`command_timeout`, and handing a connection back (a rollback included) `release_timeout`; a
-connection whose state is unknown is rolled back within that bound or terminated, never
-reused. Its connections belong to the loop that opened the pool: a call from another loop is
-refused before it touches one. The other parts: `adapter.py`, `changes.py` (LISTEN),
-`errors.py`, `scripts.py` (migration scripts) and `pooling.py` (the URL's PgBouncer options).
+Connecting waits at most `connect_timeout`, each statement `command_timeout`, and handing a
+connection back (a rollback included) `release_timeout`; a connection whose state is unknown
+is rolled back within that bound or terminated, never reused.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 import asyncpg
 import asyncpg.pool
+import attrs
 
 from persistence._backend import Engine
 from persistence._codecs import decode_json_text, encode_json
@@ -34,47 +32,37 @@ if TYPE_CHECKING:
     from persistence._tracing import Observer
     from persistence.queries import Queries
 
-__all__ = ["PostgresBackend", "open_postgres"]
 
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
-def _json_encoder(prefix: bytes) -> Callable[[object], bytes]:
+async def _init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
+    for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
+        encode, decode = _json_codec(prefix)
+        await connection.set_type_codec(
+            type_name, schema="pg_catalog", encoder=encode, decoder=decode, format="binary"
+        )
+
+
+def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
+    empty, start = prefix + b"{}", len(prefix)
+
     def encode(value: object) -> bytes:
         return prefix + encode_json(value).encode()
-
-    return encode
-
-
-def _json_decoder(prefix: bytes) -> Callable[[bytes], object]:
-    empty, start = prefix + b"{}", len(prefix)
 
     def decode(data: bytes) -> object:
         # json.loads spends about 1 us sniffing the encoding of bytes; the text is UTF-8.
         return {} if data == empty else decode_json_text(data[start:].decode())
 
-    return decode
-
-
-async def _init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
-    for type_name in ("jsonb", "json"):
-        prefix = b"\x01" if type_name == "jsonb" else b""
-        await connection.set_type_codec(
-            type_name,
-            schema="pg_catalog",
-            encoder=_json_encoder(prefix),
-            decoder=_json_decoder(prefix),
-            format="binary",
-        )
+    return encode, decode
 
 
 async def _reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """On release, roll back a transaction left open; skip asyncpg's reset query (no state).
 
-    It costs a round trip per call; this package sets no session state, and takes no lock of
-    the session.
+    It costs a round trip per call; this package sets no session state and takes no session lock.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
@@ -89,10 +77,7 @@ def _usable(connection: PgConnection) -> bool:
 
 
 def _timed_out(error: BaseException | None) -> bool:
-    """Tell whether a call failed for want of an answer within the command timeout.
-
-    Inside `transaction()`, the driver's TimeoutError is the cause of the error the block saw.
-    """
+    """Tell whether a call outlived the command timeout (in a block, the cause of its error)."""
     return isinstance(error, TimeoutError) or (
         isinstance(error, DatabaseError) and isinstance(error.__cause__, TimeoutError)
     )
@@ -123,8 +108,7 @@ def _pg(conn: Connection) -> PgConnection:
     """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
     if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
         return conn
-    msg = f"a PostgreSQL backend was given {type(conn).__name__}"  # pragma: no cover
-    raise TypeError(msg)  # pragma: no cover
+    raise TypeError(f"a PostgreSQL backend was given {type(conn).__name__}")  # pragma: no cover
 
 
 def _terminate(connection: PgConnection) -> None:
@@ -132,58 +116,39 @@ def _terminate(connection: PgConnection) -> None:
         connection.terminate()
 
 
+@attrs.define(eq=False)
 class PostgresBackend:
     """A pool of asyncpg connections, and one of them kept aside as a fast lane.
 
-    A single statement takes the lane when no other task holds it, and the pool
-    otherwise: acquiring from asyncpg's pool costs about as much again as a short query
-    on loopback.
+    A single statement takes the lane when no other task holds it: acquiring from asyncpg's
+    pool costs about as much again as a short query on loopback.
     """
 
     engine = Engine.POSTGRES
 
-    def __init__(
-        self,
-        queries: Queries,
-        pool: asyncpg.Pool[asyncpg.Record],
-        *,
-        connect_timeout: float,
-        command_timeout: float,
-        release_timeout: float,
-        dsn: str = "",
-        shown: str = "",
-        pooling: Pooling | None = None,
-    ) -> None:
-        self._dsn = dsn
-        self._shown = shown
-        self._pooling = pooling or Pooling()
-        self._loop = asyncio.get_running_loop()
-        """The loop that opened the pool: its connections work on it alone."""
-        self.queries = queries
-        """The loaded queries."""
-        self._pool = pool
-        self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
-        self.release_timeout = release_timeout
-        self._lane: PgConnection | None = None
-        self._lane_lock = asyncio.Lock()
+    queries: Queries
+    _pool: asyncpg.Pool[asyncpg.Record]
+    connect_timeout: float = attrs.field(kw_only=True)
+    command_timeout: float = attrs.field(kw_only=True)
+    release_timeout: float = attrs.field(kw_only=True)
+    _dsn: str = attrs.field(kw_only=True)
+    _shown: str = attrs.field(kw_only=True)
+    _pooling: Pooling = attrs.field(kw_only=True)
+    _loop: asyncio.AbstractEventLoop = attrs.field(init=False, factory=asyncio.get_running_loop)
+    """The loop that opened the pool: its connections work on it alone."""
+    _lane: PgConnection | None = attrs.field(init=False, default=None)
+    _lane_lock: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
 
     def check_loop(self) -> None:
-        """Refuse a call from an event loop other than the pool's, or after the pool's closed.
-
-        asyncpg would fail later and worse: `Event loop is closed`, and futures whose
-        exceptions nobody retrieves.
-        """
-        if asyncio.get_running_loop() is not self._loop:
-            raise DatabaseError(self._wrong_loop())
-
-    def _wrong_loop(self) -> str:
+        """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
+        if asyncio.get_running_loop() is self._loop:
+            return
         where = f"the PostgreSQL database {self._shown}" if self._shown else "this database"
         if self._loop.is_closed():
             why = f"{where} was opened on an event loop that has since closed"
         else:
             why = f"{where} was opened on another event loop, which is still open"
-        return (
+        raise DatabaseError(
             f"{why}, and asyncpg's connections work only on the loop that opened them: "
             "open and use the database in one event loop (one asyncio.run() for the whole "
             "program), or from synchronous code through persistence.sync.SyncRunner"
@@ -204,11 +169,9 @@ class PostgresBackend:
     ) -> None:
         """Return a connection to the pool within the release timeout, or terminate it.
 
-        A connection that is not known to be clean (a failed or cancelled call) is rolled
-        back first; if it does not answer in time it is terminated. One whose statement
-        outlived the command timeout is terminated at once (`timed_out`): asyncpg would wait
-        on a cancel request that a silent server never answers, so the error would come
-        twice as late as it says.
+        One not known to be clean is rolled back first. One whose statement outlived the
+        command timeout is terminated at once: asyncpg would wait on a cancel request that a
+        silent server never answers, and the error would come twice as late as it says.
         """
         if timed_out:
             _terminate(connection)
@@ -232,13 +195,10 @@ class PostgresBackend:
         if cancelled:
             raise asyncio.CancelledError
 
-    # Lending a connection for one statement.
-
     async def take_lane(self) -> PgConnection | None:
         """Hold the lane's connection, replacing it if the server dropped it; None if busy.
 
-        A pool of one connection keeps no lane: it would hold that connection for good, and a
-        transaction would wait for it forever.
+        A pool of one keeps no lane: a transaction would wait for its connection forever.
         """
         if self._lane_lock.locked() or self._pool.get_max_size() < 2:  # noqa: PLR2004
             return None
@@ -270,8 +230,6 @@ class PostgresBackend:
         """Lend the lane or a pooled connection for one statement."""
         return _Lent(self)
 
-    # Transactions.
-
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
         return self._transaction_block(None)
@@ -279,10 +237,7 @@ class PostgresBackend:
     def migration(
         self, lock_timeout: float
     ) -> contextlib.AbstractAsyncContextManager[PgConnection]:
-        """Open a transaction under the runners' advisory lock, waited on for `lock_timeout`.
-
-        `lock_timeout` bounds every lock wait of the migration, not only the runners' one.
-        """
+        """Open a transaction under the runners' lock; `lock_timeout` bounds all its lock waits."""
         return self._transaction_block(lock_timeout)
 
     @contextlib.asynccontextmanager
@@ -293,7 +248,16 @@ class PostgresBackend:
         connection = await self.acquire()
         clean = timed_out = False
         try:
-            await self._start(connection, lock_timeout, begin)
+            await connection.execute(begin)
+            if lock_timeout is not None:
+                timeout = max(1, int(lock_timeout * 1000))
+                await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
+                try:
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                except asyncpg.LockNotAvailableError as error:
+                    raise DatabaseError(
+                        f"another migration runner held the lock for over {lock_timeout:g}s"
+                    ) from error
             yield connection
             await connection.execute("COMMIT")
             clean = True
@@ -302,20 +266,6 @@ class PostgresBackend:
             raise
         finally:
             await self.give_back(connection, clean=clean, timed_out=timed_out)
-
-    async def _start(
-        self, connection: PgConnection, lock_timeout: float | None, begin: str = "BEGIN"
-    ) -> None:
-        await connection.execute(begin)
-        if lock_timeout is None:
-            return
-        await connection.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_timeout * 1000))}")
-        try:
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-        except asyncpg.LockNotAvailableError as error:
-            raise DatabaseError(
-                f"another migration runner held the lock for over {lock_timeout:g}s"
-            ) from error
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -330,11 +280,7 @@ class PostgresBackend:
         await _pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
         await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
-    # Migrations.
-
-    def statements(self, script: str) -> list[str]:
-        """Split a script into statements, skipping strings, comments and dollar quotes."""
-        return split_postgres(script)
+    statements = staticmethod(split_postgres)
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
         """Run the statements in one round trip (the simple query protocol)."""
@@ -355,13 +301,9 @@ class PostgresBackend:
                 rows = await lent.fetch(query, table)
         return tuple(str(row[0]) for row in rows)
 
-    # Errors.
-
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map an asyncpg error to this package's error."""
         return translate_postgres(error, self.command_timeout)
-
-    # Copies of the whole database.
 
     def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state."""
@@ -400,11 +342,9 @@ class PostgresBackend:
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
         """Drop the secondary indexes of `tables` the role owns, giving the SQL to make each again.
 
-        Building an index over the rows already there sorts them once, far cheaper than
-        entering them row by row (the GIN index of the search vector above all). Inside the
-        caller's transaction, so a rollback restores every index as it was. The primary keys
-        and the indexes of constraints stay: the foreign keys need them. Until the
-        transaction ends, the tables are locked against every other reader.
+        Building an index over the rows already there sorts them once, far cheaper than row by
+        row (the search vector's GIN index above all). The keys and constraints' indexes stay:
+        the foreign keys need them. Until the transaction ends, the tables are locked.
         """
         pg = _pg(conn)
         if not pg.is_in_transaction():
@@ -419,8 +359,8 @@ class PostgresBackend:
     ) -> None:
         """Build the indexes again, each sorted in one pass, with more sort memory.
 
-        One build covers every row at once: it is bounded by the statement bound plus
-        `_BUILD_SECONDS_PER_ROW` for each row, so that a large copy does not fail at its end.
+        Each is bounded by the statement bound plus `_BUILD_SECONDS_PER_ROW` a row, so that a
+        large copy does not fail at its end.
         """
         pg = _pg(conn)
         if definitions:
@@ -429,14 +369,8 @@ class PostgresBackend:
         for definition in definitions:
             await pg.execute(definition, timeout=bound)
 
-    # Commits by any connection, for caches.
-
     async def watch_changes(self, *, heartbeat: float) -> ChangeListener | NoFeed:
-        """LISTEN for the tables' change notifications on a connection outside the pool.
-
-        Behind PgBouncer's transaction pooling it listens at `listen_url`, PostgreSQL's own
-        address; with none, there is no feed (see `pooling.py`).
-        """
+        """LISTEN for the tables' changes outside the pool; behind PgBouncer, at `listen_url`."""
         self.check_loop()
         pooling = self._pooling
         if pooling.transaction and pooling.listen_dsn is None:
@@ -448,8 +382,6 @@ class PostgresBackend:
         )
         await listener.start()
         return listener
-
-    # Closing.
 
     async def close(self) -> None:
         """Give the lane back and close the pool, terminating what does not answer."""
@@ -502,11 +434,7 @@ async def open_postgres(
     pool_size: int,
     observer: Observer | None = None,
 ) -> PostgresBackend:
-    """Open a pool whose first connection must come within `connect_timeout`.
-
-    `observer` traces and logs every query (`persistence._tracing`); None, nothing does.
-    The URL's own options (`pgbouncer=`, `listen_url=`) are taken out before asyncpg reads it.
-    """
+    """Open a pool whose first connection comes within `connect_timeout`, traced by `observer`."""
     try:
         dsn, pooling = split_pooling(dsn)
     except ValueError as error:

@@ -12,8 +12,6 @@ from typing import Final
 import asyncpg
 import asyncpg.pool
 
-__all__ = ["CHANGES_CHANNEL", "ChangeListener"]
-
 CHANGES_CHANNEL: Final = "persistence_changes"
 """The channel on which migration 0004's triggers send `<table> <transaction id>` at commit."""
 
@@ -30,14 +28,11 @@ _IDENTITY: Final = (
 class ChangeListener:
     """PostgreSQL's change watch: LISTEN on a connection of its own, outside the pool.
 
-    Migration 0004's triggers send `<table> <transaction id>` when a statement's
-    transaction commits, and every listener takes the last one it received as the table's
-    stamp. On each connect, the listener sends `* <random token>` itself, which gives every
-    table a new stamp in every listener: from its arrival on, all agree. A heartbeat
-    (`SELECT 1`), sent every `heartbeat` seconds (or at once, for `sync`) and answered within
-    `heartbeat`, keeps the versions trusted: a notification committed before the heartbeat
-    was sent arrives before its answer. A silent or lost connection makes `version` and
-    `stamp` None within 2 x heartbeat; the connection is opened again, with backoff.
+    The last `<table> <transaction id>` received is the table's stamp; on each connect the
+    listener sends `* <random token>`, a new stamp for every table in every listener. A
+    heartbeat answered within `heartbeat` keeps the versions trusted (a notification committed
+    before it was sent arrives first); without one, `version` and `stamp` are None within
+    2 x heartbeat, and the connection is opened again, with backoff.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
@@ -46,12 +41,10 @@ class ChangeListener:
         self._connect_timeout = connect_timeout
         self._counts: dict[str, int] = {}
         self._stamps: dict[str, str] = {}
-        self._every: str = ""
-        """The stamp of the last `*` notification: every table's, until its own arrives."""
+        self._every: str = ""  # the last `*` stamp: every table's, until its own arrives
         self._epoch = 0
         self._fresh_until = 0.0
-        self._answered = 0.0
-        """When the last answered heartbeat was sent."""
+        self._answered = 0.0  # when the last answered heartbeat was sent
         self._beaten = asyncio.Event()
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()

@@ -1,9 +1,7 @@
 """Create the PostgreSQL database a URL names, for `persistence migrate --create`.
 
-The database is looked for first over the URL itself, so a role that may use the database
-but not the server's maintenance database still gets "it exists". Only when the server says
-the database does not exist is `CREATE DATABASE` sent, over a connection to the maintenance
-database (`postgres`, else `template1`) with the URL's role and options.
+It is looked for over the URL first, so a role that may not use the maintenance database
+(`postgres`, else `template1`) still gets "it exists"; only then is `CREATE DATABASE` sent.
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ import asyncpg
 from persistence._postgres.errors import detail
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
-
-__all__ = ["create_postgres_database", "database_name"]
 
 _MAINTENANCE: Final = ("postgres", "template1")
 _LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short

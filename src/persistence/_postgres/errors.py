@@ -5,14 +5,7 @@ from __future__ import annotations
 import asyncpg
 import asyncpg.pool
 
-from persistence.exceptions import (
-    ConflictError,
-    DatabaseError,
-    PersistenceError,
-    ValidationError,
-)
-
-__all__ = ["detail", "translate_postgres"]
+from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
 
 def translate_postgres(error: BaseException, command_timeout: float) -> PersistenceError | None:  # noqa: PLR0911  # one case a line
@@ -40,22 +33,18 @@ def translate_postgres(error: BaseException, command_timeout: float) -> Persiste
             | asyncpg.InternalClientError()
             | ConnectionError()
         ):
+            # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
+            pool = "released back to the pool" in str(error)
+            why = "the server or the network closed it" if pool else detail(error)
             return DatabaseError(
                 "PostgreSQL: the connection to the server was lost mid-call "
-                f"(a transaction in progress was rolled back): {_lost(error)}"
+                f"(a transaction in progress was rolled back): {why}"
             )
         case OSError():
             return DatabaseError(f"PostgreSQL: network error: {detail(error)}")
         case asyncpg.PostgresError():
             return DatabaseError(f"PostgreSQL: {_message(error)}")
     return None
-
-
-def _lost(error: BaseException) -> str:
-    # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
-    if "released back to the pool" in str(error):
-        return "the server or the network closed it"
-    return detail(error)
 
 
 def detail(error: BaseException) -> str:

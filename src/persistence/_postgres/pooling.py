@@ -2,10 +2,8 @@
 
 Behind `?pgbouncer=transaction` each transaction may run on another server connection, so
 asyncpg's statement cache is off, and the change feed's LISTEN, which needs a session of its
-own, connects to `listen_url` (PostgreSQL's own address; without one there is no feed and the
-caches read the database). Nothing else relies on session state. The options are taken out
-of the URL before asyncpg reads it; the open functions' arguments are folded into the URL
-first (`persistence._urls`), so both forms end here.
+own, connects to `listen_url` (PostgreSQL's own address; with none, no feed). The options
+are taken out of the URL before asyncpg reads it.
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ from typing import Final
 from urllib.parse import unquote
 
 import attrs
-
-__all__ = ["NoFeed", "Pooling", "check_listen_url", "split_pooling"]
 
 PGBOUNCER: Final = "pgbouncer"
 LISTEN_URL: Final = "listen_url"
@@ -28,17 +24,12 @@ _LOG: Final = logging.getLogger("persistence.postgres")
 class Pooling:
     """How the URL reaches PostgreSQL: directly, or through PgBouncer in transaction mode."""
 
-    transaction: bool = False
-    """Through PgBouncer's transaction pooling: no statement cache, no LISTEN on the pool."""
-    listen_dsn: str | None = None
-    """Where the change feed's LISTEN connects, when not to the URL itself."""
+    transaction: bool = False  # through PgBouncer's transaction pooling
+    listen_dsn: str | None = None  # where LISTEN connects, when not to the URL itself
 
 
 def split_pooling(dsn: str) -> tuple[str, Pooling]:
-    """Take this package's options out of a PostgreSQL URL: give the rest, and the options.
-
-    A value this package cannot use is a ValueError that says why.
-    """
+    """Split our own options out of a PostgreSQL URL; a ValueError says why one is unusable."""
     head, hash_sign, fragment = dsn.partition("#")
     base, _, query = head.partition("?")
     kept: list[str] = []
@@ -49,14 +40,12 @@ def split_pooling(dsn: str) -> tuple[str, Pooling]:
         if name not in _OPTIONS:
             kept.append(part)
         elif name in found:
-            msg = f"{name}= is given twice"
-            raise ValueError(msg)
+            raise ValueError(f"{name}= is given twice")
         else:
             found[name] = unquote(value)
     mode = found.get(PGBOUNCER)
     if mode is not None and (problem := pgbouncer_mode_problem(mode)) is not None:
-        msg = f"pgbouncer= {problem}"
-        raise ValueError(msg)
+        raise ValueError(f"pgbouncer= {problem}")
     listen = found.get(LISTEN_URL)
     if listen is not None:
         check_listen_url(listen)
@@ -92,10 +81,7 @@ def check_listen_url(listen: str) -> None:
 
 
 class NoFeed:
-    """The change watch when LISTEN cannot work (PgBouncer's transaction pooling, no listen_url).
-
-    It never vouches for a table, so every cache reads the database: slower, never stale.
-    """
+    """The change watch without LISTEN: it vouches for no table, so caches read the database."""
 
     def __init__(self, shown: str) -> None:
         _LOG.warning(

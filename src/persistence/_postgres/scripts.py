@@ -6,8 +6,6 @@ import re
 
 from persistence.exceptions import MigrationError
 
-__all__ = ["split_postgres"]
-
 _TOKEN = re.compile(
     r"""
       (?P<squote>[EeBbXxUu]?'(?:[^']|'')*')

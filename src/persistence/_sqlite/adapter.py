@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from persistence._changes import report_query
+from persistence._loader import Method, observed
 from persistence._loop import map_in_slices
 from persistence._sqlite.statements import Mode, Params, Plan, plan_query, rows_encoder
 from persistence.queries import RUNS_LONG
@@ -16,9 +19,8 @@ if TYPE_CHECKING:
     from persistence._sqlite.writer import Writer
     from persistence._tracing import Observer
 
-__all__ = ["SqliteAdapter", "SqliteSession"]
 
-
+@attrs.define(eq=False)
 class SqliteSession:
     """What the loaded queries take as `conn` on SQLite.
 
@@ -26,19 +28,12 @@ class SqliteSession:
     inside one, everything runs on the writer, which the transaction holds.
     """
 
-    __slots__ = ("_in_transaction", "_readers", "_writer")
-
-    def __init__(self, readers: Readers, writer: Writer, *, in_transaction: bool) -> None:
-        self._readers = readers
-        self._writer = writer
-        self._in_transaction = in_transaction
+    _readers: Readers
+    _writer: Writer
+    _in_transaction: bool = attrs.field(kw_only=True)
 
     async def run(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None = None,
+        self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None
     ) -> Any:
         """Run one query where this session runs it: the hand-over from aiosql's adapter."""
         report_query(plan.name)  # the one report of a query's written tables: see _changes.py
@@ -51,31 +46,24 @@ class SqliteSession:
         return await self._readers.read(plan, params, mode, rows_as)
 
 
-def _run_as(mode: Mode, doc: str) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """Make the adapter's method that runs a query in `mode`, observed when there is an observer."""
+def _run_as(mode: Mode) -> Method:
+    """Start a query in `mode` on the session that aiosql passes as `conn`."""
 
-    def method(
+    def start(
         self: SqliteAdapter,
         conn: SqliteSession,
-        query_name: str,
+        name: str,
         _sql: str,
-        parameters: Params,
-        record_class: RowMapper | None = None,
+        params: Any,
+        rows_as: RowMapper | None,
     ) -> Coroutine[Any, Any, Any]:
-        run = conn.run(self._plans[query_name], parameters, mode, record_class)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, parameters)
+        return conn.run(self._plans[name], params, mode, rows_as)
 
-    method.__doc__ = doc
-    return method
+    return start
 
 
 class SqliteAdapter:
-    """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs.
-
-    Each method returns the coroutine the caller awaits (see `persistence._loader`), observed
-    when there is an observer, at the cost of the check `self._observer is None` alone.
-    """
+    """aiosql's adapter for SQLite: each call goes to the session, which knows where it runs."""
 
     is_aio_driver = False
 
@@ -91,7 +79,7 @@ class SqliteAdapter:
             self._observer.prepare("sqlite", query_name, sql)
         return sql
 
-    select = _run_as(Mode.ROWS, "Give every row, mapped by the record class (sqlc's :many).")
+    select = observed(_run_as(Mode.ROWS), "Give every row, mapped by the record class (:many).")
 
     def select_one(
         self,
@@ -101,29 +89,24 @@ class SqliteAdapter:
         parameters: Params,
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, object]:
-        """Give the first row, mapped by the record class, or None (sqlc's :one)."""
+        """Give the first row, mapped, or None (:one); written out: `bench/tracing.py` times it."""
         run = conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
         observer = self._observer
         return run if observer is None else observer.observe(run, query_name, parameters)
 
-    select_value = _run_as(Mode.VALUE, "Give the first column of the first row, or None.")
-    insert_returning = _run_as(
-        Mode.VALUE, "Give the first column of the RETURNING row: the new id (sqlc's :execlastid)."
+    select_value = observed(_run_as(Mode.VALUE), "Give the first column of the first row, or None.")
+    insert_returning = observed(
+        _run_as(Mode.VALUE), "Give the first column of the RETURNING row: the new id (:execlastid)."
     )
-    insert_update_delete = _run_as(
-        Mode.COUNT, "Run one statement; give how many rows it changed (sqlc's :exec, :execrows)."
+    insert_update_delete = observed(
+        _run_as(Mode.COUNT), "Run one statement; give how many rows it changed (:exec, :execrows)."
     )
-
-    def insert_update_delete_many(
-        self, conn: SqliteSession, query_name: str, _sql: str, parameters: Iterable[Params]
-    ) -> Coroutine[Any, Any, int]:
-        """Insert every parameter set, all or none, in a thread (sqlc's :copyfrom)."""
-        rows = list(parameters)
-        run = conn.run(self._plans[query_name], rows, Mode.MANY)
-        observer = self._observer
-        return run if observer is None else observer.observe(run, query_name, rows, len(rows))
+    insert_update_delete_many = observed(
+        _run_as(Mode.MANY),
+        "Insert every parameter set, all or none, in a thread (:copyfrom).",
+        many=True,
+    )
 
     def execute_script(self, _conn: SqliteSession, _sql: str) -> str:
         """Refuse scripts: the migration runner runs them statement by statement."""
-        msg = "scripts are not supported as queries"
-        raise NotImplementedError(msg)
+        raise NotImplementedError("scripts are not supported as queries")

@@ -1,12 +1,8 @@
 """SQLite: short statements on the event loop, anything that can take long off it.
 
-Crossing to a driver thread costs about as much as a short SQLite statement, so this backend
-calls `sqlite3` from the loop and keeps for worker threads the fsync of a commit, bulk writes,
-statements marked `-- runs: long`, reads past the loop budget (`reads.py`), and the wait for
-another process's lock (BEGIN IMMEDIATE is retried after short sleeps: `writer.py`). This
-module opens the parts and closes them, releasing connections, threads, the runner task and
-the WAL index mapping. A database is used on one loop at a time: it moves to a new loop once
-the last one has closed, and a call from another loop still open is refused.
+Crossing to a driver thread costs about as much as a short SQLite statement, so `sqlite3` is
+called from the loop; worker threads take commits, bulk and long statements, and reads past
+the loop budget. A database is used on one loop at a time: it moves once the last has closed.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
-from persistence._backend import Engine, finish_then_cancel
+from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_index
@@ -41,14 +37,13 @@ from persistence._sqlite.snapshot import (
 )
 from persistence._sqlite.statements import Mode
 from persistence._sqlite.writer import Writer
-from persistence.exceptions import DatabaseError, PersistenceError
+from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence._tracing import Observer
     from persistence.queries import Queries
 
-__all__ = ["SqliteBackend", "open_sqlite"]
 
 _T = TypeVar("_T")
 
@@ -70,22 +65,21 @@ class SqliteBackend:
     ) -> None:
         self._path = path
         self.queries = queries
-        """The loaded queries."""
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._readers = Readers(reader, open_reader, self._in_thread)
         self._writer = Writer(writer, self._in_thread, busy_timeout)
-        self._wal_indexes: list[WalIndex] = []
-        """The WAL index mappings this backend's watches hold, released after its connections."""
+        self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
         self._lent = contextlib.nullcontext(self._autocommit)
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        """The event loop the database was last used on; opened in a thread, it has none yet."""
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
 
     def check_loop(self) -> None:
-        """Use the running loop: refuse it while the last loop used is open, else move to it."""
+        """Refuse a closed database; use the running loop, unless the last one used is open."""
+        if self._closed:
+            raise DatabaseError("the SQLite database is closed")
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
@@ -106,8 +100,6 @@ class SqliteBackend:
 
     def lend(self) -> contextlib.nullcontext[SqliteSession]:
         """Lend the session that sends each statement where it belongs: nothing to acquire."""
-        if self._closed:
-            raise DatabaseError("the SQLite database is closed")
         self.check_loop()
         return self._lent
 
@@ -116,8 +108,6 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run
         return await loop.run_in_executor(self._executor, run, function, *args)
-
-    # Transactions.
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
         """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
@@ -137,8 +127,6 @@ class SqliteBackend:
     async def _transaction_block(
         self, wait: float, *, migration: bool
     ) -> AsyncIterator[SqliteSession]:
-        if self._closed:
-            raise DatabaseError("the SQLite database is closed")
         self.check_loop()
         lease = await self._writer.lease()
         writer = self._writer.connection
@@ -164,30 +152,23 @@ class SqliteBackend:
 
     async def savepoint(self, _conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
-        self._writer.expect_lease()
-        self._writer.connection.execute(f'SAVEPOINT "{name}"')
+        self._writer.leased().execute(f'SAVEPOINT "{name}"')
 
     async def release(self, _conn: Connection, name: str) -> None:
         """Keep what the savepoint's block did."""
-        self._writer.expect_lease()
-        self._writer.connection.execute(f'RELEASE "{name}"')
+        self._writer.leased().execute(f'RELEASE "{name}"')
 
     async def rollback_to(self, _conn: Connection, name: str) -> None:
         """Undo what the savepoint's block did, and end it."""
-        self._writer.expect_lease()
-        self._writer.connection.execute(f'ROLLBACK TO "{name}"')
-        self._writer.connection.execute(f'RELEASE "{name}"')
+        writer = self._writer.leased()
+        writer.execute(f'ROLLBACK TO "{name}"')
+        writer.execute(f'RELEASE "{name}"')
 
-    # Migrations.
-
-    def statements(self, script: str) -> list[str]:
-        """Split a script with SQLite's own notion of a complete statement."""
-        return split_sqlite(script)
+    statements = staticmethod(split_sqlite)
 
     async def run_script(self, _conn: Connection, statements: list[str]) -> None:
         """Run the statements in a thread: a migration may rebuild big tables."""
-        self._writer.expect_lease()
-        writer = self._writer.connection
+        writer = self._writer.leased()
 
         def run() -> None:
             for statement in statements:
@@ -202,11 +183,7 @@ class SqliteBackend:
         ).fetchall()
         return tuple(str(row[0]) for row in rows)
 
-    def translate(self, error: BaseException) -> PersistenceError | None:
-        """Map a sqlite3 error to this package's error."""
-        return translate_sqlite(error)
-
-    # Copies of the whole database.
+    translate = staticmethod(translate_sqlite)
 
     async def backup_file(self, path: str) -> None:
         """Copy the database into a new file at `path` by the online backup API, in a thread.
@@ -217,11 +194,7 @@ class SqliteBackend:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         source = _read_only_uri(self._path)
-        await finish_then_cancel(
-            self._in_thread(
-                functools.partial(backup_into, source, path, uri=True, timeout=self._busy_timeout)
-            )
-        )
+        await finish_then_cancel(self._in_thread(backup_into, source, path, self._busy_timeout))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
@@ -266,15 +239,18 @@ class SqliteBackend:
             await session.run(RAISE_COUNTER, params, Mode.COUNT)
             await session.run(ADD_COUNTER, params, Mode.COUNT)
 
-    # Commits by any connection, for caches.
-
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
         """Watch commits by any connection or process: see `ChangeStamp`."""
-        if self._closed:
-            raise DatabaseError("the SQLite database is closed")
         self.check_loop()
         self.data_version()  # the reader has mapped the -shm file
-        index = await self._map_wal_index() if self._path else None
+        index = None
+        if self._path:
+            # Mapped in a thread, held until close even if this call is cancelled meanwhile;
+            # a future, not a task, so that the hold does not depend on the loop running on.
+            loop = asyncio.get_running_loop()
+            mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)
+            index = await kept_if_cancelled(mapping, self._keep_wal_index)
+            self._keep_wal_index(index)
         return ChangeStamp(
             None if index is None else index.header,
             path=self._path,
@@ -282,26 +258,11 @@ class SqliteBackend:
             closed=lambda: self._closed,
         )
 
-    async def _map_wal_index(self) -> WalIndex | None:
-        """Map the WAL index in a thread and hold it until close, even if the caller is cancelled.
-
-        A cancelled wait does not stop the thread: its hold is kept here, for the close.
-        """
-        loop = asyncio.get_running_loop()
-        mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)  # no task
-        mapping.add_done_callback(self._keep_wal_index)
-        return await asyncio.shield(mapping)
-
-    def _keep_wal_index(self, mapping: asyncio.Future[WalIndex | None]) -> None:
-        """Hold a finished mapping until close; release it at once if the close came first."""
-        if mapping.cancelled() or mapping.exception() is not None:
-            return
-        index = mapping.result()
-        if index is None:
-            return
-        if self._closed:  # mapped after the close released the others
+    def _keep_wal_index(self, index: WalIndex | None) -> None:
+        """Hold a mapping until close; release it at once if the close came first."""
+        if index is not None and self._closed:  # mapped after the close released the others
             release_wal_index(index)
-        else:
+        elif index is not None:
             self._wal_indexes.append(index)
 
     def data_version(self) -> int | None:
@@ -310,8 +271,6 @@ class SqliteBackend:
             return None
         value: int = self._readers.connection.execute("PRAGMA data_version").fetchone()[0]
         return value
-
-    # Closing.
 
     async def close(self) -> None:
         """Finish queued writes, then close every connection, the threads and the mappings."""
@@ -334,21 +293,13 @@ def _session(conn: Connection) -> SqliteSession:
     """Narrow a connection of either engine to SQLite's: engines never mix."""
     if isinstance(conn, SqliteSession):
         return conn
-    msg = f"a SQLite backend was given {type(conn).__name__}"  # pragma: no cover
-    raise TypeError(msg)  # pragma: no cover
+    raise TypeError(f"a SQLite backend was given {type(conn).__name__}")  # pragma: no cover
 
 
 async def open_sqlite(
-    path: str,
-    *,
-    busy_timeout: float,
-    create: bool,
-    observer: Observer | None = None,
+    path: str, *, busy_timeout: float, create: bool, observer: Observer | None = None
 ) -> SqliteBackend:
-    """Open (or create) a SQLite file in WAL mode with a full sync on commit.
-
-    `observer` traces and logs every query (`persistence._tracing`); None, nothing does.
-    """
+    """Open (or create) a SQLite file in WAL mode, a full sync on commit, traced by `observer`."""
     queries = load_queries(functools.partial(SqliteAdapter, observer), "sqlite")
     if path == ":memory:" or path.startswith("file:"):
         raise DatabaseError(
@@ -372,22 +323,35 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     target = _read_only_uri(path) if read_only else path
     if not read_only:
         _make_folder_of(path)
-    # Setting up waits up to busy_timeout for another process's lock, here in a worker
-    # thread: the switch of a new file to WAL needs the file to itself for a moment, and
-    # many processes may open it at once. Then the two connections stop waiting: on the
-    # loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
+    # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
+    # a new file's switch to WAL needs it alone a moment. Then both connections stop waiting:
+    # on the loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
+    connect = functools.partial(
+        sqlite3.connect,
+        target,
+        timeout=busy_timeout,
+        isolation_level=None,  # this package opens and ends every transaction itself
+        check_same_thread=False,  # shared by the loop and worker threads, one at a time
+        uri=read_only,
+        cached_statements=256,
+    )
     try:
-        writer = _connect(target, uri=read_only, timeout=busy_timeout)
+        writer = connect()
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+
+    def open_reader() -> sqlite3.Connection:
+        connection = connect()
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
     reader: sqlite3.Connection | None = None
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
         for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
             writer.execute(pragma)
-        reader = _connect(target, uri=read_only, timeout=busy_timeout)
-        reader.execute("PRAGMA query_only = ON")
+        reader = open_reader()
         reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
         for connection in (writer, reader):
             connection.execute("PRAGMA busy_timeout = 0")
@@ -396,12 +360,6 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
         if reader is not None:
             reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
-
-    def open_reader() -> sqlite3.Connection:
-        connection = _connect(target, uri=read_only, timeout=busy_timeout)
-        connection.execute("PRAGMA query_only = ON")
-        return connection
-
     return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout, path=path)
 
 
@@ -431,15 +389,3 @@ def _make_folder_of(path: str) -> None:
         blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
         reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
         raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
-
-
-def _connect(target: str, *, uri: bool, timeout: float) -> sqlite3.Connection:
-    """Open one connection, shared by the loop and worker threads, one at a time."""
-    return sqlite3.connect(
-        target,
-        timeout=timeout,
-        isolation_level=None,  # this package opens and ends every transaction itself
-        check_same_thread=False,
-        uri=uri,
-        cached_statements=256,
-    )

@@ -1,8 +1,4 @@
-"""SQLite's change watch: the WAL index header, which every commit by any process rewrites.
-
-The header is mapped read-only once per file and process, shared by every backend on that
-file, and closed after the last of them has closed its connections.
-"""
+"""SQLite's change watch: the WAL index header, which every commit by any process rewrites."""
 
 from __future__ import annotations
 
@@ -17,22 +13,17 @@ from typing import Final
 
 import attrs
 
-__all__ = ["ChangeStamp", "WalIndex", "map_wal_index", "release_wal_index", "wal_stamp"]
-
-_WAL_INDEX_HEADER: Final = 96
-"""The WAL index header at the start of the -shm file: the same 48 bytes twice."""
+_WAL_INDEX_HEADER: Final = 96  # at the start of the -shm file: the same 48 bytes twice
 
 
 @attrs.define(eq=False)
 class WalIndex:
     """A read-only mapping of one -shm file's header, shared by this process's backends."""
 
-    key: tuple[int, int]
-    """The file's device and inode."""
+    key: tuple[int, int]  # the file's device and inode
     fd: int
     header: mmap.mmap
-    users: int = 1
-    """The backends that hold it; it is closed once none does and no lock needs it."""
+    users: int = 1  # the backends that hold it
 
 
 _WAL_INDEXES: Final[dict[tuple[int, int], WalIndex]] = {}
@@ -42,10 +33,9 @@ _WAL_INDEXES_GUARD: Final = threading.Lock()
 def map_wal_index(path: str) -> WalIndex | None:
     """Map the WAL index header of a WAL database read-only; None when there is none.
 
-    The mapping is shared by every backend of this process on the same file, and held until
-    the last of them has closed its connections (`release_wal_index`): closing any
-    descriptor of a file drops every POSIX lock the process holds on it, and SQLite keeps
-    its shared-memory locks on this file while a connection is open.
+    Shared by this process's backends on the file, and held until the last has closed its
+    connections: closing any descriptor of a file drops every POSIX lock the process holds
+    on it, and SQLite keeps its shared-memory locks on this file while a connection is open.
     """
     shm = f"{path}-shm"
     try:
@@ -78,9 +68,8 @@ def map_wal_index(path: str) -> WalIndex | None:
 def release_wal_index(index: WalIndex) -> None:
     """Give back a backend's hold on a mapping, after it closed its connections.
 
-    A mapping no backend holds is closed, with its descriptor, unless this process still
-    holds a lock on the file (a connection opened outside this package): it is closed on a
-    later release then.
+    One no backend holds is closed, unless this process still holds a lock on the file (a
+    connection opened outside this package): then on a later release.
     """
     with _WAL_INDEXES_GUARD:
         assert index.users > 0  # noqa: S101  # each hold is released once
@@ -108,31 +97,21 @@ def _locked_here(key: tuple[int, int]) -> bool:
     return False
 
 
+@attrs.define(eq=False)
 class ChangeStamp:
     """SQLite's change watch: one version for every table, asked on each cached read.
 
-    Every commit in WAL mode, by any process, rewrites the WAL index header in the -shm file
-    (https://www.sqlite.org/walformat.html), mapped here: comparing its 96 bytes costs 0.1 us
-    where `PRAGMA data_version` costs 3.5 us. A header mid-rewrite counts as a change; without
-    a -shm file (an immutable database) the pragma is asked; once closed, the version is None.
+    Comparing the mapped header's 96 bytes (https://www.sqlite.org/walformat.html) costs
+    0.1 us where `PRAGMA data_version` costs 3.5 us; the pragma serves when there is no -shm
+    file (an immutable database). A header mid-rewrite counts as a change.
     """
 
-    __slots__ = ("_closed", "_count", "_data_version", "_header", "_last", "_path")
-
-    def __init__(
-        self,
-        header: mmap.mmap | None,
-        *,
-        path: str,
-        data_version: Callable[[], int | None],
-        closed: Callable[[], bool],
-    ) -> None:
-        self._header = header
-        self._path = path
-        self._data_version = data_version
-        self._closed = closed
-        self._last = b""
-        self._count = 0
+    _header: mmap.mmap | None
+    _path: str = attrs.field(kw_only=True)
+    _data_version: Callable[[], int | None] = attrs.field(kw_only=True)
+    _closed: Callable[[], bool] = attrs.field(kw_only=True)
+    _last: bytes = attrs.field(default=b"", init=False)
+    _count: int = attrs.field(default=0, init=False)
 
     def version(self, _table: str) -> int | None:
         """Give a number that changes with every commit to any table; None once closed."""
@@ -171,18 +150,16 @@ class ChangeStamp:
         """Nothing to close: the backend releases the mapping after its connections."""
 
 
-_SALTS: Final = slice(32, 40)
-"""Where the WAL index header keeps the salts of the WAL file (random for each new WAL)."""
+_SALTS: Final = slice(32, 40)  # where the header keeps the WAL's salts, random for each new WAL
 
 
 def wal_stamp(header: bytes, path: str) -> str | None:
     """Name a committed state of a WAL database by its WAL index header; None mid-rewrite.
 
-    The header (shared memory, the same bytes in every process) counts the transactions
-    and holds the WAL's last frame, its size in pages, checksums and the WAL's salts, which
-    are random for each new WAL. Only a header rebuilt with no WAL file (every connection had
-    closed) has no salts, and looks the same for any content: then the database file's
-    size, modification time and inode tell the state instead.
+    The header (the same bytes in every process) counts the transactions and holds the WAL's
+    last frame, checksums and salts, random for each new WAL. Only a header rebuilt with no WAL
+    file has no salts, and looks the same for any content: then the database file's size,
+    modification time and inode tell the state instead.
     """
     half = len(header) // 2
     if header[:half] != header[half:] or not header[12]:  # being rewritten, or not set up

@@ -7,8 +7,6 @@ import sqlite3
 from persistence._sqlite.statements import is_busy
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
-__all__ = ["translate_sqlite"]
-
 
 def translate_sqlite(error: BaseException) -> PersistenceError | None:
     """Map a sqlite3 error to this package's error: None for errors that are not sqlite3's."""

@@ -1,10 +1,8 @@
 """Reads outside transactions: on the event loop within its budget, else in a worker thread.
 
-In WAL mode a reader sees the last commit and never waits for the writer. A read starts on
-the loop, on the reader connection; its progress handler interrupts it once the loop's
-slice has passed, or it fails at once if it must wait for a lock. It is then read again in
-a worker thread, on a reader connection of its own. Rows are mapped afterwards, on the
-loop, a slice at a time.
+In WAL mode a reader sees the last commit and never waits for the writer. A read interrupted
+past the loop's slice, or that must wait for a lock, is read again in a worker thread, on a
+reader of its own. Rows are mapped afterwards, on the loop, a slice at a time.
 """
 
 from __future__ import annotations
@@ -17,21 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from persistence._backend import kept_if_cancelled
 from persistence._loop import SLICE_ITEMS, share_loop
-from persistence._sqlite.statements import (
-    Budget,
-    Mode,
-    Plan,
-    execute,
-    is_busy,
-)
+from persistence._sqlite.statements import Budget, Mode, Plan, execute, is_busy
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = ["InThread", "Readers", "map_rows", "within_budget"]
 
-InThread = Callable[..., Awaitable[Any]]
-"""Runs a function in the backend's worker threads and gives its result."""
+InThread = Callable[..., Awaitable[Any]]  # runs a function in the backend's worker threads
 
 
 async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
@@ -51,6 +41,7 @@ async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
 
 
 async def within_budget(
+    plan: Plan,
     budget: Budget,
     run: Callable[[], Any],
     elsewhere: Callable[[], Awaitable[Any]],
@@ -59,8 +50,11 @@ async def within_budget(
 ) -> Any:
     """Give what `run()` gives on the loop, or `elsewhere()` once it runs past the budget.
 
-    With `when_busy`, a statement that must wait for a lock goes elsewhere too, at once.
+    A `plan` marked to run long goes elsewhere at once; with `when_busy`, one that must wait
+    for a lock too.
     """
+    if plan.runs_long:
+        return await elsewhere()
     await share_loop()
     budget.arm()
     try:
@@ -87,8 +81,7 @@ class Readers:
         self._open_reader = open_reader
         self._in_thread = in_thread
         self._budget = Budget(reader)
-        self._idle: list[sqlite3.Connection] = []
-        """Thread readers not in use; a reader in use is in no list, and back after its read."""
+        self._idle: list[sqlite3.Connection] = []  # thread readers not in use
         self._closed = False
 
     @property
@@ -96,26 +89,18 @@ class Readers:
         """The reader on the loop, for short statements of the backend's own."""
         return self._reader
 
-    async def read(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None,
-    ) -> Any:
-        """Read on the loop; if it runs long or must wait, read again in a thread.
-
-        A query marked to run long is read in a thread at once.
-        """
+    async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
+        """Read on the loop; if it runs long or must wait, read again in a thread."""
         elsewhere = functools.partial(self._read_in_thread, plan, params, mode)
-        if plan.runs_long:
-            return await map_rows(rows_as, await elsewhere(), mode)
         run = functools.partial(execute, self._reader, plan, params, mode)
-        picked = await within_budget(self._budget, run, elsewhere, when_busy=True)
+        picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=True)
         return await map_rows(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:
-        reader = self._idle.pop() if self._idle else await self._opened_reader()
+        if self._idle:
+            reader = self._idle.pop()
+        else:  # a reader that opens after its caller was cancelled is kept
+            reader = await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
         run = functools.partial(execute, reader, plan, params, mode)
         work = asyncio.ensure_future(self._in_thread(run))
         try:
@@ -125,10 +110,6 @@ class Readers:
             raise
         finally:
             work.add_done_callback(lambda done: self._give_back(reader, done))
-
-    async def _opened_reader(self) -> sqlite3.Connection:
-        """Open a reader for threads; one that opens after its caller was cancelled is kept."""
-        return await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
 
     def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
@@ -143,10 +124,7 @@ class Readers:
             self._idle.append(reader)
 
     def close(self) -> None:
-        """Close every reader; a thread read still running closes its reader when it ends.
-
-        Called once the worker threads have stopped, so no read is running.
-        """
+        """Close every reader: called once the worker threads have stopped, so none is reading."""
         self._closed = True
         for connection in (*self._idle, self._reader):
             connection.close()

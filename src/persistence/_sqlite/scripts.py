@@ -8,8 +8,6 @@ from typing import Final
 
 from persistence.exceptions import MigrationError
 
-__all__ = ["check_foreign_keys", "split_sqlite"]
-
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 
 

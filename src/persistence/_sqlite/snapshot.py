@@ -1,10 +1,4 @@
-"""Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
-
-`backup_into` runs in a worker thread. It copies every page in one step of SQLite's online
-backup API, which reads under one read transaction: in WAL mode writers go on meanwhile, and
-the copy is the state of one commit. The copy is then switched out of WAL mode, so that it is
-one self-contained file.
-"""
+"""Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters."""
 
 from __future__ import annotations
 
@@ -12,8 +6,6 @@ import sqlite3
 from typing import Final
 
 from persistence._sqlite.statements import plan_query
-
-__all__ = ["ADD_COUNTER", "LIST_COUNTERS", "LIST_TABLES", "RAISE_COUNTER", "backup_into"]
 
 LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
 """The highest id each AUTOINCREMENT table has handed out."""
@@ -36,9 +28,13 @@ ADD_COUNTER: Final = plan_query(
 """With RAISE_COUNTER: a table's counter becomes at least `seq`, whether it had one or not."""
 
 
-def backup_into(source: str, path: str, *, uri: bool, timeout: float) -> None:
-    """Copy the database at `source` into a new file at `path`, as one committed state."""
-    reading = sqlite3.connect(source, uri=uri, timeout=timeout, isolation_level=None)
+def backup_into(source: str, path: str, timeout: float) -> None:
+    """Copy the database at URI `source` into a new file at `path`, as one committed state.
+
+    One step of the backup API reads under one read transaction, while writers go on; the copy
+    leaves WAL mode, to be one self-contained file.
+    """
+    reading = sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
     try:
         copy = sqlite3.connect(path, isolation_level=None)
         try:

@@ -1,7 +1,6 @@
 """How one query runs on a SQLite connection: its plan, its parameters, and its rows.
 
-Everything here is plain and synchronous: the backend decides where (the event loop or a
-worker thread, the reader or the writer) and when (in a batch, in a transaction) a plan runs.
+Plain and synchronous: the backend decides where and when a plan runs.
 """
 
 from __future__ import annotations
@@ -24,30 +23,12 @@ from persistence._loop import LOOP_SLICE
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = [
-    "PROGRESS_STEPS",
-    "Budget",
-    "Mode",
-    "Params",
-    "Plan",
-    "Row",
-    "encode_params",
-    "execute",
-    "is_busy",
-    "plan_query",
-    "rows_encoder",
-    "savepointed",
-]
 
-PROGRESS_STEPS: Final = 1000
-"""SQLite virtual-machine steps between two looks at the loop budget."""
+PROGRESS_STEPS: Final = 1000  # SQLite virtual-machine steps between two looks at the loop budget
 
 _ROWS_PER_INSERT: Final = 2000
-"""The most rows one statement of a bulk insert writes.
-
-Not one statement per row: each opens a savepoint, at which FTS5 writes out what it has
-indexed so far, so a trigger-maintained index would cost a segment per row.
-"""
+"""The most rows one statement of a bulk insert writes. Not one per row: at each statement's
+savepoint FTS5 writes out what it has indexed, a segment per row."""
 
 # Rows and parameters cross the driver as whatever sqlite3 takes and gives.
 Params = Mapping[str, Any]
@@ -55,7 +36,7 @@ Row = Any
 
 
 class Mode(enum.Enum):
-    """What a call gives: every row, the first row, its first value, a count, or a bulk count."""
+    """What a call gives: every row, the first row, its first value, a count, a bulk count."""
 
     ROWS = "rows"
     ROW = "row"
@@ -64,8 +45,7 @@ class Mode(enum.Enum):
     MANY = "many"
 
 
-# Parameters that sqlite3 cannot store as they are become text here, chosen by their type
-# (the generated signatures fix which types each parameter takes). sqlite3's adapter and
+# Parameters sqlite3 cannot store become text here, by their type: sqlite3's adapter and
 # converter registries are process-wide, so they stay untouched.
 _ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     dt.datetime: encode_datetime,
@@ -86,8 +66,7 @@ that rows with a value each keep nothing alive for the garbage collector to walk
 def encode_params(params: Params, shared: _Shared | None = None) -> Params:
     """Give the parameters as sqlite3 takes them: datetimes, dicts and lists as text.
 
-    With `shared`, a parameter whose value is the very object of the row before is not
-    encoded again.
+    With `shared`, a value that is the very object of the row before is not encoded again.
     """
     encoded: dict[str, object] | None = None
     for name, value in params.items():
@@ -97,11 +76,11 @@ def encode_params(params: Params, shared: _Shared | None = None) -> Params:
         if met is not None and met[0] is value:
             text = met[1]
         else:
-            encoder = _ENCODERS.get(type(value))
+            encoder = _ENCODERS.get(type(value)) or next(
+                (e for t, e in _ENCODERS.items() if isinstance(value, t)), None
+            )
             if encoder is None:
-                if not isinstance(value, dt.datetime | dict | list):
-                    continue
-                encoder = next(e for t, e in _ENCODERS.items() if isinstance(value, t))
+                continue
             text = encoder(value)
             if shared is not None:
                 shared[name] = (value, text)
@@ -112,11 +91,7 @@ def encode_params(params: Params, shared: _Shared | None = None) -> Params:
 
 
 def rows_encoder() -> Callable[[Params], Params]:
-    """Give `encode_params` for the rows of one bulk write, in order.
-
-    Rows in a row often share one object (an import's one datetime, a class's metadata): it
-    is encoded once for them.
-    """
+    """Give `encode_params` for one bulk write's rows: an object they share is encoded once."""
     shared: _Shared = {}
     return lambda params: encode_params(params, shared)
 
@@ -144,12 +119,12 @@ class Plan:
 
     name: str
     sql: str
-    writes: bool
-    """Whether it may change the database, so that it goes to the writer."""
-    rows_insert: _RowsInsert | None = None
-    """The multi-row form of a plain INSERT, for bulk writes."""
+    writes: bool  # it may change the database, so it goes to the writer
+    rows_insert: _RowsInsert | None = None  # the multi-row form of a plain INSERT, for bulk writes
     runs_long: bool = False
-    """Marked `-- runs: long`: it runs in a worker thread, never on the loop."""
+    """Marked `-- runs: long`: it runs in a worker thread, never on the loop, since some steps
+    (FTS5 merging segments, bm25 ranking many terms) no progress handler can interrupt, and an
+    interrupted write would roll back its whole transaction."""
 
 
 _INSERT = re.compile(
@@ -164,11 +139,7 @@ def _writes(sql: str) -> bool:
     """Tell whether a statement may change the database: anything but a plain SELECT."""
     match = _LEADING_WORD.match(sql)
     first = match[1].upper() if match else ""
-    if first == "SELECT":
-        return False
-    if first == "WITH":
-        return _WRITE_WORDS.search(sql) is not None
-    return True
+    return first != "SELECT" and (first != "WITH" or _WRITE_WORDS.search(sql) is not None)
 
 
 def plan_query(query_name: str, sql: str, *, runs_long: bool = False) -> Plan:
@@ -196,8 +167,7 @@ def _insert_rows(
     names = insert.names
     pick = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     per_statement = max(
-        1,
-        min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names)),
+        1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names))
     )
     inserted = 0
     for start in range(0, len(rows), per_statement):
@@ -215,16 +185,12 @@ def _insert_rows(
 
 
 def execute(
-    conn: sqlite3.Connection,
-    plan: Plan,
-    params: Any,
-    mode: Mode,
-    rows_as: RowMapper | None = None,
+    conn: sqlite3.Connection, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None
 ) -> Any:
     """Run one query to its end and give what its command returns.
 
-    `MANY` takes parameters already encoded. Rows come back mapped by `rows_as`; without
-    it, as the tuples sqlite3 gives, for the loop to map in slices.
+    `MANY` takes parameters already encoded. Rows come mapped by `rows_as`, else as sqlite3's
+    tuples, for the loop to map in slices.
     """
     cursor = conn.cursor()
     try:
@@ -248,20 +214,17 @@ def execute(
         cursor.close()
 
 
+@attrs.define(eq=False)
 class Budget:
-    """The progress handler that interrupts a statement running past the loop budget.
+    """The progress handler that interrupts a statement once the loop's slice has passed.
 
-    Armed, it is the connection's handler, and interrupts the statement once the loop's slice
-    (`LOOP_SLICE`) has passed. Disarmed, the connection has no handler: a statement in a
-    worker thread never stops to take the GIL for it, which the loop's thread holds.
+    Disarmed, the connection has no handler: a statement in a worker thread never stops to take
+    the GIL for it, which the loop's thread holds.
     """
 
-    __slots__ = ("connection", "deadline", "tripped")
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-        self.deadline = math.inf
-        self.tripped = False
+    connection: sqlite3.Connection
+    deadline: float = attrs.field(init=False, default=math.inf)
+    tripped: bool = attrs.field(init=False, default=False)
 
     def __call__(self) -> int:
         if time.perf_counter() > self.deadline:

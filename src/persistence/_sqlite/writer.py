@@ -1,20 +1,10 @@
 """The writer connection: group commit of single-call writes, and leases for transactions.
 
-Writes go through one writer connection. Outside `transaction()`, single-call writes that
-arrive together share a commit (group commit): a runner task opens one transaction
-(`BEGIN IMMEDIATE`, on the loop), runs the queued writes in a worker thread, then commits
-once; each caller returns after that commit is durable, and a write that fails fails alone.
-Queued writes go to the thread together, one hop for a run of them, since one insert may
-spend tens of ms in a step that no budget sees (FTS5 merging its index segments); a bulk
-write or one marked to run long takes a hop of its own. When no other write waits, the
-COMMIT runs in the same hop, so that a lone write costs one; writes that arrive meanwhile
-make the next batch. A transaction takes the writer for its whole block (a lease), queued in
-turn with the batches.
-
-The writer's states are explicit (`WriterState`), and each step asserts the one it needs:
-a batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
-transaction runs only under a lease; a lease ends outside any SQLite transaction (its block
-committed or rolled back); nothing is queued once CLOSED.
+Single-call writes that arrive together share one transaction and one commit; each caller
+returns once it is durable, and a write that fails fails alone. Queued writes go to a worker
+thread together, one hop for a run of them, since one insert may spend tens of ms in a step
+no budget sees (FTS5 merging its segments). A transaction takes the writer for its whole
+block (a lease), queued in turn with the batches.
 """
 
 from __future__ import annotations
@@ -34,23 +24,14 @@ import attrs
 from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import InThread, map_rows, within_budget
-from persistence._sqlite.statements import (
-    Budget,
-    Mode,
-    Plan,
-    execute,
-    is_busy,
-    savepointed,
-)
+from persistence._sqlite.statements import Budget, Mode, Plan, execute, is_busy, savepointed
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
-__all__ = ["Lease", "Writer", "WriterState"]
 
-_BATCH_LIMIT: Final = 1000
-"""The most single-call writes that share one commit."""
+_BATCH_LIMIT: Final = 1000  # the most single-call writes that share one commit
 
 _LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 """Sleeps between tries of BEGIN IMMEDIATE while another process holds the write lock."""
@@ -59,14 +40,10 @@ _LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 class WriterState(enum.Enum):
     """What the writer connection is doing."""
 
-    IDLE = "idle"
-    """No SQLite transaction is open on it."""
-    BATCH = "batch"
-    """The runner's transaction holds queued single-call writes, to commit at once."""
-    LEASED = "leased"
-    """A `transaction()` block holds it, from BEGIN IMMEDIATE to its commit or rollback."""
-    CLOSED = "closed"
-    """Closed: nothing more is queued."""
+    IDLE = "idle"  # no SQLite transaction is open on it
+    BATCH = "batch"  # the runner's transaction holds queued single-call writes
+    LEASED = "leased"  # a `transaction()` block holds it, from BEGIN IMMEDIATE to its end
+    CLOSED = "closed"  # nothing more is queued
 
 
 @attrs.define(eq=False)
@@ -117,18 +94,11 @@ class Writer:
         """The writer connection: only a lease's holder may use it."""
         return self._connection
 
-    # Statements inside a transaction: the writer, which the transaction holds.
-
     async def run_leased(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None,
+        self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
-        writer = self._connection
-        self.expect_lease()
+        writer = self.leased()
         if mode is Mode.MANY:
             return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
         if plan.writes and not plan.runs_long:
@@ -139,25 +109,17 @@ class Writer:
         def elsewhere() -> Awaitable[Any]:
             return finish_then_cancel(self._in_thread(run))
 
-        if plan.runs_long:
-            picked = await elsewhere()
-        else:
-            picked = await within_budget(self._budget, run, elsewhere, when_busy=False)
+        picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=False)
         return await map_rows(rows_as, picked, mode)
 
-    def expect_lease(self) -> None:
-        """Assert that a transaction holds the writer, inside its SQLite transaction."""
+    def leased(self) -> sqlite3.Connection:
+        """Give the writer, asserting that a transaction holds it, inside its SQLite transaction."""
         assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
         assert self._connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
-
-    # Single-call writes: the group-commit queue.
+        return self._connection
 
     async def queue_write(
-        self,
-        plan: Plan,
-        params: Any,
-        mode: Mode,
-        rows_as: RowMapper | None,
+        self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
         if self.state is WriterState.CLOSED:
@@ -185,20 +147,16 @@ class Writer:
                     self._queue.popleft()
                     if head.granted.done():
                         continue  # its transaction was cancelled while waiting
-                    await self._grant(head)
+                    self._enter(WriterState.LEASED)  # the transaction's until it releases it
+                    head.granted.set_result(None)
+                    try:
+                        await head.released
+                    finally:
+                        self._leave(WriterState.LEASED)
                     continue
                 await self._run_batch()
         finally:
             self._runner = None
-
-    async def _grant(self, lease: Lease) -> None:
-        """Hand the writer to a transaction until it releases it."""
-        self._enter(WriterState.LEASED)
-        lease.granted.set_result(None)
-        try:
-            await lease.released
-        finally:
-            self._leave(WriterState.LEASED)
 
     def _enter(self, state: WriterState) -> None:
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # one holder at a time
@@ -223,19 +181,13 @@ class Writer:
         try:
             await self.begin_immediate(self._busy_timeout)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
-            self._fail_waiting(error)
+            while self._queue and isinstance(waiting := self._queue[0], _Write):
+                self._queue.popleft()
+                _fail(waiting, error)
             return
         done: list[tuple[_Write, object]] = []
-        while self._queue and len(done) < _BATCH_LIMIT:
-            head = self._queue[0]
-            if isinstance(head, Lease):
-                break
-            if head.mode is Mode.MANY or head.plan.runs_long:
-                self._queue.popleft()
-                if not await self._run_alone(writer, head, done):
-                    return
-                continue
-            if await self._run_plain(writer, done):
+        while self._queue and len(done) < _BATCH_LIMIT and not isinstance(self._queue[0], Lease):
+            if await self._run_hop(writer, done):
                 return  # committed, or rolled back by SQLite
         commit_error: Exception | None = None
         try:
@@ -245,10 +197,8 @@ class Writer:
         gave_back()
         await self._settle(writer, done, commit_error)
 
-    async def _run_plain(
-        self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]
-    ) -> bool:
-        """Run the plain writes at the head of the queue in one hop; True if the batch ended."""
+    async def _run_hop(self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]) -> bool:
+        """Run the writes at the head of the queue in one hop; True if the batch ended."""
         run = self._take_run(_BATCH_LIMIT - len(done))
         if not run:
             return False  # every write of it was cancelled before it ran
@@ -272,41 +222,19 @@ class Writer:
         return commit
 
     def _take_run(self, room: int) -> list[_Write]:
-        """Take the plain writes at the head of the queue, up to `room` of them."""
+        """Take the plain writes at the head of the queue, up to `room`, or a bulk or long one."""
         run: list[_Write] = []
         queue = self._queue
-        while queue and len(run) < room:
-            item = queue[0]
-            if isinstance(item, Lease) or item.mode is Mode.MANY or item.plan.runs_long:
+        while queue and len(run) < room and not isinstance(item := queue[0], Lease):
+            alone = item.mode is Mode.MANY or item.plan.runs_long
+            if alone and run:
                 break
             queue.popleft()
             if not item.future.done():  # cancelled before it ran: it never runs
                 run.append(item)
+            if alone:
+                break
         return run
-
-    async def _run_alone(
-        self, writer: sqlite3.Connection, item: _Write, done: list[tuple[_Write, object]]
-    ) -> bool:
-        """Run a bulk or long write in a hop of its own; False if SQLite rolled all back."""
-        if item.future.done():
-            return True  # cancelled before it ran: it never runs
-        try:
-            if item.mode is Mode.MANY:
-                result: object = await self._in_thread(savepointed, writer, item.plan, item.params)
-            else:
-                result = await self._in_thread(execute, writer, item.plan, item.params, item.mode)
-        except Exception as error:  # noqa: BLE001  # handed to its caller alone
-            _fail(item, error)
-            if not writer.in_transaction:
-                # SQLite rolled the whole transaction back (disk full, I/O error).
-                for earlier, _ in done:
-                    _fail(earlier, error)
-                return False
-            return True
-        finally:
-            gave_back()
-        done.append((item, result))
-        return True
 
     async def _settle(
         self,
@@ -336,14 +264,6 @@ class Writer:
                 item.future.set_result(mapped)
             await share_loop()
 
-    def _fail_waiting(self, error: BaseException) -> None:
-        while self._queue:
-            item = self._queue[0]
-            if not isinstance(item, _Write):
-                return
-            self._queue.popleft()
-            _fail(item, error)
-
     async def begin_immediate(self, wait: float) -> None:
         """Take the write lock, sleeping between tries while another process holds it."""
         deadline = time.monotonic() + wait
@@ -351,18 +271,16 @@ class Writer:
             try:
                 self._connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
-                if not is_busy(error) or time.monotonic() >= deadline:
-                    if is_busy(error):
-                        raise DatabaseError(
-                            f"SQLite: the database is locked: another connection held the "
-                            f"write lock for over {wait:g}s"
-                        ) from error
+                if not is_busy(error):
                     raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseError(
+                        f"SQLite: the database is locked: another connection held the "
+                        f"write lock for over {wait:g}s"
+                    ) from error
                 await asyncio.sleep(_LOCK_POLL[min(attempt, len(_LOCK_POLL) - 1)])
             else:
                 return
-
-    # Transactions.
 
     async def lease(self) -> Lease:
         """Wait for the writer: after the batches and transactions queued before."""
@@ -382,8 +300,6 @@ class Writer:
             raise
         return lease
 
-    # Closing.
-
     async def close(self) -> None:
         """Finish what is queued, then refuse more."""
         while self._runner is not None:
@@ -395,30 +311,29 @@ class Writer:
 
 @attrs.frozen
 class _Ran:
-    """What one hop of plain writes did, for the loop to hand to their callers."""
+    """What one hop of writes did, for the loop to hand to their callers."""
 
-    outcomes: list[tuple[_Write, object, Exception | None]]
-    """Each write that ran, in order: what it gave, or the error it failed with."""
-    lost: Exception | None = None
-    """The error with which SQLite rolled the whole transaction back, if it did."""
-    unrun: list[_Write] = attrs.field(factory=list)
-    """The writes after that error, which never ran."""
-    commit_error: Exception | None = None
-    """Why the COMMIT asked for failed, if it did."""
+    outcomes: list[tuple[_Write, object, Exception | None]]  # what each gave, or its error
+    lost: Exception | None = None  # the error with which SQLite rolled the whole batch back
+    unrun: list[_Write] = attrs.field(factory=list)  # the writes after it, which never ran
+    commit_error: Exception | None = None  # why the COMMIT asked for failed
 
 
 def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> _Ran:  # noqa: FBT001  # called through a thread, positionally
-    """Run plain writes one by one in a worker thread, each failing alone; then maybe commit.
+    """Run writes one by one in a worker thread, each failing alone; then maybe commit.
 
-    Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future
-    is only read here).
+    Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future is
+    only read here).
     """
     outcomes: list[tuple[_Write, object, Exception | None]] = []
     for index, item in enumerate(run):
         if item.future.done():
             continue  # cancelled before it ran: it never runs
         try:
-            outcome = execute(writer, item.plan, item.params, item.mode)
+            if item.mode is Mode.MANY:
+                outcome: object = savepointed(writer, item.plan, item.params)
+            else:
+                outcome = execute(writer, item.plan, item.params, item.mode)
         except Exception as error:  # noqa: BLE001  # handed to its caller alone
             outcomes.append((item, None, error))
             if not writer.in_transaction:
