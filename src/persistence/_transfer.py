@@ -123,15 +123,43 @@ async def move_rows(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Copy each table a page at a time: give the rows of each, and the last id of each with one."""
 
-    def writer(
-        convert: Callable[[_R], _P], write: Callable[[Connection, list[_P]], Awaitable[None]]
-    ) -> Callable[[list[_R]], Awaitable[None]]:
-        async def write_page(rows: list[_R]) -> None:
-            params = await map_in_slices(convert, rows)
-            async with connection(tx) as conn:
-                await write(conn, params)
+    async def pipe(
+        read_after: Callable[[_K], Awaitable[list[_R]]],
+        convert: Callable[[_R], _P],
+        write: Callable[[Connection, list[_P]], Awaitable[None]],
+        key: Callable[[_R], _K],
+        first: _K,
+    ) -> tuple[int, _K]:
+        """Write page after page, reading the next page while one is written.
 
-        return write_page
+        Pages follow the key of the last row read, from `first` on (which is before any row): a
+        page shorter than `page_size` is the last. Give the rows written, and the last row's key
+        (`first` when there was none).
+        """
+
+        async def read(after: _K) -> list[_R]:
+            async with translate_errors(source):
+                return await read_after(after)
+
+        count = 0
+        last = first
+        page = await read(first)
+        while page:
+            last = key(page[-1])
+            following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
+            try:
+                params = await map_in_slices(convert, page)
+                async with connection(tx) as conn:
+                    await write(conn, params)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    with contextlib.suppress(BaseException):
+                        await following
+                raise
+            count += len(page)
+            page = await following if following is not None else []
+        return count, last
 
     def by_id(
         read: _ReadAfterId[_I],
@@ -141,14 +169,7 @@ async def move_rows(
         def read_after(after: int) -> Awaitable[list[_I]]:
             return read(reading, after_id=after, page_size=page_size)
 
-        return _pipe(
-            source,
-            read_after,
-            writer(convert, write),
-            key=_id_of,
-            first=_BEFORE_EVERY_ID,
-            page_size=page_size,
-        )
+        return pipe(read_after, convert, write, _id_of, _BEFORE_EVERY_ID)
 
     def links_after(after: tuple[int, str]) -> Awaitable[list[ResultArtifactsRow]]:
         result_id, role = after
@@ -165,10 +186,12 @@ async def move_rows(
     moved["test_results"], last_ids["test_results"] = await by_id(
         read.copy_read_test_results, _result_params, write.copy_write_test_results
     )
-    links = writer(copy_write_result_artifacts_params, write.copy_write_result_artifacts)
-    first_link = (_BEFORE_EVERY_ID, "")
-    moved["result_artifacts"], _ = await _pipe(
-        source, links_after, links, key=_link_key, first=first_link, page_size=page_size
+    moved["result_artifacts"], _ = await pipe(
+        links_after,
+        copy_write_result_artifacts_params,
+        write.copy_write_result_artifacts,
+        _link_key,
+        (_BEFORE_EVERY_ID, ""),
     )
     moved["config_entries"], last_ids["config_entries"] = await by_id(
         read.copy_read_config_entries,
@@ -179,45 +202,6 @@ async def move_rows(
         read.copy_read_file_records, copy_write_file_records_params, write.copy_write_file_records
     )
     return moved, last_ids
-
-
-async def _pipe(
-    source: Database,
-    read_after: Callable[[_K], Awaitable[list[_R]]],
-    write: Callable[[list[_R]], Awaitable[None]],
-    *,
-    key: Callable[[_R], _K],
-    first: _K,
-    page_size: int,
-) -> tuple[int, _K]:
-    """Write page after page, reading the next page while one is written.
-
-    Pages follow the key of the last row read, from `first` on (which is before any row): a
-    page shorter than `page_size` is the last. Give the rows written, and the last row's key
-    (`first` when there was none).
-    """
-
-    async def read(after: _K) -> list[_R]:
-        async with translate_errors(source):
-            return await read_after(after)
-
-    count = 0
-    last = first
-    page = await read(first)
-    while page:
-        last = key(page[-1])
-        following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
-        try:
-            await write(page)
-        except BaseException:
-            if following is not None:
-                following.cancel()
-                with contextlib.suppress(BaseException):
-                    await following
-            raise
-        count += len(page)
-        page = await following if following is not None else []
-    return count, last
 
 
 def _link_key(row: ResultArtifactsRow) -> tuple[int, str]:
