@@ -14,8 +14,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Generic, ParamSpec, Self, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 import attrs
 
@@ -51,7 +50,7 @@ class _Held:
     leave: asyncio.Event
 
 
-class SyncRunner:
+class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
     """An event loop in a background thread that runs async calls for synchronous code.
 
     Calls may come from several threads; each is a task of its own, in a copy of the caller's
@@ -69,15 +68,7 @@ class SyncRunner:
         )
         self._thread.start()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
