@@ -1002,25 +1002,24 @@ def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
 def _row_to_params(methods: Sequence[_Method], rows: Mapping[str, tuple[_Field, ...]]) -> list[str]:
     """Write `<method>_params(row)` for each :copyfrom query that writes back a row of its table.
 
-    Such a query (a copy's write) takes every column of the row, by the same names: the
-    function passes them field by field, so that a renamed column or parameter is a type error.
+    Such a query (a copy's write) takes as many parameters as the row has columns. The function
+    passes the row's fields by name, so that a renamed column or parameter is a type error.
     """
     lines: list[str] = []
     for method in methods:
         query = method.query
         if query.command != ":copyfrom" or len(query.writes) != 1:
             continue
-        row = f"{_camel(query.writes[0])}Row"
-        if row not in rows or [f.name for f in rows[row]] != [p.name for p in query.parameters]:
+        table = query.writes[0]
+        fields = rows.get(f"{_camel(table)}Row")
+        if fields is None or len(fields) != len(query.parameters):
             continue
-        items = ", ".join(f'"{p.name}": row.{p.name}' for p in query.parameters)
+        items = ", ".join(f'"{f.name}": row.{f.name}' for f in fields)
         lines += [
             "",
             "",
-            f"def {method.method}_params(row: {row}) -> {method.params_type}:",
-            *_docstring(
-                [f"Give a row of {query.writes[0]} as the parameters of {method.method}."], 1
-            ),
+            f"def {method.method}_params(row: {_camel(table)}Row) -> {method.params_type}:",
+            *_docstring([f"Give a row of {table} as the parameters of {method.method}."], 1),
             f"{_INDENT}return {{{items}}}",
         ]
     return lines

@@ -26,7 +26,14 @@ from persistence.queries import (
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.database import Database
-    from persistence.queries import CopyTableSizesRow, ResultArtifactsRow
+    from persistence.queries import (
+        ConfigEntriesRow,
+        CopyTableSizesRow,
+        FileRecordsRow,
+        ResultArtifactsRow,
+        RunsRow,
+        TestResultsRow,
+    )
 
 COPIED_TABLES: Final = (
     "runs",
@@ -110,66 +117,38 @@ def sizes_of(row: CopyTableSizesRow | None) -> dict[str, int]:
     return {table: int(sizes[table]) for table in COPIED_TABLES}
 
 
-class _ReadAfterId(Protocol[_I]):
-    """A copy's read of a table with an id: one page in id order, after the id given."""
-
-    def __call__(
-        self, conn: Connection, *, after_id: int, page_size: int
-    ) -> Awaitable[list[_I]]: ...
-
-
 async def move_rows(
     source: Database, reading: Connection, tx: Database, page_size: int
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Copy each table a page at a time: give the rows of each, and the last id of each with one."""
 
-    async def pipe(
-        read_after: Callable[[_K], Awaitable[list[_R]]],
-        convert: Callable[[_R], _P],
-        write: Callable[[Connection, list[_P]], Awaitable[None]],
-        key: Callable[[_R], _K],
-        first: _K,
-    ) -> tuple[int, _K]:
-        """Write page after page, reading the next page while one is written.
-
-        Pages follow the key of the last row read, from `first` on (which is before any row): a
-        page shorter than `page_size` is the last. Give the rows written, and the last row's key
-        (`first` when there was none).
-        """
-
-        async def read(after: _K) -> list[_R]:
-            async with translate_errors(source):
-                return await read_after(after)
-
-        count = 0
-        last = first
-        page = await read(first)
-        while page:
-            last = key(page[-1])
-            following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
-            try:
-                params = await map_in_slices(convert, page)
-                async with connection(tx) as conn:
-                    await write(conn, params)
-            except BaseException:
-                if following is not None:
-                    following.cancel()
-                    with contextlib.suppress(BaseException):
-                        await following
-                raise
-            count += len(page)
-            page = await following if following is not None else []
-        return count, last
-
     def by_id(
-        read: _ReadAfterId[_I],
+        read_after: Callable[[int], Awaitable[list[_I]]],
         convert: Callable[[_I], _P],
         write: Callable[[Connection, list[_P]], Awaitable[None]],
     ) -> Awaitable[tuple[int, int]]:
-        def read_after(after: int) -> Awaitable[list[_I]]:
-            return read(reading, after_id=after, page_size=page_size)
+        return _pipe(
+            source,
+            tx,
+            read_after,
+            convert,
+            write,
+            key=_id_of,
+            first=_BEFORE_EVERY_ID,
+            page_size=page_size,
+        )
 
-        return pipe(read_after, convert, write, _id_of, _BEFORE_EVERY_ID)
+    def runs_after(after: int) -> Awaitable[list[RunsRow]]:
+        return source.queries.copy_read_runs(reading, after_id=after, page_size=page_size)
+
+    def results_after(after: int) -> Awaitable[list[TestResultsRow]]:
+        return source.queries.copy_read_test_results(reading, after_id=after, page_size=page_size)
+
+    def config_after(after: int) -> Awaitable[list[ConfigEntriesRow]]:
+        return source.queries.copy_read_config_entries(reading, after_id=after, page_size=page_size)
+
+    def files_after(after: int) -> Awaitable[list[FileRecordsRow]]:
+        return source.queries.copy_read_file_records(reading, after_id=after, page_size=page_size)
 
     def links_after(after: tuple[int, str]) -> Awaitable[list[ResultArtifactsRow]]:
         result_id, role = after
@@ -177,31 +156,76 @@ async def move_rows(
             reading, after_result_id=result_id, after_role=role, page_size=page_size
         )
 
-    read, write = source.queries, tx.queries
     moved: dict[str, int] = {}
     last_ids: dict[str, int] = {}
     moved["runs"], last_ids["runs"] = await by_id(
-        read.copy_read_runs, copy_write_runs_params, write.copy_write_runs
+        runs_after, copy_write_runs_params, tx.queries.copy_write_runs
     )
     moved["test_results"], last_ids["test_results"] = await by_id(
-        read.copy_read_test_results, _result_params, write.copy_write_test_results
+        results_after, _result_params, tx.queries.copy_write_test_results
     )
-    moved["result_artifacts"], _ = await pipe(
+    moved["result_artifacts"], _ = await _pipe(
+        source,
+        tx,
         links_after,
         copy_write_result_artifacts_params,
-        write.copy_write_result_artifacts,
-        _link_key,
-        (_BEFORE_EVERY_ID, ""),
+        tx.queries.copy_write_result_artifacts,
+        key=_link_key,
+        first=(_BEFORE_EVERY_ID, ""),
+        page_size=page_size,
     )
     moved["config_entries"], last_ids["config_entries"] = await by_id(
-        read.copy_read_config_entries,
+        config_after,
         copy_write_config_entries_params,
-        write.copy_write_config_entries,
+        tx.queries.copy_write_config_entries,
     )
     moved["file_records"], last_ids["file_records"] = await by_id(
-        read.copy_read_file_records, copy_write_file_records_params, write.copy_write_file_records
+        files_after, copy_write_file_records_params, tx.queries.copy_write_file_records
     )
     return moved, last_ids
+
+
+async def _pipe(
+    source: Database,
+    tx: Database,
+    read_after: Callable[[_K], Awaitable[list[_R]]],
+    convert: Callable[[_R], _P],
+    write: Callable[[Connection, list[_P]], Awaitable[None]],
+    *,
+    key: Callable[[_R], _K],
+    first: _K,
+    page_size: int,
+) -> tuple[int, _K]:
+    """Write page after page into `tx`, reading the next page while one is written.
+
+    Pages follow the key of the last row read, from `first` on (which is before any row): a
+    page shorter than `page_size` is the last. Give the rows written, and the last row's key
+    (`first` when there was none).
+    """
+
+    async def read(after: _K) -> list[_R]:
+        async with translate_errors(source):
+            return await read_after(after)
+
+    count = 0
+    last = first
+    page = await read(first)
+    while page:
+        last = key(page[-1])
+        following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
+        try:
+            params = await map_in_slices(convert, page)
+            async with connection(tx) as conn:
+                await write(conn, params)
+        except BaseException:
+            if following is not None:
+                following.cancel()
+                with contextlib.suppress(BaseException):
+                    await following
+            raise
+        count += len(page)
+        page = await following if following is not None else []
+    return count, last
 
 
 def _link_key(row: ResultArtifactsRow) -> tuple[int, str]:
