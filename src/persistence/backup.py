@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import cast
 
 import attrs
 
@@ -191,8 +190,7 @@ def _report(source: str, target: str, sizes: dict[str, int], started: float) -> 
 
 def _check_database(name: str, db: object) -> None:
     """Refuse what is not an open Database, or one bound to a transaction() block."""
-    of_type(Database, db)
-    if cast("Database", db).in_transaction:
+    if of_type(Database, db).in_transaction:
         raise ValidationError(
             "copy", name, "is inside transaction(): a copy opens its own transaction"
         )
