@@ -999,6 +999,32 @@ def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
     return lines
 
 
+def _row_to_params(methods: Sequence[_Method], rows: Mapping[str, tuple[_Field, ...]]) -> list[str]:
+    """Write `<method>_params(row)` for each :copyfrom query that writes back a row of its table.
+
+    Such a query (a copy's write) takes as many parameters as the row has columns. The function
+    passes the row's fields by name, so that a renamed column or parameter is a type error.
+    """
+    lines: list[str] = []
+    for method in methods:
+        query = method.query
+        if query.command != ":copyfrom" or len(query.writes) != 1:
+            continue
+        table = query.writes[0]
+        fields = rows.get(f"{_camel(table)}Row")
+        if fields is None or len(fields) != len(query.parameters):
+            continue
+        items = ", ".join(f'"{f.name}": row.{f.name}' for f in fields)
+        lines += [
+            "",
+            "",
+            f"def {method.method}_params(row: {_camel(table)}Row) -> {method.params_type}:",
+            *_docstring([f"Give a row of {table} as the parameters of {method.method}."], 1),
+            f"{_INDENT}return {{{items}}}",
+        ]
+    return lines
+
+
 def _mapper_name(engine: str, row: str) -> str:
     return f"_{engine}_{snake_case(row)}"
 
@@ -1089,6 +1115,7 @@ def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
                 else f"The parameters of {method.method}."
             )
             lines += _class(method.params_type, "TypedDict", doc, query.parameters)
+    lines += _row_to_params(methods, rows)
     lines += ["", "", "class Queries(Protocol):", *_docstring(_QUERIES_DOC, 1)]
     for method in methods:
         lines += ["", _INDENT + _signature(method)]

@@ -66,6 +66,22 @@ _version: Final = whole_number("a migration version, such as 3 for 0003_*.sql")
 _seconds: Final = amount("a number of seconds, 0 or more")
 
 
+def _add_wait(parser: argparse.ArgumentParser, connection: str) -> None:
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"retry {connection} until the database answers or SECONDS have passed",
+    )
+
+
+def _add_folder(parser: argparse.ArgumentParser, says: str) -> None:
+    parser.add_argument(
+        "--migrations", "--folder", dest="folder", type=Path, metavar="DIR", help=says
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     connects = argparse.ArgumentParser(add_help=False)
     connects.add_argument(
@@ -75,23 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         help="postgresql://... URL, sqlite:///path or a file path "
         f"(default: $DATABASE_URL, else {DEFAULT_DATABASE})",
     )
-    connects.add_argument(
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="retry the connection until the database answers or SECONDS have passed",
-    )
+    _add_wait(connects, "the connection")
     reports = argparse.ArgumentParser(add_help=False)
     reports.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
     chains = argparse.ArgumentParser(add_help=False)
-    chains.add_argument(
-        "--migrations",
-        "--folder",
-        dest="folder",
-        type=Path,
-        metavar="DIR",
-        help="your own migrations, in DIR/sqlite/ and DIR/postgres/ "
+    _add_folder(
+        chains,
+        "your own migrations, in DIR/sqlite/ and DIR/postgres/ "
         "(as `new --migrations DIR` writes them), applied after the package's",
     )
 
@@ -101,17 +107,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
-        "migrate", parents=[connects, chains], help="apply every pending migration"
+        "migrate", parents=[connects, reports, chains], help="apply every pending migration"
     )
-    run.add_argument(
-        "--accept",
-        type=_version,
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="VERSION",
-        help="accept that the applied migrations' files were edited or deleted",
-    )
+    for flag, says in (
+        ("--accept", "accept that the applied migrations' files were edited or deleted"),
+        ("--accept-user", "the same, for your own migrations (--migrations DIR)"),
+    ):
+        run.add_argument(
+            flag,
+            type=_version,
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="VERSION",
+            help=says,
+        )
     run.add_argument(
         "--create",
         action="store_true",
@@ -119,19 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         "always created)",
     )
     run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print the SQL that would run, and write nothing",
-    )
-    run.add_argument("--json", action="store_true", help="print JSON (keys in the README)")
-    run.add_argument(
-        "--accept-user",
-        type=_version,
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="VERSION",
-        help="the same, for your own migrations (--migrations DIR)",
+        "--dry-run", action="store_true", help="print the SQL that would run, and write nothing"
     )
     run.add_argument(
         "--lock-timeout",
@@ -153,13 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     new = commands.add_parser("new", help="write the next numbered migration, once per engine")
     new.add_argument("name", type=_slug, metavar="NAME", help="a lower-case slug, e.g. add_index")
-    new.add_argument(
-        "--migrations",
-        "--folder",
-        dest="folder",
-        type=Path,
-        metavar="DIR",
-        help="your migrations folder, holding sqlite/ and postgres/ "
+    _add_folder(
+        new,
+        "your migrations folder, holding sqlite/ and postgres/ "
         "(default: the checkout's sql/migrations)",
     )
     add_history_commands(commands, connects, reports)
@@ -194,13 +188,7 @@ def _add_copy_commands(
     copy.add_argument(
         "target", type=_database, metavar="TARGET", help="the empty, migrated database to fill"
     )
-    copy.add_argument(
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="SECONDS",
-        help="retry each connection until the database answers or SECONDS have passed",
-    )
+    _add_wait(copy, "each connection")
     for command in (backup, restore, copy):
         command.add_argument(
             "--skip-user-tables",

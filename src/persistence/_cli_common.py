@@ -30,24 +30,6 @@ from persistence.exceptions import DatabaseError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_PENDING",
-    "EXIT_USAGE",
-    "CannotRunError",
-    "amount",
-    "database_url",
-    "opened",
-    "opened_existing",
-    "picked",
-    "print_json",
-    "retrying",
-    "say",
-    "whole_number",
-]
-
 EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
 EXIT_USAGE: Final = 2

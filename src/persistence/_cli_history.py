@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from persistence._interface import JsonObject
     from persistence.database import Database
 
-__all__ = ["HISTORY_COMMANDS", "WRITING_COMMANDS", "add_history_commands", "sparkline"]
-
 EXIT_NEW_FAILURES: Final = 1
 _BARS: Final = "▁▂▃▄▅▆▇█"
 _FORMATS: Final = {

@@ -40,14 +40,6 @@ if TYPE_CHECKING:
 
     from persistence.migrations import AppliedMigration, Drift, Migration, MigrationStatus
 
-__all__ = [
-    "LOCK_TIMEOUT",
-    "history_command",
-    "migrate_command",
-    "new_command",
-    "status_command",
-]
-
 _NUMBERED: Final = re.compile(r"(?P<version>\d{4,})_[a-z0-9_]+\.sql")
 _ENGINE_FOLDERS: Final = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 _TEMPLATE: Final = """\

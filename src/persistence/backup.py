@@ -8,15 +8,12 @@ SQLite file that appears whole or not at all. docs/BACKUP.md says how each is do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 import attrs
 
@@ -42,9 +39,6 @@ from persistence.database import (
 )
 from persistence.exceptions import DatabaseError, ValidationError
 from persistence.migrations import migrate, migration_status
-
-if TYPE_CHECKING:
-    from persistence._interface import Connection
 
 __all__ = [
     "COPIED_TABLES",
@@ -107,10 +101,10 @@ async def copy_database(
     if not skip_user_tables:
         await _refuse_user_tables(source)
     await _require_empty(target)
-    async with _snapshot(source) as reading:
-        async with translate_errors(source):
-            counters = await backend_of(source).id_counters(reading, ID_TABLES)
-            expected = sizes_of(await source.queries.copy_table_sizes(reading))
+    # Read one committed state of the source, its errors translated.
+    async with translate_errors(source), backend_of(source).snapshot() as reading:
+        counters = await backend_of(source).id_counters(reading, ID_TABLES)
+        expected = sizes_of(await source.queries.copy_table_sizes(reading))
         async with transaction(target) as tx:
             await _require_empty(tx)  # again, now that the target's write lock is held
             # Indexes are built again over the rows, after them: cheaper than row by row.
@@ -149,7 +143,8 @@ async def backup_database(
         if db.engine is Engine.SQLITE:
             async with translate_errors(db):
                 await backend_of(db).backup_file(str(made))
-            sizes = await _sizes_of_file(made)
+            async with connect(made, create=False) as done, connection(done) as conn:
+                sizes = sizes_of(await done.queries.copy_table_sizes(conn))
         else:
             async with connect(folder / "working.db") as working:
                 await migrate(working)
@@ -195,8 +190,7 @@ def _report(source: str, target: str, sizes: dict[str, int], started: float) -> 
 
 def _check_database(name: str, db: object) -> None:
     """Refuse what is not an open Database, or one bound to a transaction() block."""
-    of_type(Database, db)
-    if cast("Database", db).in_transaction:
+    if of_type(Database, db).in_transaction:
         raise ValidationError(
             "copy", name, "is inside transaction(): a copy opens its own transaction"
         )
@@ -250,13 +244,6 @@ async def _require_empty(db: Database) -> None:
         )
 
 
-@contextlib.asynccontextmanager
-async def _snapshot(db: Database) -> AsyncIterator[Connection]:
-    """Lend a connection reading one committed state of `db`, its errors translated."""
-    async with translate_errors(db), backend_of(db).snapshot() as conn:
-        yield conn
-
-
 def _new_file(path: object) -> Path:
     """Check where a backup goes: a new file in an existing folder."""
     if not isinstance(path, str | os.PathLike):
@@ -299,9 +286,3 @@ def _publish(made: Path, target: Path) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
-
-
-async def _sizes_of_file(path: Path) -> dict[str, int]:
-    """Count the rows of each copied table in a backup file."""
-    async with connect(path, create=False) as db, connection(db) as conn:
-        return sizes_of(await db.queries.copy_table_sizes(conn))

@@ -376,6 +376,71 @@ class CopyWriteFileRecordsParams(TypedDict):
     metadata: JsonObject
 
 
+def insert_result_artifacts_params(row: ResultArtifactsRow) -> InsertResultArtifactsParams:
+    """Give a row of result_artifacts as the parameters of insert_result_artifacts."""
+    return {"result_id": row.result_id, "role": row.role, "sha256": row.sha256, "size": row.size}
+
+
+def copy_write_runs_params(row: RunsRow) -> CopyWriteRunsParams:
+    """Give a row of runs as the parameters of copy_write_runs."""
+    return {
+        "id": row.id,
+        "started_at": row.started_at,
+        "ended_at": row.ended_at,
+        "labels": row.labels,
+    }
+
+
+def copy_write_test_results_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
+    """Give a row of test_results as the parameters of copy_write_test_results."""
+    return {
+        "id": row.id,
+        "test_type": row.test_type,
+        "status": row.status,
+        "execution_time": row.execution_time,
+        "memory_usage": row.memory_usage,
+        "test_cases_passed": row.test_cases_passed,
+        "test_cases_total": row.test_cases_total,
+        "error_message": row.error_message,
+        "output": row.output,
+        "created_at": row.created_at,
+        "metadata": row.metadata,
+        "run_id": row.run_id,
+        "test_id": row.test_id,
+    }
+
+
+def copy_write_result_artifacts_params(row: ResultArtifactsRow) -> CopyWriteResultArtifactsParams:
+    """Give a row of result_artifacts as the parameters of copy_write_result_artifacts."""
+    return {"result_id": row.result_id, "role": row.role, "sha256": row.sha256, "size": row.size}
+
+
+def copy_write_config_entries_params(row: ConfigEntriesRow) -> CopyWriteConfigEntriesParams:
+    """Give a row of config_entries as the parameters of copy_write_config_entries."""
+    return {
+        "id": row.id,
+        "section": row.section,
+        "key": row.key,
+        "value": row.value,
+        "type": row.type,
+        "description": row.description,
+        "updated_at": row.updated_at,
+    }
+
+
+def copy_write_file_records_params(row: FileRecordsRow) -> CopyWriteFileRecordsParams:
+    """Give a row of file_records as the parameters of copy_write_file_records."""
+    return {
+        "id": row.id,
+        "path": row.path,
+        "size": row.size,
+        "hash": row.hash,
+        "created_at": row.created_at,
+        "accessed_at": row.accessed_at,
+        "metadata": row.metadata,
+    }
+
+
 class Queries(Protocol):
     """Every query under sql/queries/, as aiosql loads them from sql/aiosql/.
 

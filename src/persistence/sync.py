@@ -14,8 +14,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
-from typing import Generic, ParamSpec, Self, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 import attrs
 
@@ -51,7 +50,7 @@ class _Held:
     leave: asyncio.Event
 
 
-class SyncRunner:
+class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
     """An event loop in a background thread that runs async calls for synchronous code.
 
     Calls may come from several threads; each is a task of its own, in a copy of the caller's
@@ -69,15 +68,7 @@ class SyncRunner:
         )
         self._thread.start()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @property
@@ -88,7 +79,6 @@ class SyncRunner:
     def run(self, work: Awaitable[_T]) -> _T:
         """Run `work` on the runner's loop; return its result or raise its error."""
         try:
-            self._check_thread()
             return self._wait(_awaited(work))
         except _RefusedError:
             if inspect.iscoroutine(work):
@@ -99,12 +89,10 @@ class SyncRunner:
         self, function: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """Call the async `function` with the arguments on the runner's loop; give its result."""
-        self._check_thread()
         return self._wait(_called(function, *args, **kwargs))
 
     def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
         """Enter an async context manager on the loop; it is exited when the runner closes."""
-        self._check_thread()
         held, value = self._wait(self._hold(manager))
         with self._guard:
             self._held.append(held)
@@ -132,16 +120,15 @@ class SyncRunner:
             self._thread.join()
             self._loop.close()
 
-    def _check_thread(self) -> None:
+    def _wait(self, work: Coroutine[object, object, _T], *, closing: bool = False) -> _T:
+        """Start `work` as a task on the loop and block until it ends."""
         if threading.get_ident() == self._thread.ident:
+            work.close()
             msg = (
                 "a SyncRunner's call cannot wait for another call of the same runner: it "
                 "would wait for itself; await the function instead"
             )
             raise _RefusedError(msg)
-
-    def _wait(self, work: Coroutine[object, object, _T], *, closing: bool = False) -> _T:
-        """Start `work` as a task on the loop and block until it ends."""
         outcome: _Outcome[_T] = _Outcome()
         loop = self._loop
 
