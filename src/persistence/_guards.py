@@ -1,8 +1,7 @@
-"""The checks a value passes before it reaches a query, each raising ValidationError.
+"""The checks a value passes before it reaches a query, each a ValidationError naming the field.
 
-Every check names the model and the field it guards. Each rule is written once and
-serves three callers: the attrs validators and converters on the models' fields, and the
-repository functions, which guard the ids, keys and datetimes they look rows up by.
+Each rule is written once, for the models' attrs validators and converters and for the
+repository functions' arguments.
 """
 
 from __future__ import annotations
@@ -18,37 +17,6 @@ import attrs
 from persistence._interface import JsonObject, JsonValue
 from persistence.exceptions import ValidationError
 
-__all__ = [
-    "MAX_INT",
-    "MAX_JSON_DEPTH",
-    "MAX_JSON_FLOAT",
-    "MAX_KEY_BYTES",
-    "MIN_INT",
-    "argument",
-    "as_json_object",
-    "as_metadata_subset",
-    "as_utc",
-    "at_least",
-    "byte_string",
-    "count",
-    "finite_amount",
-    "instance_of",
-    "int_problem",
-    "json_value",
-    "key_id",
-    "key_length_problem",
-    "key_text",
-    "member_of",
-    "members_of",
-    "nonempty_key",
-    "of_type",
-    "position_id",
-    "row_id",
-    "text",
-    "text_problem",
-    "utc_instant",
-]
-
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=enum.StrEnum)
 
@@ -59,11 +27,8 @@ MIN_INT = -(2**63)
 """The smallest integer both engines store."""
 
 MAX_KEY_BYTES = 1024
-"""The longest section, key or path, in UTF-8 bytes, on both engines alike.
-
-These columns are indexed, and a PostgreSQL btree index row holds at most 2,704 bytes:
-without this limit a long key would be stored on SQLite and refused on PostgreSQL.
-"""
+"""The longest section, key or path, in UTF-8 bytes: a PostgreSQL btree index row holds 2,704
+at most, so without it a long key would be stored on SQLite and refused on PostgreSQL."""
 
 MAX_JSON_DEPTH = 64
 """How deeply JSON may nest; SQLite's JSON functions stop at 1,000 levels."""
@@ -365,10 +330,9 @@ else:
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
-    """Check that value is JSON both engines store and give back unchanged; give it plain.
+    """Check that value is JSON both engines give back unchanged, and give it as plain dicts.
 
-    Integers must fit in 64 bits and floats be finite and below 2**53 (SQLite's JSON and
-    jsonb change larger ones); an OrderedDict or other subclass comes back plain.
+    Integers fit in 64 bits, floats are finite and below 2**53 (jsonb rewrites larger ones).
     """
     if isinstance(value, list):
         if value and depth >= MAX_JSON_DEPTH:

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final, TypeVar
 
-__all__ = ["LOOP_SLICE", "SLICE_ITEMS", "gave_back", "map_in_slices", "share_loop"]
-
 _R = TypeVar("_R")
 _T = TypeVar("_T")
 
@@ -28,8 +26,7 @@ SLICE_ITEMS: Final = 250
 class _GivenBack(threading.local):
     """When the package last gave back the loop running in this thread, and that loop.
 
-    A thread runs one loop at a time, so one note per thread serves every loop, cheaper than
-    a weak dict keyed by loop, whose look-up cost more than the rest of `share_loop`.
+    One note per thread (which runs one loop at a time) is cheaper than a weak dict by loop.
     """
 
     loop: asyncio.AbstractEventLoop | None = None

@@ -1,9 +1,7 @@
 """Models, and the cursors and filters of the listings, as JSON-ready dicts and back, on cattrs.
 
-A model becomes a dict that `json.dumps` takes (enums as values, datetimes as ISO 8601, the
-id included), and back through the model's constructor, so its rules apply and an unknown key
-is refused, each error a ValidationError naming the field. The cursors and filters of every
-listing go the same way, sets as sorted lists, so a tampered cursor is refused by those rules.
+A dict comes back through the class's constructor, so its rules apply (a tampered cursor is
+refused) and an unknown key is refused, each error a ValidationError naming the field.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ def make_converter() -> cattrs.Converter:
     converter = make_json_converter(forbid_extra_keys=True)
     for kind in (TestType, TestStatus, ConfigType):
         # Plain text: cattrs would pass a str enum through as it is.
-        converter.register_unstructure_hook(kind, _enum_value)
+        converter.register_unstructure_hook(kind, operator.attrgetter("value"))
     for cls in _MODELS:
         converter.register_unstructure_hook(cls, _unstructure_fn(cls, converter))
         converter.register_structure_hook(cls, _structure_fn(cls, converter))
@@ -83,10 +81,6 @@ def from_dict(cls: type[_M], data: Mapping[str, object]) -> _M:
 @functools.cache
 def _converter() -> cattrs.Converter:
     return make_converter()
-
-
-def _enum_value(member: enum.StrEnum) -> str:
-    return member.value
 
 
 def _as_given(value: object, _: object) -> object:
@@ -187,62 +181,43 @@ def _plain(value: object, converter: cattrs.Converter) -> object:
     return value  # None, int, str, and metadata, which the filter made plain JSON
 
 
-@attrs.frozen
-class _Shape:
-    """What structuring a cursor or a filter needs to know of its class."""
-
-    cls: type
-    converter: cattrs.Converter
-    names: tuple[str, ...]
-    required: frozenset[str]
-    nested: dict[str, type]
-    """Fields that hold a filter, and its class."""
-    times: frozenset[str]
-    """Fields that hold a datetime."""
-
-
 def _plain_structure_fn(
     cls: type, converter: cattrs.Converter
 ) -> Callable[[object, object], object]:
+    model = cls.__name__
     fields = attrs.fields(cls)
-    filters = {kind.__name__: kind for kind in _FILTERS}
+    names = tuple(field.name for field in fields)
+    required = [field.name for field in fields if field.default is attrs.NOTHING]
     # The annotations are text (postponed): read the filter's name and the datetime in them.
-    shape = _Shape(
-        cls,
-        converter,
-        tuple(field.name for field in fields),
-        frozenset(field.name for field in fields if field.default is attrs.NOTHING),
-        {field.name: filters[str(field.type)] for field in fields if field.type in filters},
-        frozenset(field.name for field in fields if "datetime" in str(field.type)),
-    )
-    return functools.partial(_structure_plain, shape)
+    filters = {kind.__name__: kind for kind in _FILTERS}
+    nested = {field.name: filters[str(field.type)] for field in fields if field.type in filters}
+    times = {field.name for field in fields if "datetime" in str(field.type)}
 
+    def field_value(name: str, value: object) -> object:
+        if name in nested:
+            if not isinstance(value, Mapping):
+                raise ValidationError(model, name, f"expected a dict, got {type(value).__name__}")
+            return converter.structure(value, nested[name])
+        if isinstance(value, str) and name in times:
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise ValidationError(
+                    model, name, f"{value!r} is not an ISO 8601 datetime"
+                ) from None
+        return value  # the class's own converters and validators check it
 
-def _structure_plain(shape: _Shape, data: object, _: object) -> object:
-    model = shape.cls.__name__
-    if not isinstance(data, Mapping):
-        raise ValidationError(model, "argument", f"expected a dict, got {type(data).__name__}")
-    unknown = sorted(
-        key if isinstance(key, str) else repr(key) for key in data if key not in shape.names
-    )
-    if unknown:
-        raise ValidationError(model, unknown[0], "is not a field of this model")
-    missing = [name for name in shape.names if name in shape.required and name not in data]
-    if missing:
-        raise ValidationError(model, missing[0], "is required")
-    given = {name: _plain_field(shape, name, data[name]) for name in shape.names if name in data}
-    return shape.cls(**given)
+    def structure(data: object, _: object) -> object:
+        if not isinstance(data, Mapping):
+            raise ValidationError(model, "argument", f"expected a dict, got {type(data).__name__}")
+        unknown = sorted(
+            key if isinstance(key, str) else repr(key) for key in data if key not in names
+        )
+        if unknown:
+            raise ValidationError(model, unknown[0], "is not a field of this model")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValidationError(model, missing[0], "is required")
+        return cls(**{name: field_value(name, data[name]) for name in names if name in data})
 
-
-def _plain_field(shape: _Shape, name: str, value: object) -> object:
-    model = shape.cls.__name__
-    if name in shape.nested:
-        if not isinstance(value, Mapping):
-            raise ValidationError(model, name, f"expected a dict, got {type(value).__name__}")
-        return shape.converter.structure(value, shape.nested[name])
-    if isinstance(value, str) and name in shape.times:
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError(model, name, f"{value!r} is not an ISO 8601 datetime") from None
-    return value  # the class's own converters and validators check it
+    return structure

@@ -1,9 +1,8 @@
 """A tiny migration runner: numbered SQL files, applied once each, in order, with a history.
 
-Each migration commits with its history row under the runners' lock; a checksum per file
-stops a run on an edited, deleted or out-of-order file until it is accepted. A user's own
-chain (`FOLDER/<engine>/NNNN_slug.sql`) follows the package's, with its own history table.
-The README and docs/GUARANTEES.md give the rules and the tests that hold them.
+Each migration commits with its history row under the runners' lock; a checksum per file stops
+a run on an edited, deleted or out-of-order file until accepted. A user's own chain
+(`FOLDER/<engine>/NNNN_slug.sql`) follows the package's, with its own history table.
 """
 
 from __future__ import annotations
@@ -187,8 +186,7 @@ def migrations_folder(engine: Engine) -> Path:
 def user_migrations_folder(folder: Path, engine: Engine) -> Path:
     """Return one engine's folder of a user's chain: `folder/sqlite` or `folder/postgres`.
 
-    The same layout `persistence new --folder` writes; a folder without the engine's
-    sub-folder is refused, so that a one-engine folder given by mistake is not taken as empty.
+    A folder without it is refused: a one-engine folder given by mistake is not taken as empty.
     """
     if not isinstance(folder, Path):
         raise ValidationError("migrate", "folder", f"must be a pathlib.Path, got {folder!r}")
@@ -207,8 +205,7 @@ def user_migrations_folder(folder: Path, engine: Engine) -> Path:
 def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
     """Read every `NNNN_slug.sql` of one engine's folder, in version order.
 
-    Files whose names do not end in `.sql` (any case) are left alone; any other file
-    that looks like a migration but is not one is an error naming it.
+    Files not ending in `.sql` (any case) are left alone; a bad `.sql` file is an error naming it.
     """
     if not folder.is_dir():
         raise MigrationError(f"migrations folder {folder} does not exist")
@@ -273,9 +270,8 @@ async def migration_status(
 ) -> MigrationStatus:
     """Compare the history with the files: what is applied, pending, drifted and out of order.
 
-    `folder` holds the user's own chain (`folder/sqlite/`, `folder/postgres/`); its status
-    is the result's `user`. `package_folder` stands in for the packaged migrations of the
-    engine, for tools and tests. Only reads: a database never migrated has all pending.
+    The user's chain in `folder` gives the result's `user`; `package_folder` stands in for the
+    packaged migrations (tools, tests). Only reads: a database never migrated has all pending.
     """
     plans = _plans(db, folder, package_folder)
     statuses = [await _chain_status(db, chain, migrations) for chain, migrations in plans]
@@ -293,8 +289,7 @@ async def pending_migrations(
 ) -> list[Migration]:
     """Return what `migrate` with these arguments would apply, in order, changing nothing.
 
-    Every file is checked, and drift that `migrate` would refuse is refused, as `migrate`
-    does; what another runner applies meanwhile is not foreseen.
+    Files and drift are checked as `migrate` checks them; another runner's work is not foreseen.
     """
     accepted = _accepted(folder, accept, accept_user)
     backend = backend_of(db)
@@ -388,13 +383,11 @@ async def migrate(
 ) -> list[Migration]:
     """Apply every pending migration in order; return the ones this call applied.
 
-    The package's own migrations run first; then, when `folder` is given, the user's own
-    chain from `folder/<engine>/` (`folder/sqlite/` or `folder/postgres/`), with its own
-    history. `accept` lists versions of the package's chain whose drift is accepted, and
-    `accept_user` those of the user's: an edited file's new checksum is recorded without
-    running it again; a deleted file's history row is removed. `lock_timeout` bounds the
-    wait for another runner, on both engines. `package_folder` stands in for the packaged
-    migrations of the engine (one engine's folder), for tools and tests.
+    The package's chain runs first, then the user's from `folder/<engine>/` if given.
+    `accept` and `accept_user` list versions of each chain whose drift is accepted: an edited
+    file's new checksum is recorded without running it; a deleted file's row is removed.
+    `lock_timeout` bounds the wait for another runner; `package_folder` stands in for the
+    packaged migrations of the engine (tools, tests).
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
@@ -460,25 +453,18 @@ def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
 async def _accept(
     db: Database, conn: Connection, chain: Chain, migrations: list[Migration], accepted: set[int]
 ) -> None:
-    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten.
-
-    Each query is called by its name, so that a change to its parameters is a type error here.
-    """
+    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten."""
+    package = chain is Chain.PACKAGE
+    q = db.queries
+    forget = q.forget_migration if package else q.forget_user_migration
+    accept = q.accept_migration_checksum if package else q.accept_user_migration_checksum
     by_version = {m.version: m for m in migrations}
     for version in sorted(accepted):
         migration = by_version.get(version)
-        if migration is None and chain is Chain.PACKAGE:
-            await db.queries.forget_migration(conn, version=version)
-        elif migration is None:
-            await db.queries.forget_user_migration(conn, version=version)
-        elif chain is Chain.PACKAGE:
-            await db.queries.accept_migration_checksum(
-                conn, version=version, name=migration.name, checksum=migration.checksum
-            )
+        if migration is None:
+            await forget(conn, version=version)
         else:
-            await db.queries.accept_user_migration_checksum(
-                conn, version=version, name=migration.name, checksum=migration.checksum
-            )
+            await accept(conn, version=version, name=migration.name, checksum=migration.checksum)
 
 
 async def _apply(
@@ -495,33 +481,22 @@ async def _apply(
         raise MigrationError(
             f"{migration.path.name}: {translated}", migration=migration.name
         ) from error
-    applied_at = dt.datetime.now(dt.UTC)
-    duration_ms = (time.perf_counter() - started) * 1000
-    if migration.chain is Chain.PACKAGE:
-        await db.queries.record_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
-    else:
-        await db.queries.record_user_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
+    package = migration.chain is Chain.PACKAGE
+    record = db.queries.record_migration if package else db.queries.record_user_migration
+    await record(
+        conn,
+        version=migration.version,
+        name=migration.name,
+        checksum=migration.checksum,
+        applied_at=dt.datetime.now(dt.UTC),
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
-    """Create the chain's history table if it is missing (its DDL is in sql/history/).
+    """Create the chain's history table if missing (DDL in sql/history/), or adopt the legacy one.
 
-    A history kept by an earlier version of this package under its old name is renamed;
-    a table of that name with other columns belongs to another tool and is left alone.
+    A legacy-named table with other columns belongs to another tool and is left alone.
     """
     backend = backend_of(db)
     if chain is Chain.USER:

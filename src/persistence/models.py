@@ -1,12 +1,8 @@
-"""The stored values: test results, config entries and file records.
+"""The stored values: test results, config entries, file records and runs.
 
-Each model is a frozen attrs class whose fields carry their rules as converters and
-validators, so an invalid value never reaches the database. Every text field refuses NUL
-characters and lone surrogates, which no engine stores faithfully; every datetime is
-aware and kept in UTC; every integer fits in 64 bits; metadata is a JSON object.
-
-The models have slots and no weak-reference slot: 8 bytes less a model, and the layout that
-lets the row mappers of `persistence._rows` fill a model read from the database in place.
+Frozen attrs classes whose fields carry their rules as converters and validators, so an invalid
+value never reaches the database. No weak-reference slot: 8 bytes less a model, and the layout
+the row mappers of `persistence._rows` fill in place.
 """
 
 from __future__ import annotations
