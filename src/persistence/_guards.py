@@ -109,10 +109,16 @@ def utc_instant(model: str, field: str, value: object) -> dt.datetime:
 
 def key_id(model: str, value: object, field: str = "id") -> int:
     """Check an id given to look a row up by: an int that an id column can hold."""
+    return _id_from(1, model, field, value)
+
+
+def _id_from(low: int, model: str, field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(model, field, _type_problem("int", value))
-    if not 1 <= value <= MAX_INT:
-        raise ValidationError(model, field, f"must be between 1 and {MAX_INT}, got {_shown(value)}")
+    if not low <= value <= MAX_INT:
+        raise ValidationError(
+            model, field, f"must be between {low} and {MAX_INT}, got {_shown(value)}"
+        )
     return value
 
 
@@ -221,12 +227,7 @@ def position_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None
 
     The package gives ids from 1, but plain SQL may store 0 or below, and a page may end there.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _refuse(instance, field, _type_problem("int", value))
-    if not MIN_INT <= value <= MAX_INT:
-        raise _refuse(
-            instance, field, f"must be between {MIN_INT} and {MAX_INT}, got {_shown(value)}"
-        )
+    _id_from(MIN_INT, type(instance).__name__, field.name, value)
 
 
 # Field converters: attrs calls them with the value, the instance and the field ----------
@@ -334,9 +335,9 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
 
     Integers fit in 64 bits, floats are finite and below 2**53 (jsonb rewrites larger ones).
     """
+    if isinstance(value, list | dict) and value and depth >= MAX_JSON_DEPTH:
+        raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, list):
-        if value and depth >= MAX_JSON_DEPTH:
-            raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
         return [json_value(item, model, field, depth + 1) for item in value]
     if isinstance(value, dict):
         return _json_object(value, model, field, depth)
@@ -344,8 +345,6 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
 
 
 def _json_object(value: dict[object, object], model: str, field: str, depth: int) -> JsonObject:
-    if value and depth >= MAX_JSON_DEPTH:
-        raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     plain: JsonObject = {}
     for name, item in value.items():
         if not isinstance(name, str):

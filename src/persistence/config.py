@@ -22,7 +22,7 @@ from persistence._paging import (
     page_of,
 )
 from persistence._rows import config_from_row, config_params, found
-from persistence.database import Database, connection, run_query
+from persistence.database import Database, run_query
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
@@ -63,11 +63,7 @@ class ConfigEntryFilter:
 
 @attrs.frozen
 class ConfigEntryCursor:
-    """Where the next page of config entries starts: just after this (section, key).
-
-    It carries the filter of the listing that made it: `list_config_entries` refuses it
-    with any other filter, and uses it when given none.
-    """
+    """Where the next page of config entries starts: after this (section, key), with its filter."""
 
     section: str = attrs.field(validator=nonempty_key)
     key: str = attrs.field(validator=nonempty_key)
@@ -232,15 +228,11 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     ConflictError if its new (section, key) belongs to another entry.
     """
     params = config_params(of_type(ConfigEntry, entry))
-    async with connection(db) as conn:
-        if entry.id is None:
-            row = await db.queries.upsert_config_entry(conn, **params)
-        else:
-            changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
     if entry.id is None:
+        row = await run_query(db, db.queries.upsert_config_entry, **params)
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return config_from_row(row)
-    if changed == 0:
+    if await run_query(db, db.queries.update_config_entry, id=entry.id, **params) == 0:
         raise NotFoundError("ConfigEntry", entry.id)
     return entry
 

@@ -16,8 +16,6 @@ from typing import TypeVar
 import attrs
 import cattrs
 from attrs import AttrsInstance
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as make_json_converter
 
 from persistence._interface import JsonValue
@@ -52,10 +50,7 @@ def make_converter() -> cattrs.Converter:
     for kind in (TestType, TestStatus, ConfigType):
         # Plain text: cattrs would pass a str enum through as it is.
         converter.register_unstructure_hook(kind, operator.attrgetter("value"))
-    for cls in _MODELS:
-        converter.register_unstructure_hook(cls, _unstructure_fn(cls, converter))
-        converter.register_structure_hook(cls, _structure_fn(cls, converter))
-    for plain in (*_FILTERS, *_CURSORS):
+    for plain in (*_MODELS, *_FILTERS, *_CURSORS):
         # By predicate: registering the class itself would resolve its type hints, some of
         # which name types that exist for the type checker only.
         converter.register_unstructure_hook_func(
@@ -81,80 +76,6 @@ def from_dict(cls: type[_M], data: Mapping[str, object]) -> _M:
 @functools.cache
 def _converter() -> cattrs.Converter:
     return make_converter()
-
-
-def _as_given(value: object, _: object) -> object:
-    # The model's own converters and validators check the value, naming its field.
-    return value
-
-
-def _from_iso(value: object, _: object) -> object:
-    if not isinstance(value, str):
-        return value  # not text: the model's rule says what is wrong with it
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 datetime") from None
-
-
-def _unstructure_fn(cls: type[Model], converter: cattrs.Converter) -> Callable[[Model], object]:
-    # Metadata and config values are JSON already: the models make sure of it.
-    as_they_are = override(unstruct_hook=lambda value: value)
-    json_fields = {"metadata", "value"} & attrs.fields_dict(cls).keys()
-    overrides = dict.fromkeys(json_fields, as_they_are)
-    # mypy reads **overrides as possibly filling the function's bool options too.
-    return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
-
-
-def _structure_fn(
-    cls: type[Model], converter: cattrs.Converter
-) -> Callable[[Mapping[str, object], object], Model]:
-    hooks = {
-        field.name: override(struct_hook=_from_iso if field.type is dt.datetime else _as_given)
-        for field in attrs.fields(attrs.resolve_types(cls))
-    }
-    structure = make_dict_structure_fn(
-        cls,
-        converter,
-        _cattrs_forbid_extra_keys=True,
-        _cattrs_detailed_validation=True,
-        **hooks,  # type: ignore[arg-type]  # as above: these are overrides, not options
-    )
-
-    def structure_model(data: Mapping[str, object], _: object) -> Model:
-        if not isinstance(data, Mapping):
-            raise ValidationError(
-                cls.__name__, "argument", f"expected a dict, got {type(data).__name__}"
-            )
-        try:
-            return structure(data, cls)
-        except ClassValidationError as errors:
-            error = _translated(cls.__name__, errors)
-            if error is None:
-                raise
-            raise error from None
-
-    return structure_model
-
-
-def _translated(model: str, errors: ClassValidationError) -> ValidationError | None:
-    """Pick the error that matters most: an unknown key, then fields in order, then the model's."""
-    by_field, others = errors.group_exceptions()
-    for error in others:
-        if isinstance(error, ForbiddenExtraKeysError):
-            unknown = min(map(str, error.extra_fields))
-            return ValidationError(model, unknown, "is not a field of this model")
-    if by_field:
-        error, note = by_field[0]
-        reason = "is required" if isinstance(error, KeyError) else str(error)
-        return ValidationError(model, note.name, reason)
-    for error in others:
-        if isinstance(error, ValidationError):
-            return error  # from the model's own rules
-    return None  # not a mistake in the data: let it show
-
-
-# Cursors and filters: each field as plain JSON, and back through the class's own rules. --------
 
 
 def _plain_unstructure_fn(

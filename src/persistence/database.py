@@ -329,32 +329,21 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
             await backend.savepoint(frame.connection, name)
         child = _Frame(frame.connection, frame.lock, frame.depth + 1, written=frame.written)
         frame.child = child
+    end = backend.rollback_to  # unless the block completes
     try:
         yield attrs.evolve(db, frame=child)
-    except BaseException:
+        end = backend.release
+    finally:
         child.open = False
         frame.child = None
         async with frame.lock, _translated(backend):
-            await backend.rollback_to(frame.connection, name)
-        raise
-    child.open = False
-    frame.child = None
-    async with frame.lock, _translated(backend):
-        await backend.release(frame.connection, name)
+            await end(frame.connection, name)
 
 
 class _Lent:
     """The context of `connection()`: a class, since it runs once per call."""
 
-    __slots__ = (
-        "_backend",
-        "_database",
-        "_frame",
-        "_lent",
-        "_recording",
-        "_watchers",
-        "_written",
-    )
+    __slots__ = ("_backend", "_database", "_frame", "_lent", "_recording", "_watchers", "_written")
 
     def __init__(self, db: Database) -> None:
         self._backend = db._backend  # noqa: SLF001

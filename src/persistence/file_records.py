@@ -30,7 +30,7 @@ from persistence._paging import (
     prefix_range,
 )
 from persistence._rows import file_record_from_row, file_record_params, found
-from persistence.database import Database, connection, run_query
+from persistence.database import Database, run_query
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 
@@ -84,11 +84,7 @@ class FileRecordFilter:
 
 @attrs.frozen
 class FileRecordCursor:
-    """Where the next page of file records starts: just after this path.
-
-    It carries the filter of the listing that made it: `list_file_records` refuses it with
-    any other filter, and uses it when given none.
-    """
+    """Where the next page of file records starts: after this path, with its filter."""
 
     path: str = attrs.field(validator=nonempty_key)
     where: FileRecordFilter = attrs.field(
@@ -134,15 +130,11 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     belongs to another record.
     """
     params = file_record_params(of_type(FileRecord, record))
-    async with connection(db) as conn:
-        if record.id is None:
-            row = await db.queries.upsert_file_record(conn, **params)
-        else:
-            changed = await db.queries.update_file_record(conn, id=record.id, **params)
     if record.id is None:
+        row = await run_query(db, db.queries.upsert_file_record, **params)
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return file_record_from_row(row)
-    if changed == 0:
+    if await run_query(db, db.queries.update_file_record, id=record.id, **params) == 0:
         raise NotFoundError("FileRecord", record.id)
     return record
 

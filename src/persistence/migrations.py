@@ -354,7 +354,7 @@ async def _legacy_history(db: Database, conn: Connection | None = None) -> bool:
 
 
 def _compare(
-    migrations: list[Migration], applied: list[AppliedMigration], chain: Chain = Chain.PACKAGE
+    migrations: list[Migration], applied: list[AppliedMigration], chain: Chain
 ) -> MigrationStatus:
     by_version = {m.version: m for m in migrations}
     done = {a.version for a in applied}
@@ -493,7 +493,7 @@ async def _apply(
     )
 
 
-async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
+async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
     """Create the chain's history table if missing (DDL in sql/history/), or adopt the legacy one.
 
     A legacy-named table with other columns belongs to another tool and is left alone.
@@ -510,15 +510,10 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.P
     await backend.run_script(conn, backend.statements(ddl))
 
 
-async def _applied(
-    db: Database, conn: Connection, chain: Chain = Chain.PACKAGE
-) -> list[AppliedMigration]:
-    rows = (
-        await db.queries.list_applied_migrations(conn)
-        if chain is Chain.PACKAGE
-        else await db.queries.list_applied_user_migrations(conn)
-    )
+async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:
+    q = db.queries
+    listed = q.list_applied_migrations if chain is Chain.PACKAGE else q.list_applied_user_migrations
     return [
         AppliedMigration(r.version, r.name, r.checksum, r.applied_at, r.duration_ms, chain)
-        for r in rows
+        for r in await listed(conn)
     ]

@@ -40,12 +40,12 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import found, result_from_row, result_params, with_id
-from persistence.database import Database, connection, run_query, transaction
+from persistence.database import Database, run_query, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
 if TYPE_CHECKING:
-    from persistence.queries import InsertTestResultsParams, TestResultsRow
+    from persistence.queries import InsertTestResultsParams, TestResultsRow, TestResultStatsRow
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -125,11 +125,7 @@ class ResultFilter:
 
 @attrs.frozen
 class PageCursor:
-    """Where the next page starts: just after the last result of the page before.
-
-    It carries the filter of the listing that made it: `list_results` refuses it with any
-    other filter, and uses it when given none.
-    """
+    """Where the next page starts: after the last result of the page before, with its filter."""
 
     created_at: dt.datetime = attrs.field(converter=as_utc)
     id: int = attrs.field(validator=position_id)
@@ -263,20 +259,14 @@ async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]
 
 
 async def save_result(db: Database, result: TestResult) -> TestResult:
-    """Insert a result without an id, or overwrite the stored one with its id.
+    """Insert a result without an id, or overwrite the stored one (else NotFoundError).
 
-    Returns the result as stored, with its id. Overwriting an id that does not exist
-    raises NotFoundError.
+    Returns the result as stored, with its id.
     """
     params = result_params(of_type(TestResult, result))
-    async with connection(db) as conn:
-        if result.id is None:
-            new_id = await db.queries.insert_test_result(conn, **params)
-        else:
-            changed = await db.queries.update_test_result(conn, id=result.id, **params)
     if result.id is None:
-        return with_id(result, new_id)
-    if changed == 0:
+        return with_id(result, await run_query(db, db.queries.insert_test_result, **params))
+    if await run_query(db, db.queries.update_test_result, id=result.id, **params) == 0:
         raise NotFoundError("TestResult", result.id)
     return result
 
@@ -394,20 +384,17 @@ def _next_batch(size: int, took: float) -> int:
 
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:
     """Per test type: counts per status, and the mean and longest execution time."""
-    grouped: dict[TestType, list[tuple[TestStatus, int, float, float]]] = {}
-    async with connection(db) as conn:
-        for row in await db.queries.test_result_stats(conn):
-            grouped.setdefault(TestType(row.test_type), []).append(
-                (TestStatus(row.status), row.result_count, row.total_time, row.max_time)
-            )
+    grouped: dict[TestType, list[TestResultStatsRow]] = {}
+    for row in await run_query(db, db.queries.test_result_stats):
+        grouped.setdefault(TestType(row.test_type), []).append(row)
     stats = {}
-    for test_type, groups in grouped.items():
-        total = sum(count for _, count, _, _ in groups)
+    for test_type, rows in grouped.items():
+        total = sum(row.result_count for row in rows)
         stats[test_type] = TypeStats(
             test_type=test_type,
-            counts={status: count for status, count, _, _ in groups},
+            counts={TestStatus(row.status): row.result_count for row in rows},
             total=total,
-            mean_time=math.fsum(time for _, _, time, _ in groups) / total,
-            max_time=max(longest for _, _, _, longest in groups),
+            mean_time=math.fsum(row.total_time for row in rows) / total,
+            max_time=max(row.max_time for row in rows),
         )
     return stats
