@@ -223,9 +223,8 @@ async def all_config_entries(
 async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     """Store an entry and return it as stored.
 
-    Without an id, the entry of the same (section, key) is replaced or a new one made.
-    With an id, that entry is overwritten: NotFoundError if it does not exist, and
-    ConflictError if its new (section, key) belongs to another entry.
+    Without an id, the entry of the same (section, key) is replaced or made. With an id, that
+    entry is overwritten: NotFoundError if missing, ConflictError if its (section, key) is taken.
     """
     params = config_params(of_type(ConfigEntry, entry))
     if entry.id is None:

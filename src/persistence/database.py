@@ -148,11 +148,9 @@ async def open_database(  # each limit is the caller's to set
     SQLite gets WAL, foreign keys and a full sync on commit; a write waits `busy_timeout` at most
     for another process's lock; with `create=False` a missing file is an error and an existing
     one opens read-only. PostgreSQL gets a pool bounded by `connect_timeout`, `command_timeout`
-    (each statement) and `release_timeout` (a connection handed back).
-
-    Queries are OpenTelemetry spans with the `otel` extra and a tracer provider (global or
-    `tracing`); one of `slow_query` seconds or more (else `$PERSISTENCE_SLOW_QUERY`) is logged
-    at WARNING on `persistence.queries`.
+    (each statement) and `release_timeout` (a connection handed back). Queries are OpenTelemetry
+    spans with the `otel` extra and a tracer provider (global or `tracing`); one of `slow_query`
+    seconds or more (else `$PERSISTENCE_SLOW_QUERY`) is logged at WARNING on `persistence.queries`.
 
     `pgbouncer="transaction"` (PgBouncer in transaction mode) and `listen_url` (PostgreSQL's own
     address, for the change feed) work as in the URL's query; given both ways they must agree,
@@ -283,9 +281,8 @@ def check_usable(db: Database) -> None:
 async def transaction(db: Database) -> AsyncIterator[Database]:
     """Group calls: commit when the block ends, roll back on any error.
 
-    The write lock is taken when the block starts, so a block that reads and then writes
-    never fails for a lock it could not upgrade. Nested use makes a savepoint, so an
-    inner block can fail alone.
+    The write lock is taken at the start, so reading then writing never fails to upgrade it.
+    Nested use makes a savepoint, so an inner block can fail alone.
     """
     frame = db._frame  # noqa: SLF001
     if frame is not None:
@@ -357,10 +354,27 @@ class _Lent:
     async def __aenter__(self) -> Connection:
         self._recording = WRITTEN.set(self._written)
         try:
-            return await self._enter()
+            frame = self._frame
+            if frame is not None:
+                frame.check()
+                await frame.lock.acquire()
+                if frame.open and frame.child is None:
+                    return frame.connection
+                frame.lock.release()
+                frame.check()  # the block ended, or a nested one began, while this call waited
+            if _OPEN_BLOCKS.get():
+                _refuse_outer(self._backend)
+            lent = self._backend.lend()
+            try:
+                connection = await lent.__aenter__()
+            except BaseException as error:
+                _raise_translated(self._backend, error, self._database)
+                raise
         except BaseException:
             self._stop()
             raise
+        self._lent = lent
+        return connection
 
     def _stop(self) -> None:
         """End the record of written tables; announce them if they were committed on their own."""
@@ -369,26 +383,6 @@ class _Lent:
             WRITTEN.reset(token)
             if self._frame is None:
                 _announce(self._watchers, self._written)
-
-    async def _enter(self) -> Connection:
-        frame = self._frame
-        if frame is not None:
-            frame.check()
-            await frame.lock.acquire()
-            if frame.open and frame.child is None:
-                return frame.connection
-            frame.lock.release()
-            frame.check()  # the block ended, or a nested one began, while this call waited
-        if _OPEN_BLOCKS.get():
-            _refuse_outer(self._backend)
-        lent = self._backend.lend()
-        try:
-            connection = await lent.__aenter__()
-        except BaseException as error:
-            _raise_translated(self._backend, error, self._database)
-            raise
-        self._lent = lent
-        return connection
 
     async def __aexit__(
         self,
@@ -419,10 +413,9 @@ async def run_query(
 
 
 def connection(db: Database) -> _Lent:
-    """Lend a connection for one query, which is atomic on its own.
+    """Lend a connection for one query: the transaction's inside `transaction()`.
 
-    Inside `transaction()` it is the transaction's connection. Driver errors raised in
-    the block come out as this package's errors, chained to the driver's.
+    Driver errors raised in the block come out as this package's errors, chained.
     """
     return _Lent(db)
 

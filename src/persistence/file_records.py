@@ -124,10 +124,8 @@ async def all_file_records(db: Database) -> list[FileRecord]:
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     """Store a record and return it as stored.
 
-    Without an id, the record of the same path is refreshed (size, hash, access time,
-    metadata; its creation time stays) or a new one made. With an id, that record is
-    overwritten: NotFoundError if it does not exist, ConflictError if its new path
-    belongs to another record.
+    Without an id, the record of the same path is refreshed (its creation time stays) or made.
+    With an id, it is overwritten: NotFoundError if missing, ConflictError if its path is taken.
     """
     params = file_record_params(of_type(FileRecord, record))
     if record.id is None:

@@ -19,13 +19,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._loader import sql_root
-from persistence.database import (
-    Database,
-    Engine,
-    backend_of,
-    connection,
-    translate_errors,
-)
+from persistence.database import Database, Engine, backend_of, connection, translate_errors
 from persistence.exceptions import MigrationError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
@@ -77,8 +71,7 @@ _HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duratio
 _FILE_NAME: Final = re.compile(r"(?P<version>\d{4,})_(?P<slug>[a-z0-9_]+)\.sql")
 
 _TRANSACTION_CONTROL: Final = re.compile(
-    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b",
-    re.IGNORECASE,
+    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
 )
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 
@@ -330,7 +323,9 @@ def _plans(
 async def _chain_status(db: Database, chain: Chain, migrations: list[Migration]) -> MigrationStatus:
     notes: tuple[str, ...] = ()
     applied: list[AppliedMigration] = []
-    if await _has_table(db, chain.history):
+    async with translate_errors(db):
+        has_history = bool(await backend_of(db).table_columns(chain.history))
+    if has_history:
         async with connection(db) as conn:
             applied = await _applied(db, conn, chain)
     elif chain is Chain.PACKAGE and await _legacy_history(db):
@@ -341,11 +336,6 @@ async def _chain_status(db: Database, chain: Chain, migrations: list[Migration])
             ),
         )
     return attrs.evolve(_compare(migrations, applied, chain), notes=notes)
-
-
-async def _has_table(db: Database, table: str) -> bool:
-    async with translate_errors(db):
-        return bool(await backend_of(db).table_columns(table))
 
 
 async def _legacy_history(db: Database, conn: Connection | None = None) -> bool:
@@ -383,11 +373,10 @@ async def migrate(
 ) -> list[Migration]:
     """Apply every pending migration in order; return the ones this call applied.
 
-    The package's chain runs first, then the user's from `folder/<engine>/` if given.
-    `accept` and `accept_user` list versions of each chain whose drift is accepted: an edited
-    file's new checksum is recorded without running it; a deleted file's row is removed.
-    `lock_timeout` bounds the wait for another runner; `package_folder` stands in for the
-    packaged migrations of the engine (tools, tests).
+    The package's chain runs first, then the user's from `folder/<engine>/` if given. `accept`
+    and `accept_user` list each chain's versions whose drift is accepted: an edited file's new
+    checksum is recorded, a deleted file's row removed. `lock_timeout` bounds the wait for
+    another runner; `package_folder` stands in for the packaged migrations (tools, tests).
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")

@@ -194,8 +194,7 @@ class _Bounds(TypedDict):
 
 
 def wanted_values(
-    one: TestType | TestStatus | None,
-    several: frozenset[TestType] | frozenset[TestStatus] | None,
+    one: TestType | TestStatus | None, several: frozenset[TestType] | frozenset[TestStatus] | None
 ) -> list[str] | None:
     """Give the values (sorted, unique) a field may have under `one` and `several`, or None."""
     if one is None and several is None:
@@ -207,11 +206,7 @@ def wanted_values(
 
 
 def _listing(
-    db: Database,
-    where: ResultFilter,
-    cursor_at: dt.datetime,
-    cursor_id: int,
-    limit: int,
+    db: Database, where: ResultFilter, cursor_at: dt.datetime, cursor_id: int, limit: int
 ) -> Awaitable[list[TestResultsRow]]:
     """Run the listing whose index suits the filter: metadata, status, type, else time.
 
@@ -259,9 +254,9 @@ async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]
 
 
 async def save_result(db: Database, result: TestResult) -> TestResult:
-    """Insert a result without an id, or overwrite the stored one (else NotFoundError).
+    """Insert a result without an id, or overwrite the stored one; return it as stored.
 
-    Returns the result as stored, with its id.
+    Overwriting an id that does not exist raises NotFoundError.
     """
     params = result_params(of_type(TestResult, result))
     if result.id is None:
@@ -272,10 +267,7 @@ async def save_result(db: Database, result: TestResult) -> TestResult:
 
 
 async def save_results(db: Database, results: Iterable[TestResult]) -> int:
-    """Insert many new results in one batch, all or none; return how many.
-
-    Results must not have ids yet: use `save_result` to overwrite stored ones.
-    """
+    """Insert many new results (without ids) in one batch, all or none; return how many."""
     given: object = results  # callers without type checking may pass anything
     if not isinstance(given, Iterable) or isinstance(given, str | bytes):
         raise ValidationError(
@@ -321,7 +313,6 @@ async def delete_results_before(
 
     Given `artifacts` (a `CounterexampleStore`), it then removes the files no result names any
     more, never one a result still names; that needs its own commits, so not in `transaction()`.
-
     The rows go in short batches, oldest first, each its own transaction outside
     `transaction()`: other writers wait milliseconds at most, and on SQLite no batch holds the
     loop long. A crash or cancellation part way leaves some old rows, whole: call it again.
