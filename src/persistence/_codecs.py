@@ -1,7 +1,4 @@
-"""How values that neither driver stores as they are become text, and come back.
-
-Neutral: both backends and the generated row mappers use it.
-"""
+"""How values neither driver stores as they are become text and back, for both backends."""
 
 from __future__ import annotations
 
@@ -35,10 +32,7 @@ def decode_datetime(raw: object) -> object:
 
 
 def decode_json_text(text: str) -> object:
-    """Read one JSON text as `json.loads` does, at a third of its cost for a small object.
-
-    A text that the scanner under `json.loads` reads whole needs none of its checks.
-    """
+    """Read one JSON text as `json.loads` does, at a third of the cost: its scanner, unchecked."""
     try:
         value, end = _SCAN_ONCE(text, 0)
     except StopIteration:  # nothing at the start that the scanner reads: json.loads says why

@@ -223,10 +223,7 @@ def row_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
 
 
 def position_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
-    """Validate the id a cursor stops at: any int an id column holds.
-
-    The package gives ids from 1, but plain SQL may store 0 or below, and a page may end there.
-    """
+    """Validate the id a cursor stops at: any int an id column holds (plain SQL may store 0)."""
     _id_from(MIN_INT, type(instance).__name__, field.name, value)
 
 
@@ -263,10 +260,7 @@ def _member_check(kind: type[_E]) -> Callable[[object, object, attrs.Attribute[o
 
 
 def members_of(kind: type[_E]) -> attrs.Converter[object, frozenset[_E] | None]:
-    """Make a converter to a frozenset of members of `kind`, each given as member or value.
-
-    None stays None. A text is refused rather than read as a collection of its characters.
-    """
+    """Convert to a frozenset of `kind` members (or values); None stays, text is refused."""
     as_member = _member_check(kind)
 
     def as_members(
@@ -331,10 +325,7 @@ else:
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
-    """Check that value is JSON both engines give back unchanged, and give it as plain dicts.
-
-    Integers fit in 64 bits, floats are finite and below 2**53 (jsonb rewrites larger ones).
-    """
+    """Give value as plain JSON both engines keep unchanged: 64-bit ints, finite floats < 2**53."""
     if isinstance(value, list | dict) and value and depth >= MAX_JSON_DEPTH:
         raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, list):

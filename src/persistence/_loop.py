@@ -23,10 +23,7 @@ SLICE_ITEMS: Final = 250
 
 
 class _GivenBack(threading.local):
-    """When the package last gave back the loop running in this thread, and that loop.
-
-    One note per thread (which runs one loop at a time) is cheaper than a weak dict by loop.
-    """
+    """When the package last gave back this thread's loop (cheaper than a weak dict by loop)."""
 
     loop: asyncio.AbstractEventLoop | None = None
     at: float = 0.0

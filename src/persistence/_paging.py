@@ -61,10 +61,7 @@ def page_limit(model: str, limit: object) -> int:
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:
-    """Give [low, high): the texts that start with `prefix` are exactly those in it, by code point.
-
-    `high` raises the last character that is not U+10FFFF by one, over the surrogates.
-    """
+    """Give [low, high): exactly the texts that start with `prefix`, by code point."""
     stem = prefix.rstrip(_LAST_CHARACTER)
     if not stem:
         return prefix, AFTER_EVERY_KEY
@@ -77,10 +74,7 @@ def prefix_range(prefix: str) -> tuple[str, str]:
 def continued_filter(
     kind: type[_Filter], cursor_model: str, where: _Filter | None, cursor_where: _Filter | None
 ) -> _Filter:
-    """Give the filter a listing runs with: `where`, else the cursor's, else an empty one.
-
-    A cursor made with another filter than `where` is refused, naming `cursor_model`.
-    """
+    """Give the filter to run with: `where`, else the cursor's, else empty; refuse a mismatch."""
     if where is not None:
         where = of_type(kind, where)
     if cursor_where is None:

@@ -31,10 +31,7 @@ _MAX_PORT: Final = 65535
 
 
 def redact_url(url: str | os.PathLike[str]) -> str:
-    """Return a URL fit to print: its passwords (user part, query, `listen_url=`) become `***`.
-
-    It never fails, so that it can describe a URL too broken to open.
-    """
+    """Give a URL fit to print, passwords as `***` (user part, query, listen_url); never fails."""
     text = os.fspath(url)
     start, end = _authority(text)
     user, at, hosts = text[start:end].rpartition("@")

@@ -86,7 +86,8 @@ def config_type_of(value: ConfigValue) -> ConfigType:
 
 async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
     """Return the entry with this id, or None."""
-    row = await run_query(db, db.queries.get_config_entry, id=key_id("ConfigEntry", entry_id))
+    entry_id = key_id("ConfigEntry", entry_id)
+    row = await run_query(db, lambda conn: db.queries.get_config_entry(conn, id=entry_id))
     return None if row is None else config_from_row(row)
 
 
@@ -99,7 +100,9 @@ async def find_config_entry_by_key(db: Database, section: str, key: str) -> Conf
     """Return the entry of (section, key), or None."""
     section = key_text("ConfigEntry", "section", section)
     key = key_text("ConfigEntry", "key", key)
-    row = await run_query(db, db.queries.get_config_entry_by_key, section=section, key=key)
+    row = await run_query(
+        db, lambda conn: db.queries.get_config_entry_by_key(conn, section=section, key=key)
+    )
     return None if row is None else config_from_row(row)
 
 
@@ -163,10 +166,7 @@ async def get_config_value(
 def value_of(
     entry: ConfigEntry | None, section: str, key: str, kind: type[object], default: object
 ) -> object:
-    """Give a looked-up entry's value as `kind`.
-
-    A missing entry gives `default` or NotFoundError; a value of another type, ValidationError.
-    """
+    """Give an entry's value as `kind` (else ValidationError); `default`/NotFoundError if None."""
     if entry is None:
         if default is None:
             raise NotFoundError("ConfigEntry", (section, key))
@@ -198,13 +198,15 @@ async def list_config_entries(
     cursor_section = "" if after is None else after.section
     rows = await run_query(
         db,
-        db.queries.list_config_entries_page,
-        # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
-        section_from=max("" if section is None else section, cursor_section),
-        section_until=AFTER_EVERY_KEY if section is None else section,
-        cursor_section=cursor_section,
-        cursor_key="" if after is None else after.key,
-        page_size=limit,
+        lambda conn: db.queries.list_config_entries_page(
+            conn,
+            # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
+            section_from=max("" if section is None else section, cursor_section),
+            section_until=AFTER_EVERY_KEY if section is None else section,
+            cursor_section=cursor_section,
+            cursor_key="" if after is None else after.key,
+            page_size=limit,
+        ),
     )
     return await page_of(
         rows, config_from_row, limit, lambda last: ConfigEntryCursor(last.section, last.key, where)
@@ -228,10 +230,14 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     """
     params = config_params(of_type(ConfigEntry, entry))
     if entry.id is None:
-        row = await run_query(db, db.queries.upsert_config_entry, **params)
+        row = await run_query(db, lambda conn: db.queries.upsert_config_entry(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return config_from_row(row)
-    if await run_query(db, db.queries.update_config_entry, id=entry.id, **params) == 0:
+    entry_id = entry.id
+    changed = await run_query(
+        db, lambda conn: db.queries.update_config_entry(conn, id=entry_id, **params)
+    )
+    if changed == 0:
         raise NotFoundError("ConfigEntry", entry.id)
     return entry
 
@@ -249,4 +255,4 @@ async def set_config(
 async def delete_config_entry(db: Database, entry_id: int) -> bool:
     """Delete the entry with this id; return whether there was one."""
     entry_id = key_id("ConfigEntry", entry_id)
-    return await run_query(db, db.queries.delete_config_entry, id=entry_id) > 0
+    return await run_query(db, lambda conn: db.queries.delete_config_entry(conn, id=entry_id)) > 0

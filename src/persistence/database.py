@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Concatenate, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -265,11 +265,7 @@ def _refuse_outer(backend: Backend) -> None:
 
 
 def check_usable(db: Database) -> None:
-    """Raise now the DatabaseError that a call on `db` would raise here, if any.
-
-    For work that must not start when its call would be refused (the outer `db` in its own
-    block, an ended block, or one a nested block covers).
-    """
+    """Raise now the DatabaseError a call on `db` would raise here, if any: before work starts."""
     frame = db._frame  # noqa: SLF001
     if frame is not None:
         frame.check()
@@ -401,22 +397,14 @@ class _Lent:
                 _raise_translated(self._backend, error, self._database)
 
 
-async def run_query(
-    db: Database,
-    query: Callable[Concatenate[Connection, _P], Awaitable[_T]],
-    *args: _P.args,
-    **kwargs: _P.kwargs,
-) -> _T:
-    """Run one query of `db.queries` on a connection lent for it; give what it returns."""
+async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
+    """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query)."""
     async with _Lent(db) as conn:
-        return await query(conn, *args, **kwargs)
+        return await query(conn)
 
 
 def connection(db: Database) -> _Lent:
-    """Lend a connection for one query: the transaction's inside `transaction()`.
-
-    Driver errors raised in the block come out as this package's errors, chained.
-    """
+    """Lend a connection for one query (the transaction's in `transaction()`); errors translated."""
     return _Lent(db)
 
 
@@ -436,10 +424,7 @@ def translate_errors(db: Database) -> contextlib.AbstractAsyncContextManager[Non
 
 
 def _raise_translated(backend: Backend, error: BaseException, database: str = "") -> None:
-    """Raise the package's error for a driver error, from it; other errors pass untouched.
-
-    A missing table almost always means an unmigrated database: the error names it and the mend.
-    """
+    """Raise the package's error for a driver error (a missing table: say to migrate), if any."""
     translated = backend.translate(error)
     if translated is None:
         return

@@ -52,8 +52,6 @@ __all__ = [
 TABLE = "file_records"
 """The table these functions read and write; caches key their invalidation on it."""
 
-_WILDCARDS = "*?"
-
 
 def _short_text(instance: object, field: attrs.Attribute[str | None], value: str | None) -> None:
     """Validate a path pattern: text of at most MAX_KEY_BYTES, like the paths it matches."""
@@ -94,7 +92,8 @@ class FileRecordCursor:
 
 async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
     """Return the record with this id, or None."""
-    row = await run_query(db, db.queries.get_file_record, id=key_id("FileRecord", record_id))
+    record_id = key_id("FileRecord", record_id)
+    row = await run_query(db, lambda conn: db.queries.get_file_record(conn, id=record_id))
     return None if row is None else file_record_from_row(row)
 
 
@@ -106,7 +105,7 @@ async def get_file_record(db: Database, record_id: int) -> FileRecord:
 async def find_file_record_by_path(db: Database, path: str) -> FileRecord | None:
     """Return the record of this path, or None."""
     path = key_text("FileRecord", "path", path)
-    row = await run_query(db, db.queries.get_file_record_by_path, path=path)
+    row = await run_query(db, lambda conn: db.queries.get_file_record_by_path(conn, path=path))
     return None if row is None else file_record_from_row(row)
 
 
@@ -129,10 +128,14 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     """
     params = file_record_params(of_type(FileRecord, record))
     if record.id is None:
-        row = await run_query(db, db.queries.upsert_file_record, **params)
+        row = await run_query(db, lambda conn: db.queries.upsert_file_record(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return file_record_from_row(row)
-    if await run_query(db, db.queries.update_file_record, id=record.id, **params) == 0:
+    record_id = record.id
+    changed = await run_query(
+        db, lambda conn: db.queries.update_file_record(conn, id=record_id, **params)
+    )
+    if changed == 0:
         raise NotFoundError("FileRecord", record.id)
     return record
 
@@ -140,13 +143,16 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
 async def delete_file_record(db: Database, record_id: int) -> bool:
     """Delete the record with this id; return whether there was one."""
     record_id = key_id("FileRecord", record_id)
-    return await run_query(db, db.queries.delete_file_record, id=record_id) > 0
+    return await run_query(db, lambda conn: db.queries.delete_file_record(conn, id=record_id)) > 0
 
 
 async def delete_file_record_by_path(db: Database, path: str) -> bool:
     """Delete the record of this path; return whether there was one."""
     path = key_text("FileRecord", "path", path)
-    return await run_query(db, db.queries.delete_file_record_by_path, path=path) > 0
+    deleted = await run_query(
+        db, lambda conn: db.queries.delete_file_record_by_path(conn, path=path)
+    )
+    return deleted > 0
 
 
 async def list_file_records(
@@ -168,17 +174,19 @@ async def list_file_records(
     cursor_path = "" if after is None else after.path
     rows = await run_query(
         db,
-        db.queries.list_file_records_page,
-        # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
-        path_from=max(low, cursor_path),
-        path_until=high,
-        cursor_path=cursor_path,
-        path_glob=where.path_glob,
-        size_from=0 if where.min_size is None else where.min_size,
-        size_until=MAX_INT if where.max_size is None else where.max_size,
-        accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
-        accessed_until=END_OF_TIME if where.accessed_until is None else where.accessed_until,
-        page_size=limit,
+        lambda conn: db.queries.list_file_records_page(
+            conn,
+            # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
+            path_from=max(low, cursor_path),
+            path_until=high,
+            cursor_path=cursor_path,
+            path_glob=where.path_glob,
+            size_from=0 if where.min_size is None else where.min_size,
+            size_until=MAX_INT if where.max_size is None else where.max_size,
+            accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
+            accessed_until=END_OF_TIME if where.accessed_until is None else where.accessed_until,
+            page_size=limit,
+        ),
     )
     return await page_of(
         rows, file_record_from_row, limit, lambda last: FileRecordCursor(last.path, where)
@@ -190,7 +198,7 @@ def _path_range(where: FileRecordFilter) -> tuple[str, str]:
     low, high = "", AFTER_EVERY_KEY
     heads = [where.path_prefix or ""]
     if where.path_glob is not None:
-        end = min((i for i in map(where.path_glob.find, _WILDCARDS) if i >= 0), default=None)
+        end = min((i for i in map(where.path_glob.find, "*?") if i >= 0), default=None)
         heads.append(where.path_glob[:end])
     for head in heads:
         if head:

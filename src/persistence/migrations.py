@@ -177,10 +177,7 @@ def migrations_folder(engine: Engine) -> Path:
 
 
 def user_migrations_folder(folder: Path, engine: Engine) -> Path:
-    """Return one engine's folder of a user's chain: `folder/sqlite` or `folder/postgres`.
-
-    A folder without it is refused: a one-engine folder given by mistake is not taken as empty.
-    """
+    """Return one engine's folder of a user's chain, `folder/<engine>`, which must exist."""
     if not isinstance(folder, Path):
         raise ValidationError("migrate", "folder", f"must be a pathlib.Path, got {folder!r}")
     if not folder.is_dir():
@@ -196,10 +193,7 @@ def user_migrations_folder(folder: Path, engine: Engine) -> Path:
 
 
 def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
-    """Read every `NNNN_slug.sql` of one engine's folder, in version order.
-
-    Files not ending in `.sql` (any case) are left alone; a bad `.sql` file is an error naming it.
-    """
+    """Read the `NNNN_slug.sql` files of one engine's folder in version order; refuse bad names."""
     if not folder.is_dir():
         raise MigrationError(f"migrations folder {folder} does not exist")
     migrations: dict[int, Migration] = {}
@@ -280,10 +274,7 @@ async def pending_migrations(
     accept_user: Iterable[int] = (),
     package_folder: Path | None = None,
 ) -> list[Migration]:
-    """Return what `migrate` with these arguments would apply, in order, changing nothing.
-
-    Files and drift are checked as `migrate` checks them; another runner's work is not foreseen.
-    """
+    """Return what `migrate` would apply, in order, checking as it does and changing nothing."""
     accepted = _accepted(folder, accept, accept_user)
     backend = backend_of(db)
     pending: list[Migration] = []
@@ -442,18 +433,25 @@ def _refuse(status: MigrationStatus, accepted: set[int]) -> None:
 async def _accept(
     db: Database, conn: Connection, chain: Chain, migrations: list[Migration], accepted: set[int]
 ) -> None:
-    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten."""
-    package = chain is Chain.PACKAGE
-    q = db.queries
-    forget = q.forget_migration if package else q.forget_user_migration
-    accept = q.accept_migration_checksum if package else q.accept_user_migration_checksum
+    """Record the accepted drift: an edited file's new checksum, or a deleted file forgotten.
+
+    Each query is called by its name, so that a change to its parameters is a type error here.
+    """
     by_version = {m.version: m for m in migrations}
     for version in sorted(accepted):
         migration = by_version.get(version)
-        if migration is None:
-            await forget(conn, version=version)
+        if migration is None and chain is Chain.PACKAGE:
+            await db.queries.forget_migration(conn, version=version)
+        elif migration is None:
+            await db.queries.forget_user_migration(conn, version=version)
+        elif chain is Chain.PACKAGE:
+            await db.queries.accept_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
         else:
-            await accept(conn, version=version, name=migration.name, checksum=migration.checksum)
+            await db.queries.accept_user_migration_checksum(
+                conn, version=version, name=migration.name, checksum=migration.checksum
+            )
 
 
 async def _apply(
@@ -470,23 +468,30 @@ async def _apply(
         raise MigrationError(
             f"{migration.path.name}: {translated}", migration=migration.name
         ) from error
-    package = migration.chain is Chain.PACKAGE
-    record = db.queries.record_migration if package else db.queries.record_user_migration
-    await record(
-        conn,
-        version=migration.version,
-        name=migration.name,
-        checksum=migration.checksum,
-        applied_at=dt.datetime.now(dt.UTC),
-        duration_ms=(time.perf_counter() - started) * 1000,
-    )
+    applied_at = dt.datetime.now(dt.UTC)
+    duration_ms = (time.perf_counter() - started) * 1000
+    if migration.chain is Chain.PACKAGE:
+        await db.queries.record_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
+    else:
+        await db.queries.record_user_migration(
+            conn,
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+        )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
-    """Create the chain's history table if missing (DDL in sql/history/), or adopt the legacy one.
-
-    A legacy-named table with other columns belongs to another tool and is left alone.
-    """
+    """Create the chain's history table (sql/history/), or adopt a legacy one of our columns."""
     backend = backend_of(db)
     if chain is Chain.USER:
         ddl_file = f"{backend.engine.value}_user.sql"
@@ -500,8 +505,10 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
 
 
 async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:
-    q = db.queries
-    listed = q.list_applied_migrations if chain is Chain.PACKAGE else q.list_applied_user_migrations
+    package = chain is Chain.PACKAGE
+    listed = (
+        db.queries.list_applied_migrations if package else db.queries.list_applied_user_migrations
+    )
     return [
         AppliedMigration(r.version, r.name, r.checksum, r.applied_at, r.duration_ms, chain)
         for r in await listed(conn)

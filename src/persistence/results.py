@@ -146,7 +146,8 @@ class TypeStats:
 
 async def find_result(db: Database, result_id: int) -> TestResult | None:
     """Return the result with this id, or None."""
-    row = await run_query(db, db.queries.get_test_result, id=key_id("TestResult", result_id))
+    result_id = key_id("TestResult", result_id)
+    row = await run_query(db, lambda conn: db.queries.get_test_result(conn, id=result_id))
     return None if row is None else result_from_row(row)
 
 
@@ -208,10 +209,7 @@ def wanted_values(
 def _listing(
     db: Database, where: ResultFilter, cursor_at: dt.datetime, cursor_id: int, limit: int
 ) -> Awaitable[list[TestResultsRow]]:
-    """Run the listing whose index suits the filter: metadata, status, type, else time.
-
-    The most selective filter that is set drives the plan; the others are checked on its rows.
-    """
+    """Run the listing whose index suits the most selective filter: metadata, status, type, time."""
     until, cursor_at, cursor_id = upper_bounds(
         END_OF_TIME if where.created_until is None else where.created_until, cursor_at, cursor_id
     )
@@ -226,21 +224,26 @@ def _listing(
     test_types = wanted_values(where.test_type, where.test_types)
     queries = db.queries
     if where.metadata is not None:
-        by_metadata = queries.list_test_results_by_metadata
+        metadata = where.metadata
         return run_query(
             db,
-            by_metadata,
-            metadata=where.metadata,
-            statuses=statuses,
-            test_types=test_types,
-            **bounds,
+            lambda conn: queries.list_test_results_by_metadata(
+                conn, metadata=metadata, statuses=statuses, test_types=test_types, **bounds
+            ),
         )
     if statuses is not None:
-        by_status = queries.list_test_results_by_status
-        return run_query(db, by_status, statuses=statuses, test_types=test_types, **bounds)
+        return run_query(
+            db,
+            lambda conn: queries.list_test_results_by_status(
+                conn, statuses=statuses, test_types=test_types, **bounds
+            ),
+        )
     if test_types is not None:
-        return run_query(db, queries.list_test_results_by_type, test_types=test_types, **bounds)
-    return run_query(db, queries.list_test_results, **bounds)
+        return run_query(
+            db,
+            lambda conn: queries.list_test_results_by_type(conn, test_types=test_types, **bounds),
+        )
+    return run_query(db, lambda conn: queries.list_test_results(conn, **bounds))
 
 
 async def all_results(db: Database, where: ResultFilter | None = None) -> list[TestResult]:
@@ -254,14 +257,16 @@ async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]
 
 
 async def save_result(db: Database, result: TestResult) -> TestResult:
-    """Insert a result without an id, or overwrite the stored one; return it as stored.
-
-    Overwriting an id that does not exist raises NotFoundError.
-    """
+    """Insert a result without an id or overwrite the stored one (else NotFoundError); give it."""
     params = result_params(of_type(TestResult, result))
     if result.id is None:
-        return with_id(result, await run_query(db, db.queries.insert_test_result, **params))
-    if await run_query(db, db.queries.update_test_result, id=result.id, **params) == 0:
+        new_id = await run_query(db, lambda conn: db.queries.insert_test_result(conn, **params))
+        return with_id(result, new_id)
+    result_id = result.id
+    changed = await run_query(
+        db, lambda conn: db.queries.update_test_result(conn, id=result_id, **params)
+    )
+    if changed == 0:
         raise NotFoundError("TestResult", result.id)
     return result
 
@@ -288,14 +293,14 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
             )
         rows.append(result_params(result))
     if rows:
-        await run_query(db, db.queries.insert_test_results, rows)
+        await run_query(db, lambda conn: db.queries.insert_test_results(conn, rows))
     return len(rows)
 
 
 async def delete_result(db: Database, result_id: int) -> bool:
     """Delete the result with this id; return whether there was one."""
     result_id = key_id("TestResult", result_id)
-    return await run_query(db, db.queries.delete_test_result, id=result_id) > 0
+    return await run_query(db, lambda conn: db.queries.delete_test_result(conn, id=result_id)) > 0
 
 
 class ArtifactSweep(Protocol):
@@ -303,7 +308,6 @@ class ArtifactSweep(Protocol):
 
     async def sweep(self, db: Database) -> int:
         """Remove the files that no result of `db` names any more; give how many."""
-        ...
 
 
 async def delete_results_before(
@@ -359,8 +363,12 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
 async def _retention_batch(db: Database, cutoff: dt.datetime, size: int) -> tuple[int, float]:
     """Delete one batch of at most `size` expired rows; give how many, and the statement's time."""
     started = time.perf_counter()
-    query = db.queries.delete_test_results_before_batch
-    deleted = await run_query(db, query, cutoff=cutoff, batch_size=size)
+    deleted = await run_query(
+        db,
+        lambda conn: db.queries.delete_test_results_before_batch(
+            conn, cutoff=cutoff, batch_size=size
+        ),
+    )
     return deleted, time.perf_counter() - started
 
 
