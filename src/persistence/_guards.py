@@ -1,8 +1,7 @@
-"""The checks a value passes before it reaches a query, each raising ValidationError.
+"""The checks a value passes before it reaches a query, each a ValidationError naming the field.
 
-Every check names the model and the field it guards. Each rule is written once and
-serves three callers: the attrs validators and converters on the models' fields, and the
-repository functions, which guard the ids, keys and datetimes they look rows up by.
+Each rule is written once, for the models' attrs validators and converters and for the
+repository functions' arguments.
 """
 
 from __future__ import annotations
@@ -18,37 +17,6 @@ import attrs
 from persistence._interface import JsonObject, JsonValue
 from persistence.exceptions import ValidationError
 
-__all__ = [
-    "MAX_INT",
-    "MAX_JSON_DEPTH",
-    "MAX_JSON_FLOAT",
-    "MAX_KEY_BYTES",
-    "MIN_INT",
-    "argument",
-    "as_json_object",
-    "as_metadata_subset",
-    "as_utc",
-    "at_least",
-    "byte_string",
-    "count",
-    "finite_amount",
-    "instance_of",
-    "int_problem",
-    "json_value",
-    "key_id",
-    "key_length_problem",
-    "key_text",
-    "member_of",
-    "members_of",
-    "nonempty_key",
-    "of_type",
-    "position_id",
-    "row_id",
-    "text",
-    "text_problem",
-    "utc_instant",
-]
-
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=enum.StrEnum)
 
@@ -59,11 +27,8 @@ MIN_INT = -(2**63)
 """The smallest integer both engines store."""
 
 MAX_KEY_BYTES = 1024
-"""The longest section, key or path, in UTF-8 bytes, on both engines alike.
-
-These columns are indexed, and a PostgreSQL btree index row holds at most 2,704 bytes:
-without this limit a long key would be stored on SQLite and refused on PostgreSQL.
-"""
+"""The longest section, key or path, in UTF-8 bytes: a PostgreSQL btree index row holds 2,704
+at most, so without it a long key would be stored on SQLite and refused on PostgreSQL."""
 
 MAX_JSON_DEPTH = 64
 """How deeply JSON may nest; SQLite's JSON functions stop at 1,000 levels."""
@@ -144,10 +109,16 @@ def utc_instant(model: str, field: str, value: object) -> dt.datetime:
 
 def key_id(model: str, value: object, field: str = "id") -> int:
     """Check an id given to look a row up by: an int that an id column can hold."""
+    return _id_from(1, model, field, value)
+
+
+def _id_from(low: int, model: str, field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(model, field, _type_problem("int", value))
-    if not 1 <= value <= MAX_INT:
-        raise ValidationError(model, field, f"must be between 1 and {MAX_INT}, got {_shown(value)}")
+    if not low <= value <= MAX_INT:
+        raise ValidationError(
+            model, field, f"must be between {low} and {MAX_INT}, got {_shown(value)}"
+        )
     return value
 
 
@@ -252,16 +223,8 @@ def row_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
 
 
 def position_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
-    """Validate the id a cursor stops at: any int an id column holds.
-
-    The package gives ids from 1, but plain SQL may store 0 or below, and a page may end there.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _refuse(instance, field, _type_problem("int", value))
-    if not MIN_INT <= value <= MAX_INT:
-        raise _refuse(
-            instance, field, f"must be between {MIN_INT} and {MAX_INT}, got {_shown(value)}"
-        )
+    """Validate the id a cursor stops at: any int an id column holds (plain SQL may store 0)."""
+    _id_from(MIN_INT, type(instance).__name__, field.name, value)
 
 
 # Field converters: attrs calls them with the value, the instance and the field ----------
@@ -297,10 +260,7 @@ def _member_check(kind: type[_E]) -> Callable[[object, object, attrs.Attribute[o
 
 
 def members_of(kind: type[_E]) -> attrs.Converter[object, frozenset[_E] | None]:
-    """Make a converter to a frozenset of members of `kind`, each given as member or value.
-
-    None stays None. A text is refused rather than read as a collection of its characters.
-    """
+    """Convert to a frozenset of `kind` members (or values); None stays, text is refused."""
     as_member = _member_check(kind)
 
     def as_members(
@@ -365,14 +325,10 @@ else:
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
-    """Check that value is JSON both engines store and give back unchanged; give it plain.
-
-    Integers must fit in 64 bits and floats be finite and below 2**53 (SQLite's JSON and
-    jsonb change larger ones); an OrderedDict or other subclass comes back plain.
-    """
+    """Give value as plain JSON both engines keep unchanged: 64-bit ints, finite floats < 2**53."""
+    if isinstance(value, list | dict) and value and depth >= MAX_JSON_DEPTH:
+        raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, list):
-        if value and depth >= MAX_JSON_DEPTH:
-            raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
         return [json_value(item, model, field, depth + 1) for item in value]
     if isinstance(value, dict):
         return _json_object(value, model, field, depth)
@@ -380,8 +336,6 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
 
 
 def _json_object(value: dict[object, object], model: str, field: str, depth: int) -> JsonObject:
-    if value and depth >= MAX_JSON_DEPTH:
-        raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     plain: JsonObject = {}
     for name, item in value.items():
         if not isinstance(name, str):

@@ -12,11 +12,7 @@ JsonObject: TypeAlias = "dict[str, JsonValue]"
 """A JSON object: what metadata columns hold."""
 
 RowMapper: TypeAlias = Callable[[Iterable[Any]], list[Any]]
-"""Turns the rows a driver fetched into the generated row type, by position.
-
-Rows cross the drivers untyped (sqlite3 tuples, asyncpg Records); the generated mappers give
-typed rows, and the `Queries` protocol types what a call returns.
-"""
+"""Turns the untyped rows a driver fetched into the generated row type, by position."""
 
 
 class QueryFacts(NamedTuple):
@@ -30,8 +26,4 @@ class QueryFacts(NamedTuple):
 
 
 class Connection(Protocol):
-    """An open connection of some engine, as the loaded queries take it: opaque here.
-
-    Each backend lends its own (a SQLite session, an asyncpg connection) and narrows it back
-    where it runs a statement; nothing below the backends knows which engine it is.
-    """
+    """An open connection of some engine, as the loaded queries take it: opaque here."""

@@ -1,8 +1,7 @@
 """The one budget for work done on the event loop, shared by every part of the package.
 
-Work that runs on the loop (decoding, mapping, ranking, snippets, cache fills) calls
-`share_loop()` between small steps: once the loop has been held for `LOOP_SLICE` since it
-was last given back, the caller yields, so that no other task waits long behind it.
+Work on the loop calls `share_loop()` between small steps: once the loop has been held for
+`LOOP_SLICE`, the caller yields, so that no other task waits long behind it.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Final, TypeVar
-
-__all__ = ["LOOP_SLICE", "SLICE_ITEMS", "gave_back", "map_in_slices", "share_loop"]
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -26,11 +23,7 @@ SLICE_ITEMS: Final = 250
 
 
 class _GivenBack(threading.local):
-    """When the package last gave back the loop running in this thread, and that loop.
-
-    A thread runs one loop at a time, so one note per thread serves every loop, cheaper than
-    a weak dict keyed by loop, whose look-up cost more than the rest of `share_loop`.
-    """
+    """When the package last gave back this thread's loop (cheaper than a weak dict by loop)."""
 
     loop: asyncio.AbstractEventLoop | None = None
     at: float = 0.0
@@ -58,10 +51,7 @@ def gave_back() -> None:
 
 
 async def map_in_slices(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
-    """Map `items`, giving the loop back between slices of a long list.
-
-    Each slice is mapped by `map`, with no Python step per item of its own.
-    """
+    """Map `items` (each slice by `map`, no Python step per item), giving the loop back between."""
     given = items if isinstance(items, list) else list(items)
     if len(given) <= SLICE_ITEMS:
         return list(map(mapper, given))

@@ -1,8 +1,7 @@
-"""What every listing shares: the page, its size limit, and the bounds of an unset filter.
+"""What every keyset listing shares: the page, its size limit, and the bounds of an unset filter.
 
-Listings are keyset pages. A filter that is not set is passed to SQL as the widest bound
-(the start or the end of time, the empty text or a text after every key), never as NULL:
-`col >= $1` is a range of an index under any plan, where `col = coalesce($1, col)` is not.
+An unset filter goes to SQL as the widest bound, never NULL: `col >= $1` is an index range
+under any plan, where `col = coalesce($1, col)` is not.
 """
 
 from __future__ import annotations
@@ -17,22 +16,6 @@ from persistence._guards import MAX_KEY_BYTES, MIN_INT, of_type
 from persistence._loop import map_in_slices
 from persistence.exceptions import ValidationError
 
-__all__ = [
-    "AFTER_EVERY_KEY",
-    "END_OF_TIME",
-    "MAX_PAGE_SIZE",
-    "READ_PAGE",
-    "START_OF_TIME",
-    "Page",
-    "continued_filter",
-    "every_item",
-    "page_limit",
-    "page_of",
-    "prefix_range",
-    "stored_id",
-    "upper_bounds",
-]
-
 _Item = TypeVar("_Item")
 _Row = TypeVar("_Row")
 _Filter = TypeVar("_Filter")
@@ -44,12 +27,7 @@ MAX_PAGE_SIZE: Final = 10_000
 READ_PAGE: Final = 1_000
 """The page the `all_...` functions read at a time: small, so that the driver's rows die young.
 
-A page's rows live until they become models. Read 10,000 at a time, they outlived enough young
-collections to reach the oldest generation, and each read of 50,000 results set off a full
-collection of everything the process held. In `bench/reads.py`, holding 800,000 objects,
-reading from PostgreSQL in pages of 10,000 took 1.70 times the CPU of asyncpg's own rows with
-one full collection a read; in pages of 1,000, 0.89 times, with none.
-"""
+Pages of 10,000 rows reached the oldest GC generation and set off full collections."""
 
 START_OF_TIME: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 """Before every stored time: the lower bound of a time filter that is not set."""
@@ -64,11 +42,7 @@ _LAST_BEFORE_SURROGATES: Final = 0xD7FF
 _FIRST_AFTER_SURROGATES: Final = 0xE000
 
 AFTER_EVERY_KEY: Final = _LAST_CHARACTER * (MAX_KEY_BYTES // 4 + 1)
-"""A text that sorts after every path, section and key, by code point.
-
-A key holds at most MAX_KEY_BYTES bytes, so at most MAX_KEY_BYTES // 4 characters U+10FFFF:
-it is either shorter than this text, or differs from it at a smaller character.
-"""
+"""A text that sorts after every path, section and key (at most MAX_KEY_BYTES), by code point."""
 
 
 @attrs.frozen
@@ -87,12 +61,7 @@ def page_limit(model: str, limit: object) -> int:
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:
-    """Give [low, high): the texts that start with `prefix` are exactly those in it, by code point.
-
-    `high` is `prefix` with its last character raised by one (dropping trailing U+10FFFF
-    characters first, and stepping over the surrogates, which no stored text holds); a prefix
-    with nothing to raise has AFTER_EVERY_KEY as its bound.
-    """
+    """Give [low, high): exactly the texts that start with `prefix`, by code point."""
     stem = prefix.rstrip(_LAST_CHARACTER)
     if not stem:
         return prefix, AFTER_EVERY_KEY
@@ -103,15 +72,9 @@ def prefix_range(prefix: str) -> tuple[str, str]:
 
 
 def continued_filter(
-    kind: type[_Filter],
-    cursor_model: str,
-    where: _Filter | None,
-    cursor_where: _Filter | None,
+    kind: type[_Filter], cursor_model: str, where: _Filter | None, cursor_where: _Filter | None
 ) -> _Filter:
-    """Give the filter a listing runs with: `where`, else the cursor's, else an empty one.
-
-    A cursor made with another filter than `where` is refused, naming `cursor_model`.
-    """
+    """Give the filter to run with: `where`, else the cursor's, else empty; refuse a mismatch."""
     if where is not None:
         where = of_type(kind, where)
     if cursor_where is None:
@@ -129,13 +92,10 @@ def continued_filter(
 def upper_bounds(
     until: dt.datetime, cursor_at: dt.datetime, cursor_id: int
 ) -> tuple[dt.datetime, dt.datetime, int]:
-    """Give a keyset page's two upper bounds, `until` and the cursor, each as the tighter one.
+    """Give a keyset page's two upper bounds, `until` and the (time, id) cursor, both the tighter.
 
-    A page's rows are created before `until` and before the (time, id) cursor. SQLite's index
-    scan starts from one of the two bounds only, and walks past every row between them: given
-    the looser one, each page of a long listing read all the rows above it. So both bounds are
-    given as the tighter: the cursor moved to `until` with no id to spare, or `until` moved to
-    just after the cursor's time (times are kept to the microsecond).
+    SQLite's index scan starts from one bound only and walks every row up to the other: from the
+    looser one, each page of a long listing read all the rows above it.
     """
     if until <= cursor_at:
         return until, until, MIN_INT

@@ -1,17 +1,10 @@
-"""Rows to models and models to query parameters, mapped by hand, by column name.
+"""Rows to models and models to query parameters, by hand and by column name.
 
-These mappers are typed against the generated row and parameter types, so a column or
-parameter renamed in sql/ fails type checking here. Repository functions call them
-directly: mypy sees the types, and no dispatch is paid per row.
-
-Rows come from tables whose constraints hold the models' rules (the CHECKs and column types
-of sql/migrations: a known type and status, counts that are not negative and passed <=
-total, an ISO 8601 UTC time, a JSON object), so the row mappers fill the frozen instance
-without running the models' checks again. They fill it fast: each model has a twin class
-below with the same slots and no checks, whose fields are plain stores; once filled, the
-instance becomes the model (`__class__`, which Python allows only between classes of one
-layout). That costs about a third of setting each field with `object.__setattr__`: some
-0.5 us a result instead of 1.5 (`bench/reads.py` measures whole reads).
+The mappers are typed against the generated row and parameter types, so a column renamed in
+sql/ fails type checking here. Rows come from tables whose constraints hold the models' rules,
+so a row mapper fills the frozen instance without checking again, and fast: it fills a twin
+class of the same slots and no checks, then makes the instance the model (`__class__`, allowed
+between classes of one layout): a third of the cost of `object.__setattr__` per field.
 """
 
 from __future__ import annotations
@@ -23,7 +16,7 @@ from typing import TypeVar
 import attrs
 
 from persistence._interface import JsonObject
-from persistence.exceptions import ValidationError
+from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     ConfigEntry,
     ConfigType,
@@ -43,19 +36,8 @@ from persistence.queries import (
     UpsertFileRecordParams,
 )
 
-__all__ = [
-    "config_from_row",
-    "config_params",
-    "decode_config_value",
-    "encode_config_value",
-    "file_record_from_row",
-    "file_record_params",
-    "result_from_row",
-    "result_params",
-    "with_id",
-]
-
 _M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
+_T = TypeVar("_T")
 
 _new = object.__new__
 _set = object.__setattr__
@@ -100,6 +82,13 @@ class _FileRecordFill:
     created_at: dt.datetime
     accessed_at: dt.datetime
     metadata: JsonObject
+
+
+def found(model: str, key: object, item: _T | None) -> _T:
+    """Give `item`, or raise NotFoundError for `key` when it is None."""
+    if item is None:
+        raise NotFoundError(model, key)
+    return item
 
 
 def with_id(model: _M, new_id: int) -> _M:

@@ -1,8 +1,6 @@
 """Database URLs: which engine a URL or path names, what its driver connects to, and how to show it.
 
-A SQLite database is a file path or a `sqlite:///` URL; PostgreSQL is a `postgresql://` URL,
-which may carry this package's own PgBouncer options (`_postgres/pooling.py`). Every URL is
-checked here, before anything is opened, and a bad one is a `DatabaseError` that says why,
+Every URL is checked here before anything opens; a bad one is a `DatabaseError` saying why,
 with no password in it.
 """
 
@@ -19,15 +17,6 @@ from persistence._backend import Engine
 from persistence._postgres.pooling import check_listen_url, pgbouncer_mode_problem, split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
-__all__ = [
-    "DEFAULT_DATABASE",
-    "PgBouncerMode",
-    "database_url",
-    "engine_of",
-    "pooled_target",
-    "redact_url",
-]
-
 PgBouncerMode = Literal["transaction"]
 """The PgBouncer pool mode the package is told of: `pool_mode = transaction`."""
 
@@ -42,11 +31,7 @@ _MAX_PORT: Final = 65535
 
 
 def redact_url(url: str | os.PathLike[str]) -> str:
-    """Return a URL fit to print: its password, in the user part or the query, becomes `***`.
-
-    It never fails, so that it can describe a URL too broken to open. A `listen_url=` in the
-    query, a URL itself, is shown with its own password hidden.
-    """
+    """Give a URL fit to print, passwords as `***` (user part, query, listen_url); never fails."""
     text = os.fspath(url)
     start, end = _authority(text)
     user, at, hosts = text[start:end].rpartition("@")
@@ -106,10 +91,7 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
 
 
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
-    """Tell the engine from a URL or path, and return what its driver connects to.
-
-    A URL this package cannot use is a `DatabaseError` that says why, with no password in it.
-    """
+    """Tell the engine from a URL or path, and return what its driver connects to."""
     text = database_url(url)
     match = _SCHEME.match(text)
     scheme = match["scheme"].lower() if match else ""
@@ -149,11 +131,10 @@ def pooled_target(
     listen_url: str | None,
     caller: str,
 ) -> tuple[Engine, str]:
-    """Tell the engine as `engine_of` does, with the PgBouncer options given as arguments.
+    """Tell the engine as `engine_of` does, folding the PgBouncer arguments into the URL.
 
-    They are folded into the PostgreSQL URL as `?pgbouncer=transaction&listen_url=...`, so the
-    backend reads one form. An option the URL already gives must have the same value, or it is
-    a `ValidationError` naming both; a SQLite database refuses them. Nothing is opened here.
+    An option the URL already gives must agree, else a `ValidationError` naming both; a SQLite
+    database refuses them.
     """
     if pgbouncer is not None and (problem := pgbouncer_mode_problem(pgbouncer)) is not None:
         raise ValidationError(caller, "pgbouncer", f"{problem} (or None)")

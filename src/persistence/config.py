@@ -21,8 +21,8 @@ from persistence._paging import (
     page_limit,
     page_of,
 )
-from persistence._rows import config_from_row, config_params
-from persistence.database import Database, connection
+from persistence._rows import config_from_row, config_params, found
+from persistence.database import Database, run_query
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
@@ -63,11 +63,7 @@ class ConfigEntryFilter:
 
 @attrs.frozen
 class ConfigEntryCursor:
-    """Where the next page of config entries starts: just after this (section, key).
-
-    It carries the filter of the listing that made it: `list_config_entries` refuses it
-    with any other filter, and uses it when given none.
-    """
+    """Where the next page of config entries starts: after this (section, key), with its filter."""
 
     section: str = attrs.field(validator=nonempty_key)
     key: str = attrs.field(validator=nonempty_key)
@@ -91,34 +87,29 @@ def config_type_of(value: ConfigValue) -> ConfigType:
 async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
     """Return the entry with this id, or None."""
     entry_id = key_id("ConfigEntry", entry_id)
-    async with connection(db) as conn:
-        row = await db.queries.get_config_entry(conn, id=entry_id)
+    row = await run_query(db, lambda conn: db.queries.get_config_entry(conn, id=entry_id))
     return None if row is None else config_from_row(row)
 
 
 async def get_config_entry(db: Database, entry_id: int) -> ConfigEntry:
     """Return the entry with this id, or raise NotFoundError."""
-    entry = await find_config_entry(db, entry_id)
-    if entry is None:
-        raise NotFoundError("ConfigEntry", entry_id)
-    return entry
+    return found("ConfigEntry", entry_id, await find_config_entry(db, entry_id))
 
 
 async def find_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry | None:
     """Return the entry of (section, key), or None."""
     section = key_text("ConfigEntry", "section", section)
     key = key_text("ConfigEntry", "key", key)
-    async with connection(db) as conn:
-        row = await db.queries.get_config_entry_by_key(conn, section=section, key=key)
+    row = await run_query(
+        db, lambda conn: db.queries.get_config_entry_by_key(conn, section=section, key=key)
+    )
     return None if row is None else config_from_row(row)
 
 
 async def get_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry:
     """Return the entry of (section, key), or raise NotFoundError."""
     entry = await find_config_entry_by_key(db, section, key)
-    if entry is None:
-        raise NotFoundError("ConfigEntry", (section, key))
-    return entry
+    return found("ConfigEntry", (section, key), entry)
 
 
 class EntrySource(Protocol):
@@ -156,10 +147,9 @@ async def get_config_value(
 ) -> object:
     """Return the value of (section, key) as `kind`, checked against its declared type.
 
-    `kind` is `str`, `int`, `float`, `bool`, `list` or `dict`; a list or dict comes back
-    typed as JSON. A missing entry gives `default`, or NotFoundError when there is none.
-    `db` is a database, or a cache: each cache's `get_config_value` method is this function,
-    so that one set of signatures types them all.
+    `kind` is `str`, `int`, `float`, `bool`, `list` or `dict` (typed as JSON). A missing entry
+    gives `default`, else NotFoundError. `db` may be a cache, whose `get_config_value` method
+    is this function, so that one set of signatures types them all.
     """
     if isinstance(db, Database):
         return value_of(
@@ -176,11 +166,7 @@ async def get_config_value(
 def value_of(
     entry: ConfigEntry | None, section: str, key: str, kind: type[object], default: object
 ) -> object:
-    """Give a looked-up entry's value as `kind`.
-
-    A missing entry gives `default`, or NotFoundError when there is none; a value declared
-    as another type is a ValidationError.
-    """
+    """Give an entry's value as `kind` (else ValidationError); `default`/NotFoundError if None."""
     if entry is None:
         if default is None:
             raise NotFoundError("ConfigEntry", (section, key))
@@ -202,17 +188,17 @@ async def list_config_entries(
 ) -> Page[ConfigEntry, ConfigEntryCursor]:
     """Return one page of config entries by section then key (by code point), filtered in SQL.
 
-    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
-    keeps the page's filter, so `where` may be left out then. A cursor made with another
-    filter is refused.
+    Pass the page's `next_cursor` as `after` for the next page; the cursor keeps the filter,
+    so `where` may be left out, and refuses another.
     """
     limit = page_limit("ConfigEntryFilter", limit)
     cursor_where = None if after is None else of_type(ConfigEntryCursor, after).where
     where = continued_filter(ConfigEntryFilter, "ConfigEntryCursor", where, cursor_where)
     section = where.section
     cursor_section = "" if after is None else after.section
-    async with connection(db) as conn:
-        rows = await db.queries.list_config_entries_page(
+    rows = await run_query(
+        db,
+        lambda conn: db.queries.list_config_entries_page(
             conn,
             # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
             section_from=max("" if section is None else section, cursor_section),
@@ -220,7 +206,8 @@ async def list_config_entries(
             cursor_section=cursor_section,
             cursor_key="" if after is None else after.key,
             page_size=limit,
-        )
+        ),
+    )
     return await page_of(
         rows, config_from_row, limit, lambda last: ConfigEntryCursor(last.section, last.key, where)
     )
@@ -238,19 +225,18 @@ async def all_config_entries(
 async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     """Store an entry and return it as stored.
 
-    Without an id, the entry of the same (section, key) is replaced or a new one made.
-    With an id, that entry is overwritten: NotFoundError if it does not exist, and
-    ConflictError if its new (section, key) belongs to another entry.
+    Without an id, the entry of the same (section, key) is replaced or made. With an id, that
+    entry is overwritten: NotFoundError if missing, ConflictError if its (section, key) is taken.
     """
     params = config_params(of_type(ConfigEntry, entry))
-    async with connection(db) as conn:
-        if entry.id is None:
-            row = await db.queries.upsert_config_entry(conn, **params)
-        else:
-            changed = await db.queries.update_config_entry(conn, id=entry.id, **params)
     if entry.id is None:
+        row = await run_query(db, lambda conn: db.queries.upsert_config_entry(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return config_from_row(row)
+    entry_id = entry.id
+    changed = await run_query(
+        db, lambda conn: db.queries.update_config_entry(conn, id=entry_id, **params)
+    )
     if changed == 0:
         raise NotFoundError("ConfigEntry", entry.id)
     return entry
@@ -269,6 +255,4 @@ async def set_config(
 async def delete_config_entry(db: Database, entry_id: int) -> bool:
     """Delete the entry with this id; return whether there was one."""
     entry_id = key_id("ConfigEntry", entry_id)
-    async with connection(db) as conn:
-        deleted = await db.queries.delete_config_entry(conn, id=entry_id)
-    return deleted > 0
+    return await run_query(db, lambda conn: db.queries.delete_config_entry(conn, id=entry_id)) > 0

@@ -1,9 +1,7 @@
 """Models, and the cursors and filters of the listings, as JSON-ready dicts and back, on cattrs.
 
-A model becomes a dict that `json.dumps` takes (enums as values, datetimes as ISO 8601, the
-id included), and back through the model's constructor, so its rules apply and an unknown key
-is refused, each error a ValidationError naming the field. The cursors and filters of every
-listing go the same way, sets as sorted lists, so a tampered cursor is refused by those rules.
+A dict comes back through the class's constructor, so its rules apply (a tampered cursor is
+refused) and an unknown key is refused, each error a ValidationError naming the field.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ from typing import TypeVar
 import attrs
 import cattrs
 from attrs import AttrsInstance
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter as make_json_converter
 
 from persistence._interface import JsonValue
@@ -53,11 +49,8 @@ def make_converter() -> cattrs.Converter:
     converter = make_json_converter(forbid_extra_keys=True)
     for kind in (TestType, TestStatus, ConfigType):
         # Plain text: cattrs would pass a str enum through as it is.
-        converter.register_unstructure_hook(kind, _enum_value)
-    for cls in _MODELS:
-        converter.register_unstructure_hook(cls, _unstructure_fn(cls, converter))
-        converter.register_structure_hook(cls, _structure_fn(cls, converter))
-    for plain in (*_FILTERS, *_CURSORS):
+        converter.register_unstructure_hook(kind, operator.attrgetter("value"))
+    for plain in (*_MODELS, *_FILTERS, *_CURSORS):
         # By predicate: registering the class itself would resolve its type hints, some of
         # which name types that exist for the type checker only.
         converter.register_unstructure_hook_func(
@@ -85,84 +78,6 @@ def _converter() -> cattrs.Converter:
     return make_converter()
 
 
-def _enum_value(member: enum.StrEnum) -> str:
-    return member.value
-
-
-def _as_given(value: object, _: object) -> object:
-    # The model's own converters and validators check the value, naming its field.
-    return value
-
-
-def _from_iso(value: object, _: object) -> object:
-    if not isinstance(value, str):
-        return value  # not text: the model's rule says what is wrong with it
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 datetime") from None
-
-
-def _unstructure_fn(cls: type[Model], converter: cattrs.Converter) -> Callable[[Model], object]:
-    # Metadata and config values are JSON already: the models make sure of it.
-    as_they_are = override(unstruct_hook=lambda value: value)
-    json_fields = {"metadata", "value"} & attrs.fields_dict(cls).keys()
-    overrides = dict.fromkeys(json_fields, as_they_are)
-    # mypy reads **overrides as possibly filling the function's bool options too.
-    return make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
-
-
-def _structure_fn(
-    cls: type[Model], converter: cattrs.Converter
-) -> Callable[[Mapping[str, object], object], Model]:
-    hooks = {
-        field.name: override(struct_hook=_from_iso if field.type is dt.datetime else _as_given)
-        for field in attrs.fields(attrs.resolve_types(cls))
-    }
-    structure = make_dict_structure_fn(
-        cls,
-        converter,
-        _cattrs_forbid_extra_keys=True,
-        _cattrs_detailed_validation=True,
-        **hooks,  # type: ignore[arg-type]  # as above: these are overrides, not options
-    )
-
-    def structure_model(data: Mapping[str, object], _: object) -> Model:
-        if not isinstance(data, Mapping):
-            raise ValidationError(
-                cls.__name__, "argument", f"expected a dict, got {type(data).__name__}"
-            )
-        try:
-            return structure(data, cls)
-        except ClassValidationError as errors:
-            error = _translated(cls.__name__, errors)
-            if error is None:
-                raise
-            raise error from None
-
-    return structure_model
-
-
-def _translated(model: str, errors: ClassValidationError) -> ValidationError | None:
-    """Pick the error that matters most: an unknown key, then fields in order, then the model's."""
-    by_field, others = errors.group_exceptions()
-    for error in others:
-        if isinstance(error, ForbiddenExtraKeysError):
-            unknown = min(map(str, error.extra_fields))
-            return ValidationError(model, unknown, "is not a field of this model")
-    if by_field:
-        error, note = by_field[0]
-        reason = "is required" if isinstance(error, KeyError) else str(error)
-        return ValidationError(model, note.name, reason)
-    for error in others:
-        if isinstance(error, ValidationError):
-            return error  # from the model's own rules
-    return None  # not a mistake in the data: let it show
-
-
-# Cursors and filters: each field as plain JSON, and back through the class's own rules. --------
-
-
 def _plain_unstructure_fn(
     converter: cattrs.Converter,
 ) -> Callable[[AttrsInstance], dict[str, object]]:
@@ -187,62 +102,43 @@ def _plain(value: object, converter: cattrs.Converter) -> object:
     return value  # None, int, str, and metadata, which the filter made plain JSON
 
 
-@attrs.frozen
-class _Shape:
-    """What structuring a cursor or a filter needs to know of its class."""
-
-    cls: type
-    converter: cattrs.Converter
-    names: tuple[str, ...]
-    required: frozenset[str]
-    nested: dict[str, type]
-    """Fields that hold a filter, and its class."""
-    times: frozenset[str]
-    """Fields that hold a datetime."""
-
-
 def _plain_structure_fn(
     cls: type, converter: cattrs.Converter
 ) -> Callable[[object, object], object]:
+    model = cls.__name__
     fields = attrs.fields(cls)
-    filters = {kind.__name__: kind for kind in _FILTERS}
+    names = tuple(field.name for field in fields)
+    required = [field.name for field in fields if field.default is attrs.NOTHING]
     # The annotations are text (postponed): read the filter's name and the datetime in them.
-    shape = _Shape(
-        cls,
-        converter,
-        tuple(field.name for field in fields),
-        frozenset(field.name for field in fields if field.default is attrs.NOTHING),
-        {field.name: filters[str(field.type)] for field in fields if field.type in filters},
-        frozenset(field.name for field in fields if "datetime" in str(field.type)),
-    )
-    return functools.partial(_structure_plain, shape)
+    filters = {kind.__name__: kind for kind in _FILTERS}
+    nested = {field.name: filters[str(field.type)] for field in fields if field.type in filters}
+    times = {field.name for field in fields if "datetime" in str(field.type)}
 
+    def field_value(name: str, value: object) -> object:
+        if name in nested:
+            if not isinstance(value, Mapping):
+                raise ValidationError(model, name, f"expected a dict, got {type(value).__name__}")
+            return converter.structure(value, nested[name])
+        if isinstance(value, str) and name in times:
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise ValidationError(
+                    model, name, f"{value!r} is not an ISO 8601 datetime"
+                ) from None
+        return value  # the class's own converters and validators check it
 
-def _structure_plain(shape: _Shape, data: object, _: object) -> object:
-    model = shape.cls.__name__
-    if not isinstance(data, Mapping):
-        raise ValidationError(model, "argument", f"expected a dict, got {type(data).__name__}")
-    unknown = sorted(
-        key if isinstance(key, str) else repr(key) for key in data if key not in shape.names
-    )
-    if unknown:
-        raise ValidationError(model, unknown[0], "is not a field of this model")
-    missing = [name for name in shape.names if name in shape.required and name not in data]
-    if missing:
-        raise ValidationError(model, missing[0], "is required")
-    given = {name: _plain_field(shape, name, data[name]) for name in shape.names if name in data}
-    return shape.cls(**given)
+    def structure(data: object, _: object) -> object:
+        if not isinstance(data, Mapping):
+            raise ValidationError(model, "argument", f"expected a dict, got {type(data).__name__}")
+        unknown = sorted(
+            key if isinstance(key, str) else repr(key) for key in data if key not in names
+        )
+        if unknown:
+            raise ValidationError(model, unknown[0], "is not a field of this model")
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValidationError(model, missing[0], "is required")
+        return cls(**{name: field_value(name, data[name]) for name in names if name in data})
 
-
-def _plain_field(shape: _Shape, name: str, value: object) -> object:
-    model = shape.cls.__name__
-    if name in shape.nested:
-        if not isinstance(value, Mapping):
-            raise ValidationError(model, name, f"expected a dict, got {type(value).__name__}")
-        return shape.converter.structure(value, shape.nested[name])
-    if isinstance(value, str) and name in shape.times:
-        try:
-            return dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError(model, name, f"{value!r} is not an ISO 8601 datetime") from None
-    return value  # the class's own converters and validators check it
+    return structure

@@ -1,10 +1,8 @@
 """Opening a database, grouping calls in transactions, and lending connections.
 
-A `Database` is a plain frozen value: the engine, the typed queries and the backend that
-owns the connections (`_sqlite/` or `_postgres/`). Inside `transaction(db)` repository
-functions get a copy bound to that transaction. The rules that keep a transaction whole (the
-outer `db` refused in the block, a savepoint's parent refused while it is open, one statement
-at a time) are kept here, alike for both engines: docs/GUARANTEES.md lists them.
+A `Database` is a frozen value: the engine, the typed queries and the backend that owns the
+connections. `transaction(db)` gives a copy bound to the transaction; the rules that keep it
+whole, alike on both engines, are kept here (docs/GUARANTEES.md lists them).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, ParamSpec
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -57,6 +55,7 @@ __all__ = [
 ]
 
 _P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _OUTER_IN_BLOCK: Final = (
     "this task is inside transaction(db) and called with db itself: pass the database "
@@ -146,20 +145,16 @@ async def open_database(  # each limit is the caller's to set
 ) -> Database:
     """Open a database by URL or path: `url`, else `$DATABASE_URL`, else `data/app.db`.
 
-    SQLite gets WAL mode, foreign keys and a full sync on commit; a write waits at most
-    `busy_timeout` for another process's lock. PostgreSQL gets a pool whose connections
-    must come within `connect_timeout`, each statement within `command_timeout`, and a
-    connection handed back within `release_timeout`. With `create=False`, a missing SQLite file is
-    an error and an existing one is opened read-only.
+    SQLite gets WAL, foreign keys and a full sync on commit; a write waits `busy_timeout` at most
+    for another process's lock; with `create=False` a missing file is an error and an existing
+    one opens read-only. PostgreSQL gets a pool bounded by `connect_timeout`, `command_timeout`
+    (each statement) and `release_timeout` (a connection handed back). Queries are OpenTelemetry
+    spans with the `otel` extra and a tracer provider (global or `tracing`); one of `slow_query`
+    seconds or more (else `$PERSISTENCE_SLOW_QUERY`) is logged at WARNING on `persistence.queries`.
 
-    Every query is an OpenTelemetry span when the `otel` extra is installed and a tracer
-    provider is set up, globally or in `tracing`. A query that takes `slow_query` seconds or
-    more (else `$PERSISTENCE_SLOW_QUERY`) is logged at WARNING on `persistence.queries`.
-
-    `pgbouncer="transaction"` says that a PostgreSQL URL reaches the server through PgBouncer
-    in transaction mode, and `listen_url` names PostgreSQL's own address for the change feed,
-    as `?pgbouncer=transaction&listen_url=...` in the URL would. An option given both ways must
-    agree; a SQLite database refuses them. Either is a `ValidationError`, before anything opens.
+    `pgbouncer="transaction"` (PgBouncer in transaction mode) and `listen_url` (PostgreSQL's own
+    address, for the change feed) work as in the URL's query; given both ways they must agree,
+    and SQLite refuses them: a `ValidationError` before anything opens.
     """
     engine, target = pooled_target(
         url, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_database"
@@ -190,11 +185,9 @@ async def create_database(
     command_timeout: float = 60.0,
     dry_run: bool = False,
 ) -> bool:
-    """Create the PostgreSQL database `url` names if it is missing: say whether it was made.
+    """Create the PostgreSQL database `url` names if missing: say whether it was (or would be).
 
-    With `dry_run`, say whether it would be. A SQLite file needs no such step (False):
-    `open_database` creates it. A role that may not create databases gets a DatabaseError
-    that says so.
+    SQLite needs no such step (False). A role that may not create databases gets a DatabaseError.
     """
     engine, target = engine_of(url)
     if engine is Engine.SQLITE:
@@ -236,14 +229,11 @@ connect = _for_a_block(open_database)
 
 
 def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
-    """Have `watcher` told the tables of every write through this package on `db`.
+    """Have `watcher` told the tables (from `QUERY_WRITES`) of every write through this package.
 
-    The tables come from the generated `QUERY_WRITES`, reported by the engine's adapter
-    for each query it runs. Outside a transaction `watcher` is told when the statement's
-    `connection()` block ends; inside one, when the `transaction()` block ends. It is told
-    whether the write succeeded, failed or was cancelled (a cancelled call may still have
-    committed), so it must be cheap and must not raise. Returns the function that stops
-    the watching.
+    It is told when the `connection()` block ends, or in a transaction the `transaction()`
+    block; whether the write succeeded, failed or was cancelled (a cancelled call may still
+    have committed), so it must be cheap and must not raise. Returns the function that stops it.
     """
     callbacks = db._watchers.callbacks  # noqa: SLF001
     callbacks.append(watcher)
@@ -275,11 +265,7 @@ def _refuse_outer(backend: Backend) -> None:
 
 
 def check_usable(db: Database) -> None:
-    """Raise now the DatabaseError that a call on `db` would raise here, if any.
-
-    For work that must not start when its database call would be refused: the outer `db`
-    inside its own `transaction()` block, a block that has ended, or one a nested block covers.
-    """
+    """Raise now the DatabaseError a call on `db` would raise here, if any: before work starts."""
     frame = db._frame  # noqa: SLF001
     if frame is not None:
         frame.check()
@@ -291,9 +277,8 @@ def check_usable(db: Database) -> None:
 async def transaction(db: Database) -> AsyncIterator[Database]:
     """Group calls: commit when the block ends, roll back on any error.
 
-    The write lock is taken when the block starts, so a block that reads and then writes
-    never fails for a lock it could not upgrade. Nested use makes a savepoint, so an
-    inner block can fail alone.
+    The write lock is taken at the start, so reading then writing never fails to upgrade it.
+    Nested use makes a savepoint, so an inner block can fail alone.
     """
     frame = db._frame  # noqa: SLF001
     if frame is not None:
@@ -337,32 +322,21 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
             await backend.savepoint(frame.connection, name)
         child = _Frame(frame.connection, frame.lock, frame.depth + 1, written=frame.written)
         frame.child = child
+    end = backend.rollback_to  # unless the block completes
     try:
         yield attrs.evolve(db, frame=child)
-    except BaseException:
+        end = backend.release
+    finally:
         child.open = False
         frame.child = None
         async with frame.lock, _translated(backend):
-            await backend.rollback_to(frame.connection, name)
-        raise
-    child.open = False
-    frame.child = None
-    async with frame.lock, _translated(backend):
-        await backend.release(frame.connection, name)
+            await end(frame.connection, name)
 
 
 class _Lent:
     """The context of `connection()`: a class, since it runs once per call."""
 
-    __slots__ = (
-        "_backend",
-        "_database",
-        "_frame",
-        "_lent",
-        "_recording",
-        "_watchers",
-        "_written",
-    )
+    __slots__ = ("_backend", "_database", "_frame", "_lent", "_recording", "_watchers", "_written")
 
     def __init__(self, db: Database) -> None:
         self._backend = db._backend  # noqa: SLF001
@@ -376,10 +350,27 @@ class _Lent:
     async def __aenter__(self) -> Connection:
         self._recording = WRITTEN.set(self._written)
         try:
-            return await self._enter()
+            frame = self._frame
+            if frame is not None:
+                frame.check()
+                await frame.lock.acquire()
+                if frame.open and frame.child is None:
+                    return frame.connection
+                frame.lock.release()
+                frame.check()  # the block ended, or a nested one began, while this call waited
+            if _OPEN_BLOCKS.get():
+                _refuse_outer(self._backend)
+            lent = self._backend.lend()
+            try:
+                connection = await lent.__aenter__()
+            except BaseException as error:
+                _raise_translated(self._backend, error, self._database)
+                raise
         except BaseException:
             self._stop()
             raise
+        self._lent = lent
+        return connection
 
     def _stop(self) -> None:
         """End the record of written tables; announce them if they were committed on their own."""
@@ -388,26 +379,6 @@ class _Lent:
             WRITTEN.reset(token)
             if self._frame is None:
                 _announce(self._watchers, self._written)
-
-    async def _enter(self) -> Connection:
-        frame = self._frame
-        if frame is not None:
-            frame.check()
-            await frame.lock.acquire()
-            if frame.open and frame.child is None:
-                return frame.connection
-            frame.lock.release()
-            frame.check()  # the block ended, or a nested one began, while this call waited
-        if _OPEN_BLOCKS.get():
-            _refuse_outer(self._backend)
-        lent = self._backend.lend()
-        try:
-            connection = await lent.__aenter__()
-        except BaseException as error:
-            _raise_translated(self._backend, error, self._database)
-            raise
-        self._lent = lent
-        return connection
 
     async def __aexit__(
         self,
@@ -426,12 +397,14 @@ class _Lent:
                 _raise_translated(self._backend, error, self._database)
 
 
-def connection(db: Database) -> _Lent:
-    """Lend a connection for one query, which is atomic on its own.
+async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
+    """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query)."""
+    async with _Lent(db) as conn:
+        return await query(conn)
 
-    Inside `transaction()` it is the transaction's connection. Driver errors raised in
-    the block come out as this package's errors, chained to the driver's.
-    """
+
+def connection(db: Database) -> _Lent:
+    """Lend a connection for one query (the transaction's in `transaction()`); errors translated."""
     return _Lent(db)
 
 
@@ -451,11 +424,7 @@ def translate_errors(db: Database) -> contextlib.AbstractAsyncContextManager[Non
 
 
 def _raise_translated(backend: Backend, error: BaseException, database: str = "") -> None:
-    """Raise the package's error for a driver error, from it; other errors pass untouched.
-
-    A missing table says which database lacks it (`database`, shown without its password)
-    and how to mend that, since it almost always means the database was never migrated.
-    """
+    """Raise the package's error for a driver error (a missing table: say to migrate), if any."""
     translated = backend.translate(error)
     if translated is None:
         return

@@ -26,10 +26,11 @@ from persistence._paging import (
     Page,
     continued_filter,
     page_limit,
+    page_of,
     prefix_range,
 )
-from persistence._rows import file_record_from_row, file_record_params
-from persistence.database import Database, connection
+from persistence._rows import file_record_from_row, file_record_params, found
+from persistence.database import Database, run_query
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 
@@ -51,8 +52,6 @@ __all__ = [
 TABLE = "file_records"
 """The table these functions read and write; caches key their invalidation on it."""
 
-_WILDCARDS = "*?"
-
 
 def _short_text(instance: object, field: attrs.Attribute[str | None], value: str | None) -> None:
     """Validate a path pattern: text of at most MAX_KEY_BYTES, like the paths it matches."""
@@ -67,10 +66,9 @@ class FileRecordFilter:
     path_prefix: str | None = attrs.field(default=None, validator=_short_text)
     """Paths that start with this text, character for character (`reports/` or `rep`)."""
     path_glob: str | None = attrs.field(default=None, validator=_short_text)
-    """Paths the whole of which match this glob.
+    """Paths the whole of which match this glob, case-sensitively.
 
-    `*` matches any run of characters, `/` included; `?` matches one character; every other
-    character, `[` included, matches itself. Matching is case-sensitive on both engines.
+    `*` matches any run of characters, `/` included; `?` one character; any other, `[` too, itself.
     """
     min_size: int | None = attrs.field(default=None, validator=optional_check(count))
     """Inclusive lower bound on `size`, in bytes."""
@@ -84,11 +82,7 @@ class FileRecordFilter:
 
 @attrs.frozen
 class FileRecordCursor:
-    """Where the next page of file records starts: just after this path.
-
-    It carries the filter of the listing that made it: `list_file_records` refuses it with
-    any other filter, and uses it when given none.
-    """
+    """Where the next page of file records starts: after this path, with its filter."""
 
     path: str = attrs.field(validator=nonempty_key)
     where: FileRecordFilter = attrs.field(
@@ -99,59 +93,48 @@ class FileRecordCursor:
 async def find_file_record(db: Database, record_id: int) -> FileRecord | None:
     """Return the record with this id, or None."""
     record_id = key_id("FileRecord", record_id)
-    async with connection(db) as conn:
-        row = await db.queries.get_file_record(conn, id=record_id)
+    row = await run_query(db, lambda conn: db.queries.get_file_record(conn, id=record_id))
     return None if row is None else file_record_from_row(row)
 
 
 async def get_file_record(db: Database, record_id: int) -> FileRecord:
     """Return the record with this id, or raise NotFoundError."""
-    record = await find_file_record(db, record_id)
-    if record is None:
-        raise NotFoundError("FileRecord", record_id)
-    return record
+    return found("FileRecord", record_id, await find_file_record(db, record_id))
 
 
 async def find_file_record_by_path(db: Database, path: str) -> FileRecord | None:
     """Return the record of this path, or None."""
     path = key_text("FileRecord", "path", path)
-    async with connection(db) as conn:
-        row = await db.queries.get_file_record_by_path(conn, path=path)
+    row = await run_query(db, lambda conn: db.queries.get_file_record_by_path(conn, path=path))
     return None if row is None else file_record_from_row(row)
 
 
 async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
     """Return the record of this path, or raise NotFoundError."""
-    record = await find_file_record_by_path(db, path)
-    if record is None:
-        raise NotFoundError("FileRecord", path)
-    return record
+    return found("FileRecord", path, await find_file_record_by_path(db, path))
 
 
 async def all_file_records(db: Database) -> list[FileRecord]:
     """Return every record, most recently accessed first."""
-    async with connection(db) as conn:
-        rows = await db.queries.list_file_records(conn)
+    rows = await run_query(db, db.queries.list_file_records)
     return await map_in_slices(file_record_from_row, rows)
 
 
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     """Store a record and return it as stored.
 
-    Without an id, the record of the same path is refreshed (size, hash, access time,
-    metadata; its creation time stays) or a new one made. With an id, that record is
-    overwritten: NotFoundError if it does not exist, ConflictError if its new path
-    belongs to another record.
+    Without an id, the record of the same path is refreshed (its creation time stays) or made.
+    With an id, it is overwritten: NotFoundError if missing, ConflictError if its path is taken.
     """
     params = file_record_params(of_type(FileRecord, record))
-    async with connection(db) as conn:
-        if record.id is None:
-            row = await db.queries.upsert_file_record(conn, **params)
-        else:
-            changed = await db.queries.update_file_record(conn, id=record.id, **params)
     if record.id is None:
+        row = await run_query(db, lambda conn: db.queries.upsert_file_record(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
         return file_record_from_row(row)
+    record_id = record.id
+    changed = await run_query(
+        db, lambda conn: db.queries.update_file_record(conn, id=record_id, **params)
+    )
     if changed == 0:
         raise NotFoundError("FileRecord", record.id)
     return record
@@ -160,16 +143,15 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
 async def delete_file_record(db: Database, record_id: int) -> bool:
     """Delete the record with this id; return whether there was one."""
     record_id = key_id("FileRecord", record_id)
-    async with connection(db) as conn:
-        deleted = await db.queries.delete_file_record(conn, id=record_id)
-    return deleted > 0
+    return await run_query(db, lambda conn: db.queries.delete_file_record(conn, id=record_id)) > 0
 
 
 async def delete_file_record_by_path(db: Database, path: str) -> bool:
     """Delete the record of this path; return whether there was one."""
     path = key_text("FileRecord", "path", path)
-    async with connection(db) as conn:
-        deleted = await db.queries.delete_file_record_by_path(conn, path=path)
+    deleted = await run_query(
+        db, lambda conn: db.queries.delete_file_record_by_path(conn, path=path)
+    )
     return deleted > 0
 
 
@@ -182,17 +164,17 @@ async def list_file_records(
 ) -> Page[FileRecord, FileRecordCursor]:
     """Return one page of file records in path order (by code point), filtered in SQL.
 
-    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
-    keeps the page's filter, so `where` may be left out then. A cursor made with another
-    filter is refused.
+    Pass the page's `next_cursor` as `after` for the next page; the cursor keeps the filter,
+    so `where` may be left out, and refuses another.
     """
     limit = page_limit("FileRecordFilter", limit)
     cursor_where = None if after is None else of_type(FileRecordCursor, after).where
     where = continued_filter(FileRecordFilter, "FileRecordCursor", where, cursor_where)
     low, high = _path_range(where)
     cursor_path = "" if after is None else after.path
-    async with connection(db) as conn:
-        rows = await db.queries.list_file_records_page(
+    rows = await run_query(
+        db,
+        lambda conn: db.queries.list_file_records_page(
             conn,
             # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
             path_from=max(low, cursor_path),
@@ -204,10 +186,11 @@ async def list_file_records(
             accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
             accessed_until=END_OF_TIME if where.accessed_until is None else where.accessed_until,
             page_size=limit,
-        )
-    items = tuple(await map_in_slices(file_record_from_row, rows))
-    next_cursor = FileRecordCursor(items[-1].path, where) if len(items) == limit else None
-    return Page(items, next_cursor)
+        ),
+    )
+    return await page_of(
+        rows, file_record_from_row, limit, lambda last: FileRecordCursor(last.path, where)
+    )
 
 
 def _path_range(where: FileRecordFilter) -> tuple[str, str]:
@@ -215,7 +198,7 @@ def _path_range(where: FileRecordFilter) -> tuple[str, str]:
     low, high = "", AFTER_EVERY_KEY
     heads = [where.path_prefix or ""]
     if where.path_glob is not None:
-        end = min((i for i in map(where.path_glob.find, _WILDCARDS) if i >= 0), default=None)
+        end = min((i for i in map(where.path_glob.find, "*?") if i >= 0), default=None)
         heads.append(where.path_glob[:end])
     for head in heads:
         if head:

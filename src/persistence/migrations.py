@@ -1,9 +1,8 @@
 """A tiny migration runner: numbered SQL files, applied once each, in order, with a history.
 
-Each migration commits with its history row under the runners' lock; a checksum per file
-stops a run on an edited, deleted or out-of-order file until it is accepted. A user's own
-chain (`FOLDER/<engine>/NNNN_slug.sql`) follows the package's, with its own history table.
-The README and docs/GUARANTEES.md give the rules and the tests that hold them.
+Each migration commits with its history row under the runners' lock; a checksum per file stops
+a run on an edited, deleted or out-of-order file until accepted. A user's own chain
+(`FOLDER/<engine>/NNNN_slug.sql`) follows the package's, with its own history table.
 """
 
 from __future__ import annotations
@@ -20,13 +19,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._loader import sql_root
-from persistence.database import (
-    Database,
-    Engine,
-    backend_of,
-    connection,
-    translate_errors,
-)
+from persistence.database import Database, Engine, backend_of, connection, translate_errors
 from persistence.exceptions import MigrationError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
@@ -78,8 +71,7 @@ _HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duratio
 _FILE_NAME: Final = re.compile(r"(?P<version>\d{4,})_(?P<slug>[a-z0-9_]+)\.sql")
 
 _TRANSACTION_CONTROL: Final = re.compile(
-    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b",
-    re.IGNORECASE,
+    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
 )
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 
@@ -185,11 +177,7 @@ def migrations_folder(engine: Engine) -> Path:
 
 
 def user_migrations_folder(folder: Path, engine: Engine) -> Path:
-    """Return one engine's folder of a user's chain: `folder/sqlite` or `folder/postgres`.
-
-    The same layout `persistence new --folder` writes; a folder without the engine's
-    sub-folder is refused, so that a one-engine folder given by mistake is not taken as empty.
-    """
+    """Return one engine's folder of a user's chain, `folder/<engine>`, which must exist."""
     if not isinstance(folder, Path):
         raise ValidationError("migrate", "folder", f"must be a pathlib.Path, got {folder!r}")
     if not folder.is_dir():
@@ -205,11 +193,7 @@ def user_migrations_folder(folder: Path, engine: Engine) -> Path:
 
 
 def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
-    """Read every `NNNN_slug.sql` of one engine's folder, in version order.
-
-    Files whose names do not end in `.sql` (any case) are left alone; any other file
-    that looks like a migration but is not one is an error naming it.
-    """
+    """Read the `NNNN_slug.sql` files of one engine's folder in version order; refuse bad names."""
     if not folder.is_dir():
         raise MigrationError(f"migrations folder {folder} does not exist")
     migrations: dict[int, Migration] = {}
@@ -273,9 +257,8 @@ async def migration_status(
 ) -> MigrationStatus:
     """Compare the history with the files: what is applied, pending, drifted and out of order.
 
-    `folder` holds the user's own chain (`folder/sqlite/`, `folder/postgres/`); its status
-    is the result's `user`. `package_folder` stands in for the packaged migrations of the
-    engine, for tools and tests. Only reads: a database never migrated has all pending.
+    The user's chain in `folder` gives the result's `user`; `package_folder` stands in for the
+    packaged migrations (tools, tests). Only reads: a database never migrated has all pending.
     """
     plans = _plans(db, folder, package_folder)
     statuses = [await _chain_status(db, chain, migrations) for chain, migrations in plans]
@@ -291,11 +274,7 @@ async def pending_migrations(
     accept_user: Iterable[int] = (),
     package_folder: Path | None = None,
 ) -> list[Migration]:
-    """Return what `migrate` with these arguments would apply, in order, changing nothing.
-
-    Every file is checked, and drift that `migrate` would refuse is refused, as `migrate`
-    does; what another runner applies meanwhile is not foreseen.
-    """
+    """Return what `migrate` would apply, in order, checking as it does and changing nothing."""
     accepted = _accepted(folder, accept, accept_user)
     backend = backend_of(db)
     pending: list[Migration] = []
@@ -335,7 +314,9 @@ def _plans(
 async def _chain_status(db: Database, chain: Chain, migrations: list[Migration]) -> MigrationStatus:
     notes: tuple[str, ...] = ()
     applied: list[AppliedMigration] = []
-    if await _has_table(db, chain.history):
+    async with translate_errors(db):
+        has_history = bool(await backend_of(db).table_columns(chain.history))
+    if has_history:
         async with connection(db) as conn:
             applied = await _applied(db, conn, chain)
     elif chain is Chain.PACKAGE and await _legacy_history(db):
@@ -348,18 +329,13 @@ async def _chain_status(db: Database, chain: Chain, migrations: list[Migration])
     return attrs.evolve(_compare(migrations, applied, chain), notes=notes)
 
 
-async def _has_table(db: Database, table: str) -> bool:
-    async with translate_errors(db):
-        return bool(await backend_of(db).table_columns(table))
-
-
 async def _legacy_history(db: Database, conn: Connection | None = None) -> bool:
     async with translate_errors(db):
         return await backend_of(db).table_columns(_LEGACY_HISTORY, conn) == _HISTORY_COLUMNS
 
 
 def _compare(
-    migrations: list[Migration], applied: list[AppliedMigration], chain: Chain = Chain.PACKAGE
+    migrations: list[Migration], applied: list[AppliedMigration], chain: Chain
 ) -> MigrationStatus:
     by_version = {m.version: m for m in migrations}
     done = {a.version for a in applied}
@@ -388,13 +364,10 @@ async def migrate(
 ) -> list[Migration]:
     """Apply every pending migration in order; return the ones this call applied.
 
-    The package's own migrations run first; then, when `folder` is given, the user's own
-    chain from `folder/<engine>/` (`folder/sqlite/` or `folder/postgres/`), with its own
-    history. `accept` lists versions of the package's chain whose drift is accepted, and
-    `accept_user` those of the user's: an edited file's new checksum is recorded without
-    running it again; a deleted file's history row is removed. `lock_timeout` bounds the
-    wait for another runner, on both engines. `package_folder` stands in for the packaged
-    migrations of the engine (one engine's folder), for tools and tests.
+    The package's chain runs first, then the user's from `folder/<engine>/` if given. `accept`
+    and `accept_user` list each chain's versions whose drift is accepted: an edited file's new
+    checksum is recorded, a deleted file's row removed. `lock_timeout` bounds the wait for
+    another runner; `package_folder` stands in for the packaged migrations (tools, tests).
     """
     if db.in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
@@ -517,12 +490,8 @@ async def _apply(
         )
 
 
-async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.PACKAGE) -> None:
-    """Create the chain's history table if it is missing (its DDL is in sql/history/).
-
-    A history kept by an earlier version of this package under its old name is renamed;
-    a table of that name with other columns belongs to another tool and is left alone.
-    """
+async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
+    """Create the chain's history table (sql/history/), or adopt a legacy one of our columns."""
     backend = backend_of(db)
     if chain is Chain.USER:
         ddl_file = f"{backend.engine.value}_user.sql"
@@ -535,15 +504,12 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain = Chain.P
     await backend.run_script(conn, backend.statements(ddl))
 
 
-async def _applied(
-    db: Database, conn: Connection, chain: Chain = Chain.PACKAGE
-) -> list[AppliedMigration]:
-    rows = (
-        await db.queries.list_applied_migrations(conn)
-        if chain is Chain.PACKAGE
-        else await db.queries.list_applied_user_migrations(conn)
+async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:
+    package = chain is Chain.PACKAGE
+    listed = (
+        db.queries.list_applied_migrations if package else db.queries.list_applied_user_migrations
     )
     return [
         AppliedMigration(r.version, r.name, r.checksum, r.applied_at, r.duration_ms, chain)
-        for r in rows
+        for r in await listed(conn)
     ]

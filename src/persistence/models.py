@@ -1,12 +1,8 @@
-"""The stored values: test results, config entries and file records.
+"""The stored values: test results, config entries, file records and runs.
 
-Each model is a frozen attrs class whose fields carry their rules as converters and
-validators, so an invalid value never reaches the database. Every text field refuses NUL
-characters and lone surrogates, which no engine stores faithfully; every datetime is
-aware and kept in UTC; every integer fits in 64 bits; metadata is a JSON object.
-
-The models have slots and no weak-reference slot: 8 bytes less a model, and the layout that
-lets the row mappers of `persistence._rows` fill a model read from the database in place.
+Frozen attrs classes whose fields carry their rules as converters and validators, so an invalid
+value never reaches the database. No weak-reference slot: 8 bytes less a model, and the layout
+the row mappers of `persistence._rows` fill in place.
 """
 
 from __future__ import annotations
@@ -192,10 +188,7 @@ class TestResult:
     run_id: int | None = attrs.field(default=None, validator=optional(row_id))
     """The run this result belongs to (see `Run`), or None."""
     test_id: str | None = attrs.field(default=None, validator=optional(nonempty_key))
-    """What was tested, as the caller names it (a test's node id, `a.cpp#stress`), or None.
-
-    A run holds each test id at most once; the history questions follow a test by it.
-    """
+    """What was tested, as the caller names it (`a.cpp#stress`), or None; unique within a run."""
 
     @test_cases_total.validator
     def _not_below_passed(self, _: attrs.Attribute[int], total: int) -> None:
@@ -263,11 +256,7 @@ class FileRecord:
 
 @attrs.frozen(kw_only=True, weakref_slot=False)
 class Run:
-    """One invocation of the tool: when it started and ended, and labels such as the commit.
-
-    Labels are a JSON object; `commit`, `branch` and `host` are the ones the history
-    questions read (`flaky_tests` groups results by the `commit` label).
-    """
+    """One invocation of the tool: its start and end, and labels (`commit`, `branch`, `host`)."""
 
     started_at: dt.datetime = attrs.field(factory=utc_now, converter=as_utc)
     ended_at: dt.datetime | None = attrs.field(default=None, converter=optional_converter(as_utc))

@@ -39,14 +39,13 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import result_from_row, result_params, with_id
-from persistence.database import Database, connection, transaction
+from persistence._rows import found, result_from_row, result_params, with_id
+from persistence.database import Database, run_query, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
 if TYPE_CHECKING:
-    from persistence._interface import Connection
-    from persistence.queries import InsertTestResultsParams, TestResultsRow
+    from persistence.queries import InsertTestResultsParams, TestResultsRow, TestResultStatsRow
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -76,10 +75,8 @@ RETENTION_FIRST_BATCH: Final = 8
 RETENTION_MAX_BATCH: Final = 2_000
 """How many rows one batch of `delete_results_before` deletes at most."""
 RETENTION_BATCH_SECONDS: Final = 0.004
-"""How long one retention batch's statement should take: the next one is sized to it.
-
-Deleting a row costs its text read again by the full-text index: tens of microseconds for
-a short output, half a millisecond for a long one; so batches are sized by their time."""
+"""How long one retention batch's statement should take: rows cost from tens of microseconds
+to half a millisecond each (the full-text index reads their text again), so time sizes them."""
 RETENTION_PAUSE: Final = 1.0
 """On SQLite, outside a transaction: how long retention leaves the write lock free after
 a batch, as a multiple of the time the batch held it, so that other processes get it."""
@@ -103,11 +100,7 @@ else:
 
 @attrs.frozen(kw_only=True)
 class ResultFilter:
-    """Which results to list or search: each field that is set narrows the results, in SQL.
-
-    A result must match every field that is set: `status=FAILED` together with
-    `statuses={FAILED, ERROR}` lists the failed results only.
-    """
+    """Which results to list or search: a result must match every field that is set, in SQL."""
 
     test_type: TestType | None = attrs.field(default=None, converter=optional(as_test_type))
     """One test type."""
@@ -120,10 +113,9 @@ class ResultFilter:
     metadata: JsonObject | None = attrs.field(
         default=None, converter=as_metadata_subset, hash=False
     )
-    """Keys the metadata must hold, each with an equal value: `{"solution": "a.cpp"}`.
+    """Keys the metadata must hold, each with an equal scalar value: `{"solution": "a.cpp"}`.
 
-    Values are str, int, float, bool or None; numbers compare by value (1 equals 1.0), a bool
-    is not a number. An empty dict filters nothing and becomes None.
+    Numbers compare by value (1 equals 1.0), a bool is not a number; `{}` becomes None.
     """
     created_from: dt.datetime | None = attrs.field(default=None, converter=optional(as_utc))
     """Inclusive lower bound on `created_at`."""
@@ -133,11 +125,7 @@ class ResultFilter:
 
 @attrs.frozen
 class PageCursor:
-    """Where the next page starts: just after the last result of the page before.
-
-    It carries the filter of the listing that made it: `list_results` refuses it with any
-    other filter, and uses it when given none.
-    """
+    """Where the next page starts: after the last result of the page before, with its filter."""
 
     created_at: dt.datetime = attrs.field(converter=as_utc)
     id: int = attrs.field(validator=position_id)
@@ -159,17 +147,13 @@ class TypeStats:
 async def find_result(db: Database, result_id: int) -> TestResult | None:
     """Return the result with this id, or None."""
     result_id = key_id("TestResult", result_id)
-    async with connection(db) as conn:
-        row = await db.queries.get_test_result(conn, id=result_id)
+    row = await run_query(db, lambda conn: db.queries.get_test_result(conn, id=result_id))
     return None if row is None else result_from_row(row)
 
 
 async def get_result(db: Database, result_id: int) -> TestResult:
     """Return the result with this id, or raise NotFoundError."""
-    result = await find_result(db, result_id)
-    if result is None:
-        raise NotFoundError("TestResult", result_id)
-    return result
+    return found("TestResult", result_id, await find_result(db, result_id))
 
 
 async def list_results(
@@ -181,10 +165,9 @@ async def list_results(
 ) -> Page[TestResult, PageCursor]:
     """Return one page of results, newest first, filtered in SQL.
 
-    Pass the page's `next_cursor` as `after` to get the page that follows it; the cursor
-    keeps the page's filter, so `where` may be left out then. A cursor made with another
-    filter is refused. Pages are keyset pages: rows written meanwhile neither repeat nor go
-    missing.
+    Pass the page's `next_cursor` as `after` for the next page; the cursor keeps the filter,
+    so `where` may be left out, and refuses another. Rows written meanwhile neither repeat
+    nor go missing.
     """
     limit = page_limit("ResultFilter", limit)
     where = continued_filter(
@@ -194,10 +177,7 @@ async def list_results(
         None if after is None else of_type(PageCursor, after).where,
     )
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
-    async with connection(db) as conn:
-        rows = await _listing(
-            db, conn, where, cursor_at=cursor_at, cursor_id=cursor_id, limit=limit
-        )
+    rows = await _listing(db, where, cursor_at, cursor_id, limit)
     return await page_of(
         rows,
         result_from_row,
@@ -215,14 +195,9 @@ class _Bounds(TypedDict):
 
 
 def wanted_values(
-    one: TestType | TestStatus | None,
-    several: frozenset[TestType] | frozenset[TestStatus] | None,
+    one: TestType | TestStatus | None, several: frozenset[TestType] | frozenset[TestStatus] | None
 ) -> list[str] | None:
-    """Give the values a result may have for a field filtered by `one` and `several`, or None.
-
-    Both narrow: the values in `several` that are `one`. The list is sorted and has no
-    duplicates, so that each value is scanned once.
-    """
+    """Give the values (sorted, unique) a field may have under `one` and `several`, or None."""
     if one is None and several is None:
         return None
     values = {member.value for member in several} if several is not None else None
@@ -232,19 +207,9 @@ def wanted_values(
 
 
 def _listing(
-    db: Database,
-    conn: Connection,
-    where: ResultFilter,
-    *,
-    cursor_at: dt.datetime,
-    cursor_id: int,
-    limit: int,
+    db: Database, where: ResultFilter, cursor_at: dt.datetime, cursor_id: int, limit: int
 ) -> Awaitable[list[TestResultsRow]]:
-    """Run the listing whose index suits the filter: metadata, status, type, else time.
-
-    Each query names only the filters it may need; the most selective one that is set
-    drives the plan through its index, and the others are checked on the rows it finds.
-    """
+    """Run the listing whose index suits the most selective filter: metadata, status, type, time."""
     until, cursor_at, cursor_id = upper_bounds(
         END_OF_TIME if where.created_until is None else where.created_until, cursor_at, cursor_id
     )
@@ -259,16 +224,26 @@ def _listing(
     test_types = wanted_values(where.test_type, where.test_types)
     queries = db.queries
     if where.metadata is not None:
-        return queries.list_test_results_by_metadata(
-            conn, metadata=where.metadata, statuses=statuses, test_types=test_types, **bounds
+        metadata = where.metadata
+        return run_query(
+            db,
+            lambda conn: queries.list_test_results_by_metadata(
+                conn, metadata=metadata, statuses=statuses, test_types=test_types, **bounds
+            ),
         )
     if statuses is not None:
-        return queries.list_test_results_by_status(
-            conn, statuses=statuses, test_types=test_types, **bounds
+        return run_query(
+            db,
+            lambda conn: queries.list_test_results_by_status(
+                conn, statuses=statuses, test_types=test_types, **bounds
+            ),
         )
     if test_types is not None:
-        return queries.list_test_results_by_type(conn, test_types=test_types, **bounds)
-    return queries.list_test_results(conn, **bounds)
+        return run_query(
+            db,
+            lambda conn: queries.list_test_results_by_type(conn, test_types=test_types, **bounds),
+        )
+    return run_query(db, lambda conn: queries.list_test_results(conn, **bounds))
 
 
 async def all_results(db: Database, where: ResultFilter | None = None) -> list[TestResult]:
@@ -282,29 +257,22 @@ async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]
 
 
 async def save_result(db: Database, result: TestResult) -> TestResult:
-    """Insert a result without an id, or overwrite the stored one with its id.
-
-    Returns the result as stored, with its id. Overwriting an id that does not exist
-    raises NotFoundError.
-    """
+    """Insert a result without an id or overwrite the stored one (else NotFoundError); give it."""
     params = result_params(of_type(TestResult, result))
-    async with connection(db) as conn:
-        if result.id is None:
-            new_id = await db.queries.insert_test_result(conn, **params)
-        else:
-            changed = await db.queries.update_test_result(conn, id=result.id, **params)
     if result.id is None:
+        new_id = await run_query(db, lambda conn: db.queries.insert_test_result(conn, **params))
         return with_id(result, new_id)
+    result_id = result.id
+    changed = await run_query(
+        db, lambda conn: db.queries.update_test_result(conn, id=result_id, **params)
+    )
     if changed == 0:
         raise NotFoundError("TestResult", result.id)
     return result
 
 
 async def save_results(db: Database, results: Iterable[TestResult]) -> int:
-    """Insert many new results in one batch, all or none; return how many.
-
-    Results must not have ids yet: use `save_result` to overwrite stored ones.
-    """
+    """Insert many new results (without ids) in one batch, all or none; return how many."""
     given: object = results  # callers without type checking may pass anything
     if not isinstance(given, Iterable) or isinstance(given, str | bytes):
         raise ValidationError(
@@ -325,17 +293,14 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
             )
         rows.append(result_params(result))
     if rows:
-        async with connection(db) as conn:
-            await db.queries.insert_test_results(conn, rows)
+        await run_query(db, lambda conn: db.queries.insert_test_results(conn, rows))
     return len(rows)
 
 
 async def delete_result(db: Database, result_id: int) -> bool:
     """Delete the result with this id; return whether there was one."""
     result_id = key_id("TestResult", result_id)
-    async with connection(db) as conn:
-        deleted = await db.queries.delete_test_result(conn, id=result_id)
-    return deleted > 0
+    return await run_query(db, lambda conn: db.queries.delete_test_result(conn, id=result_id)) > 0
 
 
 class ArtifactSweep(Protocol):
@@ -343,7 +308,6 @@ class ArtifactSweep(Protocol):
 
     async def sweep(self, db: Database) -> int:
         """Remove the files that no result of `db` names any more; give how many."""
-        ...
 
 
 async def delete_results_before(
@@ -351,17 +315,12 @@ async def delete_results_before(
 ) -> int:
     """Retention: delete every result created before `cutoff`; return how many.
 
-    Given `artifacts` (the `CounterexampleStore` of the results' kept files), it then
-    removes the files that no result names any more, never one that a result still names,
-    whoever writes meanwhile; that needs its own commits, so not inside `transaction()`.
-
-    The rows go in bounded batches, oldest first, each one short statement: on its own,
-    each batch is its own transaction, so that other writers, in this process or another,
-    wait a few milliseconds behind it at most, never the whole retention; and on SQLite,
-    where the statement runs on the event loop, no batch holds the loop for long. A crash
-    or a cancellation part way leaves some of the old rows, whole, and never half of a row:
-    call it again to delete the rest. Inside `transaction()` the batches are statements of
-    that one transaction, all kept or all rolled back with it.
+    Given `artifacts` (a `CounterexampleStore`), it then removes the files no result names any
+    more, never one a result still names; that needs its own commits, so not in `transaction()`.
+    The rows go in short batches, oldest first, each its own transaction outside
+    `transaction()`: other writers wait milliseconds at most, and on SQLite no batch holds the
+    loop long. A crash or cancellation part way leaves some old rows, whole: call it again.
+    Inside `transaction()` the batches are kept or rolled back with it.
     """
     cutoff = utc_instant("TestResult", "cutoff", cutoff)
     if artifacts is not None and db.in_transaction:
@@ -382,14 +341,13 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
     size = RETENTION_FIRST_BATCH
     total = 0
     while True:
+        started = time.perf_counter()
         if db.in_transaction:
             deleted, spent = await _retention_batch(db, cutoff, size)
-            held = spent
         else:
-            started = time.perf_counter()
             async with transaction(db) as tx:
                 deleted, spent = await _retention_batch(tx, cutoff, size)
-            held = time.perf_counter() - started
+        held = time.perf_counter() - started  # the lock, from BEGIN to COMMIT
         if deleted == 0:
             return total
         total += deleted
@@ -403,15 +361,14 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
 
 
 async def _retention_batch(db: Database, cutoff: dt.datetime, size: int) -> tuple[int, float]:
-    """Delete one batch of at most `size` expired rows; give how many, and the seconds it took.
-
-    The time is the statement's alone: on SQLite inside a transaction it runs on the loop.
-    """
+    """Delete one batch of at most `size` expired rows; give how many, and the statement's time."""
     started = time.perf_counter()
-    async with connection(db) as conn:
-        deleted = await db.queries.delete_test_results_before_batch(
+    deleted = await run_query(
+        db,
+        lambda conn: db.queries.delete_test_results_before_batch(
             conn, cutoff=cutoff, batch_size=size
-        )
+        ),
+    )
     return deleted, time.perf_counter() - started
 
 
@@ -426,20 +383,17 @@ def _next_batch(size: int, took: float) -> int:
 
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:
     """Per test type: counts per status, and the mean and longest execution time."""
-    grouped: dict[TestType, list[tuple[TestStatus, int, float, float]]] = {}
-    async with connection(db) as conn:
-        for row in await db.queries.test_result_stats(conn):
-            grouped.setdefault(TestType(row.test_type), []).append(
-                (TestStatus(row.status), row.result_count, row.total_time, row.max_time)
-            )
+    grouped: dict[TestType, list[TestResultStatsRow]] = {}
+    for row in await run_query(db, db.queries.test_result_stats):
+        grouped.setdefault(TestType(row.test_type), []).append(row)
     stats = {}
-    for test_type, groups in grouped.items():
-        total = sum(count for _, count, _, _ in groups)
+    for test_type, rows in grouped.items():
+        total = sum(row.result_count for row in rows)
         stats[test_type] = TypeStats(
             test_type=test_type,
-            counts={status: count for status, count, _, _ in groups},
+            counts={TestStatus(row.status): row.result_count for row in rows},
             total=total,
-            mean_time=math.fsum(time for _, _, time, _ in groups) / total,
-            max_time=max(longest for _, _, _, longest in groups),
+            mean_time=math.fsum(row.total_time for row in rows) / total,
+            max_time=max(row.max_time for row in rows),
         )
     return stats
