@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FOLDED_FROM", "FOLDED_TO", "fold", "fold_word"]
-
 # micro sign, long s, final sigma, the Greek symbol letters, long s with dot, prosgegrammeni, İ
 FOLDED_FROM: Final = (
     "\u00b5\u017f\u03c2\u03d0\u03d1\u03d5\u03d6\u03f0\u03f1\u03f5\u1e9b\u1fbe\u0130"

@@ -1,16 +1,10 @@
 """Snippets: the few words of a result around what a search found, with those words marked.
 
-Both engines give the same snippet, as it is cut here from the result's own text with the
-same notion of a word as the index: a run of letters and digits, compared with case folded.
-(PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word, and mark nothing in it.)
-
-The work per result is bounded, whatever the text and the search: the text is read from its
-start, and only as far as the snippet can reach (a little past the first `_MAX_ANCHORS`
-places that match), and the matching stops after `MAX_SNIPPET_HITS` matches or
-`MAX_SNIPPET_STEPS` steps. In ASCII text one regular expression finds the words that may
-start a match; other text is read word by word. Where a match may start, one dictionary
-look-up finds the terms that start there (and one per distinct prefix length no longer than
-the word); only the words of phrases are then compared one by one, and those are counted.
+Both engines give the same snippet, cut here from the result's own text with the index's
+notion of a word (PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word). The
+work per result is bounded: the text is read from its start only as far as the snippet can
+reach (a little past the first `_MAX_ANCHORS` places that match), and matching stops after
+`MAX_SNIPPET_HITS` matches or `MAX_SNIPPET_STEPS` steps.
 """
 
 from __future__ import annotations
@@ -151,45 +145,45 @@ class _Matcher:
 
     def scan(self, field: str, text: str, *, cut: bool) -> _Text:
         """Find the matches in a text, from its start, as far as a snippet may need them."""
-        if text.isascii():
-            hits = self._scan_ascii(text) if self._starts is not None else []
-        else:
-            hits = self._scan_words(text)
+        hits: list[_Hit] = []
+        anchors = steps = 0
+        stop: float = math.inf
+        for word, span, after, at in self._words(text):
+            if span[0] >= stop:  # past what any window can reach
+                break
+            if word not in self._by_first and not self._lengths:
+                continue
+            found, taken = self._starting(word, span, after, at)
+            steps += taken
+            if found:
+                hits += found
+                anchors += 1
+                if anchors == _MAX_ANCHORS:
+                    stop = found[0].start + MAX_SNIPPET_CHARS  # no window reaches further
+            if len(hits) >= MAX_SNIPPET_HITS or steps >= MAX_SNIPPET_STEPS:
+                break
         return _Text(field, text, cut, hits)
 
-    def _scan_ascii(self, text: str) -> list[_Hit]:
-        """Scan ASCII text, folded whole: only where a term's first word may start."""
-        assert self._starts is not None  # noqa: S101  # checked by the caller
-        folded = text.lower()
+    def _words(self, text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
+        """Give the words where a match may start, folded, as far as they are asked for.
 
-        def after(end: int) -> Iterator[tuple[_Span, str]]:
-            return ((match.span(), match.group()) for match in _WORD.finditer(folded, end))
+        ASCII text is folded whole and only the words the regular expression finds are
+        given; other text is read word by word, each word folded on its own.
+        """
+        if not text.isascii():
+            reader = _Words(text)
+            for index in reader:
+                yield reader.folded[index], reader.spans[index], reader.after, index
+        elif self._starts is not None:
+            folded = text.lower()
 
-        budget = _Budget()
-        for candidate in self._starts.finditer(folded):
-            word = _WORD.match(folded, candidate.start())  # the whole word the match starts
-            assert word is not None  # noqa: S101  # a first word starts a word
-            start, end = word.span()
-            if budget.past(start):
-                break
-            if budget.add(*self._starting(word.group(), (start, end), after, end)):
-                break
-        return budget.hits
+            def after(end: int) -> Iterator[tuple[_Span, str]]:
+                return ((match.span(), match.group()) for match in _WORD.finditer(folded, end))
 
-    def _scan_words(self, text: str) -> list[_Hit]:
-        """Scan any text word by word, each word folded on its own."""
-        reader = _Words(text)
-        budget = _Budget()
-        for index in reader:
-            span = reader.spans[index]
-            if budget.past(span[0]):
-                break
-            word = reader.folded[index]
-            if (word in self._by_first or self._lengths) and budget.add(
-                *self._starting(word, span, reader.after, index)
-            ):
-                break
-        return budget.hits
+            for candidate in self._starts.finditer(folded):
+                word = _WORD.match(folded, candidate.start())  # the whole word the match starts
+                assert word is not None  # noqa: S101  # a first word starts a word
+                yield word.group(), word.span(), after, word.end()
 
     def _starting(
         self, word: str, span: _Span, after: _Following, at: int
@@ -231,31 +225,6 @@ def _literal(word: str) -> str:
     return escaped + r"(?<![^\W_]" + escaped + ")"
 
 
-class _Budget:
-    """The matches found so far in one text, and when to stop looking for more."""
-
-    __slots__ = ("anchors", "hits", "steps", "stop")
-
-    def __init__(self) -> None:
-        self.hits: list[_Hit] = []
-        self.anchors = self.steps = 0
-        self.stop: float = math.inf
-
-    def past(self, start: int) -> bool:
-        """Tell whether a word starting here is past what any window can reach."""
-        return start >= self.stop
-
-    def add(self, found: list[_Hit], steps: int) -> bool:
-        """Keep the matches that start at one word; tell whether the caps are reached."""
-        self.steps += steps
-        if found:
-            self.hits += found
-            self.anchors += 1
-            if self.anchors == _MAX_ANCHORS:
-                self.stop = found[0].start + MAX_SNIPPET_CHARS  # no window reaches further
-        return len(self.hits) >= MAX_SNIPPET_HITS or self.steps >= MAX_SNIPPET_STEPS
-
-
 class _Words:
     """The words of a text, split and folded only as far as they are asked for."""
 
@@ -292,12 +261,7 @@ class _Words:
 
 
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
-    """Cut the snippet of a result that a search with these terms found.
-
-    The text is read word by word, from its start, only as far as the snippet needs: past
-    the place of its last possible window, or up to a fixed amount of work, whichever comes
-    first. So the work per result is bounded, and linear in the text at most.
-    """
+    """Cut the snippet of a result that a search with these terms found, in bounded work."""
     matcher = _Matcher(terms)
     texts = []
     for field in _FIELDS:
