@@ -254,18 +254,15 @@ def _instruments(tracing: Tracing) -> tuple[Tracer | None, Histogram | None]:
         return None, None
     tracer_provider = tracing.tracer_provider or trace.get_tracer_provider()
     meter_provider = tracing.meter_provider or metrics.get_meter_provider()
-    tracer = None
-    if not _api_own(tracer_provider):
-        tracer = tracer_provider.get_tracer("persistence")
-    histogram = None
-    if not _api_own(meter_provider):
-        histogram = meter_provider.get_meter("persistence").create_histogram(
-            "db.client.operation.duration",
-            unit="s",
-            description="Duration of database client operations.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-    return tracer, histogram
+    tracer = None if _api_own(tracer_provider) else tracer_provider.get_tracer("persistence")
+    if _api_own(meter_provider):
+        return tracer, None
+    return tracer, meter_provider.get_meter("persistence").create_histogram(
+        "db.client.operation.duration",
+        unit="s",
+        description="Duration of database client operations.",
+        explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+    )
 
 
 def _api_own(provider: object) -> bool:

@@ -28,6 +28,8 @@ MAX_WORD_BYTES: Final = 2_047
 """The longest word, in UTF-8 bytes: PostgreSQL neither indexes nor searches longer ones."""
 
 _WORD: Final = re.compile(r"[^\W_]+")
+_TERM: Final = re.compile(r'\s*(-?)(?:"([^"]*)"?(\**)|([^\s"]*))')
+"""A term: `-` if excluded, then a quoted phrase (closed or not) and its stars, or a run."""
 _FIELD_WEIGHTS: Final = ("D", "C")
 """The weights of the output's words and of the error message's in PostgreSQL's index."""
 _MODEL: Final = "SearchQuery"
@@ -134,29 +136,11 @@ def parse_search(text: str) -> SearchQuery:
 def _terms(text: str) -> list[SearchTerm]:
     """Read the terms of a text; terms without a word are left out."""
     terms: list[SearchTerm] = []
-    position, end = 0, len(text)
-    while position < end:
-        if text[position].isspace():
-            position += 1
-            continue
-        excluded = text[position] == "-"
-        if excluded:
-            position += 1
-        if position < end and text[position] == '"':
-            close = text.find('"', position + 1)
-            body = text[position + 1 :] if close < 0 else text[position + 1 : close]
-            position = end if close < 0 else close + 1
-            stars = position
-            while position < end and text[position] == "*":
-                position += 1
-            prefix = position > stars
-        else:
-            start = position
-            while position < end and not text[position].isspace() and text[position] != '"':
-                position += 1
-            body = text[start:position].rstrip("*")
-            prefix = len(body) < position - start
+    for match in _TERM.finditer(text):
+        excluded, quoted, stars, plain = match.groups()
+        body = plain.rstrip("*") if quoted is None else quoted
+        prefix = len(body) < len(plain) if quoted is None else bool(stars)
         words = tuple(_WORD.findall(body))
         if words:
-            terms.append(SearchTerm(words, prefix=prefix, excluded=excluded))
+            terms.append(SearchTerm(words, prefix=prefix, excluded=bool(excluded)))
     return terms

@@ -171,9 +171,10 @@ class _Matcher:
         given; other text is read word by word, each word folded on its own.
         """
         if not text.isascii():
-            reader = _Words(text)
-            for index in reader:
+            reader, index = _Words(text), 0
+            while reader.has(index + 1):
                 yield reader.folded[index], reader.spans[index], reader.after, index
+                index += 1
         elif self._starts is not None:
             folded = text.lower()
 
@@ -235,13 +236,6 @@ class _Words:
         self.spans: list[_Span] = []
         self.folded: list[str] = []
 
-    def __iter__(self) -> Iterator[int]:
-        """Give the number of each word in turn, reading the text as it goes."""
-        index = 0
-        while self.has(index + 1):
-            yield index
-            index += 1
-
     def after(self, index: int) -> Iterator[tuple[_Span, str]]:
         """Give the words after the one numbered `index`, as far as they are asked for."""
         while self.has(index + 2):
@@ -271,15 +265,12 @@ def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
             texts.append(matcher.scan(field, head, cut=len(value) > INDEXED_CHARS))
     if not texts:
         return Snippet("output", "", ())
-    best: tuple[tuple[int, int], _Text, int, int] | None = None
-    for text in texts:
-        for score, begin, end in _windows(text):
-            if best is None or score > best[0]:
-                best = (score, text, begin, end)
+    scored = ((window, text) for text in texts for window in _windows(text))
+    best = max(scored, key=lambda pair: pair[0][0], default=None)  # the first of the best
     if best is None:  # nothing to mark: the index and this text disagree, or the match is cut off
         fallback = next((t for t in texts if t.field == "output"), texts[0])
         return _cut(fallback, 0, _extent(fallback.text, 0))
-    _, text, begin, end = best
+    (_, begin, end), text = best
     return _cut(text, begin, end)
 
 
