@@ -84,20 +84,6 @@ class _Traced:
 class Observer:
     """Traces, measures and logs each query that an engine's adapter hands over."""
 
-    __slots__ = (
-        "_attach",
-        "_client",
-        "_detach",
-        "_error",
-        "_histogram",
-        "_in_context",
-        "_parameters",
-        "_queries",
-        "_shared",
-        "_slow",
-        "_tracer",
-    )
-
     def __init__(
         self,
         shared: Mapping[str, AttributeValue],

@@ -171,10 +171,7 @@ class _Matcher:
         given; other text is read word by word, each word folded on its own.
         """
         if not text.isascii():
-            reader, index = _Words(text), 0
-            while reader.has(index + 1):
-                yield reader.folded[index], reader.spans[index], reader.after, index
-                index += 1
+            yield from _each_word(text)
         elif self._starts is not None:
             folded = text.lower()
 
@@ -220,38 +217,37 @@ class _Matcher:
         return found, steps
 
 
-def _literal(word: str) -> str:
-    """Match a word at the start of a word: the word, then a look back past it."""
-    escaped = re.escape(word)
-    return escaped + r"(?<![^\W_]" + escaped + ")"
+def _each_word(text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
+    """Give each word of any text, folded on its own, split only as far as it is asked for."""
+    found = _WORD.finditer(text)
+    spans: list[_Span] = []
+    folded: list[str] = []
 
-
-class _Words:
-    """The words of a text, split and folded only as far as they are asked for."""
-
-    __slots__ = ("_found", "folded", "spans")
-
-    def __init__(self, text: str) -> None:
-        self._found: Iterator[re.Match[str]] = _WORD.finditer(text)
-        self.spans: list[_Span] = []
-        self.folded: list[str] = []
-
-    def after(self, index: int) -> Iterator[tuple[_Span, str]]:
-        """Give the words after the one numbered `index`, as far as they are asked for."""
-        while self.has(index + 2):
-            index += 1
-            yield self.spans[index], self.folded[index]
-
-    def has(self, count: int) -> bool:
-        """Read words until there are `count` of them; tell whether the text holds that many."""
-        spans, folded = self.spans, self.folded
+    def has(count: int) -> bool:
+        """Read words until there are `count`; tell whether the text holds that many."""
         while len(spans) < count:
-            match = next(self._found, None)
+            match = next(found, None)
             if match is None:
                 return False
             spans.append(match.span())
             folded.append(fold(match.group()))
         return True
+
+    def following(index: int) -> Iterator[tuple[_Span, str]]:
+        while has(index + 2):
+            index += 1
+            yield spans[index], folded[index]
+
+    index = 0
+    while has(index + 1):
+        yield folded[index], spans[index], following, index
+        index += 1
+
+
+def _literal(word: str) -> str:
+    """Match a word at the start of a word: the word, then a look back past it."""
+    escaped = re.escape(word)
+    return escaped + r"(?<![^\W_]" + escaped + ")"
 
 
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
