@@ -25,10 +25,7 @@ _TABLE: Final = str.maketrans(FOLDED_FROM, FOLDED_TO)
 
 
 def fold_word(word: str) -> str:
-    """Map the letters the engines fold differently to the letter both read them as.
-
-    Each engine folds the case of the rest itself.
-    """
+    """Map the letters the engines fold differently to the one both read; each folds the rest."""
     return word.translate(_TABLE)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence.search._fold import fold
-from persistence.search._language import SearchTerm
+from persistence.search._language import _WORD, SearchTerm
 
 if TYPE_CHECKING:
     from persistence.models import TestResult
@@ -58,7 +58,6 @@ _LEAD_CHARS: Final = 40
 _MAX_ANCHORS: Final = 16
 """How many places that match, from the start, a snippet may be cut around."""
 
-_WORD: Final = re.compile(r"[^\W_]+")
 _SPACES: Final = re.compile(r"\s+")
 _ELLIPSIS: Final = "…"
 _FIELDS: Final = ("error_message", "output")
@@ -165,11 +164,7 @@ class _Matcher:
         return _Text(field, text, cut, hits)
 
     def _words(self, text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
-        """Give the words where a match may start, folded, as far as they are asked for.
-
-        ASCII text is folded whole and only the words the regular expression finds are
-        given; other text is read word by word, each word folded on its own.
-        """
+        """Give the words where a match may start, folded (ASCII text: those `_starts` finds)."""
         if not text.isascii():
             yield from _each_word(text)
         elif self._starts is not None:
@@ -253,12 +248,12 @@ def _literal(word: str) -> str:
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
     """Cut the snippet of a result that a search with these terms found, in bounded work."""
     matcher = _Matcher(terms)
-    texts = []
-    for field in _FIELDS:
-        value: str | None = getattr(result, field)
-        if value:
-            head = value[:INDEXED_CHARS]
-            texts.append(matcher.scan(field, head, cut=len(value) > INDEXED_CHARS))
+    values: list[tuple[str, str | None]] = [(field, getattr(result, field)) for field in _FIELDS]
+    texts = [
+        matcher.scan(field, value[:INDEXED_CHARS], cut=len(value) > INDEXED_CHARS)
+        for field, value in values
+        if value
+    ]
     if not texts:
         return Snippet("output", "", ())
     scored = ((window, text) for text in texts for window in _windows(text))
@@ -286,7 +281,7 @@ def _extent(text: str, begin: int) -> int:
     return words[-1].end() if words else limit
 
 
-def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
+def _windows(text: _Text) -> Iterator[tuple[tuple[int, int], int, int]]:
     """Score the windows that start a little before each hit: distinct terms, then hits.
 
     A window near the end starts earlier, so that it is full when the text is long enough.
@@ -295,7 +290,6 @@ def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
     anchors = [
         hit for number, hit in enumerate(text.hits) if not number or starts[number - 1] < hit.start
     ]
-    scored = []
     for anchor in anchors[:_MAX_ANCHORS]:
         begin = _word_start(text.text, max(0, anchor.start - _LEAD_CHARS), anchor.start)
         end = _extent(text.text, begin)
@@ -305,8 +299,7 @@ def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
                 begin, end = earlier, _extent(text.text, earlier)
         inside = text.hits[bisect.bisect_left(starts, begin) : bisect.bisect_left(starts, end)]
         fitting = [hit for hit in inside if hit.end <= end]
-        scored.append(((len({hit.term for hit in fitting}), len(fitting)), begin, end))
-    return scored
+        yield (len({hit.term for hit in fitting}), len(fitting)), begin, end
 
 
 def _word_start(text: str, position: int, at_most: int) -> int:
@@ -327,14 +320,11 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     )
     pieces: list[str] = []
     highlights: list[tuple[int, int]] = []
-    length = 0
-    position = begin
+    length, position = 0, begin
     for word_start, word_end in marked:
-        plain = _SPACES.sub(" ", source[position:word_start])
-        pieces.append(plain)
-        length += len(plain)
+        pieces += [_SPACES.sub(" ", source[position:word_start]), source[word_start:word_end]]
+        length += len(pieces[-2])
         highlights.append((length, length + word_end - word_start))
-        pieces.append(source[word_start:word_end])
         length += word_end - word_start
         position = word_end
     pieces.append(_SPACES.sub(" ", source[position:end]))
