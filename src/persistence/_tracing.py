@@ -222,12 +222,11 @@ def observer_for(
     tracer, histogram = _instruments(tracing or Tracing())
     if tracer is None and histogram is None and math.isinf(slow):
         return None
-    parameters = tracing is not None and tracing.parameters
     return Observer(
         _shared_attributes(engine, target),
         tracer=tracer,
         histogram=histogram,
-        parameters=parameters,
+        parameters=tracing is not None and tracing.parameters,
         slow=slow,
     )
 

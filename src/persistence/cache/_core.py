@@ -1,10 +1,10 @@
 """What the memory and Redis caches share: the read API, the change feed and private copies.
 
-An entry is trusted only while its table's version in the database's change watch (the WAL
-index header on SQLite, commit notifications on PostgreSQL: every commit, plain SQL
-included) is the one it was loaded at. A table this process wrote is read
-from the database until the watch has seen that commit (`ChangeWatch.sync`); while the
-watch cannot be trusted, every read goes to the database. docs/CACHE.md tells the rules.
+An entry is trusted only while its table's version in the change watch (the WAL index header
+on SQLite, commit notifications on PostgreSQL: every commit, plain SQL included) is the one
+it was loaded at. A table this process wrote is read from the database until the watch has
+seen that commit (`ChangeWatch.sync`); while the watch cannot be trusted, every read goes to
+the database. docs/CACHE.md tells the rules.
 """
 
 from __future__ import annotations
@@ -89,8 +89,7 @@ def _json_bytes(value: object) -> int:
 class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]]):
     """A memory tier: (version, value) by table and key, bounded in entries and in bytes.
 
-    Past either bound the least recently used entries go; a value larger than the whole
-    byte budget is not kept.
+    Past either bound the least recently used go; a value over the whole budget is not kept.
     """
 
     def __init__(self, size: int, max_bytes: int) -> None:
@@ -267,10 +266,7 @@ class Cache:
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
     ) -> _V:
-        """Load a missed entry, keeping it if nothing changed meanwhile.
-
-        `shape` is the value's type, for a tier that stores it outside the process (Redis).
-        """
+        """Load a missed entry, kept if nothing changed meanwhile; Redis stores it as `shape`."""
         del shape  # kept as it is, in memory
         await self._caught_up(table)
         version = self._version(table)
