@@ -1,10 +1,10 @@
 """Traces, the duration metric and the slow-query log of every query, in one place.
 
-Each engine's adapter hands the call to the database's `Observer` when it has one, and
-nothing else in the package knows of tracing; without one, its cost is the check `observer is
-None`. The span is started in the caller's task around the whole call, so a statement run in
-a thread or queued for group commit is inside it. docs/OBSERVABILITY.md gives the attributes
-(OpenTelemetry's stable database conventions), and what is never recorded.
+Each engine's adapter hands the call to the database's `Observer` when it has one; without
+one, tracing costs the check `observer is None`. The span is started in the caller's task
+around the whole call, so a statement run in a thread or queued for group commit is inside
+it. docs/OBSERVABILITY.md gives the attributes (OpenTelemetry's stable database
+conventions), and what is never recorded.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram, MeterProvider
     from opentelemetry.trace import Span, Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
-
-__all__ = ["DURATION_BUCKETS", "SLOW_QUERY_VARIABLE", "Observer", "Tracing", "observer_for"]
 
 _T = TypeVar("_T")
 
@@ -86,20 +84,6 @@ class _Traced:
 class Observer:
     """Traces, measures and logs each query that an engine's adapter hands over."""
 
-    __slots__ = (
-        "_attach",
-        "_client",
-        "_detach",
-        "_error",
-        "_histogram",
-        "_in_context",
-        "_parameters",
-        "_queries",
-        "_shared",
-        "_slow",
-        "_tracer",
-    )
-
     def __init__(
         self,
         shared: Mapping[str, AttributeValue],
@@ -154,7 +138,7 @@ class Observer:
                 attributes = {**attributes, **_parameter_attributes(parameters)}
             span = self._tracer.start_span(traced.name, kind=self._client, attributes=attributes)
             token = self._attach(self._in_context(span))
-        failure: tuple[str, str | None] | None = None
+        failure: dict[str, str] = {}
         start = time.perf_counter()
         try:
             return await run
@@ -164,24 +148,25 @@ class Observer:
         finally:
             duration = time.perf_counter() - start
             if span is not None:
-                self._end(span, token, failure)
+                if failure:
+                    span.set_attributes(failure)
+                    span.set_status(self._error)
+                if token is not None:
+                    self._detach(token)
+                span.end()
             if self._histogram is not None:
-                metric = traced.metric
-                if failure is not None:
-                    metric = {**metric, **_failure_attributes(failure)}
+                metric = {**traced.metric, **failure} if failure else traced.metric
                 self._histogram.record(duration, metric)
             if duration >= self._slow:
-                _log_slow(traced, duration, self._slow, failure)
-
-    def _end(
-        self, span: Span, token: Token[Context] | None, failure: tuple[str, str | None] | None
-    ) -> None:
-        if failure is not None:
-            span.set_attributes(_failure_attributes(failure))
-            span.set_status(self._error)
-        if token is not None:
-            self._detach(token)
-        span.end()
+                outcome = f", failed with {failure['error.type']}" if failure else ""
+                LOG.warning(
+                    "slow query %s: %.3f s, over the %g s threshold%s",
+                    traced.name,
+                    duration,
+                    self._slow,
+                    outcome,
+                    extra={"query": traced.name, "duration": duration},
+                )
 
 
 def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:
@@ -193,8 +178,8 @@ def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:
     return {}
 
 
-def _failure(error: BaseException) -> tuple[str, str | None]:
-    """Give a failure's `error.type` and the database's own code for it, if it gave one.
+def _failure(error: BaseException) -> dict[str, str]:
+    """Give a failure's `error.type`, and the database's own code for it if it gave one.
 
     The code is PostgreSQL's SQLSTATE or SQLite's error name (SQLITE_CONSTRAINT_UNIQUE), read
     from the error or the driver error it was raised from; without one, the error's class.
@@ -202,32 +187,11 @@ def _failure(error: BaseException) -> tuple[str, str | None]:
     for candidate in (error, error.__cause__):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "sqlite_errorname", None)
         if isinstance(code, str) and code:
-            return code, code
+            return {"error.type": code, "db.response.status_code": code}
     kind = type(error)
     if kind.__module__ == "builtins":
-        return kind.__qualname__, None
-    return f"{kind.__module__}.{kind.__qualname__}", None
-
-
-def _failure_attributes(failure: tuple[str, str | None]) -> dict[str, AttributeValue]:
-    error_type, code = failure
-    if code is None:
-        return {"error.type": error_type}
-    return {"error.type": error_type, "db.response.status_code": code}
-
-
-def _log_slow(
-    traced: _Traced, duration: float, threshold: float, failure: tuple[str, str | None] | None
-) -> None:
-    outcome = "" if failure is None else f", failed with {failure[0]}"
-    LOG.warning(
-        "slow query %s: %.3f s, over the %g s threshold%s",
-        traced.name,
-        duration,
-        threshold,
-        outcome,
-        extra={"query": traced.name, "duration": duration},
-    )
+        return {"error.type": kind.__qualname__}
+    return {"error.type": f"{kind.__module__}.{kind.__qualname__}"}
 
 
 def slow_threshold(given: float | None) -> float:
@@ -258,12 +222,11 @@ def observer_for(
     tracer, histogram = _instruments(tracing or Tracing())
     if tracer is None and histogram is None and math.isinf(slow):
         return None
-    parameters = tracing is not None and tracing.parameters
     return Observer(
         _shared_attributes(engine, target),
         tracer=tracer,
         histogram=histogram,
-        parameters=parameters,
+        parameters=tracing is not None and tracing.parameters,
         slow=slow,
     )
 
@@ -276,18 +239,15 @@ def _instruments(tracing: Tracing) -> tuple[Tracer | None, Histogram | None]:
         return None, None
     tracer_provider = tracing.tracer_provider or trace.get_tracer_provider()
     meter_provider = tracing.meter_provider or metrics.get_meter_provider()
-    tracer = None
-    if not _api_own(tracer_provider):
-        tracer = tracer_provider.get_tracer("persistence")
-    histogram = None
-    if not _api_own(meter_provider):
-        histogram = meter_provider.get_meter("persistence").create_histogram(
-            "db.client.operation.duration",
-            unit="s",
-            description="Duration of database client operations.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-    return tracer, histogram
+    tracer = None if _api_own(tracer_provider) else tracer_provider.get_tracer("persistence")
+    if _api_own(meter_provider):
+        return tracer, None
+    return tracer, meter_provider.get_meter("persistence").create_histogram(
+        "db.client.operation.duration",
+        unit="s",
+        description="Duration of database client operations.",
+        explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+    )
 
 
 def _api_own(provider: object) -> bool:

@@ -1,9 +1,10 @@
 """What the memory and Redis caches share: the read API, the change feed and private copies.
 
-An entry is trusted only while its table's version in the database's change watch (every
-commit, plain SQL included) is the one it was loaded at. A table this process wrote is read
-from the database until the watch has seen that commit (`ChangeWatch.sync`); while the
-watch cannot be trusted, every read goes to the database. docs/CACHE.md tells the rules.
+An entry is trusted only while its table's version in the change watch (the WAL index header
+on SQLite, commit notifications on PostgreSQL: every commit, plain SQL included) is the one
+it was loaded at. A table this process wrote is read from the database until the watch has
+seen that commit (`ChangeWatch.sync`); while the watch cannot be trusted, every read goes to
+the database. docs/CACHE.md tells the rules.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from persistence.results import ResultFilter
 if TYPE_CHECKING:
     from persistence._backend import ChangeWatch
     from persistence.database import Database
-
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_SIZE", "TABLES", "Cache", "CacheStats"]
 
 TABLES = (config.TABLE, results.TABLE, file_records.TABLE)
 """The tables whose reads the caches serve."""
@@ -90,8 +89,7 @@ def _json_bytes(value: object) -> int:
 class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]]):
     """A memory tier: (version, value) by table and key, bounded in entries and in bytes.
 
-    Past either bound the least recently used entries go; a value larger than the whole
-    byte budget is not kept.
+    Past either bound the least recently used go; a value over the whole budget is not kept.
     """
 
     def __init__(self, size: int, max_bytes: int) -> None:
@@ -108,11 +106,6 @@ class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]])
             return
         while len(self) > self.most:
             self.popitem()
-
-    @property
-    def held_bytes(self) -> int:
-        """The estimated bytes held now."""
-        return int(self.currsize)
 
 
 def private_copy(value: _V) -> _V:
@@ -135,9 +128,8 @@ MISS = object()
 class Cache:
     """The reads that the memory cache and the Redis cache serve, alike, and the memory tier.
 
-    Each cache implements `_fill`, which finds a missed entry in a slower tier or loads it.
-    A hit costs one `_peek`, with no await in between: the setting read on every run
-    must cost next to nothing.
+    A miss goes to `_fill`, which the Redis cache extends with its tier. A hit costs one
+    `_peek`, with no await in between: the setting read on every run must cost next to nothing.
     """
 
     def __init__(
@@ -210,7 +202,7 @@ class Cache:
             misses=self._misses,
             bypassed=self._bypassed,
             faults=self._faults,
-            held_bytes=0 if self._local is None else self._local.held_bytes,
+            held_bytes=0 if self._local is None else int(self._local.currsize),
         )
 
     async def invalidate(self, table: str | None = None) -> None:
@@ -274,11 +266,16 @@ class Cache:
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
     ) -> _V:
-        """Find `key` in a slower tier or load it, keeping it if nothing changed meanwhile.
-
-        `shape` is the value's type, for tiers that store it outside the process.
-        """
-        raise NotImplementedError  # pragma: no cover
+        """Load a missed entry, kept if nothing changed meanwhile; Redis stores it as `shape`."""
+        del shape  # kept as it is, in memory
+        await self._caught_up(table)
+        version = self._version(table)
+        self._misses += 1
+        if version is None:
+            self._bypassed += 1
+        value = await load()
+        self._keep(table, key, version, value)
+        return value
 
     async def _read(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object

@@ -153,12 +153,8 @@ class RedisCache(Cache):
         self._bypassed += raw is _FAULT
         if raw is _FAULT or raw is None:
             return MISS
-        return self._decode(cast("bytes", raw), table, text, stamp, shape)
-
-    def _decode(self, raw: bytes, table: str, text: str, stamp: str, shape: object) -> object:
-        """Read an entry back as the models it holds; MISS if it is not the one asked for."""
         try:
-            stored = json.loads(raw)
+            stored = json.loads(cast("bytes", raw))
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
                 self._fault(ValueError("an entry names another read"), "an entry did not match")
                 return MISS

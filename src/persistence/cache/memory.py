@@ -1,17 +1,14 @@
 """The memory cache: hot reads served from this process, never older than the last commit.
 
-An entry is kept with its table's version in the database's change watch (the WAL index
-header on SQLite, commit notifications on PostgreSQL) and trusted while that is unchanged;
-while the watch is lost, reads go to the database. docs/CACHE.md tells how.
+Its entries follow the database's change watch as `persistence.cache._core` says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from persistence._guards import at_least
-from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, Cache, Load
+from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, Cache
 from persistence.database import backend_of
 from persistence.exceptions import ValidationError
 
@@ -23,24 +20,9 @@ __all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_SIZE", "MemoryCache", "open_memory_cach
 DEFAULT_HEARTBEAT = 1.0
 """Seconds between two heartbeats of PostgreSQL's change listener."""
 
-_V = TypeVar("_V")
-
 
 class MemoryCache(Cache):
     """Reads of one database served from this process's memory; made by `open_memory_cache`."""
-
-    async def _fill(
-        self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
-    ) -> _V:
-        del shape  # kept as it is, in memory
-        await self._caught_up(table)
-        version = self._version(table)
-        self._misses += 1
-        if version is None:
-            self._bypassed += 1
-        value = await load()
-        self._keep(table, key, version, value)
-        return value
 
 
 async def open_memory_cache(

@@ -3,9 +3,9 @@
 `search_results(db, "segmentation fault solve", where=ResultFilter(...))` returns the best
 matches first, each with a snippet whose matched words are marked. The search language:
 
-- `word`: the word, in any case; every such term must match;
-- `"a phrase"`: words that follow one another;
-- `prefix*`: a word that starts with `prefix`;
+- `word`: the word, in any case (accents are kept); every such term must match;
+- `"a phrase"`: words that follow one another, whatever separates them;
+- `prefix*`: a word that starts with `prefix`; after a phrase, its last word is the prefix;
 - `-word`, `-"a phrase"`: a term that must not appear.
 
 A word is a run of letters and digits: `solve.cpp` is the phrase `"solve cpp"`. SQLite

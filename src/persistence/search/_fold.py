@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FOLDED_FROM", "FOLDED_TO", "fold", "fold_word"]
-
 # micro sign, long s, final sigma, the Greek symbol letters, long s with dot, prosgegrammeni, İ
 FOLDED_FROM: Final = (
     "\u00b5\u017f\u03c2\u03d0\u03d1\u03d5\u03d6\u03f0\u03f1\u03f5\u1e9b\u1fbe\u0130"
@@ -27,10 +25,7 @@ _TABLE: Final = str.maketrans(FOLDED_FROM, FOLDED_TO)
 
 
 def fold_word(word: str) -> str:
-    """Map the letters the engines fold differently to the letter both read them as.
-
-    Each engine folds the case of the rest itself.
-    """
+    """Map the letters the engines fold differently to the one both read; each folds the rest."""
     return word.translate(_TABLE)
 
 

@@ -1,24 +1,14 @@
-"""The search language: what a user types, parsed into terms, and written for each engine.
+"""The search language (see `persistence.search`): parsed into terms, written for each engine.
 
-A query is a list of terms separated by spaces; a result matches when it holds every term
-that is not excluded and none that is:
-
-- `word`: a word; `segfault` matches `Segfault` (case is folded, accents are kept);
-- `"a phrase"`: words that follow one another, whatever separates them;
-- `prefix*`: a word starting with `prefix`; after a phrase, its last word is the prefix;
-- `-word`, `-"a phrase"`: a term that must not appear.
-
-A word is a run of letters and digits; everything else separates words. A term that holds
-several words (`solve.cpp`, `foo-bar`) is the phrase of those words, as the index reads the
-text. A quote left open runs to the end of the text.
-
-The user's text never reaches an engine as syntax: each word is written inside a quoted
-string of FTS5's language or of tsquery's, where only the quote character is special, and
-no word holds one.
+A term that holds several words (`solve.cpp`, `foo-bar`) is the phrase of those words, as
+the index reads the text; a quote left open runs to the end of the text. The user's text
+never reaches an engine as syntax: each word is written inside a quoted string of FTS5's
+language or of tsquery's, where only the quote character is special, and no word holds one.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -27,16 +17,6 @@ import attrs
 from persistence._guards import argument, text_problem
 from persistence.exceptions import ValidationError
 from persistence.search._fold import fold_word
-
-__all__ = [
-    "MAX_SEARCH_CHARS",
-    "MAX_SEARCH_TERMS",
-    "MAX_WORD_BYTES",
-    "SearchQuery",
-    "SearchTerm",
-    "parse_search",
-    "words_of",
-]
 
 MAX_SEARCH_CHARS: Final = 1_000
 """The longest search text, in characters."""
@@ -48,14 +28,11 @@ MAX_WORD_BYTES: Final = 2_047
 """The longest word, in UTF-8 bytes: PostgreSQL neither indexes nor searches longer ones."""
 
 _WORD: Final = re.compile(r"[^\W_]+")
+_TERM: Final = re.compile(r'\s*(-?)(?:"([^"]*)"?(\**)|([^\s"]*))')
+"""A term: `-` if excluded, then a quoted phrase (closed or not) and its stars, or a run."""
 _FIELD_WEIGHTS: Final = ("D", "C")
 """The weights of the output's words and of the error message's in PostgreSQL's index."""
 _MODEL: Final = "SearchQuery"
-
-
-def words_of(text: str) -> list[str]:
-    """Split text into its words: the runs of letters and digits."""
-    return _WORD.findall(text)
 
 
 @attrs.frozen
@@ -137,64 +114,33 @@ def _weighted(words: list[str], weight: str, *, prefix: bool) -> list[str]:
 def parse_search(text: str) -> SearchQuery:
     """Parse search text into its terms, or raise ValidationError saying what is wrong."""
     text = argument(_MODEL, "text", str, text)
+    refuse = functools.partial(ValidationError, _MODEL, "text")
     problem = text_problem(text)
     if problem is not None:
-        raise ValidationError(_MODEL, "text", problem)
+        raise refuse(problem)
     if len(text) > MAX_SEARCH_CHARS:
-        raise ValidationError(
-            _MODEL, "text", f"must be at most {MAX_SEARCH_CHARS} characters, got {len(text)}"
-        )
+        raise refuse(f"must be at most {MAX_SEARCH_CHARS} characters, got {len(text)}")
     terms = tuple(_terms(text))
     if not terms:
-        raise ValidationError(
-            _MODEL, "text", "has no word to search for (a word is a run of letters and digits)"
-        )
+        raise refuse("has no word to search for (a word is a run of letters and digits)")
     if all(term.excluded for term in terms):
-        raise ValidationError(
-            _MODEL, "text", "needs a word that must match: every term in it is excluded"
-        )
+        raise refuse("needs a word that must match: every term in it is excluded")
     if len(terms) > MAX_SEARCH_TERMS:
-        raise ValidationError(
-            _MODEL, "text", f"must have at most {MAX_SEARCH_TERMS} terms, got {len(terms)}"
-        )
-    for term in terms:
-        for word in term.words:
-            size = len(word.encode("utf-8"))
-            if size > MAX_WORD_BYTES:
-                raise ValidationError(
-                    _MODEL,
-                    "text",
-                    f"a word must be at most {MAX_WORD_BYTES} bytes in UTF-8, got {size}",
-                )
+        raise refuse(f"must have at most {MAX_SEARCH_TERMS} terms, got {len(terms)}")
+    for size in (len(word.encode("utf-8")) for term in terms for word in term.words):
+        if size > MAX_WORD_BYTES:
+            raise refuse(f"a word must be at most {MAX_WORD_BYTES} bytes in UTF-8, got {size}")
     return SearchQuery(text, terms)
 
 
 def _terms(text: str) -> list[SearchTerm]:
     """Read the terms of a text; terms without a word are left out."""
     terms: list[SearchTerm] = []
-    position, end = 0, len(text)
-    while position < end:
-        if text[position].isspace():
-            position += 1
-            continue
-        excluded = text[position] == "-"
-        if excluded:
-            position += 1
-        if position < end and text[position] == '"':
-            close = text.find('"', position + 1)
-            body = text[position + 1 :] if close < 0 else text[position + 1 : close]
-            position = end if close < 0 else close + 1
-            stars = position
-            while position < end and text[position] == "*":
-                position += 1
-            prefix = position > stars
-        else:
-            start = position
-            while position < end and not text[position].isspace() and text[position] != '"':
-                position += 1
-            body = text[start:position].rstrip("*")
-            prefix = len(body) < position - start
-        words = tuple(words_of(body))
+    for match in _TERM.finditer(text):
+        excluded, quoted, stars, plain = match.groups()
+        body = plain.rstrip("*") if quoted is None else quoted
+        prefix = len(body) < len(plain) if quoted is None else bool(stars)
+        words = tuple(_WORD.findall(body))
         if words:
-            terms.append(SearchTerm(words, prefix=prefix, excluded=excluded))
+            terms.append(SearchTerm(words, prefix=prefix, excluded=bool(excluded)))
     return terms

@@ -18,8 +18,6 @@ from persistence.results import ResultFilter, wanted_values
 from persistence.search._language import parse_search
 from persistence.search._snippets import Snippet, snippet_of
 
-__all__ = ["SearchCursor", "SearchHit", "search_results"]
-
 DEFAULT_SEARCH_LIMIT: Final = 20
 """How many matches a page of search results holds unless told otherwise."""
 

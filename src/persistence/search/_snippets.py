@@ -1,16 +1,10 @@
 """Snippets: the few words of a result around what a search found, with those words marked.
 
-Both engines give the same snippet, as it is cut here from the result's own text with the
-same notion of a word as the index: a run of letters and digits, compared with case folded.
-(PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word, and mark nothing in it.)
-
-The work per result is bounded, whatever the text and the search: the text is read from its
-start, and only as far as the snippet can reach (a little past the first `_MAX_ANCHORS`
-places that match), and the matching stops after `MAX_SNIPPET_HITS` matches or
-`MAX_SNIPPET_STEPS` steps. In ASCII text one regular expression finds the words that may
-start a match; other text is read word by word. Where a match may start, one dictionary
-look-up finds the terms that start there (and one per distinct prefix length no longer than
-the word); only the words of phrases are then compared one by one, and those are counted.
+Both engines give the same snippet, cut here from the result's own text with the index's
+notion of a word (PostgreSQL's `ts_headline` would read `solve.cpp:42` as one word). The
+work per result is bounded: the text is read from its start only as far as the snippet can
+reach (a little past the first `_MAX_ANCHORS` places that match), and matching stops after
+`MAX_SNIPPET_HITS` matches or `MAX_SNIPPET_STEPS` steps.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence.search._fold import fold
-from persistence.search._language import SearchTerm
+from persistence.search._language import _WORD, SearchTerm
 
 if TYPE_CHECKING:
     from persistence.models import TestResult
@@ -64,7 +58,6 @@ _LEAD_CHARS: Final = 40
 _MAX_ANCHORS: Final = 16
 """How many places that match, from the start, a snippet may be cut around."""
 
-_WORD: Final = re.compile(r"[^\W_]+")
 _SPACES: Final = re.compile(r"\s+")
 _ELLIPSIS: Final = "…"
 _FIELDS: Final = ("error_message", "output")
@@ -151,45 +144,39 @@ class _Matcher:
 
     def scan(self, field: str, text: str, *, cut: bool) -> _Text:
         """Find the matches in a text, from its start, as far as a snippet may need them."""
-        if text.isascii():
-            hits = self._scan_ascii(text) if self._starts is not None else []
-        else:
-            hits = self._scan_words(text)
+        hits: list[_Hit] = []
+        anchors = steps = 0
+        stop: float = math.inf
+        for word, span, after, at in self._words(text):
+            if span[0] >= stop:  # past what any window can reach
+                break
+            if word not in self._by_first and not self._lengths:
+                continue
+            found, taken = self._starting(word, span, after, at)
+            steps += taken
+            if found:
+                hits += found
+                anchors += 1
+                if anchors == _MAX_ANCHORS:
+                    stop = found[0].start + MAX_SNIPPET_CHARS  # no window reaches further
+            if len(hits) >= MAX_SNIPPET_HITS or steps >= MAX_SNIPPET_STEPS:
+                break
         return _Text(field, text, cut, hits)
 
-    def _scan_ascii(self, text: str) -> list[_Hit]:
-        """Scan ASCII text, folded whole: only where a term's first word may start."""
-        assert self._starts is not None  # noqa: S101  # checked by the caller
-        folded = text.lower()
+    def _words(self, text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
+        """Give the words where a match may start, folded (ASCII text: those `_starts` finds)."""
+        if not text.isascii():
+            yield from _each_word(text)
+        elif self._starts is not None:
+            folded = text.lower()
 
-        def after(end: int) -> Iterator[tuple[_Span, str]]:
-            return ((match.span(), match.group()) for match in _WORD.finditer(folded, end))
+            def after(end: int) -> Iterator[tuple[_Span, str]]:
+                return ((match.span(), match.group()) for match in _WORD.finditer(folded, end))
 
-        budget = _Budget()
-        for candidate in self._starts.finditer(folded):
-            word = _WORD.match(folded, candidate.start())  # the whole word the match starts
-            assert word is not None  # noqa: S101  # a first word starts a word
-            start, end = word.span()
-            if budget.past(start):
-                break
-            if budget.add(*self._starting(word.group(), (start, end), after, end)):
-                break
-        return budget.hits
-
-    def _scan_words(self, text: str) -> list[_Hit]:
-        """Scan any text word by word, each word folded on its own."""
-        reader = _Words(text)
-        budget = _Budget()
-        for index in reader:
-            span = reader.spans[index]
-            if budget.past(span[0]):
-                break
-            word = reader.folded[index]
-            if (word in self._by_first or self._lengths) and budget.add(
-                *self._starting(word, span, reader.after, index)
-            ):
-                break
-        return budget.hits
+            for candidate in self._starts.finditer(folded):
+                word = _WORD.match(folded, candidate.start())  # the whole word the match starts
+                assert word is not None  # noqa: S101  # a first word starts a word
+                yield word.group(), word.span(), after, word.end()
 
     def _starting(
         self, word: str, span: _Span, after: _Following, at: int
@@ -225,97 +212,56 @@ class _Matcher:
         return found, steps
 
 
-def _literal(word: str) -> str:
-    """Match a word at the start of a word: the word, then a look back past it."""
-    escaped = re.escape(word)
-    return escaped + r"(?<![^\W_]" + escaped + ")"
+def _each_word(text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
+    """Give each word of any text, folded on its own, split only as far as it is asked for."""
+    found = _WORD.finditer(text)
+    spans: list[_Span] = []
+    folded: list[str] = []
 
-
-class _Budget:
-    """The matches found so far in one text, and when to stop looking for more."""
-
-    __slots__ = ("anchors", "hits", "steps", "stop")
-
-    def __init__(self) -> None:
-        self.hits: list[_Hit] = []
-        self.anchors = self.steps = 0
-        self.stop: float = math.inf
-
-    def past(self, start: int) -> bool:
-        """Tell whether a word starting here is past what any window can reach."""
-        return start >= self.stop
-
-    def add(self, found: list[_Hit], steps: int) -> bool:
-        """Keep the matches that start at one word; tell whether the caps are reached."""
-        self.steps += steps
-        if found:
-            self.hits += found
-            self.anchors += 1
-            if self.anchors == _MAX_ANCHORS:
-                self.stop = found[0].start + MAX_SNIPPET_CHARS  # no window reaches further
-        return len(self.hits) >= MAX_SNIPPET_HITS or self.steps >= MAX_SNIPPET_STEPS
-
-
-class _Words:
-    """The words of a text, split and folded only as far as they are asked for."""
-
-    __slots__ = ("_found", "folded", "spans")
-
-    def __init__(self, text: str) -> None:
-        self._found: Iterator[re.Match[str]] = _WORD.finditer(text)
-        self.spans: list[_Span] = []
-        self.folded: list[str] = []
-
-    def __iter__(self) -> Iterator[int]:
-        """Give the number of each word in turn, reading the text as it goes."""
-        index = 0
-        while self.has(index + 1):
-            yield index
-            index += 1
-
-    def after(self, index: int) -> Iterator[tuple[_Span, str]]:
-        """Give the words after the one numbered `index`, as far as they are asked for."""
-        while self.has(index + 2):
-            index += 1
-            yield self.spans[index], self.folded[index]
-
-    def has(self, count: int) -> bool:
-        """Read words until there are `count` of them; tell whether the text holds that many."""
-        spans, folded = self.spans, self.folded
+    def has(count: int) -> bool:
+        """Read words until there are `count`; tell whether the text holds that many."""
         while len(spans) < count:
-            match = next(self._found, None)
+            match = next(found, None)
             if match is None:
                 return False
             spans.append(match.span())
             folded.append(fold(match.group()))
         return True
 
+    def following(index: int) -> Iterator[tuple[_Span, str]]:
+        while has(index + 2):
+            index += 1
+            yield spans[index], folded[index]
+
+    index = 0
+    while has(index + 1):
+        yield folded[index], spans[index], following, index
+        index += 1
+
+
+def _literal(word: str) -> str:
+    """Match a word at the start of a word: the word, then a look back past it."""
+    escaped = re.escape(word)
+    return escaped + r"(?<![^\W_]" + escaped + ")"
+
 
 def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
-    """Cut the snippet of a result that a search with these terms found.
-
-    The text is read word by word, from its start, only as far as the snippet needs: past
-    the place of its last possible window, or up to a fixed amount of work, whichever comes
-    first. So the work per result is bounded, and linear in the text at most.
-    """
+    """Cut the snippet of a result that a search with these terms found, in bounded work."""
     matcher = _Matcher(terms)
-    texts = []
-    for field in _FIELDS:
-        value: str | None = getattr(result, field)
-        if value:
-            head = value[:INDEXED_CHARS]
-            texts.append(matcher.scan(field, head, cut=len(value) > INDEXED_CHARS))
+    values: list[tuple[str, str | None]] = [(field, getattr(result, field)) for field in _FIELDS]
+    texts = [
+        matcher.scan(field, value[:INDEXED_CHARS], cut=len(value) > INDEXED_CHARS)
+        for field, value in values
+        if value
+    ]
     if not texts:
         return Snippet("output", "", ())
-    best: tuple[tuple[int, int], _Text, int, int] | None = None
-    for text in texts:
-        for score, begin, end in _windows(text):
-            if best is None or score > best[0]:
-                best = (score, text, begin, end)
+    scored = ((window, text) for text in texts for window in _windows(text))
+    best = max(scored, key=lambda pair: pair[0][0], default=None)  # the first of the best
     if best is None:  # nothing to mark: the index and this text disagree, or the match is cut off
         fallback = next((t for t in texts if t.field == "output"), texts[0])
         return _cut(fallback, 0, _extent(fallback.text, 0))
-    _, text, begin, end = best
+    (_, begin, end), text = best
     return _cut(text, begin, end)
 
 
@@ -335,7 +281,7 @@ def _extent(text: str, begin: int) -> int:
     return words[-1].end() if words else limit
 
 
-def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
+def _windows(text: _Text) -> Iterator[tuple[tuple[int, int], int, int]]:
     """Score the windows that start a little before each hit: distinct terms, then hits.
 
     A window near the end starts earlier, so that it is full when the text is long enough.
@@ -344,7 +290,6 @@ def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
     anchors = [
         hit for number, hit in enumerate(text.hits) if not number or starts[number - 1] < hit.start
     ]
-    scored = []
     for anchor in anchors[:_MAX_ANCHORS]:
         begin = _word_start(text.text, max(0, anchor.start - _LEAD_CHARS), anchor.start)
         end = _extent(text.text, begin)
@@ -354,8 +299,7 @@ def _windows(text: _Text) -> list[tuple[tuple[int, int], int, int]]:
                 begin, end = earlier, _extent(text.text, earlier)
         inside = text.hits[bisect.bisect_left(starts, begin) : bisect.bisect_left(starts, end)]
         fitting = [hit for hit in inside if hit.end <= end]
-        scored.append(((len({hit.term for hit in fitting}), len(fitting)), begin, end))
-    return scored
+        yield (len({hit.term for hit in fitting}), len(fitting)), begin, end
 
 
 def _word_start(text: str, position: int, at_most: int) -> int:
@@ -376,14 +320,11 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     )
     pieces: list[str] = []
     highlights: list[tuple[int, int]] = []
-    length = 0
-    position = begin
+    length, position = 0, begin
     for word_start, word_end in marked:
-        plain = _SPACES.sub(" ", source[position:word_start])
-        pieces.append(plain)
-        length += len(plain)
+        pieces += [_SPACES.sub(" ", source[position:word_start]), source[word_start:word_end]]
+        length += len(pieces[-2])
         highlights.append((length, length + word_end - word_start))
-        pieces.append(source[word_start:word_end])
         length += word_end - word_start
         position = word_end
     pieces.append(_SPACES.sub(" ", source[position:end]))
