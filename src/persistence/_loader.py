@@ -1,9 +1,24 @@
 """Load each engine's queries through aiosql, from the files that `make generate` wrote.
 
-`make check-generated` is the one drift check. The adapters tell aiosql they are synchronous
+`make check-generated` is the one drift check. Each adapter runs the SQL and record class that
+aiosql gives: `select` (:many) a list, `select_one` (:one) a row or None, `insert_returning`
+(:execlastid) the new id, `insert_update_delete` (:exec, :execrows) and
+`insert_update_delete_many` (:copyfrom) a count. The adapters tell aiosql they are synchronous
 (`is_aio_driver = False`) so that it returns each method's coroutine: its asynchronous select is
 an async generator, which gives no list and costs one more coroutine per call. They report the
 tables each query writes (`_changes.py`), and hand each call to the `Observer`, if any.
+
+Where aiosql cannot serve a need, the adapter hands the statement to its backend:
+
+- SQLite (`SqliteSession.run`): reads run on the loop within the loop budget (in a thread past
+  it, or to wait for a lock); writes are queued for group commit, one transaction and one fsync
+  for all that arrive together; bulk inserts (`*!`) become multi-row INSERTs in a thread. A
+  query marked `-- runs: long` (`RUNS_LONG`) runs in a worker thread from its start, writes
+  included, in its place in the batch or transaction: some steps (an FTS5 segment merge, bm25
+  over many terms) no progress handler can interrupt, and an interrupted write would roll back
+  its whole transaction.
+- PostgreSQL (`PostgresAdapter.insert_update_delete_many`): a plain INSERT ... VALUES of many
+  rows is loaded with COPY, under the command timeout.
 """
 
 from __future__ import annotations

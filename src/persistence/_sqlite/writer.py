@@ -1,10 +1,16 @@
 """The writer connection: group commit of single-call writes, and leases for transactions.
 
-Single-call writes that arrive together share one transaction and one commit; each caller
-returns once it is durable, and a write that fails fails alone. Queued writes go to a worker
-thread together, one hop for a run of them, since one insert may spend tens of ms in a step
-no budget sees (FTS5 merging its segments). A transaction takes the writer for its whole
-block (a lease), queued in turn with the batches.
+Single-call writes that arrive together share one transaction (`BEGIN IMMEDIATE`, on the
+loop) and one commit; each caller returns once it is durable, and a write that fails fails
+alone. Queued writes go to a worker thread together, one hop for a run of them, since one
+insert may spend tens of ms in a step no budget sees (FTS5 merging its segments); a bulk or
+long write takes a hop of its own. When no other write waits, the COMMIT runs in the same hop.
+A transaction takes the writer for its whole block (a lease), queued in turn with the batches.
+
+The writer's states are explicit (`WriterState`), and each step asserts the one it needs: a
+batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
+transaction runs only under a lease; a lease ends outside any SQLite transaction; nothing is
+queued once CLOSED.
 """
 
 from __future__ import annotations
