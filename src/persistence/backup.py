@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 
-from persistence._guards import argument, at_least, of_type
+from persistence._guards import argument, at_least
 from persistence._transfer import (
     COPIED_TABLES,
     ID_TABLES,
@@ -34,6 +34,7 @@ from persistence.database import (
     backend_of,
     connect,
     connection,
+    require_database,
     transaction,
     translate_errors,
 )
@@ -131,7 +132,7 @@ async def backup_database(
     tables of the user's is refused, naming them, unless `skip_user_tables` is given.
     """
     started = time.perf_counter()
-    _check_database("database", db)
+    _check_database("db", db)
     target = _new_file(path)
     argument("backup", "skip_user_tables", bool, skip_user_tables)
     await _require_migrated(db, "the database")
@@ -170,7 +171,7 @@ async def restore_database(
     All or nothing, as `copy_database`, and like it refuses a file holding tables of the
     user's own unless `skip_user_tables` is given; the file is only read.
     """
-    _check_database("database", db)
+    _check_database("db", db)
     if not isinstance(path, str | os.PathLike):
         raise ValidationError("restore", "path", f"must be a str or a path, got {path!r}")
     file = Path(path)
@@ -190,7 +191,7 @@ def _report(source: str, target: str, sizes: dict[str, int], started: float) -> 
 
 def _check_database(name: str, db: object) -> None:
     """Refuse what is not an open Database, or one bound to a transaction() block."""
-    if of_type(Database, db).in_transaction:
+    if require_database(db, name).in_transaction:
         raise ValidationError(
             "copy", name, "is inside transaction(): a copy opens its own transaction"
         )

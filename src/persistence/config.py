@@ -22,7 +22,7 @@ from persistence._paging import (
     page_of,
 )
 from persistence._rows import config_from_row, config_params, found
-from persistence.database import Database, run_query
+from persistence.database import Database, require_database, run_query
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 
@@ -151,10 +151,9 @@ async def get_config_value(
     gives `default`, else NotFoundError. `db` may be a cache, whose `get_config_value` method
     is this function, so that one set of signatures types them all.
     """
-    if isinstance(db, Database):
-        return value_of(
-            await find_config_entry_by_key(db, section, key), section, key, kind, default
-        )
+    if isinstance(db, Database) or not hasattr(db, "held_config_entry"):  # else a cache
+        entry = await find_config_entry_by_key(require_database(db), section, key)
+        return value_of(entry, section, key, kind, default)
     held = db.held_config_entry(section, key)
     if held is not None:
         await share_loop()  # a hit never waits: thousands in a row would hold the loop

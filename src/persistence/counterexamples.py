@@ -30,7 +30,7 @@ from persistence.cache.disk import (
     stage_held_puts,
     stage_hold,
 )
-from persistence.database import Database, connection, transaction
+from persistence.database import Database, connection, require_database, transaction
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
@@ -89,7 +89,7 @@ class CounterexampleStore:
 
         Each goes under its entry's lock, once its links are looked up again under that lock.
         """
-        if db.in_transaction:
+        if require_database(db).in_transaction:
             raise ValidationError(
                 "CounterexampleStore",
                 "db",
@@ -175,7 +175,7 @@ async def keep_counterexample(
         for role, data in (("input", input), ("expected", expected), ("actual", actual))
         if data is not None or role == "input"
     }
-    if db.in_transaction:
+    if require_database(db).in_transaction:
         raise ValidationError(
             "TestResult",
             "db",

@@ -32,7 +32,7 @@ from persistence._urls import (
     pooled_target,
     redact_url,
 )
-from persistence.exceptions import DatabaseError
+from persistence.exceptions import DatabaseError, ValidationError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
@@ -129,6 +129,18 @@ class Database:
         return self._frame is not None
 
 
+def require_database(db: object, name: str = "db") -> Database:
+    """Give `db`, refusing anything else as the argument `name`: untyped callers may pass a URL."""
+    if not isinstance(db, Database):
+        raise ValidationError(
+            "Database",
+            name,
+            "expected the Database that open_database() or connect() gives (open_persistence's "
+            f"is its .db), got {type(db).__name__}",
+        )
+    return db
+
+
 async def open_database(  # each limit is the caller's to set
     url: str | os.PathLike[str] | None = None,
     *,
@@ -203,7 +215,7 @@ async def create_database(
 
 async def close_database(db: Database) -> None:
     """Close the connections behind `db`, after the writes already queued."""
-    await db._backend.close()  # noqa: SLF001  # the module that made it closes it
+    await require_database(db)._backend.close()  # noqa: SLF001  # the module that made it closes it
 
 
 def _for_a_block(
@@ -235,7 +247,7 @@ def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
     block; whether the write succeeded, failed or was cancelled (a cancelled call may still
     have committed), so it must be cheap and must not raise. Returns the function that stops it.
     """
-    callbacks = db._watchers.callbacks  # noqa: SLF001
+    callbacks = require_database(db)._watchers.callbacks  # noqa: SLF001
     callbacks.append(watcher)
 
     def stop() -> None:
@@ -255,7 +267,7 @@ def _announce(watchers: _Watchers, tables: set[str]) -> None:
 
 def backend_of(db: Database) -> Backend:
     """Give the backend behind `db`, for the modules of this package."""
-    return db._backend  # noqa: SLF001
+    return require_database(db)._backend  # noqa: SLF001
 
 
 def _refuse_outer(backend: Backend) -> None:
@@ -266,7 +278,7 @@ def _refuse_outer(backend: Backend) -> None:
 
 def check_usable(db: Database) -> None:
     """Raise now the DatabaseError a call on `db` would raise here, if any: before work starts."""
-    frame = db._frame  # noqa: SLF001
+    frame = require_database(db)._frame  # noqa: SLF001
     if frame is not None:
         frame.check()
     elif _OPEN_BLOCKS.get():
@@ -280,7 +292,7 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     The write lock is taken at the start, so reading then writing never fails to upgrade it.
     Nested use makes a savepoint, so an inner block can fail alone.
     """
-    frame = db._frame  # noqa: SLF001
+    frame = require_database(db)._frame  # noqa: SLF001
     if frame is not None:
         async with _savepoint(db, frame) as nested:
             yield nested
@@ -339,7 +351,7 @@ class _Lent:
     __slots__ = ("_backend", "_database", "_frame", "_lent", "_recording", "_watchers", "_written")
 
     def __init__(self, db: Database) -> None:
-        self._backend = db._backend  # noqa: SLF001
+        self._backend = require_database(db)._backend  # noqa: SLF001
         self._database = db.url
         self._frame = db._frame  # noqa: SLF001
         self._watchers = db._watchers  # noqa: SLF001
@@ -420,7 +432,7 @@ async def _translated(backend: Backend, database: str = "") -> AsyncIterator[Non
 
 def translate_errors(db: Database) -> contextlib.AbstractAsyncContextManager[None]:
     """Translate the driver errors of `db`'s engine raised in an `async with` block."""
-    return _translated(db._backend, db.url)  # noqa: SLF001
+    return _translated(require_database(db)._backend, db.url)  # noqa: SLF001
 
 
 def _raise_translated(backend: Backend, error: BaseException, database: str = "") -> None:

@@ -30,7 +30,7 @@ from persistence._paging import (
     prefix_range,
 )
 from persistence._rows import file_record_from_row, file_record_params, found
-from persistence.database import Database, run_query
+from persistence.database import Database, require_database, run_query
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 
@@ -116,7 +116,7 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 
 async def all_file_records(db: Database) -> list[FileRecord]:
     """Return every record, most recently accessed first."""
-    rows = await run_query(db, db.queries.list_file_records)
+    rows = await run_query(db, require_database(db).queries.list_file_records)
     return await map_in_slices(file_record_from_row, rows)
 
 

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._loader import sql_root
-from persistence.database import Database, Engine, backend_of, connection, translate_errors
+from persistence.database import (
+    Database,
+    Engine,
+    backend_of,
+    connection,
+    require_database,
+    translate_errors,
+)
 from persistence.exceptions import MigrationError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
@@ -304,9 +311,10 @@ def _plans(
         raise ValidationError(
             "migrate", "package_folder", f"must be a pathlib.Path, got {package_folder!r}"
         )
-    plans = [(Chain.PACKAGE, discover_migrations(package_folder or migrations_folder(db.engine)))]
+    engine = require_database(db).engine
+    plans = [(Chain.PACKAGE, discover_migrations(package_folder or migrations_folder(engine)))]
     if folder is not None:
-        user_folder = user_migrations_folder(folder, db.engine)
+        user_folder = user_migrations_folder(folder, engine)
         plans.append((Chain.USER, discover_migrations(user_folder, Chain.USER)))
     return plans
 
@@ -369,7 +377,7 @@ async def migrate(
     checksum is recorded, a deleted file's row removed. `lock_timeout` bounds the wait for
     another runner; `package_folder` stands in for the packaged migrations (tools, tests).
     """
-    if db.in_transaction:
+    if require_database(db).in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
     accepted = _accepted(folder, accept, accept_user)
     plans = _plans(db, folder, package_folder)

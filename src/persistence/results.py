@@ -40,7 +40,7 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import found, result_from_row, result_params, with_id
-from persistence.database import Database, run_query, transaction
+from persistence.database import Database, require_database, run_query, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -222,7 +222,7 @@ def _listing(
     }
     statuses = wanted_values(where.status, where.statuses)
     test_types = wanted_values(where.test_type, where.test_types)
-    queries = db.queries
+    queries = require_database(db).queries
     if where.metadata is not None:
         metadata = where.metadata
         return run_query(
@@ -323,7 +323,7 @@ async def delete_results_before(
     Inside `transaction()` the batches are kept or rolled back with it.
     """
     cutoff = utc_instant("TestResult", "cutoff", cutoff)
-    if artifacts is not None and db.in_transaction:
+    if require_database(db).in_transaction and artifacts is not None:
         raise ValidationError(
             "TestResult",
             "artifacts",
@@ -384,7 +384,7 @@ def _next_batch(size: int, took: float) -> int:
 async def result_stats(db: Database) -> dict[TestType, TypeStats]:
     """Per test type: counts per status, and the mean and longest execution time."""
     grouped: dict[TestType, list[TestResultStatsRow]] = {}
-    for row in await run_query(db, db.queries.test_result_stats):
+    for row in await run_query(db, require_database(db).queries.test_result_stats):
         grouped.setdefault(TestType(row.test_type), []).append(row)
     stats = {}
     for test_type, rows in grouped.items():
