@@ -201,18 +201,14 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
                     c.test_id,
                     c.base_status or "-",
                     c.head_status or "-",
-                    _times(c.base_time, c.head_time),
+                    ""
+                    if c.base_time is None or c.head_time is None
+                    else f"{c.base_time:.3f}s -> {c.head_time:.3f}s",
                 )
                 for c in found.changes
             ],
         )
     return EXIT_NEW_FAILURES if found.new_failures else EXIT_OK
-
-
-def _times(base: float | None, head: float | None) -> str:
-    if base is None or head is None:
-        return ""
-    return f"{base:.3f}s -> {head:.3f}s"
 
 
 async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
