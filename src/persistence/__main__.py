@@ -252,16 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return new_command(arguments)
         return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
     except (PersistenceError, CannotRunError) as error:
-        return _fail(str(error))
+        message = str(error)
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
-        return _fail(f"{error.strerror or error}{where}")
+        message = f"{error.strerror or error}{where}"
     except KeyboardInterrupt:
         say("interrupted")
         return EXIT_INTERRUPTED
-
-
-def _fail(message: str) -> int:
     say(f"error: {message}")
     return EXIT_FAILED
 

@@ -62,9 +62,7 @@ def sparkline(values: Sequence[float]) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Print rows under a header, each column as wide as its widest cell."""
-    cells = [[str(cell) for cell in header]] + [
-        ["" if c is None else str(c) for c in r] for r in rows
-    ]
+    cells = [list(header), *(["" if c is None else str(c) for c in r] for r in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print(

@@ -123,14 +123,13 @@ def _ctrf_result(test: object) -> TestResult:
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty text, got {name!r:.80}")
     stdout = test.get("stdout")
-    metadata = extra.get("metadata", {})
     return TestResult(
         test_type=TestType(extra.get("test_type", "unit")),
         status=status,
         execution_time=seconds,
         error_message=test.get("message") or test.get("trace"),
         output="\n".join(stdout) if isinstance(stdout, list) else None,
-        metadata=metadata,
+        metadata=extra.get("metadata", {}),
         test_id=name,
     )
 
