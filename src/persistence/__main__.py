@@ -139,16 +139,11 @@ def _parser() -> argparse.ArgumentParser:
         help="give up when another migration runner holds the lock for SECONDS "
         f"(default: {LOCK_TIMEOUT:g})",
     )
-    commands.add_parser(
-        "status",
-        parents=[connects, reports, chains],
-        help="list applied, pending and drifted migrations; exit 1 unless up to date",
-    )
-    commands.add_parser(
-        "history",
-        parents=[connects, reports, chains],
-        help="list the applied migrations, with when each ran and how long it took",
-    )
+    for name, says in (
+        ("status", "list applied, pending and drifted migrations; exit 1 unless up to date"),
+        ("history", "list the applied migrations, with when each ran and how long it took"),
+    ):
+        commands.add_parser(name, parents=[connects, reports, chains], help=says)
     new = commands.add_parser("new", help="write the next numbered migration, once per engine")
     new.add_argument("name", type=_slug, metavar="NAME", help="a lower-case slug, e.g. add_index")
     _add_folder(
@@ -157,16 +152,6 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the checkout's sql/migrations)",
     )
     add_history_commands(commands, connects, reports)
-    _add_copy_commands(commands, connects, reports)
-    return parser
-
-
-def _add_copy_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    connects: argparse.ArgumentParser,
-    reports: argparse.ArgumentParser,
-) -> None:
-    """Add `backup`, `restore` and `copy`."""
     backup = commands.add_parser(
         "backup",
         parents=[connects, reports],
@@ -195,6 +180,7 @@ def _add_copy_commands(
             action="store_true",
             help="leave behind the tables of your own migrations, which are refused otherwise",
         )
+    return parser
 
 
 async def _run_history(arguments: argparse.Namespace) -> int:
@@ -266,16 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return new_command(arguments)
         return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
     except (PersistenceError, CannotRunError) as error:
-        return _fail(str(error))
+        message = str(error)
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
-        return _fail(f"{error.strerror or error}{where}")
+        message = f"{error.strerror or error}{where}"
     except KeyboardInterrupt:
         say("interrupted")
         return EXIT_INTERRUPTED
-
-
-def _fail(message: str) -> int:
     say(f"error: {message}")
     return EXIT_FAILED
 

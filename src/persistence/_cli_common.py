@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
-EXIT_USAGE: Final = 2
 EXIT_FAILED: Final = 3
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 

@@ -62,9 +62,7 @@ def sparkline(values: Sequence[float]) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Print rows under a header, each column as wide as its widest cell."""
-    cells = [[str(cell) for cell in header]] + [
-        ["" if c is None else str(c) for c in r] for r in rows
-    ]
+    cells = [list(header), *(["" if c is None else str(c) for c in r] for r in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print(
@@ -201,18 +199,14 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
                     c.test_id,
                     c.base_status or "-",
                     c.head_status or "-",
-                    _times(c.base_time, c.head_time),
+                    ""
+                    if c.base_time is None or c.head_time is None
+                    else f"{c.base_time:.3f}s -> {c.head_time:.3f}s",
                 )
                 for c in found.changes
             ],
         )
     return EXIT_NEW_FAILURES if found.new_failures else EXIT_OK
-
-
-def _times(base: float | None, head: float | None) -> str:
-    if base is None or head is None:
-        return ""
-    return f"{base:.3f}s -> {head:.3f}s"
 
 
 async def _flaky(db: Database, arguments: argparse.Namespace) -> int:

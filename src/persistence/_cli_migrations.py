@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Coroutine
 
-    from persistence.migrations import AppliedMigration, Drift, Migration, MigrationStatus
+    from persistence.migrations import AppliedMigration, Migration, MigrationStatus
 
 _NUMBERED: Final = re.compile(r"(?P<version>\d{4,})_[a-z0-9_]+\.sql")
 _ENGINE_FOLDERS: Final = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
@@ -59,7 +59,11 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
         url,
         arguments.wait,
     )
-    created = created or await _new_sqlite_file(url)
+    engine, target = engine_of(url)
+    # A SQLite file that does not exist yet is one that migrate creates.
+    created = created or (
+        engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
+    )
     if arguments.dry_run:
         return await _dry_run(arguments, url, created=created)
     async with opened(url, create=True, wait=arguments.wait) as db:
@@ -119,12 +123,6 @@ async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) ->
     return EXIT_OK
 
 
-async def _new_sqlite_file(url: str) -> bool:
-    """Tell whether `url` names a SQLite file that does not exist yet, which migrate creates."""
-    engine, target = engine_of(url)
-    return engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
-
-
 def _migrate_json(
     url: str, *, dry_run: bool, created: bool, applied: list[Migration], pending: list[Migration]
 ) -> dict[str, object]:
@@ -134,13 +132,9 @@ def _migrate_json(
         "engine": engine_of(url)[0].value,
         "dry_run": dry_run,
         "created": created,
-        "applied": [_migration_json(migration) for migration in applied],
-        "pending": [_migration_json(migration) | {"sql": migration.sql} for migration in pending],
+        "applied": [{"chain": m.chain.value, **_pending_json(m)} for m in applied],
+        "pending": [{"chain": m.chain.value, **_pending_json(m), "sql": m.sql} for m in pending],
     }
-
-
-def _migration_json(migration: Migration) -> dict[str, object]:
-    return {"chain": migration.chain.value} | _pending_json(migration)
 
 
 async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
@@ -202,7 +196,11 @@ def _chain_json(status: MigrationStatus) -> dict[str, object]:
         "up_to_date": status.up_to_date,
         "applied": [_applied_json(done) for done in status.applied],
         "pending": [_pending_json(migration) for migration in status.pending],
-        "drifted": [_drift_json(drift) for drift in status.drifted],
+        "drifted": [
+            picked(d.applied, "version", "name")
+            | {"change": "deleted" if d.migration is None else "edited", "message": d.describe()}
+            for d in status.drifted
+        ],
     }
 
 
@@ -243,15 +241,6 @@ def _applied_json(done: AppliedMigration) -> dict[str, object]:
 
 def _pending_json(migration: Migration) -> dict[str, object]:
     return {"version": migration.version, "name": migration.name, "file": migration.path.name}
-
-
-def _drift_json(drift: Drift) -> dict[str, object]:
-    return {
-        "version": drift.applied.version,
-        "name": drift.applied.name,
-        "change": "deleted" if drift.migration is None else "edited",
-        "message": drift.describe(),
-    }
 
 
 def new_command(arguments: argparse.Namespace) -> int:

@@ -58,13 +58,10 @@ async def _store(db: Database, labels: JsonObject | None, results: list[TestResu
     """Save a new run and its results, all or nothing."""
     async with transaction(db) as tx:
         run = await save_run(tx, Run(started_at=utc_now(), labels={} if labels is None else labels))
-        await save_results(tx, [_in_run(result, run) for result in results])
+        for result in results:  # each a fresh, unshared model built by this module
+            object.__setattr__(result, "run_id", run.id)
+        await save_results(tx, results)
     return run
-
-
-def _in_run(result: TestResult, run: Run) -> TestResult:
-    object.__setattr__(result, "run_id", run.id)  # a fresh, unshared model built by this module
-    return result
 
 
 def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]]) -> None:
@@ -126,14 +123,13 @@ def _ctrf_result(test: object) -> TestResult:
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty text, got {name!r:.80}")
     stdout = test.get("stdout")
-    metadata = extra.get("metadata", {})
     return TestResult(
         test_type=TestType(extra.get("test_type", "unit")),
         status=status,
         execution_time=seconds,
         error_message=test.get("message") or test.get("trace"),
         output="\n".join(stdout) if isinstance(stdout, list) else None,
-        metadata=metadata,
+        metadata=extra.get("metadata", {}),
         test_id=name,
     )
 

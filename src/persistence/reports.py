@@ -243,7 +243,7 @@ async def import_junit(
         pending: asyncio.Future[None] | None = None
         try:
             # A caller cancelled meanwhile leaves no file open behind it.
-            stream = await kept_if_cancelled(asyncio.to_thread(path.open, "rb"), _close)
+            stream = await kept_if_cancelled(asyncio.to_thread(path.open, "rb"), BinaryIO.close)
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
                     for start in range(0, len(chunk), _PIECE_BYTES):
@@ -268,10 +268,6 @@ async def import_junit(
     return run
 
 
-def _close(stream: BinaryIO) -> None:
-    stream.close()
-
-
 async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
     """Insert checked rows in one batch: the bulk insert under `save_results`."""
     if rows:
@@ -286,8 +282,6 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | None) -
             parser.close()
         else:
             parser.feed(chunk)
-    except ReportError:
-        raise
     except DefusedXmlException as error:
         raise target.fail(f"refused: {type(error).__name__} ({error})") from None
     except ParseError as error:

@@ -173,9 +173,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 await task
             raise
         if not entered.done():
-            await task  # the manager failed to enter: raise its error
-            msg = "the context manager ended without being entered"  # pragma: no cover
-            raise RuntimeError(msg)  # pragma: no cover
+            await task  # the manager failed to enter: this raises its error
         return _Held(task, leave), entered.result()
 
 
