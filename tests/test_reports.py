@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 import pytest
 from hypothesis import given
@@ -263,6 +264,37 @@ async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_pat
         assert len(await all_results(db)) == 60_000  # it finished first: all of it
         await delete_run(db, run.id)
     assert cancelled > 0
+
+
+async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker thread opens the file after its caller has gone: the file is closed for it."""
+    path = _write(tmp_path, PYTEST)
+    opening, go_on = threading.Event(), threading.Event()
+    opened: list[IO[bytes]] = []
+    real_open = Path.open
+
+    def slow_open(self: Path, mode: str = "r") -> IO[bytes]:
+        opening.set()
+        go_on.wait(10)
+        stream: IO[bytes] = real_open(self, mode)
+        opened.append(stream)
+        return stream
+
+    monkeypatch.setattr(Path, "open", slow_open)
+    task = asyncio.ensure_future(import_junit(db, path))
+    assert await asyncio.to_thread(opening.wait, 10)
+    task.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(500):  # the thread ends a moment after the cancelled caller
+        if opened and opened[0].closed:
+            break
+        await asyncio.sleep(0.01)
+    assert [stream.closed for stream in opened] == [True]
+    await _nothing_written(db)
 
 
 async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path: Path) -> None:

@@ -173,7 +173,9 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 await task
             raise
         if not entered.done():
-            await task  # the manager failed to enter: this raises its error
+            await task  # the manager failed to enter: raise its error
+            msg = "the context manager ended without being entered"  # pragma: no cover
+            raise RuntimeError(msg)  # pragma: no cover
         return _Held(task, leave), entered.result()
 
 
