@@ -211,12 +211,8 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
         if kind is ConfigType.FLOAT:
             return float(text)
         decoded: ConfigValue = json.loads(text)
+        if type(decoded) is {"int": int, "list": list, "dict": dict}[kind.value]:
+            return decoded
     except (ValueError, KeyError):
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        ) from None
-    if type(decoded) is not {"int": int, "list": list, "dict": dict}[kind.value]:
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        )
-    return decoded
+        pass  # refused below, as a value of another type is
+    raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}")

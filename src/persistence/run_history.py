@@ -301,16 +301,11 @@ async def slowest_tests(
     top: int = 20,
 ) -> list[SlowTest]:
     """Give the `top` tests with the highest p95 over their passed results in [from, until)."""
-    start = (
-        START_OF_TIME
-        if created_from is None
-        else utc_instant("SlowTest", "created_from", created_from)
-    )
-    end = (
-        END_OF_TIME
-        if created_until is None
-        else utc_instant("SlowTest", "created_until", created_until)
-    )
+    start, end = START_OF_TIME, END_OF_TIME
+    if created_from is not None:
+        start = utc_instant("SlowTest", "created_from", created_from)
+    if created_until is not None:
+        end = utc_instant("SlowTest", "created_until", created_until)
     top = page_limit("SlowTest", top)
     async with connection(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
