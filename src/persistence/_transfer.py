@@ -26,9 +26,7 @@ from persistence.queries import (
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.database import Database
-    from persistence.queries import (
-        CopyTableSizesRow,
-    )
+    from persistence.queries import CopyTableSizesRow
 
 COPIED_TABLES: Final = (
     "runs",

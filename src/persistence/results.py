@@ -171,12 +171,8 @@ async def list_results(
     nor go missing.
     """
     limit = page_limit("ResultFilter", limit)
-    where = continued_filter(
-        ResultFilter,
-        "PageCursor",
-        where,
-        None if after is None else of_type(PageCursor, after).where,
-    )
+    cursor_where = None if after is None else of_type(PageCursor, after).where
+    where = continued_filter(ResultFilter, "PageCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     rows = await _listing(db, where, cursor_at, cursor_id, limit)
     return await page_of(
@@ -199,12 +195,10 @@ def wanted_values(
     one: TestType | TestStatus | None, several: frozenset[TestType] | frozenset[TestStatus] | None
 ) -> list[str] | None:
     """Give the values (sorted, unique) a field may have under `one` and `several`, or None."""
-    if one is None and several is None:
-        return None
-    values = {member.value for member in several} if several is not None else None
-    if one is not None:
-        values = {one.value} if values is None else values & {one.value}
-    return sorted(values or ())
+    if several is None:
+        return None if one is None else [one.value]
+    values = {member.value for member in several}
+    return sorted(values if one is None else values & {one.value})
 
 
 def _listing(

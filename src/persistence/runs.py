@@ -149,9 +149,8 @@ async def list_runs(
     keeps the page's filter, so `where` may be left out then. Pages are keyset pages.
     """
     limit = page_limit("RunFilter", limit)
-    where = continued_filter(
-        RunFilter, "RunCursor", where, None if after is None else of_type(RunCursor, after).where
-    )
+    cursor_where = None if after is None else of_type(RunCursor, after).where
+    where = continued_filter(RunFilter, "RunCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
     until, cursor_at, cursor_id = upper_bounds(
         END_OF_TIME if where.started_until is None else where.started_until, cursor_at, cursor_id
