@@ -92,9 +92,8 @@ def check_moved(moved: dict[str, int], expected: dict[str, int]) -> None:
     ]
     if wrong:
         raise DatabaseError(
-            "copy: the rows copied differ from the source's, so nothing was copied ("
-            + "; ".join(wrong)
-            + ")"
+            "copy: the rows copied differ from the source's, so nothing was copied "
+            f"({'; '.join(wrong)})"
         )
 
 
