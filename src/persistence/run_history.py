@@ -26,7 +26,7 @@ from persistence._guards import (
 )
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
 from persistence._rows import result_from_row
-from persistence.database import Database, connection
+from persistence.database import Database, connection, run_query
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
 from persistence.runs import get_run
@@ -235,8 +235,7 @@ async def compare_runs(
 async def flaky_tests(db: Database, since: dt.datetime) -> list[FlakyTest]:
     """Give the tests that both passed and failed on one commit since `since`, flippiest first."""
     since = utc_instant("FlakyTest", "since", since)
-    async with connection(db) as conn:
-        rows = await db.queries.flaky_tests(conn, since=since)
+    rows = await run_query(db, lambda conn: db.queries.flaky_tests(conn, since=since))
     return [FlakyTest(**row._asdict()) for row in rows]
 
 
