@@ -280,10 +280,7 @@ async def duration_figures(
     `slower` says whether the newest of them took more than p50 times `slower_ratio`.
     """
     test_id = key_text("TestResult", "test_id", test_id)
-    if type(last) is not int or not 1 <= last <= MAX_LAST_RESULTS:
-        raise ValidationError(
-            "DurationFigures", "last", f"must be from 1 to {MAX_LAST_RESULTS}, got {last!r}"
-        )
+    last = page_limit("DurationFigures", last, "last", MAX_LAST_RESULTS)
     ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     async with connection(db) as conn:
         row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
