@@ -53,10 +53,10 @@ class Page(Generic[_Item, _Cursor]):
     next_cursor: _Cursor | None
 
 
-def page_limit(model: str, limit: object) -> int:
-    """Check a page size: an int from 1 to MAX_PAGE_SIZE."""
-    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValidationError(model, "limit", f"must be from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+def page_limit(model: str, limit: object, field: str = "limit", most: int = MAX_PAGE_SIZE) -> int:
+    """Check a page size, or another count of rows to read: an int from 1 to `most`."""
+    if type(limit) is not int or not 1 <= limit <= most:
+        raise ValidationError(model, field, f"must be from 1 to {most}, got {limit!r}")
     return limit
 
 

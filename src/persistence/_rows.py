@@ -36,7 +36,6 @@ from persistence.queries import (
     UpsertFileRecordParams,
 )
 
-_M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
 _T = TypeVar("_T")
 
 _new = object.__new__
@@ -46,16 +45,13 @@ _TEST_TYPES = {member.value: member for member in TestType}
 _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(field.name for field in attrs.fields(cls))
-    for cls in (TestResult, ConfigEntry, FileRecord)
-}
+_RESULT_FIELDS = tuple(field.name for field in attrs.fields(TestResult))
 
 
 class _ResultFill:
     """TestResult's slots without its checks or its frozen `__setattr__`."""
 
-    __slots__ = tuple(field.name for field in attrs.fields(TestResult))
+    __slots__ = _RESULT_FIELDS
     id: int | None
     test_type: TestType
     status: TestStatus
@@ -91,10 +87,10 @@ def found(model: str, key: object, item: _T | None) -> _T:
     return item
 
 
-def with_id(model: _M, new_id: int) -> _M:
+def with_id(model: TestResult, new_id: int) -> TestResult:
     """Return a copy of a checked model with the id the database gave it, without checking again."""
-    copy: _M = _new(type(model))
-    for name in _FIELD_NAMES[type(model)]:
+    copy: TestResult = _new(type(model))
+    for name in _RESULT_FIELDS:
         _set(copy, name, getattr(model, name))
     _set(copy, "id", new_id)
     return copy
@@ -211,12 +207,8 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
         if kind is ConfigType.FLOAT:
             return float(text)
         decoded: ConfigValue = json.loads(text)
+        if type(decoded) is {"int": int, "list": list, "dict": dict}[kind.value]:
+            return decoded
     except (ValueError, KeyError):
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        ) from None
-    if type(decoded) is not {"int": int, "list": list, "dict": dict}[kind.value]:
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        )
-    return decoded
+        pass  # refused below, as a value of another type is
+    raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}")

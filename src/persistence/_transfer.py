@@ -26,14 +26,7 @@ from persistence.queries import (
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.database import Database
-    from persistence.queries import (
-        ConfigEntriesRow,
-        CopyTableSizesRow,
-        FileRecordsRow,
-        ResultArtifactsRow,
-        RunsRow,
-        TestResultsRow,
-    )
+    from persistence.queries import CopyTableSizesRow
 
 COPIED_TABLES: Final = (
     "runs",
@@ -92,10 +85,6 @@ _BEFORE_EVERY_ID: Final = -(2**63)
 are copied too. A row at exactly this id is still missed, and the count check refuses it."""
 
 
-def _id_of(row: _Row) -> int:
-    return row.id
-
-
 def check_moved(moved: dict[str, int], expected: dict[str, int]) -> None:
     """Refuse a copy that moved other than every row of the source's snapshot; it rolls back."""
     wrong = [
@@ -103,9 +92,8 @@ def check_moved(moved: dict[str, int], expected: dict[str, int]) -> None:
     ]
     if wrong:
         raise DatabaseError(
-            "copy: the rows copied differ from the source's, so nothing was copied ("
-            + "; ".join(wrong)
-            + ")"
+            "copy: the rows copied differ from the source's, so nothing was copied "
+            f"({'; '.join(wrong)})"
         )
 
 
@@ -121,66 +109,64 @@ async def move_rows(
     source: Database, reading: Connection, tx: Database, page_size: int
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Copy each table a page at a time: give the rows of each, and the last id of each with one."""
+    moved: dict[str, int] = {}
+    last_ids: dict[str, int] = {}
 
-    def by_id(
+    async def by_id(
+        table: str,
         read_after: Callable[[int], Awaitable[list[_I]]],
         convert: Callable[[_I], _P],
         write: Callable[[Connection, list[_P]], Awaitable[None]],
-    ) -> Awaitable[tuple[int, int]]:
-        return _pipe(
+    ) -> None:
+        moved[table], last_ids[table] = await _pipe(
             source,
             tx,
             read_after,
             convert,
             write,
-            key=_id_of,
+            key=lambda row: row.id,
             first=_BEFORE_EVERY_ID,
             page_size=page_size,
         )
 
-    def runs_after(after: int) -> Awaitable[list[RunsRow]]:
-        return source.queries.copy_read_runs(reading, after_id=after, page_size=page_size)
-
-    def results_after(after: int) -> Awaitable[list[TestResultsRow]]:
-        return source.queries.copy_read_test_results(reading, after_id=after, page_size=page_size)
-
-    def config_after(after: int) -> Awaitable[list[ConfigEntriesRow]]:
-        return source.queries.copy_read_config_entries(reading, after_id=after, page_size=page_size)
-
-    def files_after(after: int) -> Awaitable[list[FileRecordsRow]]:
-        return source.queries.copy_read_file_records(reading, after_id=after, page_size=page_size)
-
-    def links_after(after: tuple[int, str]) -> Awaitable[list[ResultArtifactsRow]]:
-        result_id, role = after
-        return source.queries.copy_read_result_artifacts(
-            reading, after_result_id=result_id, after_role=role, page_size=page_size
-        )
-
-    moved: dict[str, int] = {}
-    last_ids: dict[str, int] = {}
-    moved["runs"], last_ids["runs"] = await by_id(
-        runs_after, copy_write_runs_params, tx.queries.copy_write_runs
+    queries = source.queries  # read on `reading`, the source's snapshot
+    await by_id(
+        "runs",
+        lambda after: queries.copy_read_runs(reading, after_id=after, page_size=page_size),
+        copy_write_runs_params,
+        tx.queries.copy_write_runs,
     )
-    moved["test_results"], last_ids["test_results"] = await by_id(
-        results_after, _result_params, tx.queries.copy_write_test_results
+    await by_id(
+        "test_results",
+        lambda after: queries.copy_read_test_results(reading, after_id=after, page_size=page_size),
+        _result_params,
+        tx.queries.copy_write_test_results,
     )
     moved["result_artifacts"], _ = await _pipe(
         source,
         tx,
-        links_after,
+        lambda after: queries.copy_read_result_artifacts(
+            reading, after_result_id=after[0], after_role=after[1], page_size=page_size
+        ),
         copy_write_result_artifacts_params,
         tx.queries.copy_write_result_artifacts,
-        key=_link_key,
+        key=lambda row: (row.result_id, row.role),
         first=(_BEFORE_EVERY_ID, ""),
         page_size=page_size,
     )
-    moved["config_entries"], last_ids["config_entries"] = await by_id(
-        config_after,
+    await by_id(
+        "config_entries",
+        lambda after: queries.copy_read_config_entries(
+            reading, after_id=after, page_size=page_size
+        ),
         copy_write_config_entries_params,
         tx.queries.copy_write_config_entries,
     )
-    moved["file_records"], last_ids["file_records"] = await by_id(
-        files_after, copy_write_file_records_params, tx.queries.copy_write_file_records
+    await by_id(
+        "file_records",
+        lambda after: queries.copy_read_file_records(reading, after_id=after, page_size=page_size),
+        copy_write_file_records_params,
+        tx.queries.copy_write_file_records,
     )
     return moved, last_ids
 
@@ -226,7 +212,3 @@ async def _pipe(
         count += len(page)
         page = await following if following is not None else []
     return count, last
-
-
-def _link_key(row: ResultArtifactsRow) -> tuple[int, str]:
-    return row.result_id, row.role

@@ -108,8 +108,7 @@ async def find_config_entry_by_key(db: Database, section: str, key: str) -> Conf
 
 async def get_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry:
     """Return the entry of (section, key), or raise NotFoundError."""
-    entry = await find_config_entry_by_key(db, section, key)
-    return found("ConfigEntry", (section, key), entry)
+    return found("ConfigEntry", (section, key), await find_config_entry_by_key(db, section, key))
 
 
 class EntrySource(Protocol):

@@ -54,7 +54,8 @@ def make_converter() -> cattrs.Converter:
         # By predicate: registering the class itself would resolve its type hints, some of
         # which name types that exist for the type checker only.
         converter.register_unstructure_hook_func(
-            functools.partial(operator.is_, plain), _plain_unstructure_fn(converter)
+            functools.partial(operator.is_, plain),
+            functools.partial(_plain_fields, converter=converter),
         )
         converter.register_structure_hook_func(
             functools.partial(operator.is_, plain), _plain_structure_fn(plain, converter)
@@ -78,16 +79,11 @@ def _converter() -> cattrs.Converter:
     return make_converter()
 
 
-def _plain_unstructure_fn(
-    converter: cattrs.Converter,
-) -> Callable[[AttrsInstance], dict[str, object]]:
-    def unstructure(value: AttrsInstance) -> dict[str, object]:
-        return {
-            field.name: _plain(getattr(value, field.name), converter)
-            for field in attrs.fields(type(value))
-        }
-
-    return unstructure
+def _plain_fields(value: AttrsInstance, converter: cattrs.Converter) -> dict[str, object]:
+    return {
+        field.name: _plain(getattr(value, field.name), converter)
+        for field in attrs.fields(type(value))
+    }
 
 
 def _plain(value: object, converter: cattrs.Converter) -> object:

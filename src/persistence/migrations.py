@@ -501,15 +501,13 @@ async def _apply(
 async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
     """Create the chain's history table (sql/history/), or adopt a legacy one of our columns."""
     backend = backend_of(db)
-    if chain is Chain.USER:
-        ddl_file = f"{backend.engine.value}_user.sql"
-    elif not await backend.table_columns(HISTORY_TABLE, conn) and await _legacy_history(db, conn):
+    no_history = chain is Chain.PACKAGE and not await backend.table_columns(HISTORY_TABLE, conn)
+    if no_history and await _legacy_history(db, conn):
         await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
         return
-    else:
-        ddl_file = f"{backend.engine.value}.sql"
-    ddl = (sql_root() / "history" / ddl_file).read_text(encoding="utf-8")
-    await backend.run_script(conn, backend.statements(ddl))
+    suffix = "_user" if chain is Chain.USER else ""
+    ddl = sql_root() / "history" / f"{backend.engine.value}{suffix}.sql"
+    await backend.run_script(conn, backend.statements(ddl.read_text(encoding="utf-8")))
 
 
 async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:

@@ -21,6 +21,7 @@ from attrs.validators import optional
 from persistence._guards import (
     MAX_INT,
     MAX_KEY_BYTES,
+    argument,
     as_json_object,
     as_utc,
     converter,
@@ -229,14 +230,10 @@ class ConfigEntry:
 
 
 def _sha256_or_empty(record: object, field: attrs.Attribute[str], value: str) -> None:
-    given: object = value
-    if not isinstance(given, str):
+    name = type(record).__name__
+    if argument(name, field.name, str, value) and not _SHA256_HEX.fullmatch(value):
         raise ValidationError(
-            type(record).__name__, field.name, f"expected str, got {type(given).__name__}"
-        )
-    if given and not _SHA256_HEX.fullmatch(given):
-        raise ValidationError(
-            type(record).__name__, field.name, "must be empty or 64 lower-case hex digits (SHA-256)"
+            name, field.name, "must be empty or 64 lower-case hex digits (SHA-256)"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 import time
@@ -40,7 +41,7 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import found, result_from_row, result_params, with_id
-from persistence.database import Database, require_database, run_query, transaction
+from persistence.database import Database, connection, require_database, run_query, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -170,12 +171,8 @@ async def list_results(
     nor go missing.
     """
     limit = page_limit("ResultFilter", limit)
-    where = continued_filter(
-        ResultFilter,
-        "PageCursor",
-        where,
-        None if after is None else of_type(PageCursor, after).where,
-    )
+    cursor_where = None if after is None else of_type(PageCursor, after).where
+    where = continued_filter(ResultFilter, "PageCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     rows = await _listing(db, where, cursor_at, cursor_id, limit)
     return await page_of(
@@ -198,12 +195,10 @@ def wanted_values(
     one: TestType | TestStatus | None, several: frozenset[TestType] | frozenset[TestStatus] | None
 ) -> list[str] | None:
     """Give the values (sorted, unique) a field may have under `one` and `several`, or None."""
-    if one is None and several is None:
-        return None
-    values = {member.value for member in several} if several is not None else None
-    if one is not None:
-        values = {one.value} if values is None else values & {one.value}
-    return sorted(values or ())
+    if several is None:
+        return None if one is None else [one.value]
+    values = {member.value for member in several}
+    return sorted(values if one is None else values & {one.value})
 
 
 def _listing(
@@ -342,11 +337,16 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
     total = 0
     while True:
         started = time.perf_counter()
-        if db.in_transaction:
-            deleted, spent = await _retention_batch(db, cutoff, size)
-        else:
-            async with transaction(db) as tx:
-                deleted, spent = await _retention_batch(tx, cutoff, size)
+        batch: contextlib.AbstractAsyncContextManager[Database] = (
+            contextlib.nullcontext(db) if db.in_transaction else transaction(db)
+        )
+        async with batch as tx:
+            statement_started = time.perf_counter()
+            async with connection(tx) as conn:
+                deleted = await tx.queries.delete_test_results_before_batch(
+                    conn, cutoff=cutoff, batch_size=size
+                )
+            spent = time.perf_counter() - statement_started
         held = time.perf_counter() - started  # the lock, from BEGIN to COMMIT
         if deleted == 0:
             return total
@@ -358,18 +358,6 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
             gave_back()
         else:
             await share_loop()
-
-
-async def _retention_batch(db: Database, cutoff: dt.datetime, size: int) -> tuple[int, float]:
-    """Delete one batch of at most `size` expired rows; give how many, and the statement's time."""
-    started = time.perf_counter()
-    deleted = await run_query(
-        db,
-        lambda conn: db.queries.delete_test_results_before_batch(
-            conn, cutoff=cutoff, batch_size=size
-        ),
-    )
-    return deleted, time.perf_counter() - started
 
 
 def _next_batch(size: int, took: float) -> int:

@@ -26,7 +26,7 @@ from persistence._guards import (
 )
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
 from persistence._rows import result_from_row
-from persistence.database import Database, connection
+from persistence.database import Database, connection, run_query
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
 from persistence.runs import get_run
@@ -235,8 +235,7 @@ async def compare_runs(
 async def flaky_tests(db: Database, since: dt.datetime) -> list[FlakyTest]:
     """Give the tests that both passed and failed on one commit since `since`, flippiest first."""
     since = utc_instant("FlakyTest", "since", since)
-    async with connection(db) as conn:
-        rows = await db.queries.flaky_tests(conn, since=since)
+    rows = await run_query(db, lambda conn: db.queries.flaky_tests(conn, since=since))
     return [FlakyTest(**row._asdict()) for row in rows]
 
 
@@ -281,10 +280,7 @@ async def duration_figures(
     `slower` says whether the newest of them took more than p50 times `slower_ratio`.
     """
     test_id = key_text("TestResult", "test_id", test_id)
-    if type(last) is not int or not 1 <= last <= MAX_LAST_RESULTS:
-        raise ValidationError(
-            "DurationFigures", "last", f"must be from 1 to {MAX_LAST_RESULTS}, got {last!r}"
-        )
+    last = page_limit("DurationFigures", last, "last", MAX_LAST_RESULTS)
     ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     async with connection(db) as conn:
         row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
@@ -301,16 +297,11 @@ async def slowest_tests(
     top: int = 20,
 ) -> list[SlowTest]:
     """Give the `top` tests with the highest p95 over their passed results in [from, until)."""
-    start = (
-        START_OF_TIME
-        if created_from is None
-        else utc_instant("SlowTest", "created_from", created_from)
-    )
-    end = (
-        END_OF_TIME
-        if created_until is None
-        else utc_instant("SlowTest", "created_until", created_until)
-    )
+    start, end = START_OF_TIME, END_OF_TIME
+    if created_from is not None:
+        start = utc_instant("SlowTest", "created_from", created_from)
+    if created_until is not None:
+        end = utc_instant("SlowTest", "created_until", created_until)
     top = page_limit("SlowTest", top)
     async with connection(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)

@@ -29,7 +29,8 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence.database import Database, connection, transaction
+from persistence._rows import found
+from persistence.database import Database, connection, run_query, transaction
 from persistence.exceptions import NotFoundError
 from persistence.models import Run, utc_now
 
@@ -93,13 +94,11 @@ async def save_run(db: Database, run: Run) -> Run:
     NotFoundError.
     """
     params = _run_params(of_type(Run, run))
-    async with connection(db) as conn:
-        if run.id is None:
-            new_id = await db.queries.insert_run(conn, **params)
-        else:
-            changed = await db.queries.update_run(conn, id=run.id, **params)
     if run.id is None:
+        new_id = await run_query(db, lambda conn: db.queries.insert_run(conn, **params))
         return attrs.evolve(run, id=new_id)
+    run_id = run.id
+    changed = await run_query(db, lambda conn: db.queries.update_run(conn, id=run_id, **params))
     if changed == 0:
         raise NotFoundError("Run", run.id)
     return run
@@ -108,17 +107,13 @@ async def save_run(db: Database, run: Run) -> Run:
 async def find_run(db: Database, run_id: int) -> Run | None:
     """Return the run with this id, or None."""
     run_id = key_id("Run", run_id)
-    async with connection(db) as conn:
-        row = await db.queries.get_run(conn, id=run_id)
+    row = await run_query(db, lambda conn: db.queries.get_run(conn, id=run_id))
     return None if row is None else run_from_row(row)
 
 
 async def get_run(db: Database, run_id: int) -> Run:
     """Return the run with this id, or raise NotFoundError."""
-    run = await find_run(db, run_id)
-    if run is None:
-        raise NotFoundError("Run", run_id)
-    return run
+    return found("Run", run_id, await find_run(db, run_id))
 
 
 async def end_run(db: Database, run_id: int, ended_at: dt.datetime | None = None) -> Run:
@@ -154,9 +149,8 @@ async def list_runs(
     keeps the page's filter, so `where` may be left out then. Pages are keyset pages.
     """
     limit = page_limit("RunFilter", limit)
-    where = continued_filter(
-        RunFilter, "RunCursor", where, None if after is None else of_type(RunCursor, after).where
-    )
+    cursor_where = None if after is None else of_type(RunCursor, after).where
+    where = continued_filter(RunFilter, "RunCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
     until, cursor_at, cursor_id = upper_bounds(
         END_OF_TIME if where.started_until is None else where.started_until, cursor_at, cursor_id
