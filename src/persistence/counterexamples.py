@@ -52,7 +52,6 @@ FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
-_LAST_SHARD: Final = 0xFF
 
 
 @attrs.frozen
@@ -98,8 +97,9 @@ class CounterexampleStore:
         keys = await self.keys()
         removed = 0
         for shard in sorted({key[:2] for key in keys}):
+            high = "g" if shard == "ff" else f"{int(shard, 16) + 1:02x}"  # the next shard's start
             async with connection(db) as conn:
-                rows = await db.queries.referenced_artifacts(conn, low=shard, high=_after(shard))
+                rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             named = {row.sha256 for row in rows}
             for key in keys:
                 if key.startswith(shard) and key not in named:
@@ -120,12 +120,6 @@ class CounterexampleStore:
 
         await perform(functools.partial(stage_hold, self.root, FOLDER, key), record)
         return removed
-
-
-def _after(shard: str) -> str:
-    """Give the first hash past the shard `shard` (2 hex digits): the next shard, or "g"."""
-    number = int(shard, 16) + 1
-    return "g" if number > _LAST_SHARD else f"{number:02x}"
 
 
 async def open_counterexample_store(storage: Storage) -> CounterexampleStore:

@@ -249,11 +249,10 @@ class Spot:
     def open_file(self) -> int:
         return open_regular(self.dir_fd, self.require(), self.shown)
 
-    def regular(self) -> os.stat_result:
-        """Return the status of the regular file here, not following a symlink; refuse others."""
+    def regular(self) -> None:
+        """Refuse anything but a regular file here, not following a symlink."""
         info = os.stat(self.require(), dir_fd=self.dir_fd, follow_symlinks=False)
         must_be_regular(info.st_mode, self.shown)
-        return info
 
     def walk(self) -> None:
         """Walk the pending components one by one from the root's descriptor."""
