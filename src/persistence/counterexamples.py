@@ -21,8 +21,8 @@ from persistence._guards import argument, byte_string, of_type
 from persistence._loop import share_loop
 from persistence._rows import result_params, with_id
 from persistence.cache.disk import (
+    entry_at,
     entry_keys,
-    entry_path,
     has_entry,
     is_key,
     read_entry,
@@ -72,7 +72,7 @@ class CounterexampleStore:
         """
         if not is_key(sha256):
             raise ValidationError("CounterexampleStore", "sha256", f"is not a SHA-256: {sha256!r}")
-        return entry_path(self.root, FOLDER, sha256)
+        return self.root / entry_at(sha256, FOLDER)
 
     async def contains(self, sha256: str) -> bool:
         """Tell whether the file of `sha256` is kept, by the confined walk, without reading it."""
