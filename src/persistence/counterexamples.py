@@ -34,18 +34,13 @@ from persistence.database import Database, connection, transaction
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
-from persistence.storage import Storage
+from persistence.storage import Storage, _root
 
 if TYPE_CHECKING:
     from persistence._files.paths import Spot
     from persistence.queries import InsertResultArtifactsParams
 
-__all__ = [
-    "FOLDER",
-    "CounterexampleStore",
-    "keep_counterexample",
-    "open_counterexample_store",
-]
+__all__ = ["FOLDER", "CounterexampleStore", "keep_counterexample", "open_counterexample_store"]
 
 FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 """Where the kept files live, under the storage root."""
@@ -124,10 +119,7 @@ class CounterexampleStore:
 
 async def open_counterexample_store(storage: Storage) -> CounterexampleStore:
     """Open the counterexample files under `storage`'s root."""
-    storage = argument(
-        "CounterexampleStore", "storage", Storage, storage, "a Storage from open_storage()"
-    )
-    return CounterexampleStore(storage.root)
+    return CounterexampleStore(_root("CounterexampleStore", storage))
 
 
 async def keep_counterexample(

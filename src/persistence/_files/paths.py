@@ -324,13 +324,12 @@ class Spot:
         if not self.follows:
             raise OutsideRootError(self.shown, "a folder on the path is a symbolic link")
         if target.startswith("/"):
-            rest = _inside(self.root, target)
-            if rest is None:
+            parts = _inside(self.root, target)
+            if parts is None:
                 reason = f"leads outside the storage root through a symbolic link to {target}"
                 raise OutsideRootError(self.shown, reason)
             self.move_to(os.dup(self.root_fd))
             self.folders.clear()
-            parts = rest
         else:
             parts = target.split("/")
         self.pending.extendleft(reversed(_meaningful(parts)))
