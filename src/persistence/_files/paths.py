@@ -346,9 +346,7 @@ def _inside(root: Path, absolute: str) -> list[str] | None:
     if pure.parts[:count] == root.parts:
         return list(pure.parts[count:])
     real = Path(os.path.realpath(absolute))
-    if real.is_relative_to(root):
-        return list(real.relative_to(root).parts)
-    return None
+    return list(real.relative_to(root).parts) if real.is_relative_to(root) else None
 
 
 def _link_target(dir_fd: int, name: str) -> str | None:

@@ -267,8 +267,7 @@ class Cache:
         await self._caught_up(table)
         version = self._version(table)
         self._misses += 1
-        if version is None:
-            self._bypassed += 1
+        self._bypassed += version is None
         value = await load()
         self._keep(table, key, version, value)
         return value

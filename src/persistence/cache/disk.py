@@ -232,10 +232,8 @@ def stage_hold(root: Path, folder: str, key: str) -> Change[Spot]:
 
 def remove_entry(spot: Spot) -> bool:
     """Remove the regular file at `spot`, if there; give whether it was removed."""
-    if spot.missing:
-        return False
     with storage_errors(spot.shown), suppress(FileNotFoundError):
-        info = lstat(spot.dir_fd, spot.require())
+        info = None if spot.missing else lstat(spot.dir_fd, spot.require())
         if info is not None and stat.S_ISREG(info.st_mode):
             os.unlink(spot.require(), dir_fd=spot.dir_fd)
             return True

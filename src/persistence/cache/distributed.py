@@ -118,18 +118,14 @@ class RedisCache(Cache):
         version = self._version(table)
         watch = self._watch
         stamp = None if version is None or watch is None else watch.stamp(table)
-        value: object = MISS
-        if stamp is None:
-            self._bypassed += 1
-        else:
-            value = await self._from_redis(table, key, stamp, shape)
+        self._bypassed += stamp is None
+        value = MISS if stamp is None else await self._from_redis(table, key, stamp, shape)
+        self._hits += value is not MISS
         if value is MISS:
             self._misses += 1
             value = await load()
             if stamp is not None and self._current(table, version, stamp):
                 await self._to_redis(table, key, stamp, value, shape)
-        else:
-            self._hits += 1
         self._keep(table, key, version, value)
         return cast("_V", value)
 
