@@ -260,19 +260,16 @@ class Spot:
             part = self.pending.popleft()
             if part == "..":
                 self.up()
-            elif self.missing:  # below a folder that does not exist: names only
-                if self.pending:
-                    self.missing.append(part)
-                else:
-                    self.name = part
-            elif not self.pending:
-                target = _link_target(self.dir_fd, part) if self.follows else None
-                if target is None:
-                    self.name = part
-                else:
-                    self.follow(target)
-            else:
+            elif self.missing and self.pending:  # below a folder that does not exist: names only
+                self.missing.append(part)
+            elif self.pending:
                 self.enter(part)
+            elif self.missing or not self.follows:  # the last component, not followed
+                self.name = part
+            elif (target := _link_target(self.dir_fd, part)) is not None:
+                self.follow(target)
+            else:  # not a symlink
+                self.name = part
         if self.name is None:  # the path ended in '..' or a link to a folder
             if self.missing:
                 self.name = self.missing.pop()
