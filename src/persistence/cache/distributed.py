@@ -294,14 +294,12 @@ async def open_redis_cache(  # every limit is the caller's to set
     )
     client = Redis(connection_pool=pool, retry=no_retry)
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
-    if namespace is None:
-        namespace = default_namespace(db, watch)
     return RedisCache(
         db,
         watch,
         client,
         shown_url=redact_url(target),
-        namespace=namespace,
+        namespace=default_namespace(db, watch) if namespace is None else namespace,
         ttl=ttl,
         timeout=timeout,
         retry_after=retry_after,
