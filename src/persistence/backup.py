@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 
+from persistence._files.paths import owned
 from persistence._guards import argument, at_least
 from persistence._transfer import (
     COPIED_TABLES,
@@ -206,9 +207,7 @@ async def _require_migrated(db: Database, which: str) -> None:
             f"({status.newer[-1].name}): upgrade the package"
         )
     if status.pending or status.out_of_order:
-        done = (
-            "not migrated" if not status.applied else f"{len(status.pending)} migration(s) behind"
-        )
+        done = f"{len(status.pending)} migration(s) behind" if status.applied else "not migrated"
         raise DatabaseError(
             f"{which} {db.url} is {done}: run `persistence migrate --database URL` on it first"
         )
@@ -282,8 +281,5 @@ def _publish(made: Path, target: Path) -> None:
         if target.exists():
             raise ValidationError("backup", "path", appeared) from None
         made.replace(target)
-    folder = os.open(target.parent, os.O_RDONLY)
-    try:
+    with owned(os.open(target.parent, os.O_RDONLY)) as folder:
         os.fsync(folder)
-    finally:
-        os.close(folder)

@@ -21,8 +21,8 @@ from persistence._guards import argument, byte_string, of_type
 from persistence._loop import share_loop
 from persistence._rows import result_params, with_id
 from persistence.cache.disk import (
+    entry_at,
     entry_keys,
-    entry_path,
     has_entry,
     is_key,
     read_entry,
@@ -34,25 +34,19 @@ from persistence.database import Database, connection, require_database, transac
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
-from persistence.storage import Storage
+from persistence.storage import Storage, _root
 
 if TYPE_CHECKING:
     from persistence._files.paths import Spot
     from persistence.queries import InsertResultArtifactsParams
 
-__all__ = [
-    "FOLDER",
-    "CounterexampleStore",
-    "keep_counterexample",
-    "open_counterexample_store",
-]
+__all__ = ["FOLDER", "CounterexampleStore", "keep_counterexample", "open_counterexample_store"]
 
 FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 """Where the kept files live, under the storage root."""
 
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
-_LAST_SHARD: Final = 0xFF
 
 
 @attrs.frozen
@@ -73,7 +67,7 @@ class CounterexampleStore:
         """
         if not is_key(sha256):
             raise ValidationError("CounterexampleStore", "sha256", f"is not a SHA-256: {sha256!r}")
-        return entry_path(self.root, FOLDER, sha256)
+        return self.root / entry_at(sha256, FOLDER)
 
     async def contains(self, sha256: str) -> bool:
         """Tell whether the file of `sha256` is kept, by the confined walk, without reading it."""
@@ -98,8 +92,9 @@ class CounterexampleStore:
         keys = await self.keys()
         removed = 0
         for shard in sorted({key[:2] for key in keys}):
+            high = "g" if shard == "ff" else f"{int(shard, 16) + 1:02x}"  # the next shard's start
             async with connection(db) as conn:
-                rows = await db.queries.referenced_artifacts(conn, low=shard, high=_after(shard))
+                rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             named = {row.sha256 for row in rows}
             for key in keys:
                 if key.startswith(shard) and key not in named:
@@ -122,18 +117,9 @@ class CounterexampleStore:
         return removed
 
 
-def _after(shard: str) -> str:
-    """Give the first hash past the shard `shard` (2 hex digits): the next shard, or "g"."""
-    number = int(shard, 16) + 1
-    return "g" if number > _LAST_SHARD else f"{number:02x}"
-
-
 async def open_counterexample_store(storage: Storage) -> CounterexampleStore:
     """Open the counterexample files under `storage`'s root."""
-    storage = argument(
-        "CounterexampleStore", "storage", Storage, storage, "a Storage from open_storage()"
-    )
-    return CounterexampleStore(storage.root)
+    return CounterexampleStore(_root("CounterexampleStore", storage))
 
 
 async def keep_counterexample(

@@ -73,15 +73,11 @@ def read_fd(fd: int) -> bytes:
 
 def file_info(path: str, info: os.stat_result, written: Written | None) -> FileInfo:
     """Describe a file (with its size and hash) or, given no `written`, a folder."""
-    created = getattr(info, "st_birthtime", info.st_ctime)
-    return FileInfo(
-        path=path,
-        size=0 if written is None else written.size,
-        created_at=datetime.fromtimestamp(created, tz=UTC),
-        modified_at=datetime.fromtimestamp(info.st_mtime, tz=UTC),
-        sha256=None if written is None else written.sha256,
-        is_directory=written is None,
-    )
+    created = datetime.fromtimestamp(getattr(info, "st_birthtime", info.st_ctime), tz=UTC)
+    modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+    if written is None:
+        return FileInfo(path, 0, created, modified, None, is_directory=True)
+    return FileInfo(path, written.size, created, modified, written.sha256, is_directory=False)
 
 
 def describe_at(dir_fd: int, name: str, path: str, shown: str) -> FileInfo:

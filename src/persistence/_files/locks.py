@@ -129,11 +129,9 @@ class Change(Generic[T]):
 
     def close(self) -> None:
         """Release the lock and what staging left: partial file, descriptors. Idempotent."""
-        try:
+        with self.resources:
             if self.lock is not None:
                 self.lock.release()
-        finally:
-            self.resources.close()
 
 
 Check = Callable[[str], object]  # called with the path a change will record, before the disk

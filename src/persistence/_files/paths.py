@@ -249,11 +249,10 @@ class Spot:
     def open_file(self) -> int:
         return open_regular(self.dir_fd, self.require(), self.shown)
 
-    def regular(self) -> os.stat_result:
-        """Return the status of the regular file here, not following a symlink; refuse others."""
+    def regular(self) -> None:
+        """Refuse anything but a regular file here, not following a symlink."""
         info = os.stat(self.require(), dir_fd=self.dir_fd, follow_symlinks=False)
         must_be_regular(info.st_mode, self.shown)
-        return info
 
     def walk(self) -> None:
         """Walk the pending components one by one from the root's descriptor."""
@@ -261,19 +260,16 @@ class Spot:
             part = self.pending.popleft()
             if part == "..":
                 self.up()
-            elif self.missing:  # below a folder that does not exist: names only
-                if self.pending:
-                    self.missing.append(part)
-                else:
-                    self.name = part
-            elif not self.pending:
-                target = _link_target(self.dir_fd, part) if self.follows else None
-                if target is None:
-                    self.name = part
-                else:
-                    self.follow(target)
-            else:
+            elif self.missing and self.pending:  # below a folder that does not exist: names only
+                self.missing.append(part)
+            elif self.pending:
                 self.enter(part)
+            elif self.missing or not self.follows:  # the last component, not followed
+                self.name = part
+            elif (target := _link_target(self.dir_fd, part)) is not None:
+                self.follow(target)
+            else:  # not a symlink
+                self.name = part
         if self.name is None:  # the path ended in '..' or a link to a folder
             if self.missing:
                 self.name = self.missing.pop()
@@ -325,13 +321,12 @@ class Spot:
         if not self.follows:
             raise OutsideRootError(self.shown, "a folder on the path is a symbolic link")
         if target.startswith("/"):
-            rest = _inside(self.root, target)
-            if rest is None:
+            parts = _inside(self.root, target)
+            if parts is None:
                 reason = f"leads outside the storage root through a symbolic link to {target}"
                 raise OutsideRootError(self.shown, reason)
             self.move_to(os.dup(self.root_fd))
             self.folders.clear()
-            parts = rest
         else:
             parts = target.split("/")
         self.pending.extendleft(reversed(_meaningful(parts)))
@@ -348,9 +343,7 @@ def _inside(root: Path, absolute: str) -> list[str] | None:
     if pure.parts[:count] == root.parts:
         return list(pure.parts[count:])
     real = Path(os.path.realpath(absolute))
-    if real.is_relative_to(root):
-        return list(real.relative_to(root).parts)
-    return None
+    return list(real.relative_to(root).parts) if real.is_relative_to(root) else None
 
 
 def _link_target(dir_fd: int, name: str) -> str | None:

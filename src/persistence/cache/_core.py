@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import sys
 from collections.abc import Awaitable, Callable, Hashable
@@ -197,13 +198,8 @@ class Cache:
 
     def stats(self) -> CacheStats:
         """Return how the cache has served its reads so far; Redis hits count as hits."""
-        return CacheStats(
-            hits=self._hits,
-            misses=self._misses,
-            bypassed=self._bypassed,
-            faults=self._faults,
-            held_bytes=0 if self._local is None else int(self._local.currsize),
-        )
+        held = 0 if self._local is None else int(self._local.currsize)
+        return CacheStats(self._hits, self._misses, self._bypassed, self._faults, held)
 
     async def invalidate(self, table: str | None = None) -> None:
         """Forget what this process's memory holds of `table`, or of every table.
@@ -271,8 +267,7 @@ class Cache:
         await self._caught_up(table)
         version = self._version(table)
         self._misses += 1
-        if version is None:
-            self._bypassed += 1
+        self._bypassed += version is None
         value = await load()
         self._keep(table, key, version, value)
         return value
@@ -296,11 +291,9 @@ class Cache:
             return cast("ConfigEntry | None", found)
         section = key_text("ConfigEntry", "section", section)
         key = key_text("ConfigEntry", "key", key)
+        load = functools.partial(config.find_config_entry_by_key, self._db, section, key)
         return await self._fill_once(
-            config.TABLE,
-            ("entry", section, key),
-            lambda: config.find_config_entry_by_key(self._db, section, key),
-            ConfigEntry | None,
+            config.TABLE, ("entry", section, key), load, ConfigEntry | None
         )
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
@@ -327,12 +320,8 @@ class Cache:
     async def find_result(self, result_id: int) -> TestResult | None:
         """Return the result with this id, or None; the id is checked as the repository does."""
         result_id = key_id("TestResult", result_id)
-        return await self._read(
-            results.TABLE,
-            ("id", result_id),
-            lambda: results.find_result(self._db, result_id),
-            TestResult | None,
-        )
+        load = functools.partial(results.find_result, self._db, result_id)
+        return await self._read(results.TABLE, ("id", result_id), load, TestResult | None)
 
     async def recent_results(
         self, limit: int = 50, test_type: TestType | None = None
@@ -350,9 +339,5 @@ class Cache:
     async def find_file_record_by_path(self, path: str) -> FileRecord | None:
         """Return the record of this path, or None."""
         path = key_text("FileRecord", "path", path)
-        return await self._read(
-            file_records.TABLE,
-            ("path", path),
-            lambda: file_records.find_file_record_by_path(self._db, path),
-            FileRecord | None,
-        )
+        load = functools.partial(file_records.find_file_record_by_path, self._db, path)
+        return await self._read(file_records.TABLE, ("path", path), load, FileRecord | None)

@@ -77,13 +77,9 @@ def is_key(text: str) -> bool:
     return _KEY.fullmatch(text) is not None
 
 
-def _entry(key: str, folder: str = _ENTRIES) -> str:
+def entry_at(key: str, folder: str = _ENTRIES) -> str:
+    """Where the entry of a checked `key` in `folder` lives, relative to the root."""
     return f"{folder}/{key[:2]}/{key}"
-
-
-def entry_path(root: Path, folder: str, key: str) -> Path:
-    """Where the entry of a checked `key` in `folder` lives under `root`."""
-    return root / _entry(key, folder)
 
 
 _locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink in the cache
@@ -134,14 +130,14 @@ def _good(spot: Spot) -> bool:
 
 def read_entry(root: Path, folder: str, key: str) -> bytes | None:
     """Give the content of `key` in `folder` once its hash is checked, or None."""
-    with _locate(root, _entry(_check_key(key), folder)) as spot, ExitStack() as stack:
+    with _locate(root, entry_at(_check_key(key), folder)) as spot, ExitStack() as stack:
         stack.enter_context(storage_errors(spot.shown))
         found = _checked(spot, stack, whole=True)
         return None if found is None else found[1]
 
 
 def _open(root: Path, key: str) -> BinaryIO | None:
-    with _locate(root, _entry(key)) as spot, storage_errors(spot.shown), ExitStack() as stack:
+    with _locate(root, entry_at(key)) as spot, storage_errors(spot.shown), ExitStack() as stack:
         found = _checked(spot, stack)
         if found is None:
             return None
@@ -151,7 +147,7 @@ def _open(root: Path, key: str) -> BinaryIO | None:
 
 def has_entry(root: Path, folder: str, key: str) -> bool:
     """Tell whether `key` is a regular file in `folder`, by the confined walk: no symlink."""
-    with _locate(root, _entry(key, folder)) as spot, storage_errors(spot.shown):
+    with _locate(root, entry_at(key, folder)) as spot, storage_errors(spot.shown):
         info = None if spot.missing else lstat(spot.dir_fd, spot.require())
         return info is not None and stat.S_ISREG(info.st_mode)
 
@@ -176,7 +172,7 @@ def _stage_put(
             stack.callback(partial.discard)
             written = fill(partial.fd)
         key = written.sha256
-        spot = stack.enter_context(_locate(root, _entry(key, folder)))
+        spot = stack.enter_context(_locate(root, entry_at(key, folder)))
         with storage_errors(spot.shown):
             spot.make_folders()
             found = _good(spot)
@@ -230,16 +226,14 @@ def stage_hold(root: Path, folder: str, key: str) -> Change[Spot]:
     Whoever holds it may remove the entry (`remove_entry`): no held put can publish or use it.
     """
     with ExitStack() as stack:
-        spot = stack.enter_context(_locate(root, _entry(_check_key(key), folder)))
+        spot = stack.enter_context(_locate(root, entry_at(_check_key(key), folder)))
         return Change(spot.root_fd, [spot.path], lambda: spot, stack.pop_all(), spot.shown)
 
 
 def remove_entry(spot: Spot) -> bool:
     """Remove the regular file at `spot`, if there; give whether it was removed."""
-    if spot.missing:
-        return False
     with storage_errors(spot.shown), suppress(FileNotFoundError):
-        info = lstat(spot.dir_fd, spot.require())
+        info = None if spot.missing else lstat(spot.dir_fd, spot.require())
         if info is not None and stat.S_ISREG(info.st_mode):
             os.unlink(spot.require(), dir_fd=spot.dir_fd)
             return True
@@ -328,7 +322,7 @@ class ArtifactCache:
 
     def path_of(self, key: str) -> Path:
         """Where the entry of `key` lives."""
-        return entry_path(self._root, _ENTRIES, _check_key(key))
+        return self._root / entry_at(_check_key(key))
 
     async def put(self, data: bytes) -> str:
         """Store `data` and return its key; storing the same content twice keeps one entry."""

@@ -118,18 +118,14 @@ class RedisCache(Cache):
         version = self._version(table)
         watch = self._watch
         stamp = None if version is None or watch is None else watch.stamp(table)
-        value: object = MISS
-        if stamp is None:
-            self._bypassed += 1
-        else:
-            value = await self._from_redis(table, key, stamp, shape)
+        self._bypassed += stamp is None
+        value = MISS if stamp is None else await self._from_redis(table, key, stamp, shape)
+        self._hits += value is not MISS
         if value is MISS:
             self._misses += 1
             value = await load()
             if stamp is not None and self._current(table, version, stamp):
                 await self._to_redis(table, key, stamp, value, shape)
-        else:
-            self._hits += 1
         self._keep(table, key, version, value)
         return cast("_V", value)
 
@@ -298,14 +294,12 @@ async def open_redis_cache(  # every limit is the caller's to set
     )
     client = Redis(connection_pool=pool, retry=no_retry)
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
-    if namespace is None:
-        namespace = default_namespace(db, watch)
     return RedisCache(
         db,
         watch,
         client,
         shown_url=redact_url(target),
-        namespace=namespace,
+        namespace=default_namespace(db, watch) if namespace is None else namespace,
         ttl=ttl,
         timeout=timeout,
         retry_after=retry_after,
