@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from typing import Final
 
 from persistence._sqlite.statements import plan_query
@@ -34,13 +35,11 @@ def backup_into(source: str, path: str, timeout: float) -> None:
     One step of the backup API reads under one read transaction, while writers go on; the copy
     leaves WAL mode, to be one self-contained file.
     """
-    reading = sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
-    try:
-        copy = sqlite3.connect(path, isolation_level=None)
-        try:
-            reading.backup(copy, pages=-1)  # every page in one step: one read transaction
-            copy.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            copy.close()
-    finally:
-        reading.close()
+    with (
+        closing(
+            sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
+        ) as reading,
+        closing(sqlite3.connect(path, isolation_level=None)) as copy,
+    ):
+        reading.backup(copy, pages=-1)  # every page in one step: one read transaction
+        copy.execute("PRAGMA journal_mode = DELETE")
