@@ -83,9 +83,8 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        last = self._loop
         where = f"the SQLite database {self._path!r}" if self._path else "this SQLite database"
-        if last is not None and not last.is_closed():
+        if self._loop is not None and not self._loop.is_closed():
             raise DatabaseError(
                 f"{where} is in use on another event loop, which is still open: use it on one "
                 "loop at a time (it moves to a new loop once the old one has closed), or from "
@@ -319,9 +318,8 @@ async def open_sqlite(
 
 
 def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
-    read_only = not create
-    target = _read_only_uri(path) if read_only else path
-    if not read_only:
+    target = path if create else _read_only_uri(path)
+    if create:
         _make_folder_of(path)
     # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
     # a new file's switch to WAL needs it alone a moment. Then both connections stop waiting:
@@ -332,7 +330,7 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
         timeout=busy_timeout,
         isolation_level=None,  # this package opens and ends every transaction itself
         check_same_thread=False,  # shared by the loop and worker threads, one at a time
-        uri=read_only,
+        uri=not create,
         cached_statements=256,
     )
     try:
@@ -349,7 +347,7 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
-        for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
+        for pragma in ("PRAGMA journal_mode = WAL", *pragmas) if create else pragmas:
             writer.execute(pragma)
         reader = open_reader()
         reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
