@@ -23,8 +23,7 @@ _LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short
 def database_name(dsn: str) -> str:
     """Return the database a postgresql:// URL names: its path, else its dbname= option."""
     parts = urlsplit(dsn)
-    options = parse_qs(parts.query)
-    name = unquote(parts.path.lstrip("/")) or (options.get("dbname") or [""])[-1]
+    name = unquote(parts.path.lstrip("/")) or (parse_qs(parts.query).get("dbname") or [""])[-1]
     if not name:
         raise ValidationError(
             "create_database", "url", "names no database: write postgresql://host/NAME"
