@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
 from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
@@ -28,14 +28,7 @@ from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, re
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
-from persistence._sqlite.snapshot import (
-    ADD_COUNTER,
-    LIST_COUNTERS,
-    LIST_TABLES,
-    RAISE_COUNTER,
-    backup_into,
-)
-from persistence._sqlite.statements import Mode
+from persistence._sqlite.statements import Mode, plan_query
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError
 
@@ -46,6 +39,28 @@ if TYPE_CHECKING:
 
 
 _T = TypeVar("_T")
+
+# Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
+
+_LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
+"""The highest id each AUTOINCREMENT table has handed out."""
+
+_LIST_TABLES: Final = plan_query(
+    "list_tables",
+    "SELECT name FROM sqlite_schema "
+    "WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name",
+)
+"""Every table of the database but SQLite's own (`sqlite_sequence`, `sqlite_stat1`, ...)."""
+
+_RAISE_COUNTER: Final = plan_query(
+    "raise_id_counter", "UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :name"
+)
+_ADD_COUNTER: Final = plan_query(
+    "add_id_counter",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT :name, :seq "
+    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = :name)",
+)
+"""With _RAISE_COUNTER: a table's counter becomes at least `seq`, whether it had one or not."""
 
 
 class SqliteBackend:
@@ -193,7 +208,7 @@ class SqliteBackend:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         source = _read_only_uri(self._path)
-        await finish_then_cancel(self._in_thread(backup_into, source, path, self._busy_timeout))
+        await finish_then_cancel(self._in_thread(_backup_into, source, path, self._busy_timeout))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
@@ -212,13 +227,13 @@ class SqliteBackend:
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
-        rows = await _session(conn).run(LIST_COUNTERS, {}, Mode.ROWS)
+        rows = await _session(conn).run(_LIST_COUNTERS, {}, Mode.ROWS)
         seen = {str(name): int(seq) for name, seq in rows}
         return {table: seen.get(table, 0) for table in tables}
 
     async def table_names(self, conn: Connection) -> tuple[str, ...]:
         """Give the name of every table but SQLite's own, sorted."""
-        rows = await _session(conn).run(LIST_TABLES, {}, Mode.ROWS)
+        rows = await _session(conn).run(_LIST_TABLES, {}, Mode.ROWS)
         return tuple(str(row[0]) for row in rows)
 
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
@@ -235,8 +250,8 @@ class SqliteBackend:
         session = _session(conn)
         for table, last_id in counters.items():
             params = {"name": table, "seq": last_id}
-            await session.run(RAISE_COUNTER, params, Mode.COUNT)
-            await session.run(ADD_COUNTER, params, Mode.COUNT)
+            await session.run(_RAISE_COUNTER, params, Mode.COUNT)
+            await session.run(_ADD_COUNTER, params, Mode.COUNT)
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
         """Watch commits by any connection or process: see `ChangeStamp`."""
@@ -387,3 +402,19 @@ def _make_folder_of(path: str) -> None:
         blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
         reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
         raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
+
+
+def _backup_into(source: str, path: str, timeout: float) -> None:
+    """Copy the database at URI `source` into a new file at `path`, as one committed state.
+
+    One step of the backup API reads under one read transaction, while writers go on; the copy
+    leaves WAL mode, to be one self-contained file.
+    """
+    with (
+        contextlib.closing(
+            sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
+        ) as reading,
+        contextlib.closing(sqlite3.connect(path, isolation_level=None)) as copy,
+    ):
+        reading.backup(copy, pages=-1)  # every page in one step: one read transaction
+        copy.execute("PRAGMA journal_mode = DELETE")
