@@ -168,7 +168,7 @@ class ChangeListener:
 
     async def _beat(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
         """Send a heartbeat every `heartbeat` seconds, or when woken, until one fails."""
-        while True:
+        while not self._lost.is_set():
             sent = time.monotonic()
             self._wake.clear()
             await connection.fetchval("SELECT 1", timeout=self._heartbeat)
@@ -182,5 +182,3 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()
-            if self._lost.is_set():
-                return

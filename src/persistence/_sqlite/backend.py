@@ -76,7 +76,7 @@ class SqliteBackend:
         open_reader: Callable[[], sqlite3.Connection],
         *,
         busy_timeout: float,
-        path: str = "",
+        path: str,
     ) -> None:
         self._path = path
         self.queries = queries
@@ -98,7 +98,7 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        where = f"the SQLite database {self._path!r}" if self._path else "this SQLite database"
+        where = f"the SQLite database {self._path!r}"
         if self._loop is not None and not self._loop.is_closed():
             raise DatabaseError(
                 f"{where} is in use on another event loop, which is still open: use it on one "
@@ -257,14 +257,12 @@ class SqliteBackend:
         """Watch commits by any connection or process: see `ChangeStamp`."""
         self.check_loop()
         self.data_version()  # the reader has mapped the -shm file
-        index = None
-        if self._path:
-            # Mapped in a thread, held until close even if this call is cancelled meanwhile;
-            # a future, not a task, so that the hold does not depend on the loop running on.
-            loop = asyncio.get_running_loop()
-            mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)
-            index = await kept_if_cancelled(mapping, self._keep_wal_index)
-            self._keep_wal_index(index)
+        # Mapped in a thread, held until close even if this call is cancelled meanwhile;
+        # a future, not a task, so that the hold does not depend on the loop running on.
+        loop = asyncio.get_running_loop()
+        mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)
+        index = await kept_if_cancelled(mapping, self._keep_wal_index)
+        self._keep_wal_index(index)
         return ChangeStamp(
             None if index is None else index.header,
             path=self._path,
