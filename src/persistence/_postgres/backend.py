@@ -437,9 +437,6 @@ async def open_postgres(
         dsn, pooling = split_pooling(dsn)
     except ValueError as error:
         raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
-    # Behind PgBouncer's transaction pooling, asyncpg prepares each statement unnamed, again
-    # with the statement it runs, since the next round trip may reach another server.
-    cache_size = 0 if pooling.transaction else _STATEMENT_CACHE
     queries = load_queries(
         functools.partial(PostgresAdapter, command_timeout=command_timeout, observer=observer),
         "postgres",
@@ -457,7 +454,9 @@ async def open_postgres(
                 command_timeout=command_timeout,
                 init=_init_connection,
                 reset=_reset,
-                statement_cache_size=cache_size,
+                # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
+                # unnamed, again with the statement it runs: the next may reach another server.
+                statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
             )
             try:
                 await pool.release(await pool.acquire())  # the server must answer at open
