@@ -155,7 +155,11 @@ class Writer:
                     finally:
                         self._leave(WriterState.LEASED)
                     continue
-                await self._run_batch()
+                self._enter(WriterState.BATCH)  # the runner's, until it commits or rolls back
+                try:
+                    await self._batch()
+                finally:
+                    self._leave(WriterState.BATCH)
         finally:
             self._runner = None
 
@@ -169,15 +173,8 @@ class Writer:
         assert not self.connection.in_transaction  # noqa: S101  # committed or rolled back
         self.state = WriterState.IDLE
 
-    async def _run_batch(self) -> None:
-        """Open a transaction, run the queued writes in it, and commit them all at once."""
-        self._enter(WriterState.BATCH)
-        try:
-            await self._batch()
-        finally:
-            self._leave(WriterState.BATCH)
-
     async def _batch(self) -> None:
+        """Open a transaction, run the queued writes in it, and commit them all at once."""
         writer = self.connection
         try:
             await self.begin_immediate(self._busy_timeout)
