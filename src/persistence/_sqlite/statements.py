@@ -156,11 +156,9 @@ def _rows_insert(sql: str) -> _RowsInsert | None:
 
 
 def _insert_rows(
-    conn: sqlite3.Connection, cursor: sqlite3.Cursor, plan: Plan, rows: Sequence[Params]
+    conn: sqlite3.Connection, cursor: sqlite3.Cursor, insert: _RowsInsert, rows: Sequence[Params]
 ) -> int:
     """Insert many rows, already encoded, with a few multi-row statements; give how many."""
-    insert = plan.rows_insert
-    assert insert is not None  # noqa: S101  # only called for plans that have one
     names = insert.names
     pick = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     per_statement = max(
@@ -193,7 +191,7 @@ def execute(
     try:
         if mode is Mode.MANY:
             if plan.rows_insert is not None:
-                return _insert_rows(conn, cursor, plan, params)
+                return _insert_rows(conn, cursor, plan.rows_insert, params)
             cursor.executemany(plan.sql, params)
             return cursor.rowcount
         cursor.execute(plan.sql, encode_params(params))
