@@ -79,10 +79,9 @@ class ChangeListener:
             left = deadline - time.monotonic()
             if left <= 0 or self._task is None:
                 return False
-            beaten = self._beaten
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
-                    await beaten.wait()
+                    await self._beaten.wait()
         return time.monotonic() < self._fresh_until
 
     async def start(self) -> None:
