@@ -96,8 +96,7 @@ class Readers:
             reader = self._idle.pop()
         else:  # a reader that opens after its caller was cancelled is kept
             reader = await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
-        run = functools.partial(execute, reader, plan, params, mode)
-        work = asyncio.ensure_future(self._in_thread(run))
+        work = asyncio.ensure_future(self._in_thread(execute, reader, plan, params, mode))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
