@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import aiosql
@@ -109,19 +110,6 @@ _PARSED: dict[str, _Parsed] = {}
 """Each engine's last parse, in this process: keyed by engine, checked by the file's stamp."""
 
 
-class _Recorder:
-    """Hands aiosql's `process_sql` calls to an adapter, noting what each was given."""
-
-    def __init__(self, adapter: _Adapter) -> None:
-        self.adapter = adapter
-        self.is_aio_driver = adapter.is_aio_driver
-        self.given: list[tuple[str, SQLOperationType, str]] = []
-
-    def process_sql(self, query_name: str, op_type: SQLOperationType, sql: str) -> str:
-        self.given.append((query_name, op_type, sql))
-        return self.adapter.process_sql(query_name, op_type, sql)
-
-
 def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
     """Load one engine's queries through aiosql, bound to a new `adapter`, with its row mappers.
 
@@ -134,15 +122,22 @@ def load_queries(adapter: Callable[[], _Adapter], engine: str) -> Queries:
     fresh = adapter()
     parsed = _PARSED.get(engine)
     if parsed is None or parsed.stamp != stamp:
-        recorder = _Recorder(fresh)
+        given: list[tuple[str, SQLOperationType, str]] = []
+
+        def record(query_name: str, op_type: SQLOperationType, sql: str) -> str:
+            """Hand aiosql's `process_sql` call to the adapter, noting what it was given."""
+            given.append((query_name, op_type, sql))
+            return fresh.process_sql(query_name, op_type, sql)
+
+        recorder = SimpleNamespace(is_aio_driver=fresh.is_aio_driver, process_sql=record)
         loaded = aiosql.from_path(
             path,
-            lambda: recorder,  # type: ignore[arg-type,return-value]  # it passes process_sql on
+            lambda: recorder,  # aiosql calls its process_sql; the adapter gets each call
             record_classes=dict(ROW_MAPPERS[engine]),
             attribute=None,  # `:a.b` is never an attribute of a parameter here
             queries_cls=_Kept,
         )
-        parsed = _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(recorder.given))
+        parsed = _PARSED[engine] = _Parsed(stamp, loaded.kept, tuple(given))
     else:
         for query_name, op_type, sql in parsed.given:
             fresh.process_sql(query_name, op_type, sql)

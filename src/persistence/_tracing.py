@@ -147,12 +147,11 @@ class Observer:
             raise
         finally:
             duration = time.perf_counter() - start
-            if span is not None:
+            if span is not None and token is not None:  # set together
                 if failure:
                     span.set_attributes(failure)
                     span.set_status(self._error)
-                if token is not None:
-                    self._detach(token)
+                self._detach(token)
                 span.end()
             if self._histogram is not None:
                 metric = {**traced.metric, **failure} if failure else traced.metric

@@ -166,7 +166,11 @@ def pooled_target(
                 f"and the argument is {redact_url(listen_url)!r}: give it once, or the same "
                 "in both",
             )
-    return engine, _with_query(target, added)
+    if not added:
+        return engine, target
+    head, hash_sign, fragment = target.partition("#")  # the options go before any fragment
+    joiner = "" if head.endswith(("?", "&")) else "&" if "?" in head else "?"
+    return engine, head + joiner + "&".join(added) + hash_sign + fragment
 
 
 def _check_listen_argument(listen_url: object, caller: str) -> None:
@@ -187,15 +191,6 @@ def _check_listen_argument(listen_url: object, caller: str) -> None:
         _check_postgres_url(listen_url)
     except (ValueError, DatabaseError) as error:
         raise ValidationError(caller, "listen_url", str(error)) from None
-
-
-def _with_query(url: str, parts: list[str]) -> str:
-    """Add `parts` to the query of `url`, before any fragment."""
-    if not parts:
-        return url
-    head, hash_sign, fragment = url.partition("#")
-    joiner = "" if head.endswith(("?", "&")) else "&" if "?" in head else "?"
-    return head + joiner + "&".join(parts) + hash_sign + fragment
 
 
 def _sqlite_path(url: str) -> str:

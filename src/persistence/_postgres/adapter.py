@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 """The connection the pool lends: what the loaded queries take as `conn` on PostgreSQL."""
 Params = Mapping[str, Any]
+_CopyTarget = tuple[str, tuple[str, ...], tuple[str, ...]]  # a plain INSERT's table, columns, names
 
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<columns>[^)]*)\)\s*VALUES\s*\((?P<values>[^)]*)\)\s*;?\s*$",
@@ -43,7 +44,7 @@ class PostgresAdapter(AsyncPGAdapter):
         self, command_timeout: float | None = None, observer: Observer | None = None
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
-        self._copy_targets: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._copy_targets: dict[str, _CopyTarget] = {}
         self._command_timeout = command_timeout
         self._observer = observer
 
@@ -100,28 +101,21 @@ class PostgresAdapter(AsyncPGAdapter):
         if target is None:
             await conn.executemany(sql, [self._ordered(name, row) for row in rows])
             return len(rows)
+        if len(rows) <= COPY_ROWS or conn.is_in_transaction():
+            return await self._copy(conn, target, rows)
+        # Each COPY is one statement, bounded by the command timeout: a long list goes in
+        # several, inside one transaction, so that it is still all or nothing.
+        async with conn.transaction():
+            return await self._copy(conn, target, rows)
+
+    async def _copy(self, conn: PgConnection, target: _CopyTarget, rows: Sequence[Params]) -> int:
         table, columns, names = target
         record_of: Callable[[Params], tuple[object, ...]] = (  # a tuple for one value too
             operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
         )
-        if len(rows) <= COPY_ROWS or conn.is_in_transaction():
-            return await self._copy(conn, table, columns, rows, record_of)
-        # Each COPY is one statement, bounded by the command timeout: a long list goes in
-        # several, inside one transaction, so that it is still all or nothing.
-        async with conn.transaction():
-            return await self._copy(conn, table, columns, rows, record_of)
-
-    async def _copy(
-        self,
-        conn: PgConnection,
-        table: str,
-        columns: tuple[str, ...],
-        parameters: Sequence[Params],
-        record_of: Callable[[Params], tuple[object, ...]],
-    ) -> int:
         copied = 0
-        for start in range(0, len(parameters), COPY_ROWS):
-            records = _records_in_slices(parameters[start : start + COPY_ROWS], record_of)
+        for start in range(0, len(rows), COPY_ROWS):
+            records = _records_in_slices(rows[start : start + COPY_ROWS], record_of)
             try:
                 # asyncpg bounds each message of a COPY, not a peer that stops reading.
                 async with asyncio.timeout(self._command_timeout):

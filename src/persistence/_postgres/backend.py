@@ -398,18 +398,16 @@ class PostgresBackend:
 class _Lent:
     """The context of `lend()`: a class, since it runs once per call."""
 
-    __slots__ = ("_backend", "_lane", "_pooled")
+    __slots__ = ("_backend", "_pooled")
 
     def __init__(self, backend: PostgresBackend) -> None:
         self._backend = backend
-        self._lane = False
-        self._pooled: PgConnection | None = None
+        self._pooled: PgConnection | None = None  # stays None on the lane
 
     async def __aenter__(self) -> PgConnection:
         self._backend.check_loop()
         lane = await self._backend.take_lane()
         if lane is not None:
-            self._lane = True
             return lane
         self._pooled = await self._backend.acquire()
         return self._pooled
@@ -418,9 +416,9 @@ class _Lent:
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
         timed_out = _timed_out(error)
-        if self._lane:
+        if self._pooled is None:  # on the lane (__aexit__ runs only once __aenter__ gave)
             await self._backend.give_lane_back(failed=error is not None, timed_out=timed_out)
-        elif self._pooled is not None:
+        else:
             await self._backend.give_back(self._pooled, clean=error is None, timed_out=timed_out)
 
 
@@ -439,9 +437,6 @@ async def open_postgres(
         dsn, pooling = split_pooling(dsn)
     except ValueError as error:
         raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
-    # Behind PgBouncer's transaction pooling, asyncpg prepares each statement unnamed, again
-    # with the statement it runs, since the next round trip may reach another server.
-    cache_size = 0 if pooling.transaction else _STATEMENT_CACHE
     queries = load_queries(
         functools.partial(PostgresAdapter, command_timeout=command_timeout, observer=observer),
         "postgres",
@@ -459,7 +454,9 @@ async def open_postgres(
                 command_timeout=command_timeout,
                 init=_init_connection,
                 reset=_reset,
-                statement_cache_size=cache_size,
+                # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
+                # unnamed, again with the statement it runs: the next may reach another server.
+                statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
             )
             try:
                 await pool.release(await pool.acquire())  # the server must answer at open

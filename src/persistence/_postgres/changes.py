@@ -79,10 +79,9 @@ class ChangeListener:
             left = deadline - time.monotonic()
             if left <= 0 or self._task is None:
                 return False
-            beaten = self._beaten
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
-                    await beaten.wait()
+                    await self._beaten.wait()
         return time.monotonic() < self._fresh_until
 
     async def start(self) -> None:
@@ -168,7 +167,7 @@ class ChangeListener:
 
     async def _beat(self, connection: asyncpg.Connection[asyncpg.Record]) -> None:
         """Send a heartbeat every `heartbeat` seconds, or when woken, until one fails."""
-        while True:
+        while not self._lost.is_set():
             sent = time.monotonic()
             self._wake.clear()
             await connection.fetchval("SELECT 1", timeout=self._heartbeat)
@@ -182,5 +181,3 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()
-            if self._lost.is_set():
-                return

@@ -23,8 +23,7 @@ _LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short
 def database_name(dsn: str) -> str:
     """Return the database a postgresql:// URL names: its path, else its dbname= option."""
     parts = urlsplit(dsn)
-    options = parse_qs(parts.query)
-    name = unquote(parts.path.lstrip("/")) or (options.get("dbname") or [""])[-1]
+    name = unquote(parts.path.lstrip("/")) or (parse_qs(parts.query).get("dbname") or [""])[-1]
     if not name:
         raise ValidationError(
             "create_database", "url", "names no database: write postgresql://host/NAME"
@@ -51,7 +50,14 @@ async def create_postgres_database(
     except ValueError as error:
         raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
     name = database_name(dsn)
-    if await _exists(dsn, shown, connect_timeout):
+    try:  # looked for first: a role that may not use a maintenance database learns it exists
+        found = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
+    except asyncpg.InvalidCatalogNameError:
+        found = None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
+    if found is not None:
+        await asyncio.shield(found.close(timeout=connect_timeout))
         return False
     if dry_run:
         return True
@@ -76,17 +82,6 @@ async def create_postgres_database(
         ) from error
     finally:
         await asyncio.shield(admin.close(timeout=connect_timeout))
-    return True
-
-
-async def _exists(dsn: str, shown: str, connect_timeout: float) -> bool:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
-    except asyncpg.InvalidCatalogNameError:
-        return False
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
-    await asyncio.shield(conn.close(timeout=connect_timeout))
     return True
 
 

@@ -14,9 +14,7 @@ from urllib.parse import unquote
 
 import attrs
 
-PGBOUNCER: Final = "pgbouncer"
-LISTEN_URL: Final = "listen_url"
-_OPTIONS: Final = (PGBOUNCER, LISTEN_URL)
+_OPTIONS: Final = ("pgbouncer", "listen_url")
 _LOG: Final = logging.getLogger("persistence.postgres")
 
 
@@ -43,10 +41,10 @@ def split_pooling(dsn: str) -> tuple[str, Pooling]:
             raise ValueError(f"{name}= is given twice")
         else:
             found[name] = unquote(value)
-    mode = found.get(PGBOUNCER)
+    mode = found.get("pgbouncer")
     if mode is not None and (problem := pgbouncer_mode_problem(mode)) is not None:
         raise ValueError(f"pgbouncer= {problem}")
-    listen = found.get(LISTEN_URL)
+    listen = found.get("listen_url")
     if listen is not None:
         check_listen_url(listen)
     rest = base + ("?" + "&".join(kept) if kept else "") + hash_sign + fragment
@@ -68,11 +66,10 @@ def check_listen_url(listen: str) -> None:
     """Refuse, with a ValueError that says why, a listen URL that is not PostgreSQL's own."""
     scheme = listen.partition("://")[0].lower()
     if scheme not in {"postgres", "postgresql"} or "://" not in listen:
-        msg = (
+        raise ValueError(
             "listen_url= takes PostgreSQL's own URL, percent-encoded "
             "(postgresql%3A%2F%2Fuser%40host%3A5432%2Fdb), got one that is not postgresql://"
         )
-        raise ValueError(msg)
     query = listen.partition("?")[2].partition("#")[0]
     keys = {unquote(part.partition("=")[0]) for part in query.split("&") if part}
     if keys & set(_OPTIONS):

@@ -22,7 +22,7 @@ _TOKEN = re.compile(
 
 def split_postgres(script: str) -> list[str]:
     """Split a PostgreSQL script on the semicolons that end statements."""
-    statements: list[str] = []
+    pieces: list[str] = []
     current: list[str] = []
     position = 0
     while position < len(script):
@@ -41,12 +41,12 @@ def split_postgres(script: str) -> list[str]:
             current.append(script[match.start() : end + len(match.group())])
             position = end + len(match.group())
         elif kind == "semi":
-            _keep(statements, current)
+            pieces.append("".join(current))
             current = []
         elif kind != "line":
             current.append(match.group())
-    _keep(statements, current)
-    return statements
+    pieces.append("".join(current))
+    return [text for piece in pieces if (text := piece.strip())]
 
 
 def _end_of_block_comment(script: str, position: int) -> int:
@@ -60,9 +60,3 @@ def _end_of_block_comment(script: str, position: int) -> int:
         else:
             depth, position = depth - 1, closing + 2
     return position
-
-
-def _keep(statements: list[str], parts: list[str]) -> None:
-    text = "".join(parts).strip()
-    if text:
-        statements.append(text)

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
 from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
@@ -28,14 +28,7 @@ from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, re
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
-from persistence._sqlite.snapshot import (
-    ADD_COUNTER,
-    LIST_COUNTERS,
-    LIST_TABLES,
-    RAISE_COUNTER,
-    backup_into,
-)
-from persistence._sqlite.statements import Mode
+from persistence._sqlite.statements import Mode, plan_query
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError
 
@@ -46,6 +39,28 @@ if TYPE_CHECKING:
 
 
 _T = TypeVar("_T")
+
+# Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
+
+_LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
+"""The highest id each AUTOINCREMENT table has handed out."""
+
+_LIST_TABLES: Final = plan_query(
+    "list_tables",
+    "SELECT name FROM sqlite_schema "
+    "WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_' ORDER BY name",
+)
+"""Every table of the database but SQLite's own (`sqlite_sequence`, `sqlite_stat1`, ...)."""
+
+_RAISE_COUNTER: Final = plan_query(
+    "raise_id_counter", "UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :name"
+)
+_ADD_COUNTER: Final = plan_query(
+    "add_id_counter",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT :name, :seq "
+    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = :name)",
+)
+"""With _RAISE_COUNTER: a table's counter becomes at least `seq`, whether it had one or not."""
 
 
 class SqliteBackend:
@@ -61,7 +76,7 @@ class SqliteBackend:
         open_reader: Callable[[], sqlite3.Connection],
         *,
         busy_timeout: float,
-        path: str = "",
+        path: str,
     ) -> None:
         self._path = path
         self.queries = queries
@@ -83,9 +98,8 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        last = self._loop
-        where = f"the SQLite database {self._path!r}" if self._path else "this SQLite database"
-        if last is not None and not last.is_closed():
+        where = f"the SQLite database {self._path!r}"
+        if self._loop is not None and not self._loop.is_closed():
             raise DatabaseError(
                 f"{where} is in use on another event loop, which is still open: use it on one "
                 "loop at a time (it moves to a new loop once the old one has closed), or from "
@@ -194,7 +208,7 @@ class SqliteBackend:
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
         source = _read_only_uri(self._path)
-        await finish_then_cancel(self._in_thread(backup_into, source, path, self._busy_timeout))
+        await finish_then_cancel(self._in_thread(_backup_into, source, path, self._busy_timeout))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
@@ -213,13 +227,13 @@ class SqliteBackend:
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
-        rows = await _session(conn).run(LIST_COUNTERS, {}, Mode.ROWS)
+        rows = await _session(conn).run(_LIST_COUNTERS, {}, Mode.ROWS)
         seen = {str(name): int(seq) for name, seq in rows}
         return {table: seen.get(table, 0) for table in tables}
 
     async def table_names(self, conn: Connection) -> tuple[str, ...]:
         """Give the name of every table but SQLite's own, sorted."""
-        rows = await _session(conn).run(LIST_TABLES, {}, Mode.ROWS)
+        rows = await _session(conn).run(_LIST_TABLES, {}, Mode.ROWS)
         return tuple(str(row[0]) for row in rows)
 
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
@@ -236,21 +250,19 @@ class SqliteBackend:
         session = _session(conn)
         for table, last_id in counters.items():
             params = {"name": table, "seq": last_id}
-            await session.run(RAISE_COUNTER, params, Mode.COUNT)
-            await session.run(ADD_COUNTER, params, Mode.COUNT)
+            await session.run(_RAISE_COUNTER, params, Mode.COUNT)
+            await session.run(_ADD_COUNTER, params, Mode.COUNT)
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
         """Watch commits by any connection or process: see `ChangeStamp`."""
         self.check_loop()
         self.data_version()  # the reader has mapped the -shm file
-        index = None
-        if self._path:
-            # Mapped in a thread, held until close even if this call is cancelled meanwhile;
-            # a future, not a task, so that the hold does not depend on the loop running on.
-            loop = asyncio.get_running_loop()
-            mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)
-            index = await kept_if_cancelled(mapping, self._keep_wal_index)
-            self._keep_wal_index(index)
+        # Mapped in a thread, held until close even if this call is cancelled meanwhile;
+        # a future, not a task, so that the hold does not depend on the loop running on.
+        loop = asyncio.get_running_loop()
+        mapping = loop.run_in_executor(self._executor, map_wal_index, self._path)
+        index = await kept_if_cancelled(mapping, self._keep_wal_index)
+        self._keep_wal_index(index)
         return ChangeStamp(
             None if index is None else index.header,
             path=self._path,
@@ -319,9 +331,8 @@ async def open_sqlite(
 
 
 def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
-    read_only = not create
-    target = _read_only_uri(path) if read_only else path
-    if not read_only:
+    target = path if create else _read_only_uri(path)
+    if create:
         _make_folder_of(path)
     # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
     # a new file's switch to WAL needs it alone a moment. Then both connections stop waiting:
@@ -332,7 +343,7 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
         timeout=busy_timeout,
         isolation_level=None,  # this package opens and ends every transaction itself
         check_same_thread=False,  # shared by the loop and worker threads, one at a time
-        uri=read_only,
+        uri=not create,
         cached_statements=256,
     )
     try:
@@ -349,7 +360,7 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
-        for pragma in pragmas if read_only else ("PRAGMA journal_mode = WAL", *pragmas):
+        for pragma in ("PRAGMA journal_mode = WAL", *pragmas) if create else pragmas:
             writer.execute(pragma)
         reader = open_reader()
         reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
@@ -389,3 +400,19 @@ def _make_folder_of(path: str) -> None:
         blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
         reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
         raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
+
+
+def _backup_into(source: str, path: str, timeout: float) -> None:
+    """Copy the database at URI `source` into a new file at `path`, as one committed state.
+
+    One step of the backup API reads under one read transaction, while writers go on; the copy
+    leaves WAL mode, to be one self-contained file.
+    """
+    with (
+        contextlib.closing(
+            sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
+        ) as reading,
+        contextlib.closing(sqlite3.connect(path, isolation_level=None)) as copy,
+    ):
+        reading.backup(copy, pages=-1)  # every page in one step: one read transaction
+        copy.execute("PRAGMA journal_mode = DELETE")

@@ -20,13 +20,12 @@ _WAL_INDEX_HEADER: Final = 96  # at the start of the -shm file: the same 48 byte
 class WalIndex:
     """A read-only mapping of one -shm file's header, shared by this process's backends."""
 
-    key: tuple[int, int]  # the file's device and inode
     fd: int
     header: mmap.mmap
     users: int = 1  # the backends that hold it
 
 
-_WAL_INDEXES: Final[dict[tuple[int, int], WalIndex]] = {}
+_WAL_INDEXES: Final[dict[tuple[int, int], WalIndex]] = {}  # by the file's device and inode
 _WAL_INDEXES_GUARD: Final = threading.Lock()
 
 
@@ -61,7 +60,7 @@ def map_wal_index(path: str) -> WalIndex | None:
             return None
         key = (opened.st_dev, opened.st_ino)
         assert key not in _WAL_INDEXES  # noqa: S101  # the path named the file just mapped
-        index = _WAL_INDEXES[key] = WalIndex(key, fd, header)
+        index = _WAL_INDEXES[key] = WalIndex(fd, header)
         return index
 
 

@@ -77,22 +77,17 @@ class Readers:
         open_reader: Callable[[], sqlite3.Connection],
         in_thread: InThread,
     ) -> None:
-        self._reader = reader
+        self.connection = reader  # on the loop, also for short statements of the backend's own
         self._open_reader = open_reader
         self._in_thread = in_thread
         self._budget = Budget(reader)
         self._idle: list[sqlite3.Connection] = []  # thread readers not in use
         self._closed = False
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The reader on the loop, for short statements of the backend's own."""
-        return self._reader
-
     async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread."""
         elsewhere = functools.partial(self._read_in_thread, plan, params, mode)
-        run = functools.partial(execute, self._reader, plan, params, mode)
+        run = functools.partial(execute, self.connection, plan, params, mode)
         picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=True)
         return await map_rows(rows_as, picked, mode)
 
@@ -101,8 +96,7 @@ class Readers:
             reader = self._idle.pop()
         else:  # a reader that opens after its caller was cancelled is kept
             reader = await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
-        run = functools.partial(execute, reader, plan, params, mode)
-        work = asyncio.ensure_future(self._in_thread(run))
+        work = asyncio.ensure_future(self._in_thread(execute, reader, plan, params, mode))
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -126,6 +120,6 @@ class Readers:
     def close(self) -> None:
         """Close every reader: called once the worker threads have stopped, so none is reading."""
         self._closed = True
-        for connection in (*self._idle, self._reader):
+        for connection in (*self._idle, self.connection):
             connection.close()
         self._idle.clear()

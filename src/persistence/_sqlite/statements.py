@@ -30,9 +30,7 @@ _ROWS_PER_INSERT: Final = 2000
 """The most rows one statement of a bulk insert writes. Not one per row: at each statement's
 savepoint FTS5 writes out what it has indexed, a segment per row."""
 
-# Rows and parameters cross the driver as whatever sqlite3 takes and gives.
-Params = Mapping[str, Any]
-Row = Any
+Params = Mapping[str, Any]  # parameters cross the driver as whatever sqlite3 takes
 
 
 class Mode(enum.Enum):
@@ -135,16 +133,15 @@ _LEADING_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.DOTALL
 _WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
-def _writes(sql: str) -> bool:
-    """Tell whether a statement may change the database: anything but a plain SELECT."""
+def plan_query(query_name: str, sql: str, *, runs_long: bool = False) -> Plan:
+    """Work out where a query runs from its SQL, as aiosql hands it over, and its mark.
+
+    It may change the database, so it goes to the writer, unless it is a plain SELECT.
+    """
     match = _LEADING_WORD.match(sql)
     first = match[1].upper() if match else ""
-    return first != "SELECT" and (first != "WITH" or _WRITE_WORDS.search(sql) is not None)
-
-
-def plan_query(query_name: str, sql: str, *, runs_long: bool = False) -> Plan:
-    """Work out where a query runs from its SQL, as aiosql hands it over, and its mark."""
-    return Plan(query_name, sql, _writes(sql), _rows_insert(sql), runs_long)
+    writes = first != "SELECT" and (first != "WITH" or _WRITE_WORDS.search(sql) is not None)
+    return Plan(query_name, sql, writes, _rows_insert(sql), runs_long)
 
 
 def _rows_insert(sql: str) -> _RowsInsert | None:
@@ -159,11 +156,9 @@ def _rows_insert(sql: str) -> _RowsInsert | None:
 
 
 def _insert_rows(
-    conn: sqlite3.Connection, cursor: sqlite3.Cursor, plan: Plan, rows: Sequence[Params]
+    conn: sqlite3.Connection, cursor: sqlite3.Cursor, insert: _RowsInsert, rows: Sequence[Params]
 ) -> int:
     """Insert many rows, already encoded, with a few multi-row statements; give how many."""
-    insert = plan.rows_insert
-    assert insert is not None  # noqa: S101  # only called for plans that have one
     names = insert.names
     pick = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     per_statement = max(
@@ -196,7 +191,7 @@ def execute(
     try:
         if mode is Mode.MANY:
             if plan.rows_insert is not None:
-                return _insert_rows(conn, cursor, plan, params)
+                return _insert_rows(conn, cursor, plan.rows_insert, params)
             cursor.executemany(plan.sql, params)
             return cursor.rowcount
         cursor.execute(plan.sql, encode_params(params))

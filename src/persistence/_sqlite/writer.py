@@ -82,7 +82,7 @@ class Writer:
     def __init__(
         self, connection: sqlite3.Connection, in_thread: InThread, busy_timeout: float
     ) -> None:
-        self._connection = connection
+        self.connection = connection  # only a lease's holder may use it
         self._in_thread = in_thread
         self._busy_timeout = busy_timeout
         self._budget = Budget(connection)
@@ -94,11 +94,6 @@ class Writer:
     def idle(self) -> bool:
         """Whether nothing is queued, running or leased: the writer may move to another loop."""
         return self._runner is None and not self._queue and self.state is WriterState.IDLE
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The writer connection: only a lease's holder may use it."""
-        return self._connection
 
     async def run_leased(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
@@ -121,8 +116,8 @@ class Writer:
     def leased(self) -> sqlite3.Connection:
         """Give the writer, asserting that a transaction holds it, inside its SQLite transaction."""
         assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
-        assert self._connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
-        return self._connection
+        assert self.connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
+        return self.connection
 
     async def queue_write(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
@@ -160,30 +155,27 @@ class Writer:
                     finally:
                         self._leave(WriterState.LEASED)
                     continue
-                await self._run_batch()
+                self._enter(WriterState.BATCH)  # the runner's, until it commits or rolls back
+                try:
+                    await self._batch()
+                finally:
+                    self._leave(WriterState.BATCH)
         finally:
             self._runner = None
 
     def _enter(self, state: WriterState) -> None:
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # one holder at a time
-        assert not self._connection.in_transaction  # noqa: S101  # the last holder ended its own
+        assert not self.connection.in_transaction  # noqa: S101  # the last holder ended its own
         self.state = state
 
     def _leave(self, state: WriterState) -> None:
         assert self.state is state, self.state  # noqa: S101  # the holder that entered leaves
-        assert not self._connection.in_transaction  # noqa: S101  # committed or rolled back
+        assert not self.connection.in_transaction  # noqa: S101  # committed or rolled back
         self.state = WriterState.IDLE
 
-    async def _run_batch(self) -> None:
-        """Open a transaction, run the queued writes in it, and commit them all at once."""
-        self._enter(WriterState.BATCH)
-        try:
-            await self._batch()
-        finally:
-            self._leave(WriterState.BATCH)
-
     async def _batch(self) -> None:
-        writer = self._connection
+        """Open a transaction, run the queued writes in it, and commit them all at once."""
+        writer = self.connection
         try:
             await self.begin_immediate(self._busy_timeout)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
@@ -275,7 +267,7 @@ class Writer:
         deadline = time.monotonic() + wait
         for attempt in range(1_000_000):
             try:
-                self._connection.execute("BEGIN IMMEDIATE")
+                self.connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
                 if not is_busy(error):
                     raise
