@@ -43,6 +43,8 @@ RUNS: Final = 10
 TESTS: Final = 1_000
 EMPTY_RUNS: Final = 2_000
 """Runs of no result, started before the others: a history of many runs for list_runs."""
+NO_RUN: Final = 5_000
+"""Results of no run and no test id, saved before the runs: none is in the history indexes."""
 
 Captured = list[tuple[str, tuple[object, ...]]]
 
@@ -54,9 +56,20 @@ _BY_TIME: Final = (
 
 
 async def _fill(db: Database) -> None:
-    """EMPTY_RUNS runs, then RUNS runs of TESTS tests each, a minute apart, on two commits."""
+    """Results of no run, then runs: EMPTY_RUNS empty, RUNS of TESTS tests on two commits."""
     statuses = [TestStatus.PASSED] * 8 + [TestStatus.FAILED, TestStatus.ERROR]
     await migrate(db)
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=statuses[n % len(statuses)],
+                created_at=T0 - dt.timedelta(days=1, seconds=n),
+            )
+            for n in range(NO_RUN)
+        ],
+    )
     async with transaction(db) as tx:
         for r in range(EMPTY_RUNS):
             await save_run(tx, Run(started_at=T0 - dt.timedelta(minutes=r + 1), labels={"n": r}))
@@ -148,7 +161,7 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(name="pg")
 async def filled_postgres(postgres_url: str) -> AsyncIterator[Database]:
-    """A PostgreSQL database holding 10,000 results of 10 runs among 2,010, analysed."""
+    """A PostgreSQL database of 15,000 results, 10,000 of them in 10 of 2,010 runs, analysed."""
     async with connect(postgres_url) as db:
         await _fill(db)
         admin = await asyncpg.connect(postgres_url)
