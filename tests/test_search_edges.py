@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from _early_rows import insert_early_results
 from persistence import (
     Database,
+    Engine,
     TestResult,
     TestStatus,
     TestType,
@@ -155,6 +156,55 @@ async def test_postgres_folds_by_the_same_table(postgres_url: str) -> None:
             assert lexemes == [f"x{after}x".lower()], (before, lexemes)
     finally:
         await connection.close()
+
+
+@pytest.fixture(name="both_texts")
+async def search_text_then_and_now(migrated_postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection where search_text_0005() is 0005's SQL function, beside 0011's PL/pgSQL."""
+    (migration,) = [
+        m for m in discover_migrations(migrations_folder(Engine.POSTGRES)) if m.version == 5
+    ]
+    start = migration.sql.index("CREATE FUNCTION persistence_search_text")
+    end = migration.sql.index("\n);\n", start) + len("\n);")
+    connection = await asyncpg.connect(migrated_postgres_url)
+    try:
+        await connection.execute(
+            migration.sql[start:end].replace("persistence_search_text", "search_text_0005")
+        )
+        yield connection
+    finally:
+        await connection.close()
+
+
+_SEARCH_CHARS: Final = st.characters(
+    exclude_characters="\x00", exclude_categories=["Cs"]
+) | st.sampled_from(FOLDED_FROM + " \t\r\n.:/-İ")
+
+
+@ON_DATABASE
+@example(text=None)
+@example(text="x" * (INDEXED_CHARS - 3) + " cut word\there")
+@example(text="ς" * (INDEXED_CHARS + 70))
+@given(
+    text=st.one_of(
+        st.text(_SEARCH_CHARS, max_size=200),
+        st.builds(
+            lambda head, length, tail: (head * length)[: INDEXED_CHARS - 8] + tail,
+            st.text(_SEARCH_CHARS, min_size=1, max_size=9),
+            st.integers(INDEXED_CHARS // 9, INDEXED_CHARS),
+            st.text(_SEARCH_CHARS, max_size=90),
+        ),
+    )
+)
+async def test_postgres_search_text_is_0005s(
+    both_texts: asyncpg.Connection, text: str | None
+) -> None:
+    """0011's PL/pgSQL persistence_search_text() gives 0005's text: stored vectors stay valid."""
+    row = await both_texts.fetchrow(
+        "SELECT persistence_search_text($1), search_text_0005($1)", text
+    )
+    assert row is not None
+    assert row[0] == row[1]
 
 
 async def test_postgres_gin_pending_lists_stay_short(postgres_url: str) -> None:

@@ -1,0 +1,3 @@
+-- Nothing to do on SQLite, whose triggers compute the search text in place. This file keeps
+-- the versions of both engines in step with PostgreSQL's 0011, which rewrites
+-- persistence_search_text() in PL/pgSQL.
