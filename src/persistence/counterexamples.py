@@ -34,7 +34,7 @@ from persistence.database import Database, connection, require_database, transac
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
-from persistence.storage import Storage, _root
+from persistence.storage import Storage, storage_root
 
 if TYPE_CHECKING:
     from persistence._files.paths import Spot
@@ -119,7 +119,7 @@ class CounterexampleStore:
 
 async def open_counterexample_store(storage: Storage) -> CounterexampleStore:
     """Open the counterexample files under `storage`'s root."""
-    return CounterexampleStore(_root("CounterexampleStore", storage))
+    return CounterexampleStore(storage_root("CounterexampleStore", storage))
 
 
 async def keep_counterexample(

@@ -103,8 +103,8 @@ class VerifyReport:
         return not (self.changed or self.missing or self.new)
 
 
-def _root(function: str, storage: object) -> Path:
-    """Give the root of `storage`, refusing anything but a Storage."""
+def storage_root(function: str, storage: object) -> Path:
+    """Give the root of `storage`, refusing anything but a Storage (for the stores built on it)."""
     return argument(function, "storage", Storage, storage, "a Storage from open_storage()").root
 
 
@@ -181,7 +181,7 @@ async def _change(
     *paths: object,
 ) -> T:
     """Check the arguments, then `perform` `stage(root, *paths, check)` and `record` it."""
-    root = _root(function, storage)
+    root = storage_root(function, storage)
     raw = [check_path(path) for path in paths]
     if track is None:
         return await perform(functools.partial(stage, root, *raw, lambda _: None))
@@ -287,7 +287,8 @@ async def delete(storage: Storage, path: StoragePath, *, track: Database | None 
 
 async def info(storage: Storage, path: StoragePath) -> FileInfo:
     """Size, created and modified times, SHA-256 and kind of a file or folder (`"."`: the root)."""
-    return await asyncio.to_thread(content.describe, _root("info", storage), check_path(path))
+    root = storage_root("info", storage)
+    return await asyncio.to_thread(content.describe, root, check_path(path))
 
 
 async def list_files(
@@ -300,7 +301,7 @@ async def list_files(
     folders and partial writes are left out; a symlink is listed only when it leads
     inside the root, and a symlinked folder is never descended into.
     """
-    root = _root("list_files", storage)
+    root = storage_root("list_files", storage)
     pattern = check_pattern(pattern)
     recursive = argument("list_files", "recursive", bool, recursive, "a bool")
     return await asyncio.to_thread(tree.list_entries, root, pattern, recursive=recursive)
@@ -312,14 +313,14 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     A name too long to take a timestamp keeps its start and gains a hash instead. With
     `keep`, then remove all but the newest `keep` backups of that file.
     """
-    root, raw = _root("backup", storage), check_path(path)
+    root, raw = storage_root("backup", storage), check_path(path)
     kept = None if keep is None else at_least("backup", "keep", keep, 0)
     return await asyncio.to_thread(tree.backup_file, root, raw, datetime.now(UTC), kept)
 
 
 async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:
     """List the backups of a file, oldest first."""
-    root = _root("list_backups", storage)
+    root = storage_root("list_backups", storage)
     return await asyncio.to_thread(tree.list_backup_files, root, check_path(path))
 
 
@@ -328,7 +329,7 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
 
     Only that file's backups, inside `.backups/`, are ever removed.
     """
-    root, raw = _root("prune_backups", storage), check_path(path)
+    root, raw = storage_root("prune_backups", storage), check_path(path)
     kept = at_least("prune_backups", "keep", keep, 0)
     return await asyncio.to_thread(tree.prune_backup_files, root, raw, kept)
 
@@ -340,7 +341,7 @@ async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]
     partial files that interrupted writes leave, recognised by their reserved name
     `.<name>.<16 hex digits>.storage-partial` only. Nothing else is touched.
     """
-    root = _root("clean_temp", storage)
+    root = storage_root("clean_temp", storage)
     hours = finite_amount("clean_temp", "older_than_hours", older_than_hours, "a number of hours")
     cutoff = time.time() - hours * 3600
     return await asyncio.to_thread(tree.clean_temp_files, root, cutoff)
@@ -352,7 +353,7 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     `changed`: recorded files whose size or hash differ; `missing`: records without a
     regular file inside the root; `new`: files without a record.
     """
-    root = _root("verify", storage)
+    root = storage_root("verify", storage)
     db = argument("verify", "db", Database, db, "a Database")
     records = {r.path: Written(r.size, r.hash) for r in await all_file_records(db)}
     changed, missing, new = await asyncio.to_thread(tree.scan, root, records)

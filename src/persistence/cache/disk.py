@@ -42,7 +42,7 @@ from persistence._files.paths import (
 from persistence._files.tree import unlink_if_old
 from persistence._guards import at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
-from persistence.storage import Storage, _root
+from persistence.storage import Storage, storage_root
 
 __all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
 
@@ -381,6 +381,6 @@ class ArtifactCache:
 async def open_artifact_cache(storage: Storage, *, budget: int = DEFAULT_BUDGET) -> ArtifactCache:
     """Open the artifact cache under `storage`'s root, keeping at most about `budget` bytes."""
     budget = at_least("ArtifactCache", "budget", budget, 1)
-    cache = ArtifactCache(_root("ArtifactCache", storage) / CACHE_DIR, budget)
+    cache = ArtifactCache(storage_root("ArtifactCache", storage) / CACHE_DIR, budget)
     await cache.evict()
     return cache
