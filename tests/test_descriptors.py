@@ -25,6 +25,7 @@ import pytest
 from persistence import connect, migrate, open_persistence
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
+from persistence._sqlite.reads import Readers
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache
 from persistence.database import backend_of
 
@@ -172,6 +173,56 @@ async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
         shm = (path.parent / f"{path.name}-shm").stat()
         await asyncio.sleep(0.2)  # the thread's mapping is done
     assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES
+
+
+async def test_a_watch_handed_over_while_the_database_closes_lets_it_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mapping handed over after the close began, but before its connections closed, is freed.
+
+    The cancelled watch's thread finishes mapping while the close waits for that thread; the
+    hand-over then ran while the connections still held the file's locks, so the mapping was
+    kept for a later release that this backend never made (seen as 2 descriptors and a mapping
+    left by a cancelled `open_persistence`).
+    """
+    mapping = threading.Event()
+    handed_over = threading.Event()
+
+    def slow_map(path: str) -> WalIndex | None:
+        mapping.set()
+        time.sleep(0.05)
+        return map_wal_index(path)
+
+    keep = sqlite_backend.SqliteBackend._keep_wal_index  # noqa: SLF001  # the hand-over to time
+
+    def keep_and_tell(backend: sqlite_backend.SqliteBackend, index: WalIndex | None) -> None:
+        keep(backend, index)
+        handed_over.set()
+
+    close_readers = Readers.close
+
+    def close_after_hand_over(readers: Readers) -> None:
+        assert handed_over.wait(5)  # the loop has run the hand-over meanwhile
+        close_readers(readers)
+
+    path = tmp_path / "closing.db"
+    async with connect(path) as db:
+        await migrate(db)
+    before = counts()
+    monkeypatch.setattr(sqlite_backend, "map_wal_index", slow_map)
+    monkeypatch.setattr(sqlite_backend.SqliteBackend, "_keep_wal_index", keep_and_tell)
+    monkeypatch.setattr(Readers, "close", close_after_hand_over)
+    async with connect(path) as db:
+        opening = asyncio.ensure_future(open_memory_cache(db))
+        assert await asyncio.to_thread(mapping.wait, 5)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        shm = (path.parent / f"{path.name}-shm").stat()
+    assert handed_over.is_set()
+    assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES
+    after = counts()
+    assert (after.descriptors, after.mappings) == (before.descriptors, before.mappings)
 
 
 async def own_connections(database_url: str) -> int:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
-from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_index
+from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
@@ -272,8 +272,8 @@ class SqliteBackend:
 
     def _keep_wal_index(self, index: WalIndex | None) -> None:
         """Hold a mapping until close; release it at once if the close came first."""
-        if index is not None and self._closed:  # mapped after the close released the others
-            release_wal_index(index)
+        if index is not None and self._closed:  # mapped after the close began
+            release_wal_indexes([index])
         elif index is not None:
             self._wal_indexes.append(index)
 
@@ -297,8 +297,7 @@ class SqliteBackend:
         self._executor.shutdown(wait=True)
         self._readers.close()
         self._writer.connection.close()
-        while self._wal_indexes:
-            release_wal_index(self._wal_indexes.pop())
+        release_wal_indexes(self._wal_indexes)  # and any handed back while these were open
 
 
 def _session(conn: Connection) -> SqliteSession:

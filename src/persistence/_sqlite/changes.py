@@ -64,15 +64,19 @@ def map_wal_index(path: str) -> WalIndex | None:
         return index
 
 
-def release_wal_index(index: WalIndex) -> None:
-    """Give back a backend's hold on a mapping, after it closed its connections.
+def release_wal_indexes(indexes: list[WalIndex]) -> None:
+    """Give back a backend's holds on mappings, after it closed its connections; empty the list.
 
-    One no backend holds is closed, unless this process still holds a lock on the file (a
-    connection opened outside this package): then on a later release.
+    Then close every mapping that no backend holds, unless this process still holds a lock on
+    its file (a connection still open): such a one waits for a later release. A backend calls
+    this after closing its connections even with no holds left, so a hold handed back while
+    they were still open is not kept for good.
     """
     with _WAL_INDEXES_GUARD:
-        assert index.users > 0  # noqa: S101  # each hold is released once
-        index.users -= 1
+        while indexes:
+            index = indexes.pop()
+            assert index.users > 0  # noqa: S101  # each hold is released once
+            index.users -= 1
         for key, unused in list(_WAL_INDEXES.items()):
             if unused.users == 0 and not _locked_here(key):
                 del _WAL_INDEXES[key]
