@@ -685,6 +685,16 @@ _SEARCH_PIECES: Final = (
 )  # fmt: skip
 
 
+SPLIT_BY_POSTGRES: Final = frozenset(
+    (
+        *(0x1715, 0x1734, 0x1BF2, 0x1BF3, 0x1CE1, 0x1CF7, 0x302E, 0x302F, 0xA9C0, 0xABEC),
+        *(0x111C0, 0x11235, 0x1134D, 0x116B6, 0x1193D, 0x1D165, 0x1D166),
+        *range(0x1D16D, 0x1D173),
+    )
+)
+"""Spacing marks that PostgreSQL's parser reads as separators: a search word keeps them."""
+
+
 @functools.cache
 def search_texts() -> st.SearchStrategy[str]:
     """Text a user might type into a search box: operators, quotes, SQL, any Unicode, too long."""

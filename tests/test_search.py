@@ -33,7 +33,7 @@ from persistence import (
 )
 from persistence._interface import JsonValue
 from persistence.search import INDEXED_CHARS
-from strategies import ON_DATABASE, hostile_values, search_texts
+from strategies import ON_DATABASE, SPLIT_BY_POSTGRES, hostile_values, search_texts
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -395,9 +395,17 @@ def corpus_searches(draw: st.DrawFn) -> str:
 @example(text="οδοσ")
 @example(text="ISTANBUL")
 @example(text="state -µs")
-@given(text=st.one_of(corpus_searches(), search_texts()))
+@example(text='²"SEGFAULT')  # other numbers split words in one index only
+@example(text="SEGFAULT²")
+@given(
+    text=st.one_of(corpus_searches(), search_texts()).filter(
+        lambda text: not SPLIT_BY_POSTGRES.intersection(map(ord, text))
+    )
+)
 async def test_both_engines_find_the_same_results(both: list[Database], text: str) -> None:
     """On one corpus, a search finds the same set of results, with the same snippets, on both.
+
+    Unless the search holds one of the spacing marks that only PostgreSQL's index splits at.
 
     Every hit's snippet marks at least one word.
     """

@@ -8,8 +8,10 @@ index limit, plain-SQL replaces, ties, and the migration that brings these to ex
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
+import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
@@ -36,7 +38,8 @@ from persistence import (
 from persistence.migrations import discover_migrations, migrations_folder
 from persistence.search import INDEXED_CHARS
 from persistence.search._fold import FOLDED_FROM, FOLDED_TO, fold, fold_word
-from strategies import ON_DATABASE
+from persistence.search._language import word_pattern
+from strategies import ON_DATABASE, SPLIT_BY_POSTGRES
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -160,7 +163,7 @@ async def test_postgres_folds_by_the_same_table(postgres_url: str) -> None:
 
 @pytest.fixture(name="both_texts")
 async def search_text_then_and_now(migrated_postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection where search_text_0005() is 0005's SQL function, beside 0011's PL/pgSQL."""
+    """A connection where search_text_0005() is 0005's SQL function, beside today's PL/pgSQL."""
     (migration,) = [
         m for m in discover_migrations(migrations_folder(Engine.POSTGRES)) if m.version == 5
     ]
@@ -176,9 +179,10 @@ async def search_text_then_and_now(migrated_postgres_url: str) -> AsyncIterator[
         await connection.close()
 
 
-_SEARCH_CHARS: Final = st.characters(
-    exclude_characters="\x00", exclude_categories=["Cs"]
-) | st.sampled_from(FOLDED_FROM + " \t\r\n.:/-İ")
+_SEARCH_CHARS: Final = st.characters(min_codepoint=1, max_codepoint=127) | st.sampled_from(
+    FOLDED_FROM + " \t\r\n.:/-İ"
+)
+"""ASCII, and the letters of the fold."""
 
 
 @ON_DATABASE
@@ -196,10 +200,14 @@ _SEARCH_CHARS: Final = st.characters(
         ),
     )
 )
-async def test_postgres_search_text_is_0005s(
+async def test_postgres_search_text_of_ascii_is_0005s(
     both_texts: asyncpg.Connection, text: str | None
 ) -> None:
-    """0011's PL/pgSQL persistence_search_text() gives 0005's text: stored vectors stay valid."""
+    """persistence_search_text() gives 0005's text for ASCII (and the letters of the fold).
+
+    So the stored vectors of ASCII rows stay valid: 0011 recomputed none, and 0012 only the
+    rows holding other characters.
+    """
     row = await both_texts.fetchrow(
         "SELECT persistence_search_text($1), search_text_0005($1)", text
     )
@@ -245,6 +253,92 @@ async def test_postgres_gin_pending_lists_stay_short(postgres_url: str) -> None:
             assert pending <= 256 // 8, (index, pending)
     finally:
         await connection.close()
+
+
+def sqlite_kept(database: Path, probes: dict[int, str]) -> set[int]:
+    """The probes that the SQLite file's search index reads as one word, by its own tokenizer."""
+    with contextlib.closing(sqlite3.connect(database)) as schema:
+        (sql,) = schema.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'test_results_fts'"
+        ).fetchone()
+    with contextlib.closing(sqlite3.connect(":memory:")) as probe:
+        probe.execute(sql.replace("test_results_fts", "probe", 1))
+        probe.executemany("INSERT INTO probe (rowid, output) VALUES (?, ?)", probes.items())
+        probe.execute("CREATE VIRTUAL TABLE words USING fts5vocab(probe, 'instance')")
+        counts = probe.execute("SELECT doc, count(*) FROM words GROUP BY doc").fetchall()
+    return {point for point, words in counts if words == 1}
+
+
+async def test_a_search_word_is_a_word_of_both_indexes(
+    pair: list[Database], tmp_path: Path
+) -> None:
+    """The search language keeps a character inside a word exactly when both indexes do.
+
+    Checked for every code point below U+30000 that Python's Unicode assigns, between two
+    letters. Where they differed, an engine was asked for pieces of a word it held whole, or
+    for a whole word it held in pieces, and found nothing: PostgreSQL split `नमस्ते` at its
+    virama, and SQLite kept `²` inside a word. The one exception is a few spacing marks.
+    """
+    points = (p for p in range(0x21, 0x30000) if unicodedata.category(chr(p)) not in {"Cn", "Cs"})
+    probes = {point: f"a{chr(point)}b" for point in points if chr(point) not in "ab"}
+    in_sqlite = sqlite_kept(tmp_path / "pair.db", probes)
+    connection = await asyncpg.connect(pair[1].url)
+    try:
+        rows = await connection.fetch(
+            "SELECT n FROM unnest($1::int[]) AS n WHERE length(to_tsvector('simple', "
+            "persistence_search_text('a' || chr(n) || 'b'))) = 1",
+            sorted(probes),
+        )
+    finally:
+        await connection.close()
+    in_both = in_sqlite & {row["n"] for row in rows}
+    kept = {point for point, text in probes.items() if word_pattern().fullmatch(text)}
+    assert len(kept) > 100_000  # letters and digits of every script
+    assert ord("\u094d") in kept  # Devanagari's virama
+    assert ord("\u00b2") not in kept  # superscript two
+    assert not in_both - kept, sorted(map(hex, in_both - kept))[:20]
+    assert not kept - in_both - SPLIT_BY_POSTGRES, sorted(map(hex, kept - in_both))[:20]
+    assert kept - in_sqlite == set()
+
+
+WRITTEN_WITH_MARKS: Final = [
+    "नमस्ते दुनिया",  # 0: Devanagari vowel signs and virama
+    "ভাষা বাংলা",  # 1: Bengali
+    "ภาษาไทย สวัสดี",  # 2: Thai vowel and tone marks
+    "שָׁלוֹם עוֹלָם",  # 3: Hebrew points
+    "cafe\u0301 re\u0301sume\u0301",  # 4: accents written as combining marks (NFD)
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("नमस्ते", [0]),
+        ('"नमस्ते दुनिया"', [0]),
+        ("दुनि*", [0]),
+        ("বাংলা", [1]),
+        ("สวัสดี", [2]),
+        ("שָׁלוֹם", [3]),
+        ("cafe\u0301", [4]),
+        ("re\u0301sume\u0301", [4]),
+    ],
+)
+async def test_words_written_with_marks_are_found_on_both_engines(
+    pair: list[Database], text: str, expected: list[int]
+) -> None:
+    """A word with combining marks is found whole, and marked whole in its snippet, on both.
+
+    PostgreSQL found none of these: the search split each word at its marks.
+    """
+    for db in pair:
+        await save_results(
+            db, [result(text, minutes=i) for i, text in enumerate(WRITTEN_WITH_MARKS)]
+        )
+        page = await search_results(db, text, limit=100)
+        outputs = sorted(hit.result.output or "" for hit in page.items)
+        assert outputs == sorted(WRITTEN_WITH_MARKS[i] for i in expected), (db.engine, text)
+        for hit in page.items:
+            assert hit.snippet.highlights, (db.engine, text, hit.snippet)
 
 
 def test_fold_reads_the_table_letters_as_the_index_does() -> None:
@@ -426,3 +520,48 @@ async def test_migration_0005_reindexes_existing_rows(database_url: str, tmp_pat
         assert len(await found(db, "s")) == 1
         await save_result(db, result("οδος again"))
         assert len(await found(db, "ΟΔΟΣ")) == 2
+
+
+async def test_migration_0012_reindexes_existing_rows(database_url: str, tmp_path: Path) -> None:
+    """Rows saved before 0012 are found by its words once it has run, on each engine.
+
+    On PostgreSQL it writes again only the rows holding characters other than ASCII.
+    """
+    async with connect(database_url) as db:
+        early = tmp_path / "early"
+        early.mkdir()
+        for migration in discover_migrations(migrations_folder(db.engine)):
+            if migration.version < 12:  # the migration under test
+                (early / migration.path.name).write_text(migration.sql, encoding="utf-8")
+        await migrate(db, package_folder=early)
+        await insert_early_results(
+            db.url,
+            [result("नमस्ते दुनिया"), result("x² y", "cafe\u0301"), result("plain ascii")],
+        )
+        before = await row_versions(db)
+        if db.engine is Engine.POSTGRES:
+            assert await found(db, "नमस्ते") == []  # indexed as `नमस` and `ते`
+        else:
+            assert await found(db, "x") == []  # indexed as `x²`
+        assert [m.version for m in await migrate(db)][:1] == [12]
+        assert len(await found(db, "नमस्ते")) == 1
+        assert len(await found(db, "x")) == 1
+        assert len(await found(db, "cafe\u0301")) == 1
+        assert len(await found(db, "ascii")) == 1
+        await save_result(db, result("नमस्ते again"))
+        assert len(await found(db, "नमस्ते")) == 2  # the old row and the new
+        if db.engine is Engine.POSTGRES:
+            after = await row_versions(db)
+            assert [before[i] == after[i] for i in sorted(before)] == [False, False, True]
+
+
+async def row_versions(db: Database) -> dict[int, str]:
+    """Each PostgreSQL row's xmin, by id, which changes when the row is written; {} on SQLite."""
+    if db.engine is not Engine.POSTGRES:
+        return {}
+    connection = await asyncpg.connect(db.url)
+    try:
+        rows = await connection.fetch("SELECT id, xmin::text AS version FROM test_results")
+    finally:
+        await connection.close()
+    return {row["id"]: row["version"] for row in rows}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from persistence import TestResult, TestStatus, TestType, ValidationError, parse_search
 from persistence.search import MAX_SEARCH_CHARS, MAX_SEARCH_TERMS, SearchTerm
 from persistence.search import _snippets as snippets
+from persistence.search._language import word_pattern
 from persistence.search._snippets import (
     INDEXED_CHARS,
     MAX_SNIPPET_STEPS,
@@ -20,8 +20,6 @@ from persistence.search._snippets import (
     snippet_of,
 )
 from strategies import IN_MEMORY
-
-_WORD: Final = re.compile(r"[^\W_]+")
 
 
 def _result(output: str, error: str | None = None) -> TestResult:
@@ -80,7 +78,7 @@ def test_the_work_per_snippet_is_bounded(
     work = _Work(monkeypatch)
     query = parse_search(text)
     snippet_of(_result(output, output), query.terms)
-    words = len(_WORD.findall(output[:INDEXED_CHARS]))
+    words = len(word_pattern().findall(output[:INDEXED_CHARS]))
     assert work.looked <= 2 * words  # each field once at most
     assert work.steps <= 2 * (MAX_SNIPPET_STEPS + MAX_SEARCH_CHARS + MAX_SEARCH_TERMS)
 
@@ -97,7 +95,7 @@ def test_the_32_word_query_reads_only_the_start_of_a_long_text(
 
 def _ground_truth(text: str, terms: tuple[SearchTerm, ...]) -> bool:
     """Whether any wanted term matches the text's words, found the plain way."""
-    words = [fold(word) for word in _WORD.findall(text[:INDEXED_CHARS])]
+    words = [fold(word) for word in word_pattern().findall(text[:INDEXED_CHARS])]
     for term in terms:
         if term.excluded:
             continue

@@ -9,7 +9,9 @@ language or of tsquery's, where only the quote character is special, and no word
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+import unicodedata
 from typing import Final
 
 import attrs
@@ -27,7 +29,26 @@ MAX_SEARCH_TERMS: Final = 32
 MAX_WORD_BYTES: Final = 2_047
 """The longest word, in UTF-8 bytes: PostgreSQL neither indexes nor searches longer ones."""
 
-_WORD: Final = re.compile(r"[^\W_]+")
+
+@functools.cache
+def word_pattern() -> re.Pattern[str]:
+    """Give the pattern of a word: letters, digits and the marks written on them.
+
+    - A mark belongs to its word: `नमस्ते` is one word, where Python's letters and digits
+      alone would give `नमस` and `त`.
+    - Other numbers (`²`, `½`, `①`) separate words, as punctuation does: `x²` is the word `x`.
+
+    Migration 0012 makes SQLite's and PostgreSQL's indexes read words so. Built on first use:
+    asking the category of each character takes 10 ms.
+    """
+    planes = map(chr, itertools.chain(range(0x20000), range(0xE0100, 0xE01F0)))  # all M and No
+    printable = filter(str.isprintable, planes)
+    asked = [c for c in printable if not c.isalpha() and not c.isdecimal()]
+    marks = "".join(c for c in asked if unicodedata.category(c).startswith("M"))
+    other_numbers = "".join(c for c in asked if unicodedata.category(c) == "No")
+    return re.compile(rf"(?:[^\W_{re.escape(other_numbers)}]|[{re.escape(marks)}])+")
+
+
 _TERM: Final = re.compile(r'\s*(-?)(?:"([^"]*)"?(\**)|([^\s"]*))')
 """A term: `-` if excluded, then a quoted phrase (closed or not) and its stars, or a run."""
 _FIELD_WEIGHTS: Final = ("D", "C")
@@ -140,7 +161,7 @@ def _terms(text: str) -> list[SearchTerm]:
         excluded, quoted, stars, plain = match.groups()
         body = plain.rstrip("*") if quoted is None else quoted
         prefix = len(body) < len(plain) if quoted is None else bool(stars)
-        words = tuple(_WORD.findall(body))
+        words = tuple(word_pattern().findall(body))
         if words:
             terms.append(SearchTerm(words, prefix=prefix, excluded=bool(excluded)))
     return terms

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence.search._fold import fold
-from persistence.search._language import _WORD, SearchTerm
+from persistence.search._language import SearchTerm, word_pattern
 
 if TYPE_CHECKING:
     from persistence.models import TestResult
@@ -169,12 +169,13 @@ class _Matcher:
             yield from _each_word(text)
         elif self._starts is not None:
             folded = text.lower()
+            word_at = word_pattern().match
 
             def after(end: int) -> Iterator[tuple[_Span, str]]:
-                return ((match.span(), match.group()) for match in _WORD.finditer(folded, end))
+                return ((m.span(), m.group()) for m in word_pattern().finditer(folded, end))
 
             for candidate in self._starts.finditer(folded):
-                word = _WORD.match(folded, candidate.start())  # the whole word the match starts
+                word = word_at(folded, candidate.start())  # the whole word the match starts
                 assert word is not None  # noqa: S101  # a first word starts a word
                 yield word.group(), word.span(), after, word.end()
 
@@ -214,7 +215,7 @@ class _Matcher:
 
 def _each_word(text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
     """Give each word of any text, folded on its own, split only as far as it is asked for."""
-    found = _WORD.finditer(text)
+    found = word_pattern().finditer(text)
     spans: list[_Span] = []
     folded: list[str] = []
 
@@ -271,12 +272,13 @@ def _extent(text: str, begin: int) -> int:
     It holds SNIPPET_WORDS words, or fewer when they do not fit in MAX_SNIPPET_CHARS.
     """
     limit = min(len(text), begin + MAX_SNIPPET_CHARS)
-    words = list(_WORD.finditer(text, begin, limit))
+    word = word_pattern()
+    words = list(word.finditer(text, begin, limit))
     if len(words) > SNIPPET_WORDS:
         return words[SNIPPET_WORDS - 1].end()
     if limit == len(text):
         return limit
-    if len(words) > 1 and words[-1].end() == limit and _WORD.match(text, limit):
+    if len(words) > 1 and words[-1].end() == limit and word.match(text, limit):
         words.pop()  # the last word runs past the limit: leave it out
     return words[-1].end() if words else limit
 
@@ -306,9 +308,10 @@ def _word_start(text: str, position: int, at_most: int) -> int:
     """Find the start of the first whole word at or after `position`, but not after `at_most`."""
     if position == 0:
         return 0
-    match = _WORD.search(text, position)
-    if match is not None and match.start() == position and _WORD.match(text, position - 1):
-        match = _WORD.search(text, match.end())  # `position` is inside a word: skip it
+    word = word_pattern()
+    match = word.search(text, position)
+    if match is not None and match.start() == position and word.match(text, position - 1):
+        match = word.search(text, match.end())  # `position` is inside a word: skip it
     return at_most if match is None else min(match.start(), at_most)
 
 
