@@ -8,7 +8,8 @@ matches first, each with a snippet whose matched words are marked. The search la
 - `prefix*`: a word that starts with `prefix`; after a phrase, its last word is the prefix;
 - `-word`, `-"a phrase"`: a term that must not appear.
 
-A word is a run of letters and digits: `solve.cpp` is the phrase `"solve cpp"`. SQLite
+A word is a run of letters, digits and the marks written on them: `solve.cpp` is the phrase
+`"solve cpp"`, `x²` the word `x`. SQLite
 keeps an FTS5 index and ranks by bm25; PostgreSQL keeps a tsvector column with a GIN index
 and ranks by ts_rank_cd. Both read the same words, so a search finds the same results on
 each (docs/SEARCH.md says where they may differ).
