@@ -6,7 +6,9 @@ import asyncio
 import random
 import sqlite3
 import threading
+import time
 from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._sqlite.reads import Readers
 from persistence.database import backend_of
 
 ROUNDS = 300
@@ -165,3 +168,42 @@ async def test_a_read_cancelled_while_its_thread_reader_opens_leaves_no_connecti
         assert len(opened) == 1
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         opened[0].execute("SELECT 1")
+
+
+def test_a_reader_handed_back_while_the_readers_close_is_closed(tmp_path: Path) -> None:
+    """SQLite: a reader handed back while another thread closes the readers is closed too.
+
+    The hand-back runs on the loop, the close in a worker thread. The close used to look at
+    the idle readers and clear them while the hand-back, having found them open, was adding
+    its reader: that reader stayed open in a list nobody closed.
+    """
+    path = tmp_path / "readers.db"
+    appending = threading.Event()
+
+    class SlowToAppend(list[sqlite3.Connection]):
+        def append(self, reader: sqlite3.Connection) -> None:
+            appending.set()
+            time.sleep(0.1)  # the close runs meanwhile, unless it must wait for the hand-back
+            super().append(reader)
+
+    def never_called(*_args: object) -> Awaitable[object]:
+        raise AssertionError
+
+    def open_reader() -> sqlite3.Connection:
+        return sqlite3.connect(path, check_same_thread=False)
+
+    readers = Readers(open_reader(), open_reader, never_called)
+    readers._idle = SlowToAppend()  # noqa: SLF001  # the step to slow down
+    reader = open_reader()
+
+    def close_once_appending() -> None:
+        appending.wait(5)
+        readers.close()
+
+    closing = threading.Thread(target=close_once_appending)
+    closing.start()
+    readers._keep(reader)  # noqa: SLF001  # the hand-back, as the loop runs it
+    closing.join(5)
+    assert appending.is_set()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        reader.execute("SELECT 1")

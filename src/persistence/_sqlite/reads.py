@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,9 @@ class Readers:
         self._budget = Budget(reader)
         self._idle: list[sqlite3.Connection] = []  # thread readers not in use
         self._closed = False
+        # `_keep` runs on the loop while `close` may run in a worker thread: a reader handed
+        # back between close's look at `_idle` and its end was left open.
+        self._guard = threading.Lock()
 
     async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread."""
@@ -112,14 +116,16 @@ class Readers:
 
     def _keep(self, reader: sqlite3.Connection) -> None:
         """Keep a reader for the next read in a thread; close it if the readers are closed."""
-        if self._closed:
-            reader.close()
-        else:
-            self._idle.append(reader)
+        with self._guard:
+            if not self._closed:
+                self._idle.append(reader)
+                return
+        reader.close()
 
     def close(self) -> None:
         """Close every reader: called once the worker threads have stopped, so none is reading."""
-        self._closed = True
-        for connection in (*self._idle, self.connection):
+        with self._guard:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in (*idle, self.connection):
             connection.close()
-        self._idle.clear()
