@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import operator
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 
 _T = TypeVar("_T")
+
+Params: TypeAlias = Mapping[str, Any]
+"""A statement's named parameters, each value as the engine's driver takes it."""
 
 
 class Engine(enum.Enum):
@@ -120,6 +124,14 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Close every connection; wait for work in flight to end."""
+
+
+def row_picker(names: Sequence[str]) -> Callable[[Params], tuple[Any, ...]]:
+    """Pick `names`' values from a row, in order, as a tuple for one name too: for bulk writes."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
 
 
 async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -> _T:

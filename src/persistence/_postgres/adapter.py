@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import operator
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
+from persistence._backend import Params, row_picker
 from persistence._changes import report_query
 from persistence._loader import observed
 from persistence._loop import SLICE_ITEMS, share_loop
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 PgConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 """The connection the pool lends: what the loaded queries take as `conn` on PostgreSQL."""
-Params = Mapping[str, Any]
 _CopyTarget = tuple[str, tuple[str, ...], tuple[str, ...]]  # a plain INSERT's table, columns, names
 
 _INSERT = re.compile(
@@ -110,9 +109,7 @@ class PostgresAdapter(AsyncPGAdapter):
 
     async def _copy(self, conn: PgConnection, target: _CopyTarget, rows: Sequence[Params]) -> int:
         table, columns, names = target
-        record_of: Callable[[Params], tuple[object, ...]] = (  # a tuple for one value too
-            operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
-        )
+        record_of = row_picker(names)
         copied = 0
         for start in range(0, len(rows), COPY_ROWS):
             records = _records_in_slices(rows[start : start + COPY_ROWS], record_of)

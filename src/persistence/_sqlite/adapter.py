@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from persistence._backend import Params
 from persistence._changes import report_query
 from persistence._loader import Method, observed
 from persistence._loop import map_in_slices
-from persistence._sqlite.statements import Mode, Params, Plan, plan_query, rows_encoder
+from persistence._sqlite.statements import Mode, Plan, plan_query, rows_encoder
 from persistence.queries import RUNS_LONG
 
 if TYPE_CHECKING:

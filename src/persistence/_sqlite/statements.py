@@ -8,15 +8,15 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
-import operator
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from persistence._backend import Params, row_picker
 from persistence._codecs import encode_datetime, encode_json
 from persistence._loop import LOOP_SLICE
 
@@ -29,8 +29,6 @@ PROGRESS_STEPS: Final = 1000  # SQLite virtual-machine steps between two looks a
 _ROWS_PER_INSERT: Final = 2000
 """The most rows one statement of a bulk insert writes. Not one per row: at each statement's
 savepoint FTS5 writes out what it has indexed, a segment per row."""
-
-Params = Mapping[str, Any]  # parameters cross the driver as whatever sqlite3 takes
 
 
 class Mode(enum.Enum):
@@ -160,7 +158,7 @@ def _insert_rows(
 ) -> int:
     """Insert many rows, already encoded, with a few multi-row statements; give how many."""
     names = insert.names
-    pick = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    pick = row_picker(names)
     per_statement = max(
         1, min(_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names))
     )
