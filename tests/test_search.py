@@ -397,6 +397,7 @@ def corpus_searches(draw: st.DrawFn) -> str:
 @example(text="state -µs")
 @example(text='²"SEGFAULT')  # other numbers split words in one index only
 @example(text="SEGFAULT²")
+@example(text="\u0301segfault")  # a mark before a word: PostgreSQL's index drops it
 @given(
     text=st.one_of(corpus_searches(), search_texts()).filter(
         lambda text: not SPLIT_BY_POSTGRES.intersection(map(ord, text))

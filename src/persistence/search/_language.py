@@ -34,8 +34,9 @@ MAX_WORD_BYTES: Final = 2_047
 def word_pattern() -> re.Pattern[str]:
     """Give the pattern of a word: letters, digits and the marks written on them.
 
-    - A mark belongs to its word: `नमस्ते` is one word, where Python's letters and digits
-      alone would give `नमस` and `त`.
+    - A mark belongs to the word it is written on: `नमस्ते` is one word, where Python's
+      letters and digits alone would give `नमस` and `त`. A word starts with a letter or a
+      digit: PostgreSQL's index drops the marks before it.
     - Other numbers (`²`, `½`, `①`) separate words, as punctuation does: `x²` is the word `x`.
 
     Migration 0012 makes SQLite's and PostgreSQL's indexes read words so. Built on first use:
@@ -46,7 +47,8 @@ def word_pattern() -> re.Pattern[str]:
     asked = [c for c in printable if not c.isalpha() and not c.isdecimal()]
     marks = "".join(c for c in asked if unicodedata.category(c).startswith("M"))
     other_numbers = "".join(c for c in asked if unicodedata.category(c) == "No")
-    return re.compile(rf"(?:[^\W_{re.escape(other_numbers)}]|[{re.escape(marks)}])+")
+    letter_or_digit = rf"[^\W_{re.escape(other_numbers)}]"
+    return re.compile(rf"{letter_or_digit}(?:{letter_or_digit}|[{re.escape(marks)}])*")
 
 
 _TERM: Final = re.compile(r'\s*(-?)(?:"([^"]*)"?(\**)|([^\s"]*))')
