@@ -38,7 +38,7 @@ from persistence import (
 from persistence.migrations import discover_migrations, migrations_folder
 from persistence.search import INDEXED_CHARS
 from persistence.search._fold import FOLDED_FROM, FOLDED_TO, fold, fold_word
-from persistence.search._language import word_pattern
+from persistence.search._language import SearchTerm, word_pattern
 from strategies import ON_DATABASE, SPLIT_BY_POSTGRES
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
@@ -299,6 +299,50 @@ async def test_a_search_word_is_a_word_of_both_indexes(
     assert not in_both - kept, sorted(map(hex, in_both - kept))[:20]
     assert not kept - in_both - SPLIT_BY_POSTGRES, sorted(map(hex, kept - in_both))[:20]
     assert kept - in_sqlite == set()
+
+
+_MIXED_CHARS: Final = st.characters(
+    categories=["L", "M", "Nd", "Nl", "No", "P", "Zs", "Cf", "S"], exclude_characters="\x00"
+)
+"""Letters, marks, numbers, punctuation, spaces, format characters and symbols."""
+
+
+@ON_DATABASE
+@example(texts=["\u0301segfault x² नमस्ते a\u200db ΟΔΟΣ ϑ"])
+@given(texts=st.lists(st.text(_MIXED_CHARS, min_size=1, max_size=12), min_size=1, max_size=40))
+async def test_each_search_word_is_one_word_when_written_and_when_searched(
+    pair: list[Database], tmp_path: Path, texts: list[str]
+) -> None:
+    """Each word of the search text is one word of each index, when written and when searched.
+
+    The test above puts each code point between two letters; this one puts them in any
+    company: marks before, after and between letters, numbers, format characters. On SQLite
+    the text and the search go through one tokenizer. On PostgreSQL the text goes through
+    persistence_search_text() and the parser, the search through the term's own tsquery
+    (folded, quoted), and both must give the same one lexeme.
+    """
+    found = {word for text in texts for word in word_pattern().findall(text)}
+    words = sorted(w for w in found if not SPLIT_BY_POSTGRES.intersection(map(ord, w)))
+    if not words:
+        return
+    in_sqlite = sqlite_kept(tmp_path / "pair.db", dict(enumerate(words, 1)))
+    assert in_sqlite == set(range(1, len(words) + 1)), [
+        ascii(w) for n, w in enumerate(words, 1) if n not in in_sqlite
+    ]
+    connection = await asyncpg.connect(pair[1].url)
+    try:
+        rows = await connection.fetch(
+            "SELECT tsvector_to_array(to_tsvector('simple', persistence_search_text(w)))"
+            " AS written, querytree(to_tsquery('simple', q)) AS searched"
+            " FROM unnest($1::text[], $2::text[]) AS u(w, q)",
+            words,
+            [SearchTerm((word,)).tsquery() for word in words],
+        )
+    finally:
+        await connection.close()
+    for word, row in zip(words, rows, strict=True):
+        assert len(row["written"]) == 1, (ascii(word), row["written"])
+        assert row["searched"] == f"'{row['written'][0]}'", (ascii(word), row["searched"])
 
 
 WRITTEN_WITH_MARKS: Final = [
