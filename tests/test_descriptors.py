@@ -22,7 +22,7 @@ import asyncpg
 import attrs
 import pytest
 
-from persistence import connect, migrate, open_persistence
+from persistence import Database, connect, migrate, open_persistence
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
 from persistence._sqlite.reads import Readers
@@ -146,14 +146,8 @@ async def test_a_connection_opened_outside_keeps_its_locks(tmp_path: Path) -> No
     assert not _WAL_INDEXES
 
 
-async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A cache open cancelled while its thread maps the -shm file leaves no hold on the mapping.
-
-    The thread finishes its mapping after the caller has gone; the hold it took used to be lost
-    with its result, so the mapping outlived every backend of the file.
-    """
+def slow_to_map(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make a watch's thread take 50 ms to map the -shm file; the event tells it has begun."""
     mapping = threading.Event()
 
     def slow_map(path: str) -> WalIndex | None:
@@ -162,17 +156,34 @@ async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
         return map_wal_index(path)
 
     monkeypatch.setattr(sqlite_backend, "map_wal_index", slow_map)
-    path = tmp_path / "watched.db"
-    async with connect(path) as db:
+    return mapping
+
+
+async def cancel_while_mapping(db: Database, mapping: threading.Event) -> tuple[int, int]:
+    """Open a memory cache, cancel it while its thread maps; give the -shm file's identity."""
+    opening = asyncio.ensure_future(open_memory_cache(db))
+    assert await asyncio.to_thread(mapping.wait, 5)
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    shm = await asyncio.to_thread(os.stat, f"{db.url}-shm")
+    return shm.st_dev, shm.st_ino
+
+
+async def test_a_watch_cancelled_while_it_maps_the_wal_index_lets_it_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache open cancelled while its thread maps the -shm file leaves no hold on the mapping.
+
+    The thread finishes its mapping after the caller has gone; the hold it took used to be lost
+    with its result, so the mapping outlived every backend of the file.
+    """
+    mapping = slow_to_map(monkeypatch)
+    async with connect(tmp_path / "watched.db") as db:
         await migrate(db)
-        opening = asyncio.ensure_future(open_memory_cache(db))
-        assert await asyncio.to_thread(mapping.wait, 5)
-        opening.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await opening
-        shm = (path.parent / f"{path.name}-shm").stat()
+        shm = await cancel_while_mapping(db, mapping)
         await asyncio.sleep(0.2)  # the thread's mapping is done
-    assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES
+    assert shm not in _WAL_INDEXES
 
 
 async def test_a_watch_handed_over_while_the_database_closes_lets_it_go(
@@ -185,14 +196,7 @@ async def test_a_watch_handed_over_while_the_database_closes_lets_it_go(
     kept for a later release that this backend never made (seen as 2 descriptors and a mapping
     left by a cancelled `open_persistence`).
     """
-    mapping = threading.Event()
     handed_over = threading.Event()
-
-    def slow_map(path: str) -> WalIndex | None:
-        mapping.set()
-        time.sleep(0.05)
-        return map_wal_index(path)
-
     keep = sqlite_backend.SqliteBackend._keep_wal_index  # noqa: SLF001  # the hand-over to time
 
     def keep_and_tell(backend: sqlite_backend.SqliteBackend, index: WalIndex | None) -> None:
@@ -209,18 +213,13 @@ async def test_a_watch_handed_over_while_the_database_closes_lets_it_go(
     async with connect(path) as db:
         await migrate(db)
     before = counts()
-    monkeypatch.setattr(sqlite_backend, "map_wal_index", slow_map)
+    mapping = slow_to_map(monkeypatch)
     monkeypatch.setattr(sqlite_backend.SqliteBackend, "_keep_wal_index", keep_and_tell)
     monkeypatch.setattr(Readers, "close", close_after_hand_over)
     async with connect(path) as db:
-        opening = asyncio.ensure_future(open_memory_cache(db))
-        assert await asyncio.to_thread(mapping.wait, 5)
-        opening.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await opening
-        shm = (path.parent / f"{path.name}-shm").stat()
+        shm = await cancel_while_mapping(db, mapping)
     assert handed_over.is_set()
-    assert (shm.st_dev, shm.st_ino) not in _WAL_INDEXES
+    assert shm not in _WAL_INDEXES
     after = counts()
     assert (after.descriptors, after.mappings) == (before.descriptors, before.mappings)
 
