@@ -292,7 +292,7 @@ async def test_a_search_word_is_a_word_of_both_indexes(
     finally:
         await connection.close()
     in_both = in_sqlite & {row["n"] for row in rows}
-    kept = {point for point, text in probes.items() if word_pattern().fullmatch(text)}
+    kept = {point for point, text in probes.items() if word_pattern(text).fullmatch(text)}
     assert len(kept) > 100_000  # letters and digits of every script
     assert ord("\u094d") in kept  # Devanagari's virama
     assert ord("\u00b2") not in kept  # superscript two
@@ -321,7 +321,7 @@ async def test_each_search_word_is_one_word_when_written_and_when_searched(
     persistence_search_text() and the parser, the search through the term's own tsquery
     (folded, quoted), and both must give the same one lexeme.
     """
-    found = {word for text in texts for word in word_pattern().findall(text)}
+    found = {word for text in texts for word in word_pattern(text).findall(text)}
     words = sorted(w for w in found if not SPLIT_BY_POSTGRES.intersection(map(ord, w)))
     if not words:
         return
@@ -343,6 +343,12 @@ async def test_each_search_word_is_one_word_when_written_and_when_searched(
     for word, row in zip(words, rows, strict=True):
         assert len(row["written"]) == 1, (ascii(word), row["written"])
         assert row["searched"] == f"'{row['written'][0]}'", (ascii(word), row["searched"])
+
+
+@given(text=st.text(st.characters(max_codepoint=127), max_size=40))
+def test_ascii_text_has_the_same_words_by_either_pattern(text: str) -> None:
+    """ASCII text, read with its own pattern, gives the words the pattern of any text gives."""
+    assert word_pattern(text).findall(text) == word_pattern("é").findall(text)
 
 
 WRITTEN_WITH_MARKS: Final = [

@@ -78,7 +78,7 @@ def test_the_work_per_snippet_is_bounded(
     work = _Work(monkeypatch)
     query = parse_search(text)
     snippet_of(_result(output, output), query.terms)
-    words = len(word_pattern().findall(output[:INDEXED_CHARS]))
+    words = len(word_pattern(output).findall(output[:INDEXED_CHARS]))
     assert work.looked <= 2 * words  # each field once at most
     assert work.steps <= 2 * (MAX_SNIPPET_STEPS + MAX_SEARCH_CHARS + MAX_SEARCH_TERMS)
 
@@ -95,7 +95,7 @@ def test_the_32_word_query_reads_only_the_start_of_a_long_text(
 
 def _ground_truth(text: str, terms: tuple[SearchTerm, ...]) -> bool:
     """Whether any wanted term matches the text's words, found the plain way."""
-    words = [fold(word) for word in word_pattern().findall(text[:INDEXED_CHARS])]
+    words = [fold(word) for word in word_pattern(text).findall(text[:INDEXED_CHARS])]
     for term in terms:
         if term.excluded:
             continue

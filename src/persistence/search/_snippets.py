@@ -169,13 +169,13 @@ class _Matcher:
             yield from _each_word(text)
         elif self._starts is not None:
             folded = text.lower()
-            word_at = word_pattern().match
+            pattern = word_pattern(folded)
 
             def after(end: int) -> Iterator[tuple[_Span, str]]:
-                return ((m.span(), m.group()) for m in word_pattern().finditer(folded, end))
+                return ((m.span(), m.group()) for m in pattern.finditer(folded, end))
 
             for candidate in self._starts.finditer(folded):
-                word = word_at(folded, candidate.start())  # the whole word the match starts
+                word = pattern.match(folded, candidate.start())  # the whole word the match starts
                 assert word is not None  # noqa: S101  # a first word starts a word
                 yield word.group(), word.span(), after, word.end()
 
@@ -215,7 +215,7 @@ class _Matcher:
 
 def _each_word(text: str) -> Iterator[tuple[str, _Span, _Following, int]]:
     """Give each word of any text, folded on its own, split only as far as it is asked for."""
-    found = word_pattern().finditer(text)
+    found = word_pattern(text).finditer(text)
     spans: list[_Span] = []
     folded: list[str] = []
 
@@ -272,7 +272,7 @@ def _extent(text: str, begin: int) -> int:
     It holds SNIPPET_WORDS words, or fewer when they do not fit in MAX_SNIPPET_CHARS.
     """
     limit = min(len(text), begin + MAX_SNIPPET_CHARS)
-    word = word_pattern()
+    word = word_pattern(text)
     words = list(word.finditer(text, begin, limit))
     if len(words) > SNIPPET_WORDS:
         return words[SNIPPET_WORDS - 1].end()
@@ -308,7 +308,7 @@ def _word_start(text: str, position: int, at_most: int) -> int:
     """Find the start of the first whole word at or after `position`, but not after `at_most`."""
     if position == 0:
         return 0
-    word = word_pattern()
+    word = word_pattern(text)
     match = word.search(text, position)
     if match is not None and match.start() == position and word.match(text, position - 1):
         match = word.search(text, match.end())  # `position` is inside a word: skip it
