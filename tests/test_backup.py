@@ -9,10 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 import uuid
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import pytest
@@ -60,7 +63,7 @@ from persistence.database import backend_of, connection, transaction
 from persistence.storage import open_storage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from persistence import Database, PageCursor
     from persistence._postgres.backend import PostgresBackend
@@ -673,3 +676,51 @@ async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refu
         await copy_database(source, target)
         assert await contents(target) == await contents(source)
         assert -7 in [result.id for result in await all_results(target)]
+
+
+async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
+    tmp_path: Path, source: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while its working folder is being made, each operation removes that folder.
+
+    The folder is made in a worker thread, which goes on after the cancel: the backup's
+    `.FILE.*.partial` beside the file, and the snapshot a restore or a copy reads from.
+    """
+    made: list[Path] = []
+    started, finished = threading.Event(), threading.Event()
+    real = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: Any, **kwargs: Any) -> str:  # noqa: ANN401  # as tempfile's
+        started.set()
+        time.sleep(0.1)  # a slow file system: the cancel comes meanwhile
+        folder = str(real(*args, **kwargs))
+        made.append(Path(folder))
+        finished.set()
+        return folder
+
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        await backup_database(source, tmp_path / "a.backup")
+        before = names(tmp_path)
+        monkeypatch.setattr(tempfile, "mkdtemp", slow_mkdtemp)
+        works: list[Callable[[], Awaitable[object]]] = [
+            lambda: backup_database(source, tmp_path / "b.backup"),
+            lambda: restore_database(target, tmp_path / "a.backup"),
+            lambda: copy_database(source, target),
+        ]
+        for work in works:
+            started.clear()
+            finished.clear()
+            task = asyncio.ensure_future(work())
+            assert await asyncio.to_thread(started.wait, 5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await asyncio.to_thread(finished.wait, 5)
+            deadline = time.monotonic() + 1
+            while any(folder.exists() for folder in made) and time.monotonic() < deadline:  # noqa: ASYNC110  # removed by a callback
+                await asyncio.sleep(0.01)
+            assert [folder for folder in made if folder.exists()] == []
+            assert names(tmp_path) == before
+        monkeypatch.undo()
+        assert await contents(target) == EMPTY
