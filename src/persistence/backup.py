@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 
+from persistence._backend import kept_if_cancelled
 from persistence._files.paths import owned
 from persistence._guards import argument, at_least
 from persistence._transfer import (
@@ -139,7 +140,9 @@ async def backup_database(
     await _require_migrated(db, "the database")
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
-    folder = Path(await asyncio.to_thread(_temp_folder, target))
+    # Made in a thread that goes on after a cancel: a folder made then is removed then.
+    made_in: str = await kept_if_cancelled(asyncio.to_thread(_temp_folder, target), _remove)
+    folder = Path(made_in)
     try:
         made = folder / "backup.db"
         if db.engine is Engine.SQLITE:
@@ -263,6 +266,11 @@ def _new_file(path: object) -> Path:
 def _temp_folder(target: Path) -> str:
     """Make the working folder beside `target`, on its file system, so that a link can publish."""
     return tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+
+
+def _remove(folder: str) -> None:
+    """Remove a working folder that its backup, cancelled, will not use."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _publish(made: Path, target: Path) -> None:

@@ -213,7 +213,11 @@ class SqliteBackend:
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
         """Lend a read-only copy made by `backup_file` in a temporary folder, deleted after."""
-        folder = await asyncio.to_thread(tempfile.mkdtemp, prefix="persistence-snapshot-")
+        # Made in a thread that goes on after a cancel: a folder made then is removed then.
+        folder = await kept_if_cancelled(
+            asyncio.to_thread(tempfile.mkdtemp, prefix="persistence-snapshot-"),
+            functools.partial(shutil.rmtree, ignore_errors=True),
+        )
         try:
             path = os.path.join(folder, "snapshot.db")  # noqa: PTH118  # a str for sqlite3
             await self.backup_file(path)
