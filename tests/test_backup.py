@@ -724,3 +724,34 @@ async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
             assert names(tmp_path) == before
         monkeypatch.undo()
         assert await contents(target) == EMPTY
+
+
+async def test_a_backup_with_undecodable_rows_is_refused_as_a_database_error(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stored bytes that no longer decode (bad JSON, a bad time) fail the restore cleanly.
+
+    The error is the package's, naming the file, so `persistence restore` reports it and exits
+    with its code for a failed operation, not a traceback; the target stays empty.
+    """
+    good = tmp_path / "good.backup"
+    await backup_database(source, good)
+    for column, poison in (("metadata", '{"i": 1'), ("created_at", "2026-\x112-04T00:00:00")):
+        bad = tmp_path / f"bad-{column}.backup"
+        bad.write_bytes(good.read_bytes())
+        with contextlib.closing(sqlite3.connect(bad)) as plain, plain:
+            plain.execute("PRAGMA ignore_check_constraints = ON")
+            plain.execute(
+                f"UPDATE test_results SET {column} = ? "  # noqa: S608  # the test's own names
+                "WHERE id = (SELECT max(id) FROM test_results)",
+                (poison,),
+            )
+        async with connect(tmp_path / f"target-{column}.db") as target:
+            await migrate(target)
+            with pytest.raises(DatabaseError, match="cannot be decoded") as caught:
+                await restore_database(target, bad)
+            assert str(bad) in str(caught.value)
+            assert await contents(target) == EMPTY
+        code = await run("restore", str(bad), "--database", str(tmp_path / f"target-{column}.db"))
+        assert code == 3
+        assert "cannot be decoded" in capsys.readouterr().err
