@@ -191,7 +191,13 @@ async def _pipe(
 
     async def read(after: _K) -> list[_R]:
         async with translate_errors(source):
-            return await read_after(after)
+            try:
+                return await read_after(after)
+            except (ValueError, TypeError) as error:  # stored bytes that no longer decode
+                raise DatabaseError(
+                    f"copy: a row read from {source.url} cannot be decoded, so nothing was "
+                    f"copied ({type(error).__name__}: {error})"
+                ) from error
 
     count = 0
     last = first
