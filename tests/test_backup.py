@@ -755,3 +755,22 @@ async def test_a_backup_with_undecodable_rows_is_refused_as_a_database_error(
         code = await run("restore", str(bad), "--database", str(tmp_path / f"target-{column}.db"))
         assert code == 3
         assert "cannot be decoded" in capsys.readouterr().err
+
+
+async def test_a_restore_refuses_bad_arguments_before_opening_the_file(tmp_path: Path) -> None:
+    """A bad page size or flag is refused before the file is opened, so nothing appears beside it.
+
+    A SQLite database in WAL mode, given as the file, gets `-wal` and `-shm` files once opened.
+    """
+    async with connect(tmp_path / "wal.db"):
+        pass  # a file in WAL mode, closed: only the file is left
+    assert "wal.db-shm" not in names(tmp_path)
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        before = names(tmp_path)
+        with pytest.raises(ValidationError, match="page_size"):
+            await restore_database(target, tmp_path / "wal.db", page_size=0)
+        assert names(tmp_path) == before
+        with pytest.raises(ValidationError, match="skip_user_tables"):
+            await restore_database(target, tmp_path / "wal.db", skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
+        assert names(tmp_path) == before
