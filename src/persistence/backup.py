@@ -178,6 +178,8 @@ async def restore_database(
     _check_database("db", db)
     if not isinstance(path, str | os.PathLike):
         raise ValidationError("restore", "path", f"must be a str or a path, got {path!r}")
+    page_size = at_least("restore", "page_size", page_size, 1)  # before the file is opened
+    argument("restore", "skip_user_tables", bool, skip_user_tables)
     file = Path(path)
     if not await asyncio.to_thread(file.is_file):
         raise DatabaseError(f"no backup file at {str(file)!r}")
