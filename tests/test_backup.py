@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import uuid
@@ -774,3 +776,103 @@ async def test_a_restore_refuses_bad_arguments_before_opening_the_file(tmp_path:
         with pytest.raises(ValidationError, match="skip_user_tables"):
             await restore_database(target, tmp_path / "wal.db", skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
         assert names(tmp_path) == before
+
+
+_STALLED = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    import persistence.backup as backup
+    from persistence import connect
+
+    async def stall(*args, **kwargs):
+        print("working", flush=True)
+        await asyncio.sleep(30)  # killed long before
+
+    def stall_publish(made, target):
+        print("working", flush=True)
+        time.sleep(30)  # killed long before
+
+    async def main(what, database, file):
+        async with connect(database) as db:
+            if what == "backup":
+                backup._publish = stall_publish
+                await backup.backup_database(db, file)
+            else:
+                backup.move_rows = stall
+                await backup.restore_database(db, file)
+
+    asyncio.run(main(*sys.argv[1:]))
+    """
+)
+
+
+async def stalled(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+    """Start a backup or a restore in a process of its own, stalled in the middle of its work."""
+    script = tmp_path / "stalled.py"
+    script.write_text(_STALLED, encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    assert line == b"working\n", "the process got to its work"
+    return process
+
+
+async def killed(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL a process and reap it."""
+    process.send_signal(signal.SIGKILL)
+    assert await process.wait() == -signal.SIGKILL
+
+
+async def test_working_folders_of_killed_processes_are_removed_by_the_next_one(
+    tmp_path: Path, source: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a process killed mid-backup or mid-restore left is removed, what a live one uses is not.
+
+    A backup killed (SIGKILL) before it publishes leaves its `.FILE.*.partial` folder beside
+    the file, and a restore killed while it copies leaves its snapshot in $TMPDIR, a whole copy
+    of the database. The next backup of that file, and the next copy or restore, remove them;
+    the folders of processes still at work stay.
+    """
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    await backup_database(source, tmp_path / "a.backup")
+    for name in ("t1.db", "t2.db", "t3.db"):
+        async with connect(tmp_path / name) as target:
+            await migrate(target)
+
+    def partials() -> list[str]:
+        return sorted(name for name in names(tmp_path) if name.endswith(".partial"))
+
+    dead = await stalled(tmp_path, "backup", str(tmp_path / "source.db"), str(tmp_path / "k"))
+    await killed(dead)
+    left = partials()
+    assert len(left) == 1
+    live = await stalled(tmp_path, "backup", str(tmp_path / "source.db"), str(tmp_path / "k"))
+    try:
+        working = [name for name in partials() if name not in left]
+        await backup_database(source, tmp_path / "k")
+        assert partials() == working, "the dead process's folder went, the live one's stayed"
+    finally:
+        await killed(live)
+
+    dead = await stalled(tmp_path, "restore", str(tmp_path / "t1.db"), str(tmp_path / "a.backup"))
+    await killed(dead)
+    left = names(tmp_path / "tmp")
+    assert len(left) == 1
+    live = await stalled(tmp_path, "restore", str(tmp_path / "t2.db"), str(tmp_path / "a.backup"))
+    try:
+        working = [name for name in names(tmp_path / "tmp") if name not in left]
+        async with connect(tmp_path / "t3.db") as target:
+            await restore_database(target, tmp_path / "a.backup")
+            await assert_same(source, target)
+        assert names(tmp_path / "tmp") == working
+    finally:
+        await killed(live)
+    async with connect(tmp_path / "t1.db") as target:
+        assert await contents(target) == EMPTY
