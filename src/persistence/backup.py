@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import attrs
 
 from persistence._backend import kept_if_cancelled
+from persistence._files.locks import locked_folder, remove_locked_folder
 from persistence._files.paths import owned
 from persistence._guards import argument, at_least
 from persistence._transfer import (
@@ -141,8 +140,8 @@ async def backup_database(
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
     # Made in a thread that goes on after a cancel: a folder made then is removed then.
-    made_in: str = await kept_if_cancelled(asyncio.to_thread(_temp_folder, target), _remove)
-    folder = Path(made_in)
+    made_in = await kept_if_cancelled(asyncio.to_thread(_temp_folder, target), remove_locked_folder)
+    folder = Path(made_in[0])
     try:
         made = folder / "backup.db"
         if db.engine is Engine.SQLITE:
@@ -159,7 +158,7 @@ async def backup_database(
                     await backend_of(working).backup_file(str(made))
         await asyncio.to_thread(_publish, made, target)
     finally:
-        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+        await asyncio.to_thread(remove_locked_folder, made_in)
     return _report(db.url, str(target), sizes, started)
 
 
@@ -265,14 +264,13 @@ def _new_file(path: object) -> Path:
     return target
 
 
-def _temp_folder(target: Path) -> str:
-    """Make the working folder beside `target`, on its file system, so that a link can publish."""
-    return tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+def _temp_folder(target: Path) -> tuple[str, int]:
+    """Make the working folder beside `target`, on its file system, so that a link can publish.
 
-
-def _remove(folder: str) -> None:
-    """Remove a working folder that its backup, cancelled, will not use."""
-    shutil.rmtree(folder, ignore_errors=True)
+    It is locked while the backup works; the folders of backups killed before they ended are
+    removed first.
+    """
+    return locked_folder(str(target.parent), f".{target.name}.", ".partial")
 
 
 def _publish(made: Path, target: Path) -> None:

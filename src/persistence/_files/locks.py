@@ -10,7 +10,9 @@ import asyncio
 import fcntl
 import hashlib
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -231,3 +233,58 @@ async def perform(
         for waiter in _WAITING.get(asyncio.get_running_loop(), ()):  # they may try again now
             if not waiter.done():
                 waiter.set_result(None)
+
+
+_FOLDER_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def locked_folder(parent: str, prefix: str, suffix: str) -> tuple[str, int]:
+    """Make a new folder in `parent` for this process's work, locked while the descriptor is open.
+
+    First remove every folder there of the same prefix and suffix that no process holds: what
+    a process killed at its work left. A folder is locked as soon as it is made; one removed by
+    another process in that moment is made again. Give the folder and the descriptor to close
+    (after the folder is removed) with `remove_locked_folder`.
+    """
+    _remove_unheld(parent, prefix, suffix)
+    while True:
+        folder = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent)
+        fd = os.open(folder, _FOLDER_FLAGS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink > 0:  # not removed before the lock was taken
+                return folder, fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def remove_locked_folder(made: tuple[str, int]) -> None:
+    """Remove a folder that `locked_folder` made, then let go of its lock."""
+    folder, fd = made
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+def _remove_unheld(parent: str, prefix: str, suffix: str) -> None:
+    """Remove the folders in `parent` of this prefix and suffix that no process holds."""
+    try:
+        found = [entry.name for entry in os.scandir(parent)]
+    except OSError:
+        return
+    for name in found:
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        try:
+            fd = os.open(os.path.join(parent, name), _FOLDER_FLAGS)  # noqa: PTH118  # a str path
+        except OSError:  # gone, not a folder, a link, or not ours to open
+            continue
+        with owned(fd):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a process at work
+                continue
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)  # noqa: PTH118  # a str path

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import functools
 import os
-import shutil
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
 from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
+from persistence._files.locks import locked_folder, remove_locked_folder
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 # Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
+
+_SNAPSHOT_PREFIX: Final = "persistence-snapshot-"
+_SNAPSHOT_SUFFIX: Final = ".sqlite"
+"""A snapshot's folder in $TMPDIR: `persistence-snapshot-XXXXXXXX.sqlite`."""
 
 _LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
 """The highest id each AUTOINCREMENT table has handed out."""
@@ -214,12 +218,15 @@ class SqliteBackend:
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
         """Lend a read-only copy made by `backup_file` in a temporary folder, deleted after."""
         # Made in a thread that goes on after a cancel: a folder made then is removed then.
-        folder = await kept_if_cancelled(
-            asyncio.to_thread(tempfile.mkdtemp, prefix="persistence-snapshot-"),
-            functools.partial(shutil.rmtree, ignore_errors=True),
+        # Locked while in use; the snapshots of processes killed meanwhile are removed first.
+        made = await kept_if_cancelled(
+            asyncio.to_thread(
+                locked_folder, tempfile.gettempdir(), _SNAPSHOT_PREFIX, _SNAPSHOT_SUFFIX
+            ),
+            remove_locked_folder,
         )
         try:
-            path = os.path.join(folder, "snapshot.db")  # noqa: PTH118  # a str for sqlite3
+            path = os.path.join(made[0], "snapshot.db")  # noqa: PTH118  # a str for sqlite3
             await self.backup_file(path)
             copy = await open_sqlite(path, busy_timeout=self._busy_timeout, create=False)
             try:
@@ -227,7 +234,7 @@ class SqliteBackend:
             finally:
                 await copy.close()
         finally:
-            await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+            await asyncio.to_thread(remove_locked_folder, made)
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
