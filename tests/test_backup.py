@@ -780,7 +780,7 @@ async def test_a_restore_refuses_bad_arguments_before_opening_the_file(tmp_path:
 
 _STALLED = textwrap.dedent(
     """
-    import asyncio, sys, time
+    import asyncio, os, sys, time
     import persistence.backup as backup
     from persistence import connect
 
@@ -788,9 +788,14 @@ _STALLED = textwrap.dedent(
         print("working", flush=True)
         await asyncio.sleep(30)  # killed long before
 
+    publish = backup._publish
+
     def stall_publish(made, target):
         print("working", flush=True)
-        time.sleep(30)  # killed long before
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"{target}.go") and time.monotonic() < deadline:
+            time.sleep(0.01)  # killed meanwhile, or told to go on
+        publish(made, target)
 
     async def main(what, database, file):
         async with connect(database) as db:
@@ -807,7 +812,10 @@ _STALLED = textwrap.dedent(
 
 
 async def stalled(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
-    """Start a backup or a restore in a process of its own, stalled in the middle of its work."""
+    """Start a backup or a restore in a process of its own, stalled in the middle of its work.
+
+    A backup waits before it publishes until a file named as its own plus `.go` appears.
+    """
     script = tmp_path / "stalled.py"
     script.write_text(_STALLED, encoding="utf-8")
     process = await asyncio.create_subprocess_exec(
@@ -815,6 +823,7 @@ async def stalled(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
         str(script),
         *args,
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
     )
     assert process.stdout is not None
@@ -876,3 +885,32 @@ async def test_working_folders_of_killed_processes_are_removed_by_the_next_one(
         await killed(live)
     async with connect(tmp_path / "t1.db") as target:
         assert await contents(target) == EMPTY
+
+
+async def test_two_backups_to_one_file_give_one_and_leave_nothing_else(
+    tmp_path: Path, source: Database
+) -> None:
+    """Of two backups to one file, the one that publishes first wins; the other overwrites nothing.
+
+    A backup in another process, about to publish, finds the file made meanwhile by a backup of
+    this one, or a symbolic link planted there (to a file that does not exist): it fails saying
+    so, the link is left as it was and creates nothing, and no working folder stays.
+    """
+    (tmp_path / "tmp").mkdir()
+    for name, plant in (("mine", "link"), ("theirs", "backup")):
+        other = await stalled(tmp_path, "backup", str(tmp_path / "source.db"), str(tmp_path / name))
+        if plant == "link":
+            (tmp_path / name).symlink_to(tmp_path / "victim")
+        else:
+            await backup_database(source, tmp_path / name)
+        made = os.lstat(tmp_path / name)
+        (tmp_path / f"{name}.go").touch()
+        assert other.stderr is not None
+        err = await asyncio.wait_for(other.stderr.read(), 30)
+        assert await other.wait() != 0
+        assert b"appeared meanwhile: a backup never overwrites a file" in err
+        assert os.lstat(tmp_path / name) == made
+        assert not (tmp_path / "victim").exists()
+        assert [n for n in names(tmp_path) if n.endswith(".partial")] == []
+    async with connect(tmp_path / "theirs", create=False) as backup:
+        assert (await migration_status(backup)).up_to_date
