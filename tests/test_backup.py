@@ -914,3 +914,28 @@ async def test_two_backups_to_one_file_give_one_and_leave_nothing_else(
         assert [n for n in names(tmp_path) if n.endswith(".partial")] == []
     async with connect(tmp_path / "theirs", create=False) as backup:
         assert (await migration_status(backup)).up_to_date
+
+
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+async def test_a_backup_is_refused_where_sqlite_keeps_a_databases_journal(
+    tmp_path: Path, source: Database, suffix: str
+) -> None:
+    """A backup named as the journal, WAL or shared memory of a database would be deleted.
+
+    SQLite takes `app.db-journal`, `app.db-wal` and `app.db-shm` for files of `app.db`, and
+    removes them the next time `app.db` is used; and a `-journal` file planted beside a new
+    backup is taken for its unfinished journal, so that the backup cannot be read. Both are
+    refused up front, with nothing written.
+    """
+    async with connect(tmp_path / "app.db") as app:
+        await migrate(app)
+    before = names(tmp_path)
+    with pytest.raises(ValidationError, match="SQLite"):
+        await backup_database(source, tmp_path / f"app.db{suffix}")
+    assert names(tmp_path) == before
+    if suffix == "-journal":
+        (tmp_path / "b.backup-journal").write_bytes(b"planted")
+        before = names(tmp_path)
+        with pytest.raises(ValidationError, match="journal"):
+            await backup_database(source, tmp_path / "b.backup")
+        assert names(tmp_path) == before
