@@ -12,6 +12,7 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import Final
 
 import attrs
 
@@ -248,6 +249,10 @@ async def _require_empty(db: Database) -> None:
         )
 
 
+_SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
+"""The suffixes SQLite adds to a database's name for its journal, WAL and shared memory."""
+
+
 def _new_file(path: object) -> Path:
     """Check where a backup goes: a new file in an existing folder."""
     if not isinstance(path, str | os.PathLike):
@@ -261,6 +266,22 @@ def _new_file(path: object) -> Path:
         )
     if not target.parent.is_dir():
         raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} does not exist")
+    sidecar = next((s for s in _SQLITE_SIDECARS if target.name.endswith(s)), None)
+    if sidecar is not None and target.name != sidecar:
+        raise ValidationError(
+            "backup",
+            "path",
+            f"{str(target)!r} is named as SQLite names the {sidecar[1:]} file of a database "
+            "beside it, which SQLite deletes when that database is next used: name it otherwise",
+        )
+    journal = target.with_name(f"{target.name}-journal")
+    if journal.exists() or journal.is_symlink():
+        raise ValidationError(
+            "backup",
+            "path",
+            f"{str(journal)!r} exists: SQLite would take it for the backup's unfinished "
+            "journal, and the backup could not be read",
+        )
     return target
 
 
