@@ -939,3 +939,32 @@ async def test_a_backup_is_refused_where_sqlite_keeps_a_databases_journal(
         with pytest.raises(ValidationError, match="journal"):
             await backup_database(source, tmp_path / "b.backup")
         assert names(tmp_path) == before
+
+
+async def test_a_row_written_into_the_target_after_its_check_stops_the_copy(
+    source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer that fills the target between the check and the copy is seen, and kept.
+
+    The target's emptiness is checked again as the first statement of the copy's transaction:
+    the copy fails, the other writer's row stays alone, and none of the source's is written.
+    """
+    checked = persistence.backup._require_empty  # noqa: SLF001  # the check raced here
+    async with connect(database_url) as target, connect(database_url) as other:
+        await migrate(target)
+        calls = 0
+
+        async def then_another_writes(db: Database) -> None:
+            nonlocal calls
+            calls += 1
+            await checked(db)
+            if calls == 1:  # after the first check, before the copy's transaction
+                await set_config(other, "theirs", "k", 1)
+
+        monkeypatch.setattr(persistence.backup, "_require_empty", then_another_writes)
+        with pytest.raises(DatabaseError, match=r"not empty \(config_entries holds 1 rows\)"):
+            await copy_database(source, target)
+        assert calls == 2
+        runs, results, links, _, config, files = await contents(target)
+        assert (runs, results, links, files) == ([], [], [], [])
+        assert [(entry.section, entry.key) for entry in config] == [("theirs", "k")]
