@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from persistence import (
@@ -206,3 +207,59 @@ def test_a_handle_after_its_loop_closed(tmp_path: Path, postgres_admin: str) -> 
     assert "persistence.sync.SyncRunner" in postgres
     assert "never retrieved" not in done.stderr
     assert "Event loop is closed" not in done.stderr
+
+
+def test_a_close_while_threads_call_ends_every_call_and_leaves_nothing(
+    migrated_postgres_url: str,
+) -> None:
+    """Closed while eight threads call it, the runner ends each call and keeps nothing open.
+
+    Each thread's call is cancelled, or refused as closed, and returns; the loop's thread is
+    gone, and no connection to the PostgreSQL database is left. Afterwards `enter` is refused
+    too, and the manager given is never entered.
+    """
+    runner = SyncRunner()
+    db = runner.enter(connect(migrated_postgres_url))
+    ended: list[str] = []
+
+    def calling() -> None:
+        try:
+            while True:
+                runner.call(save_result, db, result())
+        except (RuntimeError, asyncio.CancelledError) as error:
+            ended.append(type(error).__name__)
+
+    threads = [threading.Thread(target=calling) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    while len(runner.call(all_results, db)) < 8:
+        time.sleep(0.01)
+    runner.close()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(ended) == 8
+    assert not any(thread.name == "persistence-sync" for thread in threading.enumerate())
+    entered: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def manager() -> AsyncIterator[None]:
+        entered.append("entered")
+        yield
+
+    with pytest.raises(RuntimeError, match="closed"):
+        runner.enter(manager())
+    assert entered == []
+
+    async def connections() -> int:
+        seen = await asyncpg.connect(migrated_postgres_url)
+        try:
+            count: int = await seen.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await seen.close()
+        return count
+
+    assert asyncio.run(connections()) == 0
