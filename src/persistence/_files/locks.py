@@ -7,6 +7,7 @@ applied under a lock on their paths (`Change`, `try_lock`), from the event loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -251,7 +252,8 @@ def locked_folder(parent: str, prefix: str, suffix: str) -> tuple[str, int]:
         folder = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent)
         fd = os.open(folder, _FOLDER_FLAGS)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):  # no locks here: then none can remove it either
+                fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_nlink > 0:  # not removed before the lock was taken
                 return folder, fd
         except BaseException:
