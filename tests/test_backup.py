@@ -968,3 +968,14 @@ async def test_a_row_written_into_the_target_after_its_check_stops_the_copy(
         runs, results, links, _, config, files = await contents(target)
         assert (runs, results, links, files) == ([], [], [], [])
         assert [(entry.section, entry.key) for entry in config] == [("theirs", "k")]
+
+
+async def test_a_backup_path_holding_a_nul_is_refused_as_invalid(
+    tmp_path: Path, source: Database
+) -> None:
+    """A path no file system can hold is a ValidationError, as other bad paths are, not a crash."""
+    before = names(tmp_path)
+    for path in (str(tmp_path / "a\0b"), tmp_path / "a\0b"):
+        with pytest.raises(ValidationError, match="NUL"):
+            await backup_database(source, path)
+    assert names(tmp_path) == before
