@@ -260,6 +260,8 @@ def _new_file(path: object) -> Path:
     target = Path(path)
     if not str(path):
         raise ValidationError("backup", "path", "is empty: name the backup file")
+    if "\0" in str(path):
+        raise ValidationError("backup", "path", f"holds a NUL character: {str(path)!r}")
     if target.exists() or target.is_symlink():
         raise ValidationError(
             "backup", "path", f"{str(target)!r} exists: a backup never overwrites a file"
