@@ -11,7 +11,17 @@ from persistence._backend import Params
 from persistence._changes import report_query
 from persistence._loader import Method, observed
 from persistence._loop import map_in_slices
-from persistence._sqlite.statements import Mode, Plan, plan_query, rows_encoder
+from persistence._sqlite.statements import (
+    COUNT,
+    MANY,
+    ROW,
+    ROWS,
+    VALUE,
+    Mode,
+    Plan,
+    plan_query,
+    rows_encoder,
+)
 from persistence.queries import RUNS_LONG
 
 if TYPE_CHECKING:
@@ -38,11 +48,11 @@ class SqliteSession:
     ) -> Any:
         """Run one query where this session runs it: the hand-over from aiosql's adapter."""
         report_query(plan.name)  # the one report of a query's written tables: see _changes.py
-        if mode is Mode.MANY:
+        if mode is MANY:
             params = await map_in_slices(rows_encoder(), params)
         if self._in_transaction:
             return await self._writer.run_leased(plan, params, mode, rows_as)
-        if plan.writes or mode is Mode.MANY:
+        if plan.writes or mode is MANY:
             return await self._writer.queue_write(plan, params, mode, rows_as)
         return await self._readers.read(plan, params, mode, rows_as)
 
@@ -80,7 +90,7 @@ class SqliteAdapter:
             self._observer.prepare("sqlite", query_name, sql)
         return sql
 
-    select = observed(_run_as(Mode.ROWS), "Give every row, mapped by the record class (:many).")
+    select = observed(_run_as(ROWS), "Give every row, mapped by the record class (:many).")
 
     def select_one(
         self,
@@ -91,19 +101,19 @@ class SqliteAdapter:
         record_class: RowMapper | None = None,
     ) -> Coroutine[Any, Any, object]:
         """Give the first row, mapped, or None (:one); written out: `bench/tracing.py` times it."""
-        run = conn.run(self._plans[query_name], parameters, Mode.ROW, record_class)
+        run = conn.run(self._plans[query_name], parameters, ROW, record_class)
         observer = self._observer
         return run if observer is None else observer.observe(run, query_name, parameters)
 
-    select_value = observed(_run_as(Mode.VALUE), "Give the first column of the first row, or None.")
+    select_value = observed(_run_as(VALUE), "Give the first column of the first row, or None.")
     insert_returning = observed(
-        _run_as(Mode.VALUE), "Give the first column of the RETURNING row: the new id (:execlastid)."
+        _run_as(VALUE), "Give the first column of the RETURNING row: the new id (:execlastid)."
     )
     insert_update_delete = observed(
-        _run_as(Mode.COUNT), "Run one statement; give how many rows it changed (:exec, :execrows)."
+        _run_as(COUNT), "Run one statement; give how many rows it changed (:exec, :execrows)."
     )
     insert_update_delete_many = observed(
-        _run_as(Mode.MANY),
+        _run_as(MANY),
         "Insert every parameter set, all or none, in a thread (:copyfrom).",
         many=True,
     )

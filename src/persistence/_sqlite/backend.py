@@ -28,7 +28,7 @@ from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, re
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
-from persistence._sqlite.statements import Mode, plan_query
+from persistence._sqlite.statements import COUNT, ROWS, plan_query
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError
 
@@ -238,13 +238,13 @@ class SqliteBackend:
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
-        rows = await _session(conn).run(_LIST_COUNTERS, {}, Mode.ROWS)
+        rows = await _session(conn).run(_LIST_COUNTERS, {}, ROWS)
         seen = {str(name): int(seq) for name, seq in rows}
         return {table: seen.get(table, 0) for table in tables}
 
     async def table_names(self, conn: Connection) -> tuple[str, ...]:
         """Give the name of every table but SQLite's own, sorted."""
-        rows = await _session(conn).run(_LIST_TABLES, {}, Mode.ROWS)
+        rows = await _session(conn).run(_LIST_TABLES, {}, ROWS)
         return tuple(str(row[0]) for row in rows)
 
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
@@ -261,8 +261,8 @@ class SqliteBackend:
         session = _session(conn)
         for table, last_id in counters.items():
             params = {"name": table, "seq": last_id}
-            await session.run(_RAISE_COUNTER, params, Mode.COUNT)
-            await session.run(_ADD_COUNTER, params, Mode.COUNT)
+            await session.run(_RAISE_COUNTER, params, COUNT)
+            await session.run(_ADD_COUNTER, params, COUNT)
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeStamp:  # noqa: ARG002  # asked on each read, so never silent
         """Watch commits by any connection or process: see `ChangeStamp`."""

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from persistence._backend import kept_if_cancelled
 from persistence._loop import SLICE_ITEMS, share_loop
-from persistence._sqlite.statements import Budget, Mode, Plan, execute, is_busy
+from persistence._sqlite.statements import (
+    COUNT,
+    MANY,
+    ROW,
+    VALUE,
+    Budget,
+    Mode,
+    Plan,
+    execute,
+    is_busy,
+)
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -28,9 +38,9 @@ InThread = Callable[..., Awaitable[Any]]  # runs a function in the backend's wor
 async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
     """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time."""
     # Compared by identity: an Enum's hash runs in Python, and a set of three cost four.
-    if rows_as is None or mode is Mode.VALUE or mode is Mode.COUNT or mode is Mode.MANY:
+    if rows_as is None or mode is VALUE or mode is COUNT or mode is MANY:
         return picked
-    if mode is Mode.ROW:
+    if mode is ROW:
         return None if picked is None else rows_as((picked,))[0]
     if len(picked) <= SLICE_ITEMS:
         return rows_as(picked)

@@ -30,7 +30,7 @@ import attrs
 from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import InThread, map_rows, within_budget
-from persistence._sqlite.statements import Budget, Mode, Plan, execute, is_busy, savepointed
+from persistence._sqlite.statements import MANY, Budget, Mode, Plan, execute, is_busy, savepointed
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Writer:
     ) -> Any:
         """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
         writer = self.leased()
-        if mode is Mode.MANY:
+        if mode is MANY:
             return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
         if plan.writes and not plan.runs_long:
             await share_loop()
@@ -224,7 +224,7 @@ class Writer:
         run: list[_Write] = []
         queue = self._queue
         while queue and len(run) < room and not isinstance(item := queue[0], Lease):
-            alone = item.mode is Mode.MANY or item.plan.runs_long
+            alone = item.mode is MANY or item.plan.runs_long
             if alone and run:
                 break
             queue.popleft()
@@ -328,7 +328,7 @@ def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> 
         if item.future.done():
             continue  # cancelled before it ran: it never runs
         try:
-            if item.mode is Mode.MANY:
+            if item.mode is MANY:
                 outcome: object = savepointed(writer, item.plan, item.params)
             else:
                 outcome = execute(writer, item.plan, item.params, item.mode)
