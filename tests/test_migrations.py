@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -387,6 +390,50 @@ def test_a_folder_named_like_a_migration_is_named(tmp_path: Path) -> None:
     (tmp_path / "0002_x.sql").mkdir()
     with pytest.raises(MigrationError, match=r"0002_x\.sql is a folder"):
         discover_migrations(tmp_path)
+
+
+SPECIAL_FILE_BOUND = float(os.environ.get("TEST_SPECIAL_FILE_BOUND", "10"))
+"""Seconds a child process gets to refuse a special file; reading one never ends."""
+
+_DISCOVER_IN_A_CHILD = """\
+import resource, sys
+from pathlib import Path
+from persistence.exceptions import MigrationError
+from persistence.migrations import discover_migrations
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+try:
+    discover_migrations(Path(sys.argv[1]))
+except MigrationError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "symlink-to-fifo"])
+def test_a_special_file_named_like_a_migration_is_refused_unread(tmp_path: Path, kind: str) -> None:
+    """A FIFO, or a symlink to /dev/zero or to a FIFO, is refused at once, never read.
+
+    Read, a FIFO with no writer blocks forever and /dev/zero fills memory; the folder is read
+    in a child process bounded in time and memory, so that neither can hang the tests.
+    """
+    folder = tmp_path / "migrations"
+    write(folder, "0001_a.sql", CREATE_A)
+    special = folder / "0002_x.sql"
+    if kind == "fifo":
+        os.mkfifo(special)
+    elif kind == "dev-zero":
+        special.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(tmp_path / "outside")
+        special.symlink_to(tmp_path / "outside")
+    child = subprocess.run(
+        [sys.executable, "-c", _DISCOVER_IN_A_CHILD, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=SPECIAL_FILE_BOUND,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    assert "0002_x.sql is not a regular file" in child.stdout
 
 
 @pytest.mark.parametrize("name", ["0002_x.SQL", "0002_x.Sql", "0002-x.sql"])

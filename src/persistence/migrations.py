@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import os
 import re
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -229,7 +231,7 @@ def _read_migration(path: Path) -> Migration:
     if path.is_dir():
         raise MigrationError(f"{path.name} is a folder, not a migration file", migration=path.name)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = _read_regular_file(path).decode("utf-8")
     except UnicodeDecodeError as error:
         raise MigrationError(
             f"{path.name} is not UTF-8 text (byte {error.start}): save it as UTF-8",
@@ -240,6 +242,29 @@ def _read_migration(path: Path) -> Migration:
             f"{path.name} cannot be read: {error.strerror or error}", migration=path.name
         ) from error
     return Migration(int(match["version"]), path.stem, path, text, checksum(text))
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """Read a regular file; refuse a FIFO or a device (even through a symlink) unread.
+
+    Read, a FIFO without a writer blocks for ever and /dev/zero fills memory. The file is
+    checked before it is opened, and again once open without waiting, in case it was swapped.
+    """
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise _not_regular(path)
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(descriptor, "rb") as file:  # noqa: PTH123  # a descriptor, not a path
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise _not_regular(path)
+        return file.read()
+
+
+def _not_regular(path: Path) -> MigrationError:
+    return MigrationError(
+        f"{path.name} is not a regular file (a FIFO, a socket or a device): "
+        "a migration is a file of SQL text",
+        migration=path.name,
+    )
 
 
 def _statements(backend: Backend, migration: Migration) -> list[str]:
