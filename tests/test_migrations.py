@@ -361,6 +361,33 @@ async def test_transaction_control_in_a_file_is_refused_first(
     assert (await migration_status(empty, package_folder=folder)).applied == ()
 
 
+@pytest.mark.parametrize(
+    "sneaky",
+    [
+        "\ufeffCOMMIT;\nCREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n",
+        "CREATE TABLE half (id integer);\n\ufeffCOMMIT;\nSELECT * FROM nowhere;\n",
+    ],
+    ids=["first", "later"],
+)
+async def test_a_byte_order_mark_hides_nothing_and_breaks_nothing(
+    empty: Database, folder: Path, sneaky: str
+) -> None:
+    """A file saved with a UTF-8 BOM applies on both engines; a BOM before COMMIT hides it not.
+
+    SQLite skips a BOM at the start of a statement and PostgreSQL does not: read as it is, such a
+    file failed on PostgreSQL alone, and on SQLite a BOM let COMMIT past the check, ending the
+    migration's transaction early and leaving half of it behind.
+    """
+    write(folder, "0003_bom.sql", "\ufeffCREATE TABLE bom (id integer);\n")
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
+    write(folder, "0004_sneaky.sql", sneaky)
+    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
+        await migrate(empty, package_folder=folder)
+    assert "half" not in await _table_names(empty)
+    status = await migration_status(empty, package_folder=folder)
+    assert [m.version for m in status.pending] == [4]
+
+
 async def test_dollar_quoted_bodies_may_say_begin(postgres_url: str, tmp_path: Path) -> None:
     """BEGIN and COMMIT inside a function body are not transaction control (PostgreSQL)."""
     folder = tmp_path / "plpgsql"

@@ -82,7 +82,8 @@ _FILE_NAME: Final = re.compile(r"(?P<version>\d{4,})_(?P<slug>[a-z0-9_]+)\.sql")
 _TRANSACTION_CONTROL: Final = re.compile(
     r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
 )
-_LEADING_NOISE: Final = re.compile(r"^(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+_LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+"""What may come before a statement's first word; SQLite skips a byte order mark there too."""
 
 
 @attrs.frozen
@@ -241,7 +242,10 @@ def _read_migration(path: Path) -> Migration:
         raise MigrationError(
             f"{path.name} cannot be read: {error.strerror or error}", migration=path.name
         ) from error
-    return Migration(int(match["version"]), path.stem, path, text, checksum(text))
+    # The SQL goes without a byte order mark, which PostgreSQL would take for part of a word;
+    # the checksum stays the file's, so a file applied with one is no drift.
+    sql = text.removeprefix("\ufeff")
+    return Migration(int(match["version"]), path.stem, path, sql, checksum(text))
 
 
 def _read_regular_file(path: Path) -> bytes:
