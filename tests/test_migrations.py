@@ -472,6 +472,33 @@ def test_near_miss_names_are_not_skipped(tmp_path: Path, name: str) -> None:
         discover_migrations(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "name", ["\u0660\u0660\u0660\u0662_arabic.sql", "\uff10\uff10\uff10\uff12_wide.sql"]
+)
+def test_a_version_of_other_digits_is_refused(tmp_path: Path, name: str) -> None:
+    """Versions are ASCII digits: Arabic-Indic or full-width ones are a near miss, refused."""
+    write(tmp_path, "0001_a.sql", CREATE_A)
+    write(tmp_path, name, CREATE_B)
+    with pytest.raises(MigrationError, match=re.escape(name)):
+        discover_migrations(tmp_path)
+
+
+async def test_a_version_beyond_64_bits_is_refused_before_anything_runs(
+    empty: Database, folder: Path
+) -> None:
+    """A version the history's bigint cannot hold is refused by name, before any file runs.
+
+    It ran its statements, then failed to record its row with a bare OverflowError on SQLite.
+    """
+    write(folder, "9223372036854775808_huge.sql", "CREATE TABLE huge (id integer);\n")
+    with pytest.raises(MigrationError, match=r"9223372036854775808_huge\.sql: .*version"):
+        await migrate(empty, package_folder=folder)
+    assert await _table_names(empty) == set()
+    write(folder, "9223372036854775808_huge.sql", "")
+    (folder / "9223372036854775808_huge.sql").rename(folder / "9223372036854775807_last.sql")
+    assert [m.version for m in await migrate(empty, package_folder=folder)][-1] == 2**63 - 1
+
+
 def test_other_files_are_left_alone(tmp_path: Path) -> None:
     """A README or an editor's hidden file beside the migrations is not a migration."""
     write(tmp_path, "0001_a.sql", CREATE_A)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from persistence.migrations import AppliedMigration, Migration, MigrationStatus
 
-_NUMBERED: Final = re.compile(r"(?P<version>\d{4,})_[a-z0-9_]+\.sql")
+_NUMBERED: Final = re.compile(r"(?P<version>[0-9]{4,})_[a-z0-9_]+\.sql")
 _ENGINE_FOLDERS: Final = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 _TEMPLATE: Final = """\
 -- {stem} ({engine}): its statements run in one transaction, with its history row.

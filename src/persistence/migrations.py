@@ -77,7 +77,8 @@ _LEGACY_HISTORY: Final = "schema_migrations"
 
 _HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duration_ms")
 
-_FILE_NAME: Final = re.compile(r"(?P<version>\d{4,})_(?P<slug>[a-z0-9_]+)\.sql")
+_FILE_NAME: Final = re.compile(r"(?P<version>[0-9]{4,})_(?P<slug>[a-z0-9_]+)\.sql")
+_LAST_VERSION: Final = 2**63 - 1  # the history's version is a bigint on PostgreSQL
 
 _TRANSACTION_CONTROL: Final = re.compile(
     r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
@@ -227,6 +228,11 @@ def _read_migration(path: Path) -> Migration:
         raise MigrationError(
             f"{path.name}: migration files are named NNNN_slug.sql "
             "(four or more digits, a lower-case slug, and a lower-case .sql)",
+            migration=path.name,
+        )
+    if int(match["version"]) > _LAST_VERSION:
+        raise MigrationError(
+            f"{path.name}: its version is over {_LAST_VERSION}, more than the history can hold",
             migration=path.name,
         )
     if path.is_dir():
