@@ -530,6 +530,33 @@ def test_no_command_prints_the_password(
     assert "s%65cr%65t" not in said
 
 
+@pytest.mark.parametrize("password", ["Xq/Zk", "Xq?Zk", "Xq#Zk"])
+def test_a_password_left_unencoded_is_refused_unprinted(
+    capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    """A password with a '/', '?' or '#' not percent-encoded is refused at once, unprinted.
+
+    Each command refuses it before any connection, in one line that shows none of it.
+    """
+    url = f"postgresql://u:{password}@127.0.0.1:{free_port()}/db"
+    for args in (
+        ["migrate", "--json"],
+        ["migrate", "--create", "--json"],
+        ["migrate", "--dry-run", "--json"],
+        ["status", "--json"],
+        ["history"],
+    ):
+        started = time.monotonic()
+        code, out, err = run(capsys, *args, "--database", url)
+        assert code == 3
+        assert out == ""
+        assert_one_error_line(err)
+        assert "invalid database URL" in err
+        assert "Xq" not in err
+        assert "Zk" not in err
+        assert time.monotonic() - started < 1
+
+
 # --- --wait ----------------------------------------------------------------------------------
 
 

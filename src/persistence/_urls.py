@@ -34,9 +34,10 @@ def redact_url(url: str | os.PathLike[str]) -> str:
     """Give a URL fit to print, passwords as `***` (user part, query, listen_url); never fails."""
     text = os.fspath(url)
     start, end = _authority(text)
-    user, at, hosts = text[start:end].rpartition("@")
-    if at and ":" in user:
-        text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
+    at = _user_end(text, start, end)
+    user = text[start:at] if at >= 0 else ""
+    if ":" in user:
+        text = f"{text[:start]}{user.partition(':')[0]}:***{text[at:]}"
     text = _LISTEN_URL.sub(_redact_listen_url, text)
     return _QUERY_PASSWORD.sub(r"\g<key>***", text)
 
@@ -57,10 +58,41 @@ def _authority(url: str) -> tuple[int, int]:
     return start, min(ends, default=len(url))
 
 
+def _user_end(text: str, start: int, end: int) -> int:
+    """Where the user part of a URL ends: the index of its `@`, else -1.
+
+    A password whose `/`, `?` or `#` was not percent-encoded ends the authority early, and its
+    `@` comes after: then the user part ends at the last later `@` that is not a query value's.
+    """
+    at = text.rfind("@", start, end)
+    if at >= 0 or ":" not in text[start:end]:
+        return at
+    at = len(text)
+    while (at := text.rfind("@", end, at)) >= 0:
+        question = text.find("?", end, at)
+        if question < 0 or "=" not in text[question:at]:
+            break
+    return at
+
+
 def _check_postgres_url(url: str) -> None:
     """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
     start, end = _authority(url)
-    for host in url[start:end].rpartition("@")[2].split(","):
+    try:
+        _check_hosts(url, url[start:end])
+    except DatabaseError:
+        if _user_end(url, start, end) < end:
+            raise
+        # What looked like a host is the start of the password: say so, and quote none of it.
+        raise _bad_url(
+            url,
+            "its password holds a '/', '?' or '#' that is not percent-encoded: "
+            "percent-encode them as %2F, %3F and %23",
+        ) from None
+
+
+def _check_hosts(url: str, authority: str) -> None:
+    for host in authority.rpartition("@")[2].split(","):
         port = ""
         if host.startswith("["):
             address, closed, after = host[1:].partition("]")
