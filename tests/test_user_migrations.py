@@ -167,6 +167,38 @@ async def test_a_bad_user_folder_is_refused_before_anything_runs(
     assert await _tables(empty) <= {"sqlite_sequence"}
 
 
+async def test_a_user_file_may_not_lead_out_of_the_folder(
+    empty: Database, mine: Path, tmp_path: Path
+) -> None:
+    """A user migration that is a symlink out of the migrations folder is refused, unread.
+
+    Read, its text ran as SQL, and its errors and `migrate --dry-run` printed it. A link to a
+    file inside the folder works, and so does an engine folder that is itself a link.
+    """
+    outside = tmp_path / "outside.sql"
+    outside.write_text("CREATE TABLE leaked (id integer);\n", encoding="utf-8")
+    shared = mine / "shared" / "notes.sql"
+    shared.parent.mkdir()
+    shared.write_text(NOTES, encoding="utf-8")
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_notes.sql").symlink_to(outside)
+    with pytest.raises(MigrationError, match=r"0002_notes\.sql leads out of"):
+        await migrate(empty, mine)
+    assert await _tables(empty) <= {"sqlite_sequence"}
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_notes.sql").unlink()
+        (mine / engine / "0002_notes.sql").symlink_to(shared)
+    assert [m.name for m in await migrate(empty, mine)][-2:] == ["0001_failed_view", "0002_notes"]
+    real, linked = tmp_path / "real", tmp_path / "linked"
+    write_both(real, "0001_failed_view.sql", VIEW)
+    write_both(real, "0002_notes.sql", NOTES)
+    linked.mkdir()
+    for engine in ("sqlite", "postgres"):
+        (linked / engine).symlink_to(real / engine, target_is_directory=True)
+    assert await migrate(empty, linked) == []
+    assert (await migration_status(empty, linked)).up_to_date
+
+
 async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:
     """A user migration that fails rolls back alone; the package's chain stays applied."""
     write_both(mine, "0002_broken.sql", "CREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n")

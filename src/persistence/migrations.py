@@ -207,11 +207,13 @@ def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migr
     """Read the `NNNN_slug.sql` files of one engine's folder in version order; refuse bad names."""
     if not folder.is_dir():
         raise MigrationError(f"migrations folder {folder} does not exist")
+    # A user's file may link within its folder, or within the folder of both engines' folders.
+    within = (folder.resolve(), folder.parent.resolve()) if chain is Chain.USER else None
     migrations: dict[int, Migration] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix.lower() != ".sql":
             continue
-        migration = attrs.evolve(_read_migration(path), chain=chain)
+        migration = attrs.evolve(_read_migration(path, within), chain=chain)
         if migration.version in migrations:
             raise MigrationError(
                 f"{path.name} and {migrations[migration.version].path.name} share version "
@@ -222,7 +224,7 @@ def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migr
     return [migrations[version] for version in sorted(migrations)]
 
 
-def _read_migration(path: Path) -> Migration:
+def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migration:
     match = _FILE_NAME.fullmatch(path.name)
     if match is None:
         raise MigrationError(
@@ -238,7 +240,7 @@ def _read_migration(path: Path) -> Migration:
     if path.is_dir():
         raise MigrationError(f"{path.name} is a folder, not a migration file", migration=path.name)
     try:
-        text = _read_regular_file(path).decode("utf-8")
+        text = _read_regular_file(path, within).decode("utf-8")
     except UnicodeDecodeError as error:
         raise MigrationError(
             f"{path.name} is not UTF-8 text (byte {error.start}): save it as UTF-8",
@@ -254,14 +256,23 @@ def _read_migration(path: Path) -> Migration:
     return Migration(int(match["version"]), path.stem, path, sql, checksum(text))
 
 
-def _read_regular_file(path: Path) -> bytes:
+def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
     """Read a regular file; refuse a FIFO or a device (even through a symlink) unread.
 
     Read, a FIFO without a writer blocks for ever and /dev/zero fills memory. The file is
     checked before it is opened, and again once open without waiting, in case it was swapped.
+    A file that resolves outside every folder of `within` (when given) is refused unread too.
     """
     if not stat.S_ISREG(path.stat().st_mode):
         raise _not_regular(path)
+    if within is not None:
+        target = path.resolve()
+        if not any(target.is_relative_to(folder) for folder in within):
+            raise MigrationError(
+                f"{path.name} leads out of your migrations folder (a link to {target}): "
+                "keep the migration's file inside the folder",
+                migration=path.name,
+            )
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with open(descriptor, "rb") as file:  # noqa: PTH123  # a descriptor, not a path
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
