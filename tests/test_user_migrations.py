@@ -19,10 +19,13 @@ import pytest
 from persistence import (
     Database,
     MigrationError,
+    TestResult,
     ValidationError,
+    all_results,
     connect,
     migrate,
     migration_status,
+    save_result,
 )
 from persistence.migrations import Chain, discover_migrations, migrations_folder
 
@@ -197,6 +200,37 @@ async def test_a_user_file_may_not_lead_out_of_the_folder(
         (linked / engine).symlink_to(real / engine, target_is_directory=True)
     assert await migrate(empty, linked) == []
     assert (await migration_status(empty, linked)).up_to_date
+
+
+SESSION_SETTINGS = (
+    "CREATE TEMPORARY TABLE scratch (id integer);\n"
+    "SET default_transaction_read_only = on;\n"
+    "SET search_path = pg_catalog, public;\n"
+)
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+async def test_a_migrations_session_settings_stay_in_it(
+    postgres_url: str, mine: Path, pool_size: int
+) -> None:
+    """What a user migration sets for its session never reaches a later call (PostgreSQL).
+
+    A plain SET in a transaction that commits lasts for the session: the pooled connection
+    came back read-only, and creating its tables in pg_catalog, to the calls and migrations
+    after it.
+    """
+    write_both(mine, "0002_settings.sql", SESSION_SETTINGS)
+    write_both(mine, "0003_notes.sql", NOTES)
+    async with connect(postgres_url, pool_size=pool_size) as db:
+        applied = await migrate(db, mine)
+        assert [m.name for m in applied][-2:] == ["0002_settings", "0003_notes"]
+        saved = await asyncio.gather(
+            *(save_result(db, TestResult(test_type="unit", status="passed")) for _ in range(6))
+        )
+        assert len({result.id for result in saved}) == 6
+        assert len(await all_results(db)) == 6
+        write_both(mine, "0004_more.sql", "CREATE TABLE more_notes (id integer);\n")
+        assert [m.name for m in await migrate(db, mine)] == ["0004_more"]
 
 
 async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:

@@ -265,7 +265,10 @@ class PostgresBackend:
             timed_out = _timed_out(error)
             raise
         finally:
-            await self.give_back(connection, clean=clean, timed_out=timed_out)
+            # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
+            # table, a session lock): its connection is closed, never handed to later calls.
+            migrated = lock_timeout is not None
+            await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
