@@ -233,6 +233,39 @@ async def test_a_migrations_session_settings_stay_in_it(
         assert [m.name for m in await migrate(db, mine)] == ["0004_more"]
 
 
+@pytest.mark.parametrize(
+    "pragma",
+    [
+        "PRAGMA query_only = 1;",
+        "pragma locking_mode=EXCLUSIVE;",
+        "PRAGMA main.ignore_check_constraints = ON;",
+        '/* a note */ PRAGMA "writable_schema"(1);',
+        "PRAGMA busy_timeout = 0;",
+        "PRAGMA journal_mode = DELETE;",
+    ],
+)
+async def test_a_pragma_that_outlives_its_migration_is_refused(
+    tmp_path: Path, mine: Path, pragma: str
+) -> None:
+    """A PRAGMA that would outlive its migration is refused before anything runs (SQLite).
+
+    One that sets the package's connection stayed set after the migration: `query_only` left
+    every later write of the process failing, and `locking_mode` kept every other connection
+    out. One that cannot take effect in a transaction failed late or did nothing. The
+    database's own, such as `user_version`, and questions such as `foreign_key_check`, apply.
+    """
+    (mine / "sqlite" / "0002_pragma.sql").write_text(f"{pragma}\n{NOTES}", encoding="utf-8")
+    async with connect(tmp_path / "app.db") as db:
+        with pytest.raises(MigrationError, match=r"0002_pragma\.sql: PRAGMA \w+ is not allowed"):
+            await migrate(db, mine)
+        assert await _tables(db) <= {"sqlite_sequence"}
+        own = "PRAGMA user_version = 7;\nPRAGMA foreign_key_check;\nPRAGMA table_info(my_notes);\n"
+        (mine / "sqlite" / "0002_pragma.sql").write_text(NOTES + own, encoding="utf-8")
+        assert [m.name for m in await migrate(db, mine)][-1] == "0002_pragma"
+        assert await save_result(db, TestResult(test_type="unit", status="passed"))
+        assert await _rows(db, "PRAGMA user_version") == [(7,)]
+
+
 async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:
     """A user migration that fails rolls back alone; the package's chain stays applied."""
     write_both(mine, "0002_broken.sql", "CREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n")

@@ -9,6 +9,32 @@ from typing import Final
 from persistence.exceptions import MigrationError
 
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
+_PRAGMA: Final = re.compile(
+    r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
+)
+_MIGRATION_PRAGMAS: Final = frozenset(
+    {
+        # the database's own values, kept in the file and in the migration's transaction
+        "user_version",
+        "application_id",
+        "defer_foreign_keys",
+        # questions that change nothing
+        "foreign_key_check",
+        "foreign_key_list",
+        "integrity_check",
+        "quick_check",
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "optimize",
+    }
+)
+"""The PRAGMAs a migration may run. Any other sets the package's connection, where it would
+outlive the migration (`query_only`, `locking_mode`, `busy_timeout`, ...), or cannot take effect
+inside the migration's transaction (`journal_mode`, `synchronous`, `foreign_keys`, ...)."""
 
 
 def split_sqlite(script: str) -> list[str]:
@@ -25,6 +51,14 @@ def split_sqlite(script: str) -> list[str]:
         raise MigrationError(
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
         )
+    for statement in statements:
+        pragma = _PRAGMA.match(_COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff"))
+        if pragma is not None and pragma[1].lower() not in _MIGRATION_PRAGMAS:
+            raise MigrationError(
+                f"PRAGMA {pragma[1]} is not allowed in a migration: it would stay set on the "
+                "package's connection after the migration, or cannot take effect inside its "
+                "transaction (the runner turns foreign keys off and checks them itself)"
+            )
     return statements
 
 
