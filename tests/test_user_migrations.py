@@ -266,6 +266,42 @@ async def test_a_pragma_that_outlives_its_migration_is_refused(
         assert await _rows(db, "PRAGMA user_version") == [(7,)]
 
 
+@pytest.mark.parametrize(
+    ("left", "refused"),
+    [
+        ("ATTACH DATABASE ':memory:' AS other;", "ATTACH is not allowed"),
+        ("attach ':memory:' as other;\nDETACH other;", "ATTACH is not allowed"),
+        ("CREATE TEMP TABLE scratch (id integer);", "leaves the temporary table scratch"),
+        (
+            (
+                "CREATE TEMPORARY TRIGGER mark AFTER INSERT ON test_results "
+                "BEGIN UPDATE test_results SET output = 'marked' WHERE id = new.id; END;"
+            ),
+            "leaves the temporary trigger mark",
+        ),
+    ],
+)
+async def test_a_migration_leaves_nothing_on_the_connection(
+    tmp_path: Path, mine: Path, left: str, refused: str
+) -> None:
+    """An attached database or a temporary object would outlive its migration: refused (SQLite).
+
+    Both stayed on the package's connection: a temporary trigger fired on the process's later
+    writes, and only until it restarted. A temporary table dropped by its migration is fine.
+    """
+    (mine / "sqlite" / "0002_left.sql").write_text(f"{left}\n{NOTES}", encoding="utf-8")
+    async with connect(tmp_path / "app.db") as db:
+        await migrate(db)
+        with pytest.raises(MigrationError, match=rf"0002_left\.sql: .*{refused}"):
+            await migrate(db, mine)
+        assert "my_notes" not in await _tables(db)
+        saved = await save_result(db, TestResult(test_type="unit", status="passed", output="x"))
+        assert [result.output for result in await all_results(db)] == [saved.output]
+        dropped = "CREATE TEMP TABLE scratch (id integer);\nDROP TABLE scratch;\n"
+        (mine / "sqlite" / "0002_left.sql").write_text(dropped + NOTES, encoding="utf-8")
+        assert [m.name for m in await migrate(db, mine)][-1] == "0002_left"
+
+
 async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:
     """A user migration that fails rolls back alone; the package's chain stays applied."""
     write_both(mine, "0002_broken.sql", "CREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n")

@@ -12,6 +12,7 @@ _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _PRAGMA: Final = re.compile(
     r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
 )
+_ATTACH: Final = re.compile(r"(ATTACH|DETACH)\b", re.IGNORECASE)
 _MIGRATION_PRAGMAS: Final = frozenset(
     {
         # the database's own values, kept in the file and in the migration's transaction
@@ -52,7 +53,13 @@ def split_sqlite(script: str) -> list[str]:
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
         )
     for statement in statements:
-        pragma = _PRAGMA.match(_COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff"))
+        start = _COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff")
+        if (attach := _ATTACH.match(start)) is not None:
+            raise MigrationError(
+                f"{attach[1].upper()} is not allowed in a migration: an attached database stays "
+                "on the package's connection, and no rollback detaches it"
+            )
+        pragma = _PRAGMA.match(start)
         if pragma is not None and pragma[1].lower() not in _MIGRATION_PRAGMAS:
             raise MigrationError(
                 f"PRAGMA {pragma[1]} is not allowed in a migration: it would stay set on the "
@@ -65,6 +72,20 @@ def split_sqlite(script: str) -> list[str]:
 def _has_code(text: str) -> bool:
     """Tell whether text holds anything but comments and blank space."""
     return _COMMENTS.sub(" ", text).strip() != ""
+
+
+def check_no_temporary_objects(writer: sqlite3.Connection) -> None:
+    """Refuse a migration that leaves a temporary table, view, index or trigger behind.
+
+    It would stay on the package's connection, not in the database: a temporary trigger would
+    fire on the process's later writes, until it restarts. One dropped in the migration is fine.
+    """
+    left = writer.execute("SELECT type, name FROM temp.sqlite_master ORDER BY name").fetchall()
+    if left:
+        shown = ", ".join(f"the temporary {kind} {name}" for kind, name in left[:5])
+        raise MigrationError(
+            f"the migration leaves {shown} on the package's connection: drop it in the migration"
+        )
 
 
 def check_foreign_keys(writer: sqlite3.Connection) -> None:
