@@ -87,6 +87,8 @@ BAD_URLS = [
     ("postgresql://u:secret@[::1/db", "write an IPv6 host as [address]:port"),
     ("postgresql://u:secret@[zz]:5432/db", "'zz' is not an IPv6 address"),
     ("postgresql://u:secret@::1/db", "write an IPv6 host as [address]:port, not '::1'"),
+    ("postgresql://u:secret]@127.0.0.1:5432/db", "percent-encode '[' and ']'"),
+    ("postgresql://u:[secret@127.0.0.1:5432/db", "percent-encode '[' and ']'"),
     ("postgresql:/db", "a postgresql URL starts postgresql://"),
     ("sqlite:/x.db", "a sqlite URL starts sqlite://"),
     ("SQLite:x.db", "a sqlite URL starts sqlite://"),

@@ -92,6 +92,11 @@ def _check_postgres_url(url: str) -> None:
 
 
 def _check_hosts(url: str, authority: str) -> None:
+    user = authority.rpartition("@")[0]
+    if "[" in user or "]" in user:  # the driver would read them as an IPv6 host's, and fail
+        raise _bad_url(
+            url, "its user part holds '[' or ']': percent-encode '[' and ']' as %5B and %5D"
+        )
     for host in authority.rpartition("@")[2].split(","):
         port = ""
         if host.startswith("["):
