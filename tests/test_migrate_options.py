@@ -213,6 +213,39 @@ def test_dry_run_create_on_a_missing_database_makes_nothing(
     assert "does not exist" in err
 
 
+@pytest.mark.parametrize("bad", ["one-engine", "missing", "badly-named"])
+def test_a_bad_migrations_folder_creates_no_database(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    postgres_admin: str,
+    missing_database: tuple[str, str],
+    bad: str,
+) -> None:
+    """`migrate` refuses a bad folder of your migrations before it creates anything.
+
+    It made the new SQLite file and its folders, or with --create the PostgreSQL database,
+    and only then refused the folder, leaving an empty database behind.
+    """
+    folder = tmp_path / "mine"
+    if bad == "one-engine":
+        folder.mkdir()
+        (folder / "0001_x.sql").write_text(VIEW, encoding="utf-8")
+    elif bad == "badly-named":
+        for engine in ("sqlite", "postgres"):
+            (folder / engine).mkdir(parents=True)
+            (folder / engine / "1_x.sql").write_text(VIEW, encoding="utf-8")
+    url, name = missing_database
+    new_file = tmp_path / "new" / "app.db"
+    for database, create in ((str(new_file), ()), (url, ("--create",))):
+        code, out, err = run(
+            capsys, "migrate", *create, "--database", database, "--migrations", str(folder)
+        )
+        assert (code, out) == (3, ""), err
+        assert "persistence: error: " in err
+    assert not new_file.parent.exists()
+    assert not exists(postgres_admin, name)
+
+
 def test_a_new_sqlite_file_is_reported_created(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

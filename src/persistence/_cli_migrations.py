@@ -54,18 +54,20 @@ _T = TypeVar("_T")
 
 async def migrate_command(arguments: argparse.Namespace) -> int:
     url = database_url(arguments.database)
+    engine, target = engine_of(url)
+    # Every file is read and checked first, so that a bad folder leaves no new database behind.
+    files = await asyncio.to_thread(_files, engine, arguments.folder)
     created = arguments.create and await retrying(
         lambda timeout: create_database(url, connect_timeout=timeout, dry_run=arguments.dry_run),
         url,
         arguments.wait,
     )
-    engine, target = engine_of(url)
     # A SQLite file that does not exist yet is one that migrate creates.
     created = created or (
         engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
     )
     if arguments.dry_run:
-        return await _dry_run(arguments, url, created=created)
+        return await _dry_run(arguments, url, created=created, files=files)
     async with opened(url, create=True, wait=arguments.wait) as db:
         applied = await _saying_after(
             _QUIET,
@@ -91,17 +93,24 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) -> int:
+def _files(engine: Engine, folder: Path | None) -> list[Migration]:
+    """Read the package's migration files, then those of the user's `folder`, refusing bad ones."""
+    found = discover_migrations(migrations_folder(engine))
+    if folder is not None:
+        found += discover_migrations(user_migrations_folder(folder, engine), Chain.USER)
+    return found
+
+
+async def _dry_run(
+    arguments: argparse.Namespace, url: str, *, created: bool, files: list[Migration]
+) -> int:
     """Print what `migrate` would run, SQL and all, reading the database at most."""
     engine = engine_of(url)[0]
     if created:  # nothing is there yet, so everything would run
         if arguments.accept or arguments.accept_user:
             msg = "cannot accept drift: the database does not exist, so nothing was applied"
             raise CannotRunError(msg)
-        pending = discover_migrations(migrations_folder(engine))
-        if arguments.folder is not None:
-            user = user_migrations_folder(arguments.folder, engine)
-            pending += discover_migrations(user, Chain.USER)
+        pending = files
     else:
         async with opened(url, create=False, wait=arguments.wait) as db:
             pending = await pending_migrations(
