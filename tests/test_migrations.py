@@ -411,6 +411,18 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         discover_migrations(tmp_path)
 
 
+async def test_a_nul_character_in_a_file_is_refused_by_name(empty: Database, folder: Path) -> None:
+    """A NUL in a migration file is refused by name before any file runs, on both engines.
+
+    SQLite's driver raised a bare ValueError, which the command line showed as a traceback, and
+    PostgreSQL dropped the connection, reported as lost mid-call.
+    """
+    write(folder, "0003_nul.sql", "CREATE TABLE n (id integer);\n\x00\n")
+    with pytest.raises(MigrationError, match=r"0003_nul\.sql holds a NUL character \(byte 29\)"):
+        await migrate(empty, package_folder=folder)
+    assert await _table_names(empty) == set()
+
+
 def test_a_folder_named_like_a_migration_is_named(tmp_path: Path) -> None:
     """A folder named 0002_x.sql is a MigrationError naming it, not IsADirectoryError."""
     write(tmp_path, "0001_a.sql", CREATE_A)

@@ -250,6 +250,12 @@ def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migra
         raise MigrationError(
             f"{path.name} cannot be read: {error.strerror or error}", migration=path.name
         ) from error
+    if (nul := text.find("\x00")) >= 0:
+        raise MigrationError(
+            f"{path.name} holds a NUL character (byte {len(text[:nul].encode())}), which no "
+            "engine takes in SQL: a migration is SQL text",
+            migration=path.name,
+        )
     # The SQL goes without a byte order mark, which PostgreSQL would take for part of a word;
     # the checksum stays the file's, so a file applied with one is no drift.
     sql = text.removeprefix("\ufeff")
