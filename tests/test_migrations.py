@@ -218,6 +218,28 @@ def test_statement_splitting_keeps_triggers_whole() -> None:
     assert statements[1].endswith("END;")
 
 
+async def test_statements_sharing_a_line_apply_on_both_engines(
+    empty: Database, folder: Path
+) -> None:
+    """Several statements on one line run one by one on SQLite too, as they do on PostgreSQL.
+
+    The SQLite splitter cut scripts at line ends only, so two statements on one line reached
+    the driver together and the migration failed: "You can only execute one statement at a time".
+    """
+    write(
+        folder,
+        "0003_one_line.sql",
+        "CREATE TABLE p (id integer); CREATE TABLE q (note text DEFAULT ';'); -- and; more\n"
+        "INSERT INTO p (id) VALUES (1); /* ; */ INSERT INTO q (note) VALUES ('a;b');\n",
+    )
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
+    assert {"p", "q"} <= await _table_names(empty)
+    assert await _count(empty, "q") == 1
+    write(folder, "0004_sneaky.sql", "CREATE TABLE r (id integer); COMMIT;\n")
+    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
+        await migrate(empty, package_folder=folder)
+
+
 def test_incomplete_statement_is_refused() -> None:
     """A script ending in an unfinished statement is an error."""
     with pytest.raises(MigrationError, match="incomplete"):

@@ -8,6 +8,7 @@ from typing import Final
 
 from persistence.exceptions import MigrationError
 
+_SEMICOLON: Final = re.compile(";")
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _PRAGMA: Final = re.compile(
     r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
@@ -39,27 +40,32 @@ inside the migration's transaction (`journal_mode`, `synchronous`, `foreign_keys
 
 
 def split_sqlite(script: str) -> list[str]:
-    """Split a script into statements, keeping trigger bodies whole."""
+    """Split a script into statements, keeping trigger bodies whole.
+
+    A statement ends at the first `;` that completes it, as SQLite reads it, not at a line's
+    end: several statements may share a line, and the driver runs one at a time.
+    """
     statements: list[str] = []
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            if _has_code(pending):
-                statements.append(pending.strip())
-            pending = ""
+    start = 0
+    for semicolon in _SEMICOLON.finditer(script):
+        candidate = script[start : semicolon.end()]
+        if sqlite3.complete_statement(candidate):
+            if _has_code(candidate):
+                statements.append(candidate.strip())
+            start = semicolon.end()
+    pending = script[start:]
     if _has_code(pending):
         raise MigrationError(
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
         )
     for statement in statements:
-        start = _COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff")
-        if (attach := _ATTACH.match(start)) is not None:
+        opening = _COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff")
+        if (attach := _ATTACH.match(opening)) is not None:
             raise MigrationError(
                 f"{attach[1].upper()} is not allowed in a migration: an attached database stays "
                 "on the package's connection, and no rollback detaches it"
             )
-        pragma = _PRAGMA.match(start)
+        pragma = _PRAGMA.match(opening)
         if pragma is not None and pragma[1].lower() not in _MIGRATION_PRAGMAS:
             raise MigrationError(
                 f"PRAGMA {pragma[1]} is not allowed in a migration: it would stay set on the "
