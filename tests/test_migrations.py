@@ -240,6 +240,25 @@ async def test_statements_sharing_a_line_apply_on_both_engines(
         await migrate(empty, package_folder=folder)
 
 
+async def test_an_unterminated_comment_is_refused_on_both_engines(
+    empty: Database, folder: Path
+) -> None:
+    """A /* comment never closed is refused on SQLite as on PostgreSQL, not applied as empty.
+
+    SQLite reads such a comment to the end of the script, so the statements after it were
+    silently left out, and the migration was recorded as applied.
+    """
+    write(
+        folder,
+        "0003_open.sql",
+        "CREATE TABLE kept (id integer);\n/* closed */\n/* never closed\n"
+        "CREATE TABLE lost (id integer);\n",
+    )
+    with pytest.raises(MigrationError, match=r"0003_open\.sql: .*unterminated /\* comment"):
+        await migrate(empty, package_folder=folder)
+    assert await _table_names(empty) == set()
+
+
 def test_incomplete_statement_is_refused() -> None:
     """A script ending in an unfinished statement is an error."""
     with pytest.raises(MigrationError, match="incomplete"):

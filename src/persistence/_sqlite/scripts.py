@@ -58,6 +58,13 @@ def split_sqlite(script: str) -> list[str]:
         raise MigrationError(
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
         )
+    for comment in _COMMENTS.finditer(pending):
+        if comment[0].startswith("/*") and not comment[0].endswith("*/"):
+            # SQLite reads it to the end of the script, leaving out what follows: refused, as
+            # PostgreSQL refuses it.
+            raise MigrationError(
+                f"unterminated /* comment: {comment[0].strip()[:60]!r} runs to the script's end"
+            )
     for statement in statements:
         opening = _COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff")
         if (attach := _ATTACH.match(opening)) is not None:
