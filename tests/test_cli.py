@@ -689,6 +689,28 @@ def test_new_starts_an_empty_folder_at_0001(
     ]
 
 
+def test_new_writes_both_files_or_neither(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """When one engine's file cannot be written, `new` leaves no file of the other behind.
+
+    It wrote and announced the SQLite file, then failed on PostgreSQL's folder; the next `new`
+    numbered the two chains apart.
+    """
+    mine = tmp_path / "mine"
+    (mine / "sqlite").mkdir(parents=True)
+    (mine / "postgres").write_text("", encoding="utf-8")  # a file where the folder should be
+    code, out, err = run(capsys, "new", "add_index", "--migrations", str(mine))
+    assert (code, out) == (3, "")
+    assert_one_error_line(err)
+    assert list((mine / "sqlite").iterdir()) == []
+    (mine / "postgres").unlink()
+    code, out, err = run(capsys, "new", "add_index", "--migrations", str(mine))
+    assert code == 0, err
+    for engine in ("sqlite", "postgres"):
+        assert [path.name for path in (mine / engine).iterdir()] == ["0001_add_index.sql"]
+
+
 def test_new_into_an_unusable_folder_exits_3(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -263,11 +263,20 @@ def new_command(arguments: argparse.Namespace) -> int:
         if (match := _NUMBERED.fullmatch(path.name))
     ]
     stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
-    for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+    for engine_folder in folders:
         engine_folder.mkdir(parents=True, exist_ok=True)
-        path = engine_folder / f"{stem}.sql"
-        with path.open("x", encoding="utf-8", newline="\n") as file:
-            file.write(_TEMPLATE.format(stem=stem, engine=engine))
+    written: list[Path] = []  # both files or neither: a chain without its twin numbers apart
+    try:
+        for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+            path = engine_folder / f"{stem}.sql"
+            with path.open("x", encoding="utf-8", newline="\n") as file:
+                written.append(path)
+                file.write(_TEMPLATE.format(stem=stem, engine=engine))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    for path in written:
         print(f"created {path}")
     return EXIT_OK
 
