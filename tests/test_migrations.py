@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     connect,
     list_results,
     migrate,
@@ -302,6 +304,23 @@ async def _hold_runners_lock(url: str, seconds: float, held: asyncio.Event) -> N
         lite.execute("ROLLBACK")
     finally:
         lite.close()
+
+
+@pytest.mark.parametrize("lock_timeout", [math.nan, math.inf, -1.0, "5", True])
+async def test_a_bad_lock_timeout_is_refused_before_anything_runs(
+    empty: Database, folder: Path, lock_timeout: object
+) -> None:
+    """`lock_timeout` is a finite number of seconds, 0 or more, or is refused by name first.
+
+    On PostgreSQL NaN and infinity raised a bare ValueError or OverflowError, and "5" went into
+    the SQL a thousand times over; SQLite applied every migration with NaN. A bound beyond what
+    PostgreSQL's setting holds (about 24 days) means waiting that long, not an error.
+    """
+    with pytest.raises(ValidationError, match="lock_timeout"):
+        await migrate(empty, package_folder=folder, lock_timeout=lock_timeout)  # type: ignore[arg-type]  # refused
+    assert (await migration_status(empty, package_folder=folder)).applied == ()
+    applied = await migrate(empty, package_folder=folder, lock_timeout=1e300)
+    assert [m.version for m in applied] == [1, 2]
 
 
 async def test_runner_waits_its_lock_timeout_on_both_engines(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._guards import finite_amount
 from persistence._loader import sql_root
 from persistence.database import (
     Database,
@@ -431,6 +432,7 @@ async def migrate(
     """
     if require_database(db).in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
+    lock_timeout = finite_amount("migrate", "lock_timeout", lock_timeout, "a number of seconds")
     accepted = _accepted(folder, accept, accept_user)
     plans = _plans(db, folder, package_folder)
     backend = backend_of(db)

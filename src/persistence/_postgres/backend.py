@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from persistence.queries import Queries
 
 
+_LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
@@ -250,7 +251,8 @@ class PostgresBackend:
         try:
             await connection.execute(begin)
             if lock_timeout is not None:
-                timeout = max(1, int(lock_timeout * 1000))
+                # In milliseconds, within what the setting holds: a longer bound waits as long.
+                timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
                 await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
                 try:
                     await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
