@@ -20,6 +20,8 @@ from persistence import (
     Database,
     MigrationError,
     TestResult,
+    TestStatus,
+    TestType,
     ValidationError,
     all_results,
     connect,
@@ -225,7 +227,10 @@ async def test_a_migrations_session_settings_stay_in_it(
         applied = await migrate(db, mine)
         assert [m.name for m in applied][-2:] == ["0002_settings", "0003_notes"]
         saved = await asyncio.gather(
-            *(save_result(db, TestResult(test_type="unit", status="passed")) for _ in range(6))
+            *(
+                save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+                for _ in range(6)
+            )
         )
         assert len({result.id for result in saved}) == 6
         assert len(await all_results(db)) == 6
@@ -262,7 +267,9 @@ async def test_a_pragma_that_outlives_its_migration_is_refused(
         own = "PRAGMA user_version = 7;\nPRAGMA foreign_key_check;\nPRAGMA table_info(my_notes);\n"
         (mine / "sqlite" / "0002_pragma.sql").write_text(NOTES + own, encoding="utf-8")
         assert [m.name for m in await migrate(db, mine)][-1] == "0002_pragma"
-        assert await save_result(db, TestResult(test_type="unit", status="passed"))
+        assert (
+            await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        ).id
         assert await _rows(db, "PRAGMA user_version") == [(7,)]
 
 
@@ -295,7 +302,9 @@ async def test_a_migration_leaves_nothing_on_the_connection(
         with pytest.raises(MigrationError, match=rf"0002_left\.sql: .*{refused}"):
             await migrate(db, mine)
         assert "my_notes" not in await _tables(db)
-        saved = await save_result(db, TestResult(test_type="unit", status="passed", output="x"))
+        saved = await save_result(
+            db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output="x")
+        )
         assert [result.output for result in await all_results(db)] == [saved.output]
         dropped = "CREATE TEMP TABLE scratch (id integer);\nDROP TABLE scratch;\n"
         (mine / "sqlite" / "0002_left.sql").write_text(dropped + NOTES, encoding="utf-8")
