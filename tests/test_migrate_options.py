@@ -246,6 +246,50 @@ def test_a_bad_migrations_folder_creates_no_database(
     assert not exists(postgres_admin, name)
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("CREATE TABLE a (id integer);\nCOMMIT;\n", "COMMIT is not allowed"),
+        ("CREATE TABLE a (id integer);\n/* never closed\n", "unterminated /* comment"),
+    ],
+)
+def test_a_new_database_is_not_made_for_a_file_migrate_refuses(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    postgres_admin: str,
+    missing_database: tuple[str, str],
+    case: tuple[str, str],
+) -> None:
+    """Each statement is checked before a database is made, and --dry-run checks it too.
+
+    On a database that did not exist yet, --dry-run printed such a file and exited 0, and
+    migrate made the SQLite file, or with --create the PostgreSQL database, then refused it.
+    """
+    text, refused = case
+    folder = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True)
+        (folder / engine / "0001_x.sql").write_text(text, encoding="utf-8")
+    url, name = missing_database
+    new_file = tmp_path / "new" / "app.db"
+    for database, create in ((str(new_file), ()), (url, ("--create",))):
+        for dry_run in (("--dry-run",), ()):
+            code, out, err = run(
+                capsys,
+                "migrate",
+                *dry_run,
+                *create,
+                "--database",
+                database,
+                "--migrations",
+                str(folder),
+            )
+            assert (code, out) == (3, ""), err
+            assert f"0001_x.sql: {refused}" in err
+    assert not new_file.parent.exists()
+    assert not exists(postgres_admin, name)
+
+
 def test_a_new_sqlite_file_is_reported_created(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

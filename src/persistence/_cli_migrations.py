@@ -26,12 +26,10 @@ from persistence._loader import sql_root
 from persistence.database import Engine, create_database, engine_of, redact_url
 from persistence.migrations import (
     Chain,
-    discover_migrations,
     migrate,
     migration_status,
-    migrations_folder,
     pending_migrations,
-    user_migrations_folder,
+    read_migrations,
 )
 
 if TYPE_CHECKING:
@@ -56,7 +54,7 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
     url = database_url(arguments.database)
     engine, target = engine_of(url)
     # Every file is read and checked first, so that a bad folder leaves no new database behind.
-    files = await asyncio.to_thread(_files, engine, arguments.folder)
+    files = await asyncio.to_thread(read_migrations, engine, arguments.folder)
     created = arguments.create and await retrying(
         lambda timeout: create_database(url, connect_timeout=timeout, dry_run=arguments.dry_run),
         url,
@@ -91,14 +89,6 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
         print(f"applied {_label(migration.chain)}{migration.path.name}")
     print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
     return EXIT_OK
-
-
-def _files(engine: Engine, folder: Path | None) -> list[Migration]:
-    """Read the package's migration files, then those of the user's `folder`, refusing bad ones."""
-    found = discover_migrations(migrations_folder(engine))
-    if folder is not None:
-        found += discover_migrations(user_migrations_folder(folder, engine), Chain.USER)
-    return found
 
 
 async def _dry_run(

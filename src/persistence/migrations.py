@@ -28,12 +28,12 @@ from persistence.database import (
     backend_of,
     connection,
     require_database,
+    split_script,
     translate_errors,
 )
 from persistence.exceptions import MigrationError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
-    from persistence._backend import Backend
     from persistence._interface import Connection
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "migration_status",
     "migrations_folder",
     "pending_migrations",
+    "read_migrations",
     "user_migrations_folder",
 ]
 
@@ -295,10 +296,24 @@ def _not_regular(path: Path) -> MigrationError:
     )
 
 
-def _statements(backend: Backend, migration: Migration) -> list[str]:
+def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migration]:
+    """Read and check the package's files, then those of the user's `folder`, for `engine`.
+
+    Everything that `migrate` refuses before it runs any file is refused here, with no database:
+    names, text and statements. The command line calls it before it creates a database.
+    """
+    found = discover_migrations(migrations_folder(engine))
+    if folder is not None:
+        found += discover_migrations(user_migrations_folder(folder, engine), Chain.USER)
+    for migration in found:
+        _statements(engine, migration)
+    return found
+
+
+def _statements(engine: Engine, migration: Migration) -> list[str]:
     """Split one file and refuse statements that would end or start a transaction."""
     try:
-        statements = backend.statements(migration.sql)
+        statements = split_script(engine, migration.sql)
     except MigrationError as error:
         raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from None
     for statement in statements:
@@ -336,11 +351,10 @@ async def pending_migrations(
 ) -> list[Migration]:
     """Return what `migrate` would apply, in order, checking as it does and changing nothing."""
     accepted = _accepted(folder, accept, accept_user)
-    backend = backend_of(db)
     pending: list[Migration] = []
     for chain, migrations in _plans(db, folder, package_folder):
         for migration in migrations:
-            _statements(backend, migration)
+            _statements(db.engine, migration)
         status = await _chain_status(db, chain, migrations)
         _refuse(status, accepted[chain])
         pending += status.pending
@@ -436,7 +450,8 @@ async def migrate(
     accepted = _accepted(folder, accept, accept_user)
     plans = _plans(db, folder, package_folder)
     backend = backend_of(db)
-    scripts = {(chain, m.version): _statements(backend, m) for chain, found in plans for m in found}
+    engine = db.engine
+    scripts = {(chain, m.version): _statements(engine, m) for chain, found in plans for m in found}
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
         for chain, migrations in plans:
             await _ensure_history(db, conn, chain)
