@@ -216,6 +216,25 @@ def test_a_bad_url_exits_3_with_one_line(
     assert list(workdir.iterdir()) == []
 
 
+@pytest.mark.parametrize("value", [" ", "app.db\r"])
+def test_a_blank_or_crlf_database_url_creates_no_file(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    """DATABASE_URL of blank space, or ending in a CR as a CRLF env file leaves it, is refused.
+
+    `migrate` made a SQLite file named " ", or "app.db" with a CR, in the working folder.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", value)
+    code, out, err = run(capsys, "migrate")
+    assert (code, out) == (3, ""), err
+    assert "invalid database URL" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_in_the_way_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A regular file used as a folder is one error line naming it, for migrate and status."""
     (tmp_path / "FILE").write_text("", encoding="utf-8")

@@ -97,6 +97,11 @@ BAD_URLS = [
     ("sqlite:///x.db?mode=ro", "a sqlite URL takes no options"),
     ("sqlite://", "names no database file"),
     ("mysql://u:secret@host/db", "unsupported scheme 'mysql'"),
+    (" ", "it is blank"),
+    ("\t\n", "it is blank"),
+    ("app.db\r", "a line end or a NUL"),
+    ("sqlite:///app.db%0D", "a line end or a NUL"),
+    ("data/a\x00b.db", "a line end or a NUL"),
 ]
 
 

@@ -130,6 +130,8 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     """Tell the engine from a URL or path, and return what its driver connects to."""
     text = database_url(url)
+    if not text.strip():
+        raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
     match = _SCHEME.match(text)
     scheme = match["scheme"].lower() if match else ""
     if scheme == "file":
@@ -141,7 +143,7 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
                 f"a {scheme} URL starts {scheme}://, as in "
                 "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
             )
-        return Engine.SQLITE, text
+        return Engine.SQLITE, _checked_path(text, text)
     if scheme in {"postgres", "postgresql"}:
         _check_postgres_url(text)
         try:
@@ -155,7 +157,7 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
                 raise _bad_url(text, f"its listen_url= is not usable: {error}") from None
         return Engine.POSTGRES, text
     if scheme == "sqlite":
-        return Engine.SQLITE, _sqlite_path(text)
+        return Engine.SQLITE, _checked_path(text, _sqlite_path(text))
     raise _bad_url(
         text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
     )
@@ -228,6 +230,15 @@ def _check_listen_argument(listen_url: object, caller: str) -> None:
         _check_postgres_url(listen_url)
     except (ValueError, DatabaseError) as error:
         raise ValidationError(caller, "listen_url", str(error)) from None
+
+
+def _checked_path(url: str, path: str) -> str:
+    """Refuse a SQLite path holding a line end or a NUL, which only a mistake puts there."""
+    if any(character in path for character in "\r\n\x00"):
+        raise _bad_url(
+            url, "the path holds a line end or a NUL (a CRLF line end from an env file?)"
+        )
+    return path
 
 
 def _sqlite_path(url: str) -> str:
