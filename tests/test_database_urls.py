@@ -57,7 +57,7 @@ UNENCODED = ["Xq/Zk", "Xq?Zk", "Xq#Zk", "Xq/Zk?Wm#Vn", "Xq/Zk=="]
 """Passwords whose '/', '?' or '#' was left as it is in a URL."""
 
 
-@pytest.mark.parametrize("password", [*UNENCODED, "1234/Zk"])
+@pytest.mark.parametrize("password", [*UNENCODED, "1234/Zk", "Xq@Zk/Wm", "Xq@Zk?Wm#Vn"])
 def test_a_password_left_unencoded_is_hidden_too(password: str) -> None:
     """A password whose '/', '?' or '#' was not percent-encoded never shows.
 

@@ -63,15 +63,16 @@ def _user_end(text: str, start: int, end: int) -> int:
 
     A password whose `/`, `?` or `#` was not percent-encoded ends the authority early, and its
     `@` comes after: then the user part ends at the last later `@` that is not a query value's.
+    When the authority has an `@` too, the later is taken all the same: hiding more is safe.
     """
     at = text.rfind("@", start, end)
-    if at >= 0 or ":" not in text[start:end]:
+    if ":" not in text[start:end]:  # neither a password nor a port: nothing is cut short
         return at
-    at = len(text)
-    while (at := text.rfind("@", end, at)) >= 0:
-        question = text.find("?", end, at)
-        if question < 0 or "=" not in text[question:at]:
-            break
+    later = len(text)
+    while (later := text.rfind("@", end, later)) >= 0:
+        question = text.find("?", end, later)
+        if question < 0 or "=" not in text[question:later]:
+            return later
     return at
 
 
