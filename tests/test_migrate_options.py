@@ -325,6 +325,22 @@ def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
     assert database_name(url) == name
 
 
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("postgresql://u@127.0.0.1/?database=given", "given"),
+        ("postgresql://u@127.0.0.1/?dbname=first&database=second", "first"),
+        ("postgresql://u@127.0.0.1/path?database=query", "path"),
+    ],
+)
+def test_the_database_name_is_the_one_the_driver_connects_to(url: str, name: str) -> None:
+    """`--create` makes the database asyncpg connects to: the path, else dbname=, else database=.
+
+    A name given as database=, which asyncpg reads, was refused as naming no database.
+    """
+    assert database_name(url) == name
+
+
 async def test_create_quotes_an_awkward_name(postgres_admin: str) -> None:
     """A name with quotes, spaces, a semicolon and non-ASCII letters is created as it is."""
     name = f'odd "name"; DROP ü {uuid.uuid4().hex[:8]}'
