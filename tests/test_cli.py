@@ -216,6 +216,25 @@ def test_a_bad_url_exits_3_with_one_line(
     assert list(workdir.iterdir()) == []
 
 
+@pytest.mark.parametrize("value", [" ", "app.db\r"])
+def test_a_blank_or_crlf_database_url_creates_no_file(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    """DATABASE_URL of blank space, or ending in a CR as a CRLF env file leaves it, is refused.
+
+    `migrate` made a SQLite file named " ", or "app.db" with a CR, in the working folder.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", value)
+    code, out, err = run(capsys, "migrate")
+    assert (code, out) == (3, ""), err
+    assert "invalid database URL" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_in_the_way_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A regular file used as a folder is one error line naming it, for migrate and status."""
     (tmp_path / "FILE").write_text("", encoding="utf-8")
@@ -530,6 +549,33 @@ def test_no_command_prints_the_password(
     assert "s%65cr%65t" not in said
 
 
+@pytest.mark.parametrize("password", ["Xq/Zk", "Xq?Zk", "Xq#Zk"])
+def test_a_password_left_unencoded_is_refused_unprinted(
+    capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    """A password with a '/', '?' or '#' not percent-encoded is refused at once, unprinted.
+
+    Each command refuses it before any connection, in one line that shows none of it.
+    """
+    url = f"postgresql://u:{password}@127.0.0.1:{free_port()}/db"
+    for args in (
+        ["migrate", "--json"],
+        ["migrate", "--create", "--json"],
+        ["migrate", "--dry-run", "--json"],
+        ["status", "--json"],
+        ["history"],
+    ):
+        started = time.monotonic()
+        code, out, err = run(capsys, *args, "--database", url)
+        assert code == 3
+        assert out == ""
+        assert_one_error_line(err)
+        assert "invalid database URL" in err
+        assert "Xq" not in err
+        assert "Zk" not in err
+        assert time.monotonic() - started < 1
+
+
 # --- --wait ----------------------------------------------------------------------------------
 
 
@@ -660,6 +706,28 @@ def test_new_starts_an_empty_folder_at_0001(
         "migrations/postgres/0001_initial.sql",
         "migrations/sqlite/0001_initial.sql",
     ]
+
+
+def test_new_writes_both_files_or_neither(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """When one engine's file cannot be written, `new` leaves no file of the other behind.
+
+    It wrote and announced the SQLite file, then failed on PostgreSQL's folder; the next `new`
+    numbered the two chains apart.
+    """
+    mine = tmp_path / "mine"
+    (mine / "sqlite").mkdir(parents=True)
+    (mine / "postgres").write_text("", encoding="utf-8")  # a file where the folder should be
+    code, out, err = run(capsys, "new", "add_index", "--migrations", str(mine))
+    assert (code, out) == (3, "")
+    assert_one_error_line(err)
+    assert list((mine / "sqlite").iterdir()) == []
+    (mine / "postgres").unlink()
+    code, out, err = run(capsys, "new", "add_index", "--migrations", str(mine))
+    assert code == 0, err
+    for engine in ("sqlite", "postgres"):
+        assert [path.name for path in (mine / engine).iterdir()] == ["0001_add_index.sql"]
 
 
 def test_new_into_an_unusable_folder_exits_3(

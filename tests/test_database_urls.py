@@ -53,6 +53,33 @@ def test_redact_url_hides_any_percent_encoded_password(password: str) -> None:
     assert redact_url(url) == "postgresql://user:***@db.example:5432/app"
 
 
+UNENCODED = ["Xq/Zk", "Xq?Zk", "Xq#Zk", "Xq/Zk?Wm#Vn", "Xq/Zk=="]
+"""Passwords whose '/', '?' or '#' was left as it is in a URL."""
+
+
+@pytest.mark.parametrize("password", [*UNENCODED, "1234/Zk", "Xq@Zk/Wm", "Xq@Zk?Wm#Vn"])
+def test_a_password_left_unencoded_is_hidden_too(password: str) -> None:
+    """A password whose '/', '?' or '#' was not percent-encoded never shows.
+
+    Such a character ends the URL's user part early for a parser, so its '@' comes later: the
+    password was shown whole.
+    """
+    url = f"postgresql://u:{password}@127.0.0.1:5432/db"
+    assert redact_url(url) == "postgresql://u:***@127.0.0.1:5432/db"
+    assert redact_url(url + "?application_name=me@home") == (
+        "postgresql://u:***@127.0.0.1:5432/db?application_name=me@home"
+    )
+
+
+@pytest.mark.parametrize("password", UNENCODED)
+def test_a_url_refused_for_such_a_password_quotes_none_of_it(password: str) -> None:
+    """The error refusing such a URL says what to encode; it quoted the password's start."""
+    with pytest.raises(DatabaseError, match="percent-encode") as raised:
+        engine_of(f"postgresql://u:{password}@127.0.0.1:5432/db")
+    for piece in ("Xq", "Zk", "Wm", "Vn"):
+        assert piece not in str(raised.value)
+
+
 BAD_URLS = [
     ("postgresql://u:secret@127.0.0.1:abc/db", "the port must be a number"),
     ("postgresql://u:secret@127.0.0.1:99999/db", "got '99999'"),
@@ -60,6 +87,8 @@ BAD_URLS = [
     ("postgresql://u:secret@[::1/db", "write an IPv6 host as [address]:port"),
     ("postgresql://u:secret@[zz]:5432/db", "'zz' is not an IPv6 address"),
     ("postgresql://u:secret@::1/db", "write an IPv6 host as [address]:port, not '::1'"),
+    ("postgresql://u:secret]@127.0.0.1:5432/db", "percent-encode '[' and ']'"),
+    ("postgresql://u:[secret@127.0.0.1:5432/db", "percent-encode '[' and ']'"),
     ("postgresql:/db", "a postgresql URL starts postgresql://"),
     ("sqlite:/x.db", "a sqlite URL starts sqlite://"),
     ("SQLite:x.db", "a sqlite URL starts sqlite://"),
@@ -68,6 +97,11 @@ BAD_URLS = [
     ("sqlite:///x.db?mode=ro", "a sqlite URL takes no options"),
     ("sqlite://", "names no database file"),
     ("mysql://u:secret@host/db", "unsupported scheme 'mysql'"),
+    (" ", "it is blank"),
+    ("\t\n", "it is blank"),
+    ("app.db\r", "a line end or a NUL"),
+    ("sqlite:///app.db%0D", "a line end or a NUL"),
+    ("data/a\x00b.db", "a line end or a NUL"),
 ]
 
 

@@ -213,6 +213,83 @@ def test_dry_run_create_on_a_missing_database_makes_nothing(
     assert "does not exist" in err
 
 
+@pytest.mark.parametrize("bad", ["one-engine", "missing", "badly-named"])
+def test_a_bad_migrations_folder_creates_no_database(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    postgres_admin: str,
+    missing_database: tuple[str, str],
+    bad: str,
+) -> None:
+    """`migrate` refuses a bad folder of your migrations before it creates anything.
+
+    It made the new SQLite file and its folders, or with --create the PostgreSQL database,
+    and only then refused the folder, leaving an empty database behind.
+    """
+    folder = tmp_path / "mine"
+    if bad == "one-engine":
+        folder.mkdir()
+        (folder / "0001_x.sql").write_text(VIEW, encoding="utf-8")
+    elif bad == "badly-named":
+        for engine in ("sqlite", "postgres"):
+            (folder / engine).mkdir(parents=True)
+            (folder / engine / "1_x.sql").write_text(VIEW, encoding="utf-8")
+    url, name = missing_database
+    new_file = tmp_path / "new" / "app.db"
+    for database, create in ((str(new_file), ()), (url, ("--create",))):
+        code, out, err = run(
+            capsys, "migrate", *create, "--database", database, "--migrations", str(folder)
+        )
+        assert (code, out) == (3, ""), err
+        assert "persistence: error: " in err
+    assert not new_file.parent.exists()
+    assert not exists(postgres_admin, name)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("CREATE TABLE a (id integer);\nCOMMIT;\n", "COMMIT is not allowed"),
+        ("CREATE TABLE a (id integer);\n/* never closed\n", "unterminated /* comment"),
+    ],
+)
+def test_a_new_database_is_not_made_for_a_file_migrate_refuses(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    postgres_admin: str,
+    missing_database: tuple[str, str],
+    case: tuple[str, str],
+) -> None:
+    """Each statement is checked before a database is made, and --dry-run checks it too.
+
+    On a database that did not exist yet, --dry-run printed such a file and exited 0, and
+    migrate made the SQLite file, or with --create the PostgreSQL database, then refused it.
+    """
+    text, refused = case
+    folder = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True)
+        (folder / engine / "0001_x.sql").write_text(text, encoding="utf-8")
+    url, name = missing_database
+    new_file = tmp_path / "new" / "app.db"
+    for database, create in ((str(new_file), ()), (url, ("--create",))):
+        for dry_run in (("--dry-run",), ()):
+            code, out, err = run(
+                capsys,
+                "migrate",
+                *dry_run,
+                *create,
+                "--database",
+                database,
+                "--migrations",
+                str(folder),
+            )
+            assert (code, out) == (3, ""), err
+            assert f"0001_x.sql: {refused}" in err
+    assert not new_file.parent.exists()
+    assert not exists(postgres_admin, name)
+
+
 def test_a_new_sqlite_file_is_reported_created(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -245,6 +322,22 @@ def test_the_readme_documents_the_migrate_json_keys() -> None:
 def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
     """Whatever a name holds, percent-encoded in the URL's path it is read back as it was."""
     url = f"postgresql://postgres@127.0.0.1:5432/{quote(name, safe='')}"
+    assert database_name(url) == name
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("postgresql://u@127.0.0.1/?database=given", "given"),
+        ("postgresql://u@127.0.0.1/?dbname=first&database=second", "first"),
+        ("postgresql://u@127.0.0.1/path?database=query", "path"),
+    ],
+)
+def test_the_database_name_is_the_one_the_driver_connects_to(url: str, name: str) -> None:
+    """`--create` makes the database asyncpg connects to: the path, else dbname=, else database=.
+
+    A name given as database=, which asyncpg reads, was refused as naming no database.
+    """
     assert database_name(url) == name
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -21,6 +25,7 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     connect,
     list_results,
     migrate,
@@ -215,6 +220,47 @@ def test_statement_splitting_keeps_triggers_whole() -> None:
     assert statements[1].endswith("END;")
 
 
+async def test_statements_sharing_a_line_apply_on_both_engines(
+    empty: Database, folder: Path
+) -> None:
+    """Several statements on one line run one by one on SQLite too, as they do on PostgreSQL.
+
+    The SQLite splitter cut scripts at line ends only, so two statements on one line reached
+    the driver together and the migration failed: "You can only execute one statement at a time".
+    """
+    write(
+        folder,
+        "0003_one_line.sql",
+        "CREATE TABLE p (id integer); CREATE TABLE q (note text DEFAULT ';'); -- and; more\n"
+        "INSERT INTO p (id) VALUES (1); /* ; */ INSERT INTO q (note) VALUES ('a;b');\n",
+    )
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
+    assert {"p", "q"} <= await _table_names(empty)
+    assert await _count(empty, "q") == 1
+    write(folder, "0004_sneaky.sql", "CREATE TABLE r (id integer); COMMIT;\n")
+    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
+        await migrate(empty, package_folder=folder)
+
+
+async def test_an_unterminated_comment_is_refused_on_both_engines(
+    empty: Database, folder: Path
+) -> None:
+    """A /* comment never closed is refused on SQLite as on PostgreSQL, not applied as empty.
+
+    SQLite reads such a comment to the end of the script, so the statements after it were
+    silently left out, and the migration was recorded as applied.
+    """
+    write(
+        folder,
+        "0003_open.sql",
+        "CREATE TABLE kept (id integer);\n/* closed */\n/* never closed\n"
+        "CREATE TABLE lost (id integer);\n",
+    )
+    with pytest.raises(MigrationError, match=r"0003_open\.sql: .*unterminated /\* comment"):
+        await migrate(empty, package_folder=folder)
+    assert await _table_names(empty) == set()
+
+
 def test_incomplete_statement_is_refused() -> None:
     """A script ending in an unfinished statement is an error."""
     with pytest.raises(MigrationError, match="incomplete"):
@@ -258,6 +304,23 @@ async def _hold_runners_lock(url: str, seconds: float, held: asyncio.Event) -> N
         lite.execute("ROLLBACK")
     finally:
         lite.close()
+
+
+@pytest.mark.parametrize("lock_timeout", [math.nan, math.inf, -1.0, "5", True])
+async def test_a_bad_lock_timeout_is_refused_before_anything_runs(
+    empty: Database, folder: Path, lock_timeout: object
+) -> None:
+    """`lock_timeout` is a finite number of seconds, 0 or more, or is refused by name first.
+
+    On PostgreSQL NaN and infinity raised a bare ValueError or OverflowError, and "5" went into
+    the SQL a thousand times over; SQLite applied every migration with NaN. A bound beyond what
+    PostgreSQL's setting holds (about 24 days) means waiting that long, not an error.
+    """
+    with pytest.raises(ValidationError, match="lock_timeout"):
+        await migrate(empty, package_folder=folder, lock_timeout=lock_timeout)  # type: ignore[arg-type]  # refused
+    assert (await migration_status(empty, package_folder=folder)).applied == ()
+    applied = await migrate(empty, package_folder=folder, lock_timeout=1e300)
+    assert [m.version for m in applied] == [1, 2]
 
 
 async def test_runner_waits_its_lock_timeout_on_both_engines(
@@ -358,6 +421,33 @@ async def test_transaction_control_in_a_file_is_refused_first(
     assert (await migration_status(empty, package_folder=folder)).applied == ()
 
 
+@pytest.mark.parametrize(
+    "sneaky",
+    [
+        "\ufeffCOMMIT;\nCREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n",
+        "CREATE TABLE half (id integer);\n\ufeffCOMMIT;\nSELECT * FROM nowhere;\n",
+    ],
+    ids=["first", "later"],
+)
+async def test_a_byte_order_mark_hides_nothing_and_breaks_nothing(
+    empty: Database, folder: Path, sneaky: str
+) -> None:
+    """A file saved with a UTF-8 BOM applies on both engines; a BOM before COMMIT hides it not.
+
+    SQLite skips a BOM at the start of a statement and PostgreSQL does not: read as it is, such a
+    file failed on PostgreSQL alone, and on SQLite a BOM let COMMIT past the check, ending the
+    migration's transaction early and leaving half of it behind.
+    """
+    write(folder, "0003_bom.sql", "\ufeffCREATE TABLE bom (id integer);\n")
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
+    write(folder, "0004_sneaky.sql", sneaky)
+    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
+        await migrate(empty, package_folder=folder)
+    assert "half" not in await _table_names(empty)
+    status = await migration_status(empty, package_folder=folder)
+    assert [m.version for m in status.pending] == [4]
+
+
 async def test_dollar_quoted_bodies_may_say_begin(postgres_url: str, tmp_path: Path) -> None:
     """BEGIN and COMMIT inside a function body are not transaction control (PostgreSQL)."""
     folder = tmp_path / "plpgsql"
@@ -381,12 +471,68 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         discover_migrations(tmp_path)
 
 
+async def test_a_nul_character_in_a_file_is_refused_by_name(empty: Database, folder: Path) -> None:
+    """A NUL in a migration file is refused by name before any file runs, on both engines.
+
+    SQLite's driver raised a bare ValueError, which the command line showed as a traceback, and
+    PostgreSQL dropped the connection, reported as lost mid-call.
+    """
+    write(folder, "0003_nul.sql", "CREATE TABLE n (id integer);\n\x00\n")
+    with pytest.raises(MigrationError, match=r"0003_nul\.sql holds a NUL character \(byte 29\)"):
+        await migrate(empty, package_folder=folder)
+    assert await _table_names(empty) == set()
+
+
 def test_a_folder_named_like_a_migration_is_named(tmp_path: Path) -> None:
     """A folder named 0002_x.sql is a MigrationError naming it, not IsADirectoryError."""
     write(tmp_path, "0001_a.sql", CREATE_A)
     (tmp_path / "0002_x.sql").mkdir()
     with pytest.raises(MigrationError, match=r"0002_x\.sql is a folder"):
         discover_migrations(tmp_path)
+
+
+SPECIAL_FILE_BOUND = float(os.environ.get("TEST_SPECIAL_FILE_BOUND", "10"))
+"""Seconds a child process gets to refuse a special file; reading one never ends."""
+
+_DISCOVER_IN_A_CHILD = """\
+import resource, sys
+from pathlib import Path
+from persistence.exceptions import MigrationError
+from persistence.migrations import discover_migrations
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+try:
+    discover_migrations(Path(sys.argv[1]))
+except MigrationError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "symlink-to-fifo"])
+def test_a_special_file_named_like_a_migration_is_refused_unread(tmp_path: Path, kind: str) -> None:
+    """A FIFO, or a symlink to /dev/zero or to a FIFO, is refused at once, never read.
+
+    Read, a FIFO with no writer blocks forever and /dev/zero fills memory; the folder is read
+    in a child process bounded in time and memory, so that neither can hang the tests.
+    """
+    folder = tmp_path / "migrations"
+    write(folder, "0001_a.sql", CREATE_A)
+    special = folder / "0002_x.sql"
+    if kind == "fifo":
+        os.mkfifo(special)
+    elif kind == "dev-zero":
+        special.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(tmp_path / "outside")
+        special.symlink_to(tmp_path / "outside")
+    child = subprocess.run(
+        [sys.executable, "-c", _DISCOVER_IN_A_CHILD, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=SPECIAL_FILE_BOUND,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    assert "0002_x.sql is not a regular file" in child.stdout
 
 
 @pytest.mark.parametrize("name", ["0002_x.SQL", "0002_x.Sql", "0002-x.sql"])
@@ -396,6 +542,33 @@ def test_near_miss_names_are_not_skipped(tmp_path: Path, name: str) -> None:
     write(tmp_path, name, CREATE_B)
     with pytest.raises(MigrationError, match=re.escape(name)):
         discover_migrations(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", ["\u0660\u0660\u0660\u0662_arabic.sql", "\uff10\uff10\uff10\uff12_wide.sql"]
+)
+def test_a_version_of_other_digits_is_refused(tmp_path: Path, name: str) -> None:
+    """Versions are ASCII digits: Arabic-Indic or full-width ones are a near miss, refused."""
+    write(tmp_path, "0001_a.sql", CREATE_A)
+    write(tmp_path, name, CREATE_B)
+    with pytest.raises(MigrationError, match=re.escape(name)):
+        discover_migrations(tmp_path)
+
+
+async def test_a_version_beyond_64_bits_is_refused_before_anything_runs(
+    empty: Database, folder: Path
+) -> None:
+    """A version the history's bigint cannot hold is refused by name, before any file runs.
+
+    It ran its statements, then failed to record its row with a bare OverflowError on SQLite.
+    """
+    write(folder, "9223372036854775808_huge.sql", "CREATE TABLE huge (id integer);\n")
+    with pytest.raises(MigrationError, match=r"9223372036854775808_huge\.sql: .*version"):
+        await migrate(empty, package_folder=folder)
+    assert await _table_names(empty) == set()
+    write(folder, "9223372036854775808_huge.sql", "")
+    (folder / "9223372036854775808_huge.sql").rename(folder / "9223372036854775807_last.sql")
+    assert [m.version for m in await migrate(empty, package_folder=folder)][-1] == 2**63 - 1
 
 
 def test_other_files_are_left_alone(tmp_path: Path) -> None:

@@ -19,10 +19,15 @@ import pytest
 from persistence import (
     Database,
     MigrationError,
+    TestResult,
+    TestStatus,
+    TestType,
     ValidationError,
+    all_results,
     connect,
     migrate,
     migration_status,
+    save_result,
 )
 from persistence.migrations import Chain, discover_migrations, migrations_folder
 
@@ -165,6 +170,145 @@ async def test_a_bad_user_folder_is_refused_before_anything_runs(
     with pytest.raises(ValidationError, match="accept_user"):
         await migrate(empty, accept_user=[1])
     assert await _tables(empty) <= {"sqlite_sequence"}
+
+
+async def test_a_user_file_may_not_lead_out_of_the_folder(
+    empty: Database, mine: Path, tmp_path: Path
+) -> None:
+    """A user migration that is a symlink out of the migrations folder is refused, unread.
+
+    Read, its text ran as SQL, and its errors and `migrate --dry-run` printed it. A link to a
+    file inside the folder works, and so does an engine folder that is itself a link.
+    """
+    outside = tmp_path / "outside.sql"
+    outside.write_text("CREATE TABLE leaked (id integer);\n", encoding="utf-8")
+    shared = mine / "shared" / "notes.sql"
+    shared.parent.mkdir()
+    shared.write_text(NOTES, encoding="utf-8")
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_notes.sql").symlink_to(outside)
+    with pytest.raises(MigrationError, match=r"0002_notes\.sql leads out of"):
+        await migrate(empty, mine)
+    assert await _tables(empty) <= {"sqlite_sequence"}
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_notes.sql").unlink()
+        (mine / engine / "0002_notes.sql").symlink_to(shared)
+    assert [m.name for m in await migrate(empty, mine)][-2:] == ["0001_failed_view", "0002_notes"]
+    real, linked = tmp_path / "real", tmp_path / "linked"
+    write_both(real, "0001_failed_view.sql", VIEW)
+    write_both(real, "0002_notes.sql", NOTES)
+    linked.mkdir()
+    for engine in ("sqlite", "postgres"):
+        (linked / engine).symlink_to(real / engine, target_is_directory=True)
+    assert await migrate(empty, linked) == []
+    assert (await migration_status(empty, linked)).up_to_date
+
+
+SESSION_SETTINGS = (
+    "CREATE TEMPORARY TABLE scratch (id integer);\n"
+    "SET default_transaction_read_only = on;\n"
+    "SET search_path = pg_catalog, public;\n"
+)
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+async def test_a_migrations_session_settings_stay_in_it(
+    postgres_url: str, mine: Path, pool_size: int
+) -> None:
+    """What a user migration sets for its session never reaches a later call (PostgreSQL).
+
+    A plain SET in a transaction that commits lasts for the session: the pooled connection
+    came back read-only, and creating its tables in pg_catalog, to the calls and migrations
+    after it.
+    """
+    write_both(mine, "0002_settings.sql", SESSION_SETTINGS)
+    write_both(mine, "0003_notes.sql", NOTES)
+    async with connect(postgres_url, pool_size=pool_size) as db:
+        applied = await migrate(db, mine)
+        assert [m.name for m in applied][-2:] == ["0002_settings", "0003_notes"]
+        saved = await asyncio.gather(
+            *(
+                save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+                for _ in range(6)
+            )
+        )
+        assert len({result.id for result in saved}) == 6
+        assert len(await all_results(db)) == 6
+        write_both(mine, "0004_more.sql", "CREATE TABLE more_notes (id integer);\n")
+        assert [m.name for m in await migrate(db, mine)] == ["0004_more"]
+
+
+@pytest.mark.parametrize(
+    "pragma",
+    [
+        "PRAGMA query_only = 1;",
+        "pragma locking_mode=EXCLUSIVE;",
+        "PRAGMA main.ignore_check_constraints = ON;",
+        '/* a note */ PRAGMA "writable_schema"(1);',
+        "PRAGMA busy_timeout = 0;",
+        "PRAGMA journal_mode = DELETE;",
+    ],
+)
+async def test_a_pragma_that_outlives_its_migration_is_refused(
+    tmp_path: Path, mine: Path, pragma: str
+) -> None:
+    """A PRAGMA that would outlive its migration is refused before anything runs (SQLite).
+
+    One that sets the package's connection stayed set after the migration: `query_only` left
+    every later write of the process failing, and `locking_mode` kept every other connection
+    out. One that cannot take effect in a transaction failed late or did nothing. The
+    database's own, such as `user_version`, and questions such as `foreign_key_check`, apply.
+    """
+    (mine / "sqlite" / "0002_pragma.sql").write_text(f"{pragma}\n{NOTES}", encoding="utf-8")
+    async with connect(tmp_path / "app.db") as db:
+        with pytest.raises(MigrationError, match=r"0002_pragma\.sql: PRAGMA \w+ is not allowed"):
+            await migrate(db, mine)
+        assert await _tables(db) <= {"sqlite_sequence"}
+        own = "PRAGMA user_version = 7;\nPRAGMA foreign_key_check;\nPRAGMA table_info(my_notes);\n"
+        (mine / "sqlite" / "0002_pragma.sql").write_text(NOTES + own, encoding="utf-8")
+        assert [m.name for m in await migrate(db, mine)][-1] == "0002_pragma"
+        assert (
+            await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        ).id
+        assert await _rows(db, "PRAGMA user_version") == [(7,)]
+
+
+@pytest.mark.parametrize(
+    ("left", "refused"),
+    [
+        ("ATTACH DATABASE ':memory:' AS other;", "ATTACH is not allowed"),
+        ("attach ':memory:' as other;\nDETACH other;", "ATTACH is not allowed"),
+        ("CREATE TEMP TABLE scratch (id integer);", "leaves the temporary table scratch"),
+        (
+            (
+                "CREATE TEMPORARY TRIGGER mark AFTER INSERT ON test_results "
+                "BEGIN UPDATE test_results SET output = 'marked' WHERE id = new.id; END;"
+            ),
+            "leaves the temporary trigger mark",
+        ),
+    ],
+)
+async def test_a_migration_leaves_nothing_on_the_connection(
+    tmp_path: Path, mine: Path, left: str, refused: str
+) -> None:
+    """An attached database or a temporary object would outlive its migration: refused (SQLite).
+
+    Both stayed on the package's connection: a temporary trigger fired on the process's later
+    writes, and only until it restarted. A temporary table dropped by its migration is fine.
+    """
+    (mine / "sqlite" / "0002_left.sql").write_text(f"{left}\n{NOTES}", encoding="utf-8")
+    async with connect(tmp_path / "app.db") as db:
+        await migrate(db)
+        with pytest.raises(MigrationError, match=rf"0002_left\.sql: .*{refused}"):
+            await migrate(db, mine)
+        assert "my_notes" not in await _tables(db)
+        saved = await save_result(
+            db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output="x")
+        )
+        assert [result.output for result in await all_results(db)] == [saved.output]
+        dropped = "CREATE TEMP TABLE scratch (id integer);\nDROP TABLE scratch;\n"
+        (mine / "sqlite" / "0002_left.sql").write_text(dropped + NOTES, encoding="utf-8")
+        assert [m.name for m in await migrate(db, mine)][-1] == "0002_left"
 
 
 async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:

@@ -26,12 +26,10 @@ from persistence._loader import sql_root
 from persistence.database import Engine, create_database, engine_of, redact_url
 from persistence.migrations import (
     Chain,
-    discover_migrations,
     migrate,
     migration_status,
-    migrations_folder,
     pending_migrations,
-    user_migrations_folder,
+    read_migrations,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
 
     from persistence.migrations import AppliedMigration, Migration, MigrationStatus
 
-_NUMBERED: Final = re.compile(r"(?P<version>\d{4,})_[a-z0-9_]+\.sql")
+_NUMBERED: Final = re.compile(r"(?P<version>[0-9]{4,})_[a-z0-9_]+\.sql")
 _ENGINE_FOLDERS: Final = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 _TEMPLATE: Final = """\
 -- {stem} ({engine}): its statements run in one transaction, with its history row.
@@ -54,18 +52,20 @@ _T = TypeVar("_T")
 
 async def migrate_command(arguments: argparse.Namespace) -> int:
     url = database_url(arguments.database)
+    engine, target = engine_of(url)
+    # Every file is read and checked first, so that a bad folder leaves no new database behind.
+    files = await asyncio.to_thread(read_migrations, engine, arguments.folder)
     created = arguments.create and await retrying(
         lambda timeout: create_database(url, connect_timeout=timeout, dry_run=arguments.dry_run),
         url,
         arguments.wait,
     )
-    engine, target = engine_of(url)
     # A SQLite file that does not exist yet is one that migrate creates.
     created = created or (
         engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
     )
     if arguments.dry_run:
-        return await _dry_run(arguments, url, created=created)
+        return await _dry_run(arguments, url, created=created, files=files)
     async with opened(url, create=True, wait=arguments.wait) as db:
         applied = await _saying_after(
             _QUIET,
@@ -91,17 +91,16 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _dry_run(arguments: argparse.Namespace, url: str, *, created: bool) -> int:
+async def _dry_run(
+    arguments: argparse.Namespace, url: str, *, created: bool, files: list[Migration]
+) -> int:
     """Print what `migrate` would run, SQL and all, reading the database at most."""
     engine = engine_of(url)[0]
     if created:  # nothing is there yet, so everything would run
         if arguments.accept or arguments.accept_user:
             msg = "cannot accept drift: the database does not exist, so nothing was applied"
             raise CannotRunError(msg)
-        pending = discover_migrations(migrations_folder(engine))
-        if arguments.folder is not None:
-            user = user_migrations_folder(arguments.folder, engine)
-            pending += discover_migrations(user, Chain.USER)
+        pending = files
     else:
         async with opened(url, create=False, wait=arguments.wait) as db:
             pending = await pending_migrations(
@@ -254,11 +253,20 @@ def new_command(arguments: argparse.Namespace) -> int:
         if (match := _NUMBERED.fullmatch(path.name))
     ]
     stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
-    for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+    for engine_folder in folders:
         engine_folder.mkdir(parents=True, exist_ok=True)
-        path = engine_folder / f"{stem}.sql"
-        with path.open("x", encoding="utf-8", newline="\n") as file:
-            file.write(_TEMPLATE.format(stem=stem, engine=engine))
+    written: list[Path] = []  # both files or neither: a chain without its twin numbers apart
+    try:
+        for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+            path = engine_folder / f"{stem}.sql"
+            with path.open("x", encoding="utf-8", newline="\n") as file:
+                written.append(path)
+                file.write(_TEMPLATE.format(stem=stem, engine=engine))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    for path in written:
         print(f"created {path}")
     return EXIT_OK
 

@@ -34,9 +34,10 @@ def redact_url(url: str | os.PathLike[str]) -> str:
     """Give a URL fit to print, passwords as `***` (user part, query, listen_url); never fails."""
     text = os.fspath(url)
     start, end = _authority(text)
-    user, at, hosts = text[start:end].rpartition("@")
-    if at and ":" in user:
-        text = f"{text[:start]}{user.partition(':')[0]}:***@{hosts}{text[end:]}"
+    at = _user_end(text, start, end)
+    user = text[start:at] if at >= 0 else ""
+    if ":" in user:
+        text = f"{text[:start]}{user.partition(':')[0]}:***{text[at:]}"
     text = _LISTEN_URL.sub(_redact_listen_url, text)
     return _QUERY_PASSWORD.sub(r"\g<key>***", text)
 
@@ -57,10 +58,47 @@ def _authority(url: str) -> tuple[int, int]:
     return start, min(ends, default=len(url))
 
 
+def _user_end(text: str, start: int, end: int) -> int:
+    """Where the user part of a URL ends: the index of its `@`, else -1.
+
+    A password whose `/`, `?` or `#` was not percent-encoded ends the authority early, and its
+    `@` comes after: then the user part ends at the last later `@` that is not a query value's.
+    When the authority has an `@` too, the later is taken all the same: hiding more is safe.
+    """
+    at = text.rfind("@", start, end)
+    if ":" not in text[start:end]:  # neither a password nor a port: nothing is cut short
+        return at
+    later = len(text)
+    while (later := text.rfind("@", end, later)) >= 0:
+        question = text.find("?", end, later)
+        if question < 0 or "=" not in text[question:later]:
+            return later
+    return at
+
+
 def _check_postgres_url(url: str) -> None:
     """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
     start, end = _authority(url)
-    for host in url[start:end].rpartition("@")[2].split(","):
+    try:
+        _check_hosts(url, url[start:end])
+    except DatabaseError:
+        if _user_end(url, start, end) < end:
+            raise
+        # What looked like a host is the start of the password: say so, and quote none of it.
+        raise _bad_url(
+            url,
+            "its password holds a '/', '?' or '#' that is not percent-encoded: "
+            "percent-encode them as %2F, %3F and %23",
+        ) from None
+
+
+def _check_hosts(url: str, authority: str) -> None:
+    user = authority.rpartition("@")[0]
+    if "[" in user or "]" in user:  # the driver would read them as an IPv6 host's, and fail
+        raise _bad_url(
+            url, "its user part holds '[' or ']': percent-encode '[' and ']' as %5B and %5D"
+        )
+    for host in authority.rpartition("@")[2].split(","):
         port = ""
         if host.startswith("["):
             address, closed, after = host[1:].partition("]")
@@ -93,6 +131,8 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     """Tell the engine from a URL or path, and return what its driver connects to."""
     text = database_url(url)
+    if not text.strip():
+        raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
     match = _SCHEME.match(text)
     scheme = match["scheme"].lower() if match else ""
     if scheme == "file":
@@ -104,7 +144,7 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
                 f"a {scheme} URL starts {scheme}://, as in "
                 "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
             )
-        return Engine.SQLITE, text
+        return Engine.SQLITE, _checked_path(text, text)
     if scheme in {"postgres", "postgresql"}:
         _check_postgres_url(text)
         try:
@@ -118,7 +158,7 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
                 raise _bad_url(text, f"its listen_url= is not usable: {error}") from None
         return Engine.POSTGRES, text
     if scheme == "sqlite":
-        return Engine.SQLITE, _sqlite_path(text)
+        return Engine.SQLITE, _checked_path(text, _sqlite_path(text))
     raise _bad_url(
         text, f"unsupported scheme {scheme!r}: use postgresql://..., sqlite:///path or a file path"
     )
@@ -191,6 +231,15 @@ def _check_listen_argument(listen_url: object, caller: str) -> None:
         _check_postgres_url(listen_url)
     except (ValueError, DatabaseError) as error:
         raise ValidationError(caller, "listen_url", str(error)) from None
+
+
+def _checked_path(url: str, path: str) -> str:
+    """Refuse a SQLite path holding a line end or a NUL, which only a mistake puts there."""
+    if any(character in path for character in "\r\n\x00"):
+        raise _bad_url(
+            url, "the path holds a line end or a NUL (a CRLF line end from an env file?)"
+        )
+    return path
 
 
 def _sqlite_path(url: str) -> str:

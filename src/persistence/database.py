@@ -20,9 +20,9 @@ import attrs
 
 from persistence._backend import Backend, Engine
 from persistence._changes import WRITTEN
-from persistence._postgres import open_postgres
+from persistence._postgres import open_postgres, split_postgres
 from persistence._postgres.create import create_postgres_database
-from persistence._sqlite import open_sqlite
+from persistence._sqlite import open_sqlite, split_sqlite
 from persistence._tracing import Tracing, observer_for
 from persistence._urls import (
     DEFAULT_DATABASE,
@@ -211,6 +211,15 @@ async def create_database(
         command_timeout=command_timeout,
         dry_run=dry_run,
     )
+
+
+def split_script(engine: Engine, script: str) -> list[str]:
+    """Split a migration script as `engine` reads it, with no database open.
+
+    It is each backend's `statements`: what the engine cannot run in a migration is refused
+    with a `MigrationError`.
+    """
+    return split_sqlite(script) if engine is Engine.SQLITE else split_postgres(script)
 
 
 async def close_database(db: Database) -> None:

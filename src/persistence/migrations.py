@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import os
 import re
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._guards import finite_amount
 from persistence._loader import sql_root
 from persistence.database import (
     Database,
@@ -25,12 +28,12 @@ from persistence.database import (
     backend_of,
     connection,
     require_database,
+    split_script,
     translate_errors,
 )
 from persistence.exceptions import MigrationError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
-    from persistence._backend import Backend
     from persistence._interface import Connection
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "migration_status",
     "migrations_folder",
     "pending_migrations",
+    "read_migrations",
     "user_migrations_folder",
 ]
 
@@ -75,12 +79,14 @@ _LEGACY_HISTORY: Final = "schema_migrations"
 
 _HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duration_ms")
 
-_FILE_NAME: Final = re.compile(r"(?P<version>\d{4,})_(?P<slug>[a-z0-9_]+)\.sql")
+_FILE_NAME: Final = re.compile(r"(?P<version>[0-9]{4,})_(?P<slug>[a-z0-9_]+)\.sql")
+_LAST_VERSION: Final = 2**63 - 1  # the history's version is a bigint on PostgreSQL
 
 _TRANSACTION_CONTROL: Final = re.compile(
     r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
 )
-_LEADING_NOISE: Final = re.compile(r"^(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+_LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+"""What may come before a statement's first word; SQLite skips a byte order mark there too."""
 
 
 @attrs.frozen
@@ -203,11 +209,13 @@ def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migr
     """Read the `NNNN_slug.sql` files of one engine's folder in version order; refuse bad names."""
     if not folder.is_dir():
         raise MigrationError(f"migrations folder {folder} does not exist")
+    # A user's file may link within its folder, or within the folder of both engines' folders.
+    within = (folder.resolve(), folder.parent.resolve()) if chain is Chain.USER else None
     migrations: dict[int, Migration] = {}
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix.lower() != ".sql":
             continue
-        migration = attrs.evolve(_read_migration(path), chain=chain)
+        migration = attrs.evolve(_read_migration(path, within), chain=chain)
         if migration.version in migrations:
             raise MigrationError(
                 f"{path.name} and {migrations[migration.version].path.name} share version "
@@ -218,7 +226,7 @@ def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migr
     return [migrations[version] for version in sorted(migrations)]
 
 
-def _read_migration(path: Path) -> Migration:
+def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migration:
     match = _FILE_NAME.fullmatch(path.name)
     if match is None:
         raise MigrationError(
@@ -226,10 +234,15 @@ def _read_migration(path: Path) -> Migration:
             "(four or more digits, a lower-case slug, and a lower-case .sql)",
             migration=path.name,
         )
+    if int(match["version"]) > _LAST_VERSION:
+        raise MigrationError(
+            f"{path.name}: its version is over {_LAST_VERSION}, more than the history can hold",
+            migration=path.name,
+        )
     if path.is_dir():
         raise MigrationError(f"{path.name} is a folder, not a migration file", migration=path.name)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = _read_regular_file(path, within).decode("utf-8")
     except UnicodeDecodeError as error:
         raise MigrationError(
             f"{path.name} is not UTF-8 text (byte {error.start}): save it as UTF-8",
@@ -239,13 +252,68 @@ def _read_migration(path: Path) -> Migration:
         raise MigrationError(
             f"{path.name} cannot be read: {error.strerror or error}", migration=path.name
         ) from error
-    return Migration(int(match["version"]), path.stem, path, text, checksum(text))
+    if (nul := text.find("\x00")) >= 0:
+        raise MigrationError(
+            f"{path.name} holds a NUL character (byte {len(text[:nul].encode())}), which no "
+            "engine takes in SQL: a migration is SQL text",
+            migration=path.name,
+        )
+    # The SQL goes without a byte order mark, which PostgreSQL would take for part of a word;
+    # the checksum stays the file's, so a file applied with one is no drift.
+    sql = text.removeprefix("\ufeff")
+    return Migration(int(match["version"]), path.stem, path, sql, checksum(text))
 
 
-def _statements(backend: Backend, migration: Migration) -> list[str]:
+def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
+    """Read a regular file; refuse a FIFO or a device (even through a symlink) unread.
+
+    Read, a FIFO without a writer blocks for ever and /dev/zero fills memory. The file is
+    checked before it is opened, and again once open without waiting, in case it was swapped.
+    A file that resolves outside every folder of `within` (when given) is refused unread too.
+    """
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise _not_regular(path)
+    if within is not None:
+        target = path.resolve()
+        if not any(target.is_relative_to(folder) for folder in within):
+            raise MigrationError(
+                f"{path.name} leads out of your migrations folder (a link to {target}): "
+                "keep the migration's file inside the folder",
+                migration=path.name,
+            )
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(descriptor, "rb") as file:  # noqa: PTH123  # a descriptor, not a path
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise _not_regular(path)
+        return file.read()
+
+
+def _not_regular(path: Path) -> MigrationError:
+    return MigrationError(
+        f"{path.name} is not a regular file (a FIFO, a socket or a device): "
+        "a migration is a file of SQL text",
+        migration=path.name,
+    )
+
+
+def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migration]:
+    """Read and check the package's files, then those of the user's `folder`, for `engine`.
+
+    Everything that `migrate` refuses before it runs any file is refused here, with no database:
+    names, text and statements. The command line calls it before it creates a database.
+    """
+    found = discover_migrations(migrations_folder(engine))
+    if folder is not None:
+        found += discover_migrations(user_migrations_folder(folder, engine), Chain.USER)
+    for migration in found:
+        _statements(engine, migration)
+    return found
+
+
+def _statements(engine: Engine, migration: Migration) -> list[str]:
     """Split one file and refuse statements that would end or start a transaction."""
     try:
-        statements = backend.statements(migration.sql)
+        statements = split_script(engine, migration.sql)
     except MigrationError as error:
         raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from None
     for statement in statements:
@@ -283,11 +351,10 @@ async def pending_migrations(
 ) -> list[Migration]:
     """Return what `migrate` would apply, in order, checking as it does and changing nothing."""
     accepted = _accepted(folder, accept, accept_user)
-    backend = backend_of(db)
     pending: list[Migration] = []
     for chain, migrations in _plans(db, folder, package_folder):
         for migration in migrations:
-            _statements(backend, migration)
+            _statements(db.engine, migration)
         status = await _chain_status(db, chain, migrations)
         _refuse(status, accepted[chain])
         pending += status.pending
@@ -379,10 +446,12 @@ async def migrate(
     """
     if require_database(db).in_transaction:
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
+    lock_timeout = finite_amount("migrate", "lock_timeout", lock_timeout, "a number of seconds")
     accepted = _accepted(folder, accept, accept_user)
     plans = _plans(db, folder, package_folder)
     backend = backend_of(db)
-    scripts = {(chain, m.version): _statements(backend, m) for chain, found in plans for m in found}
+    engine = db.engine
+    scripts = {(chain, m.version): _statements(engine, m) for chain, found in plans for m in found}
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
         for chain, migrations in plans:
             await _ensure_history(db, conn, chain)

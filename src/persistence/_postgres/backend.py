@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from persistence.queries import Queries
 
 
+_LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
@@ -250,7 +251,8 @@ class PostgresBackend:
         try:
             await connection.execute(begin)
             if lock_timeout is not None:
-                timeout = max(1, int(lock_timeout * 1000))
+                # In milliseconds, within what the setting holds: a longer bound waits as long.
+                timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
                 await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
                 try:
                     await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
@@ -265,7 +267,10 @@ class PostgresBackend:
             timed_out = _timed_out(error)
             raise
         finally:
-            await self.give_back(connection, clean=clean, timed_out=timed_out)
+            # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
+            # table, a session lock): its connection is closed, never handed to later calls.
+            migrated = lock_timeout is not None
+            await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""

@@ -21,9 +21,12 @@ _LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short
 
 
 def database_name(dsn: str) -> str:
-    """Return the database a postgresql:// URL names: its path, else its dbname= option."""
+    """Return the database a postgresql:// URL names: its path, else its dbname= or database=."""
     parts = urlsplit(dsn)
-    name = unquote(parts.path.lstrip("/")) or (parse_qs(parts.query).get("dbname") or [""])[-1]
+    query = parse_qs(parts.query)
+    name = unquote(parts.path.lstrip("/"))  # then dbname=, then database=, as asyncpg reads them
+    for key in ("dbname", "database"):
+        name = name or (query.get(key) or [""])[-1]
     if not name:
         raise ValidationError(
             "create_database", "url", "names no database: write postgresql://host/NAME"

@@ -27,7 +27,11 @@ from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
 from persistence._sqlite.errors import translate_sqlite
 from persistence._sqlite.reads import Readers
-from persistence._sqlite.scripts import check_foreign_keys, split_sqlite
+from persistence._sqlite.scripts import (
+    check_foreign_keys,
+    check_no_temporary_objects,
+    split_sqlite,
+)
 from persistence._sqlite.statements import COUNT, ROWS, plan_query
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError
@@ -156,6 +160,7 @@ class SqliteBackend:
                 yield self._transaction
                 if migration:
                     check_foreign_keys(writer)
+                    check_no_temporary_objects(writer)
                 await finish_then_cancel(self._in_thread(writer.execute, "COMMIT"))
             except BaseException:
                 if writer.in_transaction:

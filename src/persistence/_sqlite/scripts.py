@@ -8,29 +8,97 @@ from typing import Final
 
 from persistence.exceptions import MigrationError
 
+_SEMICOLON: Final = re.compile(";")
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
+_PRAGMA: Final = re.compile(
+    r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
+)
+_ATTACH: Final = re.compile(r"(ATTACH|DETACH)\b", re.IGNORECASE)
+_MIGRATION_PRAGMAS: Final = frozenset(
+    {
+        # the database's own values, kept in the file and in the migration's transaction
+        "user_version",
+        "application_id",
+        "defer_foreign_keys",
+        # questions that change nothing
+        "foreign_key_check",
+        "foreign_key_list",
+        "integrity_check",
+        "quick_check",
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "optimize",
+    }
+)
+"""The PRAGMAs a migration may run. Any other sets the package's connection, where it would
+outlive the migration (`query_only`, `locking_mode`, `busy_timeout`, ...), or cannot take effect
+inside the migration's transaction (`journal_mode`, `synchronous`, `foreign_keys`, ...)."""
 
 
 def split_sqlite(script: str) -> list[str]:
-    """Split a script into statements, keeping trigger bodies whole."""
+    """Split a script into statements, keeping trigger bodies whole.
+
+    A statement ends at the first `;` that completes it, as SQLite reads it, not at a line's
+    end: several statements may share a line, and the driver runs one at a time.
+    """
     statements: list[str] = []
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            if _has_code(pending):
-                statements.append(pending.strip())
-            pending = ""
+    start = 0
+    for semicolon in _SEMICOLON.finditer(script):
+        candidate = script[start : semicolon.end()]
+        if sqlite3.complete_statement(candidate):
+            if _has_code(candidate):
+                statements.append(candidate.strip())
+            start = semicolon.end()
+    pending = script[start:]
     if _has_code(pending):
         raise MigrationError(
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
         )
+    for comment in _COMMENTS.finditer(pending):
+        if comment[0].startswith("/*") and not comment[0].endswith("*/"):
+            # SQLite reads it to the end of the script, leaving out what follows: refused, as
+            # PostgreSQL refuses it.
+            raise MigrationError(
+                f"unterminated /* comment: {comment[0].strip()[:60]!r} runs to the script's end"
+            )
+    for statement in statements:
+        opening = _COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff")
+        if (attach := _ATTACH.match(opening)) is not None:
+            raise MigrationError(
+                f"{attach[1].upper()} is not allowed in a migration: an attached database stays "
+                "on the package's connection, and no rollback detaches it"
+            )
+        pragma = _PRAGMA.match(opening)
+        if pragma is not None and pragma[1].lower() not in _MIGRATION_PRAGMAS:
+            raise MigrationError(
+                f"PRAGMA {pragma[1]} is not allowed in a migration: it would stay set on the "
+                "package's connection after the migration, or cannot take effect inside its "
+                "transaction (the runner turns foreign keys off and checks them itself)"
+            )
     return statements
 
 
 def _has_code(text: str) -> bool:
     """Tell whether text holds anything but comments and blank space."""
     return _COMMENTS.sub(" ", text).strip() != ""
+
+
+def check_no_temporary_objects(writer: sqlite3.Connection) -> None:
+    """Refuse a migration that leaves a temporary table, view, index or trigger behind.
+
+    It would stay on the package's connection, not in the database: a temporary trigger would
+    fire on the process's later writes, until it restarts. One dropped in the migration is fine.
+    """
+    left = writer.execute("SELECT type, name FROM temp.sqlite_master ORDER BY name").fetchall()
+    if left:
+        shown = ", ".join(f"the temporary {kind} {name}" for kind, name in left[:5])
+        raise MigrationError(
+            f"the migration leaves {shown} on the package's connection: drop it in the migration"
+        )
 
 
 def check_foreign_keys(writer: sqlite3.Connection) -> None:
