@@ -79,9 +79,6 @@ class Backend(Protocol):
     async def rollback_to(self, conn: Connection, name: str) -> None:
         """Undo what was done since the savepoint, and end it."""
 
-    def statements(self, script: str) -> list[str]:
-        """Split a migration script into statements, as this engine reads them."""
-
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
         """Run a migration's statements inside the transaction of `conn`."""
 

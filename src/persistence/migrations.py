@@ -576,7 +576,7 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
         return
     suffix = "_user" if chain is Chain.USER else ""
     ddl = sql_root() / "history" / f"{backend.engine.value}{suffix}.sql"
-    await backend.run_script(conn, backend.statements(ddl.read_text(encoding="utf-8")))
+    await backend.run_script(conn, split_script(db.engine, ddl.read_text(encoding="utf-8")))
 
 
 async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:

@@ -24,7 +24,6 @@ from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.errors import detail, translate_postgres
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
-from persistence._postgres.scripts import split_postgres
 from persistence.exceptions import DatabaseError, PersistenceError
 
 if TYPE_CHECKING:
@@ -284,8 +283,6 @@ class PostgresBackend:
         """Undo what the savepoint's block did, and end it."""
         await _pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
         await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
-
-    statements = staticmethod(split_postgres)
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
         """Run the statements in one round trip (the simple query protocol)."""

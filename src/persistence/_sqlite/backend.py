@@ -30,7 +30,6 @@ from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import (
     check_foreign_keys,
     check_no_temporary_objects,
-    split_sqlite,
 )
 from persistence._sqlite.statements import COUNT, ROWS, plan_query
 from persistence._sqlite.writer import Writer
@@ -186,8 +185,6 @@ class SqliteBackend:
         writer = self._writer.leased()
         writer.execute(f'ROLLBACK TO "{name}"')
         writer.execute(f'RELEASE "{name}"')
-
-    statements = staticmethod(split_sqlite)
 
     async def run_script(self, _conn: Connection, statements: list[str]) -> None:
         """Run the statements in a thread: a migration may rebuild big tables."""
