@@ -189,7 +189,9 @@ _RESERVED_NAMES = frozenset(
         "Any",
         "repeat",
         "decode_bool",
+        "decode_datetime",
         "decode_datetime_column",
+        "decode_json",
         "decode_json_column",
         "QUERY_WRITES",
         "QUERY_FACTS",
@@ -955,6 +957,9 @@ _DECODERS = {"bool": "decode_bool"}
 _COLUMN_DECODERS = {"datetime": "decode_datetime_column", "json": "decode_json_column"}
 """How SQLite's text holds each kind of column, and the codec that reads a column of rows."""
 
+_ONE_ROW_DECODERS = {"datetime": "decode_datetime", "json": "decode_json"}
+"""The same codecs for one value: a single row (a `:one` query's) is read in place."""
+
 
 def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
     """Write the row mappers of one row type: the rows each engine's driver gives, as `row`.
@@ -964,6 +969,7 @@ def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
     (one JSON decode per slice, not per row), and booleans as integers, read by position.
     """
     values = []
+    one_row = []  # the values of a single row, each read in place
     decoded: list[tuple[str, str]] = []
     for index, column in enumerate(columns):
         kind = _kind(column.annotation)
@@ -971,10 +977,13 @@ def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
         if kind in _COLUMN_DECODERS:
             decoded.append((f"c{index}", f"{_COLUMN_DECODERS[kind]}(given, {index})"))
             values.append(f"c{index}")
+            one_row.append(f"{_ONE_ROW_DECODERS[kind]}(r[{index}])")
         elif kind in _DECODERS:
             values.append(f"{_DECODERS[kind]}(r[{index}])")
+            one_row.append(values[-1])
         else:
             values.append(f"r[{index}]")
+            one_row.append(values[-1])
     plain_values = [f"r[{index}]" for index in range(len(columns))]
     plain = [f"return list(map(_new, repeat({row}), rows))"]
     packed = f"({values[0]},)" if len(values) == 1 else f"({', '.join(values)})"
@@ -983,6 +992,9 @@ def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
         sources = ", ".join(["given", *(call for _, call in decoded)])
         sqlite = [
             "given = rows if isinstance(rows, list) else list(rows)",
+            "if len(given) == 1:  # one row: read in place, without a pass per column",
+            "    r = given[0]",
+            f"    return [_new({row}, ({', '.join(one_row)}))]",
             f"return [_new({row}, {packed}) for {targets} in zip({sources}, strict=True)]",
         ]
     else:
@@ -1043,6 +1055,7 @@ def _imports(methods: Sequence[_Method]) -> list[str]:
     codecs = [
         *(_DECODERS[kind] for kind in kinds if kind in _DECODERS),
         *(_COLUMN_DECODERS[kind] for kind in kinds if kind in _COLUMN_DECODERS),
+        *(_ONE_ROW_DECODERS[kind] for kind in kinds if kind in _ONE_ROW_DECODERS),
     ]
     typing = ["Any", "Final"]
     if any(m.row for m in methods):

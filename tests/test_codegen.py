@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codegen.queries import CodegenError, generate, generate_sql, main, snake_case
+from persistence import queries
 from persistence._codecs import (
     _JOINED_FROM,  # the size from which a column is read at once
     decode_datetime,
@@ -26,9 +28,12 @@ from persistence._codecs import (
     decode_json_column,
     decode_json_text,
 )
+from persistence.queries import ROW_MAPPERS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from persistence._interface import RowMapper
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ("sqlite", "postgresql")
@@ -474,6 +479,38 @@ def test_column_decoders_read_each_row_as_the_row_decoders_do() -> None:
     for bad in ("", "{", '{"a":1} x', "[1,]"):
         with pytest.raises(ValueError, match=r"Expecting|Extra data"):
             decode_json_text(bad)
+
+
+_STORED = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.datetimes(timezones=st.just(dt.UTC)).map(lambda moment: moment.isoformat()),
+    st.sampled_from(["{}", '{"a":[1,2]}', "[]", " [1] ", "null", "{", '"x"']),
+)
+"""What a SQLite column may hold: odd values included, for the mapper to read or refuse."""
+
+
+def _mapped(mapper: RowMapper, rows: list[tuple[object, ...]]) -> object:
+    """The first row as `mapper` maps it among `rows`, or the kind of error it raises."""
+    try:
+        return mapper(rows)[0]
+    except (ValueError, TypeError) as error:
+        return type(error)
+
+
+@given(row=st.lists(_STORED, min_size=20, max_size=20), copies=st.integers(2, _JOINED_FROM + 1))
+def test_a_single_row_maps_as_it_does_among_others(row: list[object], copies: int) -> None:
+    """Each SQLite mapper reads one row in place; it gives what its column passes give.
+
+    A `:one` query maps a single row, so the generated mapper reads it value by value instead
+    of a column at a time: the two ways must agree on every value, and refuse the same ones.
+    """
+    for name, mapper in ROW_MAPPERS["sqlite"].items():
+        width = len(getattr(queries, name)._fields)
+        stored = tuple(row[:width])
+        assert _mapped(mapper, [stored]) == _mapped(mapper, [stored] * copies), name
 
 
 def test_parameters_follow_sqlc_numbering() -> None:

@@ -10,7 +10,12 @@ from collections.abc import Iterable, Mapping
 from itertools import repeat
 from typing import Any, Final, NamedTuple, Protocol, TypedDict
 
-from persistence._codecs import decode_datetime_column, decode_json_column
+from persistence._codecs import (
+    decode_datetime,
+    decode_datetime_column,
+    decode_json,
+    decode_json_column,
+)
 from persistence._interface import Connection, JsonObject, QueryFacts, RowMapper
 
 __all__ = [
@@ -981,6 +986,9 @@ def _postgres_config_entries_row(rows: Iterable[Any]) -> list[ConfigEntriesRow]:
 
 def _sqlite_config_entries_row(rows: Iterable[Any]) -> list[ConfigEntriesRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [_new(ConfigEntriesRow, (r[0], r[1], r[2], r[3], r[4], r[5], decode_datetime(r[6])))]
     return [
         _new(ConfigEntriesRow, (r[0], r[1], r[2], r[3], r[4], r[5], c6))
         for r, c6 in zip(given, decode_datetime_column(given, 6), strict=True)
@@ -993,6 +1001,22 @@ def _postgres_file_records_row(rows: Iterable[Any]) -> list[FileRecordsRow]:
 
 def _sqlite_file_records_row(rows: Iterable[Any]) -> list[FileRecordsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [
+            _new(
+                FileRecordsRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    decode_datetime(r[4]),
+                    decode_datetime(r[5]),
+                    decode_json(r[6]),
+                ),
+            )
+        ]
     return [
         _new(FileRecordsRow, (r[0], r[1], r[2], r[3], c4, c5, c6))
         for r, c4, c5, c6 in zip(
@@ -1019,6 +1043,28 @@ def _postgres_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
 
 def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [
+            _new(
+                TestResultsRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    decode_datetime(r[9]),
+                    decode_json(r[10]),
+                    r[11],
+                    r[12],
+                ),
+            )
+        ]
     return [
         _new(
             TestResultsRow,
@@ -1052,6 +1098,24 @@ def _postgres_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRo
 
 def _sqlite_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [
+            _new(
+                CounterexamplesRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    decode_datetime(r[4]),
+                    decode_datetime(r[5]),
+                    r[6],
+                    r[7],
+                    r[8],
+                ),
+            )
+        ]
     return [
         _new(CounterexamplesRow, (r[0], r[1], r[2], r[3], c4, c5, r[6], r[7], r[8]))
         for r, c4, c5 in zip(
@@ -1082,6 +1146,9 @@ def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[Persistenc
 
 def _sqlite_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [_new(PersistenceMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))]
     return [
         _new(PersistenceMigrationsRow, (r[0], r[1], r[2], c3, r[4]))
         for r, c3 in zip(given, decode_datetime_column(given, 3), strict=True)
@@ -1098,6 +1165,9 @@ def _sqlite_persistence_user_migrations_row(
     rows: Iterable[Any],
 ) -> list[PersistenceUserMigrationsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [_new(PersistenceUserMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))]
     return [
         _new(PersistenceUserMigrationsRow, (r[0], r[1], r[2], c3, r[4]))
         for r, c3 in zip(given, decode_datetime_column(given, 3), strict=True)
@@ -1110,6 +1180,11 @@ def _postgres_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
 
 def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [
+            _new(RunsRow, (r[0], decode_datetime(r[1]), decode_datetime(r[2]), decode_json(r[3])))
+        ]
     return [
         _new(RunsRow, (r[0], c1, c2, c3))
         for r, c1, c2, c3 in zip(
@@ -1152,6 +1227,11 @@ def _postgres_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
 
 def _sqlite_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [
+            _new(FlakyTestsRow, (r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_datetime(r[7])))
+        ]
     return [
         _new(FlakyTestsRow, (r[0], r[1], r[2], r[3], r[4], r[5], r[6], c7))
         for r, c7 in zip(given, decode_datetime_column(given, 7), strict=True)
@@ -1164,6 +1244,29 @@ def _postgres_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestRes
 
 def _sqlite_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResultsRow]:
     given = rows if isinstance(rows, list) else list(rows)
+    if len(given) == 1:  # one row: read in place, without a pass per column
+        r = given[0]
+        return [
+            _new(
+                SearchTestResultsRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    decode_datetime(r[9]),
+                    decode_json(r[10]),
+                    r[11],
+                    r[12],
+                    r[13],
+                ),
+            )
+        ]
     return [
         _new(
             SearchTestResultsRow,
