@@ -103,6 +103,25 @@ def _ctrf_with(test: object) -> str:
             id="wrong-encoding",
         ),
         pytest.param(_ctrf_with({"name": "ok", "status": "failed"}), "appears twice", id="twice"),
+        pytest.param('{"results": 5}', "no results.tests", id="results-not-an-object"),
+        pytest.param('{"results": [{"tests": []}]}', "no results.tests", id="results-a-list"),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed", "duration": 10**400}),
+            "too large",
+            id="400-digit-duration",
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed"}).replace('"x"', '"x", "n": ' + "9" * 5000),
+            "not JSON",
+            id="5000-digit-number",
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed"}).replace(
+                '"x"', '"x", "n": ' + "[" * 100_000 + "]" * 100_000
+            ),
+            "not JSON",
+            id="nested-100000-deep",
+        ),
     ],
 )
 async def test_a_bad_ctrf_file_writes_nothing(

@@ -88,14 +88,17 @@ async def import_ctrf(
         document = json.loads(await _read_text(path))
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
-    tests = document.get("results", {}).get("tests") if isinstance(document, dict) else None
+    except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
+        raise ReportError(path, None, f"not JSON that can be read: {error}") from None
+    found = document.get("results") if isinstance(document, dict) else None
+    tests = found.get("tests") if isinstance(found, dict) else None
     if not isinstance(tests, list):
         raise ReportError(path, 1, "not a CTRF report: no results.tests list")
     results = []
     for index, test in enumerate(tests):
         try:
             results.append(_ctrf_result(test))
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
     _checked_ids(path, [(None, r) for r in results])
     return await _store(db, labels, results)
