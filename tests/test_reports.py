@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import IO, Final
 
@@ -20,7 +22,9 @@ from persistence import (
     delete_run,
     export_junit,
     import_junit,
+    reports,
 )
+from persistence.report_json import import_ctrf, import_jsonl
 from persistence.reports import CHUNK_BYTES, run_results
 from strategies import ON_DATABASE
 
@@ -179,6 +183,32 @@ async def test_a_missing_file_is_a_report_error(db: Database, tmp_path: Path) ->
     await _nothing_written(db)
 
 
+_IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+@pytest.mark.parametrize("form", list(_IMPORTS))
+async def test_a_path_that_is_no_regular_file_is_refused_at_once(
+    db: Database, tmp_path: Path, kind: str, form: str
+) -> None:
+    """A FIFO with no writer, a device (/dev/null by a symlink) or a folder: refused, no wait."""
+    path = tmp_path / "report"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/null")
+    else:
+        path.mkdir()
+    try:
+        with pytest.raises(ReportError, match="not a regular file"):
+            await asyncio.wait_for(_IMPORTS[form](db, path), 5)
+    finally:
+        if kind == "fifo":  # a reader still waiting for a writer gets one, and the end
+            with suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    await _nothing_written(db)
+
+
 _TEXT = st.text(
     st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\x00")
     | st.sampled_from("\n\t<&>\"'"),
@@ -273,16 +303,16 @@ async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
     path = _write(tmp_path, PYTEST)
     opening, go_on = threading.Event(), threading.Event()
     opened: list[IO[bytes]] = []
-    real_open = Path.open
+    real_open = reports.open_report
 
-    def slow_open(self: Path, mode: str = "r") -> IO[bytes]:
+    def slow_open(path: Path) -> IO[bytes]:
         opening.set()
         go_on.wait(10)
-        stream: IO[bytes] = real_open(self, mode)
+        stream: IO[bytes] = real_open(path)
         opened.append(stream)
         return stream
 
-    monkeypatch.setattr(Path, "open", slow_open)
+    monkeypatch.setattr(reports, "open_report", slow_open)
     task = asyncio.ensure_future(import_junit(db, path))
     assert await asyncio.to_thread(opening.wait, 10)
     task.cancel()

@@ -20,7 +20,7 @@ from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
-from persistence.reports import run_results
+from persistence.reports import open_report, run_results
 from persistence.results import save_results
 from persistence.runs import get_run, save_run
 
@@ -45,9 +45,14 @@ _TO_CTRF: Final = {
 _STATUSES: Final = {member.value: member for member in TestStatus}
 
 
+def _read(path: Path) -> bytes:
+    with open_report(path) as stream:
+        return stream.read()
+
+
 async def _read_text(path: Path) -> str:
     try:
-        return await asyncio.to_thread(path.read_text, encoding="utf-8")
+        return (await asyncio.to_thread(_read, path)).decode("utf-8")
     except OSError as error:
         raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import stat
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
@@ -243,7 +244,7 @@ async def import_junit(
         pending: asyncio.Future[None] | None = None
         try:
             # A caller cancelled meanwhile leaves no file open behind it.
-            stream = await kept_if_cancelled(asyncio.to_thread(path.open, "rb"), _close)
+            stream = await kept_if_cancelled(asyncio.to_thread(open_report, path), _close)
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
                     for start in range(0, len(chunk), _PIECE_BYTES):
@@ -266,6 +267,24 @@ async def import_junit(
                 with suppress(Exception, asyncio.CancelledError):
                     pending.result()
     return run
+
+
+def open_report(path: Path) -> BinaryIO:
+    """Open a report to read it, refusing anything but a regular file before reading a byte.
+
+    A FIFO would keep the open waiting for a writer, and a device such as /dev/zero never
+    ends: the file is opened without waiting, then checked by its descriptor, not its name.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.set_blocking(descriptor, True)
+            return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    os.close(descriptor)
+    raise ReportError(path, None, "not a regular file")
 
 
 def _close(stream: BinaryIO) -> None:
