@@ -183,6 +183,23 @@ async def test_a_missing_file_is_a_report_error(db: Database, tmp_path: Path) ->
     await _nothing_written(db)
 
 
+async def test_a_huge_attribute_is_read_in_linear_time(db: Database, tmp_path: Path) -> None:
+    """One attribute of 16 MiB: read in seconds, not rescanned from its start for each piece.
+
+    The parser keeps a token it has not seen the end of and scans it again at each feed, so
+    feeding it 4 kB at a time took time quadratic in its length (6 s for 4 MiB, minutes here).
+    """
+    size = 16 << 20
+    path = tmp_path / "report.xml"
+    with path.open("wb") as stream:
+        stream.write(b'<testsuites><testsuite name="s" hostname="')
+        stream.write(b"h" * size)
+        stream.write(b'"><testcase name="t" time="0.1"/></testsuite></testsuites>')
+    run = await asyncio.wait_for(import_junit(db, path), 10)
+    assert run.id is not None
+    assert [r.test_id for r in await run_results(db, run.id)] == ["t"]
+
+
 _IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}
 
 

@@ -245,16 +245,26 @@ async def import_junit(
         try:
             # A caller cancelled meanwhile leaves no file open behind it.
             stream = await kept_if_cancelled(asyncio.to_thread(open_report, path), _close)
+            held = bytearray()  # read, not yet parsed
+            piece = _PIECE_BYTES
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
-                    for start in range(0, len(chunk), _PIECE_BYTES):
-                        _feed(parser, target, chunk[start : start + _PIECE_BYTES])
+                    held += chunk
+                    while len(held) >= piece:
+                        before = expat.CurrentByteIndex
+                        _feed(parser, target, held[:piece])
+                        del held[:piece]
+                        # Within one token that has not ended (an attribute of megabytes), expat
+                        # scans it again from its start at each feed: the pieces double until it
+                        # ends, so that the scans add up to a few times its length.
+                        piece = _PIECE_BYTES if expat.CurrentByteIndex != before else 2 * piece
                         if len(target.results) >= _BATCH:
                             if pending is not None:
                                 await pending
                             pending = asyncio.ensure_future(_insert(tx, target.results))
                             target.results = []
                         await share_loop()
+            _feed(parser, target, bytes(held))
             _feed(parser, target, None)
             if pending is not None:
                 await pending
@@ -298,7 +308,7 @@ async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
             await db.queries.insert_test_results(conn, rows)
 
 
-def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | None) -> None:
+def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearray | None) -> None:
     """Give the parser a chunk (None: the end), turning its errors into ReportError."""
     try:
         if chunk is None:
