@@ -180,6 +180,18 @@ async def test_a_bad_json_lines_file_writes_nothing(
     await _nothing_written(db)
 
 
+@pytest.mark.parametrize("form", ["ctrf", "jsonl"])
+async def test_a_missing_file_is_said_to_be_unreadable_and_nothing_more(
+    db: Database, tmp_path: Path, form: str
+) -> None:
+    """The error is the file's own: `cannot read`, not wrapped in a complaint about its JSON."""
+    path = tmp_path / "missing.json"
+    with pytest.raises(ReportError) as caught:
+        await (import_ctrf if form == "ctrf" else import_jsonl)(db, path)
+    assert str(caught.value) == f"{path}: cannot read: No such file or directory"
+    await _nothing_written(db)
+
+
 async def test_a_json_lines_file_in_another_encoding_is_refused(
     db: Database, tmp_path: Path
 ) -> None:

@@ -89,8 +89,9 @@ async def import_ctrf(
 ) -> Run:
     """Import one CTRF JSON report as one new run; return the run."""
     path = Path(path)
+    text = await _read_text(path)
     try:
-        document = json.loads(await _read_text(path))
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
     except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
