@@ -39,6 +39,7 @@ from persistence.run_history import (
     SlowTest,
     TestChange,
     compare_runs,
+    counterexamples,
     duration_figures,
     flaky_tests,
     list_test_history,
@@ -391,7 +392,10 @@ async def test_compare_names_its_changes(db: Database) -> None:
 
 
 async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
-    """Bad ids, ratios, counts and times are refused before any query; missing runs too."""
+    """Bad ids, ratios, counts and times are refused before any query; missing runs too.
+
+    Each error names the argument as the caller wrote it (`top`, not the page's `limit`).
+    """
     run = await save_run(db, Run(started_at=T0))
     assert run.id is not None
     with pytest.raises(NotFoundError):
@@ -407,8 +411,12 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
         await list_test_history(db, "x" * 2000)
     with pytest.raises(ValidationError, match="since"):
         await flaky_tests(db, dt.datetime(2026, 1, 1))  # noqa: DTZ001  # naive on purpose
-    with pytest.raises(ValidationError, match="limit"):
+    with pytest.raises(ValidationError, match=r"^SlowTest\.top: "):
         await slowest_tests(db, top=0)
+    with pytest.raises(ValidationError, match=r"^Counterexample\.top: "):
+        await counterexamples(db, "a", top=10**6)
+    with pytest.raises(ValidationError, match=r"^DurationFigures\.slower_ratio: "):
+        await duration_figures(db, "a", slower_ratio=-1.0)
 
 
 async def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(db: Database) -> None:
