@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from contextlib import suppress
 from pathlib import Path
@@ -311,6 +312,49 @@ async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_pat
         assert len(await all_results(db)) == 60_000  # it finished first: all of it
         await delete_run(db, run.id)
     assert cancelled > 0
+
+
+_IMPORTER: Final = """
+import asyncio, sys
+from persistence import connect
+from persistence.reports import import_junit
+
+async def main():
+    async with connect(sys.argv[1]) as db:
+        print("open", flush=True)
+        await import_junit(db, sys.argv[2])
+        print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_an_import_killed_part_way_leaves_all_or_nothing(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """A process killed (SIGKILL) while it imports leaves no run, or the whole run; then more."""
+    count = 40_000
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(count))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    killed = 0
+    for delay in (0.05, 0.3):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _IMPORTER, database_url, str(path), stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdout is not None
+        try:
+            assert await asyncio.wait_for(child.stdout.readline(), 30) == b"open\n"
+            await asyncio.sleep(delay)
+        finally:
+            child.kill()
+            await child.wait()
+        killed += await child.stdout.read() != b"done\n"
+    runs = await all_runs(db)
+    results = await all_results(db)
+    assert len(results) == count * len(runs)  # each run whole
+    assert killed >= 1  # at least one kill came before the end
+    await import_junit(db, path)
+    assert len(await all_results(db)) == count * (len(runs) + 1)
 
 
 async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
