@@ -204,6 +204,45 @@ async def test_a_huge_attribute_is_read_in_linear_time(db: Database, tmp_path: P
 _IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}
 
 
+_SMALL_REPORTS: Final = {
+    "junit": PYTEST,
+    "ctrf": '{"results": {"tests": [{"name": "a", "status": "passed"}, '
+    '{"name": "b", "status": "failed", "message": "boom"}]}}',
+    "jsonl": '{"test_type": "unit", "status": "passed", "test_id": "a"}\n'
+    '{"test_type": "unit", "status": "failed", "test_id": "b"}\n',
+}
+
+
+@pytest.mark.parametrize("form", list(_IMPORTS))
+async def test_an_import_cancelled_at_each_step_is_all_or_nothing(
+    db: Database, tmp_path: Path, form: str
+) -> None:
+    """Cancelled after 0, 1, 2, ... turns of the loop: no run, or the run with every result.
+
+    A cancellation that comes while the commit runs is raised once it has ended: the run
+    is then whole, as if the import had returned.
+    """
+    path = _write(tmp_path, _SMALL_REPORTS[form])
+    whole = 4 if form == "junit" else 2
+    for turns in range(10_000):
+        task = asyncio.ensure_future(_IMPORTS[form](db, path))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            assert turns > 1  # some cancellations came part way
+            break
+        runs = await all_runs(db)
+        assert len(await all_results(db)) == whole * len(runs) <= whole
+        for run in runs:
+            assert run.id is not None
+            await delete_run(db, run.id)
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
 @pytest.mark.parametrize("form", list(_IMPORTS))
 async def test_a_path_that_is_no_regular_file_is_refused_at_once(
