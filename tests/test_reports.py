@@ -396,6 +396,32 @@ async def test_an_import_killed_part_way_leaves_all_or_nothing(
     assert len(await all_results(db)) == count * (len(runs) + 1)
 
 
+async def test_two_processes_import_into_one_database_at_once(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """Two importers at the same moment: two whole runs, each with every case of its file."""
+    count = 5_000
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(count))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _IMPORTER, database_url, str(path), stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outputs = [await asyncio.wait_for(child.communicate(), 60) for child in children]
+    assert [(child.returncode, out) for child, (out, _) in zip(children, outputs, strict=True)] == [
+        (0, b"open\ndone\n")
+    ] * 2
+    runs = await all_runs(db)
+    assert len(runs) == 2
+    for run in runs:
+        assert run.id is not None
+        assert [r.test_id for r in await run_results(db, run.id)] == [
+            f"c::t{i}" for i in range(count)
+        ]
+
+
 async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
