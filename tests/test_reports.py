@@ -17,13 +17,18 @@ from hypothesis import strategies as st
 from persistence import (
     Database,
     ReportError,
+    Run,
+    TestResult,
     TestStatus,
+    TestType,
     all_results,
     all_runs,
     delete_run,
     export_junit,
     import_junit,
     reports,
+    save_results,
+    save_run,
 )
 from persistence.report_json import import_ctrf, import_jsonl
 from persistence.reports import CHUNK_BYTES, run_results
@@ -329,6 +334,42 @@ async def test_export_then_import_gives_the_same_results(
     results = await all_results(db)
     assert shape(second.id) == shape(first.id)
     assert len(shape(first.id)) == len(cases)
+
+
+async def test_export_writes_well_formed_xml_for_any_stored_text(
+    db: Database, tmp_path: Path
+) -> None:
+    """Text XML cannot hold, such as ANSI colours, and ids starting or ending in `::` import again.
+
+    A character XML 1.0 cannot hold is written as pytest writes it, `#x1B`; a carriage return
+    and the test ids' `::` come back as they were.
+    """
+    run = await save_run(db, Run())
+    colour = "\x1b[31mred\x1b[0m \x01\x7f\ufffe\r\nnext"
+    ids = ["::leading", "trailing::", "pkg::mod::t", "a\x08b"]
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.FAILED,
+                error_message=colour,
+                output=colour,
+                run_id=run.id,
+                test_id=test_id,
+            )
+            for test_id in ids
+        ],
+    )
+    assert run.id is not None
+    path = _write(tmp_path, await export_junit(db, run.id))
+    again = await import_junit(db, path)
+    assert again.id is not None
+    results = await run_results(db, again.id)
+    shown = "#x1B[31mred#x1B[0m #x01\x7f#xFFFE\r\nnext"
+    assert [(r.test_id, r.error_message, r.output) for r in results] == [
+        (test_id.replace("\x08", "#x08"), shown, shown) for test_id in ids
+    ]
 
 
 async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import stat
 from collections import Counter
 from contextlib import suppress
@@ -63,6 +64,8 @@ _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_e
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
+_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
 
 
 @attrs.define
@@ -342,28 +345,42 @@ async def export_junit(db: Database, run_id: int) -> str:
     return "\n".join(lines)
 
 
+def _shown(found: re.Match[str]) -> str:
+    return f"#x{ord(found.group()):02X}"
+
+
+def _attribute(text: str) -> str:
+    """Quote text as an attribute's value; what XML cannot hold is shown as pytest does."""
+    return quoteattr(_NOT_XML.sub(_shown, text))
+
+
+def _content(text: str) -> str:
+    """Escape text as an element's content, its carriage returns kept."""
+    return escape(_NOT_XML.sub(_shown, text), {"\r": "&#13;"})
+
+
 def _case_xml(result: TestResult) -> str:
     test_id = result.test_id or f"result-{result.id}"
-    classname, _, name = (
-        test_id.partition(_SEPARATOR) if _SEPARATOR in test_id else ("", "", test_id)
-    )
-    attrs = f"name={quoteattr(name)}"
+    classname, _, name = test_id.partition(_SEPARATOR)
+    if not (classname and name):  # `::` at an end, or none: the id is the name, whole
+        classname, name = "", test_id
+    attrs = f"name={_attribute(name)}"
     if classname:
-        attrs = f"classname={quoteattr(classname)} " + attrs
+        attrs = f"classname={_attribute(classname)} " + attrs
     file = result.metadata.get("file")
     if isinstance(file, str):
-        attrs += f" file={quoteattr(file)}"
+        attrs += f" file={_attribute(file)}"
     attrs += f' time="{result.execution_time!r}"'
     inner = []
     tag = _TAGS.get(result.status)
     if tag is not None:
         message = result.error_message or ""
-        inner.append(f"<{tag} message={quoteattr(message[:200])}>{escape(message)}</{tag}>")
+        inner.append(f"<{tag} message={_attribute(message[:200])}>{_content(message)}</{tag}>")
     if result.output is not None:
-        inner.append(f"<system-out>{escape(result.output)}</system-out>")
+        inner.append(f"<system-out>{_content(result.output)}</system-out>")
     stderr = result.metadata.get("system_err")
     if isinstance(stderr, str):
-        inner.append(f"<system-err>{escape(stderr)}</system-err>")
+        inner.append(f"<system-err>{_content(stderr)}</system-err>")
     if not inner:
         return f"    <testcase {attrs}/>"
     return f"    <testcase {attrs}>{''.join(inner)}</testcase>"
