@@ -419,6 +419,31 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
         await duration_figures(db, "a", slower_ratio=-1.0)
 
 
+async def test_compare_takes_any_finite_ratio_on_both_engines(db: Database) -> None:
+    """A ratio near the largest float: no overflow error on PostgreSQL, the answer SQLite gives."""
+    runs = []
+    for seconds in (1e10, 1e12, 5e-324):
+        run = await save_run(db, Run(started_at=T0))
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT,
+                    status=TestStatus.PASSED,
+                    execution_time=seconds,
+                    run_id=run.id,
+                    test_id="a",
+                )
+            ],
+        )
+        assert run.id is not None
+        runs.append(run.id)
+    for ratio in (1e300, 1.7e308):
+        assert (await compare_runs(db, runs[0], runs[1], slower_ratio=ratio)).changes == ()
+    found = await compare_runs(db, runs[2], runs[0], slower_ratio=1e300, slower_floor=0.0)
+    assert [c.change for c in found.changes] == [Change.SLOWER]
+
+
 async def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(db: Database) -> None:
     """Pass, fail, pass on commit c1: two flips of two; a test that always passed is not flaky."""
     for minute, status in enumerate((TestStatus.PASSED, TestStatus.FAILED, TestStatus.PASSED)):

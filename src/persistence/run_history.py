@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
+import sys
 from typing import Final
 
 import attrs
@@ -216,7 +218,12 @@ async def compare_runs(
     await get_run(db, head)
     async with connection(db) as conn:
         rows = await db.queries.compare_runs(
-            conn, base=base, head=head, slower_ratio=ratio, slower_floor=floor
+            conn,
+            base=base,
+            head=head,
+            slower_ratio=ratio,
+            slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
+            slower_floor=floor,
         )
     changes = tuple(
         TestChange(
