@@ -8,7 +8,7 @@ import sys
 import threading
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import pytest
 from hypothesis import given
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from persistence import (
     Database,
+    NotFoundError,
     ReportError,
     Run,
     TestResult,
@@ -30,7 +31,9 @@ from persistence import (
     save_results,
     save_run,
 )
-from persistence.report_json import import_ctrf, import_jsonl
+from persistence._loop import map_in_slices
+from persistence._paging import READ_PAGE
+from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import CHUNK_BYTES, run_results
 from strategies import ON_DATABASE
 
@@ -370,6 +373,39 @@ async def test_export_writes_well_formed_xml_for_any_stored_text(
     assert [(r.test_id, r.error_message, r.output) for r in results] == [
         (test_id.replace("\x08", "#x08"), shown, shown) for test_id in ids
     ]
+
+
+@pytest.mark.parametrize("form", ["junit", "ctrf", "jsonl"])
+async def test_a_run_deleted_while_it_is_exported_is_not_found(
+    db: Database, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """Deleted between two pages of its results: NotFoundError, never half of the run."""
+    run = await save_run(db, Run())
+    assert run.id is not None
+    run_id = run.id
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run_id, test_id=f"t{i}"
+            )
+            for i in range(READ_PAGE + 500)
+        ],
+    )
+    pages = 0
+
+    async def map_then_delete(*arguments: Any) -> Any:  # noqa: ANN401  # passed through
+        nonlocal pages
+        pages += 1
+        if pages == 1:
+            await delete_run(db, run_id)
+        return await map_in_slices(*arguments)
+
+    monkeypatch.setattr("persistence.reports.map_in_slices", map_then_delete)
+    export = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[form]
+    with pytest.raises(NotFoundError):
+        await export(db, run_id)
+    assert pages >= 1
 
 
 async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:

@@ -146,8 +146,8 @@ def _ctrf_result(test: object) -> TestResult:
 async def export_ctrf(db: Database, run_id: int) -> str:
     """Write a run's results as one CTRF JSON document."""
     run_id = key_id("Run", run_id)
-    run = await get_run(db, run_id)
     results = await run_results(db, run_id)
+    run = await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
     tests: list[JsonValue] = []
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
@@ -225,8 +225,9 @@ def _reason(error: Exception) -> str:
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
     run_id = key_id("Run", run_id)
-    await get_run(db, run_id)
+    results = await run_results(db, run_id)
+    await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
     return "".join(
         json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
-        for result in await run_results(db, run_id)
+        for result in results
     )

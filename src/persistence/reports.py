@@ -328,8 +328,8 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
 async def export_junit(db: Database, run_id: int) -> str:
     """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
     run_id = key_id("Run", run_id)
-    run = await get_run(db, run_id)
     results = await run_results(db, run_id)
+    run = await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
     tags = Counter(_TAGS.get(result.status) for result in results)
     counts = (
         f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
