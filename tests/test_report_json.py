@@ -136,6 +136,20 @@ async def test_a_bad_ctrf_file_writes_nothing(
     await _nothing_written(db)
 
 
+async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
+    db: Database, tmp_path: Path
+) -> None:
+    """The error says which two entries of results.tests hold the same test, as for a line."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(_ctrf_with({"name": "ok", "status": "failed"}))
+    with pytest.raises(ReportError) as caught:
+        await import_ctrf(db, path)
+    assert str(caught.value) == (
+        f"{path}: results.tests[1]: test 'ok' appears twice: first at results.tests[0]"
+    )
+    await _nothing_written(db)
+
+
 @pytest.mark.parametrize(
     ("line", "problem"),
     [

@@ -69,17 +69,21 @@ async def _store(db: Database, labels: JsonObject | None, results: list[TestResu
     return run
 
 
-def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]]) -> None:
-    """Refuse a test id that appears twice, naming both places."""
-    seen: dict[str, int | None] = {}
-    for place, result in results:
+def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]], *, lines: bool) -> None:
+    """Refuse a test id that appears twice, naming both places: lines, or CTRF's indexes."""
+    seen: dict[str, int] = {}
+    for index, (line, result) in enumerate(results):
         if result.test_id is None:
             continue
+        place = index if line is None else line
         if result.test_id in seen:
+            first = seen[result.test_id]
+            where = "" if lines else f"results.tests[{index}]: "
             raise ReportError(
                 path,
-                place,
-                f"test {result.test_id!r:.200} appears twice: first at {seen[result.test_id]}",
+                line,
+                f"{where}test {result.test_id!r:.200} appears twice: first at "
+                + (f"line {first}" if lines else f"results.tests[{first}]"),
             )
         seen[result.test_id] = place
 
@@ -106,7 +110,7 @@ async def import_ctrf(
             results.append(_ctrf_result(test))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
-    _checked_ids(path, [(None, r) for r in results])
+    _checked_ids(path, [(None, r) for r in results], lines=False)
     return await _store(db, labels, results)
 
 
@@ -199,7 +203,7 @@ async def import_jsonl(
             results.append((number, _jsonl_result(line)))
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
-    _checked_ids(path, results)
+    _checked_ids(path, results, lines=True)
     return await _store(db, labels, [result for _, result in results])
 
 
