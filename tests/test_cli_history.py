@@ -163,6 +163,18 @@ def test_import_of_a_bad_path_or_file_fails_in_one_line_at_once(
     assert len(done.stderr.splitlines()) == 1
 
 
+@pytest.mark.parametrize("days", ["740000", "99999999999"])
+def test_flaky_looking_back_further_than_the_calendar_reads_everything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, days: str
+) -> None:
+    """`--days` beyond year 1 looks back to the start of time, not into an OverflowError."""
+    db = ["--database", str(tmp_path / "app.db")]
+    assert run(capsys, "migrate", *db)[0] == 0
+    code, out, err = run(capsys, "flaky", "--days", days, "--json", *db)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["flaky"] == []
+
+
 async def _keep_three(url: str, root: Path) -> None:
     """Keep three failures of one stress test on two distinct inputs, the second newest."""
     async with connect(url) as db:
