@@ -45,6 +45,7 @@ from persistence.run_history import (
     list_test_history,
     slowest_tests,
 )
+from persistence.runs import RunFilter, list_runs
 from strategies import ON_DATABASE
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -417,6 +418,32 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
         await counterexamples(db, "a", top=10**6)
     with pytest.raises(ValidationError, match=r"^DurationFigures\.slower_ratio: "):
         await duration_figures(db, "a", slower_ratio=-1.0)
+
+
+async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> None:
+    """A test's cursor for another test, or a run listing's cursor, is refused by name."""
+    for minute in range(3):
+        run = await save_run(db, Run(started_at=T0 + dt.timedelta(minutes=minute)))
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id, test_id="a"
+                )
+            ],
+        )
+    cursor = (await list_test_history(db, "a", limit=1)).next_cursor
+    runs_cursor = (await list_runs(db, limit=1)).next_cursor
+    assert cursor is not None
+    assert runs_cursor is not None
+    with pytest.raises(ValidationError, match="belongs to test 'a', not 'b'"):
+        await list_test_history(db, "b", after=cursor)
+    with pytest.raises(ValidationError, match="expected TestHistoryCursor, got RunCursor"):
+        await list_test_history(db, "a", after=runs_cursor)  # type: ignore[arg-type]  # refused
+    with pytest.raises(ValidationError, match="expected RunCursor, got TestHistoryCursor"):
+        await list_runs(db, after=cursor)  # type: ignore[arg-type]  # refused
+    with pytest.raises(ValidationError, match="RunFilter"):
+        await list_runs(db, RunFilter(started_from=T0), after=runs_cursor)
 
 
 async def test_compare_takes_any_finite_ratio_on_both_engines(db: Database) -> None:
