@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from persistence import (
     Database,
     NotFoundError,
+    PersistenceError,
     ReportError,
     Run,
     TestResult,
@@ -36,6 +37,7 @@ from persistence._paging import READ_PAGE
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import CHUNK_BYTES, run_results
 from strategies import ON_DATABASE
+from test_plain_ids import plain_sql
 
 PYTEST: Final = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="1" failures="1" skipped="1" tests="4" time="1.2"
@@ -497,6 +499,41 @@ async def test_two_processes_import_into_one_database_at_once(
         assert [r.test_id for r in await run_results(db, run.id)] == [
             f"c::t{i}" for i in range(count)
         ]
+
+
+@pytest.mark.parametrize("failing", [1, 10_000, 15_000, 29_999])
+async def test_an_import_whose_insert_fails_part_way_writes_nothing(
+    db: Database, database_url: str, tmp_path: Path, failing: int
+) -> None:
+    """A row the engine refuses, in the first, a middle or the last batch: nothing stays.
+
+    A trigger refuses it; the import raises the engine's refusal, and no run and no result stay.
+    """
+    refused = f"NEW.test_id = 'c::t{failing}'"
+    if "://" in database_url:
+        statements = [
+            (
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by trigger'; END $$"
+            ),
+            (
+                "CREATE TRIGGER refuse BEFORE INSERT ON test_results FOR EACH ROW "
+                f"WHEN ({refused}) EXECUTE FUNCTION refuse()"
+            ),
+        ]
+    else:
+        statements = [
+            (
+                f"CREATE TRIGGER refuse BEFORE INSERT ON test_results WHEN {refused} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+            )
+        ]
+    await plain_sql(database_url, *statements)
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(30_000))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    with pytest.raises(PersistenceError, match="refused by trigger"):
+        await import_junit(db, path)
+    await _nothing_written(db)
 
 
 async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
