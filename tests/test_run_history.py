@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from hypothesis import given
@@ -47,6 +47,7 @@ from persistence.run_history import (
 )
 from persistence.runs import RunFilter, list_runs
 from strategies import ON_DATABASE
+from test_plain_ids import plain_sql
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 TEST_IDS: Final = ["a", "b", "c", "Zé", "tests/x.py::y"]
@@ -444,6 +445,41 @@ async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> N
         await list_runs(db, after=cursor)  # type: ignore[arg-type]  # refused
     with pytest.raises(ValidationError, match="RunFilter"):
         await list_runs(db, RunFilter(started_from=T0), after=runs_cursor)
+
+
+async def test_a_run_deleted_while_it_is_compared_is_not_found(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted by plain SQL just before the comparison reads it: NotFoundError.
+
+    Not a comparison in which every test of the deleted run shows as added or removed.
+    """
+    runs = []
+    for _ in range(2):
+        run = await save_run(db, Run(started_at=T0))
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id, test_id="a"
+                )
+            ],
+        )
+        assert run.id is not None
+        runs.append(run.id)
+    real = db.queries.compare_runs
+
+    async def delete_then_compare(*arguments: Any, **named: Any) -> Any:  # noqa: ANN401  # passed on
+        await plain_sql(
+            database_url,
+            f"DELETE FROM test_results WHERE run_id = {runs[0]}",  # noqa: S608  # an int
+            f"DELETE FROM runs WHERE id = {runs[0]}",  # noqa: S608  # an int
+        )
+        return await real(*arguments, **named)
+
+    monkeypatch.setattr(db.queries, "compare_runs", delete_then_compare)
+    with pytest.raises(NotFoundError, match=str(runs[0])):
+        await compare_runs(db, runs[0], runs[1])
 
 
 async def test_compare_takes_any_finite_ratio_on_both_engines(db: Database) -> None:

@@ -214,8 +214,6 @@ async def compare_runs(
     head = key_id("Run", head, "head")
     ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     floor = finite_amount("RunComparison", "slower_floor", slower_floor)
-    await get_run(db, base)
-    await get_run(db, head)
     async with connection(db) as conn:
         rows = await db.queries.compare_runs(
             conn,
@@ -225,6 +223,8 @@ async def compare_runs(
             slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
             slower_floor=floor,
         )
+    await get_run(db, base)  # after the comparison: a run deleted meanwhile is not found
+    await get_run(db, head)
     changes = tuple(
         TestChange(
             test_id=row.test_id,
