@@ -104,6 +104,12 @@ def _ctrf_with(test: object) -> str:
         ),
         pytest.param(_ctrf_with({"name": "ok", "status": "failed"}), "appears twice", id="twice"),
         pytest.param('{"results": 5}', "no results.tests", id="results-not-an-object"),
+        pytest.param(_ctrf_with({"name": "a\x00b", "status": "passed"}), "NUL", id="nul-name"),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "failed", "message": "\ud800"}),
+            "surrogate",
+            id="surrogate-message",
+        ),
         pytest.param('{"results": [{"tests": []}]}', "no results.tests", id="results-a-list"),
         pytest.param(
             _ctrf_with({"name": "x", "status": "passed", "duration": 10**400}),

@@ -159,6 +159,21 @@ EXTERNAL: Final = """<?xml version="1.0"?>
         pytest.param(PYTEST.replace("test_write", "w" * 100_000), "1024", id="100kb-name"),
         pytest.param(PYTEST.replace("test_write", "test_read"), "appears twice", id="twice"),
         pytest.param("<html><body/></html>", "expected <testsuites>", id="not-junit"),
+        pytest.param(PYTEST.replace("test_write", "test\x00write"), "not well-formed", id="nul"),
+        pytest.param(
+            PYTEST.replace("test_write", "test&#1;write"), "invalid character", id="c0-ref"
+        ),
+        pytest.param(PYTEST.replace("wrote 3", "\x1b[31mwrote 3"), "not well-formed", id="ansi"),
+        pytest.param(
+            PYTEST.replace("wrote 3", "&#xD800;wrote 3"), "invalid character", id="surrogate-ref"
+        ),
+        pytest.param(
+            PYTEST.replace(
+                "<testsuites>", '<!DOCTYPE t SYSTEM "http://127.0.0.1:9/t.dtd"><testsuites>'
+            ),
+            "refused: DTDForbidden",
+            id="external-dtd",
+        ),
         pytest.param("", "not well-formed XML", id="empty"),
     ],
 )
