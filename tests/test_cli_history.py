@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -103,6 +107,72 @@ def test_compare_with_fewer_than_two_runs_fails_in_one_line(
     with pytest.raises(SystemExit) as usage:
         main(["compare", "0", *db])
     assert usage.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("fifo", "not a regular file"),
+        ("zero", "not a regular file"),
+        ("folder", "not a regular file"),
+        ("missing", "cannot read"),
+        ("400-digit-duration", "too large"),
+        ("nested-100000-deep", "not JSON"),
+    ],
+)
+def test_import_of_a_bad_path_or_file_fails_in_one_line_at_once(
+    tmp_path: Path, kind: str, problem: str
+) -> None:
+    """A FIFO, /dev/zero, a folder or a hostile CTRF file: exit 3 at once, one line, no traceback.
+
+    With --json too: nothing on stdout, and the one line on stderr names the problem.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-m", "persistence", "migrate", *db], check=True, capture_output=True
+    )
+    path = tmp_path / "report.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "400-digit-duration":
+        path.write_text(
+            '{"results": {"tests": [{"name": "a", "status": "passed", "duration": %s}]}}'
+            % ("9" * 400)
+        )
+    elif kind == "nested-100000-deep":
+        path.write_text('{"results": {"tests": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    try:
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "import", str(path), "--json", *db],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        if kind == "fifo":  # a reader still waiting gets a writer, and the end
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    assert (done.returncode, done.stdout) == (3, "")
+    assert done.stderr.startswith("persistence: error: ")
+    assert problem in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("days", ["740000", "99999999999"])
+def test_flaky_looking_back_further_than_the_calendar_reads_everything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, days: str
+) -> None:
+    """`--days` beyond year 1 looks back to the start of time, not into an OverflowError."""
+    db = ["--database", str(tmp_path / "app.db")]
+    assert run(capsys, "migrate", *db)[0] == 0
+    code, out, err = run(capsys, "flaky", "--days", days, "--json", *db)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["flaky"] == []
 
 
 async def _keep_three(url: str, root: Path) -> None:

@@ -250,6 +250,7 @@ def _sqlite_statements() -> dict[str, tuple[str, dict[str, object]]]:
                 "base": EMPTY_RUNS + RUNS - 1,
                 "head": EMPTY_RUNS + RUNS,
                 "slower_ratio": 1.5,
+                "slower_cap": 6e307,
                 "slower_floor": 0.1,
             },
         ),

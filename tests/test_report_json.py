@@ -103,6 +103,31 @@ def _ctrf_with(test: object) -> str:
             id="wrong-encoding",
         ),
         pytest.param(_ctrf_with({"name": "ok", "status": "failed"}), "appears twice", id="twice"),
+        pytest.param('{"results": 5}', "no results.tests", id="results-not-an-object"),
+        pytest.param(_ctrf_with({"name": "a\x00b", "status": "passed"}), "NUL", id="nul-name"),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "failed", "message": "\ud800"}),
+            "surrogate",
+            id="surrogate-message",
+        ),
+        pytest.param('{"results": [{"tests": []}]}', "no results.tests", id="results-a-list"),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed", "duration": 10**400}),
+            "too large",
+            id="400-digit-duration",
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed"}).replace('"x"', '"x", "n": ' + "9" * 5000),
+            "not JSON",
+            id="5000-digit-number",
+        ),
+        pytest.param(
+            _ctrf_with({"name": "x", "status": "passed"}).replace(
+                '"x"', '"x", "n": ' + "[" * 100_000 + "]" * 100_000
+            ),
+            "not JSON",
+            id="nested-100000-deep",
+        ),
     ],
 )
 async def test_a_bad_ctrf_file_writes_nothing(
@@ -114,6 +139,20 @@ async def test_a_bad_ctrf_file_writes_nothing(
     with pytest.raises(ReportError, match=problem) as caught:
         await import_ctrf(db, path)
     assert str(caught.value).startswith(str(path))
+    await _nothing_written(db)
+
+
+async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
+    db: Database, tmp_path: Path
+) -> None:
+    """The error says which two entries of results.tests hold the same test, as for a line."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(_ctrf_with({"name": "ok", "status": "failed"}))
+    with pytest.raises(ReportError) as caught:
+        await import_ctrf(db, path)
+    assert str(caught.value) == (
+        f"{path}: results.tests[1]: test 'ok' appears twice: first at results.tests[0]"
+    )
     await _nothing_written(db)
 
 
@@ -158,6 +197,18 @@ async def test_a_bad_json_lines_file_writes_nothing(
     with pytest.raises(ReportError, match=problem) as caught:
         await import_jsonl(db, path)
     assert caught.value.line == 3
+    await _nothing_written(db)
+
+
+@pytest.mark.parametrize("form", ["ctrf", "jsonl"])
+async def test_a_missing_file_is_said_to_be_unreadable_and_nothing_more(
+    db: Database, tmp_path: Path, form: str
+) -> None:
+    """The error is the file's own: `cannot read`, not wrapped in a complaint about its JSON."""
+    path = tmp_path / "missing.json"
+    with pytest.raises(ReportError) as caught:
+        await (import_ctrf if form == "ctrf" else import_jsonl)(db, path)
+    assert str(caught.value) == f"{path}: cannot read: No such file or directory"
     await _nothing_written(db)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
+from contextlib import suppress
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import pytest
 from hypothesis import given
@@ -13,16 +16,28 @@ from hypothesis import strategies as st
 
 from persistence import (
     Database,
+    NotFoundError,
+    PersistenceError,
     ReportError,
+    Run,
+    TestResult,
     TestStatus,
+    TestType,
     all_results,
     all_runs,
     delete_run,
     export_junit,
     import_junit,
+    reports,
+    save_results,
+    save_run,
 )
+from persistence._loop import map_in_slices
+from persistence._paging import READ_PAGE
+from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import CHUNK_BYTES, run_results
 from strategies import ON_DATABASE
+from test_plain_ids import plain_sql
 
 PYTEST: Final = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="1" failures="1" skipped="1" tests="4" time="1.2"
@@ -144,6 +159,21 @@ EXTERNAL: Final = """<?xml version="1.0"?>
         pytest.param(PYTEST.replace("test_write", "w" * 100_000), "1024", id="100kb-name"),
         pytest.param(PYTEST.replace("test_write", "test_read"), "appears twice", id="twice"),
         pytest.param("<html><body/></html>", "expected <testsuites>", id="not-junit"),
+        pytest.param(PYTEST.replace("test_write", "test\x00write"), "not well-formed", id="nul"),
+        pytest.param(
+            PYTEST.replace("test_write", "test&#1;write"), "invalid character", id="c0-ref"
+        ),
+        pytest.param(PYTEST.replace("wrote 3", "\x1b[31mwrote 3"), "not well-formed", id="ansi"),
+        pytest.param(
+            PYTEST.replace("wrote 3", "&#xD800;wrote 3"), "invalid character", id="surrogate-ref"
+        ),
+        pytest.param(
+            PYTEST.replace(
+                "<testsuites>", '<!DOCTYPE t SYSTEM "http://127.0.0.1:9/t.dtd"><testsuites>'
+            ),
+            "refused: DTDForbidden",
+            id="external-dtd",
+        ),
         pytest.param("", "not well-formed XML", id="empty"),
     ],
 )
@@ -176,6 +206,88 @@ async def test_a_missing_file_is_a_report_error(db: Database, tmp_path: Path) ->
     """A file that is not there is refused by name, and nothing is written."""
     with pytest.raises(ReportError, match="cannot read"):
         await import_junit(db, tmp_path / "missing.xml")
+    await _nothing_written(db)
+
+
+async def test_a_huge_attribute_is_read_in_linear_time(db: Database, tmp_path: Path) -> None:
+    """One attribute of 16 MiB: read in seconds, not rescanned from its start for each piece.
+
+    The parser keeps a token it has not seen the end of and scans it again at each feed, so
+    feeding it 4 kB at a time took time quadratic in its length (6 s for 4 MiB, minutes here).
+    """
+    size = 16 << 20
+    path = tmp_path / "report.xml"
+    with path.open("wb") as stream:
+        stream.write(b'<testsuites><testsuite name="s" hostname="')
+        stream.write(b"h" * size)
+        stream.write(b'"><testcase name="t" time="0.1"/></testsuite></testsuites>')
+    run = await asyncio.wait_for(import_junit(db, path), 10)
+    assert run.id is not None
+    assert [r.test_id for r in await run_results(db, run.id)] == ["t"]
+
+
+_IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}
+
+
+_SMALL_REPORTS: Final = {
+    "junit": PYTEST,
+    "ctrf": '{"results": {"tests": [{"name": "a", "status": "passed"}, '
+    '{"name": "b", "status": "failed", "message": "boom"}]}}',
+    "jsonl": '{"test_type": "unit", "status": "passed", "test_id": "a"}\n'
+    '{"test_type": "unit", "status": "failed", "test_id": "b"}\n',
+}
+
+
+@pytest.mark.parametrize("form", list(_IMPORTS))
+async def test_an_import_cancelled_at_each_step_is_all_or_nothing(
+    db: Database, tmp_path: Path, form: str
+) -> None:
+    """Cancelled after 0, 1, 2, ... turns of the loop: no run, or the run with every result.
+
+    A cancellation that comes while the commit runs is raised once it has ended: the run
+    is then whole, as if the import had returned.
+    """
+    path = _write(tmp_path, _SMALL_REPORTS[form])
+    whole = 4 if form == "junit" else 2
+    for turns in range(10_000):
+        task = asyncio.ensure_future(_IMPORTS[form](db, path))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            assert turns > 1  # some cancellations came part way
+            break
+        runs = await all_runs(db)
+        assert len(await all_results(db)) == whole * len(runs) <= whole
+        for run in runs:
+            assert run.id is not None
+            await delete_run(db, run.id)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+@pytest.mark.parametrize("form", list(_IMPORTS))
+async def test_a_path_that_is_no_regular_file_is_refused_at_once(
+    db: Database, tmp_path: Path, kind: str, form: str
+) -> None:
+    """A FIFO with no writer, a device (/dev/null by a symlink) or a folder: refused, no wait."""
+    path = tmp_path / "report"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/null")
+    else:
+        path.mkdir()
+    try:
+        with pytest.raises(ReportError, match="not a regular file"):
+            await asyncio.wait_for(_IMPORTS[form](db, path), 5)
+    finally:
+        if kind == "fifo":  # a reader still waiting for a writer gets one, and the end
+            with suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
     await _nothing_written(db)
 
 
@@ -244,6 +356,75 @@ async def test_export_then_import_gives_the_same_results(
     assert len(shape(first.id)) == len(cases)
 
 
+async def test_export_writes_well_formed_xml_for_any_stored_text(
+    db: Database, tmp_path: Path
+) -> None:
+    """Text XML cannot hold, such as ANSI colours, and ids starting or ending in `::` import again.
+
+    A character XML 1.0 cannot hold is written as pytest writes it, `#x1B`; a carriage return
+    and the test ids' `::` come back as they were.
+    """
+    run = await save_run(db, Run())
+    colour = "\x1b[31mred\x1b[0m \x01\x7f\ufffe\r\nnext"
+    ids = ["::leading", "trailing::", "pkg::mod::t", "a\x08b"]
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.FAILED,
+                error_message=colour,
+                output=colour,
+                run_id=run.id,
+                test_id=test_id,
+            )
+            for test_id in ids
+        ],
+    )
+    assert run.id is not None
+    path = _write(tmp_path, await export_junit(db, run.id))
+    again = await import_junit(db, path)
+    assert again.id is not None
+    results = await run_results(db, again.id)
+    shown = "#x1B[31mred#x1B[0m #x01\x7f#xFFFE\r\nnext"
+    assert [(r.test_id, r.error_message, r.output) for r in results] == [
+        (test_id.replace("\x08", "#x08"), shown, shown) for test_id in ids
+    ]
+
+
+@pytest.mark.parametrize("form", ["junit", "ctrf", "jsonl"])
+async def test_a_run_deleted_while_it_is_exported_is_not_found(
+    db: Database, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """Deleted between two pages of its results: NotFoundError, never half of the run."""
+    run = await save_run(db, Run())
+    assert run.id is not None
+    run_id = run.id
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run_id, test_id=f"t{i}"
+            )
+            for i in range(READ_PAGE + 500)
+        ],
+    )
+    pages = 0
+
+    async def map_then_delete(*arguments: Any) -> Any:  # noqa: ANN401  # passed through
+        nonlocal pages
+        pages += 1
+        if pages == 1:
+            await delete_run(db, run_id)
+        return await map_in_slices(*arguments)
+
+    monkeypatch.setattr("persistence.reports.map_in_slices", map_then_delete)
+    export = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[form]
+    with pytest.raises(NotFoundError):
+        await export(db, run_id)
+    assert pages >= 1
+
+
 async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:
     """Cancelled at any point while it streams a large file, the import is all or nothing."""
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(60_000))
@@ -266,6 +447,110 @@ async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_pat
     assert cancelled > 0
 
 
+_IMPORTER: Final = """
+import asyncio, sys
+from persistence import connect
+from persistence.reports import import_junit
+
+async def main():
+    async with connect(sys.argv[1]) as db:
+        print("open", flush=True)
+        await import_junit(db, sys.argv[2])
+        print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_an_import_killed_part_way_leaves_all_or_nothing(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """A process killed (SIGKILL) while it imports leaves no run, or the whole run; then more."""
+    count = 40_000
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(count))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    killed = 0
+    for delay in (0.05, 0.3):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _IMPORTER, database_url, str(path), stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdout is not None
+        try:
+            assert await asyncio.wait_for(child.stdout.readline(), 30) == b"open\n"
+            await asyncio.sleep(delay)
+        finally:
+            child.kill()
+            await child.wait()
+        killed += await child.stdout.read() != b"done\n"
+    runs = await all_runs(db)
+    results = await all_results(db)
+    assert len(results) == count * len(runs)  # each run whole
+    assert killed >= 1  # at least one kill came before the end
+    await import_junit(db, path)
+    assert len(await all_results(db)) == count * (len(runs) + 1)
+
+
+async def test_two_processes_import_into_one_database_at_once(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """Two importers at the same moment: two whole runs, each with every case of its file."""
+    count = 5_000
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(count))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _IMPORTER, database_url, str(path), stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outputs = [await asyncio.wait_for(child.communicate(), 60) for child in children]
+    assert [(child.returncode, out) for child, (out, _) in zip(children, outputs, strict=True)] == [
+        (0, b"open\ndone\n")
+    ] * 2
+    runs = await all_runs(db)
+    assert len(runs) == 2
+    for run in runs:
+        assert run.id is not None
+        assert [r.test_id for r in await run_results(db, run.id)] == [
+            f"c::t{i}" for i in range(count)
+        ]
+
+
+@pytest.mark.parametrize("failing", [1, 10_000, 15_000, 29_999])
+async def test_an_import_whose_insert_fails_part_way_writes_nothing(
+    db: Database, database_url: str, tmp_path: Path, failing: int
+) -> None:
+    """A row the engine refuses, in the first, a middle or the last batch: nothing stays.
+
+    A trigger refuses it; the import raises the engine's refusal, and no run and no result stay.
+    """
+    refused = f"NEW.test_id = 'c::t{failing}'"
+    if "://" in database_url:
+        statements = [
+            (
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by trigger'; END $$"
+            ),
+            (
+                "CREATE TRIGGER refuse BEFORE INSERT ON test_results FOR EACH ROW "
+                f"WHEN ({refused}) EXECUTE FUNCTION refuse()"
+            ),
+        ]
+    else:
+        statements = [
+            (
+                f"CREATE TRIGGER refuse BEFORE INSERT ON test_results WHEN {refused} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"
+            )
+        ]
+    await plain_sql(database_url, *statements)
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(30_000))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    with pytest.raises(PersistenceError, match="refused by trigger"):
+        await import_junit(db, path)
+    await _nothing_written(db)
+
+
 async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -273,16 +558,16 @@ async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
     path = _write(tmp_path, PYTEST)
     opening, go_on = threading.Event(), threading.Event()
     opened: list[IO[bytes]] = []
-    real_open = Path.open
+    real_open = reports.open_report
 
-    def slow_open(self: Path, mode: str = "r") -> IO[bytes]:
+    def slow_open(path: Path) -> IO[bytes]:
         opening.set()
         go_on.wait(10)
-        stream: IO[bytes] = real_open(self, mode)
+        stream: IO[bytes] = real_open(path)
         opened.append(stream)
         return stream
 
-    monkeypatch.setattr(Path, "open", slow_open)
+    monkeypatch.setattr(reports, "open_report", slow_open)
     task = asyncio.ensure_future(import_junit(db, path))
     assert await asyncio.to_thread(opening.wait, 10)
     task.cancel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from hypothesis import given
@@ -39,12 +39,15 @@ from persistence.run_history import (
     SlowTest,
     TestChange,
     compare_runs,
+    counterexamples,
     duration_figures,
     flaky_tests,
     list_test_history,
     slowest_tests,
 )
+from persistence.runs import RunFilter, list_runs
 from strategies import ON_DATABASE
+from test_plain_ids import plain_sql
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 TEST_IDS: Final = ["a", "b", "c", "Zé", "tests/x.py::y"]
@@ -391,7 +394,10 @@ async def test_compare_names_its_changes(db: Database) -> None:
 
 
 async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
-    """Bad ids, ratios, counts and times are refused before any query; missing runs too."""
+    """Bad ids, ratios, counts and times are refused before any query; missing runs too.
+
+    Each error names the argument as the caller wrote it (`top`, not the page's `limit`).
+    """
     run = await save_run(db, Run(started_at=T0))
     assert run.id is not None
     with pytest.raises(NotFoundError):
@@ -407,8 +413,98 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
         await list_test_history(db, "x" * 2000)
     with pytest.raises(ValidationError, match="since"):
         await flaky_tests(db, dt.datetime(2026, 1, 1))  # noqa: DTZ001  # naive on purpose
-    with pytest.raises(ValidationError, match="limit"):
+    with pytest.raises(ValidationError, match=r"^SlowTest\.top: "):
         await slowest_tests(db, top=0)
+    with pytest.raises(ValidationError, match=r"^Counterexample\.top: "):
+        await counterexamples(db, "a", top=10**6)
+    with pytest.raises(ValidationError, match=r"^DurationFigures\.slower_ratio: "):
+        await duration_figures(db, "a", slower_ratio=-1.0)
+
+
+async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> None:
+    """A test's cursor for another test, or a run listing's cursor, is refused by name."""
+    for minute in range(3):
+        run = await save_run(db, Run(started_at=T0 + dt.timedelta(minutes=minute)))
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id, test_id="a"
+                )
+            ],
+        )
+    cursor = (await list_test_history(db, "a", limit=1)).next_cursor
+    runs_cursor = (await list_runs(db, limit=1)).next_cursor
+    assert cursor is not None
+    assert runs_cursor is not None
+    with pytest.raises(ValidationError, match="belongs to test 'a', not 'b'"):
+        await list_test_history(db, "b", after=cursor)
+    with pytest.raises(ValidationError, match="expected TestHistoryCursor, got RunCursor"):
+        await list_test_history(db, "a", after=runs_cursor)  # type: ignore[arg-type]  # refused
+    with pytest.raises(ValidationError, match="expected RunCursor, got TestHistoryCursor"):
+        await list_runs(db, after=cursor)  # type: ignore[arg-type]  # refused
+    with pytest.raises(ValidationError, match="RunFilter"):
+        await list_runs(db, RunFilter(started_from=T0), after=runs_cursor)
+
+
+async def test_a_run_deleted_while_it_is_compared_is_not_found(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted by plain SQL just before the comparison reads it: NotFoundError.
+
+    Not a comparison in which every test of the deleted run shows as added or removed.
+    """
+    runs = []
+    for _ in range(2):
+        run = await save_run(db, Run(started_at=T0))
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id, test_id="a"
+                )
+            ],
+        )
+        assert run.id is not None
+        runs.append(run.id)
+    real = db.queries.compare_runs
+
+    async def delete_then_compare(*arguments: Any, **named: Any) -> Any:  # noqa: ANN401  # passed on
+        await plain_sql(
+            database_url,
+            f"DELETE FROM test_results WHERE run_id = {runs[0]}",  # noqa: S608  # an int
+            f"DELETE FROM runs WHERE id = {runs[0]}",  # noqa: S608  # an int
+        )
+        return await real(*arguments, **named)
+
+    monkeypatch.setattr(db.queries, "compare_runs", delete_then_compare)
+    with pytest.raises(NotFoundError, match=str(runs[0])):
+        await compare_runs(db, runs[0], runs[1])
+
+
+async def test_compare_takes_any_finite_ratio_on_both_engines(db: Database) -> None:
+    """A ratio near the largest float: no overflow error on PostgreSQL, the answer SQLite gives."""
+    runs = []
+    for seconds in (1e10, 1e12, 5e-324):
+        run = await save_run(db, Run(started_at=T0))
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT,
+                    status=TestStatus.PASSED,
+                    execution_time=seconds,
+                    run_id=run.id,
+                    test_id="a",
+                )
+            ],
+        )
+        assert run.id is not None
+        runs.append(run.id)
+    for ratio in (1e300, 1.7e308):
+        assert (await compare_runs(db, runs[0], runs[1], slower_ratio=ratio)).changes == ()
+    found = await compare_runs(db, runs[2], runs[0], slower_ratio=1e300, slower_floor=0.0)
+    assert [c.change for c in found.changes] == [Change.SLOWER]
 
 
 async def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(db: Database) -> None:

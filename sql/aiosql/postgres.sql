@@ -82,7 +82,7 @@ DELETE FROM file_records WHERE id = :id;
 -- Delete the record of one path, when its file is deleted or moved.
 DELETE FROM file_records WHERE path = :path;
 
--- name: compare_runs(base, head, slower_ratio, slower_floor)
+-- name: compare_runs(base, head, slower_cap, slower_ratio, slower_floor)
 -- record_class: CompareRunsRow
 -- What changed from run `base` to run `head`, per test id; tests that did not change are left
 -- out. A result is failing when its status is failed, timeout or error. Each test gets one
@@ -95,6 +95,8 @@ DELETE FROM file_records WHERE path = :path;
 -- slower         passed in both, head's time > base's time * slower_ratio and
 -- head's time - base's time > slower_floor.
 -- Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+-- A base time above `slower_cap` (half the largest float / slower_ratio) is never exceeded:
+-- its product, which PostgreSQL refuses once it overflows, is not taken.
 WITH both_runs AS (
     SELECT h.test_id AS test_id, b.status AS base_status, h.status AS head_status,
            b.execution_time AS base_time, h.execution_time AS head_time
@@ -122,7 +124,10 @@ WITH both_runs AS (
                     AND head_status IN ('failed', 'timeout', 'error')
                    THEN 'still_failing'
                WHEN base_status = 'passed' AND head_status = 'passed'
-                    AND head_time > base_time * CAST(:slower_ratio AS DOUBLE PRECISION)
+                    AND CASE
+                            WHEN base_time > CAST(:slower_cap AS DOUBLE PRECISION) THEN FALSE
+                            ELSE head_time > base_time * CAST(:slower_ratio AS DOUBLE PRECISION)
+                        END
                     AND head_time - base_time > CAST(:slower_floor AS DOUBLE PRECISION)
                    THEN 'slower'
                ELSE 'unchanged'

@@ -10,9 +10,12 @@
 --   slower         passed in both, head's time > base's time * slower_ratio and
 --                  head's time - base's time > slower_floor.
 -- Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+-- A base time above `slower_cap` (half the largest float / slower_ratio) is never exceeded:
+-- its product, which PostgreSQL refuses once it overflows, is not taken.
 -- type: @base int!
 -- type: @head int!
 -- type: @slower_ratio float
+-- type: @slower_cap float
 -- type: @slower_floor float
 -- type: change str!
 -- type: test_id str!
@@ -47,7 +50,10 @@ WITH both_runs AS (
                     AND head_status IN ('failed', 'timeout', 'error')
                    THEN 'still_failing'
                WHEN base_status = 'passed' AND head_status = 'passed'
-                    AND head_time > base_time * CAST(@slower_ratio AS DOUBLE PRECISION)
+                    AND CASE
+                            WHEN base_time > CAST(@slower_cap AS DOUBLE PRECISION) THEN FALSE
+                            ELSE head_time > base_time * CAST(@slower_ratio AS DOUBLE PRECISION)
+                        END
                     AND head_time - base_time > CAST(@slower_floor AS DOUBLE PRECISION)
                    THEN 'slower'
                ELSE 'unchanged'

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
+from persistence._paging import START_OF_TIME
 from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
@@ -210,7 +211,8 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
 
 
 async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=arguments.days)
+    now = dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(days=min(arguments.days, (now - START_OF_TIME).days))
     found = await flaky_tests(db, since)
     if arguments.json:
         print_json({"since": since, "flaky": [attrs.asdict(f, recurse=False) for f in found]})

@@ -552,7 +552,14 @@ class Queries(Protocol):
         """Delete the record of one path, when its file is deleted or moved."""
 
     async def compare_runs(
-        self, conn: Connection, *, base: int, head: int, slower_ratio: float, slower_floor: float
+        self,
+        conn: Connection,
+        *,
+        base: int,
+        head: int,
+        slower_cap: float,
+        slower_ratio: float,
+        slower_floor: float,
     ) -> list[CompareRunsRow]:
         """What changed from run `base` to run `head`, per test id; tests that did not change are left
         out. A result is failing when its status is failed, timeout or error. Each test gets one
@@ -565,6 +572,8 @@ class Queries(Protocol):
         slower         passed in both, head's time > base's time * slower_ratio and
         head's time - base's time > slower_floor.
         Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
+        A base time above `slower_cap` (half the largest float / slower_ratio) is never exceeded:
+        its product, which PostgreSQL refuses once it overflows, is not taken.
         """
 
     async def list_test_history(

@@ -20,7 +20,7 @@ from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
-from persistence.reports import run_results
+from persistence.reports import open_report, run_results
 from persistence.results import save_results
 from persistence.runs import get_run, save_run
 
@@ -45,9 +45,14 @@ _TO_CTRF: Final = {
 _STATUSES: Final = {member.value: member for member in TestStatus}
 
 
+def _read(path: Path) -> bytes:
+    with open_report(path) as stream:
+        return stream.read()
+
+
 async def _read_text(path: Path) -> str:
     try:
-        return await asyncio.to_thread(path.read_text, encoding="utf-8")
+        return (await asyncio.to_thread(_read, path)).decode("utf-8")
     except OSError as error:
         raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
@@ -64,17 +69,21 @@ async def _store(db: Database, labels: JsonObject | None, results: list[TestResu
     return run
 
 
-def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]]) -> None:
-    """Refuse a test id that appears twice, naming both places."""
-    seen: dict[str, int | None] = {}
-    for place, result in results:
+def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]], *, lines: bool) -> None:
+    """Refuse a test id that appears twice, naming both places: lines, or CTRF's indexes."""
+    seen: dict[str, int] = {}
+    for index, (line, result) in enumerate(results):
         if result.test_id is None:
             continue
+        place = index if line is None else line
         if result.test_id in seen:
+            first = seen[result.test_id]
+            where = "" if lines else f"results.tests[{index}]: "
             raise ReportError(
                 path,
-                place,
-                f"test {result.test_id!r:.200} appears twice: first at {seen[result.test_id]}",
+                line,
+                f"{where}test {result.test_id!r:.200} appears twice: first at "
+                + (f"line {first}" if lines else f"results.tests[{first}]"),
             )
         seen[result.test_id] = place
 
@@ -84,20 +93,24 @@ async def import_ctrf(
 ) -> Run:
     """Import one CTRF JSON report as one new run; return the run."""
     path = Path(path)
+    text = await _read_text(path)
     try:
-        document = json.loads(await _read_text(path))
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
-    tests = document.get("results", {}).get("tests") if isinstance(document, dict) else None
+    except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
+        raise ReportError(path, None, f"not JSON that can be read: {error}") from None
+    found = document.get("results") if isinstance(document, dict) else None
+    tests = found.get("tests") if isinstance(found, dict) else None
     if not isinstance(tests, list):
         raise ReportError(path, 1, "not a CTRF report: no results.tests list")
     results = []
     for index, test in enumerate(tests):
         try:
             results.append(_ctrf_result(test))
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
-    _checked_ids(path, [(None, r) for r in results])
+    _checked_ids(path, [(None, r) for r in results], lines=False)
     return await _store(db, labels, results)
 
 
@@ -137,8 +150,8 @@ def _ctrf_result(test: object) -> TestResult:
 async def export_ctrf(db: Database, run_id: int) -> str:
     """Write a run's results as one CTRF JSON document."""
     run_id = key_id("Run", run_id)
-    run = await get_run(db, run_id)
     results = await run_results(db, run_id)
+    run = await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
     tests: list[JsonValue] = []
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
@@ -190,7 +203,7 @@ async def import_jsonl(
             results.append((number, _jsonl_result(line)))
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
-    _checked_ids(path, results)
+    _checked_ids(path, results, lines=True)
     return await _store(db, labels, [result for _, result in results])
 
 
@@ -216,8 +229,9 @@ def _reason(error: Exception) -> str:
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
     run_id = key_id("Run", run_id)
-    await get_run(db, run_id)
+    results = await run_results(db, run_id)
+    await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
     return "".join(
         json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
-        for result in await run_results(db, run_id)
+        for result in results
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
+import stat
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
@@ -62,6 +64,8 @@ _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_e
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
+_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
 
 
 @attrs.define
@@ -243,17 +247,27 @@ async def import_junit(
         pending: asyncio.Future[None] | None = None
         try:
             # A caller cancelled meanwhile leaves no file open behind it.
-            stream = await kept_if_cancelled(asyncio.to_thread(path.open, "rb"), _close)
+            stream = await kept_if_cancelled(asyncio.to_thread(open_report, path), _close)
+            held = bytearray()  # read, not yet parsed
+            piece = _PIECE_BYTES
             with stream:
                 while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
-                    for start in range(0, len(chunk), _PIECE_BYTES):
-                        _feed(parser, target, chunk[start : start + _PIECE_BYTES])
+                    held += chunk
+                    while len(held) >= piece:
+                        before = expat.CurrentByteIndex
+                        _feed(parser, target, held[:piece])
+                        del held[:piece]
+                        # Within one token that has not ended (an attribute of megabytes), expat
+                        # scans it again from its start at each feed: the pieces double until it
+                        # ends, so that the scans add up to a few times its length.
+                        piece = _PIECE_BYTES if expat.CurrentByteIndex != before else 2 * piece
                         if len(target.results) >= _BATCH:
                             if pending is not None:
                                 await pending
                             pending = asyncio.ensure_future(_insert(tx, target.results))
                             target.results = []
                         await share_loop()
+            _feed(parser, target, bytes(held))
             _feed(parser, target, None)
             if pending is not None:
                 await pending
@@ -268,6 +282,24 @@ async def import_junit(
     return run
 
 
+def open_report(path: Path) -> BinaryIO:
+    """Open a report to read it, refusing anything but a regular file before reading a byte.
+
+    A FIFO would keep the open waiting for a writer, and a device such as /dev/zero never
+    ends: the file is opened without waiting, then checked by its descriptor, not its name.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.set_blocking(descriptor, True)
+            return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    os.close(descriptor)
+    raise ReportError(path, None, "not a regular file")
+
+
 def _close(stream: BinaryIO) -> None:
     stream.close()  # BinaryIO.close itself is typing's abstract stub: it closes nothing
 
@@ -279,7 +311,7 @@ async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
             await db.queries.insert_test_results(conn, rows)
 
 
-def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | None) -> None:
+def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearray | None) -> None:
     """Give the parser a chunk (None: the end), turning its errors into ReportError."""
     try:
         if chunk is None:
@@ -296,8 +328,8 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | None) -
 async def export_junit(db: Database, run_id: int) -> str:
     """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
     run_id = key_id("Run", run_id)
-    run = await get_run(db, run_id)
     results = await run_results(db, run_id)
+    run = await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
     tags = Counter(_TAGS.get(result.status) for result in results)
     counts = (
         f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
@@ -313,28 +345,42 @@ async def export_junit(db: Database, run_id: int) -> str:
     return "\n".join(lines)
 
 
+def _shown(found: re.Match[str]) -> str:
+    return f"#x{ord(found.group()):02X}"
+
+
+def _attribute(text: str) -> str:
+    """Quote text as an attribute's value; what XML cannot hold is shown as pytest does."""
+    return quoteattr(_NOT_XML.sub(_shown, text))
+
+
+def _content(text: str) -> str:
+    """Escape text as an element's content, its carriage returns kept."""
+    return escape(_NOT_XML.sub(_shown, text), {"\r": "&#13;"})
+
+
 def _case_xml(result: TestResult) -> str:
     test_id = result.test_id or f"result-{result.id}"
-    classname, _, name = (
-        test_id.partition(_SEPARATOR) if _SEPARATOR in test_id else ("", "", test_id)
-    )
-    attrs = f"name={quoteattr(name)}"
+    classname, _, name = test_id.partition(_SEPARATOR)
+    if not (classname and name):  # `::` at an end, or none: the id is the name, whole
+        classname, name = "", test_id
+    attrs = f"name={_attribute(name)}"
     if classname:
-        attrs = f"classname={quoteattr(classname)} " + attrs
+        attrs = f"classname={_attribute(classname)} " + attrs
     file = result.metadata.get("file")
     if isinstance(file, str):
-        attrs += f" file={quoteattr(file)}"
+        attrs += f" file={_attribute(file)}"
     attrs += f' time="{result.execution_time!r}"'
     inner = []
     tag = _TAGS.get(result.status)
     if tag is not None:
         message = result.error_message or ""
-        inner.append(f"<{tag} message={quoteattr(message[:200])}>{escape(message)}</{tag}>")
+        inner.append(f"<{tag} message={_attribute(message[:200])}>{_content(message)}</{tag}>")
     if result.output is not None:
-        inner.append(f"<system-out>{escape(result.output)}</system-out>")
+        inner.append(f"<system-out>{_content(result.output)}</system-out>")
     stderr = result.metadata.get("system_err")
     if isinstance(stderr, str):
-        inner.append(f"<system-err>{escape(stderr)}</system-err>")
+        inner.append(f"<system-err>{_content(stderr)}</system-err>")
     if not inner:
         return f"    <testcase {attrs}/>"
     return f"    <testcase {attrs}>{''.join(inner)}</testcase>"

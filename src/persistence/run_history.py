@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
+import sys
 from typing import Final
 
 import attrs
@@ -212,12 +214,17 @@ async def compare_runs(
     head = key_id("Run", head, "head")
     ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     floor = finite_amount("RunComparison", "slower_floor", slower_floor)
-    await get_run(db, base)
-    await get_run(db, head)
     async with connection(db) as conn:
         rows = await db.queries.compare_runs(
-            conn, base=base, head=head, slower_ratio=ratio, slower_floor=floor
+            conn,
+            base=base,
+            head=head,
+            slower_ratio=ratio,
+            slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
+            slower_floor=floor,
         )
+    await get_run(db, base)  # after the comparison: a run deleted meanwhile is not found
+    await get_run(db, head)
     changes = tuple(
         TestChange(
             test_id=row.test_id,
@@ -281,7 +288,7 @@ async def duration_figures(
     """
     test_id = key_text("TestResult", "test_id", test_id)
     last = page_limit("DurationFigures", last, "last", MAX_LAST_RESULTS)
-    ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
+    ratio = finite_amount("DurationFigures", "slower_ratio", slower_ratio)
     async with connection(db) as conn:
         row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
     assert row is not None  # noqa: S101  # an aggregate gives one row
@@ -302,7 +309,7 @@ async def slowest_tests(
         start = utc_instant("SlowTest", "created_from", created_from)
     if created_until is not None:
         end = utc_instant("SlowTest", "created_until", created_until)
-    top = page_limit("SlowTest", top)
+    top = page_limit("SlowTest", top, "top")
     async with connection(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
     return [SlowTest(**row._asdict()) for row in rows]
@@ -314,7 +321,7 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
     Only failing results (failed, timeout, error) that kept an input count; at most `top`.
     """
     test_id = key_text("TestResult", "test_id", test_id)
-    top = page_limit("Counterexample", top)
+    top = page_limit("Counterexample", top, "top")
     async with connection(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
     return [Counterexample(**row._asdict() | {"status": _STATUSES[row.status]}) for row in rows]
