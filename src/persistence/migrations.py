@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-import os
 import re
-import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._files.paths import open_regular
 from persistence._guards import finite_amount
 from persistence._loader import sql_root
 from persistence.database import (
@@ -31,7 +30,7 @@ from persistence.database import (
     split_script,
     translate_errors,
 )
-from persistence.exceptions import MigrationError, PersistenceError, ValidationError
+from persistence.exceptions import MigrationError, NotAFileError, PersistenceError, ValidationError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
@@ -267,12 +266,10 @@ def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migra
 def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
     """Read a regular file; refuse a FIFO or a device (even through a symlink) unread.
 
-    Read, a FIFO without a writer blocks for ever and /dev/zero fills memory. The file is
-    checked before it is opened, and again once open without waiting, in case it was swapped.
-    A file that resolves outside every folder of `within` (when given) is refused unread too.
+    Read, a FIFO without a writer blocks for ever and /dev/zero fills memory: `open_regular`
+    opens only a regular file, without waiting. A file that resolves outside every folder of
+    `within` (when given) is refused unread too.
     """
-    if not stat.S_ISREG(path.stat().st_mode):
-        raise _not_regular(path)
     if within is not None:
         target = path.resolve()
         if not any(target.is_relative_to(folder) for folder in within):
@@ -281,19 +278,16 @@ def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
                 "keep the migration's file inside the folder",
                 migration=path.name,
             )
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        descriptor = open_regular(None, str(path), path.name, follow=True)
+    except NotAFileError:
+        raise MigrationError(
+            f"{path.name} is not a regular file (a FIFO, a socket or a device): "
+            "a migration is a file of SQL text",
+            migration=path.name,
+        ) from None
     with open(descriptor, "rb") as file:  # noqa: PTH123  # a descriptor, not a path
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise _not_regular(path)
         return file.read()
-
-
-def _not_regular(path: Path) -> MigrationError:
-    return MigrationError(
-        f"{path.name} is not a regular file (a FIFO, a socket or a device): "
-        "a migration is a file of SQL text",
-        migration=path.name,
-    )
 
 
 def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migration]:

@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import os
 import re
-import stat
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
@@ -24,13 +23,14 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence._backend import kept_if_cancelled
+from persistence._files.paths import open_regular
 from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
 from persistence._interface import JsonObject
 from persistence._loop import map_in_slices, share_loop
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_params
 from persistence.database import Database, connection, transaction
-from persistence.exceptions import ReportError, ValidationError
+from persistence.exceptions import NotAFileError, ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.runs import get_run, save_run
 
@@ -283,21 +283,15 @@ async def import_junit(
 
 
 def open_report(path: Path) -> BinaryIO:
-    """Open a report to read it, refusing anything but a regular file before reading a byte.
+    """Open a report to read it: a regular file only, opened without waiting (`open_regular`).
 
-    A FIFO would keep the open waiting for a writer, and a device such as /dev/zero never
-    ends: the file is opened without waiting, then checked by its descriptor, not its name.
+    A FIFO would keep the open waiting for a writer, and a device such as /dev/zero never ends.
     """
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if stat.S_ISREG(os.fstat(descriptor).st_mode):
-            os.set_blocking(descriptor, True)
-            return os.fdopen(descriptor, "rb")
-    except BaseException:
-        os.close(descriptor)
-        raise
-    os.close(descriptor)
-    raise ReportError(path, None, "not a regular file")
+        descriptor = open_regular(None, str(path), str(path), follow=True)
+    except NotAFileError:
+        raise ReportError(path, None, "not a regular file") from None
+    return os.fdopen(descriptor, "rb")
 
 
 def _close(stream: BinaryIO) -> None:
