@@ -11,6 +11,8 @@ from typing import Final
 from persistence.exceptions import ValidationError
 
 _FROM_ISO = dt.datetime.fromisoformat
+_TO_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+"""One encoder for every write: `json.dumps` with options builds a new one per call."""
 _SCAN_ONCE = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # takes a decoder
 
 
@@ -23,7 +25,7 @@ def encode_datetime(value: dt.datetime) -> str:
 
 def encode_json(value: object) -> str:
     """Write JSON the same way everywhere: compact, UTF-8, no NaN."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _TO_JSON.encode(value)
 
 
 def decode_datetime(raw: object) -> object:
