@@ -38,6 +38,7 @@ from persistence._rows import (
     file_record_params,
     result_from_row,
     result_params,
+    with_id,
 )
 from persistence.converters import Model
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
@@ -541,6 +542,22 @@ def row_of(model: Model, row_id: int) -> Model:
 def test_row_round_trip(model: Model, row_id: int) -> None:
     """The row mappers read back, with its id, exactly what the parameter mappers write."""
     assert exactly(row_of(model, row_id)) == exactly(attrs.evolve(model, id=row_id))
+
+
+@IN_MEMORY
+@given(model=results(), new_id=st.integers(1, MAX_INT))
+def test_a_saved_result_is_copied_whole_with_its_new_id(model: TestResult, new_id: int) -> None:
+    """`with_id` copies every field, in place, and only the id changes: a frozen TestResult."""
+    copy = with_id(model, new_id)
+    assert type(copy) is TestResult
+    assert exactly(copy) == exactly(attrs.evolve(model, id=new_id))
+    assert all(
+        getattr(copy, field.name) is getattr(model, field.name)
+        for field in attrs.fields(TestResult)
+        if field.name != "id"
+    )
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        copy.id = 3  # type: ignore[misc]  # what is refused
 
 
 def test_models_read_from_rows_are_the_frozen_models() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from typing import TypeVar
 
 import attrs
@@ -46,6 +47,7 @@ _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 
 _RESULT_FIELDS = tuple(field.name for field in attrs.fields(TestResult))
+_RESULT_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # in one call, in the fields' order
 
 
 class _ResultFill:
@@ -89,11 +91,25 @@ def found(model: str, key: object, item: _T | None) -> _T:
 
 def with_id(model: TestResult, new_id: int) -> TestResult:
     """Return a copy of a checked model with the id the database gave it, without checking again."""
-    copy: TestResult = _new(type(model))
-    for name in _RESULT_FIELDS:
-        _set(copy, name, getattr(model, name))
-    _set(copy, "id", new_id)
-    return copy
+    copy = _new(_ResultFill)
+    (
+        copy.test_type,
+        copy.status,
+        copy.execution_time,
+        copy.memory_usage,
+        copy.test_cases_passed,
+        copy.test_cases_total,
+        copy.error_message,
+        copy.output,
+        copy.created_at,
+        copy.metadata,
+        _,
+        copy.run_id,
+        copy.test_id,
+    ) = _RESULT_VALUES(model)
+    copy.id = new_id
+    copy.__class__ = TestResult  # type: ignore[assignment]  # one layout: see the module doc
+    return copy  # type: ignore[return-value]  # a TestResult now
 
 
 def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
