@@ -124,3 +124,31 @@ def test_a_folder_without_the_engine_is_refused_before_anything(
     assert f"has no sqlite/ folder: it holds one folder per engine, {flat / 'sqlite'}" in err
     with sqlite3.connect(database) as plain:
         assert plain.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+def test_a_long_migration_runs_within_the_command_timeout_it_is_given(
+    capsys: pytest.CaptureFixture[str], postgres_url: str, tmp_path: Path
+) -> None:
+    """`migrate --command-timeout` bounds each statement: a slow one fails whole, then passes.
+
+    The default of 60 s would end a migration that builds a large index, with no way around
+    it from the command line.
+    """
+    mine = tmp_path / "mine"
+    for engine, sql in (("sqlite", VIEW), ("postgres", "SELECT pg_sleep(0.6);\n" + VIEW)):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_slow.sql").write_text(sql, encoding="utf-8")
+    flags = ("--database", postgres_url, "--migrations", str(mine))
+    code, out, err = run(capsys, "migrate", *flags, "--command-timeout", "0.2")
+    assert code == 3
+    assert "0.2" in err
+    code, out, _ = run(capsys, "status", "--json", *flags)
+    assert [m["file"] for m in json.loads(out)["user"]["pending"]] == ["0001_slow.sql"]
+    code, out, err = run(capsys, "migrate", *flags, "--command-timeout", "5")
+    assert code == 0, err
+    assert "applied user/0001_slow.sql" in out.splitlines()
+    for bad in ("0", "-1", "nan", "soon"):
+        with pytest.raises(SystemExit) as usage:
+            main(["migrate", *flags, "--command-timeout", bad])
+        assert usage.value.code == 2
+        assert "--command-timeout" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import sqlite3
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 
 from persistence import (
     DatabaseError,
+    ValidationError,
     connect,
+    create_database,
     migrate,
     migration_status,
     open_database,
@@ -228,3 +231,52 @@ async def test_without_database_url_the_default_is_data_app_db(
 def test_connect_shows_the_arguments_of_open_database() -> None:
     """help(connect) lists the options it takes, which are open_database's."""
     assert inspect.signature(connect).parameters == inspect.signature(open_database).parameters
+
+
+BAD_LIMITS = [
+    ("connect_timeout", 0),
+    ("connect_timeout", -1.0),
+    ("command_timeout", float("nan")),
+    ("command_timeout", float("inf")),
+    ("command_timeout", "5"),
+    ("release_timeout", -0.5),
+    ("release_timeout", True),
+    ("busy_timeout", -1),
+    ("busy_timeout", float("inf")),
+    ("pool_size", 0),
+    ("pool_size", True),
+    ("pool_size", 2.0),
+    ("create", "no"),
+]
+"""Limits no database can keep: zero waits, negative or endless ones, and the wrong types."""
+
+
+@pytest.mark.parametrize(("name", "bad"), BAD_LIMITS)
+async def test_open_database_refuses_a_bad_limit_before_anything_opens(
+    tmp_path: Path, name: str, bad: object
+) -> None:
+    """Each limit is checked on both engines, whichever it serves, before a file or a socket.
+
+    The PostgreSQL address is a closed port on this machine: a limit let through would fail
+    as a connection error instead.
+    """
+    options: dict[str, Any] = {name: bad}
+    for url in (tmp_path / "never.db", "postgresql://postgres@127.0.0.1:1/never"):
+        with pytest.raises(ValidationError) as caught:
+            await open_database(url, **options)
+        assert (caught.value.model, caught.value.field) == ("open_database", name)
+    assert not (tmp_path / "never.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"), [("connect_timeout", 0), ("command_timeout", -1), ("dry_run", 1)]
+)
+async def test_create_database_refuses_a_bad_argument_before_connecting(
+    name: str, bad: object
+) -> None:
+    """create_database checks its limits and flag before it connects, on either engine."""
+    options: dict[str, Any] = {name: bad}
+    for url in ("postgresql://postgres@127.0.0.1:1/never", "never.db"):
+        with pytest.raises(ValidationError) as caught:
+            await create_database(url, **options)
+        assert (caught.value.model, caught.value.field) == ("create_database", name)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
 from persistence._cli_common import (
+    COMMAND_TIMEOUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -64,6 +65,7 @@ def _database(text: str) -> str:
 
 _version: Final = whole_number("a migration version, such as 3 for 0003_*.sql")
 _seconds: Final = amount("a number of seconds, 0 or more")
+_limit: Final = amount("a number of seconds, more than 0", above_zero=True)
 
 
 def _add_wait(parser: argparse.ArgumentParser, connection: str) -> None:
@@ -130,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--dry-run", action="store_true", help="print the SQL that would run, and write nothing"
+    )
+    run.add_argument(
+        "--command-timeout",
+        type=_limit,
+        default=COMMAND_TIMEOUT,
+        metavar="SECONDS",
+        help="end a statement that runs longer than SECONDS on PostgreSQL; raise it for a "
+        f"migration that builds a large index (default: {COMMAND_TIMEOUT:g})",
     )
     run.add_argument(
         "--lock-timeout",

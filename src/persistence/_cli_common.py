@@ -36,6 +36,8 @@ EXIT_FAILED: Final = 3
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
 
 _CONNECT_TIMEOUT: Final = 10.0
+COMMAND_TIMEOUT: Final = 60.0
+"""Seconds one statement may run on PostgreSQL: `open_database`'s default, and `migrate`'s."""
 _RETRY_DELAY: Final = (0.1, 1.0)  # first and longest pause between connection attempts
 _T = TypeVar("_T")
 
@@ -50,10 +52,16 @@ def database_url(given: str | None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def opened(url: str, *, create: bool, wait: float) -> AsyncIterator[Database]:
+async def opened(
+    url: str, *, create: bool, wait: float, command_timeout: float = COMMAND_TIMEOUT
+) -> AsyncIterator[Database]:
     """Open the database for a command, retrying for up to `wait` seconds; close it after."""
     db = await retrying(
-        lambda timeout: open_database(url, create=create, connect_timeout=timeout), url, wait
+        lambda timeout: open_database(
+            url, create=create, connect_timeout=timeout, command_timeout=command_timeout
+        ),
+        url,
+        wait,
     )
     try:
         yield db
@@ -106,15 +114,18 @@ def whole_number(expected: str) -> Callable[[str], int]:
     return parse
 
 
-def amount(expected: str) -> Callable[[str], float]:
-    """Give an argparse type for a finite number, 0 or more; `expected` words it in the error."""
+def amount(expected: str, *, above_zero: bool = False) -> Callable[[str], float]:
+    """Give an argparse type for a finite number, 0 or more (or more than 0 if `above_zero`).
+
+    `expected` words it in the error.
+    """
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and value >= 0):
+        if not (math.isfinite(value) and (value > 0 if above_zero else value >= 0)):
             raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
         return value
 

@@ -66,7 +66,9 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
     )
     if arguments.dry_run:
         return await _dry_run(arguments, url, created=created, files=files)
-    async with opened(url, create=True, wait=arguments.wait) as db:
+    async with opened(
+        url, create=True, wait=arguments.wait, command_timeout=arguments.command_timeout
+    ) as db:
         applied = await _saying_after(
             _QUIET,
             migrate(

@@ -166,6 +166,14 @@ def finite_amount(model: str, field: str, value: object, expected: str = "a numb
     return number
 
 
+def seconds(model: str, field: str, value: object, *, zero_ok: bool = False) -> float:
+    """Check a time limit: a finite number of seconds, more than 0 unless `zero_ok`."""
+    number = finite_amount(model, field, value, "a number of seconds")
+    if number == 0 and not zero_ok:
+        raise ValidationError(model, field, "must be more than 0 seconds, got 0")
+    return number
+
+
 def byte_string(model: str, field: str, value: object) -> bytes:
     """Check a bytes-like argument (bytes, bytearray, memoryview) and give it as bytes."""
     if isinstance(value, bytes):

@@ -20,6 +20,7 @@ import attrs
 
 from persistence._backend import Backend, Engine
 from persistence._changes import WRITTEN
+from persistence._guards import argument, at_least, seconds
 from persistence._postgres import open_postgres, split_postgres
 from persistence._postgres.create import create_postgres_database
 from persistence._sqlite import open_sqlite, split_sqlite
@@ -171,6 +172,16 @@ async def open_database(  # each limit is the caller's to set
     engine, target = pooled_target(
         url, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_database"
     )
+    # Every limit is checked, whichever engine it serves, before anything opens.
+    limits = _limits(
+        "open_database",
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        release_timeout=release_timeout,
+    )
+    busy_timeout = seconds("open_database", "busy_timeout", busy_timeout, zero_ok=True)
+    pool_size = at_least("open_database", "pool_size", pool_size, 1)
+    create = argument("open_database", "create", bool, create)
     shown = redact_url(target)
     observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
@@ -179,13 +190,7 @@ async def open_database(  # each limit is the caller's to set
         )
     else:
         backend = await open_postgres(
-            target,
-            shown,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            release_timeout=release_timeout,
-            pool_size=pool_size,
-            observer=observer,
+            target, shown, **limits, pool_size=pool_size, observer=observer
         )
     return Database(url=shown, engine=engine, queries=backend.queries, backend=backend)
 
@@ -202,22 +207,24 @@ async def create_database(
     SQLite needs no such step (False). A role that may not create databases gets a DatabaseError.
     """
     engine, target = engine_of(url)
+    limits = _limits(
+        "create_database", connect_timeout=connect_timeout, command_timeout=command_timeout
+    )
+    dry_run = argument("create_database", "dry_run", bool, dry_run)
     if engine is Engine.SQLITE:
         return False
-    return await create_postgres_database(
-        target,
-        redact_url(target),
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        dry_run=dry_run,
-    )
+    return await create_postgres_database(target, redact_url(target), **limits, dry_run=dry_run)
+
+
+def _limits(caller: str, **given: float) -> dict[str, float]:
+    """Check each time limit given by name: a finite number of seconds, more than 0."""
+    return {name: seconds(caller, name, value) for name, value in given.items()}
 
 
 def split_script(engine: Engine, script: str) -> list[str]:
     """Split a migration script as `engine` reads it, with no database open.
 
-    It is each backend's `statements`: what the engine cannot run in a migration is refused
-    with a `MigrationError`.
+    What the engine cannot run in a migration is refused with a `MigrationError`.
     """
     return split_sqlite(script) if engine is Engine.SQLITE else split_postgres(script)
 
