@@ -17,7 +17,7 @@ import asyncpg
 import asyncpg.pool
 import attrs
 
-from persistence._backend import Engine
+from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
 from persistence._codecs import decode_json_text, encode_json
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
@@ -138,6 +138,8 @@ class PostgresBackend:
     """The loop that opened the pool: its connections work on it alone."""
     _lane: PgConnection | None = attrs.field(init=False, default=None)
     _lane_lock: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
+    _handing_back: set[asyncio.Task[None]] = attrs.field(init=False, factory=set)
+    """Connections that came after their taker was cancelled, on their way back to the pool."""
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
@@ -155,7 +157,16 @@ class PostgresBackend:
         )
 
     async def acquire(self) -> PgConnection:
-        """Take a pool connection within the connect timeout."""
+        """Take a pool connection within the connect timeout.
+
+        A caller cancelled meanwhile does not cut short the connect that the pool may be
+        making for it: cut just after its socket connected, asyncpg leaves a future failing
+        with nobody to read it. The connect ends within its own timeout, and the connection
+        goes back to the pool.
+        """
+        return await kept_if_cancelled(self._take(), self._hand_back)
+
+    async def _take(self) -> PgConnection:
         try:
             return await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
@@ -163,6 +174,31 @@ class PostgresBackend:
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+
+    async def _take_and_begin(self, begin: str) -> PgConnection:
+        """Take a pool connection and open its transaction; on failure, give it back."""
+        connection = await self._take()
+        try:
+            await connection.execute(begin)
+        except BaseException as error:
+            await self.give_back(connection, clean=False, timed_out=_timed_out(error))
+            raise
+        return connection
+
+    async def _commit(self, connection: PgConnection) -> None:
+        """Commit, then give the connection back; rolled back if the COMMIT failed."""
+        try:
+            await connection.execute("COMMIT")
+        except BaseException as error:
+            await self.give_back(connection, clean=False, timed_out=_timed_out(error))
+            raise
+        await self.give_back(connection, clean=True)
+
+    def _hand_back(self, connection: PgConnection) -> None:
+        """Give back, rolled back if need be, a connection whose taker was cancelled meanwhile."""
+        task = asyncio.ensure_future(self.give_back(connection, clean=False))
+        self._handing_back.add(task)
+        task.add_done_callback(self._handing_back.discard)
 
     async def give_back(
         self, connection: PgConnection, *, clean: bool, timed_out: bool = False
@@ -245,10 +281,12 @@ class PostgresBackend:
         self, lock_timeout: float | None, begin: str = "BEGIN"
     ) -> AsyncIterator[PgConnection]:
         self.check_loop()
-        connection = await self.acquire()
-        clean = timed_out = False
+        # Taking the connection with its BEGIN, and the COMMIT with the hand-back, run to their
+        # end whatever the caller's cancellation: cut short, BEGIN could open the transaction
+        # after the connection went back to the pool as not in one, and a connect leave a
+        # future's error unread. A cancelled entry hands its connection back rolled back.
+        connection = await kept_if_cancelled(self._take_and_begin(begin), self._hand_back)
         try:
-            await connection.execute(begin)
             if lock_timeout is not None:
                 timeout = max(1, int(lock_timeout * 1000))
                 await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
@@ -259,13 +297,10 @@ class PostgresBackend:
                         f"another migration runner held the lock for over {lock_timeout:g}s"
                     ) from error
             yield connection
-            await connection.execute("COMMIT")
-            clean = True
         except BaseException as error:
-            timed_out = _timed_out(error)
+            await self.give_back(connection, clean=False, timed_out=_timed_out(error))
             raise
-        finally:
-            await self.give_back(connection, clean=clean, timed_out=timed_out)
+        await finish_then_cancel(self._commit(connection))
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -388,6 +423,8 @@ class PostgresBackend:
         self.check_loop()
         async with self._lane_lock:
             await self._drop_lane()
+        if self._handing_back:
+            await asyncio.wait(tuple(self._handing_back))
         try:
             async with asyncio.timeout(self.release_timeout + self.command_timeout):
                 await self._pool.close()
