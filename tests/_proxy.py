@@ -3,6 +3,8 @@
 It forwards every connection to a target on loopback. `silence()` stops forwarding in
 both directions and keeps the sockets open, as a network that drops packets does;
 `resume()` forwards again for new connections; `cut()` closes every open connection.
+`hold()` keeps what comes in, on every connection, until `let_through()` sends it on, as a
+slow network does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Proxy:
         self.target_port = target_port
         self.port = 0
         self.silent = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -40,6 +44,14 @@ class Proxy:
     def resume(self) -> None:
         """Forward again; connections that met the silence stay dead."""
         self.silent = False
+
+    def hold(self) -> None:
+        """Keep what comes in, in both directions, until `let_through()`."""
+        self._flowing.clear()
+
+    def let_through(self) -> None:
+        """Send on what was held, and forward again."""
+        self._flowing.set()
 
     def cut(self) -> None:
         """Close every open connection at once."""
@@ -77,6 +89,7 @@ class Proxy:
             while data := await source.read(65536):
                 if self.silent:
                     await asyncio.Event().wait()  # hold what came in; send nothing, ever
+                await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
         with contextlib.suppress(OSError):

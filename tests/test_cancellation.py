@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from asyncpg import connect_utils
 
 from _budget import arm_past
+from _proxy import proxied
 from persistence import (
     Database,
     TestResult,
@@ -26,6 +31,7 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._postgres.adapter import PgConnection
 from persistence._sqlite.reads import Readers
 from persistence.database import backend_of
 
@@ -207,3 +213,126 @@ def test_a_reader_handed_back_while_the_readers_close_is_closed(tmp_path: Path) 
     assert appending.is_set()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         reader.execute("SELECT 1")
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[list[str]]:
+    """Collect what the event loop reports instead of raising: unread errors, asyncpg's warnings."""
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(
+        lambda _, context: reported.append(f"{context['message']} {context.get('exception')!r}")
+    )
+    try:
+        yield reported
+    finally:
+        gc.collect()  # a future nobody read reports it when it is collected
+        loop.set_exception_handler(previous)
+
+
+async def own_connections(url: str) -> int:
+    """The connections to the test's PostgreSQL database, the counting one left out."""
+    admin = await asyncpg.connect(url)
+    try:
+        count: int = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    return count
+
+
+async def no_connection_left(url: str) -> None:
+    """Wait, within 2 s, until no connection to the test's database is left."""
+    deadline = time.monotonic() + 2
+    while (left := await own_connections(url)) != 0:
+        assert time.monotonic() < deadline, f"{left} connections left"
+        await asyncio.sleep(0.05)
+
+
+async def every_connection_back(db: Database) -> None:
+    """Wait, within 2 s, until every connection of the pool is back in it."""
+    pool = backend_of(db)._pool  # type: ignore[attr-defined]  # noqa: SLF001  # PostgreSQL's
+    deadline = time.monotonic() + 2
+    while pool.get_idle_size() != pool.get_size():
+        assert time.monotonic() < deadline, "a connection was not handed back"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_block_cancelled_while_postgres_begins_hands_back_no_transaction(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a block cancelled while its BEGIN is on the wire hands no open transaction back.
+
+    The cancel used to cut BEGIN short: not yet known to be in a transaction, the connection
+    went back to the pool without a rollback, and asyncpg found the transaction open there
+    ("Resetting connection with an active transaction"). A BEGIN cut short now closes its
+    connection instead: the pool opens another when one is next needed. A proxy holds the
+    server's answer back until the cancel has come, as a slow network may.
+    """
+    url = migrated_postgres_url
+    async with proxied(url) as (proxy, through), connect(through) as db:
+        before = await own_connections(url)
+        acquired = asyncio.Event()
+        acquire = asyncpg.Pool.acquire
+
+        async def take_and_hold(
+            pool: asyncpg.Pool[asyncpg.Record], **kwargs: float
+        ) -> PgConnection:
+            connection: PgConnection = await acquire(pool, **kwargs)
+            proxy.hold()
+            acquired.set()  # BEGIN is sent before the test runs again
+            return connection
+
+        monkeypatch.setattr(asyncpg.Pool, "acquire", take_and_hold)
+        with loop_errors() as reported:
+            block = asyncio.ensure_future(_two_in_a_block(db, 1))
+            await acquired.wait()
+            block.cancel()
+            await asyncio.sleep(0.05)
+            proxy.let_through()
+            with pytest.raises(asyncio.CancelledError):
+                await block
+            monkeypatch.undo()
+            await every_connection_back(db)
+            assert await own_connections(url) <= before  # closed, not left open
+            await _two_in_a_block(db, 2)
+        assert reported == []
+        assert Counter(int(r.metadata["tag"]) for r in await all_results(db)) == {2: 2}  # type: ignore[arg-type]
+    await no_connection_left(url)
+
+
+async def test_a_block_cancelled_while_postgres_connects_leaves_no_error_unread(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a block cancelled while the pool connects for it leaves no error unread.
+
+    Cut just after its socket connected, asyncpg's connect left a future failing with
+    "unexpected connection_lost() call" that nobody read ("Future exception was never
+    retrieved"). The connect now goes on to its end, and its connection to the pool.
+    """
+    url = migrated_postgres_url
+    assert await own_connections(url) == 0
+    async with connect(url) as db:
+        await all_results(db)  # the pool's one connection is now the lane: a block connects
+        connecting = asyncio.Event()
+        made = connect_utils.TLSUpgradeProto.__init__
+
+        def made_and_tell(proto: connect_utils.TLSUpgradeProto, *args: object) -> None:
+            made(proto, *args)  # type: ignore[arg-type]
+            connecting.set()  # the socket is connected; the connect waits for its transport
+
+        monkeypatch.setattr(connect_utils.TLSUpgradeProto, "__init__", made_and_tell)
+        with loop_errors() as reported:
+            block = asyncio.ensure_future(_two_in_a_block(db, 1))
+            await connecting.wait()
+            block.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await block
+            monkeypatch.undo()
+            await _two_in_a_block(db, 2)
+        assert reported == []
+        assert Counter(int(r.metadata["tag"]) for r in await all_results(db)) == {2: 2}  # type: ignore[arg-type]
+    await no_connection_left(url)

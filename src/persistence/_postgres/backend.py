@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
 import asyncpg.pool
 import attrs
 
-from persistence._backend import Engine
+from persistence._backend import Engine, kept_if_cancelled
 from persistence._codecs import decode_json_text, encode_json
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from persistence.queries import Queries
 
 
+_T = TypeVar("_T")
 _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
@@ -138,6 +139,9 @@ class PostgresBackend:
     """The loop that opened the pool: its connections work on it alone."""
     _lane: PgConnection | None = attrs.field(init=False, default=None)
     _lane_lock: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
+    _in_flight: set[asyncio.Future[Any]] = attrs.field(init=False, factory=set)
+    """Connects that a cancelled caller left going, and the hand-backs of what they gave:
+    the close waits for them."""
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
@@ -155,7 +159,18 @@ class PostgresBackend:
         )
 
     async def acquire(self) -> PgConnection:
-        """Take a pool connection within the connect timeout."""
+        """Take a pool connection within the connect timeout.
+
+        When the pool must connect, a caller cancelled meanwhile does not cut that connect
+        short: cut just after its socket connected, asyncpg leaves a future failing with nobody
+        to read it. The connect ends within its own timeout, and the connection goes back to
+        the pool. With a live connection idle, the pool takes it without connecting.
+        """
+        if self._pool.get_idle_size():
+            return await self._take()
+        return await kept_if_cancelled(self._tracked(self._take()), self._hand_back)
+
+    async def _take(self) -> PgConnection:
         try:
             return await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
@@ -163,6 +178,17 @@ class PostgresBackend:
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+
+    def _hand_back(self, connection: PgConnection) -> None:
+        """Give back, rolled back if need be, a connection whose taker was cancelled meanwhile."""
+        self._tracked(self.give_back(connection, clean=False))
+
+    def _tracked(self, work: Awaitable[_T]) -> asyncio.Future[_T]:
+        """Run `work` as a task that the close waits for."""
+        task = asyncio.ensure_future(work)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def give_back(
         self, connection: PgConnection, *, clean: bool, timed_out: bool = False
@@ -246,9 +272,18 @@ class PostgresBackend:
     ) -> AsyncIterator[PgConnection]:
         self.check_loop()
         connection = await self.acquire()
-        clean = timed_out = False
+        # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
+        # table, a session lock): its connection is closed, never handed to later calls.
+        migrated = lock_timeout is not None
         try:
             await connection.execute(begin)
+        except BaseException:
+            # Cut short between BEGIN's send and its answer, the server may still open the
+            # transaction while asyncpg says there is none: closed, never handed back as clean.
+            await self.give_back(connection, clean=False, timed_out=True)
+            raise
+        clean = timed_out = committing = False
+        try:
             if lock_timeout is not None:
                 # In milliseconds, within what the setting holds: a longer bound waits as long.
                 timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
@@ -260,15 +295,15 @@ class PostgresBackend:
                         f"another migration runner held the lock for over {lock_timeout:g}s"
                     ) from error
             yield connection
+            committing = True
             await connection.execute("COMMIT")
             clean = True
         except BaseException as error:
-            timed_out = _timed_out(error)
+            # A COMMIT cut short may still commit, its answer unread: the same as BEGIN.
+            cut_short = committing and isinstance(error, asyncio.CancelledError)
+            timed_out = _timed_out(error) or cut_short
             raise
         finally:
-            # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
-            # table, a session lock): its connection is closed, never handed to later calls.
-            migrated = lock_timeout is not None
             await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
 
     async def savepoint(self, conn: Connection, name: str) -> None:
@@ -390,6 +425,8 @@ class PostgresBackend:
         self.check_loop()
         async with self._lane_lock:
             await self._drop_lane()
+        while self._in_flight:  # a connect that ends hands its connection back: wait for both
+            await asyncio.wait(tuple(self._in_flight))
         try:
             async with asyncio.timeout(self.release_timeout + self.command_timeout):
                 await self._pool.close()
