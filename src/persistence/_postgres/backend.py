@@ -17,7 +17,7 @@ import asyncpg
 import asyncpg.pool
 import attrs
 
-from persistence._backend import Engine, kept_if_cancelled
+from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
 from persistence._codecs import decode_json_text, encode_json
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
@@ -282,7 +282,7 @@ class PostgresBackend:
             # transaction while asyncpg says there is none: closed, never handed back as clean.
             await self.give_back(connection, clean=False, timed_out=True)
             raise
-        clean = timed_out = committing = False
+        clean = timed_out = False
         try:
             if lock_timeout is not None:
                 # In milliseconds, within what the setting holds: a longer bound waits as long.
@@ -295,13 +295,11 @@ class PostgresBackend:
                         f"another migration runner held the lock for over {lock_timeout:g}s"
                     ) from error
             yield connection
-            committing = True
-            await connection.execute("COMMIT")
+            # Cut short, a COMMIT could still commit after the caller had gone on: it ends first.
+            await finish_then_cancel(connection.execute("COMMIT"))
             clean = True
         except BaseException as error:
-            # A COMMIT cut short may still commit, its answer unread: the same as BEGIN.
-            cut_short = committing and isinstance(error, asyncio.CancelledError)
-            timed_out = _timed_out(error) or cut_short
+            timed_out = _timed_out(error)
             raise
         finally:
             await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
