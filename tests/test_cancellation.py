@@ -19,6 +19,7 @@ from asyncpg import connect_utils
 
 from _budget import arm_past
 from _proxy import proxied
+from _server import own_connections
 from persistence import (
     Database,
     TestResult,
@@ -229,19 +230,6 @@ def loop_errors() -> Iterator[list[str]]:
     finally:
         gc.collect()  # a future nobody read reports it when it is collected
         loop.set_exception_handler(previous)
-
-
-async def own_connections(url: str) -> int:
-    """The connections to the test's PostgreSQL database, the counting one left out."""
-    admin = await asyncpg.connect(url)
-    try:
-        count: int = await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    return count
 
 
 async def no_connection_left(url: str) -> None:

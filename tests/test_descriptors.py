@@ -18,10 +18,10 @@ import threading
 import time
 from pathlib import Path
 
-import asyncpg
 import attrs
 import pytest
 
+from _server import own_connections
 from persistence import Database, connect, migrate, open_persistence
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
@@ -222,19 +222,6 @@ async def test_a_watch_handed_over_while_the_database_closes_lets_it_go(
     assert shm not in _WAL_INDEXES
     after = counts()
     assert (after.descriptors, after.mappings) == (before.descriptors, before.mappings)
-
-
-async def own_connections(database_url: str) -> int:
-    """The connections to this test's PostgreSQL database, the counting one left out."""
-    admin = await asyncpg.connect(database_url)
-    try:
-        count: int = await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    return count
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
