@@ -13,9 +13,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from _server import own_connections
 from persistence import (
     DatabaseError,
     NotFoundError,
@@ -251,15 +251,4 @@ def test_a_close_while_threads_call_ends_every_call_and_leaves_nothing(
         runner.enter(manager())
     assert entered == []
 
-    async def connections() -> int:
-        seen = await asyncpg.connect(migrated_postgres_url)
-        try:
-            count: int = await seen.fetchval(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await seen.close()
-        return count
-
-    assert asyncio.run(connections()) == 0
+    assert asyncio.run(own_connections(migrated_postgres_url)) == 0
