@@ -94,7 +94,13 @@ async def test_many_processes_open_one_new_file_at_once(tmp_path: Path, mode: st
                 await child.wait()
 
 
-async def test_an_open_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+LOCKS = ["EXCLUSIVE", "IMMEDIATE"]
+"""How the other connection holds the file: `IMMEDIATE` lets the switch to WAL read the file,
+then refuses it the write lock at once, without a wait, as a concurrent opener does."""
+
+
+@pytest.mark.parametrize("lock", LOCKS)
+async def test_an_open_waits_for_a_lock_held_elsewhere(tmp_path: Path, lock: str) -> None:
     """A file another connection holds locked is opened once the lock is let go.
 
     The plain sqlite3 connection stands for another process: it made the file in its
@@ -103,7 +109,7 @@ async def test_an_open_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("CREATE TABLE t (x)")
-    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute(f"BEGIN {lock}")
     opening = asyncio.ensure_future(open_database(path, busy_timeout=5.0))
     await asyncio.sleep(0.2)
     assert not opening.done()
@@ -116,12 +122,13 @@ async def test_an_open_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
         holder.close()
 
 
-async def test_an_open_gives_up_after_busy_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lock", LOCKS)
+async def test_an_open_gives_up_after_busy_timeout(tmp_path: Path, lock: str) -> None:
     """An open waits no longer than `busy_timeout`, then says that the file is locked."""
     path = tmp_path / "app.db"
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("CREATE TABLE t (x)")
-    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute(f"BEGIN {lock}")
     try:
         started = time.monotonic()
         with pytest.raises(DatabaseError, match="locked"):

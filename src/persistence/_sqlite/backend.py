@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import itertools
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +33,7 @@ from persistence._sqlite.scripts import (
     check_foreign_keys,
     check_no_temporary_objects,
 )
-from persistence._sqlite.statements import COUNT, ROWS, plan_query
+from persistence._sqlite.statements import COUNT, ROWS, is_busy, lock_poll, plan_query
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError
 
@@ -372,7 +374,9 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     # A read-only connection keeps the file's journal mode: setting one would write.
     pragmas = ("PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
     try:
-        for pragma in ("PRAGMA journal_mode = WAL", *pragmas) if create else pragmas:
+        if create:
+            _switch_to_wal(writer, busy_timeout)
+        for pragma in pragmas:
             writer.execute(pragma)
         reader = open_reader()
         reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
@@ -384,6 +388,25 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
             reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
     return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout, path=path)
+
+
+def _switch_to_wal(writer: sqlite3.Connection, wait: float) -> None:
+    """Put the file in WAL mode, trying again for up to `wait` while another connection holds it.
+
+    The switch reads the file, then asks for the write lock. SQLite refuses that step at once,
+    without waiting, when another connection holds the lock (as many processes opening one new
+    file at once do), since a reader that waits there could deadlock with the holder.
+    """
+    deadline = time.monotonic() + wait
+    for attempt in itertools.count():
+        try:
+            writer.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            if not is_busy(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(lock_poll(attempt))
+        else:
+            return
 
 
 def _read_only_uri(path: str) -> str:

@@ -245,6 +245,14 @@ def is_busy(error: BaseException) -> bool:
     return code is not None and code & 0xFF in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
+_LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+
+
+def lock_poll(attempt: int) -> float:
+    """How long to sleep before the next try at a lock another connection holds."""
+    return _LOCK_POLL[min(attempt, len(_LOCK_POLL) - 1)]
+
+
 def savepointed(writer: sqlite3.Connection, plan: Plan, params: Sequence[Params]) -> int:
     """Run a bulk write all or nothing, inside whatever transaction is open."""
     assert writer.in_transaction  # noqa: S101  # a bulk write runs in a batch or a block

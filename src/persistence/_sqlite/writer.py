@@ -30,7 +30,16 @@ import attrs
 from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import InThread, map_rows, within_budget
-from persistence._sqlite.statements import MANY, Budget, Mode, Plan, execute, is_busy, savepointed
+from persistence._sqlite.statements import (
+    MANY,
+    Budget,
+    Mode,
+    Plan,
+    execute,
+    is_busy,
+    lock_poll,
+    savepointed,
+)
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -38,9 +47,6 @@ if TYPE_CHECKING:
 
 
 _BATCH_LIMIT: Final = 1000  # the most single-call writes that share one commit
-
-_LOCK_POLL: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
-"""Sleeps between tries of BEGIN IMMEDIATE while another process holds the write lock."""
 
 
 class WriterState(enum.Enum):
@@ -276,7 +282,7 @@ class Writer:
                         f"SQLite: the database is locked: another connection held the "
                         f"write lock for over {wait:g}s"
                     ) from error
-                await asyncio.sleep(_LOCK_POLL[min(attempt, len(_LOCK_POLL) - 1)])
+                await asyncio.sleep(lock_poll(attempt))
             else:
                 return
 
