@@ -65,7 +65,7 @@ from persistence.database import backend_of, connection, transaction
 from persistence.storage import open_storage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator
 
     from persistence import Database, PageCursor
     from persistence._postgres.backend import PostgresBackend
@@ -683,10 +683,10 @@ async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refu
 async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
     tmp_path: Path, source: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cancelled while its working folder is being made, each operation removes that folder.
+    """Cancelled while its working folder is being made, a backup removes that folder.
 
-    The folder is made in a worker thread, which goes on after the cancel: the backup's
-    `.FILE.*.partial` beside the file, and the snapshot a restore or a copy reads from.
+    The folder, `.FILE.*.partial` beside the file, is made in a worker thread, which goes on
+    after the cancel. A restore and a copy make no folder: they read in a read transaction.
     """
     made: list[Path] = []
     started, finished = threading.Event(), threading.Event()
@@ -703,27 +703,28 @@ async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
     async with connect(tmp_path / "target.db") as target:
         await migrate(target)
         await backup_database(source, tmp_path / "a.backup")
-        before = names(tmp_path)
         monkeypatch.setattr(tempfile, "mkdtemp", slow_mkdtemp)
-        works: list[Callable[[], Awaitable[object]]] = [
-            lambda: backup_database(source, tmp_path / "b.backup"),
-            lambda: restore_database(target, tmp_path / "a.backup"),
-            lambda: copy_database(source, target),
-        ]
-        for work in works:
-            started.clear()
-            finished.clear()
-            task = asyncio.ensure_future(work())
-            assert await asyncio.to_thread(started.wait, 5)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert await asyncio.to_thread(finished.wait, 5)
-            deadline = time.monotonic() + 1
-            while any(folder.exists() for folder in made) and time.monotonic() < deadline:  # noqa: ASYNC110  # removed by a callback
-                await asyncio.sleep(0.01)
-            assert [folder for folder in made if folder.exists()] == []
-            assert names(tmp_path) == before
+        for name, into in (("restored.db", "restore"), ("copied.db", "copy")):
+            async with connect(tmp_path / name) as other:
+                await migrate(other)
+                if into == "restore":
+                    await restore_database(other, tmp_path / "a.backup")
+                else:
+                    await copy_database(source, other)
+        assert made == [], "a restore or a copy made a folder"
+        before = names(tmp_path)
+        task = asyncio.ensure_future(backup_database(source, tmp_path / "b.backup"))
+        assert await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(finished.wait, 5)
+        deadline = time.monotonic() + 1
+        while any(folder.exists() for folder in made) and time.monotonic() < deadline:  # noqa: ASYNC110  # removed by a callback
+            await asyncio.sleep(0.01)
+        assert made
+        assert [folder for folder in made if folder.exists()] == []
+        assert names(tmp_path) == before
         monkeypatch.undo()
         assert await contents(target) == EMPTY
 
@@ -844,9 +845,10 @@ async def test_working_folders_of_killed_processes_are_removed_by_the_next_one(
     """What a process killed mid-backup or mid-restore left is removed, what a live one uses is not.
 
     A backup killed (SIGKILL) before it publishes leaves its `.FILE.*.partial` folder beside
-    the file, and a restore killed while it copies leaves its snapshot in $TMPDIR, a whole copy
-    of the database. The next backup of that file, and the next copy or restore, remove them;
-    the folders of processes still at work stay.
+    the file: the next backup of that file removes it, and the folder of a process still at
+    work stays. A restore killed while it copies leaves nothing behind, in $TMPDIR or beside
+    the file: it reads the backup in place, in a read transaction, and another restore meanwhile
+    works.
     """
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -872,15 +874,13 @@ async def test_working_folders_of_killed_processes_are_removed_by_the_next_one(
 
     dead = await stalled(tmp_path, "restore", str(tmp_path / "t1.db"), str(tmp_path / "a.backup"))
     await killed(dead)
-    left = names(tmp_path / "tmp")
-    assert len(left) == 1
+    assert names(tmp_path / "tmp") == []
     live = await stalled(tmp_path, "restore", str(tmp_path / "t2.db"), str(tmp_path / "a.backup"))
     try:
-        working = [name for name in names(tmp_path / "tmp") if name not in left]
         async with connect(tmp_path / "t3.db") as target:
             await restore_database(target, tmp_path / "a.backup")
             await assert_same(source, target)
-        assert names(tmp_path / "tmp") == working
+        assert names(tmp_path / "tmp") == []
     finally:
         await killed(live)
     async with connect(tmp_path / "t1.db") as target:

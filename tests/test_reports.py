@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import os
 import sys
 import threading
@@ -25,6 +27,7 @@ from persistence import (
     TestType,
     all_results,
     all_runs,
+    delete_results_before,
     delete_run,
     export_junit,
     import_junit,
@@ -392,21 +395,42 @@ async def test_export_writes_well_formed_xml_for_any_stored_text(
     ]
 
 
+def _exported_count(form: str, text: str) -> int:
+    """How many results an export holds, read back from its own form."""
+    if form == "junit":
+        return int(text.split('tests="', 1)[1].split('"', 1)[0])
+    if form == "ctrf":
+        summary = json.loads(text)["results"]["summary"]
+        return int(summary["tests"])
+    return len(text.splitlines())
+
+
 @pytest.mark.parametrize("form", ["junit", "ctrf", "jsonl"])
-async def test_a_run_deleted_while_it_is_exported_is_not_found(
-    db: Database, monkeypatch: pytest.MonkeyPatch, form: str
+@pytest.mark.parametrize("deletion", ["run", "retention"])
+async def test_an_export_reads_its_run_as_of_one_moment(
+    db: Database, monkeypatch: pytest.MonkeyPatch, form: str, deletion: str
 ) -> None:
-    """Deleted between two pages of its results: NotFoundError, never half of the run."""
+    """An export shows its run as it was when it began, never in part.
+
+    Between two pages of its results, the run is deleted, or retention deletes the results on
+    the pages not read yet (given an old time).
+    """
     run = await save_run(db, Run())
     assert run.id is not None
     run_id = run.id
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    total = READ_PAGE + 500
     await save_results(
         db,
         [
             TestResult(
-                test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run_id, test_id=f"t{i}"
+                test_type=TestType.UNIT,
+                status=TestStatus.PASSED,
+                run_id=run_id,
+                test_id=f"t{i}",
+                created_at=old if i >= total // 2 else dt.datetime.now(dt.UTC),
             )
-            for i in range(READ_PAGE + 500)
+            for i in range(total)
         ],
     )
     pages = 0
@@ -414,15 +438,21 @@ async def test_a_run_deleted_while_it_is_exported_is_not_found(
     async def map_then_delete(*arguments: Any) -> Any:  # noqa: ANN401  # passed through
         nonlocal pages
         pages += 1
-        if pages == 1:
+        if pages == 1 and deletion == "run":
             await delete_run(db, run_id)
+        elif pages == 1:
+            assert await delete_results_before(db, old + dt.timedelta(days=1)) == total - total // 2
         return await map_in_slices(*arguments)
 
     monkeypatch.setattr("persistence.reports.map_in_slices", map_then_delete)
     export = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[form]
-    with pytest.raises(NotFoundError):
-        await export(db, run_id)
-    assert pages >= 1
+    assert _exported_count(form, await export(db, run_id)) == total
+    assert pages >= 2
+    if deletion == "run":
+        with pytest.raises(NotFoundError):
+            await export(db, run_id)
+    else:
+        assert _exported_count(form, await export(db, run_id)) == total // 2
 
 
 async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:

@@ -340,6 +340,20 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
 
 
 @contextlib.asynccontextmanager
+async def read_snapshot(db: Database) -> AsyncIterator[Database]:
+    """Give a `db` whose reads in the block all see one committed state, writers going on.
+
+    Inside `transaction()`, `db` is given as it is: its block sees its own writes. Only reads:
+    a write raises `DatabaseError`.
+    """
+    if require_database(db)._frame is not None:  # noqa: SLF001
+        yield db
+        return
+    async with translate_errors(db), db._backend.snapshot() as reading:  # noqa: SLF001
+        yield attrs.evolve(db, frame=_Frame(reading, asyncio.Lock()))
+
+
+@contextlib.asynccontextmanager
 async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
     backend = db._backend  # noqa: SLF001
     frame.check()

@@ -17,7 +17,7 @@ from typing import Any, Final
 from persistence._guards import key_id
 from persistence._interface import JsonObject, JsonValue
 from persistence.converters import from_dict, to_dict
-from persistence.database import Database, transaction
+from persistence.database import Database, read_snapshot, transaction
 from persistence.exceptions import ReportError
 from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
 from persistence.reports import open_report, run_results
@@ -150,8 +150,9 @@ def _ctrf_result(test: object) -> TestResult:
 async def export_ctrf(db: Database, run_id: int) -> str:
     """Write a run's results as one CTRF JSON document."""
     run_id = key_id("Run", run_id)
-    results = await run_results(db, run_id)
-    run = await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
+    async with read_snapshot(db) as seen:  # one state: no write meanwhile shows in part
+        results = await run_results(seen, run_id)
+        run = await get_run(seen, run_id)
     tests: list[JsonValue] = []
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
@@ -229,8 +230,9 @@ def _reason(error: Exception) -> str:
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
     run_id = key_id("Run", run_id)
-    results = await run_results(db, run_id)
-    await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
+    async with read_snapshot(db) as seen:  # one state: no write meanwhile shows in part
+        results = await run_results(seen, run_id)
+        await get_run(seen, run_id)
     return "".join(
         json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
         for result in results

@@ -29,7 +29,7 @@ from persistence._interface import JsonObject
 from persistence._loop import map_in_slices, share_loop
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_params
-from persistence.database import Database, connection, transaction
+from persistence.database import Database, connection, read_snapshot, transaction
 from persistence.exceptions import NotAFileError, ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.runs import get_run, save_run
@@ -322,8 +322,9 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
 async def export_junit(db: Database, run_id: int) -> str:
     """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
     run_id = key_id("Run", run_id)
-    results = await run_results(db, run_id)
-    run = await get_run(db, run_id)  # after the results: a run deleted meanwhile is not found
+    async with read_snapshot(db) as seen:  # one state: no write meanwhile shows in part
+        results = await run_results(seen, run_id)
+        run = await get_run(seen, run_id)
     tags = Counter(_TAGS.get(result.status) for result in results)
     counts = (
         f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '

@@ -22,11 +22,12 @@ from persistence._sqlite.statements import (
     plan_query,
     rows_encoder,
 )
+from persistence.exceptions import DatabaseError
 from persistence.queries import RUNS_LONG
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
-    from persistence._sqlite.reads import Readers
+    from persistence._sqlite.reads import Reads
     from persistence._sqlite.writer import Writer
     from persistence._tracing import Observer
 
@@ -36,12 +37,14 @@ class SqliteSession:
     """What the loaded queries take as `conn` on SQLite.
 
     Outside a transaction, reads go to a reader and writes to the group-commit queue;
-    inside one, everything runs on the writer, which the transaction holds.
+    inside one, everything runs on the writer, which the transaction holds. A snapshot's
+    session only reads.
     """
 
-    _readers: Readers
+    _readers: Reads
     _writer: Writer
     _in_transaction: bool = attrs.field(kw_only=True)
+    _reads_only: bool = attrs.field(default=False, kw_only=True)
 
     async def run(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None
@@ -53,6 +56,8 @@ class SqliteSession:
         if self._in_transaction:
             return await self._writer.run_leased(plan, params, mode, rows_as)
         if plan.writes or mode is MANY:
+            if self._reads_only:
+                raise DatabaseError(f"{plan.name} writes, and a snapshot only reads")
             return await self._writer.queue_write(plan, params, mode, rows_as)
         return await self._readers.read(plan, params, mode, rows_as)
 

@@ -14,7 +14,6 @@ import functools
 import itertools
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
 from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
-from persistence._files.locks import locked_folder, remove_locked_folder
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
@@ -46,10 +44,6 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 # Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
-
-_SNAPSHOT_PREFIX: Final = "persistence-snapshot-"
-_SNAPSHOT_SUFFIX: Final = ".sqlite"
-"""A snapshot's folder in $TMPDIR: `persistence-snapshot-XXXXXXXX.sqlite`."""
 
 _LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
 """The highest id each AUTOINCREMENT table has handed out."""
@@ -220,25 +214,10 @@ class SqliteBackend:
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
-        """Lend a read-only copy made by `backup_file` in a temporary folder, deleted after."""
-        # Made in a thread that goes on after a cancel: a folder made then is removed then.
-        # Locked while in use; the snapshots of processes killed meanwhile are removed first.
-        made = await kept_if_cancelled(
-            asyncio.to_thread(
-                locked_folder, tempfile.gettempdir(), _SNAPSHOT_PREFIX, _SNAPSHOT_SUFFIX
-            ),
-            remove_locked_folder,
-        )
-        try:
-            path = os.path.join(made[0], "snapshot.db")  # noqa: PTH118  # a str for sqlite3
-            await self.backup_file(path)
-            copy = await open_sqlite(path, busy_timeout=self._busy_timeout, create=False)
-            try:
-                yield copy._autocommit  # noqa: SLF001  # a backend of this module
-            finally:
-                await copy.close()
-        finally:
-            await asyncio.to_thread(remove_locked_folder, made)
+        """Lend a session whose reads see one committed state: a reader in a read transaction."""
+        self.check_loop()
+        async with self._readers.snapshot() as reads:
+            yield SqliteSession(reads, self._writer, in_transaction=False, reads_only=True)
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""

@@ -2,19 +2,21 @@
 
 In WAL mode a reader sees the last commit and never waits for the writer. A read interrupted
 past the loop's slice, or that must wait for a lock, is read again in a worker thread, on a
-reader of its own. Rows are mapped afterwards, on the loop, a slice at a time.
+reader of its own. Rows are mapped afterwards, on the loop, a slice at a time. A snapshot is a
+reader of its own held in one read transaction: every read sees the state its first read saw.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from persistence._backend import kept_if_cancelled
+from persistence._backend import finish_then_cancel, kept_if_cancelled
 from persistence._loop import SLICE_ITEMS, share_loop
 from persistence._sqlite.statements import (
     COUNT,
@@ -27,12 +29,20 @@ from persistence._sqlite.statements import (
     execute,
     is_busy,
 )
+from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
 InThread = Callable[..., Awaitable[Any]]  # runs a function in the backend's worker threads
+
+
+class Reads(Protocol):
+    """Where a session outside a transaction sends its reads."""
+
+    async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
+        """Run one read and give its rows, mapped by `rows_as` if given."""
 
 
 async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
@@ -93,6 +103,7 @@ class Readers:
         self._in_thread = in_thread
         self._budget = Budget(reader)
         self._idle: list[sqlite3.Connection] = []  # thread readers not in use
+        self._held: set[Snapshot] = set()  # the open snapshots
         self._closed = False
         # `_keep` runs on the loop while `close` may run in a worker thread: a reader handed
         # back between close's look at `_idle` and its end was left open.
@@ -132,10 +143,81 @@ class Readers:
                 return
         reader.close()
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Snapshot]:
+        """Hold a reader of its own in a read transaction for the block; writers go on (WAL)."""
+        reader = await kept_if_cancelled(self._in_thread(_begin_reading, self._open_reader), _end)
+        snapshot = Snapshot(reader, self._in_thread)
+        with self._guard:
+            if self._closed:
+                snapshot.end()
+                raise DatabaseError("the SQLite database is closed")
+            self._held.add(snapshot)
+        try:
+            yield snapshot
+        finally:
+            with self._guard:  # ended here, or by a close (in a worker thread) that took it
+                mine = snapshot in self._held
+                self._held.discard(snapshot)
+            if mine:
+                snapshot.end()
+
     def close(self) -> None:
         """Close every reader: called once the worker threads have stopped, so none is reading."""
         with self._guard:
             self._closed = True
             idle, self._idle = self._idle, []
+            held, self._held = self._held, set()
+        for snapshot in held:
+            snapshot.end()
         for connection in (*idle, self.connection):
             connection.close()
+
+
+class Snapshot:
+    """A reader in one read transaction: each read, in a worker thread, sees the same state."""
+
+    def __init__(self, reader: sqlite3.Connection, in_thread: InThread) -> None:
+        self._reader = reader
+        self._in_thread = in_thread
+        self._ended = False
+
+    async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
+        """Read in a thread; a cancelled read is stopped and waited for, the reader being shared."""
+        if self._ended:
+            raise DatabaseError("the SQLite database is closed, and the snapshot with it")
+        work = asyncio.ensure_future(self._in_thread(execute, self._reader, plan, params, mode))
+        try:
+            picked = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            self._reader.interrupt()  # it stops at its next step; the transaction stays
+            with contextlib.suppress(Exception):  # interrupted: the caller is told it was cancelled
+                await finish_then_cancel(work)
+            raise
+        return await map_rows(rows_as, picked, mode)
+
+    def end(self) -> None:
+        """End the read transaction and close the reader: by the block, or by a close."""
+        self._ended = True
+        _end(self._reader)
+
+
+def _begin_reading(open_reader: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
+    """Open a reader and start its read transaction: the state it sees is fixed by this read."""
+    reader = open_reader()
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    except BaseException:
+        reader.close()
+        raise
+    return reader
+
+
+def _end(reader: sqlite3.Connection) -> None:
+    """End a snapshot's read transaction and close its reader."""
+    try:
+        if reader.in_transaction:
+            reader.execute("ROLLBACK")
+    finally:
+        reader.close()
