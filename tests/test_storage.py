@@ -167,9 +167,13 @@ async def test_unencodable_text_is_a_storage_error_and_writes_nothing(storage: S
     assert not (storage.root / "ascii.txt").exists()
 
 
-@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64"])
+@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64", "undefined", "utf-8\0"])
 async def test_unknown_encoding_is_a_validation_error(storage: Storage, encoding: str) -> None:
-    """An encoding Python does not know, or not a text one, is refused before any file work."""
+    """An encoding Python does not know, or not a text one, is refused before any file work.
+
+    `undefined` is a codec that refuses all text, and a NUL makes the lookup a ValueError:
+    neither may escape as a raw UnicodeError or ValueError.
+    """
     with pytest.raises(ValidationError, match=r"write_text\.encoding"):
         await write_text(storage, "x.txt", "x", encoding=encoding)
     with pytest.raises(ValidationError, match=r"read_text\.encoding"):

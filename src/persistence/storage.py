@@ -114,7 +114,7 @@ def _encoding(function: str, encoding: object) -> str:
     try:
         "".encode(name)
         b"".decode(name)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL, or a codec refusing all text
         raise ValidationError(function, "encoding", f"{name!r} is no text encoding") from None
     return name
 
