@@ -562,6 +562,22 @@ async def test_clean_temp_removes_only_old_temporary_files(
     assert snapshot(tmp_path, skip=storage.root) == outside
 
 
+async def test_clean_temp_without_a_temp_folder_still_removes_partial_writes(
+    storage: Storage,
+) -> None:
+    """With .tmp/ removed, clean-up has nothing there to do and still takes old partial files.
+
+    It raised FileMissingError for .tmp/, and removed no partial file anywhere.
+    """
+    (storage.root / ".tmp").rmdir()
+    partial = storage.root / "sub" / PARTIAL
+    partial.parent.mkdir()
+    partial.write_bytes(b"x")
+    age(partial, 3 * 3600)
+    assert await clean_temp(storage, older_than_hours=2) == [partial]
+    assert not (storage.root / ".tmp").exists()
+
+
 async def test_clean_temp_refuses_negative_ages(storage: Storage) -> None:
     """A negative age is a ValueError."""
     with pytest.raises(ValueError, match="older_than_hours"):

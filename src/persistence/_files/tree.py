@@ -237,8 +237,9 @@ def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path |
 def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
     """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`."""
     removed: list[Path | None] = []
-    with storage_errors(TEMP_DIR), open_root(root) as root_fd:
-        with owned(open_folder(root_fd, TEMP_DIR, create=False)) as temp:
+    with storage_errors(TEMP_DIR), open_root(root) as root_fd, ExitStack() as stack:
+        temp = open_folders(stack, root_fd, [TEMP_DIR], create=False)  # None: none to clean
+        if temp is not None:
             for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):
                 here = root / TEMP_DIR / folder
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
