@@ -104,6 +104,26 @@ async def test_open_storage_resolves_the_root(tmp_path: Path) -> None:
     assert await open_storage(tmp_path / "real") == storage
 
 
+async def test_a_storage_made_by_hand_has_the_root_open_storage_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Storage(path)` made without open_storage holds its root absolute and resolved too.
+
+    A relative root followed the working folder, and an absolute path inside a root
+    spelled through a symlink or '..' was refused as leading outside it.
+    """
+    real = (await open_storage(tmp_path / "real")).root
+    (tmp_path / "alias").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    for given in (Path("real"), tmp_path / "alias", tmp_path / "real" / ".." / "real"):
+        storage = Storage(given)
+        assert storage.root == real
+        await write_bytes(storage, real / "a.txt", b"a")
+        assert await read_bytes(storage, real / "a.txt") == b"a"
+    with pytest.raises(StorageError, match="NUL"):
+        Storage(Path("a\0b"))
+
+
 async def test_open_storage_refuses_a_file_as_root(tmp_path: Path) -> None:
     """A root that is a file is refused with an error naming it."""
     (tmp_path / "file").write_text("x")
