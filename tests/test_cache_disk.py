@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import sys
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -315,6 +316,29 @@ async def test_descriptors_stay_flat_over_puts_reads_and_evictions(tmp_path: Pat
     for index in range(50):
         await cycle(index)
     assert _open_descriptors() == before
+
+
+async def test_a_cancelled_open_leaves_no_file_open(tmp_path: Path) -> None:
+    """An open cancelled while its thread checks the entry closes what the thread opened.
+
+    The file was dropped to its finalizer, which closed it with an "unclosed file"
+    ResourceWarning: an open descriptor until garbage collection where there is no refcount.
+    """
+    artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**8)
+    key = await artifacts.put(os.urandom(4 * 1024 * 1024))  # hashed for some milliseconds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for delay in (0, 0.0005, 0.001, 0.002, 0.004):
+            call = asyncio.ensure_future(artifacts.open(key))
+            await asyncio.sleep(delay)
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                opened = await call
+                if opened is not None:
+                    opened.close()
+        await asyncio.sleep(0.1)  # any thread still hashing is done
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert artifacts.stats().hits + artifacts.stats().misses <= 5
 
 
 async def test_eviction_removes_only_old_partial_files(artifacts: ArtifactCache) -> None:

@@ -104,6 +104,26 @@ async def test_open_storage_resolves_the_root(tmp_path: Path) -> None:
     assert await open_storage(tmp_path / "real") == storage
 
 
+async def test_a_storage_made_by_hand_has_the_root_open_storage_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Storage(path)` made without open_storage holds its root absolute and resolved too.
+
+    A relative root followed the working folder, and an absolute path inside a root
+    spelled through a symlink or '..' was refused as leading outside it.
+    """
+    real = (await open_storage(tmp_path / "real")).root
+    (tmp_path / "alias").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    for given in (Path("real"), tmp_path / "alias", tmp_path / "real" / ".." / "real"):
+        storage = Storage(given)
+        assert storage.root == real
+        await write_bytes(storage, real / "a.txt", b"a")
+        assert await read_bytes(storage, real / "a.txt") == b"a"
+    with pytest.raises(StorageError, match="NUL"):
+        Storage(Path("a\0b"))
+
+
 async def test_open_storage_refuses_a_file_as_root(tmp_path: Path) -> None:
     """A root that is a file is refused with an error naming it."""
     (tmp_path / "file").write_text("x")
@@ -167,9 +187,13 @@ async def test_unencodable_text_is_a_storage_error_and_writes_nothing(storage: S
     assert not (storage.root / "ascii.txt").exists()
 
 
-@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64"])
+@pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64", "undefined", "utf-8\0"])
 async def test_unknown_encoding_is_a_validation_error(storage: Storage, encoding: str) -> None:
-    """An encoding Python does not know, or not a text one, is refused before any file work."""
+    """An encoding Python does not know, or not a text one, is refused before any file work.
+
+    `undefined` is a codec that refuses all text, and a NUL makes the lookup a ValueError:
+    neither may escape as a raw UnicodeError or ValueError.
+    """
     with pytest.raises(ValidationError, match=r"write_text\.encoding"):
         await write_text(storage, "x.txt", "x", encoding=encoding)
     with pytest.raises(ValidationError, match=r"read_text\.encoding"):
@@ -556,6 +580,22 @@ async def test_clean_temp_removes_only_old_temporary_files(
     assert all(path.read_text() == path.name for path in [*young, *bystanders])
     assert (temp / "nested").is_dir()
     assert snapshot(tmp_path, skip=storage.root) == outside
+
+
+async def test_clean_temp_without_a_temp_folder_still_removes_partial_writes(
+    storage: Storage,
+) -> None:
+    """With .tmp/ removed, clean-up has nothing there to do and still takes old partial files.
+
+    It raised FileMissingError for .tmp/, and removed no partial file anywhere.
+    """
+    (storage.root / ".tmp").rmdir()
+    partial = storage.root / "sub" / PARTIAL
+    partial.parent.mkdir()
+    partial.write_bytes(b"x")
+    age(partial, 3 * 3600)
+    assert await clean_temp(storage, older_than_hours=2) == [partial]
+    assert not (storage.root / ".tmp").exists()
 
 
 async def test_clean_temp_refuses_negative_ages(storage: Storage) -> None:

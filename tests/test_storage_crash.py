@@ -10,7 +10,7 @@ from pathlib import Path
 
 from _killed_writer import TARGET, contents
 from persistence._files.paths import is_partial_name
-from persistence.storage import clean_temp, list_files, open_storage
+from persistence.storage import clean_temp, list_backups, list_files, open_storage
 
 HERE = Path(__file__).parent
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
@@ -19,6 +19,11 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.pa
 def _partials(folder: Path) -> list[str]:
     """Return the names of the partial-write files left in `folder`."""
     return sorted(path.name for path in folder.iterdir() if is_partial_name(path.name))
+
+
+def _partials_below(folder: Path) -> list[Path]:
+    """Return the partial-write files anywhere below `folder`, reserved folders included."""
+    return sorted(path for path in folder.rglob("*") if is_partial_name(path.name))
 
 
 async def test_killed_writer_leaves_old_or_new_content(tmp_path: Path) -> None:
@@ -51,6 +56,39 @@ async def test_killed_writer_leaves_old_or_new_content(tmp_path: Path) -> None:
         assert _partials(tmp_path) == []
         assert (tmp_path / TARGET).read_bytes() in known
     assert kills_mid_write > 0, "no kill landed in the middle of a write"
+
+
+async def test_a_killed_backup_leaves_nothing_clean_temp_keeps(tmp_path: Path) -> None:
+    """A process killed mid-backup leaves at worst a partial file that clean_temp removes.
+
+    The partial copy was made in the backups' folder, which clean_temp never walks: each
+    kill left a whole-size orphan there for good.
+    """
+    storage = await open_storage(tmp_path)
+    rng = random.Random(20261205)  # noqa: S311 - picks moments to kill, not secrets
+    kills_mid_backup = 0
+    for _ in range(6):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HERE / "_killed_writer.py"),
+            str(tmp_path),
+            str(8 * 1024 * 1024),
+            "backup",
+            stdout=asyncio.subprocess.PIPE,
+            env=CHILD_ENV,
+        )
+        assert child.stdout is not None
+        assert await child.stdout.readline() == b"ready\n"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(child.wait(), timeout=rng.uniform(0.05, 0.3))
+        child.send_signal(signal.SIGKILL)
+        assert await child.wait() == -signal.SIGKILL
+
+        kills_mid_backup += bool(_partials_below(tmp_path))
+        await clean_temp(storage, older_than_hours=0)
+        assert _partials_below(tmp_path) == []
+        assert all(path.stat().st_size > 0 for path in await list_backups(storage, TARGET))
+    assert kills_mid_backup > 0, "no kill landed in the middle of a backup"
 
 
 def _big_file(path: Path, size: int) -> str:

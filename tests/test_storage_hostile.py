@@ -1,9 +1,11 @@
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -17,10 +19,12 @@ from hypothesis import strategies as st
 
 from persistence import Database, FileRecord, all_file_records, save_file_record
 from persistence._files.paths import is_partial_name, is_reserved
+from persistence.cache import open_artifact_cache
 from persistence.exceptions import (
     NotAFileError,
     OutsideRootError,
     PersistenceError,
+    StorageError,
     ValidationError,
 )
 from persistence.models import MAX_KEY_BYTES
@@ -475,3 +479,50 @@ async def test_a_symlink_loop_in_a_folder_is_an_error(storage: Storage) -> None:
         0,
         errno.ELOOP,
     }
+
+
+# --- a root gone or replaced ---------------------------------------------------------------------
+
+ON_THE_ROOT: dict[str, Callable[[Storage], Coroutine[Any, Any, object]]] = {
+    "write_bytes": lambda s: write_bytes(s, "a.txt", b"y"),
+    "read_bytes": lambda s: read_bytes(s, "a.txt"),
+    "copy": lambda s: copy(s, "a.txt", "b.txt"),
+    "move": lambda s: move(s, "a.txt", "b.txt"),
+    "delete": lambda s: delete(s, "a.txt"),
+    "info": lambda s: info(s, "a.txt"),
+    "list_files": lambda s: list_files(s, "*"),
+    "backup": lambda s: backup(s, "a.txt"),
+    "list_backups": lambda s: list_backups(s, "a.txt"),
+    "prune_backups": lambda s: prune_backups(s, "a.txt", keep=0),
+    "clean_temp": lambda s: clean_temp(s, older_than_hours=1),
+}
+
+
+@pytest.mark.parametrize("now", ["gone", "a file"])
+async def test_a_root_removed_or_replaced_by_a_file_is_named(tmp_path: Path, now: str) -> None:
+    """Every call on a root that is gone, or is now a file, raises a StorageError naming it.
+
+    The store's walk opened the root outside its translation of OS errors, so most calls
+    raised a bare FileNotFoundError or NotADirectoryError, and the others named `.tmp` or
+    the pattern instead of the root.
+    """
+    storage = await open_storage(tmp_path / "root")
+    await write_bytes(storage, "a.txt", b"x")
+    artifacts = await open_artifact_cache(storage)
+    key = await artifacts.put(b"x")
+    await asyncio.to_thread(shutil.rmtree, storage.root)
+    if now == "a file":
+        storage.root.write_bytes(b"not a folder")
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        **{name: functools.partial(call, storage) for name, call in ON_THE_ROOT.items()},
+        "artifact put": lambda: artifacts.put(b"y"),
+        "artifact get": lambda: artifacts.get(key),
+        "artifact open": lambda: artifacts.open(key),
+        "artifact contains": lambda: artifacts.contains(key),
+        "artifact size": artifacts.size,
+        "artifact evict": artifacts.evict,
+    }
+    for name, call in calls.items():
+        with pytest.raises(StorageError) as caught:
+            await call()
+        assert caught.value.path == str(storage.root), name

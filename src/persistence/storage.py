@@ -32,7 +32,7 @@ from persistence._files.paths import (
     check_pattern,
     storage_errors,
 )
-from persistence._guards import argument, at_least, byte_string, finite_amount, instance_of
+from persistence._guards import argument, at_least, byte_string, finite_amount
 from persistence.database import Database, check_usable, transaction
 from persistence.exceptions import ValidationError
 from persistence.file_records import (
@@ -72,11 +72,17 @@ StoragePath = str | os.PathLike[str]
 T = TypeVar("T")
 
 
+def _real_root(root: object) -> Path:
+    """Give a root as open_storage does: absolute, with every symlink and '..' resolved."""
+    given = argument("Storage", "root", Path, root, "a Path")
+    return Path(os.path.realpath(check_path(given)))
+
+
 @attrs.frozen
 class Storage:
     """A storage root: an absolute folder with every symlink resolved."""
 
-    root: Path = attrs.field(validator=instance_of(Path))
+    root: Path = attrs.field(converter=_real_root)
 
     @property
     def backups_dir(self) -> Path:
@@ -114,7 +120,7 @@ def _encoding(function: str, encoding: object) -> str:
     try:
         "".encode(name)
         b"".decode(name)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL, or a codec refusing all text
         raise ValidationError(function, "encoding", f"{name!r} is no text encoding") from None
     return name
 

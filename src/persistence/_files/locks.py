@@ -141,7 +141,7 @@ Check = Callable[[str], object]  # called with the path a change will record, be
 LOCK_TIMEOUT = 60.0  # seconds an operation waits for the lock of its paths before it gives up
 
 
-async def _settle(future: asyncio.Future[T]) -> tuple[T, bool]:
+async def settle(future: asyncio.Future[T]) -> tuple[T, bool]:
     """Wait for `future` to end even if cancelled meanwhile; say whether we were cancelled.
 
     A hop may rename a file, and a record write may be under way: neither is abandoned
@@ -203,7 +203,7 @@ async def _wait_for_lock(change: Change[T]) -> bool:
             raise StorageError(change.shown, reason)
         await _pause(wait)
         wait = min(wait * 2, _LONGEST_WAIT)
-        _, cancelled = await _settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
+        _, cancelled = await settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
         if cancelled:
             return True
     return False
@@ -219,12 +219,12 @@ async def perform(
     record write under way to end; a change applied is always recorded.
     """
     hop = asyncio.ensure_future(asyncio.to_thread(_staged, stage))
-    change, cancelled = await _settle(hop)
+    change, cancelled = await settle(hop)
     try:
         if not cancelled:
             cancelled = await _wait_for_lock(change)
         if change.done and record is not None:
-            _, interrupted = await _settle(asyncio.ensure_future(record(change.done[0])))
+            _, interrupted = await settle(asyncio.ensure_future(record(change.done[0])))
             cancelled = cancelled or interrupted
         if cancelled:
             raise asyncio.CancelledError

@@ -189,8 +189,19 @@ def owned(fd: int) -> Iterator[int]:
 
 
 def open_root(root: Path) -> AbstractContextManager[int]:
-    """Open the storage root: the one folder trusted by its full path."""
-    return owned(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    """Open the storage root: the one folder trusted by its full path.
+
+    One removed, or replaced by a file, since the storage was opened is a storage error
+    naming the root.
+    """
+    with storage_errors(str(root)):
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError as error:
+            raise FileMissingError(root, "the storage root does not exist") from error
+        except NotADirectoryError as error:
+            raise StorageError(root, "the storage root is not a folder") from error
+    return owned(fd)
 
 
 @attrs.define

@@ -167,13 +167,19 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
         while lstat(folder, target) is not None:
             counter += 1
             target = f"{stem}.{stamp}-{counter}.bak"
-        partial = Partial.create(folder, target)
+        # Filled in .tmp/, where clean_temp removes what a kill leaves, then renamed here.
+        temp = open_folders(stack, spot.root_fd, [TEMP_DIR], create=True)
+        if temp is None:  # pragma: no cover  # made just now; removed meanwhile
+            raise FileMissingError(TEMP_DIR, "the temporary folder vanished")
+        partial = Partial.create(temp, target)
         stack.callback(partial.discard)
         hash_fd(source_fd, partial.fd)
         os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
-        os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
         os.fsync(partial.fd)
-        partial.commit()
+        partial.commit(folder)
+        # The times come once it is renamed: dated like an old source, the partial file
+        # would look abandoned to clean_temp.
+        os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
     if keep is not None:
         prune_backup_files(root, path, keep)
     return root.joinpath(BACKUPS_DIR, *spot.folders, target)
@@ -231,8 +237,9 @@ def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path |
 def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
     """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`."""
     removed: list[Path | None] = []
-    with storage_errors(TEMP_DIR), open_root(root) as root_fd:
-        with owned(open_folder(root_fd, TEMP_DIR, create=False)) as temp:
+    with storage_errors(TEMP_DIR), open_root(root) as root_fd, ExitStack() as stack:
+        temp = open_folders(stack, root_fd, [TEMP_DIR], create=False)  # None: none to clean
+        if temp is not None:
             for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):
                 here = root / TEMP_DIR / folder
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)

@@ -23,7 +23,7 @@ from typing import BinaryIO, Final
 import attrs
 
 from persistence._files.content import Partial, hash_fd, read_fd, write_hashed
-from persistence._files.locks import Change, perform, try_lock
+from persistence._files.locks import Change, perform, settle, try_lock
 from persistence._files.paths import (
     CACHE_DIR,
     Spot,
@@ -352,7 +352,12 @@ class ArtifactCache:
 
     async def open(self, key: str) -> BinaryIO | None:
         """Open the entry of `key` once its hash is checked (the caller closes it), or None."""
-        opened = await asyncio.to_thread(_open, self._root, _check_key(key))
+        hop = asyncio.ensure_future(asyncio.to_thread(_open, self._root, _check_key(key)))
+        opened, cancelled = await settle(hop)  # a file opened for a cancelled caller is closed
+        if cancelled:
+            if opened is not None:
+                opened.close()
+            raise asyncio.CancelledError
         self._hits += opened is not None
         self._misses += opened is None
         return opened
