@@ -172,6 +172,21 @@ async def test_bad_redis_arguments_are_refused_before_anything_opens(
     assert len(asyncio.all_tasks()) == tasks
 
 
+@pytest.mark.parametrize("heartbeat", ["1", None, True, float("inf")])
+async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
+    db: Database, heartbeat: object
+) -> None:
+    """The memory cache checks `heartbeat` as the Redis cache does, before any listener.
+
+    It only asked `heartbeat > 0`: text or None raised a raw TypeError, True was one second,
+    and an infinite one kept a PostgreSQL listener that stopped answering trusted for good.
+    """
+    tasks = len(asyncio.all_tasks())
+    with pytest.raises(ValidationError, match="heartbeat"):
+        await open_memory_cache(db, heartbeat=heartbeat)  # type: ignore[arg-type]  # bad on purpose
+    assert len(asyncio.all_tasks()) == tasks
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
