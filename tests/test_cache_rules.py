@@ -172,6 +172,26 @@ async def test_bad_redis_arguments_are_refused_before_anything_opens(
     assert len(asyncio.all_tasks()) == tasks
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "name"), [(["runner"], "a", "section"), ("runner", {}, "key")]
+)
+async def test_a_cache_refuses_unhashable_config_keys_as_the_repository_does(
+    db: Database, section: object, key: object, name: str
+) -> None:
+    """A list or a dict as section or key is a ValidationError naming it, as without a cache.
+
+    The memory tier was asked first, with the key unchecked: a raw TypeError, unhashable type.
+    """
+    cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+    try:
+        with pytest.raises(ValidationError, match=name):
+            await cache.find_config_entry_by_key(section, key)  # type: ignore[arg-type]  # bad on purpose
+        with pytest.raises(ValidationError, match=name):
+            await cache.get_config_value(section, key, int)  # type: ignore[call-overload]  # bad on purpose
+    finally:
+        await cache.close()
+
+
 @pytest.mark.parametrize("heartbeat", ["1", None, True, float("inf")])
 async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
     db: Database, heartbeat: object
