@@ -104,3 +104,21 @@ async def test_a_bad_user_folder_is_refused_before_anything_opens(
             pass
     assert not (tmp_path / "new.db").exists()
     assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("files", [5, b"files", "f\x00iles"])
+async def test_a_bad_files_root_is_refused_before_anything_opens(
+    tmp_path: Path, files: object
+) -> None:
+    """A `files` that names no folder is a ValidationError naming it; no database is made.
+
+    It was checked only once the database was opened and migrated: a raw TypeError, or the
+    file store's error, left a migrated database behind.
+    """
+    with pytest.raises(ValidationError, match="files"):
+        async with open_persistence(
+            tmp_path / "new.db",
+            files=files,  # type: ignore[arg-type]  # a caller without type checks
+        ):
+            pass
+    assert not (tmp_path / "new.db").exists()

@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -252,3 +253,43 @@ async def test_every_worker_cut_off_never_reads_an_old_value_after(
         proxy.cut()
         await first.close()
         await second.close()
+
+
+def connections_to(port: int) -> int:
+    """Count this process's open TCP connections to `port`, from /proc."""
+    folder = Path("/proc/self/fd")
+    inodes = set()
+    for entry in folder.iterdir():
+        try:
+            target = entry.readlink().name
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    lines = Path("/proc/self/net/tcp").read_text(encoding="ascii").splitlines()[1:]
+    return sum(
+        1
+        for line in lines
+        if (fields := line.split())[9] in inodes and int(fields[2].split(":")[1], 16) == port
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="counts sockets in /proc")
+async def test_a_close_with_reads_under_way_leaves_no_redis_connection(
+    db: Database, redis_url: str, namespace: str
+) -> None:
+    """Reads under way while the cache closes leave no Redis connection open after it.
+
+    The client was closed first and the loads under way ended after: a read that reached
+    Redis meanwhile opened a connection again, and nothing closed it.
+    """
+    port = urlsplit(redis_url).port or 6379
+    await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+    before = connections_to(port)
+    for round_ in range(20):
+        cache = await open_cache(db, redis_url, f"{namespace}-{round_}", timeout=1.0)
+        reads = [asyncio.ensure_future(cache.recent_results(limit)) for limit in range(1, 41)]
+        await asyncio.sleep(round_ % 5 / 1000)  # closed at each stage of the reads
+        await cache.close()
+        await asyncio.gather(*reads, return_exceptions=True)
+    assert connections_to(port) == before

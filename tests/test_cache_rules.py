@@ -173,6 +173,41 @@ async def test_bad_redis_arguments_are_refused_before_anything_opens(
 
 
 @pytest.mark.parametrize(
+    ("section", "key", "name"), [(["runner"], "a", "section"), ("runner", {}, "key")]
+)
+async def test_a_cache_refuses_unhashable_config_keys_as_the_repository_does(
+    db: Database, section: object, key: object, name: str
+) -> None:
+    """A list or a dict as section or key is a ValidationError naming it, as without a cache.
+
+    The memory tier was asked first, with the key unchecked: a raw TypeError, unhashable type.
+    """
+    cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+    try:
+        with pytest.raises(ValidationError, match=name):
+            await cache.find_config_entry_by_key(section, key)  # type: ignore[arg-type]  # bad on purpose
+        with pytest.raises(ValidationError, match=name):
+            await cache.get_config_value(section, key, int)  # type: ignore[call-overload]  # bad on purpose
+    finally:
+        await cache.close()
+
+
+@pytest.mark.parametrize("heartbeat", ["1", None, True, float("inf")])
+async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
+    db: Database, heartbeat: object
+) -> None:
+    """The memory cache checks `heartbeat` as the Redis cache does, before any listener.
+
+    It only asked `heartbeat > 0`: text or None raised a raw TypeError, True was one second,
+    and an infinite one kept a PostgreSQL listener that stopped answering trusted for good.
+    """
+    tasks = len(asyncio.all_tasks())
+    with pytest.raises(ValidationError, match="heartbeat"):
+        await open_memory_cache(db, heartbeat=heartbeat)  # type: ignore[arg-type]  # bad on purpose
+    assert len(asyncio.all_tasks()) == tasks
+
+
+@pytest.mark.parametrize(
     "arguments",
     [
         {"heartbeat": 0.0},

@@ -19,6 +19,7 @@ from typing import Final, Literal
 import attrs
 
 from persistence._backend import Engine
+from persistence._files.paths import check_path
 from persistence._guards import at_least
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
@@ -33,7 +34,7 @@ from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE, check_limits
 from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
-from persistence.exceptions import MigrationError, ValidationError
+from persistence.exceptions import InvalidPathError, MigrationError, ValidationError
 from persistence.migrations import migrate, migration_status
 from persistence.storage import Storage, open_storage
 
@@ -85,7 +86,7 @@ async def open_persistence(  # every part is the caller's to choose
         raise ValidationError(
             "open_persistence", "migrations", f"must be 'apply' or 'check', got {migrations!r}"
         )
-    root = files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES
+    root = _files_root(files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES)
     redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
     # Every argument is checked before anything is opened, created or migrated.
     check_limits(heartbeat=heartbeat)
@@ -120,7 +121,7 @@ async def open_persistence(  # every part is the caller's to choose
                     f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "
                     "run 'persistence migrate'"
                 )
-        storage = await open_storage(Path(root))
+        storage = await open_storage(root)
         if redis_url is None:
             cache: Cache = await open_memory_cache(db, heartbeat=heartbeat)
         else:
@@ -139,3 +140,11 @@ def _user_folder(given: object) -> Path:
     if not folder.is_dir():
         raise refuse(f"{str(folder)!r} is not a folder")
     return folder
+
+
+def _files_root(given: object) -> Path:
+    """Check the file store's root as the store does, before anything is opened."""
+    try:
+        return Path(check_path(given))
+    except InvalidPathError as error:
+        raise ValidationError("open_persistence", "files", error.reason) from None

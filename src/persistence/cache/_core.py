@@ -185,7 +185,10 @@ class Cache:
         if local is not None:
             version = self._version(table)
             if version is not None:
-                entry = local.get((table, key))
+                try:
+                    entry = local.get((table, key))
+                except TypeError:  # an unhashable key, never held: the miss's checks refuse it
+                    return MISS
                 if entry is not None and entry[0] == version:
                     self._hits += 1
                     return entry[1]

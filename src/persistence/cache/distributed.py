@@ -197,13 +197,16 @@ class RedisCache(Cache):
             )
 
     async def close(self) -> None:
-        """Stop following the database and close the Redis connections."""
+        """Stop following the database and close the Redis connections.
+
+        The loads under way end first: one still running could open a connection after them.
+        """
         try:
+            await super().close()
+        finally:
             with suppress(*_TRANSPORT_ERRORS):
                 async with asyncio.timeout(self._timeout):
                     await self._client.aclose(close_connection_pool=True)
-        finally:
-            await super().close()
 
 
 def default_namespace(db: Database, watch: ChangeWatch) -> str:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from persistence._guards import at_least
+from persistence._guards import at_least, seconds
 from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, Cache
 from persistence.database import backend_of
-from persistence.exceptions import ValidationError
 
 if TYPE_CHECKING:
     from persistence.database import Database
@@ -40,7 +39,6 @@ async def open_memory_cache(
     """
     at_least("MemoryCache", "size", size, 1)
     at_least("MemoryCache", "max_bytes", max_bytes, 1)
-    if not heartbeat > 0:
-        raise ValidationError("MemoryCache", "heartbeat", f"must be positive, got {heartbeat!r}")
+    heartbeat = seconds("MemoryCache", "heartbeat", heartbeat)
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
     return MemoryCache(db, watch, size=size, max_bytes=max_bytes)
