@@ -225,6 +225,6 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
         decoded: ConfigValue = json.loads(text)
         if type(decoded) is {"int": int, "list": list, "dict": dict}[kind.value]:
             return decoded
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass  # refused below, as a value of another type is
     raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}")
