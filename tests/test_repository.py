@@ -378,6 +378,44 @@ async def test_config_text_nested_too_deep_is_refused(
         assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
 
 
+BROKEN_CONFIG_TEXTS = [
+    ("float", "NaN"),
+    ("float", "-Infinity"),
+    ("float", "1e400"),
+    ("int", "99999999999999999999999"),
+    ("list", "[NaN]"),
+    ("list", "[1e400]"),
+    ("list", '["\\u0000"]'),
+    ("list", '["\\ud800"]'),
+    ("dict", '{"a": Infinity}'),
+    ("dict", '{"a": 99999999999999999999999}'),
+]
+"""(declared type, stored text) of the declared type, holding a value the model refuses."""
+
+
+@pytest.mark.parametrize(("kind", "text"), BROKEN_CONFIG_TEXTS)
+async def test_config_text_breaking_the_models_rules_is_refused(
+    db: Database, database_url: str, kind: str, text: str
+) -> None:
+    """A stored value that `set_config` would refuse (NaN, beyond 64 bits, NUL) is refused on read.
+
+    Such rows, written by plain SQL, were read into a ConfigEntry that its own rules refuse:
+    `get_config_value(..., float)` gave NaN, and the entry could not be saved back.
+    """
+    await set_config(db, "s", "k", "x")
+    await store_config_text(database_url, kind, text)
+    wanted = {"float": float, "int": int, "list": list, "dict": dict}[kind]
+    for read in (
+        lambda: get_config_value(db, "s", "k", wanted),
+        lambda: find_config_entry_by_key(db, "s", "k"),
+        lambda: all_config_entries(db),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            await read()
+        assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
+        assert "stored text" in caught.value.reason
+
+
 # --- file records --------------------------------------------------------------------------
 
 HASH_A = "a" * 64
