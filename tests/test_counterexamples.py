@@ -222,3 +222,22 @@ def test_path_of_names_the_kept_file_and_refuses_what_is_no_hash(tmp_path: Path)
     for bad in ("../" + key[3:], key.upper(), key[:-1], ""):
         with pytest.raises(ValidationError, match="is not a SHA-256"):
             store.path_of(bad)
+
+
+async def test_a_hash_of_the_wrong_type_is_refused_naming_sha256(
+    store: CounterexampleStore,
+) -> None:
+    """`path_of`, `contains` and `read` refuse a hash that is no str as `sha256`, touching nothing.
+
+    An int, None or bytes went to the pattern as it was: `path_of` and `contains` raised
+    TypeError, and `read` named another class's field (`ArtifactCache.key`).
+    """
+    for bad in (5, None, b"a" * 64, "A" * 64):
+        with pytest.raises(ValidationError) as caught:
+            store.path_of(bad)  # type: ignore[arg-type]  # a wrong type on purpose
+        assert (caught.value.model, caught.value.field) == ("CounterexampleStore", "sha256")
+        for look in (store.contains, store.read):
+            with pytest.raises(ValidationError) as caught:
+                await look(bad)  # type: ignore[arg-type]  # a wrong type on purpose
+            assert (caught.value.model, caught.value.field) == ("CounterexampleStore", "sha256")
+    assert not (store.root / ".cache" / "counterexamples").exists()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
 
+import asyncpg
 import attrs
 import pytest
 
@@ -340,6 +343,77 @@ async def test_config_list_and_delete(db: Database) -> None:
     assert entry.id is not None
     assert await delete_config_entry(db, entry.id) is True
     assert await delete_config_entry(db, entry.id) is False
+
+
+async def store_config_text(database_url: str, kind: str, text: str) -> None:
+    """Set the value and type of every config entry by plain SQL, as another program would."""
+    if database_url.startswith("postgresql"):
+        server = await asyncpg.connect(database_url)
+        try:
+            await server.execute("UPDATE config_entries SET value = $1, type = $2", text, kind)
+        finally:
+            await server.close()
+        return
+    with contextlib.closing(sqlite3.connect(database_url)) as file, file:
+        file.execute("UPDATE config_entries SET value = ?, type = ?", (text, kind))
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+async def test_config_text_nested_too_deep_is_refused(
+    db: Database, database_url: str, kind: str
+) -> None:
+    """A stored list nested 100,000 deep, written by plain SQL, is a ValidationError on read.
+
+    Python's JSON decoder gives up with RecursionError, which escaped every read of the entry.
+    """
+    await set_config(db, "s", "k", "x")
+    await store_config_text(database_url, kind, "[" * 100_000 + "]" * 100_000)
+    for read in (
+        lambda: get_config_value(db, "s", "k", list),
+        lambda: find_config_entry_by_key(db, "s", "k"),
+        lambda: all_config_entries(db),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            await read()
+        assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
+
+
+BROKEN_CONFIG_TEXTS = [
+    ("float", "NaN"),
+    ("float", "-Infinity"),
+    ("float", "1e400"),
+    ("int", "99999999999999999999999"),
+    ("list", "[NaN]"),
+    ("list", "[1e400]"),
+    ("list", '["\\u0000"]'),
+    ("list", '["\\ud800"]'),
+    ("dict", '{"a": Infinity}'),
+    ("dict", '{"a": 99999999999999999999999}'),
+]
+"""(declared type, stored text) of the declared type, holding a value the model refuses."""
+
+
+@pytest.mark.parametrize(("kind", "text"), BROKEN_CONFIG_TEXTS)
+async def test_config_text_breaking_the_models_rules_is_refused(
+    db: Database, database_url: str, kind: str, text: str
+) -> None:
+    """A stored value that `set_config` would refuse (NaN, beyond 64 bits, NUL) is refused on read.
+
+    Such rows, written by plain SQL, were read into a ConfigEntry that its own rules refuse:
+    `get_config_value(..., float)` gave NaN, and the entry could not be saved back.
+    """
+    await set_config(db, "s", "k", "x")
+    await store_config_text(database_url, kind, text)
+    wanted = {"float": float, "int": int, "list": list, "dict": dict}[kind]
+    for read in (
+        lambda: get_config_value(db, "s", "k", wanted),
+        lambda: find_config_entry_by_key(db, "s", "k"),
+        lambda: all_config_entries(db),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            await read()
+        assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
+        assert "stored text" in caught.value.reason
 
 
 # --- file records --------------------------------------------------------------------------

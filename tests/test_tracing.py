@@ -10,9 +10,10 @@ from pathlib import Path
 
 import attrs
 import pytest
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind, StatusCode
@@ -21,6 +22,7 @@ from codegen.queries import query_facts
 from persistence import (
     ConflictError,
     Database,
+    NotFoundError,
     TestResult,
     TestStatus,
     TestType,
@@ -28,6 +30,7 @@ from persistence import (
     ValidationError,
     connect,
     get_config_value,
+    get_result,
     migrate,
     open_persistence,
     save_result,
@@ -224,6 +227,47 @@ async def test_a_statement_run_in_a_thread_nests_under_its_caller(
         assert span.parent.span_id == parent.context.span_id
         names.add(span.name)
     assert {"BATCH InsertTestResults", "SearchTestResults"} <= names
+
+
+@attrs.define
+class FailingProcessor(SpanProcessor):
+    """A span processor of the application's that raises when a span starts or ends."""
+
+    at: str
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:  # noqa: ARG002  # the SDK's signature
+        """Fail when asked to at a span's start."""
+        if self.at == "start":
+            raise RuntimeError("the processor failed at start")
+
+    def on_end(self, span: ReadableSpan) -> None:  # noqa: ARG002  # the SDK's signature
+        """Fail when asked to at a span's end."""
+        if self.at == "end":
+            raise RuntimeError("the processor failed at end")
+
+
+@pytest.mark.parametrize("at", ["start", "end"])
+async def test_a_failing_span_processor_never_changes_a_querys_outcome(
+    database_url: str, caplog: pytest.LogCaptureFixture, at: str
+) -> None:
+    """A tracer that raises is logged on persistence.queries; each query's outcome stands.
+
+    Its RuntimeError came out of every call: at a span's end, after a write had committed (a
+    caller retrying it would write twice); at its start, with the query never run.
+    """
+    provider = TracerProvider()
+    provider.add_span_processor(FailingProcessor(at))
+    with caplog.at_level(logging.WARNING, logger="persistence.queries"):
+        async with connect(database_url, tracing=Tracing(provider)) as db:
+            await migrate(db)
+            await set_config(db, "runner", "workers", 3)
+            assert await get_config_value(db, "runner", "workers", int) == 3
+            with pytest.raises(NotFoundError):
+                await get_result(db, 10**6)
+    provider.shutdown()
+    failed = [r for r in caplog.records if "tracing" in r.getMessage()]
+    assert failed
+    assert all(r.name == "persistence.queries" and r.exc_info for r in failed)
 
 
 async def test_parameters_are_recorded_only_when_asked(tmp_path: Path) -> None:

@@ -9,13 +9,16 @@ between classes of one layout): a third of the cost of `object.__setattr__` per 
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
+import math
 import operator
 from typing import TypeVar
 
 import attrs
 
+from persistence._guards import json_value
 from persistence._interface import JsonObject
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
@@ -45,6 +48,7 @@ _set = object.__setattr__
 _TEST_TYPES = {member.value: member for member in TestType}
 _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
+_CONFIG_PYTHON_TYPES = {kind: getattr(builtins, kind.value) for kind in ConfigType}
 
 _RESULT_FIELDS = tuple(field.name for field in attrs.fields(TestResult))
 _RESULT_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # in one call, in the fields' order
@@ -214,17 +218,37 @@ def encode_config_value(kind: ConfigType, value: ConfigValue) -> str:
 
 
 def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
-    """Read a config value's stored text as its declared Python type."""
+    """Read a config value's stored text as its declared Python type, held to the model's rules.
+
+    The column holds any text that plain SQL writes there: a value that `set_config` would
+    refuse (NaN, an int beyond 64 bits, a NUL character) is refused as unreadable text is.
+    """
+    decoded: ConfigValue | None = None
     try:
         if kind is ConfigType.STR:
-            return text
-        if kind is ConfigType.BOOL:
-            return {"true": True, "false": False}[text]
-        if kind is ConfigType.FLOAT:
-            return float(text)
-        decoded: ConfigValue = json.loads(text)
-        if type(decoded) is {"int": int, "list": list, "dict": dict}[kind.value]:
-            return decoded
-    except (ValueError, KeyError):
+            decoded = text
+        elif kind is ConfigType.BOOL:
+            decoded = {"true": True, "false": False}[text]
+        elif kind is ConfigType.FLOAT:
+            decoded = float(text)
+        else:
+            decoded = json.loads(text)
+    except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass  # refused below, as a value of another type is
-    raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}")
+    if type(decoded) is not _CONFIG_PYTHON_TYPES[kind]:
+        raise ValidationError(
+            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
+        )
+    assert decoded is not None  # noqa: S101  # of the declared type
+    if isinstance(decoded, float):  # a float setting is any finite float, as the model says
+        if math.isfinite(decoded):
+            return decoded
+        problem = f"must be finite, got {decoded}"
+    else:
+        try:
+            json_value(decoded, "ConfigEntry", "value")  # the model's rules for the rest
+        except ValidationError as error:
+            problem = error.reason
+        else:
+            return decoded
+    raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80}: {problem}")

@@ -136,8 +136,14 @@ class Observer:
             attributes = traced.span
             if self._parameters and batch is None:
                 attributes = {**attributes, **_parameter_attributes(parameters)}
-            span = self._tracer.start_span(traced.name, kind=self._client, attributes=attributes)
-            token = self._attach(self._in_context(span))
+            try:  # the application's tracer: its failure must not change the query's outcome
+                span = self._tracer.start_span(
+                    traced.name, kind=self._client, attributes=attributes
+                )
+            except Exception as error:  # noqa: BLE001  # any error of the SDK or its processors
+                _telemetry_failed(traced.name, error)
+            else:
+                token = self._attach(self._in_context(span))
         failure: dict[str, str] = {}
         start = time.perf_counter()
         try:
@@ -147,15 +153,10 @@ class Observer:
             raise
         finally:
             duration = time.perf_counter() - start
-            if span is not None and token is not None:  # set together
-                if failure:
-                    span.set_attributes(failure)
-                    span.set_status(self._error)
-                self._detach(token)
-                span.end()
-            if self._histogram is not None:
-                metric = {**traced.metric, **failure} if failure else traced.metric
-                self._histogram.record(duration, metric)
+            try:
+                self._record(traced, span, token, failure, duration)
+            except Exception as error:  # noqa: BLE001  # the query's own result or error goes on
+                _telemetry_failed(traced.name, error)
             if duration >= self._slow:
                 outcome = f", failed with {failure['error.type']}" if failure else ""
                 LOG.warning(
@@ -166,6 +167,30 @@ class Observer:
                     outcome,
                     extra={"query": traced.name, "duration": duration},
                 )
+
+    def _record(
+        self,
+        traced: _Traced,
+        span: Span | None,
+        token: Token[Context] | None,
+        failure: dict[str, str],
+        duration: float,
+    ) -> None:
+        """End the query's span and record its duration (the application's SDK: it may raise)."""
+        if span is not None and token is not None:  # set together
+            self._detach(token)
+            if failure:
+                span.set_attributes(failure)
+                span.set_status(self._error)
+            span.end()
+        if self._histogram is not None:
+            metric = {**traced.metric, **failure} if failure else traced.metric
+            self._histogram.record(duration, metric)
+
+
+def _telemetry_failed(query: str, error: Exception) -> None:
+    """Log, with its traceback, that tracing or measuring a query failed; the query's stands."""
+    LOG.warning("tracing query %s failed; its outcome stands", query, exc_info=error)
 
 
 def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:

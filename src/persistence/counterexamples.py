@@ -57,6 +57,7 @@ class CounterexampleStore:
 
     async def read(self, sha256: str) -> bytes | None:
         """Give the content of a kept file once its hash is checked; None if it is not kept."""
+        self.path_of(sha256)  # the same check of the hash, named as this store's
         return await asyncio.to_thread(read_entry, self.root, FOLDER, sha256)
 
     def path_of(self, sha256: str) -> Path:
@@ -65,7 +66,7 @@ class CounterexampleStore:
         Only the hash is checked (64 lower-case hex digits), not the file: `read` is the checked
         way in. The command line prints these paths for a shell to replay.
         """
-        if not is_key(sha256):
+        if not is_key(argument("CounterexampleStore", "sha256", str, sha256, "a SHA-256")):
             raise ValidationError("CounterexampleStore", "sha256", f"is not a SHA-256: {sha256!r}")
         return self.root / entry_at(sha256, FOLDER)
 
