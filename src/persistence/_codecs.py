@@ -28,18 +28,32 @@ def encode_json(value: object) -> str:
     return _TO_JSON.encode(value)
 
 
+def _unreadable(field: str, kind: str, stored: str, error: BaseException) -> ValidationError:
+    """The error for stored text that does not decode: plain SQL may write anything there."""
+    reason = f"stored text {stored!r:.80} is not {kind} ({type(error).__name__}: {error})"
+    return ValidationError("stored row", field, reason)
+
+
 def decode_datetime(raw: object) -> object:
     """Read a datetime stored as ISO 8601 text; anything else as it is."""
-    return dt.datetime.fromisoformat(raw) if isinstance(raw, str) else raw
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return _FROM_ISO(raw)
+    except ValueError as error:
+        raise _unreadable("time", "an ISO 8601 time", raw, error) from None
 
 
 def decode_json_text(text: str) -> object:
     """Read one JSON text as `json.loads` does, at a third of the cost: its scanner, unchecked."""
     try:
-        value, end = _SCAN_ONCE(text, 0)
-    except StopIteration:  # nothing at the start that the scanner reads: json.loads says why
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
+        try:
+            value, end = _SCAN_ONCE(text, 0)
+        except StopIteration:  # nothing at the start that the scanner reads: json.loads says why
+            return json.loads(text)
+        return value if end == len(text) else json.loads(text)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep for Python
+        raise _unreadable("json", "one JSON value", text, error) from None
 
 
 def decode_json(raw: object) -> object:
@@ -55,7 +69,7 @@ def decode_datetime_column(rows: Sequence[Sequence[object]], index: int) -> list
     texts = [row[index] for row in rows]
     try:
         return list(map(_FROM_ISO, texts))  # type: ignore[arg-type]  # a TypeError if not str
-    except TypeError:
+    except (TypeError, ValueError):  # not all text, or text that is no time: row by row
         return [decode_datetime(text) for text in texts]
 
 
@@ -76,7 +90,7 @@ def decode_json_column(rows: Sequence[Sequence[object]], index: int) -> list[obj
     if all(type(text) is str for text in texts):
         try:
             values: object = json.loads(f"[{','.join(texts)}]")  # type: ignore[arg-type]  # all str
-        except ValueError:
+        except (ValueError, RecursionError):  # read row by row, which names the bad text
             pass
         else:
             if type(values) is list and len(values) == len(texts):

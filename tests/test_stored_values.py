@@ -1,0 +1,159 @@
+"""Stored text that no longer decodes, written by plain SQL: a ValidationError naming it.
+
+SQLite keeps times as text, and JSON as text that a CHECK holds valid unless the writer turns
+checks off; PostgreSQL keeps JSON that may nest deeper than Python's decoder goes. Whatever the
+path a row is read by (one row, a page, a whole table), such a value is refused by the
+package's own error, naming the stored text, never a bare ValueError or RecursionError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persistence import (
+    FileRecord,
+    Run,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    all_file_records,
+    all_results,
+    all_runs,
+    connect,
+    find_file_record_by_path,
+    get_result,
+    get_run,
+    save_file_record,
+    save_results,
+    save_run,
+)
+from persistence.migrations import migrate
+from test_plain_ids import plain_sql
+
+
+def result(i: int) -> TestResult:
+    """A plain result with some metadata."""
+    return TestResult(
+        test_type=TestType.UNIT, status=TestStatus.PASSED, test_id=f"t{i}", metadata={"i": i}
+    )
+
+
+def poison(path: Path, table: str, column: str, text: str, row_id: int) -> None:
+    """Write `text` into one row's column as another program would, checks turned off."""
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
+        plain.execute("PRAGMA ignore_check_constraints = ON")
+        plain.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (text, row_id))  # noqa: S608  # the test's own names
+
+
+BAD_TIMES = ["2026-13-01T00:00:00+00:00", "2026-\x112-04T00:00:00", "2026-1", "2026-12-04T25:00"]
+"""Text that sorts among stored times, so listings in time order reach it as well."""
+BAD_JSON = ['{"i": 1', "[" * 5000 + "]" * 5000, "NaN?", ""]
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [("created_at", text) for text in BAD_TIMES] + [("metadata", text) for text in BAD_JSON],
+)
+async def test_a_result_that_does_not_decode_is_refused_on_every_path(
+    tmp_path: Path, column: str, text: str
+) -> None:
+    """One bad row among many: read alone, in a page, or with the whole table."""
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(50)])
+        poison(path, "test_results", column, text, 25)
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_result(db, 25),
+            lambda: all_results(db),
+        ]
+        for read in reads:
+            with pytest.raises(ValidationError, match="stored row") as caught:
+                await read()
+            assert repr(text)[:40] in str(caught.value)
+        assert (await get_result(db, 24)).test_id == "t23"  # the other rows still read
+
+
+@pytest.mark.parametrize("text", ["garbage", ""])
+async def test_a_time_that_sorts_outside_all_times_is_refused_by_id(
+    tmp_path: Path, text: str
+) -> None:
+    """Text that sorts after or before every time is refused when read by its id.
+
+    Listings in time order page by the stored text, between the first and last times there can
+    be, so they do not reach such a row: they give the others.
+    """
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(5)])
+        poison(path, "test_results", "created_at", text, 3)
+        with pytest.raises(ValidationError, match="stored row"):
+            await get_result(db, 3)
+        assert len(await all_results(db)) == 4
+
+
+async def test_runs_and_file_records_that_do_not_decode_are_refused(tmp_path: Path) -> None:
+    """The same for the other tables that hold times: runs and file records."""
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        run = await save_run(db, Run())
+        assert run.id is not None
+        record = await save_file_record(db, FileRecord(path="a.txt", size=1, hash="0" * 64))
+        assert record.id is not None
+        poison(path, "runs", "started_at", "2026-13-01", run.id)
+        poison(path, "file_records", "created_at", "2026-02-30", record.id)
+        for read in (
+            lambda: get_run(db, run.id or 0),
+            lambda: all_runs(db),
+            lambda: find_file_record_by_path(db, "a.txt"),
+            lambda: all_file_records(db),
+        ):
+            with pytest.raises(ValidationError, match="stored row"):
+                await read()
+
+
+@settings(max_examples=25, deadline=None)
+@given(text=st.text(max_size=40))
+def test_any_text_in_a_time_column_reads_or_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    """Whatever text plain SQL puts in `created_at`: a time, or a ValidationError."""
+    path = tmp_path_factory.mktemp("any") / "app.db"
+
+    async def check() -> None:
+        async with connect(path) as db:
+            await migrate(db)
+            await save_results(db, [result(i) for i in range(5)])
+            poison(path, "test_results", "created_at", text, 3)
+            for read in (lambda: get_result(db, 3), lambda: all_results(db)):
+                with contextlib.suppress(ValidationError):  # anything else fails the test
+                    await read()
+
+    asyncio.run(check())
+
+
+async def test_postgres_json_nested_deeper_than_python_reads_is_refused(
+    migrated_postgres_url: str,
+) -> None:
+    """Jsonb nested 5,000 deep is valid to PostgreSQL, and too deep for Python's decoder."""
+    async with connect(migrated_postgres_url) as db:
+        await save_results(db, [result(i) for i in range(10)])
+        deep = "[" * 5000 + "]" * 5000
+        await plain_sql(
+            migrated_postgres_url,
+            f"UPDATE test_results SET metadata = jsonb_build_object('deep', '{deep}'::jsonb) "  # noqa: S608  # the test's own text
+            "WHERE test_id = 't5'",
+        )
+        with pytest.raises(ValidationError, match=r"stored row\.json"):
+            await all_results(db)
