@@ -615,3 +615,37 @@ async def row_versions(db: Database) -> dict[int, str]:
     finally:
         await connection.close()
     return {row["id"]: row["version"] for row in rows}
+
+
+async def test_postgres_ranks_a_phrase_by_its_words(migrated_postgres_url: str) -> None:
+    """On PostgreSQL a phrase matches its words in order, and ranks by their cover density.
+
+    Cover density over the phrase itself costs more than quadratic time in its length: a
+    phrase of 64 words over 100 outputs of 8,000 words took 15 s to rank. Its words, AND-ed,
+    rank the same matches in time linear in the words.
+    """
+    async with connect(migrated_postgres_url) as db:
+        await save_results(
+            db,
+            [
+                TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output=text)
+                for text in ("red green blue", "blue green red green blue", "green red")
+            ],
+        )
+        page = await search_results(db, '"green blue"')
+        assert sorted(hit.result.output or "" for hit in page.items) == [
+            "blue green red green blue",
+            "red green blue",
+        ]
+        connection = await asyncpg.connect(migrated_postgres_url)
+        try:
+            for hit in page.items:
+                words = await connection.fetchval(
+                    "SELECT ts_rank_cd(search_vector, "
+                    "to_tsquery('simple', '(green:D & blue:D) | (green:C & blue:C)'), 1) "
+                    "FROM test_results WHERE id = $1",
+                    hit.result.id,
+                )
+                assert hit.score == pytest.approx(words)
+        finally:
+            await connection.close()

@@ -660,7 +660,7 @@ SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cas
        hits.score
 FROM (
     SELECT m.id AS id,
-           ts_rank_cd(m.search_vector, to_tsquery('simple', :match), 1)::double precision AS score
+           ts_rank_cd(m.search_vector, to_tsquery('simple', replace(:match, '<->', '&')), 1)::double precision AS score
     FROM test_results AS m
     WHERE m.search_vector @@ to_tsquery('simple', :match)
       AND (:statuses::text[] IS NULL OR m.status = ANY(:statuses::text[]))

@@ -81,7 +81,9 @@ SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cas
        hits.score
 FROM (
     SELECT m.id AS id,
-           ts_rank_cd(m.search_vector, to_tsquery('simple', @match), 1)::double precision AS score
+           -- Ranked by the phrases' words, not their order: cover density over a phrase
+           -- costs more than quadratic time in its length (64 words, 100 rows: 15 s).
+           ts_rank_cd(m.search_vector, to_tsquery('simple', replace(@match, '<->', '&')), 1)::double precision AS score
     FROM test_results AS m
     WHERE m.search_vector @@ to_tsquery('simple', @match)
       AND (sqlc.narg(statuses)::text[] IS NULL OR m.status = ANY(sqlc.narg(statuses)::text[]))
