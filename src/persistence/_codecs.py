@@ -29,7 +29,7 @@ def encode_json(value: object) -> str:
 
 
 def _unreadable(field: str, kind: str, stored: str, error: BaseException) -> ValidationError:
-    """The error for stored text that does not decode: plain SQL may write anything there."""
+    """Say that stored text does not decode: plain SQL may write anything there."""
     reason = f"stored text {stored!r:.80} is not {kind} ({type(error).__name__}: {error})"
     return ValidationError("stored row", field, reason)
 
