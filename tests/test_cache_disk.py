@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import itertools
 import os
@@ -17,8 +18,17 @@ from typing import TypeVar
 
 import pytest
 
-from persistence import ValidationError
-from persistence.cache import ArtifactCache, open_artifact_cache
+from persistence import (
+    Database,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    keep_counterexample,
+    open_counterexample_store,
+)
+from persistence._files.paths import Spot
+from persistence.cache import ArtifactCache, disk, open_artifact_cache
 from persistence.exceptions import InvalidPathError, OutsideRootError, StorageError
 from persistence.storage import list_files, open_storage, write_text
 
@@ -415,3 +425,91 @@ async def test_a_kill_mid_put_never_leaves_a_torn_entry(tmp_path: Path) -> None:
         await child.wait()
     assert any(incoming.iterdir()), "no put was cut short: the test proves nothing"
     await _check_every_entry(root)
+
+
+def _plant_foreign(entry: Path, kind: str, outside: Path) -> None:
+    """Put something that is no regular file where `entry` belongs."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "a folder":
+        entry.mkdir()
+    elif kind == "a folder tree":
+        (entry / "deep" / "er").mkdir(parents=True)
+        (entry / "deep" / "file").write_bytes(b"planted")
+        (entry / "deep" / "er" / "link").symlink_to(outside)
+    elif kind == "a FIFO":
+        os.mkfifo(entry)
+    else:
+        entry.symlink_to(outside)
+
+
+FOREIGN = ("a folder", "a folder tree", "a FIFO", "a symlink out")
+
+
+@pytest.mark.parametrize("kind", FOREIGN)
+async def test_a_put_repairs_an_entry_that_is_no_regular_file(tmp_path: Path, kind: str) -> None:
+    """A folder, tree, FIFO or symlink in an entry's place is removed as a miss; a put replaces it.
+
+    A folder there stayed, and made every put of that content fail with NotAFileError, for
+    good. It is moved aside into .tmp/ and removed there; nothing outside the root is touched.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    entry = artifacts.path_of(key)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(GOOD)
+    os.utime(outside, (0, 0))
+    _plant_foreign(entry, kind, outside)
+    assert not await artifacts.contains(key)
+    assert await artifacts.get(key) is None
+    assert not entry.is_symlink()  # a bad entry: removed by the read
+    assert not entry.exists()
+    _plant_foreign(entry, kind, outside)  # again, for the put to repair
+    assert await artifacts.put(GOOD) == key
+    assert entry.is_file()
+    assert not entry.is_symlink()
+    assert entry.read_bytes() == GOOD
+    assert await artifacts.get(key) == GOOD
+    assert outside.read_bytes() == GOOD
+    assert outside.stat().st_mtime_ns == 0
+    assert list((storage.root / ".tmp").iterdir()) == []
+
+
+async def test_a_folder_planted_after_staging_is_moved_aside_by_the_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that appears in an entry's place between a put's check and its rename.
+
+    The rename failed with NotAFileError; the publish now moves the folder aside first.
+    """
+    artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    entry = artifacts.path_of(key)
+    real_good = disk._good  # noqa: SLF001  # the check the folder races
+
+    def good_then_plant(spot: Spot) -> bool:
+        found = real_good(spot)
+        if not entry.exists():
+            (entry / "sub").mkdir(parents=True)
+        return found
+
+    monkeypatch.setattr(disk, "_good", good_then_plant)
+    assert await artifacts.put(GOOD) == key
+    assert entry.read_bytes() == GOOD
+
+
+async def test_keep_counterexample_repairs_a_folder_in_an_entry_place(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """keep_counterexample stores through the cache: a folder in its file's place is moved aside."""
+    store = await open_counterexample_store(await open_storage(tmp_path / "files"))
+    store.path_of(hashlib.sha256(b"input").hexdigest()).mkdir(parents=True)
+    result = TestResult(
+        test_type=TestType.STRESS,
+        status=TestStatus.FAILED,
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        test_id="a#stress",
+    )
+    saved = await keep_counterexample(sqlite_db, store, result, input=b"input")
+    assert saved.id is not None
+    assert await store.read(hashlib.sha256(b"input").hexdigest()) == b"input"

@@ -39,7 +39,7 @@ from persistence._files.paths import (
     same_file,
     storage_errors,
 )
-from persistence._files.tree import unlink_if_old
+from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
 from persistence.storage import Storage, storage_root
@@ -89,13 +89,19 @@ _locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink
 
 
 def _drop(spot: Spot, seen: os.stat_result) -> None:
-    """Remove a bad entry if it is still the file `seen`; a put holding its lock replaces it."""
+    """Remove a bad entry if it is still the file `seen`; a put holding its lock replaces it.
+
+    A folder there is moved aside into `.tmp/` and removed there.
+    """
     lock = try_lock(spot.root_fd, [spot.path])
     if lock is None:
         return
     try:
         now = lstat(spot.dir_fd, spot.require())
-        if now is not None and not stat.S_ISDIR(now.st_mode) and same_file(now, seen):
+        if now is not None and same_file(now, seen) and stat.S_ISDIR(now.st_mode):
+            with suppress(OSError):  # one it may not move stays a miss; a put says why
+                set_aside(spot.root_fd, spot.dir_fd, spot.require())
+        elif now is not None and same_file(now, seen):
             os.unlink(spot.require(), dir_fd=spot.dir_fd)
     finally:
         lock.release()
@@ -186,6 +192,9 @@ def _stage_put(
                 if _good(spot):
                     return key, None
                 os.fsync(partial.fd)
+            there = lstat(spot.dir_fd, key)  # a folder, which a rename cannot replace, goes aside
+            if there is not None and stat.S_ISDIR(there.st_mode):
+                set_aside(spot.root_fd, spot.dir_fd, key)
             partial.commit(spot.dir_fd, key)
             return key, written.size
 
