@@ -513,3 +513,31 @@ async def test_keep_counterexample_repairs_a_folder_in_an_entry_place(
     saved = await keep_counterexample(sqlite_db, store, result, input=b"input")
     assert saved.id is not None
     assert await store.read(hashlib.sha256(b"input").hexdigest()) == b"input"
+
+
+async def test_eviction_passes_over_an_entry_swapped_for_a_folder(
+    artifacts: ArtifactCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry swapped for a folder between eviction's scan and its unlink is passed over.
+
+    evict (and the put that set it off) raised NotAFileError.
+    """
+    keys = [await artifacts.put(bytes([index]) * 10_000) for index in range(3)]
+    real_scan = disk._scan  # noqa: SLF001  # the scan the swap follows
+
+    def scan_then_swap(entries: int) -> list[tuple[int, int, str, str]]:
+        found = real_scan(entries)
+        for key in keys:
+            entry = artifacts.path_of(key)
+            if entry.is_file():
+                entry.unlink()
+                (entry / "sub").mkdir(parents=True)
+        return [(0, 10**6, shard, name) for _, _, shard, name in found if name in keys]
+
+    monkeypatch.setattr(disk, "_scan", scan_then_swap)
+    assert await artifacts.evict() == 0
+    new = await artifacts.put(b"new" * 5000)  # past a tenth of the budget: it evicts too
+    assert await artifacts.get(new) == b"new" * 5000
+    monkeypatch.undo()
+    assert await artifacts.put(bytes([0]) * 10_000) == keys[0]
+    assert await artifacts.get(keys[0]) == bytes([0]) * 10_000

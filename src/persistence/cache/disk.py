@@ -294,10 +294,11 @@ def _evict(entries: int, budget: int) -> tuple[int, int]:
     for _, size, shard, name in found if total > budget else ():
         if total <= budget * _LOW_WATER:
             break
-        with ExitStack() as stack, suppress(FileNotFoundError):
-            fd = _real_folder(stack, entries, shard)
-            if fd is not None:
-                os.unlink(name, dir_fd=fd)
+        with ExitStack() as stack, suppress(FileNotFoundError, IsADirectoryError):
+            fd = _real_folder(stack, entries, shard)  # what is no file now is passed over
+            info = None if fd is None else lstat(fd, name)
+            if fd is not None and info is not None and stat.S_ISREG(info.st_mode):
+                os.unlink(name, dir_fd=fd)  # a folder swapped in since is EISDIR
                 evicted += 1
         total -= size
     return evicted, total
