@@ -498,6 +498,41 @@ async def test_a_folder_planted_after_staging_is_moved_aside_by_the_publish(
     assert entry.read_bytes() == GOOD
 
 
+async def test_a_folder_planted_again_while_it_is_set_aside_is_set_aside_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that plants a folder again just as the last one went aside loses the race.
+
+    The publish checked once, then renamed: a folder planted in between failed the put.
+    """
+    artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    entry = artifacts.path_of(key)
+    real_good, real_set_aside = disk._good, disk.set_aside  # noqa: SLF001  # the steps raced
+    planted = 0
+
+    def good_then_plant(spot: Spot) -> bool:
+        found = real_good(spot)
+        plant()
+        return found
+
+    def set_aside_then_plant(root_fd: int, dir_fd: int, name: str) -> None:
+        real_set_aside(root_fd, dir_fd, name)
+        plant()
+
+    def plant() -> None:
+        nonlocal planted
+        if planted < 2:
+            (entry / "sub").mkdir(parents=True)
+            planted += 1
+
+    monkeypatch.setattr(disk, "_good", good_then_plant)
+    monkeypatch.setattr(disk, "set_aside", set_aside_then_plant)
+    assert await artifacts.put(GOOD) == key
+    assert planted == 2
+    assert entry.read_bytes() == GOOD
+
+
 async def test_keep_counterexample_repairs_a_folder_in_an_entry_place(
     tmp_path: Path, sqlite_db: Database
 ) -> None:

@@ -52,6 +52,7 @@ DEFAULT_BUDGET: Final = 1024**3
 _KEY: Final = re.compile(r"[0-9a-f]{64}")
 _PARTIAL_AGE: Final = 3600.0  # seconds after which a partial file in incoming/ is an orphan
 _LOW_WATER: Final = 0.9
+_SET_ASIDE_TRIES: Final = 4  # publishes tried while folders keep appearing in an entry's place
 _ENTRIES: Final = f"{CACHE_DIR}/artifacts"
 _INCOMING: Final = f"{CACHE_DIR}/incoming"
 
@@ -192,10 +193,14 @@ def _stage_put(
                 if _good(spot):
                     return key, None
                 os.fsync(partial.fd)
-            there = lstat(spot.dir_fd, key)  # a folder, which a rename cannot replace, goes aside
-            if there is not None and stat.S_ISDIR(there.st_mode):
-                set_aside(spot.root_fd, spot.dir_fd, key)
-            partial.commit(spot.dir_fd, key)
+            for _ in range(_SET_ASIDE_TRIES - 1):
+                try:
+                    partial.commit(spot.dir_fd, key)
+                except IsADirectoryError:  # a folder, which no rename replaces, goes aside
+                    set_aside(spot.root_fd, spot.dir_fd, key)
+                else:
+                    return key, written.size
+            partial.commit(spot.dir_fd, key)  # a folder planted each time: NotAFileError
             return key, written.size
 
         return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
