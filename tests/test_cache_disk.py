@@ -407,6 +407,25 @@ async def test_three_processes_put_read_and_evict_at_once(tmp_path: Path) -> Non
     assert await artifacts.size() <= 256 * 1024
 
 
+async def test_two_processes_putting_and_evicting_one_content_end_with_one_good_entry(
+    tmp_path: Path,
+) -> None:
+    """Two processes put, evict and read the same content at once: no error, one whole entry."""
+    root = tmp_path / "files"
+    size = 20_000
+    children = [await _spawn(root, 3 * size, 150, size, "--same") for _ in range(2)]
+    outputs = await asyncio.wait_for(asyncio.gather(*(c.communicate() for c in children)), 120)
+    for child, (_, stderr) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, stderr.decode()[-2000:]
+    await _check_every_entry(root)
+    artifacts = await open_artifact_cache(await open_storage(root), budget=10**9)
+    key = hashlib.sha256(b"s" * size).hexdigest()
+    assert await artifacts.get(key) == b"s" * size
+    assert artifacts.path_of(key).is_file()
+    assert list((root / ".cache" / "incoming").iterdir()) == []  # no partial file left
+    assert list((root / ".tmp").iterdir()) == []
+
+
 async def test_a_kill_mid_put_never_leaves_a_torn_entry(tmp_path: Path) -> None:
     """A process killed with SIGKILL while putting 1 MiB blobs leaves only whole entries."""
     root = tmp_path / "files"
