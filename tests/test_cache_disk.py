@@ -552,6 +552,25 @@ async def test_a_folder_planted_again_while_it_is_set_aside_is_set_aside_again(
     assert entry.read_bytes() == GOOD
 
 
+async def test_a_folder_in_an_entry_place_with_tmp_a_symlink_out_is_a_miss(tmp_path: Path) -> None:
+    """With .tmp/ a symlink out, a folder in an entry's place is left: a read misses, a put refuses.
+
+    Nothing is moved out of the root through the link.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    (artifacts.path_of(key) / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (storage.root / ".tmp").rmdir()
+    (storage.root / ".tmp").symlink_to(tmp_path / "outside")
+    assert await artifacts.get(key) is None
+    with pytest.raises(OutsideRootError):
+        await artifacts.put(GOOD)
+    assert (artifacts.path_of(key) / "sub").is_dir()
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
 async def test_keep_counterexample_repairs_a_folder_in_an_entry_place(
     tmp_path: Path, sqlite_db: Database
 ) -> None:

@@ -41,7 +41,7 @@ from persistence._files.paths import (
 )
 from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
-from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
+from persistence.exceptions import NotAFileError, OutsideRootError, StorageError, ValidationError
 from persistence.storage import Storage, storage_root
 
 __all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
@@ -100,7 +100,7 @@ def _drop(spot: Spot, seen: os.stat_result) -> None:
     try:
         now = lstat(spot.dir_fd, spot.require())
         if now is not None and same_file(now, seen) and stat.S_ISDIR(now.st_mode):
-            with suppress(OSError):  # one it may not move stays a miss; a put says why
+            with suppress(OSError, StorageError):  # one it cannot move stays a miss; a put says why
                 set_aside(spot.root_fd, spot.dir_fd, spot.require())
         elif now is not None and same_file(now, seen):
             os.unlink(spot.require(), dir_fd=spot.dir_fd)
