@@ -27,6 +27,7 @@ from persistence import (
     keep_counterexample,
     open_counterexample_store,
 )
+from persistence._files import tree
 from persistence._files.paths import Spot
 from persistence.cache import ArtifactCache, disk, open_artifact_cache
 from persistence.exceptions import InvalidPathError, OutsideRootError, StorageError
@@ -527,7 +528,7 @@ async def test_a_folder_planted_again_while_it_is_set_aside_is_set_aside_again(
     artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**6)
     key = hashlib.sha256(GOOD).hexdigest()
     entry = artifacts.path_of(key)
-    real_good, real_set_aside = disk._good, disk.set_aside  # noqa: SLF001  # the steps raced
+    real_good, real_set_aside = disk._good, tree.set_aside  # noqa: SLF001  # the steps raced
     planted = 0
 
     def good_then_plant(spot: Spot) -> bool:
