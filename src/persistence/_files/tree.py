@@ -241,8 +241,8 @@ def set_aside(root_fd: int, dir_fd: int, name: str) -> None:
 
     The rename moves a symlink itself and a folder whole, never following either, and
     stays below the root; the moved thing is then removed by descriptors (a folder tree
-    too, never through a symlink in it). What a kill or a refusal leaves in `.tmp/`,
-    `clean_temp` removes.
+    too, never through a symlink in it). Of what a kill or a refusal leaves in `.tmp/`,
+    `clean_temp` removes the files and symlinks.
     """
     with ExitStack() as stack:
         temp = open_folders(stack, root_fd, [TEMP_DIR], create=True)
