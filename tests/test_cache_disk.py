@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import itertools
 import os
@@ -18,15 +17,7 @@ from typing import TypeVar
 
 import pytest
 
-from persistence import (
-    Database,
-    TestResult,
-    TestStatus,
-    TestType,
-    ValidationError,
-    keep_counterexample,
-    open_counterexample_store,
-)
+from persistence import ValidationError
 from persistence._files import tree
 from persistence._files.paths import Spot
 from persistence.cache import ArtifactCache, disk, open_artifact_cache
@@ -495,35 +486,13 @@ async def test_a_put_repairs_an_entry_that_is_no_regular_file(tmp_path: Path, ki
     assert list((storage.root / ".tmp").iterdir()) == []
 
 
-async def test_a_folder_planted_after_staging_is_moved_aside_by_the_publish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A folder that appears in an entry's place between a put's check and its rename.
-
-    The rename failed with NotAFileError; the publish now moves the folder aside first.
-    """
-    artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**6)
-    key = hashlib.sha256(GOOD).hexdigest()
-    entry = artifacts.path_of(key)
-    real_good = disk._good  # noqa: SLF001  # the check the folder races
-
-    def good_then_plant(spot: Spot) -> bool:
-        found = real_good(spot)
-        if not entry.exists():
-            (entry / "sub").mkdir(parents=True)
-        return found
-
-    monkeypatch.setattr(disk, "_good", good_then_plant)
-    assert await artifacts.put(GOOD) == key
-    assert entry.read_bytes() == GOOD
-
-
 async def test_a_folder_planted_again_while_it_is_set_aside_is_set_aside_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A writer that plants a folder again just as the last one went aside loses the race.
+    """A folder planted after a put's check, and again as each went aside, goes aside too.
 
-    The publish checked once, then renamed: a folder planted in between failed the put.
+    The publish checked once, then renamed: a folder planted in between failed the put
+    with NotAFileError.
     """
     artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**6)
     key = hashlib.sha256(GOOD).hexdigest()
@@ -570,23 +539,6 @@ async def test_a_folder_in_an_entry_place_with_tmp_a_symlink_out_is_a_miss(tmp_p
         await artifacts.put(GOOD)
     assert (artifacts.path_of(key) / "sub").is_dir()
     assert list((tmp_path / "outside").iterdir()) == []
-
-
-async def test_keep_counterexample_repairs_a_folder_in_an_entry_place(
-    tmp_path: Path, sqlite_db: Database
-) -> None:
-    """keep_counterexample stores through the cache: a folder in its file's place is moved aside."""
-    store = await open_counterexample_store(await open_storage(tmp_path / "files"))
-    store.path_of(hashlib.sha256(b"input").hexdigest()).mkdir(parents=True)
-    result = TestResult(
-        test_type=TestType.STRESS,
-        status=TestStatus.FAILED,
-        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-        test_id="a#stress",
-    )
-    saved = await keep_counterexample(sqlite_db, store, result, input=b"input")
-    assert saved.id is not None
-    assert await store.read(hashlib.sha256(b"input").hexdigest()) == b"input"
 
 
 async def test_eviction_passes_over_an_entry_swapped_for_a_folder(
