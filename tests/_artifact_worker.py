@@ -7,6 +7,10 @@ read that gives content whose SHA-256 is not its key exits with status 3.
 `python _artifact_worker.py ROOT BUDGET COUNT SIZE FILE` instead writes SIZE random bytes to
 FILE once, then puts that file COUNT times, streamed, printing `putting` before each put: a
 put then lasts long enough for a kill to land inside it.
+
+`python _artifact_worker.py ROOT BUDGET COUNT SIZE --same` puts one content of SIZE bytes,
+the same in every process, COUNT times, each time with a random blob of that size and an
+eviction, reading it back; it ends with one more put of that content.
 """
 
 from __future__ import annotations
@@ -45,9 +49,27 @@ async def work(root: str, budget: int, count: int, size: int) -> None:
                 sys.exit(3)
 
 
+async def put_the_same(root: str, budget: int, count: int, size: int) -> None:
+    """Put and evict the content every process puts, `count` times, then put it once more."""
+    cache = await open_artifact_cache(await open_storage(root), budget=budget)
+    same = b"s" * size
+    key = hashlib.sha256(same).hexdigest()
+    for _ in range(count):
+        if await cache.put(same) != key:
+            sys.exit(4)
+        await cache.put(os.urandom(size))
+        await cache.evict()
+        data = await cache.get(key)
+        if data is not None and data != same:
+            sys.exit(3)
+    await cache.put(same)
+
+
 if __name__ == "__main__":
     numbers = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    if len(sys.argv) > 5:
+    if sys.argv[5:] == ["--same"]:
+        asyncio.run(put_the_same(sys.argv[1], *numbers))
+    elif len(sys.argv) > 5:
         asyncio.run(put_a_file(sys.argv[1], *numbers, sys.argv[5]))
     else:
         asyncio.run(work(sys.argv[1], *numbers))

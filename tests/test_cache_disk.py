@@ -18,7 +18,9 @@ from typing import TypeVar
 import pytest
 
 from persistence import ValidationError
-from persistence.cache import ArtifactCache, open_artifact_cache
+from persistence._files import tree
+from persistence._files.paths import Spot
+from persistence.cache import ArtifactCache, disk, open_artifact_cache
 from persistence.exceptions import InvalidPathError, OutsideRootError, StorageError
 from persistence.storage import list_files, open_storage, write_text
 
@@ -397,6 +399,25 @@ async def test_three_processes_put_read_and_evict_at_once(tmp_path: Path) -> Non
     assert await artifacts.size() <= 256 * 1024
 
 
+async def test_two_processes_putting_and_evicting_one_content_end_with_one_good_entry(
+    tmp_path: Path,
+) -> None:
+    """Two processes put, evict and read the same content at once: no error, one whole entry."""
+    root = tmp_path / "files"
+    size = 20_000
+    children = [await _spawn(root, 3 * size, 150, size, "--same") for _ in range(2)]
+    outputs = await asyncio.wait_for(asyncio.gather(*(c.communicate() for c in children)), 120)
+    for child, (_, stderr) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, stderr.decode()[-2000:]
+    await _check_every_entry(root)
+    artifacts = await open_artifact_cache(await open_storage(root), budget=10**9)
+    key = hashlib.sha256(b"s" * size).hexdigest()
+    assert await artifacts.get(key) == b"s" * size
+    assert artifacts.path_of(key).is_file()
+    assert list((root / ".cache" / "incoming").iterdir()) == []  # no partial file left
+    assert list((root / ".tmp").iterdir()) == []
+
+
 async def test_a_kill_mid_put_never_leaves_a_torn_entry(tmp_path: Path) -> None:
     """A process killed with SIGKILL while putting 1 MiB blobs leaves only whole entries."""
     root = tmp_path / "files"
@@ -415,3 +436,134 @@ async def test_a_kill_mid_put_never_leaves_a_torn_entry(tmp_path: Path) -> None:
         await child.wait()
     assert any(incoming.iterdir()), "no put was cut short: the test proves nothing"
     await _check_every_entry(root)
+
+
+def _plant_foreign(entry: Path, kind: str, outside: Path) -> None:
+    """Put something that is no regular file where `entry` belongs."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "a folder":
+        entry.mkdir()
+    elif kind == "a folder tree":
+        (entry / "deep" / "er").mkdir(parents=True)
+        (entry / "deep" / "file").write_bytes(b"planted")
+        (entry / "deep" / "er" / "link").symlink_to(outside)
+    elif kind == "a FIFO":
+        os.mkfifo(entry)
+    else:
+        entry.symlink_to(outside)
+
+
+FOREIGN = ("a folder", "a folder tree", "a FIFO", "a symlink out")
+
+
+@pytest.mark.parametrize("kind", FOREIGN)
+async def test_a_put_repairs_an_entry_that_is_no_regular_file(tmp_path: Path, kind: str) -> None:
+    """A folder, tree, FIFO or symlink in an entry's place is removed as a miss; a put replaces it.
+
+    A folder there stayed, and made every put of that content fail with NotAFileError, for
+    good. It is moved aside into .tmp/ and removed there; nothing outside the root is touched.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    entry = artifacts.path_of(key)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(GOOD)
+    os.utime(outside, (0, 0))
+    _plant_foreign(entry, kind, outside)
+    assert not await artifacts.contains(key)
+    assert await artifacts.get(key) is None
+    assert not entry.is_symlink()  # a bad entry: removed by the read
+    assert not entry.exists()
+    _plant_foreign(entry, kind, outside)  # again, for the put to repair
+    assert await artifacts.put(GOOD) == key
+    assert entry.is_file()
+    assert not entry.is_symlink()
+    assert entry.read_bytes() == GOOD
+    assert await artifacts.get(key) == GOOD
+    assert outside.read_bytes() == GOOD
+    assert outside.stat().st_mtime_ns == 0
+    assert list((storage.root / ".tmp").iterdir()) == []
+
+
+async def test_a_folder_planted_again_while_it_is_set_aside_is_set_aside_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder planted after a put's check, and again as each went aside, goes aside too.
+
+    The publish checked once, then renamed: a folder planted in between failed the put
+    with NotAFileError.
+    """
+    artifacts = await open_artifact_cache(await open_storage(tmp_path / "files"), budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    entry = artifacts.path_of(key)
+    real_good, real_set_aside = disk._good, tree.set_aside  # noqa: SLF001  # the steps raced
+    planted = 0
+
+    def good_then_plant(spot: Spot) -> bool:
+        found = real_good(spot)
+        plant()
+        return found
+
+    def set_aside_then_plant(root_fd: int, dir_fd: int, name: str) -> None:
+        real_set_aside(root_fd, dir_fd, name)
+        plant()
+
+    def plant() -> None:
+        nonlocal planted
+        if planted < 2:
+            (entry / "sub").mkdir(parents=True)
+            planted += 1
+
+    monkeypatch.setattr(disk, "_good", good_then_plant)
+    monkeypatch.setattr(disk, "set_aside", set_aside_then_plant)
+    assert await artifacts.put(GOOD) == key
+    assert planted == 2
+    assert entry.read_bytes() == GOOD
+
+
+async def test_a_folder_in_an_entry_place_with_tmp_a_symlink_out_is_a_miss(tmp_path: Path) -> None:
+    """With .tmp/ a symlink out, a folder in an entry's place is left: a read misses, a put refuses.
+
+    Nothing is moved out of the root through the link.
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10**6)
+    key = hashlib.sha256(GOOD).hexdigest()
+    (artifacts.path_of(key) / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (storage.root / ".tmp").rmdir()
+    (storage.root / ".tmp").symlink_to(tmp_path / "outside")
+    assert await artifacts.get(key) is None
+    with pytest.raises(OutsideRootError):
+        await artifacts.put(GOOD)
+    assert (artifacts.path_of(key) / "sub").is_dir()
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+async def test_eviction_passes_over_an_entry_swapped_for_a_folder(
+    artifacts: ArtifactCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry swapped for a folder between eviction's scan and its unlink is passed over.
+
+    evict (and the put that set it off) raised NotAFileError.
+    """
+    keys = [await artifacts.put(bytes([index]) * 10_000) for index in range(3)]
+    real_scan = disk._scan  # noqa: SLF001  # the scan the swap follows
+
+    def scan_then_swap(entries: int) -> list[tuple[int, int, str, str]]:
+        found = real_scan(entries)
+        for key in keys:
+            entry = artifacts.path_of(key)
+            if entry.is_file():
+                entry.unlink()
+                (entry / "sub").mkdir(parents=True)
+        return [(0, 10**6, shard, name) for _, _, shard, name in found if name in keys]
+
+    monkeypatch.setattr(disk, "_scan", scan_then_swap)
+    assert await artifacts.evict() == 0
+    new = await artifacts.put(b"new" * 5000)  # past a tenth of the budget: it evicts too
+    assert await artifacts.get(new) == b"new" * 5000
+    monkeypatch.undo()
+    assert await artifacts.put(bytes([0]) * 10_000) == keys[0]
+    assert await artifacts.get(keys[0]) == bytes([0]) * 10_000

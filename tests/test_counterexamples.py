@@ -241,3 +241,16 @@ async def test_a_hash_of_the_wrong_type_is_refused_naming_sha256(
                 await look(bad)  # type: ignore[arg-type]  # a wrong type on purpose
             assert (caught.value.model, caught.value.field) == ("CounterexampleStore", "sha256")
     assert not (store.root / ".cache" / "counterexamples").exists()
+
+
+async def test_a_folder_in_place_of_a_kept_file_is_moved_aside(
+    db: Database, store: CounterexampleStore
+) -> None:
+    """keep_counterexample stores through the artifact cache: a folder in a file's place goes.
+
+    It failed with NotAFileError, for that input, for good.
+    """
+    (store.path_of(_sha(b"input")) / "sub").mkdir(parents=True)
+    saved = await keep_counterexample(db, store, _failing(T0), input=b"input")
+    assert saved.id is not None
+    assert await store.read(_sha(b"input")) == b"input"

@@ -39,9 +39,9 @@ from persistence._files.paths import (
     same_file,
     storage_errors,
 )
-from persistence._files.tree import unlink_if_old
+from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
-from persistence.exceptions import NotAFileError, OutsideRootError, ValidationError
+from persistence.exceptions import NotAFileError, OutsideRootError, StorageError, ValidationError
 from persistence.storage import Storage, storage_root
 
 __all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
@@ -52,6 +52,7 @@ DEFAULT_BUDGET: Final = 1024**3
 _KEY: Final = re.compile(r"[0-9a-f]{64}")
 _PARTIAL_AGE: Final = 3600.0  # seconds after which a partial file in incoming/ is an orphan
 _LOW_WATER: Final = 0.9
+_SET_ASIDE_TRIES: Final = 4  # publishes tried while folders keep appearing in an entry's place
 _ENTRIES: Final = f"{CACHE_DIR}/artifacts"
 _INCOMING: Final = f"{CACHE_DIR}/incoming"
 
@@ -89,13 +90,19 @@ _locate = functools.partial(locate, reserved_ok=True, links=False)  # no symlink
 
 
 def _drop(spot: Spot, seen: os.stat_result) -> None:
-    """Remove a bad entry if it is still the file `seen`; a put holding its lock replaces it."""
+    """Remove a bad entry if it is still the file `seen`; a put holding its lock replaces it.
+
+    A folder there is moved aside into `.tmp/` and removed there.
+    """
     lock = try_lock(spot.root_fd, [spot.path])
     if lock is None:
         return
     try:
         now = lstat(spot.dir_fd, spot.require())
-        if now is not None and not stat.S_ISDIR(now.st_mode) and same_file(now, seen):
+        if now is not None and same_file(now, seen) and stat.S_ISDIR(now.st_mode):
+            with suppress(OSError, StorageError):  # one it cannot move stays a miss; a put says why
+                set_aside(spot.root_fd, spot.dir_fd, spot.require())
+        elif now is not None and same_file(now, seen):
             os.unlink(spot.require(), dir_fd=spot.dir_fd)
     finally:
         lock.release()
@@ -186,7 +193,14 @@ def _stage_put(
                 if _good(spot):
                     return key, None
                 os.fsync(partial.fd)
-            partial.commit(spot.dir_fd, key)
+            for _ in range(_SET_ASIDE_TRIES - 1):
+                try:
+                    partial.commit(spot.dir_fd, key)
+                except IsADirectoryError:  # a folder, which no rename replaces, goes aside
+                    set_aside(spot.root_fd, spot.dir_fd, key)
+                else:
+                    return key, written.size
+            partial.commit(spot.dir_fd, key)  # a folder planted each time: NotAFileError
             return key, written.size
 
         return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
@@ -285,10 +299,11 @@ def _evict(entries: int, budget: int) -> tuple[int, int]:
     for _, size, shard, name in found if total > budget else ():
         if total <= budget * _LOW_WATER:
             break
-        with ExitStack() as stack, suppress(FileNotFoundError):
-            fd = _real_folder(stack, entries, shard)
-            if fd is not None:
-                os.unlink(name, dir_fd=fd)
+        with ExitStack() as stack, suppress(FileNotFoundError, IsADirectoryError):
+            fd = _real_folder(stack, entries, shard)  # what is no file now is passed over
+            info = None if fd is None else lstat(fd, name)
+            if fd is not None and info is not None and stat.S_ISREG(info.st_mode):
+                os.unlink(name, dir_fd=fd)  # a folder swapped in since is EISDIR
                 evicted += 1
         total -= size
     return evicted, total
