@@ -57,6 +57,9 @@ _CONFIG_PYTHON_TYPES = {kind: getattr(builtins, kind.value) for kind in ConfigTy
 _SHORT_KEY = MAX_KEY_BYTES // 4
 """A text of this many characters or fewer is within MAX_KEY_BYTES in UTF-8."""
 
+_SHA256_DIGITS = 64
+_HEX_DIGITS = "0123456789abcdef"
+
 _RESULT_FIELDS = tuple(field.name for field in attrs.fields(TestResult))
 _RESULT_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # in one call, in the fields' order
 
@@ -224,16 +227,39 @@ def result_params(result: TestResult) -> InsertTestResultParams:
 
 def file_record_from_row(row: FileRecordsRow) -> FileRecord:
     """Map a file_records row to a model, by column name."""
+    path, size, sha256 = row.path, row.size, row.hash
+    # What the CHECKs leave to the model: the hash's form, SQLite's loose types, NULs, length.
+    if not (
+        type(size) is int
+        and type(sha256) is str
+        and (not sha256 or (len(sha256) == _SHA256_DIGITS and not sha256.strip(_HEX_DIGITS)))
+        and type(path) is str
+        and "\x00" not in path
+        and (len(path) <= _SHORT_KEY or key_length_problem(path) is None)
+    ):
+        raise refused_row("file_records", row.id, lambda: _checked_file_record(row))
     model = _new(_FileRecordFill)
     model.id = row.id
-    model.path = row.path
-    model.size = row.size
-    model.hash = row.hash
+    model.path = path
+    model.size = size
+    model.hash = sha256
     model.created_at = row.created_at
     model.accessed_at = row.accessed_at
     model.metadata = row.metadata
     model.__class__ = FileRecord  # type: ignore[assignment]  # one layout: see the module doc
     return model  # type: ignore[return-value]  # a FileRecord now
+
+
+def _checked_file_record(row: FileRecordsRow) -> FileRecord:
+    """Build a file record from its row through the model's checks (its id apart)."""
+    return FileRecord(
+        path=row.path,
+        size=row.size,
+        hash=row.hash,
+        created_at=row.created_at,
+        accessed_at=row.accessed_at,
+        metadata=row.metadata,
+    )
 
 
 def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
