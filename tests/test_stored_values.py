@@ -262,3 +262,39 @@ async def test_a_file_record_stored_past_the_models_rules_is_refused(
         with pytest.raises(ValidationError, match=rf"stored row\.file_records\.{column}"):
             await all_file_records(db)
         assert (await find_file_record_by_path(db, "a")) is not None
+
+
+@pytest.mark.parametrize("value", ["x'00'", "'2026-06-01T00:00:00'", "'2026-06-01 12:00'"])
+async def test_a_time_stored_as_a_blob_or_without_an_offset_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    """A blob, or a time without a UTC offset, in a SQLite time column is no stored time.
+
+    Both were read as they were: bytes, or a naive datetime, in a model that takes aware times
+    only (a naive one then failed comparisons with a raw TypeError). Now each read refuses them
+    on `stored row.time`, in every table that holds times.
+    """
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(5)])
+        await save_run(db, Run())
+        await save_file_record(db, FileRecord(path="a.txt", size=1))
+        await plain_sql(
+            str(path),
+            f"UPDATE test_results SET created_at = {value} WHERE id = 3",  # noqa: S608  # the test's own SQL
+            f"UPDATE runs SET started_at = {value}",  # noqa: S608  # the test's own SQL
+            f"UPDATE file_records SET accessed_at = {value}",  # noqa: S608  # the test's own SQL
+        )
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_result(db, 3),
+            lambda: get_run(db, 1),
+            lambda: find_file_record_by_path(db, "a.txt"),
+            lambda: all_file_records(db),
+        ]
+        if not value.startswith("x"):  # a blob sorts after every time: listings by time end first
+            reads += [lambda: all_runs(db), lambda: all_results(db)]
+        for read in reads:
+            with pytest.raises(ValidationError, match=r"stored row\.time"):
+                await read()
+        assert (await get_result(db, 2)).test_id == "t1"
