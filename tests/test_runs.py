@@ -41,6 +41,7 @@ from persistence import (
     search_results,
 )
 from persistence.migrations import discover_migrations, migrations_folder
+from test_plain_ids import plain_sql
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -232,3 +233,28 @@ async def test_a_run_cursor_survives_json(db: Database) -> None:
     tampered["id"] = 2**63  # no id column holds it
     with pytest.raises(ValidationError, match="id"):
         converter.structure(tampered, RunCursor)
+
+
+async def test_a_run_stored_ending_before_its_start_is_refused(database_url: str) -> None:
+    """No CHECK holds a run's end after its start: plain SQL may store one before it.
+
+    Such a run was read into a Run that broke its own rule, and `end_run` then saved it.
+    Now every read refuses it on `stored row.runs.ended_at`; the other runs still read.
+    """
+    async with connect(database_url) as db:
+        await migrate(db)
+        early = await save_run(db, Run(started_at=T0))
+        late = await save_run(db, Run(started_at=T0 + dt.timedelta(hours=1)))
+        assert late.id is not None
+        await plain_sql(
+            database_url,
+            f"UPDATE runs SET ended_at = started_at WHERE id = {early.id}",  # noqa: S608  # the test's own SQL
+        )
+        ended = (
+            "'2000-01-01T00:00:00.000000+00:00'" if "://" not in database_url else "'2000-01-01'"
+        )
+        await plain_sql(database_url, f"UPDATE runs SET ended_at = {ended} WHERE id = {late.id}")  # noqa: S608  # the test's own SQL
+        for read in (lambda: get_run(db, late.id or 0), lambda: all_runs(db)):
+            with pytest.raises(ValidationError, match=r"stored row\.runs\.ended_at"):
+                await read()
+        assert (await get_run(db, early.id or 0)).ended_at == T0

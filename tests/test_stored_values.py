@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from persistence import (
     FileRecord,
+    ResultFilter,
     Run,
     TestResult,
     TestStatus,
@@ -32,6 +33,7 @@ from persistence import (
     find_file_record_by_path,
     get_result,
     get_run,
+    list_results,
     save_file_record,
     save_results,
     save_run,
@@ -157,3 +159,142 @@ async def test_postgres_json_nested_deeper_than_python_reads_is_refused(
         )
         with pytest.raises(ValidationError, match=r"stored row\.json"):
             await all_results(db)
+
+
+PAST_THE_MODEL = {
+    "execution_time": ["9e999", "1e300", "'abc'", "x'00'"],
+    "memory_usage": ["'abc'", "1e30", "1.5"],
+    "test_cases_total": ["'many'"],
+    "error_message": ["'a' || char(0) || 'b'", "x'6869'"],
+    "output": ["char(0)"],
+    "test_id": ["'t' || char(0)", "printf('%.2000c', 'x')", "7"],
+    "run_id": ["'r'", "1.5"],
+}
+"""SQL values that the tables' CHECKs let through, on SQLite's loose column types, and that
+the model refuses: no finite time up to its limit, no int, no text, NUL characters, a key too
+long to index (the last test id, an int, is read as the text '7', which the model takes)."""
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(column, value) for column, values in PAST_THE_MODEL.items() for value in values],
+)
+async def test_a_result_stored_past_the_models_rules_is_refused_on_every_path(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    """A row that plain SQL wrote within the CHECKs but against the model is never a model.
+
+    Each read gives the model's own reason on `stored row`, naming the column; the other rows
+    still read. Before, the row came back as a TestResult that broke its own rules.
+    """
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(50)])
+        await plain_sql(str(path), f"UPDATE test_results SET {column} = {value} WHERE id = 25")  # noqa: S608  # the test's own SQL
+        if value == "7":
+            assert (await get_result(db, 25)).test_id == "7"
+            return
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_result(db, 25),
+            lambda: all_results(db),
+            lambda: list_results(db, ResultFilter(status=TestStatus.PASSED), limit=100),
+            lambda: list_results(db, ResultFilter(metadata={"i": 24})),
+        ]
+        for read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.test_results\.{column}"):
+                await read()
+        assert (await get_result(db, 24)).test_id == "t23"
+
+
+async def test_postgres_results_past_the_models_rules_are_refused(
+    migrated_postgres_url: str,
+) -> None:
+    """PostgreSQL's CHECKs let an infinite or too long time and a too long test id through."""
+    async with connect(migrated_postgres_url) as db:
+        await save_results(db, [result(i) for i in range(10)])
+        for column, value in [
+            ("execution_time", "'Infinity'"),
+            ("execution_time", "1e300"),
+            ("test_id", "repeat('x', 2000)"),
+        ]:
+            await plain_sql(
+                migrated_postgres_url,
+                f"UPDATE test_results SET {column} = {value} WHERE test_id = 't5'",  # noqa: S608  # the test's own SQL
+            )
+            with pytest.raises(ValidationError, match=rf"stored row\.test_results\.{column}"):
+                await all_results(db)
+            await plain_sql(
+                migrated_postgres_url,
+                "UPDATE test_results SET execution_time = 0, test_id = 't5' "
+                "WHERE test_id = 't5' OR length(test_id) > 100",
+            )
+        assert len(await all_results(db)) == 10
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("hash", "'not a hash'"),
+        ("hash", "upper(hash)"),
+        ("size", "'big'"),
+        ("size", "2.5"),
+        ("path", "'b' || char(0)"),
+        ("path", "printf('%.2000c', 'p')"),
+    ],
+)
+async def test_a_file_record_stored_past_the_models_rules_is_refused(
+    database_url: str, column: str, value: str
+) -> None:
+    """A file record's hash has no CHECK on either engine, and SQLite's columns take any type.
+
+    Such a record was read into a FileRecord that broke its own rules; now each read refuses it
+    on `stored row`, naming the column, and the other records still read.
+    """
+    if "://" in database_url and column in {"size", "path"}:
+        pytest.skip("PostgreSQL's column types and text hold these")
+    async with connect(database_url) as db:
+        await migrate(db)
+        for name in ("a", "b"):
+            await save_file_record(db, FileRecord(path=name, size=1, hash="ab" * 32))
+        update = f"UPDATE file_records SET {column} = {value} WHERE path = 'b'"  # noqa: S608  # the test's own SQL
+        await plain_sql(database_url, update)
+        with pytest.raises(ValidationError, match=rf"stored row\.file_records\.{column}"):
+            await all_file_records(db)
+        assert (await find_file_record_by_path(db, "a")) is not None
+
+
+@pytest.mark.parametrize("value", ["x'00'", "'2026-06-01T00:00:00'", "'2026-06-01 12:00'"])
+async def test_a_time_stored_as_a_blob_or_without_an_offset_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    """A blob, or a time without a UTC offset, in a SQLite time column is no stored time.
+
+    Both were read as they were: bytes, or a naive datetime, in a model that takes aware times
+    only (a naive one then failed comparisons with a raw TypeError). Now each read refuses them
+    on `stored row.time`, in every table that holds times.
+    """
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(5)])
+        await save_run(db, Run())
+        await save_file_record(db, FileRecord(path="a.txt", size=1))
+        await plain_sql(
+            str(path),
+            f"UPDATE test_results SET created_at = {value} WHERE id = 3",  # noqa: S608  # the test's own SQL
+            f"UPDATE runs SET started_at = {value}",  # noqa: S608  # the test's own SQL
+            f"UPDATE file_records SET accessed_at = {value}",  # noqa: S608  # the test's own SQL
+        )
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_result(db, 3),
+            lambda: get_run(db, 1),
+            lambda: find_file_record_by_path(db, "a.txt"),
+            lambda: all_file_records(db),
+        ]
+        if not value.startswith("x"):  # a blob sorts after every time: listings by time end first
+            reads += [lambda: all_runs(db), lambda: all_results(db)]
+        for read in reads:
+            with pytest.raises(ValidationError, match=r"stored row\.time"):
+                await read()
+        assert (await get_result(db, 2)).test_id == "t1"

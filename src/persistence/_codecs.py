@@ -35,13 +35,20 @@ def _unreadable(field: str, kind: str, stored: str, error: BaseException) -> Val
 
 
 def decode_datetime(raw: object) -> object:
-    """Read a datetime stored as ISO 8601 text; anything else as it is."""
-    if not isinstance(raw, str):
+    """Read a datetime stored as ISO 8601 text with its offset; None, or a driver's, as it is."""
+    if raw is None or isinstance(raw, dt.datetime):
         return raw
+    if not isinstance(raw, str):  # a blob or a number, which SQLite's time columns also take
+        reason = f"stored {type(raw).__name__} {raw!r:.80} is not an ISO 8601 time"
+        raise ValidationError("stored row", "time", reason)
     try:
-        return _FROM_ISO(raw)
+        value = _FROM_ISO(raw)
     except ValueError as error:
         raise _unreadable("time", "an ISO 8601 time", raw, error) from None
+    if value.tzinfo is None:
+        reason = f"stored text {raw!r:.80} is a time without its UTC offset"
+        raise ValidationError("stored row", "time", reason)
+    return value
 
 
 def decode_json_text(text: str) -> object:
@@ -68,9 +75,12 @@ def decode_datetime_column(rows: Sequence[Sequence[object]], index: int) -> list
     """Read column `index` of every row as `decode_datetime` would, without a call per row."""
     texts = [row[index] for row in rows]
     try:
-        return list(map(_FROM_ISO, texts))  # type: ignore[arg-type]  # a TypeError if not str
+        times = list(map(_FROM_ISO, texts))  # type: ignore[arg-type]  # a TypeError if not str
     except (TypeError, ValueError):  # not all text, or text that is no time: row by row
         return [decode_datetime(text) for text in texts]
+    if None in {time.tzinfo for time in times}:  # a time without its offset: row by row
+        return [decode_datetime(text) for text in texts]
+    return times  # type: ignore[return-value]  # datetimes are objects
 
 
 _JOINED_FROM: Final = 4

@@ -1,10 +1,12 @@
 """Rows to models and models to query parameters, by hand and by column name.
 
 The mappers are typed against the generated row and parameter types, so a column renamed in
-sql/ fails type checking here. Rows come from tables whose constraints hold the models' rules,
-so a row mapper fills the frozen instance without checking again, and fast: it fills a twin
-class of the same slots and no checks, then makes the instance the model (`__class__`, allowed
-between classes of one layout): a third of the cost of `object.__setattr__` per field.
+sql/ fails type checking here. Rows come from tables whose constraints hold most of the models'
+rules, so a row mapper fills the frozen instance without checking again, and fast: it fills a
+twin class of the same slots and no checks, then makes the instance the model (`__class__`,
+allowed between classes of one layout): a third of the cost of `object.__setattr__` per field.
+What the CHECKs let through (SQLite's loose column types, NUL characters, a time past the
+model's limit) a cheap look at the row catches first, and the model's own checks then name.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import datetime as dt
 import json
 import math
 import operator
+from collections.abc import Callable
 from typing import TypeVar
 
 import attrs
 
-from persistence._guards import json_value
+from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
 from persistence._interface import JsonObject
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
+    MAX_EXECUTION_TIME,
     ConfigEntry,
     ConfigType,
     ConfigValue,
@@ -49,6 +53,12 @@ _TEST_TYPES = {member.value: member for member in TestType}
 _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 _CONFIG_PYTHON_TYPES = {kind: getattr(builtins, kind.value) for kind in ConfigType}
+
+_SHORT_KEY = MAX_KEY_BYTES // 4
+"""A text of this many characters or fewer is within MAX_KEY_BYTES in UTF-8."""
+
+_SHA256_DIGITS = 64
+_HEX_DIGITS = "0123456789abcdef"
 
 _RESULT_FIELDS = tuple(field.name for field in attrs.fields(TestResult))
 _RESULT_VALUES = operator.attrgetter(*_RESULT_FIELDS)  # in one call, in the fields' order
@@ -116,22 +126,83 @@ def with_id(model: TestResult, new_id: int) -> TestResult:
     return copy  # type: ignore[return-value]  # a TestResult now
 
 
+def refused_row(table: str, row_id: object, build: Callable[[], object]) -> ValidationError:
+    """Name what breaks the model's rules in a stored row, by the model's own check, `build`."""
+    try:
+        build()
+    except ValidationError as error:
+        return ValidationError(
+            "stored row", f"{table}.{error.field}", f"id {row_id}: {error.reason}"
+        )
+    return ValidationError("stored row", table, f"id {row_id} does not fit its model")
+
+
+def _checked_result(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
+    """Build a result from its row through the model's checks (its id and run id apart)."""
+    return TestResult(
+        test_type=row.test_type,  # type: ignore[arg-type]  # the converter takes the text
+        status=row.status,  # type: ignore[arg-type]  # the converter takes the text
+        execution_time=row.execution_time,
+        memory_usage=row.memory_usage,
+        test_cases_passed=row.test_cases_passed,
+        test_cases_total=row.test_cases_total,
+        error_message=row.error_message,
+        output=row.output,
+        created_at=row.created_at,
+        metadata=row.metadata,
+        # Plain SQL may store ids below 1, which listings read: only a run id not an int is bad.
+        run_id=None if isinstance(row.run_id, int) else row.run_id,
+        test_id=row.test_id,
+    )
+
+
 def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
     """Map a test_results row, or the result columns of a search row, to a model, by name."""
+    test_type = _TEST_TYPES.get(row.test_type)
+    status = _TEST_STATUSES.get(row.status)
+    seconds, memory, passed, total = (
+        row.execution_time,
+        row.memory_usage,
+        row.test_cases_passed,
+        row.test_cases_total,
+    )
+    error_message, output, run_id, test_id = row.error_message, row.output, row.run_id, row.test_id
+    # What the CHECKs leave to the model: SQLite's loose types, NUL characters, the limits.
+    if not (
+        test_type is not None
+        and status is not None
+        and type(seconds) is float
+        and 0.0 <= seconds <= MAX_EXECUTION_TIME
+        and type(memory) is int
+        and type(passed) is int
+        and type(total) is int
+        and (run_id is None or type(run_id) is int)
+        and (error_message is None or (type(error_message) is str and "\x00" not in error_message))
+        and (output is None or (type(output) is str and "\x00" not in output))
+        and (
+            test_id is None
+            or (
+                type(test_id) is str
+                and "\x00" not in test_id
+                and (len(test_id) <= _SHORT_KEY or key_length_problem(test_id) is None)
+            )
+        )
+    ):
+        raise refused_row("test_results", row.id, lambda: _checked_result(row))
     model = _new(_ResultFill)
     model.id = row.id
-    model.test_type = _TEST_TYPES[row.test_type]
-    model.status = _TEST_STATUSES[row.status]
-    model.execution_time = row.execution_time
-    model.memory_usage = row.memory_usage
-    model.test_cases_passed = row.test_cases_passed
-    model.test_cases_total = row.test_cases_total
-    model.error_message = row.error_message
-    model.output = row.output
+    model.test_type = test_type
+    model.status = status
+    model.execution_time = seconds
+    model.memory_usage = memory
+    model.test_cases_passed = passed
+    model.test_cases_total = total
+    model.error_message = error_message
+    model.output = output
     model.created_at = row.created_at
     model.metadata = row.metadata
-    model.run_id = row.run_id
-    model.test_id = row.test_id
+    model.run_id = run_id
+    model.test_id = test_id
     model.__class__ = TestResult  # type: ignore[assignment]  # one layout: see the module doc
     return model  # type: ignore[return-value]  # a TestResult now
 
@@ -156,16 +227,39 @@ def result_params(result: TestResult) -> InsertTestResultParams:
 
 def file_record_from_row(row: FileRecordsRow) -> FileRecord:
     """Map a file_records row to a model, by column name."""
+    path, size, sha256 = row.path, row.size, row.hash
+    # What the CHECKs leave to the model: the hash's form, SQLite's loose types, NULs, length.
+    if not (
+        type(size) is int
+        and type(sha256) is str
+        and (not sha256 or (len(sha256) == _SHA256_DIGITS and not sha256.strip(_HEX_DIGITS)))
+        and type(path) is str
+        and "\x00" not in path
+        and (len(path) <= _SHORT_KEY or key_length_problem(path) is None)
+    ):
+        raise refused_row("file_records", row.id, lambda: _checked_file_record(row))
     model = _new(_FileRecordFill)
     model.id = row.id
-    model.path = row.path
-    model.size = row.size
-    model.hash = row.hash
+    model.path = path
+    model.size = size
+    model.hash = sha256
     model.created_at = row.created_at
     model.accessed_at = row.accessed_at
     model.metadata = row.metadata
     model.__class__ = FileRecord  # type: ignore[assignment]  # one layout: see the module doc
     return model  # type: ignore[return-value]  # a FileRecord now
+
+
+def _checked_file_record(row: FileRecordsRow) -> FileRecord:
+    """Build a file record from its row through the model's checks (its id apart)."""
+    return FileRecord(
+        path=row.path,
+        size=row.size,
+        hash=row.hash,
+        created_at=row.created_at,
+        accessed_at=row.accessed_at,
+        metadata=row.metadata,
+    )
 
 
 def file_record_params(record: FileRecord) -> UpsertFileRecordParams:

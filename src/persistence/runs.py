@@ -29,7 +29,7 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import found
+from persistence._rows import found, refused_row
 from persistence.database import Database, connection, run_query, transaction
 from persistence.exceptions import NotFoundError
 from persistence.models import Run, utc_now
@@ -74,7 +74,16 @@ class RunCursor:
 
 
 def run_from_row(row: RunsRow) -> Run:
-    """Map a runs row to a model; the table's constraints hold the model's rules."""
+    """Map a runs row to a model; the table's constraints hold the model's rules but one.
+
+    No CHECK holds the end after the start: a row that plain SQL stored so is refused.
+    """
+    if row.ended_at is not None and row.ended_at < row.started_at:
+        raise refused_row(
+            "runs",
+            row.id,
+            lambda: Run(started_at=row.started_at, ended_at=row.ended_at, labels=row.labels),
+        )
     model: Run = object.__new__(Run)
     object.__setattr__(model, "id", row.id)
     object.__setattr__(model, "started_at", row.started_at)
