@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,14 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     all_results,
     connect,
     get_result,
     migrate,
     save_result,
 )
+from persistence.exceptions import CloseTimeoutError
 from persistence.sync import SyncRunner
 
 
@@ -252,3 +255,93 @@ def test_a_close_while_threads_call_ends_every_call_and_leaves_nothing(
     assert entered == []
 
     assert asyncio.run(own_connections(migrated_postgres_url)) == 0
+
+
+def _sync_threads() -> list[threading.Thread]:
+    """The runners' loop threads still alive."""
+    return [thread for thread in threading.enumerate() if thread.name == "persistence-sync"]
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, math.nan, math.inf, True, "1", None])
+def test_close_refuses_a_bad_timeout_before_closing(timeout: object) -> None:
+    """A timeout that is no finite number of seconds above 0 is refused by name; nothing closes."""
+    with SyncRunner() as runner:
+        with pytest.raises(ValidationError, match=r"SyncRunner\.timeout"):
+            runner.close(timeout=timeout)  # type: ignore[arg-type]  # wrong on purpose
+        assert not runner.closed
+        assert runner.run(asyncio.sleep(0, "open")) == "open"
+
+
+def test_close_gives_up_on_a_call_that_ignores_its_cancellation() -> None:
+    """A call that swallows CancelledError no longer keeps close waiting for ever.
+
+    After its timeout, close stops the loop anyway and raises CloseTimeoutError naming the call;
+    the thread that made the call is woken with the same error, and no loop thread is left.
+    """
+    started = threading.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+
+    errors: list[BaseException] = []
+
+    def calling(runner: SyncRunner) -> None:
+        try:
+            runner.call(stubborn)
+        except BaseException as error:  # noqa: BLE001  # whatever it is, the test looks at it
+            errors.append(error)
+
+    before = len(_sync_threads())
+    runner = SyncRunner()
+    caller = threading.Thread(target=calling, args=(runner,))
+    caller.start()
+    assert started.wait(5)
+    began = time.monotonic()
+    with pytest.raises(CloseTimeoutError, match="stubborn") as raised:
+        runner.close(timeout=0.3)
+    assert time.monotonic() - began < 3
+    assert [name.rsplit(".", 1)[-1] for name in raised.value.running] == ["stubborn"]
+    assert not raised.value.thread_alive
+    assert runner.closed
+    caller.join(5)
+    assert not caller.is_alive()
+    assert [type(error) for error in errors] == [CloseTimeoutError]
+    assert len(_sync_threads()) == before
+    runner.close()  # again: nothing
+
+
+def test_close_says_so_when_the_loop_thread_is_blocked() -> None:
+    """A call blocking the loop's thread in synchronous code cannot be stopped: close says so.
+
+    It raises after its timeout, naming the call and the blocked thread; the thread ends,
+    closing the loop, once the synchronous call returns.
+    """
+    started = threading.Event()
+
+    async def blocking() -> None:
+        started.set()
+        time.sleep(1.5)  # noqa: ASYNC251  # the fault under test
+
+    runner = SyncRunner()
+    caller = threading.Thread(target=_quietly, args=(runner.call, blocking))
+    caller.start()
+    assert started.wait(5)
+    with pytest.raises(CloseTimeoutError, match="blocked in a synchronous call") as raised:
+        runner.close(timeout=0.2)
+    assert "blocking" in str(raised.value)
+    assert raised.value.thread_alive
+    caller.join(5)
+    deadline = time.monotonic() + 5
+    while runner._thread.is_alive() and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    assert not runner._thread.is_alive()  # noqa: SLF001
+    assert runner._loop.is_closed()  # noqa: SLF001
+
+
+def _quietly(function: Callable[..., object], *args: object) -> None:
+    """Call `function`, dropping whatever it raises (a call made in a thread of the test)."""
+    with contextlib.suppress(BaseException):
+        function(*args)

@@ -12,13 +12,25 @@ import asyncio
 import contextlib
 import inspect
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeVar
 
 import attrs
 
-__all__ = ["SyncRunner"]
+from persistence._guards import seconds
+from persistence.exceptions import CloseTimeoutError
+
+__all__ = ["CLOSE_TIMEOUT", "SyncRunner"]
+
+CLOSE_TIMEOUT: Final = 30.0
+"""Seconds `SyncRunner.close` waits, by default, for the exits and the cancelled calls to end."""
+
+_STOP_GRACE: Final = 1.0
+"""Seconds the loop's thread is given to stop once told to."""
+
+_CLOSING: Final = "SyncRunner.close"
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -28,10 +40,16 @@ class _RefusedError(RuntimeError):
     """A call the runner cannot take: it is closed, or the call would wait for itself."""
 
 
+class _OverdueError(Exception):
+    """The close's own work did not end before its deadline."""
+
+
 @attrs.define(eq=False)
 class _Outcome(Generic[_T]):
     """What a call's task ended with, handed from the loop's thread to the caller's."""
 
+    name: str
+    """The task's name: what the call runs, as errors name it."""
     ended: threading.Event = attrs.field(factory=threading.Event)
     task: asyncio.Task[_T] | None = None
     """Set on the loop's thread when the call starts, before anything can cancel it."""
@@ -63,10 +81,24 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self._held: list[_Held] = []
         self._guard = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="persistence-sync", daemon=True
-        )
+        self._waiting: set[_Outcome[Any]] = set()
+        """The calls whose callers wait: woken by a close that stops the loop under them."""
+        self._thread = threading.Thread(target=self._serve, name="persistence-sync", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """Run the loop until `close` stops it, then close it here (this thread may end late)."""
+        try:
+            self._loop.run_forever()
+        finally:
+            for task in asyncio.all_tasks(self._loop):  # left by a close that gave up on them
+                work = task.get_coro()
+                if (
+                    inspect.iscoroutine(work)
+                    and inspect.getcoroutinestate(work) == inspect.CORO_CREATED
+                ):
+                    work.close()  # never started: no "never awaited" warning
+            self._loop.close()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -79,7 +111,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
     def run(self, work: Awaitable[_T]) -> _T:
         """Run `work` on the runner's loop; return its result or raise its error."""
         try:
-            return self._wait(_awaited(work))
+            return self._wait(_awaited(work), _name_of(work))
         except _RefusedError:
             if inspect.iscoroutine(work):
                 work.close()  # never awaited, on purpose: no warning about it
@@ -89,21 +121,27 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self, function: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """Call the async `function` with the arguments on the runner's loop; give its result."""
-        return self._wait(_called(function, *args, **kwargs))
+        return self._wait(_called(function, *args, **kwargs), _name_of(function))
 
     def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
         """Enter an async context manager on the loop; it is exited when the runner closes."""
-        held, value = self._wait(self._hold(manager))
+        name = f"enter({_name_of(manager)})"
+        held, value = self._wait(self._hold(manager, name), name)
         with self._guard:
             self._held.append(held)
         return value
 
-    def close(self) -> None:
+    def close(self, *, timeout: float = CLOSE_TIMEOUT) -> None:
         """Exit what `enter` entered, newest first, then stop the loop and its thread.
 
         The first error of an exit is raised once all is closed; calls still running are
-        cancelled. Closing twice does nothing.
+        cancelled. What has not ended `timeout` seconds after the close began (an exit that
+        hangs, a call that ignores its cancellation) is left: the loop is stopped anyway and
+        `CloseTimeoutError` names it. A thread blocked in synchronous code cannot be stopped:
+        the error says so, and the thread ends, closing the loop, when that code returns.
+        Closing twice does nothing.
         """
+        limit = seconds("SyncRunner", "timeout", timeout)
         if threading.get_ident() == self._thread.ident:
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
             raise _RefusedError(msg)
@@ -112,16 +150,42 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 return
             self._closed = True  # from here on, only the close's own work starts
             held, self._held = self._held, []
+        running: tuple[str, ...] | None = None
         try:
-            self._wait(_leave_all(held[::-1]), closing=True)
+            self._wait(_close_all(held[::-1]), _CLOSING, deadline=time.monotonic() + limit)
+        except _OverdueError:
+            running = tuple(
+                task.get_name()
+                for task in asyncio.all_tasks(self._loop)
+                if task.get_name() != _CLOSING
+            )
         finally:
-            self._wait(_end_the_rest(), closing=True)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._stop()
+        if running is not None:
+            raise _overdue(limit, running, thread_alive=self._thread.is_alive())
 
-    def _wait(self, work: Coroutine[object, object, _T], *, closing: bool = False) -> _T:
-        """Start `work` as a task on the loop and block until it ends."""
+    def _stop(self) -> None:
+        """Stop the loop, let its thread end, and wake the callers whose calls never will."""
+        with contextlib.suppress(RuntimeError):  # its thread has closed it already
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(_STOP_GRACE)
+        with self._guard:
+            waiting = list(self._waiting)
+        for outcome in waiting:
+            outcome.ended.set()
+
+    def _wait(
+        self,
+        work: Coroutine[object, object, _T],
+        name: str,
+        *,
+        deadline: float | None = None,
+    ) -> _T:
+        """Start `work` as a task on the loop and block until it ends.
+
+        With a `deadline` (the close's own work, which a closed runner still takes), raise
+        `_OverdueError` once it has passed.
+        """
         if threading.get_ident() == self._thread.ident:
             work.close()
             msg = (
@@ -129,32 +193,39 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 "would wait for itself; await the function instead"
             )
             raise _RefusedError(msg)
-        outcome: _Outcome[_T] = _Outcome()
+        outcome: _Outcome[_T] = _Outcome(name)
         loop = self._loop
 
         def start() -> None:
-            outcome.task = loop.create_task(work)
+            outcome.task = loop.create_task(work, name=name)
             outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
 
         with self._guard:  # a call starts before the close's own work, or not at all
-            if self._closed and not closing:
+            if self._closed and deadline is None:
                 work.close()
                 msg = "this SyncRunner is closed"
                 raise _RefusedError(msg)
             # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
             loop.call_soon_threadsafe(start)
+            self._waiting.add(outcome)
         try:
-            outcome.ended.wait()
+            ended = outcome.ended.wait(None if deadline is None else deadline - time.monotonic())
         except BaseException:
             # Interrupted while waiting: cancel the call, and let it end before going on.
             loop.call_soon_threadsafe(outcome.cancel)
             outcome.ended.wait()
             raise
+        finally:
+            with self._guard:
+                self._waiting.discard(outcome)
+        if not ended:
+            raise _OverdueError
         task = outcome.task
-        assert task is not None  # noqa: S101  # set before `ended`
+        if task is None or not task.done():  # woken by a close that stopped the loop
+            raise _overdue(None, (name,), thread_alive=self._thread.is_alive())
         return task.result()
 
-    async def _hold(self, manager: AbstractAsyncContextManager[_T]) -> tuple[_Held, _T]:
+    async def _hold(self, manager: AbstractAsyncContextManager[_T], name: str) -> tuple[_Held, _T]:
         """Enter `manager` in a task of its own that stays inside it until told to leave."""
         entered: asyncio.Future[_T] = self._loop.create_future()
         leave = asyncio.Event()
@@ -164,7 +235,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 entered.set_result(value)
                 await leave.wait()
 
-        task = asyncio.create_task(hold())
+        task = asyncio.create_task(hold(), name=name)
         try:
             await asyncio.wait((entered, task), return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
@@ -177,6 +248,34 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             msg = "the context manager ended without being entered"  # pragma: no cover
             raise RuntimeError(msg)  # pragma: no cover
         return _Held(task, leave), entered.result()
+
+
+def _name_of(thing: object) -> str:
+    """Name a function, coroutine or object for the tasks and errors: its qualified name."""
+    name = getattr(thing, "__qualname__", None)
+    return name if isinstance(name, str) else type(thing).__qualname__
+
+
+def _overdue(
+    limit: float | None, running: tuple[str, ...], *, thread_alive: bool
+) -> CloseTimeoutError:
+    """Make the error of a close that gave up: for the close (`limit` given) or a call it left."""
+    what = ", ".join(running) or "nothing that has a task"
+    if limit is None:
+        message = (
+            f"the SyncRunner was closed while {what} still ran: the call did not end within "
+            "the close's timeout after its cancellation"
+        )
+    else:
+        message = f"SyncRunner.close gave up after {limit:g} s with {what} still running"
+    if thread_alive:
+        message += (
+            "; the loop's thread is blocked in a synchronous call and cannot be stopped: it "
+            "ends, and closes the loop, when that call returns"
+        )
+    else:
+        message += "; the loop was stopped, and what it still ran was left unfinished"
+    return CloseTimeoutError(message, running=running, thread_alive=thread_alive)
 
 
 async def _awaited(work: Awaitable[_T]) -> _T:
@@ -198,6 +297,14 @@ async def _leave_all(held: list[_Held]) -> None:
             first = first or error
     if first is not None:
         raise first
+
+
+async def _close_all(held: list[_Held]) -> None:
+    """Exit the entered managers in the order given, then end what else runs on the loop."""
+    try:
+        await _leave_all(held)
+    finally:
+        await _end_the_rest()
 
 
 async def _end_the_rest() -> None:
