@@ -345,3 +345,48 @@ def _quietly(function: Callable[..., object], *args: object) -> None:
     """Call `function`, dropping whatever it raises (a call made in a thread of the test)."""
     with contextlib.suppress(BaseException):
         function(*args)
+
+
+def test_a_second_interrupt_leaves_the_call_to_end_and_close_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second Ctrl-C while the cancelled call ends goes on at once, as asyncio.run's does.
+
+    The call has been cancelled and is left to end on the loop; the interrupt's note names it
+    and says that close waits for it, and close returns only once its clean-up has run.
+    """
+    started, cancelled, ended = threading.Event(), threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        finally:
+            await asyncio.sleep(0.5)  # a clean-up that takes a while, as a rollback may
+            ended.set()
+
+    real_wait = threading.Event.wait
+    caller = threading.get_ident()
+    interrupts = [2, 1]
+
+    def interrupted_wait(event: threading.Event, timeout: float | None = None) -> bool:
+        """The caller's waits for the call raise KeyboardInterrupt, as two Ctrl-C would."""
+        if threading.get_ident() == caller and interrupts:
+            interrupts.pop()
+            real_wait(started, 5)
+            raise KeyboardInterrupt
+        return real_wait(event, timeout)
+
+    with SyncRunner() as runner:
+        monkeypatch.setattr(threading.Event, "wait", interrupted_wait)
+        with pytest.raises(KeyboardInterrupt) as raised:
+            runner.call(slow)
+        monkeypatch.undo()
+        assert not ended.is_set()  # the second interrupt did not wait for the clean-up
+        assert real_wait(cancelled, 5)
+        assert "slow was cancelled and is still ending" in "".join(raised.value.__notes__)
+        assert "close() waits for it" in "".join(raised.value.__notes__)
+    assert ended.is_set()

@@ -211,9 +211,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         try:
             ended = outcome.ended.wait(None if deadline is None else deadline - time.monotonic())
         except BaseException:
-            # Interrupted while waiting: cancel the call, and let it end before going on.
-            loop.call_soon_threadsafe(outcome.cancel)
-            outcome.ended.wait()
+            self._interrupted(outcome)
             raise
         finally:
             with self._guard:
@@ -224,6 +222,23 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         if task is None or not task.done():  # woken by a close that stopped the loop
             raise _overdue(None, (name,), thread_alive=self._thread.is_alive())
         return task.result()
+
+    def _interrupted(self, outcome: _Outcome[Any]) -> None:
+        """Cancel a call whose caller was interrupted (Ctrl-C), and wait for it to end.
+
+        A second interrupt meanwhile goes on at once, as asyncio.run's does: the call is left to
+        end on the loop, and `close` waits for it.
+        """
+        try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: a close gave up on it
+                self._loop.call_soon_threadsafe(outcome.cancel)
+            outcome.ended.wait()
+        except BaseException as again:
+            again.add_note(
+                f"{outcome.name} was cancelled and is still ending on the SyncRunner's loop; "
+                "close() waits for it"
+            )
+            raise
 
     async def _hold(self, manager: AbstractAsyncContextManager[_T], name: str) -> tuple[_Held, _T]:
         """Enter `manager` in a task of its own that stays inside it until told to leave."""
@@ -308,11 +323,16 @@ async def _close_all(held: list[_Held]) -> None:
 
 
 async def _end_the_rest() -> None:
-    """Cancel what is left on the loop (calls from other threads) and wait for it to end."""
+    """Cancel what is left on the loop (calls from other threads) and wait for it to end.
+
+    A call already cancelled (its caller was interrupted) is not cancelled again, which would
+    cut its clean-up short: it is only waited for.
+    """
     current = asyncio.current_task()
     rest = [task for task in asyncio.all_tasks() if task is not current]
     for task in rest:
-        task.cancel()
+        if not task.cancelling():
+            task.cancel()
     await asyncio.gather(*rest, return_exceptions=True)
     await asyncio.get_running_loop().shutdown_asyncgens()
     await asyncio.get_running_loop().shutdown_default_executor()
