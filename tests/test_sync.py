@@ -390,3 +390,56 @@ def test_a_second_interrupt_leaves_the_call_to_end_and_close_waits_for_it(
         assert "slow was cancelled and is still ending" in "".join(raised.value.__notes__)
         assert "close() waits for it" in "".join(raised.value.__notes__)
     assert ended.is_set()
+
+
+def test_enter_racing_close_never_gives_a_manager_already_exited() -> None:
+    """enter() from many threads while another thread closes gives a manager held until close.
+
+    Each enter gives a manager that the close then exits normally, or raises; none hands out
+    a manager the close has already cut short, and every manager entered is exited.
+    """
+    for _ in range(20):
+        _enter_while_closing()
+
+
+def _enter_while_closing() -> None:
+    """One round: eight threads enter managers as fast as they can while the runner closes."""
+    entered: set[int] = set()
+    exits: dict[int, str] = {}
+    returned: list[int] = []
+    guard = threading.Lock()
+
+    @contextlib.asynccontextmanager
+    async def manager(number: int) -> AsyncIterator[int]:
+        entered.add(number)
+        try:
+            yield number
+        except BaseException as error:
+            exits[number] = type(error).__name__
+            raise
+        exits[number] = "normal"
+
+    runner = SyncRunner()
+    go = threading.Barrier(9)
+
+    def entering(first: int) -> None:
+        go.wait()
+        for number in range(first, first + 1000):
+            try:
+                value = runner.enter(manager(number))
+            except (RuntimeError, asyncio.CancelledError):
+                return
+            with guard:
+                returned.append(value)
+
+    threads = [threading.Thread(target=entering, args=(1000 * n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    time.sleep(0.01)
+    runner.close()
+    for thread in threads:
+        thread.join(10)
+    assert returned
+    assert {exits.get(number) for number in returned} == {"normal"}
+    assert set(exits) == entered

@@ -124,10 +124,18 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         return self._wait(_called(function, *args, **kwargs), _name_of(function))
 
     def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
-        """Enter an async context manager on the loop; it is exited when the runner closes."""
+        """Enter an async context manager on the loop; it is exited when the runner closes.
+
+        Racing `close` from another thread, it gives the value of a manager held until that
+        close exits it, or raises that the runner is closed: a close that began while the
+        manager was being entered has ended it (it cancels what runs), so its value is not given.
+        """
         name = f"enter({_name_of(manager)})"
         held, value = self._wait(self._hold(manager, name), name)
         with self._guard:
+            if self._closed:
+                msg = "this SyncRunner is closed: it was closed while the manager was entered"
+                raise _RefusedError(msg)
             self._held.append(held)
         return value
 
