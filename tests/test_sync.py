@@ -443,3 +443,16 @@ def _enter_while_closing() -> None:
     assert returned
     assert {exits.get(number) for number in returned} == {"normal"}
     assert set(exits) == entered
+
+
+@pytest.mark.parametrize("timeout", [1e12, 1e300, 2**1000])
+def test_close_takes_a_timeout_longer_than_a_thread_can_wait(timeout: float) -> None:
+    """A timeout beyond what a thread's wait takes (about 292 years) still closes the runner.
+
+    It raised OverflowError once the close had begun, leaving the loop's thread running.
+    """
+    before = len(_sync_threads())
+    runner = SyncRunner()
+    runner.close(timeout=timeout)
+    assert runner.closed
+    assert len(_sync_threads()) == before

@@ -217,7 +217,13 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             loop.call_soon_threadsafe(start)
             self._waiting.add(outcome)
         try:
-            ended = outcome.ended.wait(None if deadline is None else deadline - time.monotonic())
+            # A thread's wait takes at most TIMEOUT_MAX (about 292 years): no later deadline.
+            left = (
+                None
+                if deadline is None
+                else min(deadline - time.monotonic(), threading.TIMEOUT_MAX)
+            )
+            ended = outcome.ended.wait(left)
         except BaseException:
             self._interrupted(outcome)
             raise
