@@ -456,3 +456,35 @@ def test_close_takes_a_timeout_longer_than_a_thread_can_wait(timeout: float) -> 
     runner.close(timeout=timeout)
     assert runner.closed
     assert len(_sync_threads()) == before
+
+
+def _not_async() -> int:
+    """A plain function, passed where an async one belongs."""
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("method", "argument", "named"),
+    [
+        ("run", 42, "work"),
+        ("run", None, "work"),
+        ("run", _not_async, "work"),
+        ("call", 42, "function"),
+        ("call", "save_result", "function"),
+        ("call", _not_async, "function"),
+        ("enter", 42, "manager"),
+        ("enter", threading.Lock(), "manager"),
+    ],
+)
+def test_what_is_no_awaitable_or_manager_is_refused_by_name(
+    method: str, argument: object, named: str
+) -> None:
+    """run, call and enter refuse what they cannot await or enter with ValidationError.
+
+    They raised a bare TypeError from the loop; a plain function passed to `call` is named too,
+    after it has run (only its result tells). The runner goes on.
+    """
+    with SyncRunner() as runner:
+        with pytest.raises(ValidationError, match=rf"SyncRunner\.{named}: expected an? "):
+            getattr(runner, method)(argument)
+        assert runner.run(asyncio.sleep(0, "open")) == "open"

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Final, Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeVar, cast
 
 import attrs
 
 from persistence._guards import seconds
-from persistence.exceptions import CloseTimeoutError
+from persistence.exceptions import CloseTimeoutError, ValidationError
 
 __all__ = ["CLOSE_TIMEOUT", "SyncRunner"]
 
@@ -110,6 +110,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
 
     def run(self, work: Awaitable[_T]) -> _T:
         """Run `work` on the runner's loop; return its result or raise its error."""
+        if not inspect.isawaitable(work):
+            raise _refused_argument("work", "an awaitable, such as a coroutine", work)
         try:
             return self._wait(_awaited(work), _name_of(work))
         except _RefusedError:
@@ -121,6 +123,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self, function: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """Call the async `function` with the arguments on the runner's loop; give its result."""
+        if not callable(function):
+            raise _refused_argument("function", "an async function", function)
         return self._wait(_called(function, *args, **kwargs), _name_of(function))
 
     def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
@@ -130,6 +134,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         close exits it, or raises that the runner is closed: a close that began while the
         manager was being entered has ended it (it cancels what runs), so its value is not given.
         """
+        if not isinstance(manager, AbstractAsyncContextManager):
+            raise _refused_argument("manager", "an async context manager", manager)
         name = f"enter({_name_of(manager)})"
         held, value = self._wait(self._hold(manager, name), name)
         with self._guard:
@@ -312,7 +318,16 @@ async def _awaited(work: Awaitable[_T]) -> _T:
 
 
 async def _called(function: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    return await function(*args, **kwargs)
+    work: object = function(*args, **kwargs)  # typed, but a plain function passes at run time
+    if not inspect.isawaitable(work):  # only what it gave tells
+        what = f"{_name_of(function)}, which gave {type(work).__name__}"
+        raise ValidationError("SyncRunner", "function", f"expected an async function, got {what}")
+    return await cast("Awaitable[_T]", work)
+
+
+def _refused_argument(field: str, expected: str, value: object) -> ValidationError:
+    """Refuse an argument that the runner cannot await or enter, by name, before it runs."""
+    return ValidationError("SyncRunner", field, f"expected {expected}, got {type(value).__name__}")
 
 
 async def _leave_all(held: list[_Held]) -> None:
