@@ -488,3 +488,50 @@ def test_what_is_no_awaitable_or_manager_is_refused_by_name(
         with pytest.raises(ValidationError, match=rf"SyncRunner\.{named}: expected an? "):
             getattr(runner, method)(argument)
         assert runner.run(asyncio.sleep(0, "open")) == "open"
+
+
+_AFTER_A_FORK = textwrap.dedent(
+    """
+    import asyncio, os
+    from persistence.sync import SyncRunner
+
+    runner = SyncRunner()
+    runner.run(asyncio.sleep(0))
+    child = os.fork()
+    if child == 0:
+        try:
+            runner.run(asyncio.sleep(0))
+        except RuntimeError as error:
+            print("refused:", error, flush=True)
+        runner.close()
+        print("closed", runner.closed, flush=True)
+        os._exit(0)
+    os.waitpid(child, 0)
+    print("parent", runner.run(asyncio.sleep(0, "works")), flush=True)
+    runner.close()
+    """
+)
+
+
+def test_a_forked_child_is_refused_the_parents_runner(tmp_path: Path) -> None:
+    """A forked child is refused its parent's runner, saying why, instead of waiting for ever.
+
+    The child (as multiprocessing's default start on Linux makes) has the loop but not the
+    thread that runs it. Its close only marks the runner closed; the parent's runner goes on.
+    """
+    script = tmp_path / "fork.py"
+    script.write_text(_AFTER_A_FORK, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    refused, closed, parent = done.stdout.splitlines()
+    assert refused.startswith("refused: this SyncRunner was made in process ")
+    assert "make a SyncRunner in this process" in refused
+    assert closed == "closed True"
+    assert parent == "parent works"
+    assert done.stderr == ""

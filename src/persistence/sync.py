@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -81,6 +82,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self._held: list[_Held] = []
         self._guard = threading.Lock()
         self._closed = False
+        self._pid = os.getpid()
+        """The process whose thread runs the loop: a forked child has the loop but no thread."""
         self._waiting: set[_Outcome[Any]] = set()
         """The calls whose callers wait: woken by a close that stops the loop under them."""
         self._thread = threading.Thread(target=self._serve, name="persistence-sync", daemon=True)
@@ -156,6 +159,9 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         Closing twice does nothing.
         """
         limit = seconds("SyncRunner", "timeout", timeout)
+        if os.getpid() != self._pid:  # a forked child: the loop and what it holds are the parent's
+            self._closed = True
+            return
         if threading.get_ident() == self._thread.ident:
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
             raise _RefusedError(msg)
@@ -205,6 +211,13 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             msg = (
                 "a SyncRunner's call cannot wait for another call of the same runner: it "
                 "would wait for itself; await the function instead"
+            )
+            raise _RefusedError(msg)
+        if os.getpid() != self._pid:
+            work.close()
+            msg = (
+                f"this SyncRunner was made in process {self._pid}, and its loop's thread does not "
+                "exist in this one, forked from it: make a SyncRunner in this process"
             )
             raise _RefusedError(msg)
         outcome: _Outcome[_T] = _Outcome(name)
