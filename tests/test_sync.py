@@ -535,3 +535,30 @@ def test_a_forked_child_is_refused_the_parents_runner(tmp_path: Path) -> None:
     assert closed == "closed True"
     assert parent == "parent works"
     assert done.stderr == ""
+
+
+def test_a_second_close_returns_only_once_the_first_has_closed() -> None:
+    """close() from a second thread while another closes waits for that close to end.
+
+    It returned at once, while the entered managers were still being exited, so its caller
+    went on (and could exit the process) with the database still open.
+    """
+    exiting, exited = threading.Event(), threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def slow_exit() -> AsyncIterator[None]:
+        yield
+        exiting.set()
+        await asyncio.sleep(0.5)
+        exited.set()
+
+    before = len(_sync_threads())
+    runner = SyncRunner()
+    runner.enter(slow_exit())
+    first = threading.Thread(target=runner.close)
+    first.start()
+    assert exiting.wait(5)
+    runner.close()
+    assert exited.is_set()
+    first.join(5)
+    assert len(_sync_threads()) == before

@@ -82,6 +82,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self._held: list[_Held] = []
         self._guard = threading.Lock()
         self._closed = False
+        self._finished = threading.Event()
+        """Set once the first close has ended: a close from another thread waits for it."""
         self._pid = os.getpid()
         """The process whose thread runs the loop: a forked child has the loop but no thread."""
         self._waiting: set[_Outcome[Any]] = set()
@@ -156,20 +158,37 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         hangs, a call that ignores its cancellation) is left: the loop is stopped anyway and
         `CloseTimeoutError` names it. A thread blocked in synchronous code cannot be stopped:
         the error says so, and the thread ends, closing the loop, when that code returns.
-        Closing twice does nothing.
+        Closing again does nothing; a close from another thread while one is under way waits
+        (up to its own `timeout`) for that one to end.
         """
         limit = seconds("SyncRunner", "timeout", timeout)
         if os.getpid() != self._pid:  # a forked child: the loop and what it holds are the parent's
             self._closed = True
+            self._finished.set()
             return
         if threading.get_ident() == self._thread.ident:
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
             raise _RefusedError(msg)
         with self._guard:
-            if self._closed:
-                return
-            self._closed = True  # from here on, only the close's own work starts
-            held, self._held = self._held, []
+            first = not self._closed
+            if first:
+                self._closed = True  # from here on, only the close's own work starts
+                held, self._held = self._held, []
+        if not first:
+            if not self._finished.wait(min(limit, threading.TIMEOUT_MAX)):
+                msg = (
+                    f"SyncRunner.close gave up after {limit:g} s waiting for the close under way "
+                    "in another thread"
+                )
+                raise CloseTimeoutError(msg, running=(), thread_alive=self._thread.is_alive())
+            return
+        try:
+            self._close(held, limit)
+        finally:
+            self._finished.set()
+
+    def _close(self, held: list[_Held], limit: float) -> None:
+        """Do the close: exit `held` newest first, end the rest and stop, within `limit` s."""
         running: tuple[str, ...] | None = None
         try:
             self._wait(_close_all(held[::-1]), _CLOSING, deadline=time.monotonic() + limit)
