@@ -562,3 +562,31 @@ def test_a_second_close_returns_only_once_the_first_has_closed() -> None:
     assert exited.is_set()
     first.join(5)
     assert len(_sync_threads()) == before
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()])
+def test_a_call_raising_system_exit_gives_it_to_its_caller(raised: BaseException) -> None:
+    """A call that raises SystemExit (sys.exit) or KeyboardInterrupt hands it to its caller.
+
+    asyncio lets those two out of the loop: the loop's thread died and the caller waited for
+    ever. Now the caller gets it, and the runner goes on and closes.
+    """
+
+    async def leaving() -> None:
+        raise raised
+
+    outcome: list[BaseException | str] = []
+
+    def calling(runner: SyncRunner) -> None:
+        try:
+            runner.call(leaving)
+        except BaseException as error:  # noqa: BLE001  # the test looks at it
+            outcome.append(error)
+        outcome.append(runner.run(asyncio.sleep(0, "alive")))
+
+    runner = SyncRunner()
+    caller = threading.Thread(target=calling, args=(runner,), daemon=True)
+    caller.start()
+    caller.join(5)
+    assert outcome == [raised, "alive"]
+    runner.close(timeout=5)

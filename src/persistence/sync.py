@@ -94,7 +94,12 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
     def _serve(self) -> None:
         """Run the loop until `close` stops it, then close it here (this thread may end late)."""
         try:
-            self._loop.run_forever()
+            while True:
+                try:
+                    self._loop.run_forever()
+                    break  # stopped by close
+                except (KeyboardInterrupt, SystemExit):  # raised by a call
+                    continue  # its task holds it for its caller; the loop goes on
         finally:
             for task in asyncio.all_tasks(self._loop):  # left by a close that gave up on them
                 work = task.get_coro()
