@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,14 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     all_results,
     connect,
     get_result,
     migrate,
     save_result,
 )
+from persistence.exceptions import CloseTimeoutError
 from persistence.sync import SyncRunner
 
 
@@ -252,3 +255,338 @@ def test_a_close_while_threads_call_ends_every_call_and_leaves_nothing(
     assert entered == []
 
     assert asyncio.run(own_connections(migrated_postgres_url)) == 0
+
+
+def _sync_threads() -> list[threading.Thread]:
+    """The runners' loop threads still alive."""
+    return [thread for thread in threading.enumerate() if thread.name == "persistence-sync"]
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, math.nan, math.inf, True, "1", None])
+def test_close_refuses_a_bad_timeout_before_closing(timeout: object) -> None:
+    """A timeout that is no finite number of seconds above 0 is refused by name; nothing closes."""
+    with SyncRunner() as runner:
+        with pytest.raises(ValidationError, match=r"SyncRunner\.timeout"):
+            runner.close(timeout=timeout)  # type: ignore[arg-type]  # wrong on purpose
+        assert not runner.closed
+        assert runner.run(asyncio.sleep(0, "open")) == "open"
+
+
+def test_close_gives_up_on_a_call_that_ignores_its_cancellation() -> None:
+    """A call that swallows CancelledError no longer keeps close waiting for ever.
+
+    After its timeout, close stops the loop anyway and raises CloseTimeoutError naming the call;
+    the thread that made the call is woken with the same error, and no loop thread is left.
+    """
+    started = threading.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+
+    errors: list[BaseException] = []
+
+    def calling(runner: SyncRunner) -> None:
+        try:
+            runner.call(stubborn)
+        except BaseException as error:  # noqa: BLE001  # whatever it is, the test looks at it
+            errors.append(error)
+
+    before = len(_sync_threads())
+    runner = SyncRunner()
+    caller = threading.Thread(target=calling, args=(runner,))
+    caller.start()
+    assert started.wait(5)
+    began = time.monotonic()
+    with pytest.raises(CloseTimeoutError, match="stubborn") as raised:
+        runner.close(timeout=0.3)
+    assert time.monotonic() - began < 3
+    assert [name.rsplit(".", 1)[-1] for name in raised.value.running] == ["stubborn"]
+    assert not raised.value.thread_alive
+    assert runner.closed
+    caller.join(5)
+    assert not caller.is_alive()
+    assert [type(error) for error in errors] == [CloseTimeoutError]
+    assert len(_sync_threads()) == before
+    runner.close()  # again: nothing
+
+
+def test_close_says_so_when_the_loop_thread_is_blocked() -> None:
+    """A call blocking the loop's thread in synchronous code cannot be stopped: close says so.
+
+    It raises after its timeout, naming the call and the blocked thread; the thread ends,
+    closing the loop, once the synchronous call returns.
+    """
+    started = threading.Event()
+
+    async def blocking() -> None:
+        started.set()
+        time.sleep(1.5)  # noqa: ASYNC251  # the fault under test
+
+    runner = SyncRunner()
+    caller = threading.Thread(target=_quietly, args=(runner.call, blocking))
+    caller.start()
+    assert started.wait(5)
+    with pytest.raises(CloseTimeoutError, match="blocked in a synchronous call") as raised:
+        runner.close(timeout=0.2)
+    assert "blocking" in str(raised.value)
+    assert raised.value.thread_alive
+    caller.join(5)
+    deadline = time.monotonic() + 5
+    while runner._thread.is_alive() and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.05)
+    assert not runner._thread.is_alive()  # noqa: SLF001
+    assert runner._loop.is_closed()  # noqa: SLF001
+
+
+def _quietly(function: Callable[..., object], *args: object) -> None:
+    """Call `function`, dropping whatever it raises (a call made in a thread of the test)."""
+    with contextlib.suppress(BaseException):
+        function(*args)
+
+
+def test_a_second_interrupt_leaves_the_call_to_end_and_close_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second Ctrl-C while the cancelled call ends goes on at once, as asyncio.run's does.
+
+    The call has been cancelled and is left to end on the loop; the interrupt's note names it
+    and says that close waits for it, and close returns only once its clean-up has run.
+    """
+    started, cancelled, ended = threading.Event(), threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        finally:
+            await asyncio.sleep(0.5)  # a clean-up that takes a while, as a rollback may
+            ended.set()
+
+    real_wait = threading.Event.wait
+    caller = threading.get_ident()
+    interrupts = [2, 1]
+
+    def interrupted_wait(event: threading.Event, timeout: float | None = None) -> bool:
+        """The caller's waits for the call raise KeyboardInterrupt, as two Ctrl-C would."""
+        if threading.get_ident() == caller and interrupts:
+            interrupts.pop()
+            real_wait(started, 5)
+            raise KeyboardInterrupt
+        return real_wait(event, timeout)
+
+    with SyncRunner() as runner:
+        monkeypatch.setattr(threading.Event, "wait", interrupted_wait)
+        with pytest.raises(KeyboardInterrupt) as raised:
+            runner.call(slow)
+        monkeypatch.undo()
+        assert not ended.is_set()  # the second interrupt did not wait for the clean-up
+        assert real_wait(cancelled, 5)
+        assert "slow was cancelled and is still ending" in "".join(raised.value.__notes__)
+        assert "close() waits for it" in "".join(raised.value.__notes__)
+    assert ended.is_set()
+
+
+def test_enter_racing_close_never_gives_a_manager_already_exited() -> None:
+    """enter() from many threads while another thread closes gives a manager held until close.
+
+    Each enter gives a manager that the close then exits normally, or raises; none hands out
+    a manager the close has already cut short, and every manager entered is exited.
+    """
+    for _ in range(20):
+        _enter_while_closing()
+
+
+def _enter_while_closing() -> None:
+    """One round: eight threads enter managers as fast as they can while the runner closes."""
+    entered: set[int] = set()
+    exits: dict[int, str] = {}
+    returned: list[int] = []
+    guard = threading.Lock()
+
+    @contextlib.asynccontextmanager
+    async def manager(number: int) -> AsyncIterator[int]:
+        entered.add(number)
+        try:
+            yield number
+        except BaseException as error:
+            exits[number] = type(error).__name__
+            raise
+        exits[number] = "normal"
+
+    runner = SyncRunner()
+    go = threading.Barrier(9)
+
+    def entering(first: int) -> None:
+        go.wait()
+        for number in range(first, first + 1000):
+            try:
+                value = runner.enter(manager(number))
+            except (RuntimeError, asyncio.CancelledError):
+                return
+            with guard:
+                returned.append(value)
+
+    threads = [threading.Thread(target=entering, args=(1000 * n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    time.sleep(0.01)
+    runner.close()
+    for thread in threads:
+        thread.join(10)
+    assert returned
+    assert {exits.get(number) for number in returned} == {"normal"}
+    assert set(exits) == entered
+
+
+@pytest.mark.parametrize("timeout", [1e12, 1e300, 2**1000])
+def test_close_takes_a_timeout_longer_than_a_thread_can_wait(timeout: float) -> None:
+    """A timeout beyond what a thread's wait takes (about 292 years) still closes the runner.
+
+    It raised OverflowError once the close had begun, leaving the loop's thread running.
+    """
+    before = len(_sync_threads())
+    runner = SyncRunner()
+    runner.close(timeout=timeout)
+    assert runner.closed
+    assert len(_sync_threads()) == before
+
+
+def _not_async() -> int:
+    """A plain function, passed where an async one belongs."""
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("method", "argument", "named"),
+    [
+        ("run", 42, "work"),
+        ("run", None, "work"),
+        ("run", _not_async, "work"),
+        ("call", 42, "function"),
+        ("call", "save_result", "function"),
+        ("call", _not_async, "function"),
+        ("enter", 42, "manager"),
+        ("enter", threading.Lock(), "manager"),
+    ],
+)
+def test_what_is_no_awaitable_or_manager_is_refused_by_name(
+    method: str, argument: object, named: str
+) -> None:
+    """run, call and enter refuse what they cannot await or enter with ValidationError.
+
+    They raised a bare TypeError from the loop; a plain function passed to `call` is named too,
+    after it has run (only its result tells). The runner goes on.
+    """
+    with SyncRunner() as runner:
+        with pytest.raises(ValidationError, match=rf"SyncRunner\.{named}: expected an? "):
+            getattr(runner, method)(argument)
+        assert runner.run(asyncio.sleep(0, "open")) == "open"
+
+
+_AFTER_A_FORK = textwrap.dedent(
+    """
+    import asyncio, os
+    from persistence.sync import SyncRunner
+
+    runner = SyncRunner()
+    runner.run(asyncio.sleep(0))
+    child = os.fork()
+    if child == 0:
+        try:
+            runner.run(asyncio.sleep(0))
+        except RuntimeError as error:
+            print("refused:", error, flush=True)
+        runner.close()
+        print("closed", runner.closed, flush=True)
+        os._exit(0)
+    os.waitpid(child, 0)
+    print("parent", runner.run(asyncio.sleep(0, "works")), flush=True)
+    runner.close()
+    """
+)
+
+
+def test_a_forked_child_is_refused_the_parents_runner(tmp_path: Path) -> None:
+    """A forked child is refused its parent's runner, saying why, instead of waiting for ever.
+
+    The child (as multiprocessing's default start on Linux makes) has the loop but not the
+    thread that runs it. Its close only marks the runner closed; the parent's runner goes on.
+    """
+    script = tmp_path / "fork.py"
+    script.write_text(_AFTER_A_FORK, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    refused, closed, parent = done.stdout.splitlines()
+    assert refused.startswith("refused: this SyncRunner was made in process ")
+    assert "make a SyncRunner in this process" in refused
+    assert closed == "closed True"
+    assert parent == "parent works"
+    assert done.stderr == ""
+
+
+def test_a_second_close_returns_only_once_the_first_has_closed() -> None:
+    """close() from a second thread while another closes waits for that close to end.
+
+    It returned at once, while the entered managers were still being exited, so its caller
+    went on (and could exit the process) with the database still open.
+    """
+    exiting, exited = threading.Event(), threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def slow_exit() -> AsyncIterator[None]:
+        yield
+        exiting.set()
+        await asyncio.sleep(0.5)
+        exited.set()
+
+    before = len(_sync_threads())
+    runner = SyncRunner()
+    runner.enter(slow_exit())
+    first = threading.Thread(target=runner.close)
+    first.start()
+    assert exiting.wait(5)
+    runner.close()
+    assert exited.is_set()
+    first.join(5)
+    assert len(_sync_threads()) == before
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt()])
+def test_a_call_raising_system_exit_gives_it_to_its_caller(raised: BaseException) -> None:
+    """A call that raises SystemExit (sys.exit) or KeyboardInterrupt hands it to its caller.
+
+    asyncio lets those two out of the loop: the loop's thread died and the caller waited for
+    ever. Now the caller gets it, and the runner goes on and closes.
+    """
+
+    async def leaving() -> None:
+        raise raised
+
+    outcome: list[BaseException | str] = []
+
+    def calling(runner: SyncRunner) -> None:
+        try:
+            runner.call(leaving)
+        except BaseException as error:  # noqa: BLE001  # the test looks at it
+            outcome.append(error)
+        outcome.append(runner.run(asyncio.sleep(0, "alive")))
+
+    runner = SyncRunner()
+    caller = threading.Thread(target=calling, args=(runner,), daemon=True)
+    caller.start()
+    caller.join(5)
+    assert outcome == [raised, "alive"]
+    runner.close(timeout=5)

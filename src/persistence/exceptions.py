@@ -48,6 +48,15 @@ class MigrationError(PersistenceError):
         self.migration = migration
 
 
+class CloseTimeoutError(PersistenceError, TimeoutError):
+    """A `SyncRunner` closed before what ran on its loop ended: names what was still running."""
+
+    def __init__(self, message: str, *, running: tuple[str, ...], thread_alive: bool) -> None:
+        super().__init__(message)
+        self.running = running
+        self.thread_alive = thread_alive
+
+
 class SqlFilesMissingError(PersistenceError):
     """The package's SQL files are not where it looked: the installation is incomplete."""
 

@@ -11,14 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeVar, cast
 
 import attrs
 
-__all__ = ["SyncRunner"]
+from persistence._guards import seconds
+from persistence.exceptions import CloseTimeoutError, ValidationError
+
+__all__ = ["CLOSE_TIMEOUT", "SyncRunner"]
+
+CLOSE_TIMEOUT: Final = 30.0
+"""Seconds `SyncRunner.close` waits, by default, for the exits and the cancelled calls to end."""
+
+_STOP_GRACE: Final = 1.0
+"""Seconds the loop's thread is given to stop once told to."""
+
+_CLOSING: Final = "SyncRunner.close"
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -28,10 +41,16 @@ class _RefusedError(RuntimeError):
     """A call the runner cannot take: it is closed, or the call would wait for itself."""
 
 
+class _OverdueError(Exception):
+    """The close's own work did not end before its deadline."""
+
+
 @attrs.define(eq=False)
 class _Outcome(Generic[_T]):
     """What a call's task ended with, handed from the loop's thread to the caller's."""
 
+    name: str
+    """The task's name: what the call runs, as errors name it."""
     ended: threading.Event = attrs.field(factory=threading.Event)
     task: asyncio.Task[_T] | None = None
     """Set on the loop's thread when the call starts, before anything can cancel it."""
@@ -63,10 +82,33 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self._held: list[_Held] = []
         self._guard = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="persistence-sync", daemon=True
-        )
+        self._finished = threading.Event()
+        """Set once the first close has ended: a close from another thread waits for it."""
+        self._pid = os.getpid()
+        """The process whose thread runs the loop: a forked child has the loop but no thread."""
+        self._waiting: set[_Outcome[Any]] = set()
+        """The calls whose callers wait: woken by a close that stops the loop under them."""
+        self._thread = threading.Thread(target=self._serve, name="persistence-sync", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """Run the loop until `close` stops it, then close it here (this thread may end late)."""
+        try:
+            while True:
+                try:
+                    self._loop.run_forever()
+                    break  # stopped by close
+                except (KeyboardInterrupt, SystemExit):  # raised by a call
+                    continue  # its task holds it for its caller; the loop goes on
+        finally:
+            for task in asyncio.all_tasks(self._loop):  # left by a close that gave up on them
+                work = task.get_coro()
+                if (
+                    inspect.iscoroutine(work)
+                    and inspect.getcoroutinestate(work) == inspect.CORO_CREATED
+                ):
+                    work.close()  # never started: no "never awaited" warning
+            self._loop.close()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
@@ -78,8 +120,10 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
 
     def run(self, work: Awaitable[_T]) -> _T:
         """Run `work` on the runner's loop; return its result or raise its error."""
+        if not inspect.isawaitable(work):
+            raise _refused_argument("work", "an awaitable, such as a coroutine", work)
         try:
-            return self._wait(_awaited(work))
+            return self._wait(_awaited(work), _name_of(work))
         except _RefusedError:
             if inspect.iscoroutine(work):
                 work.close()  # never awaited, on purpose: no warning about it
@@ -89,39 +133,103 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self, function: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """Call the async `function` with the arguments on the runner's loop; give its result."""
-        return self._wait(_called(function, *args, **kwargs))
+        if not callable(function):
+            raise _refused_argument("function", "an async function", function)
+        return self._wait(_called(function, *args, **kwargs), _name_of(function))
 
     def enter(self, manager: AbstractAsyncContextManager[_T]) -> _T:
-        """Enter an async context manager on the loop; it is exited when the runner closes."""
-        held, value = self._wait(self._hold(manager))
+        """Enter an async context manager on the loop; it is exited when the runner closes.
+
+        Racing `close` from another thread, it gives the value of a manager held until that
+        close exits it, or raises that the runner is closed: a close that began while the
+        manager was being entered has ended it (it cancels what runs), so its value is not given.
+        """
+        if not isinstance(manager, AbstractAsyncContextManager):
+            raise _refused_argument("manager", "an async context manager", manager)
+        name = f"enter({_name_of(manager)})"
+        held, value = self._wait(self._hold(manager, name), name)
         with self._guard:
+            if self._closed:
+                msg = "this SyncRunner is closed: it was closed while the manager was entered"
+                raise _RefusedError(msg)
             self._held.append(held)
         return value
 
-    def close(self) -> None:
+    def close(self, *, timeout: float = CLOSE_TIMEOUT) -> None:
         """Exit what `enter` entered, newest first, then stop the loop and its thread.
 
         The first error of an exit is raised once all is closed; calls still running are
-        cancelled. Closing twice does nothing.
+        cancelled. What has not ended `timeout` seconds after the close began (an exit that
+        hangs, a call that ignores its cancellation) is left: the loop is stopped anyway and
+        `CloseTimeoutError` names it. A thread blocked in synchronous code cannot be stopped:
+        the error says so, and the thread ends, closing the loop, when that code returns.
+        Closing again does nothing; a close from another thread while one is under way waits
+        (up to its own `timeout`) for that one to end.
         """
+        limit = seconds("SyncRunner", "timeout", timeout)
+        if os.getpid() != self._pid:  # a forked child: the loop and what it holds are the parent's
+            self._closed = True
+            self._finished.set()
+            return
         if threading.get_ident() == self._thread.ident:
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
             raise _RefusedError(msg)
         with self._guard:
-            if self._closed:
-                return
-            self._closed = True  # from here on, only the close's own work starts
-            held, self._held = self._held, []
+            first = not self._closed
+            if first:
+                self._closed = True  # from here on, only the close's own work starts
+                held, self._held = self._held, []
+        if not first:
+            if not self._finished.wait(min(limit, threading.TIMEOUT_MAX)):
+                msg = (
+                    f"SyncRunner.close gave up after {limit:g} s waiting for the close under way "
+                    "in another thread"
+                )
+                raise CloseTimeoutError(msg, running=(), thread_alive=self._thread.is_alive())
+            return
         try:
-            self._wait(_leave_all(held[::-1]), closing=True)
+            self._close(held, limit)
         finally:
-            self._wait(_end_the_rest(), closing=True)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._finished.set()
 
-    def _wait(self, work: Coroutine[object, object, _T], *, closing: bool = False) -> _T:
-        """Start `work` as a task on the loop and block until it ends."""
+    def _close(self, held: list[_Held], limit: float) -> None:
+        """Do the close: exit `held` newest first, end the rest and stop, within `limit` s."""
+        running: tuple[str, ...] | None = None
+        try:
+            self._wait(_close_all(held[::-1]), _CLOSING, deadline=time.monotonic() + limit)
+        except _OverdueError:
+            running = tuple(
+                task.get_name()
+                for task in asyncio.all_tasks(self._loop)
+                if task.get_name() != _CLOSING
+            )
+        finally:
+            self._stop()
+        if running is not None:
+            raise _overdue(limit, running, thread_alive=self._thread.is_alive())
+
+    def _stop(self) -> None:
+        """Stop the loop, let its thread end, and wake the callers whose calls never will."""
+        with contextlib.suppress(RuntimeError):  # its thread has closed it already
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(_STOP_GRACE)
+        with self._guard:
+            waiting = list(self._waiting)
+        for outcome in waiting:
+            outcome.ended.set()
+
+    def _wait(
+        self,
+        work: Coroutine[object, object, _T],
+        name: str,
+        *,
+        deadline: float | None = None,
+    ) -> _T:
+        """Start `work` as a task on the loop and block until it ends.
+
+        With a `deadline` (the close's own work, which a closed runner still takes), raise
+        `_OverdueError` once it has passed.
+        """
         if threading.get_ident() == self._thread.ident:
             work.close()
             msg = (
@@ -129,32 +237,67 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 "would wait for itself; await the function instead"
             )
             raise _RefusedError(msg)
-        outcome: _Outcome[_T] = _Outcome()
+        if os.getpid() != self._pid:
+            work.close()
+            msg = (
+                f"this SyncRunner was made in process {self._pid}, and its loop's thread does not "
+                "exist in this one, forked from it: make a SyncRunner in this process"
+            )
+            raise _RefusedError(msg)
+        outcome: _Outcome[_T] = _Outcome(name)
         loop = self._loop
 
         def start() -> None:
-            outcome.task = loop.create_task(work)
+            outcome.task = loop.create_task(work, name=name)
             outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
 
         with self._guard:  # a call starts before the close's own work, or not at all
-            if self._closed and not closing:
+            if self._closed and deadline is None:
                 work.close()
                 msg = "this SyncRunner is closed"
                 raise _RefusedError(msg)
             # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
             loop.call_soon_threadsafe(start)
+            self._waiting.add(outcome)
         try:
-            outcome.ended.wait()
+            # A thread's wait takes at most TIMEOUT_MAX (about 292 years): no later deadline.
+            left = (
+                None
+                if deadline is None
+                else min(deadline - time.monotonic(), threading.TIMEOUT_MAX)
+            )
+            ended = outcome.ended.wait(left)
         except BaseException:
-            # Interrupted while waiting: cancel the call, and let it end before going on.
-            loop.call_soon_threadsafe(outcome.cancel)
-            outcome.ended.wait()
+            self._interrupted(outcome)
             raise
+        finally:
+            with self._guard:
+                self._waiting.discard(outcome)
+        if not ended:
+            raise _OverdueError
         task = outcome.task
-        assert task is not None  # noqa: S101  # set before `ended`
+        if task is None or not task.done():  # woken by a close that stopped the loop
+            raise _overdue(None, (name,), thread_alive=self._thread.is_alive())
         return task.result()
 
-    async def _hold(self, manager: AbstractAsyncContextManager[_T]) -> tuple[_Held, _T]:
+    def _interrupted(self, outcome: _Outcome[Any]) -> None:
+        """Cancel a call whose caller was interrupted (Ctrl-C), and wait for it to end.
+
+        A second interrupt meanwhile goes on at once, as asyncio.run's does: the call is left to
+        end on the loop, and `close` waits for it.
+        """
+        try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: a close gave up on it
+                self._loop.call_soon_threadsafe(outcome.cancel)
+            outcome.ended.wait()
+        except BaseException as again:
+            again.add_note(
+                f"{outcome.name} was cancelled and is still ending on the SyncRunner's loop; "
+                "close() waits for it"
+            )
+            raise
+
+    async def _hold(self, manager: AbstractAsyncContextManager[_T], name: str) -> tuple[_Held, _T]:
         """Enter `manager` in a task of its own that stays inside it until told to leave."""
         entered: asyncio.Future[_T] = self._loop.create_future()
         leave = asyncio.Event()
@@ -164,7 +307,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 entered.set_result(value)
                 await leave.wait()
 
-        task = asyncio.create_task(hold())
+        task = asyncio.create_task(hold(), name=name)
         try:
             await asyncio.wait((entered, task), return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
@@ -179,12 +322,49 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         return _Held(task, leave), entered.result()
 
 
+def _name_of(thing: object) -> str:
+    """Name a function, coroutine or object for the tasks and errors: its qualified name."""
+    name = getattr(thing, "__qualname__", None)
+    return name if isinstance(name, str) else type(thing).__qualname__
+
+
+def _overdue(
+    limit: float | None, running: tuple[str, ...], *, thread_alive: bool
+) -> CloseTimeoutError:
+    """Make the error of a close that gave up: for the close (`limit` given) or a call it left."""
+    what = ", ".join(running) or "nothing that has a task"
+    if limit is None:
+        message = (
+            f"the SyncRunner was closed while {what} still ran: the call did not end within "
+            "the close's timeout after its cancellation"
+        )
+    else:
+        message = f"SyncRunner.close gave up after {limit:g} s with {what} still running"
+    if thread_alive:
+        message += (
+            "; the loop's thread is blocked in a synchronous call and cannot be stopped: it "
+            "ends, and closes the loop, when that call returns"
+        )
+    else:
+        message += "; the loop was stopped, and what it still ran was left unfinished"
+    return CloseTimeoutError(message, running=running, thread_alive=thread_alive)
+
+
 async def _awaited(work: Awaitable[_T]) -> _T:
     return await work
 
 
 async def _called(function: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    return await function(*args, **kwargs)
+    work: object = function(*args, **kwargs)  # typed, but a plain function passes at run time
+    if not inspect.isawaitable(work):  # only what it gave tells
+        what = f"{_name_of(function)}, which gave {type(work).__name__}"
+        raise ValidationError("SyncRunner", "function", f"expected an async function, got {what}")
+    return await cast("Awaitable[_T]", work)
+
+
+def _refused_argument(field: str, expected: str, value: object) -> ValidationError:
+    """Refuse an argument that the runner cannot await or enter, by name, before it runs."""
+    return ValidationError("SyncRunner", field, f"expected {expected}, got {type(value).__name__}")
 
 
 async def _leave_all(held: list[_Held]) -> None:
@@ -200,12 +380,25 @@ async def _leave_all(held: list[_Held]) -> None:
         raise first
 
 
+async def _close_all(held: list[_Held]) -> None:
+    """Exit the entered managers in the order given, then end what else runs on the loop."""
+    try:
+        await _leave_all(held)
+    finally:
+        await _end_the_rest()
+
+
 async def _end_the_rest() -> None:
-    """Cancel what is left on the loop (calls from other threads) and wait for it to end."""
+    """Cancel what is left on the loop (calls from other threads) and wait for it to end.
+
+    A call already cancelled (its caller was interrupted) is not cancelled again, which would
+    cut its clean-up short: it is only waited for.
+    """
     current = asyncio.current_task()
     rest = [task for task in asyncio.all_tasks() if task is not current]
     for task in rest:
-        task.cancel()
+        if not task.cancelling():
+            task.cancel()
     await asyncio.gather(*rest, return_exceptions=True)
     await asyncio.get_running_loop().shutdown_asyncgens()
     await asyncio.get_running_loop().shutdown_default_executor()
