@@ -22,6 +22,7 @@ from persistence import (
     TestType,
     all_results,
     connect,
+    connection,
     find_result,
     migrate,
     open_database,
@@ -232,7 +233,36 @@ async def test_a_connection_killed_mid_transaction_says_so(
         message = str(raised.value)
         assert "released back to the pool" not in message
         assert "connection to the server was lost" in message
+        assert "was rolled back" in message
         assert await all_results(db) == []
+
+
+async def test_a_connection_killed_mid_read_claims_no_certain_rollback(
+    postgres_url: str, postgres_admin: str
+) -> None:
+    """A backend killed under a plain read, or a COMMIT, is not said to have rolled back for sure.
+
+    The message said "(a transaction in progress was rolled back)" for any lost call, a read
+    included, and for a COMMIT that may have gone through; it now says what holds for each.
+    """
+    async with connect(postgres_url) as db:
+        await migrate(db)
+        admin = await asyncpg.connect(postgres_admin)
+        try:
+            with pytest.raises(DatabaseError) as raised:
+                async with connection(db) as conn:
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        postgres_url.rsplit("/", 1)[1],
+                    )
+                    await db.queries.get_run(conn, id=1)
+        finally:
+            await admin.close()
+        message = str(raised.value)
+        assert "connection to the server was lost" in message
+        assert "may or may not have taken effect" in message
+        assert "(a transaction in progress was rolled back)" not in message
 
 
 async def test_no_connection_in_time_names_the_wait(postgres_url: str) -> None:

@@ -36,9 +36,11 @@ def translate_postgres(error: BaseException, command_timeout: float) -> Persiste
             # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
             pool = "released back to the pool" in str(error)
             why = "the server or the network closed it" if pool else detail(error)
+            # Which call was cut, and where, is not known here: say what holds for each.
             return DatabaseError(
-                "PostgreSQL: the connection to the server was lost mid-call "
-                f"(a transaction in progress was rolled back): {why}"
+                f"PostgreSQL: the connection to the server was lost mid-call: {why}. A "
+                "transaction open on it was rolled back; a COMMIT cut off may or may not have "
+                "taken effect, so look before doing its writes again"
             )
         case OSError():
             return DatabaseError(f"PostgreSQL: network error: {detail(error)}")
