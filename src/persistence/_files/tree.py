@@ -170,10 +170,7 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
             counter += 1
             target = f"{stem}.{stamp}-{counter}.bak"
         # Filled in .tmp/, where clean_temp removes what a kill leaves, then renamed here.
-        temp = open_folders(stack, spot.root_fd, [TEMP_DIR], create=True)
-        if temp is None:  # pragma: no cover  # made just now; removed meanwhile
-            raise FileMissingError(TEMP_DIR, "the temporary folder vanished")
-        partial = Partial.create(temp, target)
+        partial = Partial.create(_temp_folder(stack, spot.root_fd), target)
         stack.callback(partial.discard)
         hash_fd(source_fd, partial.fd)
         os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
@@ -236,6 +233,14 @@ def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path |
     return folder / name
 
 
+def _temp_folder(stack: ExitStack, root_fd: int) -> int:
+    """Open `.tmp/`, made if need be and never through a symlink; closed with `stack`."""
+    temp = open_folders(stack, root_fd, [TEMP_DIR], create=True)
+    if temp is None:  # pragma: no cover  # made just now; removed meanwhile
+        raise FileMissingError(TEMP_DIR, "the temporary folder vanished")
+    return temp
+
+
 def set_aside(root_fd: int, dir_fd: int, name: str) -> None:
     """Move `name` in `dir_fd`, whatever it is, into `.tmp/` and remove it there.
 
@@ -245,9 +250,7 @@ def set_aside(root_fd: int, dir_fd: int, name: str) -> None:
     `clean_temp` removes the files and symlinks.
     """
     with ExitStack() as stack:
-        temp = open_folders(stack, root_fd, [TEMP_DIR], create=True)
-        if temp is None:  # pragma: no cover  # made just now; removed meanwhile
-            raise FileMissingError(TEMP_DIR, "the temporary folder vanished")
+        temp = _temp_folder(stack, root_fd)
         aside = partial_name(name)
         os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=temp)
         info = lstat(temp, aside)

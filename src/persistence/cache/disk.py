@@ -99,10 +99,12 @@ def _drop(spot: Spot, seen: os.stat_result) -> None:
         return
     try:
         now = lstat(spot.dir_fd, spot.require())
-        if now is not None and same_file(now, seen) and stat.S_ISDIR(now.st_mode):
+        if now is None or not same_file(now, seen):
+            return  # replaced meanwhile: not the bad entry any more
+        if stat.S_ISDIR(now.st_mode):
             with suppress(OSError, StorageError):  # one it cannot move stays a miss; a put says why
                 set_aside(spot.root_fd, spot.dir_fd, spot.require())
-        elif now is not None and same_file(now, seen):
+        else:
             os.unlink(spot.require(), dir_fd=spot.dir_fd)
     finally:
         lock.release()
