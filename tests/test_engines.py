@@ -14,6 +14,7 @@ import asyncpg
 import attrs
 import pytest
 
+from _server import kill_own_connections
 from persistence import (
     ConflictError,
     Database,
@@ -89,22 +90,12 @@ def result() -> TestResult:
     return TestResult(test_type=TestType.STRESS, status=TestStatus.RUNNING)
 
 
-async def test_dropped_connection_is_replaced(postgres_url: str, postgres_admin: str) -> None:
+async def test_dropped_connection_is_replaced(postgres_url: str) -> None:
     """After the server drops every connection, a call may fail clearly, and the next succeeds."""
     async with connect(postgres_url) as db:
         await migrate(db)
         await save_result(db, result())
-        admin = await asyncpg.connect(postgres_admin)
-        try:
-            name = postgres_url.rsplit("/", 1)[1]
-            terminated = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-        finally:
-            await admin.close()
-        assert terminated >= 1
+        assert await kill_own_connections(postgres_url) >= 1
         try:
             await save_result(db, result())
             first_failed = False

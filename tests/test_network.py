@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from _proxy import Proxy, proxied
+from _server import kill_own_connections
 from persistence import (
     Database,
     DatabaseError,
@@ -211,25 +212,15 @@ async def test_the_database_recovers_when_the_network_does(
         assert len(await all_results(db)) >= 2
 
 
-async def test_a_connection_killed_mid_transaction_says_so(
-    postgres_url: str, postgres_admin: str
-) -> None:
+async def test_a_connection_killed_mid_transaction_says_so(postgres_url: str) -> None:
     """A backend killed inside a transaction gives a message about the lost connection."""
     async with connect(postgres_url) as db:
         await migrate(db)
-        admin = await asyncpg.connect(postgres_admin)
-        try:
-            with pytest.raises(DatabaseError) as raised:
-                async with transaction(db) as tx:
-                    await save_result(tx, result())
-                    await admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                        postgres_url.rsplit("/", 1)[1],
-                    )
-                    await save_result(tx, result())
-        finally:
-            await admin.close()
+        with pytest.raises(DatabaseError) as raised:
+            async with transaction(db) as tx:
+                await save_result(tx, result())
+                await kill_own_connections(postgres_url)
+                await save_result(tx, result())
         message = str(raised.value)
         assert "released back to the pool" not in message
         assert "connection to the server was lost" in message
@@ -237,9 +228,7 @@ async def test_a_connection_killed_mid_transaction_says_so(
         assert await all_results(db) == []
 
 
-async def test_a_connection_killed_mid_read_claims_no_certain_rollback(
-    postgres_url: str, postgres_admin: str
-) -> None:
+async def test_a_connection_killed_mid_read_claims_no_certain_rollback(postgres_url: str) -> None:
     """A backend killed under a plain read, or a COMMIT, is not said to have rolled back for sure.
 
     The message said "(a transaction in progress was rolled back)" for any lost call, a read
@@ -247,18 +236,10 @@ async def test_a_connection_killed_mid_read_claims_no_certain_rollback(
     """
     async with connect(postgres_url) as db:
         await migrate(db)
-        admin = await asyncpg.connect(postgres_admin)
-        try:
-            with pytest.raises(DatabaseError) as raised:
-                async with connection(db) as conn:
-                    await admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
-                        postgres_url.rsplit("/", 1)[1],
-                    )
-                    await db.queries.get_run(conn, id=1)
-        finally:
-            await admin.close()
+        with pytest.raises(DatabaseError) as raised:
+            async with connection(db) as conn:
+                await kill_own_connections(postgres_url)
+                await db.queries.get_run(conn, id=1)
         message = str(raised.value)
         assert "connection to the server was lost" in message
         assert "may or may not have taken effect" in message
