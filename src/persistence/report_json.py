@@ -14,15 +14,14 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-from persistence._guards import key_id
 from persistence._interface import JsonObject, JsonValue
 from persistence.converters import from_dict, to_dict
-from persistence.database import Database, read_snapshot, transaction
+from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
-from persistence.reports import open_report, run_results
+from persistence.reports import open_report, read_run
 from persistence.results import save_results
-from persistence.runs import get_run, save_run
+from persistence.runs import save_run
 
 __all__ = ["export_ctrf", "export_jsonl", "import_ctrf", "import_jsonl"]
 
@@ -149,10 +148,7 @@ def _ctrf_result(test: object) -> TestResult:
 
 async def export_ctrf(db: Database, run_id: int) -> str:
     """Write a run's results as one CTRF JSON document."""
-    run_id = key_id("Run", run_id)
-    async with read_snapshot(db) as seen:  # one state: no write meanwhile shows in part
-        results = await run_results(seen, run_id)
-        run = await get_run(seen, run_id)
+    run, results = await read_run(db, run_id)
     tests: list[JsonValue] = []
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
@@ -229,10 +225,7 @@ def _reason(error: Exception) -> str:
 
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
-    run_id = key_id("Run", run_id)
-    async with read_snapshot(db) as seen:  # one state: no write meanwhile shows in part
-        results = await run_results(seen, run_id)
-        await get_run(seen, run_id)
+    _, results = await read_run(db, run_id)
     return "".join(
         json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
         for result in results

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from persistence.queries import InsertTestResultsParams
 
-__all__ = ["CHUNK_BYTES", "export_junit", "import_junit", "run_results"]
+__all__ = ["CHUNK_BYTES", "export_junit", "import_junit", "read_run", "run_results"]
 
 CHUNK_BYTES: Final = 1 << 20
 """How much of a report is read and parsed at a time."""
@@ -321,10 +321,7 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
 
 async def export_junit(db: Database, run_id: int) -> str:
     """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
-    run_id = key_id("Run", run_id)
-    async with read_snapshot(db) as seen:  # one state: no write meanwhile shows in part
-        results = await run_results(seen, run_id)
-        run = await get_run(seen, run_id)
+    run, results = await read_run(db, run_id)
     tags = Counter(_TAGS.get(result.status) for result in results)
     counts = (
         f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
@@ -379,6 +376,17 @@ def _case_xml(result: TestResult) -> str:
     if not inner:
         return f"    <testcase {attrs}/>"
     return f"    <testcase {attrs}>{''.join(inner)}</testcase>"
+
+
+async def read_run(db: Database, run_id: int) -> tuple[Run, list[TestResult]]:
+    """Give a run and its results as one state, for the exports to write.
+
+    Read in one snapshot: a write meanwhile, such as a retention delete, never shows in part.
+    """
+    run_id = key_id("Run", run_id)
+    async with read_snapshot(db) as seen:
+        results = await run_results(seen, run_id)
+        return await get_run(seen, run_id), results
 
 
 async def run_results(db: Database, run_id: int) -> list[TestResult]:
