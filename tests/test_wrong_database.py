@@ -111,6 +111,7 @@ def _calls() -> dict[str, Call]:
         "result_stats": lambda db, _: persistence.result_stats(db),
         "results_by_type": lambda db, _: persistence.results_by_type(db, TestType.UNIT),
         "run_results": lambda db, _: persistence.reports.run_results(db, 1),
+        "read_run": lambda db, _: persistence.reports.read_run(db, 1),
         "save_config_entry": lambda db, _: persistence.save_config_entry(
             db, ConfigEntry(section="s", key="k", value=1, type=ConfigType.INT)
         ),
