@@ -308,3 +308,87 @@ async def test_a_time_stored_as_a_blob_or_without_an_offset_is_refused(
             with pytest.raises(ValidationError, match=r"stored row\.time"):
                 await read()
         assert (await get_result(db, 2)).test_id == "t1"
+
+
+JSON_PAST_THE_MODEL = [
+    ('{"n": 1e400}', "finite|64 bits"),
+    ('{"n": -1e400}', "finite|64 bits"),
+    ('{"n": 9007199254740993.5}', "below 2\\*\\*53"),
+    ('{"n": 123456789012345678901234567890}', "64 bits"),
+    ('{"n": -9223372036854775809}', "64 bits"),
+    ('{"n": ' + "[" * 63 + "1" + "]" * 63 + "}", ""),
+    ('{"n": ' + "[" * 70 + "]" * 70 + "}", "deeper than 64"),
+]
+"""JSON that both engines store and Python reads, holding what the model refuses: an infinite
+float (which jsonb keeps as an int of 401 digits), a float past 2**53, an int beyond 64 bits,
+nesting deeper than the model takes. The JSON nested 64 levels, as deep as the model takes,
+must read."""
+SQLITE_JSON_PAST_THE_MODEL = [
+    ('{"n": 1e16}', "below 2\\*\\*53"),
+    ('{"s": "a\\u0000b"}', "NUL"),
+    ('{"a\\u0000": 1}', "NUL"),
+    ('{"s": ["\\ud800"]}', "lone surrogate"),
+]
+"""A float that jsonb keeps as an int, and escapes that SQLite's JSON takes and jsonb refuses."""
+
+
+async def _refused_metadata(database_url: str, stored: str, reason: str) -> None:
+    async with connect(database_url) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(10)])
+        run = await save_run(db, Run(labels={"a": "b"}))
+        await save_file_record(db, FileRecord(path="a.txt", size=1))
+        quoted = stored.replace("'", "''")
+        await plain_sql(
+            database_url,
+            f"UPDATE test_results SET metadata = '{quoted}' WHERE test_id = 't5'",  # noqa: S608  # the test's own SQL
+            f"UPDATE runs SET labels = '{quoted}'",  # noqa: S608  # the test's own SQL
+            f"UPDATE file_records SET metadata = '{quoted}'",  # noqa: S608  # the test's own SQL
+        )
+        if not reason:  # within the model's rules: every read gives it back
+            assert (await get_result(db, 6)).metadata == {"n": nested(63)}
+            assert (await get_run(db, run.id or 0)).labels == {"n": nested(63)}
+            assert len(await all_file_records(db)) == 1
+            return
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_result(db, 6),
+            lambda: all_results(db),
+            lambda: list_results(db, ResultFilter(status=TestStatus.PASSED), limit=100),
+            lambda: get_run(db, run.id or 0),
+            lambda: all_runs(db),
+            lambda: find_file_record_by_path(db, "a.txt"),
+            lambda: all_file_records(db),
+        ]
+        for read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.json: .*({reason})"):
+                await read()
+        assert (await get_result(db, 5)).metadata == {"i": 4}  # the other rows still read
+
+
+def nested(depth: int) -> object:
+    """`1` in `depth` lists."""
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(("stored", "reason"), JSON_PAST_THE_MODEL)
+async def test_json_stored_past_the_models_rules_is_refused(
+    database_url: str, stored: str, reason: str
+) -> None:
+    """Metadata and labels that plain SQL stored, valid JSON that the model refuses.
+
+    They were read into models holding an infinite float or an int no engine's writer takes,
+    which then failed on their next save or export with a bare error. Each read now refuses
+    them on `stored row.json`, with the model's reason; the other rows still read.
+    """
+    await _refused_metadata(database_url, stored, reason)
+
+
+@pytest.mark.parametrize(("stored", "reason"), SQLITE_JSON_PAST_THE_MODEL)
+async def test_sqlite_json_escapes_past_the_models_rules_are_refused(
+    tmp_path: Path, stored: str, reason: str
+) -> None:
+    """A NUL or a lone surrogate, written as a JSON escape, which SQLite's JSON takes."""
+    await _refused_metadata(str(tmp_path / "app.db"), stored, reason)
