@@ -15,7 +15,6 @@ from persistence._cli_common import (
     EXIT_OK,
     EXIT_PENDING,
     CannotRunError,
-    database_url,
     opened,
     picked,
     print_json,
@@ -23,7 +22,7 @@ from persistence._cli_common import (
     say,
 )
 from persistence._loader import sql_root
-from persistence.database import Engine, create_database, engine_of, redact_url
+from persistence.database import Engine, create_database, database_url, engine_of, redact_url
 from persistence.migrations import (
     Chain,
     migrate,
