@@ -169,7 +169,7 @@ async def status_command(arguments: argparse.Namespace) -> int:
             }
         )
     else:
-        for chain in _chains(status):
+        for chain in status.chains:
             label = _label(chain.chain)
             for done in chain.applied:
                 print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
@@ -178,11 +178,6 @@ async def status_command(arguments: argparse.Namespace) -> int:
             for drift in chain.drifted:
                 print(f"drifted  {label}{drift.describe()}")
     return EXIT_OK if status.up_to_date else EXIT_PENDING
-
-
-def _chains(status: MigrationStatus) -> list[MigrationStatus]:
-    """List the package's chain, then the user's when a folder was given."""
-    return [status] if status.user is None else [status, status.user]
 
 
 def _label(chain: Chain) -> str:
@@ -225,7 +220,7 @@ async def history_command(arguments: argparse.Namespace) -> int:
         return EXIT_OK
     if not status.applied:
         print(f"{redact_url(url)}: no migration applied yet")
-    for chain in _chains(status):
+    for chain in status.chains:
         label = _label(chain.chain)
         for done in chain.applied:
             print(

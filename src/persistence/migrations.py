@@ -148,6 +148,11 @@ class MigrationStatus:
         mine = not (self.pending or self.drifted or self.newer or self.out_of_order)
         return mine and (self.user is None or self.user.up_to_date)
 
+    @property
+    def chains(self) -> list[MigrationStatus]:
+        """This chain, then the user's when its folder was given."""
+        return [self] if self.user is None else [self, self.user]
+
     def problems(self, accepted: Iterable[int] = ()) -> list[str]:
         """Say what stops `migrate` in this chain, each problem naming its migration."""
         allowed = set(accepted)
