@@ -33,7 +33,7 @@ from persistence.migrations import (
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from persistence.migrations import AppliedMigration, Migration, MigrationStatus
 
@@ -159,15 +159,7 @@ async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, Migrati
 async def status_command(arguments: argparse.Namespace) -> int:
     url, engine, status = await _read_status(arguments)
     if arguments.json:
-        user = None if status.user is None else _chain_json(status.user)
-        print_json(
-            {
-                "database": redact_url(url),
-                "engine": engine,
-                **_chain_json(status),
-                "user": None if user is None else {"folder": str(arguments.folder), **user},
-            }
-        )
+        _print_chains(arguments, url, engine, status, _chain_json)
     else:
         for chain in status.chains:
             label = _label(chain.chain)
@@ -178,6 +170,23 @@ async def status_command(arguments: argparse.Namespace) -> int:
             for drift in chain.drifted:
                 print(f"drifted  {label}{drift.describe()}")
     return EXIT_OK if status.up_to_date else EXIT_PENDING
+
+
+def _print_chains(
+    arguments: argparse.Namespace,
+    url: str,
+    engine: str,
+    status: MigrationStatus,
+    shape: Callable[[MigrationStatus], dict[str, object]],
+) -> None:
+    """Print `status --json` or `history --json`: each chain as `shape` gives it."""
+    user = None if status.user is None else {"folder": str(arguments.folder), **shape(status.user)}
+    print_json({"database": redact_url(url), "engine": engine, **shape(status), "user": user})
+
+
+def _history_json(status: MigrationStatus) -> dict[str, object]:
+    """Give one chain's applied migrations, as `history --json` prints them."""
+    return {"applied": [_applied_json(done) for done in status.applied]}
 
 
 def _label(chain: Chain) -> str:
@@ -202,21 +211,7 @@ def _chain_json(status: MigrationStatus) -> dict[str, object]:
 async def history_command(arguments: argparse.Namespace) -> int:
     url, engine, status = await _read_status(arguments)
     if arguments.json:
-        print_json(
-            {
-                "database": redact_url(url),
-                "engine": engine,
-                "applied": [_applied_json(done) for done in status.applied],
-                "user": (
-                    None
-                    if status.user is None
-                    else {
-                        "folder": str(arguments.folder),
-                        "applied": [_applied_json(done) for done in status.user.applied],
-                    }
-                ),
-            }
-        )
+        _print_chains(arguments, url, engine, status, _history_json)
         return EXIT_OK
     if not status.applied:
         print(f"{redact_url(url)}: no migration applied yet")
