@@ -167,6 +167,8 @@ async def test_a_bad_user_folder_is_refused_before_anything_runs(
         await migrate(empty, sneaky)
     with pytest.raises(ValidationError, match="folder"):
         await migrate(empty, "my_migrations")  # type: ignore[arg-type]  # a str, refused clearly
+    with pytest.raises(ValidationError, match="package_folder"):
+        await migrate(empty, package_folder="sql")  # type: ignore[arg-type]  # a str too
     with pytest.raises(ValidationError, match="accept_user"):
         await migrate(empty, accept_user=[1])
     assert await _tables(empty) <= {"sqlite_sequence"}

@@ -24,7 +24,6 @@ from persistence._cli_common import (
     EXIT_OK,
     CannotRunError,
     amount,
-    database_url,
     opened,
     opened_existing,
     print_json,
@@ -40,7 +39,7 @@ from persistence._cli_migrations import (
     status_command,
 )
 from persistence.backup import CopyReport, backup_database, copy_database, restore_database
-from persistence.database import DEFAULT_DATABASE, engine_of
+from persistence.database import DEFAULT_DATABASE, database_url, engine_of
 from persistence.exceptions import PersistenceError
 
 if TYPE_CHECKING:

@@ -11,20 +11,12 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from persistence.database import (
-    DEFAULT_DATABASE,
-    Database,
-    Engine,
-    close_database,
-    engine_of,
-    open_database,
-)
+from persistence.database import Database, Engine, close_database, engine_of, open_database
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -44,11 +36,6 @@ _T = TypeVar("_T")
 
 class CannotRunError(Exception):
     """A reason the command cannot run that is not the database's: printed as one line."""
-
-
-def database_url(given: str | None) -> str:
-    """Return the database to use: --database, else $DATABASE_URL, else data/app.db."""
-    return given or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
 
 
 @contextlib.asynccontextmanager

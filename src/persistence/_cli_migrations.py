@@ -15,7 +15,6 @@ from persistence._cli_common import (
     EXIT_OK,
     EXIT_PENDING,
     CannotRunError,
-    database_url,
     opened,
     picked,
     print_json,
@@ -23,7 +22,7 @@ from persistence._cli_common import (
     say,
 )
 from persistence._loader import sql_root
-from persistence.database import Engine, create_database, engine_of, redact_url
+from persistence.database import Engine, create_database, database_url, engine_of, redact_url
 from persistence.migrations import (
     Chain,
     migrate,
@@ -34,7 +33,7 @@ from persistence.migrations import (
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from persistence.migrations import AppliedMigration, Migration, MigrationStatus
 
@@ -160,17 +159,9 @@ async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, Migrati
 async def status_command(arguments: argparse.Namespace) -> int:
     url, engine, status = await _read_status(arguments)
     if arguments.json:
-        user = None if status.user is None else _chain_json(status.user)
-        print_json(
-            {
-                "database": redact_url(url),
-                "engine": engine,
-                **_chain_json(status),
-                "user": None if user is None else {"folder": str(arguments.folder), **user},
-            }
-        )
+        _print_chains(arguments, url, engine, status, _chain_json)
     else:
-        for chain in _chains(status):
+        for chain in status.chains:
             label = _label(chain.chain)
             for done in chain.applied:
                 print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
@@ -181,9 +172,21 @@ async def status_command(arguments: argparse.Namespace) -> int:
     return EXIT_OK if status.up_to_date else EXIT_PENDING
 
 
-def _chains(status: MigrationStatus) -> list[MigrationStatus]:
-    """List the package's chain, then the user's when a folder was given."""
-    return [status] if status.user is None else [status, status.user]
+def _print_chains(
+    arguments: argparse.Namespace,
+    url: str,
+    engine: str,
+    status: MigrationStatus,
+    shape: Callable[[MigrationStatus], dict[str, object]],
+) -> None:
+    """Print `status --json` or `history --json`: each chain as `shape` gives it."""
+    user = None if status.user is None else {"folder": str(arguments.folder), **shape(status.user)}
+    print_json({"database": redact_url(url), "engine": engine, **shape(status), "user": user})
+
+
+def _history_json(status: MigrationStatus) -> dict[str, object]:
+    """Give one chain's applied migrations, as `history --json` prints them."""
+    return {"applied": [_applied_json(done) for done in status.applied]}
 
 
 def _label(chain: Chain) -> str:
@@ -208,25 +211,11 @@ def _chain_json(status: MigrationStatus) -> dict[str, object]:
 async def history_command(arguments: argparse.Namespace) -> int:
     url, engine, status = await _read_status(arguments)
     if arguments.json:
-        print_json(
-            {
-                "database": redact_url(url),
-                "engine": engine,
-                "applied": [_applied_json(done) for done in status.applied],
-                "user": (
-                    None
-                    if status.user is None
-                    else {
-                        "folder": str(arguments.folder),
-                        "applied": [_applied_json(done) for done in status.user.applied],
-                    }
-                ),
-            }
-        )
+        _print_chains(arguments, url, engine, status, _history_json)
         return EXIT_OK
     if not status.applied:
         print(f"{redact_url(url)}: no migration applied yet")
-    for chain in _chains(status):
+    for chain in status.chains:
         label = _label(chain.chain)
         for done in chain.applied:
             print(

@@ -113,9 +113,8 @@ async def open_persistence(  # every part is the caller's to choose
             await migrate(db, user_folder)
         else:
             status = await migration_status(db, user_folder)
-            chains = [status] if status.user is None else [status, status.user]
-            names = [m.name for chain in chains for m in chain.pending]
-            names += [d.applied.name for chain in chains for d in chain.drifted]
+            names = [m.name for chain in status.chains for m in chain.pending]
+            names += [d.applied.name for chain in status.chains for d in chain.drifted]
             if names:
                 raise MigrationError(
                     f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._files.paths import open_regular
-from persistence._guards import finite_amount
+from persistence._guards import argument, finite_amount
 from persistence._loader import sql_root
 from persistence.database import (
     Database,
@@ -148,6 +148,11 @@ class MigrationStatus:
         mine = not (self.pending or self.drifted or self.newer or self.out_of_order)
         return mine and (self.user is None or self.user.up_to_date)
 
+    @property
+    def chains(self) -> list[MigrationStatus]:
+        """This chain, then the user's when its folder was given."""
+        return [self] if self.user is None else [self, self.user]
+
     def problems(self, accepted: Iterable[int] = ()) -> list[str]:
         """Say what stops `migrate` in this chain, each problem naming its migration."""
         allowed = set(accepted)
@@ -190,8 +195,7 @@ def migrations_folder(engine: Engine) -> Path:
 
 def user_migrations_folder(folder: Path, engine: Engine) -> Path:
     """Return one engine's folder of a user's chain, `folder/<engine>`, which must exist."""
-    if not isinstance(folder, Path):
-        raise ValidationError("migrate", "folder", f"must be a pathlib.Path, got {folder!r}")
+    folder = argument("migrate", "folder", Path, folder, "a pathlib.Path")
     if not folder.is_dir():
         raise MigrationError(f"your migrations folder {folder} does not exist")
     engine_folder = folder / engine.value
@@ -368,10 +372,8 @@ def _plans(
     db: Database, folder: Path | None, package_folder: Path | None
 ) -> list[tuple[Chain, list[Migration]]]:
     """Read each chain's files, the package's first: every file is checked before any runs."""
-    if package_folder is not None and not isinstance(package_folder, Path):
-        raise ValidationError(
-            "migrate", "package_folder", f"must be a pathlib.Path, got {package_folder!r}"
-        )
+    if package_folder is not None:
+        argument("migrate", "package_folder", Path, package_folder, "a pathlib.Path")
     engine = require_database(db).engine
     plans = [(Chain.PACKAGE, discover_migrations(package_folder or migrations_folder(engine)))]
     if folder is not None:

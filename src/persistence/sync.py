@@ -367,8 +367,11 @@ def _refused_argument(field: str, expected: str, value: object) -> ValidationErr
     return ValidationError("SyncRunner", field, f"expected {expected}, got {type(value).__name__}")
 
 
-async def _leave_all(held: list[_Held]) -> None:
-    """Exit the entered managers in the order given; raise the first error after all."""
+async def _close_all(held: list[_Held]) -> None:
+    """Exit the entered managers in the order given, then end what else runs on the loop.
+
+    The first error of an exit is raised once all that is done.
+    """
     first: BaseException | None = None
     for item in held:
         item.leave.set()
@@ -376,16 +379,9 @@ async def _leave_all(held: list[_Held]) -> None:
             await item.task
         except BaseException as error:  # noqa: BLE001  # the others still exit
             first = first or error
+    await _end_the_rest()
     if first is not None:
         raise first
-
-
-async def _close_all(held: list[_Held]) -> None:
-    """Exit the entered managers in the order given, then end what else runs on the loop."""
-    try:
-        await _leave_all(held)
-    finally:
-        await _end_the_rest()
 
 
 async def _end_the_rest() -> None:
