@@ -124,3 +124,23 @@ async def test_closing_the_database_ends_an_open_snapshot(tmp_path: Path) -> Non
         with pytest.raises(DatabaseError, match="closed"):
             await all_results(seen)
     assert _descriptors() == before
+
+
+async def test_a_snapshot_ends_after_a_read_under_way_and_refuses_use_after(db: Database) -> None:
+    """A read another task sent through the block ends before the snapshot; later use is refused.
+
+    Ended under the read, the SQLite reader was closed while its thread read, and PostgreSQL's
+    ROLLBACK met the read still on the connection; used after the block, the snapshot said the
+    database was closed, or that the connection to the server was lost.
+    """
+    await save_results(db, [result(f"t{i}") for i in range(5_000)])
+    async with read_snapshot(db) as seen:
+        reading = asyncio.ensure_future(all_results(seen))
+        await asyncio.sleep(0.001)  # its first page is being read
+    try:
+        assert len(await reading) == 5_000
+    except DatabaseError as error:
+        assert "read_snapshot() block has ended" in str(error)  # noqa: PT017  # either outcome
+    with pytest.raises(DatabaseError, match=r"read_snapshot\(\) block has ended"):
+        await all_results(seen)
+    assert len(await all_results(db)) == 5_000

@@ -88,11 +88,14 @@ class _Frame:
     open: bool = True
     written: set[str] = attrs.field(factory=set)
     """The tables written in the transaction, shared by its frames; announced at commit."""
+    snapshot: bool = False
+    """A `read_snapshot()` block's, which only reads, rather than a transaction's."""
 
     def check(self) -> None:
         """Refuse use of a frame that has ended or that a nested block covers."""
         if not self.open:
-            raise DatabaseError("this transaction() block has ended: use a database outside it")
+            block = "read_snapshot()" if self.snapshot else "transaction()"
+            raise DatabaseError(f"this {block} block has ended: use a database outside it")
         if self.child is not None:
             raise DatabaseError(
                 "a nested transaction() is open on this transaction: use the database it "
@@ -344,13 +347,21 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
     """Give a `db` whose reads in the block all see one committed state, writers going on.
 
     Inside `transaction()`, `db` is given as it is: its block sees its own writes. Only reads:
-    a write raises `DatabaseError`.
+    a write raises `DatabaseError`, as does a call after the block.
     """
     if require_database(db)._frame is not None:  # noqa: SLF001
         yield db
         return
     async with translate_errors(db), db._backend.snapshot() as reading:  # noqa: SLF001
-        yield attrs.evolve(db, frame=_Frame(reading, asyncio.Lock()))
+        frame = _Frame(reading, asyncio.Lock(), snapshot=True)
+        try:
+            yield attrs.evolve(db, frame=frame)
+        finally:
+            frame.open = False
+            # A read that another task sent through the block may still be running: the
+            # snapshot ends after it, never under it, and refuses the calls that come later.
+            async with frame.lock:
+                pass
 
 
 @contextlib.asynccontextmanager
