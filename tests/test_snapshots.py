@@ -144,3 +144,17 @@ async def test_a_snapshot_ends_after_a_read_under_way_and_refuses_use_after(db: 
     with pytest.raises(DatabaseError, match=r"read_snapshot\(\) block has ended"):
         await all_results(seen)
     assert len(await all_results(db)) == 5_000
+
+
+async def test_a_transaction_in_a_snapshot_is_refused(db: Database) -> None:
+    """transaction() on a snapshot's database is a DatabaseError; the snapshot reads on.
+
+    It raised a bare AssertionError on SQLite (a savepoint on a writer no transaction held),
+    and on PostgreSQL opened a savepoint whose first write failed.
+    """
+    await save_result(db, result("kept"))
+    async with read_snapshot(db) as seen:
+        with pytest.raises(DatabaseError, match=r"read_snapshot\(\) block only reads"):
+            async with transaction(seen):
+                pass
+        assert [r.test_id for r in await all_results(seen)] == ["kept"]

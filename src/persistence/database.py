@@ -312,6 +312,11 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     Nested use makes a savepoint, so an inner block can fail alone.
     """
     frame = require_database(db)._frame  # noqa: SLF001
+    if frame is not None and frame.snapshot:
+        frame.check()
+        raise DatabaseError(
+            "a read_snapshot() block only reads: open transaction() on the database outside it"
+        )
     if frame is not None:
         async with _savepoint(db, frame) as nested:
             yield nested
