@@ -25,6 +25,7 @@ from persistence import (
     save_result,
     save_results,
 )
+from persistence.backup import backup_database
 from persistence.database import read_snapshot, transaction
 from persistence.migrations import migrate
 from test_plain_ids import plain_sql
@@ -158,3 +159,59 @@ async def test_a_transaction_in_a_snapshot_is_refused(db: Database) -> None:
             async with transaction(seen):
                 pass
         assert [r.test_id for r in await all_results(seen)] == ["kept"]
+
+
+def _gone(path: Path) -> None:
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced", "a symlink"])
+async def test_a_snapshot_of_a_file_deleted_or_replaced_since_the_open_is_refused(
+    tmp_path: Path, how: str
+) -> None:
+    """A SQLite file deleted, or replaced by another, since the open is named: nothing is read.
+
+    The snapshot opened the path again: a deleted file was made again, empty, and the snapshot
+    said the database was not migrated; another database put in its place was read instead.
+    """
+    path = tmp_path / "app.db"
+    db = await open_database(path)
+    try:
+        await migrate(db)
+        await save_result(db, result("mine"))
+        if how != "deleted":
+            other = await open_database(tmp_path / "other.db")
+            await migrate(other)
+            await save_result(other, result("other"))
+            await close_database(other)
+        _gone(path)
+        if how == "replaced":
+            (tmp_path / "other.db").rename(path)
+        elif how == "a symlink":
+            path.symlink_to(tmp_path / "other.db")
+        with pytest.raises(DatabaseError, match="deleted, moved or replaced"):
+            async with read_snapshot(db) as seen:
+                await all_results(seen)
+        assert path.exists() == (how != "deleted")  # no empty file made in its place
+    finally:
+        await close_database(db)
+
+
+async def test_a_backup_of_a_file_replaced_since_the_open_is_refused(tmp_path: Path) -> None:
+    """backup_database of a SQLite file replaced by another since the open copies neither."""
+    path = tmp_path / "app.db"
+    db = await open_database(path)
+    try:
+        await migrate(db)
+        other = await open_database(tmp_path / "other.db")
+        await migrate(other)
+        await save_result(other, result("other"))
+        await close_database(other)
+        _gone(path)
+        (tmp_path / "other.db").rename(path)
+        with pytest.raises(DatabaseError, match="deleted, moved or replaced"):
+            await backup_database(db, tmp_path / "backup.db")
+        assert not (tmp_path / "backup.db").exists()
+    finally:
+        await close_database(db)
