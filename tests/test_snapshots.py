@@ -215,3 +215,19 @@ async def test_a_backup_of_a_file_replaced_since_the_open_is_refused(tmp_path: P
         assert not (tmp_path / "backup.db").exists()
     finally:
         await close_database(db)
+
+
+async def test_a_snapshot_sees_the_state_when_its_block_began(
+    db: Database, database_url: str
+) -> None:
+    """Writes after the block began, before its first read, are not seen: alike on both engines.
+
+    PostgreSQL's REPEATABLE READ fixes its state at the transaction's first query, not at BEGIN:
+    a snapshot that wrote nothing yet saw what was committed until its first read.
+    """
+    await save_result(db, result("before"))
+    async with read_snapshot(db) as seen:
+        await save_result(db, result("package"))
+        await plain_sql(database_url, "DELETE FROM test_results WHERE test_id = 'before'")
+        assert [r.test_id for r in await all_results(seen)] == ["before"]
+    assert [r.test_id for r in await all_results(db)] == ["package"]

@@ -349,7 +349,9 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
 
 @contextlib.asynccontextmanager
 async def read_snapshot(db: Database) -> AsyncIterator[Database]:
-    """Give a `db` whose reads in the block all see one committed state, writers going on.
+    """Give a `db` whose reads in the block all see the state committed when it began.
+
+    Writers go on meanwhile, and what they commit is not seen in the block.
 
     Inside `transaction()`, `db` is given as it is: its block sees its own writes. Only reads:
     a write raises `DatabaseError`, as does a call after the block.
