@@ -231,3 +231,31 @@ async def test_a_snapshot_sees_the_state_when_its_block_began(
         await plain_sql(database_url, "DELETE FROM test_results WHERE test_id = 'before'")
         assert [r.test_id for r in await all_results(seen)] == ["before"]
     assert [r.test_id for r in await all_results(db)] == ["package"]
+
+
+async def test_a_snapshot_begun_as_the_database_closes_says_it_is_closed(tmp_path: Path) -> None:
+    """A snapshot that begins while a close is under way gets DatabaseError, or reads: nothing else.
+
+    It raised a bare RuntimeError ("cannot schedule new futures after shutdown") when its
+    reader was asked of the worker threads after the close had stopped them.
+    """
+    outcomes: set[str] = set()
+    for steps in range(24):
+        db = await open_database(tmp_path / f"app{steps}.db")
+        await migrate(db)
+        await save_result(db, result())
+
+        async def read(db: Database = db) -> int:
+            async with read_snapshot(db) as seen:
+                return len(await all_results(seen))
+
+        reading = asyncio.ensure_future(read())
+        for _ in range(steps % 8):
+            await asyncio.sleep(0)
+        await close_database(db)
+        try:
+            outcomes.add(str(await reading))
+        except DatabaseError as error:
+            assert "closed" in str(error)  # noqa: PT017  # either outcome is right
+            outcomes.add("closed")
+    assert "closed" in outcomes

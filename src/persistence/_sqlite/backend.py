@@ -125,7 +125,13 @@ class SqliteBackend:
         """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
         loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run
-        return await loop.run_in_executor(self._executor, run, function, *args)
+        try:
+            work = loop.run_in_executor(self._executor, run, function, *args)
+        except RuntimeError:  # "cannot schedule new futures after shutdown": a close stopped them
+            if not self._closed:
+                raise
+            raise DatabaseError("the SQLite database is closed") from None
+        return await work
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
         """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
