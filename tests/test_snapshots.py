@@ -9,6 +9,7 @@ READ ONLY` transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from persistence import (
     save_result,
     save_results,
 )
+from persistence.backup import backup_database
 from persistence.database import read_snapshot, transaction
 from persistence.migrations import migrate
 from test_plain_ids import plain_sql
@@ -124,3 +126,170 @@ async def test_closing_the_database_ends_an_open_snapshot(tmp_path: Path) -> Non
         with pytest.raises(DatabaseError, match="closed"):
             await all_results(seen)
     assert _descriptors() == before
+
+
+async def test_a_snapshot_ends_after_a_read_under_way_and_refuses_use_after(db: Database) -> None:
+    """A read another task sent through the block ends before the snapshot; later use is refused.
+
+    Ended under the read, the SQLite reader was closed while its thread read, and PostgreSQL's
+    ROLLBACK met the read still on the connection; used after the block, the snapshot said the
+    database was closed, or that the connection to the server was lost.
+    """
+    await save_results(db, [result(f"t{i}") for i in range(5_000)])
+    async with read_snapshot(db) as seen:
+        reading = asyncio.ensure_future(all_results(seen))
+        await asyncio.sleep(0.001)  # its first page is being read
+    try:
+        assert len(await reading) == 5_000
+    except DatabaseError as error:
+        assert "read_snapshot() block has ended" in str(error)  # noqa: PT017  # either outcome
+    with pytest.raises(DatabaseError, match=r"read_snapshot\(\) block has ended"):
+        await all_results(seen)
+    assert len(await all_results(db)) == 5_000
+
+
+async def test_a_transaction_in_a_snapshot_is_refused(db: Database) -> None:
+    """transaction() on a snapshot's database is a DatabaseError; the snapshot reads on.
+
+    It raised a bare AssertionError on SQLite (a savepoint on a writer no transaction held),
+    and on PostgreSQL opened a savepoint whose first write failed.
+    """
+    await save_result(db, result("kept"))
+    async with read_snapshot(db) as seen:
+        with pytest.raises(DatabaseError, match=r"read_snapshot\(\) block only reads"):
+            async with transaction(seen):
+                pass
+        assert [r.test_id for r in await all_results(seen)] == ["kept"]
+
+
+def _gone(path: Path) -> None:
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced", "a symlink"])
+async def test_a_snapshot_of_a_file_deleted_or_replaced_since_the_open_is_refused(
+    tmp_path: Path, how: str
+) -> None:
+    """A SQLite file deleted, or replaced by another, since the open is named: nothing is read.
+
+    The snapshot opened the path again: a deleted file was made again, empty, and the snapshot
+    said the database was not migrated; another database put in its place was read instead.
+    """
+    path = tmp_path / "app.db"
+    db = await open_database(path)
+    try:
+        await migrate(db)
+        await save_result(db, result("mine"))
+        if how != "deleted":
+            other = await open_database(tmp_path / "other.db")
+            await migrate(other)
+            await save_result(other, result("other"))
+            await close_database(other)
+        _gone(path)
+        if how == "replaced":
+            (tmp_path / "other.db").rename(path)
+        elif how == "a symlink":
+            path.symlink_to(tmp_path / "other.db")
+        with pytest.raises(DatabaseError, match="deleted, moved or replaced"):
+            async with read_snapshot(db) as seen:
+                await all_results(seen)
+        assert path.exists() == (how != "deleted")  # no empty file made in its place
+    finally:
+        await close_database(db)
+
+
+async def test_a_backup_of_a_file_replaced_since_the_open_is_refused(tmp_path: Path) -> None:
+    """backup_database of a SQLite file replaced by another since the open copies neither."""
+    path = tmp_path / "app.db"
+    db = await open_database(path)
+    try:
+        await migrate(db)
+        other = await open_database(tmp_path / "other.db")
+        await migrate(other)
+        await save_result(other, result("other"))
+        await close_database(other)
+        _gone(path)
+        (tmp_path / "other.db").rename(path)
+        with pytest.raises(DatabaseError, match="deleted, moved or replaced"):
+            await backup_database(db, tmp_path / "backup.db")
+        assert not (tmp_path / "backup.db").exists()
+    finally:
+        await close_database(db)
+
+
+async def test_a_snapshot_sees_the_state_when_its_block_began(
+    db: Database, database_url: str
+) -> None:
+    """Writes after the block began, before its first read, are not seen: alike on both engines.
+
+    PostgreSQL's REPEATABLE READ fixes its state at the transaction's first query, not at BEGIN:
+    a snapshot that wrote nothing yet saw what was committed until its first read.
+    """
+    await save_result(db, result("before"))
+    async with read_snapshot(db) as seen:
+        await save_result(db, result("package"))
+        await plain_sql(database_url, "DELETE FROM test_results WHERE test_id = 'before'")
+        assert [r.test_id for r in await all_results(seen)] == ["before"]
+    assert [r.test_id for r in await all_results(db)] == ["package"]
+
+
+async def test_a_snapshot_begun_as_the_database_closes_says_it_is_closed(tmp_path: Path) -> None:
+    """A snapshot that begins while a close is under way gets DatabaseError, or reads: nothing else.
+
+    It raised a bare RuntimeError ("cannot schedule new futures after shutdown") when its
+    reader was asked of the worker threads after the close had stopped them.
+    """
+    outcomes: set[str] = set()
+    for steps in range(24):
+        db = await open_database(tmp_path / f"app{steps}.db")
+        await migrate(db)
+        await save_result(db, result())
+
+        async def read(db: Database = db) -> int:
+            async with read_snapshot(db) as seen:
+                return len(await all_results(seen))
+
+        reading = asyncio.ensure_future(read())
+        for _ in range(steps % 8):
+            await asyncio.sleep(0)
+        await close_database(db)
+        try:
+            outcomes.add(str(await reading))
+        except DatabaseError as error:
+            assert "closed" in str(error)  # noqa: PT017  # either outcome is right
+            outcomes.add("closed")
+    assert "closed" in outcomes
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+async def test_a_burst_of_cancelled_snapshots_opens_no_reader_for_each(tmp_path: Path) -> None:
+    """Snapshots cancelled before their reader's thread starts open none: the descriptors stay few.
+
+    Each opened its reader anyway, closed at once; but SQLite keeps a closed connection's
+    descriptor while another connection of the process holds a lock on the file (in WAL mode,
+    always), reusing one per later open: 200 cancels in a row held 30 to 50 more until close.
+    """
+    db = await open_database(tmp_path / "app.db")
+    try:
+        await migrate(db)
+        await save_results(db, [result(f"t{i}") for i in range(1_000)])
+
+        async def read() -> None:
+            async with read_snapshot(db) as seen:
+                await all_results(seen)
+
+        await read()
+        steady = _descriptors()
+        for steps in range(200):
+            task = asyncio.ensure_future(read())
+            for _ in range(1 + steps % 8):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0.3)  # a reader still opening at its cancel is closed once open
+        assert _descriptors() <= steady + 8  # the worker threads' opens at most
+        await read()
+    finally:
+        await close_database(db)

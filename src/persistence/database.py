@@ -88,11 +88,14 @@ class _Frame:
     open: bool = True
     written: set[str] = attrs.field(factory=set)
     """The tables written in the transaction, shared by its frames; announced at commit."""
+    snapshot: bool = False
+    """A `read_snapshot()` block's, which only reads, rather than a transaction's."""
 
     def check(self) -> None:
         """Refuse use of a frame that has ended or that a nested block covers."""
         if not self.open:
-            raise DatabaseError("this transaction() block has ended: use a database outside it")
+            block = "read_snapshot()" if self.snapshot else "transaction()"
+            raise DatabaseError(f"this {block} block has ended: use a database outside it")
         if self.child is not None:
             raise DatabaseError(
                 "a nested transaction() is open on this transaction: use the database it "
@@ -309,6 +312,11 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     Nested use makes a savepoint, so an inner block can fail alone.
     """
     frame = require_database(db)._frame  # noqa: SLF001
+    if frame is not None and frame.snapshot:
+        frame.check()
+        raise DatabaseError(
+            "a read_snapshot() block only reads: open transaction() on the database outside it"
+        )
     if frame is not None:
         async with _savepoint(db, frame) as nested:
             yield nested
@@ -341,16 +349,26 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
 
 @contextlib.asynccontextmanager
 async def read_snapshot(db: Database) -> AsyncIterator[Database]:
-    """Give a `db` whose reads in the block all see one committed state, writers going on.
+    """Give a `db` whose reads in the block all see the state committed when it began.
+
+    Writers go on meanwhile, and what they commit is not seen in the block.
 
     Inside `transaction()`, `db` is given as it is: its block sees its own writes. Only reads:
-    a write raises `DatabaseError`.
+    a write raises `DatabaseError`, as does a call after the block.
     """
     if require_database(db)._frame is not None:  # noqa: SLF001
         yield db
         return
     async with translate_errors(db), db._backend.snapshot() as reading:  # noqa: SLF001
-        yield attrs.evolve(db, frame=_Frame(reading, asyncio.Lock()))
+        frame = _Frame(reading, asyncio.Lock(), snapshot=True)
+        try:
+            yield attrs.evolve(db, frame=frame)
+        finally:
+            frame.open = False
+            # A read that another task sent through the block may still be running: the
+            # snapshot ends after it, never under it, and refuses the calls that come later.
+            async with frame.lock:
+                pass
 
 
 @contextlib.asynccontextmanager

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
+_BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
+"""Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
@@ -341,8 +343,12 @@ class PostgresBackend:
         return translate_postgres(error, self.command_timeout)
 
     def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
-        """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state."""
-        return self._transaction_block(None, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state.
+
+        Its state is fixed by its first query, not by BEGIN: one runs with BEGIN, in the same
+        round trip, so that the state is the one when the block began, as on SQLite.
+        """
+        return self._transaction_block(None, _BEGIN_SNAPSHOT)
 
     async def backup_file(self, path: str) -> None:
         """Refuse: PostgreSQL has no file of its own; `persistence.backup` copies its rows."""

@@ -85,6 +85,7 @@ class SqliteBackend:
         self.queries = queries
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
+        self._open_reader = open_reader
         self._readers = Readers(reader, open_reader, self._in_thread)
         self._writer = Writer(writer, self._in_thread, busy_timeout)
         self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
@@ -124,7 +125,13 @@ class SqliteBackend:
         """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
         loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run
-        return await loop.run_in_executor(self._executor, run, function, *args)
+        try:
+            work = loop.run_in_executor(self._executor, run, function, *args)
+        except RuntimeError:  # "cannot schedule new futures after shutdown": a close stopped them
+            if not self._closed:
+                raise
+            raise DatabaseError("the SQLite database is closed") from None
+        return await work
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
         """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
@@ -209,8 +216,7 @@ class SqliteBackend:
         """
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
-        source = _read_only_uri(self._path)
-        await finish_then_cancel(self._in_thread(_backup_into, source, path, self._busy_timeout))
+        await finish_then_cancel(self._in_thread(_backup_into, self._open_reader, path))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
@@ -332,22 +338,24 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
     # on the loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.
     connect = functools.partial(
         sqlite3.connect,
-        target,
         timeout=busy_timeout,
         isolation_level=None,  # this package opens and ends every transaction itself
         check_same_thread=False,  # shared by the loop and worker threads, one at a time
-        uri=not create,
         cached_statements=256,
     )
     try:
-        writer = connect()
+        writer = connect(target, uri=not create)
     except sqlite3.Error as error:
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
-
-    def open_reader() -> sqlite3.Connection:
-        connection = connect()
-        connection.execute("PRAGMA query_only = ON")
-        return connection
+    real = Path(path).resolve()
+    # Readers open the file the writer opened, never a new one (mode=rw), and check that it is.
+    readers_target = target if not create else f"file:{quote(str(real))}?mode=rw"
+    open_reader = functools.partial(
+        _open_reader,
+        functools.partial(connect, readers_target, uri=True),
+        (real, _identity_of(real)),
+        path,
+    )
 
     reader: sqlite3.Connection | None = None
     # A read-only connection keeps the file's journal mode: setting one would write.
@@ -367,6 +375,48 @@ def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) 
             reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
     return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout, path=path)
+
+
+def _open_reader(
+    connect: Callable[[], sqlite3.Connection],
+    opened: tuple[Path, tuple[int, int] | None],
+    path: str,
+) -> sqlite3.Connection:
+    """Open a reader on the file the database opened: `opened` is its real path and identity."""
+    try:
+        connection = connect()
+    except sqlite3.OperationalError:
+        _check_same_file(*opened, path)  # "unable to open": say why, if it is this
+        raise
+    try:
+        connection.execute("PRAGMA query_only = ON")
+        _check_same_file(*opened, path)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _identity_of(file: Path) -> tuple[int, int] | None:
+    """Name the file at `file` by its device and inode; None if there is none."""
+    try:
+        found = file.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _check_same_file(file: Path, opened: tuple[int, int] | None, path: str) -> None:
+    """Refuse a file at `file` other than the one the database opened: it was swapped meanwhile.
+
+    The writer and the loop's reader go on with the file they opened; a reader opened later on
+    another file would read another database, and one on no file would make an empty one.
+    """
+    if _identity_of(file) != opened:
+        raise DatabaseError(
+            f"the SQLite database file {path!r} is no longer the file this database opened: "
+            "it was deleted, moved or replaced meanwhile. Open the database again"
+        )
 
 
 def _switch_to_wal(writer: sqlite3.Connection, wait: float) -> None:
@@ -416,16 +466,14 @@ def _make_folder_of(path: str) -> None:
         raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
 
 
-def _backup_into(source: str, path: str, timeout: float) -> None:
-    """Copy the database at URI `source` into a new file at `path`, as one committed state.
+def _backup_into(open_reader: Callable[[], sqlite3.Connection], path: str) -> None:
+    """Copy the database, read by a reader of its own, into a new file at `path`, as one state.
 
     One step of the backup API reads under one read transaction, while writers go on; the copy
     leaves WAL mode, to be one self-contained file.
     """
     with (
-        contextlib.closing(
-            sqlite3.connect(source, uri=True, timeout=timeout, isolation_level=None)
-        ) as reading,
+        contextlib.closing(open_reader()) as reading,
         contextlib.closing(sqlite3.connect(path, isolation_level=None)) as copy,
     ):
         reading.backup(copy, pages=-1)  # every page in one step: one read transaction

@@ -146,7 +146,16 @@ class Readers:
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:
         """Hold a reader of its own in a read transaction for the block; writers go on (WAL)."""
-        reader = await kept_if_cancelled(self._in_thread(_begin_reading, self._open_reader), _end)
+        # Cancelled before its thread starts, the reader is not opened: a burst of cancels
+        # would open (and SQLite keep the descriptors of) as many readers as were queued.
+        gone = threading.Event()
+        opening = self._in_thread(_begin_reading, self._open_reader, gone)
+        try:
+            reader = await kept_if_cancelled(opening, _end)
+        except asyncio.CancelledError:
+            gone.set()
+            raise
+        assert reader is not None  # noqa: S101  # only a cancelled caller's open gives none
         snapshot = Snapshot(reader, self._in_thread)
         with self._guard:
             if self._closed:
@@ -202,8 +211,15 @@ class Snapshot:
         _end(self._reader)
 
 
-def _begin_reading(open_reader: Callable[[], sqlite3.Connection]) -> sqlite3.Connection:
-    """Open a reader and start its read transaction: the state it sees is fixed by this read."""
+def _begin_reading(
+    open_reader: Callable[[], sqlite3.Connection], gone: threading.Event
+) -> sqlite3.Connection | None:
+    """Open a reader and start its read transaction: the state it sees is fixed by this read.
+
+    None, and nothing opened, if the caller is `gone` already.
+    """
+    if gone.is_set():
+        return None
     reader = open_reader()
     try:
         reader.execute("BEGIN")
@@ -214,8 +230,10 @@ def _begin_reading(open_reader: Callable[[], sqlite3.Connection]) -> sqlite3.Con
     return reader
 
 
-def _end(reader: sqlite3.Connection) -> None:
-    """End a snapshot's read transaction and close its reader."""
+def _end(reader: sqlite3.Connection | None) -> None:
+    """End a snapshot's read transaction and close its reader, if one was opened."""
+    if reader is None:
+        return
     try:
         if reader.in_transaction:
             reader.execute("ROLLBACK")
