@@ -64,6 +64,12 @@ class Backend(Protocol):
     def lend(self) -> AbstractAsyncContextManager[Connection]:
         """Lend a connection for one statement, which is atomic and durable on its own."""
 
+    def lend_at_once(self) -> Connection | None:
+        """Give the connection `lend()` lends, if lending waits for nothing and ends in nothing.
+
+        SQLite's session is such a connection; a pooled one is not: None, and `lend()` it.
+        """
+
     def begin(self) -> AbstractAsyncContextManager[Connection]:
         """Open a transaction holding the write lock from its start; commit or roll back."""
 

@@ -32,6 +32,18 @@ class _GivenBack(threading.local):
 _GIVEN_BACK: Final = _GivenBack()
 
 
+def loop_held() -> bool:
+    """Whether `share_loop()` would give the loop back now, or first meet this loop.
+
+    A look without a coroutine, for code that runs once per query:
+    `if loop_held(): await share_loop()`.
+    """
+    given = _GIVEN_BACK
+    return (
+        given.loop is not asyncio.get_running_loop() or time.perf_counter() - given.at > LOOP_SLICE
+    )
+
+
 async def share_loop() -> None:
     """Give the loop back if the package has held it for a slice since it last did."""
     loop = asyncio.get_running_loop()

@@ -258,6 +258,9 @@ class PostgresBackend:
         """Lend the lane or a pooled connection for one statement."""
         return _Lent(self)
 
+    def lend_at_once(self) -> None:
+        """Give nothing: a connection comes from the lane or the pool, through `lend()`."""
+
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
         return self._transaction_block(None)

@@ -121,6 +121,11 @@ class SqliteBackend:
         self.check_loop()
         return self._lent
 
+    def lend_at_once(self) -> SqliteSession:
+        """Give the session `lend()` lends, without a context to enter and leave."""
+        self.check_loop()
+        return self._autocommit
+
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
         """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
         loop = asyncio.get_running_loop()

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from persistence._backend import finish_then_cancel, kept_if_cancelled
-from persistence._loop import SLICE_ITEMS, share_loop
+from persistence._loop import SLICE_ITEMS, loop_held, share_loop
 from persistence._sqlite.statements import (
     COUNT,
     MANY,
     ROW,
+    ROWS,
     VALUE,
     Budget,
     Mode,
@@ -45,15 +45,24 @@ class Reads(Protocol):
         """Run one read and give its rows, mapped by `rows_as` if given."""
 
 
-async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
-    """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time."""
+def mapped_now(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
+    """Map what an unmapped `execute` gave in one go: one row, or a slice of rows at most.
+
+    What `map_rows` does when there is no slice to give the loop back between, without a
+    coroutine: most reads give one row or one short page.
+    """
     # Compared by identity: an Enum's hash runs in Python, and a set of three cost four.
     if rows_as is None or mode is VALUE or mode is COUNT or mode is MANY:
         return picked
     if mode is ROW:
         return None if picked is None else rows_as((picked,))[0]
-    if len(picked) <= SLICE_ITEMS:
-        return rows_as(picked)
+    return rows_as(picked)
+
+
+async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
+    """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time."""
+    if mode is not ROWS or rows_as is None or len(picked) <= SLICE_ITEMS:
+        return mapped_now(rows_as, picked, mode)
     mapped: list[Any] = []
     for start in range(0, len(picked), SLICE_ITEMS):
         mapped += rows_as(picked[start : start + SLICE_ITEMS])
@@ -61,30 +70,39 @@ async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
     return mapped
 
 
+def must_map_in_slices(rows_as: RowMapper | None, picked: Any, mode: Mode) -> bool:
+    """Whether `map_rows` would give the loop back between slices: more rows than a slice."""
+    return mode is ROWS and rows_as is not None and len(picked) > SLICE_ITEMS
+
+
 async def within_budget(
+    connection: sqlite3.Connection,
     plan: Plan,
-    budget: Budget,
-    run: Callable[[], Any],
-    elsewhere: Callable[[], Awaitable[Any]],
+    params: Any,
+    mode: Mode,
     *,
+    budget: Budget,
+    elsewhere: Callable[[Plan, Any, Mode], Awaitable[Any]],
     when_busy: bool,
 ) -> Any:
-    """Give what `run()` gives on the loop, or `elsewhere()` once it runs past the budget.
+    """Give what `execute` gives on `connection`, or what `elsewhere` gives once past the budget.
 
     A `plan` marked to run long goes elsewhere at once; with `when_busy`, one that must wait
-    for a lock too.
+    for a lock too. Called with the parts of the call, not with functions made for it: one
+    call makes no objects of its own.
     """
     if plan.runs_long:
-        return await elsewhere()
-    await share_loop()
+        return await elsewhere(plan, params, mode)
+    if loop_held():
+        await share_loop()
     budget.arm()
     try:
-        return run()
+        return execute(connection, plan, params, mode)
     except sqlite3.OperationalError as error:
         if not (budget.tripped or (when_busy and is_busy(error))):
             raise
         budget.disarm()
-        return await elsewhere()
+        return await elsewhere(plan, params, mode)
     finally:
         budget.disarm()
 
@@ -111,10 +129,18 @@ class Readers:
 
     async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread."""
-        elsewhere = functools.partial(self._read_in_thread, plan, params, mode)
-        run = functools.partial(execute, self.connection, plan, params, mode)
-        picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=True)
-        return await map_rows(rows_as, picked, mode)
+        picked = await within_budget(
+            self.connection,
+            plan,
+            params,
+            mode,
+            budget=self._budget,
+            elsewhere=self._read_in_thread,
+            when_busy=True,
+        )
+        if must_map_in_slices(rows_as, picked, mode):
+            return await map_rows(rows_as, picked, mode)
+        return mapped_now(rows_as, picked, mode)
 
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:
         if self._idle:

@@ -19,7 +19,6 @@ import asyncio
 import collections
 import contextvars
 import enum
-import functools
 import sqlite3
 import time
 from collections.abc import Awaitable
@@ -111,12 +110,13 @@ class Writer:
         if plan.writes and not plan.runs_long:
             await share_loop()
             return execute(writer, plan, params, mode, rows_as)
-        run = functools.partial(execute, writer, plan, params, mode)
 
-        def elsewhere() -> Awaitable[Any]:
-            return finish_then_cancel(self._in_thread(run))
+        def elsewhere(plan: Plan, params: Any, mode: Mode) -> Awaitable[Any]:
+            return finish_then_cancel(self._in_thread(execute, writer, plan, params, mode))
 
-        picked = await within_budget(plan, self._budget, run, elsewhere, when_busy=False)
+        picked = await within_budget(
+            writer, plan, params, mode, budget=self._budget, elsewhere=elsewhere, when_busy=False
+        )
         return await map_rows(rows_as, picked, mode)
 
     def leased(self) -> sqlite3.Connection:
