@@ -11,6 +11,7 @@ from typing import Final
 from persistence.exceptions import ValidationError
 
 _FROM_ISO = dt.datetime.fromisoformat
+_UTC: Final = dt.UTC
 _TO_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 """One encoder for every write: `json.dumps` with options builds a new one per call."""
 _SCAN_ONCE = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # takes a decoder
@@ -18,6 +19,8 @@ _SCAN_ONCE = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # takes
 
 def encode_datetime(value: dt.datetime) -> str:
     """Store an aware datetime as fixed-width UTC ISO 8601 text, which sorts in time order."""
+    if value.tzinfo is _UTC:  # as models keep their times: nothing to check or shift
+        return value.isoformat(timespec="microseconds")
     if value.utcoffset() is None:
         raise ValidationError("query", "datetime", f"naive datetime {value} cannot be stored")
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
