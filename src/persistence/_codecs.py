@@ -13,12 +13,15 @@ from persistence._guards import MAX_INT, MAX_JSON_DEPTH, MAX_JSON_FLOAT, MIN_INT
 from persistence.exceptions import ValidationError
 
 _FROM_ISO = dt.datetime.fromisoformat
+_UTC: Final = dt.UTC
 _TO_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 """One encoder for every write: `json.dumps` with options builds a new one per call."""
 
 
 def encode_datetime(value: dt.datetime) -> str:
     """Store an aware datetime as fixed-width UTC ISO 8601 text, which sorts in time order."""
+    if value.tzinfo is _UTC:  # as models keep their times: nothing to check or shift
+        return value.isoformat(timespec="microseconds")
     if value.utcoffset() is None:
         raise ValidationError("query", "datetime", f"naive datetime {value} cannot be stored")
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
