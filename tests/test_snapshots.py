@@ -20,13 +20,14 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    ValidationError,
     all_results,
     close_database,
     open_database,
     save_result,
     save_results,
 )
-from persistence.backup import backup_database
+from persistence.backup import backup_database, copy_database
 from persistence.database import read_snapshot, transaction
 from persistence.migrations import migrate
 from test_plain_ids import plain_sql
@@ -293,3 +294,16 @@ async def test_a_burst_of_cancelled_snapshots_opens_no_reader_for_each(tmp_path:
         await read()
     finally:
         await close_database(db)
+
+
+async def test_a_copy_of_a_snapshots_database_names_the_snapshot(db: Database) -> None:
+    """A copy opens its own snapshot and transaction: it refuses a database bound to a block.
+
+    For a `read_snapshot()` block, the refusal said "is inside transaction()".
+    """
+    async with read_snapshot(db) as seen:
+        with pytest.raises(ValidationError, match=r"copy\.source: .*read_snapshot\(\) block"):
+            await copy_database(seen, db)
+    async with transaction(db) as tx:
+        with pytest.raises(ValidationError, match=r"copy\.target: .*transaction\(\) block"):
+            await copy_database(db, tx)

@@ -196,11 +196,11 @@ def _report(source: str, target: str, sizes: dict[str, int], started: float) -> 
 
 
 def _check_database(name: str, db: object) -> None:
-    """Refuse what is not an open Database, or one bound to a transaction() block."""
-    if require_database(db, name).in_transaction:
-        raise ValidationError(
-            "copy", name, "is inside transaction(): a copy opens its own transaction"
-        )
+    """Refuse what is not an open Database, or one bound to a block of its caller's."""
+    block = require_database(db, name).block
+    if block is not None:
+        reason = f"is bound to a {block} block: a copy opens its own snapshot and transaction"
+        raise ValidationError("copy", name, reason)
 
 
 async def _require_migrated(db: Database, which: str) -> None:

@@ -91,11 +91,15 @@ class _Frame:
     snapshot: bool = False
     """A `read_snapshot()` block's, which only reads, rather than a transaction's."""
 
+    @property
+    def block(self) -> str:
+        """Name the block the frame is of, as its user opened it."""
+        return "read_snapshot()" if self.snapshot else "transaction()"
+
     def check(self) -> None:
         """Refuse use of a frame that has ended or that a nested block covers."""
         if not self.open:
-            block = "read_snapshot()" if self.snapshot else "transaction()"
-            raise DatabaseError(f"this {block} block has ended: use a database outside it")
+            raise DatabaseError(f"this {self.block} block has ended: use a database outside it")
         if self.child is not None:
             raise DatabaseError(
                 "a nested transaction() is open on this transaction: use the database it "
@@ -129,8 +133,13 @@ class Database:
 
     @property
     def in_transaction(self) -> bool:
-        """Whether calls on this value join a transaction opened by `transaction()`."""
+        """Whether calls on this value join a block: `transaction()` or `read_snapshot()`."""
         return self._frame is not None
+
+    @property
+    def block(self) -> str | None:
+        """The block whose calls this value joins, `transaction()` or `read_snapshot()`, or None."""
+        return None if self._frame is None else self._frame.block
 
 
 def require_database(db: object, name: str = "db") -> Database:
