@@ -176,19 +176,17 @@ def decode_json_column(rows: Sequence[Sequence[object]], index: int) -> list[obj
     texts = [row[index] for row in rows]
     if len(texts) < _JOINED_FROM:
         return [decode_json(text) for text in texts]
-    if all(type(text) is str for text in texts):
-        joined = f"[{','.join(texts)}]"  # type: ignore[arg-type]  # all str
-        try:
-            values: object = _DECODER.decode(joined)
-        except (ValueError, RecursionError):  # read row by row, which names the bad text
-            pass
-        else:
-            may_break = _may_hold_escape_or_long_int(joined) or (
-                max(map(len, texts)) > _NESTED_FROM  # type: ignore[arg-type]  # all str
-                and any(map(_nests_too_deep, texts))  # type: ignore[arg-type]  # all str
-            )
-            if type(values) is list and len(values) == len(texts) and not may_break:
-                return values
+    try:
+        joined = f"[{','.join(texts)}]"  # type: ignore[arg-type]  # a TypeError if not all str
+        values: object = _DECODER.decode(joined)
+    except (TypeError, ValueError, RecursionError):  # read row by row, which names the bad text
+        return [decode_json(text) for text in texts]
+    may_break = _may_hold_escape_or_long_int(joined) or (
+        max(map(len, texts)) > _NESTED_FROM  # type: ignore[arg-type]  # all str
+        and any(map(_nests_too_deep, texts))  # type: ignore[arg-type]  # all str
+    )
+    if type(values) is list and len(values) == len(texts) and not may_break:
+        return values
     return [decode_json(text) for text in texts]
 
 
