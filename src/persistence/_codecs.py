@@ -137,7 +137,8 @@ def decode_json_text(text: str) -> object:
         raise
     except (ValueError, RecursionError) as error:  # RecursionError: nested too deep for Python
         raise _unreadable("json", "one JSON value", text, error) from None
-    if "\\u" in text or _nests_too_deep(text):  # an escape may be of a NUL or a lone surrogate
+    # An escape may be of a NUL or a lone surrogate; a short text cannot nest too deep.
+    if "\\u" in text or (len(text) > _NESTED_FROM and _nests_too_deep(text)):
         return _within_rules(value, text)
     return value
 
