@@ -147,6 +147,9 @@ class PostgresBackend:
     _snapshots: set[PgConnection] = attrs.field(init=False, factory=set)
     """The connections of the open snapshots: the close rolls them back and takes them at once."""
     _closed: bool = attrs.field(init=False, default=False)
+    _out: set[PgConnection] = attrs.field(init=False, factory=set)
+    """The connections taken from the pool and not yet handed back: the close waits for them."""
+    _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
@@ -177,12 +180,15 @@ class PostgresBackend:
 
     async def _take(self) -> PgConnection:
         try:
-            return await self._pool.acquire(timeout=self.connect_timeout)
+            connection = await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
             raise DatabaseError(
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+        self._out.add(connection)
+        self._all_back.clear()
+        return connection
 
     def _hand_back(self, connection: PgConnection) -> None:
         """Give back, rolled back if need be, a connection whose taker was cancelled meanwhile."""
@@ -223,6 +229,9 @@ class PostgresBackend:
             cancelled = True
         except Exception:  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
             _terminate(connection)
+        self._out.discard(connection)
+        if not self._out:
+            self._all_back.set()
         if cancelled:
             raise asyncio.CancelledError
 
@@ -455,7 +464,12 @@ class PostgresBackend:
         while self._in_flight:  # a connect that ends hands its connection back: wait for both
             await asyncio.wait(tuple(self._in_flight))
         try:
+            # The blocks of other tasks end first, within a statement's bounds; then each idle
+            # connection says goodbye within the release timeout: a silent server never answers.
             async with asyncio.timeout(self.release_timeout + self.command_timeout):
+                while self._out:
+                    await self._all_back.wait()
+            async with asyncio.timeout(self.release_timeout):
                 await self._pool.close()
         except TimeoutError:
             self._pool.terminate()
