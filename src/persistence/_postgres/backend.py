@@ -452,10 +452,18 @@ class PostgresBackend:
         """End the open snapshots, give the lane back and close the pool when blocks have ended.
 
         A snapshot only reads: it is rolled back at once, even inside its own block, which then
-        ends quietly. What does not answer within the bounds is terminated.
+        ends quietly. What does not answer within the bounds is terminated, and so is every
+        connection when the close is cancelled: none is left open for a close that never comes.
         """
         self.check_loop()
         self._closed = True
+        try:
+            await self._close_gently()
+        except BaseException:
+            self._pool.terminate()
+            raise
+
+    async def _close_gently(self) -> None:
         snapshots, self._snapshots = self._snapshots, set()
         for connection in snapshots:  # a read under way on one fails: it is terminated
             self._tracked(self.give_back(connection, clean=False))
