@@ -37,6 +37,7 @@ _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_time
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
 """Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
+_CLOSED: Final = "PostgreSQL: the database is closed"
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
@@ -151,6 +152,11 @@ class PostgresBackend:
     """The connections taken from the pool and not yet handed back: the close waits for them."""
     _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the close has begun: no connection is lent after."""
+        return self._closed
+
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
         if asyncio.get_running_loop() is self._loop:
@@ -179,6 +185,9 @@ class PostgresBackend:
         return await kept_if_cancelled(self._tracked(self._take()), self._hand_back)
 
     async def _take(self) -> PgConnection:
+        """Take a pool connection, unless the close has begun: it waits only for calls under way."""
+        if self._closed:
+            raise DatabaseError(_CLOSED)
         try:
             connection = await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
@@ -188,6 +197,9 @@ class PostgresBackend:
             ) from error
         self._out.add(connection)
         self._all_back.clear()
+        if self.closed:  # the close began while this call waited for a connection
+            await self.give_back(connection, clean=True)
+            raise DatabaseError(_CLOSED)
         return connection
 
     def _hand_back(self, connection: PgConnection) -> None:
@@ -301,7 +313,7 @@ class PostgresBackend:
             raise
         if snapshot and self._closed:  # begun as the close ended the others: ends alike
             await self.give_back(connection, clean=False)
-            raise DatabaseError("PostgreSQL: the database is closed")
+            raise DatabaseError(_CLOSED)
         if snapshot:
             self._snapshots.add(connection)
         clean = timed_out = False
