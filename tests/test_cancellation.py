@@ -22,12 +22,15 @@ from _proxy import proxied
 from _server import own_connections
 from persistence import (
     Database,
+    DatabaseError,
     TestResult,
     TestStatus,
     TestType,
     all_results,
+    close_database,
     connect,
     migrate,
+    open_database,
     save_result,
     save_results,
     transaction,
@@ -324,3 +327,28 @@ async def test_a_block_cancelled_while_postgres_connects_leaves_no_error_unread(
         assert reported == []
         assert Counter(int(r.metadata["tag"]) for r in await all_results(db)) == {2: 2}  # type: ignore[arg-type]
     await no_connection_left(url)
+
+
+async def test_a_close_cancelled_at_any_point_leaves_no_connection(
+    migrated_postgres_url: str,
+) -> None:
+    """PostgreSQL: a close cancelled at any of its awaits still closes every connection.
+
+    Cancelled before the pool's own close began (giving the lane back, waiting for a connect),
+    it left the pool open with every connection it held, until a second close or the end of
+    the process; cancelled later, asyncpg terminated them. It now terminates them either way,
+    and the cancellation goes on.
+    """
+    url = migrated_postgres_url
+    for steps in range(1, 12):  # cancelled before its first step, a task runs no line of it
+        db = await open_database(url, command_timeout=5, release_timeout=0.5)
+        await asyncio.gather(*(all_results(db) for _ in range(4)))  # the lane and the pool
+        closing = asyncio.ensure_future(close_database(db))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        await no_connection_left(url)
+        with pytest.raises(DatabaseError, match="closed"):
+            await all_results(db)

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from _proxy import Proxy, proxied
-from _server import kill_own_connections
+from _server import kill_own_connections, own_connections
 from persistence import (
     Database,
     DatabaseError,
@@ -289,3 +289,74 @@ async def test_opening_through_a_silent_network_fails_within_the_connect_timeout
                 release_timeout=RELEASE_TIMEOUT,
             )
         assert time.monotonic() - started < BOUND
+
+
+async def test_closing_on_a_silent_network_takes_the_release_timeout(postgres_url: str) -> None:
+    """A close with nothing lent, the network silent, ends within `release_timeout`, leaving none.
+
+    Each idle connection's goodbye waited for the server's answer: the whole close took
+    `release_timeout` plus `command_timeout` (61 s by default) before it terminated them.
+    """
+    async with connect(postgres_url) as db:
+        await migrate(db)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url, connect_timeout=CONNECT_TIMEOUT, command_timeout=30, release_timeout=0.3
+        )
+        try:
+            await asyncio.gather(*(all_results(db) for _ in range(4)))  # the lane and the pool
+            assert await own_connections(postgres_url) >= 2  # at least those
+            proxy.silence()
+            started = time.monotonic()
+            async with asyncio.timeout(BOUND):
+                await close_database(db)
+            assert time.monotonic() - started < 1.0
+        finally:
+            proxy.cut()
+            await close_database(db)
+    await _until_none_left(postgres_url)
+
+
+async def _until_none_left(url: str) -> None:
+    """Wait until the server has ended every connection of the test's: a cut one ends soon."""
+    async with asyncio.timeout(BOUND):
+        while await own_connections(url):  # noqa: ASYNC110  # asked of the server
+            await asyncio.sleep(0.05)
+
+
+async def test_a_close_refuses_new_calls_and_waits_only_for_those_under_way(
+    postgres_url: str,
+) -> None:
+    """Tasks that call on in a loop while the database closes end with DatabaseError, soon.
+
+    Calls and blocks begun after the close began were lent connections until the pool's own
+    close: tasks calling in a loop kept one out, and the close waited its whole bound
+    (`release_timeout` plus `command_timeout`), then cut the blocks under way off.
+    """
+    async with connect(postgres_url) as db:
+        await migrate(db)
+    db = await open_database(postgres_url, command_timeout=5, release_timeout=0.3, pool_size=4)
+
+    async def call_on(block: bool) -> str:  # noqa: FBT001  # the two kinds of call
+        try:
+            while True:
+                if block:
+                    async with transaction(db) as tx:
+                        await save_result(tx, result())
+                        await asyncio.sleep(0.005)
+                        await save_result(tx, result())
+                else:
+                    await all_results(db)
+        except DatabaseError as error:
+            return str(error)
+
+    callers = [asyncio.ensure_future(call_on(n % 2 == 0)) for n in range(8)]
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    async with asyncio.timeout(BOUND * 3):
+        await close_database(db)
+    assert time.monotonic() - started < 1.0
+    async with asyncio.timeout(BOUND):
+        ended = await asyncio.gather(*callers)
+    assert all("closed" in why for why in ended), ended
+    assert await own_connections(postgres_url) == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from _server import own_connections
 from persistence import (
     Database,
     DatabaseError,
@@ -307,3 +308,26 @@ async def test_a_copy_of_a_snapshots_database_names_the_snapshot(db: Database) -
     async with transaction(db) as tx:
         with pytest.raises(ValidationError, match=r"copy\.target: .*transaction\(\) block"):
             await copy_database(db, tx)
+
+
+async def test_closing_inside_a_snapshot_ends_it_at_once_on_both_engines(
+    database_url: str, db: Database
+) -> None:
+    """close_database in the snapshot's own block returns at once, leaving no connection open.
+
+    On PostgreSQL the close waited for the snapshot's connection, which its own block held:
+    `release_timeout` plus `command_timeout` (61 s by default), then terminated it.
+    """
+    await save_result(db, result())
+    postgres = not database_url.endswith(".db")
+    before = await own_connections(database_url) if postgres else 0
+    short = await open_database(database_url, command_timeout=5, release_timeout=1)
+    started = asyncio.get_running_loop().time()
+    async with read_snapshot(short) as seen:
+        assert len(await all_results(seen)) == 1
+        await close_database(short)
+        assert asyncio.get_running_loop().time() - started < 2  # 6 s before
+        with pytest.raises(DatabaseError, match="closed"):
+            await all_results(seen)
+    if postgres:
+        assert await own_connections(database_url) == before

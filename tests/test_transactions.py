@@ -17,10 +17,12 @@ from persistence import (
     TestStatus,
     TestType,
     all_results,
+    close_database,
     find_config_entry_by_key,
     get_config_value,
     get_result,
     list_results,
+    open_database,
     save_config_entry,
     save_result,
     save_results,
@@ -300,3 +302,26 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
         await save_result(sqlite_db, result())
     assert hops == ["_run_writes"] * 3, hops
     assert len(await all_results(sqlite_db)) == 3
+
+
+async def test_closing_inside_the_blocks_own_transaction_is_refused_at_once(
+    database_url: str, db: Database
+) -> None:
+    """close_database in a transaction() block, which it would wait for, is refused at once.
+
+    SQLite waited for the block's lease forever; PostgreSQL for its connection, `release_timeout`
+    plus `command_timeout` (61 s by default), and then cut the transaction off. The block goes on
+    and commits; a task that outlives the block may close the database afterwards.
+    """
+    short = await open_database(database_url, command_timeout=5, release_timeout=1)
+    try:
+        async with asyncio.timeout(2), transaction(short) as tx:
+            await save_result(tx, result())
+            for closing in (short, tx):
+                with pytest.raises(DatabaseError, match="would wait for the block"):
+                    await close_database(closing)
+            with pytest.raises(DatabaseError, match="would wait for the block"):
+                await asyncio.ensure_future(close_database(short))  # a task the block started
+        assert len(await all_results(db)) == 1
+    finally:
+        await close_database(short)

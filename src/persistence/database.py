@@ -64,6 +64,11 @@ _OUTER_IN_BLOCK: Final = (
     "for the block forever"
 )
 
+_CLOSE_IN_BLOCK: Final = (
+    "close_database() was called inside a transaction() block of this database, and would wait "
+    "for the block to end: close it after the block"
+)
+
 
 WriteWatcher = Callable[[frozenset[str]], None]
 """Told the tables that a write through this package changed, once it has ended."""
@@ -242,8 +247,15 @@ def split_script(engine: Engine, script: str) -> list[str]:
 
 
 async def close_database(db: Database) -> None:
-    """Close the connections behind `db`, after the writes already queued."""
-    await require_database(db)._backend.close()  # noqa: SLF001  # the module that made it closes it
+    """Close the connections behind `db`, after the writes already queued.
+
+    A `transaction()` block open in another task ends first; one open in this task (or a task
+    it started), which the close would wait for, is refused. A `read_snapshot()` block, which
+    only reads, ends at once: its later calls raise `DatabaseError`.
+    """
+    backend = require_database(db)._backend  # noqa: SLF001  # the module that made it closes it
+    _refuse_outer(backend, _CLOSE_IN_BLOCK)
+    await backend.close()
 
 
 def _for_a_block(
@@ -298,10 +310,11 @@ def backend_of(db: Database) -> Backend:
     return require_database(db)._backend  # noqa: SLF001
 
 
-def _refuse_outer(backend: Backend) -> None:
+def _refuse_outer(backend: Backend, why: str = _OUTER_IN_BLOCK) -> None:
+    """Raise `why` in a transaction() block of `backend`, or in a task it started."""
     for block in _OPEN_BLOCKS.get():
         if block.open and block.backend is backend:
-            raise DatabaseError(_OUTER_IN_BLOCK)
+            raise DatabaseError(why)
 
 
 def check_usable(db: Database) -> None:

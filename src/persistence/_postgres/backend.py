@@ -37,6 +37,7 @@ _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_time
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
 """Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
+_CLOSED: Final = "PostgreSQL: the database is closed"
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
@@ -144,6 +145,17 @@ class PostgresBackend:
     _in_flight: set[asyncio.Future[Any]] = attrs.field(init=False, factory=set)
     """Connects that a cancelled caller left going, and the hand-backs of what they gave:
     the close waits for them."""
+    _snapshots: set[PgConnection] = attrs.field(init=False, factory=set)
+    """The connections of the open snapshots: the close rolls them back and takes them at once."""
+    _closed: bool = attrs.field(init=False, default=False)
+    _out: set[PgConnection] = attrs.field(init=False, factory=set)
+    """The connections taken from the pool and not yet handed back: the close waits for them."""
+    _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the close has begun: no connection is lent after."""
+        return self._closed
 
     def check_loop(self) -> None:
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
@@ -173,13 +185,22 @@ class PostgresBackend:
         return await kept_if_cancelled(self._tracked(self._take()), self._hand_back)
 
     async def _take(self) -> PgConnection:
+        """Take a pool connection, unless the close has begun: it waits only for calls under way."""
+        if self._closed:
+            raise DatabaseError(_CLOSED)
         try:
-            return await self._pool.acquire(timeout=self.connect_timeout)
+            connection = await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
             raise DatabaseError(
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+        self._out.add(connection)
+        self._all_back.clear()
+        if self.closed:  # the close began while this call waited for a connection
+            await self.give_back(connection, clean=True)
+            raise DatabaseError(_CLOSED)
+        return connection
 
     def _hand_back(self, connection: PgConnection) -> None:
         """Give back, rolled back if need be, a connection whose taker was cancelled meanwhile."""
@@ -220,6 +241,9 @@ class PostgresBackend:
             cancelled = True
         except Exception:  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
             _terminate(connection)
+        self._out.discard(connection)
+        if not self._out:
+            self._all_back.set()
         if cancelled:
             raise asyncio.CancelledError
 
@@ -273,7 +297,7 @@ class PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def _transaction_block(
-        self, lock_timeout: float | None, begin: str = "BEGIN"
+        self, lock_timeout: float | None, *, snapshot: bool = False
     ) -> AsyncIterator[PgConnection]:
         self.check_loop()
         connection = await self.acquire()
@@ -281,12 +305,17 @@ class PostgresBackend:
         # table, a session lock): its connection is closed, never handed to later calls.
         migrated = lock_timeout is not None
         try:
-            await connection.execute(begin)
+            await connection.execute(_BEGIN_SNAPSHOT if snapshot else "BEGIN")
         except BaseException:
             # Cut short between BEGIN's send and its answer, the server may still open the
             # transaction while asyncpg says there is none: closed, never handed back as clean.
             await self.give_back(connection, clean=False, timed_out=True)
             raise
+        if snapshot and self._closed:  # begun as the close ended the others: ends alike
+            await self.give_back(connection, clean=False)
+            raise DatabaseError(_CLOSED)
+        if snapshot:
+            self._snapshots.add(connection)
         clean = timed_out = False
         try:
             if lock_timeout is not None:
@@ -300,6 +329,8 @@ class PostgresBackend:
                         f"another migration runner held the lock for over {lock_timeout:g}s"
                     ) from error
             yield connection
+            if snapshot and connection not in self._snapshots:
+                return  # the close ended the snapshot: nothing to commit or hand back
             # Cut short, a COMMIT could still commit after the caller had gone on: it ends first.
             await finish_then_cancel(connection.execute("COMMIT"))
             clean = True
@@ -307,7 +338,9 @@ class PostgresBackend:
             timed_out = _timed_out(error)
             raise
         finally:
-            await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
+            if not snapshot or connection in self._snapshots:
+                self._snapshots.discard(connection)
+                await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -343,7 +376,7 @@ class PostgresBackend:
 
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map an asyncpg error to this package's error."""
-        return translate_postgres(error, self.command_timeout)
+        return translate_postgres(error, self.command_timeout, closed=self._closed)
 
     def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state.
@@ -351,7 +384,7 @@ class PostgresBackend:
         Its state is fixed by its first query, not by BEGIN: one runs with BEGIN, in the same
         round trip, so that the state is the one when the block began, as on SQLite.
         """
-        return self._transaction_block(None, _BEGIN_SNAPSHOT)
+        return self._transaction_block(None, snapshot=True)
 
     async def backup_file(self, path: str) -> None:
         """Refuse: PostgreSQL has no file of its own; `persistence.backup` copies its rows."""
@@ -428,14 +461,35 @@ class PostgresBackend:
         return listener
 
     async def close(self) -> None:
-        """Give the lane back and close the pool, terminating what does not answer."""
+        """End the open snapshots, give the lane back and close the pool when blocks have ended.
+
+        A snapshot only reads: it is rolled back at once, even inside its own block, which then
+        ends quietly. What does not answer within the bounds is terminated, and so is every
+        connection when the close is cancelled: none is left open for a close that never comes.
+        """
         self.check_loop()
+        self._closed = True
+        try:
+            await self._close_gently()
+        except BaseException:
+            self._pool.terminate()
+            raise
+
+    async def _close_gently(self) -> None:
+        snapshots, self._snapshots = self._snapshots, set()
+        for connection in snapshots:  # a read under way on one fails: it is terminated
+            self._tracked(self.give_back(connection, clean=False))
         async with self._lane_lock:
             await self._drop_lane()
         while self._in_flight:  # a connect that ends hands its connection back: wait for both
             await asyncio.wait(tuple(self._in_flight))
         try:
+            # The blocks of other tasks end first, within a statement's bounds; then each idle
+            # connection says goodbye within the release timeout: a silent server never answers.
             async with asyncio.timeout(self.release_timeout + self.command_timeout):
+                while self._out:
+                    await self._all_back.wait()
+            async with asyncio.timeout(self.release_timeout):
                 await self._pool.close()
         except TimeoutError:
             self._pool.terminate()

@@ -8,8 +8,13 @@ import asyncpg.pool
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
 
-def translate_postgres(error: BaseException, command_timeout: float) -> PersistenceError | None:  # noqa: PLR0911  # one case a line
-    """Map an asyncpg error to this package's error: None for errors that are not asyncpg's."""
+def translate_postgres(  # noqa: PLR0911  # one case a line
+    error: BaseException, command_timeout: float, *, closed: bool = False
+) -> PersistenceError | None:
+    """Map an asyncpg error to this package's error: None for errors that are not asyncpg's.
+
+    Once the database is `closed`, a lost or released connection is said to be closed.
+    """
     match error:
         case PersistenceError():
             return None
@@ -33,6 +38,8 @@ def translate_postgres(error: BaseException, command_timeout: float) -> Persiste
             | asyncpg.InternalClientError()
             | ConnectionError()
         ):
+            if closed:
+                return DatabaseError("PostgreSQL: the database is closed")
             # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
             pool = "released back to the pool" in str(error)
             why = "the server or the network closed it" if pool else detail(error)
