@@ -147,6 +147,13 @@ def argument(model: str, field: str, kind: type[_T], value: object, expected: st
     raise ValidationError(model, field, _type_problem(expected or kind.__name__, value))
 
 
+def with_method(model: str, field: str, value: _T, method: str, expected: str) -> _T:
+    """Check that an argument has `method` to call, such as a store's `sweep`, before it is used."""
+    if not callable(getattr(value, method, None)):
+        raise ValidationError(model, field, _type_problem(expected, value))
+    return value
+
+
 def at_least(model: str, field: str, value: object, minimum: int) -> int:
     """Check an int argument of `minimum` or more, such as a count to keep or a budget."""
     number = argument(model, field, int, value, "an int")
