@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from persistence import (
@@ -537,3 +537,33 @@ async def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(db: Database
     ]
     assert found[0].last_seen == T0 + dt.timedelta(minutes=2)
     assert await flaky_tests(db, T0 + dt.timedelta(minutes=2)) == []
+
+
+@ON_DATABASE
+@given(plans=run_plans, gone=st.integers(0, 5))
+@example(
+    plans=[
+        ("c1", {"t": (status, 0.0, second)})
+        for second, status in enumerate(
+            [TestStatus.PASSED, TestStatus.FAILED, TestStatus.PASSED, TestStatus.PASSED]
+        )
+    ],
+    gone=2,
+)
+async def test_results_whose_run_plain_sql_deleted_are_not_read_as_flaky(
+    db: Database, database_url: str, plans: list[Plan], gone: int
+) -> None:
+    """A run deleted by plain SQL without its foreign key leaves results that no run names.
+
+    The sqlite3 shell enforces no foreign key unless asked, and PostgreSQL's replica role
+    fires none: such results have no commit label, so `flaky_tests` reads none of them. It
+    counted them among a flaky test's results and flips, as if their run had a commit.
+    """
+    orphans = "DELETE FROM test_results WHERE run_id NOT IN (SELECT id FROM runs)"
+    await plain_sql(database_url, orphans)  # those of the example before
+    runs, _ = await _store(db, plans)
+    run_id = runs[gone % len(runs)].id
+    replica = "SET session_replication_role = replica" if "://" in database_url else "SELECT 1"
+    await plain_sql(database_url, replica, f"DELETE FROM runs WHERE id = {run_id}")  # noqa: S608  # the test's own SQL
+    runs, results = await all_runs(db), await all_results(db)
+    assert await flaky_tests(db, T0) == _flaky_oracle(runs, results, T0)
