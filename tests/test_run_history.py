@@ -421,6 +421,21 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
         await duration_figures(db, "a", slower_ratio=-1.0)
 
 
+async def test_an_empty_test_id_is_refused(db: Database) -> None:
+    """No result has an empty test id (the model and the schema refuse it): asking is an error.
+
+    `list_test_history`, `duration_figures` and `counterexamples` answered it with nothing,
+    so a script that lost its test id (`test-history ""`) printed an empty history.
+    """
+    for ask in (
+        lambda: list_test_history(db, ""),
+        lambda: duration_figures(db, ""),
+        lambda: counterexamples(db, ""),
+    ):
+        with pytest.raises(ValidationError, match=r"^TestResult\.test_id: must not be empty"):
+            await ask()
+
+
 async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> None:
     """A test's cursor for another test, or a run listing's cursor, is refused by name."""
     for minute in range(3):

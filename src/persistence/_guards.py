@@ -132,6 +132,14 @@ def key_text(model: str, field: str, value: object) -> str:
     return value
 
 
+def nonempty_text(model: str, field: str, value: object) -> str:
+    """Check a key given to look rows up by, which no row holds empty, such as a test id."""
+    text = key_text(model, field, value)
+    if not text:
+        raise ValidationError(model, field, "must not be empty")
+    return text
+
+
 def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
     """Check that a repository function was given the model it stores."""
     if not isinstance(value, kind):
