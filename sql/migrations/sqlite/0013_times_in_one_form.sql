@@ -7,7 +7,8 @@
 -- SQL with another offset (`2026-04-30T23:00:00-02:00`, an hour after 00:00 UTC) sorted by its
 -- digits, so `delete_results_before` deleted it as older than a cut-off it came after, and the
 -- windows of `slowest_tests` and `flaky_tests` left it out where PostgreSQL, which stores an
--- instant, counted it. A `Z`, a space for the `T`, or no fraction sorted wrongly too.
+-- instant, counted it. A `Z` or a space for the `T` sorted wrongly too, and a time without
+-- its fraction fell out of a window that starts at its very instant.
 --
 -- `test_results.created_at`, `runs.started_at` and `runs.ended_at` now CHECK that form; the
 -- CHECK costs an insert nothing measurable. SQLite cannot add a CHECK in place, so both tables
