@@ -100,6 +100,26 @@ async def test_a_bad_cutoff_is_refused_before_anything_is_deleted(
     assert await _count(db) == 5
 
 
+class _NoSweep:
+    """Has a `sweep` that is no method of a database: not a store of files."""
+
+    sweep = 1
+
+
+@pytest.mark.parametrize("artifacts", ["files", object(), _NoSweep()])
+async def test_a_bad_artifact_store_is_refused_before_anything_is_deleted(
+    db: Database, artifacts: object
+) -> None:
+    """Something that cannot sweep as `artifacts` is a ValidationError naming it, and nothing goes.
+
+    It was found out only after every old row was deleted, by a bare AttributeError.
+    """
+    await save_results(db, _rows(5, OLD, "expired"))
+    with pytest.raises(ValidationError, match="artifacts"):
+        await delete_results_before(db, CUTOFF, artifacts=artifacts)  # type: ignore[arg-type]  # bad on purpose
+    assert await _count(db) == 5
+
+
 @pytest.mark.usefixtures("small_batches")
 async def test_inside_a_transaction_retention_is_one_transaction(db: Database) -> None:
     """In a block, its batches are statements of the block: rolled back all together."""

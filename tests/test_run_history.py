@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from persistence import (
@@ -421,6 +421,21 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
         await duration_figures(db, "a", slower_ratio=-1.0)
 
 
+async def test_an_empty_test_id_is_refused(db: Database) -> None:
+    """No result has an empty test id (the model and the schema refuse it): asking is an error.
+
+    `list_test_history`, `duration_figures` and `counterexamples` answered it with nothing,
+    so a script that lost its test id (`test-history ""`) printed an empty history.
+    """
+    for ask in (
+        lambda: list_test_history(db, ""),
+        lambda: duration_figures(db, ""),
+        lambda: counterexamples(db, ""),
+    ):
+        with pytest.raises(ValidationError, match=r"^TestResult\.test_id: must not be empty"):
+            await ask()
+
+
 async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> None:
     """A test's cursor for another test, or a run listing's cursor, is refused by name."""
     for minute in range(3):
@@ -537,3 +552,33 @@ async def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(db: Database
     ]
     assert found[0].last_seen == T0 + dt.timedelta(minutes=2)
     assert await flaky_tests(db, T0 + dt.timedelta(minutes=2)) == []
+
+
+@ON_DATABASE
+@given(plans=run_plans, gone=st.integers(0, 5))
+@example(
+    plans=[
+        ("c1", {"t": (status, 0.0, second)})
+        for second, status in enumerate(
+            [TestStatus.PASSED, TestStatus.FAILED, TestStatus.PASSED, TestStatus.PASSED]
+        )
+    ],
+    gone=2,
+)
+async def test_results_whose_run_plain_sql_deleted_are_not_read_as_flaky(
+    db: Database, database_url: str, plans: list[Plan], gone: int
+) -> None:
+    """A run deleted by plain SQL without its foreign key leaves results that no run names.
+
+    The sqlite3 shell enforces no foreign key unless asked, and PostgreSQL's replica role
+    fires none: such results have no commit label, so `flaky_tests` reads none of them. It
+    counted them among a flaky test's results and flips, as if their run had a commit.
+    """
+    orphans = "DELETE FROM test_results WHERE run_id NOT IN (SELECT id FROM runs)"
+    await plain_sql(database_url, orphans)  # those of the example before
+    runs, _ = await _store(db, plans)
+    run_id = runs[gone % len(runs)].id
+    replica = "SET session_replication_role = replica" if "://" in database_url else "SELECT 1"
+    await plain_sql(database_url, replica, f"DELETE FROM runs WHERE id = {run_id}")  # noqa: S608  # the test's own SQL
+    runs, results = await all_runs(db), await all_results(db)
+    assert await flaky_tests(db, T0) == _flaky_oracle(runs, results, T0)

@@ -116,7 +116,7 @@ def test_plain_sql_writes_keep_the_index_to_the_rows_with_text(
                         plain.execute(
                             "INSERT INTO test_results (test_type, status, output, error_message,"
                             " created_at) VALUES ('unit', 'failed', ?, ?, ?)",
-                            (output, error, T0.isoformat()),
+                            (output, error, T0.isoformat(timespec="microseconds")),
                         )
                     elif action == "update":
                         plain.execute(
@@ -127,7 +127,7 @@ def test_plain_sql_writes_keep_the_index_to_the_rows_with_text(
                         plain.execute(
                             "INSERT OR REPLACE INTO test_results (id, test_type, status, output,"
                             " error_message, created_at) VALUES (?, 'unit', 'failed', ?, ?, ?)",
-                            (row_id, output, error, T0.isoformat()),
+                            (row_id, output, error, T0.isoformat(timespec="microseconds")),
                         )
                     elif action == "delete":
                         plain.execute("DELETE FROM test_results WHERE id = ?", (row_id,))

@@ -518,14 +518,12 @@ LIMIT :page_size;
 -- one that passed is one flip;
 -- - counted: how many results each flaky test has, and its newest, from the test's index
 -- alone (test_results_test_created_idx holds status and run_id).
--- `unread` holds the runs without a commit label, whose results are not read.
+-- Only the results of a run in `commits` are read: not those of a run without a commit label,
+-- nor those whose run is gone (deleted by plain SQL without its foreign key).
 -- A unary + keeps SQLite's planner on the test's index where the status index would read more.
 WITH commits AS (
     SELECT u.id, json_extract(u.labels, '$.commit') AS commit_label FROM runs AS u
     WHERE json_type(u.labels, '$.commit') = 'text'
-), unread AS (
-    SELECT u.id FROM runs AS u
-    WHERE json_type(u.labels, '$.commit') IS NOT 'text'
 ), failing AS (
     SELECT f.id, f.test_id, f.created_at, f.run_id FROM test_results AS f
     WHERE f.status IN ('failed', 'timeout', 'error') AND f.created_at >= :since
@@ -551,7 +549,7 @@ WITH commits AS (
                WHERE b.test_id = fa.test_id AND b.created_at >= :since
                  AND b.created_at <= fa.created_at AND (b.created_at < fa.created_at OR b.id < fa.id)
                  AND +b.status IN ('passed', 'failed', 'timeout', 'error')
-                 AND b.run_id IS NOT NULL AND b.run_id NOT IN (SELECT id FROM unread)
+                 AND +b.run_id IN (SELECT id FROM commits)
                ORDER BY b.created_at DESC, b.id DESC LIMIT 1
            ) = 'passed' THEN 1 ELSE 0 END)
            + SUM(CASE WHEN (
@@ -559,7 +557,7 @@ WITH commits AS (
                WHERE a.test_id = fa.test_id
                  AND a.created_at >= fa.created_at AND (a.created_at > fa.created_at OR a.id > fa.id)
                  AND +a.status IN ('passed', 'failed', 'timeout', 'error')
-                 AND a.run_id IS NOT NULL AND a.run_id NOT IN (SELECT id FROM unread)
+                 AND +a.run_id IN (SELECT id FROM commits)
                ORDER BY a.created_at, a.id LIMIT 1
            ) = 'passed' THEN 1 ELSE 0 END) AS flips
     FROM fails AS fa
@@ -570,7 +568,7 @@ WITH commits AS (
     FROM test_results AS r
     WHERE r.test_id IN (SELECT test_id FROM flaky) AND r.created_at >= :since
       AND +r.status IN ('passed', 'failed', 'timeout', 'error')
-      AND r.run_id IS NOT NULL AND r.run_id NOT IN (SELECT id FROM unread)
+      AND +r.run_id IN (SELECT id FROM commits)
     GROUP BY r.test_id
 )
 SELECT c.test_id, c.results, c.results - fp.failures AS passes, fp.failures, fp.flips,

@@ -132,6 +132,14 @@ def key_text(model: str, field: str, value: object) -> str:
     return value
 
 
+def nonempty_text(model: str, field: str, value: object) -> str:
+    """Check a key given to look rows up by, which no row holds empty, such as a test id."""
+    text = key_text(model, field, value)
+    if not text:
+        raise ValidationError(model, field, "must not be empty")
+    return text
+
+
 def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
     """Check that a repository function was given the model it stores."""
     if not isinstance(value, kind):
@@ -145,6 +153,13 @@ def argument(model: str, field: str, kind: type[_T], value: object, expected: st
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
     raise ValidationError(model, field, _type_problem(expected or kind.__name__, value))
+
+
+def with_method(model: str, field: str, value: _T, method: str, expected: str) -> _T:
+    """Check that an argument has `method` to call, such as a store's `sweep`, before it is used."""
+    if not callable(getattr(value, method, None)):
+        raise ValidationError(model, field, _type_problem(expected, value))
+    return value
 
 
 def at_least(model: str, field: str, value: object, minimum: int) -> int:

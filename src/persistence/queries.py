@@ -911,9 +911,12 @@ class Queries(Protocol):
         one that passed is one flip;
         - counted: how many results each flaky test has, and its newest, from the test's index
         alone (test_results_test_created_idx holds status and run_id).
-        `unread` holds the runs without a commit label, whose results are not read.
-        Each part is MATERIALIZED: the planner cannot see how few runs lack a commit, nor how
-        few results fail, and would otherwise read every run's results.
+        Only the results of a run in `commits` are read: not those of a run without a commit label,
+        nor those whose run is gone (deleted by plain SQL without its foreign key).
+        Each part is MATERIALIZED: the planner cannot see how few results fail, and would otherwise
+        read every run's results. `(run_id IN (...)) IS TRUE` keeps each look-up in `commits` one
+        hashed set, made once: a bare IN became a join that scanned `commits` per result (flaky_tests
+        took 838 ms instead of 190 ms over 300,000 results).
         """
 
     async def list_test_results_by_type(

@@ -24,6 +24,7 @@ from persistence._guards import (
     of_type,
     position_id,
     utc_instant,
+    with_method,
 )
 from persistence._interface import JsonObject
 from persistence._loop import SLICE_ITEMS, gave_back, share_loop
@@ -318,6 +319,8 @@ async def delete_results_before(
     Inside `transaction()` the batches are kept or rolled back with it.
     """
     cutoff = utc_instant("TestResult", "cutoff", cutoff)
+    if artifacts is not None:
+        with_method("TestResult", "artifacts", artifacts, "sweep", "a CounterexampleStore")
     if require_database(db).in_transaction and artifacts is not None:
         raise ValidationError(
             "TestResult",

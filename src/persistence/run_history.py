@@ -21,7 +21,7 @@ from persistence._guards import (
     finite_amount,
     instance_of,
     key_id,
-    key_text,
+    nonempty_text,
     of_type,
     position_id,
     utc_instant,
@@ -254,7 +254,7 @@ async def list_test_history(
     after: TestHistoryCursor | None = None,
 ) -> Page[TestResult, TestHistoryCursor]:
     """Return one page of a test's results, newest first; `next_cursor` leads to the next."""
-    test_id = key_text("TestResult", "test_id", test_id)
+    test_id = nonempty_text("TestResult", "test_id", test_id)
     limit = page_limit("TestResult", limit)
     if after is not None and of_type(TestHistoryCursor, after).test_id != test_id:
         raise ValidationError(
@@ -286,7 +286,7 @@ async def duration_figures(
 
     `slower` says whether the newest of them took more than p50 times `slower_ratio`.
     """
-    test_id = key_text("TestResult", "test_id", test_id)
+    test_id = nonempty_text("TestResult", "test_id", test_id)
     last = page_limit("DurationFigures", last, "last", MAX_LAST_RESULTS)
     ratio = finite_amount("DurationFigures", "slower_ratio", slower_ratio)
     async with connection(db) as conn:
@@ -320,7 +320,7 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
 
     Only failing results (failed, timeout, error) that kept an input count; at most `top`.
     """
-    test_id = key_text("TestResult", "test_id", test_id)
+    test_id = nonempty_text("TestResult", "test_id", test_id)
     top = page_limit("Counterexample", top, "top")
     async with connection(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)

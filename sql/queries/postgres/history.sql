@@ -16,9 +16,12 @@
 --   one that passed is one flip;
 -- - counted: how many results each flaky test has, and its newest, from the test's index
 --   alone (test_results_test_created_idx holds status and run_id).
--- `unread` holds the runs without a commit label, whose results are not read.
--- Each part is MATERIALIZED: the planner cannot see how few runs lack a commit, nor how
--- few results fail, and would otherwise read every run's results.
+-- Only the results of a run in `commits` are read: not those of a run without a commit label,
+-- nor those whose run is gone (deleted by plain SQL without its foreign key).
+-- Each part is MATERIALIZED: the planner cannot see how few results fail, and would otherwise
+-- read every run's results. `(run_id IN (...)) IS TRUE` keeps each look-up in `commits` one
+-- hashed set, made once: a bare IN became a join that scanned `commits` per result (flaky_tests
+-- took 838 ms instead of 190 ms over 300,000 results).
 -- type: test_id str!
 -- type: results int!
 -- type: passes int!
@@ -30,9 +33,6 @@
 WITH commits AS (
     SELECT u.id, u.labels ->> 'commit' AS commit_label FROM runs AS u
     WHERE jsonb_typeof(u.labels -> 'commit') = 'string'
-), unread AS (
-    SELECT u.id FROM runs AS u
-    WHERE jsonb_typeof(u.labels -> 'commit') IS DISTINCT FROM 'string'
 ), failing AS MATERIALIZED (
     SELECT f.id, f.test_id, f.created_at, f.run_id FROM test_results AS f
     WHERE f.status IN ('failed', 'timeout', 'error') AND f.created_at >= @since
@@ -58,7 +58,7 @@ WITH commits AS (
                WHERE b.test_id = fa.test_id AND b.created_at >= @since
                  AND b.created_at <= fa.created_at AND (b.created_at < fa.created_at OR b.id < fa.id)
                  AND b.status IN ('passed', 'failed', 'timeout', 'error')
-                 AND b.run_id IS NOT NULL AND b.run_id NOT IN (SELECT id FROM unread)
+                 AND (b.run_id IN (SELECT id FROM commits)) IS TRUE
                ORDER BY b.created_at DESC, b.id DESC LIMIT 1
            ) = 'passed' THEN 1 ELSE 0 END)
            + SUM(CASE WHEN (
@@ -66,7 +66,7 @@ WITH commits AS (
                WHERE a.test_id = fa.test_id
                  AND a.created_at >= fa.created_at AND (a.created_at > fa.created_at OR a.id > fa.id)
                  AND a.status IN ('passed', 'failed', 'timeout', 'error')
-                 AND a.run_id IS NOT NULL AND a.run_id NOT IN (SELECT id FROM unread)
+                 AND (a.run_id IN (SELECT id FROM commits)) IS TRUE
                ORDER BY a.created_at, a.id LIMIT 1
            ) = 'passed' THEN 1 ELSE 0 END) AS flips
     FROM fails AS fa
@@ -77,11 +77,11 @@ WITH commits AS (
            (SELECT COUNT(*) FROM test_results AS r
             WHERE r.test_id = fl.test_id AND r.created_at >= @since
               AND r.status IN ('passed', 'failed', 'timeout', 'error')
-              AND r.run_id IS NOT NULL AND r.run_id NOT IN (SELECT id FROM unread)) AS results,
+              AND (r.run_id IN (SELECT id FROM commits)) IS TRUE) AS results,
            (SELECT r.created_at FROM test_results AS r
             WHERE r.test_id = fl.test_id AND r.created_at >= @since
               AND r.status IN ('passed', 'failed', 'timeout', 'error')
-              AND r.run_id IS NOT NULL AND r.run_id NOT IN (SELECT id FROM unread)
+              AND (r.run_id IN (SELECT id FROM commits)) IS TRUE
             ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS last_seen
     FROM flaky AS fl
 )

@@ -1,0 +1,3 @@
+-- Nothing to change on PostgreSQL, whose `timestamptz` columns hold an instant whatever offset
+-- a time was written with, and compare instants. SQLite's 0013 holds its time columns, which
+-- are text compared as text, to the one form the package writes.
