@@ -317,6 +317,10 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
     except ParseError as error:
         line, _ = error.position
         raise target.fail(f"not well-formed XML: {error.msg}", line) from None
+    except ReportError:
+        raise
+    except (ValueError, LookupError) as error:  # the declared encoding: multi-byte, or unknown
+        raise target.fail(f"cannot read the encoding it declares: {error}") from None
 
 
 async def export_junit(db: Database, run_id: int) -> str:
