@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from persistence._interface import JsonObject, JsonValue
+from persistence._loop import map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
@@ -109,6 +110,7 @@ async def import_ctrf(
             results.append(_ctrf_result(test))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
+        await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
     return await _store(db, labels, results)
 
@@ -146,42 +148,66 @@ def _ctrf_result(test: object) -> TestResult:
     )
 
 
+def _ctrf_test(result: TestResult) -> str:
+    """Write one result as a CTRF test, after a comma, indented to its place in the document."""
+    test: dict[str, JsonValue] = {
+        "name": result.test_id or f"result-{result.id}",
+        "status": _TO_CTRF[result.status],
+        "rawStatus": result.status.value,
+        "duration": result.execution_time * 1000,
+        "extra": {
+            "execution_time": result.execution_time,
+            "test_type": result.test_type.value,
+            "metadata": result.metadata,
+        },
+    }
+    if result.error_message is not None:
+        test["message"] = result.error_message
+    if result.output is not None:
+        test["stdout"] = list[JsonValue](result.output.split("\n"))
+    # JSON text holds no raw line break but between its parts: each takes the list's indent.
+    return ",\n" + _TEST_INDENT + _json(test).replace("\n", "\n" + _TEST_INDENT)
+
+
+def _json(value: JsonValue) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
+
+
+_TEST_INDENT: Final = " " * 6
+"""A test's indent in the document: inside the document, `results` and the `tests` list."""
+_HOLE: Final = "\x00"
+"""Where the tests go in the document: the only string that can hold a NUL character."""
+
+
 async def export_ctrf(db: Database, run_id: int) -> str:
-    """Write a run's results as one CTRF JSON document."""
+    """Write a run's results as one CTRF JSON document.
+
+    Each test is written apart, giving the loop back between them, into the text that
+    `json.dumps(document, indent=2)` would give (which writes the whole in one go).
+    """
     run, results = await read_run(db, run_id)
-    tests: list[JsonValue] = []
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
         counts[_TO_CTRF[result.status]] += 1
-        test: dict[str, JsonValue] = {
-            "name": result.test_id or f"result-{result.id}",
-            "status": _TO_CTRF[result.status],
-            "rawStatus": result.status.value,
-            "duration": result.execution_time * 1000,
-            "extra": {
-                "execution_time": result.execution_time,
-                "test_type": result.test_type.value,
-                "metadata": result.metadata,
-            },
-        }
-        if result.error_message is not None:
-            test["message"] = result.error_message
-        if result.output is not None:
-            test["stdout"] = list[JsonValue](result.output.split("\n"))
-        tests.append(test)
+    tests = await map_each(_ctrf_test, results)
     started = int(run.started_at.timestamp() * 1000)
     ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
-    document = {
+    document: JsonObject = {
         "reportFormat": "CTRF",
         "specVersion": "0.0.0",
         "results": {
             "tool": {"name": "persistence"},
             "summary": {"tests": len(results), **counts, "start": started, "stop": ended},
-            "tests": tests,
+            "tests": _HOLE,
             "extra": {"run_id": run_id, "labels": run.labels},
         },
     }
-    return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=2)
+    # Labels hold no NUL character: the first such string is the hole, before `extra`.
+    head, tail = _json(document).split(_json(_HOLE), 1)
+    if not tests:
+        return f"{head}[]{tail}"
+    tests[0] = tests[0].removeprefix(",")
+    return "".join([f"{head}[", *tests, f"\n    ]{tail}"])  # one copy of megabytes, not three
 
 
 async def import_jsonl(
@@ -200,6 +226,7 @@ async def import_jsonl(
             results.append((number, _jsonl_result(line)))
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
+        await share_loop()  # tens of microseconds a line: thousands would hold the loop
     _checked_ids(path, results, lines=True)
     return await _store(db, labels, [result for _, result in results])
 
@@ -226,7 +253,8 @@ def _reason(error: Exception) -> str:
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
     _, results = await read_run(db, run_id)
-    return "".join(
-        json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
-        for result in results
-    )
+    return "".join(await map_each(_jsonl_line, results))
+
+
+def _jsonl_line(result: TestResult) -> str:
+    return json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
