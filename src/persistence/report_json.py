@@ -9,13 +9,15 @@ import prefers, so a round trip keeps them; docs/HISTORY.md ("Import and export"
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from persistence._interface import JsonObject, JsonValue
-from persistence._loop import map_each, share_loop
+from persistence._loop import drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
@@ -23,6 +25,9 @@ from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
 from persistence.reports import open_report, read_run
 from persistence.results import save_results
 from persistence.runs import save_run
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
 
 __all__ = ["export_ctrf", "export_jsonl", "import_ctrf", "import_jsonl"]
 
@@ -43,6 +48,9 @@ _TO_CTRF: Final = {
     TestStatus.RUNNING: "other",
 }
 _STATUSES: Final = {member.value: member for member in TestStatus}
+_DECODER: Final = json.JSONDecoder()
+_SPACE: Final = re.compile(r"[ \t\n\r]*")
+"""What JSON takes as white space between its parts."""
 
 
 def _read(path: Path) -> bytes:
@@ -60,12 +68,13 @@ async def _read_text(path: Path) -> str:
 
 
 async def _store(db: Database, labels: JsonObject | None, results: list[TestResult]) -> Run:
-    """Save a new run and its results, all or nothing."""
+    """Save a new run and its results, all or nothing; then empty `results` a slice at a time."""
     async with transaction(db) as tx:
         run = await save_run(tx, Run(started_at=utc_now(), labels={} if labels is None else labels))
         for result in results:  # each a fresh, unshared model built by this module
             object.__setattr__(result, "run_id", run.id)
         await save_results(tx, results)
+    await drop_in_slices(results)
     return run
 
 
@@ -95,7 +104,7 @@ async def import_ctrf(
     path = Path(path)
     text = await _read_text(path)
     try:
-        document = json.loads(text)
+        document = await _ctrf_document(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
     except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
@@ -105,7 +114,8 @@ async def import_ctrf(
     if not isinstance(tests, list):
         raise ReportError(path, 1, "not a CTRF report: no results.tests list")
     results = []
-    for index, test in enumerate(tests):
+    for index in range(len(tests)):
+        test, tests[index] = tests[index], None  # each test's JSON freed once read, not all at once
         try:
             results.append(_ctrf_result(test))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
@@ -113,6 +123,86 @@ async def import_ctrf(
         await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
     return await _store(db, labels, results)
+
+
+async def _ctrf_document(text: str) -> object:
+    """Read a CTRF document as `json.loads` does, each test of `results.tests` apart.
+
+    `json.loads` reads a whole document in one call, holding the loop (200 ms for 10 MB):
+    here the outer objects are walked by hand, the loop given back after each test.
+    """
+    at = _skip(text, 0)
+    if text.startswith("{", at):
+        document, at = await _members(text, at, _results_or_value)
+    else:
+        document, at = _DECODER.raw_decode(text, at)
+    at = _skip(text, at)
+    if at != len(text):
+        raise json.JSONDecodeError("Extra data", text, at)
+    return document
+
+
+def _skip(text: str, at: int) -> int:
+    """Give where the white space from `at` on ends."""
+    space = _SPACE.match(text, at)
+    return at if space is None else space.end()
+
+
+async def _members(
+    text: str, at: int, read: Callable[[str, str, int], Awaitable[tuple[object, int]]]
+) -> tuple[dict[str, object], int]:
+    """Read the object whose `{` is at `at`, each value by `read`; give it and where it ends.
+
+    As `json.loads`, the last of two members of one name is kept.
+    """
+    found: dict[str, object] = {}
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        return found, at + 1
+    while True:
+        if not text.startswith('"', at):
+            raise json.JSONDecodeError(
+                "Expecting property name enclosed in double quotes", text, at
+            )
+        name, at = _DECODER.raw_decode(text, at)
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
+        at = _skip(text, at + 1)
+        found[name], at = await read(text, name, at)
+        at = _skip(text, at)
+        if text.startswith("}", at):
+            return found, at + 1
+        if not text.startswith(",", at):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+        at = _skip(text, at + 1)
+
+
+async def _results_or_value(text: str, name: str, at: int) -> tuple[object, int]:
+    """Read a member of the document: `results` walked for its tests, any other whole."""
+    if name == "results" and text.startswith("{", at):
+        return await _members(text, at, _tests_or_value)
+    return _DECODER.raw_decode(text, at)
+
+
+async def _tests_or_value(text: str, name: str, at: int) -> tuple[object, int]:
+    """Read a member of `results`: `tests` one test at a time, any other whole."""
+    if not (name == "tests" and text.startswith("[", at)):
+        return _DECODER.raw_decode(text, at)
+    tests: list[object] = []
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return tests, at + 1
+    while True:
+        test, at = _DECODER.raw_decode(text, at)
+        tests.append(test)
+        await share_loop()
+        at = _skip(text, at)
+        if text.startswith("]", at):
+            return tests, at + 1
+        if not text.startswith(",", at):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+        at = _skip(text, at + 1)
 
 
 def _ctrf_result(test: object) -> TestResult:
@@ -219,7 +309,7 @@ async def import_jsonl(
     """
     path = Path(path)
     results: list[tuple[int | None, TestResult]] = []
-    for number, line in enumerate((await _read_text(path)).split("\n"), start=1):
+    for number, line in _lines(await _read_text(path)):
         if not line.strip():
             continue
         try:
@@ -228,7 +318,24 @@ async def import_jsonl(
             raise ReportError(path, number, _reason(error)) from None
         await share_loop()  # tens of microseconds a line: thousands would hold the loop
     _checked_ids(path, results, lines=True)
-    return await _store(db, labels, [result for _, result in results])
+    models = [result for _, result in results]
+    results.clear()
+    return await _store(db, labels, models)
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """Give each line of a text with its number, as splitting it at each LF and counting would.
+
+    One line at a time: a split of a whole file of megabytes holds the loop in one call.
+    """
+    start = 0
+    for number in itertools.count(1):
+        end = text.find("\n", start)
+        if end < 0:
+            yield number, text[start:]
+            return
+        yield number, text[start:end]
+        start = end + 1
 
 
 def _jsonl_result(line: str) -> TestResult:
