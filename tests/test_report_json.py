@@ -286,3 +286,30 @@ async def test_ctrf_and_json_lines_round_trip(
             for item in expected:
                 item["error_message"] = item["error_message"] or None
         assert shape(again.id, results) == expected, name
+
+
+@pytest.mark.parametrize("form", ["ctrf", "jsonl"])
+async def test_a_byte_order_mark_is_read_past(db: Database, tmp_path: Path, form: str) -> None:
+    """A UTF-8 file that starts with a byte order mark imports as JUnit's does, lines kept.
+
+    It was refused: "not JSON: Unexpected UTF-8 BOM".
+    """
+    path = tmp_path / "report"
+    if form == "ctrf":
+        path.write_bytes(b"\xef\xbb\xbf" + json.dumps(CTRF).encode())
+        run = await import_ctrf(db, path)
+    else:
+        path.write_bytes(
+            b'\xef\xbb\xbf{"test_type": "unit", "status": "passed", "test_id": "a"}\n'
+            b'{"test_type": "unit", "status": "won", "test_id": "b"}\n'
+        )
+        with pytest.raises(ReportError) as caught:
+            await import_jsonl(db, path)
+        assert caught.value.line == 2  # the first line is read, and the second still line 2
+        path.write_bytes(path.read_bytes().replace(b"won", b"failed"))
+        run = await import_jsonl(db, path)
+    results = await all_results(db)
+    assert {r.run_id for r in results} == {run.id}
+    assert [r.test_id for r in sorted(results, key=lambda r: r.id or 0)][:2] == (
+        ["adds", "divides"] if form == "ctrf" else ["a", "b"]
+    )

@@ -60,7 +60,8 @@ def _read(path: Path) -> bytes:
 
 async def _read_text(path: Path) -> str:
     try:
-        return (await asyncio.to_thread(_read, path)).decode("utf-8")
+        # A byte order mark, as Windows tools write, is no part of the JSON (RFC 8259 §8.1).
+        return (await asyncio.to_thread(_read, path)).decode("utf-8").removeprefix("\ufeff")
     except OSError as error:
         raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
