@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,7 @@ from persistence import (
     TestType,
     all_results,
     all_runs,
+    report_json,
     save_results,
     save_run,
     to_dict,
@@ -313,3 +315,32 @@ async def test_a_byte_order_mark_is_read_past(db: Database, tmp_path: Path, form
     assert [r.test_id for r in sorted(results, key=lambda r: r.id or 0)][:2] == (
         ["adds", "divides"] if form == "ctrf" else ["a", "b"]
     )
+
+
+@pytest.mark.parametrize("form", ["ctrf", "jsonl"])
+async def test_an_import_cancelled_while_it_frees_its_results_writes_nothing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """The results are freed a slice at a time before the commit: a cancel then rolls back.
+
+    Freed after it, a cancel there raised CancelledError for a run that was saved, its id lost.
+    """
+    freeing = asyncio.Event()
+
+    async def slow_drop(items: list[object]) -> None:
+        freeing.set()
+        await asyncio.sleep(10)
+        items.clear()
+
+    monkeypatch.setattr(report_json, "drop_in_slices", slow_drop)
+    path = tmp_path / "report"
+    if form == "ctrf":
+        path.write_text(json.dumps(CTRF))
+    else:
+        path.write_text('{"test_type": "unit", "status": "passed", "test_id": "a"}\n')
+    task = asyncio.ensure_future((import_ctrf if form == "ctrf" else import_jsonl)(db, path))
+    await asyncio.wait_for(freeing.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _nothing_written(db)

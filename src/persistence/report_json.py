@@ -69,13 +69,17 @@ async def _read_text(path: Path) -> str:
 
 
 async def _store(db: Database, labels: JsonObject | None, results: list[TestResult]) -> Run:
-    """Save a new run and its results, all or nothing; then empty `results` a slice at a time."""
+    """Save a new run and its results, all or nothing, emptying `results` a slice at a time.
+
+    They are dropped before the commit: a cancellation meanwhile rolls back, where after it
+    the caller would lose the id of a run that was saved.
+    """
     async with transaction(db) as tx:
         run = await save_run(tx, Run(started_at=utc_now(), labels={} if labels is None else labels))
         for result in results:  # each a fresh, unshared model built by this module
             object.__setattr__(result, "run_id", run.id)
         await save_results(tx, results)
-    await drop_in_slices(results)
+        await drop_in_slices(results)
     return run
 
 
