@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,81 @@ def test_counterexamples_lists_inputs_newest_first_with_their_files(
 def sha256(data: bytes) -> str:
     """The hash that names a kept file."""
     return hashlib.sha256(data).hexdigest()
+
+
+_LIMITED: Final = """
+import resource, signal, sys
+from persistence.__main__ import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_an_export_that_cannot_be_written_whole_leaves_the_old_file(tmp_path: Path) -> None:
+    """A disk that fills up part way (files limited to 64 kB): the old export stays, whole.
+
+    The file was written in place: the old one was cut short to the 64 kB of the new one
+    that fitted, and the command still said why on one line.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(5_000))
+    report = tmp_path / "report.xml"
+    report.write_text(f'<testsuite name="s">\n{cases}\n</testsuite>')
+    for args in (["migrate", *db], ["import", str(report), *db]):
+        subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", *args], check=True, capture_output=True
+        )
+    old = tmp_path / "out" / "run.xml"
+    old.parent.mkdir()
+    old.write_text("the last export\n")
+    old.chmod(0o640)
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-c", _LIMITED, str(64 << 10), "export", "1", "--output", str(old), *db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (3, "")
+    assert old.read_text() == "the last export\n"
+    assert done.stderr == f"persistence: error: File too large: {old}\n"
+    assert [p.name for p in old.parent.iterdir()] == ["run.xml"]  # no part of the new one
+    ok = subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-m", "persistence", "export", "1", "--output", str(old), *db],
+        capture_output=True,
+        check=True,
+    )
+    assert ok.returncode == 0
+    assert old.read_text().count("<testcase ") == 5_000
+    assert stat.S_IMODE(old.stat().st_mode) == 0o640  # the mode of the file it replaced
+    assert [p.name for p in old.parent.iterdir()] == ["run.xml"]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "device", "new"])
+def test_an_export_writes_through_a_symlink_or_a_device(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """A symlink's target is written and the link kept; /dev/null is written, not replaced."""
+    db = ["--database", str(tmp_path / "app.db")]
+    report = tmp_path / "report.xml"
+    report.write_text(REPORT.format(read="0.1", outcome=""))
+    assert run(capsys, "migrate", *db)[0] == 0
+    assert run(capsys, "import", str(report), *db)[0] == 0
+    target = tmp_path / "real.xml"
+    output = tmp_path / "link.xml"
+    if kind == "symlink":
+        target.write_text("old")
+        output.symlink_to(target)
+    elif kind == "device":
+        output.symlink_to("/dev/null")
+    else:
+        output = target
+    assert run(capsys, "export", "1", "--output", str(output), *db) == (0, "", "")
+    if kind == "device":
+        assert Path("/dev/null").is_char_device()
+    else:
+        assert output.read_text().count("<testcase ") == 2
+        assert target.read_text().count("<testcase ") == 2
+        assert output.is_symlink() == (kind == "symlink")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,7 @@ from persistence import (
     TestType,
     all_results,
     all_runs,
+    report_json,
     save_results,
     save_run,
     to_dict,
@@ -286,3 +288,59 @@ async def test_ctrf_and_json_lines_round_trip(
             for item in expected:
                 item["error_message"] = item["error_message"] or None
         assert shape(again.id, results) == expected, name
+
+
+@pytest.mark.parametrize("form", ["ctrf", "jsonl"])
+async def test_a_byte_order_mark_is_read_past(db: Database, tmp_path: Path, form: str) -> None:
+    """A UTF-8 file that starts with a byte order mark imports as JUnit's does, lines kept.
+
+    It was refused: "not JSON: Unexpected UTF-8 BOM".
+    """
+    path = tmp_path / "report"
+    if form == "ctrf":
+        path.write_bytes(b"\xef\xbb\xbf" + json.dumps(CTRF).encode())
+        run = await import_ctrf(db, path)
+    else:
+        path.write_bytes(
+            b'\xef\xbb\xbf{"test_type": "unit", "status": "passed", "test_id": "a"}\n'
+            b'{"test_type": "unit", "status": "won", "test_id": "b"}\n'
+        )
+        with pytest.raises(ReportError) as caught:
+            await import_jsonl(db, path)
+        assert caught.value.line == 2  # the first line is read, and the second still line 2
+        path.write_bytes(path.read_bytes().replace(b"won", b"failed"))
+        run = await import_jsonl(db, path)
+    results = await all_results(db)
+    assert {r.run_id for r in results} == {run.id}
+    assert [r.test_id for r in sorted(results, key=lambda r: r.id or 0)][:2] == (
+        ["adds", "divides"] if form == "ctrf" else ["a", "b"]
+    )
+
+
+@pytest.mark.parametrize("form", ["ctrf", "jsonl"])
+async def test_an_import_cancelled_while_it_frees_its_results_writes_nothing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """The results are freed a slice at a time before the commit: a cancel then rolls back.
+
+    Freed after it, a cancel there raised CancelledError for a run that was saved, its id lost.
+    """
+    freeing = asyncio.Event()
+
+    async def slow_drop(items: list[object]) -> None:
+        freeing.set()
+        await asyncio.sleep(10)
+        items.clear()
+
+    monkeypatch.setattr(report_json, "drop_in_slices", slow_drop)
+    path = tmp_path / "report"
+    if form == "ctrf":
+        path.write_text(json.dumps(CTRF))
+    else:
+        path.write_text('{"test_type": "unit", "status": "passed", "test_id": "a"}\n')
+    task = asyncio.ensure_future((import_ctrf if form == "ctrf" else import_jsonl)(db, path))
+    await asyncio.wait_for(freeing.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _nothing_written(db)

@@ -178,6 +178,21 @@ EXTERNAL: Final = """<?xml version="1.0"?>
             id="external-dtd",
         ),
         pytest.param("", "not well-formed XML", id="empty"),
+        pytest.param(
+            '<?xml version="1.0" encoding="shift_jis"?><testsuite/>',
+            "cannot read the encoding it declares: multi-byte",
+            id="multi-byte-encoding",
+        ),
+        pytest.param(
+            '<?xml version="1.0" encoding="nonesuch"?><testsuite/>',
+            "cannot read the encoding it declares: unknown encoding",
+            id="unknown-encoding",
+        ),
+        pytest.param(
+            '<?xml version="1.0" encoding="rot13"?><testsuite/>',
+            "cannot read the encoding it declares",
+            id="codec-of-no-text",
+        ),
     ],
 )
 async def test_a_hostile_file_writes_nothing(

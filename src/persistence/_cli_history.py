@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import secrets
+import stat
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -343,8 +347,45 @@ async def _export(db: Database, arguments: argparse.Namespace) -> int:
     if arguments.output is None:
         print(text.removesuffix("\n"))
     else:
-        arguments.output.write_text(text, encoding="utf-8")
+        write_whole(arguments.output, text)
     return EXIT_OK
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write `text` to the file at `path` whole, or leave the file as it was.
+
+    A regular file (or none yet) is replaced at once by a file written and synced beside it,
+    so that a full disk, a read-only folder or an interrupt leaves the old file and no part
+    of the new one; its mode is kept. A symlink's target is written, the link kept. Anything
+    else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        before: os.stat_result | None = target.stat()
+    except FileNotFoundError:
+        before = None
+    if before is not None and not stat.S_ISREG(before.st_mode):
+        with target.open("w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        # Made as a new file is, the umask applied: 0o600 by mkstemp would hide the export.
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                stream.write(text)
+                stream.flush()
+                os.fsync(stream.fileno())
+                if before is not None:
+                    os.fchmod(stream.fileno(), stat.S_IMODE(before.st_mode))
+            partial.replace(target)
+        except BaseException:
+            with suppress(OSError):
+                partial.unlink()
+            raise
+    except OSError as error:  # named by the path asked for, not the one beside it
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 HISTORY_COMMANDS: Final[

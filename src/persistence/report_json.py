@@ -9,12 +9,15 @@ import prefers, so a round trip keeps them; docs/HISTORY.md ("Import and export"
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from persistence._interface import JsonObject, JsonValue
+from persistence._loop import drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
@@ -22,6 +25,9 @@ from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
 from persistence.reports import open_report, read_run
 from persistence.results import save_results
 from persistence.runs import save_run
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
 
 __all__ = ["export_ctrf", "export_jsonl", "import_ctrf", "import_jsonl"]
 
@@ -42,6 +48,9 @@ _TO_CTRF: Final = {
     TestStatus.RUNNING: "other",
 }
 _STATUSES: Final = {member.value: member for member in TestStatus}
+_DECODER: Final = json.JSONDecoder()
+_SPACE: Final = re.compile(r"[ \t\n\r]*")
+"""What JSON takes as white space between its parts."""
 
 
 def _read(path: Path) -> bytes:
@@ -51,7 +60,8 @@ def _read(path: Path) -> bytes:
 
 async def _read_text(path: Path) -> str:
     try:
-        return (await asyncio.to_thread(_read, path)).decode("utf-8")
+        # A byte order mark, as Windows tools write, is no part of the JSON (RFC 8259 §8.1).
+        return (await asyncio.to_thread(_read, path)).decode("utf-8").removeprefix("\ufeff")
     except OSError as error:
         raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
@@ -59,12 +69,17 @@ async def _read_text(path: Path) -> str:
 
 
 async def _store(db: Database, labels: JsonObject | None, results: list[TestResult]) -> Run:
-    """Save a new run and its results, all or nothing."""
+    """Save a new run and its results, all or nothing, emptying `results` a slice at a time.
+
+    They are dropped before the commit: a cancellation meanwhile rolls back, where after it
+    the caller would lose the id of a run that was saved.
+    """
     async with transaction(db) as tx:
         run = await save_run(tx, Run(started_at=utc_now(), labels={} if labels is None else labels))
         for result in results:  # each a fresh, unshared model built by this module
             object.__setattr__(result, "run_id", run.id)
         await save_results(tx, results)
+        await drop_in_slices(results)
     return run
 
 
@@ -94,7 +109,7 @@ async def import_ctrf(
     path = Path(path)
     text = await _read_text(path)
     try:
-        document = json.loads(text)
+        document = await _ctrf_document(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
     except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
@@ -104,13 +119,95 @@ async def import_ctrf(
     if not isinstance(tests, list):
         raise ReportError(path, 1, "not a CTRF report: no results.tests list")
     results = []
-    for index, test in enumerate(tests):
+    for index in range(len(tests)):
+        test, tests[index] = tests[index], None  # each test's JSON freed once read, not all at once
         try:
             results.append(_ctrf_result(test))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
+        await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
     return await _store(db, labels, results)
+
+
+async def _ctrf_document(text: str) -> object:
+    """Read a CTRF document as `json.loads` does, each test of `results.tests` apart.
+
+    `json.loads` reads a whole document in one call, holding the loop (200 ms for 10 MB):
+    here the outer objects are walked by hand, the loop given back after each test.
+    """
+    at = _skip(text, 0)
+    if text.startswith("{", at):
+        document, at = await _members(text, at, _results_or_value)
+    else:
+        document, at = _DECODER.raw_decode(text, at)
+    at = _skip(text, at)
+    if at != len(text):
+        raise json.JSONDecodeError("Extra data", text, at)
+    return document
+
+
+def _skip(text: str, at: int) -> int:
+    """Give where the white space from `at` on ends."""
+    space = _SPACE.match(text, at)
+    return at if space is None else space.end()
+
+
+async def _members(
+    text: str, at: int, read: Callable[[str, str, int], Awaitable[tuple[object, int]]]
+) -> tuple[dict[str, object], int]:
+    """Read the object whose `{` is at `at`, each value by `read`; give it and where it ends.
+
+    As `json.loads`, the last of two members of one name is kept.
+    """
+    found: dict[str, object] = {}
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        return found, at + 1
+    while True:
+        if not text.startswith('"', at):
+            raise json.JSONDecodeError(
+                "Expecting property name enclosed in double quotes", text, at
+            )
+        name, at = _DECODER.raw_decode(text, at)
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
+        at = _skip(text, at + 1)
+        found[name], at = await read(text, name, at)
+        at = _skip(text, at)
+        if text.startswith("}", at):
+            return found, at + 1
+        if not text.startswith(",", at):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+        at = _skip(text, at + 1)
+
+
+async def _results_or_value(text: str, name: str, at: int) -> tuple[object, int]:
+    """Read a member of the document: `results` walked for its tests, any other whole."""
+    if name == "results" and text.startswith("{", at):
+        return await _members(text, at, _tests_or_value)
+    return _DECODER.raw_decode(text, at)
+
+
+async def _tests_or_value(text: str, name: str, at: int) -> tuple[object, int]:
+    """Read a member of `results`: `tests` one test at a time, any other whole."""
+    if not (name == "tests" and text.startswith("[", at)):
+        return _DECODER.raw_decode(text, at)
+    tests: list[object] = []
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return tests, at + 1
+    while True:
+        test, at = _DECODER.raw_decode(text, at)
+        tests.append(test)
+        await share_loop()
+        at = _skip(text, at)
+        if text.startswith("]", at):
+            return tests, at + 1
+        if not text.startswith(",", at):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+        at = _skip(text, at + 1)
 
 
 def _ctrf_result(test: object) -> TestResult:
@@ -146,42 +243,66 @@ def _ctrf_result(test: object) -> TestResult:
     )
 
 
+def _ctrf_test(result: TestResult) -> str:
+    """Write one result as a CTRF test, after a comma, indented to its place in the document."""
+    test: dict[str, JsonValue] = {
+        "name": result.test_id or f"result-{result.id}",
+        "status": _TO_CTRF[result.status],
+        "rawStatus": result.status.value,
+        "duration": result.execution_time * 1000,
+        "extra": {
+            "execution_time": result.execution_time,
+            "test_type": result.test_type.value,
+            "metadata": result.metadata,
+        },
+    }
+    if result.error_message is not None:
+        test["message"] = result.error_message
+    if result.output is not None:
+        test["stdout"] = list[JsonValue](result.output.split("\n"))
+    # JSON text holds no raw line break but between its parts: each takes the list's indent.
+    return ",\n" + _TEST_INDENT + _json(test).replace("\n", "\n" + _TEST_INDENT)
+
+
+def _json(value: JsonValue) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
+
+
+_TEST_INDENT: Final = " " * 6
+"""A test's indent in the document: inside the document, `results` and the `tests` list."""
+_HOLE: Final = "\x00"
+"""Where the tests go in the document: the only string that can hold a NUL character."""
+
+
 async def export_ctrf(db: Database, run_id: int) -> str:
-    """Write a run's results as one CTRF JSON document."""
+    """Write a run's results as one CTRF JSON document.
+
+    Each test is written apart, giving the loop back between them, into the text that
+    `json.dumps(document, indent=2)` would give (which writes the whole in one go).
+    """
     run, results = await read_run(db, run_id)
-    tests: list[JsonValue] = []
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
         counts[_TO_CTRF[result.status]] += 1
-        test: dict[str, JsonValue] = {
-            "name": result.test_id or f"result-{result.id}",
-            "status": _TO_CTRF[result.status],
-            "rawStatus": result.status.value,
-            "duration": result.execution_time * 1000,
-            "extra": {
-                "execution_time": result.execution_time,
-                "test_type": result.test_type.value,
-                "metadata": result.metadata,
-            },
-        }
-        if result.error_message is not None:
-            test["message"] = result.error_message
-        if result.output is not None:
-            test["stdout"] = list[JsonValue](result.output.split("\n"))
-        tests.append(test)
+    tests = await map_each(_ctrf_test, results)
     started = int(run.started_at.timestamp() * 1000)
     ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
-    document = {
+    document: JsonObject = {
         "reportFormat": "CTRF",
         "specVersion": "0.0.0",
         "results": {
             "tool": {"name": "persistence"},
             "summary": {"tests": len(results), **counts, "start": started, "stop": ended},
-            "tests": tests,
+            "tests": _HOLE,
             "extra": {"run_id": run_id, "labels": run.labels},
         },
     }
-    return json.dumps(document, ensure_ascii=False, allow_nan=False, indent=2)
+    # Labels hold no NUL character: the first such string is the hole, before `extra`.
+    head, tail = _json(document).split(_json(_HOLE), 1)
+    if not tests:
+        return f"{head}[]{tail}"
+    tests[0] = tests[0].removeprefix(",")
+    return "".join([f"{head}[", *tests, f"\n    ]{tail}"])  # one copy of megabytes, not three
 
 
 async def import_jsonl(
@@ -193,15 +314,33 @@ async def import_jsonl(
     """
     path = Path(path)
     results: list[tuple[int | None, TestResult]] = []
-    for number, line in enumerate((await _read_text(path)).split("\n"), start=1):
+    for number, line in _lines(await _read_text(path)):
         if not line.strip():
             continue
         try:
             results.append((number, _jsonl_result(line)))
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
+        await share_loop()  # tens of microseconds a line: thousands would hold the loop
     _checked_ids(path, results, lines=True)
-    return await _store(db, labels, [result for _, result in results])
+    models = [result for _, result in results]
+    results.clear()
+    return await _store(db, labels, models)
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """Give each line of a text with its number, as splitting it at each LF and counting would.
+
+    One line at a time: a split of a whole file of megabytes holds the loop in one call.
+    """
+    start = 0
+    for number in itertools.count(1):
+        end = text.find("\n", start)
+        if end < 0:
+            yield number, text[start:]
+            return
+        yield number, text[start:end]
+        start = end + 1
 
 
 def _jsonl_result(line: str) -> TestResult:
@@ -226,7 +365,8 @@ def _reason(error: Exception) -> str:
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
     _, results = await read_run(db, run_id)
-    return "".join(
-        json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"
-        for result in results
-    )
+    return "".join(await map_each(_jsonl_line, results))
+
+
+def _jsonl_line(result: TestResult) -> str:
+    return json.dumps(to_dict(result), ensure_ascii=False, allow_nan=False) + "\n"

@@ -26,7 +26,7 @@ from persistence._backend import kept_if_cancelled
 from persistence._files.paths import open_regular
 from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
 from persistence._interface import JsonObject
-from persistence._loop import map_in_slices, share_loop
+from persistence._loop import map_each, map_in_slices, share_loop
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_params
 from persistence.database import Database, connection, read_snapshot, transaction
@@ -317,6 +317,10 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
     except ParseError as error:
         line, _ = error.position
         raise target.fail(f"not well-formed XML: {error.msg}", line) from None
+    except ReportError:
+        raise
+    except (ValueError, LookupError) as error:  # the declared encoding: multi-byte, or unknown
+        raise target.fail(f"cannot read the encoding it declares: {error}") from None
 
 
 async def export_junit(db: Database, run_id: int) -> str:
@@ -332,7 +336,7 @@ async def export_junit(db: Database, run_id: int) -> str:
         f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
         f'  <testsuite name="run {run_id}" {counts}>',
     ]
-    lines.extend(_case_xml(result) for result in results)
+    lines += await map_each(_case_xml, results)
     lines += ["  </testsuite>", "</testsuites>", ""]
     return "\n".join(lines)
 
