@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
 
 import attrs
 import pytest
@@ -17,6 +20,7 @@ from persistence import (
     TestStatus,
     TestType,
     all_results,
+    connect,
     find_config_entry_by_key,
     get_config_value,
     get_result,
@@ -28,6 +32,7 @@ from persistence import (
     transaction,
 )
 from persistence.database import backend_of
+from persistence.migrations import migrate
 
 
 def result() -> TestResult:
@@ -298,5 +303,41 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
     writer._in_thread = counted  # noqa: SLF001  # counted
     for _ in range(3):
         await save_result(sqlite_db, result())
-    assert hops == ["_run_writes"] * 3, hops
+    assert hops == ["_run_alone"] * 3, hops
     assert len(await all_results(sqlite_db)) == 3
+
+
+async def test_a_lone_single_call_write_commits_itself(sqlite_db: Database) -> None:
+    """Alone in its batch, a write runs as one statement, no BEGIN or COMMIT, and is durable."""
+    writer = backend_of(sqlite_db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # its statements traced
+    ran: list[str] = []
+    writer.set_trace_callback(ran.append)
+    try:
+        saved = [await save_result(sqlite_db, result()) for _ in range(3)]
+    finally:
+        writer.set_trace_callback(None)
+    statements = {s.split(None, 1)[0].upper() for s in ran if not s.startswith("--")}
+    assert statements == {"INSERT"}, ran  # each commits itself: no BEGIN, no COMMIT
+    assert not writer.in_transaction
+    with contextlib.closing(sqlite3.connect(sqlite_db.url)) as other:
+        ids = [row[0] for row in other.execute("SELECT id FROM test_results ORDER BY id")]
+    assert ids == [s.id for s in saved]
+
+
+async def test_a_lone_write_waits_for_a_lock_another_connection_holds(tmp_path: Path) -> None:
+    """A lone write that finds the write lock taken waits for it, then commits; or times out."""
+    async with connect(tmp_path / "locked.db", busy_timeout=0.3) as db:
+        await migrate(db)
+        with contextlib.closing(sqlite3.connect(db.url, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            waiting = asyncio.create_task(save_result(db, result()))
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            other.execute("COMMIT")
+            saved = await waiting
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(DatabaseError, match="locked"):
+                await save_result(db, result())
+            other.execute("ROLLBACK")
+        assert [r.id for r in await all_results(db)] == [saved.id]
+        assert (await save_result(db, result())).id is not None

@@ -4,7 +4,9 @@ Single-call writes that arrive together share one transaction (`BEGIN IMMEDIATE`
 loop) and one commit; each caller returns once it is durable, and a write that fails fails
 alone. Queued writes go to a worker thread together, one hop for a run of them, since one
 insert may spend tens of ms in a step no budget sees (FTS5 merging its segments); a bulk or
-long write takes a hop of its own. When no other write waits, the COMMIT runs in the same hop.
+long write takes a hop of its own. When no other write waits, the COMMIT runs in the same hop;
+a plain write alone in the queue runs outside any transaction, as one statement that commits
+itself (no BEGIN, no COMMIT), and falls back to a batch if another connection holds the lock.
 A transaction takes the writer for its whole block (a lease), queued in turn with the batches.
 
 The writer's states are explicit (`WriterState`), and each step asserts the one it needs: a
@@ -163,7 +165,8 @@ class Writer:
                     continue
                 self._enter(WriterState.BATCH)  # the runner's, until it commits or rolls back
                 try:
-                    await self._batch()
+                    if len(self._queue) > 1 or head.mode is MANY or not await self._alone(head):
+                        await self._batch()
                 finally:
                     self._leave(WriterState.BATCH)
         finally:
@@ -178,6 +181,25 @@ class Writer:
         assert self.state is state, self.state  # noqa: S101  # the holder that entered leaves
         assert not self.connection.in_transaction  # noqa: S101  # committed or rolled back
         self.state = WriterState.IDLE
+
+    async def _alone(self, item: _Write) -> bool:
+        """Run a lone write as its own autocommit statement, in one hop: it commits itself.
+
+        No BEGIN and no COMMIT to run: half the statements of a batch of one. False when
+        another connection held the write lock: the write, which changed nothing, stays queued
+        for a batch, whose BEGIN IMMEDIATE waits for the lock.
+        """
+        self._queue.popleft()
+        outcome, error = await self._in_thread(_run_alone, self.connection, item)
+        gave_back()
+        if error is None:
+            await self._settle(self.connection, [(item, outcome)], None)
+        elif is_busy(error) and not item.future.done():
+            self._queue.appendleft(item)
+            return False
+        else:
+            _fail(item, error)
+        return True
 
     async def _batch(self) -> None:
         """Open a transaction, run the queued writes in it, and commit them all at once."""
@@ -350,6 +372,19 @@ def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> 
         except Exception as error:  # noqa: BLE001  # every write of the batch fails with it
             return _Ran(outcomes, commit_error=error)
     return _Ran(outcomes)
+
+
+def _run_alone(writer: sqlite3.Connection, item: _Write) -> tuple[object, Exception | None]:
+    """Run one write outside any transaction, in a worker thread: SQLite commits it at its end.
+
+    A statement that fails, the lock refused included, leaves nothing of itself behind.
+    """
+    if item.future.done():
+        return None, None  # cancelled before it ran: it never runs
+    try:
+        return execute(writer, item.plan, item.params, item.mode), None
+    except Exception as error:  # noqa: BLE001  # handed to its caller alone
+        return None, error
 
 
 def _fail(item: _Write, error: BaseException) -> None:
