@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -294,17 +296,64 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
     """Alone in its batch, a write runs and commits in one worker-thread hop, none on the loop."""
     writer = backend_of(sqlite_db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # its hops counted
     hops: list[str] = []
-    in_thread = writer._in_thread  # noqa: SLF001  # wrapped to count
+    in_thread, start_in_thread = writer._in_thread, writer._start_in_thread  # noqa: SLF001  # wrapped to count
 
     async def counted(function: object, *args: object) -> object:
         hops.append(getattr(function, "__name__", repr(function)))
         return await in_thread(function, *args)
 
-    writer._in_thread = counted  # noqa: SLF001  # counted
+    def started(function: object, *args: object) -> object:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return start_in_thread(function, *args)
+
+    writer._in_thread, writer._start_in_thread = counted, started  # noqa: SLF001  # counted
     for _ in range(3):
         await save_result(sqlite_db, result())
     assert hops == ["_run_alone"] * 3, hops
     assert len(await all_results(sqlite_db)) == 3
+
+
+async def test_a_lone_write_returns_in_the_loop_turn_after_its_thread_ends(
+    sqlite_db: Database,
+) -> None:
+    """Its caller resumes in the next turn of the loop after the worker thread reports back.
+
+    Not two turns later, woken by the writer's task once that task has woken: a durable write
+    in a loop pays for each turn.
+    """
+    loop = asyncio.get_running_loop()
+    turns = 0
+    reported: list[int] = []  # the turn in which the last callback from a thread ran
+
+    async def ticking() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    threadsafe = loop.call_soon_threadsafe
+
+    def noted(
+        callback: Callable[..., object], *args: object, **kwargs: contextvars.Context | None
+    ) -> asyncio.Handle:
+        def run(*args: object) -> None:
+            reported.append(turns)
+            callback(*args)
+
+        return threadsafe(run, *args, **kwargs)
+
+    await save_result(sqlite_db, result())  # the writer's task started
+    ticker = asyncio.create_task(ticking())
+    loop.call_soon_threadsafe = noted  # type: ignore[method-assign]  # each callback's turn noted
+    gaps = []
+    try:
+        for _ in range(20):
+            await save_result(sqlite_db, result())
+            gaps.append(turns - reported[-1])
+    finally:
+        loop.call_soon_threadsafe = threadsafe  # type: ignore[method-assign]  # restored
+        ticker.cancel()
+    assert max(gaps) <= 1, gaps
 
 
 async def test_a_lone_single_call_write_commits_itself(sqlite_db: Database) -> None:

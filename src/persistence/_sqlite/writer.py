@@ -23,7 +23,7 @@ import contextvars
 import enum
 import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -87,10 +87,16 @@ class Writer:
     """The writer connection and its queue, which holds single-call writes and leases."""
 
     def __init__(
-        self, connection: sqlite3.Connection, in_thread: InThread, busy_timeout: float
+        self,
+        connection: sqlite3.Connection,
+        in_thread: InThread,
+        busy_timeout: float,
+        *,
+        start_in_thread: Callable[..., object],
     ) -> None:
         self.connection = connection  # only a lease's holder may use it
         self._in_thread = in_thread
+        self._start_in_thread = start_in_thread  # starts a function in a worker thread, no wait
         self._busy_timeout = busy_timeout
         self._budget = Budget(connection)
         self._queue: collections.deque[_Write | Lease] = collections.deque()
@@ -147,8 +153,11 @@ class Writer:
 
     async def _run_queue(self) -> None:
         try:
+            woken = False  # whether the last write's caller has had its turn already
             while True:
-                await asyncio.sleep(0)  # callers woken by the last commit queue their next write
+                if not woken:
+                    await asyncio.sleep(0)  # callers woken by the last commit queue their next
+                woken = False
                 if not self._queue:
                     return
                 head = self._queue[0]
@@ -165,8 +174,11 @@ class Writer:
                     continue
                 self._enter(WriterState.BATCH)  # the runner's, until it commits or rolls back
                 try:
-                    if len(self._queue) > 1 or head.mode is MANY or not await self._alone(head):
+                    lone = len(self._queue) == 1 and head.mode is not MANY
+                    alone = await self._alone(head) if lone else None
+                    if alone is None:  # not run alone, or the lock was taken: a batch runs it
                         await self._batch()
+                    woken = alone is True
                 finally:
                     self._leave(WriterState.BATCH)
         finally:
@@ -182,24 +194,39 @@ class Writer:
         assert not self.connection.in_transaction  # noqa: S101  # committed or rolled back
         self.state = WriterState.IDLE
 
-    async def _alone(self, item: _Write) -> bool:
+    async def _alone(self, item: _Write) -> bool | None:
         """Run a lone write as its own autocommit statement, in one hop: it commits itself.
 
-        No BEGIN and no COMMIT to run: half the statements of a batch of one. False when
-        another connection held the write lock: the write, which changed nothing, stays queued
-        for a batch, whose BEGIN IMMEDIATE waits for the lock.
+        No BEGIN and no COMMIT to run: half the statements of a batch of one. The thread hands
+        the outcome to the loop itself, and a value needing no mapping goes to its caller in that
+        callback, woken one turn of the loop sooner: then True. None when another connection
+        held the write lock: the write, which changed nothing, stays queued for a batch, whose
+        BEGIN IMMEDIATE waits for the lock.
         """
         self._queue.popleft()
-        outcome, error = await self._in_thread(_run_alone, self.connection, item)
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[tuple[object, Exception | None]] = loop.create_future()
+
+        def report(outcome: object, error: Exception | None) -> None:
+            loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
+
+        try:
+            self._start_in_thread(_run_alone, self.connection, item, report)
+        except RuntimeError:  # "cannot schedule new futures after shutdown"
+            _fail(item, DatabaseError("the SQLite database is closed"))
+            return False
+        outcome, error = await ended
         gave_back()
         if error is None:
+            if item.rows_as is None:
+                return True  # `_hand_over` gave the caller its value
             await self._settle(self.connection, [(item, outcome)], None)
         elif is_busy(error) and not item.future.done():
             self._queue.appendleft(item)
-            return False
+            return None
         else:
             _fail(item, error)
-        return True
+        return False
 
     async def _batch(self) -> None:
         """Open a transaction, run the queued writes in it, and commit them all at once."""
@@ -374,17 +401,40 @@ def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> 
     return _Ran(outcomes)
 
 
-def _run_alone(writer: sqlite3.Connection, item: _Write) -> tuple[object, Exception | None]:
+def _run_alone(
+    writer: sqlite3.Connection,
+    item: _Write,
+    report: Callable[[object, Exception | None], object],
+) -> None:
     """Run one write outside any transaction, in a worker thread: SQLite commits it at its end.
 
-    A statement that fails, the lock refused included, leaves nothing of itself behind.
+    A statement that fails, the lock refused included, leaves nothing of itself behind. Its
+    outcome goes to `report`, which hands it to the loop.
     """
-    if item.future.done():
-        return None, None  # cancelled before it ran: it never runs
-    try:
-        return execute(writer, item.plan, item.params, item.mode), None
-    except Exception as error:  # noqa: BLE001  # handed to its caller alone
-        return None, error
+    outcome: object = None
+    error: Exception | None = None
+    if not item.future.done():  # cancelled before it ran: it never runs
+        try:
+            outcome = execute(writer, item.plan, item.params, item.mode)
+        except Exception as failed:  # noqa: BLE001  # handed to its caller alone
+            error = failed
+    report(outcome, error)
+
+
+def _hand_over(
+    item: _Write,
+    ended: asyncio.Future[tuple[object, Exception | None]],
+    outcome: object,
+    error: Exception | None,
+) -> None:
+    """On the loop: give a lone write's caller its committed value, then wake the runner.
+
+    The caller is woken first, so it queues its next write before the runner looks.
+    """
+    if error is None and item.rows_as is None and not item.future.done():
+        item.future.set_result(outcome)
+    if not ended.done():  # else the runner was cancelled meanwhile
+        ended.set_result((outcome, error))
 
 
 def _fail(item: _Write, error: BaseException) -> None:
