@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -390,3 +391,19 @@ async def test_a_lone_write_waits_for_a_lock_another_connection_holds(tmp_path: 
             other.execute("ROLLBACK")
         assert [r.id for r in await all_results(db)] == [saved.id]
         assert (await save_result(db, result())).id is not None
+
+
+async def test_lone_writes_run_in_the_writers_own_thread_which_closing_ends(
+    tmp_path: Path,
+) -> None:
+    """Lone writes take the writer's own thread, not the worker pool; closing joins it."""
+    async with connect(tmp_path / "own.db") as db:
+        await migrate(db)
+        writer = backend_of(db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # traced
+        names: set[str] = set()
+        writer.set_trace_callback(lambda _: names.add(threading.current_thread().name))
+        for _ in range(3):
+            await save_result(db, result())
+        writer.set_trace_callback(None)
+        assert names == {"persistence-sqlite-writer"}
+    assert not any(t.name == "persistence-sqlite-writer" for t in threading.enumerate())

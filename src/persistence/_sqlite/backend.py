@@ -87,9 +87,7 @@ class SqliteBackend:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._open_reader = open_reader
         self._readers = Readers(reader, open_reader, self._in_thread)
-        self._writer = Writer(
-            writer, self._in_thread, busy_timeout, start_in_thread=self._executor.submit
-        )
+        self._writer = Writer(writer, self._in_thread, busy_timeout)
         self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
@@ -302,6 +300,7 @@ class SqliteBackend:
 
     def _shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+        self._writer.stop_thread()
         self._readers.close()
         self._writer.connection.close()
         release_wal_indexes(self._wal_indexes)  # and any handed back while these were open

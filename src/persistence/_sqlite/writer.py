@@ -6,7 +6,8 @@ alone. Queued writes go to a worker thread together, one hop for a run of them, 
 insert may spend tens of ms in a step no budget sees (FTS5 merging its segments); a bulk or
 long write takes a hop of its own. When no other write waits, the COMMIT runs in the same hop;
 a plain write alone in the queue runs outside any transaction, as one statement that commits
-itself (no BEGIN, no COMMIT), and falls back to a batch if another connection holds the lock.
+itself (no BEGIN, no COMMIT), in the writer's own thread, and falls back to a batch if
+another connection holds the lock.
 A transaction takes the writer for its whole block (a lease), queued in turn with the batches.
 
 The writer's states are explicit (`WriterState`), and each step asserts the one it needs: a
@@ -21,7 +22,9 @@ import asyncio
 import collections
 import contextvars
 import enum
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -87,16 +90,12 @@ class Writer:
     """The writer connection and its queue, which holds single-call writes and leases."""
 
     def __init__(
-        self,
-        connection: sqlite3.Connection,
-        in_thread: InThread,
-        busy_timeout: float,
-        *,
-        start_in_thread: Callable[..., object],
+        self, connection: sqlite3.Connection, in_thread: InThread, busy_timeout: float
     ) -> None:
         self.connection = connection  # only a lease's holder may use it
         self._in_thread = in_thread
-        self._start_in_thread = start_in_thread  # starts a function in a worker thread, no wait
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # for its own thread
+        self._thread: threading.Thread | None = None  # started by the first lone write
         self._busy_timeout = busy_timeout
         self._budget = Budget(connection)
         self._queue: collections.deque[_Write | Lease] = collections.deque()
@@ -184,6 +183,26 @@ class Writer:
         finally:
             self._runner = None
 
+    def _start_in_thread(self, function: Callable[..., None], *args: object) -> None:
+        """Start `function` in the writer's own thread, not waiting for it: it reports back.
+
+        Cheaper than the backend's executor for a lone write: no future and no locks of
+        Python's on either side, only a queue.
+        """
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_serve, args=(self._jobs,), name="persistence-sqlite-writer", daemon=True
+            )
+            self._thread.start()
+        self._jobs.put((function, args))
+
+    def stop_thread(self) -> None:
+        """End the writer's own thread once what it was given has run; blocks, for a thread."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+
     def _enter(self, state: WriterState) -> None:
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # one holder at a time
         assert not self.connection.in_transaction  # noqa: S101  # the last holder ended its own
@@ -210,11 +229,7 @@ class Writer:
         def report(outcome: object, error: Exception | None) -> None:
             loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
 
-        try:
-            self._start_in_thread(_run_alone, self.connection, item, report)
-        except RuntimeError:  # "cannot schedule new futures after shutdown"
-            _fail(item, DatabaseError("the SQLite database is closed"))
-            return False
+        self._start_in_thread(_run_alone, self.connection, item, report)
         outcome, error = await ended
         gave_back()
         if error is None:
@@ -435,6 +450,15 @@ def _hand_over(
         item.future.set_result(outcome)
     if not ended.done():  # else the runner was cancelled meanwhile
         ended.set_result((outcome, error))
+
+
+_Job = tuple[Callable[..., None], tuple[object, ...]]
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    """Run each job in turn, until given None: the body of the writer's own thread."""
+    while (job := jobs.get()) is not None:
+        job[0](*job[1])
 
 
 def _fail(item: _Write, error: BaseException) -> None:
