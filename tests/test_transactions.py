@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import pytest
@@ -17,7 +23,11 @@ from persistence import (
     TestStatus,
     TestType,
     all_results,
+<<<<<<< HEAD
     close_database,
+=======
+    connect,
+>>>>>>> durable-writes
     find_config_entry_by_key,
     get_config_value,
     get_result,
@@ -30,6 +40,7 @@ from persistence import (
     transaction,
 )
 from persistence.database import backend_of
+from persistence.migrations import migrate
 
 
 def result() -> TestResult:
@@ -291,19 +302,24 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
     """Alone in its batch, a write runs and commits in one worker-thread hop, none on the loop."""
     writer = backend_of(sqlite_db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # its hops counted
     hops: list[str] = []
-    in_thread = writer._in_thread  # noqa: SLF001  # wrapped to count
+    in_thread, start_in_thread = writer._in_thread, writer._start_in_thread  # noqa: SLF001  # wrapped to count
 
     async def counted(function: object, *args: object) -> object:
         hops.append(getattr(function, "__name__", repr(function)))
         return await in_thread(function, *args)
 
-    writer._in_thread = counted  # noqa: SLF001  # counted
+    def started(function: object, *args: object) -> object:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return start_in_thread(function, *args)
+
+    writer._in_thread, writer._start_in_thread = counted, started  # noqa: SLF001  # counted
     for _ in range(3):
         await save_result(sqlite_db, result())
-    assert hops == ["_run_writes"] * 3, hops
+    assert hops == ["_run_alone"] * 3, hops
     assert len(await all_results(sqlite_db)) == 3
 
 
+<<<<<<< HEAD
 async def test_closing_inside_the_blocks_own_transaction_is_refused_at_once(
     database_url: str, db: Database
 ) -> None:
@@ -325,3 +341,98 @@ async def test_closing_inside_the_blocks_own_transaction_is_refused_at_once(
         assert len(await all_results(db)) == 1
     finally:
         await close_database(short)
+=======
+async def test_a_lone_write_returns_in_the_loop_turn_after_its_thread_ends(
+    sqlite_db: Database,
+) -> None:
+    """Its caller resumes in the next turn of the loop after the worker thread reports back.
+
+    Not two turns later, woken by the writer's task once that task has woken: a durable write
+    in a loop pays for each turn.
+    """
+    loop = asyncio.get_running_loop()
+    turns = 0
+    reported: list[int] = []  # the turn in which the last callback from a thread ran
+
+    async def ticking() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    threadsafe = loop.call_soon_threadsafe
+
+    def noted(
+        callback: Callable[..., object], *args: object, **kwargs: contextvars.Context | None
+    ) -> asyncio.Handle:
+        def run(*args: object) -> None:
+            reported.append(turns)
+            callback(*args)
+
+        return threadsafe(run, *args, **kwargs)
+
+    await save_result(sqlite_db, result())  # the writer's task started
+    ticker = asyncio.create_task(ticking())
+    loop.call_soon_threadsafe = noted  # type: ignore[method-assign]  # each callback's turn noted
+    gaps = []
+    try:
+        for _ in range(20):
+            await save_result(sqlite_db, result())
+            gaps.append(turns - reported[-1])
+    finally:
+        loop.call_soon_threadsafe = threadsafe  # type: ignore[method-assign]  # restored
+        ticker.cancel()
+    assert max(gaps) <= 1, gaps
+
+
+async def test_a_lone_single_call_write_commits_itself(sqlite_db: Database) -> None:
+    """Alone in its batch, a write runs as one statement, no BEGIN or COMMIT, and is durable."""
+    writer = backend_of(sqlite_db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # its statements traced
+    ran: list[str] = []
+    writer.set_trace_callback(ran.append)
+    try:
+        saved = [await save_result(sqlite_db, result()) for _ in range(3)]
+    finally:
+        writer.set_trace_callback(None)
+    statements = {s.split(None, 1)[0].upper() for s in ran if not s.startswith("--")}
+    assert statements == {"INSERT"}, ran  # each commits itself: no BEGIN, no COMMIT
+    assert not writer.in_transaction
+    with contextlib.closing(sqlite3.connect(sqlite_db.url)) as other:
+        ids = [row[0] for row in other.execute("SELECT id FROM test_results ORDER BY id")]
+    assert ids == [s.id for s in saved]
+
+
+async def test_a_lone_write_waits_for_a_lock_another_connection_holds(tmp_path: Path) -> None:
+    """A lone write that finds the write lock taken waits for it, then commits; or times out."""
+    async with connect(tmp_path / "locked.db", busy_timeout=0.3) as db:
+        await migrate(db)
+        with contextlib.closing(sqlite3.connect(db.url, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            waiting = asyncio.create_task(save_result(db, result()))
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            other.execute("COMMIT")
+            saved = await waiting
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(DatabaseError, match="locked"):
+                await save_result(db, result())
+            other.execute("ROLLBACK")
+        assert [r.id for r in await all_results(db)] == [saved.id]
+        assert (await save_result(db, result())).id is not None
+
+
+async def test_lone_writes_run_in_the_writers_own_thread_which_closing_ends(
+    tmp_path: Path,
+) -> None:
+    """Lone writes take the writer's own thread, not the worker pool; closing joins it."""
+    async with connect(tmp_path / "own.db") as db:
+        await migrate(db)
+        writer = backend_of(db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # traced
+        names: set[str] = set()
+        writer.set_trace_callback(lambda _: names.add(threading.current_thread().name))
+        for _ in range(3):
+            await save_result(db, result())
+        writer.set_trace_callback(None)
+        assert names == {"persistence-sqlite-writer"}
+    assert not any(t.name == "persistence-sqlite-writer" for t in threading.enumerate())
+>>>>>>> durable-writes

@@ -300,6 +300,7 @@ class SqliteBackend:
 
     def _shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+        self._writer.stop_thread()
         self._readers.close()
         self._writer.connection.close()
         release_wal_indexes(self._wal_indexes)  # and any handed back while these were open
