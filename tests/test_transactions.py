@@ -23,11 +23,8 @@ from persistence import (
     TestStatus,
     TestType,
     all_results,
-<<<<<<< HEAD
     close_database,
-=======
     connect,
->>>>>>> durable-writes
     find_config_entry_by_key,
     get_config_value,
     get_result,
@@ -319,7 +316,6 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
     assert len(await all_results(sqlite_db)) == 3
 
 
-<<<<<<< HEAD
 async def test_closing_inside_the_blocks_own_transaction_is_refused_at_once(
     database_url: str, db: Database
 ) -> None:
@@ -341,7 +337,8 @@ async def test_closing_inside_the_blocks_own_transaction_is_refused_at_once(
         assert len(await all_results(db)) == 1
     finally:
         await close_database(short)
-=======
+
+
 async def test_a_lone_write_returns_in_the_loop_turn_after_its_thread_ends(
     sqlite_db: Database,
 ) -> None:
@@ -395,7 +392,9 @@ async def test_a_lone_single_call_write_commits_itself(sqlite_db: Database) -> N
     finally:
         writer.set_trace_callback(None)
     statements = {s.split(None, 1)[0].upper() for s in ran if not s.startswith("--")}
-    assert statements == {"INSERT"}, ran  # each commits itself: no BEGIN, no COMMIT
+    assert "INSERT" in statements, ran
+    # Each commits itself: no BEGIN, no COMMIT. (FTS5 may read its config on first use.)
+    assert not statements & {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}, ran
     assert not writer.in_transaction
     with contextlib.closing(sqlite3.connect(sqlite_db.url)) as other:
         ids = [row[0] for row in other.execute("SELECT id FROM test_results ORDER BY id")]
@@ -435,4 +434,3 @@ async def test_lone_writes_run_in_the_writers_own_thread_which_closing_ends(
         writer.set_trace_callback(None)
         assert names == {"persistence-sqlite-writer"}
     assert not any(t.name == "persistence-sqlite-writer" for t in threading.enumerate())
->>>>>>> durable-writes
