@@ -307,4 +307,4 @@ def test_an_export_writes_through_a_symlink_or_a_device(
         assert output.read_text().count("<testcase ") == 2
         assert target.read_text().count("<testcase ") == 2
         assert output.is_symlink() == (kind == "symlink")
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith("partial")) == []

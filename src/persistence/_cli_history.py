@@ -11,15 +11,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import secrets
 import stat
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
+from persistence._files.content import Partial, write_all
 from persistence._paging import START_OF_TIME
 from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
@@ -368,22 +367,21 @@ def write_whole(path: Path, text: str) -> None:
         with target.open("w", encoding="utf-8") as stream:
             stream.write(text)
         return
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        # Made as a new file is, the umask applied: 0o600 by mkstemp would hide the export.
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
+            # Made as a new file is, the umask applied: 0o600 by mkstemp would hide the export.
+            partial = Partial.create(folder, target.name)
+            try:
+                write_all(partial.fd, memoryview(text.encode("utf-8")))
                 if before is not None:
-                    os.fchmod(stream.fileno(), stat.S_IMODE(before.st_mode))
-            partial.replace(target)
-        except BaseException:
-            with suppress(OSError):
-                partial.unlink()
-            raise
+                    os.fchmod(partial.fd, stat.S_IMODE(before.st_mode))
+                os.fsync(partial.fd)
+                partial.commit()
+            finally:
+                partial.discard()
+        finally:
+            os.close(folder)
     except OSError as error:  # named by the path asked for, not the one beside it
         raise OSError(error.errno, error.strerror, str(path)) from None
 
