@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import asyncpg
 
+_OTHERS = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+"""The other connections to the test's own database: the asking one left out."""
 
-async def own_connections(url: str) -> int:
-    """The connections to the test's PostgreSQL database, the counting one left out."""
+
+async def _count(url: str, counted: str) -> int:
+    """Give `SELECT count(<counted>)` over the other connections to the test's database."""
     admin = await asyncpg.connect(url)
     try:
-        count: int = await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        count: int = await admin.fetchval(f"SELECT count({counted}) {_OTHERS}")
     finally:
         await admin.close()
     return count
 
 
+async def own_connections(url: str) -> int:
+    """The connections to the test's PostgreSQL database, the counting one left out."""
+    return await _count(url, "*")
+
+
 async def kill_own_connections(url: str) -> int:
     """End every other connection to the test's PostgreSQL database; give how many."""
-    admin = await asyncpg.connect(url)
-    try:
-        killed: int = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await admin.close()
-    return killed
+    return await _count(url, "pg_terminate_backend(pid)")
