@@ -231,6 +231,48 @@ async def test_a_ctrf_member_of_another_json_type_is_named_with_its_test(
     await _nothing_written(sqlite_db)
 
 
+@pytest.mark.parametrize(
+    ("member", "value", "said"),
+    [
+        pytest.param(
+            "stdout",
+            "one line",
+            'stdout must be an array of strings, got the string "one line"',
+            id="stdout-string",
+        ),
+        pytest.param(
+            "stdout",
+            {"0": "a"},
+            "stdout must be an array of strings, got an object",
+            id="stdout-object",
+        ),
+        pytest.param(
+            "stdout", 7, "stdout must be an array of strings, got the number 7", id="stdout-number"
+        ),
+        pytest.param("extra", ["x"], "extra must be an object, got an array", id="extra-array"),
+        pytest.param(
+            "extra", "x", 'extra must be an object, got the string "x"', id="extra-string"
+        ),
+        pytest.param(
+            "rawStatus", 3, "rawStatus must be a string, got the number 3", id="raw-number"
+        ),
+        pytest.param(
+            "rawStatus", ["timeout"], "rawStatus must be a string, got an array", id="raw-array"
+        ),
+    ],
+)
+async def test_a_ctrf_member_that_would_be_dropped_is_refused(
+    sqlite_db: Database, tmp_path: Path, member: str, value: object, said: str
+) -> None:
+    """A member of a type the CTRF schema does not allow was left out without a word."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(_ctrf_with({"name": "x", "status": "failed", member: value}))
+    with pytest.raises(ReportError) as caught:
+        await import_ctrf(sqlite_db, path)
+    assert str(caught.value) == f"{path}: results.tests[1]: test 'x': {said}"
+    await _nothing_written(sqlite_db)
+
+
 async def test_a_ctrf_status_is_checked_beside_a_raw_status(
     sqlite_db: Database, tmp_path: Path
 ) -> None:

@@ -269,9 +269,8 @@ def _ctrf_result(test: object) -> TestResult:
     status = _FROM_CTRF.get(given) if isinstance(given, str) else None
     if status is None:
         raise ValueError(f"status must be one of {sorted(_FROM_CTRF)}, got {_shown(given)}")
-    raw = test.get("rawStatus")
-    given_extra = test.get("extra")
-    extra: dict[str, object] = given_extra if isinstance(given_extra, dict) else {}
+    raw = _member(test, "rawStatus", str, "a string")
+    extra: dict[str, object] = _member(test, "extra", dict, "an object") or {}
     test_type = extra.get("test_type")
     kind = _TYPES.get(test_type) if isinstance(test_type, str) else None
     if kind is None and test_type is not None:
@@ -283,7 +282,7 @@ def _ctrf_result(test: object) -> TestResult:
     trace = _member(test, "trace", str, "a string")
     return TestResult(
         test_type=TestType.UNIT if kind is None else kind,
-        status=_STATUSES.get(raw, status) if isinstance(raw, str) else status,
+        status=status if raw is None else _STATUSES.get(raw, status),
         execution_time=_ctrf_seconds(test, extra),
         error_message=message or trace,
         output=_ctrf_output(test),
@@ -307,8 +306,8 @@ def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
 
 def _ctrf_output(test: dict[str, object]) -> str | None:
     """Give a test's `stdout`, an array of strings, as one text of lines."""
-    stdout = test.get("stdout")
-    if not isinstance(stdout, list):
+    stdout = _member(test, "stdout", list, "an array of strings")
+    if stdout is None:
         return None
     for number, line in enumerate(stdout):
         if not isinstance(line, str):
