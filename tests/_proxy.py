@@ -4,7 +4,8 @@ It forwards every connection to a target on loopback. `silence()` stops forwardi
 both directions and keeps the sockets open, as a network that drops packets does;
 `resume()` forwards again for new connections; `cut()` closes every open connection.
 `hold()` keeps what comes in, on every connection, until `let_through()` sends it on, as a
-slow network does.
+slow network does. `keep_open()` forwards what comes in but not the end of a connection: the
+other side learns what its peer sent last, not yet that the peer has gone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Proxy:
         self.target_port = target_port
         self.port = 0
         self.silent = False
+        self.kept_open = False
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
@@ -52,6 +54,10 @@ class Proxy:
     def let_through(self) -> None:
         """Send on what was held, and forward again."""
         self._flowing.set()
+
+    def keep_open(self) -> None:
+        """Forward no end of a connection from now on: each side's socket stays open."""
+        self.kept_open = True
 
     def cut(self) -> None:
         """Close every open connection at once."""
@@ -92,6 +98,8 @@ class Proxy:
                 await self._flowing.wait()
                 sink.write(data)
                 await sink.drain()
+        if self.kept_open:
+            return  # `cut()` or `close()` ends it
         with contextlib.suppress(OSError):
             sink.close()
 

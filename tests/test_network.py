@@ -246,6 +246,40 @@ async def test_a_connection_killed_mid_read_claims_no_certain_rollback(postgres_
         assert "(a transaction in progress was rolled back)" not in message
 
 
+async def _gone(url: str) -> None:
+    """Wait until the test's database has no other connection: each has said its last words."""
+    async with asyncio.timeout(BOUND):
+        while True:  # polled: the server announces no end
+            if not await own_connections(url):
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_a_killed_connection_is_said_lost_in_words_of_the_package(
+    through: tuple[Proxy, Database], postgres_url: str
+) -> None:
+    """A call on a connection whose server process has gone names no state of asyncpg's.
+
+    The server's last words (a FATAL notice) put asyncpg's protocol in a state that refuses the
+    next call: "cannot switch to state 12; another operation (2) is in progress". A call in
+    the moment between those words and the socket's close (held open here by the proxy) got
+    them in its message, where the package says why the connection was lost.
+    """
+    proxy, db = through
+    proxy.keep_open()
+    with pytest.raises(DatabaseError) as raised:
+        async with connection(db) as conn:
+            await db.queries.get_run(conn, id=1)
+            assert await kill_own_connections(postgres_url) >= 1
+            await _gone(postgres_url)
+            await asyncio.sleep(0.05)  # forwarded and read: the protocol has left its idle state
+            await db.queries.get_run(conn, id=1)
+    message = str(raised.value)
+    assert "connection to the server was lost mid-call: the server or the network" in message
+    assert "state" not in message
+    assert "another operation" not in message
+
+
 async def test_no_connection_in_time_names_the_wait(postgres_url: str) -> None:
     """A call that cannot get a connection in time says what it waited for, not nothing."""
     async with connect(postgres_url) as db:

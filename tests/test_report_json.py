@@ -79,7 +79,9 @@ def _ctrf_with(test: object) -> str:
         pytest.param('{"results": {"tests": [', "not JSON", id="truncated"),
         pytest.param('{"results": {}}', "no results.tests", id="not-ctrf"),
         pytest.param(
-            _ctrf_with({"name": "x", "status": "maybe"}), r"tests\[1\]: status", id="bad-status"
+            _ctrf_with({"name": "x", "status": "maybe"}),
+            r"tests\[1\]: test 'x': status",
+            id="bad-status",
         ),
         pytest.param(
             _ctrf_with({"name": "x", "status": "passed", "duration": -1}),
@@ -156,6 +158,130 @@ async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
         f"{path}: results.tests[1]: test 'ok' appears twice: first at results.tests[0]"
     )
     await _nothing_written(db)
+
+
+_CTRF_STATUSES: Final = "['failed', 'other', 'passed', 'pending', 'skipped']"
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "said"),
+    [
+        pytest.param(
+            "status", [], f"status must be one of {_CTRF_STATUSES}, got an array", id="status-array"
+        ),
+        pytest.param(
+            "status",
+            {},
+            f"status must be one of {_CTRF_STATUSES}, got an object",
+            id="status-object",
+        ),
+        pytest.param(
+            "message", 5, "message must be a string, got the number 5", id="message-number"
+        ),
+        pytest.param(
+            "message", ["a"], "message must be a string, got an array", id="message-array"
+        ),
+        pytest.param(
+            "trace", {"at": 1}, "trace must be a string, got an object", id="trace-object"
+        ),
+        pytest.param(
+            "stdout",
+            ["a", 1],
+            "stdout[1] must be a string, got the number 1",
+            id="stdout-number-line",
+        ),
+        pytest.param(
+            "stdout", [None], "stdout[0] must be a string, got null", id="stdout-null-line"
+        ),
+        pytest.param(
+            "extra",
+            {"test_type": []},
+            "extra.test_type must be one of ['integration', 'stress', 'tle', 'unit'], got an array",
+            id="test-type-array",
+        ),
+        pytest.param(
+            "extra", {"test_type": True}, "extra.test_type must be one of", id="test-type-true"
+        ),
+        pytest.param(
+            "extra",
+            {"execution_time": "1"},
+            'extra.execution_time must be a number of seconds, got the string "1"',
+            id="execution-time-string",
+        ),
+        pytest.param(
+            "extra",
+            {"metadata": []},
+            "extra.metadata must be an object, got an array",
+            id="metadata-array",
+        ),
+    ],
+)
+async def test_a_ctrf_member_of_another_json_type_is_named_with_its_test(
+    sqlite_db: Database, tmp_path: Path, member: str, value: object, said: str
+) -> None:
+    """The error names the test, the member and what it must be: no bare `unhashable type`.
+
+    The check comes before any call to the database, the same on both engines: SQLite's only.
+    """
+    path = tmp_path / "ctrf.json"
+    path.write_text(_ctrf_with({"name": "x", "status": "failed", member: value}))
+    with pytest.raises(ReportError) as caught:
+        await import_ctrf(sqlite_db, path)
+    assert str(caught.value).startswith(f"{path}: results.tests[1]: test 'x': {said}")
+    await _nothing_written(sqlite_db)
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "said"),
+    [
+        pytest.param(
+            "stdout",
+            "one line",
+            'stdout must be an array of strings, got the string "one line"',
+            id="stdout-string",
+        ),
+        pytest.param(
+            "stdout",
+            {"0": "a"},
+            "stdout must be an array of strings, got an object",
+            id="stdout-object",
+        ),
+        pytest.param(
+            "stdout", 7, "stdout must be an array of strings, got the number 7", id="stdout-number"
+        ),
+        pytest.param("extra", ["x"], "extra must be an object, got an array", id="extra-array"),
+        pytest.param(
+            "extra", "x", 'extra must be an object, got the string "x"', id="extra-string"
+        ),
+        pytest.param(
+            "rawStatus", 3, "rawStatus must be a string, got the number 3", id="raw-number"
+        ),
+        pytest.param(
+            "rawStatus", ["timeout"], "rawStatus must be a string, got an array", id="raw-array"
+        ),
+    ],
+)
+async def test_a_ctrf_member_that_would_be_dropped_is_refused(
+    sqlite_db: Database, tmp_path: Path, member: str, value: object, said: str
+) -> None:
+    """A member of a type the CTRF schema does not allow was left out without a word."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(_ctrf_with({"name": "x", "status": "failed", member: value}))
+    with pytest.raises(ReportError) as caught:
+        await import_ctrf(sqlite_db, path)
+    assert str(caught.value) == f"{path}: results.tests[1]: test 'x': {said}"
+    await _nothing_written(sqlite_db)
+
+
+async def test_a_ctrf_status_is_checked_beside_a_raw_status(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """CTRF requires `status`: a known `rawStatus` does not stand in for a wrong one."""
+    path = tmp_path / "ctrf.json"
+    path.write_text(_ctrf_with({"name": "x", "status": [], "rawStatus": "timeout"}))
+    with pytest.raises(ReportError, match=r"tests\[1\]: test 'x': status must be one of"):
+        await import_ctrf(sqlite_db, path)
+    await _nothing_written(sqlite_db)
 
 
 @pytest.mark.parametrize(

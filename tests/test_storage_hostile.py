@@ -454,7 +454,7 @@ async def test_a_path_through_a_file_names_the_path(storage: Storage) -> None:
     with pytest.raises(NotAFileError) as caught:
         await write_bytes(storage, "f/below/deeper.txt", b"x")
     assert caught.value.path == "f/below/deeper.txt"
-    assert "f is not a folder" in caught.value.reason
+    assert "f is a regular file, not a folder" in caught.value.reason
 
 
 async def test_an_absolute_symlink_into_the_root_through_an_alias_is_followed(

@@ -490,6 +490,46 @@ def test_what_is_no_awaitable_or_manager_is_refused_by_name(
         assert runner.run(asyncio.sleep(0, "open")) == "open"
 
 
+_LEFT_OPEN = textwrap.dedent(
+    """
+    import asyncio
+    import sys
+
+    from persistence import connect, migrate
+    from persistence.sync import SyncRunner
+
+    runner = SyncRunner()
+    db = runner.enter(connect(sys.argv[1]))
+    runner.call(migrate, db)
+    with SyncRunner() as closed:
+        closed.run(asyncio.sleep(0))
+    print("left open")
+    """
+)
+
+
+def test_a_runner_left_open_at_exit_is_named_in_a_resource_warning(tmp_path: Path) -> None:
+    """A runner still open at exit gets a ResourceWarning saying how to close it; a closed one none.
+
+    It cannot be closed at exit (`atexit` runs after the thread pools have stopped), so what
+    it entered is never exited: it said nothing, as Python says of a file left open.
+    """
+    script = tmp_path / "left_open.py"
+    script.write_text(_LEFT_OPEN, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", str(script), str(tmp_path / "x.db")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "left open\n"
+    assert done.stderr.count("ResourceWarning: a SyncRunner was still open") == 1, done.stderr
+    assert "call its close(), or use it as `with SyncRunner() as runner:`" in done.stderr
+    assert "Task was destroyed" not in done.stderr
+
+
 _AFTER_A_FORK = textwrap.dedent(
     """
     import asyncio, os

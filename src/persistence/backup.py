@@ -36,6 +36,7 @@ from persistence.database import (
     backend_of,
     connect,
     connection,
+    read_file_as_is,
     require_database,
     transaction,
     translate_errors,
@@ -173,7 +174,8 @@ async def restore_database(
     """Copy the backup file at `path` into `db`, which must be migrated and empty.
 
     All or nothing, as `copy_database`, and like it refuses a file holding tables of the
-    user's own unless `skip_user_tables` is given; the file is only read.
+    user's own unless `skip_user_tables` is given; the file is only read, and no file is
+    made beside it (a WAL-mode file, read-only, would get a `-wal` and a `-shm` file).
     """
     _check_database("db", db)
     if not isinstance(path, str | os.PathLike):
@@ -183,7 +185,7 @@ async def restore_database(
     file = Path(path)
     if not await asyncio.to_thread(file.is_file):
         raise DatabaseError(f"no backup file at {str(file)!r}")
-    async with connect(file, create=False) as backup:
+    async with read_file_as_is(file) as backup:  # its folder left as it was
         return await copy_database(
             backup, db, page_size=page_size, skip_user_tables=skip_user_tables
         )

@@ -280,6 +280,30 @@ def _for_a_block(
 connect = _for_a_block(open_database)
 
 
+@contextlib.asynccontextmanager
+async def read_file_as_is(path: str | os.PathLike[str]) -> AsyncIterator[Database]:
+    """Open an existing SQLite file to read it only, adding no file beside it; close it after.
+
+    For a restore, which must leave the backup's folder as it was. A file that a connection
+    has open (its `-wal` or `-shm` beside it) is read through SQLite's locks, as by
+    `open_database(path, create=False)`.
+    """
+    engine, target = engine_of(path)
+    if engine is not Engine.SQLITE:
+        raise ValidationError(
+            "restore", "path", f"must be a SQLite file, got {redact_url(target)!r}"
+        )
+    observer = observer_for(engine.value, target, None, None)
+    backend = await open_sqlite(
+        target, busy_timeout=5.0, create=False, observer=observer, as_is=True
+    )
+    db = Database(url=redact_url(target), engine=engine, queries=backend.queries, backend=backend)
+    try:
+        yield db
+    finally:
+        await close_database(db)
+
+
 def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
     """Have `watcher` told the tables (from `QUERY_WRITES`) of every write through this package.
 

@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._interface import JsonObject, JsonValue
 from persistence._loop import drop_in_slices, map_each, share_loop
@@ -48,6 +48,8 @@ _TO_CTRF: Final = {
     TestStatus.RUNNING: "other",
 }
 _STATUSES: Final = {member.value: member for member in TestStatus}
+_TYPES: Final = {member.value: member for member in TestType}
+_T = TypeVar("_T")
 _DECODER: Final = json.JSONDecoder()
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
 """What JSON takes as white space between its parts."""
@@ -124,7 +126,7 @@ async def import_ctrf(
         try:
             results.append(_ctrf_result(test))
         except (ValueError, TypeError, KeyError, OverflowError) as error:
-            raise ReportError(path, None, f"results.tests[{index}]: {error}") from None
+            raise ReportError(path, None, f"{_ctrf_place(index, test)}: {error}") from None
         await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
     return await _store(db, labels, results)
@@ -210,37 +212,107 @@ async def _tests_or_value(text: str, name: str, at: int) -> tuple[object, int]:
         at = _skip(text, at + 1)
 
 
+def _ctrf_place(index: int, test: object) -> str:
+    """Name a test of a CTRF file: its index in `results.tests`, and its name if it has one."""
+    name = test.get("name") if isinstance(test, dict) else None
+    named = f": test {name!r:.200}" if isinstance(name, str) and name else ""
+    return f"results.tests[{index}]{named}"
+
+
+def _shown(value: object) -> str:
+    """Say what a JSON value is, as the CTRF schema names types: the value too, if short."""
+    match value:
+        case dict():
+            return "an object"
+        case list():
+            return "an array"
+        case None:
+            return "null"
+        case bool():
+            return "true" if value else "false"
+        case str():
+            text = json.dumps(value)
+            return f"the string {text if len(text) <= _SHOWN else text[:_SHOWN] + '...'}"
+    return f"the number {value!r:.{_SHOWN}}"
+
+
+_SHOWN: Final = 80
+"""How many characters of a wrong value an error shows."""
+
+
+def _member(
+    found: dict[str, object], name: str, kind: type[_T], expected: str, *, under: str = ""
+) -> _T | None:
+    """Give an optional member of a CTRF object, None when it is left out or null.
+
+    Any other JSON type than `kind` is refused, naming the member (`under` its parent's name)
+    and what it holds.
+    """
+    value = found.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    raise TypeError(f"{under}{name} must be {expected}, got {_shown(value)}")
+
+
 def _ctrf_result(test: object) -> TestResult:
+    """Read one test of a CTRF file, each member it uses checked for its JSON type first.
+
+    `test_type`, `execution_time` and `metadata` under `extra` are this package's own, as
+    export writes them; the model then checks each value it is given.
+    """
     if not isinstance(test, dict):
-        raise TypeError(f"expected an object, got {type(test).__name__}")
-    raw = test.get("rawStatus")
-    status = _STATUSES.get(raw) if isinstance(raw, str) else None
+        raise TypeError(f"expected an object, got {_shown(test)}")
+    name = test.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {_shown(name)}")
+    given = test.get("status")
+    status = _FROM_CTRF.get(given) if isinstance(given, str) else None
     if status is None:
-        status = _FROM_CTRF.get(test.get("status"))  # type: ignore[arg-type]  # checked: None if not a key
-    if status is None:
-        raise ValueError(f"status must be one of {sorted(_FROM_CTRF)}, got {test.get('status')!r}")
-    given_extra = test.get("extra")
-    # JSON from the file: the model checks each value it is given.
-    extra: dict[str, Any] = given_extra if isinstance(given_extra, dict) else {}
+        raise ValueError(f"status must be one of {sorted(_FROM_CTRF)}, got {_shown(given)}")
+    raw = _member(test, "rawStatus", str, "a string")
+    extra: dict[str, object] = _member(test, "extra", dict, "an object") or {}
+    test_type = extra.get("test_type")
+    kind = _TYPES.get(test_type) if isinstance(test_type, str) else None
+    if kind is None and test_type is not None:
+        raise ValueError(
+            f"extra.test_type must be one of {sorted(_TYPES)}, got {_shown(test_type)}"
+        )
+    metadata = _member(extra, "metadata", dict, "an object", under="extra.")
+    message = _member(test, "message", str, "a string")
+    trace = _member(test, "trace", str, "a string")
+    return TestResult(
+        test_type=TestType.UNIT if kind is None else kind,
+        status=status if raw is None else _STATUSES.get(raw, status),
+        execution_time=_ctrf_seconds(test, extra),
+        error_message=message or trace,
+        output=_ctrf_output(test),
+        metadata={} if metadata is None else metadata,
+        test_id=name,
+    )
+
+
+def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
+    """Give a test's seconds: exact under `extra` as export writes them, else its `duration`."""
     seconds = extra.get("execution_time")
     if seconds is None:
         duration = test.get("duration", 0)
         if isinstance(duration, bool) or not isinstance(duration, int | float):
-            raise TypeError(f"duration must be a number of milliseconds, got {duration!r}")
-        seconds = duration / 1000
-    name = test.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty text, got {name!r:.80}")
-    stdout = test.get("stdout")
-    return TestResult(
-        test_type=TestType(extra.get("test_type", "unit")),
-        status=status,
-        execution_time=seconds,
-        error_message=test.get("message") or test.get("trace"),
-        output="\n".join(stdout) if isinstance(stdout, list) else None,
-        metadata=extra.get("metadata", {}),
-        test_id=name,
-    )
+            raise TypeError(f"duration must be a number of milliseconds, got {_shown(duration)}")
+        return duration / 1000
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"extra.execution_time must be a number of seconds, got {_shown(seconds)}")
+    return seconds
+
+
+def _ctrf_output(test: dict[str, object]) -> str | None:
+    """Give a test's `stdout`, an array of strings, as one text of lines."""
+    stdout = _member(test, "stdout", list, "an array of strings")
+    if stdout is None:
+        return None
+    for number, line in enumerate(stdout):
+        if not isinstance(line, str):
+            raise TypeError(f"stdout[{number}] must be a string, got {_shown(line)}")
+    return "\n".join(stdout)
 
 
 def _ctrf_test(result: TestResult) -> str:

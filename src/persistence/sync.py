@@ -9,11 +9,14 @@ programs" tells why a runner and not a synchronous copy of each function.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import inspect
 import os
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Generic, ParamSpec, TypeVar, cast
@@ -90,6 +93,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         """The calls whose callers wait: woken by a close that stops the loop under them."""
         self._thread = threading.Thread(target=self._serve, name="persistence-sync", daemon=True)
         self._thread.start()
+        _OPEN.add(self)
 
     def _serve(self) -> None:
         """Run the loop until `close` stops it, then close it here (this thread may end late)."""
@@ -320,6 +324,30 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             msg = "the context manager ended without being entered"  # pragma: no cover
             raise RuntimeError(msg)  # pragma: no cover
         return _Held(task, leave), entered.result()
+
+
+_OPEN: Final[weakref.WeakSet[SyncRunner]] = weakref.WeakSet()
+"""The runners made in this process: each is kept alive by its loop's thread until closed."""
+
+
+@atexit.register
+def _warn_of_open_runners() -> None:
+    """Name each runner still open as the interpreter exits, in a ResourceWarning.
+
+    It cannot be closed here: `atexit` runs after the thread pools have stopped taking work,
+    which closing a SQLite database needs. So what it entered is never exited, as a file left
+    open is never flushed: the warning says how to close it, as Python's own do.
+    """
+    for runner in list(_OPEN):
+        if not runner.closed and runner._pid == os.getpid():  # noqa: SLF001  # the module's own
+            warnings.warn(
+                "a SyncRunner was still open as the interpreter exited, so what it entered "
+                "(databases, bundles) was never exited: call its close(), or use it as "
+                "`with SyncRunner() as runner:`",
+                ResourceWarning,
+                source=runner,
+                stacklevel=1,
+            )
 
 
 def _name_of(thing: object) -> str:

@@ -154,6 +154,7 @@ NO_FOLLOW_ERRORS: Final = frozenset({errno.ENOTDIR, errno.ELOOP, errno.EMLINK})
 
 
 _KINDS: Final = {
+    stat.S_IFREG: "is a regular file",
     stat.S_IFDIR: "is a folder",
     stat.S_IFLNK: "is a symbolic link",
     stat.S_IFIFO: "is a FIFO (named pipe)",
@@ -164,7 +165,7 @@ _KINDS: Final = {
 
 
 def kind_of(mode: int) -> str:
-    """Say what a file that is not a regular one is."""
+    """Say what a file is: "is a FIFO (named pipe)", "is a regular file" and so on."""
     return _KINDS.get(stat.S_IFMT(mode), "is not a regular file")
 
 
@@ -308,7 +309,8 @@ class Spot:
                 self.pending.appendleft(part)
                 return
             where = "/".join([*self.folders, part])
-            raise NotAFileError(self.shown, f"{where} is not a folder") from error
+            found = "is not a folder" if info is None else f"{kind_of(info.st_mode)}, not a folder"
+            raise NotAFileError(self.shown, f"{where} {found}") from error
         self.move_to(fd)
         self.folders.append(part)
 
@@ -438,8 +440,10 @@ def open_regular(dir_fd: int | None, name: str, shown: str, *, follow: bool = Fa
 def open_folder(dir_fd: int, name: str, *, create: bool, shown: str | None = None) -> int:
     """Open the real folder `name` in `dir_fd`, made first if `create`; never a symlink.
 
-    Missing and not created, it raises FileNotFoundError. A symlink or anything else but
-    a folder in its place is an OutsideRootError naming `shown` (by default `name`).
+    Missing and not created, it raises FileNotFoundError. A symlink in its place is an
+    OutsideRootError naming `shown` (by default `name`); a regular file, a FIFO or another
+    file that is no folder is a NotAFileError saying which. Neither is removed: the package
+    did not make it. The open never waits: a FIFO opened as a folder fails at once.
     """
     try:
         try:
@@ -453,15 +457,19 @@ def open_folder(dir_fd: int, name: str, *, create: bool, shown: str | None = Non
     except OSError as error:
         if error.errno not in NO_FOLLOW_ERRORS:
             raise
-        reason = "is not a real folder (a symlink?): it may lead outside"
-        raise OutsideRootError(shown or name, reason) from error
+        found = lstat(dir_fd, name)  # told apart only for the message: a link is refused anyway
+        if found is None or stat.S_ISDIR(found.st_mode) or stat.S_ISLNK(found.st_mode):
+            reason = "is not a real folder (a symlink?): it may lead outside"
+            raise OutsideRootError(shown or name, reason) from error
+        reason = f"{kind_of(found.st_mode)}, not a folder: move it away, a folder belongs there"
+        raise NotAFileError(shown or name, reason) from error
 
 
 def open_folders(stack: ExitStack, dir_fd: int, names: list[str], *, create: bool) -> int | None:
     """Open the real folders `names` one inside the other below `dir_fd`, closed with `stack`.
 
     Gives the last one, or None when one is missing. A symlink in the place of one is an
-    OutsideRootError naming the path to it, never followed.
+    OutsideRootError naming the path to it, never followed; another file, a NotAFileError.
     """
     for index, name in enumerate(names):
         try:

@@ -40,9 +40,7 @@ def translate_postgres(  # noqa: PLR0911  # one case a line
         ):
             if closed:
                 return DatabaseError("PostgreSQL: the database is closed")
-            # asyncpg detaches a pooled proxy whose connection died, then blames the pool.
-            pool = "released back to the pool" in str(error)
-            why = "the server or the network closed it" if pool else detail(error)
+            why = _why_lost(error)
             # Which call was cut, and where, is not known here: say what holds for each.
             return DatabaseError(
                 f"PostgreSQL: the connection to the server was lost mid-call: {why}. A "
@@ -54,6 +52,20 @@ def translate_postgres(  # noqa: PLR0911  # one case a line
         case asyncpg.PostgresError():
             return DatabaseError(f"PostgreSQL: {_message(error)}")
     return None
+
+
+def _why_lost(error: BaseException) -> str:
+    """Say why a connection was lost: its cause, not asyncpg's account of its own state.
+
+    asyncpg detaches a pooled proxy whose connection died, then blames the pool. And the
+    server's last words on an idle connection (the FATAL notice of a killed backend) leave
+    asyncpg's protocol waiting for a sync that never comes: until the socket's close is read,
+    the next call fails with InternalClientError, "cannot switch to state 12; another
+    operation (2) is in progress", which no caller can act on.
+    """
+    if isinstance(error, asyncpg.InternalClientError) or "released back to the pool" in str(error):
+        return "the server or the network closed it"
+    return detail(error)
 
 
 def detail(error: BaseException) -> str:

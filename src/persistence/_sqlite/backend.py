@@ -314,9 +314,18 @@ def _session(conn: Connection) -> SqliteSession:
 
 
 async def open_sqlite(
-    path: str, *, busy_timeout: float, create: bool, observer: Observer | None = None
+    path: str,
+    *,
+    busy_timeout: float,
+    create: bool,
+    observer: Observer | None = None,
+    as_is: bool = False,
 ) -> SqliteBackend:
-    """Open (or create) a SQLite file in WAL mode, a full sync on commit, traced by `observer`."""
+    """Open (or create) a SQLite file in WAL mode, a full sync on commit, traced by `observer`.
+
+    `as_is` (with `create=False`): read the file without adding any file beside it, if no
+    connection has it open; see `_read_only_uri`.
+    """
     queries = load_queries(functools.partial(SqliteAdapter, observer), "sqlite")
     if path == ":memory:" or path.startswith("file:"):
         raise DatabaseError(
@@ -324,7 +333,10 @@ async def open_sqlite(
             "reader and writer connections (use a temporary file in tests)"
         )
     opening = asyncio.get_running_loop().run_in_executor(
-        None, _open_files, path, busy_timeout, create, queries
+        None,
+        functools.partial(
+            _open_files, path, busy_timeout, create=create, queries=queries, as_is=as_is
+        ),
     )
     try:
         return await asyncio.shield(opening)
@@ -335,8 +347,10 @@ async def open_sqlite(
         raise
 
 
-def _open_files(path: str, busy_timeout: float, create: bool, queries: Queries) -> SqliteBackend:  # noqa: FBT001  # called through run_in_executor, positionally
-    target = path if create else _read_only_uri(path)
+def _open_files(
+    path: str, busy_timeout: float, *, create: bool, queries: Queries, as_is: bool
+) -> SqliteBackend:
+    target = path if create else _read_only_uri(path, as_is=as_is)
     if create:
         _make_folder_of(path)
     # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
@@ -444,19 +458,24 @@ def _switch_to_wal(writer: sqlite3.Connection, wait: float) -> None:
             return
 
 
-def _read_only_uri(path: str) -> str:
+def _read_only_uri(path: str, *, as_is: bool = False) -> str:
     """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
 
     Where there is no `-wal` file and this process may not make one, it is opened immutable:
-    only a writer could change it, and a writer would have made the `-wal` file.
+    only a writer could change it, and a writer would have made the `-wal` file. So it is
+    `as_is` when there is neither a `-wal` nor a `-shm` file, which every connection to a
+    WAL-mode file keeps while it is open: a read-only connection would make both, and could
+    not remove them (a restore left them beside the backup it read).
     """
     file = Path(path)
     if not file.exists():
         raise DatabaseError(f"no SQLite database at {path!r}: the file does not exist")
     if not file.is_file():
         raise DatabaseError(f"no SQLite database at {path!r}: it is not a file")
-    uri = f"file:{quote(str(file.resolve()))}?mode=ro"
-    if not os.access(file.parent, os.W_OK) and not file.with_name(f"{file.name}-wal").exists():
+    real = file.resolve()  # SQLite names the files beside it after the real file, links followed
+    uri = f"file:{quote(str(real))}?mode=ro"
+    in_use = [real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm")]
+    if (not os.access(file.parent, os.W_OK) and not in_use[0]) or (as_is and not any(in_use)):
         uri += "&immutable=1"
     return uri
 

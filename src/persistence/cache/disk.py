@@ -266,7 +266,7 @@ def entry_keys(root: Path, folder: str) -> list[str]:
 
 def _real_folder(stack: ExitStack, dir_fd: int, *names: str) -> int | None:
     """Open the real folders `names`, closed with `stack`; None if missing or not real."""
-    with suppress(OutsideRootError):  # a symlink is passed over, never followed
+    with suppress(OutsideRootError, NotAFileError):  # a symlink or a file: passed over
         return open_folders(stack, dir_fd, list(names), create=False)
     return None
 
