@@ -12,7 +12,7 @@ import errno
 import os
 import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -43,6 +43,9 @@ from persistence.database import (
 )
 from persistence.exceptions import DatabaseError, ValidationError
 from persistence.migrations import migrate, migration_status
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 __all__ = [
     "COPIED_TABLES",
@@ -95,11 +98,23 @@ async def copy_database(
     user's own (made by their own migrations) is refused, naming them, unless
     `skip_user_tables` says to leave them behind. See the module's docstring.
     """
-    started = time.perf_counter()
     _check_database("source", source)
     _check_database("target", target)
     page_size = at_least("copy", "page_size", page_size, 1)
     argument("copy", "skip_user_tables", bool, skip_user_tables)
+    return await _copy(source, target, page_size, skip_user_tables=skip_user_tables)
+
+
+async def _copy(
+    source: Database,
+    target: Database,
+    page_size: int,
+    *,
+    skip_user_tables: bool,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
+) -> CopyReport:
+    """`copy_database` once its arguments are checked; `before_commit` may still undo it."""
+    started = time.perf_counter()
     await _require_migrated(source, "the source")
     await _require_migrated(target, "the target")
     if not skip_user_tables:
@@ -122,6 +137,8 @@ async def copy_database(
                 await backend_of(tx).set_id_counters(
                     conn, {t: max(counters.get(t, 0), last_ids[t]) for t in ID_TABLES}
                 )
+            if before_commit is not None:
+                await before_commit()
     return _report(source.url, target.url, moved, started)
 
 
@@ -185,10 +202,28 @@ async def restore_database(
     file = Path(path)
     if not await asyncio.to_thread(file.is_file):
         raise DatabaseError(f"no backup file at {str(file)!r}")
+    before = await asyncio.to_thread(_file_state, file)
+
+    async def unchanged() -> None:
+        # Read immutable (no -wal or -shm beside it), the file had no lock to keep a writer
+        # out: one that wrote meanwhile changed it, or left its -wal beside it.
+        if before[1] == (False, False) and await asyncio.to_thread(_file_state, file) != before:
+            raise DatabaseError(
+                f"the backup file {str(file)!r} changed while it was read: nothing was restored"
+            )
+
     async with read_file_as_is(file) as backup:  # its folder left as it was
-        return await copy_database(
-            backup, db, page_size=page_size, skip_user_tables=skip_user_tables
+        return await _copy(
+            backup, db, page_size, skip_user_tables=skip_user_tables, before_commit=unchanged
         )
+
+
+def _file_state(file: Path) -> tuple[tuple[int, int, int, int], tuple[bool, bool]]:
+    """Give the file's identity, size and times, and whether a `-wal` and `-shm` are beside it."""
+    real = file.resolve()
+    seen = real.stat()
+    beside = tuple(real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm"))
+    return (seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns), (beside[0], beside[1])
 
 
 def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:
