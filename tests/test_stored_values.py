@@ -283,7 +283,8 @@ async def test_a_time_stored_as_a_blob_or_without_an_offset_is_refused(
     Both were read as they were: bytes, or a naive datetime, in a model that takes aware times
     only (a naive one then failed comparisons with a raw TypeError). Now each read refuses them
     on `stored row.time`; since 0013 the history tables' CHECKs refuse them before they are
-    stored, as any time not in the one form the package writes.
+    stored, as any time not in the one form the package writes, and since 0014 file_records'
+    CHECKs do: the read's refusal is seen past them, with `PRAGMA ignore_check_constraints`.
     """
     path = tmp_path / "app.db"
     async with connect(path) as db:
@@ -294,11 +295,13 @@ async def test_a_time_stored_as_a_blob_or_without_an_offset_is_refused(
         for held in (
             f"UPDATE test_results SET created_at = {value} WHERE id = 3",  # noqa: S608  # the test's own SQL
             f"UPDATE runs SET started_at = {value}",  # noqa: S608  # the test's own SQL
+            f"UPDATE file_records SET accessed_at = {value}",  # noqa: S608  # the test's own SQL
         ):
             with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
                 await plain_sql(str(path), held)
         await plain_sql(
             str(path),
+            "PRAGMA ignore_check_constraints = ON",
             f"UPDATE file_records SET accessed_at = {value}",  # noqa: S608  # the test's own SQL
         )
         reads: list[Callable[[], Awaitable[object]]] = [

@@ -1,0 +1,7 @@
+-- Nothing to change on PostgreSQL, whose `jsonb` columns keep one value of each key (the last
+-- written) whatever text they were given. SQLite's 0014 refuses an object with a key twice in
+-- `test_results.metadata` and `runs.labels`, which SQLite stores as text and reads by its
+-- first value.
+--
+-- Nor for `file_records`' times, which are `timestamptz` here: SQLite's 0014 holds its
+-- `created_at` and `accessed_at`, text compared as text, to the one form the package writes.
