@@ -69,6 +69,32 @@ async def test_a_ctrf_report_imports_as_one_run(db: Database, tmp_path: Path) ->
     assert {r.run_id for r in results} == {run.id}
 
 
+async def test_a_ctrf_trace_and_stderr_are_kept(db: Database, tmp_path: Path) -> None:
+    """A test's `trace` beside its `message`, and its `stderr`, are imported, and exported again.
+
+    The trace was dropped when a message was there, and `stderr` was never read. The lines of
+    `stderr` are kept where a JUnit import keeps `<system-err>`: `metadata["system_err"]`.
+    """
+    path = tmp_path / "ctrf.json"
+    test = {
+        "name": "divides",
+        "status": "failed",
+        "message": "want 2, got 3",
+        "trace": "at divide (math.js:3)",
+        "stderr": ["warning: slow", "warning: slower"],
+    }
+    path.write_text(_ctrf_with(test))
+    run = await import_ctrf(db, path)
+    result = next(r for r in await all_results(db) if r.test_id == "divides")
+    assert result.error_message == "want 2, got 3\nat divide (math.js:3)"
+    assert result.metadata == {"system_err": "warning: slow\nwarning: slower"}
+    assert run.id is not None
+    exported = json.loads(await export_ctrf(db, run.id))
+    written = next(t for t in exported["results"]["tests"] if t["name"] == "divides")
+    assert written["stderr"] == ["warning: slow", "warning: slower"]
+    assert written["message"] == "want 2, got 3\nat divide (math.js:3)"
+
+
 def _ctrf_with(test: object) -> str:
     return json.dumps({"results": {"tests": [{"name": "ok", "status": "passed"}, test]}})
 

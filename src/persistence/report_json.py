@@ -277,16 +277,19 @@ def _ctrf_result(test: object) -> TestResult:
         raise ValueError(
             f"extra.test_type must be one of {sorted(_TYPES)}, got {_shown(test_type)}"
         )
-    metadata = _member(extra, "metadata", dict, "an object", under="extra.")
+    metadata = _member(extra, "metadata", dict, "an object", under="extra.") or {}
     message = _member(test, "message", str, "a string")
     trace = _member(test, "trace", str, "a string")
+    stderr = _ctrf_lines(test, "stderr")
+    if stderr is not None and "system_err" not in metadata:  # where a JUnit import keeps it
+        metadata = {**metadata, "system_err": stderr}
     return TestResult(
         test_type=TestType.UNIT if kind is None else kind,
         status=status if raw is None else _STATUSES.get(raw, status),
         execution_time=_ctrf_seconds(test, extra),
-        error_message=message or trace,
-        output=_ctrf_output(test),
-        metadata={} if metadata is None else metadata,
+        error_message="\n".join(text for text in (message, trace) if text) or None,
+        output=_ctrf_lines(test, "stdout"),
+        metadata=metadata,
         test_id=name,
     )
 
@@ -304,15 +307,15 @@ def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
     return seconds
 
 
-def _ctrf_output(test: dict[str, object]) -> str | None:
-    """Give a test's `stdout`, an array of strings, as one text of lines."""
-    stdout = _member(test, "stdout", list, "an array of strings")
-    if stdout is None:
+def _ctrf_lines(test: dict[str, object], name: str) -> str | None:
+    """Give a test's `stdout` or `stderr`, an array of strings, as one text of lines."""
+    lines = _member(test, name, list, "an array of strings")
+    if lines is None:
         return None
-    for number, line in enumerate(stdout):
+    for number, line in enumerate(lines):
         if not isinstance(line, str):
-            raise TypeError(f"stdout[{number}] must be a string, got {_shown(line)}")
-    return "\n".join(stdout)
+            raise TypeError(f"{name}[{number}] must be a string, got {_shown(line)}")
+    return "\n".join(lines)
 
 
 def _ctrf_test(result: TestResult) -> str:
@@ -332,6 +335,9 @@ def _ctrf_test(result: TestResult) -> str:
         test["message"] = result.error_message
     if result.output is not None:
         test["stdout"] = list[JsonValue](result.output.split("\n"))
+    stderr = result.metadata.get("system_err")
+    if isinstance(stderr, str):
+        test["stderr"] = list[JsonValue](stderr.split("\n"))
     # JSON text holds no raw line break but between its parts: each takes the list's indent.
     return ",\n" + _TEST_INDENT + _json(test).replace("\n", "\n" + _TEST_INDENT)
 
