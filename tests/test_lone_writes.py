@@ -294,3 +294,37 @@ async def test_closing_right_after_a_lone_write_is_queued(tmp_path: Path) -> Non
     assert len(writer_threads()) == before
     with pytest.raises(DatabaseError, match="closed"):
         await save_result(db, result())
+
+
+def test_a_lone_write_outliving_its_loop_leaves_the_writer_usable(tmp_path: Path) -> None:
+    """Its loop closed while the writer's thread ran it: the next loop's writes go through.
+
+    The thread's report to the closed loop raised, ending the thread: every later lone write
+    waited for it forever.
+    """
+    path = tmp_path / "loops.db"
+
+    async def start() -> tuple[Database, Gate]:
+        db = await open_database(path)
+        await migrate(db)
+        gate = gate_on(db)
+        asyncio.get_running_loop().create_task(save_result(db, result("held")))
+        await gate.wait_entered()
+        return db, gate  # the loop ends with the write still in the thread
+
+    db, gate = asyncio.run(start())
+    gate.opened.set()
+    committed(db, ["held"])
+    time.sleep(0.05)  # the thread reports to the closed loop
+
+    async def go_on() -> None:
+        try:
+            await goes_through(db)
+            await goes_through(db)
+        finally:
+            async with asyncio.timeout(2):
+                await close_database(db)
+
+    asyncio.run(go_on())
+    assert stored_outputs(db) == ["held", "next", "next"]
+    assert not writer_threads()

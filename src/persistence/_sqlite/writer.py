@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import enum
 import queue
@@ -227,7 +228,9 @@ class Writer:
         ended: asyncio.Future[tuple[object, Exception | None]] = loop.create_future()
 
         def report(outcome: object, error: Exception | None) -> None:
-            loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
+            # A loop closed meanwhile has no one waiting; raising would end the thread.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
 
         self._start_in_thread(_run_alone, self.connection, item, report)
         outcome, error = await ended
