@@ -328,3 +328,45 @@ def test_a_lone_write_outliving_its_loop_leaves_the_writer_usable(tmp_path: Path
     asyncio.run(go_on())
     assert stored_outputs(db) == ["held", "next", "next"]
     assert not writer_threads()
+
+
+def test_a_new_loop_waits_out_a_lone_write_its_old_loop_left_running(tmp_path: Path) -> None:
+    """The old loop closed with a lone write still in the writer's thread: not idle till it ends.
+
+    A batch on the new loop ran BEGIN IMMEDIATE on the writer while the thread's statement
+    still ran on it.
+    """
+    path = tmp_path / "loops.db"
+
+    async def start() -> tuple[Database, Gate]:
+        db = await open_database(path)
+        await migrate(db)
+        gate = gate_on(db)
+        asyncio.get_running_loop().create_task(save_result(db, result("held")))
+        await gate.wait_entered()
+        return db, gate
+
+    db, gate = asyncio.run(start())
+
+    async def meanwhile() -> None:
+        with pytest.raises(DatabaseError, match="unfinished"):
+            await asyncio.gather(save_result(db, result("a")), save_result(db, result("b")))
+
+    try:
+        asyncio.run(meanwhile())
+    finally:
+        gate.opened.set()
+    committed(db, ["held"])
+
+    async def go_on() -> list[TestResult]:
+        async with asyncio.timeout(2):
+            return await asyncio.gather(save_result(db, result("a")), save_result(db, result("b")))
+
+    try:
+        time.sleep(0.05)  # the thread reports to the closed loop just after its commit
+        saved = asyncio.run(go_on())
+        assert [s.output for s in saved] == ["a", "b"]
+    finally:
+        asyncio.run(close_database(db))
+    assert stored_outputs(db) == ["held", "a", "b"]
+    assert not writer_threads()
