@@ -370,3 +370,19 @@ def test_a_new_loop_waits_out_a_lone_write_its_old_loop_left_running(tmp_path: P
         asyncio.run(close_database(db))
     assert stored_outputs(db) == ["held", "a", "b"]
     assert not writer_threads()
+
+
+async def test_cancelled_while_waiting_for_another_process_lock(tmp_path: Path) -> None:
+    """A lone write that found the lock taken, cancelled while it waits: never written."""
+    async with connect(tmp_path / "locked.db", busy_timeout=2) as db:
+        await migrate(db)
+        with contextlib.closing(sqlite3.connect(db.url, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            task = asyncio.create_task(save_result(db, result("cancelled")))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            other.execute("COMMIT")
+        await goes_through(db)
+        assert stored_outputs(db) == ["next"]
