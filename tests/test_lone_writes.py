@@ -360,7 +360,9 @@ def test_a_new_loop_waits_out_a_lone_write_its_old_loop_left_running(tmp_path: P
 
     async def go_on() -> list[TestResult]:
         async with asyncio.timeout(2):
-            return await asyncio.gather(save_result(db, result("a")), save_result(db, result("b")))
+            return list(
+                await asyncio.gather(save_result(db, result("a")), save_result(db, result("b")))
+            )
 
     try:
         time.sleep(0.05)  # the thread reports to the closed loop just after its commit
