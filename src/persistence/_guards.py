@@ -109,6 +109,8 @@ def utc_instant(model: str, field: str, value: object) -> dt.datetime:
 
 def key_id(model: str, value: object, field: str = "id") -> int:
     """Check an id given to look a row up by: an int that an id column can hold."""
+    if type(value) is int and 1 <= value <= MAX_INT:  # most ids: `_id_from`'s answer, one call less
+        return value
     return _id_from(1, model, field, value)
 
 

@@ -158,15 +158,24 @@ def _checked_result(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
 
 def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
     """Map a test_results row, or the result columns of a search row, to a model, by name."""
-    test_type = _TEST_TYPES.get(row.test_type)
-    status = _TEST_STATUSES.get(row.status)
-    seconds, memory, passed, total = (
-        row.execution_time,
-        row.memory_usage,
-        row.test_cases_passed,
-        row.test_cases_total,
-    )
-    error_message, output, run_id, test_id = row.error_message, row.output, row.run_id, row.test_id
+    # Unpacked by position, in one step: a row's field by name is a lookup of its own.
+    (
+        row_id,
+        type_text,
+        status_text,
+        seconds,
+        memory,
+        passed,
+        total,
+        error_message,
+        output,
+        created_at,
+        metadata,
+        run_id,
+        test_id,
+    ) = row[:13]
+    test_type = _TEST_TYPES.get(type_text)
+    status = _TEST_STATUSES.get(status_text)
     # What the CHECKs leave to the model: SQLite's loose types, NUL characters, the limits.
     if not (
         test_type is not None
@@ -188,9 +197,9 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
             )
         )
     ):
-        raise refused_row("test_results", row.id, lambda: _checked_result(row))
+        raise refused_row("test_results", row_id, lambda: _checked_result(row))
     model = _new(_ResultFill)
-    model.id = row.id
+    model.id = row_id
     model.test_type = test_type
     model.status = status
     model.execution_time = seconds
@@ -199,8 +208,8 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
     model.test_cases_total = total
     model.error_message = error_message
     model.output = output
-    model.created_at = row.created_at
-    model.metadata = row.metadata
+    model.created_at = created_at
+    model.metadata = metadata
     model.run_id = run_id
     model.test_id = test_id
     model.__class__ = TestResult  # type: ignore[assignment]  # one layout: see the module doc

@@ -478,28 +478,6 @@ class _Lent:
         self._lent = lent
         return connection
 
-    def at_once(self) -> Connection | None:
-        """Begin the block without a coroutine, if its connection is lent at once: give it.
-
-        So outside a transaction, on a backend that lends at once (SQLite); else None, with
-        nothing begun: then `async with` the block. What `__aenter__` refuses, this refuses
-        alike; `leave` ends a block begun so.
-        """
-        if self._frame is not None:
-            return None
-        if _OPEN_BLOCKS.get():
-            _refuse_outer(self._backend)
-        connection = self._backend.lend_at_once()
-        if connection is not None:
-            self._recording = WRITTEN.set(self._written)
-        return connection
-
-    def leave(self, error: BaseException | None) -> None:
-        """End a block that `at_once` began, as `__aexit__` does: nothing to hand back."""
-        self._stop()
-        if error is not None:
-            _raise_translated(self._backend, error, self._database)
-
     def _stop(self) -> None:
         """End the record of written tables; announce them if they were committed on their own."""
         token, self._recording = self._recording, None
@@ -526,18 +504,32 @@ class _Lent:
 
 
 async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
-    """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query)."""
-    lent = _Lent(db)
-    conn = lent.at_once()  # most calls: no context manager to enter and leave
+    """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query).
+
+    Outside any block, on a backend that lends at once (SQLite), it does what `_Lent` does in
+    a few lines, without the object and the calls of a context: most calls are these.
+    """
+    if type(db) is not Database:
+        require_database(db)  # refuses anything else, naming what it is
+    backend = db._backend  # noqa: SLF001
+    conn = None
+    if db._frame is None and not _OPEN_BLOCKS.get():  # noqa: SLF001
+        conn = backend.lend_at_once()
     if conn is None:
-        async with lent as lent_conn:
-            return await query(lent_conn)
+        async with _Lent(db) as lent:
+            return await query(lent)
+    written: set[str] = set()
+    token = WRITTEN.set(written)
     try:
         result = await query(conn)
     except BaseException as error:
-        lent.leave(error)
+        WRITTEN.reset(token)
+        _announce(db._watchers, written)  # noqa: SLF001
+        _raise_translated(backend, error, db.url)
         raise
-    lent.leave(None)
+    WRITTEN.reset(token)
+    if written:
+        _announce(db._watchers, written)  # noqa: SLF001
     return result
 
 

@@ -41,7 +41,7 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import found, result_from_row, result_params, with_id
+from persistence._rows import result_from_row, result_params, with_id
 from persistence.database import Database, connection, require_database, run_query, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
@@ -155,7 +155,12 @@ async def find_result(db: Database, result_id: int) -> TestResult | None:
 
 async def get_result(db: Database, result_id: int) -> TestResult:
     """Return the result with this id, or raise NotFoundError."""
-    return found("TestResult", result_id, await find_result(db, result_id))
+    # find_result's steps, without its coroutine: a point read pays for each.
+    result_id = key_id("TestResult", result_id)
+    row = await run_query(db, lambda conn: db.queries.get_test_result(conn, id=result_id))
+    if row is None:
+        raise NotFoundError("TestResult", result_id)
+    return result_from_row(row)
 
 
 async def list_results(

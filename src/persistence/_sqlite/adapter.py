@@ -46,20 +46,38 @@ class SqliteSession:
     _in_transaction: bool = attrs.field(kw_only=True)
     _reads_only: bool = attrs.field(default=False, kw_only=True)
 
-    async def run(
+    def run(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None = None
-    ) -> Any:
-        """Run one query where this session runs it: the hand-over from aiosql's adapter."""
+    ) -> Coroutine[Any, Any, Any]:
+        """Start one query where this session runs it: the hand-over from aiosql's adapter.
+
+        Gives the coroutine of the reader or the writer that runs it, not one of its own: a
+        coroutine less for each call.
+        """
         report_query(plan.name)  # the one report of a query's written tables: see _changes.py
         if mode is MANY:
-            params = await map_in_slices(rows_encoder(), params)
+            return self._run_many(plan, params, rows_as)
         if self._in_transaction:
-            return await self._writer.run_leased(plan, params, mode, rows_as)
-        if plan.writes or mode is MANY:
+            return self._writer.run_leased(plan, params, mode, rows_as)
+        if plan.writes:
             if self._reads_only:
-                raise DatabaseError(f"{plan.name} writes, and a snapshot only reads")
-            return await self._writer.queue_write(plan, params, mode, rows_as)
-        return await self._readers.read(plan, params, mode, rows_as)
+                return _refuse_write(plan)
+            return self._writer.queue_write(plan, params, mode, rows_as)
+        return self._readers.read(plan, params, mode, rows_as)
+
+    async def _run_many(self, plan: Plan, params: Any, rows_as: RowMapper | None) -> Any:
+        """Encode a bulk write's rows a slice at a time, then run it where it belongs."""
+        params = await map_in_slices(rows_encoder(), params)
+        if self._in_transaction:
+            return await self._writer.run_leased(plan, params, MANY, rows_as)
+        if self._reads_only:
+            raise DatabaseError(f"{plan.name} writes, and a snapshot only reads")
+        return await self._writer.queue_write(plan, params, MANY, rows_as)
+
+
+async def _refuse_write(plan: Plan) -> Any:
+    """Refuse, when awaited, a write in a snapshot's session."""
+    raise DatabaseError(f"{plan.name} writes, and a snapshot only reads")
 
 
 def _run_as(mode: Mode) -> Method:

@@ -123,7 +123,8 @@ class SqliteBackend:
 
     def lend_at_once(self) -> SqliteSession:
         """Give the session `lend()` lends, without a context to enter and leave."""
-        self.check_loop()
+        if self._closed or self._loop is not asyncio.get_running_loop():
+            self.check_loop()  # refuses, or takes this loop: most calls need neither
         return self._autocommit
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:

@@ -13,7 +13,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from persistence._backend import finish_then_cancel, kept_if_cancelled
 from persistence._loop import SLICE_ITEMS, loop_held, share_loop
@@ -55,7 +55,7 @@ def mapped_now(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
     if rows_as is None or mode is VALUE or mode is COUNT or mode is MANY:
         return picked
     if mode is ROW:
-        return None if picked is None else rows_as((picked,))[0]
+        return None if picked is None else rows_as([picked])[0]
     return rows_as(picked)
 
 
@@ -73,6 +73,35 @@ async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
 def must_map_in_slices(rows_as: RowMapper | None, picked: Any, mode: Mode) -> bool:
     """Whether `map_rows` would give the loop back between slices: more rows than a slice."""
     return mode is ROWS and rows_as is not None and len(picked) > SLICE_ITEMS
+
+
+ELSEWHERE: Final = object()
+"""What `on_loop` gives for a statement to run again elsewhere: past the budget, or waiting."""
+
+
+def on_loop(
+    connection: sqlite3.Connection,
+    plan: Plan,
+    params: Any,
+    mode: Mode,
+    budget: Budget,
+    *,
+    when_busy: bool,
+) -> Any:
+    """Give what `execute` gives on `connection` within the budget, or `ELSEWHERE` past it.
+
+    With `when_busy`, a statement that must wait for a lock gives `ELSEWHERE` too. A plain
+    function: most reads end here, and a coroutine more would cost each of them.
+    """
+    budget.arm()
+    try:
+        return execute(connection, plan, params, mode)
+    except sqlite3.OperationalError as error:
+        if not (budget.tripped or (when_busy and is_busy(error))):
+            raise
+        return ELSEWHERE
+    finally:
+        budget.disarm()
 
 
 async def within_budget(
@@ -95,16 +124,10 @@ async def within_budget(
         return await elsewhere(plan, params, mode)
     if loop_held():
         await share_loop()
-    budget.arm()
-    try:
-        return execute(connection, plan, params, mode)
-    except sqlite3.OperationalError as error:
-        if not (budget.tripped or (when_busy and is_busy(error))):
-            raise
-        budget.disarm()
+    picked = on_loop(connection, plan, params, mode, budget, when_busy=when_busy)
+    if picked is ELSEWHERE:
         return await elsewhere(plan, params, mode)
-    finally:
-        budget.disarm()
+    return picked
 
 
 class Readers:
@@ -119,7 +142,7 @@ class Readers:
         self.connection = reader  # on the loop, also for short statements of the backend's own
         self._open_reader = open_reader
         self._in_thread = in_thread
-        self._budget = Budget(reader)
+        self._budget = Budget(reader, resident=True)  # the loop's own: see `Budget`
         self._idle: list[sqlite3.Connection] = []  # thread readers not in use
         self._held: set[Snapshot] = set()  # the open snapshots
         self._closed = False
@@ -129,15 +152,22 @@ class Readers:
 
     async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
         """Read on the loop; if it runs long or must wait, read again in a thread."""
-        picked = await within_budget(
-            self.connection,
-            plan,
-            params,
-            mode,
-            budget=self._budget,
-            elsewhere=self._read_in_thread,
-            when_busy=True,
-        )
+        if plan.runs_long or loop_held():
+            picked = await within_budget(
+                self.connection,
+                plan,
+                params,
+                mode,
+                budget=self._budget,
+                elsewhere=self._read_in_thread,
+                when_busy=True,
+            )
+        else:  # most reads: `within_budget`'s steps, without its coroutine
+            picked = on_loop(self.connection, plan, params, mode, self._budget, when_busy=True)
+            if picked is ELSEWHERE:
+                picked = await self._read_in_thread(plan, params, mode)
+        if mode is ROW and rows_as is not None:  # a point read: `mapped_now`'s, one call less
+            return None if picked is None else rows_as([picked])[0]
         if must_map_in_slices(rows_as, picked, mode):
             return await map_rows(rows_as, picked, mode)
         return mapped_now(rows_as, picked, mode)

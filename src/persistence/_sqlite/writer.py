@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import enum
 import queue
@@ -96,6 +97,9 @@ class Writer:
         self._in_thread = in_thread
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # for its own thread
         self._thread: threading.Thread | None = None  # started by the first lone write
+        # Clear while the thread runs a lone write on the connection, which may outlive its loop.
+        self._thread_free = threading.Event()
+        self._thread_free.set()
         self._busy_timeout = busy_timeout
         self._budget = Budget(connection)
         self._queue: collections.deque[_Write | Lease] = collections.deque()
@@ -105,7 +109,12 @@ class Writer:
     @property
     def idle(self) -> bool:
         """Whether nothing is queued, running or leased: the writer may move to another loop."""
-        return self._runner is None and not self._queue and self.state is WriterState.IDLE
+        return (
+            self._runner is None
+            and not self._queue
+            and self.state is WriterState.IDLE
+            and self._thread_free.is_set()
+        )
 
     async def run_leased(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
@@ -227,9 +236,12 @@ class Writer:
         ended: asyncio.Future[tuple[object, Exception | None]] = loop.create_future()
 
         def report(outcome: object, error: Exception | None) -> None:
-            loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
+            # A loop closed meanwhile has no one waiting; raising would end the thread.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
 
-        self._start_in_thread(_run_alone, self.connection, item, report)
+        self._thread_free.clear()
+        self._start_in_thread(_run_alone, self.connection, item, report, self._thread_free)
         outcome, error = await ended
         gave_back()
         if error is None:
@@ -420,11 +432,12 @@ def _run_alone(
     writer: sqlite3.Connection,
     item: _Write,
     report: Callable[[object, Exception | None], object],
+    free: threading.Event,
 ) -> None:
     """Run one write outside any transaction, in a worker thread: SQLite commits it at its end.
 
-    A statement that fails, the lock refused included, leaves nothing of itself behind. Its
-    outcome goes to `report`, which hands it to the loop.
+    A statement that fails, the lock refused included, leaves nothing of itself behind. Once
+    it has ended, `free` is set and its outcome goes to `report`, which hands it to the loop.
     """
     outcome: object = None
     error: Exception | None = None
@@ -433,6 +446,7 @@ def _run_alone(
             outcome = execute(writer, item.plan, item.params, item.mode)
         except Exception as failed:  # noqa: BLE001  # handed to its caller alone
             error = failed
+    free.set()  # before the report: the loop it wakes may move the writer to another loop
     report(outcome, error)
 
 
