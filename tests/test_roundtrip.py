@@ -36,6 +36,7 @@ from persistence import (
     get_config_value,
     get_result,
     list_results,
+    queries,
     results_by_type,
     save_config_entry,
     save_file_record,
@@ -330,3 +331,29 @@ async def test_set_config_takes_a_dict_subclass(db: Database) -> None:
     entry = await set_config(db, "plain", "ordered", collections.OrderedDict(b=1, a=2))
     assert entry.type is ConfigType.DICT
     assert type(await get_config_value(db, "plain", "ordered", dict)) is dict
+
+
+def test_result_rows_hold_their_columns_in_the_order_they_are_read() -> None:
+    """`result_from_row` unpacks a row's first 13 columns by position, in this order.
+
+    Types alone would not catch two columns of one type swapped in the generated rows
+    (`error_message` and `output`; the three counts): a change of the query's column order
+    must fail here, naming the order, before any value lands in the wrong field.
+    """
+    read_in_order = (
+        "id",
+        "test_type",
+        "status",
+        "execution_time",
+        "memory_usage",
+        "test_cases_passed",
+        "test_cases_total",
+        "error_message",
+        "output",
+        "created_at",
+        "metadata",
+        "run_id",
+        "test_id",
+    )
+    assert queries.TestResultsRow._fields[:13] == read_in_order
+    assert queries.SearchTestResultsRow._fields[:13] == read_in_order
