@@ -3,7 +3,8 @@
 PostgreSQL tests use the server at TEST_DATABASE_URL (default: the local server, as
 postgres). Each test gets a database of its own, dropped after. An empty one is made from
 template0; one the test will migrate anyway (it asks for `db`) is copied from a template that
-this test process migrated once, which saves each test the migrations. Databases are dropped
+this test process migrated once, which saves each test the migrations. On SQLite alike: each
+test's file is empty, or a copy of a file this process migrated once. Databases are dropped
 by background threads, so no test waits for the server's checkpoint; the session waits for
 the last drop. Off CI, with no server, those tests skip and say why; with CI=true they fail.
 """
@@ -14,6 +15,7 @@ import asyncio
 import gc
 import os
 import queue
+import shutil
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -183,28 +185,52 @@ def migrated_postgres_url(
         _dropper.drop(name)
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once by this test process, for each test to copy."""
+    path = tmp_path_factory.mktemp("migrated-template") / "template.db"
+    asyncio.run(_migrate_at(str(path)))
+    # Closed by its last connection, the file holds every page: no WAL is left to copy.
+    assert sorted(path.parent.iterdir()) == [path], sorted(path.parent.iterdir())
+    return path
+
+
+def _migrated_sqlite_file(template: Path, tmp_path: Path) -> Path:
+    """A test's own SQLite file, a copy of the migrated template."""
+    path = tmp_path / "test.db"
+    shutil.copyfile(template, path)
+    return path
+
+
 @pytest.fixture(params=ENGINES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database of each engine in turn: empty, unless the test also asks for `db`."""
-    if request.param == "sqlite":
-        return str(tmp_path / "test.db")
     migrated = "db" in request.fixturenames
+    if request.param == "sqlite":
+        if not migrated:
+            return str(tmp_path / "test.db")
+        template: Path = request.getfixturevalue("_migrated_sqlite_template")
+        return str(_migrated_sqlite_file(template, tmp_path))
     url: str = request.getfixturevalue("migrated_postgres_url" if migrated else "postgres_url")
     return url
 
 
 @pytest.fixture(name="db")
 async def fresh_db(database_url: str) -> AsyncIterator[Database]:
-    """A fresh, migrated database of each engine in turn."""
+    """A fresh, migrated database of each engine in turn.
+
+    It is a copy of a database that this process migrated once; `migrate` runs on it all the
+    same, and finds nothing to do.
+    """
     async with connect(database_url) as db:
         await migrate(db)
         yield db
 
 
 @pytest.fixture
-async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh, migrated SQLite database, for what only SQLite does."""
-    async with connect(tmp_path / "test.db") as db:
+async def sqlite_db(tmp_path: Path, _migrated_sqlite_template: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated SQLite database, for what only SQLite does: a copy of the template."""
+    async with connect(_migrated_sqlite_file(_migrated_sqlite_template, tmp_path)) as db:
         await migrate(db)
         yield db
 
