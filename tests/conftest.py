@@ -20,6 +20,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -122,10 +123,29 @@ class _Dropper:
 _DROPPERS: list[_Dropper] = []
 
 
+COUNTING_MODULES: Final = frozenset(
+    {
+        "test_cache_disk.py",
+        "test_cache_redis.py",
+        "test_cancellation.py",
+        "test_descriptors.py",
+        "test_snapshots.py",
+    }
+)
+"""The modules whose tests count this process's descriptors, threads or mappings."""
+
+
 @pytest.fixture(autouse=True)
 def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> None:
-    """Start a timed test with no drop running: it would take the GIL and the server's disk."""
-    if request.node.get_closest_marker("timed") is not None:
+    """Start a timed or counting test with no drop running.
+
+    A drop would take the GIL and the server's disk from a timed test, and its connection
+    and thread would be counted by a test that counts this process's descriptors.
+    """
+    if (
+        request.node.get_closest_marker("timed") is not None
+        or request.node.path.name in COUNTING_MODULES
+    ):
         for dropper in _DROPPERS:
             dropper.wait_idle()
 
