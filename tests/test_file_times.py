@@ -25,17 +25,10 @@ from persistence import (
     migration_status,
 )
 from persistence.migrations import discover_migrations, migrations_folder
+from test_history_times import T0, WRITTEN
 from test_plain_ids import plain_sql
 
-T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 FORM: Final = "2026-05-01T00:00:00.000000+00:00"
-WRITTEN: Final = {
-    # as written by plain SQL: the UTC instant it names
-    "2026-04-30T23:00:00.250001-02:00": T0 + dt.timedelta(hours=1, microseconds=250_001),
-    "2026-05-01T00:30:00Z": T0 + dt.timedelta(minutes=30),
-    "2026-05-01 06:15:00.5+05:30": T0 + dt.timedelta(minutes=45, milliseconds=500),
-}
-"""Each later than T0 by its instant, and earlier than T0 by its digits but for the second."""
 
 
 def _inserts(times: list[str]) -> list[str]:
