@@ -280,6 +280,27 @@ async def test_a_killed_connection_is_said_lost_in_words_of_the_package(
     assert "another operation" not in message
 
 
+async def test_a_copy_refused_on_a_killed_connection_leaves_none_busy_in_the_pool(
+    through: tuple[Proxy, Database], postgres_url: str
+) -> None:
+    """After a batch fails on a connection whose server process has gone, the next call works.
+
+    asyncpg refuses to start COPY on such a connection (its protocol holds the server's last
+    words), but leaves it marked busy with an operation nobody awaits: handed back to the pool
+    as if idle, it failed every later call lent it with "another operation is in progress".
+    """
+    proxy, db = through
+    proxy.keep_open()
+    await save_results(db, [result()])  # the connection knows the table: COPY starts at once
+    assert await kill_own_connections(postgres_url) >= 1
+    await _gone(postgres_url)
+    await asyncio.sleep(0.05)  # forwarded and read: the protocol has left its idle state
+    with pytest.raises(DatabaseError, match="connection to the server was lost"):
+        await save_results(db, [result()])
+    assert await save_results(db, [result()]) == 1  # on a connection of its own
+    assert len(await all_results(db)) == 2  # the first and the last
+
+
 async def test_no_connection_in_time_names_the_wait(postgres_url: str) -> None:
     """A call that cannot get a connection in time says what it waited for, not nothing."""
     async with connect(postgres_url) as db:
