@@ -31,6 +31,7 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._postgres.adapter import COPY_ROWS
 from persistence.database import close_database
 
 pytestmark = pytest.mark.usefixtures("postgres_admin")
@@ -190,6 +191,42 @@ async def test_a_backend_killed_mid_copy_fails_the_batch(
         assert (await save_result(db, result())).id is not None
 
 
+async def test_a_batch_cut_by_a_kill_says_why_not_how_asyncpg_cleaned_up(
+    postgres_url: str, postgres_admin: str
+) -> None:
+    """A batch of several COPYs whose server process is killed names the server's reason.
+
+    The batch runs in a transaction of asyncpg's, whose rollback on the dead connection failed
+    in turn: the message said "cannot call Transaction.__aexit__(): the underlying connection
+    is closed", and the server's own words were only in the chain.
+    """
+    async with connect(postgres_url, command_timeout=BOUND) as db:
+        await migrate(db)
+        batch = [result() for _ in range(3 * COPY_ROWS)]  # several COPYs: one transaction
+        admin = await asyncpg.connect(postgres_admin)
+        name = postgres_url.rsplit("/", 1)[1]
+
+        async def kill_the_copy() -> None:
+            async with asyncio.timeout(BOUND):
+                while not await admin.fetchval(  # noqa: ASYNC110  # the server announces no COPY
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND query LIKE 'COPY%' AND state = 'active'",
+                    name,
+                ):
+                    await asyncio.sleep(0.005)
+
+        killer = asyncio.create_task(kill_the_copy())
+        try:
+            with pytest.raises(DatabaseError) as raised:
+                await save_results(db, batch)
+        finally:
+            await killer
+            await admin.close()
+    message = str(raised.value)
+    assert "lost mid-call: connection was closed in the middle of operation: terminating" in message
+    assert "Transaction" not in message
+
+
 async def test_the_database_recovers_when_the_network_does(
     through: tuple[Proxy, Database],
 ) -> None:
@@ -278,6 +315,27 @@ async def test_a_killed_connection_is_said_lost_in_words_of_the_package(
     assert "connection to the server was lost mid-call: the server or the network" in message
     assert "state" not in message
     assert "another operation" not in message
+
+
+async def test_a_copy_refused_on_a_killed_connection_leaves_none_busy_in_the_pool(
+    through: tuple[Proxy, Database], postgres_url: str
+) -> None:
+    """After a batch fails on a connection whose server process has gone, the next call works.
+
+    asyncpg refuses to start COPY on such a connection (its protocol holds the server's last
+    words), but leaves it marked busy with an operation nobody awaits: handed back to the pool
+    as if idle, it failed every later call lent it with "another operation is in progress".
+    """
+    proxy, db = through
+    proxy.keep_open()
+    await save_results(db, [result()])  # the connection knows the table: COPY starts at once
+    assert await kill_own_connections(postgres_url) >= 1
+    await _gone(postgres_url)
+    await asyncio.sleep(0.05)  # forwarded and read: the protocol has left its idle state
+    with pytest.raises(DatabaseError, match="connection to the server was lost"):
+        await save_results(db, [result()])
+    assert await save_results(db, [result()]) == 1  # on a connection of its own
+    assert len(await all_results(db)) == 2  # the first and the last
 
 
 async def test_no_connection_in_time_names_the_wait(postgres_url: str) -> None:

@@ -80,11 +80,25 @@ def _usable(connection: PgConnection) -> bool:
         return False
 
 
-def _timed_out(error: BaseException | None) -> bool:
-    """Tell whether a call outlived the command timeout (in a block, the cause of its error)."""
-    return isinstance(error, TimeoutError) or (
-        isinstance(error, DatabaseError) and isinstance(error.__cause__, TimeoutError)
-    )
+_BROKEN: Final = (
+    OSError,  # TimeoutError included: the call outlived the command timeout
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+"""What a call fails with when its connection is in a state nobody knows: never lent again."""
+
+
+def _broken(error: BaseException | None) -> bool:
+    """Tell whether a call left its connection unfit to reuse (in a block, by its error's cause).
+
+    asyncpg can leave such a connection marked busy with an operation nobody awaits: COPY
+    refused on a connection whose server process has gone stays its pending operation.
+    Handed back as idle, it failed every later call lent it: "another operation is in progress".
+    """
+    if isinstance(error, DatabaseError):
+        error = error.__cause__
+    return isinstance(error, _BROKEN)
 
 
 _SECONDARY_INDEXES: Final = """
@@ -214,15 +228,16 @@ class PostgresBackend:
         return task
 
     async def give_back(
-        self, connection: PgConnection, *, clean: bool, timed_out: bool = False
+        self, connection: PgConnection, *, clean: bool, broken: bool = False
     ) -> None:
         """Return a connection to the pool within the release timeout, or terminate it.
 
-        One not known to be clean is rolled back first. One whose statement outlived the
-        command timeout is terminated at once: asyncpg would wait on a cancel request that a
-        silent server never answers, and the error would come twice as late as it says.
+        One not known to be clean is rolled back first. A `broken` one is terminated at once:
+        after a timeout, asyncpg would wait on a cancel request that a silent server never
+        answers, and the error would come twice as late as it says; after a failure of the
+        connection itself, it may still be marked busy, and would fail the next call lent it.
         """
-        if timed_out:
+        if broken:
             _terminate(connection)
         cancelled = False  # the caller's cancellation: the connection goes back, then it is raised
         if not clean and _usable(connection) and connection.is_in_transaction():
@@ -265,18 +280,18 @@ class PostgresBackend:
             raise
         return self._lane
 
-    async def give_lane_back(self, *, failed: bool, timed_out: bool = False) -> None:
+    async def give_lane_back(self, *, failed: bool, broken: bool = False) -> None:
         """Free the lane; after a failure, hand its connection back to the pool."""
         try:
             if failed:
-                await self._drop_lane(timed_out=timed_out)
+                await self._drop_lane(broken=broken)
         finally:
             self._lane_lock.release()
 
-    async def _drop_lane(self, *, timed_out: bool = False) -> None:
+    async def _drop_lane(self, *, broken: bool = False) -> None:
         lane, self._lane = self._lane, None
         if lane is not None:
-            await self.give_back(lane, clean=False, timed_out=timed_out)
+            await self.give_back(lane, clean=False, broken=broken)
 
     def lend(self) -> _Lent:
         """Lend the lane or a pooled connection for one statement."""
@@ -309,14 +324,14 @@ class PostgresBackend:
         except BaseException:
             # Cut short between BEGIN's send and its answer, the server may still open the
             # transaction while asyncpg says there is none: closed, never handed back as clean.
-            await self.give_back(connection, clean=False, timed_out=True)
+            await self.give_back(connection, clean=False, broken=True)
             raise
         if snapshot and self._closed:  # begun as the close ended the others: ends alike
             await self.give_back(connection, clean=False)
             raise DatabaseError(_CLOSED)
         if snapshot:
             self._snapshots.add(connection)
-        clean = timed_out = False
+        clean = broken = False
         try:
             if lock_timeout is not None:
                 # In milliseconds, within what the setting holds: a longer bound waits as long.
@@ -335,12 +350,12 @@ class PostgresBackend:
             await finish_then_cancel(connection.execute("COMMIT"))
             clean = True
         except BaseException as error:
-            timed_out = _timed_out(error)
+            broken = _broken(error)
             raise
         finally:
             if not snapshot or connection in self._snapshots:
                 self._snapshots.discard(connection)
-                await self.give_back(connection, clean=clean, timed_out=timed_out or migrated)
+                await self.give_back(connection, clean=clean, broken=broken or migrated)
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -515,11 +530,11 @@ class _Lent:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
-        timed_out = _timed_out(error)
+        broken = _broken(error)
         if self._pooled is None:  # on the lane (__aexit__ runs only once __aenter__ gave)
-            await self._backend.give_lane_back(failed=error is not None, timed_out=timed_out)
+            await self._backend.give_lane_back(failed=error is not None, broken=broken)
         else:
-            await self._backend.give_back(self._pooled, clean=error is None, timed_out=timed_out)
+            await self._backend.give_back(self._pooled, clean=error is None, broken=broken)
 
 
 async def open_postgres(

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import asyncpg
 import asyncpg.pool
 
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
+
+_LOST: Final = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
+"""The errors of a connection lost, or in a state asyncpg refuses: said lost."""
 
 
 def translate_postgres(  # noqa: PLR0911  # one case a line
@@ -61,8 +71,12 @@ def _why_lost(error: BaseException) -> str:
     server's last words on an idle connection (the FATAL notice of a killed backend) leave
     asyncpg's protocol waiting for a sync that never comes: until the socket's close is read,
     the next call fails with InternalClientError, "cannot switch to state 12; another
-    operation (2) is in progress", which no caller can act on.
+    operation (2) is in progress", which no caller can act on. And a connection lost inside
+    asyncpg's own transaction fails its rollback too ("cannot call Transaction.__aexit__(): the
+    underlying connection is closed"): the error that rollback was raised in handling says why.
     """
+    while isinstance(error.__context__, _LOST):
+        error = error.__context__
     if isinstance(error, asyncpg.InternalClientError) or "released back to the pool" in str(error):
         return "the server or the network closed it"
     return detail(error)
