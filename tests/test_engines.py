@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_base  # its DataError: an argument refused before sending
 import attrs
 import pytest
 
@@ -33,6 +34,7 @@ from persistence import (
     transaction,
 )
 from persistence._postgres import adapter as pg_adapter
+from persistence._postgres import backend as postgres_backend
 from persistence.database import DEFAULT_DATABASE, backend_of, engine_of
 
 URLS = [
@@ -248,3 +250,33 @@ async def test_a_long_bulk_save_is_several_copies_and_still_all_or_nothing(
         with pytest.raises(ConflictError, match="run_id"):
             await save_results(db, bad)
         assert len(await all_results(db)) == 10  # the first two copies rolled back too
+
+
+@pytest.mark.parametrize(
+    ("error", "broken"),
+    [
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            True,
+        ),
+        (asyncpg.InternalClientError("cannot switch to state 21"), True),
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (asyncpg_base.DataError("invalid input for query argument $1"), False),
+        (asyncpg.UniqueViolationError("duplicate key"), False),
+    ],
+    ids=["busy", "state", "reset", "timeout", "argument", "server"],
+)
+def test_only_a_connection_left_in_doubt_is_dropped(
+    error: Exception,
+    broken: bool,  # noqa: FBT001  # a parameter of the test
+) -> None:
+    """A connection whose call failed as a connection is terminated, and only such.
+
+    One that refused a value before sending it, or got the server's answer, goes back to the
+    pool as it was: a reconnect for each bad value would cost a new server process each.
+    """
+    assert postgres_backend._broken(error) is broken  # noqa: SLF001  # the rule itself
+    wrapped = DatabaseError("wrapped")
+    wrapped.__cause__ = error
+    assert postgres_backend._broken(wrapped) is broken  # noqa: SLF001

@@ -98,7 +98,9 @@ def _broken(error: BaseException | None) -> bool:
     """
     if isinstance(error, DatabaseError):
         error = error.__cause__
-    return isinstance(error, _BROKEN)
+    # asyncpg's refusals of an argument before sending it (its DataError, a ValueError and
+    # an InterfaceError) leave the connection as it was: no reconnect for each bad value.
+    return isinstance(error, _BROKEN) and not isinstance(error, ValueError)
 
 
 _SECONDARY_INDEXES: Final = """
