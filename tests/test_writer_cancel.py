@@ -241,3 +241,48 @@ def test_asyncio_run_ending_with_a_batch_in_flight(tmp_path: Path) -> None:
     assert stored_outputs(db) == ["held", "next"]
     assert package_threads() == threads
     assert descriptors() == files
+
+
+async def test_cancelled_while_a_lone_write_meets_another_process_lock(tmp_path: Path) -> None:
+    """Cancelled while its thread runs a lone write that finds the lock taken: it still commits.
+
+    The write, refused by the lock, goes to a batch that waits for it; it was never answered.
+    """
+    async with connect(tmp_path / "locked.db", busy_timeout=2) as db:
+        await migrate(db)
+        writer = backend_of(db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # its thread held
+        busy = threading.Event()
+        writer._start_in_thread(busy.wait, 2)  # noqa: SLF001  # the lone write waits behind it
+        with contextlib.closing(sqlite3.connect(db.url, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            task = asyncio.create_task(save_result(db, result("alone")))
+            await until(lambda: not writer._thread_free.is_set())  # noqa: SLF001  # handed over
+            cancel_writer()
+            busy.set()
+            await asyncio.sleep(0.02)  # refused by the lock
+            other.execute("COMMIT")
+            assert await answered([task]) == ["alone"]
+        assert stored_outputs(db) == ["alone"]
+        await goes_through(db)
+
+
+async def test_cancelled_while_a_lone_write_runs_the_next_waits_for_it(
+    sqlite_db: Database,
+) -> None:
+    """Cancelled during a lone write: the writes behind it wait their turn, then go through.
+
+    The writer's task had ended: their batch began on the writer connection while the thread's
+    statement still ran on it, holding the loop until it ended.
+    """
+    gate = gate_on(sqlite_db)
+    first = asyncio.create_task(save_result(sqlite_db, result("held")))
+    await gate.wait_entered()
+    cancel_writer()
+    behind = [asyncio.create_task(save_result(sqlite_db, result(o))) for o in "ab"]
+    threading.Timer(0.2, gate.opened.set).start()
+    started = time.monotonic()
+    await asyncio.sleep(0.01)  # their batch must wait its turn, not block the loop on the writer
+    assert time.monotonic() - started < 0.1
+    assert await answered([first, *behind]) == ["held", "a", "b"]
+    assert stored_outputs(sqlite_db) == ["held", "a", "b"]
+    await goes_through(sqlite_db)

@@ -249,7 +249,7 @@ class Writer:
 
         self._thread_free.clear()
         self._start_in_thread(_run_alone, self.connection, item, report, self._thread_free)
-        outcome, error = await ended
+        outcome, error = await _outlast(ended)  # the thread runs it through a cancel
         gave_back()
         if error is None:
             if item.rows_as is None:
