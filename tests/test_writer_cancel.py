@@ -26,6 +26,7 @@ from persistence import (
     connect,
     open_database,
     save_result,
+    transaction,
 )
 from persistence.database import backend_of
 from persistence.migrations import migrate
@@ -285,4 +286,31 @@ async def test_cancelled_while_a_lone_write_runs_the_next_waits_for_it(
     assert time.monotonic() - started < 0.1
     assert await answered([first, *behind]) == ["held", "a", "b"]
     assert stored_outputs(sqlite_db) == ["held", "a", "b"]
+    await goes_through(sqlite_db)
+
+
+async def test_cancelled_while_a_transaction_holds_the_writer(sqlite_db: Database) -> None:
+    """Cancelled while waiting for a transaction's end: it commits, and the write behind goes on.
+
+    The writer asserted on the transaction still open, stayed leased, and the write queued
+    behind was never answered.
+    """
+    entered, go_on = asyncio.Event(), asyncio.Event()
+
+    async def block() -> TestResult:
+        async with transaction(sqlite_db) as tx:
+            await save_result(tx, result("in"))
+            entered.set()
+            await go_on.wait()
+            return await save_result(tx, result("in too"))
+
+    holder = asyncio.create_task(block())
+    await entered.wait()
+    behind = asyncio.create_task(save_result(sqlite_db, result("behind")))
+    await asyncio.sleep(0.01)
+    cancel_writer()
+    await asyncio.sleep(0.01)
+    go_on.set()
+    assert await answered([holder, behind]) == ["in too", "behind"]
+    assert stored_outputs(sqlite_db) == ["in", "in too", "behind"]
     await goes_through(sqlite_db)

@@ -183,7 +183,7 @@ class Writer:
                     self._enter(WriterState.LEASED)  # the transaction's until it releases it
                     head.granted.set_result(None)
                     try:
-                        await head.released
+                        await _outlast(head.released)  # its block ends it, cancelled or not
                     finally:
                         self._leave(WriterState.LEASED)
                     continue
