@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
+import pytest
 
 from persistence import (
     Database,
@@ -286,6 +287,18 @@ async def test_cancelled_while_a_lone_write_runs_the_next_waits_for_it(
     assert time.monotonic() - started < 0.1
     assert await answered([first, *behind]) == ["held", "a", "b"]
     assert stored_outputs(sqlite_db) == ["held", "a", "b"]
+    await goes_through(sqlite_db)
+
+
+@pytest.mark.parametrize("turns", [2], ids=["at its first pause"])
+async def test_cancelled_with_writes_queued_it_serves_them(sqlite_db: Database, turns: int) -> None:
+    """Cancelled after `turns` turns of the loop, three writes queued: each is answered."""
+    tasks = [asyncio.create_task(save_result(sqlite_db, result(o))) for o in "abc"]
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    cancel_writer()
+    assert await answered(tasks) == ["a", "b", "c"]
+    assert stored_outputs(sqlite_db) == ["a", "b", "c"]
     await goes_through(sqlite_db)
 
 

@@ -171,7 +171,7 @@ class Writer:
             woken = False  # whether the last write's caller has had its turn already
             while True:
                 if not woken:
-                    await asyncio.sleep(0)  # callers woken by the last commit queue their next
+                    await _pause(0)  # callers woken by the last commit queue their next
                 woken = False
                 if not self._queue:
                     return
