@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sqlite3
 import threading
 import time
@@ -50,6 +51,12 @@ def writer_runner() -> asyncio.Task[object] | None:
         if task.get_coro().__qualname__ == "Writer._run_queue":  # type: ignore[union-attr]  # a task's coroutine has a name
             return task
     return None
+
+
+def runner_in(state: str) -> bool:
+    """Whether the writer's task runs, its coroutine in `state` (`inspect.CORO_CREATED`...)."""
+    runner = writer_runner()
+    return runner is not None and inspect.getcoroutinestate(runner.get_coro()) == state  # type: ignore[arg-type]  # a task's coroutine
 
 
 def cancel_writer() -> None:
@@ -290,12 +297,16 @@ async def test_cancelled_while_a_lone_write_runs_the_next_waits_for_it(
     await goes_through(sqlite_db)
 
 
-@pytest.mark.parametrize("turns", [2], ids=["at its first pause"])
-async def test_cancelled_with_writes_queued_it_serves_them(sqlite_db: Database, turns: int) -> None:
-    """Cancelled after `turns` turns of the loop, three writes queued: each is answered."""
+@pytest.mark.parametrize(
+    "state",
+    [inspect.CORO_CREATED, inspect.CORO_SUSPENDED],
+    ids=["before its first step", "at its first pause"],
+)
+async def test_cancelled_with_writes_queued_it_serves_them(sqlite_db: Database, state: str) -> None:
+    """Cancelled with three writes queued, its coroutine in `state`: each write is answered."""
+    await until(lambda: writer_runner() is None)  # the migration's has ended
     tasks = [asyncio.create_task(save_result(sqlite_db, result(o))) for o in "abc"]
-    for _ in range(turns):
-        await asyncio.sleep(0)
+    await until(lambda: runner_in(state))
     cancel_writer()
     assert await answered(tasks) == ["a", "b", "c"]
     assert stored_outputs(sqlite_db) == ["a", "b", "c"]
@@ -327,3 +338,27 @@ async def test_cancelled_while_a_transaction_holds_the_writer(sqlite_db: Databas
     assert await answered([holder, behind]) == ["in too", "behind"]
     assert stored_outputs(sqlite_db) == ["in", "in too", "behind"]
     await goes_through(sqlite_db)
+
+
+async def test_every_task_cancelled_as_writes_are_queued_then_closed(tmp_path: Path) -> None:
+    """All tasks cancelled before the writer's task first ran, then close_database: it closes.
+
+    The task, cancelled before its first step, never cleared itself: the close raised
+    CancelledError, and every later write waited for it forever.
+    """
+    threads, files = package_threads(), descriptors()
+    db = await open_database(tmp_path / "shutdown.db")
+    await migrate(db)
+    await until(lambda: writer_runner() is None)  # the migration's has ended
+    tasks = [asyncio.create_task(save_result(db, result(o))) for o in "abc"]
+    await until(lambda: runner_in(inspect.CORO_CREATED))  # queued; the writer's task not yet run
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.cancel()
+    async with asyncio.timeout(2):
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await close_database(db)
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+    assert stored_outputs(db) == []
+    assert package_threads() == threads
+    assert descriptors() == files

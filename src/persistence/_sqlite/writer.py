@@ -162,9 +162,23 @@ class Writer:
     def _wake(self) -> None:
         if self._runner is None:
             # A context of its own: the runner serves every caller, not the one that woke it.
-            self._runner = asyncio.get_running_loop().create_task(
+            runner = asyncio.get_running_loop().create_task(
                 self._run_queue(), context=contextvars.Context()
             )
+            runner.add_done_callback(self._never_ran)
+            self._runner = runner
+
+    def _never_ran(self, runner: asyncio.Task[None]) -> None:
+        """Clear a runner cancelled before its first step, whose own `finally` never ran.
+
+        The writes it left queued are served by a new one, unless their callers are gone.
+        """
+        if self._runner is not runner:
+            return  # it ran, and cleared itself
+        self._runner = None
+        self._queue = collections.deque(item for item in self._queue if not _gone(item))
+        if self._queue:
+            self._wake()
 
     async def _run_queue(self) -> None:
         try:
@@ -391,8 +405,11 @@ class Writer:
 
     async def close(self) -> None:
         """Finish what is queued, then refuse more."""
-        while self._runner is not None:
-            await asyncio.shield(self._runner)
+        while (runner := self._runner) is not None:
+            await asyncio.wait((runner,))  # not shielded: a runner never run ends cancelled
+            self._never_ran(runner)
+            if not runner.cancelled():
+                runner.result()  # its failure, if any, is the close's
         assert not self._queue  # noqa: S101  # the runner ends only on an empty queue
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # nothing holds it
         self.state = WriterState.CLOSED
@@ -533,6 +550,11 @@ def _outlived() -> None:
     task = asyncio.current_task()
     while task is not None and task.cancelling():
         task.uncancel()
+
+
+def _gone(item: _Write | Lease) -> bool:
+    """Whether a queued write or lease was cancelled while it waited: nobody waits for it."""
+    return (item.future if isinstance(item, _Write) else item.granted).done()
 
 
 def _fail(item: _Write, error: BaseException) -> None:
