@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import sqlite3
 import threading
 import time
@@ -28,6 +29,8 @@ from persistence import (
     connect,
     open_database,
     save_result,
+    save_results,
+    set_config,
     transaction,
 )
 from persistence.database import backend_of
@@ -362,3 +365,44 @@ async def test_every_task_cancelled_as_writes_are_queued_then_closed(tmp_path: P
     assert stored_outputs(db) == []
     assert package_threads() == threads
     assert descriptors() == files
+
+
+async def test_cancelled_at_every_turn_every_write_is_answered(sqlite_db: Database) -> None:
+    """Cancelled at every turn of the loop: lone, batched, mapped, bulk and transaction writes.
+
+    Each caller gets its value, each row is stored once, and no transaction is left open.
+    """
+    stop = asyncio.Event()
+
+    async def storm() -> None:
+        # A task not yet started is passed over: cancelled, it is replaced by a new one (see
+        # the test of that case), which a cancel at every turn would replace for ever. Every
+        # other turn the loop idles a little: spinning, it would starve the worker threads.
+        for turn in itertools.count():
+            if stop.is_set():
+                return
+            if runner_in(inspect.CORO_SUSPENDED):
+                cancel_writer()
+            await asyncio.sleep(0.0005 if turn % 2 else 0)
+
+    stormer = asyncio.create_task(storm())
+    expected: list[str | None] = []
+    try:
+        async with asyncio.timeout(5):
+            for turn in range(12):
+                outputs = [f"{turn}.{n}" for n in range(turn % 3 + 1)]
+                saved, entry = await asyncio.gather(
+                    asyncio.gather(*(save_result(sqlite_db, result(o)) for o in outputs)),
+                    set_config(sqlite_db, "storm", f"k{turn % 2}", turn),  # its row mapped
+                )
+                assert [s.output for s in saved] == outputs
+                assert entry.value == turn
+                assert await save_results(sqlite_db, [result(f"{turn}.bulk")] * 2) == 2
+                async with transaction(sqlite_db) as tx:
+                    await save_result(tx, result(f"{turn}.tx"))
+                expected += [*outputs, f"{turn}.bulk", f"{turn}.bulk", f"{turn}.tx"]
+    finally:
+        stop.set()
+        await stormer
+    assert stored_outputs(sqlite_db) == expected
+    await goes_through(sqlite_db)
