@@ -533,7 +533,7 @@ async def _share_loop() -> None:
 
 
 async def _map_rows(item: _Write, picked: object) -> object:
-    """Map a committed write's rows for its caller; cancelled from outside, map the rest at once."""
+    """Map a committed write's rows for its caller; cancelled from outside, map them in one go."""
     try:
         return await map_rows(item.rows_as, picked, item.mode)
     except asyncio.CancelledError:
@@ -542,7 +542,7 @@ async def _map_rows(item: _Write, picked: object) -> object:
 
 
 def _outlived() -> None:
-    """Forget the cancels of the runner's task: it goes on with its queue, which only close ends.
+    """Forget the cancels of the runner's task: it goes on, ending once its queue is empty.
 
     The writer's own close never cancels it (it waits for the queue to empty): every cancel
     comes from outside, as a program's shutdown cancelling every task.
