@@ -406,3 +406,28 @@ async def test_cancelled_at_every_turn_every_write_is_answered(sqlite_db: Databa
         await stormer
     assert stored_outputs(sqlite_db) == expected
     await goes_through(sqlite_db)
+
+
+async def test_the_package_tasks_cancelled_while_a_transaction_commits(sqlite_db: Database) -> None:
+    """The package's own tasks cancelled while a block's COMMIT waits for a worker: it commits.
+
+    The COMMIT ran in a task of its own: cancelled, it never ran, the block rolled back, and
+    its caller, which nobody had cancelled, got a CancelledError.
+    """
+    executor = backend_of(sqlite_db)._executor  # type: ignore[attr-defined]  # noqa: SLF001  # its queue watched
+
+    async def block() -> TestResult:
+        async with transaction(sqlite_db) as tx:
+            return await save_result(tx, result("in"))
+
+    with executor_held(sqlite_db) as free:
+        holder = asyncio.create_task(block())
+        await until(lambda: executor._work_queue.qsize() > 0)  # noqa: SLF001  # the COMMIT waits
+        for task in asyncio.all_tasks():
+            if task.get_coro().__qualname__.startswith(("SqliteBackend.", "Writer.")):  # type: ignore[union-attr]  # a task's coroutine has a name
+                task.cancel()
+        await asyncio.sleep(0.01)
+        free.set()
+    assert await answered([holder]) == ["in"]
+    assert stored_outputs(sqlite_db) == ["in"]
+    await goes_through(sqlite_db)

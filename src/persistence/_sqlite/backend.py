@@ -172,7 +172,7 @@ class SqliteBackend:
                 if migration:
                     check_foreign_keys(writer)
                     check_no_temporary_objects(writer)
-                await finish_then_cancel(self._in_thread(writer.execute, "COMMIT"))
+                await finish_then_cancel(self._start_in_thread(writer.execute, "COMMIT"))
             except BaseException:
                 if writer.in_transaction:
                     writer.execute("ROLLBACK")
@@ -206,7 +206,7 @@ class SqliteBackend:
             for statement in statements:
                 writer.execute(statement)
 
-        await finish_then_cancel(self._in_thread(run))
+        await finish_then_cancel(self._start_in_thread(run))
 
     async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
@@ -225,7 +225,7 @@ class SqliteBackend:
         """
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
-        await finish_then_cancel(self._in_thread(_backup_into, self._open_reader, path))
+        await finish_then_cancel(self._start_in_thread(_backup_into, self._open_reader, path))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
