@@ -3,6 +3,7 @@
 The writer runs its queue in a task of its own. Cancelled at any of its awaits, it still hands
 every caller its answer (its value once committed, or an error), leaves no transaction open,
 and serves later writes; `close_database` then ends promptly, leaving no thread or descriptor.
+A transaction's COMMIT waiting for a worker thread has no task of its own to be cancelled.
 """
 
 from __future__ import annotations
