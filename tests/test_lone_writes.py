@@ -296,26 +296,27 @@ async def test_closing_right_after_a_lone_write_is_queued(tmp_path: Path) -> Non
         await save_result(db, result())
 
 
-def test_a_lone_write_outliving_its_loop_leaves_the_writer_usable(tmp_path: Path) -> None:
-    """Its loop closed while the writer's thread ran it: the next loop's writes go through.
+def test_asyncio_run_ending_waits_for_a_lone_write_and_the_writer_goes_on(
+    tmp_path: Path,
+) -> None:
+    """`asyncio.run` ended with a lone write in the writer's thread: it waits for it to commit.
 
-    The thread's report to the closed loop raised, ending the thread: every later lone write
-    waited for it forever.
+    Its shutdown cancelled the writer's task, which left the statement running: the next
+    loop's calls then failed as "unfinished" until it ended.
     """
     path = tmp_path / "loops.db"
 
-    async def start() -> tuple[Database, Gate]:
+    async def start() -> Database:
         db = await open_database(path)
         await migrate(db)
         gate = gate_on(db)
         asyncio.get_running_loop().create_task(save_result(db, result("held")))
         await gate.wait_entered()
-        return db, gate  # the loop ends with the write still in the thread
+        threading.Timer(0.05, gate.opened.set).start()
+        return db  # the loop ends with the write still in the thread
 
-    db, gate = asyncio.run(start())
-    gate.opened.set()
-    committed(db, ["held"])
-    time.sleep(0.05)  # the thread reports to the closed loop
+    db = asyncio.run(start())
+    assert stored_outputs(db) == ["held"]  # committed before asyncio.run returned
 
     async def go_on() -> None:
         try:
@@ -330,33 +331,26 @@ def test_a_lone_write_outliving_its_loop_leaves_the_writer_usable(tmp_path: Path
     assert not writer_threads()
 
 
-def test_a_new_loop_waits_out_a_lone_write_its_old_loop_left_running(tmp_path: Path) -> None:
-    """The old loop closed with a lone write still in the writer's thread: not idle till it ends.
+def test_a_new_loop_batches_at_once_after_asyncio_run_ended_with_a_lone_write(
+    tmp_path: Path,
+) -> None:
+    """After `asyncio.run` ended with a lone write in the thread, a new loop's batch goes through.
 
-    A batch on the new loop ran BEGIN IMMEDIATE on the writer while the thread's statement
-    still ran on it.
+    A batch on the new loop was refused as "unfinished" while the old loop's statement ran; before
+    that check, it ran BEGIN IMMEDIATE on the writer while the statement still ran on it.
     """
     path = tmp_path / "loops.db"
 
-    async def start() -> tuple[Database, Gate]:
+    async def start() -> Database:
         db = await open_database(path)
         await migrate(db)
         gate = gate_on(db)
         asyncio.get_running_loop().create_task(save_result(db, result("held")))
         await gate.wait_entered()
-        return db, gate
+        threading.Timer(0.05, gate.opened.set).start()
+        return db
 
-    db, gate = asyncio.run(start())
-
-    async def meanwhile() -> None:
-        with pytest.raises(DatabaseError, match="unfinished"):
-            await asyncio.gather(save_result(db, result("a")), save_result(db, result("b")))
-
-    try:
-        asyncio.run(meanwhile())
-    finally:
-        gate.opened.set()
-    committed(db, ["held"])
+    db = asyncio.run(start())
 
     async def go_on() -> list[TestResult]:
         async with asyncio.timeout(2):
@@ -365,7 +359,6 @@ def test_a_new_loop_waits_out_a_lone_write_its_old_loop_left_running(tmp_path: P
             )
 
     try:
-        time.sleep(0.05)  # the thread reports to the closed loop just after its commit
         saved = asyncio.run(go_on())
         assert [s.output for s in saved] == ["a", "b"]
     finally:

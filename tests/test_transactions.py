@@ -299,17 +299,17 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
     """Alone in its batch, a write runs and commits in one worker-thread hop, none on the loop."""
     writer = backend_of(sqlite_db)._writer  # type: ignore[attr-defined]  # noqa: SLF001  # its hops counted
     hops: list[str] = []
-    in_thread, start_in_thread = writer._in_thread, writer._start_in_thread  # noqa: SLF001  # wrapped to count
+    in_worker, start_in_thread = writer._in_worker, writer._start_in_thread  # noqa: SLF001  # wrapped to count
 
-    async def counted(function: object, *args: object) -> object:
+    def counted(function: object, *args: object) -> object:
         hops.append(getattr(function, "__name__", repr(function)))
-        return await in_thread(function, *args)
+        return in_worker(function, *args)
 
     def started(function: object, *args: object) -> object:
         hops.append(getattr(function, "__name__", repr(function)))
         return start_in_thread(function, *args)
 
-    writer._in_thread, writer._start_in_thread = counted, started  # noqa: SLF001  # counted
+    writer._in_worker, writer._start_in_thread = counted, started  # noqa: SLF001  # counted
     for _ in range(3):
         await save_result(sqlite_db, result())
     assert hops == ["_run_alone"] * 3, hops

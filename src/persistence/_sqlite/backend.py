@@ -87,7 +87,7 @@ class SqliteBackend:
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._open_reader = open_reader
         self._readers = Readers(reader, open_reader, self._in_thread)
-        self._writer = Writer(writer, self._in_thread, busy_timeout)
+        self._writer = Writer(writer, self._start_in_thread, busy_timeout)
         self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
@@ -129,15 +129,18 @@ class SqliteBackend:
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
         """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
+        return await self._start_in_thread(function, *args)
+
+    def _start_in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """Start `function` in a worker thread, in the caller's context; give its future."""
         loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run
         try:
-            work = loop.run_in_executor(self._executor, run, function, *args)
+            return loop.run_in_executor(self._executor, run, function, *args)
         except RuntimeError:  # "cannot schedule new futures after shutdown": a close stopped them
             if not self._closed:
                 raise
             raise DatabaseError("the SQLite database is closed") from None
-        return await work
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
         """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
@@ -169,7 +172,7 @@ class SqliteBackend:
                 if migration:
                     check_foreign_keys(writer)
                     check_no_temporary_objects(writer)
-                await finish_then_cancel(self._in_thread(writer.execute, "COMMIT"))
+                await finish_then_cancel(self._start_in_thread(writer.execute, "COMMIT"))
             except BaseException:
                 if writer.in_transaction:
                     writer.execute("ROLLBACK")
@@ -203,7 +206,7 @@ class SqliteBackend:
             for statement in statements:
                 writer.execute(statement)
 
-        await finish_then_cancel(self._in_thread(run))
+        await finish_then_cancel(self._start_in_thread(run))
 
     async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
@@ -222,7 +225,7 @@ class SqliteBackend:
         """
         if self._closed:
             raise DatabaseError("the SQLite database is closed")
-        await finish_then_cancel(self._in_thread(_backup_into, self._open_reader, path))
+        await finish_then_cancel(self._start_in_thread(_backup_into, self._open_reader, path))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:

@@ -10,6 +10,10 @@ itself (no BEGIN, no COMMIT), in the writer's own thread, and falls back to a ba
 another connection holds the lock.
 A transaction takes the writer for its whole block (a lease), queued in turn with the batches.
 
+The runner's task outlives a cancel from outside (a program's shutdown cancelling every task):
+work handed to a thread cannot be taken back, so the runner waits for it, hands each caller
+its answer, and goes on with its queue, ending as always once the queue is empty.
+
 The writer's states are explicit (`WriterState`), and each step asserts the one it needs: a
 batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
 transaction runs only under a lease; a lease ends outside any SQLite transaction; nothing is
@@ -28,13 +32,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
 from persistence._backend import finish_then_cancel
 from persistence._loop import gave_back, share_loop
-from persistence._sqlite.reads import InThread, map_rows, within_budget
+from persistence._sqlite.reads import map_rows, mapped_now, within_budget
 from persistence._sqlite.statements import (
     MANY,
     Budget,
@@ -52,6 +56,9 @@ if TYPE_CHECKING:
 
 
 _BATCH_LIMIT: Final = 1000  # the most single-call writes that share one commit
+
+_T = TypeVar("_T")
+InWorker = Callable[..., asyncio.Future[Any]]  # starts a function in a worker thread
 
 
 class WriterState(enum.Enum):
@@ -91,10 +98,10 @@ class Writer:
     """The writer connection and its queue, which holds single-call writes and leases."""
 
     def __init__(
-        self, connection: sqlite3.Connection, in_thread: InThread, busy_timeout: float
+        self, connection: sqlite3.Connection, in_worker: InWorker, busy_timeout: float
     ) -> None:
         self.connection = connection  # only a lease's holder may use it
-        self._in_thread = in_thread
+        self._in_worker = in_worker
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # for its own thread
         self._thread: threading.Thread | None = None  # started by the first lone write
         # Clear while the thread runs a lone write on the connection, which may outlive its loop.
@@ -122,13 +129,13 @@ class Writer:
         """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
         writer = self.leased()
         if mode is MANY:
-            return await finish_then_cancel(self._in_thread(savepointed, writer, plan, params))
+            return await finish_then_cancel(self._in_worker(savepointed, writer, plan, params))
         if plan.writes and not plan.runs_long:
             await share_loop()
             return execute(writer, plan, params, mode, rows_as)
 
         def elsewhere(plan: Plan, params: Any, mode: Mode) -> Awaitable[Any]:
-            return finish_then_cancel(self._in_thread(execute, writer, plan, params, mode))
+            return finish_then_cancel(self._in_worker(execute, writer, plan, params, mode))
 
         picked = await within_budget(
             writer, plan, params, mode, budget=self._budget, elsewhere=elsewhere, when_busy=False
@@ -155,16 +162,30 @@ class Writer:
     def _wake(self) -> None:
         if self._runner is None:
             # A context of its own: the runner serves every caller, not the one that woke it.
-            self._runner = asyncio.get_running_loop().create_task(
+            runner = asyncio.get_running_loop().create_task(
                 self._run_queue(), context=contextvars.Context()
             )
+            runner.add_done_callback(self._never_ran)
+            self._runner = runner
+
+    def _never_ran(self, runner: asyncio.Task[None]) -> None:
+        """Clear a runner cancelled before its first step, whose own `finally` never ran.
+
+        The writes it left queued are served by a new one, unless their callers are gone.
+        """
+        if self._runner is not runner:
+            return  # it ran, and cleared itself
+        self._runner = None
+        self._queue = collections.deque(item for item in self._queue if not _gone(item))
+        if self._queue:
+            self._wake()
 
     async def _run_queue(self) -> None:
         try:
             woken = False  # whether the last write's caller has had its turn already
             while True:
                 if not woken:
-                    await asyncio.sleep(0)  # callers woken by the last commit queue their next
+                    await _pause(0)  # callers woken by the last commit queue their next
                 woken = False
                 if not self._queue:
                     return
@@ -176,7 +197,7 @@ class Writer:
                     self._enter(WriterState.LEASED)  # the transaction's until it releases it
                     head.granted.set_result(None)
                     try:
-                        await head.released
+                        await _outlast(head.released)  # its block ends it, cancelled or not
                     finally:
                         self._leave(WriterState.LEASED)
                     continue
@@ -242,7 +263,7 @@ class Writer:
 
         self._thread_free.clear()
         self._start_in_thread(_run_alone, self.connection, item, report, self._thread_free)
-        outcome, error = await ended
+        outcome, error = await _outlast(ended)  # the thread runs it through a cancel
         gave_back()
         if error is None:
             if item.rows_as is None:
@@ -259,7 +280,7 @@ class Writer:
         """Open a transaction, run the queued writes in it, and commit them all at once."""
         writer = self.connection
         try:
-            await self.begin_immediate(self._busy_timeout)
+            await self.begin_immediate(self._busy_timeout, sleep=_pause)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
             while self._queue and isinstance(waiting := self._queue[0], _Write):
                 self._queue.popleft()
@@ -271,7 +292,7 @@ class Writer:
                 return  # committed, or rolled back by SQLite
         commit_error: Exception | None = None
         try:
-            await self._in_thread(writer.execute, "COMMIT")
+            await _outlast(self._in_worker(writer.execute, "COMMIT"))
         except Exception as error:  # noqa: BLE001  # every write of the batch failed with it
             commit_error = error
         gave_back()
@@ -284,7 +305,7 @@ class Writer:
             return False  # every write of it was cancelled before it ran
         last = not self._queue or isinstance(self._queue[0], Lease)
         commit = last or len(done) + len(run) >= _BATCH_LIMIT
-        ran = await self._in_thread(_run_writes, writer, run, commit)
+        ran = await _outlast(self._in_worker(_run_writes, writer, run, commit))
         gave_back()
         for item, outcome, failed in ran.outcomes:
             if failed is None:
@@ -336,15 +357,17 @@ class Writer:
                 item.future.set_result(picked)
                 continue
             try:
-                mapped = await map_rows(item.rows_as, picked, item.mode)
+                mapped = await _map_rows(item, picked)
             except Exception as error:  # noqa: BLE001  # handed to its caller alone
                 _fail(item, error)
                 continue
             if not item.future.done():
                 item.future.set_result(mapped)
-            await share_loop()
+            await _share_loop()
 
-    async def begin_immediate(self, wait: float) -> None:
+    async def begin_immediate(
+        self, wait: float, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         """Take the write lock, sleeping between tries while another process holds it."""
         deadline = time.monotonic() + wait
         for attempt in range(1_000_000):
@@ -358,7 +381,7 @@ class Writer:
                         f"SQLite: the database is locked: another connection held the "
                         f"write lock for over {wait:g}s"
                     ) from error
-                await asyncio.sleep(lock_poll(attempt))
+                await sleep(lock_poll(attempt))
             else:
                 return
 
@@ -382,8 +405,11 @@ class Writer:
 
     async def close(self) -> None:
         """Finish what is queued, then refuse more."""
-        while self._runner is not None:
-            await asyncio.shield(self._runner)
+        while (runner := self._runner) is not None:
+            await asyncio.wait((runner,))  # not shielded: a runner never run ends cancelled
+            self._never_ran(runner)
+            if not runner.cancelled():
+                runner.result()  # its failure, if any, is the close's
         assert not self._queue  # noqa: S101  # the runner ends only on an empty queue
         assert self.state is WriterState.IDLE, self.state  # noqa: S101  # nothing holds it
         self.state = WriterState.CLOSED
@@ -473,6 +499,62 @@ def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
     """Run each job in turn, until given None: the body of the writer's own thread."""
     while (job := jobs.get()) is not None:
         job[0](*job[1])
+
+
+async def _outlast(work: asyncio.Future[_T]) -> _T:
+    """Await `work` to its end, on the runner's task, through any cancel from outside.
+
+    The work (a thread's statements, a lease's transaction) cannot be taken back: leaving it
+    would leave its transaction open and its callers unanswered. The cancel is forgotten.
+    """
+    while True:
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if work.cancelled():
+                raise
+            _outlived()
+
+
+async def _pause(delay: float) -> None:
+    """Sleep on the runner's task; a cancel from outside only ends the sleep early."""
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        _outlived()
+
+
+async def _share_loop() -> None:
+    """`share_loop` on the runner's task, outliving a cancel from outside."""
+    try:
+        await share_loop()
+    except asyncio.CancelledError:
+        _outlived()
+
+
+async def _map_rows(item: _Write, picked: object) -> object:
+    """Map a committed write's rows for its caller; cancelled from outside, map them in one go."""
+    try:
+        return await map_rows(item.rows_as, picked, item.mode)
+    except asyncio.CancelledError:
+        _outlived()
+        return mapped_now(item.rows_as, picked, item.mode)
+
+
+def _outlived() -> None:
+    """Forget the cancels of the runner's task: it goes on, ending once its queue is empty.
+
+    The writer's own close never cancels it (it waits for the queue to empty): every cancel
+    comes from outside, as a program's shutdown cancelling every task.
+    """
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
+
+
+def _gone(item: _Write | Lease) -> bool:
+    """Whether a queued write or lease was cancelled while it waited: nobody waits for it."""
+    return (item.future if isinstance(item, _Write) else item.granted).done()
 
 
 def _fail(item: _Write, error: BaseException) -> None:
