@@ -18,14 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 
 from persistence import (
     Database,
     TestResult,
-    TestStatus,
-    TestType,
     close_database,
     connect,
     open_database,
@@ -36,17 +33,7 @@ from persistence import (
 )
 from persistence.database import backend_of
 from persistence.migrations import migrate
-
-
-def result(output: str | None = None) -> TestResult:
-    """A plain passing unit test result."""
-    return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, output=output)
-
-
-def writer_of(db: Database) -> sqlite3.Connection:
-    """The writer connection, for temporary triggers and functions of the test's own."""
-    connection: sqlite3.Connection = backend_of(db)._writer.connection  # type: ignore[attr-defined]  # noqa: SLF001  # the test's own trigger
-    return connection
+from test_lone_writes import gate_on, result, stored_outputs, writer_of
 
 
 def writer_runner() -> asyncio.Task[object] | None:
@@ -68,42 +55,6 @@ def cancel_writer() -> None:
     runner = writer_runner()
     assert runner is not None
     runner.cancel()
-
-
-@attrs.define(eq=False)
-class Gate:
-    """Holds an insert into test_results inside its statement, in whatever thread runs it."""
-
-    entered: threading.Event = attrs.field(factory=threading.Event)
-    opened: threading.Event = attrs.field(factory=threading.Event)
-
-    def __call__(self) -> int:
-        """Say so, and wait to be let through."""
-        self.entered.set()
-        self.opened.wait(5)
-        return 0
-
-    async def wait_entered(self) -> None:
-        """Wait, on the loop, until a statement is held in the gate."""
-        assert await asyncio.to_thread(self.entered.wait, 2)
-
-
-def gate_on(db: Database, output: str = "held") -> Gate:
-    """Hold each insert of a result with `output` in its statement until the gate opens."""
-    gate = Gate()
-    writer = writer_of(db)
-    writer.create_function("hold", 0, gate)
-    writer.execute(
-        "CREATE TEMP TRIGGER held AFTER INSERT ON main.test_results"
-        f" WHEN NEW.output = '{output}' BEGIN SELECT hold(); END"
-    )
-    return gate
-
-
-def stored_outputs(db: Database) -> list[str | None]:
-    """The outputs stored, read by a connection of the test's own: what is committed."""
-    with contextlib.closing(sqlite3.connect(db.url)) as other:
-        return [row[0] for row in other.execute("SELECT output FROM test_results ORDER BY id")]
 
 
 async def goes_through(db: Database) -> None:
