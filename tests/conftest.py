@@ -129,7 +129,9 @@ COUNTING_MODULES: Final = frozenset(
         "test_cache_redis.py",
         "test_cancellation.py",
         "test_descriptors.py",
+        "test_lone_writes.py",
         "test_snapshots.py",
+        "test_writer_cancel.py",
     }
 )
 """The modules whose tests count this process's descriptors, threads or mappings."""
@@ -148,6 +150,8 @@ def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> None:
     ):
         for dropper in _DROPPERS:
             dropper.wait_idle()
+        for spares in _SPARES.values():
+            spares.wait_idle()
 
 
 @pytest.fixture(scope="session")
@@ -181,13 +185,16 @@ class _Spares:
         self._admin, self._template, self._dropper = admin, template, dropper
         self._ready: queue.Queue[str | Exception] = queue.Queue(maxsize=1)
         self._wanted = threading.Semaphore(1)
+        self._idle = threading.Event()  # clear while a copy is being made
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="make-test-databases", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
+            self._idle.set()
             self._wanted.acquire()
+            self._idle.clear()
             if self._closing:
                 return
             made: str | Exception
@@ -196,6 +203,10 @@ class _Spares:
             except (OSError, asyncpg.PostgresError) as error:
                 made = error
             self._ready.put(made)
+
+    def wait_idle(self) -> None:
+        """Wait until no copy is being made: its connection and loop would be counted."""
+        self._idle.wait()
 
     def take(self) -> str:
         made = self._ready.get()
@@ -222,10 +233,13 @@ def _new_database(
 ) -> str:
     """A new database copied from `template`: the one made ahead, with the next one asked for.
 
-    A timed test's is made before it starts, as before: the next one, made during the test,
-    would take the server's disk from it.
+    A timed or counting test's is made before it starts, as before: the next one, made during
+    the test, would take the server's disk from it, or be counted in its descriptors.
     """
-    if request.node.get_closest_marker("timed") is not None:
+    if (
+        request.node.get_closest_marker("timed") is not None
+        or request.node.path.name in COUNTING_MODULES
+    ):
         return _create_database(admin, template)
     spares = _SPARES.get(template)
     if spares is None:
