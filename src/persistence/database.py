@@ -280,9 +280,8 @@ def _for_a_block(
 connect = _for_a_block(open_database)
 
 
-@contextlib.asynccontextmanager
-async def read_file_as_is(path: str | os.PathLike[str]) -> AsyncIterator[Database]:
-    """Open an existing SQLite file to read it only, adding no file beside it; close it after.
+async def _open_file_as_is(path: str | os.PathLike[str]) -> Database:
+    """Open an existing SQLite file to read it only, adding no file beside it.
 
     For a restore, which must leave the backup's folder as it was. A file that a connection
     has open (its `-wal` or `-shm` beside it) is read through SQLite's locks, as by
@@ -297,11 +296,10 @@ async def read_file_as_is(path: str | os.PathLike[str]) -> AsyncIterator[Databas
     backend = await open_sqlite(
         target, busy_timeout=5.0, create=False, observer=observer, as_is=True
     )
-    db = Database(url=redact_url(target), engine=engine, queries=backend.queries, backend=backend)
-    try:
-        yield db
-    finally:
-        await close_database(db)
+    return Database(url=redact_url(target), engine=engine, queries=backend.queries, backend=backend)
+
+
+read_file_as_is = _for_a_block(_open_file_as_is)
 
 
 def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:

@@ -22,7 +22,7 @@ from persistence._codecs import decode_json_text, encode_json
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
-from persistence._postgres.errors import detail, translate_postgres
+from persistence._postgres.errors import CONNECTION_FAILURES, detail, translate_postgres
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
 from persistence.exceptions import DatabaseError, PersistenceError
 
@@ -80,12 +80,7 @@ def _usable(connection: PgConnection) -> bool:
         return False
 
 
-_BROKEN: Final = (
-    OSError,  # TimeoutError included: the call outlived the command timeout
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
+_BROKEN: Final = (OSError, *CONNECTION_FAILURES)  # TimeoutError: it outlived the command timeout
 """What a call fails with when its connection is in a state nobody knows: never lent again."""
 
 

@@ -9,13 +9,13 @@ import asyncpg.pool
 
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
-_LOST: Final = (
+CONNECTION_FAILURES: Final = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
     ConnectionError,
 )
-"""The errors of a connection lost, or in a state asyncpg refuses: said lost."""
+"""The errors of a connection lost, or in a state asyncpg refuses: said lost, never reused."""
 
 
 def translate_postgres(  # noqa: PLR0911  # one case a line
@@ -75,7 +75,7 @@ def _why_lost(error: BaseException) -> str:
     asyncpg's own transaction fails its rollback too ("cannot call Transaction.__aexit__(): the
     underlying connection is closed"): the error that rollback was raised in handling says why.
     """
-    while isinstance(error.__context__, _LOST):
+    while isinstance(error.__context__, CONNECTION_FAILURES):
         error = error.__context__
     if isinstance(error, asyncpg.InternalClientError) or "released back to the pool" in str(error):
         return "the server or the network closed it"
