@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import re
 import time
@@ -310,6 +311,12 @@ def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migratio
 
 def _statements(engine: Engine, migration: Migration) -> list[str]:
     """Split one file and refuse statements that would end or start a transaction."""
+    return list(_checked_statements(engine, migration))
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_statements(engine: Engine, migration: Migration) -> tuple[str, ...]:
+    """`_statements`, kept per file's text: every migrate checks every file, and most are old."""
     try:
         statements = split_script(engine, migration.sql)
     except MigrationError as error:
@@ -322,7 +329,7 @@ def _statements(engine: Engine, migration: Migration) -> list[str]:
                 "the runner runs each file in one transaction of its own",
                 migration=migration.name,
             )
-    return statements
+    return tuple(statements)
 
 
 async def migration_status(
@@ -448,17 +455,23 @@ async def migrate(
     backend = backend_of(db)
     engine = db.engine
     scripts = {(chain, m.version): _statements(engine, m) for chain, found in plans for m in found}
+    # What is applied stays applied (accepting drift only records it), so a migration applied
+    # at this first look is never taken again: an open of an up-to-date database locks once.
+    pending: set[tuple[Chain, int]] = set()
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
         for chain, migrations in plans:
             await _ensure_history(db, conn, chain)
-            _refuse(_compare(migrations, await _applied(db, conn, chain), chain), accepted[chain])
+            status = _compare(migrations, await _applied(db, conn, chain), chain)
+            _refuse(status, accepted[chain])
+            pending.update((chain, m.version) for m in status.pending)
         for chain, migrations in plans:
             await _accept(db, conn, chain, migrations, accepted[chain])
     return [
         migration
         for chain, migrations in plans
         for migration in migrations
-        if await _apply_pending(
+        if (chain, migration.version) in pending
+        and await _apply_pending(
             db, migrations, migration, scripts[chain, migration.version], lock_timeout
         )
     ]
