@@ -8,7 +8,9 @@ within 10 %, or better.
 
 Both runs are read with the earlier report's statistic, the best time of each contender over
 its rounds; the later run's median of the round-by-round ratios stands beside it, since a
-best time can be one lucky round.
+best time can be one lucky round. Each side's own time a row, later over earlier, stands
+beside the ratio too: a ratio can move because the contender's code or the machine changed,
+not the layer.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class Comparison:
     earlier: float
     later: float
     later_median: float
+    layer_own: float
+    """The layer's best time a row in the later run over the earlier run's."""
+    contender_own: float
+    """The contender's best time a row in the later run over the earlier run's."""
 
     @property
     def change(self) -> float:
@@ -53,12 +59,12 @@ class Comparison:
         return self.change <= KEPT
 
 
-def _measured(results: object) -> dict[tuple[str, str], Times]:
-    """Each workload's round times on the schema as migrated, keyed by engine and workload."""
+def _measured(results: object) -> dict[tuple[str, str], tuple[Times, int]]:
+    """Each workload's round times and rows on the schema as migrated, by engine and workload."""
     if not isinstance(results, dict) or not isinstance(results.get("results"), list):
         msg = "not a results.json of make bench: it has no list 'results'"
         raise ValueError(msg)  # noqa: TRY004  # bad input, read from a file: main reports it
-    found: dict[tuple[str, str], Times] = {}
+    found: dict[tuple[str, str], tuple[Times, int]] = {}
     for entry in results["results"]:
         if entry.get("table", "indexed") != "indexed":
             continue
@@ -66,7 +72,7 @@ def _measured(results: object) -> dict[tuple[str, str], Times]:
         if not isinstance(times, dict) or "layer" not in times:
             msg = f"{entry.get('engine')} {entry.get('workload')}: no round times of the layer"
             raise ValueError(msg)
-        found[(str(entry["engine"]), str(entry["workload"]))] = times
+        found[(str(entry["engine"]), str(entry["workload"]))] = times, int(entry.get("rows", 1))
     return found
 
 
@@ -79,10 +85,10 @@ def compare(earlier: object, later: object) -> list[Comparison]:
     """Every ratio that both runs measured, in the earlier run's order."""
     before, after = _measured(earlier), _measured(later)
     compared: list[Comparison] = []
-    for key, old in before.items():
-        new = after.get(key)
-        if new is None:
+    for key, (old, old_rows) in before.items():
+        if key not in after:
             continue
+        new, new_rows = after[key]
         for contender in old:
             if contender == "layer" or contender not in new:
                 continue
@@ -94,6 +100,9 @@ def compare(earlier: object, later: object) -> list[Comparison]:
                     earlier=min(old["layer"]) / min(old[contender]),
                     later=min(new["layer"]) / min(new[contender]),
                     later_median=_median_ratio(new["layer"], new[contender]),
+                    layer_own=(min(new["layer"]) / new_rows) / (min(old["layer"]) / old_rows),
+                    contender_own=(min(new[contender]) / new_rows)
+                    / (min(old[contender]) / old_rows),
                 )
             )
     return compared
@@ -111,10 +120,15 @@ def render(earlier: object, later: object, compared: Sequence[Comparison]) -> st
         "Each ratio is the layer's time over the contender's, best round against best round, "
         "on the schema as migrated; below 1 the layer is faster. A ratio is kept when the "
         f"later one is at most {KEPT:.2f} times the earlier one. The later run's median of "
-        "the round-by-round ratios is given too, since a best round can be a lucky one."
+        "the round-by-round ratios is given too, since a best round can be a lucky one. The "
+        "last two columns give each side's own best time a row, later over earlier: a ratio "
+        "that moved while the layer's own time held moved with the contender's code or the "
+        "machine."
     )
     summary = f"**{kept} of {len(compared)} ratios kept**, {len(compared) - kept} worse"
-    summary += f" by more than {round((KEPT - 1) * 100)} %."
+    summary += f" by more than {round((KEPT - 1) * 100)} %"
+    held = sum(not c.kept and c.layer_own <= KEPT for c in compared)
+    summary += f"; in {held} of those the layer's own time a row held within the same bound."
     lines = [
         "# The layer's ratios, then and now",
         "",
@@ -124,14 +138,18 @@ def render(earlier: object, later: object, compared: Sequence[Comparison]) -> st
         "",
         summary,
         "",
-        "| engine | workload | layer over | earlier | later | later, median | change | kept |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        (
+            "| engine | workload | layer over | earlier | later | later, median | change | kept "
+            "| layer's own | contender's own |"
+        ),
+        "|---|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for c in compared:
         verdict = "yes" if c.kept else "**no**"
         lines.append(
             f"| {c.engine} | `{c.workload}` | {c.contender} | {c.earlier:.2f} | {c.later:.2f} "
-            f"| {c.later_median:.2f} | {c.change:.2f} | {verdict} |"
+            f"| {c.later_median:.2f} | {c.change:.2f} | {verdict} | {c.layer_own:.2f} "
+            f"| {c.contender_own:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -10,12 +10,19 @@ import pytest
 from bench.against import KEPT, compare, main, render
 
 
-def _run(stamp: str, *entries: tuple[str, str, dict[str, list[float]]], table: str = "") -> object:
+def _run(
+    stamp: str,
+    *entries: tuple[str, str, dict[str, list[float]]],
+    table: str = "",
+    rows: int | None = None,
+) -> object:
     results = []
     for engine, workload, times in entries:
         entry: dict[str, object] = {"engine": engine, "workload": workload, "times": times}
         if table:
             entry["table"] = table
+        if rows is not None:
+            entry["rows"] = rows
         results.append(entry)
     return {"generated_at": stamp, "results": results}
 
@@ -91,5 +98,21 @@ def test_the_page_counts_and_marks_what_was_not_kept(tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert page == render(earlier, later, compare(earlier, later))
     assert "**1 of 2 ratios kept**" in page
-    assert "| sqlite | `save_one` | aiosqlite | 0.50 | 1.00 | 1.00 | 2.00 | **no** |" in page
-    assert "| sqlite | `save_one` | sqlite3 | 1.00 | 1.00 | 1.00 | 1.00 | yes |" in page
+    assert "in 1 of those the layer's own time a row held" in page
+    row = "| sqlite | `save_one` | aiosqlite | 0.50 | 1.00 | 1.00 | 2.00 | **no** | 1.00 | 0.50 |"
+    assert row in page
+    row = "| sqlite | `save_one` | sqlite3 | 1.00 | 1.00 | 1.00 | 1.00 | yes | 1.00 | 1.00 |"
+    assert row in page
+
+
+def test_each_sides_own_time_is_compared_a_row() -> None:
+    """A ratio lost to a contender that got faster shows the layer's own time a row held.
+
+    The runs may differ in rows: each side's best time is divided by its run's rows first.
+    """
+    earlier = _run("then", ("sqlite", "save_many", {"layer": [2.0], "sqlite3": [5.0]}), rows=1000)
+    later = _run("now", ("sqlite", "save_many", {"layer": [3.0], "sqlite3": [3.0]}), rows=2000)
+    (compared,) = compare(earlier, later)
+    assert not compared.kept  # the ratio went from 0.4 to 1.0
+    assert compared.layer_own == pytest.approx(0.75)  # 3 s / 2000 rows over 2 s / 1000 rows
+    assert compared.contender_own == pytest.approx(0.3)  # 3 s / 2000 rows over 5 s / 1000 rows
