@@ -87,5 +87,10 @@ def detail(error: BaseException) -> str:
 
 
 def _message(error: asyncpg.PostgresError) -> str:
+    """Give the server's message, detail and hint on one line.
+
+    Not str(error): asyncpg writes the detail and the hint there on lines of their own.
+    """
     detail = getattr(error, "detail", None)
-    return f"{error}: {detail}" if detail else str(error)
+    first = error.args[0] if error.args else type(error).__name__
+    return ": ".join(part for part in (first, detail, getattr(error, "hint", None)) if part)
