@@ -130,7 +130,8 @@ async def test_a_result_that_cannot_be_saved_links_nothing_and_its_files_are_swe
     db: Database, store: CounterexampleStore
 ) -> None:
     """A run that does not exist: no result, no link; the files published go at the next sweep."""
-    with pytest.raises(ConflictError):
+    missing = r'Key \(run_id\)=\(999\) is not present in table "runs"\.'
+    with pytest.raises(ConflictError, match=missing):
         await keep_counterexample(db, store, _failing(T0, run_id=999), input=b"orphan\n")
     assert await all_results(db) == []
     assert await store.keys() == [_sha(b"orphan\n")]

@@ -252,6 +252,21 @@ async def test_a_long_bulk_save_is_several_copies_and_still_all_or_nothing(
         assert len(await all_results(db)) == 10  # the first two copies rolled back too
 
 
+async def test_a_postgres_conflict_says_its_detail_once_on_one_line(
+    migrated_postgres_url: str,
+) -> None:
+    """The server's detail follows its message once, after a colon: not after str()'s own copy."""
+    async with connect(migrated_postgres_url) as db:
+        with pytest.raises(ConflictError) as caught:
+            await save_result(
+                db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=999_999)
+            )
+    assert str(caught.value) == (
+        'insert or update on table "test_results" violates foreign key constraint '
+        '"test_results_run_id_fkey": Key (run_id)=(999999) is not present in table "runs".'
+    )
+
+
 @pytest.mark.parametrize(
     ("error", "broken"),
     [

@@ -137,6 +137,21 @@ def row_picker(names: Sequence[str]) -> Callable[[Params], tuple[Any, ...]]:
     return operator.itemgetter(*names)
 
 
+KEY_SHOWN = 200
+"""The most characters of a conflicting key's values that an error message shows."""
+
+
+def key_detail(columns: str, values: str, outcome: str) -> str:
+    """Say which key broke a constraint, in PostgreSQL's words, on either engine.
+
+    "Key (path)=(a.xml) already exists.": values past KEY_SHOWN characters are cut, and the
+    cut is said, so that a long path or test id does not fill the message.
+    """
+    if len(values) > KEY_SHOWN:
+        values = f"{values[:KEY_SHOWN]}... (cut from {len(values)} characters)"
+    return f"Key ({columns})=({values}) {outcome}."
+
+
 async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -> _T:
     """Await `work`; if the caller is cancelled first, let it end and hand what it gives to `keep`.
 

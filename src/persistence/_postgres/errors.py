@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import asyncpg
 import asyncpg.pool
 
+from persistence._backend import key_detail
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
 CONNECTION_FAILURES: Final = (
@@ -86,6 +88,17 @@ def detail(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+_KEY: Final = re.compile(r"(?s)Key \((?P<columns>.*?)\)=\((?P<values>.*)\) (?P<outcome>.*)\.")
+
+
 def _message(error: asyncpg.PostgresError) -> str:
+    """Give the server's message, detail and hint on one line, a key in it cut as on SQLite.
+
+    Not str(error): asyncpg writes the detail and the hint there on lines of their own.
+    """
     detail = getattr(error, "detail", None)
-    return f"{error}: {detail}" if detail else str(error)
+    key = _KEY.fullmatch(detail or "")
+    if key is not None:
+        detail = key_detail(key["columns"], key["values"], key["outcome"])
+    first = error.args[0] if error.args else type(error).__name__
+    return ": ".join(part for part in (first, detail, getattr(error, "hint", None)) if part)

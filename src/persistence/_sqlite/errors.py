@@ -15,10 +15,13 @@ def translate_sqlite(error: BaseException) -> PersistenceError | None:  # noqa: 
             return None
         case sqlite3.IntegrityError():
             message = str(error)
+            key = "".join(f": {note}" for note in getattr(error, "__notes__", ()))  # note_key's
             if message.startswith("UNIQUE constraint failed:") or "PRIMARY KEY" in message:
-                return ConflictError(f"SQLite: {message}", constraint=message.partition(": ")[2])
+                return ConflictError(
+                    f"SQLite: {message}{key}", constraint=message.partition(": ")[2]
+                )
             if message.startswith("FOREIGN KEY"):
-                return ConflictError(f"SQLite: {message}")
+                return ConflictError(f"SQLite: {message}{key}")
             detail = message.partition(": ")[2]
             table, _, field = detail.partition(".")
             if not field:

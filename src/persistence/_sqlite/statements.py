@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from persistence._backend import Params, row_picker
+from persistence._backend import Params, key_detail, row_picker
 from persistence._codecs import encode_datetime, encode_json
 from persistence._loop import LOOP_SLICE
 
@@ -177,7 +177,11 @@ def _insert_rows(
             except KeyError as missing:
                 msg = f"You did not supply a value for binding parameter :{missing.args[0]}."
                 raise sqlite3.ProgrammingError(msg) from None
-        cursor.execute(insert.sql(len(chunk)), values)
+        try:
+            cursor.execute(insert.sql(len(chunk)), values)
+        except sqlite3.IntegrityError as error:
+            note_key(conn, insert.head, chunk, error)
+            raise
         inserted += cursor.rowcount
     return inserted
 
@@ -197,7 +201,8 @@ def execute(
                 return _insert_rows(conn, cursor, plan.rows_insert, params)
             cursor.executemany(plan.sql, params)
             return cursor.rowcount
-        cursor.execute(plan.sql, encode_params(params))
+        params = encode_params(params)
+        cursor.execute(plan.sql, params)
         if mode is COUNT:
             return cursor.rowcount
         rows = cursor.fetchall()
@@ -208,8 +213,85 @@ def execute(
         if not rows:
             return None
         return rows[0] if mode is ROW else rows[0][0]
+    except sqlite3.IntegrityError as error:
+        if mode is not MANY:  # a bulk insert noted its own rows; executemany's, some stored, not
+            note_key(conn, plan.sql, [params], error)
+        raise
     finally:
         cursor.close()
+
+
+_WRITTEN_TABLE: Final = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+
+
+def note_key(
+    conn: sqlite3.Connection, sql: str, rows: Sequence[Params], error: sqlite3.IntegrityError
+) -> None:
+    """Note on `error` the key of `rows` that broke a constraint, as PostgreSQL says it.
+
+    SQLite names a unique key's columns but not its values, and a foreign key not at all. Of
+    the statement's rows, rolled back by its failure, the first whose key another of them or a
+    stored row holds, or whose reference no stored row has, is named. A look-up that fails
+    notes nothing: the error stays as SQLite gave it.
+    """
+    message = str(error)
+    try:
+        if message.startswith("UNIQUE constraint failed: "):
+            found = _taken_key(conn, message.partition(": ")[2].split(", "), rows)
+        elif message.startswith("FOREIGN KEY") and (written := _WRITTEN_TABLE.search(sql)):
+            found = _missing_reference(conn, written[1], rows)
+        else:
+            return
+    except (sqlite3.Error, KeyError, TypeError):  # TypeError: a value that cannot be hashed
+        return
+    if found is not None:
+        columns, key, outcome = found
+        error.add_note(key_detail(", ".join(columns), ", ".join(map(str, key)), outcome))
+
+
+_Found = tuple[list[str], tuple[object, ...], str]
+"""A key's columns, its values, and what is wrong with it."""
+
+
+def _exists(table: str, columns: Sequence[str]) -> str:
+    """Write a look-up of a row by `columns`: names SQLite's own message or schema gave."""
+    where = " AND ".join(f'"{column}" = ?' for column in columns)
+    return f'SELECT 1 FROM "{table}" WHERE {where}'  # noqa: S608  # names from SQLite, values bound
+
+
+def _taken_key(conn: sqlite3.Connection, names: list[str], rows: Sequence[Params]) -> _Found | None:
+    """Find the first key on `names` (table.column) that an earlier row, or a stored one, holds."""
+    columns = [name.partition(".")[2] for name in names]
+    look = _exists(names[0].partition(".")[0], columns)
+    seen: set[tuple[object, ...]] = set()
+    for row in rows:
+        key = tuple(row[column] for column in columns)
+        if len(rows) == 1 or (
+            None not in key and (key in seen or conn.execute(look, key).fetchone() is not None)
+        ):
+            return columns, key, "already exists"
+        seen.add(key)
+    return None
+
+
+def _missing_reference(
+    conn: sqlite3.Connection, table: str, rows: Sequence[Params]
+) -> _Found | None:
+    """Find the first reference of `rows`, by `table`'s foreign keys, that no stored row has."""
+    references: dict[int, list[tuple[str, str, str]]] = {}
+    for number, _, parent, column, target, *_ in conn.execute(
+        f'PRAGMA foreign_key_list("{table}")'
+    ):
+        references.setdefault(number, []).append((parent, column, target))
+    for pairs in references.values():
+        parent = pairs[0][0]
+        columns = [column for _, column, _ in pairs]
+        look = _exists(parent, [target for _, _, target in pairs])
+        for row in rows:
+            key = tuple(row[column] for column in columns)
+            if None not in key and conn.execute(look, key).fetchone() is None:
+                return columns, key, f'is not present in table "{parent}"'
+    return None
 
 
 @attrs.define(eq=False)
