@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -37,7 +37,7 @@ from persistence import (
 )
 from persistence._postgres.adapter import PgConnection
 from persistence._sqlite.reads import Readers
-from persistence.database import backend_of
+from persistence.database import backend_of, read_snapshot
 
 ROUNDS = 300
 
@@ -196,7 +196,7 @@ def test_a_reader_handed_back_while_the_readers_close_is_closed(tmp_path: Path) 
             time.sleep(0.1)  # the close runs meanwhile, unless it must wait for the hand-back
             super().append(reader)
 
-    def never_called(*_args: object) -> Awaitable[object]:
+    def never_called(*_args: object) -> asyncio.Future[object]:
         raise AssertionError
 
     def open_reader() -> sqlite3.Connection:
@@ -352,3 +352,49 @@ async def test_a_close_cancelled_at_any_point_leaves_no_connection(
         await no_connection_left(url)
         with pytest.raises(DatabaseError, match="closed"):
             await all_results(db)
+
+
+def cancel_all_tasks_but(*kept: asyncio.Task[object]) -> None:
+    """Cancel every task but the running one and `kept`, as a shutdown handler may."""
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task() and task not in kept:
+            task.cancel()
+
+
+@pytest.mark.parametrize("where", ["opening its reader", "on a kept reader", "in a snapshot"])
+async def test_a_read_in_a_thread_outlives_other_tasks_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """SQLite: a read waiting for a worker thread, every other task cancelled: it is answered.
+
+    Its hop to the thread ran in a task of its own: cancelled by code that cancels every task
+    but its own, the reader, which nobody had cancelled, got `CancelledError`.
+    """
+    from test_writer_cancel import executor_held  # noqa: PLC0415  # SQLite's own helper
+
+    async with connect(tmp_path / "test.db") as db:
+        await migrate(db)
+        await save_result(db, tagged(1))
+        readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # held
+        executor = backend_of(db)._executor  # type: ignore[attr-defined]  # noqa: SLF001  # watched
+        monkeypatch.setattr(type(readers._budget), "arm", arm_past)  # noqa: SLF001  # to a thread
+        if where == "on a kept reader":
+            await all_results(db)
+            await asyncio.sleep(0)  # its reader handed back, kept for the read below
+            assert readers._idle  # noqa: SLF001
+        async with contextlib.AsyncExitStack() as stack:
+            reads_on = db
+            if where == "in a snapshot":
+                reads_on = await stack.enter_async_context(read_snapshot(db))
+            with executor_held(db) as free:
+                reading = asyncio.ensure_future(all_results(reads_on))
+                for _ in range(500):  # its hop queued for a worker
+                    if executor._work_queue.qsize():  # noqa: SLF001
+                        break
+                    await asyncio.sleep(0.001)
+                cancel_all_tasks_but(reading)
+                await asyncio.sleep(0.01)
+                free.set()
+            async with asyncio.timeout(2):
+                assert [r.metadata for r in await reading] == [{"tag": 1}]
+        assert [r.metadata for r in await all_results(db)] == [{"tag": 1}]  # a reader free

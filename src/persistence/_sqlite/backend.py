@@ -86,7 +86,7 @@ class SqliteBackend:
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._open_reader = open_reader
-        self._readers = Readers(reader, open_reader, self._in_thread)
+        self._readers = Readers(reader, open_reader, self._start_in_thread)
         self._writer = Writer(writer, self._start_in_thread, busy_timeout)
         self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
@@ -126,10 +126,6 @@ class SqliteBackend:
         if self._closed or self._loop is not asyncio.get_running_loop():
             self.check_loop()  # refuses, or takes this loop: most calls need neither
         return self._autocommit
-
-    async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
-        """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
-        return await self._start_in_thread(function, *args)
 
     def _start_in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
         """Start `function` in a worker thread, in the caller's context; give its future."""

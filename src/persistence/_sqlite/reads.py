@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
-InThread = Callable[..., Awaitable[Any]]  # runs a function in the backend's worker threads
+# Starts a function in the backend's worker threads. A future, not a task: code that cancels
+# every task but its own (a shutdown handler) would cancel a read's hop, not its caller.
+InThread = Callable[..., asyncio.Future[Any]]
 
 
 class Reads(Protocol):
@@ -177,7 +179,7 @@ class Readers:
             reader = self._idle.pop()
         else:  # a reader that opens after its caller was cancelled is kept
             reader = await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
-        work = asyncio.ensure_future(self._in_thread(execute, reader, plan, params, mode))
+        work = self._in_thread(execute, reader, plan, params, mode)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -251,7 +253,7 @@ class Snapshot:
         """Read in a thread; a cancelled read is stopped and waited for, the reader being shared."""
         if self._ended:
             raise DatabaseError("the SQLite database is closed, and the snapshot with it")
-        work = asyncio.ensure_future(self._in_thread(execute, self._reader, plan, params, mode))
+        work = self._in_thread(execute, self._reader, plan, params, mode)
         try:
             picked = await asyncio.shield(work)
         except asyncio.CancelledError:
