@@ -110,10 +110,7 @@ class SqliteBackend:
                 "synchronous code through persistence.sync.SyncRunner"
             )
         if not self._writer.idle:
-            raise DatabaseError(
-                f"{where} was left with writes unfinished on an event loop that closed "
-                "without ending its tasks: open it again"
-            )
+            self._writer.take_back()  # what the closed loop left: refused while a thread runs
         self._loop = loop
 
     def lend(self) -> contextlib.nullcontext[SqliteSession]:
@@ -168,17 +165,18 @@ class SqliteBackend:
                 if migration:
                     check_foreign_keys(writer)
                     check_no_temporary_objects(writer)
-                await finish_then_cancel(self._start_in_thread(writer.execute, "COMMIT"))
+                await finish_then_cancel(self._writer.in_thread(writer.execute, "COMMIT"))
             except BaseException:
-                if writer.in_transaction:
+                if not lease.abandoned() and writer.in_transaction:
                     writer.execute("ROLLBACK")
                 raise
         finally:
-            try:
-                if migration:
-                    writer.execute("PRAGMA foreign_keys = ON")
-            finally:
-                lease.release()
+            if not lease.abandoned():  # else the writer was taken back: a later loop's now
+                try:
+                    if migration:
+                        writer.execute("PRAGMA foreign_keys = ON")
+                finally:
+                    lease.release()
 
     async def savepoint(self, _conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -202,7 +200,7 @@ class SqliteBackend:
             for statement in statements:
                 writer.execute(statement)
 
-        await finish_then_cancel(self._start_in_thread(run))
+        await finish_then_cancel(self._writer.in_thread(run))
 
     async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
@@ -293,6 +291,8 @@ class SqliteBackend:
         """Finish queued writes, then close every connection, the threads and the mappings."""
         if self._closed:
             return
+        if self._loop is not None and self._loop.is_closed():  # it may have left a statement
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.wait_for_thread)
         self.check_loop()
         await self._writer.close()
         self._closed = True
