@@ -398,3 +398,71 @@ async def test_a_read_in_a_thread_outlives_other_tasks_cancelled(
             async with asyncio.timeout(2):
                 assert [r.metadata for r in await reading] == [{"tag": 1}]
         assert [r.metadata for r in await all_results(db)] == [{"tag": 1}]  # a reader free
+
+
+async def test_a_postgres_commit_cancelled_by_another_task_is_a_database_error(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a block's COMMIT, in a task of its own, cancelled by another task.
+
+    Its caller, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`
+    saying so, and the database goes on. A proxy holds the COMMIT until the cancel has come.
+    """
+    url = migrated_postgres_url
+    async with proxied(url) as (proxy, through), connect(through) as db:
+        sent = asyncio.Event()
+        execute = asyncpg.Connection.execute
+
+        async def held_commit(
+            connection: asyncpg.Connection[asyncpg.Record], query: str, *args: object
+        ) -> str:
+            if query == "COMMIT":
+                proxy.hold()
+                sent.set()
+            return await execute(connection, query, *args)
+
+        monkeypatch.setattr(asyncpg.Connection, "execute", held_commit)
+        block = asyncio.ensure_future(_two_in_a_block(db, 1))
+        await sent.wait()
+        for task in asyncio.all_tasks():  # the COMMIT's own, as code cancelling tasks may
+            if task.get_coro().__qualname__.endswith("held_commit"):  # type: ignore[union-attr]  # a task's coroutine has a name
+                task.cancel()
+        await asyncio.sleep(0.01)
+        proxy.let_through()
+        with pytest.raises(DatabaseError, match="another task"):
+            await block
+        monkeypatch.undo()
+        await _two_in_a_block(db, 2)
+        assert Counter(int(r.metadata["tag"]) for r in await all_results(db))[2] == 2  # type: ignore[arg-type]
+    await no_connection_left(url)
+
+
+async def test_a_postgres_connect_cancelled_by_another_task_is_a_database_error(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the pool's connect for a call, in a task of its own, cancelled by another task.
+
+    Its caller, which nobody had cancelled, got `CancelledError`; it now gets `DatabaseError`.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        await all_results(db)  # the pool's one connection is now the lane: a block connects
+        connecting = asyncio.Event()
+        made = connect_utils.TLSUpgradeProto.__init__
+
+        def made_and_tell(proto: connect_utils.TLSUpgradeProto, *args: object) -> None:
+            made(proto, *args)  # type: ignore[arg-type]
+            connecting.set()
+
+        monkeypatch.setattr(connect_utils.TLSUpgradeProto, "__init__", made_and_tell)
+        block = asyncio.ensure_future(_two_in_a_block(db, 1))
+        await connecting.wait()
+        for task in asyncio.all_tasks():  # the connect's own, as code cancelling tasks may
+            if task.get_coro().__qualname__ == "PostgresBackend._take":  # type: ignore[union-attr]  # a task's coroutine has a name
+                task.cancel()
+        with pytest.raises(DatabaseError, match="another task"):
+            await block
+        monkeypatch.undo()
+        await _two_in_a_block(db, 2)
+        assert Counter(int(r.metadata["tag"]) for r in await all_results(db)) == {2: 2}  # type: ignore[arg-type]
+    await no_connection_left(url)
