@@ -22,10 +22,12 @@ from typing import TypeVar
 
 import pytest
 
+from _budget import arm_past
 from persistence import (
     Database,
     DatabaseError,
     TestResult,
+    all_results,
     close_database,
     connect,
     open_database,
@@ -318,6 +320,47 @@ def test_a_loop_closed_while_a_batch_runs_in_a_thread(tmp_path: Path) -> None:
     assert stored_outputs(db) == ["held", "b", "c"]
     assert package_threads() == threads
     assert descriptors() == files
+
+
+@_DEAD_TASKS_COLLECTED
+@pytest.mark.parametrize("reader", ["opened for it", "kept"])
+def test_a_loop_closed_while_a_read_waits_for_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    """A loop closed, its tasks left pending, while a read waits for a worker thread.
+
+    The thread reader it was lent, or that the thread opened for it, was never handed back:
+    the close from the next loop left it open, until the garbage collector found it.
+    """
+    path = tmp_path / "closed.db"
+    threads, files = package_threads(), descriptors()
+    held: list[threading.Event] = []
+
+    async def start() -> Database:
+        db = await open_database(path)
+        await migrate(db)
+        await save_result(db, result("kept"))
+        readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # held
+        monkeypatch.setattr(type(readers._budget), "arm", arm_past)  # noqa: SLF001  # to a thread
+        if reader == "kept":
+            await all_results(db)
+            await asyncio.sleep(0)  # its reader handed back, kept for the read below
+        executor = backend_of(db)._executor  # type: ignore[attr-defined]  # noqa: SLF001  # watched
+        free = threading.Event()
+        held.append(free)
+        for _ in range(executor._max_workers):  # noqa: SLF001  # each worker
+            executor.submit(free.wait, 5)
+        asyncio.get_running_loop().create_task(all_results(db))
+        await until(lambda: executor._work_queue.qsize() > 0)  # noqa: SLF001  # its hop waits
+        return db
+
+    db = run_then_close(start)
+    monkeypatch.undo()
+    held[0].set()
+    asyncio.run(close_database(db))
+    assert package_threads() == threads
+    assert descriptors() == files
+    gc.collect()
 
 
 async def test_cancelled_while_a_lone_write_meets_another_process_lock(tmp_path: Path) -> None:
