@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -37,7 +37,7 @@ from persistence import (
 )
 from persistence._postgres.adapter import PgConnection
 from persistence._sqlite.reads import Readers
-from persistence.database import backend_of
+from persistence.database import backend_of, read_snapshot
 
 ROUNDS = 300
 
@@ -196,7 +196,7 @@ def test_a_reader_handed_back_while_the_readers_close_is_closed(tmp_path: Path) 
             time.sleep(0.1)  # the close runs meanwhile, unless it must wait for the hand-back
             super().append(reader)
 
-    def never_called(*_args: object) -> Awaitable[object]:
+    def never_called(*_args: object) -> asyncio.Future[object]:
         raise AssertionError
 
     def open_reader() -> sqlite3.Connection:
@@ -352,3 +352,117 @@ async def test_a_close_cancelled_at_any_point_leaves_no_connection(
         await no_connection_left(url)
         with pytest.raises(DatabaseError, match="closed"):
             await all_results(db)
+
+
+def cancel_all_tasks_but(*kept: asyncio.Task[object]) -> None:
+    """Cancel every task but the running one and `kept`, as a shutdown handler may."""
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task() and task not in kept:
+            task.cancel()
+
+
+@pytest.mark.parametrize("where", ["opening its reader", "on a kept reader", "in a snapshot"])
+async def test_a_read_in_a_thread_outlives_other_tasks_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """SQLite: a read waiting for a worker thread, every other task cancelled: it is answered.
+
+    Its hop to the thread ran in a task of its own: cancelled by code that cancels every task
+    but its own, the reader, which nobody had cancelled, got `CancelledError`.
+    """
+    from test_writer_cancel import executor_held  # noqa: PLC0415  # SQLite's own helper
+
+    async with connect(tmp_path / "test.db") as db:
+        await migrate(db)
+        await save_result(db, tagged(1))
+        readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # held
+        executor = backend_of(db)._executor  # type: ignore[attr-defined]  # noqa: SLF001  # watched
+        monkeypatch.setattr(type(readers._budget), "arm", arm_past)  # noqa: SLF001  # to a thread
+        if where == "on a kept reader":
+            await all_results(db)
+            await asyncio.sleep(0)  # its reader handed back, kept for the read below
+            assert readers._idle  # noqa: SLF001
+        async with contextlib.AsyncExitStack() as stack:
+            reads_on = db
+            if where == "in a snapshot":
+                reads_on = await stack.enter_async_context(read_snapshot(db))
+            with executor_held(db) as free:
+                reading = asyncio.ensure_future(all_results(reads_on))
+                for _ in range(500):  # its hop queued for a worker
+                    if executor._work_queue.qsize():  # noqa: SLF001
+                        break
+                    await asyncio.sleep(0.001)
+                cancel_all_tasks_but(reading)
+                await asyncio.sleep(0.01)
+                free.set()
+            async with asyncio.timeout(2):
+                assert [r.metadata for r in await reading] == [{"tag": 1}]
+        assert [r.metadata for r in await all_results(db)] == [{"tag": 1}]  # a reader free
+
+
+async def test_a_postgres_commit_cancelled_by_another_task_is_a_database_error(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a block's COMMIT, in a task of its own, cancelled by another task.
+
+    Its caller, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`
+    saying so, and the database goes on. A proxy holds the COMMIT until the cancel has come.
+    """
+    url = migrated_postgres_url
+    async with proxied(url) as (proxy, through), connect(through) as db:
+        sent = asyncio.Event()
+        execute = asyncpg.Connection.execute
+
+        async def held_commit(
+            connection: asyncpg.Connection[asyncpg.Record], query: str, *args: object
+        ) -> str:
+            if query == "COMMIT":
+                proxy.hold()
+                sent.set()
+            return await execute(connection, query, *args)
+
+        monkeypatch.setattr(asyncpg.Connection, "execute", held_commit)
+        block = asyncio.ensure_future(_two_in_a_block(db, 1))
+        await sent.wait()
+        for task in asyncio.all_tasks():  # the COMMIT's own, as code cancelling tasks may
+            if task.get_coro().__qualname__.endswith("held_commit"):  # type: ignore[union-attr]  # a task's coroutine has a name
+                task.cancel()
+        await asyncio.sleep(0.01)
+        proxy.let_through()
+        with pytest.raises(DatabaseError, match="another task"):
+            await block
+        monkeypatch.undo()
+        await _two_in_a_block(db, 2)
+        assert Counter(int(r.metadata["tag"]) for r in await all_results(db))[2] == 2  # type: ignore[arg-type]
+    await no_connection_left(url)
+
+
+async def test_a_postgres_connect_cancelled_by_another_task_is_a_database_error(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the pool's connect for a call, in a task of its own, cancelled by another task.
+
+    Its caller, which nobody had cancelled, got `CancelledError`; it now gets `DatabaseError`.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        await all_results(db)  # the pool's one connection is now the lane: a block connects
+        connecting = asyncio.Event()
+        made = connect_utils.TLSUpgradeProto.__init__
+
+        def made_and_tell(proto: connect_utils.TLSUpgradeProto, *args: object) -> None:
+            made(proto, *args)  # type: ignore[arg-type]
+            connecting.set()
+
+        monkeypatch.setattr(connect_utils.TLSUpgradeProto, "__init__", made_and_tell)
+        block = asyncio.ensure_future(_two_in_a_block(db, 1))
+        await connecting.wait()
+        for task in asyncio.all_tasks():  # the connect's own, as code cancelling tasks may
+            if task.get_coro().__qualname__ == "PostgresBackend._take":  # type: ignore[union-attr]  # a task's coroutine has a name
+                task.cancel()
+        with pytest.raises(DatabaseError, match="another task"):
+            await block
+        monkeypatch.undo()
+        await _two_in_a_block(db, 2)
+        assert Counter(int(r.metadata["tag"]) for r in await all_results(db)) == {2: 2}  # type: ignore[arg-type]
+    await no_connection_left(url)

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from _budget import arm_past
 from persistence import (
     Database,
+    DatabaseError,
     TestResult,
+    all_results,
     close_database,
     connect,
     open_database,
@@ -33,7 +38,9 @@ from persistence import (
 )
 from persistence.database import backend_of
 from persistence.migrations import migrate
-from test_lone_writes import gate_on, result, stored_outputs, writer_of
+from test_lone_writes import Gate, gate_on, result, stored_outputs, writer_of
+
+_T = TypeVar("_T")
 
 
 def writer_runner() -> asyncio.Task[object] | None:
@@ -205,6 +212,155 @@ def test_asyncio_run_ending_with_a_batch_in_flight(tmp_path: Path) -> None:
     assert stored_outputs(db) == ["held", "next"]
     assert package_threads() == threads
     assert descriptors() == files
+
+
+_DEAD_TASKS_COLLECTED = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning"  # the callers' own context resets
+)
+"""The closed loop's tasks, collected in the test: their callers' cleanup cannot reset their
+context variables outside their tasks."""
+
+
+def run_then_close(start: Callable[[], Coroutine[object, object, _T]]) -> _T:
+    """Run `start` on a loop of its own, then close that loop without ending its tasks."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(start())
+    finally:
+        loop.close()
+
+
+@_DEAD_TASKS_COLLECTED
+def test_a_loop_closed_inside_a_transaction_with_a_write_queued(tmp_path: Path) -> None:
+    """A loop closed, its tasks left pending, inside a block, a single-call write queued behind.
+
+    The database said for ever that writes were left unfinished: every later call and the
+    close were refused. The block, never committed, is now rolled back; the write behind it,
+    never run, is told so; the next loop writes and closes. The old block's cleanup, run when
+    the garbage collector closes it, leaves the new loop's transaction alone.
+    """
+    path = tmp_path / "closed.db"
+    threads, files = package_threads(), descriptors()
+    behind: list[asyncio.Task[TestResult]] = []
+
+    async def start() -> Database:
+        db = await open_database(path)
+        await migrate(db)
+        entered = asyncio.Event()
+
+        async def block() -> None:
+            async with transaction(db) as tx:
+                await save_result(tx, result("in"))
+                entered.set()
+                await asyncio.Event().wait()  # until its loop closes
+
+        loop = asyncio.get_running_loop()
+        loop.create_task(block())  # noqa: RUF006  # left pending on purpose
+        await entered.wait()
+        behind.append(loop.create_task(save_result(db, result("behind"))))
+        await asyncio.sleep(0.01)  # queued behind the block
+        return db
+
+    db = run_then_close(start)
+    assert stored_outputs(db) == []
+    assert writer_of(db).in_transaction  # the block's, left open
+
+    async def go_on() -> None:
+        try:
+            async with transaction(db) as tx:
+                await save_result(tx, result("new"))
+                gc.collect()  # the old block's cleanup runs
+            await goes_through(db)
+        finally:
+            async with asyncio.timeout(2):
+                await close_database(db)
+
+    asyncio.run(go_on())
+    assert stored_outputs(db) == ["new", "next"]
+    waited = behind[0]._fut_waiter  # type: ignore[attr-defined]  # noqa: SLF001  # its write's answer
+    with pytest.raises(DatabaseError, match="closed before it ran"):
+        waited.result()
+    del behind[:], waited
+    gc.collect()
+    assert package_threads() == threads
+    assert descriptors() == files
+
+
+@_DEAD_TASKS_COLLECTED
+def test_a_loop_closed_while_a_batch_runs_in_a_thread(tmp_path: Path) -> None:
+    """A loop closed, its tasks left pending, while a batch runs in a worker thread.
+
+    The close from a new loop was refused for ever. Calls are refused while the thread runs
+    on the writer connection; the close waits for it. The batch, which ran whole, stays.
+    """
+    path = tmp_path / "closed.db"
+    threads, files = package_threads(), descriptors()
+    gates: list[Gate] = []
+
+    async def start() -> Database:
+        db = await open_database(path)
+        await migrate(db)
+        gates.append(gate_on(db))
+        for output in ("held", "b", "c"):
+            asyncio.get_running_loop().create_task(save_result(db, result(output)))
+        await gates[0].wait_entered()
+        return db  # the loop closes with the batch held in its thread
+
+    db = run_then_close(start)
+
+    async def go_on() -> None:
+        with pytest.raises(DatabaseError, match="still runs"):
+            await save_result(db, result("refused"))
+        threading.Timer(0.05, gates[0].opened.set).start()
+        async with asyncio.timeout(2):
+            await close_database(db)
+
+    asyncio.run(go_on())
+    gc.collect()
+    assert stored_outputs(db) == ["held", "b", "c"]
+    assert package_threads() == threads
+    assert descriptors() == files
+
+
+@_DEAD_TASKS_COLLECTED
+@pytest.mark.parametrize("reader", ["opened for it", "kept"])
+def test_a_loop_closed_while_a_read_waits_for_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    """A loop closed, its tasks left pending, while a read waits for a worker thread.
+
+    The thread reader it was lent, or that the thread opened for it, was never handed back:
+    the close from the next loop left it open, until the garbage collector found it.
+    """
+    path = tmp_path / "closed.db"
+    threads, files = package_threads(), descriptors()
+    held: list[threading.Event] = []
+
+    async def start() -> Database:
+        db = await open_database(path)
+        await migrate(db)
+        await save_result(db, result("kept"))
+        readers = backend_of(db)._readers  # type: ignore[attr-defined]  # noqa: SLF001  # held
+        monkeypatch.setattr(type(readers._budget), "arm", arm_past)  # noqa: SLF001  # to a thread
+        if reader == "kept":
+            await all_results(db)
+            await asyncio.sleep(0)  # its reader handed back, kept for the read below
+        executor = backend_of(db)._executor  # type: ignore[attr-defined]  # noqa: SLF001  # watched
+        free = threading.Event()
+        held.append(free)
+        for _ in range(executor._max_workers):  # noqa: SLF001  # each worker
+            executor.submit(free.wait, 5)
+        asyncio.get_running_loop().create_task(all_results(db))
+        await until(lambda: executor._work_queue.qsize() > 0)  # noqa: SLF001  # its hop waits
+        return db
+
+    db = run_then_close(start)
+    monkeypatch.undo()
+    held[0].set()
+    asyncio.run(close_database(db))
+    assert package_threads() == threads
+    assert descriptors() == files
+    gc.collect()
 
 
 async def test_cancelled_while_a_lone_write_meets_another_process_lock(tmp_path: Path) -> None:

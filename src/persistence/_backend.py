@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
+from persistence.exceptions import DatabaseError
+
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.exceptions import PersistenceError
@@ -161,6 +163,7 @@ async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
+        _refuse_cancel_from_outside(task)
         task.add_done_callback(functools.partial(_hand_over, keep))
         raise
 
@@ -189,4 +192,19 @@ async def finish_then_cancel(work: Awaitable[_T]) -> _T:
         if not task.cancelled():
             task.exception()  # read it, so that it is not reported as never retrieved
         raise asyncio.CancelledError
+    _refuse_cancel_from_outside(task)
     return task.result()
+
+
+def _refuse_cancel_from_outside(work: asyncio.Future[Any]) -> None:
+    """Raise `DatabaseError` if another task cancelled `work`, the caller's task not cancelling.
+
+    A `CancelledError` in a task nobody cancelled breaks its own cancellation (a shutdown
+    handler cancelling every task but its own reaches a step that runs as a task of its own).
+    """
+    current = asyncio.current_task()
+    if work.cancelled() and (current is None or not current.cancelling()):
+        raise DatabaseError(
+            "a step of this call that ran as a task of its own was cancelled by another task, "
+            "though the call itself was not: it may or may not have taken effect"
+        )

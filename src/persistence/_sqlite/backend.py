@@ -86,7 +86,7 @@ class SqliteBackend:
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._open_reader = open_reader
-        self._readers = Readers(reader, open_reader, self._in_thread)
+        self._readers = Readers(reader, open_reader, self._start_in_thread)
         self._writer = Writer(writer, self._start_in_thread, busy_timeout)
         self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
@@ -110,10 +110,7 @@ class SqliteBackend:
                 "synchronous code through persistence.sync.SyncRunner"
             )
         if not self._writer.idle:
-            raise DatabaseError(
-                f"{where} was left with writes unfinished on an event loop that closed "
-                "without ending its tasks: open it again"
-            )
+            self._writer.take_back()  # what the closed loop left: refused while a thread runs
         self._loop = loop
 
     def lend(self) -> contextlib.nullcontext[SqliteSession]:
@@ -126,10 +123,6 @@ class SqliteBackend:
         if self._closed or self._loop is not asyncio.get_running_loop():
             self.check_loop()  # refuses, or takes this loop: most calls need neither
         return self._autocommit
-
-    async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:
-        """Run `function` in a worker thread, in the caller's context (as `asyncio.to_thread`)."""
-        return await self._start_in_thread(function, *args)
 
     def _start_in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
         """Start `function` in a worker thread, in the caller's context; give its future."""
@@ -172,17 +165,18 @@ class SqliteBackend:
                 if migration:
                     check_foreign_keys(writer)
                     check_no_temporary_objects(writer)
-                await finish_then_cancel(self._start_in_thread(writer.execute, "COMMIT"))
+                await finish_then_cancel(self._writer.in_thread(writer.execute, "COMMIT"))
             except BaseException:
-                if writer.in_transaction:
+                if not lease.abandoned() and writer.in_transaction:
                     writer.execute("ROLLBACK")
                 raise
         finally:
-            try:
-                if migration:
-                    writer.execute("PRAGMA foreign_keys = ON")
-            finally:
-                lease.release()
+            if not lease.abandoned():  # else the writer was taken back: a later loop's now
+                try:
+                    if migration:
+                        writer.execute("PRAGMA foreign_keys = ON")
+                finally:
+                    lease.release()
 
     async def savepoint(self, _conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -206,7 +200,7 @@ class SqliteBackend:
             for statement in statements:
                 writer.execute(statement)
 
-        await finish_then_cancel(self._start_in_thread(run))
+        await finish_then_cancel(self._writer.in_thread(run))
 
     async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
@@ -297,6 +291,8 @@ class SqliteBackend:
         """Finish queued writes, then close every connection, the threads and the mappings."""
         if self._closed:
             return
+        if self._loop is not None and self._loop.is_closed():  # it may have left a statement
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.wait_for_thread)
         self.check_loop()
         await self._writer.close()
         self._closed = True

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
-InThread = Callable[..., Awaitable[Any]]  # runs a function in the backend's worker threads
+# Starts a function in the backend's worker threads. A future, not a task: code that cancels
+# every task but its own (a shutdown handler) would cancel a read's hop, not its caller.
+InThread = Callable[..., asyncio.Future[Any]]
 
 
 class Reads(Protocol):
@@ -144,6 +146,8 @@ class Readers:
         self._in_thread = in_thread
         self._budget = Budget(reader, resident=True)  # the loop's own: see `Budget`
         self._idle: list[sqlite3.Connection] = []  # thread readers not in use
+        # Thread readers out for a read: closed by `close` too, if a loop closed under it.
+        self._lent: set[sqlite3.Connection] = set()
         self._held: set[Snapshot] = set()  # the open snapshots
         self._closed = False
         # `_keep` runs on the loop while `close` may run in a worker thread: a reader handed
@@ -175,9 +179,10 @@ class Readers:
     async def _read_in_thread(self, plan: Plan, params: Any, mode: Mode) -> Any:
         if self._idle:
             reader = self._idle.pop()
+            self._lent.add(reader)
         else:  # a reader that opens after its caller was cancelled is kept
-            reader = await kept_if_cancelled(self._in_thread(self._open_reader), self._keep)
-        work = asyncio.ensure_future(self._in_thread(execute, reader, plan, params, mode))
+            reader = await kept_if_cancelled(self._in_thread(self._open_lent), self._keep)
+        work = self._in_thread(execute, reader, plan, params, mode)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -185,6 +190,13 @@ class Readers:
             raise
         finally:
             work.add_done_callback(lambda done: self._give_back(reader, done))
+
+    def _open_lent(self) -> sqlite3.Connection:
+        """Open a thread reader, lent at once: in the thread, whether its caller waits or not."""
+        reader = self._open_reader()
+        with self._guard:
+            self._lent.add(reader)
+        return reader
 
     def _give_back(self, reader: sqlite3.Connection, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():
@@ -194,6 +206,7 @@ class Readers:
     def _keep(self, reader: sqlite3.Connection) -> None:
         """Keep a reader for the next read in a thread; close it if the readers are closed."""
         with self._guard:
+            self._lent.discard(reader)
             if not self._closed:
                 self._idle.append(reader)
                 return
@@ -232,10 +245,11 @@ class Readers:
         with self._guard:
             self._closed = True
             idle, self._idle = self._idle, []
+            lent, self._lent = self._lent, set()
             held, self._held = self._held, set()
         for snapshot in held:
             snapshot.end()
-        for connection in (*idle, self.connection):
+        for connection in (*idle, *lent, self.connection):
             connection.close()
 
 
@@ -251,7 +265,7 @@ class Snapshot:
         """Read in a thread; a cancelled read is stopped and waited for, the reader being shared."""
         if self._ended:
             raise DatabaseError("the SQLite database is closed, and the snapshot with it")
-        work = asyncio.ensure_future(self._in_thread(execute, self._reader, plan, params, mode))
+        work = self._in_thread(execute, self._reader, plan, params, mode)
         try:
             picked = await asyncio.shield(work)
         except asyncio.CancelledError:

@@ -12,7 +12,8 @@ A transaction takes the writer for its whole block (a lease), queued in turn wit
 
 The runner's task outlives a cancel from outside (a program's shutdown cancelling every task):
 work handed to a thread cannot be taken back, so the runner waits for it, hands each caller
-its answer, and goes on with its queue, ending as always once the queue is empty.
+its answer, and goes on with its queue, ending as always once the queue is empty. A loop closed
+without ending its tasks never runs them again: the next loop takes the writer back.
 
 The writer's states are explicit (`WriterState`), and each step asserts the one it needs: a
 batch or a lease starts only from IDLE, outside any SQLite transaction; a statement of a
@@ -93,6 +94,13 @@ class Lease:
         if not self.released.done():
             self.released.set_result(None)
 
+    def abandoned(self) -> bool:
+        """Whether its loop closed under it: the writer, taken back, is no longer its to touch.
+
+        Its block's cleanup may run later still, when the garbage collector closes it.
+        """
+        return self.granted.get_loop().is_closed()
+
 
 class Writer:
     """The writer connection and its queue, which holds single-call writes and leases."""
@@ -104,7 +112,7 @@ class Writer:
         self._in_worker = in_worker
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # for its own thread
         self._thread: threading.Thread | None = None  # started by the first lone write
-        # Clear while the thread runs a lone write on the connection, which may outlive its loop.
+        # Clear while a thread runs a statement on the connection, which may outlive its loop.
         self._thread_free = threading.Event()
         self._thread_free.set()
         self._busy_timeout = busy_timeout
@@ -123,19 +131,59 @@ class Writer:
             and self._thread_free.is_set()
         )
 
+    def in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """Start `function` on the connection in a worker thread; not `idle` until it ends."""
+        self._thread_free.clear()
+        try:
+            return self._in_worker(_then_set, self._thread_free, function, *args)
+        except BaseException:
+            self._thread_free.set()
+            raise
+
+    def take_back(self) -> None:
+        """Take the writer back from an event loop that closed without ending its tasks.
+
+        None of them runs again. A transaction left open was never committed, so none of its
+        writes was acknowledged: it is rolled back. A write still queued never ran: its caller
+        is told so. Refused while a thread still runs a statement that loop started.
+        """
+        if not self._thread_free.is_set():
+            raise DatabaseError(
+                "a statement that a closed event loop started still runs on the SQLite writer "
+                "in a worker thread: try again once it has ended, or close the database"
+            )
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+        self.connection.execute("PRAGMA foreign_keys = ON")  # a migration's block turns it off
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.get_coro().close()  # its cleanup runs now, not when it is collected
+        not_run = DatabaseError("not written: the event loop it was queued on closed before it ran")
+        for item in self._queue:
+            waiting = item.future if isinstance(item, _Write) else item.granted
+            if not waiting.done():
+                with contextlib.suppress(RuntimeError):  # the closed loop has no one to wake
+                    waiting.set_exception(not_run)
+        self._queue.clear()
+        self.state = WriterState.IDLE
+
+    def wait_for_thread(self) -> None:
+        """Block until no thread runs a statement on the connection: called in a thread."""
+        self._thread_free.wait()
+
     async def run_leased(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Run on the loop; bulk writes, long statements and reads past the budget in a thread."""
         writer = self.leased()
         if mode is MANY:
-            return await finish_then_cancel(self._in_worker(savepointed, writer, plan, params))
+            return await finish_then_cancel(self.in_thread(savepointed, writer, plan, params))
         if plan.writes and not plan.runs_long:
             await share_loop()
             return execute(writer, plan, params, mode, rows_as)
 
         def elsewhere(plan: Plan, params: Any, mode: Mode) -> Awaitable[Any]:
-            return finish_then_cancel(self._in_worker(execute, writer, plan, params, mode))
+            return finish_then_cancel(self.in_thread(execute, writer, plan, params, mode))
 
         picked = await within_budget(
             writer, plan, params, mode, budget=self._budget, elsewhere=elsewhere, when_busy=False
@@ -292,7 +340,7 @@ class Writer:
                 return  # committed, or rolled back by SQLite
         commit_error: Exception | None = None
         try:
-            await _outlast(self._in_worker(writer.execute, "COMMIT"))
+            await _outlast(self.in_thread(writer.execute, "COMMIT"))
         except Exception as error:  # noqa: BLE001  # every write of the batch failed with it
             commit_error = error
         gave_back()
@@ -305,7 +353,7 @@ class Writer:
             return False  # every write of it was cancelled before it ran
         last = not self._queue or isinstance(self._queue[0], Lease)
         commit = last or len(done) + len(run) >= _BATCH_LIMIT
-        ran = await _outlast(self._in_worker(_run_writes, writer, run, commit))
+        ran = await _outlast(self.in_thread(_run_writes, writer, run, commit))
         gave_back()
         for item, outcome, failed in ran.outcomes:
             if failed is None:
@@ -493,6 +541,14 @@ def _hand_over(
 
 
 _Job = tuple[Callable[..., None], tuple[object, ...]]
+
+
+def _then_set(free: threading.Event, function: Callable[..., _T], *args: object) -> _T:
+    """Run `function` in a worker thread, then set `free`: its loop may have closed meanwhile."""
+    try:
+        return function(*args)
+    finally:
+        free.set()
 
 
 def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
