@@ -187,18 +187,27 @@ def test_asyncio_run_ending_with_a_batch_in_flight(tmp_path: Path) -> None:
     """`asyncio.run` ended with a batch in a thread: what ran commits; the next loop writes on."""
     path = tmp_path / "ended.db"
     threads, files = package_threads(), descriptors()
+    bound = threading.Timer(5, lambda: None)
 
     async def start() -> Database:
+        nonlocal bound
         db = await open_database(path)
         await migrate(db)
         gate = gate_on(db)
-        for output in ("held", "b", "c"):
+        callers = [
             asyncio.get_running_loop().create_task(save_result(db, result(output)))
+            for output in ("held", "b", "c")
+        ]
         await gate.wait_entered()
-        threading.Timer(0.05, gate.opened.set).start()
+        # The gate opens once asyncio.run has cancelled the callers behind the batch, not on a
+        # timer that a loaded machine can outrun; the timer stays as a bound on the wait.
+        callers[-1].add_done_callback(lambda _: gate.opened.set())
+        bound = threading.Timer(5, gate.opened.set)
+        bound.start()
         return db  # the loop ends with the batch still in the thread
 
     db = asyncio.run(start())
+    bound.cancel()
     assert stored_outputs(db) == ["held"]  # the two behind it were cancelled before they ran
 
     async def go_on() -> None:
