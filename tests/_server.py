@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import asyncpg
 
 _OTHERS = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -26,3 +29,11 @@ async def own_connections(url: str) -> int:
 async def kill_own_connections(url: str) -> int:
     """End every other connection to the test's PostgreSQL database; give how many."""
     return await _count(url, "pg_terminate_backend(pid)")
+
+
+async def no_connection_left(url: str) -> None:
+    """Wait, within 2 s, until no connection to the test's database is left."""
+    deadline = time.monotonic() + 2
+    while (left := await own_connections(url)) != 0:
+        assert time.monotonic() < deadline, f"{left} connections left"
+        await asyncio.sleep(0.05)

@@ -19,7 +19,7 @@ from asyncpg import connect_utils
 
 from _budget import arm_past
 from _proxy import proxied
-from _server import own_connections
+from _server import no_connection_left, own_connections
 from persistence import (
     Database,
     DatabaseError,
@@ -233,14 +233,6 @@ def loop_errors() -> Iterator[list[str]]:
     finally:
         gc.collect()  # a future nobody read reports it when it is collected
         loop.set_exception_handler(previous)
-
-
-async def no_connection_left(url: str) -> None:
-    """Wait, within 2 s, until no connection to the test's database is left."""
-    deadline = time.monotonic() + 2
-    while (left := await own_connections(url)) != 0:
-        assert time.monotonic() < deadline, f"{left} connections left"
-        await asyncio.sleep(0.05)
 
 
 async def every_connection_back(db: Database) -> None:

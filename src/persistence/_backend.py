@@ -67,10 +67,17 @@ class Backend(Protocol):
         """Lend a connection for one statement, which is atomic and durable on its own."""
 
     def lend_at_once(self) -> Connection | None:
-        """Give the connection `lend()` lends, if lending waits for nothing and ends in nothing.
+        """Give the connection `lend()` lends, if lending waits for nothing; else None: `lend()`.
 
-        SQLite's session is such a connection; a pooled one is not: None, and `lend()` it.
+        SQLite's session always; PostgreSQL's lane when it is free. `end_loan` (the statement
+        succeeded) or `end_failed_loan` ends the loan.
         """
+
+    def end_loan(self) -> None:
+        """End a loan of `lend_at_once` whose statement succeeded."""
+
+    async def end_failed_loan(self, error: BaseException) -> None:
+        """End a loan of `lend_at_once` whose statement failed with `error`, or was cancelled."""
 
     def begin(self) -> AbstractAsyncContextManager[Connection]:
         """Open a transaction holding the write lock from its start; commit or roll back."""

@@ -504,8 +504,9 @@ class _Lent:
 async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
     """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query).
 
-    Outside any block, on a backend that lends at once (SQLite), it does what `_Lent` does in
-    a few lines, without the object and the calls of a context: most calls are these.
+    Outside any block, when the backend lends at once (SQLite's session, PostgreSQL's free
+    lane), it does what `_Lent` does in a few lines, without the object and the coroutines of
+    two contexts: most calls are these.
     """
     if type(db) is not Database:
         require_database(db)  # refuses anything else, naming what it is
@@ -522,9 +523,13 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
         result = await query(conn)
     except BaseException as error:
         WRITTEN.reset(token)
-        _announce(db._watchers, written)  # noqa: SLF001
-        _raise_translated(backend, error, db.url)
+        try:
+            await backend.end_failed_loan(error)
+        finally:
+            _announce(db._watchers, written)  # noqa: SLF001
+            _raise_translated(backend, error, db.url)
         raise
+    backend.end_loan()
     WRITTEN.reset(token)
     if written:
         _announce(db._watchers, written)  # noqa: SLF001

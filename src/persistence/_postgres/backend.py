@@ -152,7 +152,9 @@ class PostgresBackend:
     _loop: asyncio.AbstractEventLoop = attrs.field(init=False, factory=asyncio.get_running_loop)
     """The loop that opened the pool: its connections work on it alone."""
     _lane: PgConnection | None = attrs.field(init=False, default=None)
-    _lane_lock: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
+    """Once the close has begun, None unless a call holds it: that call hands it back."""
+    _lane_busy: bool = attrs.field(init=False, default=False)
+    """A call holds the lane: a flag, not a lock, since no call waits for the lane."""
     _in_flight: set[asyncio.Future[Any]] = attrs.field(init=False, factory=set)
     """Connects that a cancelled caller left going, and the hand-backs of what they gave:
     the close waits for them."""
@@ -264,16 +266,16 @@ class PostgresBackend:
 
         A pool of one keeps no lane: a transaction would wait for its connection forever.
         """
-        if self._lane_lock.locked() or self._pool.get_max_size() < 2:  # noqa: PLR2004
+        if self._lane_busy or self._closed or self._pool.get_max_size() < 2:  # noqa: PLR2004
             return None
-        await self._lane_lock.acquire()
+        self._lane_busy = True
         try:
             if self._lane is not None and not _usable(self._lane):
                 await self._drop_lane()
             if self._lane is None:
                 self._lane = await self.acquire()
         except BaseException:
-            self._lane_lock.release()
+            self._free_lane()
             raise
         return self._lane
 
@@ -283,7 +285,14 @@ class PostgresBackend:
             if failed:
                 await self._drop_lane(broken=broken)
         finally:
-            self._lane_lock.release()
+            self._free_lane()
+
+    def _free_lane(self) -> None:
+        """Free the lane; once the close has begun, hand its connection back (the close waits)."""
+        self._lane_busy = False
+        if self._closed and self._lane is not None:
+            lane, self._lane = self._lane, None
+            self._tracked(self.give_back(lane, clean=False))
 
     async def _drop_lane(self, *, broken: bool = False) -> None:
         lane, self._lane = self._lane, None
@@ -294,8 +303,30 @@ class PostgresBackend:
         """Lend the lane or a pooled connection for one statement."""
         return _Lent(self)
 
-    def lend_at_once(self) -> None:
-        """Give nothing: a connection comes from the lane or the pool, through `lend()`."""
+    def lend_at_once(self) -> PgConnection | None:
+        """Hold the lane if it is free and open, waiting for nothing; else None: `lend()`.
+
+        `end_loan` or `end_failed_loan` frees it. Most calls take this way: `lend()` costs a
+        context and three coroutines more.
+        """
+        lane = self._lane
+        if (
+            lane is None
+            or self._lane_busy
+            or asyncio.get_running_loop() is not self._loop
+            or not _usable(lane)
+        ):
+            return None
+        self._lane_busy = True
+        return lane
+
+    def end_loan(self) -> None:
+        """Free the lane that `lend_at_once` gave, after its statement succeeded."""
+        self._free_lane()
+
+    async def end_failed_loan(self, error: BaseException) -> None:
+        """Free the lane that `lend_at_once` gave; after `error`, its connection goes back."""
+        await self.give_lane_back(failed=True, broken=_broken(error))
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
@@ -491,7 +522,7 @@ class PostgresBackend:
         snapshots, self._snapshots = self._snapshots, set()
         for connection in snapshots:  # a read under way on one fails: it is terminated
             self._tracked(self.give_back(connection, clean=False))
-        async with self._lane_lock:
+        if not self._lane_busy:  # else its holder hands it back: see `_free_lane`
             await self._drop_lane()
         while self._in_flight:  # a connect that ends hands its connection back: wait for both
             await asyncio.wait(tuple(self._in_flight))

@@ -124,6 +124,12 @@ class SqliteBackend:
             self.check_loop()  # refuses, or takes this loop: most calls need neither
         return self._autocommit
 
+    def end_loan(self) -> None:
+        """Nothing to end: the session is everyone's."""
+
+    async def end_failed_loan(self, error: BaseException) -> None:
+        """Nothing to end: the session is everyone's."""
+
     def _start_in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
         """Start `function` in a worker thread, in the caller's context; give its future."""
         loop = asyncio.get_running_loop()
