@@ -139,7 +139,9 @@ class Backend(Protocol):
 
 
 def row_picker(names: Sequence[str]) -> Callable[[Params], tuple[Any, ...]]:
-    """Pick `names`' values from a row, in order, as a tuple for one name too: for bulk writes."""
+    """Pick `names`' values from a row, in order, as a tuple for one name or none too."""
+    if not names:
+        return lambda _: ()
     if len(names) == 1:
         (name,) = names
         return lambda row: (row[name],)

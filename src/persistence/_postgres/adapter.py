@@ -44,6 +44,8 @@ class PostgresAdapter(AsyncPGAdapter):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # aiosql's adapters are untyped
         self._copy_targets: dict[str, _CopyTarget] = {}
+        self._pickers: dict[str, Callable[[Params], tuple[object, ...]]] = {}
+        """Each query's parameter values in its $1, $2... order, by name."""
         self._command_timeout = command_timeout
         self._observer = observer
 
@@ -57,14 +59,15 @@ class PostgresAdapter(AsyncPGAdapter):
                 params = tuple(v[1:] for v in values)
                 self._copy_targets[query_name] = (match["table"], columns, params)
         processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
+        # The order aiosql numbered them in; its maybe_order_params builds a list in two calls.
+        self._pickers[query_name] = row_picker(self.var_sorted[query_name])
         if self._observer is not None:
             self._observer.prepare("postgres", query_name, processed)
         return processed
 
-    def _ordered(self, query_name: str, parameters: Params) -> list[object]:
+    def _ordered(self, query_name: str, parameters: Params) -> tuple[object, ...]:
         report_query(query_name)  # the report of a query's written tables: see _changes.py
-        ordered: list[object] = self.maybe_order_params(query_name, parameters)  # type: ignore[no-untyped-call]  # untyped base
-        return ordered
+        return self._pickers[query_name](parameters)
 
     async def _select(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
