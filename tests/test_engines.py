@@ -353,3 +353,25 @@ async def test_query_values_reach_asyncpg_in_the_sqls_order_in_one_call(
         assert await find_result(db, saved.id or 0) == saved  # one
         assert await save_results(db, [result(), result()]) == 2  # COPY's records
         assert (await result_stats(db))[TestType.STRESS].total == 3  # none
+
+
+async def test_a_second_open_rewrites_no_postgres_query_again(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: each query's parameters are rewritten as $1, $2... once a process.
+
+    Every open used to run aiosql's rewriting of all the queries again, about 3 ms of the
+    open. A second open takes the first one's, and its queries run, COPY included.
+    """
+    async with connect(migrated_postgres_url):
+        pass  # the process has rewritten each query by now
+
+    def refused(*_: object) -> None:
+        raise AssertionError("aiosql's process_sql rewrote a query again")
+
+    monkeypatch.setattr(AsyncPGAdapter, "process_sql", refused)
+    async with connect(migrated_postgres_url) as db:
+        saved = await save_result(db, result())
+        assert await find_result(db, saved.id or 0) == saved
+        assert await save_results(db, [result(), result()]) == 2
+        assert (await result_stats(db))[TestType.STRESS].total == 3

@@ -31,6 +31,13 @@ _INSERT = re.compile(
 )
 
 
+_Processed = tuple[str, tuple[str, ...], _CopyTarget | None, Callable[[Params], tuple[object, ...]]]
+"""A query's SQL with $1, $2..., its parameters in that order, its COPY target, its picker."""
+
+_PROCESSED: dict[tuple[str, str], _Processed] = {}
+"""Each query's processing in this process, by its name and its SQL."""
+
+
 class PostgresAdapter(AsyncPGAdapter):
     """aiosql's adapter for asyncpg, with row counts as ints and `*!` (sqlc's `:copyfrom`) as COPY.
 
@@ -50,20 +57,35 @@ class PostgresAdapter(AsyncPGAdapter):
         self._observer = observer
 
     def process_sql(self, query_name: str, op_type: object, sql: str) -> str:
-        """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY."""
+        """Rewrite the parameters as $1, $2...; note where a plain INSERT can use COPY.
+
+        The same query gives the same rewriting in every adapter: each is worked out once a
+        process (about 3 ms of a PostgreSQL open for all of them), then taken from `_PROCESSED`.
+        """
+        done = _PROCESSED.get((query_name, sql))
+        if done is None:
+            done = _PROCESSED[query_name, sql] = self._process(query_name, op_type, sql)
+        processed, names, copy_target, picker = done
+        self.var_sorted[query_name] = list(names)
+        if copy_target is not None:
+            self._copy_targets[query_name] = copy_target
+        self._pickers[query_name] = picker
+        if self._observer is not None:
+            self._observer.prepare("postgres", query_name, processed)
+        return processed
+
+    def _process(self, query_name: str, op_type: object, sql: str) -> _Processed:
         match = _INSERT.match(sql)
+        copy_target = None
         if match:
             columns = tuple(c.strip() for c in match["columns"].split(","))
             values = tuple(v.strip() for v in match["values"].split(","))
             if len(columns) == len(values) and all(v.startswith(":") for v in values):
-                params = tuple(v[1:] for v in values)
-                self._copy_targets[query_name] = (match["table"], columns, params)
+                copy_target = (match["table"], columns, tuple(v[1:] for v in values))
         processed: str = super().process_sql(query_name, op_type, sql)  # type: ignore[no-untyped-call]  # untyped base
-        # The order aiosql numbered them in; its maybe_order_params builds a list in two calls.
-        self._pickers[query_name] = row_picker(self.var_sorted[query_name])
-        if self._observer is not None:
-            self._observer.prepare("postgres", query_name, processed)
-        return processed
+        names = tuple(self.var_sorted[query_name])  # the order aiosql numbered them in
+        # One call picks the values in that order; aiosql's maybe_order_params makes two.
+        return processed, names, copy_target, row_picker(names)
 
     def _ordered(self, query_name: str, parameters: Params) -> tuple[object, ...]:
         report_query(query_name)  # the report of a query's written tables: see _changes.py
