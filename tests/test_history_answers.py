@@ -269,6 +269,7 @@ async def test_compare_runs_gives_the_documented_changes(
         found = await compare_runs(db, base.id, head.id, slower_ratio=ratio, slower_floor=floor)
         expected = _expected_changes(results, base.id, head.id, ratio, floor)
         assert list(found.changes) == expected
+        assert [c for c in found.changes if _signed(c)] == []
 
 
 # flaky_tests -------------------------------------------------------------------------------
@@ -390,6 +391,7 @@ async def test_duration_figures_give_the_documented_figures(
     for test_id in TEST_IDS:
         found = await duration_figures(db, test_id, last=last, slower_ratio=ratio)
         assert found == _expected_figures(results, test_id, last, ratio)
+        assert _signed(found) == []
 
 
 # slowest_tests -----------------------------------------------------------------------------
@@ -436,6 +438,7 @@ async def test_slowest_tests_give_the_documented_ranking(
     created_until = None if end is None else _at(*end)
     found = await slowest_tests(db, created_from=created_from, created_until=created_until, top=top)
     assert found == _expected_slowest(results, created_from, created_until, top)
+    assert [s for s in found if _signed(s)] == []
 
 
 # counterexamples ---------------------------------------------------------------------------
@@ -619,3 +622,56 @@ async def test_a_bad_argument_is_refused_by_name_before_any_query(
     blind = attrs.evolve(db, queries=_NoQueries())  # type: ignore[arg-type]  # no query may run
     with pytest.raises(ValidationError, match=message):
         await ask(blind)
+
+
+def _signed(value: object) -> list[float]:
+    """The times in an answer that carry a minus sign: -0.0 is == 0.0, so look at the sign."""
+    fields = attrs.asdict(value, recurse=False) if attrs.has(type(value)) else {}  # type: ignore[arg-type]  # attrs instances only
+    return [v for v in fields.values() if isinstance(v, float) and math.copysign(1.0, v) < 0]
+
+
+class _Float(float):
+    """A float of another type, as numpy's float64 is."""
+
+    __slots__ = ()
+
+
+async def test_a_time_of_minus_zero_is_zero_in_every_answer_on_both_engines(db: Database) -> None:
+    """-0.0 (a runner's `-0`, or `0 * -1`) is a time of 0: no answer says `-0.0`.
+
+    SQLite stored it as 0.0, PostgreSQL kept the sign: there, `test-history` printed
+    `p50 -0.000s` and `--json` gave `"p50": -0.0`, where SQLite gave 0.0.
+    """
+    base = await save_run(db, Run(started_at=T0))
+    head = await save_run(db, Run(started_at=T0))
+    for run, seconds in ((base, -0.0), (head, 0.5)):
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT,
+                    status=TestStatus.PASSED,
+                    execution_time=seconds,
+                    run_id=run.id,
+                    test_id="t",
+                )
+            ],
+        )
+    await save_results(  # a float of a subclass, such as numpy's, takes the other way in
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT, status=TestStatus.PASSED, execution_time=_Float(-0.0)
+            )
+        ],
+    )
+    assert base.id is not None
+    assert head.id is not None
+    answers: list[object] = [
+        *await all_results(db),
+        *(await list_test_history(db, "t")).items,
+        await duration_figures(db, "t"),
+        *await slowest_tests(db),
+        *(await compare_runs(db, base.id, head.id, slower_floor=0.0)).changes,
+    ]
+    assert [signed for answer in answers if (signed := _signed(answer))] == []
