@@ -29,6 +29,7 @@ from persistence import (
     CounterexampleStore,
     Database,
     Run,
+    RunFilter,
     TestResult,
     TestStatus,
     TestType,
@@ -38,6 +39,7 @@ from persistence import (
     delete_results_before,
     delete_run,
     keep_counterexample,
+    list_runs,
     open_counterexample_store,
     save_result,
     save_results,
@@ -523,7 +525,51 @@ async def test_counterexamples_give_the_documented_inputs(
             for data, (result, expected, actual) in newest.items()
         ]
         wanted.sort(key=lambda c: (c.failed_at, c.result_id), reverse=True)
-        assert await counterexamples(db, test_id, top=top) == wanted[:top]
+        found = await counterexamples(db, test_id, top=top)
+        assert found == wanted[:top]
+        utc = dt.timedelta(0)
+        assert all(c.failed_at.utcoffset() == c.first_failed_at.utcoffset() == utc for c in found)
+
+
+# list_runs ---------------------------------------------------------------------------------
+
+
+@ON_DATABASE
+@given(
+    starts=st.lists(st.tuples(st.integers(0, len(MOMENTS) - 1), st.integers(0, 3)), max_size=8),
+    start=bounds,
+    end=bounds,
+    limit=st.integers(1, 3),
+)
+async def test_runs_list_latest_started_first_within_the_window(
+    db: Database,
+    starts: list[tuple[int, int]],
+    start: tuple[int, int] | None,
+    end: tuple[int, int] | None,
+    limit: int,
+) -> None:
+    """Runs started in [from, until), in any zone, latest first, ties by id; each once."""
+    await _empty(db)
+    saved = [await save_run(db, Run(started_at=_at(*at))) for at in starts]
+    where = RunFilter(
+        started_from=None if start is None else _at(*start),
+        started_until=None if end is None else _at(*end),
+    )
+    listed: list[Run] = []
+    page = await list_runs(db, where, limit=limit)
+    listed.extend(page.items)
+    while page.next_cursor is not None:
+        page = await list_runs(db, limit=limit, after=page.next_cursor)
+        listed.extend(page.items)
+    expected = [
+        run
+        for run in saved
+        if (where.started_from is None or where.started_from <= run.started_at)
+        and (where.started_until is None or run.started_at < where.started_until)
+    ]
+    expected.sort(key=lambda run: (run.started_at, run.id or 0), reverse=True)
+    assert listed == expected
+    assert all(run.started_at.utcoffset() == dt.timedelta(0) for run in listed)
 
 
 # what is refused -----------------------------------------------------------------------------
