@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -16,12 +17,15 @@ from typing import Final
 import pytest
 
 from persistence import (
+    Run,
     TestResult,
     TestStatus,
     TestType,
     connect,
     keep_counterexample,
     open_counterexample_store,
+    save_results,
+    save_run,
 )
 from persistence.__main__ import main
 from persistence._cli_history import sparkline
@@ -308,3 +312,47 @@ def test_an_export_writes_through_a_symlink_or_a_device(
         assert target.read_text().count("<testcase ") == 2
         assert output.is_symlink() == (kind == "symlink")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith("partial")) == []
+
+
+LOOKALIKES: Final = ["a", "a ", "é", "e\u0301", "x\x1b[2Jy", "one\ntwo", "zero\u200bwidth"]
+"""Test ids that print alike, or that act on the terminal: each is another test."""
+
+
+async def _store_lookalikes(url: str) -> None:
+    """Two runs of commit c1: each look-alike passes in the first and fails in the second."""
+    async with connect(url) as db:
+        for status in (TestStatus.PASSED, TestStatus.FAILED):
+            run = await save_run(db, Run(labels={"commit": "c1", "note": "a\x1b[31m"}))
+            await save_results(
+                db,
+                [
+                    TestResult(test_type=TestType.UNIT, status=status, run_id=run.id, test_id=k)
+                    for k in LOOKALIKES
+                ],
+            )
+
+
+def test_tables_show_test_ids_that_print_alike_apart_and_act_on_no_terminal(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    r"""An odd test id or label is shown escaped, as Python writes it; a plain one as it is.
+
+    Odd: a control character, a space at either end, a decomposed accent, an invisible
+    character. An imported report names its tests: `x\x1b[2Jy` cleared the terminal of
+    whoever ran `compare`, `one\ntwo` split its row in two, and `é` and `e\u0301` (or `a`
+    and `a `) made two rows that read the same.
+    """
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    asyncio.run(_store_lookalikes(database_url))
+    shown = ["a", "'a '", "é", "'e\\u0301'", "'x\\x1b[2Jy'", "'one\\ntwo'", "'zero\\u200bwidth'"]
+    for command, column in (("compare", 1), ("flaky", 1)):
+        code, out, _ = run(capsys, command, *db)
+        assert code == (1 if command == "compare" else 0)
+        rows = out.splitlines()[-len(LOOKALIKES) :]
+        assert sorted(re.split("  +", row)[column] for row in rows) == sorted(shown)
+        assert "\x1b" not in out
+        assert len(out.splitlines()) == len(LOOKALIKES) + (2 if command == "compare" else 1)
+    code, out, _ = run(capsys, "runs", *db)
+    assert "note='a\\x1b[31m'" in out
+    assert "\x1b" not in out

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import stat
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -72,6 +73,18 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+
+
+def _shown(text: str) -> str:
+    """Give a test id or a label as a table shows it: as it is, or escaped if it reads oddly.
+
+    Stored names come from reports anyone may write: a control character (an ANSI escape, a
+    line break) would act on the terminal, and a space at either end, an invisible character
+    or a decomposed accent would make two tests read alike. Those are written as Python does.
+    """
+    if text.isprintable() and text == text.strip() and unicodedata.is_normalized("NFC", text):
+        return text
+    return ascii(text)
 
 
 _positive: Final = whole_number("a whole number above 0")
@@ -168,7 +181,7 @@ async def _runs(db: Database, arguments: argparse.Namespace) -> int:
                 r.id,
                 r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
                 "" if r.ended_at is None else f"{(r.ended_at - r.started_at).total_seconds():.1f}s",
-                " ".join(f"{k}={v}" for k, v in r.labels.items()),
+                " ".join(f"{_shown(k)}={_shown(str(v))}" for k, v in r.labels.items()),
             )
             for r in page.items
         ],
@@ -200,7 +213,7 @@ async def _compare(db: Database, arguments: argparse.Namespace) -> int:
             [
                 (
                     c.change.value,
-                    c.test_id,
+                    _shown(c.test_id),
                     c.base_status or "-",
                     c.head_status or "-",
                     ""
@@ -225,7 +238,7 @@ async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
         [
             (
                 f"{f.flip_rate:.2f}",
-                f.test_id,
+                _shown(f.test_id),
                 f.results,
                 f.passes,
                 f.failures,

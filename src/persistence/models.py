@@ -104,7 +104,7 @@ def utc_now() -> dt.datetime:
 
 def _to_seconds(value: object, result: object, field: attrs.Attribute[object]) -> float:
     if type(value) is float and 0.0 <= value <= MAX_EXECUTION_TIME:
-        return value
+        return value + 0.0  # -0.0 is 0.0: PostgreSQL would keep its sign, SQLite drops it
     name = type(result).__name__
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(name, field.name, f"expected float, got {type(value).__name__}")
@@ -122,7 +122,7 @@ def _to_seconds(value: object, result: object, field: attrs.Attribute[object]) -
         raise ValidationError(
             name, field.name, f"must be at most {MAX_EXECUTION_TIME:g} seconds, got {seconds}"
         )
-    return seconds
+    return seconds + 0.0
 
 
 def _to_config_value(value: object, entry: object, field: attrs.Attribute[object]) -> object:
@@ -177,7 +177,7 @@ class TestResult:
     test_type: TestType = attrs.field(converter=as_test_type)
     status: TestStatus = attrs.field(converter=as_test_status)
     execution_time: float = attrs.field(default=0.0, converter=as_seconds)
-    """Seconds, from 0 to MAX_EXECUTION_TIME; an int is kept as a float."""
+    """Seconds, from 0 to MAX_EXECUTION_TIME; an int is kept as a float, -0.0 as 0.0."""
     memory_usage: int = attrs.field(default=0, validator=count)
     test_cases_passed: int = attrs.field(default=0, validator=count)
     test_cases_total: int = attrs.field(default=0, validator=count)
