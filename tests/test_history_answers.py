@@ -46,15 +46,11 @@ from persistence import (
     save_run,
 )
 from persistence._interface import JsonObject
+from persistence._paging import END_OF_TIME, START_OF_TIME
 from persistence.models import MAX_EXECUTION_TIME
 from persistence.run_history import (
     FAILING,
-    Change,
     Counterexample,
-    DurationFigures,
-    FlakyTest,
-    SlowTest,
-    TestChange,
     compare_runs,
     counterexamples,
     duration_figures,
@@ -64,6 +60,7 @@ from persistence.run_history import (
 )
 from persistence.storage import open_storage
 from strategies import ON_DATABASE
+from test_run_history import _compare_oracle, _durations_oracle, _flaky_oracle, _slowest_oracle
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 FAR: Final = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
@@ -195,63 +192,12 @@ def _unique_in_runs(plans: list[ResultPlan]) -> list[ResultPlan]:
     return kept
 
 
-def _nearest_rank(times: Sequence[float], p: int) -> float:
-    """The p-th percentile of ascending times: the one at rank ceil(p * n / 100), from 1."""
-    rank = -(-p * len(times) // 100)
-    return times[rank - 1]
-
-
 def _by_age(result: TestResult) -> tuple[dt.datetime, int]:
     assert result.id is not None
     return result.created_at, result.id
 
 
-def _by_time(result: TestResult) -> tuple[float, int]:
-    assert result.id is not None
-    return result.execution_time, result.id
-
-
 # compare_runs ------------------------------------------------------------------------------
-
-
-def _expected_changes(
-    results: list[TestResult], base: int, head: int, ratio: float, floor: float
-) -> list[TestChange]:
-    before = {r.test_id: r for r in results if r.run_id == base and r.test_id is not None}
-    after = {r.test_id: r for r in results if r.run_id == head and r.test_id is not None}
-    found = []
-    for test_id in before.keys() | after.keys():
-        b, h = before.get(test_id), after.get(test_id)
-        if h is not None and h.status in FAILING and (b is None or b.status not in FAILING):
-            change = Change.NEW_FAILURE
-        elif b is None:
-            change = Change.ADDED
-        elif h is None:
-            change = Change.REMOVED
-        elif b.status in FAILING and h.status is TestStatus.PASSED:
-            change = Change.FIXED
-        elif b.status in FAILING and h.status in FAILING:
-            change = Change.STILL_FAILING
-        elif (
-            b.status is TestStatus.PASSED
-            and h.status is TestStatus.PASSED
-            and h.execution_time > b.execution_time * ratio
-            and h.execution_time - b.execution_time > floor
-        ):
-            change = Change.SLOWER
-        else:
-            continue
-        found.append(
-            TestChange(
-                test_id=test_id,
-                change=change,
-                base_status=None if b is None else b.status,
-                head_status=None if h is None else h.status,
-                base_time=None if b is None else b.execution_time,
-                head_time=None if h is None else h.execution_time,
-            )
-        )
-    return sorted(found, key=lambda c: (c.change.value, c.test_id))
 
 
 @ON_DATABASE
@@ -269,50 +215,14 @@ async def test_compare_runs_gives_the_documented_changes(
         assert base.id is not None
         assert head.id is not None
         found = await compare_runs(db, base.id, head.id, slower_ratio=ratio, slower_floor=floor)
-        expected = _expected_changes(results, base.id, head.id, ratio, floor)
+        in_base = [r for r in results if r.run_id == base.id]
+        in_head = [r for r in results if r.run_id == head.id]
+        expected = _compare_oracle(in_base, in_head, ratio, floor)
         assert list(found.changes) == expected
         assert [c for c in found.changes if _signed(c)] == []
 
 
 # flaky_tests -------------------------------------------------------------------------------
-
-
-def _expected_flaky(
-    runs: list[Run], results: list[TestResult], since: dt.datetime
-) -> list[FlakyTest]:
-    commits = {run.id: run.labels.get("commit") for run in runs}
-    read: dict[str, list[tuple[dt.datetime, int, bool, str]]] = {}
-    for r in results:
-        commit = commits.get(r.run_id)
-        outcome = r.status is TestStatus.PASSED or r.status in FAILING
-        if r.test_id is None or not isinstance(commit, str) or not outcome or r.created_at < since:
-            continue
-        assert r.id is not None
-        read.setdefault(r.test_id, []).append((r.created_at, r.id, r.status in FAILING, commit))
-    flaky = []
-    for test_id, rows in read.items():
-        seen: dict[str, set[bool]] = {}
-        for _, _, failing, commit in rows:
-            seen.setdefault(commit, set()).add(failing)
-        mixed = sum(1 for outcomes in seen.values() if outcomes == {True, False})
-        if not mixed:
-            continue
-        rows.sort()
-        flips = sum(1 for one, two in itertools.pairwise(rows) if one[2] != two[2])
-        failures = sum(1 for row in rows if row[2])
-        flaky.append(
-            FlakyTest(
-                test_id=test_id,
-                results=len(rows),
-                passes=len(rows) - failures,
-                failures=failures,
-                flips=flips,
-                flip_rate=flips / (len(rows) - 1),
-                flaky_commits=mixed,
-                last_seen=rows[-1][0],
-            )
-        )
-    return sorted(flaky, key=lambda f: (-f.flip_rate, f.test_id))
 
 
 @ON_DATABASE
@@ -329,7 +239,7 @@ async def test_flaky_tests_give_the_documented_answer(
     times = sorted({r.created_at for r in results}) or [T0]
     since = times[pick % len(times)].astimezone(ZONES[zone])
     found = await flaky_tests(db, since)
-    assert found == _expected_flaky(runs, results, since)
+    assert found == _flaky_oracle(runs, results, since)
     assert all(f.last_seen.utcoffset() == dt.timedelta(0) for f in found)
 
 
@@ -357,28 +267,6 @@ async def test_a_test_history_lists_exactly_that_test_newest_first(
 # duration_figures --------------------------------------------------------------------------
 
 
-def _expected_figures(
-    results: list[TestResult], test_id: str, last: int, ratio: float
-) -> DurationFigures:
-    passed = [r for r in results if r.test_id == test_id and r.status is TestStatus.PASSED]
-    newest = sorted(passed, key=_by_age, reverse=True)[:last]
-    if not newest:
-        return DurationFigures(
-            test_id=test_id, results=0, p50=None, p95=None, max_time=None, latest=None, slower=False
-        )
-    times = [r.execution_time for r in sorted(newest, key=_by_time)]
-    p50 = _nearest_rank(times, 50)
-    return DurationFigures(
-        test_id=test_id,
-        results=len(times),
-        p50=p50,
-        p95=_nearest_rank(times, 95),
-        max_time=times[-1],
-        latest=newest[0].execution_time,
-        slower=newest[0].execution_time > p50 * ratio,
-    )
-
-
 @ON_DATABASE
 @given(
     history=histories(),
@@ -392,34 +280,11 @@ async def test_duration_figures_give_the_documented_figures(
     _, results = await _store(db, history)
     for test_id in TEST_IDS:
         found = await duration_figures(db, test_id, last=last, slower_ratio=ratio)
-        assert found == _expected_figures(results, test_id, last, ratio)
+        assert found == _durations_oracle(results, test_id, last, ratio)
         assert _signed(found) == []
 
 
 # slowest_tests -----------------------------------------------------------------------------
-
-
-def _expected_slowest(
-    results: list[TestResult], start: dt.datetime | None, end: dt.datetime | None, top: int
-) -> list[SlowTest]:
-    grouped: dict[str, list[TestResult]] = {}
-    for r in results:
-        inside = (start is None or start <= r.created_at) and (end is None or r.created_at < end)
-        if r.test_id is not None and r.status is TestStatus.PASSED and inside:
-            grouped.setdefault(r.test_id, []).append(r)
-    slow = []
-    for test_id, passed in grouped.items():
-        times = [r.execution_time for r in sorted(passed, key=_by_time)]
-        slow.append(
-            SlowTest(
-                test_id=test_id,
-                results=len(times),
-                p50=_nearest_rank(times, 50),
-                p95=_nearest_rank(times, 95),
-                max_time=times[-1],
-            )
-        )
-    return sorted(slow, key=lambda s: (-s.p95, s.test_id))[:top]
 
 
 bounds = st.none() | st.tuples(st.integers(0, len(MOMENTS) - 1), st.integers(0, 3))
@@ -439,7 +304,9 @@ async def test_slowest_tests_give_the_documented_ranking(
     created_from = None if start is None else _at(*start)
     created_until = None if end is None else _at(*end)
     found = await slowest_tests(db, created_from=created_from, created_until=created_until, top=top)
-    assert found == _expected_slowest(results, created_from, created_until, top)
+    assert found == _slowest_oracle(
+        results, created_from or START_OF_TIME, created_until or END_OF_TIME, top
+    )
     assert [s for s in found if _signed(s)] == []
 
 
