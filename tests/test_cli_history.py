@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from persistence.__main__ import main
 from persistence._cli_history import sparkline
 from persistence.storage import open_storage
 
+T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 REPORT: Final = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuite name="s">
   <testcase classname="tests.test_io" name="test_read" time="{read}">{outcome}</testcase>
@@ -356,3 +358,40 @@ def test_tables_show_test_ids_that_print_alike_apart_and_act_on_no_terminal(
     code, out, _ = run(capsys, "runs", *db)
     assert "note='a\\x1b[31m'" in out
     assert "\x1b" not in out
+
+
+async def _store_times(url: str, times: list[float]) -> None:
+    """Passed results of test `t`, one a second from T0, in this order."""
+    async with connect(url) as db:
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT,
+                    status=TestStatus.PASSED,
+                    execution_time=seconds,
+                    created_at=T0 + dt.timedelta(seconds=second),
+                    test_id="t",
+                )
+                for second, seconds in enumerate(times)
+            ],
+        )
+
+
+def test_test_history_says_slower_past_the_floor_only(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """0 s then 0.001 s is not SLOWER by default; `--slower-floor 0` makes it so, as for compare."""
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    asyncio.run(_store_times(database_url, [0.0, 0.0, 0.001]))
+    code, out, _ = run(capsys, "test-history", "t", *db)
+    assert code == 0
+    assert "latest 0.001s  (last 3 passed)" in out
+    code, out, _ = run(capsys, "test-history", "t", "--slower-floor", "0", *db)
+    assert "latest 0.001s  SLOWER" in out
+    code, out, _ = run(capsys, "test-history", "t", "--slower-floor", "0", "--json", *db)
+    assert json.loads(out)["figures"]["slower"] is True
+    with pytest.raises(SystemExit) as usage:
+        main(["test-history", "t", "--slower-floor", "-1", *db])
+    assert usage.value.code == 2

@@ -272,15 +272,18 @@ async def test_a_test_history_lists_exactly_that_test_newest_first(
     history=histories(),
     last=st.sampled_from([1, 2, 3, 19, 20, 21, 100_000]),
     ratio=st.sampled_from([0.0, 1.0, 1.5, 1e300]),
+    floor=st.sampled_from([0.0, 5e-324, 0.1]),
 )
 async def test_duration_figures_give_the_documented_figures(
-    db: Database, history: History, last: int, ratio: float
+    db: Database, history: History, last: int, ratio: float, floor: float
 ) -> None:
     """Nearest-rank p50 and p95 of the newest `last` passed times, ties by id."""
     _, results = await _store(db, history)
     for test_id in TEST_IDS:
-        found = await duration_figures(db, test_id, last=last, slower_ratio=ratio)
-        assert found == _durations_oracle(results, test_id, last, ratio)
+        found = await duration_figures(
+            db, test_id, last=last, slower_ratio=ratio, slower_floor=floor
+        )
+        assert found == _durations_oracle(results, test_id, last, ratio, floor)
         assert _signed(found) == []
 
 
@@ -522,6 +525,10 @@ BAD_CALLS: Final[list[tuple[str, Callable[[Database], Awaitable[object]]]]] = [
     (
         r"^DurationFigures\.slower_ratio: must be a finite number >= 0",
         lambda db: duration_figures(db, "a", slower_ratio=math.inf),
+    ),
+    (
+        r"^DurationFigures\.slower_floor: must be a finite number >= 0",
+        lambda db: duration_figures(db, "a", slower_floor=-0.1),
     ),
 ]
 """(what the error says, a question asked wrongly)."""

@@ -189,7 +189,7 @@ def _flaky_oracle(
 
 
 def _durations_oracle(
-    results: list[TestResult], test_id: str, last: int, ratio: float
+    results: list[TestResult], test_id: str, last: int, ratio: float, floor: float
 ) -> DurationFigures:
     passed = [r for r in results if r.test_id == test_id and r.status is TestStatus.PASSED]
     recent = sorted(passed, key=lambda r: (r.created_at, r.id or 0), reverse=True)[:last]
@@ -198,15 +198,15 @@ def _durations_oracle(
         return DurationFigures(
             test_id=test_id, results=0, p50=None, p95=None, max_time=None, latest=None, slower=False
         )
-    p50 = _percentile(times, 50)
+    p50, latest = _percentile(times, 50), recent[0].execution_time
     return DurationFigures(
         test_id=test_id,
         results=len(times),
         p50=p50,
         p95=_percentile(times, 95),
         max_time=max(times),
-        latest=recent[0].execution_time,
-        slower=recent[0].execution_time > p50 * ratio,
+        latest=latest,
+        slower=latest > p50 * ratio and latest - p50 > floor,
     )
 
 
@@ -275,18 +275,26 @@ async def test_flaky_tests_agree_with_the_oracle(
 
 
 @ON_DATABASE
-@given(plans=run_plans, last=st.integers(1, 7), ratio=st.sampled_from([1.0, 1.2, 3.0]))
+@given(
+    plans=run_plans,
+    last=st.integers(1, 7),
+    ratio=st.sampled_from([1.0, 1.2, 3.0]),
+    floor=st.sampled_from([0.0, 0.1, 1.0]),
+)
 async def test_duration_figures_agree_with_the_oracle(
     db: Database,
     plans: list[Plan],
     last: int,
     ratio: float,
+    floor: float,
 ) -> None:
     """p50, p95, max and the slower flag of every test over its last K passed results."""
     _, results = await _store(db, plans)
     for test_id in TEST_IDS:
-        figures = await duration_figures(db, test_id, last=last, slower_ratio=ratio)
-        assert figures == _durations_oracle(results, test_id, last, ratio)
+        figures = await duration_figures(
+            db, test_id, last=last, slower_ratio=ratio, slower_floor=floor
+        )
+        assert figures == _durations_oracle(results, test_id, last, ratio, floor)
 
 
 @ON_DATABASE
@@ -391,6 +399,33 @@ async def test_compare_names_its_changes(db: Database) -> None:
         ("still", Change.STILL_FAILING),
     ]
     assert [c.test_id for c in found.new_failures] == ["born_failing", "new"]
+
+
+async def test_a_latest_time_barely_above_a_p50_of_zero_is_not_slower(db: Database) -> None:
+    """`slower` takes the floor `compare_runs` takes: 0 s then 0.001 s is noise, not news.
+
+    Without it any time above a p50 of 0 was slower, however small the step.
+    """
+    for second, seconds in enumerate((0.0, 0.0, 0.001)):
+        await save_results(
+            db,
+            [
+                TestResult(
+                    test_type=TestType.UNIT,
+                    status=TestStatus.PASSED,
+                    execution_time=seconds,
+                    created_at=T0 + dt.timedelta(seconds=second),
+                    test_id="t",
+                )
+            ],
+        )
+    figures = await duration_figures(db, "t")
+    assert (figures.p50, figures.latest, figures.slower) == (0.0, 0.001, False)
+    assert (await duration_figures(db, "t", slower_floor=0.0005)).slower
+    assert not (await duration_figures(db, "t", slower_floor=0.001)).slower
+    for floor in (float("nan"), -0.1, "0"):
+        with pytest.raises(ValidationError, match=r"^DurationFigures\.slower_floor: "):
+            await duration_figures(db, "t", slower_floor=floor)  # type: ignore[arg-type]  # refused
 
 
 async def test_the_questions_refuse_bad_arguments(db: Database) -> None:

@@ -133,6 +133,9 @@ def add_history_commands(
     history.add_argument(
         "--last", type=_positive, default=100, help="durations over the last N passed"
     )
+    history.add_argument(
+        "--slower-floor", type=_ratio, default=DEFAULT_SLOWER_FLOOR, metavar="SECONDS"
+    )
     failing = commands.add_parser(
         "counterexamples",
         parents=both,
@@ -253,7 +256,9 @@ async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
 
 async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
     page = await list_test_history(db, arguments.test_id, limit=arguments.limit)
-    figures = await duration_figures(db, arguments.test_id, last=arguments.last)
+    figures = await duration_figures(
+        db, arguments.test_id, last=arguments.last, slower_floor=arguments.slower_floor
+    )
     if arguments.json:
         print_json(
             {

@@ -145,7 +145,7 @@ class DurationFigures:
     latest: float | None
     """The newest passed result's time."""
     slower: bool
-    """Whether the latest time is above p50 times the ratio asked for."""
+    """Whether the latest time is above p50 times the ratio and above p50 by more than the floor."""
 
 
 @attrs.frozen(kw_only=True)
@@ -281,18 +281,26 @@ async def duration_figures(
     *,
     last: int = DEFAULT_LAST_RESULTS,
     slower_ratio: float = DEFAULT_SLOWER_RATIO,
+    slower_floor: float = DEFAULT_SLOWER_FLOOR,
 ) -> DurationFigures:
     """Give one test's p50, p95 and longest time over its `last` newest passed results.
 
-    `slower` says whether the newest of them took more than p50 times `slower_ratio`.
+    `slower` says whether the newest of them took more than p50 times `slower_ratio` and more
+    than p50 plus `slower_floor` seconds, as `compare_runs` judges a slower test.
     """
     test_id = nonempty_text("TestResult", "test_id", test_id)
     last = page_limit("DurationFigures", last, "last", MAX_LAST_RESULTS)
     ratio = finite_amount("DurationFigures", "slower_ratio", slower_ratio)
+    floor = finite_amount("DurationFigures", "slower_floor", slower_floor)
     async with connection(db) as conn:
         row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
     assert row is not None  # noqa: S101  # an aggregate gives one row
-    slower = row.latest is not None and row.p50 is not None and row.latest > row.p50 * ratio
+    slower = (
+        row.latest is not None
+        and row.p50 is not None
+        and row.latest > row.p50 * ratio
+        and row.latest - row.p50 > floor
+    )
     return DurationFigures(test_id=test_id, slower=slower, **row._asdict())
 
 
