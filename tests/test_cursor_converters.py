@@ -17,6 +17,7 @@ from persistence import (
     PageCursor,
     ResultFilter,
     SearchCursor,
+    TestHistoryCursor,
     TestStatus,
     ValidationError,
     make_converter,
@@ -71,7 +72,9 @@ def test_every_cursor_round_trips_through_json(cursor: Cursor) -> None:
     assert converter.structure(json.loads(text), type(cursor)) == cursor
 
 
-_TAMPERED: Final = [
+_AT: Final = "2026-01-01T00:00:00+00:00"
+_HISTORY_ID: Final = r"^TestHistoryCursor\.test_id: must (not be empty|not contain NUL|be at most)"
+_TAMPERED: Final[list[tuple[type[Cursor | TestHistoryCursor], object, str]]] = [
     (SearchCursor, {"offset": -1, "text": "x"}, r"SearchCursor\.offset"),
     (SearchCursor, {"offset": "20", "text": "x"}, r"SearchCursor\.offset"),
     (SearchCursor, {"offset": True, "text": "x"}, r"SearchCursor\.offset"),
@@ -91,11 +94,17 @@ _TAMPERED: Final = [
     (FileRecordCursor, {"path": "a", "where": {"min_size": -1}}, "min_size"),
     (ConfigEntryCursor, {"section": "s", "key": "k", "where": {"section": ""}}, "section"),
     (ConfigEntryCursor, {"section": "s"}, r"ConfigEntryCursor\.key"),
+    *[
+        (TestHistoryCursor, {"test_id": t, "created_at": _AT, "id": 1}, _HISTORY_ID)
+        for t in ("", "a\x00", "é" * 513)
+    ],
 ]
 
 
 @pytest.mark.parametrize(("kind", "data", "named"), _TAMPERED)
-def test_a_tampered_cursor_is_refused(kind: type[Cursor], data: object, named: str) -> None:
+def test_a_tampered_cursor_is_refused(
+    kind: type[Cursor | TestHistoryCursor], data: object, named: str
+) -> None:
     """Wrong types, a negative offset, unknown keys or a bad filter: ValidationError by name."""
     with pytest.raises(ValidationError, match=named):
         make_converter().structure(data, kind)

@@ -38,6 +38,7 @@ from persistence.run_history import (
     FlakyTest,
     SlowTest,
     TestChange,
+    TestHistoryCursor,
     compare_runs,
     counterexamples,
     duration_figures,
@@ -46,7 +47,7 @@ from persistence.run_history import (
     slowest_tests,
 )
 from persistence.runs import RunFilter, list_runs
-from strategies import ON_DATABASE
+from strategies import IN_MEMORY, ON_DATABASE
 from test_plain_ids import plain_sql
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -469,6 +470,26 @@ async def test_an_empty_test_id_is_refused(db: Database) -> None:
     ):
         with pytest.raises(ValidationError, match=r"^TestResult\.test_id: must not be empty"):
             await ask()
+
+
+@IN_MEMORY
+@given(
+    test_id=st.one_of(
+        st.sampled_from(["", "\x00", "a\x00b", "\ud800", "x" * 1025, "é" * 513]),
+        st.text(min_size=1).map(lambda t: f"{t}\x00"),
+        st.text().map(lambda t: f"{t}\udfff"),
+        st.text(min_size=1, max_size=4).map(lambda t: t * 1025),
+        st.none() | st.integers() | st.binary(),
+    )
+)
+def test_a_test_history_cursor_refuses_a_bad_test_id_when_built(test_id: object) -> None:
+    """An id no result holds (empty, with NUL, a lone surrogate, over 1,024 bytes) is refused.
+
+    The cursor checked only that its test id was a str: a cursor built by hand, or read back
+    from JSON, held an id that no query could be given, and failed only when used, if at all.
+    """
+    with pytest.raises(ValidationError, match=r"^TestHistoryCursor\.test_id: "):
+        TestHistoryCursor(test_id, T0, 1)  # type: ignore[arg-type]  # refused
 
 
 async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> None:

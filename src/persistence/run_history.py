@@ -19,8 +19,8 @@ from persistence._guards import (
     MAX_INT,
     as_utc,
     finite_amount,
-    instance_of,
     key_id,
+    nonempty_key,
     nonempty_text,
     of_type,
     position_id,
@@ -191,7 +191,8 @@ class TestHistoryCursor:
 
     __test__ = False
 
-    test_id: str = attrs.field(validator=instance_of(str))
+    test_id: str = attrs.field(validator=nonempty_key)
+    """A test id a result may hold: non-empty text of at most 1,024 bytes, without NUL."""
     created_at: dt.datetime = attrs.field(converter=as_utc)
     id: int = attrs.field(validator=position_id)
 
