@@ -43,7 +43,7 @@ CURSORS: Final[st.SearchStrategy[Cursor]] = st.one_of(
     st.builds(
         SearchCursor,
         offset=st.integers(0, 2**63 - 1),
-        text=st.text(min_size=1, max_size=20).filter(lambda t: "\x00" not in t),
+        text=st.from_regex(r"[a-zé0-9]{1,8}( -?[a-zé0-9]{1,8}){0,3}", fullmatch=True),
         where=result_filters(),
     ),
     st.builds(
@@ -72,6 +72,25 @@ def test_every_cursor_round_trips_through_json(cursor: Cursor) -> None:
     assert converter.structure(json.loads(text), type(cursor)) == cursor
 
 
+@IN_MEMORY
+@given(
+    text=st.one_of(
+        st.sampled_from(["", " ", "\t\n", "!?", '""', "*", "-x", "-x -y", "x\x00", "x\ud800"]),
+        st.text(st.characters(categories=["P", "S", "Z"])),
+        st.from_regex(r"-[a-z]{1,8}( -[a-z]{1,8}){0,3}", fullmatch=True),
+        st.text("ab ", min_size=1001).filter(str.strip),
+    )
+)
+def test_a_search_cursor_refuses_text_no_search_takes_when_built(text: str) -> None:
+    """Text without a word to match, too long, or with NUL is refused by name when built.
+
+    The cursor checked only that its text was text: `SearchCursor(0, "")` was built, and
+    refused only when used, as `SearchQuery.text`, since a search's text must be its own.
+    """
+    with pytest.raises(ValidationError, match=r"^SearchCursor\.text: "):
+        SearchCursor(0, text)
+
+
 _AT: Final = "2026-01-01T00:00:00+00:00"
 _HISTORY_ID: Final = r"^TestHistoryCursor\.test_id: must (not be empty|not contain NUL|be at most)"
 _TAMPERED: Final[list[tuple[type[Cursor | TestHistoryCursor], object, str]]] = [
@@ -79,6 +98,7 @@ _TAMPERED: Final[list[tuple[type[Cursor | TestHistoryCursor], object, str]]] = [
     (SearchCursor, {"offset": "20", "text": "x"}, r"SearchCursor\.offset"),
     (SearchCursor, {"offset": True, "text": "x"}, r"SearchCursor\.offset"),
     (SearchCursor, {"offset": 1, "text": 5}, r"SearchCursor\.text"),
+    (SearchCursor, {"offset": 1, "text": ""}, r"SearchCursor\.text: has no word"),
     (SearchCursor, {"text": "x"}, r"SearchCursor\.offset: is required"),
     (SearchCursor, {"offset": 1, "text": "x", "admin": True}, r"SearchCursor\.admin"),
     (SearchCursor, {"offset": 1, "text": "x", "where": 5}, r"SearchCursor\.where"),

@@ -7,7 +7,7 @@ from typing import Final
 import attrs
 
 from persistence._backend import Engine
-from persistence._guards import count, instance_of, of_type, text
+from persistence._guards import count, instance_of, of_type
 from persistence._loop import share_loop
 from persistence._paging import Page, continued_filter, page_limit
 from persistence._rows import result_from_row
@@ -33,6 +33,14 @@ class SearchHit:
     snippet: Snippet
 
 
+def _search_text(instance: object, field: attrs.Attribute[str], value: str) -> None:
+    """Validate a cursor's search text: one that `search_results` takes, as it made the cursor."""
+    try:
+        parse_search(value)
+    except ValidationError as error:
+        raise ValidationError(type(instance).__name__, field.name, error.reason) from None
+
+
 @attrs.frozen
 class SearchCursor:
     """Where the next page of a search starts: after `offset` matches, in rank order.
@@ -43,7 +51,7 @@ class SearchCursor:
     """
 
     offset: int = attrs.field(validator=count)
-    text: str = attrs.field(validator=text)
+    text: str = attrs.field(validator=_search_text)
     where: ResultFilter = attrs.field(factory=ResultFilter, validator=instance_of(ResultFilter))
 
 
