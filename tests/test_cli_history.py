@@ -395,3 +395,49 @@ def test_test_history_says_slower_past_the_floor_only(
     with pytest.raises(SystemExit) as usage:
         main(["test-history", "t", "--slower-floor", "-1", *db])
     assert usage.value.code == 2
+
+
+WIDE: Final = ["a", "q\u0307", "漢字", "😀"]
+"""Ids of 1, 1 (a letter and a combining mark), 4 and 2 columns on a terminal, by code point."""
+
+
+async def _store_wide(url: str) -> None:
+    """Two runs: each wide id passes in the first and fails in the second."""
+    async with connect(url) as db:
+        for status in (TestStatus.PASSED, TestStatus.FAILED):
+            run_ = await save_run(db, Run())
+            await save_results(
+                db,
+                [
+                    TestResult(
+                        test_type=TestType.UNIT,
+                        status=status,
+                        execution_time=1.0,
+                        run_id=run_.id,
+                        test_id=k,
+                    )
+                    for k in WIDE
+                ],
+            )
+
+
+def test_table_columns_line_up_past_wide_and_combining_characters(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """A CJK character or an emoji takes two columns, a combining mark none: padding counts so.
+
+    Padding counted code points: `😀` was padded as one column and `q\u0307` as two, so every
+    column after the test id started at another place on each row.
+    """
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    asyncio.run(_store_wide(database_url))
+    code, out, _ = run(capsys, "compare", *db)
+    assert code == 1
+    assert out.splitlines()[1:] == [
+        "change       test  base    head    time",
+        "new_failure  a     passed  failed  1.000s -> 1.000s",
+        "new_failure  q\u0307     passed  failed  1.000s -> 1.000s",
+        "new_failure  漢字  passed  failed  1.000s -> 1.000s",
+        "new_failure  😀    passed  failed  1.000s -> 1.000s",
+    ]

@@ -65,13 +65,30 @@ def sparkline(values: Sequence[float]) -> str:
     return "".join(_BARS[round((value - low) / (high - low) * top)] for value in values)
 
 
+def _width(text: str) -> int:
+    """Give the columns `text` takes on a terminal, which `len` does not count.
+
+    A wide or fullwidth character (CJK, most emoji) takes 2, a combining mark 0, any other 1.
+    """
+    return sum(
+        0
+        if unicodedata.category(char) in {"Mn", "Me"}
+        else 2
+        if unicodedata.east_asian_width(char) in {"W", "F"}
+        else 1
+        for char in text
+    )
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Print rows under a header, each column as wide as its widest cell."""
+    """Print rows under a header, each column as wide on a terminal as its widest cell."""
     cells = [list(header), *(["" if c is None else str(c) for c in r] for r in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            "  ".join(
+                cell + " " * (width - _width(cell)) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
         )
 
 
