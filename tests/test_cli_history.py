@@ -392,9 +392,23 @@ def test_test_history_says_slower_past_the_floor_only(
     assert "latest 0.001s  SLOWER" in out
     code, out, _ = run(capsys, "test-history", "t", "--slower-floor", "0", "--json", *db)
     assert json.loads(out)["figures"]["slower"] is True
-    with pytest.raises(SystemExit) as usage:
-        main(["test-history", "t", "--slower-floor", "-1", *db])
-    assert usage.value.code == 2
+    for bad in (["--slower-floor", "-1"], ["--slower-ratio", "nan"]):
+        with pytest.raises(SystemExit) as usage:
+            main(["test-history", "t", *bad, *db])
+        assert usage.value.code == 2
+
+
+def test_test_history_takes_the_slower_ratio_as_compare_does(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """1 s, 1 s, then 2 s: SLOWER at the default ratio 1.5, not with `--slower-ratio 3`."""
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    asyncio.run(_store_times(database_url, [1.0, 1.0, 2.0]))
+    assert "latest 2.000s  SLOWER" in run(capsys, "test-history", "t", *db)[1]
+    code, out, _ = run(capsys, "test-history", "t", "--slower-ratio", "3", *db)
+    assert code == 0
+    assert "latest 2.000s  (last 3 passed)" in out
 
 
 WIDE: Final = ["a", "q\u0307", "漢字", "😀"]

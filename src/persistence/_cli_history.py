@@ -150,6 +150,7 @@ def add_history_commands(
     history.add_argument(
         "--last", type=_positive, default=100, help="durations over the last N passed"
     )
+    history.add_argument("--slower-ratio", type=_ratio, default=DEFAULT_SLOWER_RATIO)
     history.add_argument(
         "--slower-floor", type=_ratio, default=DEFAULT_SLOWER_FLOOR, metavar="SECONDS"
     )
@@ -274,7 +275,11 @@ async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
 async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
     page = await list_test_history(db, arguments.test_id, limit=arguments.limit)
     figures = await duration_figures(
-        db, arguments.test_id, last=arguments.last, slower_floor=arguments.slower_floor
+        db,
+        arguments.test_id,
+        last=arguments.last,
+        slower_ratio=arguments.slower_ratio,
+        slower_floor=arguments.slower_floor,
     )
     if arguments.json:
         print_json(
