@@ -246,8 +246,10 @@ async def import_junit(
         # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
         pending: asyncio.Future[None] | None = None
         try:
-            # A caller cancelled meanwhile leaves no file open behind it.
-            stream = await kept_if_cancelled(asyncio.to_thread(open_report, path), _close)
+            # A caller cancelled meanwhile leaves no file open behind it. The executor's future,
+            # not a task: code cancelling other tasks (a shutdown handler) cannot reach it.
+            opening = asyncio.get_running_loop().run_in_executor(None, open_report, path)
+            stream = await kept_if_cancelled(opening, _close)
             held = bytearray()  # read, not yet parsed
             piece = _PIECE_BYTES
             with stream:
