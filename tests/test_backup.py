@@ -680,6 +680,54 @@ async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refu
         assert -7 in [result.id for result in await all_results(target)]
 
 
+def _descriptors_on(folder: Path) -> list[str]:
+    """Where this process's descriptors open on `folder` (or in it) point, gone or not."""
+    links = (os.path.realpath(fd) for fd in Path("/proc/self/fd").iterdir())
+    return [link for link in links if link.startswith(str(folder))]
+
+
+async def test_a_backup_whose_folder_is_made_while_other_tasks_are_cancelled_goes_on(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The working folder being made, every task but the backup's cancelled: the backup ends.
+
+    The folder was made in a task of its own: code that cancels every task but its own (a
+    shutdown handler) cancelled it, the backup, which nobody had cancelled, failed, and the
+    folder the thread then made was never removed, nor its locked descriptor closed.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    made: list[Path] = []
+    started, go_on = threading.Event(), threading.Event()
+    real = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: Any, **kwargs: Any) -> str:  # noqa: ANN401  # as tempfile's
+        started.set()
+        go_on.wait(5)
+        folder = str(real(*args, **kwargs))
+        made.append(Path(folder))
+        return folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+    monkeypatch.setattr(tempfile, "mkdtemp", slow_mkdtemp)
+    backing_up = asyncio.ensure_future(backup_database(db, out / "a.backup"))
+    assert await asyncio.to_thread(started.wait, 5)
+    cancel_all_tasks_but(backing_up)
+    await asyncio.sleep(0.01)
+    go_on.set()
+    async with asyncio.timeout(10):
+        report = await backing_up
+    assert report.test_results == 1
+    assert len(made) == 1
+    assert names(out) == ["a.backup"]
+    assert _descriptors_on(made[0]) == []
+    monkeypatch.undo()
+    assert (await backup_database(db, out / "b.backup")).test_results == 1
+    assert names(out) == ["a.backup", "b.backup"]
+
+
 async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
     tmp_path: Path, source: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
