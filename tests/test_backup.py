@@ -30,6 +30,7 @@ from persistence import (
     Counterexample,
     CounterexampleStore,
     DatabaseError,
+    Engine,
     FileRecord,
     ResultFilter,
     Run,
@@ -518,6 +519,46 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
             assert await indexes(database_url) == migrated
         await copy_database(source, target)  # and the target is usable: a copy runs again
         await assert_same(source, target)
+
+
+async def test_a_copy_whose_read_ahead_is_cancelled_by_another_task_is_a_database_error(
+    source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next page, read in a task of its own while one is written, cancelled from outside.
+
+    Code that cancels every task but its own (a shutdown handler) cancelled that read, and
+    the copy, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`,
+    the target stays empty, and a copy runs again.
+    """
+    from test_cancellation import cancel_all_tasks_but, no_connection_left  # noqa: PLC0415
+
+    reading, gate = asyncio.Event(), asyncio.Event()
+    real = source.queries.copy_read_test_results
+
+    async def held(conn: Any, *, after_id: int, page_size: int) -> list[Any]:  # noqa: ANN401  # as the query's
+        if after_id > 0:  # a page after the first: read ahead, while the first is written
+            reading.set()
+            await gate.wait()
+        return await real(conn, after_id=after_id, page_size=page_size)
+
+    async with connect(database_url) as target:
+        await migrate(target)
+        monkeypatch.setattr(source.queries, "copy_read_test_results", held)
+        copying = asyncio.ensure_future(copy_database(source, target, page_size=20))
+        async with asyncio.timeout(5):
+            await reading.wait()
+        cancel_all_tasks_but(copying)
+        await asyncio.sleep(0.01)
+        gate.set()
+        with pytest.raises(DatabaseError, match="another task"):
+            async with asyncio.timeout(5):
+                await copying
+        monkeypatch.undo()
+        assert await contents(target) == EMPTY
+        await copy_database(source, target)
+        await assert_same(source, target)
+    if target.engine is Engine.POSTGRES:
+        await no_connection_left(database_url)
 
 
 async def test_bad_arguments_are_refused_before_anything_happens(
