@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from persistence import (
     Database,
+    DatabaseError,
     NotFoundError,
     PersistenceError,
     ReportError,
@@ -671,6 +672,46 @@ async def test_an_import_whose_file_opens_while_other_tasks_are_cancelled_goes_o
     assert _descriptors_on(path) == 0
     monkeypatch.undo()
     assert (await import_junit(db, path)).id not in {None, run.id}
+
+
+async def test_an_import_whose_batch_insert_is_cancelled_by_another_task_is_a_database_error(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch inserted in a task of its own while the next is parsed, cancelled from outside.
+
+    Code that cancels every task but its own (a shutdown handler) cancelled that insert, and
+    the import, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`,
+    nothing is written, its file is closed, and the next import works.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(11_000))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    inserting, gate = asyncio.Event(), asyncio.Event()
+    real = reports._insert  # noqa: SLF001  # the batch insert, held in its task
+
+    async def held(db: Database, rows: list[Any]) -> None:
+        if not inserting.is_set():  # the first batch: in a task, while the next is parsed
+            inserting.set()
+            await gate.wait()
+        await real(db, rows)
+
+    monkeypatch.setattr(reports, "_insert", held)
+    importing = asyncio.ensure_future(import_junit(db, path))
+    async with asyncio.timeout(5):
+        await inserting.wait()
+    cancel_all_tasks_but(importing)
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(DatabaseError, match="another task"):
+        async with asyncio.timeout(5):
+            await importing
+    assert _descriptors_on(path) == 0
+    await _nothing_written(db)
+    monkeypatch.undo()
+    run = await import_junit(db, path)
+    assert run.id is not None
+    assert len(await run_results(db, run.id)) == 11_000
 
 
 async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path: Path) -> None:
