@@ -203,7 +203,7 @@ async def _wait_for_lock(change: Change[T]) -> bool:
             raise StorageError(change.shown, reason)
         await _pause(wait)
         wait = min(wait * 2, _LONGEST_WAIT)
-        _, cancelled = await settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
+        _, cancelled = await settle(loop.run_in_executor(None, change.try_apply))
         if cancelled:
             return True
     return False
@@ -216,9 +216,11 @@ async def perform(
 
     The lock is held until the record is written, so the last change on disk and the last
     record of a path agree, across tasks and processes. Cancelling waits for a hop or a
-    record write under way to end; a change applied is always recorded.
+    record write under way to end; a change applied is always recorded. Each hop to a thread
+    is the executor's future, not a task: code cancelling other tasks (a shutdown handler)
+    cannot reach it, and lose the change it staged, its lock held.
     """
-    hop = asyncio.ensure_future(asyncio.to_thread(_staged, stage))
+    hop = asyncio.get_running_loop().run_in_executor(None, _staged, stage)
     change, cancelled = await settle(hop)
     try:
         if not cancelled:
