@@ -22,6 +22,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
+from persistence._backend import refuse_cancel_from_outside
 from persistence._files.paths import LOCKS_DIR, open_folder, owned, storage_errors
 from persistence.exceptions import StorageError
 
@@ -145,7 +146,8 @@ async def settle(future: asyncio.Future[T]) -> tuple[T, bool]:
     """Wait for `future` to end even if cancelled meanwhile; say whether we were cancelled.
 
     A hop may rename a file, and a record write may be under way: neither is abandoned
-    half way, so a change and its record are made whole or not at all.
+    half way, so a change and its record are made whole or not at all. A `future` that
+    another task cancelled, this one not cancelling, is a DatabaseError.
     """
     cancelled = False
     while not future.done():
@@ -153,6 +155,7 @@ async def settle(future: asyncio.Future[T]) -> tuple[T, bool]:
             await asyncio.shield(future)
         except asyncio.CancelledError:
             if future.cancelled():
+                refuse_cancel_from_outside(future)
                 raise
             cancelled = True
     return future.result(), cancelled
