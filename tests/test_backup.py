@@ -30,6 +30,7 @@ from persistence import (
     Counterexample,
     CounterexampleStore,
     DatabaseError,
+    Engine,
     FileRecord,
     ResultFilter,
     Run,
@@ -520,6 +521,46 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
         await assert_same(source, target)
 
 
+async def test_a_copy_whose_read_ahead_is_cancelled_by_another_task_is_a_database_error(
+    source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next page, read in a task of its own while one is written, cancelled from outside.
+
+    Code that cancels every task but its own (a shutdown handler) cancelled that read, and
+    the copy, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`,
+    the target stays empty, and a copy runs again.
+    """
+    from test_cancellation import cancel_all_tasks_but, no_connection_left  # noqa: PLC0415
+
+    reading, gate = asyncio.Event(), asyncio.Event()
+    real = source.queries.copy_read_test_results
+
+    async def held(conn: Any, *, after_id: int, page_size: int) -> list[Any]:  # noqa: ANN401  # as the query's
+        if after_id > 0:  # a page after the first: read ahead, while the first is written
+            reading.set()
+            await gate.wait()
+        return await real(conn, after_id=after_id, page_size=page_size)
+
+    async with connect(database_url) as target:
+        await migrate(target)
+        monkeypatch.setattr(source.queries, "copy_read_test_results", held)
+        copying = asyncio.ensure_future(copy_database(source, target, page_size=20))
+        async with asyncio.timeout(5):
+            await reading.wait()
+        cancel_all_tasks_but(copying)
+        await asyncio.sleep(0.01)
+        gate.set()
+        with pytest.raises(DatabaseError, match="another task"):
+            async with asyncio.timeout(5):
+                await copying
+        monkeypatch.undo()
+        assert await contents(target) == EMPTY
+        await copy_database(source, target)
+        await assert_same(source, target)
+    if target.engine is Engine.POSTGRES:
+        await no_connection_left(database_url)
+
+
 async def test_bad_arguments_are_refused_before_anything_happens(
     tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -678,6 +719,54 @@ async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refu
         await copy_database(source, target)
         assert await contents(target) == await contents(source)
         assert -7 in [result.id for result in await all_results(target)]
+
+
+def _descriptors_on(folder: Path) -> list[str]:
+    """Where this process's descriptors open on `folder` (or in it) point, gone or not."""
+    links = (os.path.realpath(fd) for fd in Path("/proc/self/fd").iterdir())
+    return [link for link in links if link.startswith(str(folder))]
+
+
+async def test_a_backup_whose_folder_is_made_while_other_tasks_are_cancelled_goes_on(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The working folder being made, every task but the backup's cancelled: the backup ends.
+
+    The folder was made in a task of its own: code that cancels every task but its own (a
+    shutdown handler) cancelled it, the backup, which nobody had cancelled, failed, and the
+    folder the thread then made was never removed, nor its locked descriptor closed.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    made: list[Path] = []
+    started, go_on = threading.Event(), threading.Event()
+    real = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: Any, **kwargs: Any) -> str:  # noqa: ANN401  # as tempfile's
+        started.set()
+        go_on.wait(5)
+        folder = str(real(*args, **kwargs))
+        made.append(Path(folder))
+        return folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+    monkeypatch.setattr(tempfile, "mkdtemp", slow_mkdtemp)
+    backing_up = asyncio.ensure_future(backup_database(db, out / "a.backup"))
+    assert await asyncio.to_thread(started.wait, 5)
+    cancel_all_tasks_but(backing_up)
+    await asyncio.sleep(0.01)
+    go_on.set()
+    async with asyncio.timeout(10):
+        report = await backing_up
+    assert report.test_results == 1
+    assert len(made) == 1
+    assert names(out) == ["a.backup"]
+    assert _descriptors_on(made[0]) == []
+    monkeypatch.undo()
+    assert (await backup_database(db, out / "b.backup")).test_results == 1
+    assert names(out) == ["a.backup", "b.backup"]
 
 
 async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(

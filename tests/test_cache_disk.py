@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import itertools
 import os
 import shutil
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import pytest
 
@@ -341,6 +343,49 @@ async def test_a_cancelled_open_leaves_no_file_open(tmp_path: Path) -> None:
         await asyncio.sleep(0.1)  # any thread still hashing is done
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert artifacts.stats().hits + artifacts.stats().misses <= 5
+
+
+async def test_an_open_while_other_tasks_are_cancelled_gives_its_file(
+    artifacts: ArtifactCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry opened in a worker thread, every task but the opener's cancelled meanwhile.
+
+    The hop ran as a task of its own: code that cancels every task but its own (a shutdown
+    handler) cancelled it, the opener, which nobody had cancelled, failed, and the file the
+    thread then opened was left to the garbage collector. The opener now gets its file.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    key = await artifacts.put(b"binary")
+    opening, go_on = threading.Event(), threading.Event()
+    real = disk._open  # noqa: SLF001  # the hop of an open
+
+    def held(root: Path, key: str) -> BinaryIO | None:
+        opening.set()
+        go_on.wait(5)
+        return real(root, key)
+
+    monkeypatch.setattr(disk, "_open", held)
+    descriptors = _open_descriptors()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call = asyncio.ensure_future(artifacts.open(key))
+        assert await asyncio.to_thread(opening.wait, 5)
+        cancel_all_tasks_but(call)
+        await asyncio.sleep(0.01)
+        go_on.set()
+        async with asyncio.timeout(5):
+            opened = await call
+        assert opened is not None
+        with opened:
+            assert opened.read() == b"binary"
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert _open_descriptors() == descriptors
+    monkeypatch.undo()
+    again = await artifacts.open(key)
+    assert again is not None
+    again.close()
 
 
 async def test_eviction_removes_only_old_partial_files(artifacts: ArtifactCache) -> None:

@@ -15,6 +15,7 @@ from _staleness import measure
 from persistence import (
     Database,
     DatabaseError,
+    Engine,
     NotFoundError,
     TestResult,
     TestStatus,
@@ -25,6 +26,7 @@ from persistence import (
     get_config_entry_by_key,
     migrate,
     open_database,
+    results,
     save_result,
     set_config,
     transaction,
@@ -271,3 +273,48 @@ async def test_a_closed_sqlite_database_is_never_read_through_the_cache(
         with pytest.raises(DatabaseError, match="closed"):
             await backend_of(db).watch_changes(heartbeat=HEARTBEAT)
     await watch.close()
+
+
+async def test_a_shared_load_cancelled_by_another_task_is_a_database_error(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers of one missing key share one load, in a task of its own, cancelled from outside.
+
+    Code that cancels every task but its own (a shutdown handler) cancelled that load, and
+    every reader waiting for it, which nobody had cancelled, got `CancelledError`. They now
+    get `DatabaseError`; nothing is left loading or connected, and the next read loads the key.
+    """
+    from test_cancellation import cancel_all_tasks_but, no_connection_left  # noqa: PLC0415
+
+    loading, gate = asyncio.Event(), asyncio.Event()
+    real = results.find_result
+
+    async def held(db: Database, result_id: int) -> TestResult | None:
+        loading.set()
+        await gate.wait()
+        return await real(db, result_id)
+
+    async with connect(database_url) as db:
+        await migrate(db)
+        saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        assert saved.id is not None
+        cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+        try:
+            assert await cache.find_result(saved.id + 1) is None  # the save seen: loads shared
+            monkeypatch.setattr(results, "find_result", held)
+            readers = [asyncio.ensure_future(cache.find_result(saved.id)) for _ in range(3)]
+            async with asyncio.timeout(2):
+                await loading.wait()
+            cancel_all_tasks_but(*readers)
+            await asyncio.sleep(0.01)
+            gate.set()
+            async with asyncio.timeout(2):
+                outcome = await asyncio.gather(*readers, return_exceptions=True)
+            assert [type(o) for o in outcome] == [DatabaseError] * 3, outcome
+            assert cache._loading == {}  # noqa: SLF001  # the loads the cache holds in flight
+            monkeypatch.undo()
+            assert await cache.find_result(saved.id) == saved
+        finally:
+            await cache.close()
+    if db.engine is Engine.POSTGRES:
+        await no_connection_left(database_url)

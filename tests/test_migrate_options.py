@@ -352,3 +352,53 @@ async def test_create_quotes_an_awkward_name(postgres_admin: str) -> None:
     finally:
         escaped = name.replace('"', '""')
         await _admin(postgres_admin, f'DROP DATABASE IF EXISTS "{escaped}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("case", ["found", "made"])
+async def test_a_close_cancelled_by_another_task_is_a_database_error(
+    postgres_url: str,
+    missing_database: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    """create_database's last step, a connection's close, cancelled by another task.
+
+    The close ran as a task of its own: code that cancels every task but its own (a shutdown
+    handler) cancelled it, and the caller, which nobody had cancelled, got `CancelledError`.
+    It now gets `DatabaseError`; the connection is closed all the same, and a call again
+    finds the database.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    url = postgres_url if case == "found" else missing_database[0]
+    closing, gate = asyncio.Event(), asyncio.Event()
+    closed: list[asyncpg.Connection] = []
+    real = asyncpg.Connection.close
+    loop = asyncio.get_running_loop()  # the fixtures' threads close their own connections
+
+    async def held(connection: asyncpg.Connection, *, timeout: float | None = None) -> None:  # noqa: ASYNC109  # as asyncpg's
+        if asyncio.get_running_loop() is not loop:
+            await real(connection, timeout=timeout)
+            return
+        closed.append(connection)
+        closing.set()
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            connection.terminate()  # as asyncpg's own close, cancelled
+            raise
+        await real(connection, timeout=timeout)
+
+    monkeypatch.setattr(asyncpg.Connection, "close", held)
+    creating = asyncio.ensure_future(create_database(url, connect_timeout=2))
+    async with asyncio.timeout(5):
+        await closing.wait()
+    cancel_all_tasks_but(creating)
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(DatabaseError, match="another task"):
+        async with asyncio.timeout(5):
+            await creating
+    assert [connection.is_closed() for connection in closed] == [True]
+    monkeypatch.undo()
+    assert await create_database(url) is False

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from persistence import (
     Database,
+    DatabaseError,
     NotFoundError,
     PersistenceError,
     ReportError,
@@ -625,6 +626,92 @@ async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
         await asyncio.sleep(0.01)
     assert [stream.closed for stream in opened] == [True]
     await _nothing_written(db)
+
+
+def _descriptors_on(path: Path) -> int:
+    """How many of this process's descriptors are open on `path`."""
+    folder = Path("/proc/self/fd")
+    return sum(1 for fd in folder.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+async def test_an_import_whose_file_opens_while_other_tasks_are_cancelled_goes_on(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file opening, every task but the import's cancelled meanwhile: the import ends.
+
+    The opening ran as a task of its own: code that cancels every task but its own (a
+    shutdown handler) cancelled it, the import, which nobody had cancelled, failed, and the
+    file the thread then opened was never closed.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    path = _write(tmp_path, PYTEST)
+    opening, go_on = threading.Event(), threading.Event()
+    opened: list[IO[bytes]] = []
+    real_open = reports.open_report
+
+    def slow_open(path: Path) -> IO[bytes]:
+        opening.set()
+        go_on.wait(10)
+        stream: IO[bytes] = real_open(path)
+        opened.append(stream)
+        return stream
+
+    await import_junit(db, path)  # the connections it takes, open before they are counted
+    monkeypatch.setattr(reports, "open_report", slow_open)
+    importing = asyncio.ensure_future(import_junit(db, path))
+    assert await asyncio.to_thread(opening.wait, 10)
+    cancel_all_tasks_but(importing)
+    await asyncio.sleep(0.01)
+    go_on.set()
+    async with asyncio.timeout(5):
+        run = await importing
+    assert run.id is not None
+    assert len(await run_results(db, run.id)) * 2 == len(await all_results(db)) > 0
+    assert [stream.closed for stream in opened] == [True]
+    assert _descriptors_on(path) == 0
+    monkeypatch.undo()
+    assert (await import_junit(db, path)).id not in {None, run.id}
+
+
+async def test_an_import_whose_batch_insert_is_cancelled_by_another_task_is_a_database_error(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch inserted in a task of its own while the next is parsed, cancelled from outside.
+
+    Code that cancels every task but its own (a shutdown handler) cancelled that insert, and
+    the import, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`,
+    nothing is written, its file is closed, and the next import works.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(11_000))
+    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    inserting, gate = asyncio.Event(), asyncio.Event()
+    real = reports._insert  # noqa: SLF001  # the batch insert, held in its task
+
+    async def held(db: Database, rows: list[Any]) -> None:
+        if not inserting.is_set():  # the first batch: in a task, while the next is parsed
+            inserting.set()
+            await gate.wait()
+        await real(db, rows)
+
+    monkeypatch.setattr(reports, "_insert", held)
+    importing = asyncio.ensure_future(import_junit(db, path))
+    async with asyncio.timeout(5):
+        await inserting.wait()
+    cancel_all_tasks_but(importing)
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(DatabaseError, match="another task"):
+        async with asyncio.timeout(5):
+            await importing
+    assert _descriptors_on(path) == 0
+    await _nothing_written(db)
+    monkeypatch.undo()
+    run = await import_junit(db, path)
+    assert run.id is not None
+    assert len(await run_results(db, run.id)) == 11_000
 
 
 async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path: Path) -> None:

@@ -4,12 +4,14 @@ import fcntl
 import hashlib
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from _storage_worker import burst, jittery, operations
-from persistence import Database, all_file_records, transaction
+from persistence import Database, all_file_records, save_file_record, transaction
 from persistence import storage as storage_module
 from persistence._files import locks
 from persistence._files.locks import stripe_of
@@ -229,6 +231,88 @@ async def test_a_cancelled_tracked_write_is_recorded_or_not_made(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(write, timeout=index / 5000)
         await assert_records_describe_the_disk(storage, db)
+
+
+def _descriptors_under(folder: Path) -> list[str]:
+    """Where this process's descriptors open in `folder` point: files, locks, the root itself."""
+    links = (os.path.realpath(fd) for fd in Path("/proc/self/fd").iterdir())
+    return [link for link in links if link.startswith(str(folder))]
+
+
+async def test_a_write_staged_while_other_tasks_are_cancelled_ends_and_lets_go(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write whose staging hop runs in a thread, every task but the writer's cancelled.
+
+    The hop ran as a task of its own: code that cancels every task but its own (a shutdown
+    handler) cancelled it, the writer, which nobody had cancelled, got `CancelledError`, and
+    the change the thread staged and applied was never recorded nor closed: its descriptors
+    stayed open and its lock held, so the next write of the path waited in vain.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", 2.0)
+    staging, go_on = threading.Event(), threading.Event()
+    real = locks._staged  # noqa: SLF001  # the first hop of every change
+
+    def held(stage: Any) -> Any:  # noqa: ANN401  # as the hop's
+        staging.set()
+        go_on.wait(5)
+        return real(stage)
+
+    await write_bytes(storage, "a.txt", b"before", track=db)
+    monkeypatch.setattr(locks, "_staged", held)
+    writing = asyncio.ensure_future(write_bytes(storage, "a.txt", b"during", track=db))
+    assert await asyncio.to_thread(staging.wait, 5)
+    cancel_all_tasks_but(writing)
+    await asyncio.sleep(0.01)
+    go_on.set()
+    async with asyncio.timeout(5):
+        written = await writing
+    assert written.size == len(b"during")
+    assert (storage.root / "a.txt").read_bytes() == b"during"
+    await assert_records_describe_the_disk(storage, db)
+    assert _descriptors_under(storage.root) == []
+    monkeypatch.setattr(locks, "_staged", real)
+    await write_bytes(storage, "a.txt", b"after", track=db)
+    await assert_records_describe_the_disk(storage, db)
+
+
+async def test_a_record_cancelled_by_another_task_is_a_database_error(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracked write's record, written in a task of its own, cancelled from outside.
+
+    Code that cancels every task but its own (a shutdown handler) cancelled the record's
+    write, and the writer, which nobody had cancelled, got `CancelledError`. It now gets
+    `DatabaseError`; the change lets go of its lock and descriptors, and the next write of
+    the path records it.
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
+
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", 2.0)
+    recording, gate = asyncio.Event(), asyncio.Event()
+    real = save_file_record  # the one storage calls
+
+    async def held(db: Database, record: Any) -> Any:  # noqa: ANN401  # as the call's
+        recording.set()
+        await gate.wait()
+        return await real(db, record)
+
+    monkeypatch.setattr(storage_module, "save_file_record", held)
+    writing = asyncio.ensure_future(write_bytes(storage, "a.txt", b"during", track=db))
+    async with asyncio.timeout(5):
+        await recording.wait()
+    cancel_all_tasks_but(writing)
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(DatabaseError, match="another task"):
+        async with asyncio.timeout(5):
+            await writing
+    assert _descriptors_under(storage.root) == []
+    monkeypatch.setattr(storage_module, "save_file_record", real)
+    await write_bytes(storage, "a.txt", b"after", track=db)
+    await assert_records_describe_the_disk(storage, db)
 
 
 # --- a symlink swapped in mid-operation never leads out ---------------------------------------

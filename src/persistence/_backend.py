@@ -172,7 +172,7 @@ async def kept_if_cancelled(work: Awaitable[_T], keep: Callable[[_T], object]) -
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        _refuse_cancel_from_outside(task)
+        refuse_cancel_from_outside(task)
         task.add_done_callback(functools.partial(_hand_over, keep))
         raise
 
@@ -201,11 +201,11 @@ async def finish_then_cancel(work: Awaitable[_T]) -> _T:
         if not task.cancelled():
             task.exception()  # read it, so that it is not reported as never retrieved
         raise asyncio.CancelledError
-    _refuse_cancel_from_outside(task)
+    refuse_cancel_from_outside(task)
     return task.result()
 
 
-def _refuse_cancel_from_outside(work: asyncio.Future[Any]) -> None:
+def refuse_cancel_from_outside(work: asyncio.Future[Any]) -> None:
     """Raise `DatabaseError` if another task cancelled `work`, the caller's task not cancelling.
 
     A `CancelledError` in a task nobody cancelled breaks its own cancellation (a shutdown

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
+from persistence._backend import refuse_cancel_from_outside
 from persistence._loop import map_in_slices
 from persistence.database import connection, translate_errors
 from persistence.exceptions import DatabaseError
@@ -216,5 +217,11 @@ async def _pipe(
                     await following
             raise
         count += len(page)
-        page = await following if following is not None else []
+        if following is None:
+            break
+        try:
+            page = await following
+        except asyncio.CancelledError:  # the read's, cancelled from outside: a DatabaseError
+            refuse_cancel_from_outside(following)
+            raise
     return count, last

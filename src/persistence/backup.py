@@ -158,8 +158,10 @@ async def backup_database(
     await _require_migrated(db, "the database")
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
-    # Made in a thread that goes on after a cancel: a folder made then is removed then.
-    made_in = await kept_if_cancelled(asyncio.to_thread(_temp_folder, target), remove_locked_folder)
+    # Made in a thread that goes on after a cancel: a folder made then is removed then. The
+    # executor's future, not a task: code cancelling other tasks cannot reach it.
+    making = asyncio.get_running_loop().run_in_executor(None, _temp_folder, target)
+    made_in = await kept_if_cancelled(making, remove_locked_folder)
     folder = Path(made_in[0])
     try:
         made = folder / "backup.db"

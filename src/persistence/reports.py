@@ -22,7 +22,7 @@ import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from persistence._backend import kept_if_cancelled
+from persistence._backend import kept_if_cancelled, refuse_cancel_from_outside
 from persistence._files.paths import open_regular
 from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
 from persistence._interface import JsonObject
@@ -246,8 +246,11 @@ async def import_junit(
         # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
         pending: asyncio.Future[None] | None = None
         try:
-            # A caller cancelled meanwhile leaves no file open behind it.
-            stream = await kept_if_cancelled(asyncio.to_thread(open_report, path), _close)
+            # A caller cancelled meanwhile leaves no file open behind it. The executor's future,
+            # not a task: code cancelling other tasks (a shutdown handler) cannot reach it.
+            stream = await kept_if_cancelled(
+                asyncio.get_running_loop().run_in_executor(None, open_report, path), _close
+            )
             held = bytearray()  # read, not yet parsed
             piece = _PIECE_BYTES
             with stream:
@@ -274,6 +277,10 @@ async def import_junit(
             await _insert(tx, target.results)
         except OSError as error:
             raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
+        except asyncio.CancelledError:  # a batch's insert, cancelled from outside: DatabaseError
+            if pending is not None:
+                refuse_cancel_from_outside(pending)
+            raise
         finally:
             if pending is not None and not pending.done():  # a failure meanwhile: let it end
                 await asyncio.wait([pending])

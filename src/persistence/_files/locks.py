@@ -22,6 +22,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
+from persistence._backend import refuse_cancel_from_outside
 from persistence._files.paths import LOCKS_DIR, open_folder, owned, storage_errors
 from persistence.exceptions import StorageError
 
@@ -145,7 +146,8 @@ async def settle(future: asyncio.Future[T]) -> tuple[T, bool]:
     """Wait for `future` to end even if cancelled meanwhile; say whether we were cancelled.
 
     A hop may rename a file, and a record write may be under way: neither is abandoned
-    half way, so a change and its record are made whole or not at all.
+    half way, so a change and its record are made whole or not at all. A `future` that
+    another task cancelled, this one not cancelling, is a DatabaseError.
     """
     cancelled = False
     while not future.done():
@@ -153,6 +155,7 @@ async def settle(future: asyncio.Future[T]) -> tuple[T, bool]:
             await asyncio.shield(future)
         except asyncio.CancelledError:
             if future.cancelled():
+                refuse_cancel_from_outside(future)
                 raise
             cancelled = True
     return future.result(), cancelled
@@ -203,7 +206,7 @@ async def _wait_for_lock(change: Change[T]) -> bool:
             raise StorageError(change.shown, reason)
         await _pause(wait)
         wait = min(wait * 2, _LONGEST_WAIT)
-        _, cancelled = await settle(asyncio.ensure_future(asyncio.to_thread(change.try_apply)))
+        _, cancelled = await settle(loop.run_in_executor(None, change.try_apply))
         if cancelled:
             return True
     return False
@@ -216,9 +219,11 @@ async def perform(
 
     The lock is held until the record is written, so the last change on disk and the last
     record of a path agree, across tasks and processes. Cancelling waits for a hop or a
-    record write under way to end; a change applied is always recorded.
+    record write under way to end; a change applied is always recorded. Each hop to a thread
+    is the executor's future, not a task: code cancelling other tasks (a shutdown handler)
+    cannot reach it, and lose the change it staged, its lock held.
     """
-    hop = asyncio.ensure_future(asyncio.to_thread(_staged, stage))
+    hop = asyncio.get_running_loop().run_in_executor(None, _staged, stage)
     change, cancelled = await settle(hop)
     try:
         if not cancelled:

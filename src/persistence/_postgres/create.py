@@ -6,12 +6,12 @@ It is looked for over the URL first, so a role that may not use the maintenance 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
+from persistence._backend import finish_then_cancel
 from persistence._postgres.errors import detail
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
@@ -60,7 +60,7 @@ async def create_postgres_database(
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
     if found is not None:
-        await asyncio.shield(found.close(timeout=connect_timeout))
+        await finish_then_cancel(found.close(timeout=connect_timeout))
         return False
     if dry_run:
         return True
@@ -84,7 +84,7 @@ async def create_postgres_database(
             f"cannot create the database {name!r} at {shown}: {detail(error)}"
         ) from error
     finally:
-        await asyncio.shield(admin.close(timeout=connect_timeout))
+        await finish_then_cancel(admin.close(timeout=connect_timeout))
     return True
 
 

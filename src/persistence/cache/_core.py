@@ -21,6 +21,7 @@ import attrs
 from cachetools import LRUCache
 
 from persistence import config, file_records, results
+from persistence._backend import refuse_cancel_from_outside
 from persistence._guards import key_id, key_text
 from persistence._loop import share_loop
 from persistence._paging import page_limit
@@ -252,7 +253,11 @@ class Cache:
             running = asyncio.ensure_future(self._fill(table, key, load, shape))
             self._loading[token] = running
             running.add_done_callback(lambda done: self._loaded(token, done))
-        return cast("_V", await asyncio.shield(running))
+        try:
+            return cast("_V", await asyncio.shield(running))
+        except asyncio.CancelledError:  # the load's, cancelled from outside: a DatabaseError
+            refuse_cancel_from_outside(running)
+            raise
 
     def _loaded(
         self, token: tuple[str, tuple[Hashable, ...], object], done: asyncio.Future[Any]

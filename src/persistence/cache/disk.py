@@ -369,7 +369,8 @@ class ArtifactCache:
 
     async def open(self, key: str) -> BinaryIO | None:
         """Open the entry of `key` once its hash is checked (the caller closes it), or None."""
-        hop = asyncio.ensure_future(asyncio.to_thread(_open, self._root, _check_key(key)))
+        # The executor's future, not a task: code cancelling other tasks cannot reach it.
+        hop = asyncio.get_running_loop().run_in_executor(None, _open, self._root, _check_key(key))
         opened, cancelled = await settle(hop)  # a file opened for a cancelled caller is closed
         if cancelled:
             if opened is not None:
