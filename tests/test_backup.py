@@ -530,7 +530,8 @@ async def test_a_copy_whose_read_ahead_is_cancelled_by_another_task_is_a_databas
     the copy, which nobody had cancelled, got `CancelledError`. It now gets `DatabaseError`,
     the target stays empty, and a copy runs again.
     """
-    from test_cancellation import cancel_all_tasks_but, no_connection_left  # noqa: PLC0415
+    from _server import no_connection_left  # noqa: PLC0415
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415
 
     reading, gate = asyncio.Event(), asyncio.Event()
     real = source.queries.copy_read_test_results

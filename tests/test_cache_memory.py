@@ -284,7 +284,8 @@ async def test_a_shared_load_cancelled_by_another_task_is_a_database_error(
     every reader waiting for it, which nobody had cancelled, got `CancelledError`. They now
     get `DatabaseError`; nothing is left loading or connected, and the next read loads the key.
     """
-    from test_cancellation import cancel_all_tasks_but, no_connection_left  # noqa: PLC0415
+    from _server import no_connection_left  # noqa: PLC0415
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415
 
     loading, gate = asyncio.Event(), asyncio.Event()
     real = results.find_result
