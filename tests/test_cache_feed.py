@@ -165,15 +165,47 @@ def plain_sql(database_url: str, sql: str) -> None:
 
 # --- the four ways around a writer that publishes -------------------------------------------
 
+_SET_WORKERS_TO_9 = (
+    "UPDATE config_entries SET value = '9' WHERE section = 'runner' AND key = 'workers'"
+)
+
 
 async def test_a_write_by_the_engines_shell_reaches_every_cache(
     db: Database, database_url: str, readers: tuple[MemoryCache, RedisCache, RedisCache]
 ) -> None:
     """An UPDATE by psql or the sqlite3 shell shows in the memory tier and in Redis alike."""
     await loaded(db, readers, 4)
-    sql = "UPDATE config_entries SET value = '9' WHERE section = 'runner' AND key = 'workers'"
-    await asyncio.to_thread(plain_sql, database_url, sql)
+    await asyncio.to_thread(plain_sql, database_url, _SET_WORKERS_TO_9)
     await every_reader_shows(db, readers, 9)
+
+
+async def test_the_feed_outlives_a_shutdown_handler_cancelling_its_tasks(
+    db: Database, database_url: str, readers: tuple[MemoryCache, RedisCache, RedisCache]
+) -> None:
+    """Code that cancels every task but its own leaves every cache on the database's feed.
+
+    On PostgreSQL, the listener's task ended with the cancel and never came back: the caches
+    then read the database on every call, with nothing logged. The next read that finds the
+    feed down starts it again (a listener that restarted itself would outlive `asyncio.run`).
+    """
+    from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415
+
+    await loaded(db, readers, 4)
+    cancel_all_tasks_but()
+    await asyncio.sleep(HEARTBEAT * 3)  # a listener that is back has answered a heartbeat
+    await asyncio.to_thread(plain_sql, database_url, _SET_WORKERS_TO_9)
+    await every_reader_shows(db, readers, 9)
+    for cache in readers:  # the feed is back within the bound: a read is a hit again
+        deadline = time.monotonic() + 2.0
+        while True:
+            await workers(cache)()  # loaded, and kept once the feed is back
+            before = cache.stats()
+            await workers(cache)()
+            after = cache.stats()
+            if after.hits == before.hits + 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(HEARTBEAT / 4)
+        assert after.hits == before.hits + 1, f"{type(cache).__name__}: {before} -> {after}"
 
 
 async def test_a_writer_killed_after_its_commit_reaches_every_cache(

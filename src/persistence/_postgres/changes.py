@@ -55,12 +55,14 @@ class ChangeListener:
     def version(self, table: str) -> int | None:
         """Give a number that changes with each notification for `table`; None if untrusted."""
         if time.monotonic() >= self._fresh_until:
+            self._revive()
             return None
         return self._epoch + self._counts.get(table, 0)
 
     def stamp(self, table: str) -> str | None:
         """Give the stamp of the last notification for `table`; None if unknown or untrusted."""
         if time.monotonic() >= self._fresh_until:
+            self._revive()
             return None
         return self._stamps.get(table, self._every) or None
 
@@ -72,6 +74,7 @@ class ChangeListener:
         """Send a heartbeat now; True once one sent after this call is answered in time."""
         asked = time.monotonic()
         if asked >= self._fresh_until:
+            self._revive()
             return False  # lost or silent: the reader goes to the database instead of waiting
         deadline = asked + 2 * self._heartbeat
         self._wake.set()
@@ -94,6 +97,20 @@ class ChangeListener:
         except BaseException:  # cancelled while waiting: leave no listener behind
             await asyncio.shield(self.close())
             raise
+
+    def _revive(self) -> None:
+        """Listen again if other code ended the listener: a shutdown handler's cancel, say.
+
+        Only `close` ends the feed; without it every cache reads the database on every call.
+        A reader, not the listener, starts it again, so that the cancel of a loop's last tasks
+        (as `asyncio.run` ends) still ends it.
+        """
+        task = self._task
+        if task is None or not task.done():
+            return
+        why = "its task was cancelled by other code" if task.cancelled() else repr(task.exception())
+        _LOG.warning("PostgreSQL change notifications ended (%s); listening again", why)
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
         """Stop listening and close the connection."""
