@@ -38,6 +38,7 @@ from persistence import (
 )
 from persistence._postgres import adapter as pg_adapter
 from persistence._postgres import backend as postgres_backend
+from persistence._postgres.connections import left_broken
 from persistence.database import DEFAULT_DATABASE, backend_of, engine_of
 
 URLS = [
@@ -294,10 +295,10 @@ def test_only_a_connection_left_in_doubt_is_dropped(
     One that refused a value before sending it, or got the server's answer, goes back to the
     pool as it was: a reconnect for each bad value would cost a new server process each.
     """
-    assert postgres_backend._broken(error) is broken  # noqa: SLF001  # the rule itself
+    assert left_broken(error) is broken  # the rule itself
     wrapped = DatabaseError("wrapped")
     wrapped.__cause__ = error
-    assert postgres_backend._broken(wrapped) is broken  # noqa: SLF001
+    assert left_broken(wrapped) is broken
 
 
 async def test_a_call_with_the_lane_free_takes_it_without_a_context(

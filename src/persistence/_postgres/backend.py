@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
@@ -18,11 +18,18 @@ import asyncpg.pool
 import attrs
 
 from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
-from persistence._codecs import decode_json_text, encode_json
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
-from persistence._postgres.errors import CONNECTION_FAILURES, detail, translate_postgres
+from persistence._postgres.connections import (
+    as_pg,
+    init_connection,
+    left_broken,
+    reset,
+    terminate,
+    usable,
+)
+from persistence._postgres.errors import detail, translate_postgres
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
 from persistence.exceptions import DatabaseError, PersistenceError
 
@@ -39,63 +46,6 @@ _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELEC
 """Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
 _CLOSED: Final = "PostgreSQL: the database is closed"
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
-
-
-async def _init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
-    for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
-        encode, decode = _json_codec(prefix)
-        await connection.set_type_codec(
-            type_name, schema="pg_catalog", encoder=encode, decoder=decode, format="binary"
-        )
-
-
-def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
-    empty, start = prefix + b"{}", len(prefix)
-
-    def encode(value: object) -> bytes:
-        return prefix + encode_json(value).encode()
-
-    def decode(data: bytes) -> object:
-        # json.loads spends about 1 us sniffing the encoding of bytes; the text is UTF-8.
-        return {} if data == empty else decode_json_text(data[start:].decode())
-
-    return encode, decode
-
-
-async def _reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """On release, roll back a transaction left open; skip asyncpg's reset query (no state).
-
-    It costs a round trip per call; this package sets no session state and takes no session lock.
-    """
-    if connection.is_in_transaction():
-        await connection.execute("ROLLBACK")
-
-
-def _usable(connection: PgConnection) -> bool:
-    """Tell whether a pooled connection is still attached and open."""
-    try:
-        return not connection.is_closed()
-    except asyncpg.InterfaceError:  # detached from the pool after the server dropped it
-        return False
-
-
-_BROKEN: Final = (OSError, *CONNECTION_FAILURES)  # TimeoutError: it outlived the command timeout
-"""What a call fails with when its connection is in a state nobody knows: never lent again."""
-
-
-def _broken(error: BaseException | None) -> bool:
-    """Tell whether a call left its connection unfit to reuse (in a block, by its error's cause).
-
-    asyncpg can leave such a connection marked busy with an operation nobody awaits: COPY
-    refused on a connection whose server process has gone stays its pending operation.
-    Handed back as idle, it failed every later call lent it: "another operation is in progress".
-    """
-    if isinstance(error, DatabaseError):
-        error = error.__cause__
-    # asyncpg's refusals of an argument before sending it (its DataError, a ValueError and
-    # an InterfaceError) leave the connection as it was: no reconnect for each bad value.
-    return isinstance(error, _BROKEN) and not isinstance(error, ValueError)
 
 
 _SECONDARY_INDEXES: Final = """
@@ -117,18 +67,6 @@ outputs takes about a tenth of it on a loaded 2-core machine."""
 _BUILD_MEMORY: Final = "128MB"
 """maintenance_work_mem while `create_indexes` builds them: a GIN build over 1,000,000 rows
 sorts in a few passes of it instead of many of the default 64 MB."""
-
-
-def _pg(conn: Connection) -> PgConnection:
-    """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
-    if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
-        return conn
-    raise TypeError(f"a PostgreSQL backend was given {type(conn).__name__}")  # pragma: no cover
-
-
-def _terminate(connection: PgConnection) -> None:
-    with contextlib.suppress(asyncpg.InterfaceError):
-        connection.terminate()
 
 
 @attrs.define(eq=False)
@@ -237,24 +175,24 @@ class PostgresBackend:
         connection itself, it may still be marked busy, and would fail the next call lent it.
         """
         if broken:
-            _terminate(connection)
+            terminate(connection)
         cancelled = False  # the caller's cancellation: the connection goes back, then it is raised
-        if not clean and _usable(connection) and connection.is_in_transaction():
+        if not clean and usable(connection) and connection.is_in_transaction():
             try:
                 async with asyncio.timeout(self.release_timeout):
                     await connection.execute("ROLLBACK")
             except asyncio.CancelledError:
-                _terminate(connection)
+                terminate(connection)
                 cancelled = True
             except Exception:  # noqa: BLE001  # whatever went wrong, it is not reused
-                _terminate(connection)
+                terminate(connection)
         try:
             await self._pool.release(connection, timeout=self.release_timeout)
         except asyncio.CancelledError:
-            _terminate(connection)
+            terminate(connection)
             cancelled = True
         except Exception:  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
-            _terminate(connection)
+            terminate(connection)
         self._out.discard(connection)
         if not self._out:
             self._all_back.set()
@@ -270,7 +208,7 @@ class PostgresBackend:
             return None
         self._lane_busy = True
         try:
-            if self._lane is not None and not _usable(self._lane):
+            if self._lane is not None and not usable(self._lane):
                 await self._drop_lane()
             if self._lane is None:
                 self._lane = await self.acquire()
@@ -314,7 +252,7 @@ class PostgresBackend:
             lane is None
             or self._lane_busy
             or asyncio.get_running_loop() is not self._loop
-            or not _usable(lane)
+            or not usable(lane)
         ):
             return None
         self._lane_busy = True
@@ -326,7 +264,7 @@ class PostgresBackend:
 
     async def end_failed_loan(self, error: BaseException) -> None:
         """Free the lane that `lend_at_once` gave; after `error`, its connection goes back."""
-        await self.give_lane_back(failed=True, broken=_broken(error))
+        await self.give_lane_back(failed=True, broken=left_broken(error))
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
@@ -378,7 +316,7 @@ class PostgresBackend:
             await finish_then_cancel(connection.execute("COMMIT"))
             clean = True
         except BaseException as error:
-            broken = _broken(error)
+            broken = left_broken(error)
             raise
         finally:
             if not snapshot or connection in self._snapshots:
@@ -387,21 +325,21 @@ class PostgresBackend:
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
-        await _pg(conn).execute(f'SAVEPOINT "{name}"')
+        await as_pg(conn).execute(f'SAVEPOINT "{name}"')
 
     async def release(self, conn: Connection, name: str) -> None:
         """Keep what the savepoint's block did."""
-        await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
+        await as_pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
     async def rollback_to(self, conn: Connection, name: str) -> None:
         """Undo what the savepoint's block did, and end it."""
-        await _pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
-        await _pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
+        await as_pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
+        await as_pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
         """Run the statements in one round trip (the simple query protocol)."""
         if statements:  # asyncpg cannot send an empty script
-            await _pg(conn).execute(";\n".join(statements))
+            await as_pg(conn).execute(";\n".join(statements))
 
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
@@ -411,7 +349,7 @@ class PostgresBackend:
             "ORDER BY ordinal_position"
         )
         if conn is not None:
-            rows = await _pg(conn).fetch(query, table)
+            rows = await as_pg(conn).fetch(query, table)
         else:
             async with self.lend() as lent:
                 rows = await lent.fetch(query, table)
@@ -436,7 +374,7 @@ class PostgresBackend:
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read each table's identity sequence: the highest id it handed out, 0 for none."""
-        rows = await _pg(conn).fetch(
+        rows = await as_pg(conn).fetch(
             "SELECT t, coalesce(pg_sequence_last_value("
             "pg_get_serial_sequence(t, 'id')::regclass), 0) FROM unnest($1::text[]) AS t",
             list(tables),
@@ -445,7 +383,7 @@ class PostgresBackend:
 
     async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
         """Set each table's identity sequence so that its next id follows the given one."""
-        await _pg(conn).execute(
+        await as_pg(conn).execute(
             "SELECT setval(pg_get_serial_sequence(t, 'id'), greatest(v, 1), v > 0)"
             " FROM unnest($1::text[], $2::bigint[]) AS u(t, v)",
             list(counters),
@@ -454,7 +392,7 @@ class PostgresBackend:
 
     async def table_names(self, conn: Connection) -> tuple[str, ...]:
         """Give the name of every table of the current schema, sorted."""
-        rows = await _pg(conn).fetch(
+        rows = await as_pg(conn).fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
         )
         return tuple(str(row[0]) for row in rows)
@@ -466,7 +404,7 @@ class PostgresBackend:
         row (the search vector's GIN index above all). The keys and constraints' indexes stay:
         the foreign keys need them. Until the transaction ends, the tables are locked.
         """
-        pg = _pg(conn)
+        pg = as_pg(conn)
         if not pg.is_in_transaction():
             raise DatabaseError("indexes are dropped for a bulk load inside a transaction only")
         rows = await pg.fetch(_SECONDARY_INDEXES, list(tables))
@@ -482,7 +420,7 @@ class PostgresBackend:
         Each is bounded by the statement bound plus `_BUILD_SECONDS_PER_ROW` a row, so that a
         large copy does not fail at its end.
         """
-        pg = _pg(conn)
+        pg = as_pg(conn)
         if definitions:
             await pg.execute(f"SET LOCAL maintenance_work_mem = '{_BUILD_MEMORY}'")
         bound = self.command_timeout + rows * _BUILD_SECONDS_PER_ROW
@@ -558,7 +496,7 @@ class _Lent:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
-        broken = _broken(error)
+        broken = left_broken(error)
         if self._pooled is None:  # on the lane (__aexit__ runs only once __aenter__ gave)
             await self._backend.give_lane_back(failed=error is not None, broken=broken)
         else:
@@ -595,8 +533,8 @@ async def open_postgres(
                 max_size=pool_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
-                init=_init_connection,
-                reset=_reset,
+                init=init_connection,
+                reset=reset,
                 # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
                 # unnamed, again with the statement it runs: the next may reach another server.
                 statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,

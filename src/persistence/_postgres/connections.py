@@ -1,0 +1,87 @@
+"""A pooled asyncpg connection: its JSON codec, its reset, and whether it may be lent again."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import asyncpg
+import asyncpg.pool
+
+from persistence._codecs import decode_json_text, encode_json
+from persistence._postgres.adapter import PgConnection
+from persistence._postgres.errors import CONNECTION_FAILURES
+from persistence.exceptions import DatabaseError
+
+if TYPE_CHECKING:
+    from persistence._interface import Connection
+
+
+async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
+    for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
+        encode, decode = _json_codec(prefix)
+        await connection.set_type_codec(
+            type_name, schema="pg_catalog", encoder=encode, decoder=decode, format="binary"
+        )
+
+
+def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
+    empty, start = prefix + b"{}", len(prefix)
+
+    def encode(value: object) -> bytes:
+        return prefix + encode_json(value).encode()
+
+    def decode(data: bytes) -> object:
+        # json.loads spends about 1 us sniffing the encoding of bytes; the text is UTF-8.
+        return {} if data == empty else decode_json_text(data[start:].decode())
+
+    return encode, decode
+
+
+async def reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """On release, roll back a transaction left open; skip asyncpg's reset query (no state).
+
+    It costs a round trip per call; this package sets no session state and takes no session lock.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+def usable(connection: PgConnection) -> bool:
+    """Tell whether a pooled connection is still attached and open."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:  # detached from the pool after the server dropped it
+        return False
+
+
+_BROKEN: Final = (OSError, *CONNECTION_FAILURES)  # TimeoutError: it outlived the command timeout
+"""What a call fails with when its connection is in a state nobody knows: never lent again."""
+
+
+def left_broken(error: BaseException | None) -> bool:
+    """Tell whether a call left its connection unfit to reuse (in a block, by its error's cause).
+
+    asyncpg can leave such a connection marked busy with an operation nobody awaits: COPY
+    refused on a connection whose server process has gone stays its pending operation.
+    Handed back as idle, it failed every later call lent it: "another operation is in progress".
+    """
+    if isinstance(error, DatabaseError):
+        error = error.__cause__
+    # asyncpg's refusals of an argument before sending it (its DataError, a ValueError and
+    # an InterfaceError) leave the connection as it was: no reconnect for each bad value.
+    return isinstance(error, _BROKEN) and not isinstance(error, ValueError)
+
+
+def as_pg(conn: Connection) -> PgConnection:
+    """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
+    if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
+        return conn
+    raise TypeError(f"a PostgreSQL backend was given {type(conn).__name__}")  # pragma: no cover
+
+
+def terminate(connection: PgConnection) -> None:
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
