@@ -8,7 +8,7 @@ GENERATED := src/persistence/queries.py
 GENERATED_SQL := sql/aiosql
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
-.PHONY: venv migrate test lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-quick bench-report clean
+.PHONY: venv migrate test test-py313 lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-quick bench-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,16 @@ check-generated: $(STAMP)
 pytest: $(STAMP) pgbouncer
 	$(BIN)/pytest -n 2 -m 'not timed'
 	$(BIN)/pytest -m timed
+
+## mypy and the untimed tests on Python 3.13 (PYTHON313 names it), in a venv of their own: 3.12
+## and 3.13 carry newer asyncio, sqlite3, json and Unicode tables than 3.11. Not part of `test`.
+PYTHON313 ?= python3.13
+VENV313 := .venv-py313
+test-py313: pgbouncer
+	test -x $(VENV313)/bin/python || $(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet -e '.[dev,bench]'
+	$(VENV313)/bin/mypy
+	$(VENV313)/bin/pytest -n 2 -m 'not timed'
 
 ## The PgBouncer tests start their own pgbouncer: install Debian's package if it is missing.
 pgbouncer:

@@ -1,12 +1,14 @@
 """The SQL of sql/queries/test_results.sql, as the raw drivers take it.
 
 Read from the same generated files the layer loads, so the raw contenders can never run other
-SQL. SQLite binds `:name` placeholders by their order of first appearance when given a tuple;
-asyncpg gets them numbered `$1, $2, ...` in that same order, as the layer's adapter does.
+SQL. Both drivers take a tuple: SQLite gets the `:name` placeholders numbered `?1, ?2, ...` by
+their order of first appearance, asyncpg `$1, $2, ...` in that same order, as the layer's adapter
+does.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import aiosql
@@ -31,9 +33,19 @@ _SQLITE: Final = aiosql.from_path(query_file("sqlite"), "sqlite3")
 _POSTGRES: Final = aiosql.from_path(query_file("postgres"), "asyncpg")
 
 
+_SQLITE_PARAMETER: Final = re.compile(r"(?<![:\w]):(\w+)")
+
+
 def _sqlite(name: str) -> str:
+    """Give the query with `?1, ?2, ...` for its `:name` placeholders, numbered as they come first.
+
+    sqlite3 warns from Python 3.12 (and refuses from 3.14) a tuple bound to `:name` placeholders.
+    """
     sql: str = getattr(_SQLITE, name).sql
-    return sql
+    numbers: dict[str, int] = {}
+    return _SQLITE_PARAMETER.sub(
+        lambda found: f"?{numbers.setdefault(found[1], len(numbers) + 1)}", sql
+    )
 
 
 def _postgres(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -122,7 +123,7 @@ def test_a_folder_without_the_engine_is_refused_before_anything(
     assert code == 3
     assert out == ""
     assert f"has no sqlite/ folder: it holds one folder per engine, {flat / 'sqlite'}" in err
-    with sqlite3.connect(database) as plain:
+    with contextlib.closing(sqlite3.connect(database)) as plain, plain:
         assert plain.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
 
 

@@ -476,8 +476,8 @@ def test_column_decoders_read_each_row_as_the_row_decoders_do() -> None:
         decode_json_column([("{}",), ("{",)], 0)
     for text in ('{"a":[1,2.5,"x"]}', ' {"a":1} ', "null", '"s"', "[]"):
         assert decode_json_text(text) == json.loads(text)
-    for bad in ("", "{", '{"a":1} x', "[1,]"):
-        with pytest.raises(ValueError, match=r"Expecting|Extra data"):
+    for bad in ("", "{", '{"a":1} x', "[1,]"):  # json's reason: 3.13 names a trailing comma
+        with pytest.raises(ValueError, match=r"Expecting|Extra data|Illegal trailing comma"):
             decode_json_text(bad)
 
 

@@ -7,6 +7,7 @@ orders by and the `accessed_from` / `accessed_until` window of `list_file_record
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -100,7 +101,7 @@ async def test_a_file_time_that_names_no_instant_stops_the_migration(tmp_path: P
         with pytest.raises(MigrationError, match=r"file_records .* ids 2: write it"):
             await migrate(db)
         assert [m.version for m in (await migration_status(db)).pending] == [14]
-    with sqlite3.connect(path) as plain:
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
         assert plain.execute("SELECT accessed_at FROM file_records ORDER BY id").fetchall() == [
             (FORM,),
             ("2026-05-01T00:00:00",),

@@ -9,6 +9,7 @@ already stored, and the schema refuses any other form.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -116,7 +117,7 @@ async def test_a_time_that_names_no_instant_stops_the_migration(tmp_path: Path) 
     async with connect(path) as db:
         with pytest.raises(MigrationError, match="CHECK constraint failed"):
             await migrate(db)
-    with sqlite3.connect(path) as plain:
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
         assert plain.execute("SELECT created_at FROM test_results").fetchall() == [
             ("2026-05-01T00:00:00",)
         ]

@@ -8,6 +8,7 @@ Since migration 0014 SQLite refuses such an object in `test_results.metadata` an
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -136,7 +137,7 @@ async def test_a_key_stored_twice_stops_the_migration(tmp_path: Path) -> None:
         with pytest.raises(MigrationError, match=r"test_results\.metadata .* ids 2, 3: keep one"):
             await migrate(db)
         assert [m.version for m in (await migration_status(db)).pending] == [14]
-    with sqlite3.connect(path) as plain:
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
         stored = plain.execute("SELECT metadata FROM test_results ORDER BY id").fetchall()
         assert stored == [(kept,), ('{"a":1,"a":2}',), ('{"n":{"b":1,"b":2}}',)]
         plain.execute("""UPDATE test_results SET metadata = '{"a":2}' WHERE id > 1""")
@@ -144,7 +145,7 @@ async def test_a_key_stored_twice_stops_the_migration(tmp_path: Path) -> None:
     async with connect(path) as db:
         with pytest.raises(MigrationError, match=r"runs\.labels .* ids 1: keep one"):
             await migrate(db)
-    with sqlite3.connect(path) as plain:
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
         plain.execute(f"UPDATE runs SET labels = '{kept}'")  # noqa: S608  # the test's own text
     async with connect(path) as db:
         await migrate(db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -301,7 +302,7 @@ def test_a_new_sqlite_file_is_reported_created(
     assert report["created"] is True
     assert report["engine"] == "sqlite"
     assert report["applied"][0]["name"] == "0001_initial_schema"
-    with sqlite3.connect(database) as plain:
+    with contextlib.closing(sqlite3.connect(database)) as plain, plain:
         assert plain.execute("SELECT count(*) FROM persistence_migrations").fetchone()[0] > 0
 
 

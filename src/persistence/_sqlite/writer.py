@@ -156,8 +156,9 @@ class Writer:
             self.connection.execute("ROLLBACK")
         self.connection.execute("PRAGMA foreign_keys = ON")  # a migration's block turns it off
         runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.get_coro().close()  # its cleanup runs now, not when it is collected
+        # 3.12+ gives no coroutine for a task that an eager task factory ran to its end
+        if runner is not None and (work := runner.get_coro()) is not None:
+            work.close()  # its cleanup runs now, not when it is collected
         not_run = DatabaseError("not written: the event loop it was queued on closed before it ran")
         for item in self._queue:
             waiting = item.future if isinstance(item, _Write) else item.granted
