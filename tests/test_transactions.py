@@ -312,7 +312,7 @@ async def test_a_lone_single_call_write_takes_one_thread_hop(sqlite_db: Database
     writer._in_worker, writer._start_in_thread = counted, started  # noqa: SLF001  # counted
     for _ in range(3):
         await save_result(sqlite_db, result())
-    assert hops == ["_run_alone"] * 3, hops
+    assert hops == ["run_alone"] * 3, hops
     assert len(await all_results(sqlite_db)) == 3
 
 

@@ -50,6 +50,15 @@ from persistence._sqlite.statements import (
     lock_poll,
     savepointed,
 )
+from persistence._sqlite.writes import (
+    Job,
+    Write,
+    fail,
+    run_alone,
+    run_writes,
+    serve,
+    then_set,
+)
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -69,17 +78,6 @@ class WriterState(enum.Enum):
     BATCH = "batch"  # the runner's transaction holds queued single-call writes
     LEASED = "leased"  # a `transaction()` block holds it, from BEGIN IMMEDIATE to its end
     CLOSED = "closed"  # nothing more is queued
-
-
-@attrs.define(eq=False)
-class _Write:
-    """One single-call write waiting for a batch."""
-
-    plan: Plan
-    params: Any
-    mode: Mode
-    rows_as: RowMapper | None
-    future: asyncio.Future[Any]
 
 
 @attrs.define(eq=False)
@@ -110,14 +108,14 @@ class Writer:
     ) -> None:
         self.connection = connection  # only a lease's holder may use it
         self._in_worker = in_worker
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # for its own thread
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # for its own thread
         self._thread: threading.Thread | None = None  # started by the first lone write
         # Clear while a thread runs a statement on the connection, which may outlive its loop.
         self._thread_free = threading.Event()
         self._thread_free.set()
         self._busy_timeout = busy_timeout
         self._budget = Budget(connection)
-        self._queue: collections.deque[_Write | Lease] = collections.deque()
+        self._queue: collections.deque[Write | Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
         self.state = WriterState.IDLE
 
@@ -135,7 +133,7 @@ class Writer:
         """Start `function` on the connection in a worker thread; not `idle` until it ends."""
         self._thread_free.clear()
         try:
-            return self._in_worker(_then_set, self._thread_free, function, *args)
+            return self._in_worker(then_set, self._thread_free, function, *args)
         except BaseException:
             self._thread_free.set()
             raise
@@ -161,7 +159,7 @@ class Writer:
             work.close()  # its cleanup runs now, not when it is collected
         not_run = DatabaseError("not written: the event loop it was queued on closed before it ran")
         for item in self._queue:
-            waiting = item.future if isinstance(item, _Write) else item.granted
+            waiting = item.future if isinstance(item, Write) else item.granted
             if not waiting.done():
                 with contextlib.suppress(RuntimeError):  # the closed loop has no one to wake
                     waiting.set_exception(not_run)
@@ -204,7 +202,7 @@ class Writer:
         if self.state is WriterState.CLOSED:
             raise DatabaseError("the SQLite database is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(plan, params, mode, rows_as, future))
+        self._queue.append(Write(plan, params, mode, rows_as, future))
         self._wake()
         return await future
 
@@ -270,7 +268,7 @@ class Writer:
         """
         if self._thread is None:
             self._thread = threading.Thread(
-                target=_serve, args=(self._jobs,), name="persistence-sqlite-writer", daemon=True
+                target=serve, args=(self._jobs,), name="persistence-sqlite-writer", daemon=True
             )
             self._thread.start()
         self._jobs.put((function, args))
@@ -292,7 +290,7 @@ class Writer:
         assert not self.connection.in_transaction  # noqa: S101  # committed or rolled back
         self.state = WriterState.IDLE
 
-    async def _alone(self, item: _Write) -> bool | None:
+    async def _alone(self, item: Write) -> bool | None:
         """Run a lone write as its own autocommit statement, in one hop: it commits itself.
 
         No BEGIN and no COMMIT to run: half the statements of a batch of one. The thread hands
@@ -311,7 +309,7 @@ class Writer:
                 loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
 
         self._thread_free.clear()
-        self._start_in_thread(_run_alone, self.connection, item, report, self._thread_free)
+        self._start_in_thread(run_alone, self.connection, item, report, self._thread_free)
         outcome, error = await _outlast(ended)  # the thread runs it through a cancel
         gave_back()
         if error is None:
@@ -322,7 +320,7 @@ class Writer:
             self._queue.appendleft(item)
             return None
         else:
-            _fail(item, error)
+            fail(item, error)
         return False
 
     async def _batch(self) -> None:
@@ -331,11 +329,11 @@ class Writer:
         try:
             await self.begin_immediate(self._busy_timeout, sleep=_pause)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
-            while self._queue and isinstance(waiting := self._queue[0], _Write):
+            while self._queue and isinstance(waiting := self._queue[0], Write):
                 self._queue.popleft()
-                _fail(waiting, error)
+                fail(waiting, error)
             return
-        done: list[tuple[_Write, object]] = []
+        done: list[tuple[Write, object]] = []
         while self._queue and len(done) < _BATCH_LIMIT and not isinstance(self._queue[0], Lease):
             if await self._run_hop(writer, done):
                 return  # committed, or rolled back by SQLite
@@ -347,33 +345,33 @@ class Writer:
         gave_back()
         await self._settle(writer, done, commit_error)
 
-    async def _run_hop(self, writer: sqlite3.Connection, done: list[tuple[_Write, object]]) -> bool:
+    async def _run_hop(self, writer: sqlite3.Connection, done: list[tuple[Write, object]]) -> bool:
         """Run the writes at the head of the queue in one hop; True if the batch ended."""
         run = self._take_run(_BATCH_LIMIT - len(done))
         if not run:
             return False  # every write of it was cancelled before it ran
         last = not self._queue or isinstance(self._queue[0], Lease)
         commit = last or len(done) + len(run) >= _BATCH_LIMIT
-        ran = await _outlast(self.in_thread(_run_writes, writer, run, commit))
+        ran = await _outlast(self.in_thread(run_writes, writer, run, commit))
         gave_back()
         for item, outcome, failed in ran.outcomes:
             if failed is None:
                 done.append((item, outcome))
             else:
-                _fail(item, failed)
+                fail(item, failed)
         if ran.lost is not None:
             # SQLite rolled the whole transaction back (disk full, I/O error).
             for earlier, _ in done:
-                _fail(earlier, ran.lost)
+                fail(earlier, ran.lost)
             self._queue.extendleft(reversed(ran.unrun))  # they never ran: the next batch
             return True
         if commit:
             await self._settle(writer, done, ran.commit_error)
         return commit
 
-    def _take_run(self, room: int) -> list[_Write]:
+    def _take_run(self, room: int) -> list[Write]:
         """Take the plain writes at the head of the queue, up to `room`, or a bulk or long one."""
-        run: list[_Write] = []
+        run: list[Write] = []
         queue = self._queue
         while queue and len(run) < room and not isinstance(item := queue[0], Lease):
             alone = item.mode is MANY or item.plan.runs_long
@@ -389,7 +387,7 @@ class Writer:
     async def _settle(
         self,
         writer: sqlite3.Connection,
-        done: list[tuple[_Write, object]],
+        done: list[tuple[Write, object]],
         commit_error: Exception | None,
     ) -> None:
         """Give each caller its write's outcome once its batch has committed, or failed to."""
@@ -397,7 +395,7 @@ class Writer:
             if writer.in_transaction:
                 writer.execute("ROLLBACK")
             for item, _ in done:
-                _fail(item, commit_error)
+                fail(item, commit_error)
             return
         for item, picked in done:
             if item.future.done():
@@ -408,7 +406,7 @@ class Writer:
             try:
                 mapped = await _map_rows(item, picked)
             except Exception as error:  # noqa: BLE001  # handed to its caller alone
-                _fail(item, error)
+                fail(item, error)
                 continue
             if not item.future.done():
                 item.future.set_result(mapped)
@@ -464,69 +462,8 @@ class Writer:
         self.state = WriterState.CLOSED
 
 
-@attrs.frozen
-class _Ran:
-    """What one hop of writes did, for the loop to hand to their callers."""
-
-    outcomes: list[tuple[_Write, object, Exception | None]]  # what each gave, or its error
-    lost: Exception | None = None  # the error with which SQLite rolled the whole batch back
-    unrun: list[_Write] = attrs.field(factory=list)  # the writes after it, which never ran
-    commit_error: Exception | None = None  # why the COMMIT asked for failed
-
-
-def _run_writes(writer: sqlite3.Connection, run: list[_Write], commit: bool) -> _Ran:  # noqa: FBT001  # called through a thread, positionally
-    """Run writes one by one in a worker thread, each failing alone; then maybe commit.
-
-    Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future is
-    only read here).
-    """
-    outcomes: list[tuple[_Write, object, Exception | None]] = []
-    for index, item in enumerate(run):
-        if item.future.done():
-            continue  # cancelled before it ran: it never runs
-        try:
-            if item.mode is MANY:
-                outcome: object = savepointed(writer, item.plan, item.params)
-            else:
-                outcome = execute(writer, item.plan, item.params, item.mode)
-        except Exception as error:  # noqa: BLE001  # handed to its caller alone
-            outcomes.append((item, None, error))
-            if not writer.in_transaction:
-                return _Ran(outcomes, error, run[index + 1 :])
-            continue
-        outcomes.append((item, outcome, None))
-    if commit:
-        try:
-            writer.execute("COMMIT")
-        except Exception as error:  # noqa: BLE001  # every write of the batch fails with it
-            return _Ran(outcomes, commit_error=error)
-    return _Ran(outcomes)
-
-
-def _run_alone(
-    writer: sqlite3.Connection,
-    item: _Write,
-    report: Callable[[object, Exception | None], object],
-    free: threading.Event,
-) -> None:
-    """Run one write outside any transaction, in a worker thread: SQLite commits it at its end.
-
-    A statement that fails, the lock refused included, leaves nothing of itself behind. Once
-    it has ended, `free` is set and its outcome goes to `report`, which hands it to the loop.
-    """
-    outcome: object = None
-    error: Exception | None = None
-    if not item.future.done():  # cancelled before it ran: it never runs
-        try:
-            outcome = execute(writer, item.plan, item.params, item.mode)
-        except Exception as failed:  # noqa: BLE001  # handed to its caller alone
-            error = failed
-    free.set()  # before the report: the loop it wakes may move the writer to another loop
-    report(outcome, error)
-
-
 def _hand_over(
-    item: _Write,
+    item: Write,
     ended: asyncio.Future[tuple[object, Exception | None]],
     outcome: object,
     error: Exception | None,
@@ -539,23 +476,6 @@ def _hand_over(
         item.future.set_result(outcome)
     if not ended.done():  # else the runner was cancelled meanwhile
         ended.set_result((outcome, error))
-
-
-_Job = tuple[Callable[..., None], tuple[object, ...]]
-
-
-def _then_set(free: threading.Event, function: Callable[..., _T], *args: object) -> _T:
-    """Run `function` in a worker thread, then set `free`: its loop may have closed meanwhile."""
-    try:
-        return function(*args)
-    finally:
-        free.set()
-
-
-def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
-    """Run each job in turn, until given None: the body of the writer's own thread."""
-    while (job := jobs.get()) is not None:
-        job[0](*job[1])
 
 
 async def _outlast(work: asyncio.Future[_T]) -> _T:
@@ -589,7 +509,7 @@ async def _share_loop() -> None:
         _outlived()
 
 
-async def _map_rows(item: _Write, picked: object) -> object:
+async def _map_rows(item: Write, picked: object) -> object:
     """Map a committed write's rows for its caller; cancelled from outside, map them in one go."""
     try:
         return await map_rows(item.rows_as, picked, item.mode)
@@ -609,11 +529,6 @@ def _outlived() -> None:
         task.uncancel()
 
 
-def _gone(item: _Write | Lease) -> bool:
+def _gone(item: Write | Lease) -> bool:
     """Whether a queued write or lease was cancelled while it waited: nobody waits for it."""
-    return (item.future if isinstance(item, _Write) else item.granted).done()
-
-
-def _fail(item: _Write, error: BaseException) -> None:
-    if not item.future.done():
-        item.future.set_exception(error)
+    return (item.future if isinstance(item, Write) else item.granted).done()
