@@ -597,11 +597,10 @@ async def test_an_import_whose_insert_fails_part_way_writes_nothing(
     await _nothing_written(db)
 
 
-async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
-    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The worker thread opens the file after its caller has gone: the file is closed for it."""
-    path = _write(tmp_path, PYTEST)
+def _slow_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[threading.Event, threading.Event, list[IO[bytes]]]:
+    """Make opening a report wait for `go_on`; `opening` says it began; `opened` gets each file."""
     opening, go_on = threading.Event(), threading.Event()
     opened: list[IO[bytes]] = []
     real_open = reports.open_report
@@ -614,6 +613,15 @@ async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
         return stream
 
     monkeypatch.setattr(reports, "open_report", slow_open)
+    return opening, go_on, opened
+
+
+async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker thread opens the file after its caller has gone: the file is closed for it."""
+    path = _write(tmp_path, PYTEST)
+    opening, go_on, opened = _slow_open(monkeypatch)
     task = asyncio.ensure_future(import_junit(db, path))
     assert await asyncio.to_thread(opening.wait, 10)
     task.cancel()
@@ -646,19 +654,8 @@ async def test_an_import_whose_file_opens_while_other_tasks_are_cancelled_goes_o
     from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
 
     path = _write(tmp_path, PYTEST)
-    opening, go_on = threading.Event(), threading.Event()
-    opened: list[IO[bytes]] = []
-    real_open = reports.open_report
-
-    def slow_open(path: Path) -> IO[bytes]:
-        opening.set()
-        go_on.wait(10)
-        stream: IO[bytes] = real_open(path)
-        opened.append(stream)
-        return stream
-
     await import_junit(db, path)  # the connections it takes, open before they are counted
-    monkeypatch.setattr(reports, "open_report", slow_open)
+    opening, go_on, opened = _slow_open(monkeypatch)
     importing = asyncio.ensure_future(import_junit(db, path))
     assert await asyncio.to_thread(opening.wait, 10)
     cancel_all_tasks_but(importing)
