@@ -319,3 +319,36 @@ async def test_a_shared_load_cancelled_by_another_task_is_a_database_error(
             await cache.close()
     if db.engine is Engine.POSTGRES:
         await no_connection_left(database_url)
+
+
+async def test_a_read_whose_shared_load_the_close_cancels_reads_the_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader waiting on a load when the cache closes gets its value, as later reads do.
+
+    The close cancels the loads under way; their readers, which nobody had cancelled, got
+    `CancelledError`, then `DatabaseError` saying another task had cancelled them.
+    """
+    loading, gate = asyncio.Event(), asyncio.Event()
+    real = results.find_result
+
+    async def held(db: Database, result_id: int) -> TestResult | None:
+        loading.set()
+        await gate.wait()
+        return await real(db, result_id)
+
+    async with connect(database_url) as db:
+        await migrate(db)
+        saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        assert saved.id is not None
+        cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
+        assert await cache.find_result(saved.id + 1) is None  # the save seen: loads shared
+        monkeypatch.setattr(results, "find_result", held)
+        readers = [asyncio.ensure_future(cache.find_result(saved.id)) for _ in range(2)]
+        async with asyncio.timeout(2):
+            await loading.wait()
+        await cache.close()
+        gate.set()
+        async with asyncio.timeout(2):
+            outcome = await asyncio.gather(*readers, return_exceptions=True)
+        assert outcome == [saved, saved]

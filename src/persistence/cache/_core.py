@@ -157,6 +157,7 @@ class Cache:
         self._stop_watching = watch_writes(db, self._written)
         self._loading: dict[tuple[str, tuple[Hashable, ...], object], asyncio.Future[Any]] = {}
         """The loads under way, by table, key and version: a miss joins one of them."""
+        self._closed = False
 
     def _written(self, tables: frozenset[str]) -> None:
         for table in tables:
@@ -222,6 +223,7 @@ class Cache:
         if self._local is not None:
             self._local.clear()
         watch, self._watch = self._watch, None
+        self._closed = True  # a read whose load it cancels reads the database instead
         self._stop_watching()
         loading = list(self._loading.values())
         self._loading.clear()
@@ -255,8 +257,11 @@ class Cache:
             running.add_done_callback(lambda done: self._loaded(token, done))
         try:
             return cast("_V", await asyncio.shield(running))
-        except asyncio.CancelledError:  # the load's, cancelled from outside: a DatabaseError
-            refuse_cancel_from_outside(running)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closed and running.cancelled() and not (current and current.cancelling()):
+                return await load()  # the close cancelled the load: read as later reads do
+            refuse_cancel_from_outside(running)  # cancelled from outside: a DatabaseError
             raise
 
     def _loaded(
