@@ -275,6 +275,20 @@ async def test_a_closed_sqlite_database_is_never_read_through_the_cache(
     await watch.close()
 
 
+def hold_result_loads(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make each load of a result wait for `gate` (the second event); the first says one began."""
+    loading, gate = asyncio.Event(), asyncio.Event()
+    real = results.find_result
+
+    async def held(db: Database, result_id: int) -> TestResult | None:
+        loading.set()
+        await gate.wait()
+        return await real(db, result_id)
+
+    monkeypatch.setattr(results, "find_result", held)
+    return loading, gate
+
+
 async def test_a_shared_load_cancelled_by_another_task_is_a_database_error(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,14 +301,6 @@ async def test_a_shared_load_cancelled_by_another_task_is_a_database_error(
     from _server import no_connection_left  # noqa: PLC0415
     from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415
 
-    loading, gate = asyncio.Event(), asyncio.Event()
-    real = results.find_result
-
-    async def held(db: Database, result_id: int) -> TestResult | None:
-        loading.set()
-        await gate.wait()
-        return await real(db, result_id)
-
     async with connect(database_url) as db:
         await migrate(db)
         saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
@@ -302,7 +308,7 @@ async def test_a_shared_load_cancelled_by_another_task_is_a_database_error(
         cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
         try:
             assert await cache.find_result(saved.id + 1) is None  # the save seen: loads shared
-            monkeypatch.setattr(results, "find_result", held)
+            loading, gate = hold_result_loads(monkeypatch)
             readers = [asyncio.ensure_future(cache.find_result(saved.id)) for _ in range(3)]
             async with asyncio.timeout(2):
                 await loading.wait()
@@ -329,21 +335,13 @@ async def test_a_read_whose_shared_load_the_close_cancels_reads_the_database(
     The close cancels the loads under way; their readers, which nobody had cancelled, got
     `CancelledError`, then `DatabaseError` saying another task had cancelled them.
     """
-    loading, gate = asyncio.Event(), asyncio.Event()
-    real = results.find_result
-
-    async def held(db: Database, result_id: int) -> TestResult | None:
-        loading.set()
-        await gate.wait()
-        return await real(db, result_id)
-
     async with connect(database_url) as db:
         await migrate(db)
         saved = await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
         assert saved.id is not None
         cache = await open_memory_cache(db, heartbeat=HEARTBEAT)
         assert await cache.find_result(saved.id + 1) is None  # the save seen: loads shared
-        monkeypatch.setattr(results, "find_result", held)
+        loading, gate = hold_result_loads(monkeypatch)
         readers = [asyncio.ensure_future(cache.find_result(saved.id)) for _ in range(2)]
         async with asyncio.timeout(2):
             await loading.wait()
