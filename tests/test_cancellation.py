@@ -244,6 +244,22 @@ async def every_connection_back(db: Database) -> None:
         await asyncio.sleep(0.01)
 
 
+def tell_when_connected(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Give an event that is set once a PostgreSQL connect's socket is connected.
+
+    The connect then waits for its transport: a cancel there is a cancel mid-connect.
+    """
+    connecting = asyncio.Event()
+    made = connect_utils.TLSUpgradeProto.__init__
+
+    def made_and_tell(proto: connect_utils.TLSUpgradeProto, *args: object) -> None:
+        made(proto, *args)  # type: ignore[arg-type]
+        connecting.set()
+
+    monkeypatch.setattr(connect_utils.TLSUpgradeProto, "__init__", made_and_tell)
+    return connecting
+
+
 async def test_a_block_cancelled_while_postgres_begins_hands_back_no_transaction(
     migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,14 +316,7 @@ async def test_a_block_cancelled_while_postgres_connects_leaves_no_error_unread(
     assert await own_connections(url) == 0
     async with connect(url) as db:
         await all_results(db)  # the pool's one connection is now the lane: a block connects
-        connecting = asyncio.Event()
-        made = connect_utils.TLSUpgradeProto.__init__
-
-        def made_and_tell(proto: connect_utils.TLSUpgradeProto, *args: object) -> None:
-            made(proto, *args)  # type: ignore[arg-type]
-            connecting.set()  # the socket is connected; the connect waits for its transport
-
-        monkeypatch.setattr(connect_utils.TLSUpgradeProto, "__init__", made_and_tell)
+        connecting = tell_when_connected(monkeypatch)
         with loop_errors() as reported:
             block = asyncio.ensure_future(_two_in_a_block(db, 1))
             await connecting.wait()
@@ -439,14 +448,7 @@ async def test_a_postgres_connect_cancelled_by_another_task_is_a_database_error(
     url = migrated_postgres_url
     async with connect(url) as db:
         await all_results(db)  # the pool's one connection is now the lane: a block connects
-        connecting = asyncio.Event()
-        made = connect_utils.TLSUpgradeProto.__init__
-
-        def made_and_tell(proto: connect_utils.TLSUpgradeProto, *args: object) -> None:
-            made(proto, *args)  # type: ignore[arg-type]
-            connecting.set()
-
-        monkeypatch.setattr(connect_utils.TLSUpgradeProto, "__init__", made_and_tell)
+        connecting = tell_when_connected(monkeypatch)
         block = asyncio.ensure_future(_two_in_a_block(db, 1))
         await connecting.wait()
         for task in asyncio.all_tasks():  # the connect's own, as code cancelling tasks may
