@@ -31,6 +31,7 @@ from persistence import (
 from persistence.__main__ import main
 from persistence._cli_history import sparkline
 from persistence.storage import open_storage
+from test_run_history import store_times
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 REPORT: Final = """<?xml version="1.0" encoding="UTF-8"?>
@@ -361,21 +362,9 @@ def test_tables_show_test_ids_that_print_alike_apart_and_act_on_no_terminal(
 
 
 async def _store_times(url: str, times: list[float]) -> None:
-    """Passed results of test `t`, one a second from T0, in this order."""
+    """Passed results of test `t`, one a second from T0, in this order (`store_times`)."""
     async with connect(url) as db:
-        await save_results(
-            db,
-            [
-                TestResult(
-                    test_type=TestType.UNIT,
-                    status=TestStatus.PASSED,
-                    execution_time=seconds,
-                    created_at=T0 + dt.timedelta(seconds=second),
-                    test_id="t",
-                )
-                for second, seconds in enumerate(times)
-            ],
-        )
+        await store_times(db, times)
 
 
 def test_test_history_says_slower_past_the_floor_only(

@@ -402,24 +402,29 @@ async def test_compare_names_its_changes(db: Database) -> None:
     assert [c.test_id for c in found.new_failures] == ["born_failing", "new"]
 
 
+async def store_times(db: Database, times: list[float]) -> None:
+    """Passed results of test `t`, one a second from T0, in this order."""
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.PASSED,
+                execution_time=seconds,
+                created_at=T0 + dt.timedelta(seconds=second),
+                test_id="t",
+            )
+            for second, seconds in enumerate(times)
+        ],
+    )
+
+
 async def test_a_latest_time_barely_above_a_p50_of_zero_is_not_slower(db: Database) -> None:
     """`slower` takes the floor `compare_runs` takes: 0 s then 0.001 s is noise, not news.
 
     Without it any time above a p50 of 0 was slower, however small the step.
     """
-    for second, seconds in enumerate((0.0, 0.0, 0.001)):
-        await save_results(
-            db,
-            [
-                TestResult(
-                    test_type=TestType.UNIT,
-                    status=TestStatus.PASSED,
-                    execution_time=seconds,
-                    created_at=T0 + dt.timedelta(seconds=second),
-                    test_id="t",
-                )
-            ],
-        )
+    await store_times(db, [0.0, 0.0, 0.001])
     figures = await duration_figures(db, "t")
     assert (figures.p50, figures.latest, figures.slower) == (0.0, 0.001, False)
     assert (await duration_figures(db, "t", slower_floor=0.0005)).slower
