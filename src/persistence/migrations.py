@@ -311,23 +311,23 @@ def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migratio
 
 def _statements(engine: Engine, migration: Migration) -> list[str]:
     """Split one file and refuse statements that would end or start a transaction."""
-    return list(_checked_statements(engine, migration))
+    return list(_checked_statements(engine, migration.sql, migration.path.name, migration.name))
 
 
 @functools.lru_cache(maxsize=256)
-def _checked_statements(engine: Engine, migration: Migration) -> tuple[str, ...]:
+def _checked_statements(engine: Engine, sql: str, file_name: str, name: str) -> tuple[str, ...]:
     """`_statements`, kept per file's text: every migrate checks every file, and most are old."""
     try:
-        statements = split_script(engine, migration.sql)
+        statements = split_script(engine, sql)
     except MigrationError as error:
-        raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from None
+        raise MigrationError(f"{file_name}: {error}", migration=name) from None
     for statement in statements:
         control = _TRANSACTION_CONTROL.match(_LEADING_NOISE.sub("", statement))
         if control is not None:
             raise MigrationError(
-                f"{migration.path.name}: {control[1].upper()} is not allowed in a migration: "
+                f"{file_name}: {control[1].upper()} is not allowed in a migration: "
                 "the runner runs each file in one transaction of its own",
-                migration=migration.name,
+                migration=name,
             )
     return tuple(statements)
 
