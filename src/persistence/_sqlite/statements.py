@@ -19,6 +19,7 @@ import attrs
 from persistence._backend import Params, key_detail, row_picker
 from persistence._codecs import encode_datetime, encode_json
 from persistence._loop import LOOP_SLICE
+from persistence.queries import QUERY_WRITES
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -159,9 +160,13 @@ def _rows_insert(sql: str) -> _RowsInsert | None:
 
 
 def _insert_rows(
-    conn: sqlite3.Connection, cursor: sqlite3.Cursor, insert: _RowsInsert, rows: Sequence[Params]
+    conn: sqlite3.Connection,
+    cursor: sqlite3.Cursor,
+    insert: _RowsInsert,
+    rows: Sequence[Params],
+    query: str,
 ) -> int:
-    """Insert many rows, already encoded, with a few multi-row statements; give how many."""
+    """Insert the rows of `query`, already encoded, in a few multi-row statements; give how many."""
     names = insert.names
     pick = row_picker(names)
     per_statement = max(
@@ -180,7 +185,7 @@ def _insert_rows(
         try:
             cursor.execute(insert.sql(len(chunk)), values)
         except sqlite3.IntegrityError as error:
-            note_key(conn, insert.head, chunk, error)
+            note_key(conn, query, chunk, error)
             raise
         inserted += cursor.rowcount
     return inserted
@@ -198,7 +203,7 @@ def execute(
     try:
         if mode is MANY:
             if plan.rows_insert is not None:
-                return _insert_rows(conn, cursor, plan.rows_insert, params)
+                return _insert_rows(conn, cursor, plan.rows_insert, params, plan.name)
             cursor.executemany(plan.sql, params)
             return cursor.rowcount
         params = encode_params(params)
@@ -215,31 +220,36 @@ def execute(
         return rows[0] if mode is ROW else rows[0][0]
     except sqlite3.IntegrityError as error:
         if mode is not MANY:  # a bulk insert noted its own rows; executemany's, some stored, not
-            note_key(conn, plan.sql, [params], error)
+            note_key(conn, plan.name, [params], error)
         raise
     finally:
         cursor.close()
 
 
-_WRITTEN_TABLE: Final = re.compile(r"\b(?:INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
-
-
 def note_key(
-    conn: sqlite3.Connection, sql: str, rows: Sequence[Params], error: sqlite3.IntegrityError
+    conn: sqlite3.Connection, query: str, rows: Sequence[Params], error: sqlite3.IntegrityError
 ) -> None:
     """Note on `error` the key of `rows` that broke a constraint, as PostgreSQL says it.
 
     SQLite names a unique key's columns but not its values, and a foreign key not at all. Of
     the statement's rows, rolled back by its failure, the first whose key another of them or a
     stored row holds, or whose reference no stored row has, is named. A look-up that fails
-    notes nothing: the error stays as SQLite gave it.
+    notes nothing: the error stays as SQLite gave it. A reference is looked for in the tables
+    the generator says `query` writes.
     """
     message = str(error)
     try:
         if message.startswith("UNIQUE constraint failed: "):
             found = _taken_key(conn, message.partition(": ")[2].split(", "), rows)
-        elif message.startswith("FOREIGN KEY") and (written := _WRITTEN_TABLE.search(sql)):
-            found = _missing_reference(conn, written[1], rows)
+        elif message.startswith("FOREIGN KEY"):
+            found = next(
+                (
+                    missing
+                    for table in sorted(QUERY_WRITES.get(query, ()))
+                    if (missing := _missing_reference(conn, table, rows)) is not None
+                ),
+                None,
+            )
         else:
             return
     except (sqlite3.Error, KeyError, TypeError):  # TypeError: a value that cannot be hashed
