@@ -441,8 +441,11 @@ async def test_the_questions_refuse_bad_arguments(db: Database) -> None:
     """
     run = await save_run(db, Run(started_at=T0))
     assert run.id is not None
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match=rf"Run not found: {run.id + 1} \(head\)") as missing:
         await compare_runs(db, run.id, run.id + 1)
+    assert (missing.value.key, missing.value.argument) == (run.id + 1, "head")
+    with pytest.raises(NotFoundError, match=rf"Run not found: {run.id + 1} \(base\)"):
+        await compare_runs(db, run.id + 1, run.id)
     for ratio in (float("nan"), float("inf"), -1.0, "2"):
         with pytest.raises(ValidationError, match="slower_ratio"):
             await compare_runs(db, run.id, run.id, slower_ratio=ratio)  # type: ignore[arg-type]  # refused

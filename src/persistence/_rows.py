@@ -96,10 +96,10 @@ class _FileRecordFill:
     metadata: JsonObject
 
 
-def found(model: str, key: object, item: _T | None) -> _T:
-    """Give `item`, or raise NotFoundError for `key` when it is None."""
+def found(model: str, key: object, item: _T | None, argument: str | None = None) -> _T:
+    """Give `item`, or raise NotFoundError for `key` (held by `argument`) when it is None."""
     if item is None:
-        raise NotFoundError(model, key)
+        raise NotFoundError(model, key, argument=argument)
     return item
 
 

@@ -20,12 +20,17 @@ class ValidationError(PersistenceError, ValueError):
 
 
 class NotFoundError(PersistenceError, LookupError):
-    """No row has the key that was asked for."""
+    """No row has the key that was asked for.
 
-    def __init__(self, model: str, key: object) -> None:
-        super().__init__(f"{model} not found: {key!r}")
+    `argument` names the caller's argument that held the key, where a call takes more than one.
+    """
+
+    def __init__(self, model: str, key: object, *, argument: str | None = None) -> None:
+        named = "" if argument is None else f" ({argument})"
+        super().__init__(f"{model} not found: {key!r}{named}")
         self.model = model
         self.key = key
+        self.argument = argument
 
 
 class ConflictError(PersistenceError):

@@ -27,11 +27,11 @@ from persistence._guards import (
     utc_instant,
 )
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
-from persistence._rows import result_from_row
+from persistence._rows import found, result_from_row
 from persistence.database import Database, connection, run_query
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
-from persistence.runs import get_run
+from persistence.runs import find_run
 
 __all__ = [
     "DEFAULT_SLOWER_FLOOR",
@@ -224,8 +224,9 @@ async def compare_runs(
             slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
             slower_floor=floor,
         )
-    await get_run(db, base)  # after the comparison: a run deleted meanwhile is not found
-    await get_run(db, head)
+    # after the comparison: a run deleted meanwhile is not found
+    found("Run", base, await find_run(db, base), "base")
+    found("Run", head, await find_run(db, head), "head")
     changes = tuple(
         TestChange(
             test_id=row.test_id,
