@@ -206,6 +206,20 @@ async def test_a_user_file_may_not_lead_out_of_the_folder(
     assert (await migration_status(empty, linked)).up_to_date
 
 
+async def test_a_symlink_loop_in_the_folder_is_named(empty: Database, mine: Path) -> None:
+    """A migration file that is a link to itself is refused by name, with nothing run.
+
+    Python 3.11's `Path.resolve` raised RuntimeError on the loop, which `migrate` let out and
+    the command line printed as a traceback.
+    """
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_loop.sql").symlink_to("0002_loop.sql")
+    with pytest.raises(MigrationError, match=r"0002_loop\.sql cannot be read") as caught:
+        await migrate(empty, mine)
+    assert caught.value.migration == "0002_loop.sql"
+    assert await _tables(empty) <= {"sqlite_sequence"}
+
+
 SESSION_SETTINGS = (
     "CREATE TEMPORARY TABLE scratch (id integer);\n"
     "SET default_transaction_read_only = on;\n"

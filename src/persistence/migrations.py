@@ -11,6 +11,7 @@ import datetime as dt
 import enum
 import functools
 import hashlib
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -276,7 +277,7 @@ def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
     `within` (when given) is refused unread too.
     """
     if within is not None:
-        target = path.resolve()
+        target = Path(os.path.realpath(path))  # a loop is left to open_regular, to name
         if not any(target.is_relative_to(folder) for folder in within):
             raise MigrationError(
                 f"{path.name} leads out of your migrations folder (a link to {target}): "
