@@ -35,8 +35,8 @@ from persistence.__main__ import main
 from persistence.migrations import discover_migrations, migrations_folder
 
 ROOT = Path(__file__).parents[1]
-STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted", "user"}
-USER_KEYS = {"folder"}  # with applied, pending, drifted and up_to_date
+STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted", "newer", "user"}
+USER_KEYS = {"folder"}  # with applied, pending, drifted, newer and up_to_date
 APPLIED_KEYS = {"version", "name", "checksum", "applied_at", "duration_ms"}
 PENDING_KEYS = {"version", "name", "file"}
 DRIFT_KEYS = {"version", "name", "change", "message"}

@@ -153,3 +153,35 @@ def test_a_long_migration_runs_within_the_command_timeout_it_is_given(
             main(["migrate", *flags, "--command-timeout", bad])
         assert usage.value.code == 2
         assert "--command-timeout" in capsys.readouterr().err
+
+
+def test_status_says_which_migration_is_newer_than_the_files(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """`status` names a migration applied but newer than every file, as text and as JSON.
+
+    It exited 1, not up to date, while listing nothing pending or drifted: the one migration
+    that made it so showed as a plain `applied` line, and `--json` had no key for it.
+    """
+    mine = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_passed_view.sql").write_text(VIEW, encoding="utf-8")
+        (mine / engine / "0002_second.sql").write_text("-- nothing yet\n", encoding="utf-8")
+    flags = ("--database", database_url, "--migrations", str(mine))
+    code, _, err = run(capsys, "migrate", *flags)
+    assert code == 0, err
+    for engine in ("sqlite", "postgres"):
+        (mine / engine / "0002_second.sql").unlink()
+    code, out, _ = run(capsys, "status", *flags)
+    assert code == 1
+    newer = [line for line in out.splitlines() if line.startswith("newer")]
+    assert newer == [
+        "newer    user/0002_second  applied, but newer than every file of your migrations folder"
+    ]
+    code, out, _ = run(capsys, "status", "--json", *flags)
+    assert code == 1
+    report = json.loads(out)
+    assert report["newer"] == []
+    assert [(m["version"], m["name"]) for m in report["user"]["newer"]] == [(2, "0002_second")]
+    assert report["user"]["up_to_date"] is False

@@ -1,6 +1,6 @@
 """The command line: `persistence migrate|status|history|new`, also run as `python -m persistence`.
 
-Exit codes: 0 done; 1 `status` found pending or drifted migrations; 2 bad usage; 3 could not
+Exit codes: 0 done; 1 `status` found pending, drifted or newer migrations; 2 bad usage; 3 could not
 run (bad URL, unusable path, unreachable server, or any other PersistenceError), with one
 line on stderr. This module builds the parser and runs a command; the migration commands are
 in `_cli_migrations`, the run-history ones in `_cli_history`, and what they share in

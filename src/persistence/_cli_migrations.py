@@ -45,6 +45,11 @@ _TEMPLATE: Final = """\
 """
 LOCK_TIMEOUT: Final = 60.0
 """How long `migrate` waits for another runner's lock by default (--lock-timeout)."""
+_NEWER: Final = {
+    Chain.PACKAGE: "applied by a newer version of this package: upgrade it",
+    Chain.USER: "applied, but newer than every file of your migrations folder",
+}
+"""What `status` says of an applied migration newer than every file of its chain."""
 _QUIET: Final = 1.0  # how long `migrate` works before it says what it may be waiting for
 _T = TypeVar("_T")
 
@@ -169,6 +174,8 @@ async def status_command(arguments: argparse.Namespace) -> int:
                 print(f"pending  {label}{migration.path.name}")
             for drift in chain.drifted:
                 print(f"drifted  {label}{drift.describe()}")
+            for done in chain.newer:
+                print(f"newer    {label}{done.name}  {_NEWER[chain.chain]}")
     return EXIT_OK if status.up_to_date else EXIT_PENDING
 
 
@@ -205,6 +212,7 @@ def _chain_json(status: MigrationStatus) -> dict[str, object]:
             | {"change": "deleted" if d.migration is None else "edited", "message": d.describe()}
             for d in status.drifted
         ],
+        "newer": [_applied_json(done) for done in status.newer],
     }
 
 
