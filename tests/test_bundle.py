@@ -122,3 +122,31 @@ async def test_a_bad_files_root_is_refused_before_anything_opens(
         ):
             pass
     assert not (tmp_path / "new.db").exists()
+
+
+async def test_check_refuses_a_database_newer_than_the_files(
+    tmp_path: Path, database_url: str
+) -> None:
+    """With migrations='check', a migration applied but newer than every file is refused.
+
+    'apply' refused it, while 'check' opened the database as if it were up to date: code that
+    does not know a migration ran on the schema it made.
+    """
+    chain = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (chain / engine).mkdir(parents=True)
+        (chain / engine / "0001_notes.sql").write_text(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n", encoding="utf-8"
+        )
+        (chain / engine / "0002_later.sql").write_text("-- nothing\n", encoding="utf-8")
+    async with connect(database_url) as db:
+        await migrate(db, chain)
+    for engine in ("sqlite", "postgres"):
+        (chain / engine / "0002_later.sql").unlink()
+    files = tmp_path / "f"
+    for migrations in ("apply", "check"):
+        with pytest.raises(MigrationError, match="0002_later"):
+            async with open_persistence(
+                database_url, files=files, migrations=migrations, user_migrations=chain
+            ):
+                pass

@@ -76,7 +76,8 @@ async def open_persistence(  # every part is the caller's to choose
     """Open the database, the file store and the caches; close them all when the block ends.
 
     With `migrations="apply"` pending migrations are applied; with `"check"`, a database
-    with pending or drifted migrations is refused with MigrationError and left untouched.
+    with pending or drifted migrations, or one newer than the files, is refused with
+    MigrationError and left untouched.
     `user_migrations` names the folder of the user's own chain, after the package's, as
     `migrate` takes it; `tracing`, `slow_query`, `pgbouncer` and `listen_url` go to
     `open_database`.
@@ -120,6 +121,9 @@ async def open_persistence(  # every part is the caller's to choose
                     f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "
                     "run 'persistence migrate'"
                 )
+            if not status.up_to_date:  # a migration newer than every file, as migrate refuses
+                problems = [problem for chain in status.chains for problem in chain.problems()]
+                raise MigrationError(f"{db.url}: {'; '.join(problems)}")
         storage = await open_storage(root)
         if redis_url is None:
             cache: Cache = await open_memory_cache(db, heartbeat=heartbeat)
