@@ -189,6 +189,20 @@ async def test_line_endings_are_not_drift(empty: Database, folder: Path) -> None
     assert (await migration_status(empty, package_folder=folder)).up_to_date
 
 
+async def test_a_file_of_lone_cr_line_ends_runs_its_statements(
+    empty: Database, folder: Path
+) -> None:
+    """A file whose lines end in a lone CR (as old Mac editors save) runs what it says.
+
+    The splitter ended a `--` comment at LF alone, so the comment on the first line took the
+    whole file: the migration was recorded as applied with none of its statements run, though
+    the checksum reads CR as a line end and PostgreSQL's own lexer ends the comment there.
+    """
+    write(folder, "0001_create_a.sql", CREATE_A.replace("\n", "\r"))
+    assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2]
+    assert {"a", "b"} <= await _table_names(empty)
+
+
 async def test_two_runners_apply_each_migration_once(database_url: str, folder: Path) -> None:
     """Two runners started at once apply each migration exactly once between them."""
     for number in range(3, 13):

@@ -186,8 +186,12 @@ class MigrationStatus:
 
 def checksum(text: str) -> str:
     """SHA-256 of a file's text with line endings normalised, so a checkout's CRLF is no drift."""
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    return hashlib.sha256(normalised.encode()).hexdigest()
+    return hashlib.sha256(_lf_lines(text).encode()).hexdigest()
+
+
+def _lf_lines(text: str) -> str:
+    """End each line with LF alone: CRLF and a lone CR end a line, for the checksum and the SQL."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def migrations_folder(engine: Engine) -> Path:
@@ -263,9 +267,9 @@ def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migra
             "engine takes in SQL: a migration is SQL text",
             migration=path.name,
         )
-    # The SQL goes without a byte order mark, which PostgreSQL would take for part of a word;
-    # the checksum stays the file's, so a file applied with one is no drift.
-    sql = text.removeprefix("\ufeff")
+    # The SQL goes without a byte order mark, which PostgreSQL would take for part of a word, and
+    # with LF line ends, so that a lone CR ends a `--` comment; the checksum stays the file's.
+    sql = _lf_lines(text.removeprefix("\ufeff"))
     return Migration(int(match["version"]), path.stem, path, sql, checksum(text))
 
 
@@ -557,24 +561,16 @@ async def _apply(
         ) from error
     applied_at = dt.datetime.now(dt.UTC)
     duration_ms = (time.perf_counter() - started) * 1000
-    if migration.chain is Chain.PACKAGE:
-        await db.queries.record_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
-    else:
-        await db.queries.record_user_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
+    package = migration.chain is Chain.PACKAGE
+    record = db.queries.record_migration if package else db.queries.record_user_migration
+    await record(
+        conn,
+        version=migration.version,
+        name=migration.name,
+        checksum=migration.checksum,
+        applied_at=applied_at,
+        duration_ms=duration_ms,
+    )
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
