@@ -286,15 +286,48 @@ def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
 def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
     """Map a config_entries row to a model, decoding the value as its declared type."""
     kind = _CONFIG_TYPES[row.type]
+    section, key, description = row.section, row.key, row.description
+    # What the CHECKs leave to the model: SQLite's loose types, NULs, a key too long to be one.
+    if not (
+        _is_key(section)
+        and _is_key(key)
+        and (description is None or (type(description) is str and "\x00" not in description))
+    ):
+        raise refused_row("config_entries", row.id, lambda: _checked_config(row))
     model: ConfigEntry = _new(ConfigEntry)
     _set(model, "id", row.id)
-    _set(model, "section", row.section)
-    _set(model, "key", row.key)
+    _set(model, "section", section)
+    _set(model, "key", key)
     _set(model, "value", decode_config_value(kind, row.value))
     _set(model, "type", kind)
-    _set(model, "description", row.description)
+    _set(model, "description", description)
     _set(model, "updated_at", row.updated_at)
     return model
+
+
+def _is_key(value: object) -> bool:
+    """Tell, at little cost, if a stored section or key is text the model takes as one.
+
+    The table's CHECK holds it non-empty; this, that it is text without NUL characters, of at
+    most MAX_KEY_BYTES.
+    """
+    return (
+        type(value) is str
+        and "\x00" not in value
+        and (len(value) <= _SHORT_KEY or key_length_problem(value) is None)
+    )
+
+
+def _checked_config(row: ConfigEntriesRow) -> ConfigEntry:
+    """Build a config entry from its row through the model's checks (its id apart)."""
+    return ConfigEntry(
+        section=row.section,
+        key=row.key,
+        value=decode_config_value(_CONFIG_TYPES[row.type], row.value),
+        type=row.type,  # type: ignore[arg-type]  # the converter takes the text
+        description=row.description,
+        updated_at=row.updated_at,
+    )
 
 
 def config_params(entry: ConfigEntry) -> UpsertConfigEntryParams:
