@@ -33,6 +33,7 @@ from persistence import (
     connect,
     find_file_record_by_path,
     get_config_entry,
+    get_config_entry_by_key,
     get_result,
     get_run,
     list_config_entries,
@@ -328,6 +329,47 @@ async def _refused_config_entry(database_url: str, column: str, value: str) -> N
             ):
                 await read()
         assert (await get_config_entry(db, first.id or 0)).value == 1
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity"])
+async def test_postgres_infinite_times_of_config_and_file_records_are_refused(
+    migrated_postgres_url: str, value: str
+) -> None:
+    """PostgreSQL's `timestamptz` holds `infinity` and `-infinity`, which asyncpg reads naive.
+
+    A config entry or a file record holding one was read with a naive `datetime.max` or `.min`,
+    which failed the next comparison with an aware time by a bare TypeError, and was written
+    back as a finite time by the next save. Each read now refuses it on `stored row`, naming
+    the column and the row's id; the other rows still read.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        await set_config(db, "a", "k", 1)
+        entry = await set_config(db, "b", "k", 2)
+        await save_file_record(db, FileRecord(path="a"))
+        record = await save_file_record(db, FileRecord(path="b"))
+        await plain_sql(
+            url,
+            f"UPDATE config_entries SET updated_at = '{value}' WHERE id = {entry.id}",  # noqa: S608  # the test's own SQL
+            f"UPDATE file_records SET accessed_at = '{value}' WHERE id = {record.id}",  # noqa: S608  # the test's own SQL
+        )
+        reads: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            (
+                f"config_entries.updated_at: id {entry.id}",
+                lambda: get_config_entry(db, entry.id or 0),
+            ),
+            (f"config_entries.updated_at: id {entry.id}", lambda: all_config_entries(db)),
+            (f"file_records.accessed_at: id {record.id}", lambda: all_file_records(db)),
+            (
+                f"file_records.accessed_at: id {record.id}",
+                lambda: find_file_record_by_path(db, "b"),
+            ),
+        ]
+        for reason, read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.{reason}: .*{value}"):
+                await read()
+        assert (await get_config_entry_by_key(db, "a", "k")).value == 1
+        assert (await find_file_record_by_path(db, "a")) is not None
 
 
 @pytest.mark.parametrize("value", ["x'00'", "'2026-06-01T00:00:00'", "'2026-06-01 12:00'"])

@@ -245,6 +245,8 @@ def file_record_from_row(row: FileRecordsRow) -> FileRecord:
         and type(path) is str
         and "\x00" not in path
         and (len(path) <= _SHORT_KEY or key_length_problem(path) is None)
+        and row.created_at.tzinfo is not None
+        and row.accessed_at.tzinfo is not None
     ):
         raise refused_row("file_records", row.id, lambda: _checked_file_record(row))
     model = _new(_FileRecordFill)
@@ -265,10 +267,26 @@ def _checked_file_record(row: FileRecordsRow) -> FileRecord:
         path=row.path,
         size=row.size,
         hash=row.hash,
-        created_at=row.created_at,
-        accessed_at=row.accessed_at,
+        created_at=_finite("FileRecord", "created_at", row.created_at),
+        accessed_at=_finite("FileRecord", "accessed_at", row.accessed_at),
         metadata=row.metadata,
     )
+
+
+_INFINITIES = {
+    dt.datetime.max: "infinity",  # noqa: DTZ901  # naive on purpose: asyncpg reads it so
+    dt.datetime.min: "-infinity",  # noqa: DTZ901  # naive on purpose: asyncpg reads it so
+}
+"""How asyncpg reads PostgreSQL's infinite times: naive, at the ends of Python's range."""
+
+
+def _finite(model: str, field: str, stored: dt.datetime) -> dt.datetime:
+    """Give a stored time as read, unless it is one of PostgreSQL's infinities: refuse those."""
+    infinity = _INFINITIES.get(stored) if stored.tzinfo is None else None
+    if infinity is not None:
+        reason = f"stored {infinity} is no instant (PostgreSQL's timestamptz holds it, no model)"
+        raise ValidationError(model, field, reason)
+    return stored
 
 
 def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
@@ -292,6 +310,7 @@ def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
         _is_key(section)
         and _is_key(key)
         and (description is None or (type(description) is str and "\x00" not in description))
+        and row.updated_at.tzinfo is not None
     ):
         raise refused_row("config_entries", row.id, lambda: _checked_config(row))
     model: ConfigEntry = _new(ConfigEntry)
@@ -326,7 +345,7 @@ def _checked_config(row: ConfigEntriesRow) -> ConfigEntry:
         value=decode_config_value(_CONFIG_TYPES[row.type], row.value),
         type=row.type,  # type: ignore[arg-type]  # the converter takes the text
         description=row.description,
-        updated_at=row.updated_at,
+        updated_at=_finite("ConfigEntry", "updated_at", row.updated_at),
     )
 
 
