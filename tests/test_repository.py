@@ -451,6 +451,25 @@ async def test_config_text_breaking_the_models_rules_is_refused(
         assert "stored text" in caught.value.reason
 
 
+@pytest.mark.parametrize("text", ["1_000.5", "\u0661\u0662", "\uff11.5", "1_0e1_0"])
+async def test_config_float_text_in_no_number_syntax_is_refused(
+    db: Database, database_url: str, text: str
+) -> None:
+    """A stored float is read in the syntax of JSON and SQL numbers, as a stored int is.
+
+    Python's `float` also reads underscores between digits and digits of other scripts, so
+    text that another program stored and that JSON reads as no number (`1_000.5`, Arabic
+    digits) was read as a float setting, while an int setting refused the same text.
+    """
+    await set_config(db, "s", "k", 1.0)
+    await store_config_text(database_url, "float", text)
+    with pytest.raises(ValidationError, match="is not a float") as caught:
+        await get_config_value(db, "s", "k", float)
+    assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
+    await store_config_text(database_url, "float", " -0.0 ")  # as float() and PostgreSQL take
+    assert str(await get_config_value(db, "s", "k", float)) == "-0.0"
+
+
 # --- file records --------------------------------------------------------------------------
 
 HASH_A = "a" * 64

@@ -384,8 +384,9 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
             decoded = text
         elif kind is ConfigType.BOOL:
             decoded = {"true": True, "false": False}[text]
-        elif kind is ConfigType.FLOAT:
-            decoded = float(text)
+        elif kind is ConfigType.FLOAT:  # digits as JSON and SQL write them, as an int's are
+            ascii_digits = type(text) is str and text.isascii() and "_" not in text  # a blob: no
+            decoded = float(text) if ascii_digits else None
         else:
             decoded = json.loads(text)
     except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
