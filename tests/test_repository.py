@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import asyncpg
 import attrs
@@ -50,6 +52,7 @@ from persistence import (
     save_results,
     set_config,
 )
+from persistence.cache import open_memory_cache
 from persistence.models import MAX_KEY_BYTES
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -303,6 +306,38 @@ async def test_config_value_typed_reads(db: Database) -> None:
         await get_config_value(db, "run", "missing", int)
 
 
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [(list[int], "list[int]"), ("list", "'list'"), (bytes, "bytes"), (None, "None")],
+)
+async def test_config_value_read_as_no_config_type_is_refused(
+    db: Database, kind: object, shown: str
+) -> None:
+    """A `kind` that is no config type is refused first, naming it and the types there are.
+
+    It was compared with the stored value's type only when there was one: `list[int]` or
+    `"list"` said `run.jobs is declared list, not list`, and a missing entry gave the default.
+    """
+    await set_config(db, "run", "jobs", [4])
+    hostile = cast("type[int]", kind)  # what a caller without mypy may pass
+    cache = await open_memory_cache(db)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: get_config_value(db, "run", "jobs", hostile),
+        lambda: get_config_value(db, "run", "missing", hostile, 7),
+        lambda: cache.get_config_value("run", "jobs", hostile),
+    ]
+    try:
+        for read in reads:
+            with pytest.raises(ValidationError) as caught:
+                await read()
+            assert (caught.value.model, caught.value.field) == ("get_config_value", "kind")
+            assert caught.value.reason == (
+                f"expected one of the types str, int, float, bool, list, dict, got {shown}"
+            )
+    finally:
+        await cache.close()
+
+
 async def test_config_find_by_id_and_key(db: Database) -> None:
     """Config entries are found by id and by (section, key), or not at all."""
     entry = await set_config(db, "a", "b", 1.5)
@@ -414,6 +449,25 @@ async def test_config_text_breaking_the_models_rules_is_refused(
             await read()
         assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
         assert "stored text" in caught.value.reason
+
+
+@pytest.mark.parametrize("text", ["1_000.5", "\u0661\u0662", "\uff11.5", "1_0e1_0"])
+async def test_config_float_text_in_no_number_syntax_is_refused(
+    db: Database, database_url: str, text: str
+) -> None:
+    """A stored float is read in the syntax of JSON and SQL numbers, as a stored int is.
+
+    Python's `float` also reads underscores between digits and digits of other scripts, so
+    text that another program stored and that JSON reads as no number (`1_000.5`, Arabic
+    digits) was read as a float setting, while an int setting refused the same text.
+    """
+    await set_config(db, "s", "k", 1.0)
+    await store_config_text(database_url, "float", text)
+    with pytest.raises(ValidationError, match="is not a float") as caught:
+        await get_config_value(db, "s", "k", float)
+    assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
+    await store_config_text(database_url, "float", " -0.0 ")  # as float() and PostgreSQL take
+    assert str(await get_config_value(db, "s", "k", float)) == "-0.0"
 
 
 # --- file records --------------------------------------------------------------------------

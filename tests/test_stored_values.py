@@ -26,17 +26,22 @@ from persistence import (
     TestStatus,
     TestType,
     ValidationError,
+    all_config_entries,
     all_file_records,
     all_results,
     all_runs,
     connect,
     find_file_record_by_path,
+    get_config_entry,
+    get_config_entry_by_key,
     get_result,
     get_run,
+    list_config_entries,
     list_results,
     save_file_record,
     save_results,
     save_run,
+    set_config,
 )
 from persistence.migrations import migrate
 from test_plain_ids import plain_sql
@@ -271,6 +276,99 @@ async def _refused_file_record(database_url: str, column: str, value: str) -> No
         await plain_sql(database_url, update)
         with pytest.raises(ValidationError, match=rf"stored row\.file_records\.{column}"):
             await all_file_records(db)
+        assert (await find_file_record_by_path(db, "a")) is not None
+
+
+_CONFIG_PAST_THE_MODEL = [("key", f"'{'k' * 1100}'"), ("section", f"'{'s' * 1100}'")]
+"""A section or key too long to be one, which PostgreSQL's index takes up to 2,704 bytes."""
+_SQLITE_CONFIG_ONLY = [
+    ("section", "'b' || char(0)"),
+    ("key", "'k' || char(0)"),
+    ("description", "'d' || char(0)"),
+    ("description", "x'00'"),
+]
+"""NUL characters and a blob, which only SQLite's columns take."""
+
+
+@pytest.mark.parametrize(("column", "value"), _CONFIG_PAST_THE_MODEL)
+async def test_a_config_entry_stored_past_the_models_rules_is_refused(
+    database_url: str, column: str, value: str
+) -> None:
+    """A config entry's section, key and description have only NOT NULL and non-empty CHECKs.
+
+    Such an entry was read into a ConfigEntry that broke its own rules, and a page ending on it
+    failed to make its cursor; now each read refuses it on `stored row`, naming the column and
+    the entry's id, and the other entries still read.
+    """
+    await _refused_config_entry(database_url, column, value)
+
+
+@pytest.mark.parametrize(("column", "value"), _SQLITE_CONFIG_ONLY)
+async def test_a_sqlite_config_entry_of_loose_types_is_refused(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    """The same for what only SQLite's columns take: NUL characters, a blob."""
+    await _refused_config_entry(str(tmp_path / "app.db"), column, value)
+
+
+async def _refused_config_entry(database_url: str, column: str, value: str) -> None:
+    async with connect(database_url) as db:
+        await migrate(db)
+        first = await set_config(db, "a", "k", 1)
+        bad = await set_config(db, "b", "k", 2)
+        update = f"UPDATE config_entries SET {column} = {value} WHERE id = {bad.id}"  # noqa: S608  # the test's own SQL
+        await plain_sql(database_url, update)
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_config_entry(db, bad.id or 0),
+            lambda: all_config_entries(db),
+            lambda: list_config_entries(db, limit=2),
+        ]
+        for read in reads:
+            with pytest.raises(
+                ValidationError, match=rf"stored row\.config_entries\.{column}: id {bad.id}:"
+            ):
+                await read()
+        assert (await get_config_entry(db, first.id or 0)).value == 1
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity"])
+async def test_postgres_infinite_times_of_config_and_file_records_are_refused(
+    migrated_postgres_url: str, value: str
+) -> None:
+    """PostgreSQL's `timestamptz` holds `infinity` and `-infinity`, which asyncpg reads naive.
+
+    A config entry or a file record holding one was read with a naive `datetime.max` or `.min`,
+    which failed the next comparison with an aware time by a bare TypeError, and was written
+    back as a finite time by the next save. Each read now refuses it on `stored row`, naming
+    the column and the row's id; the other rows still read.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        await set_config(db, "a", "k", 1)
+        entry = await set_config(db, "b", "k", 2)
+        await save_file_record(db, FileRecord(path="a"))
+        record = await save_file_record(db, FileRecord(path="b"))
+        await plain_sql(
+            url,
+            f"UPDATE config_entries SET updated_at = '{value}' WHERE id = {entry.id}",  # noqa: S608  # the test's own SQL
+            f"UPDATE file_records SET accessed_at = '{value}' WHERE id = {record.id}",  # noqa: S608  # the test's own SQL
+        )
+        reads: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            (
+                f"config_entries.updated_at: id {entry.id}",
+                lambda: get_config_entry(db, entry.id or 0),
+            ),
+            (f"config_entries.updated_at: id {entry.id}", lambda: all_config_entries(db)),
+            (f"file_records.accessed_at: id {record.id}", lambda: all_file_records(db)),
+            (
+                f"file_records.accessed_at: id {record.id}",
+                lambda: find_file_record_by_path(db, "b"),
+            ),
+        ]
+        for reason, read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.{reason}: .*{value}"):
+                await read()
+        assert (await get_config_entry_by_key(db, "a", "k")).value == 1
         assert (await find_file_record_by_path(db, "a")) is not None
 
 

@@ -157,6 +157,15 @@ def argument(model: str, field: str, kind: type[_T], value: object, expected: st
     raise ValidationError(model, field, _type_problem(expected or kind.__name__, value))
 
 
+def type_among(model: str, field: str, value: object, kinds: Iterable[type]) -> type:
+    """Check that an argument is one of `kinds` itself, such as the type to read a value as."""
+    if type(value) is type and value in kinds:  # a plain class: hashable, named by __name__
+        return value
+    shown = value.__name__ if type(value) is type else repr(value)  # list[int], not `list`
+    names = ", ".join(kind.__name__ for kind in kinds)
+    raise ValidationError(model, field, f"expected one of the types {names}, got {shown:.80}")
+
+
 def with_method(model: str, field: str, value: _T, method: str, expected: str) -> _T:
     """Check that an argument has `method` to call, such as a store's `sweep`, before it is used."""
     if not callable(getattr(value, method, None)):

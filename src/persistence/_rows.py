@@ -245,6 +245,8 @@ def file_record_from_row(row: FileRecordsRow) -> FileRecord:
         and type(path) is str
         and "\x00" not in path
         and (len(path) <= _SHORT_KEY or key_length_problem(path) is None)
+        and row.created_at.tzinfo is not None
+        and row.accessed_at.tzinfo is not None
     ):
         raise refused_row("file_records", row.id, lambda: _checked_file_record(row))
     model = _new(_FileRecordFill)
@@ -265,10 +267,26 @@ def _checked_file_record(row: FileRecordsRow) -> FileRecord:
         path=row.path,
         size=row.size,
         hash=row.hash,
-        created_at=row.created_at,
-        accessed_at=row.accessed_at,
+        created_at=_finite("FileRecord", "created_at", row.created_at),
+        accessed_at=_finite("FileRecord", "accessed_at", row.accessed_at),
         metadata=row.metadata,
     )
+
+
+_INFINITIES = {
+    dt.datetime.max: "infinity",  # noqa: DTZ901  # naive on purpose: asyncpg reads it so
+    dt.datetime.min: "-infinity",  # noqa: DTZ901  # naive on purpose: asyncpg reads it so
+}
+"""How asyncpg reads PostgreSQL's infinite times: naive, at the ends of Python's range."""
+
+
+def _finite(model: str, field: str, stored: dt.datetime) -> dt.datetime:
+    """Give a stored time as read, unless it is one of PostgreSQL's infinities: refuse those."""
+    infinity = _INFINITIES.get(stored) if stored.tzinfo is None else None
+    if infinity is not None:
+        reason = f"stored {infinity} is no instant (PostgreSQL's timestamptz holds it, no model)"
+        raise ValidationError(model, field, reason)
+    return stored
 
 
 def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
@@ -286,15 +304,49 @@ def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
 def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
     """Map a config_entries row to a model, decoding the value as its declared type."""
     kind = _CONFIG_TYPES[row.type]
+    section, key, description = row.section, row.key, row.description
+    # What the CHECKs leave to the model: SQLite's loose types, NULs, a key too long to be one.
+    if not (
+        _is_key(section)
+        and _is_key(key)
+        and (description is None or (type(description) is str and "\x00" not in description))
+        and row.updated_at.tzinfo is not None
+    ):
+        raise refused_row("config_entries", row.id, lambda: _checked_config(row))
     model: ConfigEntry = _new(ConfigEntry)
     _set(model, "id", row.id)
-    _set(model, "section", row.section)
-    _set(model, "key", row.key)
+    _set(model, "section", section)
+    _set(model, "key", key)
     _set(model, "value", decode_config_value(kind, row.value))
     _set(model, "type", kind)
-    _set(model, "description", row.description)
+    _set(model, "description", description)
     _set(model, "updated_at", row.updated_at)
     return model
+
+
+def _is_key(value: object) -> bool:
+    """Tell, at little cost, if a stored section or key is text the model takes as one.
+
+    The table's CHECK holds it non-empty; this, that it is text without NUL characters, of at
+    most MAX_KEY_BYTES.
+    """
+    return (
+        type(value) is str
+        and "\x00" not in value
+        and (len(value) <= _SHORT_KEY or key_length_problem(value) is None)
+    )
+
+
+def _checked_config(row: ConfigEntriesRow) -> ConfigEntry:
+    """Build a config entry from its row through the model's checks (its id apart)."""
+    return ConfigEntry(
+        section=row.section,
+        key=row.key,
+        value=decode_config_value(_CONFIG_TYPES[row.type], row.value),
+        type=row.type,  # type: ignore[arg-type]  # the converter takes the text
+        description=row.description,
+        updated_at=_finite("ConfigEntry", "updated_at", row.updated_at),
+    )
 
 
 def config_params(entry: ConfigEntry) -> UpsertConfigEntryParams:
@@ -332,8 +384,9 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
             decoded = text
         elif kind is ConfigType.BOOL:
             decoded = {"true": True, "false": False}[text]
-        elif kind is ConfigType.FLOAT:
-            decoded = float(text)
+        elif kind is ConfigType.FLOAT:  # digits as JSON and SQL write them, as an int's are
+            ascii_digits = type(text) is str and text.isascii() and "_" not in text  # a blob: no
+            decoded = float(text) if ascii_digits else None
         else:
             decoded = json.loads(text)
     except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar, overload
 import attrs
 from attrs.validators import optional as optional_check
 
-from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type
+from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type, type_among
 from persistence._interface import JsonValue
 from persistence._loop import share_loop
 from persistence._paging import (
@@ -146,10 +146,12 @@ async def get_config_value(
 ) -> object:
     """Return the value of (section, key) as `kind`, checked against its declared type.
 
-    `kind` is `str`, `int`, `float`, `bool`, `list` or `dict` (typed as JSON). A missing entry
-    gives `default`, else NotFoundError. `db` may be a cache, whose `get_config_value` method
-    is this function, so that one set of signatures types them all.
+    `kind` is `str`, `int`, `float`, `bool`, `list` or `dict` (typed as JSON); any other is
+    refused (ValidationError) before anything is read. A missing entry gives `default`, else
+    NotFoundError. `db` may be a cache, whose `get_config_value` method is this function, so
+    that one set of signatures types them all.
     """
+    type_among("get_config_value", "kind", kind, _TYPES_OF)
     if isinstance(db, Database) or not hasattr(db, "held_config_entry"):  # else a cache
         entry = await find_config_entry_by_key(require_database(db), section, key)
         return value_of(entry, section, key, kind, default)
