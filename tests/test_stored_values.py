@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,12 +40,15 @@ from persistence import (
     list_config_entries,
     list_results,
     save_file_record,
+    save_result,
     save_results,
     save_run,
     set_config,
 )
 from persistence.migrations import migrate
 from test_plain_ids import plain_sql
+
+START = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def result(i: int) -> TestResult:
@@ -370,6 +374,42 @@ async def test_postgres_infinite_times_of_config_and_file_records_are_refused(
                 await read()
         assert (await get_config_entry_by_key(db, "a", "k")).value == 1
         assert (await find_file_record_by_path(db, "a")) is not None
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity"])
+async def test_postgres_infinite_times_of_results_and_runs_are_refused(
+    migrated_postgres_url: str, value: str
+) -> None:
+    """A result's or a run's time that plain SQL set to an infinity is refused when read.
+
+    As for config entries and file records, it was read as a naive `datetime.max` or `.min`.
+    A run holding one failed its read by a bare TypeError (its end compared with its start);
+    a result held a time no model holds. Each read now refuses it on `stored row`, naming the
+    column and the row's id; the other rows still read.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        kept, ended, started = [await save_run(db, Run(started_at=START)) for _ in range(3)]
+        first, second = [await save_result(db, result(i)) for i in (1, 2)]
+        await plain_sql(
+            url,
+            f"UPDATE test_results SET created_at = '{value}' WHERE id = {first.id}",  # noqa: S608  # the test's own SQL
+            f"UPDATE runs SET ended_at = '{value}' WHERE id = {ended.id}",  # noqa: S608  # the test's own SQL
+            f"UPDATE runs SET started_at = '{value}' WHERE id = {started.id}",  # noqa: S608  # the test's own SQL
+        )
+        reads: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            (f"test_results.created_at: id {first.id}", lambda: get_result(db, first.id or 0)),
+            (f"runs.ended_at: id {ended.id}", lambda: get_run(db, ended.id or 0)),
+            (f"runs.started_at: id {started.id}", lambda: get_run(db, started.id or 0)),
+        ]
+        if value == "-infinity":  # `infinity` sorts after the listings' bound, as a blob does
+            reads.append((f"test_results.created_at: id {first.id}", lambda: all_results(db)))
+            reads.append((r"runs\.(started|ended)_at: id \d+", lambda: all_runs(db)))
+        for reason, read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.{reason}: .*{value}"):
+                await read()
+        assert (await get_result(db, second.id or 0)).test_id == "t2"
+        assert (await get_run(db, kept.id or 0)).started_at == START
 
 
 @pytest.mark.parametrize("value", ["x'00'", "'2026-06-01T00:00:00'", "'2026-06-01 12:00'"])

@@ -148,7 +148,7 @@ def _checked_result(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         test_cases_total=row.test_cases_total,
         error_message=row.error_message,
         output=row.output,
-        created_at=row.created_at,
+        created_at=finite_time("TestResult", "created_at", row.created_at),
         metadata=row.metadata,
         # Plain SQL may store ids below 1, which listings read: only a run id not an int is bad.
         run_id=None if isinstance(row.run_id, int) else row.run_id,
@@ -186,6 +186,7 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         and type(passed) is int
         and type(total) is int
         and (run_id is None or type(run_id) is int)
+        and created_at.tzinfo is not None  # PostgreSQL's infinities read naive
         and (error_message is None or (type(error_message) is str and "\x00" not in error_message))
         and (output is None or (type(output) is str and "\x00" not in output))
         and (
@@ -267,8 +268,8 @@ def _checked_file_record(row: FileRecordsRow) -> FileRecord:
         path=row.path,
         size=row.size,
         hash=row.hash,
-        created_at=_finite("FileRecord", "created_at", row.created_at),
-        accessed_at=_finite("FileRecord", "accessed_at", row.accessed_at),
+        created_at=finite_time("FileRecord", "created_at", row.created_at),
+        accessed_at=finite_time("FileRecord", "accessed_at", row.accessed_at),
         metadata=row.metadata,
     )
 
@@ -280,7 +281,7 @@ _INFINITIES = {
 """How asyncpg reads PostgreSQL's infinite times: naive, at the ends of Python's range."""
 
 
-def _finite(model: str, field: str, stored: dt.datetime) -> dt.datetime:
+def finite_time(model: str, field: str, stored: dt.datetime) -> dt.datetime:
     """Give a stored time as read, unless it is one of PostgreSQL's infinities: refuse those."""
     infinity = _INFINITIES.get(stored) if stored.tzinfo is None else None
     if infinity is not None:
@@ -345,7 +346,7 @@ def _checked_config(row: ConfigEntriesRow) -> ConfigEntry:
         value=decode_config_value(_CONFIG_TYPES[row.type], row.value),
         type=row.type,  # type: ignore[arg-type]  # the converter takes the text
         description=row.description,
-        updated_at=_finite("ConfigEntry", "updated_at", row.updated_at),
+        updated_at=finite_time("ConfigEntry", "updated_at", row.updated_at),
     )
 
 

@@ -29,7 +29,7 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import found, refused_row
+from persistence._rows import finite_time, found, refused_row
 from persistence.database import Database, connection, run_query, transaction
 from persistence.exceptions import NotFoundError
 from persistence.models import Run, utc_now
@@ -78,11 +78,18 @@ def run_from_row(row: RunsRow) -> Run:
 
     No CHECK holds the end after the start: a row that plain SQL stored so is refused.
     """
-    if row.ended_at is not None and row.ended_at < row.started_at:
+    started, ended = row.started_at, row.ended_at
+    if started.tzinfo is None or (
+        ended is not None and (ended.tzinfo is None or ended < started)
+    ):  # naive: one of PostgreSQL's infinities
         raise refused_row(
             "runs",
             row.id,
-            lambda: Run(started_at=row.started_at, ended_at=row.ended_at, labels=row.labels),
+            lambda: Run(
+                started_at=finite_time("Run", "started_at", started),
+                ended_at=None if ended is None else finite_time("Run", "ended_at", ended),
+                labels=row.labels,
+            ),
         )
     model: Run = object.__new__(Run)
     object.__setattr__(model, "id", row.id)
