@@ -159,12 +159,20 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         ({"namespace": 5}, "namespace"),
         ({"url": "redis://127.0.0.1:abc/0"}, "url"),
         ({"url": "redis://127.0.0.1:6379/abc"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/0?db=abc"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/0?sockettimeout=1"}, "url"),
+        ({"url": "rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe"}, "url"),
+        ({"url": "redis://[::1/0"}, "url"),
     ],
 )
 async def test_bad_redis_arguments_are_refused_before_anything_opens(
     db: Database, redis_url: str, arguments: dict[str, object], name: str
 ) -> None:
-    """Each bad argument is a ValidationError naming it, before a connection or a listener."""
+    """Each bad argument is a ValidationError naming it, before a connection or a listener.
+
+    A query redis-py cannot take was taken: `?db=abc` raised a bare ValueError, and an option
+    it does not know made every read through the cache raise TypeError, when it connected.
+    """
     settings: dict[str, object] = {"url": redis_url, **arguments}
     tasks = len(asyncio.all_tasks())
     with pytest.raises(ValidationError, match=name):
@@ -214,6 +222,8 @@ async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
         {"heartbeat": float("inf")},
         {"redis": "redis://127.0.0.1:abc"},
         {"redis": "http://127.0.0.1"},
+        {"redis": "redis://127.0.0.1:6379/0?db=abc"},
+        {"redis": "redis://127.0.0.1:6379/0?sockettimeout=1"},
         {"artifact_budget": 0},
         {"artifact_budget": True},
     ],

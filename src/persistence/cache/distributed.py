@@ -230,7 +230,9 @@ def redis_url(url: str | None) -> str:
     """Name the Redis server: `url`, else `$REDIS_URL`; refuse to guess one or to misread one.
 
     A redis:// or rediss:// URL must have a numeric port, if any, and a path that is empty or
-    a database number: `/abc` is refused, where redis-py would quietly take database 0.
+    a database number: `/abc` is refused, where redis-py would quietly take database 0. Its
+    query must be one redis-py takes (`?db=abc` or an option it does not know is refused):
+    redis-py reads the query only when it makes a connection, and raised then on every read.
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
@@ -239,14 +241,20 @@ def redis_url(url: str | None) -> str:
     given: object = found  # callers without type checking may pass anything
     if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
         raise refuse(f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}")
-    if found.startswith(("redis://", "rediss://")):
+    tcp = found.startswith(("redis://", "rediss://"))
+    try:
         parts = urlsplit(found)
-        try:
+        if tcp:
             parts.port  # noqa: B018  # reading it checks it
-        except ValueError:
-            raise refuse(f"the port must be a number: {redact_url(found)!r}") from None
-        if not re.fullmatch(r"/?[0-9]*", parts.path):
-            raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
+    except ValueError as error:  # a port that is no number, or out of range; a bad IPv6 host
+        raise refuse(f"{error}: {redact_url(found)!r}") from None
+    if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
+        raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
+    try:  # the connection redis-py would make, unconnected: it reads the query here
+        pool = ConnectionPool.from_url(found)
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError, RedisError) as error:
+        raise refuse(f"redis-py cannot take it ({error}): {redact_url(found)!r}") from None
     return found
 
 
