@@ -157,6 +157,7 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         ({"ttl": float("nan")}, "ttl"),
         ({"heartbeat": float("inf")}, "heartbeat"),
         ({"namespace": 5}, "namespace"),
+        ({"namespace": "workers-\ud800"}, "namespace"),
         ({"url": "redis://127.0.0.1:abc/0"}, "url"),
         ({"url": "redis://127.0.0.1:6379/abc"}, "url"),
         ({"url": "redis://127.0.0.1:6379/0?db=abc"}, "url"),
@@ -172,6 +173,7 @@ async def test_bad_redis_arguments_are_refused_before_anything_opens(
 
     A query redis-py cannot take was taken: `?db=abc` raised a bare ValueError, and an option
     it does not know made every read through the cache raise TypeError, when it connected.
+    A namespace holding a lone surrogate was taken, and every read raised UnicodeEncodeError.
     """
     settings: dict[str, object] = {"url": redis_url, **arguments}
     tasks = len(asyncio.all_tasks())

@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from persistence._backend import ChangeWatch, Engine
-from persistence._guards import at_least, finite_amount
+from persistence._guards import at_least, finite_amount, nonempty_text
 from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, MISS, Cache, Load
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
@@ -288,11 +288,10 @@ async def open_redis_cache(  # every limit is the caller's to set
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
-    given: object = namespace  # callers without type checking may pass anything
-    if namespace is not None and (
-        not isinstance(given, str) or not namespace or any(c.isspace() for c in namespace)
-    ):
-        raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
+    if namespace is not None:  # text a Redis key can hold (no lone surrogate), with no space
+        namespace = nonempty_text("RedisCache", "namespace", namespace)
+        if any(c.isspace() for c in namespace):
+            raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     at_least("RedisCache", "local_size", local_size, 0)
     at_least("RedisCache", "max_bytes", max_bytes, 1)
     no_retry = Retry(NoBackoff(), 0)
