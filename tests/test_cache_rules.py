@@ -8,6 +8,7 @@ refused before any side effect, namespaces by the database's identity, cancelled
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -144,6 +145,47 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         (second,) = keys - {first}
         await client.set(second, await client.get(first) or b"")
         assert await cache.get_config_value("runner", "b", int) == 2
+    finally:
+        await client.aclose()
+        await cache.close()
+
+
+@pytest.mark.parametrize("dropped", [("test_id", "run_id"), ("metadata",), ("output",)])
+async def test_an_entry_of_another_form_is_a_miss(
+    db: Database, redis_url: str, namespace: str, dropped: tuple[str, ...]
+) -> None:
+    """An entry lacking fields, as one written before they existed, is a miss, not defaults.
+
+    Its missing fields were filled with the model's defaults and served as the row: a
+    result without its test id, its metadata or its output.
+    """
+    saved = await save_result(
+        db,
+        TestResult(
+            test_type=TestType.UNIT,
+            status=TestStatus.FAILED,
+            output="case 3: wrong answer",
+            metadata={"seed": 3},
+            test_id="tests.test_io::test_read",
+        ),
+    )
+    assert saved.id is not None
+    cache = await redis_cache(db, redis_url, namespace, 0)
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.find_result(saved.id) == saved
+        assert await cache.recent_results(1) == (saved,)
+        for key in [key async for key in client.scan_iter(f"{namespace}:*")]:
+            entry = json.loads(await client.get(key) or b"")
+            for value in entry["v"] if isinstance(entry["v"], list) else [entry["v"]]:
+                for field in dropped:
+                    del value[field]
+            await client.set(key, json.dumps(entry, separators=(",", ":")), keepttl=True)
+        hits = cache.stats().hits
+        assert await cache.find_result(saved.id) == saved
+        assert await cache.recent_results(1) == (saved,)
+        assert cache.stats().hits == hits
+        assert cache.stats().faults >= 2
     finally:
         await client.aclose()
         await cache.close()

@@ -154,10 +154,16 @@ class RedisCache(Cache):
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
                 self._fault(ValueError("an entry names another read"), "an entry did not match")
                 return MISS
-            return self._converter.structure(stored["v"], cast("type[object]", shape))
+            value = self._converter.structure(stored["v"], cast("type[object]", shape))
+            form = self._converter.unstructure(value, unstructure_as=shape)
         except _DECODE_ERRORS as error:
             self._fault(error, "an entry could not be read")
             return MISS
+        if form != stored["v"]:  # a field missing (read as its default): another version's entry
+            problem = ValueError("a field is missing or differs from what this version writes")
+            self._fault(problem, "an entry was not in this version's form")
+            return MISS
+        return value
 
     async def _to_redis(
         self, table: str, key: tuple[Hashable, ...], stamp: str, value: object, shape: object
