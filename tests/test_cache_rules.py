@@ -150,6 +150,37 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         await cache.close()
 
 
+async def test_a_key_of_another_redis_type_is_a_miss_not_an_outage(
+    db: Database, redis_url: str, namespace: str
+) -> None:
+    """A list where an entry belongs is a miss of that read alone, and is replaced.
+
+    Redis's WRONGTYPE answer counted as Redis failing: every read went to the database for
+    `retry_after`, the key was never replaced, and each read of it began a new outage.
+    """
+    await set_config(db, "runner", "a", 1)
+    await set_config(db, "runner", "b", 2)
+    cache = await open_redis_cache(
+        db, redis_url, namespace=namespace, heartbeat=HEARTBEAT, retry_after=60, local_size=0
+    )
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.get_config_value("runner", "a", int) == 1
+        (first,) = [key async for key in client.scan_iter(f"{namespace}:*")]
+        assert await cache.get_config_value("runner", "b", int) == 2
+        await client.delete(first)
+        await client.rpush(first, b"not an entry")
+        assert await cache.get_config_value("runner", "a", int) == 1
+        hits = cache.stats().hits
+        assert await cache.get_config_value("runner", "b", int) == 2
+        assert await cache.get_config_value("runner", "a", int) == 1
+        assert cache.stats().hits == hits + 2  # Redis still used, and the list replaced
+        assert cache.stats().faults == 1
+    finally:
+        await client.aclose()
+        await cache.close()
+
+
 @pytest.mark.parametrize("dropped", [("test_id", "run_id"), ("metadata",), ("output",)])
 async def test_an_entry_of_another_form_is_a_miss(
     db: Database, redis_url: str, namespace: str, dropped: tuple[str, ...]

@@ -27,7 +27,7 @@ import cattrs
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
 from persistence._guards import at_least, finite_amount, nonempty_text
@@ -182,6 +182,9 @@ class RedisCache(Cache):
             async with asyncio.timeout(self._timeout):
                 result = await make()
         except _TRANSPORT_ERRORS as error:
+            if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
+                self._fault(error, "a key held another kind of value")  # the key's fault alone
+                return None  # as a missing entry: the load's SET replaces it
             self._fault(error, f"no answer within {self._timeout:g}s or a failed call")
             self._down_until = time.monotonic() + self._retry_after
             return _FAULT
