@@ -8,6 +8,7 @@ refused before any side effect, namespaces by the database's identity, cancelled
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -149,6 +150,78 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         await cache.close()
 
 
+async def test_a_key_of_another_redis_type_is_a_miss_not_an_outage(
+    db: Database, redis_url: str, namespace: str
+) -> None:
+    """A list where an entry belongs is a miss of that read alone, and is replaced.
+
+    Redis's WRONGTYPE answer counted as Redis failing: every read went to the database for
+    `retry_after`, the key was never replaced, and each read of it began a new outage.
+    """
+    await set_config(db, "runner", "a", 1)
+    await set_config(db, "runner", "b", 2)
+    cache = await open_redis_cache(
+        db, redis_url, namespace=namespace, heartbeat=HEARTBEAT, retry_after=60, local_size=0
+    )
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.get_config_value("runner", "a", int) == 1
+        (first,) = [key async for key in client.scan_iter(f"{namespace}:*")]
+        assert await cache.get_config_value("runner", "b", int) == 2
+        await client.delete(first)
+        await client.rpush(first, b"not an entry")
+        assert await cache.get_config_value("runner", "a", int) == 1
+        hits = cache.stats().hits
+        assert await cache.get_config_value("runner", "b", int) == 2
+        assert await cache.get_config_value("runner", "a", int) == 1
+        assert cache.stats().hits == hits + 2  # Redis still used, and the list replaced
+        assert cache.stats().faults == 1
+    finally:
+        await client.aclose()
+        await cache.close()
+
+
+@pytest.mark.parametrize("dropped", [("test_id", "run_id"), ("metadata",), ("output",)])
+async def test_an_entry_of_another_form_is_a_miss(
+    db: Database, redis_url: str, namespace: str, dropped: tuple[str, ...]
+) -> None:
+    """An entry lacking fields, as one written before they existed, is a miss, not defaults.
+
+    Its missing fields were filled with the model's defaults and served as the row: a
+    result without its test id, its metadata or its output.
+    """
+    saved = await save_result(
+        db,
+        TestResult(
+            test_type=TestType.UNIT,
+            status=TestStatus.FAILED,
+            output="case 3: wrong answer",
+            metadata={"seed": 3},
+            test_id="tests.test_io::test_read",
+        ),
+    )
+    assert saved.id is not None
+    cache = await redis_cache(db, redis_url, namespace, 0)
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.find_result(saved.id) == saved
+        assert await cache.recent_results(1) == (saved,)
+        for key in [key async for key in client.scan_iter(f"{namespace}:*")]:
+            entry = json.loads(await client.get(key) or b"")
+            for value in entry["v"] if isinstance(entry["v"], list) else [entry["v"]]:
+                for field in dropped:
+                    del value[field]
+            await client.set(key, json.dumps(entry, separators=(",", ":")), keepttl=True)
+        hits = cache.stats().hits
+        assert await cache.find_result(saved.id) == saved
+        assert await cache.recent_results(1) == (saved,)
+        assert cache.stats().hits == hits
+        assert cache.stats().faults >= 2
+    finally:
+        await client.aclose()
+        await cache.close()
+
+
 @pytest.mark.parametrize(
     ("arguments", "name"),
     [
@@ -157,14 +230,24 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         ({"ttl": float("nan")}, "ttl"),
         ({"heartbeat": float("inf")}, "heartbeat"),
         ({"namespace": 5}, "namespace"),
+        ({"namespace": "workers-\ud800"}, "namespace"),
         ({"url": "redis://127.0.0.1:abc/0"}, "url"),
         ({"url": "redis://127.0.0.1:6379/abc"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/0?db=abc"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/0?sockettimeout=1"}, "url"),
+        ({"url": "rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe"}, "url"),
+        ({"url": "redis://[::1/0"}, "url"),
     ],
 )
 async def test_bad_redis_arguments_are_refused_before_anything_opens(
     db: Database, redis_url: str, arguments: dict[str, object], name: str
 ) -> None:
-    """Each bad argument is a ValidationError naming it, before a connection or a listener."""
+    """Each bad argument is a ValidationError naming it, before a connection or a listener.
+
+    A query redis-py cannot take was taken: `?db=abc` raised a bare ValueError, and an option
+    it does not know made every read through the cache raise TypeError, when it connected.
+    A namespace holding a lone surrogate was taken, and every read raised UnicodeEncodeError.
+    """
     settings: dict[str, object] = {"url": redis_url, **arguments}
     tasks = len(asyncio.all_tasks())
     with pytest.raises(ValidationError, match=name):
@@ -214,6 +297,8 @@ async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
         {"heartbeat": float("inf")},
         {"redis": "redis://127.0.0.1:abc"},
         {"redis": "http://127.0.0.1"},
+        {"redis": "redis://127.0.0.1:6379/0?db=abc"},
+        {"redis": "redis://127.0.0.1:6379/0?sockettimeout=1"},
         {"artifact_budget": 0},
         {"artifact_budget": True},
     ],

@@ -27,10 +27,10 @@ import cattrs
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
-from persistence._guards import at_least, finite_amount
+from persistence._guards import at_least, finite_amount, nonempty_text
 from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, MISS, Cache, Load
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
@@ -154,10 +154,16 @@ class RedisCache(Cache):
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
                 self._fault(ValueError("an entry names another read"), "an entry did not match")
                 return MISS
-            return self._converter.structure(stored["v"], cast("type[object]", shape))
+            value = self._converter.structure(stored["v"], cast("type[object]", shape))
+            form = self._converter.unstructure(value, unstructure_as=shape)
         except _DECODE_ERRORS as error:
             self._fault(error, "an entry could not be read")
             return MISS
+        if form != stored["v"]:  # a field missing (read as its default): another version's entry
+            problem = ValueError("a field is missing or differs from what this version writes")
+            self._fault(problem, "an entry was not in this version's form")
+            return MISS
+        return value
 
     async def _to_redis(
         self, table: str, key: tuple[Hashable, ...], stamp: str, value: object, shape: object
@@ -176,6 +182,9 @@ class RedisCache(Cache):
             async with asyncio.timeout(self._timeout):
                 result = await make()
         except _TRANSPORT_ERRORS as error:
+            if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
+                self._fault(error, "a key held another kind of value")  # the key's fault alone
+                return None  # as a missing entry: the load's SET replaces it
             self._fault(error, f"no answer within {self._timeout:g}s or a failed call")
             self._down_until = time.monotonic() + self._retry_after
             return _FAULT
@@ -230,7 +239,9 @@ def redis_url(url: str | None) -> str:
     """Name the Redis server: `url`, else `$REDIS_URL`; refuse to guess one or to misread one.
 
     A redis:// or rediss:// URL must have a numeric port, if any, and a path that is empty or
-    a database number: `/abc` is refused, where redis-py would quietly take database 0.
+    a database number: `/abc` is refused, where redis-py would quietly take database 0. Its
+    query must be one redis-py takes (`?db=abc` or an option it does not know is refused):
+    redis-py reads the query only when it makes a connection, and raised then on every read.
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
@@ -239,14 +250,20 @@ def redis_url(url: str | None) -> str:
     given: object = found  # callers without type checking may pass anything
     if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
         raise refuse(f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}")
-    if found.startswith(("redis://", "rediss://")):
+    tcp = found.startswith(("redis://", "rediss://"))
+    try:
         parts = urlsplit(found)
-        try:
+        if tcp:
             parts.port  # noqa: B018  # reading it checks it
-        except ValueError:
-            raise refuse(f"the port must be a number: {redact_url(found)!r}") from None
-        if not re.fullmatch(r"/?[0-9]*", parts.path):
-            raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
+    except ValueError as error:  # a port that is no number, or out of range; a bad IPv6 host
+        raise refuse(f"{error}: {redact_url(found)!r}") from None
+    if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
+        raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
+    try:  # the connection redis-py would make, unconnected: it reads the query here
+        pool = ConnectionPool.from_url(found)
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError, RedisError) as error:
+        raise refuse(f"redis-py cannot take it ({error}): {redact_url(found)!r}") from None
     return found
 
 
@@ -280,11 +297,10 @@ async def open_redis_cache(  # every limit is the caller's to set
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
-    given: object = namespace  # callers without type checking may pass anything
-    if namespace is not None and (
-        not isinstance(given, str) or not namespace or any(c.isspace() for c in namespace)
-    ):
-        raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
+    if namespace is not None:  # text a Redis key can hold (no lone surrogate), with no space
+        namespace = nonempty_text("RedisCache", "namespace", namespace)
+        if any(c.isspace() for c in namespace):
+            raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     at_least("RedisCache", "local_size", local_size, 0)
     at_least("RedisCache", "max_bytes", max_bytes, 1)
     no_retry = Retry(NoBackoff(), 0)
