@@ -2,8 +2,9 @@
 
 As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, or a
 ReportError naming the file and the line or test index, with nothing written. CTRF export
-writes each result's own status as `rawStatus` and its exact seconds under `extra`, which
-import prefers, so a round trip keeps them; docs/HISTORY.md ("Import and export") tells more.
+writes each result's own status as `rawStatus`, and its exact seconds and the fields CTRF has
+no member for under `extra`, which import prefers, so a round trip keeps them;
+docs/HISTORY.md ("Import and export") tells more.
 """
 
 from __future__ import annotations
@@ -257,8 +258,8 @@ def _member(
 def _ctrf_result(test: object) -> TestResult:
     """Read one test of a CTRF file, each member it uses checked for its JSON type first.
 
-    `test_type`, `execution_time` and `metadata` under `extra` are this package's own, as
-    export writes them; the model then checks each value it is given.
+    `test_type`, `execution_time`, `metadata` and the fields in `_OWN` under `extra` are this
+    package's own, as export writes them; the model then checks each value it is given.
     """
     if not isinstance(test, dict):
         raise TypeError(f"expected an object, got {_shown(test)}")
@@ -283,15 +284,33 @@ def _ctrf_result(test: object) -> TestResult:
     stderr = _ctrf_lines(test, "stderr")
     if stderr is not None and "system_err" not in metadata:  # where a JUnit import keeps it
         metadata = {**metadata, "system_err": stderr}
-    return TestResult(
-        test_type=TestType.UNIT if kind is None else kind,
-        status=status if raw is None else _STATUSES.get(raw, status),
-        execution_time=_ctrf_seconds(test, extra),
-        error_message="\n".join(text for text in (message, trace) if text) or None,
-        output=_ctrf_lines(test, "stdout"),
-        metadata=metadata,
-        test_id=name,
+    own = {  # the rest of the result, as export writes it under `extra`
+        field: value
+        for field, kind_of, expected in _OWN
+        if (value := _member(extra, field, kind_of, expected, under="extra.")) is not None
+    }
+    return from_dict(
+        TestResult,
+        {
+            "test_type": TestType.UNIT if kind is None else kind,
+            "status": status if raw is None else _STATUSES.get(raw, status),
+            "execution_time": _ctrf_seconds(test, extra),
+            "error_message": "\n".join(text for text in (message, trace) if text) or None,
+            "output": _ctrf_lines(test, "stdout"),
+            "metadata": metadata,
+            "test_id": name,
+            **own,
+        },
     )
+
+
+_OWN: Final[tuple[tuple[str, type[object], str], ...]] = (
+    ("memory_usage", int, "an integer"),
+    ("test_cases_passed", int, "an integer"),
+    ("test_cases_total", int, "an integer"),
+    ("created_at", str, "an ISO 8601 time"),
+)
+"""The fields of a result that CTRF has no member for, under `extra`, with their JSON type."""
 
 
 def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
@@ -329,6 +348,10 @@ def _ctrf_test(result: TestResult) -> str:
             "execution_time": result.execution_time,
             "test_type": result.test_type.value,
             "metadata": result.metadata,
+            "memory_usage": result.memory_usage,
+            "test_cases_passed": result.test_cases_passed,
+            "test_cases_total": result.test_cases_total,
+            "created_at": result.created_at.isoformat(),
         },
     }
     if result.error_message is not None:
