@@ -186,6 +186,37 @@ async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
     await _nothing_written(db)
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        pytest.param("9" * 5000, "a number too long", id="5000-digits"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deep", id="deep"),
+    ],
+)
+async def test_a_ctrf_value_json_cannot_read_is_named_by_its_line(
+    sqlite_db: Database, tmp_path: Path, value: str, said: str
+) -> None:
+    """A number of 5,000 digits, or arrays nested 100,000 deep, is refused at its test's line.
+
+    The error named no place at all (`ctrf.json: not JSON that can be read: Exceeds the
+    limit (4300 digits)...; use sys.set_int_max_str_digits() to increase the limit`).
+    """
+    path = tmp_path / "ctrf.json"
+    for where, line in (("test", 5), ("document", 1)):
+        test = '{"name": "b", "status": "passed", "extra": {"metadata": {"x": ' + value + "}}}"
+        tests = '{"name": "a", "status": "passed"},\n\n  ' + (
+            test if where == "test" else '{"name": "b", "status": "passed"}'
+        )
+        head = '{"x": ' + (value if where == "document" else "1") + ",\n"
+        path.write_text(head + '"results": {\n"tests": [' + tests + "]}}")
+        with pytest.raises(ReportError) as caught:
+            await import_ctrf(sqlite_db, path)
+        assert caught.value.line == line, where
+        assert caught.value.reason.startswith(f"not JSON: {said}"), where
+        assert "sys." not in caught.value.reason
+        await _nothing_written(sqlite_db)
+
+
 _CTRF_STATUSES: Final = "['failed', 'other', 'passed', 'pending', 'skipped']"
 
 

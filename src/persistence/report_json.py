@@ -115,8 +115,6 @@ async def import_ctrf(
         document = await _ctrf_document(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
-    except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
-        raise ReportError(path, None, f"not JSON that can be read: {error}") from None
     found = document.get("results") if isinstance(document, dict) else None
     tests = found.get("tests") if isinstance(found, dict) else None
     if not isinstance(tests, list):
@@ -140,14 +138,32 @@ async def _ctrf_document(text: str) -> object:
     here the outer objects are walked by hand, the loop given back after each test.
     """
     at = _skip(text, 0)
+    document: object
     if text.startswith("{", at):
         document, at = await _members(text, at, _results_or_value)
     else:
-        document, at = _DECODER.raw_decode(text, at)
+        document, at = _decode(text, at)
     at = _skip(text, at)
     if at != len(text):
         raise json.JSONDecodeError("Extra data", text, at)
     return document
+
+
+def _decode(text: str, at: int) -> tuple[object, int]:
+    """Read the JSON value at `at` as `raw_decode` does; give it and where it ends.
+
+    One that `json` cannot read though it is JSON (a number too long for an int, arrays
+    nested too deep) is a JSONDecodeError at its start, which names its line.
+    """
+    try:
+        return _DECODER.raw_decode(text, at)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deep", text, at) from None
+    except ValueError as error:  # Python's limit on the digits of an int, and its advice
+        reason = str(error).partition(";")[0]
+        raise json.JSONDecodeError(f"a number too long: {reason}", text, at) from None
 
 
 def _skip(text: str, at: int) -> int:
@@ -172,7 +188,7 @@ async def _members(
             raise json.JSONDecodeError(
                 "Expecting property name enclosed in double quotes", text, at
             )
-        name, at = _DECODER.raw_decode(text, at)
+        name, at = _DECODER.raw_decode(text, at)  # a string: nothing `_decode` adds
         at = _skip(text, at)
         if not text.startswith(":", at):
             raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
@@ -190,19 +206,19 @@ async def _results_or_value(text: str, name: str, at: int) -> tuple[object, int]
     """Read a member of the document: `results` walked for its tests, any other whole."""
     if name == "results" and text.startswith("{", at):
         return await _members(text, at, _tests_or_value)
-    return _DECODER.raw_decode(text, at)
+    return _decode(text, at)
 
 
 async def _tests_or_value(text: str, name: str, at: int) -> tuple[object, int]:
     """Read a member of `results`: `tests` one test at a time, any other whole."""
     if not (name == "tests" and text.startswith("[", at)):
-        return _DECODER.raw_decode(text, at)
+        return _decode(text, at)
     tests: list[object] = []
     at = _skip(text, at + 1)
     if text.startswith("]", at):
         return tests, at + 1
     while True:
-        test, at = _DECODER.raw_decode(text, at)
+        test, at = _decode(text, at)
         tests.append(test)
         await share_loop()
         at = _skip(text, at)
