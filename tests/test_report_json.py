@@ -143,7 +143,7 @@ def _ctrf_with(test: object) -> str:
         pytest.param('{"results": [{"tests": []}]}', "no results.tests", id="results-a-list"),
         pytest.param(
             _ctrf_with({"name": "x", "status": "passed", "duration": 10**400}),
-            "too large",
+            "duration must be at most",
             id="400-digit-duration",
         ),
         pytest.param(
@@ -270,6 +270,12 @@ _CTRF_STATUSES: Final = "['failed', 'other', 'passed', 'pending', 'skipped']"
             {"metadata": []},
             "extra.metadata must be an object, got an array",
             id="metadata-array",
+        ),
+        pytest.param(  # was only `integer division result too large for a float`
+            "duration",
+            10**400,
+            "duration must be at most 1e+15 milliseconds, got the number 1000000",
+            id="duration-past-a-float",
         ),
         pytest.param(
             "extra",

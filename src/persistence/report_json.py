@@ -22,7 +22,7 @@ from persistence._loop import drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
-from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
+from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.reports import open_report, read_run
 from persistence.results import save_results
 from persistence.runs import save_run
@@ -336,7 +336,13 @@ def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
         duration = test.get("duration", 0)
         if isinstance(duration, bool) or not isinstance(duration, int | float):
             raise TypeError(f"duration must be a number of milliseconds, got {_shown(duration)}")
-        return duration / 1000
+        try:
+            return duration / 1000
+        except OverflowError:  # an int of hundreds of digits; a smaller one the model refuses
+            limit = MAX_EXECUTION_TIME * 1000
+            raise ValueError(
+                f"duration must be at most {limit:g} milliseconds, got {_shown(duration)}"
+            ) from None
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(f"extra.execution_time must be a number of seconds, got {_shown(seconds)}")
     return seconds
