@@ -375,9 +375,10 @@ def _case_xml(result: TestResult) -> str:
         attrs += f" file={_attribute(file)}"
     attrs += f' time="{result.execution_time!r}"'
     inner = []
-    tag = _TAGS.get(result.status)
-    if tag is not None:
-        message = result.error_message or ""
+    tag, message = _TAGS.get(result.status), result.error_message
+    if tag is not None and message is None:  # a message="" would import as ""
+        inner.append(f"<{tag}/>")
+    elif tag is not None and message is not None:
         inner.append(f"<{tag} message={_attribute(message[:200])}>{_content(message)}</{tag}>")
     if result.output is not None:
         inner.append(f"<system-out>{_content(result.output)}</system-out>")
