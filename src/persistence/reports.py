@@ -376,10 +376,14 @@ def _case_xml(result: TestResult) -> str:
     attrs += f' time="{result.execution_time!r}"'
     inner = []
     tag, message = _TAGS.get(result.status), result.error_message
-    if tag is not None and message is None:  # a message="" would import as ""
-        inner.append(f"<{tag}/>")
-    elif tag is not None and message is not None:
-        inner.append(f"<{tag} message={_attribute(message[:200])}>{_content(message)}</{tag}>")
+    if tag is not None:
+        kind = result.metadata.get("failure_type")  # the outcome's `type`, as import keeps it
+        said = f" type={_attribute(kind)}" if isinstance(kind, str) else ""
+        if message is None:  # a message="" would import as ""
+            inner.append(f"<{tag}{said}/>")
+        else:
+            said += f" message={_attribute(message[:200])}"
+            inner.append(f"<{tag}{said}>{_content(message)}</{tag}>")
     if result.output is not None:
         inner.append(f"<system-out>{_content(result.output)}</system-out>")
     stderr = result.metadata.get("system_err")
