@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +19,6 @@ from persistence import (
     Run,
     TestResult,
     TestStatus,
-    TestType,
     all_results,
     all_runs,
     report_json,
@@ -27,7 +27,7 @@ from persistence import (
     to_dict,
 )
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
-from strategies import ON_DATABASE
+from strategies import ON_DATABASE, results
 
 CTRF: Final = {
     "results": {
@@ -143,7 +143,7 @@ def _ctrf_with(test: object) -> str:
         pytest.param('{"results": [{"tests": []}]}', "no results.tests", id="results-a-list"),
         pytest.param(
             _ctrf_with({"name": "x", "status": "passed", "duration": 10**400}),
-            "too large",
+            "duration must be at most",
             id="400-digit-duration",
         ),
         pytest.param(
@@ -184,6 +184,37 @@ async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
         f"{path}: results.tests[1]: test 'ok' appears twice: first at results.tests[0]"
     )
     await _nothing_written(db)
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        pytest.param("9" * 5000, "a number too long", id="5000-digits"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deep", id="deep"),
+    ],
+)
+async def test_a_ctrf_value_json_cannot_read_is_named_by_its_line(
+    sqlite_db: Database, tmp_path: Path, value: str, said: str
+) -> None:
+    """A number of 5,000 digits, or arrays nested 100,000 deep, is refused at its test's line.
+
+    The error named no place at all (`ctrf.json: not JSON that can be read: Exceeds the
+    limit (4300 digits)...; use sys.set_int_max_str_digits() to increase the limit`).
+    """
+    path = tmp_path / "ctrf.json"
+    for where, line in (("test", 5), ("document", 1)):
+        test = '{"name": "b", "status": "passed", "extra": {"metadata": {"x": ' + value + "}}}"
+        tests = '{"name": "a", "status": "passed"},\n\n  ' + (
+            test if where == "test" else '{"name": "b", "status": "passed"}'
+        )
+        head = '{"x": ' + (value if where == "document" else "1") + ",\n"
+        path.write_text(head + '"results": {\n"tests": [' + tests + "]}}")
+        with pytest.raises(ReportError) as caught:
+            await import_ctrf(sqlite_db, path)
+        assert caught.value.line == line, where
+        assert caught.value.reason.startswith(f"not JSON: {said}"), where
+        assert "sys." not in caught.value.reason
+        await _nothing_written(sqlite_db)
 
 
 _CTRF_STATUSES: Final = "['failed', 'other', 'passed', 'pending', 'skipped']"
@@ -239,6 +270,30 @@ _CTRF_STATUSES: Final = "['failed', 'other', 'passed', 'pending', 'skipped']"
             {"metadata": []},
             "extra.metadata must be an object, got an array",
             id="metadata-array",
+        ),
+        pytest.param(  # was only `integer division result too large for a float`
+            "duration",
+            10**400,
+            "duration must be at most 1e+15 milliseconds, got the number 1000000",
+            id="duration-past-a-float",
+        ),
+        pytest.param(
+            "extra",
+            {"memory_usage": "1"},
+            'extra.memory_usage must be an integer, got the string "1"',
+            id="memory-string",
+        ),
+        pytest.param(
+            "extra",
+            {"created_at": 5},
+            "extra.created_at must be an ISO 8601 time, got the number 5",
+            id="created-at-number",
+        ),
+        pytest.param(
+            "extra",
+            {"created_at": "today"},
+            "TestResult.created_at: 'today' is not an ISO 8601 datetime",
+            id="created-at-word",
         ),
     ],
 )
@@ -379,53 +434,25 @@ async def test_a_json_lines_file_in_another_encoding_is_refused(
     await _nothing_written(db)
 
 
-_TEXT: Final = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20
-)
-
-
 @ON_DATABASE
-@given(
-    rows=st.lists(
-        st.tuples(
-            st.sampled_from(list(TestStatus)),
-            st.floats(0, 1e6),
-            st.none() | _TEXT,
-            st.none() | _TEXT,
-        ),
-        min_size=1,
-        max_size=6,
-    )
-)
+@given(rows=st.lists(results(), min_size=1, max_size=6))
 async def test_ctrf_and_json_lines_round_trip(
-    db: Database, tmp_path: Path, rows: list[tuple[TestStatus, float, str | None, str | None]]
+    db: Database, tmp_path: Path, rows: list[TestResult]
 ) -> None:
-    """A run exported as CTRF or JSON Lines imports again as the same results."""
+    """A run exported as CTRF or JSON Lines imports again as the same results, every field.
+
+    CTRF lost the memory used, the test case counts and the time of each result: imported
+    again, they were 0, 0, 0 and the time of the import.
+    """
     run = await save_run(db, Run())
     await save_results(
-        db,
-        [
-            TestResult(
-                test_type=TestType.STRESS,
-                status=status,
-                execution_time=seconds,
-                error_message=message,
-                output=output,
-                metadata={"seed": i},
-                run_id=run.id,
-                test_id=f"t{i}",
-            )
-            for i, (status, seconds, message, output) in enumerate(rows)
-        ],
+        db, [attrs.evolve(row, run_id=run.id, test_id=f"t{i}") for i, row in enumerate(rows)]
     )
     assert run.id is not None
 
     def shape(run_id: int | None, results: list[TestResult]) -> list[dict[str, object]]:
         kept = sorted((r for r in results if r.run_id == run_id), key=lambda r: r.id or 0)
-        return [
-            {k: v for k, v in to_dict(r).items() if k not in ("id", "run_id", "created_at")}
-            for r in kept
-        ]
+        return [{k: v for k, v in to_dict(r).items() if k not in ("id", "run_id")} for r in kept]
 
     for export, load, name in (
         (export_ctrf, import_ctrf, "c.json"),
@@ -434,12 +461,12 @@ async def test_ctrf_and_json_lines_round_trip(
         path = tmp_path / name
         path.write_text(await export(db, run.id), encoding="utf-8")
         again = await load(db, path)
-        results = await all_results(db)
-        expected = shape(run.id, results)
-        if load is import_ctrf:  # CTRF keeps stdout as lines and has no empty message
+        stored = await all_results(db)
+        expected = shape(run.id, stored)
+        if load is import_ctrf:  # CTRF has no empty message
             for item in expected:
                 item["error_message"] = item["error_message"] or None
-        assert shape(again.id, results) == expected, name
+        assert shape(again.id, stored) == expected, name
 
 
 @pytest.mark.parametrize("form", ["ctrf", "jsonl"])

@@ -2,8 +2,9 @@
 
 As with JUnit (`persistence.reports`), each file becomes one new run in one transaction, or a
 ReportError naming the file and the line or test index, with nothing written. CTRF export
-writes each result's own status as `rawStatus` and its exact seconds under `extra`, which
-import prefers, so a round trip keeps them; docs/HISTORY.md ("Import and export") tells more.
+writes each result's own status as `rawStatus`, and its exact seconds and the fields CTRF has
+no member for under `extra`, which import prefers, so a round trip keeps them;
+docs/HISTORY.md ("Import and export") tells more.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from persistence._loop import drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
-from persistence.models import Run, TestResult, TestStatus, TestType, utc_now
+from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.reports import open_report, read_run
 from persistence.results import save_results
 from persistence.runs import save_run
@@ -114,8 +115,6 @@ async def import_ctrf(
         document = await _ctrf_document(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
-    except (ValueError, RecursionError) as error:  # a number too long, or nested too deep
-        raise ReportError(path, None, f"not JSON that can be read: {error}") from None
     found = document.get("results") if isinstance(document, dict) else None
     tests = found.get("tests") if isinstance(found, dict) else None
     if not isinstance(tests, list):
@@ -139,14 +138,32 @@ async def _ctrf_document(text: str) -> object:
     here the outer objects are walked by hand, the loop given back after each test.
     """
     at = _skip(text, 0)
+    document: object
     if text.startswith("{", at):
         document, at = await _members(text, at, _results_or_value)
     else:
-        document, at = _DECODER.raw_decode(text, at)
+        document, at = _decode(text, at)
     at = _skip(text, at)
     if at != len(text):
         raise json.JSONDecodeError("Extra data", text, at)
     return document
+
+
+def _decode(text: str, at: int) -> tuple[object, int]:
+    """Read the JSON value at `at` as `raw_decode` does; give it and where it ends.
+
+    One that `json` cannot read though it is JSON (a number too long for an int, arrays
+    nested too deep) is a JSONDecodeError at its start, which names its line.
+    """
+    try:
+        return _DECODER.raw_decode(text, at)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deep", text, at) from None
+    except ValueError as error:  # Python's limit on the digits of an int, and its advice
+        reason = str(error).partition(";")[0]
+        raise json.JSONDecodeError(f"a number too long: {reason}", text, at) from None
 
 
 def _skip(text: str, at: int) -> int:
@@ -171,7 +188,7 @@ async def _members(
             raise json.JSONDecodeError(
                 "Expecting property name enclosed in double quotes", text, at
             )
-        name, at = _DECODER.raw_decode(text, at)
+        name, at = _DECODER.raw_decode(text, at)  # a string: nothing `_decode` adds
         at = _skip(text, at)
         if not text.startswith(":", at):
             raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
@@ -189,19 +206,19 @@ async def _results_or_value(text: str, name: str, at: int) -> tuple[object, int]
     """Read a member of the document: `results` walked for its tests, any other whole."""
     if name == "results" and text.startswith("{", at):
         return await _members(text, at, _tests_or_value)
-    return _DECODER.raw_decode(text, at)
+    return _decode(text, at)
 
 
 async def _tests_or_value(text: str, name: str, at: int) -> tuple[object, int]:
     """Read a member of `results`: `tests` one test at a time, any other whole."""
     if not (name == "tests" and text.startswith("[", at)):
-        return _DECODER.raw_decode(text, at)
+        return _decode(text, at)
     tests: list[object] = []
     at = _skip(text, at + 1)
     if text.startswith("]", at):
         return tests, at + 1
     while True:
-        test, at = _DECODER.raw_decode(text, at)
+        test, at = _decode(text, at)
         tests.append(test)
         await share_loop()
         at = _skip(text, at)
@@ -257,8 +274,8 @@ def _member(
 def _ctrf_result(test: object) -> TestResult:
     """Read one test of a CTRF file, each member it uses checked for its JSON type first.
 
-    `test_type`, `execution_time` and `metadata` under `extra` are this package's own, as
-    export writes them; the model then checks each value it is given.
+    `test_type`, `execution_time`, `metadata` and the fields in `_OWN` under `extra` are this
+    package's own, as export writes them; the model then checks each value it is given.
     """
     if not isinstance(test, dict):
         raise TypeError(f"expected an object, got {_shown(test)}")
@@ -283,15 +300,33 @@ def _ctrf_result(test: object) -> TestResult:
     stderr = _ctrf_lines(test, "stderr")
     if stderr is not None and "system_err" not in metadata:  # where a JUnit import keeps it
         metadata = {**metadata, "system_err": stderr}
-    return TestResult(
-        test_type=TestType.UNIT if kind is None else kind,
-        status=status if raw is None else _STATUSES.get(raw, status),
-        execution_time=_ctrf_seconds(test, extra),
-        error_message="\n".join(text for text in (message, trace) if text) or None,
-        output=_ctrf_lines(test, "stdout"),
-        metadata=metadata,
-        test_id=name,
+    own = {  # the rest of the result, as export writes it under `extra`
+        field: value
+        for field, kind_of, expected in _OWN
+        if (value := _member(extra, field, kind_of, expected, under="extra.")) is not None
+    }
+    return from_dict(
+        TestResult,
+        {
+            "test_type": TestType.UNIT if kind is None else kind,
+            "status": status if raw is None else _STATUSES.get(raw, status),
+            "execution_time": _ctrf_seconds(test, extra),
+            "error_message": "\n".join(text for text in (message, trace) if text) or None,
+            "output": _ctrf_lines(test, "stdout"),
+            "metadata": metadata,
+            "test_id": name,
+            **own,
+        },
     )
+
+
+_OWN: Final[tuple[tuple[str, type[object], str], ...]] = (
+    ("memory_usage", int, "an integer"),
+    ("test_cases_passed", int, "an integer"),
+    ("test_cases_total", int, "an integer"),
+    ("created_at", str, "an ISO 8601 time"),
+)
+"""The fields of a result that CTRF has no member for, under `extra`, with their JSON type."""
 
 
 def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
@@ -301,7 +336,13 @@ def _ctrf_seconds(test: dict[str, object], extra: dict[str, object]) -> float:
         duration = test.get("duration", 0)
         if isinstance(duration, bool) or not isinstance(duration, int | float):
             raise TypeError(f"duration must be a number of milliseconds, got {_shown(duration)}")
-        return duration / 1000
+        try:
+            return duration / 1000
+        except OverflowError:  # an int of hundreds of digits; a smaller one the model refuses
+            limit = MAX_EXECUTION_TIME * 1000
+            raise ValueError(
+                f"duration must be at most {limit:g} milliseconds, got {_shown(duration)}"
+            ) from None
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(f"extra.execution_time must be a number of seconds, got {_shown(seconds)}")
     return seconds
@@ -329,6 +370,10 @@ def _ctrf_test(result: TestResult) -> str:
             "execution_time": result.execution_time,
             "test_type": result.test_type.value,
             "metadata": result.metadata,
+            "memory_usage": result.memory_usage,
+            "test_cases_passed": result.test_cases_passed,
+            "test_cases_total": result.test_cases_total,
+            "created_at": result.created_at.isoformat(),
         },
     }
     if result.error_message is not None:

@@ -375,10 +375,15 @@ def _case_xml(result: TestResult) -> str:
         attrs += f" file={_attribute(file)}"
     attrs += f' time="{result.execution_time!r}"'
     inner = []
-    tag = _TAGS.get(result.status)
+    tag, message = _TAGS.get(result.status), result.error_message
     if tag is not None:
-        message = result.error_message or ""
-        inner.append(f"<{tag} message={_attribute(message[:200])}>{_content(message)}</{tag}>")
+        kind = result.metadata.get("failure_type")  # the outcome's `type`, as import keeps it
+        said = f" type={_attribute(kind)}" if isinstance(kind, str) else ""
+        if message is None:  # a message="" would import as ""
+            inner.append(f"<{tag}{said}/>")
+        else:
+            said += f" message={_attribute(message[:200])}"
+            inner.append(f"<{tag}{said}>{_content(message)}</{tag}>")
     if result.output is not None:
         inner.append(f"<system-out>{_content(result.output)}</system-out>")
     stderr = result.metadata.get("system_err")
