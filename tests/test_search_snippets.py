@@ -149,3 +149,19 @@ def test_repeated_terms_go_to_the_engines_once() -> None:
     assert query.fts5() == '("a") NOT ("b")'
     assert query.tsquery() == "'a' & !'b'"
     assert len(query.terms) == 6  # the parsed query keeps what was typed
+
+
+@pytest.mark.parametrize("shift", range(16))
+def test_a_snippet_cuts_no_word_at_a_combining_mark(shift: int) -> None:
+    """A snippet begins and ends between words, also beside a word written with a mark.
+
+    It ended `… cafe` where the text says `café` (`e` and U+0301: `cafe` is another word to
+    the search), and began inside `abcdéxx…`, taking the mark for the end of a word.
+    """
+    ending = f"target {'x' * (220 + shift)} cafe\u0301 more words"
+    beginning = f"{'zz ' * 10}abcde\u0301{'x' * (28 + shift)} target{' yy' * 100}"
+    for output in (ending, beginning):
+        snippet = snippet_of(_result(output), parse_search("target").terms)
+        assert snippet.marked().count("[target]") == 1
+        shown = set(word_pattern(snippet.text).findall(snippet.text))
+        assert shown <= set(word_pattern(output).findall(output)), snippet.text

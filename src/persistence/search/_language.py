@@ -63,9 +63,22 @@ def word_pattern(text: str) -> re.Pattern[str]:
 
 @functools.cache
 def _unicode_word() -> re.Pattern[str]:
-    """Build the pattern of a word in any text, on first use (40 ms).
+    """Build the pattern of a word in any text, on first use (40 ms)."""
+    first, mark = _unicode_classes()
+    return re.compile(rf"{first}(?:{first}|{mark})*")
 
-    Its classes list ranges of code points, which `re` looks up in a bitmap within the BMP
+
+@functools.cache
+def marks_pattern() -> re.Pattern[str]:
+    """Give the pattern of a run of the marks that a word may hold after its first character."""
+    return re.compile(rf"(?:{_unicode_classes()[1]})*")
+
+
+@functools.cache
+def _unicode_classes() -> tuple[str, str]:
+    """Build the classes of a word's characters: those it may start with, and its marks.
+
+    Their classes list ranges of code points, which `re` looks up in a bitmap within the BMP
     and one range at a time beyond it; so each class is split in two, and the second is tried
     only for a character beyond the BMP. A class of Unicode categories with exceptions took
     10 to 20 times as long on 2 kB of output.
@@ -83,8 +96,7 @@ def _unicode_word() -> re.Pattern[str]:
                 marks.append(ord(char))
             elif category[0] == "N" and category != "No":
                 starts.append(ord(char))
-    first = _either_plane(starts)
-    return re.compile(rf"{first}(?:{first}|{_either_plane(marks)})*")
+    return _either_plane(starts), _either_plane(marks)
 
 
 def _either_plane(points: list[int]) -> str:

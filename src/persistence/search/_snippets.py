@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence.search._fold import fold
-from persistence.search._language import SearchTerm, word_pattern
+from persistence.search._language import SearchTerm, marks_pattern, word_pattern
 
 if TYPE_CHECKING:
     from persistence.models import TestResult
@@ -278,7 +278,7 @@ def _extent(text: str, begin: int) -> int:
         return words[SNIPPET_WORDS - 1].end()
     if limit == len(text):
         return limit
-    if len(words) > 1 and words[-1].end() == limit and word.match(text, limit):
+    if len(words) > 1 and words[-1].end() == limit and _goes_on(text, limit, word):
         words.pop()  # the last word runs past the limit: leave it out
     return words[-1].end() if words else limit
 
@@ -310,9 +310,26 @@ def _word_start(text: str, position: int, at_most: int) -> int:
         return 0
     word = word_pattern(text)
     match = word.search(text, position)
-    if match is not None and match.start() == position and word.match(text, position - 1):
-        match = word.search(text, match.end())  # `position` is inside a word: skip it
+    if match is not None and _goes_on(text, match.start(), word):
+        match = word.search(text, match.end())  # the match is the rest of a word: skip it
     return at_most if match is None else min(match.start(), at_most)
+
+
+def _goes_on(text: str, at: int, word: re.Pattern[str]) -> bool:
+    """Tell whether a word runs on across `at`: its character before and its character at `at`.
+
+    A mark belongs to the word it is written on, though no word starts with one: so the word
+    is looked for before the marks that end at `at` (`cafe` + U+0301, cut after the `e` or
+    after the mark).
+    """
+    if at <= 0:
+        return False
+    start = at - 1
+    marks = None if text.isascii() else marks_pattern().match(text[start::-1])  # read backwards
+    if marks is not None:
+        start -= marks.end()
+    found = word.match(text, start) if start >= 0 else None
+    return found is not None and found.end() > at
 
 
 def _cut(text: _Text, begin: int, end: int) -> Snippet:
