@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -165,3 +166,12 @@ def test_a_snippet_cuts_no_word_at_a_combining_mark(shift: int) -> None:
         assert snippet.marked().count("[target]") == 1
         shown = set(word_pattern(snippet.text).findall(snippet.text))
         assert shown <= set(word_pattern(output).findall(output)), snippet.text
+
+
+def test_a_stored_output_cannot_forge_a_highlight() -> None:
+    """Text that holds the markers is escaped apart from them, so only a match looks marked."""
+    snippet = snippet_of(_result("<b>fake</b> & [fake] x"), parse_search("x").terms)
+    assert snippet.marked("<b>", "</b>", escape=html.escape) == (
+        "&lt;b&gt;fake&lt;/b&gt; &amp; [fake] <b>x</b>"
+    )
+    assert snippet.marked("<b>", "</b>") == "<b>fake</b> & [fake] <b>x</b>"  # as stored

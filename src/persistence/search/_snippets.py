@@ -74,14 +74,21 @@ class Snippet:
     highlights: tuple[tuple[int, int], ...]
     """The (start, end) offsets in `text` of each matched word, in order."""
 
-    def marked(self, before: str = "[", after: str = "]") -> str:
-        """Give the text with each matched word between `before` and `after`."""
+    def marked(
+        self, before: str = "[", after: str = "]", *, escape: Callable[[str], str] = str
+    ) -> str:
+        """Give the text with each matched word between `before` and `after`.
+
+        The text is a result's stored output, which may hold the markers itself: `[fake]`,
+        `<b>fake</b>`. `escape` (`html.escape` for HTML) is applied to the text and not to the
+        markers, so that only a match looks marked.
+        """
         parts: list[str] = []
         last = 0
         for start, end in self.highlights:
-            parts += [self.text[last:start], before, self.text[start:end], after]
+            parts += [escape(self.text[last:start]), before, escape(self.text[start:end]), after]
             last = end
-        parts.append(self.text[last:])
+        parts.append(escape(self.text[last:]))
         return "".join(parts)
 
 
