@@ -31,6 +31,7 @@ from persistence import (
     search_results,
     transaction,
 )
+from persistence._backend import Engine
 from persistence._interface import JsonValue
 from persistence.search import INDEXED_CHARS
 from strategies import ON_DATABASE, SPLIT_BY_POSTGRES, hostile_values, search_texts
@@ -213,6 +214,27 @@ async def test_pages_go_through_every_match_once(db: Database) -> None:
         assert page.next_cursor.where == where
         page = await search_results(db, "flaky", limit=3, after=page.next_cursor)
     assert len(seen) == len(set(seen)) == 7
+
+
+async def test_results_written_between_pages_move_the_matches_as_documented(db: Database) -> None:
+    """Pages are offsets into a ranking made again for each page (docs/SEARCH.md, Pages).
+
+    On PostgreSQL a match's score is its own: results that do not match, written between two
+    pages, move nothing. On SQLite bm25 weighs each match by the row count and the average
+    length of every result with text: those same writes reorder the matches, and the second
+    page repeated the first whole, where the documentation promised a shift of a place.
+    """
+    await save_results(db, [result("crash", minutes=i) for i in range(5)])
+    await save_results(db, [result("crash crash w w", minutes=i) for i in range(5)])
+    first = await search_results(db, "crash", limit=5)
+    filler = " ".join(["filler"] * 200)
+    await save_results(db, [result(filler, status=TestStatus.PASSED) for _ in range(20)])
+    second = await search_results(db, "crash", limit=5, after=first.next_cursor)
+    ids = [hit.result.id for page in (first, second) for hit in page.items]
+    if db.engine is Engine.POSTGRES:
+        assert len(set(ids)) == 10
+    else:
+        assert len(set(ids)) == 5
 
 
 async def test_a_cursor_for_another_search_is_refused(db: Database) -> None:

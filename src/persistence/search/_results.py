@@ -47,7 +47,8 @@ class SearchCursor:
 
     It carries the search text and the filter it was made with: `search_results` refuses it
     with other ones, and uses its filter when given none. Ranks are computed again for each
-    page, so a result written between two pages may shift the matches after it by a place.
+    page, so writes between two pages may repeat or skip matches: on SQLite even writes of
+    results that do not match, which change bm25's statistics (docs/SEARCH.md, Pages).
     """
 
     offset: int = attrs.field(validator=count)
