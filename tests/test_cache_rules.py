@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -179,6 +180,38 @@ async def test_a_key_of_another_redis_type_is_a_miss_not_an_outage(
     finally:
         await client.aclose()
         await cache.close()
+
+
+@pytest.mark.parametrize("kind", ["bytes", "list"])
+async def test_a_bad_entry_is_its_keys_fault_not_an_outage(
+    db: Database, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    """A bad entry is logged once, naming its key; no outage is announced, nor a recovery.
+
+    It took the outage's path: each logged "reading from the database meanwhile", and the
+    next good call "answers again", though Redis had answered all along.
+    """
+    caplog.set_level(logging.INFO, "persistence.cache")
+    await set_config(db, "runner", "a", 1)
+    await set_config(db, "runner", "b", 2)
+    cache = await redis_cache(db, redis_url, namespace, 0)
+    client = Redis.from_url(redis_url)
+    try:
+        assert await cache.get_config_value("runner", "a", int) == 1
+        (key,) = [key async for key in client.scan_iter(f"{namespace}:*")]
+        for _ in range(3):  # planted again after each read replaced it
+            await client.delete(key)
+            await (client.set(key, b"no entry") if kind == "bytes" else client.rpush(key, b"x"))
+            assert await cache.get_config_value("runner", "a", int) == 1
+            assert await cache.get_config_value("runner", "b", int) == 2
+        assert cache.stats().faults == 3
+    finally:
+        await client.aclose()
+        await cache.close()
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1, said
+    assert key.decode() in said[0]
+    assert caplog.records[0].levelno == logging.WARNING
 
 
 @pytest.mark.parametrize("dropped", [("test_id", "run_id"), ("metadata",), ("output",)])

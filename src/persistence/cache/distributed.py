@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import cattrs
+from cachetools import TTLCache
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -65,6 +66,9 @@ DEFAULT_RETRY_AFTER: Final = 1.0
 
 REDIS_URL_VARIABLE: Final = "REDIS_URL"
 """The environment variable read when no Redis URL is given."""
+
+_BAD_ENTRY_QUIET: Final = 60.0
+"""Seconds after a bad entry is logged during which that key's bad entries are not logged."""
 
 _LOG: Final = logging.getLogger("persistence.cache")
 _FAULT: Final = object()
@@ -110,6 +114,8 @@ class RedisCache(Cache):
         self._converter = make_converter()
         self._down_until = 0.0
         self._outage = False
+        self._told: TTLCache[str, bool] = TTLCache(maxsize=1024, ttl=_BAD_ENTRY_QUIET)
+        """The keys whose bad entry was logged within _BAD_ENTRY_QUIET seconds."""
 
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
@@ -145,23 +151,23 @@ class RedisCache(Cache):
     ) -> object:
         """Give the entry of `key` at `stamp`, or MISS (none, unreadable, or a fault)."""
         entry_key, text = self._key(table, key, stamp)
-        raw = await self._call(lambda: self._client.get(entry_key))
+        raw = await self._call(lambda: self._client.get(entry_key), entry_key)
         self._bypassed += raw is _FAULT
         if raw is _FAULT or raw is None:
             return MISS
         try:
             stored = json.loads(cast("bytes", raw))
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
-                self._fault(ValueError("an entry names another read"), "an entry did not match")
+                self._bad_entry(entry_key, ValueError("it names another read"), "did not match")
                 return MISS
             value = self._converter.structure(stored["v"], cast("type[object]", shape))
             form = self._converter.unstructure(value, unstructure_as=shape)
         except _DECODE_ERRORS as error:
-            self._fault(error, "an entry could not be read")
+            self._bad_entry(entry_key, error, "could not be read")
             return MISS
         if form != stored["v"]:  # a field missing (read as its default): another version's entry
             problem = ValueError("a field is missing or differs from what this version writes")
-            self._fault(problem, "an entry was not in this version's form")
+            self._bad_entry(entry_key, problem, "was not in this version's form")
             return MISS
         return value
 
@@ -172,10 +178,13 @@ class RedisCache(Cache):
         data = self._converter.unstructure(value, unstructure_as=shape)
         entry = {"t": table, "k": text, "s": stamp, "v": data}
         encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-        await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms))
+        await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms), entry_key)
 
-    async def _call(self, make: Callable[[], Awaitable[_T]]) -> _T | object:
-        """Run one Redis call within the timeout; _FAULT if it fails or runs out of time."""
+    async def _call(self, make: Callable[[], Awaitable[_T]], entry_key: str) -> _T | object:
+        """Run one Redis call on `entry_key` within the timeout; _FAULT if Redis failed.
+
+        A key of another Redis type is that key's fault, not Redis's: it gives None.
+        """
         if time.monotonic() < self._down_until:
             return _FAULT
         try:
@@ -183,7 +192,7 @@ class RedisCache(Cache):
                 result = await make()
         except _TRANSPORT_ERRORS as error:
             if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
-                self._fault(error, "a key held another kind of value")  # the key's fault alone
+                self._bad_entry(entry_key, error, "held another kind of value")
                 return None  # as a missing entry: the load's SET replaces it
             self._fault(error, f"no answer within {self._timeout:g}s or a failed call")
             self._down_until = time.monotonic() + self._retry_after
@@ -193,7 +202,22 @@ class RedisCache(Cache):
             _LOG.info("Redis at %s answers again; caching through it", self._shown_url)
         return result
 
+    def _bad_entry(self, entry_key: str, error: BaseException, what: str) -> None:
+        """Count a bad entry, a miss of its read alone; log it once per _BAD_ENTRY_QUIET."""
+        self._faults += 1
+        if entry_key not in self._told:
+            self._told[entry_key] = True
+            _LOG.warning(
+                "Redis at %s: the entry %s %s (%s: %s); read from the database, for this key alone",
+                self._shown_url,
+                entry_key,
+                what,
+                type(error).__name__,
+                error,
+            )
+
     def _fault(self, error: BaseException, what: str) -> None:
+        """Count a failed call; log it if it begins an outage (a call that works ends it)."""
         self._faults += 1
         if not self._outage:
             self._outage = True
