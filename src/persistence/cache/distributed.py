@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from persistence.database import Database
 
 __all__ = [
+    "DEFAULT_MAX_ENTRY_BYTES",
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TTL",
@@ -63,6 +64,9 @@ DEFAULT_TIMEOUT: Final = 0.25
 
 DEFAULT_RETRY_AFTER: Final = 1.0
 """Seconds after a Redis fault during which Redis is not tried."""
+
+DEFAULT_MAX_ENTRY_BYTES: Final = 1024 * 1024
+"""Bytes of the largest entry written to or read from Redis: one sent well within the timeout."""
 
 REDIS_URL_VARIABLE: Final = "REDIS_URL"
 """The environment variable read when no Redis URL is given."""
@@ -103,8 +107,10 @@ class RedisCache(Cache):
         retry_after: float = DEFAULT_RETRY_AFTER,
         local_size: int = DEFAULT_SIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
         super().__init__(db, watch, size=local_size, max_bytes=max_bytes)
+        self._max_entry_bytes = max_entry_bytes
         self._client = client
         self._shown_url = shown_url
         self._namespace = namespace
@@ -149,11 +155,21 @@ class RedisCache(Cache):
     async def _from_redis(
         self, table: str, key: tuple[Hashable, ...], stamp: str, shape: object
     ) -> object:
-        """Give the entry of `key` at `stamp`, or MISS (none, unreadable, or a fault)."""
+        """Give the entry of `key` at `stamp`, or MISS (none, unreadable, too large, or a fault).
+
+        At most one byte past `max_entry_bytes` is read: a larger entry (another worker's, or
+        planted) is a miss of this key, never a call that runs out of time. An empty string
+        reads as no entry, as Redis gives a missing key.
+        """
         entry_key, text = self._key(table, key, stamp)
-        raw = await self._call(lambda: self._client.get(entry_key), entry_key)
+        most = self._max_entry_bytes
+        raw = await self._call(lambda: self._client.getrange(entry_key, 0, most), entry_key)
         self._bypassed += raw is _FAULT
-        if raw is _FAULT or raw is None:
+        if raw is _FAULT or not raw:
+            return MISS
+        if len(cast("bytes", raw)) > most:
+            problem = ValueError(f"it holds more than max_entry_bytes, {most} bytes")
+            self._bad_entry(entry_key, problem, "is too large")
             return MISS
         try:
             stored = json.loads(cast("bytes", raw))
@@ -177,7 +193,9 @@ class RedisCache(Cache):
         entry_key, text = self._key(table, key, stamp)
         data = self._converter.unstructure(value, unstructure_as=shape)
         entry = {"t": table, "k": text, "s": stamp, "v": data}
-        encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(encoded) > self._max_entry_bytes:
+            return  # kept in the memory tier alone
         await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms), entry_key)
 
     async def _call(self, make: Callable[[], Awaitable[_T]], entry_key: str) -> _T | object:
@@ -311,13 +329,15 @@ async def open_redis_cache(  # every limit is the caller's to set
     heartbeat: float = DEFAULT_HEARTBEAT,
     local_size: int = DEFAULT_SIZE,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
 ) -> RedisCache:
     """Open a Redis cache of `db`'s reads: `url`, else `$REDIS_URL`.
 
     It opens even when Redis does not answer (it logs that, and reads from the database
     until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
-    estimated memory. Workers share entries within one `namespace`: by default, one per
-    database (see `default_namespace`), whatever URL reached it.
+    estimated memory. No entry larger than `max_entry_bytes` is written to Redis or read from
+    it. Workers share entries within one `namespace`: by default, one per database (see
+    `default_namespace`), whatever URL reached it.
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
@@ -327,6 +347,7 @@ async def open_redis_cache(  # every limit is the caller's to set
             raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     at_least("RedisCache", "local_size", local_size, 0)
     at_least("RedisCache", "max_bytes", max_bytes, 1)
+    at_least("RedisCache", "max_entry_bytes", max_entry_bytes, 1)
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,
@@ -348,4 +369,5 @@ async def open_redis_cache(  # every limit is the caller's to set
         retry_after=retry_after,
         local_size=local_size,
         max_bytes=max_bytes,
+        max_entry_bytes=max_entry_bytes,
     )
