@@ -315,6 +315,9 @@ async def test_an_entry_of_another_form_is_a_miss(
         ({"url": "redis://127.0.0.1:6379/0?sockettimeout=1"}, "url"),
         ({"url": "rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe"}, "url"),
         ({"url": "redis://[::1/0"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/0?decode_responses=False"}, "url.*decode_responses"),
+        ({"url": "redis://127.0.0.1:6379/0?encoding=ascii"}, "url.*encoding"),
+        ({"url": "redis://127.0.0.1:6379/0?encoding_errors=ignore"}, "url.*encoding_errors"),
     ],
 )
 async def test_bad_redis_arguments_are_refused_before_anything_opens(
@@ -325,6 +328,9 @@ async def test_bad_redis_arguments_are_refused_before_anything_opens(
     A query redis-py cannot take was taken: `?db=abc` raised a bare ValueError, and an option
     it does not know made every read through the cache raise TypeError, when it connected.
     A namespace holding a lone surrogate was taken, and every read raised UnicodeEncodeError.
+    `?decode_responses=` (any value: redis-py reads the text as true) made an entry that is
+    not UTF-8 raise UnicodeDecodeError from the read; `?encoding=ascii`, a namespace beyond
+    ASCII raise UnicodeEncodeError.
     """
     settings: dict[str, object] = {"url": redis_url, **arguments}
     tasks = len(asyncio.all_tasks())

@@ -75,6 +75,8 @@ _BAD_ENTRY_QUIET: Final = 60.0
 """Seconds after a bad entry is logged during which that key's bad entries are not logged."""
 
 _LOG: Final = logging.getLogger("persistence.cache")
+_OWN_OPTIONS: Final = frozenset({"decode_responses", "encoding", "encoding_errors"})
+"""URL options of how replies are decoded: the cache reads and writes UTF-8 bytes itself."""
 _FAULT: Final = object()
 _T = TypeVar("_T")
 _V = TypeVar("_V")
@@ -284,6 +286,7 @@ def redis_url(url: str | None) -> str:
     a database number: `/abc` is refused, where redis-py would quietly take database 0. Its
     query must be one redis-py takes (`?db=abc` or an option it does not know is refused):
     redis-py reads the query only when it makes a connection, and raised then on every read.
+    Nor may it set how replies are decoded (`decode_responses`, `encoding`, `encoding_errors`).
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
@@ -306,6 +309,11 @@ def redis_url(url: str | None) -> str:
         pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError, RedisError) as error:
         raise refuse(f"redis-py cannot take it ({error}): {redact_url(found)!r}") from None
+    if chosen := sorted(_OWN_OPTIONS & pool.connection_kwargs.keys()):
+        given_options = ", ".join(chosen)
+        raise refuse(
+            f"the cache decodes its entries itself; drop {given_options}: {redact_url(found)!r}"
+        )
     return found
 
 
