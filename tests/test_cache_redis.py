@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -26,6 +27,7 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    connect,
     save_result,
     set_config,
 )
@@ -293,3 +295,57 @@ async def test_a_close_with_reads_under_way_leaves_no_redis_connection(
         await cache.close()
         await asyncio.gather(*reads, return_exceptions=True)
     assert connections_to(port) == before
+
+
+OWN_CONNECTIONS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+
+
+async def heard_next(heard: asyncio.Queue[str], prefix: str) -> str:
+    """The next notification on the change channel that starts with `prefix`."""
+    async with asyncio.timeout(BOUND * 5):
+        while not (payload := await heard.get()).startswith(prefix):
+            pass
+    return payload
+
+
+async def test_a_transaction_id_given_again_names_no_old_entry(
+    migrated_postgres_url: str, redis_url: str, namespace: str
+) -> None:
+    """After the feed reconnects, a transaction id seen before names a stamp of its own.
+
+    A failover to a lagging replica, or a point-in-time restore, gives transaction ids out
+    again, for other data, on a server of the same identity, and the stamp was the id alone:
+    the entry stored under it before was served. Here the id comes again by hand, as a
+    notification of the reconnected server.
+    """
+    admin = await asyncpg.connect(migrated_postgres_url)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await admin.add_listener("persistence_changes", lambda *sent: heard.put_nowait(str(sent[3])))
+    async with connect(migrated_postgres_url) as db:
+        await set_config(db, "runner", "workers", 4)
+        await heard_next(heard, "config_entries ")  # the notification of that write
+        before = {row[0] for row in await admin.fetch(OWN_CONNECTIONS)}
+        cache = await open_cache(db, redis_url, namespace, local_size=0)
+        try:
+            (listener,) = {row[0] for row in await admin.fetch(OWN_CONNECTIONS)} - before
+            await set_config(db, "runner", "workers", 5)
+            written = await heard_next(heard, "config_entries ")
+            assert await cache.get_config_value("runner", "workers", int) == 5
+            hits = cache.stats().hits
+            assert await cache.get_config_value("runner", "workers", int) == 5
+            assert cache.stats().hits == hits + 1  # the entry, in Redis under the write's stamp
+            await admin.execute("SELECT pg_terminate_backend($1)", listener)
+            await heard_next(heard, "* ")  # the listener is back, on the "new primary"
+            await set_config(db, "runner", "workers", 4)  # the data as it was before the write
+            await admin.execute("SELECT pg_notify('persistence_changes', $1)", written)
+            deadline = time.monotonic() + BOUND * 5
+            while True:  # until a read asks Redis: the feed trusted again
+                bypassed = cache.stats().bypassed
+                assert await cache.get_config_value("runner", "workers", int) == 4
+                if cache.stats().bypassed == bypassed:
+                    break
+                assert time.monotonic() < deadline, "the feed was never trusted again"
+                await asyncio.sleep(0.01)
+        finally:
+            await cache.close()
+            await admin.close()

@@ -28,8 +28,10 @@ _IDENTITY: Final = (
 class ChangeListener:
     """PostgreSQL's change watch: LISTEN on a connection of its own, outside the pool.
 
-    The last `<table> <transaction id>` received is the table's stamp; on each connect the
-    listener sends `* <random token>`, a new stamp for every table in every listener. A
+    On each connect the listener sends `* <random token>`, a new stamp for every table in
+    every listener; then `<table> <transaction id>` makes the table's stamp the last token
+    and the id. The id alone would repeat: after a failover to a lagging replica or a
+    point-in-time restore, the server gives ids out again, for other data. A
     heartbeat answered within `heartbeat` keeps the versions trusted (a notification committed
     before it was sent arrives first); without one, `version` and `stamp` are None within
     2 x heartbeat, and the connection is opened again, with backoff.
@@ -133,7 +135,8 @@ class ChangeListener:
             self._every = stamp
         else:
             self._counts[table] = self._counts.get(table, 0) + 1
-            self._stamps[table] = stamp  # "" (no stamp: a trigger older than 0004) is unknown
+            # "" (no id: a trigger older than 0004; no token yet) is unknown
+            self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
 
     async def _run(self) -> None:
         attempt = 0

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import cattrs
+from cachetools import TTLCache
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from persistence.database import Database
 
 __all__ = [
+    "DEFAULT_MAX_ENTRY_BYTES",
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TTL",
@@ -63,10 +65,18 @@ DEFAULT_TIMEOUT: Final = 0.25
 DEFAULT_RETRY_AFTER: Final = 1.0
 """Seconds after a Redis fault during which Redis is not tried."""
 
+DEFAULT_MAX_ENTRY_BYTES: Final = 1024 * 1024
+"""Bytes of the largest entry written to or read from Redis: one sent well within the timeout."""
+
 REDIS_URL_VARIABLE: Final = "REDIS_URL"
 """The environment variable read when no Redis URL is given."""
 
+_BAD_ENTRY_QUIET: Final = 60.0
+"""Seconds after a bad entry is logged during which that key's bad entries are not logged."""
+
 _LOG: Final = logging.getLogger("persistence.cache")
+_OWN_OPTIONS: Final = frozenset({"decode_responses", "encoding", "encoding_errors"})
+"""URL options of how replies are decoded: the cache reads and writes UTF-8 bytes itself."""
 _FAULT: Final = object()
 _T = TypeVar("_T")
 _V = TypeVar("_V")
@@ -99,8 +109,10 @@ class RedisCache(Cache):
         retry_after: float = DEFAULT_RETRY_AFTER,
         local_size: int = DEFAULT_SIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
         super().__init__(db, watch, size=local_size, max_bytes=max_bytes)
+        self._max_entry_bytes = max_entry_bytes
         self._client = client
         self._shown_url = shown_url
         self._namespace = namespace
@@ -110,6 +122,8 @@ class RedisCache(Cache):
         self._converter = make_converter()
         self._down_until = 0.0
         self._outage = False
+        self._told: TTLCache[str, bool] = TTLCache(maxsize=1024, ttl=_BAD_ENTRY_QUIET)
+        """The keys whose bad entry was logged within _BAD_ENTRY_QUIET seconds."""
 
     async def _fill(
         self, table: str, key: tuple[Hashable, ...], load: Load[_V], shape: object
@@ -143,25 +157,35 @@ class RedisCache(Cache):
     async def _from_redis(
         self, table: str, key: tuple[Hashable, ...], stamp: str, shape: object
     ) -> object:
-        """Give the entry of `key` at `stamp`, or MISS (none, unreadable, or a fault)."""
+        """Give the entry of `key` at `stamp`, or MISS (none, unreadable, too large, or a fault).
+
+        At most one byte past `max_entry_bytes` is read: a larger entry (another worker's, or
+        planted) is a miss of this key, never a call that runs out of time. An empty string
+        reads as no entry, as Redis gives a missing key.
+        """
         entry_key, text = self._key(table, key, stamp)
-        raw = await self._call(lambda: self._client.get(entry_key))
+        most = self._max_entry_bytes
+        raw = await self._call(lambda: self._client.getrange(entry_key, 0, most), entry_key)
         self._bypassed += raw is _FAULT
-        if raw is _FAULT or raw is None:
+        if raw is _FAULT or not raw:
+            return MISS
+        if len(cast("bytes", raw)) > most:
+            problem = ValueError(f"it holds more than max_entry_bytes, {most} bytes")
+            self._bad_entry(entry_key, problem, "is too large")
             return MISS
         try:
             stored = json.loads(cast("bytes", raw))
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
-                self._fault(ValueError("an entry names another read"), "an entry did not match")
+                self._bad_entry(entry_key, ValueError("it names another read"), "did not match")
                 return MISS
             value = self._converter.structure(stored["v"], cast("type[object]", shape))
             form = self._converter.unstructure(value, unstructure_as=shape)
         except _DECODE_ERRORS as error:
-            self._fault(error, "an entry could not be read")
+            self._bad_entry(entry_key, error, "could not be read")
             return MISS
         if form != stored["v"]:  # a field missing (read as its default): another version's entry
             problem = ValueError("a field is missing or differs from what this version writes")
-            self._fault(problem, "an entry was not in this version's form")
+            self._bad_entry(entry_key, problem, "was not in this version's form")
             return MISS
         return value
 
@@ -171,11 +195,16 @@ class RedisCache(Cache):
         entry_key, text = self._key(table, key, stamp)
         data = self._converter.unstructure(value, unstructure_as=shape)
         entry = {"t": table, "k": text, "s": stamp, "v": data}
-        encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-        await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms))
+        encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(encoded) > self._max_entry_bytes:
+            return  # kept in the memory tier alone
+        await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms), entry_key)
 
-    async def _call(self, make: Callable[[], Awaitable[_T]]) -> _T | object:
-        """Run one Redis call within the timeout; _FAULT if it fails or runs out of time."""
+    async def _call(self, make: Callable[[], Awaitable[_T]], entry_key: str) -> _T | object:
+        """Run one Redis call on `entry_key` within the timeout; _FAULT if Redis failed.
+
+        A key of another Redis type is that key's fault, not Redis's: it gives None.
+        """
         if time.monotonic() < self._down_until:
             return _FAULT
         try:
@@ -183,7 +212,7 @@ class RedisCache(Cache):
                 result = await make()
         except _TRANSPORT_ERRORS as error:
             if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
-                self._fault(error, "a key held another kind of value")  # the key's fault alone
+                self._bad_entry(entry_key, error, "held another kind of value")
                 return None  # as a missing entry: the load's SET replaces it
             self._fault(error, f"no answer within {self._timeout:g}s or a failed call")
             self._down_until = time.monotonic() + self._retry_after
@@ -193,7 +222,22 @@ class RedisCache(Cache):
             _LOG.info("Redis at %s answers again; caching through it", self._shown_url)
         return result
 
+    def _bad_entry(self, entry_key: str, error: BaseException, what: str) -> None:
+        """Count a bad entry, a miss of its read alone; log it once per _BAD_ENTRY_QUIET."""
+        self._faults += 1
+        if entry_key not in self._told:
+            self._told[entry_key] = True
+            _LOG.warning(
+                "Redis at %s: the entry %s %s (%s: %s); read from the database, for this key alone",
+                self._shown_url,
+                entry_key,
+                what,
+                type(error).__name__,
+                error,
+            )
+
     def _fault(self, error: BaseException, what: str) -> None:
+        """Count a failed call; log it if it begins an outage (a call that works ends it)."""
         self._faults += 1
         if not self._outage:
             self._outage = True
@@ -242,6 +286,7 @@ def redis_url(url: str | None) -> str:
     a database number: `/abc` is refused, where redis-py would quietly take database 0. Its
     query must be one redis-py takes (`?db=abc` or an option it does not know is refused):
     redis-py reads the query only when it makes a connection, and raised then on every read.
+    Nor may it set how replies are decoded (`decode_responses`, `encoding`, `encoding_errors`).
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
@@ -264,6 +309,11 @@ def redis_url(url: str | None) -> str:
         pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError, RedisError) as error:
         raise refuse(f"redis-py cannot take it ({error}): {redact_url(found)!r}") from None
+    if chosen := sorted(_OWN_OPTIONS & pool.connection_kwargs.keys()):
+        given_options = ", ".join(chosen)
+        raise refuse(
+            f"the cache decodes its entries itself; drop {given_options}: {redact_url(found)!r}"
+        )
     return found
 
 
@@ -287,13 +337,15 @@ async def open_redis_cache(  # every limit is the caller's to set
     heartbeat: float = DEFAULT_HEARTBEAT,
     local_size: int = DEFAULT_SIZE,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
 ) -> RedisCache:
     """Open a Redis cache of `db`'s reads: `url`, else `$REDIS_URL`.
 
     It opens even when Redis does not answer (it logs that, and reads from the database
     until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
-    estimated memory. Workers share entries within one `namespace`: by default, one per
-    database (see `default_namespace`), whatever URL reached it.
+    estimated memory. No entry larger than `max_entry_bytes` is written to Redis or read from
+    it. Workers share entries within one `namespace`: by default, one per database (see
+    `default_namespace`), whatever URL reached it.
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
@@ -303,6 +355,7 @@ async def open_redis_cache(  # every limit is the caller's to set
             raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     at_least("RedisCache", "local_size", local_size, 0)
     at_least("RedisCache", "max_bytes", max_bytes, 1)
+    at_least("RedisCache", "max_entry_bytes", max_entry_bytes, 1)
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,
@@ -324,4 +377,5 @@ async def open_redis_cache(  # every limit is the caller's to set
         retry_after=retry_after,
         local_size=local_size,
         max_bytes=max_bytes,
+        max_entry_bytes=max_entry_bytes,
     )
