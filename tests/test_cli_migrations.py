@@ -125,9 +125,9 @@ def test_a_failing_migration_is_printed_with_its_statements_line(
     code, _, err = run(capsys, "migrate", "--database", database_url, "--migrations", str(mine))
     assert code == 3
     said = "persistence: error: 0001_clash.sql:7: in the statement starting "
-    assert err.startswith(said + """"CREATE TABLE test_results (note text DEFAULT ';')": """), err
-    assert "already exists" in err
-    assert err.count("\n") == 1
+    last = err.splitlines()[-1]  # after a note of a slow migration, if the machine is slow
+    assert last.startswith(said + """"CREATE TABLE test_results (note text DEFAULT ';')": """), err
+    assert "already exists" in last
 
 
 def test_a_folder_without_the_engine_is_refused_before_anything(
