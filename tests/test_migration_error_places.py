@@ -144,3 +144,24 @@ async def test_postgres_runs_no_statement_twice_and_is_not_misled(
         assert await server.fetchval("SELECT last_value FROM counter") == 2
     finally:
         await server.close()
+
+
+async def test_an_error_at_the_commit_names_the_file(empty: Database, tmp_path: Path) -> None:
+    """A deferred foreign key that fails when the migration commits names the migration.
+
+    On PostgreSQL it raised a bare `ConflictError`, naming no file; SQLite's own check of
+    foreign keys at the commit named it already.
+    """
+    folder = tmp_path / "migrations"
+    parent = (
+        "CREATE TABLE parent (id integer PRIMARY KEY);\n"
+        "CREATE TABLE child (p integer REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);\n"
+    )
+    write(folder, "0001_parent.sql", parent)
+    write(folder, "0002_orphan.sql", "INSERT INTO child (p) VALUES (7);\n")
+    with pytest.raises(MigrationError, match=r"^0002_orphan\.sql: ") as raised:
+        await migrate(empty, package_folder=folder)
+    assert raised.value.migration == "0002_orphan"
+    assert raised.value.__cause__ is not None
+    status = await migration_status(empty, package_folder=folder)
+    assert [m.version for m in status.pending] == [2]

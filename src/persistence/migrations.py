@@ -32,7 +32,12 @@ from persistence.database import (
     split_script,
     translate_errors,
 )
-from persistence.exceptions import MigrationError, NotAFileError, ValidationError
+from persistence.exceptions import (
+    MigrationError,
+    NotAFileError,
+    PersistenceError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from persistence._backend import ScriptStatement
@@ -466,8 +471,11 @@ async def _apply_pending(
     statements: tuple[ScriptStatement, ...],
     lock_timeout: float,
 ) -> bool:
-    """Apply one migration under the lock unless another runner did: say whether this one did."""
-    chain = migration.chain
+    """Apply one migration under the lock unless another runner did: say whether this one did.
+
+    An error at its commit (a deferred constraint) is a `MigrationError` naming it too.
+    """
+    chain, run = migration.chain, False
     try:
         async with translate_errors(db), backend_of(db).migration(lock_timeout) as conn:
             status = _compare(migrations, await _applied(db, conn, chain), chain)
@@ -475,10 +483,17 @@ async def _apply_pending(
             if migration not in status.pending:
                 return False
             await _apply(db, conn, migration, statements)
+            run = True
     except MigrationError as error:
         if error.migration is not None:
             raise
         raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from error
+    except PersistenceError as error:
+        if not run:
+            raise
+        raise MigrationError(
+            f"{migration.path.name}: at its commit: {error}", migration=migration.name
+        ) from error
     return True
 
 
