@@ -111,6 +111,25 @@ def test_user_drift_is_accepted_with_accept_user(
     assert "accept_user" in err
 
 
+def test_a_failing_migration_is_printed_with_its_statements_line(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """`migrate` prints where in the file the failing statement starts, and exits 3."""
+    mine = tmp_path / "mine"
+    failing = "-- a view, then a table that the package has\r\n\r\n" + VIEW.replace("\n", "\r\n")
+    failing += "\r\n/* test_results:\r\n   again */\r\n"
+    failing += "CREATE TABLE test_results (note text DEFAULT ';');\r\n"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_clash.sql").write_bytes(failing.encode())
+    code, _, err = run(capsys, "migrate", "--database", database_url, "--migrations", str(mine))
+    assert code == 3
+    said = "persistence: error: 0001_clash.sql:7: in the statement starting "
+    last = err.splitlines()[-1]  # after a note of a slow migration, if the machine is slow
+    assert last.startswith(said + """"CREATE TABLE test_results (note text DEFAULT ';')": """), err
+    assert "already exists" in last
+
+
 def test_a_folder_without_the_engine_is_refused_before_anything(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -252,7 +252,7 @@ def test_statement_splitting_keeps_triggers_whole() -> None:
         "CREATE TRIGGER t AFTER INSERT ON x BEGIN\n  UPDATE x SET id = 1;\n  SELECT 1;\nEND;\n"
         "INSERT INTO x VALUES (';');\n"
     )
-    statements = split_sqlite(script)
+    statements = [statement.text for statement in split_sqlite(script)]
     assert len(statements) == 3
     assert statements[1].startswith("-- a comment")
     assert statements[1].endswith("END;")

@@ -330,8 +330,11 @@ async def test_a_migration_leaves_nothing_on_the_connection(
 async def test_a_failing_user_migration_keeps_the_packages(empty: Database, mine: Path) -> None:
     """A user migration that fails rolls back alone; the package's chain stays applied."""
     write_both(mine, "0002_broken.sql", "CREATE TABLE half (id integer);\nSELECT * FROM nowhere;\n")
-    with pytest.raises(MigrationError, match=r"0002_broken\.sql"):
+    with pytest.raises(MigrationError, match=r"0002_broken\.sql") as raised:
         await migrate(empty, mine)
+    said = '0002_broken.sql:2: in the statement starting "SELECT * FROM nowhere": '
+    assert str(raised.value).startswith(said), str(raised.value)
+    assert (raised.value.migration, raised.value.line) == ("0002_broken", 2)
     status = await migration_status(empty, mine)
     assert status.user is not None
     assert [a.version for a in status.user.applied] == [1]

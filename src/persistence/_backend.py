@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
+import attrs
+
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -33,6 +35,29 @@ class Engine(enum.Enum):
 
     SQLITE = "sqlite"
     POSTGRES = "postgres"
+
+
+@attrs.frozen
+class ScriptStatement:
+    """One statement of a migration script, and where it stands in the script's text."""
+
+    text: str
+    """What the engine is sent."""
+    start: int
+    """Where its first word starts: comments and blank lines before it are not its own."""
+    end: int
+    """Where it ends: at its `;`, or at the script's end."""
+
+
+class ScriptError(Exception):
+    """The statement `index` of a script failed: the driver's error is the `__cause__`.
+
+    Only `run_script` raises it, and `database.py` translates it as its cause.
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"statement {index + 1} of the script failed")
+        self.index = index
 
 
 class ChangeWatch(Protocol):
@@ -95,7 +120,11 @@ class Backend(Protocol):
         """Undo what was done since the savepoint, and end it."""
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
-        """Run a migration's statements inside the transaction of `conn`."""
+        """Run a migration's statements inside the transaction of `conn`.
+
+        A statement's error is raised as `ScriptError` from the driver's, naming the statement
+        when the engine tells which (see each engine's); a lost connection is raised as it is.
+        """
 
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""

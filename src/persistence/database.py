@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import attrs
 
-from persistence._backend import Backend, Engine
+from persistence._backend import Backend, Engine, ScriptError, ScriptStatement
 from persistence._changes import WRITTEN
 from persistence._guards import argument, at_least, seconds
 from persistence._postgres import open_postgres, split_postgres
@@ -238,7 +238,7 @@ def _limits(caller: str, **given: float) -> dict[str, float]:
     return {name: seconds(caller, name, value) for name, value in given.items()}
 
 
-def split_script(engine: Engine, script: str) -> list[str]:
+def split_script(engine: Engine, script: str) -> list[ScriptStatement]:
     """Split a migration script as `engine` reads it, with no database open.
 
     What the engine cannot run in a migration is refused with a `MigrationError`.
@@ -558,6 +558,8 @@ def translate_errors(db: Database) -> contextlib.AbstractAsyncContextManager[Non
 
 def _raise_translated(backend: Backend, error: BaseException, database: str = "") -> None:
     """Raise the package's error for a driver error (a missing table: say to migrate), if any."""
+    if isinstance(error, ScriptError) and error.__cause__ is not None:
+        error = error.__cause__  # a script's statement failed: as its driver error
     translated = backend.translate(error)
     if translated is None:
         return

@@ -46,11 +46,18 @@ class DatabaseError(PersistenceError):
 
 
 class MigrationError(PersistenceError):
-    """A migration failed, drifted from its recorded checksum, or cannot be applied."""
+    """A migration failed, drifted from its recorded checksum, or cannot be applied.
 
-    def __init__(self, message: str, *, migration: str | None = None) -> None:
+    `migration` names the migration, `line` the line of its file where the statement that
+    failed starts, when the engine tells which statement it was.
+    """
+
+    def __init__(
+        self, message: str, *, migration: str | None = None, line: int | None = None
+    ) -> None:
         super().__init__(message)
         self.migration = migration
+        self.line = line
 
 
 class CloseTimeoutError(PersistenceError, TimeoutError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import functools
 import hashlib
 import os
 import re
@@ -23,6 +22,7 @@ import attrs
 from persistence._files.paths import open_regular
 from persistence._guards import argument, finite_amount
 from persistence._loader import sql_root
+from persistence._migration_scripts import checked_statements, run_statements
 from persistence.database import (
     Database,
     Engine,
@@ -32,9 +32,15 @@ from persistence.database import (
     split_script,
     translate_errors,
 )
-from persistence.exceptions import MigrationError, NotAFileError, PersistenceError, ValidationError
+from persistence.exceptions import (
+    MigrationError,
+    NotAFileError,
+    PersistenceError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
+    from persistence._backend import ScriptStatement
     from persistence._interface import Connection
 
 __all__ = [
@@ -82,12 +88,6 @@ _HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duratio
 
 _FILE_NAME: Final = re.compile(r"(?P<version>[0-9]{4,})_(?P<slug>[a-z0-9_]+)\.sql")
 _LAST_VERSION: Final = 2**63 - 1  # the history's version is a bigint on PostgreSQL
-
-_TRANSACTION_CONTROL: Final = re.compile(
-    r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
-)
-_LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
-"""What may come before a statement's first word; SQLite skips a byte order mark there too."""
 
 
 @attrs.frozen
@@ -314,27 +314,9 @@ def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migratio
     return found
 
 
-def _statements(engine: Engine, migration: Migration) -> list[str]:
+def _statements(engine: Engine, migration: Migration) -> tuple[ScriptStatement, ...]:
     """Split one file and refuse statements that would end or start a transaction."""
-    return list(_checked_statements(engine, migration.sql, migration.path.name, migration.name))
-
-
-@functools.lru_cache(maxsize=256)
-def _checked_statements(engine: Engine, sql: str, file_name: str, name: str) -> tuple[str, ...]:
-    """`_statements`, kept per file's text: every migrate checks every file, and most are old."""
-    try:
-        statements = split_script(engine, sql)
-    except MigrationError as error:
-        raise MigrationError(f"{file_name}: {error}", migration=name) from None
-    for statement in statements:
-        control = _TRANSACTION_CONTROL.match(_LEADING_NOISE.sub("", statement))
-        if control is not None:
-            raise MigrationError(
-                f"{file_name}: {control[1].upper()} is not allowed in a migration: "
-                "the runner runs each file in one transaction of its own",
-                migration=name,
-            )
-    return tuple(statements)
+    return checked_statements(engine, migration.sql, migration.path.name, migration.name)
 
 
 async def migration_status(
@@ -486,11 +468,14 @@ async def _apply_pending(
     db: Database,
     migrations: list[Migration],
     migration: Migration,
-    statements: list[str],
+    statements: tuple[ScriptStatement, ...],
     lock_timeout: float,
 ) -> bool:
-    """Apply one migration under the lock unless another runner did: say whether this one did."""
-    chain = migration.chain
+    """Apply one migration under the lock unless another runner did: say whether this one did.
+
+    An error at its commit (a deferred constraint) is a `MigrationError` naming it too.
+    """
+    chain, run = migration.chain, False
     try:
         async with translate_errors(db), backend_of(db).migration(lock_timeout) as conn:
             status = _compare(migrations, await _applied(db, conn, chain), chain)
@@ -498,10 +483,17 @@ async def _apply_pending(
             if migration not in status.pending:
                 return False
             await _apply(db, conn, migration, statements)
+            run = True
     except MigrationError as error:
         if error.migration is not None:
             raise
         raise MigrationError(f"{migration.path.name}: {error}", migration=migration.name) from error
+    except PersistenceError as error:
+        if not run:
+            raise
+        raise MigrationError(
+            f"{migration.path.name}: at its commit: {error}", migration=migration.name
+        ) from error
     return True
 
 
@@ -546,19 +538,17 @@ async def _accept(
 
 
 async def _apply(
-    db: Database, conn: Connection, migration: Migration, statements: list[str]
+    db: Database, conn: Connection, migration: Migration, statements: tuple[ScriptStatement, ...]
 ) -> None:
-    backend = backend_of(db)
     started = time.perf_counter()
-    try:
-        await backend.run_script(conn, statements)
-    except Exception as error:
-        translated = error if isinstance(error, PersistenceError) else backend.translate(error)
-        if translated is None:
-            raise
-        raise MigrationError(
-            f"{migration.path.name}: {translated}", migration=migration.name
-        ) from error
+    await run_statements(
+        backend_of(db),
+        conn,
+        statements,
+        sql=migration.sql,
+        file_name=migration.path.name,
+        name=migration.name,
+    )
     applied_at = dt.datetime.now(dt.UTC)
     duration_ms = (time.perf_counter() - started) * 1000
     package = migration.chain is Chain.PACKAGE
@@ -582,7 +572,8 @@ async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
         return
     suffix = "_user" if chain is Chain.USER else ""
     ddl = sql_root() / "history" / f"{backend.engine.value}{suffix}.sql"
-    await backend.run_script(conn, split_script(db.engine, ddl.read_text(encoding="utf-8")))
+    statements = split_script(db.engine, ddl.read_text(encoding="utf-8"))
+    await backend.run_script(conn, [statement.text for statement in statements])
 
 
 async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:

@@ -17,7 +17,7 @@ import asyncpg
 import asyncpg.pool
 import attrs
 
-from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
+from persistence._backend import Engine, ScriptError, finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
@@ -29,8 +29,9 @@ from persistence._postgres.connections import (
     terminate,
     usable,
 )
-from persistence._postgres.errors import detail, translate_postgres
+from persistence._postgres.errors import CONNECTION_FAILURES, detail, translate_postgres
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
+from persistence._postgres.scripts import failed_statement, marked_script, marked_statement
 from persistence.exceptions import DatabaseError, PersistenceError
 
 if TYPE_CHECKING:
@@ -337,9 +338,32 @@ class PostgresBackend:
         await as_pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
     async def run_script(self, conn: Connection, statements: list[str]) -> None:
-        """Run the statements in one round trip (the simple query protocol)."""
-        if statements:  # asyncpg cannot send an empty script
-            await as_pg(conn).execute(";\n".join(statements))
+        """Run the statements in one round trip (the simple query protocol), each marked.
+
+        A failing statement is the one holding the error's position, if the server gives one,
+        else the last whose marker was heard (`_postgres/scripts.py`).
+        """
+        if not statements:  # asyncpg cannot send an empty script
+            return
+        script, run, starts = marked_script(statements)
+        heard: list[int] = []
+
+        def hear(_connection: object, message: asyncpg.PostgresLogMessage) -> None:
+            if (index := marked_statement(str(message.message), run)) is not None:
+                heard.append(index)
+
+        pg = as_pg(conn)
+        pg.add_log_listener(hear)
+        try:
+            await pg.execute(script)
+        except asyncpg.PostgresError as error:
+            position = getattr(error, "position", None)
+            index = failed_statement(position, statements, starts, heard)
+            if index is None or isinstance(error, CONNECTION_FAILURES):
+                raise
+            raise ScriptError(index) from error
+        finally:
+            pg.remove_log_listener(hear)
 
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""

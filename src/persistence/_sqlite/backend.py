@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
-from persistence._backend import Engine, finish_then_cancel, kept_if_cancelled
+from persistence._backend import Engine, ScriptError, finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
@@ -203,8 +203,11 @@ class SqliteBackend:
         writer = self._writer.leased()
 
         def run() -> None:
-            for statement in statements:
-                writer.execute(statement)
+            for index, statement in enumerate(statements):
+                try:
+                    writer.execute(statement)
+                except sqlite3.Error as error:
+                    raise ScriptError(index) from error
 
         await finish_then_cancel(self._writer.in_thread(run))
 

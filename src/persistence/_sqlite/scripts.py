@@ -6,10 +6,13 @@ import re
 import sqlite3
 from typing import Final
 
+from persistence._backend import ScriptStatement
 from persistence.exceptions import MigrationError
 
 _SEMICOLON: Final = re.compile(";")
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
+_BEFORE_CODE: Final = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+"""The blank space and comments before a statement's first word."""
 _PRAGMA: Final = re.compile(
     r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
 )
@@ -39,19 +42,20 @@ outlive the migration (`query_only`, `locking_mode`, `busy_timeout`, ...), or ca
 inside the migration's transaction (`journal_mode`, `synchronous`, `foreign_keys`, ...)."""
 
 
-def split_sqlite(script: str) -> list[str]:
+def split_sqlite(script: str) -> list[ScriptStatement]:
     """Split a script into statements, keeping trigger bodies whole.
 
     A statement ends at the first `;` that completes it, as SQLite reads it, not at a line's
     end: several statements may share a line, and the driver runs one at a time.
     """
-    statements: list[str] = []
+    statements: list[ScriptStatement] = []
     start = 0
     for semicolon in _SEMICOLON.finditer(script):
         candidate = script[start : semicolon.end()]
         if sqlite3.complete_statement(candidate):
             if _has_code(candidate):
-                statements.append(candidate.strip())
+                code = _code_start(script, start)
+                statements.append(ScriptStatement(candidate.strip(), code, semicolon.start()))
             start = semicolon.end()
     pending = script[start:]
     if _has_code(pending):
@@ -66,7 +70,7 @@ def split_sqlite(script: str) -> list[str]:
                 f"unterminated /* comment: {comment[0].strip()[:60]!r} runs to the script's end"
             )
     for statement in statements:
-        opening = _COMMENTS.sub(" ", statement).lstrip(" \t\n\r\f\ufeff")
+        opening = _COMMENTS.sub(" ", statement.text).lstrip(" \t\n\r\f\ufeff")
         if (attach := _ATTACH.match(opening)) is not None:
             raise MigrationError(
                 f"{attach[1].upper()} is not allowed in a migration: an attached database stays "
@@ -80,6 +84,12 @@ def split_sqlite(script: str) -> list[str]:
                 "transaction (the runner turns foreign keys off and checks them itself)"
             )
     return statements
+
+
+def _code_start(script: str, start: int) -> int:
+    """Give where the first word after `start` starts, past blank space and comments."""
+    before = _BEFORE_CODE.match(script, start)
+    return start if before is None else before.end()
 
 
 def _has_code(text: str) -> bool:
