@@ -151,14 +151,18 @@ async def test_an_entry_under_another_reads_key_is_a_miss(
         await cache.close()
 
 
-async def test_a_key_of_another_redis_type_is_a_miss_not_an_outage(
-    db: Database, redis_url: str, namespace: str
+@pytest.mark.parametrize("kind", ["bytes", "list"])
+async def test_a_bad_entry_is_its_keys_fault_not_an_outage(
+    db: Database, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture, kind: str
 ) -> None:
-    """A list where an entry belongs is a miss of that read alone, and is replaced.
+    """A bad entry is a miss of its read alone: logged once, naming its key, and replaced.
 
-    Redis's WRONGTYPE answer counted as Redis failing: every read went to the database for
-    `retry_after`, the key was never replaced, and each read of it began a new outage.
+    It took the outage's path: each logged "reading from the database meanwhile", and the
+    next good call "answers again", though Redis had answered all along. A list where an
+    entry belongs (Redis's WRONGTYPE) also made every read skip Redis for `retry_after`, and
+    the key was never replaced.
     """
+    caplog.set_level(logging.INFO, "persistence.cache")
     await set_config(db, "runner", "a", 1)
     await set_config(db, "runner", "b", 2)
     cache = await open_redis_cache(
@@ -167,43 +171,16 @@ async def test_a_key_of_another_redis_type_is_a_miss_not_an_outage(
     client = Redis.from_url(redis_url)
     try:
         assert await cache.get_config_value("runner", "a", int) == 1
-        (first,) = [key async for key in client.scan_iter(f"{namespace}:*")]
-        assert await cache.get_config_value("runner", "b", int) == 2
-        await client.delete(first)
-        await client.rpush(first, b"not an entry")
-        assert await cache.get_config_value("runner", "a", int) == 1
-        hits = cache.stats().hits
-        assert await cache.get_config_value("runner", "b", int) == 2
-        assert await cache.get_config_value("runner", "a", int) == 1
-        assert cache.stats().hits == hits + 2  # Redis still used, and the list replaced
-        assert cache.stats().faults == 1
-    finally:
-        await client.aclose()
-        await cache.close()
-
-
-@pytest.mark.parametrize("kind", ["bytes", "list"])
-async def test_a_bad_entry_is_its_keys_fault_not_an_outage(
-    db: Database, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture, kind: str
-) -> None:
-    """A bad entry is logged once, naming its key; no outage is announced, nor a recovery.
-
-    It took the outage's path: each logged "reading from the database meanwhile", and the
-    next good call "answers again", though Redis had answered all along.
-    """
-    caplog.set_level(logging.INFO, "persistence.cache")
-    await set_config(db, "runner", "a", 1)
-    await set_config(db, "runner", "b", 2)
-    cache = await redis_cache(db, redis_url, namespace, 0)
-    client = Redis.from_url(redis_url)
-    try:
-        assert await cache.get_config_value("runner", "a", int) == 1
         (key,) = [key async for key in client.scan_iter(f"{namespace}:*")]
+        assert await cache.get_config_value("runner", "b", int) == 2
         for _ in range(3):  # planted again after each read replaced it
             await client.delete(key)
             await (client.set(key, b"no entry") if kind == "bytes" else client.rpush(key, b"x"))
             assert await cache.get_config_value("runner", "a", int) == 1
+            hits = cache.stats().hits
             assert await cache.get_config_value("runner", "b", int) == 2
+            assert await cache.get_config_value("runner", "a", int) == 1
+            assert cache.stats().hits == hits + 2  # Redis still used, and the entry replaced
         assert cache.stats().faults == 3
     finally:
         await client.aclose()
