@@ -331,21 +331,72 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
 
 
 async def export_junit(db: Database, run_id: int) -> str:
-    """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
+    """Write a run's results as one JUnit XML document, in the form `import_junit` reads.
+
+    Each result goes into a `<testsuite>` of the suite that import keeps in its metadata (one of
+    none into `run N`), a new one wherever the suite changes, so the results keep their order.
+    """
     run, results = await read_run(db, run_id)
-    tags = Counter(_TAGS.get(result.status) for result in results)
-    counts = (
-        f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
-        f'skipped="{tags["skipped"]}"'
-    )
+    suites = _Suites(f"run {run_id}")
+    cases = await map_each(suites.case_xml, results)
+    if not suites.found:  # no result: an empty suite, as a consumer expects one
+        suites.found.append(_Suite(suites.unnamed, 0))
+    counts = _counts(len(results), suites.tags)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
-        f'  <testsuite name="run {run_id}" {counts}>',
     ]
-    lines += await map_each(_case_xml, results)
-    lines += ["  </testsuite>", "</testsuites>", ""]
+    ends = [suite.start for suite in suites.found[1:]] + [len(cases)]
+    for suite, end in zip(suites.found, ends, strict=True):
+        lines.append(
+            f"  <testsuite name={_attribute(suite.name)} {_counts(end - suite.start, suite.tags)}>"
+        )
+        lines += cases[suite.start : end]
+        lines.append("  </testsuite>")
+        await share_loop()
+    lines += ["</testsuites>", ""]
     return "\n".join(lines)
+
+
+def _counts(tests: int, tags: Counter[str | None]) -> str:
+    """Give the attributes that count cases, by the element that marks their outcome."""
+    return (
+        f'tests="{tests}" failures="{tags["failure"]}" errors="{tags["error"]}" '
+        f'skipped="{tags["skipped"]}"'
+    )
+
+
+@attrs.define
+class _Suite:
+    """A `<testsuite>` of an export: its name, its first case, its cases' outcome elements."""
+
+    name: str
+    start: int
+    tags: Counter[str | None] = attrs.field(factory=Counter)
+
+
+@attrs.define
+class _Suites:
+    """The suites of an export, found as its cases are written, one after another."""
+
+    unnamed: str
+    """The suite of a result that import kept none for."""
+    found: list[_Suite] = attrs.field(factory=list)
+    tags: Counter[str | None] = attrs.field(factory=Counter)
+    """The outcome elements of every case."""
+    written: int = 0
+
+    def case_xml(self, result: TestResult) -> str:
+        """Write a result's case, noting its suite: a new one if it is not the last one's."""
+        name = result.metadata.get("suite")
+        name = name if isinstance(name, str) else self.unnamed
+        if not self.found or self.found[-1].name != name:
+            self.found.append(_Suite(name, self.written))
+        tag = _TAGS.get(result.status)
+        self.found[-1].tags[tag] += 1
+        self.tags[tag] += 1
+        self.written += 1
+        return _case_xml(result)
 
 
 def _shown(found: re.Match[str]) -> str:
