@@ -64,6 +64,12 @@ _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_e
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
+_SECONDS: Final = re.compile(
+    r"[ \t\n\r]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)?[ \t\n\r]*"
+)
+"""A case's `time` as JUnit writes it: a decimal number, perhaps with an exponent, in ASCII
+digits; XML's white space around it is read past, as XML Schema's numbers allow, and a time of
+none (empty, or white space only) is 0, as one left out."""
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
 
@@ -179,8 +185,16 @@ class _JUnitTarget:
         metadata, fresh = self._metadata(case, classname, texts.get("system-err"))
         error_message = detail if detail is not None else case.message
         output = texts.get("system-out")
+        time = case.xml_attrs.get("time", "")
+        number = _SECONDS.fullmatch(time)
+        if number is None:
+            raise self.fail(
+                f"testcase {test_id!r:.200}: time must be a decimal number of seconds,"
+                f" got {time!r:.80}",
+                case.line,
+            )
+        seconds = float(number.group(1) or 0)  # ASCII digits: as JUnit means them
         try:
-            seconds = float(case.xml_attrs.get("time", "0") or "0")
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
                 and (len(test_id) <= _SURE_KEY_CHARS or key_length_problem(test_id) is None)
@@ -216,9 +230,8 @@ class _JUnitTarget:
                     test_id=test_id,
                 )
             )
-        except ValueError as error:  # ValidationError, or a time that is no number
-            reason = str(error) if isinstance(error, ValidationError) else f"time: {error}"
-            raise self.fail(f"testcase {test_id!r:.200}: {reason}", case.line) from None
+        except ValidationError as error:
+            raise self.fail(f"testcase {test_id!r:.200}: {error}", case.line) from None
 
 
 async def import_junit(

@@ -1,0 +1,89 @@
+"""A JUnit file refused for what one of its parts holds: the error names the part, in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from persistence import Database, ReportError, all_results, all_runs, import_junit
+
+
+def _report(tmp_path: Path, time: str) -> Path:
+    path = tmp_path / "report.xml"
+    path.write_text(
+        '<testsuites><testsuite name="s">\n<testcase classname="c" name="ok" time="1"/>\n'
+        f'<testcase classname="c" name="t" time="{time}"/>\n</testsuite></testsuites>\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        pytest.param("1_0", id="underscore"),
+        pytest.param("\uff11", id="full-width-digit"),
+        pytest.param("\u0661.5", id="arabic-indic-digit"),
+        pytest.param("\u00a01", id="no-break-space"),
+        pytest.param("1\u2003", id="em-space"),
+        pytest.param("1,5", id="decimal-comma"),
+        pytest.param("1 5", id="space-inside"),
+        pytest.param("0x10", id="hexadecimal"),
+        pytest.param("nan", id="nan"),
+        pytest.param("Infinity", id="infinity"),
+        pytest.param("1e", id="exponent-without-digits"),
+        pytest.param(".", id="point-alone"),
+        pytest.param("1s", id="unit"),
+    ],
+)
+async def test_a_time_not_written_as_a_decimal_number_is_refused(
+    db: Database, tmp_path: Path, time: str
+) -> None:
+    """A time is read in JUnit's form only, the error naming the file, the line and the test.
+
+    Python's `float()` read `1_0` as 10 seconds, and took full-width digits and spaces of any
+    kind around the number.
+    """
+    path = _report(tmp_path, time)
+    with pytest.raises(ReportError) as caught:
+        await import_junit(db, path)
+    assert str(caught.value) == (
+        f"{path}:3: testcase 'c::t': time must be a decimal number of seconds, got {time!r}"
+    )
+    assert await all_runs(db) == []
+    assert await all_results(db) == []
+
+
+@pytest.mark.parametrize(
+    ("time", "seconds"),
+    [
+        ("0.010", 0.01),
+        ("12", 12.0),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("+1.5", 1.5),
+        ("1e-3", 0.001),
+        ("2.5E+2", 250.0),
+        (" 1.5 ", 1.5),
+        ("&#9;1.5&#10;&#13;", 1.5),
+        ("", 0.0),
+        ("  ", 0.0),
+    ],
+)
+async def test_a_time_in_junit_form_is_read(
+    db: Database, tmp_path: Path, time: str, seconds: float
+) -> None:
+    """A decimal number, with a sign or exponent, and XML's white space around it, is read.
+
+    White space around is what XML Schema's numbers allow; a time of none (empty, or white
+    space only) is 0, as one left out.
+    """
+    await import_junit(db, _report(tmp_path, time))
+    assert sorted(r.execution_time for r in await all_results(db)) == sorted([1.0, seconds])
+
+
+async def test_a_negative_time_is_refused_as_out_of_range(db: Database, tmp_path: Path) -> None:
+    """A negative time is a number, refused by the model's own rule."""
+    with pytest.raises(ReportError, match=r":3: testcase 'c::t': .*execution_time"):
+        await import_junit(db, _report(tmp_path, "-0.5"))
