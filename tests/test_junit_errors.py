@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
-from persistence import Database, ReportError, all_results, all_runs, import_junit
+from persistence import Database, ReportError, all_results, all_runs, export_junit, import_junit
 
 
 def _report(tmp_path: Path, time: str) -> Path:
@@ -87,3 +88,16 @@ async def test_a_negative_time_is_refused_as_out_of_range(db: Database, tmp_path
     """A negative time is a number, refused by the model's own rule."""
     with pytest.raises(ReportError, match=r":3: testcase 'c::t': .*execution_time"):
         await import_junit(db, _report(tmp_path, "-0.5"))
+
+
+async def test_a_time_of_minus_zero_is_stored_as_zero(db: Database, tmp_path: Path) -> None:
+    """`-0` is 0 seconds, without the sign, as the model stores it.
+
+    The row went in as read, -0.0, which PostgreSQL keeps: the result said -0.0 seconds, and
+    export wrote `time="-0.0"`.
+    """
+    run = await import_junit(db, _report(tmp_path, "-0"))
+    assert run.id is not None
+    (_, result) = sorted(await all_results(db), key=lambda r: r.id or 0)
+    assert math.copysign(1.0, result.execution_time) == 1.0
+    assert 'time="-' not in await export_junit(db, run.id)

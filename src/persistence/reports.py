@@ -193,7 +193,9 @@ class _JUnitTarget:
                 f" got {time!r:.80}",
                 case.line,
             )
-        seconds = float(number.group(1) or 0)  # ASCII digits: as JUnit means them
+        # ASCII digits, as JUnit means them; -0.0 is 0.0, as the model makes it (PostgreSQL
+        # would keep the sign of a row that goes in as it is)
+        seconds = float(number.group(1) or 0) + 0.0
         try:
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
