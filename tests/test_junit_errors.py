@@ -101,3 +101,30 @@ async def test_a_time_of_minus_zero_is_stored_as_zero(db: Database, tmp_path: Pa
     (_, result) = sorted(await all_results(db), key=lambda r: r.id or 0)
     assert math.copysign(1.0, result.execution_time) == 1.0
     assert 'time="-' not in await export_junit(db, run.id)
+
+
+@pytest.mark.parametrize(
+    ("root", "found"),
+    [
+        ('<testsuites xmlns="urn:x">', "<testsuites> in the XML namespace 'urn:x'"),
+        ('<j:testsuite xmlns:j="urn:y">', "<testsuite> in the XML namespace 'urn:y'"),
+        ('<html xmlns="http://www.w3.org/1999/xhtml">', "<html> in the XML namespace"),
+        ("<html>", "<html>"),
+    ],
+)
+async def test_a_root_of_another_kind_is_named_by_its_name_and_namespace(
+    db: Database, tmp_path: Path, root: str, found: str
+) -> None:
+    """A root in a namespace is named as a user reads it: its local name and its namespace.
+
+    The message showed expat's joined form, `<urn:x}testsuites>`.
+    """
+    path = tmp_path / "report.xml"
+    tag = root[1:-1].split(" ", 1)[0]
+    path.write_text(f'<?xml version="1.0"?>\n{root}<testcase name="t"/></{tag}>\n')
+    with pytest.raises(ReportError) as caught:
+        await import_junit(db, path)
+    assert caught.value.line == 2
+    assert caught.value.reason.startswith(f"expected <testsuites> or <testsuite>, found {found}")
+    assert "}" not in caught.value.reason
+    assert await all_runs(db) == []

@@ -110,7 +110,7 @@ class _JUnitTarget:
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         if self.root is None:
             if tag not in ("testsuites", "testsuite"):
-                raise self.fail(f"expected <testsuites> or <testsuite>, found <{tag:.80}>")
+                raise self.fail(f"expected <testsuites> or <testsuite>, found {_element(tag)}")
             self.root = tag
         if tag == "testsuite":
             self.suites.append(attrs.get("name"))
@@ -234,6 +234,14 @@ class _JUnitTarget:
             )
         except ValidationError as error:
             raise self.fail(f"testcase {test_id!r:.200}: {error}", case.line) from None
+
+
+def _element(tag: str) -> str:
+    """Name an element as a user reads it: expat gives one in a namespace as `namespace}name`."""
+    namespace, joined, name = tag.rpartition("}")  # expat refuses a namespace holding `}`
+    if not joined:
+        return f"<{tag:.80}>"
+    return f"<{name:.80}> in the XML namespace {namespace!r:.200}, where JUnit's are in none"
 
 
 async def import_junit(
