@@ -409,6 +409,41 @@ async def test_a_bad_json_lines_file_writes_nothing(
     await _nothing_written(db)
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        pytest.param("9" * 5000, "a number too long", id="5000-digits"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deep", id="deep"),
+    ],
+)
+async def test_a_json_lines_value_json_cannot_read_is_said_as_for_ctrf(
+    db: Database, tmp_path: Path, value: str, said: str
+) -> None:
+    """A line's value that `json` cannot read is refused at its line, in CTRF's own words.
+
+    A number of 5,000 digits showed Python's advice, `use sys.set_int_max_str_digits() to
+    increase the limit`; arrays nested 100,000 deep, `maximum recursion depth exceeded`.
+    """
+    path = tmp_path / "results.jsonl"
+    good = '{"test_type": "unit", "status": "passed", "test_id": "a"}'
+    path.write_text(f'{good}\n\n{{"test_type": "unit", "metadata": {{"x": {value}}}}}\n')
+    with pytest.raises(ReportError) as caught:
+        await import_jsonl(db, path)
+    assert caught.value.line == 3
+    ctrf = tmp_path / "ctrf.json"
+    ctrf.write_text(
+        _ctrf_with({"name": "b", "status": "passed", "extra": {"x": 0}}).replace(
+            '"x": 0', '"x": ' + value
+        )
+    )
+    with pytest.raises(ReportError) as as_ctrf:
+        await import_ctrf(db, ctrf)
+    assert caught.value.reason == as_ctrf.value.reason
+    assert caught.value.reason.startswith(f"not JSON: {said}")
+    assert "sys." not in caught.value.reason
+    await _nothing_written(db)
+
+
 @pytest.mark.parametrize("form", ["ctrf", "jsonl"])
 async def test_a_missing_file_is_said_to_be_unreadable_and_nothing_more(
     db: Database, tmp_path: Path, form: str

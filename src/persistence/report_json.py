@@ -143,10 +143,15 @@ async def _ctrf_document(text: str) -> object:
         document, at = await _members(text, at, _results_or_value)
     else:
         document, at = _decode(text, at)
+    _ended(text, at)
+    return document
+
+
+def _ended(text: str, at: int) -> None:
+    """Refuse anything but white space after a whole text's value, as `json.loads` does."""
     at = _skip(text, at)
     if at != len(text):
         raise json.JSONDecodeError("Extra data", text, at)
-    return document
 
 
 def _decode(text: str, at: int) -> tuple[object, int]:
@@ -467,7 +472,8 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _jsonl_result(line: str) -> TestResult:
-    data = json.loads(line)
+    data, end = _decode(line, _skip(line, 0))  # as `json.loads`, in CTRF's words where it fails
+    _ended(line, end)
     if not isinstance(data, dict):
         raise TypeError(f"expected an object, got {type(data).__name__}")
     data.pop("id", None)

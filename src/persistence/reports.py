@@ -64,6 +64,12 @@ _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_e
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
+_SECONDS: Final = re.compile(
+    r"[ \t\n\r]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)?[ \t\n\r]*"
+)
+"""A case's `time` as JUnit writes it: a decimal number, perhaps with an exponent, in ASCII
+digits; XML's white space around it is read past, as XML Schema's numbers allow, and a time of
+none (empty, or white space only) is 0, as one left out."""
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
 
@@ -104,7 +110,7 @@ class _JUnitTarget:
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         if self.root is None:
             if tag not in ("testsuites", "testsuite"):
-                raise self.fail(f"expected <testsuites> or <testsuite>, found <{tag:.80}>")
+                raise self.fail(f"expected <testsuites> or <testsuite>, found {_element(tag)}")
             self.root = tag
         if tag == "testsuite":
             self.suites.append(attrs.get("name"))
@@ -179,8 +185,18 @@ class _JUnitTarget:
         metadata, fresh = self._metadata(case, classname, texts.get("system-err"))
         error_message = detail if detail is not None else case.message
         output = texts.get("system-out")
+        time = case.xml_attrs.get("time", "")
+        number = _SECONDS.fullmatch(time)
+        if number is None:
+            raise self.fail(
+                f"testcase {test_id!r:.200}: time must be a decimal number of seconds,"
+                f" got {time!r:.80}",
+                case.line,
+            )
+        # ASCII digits, as JUnit means them; -0.0 is 0.0, as the model makes it (PostgreSQL
+        # would keep the sign of a row that goes in as it is)
+        seconds = float(number.group(1) or 0) + 0.0
         try:
-            seconds = float(case.xml_attrs.get("time", "0") or "0")
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
                 and (len(test_id) <= _SURE_KEY_CHARS or key_length_problem(test_id) is None)
@@ -216,9 +232,16 @@ class _JUnitTarget:
                     test_id=test_id,
                 )
             )
-        except ValueError as error:  # ValidationError, or a time that is no number
-            reason = str(error) if isinstance(error, ValidationError) else f"time: {error}"
-            raise self.fail(f"testcase {test_id!r:.200}: {reason}", case.line) from None
+        except ValidationError as error:
+            raise self.fail(f"testcase {test_id!r:.200}: {error}", case.line) from None
+
+
+def _element(tag: str) -> str:
+    """Name an element as a user reads it: expat gives one in a namespace as `namespace}name`."""
+    namespace, joined, name = tag.rpartition("}")  # expat refuses a namespace holding `}`
+    if not joined:
+        return f"<{tag:.80}>"
+    return f"<{name:.80}> in the XML namespace {namespace!r:.200}, where JUnit's are in none"
 
 
 async def import_junit(
@@ -331,21 +354,72 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
 
 
 async def export_junit(db: Database, run_id: int) -> str:
-    """Write a run's results as one JUnit XML document, in the form `import_junit` reads."""
+    """Write a run's results as one JUnit XML document, in the form `import_junit` reads.
+
+    Each result goes into a `<testsuite>` of the suite that import keeps in its metadata (one of
+    none into `run N`), a new one wherever the suite changes, so the results keep their order.
+    """
     run, results = await read_run(db, run_id)
-    tags = Counter(_TAGS.get(result.status) for result in results)
-    counts = (
-        f'tests="{len(results)}" failures="{tags["failure"]}" errors="{tags["error"]}" '
-        f'skipped="{tags["skipped"]}"'
-    )
+    suites = _Suites(f"run {run_id}")
+    cases = await map_each(suites.case_xml, results)
+    if not suites.found:  # no result: an empty suite, as a consumer expects one
+        suites.found.append(_Suite(suites.unnamed, 0))
+    counts = _counts(len(results), suites.tags)
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
-        f'  <testsuite name="run {run_id}" {counts}>',
     ]
-    lines += await map_each(_case_xml, results)
-    lines += ["  </testsuite>", "</testsuites>", ""]
+    ends = [suite.start for suite in suites.found[1:]] + [len(cases)]
+    for suite, end in zip(suites.found, ends, strict=True):
+        lines.append(
+            f"  <testsuite name={_attribute(suite.name)} {_counts(end - suite.start, suite.tags)}>"
+        )
+        lines += cases[suite.start : end]
+        lines.append("  </testsuite>")
+        await share_loop()
+    lines += ["</testsuites>", ""]
     return "\n".join(lines)
+
+
+def _counts(tests: int, tags: Counter[str | None]) -> str:
+    """Give the attributes that count cases, by the element that marks their outcome."""
+    return (
+        f'tests="{tests}" failures="{tags["failure"]}" errors="{tags["error"]}" '
+        f'skipped="{tags["skipped"]}"'
+    )
+
+
+@attrs.define
+class _Suite:
+    """A `<testsuite>` of an export: its name, its first case, its cases' outcome elements."""
+
+    name: str
+    start: int
+    tags: Counter[str | None] = attrs.field(factory=Counter)
+
+
+@attrs.define
+class _Suites:
+    """The suites of an export, found as its cases are written, one after another."""
+
+    unnamed: str
+    """The suite of a result that import kept none for."""
+    found: list[_Suite] = attrs.field(factory=list)
+    tags: Counter[str | None] = attrs.field(factory=Counter)
+    """The outcome elements of every case."""
+    written: int = 0
+
+    def case_xml(self, result: TestResult) -> str:
+        """Write a result's case, noting its suite: a new one if it is not the last one's."""
+        name = result.metadata.get("suite")
+        name = name if isinstance(name, str) else self.unnamed
+        if not self.found or self.found[-1].name != name:
+            self.found.append(_Suite(name, self.written))
+        tag = _TAGS.get(result.status)
+        self.found[-1].tags[tag] += 1
+        self.tags[tag] += 1
+        self.written += 1
+        return _case_xml(result)
 
 
 def _shown(found: re.Match[str]) -> str:
