@@ -64,48 +64,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codegen.model import (
+    COMMANDS,
+    ENGINE_FILES,
+    ROW_COMMANDS,
+    CodegenError,
+    Engine,
+    Field,
+    Query,
+    json_int,
+    json_list,
+    json_object,
+    json_str,
+    snake_case,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
-    "COMMANDS",
     "POSTGRESQL_TYPES",
     "SEARCH_INDEX_TYPES",
     "SQLITE_TYPES",
-    "CodegenError",
     "generate",
     "generate_sql",
     "main",
     "query_facts",
-    "snake_case",
     "written_tables",
 ]
 
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """What one sqlc command becomes."""
-
-    suffix: str
-    """aiosql's suffix for the operation, which says which adapter method runs it."""
-    returns: str
-    """The generated method's return annotation; `{row}` stands for the row type."""
-    rows: bool
-    """Whether the query returns rows, mapped into the generated row type."""
-
-
-COMMANDS: dict[str, CommandSpec] = {
-    ":one": CommandSpec("^", "{row} | None", rows=True),
-    ":many": CommandSpec("", "list[{row}]", rows=True),
-    ":exec": CommandSpec("!", "None", rows=False),
-    ":execrows": CommandSpec("!", "int", rows=False),
-    ":execlastid": CommandSpec("<!", "int", rows=False),
-    ":copyfrom": CommandSpec("*!", "None", rows=False),
-}
-"""The sqlc commands this generator understands: aiosql's operation and what a call gives."""
-
-ENGINE_FILES: dict[str, str] = {"sqlite": "sqlite", "postgresql": "postgres"}
-"""The name of each engine's aiosql file and row mappers, as the package names the engine."""
 
 SQLITE_TYPES: dict[str, str] = {
     "integer": "int",
@@ -170,7 +157,6 @@ _OVERRIDE_TYPES: dict[str, str] = {
     "json": "JsonObject",
 }
 
-_ROW_COMMANDS = tuple(name for name, spec in COMMANDS.items() if spec.rows)
 _RESERVED_NAMES = frozenset(
     {
         "annotations",
@@ -199,7 +185,6 @@ _RESERVED_NAMES = frozenset(
     }
 )
 _RESERVED_PARAMETERS = frozenset({"self", "conn"})
-_SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _OVERRIDE_LINE = re.compile(r"type:(?P<rest>.*)")
 _PARAMS_LINE = "params: typed"
 _RUNS_LONG_LINE = "runs: long"
@@ -208,47 +193,7 @@ _OVERRIDE_SPEC = re.compile(r"(?:(?P<type>[a-z]+)(?P<list>\[\])?)?(?P<null>[?!])
 _INDENT = "    "
 
 
-class CodegenError(Exception):
-    """The analysed queries cannot be turned into a typed interface; the message says why."""
-
-
-def snake_case(name: str) -> str:
-    """Turn a sqlc query name such as `GetTestResultsByType` into `get_test_results_by_type`.
-
-    An underscore goes before each upper-case letter that follows a lower-case letter or a
-    digit, and before the last upper-case letter of a run when a lower-case letter follows it
-    (`HTTPServer` gives `http_server`); then everything is lower-cased.
-    """
-    return _SNAKE_BOUNDARY.sub("_", name).lower()
-
-
 # --- reading the codegen requests -------------------------------------------------------------
-
-
-def _obj(value: object, what: str) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise CodegenError(f"malformed codegen request: {what} is not an object")
-    return {str(key): item for key, item in value.items()}
-
-
-def _list(value: object, what: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise CodegenError(f"malformed codegen request: {what} is not a list")
-    return list(value)
-
-
-def _str(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise CodegenError(f"malformed codegen request: {what} is not a string")
-    return value
-
-
-def _int(value: object, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise CodegenError(f"malformed codegen request: {what} is not an integer")
-    return value
 
 
 @dataclass(frozen=True)
@@ -271,58 +216,20 @@ class _Override:
     is_list: bool = False
 
 
-@dataclass(frozen=True)
-class _Field:
-    """A name with its Python annotation."""
-
-    name: str
-    annotation: str
-
-
-@dataclass(frozen=True)
-class _Query:
-    """One query of one engine, with Python types."""
-
-    name: str
-    command: str
-    doc: tuple[str, ...]
-    parameters: tuple[_Field, ...]
-    column_names: tuple[str, ...]
-    columns: tuple[_Field, ...]
-    table: str | None
-    typed_params: bool = False
-    runs_long: bool = False
-    """Marked `-- runs: long`: the engine's adapter runs it off the event loop."""
-    sql: str = ""
-    """The query's SQL in aiosql's form: named placeholders, no comments."""
-    writes: tuple[str, ...] = ()
-    """The tables the query changes: see `written_tables`."""
-    operation: str = ""
-    """The verb of its outermost statement (SELECT, INSERT, ...): see `query_facts`."""
-    collection: str | None = None
-    """The one table of the schema that it names, None when it names several: `query_facts`."""
-
-
-@dataclass(frozen=True)
-class _Engine:
-    """The queries of one engine, in sqlc's order."""
-
-    name: str
-    queries: dict[str, _Query]
-
-
 def _read_column(raw: object, what: str) -> _Column:
-    column = _obj(raw, what)
-    kind = _obj(column.get("type"), f"{what}.type")
-    schema = _str(kind.get("schema", ""), f"{what}.type.schema")
-    type_name = _str(kind.get("name"), f"{what}.type.name")
+    column = json_object(raw, what)
+    kind = json_object(column.get("type"), f"{what}.type")
+    schema = json_str(kind.get("schema", ""), f"{what}.type.schema")
+    type_name = json_str(kind.get("name"), f"{what}.type.name")
     table = column.get("table")
     return _Column(
-        name=_str(column.get("name"), f"{what}.name"),
+        name=json_str(column.get("name"), f"{what}.name"),
         type_name=f"{schema}.{type_name}" if schema else type_name,
         not_null=column.get("not_null") is True,
         is_array=column.get("is_array") is True or (column.get("array_dims") or 0) != 0,
-        table=None if table is None else _str(_obj(table, f"{what}.table").get("name"), what),
+        table=None
+        if table is None
+        else json_str(json_object(table, f"{what}.table").get("name"), what),
     )
 
 
@@ -449,41 +356,45 @@ def _check_identifier(engine: str, query: str, what: str, name: str) -> None:
         )
 
 
-def _read_engine(request: Mapping[str, object]) -> _Engine:
-    settings = _obj(request.get("settings"), "settings")
-    engine = _str(settings.get("engine"), "settings.engine")
+def _read_engine(request: Mapping[str, object]) -> Engine:
+    settings = json_object(request.get("settings"), "settings")
+    engine = json_str(settings.get("engine"), "settings.engine")
     if engine not in _ENGINE_TYPES:
         raise CodegenError(f"unsupported engine {engine!r}: expected sqlite or postgresql")
     tables = _read_catalog(engine, request.get("catalog"))
-    queries: dict[str, _Query] = {}
-    for index, raw in enumerate(_list(request.get("queries"), "queries")):
-        query = _read_query(engine, tables, _obj(raw, f"queries[{index}]"), f"queries[{index}]")
+    queries: dict[str, Query] = {}
+    for index, raw in enumerate(json_list(request.get("queries"), "queries")):
+        query = _read_query(
+            engine, tables, json_object(raw, f"queries[{index}]"), f"queries[{index}]"
+        )
         if query.name in queries:
             raise CodegenError(f"{engine}: query {query.name} is defined twice")
         queries[query.name] = query
-    return _Engine(engine, queries)
+    return Engine(engine, queries)
 
 
-def _read_catalog(engine: str, raw: object) -> dict[str, tuple[_Field, ...] | None]:
+def _read_catalog(engine: str, raw: object) -> dict[str, tuple[Field, ...] | None]:
     """Map each table name to its columns' Python fields (None when a type is unknown)."""
-    tables: dict[str, tuple[_Field, ...] | None] = {}
+    tables: dict[str, tuple[Field, ...] | None] = {}
     if raw is None:
         return tables
-    for schema in _list(_obj(raw, "catalog").get("schemas"), "catalog.schemas"):
-        schema_obj = _obj(schema, "catalog schema")
+    for schema in json_list(json_object(raw, "catalog").get("schemas"), "catalog.schemas"):
+        schema_obj = json_object(schema, "catalog schema")
         if schema_obj.get("name") in {"pg_catalog", "information_schema"}:
             continue
-        for table in _list(schema_obj.get("tables"), "catalog tables"):
-            table_obj = _obj(table, "catalog table")
-            name = _str(_obj(table_obj.get("rel"), "table rel").get("name"), "table name")
+        for table in json_list(schema_obj.get("tables"), "catalog tables"):
+            table_obj = json_object(table, "catalog table")
+            name = json_str(
+                json_object(table_obj.get("rel"), "table rel").get("name"), "table name"
+            )
             columns = [
                 _read_column(column, f"table {name} column")
-                for column in _list(table_obj.get("columns"), f"table {name} columns")
+                for column in json_list(table_obj.get("columns"), f"table {name} columns")
             ]
             columns = [c for c in columns if not _is_search_index(engine, c)]
             try:
-                fields: tuple[_Field, ...] | None = tuple(
-                    _Field(c.name, _annotation(engine, name, c.name, c, None)) for c in columns
+                fields: tuple[Field, ...] | None = tuple(
+                    Field(c.name, _annotation(engine, name, c.name, c, None)) for c in columns
                 )
             except CodegenError:
                 fields = None
@@ -493,25 +404,25 @@ def _read_catalog(engine: str, raw: object) -> dict[str, tuple[_Field, ...] | No
 
 def _read_query(
     engine: str,
-    tables: Mapping[str, tuple[_Field, ...] | None],
+    tables: Mapping[str, tuple[Field, ...] | None],
     raw: Mapping[str, object],
     what: str,
-) -> _Query:
-    name = _str(raw.get("name"), f"{what}.name")
-    command = _str(raw.get("cmd"), f"{what}.cmd")
+) -> Query:
+    name = json_str(raw.get("name"), f"{what}.name")
+    command = json_str(raw.get("cmd"), f"{what}.cmd")
     if command not in COMMANDS:
         raise CodegenError(
             f"{engine}: query {name}: command {command} is not supported; "
             f"use one of {', '.join(COMMANDS)}"
         )
-    comments = [_str(c, f"{what}.comments") for c in _list(raw.get("comments"), what)]
+    comments = [json_str(c, f"{what}.comments") for c in json_list(raw.get("comments"), what)]
     marked = _parse_overrides(name, comments)
     column_overrides = marked.columns
-    text = _str(raw.get("text", ""), f"{what}.text")
+    text = json_str(raw.get("text", ""), f"{what}.text")
     parameters = _read_parameters(engine, name, raw.get("params"), marked.parameters, text)
     sql = _named_placeholders(engine, name, text, _parameter_names(name, raw.get("params")))
     operation, collection = query_facts(text, tables)
-    columns = [_read_column(c, f"query {name} column") for c in _list(raw.get("columns"), what)]
+    columns = [_read_column(c, f"query {name} column") for c in json_list(raw.get("columns"), what)]
     column_names = tuple(c.name for c in columns)
     for column_name in column_overrides:
         if column_name not in column_names:
@@ -519,8 +430,8 @@ def _read_query(
                 f"query {name}: override of column {column_name!r}, which the query does not "
                 f"return (its columns: {', '.join(column_names) or 'none'})"
             )
-    fields: tuple[_Field, ...] = ()
-    if command in _ROW_COMMANDS:
+    fields: tuple[Field, ...] = ()
+    if command in ROW_COMMANDS:
         if not columns:
             raise CodegenError(f"{engine}: query {name}: {command} query returns no columns")
         if len(set(column_names)) != len(column_names):
@@ -532,13 +443,13 @@ def _read_query(
         for column in columns:
             _check_identifier(engine, name, "column", column.name)
         fields = tuple(
-            _Field(
+            Field(
                 c.name,
                 _annotation(engine, name, f"column {c.name!r}", c, column_overrides.get(c.name)),
             )
             for c in columns
         )
-    return _Query(
+    return Query(
         name=name,
         command=command,
         doc=marked.doc,
@@ -568,11 +479,11 @@ _PLACEHOLDER = re.compile(
 def _parameter_names(query: str, raw: object) -> dict[int, str]:
     """Map each placeholder number of sqlc's text to its parameter's name."""
     names: dict[int, str] = {}
-    for param in _list(raw, f"query {query} params"):
-        param_obj = _obj(param, f"query {query} param")
-        number = _int(param_obj.get("number"), f"query {query} param number")
-        column = _obj(param_obj.get("column"), f"query {query} param column")
-        names[number] = _str(column.get("name"), f"query {query} param name")
+    for param in json_list(raw, f"query {query} params"):
+        param_obj = json_object(param, f"query {query} param")
+        number = json_int(param_obj.get("number"), f"query {query} param number")
+        column = json_object(param_obj.get("column"), f"query {query} param column")
+        names[number] = json_str(column.get("name"), f"query {query} param name")
     return names
 
 
@@ -597,14 +508,14 @@ def _named_placeholders(engine: str, query: str, text: str, names: Mapping[int, 
 
 def _read_parameters(
     engine: str, query: str, raw: object, overrides: Mapping[str, _Override], text: str = ""
-) -> tuple[_Field, ...]:
+) -> tuple[Field, ...]:
     numbered: list[tuple[int, _Column]] = []
-    for param in _list(raw, f"query {query} params"):
-        param_obj = _obj(param, f"query {query} param")
-        number = _int(param_obj.get("number"), f"query {query} param number")
+    for param in json_list(raw, f"query {query} params"):
+        param_obj = json_object(param, f"query {query} param")
+        number = json_int(param_obj.get("number"), f"query {query} param number")
         numbered.append((number, _read_column(param_obj.get("column"), f"query {query} param")))
     numbered.sort(key=lambda item: (_first_use(text, item[0]), item[0]))
-    fields: dict[str, _Field] = {}
+    fields: dict[str, Field] = {}
     for _, column in numbered:
         _check_identifier(engine, query, "parameter", column.name)
         if column.name in _RESERVED_PARAMETERS:
@@ -613,7 +524,7 @@ def _read_parameters(
                 "method's own argument of that name; rename it in the SQL"
             )
         what = f"parameter @{column.name}"
-        field = _Field(
+        field = Field(
             column.name,
             _annotation(engine, query, what, column, overrides.get(column.name)),
         )
@@ -645,9 +556,9 @@ def _first_use(text: str, number: int) -> int:
 
 
 def _table_of(
-    tables: Mapping[str, tuple[_Field, ...] | None],
+    tables: Mapping[str, tuple[Field, ...] | None],
     columns: Sequence[_Column],
-    fields: tuple[_Field, ...],
+    fields: tuple[Field, ...],
 ) -> str | None:
     """Name the table whose every column, in order and with the same types, the query returns."""
     if not columns or not fields:
@@ -683,8 +594,10 @@ def written_tables(
     found: set[str] = set()
     into = raw.get("insert_into_table")
     if into is not None:
-        found.add(_str(_obj(into, f"query {query} insert_into_table").get("name"), query))
-    text = _SQL_NOISE.sub(" ", _str(raw.get("text", ""), f"query {query} text"))
+        found.add(
+            json_str(json_object(into, f"query {query} insert_into_table").get("name"), query)
+        )
+    text = _SQL_NOISE.sub(" ", json_str(raw.get("text", ""), f"query {query} text"))
     for match in _WRITE_TARGET.finditer(text):
         if match["lead"]:
             continue
@@ -727,7 +640,7 @@ def query_facts(text: str, tables: Mapping[str, object]) -> tuple[str, str | Non
     return operation, named.pop() if len(named) == 1 else None
 
 
-def _facts_constant(methods: Sequence[_Method], engines: Sequence[_Engine]) -> list[str]:
+def _facts_constant(methods: Sequence[_Method], engines: Sequence[Engine]) -> list[str]:
     """Write the generated `QUERY_FACTS`: each query's facts, by engine and method."""
     lines = ["", "", "QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {"]
     for engine in sorted(engines, key=lambda e: ENGINE_FILES[e.name]):
@@ -748,7 +661,7 @@ def _facts_constant(methods: Sequence[_Method], engines: Sequence[_Engine]) -> l
     return lines
 
 
-def _compare_writes(first: _Engine, other: _Engine) -> None:
+def _compare_writes(first: Engine, other: Engine) -> None:
     for name, one in first.queries.items():
         two = other.queries[name].writes
         if one.writes != two:
@@ -783,13 +696,13 @@ def _writes_constant(methods: Sequence[_Method]) -> list[str]:
 class _Method:
     """One query of the generated interface."""
 
-    query: _Query
+    query: Query
     method: str
     row: str | None
     params_type: str | None
 
 
-def _compare(first: _Engine, other: _Engine) -> None:
+def _compare(first: Engine, other: Engine) -> None:
     for name in first.queries.keys() - other.queries.keys():
         raise CodegenError(f"query {name} is in {first.name} but not in {other.name}")
     for name in other.queries.keys() - first.queries.keys():
@@ -829,9 +742,9 @@ def _compare_fields(
     *,
     kind: str,
     first: str,
-    one: tuple[_Field, ...],
+    one: tuple[Field, ...],
     other: str,
-    two: tuple[_Field, ...],
+    two: tuple[Field, ...],
 ) -> None:
     for a, b in zip(one, two, strict=False):
         if a.name != b.name:
@@ -854,10 +767,10 @@ def _camel(table: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in table.split("_"))
 
 
-def _plan(engines: Sequence[_Engine]) -> list[_Method]:
+def _plan(engines: Sequence[Engine]) -> list[_Method]:
     """Decide method, row and parameter type names; check that they do not clash."""
     methods: list[_Method] = []
-    shapes: dict[str, tuple[tuple[_Field, ...], str]] = {}
+    shapes: dict[str, tuple[tuple[Field, ...], str]] = {}
     method_names: dict[str, str] = {}
     for name, query in engines[0].queries.items():
         method = snake_case(name)
@@ -869,7 +782,7 @@ def _plan(engines: Sequence[_Engine]) -> list[_Method]:
             raise CodegenError(f"query {name}: {method!r} is not a valid method name")
         method_names[method] = name
         row = params_type = None
-        if query.command in _ROW_COMMANDS:
+        if query.command in ROW_COMMANDS:
             tables = {engine.queries[name].table for engine in engines}
             table = tables.pop() if len(tables) == 1 else None
             row = f"{_camel(table)}Row" if table is not None else f"{name}Row"
@@ -886,9 +799,9 @@ def _plan(engines: Sequence[_Engine]) -> list[_Method]:
 
 
 def _claim(
-    shapes: dict[str, tuple[tuple[_Field, ...], str]],
+    shapes: dict[str, tuple[tuple[Field, ...], str]],
     type_name: str,
-    fields: tuple[_Field, ...],
+    fields: tuple[Field, ...],
     query: str,
 ) -> None:
     if not type_name.isidentifier() or type_name in _RESERVED_NAMES:
@@ -929,7 +842,7 @@ def _docstring(lines: Sequence[str], depth: int) -> list[str]:
     ]
 
 
-def _class(name: str, base: str, doc: str, fields: tuple[_Field, ...]) -> list[str]:
+def _class(name: str, base: str, doc: str, fields: tuple[Field, ...]) -> list[str]:
     return [
         "",
         "",
@@ -961,7 +874,7 @@ _ONE_ROW_DECODERS = {"datetime": "decode_datetime", "json": "decode_json"}
 """The same codecs for one value: a single row (a `:one` query's) is read in place."""
 
 
-def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
+def _mappers(row: str, columns: tuple[Field, ...]) -> list[str]:
     """Write the row mappers of one row type: the rows each engine's driver gives, as `row`.
 
     PostgreSQL's driver gives every column as its Python value already; SQLite's stores
@@ -1011,7 +924,7 @@ def _mappers(row: str, columns: tuple[_Field, ...]) -> list[str]:
     return lines
 
 
-def _row_to_params(methods: Sequence[_Method], rows: Mapping[str, tuple[_Field, ...]]) -> list[str]:
+def _row_to_params(methods: Sequence[_Method], rows: Mapping[str, tuple[Field, ...]]) -> list[str]:
     """Write `<method>_params(row)` for each :copyfrom query that writes back a row of its table.
 
     Such a query (a copy's write) takes as many parameters as the row has columns. The function
@@ -1092,7 +1005,7 @@ _QUERIES_DOC = (
 )
 
 
-def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
+def _render(methods: Sequence[_Method], engines: Sequence[Engine]) -> str:
     lines = [
         '"""Typed interface of every query under sql/queries/, and the mappers of its rows.',
         "",
@@ -1109,7 +1022,7 @@ def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
     names = ", ".join(f'"{name}"' for name in ordered)
     lines += ["", f"__all__ = [{names}]", "", "_new: Final = tuple.__new__"]
     written: set[str] = set()
-    rows: dict[str, tuple[_Field, ...]] = {}
+    rows: dict[str, tuple[Field, ...]] = {}
     for method in methods:
         query = method.query
         if method.row is not None and method.row not in written:
@@ -1161,7 +1074,7 @@ def _render(methods: Sequence[_Method], engines: Sequence[_Engine]) -> str:
     return "\n".join(lines)
 
 
-def _render_sql(engine: _Engine, methods: Sequence[_Method]) -> str:
+def _render_sql(engine: Engine, methods: Sequence[_Method]) -> str:
     """Write one engine's queries in aiosql's form, in the order of the generated interface."""
     lines = [
         f"-- Every query under sql/queries/, in aiosql's form, as sqlc analysed it: {engine.name}.",
@@ -1179,7 +1092,7 @@ def _render_sql(engine: _Engine, methods: Sequence[_Method]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _engines(requests: Iterable[Mapping[str, object]]) -> list[_Engine]:
+def _engines(requests: Iterable[Mapping[str, object]]) -> list[Engine]:
     """Read the requests, one per engine, and check that the engines agree."""
     engines = sorted((_read_engine(r) for r in requests), key=lambda e: e.name)
     if not engines:
@@ -1216,7 +1129,7 @@ def _load(path: str) -> Mapping[str, object]:
         raise CodegenError(f"cannot read {path}: {error.strerror}") from error
     except ValueError as error:
         raise CodegenError(f"{path} is not JSON: {error}") from error
-    return _obj(data, path)
+    return json_object(data, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
