@@ -25,8 +25,8 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from codegen.facts import written_tables
 from codegen.model import CodegenError
-from codegen.queries import written_tables
 from persistence import (
     Database,
     FileRecord,
