@@ -55,26 +55,18 @@ one is an error: list the columns a query needs instead of `*`.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import keyword
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from codegen.analysis import (
-    PARAMS_LINE,
-    read_engine,
-)
+from codegen.methods import Method, camel, plan_methods, read_engines
 from codegen.model import (
     COMMANDS,
     ENGINE_FILES,
-    ROW_COMMANDS,
     CodegenError,
     Engine,
     Field,
-    Query,
     json_object,
     snake_case,
 )
@@ -89,37 +81,10 @@ __all__ = [
 ]
 
 
-_RESERVED_NAMES = frozenset(
-    {
-        "annotations",
-        "datetime",
-        "AsyncIterator",
-        "Iterable",
-        "Final",
-        "Protocol",
-        "TypedDict",
-        "NamedTuple",
-        "Connection",
-        "JsonObject",
-        "Queries",
-        "ROW_MAPPERS",
-        "RUNS_LONG",
-        "Any",
-        "repeat",
-        "decode_bool",
-        "decode_datetime",
-        "decode_datetime_column",
-        "decode_json",
-        "decode_json_column",
-        "QUERY_WRITES",
-        "QUERY_FACTS",
-        "QueryFacts",
-    }
-)
 _INDENT = "    "
 
 
-def _facts_constant(methods: Sequence[_Method], engines: Sequence[Engine]) -> list[str]:
+def _facts_constant(methods: Sequence[Method], engines: Sequence[Engine]) -> list[str]:
     """Write the generated `QUERY_FACTS`: each query's facts, by engine and method."""
     lines = ["", "", "QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {"]
     for engine in sorted(engines, key=lambda e: ENGINE_FILES[e.name]):
@@ -140,17 +105,7 @@ def _facts_constant(methods: Sequence[_Method], engines: Sequence[Engine]) -> li
     return lines
 
 
-def _compare_writes(first: Engine, other: Engine) -> None:
-    for name, one in first.queries.items():
-        two = other.queries[name].writes
-        if one.writes != two:
-            raise CodegenError(
-                f"query {name} writes ({', '.join(one.writes)}) on {first.name} "
-                f"but ({', '.join(two)}) on {other.name}"
-            )
-
-
-def _writes_constant(methods: Sequence[_Method]) -> list[str]:
+def _writes_constant(methods: Sequence[Method]) -> list[str]:
     """Write the generated `QUERY_WRITES`: the tables each write query changes, by method."""
     lines = ["", "", "QUERY_WRITES: Final[dict[str, frozenset[str]]] = {"]
     for method in methods:
@@ -166,133 +121,6 @@ def _writes_constant(methods: Sequence[_Method]) -> list[str]:
         "",
     ]
     return lines
-
-
-# --- combining the engines --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Method:
-    """One query of the generated interface."""
-
-    query: Query
-    method: str
-    row: str | None
-    params_type: str | None
-
-
-def _compare(first: Engine, other: Engine) -> None:
-    for name in first.queries.keys() - other.queries.keys():
-        raise CodegenError(f"query {name} is in {first.name} but not in {other.name}")
-    for name in other.queries.keys() - first.queries.keys():
-        raise CodegenError(f"query {name} is in {other.name} but not in {first.name}")
-    for name, one in first.queries.items():
-        two = other.queries[name]
-        if one.command != two.command:
-            raise CodegenError(
-                f"query {name}: command is {one.command} on {first.name} "
-                f"but {two.command} on {other.name}"
-            )
-        _compare_fields(
-            name,
-            kind="parameter @",
-            first=first.name,
-            one=one.parameters,
-            other=other.name,
-            two=two.parameters,
-        )
-        if one.column_names != two.column_names:
-            raise CodegenError(
-                f"query {name}: columns are ({', '.join(one.column_names)}) on {first.name} "
-                f"but ({', '.join(two.column_names)}) on {other.name}"
-            )
-        _compare_fields(
-            name,
-            kind="column ",
-            first=first.name,
-            one=one.columns,
-            other=other.name,
-            two=two.columns,
-        )
-
-
-def _compare_fields(
-    query: str,
-    *,
-    kind: str,
-    first: str,
-    one: tuple[Field, ...],
-    other: str,
-    two: tuple[Field, ...],
-) -> None:
-    for a, b in zip(one, two, strict=False):
-        if a.name != b.name:
-            raise CodegenError(
-                f"query {query}: {kind}{a.name} on {first} is {kind}{b.name} on {other}; "
-                "parameters must have the same names in the same order"
-            )
-        if a.annotation != b.annotation:
-            raise CodegenError(
-                f"query {query}: {kind}{a.name} is {a.annotation} on {first} but "
-                f"{b.annotation} on {other}; fix the schema or add a '-- type:' override"
-            )
-    if len(one) != len(two):
-        longer, engine = (one, first) if len(one) > len(two) else (two, other)
-        extra = longer[min(len(one), len(two))].name
-        raise CodegenError(f"query {query}: {kind}{extra} is only on {engine}")
-
-
-def _camel(table: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in table.split("_"))
-
-
-def _plan(engines: Sequence[Engine]) -> list[_Method]:
-    """Decide method, row and parameter type names; check that they do not clash."""
-    methods: list[_Method] = []
-    shapes: dict[str, tuple[tuple[Field, ...], str]] = {}
-    method_names: dict[str, str] = {}
-    for name, query in engines[0].queries.items():
-        method = snake_case(name)
-        if method in method_names:
-            raise CodegenError(
-                f"queries {method_names[method]} and {name} both become method {method}"
-            )
-        if not method.isidentifier() or keyword.iskeyword(method):
-            raise CodegenError(f"query {name}: {method!r} is not a valid method name")
-        method_names[method] = name
-        row = params_type = None
-        if query.command in ROW_COMMANDS:
-            tables = {engine.queries[name].table for engine in engines}
-            table = tables.pop() if len(tables) == 1 else None
-            row = f"{_camel(table)}Row" if table is not None else f"{name}Row"
-            _claim(shapes, row, query.columns, name)
-        if query.command == ":copyfrom" and not query.parameters:
-            raise CodegenError(f"query {name}: :copyfrom query takes no parameters")
-        if query.typed_params and not query.parameters:
-            raise CodegenError(f"query {name}: '-- {PARAMS_LINE}', but it takes no parameters")
-        if query.command == ":copyfrom" or query.typed_params:
-            params_type = f"{name}Params"
-            _claim(shapes, params_type, query.parameters, name)
-        methods.append(_Method(query, method, row, params_type))
-    return methods
-
-
-def _claim(
-    shapes: dict[str, tuple[tuple[Field, ...], str]],
-    type_name: str,
-    fields: tuple[Field, ...],
-    query: str,
-) -> None:
-    if not type_name.isidentifier() or type_name in _RESERVED_NAMES:
-        raise CodegenError(f"query {query}: type name {type_name} is not usable")
-    seen = shapes.get(type_name)
-    if seen is None:
-        shapes[type_name] = (fields, query)
-    elif seen[0] != fields:
-        raise CodegenError(
-            f"queries {seen[1]} and {query} would both define {type_name}, with different "
-            "fields; rename one of the queries"
-        )
 
 
 # --- writing the module -----------------------------------------------------------------------
@@ -332,7 +160,7 @@ def _class(name: str, base: str, doc: str, fields: tuple[Field, ...]) -> list[st
     ]
 
 
-def _signature(method: _Method) -> str:
+def _signature(method: Method) -> str:
     query = method.query
     items = ["self", "conn: Connection"]
     if query.command == ":copyfrom":
@@ -403,7 +231,7 @@ def _mappers(row: str, columns: tuple[Field, ...]) -> list[str]:
     return lines
 
 
-def _row_to_params(methods: Sequence[_Method], rows: Mapping[str, tuple[Field, ...]]) -> list[str]:
+def _row_to_params(methods: Sequence[Method], rows: Mapping[str, tuple[Field, ...]]) -> list[str]:
     """Write `<method>_params(row)` for each :copyfrom query that writes back a row of its table.
 
     Such a query (a copy's write) takes as many parameters as the row has columns. The function
@@ -415,14 +243,14 @@ def _row_to_params(methods: Sequence[_Method], rows: Mapping[str, tuple[Field, .
         if query.command != ":copyfrom" or len(query.writes) != 1:
             continue
         table = query.writes[0]
-        fields = rows.get(f"{_camel(table)}Row")
+        fields = rows.get(f"{camel(table)}Row")
         if fields is None or len(fields) != len(query.parameters):
             continue
         items = ", ".join(f'"{f.name}": row.{f.name}' for f in fields)
         lines += [
             "",
             "",
-            f"def {method.method}_params(row: {_camel(table)}Row) -> {method.params_type}:",
+            f"def {method.method}_params(row: {camel(table)}Row) -> {method.params_type}:",
             *_docstring([f"Give a row of {table} as the parameters of {method.method}."], 1),
             f"{_INDENT}return {{{items}}}",
         ]
@@ -433,7 +261,7 @@ def _mapper_name(engine: str, row: str) -> str:
     return f"_{engine}_{snake_case(row)}"
 
 
-def _imports(methods: Sequence[_Method]) -> list[str]:
+def _imports(methods: Sequence[Method]) -> list[str]:
     text = " ".join(
         f.annotation
         for m in methods
@@ -484,7 +312,7 @@ _QUERIES_DOC = (
 )
 
 
-def _render(methods: Sequence[_Method], engines: Sequence[Engine]) -> str:
+def _render(methods: Sequence[Method], engines: Sequence[Engine]) -> str:
     lines = [
         '"""Typed interface of every query under sql/queries/, and the mappers of its rows.',
         "",
@@ -553,7 +381,7 @@ def _render(methods: Sequence[_Method], engines: Sequence[Engine]) -> str:
     return "\n".join(lines)
 
 
-def _render_sql(engine: Engine, methods: Sequence[_Method]) -> str:
+def _render_sql(engine: Engine, methods: Sequence[Method]) -> str:
     """Write one engine's queries in aiosql's form, in the order of the generated interface."""
     lines = [
         f"-- Every query under sql/queries/, in aiosql's form, as sqlc analysed it: {engine.name}.",
@@ -571,33 +399,19 @@ def _render_sql(engine: Engine, methods: Sequence[_Method]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _engines(requests: Iterable[Mapping[str, object]]) -> list[Engine]:
-    """Read the requests, one per engine, and check that the engines agree."""
-    engines = sorted((read_engine(r) for r in requests), key=lambda e: e.name)
-    if not engines:
-        raise CodegenError("no codegen request given")
-    for first, second in itertools.pairwise(engines):
-        if first.name == second.name:
-            raise CodegenError(f"two codegen requests for engine {first.name}")
-    for other in engines[1:]:
-        _compare(engines[0], other)
-        _compare_writes(engines[0], other)
-    return engines
-
-
 def generate(requests: Iterable[Mapping[str, object]]) -> str:
     """Return the source of `persistence.queries` for the codegen requests of one or more engines.
 
     Raise `CodegenError` when a type is unknown, an override is wrong, or the engines disagree.
     """
-    engines = _engines(requests)
-    return _render(_plan(engines), engines)
+    engines = read_engines(requests)
+    return _render(plan_methods(engines), engines)
 
 
 def generate_sql(requests: Iterable[Mapping[str, object]]) -> dict[str, str]:
     """Return each engine's queries in aiosql's form, by file name; errors as `generate`."""
-    engines = _engines(requests)
-    methods = _plan(engines)
+    engines = read_engines(requests)
+    methods = plan_methods(engines)
     return {f"{ENGINE_FILES[e.name]}.sql": _render_sql(e, methods) for e in engines}
 
 
