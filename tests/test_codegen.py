@@ -1,4 +1,4 @@
-"""Tests of the generator, codegen/queries.py, that writes `persistence.queries`."""
+"""Tests of the generator, codegen/ (run as codegen.queries), that writes `persistence.queries`."""
 
 from __future__ import annotations
 
