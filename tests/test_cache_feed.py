@@ -25,7 +25,8 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from codegen.queries import CodegenError, written_tables
+from codegen.facts import written_tables
+from codegen.model import CodegenError
 from persistence import (
     Database,
     FileRecord,

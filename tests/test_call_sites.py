@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mypy import api
 
-from codegen.queries import snake_case
+from codegen.model import snake_case
 from persistence.queries import Queries
 
 ROOT = Path(__file__).parents[1]

@@ -1,4 +1,4 @@
-"""Tests of the generator, codegen/queries.py, that writes `persistence.queries`."""
+"""Tests of the generator, codegen/ (run as codegen.queries), that writes `persistence.queries`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codegen.queries import CodegenError, generate, generate_sql, main, snake_case
+from codegen.model import CodegenError, snake_case
+from codegen.queries import generate, generate_sql, main
 from persistence import queries
 from persistence._codecs import (
     _JOINED_FROM,  # the size from which a column is read at once

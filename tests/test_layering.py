@@ -10,25 +10,26 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "src" / "persistence"
+GENERATOR = Path(__file__).parents[1] / "codegen"
 BACKENDS = ("persistence._sqlite", "persistence._postgres")
 URL_READERS = {"persistence._urls": {"persistence._postgres.pooling"}}
 """Modules beside database.py that may import a backend module: the one each may import."""
 ENGINE_DRIVERS = ("sqlite3", "asyncpg")
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, package: Path = PACKAGE) -> str:
     """The dotted name of a module file of the package."""
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports() -> dict[str, set[str]]:
+def imports(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Every module of the package, with every module it imports (the package's and others)."""
-    paths = sorted(PACKAGE.rglob("*.py"))
-    modules = {module_name(path) for path in paths}
+    paths = sorted(package.rglob("*.py"))
+    modules = {module_name(path, package) for path in paths}
     graph: dict[str, set[str]] = {}
     for path in paths:
-        found = graph.setdefault(module_name(path), set())
+        found = graph.setdefault(module_name(path, package), set())
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names)
@@ -60,6 +61,16 @@ def test_no_import_cycle() -> None:
     except CycleError as error:
         raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
     assert order.index("persistence._interface") < order.index("persistence._backend")
+
+
+def test_no_import_cycle_in_the_generator() -> None:
+    """The generator's modules, under codegen/, can be ordered in the same way."""
+    graph = ours(imports(GENERATOR))
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
+    assert order.index("codegen.model") < order.index("codegen.queries")
 
 
 def test_engine_types_stay_in_their_backend() -> None:

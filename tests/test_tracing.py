@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider, Span, SpanKind, StatusCode
 
-from codegen.queries import query_facts
+from codegen.facts import query_facts
 from persistence import (
     ConflictError,
     Database,
