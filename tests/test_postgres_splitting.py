@@ -78,3 +78,23 @@ def test_statements_come_back_as_written(chosen: list[str], gaps: list[str]) -> 
     """Any sequence of these statements, with comments between, splits back into itself."""
     script = "".join(f"{gap}{statement};" for gap, statement in zip(gaps, chosen, strict=False))
     assert spans(script) == chosen
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("SELECT E'it\\'s; fine';SELECT 2;", ["SELECT E'it\\'s; fine'", "SELECT 2"]),
+        ("SELECT e'\\\\';SELECT 'a\\';", ["SELECT e'\\\\'", "SELECT 'a\\'"]),
+        ("SELECT E'\\''; COMMIT; --'\n", ["SELECT E'\\''", "COMMIT"]),
+        ("SELECT E'\\';COMMIT;';", ["SELECT E'\\';COMMIT;'"]),
+    ],
+    ids=["quote", "backslash", "commit-after", "commit-inside"],
+)
+def test_escape_strings_end_where_the_server_ends_them(script: str, expected: list[str]) -> None:
+    r"""In `E'...'` a backslash escapes the quote after it, as PostgreSQL reads it.
+
+    The splitter ended such a string at `\'`: it cut `E'it\'s; fine'` in two, so that a valid
+    migration failed, and in `E'\''; COMMIT; --'` it read the COMMIT as part of the string, so
+    that the check let it through and the migration's transaction ended half way.
+    """
+    assert spans(script) == expected

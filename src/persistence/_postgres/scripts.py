@@ -19,7 +19,8 @@ from persistence.exceptions import MigrationError
 
 _TOKEN = re.compile(
     r"""
-      (?P<squote>[EeBbXxUu]?'(?:[^']|'')*')
+      (?P<estring>[Ee]'(?:[^'\\]|''|\\.)*')
+    | (?P<squote>[BbXxUu]?'(?:[^']|'')*')
     | (?P<dquote>"(?:[^"]|"")*")
     | (?P<line>--[^\n]*)
     | (?P<block>/\*)
