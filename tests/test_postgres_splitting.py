@@ -98,3 +98,25 @@ def test_escape_strings_end_where_the_server_ends_them(script: str, expected: li
     that the check let it through and the migration's transaction ended half way.
     """
     assert spans(script) == expected
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("SELECT 1 AS a$b$;SELECT 2;", ["SELECT 1 AS a$b$", "SELECT 2"]),
+        (
+            "SELECT 1 AS x$y$; COMMIT; SELECT 2 AS z$y$;",
+            ["SELECT 1 AS x$y$", "COMMIT", "SELECT 2 AS z$y$"],
+        ),
+        ("SELECT $y$;$y$, a$$b;", ["SELECT $y$;$y$, a$$b"]),
+    ],
+    ids=["alone", "commit-between", "quote-then-name"],
+)
+def test_a_dollar_inside_a_name_opens_no_quote(script: str, expected: list[str]) -> None:
+    """A `$` inside a name (`a$b$`, as PostgreSQL allows) is part of it, not a dollar quote.
+
+    The splitter took the `$b$` of `a$b$` for the start of a dollar quote: a valid migration was
+    refused ("unterminated dollar quote"), or the quote ran to a later `$y$` and a COMMIT
+    between passed the check of transaction control.
+    """
+    assert spans(script) == expected

@@ -26,7 +26,7 @@ _TOKEN = re.compile(
     | (?P<block>/\*)
     | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
     | (?P<semi>;)
-    | (?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)
+    | (?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
     | (?P<paren>[()])
     | (?P<other>[^'"\-/$;()A-Za-z_\u0080-\U0010ffff]+|.)
     """,
