@@ -120,3 +120,13 @@ def test_a_dollar_inside_a_name_opens_no_quote(script: str, expected: list[str])
     between passed the check of transaction control.
     """
     assert spans(script) == expected
+
+
+def test_a_dollar_quote_tag_may_hold_any_letter() -> None:
+    """A dollar quote's tag may hold letters beyond ASCII (`$é$`), as PostgreSQL allows.
+
+    The splitter read such a quote as code: it cut `$é$BEGIN RETURN 1; END$é$` at its `;`, and
+    the migration was refused ("END is not allowed in a migration").
+    """
+    body = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $é$BEGIN RETURN 1; END$é$"
+    assert spans(f"{body};\nSELECT $ä_1$;$ä_1$;\n") == [body, "SELECT $ä_1$;$ä_1$"]

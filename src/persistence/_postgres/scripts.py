@@ -24,7 +24,7 @@ _TOKEN = re.compile(
     | (?P<dquote>"(?:[^"]|"")*")
     | (?P<line>--[^\n]*)
     | (?P<block>/\*)
-    | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
+    | (?P<dollar>\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
     | (?P<semi>;)
     | (?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
     | (?P<paren>[()])
