@@ -165,3 +165,48 @@ async def test_an_error_at_the_commit_names_the_file(empty: Database, tmp_path: 
     assert raised.value.__cause__ is not None
     status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.pending] == [2]
+
+
+ROUTINES = (
+    "CREATE TABLE said (note text);\r\n"
+    "-- a function whose SQL-standard body holds statements, CASE and a `;` in a string\r\n"
+    "CREATE FUNCTION sign_of(x integer) RETURNS text LANGUAGE sql\r\n"
+    "BEGIN /* not; the end */ ATOMIC\r\n"
+    "  SELECT CASE WHEN x > 0 THEN 'plus;' ELSE CASE x WHEN 0 THEN 'zero' END END;\r\n"
+    "END;\r\n"
+    "create or replace procedure say(note text) language sql\r\n"
+    "begin atomic\r\n"
+    "  insert into said values (note || ';END;'); -- END;\r\n"
+    "  insert into said values (case when note = '' then 'empty' end);\r\n"
+    "end;\r\n"
+)
+"""A migration holding a function and a procedure with `BEGIN ATOMIC ... END` bodies."""
+
+
+async def test_routine_bodies_apply_and_a_failure_after_them_is_named(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Functions and procedures of SQL-standard bodies apply, and work (PostgreSQL 14+).
+
+    The splitter cut them at the semicolons inside, and the migration was refused: "END is not
+    allowed in a migration". A statement failing after such a body is still named by its line.
+    """
+    folder = tmp_path / "migrations"
+    write(folder, "0001_routines.sql", ROUTINES)
+    async with connect(postgres_url) as db:
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
+        bad = ROUTINES.replace("sign_of", "other_sign").replace("say", "shout")
+        bad = bad.replace("CREATE TABLE said", "CREATE TABLE heard") + FAILING["check"] + ";\r\n"
+        write(folder, "0002_bad.sql", BASE + bad)
+        with pytest.raises(MigrationError) as raised:
+            await migrate(db, package_folder=folder)
+    assert raised.value.line == line_of(BASE + bad, FAILING["check"]), str(raised.value)
+    server = await asyncpg.connect(postgres_url)
+    try:
+        signs = await server.fetch("SELECT sign_of(x) AS s FROM unnest(ARRAY[2, 0, -1]) AS x")
+        assert [row["s"] for row in signs] == ["plus;", "zero", None]
+        await server.execute("CALL say('hi')")
+        assert await server.fetchval("SELECT array_agg(note) FROM said") == ["hi;END;", None]
+        assert await server.fetchval("SELECT to_regclass('heard')") is None
+    finally:
+        await server.close()

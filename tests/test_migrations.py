@@ -500,6 +500,31 @@ async def test_dollar_quoted_bodies_may_say_begin(postgres_url: str, tmp_path: P
         assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
 
 
+async def test_escape_strings_are_read_as_the_server_reads_them(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    r"""A `\'` inside `E'...'` neither cuts the string nor hides a COMMIT after it (PostgreSQL).
+
+    The splitter ended such a string at `\'`: a valid migration failed with a syntax error, and
+    `E'\''; COMMIT; --'` passed the check, its COMMIT ending the migration's transaction.
+    """
+    folder = tmp_path / "escapes"
+    write(folder, "0001_quote.sql", "CREATE TABLE t (note text DEFAULT E'it\\'s; fine');\n")
+    sneaky = "CREATE TABLE half (id integer);\nSELECT E'\\''; COMMIT; --'\nSELECT * FROM nowhere;\n"
+    async with connect(postgres_url) as db:
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
+        write(folder, "0002_sneaky.sql", sneaky)
+        with pytest.raises(MigrationError, match=r"0002_sneaky\.sql: COMMIT is not allowed"):
+            await migrate(db, package_folder=folder)
+        assert await _table_names(db) == {"t"}
+    server = await asyncpg.connect(postgres_url)
+    try:
+        await server.execute("INSERT INTO t DEFAULT VALUES")
+        assert await server.fetchval("SELECT note FROM t") == "it's; fine"
+    finally:
+        await server.close()
+
+
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     """A migration file that is not UTF-8 is a MigrationError naming it, not a decode error."""
     (tmp_path / "0001_latin1.sql").write_bytes(

@@ -12,51 +12,102 @@ import re
 import secrets
 from typing import Final
 
+import attrs
+
 from persistence._backend import ScriptStatement
 from persistence.exceptions import MigrationError
 
 _TOKEN = re.compile(
     r"""
-      (?P<squote>[EeBbXxUu]?'(?:[^']|'')*')
+      (?P<estring>[Ee]'(?:[^'\\]|''|\\.)*')
+    | (?P<squote>[BbXxUu]?'(?:[^']|'')*')
     | (?P<dquote>"(?:[^"]|"")*")
     | (?P<line>--[^\n]*)
     | (?P<block>/\*)
-    | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
+    | (?P<dollar>\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
     | (?P<semi>;)
-    | (?P<other>[^'"\-/$;]+|.)
+    | (?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
+    | (?P<paren>[()])
+    | (?P<other>[^'"\-/$;()A-Za-z_\u0080-\U0010ffff]+|.)
     """,
     re.VERBOSE | re.DOTALL,
 )
+_ROUTINE: Final = re.compile(r"CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE)\b")
+"""The opening of the statements that may hold a `BEGIN ATOMIC ... END` body."""
+_OPENING_WORDS: Final = 4
+"""How many of a statement's first words tell whether it is one of those."""
+_LABELS: Final = frozenset({"AS", "."})
+"""What comes before a word that is a name, though it is spelled like CASE or END."""
+
+
+@attrs.define
+class _Body:
+    """Where a statement is in a SQL-standard routine body, `BEGIN ATOMIC ... END`.
+
+    Such a body holds statements, and their semicolons end no statement of the script. It ends
+    at the END that matches its BEGIN ATOMIC, past the `CASE ... END` expressions inside it, as
+    PostgreSQL's own psql finds it: words outside parentheses, in a CREATE FUNCTION or
+    CREATE PROCEDURE statement.
+    """
+
+    opening: list[str] = attrs.Factory(list)  # the statement's first words
+    previous: str = ""  # the last word or sign before this one, past comments
+    parentheses: int = 0
+    depth: int = 0  # 1 in the body, 2 in a CASE in it, ...
+
+    def see(self, kind: str | None, text: str) -> None:
+        """Follow one token of the statement."""
+        if kind == "word":
+            word = text.upper()
+            if len(self.opening) < _OPENING_WORDS:
+                self.opening.append(word)
+            if self.parentheses == 0 and self.previous not in _LABELS and self._in_routine():
+                opens = word == "ATOMIC" and self.previous == "BEGIN"
+                if opens or (self.depth and word == "CASE"):
+                    self.depth += 1
+                elif self.depth and word == "END":
+                    self.depth -= 1
+            self.previous = word
+        elif kind == "paren":
+            self.parentheses = self.parentheses + 1 if text == "(" else max(self.parentheses - 1, 0)
+            self.previous = text
+        elif kind not in ("line", "block") and text.strip():
+            self.previous = text.strip()
+
+    def _in_routine(self) -> bool:
+        return _ROUTINE.match(" ".join(self.opening)) is not None
 
 
 def split_postgres(script: str) -> list[ScriptStatement]:
-    """Split a PostgreSQL script on the semicolons that end statements."""
+    """Split a PostgreSQL script on the semicolons that end statements.
+
+    A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none.
+    """
     statements: list[ScriptStatement] = []
     current: list[str] = []
     start: int | None = None  # where the statement's first word is
+    body = _Body()
     position = 0
     while position < len(script):
         match = _TOKEN.match(script, position)
         if match is None:  # pragma: no cover  # `.` matches any character
             break
-        position = match.end()
         kind = match.lastgroup
-        if kind == "semi":
+        position, text = _token_text(script, match)
+        if kind == "semi" and not body.depth:
             if start is not None:
                 statements.append(ScriptStatement("".join(current).strip(), start, match.start()))
-            current, start = [], None
+            current, start, body = [], None, _Body()
             continue
-        if kind == "block":
-            position = _end_of_block_comment(script, position)
-            current.append(" ")
-            continue
-        if kind == "dollar":
-            position = _end_of_dollar_quote(script, match)
-            current.append(script[match.start() : position])
-        elif kind != "line":
-            current.append(match.group())
-        if start is None and kind != "line" and match.group().strip():
-            start = match.start() + len(match.group()) - len(match.group().lstrip())
+        body.see(kind, match.group())
+        current.append(text)
+        if start is None and text.strip():
+            start = match.start() + len(text) - len(text.lstrip())
+    if body.depth and start is not None:
+        line = script.count("\n", 0, start) + 1
+        raise MigrationError(
+            f"the statement at line {line} opens a BEGIN ATOMIC body that no END closes"
+        )
     if start is not None:
         statements.append(ScriptStatement("".join(current).strip(), start, len(script)))
     return statements
@@ -104,6 +155,20 @@ def failed_statement(
         if index >= 0 and offset < starts[index] + len(statements[index]):
             return index
     return heard[-1] if heard else None
+
+
+def _token_text(script: str, token: re.Match[str]) -> tuple[int, str]:
+    """Give where `token` ends, past a comment or dollar quote it opens, and its text to send.
+
+    A comment is left out, a block comment kept as a space between the words around it.
+    """
+    kind = token.lastgroup
+    if kind == "block":
+        return _end_of_block_comment(script, token.end()), " "
+    if kind == "dollar":
+        end = _end_of_dollar_quote(script, token)
+        return end, script[token.start() : end]
+    return token.end(), "" if kind == "line" else token.group()
 
 
 def _end_of_dollar_quote(script: str, opening: re.Match[str]) -> int:
