@@ -186,13 +186,14 @@ async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
     await _nothing_written(db)
 
 
-@pytest.mark.parametrize(
-    ("value", "said"),
-    [
-        pytest.param("9" * 5000, "a number too long", id="5000-digits"),
-        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deep", id="deep"),
-    ],
-)
+_UNREADABLE_VALUES = [
+    pytest.param("9" * 5000, "a number too long", id="5000-digits"),
+    pytest.param("[" * 100_000 + "]" * 100_000, "nested too deep", id="deep"),
+]
+"""Values that `json` refuses past its own limits, and what the import says of each."""
+
+
+@pytest.mark.parametrize(("value", "said"), _UNREADABLE_VALUES)
 async def test_a_ctrf_value_json_cannot_read_is_named_by_its_line(
     sqlite_db: Database, tmp_path: Path, value: str, said: str
 ) -> None:
@@ -409,13 +410,7 @@ async def test_a_bad_json_lines_file_writes_nothing(
     await _nothing_written(db)
 
 
-@pytest.mark.parametrize(
-    ("value", "said"),
-    [
-        pytest.param("9" * 5000, "a number too long", id="5000-digits"),
-        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deep", id="deep"),
-    ],
-)
+@pytest.mark.parametrize(("value", "said"), _UNREADABLE_VALUES)
 async def test_a_json_lines_value_json_cannot_read_is_said_as_for_ctrf(
     db: Database, tmp_path: Path, value: str, said: str
 ) -> None:
