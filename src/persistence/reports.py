@@ -364,7 +364,7 @@ async def export_junit(db: Database, run_id: int) -> str:
     cases = await map_each(suites.case_xml, results)
     if not suites.found:  # no result: an empty suite, as a consumer expects one
         suites.found.append(_Suite(suites.unnamed, 0))
-    counts = _counts(len(results), suites.tags)
+    counts = _counts(len(results), sum((suite.tags for suite in suites.found), Counter()))
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
@@ -405,8 +405,6 @@ class _Suites:
     unnamed: str
     """The suite of a result that import kept none for."""
     found: list[_Suite] = attrs.field(factory=list)
-    tags: Counter[str | None] = attrs.field(factory=Counter)
-    """The outcome elements of every case."""
     written: int = 0
 
     def case_xml(self, result: TestResult) -> str:
@@ -415,9 +413,7 @@ class _Suites:
         name = name if isinstance(name, str) else self.unnamed
         if not self.found or self.found[-1].name != name:
             self.found.append(_Suite(name, self.written))
-        tag = _TAGS.get(result.status)
-        self.found[-1].tags[tag] += 1
-        self.tags[tag] += 1
+        self.found[-1].tags[_TAGS.get(result.status)] += 1
         self.written += 1
         return _case_xml(result)
 
