@@ -43,7 +43,8 @@ def checked_statements(
     try:
         statements = split_script(engine, sql)
     except MigrationError as error:
-        raise MigrationError(f"{file_name}: {error}", migration=name) from None
+        place = file_name if error.line is None else f"{file_name}:{error.line}"
+        raise MigrationError(f"{place}: {error}", migration=name, line=error.line) from None
     for statement in statements:
         control = _TRANSACTION_CONTROL.match(_LEADING_NOISE.sub("", statement.text))
         if control is not None:
