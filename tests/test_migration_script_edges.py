@@ -228,3 +228,78 @@ async def test_never_closed_is_refused_before_anything_runs(
     assert await tables(db, url) == set()
     status = await migration_status(db, package_folder=folder)
     assert [m.version for m in status.pending] == [1, 2]
+
+
+BACKSLASHES: Final = (
+    "CREATE TABLE said (n integer, note text);\n"
+    "INSERT INTO said VALUES (1, 'ends in \\');\n"
+    "INSERT INTO said VALUES (2, 'semi\\;colon');\n"
+)
+"""Strings holding backslashes, which standard_conforming_strings = on reads as themselves."""
+READ_AS_ON: Final = [(1, "ends in \\"), (2, "semi\\;colon")]
+
+
+async def said(url: str) -> list[tuple[int, str]]:
+    """The rows of the table the migrations write, in order."""
+    server = await asyncpg.connect(url)
+    try:
+        rows = await server.fetch("SELECT n, note FROM said ORDER BY n")
+    finally:
+        await server.close()
+    return [(int(row["n"]), str(row["note"])) for row in rows]
+
+
+async def test_a_database_whose_strings_read_backslashes_migrates_as_the_splitter_reads(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    r"""A database set to standard_conforming_strings = off is migrated with it on, alone.
+
+    The splitter reads strings as PostgreSQL does by default since 9.1; on such a database the
+    server read `\'` as a quote inside the string, and the migration failed with a syntax
+    error (at or near "persistence", inside the runner's markers). The migration's own
+    transaction now sets it on; the database's setting stays for every other session.
+    """
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" SET standard_conforming_strings = off')
+    finally:
+        await admin.close()
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_said.sql").write_text(BACKSLASHES)
+    async with connect(postgres_url) as db:
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
+    assert await said(postgres_url) == READ_AS_ON
+    server = await asyncpg.connect(postgres_url)
+    try:
+        assert await server.fetchval("SHOW standard_conforming_strings") == "off"
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "SET standard_conforming_strings = off",
+        "set session STANDARD_CONFORMING_STRINGS to 'off'",
+        "SET LOCAL standard_conforming_strings=false",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "RESET standard_conforming_strings",
+    ],
+)
+async def test_a_migration_turning_it_off_is_still_read_as_the_splitter_reads(
+    postgres_url: str, tmp_path: Path, setting: str
+) -> None:
+    """A migration setting standard_conforming_strings off changes no string of its files.
+
+    The server reads the file's statements when it receives them, all at once, before the
+    setting runs; the next file runs on a connection of its own, with the setting on.
+    """
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_off.sql").write_text(f"{setting};\n{BACKSLASHES}")
+    (folder / "0002_more.sql").write_text("INSERT INTO said VALUES (3, 'then \\');\n")
+    async with connect(postgres_url) as db:
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [1, 2]
+    assert await said(postgres_url) == [*READ_AS_ON, (3, "then \\")]
