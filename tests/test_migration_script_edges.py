@@ -303,3 +303,44 @@ async def test_a_migration_turning_it_off_is_still_read_as_the_splitter_reads(
     async with connect(postgres_url) as db:
         assert [m.version for m in await migrate(db, package_folder=folder)] == [1, 2]
     assert await said(postgres_url) == [*READ_AS_ON, (3, "then \\")]
+
+
+AT_COMMIT: Final = {
+    "unique": (
+        "CREATE TABLE u (n integer UNIQUE DEFERRABLE INITIALLY DEFERRED);\n",
+        'unique constraint "u_n_key"',
+    ),
+    "exclusion": (
+        (
+            "CREATE TABLE u (n integer, CONSTRAINT one_n EXCLUDE USING btree (n WITH =) "
+            "DEFERRABLE INITIALLY DEFERRED);\n"
+        ),
+        'exclusion constraint "one_n"',
+    ),
+}
+"""Deferred constraints whose server message, at the commit, names no table."""
+
+
+@pytest.mark.parametrize("kind", list(AT_COMMIT))
+async def test_a_deferred_constraint_failing_at_the_commit_names_its_table(
+    postgres_url: str, tmp_path: Path, kind: str
+) -> None:
+    """The error names the file, the constraint and its table.
+
+    PostgreSQL's message of a unique or exclusion constraint names the constraint alone; its
+    table was in the error's fields only. (A foreign key's message names both already; SQLite
+    checks a unique constraint at each statement, naming `u.n`.)
+    """
+    table, constraint = AT_COMMIT[kind]
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_u.sql").write_text(table)
+    (folder / "0002_twice.sql").write_text("INSERT INTO u VALUES (1);\nINSERT INTO u VALUES (1);\n")
+    async with connect(postgres_url) as db:
+        with pytest.raises(MigrationError) as raised:
+            await migrate(db, package_folder=folder)
+    message = str(raised.value)
+    assert message.startswith("0002_twice.sql: at its commit: "), message
+    assert constraint in message, message
+    assert 'on table "u"' in message, message
+    assert raised.value.migration == "0002_twice"
