@@ -250,8 +250,8 @@ def test_a_bad_migrations_folder_creates_no_database(
 @pytest.mark.parametrize(
     "case",
     [
-        ("CREATE TABLE a (id integer);\nCOMMIT;\n", "COMMIT is not allowed"),
-        ("CREATE TABLE a (id integer);\n/* never closed\n", "unterminated /* comment"),
+        ("CREATE TABLE a (id integer);\nCOMMIT;\n", ": COMMIT is not allowed"),
+        ("CREATE TABLE a (id integer);\n/* never closed\n", ":2: a /* comment opened"),
     ],
 )
 def test_a_new_database_is_not_made_for_a_file_migrate_refuses(
@@ -286,7 +286,7 @@ def test_a_new_database_is_not_made_for_a_file_migrate_refuses(
                 str(folder),
             )
             assert (code, out) == (3, ""), err
-            assert f"0001_x.sql: {refused}" in err
+            assert f"0001_x.sql{refused}" in err
     assert not new_file.parent.exists()
     assert not exists(postgres_admin, name)
 

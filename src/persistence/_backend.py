@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 import attrs
 
-from persistence.exceptions import DatabaseError
+from persistence.exceptions import DatabaseError, MigrationError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
@@ -47,6 +47,15 @@ class ScriptStatement:
     """Where its first word starts: comments and blank lines before it are not its own."""
     end: int
     """Where it ends: at its `;`, or at the script's end."""
+
+
+def never_closed(script: str, opening: int, what: str) -> MigrationError:
+    """Refuse a script in which `what` opens at `opening` and nothing closes it.
+
+    The engine would read the rest of the file into it, or fail naming another place.
+    """
+    line = script.count("\n", 0, opening) + 1
+    return MigrationError(f"{what} opened here is never closed", line=line)
 
 
 class ScriptError(Exception):

@@ -43,7 +43,8 @@ def checked_statements(
     try:
         statements = split_script(engine, sql)
     except MigrationError as error:
-        raise MigrationError(f"{file_name}: {error}", migration=name) from None
+        place = file_name if error.line is None else f"{file_name}:{error.line}"
+        raise MigrationError(f"{place}: {error}", migration=name, line=error.line) from None
     for statement in statements:
         control = _TRANSACTION_CONTROL.match(_LEADING_NOISE.sub("", statement.text))
         if control is not None:
@@ -83,6 +84,21 @@ async def run_statements(
             migration=name,
             line=line,
         ) from cause
+
+
+def at_commit(file_name: str, error: PersistenceError) -> str:
+    """Say what failed at a migration's commit (a deferred constraint), naming its table.
+
+    PostgreSQL's message of a unique or exclusion constraint names the constraint alone: its
+    table is in the error's fields, on the driver's error that `error` was raised from.
+    """
+    message, fields = str(error), error.__cause__
+    table = getattr(fields, "table_name", None)
+    constraint = getattr(fields, "constraint_name", None)
+    if isinstance(table, str) and isinstance(constraint, str) and f'"{table}"' not in message:
+        named = f'constraint "{constraint}"'
+        message = message.replace(named, f'{named} on table "{table}"', 1)
+    return f"{file_name}: at its commit: {message}"
 
 
 def statement_place(sql: str, statement: ScriptStatement) -> tuple[int, str]:

@@ -303,7 +303,11 @@ class PostgresBackend:
             if lock_timeout is not None:
                 # In milliseconds, within what the setting holds: a longer bound waits as long.
                 timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
-                await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
+                # Strings read as the splitter reads them, whatever the database's default.
+                await connection.execute(
+                    f"SET LOCAL lock_timeout = {timeout}; "
+                    "SET LOCAL standard_conforming_strings = on"
+                )
                 try:
                     await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
                 except asyncpg.LockNotAvailableError as error:

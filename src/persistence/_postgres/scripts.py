@@ -14,14 +14,15 @@ from typing import Final
 
 import attrs
 
-from persistence._backend import ScriptStatement
+from persistence._backend import ScriptStatement, never_closed
 from persistence.exceptions import MigrationError
 
 _TOKEN = re.compile(
     r"""
-      (?P<estring>[Ee]'(?:[^'\\]|''|\\.)*')
-    | (?P<squote>[BbXxUu]?'(?:[^']|'')*')
-    | (?P<dquote>"(?:[^"]|"")*")
+      (?P<estring>[Ee]'(?:[^'\\]|''|\\.)*+')
+    | (?P<squote>[BbXxUu]?'(?:[^']|'')*+')
+    | (?P<dquote>"(?:[^"]|"")*+")
+    | (?P<open>[Ee]'|[BbXxUu]?'|")
     | (?P<line>--[^\n]*)
     | (?P<block>/\*)
     | (?P<dollar>\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
@@ -36,6 +37,8 @@ _ROUTINE: Final = re.compile(r"CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE)\b")
 """The opening of the statements that may hold a `BEGIN ATOMIC ... END` body."""
 _OPENING_WORDS: Final = 4
 """How many of a statement's first words tell whether it is one of those."""
+_OPENED: Final = {"'": "a string", '"': "a quoted name", "E'": "an E'...' string"}
+"""What a quote that the script never closes opens, by its opening."""
 _LABELS: Final = frozenset({"AS", "."})
 """What comes before a word that is a name, though it is spelled like CASE or END."""
 
@@ -163,8 +166,11 @@ def _token_text(script: str, token: re.Match[str]) -> tuple[int, str]:
     A comment is left out, a block comment kept as a space between the words around it.
     """
     kind = token.lastgroup
+    if kind == "open":
+        opening = token.group().upper()
+        raise never_closed(script, token.start(), _OPENED.get(opening, _OPENED[opening[-1]]))
     if kind == "block":
-        return _end_of_block_comment(script, token.end()), " "
+        return _end_of_block_comment(script, token.start()), " "
     if kind == "dollar":
         end = _end_of_dollar_quote(script, token)
         return end, script[token.start() : end]
@@ -175,16 +181,17 @@ def _end_of_dollar_quote(script: str, opening: re.Match[str]) -> int:
     """Give where the dollar quote that `opening` opens ends; refuse one never closed."""
     end = script.find(opening.group(), opening.end())
     if end < 0:
-        raise MigrationError(f"unterminated dollar quote {opening.group()}")
+        raise never_closed(script, opening.start(), f"a dollar quote {opening.group()}")
     return end + len(opening.group())
 
 
-def _end_of_block_comment(script: str, position: int) -> int:
-    depth = 1
+def _end_of_block_comment(script: str, start: int) -> int:
+    """Give where the block comment opening at `start` ends, past the ones nested in it."""
+    depth, position = 1, start + 2
     while depth:
         opening, closing = script.find("/*", position), script.find("*/", position)
         if closing < 0:
-            raise MigrationError("unterminated /* comment")
+            raise never_closed(script, start, "a /* comment")
         if 0 <= opening < closing:
             depth, position = depth + 1, opening + 2
         else:

@@ -6,11 +6,28 @@ import re
 import sqlite3
 from typing import Final
 
-from persistence._backend import ScriptStatement
+from persistence._backend import ScriptStatement, never_closed
 from persistence.exceptions import MigrationError
 
 _SEMICOLON: Final = re.compile(";")
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
+_TOKEN: Final = re.compile(
+    r"""
+      '(?:[^']|'')*+' | "(?:[^"]|"")*+" | `(?:[^`]|``)*+` | \[[^\]]*+\]
+    | --[^\n]* | /\*.*?\*/
+    | (?P<open>['"`\[]|/\*)
+    | [^'"`\[\-/]+ | .
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+"""SQLite's quotes and comments, and (`open`) the opening of one that nothing closes."""
+_OPENED: Final = {
+    "'": "a string",
+    '"': "a quoted name",
+    "`": "a quoted name",
+    "[": "a quoted name",
+    "/*": "a /* comment",
+}
 _BEFORE_CODE: Final = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """The blank space and comments before a statement's first word."""
 _PRAGMA: Final = re.compile(
@@ -58,17 +75,15 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
                 statements.append(ScriptStatement(candidate.strip(), code, semicolon.start()))
             start = semicolon.end()
     pending = script[start:]
+    for token in _TOKEN.finditer(script, start):
+        if token.lastgroup == "open":
+            # SQLite reads it to the end of the script, leaving out what follows: refused, as
+            # PostgreSQL refuses it.
+            raise never_closed(script, token.start(), _OPENED[token.group()])
     if _has_code(pending):
         raise MigrationError(
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
         )
-    for comment in _COMMENTS.finditer(pending):
-        if comment[0].startswith("/*") and not comment[0].endswith("*/"):
-            # SQLite reads it to the end of the script, leaving out what follows: refused, as
-            # PostgreSQL refuses it.
-            raise MigrationError(
-                f"unterminated /* comment: {comment[0].strip()[:60]!r} runs to the script's end"
-            )
     for statement in statements:
         opening = _COMMENTS.sub(" ", statement.text).lstrip(" \t\n\r\f\ufeff")
         if (attach := _ATTACH.match(opening)) is not None:
