@@ -256,8 +256,8 @@ async def test_a_database_whose_strings_read_backslashes_migrates_as_the_splitte
 
     The splitter reads strings as PostgreSQL does by default since 9.1; on such a database the
     server read `\'` as a quote inside the string, and the migration failed with a syntax
-    error (at or near "persistence", inside the runner's markers). The migration's own
-    transaction now sets it on; the database's setting stays for every other session.
+    error (at or near "persistence", inside the runner's markers). The package's connections
+    now ask for it on when they connect; the database's setting stays for every other session.
     """
     name = postgres_url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(postgres_url)

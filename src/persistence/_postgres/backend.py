@@ -303,11 +303,7 @@ class PostgresBackend:
             if lock_timeout is not None:
                 # In milliseconds, within what the setting holds: a longer bound waits as long.
                 timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
-                # Strings read as the splitter reads them, whatever the database's default.
-                await connection.execute(
-                    f"SET LOCAL lock_timeout = {timeout}; "
-                    "SET LOCAL standard_conforming_strings = on"
-                )
+                await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
                 try:
                     await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
                 except asyncpg.LockNotAvailableError as error:
@@ -563,6 +559,9 @@ async def open_postgres(
                 command_timeout=command_timeout,
                 init=init_connection,
                 reset=reset,
+                # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
+                # database or role set otherwise would misread it, or refuse it.
+                server_settings={"standard_conforming_strings": "on"},
                 # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
                 # unnamed, again with the statement it runs: the next may reach another server.
                 statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
