@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import asyncpg.exceptions._base as asyncpg_base  # its DataError: an argument refused before sending
@@ -28,6 +28,7 @@ from persistence import (
     all_results,
     close_database,
     connect,
+    connection,
     find_result,
     migrate,
     open_database,
@@ -269,6 +270,27 @@ async def test_a_postgres_conflict_says_its_detail_once_on_one_line(
         'insert or update on table "test_results" violates foreign key constraint '
         '"test_results_run_id_fkey": Key (run_id)=(999999) is not present in table "runs".'
     )
+
+
+async def test_a_postgres_exclusion_conflict_is_a_conflict_as_a_unique_one_is(
+    migrated_postgres_url: str,
+) -> None:
+    """An exclusion constraint is a uniqueness rule too: its violation is a `ConflictError`.
+
+    It was a `DatabaseError` prefixed `PostgreSQL: `, where a unique violation of the same
+    rows, in the same call, is a `ConflictError` naming its constraint.
+    """
+    async with connect(migrated_postgres_url) as db:
+        async with connection(db) as conn:
+            server = cast("asyncpg.Connection[asyncpg.Record]", conn)
+            await server.execute("CREATE TABLE booked (n int, EXCLUDE USING btree (n WITH =))")
+            await server.execute("INSERT INTO booked VALUES (1)")
+        with pytest.raises(ConflictError, match=r"^conflicting key value") as caught:
+            async with connection(db) as conn:
+                await cast("asyncpg.Connection[asyncpg.Record]", conn).execute(
+                    "INSERT INTO booked VALUES (1)"
+                )
+    assert caught.value.constraint == "booked_n_excl"
 
 
 @pytest.mark.parametrize(

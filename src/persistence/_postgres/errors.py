@@ -30,7 +30,11 @@ def translate_postgres(  # noqa: PLR0911  # one case a line
     match error:
         case PersistenceError():
             return None
-        case asyncpg.UniqueViolationError() | asyncpg.ForeignKeyViolationError():
+        case (
+            asyncpg.UniqueViolationError()
+            | asyncpg.ExclusionViolationError()
+            | asyncpg.ForeignKeyViolationError()
+        ):
             return ConflictError(_message(error), constraint=error.constraint_name)
         case asyncpg.CheckViolationError() | asyncpg.NotNullViolationError():
             table = error.table_name or "row"
