@@ -131,6 +131,7 @@ COUNTING_MODULES: Final = frozenset(
         "test_descriptors.py",
         "test_lone_writes.py",
         "test_snapshots.py",
+        "test_sync_close_calls.py",
         "test_writer_cancel.py",
     }
 )

@@ -41,7 +41,11 @@ _P = ParamSpec("_P")
 
 
 class _RefusedError(RuntimeError):
-    """A call the runner cannot take: it is closed, or the call would wait for itself."""
+    """A call the runner cannot take or finish: it is closed, or would wait for itself.
+
+    A call still running when `close` cancelled it gets one too, chained from the
+    cancellation: sync code does not expect the bare CancelledError, a BaseException.
+    """
 
 
 class _OverdueError(Exception):
@@ -91,6 +95,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         """The process whose thread runs the loop: a forked child has the loop but no thread."""
         self._waiting: set[_Outcome[Any]] = set()
         """The calls whose callers wait: woken by a close that stops the loop under them."""
+        self._cut: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        """The tasks the close cancelled, added on the loop's thread before each of them ends."""
         self._thread = threading.Thread(target=self._serve, name="persistence-sync", daemon=True)
         self._thread.start()
         _OPEN.add(self)
@@ -163,12 +169,15 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         """Exit what `enter` entered, newest first, then stop the loop and its thread.
 
         The first error of an exit is raised once all is closed; calls still running are
-        cancelled. What has not ended `timeout` seconds after the close began (an exit that
-        hangs, a call that ignores its cancellation) is left: the loop is stopped anyway and
-        `CloseTimeoutError` names it. A thread blocked in synchronous code cannot be stopped:
-        the error says so, and the thread ends, closing the loop, when that code returns.
-        Closing again does nothing; a close from another thread while one is under way waits
-        (up to its own `timeout`) for that one to end.
+        cancelled, and each one's caller gets a RuntimeError saying so, chained from the
+        cancellation. Such a call may have written before it was cut short: what it had
+        committed stays, what it had not is rolled back, and the error cannot tell which, so
+        look before running it again. What has not ended `timeout` seconds after the close
+        began (an exit that hangs, a call that ignores its cancellation) is left: the loop is
+        stopped anyway and `CloseTimeoutError` names it. A thread blocked in synchronous code
+        cannot be stopped: the error says so, and the thread ends, closing the loop, when that
+        code returns. Closing again does nothing; a close from another thread while one is
+        under way waits (up to its own `timeout`) for that one to end.
         """
         limit = seconds("SyncRunner", "timeout", timeout)
         if os.getpid() != self._pid:  # a forked child: the loop and what it holds are the parent's
@@ -200,7 +209,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         """Do the close: exit `held` newest first, end the rest and stop, within `limit` s."""
         running: tuple[str, ...] | None = None
         try:
-            self._wait(_close_all(held[::-1]), _CLOSING, deadline=time.monotonic() + limit)
+            work = _close_all(held[::-1], self._cut)
+            self._wait(work, _CLOSING, deadline=time.monotonic() + limit)
         except _OverdueError:
             running = tuple(
                 task.get_name()
@@ -282,7 +292,14 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         task = outcome.task
         if task is None or not task.done():  # woken by a close that stopped the loop
             raise _overdue(None, (name,), thread_alive=self._thread.is_alive())
-        return task.result()
+        cut = task in self._cut
+        self._cut.discard(task)
+        try:
+            return task.result()
+        except asyncio.CancelledError as error:
+            if not cut:  # the call's own, or its caller's: not the close's to translate
+                raise
+            raise _cut_short(name) from error
 
     def _interrupted(self, outcome: _Outcome[Any]) -> None:
         """Cancel a call whose caller was interrupted (Ctrl-C), and wait for it to end.
@@ -378,6 +395,15 @@ def _overdue(
     return CloseTimeoutError(message, running=running, thread_alive=thread_alive)
 
 
+def _cut_short(name: str) -> _RefusedError:
+    """Make the error of a call that `close` cancelled while it ran."""
+    msg = (
+        f"{name} was cancelled because the SyncRunner was closed while it ran: what it had "
+        "committed stays and what it had not is rolled back, so look before running it again"
+    )
+    return _RefusedError(msg)
+
+
 async def _awaited(work: Awaitable[_T]) -> _T:
     return await work
 
@@ -395,8 +421,10 @@ def _refused_argument(field: str, expected: str, value: object) -> ValidationErr
     return ValidationError("SyncRunner", field, f"expected {expected}, got {type(value).__name__}")
 
 
-async def _close_all(held: list[_Held]) -> None:
+async def _close_all(held: list[_Held], cut: weakref.WeakSet[asyncio.Task[Any]]) -> None:
     """Exit the entered managers in the order given, then end what else runs on the loop.
+
+    Each task the close cancels is added to `cut`.
 
     The first error of an exit is raised once all that is done.
     """
@@ -407,22 +435,23 @@ async def _close_all(held: list[_Held]) -> None:
             await item.task
         except BaseException as error:  # noqa: BLE001  # the others still exit
             first = first or error
-    await _end_the_rest()
+    await _end_the_rest(cut)
     if first is not None:
         raise first
 
 
-async def _end_the_rest() -> None:
+async def _end_the_rest(cut: weakref.WeakSet[asyncio.Task[Any]]) -> None:
     """Cancel what is left on the loop (calls from other threads) and wait for it to end.
 
-    A call already cancelled (its caller was interrupted) is not cancelled again, which would
-    cut its clean-up short: it is only waited for.
+    Each task cancelled is added to `cut`, for its caller to be told why. A call already
+    cancelled (its caller was interrupted) is not cancelled again, which would cut its
+    clean-up short: it is only waited for.
     """
     current = asyncio.current_task()
     rest = [task for task in asyncio.all_tasks() if task is not current]
     for task in rest:
-        if not task.cancelling():
-            task.cancel()
+        if not task.cancelling() and task.cancel():
+            cut.add(task)
     await asyncio.gather(*rest, return_exceptions=True)
     await asyncio.get_running_loop().shutdown_asyncgens()
     await asyncio.get_running_loop().shutdown_default_executor()

@@ -1,0 +1,3 @@
+-- Nothing to change on SQLite, which stores -0.0 in a REAL column as 0.0, whatever SQL wrote
+-- it (`'-0'`, `-0.0`, `0.0 * -1`). PostgreSQL's double precision keeps the sign of zero: its
+-- 0015 rewrites a `test_results.execution_time` of -0.0 to 0.0, and refuses -0.0 from then on.

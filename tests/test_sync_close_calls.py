@@ -1,0 +1,156 @@
+"""A SyncRunner closed while other threads' calls run: what each of those callers gets.
+
+The close cancels each call still running. Its caller got that bare `CancelledError`, a
+BaseException that synchronous code does not expect and that escapes `except Exception`; it
+now gets the runner's closed error, a RuntimeError, chained from the cancellation. A
+CancelledError that the call raised of its own, with no close behind it, is left as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from _server import own_connections
+from persistence import (
+    Database,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    connect,
+    migrate,
+    save_result,
+)
+from persistence.sync import SyncRunner
+
+
+def _descriptors() -> int:
+    """The process's open file descriptors, once what is garbage has been collected."""
+    gc.collect()
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+def _sync_threads() -> int:
+    """The runners' loop threads still alive."""
+    return sum(1 for thread in threading.enumerate() if thread.name == "persistence-sync")
+
+
+def _in_a_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """Start `call` in a thread of its own; the list gets what it raised."""
+    raised: list[BaseException] = []
+
+    def calling() -> None:
+        try:
+            call()
+        except BaseException as error:  # noqa: BLE001  # whatever it is, the test looks at it
+            raised.append(error)
+
+    thread = threading.Thread(target=calling)
+    thread.start()
+    return thread, raised
+
+
+def test_a_call_cut_by_close_gets_the_closed_error(database_url: str) -> None:
+    """A call still running when close cancels it gets the closed error, saying what it means.
+
+    The call had saved its row before the close: the error says the call was cut short and
+    that what it had committed stays, and the row is indeed there. Descriptors, loop threads
+    and connections are back where they were.
+    """
+    descriptors, threads = _descriptors(), _sync_threads()
+    saved = threading.Event()
+
+    async def save_then_wait(db: Database) -> None:
+        await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        saved.set()
+        await asyncio.Event().wait()  # work after the write, which the close cuts short
+
+    runner = SyncRunner()
+    db = runner.enter(connect(database_url))
+    runner.call(migrate, db)
+    caller, raised = _in_a_thread(lambda: runner.call(save_then_wait, db))
+    assert saved.wait(10)
+    runner.close(timeout=10)
+    caller.join(10)
+    assert not caller.is_alive()
+    [error] = raised
+    assert isinstance(error, RuntimeError), repr(error)
+    assert "save_then_wait was cancelled because the SyncRunner was closed" in str(error)
+    assert "what it had committed stays" in str(error)
+    assert isinstance(error.__cause__, asyncio.CancelledError)
+
+    async def stored() -> int:
+        async with connect(database_url) as again:
+            return len(await all_results(again))
+
+    assert asyncio.run(stored()) == 1
+    if database_url.startswith("postgres"):
+        assert asyncio.run(own_connections(database_url)) == 0
+    assert _sync_threads() == threads
+    assert _descriptors() == descriptors
+
+
+def test_enter_cut_by_close_gets_the_closed_error() -> None:
+    """An enter whose manager is still entering when close cancels it gets the closed error."""
+    entering = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def slow() -> AsyncIterator[None]:
+        entering.set()
+        await asyncio.sleep(60)
+        yield
+
+    runner = SyncRunner()
+    caller, raised = _in_a_thread(lambda: runner.enter(slow()))
+    assert entering.wait(10)
+    runner.close(timeout=10)
+    caller.join(10)
+    [error] = raised
+    assert isinstance(error, RuntimeError), repr(error)
+    assert "cancelled because the SyncRunner was closed" in str(error)
+    assert isinstance(error.__cause__, asyncio.CancelledError)
+
+
+def test_a_calls_own_cancelled_error_is_not_taken_for_the_close() -> None:
+    """A CancelledError that the call raised itself reaches its caller as it was.
+
+    Even while a close is under way: the call raises it once the runner says it is closed,
+    before the close gets to cancel what runs (an entered manager's exit holds it back).
+    """
+    own = asyncio.CancelledError("the call's own")
+
+    @contextlib.asynccontextmanager
+    async def slow_exit() -> AsyncIterator[None]:
+        yield
+        await asyncio.sleep(0.3)
+
+    runner = SyncRunner()
+
+    async def cancels_itself() -> None:
+        while not runner.closed:  # noqa: ASYNC110  # close sets no asyncio.Event to wait on
+            await asyncio.sleep(0.001)
+        raise own
+
+    runner.enter(slow_exit())
+    caller, raised = _in_a_thread(lambda: runner.call(cancels_itself))
+    time.sleep(0.05)
+    runner.close(timeout=10)
+    caller.join(10)
+    assert raised == [own]
+
+    with SyncRunner() as plain:
+        with pytest.raises(asyncio.CancelledError, match="the call's own"):
+            plain.call(_raise, asyncio.CancelledError("the call's own"))
+        assert plain.run(asyncio.sleep(0, "open")) == "open"
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
