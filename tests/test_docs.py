@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from _codegen_helpers import column, error_of, param, query, request
 from codegen.queries import generate
 from conftest import DEFAULT_REDIS_URL
 from persistence import TestResult, TestStatus, TestType, connect, migrate, save_result
-from test_codegen import column, error_of, param, query, request
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
