@@ -1,0 +1,261 @@
+"""Backup, restore and copy refuse bad arguments, foreign tables and bad rows, writing nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+import persistence._transfer as transfer
+import persistence.backup
+from _backup_helpers import (
+    EMPTY,
+    assert_same,
+    contents,
+    filled_sqlite,  # noqa: F401  # the `source` fixture, used by name
+    kept_store,  # noqa: F401  # the `store` fixture, used by name
+    migrated_postgres,  # noqa: F401  # the `postgres` fixture, used by name
+    names,
+    run,
+)
+from persistence import (
+    DatabaseError,
+    ValidationError,
+    all_results,
+    connect,
+    migrate,
+    set_config,
+)
+from persistence.__main__ import main
+from persistence.backup import backup_database, copy_database, restore_database
+from persistence.database import backend_of, connection
+
+if TYPE_CHECKING:
+    from persistence import Database
+
+
+async def test_bad_arguments_are_refused_before_anything_happens(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wrong types, sizes and paths are refused, naming what is wrong, with nothing written."""
+    with pytest.raises(ValidationError, match="Database"):
+        await copy_database(source, "target.db")  # type: ignore[arg-type]  # the mistake tested
+    with pytest.raises(ValidationError, match="page_size"):
+        await copy_database(source, source, page_size=0)
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(ValidationError, match="never overwrites"):
+        await backup_database(source, tmp_path / "taken")
+    assert (tmp_path / "taken").read_text() == "mine"
+    with pytest.raises(ValidationError, match="does not exist"):
+        await backup_database(source, tmp_path / "no" / "where.backup")
+    with pytest.raises(DatabaseError, match="no backup file"):
+        await restore_database(source, tmp_path / "missing.backup")
+    with pytest.raises(DatabaseError, match="not empty"):
+        await copy_database(source, source)
+    before = names(tmp_path)
+    assert await run("copy", source.url, str(tmp_path / "new.db")) == 3
+    assert await run("restore", str(tmp_path / "gone"), "--database", str(tmp_path / "x.db")) == 3
+    assert await run("backup", str(tmp_path / "taken"), "--database", source.url) == 3
+    assert await run("copy", source.url, "postgresql://u:secret@[bad/db") == 3
+    err = capsys.readouterr().err
+    assert "create and migrate it first" in err
+    assert "no backup file" in err
+    assert "never overwrites" in err
+    assert "secret" not in err
+    assert names(tmp_path) == before
+    with pytest.raises(SystemExit):
+        main(["copy", source.url])  # usage: refused before any loop runs
+
+
+async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
+    tmp_path: Path, source: Database, postgres: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source holding the user's own tables is refused up front, naming them, unless skipped.
+
+    The copy moves the package's tables only; leaving the user's behind must be asked for.
+    Every table the package's migrations make, on either engine, is known as the package's.
+    """
+    for db in (source, postgres):
+        async with connection(db) as conn:
+            tables = await backend_of(db).table_names(conn)
+        assert set(persistence.backup.COPIED_TABLES) <= set(tables)
+        assert set(tables) <= persistence.backup.PACKAGE_TABLES, "a new table: name it there"
+    mine = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_notes.sql").write_text(
+            "CREATE TABLE my_notes (id integer PRIMARY KEY, body text NOT NULL);\n"
+            "CREATE VIEW my_failures AS SELECT id FROM test_results WHERE status = 'failed';\n",
+            encoding="utf-8",
+        )
+    await migrate(source, mine)
+    await migrate(postgres, mine)
+    with pytest.raises(DatabaseError, match=r"tables of your own migrations.*: my_notes\. "):
+        await copy_database(source, postgres)
+    assert await contents(postgres) == EMPTY
+    assert await run("copy", source.url, postgres.url) == 3
+    assert "my_notes" in capsys.readouterr().err
+    await backup_database(source, tmp_path / "lite.backup")  # a SQLite file is copied whole
+    async with connect(tmp_path / "back.db") as back:
+        await migrate(back)
+        with pytest.raises(DatabaseError, match="my_notes"):
+            await restore_database(back, tmp_path / "lite.backup")
+        await restore_database(back, tmp_path / "lite.backup", skip_user_tables=True)
+        await assert_same(source, back)
+
+    await copy_database(source, postgres, skip_user_tables=True)
+    await assert_same(source, postgres)
+    with pytest.raises(DatabaseError, match="my_notes"):
+        await backup_database(postgres, tmp_path / "pg.backup")
+    assert not (tmp_path / "pg.backup").exists()
+    assert (
+        await run(
+            "backup", str(tmp_path / "pg.backup"), "--database", postgres.url, "--skip-user-tables"
+        )
+        == 0
+    )
+    with pytest.raises(ValidationError, match="skip_user_tables"):
+        await copy_database(source, postgres, skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
+
+
+async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refused(
+    tmp_path: Path, source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain SQL may write ids of 0 or below; the copy takes them, and checks every count."""
+    with contextlib.closing(sqlite3.connect(tmp_path / "source.db")) as plain, plain:
+        plain.execute(
+            "UPDATE test_results SET id = -7 WHERE id = (SELECT min(id) FROM test_results"
+            " WHERE id NOT IN (SELECT result_id FROM result_artifacts))"
+        )
+        plain.execute(
+            "UPDATE config_entries SET id = 0 WHERE id = (SELECT min(id) FROM config_entries)"
+        )
+    async with connect(database_url) as target:
+        await migrate(target)
+        monkeypatch.setattr(transfer, "_BEFORE_EVERY_ID", 0)  # as paging once began
+        short = r"test_results: (\d+) of (?!\1)\d+; config_entries: "
+        with pytest.raises(DatabaseError, match=short):
+            await copy_database(source, target)
+        assert await contents(target) == EMPTY
+        monkeypatch.undo()
+        await copy_database(source, target)
+        assert await contents(target) == await contents(source)
+        assert -7 in [result.id for result in await all_results(target)]
+
+
+async def test_a_backup_with_undecodable_rows_is_refused_as_a_database_error(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stored bytes that no longer decode (bad JSON, a bad time) fail the restore cleanly.
+
+    The error is the package's, naming the file, so `persistence restore` reports it and exits
+    with its code for a failed operation, not a traceback; the target stays empty.
+    """
+    good = tmp_path / "good.backup"
+    await backup_database(source, good)
+    for column, poison in (("metadata", '{"i": 1'), ("created_at", "2026-\x112-04T00:00:00")):
+        bad = tmp_path / f"bad-{column}.backup"
+        bad.write_bytes(good.read_bytes())
+        with contextlib.closing(sqlite3.connect(bad)) as plain, plain:
+            plain.execute("PRAGMA ignore_check_constraints = ON")
+            plain.execute(
+                f"UPDATE test_results SET {column} = ? "  # noqa: S608  # the test's own names
+                "WHERE id = (SELECT max(id) FROM test_results)",
+                (poison,),
+            )
+        async with connect(tmp_path / f"target-{column}.db") as target:
+            await migrate(target)
+            with pytest.raises(DatabaseError, match="cannot be decoded") as caught:
+                await restore_database(target, bad)
+            assert str(bad) in str(caught.value)
+            assert await contents(target) == EMPTY
+        code = await run("restore", str(bad), "--database", str(tmp_path / f"target-{column}.db"))
+        assert code == 3
+        assert "cannot be decoded" in capsys.readouterr().err
+
+
+async def test_a_restore_refuses_bad_arguments_before_opening_the_file(tmp_path: Path) -> None:
+    """A bad page size or flag is refused before the file is opened, so nothing appears beside it.
+
+    A SQLite database in WAL mode, given as the file, gets `-wal` and `-shm` files once opened.
+    """
+    async with connect(tmp_path / "wal.db"):
+        pass  # a file in WAL mode, closed: only the file is left
+    assert "wal.db-shm" not in names(tmp_path)
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        before = names(tmp_path)
+        with pytest.raises(ValidationError, match="page_size"):
+            await restore_database(target, tmp_path / "wal.db", page_size=0)
+        assert names(tmp_path) == before
+        with pytest.raises(ValidationError, match="skip_user_tables"):
+            await restore_database(target, tmp_path / "wal.db", skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
+        assert names(tmp_path) == before
+
+
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+async def test_a_backup_is_refused_where_sqlite_keeps_a_databases_journal(
+    tmp_path: Path, source: Database, suffix: str
+) -> None:
+    """A backup named as the journal, WAL or shared memory of a database would be deleted.
+
+    SQLite takes `app.db-journal`, `app.db-wal` and `app.db-shm` for files of `app.db`, and
+    removes them the next time `app.db` is used; and a `-journal` file planted beside a new
+    backup is taken for its unfinished journal, so that the backup cannot be read. Both are
+    refused up front, with nothing written.
+    """
+    async with connect(tmp_path / "app.db") as app:
+        await migrate(app)
+    before = names(tmp_path)
+    with pytest.raises(ValidationError, match="SQLite"):
+        await backup_database(source, tmp_path / f"app.db{suffix}")
+    assert names(tmp_path) == before
+    if suffix == "-journal":
+        (tmp_path / "b.backup-journal").write_bytes(b"planted")
+        before = names(tmp_path)
+        with pytest.raises(ValidationError, match="journal"):
+            await backup_database(source, tmp_path / "b.backup")
+        assert names(tmp_path) == before
+
+
+async def test_a_row_written_into_the_target_after_its_check_stops_the_copy(
+    source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer that fills the target between the check and the copy is seen, and kept.
+
+    The target's emptiness is checked again as the first statement of the copy's transaction:
+    the copy fails, the other writer's row stays alone, and none of the source's is written.
+    """
+    checked = persistence.backup._require_empty  # noqa: SLF001  # the check raced here
+    async with connect(database_url) as target, connect(database_url) as other:
+        await migrate(target)
+        calls = 0
+
+        async def then_another_writes(db: Database) -> None:
+            nonlocal calls
+            calls += 1
+            await checked(db)
+            if calls == 1:  # after the first check, before the copy's transaction
+                await set_config(other, "theirs", "k", 1)
+
+        monkeypatch.setattr(persistence.backup, "_require_empty", then_another_writes)
+        with pytest.raises(DatabaseError, match=r"not empty \(config_entries holds 1 rows\)"):
+            await copy_database(source, target)
+        assert calls == 2
+        runs, results, links, _, config, files = await contents(target)
+        assert (runs, results, links, files) == ([], [], [], [])
+        assert [(entry.section, entry.key) for entry in config] == [("theirs", "k")]
+
+
+async def test_a_backup_path_holding_a_nul_is_refused_as_invalid(
+    tmp_path: Path, source: Database
+) -> None:
+    """A path no file system can hold is a ValidationError, as other bad paths are, not a crash."""
+    before = names(tmp_path)
+    for path in (str(tmp_path / "a\0b"), tmp_path / "a\0b"):
+        with pytest.raises(ValidationError, match="NUL"):
+            await backup_database(source, path)
+    assert names(tmp_path) == before
