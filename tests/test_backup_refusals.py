@@ -21,14 +21,7 @@ from _backup_helpers import (
     names,
     run,
 )
-from persistence import (
-    DatabaseError,
-    ValidationError,
-    all_results,
-    connect,
-    migrate,
-    set_config,
-)
+from persistence import DatabaseError, ValidationError, all_results, connect, migrate, set_config
 from persistence.__main__ import main
 from persistence.backup import backup_database, copy_database, restore_database
 from persistence.database import backend_of, connection

@@ -1,22 +1,29 @@
+"""Storage: opening, reading and writing, copy, move and delete, their errors, info and listing."""
+
 import asyncio
 import errno
-import hashlib
 import os
 import stat
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
+from _storage_helpers import (
+    DAY,
+    OPERATIONS,
+    PARTIAL,
+    Operation,
+    age,
+    sha256,
+    storage_fixture,  # noqa: F401  # the `storage` fixture, used by name
+)
 from persistence._files.paths import storage_errors
 from persistence.exceptions import (
     FileMissingError,
     NotAFileError,
-    OutsideRootError,
     StorageError,
     StoragePermissionError,
     ValidationError,
@@ -40,47 +47,6 @@ from persistence.storage import (
     write_bytes,
     write_text,
 )
-
-Operation = Callable[[Storage, str], Awaitable[object]]
-
-PARTIAL = ".x.txt.0123456789abcdef.storage-partial"
-DAY = 24 * 3600
-
-
-@pytest.fixture(name="storage")
-async def storage_fixture(tmp_path: Path) -> Storage:
-    """Open a fresh storage at tmp_path/root."""
-    return await open_storage(tmp_path / "root")
-
-
-def sha256(data: bytes) -> str:
-    """Return the hex SHA-256 of `data`."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def snapshot(folder: Path, *, skip: Path | None = None) -> dict[str, bytes | str]:
-    """Every entry under `folder` (except under `skip`): file bytes, link targets, folders."""
-    found: dict[str, bytes | str] = {}
-    for here, dirnames, filenames in os.walk(folder):
-        for name in [*dirnames, *filenames]:
-            path = Path(here) / name
-            if skip is not None and path.is_relative_to(skip):
-                continue
-            key = path.relative_to(folder).as_posix()
-            if path.is_symlink():
-                found[key] = f"-> {path.readlink()}"
-            elif path.is_dir():
-                found[key] = "folder"
-            else:
-                found[key] = path.read_bytes()
-    return found
-
-
-def age(path: Path, seconds: float) -> None:
-    """Set the access and modification times of `path` (not of a symlink's target) back."""
-    then = time.time() - seconds
-    os.utime(path, (then, then), follow_symlinks=False)
-
 
 # --- opening ---------------------------------------------------------------------------------
 
@@ -247,23 +213,6 @@ async def test_delete_removes_the_file(storage: Storage) -> None:
 
 # --- errors ----------------------------------------------------------------------------------
 
-OPERATIONS: dict[str, Operation] = {
-    "read_bytes": read_bytes,
-    "read_text": read_text,
-    "write_bytes": lambda s, p: write_bytes(s, p, b"written"),
-    "write_text": lambda s, p: write_text(s, p, "written"),
-    "copy from": lambda s, p: copy(s, p, "copied.txt"),
-    "copy to": lambda s, p: copy(s, "inside.txt", p),
-    "move from": lambda s, p: move(s, p, "moved.txt"),
-    "move to": lambda s, p: move(s, "inside.txt", p),
-    "delete": delete,
-    "info": info,
-    "backup": backup,
-    "list_backups": list_backups,
-    "prune_backups": lambda s, p: prune_backups(s, p, keep=0),
-}
-READING = {"read_bytes", "read_text", "copy from", "info"}
-MUTATING = sorted(set(OPERATIONS) - READING)
 NEEDS_A_FILE = sorted(set(OPERATIONS) - {"info", "list_backups", "prune_backups"})
 SOURCE_MUST_EXIST = sorted(
     {"read_bytes", "read_text", "copy from", "move from", "delete", "info", "backup"}
@@ -455,357 +404,3 @@ async def test_each_operation_is_one_thread_hop(
     monkeypatch.setattr(loop, "run_in_executor", counting)
     await HOPPING[operation](storage, "inside.txt")
     assert len(hops) == 1
-
-
-# --- backups ---------------------------------------------------------------------------------
-
-
-async def test_backup_copies_under_the_backups_folder(storage: Storage) -> None:
-    """A backup is a timestamped copy under .backups/, mirroring the file's folders."""
-    await write_bytes(storage, "docs/a.txt", b"version 1")
-    copied = await backup(storage, "docs/a.txt")
-    assert copied.parent == storage.root / ".backups/docs"
-    assert copied.name.startswith("a.txt.")
-    assert copied.name.endswith(".bak")
-    assert copied.read_bytes() == b"version 1"
-    assert (storage.root / "docs/a.txt").read_bytes() == b"version 1"
-
-
-async def test_backups_are_listed_oldest_first_and_restorable(storage: Storage) -> None:
-    """Backups list oldest first, even within one microsecond, and copying one back restores."""
-    copies = []
-    for version in range(4):
-        await write_text(storage, "a.txt", f"v{version}")
-        copies.append(await backup(storage, "a.txt"))
-    assert await list_backups(storage, "a.txt") == copies
-    await copy(storage, copies[1], "a.txt")
-    assert await read_text(storage, "a.txt") == "v1"
-
-
-async def test_prune_keeps_the_newest_backups(storage: Storage) -> None:
-    """Pruning removes all but the newest `keep` backups of that file and returns them."""
-    for version in range(5):
-        await write_text(storage, "a.txt", f"v{version}")
-        await backup(storage, "a.txt")
-    everything = await list_backups(storage, "a.txt")
-    removed = await prune_backups(storage, "a.txt", keep=2)
-    assert removed == everything[:3]
-    left = await list_backups(storage, "a.txt")
-    assert left == everything[3:]
-    assert [path.read_text() for path in left] == ["v3", "v4"]
-
-
-async def test_backup_with_keep_prunes(storage: Storage) -> None:
-    """Backing up with `keep` leaves only that many backups of the file."""
-    for version in range(3):
-        await write_text(storage, "a.txt", f"v{version}")
-        await backup(storage, "a.txt", keep=1)
-    left = await list_backups(storage, "a.txt")
-    assert [path.read_text() for path in left] == ["v2"]
-
-
-async def test_prune_leaves_everything_else_alone(storage: Storage, tmp_path: Path) -> None:
-    """Pruning one file's backups spares other files' backups, look-alikes and outside files."""
-    await write_text(storage, "a.txt", "a")
-    await write_text(storage, "sub/a.txt", "sub a")
-    await backup(storage, "a.txt")
-    await backup(storage, "sub/a.txt")
-    backups = storage.root / ".backups"
-    planted = {
-        backups / "xa.txt.20200101T000000000000Z.bak": "other file",
-        backups / "a.txt.old": "not a backup name",
-        backups / "a.txt.20200101T000000000000Z.bak.keep": "longer name",
-        backups / "a.txt.2020.bak": "short stamp",
-        storage.root / "a.txt.20200101T000000000000Z.bak": "at the root, outside .backups",
-        tmp_path / "a.txt.20200101T000000000000Z.bak": "outside the storage",
-    }
-    for path, text in planted.items():
-        path.write_text(text)
-        age(path, 30 * DAY)
-    (backups / "a.txt.20200101T000000000001Z.bak").mkdir()  # a folder with a backup's name
-    outside = snapshot(tmp_path, skip=storage.root)
-    removed = await prune_backups(storage, "a.txt", keep=0)
-    assert len(removed) == 1
-    assert all(path.read_text() == text for path, text in planted.items())
-    assert (backups / "a.txt.20200101T000000000001Z.bak").is_dir()
-    assert len(await list_backups(storage, "sub/a.txt")) == 1
-    assert snapshot(tmp_path, skip=storage.root) == outside
-
-
-async def test_prune_refuses_a_negative_keep(storage: Storage) -> None:
-    """Keeping a negative number of backups is a ValueError."""
-    await write_text(storage, "a.txt", "a")
-    with pytest.raises(ValueError, match="keep"):
-        await prune_backups(storage, "a.txt", keep=-1)
-
-
-async def test_a_file_without_backups_has_none(storage: Storage) -> None:
-    """Listing or pruning the backups of a file never backed up finds nothing."""
-    await write_text(storage, "deep/er/a.txt", "a")
-    assert await list_backups(storage, "deep/er/a.txt") == []
-    assert await prune_backups(storage, "deep/er/a.txt", keep=0) == []
-
-
-# --- clean-up --------------------------------------------------------------------------------
-
-
-async def test_clean_temp_removes_only_old_temporary_files(
-    storage: Storage, tmp_path: Path
-) -> None:
-    """Old files in .tmp/ and old partial writes go; new ones and everything else stay."""
-    temp = storage.root / ".tmp"
-    (temp / "nested").mkdir()
-    old = [temp / "old.txt", temp / "nested/old.log", storage.root / "sub" / PARTIAL]
-    young = [temp / "young.txt", storage.root / PARTIAL]
-    bystanders = [
-        storage.root / "old.tmp",
-        storage.root / ".old.tmp",
-        storage.root / "tmp/old.txt",
-        storage.root / "sub/.x.txt.0123456789abcdeg.storage-partial",
-        storage.root / "sub/x.txt.0123456789abcdef.storage-partial",
-        storage.root / ".backups/old.txt",
-        storage.root / ".backups" / PARTIAL,
-        tmp_path / "old.txt",
-        tmp_path / PARTIAL,
-    ]
-    for path in [*old, *young, *bystanders]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(path.name)
-    for path in [*old, *bystanders]:
-        age(path, 3 * 3600)
-    (temp / "link").symlink_to(tmp_path / "old.txt")
-    age(temp / "link", 3 * 3600)
-    outside = snapshot(tmp_path, skip=storage.root)
-
-    removed = await clean_temp(storage, older_than_hours=2)
-
-    assert removed == sorted([*old, temp / "link"])
-    assert not any(path.exists() for path in old)
-    assert all(path.read_text() == path.name for path in [*young, *bystanders])
-    assert (temp / "nested").is_dir()
-    assert snapshot(tmp_path, skip=storage.root) == outside
-
-
-async def test_clean_temp_without_a_temp_folder_still_removes_partial_writes(
-    storage: Storage,
-) -> None:
-    """With .tmp/ removed, clean-up has nothing there to do and still takes old partial files.
-
-    It raised FileMissingError for .tmp/, and removed no partial file anywhere.
-    """
-    (storage.root / ".tmp").rmdir()
-    partial = storage.root / "sub" / PARTIAL
-    partial.parent.mkdir()
-    partial.write_bytes(b"x")
-    age(partial, 3 * 3600)
-    assert await clean_temp(storage, older_than_hours=2) == [partial]
-    assert not (storage.root / ".tmp").exists()
-
-
-async def test_clean_temp_refuses_negative_ages(storage: Storage) -> None:
-    """A negative age is a ValueError."""
-    with pytest.raises(ValueError, match="older_than_hours"):
-        await clean_temp(storage, older_than_hours=-1)
-
-
-# --- confinement -----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Trapped:
-    """A storage beside files outside it, with symlinks leading out: shared, never changed."""
-
-    storage: Storage
-    base: Path
-    outside: dict[str, bytes | str]
-    inside: dict[str, bytes | str]
-
-    def unchanged(self) -> bool:
-        """Tell whether nothing inside or outside the root has changed since it was made."""
-        root = self.storage.root
-        return snapshot(self.base, skip=root) == self.outside and snapshot(root) == self.inside
-
-
-@pytest.fixture(name="trapped", scope="module")
-def trapped_fixture(tmp_path_factory: pytest.TempPathFactory) -> Trapped:
-    """Plant files outside a root and symlinks out of it, once for the confinement tests."""
-    base = tmp_path_factory.mktemp("trapped")
-    storage = asyncio.run(open_storage(base / "root"))
-    outside = base / "outside"
-    (outside / "deeper").mkdir(parents=True)
-    (outside / "secret.txt").write_text("secret")
-    (base / "root2").mkdir()
-    (base / "root2/secret.txt").write_text("sibling with a common prefix")
-    root = storage.root
-    (root / "inside.txt").write_bytes(b"inside")
-    (root / "link_file").symlink_to(outside / "secret.txt")
-    (root / "link_dir").symlink_to(outside)
-    (root / "chain_mid").symlink_to(outside / "secret.txt")
-    (root / "chain").symlink_to("chain_mid")
-    (root / "sub").mkdir()
-    (root / "sub/up").symlink_to("../..")
-    (root / "sub/relative").symlink_to("../../outside/secret.txt")
-    (root / "to_backups").symlink_to(".backups")
-    (root / "to_tmp").symlink_to(root / ".tmp")
-    (root / ".tmp/x.txt").write_text("temp")
-    (root / ".backups/x.txt").write_text("backup")
-    return Trapped(storage, base, snapshot(base, skip=root), snapshot(root))
-
-
-ESCAPES = [
-    "../outside/secret.txt",
-    "../outside/new.txt",
-    "./../outside/secret.txt",
-    "sub/../../outside/secret.txt",
-    "../root2/secret.txt",
-    "{base}/outside/secret.txt",
-    "{base}/outside/new.txt",
-    "{base}/root/../outside/secret.txt",
-    "{base}/root2/secret.txt",
-    "{base}",
-    "/",
-    "link_file",
-    "link_dir/secret.txt",
-    "link_dir/new.txt",
-    "link_dir/deeper/new.txt",
-    "chain",
-    "chain_mid",
-    "sub/up/outside/secret.txt",
-    "sub/relative",
-    "sub/up",
-]
-
-
-@pytest.mark.parametrize("path", ESCAPES)
-@pytest.mark.parametrize("operation", sorted(OPERATIONS))
-async def test_paths_out_of_the_root_are_refused(
-    trapped: Trapped, operation: str, path: str
-) -> None:
-    """A path leading out of the root, by '..', absolutely or by symlinks, is refused untouched."""
-    shown = path.format(base=trapped.base)
-    with pytest.raises(OutsideRootError) as caught:
-        await OPERATIONS[operation](trapped.storage, shown)
-    assert caught.value.path == shown
-    assert shown in str(caught.value)
-    assert trapped.unchanged()
-
-
-RESERVED_PATHS = [
-    ".tmp/x.txt",
-    ".backups/x.txt",
-    ".tmp/new.txt",
-    "sub/../.tmp/x.txt",
-    "to_tmp/x.txt",
-    "to_backups/x.txt",
-    "{root}/.backups/x.txt",
-    PARTIAL,
-    f"sub/{PARTIAL}",
-]
-
-
-@pytest.mark.parametrize("path", RESERVED_PATHS)
-@pytest.mark.parametrize("operation", MUTATING)
-async def test_reserved_folders_cannot_be_changed_through_file_operations(
-    trapped: Trapped, operation: str, path: str
-) -> None:
-    """Writing, moving, deleting or backing up inside .tmp/ or .backups/ is refused."""
-    with pytest.raises(OutsideRootError, match="reserved"):
-        await OPERATIONS[operation](trapped.storage, path.format(root=trapped.storage.root))
-    assert trapped.unchanged()
-
-
-BAD_PATHS = ["", "a\0b", "inside.txt\0/../../outside/secret.txt"]
-
-
-@pytest.mark.parametrize("path", BAD_PATHS)
-@pytest.mark.parametrize("operation", sorted(OPERATIONS))
-async def test_empty_paths_and_nul_bytes_are_refused(
-    trapped: Trapped, operation: str, path: str
-) -> None:
-    """An empty path or one holding a NUL byte is refused, naming it."""
-    with pytest.raises(StorageError, match=r"empty path|NUL") as caught:
-        await OPERATIONS[operation](trapped.storage, path)
-    assert caught.value.path == path
-    assert trapped.unchanged()
-
-
-ROOT_ITSELF = [".", "./", "sub/..", "{root}", "{root}/sub/.."]
-
-
-@pytest.mark.parametrize("path", ROOT_ITSELF)
-@pytest.mark.parametrize("operation", sorted(set(OPERATIONS) - {"info"}))
-async def test_the_root_itself_is_not_a_file(trapped: Trapped, operation: str, path: str) -> None:
-    """The root given where a file is needed is refused with NotAFileError."""
-    with pytest.raises(NotAFileError, match="storage root"):
-        await OPERATIONS[operation](trapped.storage, path.format(root=trapped.storage.root))
-    assert trapped.unchanged()
-
-
-PATTERNS = ["../*", "../outside/*", "sub/../../*", "/etc/*", "/*", "*/../../*"]
-
-
-@pytest.mark.parametrize("pattern", PATTERNS)
-@pytest.mark.parametrize("recursive", [False, True])
-async def test_glob_patterns_out_of_the_root_are_refused(
-    trapped: Trapped, pattern: str, *, recursive: bool
-) -> None:
-    """A pattern with '..' or an absolute pattern is refused, naming it."""
-    with pytest.raises(OutsideRootError) as caught:
-        await list_files(trapped.storage, pattern, recursive=recursive)
-    assert caught.value.path == pattern
-
-
-async def test_a_symlink_loop_is_an_error(storage: Storage) -> None:
-    """A symlink loop is a StorageError naming the path, not a hang."""
-    (storage.root / "loop_a").symlink_to("loop_b")
-    (storage.root / "loop_b").symlink_to("loop_a")
-    with pytest.raises(StorageError) as caught:
-        await read_bytes(storage, "loop_a")
-    assert caught.value.path == "loop_a"
-
-
-@pytest.mark.parametrize("pattern", ["", ".", "a\0"])
-async def test_empty_patterns_are_refused(storage: Storage, pattern: str) -> None:
-    """An empty pattern, or one with a NUL byte, is a StorageError."""
-    with pytest.raises(StorageError, match=r"empty pattern|NUL"):
-        await list_files(storage, pattern)
-
-
-async def test_a_temp_folder_swapped_for_a_symlink_is_refused(
-    storage: Storage, tmp_path: Path
-) -> None:
-    """When .tmp/ is replaced by a symlink out, clean-up refuses and the files there survive."""
-    victims = tmp_path / "victims"
-    victims.mkdir()
-    (victims / "old.txt").write_text("keep me")
-    age(victims / "old.txt", 30 * DAY)
-    (storage.root / ".tmp").rmdir()
-    (storage.root / ".tmp").symlink_to(victims)
-    with pytest.raises(OutsideRootError, match=r"\.tmp"):
-        await clean_temp(storage, older_than_hours=0)
-    assert (victims / "old.txt").read_text() == "keep me"
-    with pytest.raises(OutsideRootError, match=r"\.tmp"):
-        await open_storage(storage.root)
-
-
-async def test_a_backups_folder_swapped_for_a_symlink_is_refused(
-    storage: Storage, tmp_path: Path
-) -> None:
-    """When .backups/ or a folder in it leads out, backing up and pruning refuse."""
-    victims = tmp_path / "victims"
-    victims.mkdir()
-    (victims / "a.txt.20200101T000000000000Z.bak").write_text("keep me")
-    await write_text(storage, "a.txt", "a")
-    await write_text(storage, "sub/a.txt", "a")
-    (storage.root / ".backups/sub").symlink_to(victims)
-    for operation in (backup, list_backups, lambda s, p: prune_backups(s, p, keep=0)):
-        with pytest.raises(OutsideRootError, match="backups"):
-            await operation(storage, "sub/a.txt")
-    (storage.root / ".backups/sub").unlink()
-    (storage.root / ".backups").rmdir()
-    (storage.root / ".backups").symlink_to(victims)
-    for operation in (backup, list_backups, lambda s, p: prune_backups(s, p, keep=0)):
-        with pytest.raises(OutsideRootError, match="backups"):
-            await operation(storage, "a.txt")
-    assert [path.name for path in victims.iterdir()] == ["a.txt.20200101T000000000000Z.bak"]
-    assert (victims / "a.txt.20200101T000000000000Z.bak").read_text() == "keep me"

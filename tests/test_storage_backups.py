@@ -1,0 +1,174 @@
+"""Storage backups (made, listed, pruned) and the clean-up of temporary files."""
+
+from pathlib import Path
+
+import pytest
+
+from _storage_helpers import (
+    DAY,
+    PARTIAL,
+    age,
+    snapshot,
+    storage_fixture,  # noqa: F401  # the `storage` fixture, used by name
+)
+from persistence.storage import (
+    Storage,
+    backup,
+    clean_temp,
+    copy,
+    list_backups,
+    prune_backups,
+    read_text,
+    write_bytes,
+    write_text,
+)
+
+# --- backups ---------------------------------------------------------------------------------
+
+
+async def test_backup_copies_under_the_backups_folder(storage: Storage) -> None:
+    """A backup is a timestamped copy under .backups/, mirroring the file's folders."""
+    await write_bytes(storage, "docs/a.txt", b"version 1")
+    copied = await backup(storage, "docs/a.txt")
+    assert copied.parent == storage.root / ".backups/docs"
+    assert copied.name.startswith("a.txt.")
+    assert copied.name.endswith(".bak")
+    assert copied.read_bytes() == b"version 1"
+    assert (storage.root / "docs/a.txt").read_bytes() == b"version 1"
+
+
+async def test_backups_are_listed_oldest_first_and_restorable(storage: Storage) -> None:
+    """Backups list oldest first, even within one microsecond, and copying one back restores."""
+    copies = []
+    for version in range(4):
+        await write_text(storage, "a.txt", f"v{version}")
+        copies.append(await backup(storage, "a.txt"))
+    assert await list_backups(storage, "a.txt") == copies
+    await copy(storage, copies[1], "a.txt")
+    assert await read_text(storage, "a.txt") == "v1"
+
+
+async def test_prune_keeps_the_newest_backups(storage: Storage) -> None:
+    """Pruning removes all but the newest `keep` backups of that file and returns them."""
+    for version in range(5):
+        await write_text(storage, "a.txt", f"v{version}")
+        await backup(storage, "a.txt")
+    everything = await list_backups(storage, "a.txt")
+    removed = await prune_backups(storage, "a.txt", keep=2)
+    assert removed == everything[:3]
+    left = await list_backups(storage, "a.txt")
+    assert left == everything[3:]
+    assert [path.read_text() for path in left] == ["v3", "v4"]
+
+
+async def test_backup_with_keep_prunes(storage: Storage) -> None:
+    """Backing up with `keep` leaves only that many backups of the file."""
+    for version in range(3):
+        await write_text(storage, "a.txt", f"v{version}")
+        await backup(storage, "a.txt", keep=1)
+    left = await list_backups(storage, "a.txt")
+    assert [path.read_text() for path in left] == ["v2"]
+
+
+async def test_prune_leaves_everything_else_alone(storage: Storage, tmp_path: Path) -> None:
+    """Pruning one file's backups spares other files' backups, look-alikes and outside files."""
+    await write_text(storage, "a.txt", "a")
+    await write_text(storage, "sub/a.txt", "sub a")
+    await backup(storage, "a.txt")
+    await backup(storage, "sub/a.txt")
+    backups = storage.root / ".backups"
+    planted = {
+        backups / "xa.txt.20200101T000000000000Z.bak": "other file",
+        backups / "a.txt.old": "not a backup name",
+        backups / "a.txt.20200101T000000000000Z.bak.keep": "longer name",
+        backups / "a.txt.2020.bak": "short stamp",
+        storage.root / "a.txt.20200101T000000000000Z.bak": "at the root, outside .backups",
+        tmp_path / "a.txt.20200101T000000000000Z.bak": "outside the storage",
+    }
+    for path, text in planted.items():
+        path.write_text(text)
+        age(path, 30 * DAY)
+    (backups / "a.txt.20200101T000000000001Z.bak").mkdir()  # a folder with a backup's name
+    outside = snapshot(tmp_path, skip=storage.root)
+    removed = await prune_backups(storage, "a.txt", keep=0)
+    assert len(removed) == 1
+    assert all(path.read_text() == text for path, text in planted.items())
+    assert (backups / "a.txt.20200101T000000000001Z.bak").is_dir()
+    assert len(await list_backups(storage, "sub/a.txt")) == 1
+    assert snapshot(tmp_path, skip=storage.root) == outside
+
+
+async def test_prune_refuses_a_negative_keep(storage: Storage) -> None:
+    """Keeping a negative number of backups is a ValueError."""
+    await write_text(storage, "a.txt", "a")
+    with pytest.raises(ValueError, match="keep"):
+        await prune_backups(storage, "a.txt", keep=-1)
+
+
+async def test_a_file_without_backups_has_none(storage: Storage) -> None:
+    """Listing or pruning the backups of a file never backed up finds nothing."""
+    await write_text(storage, "deep/er/a.txt", "a")
+    assert await list_backups(storage, "deep/er/a.txt") == []
+    assert await prune_backups(storage, "deep/er/a.txt", keep=0) == []
+
+
+# --- clean-up --------------------------------------------------------------------------------
+
+
+async def test_clean_temp_removes_only_old_temporary_files(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """Old files in .tmp/ and old partial writes go; new ones and everything else stay."""
+    temp = storage.root / ".tmp"
+    (temp / "nested").mkdir()
+    old = [temp / "old.txt", temp / "nested/old.log", storage.root / "sub" / PARTIAL]
+    young = [temp / "young.txt", storage.root / PARTIAL]
+    bystanders = [
+        storage.root / "old.tmp",
+        storage.root / ".old.tmp",
+        storage.root / "tmp/old.txt",
+        storage.root / "sub/.x.txt.0123456789abcdeg.storage-partial",
+        storage.root / "sub/x.txt.0123456789abcdef.storage-partial",
+        storage.root / ".backups/old.txt",
+        storage.root / ".backups" / PARTIAL,
+        tmp_path / "old.txt",
+        tmp_path / PARTIAL,
+    ]
+    for path in [*old, *young, *bystanders]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(path.name)
+    for path in [*old, *bystanders]:
+        age(path, 3 * 3600)
+    (temp / "link").symlink_to(tmp_path / "old.txt")
+    age(temp / "link", 3 * 3600)
+    outside = snapshot(tmp_path, skip=storage.root)
+
+    removed = await clean_temp(storage, older_than_hours=2)
+
+    assert removed == sorted([*old, temp / "link"])
+    assert not any(path.exists() for path in old)
+    assert all(path.read_text() == path.name for path in [*young, *bystanders])
+    assert (temp / "nested").is_dir()
+    assert snapshot(tmp_path, skip=storage.root) == outside
+
+
+async def test_clean_temp_without_a_temp_folder_still_removes_partial_writes(
+    storage: Storage,
+) -> None:
+    """With .tmp/ removed, clean-up has nothing there to do and still takes old partial files.
+
+    It raised FileMissingError for .tmp/, and removed no partial file anywhere.
+    """
+    (storage.root / ".tmp").rmdir()
+    partial = storage.root / "sub" / PARTIAL
+    partial.parent.mkdir()
+    partial.write_bytes(b"x")
+    age(partial, 3 * 3600)
+    assert await clean_temp(storage, older_than_hours=2) == [partial]
+    assert not (storage.root / ".tmp").exists()
+
+
+async def test_clean_temp_refuses_negative_ages(storage: Storage) -> None:
+    """A negative age is a ValueError."""
+    with pytest.raises(ValueError, match="older_than_hours"):
+        await clean_temp(storage, older_than_hours=-1)
