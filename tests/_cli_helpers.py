@@ -1,0 +1,88 @@
+"""What the command-line tests share: running it, in this process or its own, and a database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from persistence.__main__ import main
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(autouse=True)
+def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without DATABASE_URL, whatever the shell running pytest has."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m persistence` in a process of its own and capture what it says."""
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    environment.update(env or {})
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "persistence", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process: exit code, stdout and stderr."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(err: str) -> None:
+    """Stderr holds exactly one line, an error, and no traceback."""
+    assert err.count("\n") == 1, err
+    assert err.startswith("persistence: error: "), err
+    assert "Traceback" not in err
+
+
+def existing(database_url: str) -> str:
+    """Make sure the database exists, empty for SQLite, and give its URL."""
+    if not database_url.startswith("postgresql://"):
+        sqlite3.connect(database_url).close()
+    return database_url
+
+
+async def _execute(database_url: str, statement: str) -> None:
+    if database_url.startswith("postgresql://"):
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+        return
+    with contextlib.closing(sqlite3.connect(database_url)) as plain, plain:
+        plain.execute(statement)
+
+
+def execute(database_url: str, statement: str) -> None:
+    """Run one statement on the database with its driver, behind the package's back."""
+    asyncio.run(_execute(database_url, statement))
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens, for now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

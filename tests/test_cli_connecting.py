@@ -1,0 +1,189 @@
+"""The command line reaching a database: passwords never printed, --wait for a late server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from _cli_helpers import (
+    assert_one_error_line,
+    free_port,
+    no_database_url,  # noqa: F401  # the autouse `no_database_url` fixture
+    run,
+)
+from persistence.__main__ import main
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def with_password(url: str, form: str) -> str:
+    """The same PostgreSQL URL, carrying the password 'secret' in one of the ways a URL can."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or "postgres"
+    if form == "plain":
+        return parts._replace(netloc=f"{user}:secret@{host}").geturl()
+    if form == "encoded":
+        return parts._replace(netloc=f"{user}:s%65cr%65t@{host}").geturl()
+    return parts._replace(query="password=secret").geturl()
+
+
+@pytest.mark.parametrize("form", ["plain", "encoded", "query"])
+def test_no_command_prints_the_password(
+    capsys: pytest.CaptureFixture[str], postgres_url: str, form: str
+) -> None:
+    """Whether the password is plain, percent-encoded or a query parameter, no output shows it."""
+    url = with_password(postgres_url, form)
+    said = ""
+    for args in (
+        ["migrate"],
+        ["status"],
+        ["status", "--json"],
+        ["history"],
+        ["history", "--json"],
+    ):
+        code, out, err = run(capsys, *args, "--database", url)
+        assert code == 0, err
+        said += out + err
+    closed = urlsplit(url)._replace(netloc=f"postgres:s%65cr%65t@127.0.0.1:{free_port()}")
+    code, out, err = run(capsys, "status", "--database", closed.geturl())
+    assert code == 3
+    said += out + err
+    assert "***" in said
+    assert "secret" not in said
+    assert "s%65cr%65t" not in said
+
+
+@pytest.mark.parametrize("password", ["Xq/Zk", "Xq?Zk", "Xq#Zk"])
+def test_a_password_left_unencoded_is_refused_unprinted(
+    capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    """A password with a '/', '?' or '#' not percent-encoded is refused at once, unprinted.
+
+    Each command refuses it before any connection, in one line that shows none of it.
+    """
+    url = f"postgresql://u:{password}@127.0.0.1:{free_port()}/db"
+    for args in (
+        ["migrate", "--json"],
+        ["migrate", "--create", "--json"],
+        ["migrate", "--dry-run", "--json"],
+        ["status", "--json"],
+        ["history"],
+    ):
+        started = time.monotonic()
+        code, out, err = run(capsys, *args, "--database", url)
+        assert code == 3
+        assert out == ""
+        assert_one_error_line(err)
+        assert "invalid database URL" in err
+        assert "Xq" not in err
+        assert "Zk" not in err
+        assert time.monotonic() - started < 1
+
+
+# --- --wait ----------------------------------------------------------------------------------
+
+
+def test_wait_gives_up_after_the_time_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """With --wait, a closed port is retried until the time is up, then is one error line."""
+    started = time.monotonic()
+    url = f"postgresql://u@127.0.0.1:{free_port()}/db"
+    code, _, err = run(capsys, "status", "--wait", "1.2", "--database", url)
+    elapsed = time.monotonic() - started
+    assert code == 3
+    assert_one_error_line(err)
+    assert "(gave up after waiting 1.2s)" in err
+    assert 1.0 <= elapsed < 8
+
+
+def test_without_wait_a_closed_port_fails_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --wait, a closed port is not retried."""
+    started = time.monotonic()
+    code, _, err = run(capsys, "status", "--database", f"postgresql://u@127.0.0.1:{free_port()}/db")
+    assert code == 3
+    assert "gave up" not in err
+    assert time.monotonic() - started < 1
+
+
+@contextlib.contextmanager
+def server_answering_later(target: str, delay: float) -> Iterator[int]:
+    """A port on 127.0.0.1 that is closed until `delay` has passed, then forwards to target."""
+    parts = urlsplit(target)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    listen = free_port()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    async def serve() -> None:
+        await asyncio.sleep(delay)
+        server = await asyncio.start_server(forward, "127.0.0.1", listen)
+        async with server:
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
+    thread.start()
+    try:
+        yield listen
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_wait_retries_until_postgresql_answers(
+    capsys: pytest.CaptureFixture[str], postgres_url: str
+) -> None:
+    """With --wait, status keeps trying a server that starts late and then reports on it."""
+    with server_answering_later(postgres_url, delay=0.8) as port:
+        late = urlsplit(postgres_url)._replace(netloc=f"postgres@127.0.0.1:{port}").geturl()
+        started = time.monotonic()
+        code, out, err = run(capsys, "status", "--wait", "20", "--database", late)
+    assert code == 1, err
+    assert "pending  0001_initial_schema.sql" in out
+    assert 0.8 <= time.monotonic() - started < 15
+
+
+def test_wait_retries_until_the_sqlite_file_appears(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With --wait, status keeps looking for a SQLite file that another process creates late."""
+    ready = tmp_path / "ready.db"
+    assert main(["migrate", "--database", str(ready)]) == 0
+    capsys.readouterr()
+    target = tmp_path / "late.db"
+
+    def create_later() -> None:
+        time.sleep(0.5)
+        shutil.copy(ready, tmp_path / "copy.db")
+        (tmp_path / "copy.db").replace(target)
+
+    creator = threading.Thread(target=create_later)
+    creator.start()
+    try:
+        code, out, err = run(capsys, "status", "--wait", "20", "--database", str(target))
+    finally:
+        creator.join()
+    assert code == 0, err
+    assert "applied  0001_initial_schema" in out
