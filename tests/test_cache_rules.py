@@ -17,6 +17,11 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from _cache_feed_helpers import (
+    HEARTBEAT,
+    fresh_namespace,  # noqa: F401  # the `namespace` fixture, used by name
+    redis_cache,
+)
 from persistence import (
     Database,
     DatabaseError,
@@ -35,11 +40,6 @@ from persistence import (
 )
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache, open_redis_cache
 from persistence.database import close_database
-from test_cache_feed import (
-    HEARTBEAT,
-    fresh_namespace,  # noqa: F401  # the `namespace` fixture, used by name
-    redis_cache,
-)
 
 # --- the caches under bad input and load ------------------------------------------------------
 
