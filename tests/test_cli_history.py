@@ -17,6 +17,7 @@ from typing import Final
 
 import pytest
 
+from _history_oracle import store_times
 from persistence import (
     Run,
     TestResult,
@@ -31,7 +32,6 @@ from persistence import (
 from persistence.__main__ import main
 from persistence._cli_history import sparkline
 from persistence.storage import open_storage
-from test_run_history import store_times
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 REPORT: Final = """<?xml version="1.0" encoding="UTF-8"?>

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from _history_oracle import _compare_oracle, _durations_oracle, _flaky_oracle, _slowest_oracle
 from persistence import (
     ConflictError,
     CounterexampleStore,
@@ -60,7 +61,6 @@ from persistence.run_history import (
 )
 from persistence.storage import open_storage
 from strategies import ON_DATABASE
-from test_run_history import _compare_oracle, _durations_oracle, _flaky_oracle, _slowest_oracle
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 FAR: Final = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
