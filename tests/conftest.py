@@ -126,6 +126,7 @@ _DROPPERS: list[_Dropper] = []
 COUNTING_MODULES: Final = frozenset(
     {
         "test_cache_disk.py",
+        "test_cache_disk_hostile.py",
         "test_cache_redis.py",
         "test_cancellation.py",
         "test_descriptors.py",
