@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from persistence import ConflictError, NotFoundError, ValidationError
-from strategies import exactly
+from strategies.values import exactly
 
 _T = TypeVar("_T")
 

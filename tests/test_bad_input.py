@@ -53,20 +53,16 @@ from persistence import (
 )
 from persistence._guards import MIN_INT
 from persistence.models import MAX_INT
-from strategies import (
-    ON_DATABASE,
+from strategies import ON_DATABASE
+from strategies.filters import matches, result_filters
+from strategies.hostile import hostile_ids, hostile_text, out_of_range_datetimes, wrong_types
+from strategies.values import (
     aware_datetimes,
     exactly,
-    hostile_ids,
-    hostile_text,
-    matches,
     naive_datetimes,
-    out_of_range_datetimes,
-    result_filters,
     results,
     safe_text,
     storable_ints,
-    wrong_types,
 )
 
 SEED_RESULT: Final = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)

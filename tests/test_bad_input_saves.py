@@ -42,18 +42,16 @@ from persistence import (
 )
 from persistence._guards import MIN_INT
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
-from strategies import (
-    ON_DATABASE,
+from strategies import ON_DATABASE
+from strategies.hostile import hostile_text, hostile_values, wrong_types
+from strategies.values import (
     config_entries,
     file_records,
     finite_floats,
-    hostile_text,
-    hostile_values,
     results,
     safe_text,
     storable_ints,
     unique,
-    wrong_types,
 )
 
 MODEL_FIELDS: Final = [

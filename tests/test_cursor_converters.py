@@ -22,14 +22,10 @@ from persistence import (
     ValidationError,
     make_converter,
 )
-from strategies import (
-    IN_MEMORY,
-    aware_datetimes,
-    config_filters,
-    file_filters,
-    hostile_values,
-    result_filters,
-)
+from strategies import IN_MEMORY
+from strategies.filters import config_filters, file_filters, result_filters
+from strategies.hostile import hostile_values
+from strategies.values import aware_datetimes
 
 Cursor = PageCursor | SearchCursor | FileRecordCursor | ConfigEntryCursor
 

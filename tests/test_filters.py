@@ -33,19 +33,18 @@ from persistence import (
     set_config,
 )
 from persistence._interface import JsonValue
-from strategies import (
-    ON_DATABASE,
+from strategies import ON_DATABASE
+from strategies.filters import (
     config_filters,
     config_matches,
     file_filters,
     file_matches,
     filterable_file_records,
     filterable_results,
-    hostile_values,
     matches,
     result_filters,
-    wrong_types,
 )
+from strategies.hostile import hostile_values, wrong_types
 
 T0: Final = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 

@@ -40,10 +40,9 @@ from persistence._rows import (
 )
 from persistence.converters import Model
 from persistence.models import MAX_INT
-from strategies import (
-    ENORMOUS_INTS,
-    EXTREME_DATETIMES,
-    IN_MEMORY,
+from strategies import IN_MEMORY
+from strategies.hostile import ENORMOUS_INTS, EXTREME_DATETIMES, hostile_values
+from strategies.values import (
     PLAIN_JSON,
     SUBCLASSED_JSON,
     Attributes,
@@ -51,7 +50,6 @@ from strategies import (
     config_values,
     exactly,
     file_records,
-    hostile_values,
     results,
 )
 

@@ -26,16 +26,9 @@ from persistence import (
 )
 from persistence.converters import Model
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
-from strategies import (
-    IN_MEMORY,
-    SQL_LOOKING,
-    aware_datetimes,
-    config_entries,
-    file_records,
-    hostile_values,
-    out_of_range_datetimes,
-    results,
-)
+from strategies import IN_MEMORY
+from strategies.hostile import hostile_values, out_of_range_datetimes
+from strategies.values import SQL_LOOKING, aware_datetimes, config_entries, file_records, results
 
 NAIVE: Final = dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001  # naive on purpose
 BEFORE_YEAR_1_IN_UTC: Final = dt.datetime(1, 1, 1, tzinfo=UTC_PLUS_5)

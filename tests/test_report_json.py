@@ -27,7 +27,8 @@ from persistence import (
     to_dict,
 )
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
-from strategies import ON_DATABASE, results
+from strategies import ON_DATABASE
+from strategies.values import results
 
 CTRF: Final = {
     "results": {

@@ -47,9 +47,9 @@ from persistence import (
 from persistence._guards import MAX_INT, MIN_INT
 from persistence._interface import JsonObject, JsonValue
 from persistence.models import MAX_EXECUTION_TIME, ConfigValue
-from strategies import (
+from strategies import ON_DATABASE
+from strategies.values import (
     AWKWARD_TEXT,
-    ON_DATABASE,
     PLAIN_JSON,
     SQL_LOOKING,
     SUBCLASSED_JSON,

@@ -34,7 +34,9 @@ from persistence import (
 from persistence._backend import Engine
 from persistence._interface import JsonValue
 from persistence.search import INDEXED_CHARS
-from strategies import ON_DATABASE, SPLIT_BY_POSTGRES, hostile_values, search_texts
+from strategies import ON_DATABASE
+from strategies.filters import SPLIT_BY_POSTGRES, search_texts
+from strategies.hostile import hostile_values
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 

@@ -32,7 +32,8 @@ from persistence import (
 )
 from persistence.search._fold import FOLDED_FROM, FOLDED_TO, fold, fold_word
 from persistence.search._language import SearchTerm, word_pattern
-from strategies import ON_DATABASE, SPLIT_BY_POSTGRES
+from strategies import ON_DATABASE
+from strategies.filters import SPLIT_BY_POSTGRES
 
 # --- one fold on both engines -------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from persistence.search import (
     Snippet,
 )
 from persistence.search._snippets import INDEXED_CHARS, MAX_SNIPPET_CHARS, snippet_of
-from strategies import IN_MEMORY, search_texts
+from strategies import IN_MEMORY
+from strategies.filters import search_texts
 
 PARSED: Final = [
     ("segfault", [SearchTerm(("segfault",))]),

@@ -47,7 +47,8 @@ from persistence.storage import (
     write_bytes,
     write_text,
 )
-from strategies import IN_MEMORY, wrong_types
+from strategies import IN_MEMORY
+from strategies.hostile import wrong_types
 
 DAY = 24 * 3600
 
