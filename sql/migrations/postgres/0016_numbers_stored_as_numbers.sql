@@ -1,0 +1,4 @@
+-- Nothing to change on PostgreSQL, whose integer and double precision columns hold numbers
+-- alone: text that reads as no number, and a bytea, are refused by their type. SQLite's type
+-- affinity kept them in its INTEGER and REAL columns, which the run-history answers then gave
+-- as numbers; its 0016 refuses them by a CHECK of each number column's stored type.
