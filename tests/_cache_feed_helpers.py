@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import pytest
-from redis.asyncio import Redis
+from collections.abc import Awaitable, Callable
 
 from persistence import Database, set_config
 from persistence.cache import MemoryCache, RedisCache, open_redis_cache
@@ -19,18 +15,6 @@ BOUND = float(os.environ.get("TEST_FEED_BOUND", "2.0"))
 """Seconds within which a committed change must show on PostgreSQL, with room for load."""
 
 Read = Callable[[], Awaitable[int]]
-
-
-@pytest.fixture(name="namespace")
-async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
-    """A namespace of this test's own, whose keys are deleted afterwards."""
-    name = f"persistence-feed-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = Redis.from_url(redis_url)
-    keys = [key async for key in client.scan_iter(f"{name}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def redis_cache(db: Database, url: str, namespace: str, local_size: int) -> RedisCache:

@@ -379,6 +379,20 @@ def redis_url() -> str:
     return redis_test_url()
 
 
+@pytest.fixture(name="namespace")
+async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
+    """A Redis key namespace of this test's own, whose keys are deleted afterwards."""
+    from redis.asyncio import Redis  # noqa: PLC0415  # only the Redis tests need it
+
+    name = f"persistence-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = Redis.from_url(redis_url)
+    keys = [key async for key in client.scan_iter(f"{name}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
 # Modules whose tests measure time on the event loop or race short timeouts. `make test` runs
 # every other test on two workers, then these alone, so that no worker steals their CPU.
 TIMED_MODULES = frozenset(

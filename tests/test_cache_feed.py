@@ -25,7 +25,6 @@ from redis.asyncio import Redis
 from _cache_feed_helpers import (
     BOUND,
     HEARTBEAT,
-    fresh_namespace,  # noqa: F401  # the `namespace` fixture, used by name
     loaded,
     redis_cache,
     shows,

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,18 +38,6 @@ TIMEOUT = 0.1
 HEARTBEAT = 0.2
 BOUND = 1.0
 """Seconds within which a faulty read must have ended: the limits, with room to spare."""
-
-
-@pytest.fixture(name="namespace")
-async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
-    """A namespace of this test's own, whose keys are deleted afterwards."""
-    name = f"persistence-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = Redis.from_url(redis_url)
-    keys = [key async for key in client.scan_iter(f"{name}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def open_cache(db: Database, url: str, namespace: str, **limits: float) -> RedisCache:

@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 
 from _cache_feed_helpers import (
     HEARTBEAT,
-    fresh_namespace,  # noqa: F401  # the `namespace` fixture, used by name
     redis_cache,
 )
 from persistence import (
