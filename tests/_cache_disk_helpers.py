@@ -23,7 +23,7 @@ async def artifact_cache(tmp_path: Path) -> ArtifactCache:
     return await open_artifact_cache(await open_storage(tmp_path / "files"), budget=64 * 1024)
 
 
-def _open_descriptors() -> int:
+def open_descriptors() -> int:
     """How many descriptors this process has open; 0 without /proc."""
     folder = Path("/proc/self/fd")
     return len(list(folder.iterdir())) if folder.is_dir() else 0

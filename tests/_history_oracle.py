@@ -65,7 +65,7 @@ run_plans = st.lists(
 )
 
 
-async def _store(db: Database, plans: list[Plan]) -> Stored:
+async def store_plans(db: Database, plans: list[Plan]) -> Stored:
     """Empty the database, then store one run per plan with its results; read them back."""
     for old in await all_runs(db):
         assert old.id is not None
@@ -90,7 +90,7 @@ async def _store(db: Database, plans: list[Plan]) -> Stored:
     return await all_runs(db), await all_results(db)
 
 
-def _compare_oracle(
+def compare_oracle(
     base: list[TestResult], head: list[TestResult], ratio: float, floor: float
 ) -> list[TestChange]:
     before = {r.test_id: r for r in base if r.test_id is not None}
@@ -130,9 +130,7 @@ def _compare_oracle(
     return sorted(changes, key=lambda c: (c.change.value, c.test_id))
 
 
-def _flaky_oracle(
-    runs: list[Run], results: list[TestResult], since: dt.datetime
-) -> list[FlakyTest]:
+def flaky_oracle(runs: list[Run], results: list[TestResult], since: dt.datetime) -> list[FlakyTest]:
     commits = {run.id: run.labels.get("commit") for run in runs}
     considered: dict[str, list[tuple[dt.datetime, int, bool, str]]] = {}
     for r in results:
@@ -170,7 +168,7 @@ def _flaky_oracle(
     return sorted(flaky, key=lambda f: (-f.flip_rate, f.test_id))
 
 
-def _durations_oracle(
+def durations_oracle(
     results: list[TestResult], test_id: str, last: int, ratio: float, floor: float
 ) -> DurationFigures:
     passed = [r for r in results if r.test_id == test_id and r.status is TestStatus.PASSED]
@@ -192,7 +190,7 @@ def _durations_oracle(
     )
 
 
-def _slowest_oracle(
+def slowest_oracle(
     results: list[TestResult], start: dt.datetime, end: dt.datetime, top: int
 ) -> list[SlowTest]:
     grouped: dict[str, list[tuple[float, int]]] = {}

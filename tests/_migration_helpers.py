@@ -41,7 +41,7 @@ async def empty_database(database_url: str) -> AsyncIterator[Database]:
         yield db
 
 
-async def _table_names(db: Database) -> set[str]:
+async def table_names(db: Database) -> set[str]:
     """The tables of the database behind `db`, read over a connection of the test's own."""
     if db.engine.value == "sqlite":
         with closing(sqlite3.connect(db.url)) as lite:
@@ -59,7 +59,7 @@ async def _table_names(db: Database) -> set[str]:
     return set(names) - {"persistence_migrations", "sqlite_sequence"}
 
 
-async def _count(db: Database, table: str) -> int:
+async def row_count(db: Database, table: str) -> int:
     """Count the rows of a table over a connection of the test's own."""
     if db.engine.value == "sqlite":
         with closing(sqlite3.connect(db.url)) as lite:

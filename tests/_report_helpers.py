@@ -24,7 +24,8 @@ E   assert 1 == 2</failure><system-out>wrote 3 bytes</system-out></testcase>
 """
 
 
-def _write(tmp_path: Path, text: str | bytes, name: str = "report.xml") -> Path:
+def write_report(tmp_path: Path, text: str | bytes, name: str = "report.xml") -> Path:
+    """Write a report's text or bytes to a file under `tmp_path`; give its path."""
     path = tmp_path / name
     if isinstance(text, str):
         path.write_text(text, encoding="utf-8")
@@ -33,6 +34,7 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "report.xml") -> Path:
     return path
 
 
-async def _nothing_written(db: Database) -> None:
+async def assert_nothing_written(db: Database) -> None:
+    """The database holds no run and no result: a refused report left nothing behind."""
     assert await all_runs(db) == []
     assert await all_results(db) == []

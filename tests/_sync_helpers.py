@@ -13,7 +13,7 @@ def result() -> TestResult:
     return TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)
 
 
-def _quietly(function: Callable[..., object], *args: object) -> None:
+def quietly(function: Callable[..., object], *args: object) -> None:
     """Call `function`, dropping whatever it raises (a call made in a thread of the test)."""
     with contextlib.suppress(BaseException):
         function(*args)

@@ -82,7 +82,7 @@ arrive together share its checkpoint, so the drops left when the last test ends 
 long to finish."""
 
 
-class _Dropper:
+class Dropper:
     """Drops test databases in threads of their own, so that no test waits for the drop."""
 
     def __init__(self, admin: str) -> None:
@@ -97,6 +97,7 @@ class _Dropper:
             thread.start()
 
     def drop(self, name: str) -> None:
+        """Ask for the database `name` to be dropped; return at once."""
         self._names.put(name)
 
     def wait_idle(self) -> None:
@@ -113,6 +114,7 @@ class _Dropper:
                 self._names.task_done()
 
     def close(self) -> list[str]:
+        """Stop the threads once every drop asked for is done; give the drops that failed."""
         for _ in self._threads:
             self._names.put(None)
         for thread in self._threads:
@@ -120,7 +122,7 @@ class _Dropper:
         return self._failures
 
 
-_DROPPERS: list[_Dropper] = []
+_DROPPERS: list[Dropper] = []
 
 
 COUNTING_MODULES: Final = frozenset(
@@ -157,8 +159,8 @@ def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def _dropper(postgres_admin: str) -> Iterator[_Dropper]:
-    dropper = _Dropper(postgres_admin)
+def _dropper(postgres_admin: str) -> Iterator[Dropper]:
+    dropper = Dropper(postgres_admin)
     _DROPPERS.append(dropper)
     yield dropper
     for spares in _SPARES.values():
@@ -183,7 +185,7 @@ class _Spares:
     the next one once the last is taken, and the last one left is dropped at the end.
     """
 
-    def __init__(self, admin: str, template: str, dropper: _Dropper) -> None:
+    def __init__(self, admin: str, template: str, dropper: Dropper) -> None:
         self._admin, self._template, self._dropper = admin, template, dropper
         self._ready: queue.Queue[str | Exception] = queue.Queue(maxsize=1)
         self._wanted = threading.Semaphore(1)
@@ -231,7 +233,7 @@ _SPARES: dict[str, _Spares] = {}
 
 
 def _new_database(
-    admin: str, template: str, dropper: _Dropper, request: pytest.FixtureRequest
+    admin: str, template: str, dropper: Dropper, request: pytest.FixtureRequest
 ) -> str:
     """A new database copied from `template`: the one made ahead, with the next one asked for.
 
@@ -251,7 +253,7 @@ def _new_database(
 
 @pytest.fixture
 def postgres_url(
-    postgres_admin: str, _dropper: _Dropper, request: pytest.FixtureRequest
+    postgres_admin: str, _dropper: Dropper, request: pytest.FixtureRequest
 ) -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped after the test."""
     name = _new_database(postgres_admin, "template0", _dropper, request)
@@ -267,7 +269,7 @@ async def _migrate_at(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def _migrated_template(postgres_admin: str, _dropper: _Dropper) -> Iterator[str]:
+def _migrated_template(postgres_admin: str, _dropper: Dropper) -> Iterator[str]:
     """A database migrated once by this test process, for others to be copied from."""
     name = _create_database(postgres_admin, "template0")
     try:
@@ -284,7 +286,7 @@ def _migrated_template(postgres_admin: str, _dropper: _Dropper) -> Iterator[str]
 def migrated_postgres_url(
     postgres_admin: str,
     _migrated_template: str,
-    _dropper: _Dropper,
+    _dropper: Dropper,
     request: pytest.FixtureRequest,
 ) -> Iterator[str]:
     """A fresh PostgreSQL database with every migration applied, dropped after the test."""

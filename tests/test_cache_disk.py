@@ -19,8 +19,8 @@ import pytest
 from _cache_disk_helpers import (
     CHILD_ENV,
     HERE,
-    _open_descriptors,
     artifact_cache,  # noqa: F401  # the `artifacts` fixture, used by name
+    open_descriptors,
 )
 from persistence import ValidationError
 from persistence.cache import ArtifactCache, disk, open_artifact_cache
@@ -101,7 +101,7 @@ async def test_bad_keys_and_budgets_are_refused(artifacts: ArtifactCache, tmp_pa
 
 async def test_descriptors_stay_flat_over_puts_reads_and_evictions(tmp_path: Path) -> None:
     """Puts, reads, opens, evictions, damaged entries and refused symlinks keep no fd."""
-    if _open_descriptors() == 0:
+    if open_descriptors() == 0:
         pytest.skip("counts descriptors in /proc")
     storage = await open_storage(tmp_path / "files")
     artifacts = await open_artifact_cache(storage, budget=64 * 1024)
@@ -124,10 +124,10 @@ async def test_descriptors_stay_flat_over_puts_reads_and_evictions(tmp_path: Pat
         await artifacts.evict()
 
     await cycle(-1 % 2**31)
-    before = _open_descriptors()
+    before = open_descriptors()
     for index in range(50):
         await cycle(index)
-    assert _open_descriptors() == before
+    assert open_descriptors() == before
 
 
 async def test_a_cancelled_open_leaves_no_file_open(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ async def test_an_open_while_other_tasks_are_cancelled_gives_its_file(
         return real(root, key)
 
     monkeypatch.setattr(disk, "_open", held)
-    descriptors = _open_descriptors()
+    descriptors = open_descriptors()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         call = asyncio.ensure_future(artifacts.open(key))
@@ -189,7 +189,7 @@ async def test_an_open_while_other_tasks_are_cancelled_gives_its_file(
             assert opened.read() == b"binary"
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
-    assert _open_descriptors() == descriptors
+    assert open_descriptors() == descriptors
     monkeypatch.undo()
     again = await artifacts.open(key)
     assert again is not None

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from _history_oracle import _compare_oracle, _durations_oracle, _flaky_oracle, _slowest_oracle
+from _history_oracle import compare_oracle, durations_oracle, flaky_oracle, slowest_oracle
 from persistence import (
     ConflictError,
     CounterexampleStore,
@@ -217,7 +217,7 @@ async def test_compare_runs_gives_the_documented_changes(
         found = await compare_runs(db, base.id, head.id, slower_ratio=ratio, slower_floor=floor)
         in_base = [r for r in results if r.run_id == base.id]
         in_head = [r for r in results if r.run_id == head.id]
-        expected = _compare_oracle(in_base, in_head, ratio, floor)
+        expected = compare_oracle(in_base, in_head, ratio, floor)
         assert list(found.changes) == expected
         assert [c for c in found.changes if _signed(c)] == []
 
@@ -239,7 +239,7 @@ async def test_flaky_tests_give_the_documented_answer(
     times = sorted({r.created_at for r in results}) or [T0]
     since = times[pick % len(times)].astimezone(ZONES[zone])
     found = await flaky_tests(db, since)
-    assert found == _flaky_oracle(runs, results, since)
+    assert found == flaky_oracle(runs, results, since)
     assert all(f.last_seen.utcoffset() == dt.timedelta(0) for f in found)
 
 
@@ -283,7 +283,7 @@ async def test_duration_figures_give_the_documented_figures(
         found = await duration_figures(
             db, test_id, last=last, slower_ratio=ratio, slower_floor=floor
         )
-        assert found == _durations_oracle(results, test_id, last, ratio, floor)
+        assert found == durations_oracle(results, test_id, last, ratio, floor)
         assert _signed(found) == []
 
 
@@ -307,7 +307,7 @@ async def test_slowest_tests_give_the_documented_ranking(
     created_from = None if start is None else _at(*start)
     created_until = None if end is None else _at(*end)
     found = await slowest_tests(db, created_from=created_from, created_until=created_until, top=top)
-    assert found == _slowest_oracle(
+    assert found == slowest_oracle(
         results, created_from or START_OF_TIME, created_until or END_OF_TIME, top
     )
     assert [s for s in found if _signed(s)] == []

@@ -14,10 +14,10 @@ import pytest
 from _migration_helpers import (
     CREATE_A,
     CREATE_B,
-    _count,
-    _table_names,
     empty_database,  # noqa: F401  # the `empty` fixture, used by name
     migrations,  # noqa: F401  # the `folder` fixture, used by name
+    row_count,
+    table_names,
     write,
 )
 from persistence import Database, MigrationError, connect, migrate, migration_status
@@ -80,8 +80,8 @@ async def test_statements_sharing_a_line_apply_on_both_engines(
         "INSERT INTO p (id) VALUES (1); /* ; */ INSERT INTO q (note) VALUES ('a;b');\n",
     )
     assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
-    assert {"p", "q"} <= await _table_names(empty)
-    assert await _count(empty, "q") == 1
+    assert {"p", "q"} <= await table_names(empty)
+    assert await row_count(empty, "q") == 1
     write(folder, "0004_sneaky.sql", "CREATE TABLE r (id integer); COMMIT;\n")
     with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
         await migrate(empty, package_folder=folder)
@@ -105,7 +105,7 @@ async def test_an_unterminated_comment_is_refused_on_both_engines(
         MigrationError, match=r"^0003_open\.sql:3: a /\* comment opened here is never closed$"
     ):
         await migrate(empty, package_folder=folder)
-    assert await _table_names(empty) == set()
+    assert await table_names(empty) == set()
 
 
 def test_incomplete_statement_is_refused() -> None:
@@ -125,7 +125,7 @@ async def test_transaction_control_in_a_file_is_refused_first(
     write(folder, "0003_sneaky.sql", f"CREATE TABLE c (id integer);\n{statement}\nBROKEN;\n")
     with pytest.raises(MigrationError, match=r"0003_sneaky\.sql: .* is not allowed"):
         await migrate(empty, package_folder=folder)
-    assert await _table_names(empty) == set()
+    assert await table_names(empty) == set()
     assert (await migration_status(empty, package_folder=folder)).applied == ()
 
 
@@ -151,7 +151,7 @@ async def test_a_byte_order_mark_hides_nothing_and_breaks_nothing(
     write(folder, "0004_sneaky.sql", sneaky)
     with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
         await migrate(empty, package_folder=folder)
-    assert "half" not in await _table_names(empty)
+    assert "half" not in await table_names(empty)
     status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.pending] == [4]
 
@@ -186,7 +186,7 @@ async def test_escape_strings_are_read_as_the_server_reads_them(
         write(folder, "0002_sneaky.sql", sneaky)
         with pytest.raises(MigrationError, match=r"0002_sneaky\.sql: COMMIT is not allowed"):
             await migrate(db, package_folder=folder)
-        assert await _table_names(db) == {"t"}
+        assert await table_names(db) == {"t"}
     server = await asyncpg.connect(postgres_url)
     try:
         await server.execute("INSERT INTO t DEFAULT VALUES")
@@ -213,7 +213,7 @@ async def test_a_nul_character_in_a_file_is_refused_by_name(empty: Database, fol
     write(folder, "0003_nul.sql", "CREATE TABLE n (id integer);\n\x00\n")
     with pytest.raises(MigrationError, match=r"0003_nul\.sql holds a NUL character \(byte 29\)"):
         await migrate(empty, package_folder=folder)
-    assert await _table_names(empty) == set()
+    assert await table_names(empty) == set()
 
 
 def test_a_folder_named_like_a_migration_is_named(tmp_path: Path) -> None:
@@ -298,7 +298,7 @@ async def test_a_version_beyond_64_bits_is_refused_before_anything_runs(
     write(folder, "9223372036854775808_huge.sql", "CREATE TABLE huge (id integer);\n")
     with pytest.raises(MigrationError, match=r"9223372036854775808_huge\.sql: .*version"):
         await migrate(empty, package_folder=folder)
-    assert await _table_names(empty) == set()
+    assert await table_names(empty) == set()
     write(folder, "9223372036854775808_huge.sql", "")
     (folder / "9223372036854775808_huge.sql").rename(folder / "9223372036854775807_last.sql")
     assert [m.version for m in await migrate(empty, package_folder=folder)][-1] == 2**63 - 1

@@ -16,10 +16,10 @@ from _migration_helpers import (
     BROKEN,
     CREATE_A,
     CREATE_B,
-    _count,
-    _table_names,
     empty_database,  # noqa: F401  # the `empty` fixture, used by name
     migrations,  # noqa: F401  # the `folder` fixture, used by name
+    row_count,
+    table_names,
     write,
 )
 from persistence import (
@@ -54,7 +54,7 @@ async def test_applies_in_order_then_nothing(empty: Database, folder: Path) -> N
     """Migrate applies every file once, in order; a second run applies nothing."""
     applied = await migrate(empty, package_folder=folder)
     assert [m.version for m in applied] == [1, 2]
-    assert await _table_names(empty) == {"a", "b"}
+    assert await table_names(empty) == {"a", "b"}
     assert await migrate(empty, package_folder=folder) == []
     status = await migration_status(empty, package_folder=folder)
     assert status.up_to_date
@@ -99,7 +99,7 @@ async def test_failing_migration_changes_nothing(empty: Database, folder: Path) 
     with pytest.raises(MigrationError, match=r"0003_broken\.sql") as raised:
         await migrate(empty, package_folder=folder)
     assert raised.value.__cause__ is not None
-    assert "c" not in await _table_names(empty)
+    assert "c" not in await table_names(empty)
     status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.applied] == [1, 2]
     assert [m.version for m in status.pending] == [3]
@@ -112,7 +112,7 @@ async def test_edited_file_stops_the_run(empty: Database, folder: Path) -> None:
     write(folder, "0003_more.sql", "CREATE TABLE d (id integer PRIMARY KEY);\n")
     with pytest.raises(MigrationError, match=r"0001_create_a\.sql was edited"):
         await migrate(empty, package_folder=folder)
-    assert "d" not in await _table_names(empty)
+    assert "d" not in await table_names(empty)
     status = await migration_status(empty, package_folder=folder)
     assert [d.applied.version for d in status.drifted] == [1]
     applied = await migrate(empty, package_folder=folder, accept=[1])
@@ -158,7 +158,7 @@ async def test_a_file_of_lone_cr_line_ends_runs_its_statements(
     """
     write(folder, "0001_create_a.sql", CREATE_A.replace("\n", "\r"))
     assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2]
-    assert {"a", "b"} <= await _table_names(empty)
+    assert {"a", "b"} <= await table_names(empty)
 
 
 async def test_two_runners_apply_each_migration_once(database_url: str, folder: Path) -> None:
@@ -187,7 +187,7 @@ async def test_status_only_reads(empty: Database, folder: Path) -> None:
     """Status on a database that was never migrated reports all pending and creates nothing."""
     status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.pending] == [1, 2]
-    assert await _table_names(empty) == set()
+    assert await table_names(empty) == set()
     if empty.engine.value == "sqlite":
         with closing(sqlite3.connect(empty.url)) as conn:
             assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
@@ -327,7 +327,7 @@ async def test_a_gap_filled_later_is_not_applied_out_of_order(
     status = await migration_status(empty, package_folder=folder)
     assert [m.version for m in status.out_of_order] == [2]
     assert not status.up_to_date
-    assert "late" not in await _table_names(empty)
+    assert "late" not in await table_names(empty)
 
 
 async def test_a_newer_database_says_so(empty: Database, folder: Path, tmp_path: Path) -> None:
@@ -366,8 +366,8 @@ async def test_another_tools_history_table_is_left_alone(
     )
     assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2]
     assert (await migration_status(empty, package_folder=folder)).up_to_date
-    assert {"schema_migrations", "a", "b"} <= await _table_names(empty)
-    assert await _count(empty, "schema_migrations") == 1
+    assert {"schema_migrations", "a", "b"} <= await table_names(empty)
+    assert await row_count(empty, "schema_migrations") == 1
 
 
 async def test_the_history_of_an_earlier_version_is_adopted(empty: Database, folder: Path) -> None:

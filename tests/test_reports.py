@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _report_helpers import PYTEST, _nothing_written, _write
+from _report_helpers import PYTEST, assert_nothing_written, write_report
 from persistence import (
     Database,
     ReportError,
@@ -59,7 +59,7 @@ GO: Final = """<?xml version="1.0" encoding="UTF-8"?>
 
 async def test_a_pytest_report_imports_as_one_run(db: Database, tmp_path: Path) -> None:
     """Each case keeps its id, status (skipped apart from passed), time, message and output."""
-    run = await import_junit(db, _write(tmp_path, PYTEST), labels={"commit": "abc"})
+    run = await import_junit(db, write_report(tmp_path, PYTEST), labels={"commit": "abc"})
     assert run.labels == {"commit": "abc"}
     results = sorted(await all_results(db), key=lambda r: r.id or 0)
     assert [(r.test_id, r.status, r.execution_time) for r in results] == [
@@ -83,7 +83,7 @@ async def test_surefire_and_go_reports_import(
     db: Database, tmp_path: Path, text: str, failed: str
 ) -> None:
     """Maven Surefire's bare <testsuite> and go-junit-report's form both read."""
-    await import_junit(db, _write(tmp_path, text))
+    await import_junit(db, write_report(tmp_path, text))
     results = await all_results(db)
     assert len(results) == 2
     assert [r.test_id for r in results if r.status is TestStatus.FAILED] == [failed]
@@ -159,13 +159,13 @@ async def test_a_hostile_file_writes_nothing(
     db: Database, tmp_path: Path, text: str | bytes, problem: str
 ) -> None:
     """Each is a ReportError naming the file, a line and the problem; no run, no result."""
-    path = _write(tmp_path, text)
+    path = write_report(tmp_path, text)
     with pytest.raises(ReportError, match=problem) as caught:
         await import_junit(db, path)
     assert caught.value.path == str(path)
     assert caught.value.line is not None
     assert str(caught.value).startswith(f"{path}:{caught.value.line}: ")
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 async def test_the_error_names_the_line_of_the_case(db: Database, tmp_path: Path) -> None:
@@ -175,16 +175,16 @@ async def test_the_error_names_the_line_of_the_case(db: Database, tmp_path: Path
     text = '<testsuites><testsuite name="s">\n' + "\n".join(cases) + "\n</testsuite></testsuites>"
     assert len(text) > CHUNK_BYTES
     with pytest.raises(ReportError, match="bad") as caught:
-        await import_junit(db, _write(tmp_path, text))
+        await import_junit(db, write_report(tmp_path, text))
     assert caught.value.line == 30_002
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 async def test_a_missing_file_is_a_report_error(db: Database, tmp_path: Path) -> None:
     """A file that is not there is refused by name, and nothing is written."""
     with pytest.raises(ReportError, match="cannot read"):
         await import_junit(db, tmp_path / "missing.xml")
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 async def test_a_huge_attribute_is_read_in_linear_time(db: Database, tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ async def test_an_import_cancelled_at_each_step_is_all_or_nothing(
     A cancellation that comes while the commit runs is raised once it has ended: the run
     is then whole, as if the import had returned.
     """
-    path = _write(tmp_path, _SMALL_REPORTS[form])
+    path = write_report(tmp_path, _SMALL_REPORTS[form])
     whole = 4 if form == "junit" else 2
     for turns in range(10_000):
         task = asyncio.ensure_future(_IMPORTS[form](db, path))
@@ -266,7 +266,7 @@ async def test_a_path_that_is_no_regular_file_is_refused_at_once(
         if kind == "fifo":  # a reader still waiting for a writer gets one, and the end
             with suppress(OSError):
                 os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 _TEXT = st.text(
@@ -360,7 +360,7 @@ async def test_export_writes_well_formed_xml_for_any_stored_text(
         ],
     )
     assert run.id is not None
-    path = _write(tmp_path, await export_junit(db, run.id))
+    path = write_report(tmp_path, await export_junit(db, run.id))
     again = await import_junit(db, path)
     assert again.id is not None
     results = await run_results(db, again.id)

@@ -13,7 +13,7 @@ from typing import IO, Any, Final
 
 import pytest
 
-from _report_helpers import PYTEST, _nothing_written, _write
+from _report_helpers import PYTEST, assert_nothing_written, write_report
 from persistence import (
     Database,
     DatabaseError,
@@ -103,7 +103,9 @@ async def test_an_export_reads_its_run_as_of_one_moment(
 async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_path: Path) -> None:
     """Cancelled at any point while it streams a large file, the import is all or nothing."""
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(60_000))
-    path = _write(tmp_path, f'<testsuites><testsuite name="s">\n{cases}\n</testsuite></testsuites>')
+    path = write_report(
+        tmp_path, f'<testsuites><testsuite name="s">\n{cases}\n</testsuite></testsuites>'
+    )
     assert path.stat().st_size > 2 * CHUNK_BYTES
     cancelled = 0
     for delay in (0.0, 0.001, 0.01, 0.03, 0.1, 0.3):
@@ -114,7 +116,7 @@ async def test_an_import_cancelled_part_way_writes_nothing(db: Database, tmp_pat
             run = await task
         except asyncio.CancelledError:
             cancelled += 1
-            await _nothing_written(db)
+            await assert_nothing_written(db)
             continue
         assert run.id is not None
         assert len(await all_results(db)) == 60_000  # it finished first: all of it
@@ -143,7 +145,7 @@ async def test_an_import_killed_part_way_leaves_all_or_nothing(
     """A process killed (SIGKILL) while it imports leaves no run, or the whole run; then more."""
     count = 40_000
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(count))
-    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
     killed = 0
     for delay in (0.05, 0.3):
         child = await asyncio.create_subprocess_exec(
@@ -171,7 +173,7 @@ async def test_two_processes_import_into_one_database_at_once(
     """Two importers at the same moment: two whole runs, each with every case of its file."""
     count = 5_000
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(count))
-    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", _IMPORTER, database_url, str(path), stdout=asyncio.subprocess.PIPE
@@ -220,10 +222,10 @@ async def test_an_import_whose_insert_fails_part_way_writes_nothing(
         ]
     await plain_sql(database_url, *statements)
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(30_000))
-    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
     with pytest.raises(PersistenceError, match="refused by trigger"):
         await import_junit(db, path)
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 def _slow_open(
@@ -249,7 +251,7 @@ async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker thread opens the file after its caller has gone: the file is closed for it."""
-    path = _write(tmp_path, PYTEST)
+    path = write_report(tmp_path, PYTEST)
     opening, go_on, opened = _slow_open(monkeypatch)
     task = asyncio.ensure_future(import_junit(db, path))
     assert await asyncio.to_thread(opening.wait, 10)
@@ -262,7 +264,7 @@ async def test_an_import_cancelled_while_its_file_opens_leaves_it_closed(
             break
         await asyncio.sleep(0.01)
     assert [stream.closed for stream in opened] == [True]
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 def _descriptors_on(path: Path) -> int:
@@ -282,7 +284,7 @@ async def test_an_import_whose_file_opens_while_other_tasks_are_cancelled_goes_o
     """
     from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
 
-    path = _write(tmp_path, PYTEST)
+    path = write_report(tmp_path, PYTEST)
     await import_junit(db, path)  # the connections it takes, open before they are counted
     opening, go_on, opened = _slow_open(monkeypatch)
     importing = asyncio.ensure_future(import_junit(db, path))
@@ -312,7 +314,7 @@ async def test_an_import_whose_batch_insert_is_cancelled_by_another_task_is_a_da
     from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
 
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(11_000))
-    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
     inserting, gate = asyncio.Event(), asyncio.Event()
     real = reports._insert  # noqa: SLF001  # the batch insert, held in its task
 
@@ -333,7 +335,7 @@ async def test_an_import_whose_batch_insert_is_cancelled_by_another_task_is_a_da
         async with asyncio.timeout(5):
             await importing
     assert _descriptors_on(path) == 0
-    await _nothing_written(db)
+    await assert_nothing_written(db)
     monkeypatch.undo()
     run = await import_junit(db, path)
     assert run.id is not None
@@ -344,7 +346,7 @@ async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path:
     """Batches inserted while the next is parsed: every case, in the file's order."""
     count = 11_000
     cases = "\n".join(f'<testcase classname="c" name="t{i:05}" time="0.1"/>' for i in range(count))
-    path = _write(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
     run = await import_junit(db, path)
     assert run.id is not None
     results = await run_results(db, run.id)

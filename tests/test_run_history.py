@@ -16,12 +16,12 @@ from _history_oracle import (
     T0,
     TEST_IDS,
     Plan,
-    _compare_oracle,
-    _durations_oracle,
-    _flaky_oracle,
-    _slowest_oracle,
-    _store,
+    compare_oracle,
+    durations_oracle,
+    flaky_oracle,
     run_plans,
+    slowest_oracle,
+    store_plans,
 )
 from persistence import Database, TestStatus, all_results, all_runs
 from persistence.run_history import (
@@ -50,12 +50,12 @@ async def test_compare_runs_agrees_with_the_oracle(
     pick: tuple[int, int],
 ) -> None:
     """Every change between two random runs, as the oracle finds it."""
-    runs, results = await _store(db, plans)
+    runs, results = await store_plans(db, plans)
     base, head = runs[pick[0] % len(runs)], runs[pick[1] % len(runs)]
     assert base.id is not None
     assert head.id is not None
     found = await compare_runs(db, base.id, head.id, slower_ratio=ratio, slower_floor=floor)
-    expected = _compare_oracle(
+    expected = compare_oracle(
         [r for r in results if r.run_id == base.id],
         [r for r in results if r.run_id == head.id],
         ratio,
@@ -72,9 +72,9 @@ async def test_flaky_tests_agree_with_the_oracle(
     since_minutes: int,
 ) -> None:
     """The flaky tests, their counts, flip rates and last times, as the oracle finds them."""
-    runs, results = await _store(db, plans)
+    runs, results = await store_plans(db, plans)
     since = T0 + dt.timedelta(minutes=since_minutes)
-    assert await flaky_tests(db, since) == _flaky_oracle(runs, results, since)
+    assert await flaky_tests(db, since) == flaky_oracle(runs, results, since)
 
 
 @ON_DATABASE
@@ -92,12 +92,12 @@ async def test_duration_figures_agree_with_the_oracle(
     floor: float,
 ) -> None:
     """p50, p95, max and the slower flag of every test over its last K passed results."""
-    _, results = await _store(db, plans)
+    _, results = await store_plans(db, plans)
     for test_id in TEST_IDS:
         figures = await duration_figures(
             db, test_id, last=last, slower_ratio=ratio, slower_floor=floor
         )
-        assert figures == _durations_oracle(results, test_id, last, ratio, floor)
+        assert figures == durations_oracle(results, test_id, last, ratio, floor)
 
 
 @ON_DATABASE
@@ -113,11 +113,11 @@ async def test_slowest_tests_agree_with_the_oracle(
     top: int,
 ) -> None:
     """The slowest tests by p95 over a window of time, as the oracle ranks them."""
-    _, results = await _store(db, plans)
+    _, results = await store_plans(db, plans)
     start = T0 + dt.timedelta(minutes=min(window))
     end = T0 + dt.timedelta(minutes=max(window), seconds=30)
     found = await slowest_tests(db, created_from=start, created_until=end, top=top)
-    assert found == _slowest_oracle(results, start, end, top)
+    assert found == slowest_oracle(results, start, end, top)
 
 
 @ON_DATABASE
@@ -128,7 +128,7 @@ async def test_a_test_history_pages_through_every_result(
     limit: int,
 ) -> None:
     """Page by page, each test's results newest first, each once."""
-    _, results = await _store(db, plans)
+    _, results = await store_plans(db, plans)
     for test_id in TEST_IDS:
         pages = [await list_test_history(db, test_id, limit=limit)]
         while pages[-1].next_cursor is not None:
@@ -166,9 +166,9 @@ async def test_results_whose_run_plain_sql_deleted_are_not_read_as_flaky(
     """
     orphans = "DELETE FROM test_results WHERE run_id NOT IN (SELECT id FROM runs)"
     await plain_sql(database_url, orphans)  # those of the example before
-    runs, _ = await _store(db, plans)
+    runs, _ = await store_plans(db, plans)
     run_id = runs[gone % len(runs)].id
     replica = "SET session_replication_role = replica" if "://" in database_url else "SELECT 1"
     await plain_sql(database_url, replica, f"DELETE FROM runs WHERE id = {run_id}")  # noqa: S608  # the test's own SQL
     runs, results = await all_runs(db), await all_results(db)
-    assert await flaky_tests(db, T0) == _flaky_oracle(runs, results, T0)
+    assert await flaky_tests(db, T0) == flaky_oracle(runs, results, T0)

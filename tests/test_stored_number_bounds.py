@@ -28,7 +28,14 @@ from persistence import Database, MigrationError, connect, migrate, migration_st
 from persistence.__main__ import main
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from test_plain_ids import plain_sql
-from test_stored_numbers import COLUMNS, _answers, _before_0016, _numbers, _seed, _stored
+from test_stored_numbers import (
+    COLUMNS,
+    every_answer,
+    migrate_before_0016,
+    number_fields,
+    seed_two_runs,
+    stored_table,
+)
 
 CHECK: Final = "test_results_execution_time_finite_up_to_1e12"
 FIRST: Final = "id = (SELECT min(id) FROM test_results)"
@@ -81,7 +88,7 @@ def _set_time(value: str, where: str = "TRUE") -> str:
 def _out_of_bounds(answers: list[object]) -> list[tuple[str, object]]:
     """The float fields not finite or above MAX_EXECUTION_TIME, the int ones above MAX_INT."""
     wrong: list[tuple[str, object]] = []
-    for where, value, declared in _numbers(answers, "answers"):
+    for where, value, declared in number_fields(answers, "answers"):
         if value is None or not isinstance(value, int | float):
             continue
         if (declared is float and not 0 <= value <= MAX_EXECUTION_TIME) or value > MAX_INT:
@@ -92,7 +99,7 @@ def _out_of_bounds(answers: list[object]) -> list[tuple[str, object]]:
 @pytest.fixture(name="seeded")
 async def seeded_fixture(db: Database, database_url: str) -> tuple[int, int]:
     """The migrated database, seeded once for all examples of a test: the runs' ids."""
-    return await _seed(db, database_url)
+    return await seed_two_runs(db, database_url)
 
 
 @settings(
@@ -117,7 +124,7 @@ async def test_plain_sql_cannot_store_a_time_the_model_refuses(
         else _set_time(value, FIRST)
     )
     await _refused(database_url, statement)
-    assert _out_of_bounds(await _answers(db, *seeded)) == []
+    assert _out_of_bounds(await every_answer(db, *seeded)) == []
 
 
 @pytest.mark.parametrize("kind", ["nan", "infinity", "over"])
@@ -156,9 +163,9 @@ async def test_the_longest_time_and_the_largest_integers_are_stored_and_answered
         _set_time(repr(MAX_EXECUTION_TIME)),
         *(f"UPDATE {c.table} SET {c.name} = {MAX_INT}" for c in counts),  # noqa: S608  # the test's own SQL
     )
-    answers = await _answers(db, *seeded)
+    answers = await every_answer(db, *seeded)
     assert _out_of_bounds(answers) == []
-    numbers = [value for _, value, _ in _numbers(answers, "answers")]
+    numbers = [value for _, value, _ in number_fields(answers, "answers")]
     assert MAX_EXECUTION_TIME in numbers
     assert MAX_INT in numbers
     await _refused(database_url, _set_time(repr(math.nextafter(MAX_EXECUTION_TIME, math.inf))))
@@ -166,14 +173,14 @@ async def test_the_longest_time_and_the_largest_integers_are_stored_and_answered
         update = f"UPDATE {column.table} SET {column.name} = {MAX_INT + 1} WHERE {column.row}"  # noqa: S608  # the test's own SQL
         with pytest.raises((asyncpg.NumericValueOutOfRangeError, sqlite3.IntegrityError)):
             await plain_sql(database_url, update)
-    assert _out_of_bounds(await _answers(db, *seeded)) == []
+    assert _out_of_bounds(await every_answer(db, *seeded)) == []
 
 
 async def _rows_and_checks(database_url: str) -> tuple[list[object], list[object]]:
     """The stored times as the engine writes them, by id; the CHECKs of test_results."""
     if _engine(database_url) == "sqlite":
         path = Path(database_url)
-        sql, stored = _stored(path, "test_results")
+        sql, stored = stored_table(path, "test_results")
         return list(stored), [sql]
     connection = await asyncpg.connect(database_url)
     try:
@@ -202,9 +209,9 @@ async def test_a_time_stored_out_of_range_stops_the_migration(
 ) -> None:
     """Such a time stops 0016, naming table, column and rows; the database stays as it was."""
     value = BEFORE[_engine(database_url)][index]
-    await _before_0016(database_url, tmp_path / "early")
+    await migrate_before_0016(database_url, tmp_path / "early")
     async with connect(database_url) as db:
-        await _seed(db, database_url)
+        await seed_two_runs(db, database_url)
     await plain_sql(database_url, _set_time(value, "id IN (2, 5)"))
     before = await _rows_and_checks(database_url)
     async with connect(database_url) as db:
@@ -222,12 +229,12 @@ async def test_the_longest_time_stored_before_the_migration_stays(
     database_url: str, tmp_path: Path
 ) -> None:
     """A time of exactly MAX_EXECUTION_TIME stored before 0016 is kept, and answered."""
-    await _before_0016(database_url, tmp_path / "early")
+    await migrate_before_0016(database_url, tmp_path / "early")
     async with connect(database_url) as db:
-        base, head = await _seed(db, database_url)
+        base, head = await seed_two_runs(db, database_url)
     await plain_sql(database_url, _set_time(repr(MAX_EXECUTION_TIME)))
     async with connect(database_url) as db:
         assert [m.version for m in await migrate(db)] == [16]
-        answers = await _answers(db, base, head)
-    assert MAX_EXECUTION_TIME in [value for _, value, _ in _numbers(answers, "answers")]
+        answers = await every_answer(db, base, head)
+    assert MAX_EXECUTION_TIME in [value for _, value, _ in number_fields(answers, "answers")]
     assert _out_of_bounds(answers) == []

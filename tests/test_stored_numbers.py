@@ -136,7 +136,7 @@ def bad_values(draw: st.DrawFn, column: Column, *, postgres: bool) -> str:
     return _text(text)
 
 
-async def _seed(db: Database, database_url: str) -> tuple[int, int]:
+async def seed_two_runs(db: Database, database_url: str) -> tuple[int, int]:
     """Seed two runs of one commit, and a file record; give the runs' ids.
 
     Test `t` passes in both, `f` fails then passes, `s` is a failing stress test with an input.
@@ -185,10 +185,10 @@ async def _seed(db: Database, database_url: str) -> tuple[int, int]:
 @pytest.fixture(name="seeded")
 async def seeded_fixture(db: Database, database_url: str) -> tuple[int, int]:
     """The migrated database, seeded once for all examples of a test: the runs' ids."""
-    return await _seed(db, database_url)
+    return await seed_two_runs(db, database_url)
 
 
-async def _answers(db: Database, base: int, head: int) -> list[object]:
+async def every_answer(db: Database, base: int, head: int) -> list[object]:
     """Every answer that reads the number columns, the run-history ones above all."""
     return [
         await all_results(db),
@@ -204,14 +204,14 @@ async def _answers(db: Database, base: int, head: int) -> list[object]:
     ]
 
 
-def _numbers(answer: object, where: str) -> Iterator[tuple[str, object, type]]:
+def number_fields(answer: object, where: str) -> Iterator[tuple[str, object, type]]:
     """Each int or float field in `answer`, nested ones too: (where, value, type declared)."""
     if isinstance(answer, list | tuple):
         for index, item in enumerate(answer):
-            yield from _numbers(item, f"{where}[{index}]")
+            yield from number_fields(item, f"{where}[{index}]")
     elif isinstance(answer, dict):
         for key, item in answer.items():
-            yield from _numbers(item, f"{where}[{key!r}]")
+            yield from number_fields(item, f"{where}[{key!r}]")
     elif attrs.has(kind := type(answer)):
         hints = typing.get_type_hints(kind)
         for field in attrs.fields(kind):
@@ -222,13 +222,13 @@ def _numbers(answer: object, where: str) -> Iterator[tuple[str, object, type]]:
             if declared:
                 yield f"{where}.{field.name}", value, declared.pop()
             else:
-                yield from _numbers(value, f"{where}.{field.name}")
+                yield from number_fields(value, f"{where}.{field.name}")
 
 
 def _not_numbers(answers: list[object]) -> list[tuple[str, object]]:
     """The fields declared int or float whose value is another type (None aside)."""
     wrong = []
-    for where, value, declared in _numbers(answers, "answers"):
+    for where, value, declared in number_fields(answers, "answers"):
         if value is None or (type(value) is declared) or (declared is float and type(value) is int):
             continue
         wrong.append((where, value))
@@ -261,10 +261,10 @@ async def test_plain_sql_cannot_store_another_type_in_a_number_column(
             sqlite3.IntegrityError, match=f"CHECK constraint failed: {column.constraint}$"
         ):
             await plain_sql(database_url, update)
-    assert _not_numbers(await _answers(db, *seeded)) == []
+    assert _not_numbers(await every_answer(db, *seeded)) == []
 
 
-async def _before_0016(database_url: str, folder: Path) -> None:
+async def migrate_before_0016(database_url: str, folder: Path) -> None:
     """Migrate a fresh database up to 0015, from a folder of the migrations before 0016."""
     folder.mkdir()  # noqa: ASYNC240  # a test's own empty folder
     async with connect(database_url) as db:
@@ -285,7 +285,7 @@ def _schema(path: Path) -> list[tuple[str, ...]]:
     return [tuple(map(str, row)) for row in objects + counters]
 
 
-def _stored(path: Path, table: str) -> tuple[str, list[tuple[object, ...]]]:
+def stored_table(path: Path, table: str) -> tuple[str, list[tuple[object, ...]]]:
     """A SQLite table's schema and rows, with their types and rowids, as stored."""
     with contextlib.closing(sqlite3.connect(path)) as plain:
         sql = plain.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
@@ -319,15 +319,15 @@ async def test_every_answer_is_as_it_was_after_the_migration(
     On SQLite the migration keeps its triggers, indexes and counters as they were, and every
     number column holds numbers: SQLite's affinity stored the numeric text as numbers.
     """
-    await _before_0016(database_url, tmp_path / "early")
+    await migrate_before_0016(database_url, tmp_path / "early")
     async with connect(database_url) as db:
-        base, head = await _seed(db, database_url)
+        base, head = await seed_two_runs(db, database_url)
         await plain_sql(database_url, *NUMERIC_TEXTS)
-        before = await _answers(db, base, head)
+        before = await every_answer(db, base, head)
     schema = [] if "://" in database_url else _schema(Path(database_url))
     async with connect(database_url) as db:
         assert [m.version for m in await migrate(db)] == [16]
-        assert await _answers(db, base, head) == before
+        assert await every_answer(db, base, head) == before
     assert _not_numbers(before) == []
     if "://" not in database_url:
         assert _schema(Path(database_url)) == schema
@@ -366,16 +366,16 @@ async def test_a_stored_value_of_another_type_stops_the_migration(
     keys that precedes every migration names its row.
     """
     path = tmp_path / "app.db"
-    await _before_0016(str(path), tmp_path / "early")
+    await migrate_before_0016(str(path), tmp_path / "early")
     async with connect(path) as db:
-        await _seed(db, str(path))
+        await seed_two_runs(db, str(path))
     update = f"UPDATE {column.table} SET {column.name} = {value} WHERE {column.row}"  # noqa: S608  # the test's own SQL
     await plain_sql(str(path), update)
-    stored = {table: _stored(path, table) for table in {c.table for c in COLUMNS}}
+    stored = {table: stored_table(path, table) for table in {c.table for c in COLUMNS}}
     schema = _schema(path)
     async with connect(path) as db:
         with pytest.raises(MigrationError, match=message):
             await migrate(db)
         assert (await migration_status(db)).pending[0].version == 16
-    assert {table: _stored(path, table) for table in stored} == stored
+    assert {table: stored_table(path, table) for table in stored} == stored
     assert _schema(path) == schema

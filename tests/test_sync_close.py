@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from _server import own_connections
-from _sync_helpers import _quietly, result
+from _sync_helpers import quietly, result
 from persistence import ValidationError, all_results, connect, save_result
 from persistence.exceptions import CloseTimeoutError
 from persistence.sync import SyncRunner
@@ -163,7 +163,7 @@ def test_close_says_so_when_the_loop_thread_is_blocked() -> None:
         time.sleep(1.5)  # noqa: ASYNC251  # the fault under test
 
     runner = SyncRunner()
-    caller = threading.Thread(target=_quietly, args=(runner.call, blocking))
+    caller = threading.Thread(target=quietly, args=(runner.call, blocking))
     caller.start()
     assert started.wait(5)
     with pytest.raises(CloseTimeoutError, match="blocked in a synchronous call") as raised:

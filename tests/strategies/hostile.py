@@ -12,8 +12,8 @@ import attrs
 from hypothesis import strategies as st
 
 from strategies.values import (
-    _FIRST,
-    _LAST,
+    FIRST_DATETIME,
+    LAST_DATETIME,
     aware_datetimes,
     json_objects,
     naive_datetimes,
@@ -83,8 +83,8 @@ def out_of_range_datetimes() -> st.SearchStrategy[dt.datetime]:
     """Aware datetimes that fall before year 1 or after 9999 once moved to UTC."""
     ahead = st.integers(min_value=1, max_value=23).map(lambda h: dt.timedelta(hours=h))
     return st.one_of(
-        ahead.map(lambda delta: _FIRST.replace(tzinfo=dt.timezone(delta))),
-        ahead.map(lambda delta: _LAST.replace(tzinfo=dt.timezone(-delta))),
+        ahead.map(lambda delta: FIRST_DATETIME.replace(tzinfo=dt.timezone(delta))),
+        ahead.map(lambda delta: LAST_DATETIME.replace(tzinfo=dt.timezone(-delta))),
     )
 
 

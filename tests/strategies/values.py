@@ -92,8 +92,8 @@ NEAR_EXTREME_DATETIMES: Final = (
 )
 """Instants a microsecond or an offset away from the extremes."""
 
-_FIRST: Final = dt.datetime(1, 1, 1)  # noqa: DTZ001  # the bounds are naive on purpose
-_LAST: Final = dt.datetime(9999, 12, 31, 23, 59, 59, 999_999)  # noqa: DTZ001  # as above
+FIRST_DATETIME: Final = dt.datetime(1, 1, 1)  # noqa: DTZ001  # the bounds are naive on purpose
+LAST_DATETIME: Final = dt.datetime(9999, 12, 31, 23, 59, 59, 999_999)  # noqa: DTZ001  # as above
 _SAFE_FIRST: Final = dt.datetime(1, 1, 2)  # noqa: DTZ001  # a day in, any offset stays in range
 _SAFE_LAST: Final = dt.datetime(9999, 12, 30)  # noqa: DTZ001  # a day before the end, likewise
 
@@ -188,7 +188,7 @@ def aware_datetimes() -> st.SearchStrategy[dt.datetime]:
 @functools.cache
 def naive_datetimes() -> st.SearchStrategy[dt.datetime]:
     """Datetimes without a timezone, year 1 and 9999 included."""
-    return st.one_of(st.sampled_from([_FIRST, _LAST]), st.datetimes())
+    return st.one_of(st.sampled_from([FIRST_DATETIME, LAST_DATETIME]), st.datetimes())
 
 
 # JSON ---------------------------------------------------------------------------------
