@@ -36,7 +36,6 @@ from persistence import (
     list_results,
     migrate,
     migration_status,
-    open_counterexample_store,
     queries,
     save_config_entry,
     save_file_record,
@@ -48,7 +47,6 @@ from persistence import (
 )
 from persistence.__main__ import main
 from persistence.database import backend_of, connection
-from persistence.storage import open_storage
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -252,21 +250,6 @@ async def writing(url: Path, stop: asyncio.Event, written: list[int]) -> None:
             written.append(saved.id)
             i += 1
             await asyncio.sleep(0)
-
-
-@pytest.fixture(name="store")
-async def kept_store(tmp_path_factory: pytest.TempPathFactory) -> CounterexampleStore:
-    """The kept files of the counterexamples, under a storage root of their own."""
-    return await open_counterexample_store(await open_storage(tmp_path_factory.mktemp("kept")))
-
-
-@pytest.fixture(name="source")
-async def filled_sqlite(tmp_path: Path, store: CounterexampleStore) -> AsyncIterator[Database]:
-    """A migrated SQLite database with rows in every copied table."""
-    async with connect(tmp_path / "source.db") as db:
-        await migrate(db)
-        await fill(db, store)
-        yield db
 
 
 @pytest.fixture(name="postgres")

@@ -19,12 +19,6 @@ from persistence.__main__ import main
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.fixture(autouse=True)
-def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without DATABASE_URL, whatever the shell running pytest has."""
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-
-
 def cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:

@@ -1,12 +1,10 @@
-"""What the storage tests share: a fresh storage, snapshots of folders, and every operation."""
+"""What the storage tests share: snapshots of folders, and every operation."""
 
 import hashlib
 import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from persistence.storage import (
     Storage,
@@ -16,7 +14,6 @@ from persistence.storage import (
     info,
     list_backups,
     move,
-    open_storage,
     prune_backups,
     read_bytes,
     read_text,
@@ -28,12 +25,6 @@ Operation = Callable[[Storage, str], Awaitable[object]]
 
 PARTIAL = ".x.txt.0123456789abcdef.storage-partial"
 DAY = 24 * 3600
-
-
-@pytest.fixture(name="storage")
-async def storage_fixture(tmp_path: Path) -> Storage:
-    """Open a fresh storage at tmp_path/root."""
-    return await open_storage(tmp_path / "root")
 
 
 def sha256(data: bytes) -> str:

@@ -26,7 +26,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from persistence import Database, connect, migrate
+from persistence import (
+    CounterexampleStore,
+    Database,
+    connect,
+    migrate,
+    open_counterexample_store,
+)
+from persistence.storage import Storage, open_storage
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ENGINES = ["sqlite", "postgres"]
@@ -344,6 +351,38 @@ async def sqlite_db(tmp_path: Path, _migrated_sqlite_template: Path) -> AsyncIte
     """A fresh, migrated SQLite database, for what only SQLite does: a copy of the template."""
     async with connect(_migrated_sqlite_file(_migrated_sqlite_template, tmp_path)) as db:
         await migrate(db)
+        yield db
+
+
+@pytest.fixture
+def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the test without DATABASE_URL, whatever the shell running pytest has.
+
+    The command-line tests ask for it in their `pytestmark`; a test that wants it sets it.
+    """
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+@pytest.fixture(name="storage")
+async def fresh_storage(tmp_path: Path) -> Storage:
+    """A fresh file storage at tmp_path/root."""
+    return await open_storage(tmp_path / "root")
+
+
+@pytest.fixture(name="store")
+async def kept_store(tmp_path_factory: pytest.TempPathFactory) -> CounterexampleStore:
+    """A counterexample store, its kept files under a storage root of their own."""
+    return await open_counterexample_store(await open_storage(tmp_path_factory.mktemp("kept")))
+
+
+@pytest.fixture(name="source")
+async def filled_sqlite(tmp_path: Path, store: CounterexampleStore) -> AsyncIterator[Database]:
+    """A migrated SQLite database with rows in every table a backup copies, some kept in `store`."""
+    from _backup_helpers import fill  # noqa: PLC0415  # only the backup tests need it
+
+    async with connect(tmp_path / "source.db") as db:
+        await migrate(db)
+        await fill(db, store)
         yield db
 
 

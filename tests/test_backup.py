@@ -23,9 +23,7 @@ from _backup_helpers import (
     TEST,
     assert_same,
     contents,
-    filled_sqlite,  # noqa: F401  # the `source` fixture, used by name
     indexes,
-    kept_store,  # noqa: F401  # the `store` fixture, used by name
     migrated_postgres,  # noqa: F401  # the `postgres` fixture, used by name
     names,
     new_id,

@@ -15,8 +15,6 @@ from _backup_helpers import (
     EMPTY,
     assert_same,
     contents,
-    filled_sqlite,  # noqa: F401  # the `source` fixture, used by name
-    kept_store,  # noqa: F401  # the `store` fixture, used by name
     migrated_postgres,  # noqa: F401  # the `postgres` fixture, used by name
     names,
     run,

@@ -21,11 +21,12 @@ from _cli_helpers import (
     cli,
     existing,
     free_port,
-    no_database_url,  # noqa: F401  # the autouse `no_database_url` fixture
     run,
 )
 from conftest import with_database
 from persistence.__main__ import main
+
+pytestmark = pytest.mark.usefixtures("no_database_url")
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import pytest
 from _cli_helpers import (
     assert_one_error_line,
     free_port,
-    no_database_url,  # noqa: F401  # the autouse `no_database_url` fixture
     run,
 )
 from persistence.__main__ import main
+
+pytestmark = pytest.mark.usefixtures("no_database_url")
 
 # --- secrets ---------------------------------------------------------------------------------
 

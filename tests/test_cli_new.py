@@ -13,11 +13,12 @@ from _cli_helpers import (
     ROOT,
     assert_one_error_line,
     cli,
-    no_database_url,  # noqa: F401  # the autouse `no_database_url` fixture
     run,
 )
 from persistence.__main__ import main
 from persistence.migrations import discover_migrations
+
+pytestmark = pytest.mark.usefixtures("no_database_url")
 
 LATEST_VERSIONS = sorted(
     int(path.name[:4]) for path in (ROOT / "sql" / "migrations" / "sqlite").glob("[0-9]*.sql")

@@ -24,11 +24,12 @@ from _cli_helpers import (
     cli,
     execute,
     existing,
-    no_database_url,  # noqa: F401  # the autouse `no_database_url` fixture
     run,
 )
 from persistence.__main__ import main
 from persistence.migrations import discover_migrations, migrations_folder
+
+pytestmark = pytest.mark.usefixtures("no_database_url")
 
 STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted", "newer", "user"}
 USER_KEYS = {"folder"}  # with applied, pending, drifted, newer and up_to_date

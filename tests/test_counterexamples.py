@@ -26,11 +26,9 @@ from persistence import (
     counterexamples,
     delete_results_before,
     keep_counterexample,
-    open_counterexample_store,
     save_run,
     transaction,
 )
-from persistence.storage import open_storage
 
 T0: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OLD: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -51,12 +49,6 @@ def _failing(
         test_id=TEST,
         **fields,  # type: ignore[arg-type]  # the few fields the tests vary
     )
-
-
-@pytest.fixture(name="store")
-async def kept_store(tmp_path: Path) -> CounterexampleStore:
-    """A counterexample store under a fresh storage root."""
-    return await open_counterexample_store(await open_storage(tmp_path / "files"))
 
 
 async def test_inputs_are_kept_once_and_listed_newest_first(

@@ -16,7 +16,6 @@ import itertools
 import math
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Final
 
 import attrs
@@ -41,7 +40,6 @@ from persistence import (
     delete_run,
     keep_counterexample,
     list_runs,
-    open_counterexample_store,
     save_result,
     save_results,
     save_run,
@@ -59,7 +57,6 @@ from persistence.run_history import (
     list_test_history,
     slowest_tests,
 )
-from persistence.storage import open_storage
 from strategies import ON_DATABASE
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -334,12 +331,6 @@ keeps = st.lists(
     ),
     max_size=10,
 )
-
-
-@pytest.fixture(name="store")
-async def kept_store(tmp_path: Path) -> CounterexampleStore:
-    """A counterexample store under a fresh storage root."""
-    return await open_counterexample_store(await open_storage(tmp_path / "files"))
 
 
 def _sha(data: bytes) -> str:

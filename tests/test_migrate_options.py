@@ -23,13 +23,9 @@ from persistence._postgres.create import database_name
 from persistence.database import Engine
 from persistence.migrations import discover_migrations, migrations_folder
 
+pytestmark = pytest.mark.usefixtures("no_database_url")
+
 VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
-
-
-@pytest.fixture(autouse=True)
-def no_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without DATABASE_URL, whatever the shell running pytest has."""
-    monkeypatch.delenv("DATABASE_URL", raising=False)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -18,7 +18,6 @@ from _storage_helpers import (
     Operation,
     age,
     sha256,
-    storage_fixture,  # noqa: F401  # the `storage` fixture, used by name
 )
 from persistence._files.paths import storage_errors
 from persistence.exceptions import (

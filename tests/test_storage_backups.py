@@ -9,7 +9,6 @@ from _storage_helpers import (
     PARTIAL,
     age,
     snapshot,
-    storage_fixture,  # noqa: F401  # the `storage` fixture, used by name
 )
 from persistence.storage import (
     Storage,

@@ -13,7 +13,6 @@ from _storage_helpers import (
     PARTIAL,
     age,
     snapshot,
-    storage_fixture,  # noqa: F401  # the `storage` fixture, used by name
 )
 from persistence.exceptions import NotAFileError, OutsideRootError, StorageError
 from persistence.storage import (

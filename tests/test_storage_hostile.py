@@ -53,12 +53,6 @@ from strategies.hostile import wrong_types
 DAY = 24 * 3600
 
 
-@pytest.fixture(name="storage")
-async def storage_fixture(tmp_path: Path) -> Storage:
-    """Open a fresh storage at tmp_path/root."""
-    return await open_storage(tmp_path / "root")
-
-
 def tree(root: Path) -> dict[str, bytes | None]:
     """Every entry under `root`, lock files aside: file bytes, None for folders and links."""
     found: dict[str, bytes | None] = {}

@@ -41,12 +41,6 @@ HERE = Path(__file__).parent
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
 
 
-@pytest.fixture(name="storage")
-async def storage_fixture(tmp_path: Path) -> Storage:
-    """Open a fresh storage at tmp_path/root."""
-    return await open_storage(tmp_path / "root")
-
-
 @pytest.fixture(name="slow_records")
 def slow_records_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the store's record writes take 0 to 4 ms more at random, as on a busy database."""

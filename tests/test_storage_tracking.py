@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
-import pytest
 
 from persistence import (
     Database,
@@ -32,12 +31,6 @@ from persistence.storage import (
 )
 
 DOCS = Path(__file__).parent.parent / "docs" / "STORAGE.md"
-
-
-@pytest.fixture(name="storage")
-async def storage_fixture(tmp_path: Path) -> Storage:
-    """Open a fresh storage at tmp_path/root."""
-    return await open_storage(tmp_path / "root")
 
 
 def sha256(data: bytes) -> str:
