@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _cli_helpers import run
 from conftest import Dropper, with_database
 from persistence import DatabaseError, ValidationError, create_database
 from persistence.__main__ import main
@@ -26,13 +27,6 @@ from persistence.migrations import discover_migrations, migrations_folder
 pytestmark = pytest.mark.usefixtures("no_database_url")
 
 VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run the command line in this process: exit code, stdout and stderr."""
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def _admin(url: str, statement: str, *args: object) -> object:

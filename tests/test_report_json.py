@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _report_helpers import assert_nothing_written
 from persistence import (
     Database,
     ReportError,
@@ -20,7 +21,6 @@ from persistence import (
     TestResult,
     TestStatus,
     all_results,
-    all_runs,
     report_json,
     save_results,
     save_run,
@@ -47,11 +47,6 @@ CTRF: Final = {
         ],
     }
 }
-
-
-async def _nothing_written(db: Database) -> None:
-    assert await all_runs(db) == []
-    assert await all_results(db) == []
 
 
 async def test_a_ctrf_report_imports_as_one_run(db: Database, tmp_path: Path) -> None:
@@ -170,7 +165,7 @@ async def test_a_bad_ctrf_file_writes_nothing(
     with pytest.raises(ReportError, match=problem) as caught:
         await import_ctrf(db, path)
     assert str(caught.value).startswith(str(path))
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
@@ -184,7 +179,7 @@ async def test_a_test_twice_in_a_ctrf_file_is_named_by_both_indexes(
     assert str(caught.value) == (
         f"{path}: results.tests[1]: test 'ok' appears twice: first at results.tests[0]"
     )
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 _UNREADABLE_VALUES = [
@@ -216,7 +211,7 @@ async def test_a_ctrf_value_json_cannot_read_is_named_by_its_line(
         assert caught.value.line == line, where
         assert caught.value.reason.startswith(f"not JSON: {said}"), where
         assert "sys." not in caught.value.reason
-        await _nothing_written(sqlite_db)
+        await assert_nothing_written(sqlite_db)
 
 
 _CTRF_STATUSES: Final = "['failed', 'other', 'passed', 'pending', 'skipped']"
@@ -311,7 +306,7 @@ async def test_a_ctrf_member_of_another_json_type_is_named_with_its_test(
     with pytest.raises(ReportError) as caught:
         await import_ctrf(sqlite_db, path)
     assert str(caught.value).startswith(f"{path}: results.tests[1]: test 'x': {said}")
-    await _nothing_written(sqlite_db)
+    await assert_nothing_written(sqlite_db)
 
 
 @pytest.mark.parametrize(
@@ -353,7 +348,7 @@ async def test_a_ctrf_member_that_would_be_dropped_is_refused(
     with pytest.raises(ReportError) as caught:
         await import_ctrf(sqlite_db, path)
     assert str(caught.value) == f"{path}: results.tests[1]: test 'x': {said}"
-    await _nothing_written(sqlite_db)
+    await assert_nothing_written(sqlite_db)
 
 
 async def test_a_ctrf_status_is_checked_beside_a_raw_status(
@@ -364,7 +359,7 @@ async def test_a_ctrf_status_is_checked_beside_a_raw_status(
     path.write_text(_ctrf_with({"name": "x", "status": [], "rawStatus": "timeout"}))
     with pytest.raises(ReportError, match=r"tests\[1\]: test 'x': status must be one of"):
         await import_ctrf(sqlite_db, path)
-    await _nothing_written(sqlite_db)
+    await assert_nothing_written(sqlite_db)
 
 
 @pytest.mark.parametrize(
@@ -408,7 +403,7 @@ async def test_a_bad_json_lines_file_writes_nothing(
     with pytest.raises(ReportError, match=problem) as caught:
         await import_jsonl(db, path)
     assert caught.value.line == 3
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 @pytest.mark.parametrize(("value", "said"), _UNREADABLE_VALUES)
@@ -437,7 +432,7 @@ async def test_a_json_lines_value_json_cannot_read_is_said_as_for_ctrf(
     assert caught.value.reason == as_ctrf.value.reason
     assert caught.value.reason.startswith(f"not JSON: {said}")
     assert "sys." not in caught.value.reason
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 @pytest.mark.parametrize("form", ["ctrf", "jsonl"])
@@ -449,7 +444,7 @@ async def test_a_missing_file_is_said_to_be_unreadable_and_nothing_more(
     with pytest.raises(ReportError) as caught:
         await (import_ctrf if form == "ctrf" else import_jsonl)(db, path)
     assert str(caught.value) == f"{path}: cannot read: No such file or directory"
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 async def test_a_json_lines_file_in_another_encoding_is_refused(
@@ -462,7 +457,7 @@ async def test_a_json_lines_file_in_another_encoding_is_refused(
     )
     with pytest.raises(ReportError, match="not UTF-8"):
         await import_jsonl(db, path)
-    await _nothing_written(db)
+    await assert_nothing_written(db)
 
 
 @ON_DATABASE
@@ -553,4 +548,4 @@ async def test_an_import_cancelled_while_it_frees_its_results_writes_nothing(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await _nothing_written(db)
+    await assert_nothing_written(db)
