@@ -37,6 +37,7 @@ from persistence import (
     ValidationError,
     all_results,
     connect,
+    connection,
     create_database,
     get_config_value,
     migrate,
@@ -47,6 +48,10 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence._postgres import backend as postgres_backend
+from persistence._postgres import connections
+from persistence._postgres.adapter import PgConnection
+from persistence._postgres.connections import as_pg
 from persistence.cache import open_memory_cache
 from persistence.database import close_database, engine_of, open_database, redact_url
 
@@ -401,3 +406,39 @@ async def test_bad_option_arguments_are_refused_before_connecting(
     assert raised.value.field == field
     assert reason in str(raised.value)
     assert "s3cret" not in str(raised.value)
+
+
+async def test_a_loan_to_the_callers_sql_is_reset_through_pgbouncer(
+    pgbouncer: int, direct_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full reset of a `connection()` loan runs on transaction pooling, and succeeds.
+
+    RESET ALL, UNLISTEN *, pg_advisory_unlock_all and the rest are plain statements there.
+    """
+    failures: list[BaseException] = []
+    resets: list[bool] = []
+
+    async def watched(conn: PgConnection, *, full: bool) -> None:
+        resets.append(full)
+        try:
+            await connections.tidy(conn, full=full)
+        except BaseException as error:
+            failures.append(error)
+            raise
+
+    monkeypatch.setattr(postgres_backend, "tidy", watched)
+    url = through(pgbouncer, direct_url, "pgbouncer=transaction")
+    async with connect(url, pool_size=1) as db:
+        await migrate(db)
+        before = len(await all_results(db))  # the module's database: other tests' rows too
+        async with connection(db) as lent:
+            conn = as_pg(lent)
+            await conn.execute("LISTEN leftover; SELECT pg_advisory_lock(1)")
+            await conn.execute("CREATE TEMP TABLE test_results (id int)")
+            await conn.execute("SET search_path = elsewhere; SET statement_timeout = 1")
+        assert resets == [True]
+        assert failures == []
+        await save_result(db, result())
+        assert len(await all_results(db)) == before + 1
+        async with connection(db) as lent:
+            assert await as_pg(lent).fetchval("SHOW statement_timeout") == "0"

@@ -113,6 +113,12 @@ class Backend(Protocol):
     async def end_failed_loan(self, error: BaseException) -> None:
         """End a loan of `lend_at_once` whose statement failed with `error`, or was cancelled."""
 
+    def lent_to_caller(self, conn: Connection) -> None:
+        """Have `conn`, which `connection()` lent to the caller's own SQL, reset when it goes back.
+
+        The session state that SQL may set would otherwise outlive the loan.
+        """
+
     def begin(self) -> AbstractAsyncContextManager[Connection]:
         """Open a transaction holding the write lock from its start; commit or roll back."""
 

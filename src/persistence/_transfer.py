@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from persistence._backend import refuse_cancel_from_outside
 from persistence._loop import map_in_slices
-from persistence.database import connection, translate_errors
+from persistence.database import borrow, translate_errors
 from persistence.exceptions import DatabaseError
 from persistence.queries import (
     copy_write_config_entries_params,
@@ -208,7 +208,7 @@ async def _pipe(
         following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
         try:
             params = await map_in_slices(convert, page)
-            async with connection(tx) as conn:
+            async with borrow(tx) as conn:
                 await write(conn, params)
         except BaseException:
             if following is not None:

@@ -34,8 +34,8 @@ from persistence.database import (
     Database,
     Engine,
     backend_of,
+    borrow,
     connect,
-    connection,
     read_file_as_is,
     require_database,
     transaction,
@@ -127,11 +127,11 @@ async def _copy(
         async with transaction(target) as tx:
             await _require_empty(tx)  # again, now that the target's write lock is held
             # Indexes are built again over the rows, after them: cheaper than row by row.
-            async with connection(tx) as conn:
+            async with borrow(tx) as conn:
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
             moved, last_ids = await move_rows(source, reading, tx, page_size)
             check_moved(moved, expected)
-            async with connection(tx) as conn:
+            async with borrow(tx) as conn:
                 rows = sum(moved.values())
                 await backend_of(tx).create_indexes(conn, indexes, rows=rows)
                 await backend_of(tx).set_id_counters(
@@ -168,7 +168,7 @@ async def backup_database(
         if db.engine is Engine.SQLITE:
             async with translate_errors(db):
                 await backend_of(db).backup_file(str(made))
-            async with connect(made, create=False) as done, connection(done) as conn:
+            async with connect(made, create=False) as done, borrow(done) as conn:
                 sizes = sizes_of(await done.queries.copy_table_sizes(conn))
         else:
             async with connect(folder / "working.db") as working:
@@ -264,7 +264,7 @@ async def _refuse_user_tables(db: Database) -> None:
     migrations, would be left behind without a word. Their SQL, and so their columns' types,
     are the user's, per engine.
     """
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         tables = await backend_of(db).table_names(conn)
     theirs = [table for table in tables if table not in PACKAGE_TABLES]
     if theirs:
@@ -277,7 +277,7 @@ async def _refuse_user_tables(db: Database) -> None:
 
 async def _require_empty(db: Database) -> None:
     """Refuse a target that holds any row of the copied tables, naming them."""
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         sizes = await db.queries.copy_table_sizes(conn)
     full = {t: n for t, n in sizes_of(sizes).items() if n}
     if full:

@@ -30,7 +30,7 @@ from persistence.cache.disk import (
     stage_held_puts,
     stage_hold,
 )
-from persistence.database import Database, connection, require_database, transaction
+from persistence.database import Database, borrow, require_database, transaction
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
@@ -94,7 +94,7 @@ class CounterexampleStore:
         removed = 0
         for shard in sorted({key[:2] for key in keys}):
             high = "g" if shard == "ff" else f"{int(shard, 16) + 1:02x}"  # the next shard's start
-            async with connection(db) as conn:
+            async with borrow(db) as conn:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             named = {row.sha256 for row in rows}
             for key in keys:
@@ -109,7 +109,7 @@ class CounterexampleStore:
 
         async def record(spot: Spot) -> None:
             nonlocal removed
-            async with connection(db) as conn:
+            async with borrow(db) as conn:
                 row = await db.queries.artifact_links(conn, sha256=key)
             if row is not None and row.links == 0:
                 removed = await asyncio.to_thread(remove_entry, spot)
@@ -173,7 +173,7 @@ async def keep_counterexample(
 
     async def record(published: list[tuple[str, int | None]]) -> None:
         keys = {data: key for data, (key, _) in zip(contents, published, strict=True)}
-        async with transaction(db) as tx, connection(tx) as conn:
+        async with transaction(db) as tx, borrow(tx) as conn:
             new_id = await tx.queries.insert_test_result(conn, **result_params(result))
             links: list[InsertResultArtifactsParams] = [
                 {"result_id": new_id, "role": role, "sha256": keys[data], "size": len(data)}

@@ -501,6 +501,16 @@ class _Lent:
                 _raise_translated(self._backend, error, self._database)
 
 
+class _CallersLoan(_Lent):
+    """The context of `connection()`: the caller's SQL may set session state, reset after."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Connection:
+        self._backend.lent_to_caller(lent := await super().__aenter__())
+        return lent
+
+
 async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
     """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query).
 
@@ -537,8 +547,11 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
 
 
 def connection(db: Database) -> _Lent:
-    """Lend a connection for one query (the transaction's in `transaction()`); errors translated."""
-    return _Lent(db)
+    """Lend a connection (a block's in a block), errors translated; reset after on PostgreSQL."""
+    return _CallersLoan(db)
+
+
+borrow = _Lent  # connection() for this package's own calls, which set no session state: no reset
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,7 @@ from persistence.database import (
     Database,
     Engine,
     backend_of,
-    connection,
+    borrow,
     require_database,
     split_script,
     translate_errors,
@@ -382,7 +382,7 @@ async def _chain_status(db: Database, chain: Chain, migrations: list[Migration])
     async with translate_errors(db):
         has_history = bool(await backend_of(db).table_columns(chain.history))
     if has_history:
-        async with connection(db) as conn:
+        async with borrow(db) as conn:
             applied = await _applied(db, conn, chain)
     elif chain is Chain.PACKAGE and await _legacy_history(db):
         notes = (

@@ -29,7 +29,7 @@ from persistence._interface import JsonObject
 from persistence._loop import map_each, map_in_slices, share_loop
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_params
-from persistence.database import Database, connection, read_snapshot, transaction
+from persistence.database import Database, borrow, read_snapshot, transaction
 from persistence.exceptions import NotAFileError, ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.runs import get_run, save_run
@@ -331,7 +331,7 @@ def _close(stream: BinaryIO) -> None:
 async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
     """Insert checked rows in one batch: the bulk insert under `save_results`."""
     if rows:
-        async with connection(db) as conn:
+        async with borrow(db) as conn:
             await db.queries.insert_test_results(conn, rows)
 
 
@@ -480,7 +480,7 @@ async def run_results(db: Database, run_id: int) -> list[TestResult]:
     results: list[TestResult] = []
     after = MIN_INT  # before every id, those of 0 and below that plain SQL may write included
     while True:
-        async with connection(db) as conn:
+        async with borrow(db) as conn:
             rows = await db.queries.list_run_results(
                 conn, run_id=run_id, after_id=after, page_size=READ_PAGE
             )

@@ -42,7 +42,7 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import result_from_row, result_params, with_id
-from persistence.database import Database, connection, require_database, run_query, transaction
+from persistence.database import Database, borrow, require_database, run_query, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
@@ -350,7 +350,7 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
         )
         async with batch as tx:
             statement_started = time.perf_counter()
-            async with connection(tx) as conn:
+            async with borrow(tx) as conn:
                 deleted = await tx.queries.delete_test_results_before_batch(
                     conn, cutoff=cutoff, batch_size=size
                 )

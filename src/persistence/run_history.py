@@ -28,7 +28,7 @@ from persistence._guards import (
 )
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
 from persistence._rows import found, result_from_row
-from persistence.database import Database, connection, run_query
+from persistence.database import Database, borrow, run_query
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
 from persistence.runs import find_run
@@ -215,7 +215,7 @@ async def compare_runs(
     head = key_id("Run", head, "head")
     ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     floor = finite_amount("RunComparison", "slower_floor", slower_floor)
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         rows = await db.queries.compare_runs(
             conn,
             base=base,
@@ -265,7 +265,7 @@ async def list_test_history(
             f"the cursor belongs to test {after.test_id!r:.80}, not {test_id!r:.80}",
         )
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         rows = await db.queries.list_test_history(
             conn, test_id=test_id, cursor_created_at=cursor_at, cursor_id=cursor_id, page_size=limit
         )
@@ -294,7 +294,7 @@ async def duration_figures(
     last = page_limit("DurationFigures", last, "last", MAX_LAST_RESULTS)
     ratio = finite_amount("DurationFigures", "slower_ratio", slower_ratio)
     floor = finite_amount("DurationFigures", "slower_floor", slower_floor)
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         row = await db.queries.test_durations(conn, test_id=test_id, last_results=last)
     assert row is not None  # noqa: S101  # an aggregate gives one row
     slower = (
@@ -320,7 +320,7 @@ async def slowest_tests(
     if created_until is not None:
         end = utc_instant("SlowTest", "created_until", created_until)
     top = page_limit("SlowTest", top, "top")
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
     return [SlowTest(**row._asdict()) for row in rows]
 
@@ -332,6 +332,6 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
     """
     test_id = nonempty_text("TestResult", "test_id", test_id)
     top = page_limit("Counterexample", top, "top")
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
     return [Counterexample(**row._asdict() | {"status": _STATUSES[row.status]}) for row in rows]

@@ -30,7 +30,7 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import finite_time, found, refused_row
-from persistence.database import Database, connection, run_query, transaction
+from persistence.database import Database, borrow, run_query, transaction
 from persistence.exceptions import NotFoundError
 from persistence.models import Run, utc_now
 
@@ -146,7 +146,7 @@ async def end_run(db: Database, run_id: int, ended_at: dt.datetime | None = None
 async def delete_run(db: Database, run_id: int) -> bool:
     """Delete a run and every result that belongs to it; return whether there was one."""
     run_id = key_id("Run", run_id)
-    async with transaction(db) as tx, connection(tx) as conn:
+    async with transaction(db) as tx, borrow(tx) as conn:
         await tx.queries.delete_run_results(conn, id=run_id)
         deleted = await tx.queries.delete_run(conn, id=run_id)
     return deleted > 0
@@ -171,7 +171,7 @@ async def list_runs(
     until, cursor_at, cursor_id = upper_bounds(
         END_OF_TIME if where.started_until is None else where.started_until, cursor_at, cursor_id
     )
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         rows = await db.queries.list_runs(
             conn,
             started_from=START_OF_TIME if where.started_from is None else where.started_from,

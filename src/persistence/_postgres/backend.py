@@ -27,6 +27,7 @@ from persistence._postgres.connections import (
     left_broken,
     reset,
     terminate,
+    tidy,
     usable,
 )
 from persistence._postgres.errors import CONNECTION_FAILURES, detail, translate_postgres
@@ -103,6 +104,8 @@ class PostgresBackend:
     _out: set[PgConnection] = attrs.field(init=False, factory=set)
     """The connections taken from the pool and not yet handed back: the close waits for them."""
     _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
+    _lent_to_caller: set[PgConnection] = attrs.field(init=False, factory=set)
+    """Connections that `connection()` lent to the caller's SQL: reset in full when given back."""
 
     @property
     def closed(self) -> bool:
@@ -177,11 +180,13 @@ class PostgresBackend:
         """
         if broken:
             terminate(connection)
+        full = connection in self._lent_to_caller
+        self._lent_to_caller.discard(connection)
         cancelled = False  # the caller's cancellation: the connection goes back, then it is raised
-        if not clean and usable(connection) and connection.is_in_transaction():
-            try:
+        if (full or not clean) and usable(connection) and (full or connection.is_in_transaction()):
+            try:  # cut short, the reset would be half done: the connection is closed
                 async with asyncio.timeout(self.release_timeout):
-                    await connection.execute("ROLLBACK")
+                    await tidy(connection, full=full)
             except asyncio.CancelledError:
                 terminate(connection)
                 cancelled = True
@@ -221,7 +226,7 @@ class PostgresBackend:
     async def give_lane_back(self, *, failed: bool, broken: bool = False) -> None:
         """Free the lane; after a failure, hand its connection back to the pool."""
         try:
-            if failed:
+            if failed or self._lane in self._lent_to_caller:  # reset as it goes back
                 await self._drop_lane(broken=broken)
         finally:
             self._free_lane()
@@ -241,6 +246,10 @@ class PostgresBackend:
     def lend(self) -> _Lent:
         """Lend the lane or a pooled connection for one statement."""
         return _Lent(self)
+
+    def lent_to_caller(self, conn: Connection) -> None:
+        """Have `conn` reset in full when it goes back: the caller's SQL may set its session."""
+        self._lent_to_caller.add(as_pg(conn))
 
     def lend_at_once(self) -> PgConnection | None:
         """Hold the lane if it is free and open, waiting for nothing; else None: `lend()`.

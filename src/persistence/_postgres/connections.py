@@ -43,10 +43,33 @@ def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[byt
 async def reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """On release, roll back a transaction left open; skip asyncpg's reset query (no state).
 
-    It costs a round trip per call; this package sets no session state and takes no session lock.
+    It costs a round trip per call; the package's own calls set no session state and take no
+    session lock. A connection lent to the caller's own SQL is reset in full before: `tidy`.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
+
+
+_CALLERS_STATE: Final = (
+    "SET SESSION AUTHORIZATION DEFAULT;\nDISCARD TEMP;\n"
+    "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_prepared_statements WHERE from_sql "
+    "LOOP EXECUTE format('DEALLOCATE %I', n); END LOOP; END$$;\n"
+)
+"""What asyncpg's reset query leaves: the session's user, temporary tables, and the statements
+that SQL's PREPARE made (not asyncpg's own, which its statement cache holds)."""
+
+
+async def tidy(connection: PgConnection, *, full: bool) -> None:
+    """Roll back a transaction left open; if `full`, reset what the caller's SQL set on it.
+
+    The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
+    pg_advisory_unlock_all) and `_CALLERS_STATE`. RESET ALL goes back to the settings sent at
+    connect (standard_conforming_strings = on), not to the database's.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+    if full:
+        await connection.execute(_CALLERS_STATE + connection.get_reset_query())
 
 
 def usable(connection: PgConnection) -> bool:

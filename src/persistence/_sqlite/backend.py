@@ -130,6 +130,9 @@ class SqliteBackend:
     async def end_failed_loan(self, error: BaseException) -> None:
         """Nothing to end: the session is everyone's."""
 
+    def lent_to_caller(self, conn: Connection) -> None:
+        """Nothing to reset: the session lent runs the generated queries, no SQL of the caller's."""
+
     def _start_in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
         """Start `function` in a worker thread, in the caller's context; give its future."""
         loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ from persistence._guards import count, instance_of, of_type
 from persistence._loop import share_loop
 from persistence._paging import Page, continued_filter, page_limit
 from persistence._rows import result_from_row
-from persistence.database import Database, connection, require_database
+from persistence.database import Database, borrow, require_database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult
 from persistence.results import ResultFilter, wanted_values
@@ -86,7 +86,7 @@ async def search_results(
     )
     skip = 0 if after is None else after.offset
     match = query.fts5() if require_database(db).engine is Engine.SQLITE else query.tsquery()
-    async with connection(db) as conn:
+    async with borrow(db) as conn:
         rows = await db.queries.search_test_results(
             conn,
             match=match,
