@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Final
 
 import asyncpg
+import pytest
 
 from persistence import (
     Database,
+    MigrationError,
     TestResult,
     TestStatus,
     TestType,
@@ -393,3 +395,52 @@ async def test_a_cache_open_across_the_migration_sees_later_writes(
             assert await pg.fetchval("SELECT max(version) FROM persistence_migrations") == 16
         finally:
             await pg.close()
+
+
+async def _blocked_on_a_lock(url: str) -> None:
+    """Wait until a session of the database waits for a lock on a table."""
+    watcher = await asyncpg.connect(url)
+    try:
+        deadline = time.monotonic() + 30
+        query = (
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        while not await watcher.fetchval(query):
+            assert time.monotonic() < deadline, "no migration waited for the table"
+            await asyncio.sleep(0.01)
+    finally:
+        await watcher.close()
+
+
+async def test_a_time_committed_during_0016_on_postgres_is_named(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A bad time a plain writer commits while 0016 waits for the table stops it, naming its row.
+
+    The check ran before the constraint's lock was taken, so a row committed between them
+    was seen by neither: the constraint failed with the server's "violated by some row",
+    naming no row to mend.
+    """
+    await migrate_before_0016(postgres_url, tmp_path / "early")
+    writer = await asyncpg.connect(postgres_url)
+    try:
+        block = writer.transaction()
+        await block.start()
+        row_id = await writer.fetchval(
+            "INSERT INTO test_results (test_type, status, execution_time, created_at)"
+            " VALUES ('unit', 'passed', 2e12, now()) RETURNING id"
+        )
+        async with connect(postgres_url) as db:
+            migrating = asyncio.ensure_future(migrate(db, lock_timeout=30))
+            try:
+                await _blocked_on_a_lock(postgres_url)
+                await block.commit()
+                with pytest.raises(MigrationError, match=rf"in the results of ids {row_id}: write"):
+                    await migrating
+            finally:
+                if not migrating.done():
+                    migrating.cancel()
+            assert (await migration_status(db)).pending[0].version == 16
+    finally:
+        await writer.close()
