@@ -397,7 +397,7 @@ async def test_a_cache_open_across_the_migration_sees_later_writes(
             await pg.close()
 
 
-async def _blocked_on_a_lock(url: str) -> None:
+async def blocked_on_a_lock(url: str) -> None:
     """Wait until a session of the database waits for a lock on a table."""
     watcher = await asyncpg.connect(url)
     try:
@@ -434,7 +434,7 @@ async def test_a_time_committed_during_0016_on_postgres_is_named(
         async with connect(postgres_url) as db:
             migrating = asyncio.ensure_future(migrate(db, lock_timeout=30))
             try:
-                await _blocked_on_a_lock(postgres_url)
+                await blocked_on_a_lock(postgres_url)
                 await block.commit()
                 with pytest.raises(MigrationError, match=rf"in the results of ids {row_id}: write"):
                     await migrating
