@@ -195,3 +195,36 @@ async def test_the_migration_leaves_every_other_time_as_it_was(
     assert newest.execution_time == seconds
     assert math.copysign(1.0, newest.execution_time) == 1.0
     assert (await get_result(db, newest.id or 0)).execution_time == seconds
+
+
+async def test_a_negative_zero_committed_during_the_migration_is_rewritten(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A -0.0 a plain writer commits while 0015 waits for the table is rewritten to 0.0 too.
+
+    The rewrite ran before the constraint's lock was taken, so a row committed between them
+    was left -0.0, and the constraint failed the migration with "violated by some row".
+    """
+    from test_migration_0016_hostile import blocked_on_a_lock  # noqa: PLC0415  # PostgreSQL only
+
+    await _before_0015(postgres_url, tmp_path / "early")
+    writer = await asyncpg.connect(postgres_url)
+    try:
+        block = writer.transaction()
+        await block.start()
+        row_id = await writer.fetchval(
+            f"{INSERT} VALUES ('unit', 'passed', '-0', now()) RETURNING id"
+        )
+        async with connect(postgres_url) as db:
+            migrating = asyncio.ensure_future(migrate(db, lock_timeout=30))
+            try:
+                await blocked_on_a_lock(postgres_url)
+                await block.commit()
+                assert [m.version for m in await migrating] == [15, 16]
+            finally:
+                if not migrating.done():
+                    migrating.cancel()
+        stored = "SELECT execution_time::text FROM test_results WHERE id = $1"
+        assert await writer.fetchval(stored, row_id) == "0"
+    finally:
+        await writer.close()

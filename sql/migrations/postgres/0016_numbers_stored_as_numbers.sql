@@ -17,6 +17,13 @@
 -- The integer columns are bigint, whose range is the model's (0 to MAX_INT, 2**63 - 1, with
 -- the `>= 0` CHECKs), and text or a bytea is refused by the columns' types: nothing else to
 -- add. SQLite's 0016 adds CHECKs of the stored type, which its type affinity needs.
+--
+-- The table is locked against writes before the check, so that a row committed by another
+-- writer while the migration waited for the table is checked and named too; the check read
+-- it unlocked before, and such a row failed the constraint with the server's "violated by
+-- some row", naming none. Readers go on until the constraint's own lock.
+
+LOCK TABLE test_results IN SHARE ROW EXCLUSIVE MODE;
 
 DO $$
 DECLARE
