@@ -6,7 +6,7 @@ import re
 import sqlite3
 from typing import Final
 
-from persistence._backend import ScriptStatement, never_closed
+from persistence._backend import ScriptStatement, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
 _SEMICOLON: Final = re.compile(";")
@@ -65,6 +65,7 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
     A statement ends at the first `;` that completes it, as SQLite reads it, not at a line's
     end: several statements may share a line, and the driver runs one at a time.
     """
+    refuse_nul(script)
     statements: list[ScriptStatement] = []
     start = 0
     for semicolon in _SEMICOLON.finditer(script):
