@@ -6,6 +6,7 @@ another exception. A quote or comment never closed is named by the line where it
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Final
 
@@ -94,3 +95,37 @@ def test_a_nul_character_is_refused_naming_its_line(
         SPLIT[engine](script)
     assert str(raised.value) == "a NUL character is here, which no engine takes in SQL"
     assert raised.value.line == script[: script.index("\x00")].count("\n") + 1
+
+
+LONG: Final = {
+    "semicolons in a string": "INSERT INTO t VALUES ('" + ";" * 20_000 + "');\n",
+    "semicolons in a comment": "SELECT 1; /* " + ";" * 20_000 + " */ SELECT 2;",
+    "semicolons in a quoted name": 'SELECT 1 AS "' + ";" * 20_000 + '";',
+    "a trigger's many statements": (
+        "CREATE TRIGGER t AFTER INSERT ON x BEGIN " + "SELECT 1;" * 2_000 + " END;"
+    ),
+    "a string never closed": "SELECT 1;\nSELECT '" + ";" * 20_000,
+}
+"""Scripts whose every `;` the SQLite splitter once tried as a statement's end."""
+
+
+@pytest.mark.parametrize("kind", list(LONG))
+def test_sqlite_reads_a_script_a_bounded_number_of_times(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's statement check reads each character a few times, not once per `;` after it.
+
+    It was asked of the text up to each `;`, from the statement's start: 20,000 semicolons
+    in a string read 200 million characters, and a 200 KB script took seconds to split.
+    """
+    script = LONG[kind]
+    read: list[int] = []
+    check = sqlite3.complete_statement
+
+    def counted(text: str) -> bool:
+        read.append(len(text))
+        return check(text)
+
+    monkeypatch.setattr(sqlite3, "complete_statement", counted)
+    split_or_refuse(Engine.SQLITE, script)
+    assert sum(read) <= 4 * len(script), (kind, len(read), sum(read))
