@@ -444,6 +444,7 @@ TIMED_MODULES = frozenset(
         "test_network.py",
         "test_network_limits.py",
         "test_retention.py",
+        "test_script_splitting_time.py",
     }
 )
 

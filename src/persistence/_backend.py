@@ -49,6 +49,17 @@ class ScriptStatement:
     """Where it ends: at its `;`, or at the script's end."""
 
 
+def refuse_nul(script: str) -> None:
+    """Refuse a script holding a NUL character, naming its line: no engine takes one in SQL.
+
+    SQLite's statement check raised a bare ValueError for it; PostgreSQL's server refused it.
+    """
+    nul = script.find("\x00")
+    if nul >= 0:
+        line = script.count("\n", 0, nul) + 1
+        raise MigrationError("a NUL character is here, which no engine takes in SQL", line=line)
+
+
 def never_closed(script: str, opening: int, what: str) -> MigrationError:
     """Refuse a script in which `what` opens at `opening` and nothing closes it.
 

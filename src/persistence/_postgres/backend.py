@@ -186,7 +186,8 @@ class PostgresBackend:
         if (full or not clean) and usable(connection) and (full or connection.is_in_transaction()):
             try:  # cut short, the reset would be half done: the connection is closed
                 async with asyncio.timeout(self.release_timeout):
-                    await tidy(connection, full=full)
+                    if await tidy(connection, full=full) and not self._pooling.transaction:
+                        await connection.reload_schema_state()  # its stale cache: `_KEPT`
             except asyncio.CancelledError:
                 terminate(connection)
                 cancelled = True

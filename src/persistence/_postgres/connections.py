@@ -59,17 +59,26 @@ _CALLERS_STATE: Final = (
 that SQL's PREPARE made (not asyncpg's own, which its statement cache holds)."""
 
 
-async def tidy(connection: PgConnection, *, full: bool) -> None:
+async def tidy(connection: PgConnection, *, full: bool) -> bool:
     """Roll back a transaction left open; if `full`, reset what the caller's SQL set on it.
 
     The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
     pg_advisory_unlock_all) and `_CALLERS_STATE`. RESET ALL goes back to the settings sent at
-    connect (standard_conforming_strings = on), not to the database's.
+    connect (standard_conforming_strings = on), not to the database's. Tell whether the
+    server holds none of asyncpg's prepared statements after it: `_KEPT`.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
-    if full:
-        await connection.execute(_CALLERS_STATE + connection.get_reset_query())
+    if not full:
+        return False
+    status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _KEPT)
+    return status == "SELECT 0"
+
+
+_KEPT: Final = "\nSELECT FROM pg_prepared_statements WHERE NOT from_sql;"
+"""Count asyncpg's statements the server still holds, in the reset's status: none after the
+caller's DEALLOCATE ALL or DISCARD ALL, and every query asyncpg had cached would fail on the
+connection, for ever, with 'prepared statement "__asyncpg_stmt_1__" does not exist'."""
 
 
 def usable(connection: PgConnection) -> bool:

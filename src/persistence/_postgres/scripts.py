@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from persistence._backend import ScriptStatement, never_closed
+from persistence._backend import ScriptStatement, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
 _TOKEN = re.compile(
@@ -86,6 +86,7 @@ def split_postgres(script: str) -> list[ScriptStatement]:
 
     A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none.
     """
+    refuse_nul(script)
     statements: list[ScriptStatement] = []
     current: list[str] = []
     start: int | None = None  # where the statement's first word is

@@ -6,21 +6,22 @@ import re
 import sqlite3
 from typing import Final
 
-from persistence._backend import ScriptStatement, never_closed
+from persistence._backend import ScriptStatement, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
-_SEMICOLON: Final = re.compile(";")
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
 _TOKEN: Final = re.compile(
     r"""
       '(?:[^']|'')*+' | "(?:[^"]|"")*+" | `(?:[^`]|``)*+` | \[[^\]]*+\]
-    | --[^\n]* | /\*.*?\*/
+    | (?P<comment>--[^\n]* | /\*.*?\*/ | \s+)
     | (?P<open>['"`\[]|/\*)
-    | [^'"`\[\-/]+ | .
+    | (?P<semi>;)
+    | [^'"`\[\-/;\s]+ | .
     """,
     re.VERBOSE | re.DOTALL,
 )
-"""SQLite's quotes and comments, and (`open`) the opening of one that nothing closes."""
+"""SQLite's quotes, comments (with blank space) and semicolons, and (`open`) the opening of a
+quote or comment that nothing closes."""
 _OPENED: Final = {
     "'": "a string",
     '"': "a quoted name",
@@ -65,21 +66,9 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
     A statement ends at the first `;` that completes it, as SQLite reads it, not at a line's
     end: several statements may share a line, and the driver runs one at a time.
     """
-    statements: list[ScriptStatement] = []
-    start = 0
-    for semicolon in _SEMICOLON.finditer(script):
-        candidate = script[start : semicolon.end()]
-        if sqlite3.complete_statement(candidate):
-            if _has_code(candidate):
-                code = _code_start(script, start)
-                statements.append(ScriptStatement(candidate.strip(), code, semicolon.start()))
-            start = semicolon.end()
+    refuse_nul(script)
+    statements, start = _complete_statements(script)
     pending = script[start:]
-    for token in _TOKEN.finditer(script, start):
-        if token.lastgroup == "open":
-            # SQLite reads it to the end of the script, leaving out what follows: refused, as
-            # PostgreSQL refuses it.
-            raise never_closed(script, token.start(), _OPENED[token.group()])
     if _has_code(pending):
         raise MigrationError(
             f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
@@ -99,6 +88,38 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
                 "transaction (the runner turns foreign keys off and checks them itself)"
             )
     return statements
+
+
+def _complete_statements(script: str) -> tuple[list[ScriptStatement], int]:
+    """Give the statements SQLite reads as complete, and where the rest of the script starts.
+
+    A quote or comment never closed is refused.
+    """
+    statements: list[ScriptStatement] = []
+    start = 0
+    first = True  # no `;` outside quotes and comments yet since `start`
+    before = ""  # the token before this one, past comments and blank space
+    for token in _TOKEN.finditer(script):
+        kind = token.lastgroup
+        if kind == "open":
+            # SQLite reads it to the end of the script, leaving out what follows: refused, as
+            # PostgreSQL refuses it.
+            raise never_closed(script, token.start(), _OPENED[token.group()])
+        if kind == "comment":
+            continue
+        # Past a statement's first `;` that ends nothing, it is a trigger's, which ends at
+        # `END ;` only: asking SQLite at every `;` read the statement again for each.
+        if kind == "semi" and (first or before.lower().endswith("end")):
+            candidate = script[start : token.end()]
+            if sqlite3.complete_statement(candidate):
+                if _has_code(candidate):
+                    code = _code_start(script, start)
+                    statements.append(ScriptStatement(candidate.strip(), code, token.start()))
+                start, first, before = token.end(), True, ""
+                continue
+        first = first and kind != "semi"
+        before = token.group()
+    return statements, start
 
 
 def _code_start(script: str, start: int) -> int:
