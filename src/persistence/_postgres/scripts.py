@@ -187,14 +187,23 @@ def _end_of_dollar_quote(script: str, opening: re.Match[str]) -> int:
 
 
 def _end_of_block_comment(script: str, start: int) -> int:
-    """Give where the block comment opening at `start` ends, past the ones nested in it."""
+    """Give where the block comment opening at `start` ends, past the ones nested in it.
+
+    The next opening and closing are searched for again only once passed: each search from
+    every one of them read the rest of the script again, in time growing with their square.
+    """
     depth, position = 1, start + 2
-    while depth:
-        opening, closing = script.find("/*", position), script.find("*/", position)
+    opening, closing = script.find("/*", position), script.find("*/", position)
+    while True:
         if closing < 0:
             raise never_closed(script, start, "a /* comment")
         if 0 <= opening < closing:
             depth, position = depth + 1, opening + 2
         else:
             depth, position = depth - 1, closing + 2
-    return position
+            if not depth:
+                return position
+        if 0 <= opening < position:  # `/*/` opens, and `*/*` closes: the `*` is not reused
+            opening = script.find("/*", position)
+        if closing < position:
+            closing = script.find("*/", position)
