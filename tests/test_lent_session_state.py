@@ -65,6 +65,14 @@ KINDS: dict[str, tuple[str, str]] = {
         "PREPARE leftover AS SELECT 1",
         "SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql",
     ),
+    "catalog shadowed": (
+        (
+            "CREATE SCHEMA IF NOT EXISTS shadow; CREATE OR REPLACE VIEW "
+            "shadow.pg_prepared_statements AS SELECT ''::text AS name, false AS from_sql "
+            "WHERE false; SET search_path = shadow, pg_catalog; PREPARE hidden AS SELECT 1"
+        ),
+        "SELECT count(*)::text FROM pg_catalog.pg_prepared_statements WHERE from_sql",
+    ),
     "held cursor": (
         "DECLARE leftover CURSOR WITH HOLD FOR SELECT 1",
         "SELECT count(*)::text FROM pg_cursors WHERE name = 'leftover'",
@@ -73,7 +81,7 @@ KINDS: dict[str, tuple[str, str]] = {
 """Each kind of session state: the caller's SQL that sets it, and a probe of its value."""
 
 NEEDS_A_TRANSACTION = frozenset({"held cursor"})
-NEEDS_WRITES = frozenset({"temporary table"})  # read_snapshot() is READ ONLY
+NEEDS_WRITES = frozenset({"temporary table", "catalog shadowed"})  # read_snapshot() is READ ONLY
 
 Lender = Callable[[Database], AbstractAsyncContextManager[Database]]
 

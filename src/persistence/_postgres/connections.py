@@ -52,11 +52,12 @@ async def reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
 
 _CALLERS_STATE: Final = (
     "SET SESSION AUTHORIZATION DEFAULT;\nDISCARD TEMP;\n"
-    "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_prepared_statements WHERE from_sql "
-    "LOOP EXECUTE format('DEALLOCATE %I', n); END LOOP; END$$;\n"
+    "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements "
+    "WHERE from_sql LOOP EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END$$;\n"
 )
 """What asyncpg's reset query leaves: the session's user, temporary tables, and the statements
-that SQL's PREPARE made (not asyncpg's own, which its statement cache holds)."""
+that SQL's PREPARE made (not asyncpg's own, which its statement cache holds). Its catalog names
+are qualified: the caller's search_path may put a schema of its own before pg_catalog."""
 
 
 async def tidy(connection: PgConnection, *, full: bool) -> bool:
@@ -75,10 +76,12 @@ async def tidy(connection: PgConnection, *, full: bool) -> bool:
     return status == "SELECT 0"
 
 
-_KEPT: Final = "\nSELECT FROM pg_prepared_statements WHERE NOT from_sql;"
-"""Count asyncpg's statements the server still holds, in the reset's status: none after the
+_KEPT: Final = "\nSELECT FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql;"
+"""Count asyncpg's statements the server still holds, in the reset's status. None after the
 caller's DEALLOCATE ALL or DISCARD ALL, and every query asyncpg had cached would fail on the
-connection, for ever, with 'prepared statement "__asyncpg_stmt_1__" does not exist'."""
+connection, for ever, with 'prepared statement "__asyncpg_stmt_1__" does not exist'; none too
+when asyncpg had prepared none there. Either way the caches are reloaded: for the whole pool,
+asyncpg's only public way, a cost paid after such a loan alone."""
 
 
 def usable(connection: PgConnection) -> bool:
