@@ -23,7 +23,7 @@ _TOKEN = re.compile(
     | (?P<squote>[BbXxUu]?'(?:[^']|'')*+')
     | (?P<dquote>"(?:[^"]|"")*+")
     | (?P<open>[Ee]'|[BbXxUu]?'|")
-    | (?P<line>--[^\n]*)
+    | (?P<line>--[^\n\r]*)
     | (?P<block>/\*)
     | (?P<dollar>\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
     | (?P<semi>;)
@@ -84,7 +84,8 @@ class _Body:
 def split_postgres(script: str) -> list[ScriptStatement]:
     """Split a PostgreSQL script on the semicolons that end statements.
 
-    A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none.
+    A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none. A `--`
+    comment ends at a CR as at an LF, as the server reads it.
     """
     refuse_nul(script)
     statements: list[ScriptStatement] = []
