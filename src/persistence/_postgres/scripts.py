@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from persistence._backend import ScriptStatement, never_closed, refuse_nul
+from persistence._backend import ScriptStatement, line_at, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
 _TOKEN = re.compile(
@@ -109,7 +109,7 @@ def split_postgres(script: str) -> list[ScriptStatement]:
         if start is None and text.strip():
             start = match.start() + len(text) - len(text.lstrip())
     if body.depth and start is not None:
-        line = script.count("\n", 0, start) + 1
+        line = line_at(script, start)
         raise MigrationError(
             f"the statement at line {line} opens a BEGIN ATOMIC body that no END closes"
         )
