@@ -6,8 +6,11 @@ import math
 from pathlib import Path
 
 import pytest
+from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence import Database, ReportError, all_results, all_runs, export_junit, import_junit
+from persistence.models import utc_now
+from persistence.reports import _junit_parser, _JUnitTarget
 
 
 def _report(tmp_path: Path, time: str) -> Path:
@@ -128,3 +131,61 @@ async def test_a_root_of_another_kind_is_named_by_its_name_and_namespace(
     assert caught.value.reason.startswith(f"expected <testsuites> or <testsuite>, found {found}")
     assert "}" not in caught.value.reason
     assert await all_runs(db) == []
+
+
+@pytest.mark.parametrize(
+    ("root", "found"),
+    [
+        ('<testsuites xmlns="urn:x}y">', "<testsuites> in the XML namespace 'urn:x}y'"),
+        ('<j:testsuite xmlns:j="}">', "<testsuite> in the XML namespace '}'"),
+        ('<testsuites xmlns="urn:{x}">', "<testsuites> in the XML namespace 'urn:{x}'"),
+    ],
+)
+async def test_a_root_whose_namespace_holds_a_brace_is_named_too(
+    db: Database, tmp_path: Path, root: str, found: str
+) -> None:
+    """A namespace holding `}` is named as any other, not refused as a bare syntax error.
+
+    Expat refused it, as holding the `}` that ElementTree has it join a namespace and a name
+    with: the message was `not well-formed XML: syntax error: line 2, column 0`.
+    """
+    path = tmp_path / "report.xml"
+    tag = root[1:-1].split(" ", 1)[0]
+    path.write_text(f'<?xml version="1.0"?>\n{root}<testcase name="t"/></{tag}>\n')
+    with pytest.raises(ReportError) as caught:
+        await import_junit(db, path)
+    assert caught.value.line == 2
+    assert caught.value.reason == (
+        f"expected <testsuites> or <testsuite>, found {found}, where JUnit's are in none"
+    )
+    assert await all_runs(db) == []
+
+
+@pytest.mark.parametrize("namespace", ["urn:x", "urn:x}y"])
+async def test_a_namespace_inside_the_report_is_read_past_whatever_it_holds(
+    db: Database, tmp_path: Path, namespace: str
+) -> None:
+    """An element of another namespace in a case is no part of it, whatever its namespace holds."""
+    path = tmp_path / "report.xml"
+    path.write_text(
+        f'<testsuites><testsuite name="s"><testcase name="t" xmlns:p="{namespace}">'
+        '<p:failure message="not ours"/></testcase></testsuite></testsuites>\n'
+    )
+    await import_junit(db, path)
+    (result,) = await all_results(db)
+    assert (result.test_id, result.status.value, result.error_message) == ("t", "passed", None)
+
+
+def test_the_parser_keeps_every_handler_defusedxml_gives() -> None:
+    """The expat reading a report has each handler of defusedxml's own: its guards stay."""
+    target = _JUnitTarget(Path("report.xml"), 1, utc_now())
+    ours, reference = (
+        _junit_parser(target).parser,
+        DefusedXMLParser(target=target, forbid_dtd=True).parser,
+    )
+    handlers = [name for name in dir(reference) if "Handler" in name]
+    assert {"StartDoctypeDeclHandler", "EntityDeclHandler", "DefaultHandlerExpand"} < set(handlers)
+    for name in handlers:
+        given = getattr(reference, name)
+        assert getattr(getattr(ours, name), "__func__", None) == getattr(given, "__func__", None)
+        assert (getattr(ours, name) is None) == (given is None), name

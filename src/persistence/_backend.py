@@ -49,6 +49,15 @@ class ScriptStatement:
     """Where it ends: at its `;`, or at the script's end."""
 
 
+def line_at(script: str, offset: int) -> int:
+    """Give the line of `script` that `offset` is on, counted from 1.
+
+    A CRLF ends one line and a lone CR one, as in the file `migrate` reads, which makes each an LF.
+    """
+    breaks = script.count("\n", 0, offset) + script.count("\r", 0, offset)
+    return breaks - script.count("\r\n", 0, offset) + 1
+
+
 def refuse_nul(script: str) -> None:
     """Refuse a script holding a NUL character, naming its line: no engine takes one in SQL.
 
@@ -56,7 +65,7 @@ def refuse_nul(script: str) -> None:
     """
     nul = script.find("\x00")
     if nul >= 0:
-        line = script.count("\n", 0, nul) + 1
+        line = line_at(script, nul)
         raise MigrationError("a NUL character is here, which no engine takes in SQL", line=line)
 
 
@@ -65,8 +74,7 @@ def never_closed(script: str, opening: int, what: str) -> MigrationError:
 
     The engine would read the rest of the file into it, or fail naming another place.
     """
-    line = script.count("\n", 0, opening) + 1
-    return MigrationError(f"{what} opened here is never closed", line=line)
+    return MigrationError(f"{what} opened here is never closed", line=line_at(script, opening))
 
 
 class ScriptError(Exception):

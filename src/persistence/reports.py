@@ -16,6 +16,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 from xml.etree.ElementTree import ParseError
+from xml.parsers.expat import ParserCreate
 from xml.sax.saxutils import escape, quoteattr
 
 import attrs
@@ -70,6 +71,18 @@ _SECONDS: Final = re.compile(
 """A case's `time` as JUnit writes it: a decimal number, perhaps with an exponent, in ASCII
 digits; XML's white space around it is read past, as XML Schema's numbers allow, and a time of
 none (empty, or white space only) is 0, as one left out."""
+_NAMESPACE_END: Final = "\x01"
+"""What expat joins an element's namespace and name with: no XML 1.0 text holds it, even as
+a reference, so that no namespace holds it either."""
+_EXPAT_SETTINGS: Final = frozenset(
+    {
+        "buffer_size",
+        "buffer_text",
+        "namespace_prefixes",
+        "ordered_attributes",
+        "specified_attributes",
+    }
+)
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
 
@@ -236,9 +249,27 @@ class _JUnitTarget:
             raise self.fail(f"testcase {test_id!r:.200}: {error}", case.line) from None
 
 
+def _junit_parser(target: _JUnitTarget) -> DefusedXMLParser:
+    """Give defusedxml's parser, its expat joining a namespace and a name with `_NAMESPACE_END`.
+
+    ElementTree's expat joins them with `}`, which a namespace may hold: expat refuses such a
+    namespace with a bare "syntax error", before any handler could name it. Every handler and
+    setting that ElementTree and defusedxml gave their expat (those against DTDs and entities
+    among them) is given to this one.
+    """
+    parser = DefusedXMLParser(target=target, forbid_dtd=True)
+    given = parser.parser
+    expat = ParserCreate(None, _NAMESPACE_END)
+    for name in dir(given):
+        if "Handler" in name or name in _EXPAT_SETTINGS:
+            setattr(expat, name, getattr(given, name))
+    parser.parser = expat  # what ElementTree feeds and closes
+    return parser
+
+
 def _element(tag: str) -> str:
-    """Name an element as a user reads it: expat gives one in a namespace as `namespace}name`."""
-    namespace, joined, name = tag.rpartition("}")  # expat refuses a namespace holding `}`
+    """Name an element as a user reads it: expat gives one in a namespace as `namespace^Aname`."""
+    namespace, joined, name = tag.rpartition(_NAMESPACE_END)
     if not joined:
         return f"<{tag:.80}>"
     return f"<{name:.80}> in the XML namespace {namespace!r:.200}, where JUnit's are in none"
@@ -258,7 +289,7 @@ async def import_junit(
         run = await save_run(tx, run)
         assert run.id is not None  # noqa: S101  # a saved run has an id
         target = _JUnitTarget(path, run.id, run.started_at)
-        parser = DefusedXMLParser(target=target, forbid_dtd=True)
+        parser = _junit_parser(target)
         expat = parser.parser
         target.line = lambda: int(expat.CurrentLineNumber)
         # Elements straight to the target, past ElementTree's Python step per element; the

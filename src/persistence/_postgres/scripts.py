@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from persistence._backend import ScriptStatement, never_closed, refuse_nul
+from persistence._backend import ScriptStatement, line_at, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
 _TOKEN = re.compile(
@@ -23,7 +23,7 @@ _TOKEN = re.compile(
     | (?P<squote>[BbXxUu]?'(?:[^']|'')*+')
     | (?P<dquote>"(?:[^"]|"")*+")
     | (?P<open>[Ee]'|[BbXxUu]?'|")
-    | (?P<line>--[^\n]*)
+    | (?P<line>--[^\n\r]*)
     | (?P<block>/\*)
     | (?P<dollar>\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)
     | (?P<semi>;)
@@ -84,7 +84,8 @@ class _Body:
 def split_postgres(script: str) -> list[ScriptStatement]:
     """Split a PostgreSQL script on the semicolons that end statements.
 
-    A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none.
+    A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none. A `--`
+    comment ends at a CR as at an LF, as the server reads it.
     """
     refuse_nul(script)
     statements: list[ScriptStatement] = []
@@ -108,7 +109,7 @@ def split_postgres(script: str) -> list[ScriptStatement]:
         if start is None and text.strip():
             start = match.start() + len(text) - len(text.lstrip())
     if body.depth and start is not None:
-        line = script.count("\n", 0, start) + 1
+        line = line_at(script, start)
         raise MigrationError(
             f"the statement at line {line} opens a BEGIN ATOMIC body that no END closes"
         )
