@@ -14,7 +14,7 @@ import functools
 import re
 from typing import TYPE_CHECKING, Final
 
-from persistence._backend import ScriptError, ScriptStatement
+from persistence._backend import ScriptError, ScriptStatement, line_at
 from persistence.database import Engine, split_script
 from persistence.exceptions import MigrationError, PersistenceError
 
@@ -103,7 +103,7 @@ def at_commit(file_name: str, error: PersistenceError) -> str:
 
 def statement_place(sql: str, statement: ScriptStatement) -> tuple[int, str]:
     """Give the line where `statement` starts in `sql`, counted from 1, and its text there."""
-    line = sql.count("\n", 0, statement.start) + 1
+    line = line_at(sql, statement.start)
     first = sql[statement.start : statement.end].split("\n", 1)[0].rstrip()
     if len(first) > _SHOWN:
         first = first[:_SHOWN].rstrip() + "..."

@@ -9,7 +9,7 @@ from typing import Final
 from persistence._backend import ScriptStatement, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
-_COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.DOTALL)
+_COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 _TOKEN: Final = re.compile(
     r"""
       '(?:[^']|'')*+' | "(?:[^"]|"")*+" | `(?:[^`]|``)*+` | \[[^\]]*+\]
