@@ -104,6 +104,14 @@ LONG: Final = {
     "a trigger's many statements": (
         "CREATE TRIGGER t AFTER INSERT ON x BEGIN " + "SELECT 1;" * 2_000 + " END;"
     ),
+    "a trigger's cases ending in END;": (
+        "CREATE TRIGGER t AFTER INSERT ON x BEGIN "
+        + "UPDATE x SET a = CASE WHEN 1 THEN 2 END;" * 500
+        + " END;"
+    ),
+    "a trigger's names ending in end;": (
+        "CREATE TRIGGER t AFTER INSERT ON x BEGIN " + "SELECT 1; x.end;" * 1_000 + " END;"
+    ),
     "a string never closed": "SELECT 1;\nSELECT '" + ";" * 20_000,
 }
 """Scripts whose every `;` the SQLite splitter once tried as a statement's end."""
@@ -129,3 +137,54 @@ def test_sqlite_reads_a_script_a_bounded_number_of_times(
     monkeypatch.setattr(sqlite3, "complete_statement", counted)
     split_or_refuse(Engine.SQLITE, script)
     assert sum(read) <= 4 * len(script), (kind, len(read), sum(read))
+
+
+TRIGGERISH: Final = st.lists(
+    st.sampled_from(
+        [
+            ";",
+            " ",
+            "\n",
+            "END",
+            "end",
+            "x.end",
+            "(end",
+            "end)",
+            "CASE WHEN 1 THEN 2 END",
+            "SELECT 1",
+            "CREATE TRIGGER t AFTER INSERT ON x BEGIN ",
+            "CREATE TEMP TRIGGER t AFTER INSERT ON x BEGIN ",
+            "EXPLAIN ",
+            "-- c\n",
+            "/* ; END ; */",
+            "'; END ;'",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+def ends_sqlite_reads(script: str) -> list[int] | None:
+    """Where SQLite ends each statement holding code, asked at every `;` from its start.
+
+    None when the script ends in an incomplete statement.
+    """
+    ends: list[int] = []
+    start = 0
+    for at, character in enumerate(script):
+        if character == ";" and sqlite3.complete_statement(script[start : at + 1]):
+            if split_or_refuse(Engine.SQLITE, script[start : at + 1]) != []:
+                ends.append(at)
+            start = at + 1
+    return None if split_or_refuse(Engine.SQLITE, script[start:] + "\n") != [] else ends
+
+
+@settings(IN_MEMORY, max_examples=400)
+@given(script=TRIGGERISH)
+@example(script="CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; end; SELECT 1;")
+@example(script="CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1;x.end; END;")
+def test_sqlite_statements_end_where_sqlite_says_they_are_complete(script: str) -> None:
+    """The splitter asks SQLite at few `;`, and still ends each statement where SQLite does."""
+    split = split_or_refuse(Engine.SQLITE, script)
+    ends = None if isinstance(split, MigrationError) else [one.end for one in split]
+    assert ends == ends_sqlite_reads(script), (script, split)

@@ -27,6 +27,9 @@ HOSTILE: Final = {
     "parentheses": "(" * 200_000,
     "cases": "CREATE FUNCTION f() BEGIN ATOMIC " + "CASE " * 40_000,
     "statements": "SELECT 1;" * 22_000,
+    "a trigger's cases": "CREATE TRIGGER t AFTER INSERT ON x BEGIN "
+    + "UPDATE x SET a = CASE WHEN 1 THEN 2 END;" * 5_000
+    + " END;",
 }
 
 

@@ -98,7 +98,7 @@ def _complete_statements(script: str) -> tuple[list[ScriptStatement], int]:
     statements: list[ScriptStatement] = []
     start = 0
     first = True  # no `;` outside quotes and comments yet since `start`
-    before = ""  # the token before this one, past comments and blank space
+    before = earlier = ""  # the two tokens before this one, past comments and blank space
     for token in _TOKEN.finditer(script):
         kind = token.lastgroup
         if kind == "open":
@@ -107,18 +107,19 @@ def _complete_statements(script: str) -> tuple[list[ScriptStatement], int]:
             raise never_closed(script, token.start(), _OPENED[token.group()])
         if kind == "comment":
             continue
-        # Past a statement's first `;` that ends nothing, it is a trigger's, which ends at
-        # `END ;` only: asking SQLite at every `;` read the statement again for each.
-        if kind == "semi" and (first or before.lower().endswith("end")):
+        # Past a statement's first `;` that ends nothing, it is a trigger's, which SQLite ends
+        # at `; END ;` only, blank space and comments aside (sqlite3_complete's states): asking
+        # at any other `;`, such as a CASE's `END;`, read the statement again for each.
+        if kind == "semi" and (first or (earlier == ";" and before.lower() == "end")):
             candidate = script[start : token.end()]
             if sqlite3.complete_statement(candidate):
                 if _has_code(candidate):
                     code = _code_start(script, start)
                     statements.append(ScriptStatement(candidate.strip(), code, token.start()))
-                start, first, before = token.end(), True, ""
+                start, first, before, earlier = token.end(), True, "", ""
                 continue
         first = first and kind != "semi"
-        before = token.group()
+        before, earlier = token.group(), before
     return statements, start
 
 
