@@ -291,6 +291,30 @@ async def test_a_postgres_exclusion_conflict_is_a_conflict_as_a_unique_one_is(
                     "INSERT INTO booked VALUES (1)"
                 )
     assert caught.value.constraint == "booked_n_excl"
+    assert 'exclusion constraint "booked_n_excl" on table "booked"' in str(caught.value)
+
+
+async def test_a_postgres_unique_conflict_names_its_table(migrated_postgres_url: str) -> None:
+    """PostgreSQL's message names the constraint alone; SQLite's names `table.column`.
+
+    The table was in the driver error's fields only, so a conflict in one of several tables
+    written in one call (or a migration's) did not say which.
+    """
+    async with connect(migrated_postgres_url) as db:
+        async with connection(db) as conn:
+            server = cast("asyncpg.Connection[asyncpg.Record]", conn)
+            await server.execute("CREATE TABLE once (n int CONSTRAINT only_one UNIQUE)")
+            await server.execute("INSERT INTO once VALUES (1)")
+        with pytest.raises(ConflictError) as caught:
+            async with connection(db) as conn:
+                await cast("asyncpg.Connection[asyncpg.Record]", conn).execute(
+                    "INSERT INTO once VALUES (1)"
+                )
+    assert str(caught.value) == (
+        'duplicate key value violates unique constraint "only_one" on table "once": '
+        "Key (n)=(1) already exists."
+    )
+    assert caught.value.constraint == "only_one"
 
 
 @pytest.mark.parametrize(

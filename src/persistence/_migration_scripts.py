@@ -86,21 +86,6 @@ async def run_statements(
         ) from cause
 
 
-def at_commit(file_name: str, error: PersistenceError) -> str:
-    """Say what failed at a migration's commit (a deferred constraint), naming its table.
-
-    PostgreSQL's message of a unique or exclusion constraint names the constraint alone: its
-    table is in the error's fields, on the driver's error that `error` was raised from.
-    """
-    message, fields = str(error), error.__cause__
-    table = getattr(fields, "table_name", None)
-    constraint = getattr(fields, "constraint_name", None)
-    if isinstance(table, str) and isinstance(constraint, str) and f'"{table}"' not in message:
-        named = f'constraint "{constraint}"'
-        message = message.replace(named, f'{named} on table "{table}"', 1)
-    return f"{file_name}: at its commit: {message}"
-
-
 def statement_place(sql: str, statement: ScriptStatement) -> tuple[int, str]:
     """Give the line where `statement` starts in `sql`, counted from 1, and its text there."""
     line = line_at(sql, statement.start)

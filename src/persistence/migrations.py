@@ -22,7 +22,7 @@ import attrs
 from persistence._files.paths import open_regular
 from persistence._guards import argument, finite_amount
 from persistence._loader import sql_root
-from persistence._migration_scripts import at_commit, checked_statements, run_statements
+from persistence._migration_scripts import checked_statements, run_statements
 from persistence.database import (
     Database,
     Engine,
@@ -491,7 +491,8 @@ async def _apply_pending(
     except PersistenceError as error:
         if not run:
             raise
-        message = at_commit(migration.path.name, error)
+        # a deferred constraint, checked at the commit
+        message = f"{migration.path.name}: at its commit: {error}"
         raise MigrationError(message, migration=migration.name) from error
     return True
 

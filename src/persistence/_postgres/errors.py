@@ -35,7 +35,7 @@ def translate_postgres(  # noqa: PLR0911  # one case a line
             | asyncpg.ExclusionViolationError()
             | asyncpg.ForeignKeyViolationError()
         ):
-            return ConflictError(_message(error), constraint=error.constraint_name)
+            return ConflictError(_naming_table(error), constraint=error.constraint_name)
         case asyncpg.CheckViolationError() | asyncpg.NotNullViolationError():
             table = error.table_name or "row"
             field = error.column_name or error.constraint_name or "constraint"
@@ -90,6 +90,20 @@ def _why_lost(error: BaseException) -> str:
 
 def detail(error: BaseException) -> str:
     return str(error) or type(error).__name__
+
+
+def _naming_table(error: asyncpg.PostgresError) -> str:
+    """Give `_message`, with the table after the constraint, as SQLite's names `table.column`.
+
+    PostgreSQL's message of a unique or exclusion constraint names the constraint alone; its
+    table is in the error's fields. A foreign key's names both already.
+    """
+    message = _message(error)
+    table, constraint = error.table_name, error.constraint_name
+    if table and constraint and f'"{table}"' not in message:
+        named = f'constraint "{constraint}"'
+        message = message.replace(named, f'{named} on table "{table}"', 1)
+    return message
 
 
 _KEY: Final = re.compile(r"(?s)Key \((?P<columns>.*?)\)=\((?P<values>.*)\) (?P<outcome>.*)\.")
