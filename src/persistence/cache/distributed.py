@@ -32,7 +32,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
 from persistence._guards import at_least, finite_amount, nonempty_text
-from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, MISS, Cache, Load
+from persistence.cache._core import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SIZE,
+    MISS,
+    Cache,
+    Load,
+    check_cache_target,
+)
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
 from persistence.database import backend_of, redact_url
@@ -360,6 +367,7 @@ async def open_redis_cache(  # every limit is the caller's to set
     at_least("RedisCache", "local_size", local_size, 0)
     at_least("RedisCache", "max_bytes", max_bytes, 1)
     at_least("RedisCache", "max_entry_bytes", max_entry_bytes, 1, MAX_ENTRY_BYTES)
+    check_cache_target(db)
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,
