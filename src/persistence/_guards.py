@@ -173,11 +173,15 @@ def with_method(model: str, field: str, value: _T, method: str, expected: str) -
     return value
 
 
-def at_least(model: str, field: str, value: object, minimum: int) -> int:
-    """Check an int argument of `minimum` or more, such as a count to keep or a budget."""
+def at_least(
+    model: str, field: str, value: object, minimum: int, maximum: int | None = None
+) -> int:
+    """Check an int argument of `minimum` or more (and `maximum` at most), such as a budget."""
     number = argument(model, field, int, value, "an int")
     if number < minimum:
         raise ValidationError(model, field, f"must be {minimum} or more, got {_shown(number)}")
+    if maximum is not None and number > maximum:
+        raise ValidationError(model, field, f"must be {maximum} at most, got {_shown(number)}")
     return number
 
 

@@ -35,8 +35,9 @@ def map_wal_index(path: str) -> WalIndex | None:
     Shared by this process's backends on the file, and held until the last has closed its
     connections: closing any descriptor of a file drops every POSIX lock the process holds
     on it, and SQLite keeps its shared-memory locks on this file while a connection is open.
+    The -shm file is the one beside the real file, as SQLite names it: links followed.
     """
-    shm = f"{path}-shm"
+    shm = f"{os.path.realpath(path)}-shm"
     try:
         info = Path(shm).stat()
     except OSError:

@@ -121,6 +121,17 @@ def private_copy(value: _V) -> _V:
     return value
 
 
+def check_cache_target(db: Database) -> None:
+    """Refuse a `transaction()` block as a cache's database: the cache would outlive it.
+
+    Called before a cache starts following the change feed, so a refusal leaves nothing.
+    """
+    if db.in_transaction:
+        raise ValidationError(
+            "Cache", "db", "open a cache on the database, not on a transaction() block"
+        )
+
+
 Load = Callable[[], Awaitable[_V]]
 
 MISS = object()
@@ -142,10 +153,7 @@ class Cache:
         size: int = DEFAULT_SIZE,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if db.in_transaction:
-            raise ValidationError(
-                "Cache", "db", "open a cache on the database, not on a transaction() block"
-            )
+        check_cache_target(db)
         self._db = db
         self._watch: ChangeWatch | None = watch
         self._local = Entries(size, max_bytes) if size > 0 else None

@@ -32,7 +32,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
 from persistence._guards import at_least, finite_amount, nonempty_text
-from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, MISS, Cache, Load
+from persistence.cache._core import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SIZE,
+    MISS,
+    Cache,
+    Load,
+    check_cache_target,
+)
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
 from persistence.database import backend_of, redact_url
@@ -46,6 +53,7 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TTL",
+    "MAX_ENTRY_BYTES",
     "MAX_TTL",
     "NAMESPACE_PREFIX",
     "REDIS_URL_VARIABLE",
@@ -67,6 +75,9 @@ DEFAULT_RETRY_AFTER: Final = 1.0
 
 DEFAULT_MAX_ENTRY_BYTES: Final = 1024 * 1024
 """Bytes of the largest entry written to or read from Redis: one sent well within the timeout."""
+
+MAX_ENTRY_BYTES: Final = 512 * 1024 * 1024
+"""The highest `max_entry_bytes` taken: Redis holds no string larger (512 MiB)."""
 
 REDIS_URL_VARIABLE: Final = "REDIS_URL"
 """The environment variable read when no Redis URL is given."""
@@ -343,9 +354,9 @@ async def open_redis_cache(  # every limit is the caller's to set
 
     It opens even when Redis does not answer (it logs that, and reads from the database
     until Redis answers). `local_size=0` turns the memory tier off; `max_bytes` bounds its
-    estimated memory. No entry larger than `max_entry_bytes` is written to Redis or read from
-    it. Workers share entries within one `namespace`: by default, one per database (see
-    `default_namespace`), whatever URL reached it.
+    estimated memory. No entry larger than `max_entry_bytes` (at most MAX_ENTRY_BYTES) is
+    written to Redis or read from it. Workers share entries within one `namespace`: by
+    default, one per database (see `default_namespace`), whatever URL reached it.
     """
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
@@ -355,7 +366,8 @@ async def open_redis_cache(  # every limit is the caller's to set
             raise ValidationError("RedisCache", "namespace", f"must be a word, got {namespace!r}")
     at_least("RedisCache", "local_size", local_size, 0)
     at_least("RedisCache", "max_bytes", max_bytes, 1)
-    at_least("RedisCache", "max_entry_bytes", max_entry_bytes, 1)
+    at_least("RedisCache", "max_entry_bytes", max_entry_bytes, 1, MAX_ENTRY_BYTES)
+    check_cache_target(db)
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,

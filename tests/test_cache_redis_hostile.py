@@ -1,0 +1,43 @@
+"""The Redis cache against hostile arguments, entries and peers, beyond `test_cache_rules.py`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from _cache_feed_helpers import HEARTBEAT
+from persistence import Database, ValidationError, set_config
+from persistence.cache import open_redis_cache
+from persistence.cache.distributed import MAX_ENTRY_BYTES
+
+
+@pytest.mark.parametrize("bound", [MAX_ENTRY_BYTES + 1, 2**63, 2**64])
+async def test_an_entry_bound_redis_cannot_take_is_refused_before_anything_opens(
+    db: Database, redis_url: str, namespace: str, bound: int
+) -> None:
+    """A `max_entry_bytes` past Redis's largest string is a ValidationError naming it.
+
+    It was taken: past 2**63 - 1 every read's GETRANGE was refused by Redis ("value is not an
+    integer or out of range"), counted as an outage, and Redis was never used; past 512 MiB
+    an entry Redis refuses to hold was written, an outage too.
+    """
+    tasks = len(asyncio.all_tasks())
+    with pytest.raises(ValidationError, match="max_entry_bytes"):
+        await open_redis_cache(db, redis_url, namespace=namespace, max_entry_bytes=bound)
+    assert len(asyncio.all_tasks()) == tasks
+    await set_config(db, "runner", "a", 1)
+    cache = await open_redis_cache(
+        db,
+        redis_url,
+        namespace=namespace,
+        heartbeat=HEARTBEAT,
+        local_size=0,
+        max_entry_bytes=MAX_ENTRY_BYTES,
+    )
+    try:
+        for _ in range(3):
+            assert await cache.get_config_value("runner", "a", int) == 1
+        assert (cache.stats().hits, cache.stats().faults) == (2, 0)
+    finally:
+        await cache.close()
