@@ -282,6 +282,7 @@ async def test_an_entry_of_another_form_is_a_miss(
         ({"ttl": 1e16}, "ttl"),
         ({"ttl": float("nan")}, "ttl"),
         ({"heartbeat": float("inf")}, "heartbeat"),
+        ({"heartbeat": 1e-300}, "heartbeat.*at least 0.01 seconds"),
         ({"max_entry_bytes": 0}, "max_entry_bytes"),
         ({"namespace": 5}, "namespace"),
         ({"namespace": "workers-\ud800"}, "namespace"),
@@ -335,7 +336,7 @@ async def test_a_cache_refuses_unhashable_config_keys_as_the_repository_does(
         await cache.close()
 
 
-@pytest.mark.parametrize("heartbeat", ["1", None, True, float("inf")])
+@pytest.mark.parametrize("heartbeat", ["1", None, True, float("inf"), 1e-6, 0.009])
 async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
     db: Database, heartbeat: object
 ) -> None:
@@ -343,6 +344,7 @@ async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
 
     It only asked `heartbeat > 0`: text or None raised a raw TypeError, True was one second,
     and an infinite one kept a PostgreSQL listener that stopped answering trusted for good.
+    A microsecond's sent `SELECT 1` back to back, and the feed was never trusted.
     """
     tasks = len(asyncio.all_tasks())
     with pytest.raises(ValidationError, match="heartbeat"):
@@ -355,6 +357,7 @@ async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
     [
         {"heartbeat": 0.0},
         {"heartbeat": float("inf")},
+        {"heartbeat": 1e-6},
         {"redis": "redis://127.0.0.1:abc"},
         {"redis": "http://127.0.0.1"},
         {"redis": "redis://127.0.0.1:6379/0?db=abc"},

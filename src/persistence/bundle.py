@@ -30,8 +30,9 @@ from persistence.cache import (
     open_memory_cache,
     open_redis_cache,
 )
+from persistence.cache._core import heartbeat_seconds
 from persistence.cache.disk import DEFAULT_BUDGET
-from persistence.cache.distributed import REDIS_URL_VARIABLE, check_limits
+from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
 from persistence.exceptions import InvalidPathError, MigrationError, ValidationError
@@ -90,7 +91,7 @@ async def open_persistence(  # every part is the caller's to choose
     root = _files_root(files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES)
     redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
     # Every argument is checked before anything is opened, created or migrated.
-    check_limits(heartbeat=heartbeat)
+    heartbeat_seconds("open_persistence", heartbeat)
     slow_threshold(slow_query)
     if redis_url is not None:
         check_redis_url(redis_url)

@@ -22,7 +22,7 @@ from cachetools import LRUCache
 
 from persistence import config, file_records, results
 from persistence._backend import refuse_cancel_from_outside
-from persistence._guards import key_id, key_text
+from persistence._guards import key_id, key_text, seconds
 from persistence._loop import share_loop
 from persistence._paging import page_limit
 from persistence.database import check_usable, watch_writes
@@ -119,6 +119,25 @@ def private_copy(value: _V) -> _V:
     if isinstance(value, tuple):
         return type(value)(map(private_copy, value))
     return value
+
+
+MIN_HEARTBEAT: Final = 0.01
+"""The shortest `heartbeat` a cache takes, in seconds."""
+
+
+def heartbeat_seconds(model: str, value: object) -> float:
+    """Check a cache's `heartbeat`: a finite number of seconds, at least MIN_HEARTBEAT.
+
+    A shorter one sends PostgreSQL's listener a `SELECT 1` back to back, and is answered
+    late on any real network: the feed is then never trusted, and every read goes to the
+    database.
+    """
+    number = seconds(model, "heartbeat", value)
+    if number < MIN_HEARTBEAT:
+        raise ValidationError(
+            model, "heartbeat", f"must be at least {MIN_HEARTBEAT:g} seconds, got {value!r}"
+        )
+    return number
 
 
 def check_cache_target(db: Database) -> None:

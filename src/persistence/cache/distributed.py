@@ -39,6 +39,7 @@ from persistence.cache._core import (
     Cache,
     Load,
     check_cache_target,
+    heartbeat_seconds,
 )
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
@@ -359,7 +360,8 @@ async def open_redis_cache(  # every limit is the caller's to set
     default, one per database (see `default_namespace`), whatever URL reached it.
     """
     target = redis_url(url)
-    check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after, heartbeat=heartbeat)
+    check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after)
+    heartbeat_seconds("RedisCache", heartbeat)
     if namespace is not None:  # text a Redis key can hold (no lone surrogate), with no space
         namespace = nonempty_text("RedisCache", "namespace", namespace)
         if any(c.isspace() for c in namespace):

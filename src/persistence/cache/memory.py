@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from persistence._guards import at_least, seconds
-from persistence.cache._core import DEFAULT_MAX_BYTES, DEFAULT_SIZE, Cache, check_cache_target
+from persistence._guards import at_least
+from persistence.cache._core import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_SIZE,
+    Cache,
+    check_cache_target,
+    heartbeat_seconds,
+)
 from persistence.database import backend_of
 
 if TYPE_CHECKING:
@@ -39,7 +45,7 @@ async def open_memory_cache(
     """
     at_least("MemoryCache", "size", size, 1)
     at_least("MemoryCache", "max_bytes", max_bytes, 1)
-    heartbeat = seconds("MemoryCache", "heartbeat", heartbeat)
+    heartbeat = heartbeat_seconds("MemoryCache", heartbeat)
     check_cache_target(db)
     watch = await backend_of(db).watch_changes(heartbeat=heartbeat)
     return MemoryCache(db, watch, size=size, max_bytes=max_bytes)
