@@ -215,6 +215,21 @@ def _drop_link(origin: Spot, spot: Spot, source: str, target: str) -> None:
         os.rename(aside, target, src_dir_fd=origin.dir_fd, dst_dir_fd=spot.dir_fd)
 
 
+def _one_name(dir_fd: int, source: str, target: str) -> bool:
+    """Tell whether `source` and `target`, one file in the folder `dir_fd`, are one name there.
+
+    They are when spelled alike, or alike but for case on a disk that ignores case, where
+    the folder lists only one of them; where case tells names apart, `a.txt` and `A.txt`
+    are two links of the file.
+    """
+    if source == target:
+        return True
+    if source.casefold() != target.casefold():
+        return False
+    names = os.listdir(dir_fd)  # a descriptor, not a path
+    return not (source in names and target in names)
+
+
 def _move(origin: Spot, spot: Spot) -> FileInfo:
     """Rename the source over the target, flush both folders, and describe the moved file."""
     source, target = origin.require(), spot.require()
@@ -225,7 +240,7 @@ def _move(origin: Spot, spot: Spot) -> FileInfo:
         there = lstat(spot.dir_fd, target)
         must_not_be_special(there, spot.shown)
         same_folder = same_file(os.fstat(origin.dir_fd), os.fstat(spot.dir_fd))
-        one_name = same_folder and source.casefold() == target.casefold()
+        one_name = same_folder and _one_name(spot.dir_fd, source, target)
         if there is not None and same_file(moving, there) and not one_name:
             _drop_link(origin, spot, source, target)
         elif not (same_folder and source == target):
