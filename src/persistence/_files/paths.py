@@ -403,10 +403,25 @@ def locate(
             raise OutsideRootError(raw, f"is inside the reserved folder {spot.parts[0]}/")
         if spot.name is not None and is_partial_name(spot.name):
             raise OutsideRootError(raw, "is a reserved name for a partial write")
+        if raw.rpartition("/")[2] in {"", "."}:  # `docs/` or `docs/.`: a folder, as on POSIX
+            _must_be_folder(spot)
         yield spot
     finally:
         os.close(spot.dir_fd)
         os.close(spot.root_fd)
+
+
+def _must_be_folder(spot: Spot) -> None:
+    """Refuse a path that ends in '/' (or '/.') where no folder is: it names a folder."""
+    if spot.name is None:  # the root
+        return
+    with storage_errors(spot.shown):
+        found = None if spot.missing else lstat(spot.dir_fd, spot.name)
+    if found is None:
+        raise FileMissingError(spot.shown, "ends in '/', so it names a folder, and none is there")
+    if not stat.S_ISDIR(found.st_mode):
+        reason = f"ends in '/', so it names a folder, but {spot.path} {kind_of(found.st_mode)}"
+        raise NotAFileError(spot.shown, reason)
 
 
 def must_be_regular(mode: int, shown: str) -> None:
