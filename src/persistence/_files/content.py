@@ -7,16 +7,17 @@ new one, and at worst a partial file that `clean_temp` removes.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import attrs
 
@@ -99,6 +100,10 @@ def describe(root: Path, path: str) -> FileInfo:
         return describe_at(spot.dir_fd, spot.require(), spot.path, path)
 
 
+_NO_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS})
+"""What link(2) says on a disk without hard links."""
+
+
 @attrs.define
 class Partial:
     """A partial file, renamed over its target by `commit` or removed by `discard`.
@@ -125,6 +130,32 @@ class Partial:
         self.committed = True
         os.fsync(folder)
         return os.fstat(self.fd)
+
+    def commit_new(self, folder: int, names: Iterable[str]) -> str:
+        """Give the file the first of `names` that nothing in `folder` holds; give that name.
+
+        Linked there, never over another file (rename(2) would replace one that appeared
+        since it was looked for), then unlinked here; flushes `folder`. Where the disk has no
+        hard links, it is renamed to a name found free just before.
+        """
+        for name in names:
+            try:
+                os.link(self.name, name, src_dir_fd=self.dir_fd, dst_dir_fd=folder)
+            except FileExistsError:
+                continue
+            except OSError as error:
+                if error.errno not in _NO_LINKS:
+                    raise
+                if lstat(folder, name) is not None:
+                    continue
+                os.replace(self.name, name, src_dir_fd=self.dir_fd, dst_dir_fd=folder)
+            else:
+                with suppress(FileNotFoundError):  # clean_temp took the old name meanwhile
+                    os.unlink(self.name, dir_fd=self.dir_fd)
+            self.committed = True
+            os.fsync(folder)
+            return name
+        raise FileExistsError(errno.EEXIST, "every name is taken")  # pragma: no cover
 
     def discard(self) -> None:
         """Close the file, and remove it unless it was committed."""

@@ -7,6 +7,7 @@ and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -194,18 +195,17 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
         info = os.fstat(source_fd)
         stem = backup_stem(spot.require())
         stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
-        target = f"{stem}.{stamp}.bak"
-        counter = 0
-        while lstat(folder, target) is not None:
-            counter += 1
-            target = f"{stem}.{stamp}-{counter}.bak"
-        # Filled in .tmp/, where clean_temp removes what a kill leaves, then renamed here.
-        partial = Partial.create(_temp_folder(stack, spot.root_fd), target)
+        names = itertools.chain(
+            [f"{stem}.{stamp}.bak"], (f"{stem}.{stamp}-{n}.bak" for n in itertools.count(1))
+        )
+        # Filled in .tmp/, where clean_temp removes what a kill leaves, then moved here under
+        # the first free name: another backup at the same instant never replaces this one.
+        partial = Partial.create(_temp_folder(stack, spot.root_fd), f"{stem}.{stamp}.bak")
         stack.callback(partial.discard)
         hash_fd(source_fd, partial.fd)
         os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
         os.fsync(partial.fd)
-        partial.commit(folder)
+        target = partial.commit_new(folder, names)
         # The times come once it is renamed: dated like an old source, the partial file
         # would look abandoned to clean_temp.
         os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
