@@ -14,7 +14,7 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack, suppress
+from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
@@ -52,14 +52,27 @@ def write_hashed(data: bytes, fd: int) -> Written:
     return Written(len(data), hashlib.sha256(data).hexdigest())
 
 
-def hash_fd(fd: int, sink: int | None = None) -> Written:
-    """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`."""
+def hash_fd(fd: int, sink: int | None = None, *, source: str | None = None) -> Written:
+    """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`.
+
+    Given `source`, an error reading is a storage error naming it; one writing to `sink`
+    (a full disk) is left to the caller, to name where the copy goes.
+    """
     digest = hashlib.sha256()
     view = memoryview(bytearray(CHUNK_SIZE))
     size = 0
-    os.lseek(fd, 0, os.SEEK_SET)
+
+    def reading() -> AbstractContextManager[None]:
+        return nullcontext() if source is None else storage_errors(source)
+
+    with reading():
+        os.lseek(fd, 0, os.SEEK_SET)
     with io.FileIO(fd, "rb", closefd=False) as stream:
-        while count := stream.readinto(view):
+        while True:
+            with reading():
+                count = stream.readinto(view)
+            if not count:
+                break
             digest.update(view[:count])
             if sink is not None:
                 write_all(sink, view[:count])
@@ -224,7 +237,8 @@ def stage_copy(root: Path, source: str, target: str, check: Check) -> Change[Fil
         with storage_errors(source):
             source_fd = stack.enter_context(owned(origin.open_file()))
             info = os.fstat(source_fd)
-        fill = functools.partial(hash_fd, source_fd)
+        # A failing read is named by the source, a failing write (a full disk) by the target.
+        fill = functools.partial(hash_fd, source_fd, source=source)
         times = (info.st_atime_ns, info.st_mtime_ns)
         return _stage_replace(stack, spot, fill, stat.S_IMODE(info.st_mode), times)
 
