@@ -18,7 +18,7 @@ import attrs
 
 from persistence._backend import kept_if_cancelled
 from persistence._files.locks import locked_folder, remove_locked_folder
-from persistence._files.paths import owned, truncate
+from persistence._files.paths import no_folder, owned, truncate
 from persistence._guards import argument, at_least
 from persistence._transfer import (
     COPIED_TABLES,
@@ -302,7 +302,9 @@ def _new_file(path: object) -> Path:
     if "\0" in str(path):
         raise ValidationError("backup", "path", f"holds a NUL character: {str(path)!r}")
     if not target.parent.is_dir():
-        raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} does not exist")
+        found = no_folder(target.parent)
+        said = "does not exist" if found is None else f"{found}, not a folder"
+        raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} {said}")
     longest = _longest_name(target.parent) - len("-journal")
     if len(os.fsencode(target.name)) > longest:
         raise ValidationError(

@@ -169,6 +169,22 @@ def kind_of(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "is not a regular file")
 
 
+def no_folder(place: Path) -> str | None:
+    """Say what is at `place` when it is there and is no folder, nor a symlink to one."""
+    try:
+        info = place.lstat()
+    except OSError:  # missing, or below something that is no folder: told by a place above
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            info = place.stat()
+        except OSError:
+            return "is a symbolic link to nothing"
+        if not stat.S_ISDIR(info.st_mode):
+            return "is a symbolic link to something that is no folder"
+    return None if stat.S_ISDIR(info.st_mode) else kind_of(info.st_mode)
+
+
 def lstat(dir_fd: int, name: str) -> os.stat_result | None:
     """Return the status of `name` in the folder `dir_fd`, not following a symlink, or None."""
     try:

@@ -28,9 +28,9 @@ from persistence._files.paths import (
     check_path,
     is_partial_name,
     is_reserved,
-    kind_of,
     locate,
     lstat,
+    no_folder,
     open_folder,
     open_folders,
     open_root,
@@ -132,29 +132,13 @@ _BACKUP_STEM_MAX: Final = 200  # bytes of a name kept whole in its backups' name
 _SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
 
 
-def _no_folder(place: Path) -> str | None:
-    """Say what is at `place` when it is there and is no folder, nor a symlink to one."""
-    try:
-        info = place.lstat()
-    except OSError:  # missing, or below something that is no folder: told by a place above
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        try:
-            info = place.stat()
-        except OSError:
-            return "is a symbolic link to nothing"
-        if not stat.S_ISDIR(info.st_mode):
-            return "is a symbolic link to something that is no folder"
-    return None if stat.S_ISDIR(info.st_mode) else kind_of(info.st_mode)
-
-
 def _make_root(root: Path, raw: str) -> None:
     """Make the root and the folders above it, naming the place that is no folder if one is."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:
         for place in [*reversed(root.parents), root]:
-            if (found := _no_folder(place)) is not None:
+            if (found := no_folder(place)) is not None:
                 where = "the storage root" if place == root else str(place)
                 raise StorageError(raw, f"{where} {found}, not a folder") from error
         raise

@@ -1,4 +1,4 @@
-"""A backup's file name, up to the longest that SQLite can keep its journal beside."""
+"""Where a backup may go: a name up to the longest SQLite can use, in a place that is a folder."""
 
 from __future__ import annotations
 
@@ -45,4 +45,25 @@ async def test_a_backup_to_a_name_too_long_is_refused_before_anything_is_written
     with pytest.raises(ValidationError, match="name is too long"):
         await backup_database(source, tmp_path / ("b" * length))
     assert await run("backup", str(tmp_path / ("b" * length)), "--database", source.url) == 3
+    assert names(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "dangling symlink"])
+async def test_a_backup_below_a_file_names_what_is_there(
+    tmp_path: Path, source: Database, kind: str
+) -> None:
+    """`x/b.db` with `x` a file said the folder `x` "does not exist"; it names what `x` is."""
+    place = tmp_path / "x"
+    if kind == "file":
+        place.write_text("mine")
+        said = "is a regular file"
+    elif kind == "fifo":
+        os.mkfifo(place)
+        said = r"is a FIFO \(named pipe\)"
+    else:
+        place.symlink_to(tmp_path / "nowhere")
+        said = "is a symbolic link to nothing"
+    before = names(tmp_path)
+    with pytest.raises(ValidationError, match=f"{said}, not a folder"):
+        await backup_database(source, place / "b.db")
     assert names(tmp_path) == before
