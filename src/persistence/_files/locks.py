@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -302,14 +303,23 @@ def remove_locked_folder(made: tuple[str, int]) -> None:
         os.close(fd)
 
 
+_MKDTEMP_PART: Final = "[a-z0-9_]{8}"
+"""What `tempfile.mkdtemp` puts between a prefix and a suffix: 8 of its characters."""
+
+
 def _remove_unheld(parent: str, prefix: str, suffix: str) -> None:
-    """Remove the folders in `parent` of this prefix and suffix that no process holds."""
+    """Remove the folders in `parent` that `locked_folder` made here and no process holds.
+
+    Only names of the shape `mkdtemp` gives, the prefix, 8 characters of its and the suffix,
+    are looked at: a folder of the user's named like one is left alone.
+    """
     try:
         found = [entry.name for entry in os.scandir(parent)]
     except OSError:
         return
+    made = re.compile(re.escape(prefix) + _MKDTEMP_PART + re.escape(suffix))
     for name in found:
-        if not (name.startswith(prefix) and name.endswith(suffix)):
+        if not made.fullmatch(name):  # a folder of the user's, however like one of ours
             continue
         try:
             fd = os.open(os.path.join(parent, name), _FOLDER_FLAGS)  # noqa: PTH118  # a str path
