@@ -18,7 +18,7 @@ import attrs
 
 from persistence._backend import kept_if_cancelled
 from persistence._files.locks import locked_folder, remove_locked_folder
-from persistence._files.paths import owned
+from persistence._files.paths import no_folder, owned, truncate
 from persistence._guards import argument, at_least
 from persistence._transfer import (
     COPIED_TABLES,
@@ -301,12 +301,23 @@ def _new_file(path: object) -> Path:
         raise ValidationError("backup", "path", "is empty: name the backup file")
     if "\0" in str(path):
         raise ValidationError("backup", "path", f"holds a NUL character: {str(path)!r}")
+    if not target.parent.is_dir():
+        found = no_folder(target.parent)
+        said = "does not exist" if found is None else f"{found}, not a folder"
+        raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} {said}")
+    longest = _longest_name(target.parent) - len("-journal")
+    if len(os.fsencode(target.name)) > longest:
+        raise ValidationError(
+            "backup",
+            "path",
+            f"the name is too long: {len(os.fsencode(target.name))} bytes, where SQLite needs "
+            f"room for its -journal file beside it in the folder {str(target.parent)!r}: "
+            f"at most {longest} bytes",
+        )
     if target.exists() or target.is_symlink():
         raise ValidationError(
             "backup", "path", f"{str(target)!r} exists: a backup never overwrites a file"
         )
-    if not target.parent.is_dir():
-        raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} does not exist")
     sidecar = next((s for s in _SQLITE_SIDECARS if target.name.endswith(s)), None)
     if sidecar is not None and target.name != sidecar:
         raise ValidationError(
@@ -326,13 +337,22 @@ def _new_file(path: object) -> Path:
     return target
 
 
+def _longest_name(folder: Path) -> int:
+    """Give the most bytes a file name may take in `folder`: NAME_MAX, 255 where unknown."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):  # pragma: no cover  # a system that does not say
+        return 255
+
+
 def _temp_folder(target: Path) -> tuple[str, int]:
     """Make the working folder beside `target`, on its file system, so that a link can publish.
 
     It is locked while the backup works; the folders of backups killed before they ended are
     removed first.
     """
-    return locked_folder(str(target.parent), f".{target.name}.", ".partial")
+    # The name's start only: with the random part and the suffix, a long one would not fit.
+    return locked_folder(str(target.parent), f".{truncate(target.name, 100)}.", ".partial")
 
 
 def _publish(made: Path, target: Path) -> None:

@@ -7,16 +7,17 @@ new one, and at worst a partial file that `clean_temp` removes.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import io
 import os
 import stat
-from collections.abc import Callable
-from contextlib import ExitStack, suppress
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import attrs
 
@@ -51,14 +52,27 @@ def write_hashed(data: bytes, fd: int) -> Written:
     return Written(len(data), hashlib.sha256(data).hexdigest())
 
 
-def hash_fd(fd: int, sink: int | None = None) -> Written:
-    """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`."""
+def hash_fd(fd: int, sink: int | None = None, *, source: str | None = None) -> Written:
+    """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`.
+
+    Given `source`, an error reading is a storage error naming it; one writing to `sink`
+    (a full disk) is left to the caller, to name where the copy goes.
+    """
     digest = hashlib.sha256()
     view = memoryview(bytearray(CHUNK_SIZE))
     size = 0
-    os.lseek(fd, 0, os.SEEK_SET)
+
+    def reading() -> AbstractContextManager[None]:
+        return nullcontext() if source is None else storage_errors(source)
+
+    with reading():
+        os.lseek(fd, 0, os.SEEK_SET)
     with io.FileIO(fd, "rb", closefd=False) as stream:
-        while count := stream.readinto(view):
+        while True:
+            with reading():
+                count = stream.readinto(view)
+            if not count:
+                break
             digest.update(view[:count])
             if sink is not None:
                 write_all(sink, view[:count])
@@ -99,6 +113,10 @@ def describe(root: Path, path: str) -> FileInfo:
         return describe_at(spot.dir_fd, spot.require(), spot.path, path)
 
 
+_NO_LINKS: Final = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS})
+"""What link(2) says on a disk without hard links."""
+
+
 @attrs.define
 class Partial:
     """A partial file, renamed over its target by `commit` or removed by `discard`.
@@ -125,6 +143,32 @@ class Partial:
         self.committed = True
         os.fsync(folder)
         return os.fstat(self.fd)
+
+    def commit_new(self, folder: int, names: Iterable[str]) -> str:
+        """Give the file the first of `names` that nothing in `folder` holds; give that name.
+
+        Linked there, never over another file (rename(2) would replace one that appeared
+        since it was looked for), then unlinked here; flushes `folder`. Where the disk has no
+        hard links, it is renamed to a name found free just before.
+        """
+        for name in names:
+            try:
+                os.link(self.name, name, src_dir_fd=self.dir_fd, dst_dir_fd=folder)
+            except FileExistsError:
+                continue
+            except OSError as error:
+                if error.errno not in _NO_LINKS:
+                    raise
+                if lstat(folder, name) is not None:
+                    continue
+                os.replace(self.name, name, src_dir_fd=self.dir_fd, dst_dir_fd=folder)
+            else:
+                with suppress(FileNotFoundError):  # clean_temp took the old name meanwhile
+                    os.unlink(self.name, dir_fd=self.dir_fd)
+            self.committed = True
+            os.fsync(folder)
+            return name
+        raise FileExistsError(errno.EEXIST, "every name is taken")  # pragma: no cover
 
     def discard(self) -> None:
         """Close the file, and remove it unless it was committed."""
@@ -193,7 +237,8 @@ def stage_copy(root: Path, source: str, target: str, check: Check) -> Change[Fil
         with storage_errors(source):
             source_fd = stack.enter_context(owned(origin.open_file()))
             info = os.fstat(source_fd)
-        fill = functools.partial(hash_fd, source_fd)
+        # A failing read is named by the source, a failing write (a full disk) by the target.
+        fill = functools.partial(hash_fd, source_fd, source=source)
         times = (info.st_atime_ns, info.st_mtime_ns)
         return _stage_replace(stack, spot, fill, stat.S_IMODE(info.st_mode), times)
 
@@ -215,6 +260,21 @@ def _drop_link(origin: Spot, spot: Spot, source: str, target: str) -> None:
         os.rename(aside, target, src_dir_fd=origin.dir_fd, dst_dir_fd=spot.dir_fd)
 
 
+def _one_name(dir_fd: int, source: str, target: str) -> bool:
+    """Tell whether `source` and `target`, one file in the folder `dir_fd`, are one name there.
+
+    They are when spelled alike, or alike but for case on a disk that ignores case, where
+    the folder lists only one of them; where case tells names apart, `a.txt` and `A.txt`
+    are two links of the file.
+    """
+    if source == target:
+        return True
+    if source.casefold() != target.casefold():
+        return False
+    names = os.listdir(dir_fd)  # a descriptor, not a path
+    return not (source in names and target in names)
+
+
 def _move(origin: Spot, spot: Spot) -> FileInfo:
     """Rename the source over the target, flush both folders, and describe the moved file."""
     source, target = origin.require(), spot.require()
@@ -225,7 +285,7 @@ def _move(origin: Spot, spot: Spot) -> FileInfo:
         there = lstat(spot.dir_fd, target)
         must_not_be_special(there, spot.shown)
         same_folder = same_file(os.fstat(origin.dir_fd), os.fstat(spot.dir_fd))
-        one_name = same_folder and source.casefold() == target.casefold()
+        one_name = same_folder and _one_name(spot.dir_fd, source, target)
         if there is not None and same_file(moving, there) and not one_name:
             _drop_link(origin, spot, source, target)
         elif not (same_folder and source == target):

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -23,8 +24,8 @@ from typing import Final, Generic, TypeVar
 import attrs
 
 from persistence._backend import refuse_cancel_from_outside
-from persistence._files.paths import LOCKS_DIR, open_folder, owned, storage_errors
-from persistence.exceptions import StorageError
+from persistence._files.paths import LOCKS_DIR, kind_of, lstat, open_folder, owned, storage_errors
+from persistence.exceptions import NotAFileError, StorageError
 
 T = TypeVar("T")
 
@@ -85,11 +86,8 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
             owned(open_folder(root_fd, LOCKS_DIR, create=True)) as folder,
         ):
             for stripe in stripes:
-                fd = os.open(f"{stripe:03x}", _LOCK_FLAGS, 0o666, dir_fd=folder)
+                fd = _open_lock_file(folder, f"{stripe:03x}")
                 lock.fds.append(fd)
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    reason = "a lock file is not a regular file"
-                    raise StorageError(f"{LOCKS_DIR}/{stripe:03x}", reason)  # noqa: TRY301  # released below
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -99,6 +97,35 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
         lock.release()
         raise
     return lock
+
+
+def _open_lock_file(folder: int, name: str) -> int:
+    """Open (made if need be) the lock file `name` in `.locks/`, a regular file and nothing else.
+
+    Anything else there is refused, named for what it is, and left alone: looked at before
+    the open, so a device is never opened, and again on the open descriptor.
+    """
+    shown = f"{LOCKS_DIR}/{name}"
+
+    def refuse(mode: int) -> NotAFileError:
+        reason = f"{kind_of(mode)}, not a regular file: move it away, a lock file belongs there"
+        return NotAFileError(shown, reason)
+
+    found = lstat(folder, name)
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        raise refuse(found.st_mode)
+    try:
+        fd = os.open(name, _LOCK_FLAGS, 0o666, dir_fd=folder)
+    except OSError as error:  # planted since it was looked at
+        found = lstat(folder, name)
+        if found is None or stat.S_ISREG(found.st_mode):
+            raise
+        raise refuse(found.st_mode) from error
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise refuse(mode)
+    return fd
 
 
 @attrs.define
@@ -276,14 +303,23 @@ def remove_locked_folder(made: tuple[str, int]) -> None:
         os.close(fd)
 
 
+_MKDTEMP_PART: Final = "[a-z0-9_]{8}"
+"""What `tempfile.mkdtemp` puts between a prefix and a suffix: 8 of its characters."""
+
+
 def _remove_unheld(parent: str, prefix: str, suffix: str) -> None:
-    """Remove the folders in `parent` of this prefix and suffix that no process holds."""
+    """Remove the folders in `parent` that `locked_folder` made here and no process holds.
+
+    Only names of the shape `mkdtemp` gives, the prefix, 8 characters of its and the suffix,
+    are looked at: a folder of the user's named like one is left alone.
+    """
     try:
         found = [entry.name for entry in os.scandir(parent)]
     except OSError:
         return
+    made = re.compile(re.escape(prefix) + _MKDTEMP_PART + re.escape(suffix))
     for name in found:
-        if not (name.startswith(prefix) and name.endswith(suffix)):
+        if not made.fullmatch(name):  # a folder of the user's, however like one of ours
             continue
         try:
             fd = os.open(os.path.join(parent, name), _FOLDER_FLAGS)  # noqa: PTH118  # a str path

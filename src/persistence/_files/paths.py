@@ -169,6 +169,22 @@ def kind_of(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "is not a regular file")
 
 
+def no_folder(place: Path) -> str | None:
+    """Say what is at `place` when it is there and is no folder, nor a symlink to one."""
+    try:
+        info = place.lstat()
+    except OSError:  # missing, or below something that is no folder: told by a place above
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            info = place.stat()
+        except OSError:
+            return "is a symbolic link to nothing"
+        if not stat.S_ISDIR(info.st_mode):
+            return "is a symbolic link to something that is no folder"
+    return None if stat.S_ISDIR(info.st_mode) else kind_of(info.st_mode)
+
+
 def lstat(dir_fd: int, name: str) -> os.stat_result | None:
     """Return the status of `name` in the folder `dir_fd`, not following a symlink, or None."""
     try:
@@ -403,10 +419,25 @@ def locate(
             raise OutsideRootError(raw, f"is inside the reserved folder {spot.parts[0]}/")
         if spot.name is not None and is_partial_name(spot.name):
             raise OutsideRootError(raw, "is a reserved name for a partial write")
+        if raw.rpartition("/")[2] in {"", "."}:  # `docs/` or `docs/.`: a folder, as on POSIX
+            _must_be_folder(spot)
         yield spot
     finally:
         os.close(spot.dir_fd)
         os.close(spot.root_fd)
+
+
+def _must_be_folder(spot: Spot) -> None:
+    """Refuse a path that ends in '/' (or '/.') where no folder is: it names a folder."""
+    if spot.name is None:  # the root
+        return
+    with storage_errors(spot.shown):
+        found = None if spot.missing else lstat(spot.dir_fd, spot.name)
+    if found is None:
+        raise FileMissingError(spot.shown, "ends in '/', so it names a folder, and none is there")
+    if not stat.S_ISDIR(found.st_mode):
+        reason = f"ends in '/', so it names a folder, but {spot.path} {kind_of(found.st_mode)}"
+        raise NotAFileError(spot.shown, reason)
 
 
 def must_be_regular(mode: int, shown: str) -> None:

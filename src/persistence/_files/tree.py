@@ -7,6 +7,7 @@ and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from persistence._files.paths import (
     is_reserved,
     locate,
     lstat,
+    no_folder,
     open_folder,
     open_folders,
     open_root,
@@ -42,6 +44,7 @@ from persistence.exceptions import (
     InvalidPathError,
     NotAFileError,
     OutsideRootError,
+    StorageError,
 )
 
 
@@ -129,12 +132,24 @@ _BACKUP_STEM_MAX: Final = 200  # bytes of a name kept whole in its backups' name
 _SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
 
 
+def _make_root(root: Path, raw: str) -> None:
+    """Make the root and the folders above it, naming the place that is no folder if one is."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        for place in [*reversed(root.parents), root]:
+            if (found := no_folder(place)) is not None:
+                where = "the storage root" if place == root else str(place)
+                raise StorageError(raw, f"{where} {found}, not a folder") from error
+        raise
+
+
 def make_storage_dirs(given: object) -> Path:
     """Create the root and its reserved folders; return the real root."""
     raw = check_path(given)
     root = Path(raw).absolute()
     with storage_errors(raw):
-        root.mkdir(parents=True, exist_ok=True)
+        _make_root(root, raw)
         real = Path(os.path.realpath(root))
         with open_root(real) as root_fd:
             for name in sorted(RESERVED):
@@ -164,18 +179,17 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
         info = os.fstat(source_fd)
         stem = backup_stem(spot.require())
         stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
-        target = f"{stem}.{stamp}.bak"
-        counter = 0
-        while lstat(folder, target) is not None:
-            counter += 1
-            target = f"{stem}.{stamp}-{counter}.bak"
-        # Filled in .tmp/, where clean_temp removes what a kill leaves, then renamed here.
-        partial = Partial.create(_temp_folder(stack, spot.root_fd), target)
+        names = itertools.chain(
+            [f"{stem}.{stamp}.bak"], (f"{stem}.{stamp}-{n}.bak" for n in itertools.count(1))
+        )
+        # Filled in .tmp/, where clean_temp removes what a kill leaves, then moved here under
+        # the first free name: another backup at the same instant never replaces this one.
+        partial = Partial.create(_temp_folder(stack, spot.root_fd), f"{stem}.{stamp}.bak")
         stack.callback(partial.discard)
         hash_fd(source_fd, partial.fd)
         os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
         os.fsync(partial.fd)
-        partial.commit(folder)
+        target = partial.commit_new(folder, names)
         # The times come once it is renamed: dated like an old source, the partial file
         # would look abandoned to clean_temp.
         os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))

@@ -210,8 +210,10 @@ def _stage_put(
 
 def _fill_file(source: str, sink: int) -> Written:
     """Copy the regular file `source` (a symlink is followed: the caller named it) to `sink`."""
-    with storage_errors(source), owned(open_regular(None, source, source, follow=True)) as fd:
-        return hash_fd(fd, sink)
+    with storage_errors(source):
+        fd = open_regular(None, source, source, follow=True)
+    with owned(fd):  # a failure to write (a full disk) is named by the put, as the cache's
+        return hash_fd(fd, sink, source=source)
 
 
 def stage_held_puts(
