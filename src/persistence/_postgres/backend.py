@@ -186,8 +186,7 @@ class PostgresBackend:
         if (full or not clean) and usable(connection) and (full or connection.is_in_transaction()):
             try:  # cut short, the reset would be half done: the connection is closed
                 async with asyncio.timeout(self.release_timeout):
-                    if await tidy(connection, full=full) and not self._pooling.transaction:
-                        await connection.reload_schema_state()  # its stale cache: `_KEPT`
+                    await tidy(connection, full=full)
             except asyncio.CancelledError:
                 terminate(connection)
                 cancelled = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import asyncpg
 import asyncpg.pool
@@ -60,28 +60,38 @@ that SQL's PREPARE made (not asyncpg's own, which its statement cache holds). It
 are qualified: the caller's search_path may put a schema of its own before pg_catalog."""
 
 
-async def tidy(connection: PgConnection, *, full: bool) -> bool:
+async def tidy(connection: PgConnection, *, full: bool) -> None:
     """Roll back a transaction left open; if `full`, reset what the caller's SQL set on it.
 
     The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
     pg_advisory_unlock_all) and `_CALLERS_STATE`. RESET ALL goes back to the settings sent at
-    connect (standard_conforming_strings = on), not to the database's. Tell whether the
-    server holds none of asyncpg's prepared statements after it: `_KEPT`.
+    connect (standard_conforming_strings = on), not to the database's. If the server holds
+    none of asyncpg's prepared statements after it (`_KEPT`), the connection's cache is dropped.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
     if not full:
-        return False
+        return
     status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _KEPT)
-    return status == "SELECT 0"
+    if status == "SELECT 0":
+        cast("_Driver", connection)._drop_local_statement_cache()  # noqa: SLF001
 
 
 _KEPT: Final = "\nSELECT FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql;"
 """Count asyncpg's statements the server still holds, in the reset's status. None after the
 caller's DEALLOCATE ALL or DISCARD ALL, and every query asyncpg had cached would fail on the
 connection, for ever, with 'prepared statement "__asyncpg_stmt_1__" does not exist'; none too
-when asyncpg had prepared none there. Either way the caches are reloaded: for the whole pool,
-asyncpg's only public way, a cost paid after such a loan alone."""
+when asyncpg had prepared none there. Either way that connection's cache is dropped."""
+
+
+class _Driver(Protocol):
+    """What the pool's proxy hands on to its asyncpg Connection, beyond the stubs' names.
+
+    asyncpg's public `reload_schema_state()` drops the statement and type caches of every
+    connection in the pool: the others' statements would all be prepared again.
+    """
+
+    def _drop_local_statement_cache(self) -> None: ...
 
 
 def usable(connection: PgConnection) -> bool:
