@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import asyncpg
@@ -64,24 +64,46 @@ async def tidy(connection: PgConnection, *, full: bool) -> None:
     """Roll back a transaction left open; if `full`, reset what the caller's SQL set on it.
 
     The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
-    pg_advisory_unlock_all) and `_CALLERS_STATE`. RESET ALL goes back to the settings sent at
-    connect (standard_conforming_strings = on), not to the database's. If the server holds
-    none of asyncpg's prepared statements after it (`_KEPT`), the connection's cache is dropped.
+    pg_advisory_unlock_all), `_CALLERS_STATE`, and a count of the statements asyncpg has
+    cached that the server still holds: `_kept`. RESET ALL goes back to the settings sent at
+    connect (standard_conforming_strings = on), not to the database's.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
     if not full:
         return
-    status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _KEPT)
-    if status == "SELECT 0":
-        cast("_Driver", connection)._drop_local_statement_cache()  # noqa: SLF001
+    driver = cast("_Driver", connection)  # the pool's proxy hands these names on to asyncpg's
+    statements = driver._stmt_cache.iter_statements()  # noqa: SLF001
+    cached = [s.name for s in statements if s.name and not s.closed]
+    status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _kept(cached))
+    if cached and status != f"SELECT {len(cached)}":
+        driver._drop_local_statement_cache()  # noqa: SLF001
 
 
-_KEPT: Final = "\nSELECT FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql;"
-"""Count asyncpg's statements the server still holds, in the reset's status. None after the
-caller's DEALLOCATE ALL or DISCARD ALL, and every query asyncpg had cached would fail on the
-connection, for ever, with 'prepared statement "__asyncpg_stmt_1__" does not exist'; none too
-when asyncpg had prepared none there. Either way that connection's cache is dropped."""
+def _kept(names: list[str]) -> str:
+    """Count the statements of `names` the server still holds as asyncpg's, in the status.
+
+    The caller's DEALLOCATE of one (by its name, `DEALLOCATE ALL`, `DISCARD ALL`) leaves
+    asyncpg's cache naming it, and its query would fail on that connection, for ever, with
+    'prepared statement "__asyncpg_stmt_1__" does not exist': that connection's cache is
+    dropped, and its queries are prepared again.
+    """
+    if not names:
+        return ""
+    listed = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
+    return f"\n{_ASYNCPGS} AND name IN ({listed});"
+
+
+_ASYNCPGS: Final = "SELECT FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql"
+
+
+class _Prepared(Protocol):
+    name: str
+    closed: bool
+
+
+class _Cache(Protocol):
+    def iter_statements(self) -> Iterator[_Prepared]: ...
 
 
 class _Driver(Protocol):
@@ -90,6 +112,8 @@ class _Driver(Protocol):
     asyncpg's public `reload_schema_state()` drops the statement and type caches of every
     connection in the pool: the others' statements would all be prepared again.
     """
+
+    _stmt_cache: _Cache
 
     def _drop_local_statement_cache(self) -> None: ...
 
