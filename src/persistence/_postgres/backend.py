@@ -22,6 +22,7 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
+    PooledConnection,
     as_pg,
     init_connection,
     left_broken,
@@ -567,6 +568,7 @@ async def open_postgres(
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
                 init=init_connection,
+                connection_class=PooledConnection,
                 reset=reset,
                 # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
                 # database or role set otherwise would misread it, or refuse it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import asyncpg
 import asyncpg.pool
@@ -18,6 +18,53 @@ if TYPE_CHECKING:
     from persistence._interface import Connection
 
 
+if TYPE_CHECKING:
+    _Connection = asyncpg.Connection[asyncpg.Record]
+else:  # generic in asyncpg's stubs alone
+    _Connection = asyncpg.Connection
+
+
+class PooledConnection(_Connection):
+    """asyncpg's connection, which notes a codec changed after `init_connection` gave its own.
+
+    asyncpg keeps a connection's codecs for its life, and has no way to put them back: one
+    that the caller's loan changed is closed when the loan ends (`tidy`), not lent again.
+    """
+
+    codecs_changed = False
+
+    async def set_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        encoder: Callable[[Any], Any],
+        decoder: Callable[[Any], Any],
+        format: str = "text",  # noqa: A002  # asyncpg's name
+    ) -> None:
+        self.codecs_changed = True
+        await super().set_type_codec(
+            typename, schema=schema, encoder=encoder, decoder=decoder, format=format
+        )
+
+    async def reset_type_codec(self, typename: str, *, schema: str = "public") -> None:
+        self.codecs_changed = True
+        await super().reset_type_codec(typename, schema=schema)
+
+    async def set_builtin_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        codec_name: str,
+        format: str | None = None,  # noqa: A002  # asyncpg's name
+    ) -> None:
+        self.codecs_changed = True
+        await super().set_builtin_type_codec(
+            typename, schema=schema, codec_name=codec_name, format=format
+        )
+
+
 async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
     for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
@@ -25,6 +72,8 @@ async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> Non
         await connection.set_type_codec(
             type_name, schema="pg_catalog", encoder=encode, decoder=decode, format="binary"
         )
+    if isinstance(connection, PooledConnection):
+        connection.codecs_changed = False  # these are the package's own
 
 
 def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
@@ -66,13 +115,17 @@ async def tidy(connection: PgConnection, *, full: bool) -> None:
     The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
     pg_advisory_unlock_all), `_CALLERS_STATE`, and a count of the statements asyncpg has
     cached that the server still holds: `_kept`. RESET ALL goes back to the settings sent at
-    connect (standard_conforming_strings = on), not to the database's.
+    connect (standard_conforming_strings = on), not to the database's. A connection whose
+    codecs the caller changed is closed instead: `PooledConnection`.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
     if not full:
         return
     driver = cast("_Driver", connection)  # the pool's proxy hands these names on to asyncpg's
+    if driver.codecs_changed:
+        terminate(connection)
+        return
     statements = driver._stmt_cache.iter_statements()  # noqa: SLF001
     cached = [s.name for s in statements if s.name and not s.closed]
     status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _kept(cached))
@@ -114,6 +167,7 @@ class _Driver(Protocol):
     """
 
     _stmt_cache: _Cache
+    codecs_changed: bool
 
     def _drop_local_statement_cache(self) -> None: ...
 
