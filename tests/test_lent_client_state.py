@@ -1,12 +1,14 @@
 """What a caller sets through asyncpg's own API on a connection that `connection(db)` lent.
 
 The caller gets asyncpg's connection, whose Python side holds state of its own beyond the
-server's session: the codecs that turn values into Python objects and back. A codec the
-caller sets or resets there must not decode or encode the package's later calls on it.
+server's session: the codecs that turn values into Python objects and back, the query loggers
+and termination listeners. None that the caller sets there may outlive the loan: a codec must
+not decode the package's later calls on it, a hook must not hear them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -105,3 +107,34 @@ async def test_a_codec_set_in_a_loan_decodes_no_later_call(
         again = await save_file_record(sole, FileRecord(path="b.txt", metadata={"k": 2}))
         assert again.metadata == {"k": 2}
         assert isinstance(again.created_at, dt.datetime)
+
+
+HOOKS: Final = ("query logger", "termination listener")
+
+
+@pytest.mark.parametrize(("hook", "where"), [(h, w) for h in HOOKS for w in LENDERS])
+async def test_a_hook_added_in_a_loan_hears_nothing_after_it(
+    migrated_postgres_url: str, hook: str, where: str
+) -> None:
+    """PostgreSQL: a query logger or termination listener the loan added ends with the loan.
+
+    Left on the pooled connection, a logger was handed every later query of the package there,
+    with its arguments; a listener was called when the pool closed that connection, long after.
+    """
+    db = await open_database(migrated_postgres_url, pool_size=1)
+    heard: list[object] = []
+    try:
+        async with LENDERS[where](db) as lender, connection(lender) as lent:
+            conn = as_pg(lent)
+            if hook == "query logger":
+                conn.add_query_logger(heard.append)
+            else:
+                conn.add_termination_listener(heard.append)
+        await asyncio.sleep(0.01)  # asyncpg calls a termination listener soon after, not at once
+        at_the_end = len(heard)
+        await save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+        assert len(await all_results(db)) == 1
+    finally:
+        await close_database(db)
+    await no_connection_left(migrated_postgres_url)
+    assert len(heard) == at_the_end

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 import asyncpg
@@ -116,14 +116,15 @@ async def tidy(connection: PgConnection, *, full: bool) -> None:
     pg_advisory_unlock_all), `_CALLERS_STATE`, and a count of the statements asyncpg has
     cached that the server still holds: `_kept`. RESET ALL goes back to the settings sent at
     connect (standard_conforming_strings = on), not to the database's. A connection whose
-    codecs the caller changed is closed instead: `PooledConnection`.
+    codecs the caller changed (`PooledConnection`), or that holds a query logger or
+    termination listener of the caller's, is closed instead: asyncpg's pool keeps those.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
     if not full:
         return
     driver = cast("_Driver", connection)  # the pool's proxy hands these names on to asyncpg's
-    if driver.codecs_changed:
+    if driver.codecs_changed or driver._query_loggers or driver._termination_listeners:  # noqa: SLF001
         terminate(connection)
         return
     statements = driver._stmt_cache.iter_statements()  # noqa: SLF001
@@ -167,6 +168,8 @@ class _Driver(Protocol):
     """
 
     _stmt_cache: _Cache
+    _query_loggers: Collection[object]
+    _termination_listeners: Collection[object]
     codecs_changed: bool
 
     def _drop_local_statement_cache(self) -> None: ...
