@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+from collections.abc import Callable, Collection, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, cast
 
 import asyncpg
 import asyncpg.pool
@@ -99,6 +99,18 @@ async def reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
         await connection.execute("ROLLBACK")
 
 
+class PoolHooks(TypedDict):
+    """What asyncpg's pool calls its connections with: `create_pool`'s arguments."""
+
+    init: Callable[[asyncpg.Connection[asyncpg.Record]], Coroutine[Any, Any, None]]
+    reset: Callable[[asyncpg.Connection[asyncpg.Record]], Coroutine[Any, Any, None]]
+    connection_class: type[asyncpg.Connection[asyncpg.Record]]
+
+
+POOL_HOOKS: Final = PoolHooks(init=init_connection, reset=reset, connection_class=PooledConnection)
+"""The JSON codec at connect, the cheap reset at release, codecs changed after noted."""
+
+
 _CALLERS_STATE: Final = (
     "SET SESSION AUTHORIZATION DEFAULT;\nDISCARD TEMP;\n"
     "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements "
@@ -173,6 +185,25 @@ class _Driver(Protocol):
     codecs_changed: bool
 
     def _drop_local_statement_cache(self) -> None: ...
+
+
+def check_block(conn: Connection) -> None:
+    """Refuse a block's connection that the caller's SQL took out of the block's transaction.
+
+    A COMMIT or ROLLBACK sent through `connection()` ends it under the block: its later writes
+    would each commit alone, kept if it fails, and its end would commit nothing.
+    """
+    try:
+        ended = not as_pg(conn).is_in_transaction()
+    except asyncpg.InterfaceError:  # released: a close ended the block's snapshot already
+        return
+    if ended:
+        raise DatabaseError(
+            "PostgreSQL: the SQL run through connection() ended the transaction of its "
+            "transaction() or read_snapshot() block (a COMMIT or ROLLBACK): the block's writes "
+            "before it were committed or undone by it, and its later calls would each commit "
+            "alone; end the block instead, not its transaction"
+        )
 
 
 def usable(connection: PgConnection) -> bool:
