@@ -138,6 +138,12 @@ class Backend(Protocol):
         The session state that SQL may set would otherwise outlive the loan.
         """
 
+    def check_block(self, conn: Connection) -> None:
+        """Raise `DatabaseError` if a block's `conn` is out of the block's transaction.
+
+        The caller's SQL, lent it by `connection()`, ended it: PostgreSQL's COMMIT or ROLLBACK.
+        """
+
     def begin(self) -> AbstractAsyncContextManager[Connection]:
         """Open a transaction holding the write lock from its start; commit or roll back."""
 

@@ -378,16 +378,14 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
             finally:
                 block.open = top.open = False
                 _OPEN_BLOCKS.reset(token)
-                # A statement that another task sent through the block may still be running:
-                # the transaction ends after it, never under it.
+                # A statement another task sent may still run: the transaction ends after it.
                 async with top.lock:
                     pass
     except BaseException as error:
         _raise_translated(backend, error, db.url)
         raise
     finally:
-        # After the commit, or a rollback: told either way, since a COMMIT whose caller was
-        # cancelled still commits.
+        # Told after the commit or a rollback: a COMMIT whose caller was cancelled still commits.
         _announce(db._watchers, top.written if top is not None else set())  # noqa: SLF001
 
 
@@ -493,6 +491,8 @@ class _Lent:
         try:
             if self._frame is not None:
                 self._frame.lock.release()
+                if error is None:  # the caller's SQL may have ended the block's transaction
+                    self._backend.check_block(self._frame.connection)
             elif self._lent is not None:
                 await self._lent.__aexit__(kind, error, traceback)
         finally:

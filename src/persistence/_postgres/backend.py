@@ -22,10 +22,10 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
+    POOL_HOOKS,
     as_pg,
-    init_connection,
+    check_block,
     left_broken,
-    reset,
     terminate,
     tidy,
     usable,
@@ -105,7 +105,6 @@ class PostgresBackend:
     """The connections taken from the pool and not yet handed back: the close waits for them."""
     _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
     _lent_to_caller: set[PgConnection] = attrs.field(init=False, factory=set)
-    """Connections that `connection()` lent to the caller's SQL: reset in full when given back."""
 
     @property
     def closed(self) -> bool:
@@ -186,8 +185,7 @@ class PostgresBackend:
         if (full or not clean) and usable(connection) and (full or connection.is_in_transaction()):
             try:  # cut short, the reset would be half done: the connection is closed
                 async with asyncio.timeout(self.release_timeout):
-                    if await tidy(connection, full=full) and not self._pooling.transaction:
-                        await connection.reload_schema_state()  # its stale cache: `_KEPT`
+                    await tidy(connection, full=full)
             except asyncio.CancelledError:
                 terminate(connection)
                 cancelled = True
@@ -251,6 +249,8 @@ class PostgresBackend:
     def lent_to_caller(self, conn: Connection) -> None:
         """Have `conn` reset in full when it goes back: the caller's SQL may set its session."""
         self._lent_to_caller.add(as_pg(conn))
+
+    check_block = staticmethod(check_block)
 
     def lend_at_once(self) -> PgConnection | None:
         """Hold the lane if it is free and open, waiting for nothing; else None: `lend()`.
@@ -340,10 +340,12 @@ class PostgresBackend:
 
     async def release(self, conn: Connection, name: str) -> None:
         """Keep what the savepoint's block did."""
+        check_block(conn)  # not the server's bare error if the caller's SQL ended the transaction
         await as_pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
     async def rollback_to(self, conn: Connection, name: str) -> None:
         """Undo what the savepoint's block did, and end it."""
+        check_block(conn)
         await as_pg(conn).execute(f'ROLLBACK TO SAVEPOINT "{name}"')
         await as_pg(conn).execute(f'RELEASE SAVEPOINT "{name}"')
 
@@ -567,8 +569,7 @@ async def open_postgres(
                 max_size=pool_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
-                init=init_connection,
-                reset=reset,
+                **POOL_HOOKS,
                 # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
                 # database or role set otherwise would misread it, or refuse it.
                 server_settings={"standard_conforming_strings": "on"},

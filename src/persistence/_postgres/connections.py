@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Collection, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, cast
 
 import asyncpg
 import asyncpg.pool
@@ -18,6 +18,53 @@ if TYPE_CHECKING:
     from persistence._interface import Connection
 
 
+if TYPE_CHECKING:
+    _Connection = asyncpg.Connection[asyncpg.Record]
+else:  # generic in asyncpg's stubs alone
+    _Connection = asyncpg.Connection
+
+
+class PooledConnection(_Connection):
+    """asyncpg's connection, which notes a codec changed after `init_connection` gave its own.
+
+    asyncpg keeps a connection's codecs for its life, and has no way to put them back: one
+    that the caller's loan changed is closed when the loan ends (`tidy`), not lent again.
+    """
+
+    codecs_changed = False
+
+    async def set_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        encoder: Callable[[Any], Any],
+        decoder: Callable[[Any], Any],
+        format: str = "text",  # noqa: A002  # asyncpg's name
+    ) -> None:
+        self.codecs_changed = True
+        await super().set_type_codec(
+            typename, schema=schema, encoder=encoder, decoder=decoder, format=format
+        )
+
+    async def reset_type_codec(self, typename: str, *, schema: str = "public") -> None:
+        self.codecs_changed = True
+        await super().reset_type_codec(typename, schema=schema)
+
+    async def set_builtin_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        codec_name: str,
+        format: str | None = None,  # noqa: A002  # asyncpg's name
+    ) -> None:
+        self.codecs_changed = True
+        await super().set_builtin_type_codec(
+            typename, schema=schema, codec_name=codec_name, format=format
+        )
+
+
 async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
     for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
@@ -25,6 +72,8 @@ async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> Non
         await connection.set_type_codec(
             type_name, schema="pg_catalog", encoder=encode, decoder=decode, format="binary"
         )
+    if isinstance(connection, PooledConnection):
+        connection.codecs_changed = False  # these are the package's own
 
 
 def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
@@ -50,6 +99,18 @@ async def reset(connection: asyncpg.Connection[asyncpg.Record]) -> None:
         await connection.execute("ROLLBACK")
 
 
+class PoolHooks(TypedDict):
+    """What asyncpg's pool calls its connections with: `create_pool`'s arguments."""
+
+    init: Callable[[asyncpg.Connection[asyncpg.Record]], Coroutine[Any, Any, None]]
+    reset: Callable[[asyncpg.Connection[asyncpg.Record]], Coroutine[Any, Any, None]]
+    connection_class: type[asyncpg.Connection[asyncpg.Record]]
+
+
+POOL_HOOKS: Final = PoolHooks(init=init_connection, reset=reset, connection_class=PooledConnection)
+"""The JSON codec at connect, the cheap reset at release, codecs changed after noted."""
+
+
 _CALLERS_STATE: Final = (
     "SET SESSION AUTHORIZATION DEFAULT;\nDISCARD TEMP;\n"
     "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements "
@@ -60,28 +121,89 @@ that SQL's PREPARE made (not asyncpg's own, which its statement cache holds). It
 are qualified: the caller's search_path may put a schema of its own before pg_catalog."""
 
 
-async def tidy(connection: PgConnection, *, full: bool) -> bool:
+async def tidy(connection: PgConnection, *, full: bool) -> None:
     """Roll back a transaction left open; if `full`, reset what the caller's SQL set on it.
 
     The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
-    pg_advisory_unlock_all) and `_CALLERS_STATE`. RESET ALL goes back to the settings sent at
-    connect (standard_conforming_strings = on), not to the database's. Tell whether the
-    server holds none of asyncpg's prepared statements after it: `_KEPT`.
+    pg_advisory_unlock_all), `_CALLERS_STATE`, and a count of the statements asyncpg has
+    cached that the server still holds: `_kept`. RESET ALL goes back to the settings sent at
+    connect (standard_conforming_strings = on), not to the database's. A connection whose
+    codecs the caller changed (`PooledConnection`), or that holds a query logger or
+    termination listener of the caller's, is closed instead: asyncpg's pool keeps those.
     """
     if connection.is_in_transaction():
         await connection.execute("ROLLBACK")
     if not full:
-        return False
-    status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _KEPT)
-    return status == "SELECT 0"
+        return
+    driver = cast("_Driver", connection)  # the pool's proxy hands these names on to asyncpg's
+    if driver.codecs_changed or driver._query_loggers or driver._termination_listeners:  # noqa: SLF001
+        terminate(connection)
+        return
+    statements = driver._stmt_cache.iter_statements()  # noqa: SLF001
+    cached = [s.name for s in statements if s.name and not s.closed]
+    status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _kept(cached))
+    if cached and status != f"SELECT {len(cached)}":
+        driver._drop_local_statement_cache()  # noqa: SLF001
 
 
-_KEPT: Final = "\nSELECT FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql;"
-"""Count asyncpg's statements the server still holds, in the reset's status. None after the
-caller's DEALLOCATE ALL or DISCARD ALL, and every query asyncpg had cached would fail on the
-connection, for ever, with 'prepared statement "__asyncpg_stmt_1__" does not exist'; none too
-when asyncpg had prepared none there. Either way the caches are reloaded: for the whole pool,
-asyncpg's only public way, a cost paid after such a loan alone."""
+def _kept(names: list[str]) -> str:
+    """Count the statements of `names` the server still holds as asyncpg's, in the status.
+
+    The caller's DEALLOCATE of one (by its name, `DEALLOCATE ALL`, `DISCARD ALL`) leaves
+    asyncpg's cache naming it, and its query would fail on that connection, for ever, with
+    'prepared statement "__asyncpg_stmt_1__" does not exist': that connection's cache is
+    dropped, and its queries are prepared again.
+    """
+    if not names:
+        return ""
+    listed = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
+    return f"\n{_ASYNCPGS} AND name IN ({listed});"
+
+
+_ASYNCPGS: Final = "SELECT FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql"
+
+
+class _Prepared(Protocol):
+    name: str
+    closed: bool
+
+
+class _Cache(Protocol):
+    def iter_statements(self) -> Iterator[_Prepared]: ...
+
+
+class _Driver(Protocol):
+    """What the pool's proxy hands on to its asyncpg Connection, beyond the stubs' names.
+
+    asyncpg's public `reload_schema_state()` drops the statement and type caches of every
+    connection in the pool: the others' statements would all be prepared again.
+    """
+
+    _stmt_cache: _Cache
+    _query_loggers: Collection[object]
+    _termination_listeners: Collection[object]
+    codecs_changed: bool
+
+    def _drop_local_statement_cache(self) -> None: ...
+
+
+def check_block(conn: Connection) -> None:
+    """Refuse a block's connection that the caller's SQL took out of the block's transaction.
+
+    A COMMIT or ROLLBACK sent through `connection()` ends it under the block: its later writes
+    would each commit alone, kept if it fails, and its end would commit nothing.
+    """
+    try:
+        ended = not as_pg(conn).is_in_transaction()
+    except asyncpg.InterfaceError:  # released: a close ended the block's snapshot already
+        return
+    if ended:
+        raise DatabaseError(
+            "PostgreSQL: the SQL run through connection() ended the transaction of its "
+            "transaction() or read_snapshot() block (a COMMIT or ROLLBACK): the block's writes "
+            "before it were committed or undone by it, and its later calls would each commit "
+            "alone; end the block instead, not its transaction"
+        )
 
 
 def usable(connection: PgConnection) -> bool:

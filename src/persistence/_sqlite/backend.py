@@ -133,6 +133,9 @@ class SqliteBackend:
     def lent_to_caller(self, conn: Connection) -> None:
         """Nothing to reset: the session lent runs the generated queries, no SQL of the caller's."""
 
+    def check_block(self, conn: Connection) -> None:
+        """Nothing to check: no SQL of the caller's can end a block's transaction."""
+
     def _start_in_thread(self, function: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
         """Start `function` in a worker thread, in the caller's context; give its future."""
         loop = asyncio.get_running_loop()
