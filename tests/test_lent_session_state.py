@@ -42,7 +42,7 @@ from persistence.run_history import list_test_history
 
 KINDS: dict[str, tuple[str, str]] = {
     "search_path": ("SET search_path = elsewhere", "SELECT current_setting('search_path')"),
-    "statement_timeout": ("SET statement_timeout = 1", "SHOW statement_timeout"),
+    "statement_timeout": ("SET statement_timeout = 54321", "SHOW statement_timeout"),
     "time zone": ("SET TIME ZONE 'Pacific/Kiritimati'", "SHOW TimeZone"),
     "standard_conforming_strings": (
         "SET standard_conforming_strings = off",
