@@ -91,3 +91,24 @@ async def test_sql_that_keeps_the_transaction_is_not_refused(db: Database) -> No
         async with connection(tx) as lent:
             await as_pg(lent).execute("SAVEPOINT mine; SELECT 1; RELEASE SAVEPOINT mine")
     assert await all_results(db) == [saved]
+
+
+@pytest.mark.parametrize("block", list(BLOCKS))
+async def test_a_block_whose_transaction_a_loan_ended_refuses_every_later_call(
+    db: Database, block: str
+) -> None:
+    """PostgreSQL: a caller who catches the loan's error and writes on is refused each time.
+
+    Only the loan's end raised: a write after it committed alone, and was kept when the
+    block then failed.
+    """
+    with pytest.raises((RuntimeError, DatabaseError)):
+        async with BLOCKS[block](db) as tx:
+            with contextlib.suppress(DatabaseError):
+                async with connection(tx) as lent:
+                    await as_pg(lent).execute("ROLLBACK")
+            for _ in range(2):
+                with pytest.raises(DatabaseError, match="ended the transaction"):
+                    await save_result(tx, result())
+            raise RuntimeError("the block fails")
+    assert await all_results(db) == []

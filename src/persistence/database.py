@@ -281,17 +281,13 @@ connect = _for_a_block(open_database)
 
 
 async def _open_file_as_is(path: str | os.PathLike[str]) -> Database:
-    """Open an existing SQLite file to read it only, adding no file beside it.
+    """Open an existing SQLite file to read it only, adding no file beside it: for a restore.
 
-    For a restore, which must leave the backup's folder as it was. A file that a connection
-    has open (its `-wal` or `-shm` beside it) is read through SQLite's locks, as by
-    `open_database(path, create=False)`.
+    A file open elsewhere (its `-wal` or `-shm` beside it) is read through SQLite's locks.
     """
     engine, target = engine_of(path)
     if engine is not Engine.SQLITE:
-        raise ValidationError(
-            "restore", "path", f"must be a SQLite file, got {redact_url(target)!r}"
-        )
+        raise ValidationError("restore", "path", f"must be a SQLite file: {redact_url(target)!r}")
     observer = observer_for(engine.value, target, None, None)
     backend = await open_sqlite(
         target, busy_timeout=5.0, create=False, observer=observer, as_is=True
@@ -407,8 +403,7 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
             yield attrs.evolve(db, frame=frame)
         finally:
             frame.open = False
-            # A read that another task sent through the block may still be running: the
-            # snapshot ends after it, never under it, and refuses the calls that come later.
+            # A read another task sent may still run: the snapshot ends after it, never under it.
             async with frame.lock:
                 pass
 
@@ -457,6 +452,11 @@ class _Lent:
                 frame.check()
                 await frame.lock.acquire()
                 if frame.open and frame.child is None:
+                    try:  # the caller's SQL may have ended the block's transaction earlier
+                        self._backend.check_block(frame.connection)
+                    except BaseException:
+                        frame.lock.release()
+                        raise
                     return frame.connection
                 frame.lock.release()
                 frame.check()  # the block ended, or a nested one began, while this call waited
