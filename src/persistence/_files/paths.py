@@ -123,6 +123,12 @@ def partial_name(target: str) -> str:
     return f".{truncate(target, _NAME_KEEP)}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
 
 
+def partial_pattern(target: str) -> str:
+    """Return the regular expression of the names `partial_name` gives for `target`, whole."""
+    head = re.escape(f".{truncate(target, _NAME_KEEP)}.")
+    return head + "[0-9a-f]{16}" + re.escape(PARTIAL_SUFFIX)
+
+
 def truncate(name: str, limit: int) -> str:
     """Return the longest start of `name` taking at most `limit` bytes, in whole characters."""
     ends = itertools.accumulate(len(os.fsencode(char)) for char in name)
