@@ -181,14 +181,14 @@ async def test_verify_finds_changed_missing_and_new_files(storage: Storage, db: 
 async def test_verify_reports_a_record_that_leads_out_as_missing(
     storage: Storage, db: Database, tmp_path: Path
 ) -> None:
-    """A record whose path now leads out of the root, or never was inside, is missing."""
+    """A record whose path now leads out of the root is missing; one spelled out, malformed."""
     (tmp_path / "outside.txt").write_text("outside")
     await write_text(storage, "link.txt", "was a file", track=db)
     (storage.root / "link.txt").unlink()
     (storage.root / "link.txt").symlink_to(tmp_path / "outside.txt")
     await save_file_record(db, FileRecord(path="../outside.txt", size=7))
     report = await verify(storage, db)
-    assert report == VerifyReport(missing=("../outside.txt", "link.txt"))
+    assert report == VerifyReport(missing=("link.txt",), malformed=("../outside.txt",))
 
 
 async def example(data: Path) -> None:

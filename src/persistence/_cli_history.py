@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
-from persistence._files.content import Partial, write_all
+from persistence._files.content import replace_whole
 from persistence._paging import START_OF_TIME
 from persistence.counterexamples import CounterexampleStore
 from persistence.exceptions import NotFoundError
@@ -395,7 +395,8 @@ def write_whole(path: Path, text: str) -> None:
 
     A regular file (or none yet) is replaced at once by a file written and synced beside it,
     so that a full disk, a read-only folder or an interrupt leaves the old file and no part
-    of the new one; its mode is kept. A symlink's target is written, the link kept. Anything
+    of the new one; its mode is kept. What a write killed there left beside the file goes
+    first (`replace_whole`). A symlink's target is written, the link kept. Anything
     else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
     """
     target = Path(os.path.realpath(path))
@@ -411,15 +412,8 @@ def write_whole(path: Path, text: str) -> None:
         folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             # Made as a new file is, the umask applied: 0o600 by mkstemp would hide the export.
-            partial = Partial.create(folder, target.name)
-            try:
-                write_all(partial.fd, memoryview(text.encode("utf-8")))
-                if before is not None:
-                    os.fchmod(partial.fd, stat.S_IMODE(before.st_mode))
-                os.fsync(partial.fd)
-                partial.commit()
-            finally:
-                partial.discard()
+            mode = None if before is None else stat.S_IMODE(before.st_mode)
+            replace_whole(folder, target.name, text.encode("utf-8"), mode)
         finally:
             os.close(folder)
     except OSError as error:  # named by the path asked for, not the one beside it

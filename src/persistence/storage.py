@@ -102,11 +102,14 @@ class VerifyReport:
     changed: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     new: tuple[str, ...] = ()
+    malformed: tuple[str, ...] = ()
+    """Recorded paths that no tracked operation writes (`a/../b`, `./a`, `a//b`, `a/`, `/a`),
+    written by other means: checked against no file, as walking one would check another's."""
 
     @property
     def clean(self) -> bool:
         """True when every record matches its file and every file has a record."""
-        return not (self.changed or self.missing or self.new)
+        return not (self.changed or self.missing or self.new or self.malformed)
 
 
 def storage_root(function: str, storage: object) -> Path:
@@ -357,10 +360,11 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     """Compare the files under the root with their records in `db`.
 
     `changed`: recorded files whose size or hash differ; `missing`: records without a
-    regular file inside the root; `new`: files without a record.
+    regular file inside the root; `new`: files without a record; `malformed`: records whose
+    path is not in the form a tracked operation records, each left unchecked.
     """
     root = storage_root("verify", storage)
     db = argument("verify", "db", Database, db, "a Database")
     records = {r.path: Written(r.size, r.hash) for r in await all_file_records(db)}
-    changed, missing, new = await asyncio.to_thread(tree.scan, root, records)
-    return VerifyReport(tuple(changed), tuple(missing), tuple(new))
+    changed, missing, new, malformed = await asyncio.to_thread(tree.scan, root, records)
+    return VerifyReport(tuple(changed), tuple(missing), tuple(new), tuple(malformed))

@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 
 import attrs
 
-from persistence._files.locks import Change, Check
+from persistence._files.locks import Change, Check, hold, remove_unheld
 from persistence._files.paths import (
     CHUNK_SIZE,
     NEW_FLAGS,
@@ -35,6 +35,7 @@ from persistence._files.paths import (
     open_regular,
     owned,
     partial_name,
+    partial_pattern,
     same_file,
     storage_errors,
 )
@@ -133,8 +134,17 @@ class Partial:
 
     @classmethod
     def create(cls, dir_fd: int, target: str) -> Partial:
-        name = partial_name(target)
-        return cls(dir_fd, name, target, os.open(name, NEW_FLAGS, 0o666, dir_fd=dir_fd))
+        """Make a new partial file for `target`, locked while it is open (see `replace_whole`)."""
+        while True:
+            name = partial_name(target)
+            fd = os.open(name, NEW_FLAGS, 0o666, dir_fd=dir_fd)
+            try:
+                if hold(fd):  # not removed as a killed writer's before the lock was taken
+                    return cls(dir_fd, name, target, fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
 
     def commit(self, folder: int | None = None, target: str | None = None) -> os.stat_result:
         """Rename over the target (or `target` in `folder`), flush that folder; give the status."""
@@ -176,6 +186,25 @@ class Partial:
         if not self.committed:
             with suppress(FileNotFoundError):
                 os.unlink(self.name, dir_fd=self.dir_fd)
+
+
+def replace_whole(folder: int, name: str, data: bytes, mode: int | None) -> None:
+    """Replace `name` in `folder` by a file holding `data`, whole, of `mode` if given.
+
+    The partial files of `name` that writers killed before they ended left there go first:
+    each is locked while its writer lives, so only those no process holds are removed, and
+    only of the exact shape `partial_name` gives.
+    """
+    remove_unheld(folder, partial_pattern(name), folders=False)
+    partial = Partial.create(folder, name)
+    try:
+        write_all(partial.fd, memoryview(data))
+        if mode is not None:
+            os.fchmod(partial.fd, mode)
+        os.fsync(partial.fd)
+        partial.commit()
+    finally:
+        partial.discard()
 
 
 T = TypeVar("T")

@@ -271,6 +271,17 @@ async def perform(
 _FOLDER_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def hold(fd: int) -> bool:
+    """Lock the working file or folder just made at `fd` for as long as `fd` stays open.
+
+    Gives False when it was removed (by another process's `remove_unheld`) before the lock
+    was taken: then make another. Where the disk has no locks, none can remove it either.
+    """
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return os.fstat(fd).st_nlink > 0
+
+
 def locked_folder(parent: str, prefix: str, suffix: str) -> tuple[str, int]:
     """Make a new folder in `parent` for this process's work, locked while the descriptor is open.
 
@@ -279,14 +290,15 @@ def locked_folder(parent: str, prefix: str, suffix: str) -> tuple[str, int]:
     another process in that moment is made again. Give the folder and the descriptor to close
     (after the folder is removed) with `remove_locked_folder`.
     """
-    _remove_unheld(parent, prefix, suffix)
+    parent_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # the caller's, links followed
+    with contextlib.suppress(OSError), owned(os.open(parent, parent_flags)) as parent_fd:
+        made = re.escape(prefix) + _MKDTEMP_PART + re.escape(suffix)
+        remove_unheld(parent_fd, made, folders=True)
     while True:
         folder = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent)
         fd = os.open(folder, _FOLDER_FLAGS)
         try:
-            with contextlib.suppress(OSError):  # no locks here: then none can remove it either
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink > 0:  # not removed before the lock was taken
+            if hold(fd):  # not removed before the lock was taken
                 return folder, fd
         except BaseException:
             os.close(fd)
@@ -305,29 +317,49 @@ def remove_locked_folder(made: tuple[str, int]) -> None:
 
 _MKDTEMP_PART: Final = "[a-z0-9_]{8}"
 """What `tempfile.mkdtemp` puts between a prefix and a suffix: 8 of its characters."""
+_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def _remove_unheld(parent: str, prefix: str, suffix: str) -> None:
-    """Remove the folders in `parent` that `locked_folder` made here and no process holds.
+def remove_unheld(parent_fd: int, made: str, *, folders: bool) -> None:
+    """Remove the working folders (or files) in `parent_fd` that no process holds.
 
-    Only names of the shape `mkdtemp` gives, the prefix, 8 characters of its and the suffix,
-    are looked at: a folder of the user's named like one is left alone.
+    What a process killed at its work left: its folder or file was locked (`hold`) while it
+    worked. Only names that the regular expression `made` matches whole, the exact shape the
+    package gives them, are looked at, and only real folders (or regular files of this user
+    with one link): a folder or file of the user's named like one is left alone.
     """
     try:
-        found = [entry.name for entry in os.scandir(parent)]
+        found = os.listdir(parent_fd)  # a descriptor, not a path
     except OSError:
         return
-    made = re.compile(re.escape(prefix) + _MKDTEMP_PART + re.escape(suffix))
+    shape = re.compile(made, re.DOTALL)
     for name in found:
-        if not made.fullmatch(name):  # a folder of the user's, however like one of ours
+        if not shape.fullmatch(name):  # a folder or file of the user's, however like one of ours
             continue
+        seen = lstat(parent_fd, name)
+        if seen is None or not (stat.S_ISDIR if folders else stat.S_ISREG)(seen.st_mode):
+            continue  # never opened: a device, a FIFO, a link
         try:
-            fd = os.open(os.path.join(parent, name), _FOLDER_FLAGS)  # noqa: PTH118  # a str path
-        except OSError:  # gone, not a folder, a link, or not ours to open
+            fd = os.open(name, _FOLDER_FLAGS if folders else _FILE_FLAGS, dir_fd=parent_fd)
+        except OSError:  # gone, a link, not a folder, or not ours to open
             continue
         with owned(fd):
+            info = os.fstat(fd)
+            if not (folders or _ours(info)):
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:  # held: a process at work
                 continue
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)  # noqa: PTH118  # a str path
+            if folders:
+                shutil.rmtree(name, dir_fd=parent_fd, ignore_errors=True)
+                continue
+            now = lstat(parent_fd, name)
+            if now is not None and (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=parent_fd)
+
+
+def _ours(info: os.stat_result) -> bool:
+    """Tell whether a file could be a working file this process's user made and left."""
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_uid == os.geteuid()

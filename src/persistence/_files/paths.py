@@ -118,9 +118,24 @@ def check_path(path: object) -> str:
     return raw
 
 
+def is_plain_path(path: str) -> bool:
+    """Tell whether `path` has the form of a `Spot.path`, the one records of the store take.
+
+    Relative, its parts joined by single '/', none of them '.' or '..': not `a/../b`, `./a`,
+    `a//b`, `a/` or `/a`, which name a file only once walked.
+    """
+    return all(part not in {"", ".", ".."} for part in path.split("/"))
+
+
 def partial_name(target: str) -> str:
     """Return a fresh name for a partial write of `target`, which `is_partial_name` knows."""
     return f".{truncate(target, _NAME_KEEP)}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+
+
+def partial_pattern(target: str) -> str:
+    """Return the regular expression of the names `partial_name` gives for `target`, whole."""
+    head = re.escape(f".{truncate(target, _NAME_KEEP)}.")
+    return head + "[0-9a-f]{16}" + re.escape(PARTIAL_SUFFIX)
 
 
 def truncate(name: str, limit: int) -> str:

@@ -27,6 +27,7 @@ from persistence._files.paths import (
     Written,
     check_path,
     is_partial_name,
+    is_plain_path,
     is_reserved,
     locate,
     lstat,
@@ -96,11 +97,20 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
     return sorted(found, key=lambda entry: entry.path)
 
 
-def scan(root: Path, recorded: dict[str, Written]) -> tuple[list[str], list[str], list[str]]:
-    """Compare regular files on disk with `recorded`: (changed, missing, new), each sorted."""
+def scan(
+    root: Path, recorded: dict[str, Written]
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Compare regular files on disk with `recorded`: (changed, missing, new, malformed), sorted.
+
+    A recorded path out of the form the store records (`is_plain_path`) is `malformed`: it
+    is checked against no file, as walking it would check another path's.
+    """
     changed: list[str] = []
     missing: list[str] = []
+    malformed = sorted(name for name in recorded if not is_plain_path(name))
     for name, expected in sorted(recorded.items()):
+        if not is_plain_path(name):
+            continue
         try:
             with (
                 locate(root, name, reserved_ok=True) as spot,
@@ -123,7 +133,7 @@ def scan(root: Path, recorded: dict[str, Written]) -> tuple[list[str], list[str]
                 path = f"{folder}/{name}" if folder else name
                 if path not in recorded:
                     new.append(path)
-    return changed, missing, sorted(new)
+    return changed, missing, sorted(new), malformed
 
 
 _BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"

@@ -1,0 +1,50 @@
+"""`verify` names a record whose path is not one the file store writes, checked against nothing.
+
+A tracked operation records the path as the walk from the root found it: relative, its parts
+joined by single `/`, none of them `.` or `..`. A record in another form (written by plain SQL,
+or by `save_file_record`) was walked like a path to a file, so `a/../b.txt` was checked against
+`b.txt`, and `b.txt` was reported new besides.
+"""
+
+from __future__ import annotations
+
+from persistence import Database
+from persistence.storage import Storage, VerifyReport, verify, write_text
+from test_plain_ids import plain_sql
+
+WHEN = "2026-05-01T00:00:00.000000+00:00"
+
+
+async def test_verify_names_records_whose_paths_the_store_never_writes(
+    storage: Storage, db: Database, database_url: str
+) -> None:
+    """Each path out of plain form is `malformed`, checked against no file; the rest as before."""
+    await write_text(storage, "a/b.txt", "b", track=db)
+    await write_text(storage, "a/c.txt", "c")
+    await write_text(storage, "b.txt", "b")
+    odd = [
+        "a/../b.txt",
+        "./a/c.txt",
+        "a//c.txt",
+        "a/c.txt/",
+        "a/.",
+        "/a/b.txt",
+        str(storage.root / "a" / "b.txt"),
+    ]
+    await plain_sql(
+        database_url,
+        *(
+            "INSERT INTO file_records (path, size, created_at, accessed_at) "  # noqa: S608  # the test's own paths
+            f"VALUES ('{path}', 1, '{WHEN}', '{WHEN}')"
+            for path in odd
+        ),
+    )
+
+    report = await verify(storage, db)
+
+    assert (report.changed, report.missing, report.new) == ((), (), ("a/c.txt", "b.txt"))
+    assert report == VerifyReport(new=("a/c.txt", "b.txt"), malformed=tuple(sorted(odd)))
+    assert not report.clean
+    await write_text(storage, "b.txt", "changed", track=db)
+    await write_text(storage, "a/c.txt", "c", track=db)
+    assert await verify(storage, db) == VerifyReport(malformed=tuple(sorted(odd)))
