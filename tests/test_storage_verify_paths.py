@@ -48,3 +48,26 @@ async def test_verify_names_records_whose_paths_the_store_never_writes(
     await write_text(storage, "b.txt", "changed", track=db)
     await write_text(storage, "a/c.txt", "c", track=db)
     assert await verify(storage, db) == VerifyReport(malformed=tuple(sorted(odd)))
+
+
+async def test_a_tracked_file_swapped_for_a_symlink_is_missing_not_its_target(
+    storage: Storage, db: Database
+) -> None:
+    """A record names a regular file at its real path: a symlink there is not that file.
+
+    The record `l.txt` was checked against the file its symlink led to, which was reported
+    new besides: a tracked file replaced by a link to another looked whole.
+    """
+    await write_text(storage, "l.txt", "same", track=db)
+    await write_text(storage, "d/f.txt", "same", track=db)
+    await write_text(storage, "x.txt", "same")
+    await write_text(storage, "e/f.txt", "same")
+    (storage.root / "l.txt").unlink()
+    (storage.root / "l.txt").symlink_to("x.txt")
+    (storage.root / "d" / "f.txt").unlink()
+    (storage.root / "d").rmdir()
+    (storage.root / "d").symlink_to("e")
+
+    report = await verify(storage, db)
+
+    assert report == VerifyReport(missing=("d/f.txt", "l.txt"), new=("e/f.txt", "x.txt"))

@@ -103,7 +103,8 @@ def scan(
     """Compare regular files on disk with `recorded`: (changed, missing, new, malformed), sorted.
 
     A recorded path out of the form the store records (`is_plain_path`) is `malformed`: it
-    is checked against no file, as walking it would check another path's.
+    is checked against no file, as walking it would check another path's. A record names
+    a file by its real path: a symlink on its way, or at its end, leads to another file.
     """
     changed: list[str] = []
     missing: list[str] = []
@@ -113,7 +114,7 @@ def scan(
             continue
         try:
             with (
-                locate(root, name, reserved_ok=True) as spot,
+                locate(root, name, reserved_ok=True, links=False) as spot,  # its real path
                 storage_errors(name),
                 owned(spot.open_file()) as fd,
             ):
