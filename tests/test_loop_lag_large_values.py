@@ -1,0 +1,67 @@
+"""The event loop stays free while the package handles one large value, on both engines.
+
+`test_loop_lag.py` measures calls over many rows; here one row, or one setting, is large
+(the models put no bound on a text's or a JSON value's size), and the work that grows with
+it is done in slices, the loop given back between them. Each workload runs beside the
+benchmark's lag probe, as there.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bench._lag import LagProbe
+from persistence import Database, Run, TestResult, TestStatus, TestType, save_results, save_run
+from persistence.report_json import export_ctrf
+from test_loop_lag import MAX_LAG
+
+_T = TypeVar("_T")
+
+
+async def _held(work: Callable[[], Awaitable[_T]]) -> tuple[float, _T]:
+    """Run `work` beside the lag probe, the collector off: the longest lag, and what it gave."""
+    gc.collect()
+    gc.disable()
+    try:
+        async with LagProbe() as probe:
+            outcome = await work()
+    finally:
+        gc.enable()
+    return max(probe.samples, default=0.0), outcome
+
+
+async def test_exporting_a_result_of_a_million_lines_as_ctrf_shares_the_loop(
+    db: Database,
+) -> None:
+    """A result whose output and stderr hold a million lines each is written a slice at a time.
+
+    CTRF writes them as arrays of lines, by `json`'s Python encoder (the one that indents):
+    written in one go, this one result held the loop for half a second.
+    """
+    run = await save_run(db, Run())
+    lines = "\n".join(["x"] * 1_000_000)
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.FAILED,
+                output=lines,
+                metadata={"system_err": lines},
+                run_id=run.id,
+                test_id="tests::test_loud",
+            )
+        ],
+    )
+    assert run.id is not None
+    run_id = run.id
+    started = time.perf_counter()
+    lag, text = await _held(lambda: export_ctrf(db, run_id))
+    took = time.perf_counter() - started
+    (test,) = json.loads(text)["results"]["tests"]
+    assert test["stdout"] == test["stderr"] == ["x"] * 1_000_000
+    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms (of {took:.2f} s)"
