@@ -1,9 +1,11 @@
 """The event loop stays free while the package handles large values or answers, on both engines.
 
-`test_loop_lag.py` measures calls over many rows; here one row, or one setting, is large
-(the models put no bound on a text's or a JSON value's size), and the work that grows with
-it is done in slices, the loop given back between them. Each workload runs beside the
-benchmark's lag probe, as there.
+`test_loop_lag.py` measures calls over many rows; here the rows are large (the models put no
+bound on a text's or a JSON value's size), or an answer or a report holds what no page bounds
+(a comparison's changes, a CTRF document's members, a cached answer's results), and the work
+that grows with them is done in slices, the loop given back between them. Each workload runs
+beside the benchmark's lag probe, as there. In conftest's TIMED_MODULES: `make test` runs
+these alone, so that no worker steals their CPU.
 """
 
 from __future__ import annotations
