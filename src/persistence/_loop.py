@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
 _R = TypeVar("_R")
@@ -20,6 +20,9 @@ LOOP_SLICE: Final = 0.0005
 
 SLICE_ITEMS: Final = 250
 """Items handled between two looks at the clock: a slice of rows takes well under 1 ms."""
+
+FIRST_SLICE_ITEMS: Final = 1
+"""Items in a list's first slice, before `Pace` knows how long one takes."""
 
 
 class _GivenBack(threading.local):
@@ -62,16 +65,55 @@ def gave_back() -> None:
     given.loop, given.at = asyncio.get_running_loop(), time.perf_counter()
 
 
+class Pace:
+    """How many items of a list the next slice takes: SLICE_ITEMS at most, fewer if they are slow.
+
+    Most items (rows, models) take microseconds, a slice of SLICE_ITEMS well under 1 ms. A
+    row holding JSON of hundreds of kB takes 10 ms to encode or decode, and SLICE_ITEMS of
+    them held the loop for seconds: so the first slice takes FIRST_SLICE_ITEMS, and each next
+    one as many as fit in LOOP_SLICE at the pace the last one went. Call `slice_done` after
+    each slice: it measures the slice, and gives the loop back if that is due.
+    """
+
+    __slots__ = ("_began", "size")
+
+    def __init__(self) -> None:
+        self.size = FIRST_SLICE_ITEMS
+        self._began = time.perf_counter()
+
+    async def slice_done(self, count: int) -> None:
+        """Note that a slice of `count` items is done; give the loop back if due."""
+        took = time.perf_counter() - self._began
+        fits = int(count * LOOP_SLICE / took) if took > 0 else SLICE_ITEMS
+        self.size = max(1, min(SLICE_ITEMS, fits))
+        await share_loop()
+        self._began = time.perf_counter()
+
+
+async def map_slices(
+    mapper: Callable[[Sequence[_R]], Iterable[_T]], items: Sequence[_R]
+) -> list[_T]:
+    """Map `items` by `mapper`, which maps a slice of them in one call, a slice at a time.
+
+    The slices are as long as `Pace` says, the loop given back between them.
+    """
+    if len(items) <= FIRST_SLICE_ITEMS:
+        return list(mapper(items))
+    mapped: list[_T] = []
+    pace = Pace()
+    start = 0
+    while start < len(items):
+        part = items[start : start + pace.size]
+        mapped += mapper(part)
+        start += len(part)
+        await pace.slice_done(len(part))
+    return mapped
+
+
 async def map_in_slices(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
     """Map `items` (each slice by `map`, no Python step per item), giving the loop back between."""
     given = items if isinstance(items, list) else list(items)
-    if len(given) <= SLICE_ITEMS:
-        return list(map(mapper, given))
-    mapped: list[_T] = []
-    for start in range(0, len(given), SLICE_ITEMS):
-        mapped += map(mapper, given[start : start + SLICE_ITEMS])
-        await share_loop()
-    return mapped
+    return await map_slices(lambda part: map(mapper, part), given)
 
 
 async def map_each(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
@@ -88,12 +130,14 @@ async def map_each(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
 
 
 async def drop_in_slices(items: list[_T]) -> None:
-    """Empty `items` a slice at a time, giving the loop back between.
+    """Empty `items` a slice at a time (as long as `Pace` says), giving the loop back between.
 
     Freeing tens of thousands of objects that hold others (models with metadata, parsed
     JSON) takes tens of milliseconds: dropped in one go, when a function returns, the loop
     would wait for all of it.
     """
+    pace = Pace()
     while items:
-        del items[-SLICE_ITEMS:]
-        await share_loop()
+        count = min(pace.size, len(items))
+        del items[-count:]
+        await pace.slice_done(count)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._interface import JsonObject, JsonValue
-from persistence._loop import drop_in_slices, map_each, share_loop
+from persistence._loop import SLICE_ITEMS, drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
@@ -182,7 +182,8 @@ async def _members(
 ) -> tuple[dict[str, object], int]:
     """Read the object whose `{` is at `at`, each value by `read`; give it and where it ends.
 
-    As `json.loads`, the last of two members of one name is kept.
+    As `json.loads`, the last of two members of one name is kept. The loop is given back
+    between members, as between tests.
     """
     found: dict[str, object] = {}
     at = _skip(text, at + 1)
@@ -199,6 +200,7 @@ async def _members(
             raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
         at = _skip(text, at + 1)
         found[name], at = await read(text, name, at)
+        await share_loop()  # members of any name, read past: 100,000 held the loop 200 ms
         at = _skip(text, at)
         if text.startswith("}", at):
             return found, at + 1
@@ -364,8 +366,8 @@ def _ctrf_lines(test: dict[str, object], name: str) -> str | None:
     return "\n".join(lines)
 
 
-def _ctrf_test(result: TestResult) -> str:
-    """Write one result as a CTRF test, after a comma, indented to its place in the document."""
+def _ctrf_test(result: TestResult) -> dict[str, JsonValue]:
+    """Give one result as a CTRF test, to write as JSON."""
     test: dict[str, JsonValue] = {
         "name": result.test_id or f"result-{result.id}",
         "status": _TO_CTRF[result.status],
@@ -388,12 +390,39 @@ def _ctrf_test(result: TestResult) -> str:
     stderr = result.metadata.get("system_err")
     if isinstance(stderr, str):
         test["stderr"] = list[JsonValue](stderr.split("\n"))
-    # JSON text holds no raw line break but between its parts: each takes the list's indent.
-    return ",\n" + _TEST_INDENT + _json(test).replace("\n", "\n" + _TEST_INDENT)
+    return test
 
 
-def _json(value: JsonValue) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
+async def _ctrf_tests(results: list[TestResult]) -> list[str]:
+    """Write each result as a CTRF test, after a comma, indented to its place in the document."""
+    written = []
+    for result in results:
+        test = _ctrf_test(result)
+        written.append(",\n" + _TEST_INDENT + await _json(test, _TEST_INDENT))
+        for name in ("stdout", "stderr"):  # a line a string: a million lines take ms to free
+            lines = test.get(name)
+            if isinstance(lines, list):
+                await drop_in_slices(lines)
+    return written
+
+
+async def _json(value: JsonValue, indent: str = "") -> str:
+    """Give `json.dumps(value, indent=2)`, each line after the first indented by `indent`.
+
+    The encoder that indents is `json`'s Python one, a piece per value and bracket: one
+    result's output of a million lines took it half a second, written in one go. Its pieces
+    are taken, joined and indented a slice at a time, the loop given back between.
+    """
+    pieces = _INDENTED.iterencode(value)
+    text: list[str] = []
+    while part := list(itertools.islice(pieces, SLICE_ITEMS)):
+        # JSON text holds no raw line break but between its parts: each takes the indent.
+        text.append("".join(part).replace("\n", "\n" + indent) if indent else "".join(part))
+        await share_loop()
+    return "".join(text)
+
+
+_INDENTED: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2)
 
 
 _TEST_INDENT: Final = " " * 6
@@ -412,7 +441,7 @@ async def export_ctrf(db: Database, run_id: int) -> str:
     counts = dict.fromkeys(_FROM_CTRF, 0)  # passed, failed, skipped, pending, other
     for result in results:
         counts[_TO_CTRF[result.status]] += 1
-    tests = await map_each(_ctrf_test, results)
+    tests = await _ctrf_tests(results)
     started = int(run.started_at.timestamp() * 1000)
     ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
     document: JsonObject = {
@@ -426,7 +455,7 @@ async def export_ctrf(db: Database, run_id: int) -> str:
         },
     }
     # Labels hold no NUL character: the first such string is the hole, before `extra`.
-    head, tail = _json(document).split(_json(_HOLE), 1)
+    head, tail = (await _json(document)).split(json.dumps(_HOLE), 1)
     if not tests:
         return f"{head}[]{tail}"
     tests[0] = tests[0].removeprefix(",")

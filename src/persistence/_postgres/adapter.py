@@ -14,7 +14,7 @@ from aiosql.adapters.asyncpg import AsyncPGAdapter
 from persistence._backend import Params, row_picker
 from persistence._changes import report_query
 from persistence._loader import observed
-from persistence._loop import SLICE_ITEMS, share_loop
+from persistence._loop import Pace
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -188,8 +188,13 @@ async def _records_in_slices(
     """Give COPY its records a slice at a time, and the loop back between slices.
 
     asyncpg encodes a list's records all in one go, on the loop (about 10 ms per 1,000 rows).
+    A slice is as long as `Pace` says: a record holding JSON of hundreds of kB takes 10 ms.
     """
-    for start in range(0, len(rows), SLICE_ITEMS):
-        for row in rows[start : start + SLICE_ITEMS]:
+    pace = Pace()
+    start = 0
+    while start < len(rows):
+        part = rows[start : start + pace.size]
+        for row in part:
             yield record_of(row)
-        await share_loop()
+        start += len(part)
+        await pace.slice_done(len(part))

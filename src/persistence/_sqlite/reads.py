@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from persistence._backend import finish_then_cancel, kept_if_cancelled
-from persistence._loop import SLICE_ITEMS, loop_held, share_loop
+from persistence._loop import FIRST_SLICE_ITEMS, loop_held, map_slices, share_loop
 from persistence._sqlite.statements import (
     COUNT,
     MANY,
@@ -63,18 +63,19 @@ def mapped_now(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
 
 async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
     """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time."""
-    if mode is not ROWS or rows_as is None or len(picked) <= SLICE_ITEMS:
+    if not must_map_in_slices(rows_as, picked, mode):
         return mapped_now(rows_as, picked, mode)
-    mapped: list[Any] = []
-    for start in range(0, len(picked), SLICE_ITEMS):
-        mapped += rows_as(picked[start : start + SLICE_ITEMS])
-        await share_loop()
-    return mapped
+    assert rows_as is not None  # noqa: S101  # `must_map_in_slices` says so
+    return await map_slices(rows_as, picked)
 
 
 def must_map_in_slices(rows_as: RowMapper | None, picked: Any, mode: Mode) -> bool:
-    """Whether `map_rows` would give the loop back between slices: more rows than a slice."""
-    return mode is ROWS and rows_as is not None and len(picked) > SLICE_ITEMS
+    """Whether `map_rows` would give the loop back between slices: more rows than a first slice.
+
+    Rows holding JSON of hundreds of kB take milliseconds each: a page of them, mapped in one
+    go, held the loop for hundreds.
+    """
+    return mode is ROWS and rows_as is not None and len(picked) > FIRST_SLICE_ITEMS
 
 
 ELSEWHERE: Final = object()

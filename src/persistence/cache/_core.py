@@ -23,7 +23,7 @@ from cachetools import LRUCache
 from persistence import config, file_records, results
 from persistence._backend import refuse_cancel_from_outside
 from persistence._guards import key_id, key_text, seconds
-from persistence._loop import share_loop
+from persistence._loop import map_in_slices, share_loop
 from persistence._paging import page_limit
 from persistence.database import check_usable, watch_writes
 from persistence.exceptions import ValidationError
@@ -149,6 +149,17 @@ def check_cache_target(db: Database) -> None:
         raise ValidationError(
             "Cache", "db", "open a cache on the database, not on a transaction() block"
         )
+
+
+async def private_copy_in_slices(value: _V) -> _V:
+    """`private_copy`, a tuple's items a slice at a time, the loop given back between.
+
+    A deep copy of a result with metadata takes tens of microseconds: the 10,000 results of
+    one `recent_results`, copied in one go, held the loop 300 ms on each hit.
+    """
+    if isinstance(value, tuple):
+        return cast("_V", type(value)(await map_in_slices(private_copy, value)))
+    return private_copy(value)
 
 
 Load = Callable[[], Awaitable[_V]]
@@ -321,7 +332,7 @@ class Cache:
             found = await self._fill_once(table, key, load, shape)
         else:
             await share_loop()  # a hit never waits: thousands in a row would hold the loop
-        return private_copy(cast("_V", found))
+        return await private_copy_in_slices(cast("_V", found))
 
     async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
         """Give the entry of (section, key) as held, not copied: from a tier, or loaded."""

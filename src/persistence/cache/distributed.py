@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
-from typing import TYPE_CHECKING, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Final, TypeVar, cast, get_args, get_origin
 from urllib.parse import urlsplit
 
 import cattrs
@@ -32,6 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
 from persistence._guards import at_least, finite_amount, nonempty_text
+from persistence._loop import map_in_slices
 from persistence.cache._core import (
     DEFAULT_MAX_BYTES,
     DEFAULT_SIZE,
@@ -190,8 +191,8 @@ class RedisCache(Cache):
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
                 self._bad_entry(entry_key, ValueError("it names another read"), "did not match")
                 return MISS
-            value = self._converter.structure(stored["v"], cast("type[object]", shape))
-            form = self._converter.unstructure(value, unstructure_as=shape)
+            value = await self._structured(stored["v"], shape)
+            form = await self._unstructured(value, shape)
         except _DECODE_ERRORS as error:
             self._bad_entry(entry_key, error, "could not be read")
             return MISS
@@ -205,12 +206,32 @@ class RedisCache(Cache):
         self, table: str, key: tuple[Hashable, ...], stamp: str, value: object, shape: object
     ) -> None:
         entry_key, text = self._key(table, key, stamp)
-        data = self._converter.unstructure(value, unstructure_as=shape)
+        data = await self._unstructured(value, shape)
         entry = {"t": table, "k": text, "s": stamp, "v": data}
         encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
         if len(encoded) > self._max_entry_bytes:
             return  # kept in the memory tier alone
         await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms), entry_key)
+
+    async def _structured(self, data: object, shape: object) -> object:
+        """Read an entry's JSON as `shape`: a tuple's items a slice at a time (`_unstructured`)."""
+        item = _item_shape(shape)
+        if item is None or not isinstance(data, list):
+            return self._converter.structure(data, cast("type[object]", shape))
+        structure = functools.partial(self._converter.structure, cl=cast("type[object]", item))
+        return tuple(await map_in_slices(structure, data))
+
+    async def _unstructured(self, value: object, shape: object) -> object:
+        """Give `value` as JSON of `shape`: a tuple's items a slice at a time, the loop given back.
+
+        Results take tens of microseconds each: the 10,000 of one `recent_results`, written in
+        one go (on every miss, though an entry so large is then not stored), held it 200 ms.
+        """
+        item = _item_shape(shape)
+        if item is None or not isinstance(value, tuple):
+            return self._converter.unstructure(value, unstructure_as=shape)
+        unstructure = functools.partial(self._converter.unstructure, unstructure_as=item)
+        return await map_in_slices(unstructure, value)
 
     async def _call(self, make: Callable[[], Awaitable[_T]], entry_key: str) -> _T | object:
         """Run one Redis call on `entry_key` within the timeout; _FAULT if Redis failed.
@@ -393,3 +414,11 @@ async def open_redis_cache(  # every limit is the caller's to set
         max_bytes=max_bytes,
         max_entry_bytes=max_entry_bytes,
     )
+
+
+def _item_shape(shape: object) -> object | None:
+    """Give the item type of a `tuple[X, ...]` shape, or None for any other shape."""
+    args = get_args(shape)
+    if get_origin(shape) is tuple and len(args) == 2 and args[1] is Ellipsis:  # noqa: PLR2004  # X and ...
+        return cast("object", args[0])
+    return None
