@@ -24,8 +24,10 @@ DEFAULT_DATABASE: Final = Path("data/app.db")
 """The embedded default, relative to the working directory."""
 
 
-_QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
-_LISTEN_URL: Final = re.compile(r"(?P<key>[?&]listen_url=)(?P<url>[^&#]*)")
+_QUERY_KEY: Final = re.compile(r"[?&](?P<name>(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})+)=")
+"""A query option's key, perhaps spelt with percent-escapes, which asyncpg and
+`split_pooling` decode: `pass%77ord=` is `password=`."""
+_PASSWORD_KEYS: Final = frozenset({"password", "sslpassword"})
 _SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PORT: Final = 65535
 
@@ -38,14 +40,33 @@ def redact_url(url: str | os.PathLike[str]) -> str:
     user = text[start:at] if at >= 0 else ""
     if ":" in user:
         text = f"{text[:start]}{user.partition(':')[0]}:***{text[at:]}"
-    text = _LISTEN_URL.sub(_redact_listen_url, text)
-    return _QUERY_PASSWORD.sub(r"\g<key>***", text)
+    return _redact_query(text)
 
 
-def _redact_listen_url(match: re.Match[str]) -> str:
-    inner = unquote(match["url"])
-    shown = redact_url(inner)
-    return match[0] if shown == inner else match["key"] + quote(shown, safe="*")
+def _redact_query(text: str) -> str:
+    """Hide the value of each `password=` and `sslpassword=`, and the password in `listen_url=`.
+
+    Keys are compared decoded, as the driver and `split_pooling` read them; a value runs to
+    the next `&` or `#`, and an option's key inside a value already hidden is not looked at.
+    """
+    parts: list[str] = []
+    done = 0
+    for found in _QUERY_KEY.finditer(text):
+        name = unquote(found["name"])
+        if found.start() < done or not (name.lower() in _PASSWORD_KEYS or name == "listen_url"):
+            continue
+        ends = [i for i in (text.find(c, found.end()) for c in "&#") if i >= 0]
+        end = min(ends, default=len(text))
+        value = text[found.end() : end]
+        if name == "listen_url":
+            inner = unquote(value)
+            shown = redact_url(inner)
+            value = value if shown == inner else quote(shown, safe="*")
+        else:
+            value = "***"
+        parts += [text[done : found.end()], value]
+        done = end
+    return "".join(parts) + text[done:]
 
 
 def _authority(url: str) -> tuple[int, int]:
