@@ -75,3 +75,31 @@ async def test_a_file_in_no_encoding_it_names_writes_nothing(db: Database, tmp_p
     with pytest.raises(ReportError, match="not well-formed"):
         await import_junit(db, path)
     await assert_nothing_written(db)
+
+
+@pytest.mark.parametrize(
+    ("mark", "name", "order"),
+    [
+        (codecs.BOM_UTF8, "ISO-8859-1", "utf-8"),
+        (codecs.BOM_UTF8, "latin-1", "utf-8"),
+        (codecs.BOM_UTF8, "windows-1252", "utf-8"),
+        (codecs.BOM_UTF16_LE, "UTF-8", "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "latin1", "utf-16-be"),
+    ],
+    ids=["utf8-iso", "utf8-latin", "utf8-cp1252", "utf16le-utf8", "utf16be-latin"],
+)
+async def test_a_byte_order_mark_against_the_declared_encoding_writes_nothing(
+    db: Database, tmp_path: Path, mark: bytes, name: str, order: str
+) -> None:
+    """A UTF-8 mark before `encoding="latin-1"` was read as latin-1: `été` came in as `Ã©tÃ©`."""
+    path = write_report(tmp_path, mark + declared(name).encode(order))
+    with pytest.raises(ReportError, match="byte order mark") as refused:
+        await import_junit(db, path)
+    assert f"declares encoding {name!r}" in str(refused.value)
+    assert refused.value.line == 1
+    await assert_nothing_written(db)
+
+
+async def test_a_utf8_mark_before_a_utf8_declaration_is_read(db: Database, tmp_path: Path) -> None:
+    """The mark and the name agree: the file is read past its mark."""
+    await assert_read_whole(db, write_report(tmp_path, codecs.BOM_UTF8 + declared("utf8").encode()))

@@ -282,7 +282,11 @@ def _junit_parser(target: _JUnitTarget, encoding: str | None = None) -> DefusedX
 
 def _started(target: _JUnitTarget, head: bytes | bytearray) -> DefusedXMLParser:
     """Give the parser of a report that starts with `head`, its elements straight to `target`."""
-    parser = _junit_parser(target, _read_as(head))
+    try:
+        encoding = _read_as(head)
+    except ValueError as error:
+        raise target.fail(str(error), 1) from None
+    parser = _junit_parser(target, encoding)
     expat = parser.parser
     target.line = lambda: int(expat.CurrentLineNumber)
     # Elements straight to the target, past ElementTree's Python step per element; the
@@ -300,11 +304,18 @@ def _read_as(head: bytes | bytearray) -> str | None:
     Python's codec, a byte at a time: declared `utf8` (as ElementTree writes the name it was
     given), a file's first character beyond ASCII was refused, and `utf16` was refused as a
     multi-byte encoding. UTF-16 is read so behind its byte order mark only, which says which.
+    A mark and a name that disagree are a ValueError: expat took a UTF-8 mark's file as in the
+    single-byte encoding declared, and `été` came in as `Ã©tÃ©`.
     """
     mark = next((codec for bom, codec in _MARKS if head.startswith(bom)), None)
     text = bytes(head[:_DECLARATION_BYTES]).decode(mark or "latin-1", "replace")
     found = _DECLARATION.match(text.removeprefix("\ufeff"))
     family = _family(found["name"]) if found else None
+    if mark is not None and found and family is not None and family != _family(mark):
+        raise ValueError(
+            f"it starts with a {_family(mark)} byte order mark but declares encoding "
+            f"{found['name']!r}: save it in the one encoding, and name that one"
+        )
     if family == "utf-8" and mark in {None, "utf-8"}:
         return "UTF-8"
     if family == "utf-16" and mark in {"utf-16-le", "utf-16-be"}:
