@@ -546,7 +546,8 @@ def _case_xml(result: TestResult) -> str:
         if message is None:  # a message="" would import as ""
             inner.append(f"<{tag}{said}/>")
         else:
-            said += f" message={_attribute(message[:200])}"
+            # Import reads a blank text past, to the message: that one is written whole.
+            said += f" message={_attribute(message[:200] if message.strip() else message)}"
             inner.append(f"<{tag}{said}>{_content(message)}</{tag}>")
     if result.output is not None:
         inner.append(f"<system-out>{_content(result.output)}</system-out>")
