@@ -93,7 +93,12 @@ def utc_instant(model: str, field: str, value: object) -> dt.datetime:
     """Check that value is an aware datetime both engines store, and give it in UTC."""
     if not isinstance(value, dt.datetime):
         raise ValidationError(model, field, _type_problem("datetime", value))
-    if value.utcoffset() is None:
+    try:
+        offset = value.utcoffset()
+    except (ValueError, TypeError) as error:  # a tzinfo of its own giving another offset
+        reason = f"its tzinfo {value.tzinfo!r:.80} gives no valid UTC offset: {error}"
+        raise ValidationError(model, field, reason) from None
+    if offset is None:
         raise ValidationError(model, field, "must be timezone-aware")
     try:
         utc = value.astimezone(dt.UTC)
