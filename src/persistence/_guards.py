@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -212,6 +213,19 @@ def byte_string(model: str, field: str, value: object) -> bytes:
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise ValidationError(model, field, _type_problem("bytes", value))
+
+
+def file_path(model: str, field: str, value: object) -> str:
+    """Check a path argument: a str or an os.PathLike of one, neither empty nor holding NUL."""
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(text, str):
+        shown = type(value).__name__ if text is None else f"a path of {type(text).__name__}"
+        raise ValidationError(model, field, f"expected a str or os.PathLike, got {shown}")
+    if not text:
+        raise ValidationError(model, field, "is empty: name a file")
+    if "\0" in text:
+        raise ValidationError(model, field, f"holds a NUL character: {text!r:.200}")
+    return text
 
 
 # Field validators: attrs calls them with the instance, the field and its value ----------

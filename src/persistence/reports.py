@@ -26,7 +26,14 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence._backend import kept_if_cancelled, refuse_cancel_from_outside
 from persistence._files.paths import open_regular
-from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
+from persistence._guards import (
+    MAX_KEY_BYTES,
+    MIN_INT,
+    file_path,
+    key_id,
+    key_length_problem,
+    text_problem,
+)
 from persistence._interface import JsonObject
 from persistence._loop import map_each, map_in_slices, share_loop
 from persistence._paging import READ_PAGE
@@ -350,7 +357,7 @@ async def import_junit(
     All or nothing: any problem raises ReportError naming the file and the line, and no run
     and no result is written.
     """
-    path = Path(path)
+    path = Path(file_path("import_junit", "path", path))
     run = Run(started_at=utc_now(), labels={} if labels is None else labels)
     async with transaction(db) as tx:
         run = await save_run(tx, run)
