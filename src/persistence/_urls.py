@@ -111,6 +111,16 @@ def _check_postgres_url(url: str) -> None:
             "its password holds a '/', '?' or '#' that is not percent-encoded: "
             "percent-encode them as %2F, %3F and %23",
         ) from None
+    # What the driver reads (not the fragment), as it reads it: the server took either for a
+    # broken message, "invalid startup packet layout", naming nothing.
+    head = url.partition("#")[0]
+    if "\0" in unquote(head):
+        raise _bad_url(
+            url, "it holds a NUL character (%00), which PostgreSQL takes in no name or value"
+        )
+    options = head.partition("?")[2].split("&")
+    if any(part[:1] == "=" != part for part in options):  # a bare "=" the driver reads past
+        raise _bad_url(url, "it has a query option without a name ('=...'): name it, or drop it")
 
 
 def _check_hosts(url: str, authority: str) -> None:
