@@ -129,23 +129,38 @@ def _check_hosts(url: str, authority: str) -> None:
         raise _bad_url(
             url, "its user part holds '[' or ']': percent-encode '[' and ']' as %5B and %5D"
         )
-    for host in authority.rpartition("@")[2].split(","):
-        port = ""
-        if host.startswith("["):
-            address, closed, after = host[1:].partition("]")
-            if not closed or (after and not after.startswith(":")):
-                raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
-            try:
-                ipaddress.IPv6Address(address)
-            except ValueError:
-                raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
-            port = after[1:]
-        elif "[" in host or "]" in host or host.count(":") > 1:
-            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
-        elif ":" in host:
-            port = host.rpartition(":")[2]
+    hosts = authority.rpartition("@")[2].split(",")
+    for number, host in enumerate(hosts, 1):
+        if not host and len(hosts) > 1:  # the driver failed on it with a bare IndexError
+            raise _bad_url(url, f"host {number} of {len(hosts)} is empty: name each host")
+        port = _port_of(url, host)
         if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
             raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+
+
+def _port_of(url: str, host: str) -> str:
+    """Give the port that one host of a URL's list names (empty for none), its host checked."""
+    if host.startswith("["):
+        address, closed, after = host[1:].partition("]")
+        if not closed or (after and not after.startswith(":")):
+            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
+        return after[1:]
+    if "[" in host or "]" in host or host.count(":") > 1:
+        raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+    name, colon, port = host.rpartition(":")
+    if not colon:
+        return ""
+    if not name:  # the driver looked the empty name up: "Name or service not known"
+        raise _bad_url(
+            url,
+            f"it has an empty host before its port {':' + port!r}: name the host "
+            "(localhost), or leave out both for the driver's default",
+        )
+    return port
 
 
 def _bad_url(url: str, reason: str) -> DatabaseError:
