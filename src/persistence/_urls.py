@@ -121,6 +121,26 @@ def _check_postgres_url(url: str) -> None:
     options = head.partition("?")[2].split("&")
     if any(part[:1] == "=" != part for part in options):  # a bare "=" the driver reads past
         raise _bad_url(url, "it has a query option without a name ('=...'): name it, or drop it")
+    for part in options:
+        _check_host_option(url, *map(unquote, part.partition("=")[::2]))
+
+
+def _check_host_option(url: str, name: str, value: str) -> None:
+    """Check a `host=` or `port=` option as a URL's own hosts are checked; read past others.
+
+    The driver raised a bare IndexError for an empty host of the list, OverflowError for a
+    port past 65535, and `invalid literal for int()` for a port that is no number.
+    """
+    if name not in {"host", "port"} or not value:  # an empty one, the driver reads past
+        return
+    items = value.split(",")
+    if name == "host" and len(items) > 1 and "" in items:
+        number = items.index("") + 1
+        raise _bad_url(url, f"its host= option's host {number} of {len(items)} is empty")
+    bad = next((port for port in items if not _is_port(port)), None)
+    if name == "port" and bad is not None:
+        reason = f"its port= option must be numbers from 0 to {_MAX_PORT}, got {bad!r}"
+        raise _bad_url(url, reason)
 
 
 def _check_hosts(url: str, authority: str) -> None:
@@ -134,8 +154,13 @@ def _check_hosts(url: str, authority: str) -> None:
         if not host and len(hosts) > 1:  # the driver failed on it with a bare IndexError
             raise _bad_url(url, f"host {number} of {len(hosts)} is empty: name each host")
         port = _port_of(url, host)
-        if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
+        if port and not _is_port(port):
             raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+
+
+def _is_port(text: str) -> bool:
+    """Tell whether text is a port: a number from 0 to 65535 in ASCII digits."""
+    return text.isascii() and text.isdigit() and int(text) <= _MAX_PORT
 
 
 def _port_of(url: str, host: str) -> str:
