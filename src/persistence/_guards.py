@@ -378,7 +378,10 @@ else:
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
-    """Give value as plain JSON both engines keep unchanged: 64-bit ints, finite floats < 2**53."""
+    """Give value as plain JSON both engines keep unchanged: 64-bit ints, finite floats < 2**53.
+
+    A float of -0.0 is given as 0.0: PostgreSQL's jsonb, a number with no sign of zero, kept it so.
+    """
     if isinstance(value, list | dict) and value and depth >= MAX_JSON_DEPTH:
         raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, list):
@@ -422,5 +425,5 @@ def _json_scalar(value: object, model: str, field: str) -> JsonValue:
             raise ValidationError(
                 model, field, f"JSON floats must be below 2**53 in magnitude, got {value}"
             )
-        return value
+        return value + 0.0  # -0.0 is 0.0
     raise ValidationError(model, field, f"{type(value).__name__} is not a JSON value")
