@@ -180,6 +180,9 @@ class Backend(Protocol):
     async def backup_file(self, path: str) -> None:
         """Write a consistent copy as a new SQLite file at `path`: SQLite only (its backup API)."""
 
+    async def database_identity(self, conn: Connection) -> str | None:
+        """Name the database `conn` reaches, alike by any URL, path or link; None if unknown."""
+
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Give the highest id that each table's counter has handed out; 0 for none."""
 

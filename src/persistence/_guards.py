@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -93,7 +94,12 @@ def utc_instant(model: str, field: str, value: object) -> dt.datetime:
     """Check that value is an aware datetime both engines store, and give it in UTC."""
     if not isinstance(value, dt.datetime):
         raise ValidationError(model, field, _type_problem("datetime", value))
-    if value.utcoffset() is None:
+    try:
+        offset = value.utcoffset()
+    except (ValueError, TypeError) as error:  # a tzinfo of its own giving another offset
+        reason = f"its tzinfo {value.tzinfo!r:.80} gives no valid UTC offset: {error}"
+        raise ValidationError(model, field, reason) from None
+    if offset is None:
         raise ValidationError(model, field, "must be timezone-aware")
     try:
         utc = value.astimezone(dt.UTC)
@@ -211,6 +217,19 @@ def byte_string(model: str, field: str, value: object) -> bytes:
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise ValidationError(model, field, _type_problem("bytes", value))
+
+
+def file_path(model: str, field: str, value: object) -> str:
+    """Check a path argument: a str or an os.PathLike of one, neither empty nor holding NUL."""
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(text, str):
+        shown = type(value).__name__ if text is None else f"a path of {type(text).__name__}"
+        raise ValidationError(model, field, f"expected a str or os.PathLike, got {shown}")
+    if not text:
+        raise ValidationError(model, field, "is empty: name a file")
+    if "\0" in text:
+        raise ValidationError(model, field, f"holds a NUL character: {text!r:.200}")
+    return text
 
 
 # Field validators: attrs calls them with the instance, the field and its value ----------
@@ -363,7 +382,10 @@ else:
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
-    """Give value as plain JSON both engines keep unchanged: 64-bit ints, finite floats < 2**53."""
+    """Give value as plain JSON both engines keep unchanged: 64-bit ints, finite floats < 2**53.
+
+    A float of -0.0 is given as 0.0: PostgreSQL's jsonb, a number with no sign of zero, kept it so.
+    """
     if isinstance(value, list | dict) and value and depth >= MAX_JSON_DEPTH:
         raise ValidationError(model, field, f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, list):
@@ -407,5 +429,5 @@ def _json_scalar(value: object, model: str, field: str) -> JsonValue:
             raise ValidationError(
                 model, field, f"JSON floats must be below 2**53 in magnitude, got {value}"
             )
-        return value
+        return value + 0.0  # -0.0 is 0.0
     raise ValidationError(model, field, f"{type(value).__name__} is not a JSON value")

@@ -24,8 +24,10 @@ DEFAULT_DATABASE: Final = Path("data/app.db")
 """The embedded default, relative to the working directory."""
 
 
-_QUERY_PASSWORD: Final = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
-_LISTEN_URL: Final = re.compile(r"(?P<key>[?&]listen_url=)(?P<url>[^&#]*)")
+_QUERY_KEY: Final = re.compile(r"[?&](?P<name>(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})+)=")
+"""A query option's key, perhaps spelt with percent-escapes, which asyncpg and
+`split_pooling` decode: `pass%77ord=` is `password=`."""
+_PASSWORD_KEYS: Final = frozenset({"password", "sslpassword"})
 _SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PORT: Final = 65535
 
@@ -38,14 +40,33 @@ def redact_url(url: str | os.PathLike[str]) -> str:
     user = text[start:at] if at >= 0 else ""
     if ":" in user:
         text = f"{text[:start]}{user.partition(':')[0]}:***{text[at:]}"
-    text = _LISTEN_URL.sub(_redact_listen_url, text)
-    return _QUERY_PASSWORD.sub(r"\g<key>***", text)
+    return _redact_query(text)
 
 
-def _redact_listen_url(match: re.Match[str]) -> str:
-    inner = unquote(match["url"])
-    shown = redact_url(inner)
-    return match[0] if shown == inner else match["key"] + quote(shown, safe="*")
+def _redact_query(text: str) -> str:
+    """Hide the value of each `password=` and `sslpassword=`, and the password in `listen_url=`.
+
+    Keys are compared decoded, as the driver and `split_pooling` read them; a value runs to
+    the next `&` or `#`, and an option's key inside a value already hidden is not looked at.
+    """
+    parts: list[str] = []
+    done = 0
+    for found in _QUERY_KEY.finditer(text):
+        name = unquote(found["name"])
+        if found.start() < done or not (name.lower() in _PASSWORD_KEYS or name == "listen_url"):
+            continue
+        ends = [i for i in (text.find(c, found.end()) for c in "&#") if i >= 0]
+        end = min(ends, default=len(text))
+        value = text[found.end() : end]
+        if name == "listen_url":
+            inner = unquote(value)
+            shown = redact_url(inner)
+            value = value if shown == inner else quote(shown, safe="*")
+        else:
+            value = "***"
+        parts += [text[done : found.end()], value]
+        done = end
+    return "".join(parts) + text[done:]
 
 
 def _authority(url: str) -> tuple[int, int]:
@@ -90,6 +111,36 @@ def _check_postgres_url(url: str) -> None:
             "its password holds a '/', '?' or '#' that is not percent-encoded: "
             "percent-encode them as %2F, %3F and %23",
         ) from None
+    # What the driver reads (not the fragment), as it reads it: the server took either for a
+    # broken message, "invalid startup packet layout", naming nothing.
+    head = url.partition("#")[0]
+    if "\0" in unquote(head):
+        raise _bad_url(
+            url, "it holds a NUL character (%00), which PostgreSQL takes in no name or value"
+        )
+    options = head.partition("?")[2].split("&")
+    if any(part[:1] == "=" != part for part in options):  # a bare "=" the driver reads past
+        raise _bad_url(url, "it has a query option without a name ('=...'): name it, or drop it")
+    for part in options:
+        _check_host_option(url, *map(unquote, part.partition("=")[::2]))
+
+
+def _check_host_option(url: str, name: str, value: str) -> None:
+    """Check a `host=` or `port=` option as a URL's own hosts are checked; read past others.
+
+    The driver raised a bare IndexError for an empty host of the list, OverflowError for a
+    port past 65535, and `invalid literal for int()` for a port that is no number.
+    """
+    if name not in {"host", "port"} or not value:  # an empty one, the driver reads past
+        return
+    items = value.split(",")
+    if name == "host" and len(items) > 1 and "" in items:
+        number = items.index("") + 1
+        raise _bad_url(url, f"its host= option's host {number} of {len(items)} is empty")
+    bad = next((port for port in items if not _is_port(port)), None)
+    if name == "port" and bad is not None:
+        reason = f"its port= option must be numbers from 0 to {_MAX_PORT}, got {bad!r}"
+        raise _bad_url(url, reason)
 
 
 def _check_hosts(url: str, authority: str) -> None:
@@ -98,23 +149,43 @@ def _check_hosts(url: str, authority: str) -> None:
         raise _bad_url(
             url, "its user part holds '[' or ']': percent-encode '[' and ']' as %5B and %5D"
         )
-    for host in authority.rpartition("@")[2].split(","):
-        port = ""
-        if host.startswith("["):
-            address, closed, after = host[1:].partition("]")
-            if not closed or (after and not after.startswith(":")):
-                raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
-            try:
-                ipaddress.IPv6Address(address)
-            except ValueError:
-                raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
-            port = after[1:]
-        elif "[" in host or "]" in host or host.count(":") > 1:
-            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
-        elif ":" in host:
-            port = host.rpartition(":")[2]
-        if port and not (port.isascii() and port.isdigit() and int(port) <= _MAX_PORT):
+    hosts = authority.rpartition("@")[2].split(",")
+    for number, host in enumerate(hosts, 1):
+        if not host and len(hosts) > 1:  # the driver failed on it with a bare IndexError
+            raise _bad_url(url, f"host {number} of {len(hosts)} is empty: name each host")
+        port = _port_of(url, host)
+        if port and not _is_port(port):
             raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+
+
+def _is_port(text: str) -> bool:
+    """Tell whether text is a port: a number from 0 to 65535 in ASCII digits."""
+    return text.isascii() and text.isdigit() and int(text) <= _MAX_PORT
+
+
+def _port_of(url: str, host: str) -> str:
+    """Give the port that one host of a URL's list names (empty for none), its host checked."""
+    if host.startswith("["):
+        address, closed, after = host[1:].partition("]")
+        if not closed or (after and not after.startswith(":")):
+            raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            raise _bad_url(url, f"{address!r} is not an IPv6 address") from None
+        return after[1:]
+    if "[" in host or "]" in host or host.count(":") > 1:
+        raise _bad_url(url, f"write an IPv6 host as [address]:port, not {host!r}")
+    name, colon, port = host.rpartition(":")
+    if not colon:
+        return ""
+    if not name:  # the driver looked the empty name up: "Name or service not known"
+        raise _bad_url(
+            url,
+            f"it has an empty host before its port {':' + port!r}: name the host "
+            "(localhost), or leave out both for the driver's default",
+        )
+    return port
 
 
 def _bad_url(url: str, reason: str) -> DatabaseError:

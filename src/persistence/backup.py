@@ -117,6 +117,7 @@ async def _copy(
     started = time.perf_counter()
     await _require_migrated(source, "the source")
     await _require_migrated(target, "the target")
+    await _require_two(source, target)
     if not skip_user_tables:
         await _refuse_user_tables(source)
     await _require_empty(target)
@@ -254,6 +255,23 @@ async def _require_migrated(db: Database, which: str) -> None:
         done = f"{len(status.pending)} migration(s) behind" if status.applied else "not migrated"
         raise DatabaseError(
             f"{which} {db.url} is {done}: run `persistence migrate --database URL` on it first"
+        )
+
+
+async def _require_two(source: Database, target: Database) -> None:
+    """Refuse a target that is the source, by another URL or not: say so before anything waits.
+
+    On PostgreSQL the target's transaction would wait for the locks of the source's snapshot,
+    its own, until the command timeout.
+    """
+    names = []
+    for db in (source, target):
+        async with borrow(db) as conn:
+            names.append(await backend_of(db).database_identity(conn))
+    if names[0] is not None and names[0] == names[1]:
+        raise DatabaseError(
+            f"the source {source.url} and the target {target.url} are one database: a copy "
+            "or a restore writes into another one, migrated and empty"
         )
 
 

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from persistence._guards import file_path
 from persistence._interface import JsonObject, JsonValue
 from persistence._loop import SLICE_ITEMS, drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
@@ -109,7 +110,7 @@ async def import_ctrf(
     db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
 ) -> Run:
     """Import one CTRF JSON report as one new run; return the run."""
-    path = Path(path)
+    path = Path(file_path("import_ctrf", "path", path))
     text = await _read_text(path)
     try:
         document = await _ctrf_document(text)
@@ -469,7 +470,7 @@ async def import_jsonl(
 
     Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run.
     """
-    path = Path(path)
+    path = Path(file_path("import_jsonl", "path", path))
     results: list[tuple[int | None, TestResult]] = []
     for number, line in _lines(await _read_text(path)):
         if not line.strip():

@@ -8,6 +8,7 @@ file and line, and nothing is written. docs/HISTORY.md ("Import and export") has
 from __future__ import annotations
 
 import asyncio
+import codecs
 import datetime as dt
 import os
 import re
@@ -25,7 +26,14 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence._backend import kept_if_cancelled, refuse_cancel_from_outside
 from persistence._files.paths import open_regular
-from persistence._guards import MAX_KEY_BYTES, MIN_INT, key_id, key_length_problem, text_problem
+from persistence._guards import (
+    MAX_KEY_BYTES,
+    MIN_INT,
+    file_path,
+    key_id,
+    key_length_problem,
+    text_problem,
+)
 from persistence._interface import JsonObject
 from persistence._loop import map_each, map_in_slices, share_loop
 from persistence._paging import READ_PAGE
@@ -82,6 +90,18 @@ _EXPAT_SETTINGS: Final = frozenset(
         "ordered_attributes",
         "specified_attributes",
     }
+)
+_DECLARATION: Final = re.compile(
+    r"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])[^\"']*\1[ \t\r\n]+"
+    r"encoding[ \t\r\n]*=[ \t\r\n]*([\"'])(?P<name>[A-Za-z][A-Za-z0-9._-]*)\2"
+)
+"""The XML declaration's encoding name, where XML 1.0 puts it."""
+_DECLARATION_BYTES: Final = 400
+"""Where a report's XML declaration ends, at most, in any encoding: it comes first."""
+_MARKS: Final = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
@@ -249,22 +269,76 @@ class _JUnitTarget:
             raise self.fail(f"testcase {test_id!r:.200}: {error}", case.line) from None
 
 
-def _junit_parser(target: _JUnitTarget) -> DefusedXMLParser:
+def _junit_parser(target: _JUnitTarget, encoding: str | None = None) -> DefusedXMLParser:
     """Give defusedxml's parser, its expat joining a namespace and a name with `_NAMESPACE_END`.
 
     ElementTree's expat joins them with `}`, which a namespace may hold: expat refuses such a
     namespace with a bare "syntax error", before any handler could name it. Every handler and
     setting that ElementTree and defusedxml gave their expat (those against DTDs and entities
-    among them) is given to this one.
+    among them) is given to this one. `encoding`, if given, overrides the one declared.
     """
     parser = DefusedXMLParser(target=target, forbid_dtd=True)
     given = parser.parser
-    expat = ParserCreate(None, _NAMESPACE_END)
+    expat = ParserCreate(encoding, _NAMESPACE_END)
     for name in dir(given):
         if "Handler" in name or name in _EXPAT_SETTINGS:
             setattr(expat, name, getattr(given, name))
     parser.parser = expat  # what ElementTree feeds and closes
     return parser
+
+
+def _started(target: _JUnitTarget, head: bytes | bytearray) -> DefusedXMLParser:
+    """Give the parser of a report that starts with `head`, its elements straight to `target`."""
+    try:
+        encoding = _read_as(head)
+    except ValueError as error:
+        raise target.fail(str(error), 1) from None
+    parser = _junit_parser(target, encoding)
+    expat = parser.parser
+    target.line = lambda: int(expat.CurrentLineNumber)
+    # Elements straight to the target, past ElementTree's Python step per element; the
+    # handlers that defusedxml set against DTDs and entities stay.
+    expat.ordered_attributes = False
+    expat.StartElementHandler = target.start
+    expat.EndElementHandler = target.end
+    return parser
+
+
+def _read_as(head: bytes | bytearray) -> str | None:
+    """Give the encoding to read a report in, where expat would misread the name it declares.
+
+    Expat knows UTF-8 and UTF-16 by those names alone, and reads any other name through
+    Python's codec, a byte at a time: declared `utf8` (as ElementTree writes the name it was
+    given), a file's first character beyond ASCII was refused, and `utf16` was refused as a
+    multi-byte encoding. UTF-16 is read so behind its byte order mark only, which says which.
+    A mark and a name that disagree are a ValueError: expat took a UTF-8 mark's file as in the
+    single-byte encoding declared, and `été` came in as `Ã©tÃ©`.
+    """
+    mark = next((codec for bom, codec in _MARKS if head.startswith(bom)), None)
+    text = bytes(head[:_DECLARATION_BYTES]).decode(mark or "latin-1", "replace")
+    found = _DECLARATION.match(text.removeprefix("\ufeff"))
+    family = _family(found["name"]) if found else None
+    if mark is not None and found and family is not None and family != _family(mark):
+        raise ValueError(
+            f"it starts with a {_family(mark)} byte order mark but declares encoding "
+            f"{found['name']!r}: save it in the one encoding, and name that one"
+        )
+    if family == "utf-8" and mark in {None, "utf-8"}:
+        return "UTF-8"
+    if family == "utf-16" and mark in {"utf-16-le", "utf-16-be"}:
+        return "UTF-16"
+    return None
+
+
+def _family(name: str) -> str | None:
+    """Name the encoding that Python knows as `name`: `utf-8` and `utf-16` by any spelling."""
+    try:
+        known = codecs.lookup(name).name
+    except LookupError:
+        return None  # expat says so, naming it
+    if known.startswith("utf-8"):  # utf-8-sig too: a mark is read past either way
+        return "utf-8"
+    return "utf-16" if known.startswith("utf-16") else known
 
 
 def _element(tag: str) -> str:
@@ -283,20 +357,12 @@ async def import_junit(
     All or nothing: any problem raises ReportError naming the file and the line, and no run
     and no result is written.
     """
-    path = Path(path)
+    path = Path(file_path("import_junit", "path", path))
     run = Run(started_at=utc_now(), labels={} if labels is None else labels)
     async with transaction(db) as tx:
         run = await save_run(tx, run)
         assert run.id is not None  # noqa: S101  # a saved run has an id
         target = _JUnitTarget(path, run.id, run.started_at)
-        parser = _junit_parser(target)
-        expat = parser.parser
-        target.line = lambda: int(expat.CurrentLineNumber)
-        # Elements straight to the target, past ElementTree's Python step per element; the
-        # handlers that defusedxml set against DTDs and entities stay.
-        expat.ordered_attributes = False
-        expat.StartElementHandler = target.start
-        expat.EndElementHandler = target.end
         # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
         pending: asyncio.Future[None] | None = None
         try:
@@ -308,7 +374,10 @@ async def import_junit(
             held = bytearray()  # read, not yet parsed
             piece = _PIECE_BYTES
             with stream:
-                while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
+                chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
+                parser = _started(target, chunk)  # the first chunk: a whole declaration, if any
+                expat = parser.parser
+                while chunk:
                     held += chunk
                     while len(held) >= piece:
                         before = expat.CurrentByteIndex
@@ -324,6 +393,7 @@ async def import_junit(
                             pending = asyncio.ensure_future(_insert(tx, target.results))
                             target.results = []
                         await share_loop()
+                    chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
             _feed(parser, target, bytes(held))
             _feed(parser, target, None)
             if pending is not None:
@@ -483,7 +553,8 @@ def _case_xml(result: TestResult) -> str:
         if message is None:  # a message="" would import as ""
             inner.append(f"<{tag}{said}/>")
         else:
-            said += f" message={_attribute(message[:200])}"
+            # Import reads a blank text past, to the message: that one is written whole.
+            said += f" message={_attribute(message[:200] if message.strip() else message)}"
             inner.append(f"<{tag}{said}>{_content(message)}</{tag}>")
     if result.output is not None:
         inner.append(f"<system-out>{_content(result.output)}</system-out>")

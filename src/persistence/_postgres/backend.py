@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
@@ -30,6 +30,7 @@ from persistence._postgres.connections import (
     tidy,
     usable,
 )
+from persistence._postgres.copying import CopySupport
 from persistence._postgres.errors import CONNECTION_FAILURES, detail, translate_postgres
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
 from persistence._postgres.scripts import failed_statement, marked_script, marked_statement
@@ -50,29 +51,8 @@ _CLOSED: Final = "PostgreSQL: the database is closed"
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
-_SECONDARY_INDEXES: Final = """
-SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
-FROM pg_index AS i
-WHERE i.indrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) AS t)
-  AND NOT i.indisprimary
-  AND NOT EXISTS (SELECT FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)
-  AND pg_has_role((SELECT relowner FROM pg_class WHERE oid = i.indrelid), 'USAGE')
-ORDER BY i.indexrelid
-"""
-"""The indexes `drop_indexes` drops and builds again: neither a primary key nor a constraint's,
-and only on tables the role owns (a role that may only write rows keeps them, and is slower)."""
-
-_BUILD_SECONDS_PER_ROW: Final = 0.001
-"""What an index build may take per row beyond the statement bound: the GIN build of 2 KB
-outputs takes about a tenth of it on a loaded 2-core machine."""
-
-_BUILD_MEMORY: Final = "128MB"
-"""maintenance_work_mem while `create_indexes` builds them: a GIN build over 1,000,000 rows
-sorts in a few passes of it instead of many of the default 64 MB."""
-
-
 @attrs.define(eq=False)
-class PostgresBackend:
+class PostgresBackend(CopySupport):
     """A pool of asyncpg connections, and one of them kept aside as a fast lane.
 
     A single statement takes the lane when no other task holds it: acquiring from asyncpg's
@@ -407,61 +387,6 @@ class PostgresBackend:
         """Refuse: PostgreSQL has no file of its own; `persistence.backup` copies its rows."""
         msg = f"a PostgreSQL database has no file to copy to {path}: copy its rows instead"
         raise DatabaseError(msg)
-
-    async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
-        """Read each table's identity sequence: the highest id it handed out, 0 for none."""
-        rows = await as_pg(conn).fetch(
-            "SELECT t, coalesce(pg_sequence_last_value("
-            "pg_get_serial_sequence(t, 'id')::regclass), 0) FROM unnest($1::text[]) AS t",
-            list(tables),
-        )
-        return {str(row[0]): int(row[1]) for row in rows}
-
-    async def set_id_counters(self, conn: Connection, counters: Mapping[str, int]) -> None:
-        """Set each table's identity sequence so that its next id follows the given one."""
-        await as_pg(conn).execute(
-            "SELECT setval(pg_get_serial_sequence(t, 'id'), greatest(v, 1), v > 0)"
-            " FROM unnest($1::text[], $2::bigint[]) AS u(t, v)",
-            list(counters),
-            list(counters.values()),
-        )
-
-    async def table_names(self, conn: Connection) -> tuple[str, ...]:
-        """Give the name of every table of the current schema, sorted."""
-        rows = await as_pg(conn).fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
-        )
-        return tuple(str(row[0]) for row in rows)
-
-    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
-        """Drop the secondary indexes of `tables` the role owns, giving the SQL to make each again.
-
-        Building an index over the rows already there sorts them once, far cheaper than row by
-        row (the search vector's GIN index above all). The keys and constraints' indexes stay:
-        the foreign keys need them. Until the transaction ends, the tables are locked.
-        """
-        pg = as_pg(conn)
-        if not pg.is_in_transaction():
-            raise DatabaseError("indexes are dropped for a bulk load inside a transaction only")
-        rows = await pg.fetch(_SECONDARY_INDEXES, list(tables))
-        for row in rows:
-            await pg.execute(f"DROP INDEX {row[0]}")  # a name quoted by regclass's output
-        return tuple(str(row[1]) for row in rows)
-
-    async def create_indexes(
-        self, conn: Connection, definitions: Sequence[str], *, rows: int
-    ) -> None:
-        """Build the indexes again, each sorted in one pass, with more sort memory.
-
-        Each is bounded by the statement bound plus `_BUILD_SECONDS_PER_ROW` a row, so that a
-        large copy does not fail at its end.
-        """
-        pg = as_pg(conn)
-        if definitions:
-            await pg.execute(f"SET LOCAL maintenance_work_mem = '{_BUILD_MEMORY}'")
-        bound = self.command_timeout + rows * _BUILD_SECONDS_PER_ROW
-        for definition in definitions:
-            await pg.execute(definition, timeout=bound)
 
     async def watch_changes(self, *, heartbeat: float) -> ChangeListener | NoFeed:
         """LISTEN for the tables' changes outside the pool; behind PgBouncer, at `listen_url`."""

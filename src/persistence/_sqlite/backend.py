@@ -243,6 +243,11 @@ class SqliteBackend:
         async with self._readers.snapshot() as reads:
             yield SqliteSession(reads, self._writer, in_transaction=False, reads_only=True)
 
+    async def database_identity(self, conn: Connection) -> str | None:  # noqa: ARG002  # the protocol's arguments
+        """Name the file by its device and inode, whatever path or link reached it."""
+        found = await asyncio.to_thread(_identity_of, Path(self._path))
+        return None if found is None else f"sqlite:{found[0]}:{found[1]}"
+
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
         rows = await _session(conn).run(_LIST_COUNTERS, {}, ROWS)

@@ -1,0 +1,43 @@
+"""The `host=` and `port=` options of a PostgreSQL URL, checked as the hosts before its path."""
+
+from __future__ import annotations
+
+import pytest
+
+from persistence import DatabaseError, open_database
+from persistence.database import engine_of
+
+BAD_OPTIONS = [
+    ("postgresql://u:Xq7Zk@/db?host=,127.0.0.1", "its host= option's host 1 of 2 is empty"),
+    ("postgresql://u:Xq7Zk@/db?host=127.0.0.1%2C", "its host= option's host 2 of 2 is empty"),
+    ("postgresql://u:Xq7Zk@/db?host=127.0.0.1&port=99999", "port= option must be"),
+    ("postgresql://u:Xq7Zk@/db?host=127.0.0.1&port=x", "got 'x'"),
+    ("postgresql://u:Xq7Zk@/db?host=a,b&port=5432,", "got ''"),
+    ("postgresql://u:Xq7Zk@/db?%70ort=-1", "got '-1'"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), BAD_OPTIONS)
+async def test_a_bad_host_or_port_option_is_refused_by_name(url: str, reason: str) -> None:
+    """The driver raised a bare IndexError or OverflowError, or `invalid literal for int()`."""
+    with pytest.raises(DatabaseError, match="invalid database URL") as refused:
+        engine_of(url)
+    with pytest.raises(DatabaseError, match="invalid database URL") as refused_at_open:
+        await open_database(url, connect_timeout=1)
+    for error in (refused.value, refused_at_open.value):
+        assert reason in str(error)
+        assert "Xq7Zk" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@/db?host=",
+        "postgresql://u@/db?port=",
+        "postgresql://u@/db?host=%2Frun%2Fpostgresql,h2&port=5432,5433",
+        "postgresql://u@/db?host=h1:5432",
+    ],
+)
+def test_host_and_port_options_the_driver_reads_are_taken(url: str) -> None:
+    """An empty option is read past; a socket folder and a list of ports are the driver's."""
+    engine_of(url)
