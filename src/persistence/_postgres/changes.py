@@ -20,9 +20,12 @@ _LOG: Final = logging.getLogger("persistence.postgres")
 
 _IDENTITY: Final = (
     "SELECT 'postgres:' || (SELECT system_identifier FROM pg_control_system())::text"
-    " || ':' || datname || ':' || oid::text FROM pg_database WHERE datname = current_database()"
+    " || ':' || datname || ':' || oid::text"
+    " || ':' || coalesce(pg_catalog.to_regclass('test_results')::oid::text, '')"
+    " FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()"
 )
-"""The name of the database itself, whatever URL or environment reached it."""
+"""The name of the database itself, whatever URL or environment reached it: the server, the
+database, and the tables its search path finds (two schemas of one database are two)."""
 
 
 class ChangeListener:
