@@ -25,7 +25,7 @@ from persistence._backend import refuse_cancel_from_outside
 from persistence._guards import key_id, key_text, seconds
 from persistence._loop import map_in_slices, share_loop
 from persistence._paging import page_limit
-from persistence.database import check_usable, watch_writes
+from persistence.database import check_usable, require_database, watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
@@ -145,7 +145,7 @@ def check_cache_target(db: Database) -> None:
 
     Called before a cache starts following the change feed, so a refusal leaves nothing.
     """
-    if db.in_transaction:
+    if require_database(db).in_transaction:  # anything but a Database: refused, named
         raise ValidationError(
             "Cache", "db", "open a cache on the database, not on a transaction() block"
         )
