@@ -473,7 +473,7 @@ async def import_jsonl(
     path = Path(file_path("import_jsonl", "path", path))
     results: list[tuple[int | None, TestResult]] = []
     for number, line in _lines(await _read_text(path)):
-        if not line.strip():
+        if _skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
             continue
         try:
             results.append((number, _jsonl_result(line)))
