@@ -219,6 +219,17 @@ def byte_string(model: str, field: str, value: object) -> bytes:
     raise ValidationError(model, field, _type_problem("bytes", value))
 
 
+def json_object(model: str, field: str, value: object) -> JsonObject:
+    """Check a JSON object both engines keep unchanged, such as labels, and give it plain."""
+    if type(value) is dict and not value:
+        return value
+    if not isinstance(value, dict):
+        raise ValidationError(
+            model, field, f"expected a JSON object (dict), got {type(value).__name__}"
+        )
+    return _json_object(value, model, field, 0)
+
+
 def file_path(model: str, field: str, value: object) -> str:
     """Check a path argument: a str or an os.PathLike of one, neither empty nor holding NUL."""
     text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
@@ -355,11 +366,7 @@ def _to_utc(value: object, instance: object, field: attrs.Attribute[object]) -> 
 
 
 def _to_json_object(value: object, instance: object, field: attrs.Attribute[object]) -> JsonObject:
-    if type(value) is dict and not value:
-        return value
-    if not isinstance(value, dict):
-        raise _refuse(instance, field, f"expected a JSON object (dict), got {type(value).__name__}")
-    return _json_object(value, type(instance).__name__, field.name, 0)
+    return json_object(type(instance).__name__, field.name, value)
 
 
 if TYPE_CHECKING:

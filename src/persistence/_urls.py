@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 from typing import Final, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_plus
 
 from persistence._backend import Engine
 from persistence._postgres.pooling import check_listen_url, pgbouncer_mode_problem, split_pooling
@@ -27,6 +27,8 @@ DEFAULT_DATABASE: Final = Path("data/app.db")
 _QUERY_KEY: Final = re.compile(r"[?&](?P<name>(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})+)=")
 """A query option's key, perhaps spelt with percent-escapes, which asyncpg and
 `split_pooling` decode: `pass%77ord=` is `password=`."""
+_ALIASES: Final = {"database": "dbname"}
+"""Query options the driver reads as one, by the name it keeps."""
 _PASSWORD_KEYS: Final = frozenset({"password", "sslpassword"})
 _SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PORT: Final = 65535
@@ -121,8 +123,30 @@ def _check_postgres_url(url: str) -> None:
     options = head.partition("?")[2].split("&")
     if any(part[:1] == "=" != part for part in options):  # a bare "=" the driver reads past
         raise _bad_url(url, "it has a query option without a name ('=...'): name it, or drop it")
+    _check_repeats(url, options)
     for part in options:
         _check_host_option(url, *map(unquote, part.partition("=")[::2]))
+
+
+def _check_repeats(url: str, options: list[str]) -> None:
+    """Refuse a query option given twice, naming it as the driver reads its name.
+
+    asyncpg keeps the last value of each option (as libpq does), and a blank one it reads past;
+    `database=` it reads as `dbname=`, which wins. None of its options, nor the server settings
+    it sends for the other names (`options=`, `application_name=`), takes a list by repeating,
+    and this package's own (`pgbouncer=`, `listen_url=`) neither: a second value hides the
+    first, so neither is taken. Names are compared decoded, as the driver's `parse_qs` does.
+    """
+    seen: dict[str, str] = {}  # each option by the name the driver keeps, as it was spelt
+    for part in options:
+        if not part:
+            continue
+        name = unquote_plus(part.partition("=")[0])
+        key = _ALIASES.get(name, name)
+        if key in seen:
+            also = "" if seen[key] == name else f", also as {seen[key]}="
+            raise _bad_url(url, f"its query option {name:.80}= is given twice{also}: give it once")
+        seen[key] = name
 
 
 def _check_host_option(url: str, name: str, value: str) -> None:

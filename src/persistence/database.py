@@ -335,11 +335,15 @@ def _refuse_outer(backend: Backend, why: str = _OUTER_IN_BLOCK) -> None:
             raise DatabaseError(why)
 
 
-def check_usable(db: Database) -> None:
-    """Raise now the DatabaseError a call on `db` would raise here, if any: before work starts."""
+def check_usable(db: Database, *, writes: bool = False) -> None:
+    """Raise now the DatabaseError a call (a write, if `writes`) on `db` would raise here."""
     frame = require_database(db)._frame  # noqa: SLF001
     if frame is not None:
         frame.check()
+        if writes and frame.snapshot:
+            raise DatabaseError(
+                "a read_snapshot() block only reads: open transaction() on the database outside it"
+            )
     elif _OPEN_BLOCKS.get():
         _refuse_outer(db._backend)  # noqa: SLF001
 
@@ -351,18 +355,13 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     The write lock is taken at the start, so reading then writing never fails to upgrade it.
     Nested use makes a savepoint, so an inner block can fail alone.
     """
-    frame = require_database(db)._frame  # noqa: SLF001
-    if frame is not None and frame.snapshot:
-        frame.check()
-        raise DatabaseError(
-            "a read_snapshot() block only reads: open transaction() on the database outside it"
-        )
+    check_usable(db, writes=True)  # a block ended or covered, a snapshot's, the outer database
+    frame = db._frame  # noqa: SLF001
     if frame is not None:
         async with _savepoint(db, frame) as nested:
             yield nested
         return
     backend = db._backend  # noqa: SLF001
-    _refuse_outer(backend)
     block = _Block(backend)
     top: _Frame | None = None
     try:

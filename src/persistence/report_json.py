@@ -17,14 +17,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from persistence._guards import file_path
 from persistence._interface import JsonObject, JsonValue
 from persistence._loop import SLICE_ITEMS, drop_in_slices, map_each, share_loop
 from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
-from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
-from persistence.reports import open_report, read_run
+from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
+from persistence.reports import import_arguments, open_report, read_run
 from persistence.results import save_results
 from persistence.runs import save_run
 
@@ -72,14 +71,14 @@ async def _read_text(path: Path) -> str:
         raise ReportError(path, None, f"not UTF-8: {error.reason} at byte {error.start}") from None
 
 
-async def _store(db: Database, labels: JsonObject | None, results: list[TestResult]) -> Run:
-    """Save a new run and its results, all or nothing, emptying `results` a slice at a time.
+async def _store(db: Database, run: Run, results: list[TestResult]) -> Run:
+    """Save the new run and its results, all or nothing, emptying `results` a slice at a time.
 
     They are dropped before the commit: a cancellation meanwhile rolls back, where after it
     the caller would lose the id of a run that was saved.
     """
     async with transaction(db) as tx:
-        run = await save_run(tx, Run(started_at=utc_now(), labels={} if labels is None else labels))
+        run = await save_run(tx, run)
         for result in results:  # each a fresh, unshared model built by this module
             object.__setattr__(result, "run_id", run.id)
         await save_results(tx, results)
@@ -110,7 +109,7 @@ async def import_ctrf(
     db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
 ) -> Run:
     """Import one CTRF JSON report as one new run; return the run."""
-    path = Path(file_path("import_ctrf", "path", path))
+    path, run = import_arguments("import_ctrf", db, path, labels)
     text = await _read_text(path)
     try:
         document = await _ctrf_document(text)
@@ -129,7 +128,7 @@ async def import_ctrf(
             raise ReportError(path, None, f"{_ctrf_place(index, test)}: {error}") from None
         await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
-    return await _store(db, labels, results)
+    return await _store(db, run, results)
 
 
 async def _ctrf_document(text: str) -> object:
@@ -470,10 +469,10 @@ async def import_jsonl(
 
     Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run.
     """
-    path = Path(file_path("import_jsonl", "path", path))
+    path, run = import_arguments("import_jsonl", db, path, labels)
     results: list[tuple[int | None, TestResult]] = []
     for number, line in _lines(await _read_text(path)):
-        if not line.strip():
+        if _skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
             continue
         try:
             results.append((number, _jsonl_result(line)))
@@ -483,7 +482,7 @@ async def import_jsonl(
     _checked_ids(path, results, lines=True)
     models = [result for _, result in results]
     results.clear()
-    return await _store(db, labels, models)
+    return await _store(db, run, models)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

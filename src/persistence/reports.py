@@ -30,6 +30,7 @@ from persistence._guards import (
     MAX_KEY_BYTES,
     MIN_INT,
     file_path,
+    json_object,
     key_id,
     key_length_problem,
     text_problem,
@@ -38,7 +39,7 @@ from persistence._interface import JsonObject
 from persistence._loop import map_each, map_in_slices, share_loop
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_params
-from persistence.database import Database, borrow, read_snapshot, transaction
+from persistence.database import Database, borrow, check_usable, read_snapshot, transaction
 from persistence.exceptions import NotAFileError, ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
 from persistence.runs import get_run, save_run
@@ -357,8 +358,7 @@ async def import_junit(
     All or nothing: any problem raises ReportError naming the file and the line, and no run
     and no result is written.
     """
-    path = Path(file_path("import_junit", "path", path))
-    run = Run(started_at=utc_now(), labels={} if labels is None else labels)
+    path, run = import_arguments("import_junit", db, path, labels)
     async with transaction(db) as tx:
         run = await save_run(tx, run)
         assert run.id is not None  # noqa: S101  # a saved run has an id
@@ -411,6 +411,14 @@ async def import_junit(
                 with suppress(Exception, asyncio.CancelledError):
                     pending.result()
     return run
+
+
+def import_arguments(name: str, db: Database, path: object, labels: object) -> tuple[Path, Run]:
+    """Check the arguments of the import `name` before its file; give its path and new run."""
+    check_usable(db, writes=True)  # no Database, a snapshot's, the outer one in its block
+    found = Path(file_path(name, "path", path))
+    given = {} if labels is None else json_object(name, "labels", labels)
+    return found, Run(started_at=utc_now(), labels=given)
 
 
 def open_report(path: Path) -> BinaryIO:
