@@ -58,7 +58,7 @@ async def test_an_option_given_twice_in_the_listen_url_is_refused() -> None:
     "url",
     [
         "postgresql://u@h/db?sslmode=require&application_name=a&options=-cwork_mem%3D64MB",
-        "postgresql://u@h/db?host=h1,h2&port=5432,5433",
+        "postgresql://u@/db?host=h1,h2&port=5432,5433",
     ],
 )
 def test_options_given_once_are_taken(url: str) -> None:

@@ -21,7 +21,7 @@ from conftest import Dropper, with_database
 from persistence import DatabaseError, ValidationError, create_database
 from persistence.__main__ import main
 from persistence._postgres.create import database_name
-from persistence.database import Engine
+from persistence.database import Engine, engine_of
 from persistence.migrations import discover_migrations, migrations_folder
 
 pytestmark = pytest.mark.usefixtures("no_database_url")
@@ -319,16 +319,18 @@ def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
 @pytest.mark.parametrize(
     ("url", "name"),
     [
-        ("postgresql://u@127.0.0.1/?database=given", "given"),
-        ("postgresql://u@127.0.0.1/?dbname=first&database=second", "first"),
-        ("postgresql://u@127.0.0.1/path?database=query", "path"),
+        ("postgresql://u@127.0.0.1?database=given", "given"),
+        ("postgresql://u@127.0.0.1?dbname=first", "first"),
+        ("postgresql://u@127.0.0.1/path", "path"),
     ],
 )
 def test_the_database_name_is_the_one_the_driver_connects_to(url: str, name: str) -> None:
-    """`--create` makes the database asyncpg connects to: the path, else dbname=, else database=.
+    """`--create` makes the database asyncpg connects to: the path, else dbname= or database=.
 
-    A name given as database=, which asyncpg reads, was refused as naming no database.
+    A name given as database=, which asyncpg reads, was refused as naming no database. (A
+    URL naming it twice, by its path and an option or by both options, is refused first.)
     """
+    engine_of(url)
     assert database_name(url) == name
 
 

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 from typing import Final, Literal
-from urllib.parse import quote, unquote, unquote_plus
+from urllib.parse import quote, unquote, unquote_plus, urlparse
 
 from persistence._backend import Engine
 from persistence._postgres.pooling import check_listen_url, pgbouncer_mode_problem, split_pooling
@@ -124,6 +124,7 @@ def _check_postgres_url(url: str) -> None:
     if any(part[:1] == "=" != part for part in options):  # a bare "=" the driver reads past
         raise _bad_url(url, "it has a query option without a name ('=...'): name it, or drop it")
     _check_repeats(url, options)
+    _check_given_in_both(url, head, options)
     for part in options:
         _check_host_option(url, *map(unquote, part.partition("=")[::2]))
 
@@ -147,6 +148,34 @@ def _check_repeats(url: str, options: list[str]) -> None:
             also = "" if seen[key] == name else f", also as {seen[key]}="
             raise _bad_url(url, f"its query option {name:.80}= is given twice{also}: give it once")
         seen[key] = name
+
+
+def _check_given_in_both(url: str, head: str, options: list[str]) -> None:
+    """Refuse a query option that the URL's own part gives already: the driver reads past it.
+
+    asyncpg takes the user, password, hosts, port and database from before the `?` when they
+    are there (a path of `/` names the database "" too), and the option is left unused:
+    `postgresql://u:pw1@h/db?password=pw2` connects with pw1, saying nothing.
+    """
+    parsed = urlparse(head)  # as the driver splits it
+    auth, at, hosts = parsed.netloc.partition("@")
+    if not at:
+        auth, hosts = "", auth
+    user, _, password = auth.partition(":")
+    own = {
+        "user": bool(user),
+        "password": bool(password),
+        "host": bool(hosts),
+        "port": any(_port_of(url, host) for host in hosts.split(",") if host),
+        "dbname": bool(parsed.path),
+    }
+    for part in options:
+        name, _, value = part.partition("=")
+        key = _ALIASES.get(unquote_plus(name), unquote_plus(name))
+        if value and own.get(key, False):
+            place = "its path" if key == "dbname" else "its part before the '?'"
+            reason = f"its query option {key}= is given in {place} too, which the driver takes"
+            raise _bad_url(url, f"{reason}: give it once")
 
 
 def _check_host_option(url: str, name: str, value: str) -> None:
