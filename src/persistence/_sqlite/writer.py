@@ -118,6 +118,7 @@ class Writer:
         self._queue: collections.deque[Write | Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
         self.state = WriterState.IDLE
+        self._closing = False  # a close has begun: what is queued runs, nothing more is taken
 
     @property
     def idle(self) -> bool:
@@ -199,7 +200,7 @@ class Writer:
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
-        if self.state is WriterState.CLOSED:
+        if self._closing:
             raise DatabaseError("the SQLite database is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(Write(plan, params, mode, rows_as, future))
@@ -434,7 +435,7 @@ class Writer:
 
     async def lease(self) -> Lease:
         """Wait for the writer: after the batches and transactions queued before."""
-        if self.state is WriterState.CLOSED:
+        if self._closing:
             raise DatabaseError("the SQLite database is closed")
         loop = asyncio.get_running_loop()
         lease = Lease(loop.create_future(), loop.create_future())
@@ -451,7 +452,12 @@ class Writer:
         return lease
 
     async def close(self) -> None:
-        """Finish what is queued, then refuse more."""
+        """Refuse more, then finish what is queued.
+
+        Refused from the start: a caller that queued its next write as each one committed
+        kept the queue from ever emptying. A close cancelled meanwhile still refuses them.
+        """
+        self._closing = True
         while (runner := self._runner) is not None:
             await asyncio.wait((runner,))  # not shielded: a runner never run ends cancelled
             self._never_ran(runner)
