@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import attrs
 
-from persistence._backend import Backend, Engine, ScriptError, ScriptStatement
+from persistence._backend import Backend, Engine, ScriptError, ScriptStatement, once_free
 from persistence._changes import WRITTEN
 from persistence._guards import argument, at_least, seconds
 from persistence._postgres import open_postgres, split_postgres
@@ -375,8 +375,7 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
                 block.open = top.open = False
                 _OPEN_BLOCKS.reset(token)
                 # A statement another task sent may still run: the transaction ends after it.
-                async with top.lock:
-                    pass
+                await once_free(top.lock)
     except BaseException as error:
         _raise_translated(backend, error, db.url)
         raise
@@ -404,8 +403,7 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
         finally:
             frame.open = False
             # A read another task sent may still run: the snapshot ends after it, never under it.
-            async with frame.lock:
-                pass
+            await once_free(frame.lock)
 
 
 @contextlib.asynccontextmanager
