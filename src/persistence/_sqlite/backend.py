@@ -171,7 +171,7 @@ class SqliteBackend:
         try:
             if migration:
                 writer.execute("PRAGMA foreign_keys = OFF")
-            await self._writer.begin_immediate(wait)
+            await self._writer.begin_immediate(wait, lease.queued)
             try:
                 yield self._transaction
                 if migration:

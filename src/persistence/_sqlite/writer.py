@@ -86,6 +86,7 @@ class Lease:
 
     granted: asyncio.Future[None]
     released: asyncio.Future[None]
+    queued: float = attrs.field(factory=time.monotonic)  # when its block began to wait
 
     def release(self) -> None:
         """Give the writer back to the queue."""
@@ -119,6 +120,8 @@ class Writer:
         self._runner: asyncio.Task[None] | None = None
         self.state = WriterState.IDLE
         self._closing = False  # a close has begun: what is queued runs, nothing more is taken
+        # When a try at the write lock first found it held elsewhere, since the last that took it.
+        self._held_elsewhere: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -328,7 +331,7 @@ class Writer:
         """Open a transaction, run the queued writes in it, and commit them all at once."""
         writer = self.connection
         try:
-            await self.begin_immediate(self._busy_timeout, sleep=_pause)
+            await self.begin_immediate(self._busy_timeout, self._queue[0].queued, sleep=_pause)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
             while self._queue and isinstance(waiting := self._queue[0], Write):
                 self._queue.popleft()
@@ -414,23 +417,34 @@ class Writer:
             await _share_loop()
 
     async def begin_immediate(
-        self, wait: float, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self,
+        wait: float,
+        queued: float,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Take the write lock, sleeping between tries while another process holds it."""
-        deadline = time.monotonic() + wait
+        """Take the write lock, sleeping between tries while another process holds it.
+
+        Given up once the caller, queued at `queued`, has waited `wait` for that lock: the
+        callers queued behind others that found it held have waited with them, not after them.
+        """
         for attempt in range(1_000_000):
             try:
                 self.connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
                 if not is_busy(error):
                     raise
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if self._held_elsewhere is None:
+                    self._held_elsewhere = now
+                if now >= max(self._held_elsewhere, queued) + wait:
                     raise DatabaseError(
                         f"SQLite: the database is locked: another connection held the "
                         f"write lock for over {wait:g}s"
                     ) from error
                 await sleep(lock_poll(attempt))
             else:
+                self._held_elsewhere = None
                 return
 
     async def lease(self) -> Lease:
