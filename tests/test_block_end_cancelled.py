@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from persistence import (
+    Database,
     TestResult,
     all_results,
     close_database,
@@ -28,7 +29,7 @@ from persistence import (
 from persistence._backend import Params
 from persistence._sqlite import reads, statements
 from persistence._sqlite.statements import Mode, Plan
-from persistence.database import read_snapshot
+from persistence.database import connection, read_snapshot
 from persistence.migrations import migrate
 from test_lone_writes import Gate, gate_on, result, stored_outputs
 
@@ -125,3 +126,30 @@ async def test_a_snapshot_cancelled_while_a_read_of_its_runs_ends_after_it(
     assert worst < _HELD_FOR / 2
     assert [r.output for r in await reading[0]] == ["one"]
     await close_database(db)
+
+
+async def _hold_the_block(tx: Database, seconds: float) -> None:
+    """Hold a block's connection on loan for `seconds`, as a task sending a statement does."""
+    async with connection(tx):
+        await asyncio.sleep(seconds)
+
+
+async def test_a_nested_block_cut_by_a_timeout_at_its_end_keeps_none_of_its_writes(
+    db: Database,
+) -> None:
+    """A savepoint whose end is cancelled while it waits for another task's loan is rolled back.
+
+    Before, its end was skipped: the savepoint stayed open, the caller caught the timeout and
+    went on, and the outer block's commit kept the writes of the nested block that had failed.
+    """
+    async with transaction(db) as tx:
+        await save_result(tx, result("outer"))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1), transaction(tx) as inner:
+                await save_result(inner, result("inner"))
+                holding = asyncio.ensure_future(_hold_the_block(inner, 0.3))
+                await asyncio.sleep(0)  # the loan holds the block's connection
+        await holding
+        async with transaction(tx) as again:  # a later nested block is one of its own
+            await save_result(again, result("again"))
+    assert sorted(r.output or "" for r in await all_results(db)) == ["again", "outer"]
