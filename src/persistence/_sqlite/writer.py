@@ -194,9 +194,17 @@ class Writer:
         return await map_rows(rows_as, picked, mode)
 
     def leased(self) -> sqlite3.Connection:
-        """Give the writer, asserting that a transaction holds it, inside its SQLite transaction."""
+        """Give the writer, asserting that a transaction holds it, inside its SQLite transaction.
+
+        A statement may have made SQLite roll that transaction back whole (a trigger's
+        `RAISE(ROLLBACK)`, a full disk): what the block sends next would commit alone.
+        """
         assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
-        assert self.connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
+        if not self.connection.in_transaction:
+            raise DatabaseError(
+                "SQLite rolled back this transaction() block's transaction, after an error in "
+                "one of its statements: nothing of the block is kept, and it can only end"
+            )
         return self.connection
 
     async def queue_write(
