@@ -277,6 +277,21 @@ async def finish_then_cancel(work: Awaitable[_T]) -> _T:
     return task.result()
 
 
+async def once_free(lock: asyncio.Lock) -> None:
+    """Wait until no one holds `lock`; cancelled meanwhile, wait still, then re-raise.
+
+    For a block's end, which must come after a statement another task sent through it: that
+    statement may run in a worker thread, on the block's connection.
+    """
+
+    async def free() -> None:
+        async with lock:
+            pass
+
+    if lock.locked():
+        await finish_then_cancel(free())
+
+
 def refuse_cancel_from_outside(work: asyncio.Future[Any]) -> None:
     """Raise `DatabaseError` if another task cancelled `work`, the caller's task not cancelling.
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import attrs
 
-from persistence._backend import Backend, Engine, ScriptError, ScriptStatement
+from persistence._backend import Backend, Engine, ScriptError, ScriptStatement, once_free
 from persistence._changes import WRITTEN
 from persistence._guards import argument, at_least, seconds
 from persistence._postgres import open_postgres, split_postgres
@@ -373,9 +373,7 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
             finally:
                 block.open = top.open = False
                 _OPEN_BLOCKS.reset(token)
-                # A statement another task sent may still run: the transaction ends after it.
-                async with top.lock:
-                    pass
+                await once_free(top.lock)  # after a statement another task sent through it
     except BaseException as error:
         _raise_translated(backend, error, db.url)
         raise
@@ -388,10 +386,9 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
 async def read_snapshot(db: Database) -> AsyncIterator[Database]:
     """Give a `db` whose reads in the block all see the state committed when it began.
 
-    Writers go on meanwhile, and what they commit is not seen in the block.
-
-    Inside `transaction()`, `db` is given as it is: its block sees its own writes. Only reads:
-    a write raises `DatabaseError`, as does a call after the block.
+    Writers go on meanwhile, and what they commit is not seen in the block. Inside
+    `transaction()`, `db` is given as it is: its block sees its own writes. Only reads: a write
+    raises `DatabaseError`, as does a call after the block.
     """
     if require_database(db)._frame is not None:  # noqa: SLF001
         yield db
@@ -402,9 +399,7 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
             yield attrs.evolve(db, frame=frame)
         finally:
             frame.open = False
-            # A read another task sent may still run: the snapshot ends after it, never under it.
-            async with frame.lock:
-                pass
+            await once_free(frame.lock)  # after a read another task sent, never under it
 
 
 @contextlib.asynccontextmanager
@@ -412,10 +407,9 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
     backend = db._backend  # noqa: SLF001
     frame.check()
     name = f"persistence_{frame.depth + 1}"
-    async with frame.lock:
+    async with frame.lock, _translated(backend):
         frame.check()
-        async with _translated(backend):
-            await backend.savepoint(frame.connection, name)
+        await backend.savepoint(frame.connection, name)
         child = _Frame(frame.connection, frame.lock, frame.depth + 1, written=frame.written)
         frame.child = child
     end = backend.rollback_to  # unless the block completes
@@ -425,8 +419,14 @@ async def _savepoint(db: Database, frame: _Frame) -> AsyncIterator[Database]:
     finally:
         child.open = False
         frame.child = None
-        async with frame.lock, _translated(backend):
-            await end(frame.connection, name)
+        try:
+            await once_free(frame.lock)  # after a statement another task sent through it
+        except asyncio.CancelledError:
+            end = backend.rollback_to  # cancelled at its end, it keeps nothing
+            raise
+        finally:
+            async with frame.lock, _translated(backend):
+                await end(frame.connection, name)
 
 
 class _Lent:

@@ -171,12 +171,13 @@ class SqliteBackend:
         try:
             if migration:
                 writer.execute("PRAGMA foreign_keys = OFF")
-            await self._writer.begin_immediate(wait)
+            await self._writer.begin_immediate(wait, lease.queued)
             try:
                 yield self._transaction
                 if migration:
                     check_foreign_keys(writer)
                     check_no_temporary_objects(writer)
+                self._writer.leased()  # refused if SQLite rolled the transaction back
                 await finish_then_cancel(self._writer.in_thread(writer.execute, "COMMIT"))
             except BaseException:
                 if not lease.abandoned() and writer.in_transaction:
@@ -199,7 +200,9 @@ class SqliteBackend:
         self._writer.leased().execute(f'RELEASE "{name}"')
 
     async def rollback_to(self, _conn: Connection, name: str) -> None:
-        """Undo what the savepoint's block did, and end it."""
+        """Undo what the savepoint's block did, and end it: nothing to do if SQLite undid all."""
+        if not self._writer.connection.in_transaction:
+            return  # the error that made SQLite roll back goes on; later calls are refused
         writer = self._writer.leased()
         writer.execute(f'ROLLBACK TO "{name}"')
         writer.execute(f'RELEASE "{name}"')

@@ -86,6 +86,7 @@ class Lease:
 
     granted: asyncio.Future[None]
     released: asyncio.Future[None]
+    queued: float = attrs.field(factory=time.monotonic)  # when its block began to wait
 
     def release(self) -> None:
         """Give the writer back to the queue."""
@@ -118,6 +119,9 @@ class Writer:
         self._queue: collections.deque[Write | Lease] = collections.deque()
         self._runner: asyncio.Task[None] | None = None
         self.state = WriterState.IDLE
+        self._closing = False  # a close has begun: what is queued runs, nothing more is taken
+        # When a try at the write lock first found it held elsewhere, since the last that took it.
+        self._held_elsewhere: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -190,16 +194,24 @@ class Writer:
         return await map_rows(rows_as, picked, mode)
 
     def leased(self) -> sqlite3.Connection:
-        """Give the writer, asserting that a transaction holds it, inside its SQLite transaction."""
+        """Give the writer, asserting that a transaction holds it, inside its SQLite transaction.
+
+        A statement may have made SQLite roll that transaction back whole (a trigger's
+        `RAISE(ROLLBACK)`, a full disk): what the block sends next would commit alone.
+        """
         assert self.state is WriterState.LEASED, self.state  # noqa: S101  # the writer's invariant
-        assert self.connection.in_transaction  # noqa: S101  # BEGIN IMMEDIATE ran
+        if not self.connection.in_transaction:
+            raise DatabaseError(
+                "SQLite rolled back this transaction() block's transaction, after an error in "
+                "one of its statements: nothing of the block is kept, and it can only end"
+            )
         return self.connection
 
     async def queue_write(
         self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None
     ) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
-        if self.state is WriterState.CLOSED:
+        if self._closing:
             raise DatabaseError("the SQLite database is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(Write(plan, params, mode, rows_as, future))
@@ -327,7 +339,7 @@ class Writer:
         """Open a transaction, run the queued writes in it, and commit them all at once."""
         writer = self.connection
         try:
-            await self.begin_immediate(self._busy_timeout, sleep=_pause)
+            await self.begin_immediate(self._busy_timeout, self._queue[0].queued, sleep=_pause)
         except Exception as error:  # noqa: BLE001  # handed to every waiting caller
             while self._queue and isinstance(waiting := self._queue[0], Write):
                 self._queue.popleft()
@@ -413,28 +425,39 @@ class Writer:
             await _share_loop()
 
     async def begin_immediate(
-        self, wait: float, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self,
+        wait: float,
+        queued: float,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Take the write lock, sleeping between tries while another process holds it."""
-        deadline = time.monotonic() + wait
+        """Take the write lock, sleeping between tries while another process holds it.
+
+        Given up once the caller, queued at `queued`, has waited `wait` for that lock: the
+        callers queued behind others that found it held have waited with them, not after them.
+        """
         for attempt in range(1_000_000):
             try:
                 self.connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
                 if not is_busy(error):
                     raise
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if self._held_elsewhere is None:
+                    self._held_elsewhere = now
+                if now >= max(self._held_elsewhere, queued) + wait:
                     raise DatabaseError(
                         f"SQLite: the database is locked: another connection held the "
                         f"write lock for over {wait:g}s"
                     ) from error
                 await sleep(lock_poll(attempt))
             else:
+                self._held_elsewhere = None
                 return
 
     async def lease(self) -> Lease:
         """Wait for the writer: after the batches and transactions queued before."""
-        if self.state is WriterState.CLOSED:
+        if self._closing:
             raise DatabaseError("the SQLite database is closed")
         loop = asyncio.get_running_loop()
         lease = Lease(loop.create_future(), loop.create_future())
@@ -451,7 +474,12 @@ class Writer:
         return lease
 
     async def close(self) -> None:
-        """Finish what is queued, then refuse more."""
+        """Refuse more, then finish what is queued.
+
+        Refused from the start: a caller that queued its next write as each one committed
+        kept the queue from ever emptying. A close cancelled meanwhile still refuses them.
+        """
+        self._closing = True
         while (runner := self._runner) is not None:
             await asyncio.wait((runner,))  # not shielded: a runner never run ends cancelled
             self._never_ran(runner)

@@ -10,6 +10,7 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +33,7 @@ class Write:
     mode: Mode
     rows_as: RowMapper | None
     future: asyncio.Future[Any]
+    queued: float = attrs.field(factory=time.monotonic)  # when its caller began to wait
 
 
 @attrs.frozen
