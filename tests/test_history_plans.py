@@ -251,6 +251,7 @@ def _sqlite_statements() -> dict[str, tuple[str, dict[str, object]]]:
                 "head": EMPTY_RUNS + RUNS,
                 "slower_ratio": 1.5,
                 "slower_cap": 6e307,
+                "slower_least": 5e-324,
                 "slower_floor": 0.1,
             },
         ),

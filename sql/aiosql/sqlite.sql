@@ -82,7 +82,7 @@ DELETE FROM file_records WHERE id = :id;
 -- Delete the record of one path, when its file is deleted or moved.
 DELETE FROM file_records WHERE path = :path;
 
--- name: compare_runs(base, head, slower_cap, slower_ratio, slower_floor)
+-- name: compare_runs(base, head, slower_cap, slower_least, slower_ratio, slower_floor)
 -- record_class: CompareRunsRow
 -- What changed from run `base` to run `head`, per test id; tests that did not change are left
 -- out. A result is failing when its status is failed, timeout or error. Each test gets one
@@ -96,7 +96,9 @@ DELETE FROM file_records WHERE path = :path;
 -- head's time - base's time > slower_floor.
 -- Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
 -- A base time above `slower_cap` (half the largest float / slower_ratio) is never exceeded:
--- its product, which PostgreSQL refuses once it overflows, is not taken.
+-- its product, which PostgreSQL refuses once it overflows, is not taken. Nor is the product of
+-- a base time below `slower_least` (the least whose product is above zero), which rounds to
+-- zero and which PostgreSQL refuses as an underflow: the head time is compared with zero.
 WITH both_runs AS (
     SELECT h.test_id AS test_id, b.status AS base_status, h.status AS head_status,
            b.execution_time AS base_time, h.execution_time AS head_time
@@ -126,6 +128,8 @@ WITH both_runs AS (
                WHEN base_status = 'passed' AND head_status = 'passed'
                     AND CASE
                             WHEN base_time > CAST(:slower_cap AS DOUBLE PRECISION) THEN FALSE
+                            WHEN base_time < CAST(:slower_least AS DOUBLE PRECISION)
+                                THEN head_time > 0
                             ELSE head_time > base_time * CAST(:slower_ratio AS DOUBLE PRECISION)
                         END
                     AND head_time - base_time > CAST(:slower_floor AS DOUBLE PRECISION)

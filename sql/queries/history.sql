@@ -11,11 +11,14 @@
 --                  head's time - base's time > slower_floor.
 -- Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
 -- A base time above `slower_cap` (half the largest float / slower_ratio) is never exceeded:
--- its product, which PostgreSQL refuses once it overflows, is not taken.
+-- its product, which PostgreSQL refuses once it overflows, is not taken. Nor is the product of
+-- a base time below `slower_least` (the least whose product is above zero), which rounds to
+-- zero and which PostgreSQL refuses as an underflow: the head time is compared with zero.
 -- type: @base int!
 -- type: @head int!
 -- type: @slower_ratio float
 -- type: @slower_cap float
+-- type: @slower_least float
 -- type: @slower_floor float
 -- type: change str!
 -- type: test_id str!
@@ -52,6 +55,8 @@ WITH both_runs AS (
                WHEN base_status = 'passed' AND head_status = 'passed'
                     AND CASE
                             WHEN base_time > CAST(@slower_cap AS DOUBLE PRECISION) THEN FALSE
+                            WHEN base_time < CAST(@slower_least AS DOUBLE PRECISION)
+                                THEN head_time > 0
                             ELSE head_time > base_time * CAST(@slower_ratio AS DOUBLE PRECISION)
                         END
                     AND head_time - base_time > CAST(@slower_floor AS DOUBLE PRECISION)

@@ -32,6 +32,39 @@ def encode_json(value: object) -> str:
     return _TO_JSON.encode(value)
 
 
+_CONTAINERS: Final = frozenset({dict, list})
+"""The types of JSON value whose items `in_jsonb_order` walks: the models give plain ones."""
+
+
+def _jsonb_key(item: tuple[str, object]) -> tuple[int, bytes]:
+    key = item[0].encode("utf-8", "surrogatepass")
+    return len(key), key
+
+
+def in_jsonb_order(value: object) -> object:
+    """Give a JSON value with each object's keys in the order PostgreSQL's jsonb keeps them.
+
+    jsonb lists an object's keys shorter first (in UTF-8 bytes), then by their bytes, whatever
+    order they were written in; arrays keep theirs.
+    """
+    if isinstance(value, dict) and value:
+        items = sorted(value.items(), key=_jsonb_key) if len(value) > 1 else value.items()
+        if _CONTAINERS.isdisjoint(map(type, value.values())):  # most metadata: scalars
+            return dict(items)
+        return {key: in_jsonb_order(item) for key, item in items}
+    if isinstance(value, list) and not _CONTAINERS.isdisjoint(map(type, value)):
+        return [in_jsonb_order(item) for item in value]
+    return value  # a scalar, or a list of scalars, which keeps its order
+
+
+def encode_json_as_jsonb(value: object) -> str:
+    """Write JSON as `encode_json` does, each object's keys in jsonb's order (`in_jsonb_order`).
+
+    SQLite keeps the text it is given, so objects written so read back as from PostgreSQL.
+    """
+    return _TO_JSON.encode(in_jsonb_order(value))
+
+
 def _unreadable(field: str, kind: str, stored: str, error: BaseException) -> ValidationError:
     """Say that stored text does not decode: plain SQL may write anything there."""
     reason = f"stored text {stored!r:.80} is not {kind} ({type(error).__name__}: {error})"

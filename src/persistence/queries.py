@@ -558,6 +558,7 @@ class Queries(Protocol):
         base: int,
         head: int,
         slower_cap: float,
+        slower_least: float,
         slower_ratio: float,
         slower_floor: float,
     ) -> list[CompareRunsRow]:
@@ -573,7 +574,9 @@ class Queries(Protocol):
         head's time - base's time > slower_floor.
         Ordered by change, then test id (by code point). test_results_run_test_idx reads each run.
         A base time above `slower_cap` (half the largest float / slower_ratio) is never exceeded:
-        its product, which PostgreSQL refuses once it overflows, is not taken.
+        its product, which PostgreSQL refuses once it overflows, is not taken. Nor is the product of
+        a base time below `slower_least` (the least whose product is above zero), which rounds to
+        zero and which PostgreSQL refuses as an underflow: the head time is compared with zero.
         """
 
     async def list_test_history(

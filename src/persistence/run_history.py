@@ -11,6 +11,7 @@ import datetime as dt
 import enum
 import math
 import sys
+from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -226,6 +227,7 @@ async def compare_runs(
             head=head,
             slower_ratio=ratio,
             slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
+            slower_least=slower_least(ratio),
             slower_floor=floor,
         )
     # after the comparison: a run deleted meanwhile is not found
@@ -234,6 +236,26 @@ async def compare_runs(
     # a slice at a time: a run of 100,000 new tests held the loop 150 ms in one go
     changes = tuple(await map_in_slices(_change_of, rows))
     return RunComparison(base=base, head=head, changes=changes)
+
+
+_HALF_TINIEST: Final = Fraction(1, 2**1075)
+"""Half the smallest float above zero: an exact product up to it rounds to zero."""
+
+
+def slower_least(ratio: float) -> float:
+    """Give the least time whose product with `ratio` is a float above zero (0.0 for a 0 ratio).
+
+    The product of a smaller time rounds to zero: `compare_runs` compares the head time with
+    zero then, where PostgreSQL would refuse the product as an underflow.
+    """
+    if ratio == 0.0:
+        return 0.0
+    least = float(_HALF_TINIEST / Fraction(ratio))  # within a float or two of the bound
+    while least * ratio == 0.0:
+        least = math.nextafter(least, math.inf)
+    while least > 0.0 and math.nextafter(least, 0.0) * ratio > 0.0:
+        least = math.nextafter(least, 0.0)
+    return least
 
 
 def _change_of(row: CompareRunsRow) -> TestChange:

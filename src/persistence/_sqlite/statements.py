@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from persistence._backend import Params, key_detail, row_picker
-from persistence._codecs import encode_datetime, encode_json
+from persistence._codecs import encode_datetime, encode_json_as_jsonb
 from persistence._loop import LOOP_SLICE
 from persistence.queries import QUERY_WRITES
 
@@ -51,8 +51,8 @@ member off its class runs a descriptor (about 150 ns), and one call compares its
 # converter registries are process-wide, so they stay untouched.
 _ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     dt.datetime: encode_datetime,
-    dict: encode_json,
-    list: encode_json,
+    dict: encode_json_as_jsonb,
+    list: encode_json_as_jsonb,
 }
 
 
