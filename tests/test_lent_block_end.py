@@ -10,12 +10,12 @@ writes the caller's ROLLBACK had undone ended as if it had committed them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Final
 
 import pytest
 
+from _lent_helpers import nested
 from _server import no_connection_left
 from persistence import (
     DatabaseError,
@@ -30,17 +30,7 @@ from persistence import (
 from persistence._postgres.connections import as_pg
 from persistence.database import Database, close_database, open_database, read_snapshot
 
-
-@contextlib.asynccontextmanager
-async def _nested(db: Database) -> AsyncIterator[Database]:
-    async with transaction(db) as tx, transaction(tx) as inner:
-        yield inner
-
-
-BLOCKS: Final[dict[str, Callable[[Database], AbstractAsyncContextManager[Database]]]] = {
-    "transaction()": transaction,
-    "a savepoint": _nested,
-}
+BLOCKS: Final = {"transaction()": transaction, "a savepoint": nested}
 ENDINGS: Final = ("ROLLBACK", "COMMIT", "ABORT", "END", "COMMIT AND NO CHAIN")
 
 

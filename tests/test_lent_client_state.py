@@ -9,14 +9,13 @@ not decode the package's later calls on it, a hook must not hear them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import pytest
 
+from _lent_helpers import lenders
 from _server import no_connection_left
 from persistence import (
     FileRecord,
@@ -28,22 +27,12 @@ from persistence import (
     get_file_record_by_path,
     save_file_record,
     save_result,
-    transaction,
 )
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
 from persistence.database import Database, close_database, open_database
 
-
-@contextlib.asynccontextmanager
-async def _as_is(db: Database) -> AsyncIterator[Database]:
-    yield db
-
-
-LENDERS: Final[dict[str, Callable[[Database], AbstractAsyncContextManager[Database]]]] = {
-    "outside a block": _as_is,
-    "in transaction()": transaction,
-}
+LENDERS: Final = lenders("outside a block", "in transaction()")
 
 
 def _upper(text: str) -> str:

@@ -8,13 +8,12 @@ on that connection (a pool of one) still answers right, and no connection is lef
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Final
 
 import pytest
 
+from _lent_helpers import lenders
 from _server import no_connection_left, own_connections
 from persistence import (
     FileRecord,
@@ -25,7 +24,7 @@ from persistence import (
     transaction,
 )
 from persistence._postgres.connections import as_pg
-from persistence.database import Database, close_database, open_database, read_snapshot
+from persistence.database import Database, close_database, open_database
 
 PATHS: Final = ("a_b.txt", "axb.txt", "a\\b.txt", "a%b.txt")
 GLOBS: Final = {
@@ -37,16 +36,7 @@ GLOBS: Final = {
 """Globs whose `\\`, `%` and `_` the listing's SQL escapes with string literals, and matches."""
 
 
-@contextlib.asynccontextmanager
-async def _as_is(db: Database) -> AsyncIterator[Database]:
-    yield db
-
-
-LENDERS: Final[dict[str, Callable[[Database], AbstractAsyncContextManager[Database]]]] = {
-    "outside a block": _as_is,
-    "in transaction()": transaction,
-    "in read_snapshot()": read_snapshot,
-}
+LENDERS: Final = lenders("outside a block", "in transaction()", "in read_snapshot()")
 
 
 @pytest.fixture

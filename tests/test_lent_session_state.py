@@ -9,13 +9,12 @@ rolls back. On SQLite the lent session runs the generated queries only, no SQL o
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from _lent_helpers import ALL_LENDERS
 from _server import no_connection_left
 from persistence import (
     TestResult,
@@ -36,7 +35,6 @@ from persistence.database import (
     backend_of,
     close_database,
     open_database,
-    read_snapshot,
 )
 from persistence.run_history import list_test_history
 
@@ -83,27 +81,7 @@ KINDS: dict[str, tuple[str, str]] = {
 NEEDS_A_TRANSACTION = frozenset({"held cursor"})
 NEEDS_WRITES = frozenset({"temporary table", "catalog shadowed"})  # read_snapshot() is READ ONLY
 
-Lender = Callable[[Database], AbstractAsyncContextManager[Database]]
-
-
-@contextlib.asynccontextmanager
-async def _as_is(db: Database) -> AsyncIterator[Database]:
-    yield db
-
-
-@contextlib.asynccontextmanager
-async def _nested(db: Database) -> AsyncIterator[Database]:
-    async with transaction(db) as tx, transaction(tx) as inner:
-        yield inner
-
-
-LENDERS: dict[str, Lender] = {
-    "outside a block": _as_is,
-    "in transaction()": transaction,
-    "in a savepoint": _nested,
-    "in read_snapshot()": read_snapshot,
-}
-"""Where the caller's loan is: the database itself, or a block's."""
+LENDERS = ALL_LENDERS
 
 
 def result() -> TestResult:

@@ -9,13 +9,12 @@ statements are not prepared again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import pytest
 
+from _lent_helpers import lenders
 from _server import no_connection_left
 from persistence import (
     FileRecord,
@@ -28,7 +27,7 @@ from persistence import (
 )
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
-from persistence.database import Database, borrow, close_database, open_database, read_snapshot
+from persistence.database import Database, borrow, close_database, open_database
 
 PATHS: Final = ("a_b.txt", "axb.txt")
 
@@ -38,16 +37,7 @@ ASYNCPGS: Final = (
 """The names of the statements asyncpg prepared on a connection, oldest first."""
 
 
-@contextlib.asynccontextmanager
-async def _as_is(db: Database) -> AsyncIterator[Database]:
-    yield db
-
-
-LENDERS: Final[dict[str, Callable[[Database], AbstractAsyncContextManager[Database]]]] = {
-    "outside a block": _as_is,
-    "in transaction()": transaction,
-    "in read_snapshot()": read_snapshot,
-}
+LENDERS: Final = lenders("outside a block", "in transaction()", "in read_snapshot()")
 
 
 @pytest.fixture
