@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Final
 
+from _server import no_connection_left
 from persistence import transaction
-from persistence.database import Database, read_snapshot
+from persistence.database import Database, close_database, open_database, read_snapshot
 
 Lender = Callable[[Database], AbstractAsyncContextManager[Database]]
 
@@ -33,6 +34,17 @@ ALL_LENDERS: Final[dict[str, Lender]] = {
     "in read_snapshot()": read_snapshot,
 }
 """Where the caller's loan is: the database itself, or a block's."""
+
+
+@contextlib.asynccontextmanager
+async def pooled(url: str, size: int) -> AsyncIterator[Database]:
+    """A database of `size` pooled connections; closed after, leaving none on the server."""
+    db = await open_database(url, pool_size=size)
+    try:
+        yield db
+    finally:
+        await close_database(db)
+    await no_connection_left(url)
 
 
 def lenders(*names: str) -> dict[str, Lender]:

@@ -15,8 +15,7 @@ from typing import Final
 
 import pytest
 
-from _lent_helpers import nested
-from _server import no_connection_left
+from _lent_helpers import nested, pooled
 from persistence import (
     DatabaseError,
     TestResult,
@@ -28,7 +27,7 @@ from persistence import (
     transaction,
 )
 from persistence._postgres.connections import as_pg
-from persistence.database import Database, close_database, open_database, read_snapshot
+from persistence.database import Database, read_snapshot
 
 BLOCKS: Final = {"transaction()": transaction, "a savepoint": nested}
 ENDINGS: Final = ("ROLLBACK", "COMMIT", "ABORT", "END", "COMMIT AND NO CHAIN")
@@ -42,12 +41,8 @@ def result() -> TestResult:
 @pytest.fixture
 async def db(migrated_postgres_url: str) -> AsyncIterator[Database]:
     """A PostgreSQL database of two pooled connections."""
-    opened = await open_database(migrated_postgres_url, pool_size=2)
-    try:
+    async with pooled(migrated_postgres_url, 2) as opened:
         yield opened
-    finally:
-        await close_database(opened)
-    await no_connection_left(migrated_postgres_url)
 
 
 @pytest.mark.parametrize(("ending", "block"), [(e, b) for e in ENDINGS for b in BLOCKS])

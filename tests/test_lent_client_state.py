@@ -15,7 +15,7 @@ from typing import Final
 
 import pytest
 
-from _lent_helpers import lenders
+from _lent_helpers import lenders, pooled
 from _server import no_connection_left
 from persistence import (
     FileRecord,
@@ -62,12 +62,8 @@ WHEN: Final = dt.datetime(2020, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
 @pytest.fixture
 async def sole(migrated_postgres_url: str) -> AsyncIterator[Database]:
     """A database of one pooled connection (no lane)."""
-    db = await open_database(migrated_postgres_url, pool_size=1)
-    try:
+    async with pooled(migrated_postgres_url, 1) as db:
         yield db
-    finally:
-        await close_database(db)
-    await no_connection_left(migrated_postgres_url)
 
 
 @pytest.mark.parametrize(("codec", "where"), [(c, w) for c in CODECS for w in LENDERS])

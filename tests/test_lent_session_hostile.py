@@ -13,8 +13,8 @@ from typing import Final
 
 import pytest
 
-from _lent_helpers import lenders
-from _server import no_connection_left, own_connections
+from _lent_helpers import lenders, pooled
+from _server import own_connections
 from persistence import (
     FileRecord,
     FileRecordFilter,
@@ -24,7 +24,7 @@ from persistence import (
     transaction,
 )
 from persistence._postgres.connections import as_pg
-from persistence.database import Database, close_database, open_database
+from persistence.database import Database
 
 PATHS: Final = ("a_b.txt", "axb.txt", "a\\b.txt", "a%b.txt")
 GLOBS: Final = {
@@ -42,14 +42,10 @@ LENDERS: Final = lenders("outside a block", "in transaction()", "in read_snapsho
 @pytest.fixture
 async def sole(migrated_postgres_url: str) -> AsyncIterator[Database]:
     """A database of one pooled connection (no lane), its file records saved."""
-    db = await open_database(migrated_postgres_url, pool_size=1)
-    try:
+    async with pooled(migrated_postgres_url, 1) as db:
         for path in PATHS:
             await save_file_record(db, FileRecord(path=path))
         yield db
-    finally:
-        await close_database(db)
-    await no_connection_left(migrated_postgres_url)
 
 
 async def globbed(db: Database) -> dict[str, list[str]]:

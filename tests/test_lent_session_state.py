@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from _lent_helpers import ALL_LENDERS
+from _lent_helpers import ALL_LENDERS, pooled
 from _server import no_connection_left
 from persistence import (
     TestResult,
@@ -109,12 +109,8 @@ async def sole(migrated_postgres_url: str) -> AsyncIterator[Database]:
         await admin.execute(f'ALTER DATABASE "{name}" SET standard_conforming_strings = off')
     finally:
         await admin.close()
-    db = await open_database(migrated_postgres_url, pool_size=1)
-    try:
+    async with pooled(migrated_postgres_url, 1) as db:
         yield db
-    finally:
-        await close_database(db)
-    await no_connection_left(migrated_postgres_url)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Final
 
 import pytest
 
-from _lent_helpers import lenders
+from _lent_helpers import lenders, pooled
 from _server import no_connection_left
 from persistence import (
     FileRecord,
@@ -43,14 +43,10 @@ LENDERS: Final = lenders("outside a block", "in transaction()", "in read_snapsho
 @pytest.fixture
 async def sole(migrated_postgres_url: str) -> AsyncIterator[Database]:
     """A database of one pooled connection (no lane), its file records saved."""
-    db = await open_database(migrated_postgres_url, pool_size=1)
-    try:
+    async with pooled(migrated_postgres_url, 1) as db:
         for path in PATHS:
             await save_file_record(db, FileRecord(path=path))
         yield db
-    finally:
-        await close_database(db)
-    await no_connection_left(migrated_postgres_url)
 
 
 async def listed(db: Database) -> list[str]:
