@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from typing import Final
@@ -16,6 +17,13 @@ CHANGES_CHANNEL: Final = "persistence_changes"
 """The channel on which migration 0004's triggers send `<table> <transaction id>` at commit."""
 
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+_TOKEN: Final = re.compile(r"[0-9a-f]{24}")
+"""A listener's `*` token: 96 random bits in hex, as `_new_token` makes them."""
+_ID: Final = re.compile(r"[0-9]+")
+PAYLOADS_KEPT: Final = 16_384
+"""Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
+TOKENS_KEPT: Final = 4_096
+"""`*` tokens remembered, the oldest forgotten first."""
 _LOG: Final = logging.getLogger("persistence.postgres")
 
 _IDENTITY: Final = (
@@ -38,6 +46,12 @@ class ChangeListener:
     heartbeat answered within `heartbeat` keeps the versions trusted (a notification committed
     before it was sent arrives first); without one, `version` and `stamp` are None within
     2 x heartbeat, and the connection is opened again, with backoff.
+
+    Any role that can connect can send on the channel, so a payload sent again by hand would
+    set a stamp back to one under which older values were stored. PostgreSQL never sends one
+    payload twice within a `*` epoch, nor one token twice: the listener remembers both, and
+    answers a repeat (or a payload of no genuine form) with a new token of its own, a new
+    stamp for every table. Until that token arrives, `stamp` is None.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
@@ -47,6 +61,10 @@ class ChangeListener:
         self._counts: dict[str, int] = {}
         self._stamps: dict[str, str] = {}
         self._every: str = ""  # the last `*` stamp: every table's, until its own arrives
+        self._seen: set[str] = set()  # the table payloads heard since that `*`
+        self._tokens: dict[str, None] = {}  # the `*` tokens heard, oldest first
+        self._awaited: str | None = None  # this listener's token, sent and not yet back
+        self._unsent: str | None = None  # a token to send at the next heartbeat
         self._epoch = 0
         self._fresh_until = 0.0
         self._answered = 0.0  # when the last answered heartbeat was sent
@@ -68,6 +86,8 @@ class ChangeListener:
         """Give the stamp of the last notification for `table`; None if unknown or untrusted."""
         if time.monotonic() >= self._fresh_until:
             self._revive()
+            return None
+        if self._awaited is not None:
             return None
         return self._stamps.get(table, self._every) or None
 
@@ -131,15 +151,38 @@ class ChangeListener:
                     raise  # the caller was cancelled too, not only the listener
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        table, _, stamp = str(payload).partition(" ")
+        text = str(payload)
+        table, _, stamp = text.partition(" ")
         if table == "*":
             self._epoch += 1
+            if stamp in self._tokens or not _TOKEN.fullmatch(stamp):
+                self._renew()  # sent again, or not a token: its stamps may name older values
+                return
+            self._tokens[stamp] = None
+            while len(self._tokens) > TOKENS_KEPT:
+                del self._tokens[next(iter(self._tokens))]
+            if stamp == self._awaited:
+                self._awaited = None
             self._stamps.clear()
+            self._seen.clear()
             self._every = stamp
-        else:
-            self._counts[table] = self._counts.get(table, 0) + 1
-            # "" (no id: a trigger older than 0004; no token yet) is unknown
-            self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
+            return
+        self._counts[table] = self._counts.get(table, 0) + 1
+        # "" (no id: a trigger older than 0004; no token yet) is unknown
+        self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
+        if not stamp:
+            return
+        if text in self._seen or not table or not _ID.fullmatch(stamp):
+            self._renew()
+        self._seen.add(text)
+        if len(self._seen) > PAYLOADS_KEPT:
+            self._renew()
+
+    def _renew(self) -> None:
+        """Start a new epoch for every listener: send a new token; no stamps until it is back."""
+        if self._awaited is None:
+            self._awaited = self._unsent = _new_token()
+            self._wake.set()
 
     async def _run(self) -> None:
         attempt = 0
@@ -152,15 +195,16 @@ class ChangeListener:
                     connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
                     self._epoch += 1  # notifications may have been missed while not listening
                     self._stamps.clear()
+                    self._seen.clear()
                     self._every = ""
+                    self._awaited = token = _new_token()  # no stamps until it is back
+                    self._unsent = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
                     try:
                         self._identity = await connection.fetchval(_IDENTITY)
                     except asyncpg.InsufficientPrivilegeError:  # pg_control_system() refused
                         self._identity = None  # the URL names the namespace instead
-                    await connection.execute(
-                        "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, f"* {secrets.token_hex(12)}"
-                    )
+                    await _announce(connection, token)
                 connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
                 attempt = 0
@@ -193,6 +237,9 @@ class ChangeListener:
         while not self._lost.is_set():
             sent = time.monotonic()
             self._wake.clear()
+            token, self._unsent = self._unsent, None
+            if token is not None:
+                await _announce(connection, token)
             await connection.fetchval("SELECT 1", timeout=self._heartbeat)
             if self._lost.is_set():
                 return
@@ -204,3 +251,13 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()
+
+
+def _new_token() -> str:
+    """96 random bits in hex: a `*` token no listener has sent before."""
+    return secrets.token_hex(12)
+
+
+async def _announce(connection: asyncpg.Connection[asyncpg.Record], token: str) -> None:
+    """Send `* <token>`: from its arrival on, every table's stamp in every listener."""
+    await connection.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, f"* {token}")
