@@ -230,16 +230,37 @@ def json_object(model: str, field: str, value: object) -> JsonObject:
     return _json_object(value, model, field, 0)
 
 
-def file_path(model: str, field: str, value: object) -> str:
-    """Check a path argument: a str or an os.PathLike of one, neither empty nor holding NUL."""
-    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+def path_problem(value: object) -> tuple[str, str | None]:
+    """Give a path argument's text, and why it can name no file (None if it can).
+
+    The one check of a path's text: a str or an os.PathLike of one, not empty, with no NUL,
+    that the file system's encoding takes. `file_path` and `_files.paths.check_path` raise
+    its reason as their own error; a value that is no path at all is shown by its repr.
+    """
+    text: object = None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, os.PathLike):  # what os.fspath does, without its TypeError
+        text = value.__fspath__()
     if not isinstance(text, str):
         shown = type(value).__name__ if text is None else f"a path of {type(text).__name__}"
-        raise ValidationError(model, field, f"expected a str or os.PathLike, got {shown}")
+        return repr(value), f"expected a str or os.PathLike, got {shown}"
     if not text:
-        raise ValidationError(model, field, "is empty: name a file")
+        return text, "is empty: name a file"
     if "\0" in text:
-        raise ValidationError(model, field, f"holds a NUL character: {text!r:.200}")
+        return text, f"holds a NUL character: {text!r:.200}"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return text, f"cannot be encoded as a file name: {text!r:.200}"
+    return text, None
+
+
+def file_path(model: str, field: str, value: object) -> str:
+    """Check a path argument (see `path_problem`); refuse it as a `ValidationError`."""
+    text, problem = path_problem(value)
+    if problem is not None:
+        raise ValidationError(model, field, problem)
     return text
 
 

@@ -19,7 +19,7 @@ import attrs
 from persistence._backend import kept_if_cancelled
 from persistence._files.locks import locked_folder, remove_locked_folder
 from persistence._files.paths import no_folder, owned, truncate
-from persistence._guards import argument, at_least
+from persistence._guards import argument, at_least, file_path
 from persistence._transfer import (
     COPIED_TABLES,
     ID_TABLES,
@@ -198,11 +198,9 @@ async def restore_database(
     made beside it (a WAL-mode file, read-only, would get a `-wal` and a `-shm` file).
     """
     _check_database("db", db)
-    if not isinstance(path, str | os.PathLike):
-        raise ValidationError("restore", "path", f"must be a str or a path, got {path!r}")
+    file = Path(file_path("restore", "path", path))
     page_size = at_least("restore", "page_size", page_size, 1)  # before the file is opened
     argument("restore", "skip_user_tables", bool, skip_user_tables)
-    file = Path(path)
     if not await asyncio.to_thread(file.is_file):
         raise DatabaseError(f"no backup file at {str(file)!r}")
     before = await asyncio.to_thread(_file_state, file)
@@ -312,13 +310,7 @@ _SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
 
 def _new_file(path: object) -> Path:
     """Check where a backup goes: a new file in an existing folder."""
-    if not isinstance(path, str | os.PathLike):
-        raise ValidationError("backup", "path", f"must be a str or a path, got {path!r}")
-    target = Path(path)
-    if not str(path):
-        raise ValidationError("backup", "path", "is empty: name the backup file")
-    if "\0" in str(path):
-        raise ValidationError("backup", "path", f"holds a NUL character: {str(path)!r}")
+    target = Path(file_path("backup", "path", path))
     if not target.parent.is_dir():
         found = no_folder(target.parent)
         said = "does not exist" if found is None else f"{found}, not a folder"

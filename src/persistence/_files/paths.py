@@ -22,6 +22,7 @@ from typing import Final
 
 import attrs
 
+from persistence._guards import path_problem
 from persistence.exceptions import (
     FileMissingError,
     InvalidPathError,
@@ -99,22 +100,10 @@ def is_reserved(name: str) -> bool:
 
 
 def check_path(path: object) -> str:
-    """Return `path` as a string, refusing what cannot name a file: wrong types, '', NUL."""
-    try:
-        raw = os.fspath(path)  # type: ignore[call-overload]  # anything may come in: checked here
-    except TypeError:
-        kind = type(path).__name__
-        raise InvalidPathError(repr(path), f"expected a str or os.PathLike, got {kind}") from None
-    if not isinstance(raw, str):
-        raise InvalidPathError(repr(raw), "expected a str path, got bytes")
-    if not raw:
-        raise InvalidPathError(raw, "empty path")
-    if "\0" in raw:
-        raise InvalidPathError(raw, "contains a NUL byte")
-    try:
-        os.fsencode(raw)
-    except UnicodeEncodeError:
-        raise InvalidPathError(raw, "cannot be encoded as a file name") from None
+    """Check a path argument (see `_guards.path_problem`); refuse it as an `InvalidPathError`."""
+    raw, problem = path_problem(path)
+    if problem is not None:
+        raise InvalidPathError(raw, problem)
     return raw
 
 

@@ -13,6 +13,8 @@ from typing import Final
 import asyncpg
 import asyncpg.pool
 
+from persistence._postgres.identity import database_identity
+
 CHANGES_CHANNEL: Final = "persistence_changes"
 """The channel on which migration 0004's triggers send `<table> <transaction id>` at commit."""
 
@@ -25,15 +27,6 @@ PAYLOADS_KEPT: Final = 16_384
 TOKENS_KEPT: Final = 4_096
 """`*` tokens remembered, the oldest forgotten first."""
 _LOG: Final = logging.getLogger("persistence.postgres")
-
-_IDENTITY: Final = (
-    "SELECT 'postgres:' || (SELECT system_identifier FROM pg_control_system())::text"
-    " || ':' || datname || ':' || oid::text"
-    " || ':' || coalesce(pg_catalog.to_regclass('test_results')::oid::text, '')"
-    " FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()"
-)
-"""The name of the database itself, whatever URL or environment reached it: the server, the
-database, and the tables its search path finds (two schemas of one database are two)."""
 
 
 class ChangeListener:
@@ -92,7 +85,7 @@ class ChangeListener:
         return self._stamps.get(table, self._every) or None
 
     def identity(self) -> str | None:
-        """Name the database by the server's system identifier, its name and OID."""
+        """Name the database as a copy does (`database_identity`), read again on each connect."""
         return self._identity
 
     async def sync(self) -> bool:
@@ -200,10 +193,7 @@ class ChangeListener:
                     self._awaited = token = _new_token()  # no stamps until it is back
                     self._unsent = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
-                    try:
-                        self._identity = await connection.fetchval(_IDENTITY)
-                    except asyncpg.InsufficientPrivilegeError:  # pg_control_system() refused
-                        self._identity = None  # the URL names the namespace instead
+                    self._identity = await database_identity(connection)
                     await _announce(connection, token)
                 connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()

@@ -9,19 +9,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from persistence._postgres.connections import as_pg
+from persistence._postgres.identity import database_identity
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
-
-_IDENTITY: Final = """
-SELECT concat_ws(':', 'postgres', extract(epoch FROM pg_postmaster_start_time()),
-                 (SELECT oid FROM pg_database WHERE datname = current_database()),
-                 to_regclass('test_results')::oid)
-"""
-"""The server by the moment it started, which every role may read and no other server shares
-(where its system identifier may be refused), the database by its OID, and the package's
-tables by the OID of the one the search path finds: another schema is another database."""
 
 _SECONDARY_INDEXES: Final = """
 SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
@@ -50,9 +42,9 @@ class CopySupport:
     __slots__ = ()
     command_timeout: float
 
-    async def database_identity(self, conn: Connection) -> str:
-        """Name the database and schema that `conn` reaches, alike by any URL or role."""
-        return str(await as_pg(conn).fetchval(_IDENTITY))
+    async def database_identity(self, conn: Connection) -> str | None:
+        """Name the database and schema that `conn` reaches, as its change watch does."""
+        return await database_identity(as_pg(conn))
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read each table's identity sequence: the highest id it handed out, 0 for none."""

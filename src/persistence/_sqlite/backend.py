@@ -26,6 +26,7 @@ from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
 from persistence._sqlite.errors import translate_sqlite
+from persistence._sqlite.identity import database_identity, file_identity
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import (
     check_foreign_keys,
@@ -247,9 +248,8 @@ class SqliteBackend:
             yield SqliteSession(reads, self._writer, in_transaction=False, reads_only=True)
 
     async def database_identity(self, conn: Connection) -> str | None:  # noqa: ARG002  # the protocol's arguments
-        """Name the file by its device and inode, whatever path or link reached it."""
-        found = await asyncio.to_thread(_identity_of, Path(self._path))
-        return None if found is None else f"sqlite:{found[0]}:{found[1]}"
+        """Name the file as its change watch does: see `persistence._sqlite.identity`."""
+        return await asyncio.to_thread(database_identity, self._path)
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
@@ -396,7 +396,7 @@ def _open_files(
     open_reader = functools.partial(
         _open_reader,
         functools.partial(connect, readers_target, uri=True),
-        (real, _identity_of(real)),
+        (real, file_identity(real)),
         path,
     )
 
@@ -440,22 +440,13 @@ def _open_reader(
     return connection
 
 
-def _identity_of(file: Path) -> tuple[int, int] | None:
-    """Name the file at `file` by its device and inode; None if there is none."""
-    try:
-        found = file.stat()
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
-
-
 def _check_same_file(file: Path, opened: tuple[int, int] | None, path: str) -> None:
     """Refuse a file at `file` other than the one the database opened: it was swapped meanwhile.
 
     The writer and the loop's reader go on with the file they opened; a reader opened later on
     another file would read another database, and one on no file would make an empty one.
     """
-    if _identity_of(file) != opened:
+    if file_identity(file) != opened:
         raise DatabaseError(
             f"the SQLite database file {path!r} is no longer the file this database opened: "
             "it was deleted, moved or replaced meanwhile. Open the database again"

@@ -13,6 +13,8 @@ from typing import Final
 
 import attrs
 
+from persistence._sqlite.identity import database_identity
+
 _WAL_INDEX_HEADER: Final = 96  # at the start of the -shm file: the same 48 bytes twice
 
 
@@ -139,12 +141,8 @@ class ChangeStamp:
         return wal_stamp(header[:_WAL_INDEX_HEADER], self._path)
 
     def identity(self) -> str | None:
-        """Name the file by its real path, device and inode."""
-        try:
-            info = Path(self._path).stat()
-        except OSError:
-            return None
-        return f"sqlite:{os.path.realpath(self._path)}:{info.st_dev}:{info.st_ino}"
+        """Name the file as a copy does: see `persistence._sqlite.identity`."""
+        return database_identity(self._path)
 
     async def sync(self) -> bool:
         """Nothing to wait for: every commit rewrites the header before it returns."""

@@ -116,7 +116,7 @@ class RedisCache(Cache):
         client: Redis,
         *,
         shown_url: str,
-        namespace: str,
+        namespace: str | None = None,
         ttl: float = DEFAULT_TTL,
         timeout: float = DEFAULT_TIMEOUT,
         retry_after: float = DEFAULT_RETRY_AFTER,
@@ -128,7 +128,9 @@ class RedisCache(Cache):
         self._max_entry_bytes = max_entry_bytes
         self._client = client
         self._shown_url = shown_url
-        self._namespace = namespace
+        self._given = namespace
+        self._named: tuple[str | None, str] | None = None
+        """The watch's identity the default namespace was last made of, and that namespace."""
         self._ttl_ms = max(1, round(ttl * 1000))
         self._timeout = timeout
         self._retry_after = retry_after
@@ -160,6 +162,22 @@ class RedisCache(Cache):
         """Whether `table` is still at the version and stamp read before a load."""
         watch = self._watch
         return watch is not None and self._version(table) == version and watch.stamp(table) == stamp
+
+    @property
+    def _namespace(self) -> str:
+        """The namespace given, else the database's by its identity as the watch knows it now.
+
+        PostgreSQL's listener reads the identity again on each connect: after a server restart
+        (every stamp new then) every process names the database anew, together.
+        """
+        if self._given is not None:
+            return self._given
+        named, watch = self._named, self._watch
+        if named is not None and (watch is None or named[0] == watch.identity()):
+            return named[1]  # once closed, the last one, so that its keys can be found
+        identity = None if watch is None else watch.identity()
+        self._named = identity, default_namespace(self._db, identity)
+        return self._named[1]
 
     def _key(self, table: str, key: tuple[Hashable, ...], stamp: str) -> tuple[str, str]:
         """Give the Redis key of an entry and the text of the read it answers."""
@@ -295,14 +313,14 @@ class RedisCache(Cache):
                     await self._client.aclose(close_connection_pool=True)
 
 
-def default_namespace(db: Database, watch: ChangeWatch) -> str:
+def default_namespace(db: Database, identity: str | None) -> str:
     """Give the namespace of `db`: the prefix and a digest of the database's identity.
 
     The identity is the database itself (the SQLite file, or the PostgreSQL server and
     database), so two URLs that reach different databases never share entries. While the
-    watch does not know it yet, the URL stands in (its password hidden).
+    watch does not know it (no listener yet), the URL stands in (its password hidden).
     """
-    name = watch.identity()
+    name = identity
     if name is None:
         name = db.url if db.engine is Engine.POSTGRES else os.path.abspath(db.url)  # noqa: PTH100  # a string in, a string out
     return f"{NAMESPACE_PREFIX}:{hashlib.sha256(name.encode()).hexdigest()[:16]}"
@@ -406,7 +424,7 @@ async def open_redis_cache(  # every limit is the caller's to set
         watch,
         client,
         shown_url=redact_url(target),
-        namespace=default_namespace(db, watch) if namespace is None else namespace,
+        namespace=namespace,
         ttl=ttl,
         timeout=timeout,
         retry_after=retry_after,
