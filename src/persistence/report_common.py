@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from persistence._database_value import check_usable
 from persistence._files.paths import open_regular
 from persistence._guards import MIN_INT, file_path, json_object, key_id
+from persistence._loans import borrow
 from persistence._loop import map_in_slices
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row
-from persistence.database import Database, borrow, check_usable, read_snapshot
+from persistence.database import Database, read_snapshot
 from persistence.exceptions import NotAFileError, ReportError
 from persistence.models import Run, TestResult, utc_now
 from persistence.runs import get_run

@@ -27,9 +27,10 @@ from defusedxml.ElementTree import DefusedXMLParser
 from persistence._backend import kept_if_cancelled, refuse_cancel_from_outside
 from persistence._guards import MAX_KEY_BYTES, key_length_problem, text_problem
 from persistence._interface import JsonObject
+from persistence._loans import borrow
 from persistence._loop import share_loop
 from persistence._rows import result_params
-from persistence.database import Database, borrow, transaction
+from persistence.database import Database, transaction
 from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report, read_run, run_results
