@@ -87,7 +87,13 @@ async def _savepoint(db: Database, frame: Frame) -> AsyncIterator[Database]:
     async with frame.lock, translated(backend):
         frame.check()
         await backend.savepoint(frame.connection, name)
-        child = Frame(frame.connection, frame.lock, frame.depth + 1, written=frame.written)
+        child = Frame(
+            frame.connection,
+            frame.lock,
+            frame.depth + 1,
+            written=frame.written,
+            ended_by_loan=frame.ended_by_loan,
+        )
         frame.child = child
     end = backend.rollback_to  # unless the block completes
     try:

@@ -39,6 +39,13 @@ class Watchers:
 
 
 @attrs.define(eq=False)
+class EndedByLoan:
+    """Why the caller's SQL, lent by `connection()`, ended a transaction: shared by its frames."""
+
+    why: str | None = None
+
+
+@attrs.define(eq=False)
 class Frame:
     """One open `transaction()` block: the transaction itself, or a savepoint in it."""
 
@@ -52,16 +59,32 @@ class Frame:
     """The tables written in the transaction, shared by its frames; announced at commit."""
     snapshot: bool = False
     """A `read_snapshot()` block's, which only reads, rather than a transaction's."""
+    ended_by_loan: EndedByLoan = attrs.field(factory=EndedByLoan)
+    """Set as the loan that ended the transaction ends; shared by the frames of one transaction."""
 
     @property
     def block(self) -> str:
         """Name the block the frame is of, as its user opened it."""
         return "read_snapshot()" if self.snapshot else "transaction()"
 
+    def check_after_loan(self, backend: Backend) -> None:
+        """Raise, and refuse every later call, if the caller's lent SQL ended the transaction.
+
+        Checked as a loan of `connection()` ends, the one way the caller's SQL reaches a
+        block's connection: the package's own calls, which never end it, pay nothing for it.
+        """
+        try:
+            backend.check_block(self.connection)
+        except DatabaseError as error:
+            self.ended_by_loan.why = str(error)
+            raise
+
     def check(self) -> None:
         """Refuse use of a frame that has ended or that a nested block covers."""
         if not self.open:
             raise DatabaseError(f"this {self.block} block has ended: use a database outside it")
+        if self.ended_by_loan.why is not None:
+            raise DatabaseError(self.ended_by_loan.why)
         if self.child is not None:
             raise DatabaseError(
                 "a nested transaction() is open on this transaction: use the database it "

@@ -21,6 +21,7 @@ from persistence._database_value import (
     require_database,
 )
 from persistence._driver_errors import raise_translated
+from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
@@ -49,12 +50,7 @@ class _Lent:
             if frame is not None:
                 frame.check()
                 await frame.lock.acquire()
-                if frame.open and frame.child is None:
-                    try:  # the caller's SQL may have ended the block's transaction earlier
-                        self._backend.check_block(frame.connection)
-                    except BaseException:
-                        frame.lock.release()
-                        raise
+                if frame.open and frame.child is None and frame.ended_by_loan.why is None:
                     return frame.connection
                 frame.lock.release()
                 frame.check()  # the block ended, or a nested one began, while this call waited
@@ -89,8 +85,6 @@ class _Lent:
         try:
             if self._frame is not None:
                 self._frame.lock.release()
-                if error is None:  # the caller's SQL may have ended the block's transaction
-                    self._backend.check_block(self._frame.connection)
             elif self._lent is not None:
                 await self._lent.__aexit__(kind, error, traceback)
         finally:
@@ -107,6 +101,22 @@ class _CallersLoan(_Lent):
     async def __aenter__(self) -> Connection:
         self._backend.lent_to_caller(lent := await super().__aenter__())
         return lent
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if self._frame is not None:  # the caller's SQL may have ended the block's transaction
+                self._frame.check_after_loan(self._backend)
+        except DatabaseError:
+            if error is None:
+                raise
+            # Else the caller's own error is raised; every later call of the block raises this.
+        finally:
+            await super().__aexit__(kind, error, traceback)
 
 
 async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
