@@ -46,7 +46,8 @@ from persistence import (
     set_config,
 )
 from persistence.__main__ import main
-from persistence.database import backend_of, connection
+from persistence._database_value import backend_of
+from persistence.database import connection
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

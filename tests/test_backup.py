@@ -49,8 +49,9 @@ from persistence import (
     save_results,
     set_config,
 )
+from persistence._database_value import backend_of
 from persistence.backup import backup_database, copy_database, restore_database
-from persistence.database import backend_of, connection, transaction
+from persistence.database import connection, transaction
 
 if TYPE_CHECKING:
     from persistence import Database

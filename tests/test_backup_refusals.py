@@ -21,8 +21,9 @@ from _backup_helpers import (
 )
 from persistence import DatabaseError, ValidationError, all_results, connect, migrate, set_config
 from persistence.__main__ import main
+from persistence._database_value import backend_of
 from persistence.backup import backup_database, copy_database, restore_database
-from persistence.database import backend_of, connection
+from persistence.database import connection
 
 if TYPE_CHECKING:
     from persistence import Database

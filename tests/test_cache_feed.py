@@ -31,9 +31,9 @@ from _cache_feed_helpers import (
     workers,
 )
 from persistence import Database, connect, get_config_entry_by_key, migrate, set_config
+from persistence._database_value import backend_of
 from persistence._sqlite.changes import wal_stamp
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache
-from persistence.database import backend_of
 
 WRITER = str(Path(__file__).parent / "_feed_writer.py")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
@@ -273,7 +273,7 @@ async def test_a_write_under_replica_role_is_seen(postgres_url: str) -> None:
 STAMP_CHILD = """
 import asyncio, sys
 from persistence import connect
-from persistence.database import backend_of
+from persistence._database_value import backend_of
 async def main(url):
     async with connect(url) as db:
         watch = await backend_of(db).watch_changes(heartbeat=0.2)

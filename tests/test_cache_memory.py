@@ -31,8 +31,9 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence._database_value import backend_of
 from persistence.cache import MemoryCache, open_memory_cache
-from persistence.database import backend_of, close_database
+from persistence.database import close_database
 
 HEARTBEAT = 0.2
 OWN_CONNECTIONS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"

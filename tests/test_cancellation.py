@@ -35,9 +35,10 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._database_value import backend_of
 from persistence._postgres.adapter import PgConnection
 from persistence._sqlite.reads import Readers
-from persistence.database import backend_of, read_snapshot
+from persistence.database import read_snapshot
 
 ROUNDS = 300
 

@@ -15,10 +15,11 @@ import asyncpg
 import pytest
 
 from persistence import connect
+from persistence._database_value import backend_of
+from persistence._loans import borrow
 from persistence._sqlite import changes
 from persistence.cache import open_redis_cache
 from persistence.cache.distributed import default_namespace
-from persistence.database import backend_of, borrow
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -23,11 +23,11 @@ import pytest
 
 from _server import own_connections
 from persistence import Database, connect, migrate, open_persistence
+from persistence._database_value import backend_of
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
 from persistence._sqlite.reads import Readers
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache
-from persistence.database import backend_of
 
 WARM_UP = 20
 

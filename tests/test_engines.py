@@ -37,10 +37,11 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._database_value import backend_of
 from persistence._postgres import adapter as pg_adapter
 from persistence._postgres import backend as postgres_backend
 from persistence._postgres.connections import left_broken
-from persistence.database import DEFAULT_DATABASE, backend_of, engine_of
+from persistence.database import DEFAULT_DATABASE, engine_of
 
 URLS = [
     (None, Engine.SQLITE, str(DEFAULT_DATABASE)),

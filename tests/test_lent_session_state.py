@@ -26,16 +26,12 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence._database_value import backend_of
 from persistence._postgres import backend as postgres_backend
 from persistence._postgres import connections
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
-from persistence.database import (
-    Database,
-    backend_of,
-    close_database,
-    open_database,
-)
+from persistence.database import Database, close_database, open_database
 from persistence.run_history import list_test_history
 
 KINDS: dict[str, tuple[str, str]] = {

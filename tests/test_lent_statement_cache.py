@@ -25,9 +25,10 @@ from persistence import (
     save_file_record,
     transaction,
 )
+from persistence._loans import borrow
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
-from persistence.database import Database, borrow, close_database, open_database
+from persistence.database import Database, close_database, open_database
 
 PATHS: Final = ("a_b.txt", "axb.txt")
 

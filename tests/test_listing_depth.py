@@ -42,7 +42,7 @@ from persistence import (
     set_config,
     transaction,
 )
-from persistence.database import backend_of
+from persistence._database_value import backend_of
 
 ROWS = 1500
 PAGE = 20

@@ -14,10 +14,11 @@ import pytest
 import persistence
 from persistence import TestResult, TestStatus, TestType, connect, migrate, save_result
 from persistence import queries as generated
+from persistence._database_value import backend_of
 from persistence._loader import load_queries, query_file, sql_root
 from persistence._postgres import PostgresAdapter
 from persistence._sqlite import SqliteAdapter
-from persistence.database import backend_of, connection
+from persistence.database import connection
 from persistence.queries import Queries
 
 ROOT = Path(__file__).parents[1]

@@ -32,7 +32,7 @@ from persistence import (
     save_result,
     set_config,
 )
-from persistence.database import backend_of
+from persistence._database_value import backend_of
 from persistence.migrations import migrate
 
 _THREAD = "persistence-sqlite-writer"

@@ -39,9 +39,9 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence._database_value import backend_of
 from persistence._loop import LOOP_SLICE
 from persistence.cache import open_memory_cache
-from persistence.database import backend_of
 
 SLACK: Final = float(os.environ.get("TEST_LOOP_GAP_SLACK", "0"))
 """How much longer, in wall-clock seconds, a loaded machine may make a wait between turns."""

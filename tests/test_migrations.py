@@ -39,8 +39,8 @@ from persistence import (
     transaction,
 )
 from persistence._backend import Backend
+from persistence._database_value import backend_of
 from persistence._interface import Connection
-from persistence.database import backend_of
 from persistence.migrations import checksum, discover_migrations, migrations_folder
 
 

@@ -28,7 +28,8 @@ from persistence import (
     save_result,
     transaction,
 )
-from persistence.database import backend_of, close_database
+from persistence._database_value import backend_of
+from persistence.database import close_database
 
 pytestmark = pytest.mark.usefixtures("postgres_admin")
 

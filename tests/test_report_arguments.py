@@ -12,7 +12,7 @@ from persistence import (
     PersistenceError,
     ValidationError,
     import_junit,
-    reports,
+    report_common,
     transaction,
 )
 from persistence.database import read_snapshot
@@ -39,7 +39,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         paths.append(path)
         raise AssertionError(f"opened {path} before its arguments were checked")
 
-    monkeypatch.setattr(reports, "open_regular", refuse)
+    monkeypatch.setattr(report_common, "open_regular", refuse)
     return paths
 
 

@@ -29,6 +29,7 @@ from persistence import (
     delete_run,
     export_junit,
     import_junit,
+    report_common,
     reports,
     save_results,
     save_run,
@@ -89,7 +90,7 @@ async def test_an_export_reads_its_run_as_of_one_moment(
             assert await delete_results_before(db, old + dt.timedelta(days=1)) == total - total // 2
         return await map_in_slices(*arguments)
 
-    monkeypatch.setattr("persistence.reports.map_in_slices", map_then_delete)
+    monkeypatch.setattr("persistence.report_common.map_in_slices", map_then_delete)
     export = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}[form]
     assert _exported_count(form, await export(db, run_id)) == total
     assert pages >= 2
@@ -234,7 +235,7 @@ def _slow_open(
     """Make opening a report wait for `go_on`; `opening` says it began; `opened` gets each file."""
     opening, go_on = threading.Event(), threading.Event()
     opened: list[IO[bytes]] = []
-    real_open = reports.open_report
+    real_open = report_common.open_report
 
     def slow_open(path: Path) -> IO[bytes]:
         opening.set()

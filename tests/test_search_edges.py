@@ -33,7 +33,7 @@ from persistence import (
     save_results,
     search_results,
 )
-from persistence.database import backend_of
+from persistence._database_value import backend_of
 from persistence.migrations import discover_migrations, migrations_folder
 from persistence.search import INDEXED_CHARS
 from persistence.search._fold import FOLDED_FROM

@@ -36,7 +36,7 @@ from persistence import (
     set_config,
     transaction,
 )
-from persistence.database import backend_of
+from persistence._database_value import backend_of
 from persistence.migrations import migrate
 from test_lone_writes import Gate, gate_on, result, stored_outputs, writer_of
 

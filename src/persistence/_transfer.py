@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from persistence._backend import refuse_cancel_from_outside
+from persistence._driver_errors import translate_errors
+from persistence._loans import borrow
 from persistence._loop import map_in_slices
-from persistence.database import borrow, translate_errors
 from persistence.exceptions import DatabaseError
 from persistence.queries import (
     copy_write_config_entries_params,

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backend import kept_if_cancelled
+from persistence._database_value import backend_of, require_database
+from persistence._driver_errors import translate_errors
 from persistence._files.locks import locked_folder, remove_locked_folder
 from persistence._files.paths import no_folder, owned, truncate
 from persistence._guards import argument, at_least, file_path
+from persistence._loans import borrow
 from persistence._transfer import (
     COPIED_TABLES,
     ID_TABLES,
@@ -30,17 +33,7 @@ from persistence._transfer import (
     move_rows,
     sizes_of,
 )
-from persistence.database import (
-    Database,
-    Engine,
-    backend_of,
-    borrow,
-    connect,
-    read_file_as_is,
-    require_database,
-    transaction,
-    translate_errors,
-)
+from persistence.database import Database, Engine, connect, read_file_as_is, transaction
 from persistence.exceptions import DatabaseError, ValidationError
 from persistence.migrations import migrate, migration_status
 

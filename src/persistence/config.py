@@ -9,8 +9,10 @@ from typing import Protocol, TypeVar, overload
 import attrs
 from attrs.validators import optional as optional_check
 
+from persistence._database_value import require_database
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type, type_among
 from persistence._interface import JsonValue
+from persistence._loans import run_query
 from persistence._loop import share_loop
 from persistence._paging import (
     AFTER_EVERY_KEY,
@@ -22,7 +24,7 @@ from persistence._paging import (
     page_of,
 )
 from persistence._rows import config_from_row, config_params, found
-from persistence.database import Database, require_database, run_query
+from persistence.database import Database
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
 

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._database_value import require_database
 from persistence._files.locks import perform
 from persistence._files.paths import CACHE_DIR
 from persistence._guards import argument, byte_string, of_type
+from persistence._loans import borrow
 from persistence._loop import share_loop
 from persistence._rows import result_params, with_id
 from persistence.cache.disk import (
@@ -30,7 +32,7 @@ from persistence.cache.disk import (
     stage_held_puts,
     stage_hold,
 )
-from persistence.database import Database, borrow, require_database, transaction
+from persistence.database import Database, transaction
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING

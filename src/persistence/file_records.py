@@ -8,6 +8,7 @@ import attrs
 from attrs.converters import optional
 from attrs.validators import optional as optional_check
 
+from persistence._database_value import require_database
 from persistence._guards import (
     MAX_INT,
     as_utc,
@@ -18,6 +19,7 @@ from persistence._guards import (
     nonempty_key,
     of_type,
 )
+from persistence._loans import run_query
 from persistence._loop import map_in_slices
 from persistence._paging import (
     AFTER_EVERY_KEY,
@@ -30,7 +32,7 @@ from persistence._paging import (
     prefix_range,
 )
 from persistence._rows import file_record_from_row, file_record_params, found
-from persistence.database import Database, require_database, run_query
+from persistence.database import Database
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 

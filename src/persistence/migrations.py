@@ -19,19 +19,14 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._database_value import backend_of, require_database
+from persistence._driver_errors import translate_errors
 from persistence._files.paths import open_regular
 from persistence._guards import argument, finite_amount
 from persistence._loader import sql_root
+from persistence._loans import borrow
 from persistence._migration_scripts import checked_statements, run_statements
-from persistence.database import (
-    Database,
-    Engine,
-    backend_of,
-    borrow,
-    require_database,
-    split_script,
-    translate_errors,
-)
+from persistence.database import Database, Engine, split_script
 from persistence.exceptions import (
     MigrationError,
     NotAFileError,

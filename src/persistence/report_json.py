@@ -23,7 +23,7 @@ from persistence.converters import from_dict, to_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
-from persistence.reports import import_arguments, open_report, read_run
+from persistence.report_common import import_arguments, open_report, read_run
 from persistence.results import save_results
 from persistence.runs import save_run
 

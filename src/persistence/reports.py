@@ -1,5 +1,7 @@
 """Test reports in and out: a JUnit XML file becomes one run, and a run becomes one again.
 
+Export is written in `report_junit_export.py`, and given here too.
+
 Import streams the file through defusedxml's parser, which refuses any DTD, so no XML bomb
 expands. One file is one run in one transaction: anything wrong is a ReportError naming the
 file and line, and nothing is written. docs/HISTORY.md ("Import and export") has the mapping.
@@ -12,37 +14,28 @@ import codecs
 import datetime as dt
 import os
 import re
-from collections import Counter
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 from xml.etree.ElementTree import ParseError
 from xml.parsers.expat import ParserCreate
-from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence._backend import kept_if_cancelled, refuse_cancel_from_outside
-from persistence._files.paths import open_regular
-from persistence._guards import (
-    MAX_KEY_BYTES,
-    MIN_INT,
-    file_path,
-    json_object,
-    key_id,
-    key_length_problem,
-    text_problem,
-)
+from persistence._guards import MAX_KEY_BYTES, key_length_problem, text_problem
 from persistence._interface import JsonObject
-from persistence._loop import map_each, map_in_slices, share_loop
-from persistence._paging import READ_PAGE
-from persistence._rows import result_from_row, result_params
-from persistence.database import Database, borrow, check_usable, read_snapshot, transaction
-from persistence.exceptions import NotAFileError, ReportError, ValidationError
-from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType, utc_now
-from persistence.runs import get_run, save_run
+from persistence._loans import borrow
+from persistence._loop import share_loop
+from persistence._rows import result_params
+from persistence.database import Database, transaction
+from persistence.exceptions import ReportError, ValidationError
+from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
+from persistence.report_common import import_arguments, open_report, read_run, run_results
+from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
+from persistence.runs import save_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,17 +52,7 @@ _BATCH: Final = 10_000
 """How many results are inserted at a time, inside the import's one transaction."""
 _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 """A test id of this many characters or fewer is within MAX_KEY_BYTES in any UTF-8."""
-_SEPARATOR: Final = "::"
-"""A test id is `classname::name`, or the name alone when the case has no class name."""
-
-_TAGS: Final = {
-    TestStatus.FAILED: "failure",
-    TestStatus.TIMEOUT: "error",
-    TestStatus.ERROR: "error",
-    TestStatus.SKIPPED: "skipped",
-}
-"""The element that marks a result's outcome, as export writes it; none for the others."""
-_OUTCOMES: Final = {tag: status for status, tag in _TAGS.items()}  # "error" reads as ERROR
+_OUTCOMES: Final = {tag: status for status, tag in TAGS.items()}  # "error" reads as ERROR
 _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_err")
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
@@ -104,8 +87,6 @@ _MARKS: Final = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-"""A character that XML 1.0 cannot hold, even as a reference: export shows it as `#x1B`."""
 
 
 @attrs.define
@@ -203,7 +184,7 @@ class _JUnitTarget:
         if not name:
             raise self.fail("a <testcase> without a name", case.line)
         classname = case.xml_attrs.get("classname", "")
-        test_id = f"{classname}{_SEPARATOR}{name}" if classname else name
+        test_id = f"{classname}{SEPARATOR}{name}" if classname else name
         if test_id in self.seen:
             raise self.fail(
                 f"test {test_id!r:.200} appears twice: first on line {self.seen[test_id]}",
@@ -413,26 +394,6 @@ async def import_junit(
     return run
 
 
-def import_arguments(name: str, db: Database, path: object, labels: object) -> tuple[Path, Run]:
-    """Check the arguments of the import `name` before its file; give its path and new run."""
-    check_usable(db, writes=True)  # no Database, a snapshot's, the outer one in its block
-    found = Path(file_path(name, "path", path))
-    given = {} if labels is None else json_object(name, "labels", labels)
-    return found, Run(started_at=utc_now(), labels=given)
-
-
-def open_report(path: Path) -> BinaryIO:
-    """Open a report to read it: a regular file only, opened without waiting (`open_regular`).
-
-    A FIFO would keep the open waiting for a writer, and a device such as /dev/zero never ends.
-    """
-    try:
-        descriptor = open_regular(None, str(path), str(path), follow=True)
-    except NotAFileError:
-        raise ReportError(path, None, "not a regular file") from None
-    return os.fdopen(descriptor, "rb")
-
-
 def _close(stream: BinaryIO) -> None:
     stream.close()  # BinaryIO.close itself is typing's abstract stub: it closes nothing
 
@@ -460,141 +421,3 @@ def _feed(parser: DefusedXMLParser, target: _JUnitTarget, chunk: bytes | bytearr
         raise
     except (ValueError, LookupError) as error:  # the declared encoding: multi-byte, or unknown
         raise target.fail(f"cannot read the encoding it declares: {error}") from None
-
-
-async def export_junit(db: Database, run_id: int) -> str:
-    """Write a run's results as one JUnit XML document, in the form `import_junit` reads.
-
-    Each result goes into a `<testsuite>` of the suite that import keeps in its metadata (one of
-    none into `run N`), a new one wherever the suite changes, so the results keep their order.
-    """
-    run, results = await read_run(db, run_id)
-    suites = _Suites(f"run {run_id}")
-    cases = await map_each(suites.case_xml, results)
-    if not suites.found:  # no result: an empty suite, as a consumer expects one
-        suites.found.append(_Suite(suites.unnamed, 0))
-    counts = _counts(len(results), sum((suite.tags for suite in suites.found), Counter()))
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>",
-    ]
-    ends = [suite.start for suite in suites.found[1:]] + [len(cases)]
-    for suite, end in zip(suites.found, ends, strict=True):
-        lines.append(
-            f"  <testsuite name={_attribute(suite.name)} {_counts(end - suite.start, suite.tags)}>"
-        )
-        lines += cases[suite.start : end]
-        lines.append("  </testsuite>")
-        await share_loop()
-    lines += ["</testsuites>", ""]
-    return "\n".join(lines)
-
-
-def _counts(tests: int, tags: Counter[str | None]) -> str:
-    """Give the attributes that count cases, by the element that marks their outcome."""
-    return (
-        f'tests="{tests}" failures="{tags["failure"]}" errors="{tags["error"]}" '
-        f'skipped="{tags["skipped"]}"'
-    )
-
-
-@attrs.define
-class _Suite:
-    """A `<testsuite>` of an export: its name, its first case, its cases' outcome elements."""
-
-    name: str
-    start: int
-    tags: Counter[str | None] = attrs.field(factory=Counter)
-
-
-@attrs.define
-class _Suites:
-    """The suites of an export, found as its cases are written, one after another."""
-
-    unnamed: str
-    """The suite of a result that import kept none for."""
-    found: list[_Suite] = attrs.field(factory=list)
-    written: int = 0
-
-    def case_xml(self, result: TestResult) -> str:
-        """Write a result's case, noting its suite: a new one if it is not the last one's."""
-        name = result.metadata.get("suite")
-        name = name if isinstance(name, str) else self.unnamed
-        if not self.found or self.found[-1].name != name:
-            self.found.append(_Suite(name, self.written))
-        self.found[-1].tags[_TAGS.get(result.status)] += 1
-        self.written += 1
-        return _case_xml(result)
-
-
-def _shown(found: re.Match[str]) -> str:
-    return f"#x{ord(found.group()):02X}"
-
-
-def _attribute(text: str) -> str:
-    """Quote text as an attribute's value; what XML cannot hold is shown as pytest does."""
-    return quoteattr(_NOT_XML.sub(_shown, text))
-
-
-def _content(text: str) -> str:
-    """Escape text as an element's content, its carriage returns kept."""
-    return escape(_NOT_XML.sub(_shown, text), {"\r": "&#13;"})
-
-
-def _case_xml(result: TestResult) -> str:
-    test_id = result.test_id or f"result-{result.id}"
-    classname, _, name = test_id.partition(_SEPARATOR)
-    if not (classname and name):  # `::` at an end, or none: the id is the name, whole
-        classname, name = "", test_id
-    attrs = f"name={_attribute(name)}"
-    if classname:
-        attrs = f"classname={_attribute(classname)} " + attrs
-    file = result.metadata.get("file")
-    if isinstance(file, str):
-        attrs += f" file={_attribute(file)}"
-    attrs += f' time="{result.execution_time!r}"'
-    inner = []
-    tag, message = _TAGS.get(result.status), result.error_message
-    if tag is not None:
-        kind = result.metadata.get("failure_type")  # the outcome's `type`, as import keeps it
-        said = f" type={_attribute(kind)}" if isinstance(kind, str) else ""
-        if message is None:  # a message="" would import as ""
-            inner.append(f"<{tag}{said}/>")
-        else:
-            # Import reads a blank text past, to the message: that one is written whole.
-            said += f" message={_attribute(message[:200] if message.strip() else message)}"
-            inner.append(f"<{tag}{said}>{_content(message)}</{tag}>")
-    if result.output is not None:
-        inner.append(f"<system-out>{_content(result.output)}</system-out>")
-    stderr = result.metadata.get("system_err")
-    if isinstance(stderr, str):
-        inner.append(f"<system-err>{_content(stderr)}</system-err>")
-    if not inner:
-        return f"    <testcase {attrs}/>"
-    return f"    <testcase {attrs}>{''.join(inner)}</testcase>"
-
-
-async def read_run(db: Database, run_id: int) -> tuple[Run, list[TestResult]]:
-    """Give a run and its results as one state, for the exports to write.
-
-    Read in one snapshot: a write meanwhile, such as a retention delete, never shows in part.
-    """
-    run_id = key_id("Run", run_id)
-    async with read_snapshot(db) as seen:
-        results = await run_results(seen, run_id)
-        return await get_run(seen, run_id), results
-
-
-async def run_results(db: Database, run_id: int) -> list[TestResult]:
-    """Every result of a run, in the order they were stored."""
-    results: list[TestResult] = []
-    after = MIN_INT  # before every id, those of 0 and below that plain SQL may write included
-    while True:
-        async with borrow(db) as conn:
-            rows = await db.queries.list_run_results(
-                conn, run_id=run_id, after_id=after, page_size=READ_PAGE
-            )
-        results.extend(await map_in_slices(result_from_row, rows))
-        if len(rows) < READ_PAGE:
-            return results
-        after = rows[-1].id

@@ -14,6 +14,7 @@ import attrs
 from attrs.converters import optional
 
 from persistence._backend import Engine
+from persistence._database_value import require_database
 from persistence._guards import (
     MAX_INT,
     as_metadata_subset,
@@ -27,6 +28,7 @@ from persistence._guards import (
     with_method,
 )
 from persistence._interface import JsonObject
+from persistence._loans import borrow, run_query
 from persistence._loop import SLICE_ITEMS, gave_back, share_loop
 from persistence._paging import (
     END_OF_TIME,
@@ -42,7 +44,7 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import result_from_row, result_params, with_id
-from persistence.database import Database, borrow, require_database, run_query, transaction
+from persistence.database import Database, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 

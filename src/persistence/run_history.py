@@ -27,10 +27,11 @@ from persistence._guards import (
     position_id,
     utc_instant,
 )
+from persistence._loans import borrow, run_query
 from persistence._loop import map_in_slices
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
 from persistence._rows import found, result_from_row
-from persistence.database import Database, borrow, run_query
+from persistence.database import Database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
 from persistence.runs import find_run

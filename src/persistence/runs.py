@@ -17,6 +17,7 @@ from persistence._guards import (
     position_id,
     utc_instant,
 )
+from persistence._loans import borrow, run_query
 from persistence._paging import (
     END_OF_TIME,
     READ_PAGE,
@@ -30,7 +31,7 @@ from persistence._paging import (
     upper_bounds,
 )
 from persistence._rows import finite_time, found, refused_row
-from persistence.database import Database, borrow, run_query, transaction
+from persistence.database import Database, transaction
 from persistence.exceptions import NotFoundError
 from persistence.models import Run, utc_now
 

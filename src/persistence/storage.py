@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import attrs
 
+from persistence._database_value import check_usable
 from persistence._files import content, tree
 from persistence._files.locks import Change, perform
 from persistence._files.paths import (
@@ -33,7 +34,7 @@ from persistence._files.paths import (
     storage_errors,
 )
 from persistence._guards import argument, at_least, byte_string, finite_amount
-from persistence.database import Database, check_usable, transaction
+from persistence.database import Database, transaction
 from persistence.exceptions import ValidationError
 from persistence.file_records import (
     all_file_records,

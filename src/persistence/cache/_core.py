@@ -22,10 +22,11 @@ from cachetools import LRUCache
 
 from persistence import config, file_records, results
 from persistence._backend import refuse_cancel_from_outside
+from persistence._database_value import check_usable, require_database
 from persistence._guards import key_id, key_text, seconds
 from persistence._loop import map_in_slices, share_loop
 from persistence._paging import page_limit
-from persistence.database import check_usable, require_database, watch_writes
+from persistence.database import watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter

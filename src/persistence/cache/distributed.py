@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
+from persistence._database_value import backend_of
 from persistence._guards import at_least, finite_amount, nonempty_text
 from persistence._loop import map_in_slices
 from persistence.cache._core import (
@@ -44,7 +45,7 @@ from persistence.cache._core import (
 )
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import make_converter
-from persistence.database import backend_of, redact_url
+from persistence.database import redact_url
 from persistence.exceptions import ValidationError
 
 if TYPE_CHECKING:

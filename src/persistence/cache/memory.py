@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from persistence._database_value import backend_of
 from persistence._guards import at_least
 from persistence.cache._core import (
     DEFAULT_MAX_BYTES,
@@ -15,7 +16,6 @@ from persistence.cache._core import (
     check_cache_target,
     heartbeat_seconds,
 )
-from persistence.database import backend_of
 
 if TYPE_CHECKING:
     from persistence.database import Database

@@ -7,11 +7,13 @@ from typing import Final
 import attrs
 
 from persistence._backend import Engine
+from persistence._database_value import require_database
 from persistence._guards import count, instance_of, of_type
+from persistence._loans import borrow
 from persistence._loop import share_loop
 from persistence._paging import Page, continued_filter, page_limit
 from persistence._rows import result_from_row
-from persistence.database import Database, borrow, require_database
+from persistence.database import Database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult
 from persistence.results import ResultFilter, wanted_values

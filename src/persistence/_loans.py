@@ -1,0 +1,162 @@
+"""Lending a connection: `connection()` for the caller's SQL, `borrow` and `run_query` for ours.
+
+In a block the loan is the block's own connection, one statement at a time; outside, the
+backend lends one from its pool (SQLite's session, a PostgreSQL connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+from persistence._changes import WRITTEN
+from persistence._database_value import (
+    OPEN_BLOCKS,
+    Database,
+    announce,
+    refuse_outer,
+    require_database,
+)
+from persistence._driver_errors import raise_translated
+from persistence.exceptions import DatabaseError
+
+if TYPE_CHECKING:
+    from persistence._interface import Connection
+
+_T = TypeVar("_T")
+
+
+class _Lent:
+    """The context of `connection()`: a class, since it runs once per call."""
+
+    __slots__ = ("_backend", "_database", "_frame", "_lent", "_recording", "_watchers", "_written")
+
+    def __init__(self, db: Database) -> None:
+        self._backend = require_database(db)._backend  # noqa: SLF001
+        self._database = db.url
+        self._frame = db._frame  # noqa: SLF001
+        self._watchers = db._watchers  # noqa: SLF001
+        self._lent: contextlib.AbstractAsyncContextManager[Connection] | None = None
+        self._written: set[str] = set() if self._frame is None else self._frame.written
+        self._recording: contextvars.Token[set[str] | None] | None = None
+
+    async def __aenter__(self) -> Connection:
+        self._recording = WRITTEN.set(self._written)
+        try:
+            frame = self._frame
+            if frame is not None:
+                frame.check()
+                await frame.lock.acquire()
+                if frame.open and frame.child is None and frame.ended_by_loan.why is None:
+                    return frame.connection
+                frame.lock.release()
+                frame.check()  # the block ended, or a nested one began, while this call waited
+            if OPEN_BLOCKS.get():
+                refuse_outer(self._backend)
+            lent = self._backend.lend()
+            try:
+                connection = await lent.__aenter__()
+            except BaseException as error:
+                raise_translated(self._backend, error, self._database)
+                raise
+        except BaseException:
+            self._stop()
+            raise
+        self._lent = lent
+        return connection
+
+    def _stop(self) -> None:
+        """End the record of written tables; announce them if they were committed on their own."""
+        token, self._recording = self._recording, None
+        if token is not None:
+            WRITTEN.reset(token)
+            if self._frame is None:
+                announce(self._watchers, self._written)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if self._frame is not None:
+                self._frame.lock.release()
+            elif self._lent is not None:
+                await self._lent.__aexit__(kind, error, traceback)
+        finally:
+            self._stop()
+            if error is not None:
+                raise_translated(self._backend, error, self._database)
+
+
+class _CallersLoan(_Lent):
+    """The context of `connection()`: the caller's SQL may set session state, reset after."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Connection:
+        self._backend.lent_to_caller(lent := await super().__aenter__())
+        return lent
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if self._frame is not None:  # the caller's SQL may have ended the block's transaction
+                self._frame.check_after_loan(self._backend)
+        except DatabaseError:
+            if error is None:
+                raise
+            # Else the caller's own error is raised; every later call of the block raises this.
+        finally:
+            await super().__aexit__(kind, error, traceback)
+
+
+async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) -> _T:
+    """Run `lambda conn: db.queries.name(conn, ...)` on a lent connection (mypy names the query).
+
+    Outside any block, when the backend lends at once (SQLite's session, PostgreSQL's free
+    lane), it does what `_Lent` does in a few lines, without the object and the coroutines of
+    two contexts: most calls are these.
+    """
+    if type(db) is not Database:
+        require_database(db)  # refuses anything else, naming what it is
+    backend = db._backend  # noqa: SLF001
+    conn = None
+    if db._frame is None and not OPEN_BLOCKS.get():  # noqa: SLF001
+        conn = backend.lend_at_once()
+    if conn is None:
+        async with _Lent(db) as lent:
+            return await query(lent)
+    written: set[str] = set()
+    token = WRITTEN.set(written)
+    try:
+        result = await query(conn)
+    except BaseException as error:
+        WRITTEN.reset(token)
+        try:
+            await backend.end_failed_loan(error)
+        finally:
+            announce(db._watchers, written)  # noqa: SLF001
+            raise_translated(backend, error, db.url)
+        raise
+    backend.end_loan()
+    WRITTEN.reset(token)
+    if written:
+        announce(db._watchers, written)  # noqa: SLF001
+    return result
+
+
+def connection(db: Database) -> _Lent:
+    """Lend a connection (a block's in a block), errors translated; reset after on PostgreSQL."""
+    return _CallersLoan(db)
+
+
+borrow = _Lent  # connection() for this package's own calls, which set no session state: no reset
