@@ -442,6 +442,7 @@ TIMED_MODULES = frozenset(
         "test_loop.py",
         "test_loop_lag.py",
         "test_loop_lag_large_values.py",
+        "test_loop_lag_huge_values.py",
         "test_network.py",
         "test_network_limits.py",
         "test_retention.py",

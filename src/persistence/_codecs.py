@@ -32,6 +32,28 @@ def encode_json(value: object) -> str:
     return _TO_JSON.encode(value)
 
 
+def json_size(value: object, limit: int) -> int:
+    """Roughly the characters of `value` as JSON: each item 8, a text its length.
+
+    Counted only until past `limit`, so that the count costs little whatever the value's size:
+    enough to tell a value that `off_loop_if_large` should handle in a worker thread. The
+    models hold plain dicts and lists (`_guards.json_value`), told apart by their type alone.
+    """
+    size = 0
+    pending = [value]
+    while pending and size <= limit:
+        item = pending.pop()
+        if type(item) is str:
+            size += len(item)
+        elif type(item) is dict or type(item) is list:
+            size += 8 * len(item)
+            if size <= limit:
+                pending += item.values() if type(item) is dict else item
+        else:
+            size += 8
+    return size
+
+
 _CONTAINERS: Final = frozenset({dict, list})
 """The types of JSON value whose items `in_jsonb_order` walks: the models give plain ones."""
 

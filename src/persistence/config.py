@@ -9,11 +9,12 @@ from typing import Protocol, TypeVar, overload
 import attrs
 from attrs.validators import optional as optional_check
 
+from persistence._codecs import json_size
 from persistence._database_value import require_database
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type, type_among
 from persistence._interface import JsonValue
 from persistence._loans import run_query
-from persistence._loop import share_loop
+from persistence._loop import OFF_LOOP_SIZE, off_loop_if_large, share_loop
 from persistence._paging import (
     AFTER_EVERY_KEY,
     READ_PAGE,
@@ -27,6 +28,7 @@ from persistence._rows import config_from_row, config_params, found
 from persistence.database import Database
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import ConfigEntry, ConfigType, ConfigValue
+from persistence.queries import ConfigEntriesRow
 
 __all__ = [
     "TABLE",
@@ -90,7 +92,14 @@ async def find_config_entry(db: Database, entry_id: int) -> ConfigEntry | None:
     """Return the entry with this id, or None."""
     entry_id = key_id("ConfigEntry", entry_id)
     row = await run_query(db, lambda conn: db.queries.get_config_entry(conn, id=entry_id))
-    return None if row is None else config_from_row(row)
+    return None if row is None else await _entry_of(row)
+
+
+async def _entry_of(row: ConfigEntriesRow) -> ConfigEntry:
+    """Map a row to its entry: the value of megabytes decoded and checked in a worker thread."""
+    stored: object = row.value  # SQLite gives what plain SQL wrote there: a blob, a number
+    size = len(stored) if isinstance(stored, str) else 0
+    return await off_loop_if_large(size, lambda: config_from_row(row))
 
 
 async def get_config_entry(db: Database, entry_id: int) -> ConfigEntry:
@@ -105,7 +114,7 @@ async def find_config_entry_by_key(db: Database, section: str, key: str) -> Conf
     row = await run_query(
         db, lambda conn: db.queries.get_config_entry_by_key(conn, section=section, key=key)
     )
-    return None if row is None else config_from_row(row)
+    return None if row is None else await _entry_of(row)
 
 
 async def get_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry:
@@ -162,7 +171,10 @@ async def get_config_value(
         await share_loop()  # a hit never waits: thousands in a row would hold the loop
     entry = held[0] if held is not None else await db.load_config_entry(section, key)
     value = value_of(entry, section, key, kind, default)
-    return copy.deepcopy(value) if type(value) in {list, dict} else value  # a private copy
+    if type(value) not in {list, dict}:
+        return value
+    size = json_size(value, OFF_LOOP_SIZE)
+    return await off_loop_if_large(size, lambda: copy.deepcopy(value))  # a private copy
 
 
 def value_of(
@@ -230,11 +242,13 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     Without an id, the entry of the same (section, key) is replaced or made. With an id, that
     entry is overwritten: NotFoundError if missing, ConflictError if its (section, key) is taken.
     """
-    params = config_params(of_type(ConfigEntry, entry))
+    entry = of_type(ConfigEntry, entry)
+    size = json_size(entry.value, OFF_LOOP_SIZE)
+    params = await off_loop_if_large(size, lambda: config_params(entry))
     if entry.id is None:
         row = await run_query(db, lambda conn: db.queries.upsert_config_entry(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
-        return config_from_row(row)
+        return await _entry_of(row)
     entry_id = entry.id
     changed = await run_query(
         db, lambda conn: db.queries.update_config_entry(conn, id=entry_id, **params)
@@ -247,9 +261,19 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
 async def set_config(
     db: Database, section: str, key: str, value: ConfigValue, *, description: str | None = None
 ) -> ConfigEntry:
-    """Set (section, key) to `value`, declared as the value's own type."""
-    entry = ConfigEntry(
-        section=section, key=key, value=value, type=config_type_of(value), description=description
+    """Set (section, key) to `value`, declared as the value's own type.
+
+    A value of megabytes is checked in a worker thread, as it is written and read back.
+    """
+    entry = await off_loop_if_large(
+        json_size(value, OFF_LOOP_SIZE),
+        lambda: ConfigEntry(
+            section=section,
+            key=key,
+            value=value,
+            type=config_type_of(value),
+            description=description,
+        ),
     )
     return await save_config_entry(db, entry)
 
