@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import attrs
 
-from persistence._backend import once_free
+from persistence._cancelling import once_free
 from persistence._database_value import (
     OPEN_BLOCKS,
     Block,

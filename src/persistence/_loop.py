@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
-from persistence._backend import finish_then_cancel
+from persistence._cancelling import finish_then_cancel
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
-from persistence._backend import refuse_cancel_from_outside
+from persistence._cancelling import refuse_cancel_from_outside
 from persistence._driver_errors import translate_errors
 from persistence._loans import borrow
 from persistence._loop import map_in_slices

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from persistence._backend import kept_if_cancelled
+from persistence._cancelling import kept_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.locks import locked_folder, remove_locked_folder

@@ -24,7 +24,7 @@ import attrs
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from persistence._backend import kept_if_cancelled, refuse_cancel_from_outside
+from persistence._cancelling import kept_if_cancelled, refuse_cancel_from_outside
 from persistence._guards import MAX_KEY_BYTES, key_length_problem, text_problem
 from persistence._interface import JsonObject
 from persistence._loans import borrow

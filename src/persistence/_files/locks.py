@@ -23,7 +23,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
-from persistence._backend import refuse_cancel_from_outside
+from persistence._cancelling import refuse_cancel_from_outside
 from persistence._files.paths import LOCKS_DIR, kind_of, lstat, open_folder, owned, storage_errors
 from persistence.exceptions import NotAFileError, StorageError
 

@@ -17,7 +17,8 @@ import asyncpg
 import asyncpg.pool
 import attrs
 
-from persistence._backend import Engine, ScriptError, finish_then_cancel, kept_if_cancelled
+from persistence._backend import Engine, ScriptError
+from persistence._cancelling import finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._postgres.adapter import PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener

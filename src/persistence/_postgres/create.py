@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
-from persistence._backend import finish_then_cancel
+from persistence._cancelling import finish_then_cancel
 from persistence._postgres.errors import detail
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError

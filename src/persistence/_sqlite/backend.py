@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
-from persistence._backend import Engine, ScriptError, finish_then_cancel, kept_if_cancelled
+from persistence._backend import Engine, ScriptError
+from persistence._cancelling import finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes

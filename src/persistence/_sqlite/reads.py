@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from persistence._backend import finish_then_cancel, kept_if_cancelled
+from persistence._cancelling import finish_then_cancel, kept_if_cancelled
 from persistence._loop import FIRST_SLICE_ITEMS, loop_held, map_slices, share_loop
 from persistence._sqlite.statements import (
     COUNT,

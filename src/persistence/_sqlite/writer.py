@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
-from persistence._backend import finish_then_cancel
+from persistence._cancelling import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import map_rows, mapped_now, within_budget
 from persistence._sqlite.statements import (

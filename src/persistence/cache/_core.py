@@ -21,7 +21,7 @@ import attrs
 from cachetools import LRUCache
 
 from persistence import config, file_records, results
-from persistence._backend import refuse_cancel_from_outside
+from persistence._cancelling import refuse_cancel_from_outside
 from persistence._database_value import check_usable, require_database
 from persistence._guards import key_id, key_text, seconds
 from persistence._loop import map_in_slices, share_loop
