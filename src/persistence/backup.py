@@ -301,8 +301,14 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
         if not stat.S_ISREG(seen.st_mode):
             raise DatabaseError(f"{said}: it {kind_of(seen.st_mode)}")
         copy = folder / "backup.db"
-        with owned(os.open(copy, NEW_FLAGS, 0o600)) as sink:
-            hash_fd(fd, sink, source=str(file))
+        try:
+            with owned(os.open(copy, NEW_FLAGS, 0o600)) as sink:
+                hash_fd(fd, sink, source=str(file))  # an error reading names `file`
+        except OSError as error:  # writing the copy: a full $TMPDIR, say
+            raise DatabaseError(
+                f"cannot copy the backup file {str(file)!r} into {str(folder)!r} to read it: "
+                f"{error.strerror}"
+            ) from error
         if _state_of(os.fstat(fd)) != _state_of(seen):
             raise DatabaseError(
                 f"the backup file {str(file)!r} changed while it was read: nothing was restored"
