@@ -33,7 +33,10 @@ from persistence import (
 from persistence.backup import backup_database, copy_database, restore_database
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from persistence import Database
+    from persistence.backup import CopyReport
 
 
 def _descriptors_on(folder: Path) -> list[str]:
@@ -87,10 +90,11 @@ async def test_a_backup_whose_folder_is_made_while_other_tasks_are_cancelled_goe
 async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
     tmp_path: Path, source: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cancelled while its working folder is being made, a backup removes that folder.
+    """Cancelled while its working folder is being made, a backup or a restore removes it.
 
-    The folder, `.FILE.*.partial` beside the file, is made in a worker thread, which goes on
-    after the cancel. A restore and a copy make no folder: they read in a read transaction.
+    The folder, `.FILE.*.partial` beside the file for a backup, `.persistence-restore.*.partial`
+    in $TMPDIR for a restore's private copy of its file, is made in a worker thread, which goes
+    on after the cancel. A copy makes no folder: it reads in a read transaction.
     """
     made: list[Path] = []
     started, finished = threading.Event(), threading.Event()
@@ -115,20 +119,29 @@ async def test_a_cancel_while_a_working_folder_is_made_leaves_no_folder(
                     await restore_database(other, tmp_path / "a.backup")
                 else:
                     await copy_database(source, other)
-        assert made == [], "a restore or a copy made a folder"
+        assert len(made) == 1, "a restore made its folder, a copy none"
+        assert not made[0].exists(), "and the restore removed it"
         before = names(tmp_path)
-        task = asyncio.ensure_future(backup_database(source, tmp_path / "b.backup"))
-        assert await asyncio.to_thread(started.wait, 5)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert await asyncio.to_thread(finished.wait, 5)
-        deadline = time.monotonic() + 1
-        while any(folder.exists() for folder in made) and time.monotonic() < deadline:  # noqa: ASYNC110  # removed by a callback
-            await asyncio.sleep(0.01)
-        assert made
-        assert [folder for folder in made if folder.exists()] == []
-        assert names(tmp_path) == before
+        works: list[Callable[[], Awaitable[CopyReport]]] = [
+            lambda: backup_database(source, tmp_path / "b.backup"),
+            lambda: restore_database(target, tmp_path / "a.backup"),
+        ]
+        for work in works:
+            made.clear()
+            started.clear()
+            finished.clear()
+            task = asyncio.ensure_future(work())
+            assert await asyncio.to_thread(started.wait, 5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await asyncio.to_thread(finished.wait, 5)
+            deadline = time.monotonic() + 1
+            while any(folder.exists() for folder in made) and time.monotonic() < deadline:  # noqa: ASYNC110  # removed by a callback
+                await asyncio.sleep(0.01)
+            assert made
+            assert [folder for folder in made if folder.exists()] == []
+            assert names(tmp_path) == before
         monkeypatch.undo()
         assert await contents(target) == EMPTY
 
@@ -200,9 +213,9 @@ async def test_working_folders_of_killed_processes_are_removed_by_the_next_one(
 
     A backup killed (SIGKILL) before it publishes leaves its `.FILE.*.partial` folder beside
     the file: the next backup of that file removes it, and the folder of a process still at
-    work stays. A restore killed while it copies leaves nothing behind, in $TMPDIR or beside
-    the file: it reads the backup in place, in a read transaction, and another restore meanwhile
-    works.
+    work stays. A restore reads a private copy of the backup, in a `.persistence-restore.*.partial`
+    folder in $TMPDIR: one killed leaves it there, and the next restore removes it, not the
+    folder of a restore still at work; nothing is left beside the backup.
     """
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
@@ -228,13 +241,15 @@ async def test_working_folders_of_killed_processes_are_removed_by_the_next_one(
 
     dead = await stalled(tmp_path, "restore", str(tmp_path / "t1.db"), str(tmp_path / "a.backup"))
     await killed(dead)
-    assert names(tmp_path / "tmp") == []
+    left = names(tmp_path / "tmp")
+    assert len(left) == 1
     live = await stalled(tmp_path, "restore", str(tmp_path / "t2.db"), str(tmp_path / "a.backup"))
     try:
+        working = [name for name in names(tmp_path / "tmp") if name not in left]
         async with connect(tmp_path / "t3.db") as target:
             await restore_database(target, tmp_path / "a.backup")
             await assert_same(source, target)
-        assert names(tmp_path / "tmp") == []
+        assert names(tmp_path / "tmp") == working, "the dead one's copy went, the live one's stayed"
     finally:
         await killed(live)
     async with connect(tmp_path / "t1.db") as target:

@@ -121,8 +121,12 @@ def _within_rules(value: object, text: str) -> object:
 
 
 def _stored_float(text: str) -> float:
-    """Read a JSON float as the models take it: finite, below 2**53 (1e400 reads as inf)."""
-    value = float(text)
+    """Read a JSON float as the models take it: finite, below 2**53 (1e400 reads as inf).
+
+    A -0.0 reads as 0.0, as the models write it and PostgreSQL's jsonb gives it: SQLite keeps
+    the JSON text of rows stored before. Adding 0.0 changes no other float.
+    """
+    value = float(text) + 0.0
     if math.isfinite(value) and abs(value) < MAX_JSON_FLOAT:
         return value
     _within_rules(value, text)  # raises: no such float is within them

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import stat
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -19,8 +21,17 @@ import attrs
 from persistence._cancelling import kept_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
+from persistence._files.content import hash_fd
 from persistence._files.locks import locked_folder, remove_locked_folder
-from persistence._files.paths import no_folder, owned, truncate
+from persistence._files.paths import (
+    FILE_FLAGS,
+    NEW_FLAGS,
+    NO_FOLLOW_ERRORS,
+    kind_of,
+    no_folder,
+    owned,
+    truncate,
+)
 from persistence._guards import argument, at_least, file_path
 from persistence._loans import borrow
 from persistence._transfer import (
@@ -188,36 +199,119 @@ async def restore_database(
 
     All or nothing, as `copy_database`, and like it refuses a file holding tables of the
     user's own unless `skip_user_tables` is given; the file is only read, and no file is
-    made beside it (a WAL-mode file, read-only, would get a `-wal` and a `-shm` file).
+    made beside it (a WAL-mode file, read-only, would get a `-wal` and a `-shm` file). SQLite
+    reads a private copy of the file checked, unless a connection has it open: see
+    `_checked_source`.
     """
     _check_database("db", db)
     file = Path(file_path("restore", "path", path))
     page_size = at_least("restore", "page_size", page_size, 1)  # before the file is opened
     argument("restore", "skip_user_tables", bool, skip_user_tables)
-    if not await asyncio.to_thread(file.is_file):
-        raise DatabaseError(f"no backup file at {str(file)!r}")
-    before = await asyncio.to_thread(_file_state, file)
+    # Made in a thread that goes on after a cancel: a folder made then is removed then.
+    making = asyncio.get_running_loop().run_in_executor(None, _restore_folder)
+    made_in = await kept_if_cancelled(making, remove_locked_folder)
+    try:
+        read, before = await asyncio.to_thread(_checked_source, file, Path(made_in[0]))
 
-    async def unchanged() -> None:
-        # Read immutable (no -wal or -shm beside it), the file had no lock to keep a writer
-        # out: one that wrote meanwhile changed it, or left its -wal beside it.
-        if before[1] == (False, False) and await asyncio.to_thread(_file_state, file) != before:
+        async def unchanged() -> None:
+            # Read immutable (no -wal or -shm beside it), the file had no lock to keep a writer
+            # out: one that wrote meanwhile changed it, or left its -wal beside it.
+            if before[1] == (False, False) and await asyncio.to_thread(_file_state, file) != before:
+                raise DatabaseError(
+                    f"the backup file {str(file)!r} changed while it was read: nothing was restored"
+                )
+
+        async with read_file_as_is(read) as backup:  # its folder left as it was
+            named = attrs.evolve(backup, url=str(file))  # the file given, not the copy read
+            return await _copy(
+                named, db, page_size, skip_user_tables=skip_user_tables, before_commit=unchanged
+            )
+    finally:
+        await asyncio.to_thread(remove_locked_folder, made_in)
+
+
+FileState = tuple[tuple[int, int, int, int], tuple[bool, bool]]
+
+
+def _file_state(file: Path) -> FileState | None:
+    """Give the file's identity, size and times, and whether a `-wal` and `-shm` are beside it."""
+    real = file.resolve()
+    try:
+        seen = real.stat()
+    except OSError:
+        return None
+    return _state_of(seen), _sidecars(real)
+
+
+def _state_of(seen: os.stat_result) -> tuple[int, int, int, int]:
+    return seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns
+
+
+def _sidecars(real: Path) -> tuple[bool, bool]:
+    """Whether a `-wal` and a `-shm` are beside the file: if so, a connection may have it open."""
+    beside = tuple(real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm"))
+    return beside[0], beside[1]
+
+
+def _restore_folder() -> tuple[str, int]:
+    """Make a private folder (mode 0700, locked while in use) for the copy a restore reads."""
+    return locked_folder(tempfile.gettempdir(), ".persistence-restore.", ".partial")
+
+
+def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
+    """Check the backup file, and give the file for SQLite to read: that very file, copied.
+
+    Opened here, no link followed and no wait on a FIFO, checked to be a regular file, then
+    copied into `folder`: whatever is put at the path after the check is never read, and a
+    FIFO never blocks the restore. A file in use (its `-wal` or `-shm` beside it) is read in
+    place, through SQLite's locks and with its `-wal`: closing a descriptor of this process
+    on it would drop the locks that its connections here hold.
+    """
+    real = file.resolve()
+    said = f"no backup file at {str(file)!r}"
+    sidecars = _sidecars(real)
+    if sidecars != (False, False):
+        seen = _stat_or_none(real)
+        if seen is None or not stat.S_ISREG(seen.st_mode):
+            raise DatabaseError(
+                f"{said}: it {'is missing' if seen is None else kind_of(seen.st_mode)}"
+            )
+        return real, (_state_of(seen), sidecars)
+    try:
+        fd = os.open(real, FILE_FLAGS)
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            why = "is missing"
+        elif error.errno in NO_FOLLOW_ERRORS:
+            why = "is a symbolic link"
+        else:
+            why = f"cannot be opened: {error.strerror}"
+        raise DatabaseError(f"{said}: it {why}") from error
+    with owned(fd):
+        seen = os.fstat(fd)
+        if not stat.S_ISREG(seen.st_mode):
+            raise DatabaseError(f"{said}: it {kind_of(seen.st_mode)}")
+        copy = folder / "backup.db"
+        try:
+            with owned(os.open(copy, NEW_FLAGS, 0o600)) as sink:
+                hash_fd(fd, sink, source=str(file))  # an error reading names `file`
+        except OSError as error:  # writing the copy: a full $TMPDIR, say
+            raise DatabaseError(
+                f"cannot copy the backup file {str(file)!r} into {str(folder)!r} to read it: "
+                f"{error.strerror}"
+            ) from error
+        if _state_of(os.fstat(fd)) != _state_of(seen):
             raise DatabaseError(
                 f"the backup file {str(file)!r} changed while it was read: nothing was restored"
             )
-
-    async with read_file_as_is(file) as backup:  # its folder left as it was
-        return await _copy(
-            backup, db, page_size, skip_user_tables=skip_user_tables, before_commit=unchanged
-        )
+    return copy, (_state_of(seen), sidecars)
 
 
-def _file_state(file: Path) -> tuple[tuple[int, int, int, int], tuple[bool, bool]]:
-    """Give the file's identity, size and times, and whether a `-wal` and `-shm` are beside it."""
-    real = file.resolve()
-    seen = real.stat()
-    beside = tuple(real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm"))
-    return (seen.st_ino, seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns), (beside[0], beside[1])
+def _stat_or_none(file: Path) -> os.stat_result | None:
+    try:
+        return file.stat()
+    except OSError:
+        return None
 
 
 def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:

@@ -150,7 +150,7 @@ def check_pattern(pattern: object) -> str:
 
 _MAX_LINKS: Final = 40  # symlinks followed on one path, as Linux allows
 DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 NEW_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # What opening a symlink with O_NOFOLLOW gives: Linux says ENOTDIR with O_DIRECTORY,
 # ELOOP without it, and FreeBSD says EMLINK.
@@ -462,7 +462,7 @@ def open_regular(dir_fd: int | None, name: str, shown: str, *, follow: bool = Fa
     descriptor, so a FIFO swapped in meanwhile is refused rather than waited on.
     """
     must_be_regular(os.stat(name, dir_fd=dir_fd, follow_symlinks=follow).st_mode, shown)
-    fd = os.open(name, _FILE_FLAGS & ~os.O_NOFOLLOW if follow else _FILE_FLAGS, dir_fd=dir_fd)
+    fd = os.open(name, FILE_FLAGS & ~os.O_NOFOLLOW if follow else FILE_FLAGS, dir_fd=dir_fd)
     try:
         must_be_regular(os.fstat(fd).st_mode, shown)
         os.set_blocking(fd, True)

@@ -27,7 +27,7 @@ from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
 from persistence._sqlite.errors import translate_sqlite
-from persistence._sqlite.identity import database_identity, file_identity
+from persistence._sqlite.identity import OpenedFile, database_identity, file_identity
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import (
     check_foreign_keys,
@@ -81,15 +81,15 @@ class SqliteBackend:
         open_reader: Callable[[], sqlite3.Connection],
         *,
         busy_timeout: float,
-        path: str,
+        opened: OpenedFile,
     ) -> None:
-        self._path = path
+        self._path = opened.path
         self.queries = queries
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
         self._open_reader = open_reader
         self._readers = Readers(reader, open_reader, self._start_in_thread)
-        self._writer = Writer(writer, self._start_in_thread, busy_timeout)
+        self._writer = Writer(writer, self._start_in_thread, busy_timeout, opened)
         self._wal_indexes: list[WalIndex] = []  # its watches' mappings, released after closing
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
@@ -180,7 +180,7 @@ class SqliteBackend:
                     check_foreign_keys(writer)
                     check_no_temporary_objects(writer)
                 self._writer.leased()  # refused if SQLite rolled the transaction back
-                await finish_then_cancel(self._writer.in_thread(writer.execute, "COMMIT"))
+                await finish_then_cancel(self._writer.commit())
             except BaseException:
                 if not lease.abandoned() and writer.in_transaction:
                     writer.execute("ROLLBACK")
@@ -394,11 +394,9 @@ def _open_files(
     real = Path(path).resolve()
     # Readers open the file the writer opened, never a new one (mode=rw), and check that it is.
     readers_target = target if not create else f"file:{quote(str(real))}?mode=rw"
+    opened = OpenedFile(str(real), file_identity(real), path)
     open_reader = functools.partial(
-        _open_reader,
-        functools.partial(connect, readers_target, uri=True),
-        (real, file_identity(real)),
-        path,
+        _open_reader, functools.partial(connect, readers_target, uri=True), opened
     )
 
     reader: sqlite3.Connection | None = None
@@ -418,40 +416,31 @@ def _open_files(
         if reader is not None:
             reader.close()
         raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
-    return SqliteBackend(queries, writer, reader, open_reader, busy_timeout=busy_timeout, path=path)
+    return SqliteBackend(
+        queries, writer, reader, open_reader, busy_timeout=busy_timeout, opened=opened
+    )
 
 
 def _open_reader(
-    connect: Callable[[], sqlite3.Connection],
-    opened: tuple[Path, tuple[int, int] | None],
-    path: str,
+    connect: Callable[[], sqlite3.Connection], opened: OpenedFile
 ) -> sqlite3.Connection:
-    """Open a reader on the file the database opened: `opened` is its real path and identity."""
-    try:
-        connection = connect()
-    except sqlite3.OperationalError:
-        _check_same_file(*opened, path)  # "unable to open": say why, if it is this
-        raise
-    try:
-        connection.execute("PRAGMA query_only = ON")
-        _check_same_file(*opened, path)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _check_same_file(file: Path, opened: tuple[int, int] | None, path: str) -> None:
-    """Refuse a file at `file` other than the one the database opened: it was swapped meanwhile.
+    """Open a reader on the file the database opened, and check that it is that file.
 
     The writer and the loop's reader go on with the file they opened; a reader opened later on
     another file would read another database, and one on no file would make an empty one.
     """
-    if file_identity(file) != opened:
-        raise DatabaseError(
-            f"the SQLite database file {path!r} is no longer the file this database opened: "
-            "it was deleted, moved or replaced meanwhile. Open the database again"
-        )
+    try:
+        connection = connect()
+    except sqlite3.OperationalError:
+        opened.check()  # "unable to open": say why, if it is this
+        raise
+    try:
+        connection.execute("PRAGMA query_only = ON")
+        opened.check()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def _switch_to_wal(writer: sqlite3.Connection, wait: float) -> None:

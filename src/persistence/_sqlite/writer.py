@@ -53,6 +53,7 @@ from persistence._sqlite.statements import (
 from persistence._sqlite.writes import (
     Job,
     Write,
+    commit_checked,
     fail,
     run_alone,
     run_writes,
@@ -63,6 +64,7 @@ from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
+    from persistence._sqlite.identity import OpenedFile
 
 
 _BATCH_LIMIT: Final = 1000  # the most single-call writes that share one commit
@@ -105,9 +107,14 @@ class Writer:
     """The writer connection and its queue, which holds single-call writes and leases."""
 
     def __init__(
-        self, connection: sqlite3.Connection, in_worker: InWorker, busy_timeout: float
+        self,
+        connection: sqlite3.Connection,
+        in_worker: InWorker,
+        busy_timeout: float,
+        opened: OpenedFile,
     ) -> None:
         self.connection = connection  # only a lease's holder may use it
+        self._opened = opened  # checked at each commit: see `commit_checked`
         self._in_worker = in_worker
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # for its own thread
         self._thread: threading.Thread | None = None  # started by the first lone write
@@ -141,6 +148,10 @@ class Writer:
         except BaseException:
             self._thread_free.set()
             raise
+
+    def commit(self) -> asyncio.Future[None]:
+        """Commit the open transaction in a thread, checking the file: see `commit_checked`."""
+        return self.in_thread(commit_checked, self.connection, self._opened)
 
     def take_back(self) -> None:
         """Take the writer back from an event loop that closed without ending its tasks.
@@ -321,7 +332,9 @@ class Writer:
                 loop.call_soon_threadsafe(_hand_over, item, ended, outcome, error)
 
         self._thread_free.clear()
-        self._start_in_thread(run_alone, self.connection, item, report, self._thread_free)
+        self._start_in_thread(
+            run_alone, self.connection, item, report, self._thread_free, self._opened
+        )
         outcome, error = await _outlast(ended)  # the thread runs it through a cancel
         gave_back()
         if error is None:
@@ -351,7 +364,7 @@ class Writer:
                 return  # committed, or rolled back by SQLite
         commit_error: Exception | None = None
         try:
-            await _outlast(self.in_thread(writer.execute, "COMMIT"))
+            await _outlast(self.commit())
         except Exception as error:  # noqa: BLE001  # every write of the batch failed with it
             commit_error = error
         gave_back()
@@ -364,7 +377,7 @@ class Writer:
             return False  # every write of it was cancelled before it ran
         last = not self._queue or isinstance(self._queue[0], Lease)
         commit = last or len(done) + len(run) >= _BATCH_LIMIT
-        ran = await _outlast(self.in_thread(run_writes, writer, run, commit))
+        ran = await _outlast(self.in_thread(run_writes, writer, run, commit, self._opened))
         gave_back()
         for item, outcome, failed in ran.outcomes:
             if failed is None:

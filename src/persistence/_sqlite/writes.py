@@ -20,6 +20,7 @@ from persistence._sqlite.statements import MANY, Mode, Plan, execute, savepointe
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
+    from persistence._sqlite.identity import OpenedFile
 
 _T = TypeVar("_T")
 
@@ -46,7 +47,12 @@ class Ran:
     commit_error: Exception | None = None  # why the COMMIT asked for failed
 
 
-def run_writes(writer: sqlite3.Connection, run: list[Write], commit: bool) -> Ran:  # noqa: FBT001  # called through a thread, positionally
+def run_writes(
+    writer: sqlite3.Connection,
+    run: list[Write],
+    commit: bool,  # noqa: FBT001  # called through a thread, positionally
+    opened: OpenedFile,
+) -> Ran:
     """Run writes one by one in a worker thread, each failing alone; then maybe commit.
 
     Rows stay unmapped, for the loop; a write cancelled meanwhile is passed over (its future is
@@ -69,7 +75,7 @@ def run_writes(writer: sqlite3.Connection, run: list[Write], commit: bool) -> Ra
         outcomes.append((item, outcome, None))
     if commit:
         try:
-            writer.execute("COMMIT")
+            commit_checked(writer, opened)
         except Exception as error:  # noqa: BLE001  # every write of the batch fails with it
             return Ran(outcomes, commit_error=error)
     return Ran(outcomes)
@@ -80,6 +86,7 @@ def run_alone(
     item: Write,
     report: Callable[[object, Exception | None], object],
     free: threading.Event,
+    opened: OpenedFile,
 ) -> None:
     """Run one write outside any transaction, in a worker thread: SQLite commits it at its end.
 
@@ -90,11 +97,23 @@ def run_alone(
     error: Exception | None = None
     if not item.future.done():  # cancelled before it ran: it never runs
         try:
+            opened.check_write()
             outcome = execute(writer, item.plan, item.params, item.mode)
+            opened.check_written()
         except Exception as failed:  # noqa: BLE001  # handed to its caller alone
             error = failed
     free.set()  # before the report: the loop it wakes may move the writer to another loop
     report(outcome, error)
+
+
+def commit_checked(writer: sqlite3.Connection, opened: OpenedFile) -> None:
+    """Commit the writer's transaction, if the file opened is still at its path, before and after.
+
+    Refused before, the transaction stays open, for the caller to roll back.
+    """
+    opened.check_write()
+    writer.execute("COMMIT")
+    opened.check_written()
 
 
 Job = tuple[Callable[..., None], tuple[object, ...]]
