@@ -193,9 +193,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run_history(arguments: argparse.Namespace) -> int:
-    """Open the database, then run one of the run-history commands on it."""
-    write = arguments.command in WRITING_COMMANDS
-    async with opened(database_url(arguments.database), create=write, wait=arguments.wait) as db:
+    """Open the database, then run one of the run-history commands on it.
+
+    One that writes needs a migrated database: a missing SQLite file is refused, not made.
+    """
+    url = database_url(arguments.database)
+    if arguments.command in WRITING_COMMANDS:
+        async with opened_existing(url, wait=arguments.wait, write=True) as db:
+            return await HISTORY_COMMANDS[arguments.command](db, arguments)
+    async with opened(url, create=False, wait=arguments.wait) as db:
         return await HISTORY_COMMANDS[arguments.command](db, arguments)
 
 
