@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _cli_helpers import assert_one_error_line, run
+from _cli_helpers import assert_one_error_line, cli, run
 
 pytestmark = pytest.mark.usefixtures("no_database_url")
 
@@ -30,3 +30,34 @@ def test_an_import_into_a_missing_sqlite_file_creates_nothing(
     assert f"no SQLite database at {str(typo)!r}" in err
     assert "persistence migrate --database" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.xml"]
+
+
+def _report(status: str) -> str:
+    outcome = "<failure>boom</failure>" if status == "failed" else ""
+    return (
+        '<testsuite name="s"><testcase classname="a" name="t\u00e9st\u2603" time="0.1">'
+        f"{outcome}</testcase></testsuite>\n"
+    )
+
+
+def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path) -> None:
+    """A stdout that cannot encode a test id or the sparkline gets them escaped, not a crash.
+
+    On Windows a redirected stdout is cp1252, and PYTHONIOENCODING or a legacy locale may
+    make it ASCII: printing `▁` or a snowman raised UnicodeEncodeError, a traceback with exit
+    1, which `compare` uses to say the head run has new failures.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    for index, status in enumerate(("passed", "failed")):
+        report = tmp_path / f"r{index}.xml"
+        report.write_text(_report(status), encoding="utf-8")
+        assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    ascii_out = {"PYTHONIOENCODING": "ascii"}
+    for command, code in ((("compare", "2", "1"), 0), (("compare",), 1)):
+        done = cli(*command, *db, cwd=tmp_path, env=ascii_out)
+        assert (done.returncode, done.stderr) == (code, ""), done.stderr
+        assert "a::t\\xe9st\\u2603" in done.stdout
+    done = cli("test-history", "a::t\u00e9st\u2603", *db, cwd=tmp_path, env=ascii_out)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.splitlines()[0] == "a::t\\xe9st\\u2603  " + "\\u2581" * 2

@@ -24,6 +24,7 @@ from persistence._cli_common import (
     EXIT_OK,
     CannotRunError,
     amount,
+    escaped_output,
     opened,
     opened_existing,
     print_json,
@@ -263,9 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code; a failure is one line on stderr, exit 3."""
     arguments = _parser().parse_args(argv)
     try:
-        if arguments.command == "new":
-            return new_command(arguments)
-        return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
+        with escaped_output():
+            if arguments.command == "new":
+                return new_command(arguments)
+            return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
     except (PersistenceError, CannotRunError) as error:
         message = str(error)
     except OSError as error:

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import math
 import sys
@@ -20,7 +21,7 @@ from persistence.database import Database, Engine, close_database, engine_of, op
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
@@ -127,6 +128,24 @@ def print_json(value: dict[str, object]) -> None:
 def picked(item: object, *names: str) -> dict[str, object]:
     """Give the named attributes of `item`, in that order, for `print_json`."""
     return {name: getattr(item, name) for name in names}
+
+
+@contextlib.contextmanager
+def escaped_output() -> Iterator[None]:
+    r"""Write what stdout cannot encode escaped (`\xe9`), as stderr does, while a command runs.
+
+    A redirected stdout on Windows is cp1252, and a legacy locale or PYTHONIOENCODING may make
+    it ASCII: a test id or a sparkline it cannot encode raised UnicodeEncodeError mid-table.
+    """
+    stream = sys.stdout
+    if not (isinstance(stream, io.TextIOWrapper) and stream.errors == "strict"):
+        yield
+        return
+    stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        stream.reconfigure(errors="strict")
 
 
 def say(message: str) -> None:
