@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,31 @@ def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path) -> None:
     done = cli("test-history", "a::t\u00e9st\u2603", *db, cwd=tmp_path, env=ascii_out)
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert done.stdout.splitlines()[0] == "a::t\\xe9st\\u2603  " + "\\u2581" * 2
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`persistence runs | head -1` ends as a shell's tools do: exit 141, nothing on stderr.
+
+    The reader leaving is no failure of the command: it said `error: Broken pipe` and exited 3,
+    as for a database it could not reach.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    for _ in range(3):
+        assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "runs", *db],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

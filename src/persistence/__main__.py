@@ -2,9 +2,9 @@
 
 Exit codes: 0 done; 1 `status` found pending, drifted or newer migrations; 2 bad usage; 3 could not
 run (bad URL, unusable path, unreachable server, or any other PersistenceError), with one
-line on stderr. This module builds the parser and runs a command; the migration commands are
-in `_cli_migrations`, the run-history ones in `_cli_history`, and what they share in
-`_cli_common`.
+line on stderr; 130 interrupted; 141, quietly, when the reader of stdout's pipe has left.
+This module builds the parser and runs a command; the migration commands are in
+`_cli_migrations`, the run-history ones in `_cli_history`, and what they share in `_cli_common`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from persistence._cli_common import (
     COMMAND_TIMEOUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NO_READER,
     EXIT_OK,
     CannotRunError,
     amount,
@@ -29,6 +30,7 @@ from persistence._cli_common import (
     opened_existing,
     print_json,
     say,
+    stdout_reader_gone,
     whole_number,
 )
 from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
@@ -270,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
     except (PersistenceError, CannotRunError) as error:
         message = str(error)
+    except BrokenPipeError as error:
+        if stdout_reader_gone():  # `| head` has read enough: no failure of the command
+            return EXIT_NO_READER
+        message = f"{error.strerror or error}"
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         message = f"{error.strerror or error}{where}"

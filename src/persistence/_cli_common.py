@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import math
+import select
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
 EXIT_FAILED: Final = 3
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
+EXIT_NO_READER: Final = 141  # 128 + SIGPIPE, as shells report a writer whose reader left
 
 _CONNECT_TIMEOUT: Final = 10.0
 COMMAND_TIMEOUT: Final = 60.0
@@ -146,6 +148,24 @@ def escaped_output() -> Iterator[None]:
         yield
     finally:
         stream.reconfigure(errors="strict")
+
+
+def stdout_reader_gone() -> bool:
+    """Tell whether stdout is a pipe whose reader has left (`| head` that read enough).
+
+    Asked of a BrokenPipeError, which another pipe (an `--output` FIFO) may raise too: such a
+    pipe's write end polls as an error once its reader is gone. Where `poll` is missing
+    (Windows), none is told apart.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # closed, replaced, or no file (captured)
+        return False
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def say(message: str) -> None:
