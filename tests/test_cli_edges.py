@@ -92,3 +92,24 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_label_given_twice_with_two_values_is_refused_before_anything_opens(
+    tmp_path: Path,
+) -> None:
+    """`--label commit=a --label commit=b` is a usage error naming the key; no run is made.
+
+    The last value was kept without a word, so a script that set the commit twice by mistake
+    stored a run under a commit it never named last on purpose.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    labels = ["--label", "commit=a", "--label", "branch=main", "--label", "commit=b"]
+    done = cli("import", str(report), *labels, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "argument --label: 'commit' is given twice ('a', then 'b')" in done.stderr
+    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.split() == ["{", '"runs":', "[]", "}"]
+    same = ["--label", "commit=a", "--label", "commit=a"]  # said twice alike: nothing to choose
+    assert cli("import", str(report), *same, *db, cwd=tmp_path).returncode == 0

@@ -14,7 +14,7 @@ import os
 import stat
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
@@ -116,6 +116,28 @@ def _label(text: str) -> tuple[str, str]:
     return key, value
 
 
+class _Labels(argparse.Action):
+    """Collect `--label KEY=VALUE` into a dict; a key given again with another value is refused.
+
+    Keeping the last of two values would store the run under one the user may not have meant.
+    """
+
+    def __call__(
+        self,
+        _parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        _option_string: str | None = None,
+    ) -> None:
+        key, value = cast("tuple[str, str]", values)
+        labels: dict[str, str] = dict(getattr(namespace, self.dest) or {})  # not the default
+        if labels.get(key, value) != value:
+            msg = f"{key!r} is given twice ({labels[key]!r}, then {value!r})"
+            raise argparse.ArgumentError(self, msg)
+        labels[key] = value
+        setattr(namespace, self.dest, labels)
+
+
 def add_history_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     connects: argparse.ArgumentParser,
@@ -175,10 +197,10 @@ def add_history_commands(
     load.add_argument(
         "--label",
         type=_label,
-        action="append",
-        default=[],
+        action=_Labels,
+        default={},
         metavar="KEY=VALUE",
-        help="a label of the run, such as commit=9f2c1e0; may be repeated",
+        help="a label of the run, such as commit=9f2c1e0; may be repeated, one value a key",
     )
     save = commands.add_parser(
         "export", parents=[connects], help="write a run as JUnit, CTRF or JSON Lines"
@@ -372,7 +394,7 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
 
 async def _import(db: Database, arguments: argparse.Namespace) -> int:
     kind = arguments.format or _SUFFIXES.get(arguments.file.suffix.lower(), "ctrf")
-    labels: JsonObject = dict(arguments.label)
+    labels: JsonObject = arguments.label
     run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     if arguments.json:
         print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
