@@ -113,3 +113,35 @@ def test_a_label_given_twice_with_two_values_is_refused_before_anything_opens(
     assert cli("runs", "--json", *db, cwd=tmp_path).stdout.split() == ["{", '"runs":', "[]", "}"]
     same = ["--label", "commit=a", "--label", "commit=a"]  # said twice alike: nothing to choose
     assert cli("import", str(report), *same, *db, cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+@pytest.mark.parametrize("kind", ["junit", "ctrf", "jsonl"])
+def test_an_export_to_stdout_is_utf_8_whatever_stdout_encodes(
+    tmp_path: Path, encoding: str, kind: str
+) -> None:
+    r"""The bytes on stdout are the file `--output` writes: UTF-8, as the formats declare.
+
+    A stdout of another encoding (cp1252 on Windows when redirected, a legacy locale) wrote
+    `é` as the byte 0xE9 into XML declaring UTF-8, which no reader then read back, and a
+    character it lacked as an escape, `\u2603`, in the test's name.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(_report("failed"), encoding="utf-8")
+    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    written = tmp_path / "written"
+    export = ("export", "1", "--format", kind, *db)
+    assert cli(*export, "--output", str(written), cwd=tmp_path).returncode == 0
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-m", "persistence", *export],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.rstrip(b"\n") == written.read_bytes().rstrip(b"\n")
+    assert "t\u00e9st\u2603".encode() in done.stdout
