@@ -145,3 +145,30 @@ def test_an_export_to_stdout_is_utf_8_whatever_stdout_encodes(
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout.rstrip(b"\n") == written.read_bytes().rstrip(b"\n")
     assert "t\u00e9st\u2603".encode() in done.stdout
+
+
+def test_a_dry_run_prints_the_sql_in_utf_8_whatever_stdout_encodes(tmp_path: Path) -> None:
+    r"""The SQL `migrate --dry-run` prints is the files' own UTF-8, byte for byte.
+
+    Through a stdout of another encoding, a literal `'café☃'` of a migration was printed as
+    `'caf\xe9\u2603'` in Latin-1: SQL that, run, would store another text.
+    """
+    folder = tmp_path / "mine"
+    sql = "-- caf\u00e9\nCREATE TABLE t (x TEXT DEFAULT 'caf\u00e9\u2603');\n"
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True)
+        (folder / engine / "0001_t.sql").write_text(sql, encoding="utf-8")
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [
+            *(sys.executable, "-m", "persistence", "migrate", "--dry-run"),
+            *("--migrations", str(folder), "--database", str(tmp_path / "app.db")),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONIOENCODING": "latin-1"},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert sql.rstrip().encode() in done.stdout
+    assert not (tmp_path / "app.db").exists()

@@ -150,6 +150,21 @@ def escaped_output() -> Iterator[None]:
         stream.reconfigure(errors="strict")
 
 
+def write_utf8(text: str) -> None:
+    """Write text that is a file's content (an export, SQL) to stdout in UTF-8, byte for byte.
+
+    Printed, it took stdout's encoding: cp1252 on Windows when redirected, or a legacy locale's,
+    which wrote `é` as one byte in XML declaring UTF-8, and a character it lacked as an escape.
+    """
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a stream of text alone, such as a test's capture: it takes the text
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    binary.write(text.encode("utf-8", "surrogateescape"))  # a path's bytes, as they came
+    binary.flush()
+
+
 def stdout_reader_gone() -> bool:
     """Tell whether stdout is a pipe whose reader has left (`| head` that read enough).
 

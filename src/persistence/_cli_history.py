@@ -12,14 +12,20 @@ import datetime as dt
 import json
 import os
 import stat
-import sys
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
-from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
+from persistence._cli_common import (
+    EXIT_OK,
+    amount,
+    picked,
+    print_json,
+    whole_number,
+    write_utf8,
+)
 from persistence._files.content import replace_whole
 from persistence._paging import START_OF_TIME
 from persistence.counterexamples import CounterexampleStore
@@ -407,25 +413,10 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
-        write_out(text.removesuffix("\n") + "\n")
+        write_utf8(text.removesuffix("\n") + "\n")
     else:
         write_whole(arguments.output, text)
     return EXIT_OK
-
-
-def write_out(text: str) -> None:
-    """Write an export to stdout in UTF-8, the encoding its format declares, as `--output` does.
-
-    Printed, it took stdout's encoding: cp1252 on Windows when redirected, or a legacy locale's,
-    which wrote `é` as one byte in XML declaring UTF-8, and a character it lacked as an escape.
-    """
-    binary = getattr(sys.stdout, "buffer", None)
-    if binary is None:  # a stream of text alone, such as a test's capture: it takes the text
-        sys.stdout.write(text)
-        return
-    sys.stdout.flush()
-    binary.write(text.encode("utf-8"))
-    binary.flush()
 
 
 def write_whole(path: Path, text: str) -> None:
