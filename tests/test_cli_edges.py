@@ -172,3 +172,29 @@ def test_a_dry_run_prints_the_sql_in_utf_8_whatever_stdout_encodes(tmp_path: Pat
     assert (done.returncode, done.stderr) == (0, b"")
     assert sql.rstrip().encode() in done.stdout
     assert not (tmp_path / "app.db").exists()
+
+
+@pytest.mark.parametrize("output", ["app.db", "app.db-wal", "sub/../app.db", "link.db", "hard.db"])
+def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: str) -> None:
+    """`export --output` naming the SQLite database itself, by any path, or its WAL is refused.
+
+    The export replaced the database with its XML and exited 0; over the `-wal` file, it threw
+    away every commit not yet checkpointed into the database.
+    """
+    database = tmp_path / "app.db"
+    db = ["--database", str(database)]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.db").symlink_to(database)
+    os.link(database, tmp_path / "hard.db")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
+    done = cli("export", "1", "--output", output, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (3, "")
+    assert_one_error_line(done.stderr)
+    assert f"--output {output!r} is the database {str(database)!r}" in done.stderr
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
+    assert after == before
+    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id": 1') == 1

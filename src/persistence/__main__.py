@@ -33,7 +33,12 @@ from persistence._cli_common import (
     stdout_reader_gone,
     whole_number,
 )
-from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
+from persistence._cli_history import (
+    CHECKS,
+    HISTORY_COMMANDS,
+    WRITING_COMMANDS,
+    add_history_commands,
+)
 from persistence._cli_migrations import (
     LOCK_TIMEOUT,
     history_command,
@@ -201,6 +206,8 @@ async def _run_history(arguments: argparse.Namespace) -> int:
     One that writes needs a migrated database: a missing SQLite file is refused, not made.
     """
     url = database_url(arguments.database)
+    if arguments.command in CHECKS:
+        await asyncio.to_thread(CHECKS[arguments.command], arguments)
     if arguments.command in WRITING_COMMANDS:
         async with opened_existing(url, wait=arguments.wait, write=True) as db:
             return await HISTORY_COMMANDS[arguments.command](db, arguments)

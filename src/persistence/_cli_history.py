@@ -8,6 +8,7 @@ aligned table by default (with a sparkline of durations where a trend is shown),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -20,6 +21,7 @@ import attrs
 
 from persistence._cli_common import (
     EXIT_OK,
+    CannotRunError,
     amount,
     picked,
     print_json,
@@ -28,7 +30,9 @@ from persistence._cli_common import (
 )
 from persistence._files.content import replace_whole
 from persistence._paging import START_OF_TIME
+from persistence.backup import SQLITE_SIDECARS
 from persistence.counterexamples import CounterexampleStore
+from persistence.database import Engine, database_url, engine_of
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import export_junit, import_junit
@@ -410,6 +414,28 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _output_apart(arguments: argparse.Namespace) -> None:
+    """Refuse an `export --output` that is the SQLite database read, by any path, or its sidecar.
+
+    Replaced by the export, the database was lost, and with its `-wal` file every commit not
+    yet checkpointed into it.
+    """
+    engine, target = engine_of(database_url(arguments.database))
+    if arguments.output is None or engine is not Engine.SQLITE:
+        return
+    output = Path(os.path.realpath(arguments.output))
+    database = Path(os.path.realpath(target))
+    for suffix in ("", *SQLITE_SIDECARS):
+        place = database.with_name(database.name + suffix)
+        with contextlib.suppress(OSError):  # either missing: the same name or no file
+            if output == place or output.samefile(place):
+                its = f" (its {suffix[1:]} file)" if suffix else ""
+                raise CannotRunError(
+                    f"--output {str(arguments.output)!r} is the database {target!r}{its}: "
+                    "the export would replace it; write it elsewhere"
+                )
+
+
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
@@ -461,6 +487,9 @@ HISTORY_COMMANDS: Final[
     "export": _export,
 }
 """Each command, given the open database and its arguments; it returns the exit code."""
+
+CHECKS: Final[dict[str, Callable[[argparse.Namespace], None]]] = {"export": _output_apart}
+"""What a command checks of its arguments before the database is opened."""
 
 WRITING_COMMANDS: Final = frozenset({"import"})
 """The commands that write: the others open a SQLite file read-only."""

@@ -306,7 +306,7 @@ async def _require_empty(db: Database) -> None:
         )
 
 
-_SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
+SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
 """The suffixes SQLite adds to a database's name for its journal, WAL and shared memory."""
 
 
@@ -336,7 +336,7 @@ def _new_file(path: object) -> Path:
         raise ValidationError(
             "backup", "path", f"{str(target)!r} exists: a backup never overwrites a file"
         )
-    sidecar = next((s for s in _SQLITE_SIDECARS if target.name.endswith(s)), None)
+    sidecar = next((s for s in SQLITE_SIDECARS if target.name.endswith(s)), None)
     if sidecar is not None and target.name != sidecar:
         raise ValidationError(
             "backup",
