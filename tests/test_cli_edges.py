@@ -198,3 +198,30 @@ def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: 
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
     assert after == before
     assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id": 1') == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("new", "add_index", "--migrations", ""),
+        ("status", "--migrations", ""),
+        ("import", ""),
+        ("export", "1", "--output", ""),
+        ("counterexamples", "t", "--storage", ""),
+        ("backup", ""),
+        ("restore", ""),
+    ],
+)
+def test_an_empty_path_is_bad_usage_and_makes_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A path given empty (a shell variable left unset) is exit 2, naming the option.
+
+    It was read as the working folder: `new NAME --migrations ""` wrote `sqlite/` and
+    `postgres/` there and exited 0, and the others named `.` or the working folder's path.
+    """
+    db = () if command[0] == "new" else ("--database", str(tmp_path / "app.db"))
+    done = cli(*command, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "an empty path names no file or folder" in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
@@ -28,6 +27,7 @@ from persistence._cli_common import (
     escaped_output,
     opened,
     opened_existing,
+    path_argument,
     print_json,
     say,
     stdout_reader_gone,
@@ -87,7 +87,7 @@ def _add_wait(parser: argparse.ArgumentParser, connection: str) -> None:
 
 def _add_folder(parser: argparse.ArgumentParser, says: str) -> None:
     parser.add_argument(
-        "--migrations", "--folder", dest="folder", type=Path, metavar="DIR", help=says
+        "--migrations", "--folder", dest="folder", type=path_argument, metavar="DIR", help=says
     )
 
 
@@ -174,13 +174,15 @@ def _parser() -> argparse.ArgumentParser:
         parents=[connects, reports],
         help="write the database, as one committed state, to a new SQLite file",
     )
-    backup.add_argument("file", type=Path, metavar="FILE", help="the new backup file")
+    backup.add_argument("file", type=path_argument, metavar="FILE", help="the new backup file")
     restore = commands.add_parser(
         "restore",
         parents=[connects, reports],
         help="copy a backup file into an empty, migrated database",
     )
-    restore.add_argument("file", type=Path, metavar="FILE", help="a file that `backup` wrote")
+    restore.add_argument(
+        "file", type=path_argument, metavar="FILE", help="a file that `backup` wrote"
+    )
     copy = commands.add_parser(
         "copy",
         parents=[reports],

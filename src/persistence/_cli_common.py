@@ -104,6 +104,17 @@ def whole_number(expected: str) -> Callable[[str], int]:
     return parse
 
 
+def path_argument(text: str) -> Path:
+    """Take a file or folder argument; an empty one (a shell variable left unset) is refused.
+
+    `Path("")` is the working folder, which no one names by leaving the path out.
+    """
+    if not text:
+        msg = "an empty path names no file or folder: write . for the working folder"
+        raise argparse.ArgumentTypeError(msg)
+    return Path(text)
+
+
 def amount(expected: str, *, above_zero: bool = False) -> Callable[[str], float]:
     """Give an argparse type for a finite number, 0 or more (or more than 0 if `above_zero`).
 

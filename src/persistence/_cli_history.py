@@ -23,6 +23,7 @@ from persistence._cli_common import (
     EXIT_OK,
     CannotRunError,
     amount,
+    path_argument,
     picked,
     print_json,
     whole_number,
@@ -196,14 +197,14 @@ def add_history_commands(
     failing.add_argument("--limit", type=_positive, default=100, help="how many (default: 100)")
     failing.add_argument(
         "--storage",
-        type=Path,
+        type=path_argument,
         metavar="DIR",
         help="the storage root that keeps the files: print where each input is, to replay it",
     )
     load = commands.add_parser(
         "import", parents=both, help="import a JUnit, CTRF or JSON Lines file as a run"
     )
-    load.add_argument("file", type=Path, metavar="FILE")
+    load.add_argument("file", type=path_argument, metavar="FILE")
     load.add_argument("--format", choices=_FORMATS, help="default: by the file's extension")
     load.add_argument(
         "--label",
@@ -218,7 +219,9 @@ def add_history_commands(
     )
     save.add_argument("run", type=_positive, metavar="RUN_ID")
     save.add_argument("--format", choices=_FORMATS, default="junit")
-    save.add_argument("--output", type=Path, help="write here instead of to standard output")
+    save.add_argument(
+        "--output", type=path_argument, help="write here instead of to standard output"
+    )
 
 
 async def _runs(db: Database, arguments: argparse.Namespace) -> int:
