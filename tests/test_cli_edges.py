@@ -225,3 +225,20 @@ def test_an_empty_path_is_bad_usage_and_makes_nothing(
     assert (done.returncode, done.stdout) == (2, "")
     assert "an empty path names no file or folder" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["backup.db\r", "back\nup.db"])
+def test_a_backup_named_with_a_line_end_is_refused_by_its_name(tmp_path: Path, name: str) -> None:
+    r"""A backup file whose name holds a line end (a CRLF env file's `\r`) is named as the fault.
+
+    No database can be opened at such a path, and the backup failed on its own working file,
+    `invalid database URL '.backup.db\r.a5705fl2.partial/backup.db'`, which the user never named.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    done = cli("backup", name, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (3, "")
+    assert_one_error_line(done.stderr)
+    assert "backup.path: holds a line end" in done.stderr
+    assert "partial" not in done.stderr
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("app.db")] == []

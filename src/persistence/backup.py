@@ -319,6 +319,12 @@ def _new_file(path: object) -> Path:
         raise ValidationError("backup", "path", "is empty: name the backup file")
     if "\0" in str(path):
         raise ValidationError("backup", "path", f"holds a NUL character: {str(path)!r}")
+    if "\r" in str(path) or "\n" in str(path):  # no database can be opened there
+        raise ValidationError(
+            "backup",
+            "path",
+            f"holds a line end (a CRLF line end from an env file?): {str(path)!r}",
+        )
     if not target.parent.is_dir():
         found = no_folder(target.parent)
         said = "does not exist" if found is None else f"{found}, not a folder"
