@@ -242,3 +242,25 @@ def test_a_backup_named_with_a_line_end_is_refused_by_its_name(tmp_path: Path, n
     assert "backup.path: holds a line end" in done.stderr
     assert "partial" not in done.stderr
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("app.db")] == []
+
+
+@pytest.mark.parametrize("command", [("runs",), ("export", "1"), ("import", "r.xml")])
+def test_a_closed_stdout_is_refused_before_the_command_runs(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """With stdout closed (`>&-`) a command fails at once, exit 3, and imports nothing.
+
+    Python gives such a process no `sys.stdout`: `print` wrote nothing without a word and the
+    command exited 0, its table or its export lost, and an export to stdout raised
+    AttributeError with a traceback.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
+    assert cli("import", "r.xml", *db, cwd=tmp_path).returncode == 0
+    closed = ("sh", "-c", 'exec "$0" "$@" >&-')
+    done = cli(*command, *db, cwd=tmp_path, prefix=closed)
+    assert done.returncode == 3, done.stderr
+    assert_one_error_line(done.stderr)
+    assert "standard output is closed" in done.stderr
+    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id"') == 1

@@ -274,6 +274,9 @@ _ASYNC_COMMANDS: Final[
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code; a failure is one line on stderr, exit 3."""
     arguments = _parser().parse_args(argv)
+    if sys.stdout is None:  # started with it closed (`>&-`): print() would drop every line
+        say("error: standard output is closed: what the command prints would be lost")
+        return EXIT_FAILED
     try:
         with escaped_output():
             if arguments.command == "new":
