@@ -2,9 +2,9 @@
 
 Exit codes: 0 done; 1 `status` found pending, drifted or newer migrations; 2 bad usage; 3 could not
 run (bad URL, unusable path, unreachable server, or any other PersistenceError), with one
-line on stderr. This module builds the parser and runs a command; the migration commands are
-in `_cli_migrations`, the run-history ones in `_cli_history`, and what they share in
-`_cli_common`.
+line on stderr; 130 interrupted; 141, quietly, when the reader of stdout's pipe has left.
+This module builds the parser and runs a command; the migration commands are in
+`_cli_migrations`, the run-history ones in `_cli_history`, and what they share in `_cli_common`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
@@ -21,16 +20,25 @@ from persistence._cli_common import (
     COMMAND_TIMEOUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NO_READER,
     EXIT_OK,
     CannotRunError,
     amount,
+    escaped_output,
     opened,
     opened_existing,
+    path_argument,
     print_json,
     say,
+    stdout_reader_gone,
     whole_number,
 )
-from persistence._cli_history import HISTORY_COMMANDS, WRITING_COMMANDS, add_history_commands
+from persistence._cli_history import (
+    CHECKS,
+    HISTORY_COMMANDS,
+    WRITING_COMMANDS,
+    add_history_commands,
+)
 from persistence._cli_migrations import (
     LOCK_TIMEOUT,
     history_command,
@@ -79,7 +87,7 @@ def _add_wait(parser: argparse.ArgumentParser, connection: str) -> None:
 
 def _add_folder(parser: argparse.ArgumentParser, says: str) -> None:
     parser.add_argument(
-        "--migrations", "--folder", dest="folder", type=Path, metavar="DIR", help=says
+        "--migrations", "--folder", dest="folder", type=path_argument, metavar="DIR", help=says
     )
 
 
@@ -166,13 +174,15 @@ def _parser() -> argparse.ArgumentParser:
         parents=[connects, reports],
         help="write the database, as one committed state, to a new SQLite file",
     )
-    backup.add_argument("file", type=Path, metavar="FILE", help="the new backup file")
+    backup.add_argument("file", type=path_argument, metavar="FILE", help="the new backup file")
     restore = commands.add_parser(
         "restore",
         parents=[connects, reports],
         help="copy a backup file into an empty, migrated database",
     )
-    restore.add_argument("file", type=Path, metavar="FILE", help="a file that `backup` wrote")
+    restore.add_argument(
+        "file", type=path_argument, metavar="FILE", help="a file that `backup` wrote"
+    )
     copy = commands.add_parser(
         "copy",
         parents=[reports],
@@ -193,9 +203,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run_history(arguments: argparse.Namespace) -> int:
-    """Open the database, then run one of the run-history commands on it."""
-    write = arguments.command in WRITING_COMMANDS
-    async with opened(database_url(arguments.database), create=write, wait=arguments.wait) as db:
+    """Open the database, then run one of the run-history commands on it.
+
+    One that writes needs a migrated database: a missing SQLite file is refused, not made.
+    """
+    url = database_url(arguments.database)
+    if arguments.command in CHECKS:
+        await asyncio.to_thread(CHECKS[arguments.command], arguments)
+    if arguments.command in WRITING_COMMANDS:
+        async with opened_existing(url, wait=arguments.wait, write=True) as db:
+            return await HISTORY_COMMANDS[arguments.command](db, arguments)
+    async with opened(url, create=False, wait=arguments.wait) as db:
         return await HISTORY_COMMANDS[arguments.command](db, arguments)
 
 
@@ -256,12 +274,20 @@ _ASYNC_COMMANDS: Final[
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code; a failure is one line on stderr, exit 3."""
     arguments = _parser().parse_args(argv)
+    if sys.stdout is None:  # started with it closed (`>&-`): print() would drop every line
+        say("error: standard output is closed: what the command prints would be lost")
+        return EXIT_FAILED
     try:
-        if arguments.command == "new":
-            return new_command(arguments)
-        return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
+        with escaped_output():
+            if arguments.command == "new":
+                return new_command(arguments)
+            return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
     except (PersistenceError, CannotRunError) as error:
         message = str(error)
+    except BrokenPipeError as error:
+        if stdout_reader_gone():  # `| head` has read enough: no failure of the command
+            return EXIT_NO_READER
+        message = f"{error.strerror or error}"
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         message = f"{error.strerror or error}{where}"

@@ -9,23 +9,27 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import math
+import select
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from persistence._guards import path_problem
 from persistence.database import Database, Engine, close_database, engine_of, open_database
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
 EXIT_FAILED: Final = 3
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
+EXIT_NO_READER: Final = 141  # 128 + SIGPIPE, as shells report a writer whose reader left
 
 _CONNECT_TIMEOUT: Final = 10.0
 COMMAND_TIMEOUT: Final = 60.0
@@ -101,6 +105,21 @@ def whole_number(expected: str) -> Callable[[str], int]:
     return parse
 
 
+def path_argument(text: str) -> Path:
+    """Take a file or folder argument; an empty one (a shell variable left unset) is refused.
+
+    `Path("")` is the working folder, which no one names by leaving the path out.
+    """
+    if not text:
+        msg = "an empty path names no file or folder: write . for the working folder"
+        raise argparse.ArgumentTypeError(msg)
+    _, problem = path_problem(text)
+    if problem is not None:
+        msg = f"the path {problem}"
+        raise argparse.ArgumentTypeError(msg)
+    return Path(text)
+
+
 def amount(expected: str, *, above_zero: bool = False) -> Callable[[str], float]:
     """Give an argparse type for a finite number, 0 or more (or more than 0 if `above_zero`).
 
@@ -127,6 +146,57 @@ def print_json(value: dict[str, object]) -> None:
 def picked(item: object, *names: str) -> dict[str, object]:
     """Give the named attributes of `item`, in that order, for `print_json`."""
     return {name: getattr(item, name) for name in names}
+
+
+@contextlib.contextmanager
+def escaped_output() -> Iterator[None]:
+    r"""Write what stdout cannot encode escaped (`\xe9`), as stderr does, while a command runs.
+
+    A redirected stdout on Windows is cp1252, and a legacy locale or PYTHONIOENCODING may make
+    it ASCII: a test id or a sparkline it cannot encode raised UnicodeEncodeError mid-table.
+    """
+    stream = sys.stdout
+    if not (isinstance(stream, io.TextIOWrapper) and stream.errors == "strict"):
+        yield
+        return
+    stream.reconfigure(errors="backslashreplace")
+    try:
+        yield
+    finally:
+        stream.reconfigure(errors="strict")
+
+
+def write_utf8(text: str) -> None:
+    """Write text that is a file's content (an export, SQL) to stdout in UTF-8, byte for byte.
+
+    Printed, it took stdout's encoding: cp1252 on Windows when redirected, or a legacy locale's,
+    which wrote `é` as one byte in XML declaring UTF-8, and a character it lacked as an escape.
+    """
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a stream of text alone, such as a test's capture: it takes the text
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    binary.write(text.encode("utf-8", "surrogateescape"))  # a path's bytes, as they came
+    binary.flush()
+
+
+def stdout_reader_gone() -> bool:
+    """Tell whether stdout is a pipe whose reader has left (`| head` that read enough).
+
+    Asked of a BrokenPipeError, which another pipe (an `--output` FIFO) may raise too: such a
+    pipe's write end polls as an error once its reader is gone. Where `poll` is missing
+    (Windows), none is told apart.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # closed, replaced, or no file (captured)
+        return False
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def say(message: str) -> None:

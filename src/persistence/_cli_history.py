@@ -8,20 +8,32 @@ aligned table by default (with a sparkline of durations where a trend is shown),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import stat
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
-from persistence._cli_common import EXIT_OK, amount, picked, print_json, whole_number
+from persistence._cli_common import (
+    EXIT_OK,
+    CannotRunError,
+    amount,
+    path_argument,
+    picked,
+    print_json,
+    whole_number,
+    write_utf8,
+)
 from persistence._files.content import replace_whole
 from persistence._paging import START_OF_TIME
+from persistence.backup import SQLITE_SIDECARS
 from persistence.counterexamples import CounterexampleStore
+from persistence.database import Engine, database_url, engine_of
 from persistence.exceptions import NotFoundError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import export_junit, import_junit
@@ -116,6 +128,28 @@ def _label(text: str) -> tuple[str, str]:
     return key, value
 
 
+class _Labels(argparse.Action):
+    """Collect `--label KEY=VALUE` into a dict; a key given again with another value is refused.
+
+    Keeping the last of two values would store the run under one the user may not have meant.
+    """
+
+    def __call__(
+        self,
+        _parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        _option_string: str | None = None,
+    ) -> None:
+        key, value = cast("tuple[str, str]", values)
+        labels: dict[str, str] = dict(getattr(namespace, self.dest) or {})  # not the default
+        if labels.get(key, value) != value:
+            msg = f"{key!r} is given twice ({labels[key]!r}, then {value!r})"
+            raise argparse.ArgumentError(self, msg)
+        labels[key] = value
+        setattr(namespace, self.dest, labels)
+
+
 def add_history_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     connects: argparse.ArgumentParser,
@@ -163,29 +197,31 @@ def add_history_commands(
     failing.add_argument("--limit", type=_positive, default=100, help="how many (default: 100)")
     failing.add_argument(
         "--storage",
-        type=Path,
+        type=path_argument,
         metavar="DIR",
         help="the storage root that keeps the files: print where each input is, to replay it",
     )
     load = commands.add_parser(
         "import", parents=both, help="import a JUnit, CTRF or JSON Lines file as a run"
     )
-    load.add_argument("file", type=Path, metavar="FILE")
+    load.add_argument("file", type=path_argument, metavar="FILE")
     load.add_argument("--format", choices=_FORMATS, help="default: by the file's extension")
     load.add_argument(
         "--label",
         type=_label,
-        action="append",
-        default=[],
+        action=_Labels,
+        default={},
         metavar="KEY=VALUE",
-        help="a label of the run, such as commit=9f2c1e0; may be repeated",
+        help="a label of the run, such as commit=9f2c1e0; may be repeated, one value a key",
     )
     save = commands.add_parser(
         "export", parents=[connects], help="write a run as JUnit, CTRF or JSON Lines"
     )
     save.add_argument("run", type=_positive, metavar="RUN_ID")
     save.add_argument("--format", choices=_FORMATS, default="junit")
-    save.add_argument("--output", type=Path, help="write here instead of to standard output")
+    save.add_argument(
+        "--output", type=path_argument, help="write here instead of to standard output"
+    )
 
 
 async def _runs(db: Database, arguments: argparse.Namespace) -> int:
@@ -372,7 +408,7 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
 
 async def _import(db: Database, arguments: argparse.Namespace) -> int:
     kind = arguments.format or _SUFFIXES.get(arguments.file.suffix.lower(), "ctrf")
-    labels: JsonObject = dict(arguments.label)
+    labels: JsonObject = arguments.label
     run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     if arguments.json:
         print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
@@ -381,10 +417,32 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _output_apart(arguments: argparse.Namespace) -> None:
+    """Refuse an `export --output` that is the SQLite database read, by any path, or its sidecar.
+
+    Replaced by the export, the database was lost, and with its `-wal` file every commit not
+    yet checkpointed into it.
+    """
+    engine, target = engine_of(database_url(arguments.database))
+    if arguments.output is None or engine is not Engine.SQLITE:
+        return
+    output = Path(os.path.realpath(arguments.output))
+    database = Path(os.path.realpath(target))
+    for suffix in ("", *SQLITE_SIDECARS):
+        place = database.with_name(database.name + suffix)
+        with contextlib.suppress(OSError):  # either missing: the same name or no file
+            if output == place or output.samefile(place):
+                its = f" (its {suffix[1:]} file)" if suffix else ""
+                raise CannotRunError(
+                    f"--output {str(arguments.output)!r} is the database {target!r}{its}: "
+                    "the export would replace it; write it elsewhere"
+                )
+
+
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
-        print(text.removesuffix("\n"))
+        write_utf8(text.removesuffix("\n") + "\n")
     else:
         write_whole(arguments.output, text)
     return EXIT_OK
@@ -432,6 +490,9 @@ HISTORY_COMMANDS: Final[
     "export": _export,
 }
 """Each command, given the open database and its arguments; it returns the exit code."""
+
+CHECKS: Final[dict[str, Callable[[argparse.Namespace], None]]] = {"export": _output_apart}
+"""What a command checks of its arguments before the database is opened."""
 
 WRITING_COMMANDS: Final = frozenset({"import"})
 """The commands that write: the others open a SQLite file read-only."""

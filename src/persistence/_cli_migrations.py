@@ -20,6 +20,7 @@ from persistence._cli_common import (
     print_json,
     retrying,
     say,
+    write_utf8,
 )
 from persistence._loader import sql_root
 from persistence.database import Engine, create_database, database_url, engine_of, redact_url
@@ -115,16 +116,22 @@ async def _dry_run(
     if arguments.json:
         print_json(_migrate_json(url, dry_run=True, created=created, applied=[], pending=pending))
         return EXIT_OK
-    print(f"-- dry run: nothing was written to {redact_url(url)}")
+    lines = [f"-- dry run: nothing was written to {redact_url(url)}"]
     if created:
-        print(f"-- would create the database {redact_url(url)}")
+        lines.append(f"-- would create the database {redact_url(url)}")
     history = [f"{engine.value}.sql"] + ([f"{engine.value}_user.sql"] if arguments.folder else [])
-    for name in history:  # run first by every migrate; each is a no-op once its table exists
-        print(f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}")
+    # run first by every migrate; each is a no-op once its table exists
+    lines.extend(
+        f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}"
+        for name in history
+    )
     for migration in pending:
-        print(f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its")
-        print(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
-    print(f"\n-- {len(pending)} migration(s) would be applied")
+        lines.append(
+            f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its"
+        )
+        lines.append(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
+    lines.append(f"\n-- {len(pending)} migration(s) would be applied")
+    write_utf8("".join(f"{line}\n" for line in lines))  # the files' SQL, byte for byte
     return EXIT_OK
 
 

@@ -391,13 +391,19 @@ async def _require_empty(db: Database) -> None:
         )
 
 
-_SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
+SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
 """The suffixes SQLite adds to a database's name for its journal, WAL and shared memory."""
 
 
 def _new_file(path: object) -> Path:
     """Check where a backup goes: a new file in an existing folder."""
     target = Path(file_path("backup", "path", path))
+    if "\r" in str(target) or "\n" in str(target):  # no database can be opened there
+        raise ValidationError(
+            "backup",
+            "path",
+            f"holds a line end (a CRLF line end from an env file?): {str(target)!r}",
+        )
     if not target.parent.is_dir():
         found = no_folder(target.parent)
         said = "does not exist" if found is None else f"{found}, not a folder"
@@ -415,7 +421,7 @@ def _new_file(path: object) -> Path:
         raise ValidationError(
             "backup", "path", f"{str(target)!r} exists: a backup never overwrites a file"
         )
-    sidecar = next((s for s in _SQLITE_SIDECARS if target.name.endswith(s)), None)
+    sidecar = next((s for s in SQLITE_SIDECARS if target.name.endswith(s)), None)
     if sidecar is not None and target.name != sidecar:
         raise ValidationError(
             "backup",

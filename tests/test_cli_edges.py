@@ -1,0 +1,266 @@
+"""The run-history commands given what a user gets wrong: refused in one line, nothing made."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _cli_helpers import assert_one_error_line, cli, run
+
+pytestmark = pytest.mark.usefixtures("no_database_url")
+
+REPORT = '<testsuite name="s"><testcase classname="a" name="t" time="0.1"/></testsuite>\n'
+
+
+def test_an_import_into_a_missing_sqlite_file_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A mistyped --database is named, with how to make it; no file or folder is left.
+
+    The import could never succeed there (an empty file has no tables), yet it created the
+    file and its folder, then failed on the missing table `runs`.
+    """
+    report = tmp_path / "report.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    typo = tmp_path / "sub" / "typo.db"
+    code, out, err = run(capsys, "import", str(report), "--database", str(typo))
+    assert (code, out) == (3, "")
+    assert_one_error_line(err)
+    assert f"no SQLite database at {str(typo)!r}" in err
+    assert "persistence migrate --database" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.xml"]
+
+
+def _report(status: str) -> str:
+    outcome = "<failure>boom</failure>" if status == "failed" else ""
+    return (
+        '<testsuite name="s"><testcase classname="a" name="t\u00e9st\u2603" time="0.1">'
+        f"{outcome}</testcase></testsuite>\n"
+    )
+
+
+def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path) -> None:
+    """A stdout that cannot encode a test id or the sparkline gets them escaped, not a crash.
+
+    On Windows a redirected stdout is cp1252, and PYTHONIOENCODING or a legacy locale may
+    make it ASCII: printing `▁` or a snowman raised UnicodeEncodeError, a traceback with exit
+    1, which `compare` uses to say the head run has new failures.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    for index, status in enumerate(("passed", "failed")):
+        report = tmp_path / f"r{index}.xml"
+        report.write_text(_report(status), encoding="utf-8")
+        assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    ascii_out = {"PYTHONIOENCODING": "ascii"}
+    for command, code in ((("compare", "2", "1"), 0), (("compare",), 1)):
+        done = cli(*command, *db, cwd=tmp_path, env=ascii_out)
+        assert (done.returncode, done.stderr) == (code, ""), done.stderr
+        assert "a::t\\xe9st\\u2603" in done.stdout
+    done = cli("test-history", "a::t\u00e9st\u2603", *db, cwd=tmp_path, env=ascii_out)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.splitlines()[0] == "a::t\\xe9st\\u2603  " + "\\u2581" * 2
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`persistence runs | head -1` ends as a shell's tools do: exit 141, nothing on stderr.
+
+    The reader leaving is no failure of the command: it said `error: Broken pipe` and exited 3,
+    as for a database it could not reach.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    for _ in range(3):
+        assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "runs", *db],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_label_given_twice_with_two_values_is_refused_before_anything_opens(
+    tmp_path: Path,
+) -> None:
+    """`--label commit=a --label commit=b` is a usage error naming the key; no run is made.
+
+    The last value was kept without a word, so a script that set the commit twice by mistake
+    stored a run under a commit it never named last on purpose.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    labels = ["--label", "commit=a", "--label", "branch=main", "--label", "commit=b"]
+    done = cli("import", str(report), *labels, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "argument --label: 'commit' is given twice ('a', then 'b')" in done.stderr
+    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.split() == ["{", '"runs":', "[]", "}"]
+    same = ["--label", "commit=a", "--label", "commit=a"]  # said twice alike: nothing to choose
+    assert cli("import", str(report), *same, *db, cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+@pytest.mark.parametrize("kind", ["junit", "ctrf", "jsonl"])
+def test_an_export_to_stdout_is_utf_8_whatever_stdout_encodes(
+    tmp_path: Path, encoding: str, kind: str
+) -> None:
+    r"""The bytes on stdout are the file `--output` writes: UTF-8, as the formats declare.
+
+    A stdout of another encoding (cp1252 on Windows when redirected, a legacy locale) wrote
+    `é` as the byte 0xE9 into XML declaring UTF-8, which no reader then read back, and a
+    character it lacked as an escape, `\u2603`, in the test's name.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(_report("failed"), encoding="utf-8")
+    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    written = tmp_path / "written"
+    export = ("export", "1", "--format", kind, *db)
+    assert cli(*export, "--output", str(written), cwd=tmp_path).returncode == 0
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-m", "persistence", *export],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.rstrip(b"\n") == written.read_bytes().rstrip(b"\n")
+    assert "t\u00e9st\u2603".encode() in done.stdout
+
+
+def test_a_dry_run_prints_the_sql_in_utf_8_whatever_stdout_encodes(tmp_path: Path) -> None:
+    r"""The SQL `migrate --dry-run` prints is the files' own UTF-8, byte for byte.
+
+    Through a stdout of another encoding, a literal `'café☃'` of a migration was printed as
+    `'caf\xe9\u2603'` in Latin-1: SQL that, run, would store another text.
+    """
+    folder = tmp_path / "mine"
+    sql = "-- caf\u00e9\nCREATE TABLE t (x TEXT DEFAULT 'caf\u00e9\u2603');\n"
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True)
+        (folder / engine / "0001_t.sql").write_text(sql, encoding="utf-8")
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [
+            *(sys.executable, "-m", "persistence", "migrate", "--dry-run"),
+            *("--migrations", str(folder), "--database", str(tmp_path / "app.db")),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONIOENCODING": "latin-1"},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert sql.rstrip().encode() in done.stdout
+    assert not (tmp_path / "app.db").exists()
+
+
+@pytest.mark.parametrize("output", ["app.db", "app.db-wal", "sub/../app.db", "link.db", "hard.db"])
+def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: str) -> None:
+    """`export --output` naming the SQLite database itself, by any path, or its WAL is refused.
+
+    The export replaced the database with its XML and exited 0; over the `-wal` file, it threw
+    away every commit not yet checkpointed into the database.
+    """
+    database = tmp_path / "app.db"
+    db = ["--database", str(database)]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.db").symlink_to(database)
+    os.link(database, tmp_path / "hard.db")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
+    done = cli("export", "1", "--output", output, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (3, "")
+    assert_one_error_line(done.stderr)
+    assert f"--output {output!r} is the database {str(database)!r}" in done.stderr
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
+    assert after == before
+    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id": 1') == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("new", "add_index", "--migrations", ""),
+        ("status", "--migrations", ""),
+        ("import", ""),
+        ("export", "1", "--output", ""),
+        ("counterexamples", "t", "--storage", ""),
+        ("backup", ""),
+        ("restore", ""),
+    ],
+)
+def test_an_empty_path_is_bad_usage_and_makes_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A path given empty (a shell variable left unset) is exit 2, naming the option.
+
+    It was read as the working folder: `new NAME --migrations ""` wrote `sqlite/` and
+    `postgres/` there and exited 0, and the others named `.` or the working folder's path.
+    """
+    db = () if command[0] == "new" else ("--database", str(tmp_path / "app.db"))
+    done = cli(*command, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "an empty path names no file or folder" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["backup.db\r", "back\nup.db"])
+def test_a_backup_named_with_a_line_end_is_refused_by_its_name(tmp_path: Path, name: str) -> None:
+    r"""A backup file whose name holds a line end (a CRLF env file's `\r`) is named as the fault.
+
+    No database can be opened at such a path, and the backup failed on its own working file,
+    `invalid database URL '.backup.db\r.a5705fl2.partial/backup.db'`, which the user never named.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    done = cli("backup", name, *db, cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (3, "")
+    assert_one_error_line(done.stderr)
+    assert "backup.path: holds a line end" in done.stderr
+    assert "partial" not in done.stderr
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("app.db")] == []
+
+
+@pytest.mark.parametrize("command", [("runs",), ("export", "1"), ("import", "r.xml")])
+def test_a_closed_stdout_is_refused_before_the_command_runs(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """With stdout closed (`>&-`) a command fails at once, exit 3, and imports nothing.
+
+    Python gives such a process no `sys.stdout`: `print` wrote nothing without a word and the
+    command exited 0, its table or its export lost, and an export to stdout raised
+    AttributeError with a traceback.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
+    assert cli("import", "r.xml", *db, cwd=tmp_path).returncode == 0
+    closed = ("sh", "-c", 'exec "$0" "$@" >&-')
+    done = cli(*command, *db, cwd=tmp_path, prefix=closed)
+    assert done.returncode == 3, done.stderr
+    assert_one_error_line(done.stderr)
+    assert "standard output is closed" in done.stderr
+    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id"') == 1
