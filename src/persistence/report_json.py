@@ -10,8 +10,10 @@ docs/HISTORY.md ("Import and export") tells more.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -24,6 +26,7 @@ from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report, read_run
+from persistence.report_times import timed_run
 from persistence.results import save_results
 from persistence.runs import save_run
 
@@ -108,7 +111,7 @@ def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]], *, li
 async def import_ctrf(
     db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
 ) -> Run:
-    """Import one CTRF JSON report as one new run; return the run."""
+    """Import one CTRF JSON report as one new run, from `summary.start` to `stop`; return it."""
     path, run = import_arguments("import_ctrf", db, path, labels)
     text = await _read_text(path)
     try:
@@ -128,7 +131,51 @@ async def import_ctrf(
             raise ReportError(path, None, f"{_ctrf_place(index, test)}: {error}") from None
         await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
-    return await _store(db, run, results)
+    try:
+        span = _ctrf_span(found.get("summary") if isinstance(found, dict) else None, run.started_at)
+    except (ValueError, TypeError) as error:
+        raise ReportError(path, None, str(error)) from None
+    return await _store(db, timed_run(path, run, span), results)
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _ctrf_span(summary: object, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Give the run's start and end: `results.summary`'s `start` and `stop`, else `now`."""
+    if summary is None:
+        return now, now
+    if not isinstance(summary, dict):
+        raise TypeError(f"results.summary must be an object, got {_shown(summary)}")
+    start, stop = _ctrf_instant(summary, "start"), _ctrf_instant(summary, "stop")
+    if start is None and stop is None:
+        return now, now
+    if start is None or stop is None:
+        missing, given = ("start", "stop") if start is None else ("stop", "start")
+        raise ValueError(f"results.summary.{missing} is missing, while {given} is given")
+    if stop < start:
+        raise ValueError(
+            f"results.summary.stop {summary['stop']!r:.80} is before start {summary['start']!r:.80}"
+        )
+    return start, stop
+
+
+def _ctrf_instant(summary: dict[str, object], name: str) -> dt.datetime | None:
+    """Give `start` or `stop` of a CTRF summary, milliseconds since 1970 in UTC, as an instant."""
+    value = summary.get(name)
+    if value is None:
+        return None
+    problem = f"results.summary.{name} must be a number of ms since 1970-01-01T00:00:00Z"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        raise TypeError(f"{problem}, got {_shown(value)}")
+    try:
+        return _EPOCH + dt.timedelta(milliseconds=value)
+    except OverflowError:
+        raise ValueError(f"{problem} in the years 1 to 9999, got {_shown(value)}") from None
 
 
 async def _ctrf_document(text: str) -> object:
@@ -467,10 +514,12 @@ async def import_jsonl(
 ) -> Run:
     """Import JSON Lines of result dicts (as `to_dict` gives them) as one new run.
 
-    Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run.
+    Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run,
+    which spans their `created_at` times.
     """
     path, run = import_arguments("import_jsonl", db, path, labels)
     results: list[tuple[int | None, TestResult]] = []
+    span = (run.started_at, run.started_at)  # the results' times, earliest and latest, if any
     for number, line in _lines(await _read_text(path)):
         if _skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
             continue
@@ -478,11 +527,13 @@ async def import_jsonl(
             results.append((number, _jsonl_result(line)))
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
+        made = results[-1][1].created_at
+        span = (made, made) if len(results) == 1 else (min(span[0], made), max(span[1], made))
         await share_loop()  # tens of microseconds a line: thousands would hold the loop
     _checked_ids(path, results, lines=True)
     models = [result for _, result in results]
     results.clear()
-    return await _store(db, run, models)
+    return await _store(db, timed_run(path, run, span), models)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

@@ -35,6 +35,7 @@ from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report, read_run, run_results
 from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
+from persistence.report_times import SECONDS, JUnitTimes, timed_run
 from persistence.runs import save_run
 
 if TYPE_CHECKING:
@@ -57,12 +58,6 @@ _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_e
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
-_SECONDS: Final = re.compile(
-    r"[ \t\n\r]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)?[ \t\n\r]*"
-)
-"""A case's `time` as JUnit writes it: a decimal number, perhaps with an exponent, in ASCII
-digits; XML's white space around it is read past, as XML Schema's numbers allow, and a time of
-none (empty, or white space only) is 0, as one left out."""
 _NAMESPACE_END: Final = "\x01"
 """What expat joins an element's namespace and name with: no XML 1.0 text holds it, even as
 a reference, so that no namespace holds it either."""
@@ -116,6 +111,7 @@ class _JUnitTarget:
         self.case: _Case | None = None
         self.collecting: str | None = None
         self.root: str | None = None
+        self.times = JUnitTimes()
         self._last_key: tuple[str | None, ...] = ()
         self._last_metadata: JsonObject = {}
 
@@ -127,6 +123,8 @@ class _JUnitTarget:
             if tag not in ("testsuites", "testsuite"):
                 raise self.fail(f"expected <testsuites> or <testsuite>, found {_element(tag)}")
             self.root = tag
+        if tag in ("testsuites", "testsuite"):
+            self._note_times(tag, attrs)
         if tag == "testsuite":
             self.suites.append(attrs.get("name"))
         elif tag == "testcase":
@@ -141,6 +139,16 @@ class _JUnitTarget:
                 self.case.message = attrs.get("message")
                 self.case.kind = attrs.get("type")
             self.collecting = tag
+
+    def _note_times(self, tag: str, attrs: dict[str, str]) -> None:
+        """Take a suite's `timestamp` and `time` for the run's own, refusing bad ones by line."""
+        if "timestamp" in attrs or "time" in attrs:
+            try:
+                self.times.note(
+                    _element(tag), attrs.get("timestamp"), attrs.get("time"), self.line()
+                )
+            except ValueError as error:
+                raise self.fail(str(error)) from None
 
     def data(self, text: str) -> None:
         if self.case is not None and self.collecting is not None:
@@ -201,7 +209,7 @@ class _JUnitTarget:
         error_message = detail if detail is not None else case.message
         output = texts.get("system-out")
         time = case.xml_attrs.get("time", "")
-        number = _SECONDS.fullmatch(time)
+        number = SECONDS.fullmatch(time)
         if number is None:
             raise self.fail(
                 f"testcase {test_id!r:.200}: time must be a decimal number of seconds,"
@@ -336,6 +344,8 @@ async def import_junit(
 ) -> Run:
     """Import one JUnit XML file as one new run, with these labels; return the run.
 
+    The run starts and ends when its suites' `timestamp` and `time` say (`report_times`).
+
     All or nothing: any problem raises ReportError naming the file and the line, and no run
     and no result is written.
     """
@@ -380,6 +390,7 @@ async def import_junit(
             if pending is not None:
                 await pending
             await _insert(tx, target.results)
+            run = await _ended(tx, target, run)
         except OSError as error:
             raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
         except asyncio.CancelledError:  # a batch's insert, cancelled from outside: DatabaseError
@@ -392,6 +403,15 @@ async def import_junit(
                 with suppress(Exception, asyncio.CancelledError):
                     pending.result()
     return run
+
+
+async def _ended(tx: Database, target: _JUnitTarget, run: Run) -> Run:
+    """Store the new run's start and end, as its suites gave them; return it."""
+    try:
+        span = target.times.span(run.started_at)  # the import's time, till now
+    except ValueError as error:
+        raise ReportError(target.path, None, str(error)) from None
+    return await save_run(tx, timed_run(target.path, run, span))
 
 
 def _close(stream: BinaryIO) -> None:

@@ -1,0 +1,122 @@
+"""When an imported run started and ended: the report's own times, else the import's.
+
+A run imported whole has ended. Its start and end come from the report when it gives them as
+instants (JUnit's `timestamp` with a UTC offset and `time`, CTRF's `start` and `stop`, the
+results' `created_at` of JSON Lines); a span the report gives without an instant (a JUnit
+`time`, timestamps without an offset) ends at the import; a report of no times starts and
+ends at the import. docs/HISTORY.md ("Import and export") has the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from contextlib import suppress
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+from persistence.exceptions import ReportError, ValidationError
+from persistence.models import MAX_EXECUTION_TIME, Run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["SECONDS", "JUnitTimes", "ended_at_import", "timed_run"]
+
+SECONDS: Final = re.compile(
+    r"[ \t\n\r]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)?[ \t\n\r]*"
+)
+"""A `time` as JUnit writes it: a decimal number, perhaps with an exponent, in ASCII digits;
+XML's white space around it is read past, as XML Schema's numbers allow, and a time of none
+(empty, or white space only) is 0, as one left out."""
+_XML_SPACE: Final = " \t\n\r"
+
+
+def timed_run(path: Path, run: Run, span: tuple[dt.datetime, dt.datetime]) -> Run:
+    """Give the new run with the start and end a report gave; the model checks them."""
+    started, ended = span
+    try:
+        return attrs.evolve(run, started_at=started, ended_at=ended)
+    except ValidationError as error:  # a reserved instant: the first or last one of all
+        raise ReportError(path, None, f"the run's times: {error}") from None
+
+
+def ended_at_import(now: dt.datetime, lasted: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
+    """Give the span of a run that lasted so long and ended at the import, `now`."""
+    try:
+        return now - lasted, now
+    except OverflowError:
+        raise ValueError(f"the report's times span {lasted}, more than before the import") from None
+
+
+@attrs.define
+class JUnitTimes:
+    """The times of a JUnit report's `<testsuites>` and `<testsuite>` elements, as parsed.
+
+    The run spans from the earliest `timestamp` to the latest `timestamp` plus its `time`.
+    Timestamps without a UTC offset name no instant (writers disagree: pytest before 8.3 and
+    JUnit 5 write local time, Ant and jest-junit UTC): their span ends at the import. With no
+    timestamp at all, the longest `time` given is the run's, ending at the import.
+    """
+
+    first: dt.datetime | None = None
+    last: dt.datetime | None = None
+    first_line: int = 0
+    longest: float = 0.0
+
+    def note(self, element: str, timestamp: str | None, time: str | None, line: int) -> None:
+        """Take an element's `timestamp` and `time`; a bad one is a ValueError saying why."""
+        seconds = 0.0
+        if time is not None:
+            number = SECONDS.fullmatch(time)
+            seconds = float(number.group(1) or 0) + 0.0 if number else -1.0
+            if not 0.0 <= seconds <= MAX_EXECUTION_TIME:  # NaN is not
+                raise ValueError(
+                    f"{element} time must be a decimal number of seconds from 0 to"
+                    f" {MAX_EXECUTION_TIME:g}, got {time!r:.80}"
+                )
+            self.longest = max(self.longest, seconds)
+        if timestamp is None or not timestamp.strip(_XML_SPACE):
+            return
+        began = _instant(element, timestamp)
+        if self.first is not None and (began.tzinfo is None) != (self.first.tzinfo is None):
+            this, that = ("without", "with") if began.tzinfo is None else ("with", "without")
+            raise ValueError(
+                f"{element} timestamp {timestamp!r:.80} is {this} a UTC offset, where the one"
+                f" on line {self.first_line} is {that} one: give all or none an offset"
+            )
+        try:
+            ended = began + dt.timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(
+                f"{element} timestamp plus time ends after the year 9999:"
+                f" {timestamp!r:.80} plus {seconds:g} seconds"
+            ) from None
+        if self.first is None or began < self.first:
+            self.first, self.first_line = began, line
+        self.last = ended if self.last is None else max(self.last, ended)
+
+    def span(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """Give the run's start and end, `now` being the import's time."""
+        if self.first is None or self.last is None:
+            return ended_at_import(now, dt.timedelta(seconds=self.longest))
+        if self.first.tzinfo is not None:
+            return self.first, self.last
+        return ended_at_import(now, self.last - self.first)
+
+
+def _instant(element: str, timestamp: str) -> dt.datetime:
+    """Read an ISO 8601 `timestamp`, in UTC if it has an offset, else as it is (naive)."""
+    text = timestamp.strip(_XML_SPACE)
+    found = None
+    if text.isascii():  # Python reads other digits too; JUnit means ASCII ones
+        with suppress(ValueError, OverflowError):
+            found = dt.datetime.fromisoformat(text)
+            found = found if found.tzinfo is None else found.astimezone(dt.UTC)
+    if found is None:
+        raise ValueError(
+            f"{element} timestamp must be an ISO 8601 time such as 2026-03-01T10:00:00+00:00,"
+            f" got {timestamp!r:.80}"
+        )
+    return found
