@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -22,6 +23,8 @@ from persistence._cli_common import (
     say,
     write_utf8,
 )
+from persistence._files.locks import hold
+from persistence._files.paths import owned
 from persistence._loader import sql_root
 from persistence.database import Engine, create_database, database_url, engine_of, redact_url
 from persistence.migrations import (
@@ -251,27 +254,30 @@ def _pending_json(migration: Migration) -> dict[str, object]:
 def new_command(arguments: argparse.Namespace) -> int:
     folder: Path = arguments.folder or _checkout_migrations()
     folders = [folder / engine for engine in _ENGINE_FOLDERS]
-    versions = [
-        int(match["version"])
-        for engine_folder in folders
-        if engine_folder.is_dir()
-        for path in engine_folder.iterdir()
-        if (match := _NUMBERED.fullmatch(path.name))
-    ]
-    stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
     for engine_folder in folders:
         engine_folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []  # both files or neither: a chain without its twin numbers apart
-    try:
-        for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
-            path = engine_folder / f"{stem}.sql"
-            with path.open("x", encoding="utf-8", newline="\n") as file:
-                written.append(path)
-                file.write(_TEMPLATE.format(stem=stem, engine=engine))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
+    # The number is taken under a lock on the folder: two `new` at once, seeing the same
+    # highest number, both took the next. flock(2) on the folder itself leaves no lock file.
+    with owned(os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)) as held:
+        hold(held)
+        versions = [
+            int(match["version"])
+            for engine_folder in folders
+            for path in engine_folder.iterdir()
+            if (match := _NUMBERED.fullmatch(path.name))
+        ]
+        stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
+        written: list[Path] = []  # both files or neither: a chain without its twin numbers apart
+        try:
+            for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
+                path = engine_folder / f"{stem}.sql"
+                with path.open("x", encoding="utf-8", newline="\n") as file:
+                    written.append(path)
+                    file.write(_TEMPLATE.format(stem=stem, engine=engine))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
     for path in written:
         print(f"created {path}")
     return EXIT_OK
