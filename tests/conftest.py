@@ -440,6 +440,8 @@ TIMED_MODULES = frozenset(
     {
         "test_faults.py",
         "test_loop.py",
+        "test_loop_lag_first_search.py",
+        "test_loop_lag_long_globs.py",
         "test_loop_lag.py",
         "test_loop_lag_large_values.py",
         "test_loop_lag_huge_values.py",

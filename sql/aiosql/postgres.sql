@@ -504,6 +504,19 @@ WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
 ORDER BY path
 LIMIT :page_size;
 
+-- name: list_file_records_glob_page(path_from, path_until, cursor_path, path_glob, size_from, size_until, accessed_from, accessed_until, page_size)
+-- record_class: FileRecordsRow
+-- ListFileRecordsPage for a glob, giving the same rows: SQLite runs its variant off the event
+-- loop.
+SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
+WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
+  AND (:path_glob::text IS NULL OR path LIKE replace(replace(replace(replace(replace(
+        :path_glob, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_'))
+  AND size >= :size_from AND size <= :size_until
+  AND accessed_at >= :accessed_from AND accessed_at < :accessed_until
+ORDER BY path
+LIMIT :page_size;
+
 -- name: flaky_tests(since)
 -- record_class: FlakyTestsRow
 -- The tests that both passed and failed on one commit since `since`. Only results created at

@@ -47,6 +47,15 @@ async def off_loop_if_large(size: int, call: Callable[[], _T]) -> _T:
     """
     if size <= OFF_LOOP_SIZE:
         return call()
+    return await off_loop(call)
+
+
+async def off_loop(call: Callable[[], _T]) -> _T:
+    """Give `call()`, made in a worker thread: for one step that no slice can cut, of any size.
+
+    `call` must only compute, as for `off_loop_if_large`: a caller cancelled meanwhile is
+    cancelled once the thread has ended.
+    """
     return await finish_then_cancel(asyncio.get_running_loop().run_in_executor(None, call))
 
 

@@ -176,7 +176,11 @@ async def list_file_records(
     cursor_path = "" if after is None else after.path
     rows = await run_query(
         db,
-        lambda conn: db.queries.list_file_records_page(
+        lambda conn: (
+            db.queries.list_file_records_page
+            if where.path_glob is None  # a glob's runs off the loop on SQLite: ms a path in a step
+            else db.queries.list_file_records_glob_page
+        )(
             conn,
             # The tighter lower bound twice: SQLite's scan starts from the first (see upper_bounds).
             path_from=max(low, cursor_path),

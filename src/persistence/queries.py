@@ -894,6 +894,24 @@ class Queries(Protocol):
         after cursor_path. The path index drives it.
         """
 
+    async def list_file_records_glob_page(
+        self,
+        conn: Connection,
+        *,
+        path_from: str,
+        path_until: str,
+        cursor_path: str,
+        path_glob: str | None,
+        size_from: int,
+        size_until: int,
+        accessed_from: datetime.datetime,
+        accessed_until: datetime.datetime,
+        page_size: int,
+    ) -> list[FileRecordsRow]:
+        """ListFileRecordsPage for a glob, giving the same rows: SQLite runs its variant off the event
+        loop.
+        """
+
     async def flaky_tests(
         self, conn: Connection, *, since: datetime.datetime
     ) -> list[FlakyTestsRow]:
@@ -1337,7 +1355,9 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
 
 RUNS_LONG: Final[Mapping[str, frozenset[str]]] = {
     "postgres": frozenset({"delete_test_results_before_batch"}),
-    "sqlite": frozenset({"delete_test_results_before_batch", "search_test_results"}),
+    "sqlite": frozenset(
+        {"delete_test_results_before_batch", "list_file_records_glob_page", "search_test_results"}
+    ),
 }
 """Each engine's queries marked `-- runs: long`, which its adapter runs off the loop."""
 
@@ -1460,6 +1480,9 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "copy_write_file_records": QueryFacts("CopyWriteFileRecords", "INSERT", "file_records"),
         "copy_table_sizes": QueryFacts("CopyTableSizes", "SELECT", None),
         "list_file_records_page": QueryFacts("ListFileRecordsPage", "SELECT", "file_records"),
+        "list_file_records_glob_page": QueryFacts(
+            "ListFileRecordsGlobPage", "SELECT", "file_records"
+        ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
@@ -1551,6 +1574,9 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "copy_write_file_records": QueryFacts("CopyWriteFileRecords", "INSERT", "file_records"),
         "copy_table_sizes": QueryFacts("CopyTableSizes", "SELECT", None),
         "list_file_records_page": QueryFacts("ListFileRecordsPage", "SELECT", "file_records"),
+        "list_file_records_glob_page": QueryFacts(
+            "ListFileRecordsGlobPage", "SELECT", "file_records"
+        ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(

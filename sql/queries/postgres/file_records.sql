@@ -12,3 +12,16 @@ WHERE path >= @path_from AND path < @path_until AND path > @cursor_path
   AND accessed_at >= @accessed_from AND accessed_at < @accessed_until
 ORDER BY path
 LIMIT @page_size;
+
+-- name: ListFileRecordsGlobPage :many
+-- ListFileRecordsPage for a glob, giving the same rows: SQLite runs its variant off the event
+-- loop.
+-- type: @path_glob str?
+SELECT * FROM file_records
+WHERE path >= @path_from AND path < @path_until AND path > @cursor_path
+  AND (sqlc.narg(path_glob)::text IS NULL OR path LIKE replace(replace(replace(replace(replace(
+        sqlc.narg(path_glob), '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_'))
+  AND size >= @size_from AND size <= @size_until
+  AND accessed_at >= @accessed_from AND accessed_at < @accessed_until
+ORDER BY path
+LIMIT @page_size;

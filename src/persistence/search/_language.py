@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import threading
 import unicodedata
+from collections.abc import Iterable
 from typing import Final
 
 import attrs
 
 from persistence._guards import argument, text_problem
+from persistence._loop import off_loop
 from persistence.exceptions import ValidationError
 from persistence.search._fold import fold_word
 
@@ -58,23 +61,43 @@ def word_pattern(text: str) -> re.Pattern[str]:
     Migration 0012 makes SQLite's and PostgreSQL's indexes read words so. ASCII text, the
     usual output, gets a pattern of its own.
     """
-    return _ASCII_WORD if text.isascii() else _unicode_word()
+    return _ASCII_WORD if text.isascii() else _unicode_patterns()[0]
 
 
-@functools.cache
-def _unicode_word() -> re.Pattern[str]:
-    """Build the pattern of a word in any text, on first use (40 ms)."""
-    first, mark = _unicode_classes()
-    return re.compile(rf"{first}(?:{first}|{mark})*")
-
-
-@functools.cache
 def marks_pattern() -> re.Pattern[str]:
     """Give the pattern of a run of the marks that a word may hold after its first character."""
-    return re.compile(rf"(?:{_unicode_classes()[1]})*")
+    return _unicode_patterns()[1]
 
 
-@functools.cache
+async def words_ready(texts: Iterable[str | None]) -> None:
+    """Build the patterns of words beyond ASCII in a worker thread, if `texts` need them first.
+
+    They take 50 to 200 ms to build, once per process: built by the first search that met
+    such text, on the loop, they held it that long.
+    """
+    if not _BUILT and any(text and not text.isascii() for text in texts):
+        await off_loop(_unicode_patterns)
+
+
+_BUILT: Final[list[tuple[re.Pattern[str], re.Pattern[str]]]] = []
+"""The patterns of a word in any text and of a run of marks, once built."""
+_BUILDING: Final = threading.Lock()
+
+
+def _unicode_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Give the patterns of a word in any text and of a run of marks, built by the first caller.
+
+    Not at import: building them would add a quarter to the package's import time.
+    """
+    if not _BUILT:
+        with _BUILDING:
+            if not _BUILT:
+                first, mark = _unicode_classes()
+                word = re.compile(rf"{first}(?:{first}|{mark})*")
+                _BUILT.append((word, re.compile(rf"(?:{mark})*")))
+    return _BUILT[0]
+
+
 def _unicode_classes() -> tuple[str, str]:
     """Build the classes of a word's characters: those it may start with, and its marks.
 

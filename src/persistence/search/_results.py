@@ -17,7 +17,7 @@ from persistence.database import Database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult
 from persistence.results import ResultFilter, wanted_values
-from persistence.search._language import parse_search
+from persistence.search._language import parse_search, words_ready
 from persistence.search._snippets import Snippet, snippet_of
 
 DEFAULT_SEARCH_LIMIT: Final = 20
@@ -73,6 +73,7 @@ async def search_results(
     `list_results`. Pass the page's `next_cursor` as `after`, with the same text, to get the
     next page. Text that holds no word to search for raises ValidationError.
     """
+    await words_ready([text])
     query = parse_search(text)
     limit = page_limit("SearchQuery", limit)
     if after is not None:
@@ -100,6 +101,7 @@ async def search_results(
             skip=skip,
             page_size=limit,
         )
+    await words_ready(field for row in rows for field in (row.output, row.error_message))
     hits = []
     for row in rows:  # a snippet costs up to a few ms: the loop is given back between them
         result = result_from_row(row)

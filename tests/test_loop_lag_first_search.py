@@ -1,0 +1,92 @@
+"""The first search of a process over text beyond ASCII leaves the event loop free.
+
+The patterns that split such text into words are built on first use, from every code point's
+category: done on the loop, that held it for 55 to 190 ms. Each search runs in a process of
+its own, so that no earlier test has built them, beside the benchmark's lag probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from persistence import TestResult, TestStatus, TestType, connect, save_results
+
+MAX_FIRST_SEARCH_LAG: Final = float(os.environ.get("TEST_MAX_FIRST_SEARCH_LAG", "0.05"))
+"""The longest the first search may hold the loop, in seconds. Its patterns, built in a worker
+thread, take the GIL from the loop: the probe saw 9 to 17 ms on a quiet machine, up to 37 ms
+with the other core busy; the fault held the loop 98 to 190 ms."""
+_CHILD_ENV: Final = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+
+_FIRST_SEARCH: Final = """
+import asyncio, sys
+from bench._lag import LagProbe
+from persistence import connect, search_results
+
+async def main() -> None:
+    async with connect(sys.argv[1]) as db:
+        await search_results(db, "nowhere")  # the first query of a process: no hit, no snippet
+        async with LagProbe() as probe:
+            page = await search_results(db, sys.argv[2])
+        print(len(page.items), max(probe.samples, default=0.0))
+
+asyncio.run(main())
+"""
+"""Search a database twice, the second time beside the probe: its hits and the longest lag."""
+
+
+async def _first_search(path: Path, text: str) -> tuple[int, float]:
+    """Run the child's search over the database at `path`: how many hits, and the longest lag."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _FIRST_SEARCH,
+        str(path),
+        text,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_CHILD_ENV,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0, err.decode()
+    hits, lag = out.split()
+    return int(hits), float(lag)
+
+
+@pytest.fixture
+async def searched(tmp_path: Path, _migrated_sqlite_template: Path) -> Path:
+    """A SQLite file of outputs in French, each also holding the ASCII word `needle`."""
+    path = tmp_path / "search.db"
+    shutil.copyfile(_migrated_sqlite_template, path)
+    outputs = [f"needle café crème naïve déjà {index}" for index in range(20)]
+    async with connect(str(path)) as db:
+        await save_results(
+            db,
+            [
+                TestResult(test_type=TestType.UNIT, status=TestStatus.FAILED, output=output)
+                for output in outputs
+            ],
+        )
+    return path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("café", id="text-beyond-ascii"),
+        pytest.param("needle", id="snippets-beyond-ascii"),
+    ],
+)
+async def test_the_first_search_beyond_ascii_leaves_the_loop_free(
+    searched: Path, text: str
+) -> None:
+    """Whether the search text or only the outputs its snippets cut hold such characters."""
+    hits, lag = await _first_search(searched, text)
+    assert hits == 20
+    assert lag < MAX_FIRST_SEARCH_LAG, f"the first search held the loop for {lag * 1000:.0f} ms"
