@@ -13,6 +13,7 @@ from typing import Final
 import asyncpg
 import asyncpg.pool
 
+from persistence._changes import WRITTEN_TABLES
 from persistence._postgres.identity import database_identity
 
 CHANGES_CHANNEL: Final = "persistence_changes"
@@ -44,7 +45,9 @@ class ChangeListener:
     set a stamp back to one under which older values were stored. PostgreSQL never sends one
     payload twice within a `*` epoch, nor one token twice: the listener remembers both, and
     answers a repeat (or a payload of no genuine form) with a new token of its own, a new
-    stamp for every table. Until that token arrives, `stamp` is None.
+    stamp for every table. Until that token arrives, `stamp` is None. A payload naming a
+    table that no query of the package writes (`WRITTEN_TABLES`) is ignored: no cache asks of
+    it, and a sender naming ever new tables would grow the listener's memory.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
@@ -160,6 +163,8 @@ class ChangeListener:
             self._seen.clear()
             self._every = stamp
             return
+        if table not in WRITTEN_TABLES:
+            return  # no cache asks of it: nothing to keep per table, a forged name's memory
         self._counts[table] = self._counts.get(table, 0) + 1
         # "" (no id: a trigger older than 0004; no token yet) is unknown
         self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
