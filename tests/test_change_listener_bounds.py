@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import asyncpg
 import attrs
@@ -19,7 +19,7 @@ from persistence import connect
 from persistence._backend import ChangeWatch
 from persistence._changes import WRITTEN_TABLES
 from persistence._database_value import backend_of
-from persistence._postgres.changes import ChangeListener
+from persistence._postgres.changes import CHANGES_CHANNEL, PAYLOADS_KEPT, ChangeListener
 from persistence.cache._core import TABLES
 
 HEARTBEAT = 0.2
@@ -102,3 +102,20 @@ async def test_forged_table_names_grow_no_per_table_state(
     await send_then_last(listener, sender, "forged_", 20_000)
     assert kept(listener).counts <= len(WRITTEN_TABLES), kept(listener)
     assert kept(listener).stamps <= len(WRITTEN_TABLES), kept(listener)
+
+
+def heard(listener: ChangeListener, payloads: Iterable[str]) -> None:
+    """Hand `payloads` to the listener as its connection does, after a token of its epoch."""
+    for payload in ("* " + "ab" * 12, *payloads):
+        listener._notified(None, 0, CHANGES_CHANNEL, payload)  # noqa: SLF001  # as asyncpg calls it
+
+
+def test_payloads_past_the_kept_number_are_not_kept() -> None:
+    """Past PAYLOADS_KEPT payloads the listener awaits a token of its own: it keeps no more.
+
+    Every payload sent before that token arrives comes first, a million as well as one.
+    """
+    listener = ChangeListener("", heartbeat=HEARTBEAT, connect_timeout=1.0)
+    heard(listener, (f"config_entries {n}" for n in range(PAYLOADS_KEPT + 4_000)))
+    assert kept(listener).payloads <= PAYLOADS_KEPT, kept(listener)
+    assert kept(listener).awaiting

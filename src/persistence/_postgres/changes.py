@@ -168,13 +168,12 @@ class ChangeListener:
         self._counts[table] = self._counts.get(table, 0) + 1
         # "" (no id: a trigger older than 0004; no token yet) is unknown
         self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
-        if not stamp:
+        if not stamp or self._awaited is not None:
+            return  # the token awaited begins a new epoch: nothing heard before it is kept
+        if text in self._seen or not _ID.fullmatch(stamp) or len(self._seen) >= PAYLOADS_KEPT:
+            self._renew()  # a repeat, no genuine payload, or one more than the epoch keeps
             return
-        if text in self._seen or not table or not _ID.fullmatch(stamp):
-            self._renew()
         self._seen.add(text)
-        if len(self._seen) > PAYLOADS_KEPT:
-            self._renew()
 
     def _renew(self) -> None:
         """Start a new epoch for every listener: send a new token; no stamps until it is back."""
