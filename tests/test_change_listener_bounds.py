@@ -15,7 +15,8 @@ import asyncpg
 import attrs
 import pytest
 
-from persistence import connect
+from _cache_feed_helpers import loaded, redis_cache, shows, workers
+from persistence import connect, set_config
 from persistence._backend import ChangeWatch
 from persistence._changes import WRITTEN_TABLES
 from persistence._database_value import backend_of
@@ -119,3 +120,48 @@ def test_payloads_past_the_kept_number_are_not_kept() -> None:
     heard(listener, (f"config_entries {n}" for n in range(PAYLOADS_KEPT + 4_000)))
     assert kept(listener).payloads <= PAYLOADS_KEPT, kept(listener)
     assert kept(listener).awaiting
+
+
+def test_payloads_of_8000_bytes_are_not_kept() -> None:
+    """An id far longer than a transaction id's 20 digits is no genuine payload: none is kept."""
+    listener = ChangeListener("", heartbeat=HEARTBEAT, connect_timeout=1.0)
+    heard(listener, (f"config_entries {'9' * 7980}{n}" for n in range(200)))
+    assert kept(listener).longest <= len("config_entries ") + 24 + 1 + 20, kept(listener)
+    assert kept(listener).awaiting
+
+
+ODD_PAYLOADS = (
+    "config_entries " + "9" * 7984,
+    "* " + "ab" * 3998,
+    "config_entries " + "\u0661\u0662\u0663",  # digits, but not a transaction id's
+    "config_entries \u00e9" + "\u00e9" * 3990,
+    "config_entries  1",
+    "\u00e9" * 3999,
+    " " * 7999,
+)
+"""Payloads of up to 8,000 bytes, of text no genuine payload holds."""
+
+
+async def test_odd_payloads_serve_the_value_now_stored(
+    migrated_postgres_url: str, redis_url: str, namespace: str
+) -> None:
+    """Payloads of 8,000 bytes or of odd text cost misses, never an error or an older value."""
+    sender: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(migrated_postgres_url)
+    async with connect(migrated_postgres_url) as db:
+        cache = await redis_cache(db, redis_url, namespace, local_size=0)
+        try:
+            await loaded(db, (cache,), 4)
+            for payload in ODD_PAYLOADS:
+                await sender.execute("SELECT pg_notify('persistence_changes', $1)", payload)
+            await set_config(db, "runner", "workers", 5)
+            await shows(workers(cache), 5, at_once=False)
+            hits = cache.stats().hits
+            await shows(workers(cache), 5, at_once=False)
+            deadline = time.monotonic() + BOUND
+            while cache.stats().hits == hits:  # trusted again: read through Redis
+                assert time.monotonic() < deadline, "the feed was never trusted again"
+                assert await workers(cache)() == 5
+                await asyncio.sleep(0.01)
+        finally:
+            await cache.close()
+            await sender.close()

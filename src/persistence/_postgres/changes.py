@@ -22,7 +22,8 @@ CHANGES_CHANNEL: Final = "persistence_changes"
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 _TOKEN: Final = re.compile(r"[0-9a-f]{24}")
 """A listener's `*` token: 96 random bits in hex, as `_new_token` makes them."""
-_ID: Final = re.compile(r"[0-9]+")
+_ID: Final = re.compile(r"[0-9]{1,20}")
+"""A transaction id as `pg_current_xact_id()` gives it: an xid8, at most 20 digits."""
 PAYLOADS_KEPT: Final = 16_384
 """Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
 TOKENS_KEPT: Final = 4_096
@@ -166,11 +167,12 @@ class ChangeListener:
         if table not in WRITTEN_TABLES:
             return  # no cache asks of it: nothing to keep per table, a forged name's memory
         self._counts[table] = self._counts.get(table, 0) + 1
-        # "" (no id: a trigger older than 0004; no token yet) is unknown
-        self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
+        genuine = _ID.fullmatch(stamp) is not None
+        # "" (no id: a trigger older than 0004; no token yet; no genuine id) is unknown
+        self._stamps[table] = f"{self._every}.{stamp}" if genuine and self._every else ""
         if not stamp or self._awaited is not None:
             return  # the token awaited begins a new epoch: nothing heard before it is kept
-        if text in self._seen or not _ID.fullmatch(stamp) or len(self._seen) >= PAYLOADS_KEPT:
+        if text in self._seen or not genuine or len(self._seen) >= PAYLOADS_KEPT:
             self._renew()  # a repeat, no genuine payload, or one more than the epoch keeps
             return
         self._seen.add(text)
