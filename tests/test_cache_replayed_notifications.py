@@ -215,7 +215,7 @@ async def test_a_listener_starts_a_new_epoch_past_the_payloads_it_keeps(
     try:
         await heard_next(heard, "* ")
         await admin.execute(
-            "SELECT pg_notify('persistence_changes', 'persistence_filler ' || n)"
+            "SELECT pg_notify('persistence_changes', 'runs ' || n)"
             " FROM generate_series(1, $1::int) AS n",
             PAYLOADS_KEPT + 1,
         )

@@ -13,7 +13,7 @@ from typing import Final
 
 from persistence.queries import QUERY_WRITES
 
-__all__ = ["WRITTEN", "report_query"]
+__all__ = ["WRITTEN", "WRITTEN_TABLES", "report_query"]
 
 WRITTEN: Final[contextvars.ContextVar[set[str] | None]] = contextvars.ContextVar(
     "persistence_written_tables", default=None
@@ -28,3 +28,7 @@ def report_query(query_name: str) -> None:
         record = WRITTEN.get()
         if record is not None:
             record.update(tables)
+
+
+WRITTEN_TABLES: Final = frozenset[str]().union(*QUERY_WRITES.values())
+"""Every table a query of the package writes: the only ones a cache can ask a change of."""

@@ -12,7 +12,9 @@ from typing import Final
 
 import asyncpg
 import asyncpg.pool
+import attrs
 
+from persistence._changes import WRITTEN_TABLES
 from persistence._postgres.identity import database_identity
 
 CHANGES_CHANNEL: Final = "persistence_changes"
@@ -21,12 +23,34 @@ CHANGES_CHANNEL: Final = "persistence_changes"
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 _TOKEN: Final = re.compile(r"[0-9a-f]{24}")
 """A listener's `*` token: 96 random bits in hex, as `_new_token` makes them."""
-_ID: Final = re.compile(r"[0-9]+")
+_ID: Final = re.compile(r"[0-9]{1,20}")
+"""A transaction id as `pg_current_xact_id()` gives it: an xid8, at most 20 digits."""
+_SNAPSHOT: Final = "SELECT pg_current_snapshot()::text"
+"""The heartbeat: its answer names the transactions that had ended when it ran."""
 PAYLOADS_KEPT: Final = 16_384
 """Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
 TOKENS_KEPT: Final = 4_096
-"""`*` tokens remembered, the oldest forgotten first."""
+"""`*` tokens remembered since the last heartbeat; past them another's token is refused."""
 _LOG: Final = logging.getLogger("persistence.postgres")
+
+
+@attrs.frozen
+class Horizon:
+    """The transactions that had ended (committed or rolled back) when a snapshot was taken."""
+
+    xmin: int
+    xmax: int
+    running: frozenset[int]
+
+    def ended(self, xid: int) -> bool:
+        """Whether transaction `xid` had ended when the snapshot was taken."""
+        return xid < self.xmin or (xid < self.xmax and xid not in self.running)
+
+
+def horizon(snapshot: str) -> Horizon:
+    """Read `pg_current_snapshot()` as text: `xmin:xmax:running,running,...`."""
+    xmin, xmax, running = snapshot.split(":")
+    return Horizon(int(xmin), int(xmax), frozenset(int(xid) for xid in running.split(",") if xid))
 
 
 class ChangeListener:
@@ -44,7 +68,14 @@ class ChangeListener:
     set a stamp back to one under which older values were stored. PostgreSQL never sends one
     payload twice within a `*` epoch, nor one token twice: the listener remembers both, and
     answers a repeat (or a payload of no genuine form) with a new token of its own, a new
-    stamp for every table. Until that token arrives, `stamp` is None.
+    stamp for every table. Until that token arrives, `stamp` is None. A token carries the id of
+    the transaction that sent it, part of the stamp: a token whose transaction had ended when
+    the listener connected, or at its last heartbeat, is a repeat even if no listener that
+    heard it runs any more; one whose transaction has not ended by the next heartbeat (still
+    open, or an id not yet given out) is no genuine one. Until that heartbeat, `stamp` is None.
+    A payload naming a table that no query of the package writes (`WRITTEN_TABLES`) is
+    ignored: no cache asks of it, and a sender naming ever new tables would grow the
+    listener's memory.
     """
 
     def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
@@ -55,8 +86,10 @@ class ChangeListener:
         self._stamps: dict[str, str] = {}
         self._every: str = ""  # the last `*` stamp: every table's, until its own arrives
         self._seen: set[str] = set()  # the table payloads heard since that `*`
-        self._tokens: dict[str, None] = {}  # the `*` tokens heard, oldest first
+        self._tokens: dict[str, float] = {}  # the `*` tokens heard since a heartbeat: when
         self._awaited: str | None = None  # this listener's token, sent and not yet back
+        self._horizon: Horizon | None = None  # the transactions ended at the last heartbeat
+        self._unconfirmed: tuple[int, float] | None = None  # another's token: its id, when heard
         self._unsent: str | None = None  # a token to send at the next heartbeat
         self._epoch = 0
         self._fresh_until = 0.0
@@ -80,7 +113,7 @@ class ChangeListener:
         if time.monotonic() >= self._fresh_until:
             self._revive()
             return None
-        if self._awaited is not None:
+        if self._awaited is not None or self._unconfirmed is not None:
             return None
         return self._stamps.get(table, self._every) or None
 
@@ -148,28 +181,62 @@ class ChangeListener:
         table, _, stamp = text.partition(" ")
         if table == "*":
             self._epoch += 1
-            if stamp in self._tokens or not _TOKEN.fullmatch(stamp):
+            token, _, xid = stamp.partition(" ")
+            if not self._fresh(token, xid):
                 self._renew()  # sent again, or not a token: its stamps may name older values
                 return
-            self._tokens[stamp] = None
-            while len(self._tokens) > TOKENS_KEPT:
-                del self._tokens[next(iter(self._tokens))]
-            if stamp == self._awaited:
-                self._awaited = None
+            heard = self._tokens[token] = time.monotonic()
+            if token == self._awaited:
+                self._awaited = self._unconfirmed = None
+            else:  # its transaction must have ended by the next heartbeat
+                self._unconfirmed = int(xid), heard
+                self._wake.set()
             self._stamps.clear()
             self._seen.clear()
-            self._every = stamp
+            self._every = f"{token}-{xid}"
             return
+        if table not in WRITTEN_TABLES:
+            return  # no cache asks of it: nothing to keep per table, a forged name's memory
         self._counts[table] = self._counts.get(table, 0) + 1
-        # "" (no id: a trigger older than 0004; no token yet) is unknown
-        self._stamps[table] = f"{self._every}.{stamp}" if stamp and self._every else ""
-        if not stamp:
+        genuine = _ID.fullmatch(stamp) is not None
+        # "" (no id: a trigger older than 0004; no token yet; no genuine id) is unknown
+        self._stamps[table] = f"{self._every}.{stamp}" if genuine and self._every else ""
+        if not stamp or self._awaited is not None:
+            return  # the token awaited begins a new epoch: nothing heard before it is kept
+        if text in self._seen or not genuine or len(self._seen) >= PAYLOADS_KEPT:
+            self._renew()  # a repeat, no genuine payload, or one more than the epoch keeps
             return
-        if text in self._seen or not table or not _ID.fullmatch(stamp):
-            self._renew()
         self._seen.add(text)
-        if len(self._seen) > PAYLOADS_KEPT:
-            self._renew()
+
+    def _fresh(self, token: str, xid: str) -> bool:
+        """Whether `* <token> <xid>` may begin an epoch: not heard since the last heartbeat.
+
+        Its transaction must not have ended when this listener last asked (at connect, then at
+        each heartbeat): a token sent before was sent in a transaction that has ended, so sent
+        again it is refused by every listener, however long ago, whether or not one that heard
+        it runs still. The next heartbeat checks that the transaction has ended since.
+        """
+        if not _TOKEN.fullmatch(token) or not _ID.fullmatch(xid) or token in self._tokens:
+            return False
+        if token == self._awaited:
+            return True  # this listener's own: sent again later, it is in `_tokens`
+        known = self._horizon
+        return known is not None and not known.ended(int(xid)) and len(self._tokens) < TOKENS_KEPT
+
+    def _answered_at(self, known: Horizon, sent: float) -> None:
+        """Take the horizon of a heartbeat sent at `sent`: check the token heard before it.
+
+        A genuine token heard before it was sent in a transaction ended by then: sent again, the
+        horizon refuses it, so `_tokens` forgets it. One whose transaction had not ended never
+        named a stamp here; sent again, it awaits a heartbeat again.
+        """
+        unconfirmed = self._unconfirmed
+        if unconfirmed is not None and unconfirmed[1] <= sent:
+            self._unconfirmed = None
+            if not known.ended(unconfirmed[0]):
+                self._renew()  # its transaction is still open, or yet to come: no genuine token
+        self._horizon = known
+        self._tokens = {token: heard for token, heard in self._tokens.items() if heard > sent}
 
     def _renew(self) -> None:
         """Start a new epoch for every listener: send a new token; no stamps until it is back."""
@@ -191,9 +258,10 @@ class ChangeListener:
                     self._seen.clear()
                     self._every = ""
                     self._awaited = token = _new_token()  # no stamps until it is back
-                    self._unsent = None
+                    self._unsent = self._horizon = self._unconfirmed = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
                     self._identity = await database_identity(connection)
+                    self._horizon = horizon(await connection.fetchval(_SNAPSHOT))
                     await _announce(connection, token)
                 connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
@@ -230,9 +298,10 @@ class ChangeListener:
             token, self._unsent = self._unsent, None
             if token is not None:
                 await _announce(connection, token)
-            await connection.fetchval("SELECT 1", timeout=self._heartbeat)
+            known = horizon(await connection.fetchval(_SNAPSHOT, timeout=self._heartbeat))
             if self._lost.is_set():
                 return
+            self._answered_at(known, sent)
             self._fresh_until = sent + 2 * self._heartbeat
             self._answered = sent
             beaten, self._beaten = self._beaten, asyncio.Event()
@@ -249,5 +318,9 @@ def _new_token() -> str:
 
 
 async def _announce(connection: asyncpg.Connection[asyncpg.Record], token: str) -> None:
-    """Send `* <token>`: from its arrival on, every table's stamp in every listener."""
-    await connection.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, f"* {token}")
+    """Send `* <token> <transaction id>`: from its arrival on, every table's stamp everywhere."""
+    await connection.execute(
+        "SELECT pg_notify($1, $2 || ' ' || pg_current_xact_id()::text)",
+        CHANGES_CHANNEL,
+        f"* {token}",
+    )

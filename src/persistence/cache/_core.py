@@ -129,7 +129,7 @@ MIN_HEARTBEAT: Final = 0.01
 def heartbeat_seconds(model: str, value: object) -> float:
     """Check a cache's `heartbeat`: a finite number of seconds, at least MIN_HEARTBEAT.
 
-    A shorter one sends PostgreSQL's listener a `SELECT 1` back to back, and is answered
+    A shorter one sends PostgreSQL's listener its heartbeat back to back, and is answered
     late on any real network: the feed is then never trusted, and every read goes to the
     database.
     """
