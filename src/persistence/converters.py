@@ -22,7 +22,15 @@ from persistence._interface import JsonValue
 from persistence.config import ConfigEntryCursor, ConfigEntryFilter
 from persistence.exceptions import ValidationError
 from persistence.file_records import FileRecordCursor, FileRecordFilter
-from persistence.models import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
+from persistence.models import (
+    ConfigEntry,
+    ConfigType,
+    FileRecord,
+    Run,
+    TestResult,
+    TestStatus,
+    TestType,
+)
 from persistence.results import PageCursor, ResultFilter
 from persistence.run_history import TestHistoryCursor
 from persistence.runs import RunCursor, RunFilter
@@ -31,8 +39,8 @@ from persistence.search import SearchCursor
 __all__ = ["Model", "from_dict", "make_converter", "to_dict"]
 
 Model = TestResult | ConfigEntry | FileRecord
-_M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
-_MODELS: tuple[type[Model], ...] = (TestResult, ConfigEntry, FileRecord)
+_M = TypeVar("_M", TestResult, ConfigEntry, FileRecord, Run)
+_MODELS: tuple[type[Model | Run], ...] = (TestResult, ConfigEntry, FileRecord, Run)
 _FILTERS: tuple[type, ...] = (ResultFilter, FileRecordFilter, ConfigEntryFilter, RunFilter)
 _CURSORS: tuple[type, ...] = (
     PageCursor,
@@ -63,7 +71,7 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
-def to_dict(model: Model) -> dict[str, JsonValue]:
+def to_dict(model: Model | Run) -> dict[str, JsonValue]:
     """Give a model as a JSON-ready dict: enums as values, datetimes as ISO 8601 text."""
     data: dict[str, JsonValue] = _converter().unstructure(model)
     return data
