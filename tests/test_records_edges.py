@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Final
 
 import pytest
 
-from persistence import Run, ValidationError, from_dict, make_converter, to_dict
+from persistence import (
+    DatabaseError,
+    Run,
+    ValidationError,
+    connect,
+    from_dict,
+    make_converter,
+    open_persistence,
+    to_dict,
+)
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 T0_TEXT: Final = "2026-03-01T00:00:00+00:00"
@@ -52,3 +63,33 @@ def test_a_bad_run_dict_is_a_validation_error_naming_its_field(data: object, fie
         from_dict(Run, data)  # type: ignore[arg-type]  # bad on purpose
     with pytest.raises(ValidationError, match=rf"^Run\.{field}:"):
         make_converter().structure(data, Run)
+
+
+class _BytesPath:
+    """An os.PathLike whose path is bytes, which no database URL is."""
+
+    def __fspath__(self) -> bytes:
+        return b"app.db"
+
+
+@pytest.mark.parametrize(
+    "database", [5, b"postgresql://u:secret@127.0.0.1/db", _BytesPath(), ["app.db"]]
+)
+async def test_a_database_that_is_no_url_or_path_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: object
+) -> None:
+    """`connect` and `open_persistence` refuse it naming the URL, and make nothing.
+
+    It raised a bare TypeError from `os.fspath`, or from a regular expression given bytes.
+    The value is not shown: bytes may hold a password.
+    """
+    monkeypatch.chdir(tmp_path)
+    refused = r"invalid database URL: expected a str or os\.PathLike"
+    with pytest.raises(DatabaseError, match=refused) as connecting:
+        async with connect(database):  # type: ignore[arg-type]  # bad on purpose
+            pass
+    with pytest.raises(DatabaseError, match=refused) as opening:
+        async with open_persistence(database, files=tmp_path / "f"):  # type: ignore[arg-type]  # bad on purpose
+            pass
+    assert "secret" not in f"{connecting.value} {opening.value}"
+    assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
