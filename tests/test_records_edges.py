@@ -12,6 +12,7 @@ import pytest
 
 from persistence import (
     DatabaseError,
+    MigrationError,
     Run,
     ValidationError,
     connect,
@@ -93,3 +94,37 @@ async def test_a_database_that_is_no_url_or_path_is_refused_by_name(
             pass
     assert "secret" not in f"{connecting.value} {opening.value}"
     assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
+
+
+@pytest.mark.parametrize(
+    ("files", "refused"),
+    [
+        ({}, "has no sqlite/ folder"),
+        ({"sqlite/0001_Notes.sql": "SELECT 1;"}, "0001_Notes.sql: migration files are named"),
+        ({"sqlite/0001_notes.sql": "CREATE TABLE notes (id INTEGER);\nCOMMIT;"}, "COMMIT"),
+        ({"sqlite/0001_notes.sql": "SELECT 1;", "sqlite/0001_more.sql": "SELECT 2;"}, "share"),
+    ],
+)
+async def test_a_bad_user_chain_is_refused_before_the_database_is_made(
+    tmp_path: Path, files: dict[str, str], refused: str
+) -> None:
+    """A user folder whose files `migrate` would refuse makes no database file, no storage.
+
+    `persistence migrate` reads every file first for that reason; `open_persistence` made and
+    opened the SQLite file, then refused the folder, and left the new file behind.
+    """
+    chain = _written(tmp_path / "chain", {"README": "", **files})
+    with pytest.raises(MigrationError, match=refused):
+        async with open_persistence(
+            tmp_path / "new.db", files=tmp_path / "f", user_migrations=chain
+        ):
+            pass
+    assert await asyncio.to_thread(lambda: [path.name for path in tmp_path.iterdir()]) == ["chain"]
+
+
+def _written(folder: Path, files: dict[str, str]) -> Path:
+    """Write each file of `files` (a path under `folder`: its text) and give the folder."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder

@@ -36,7 +36,7 @@ from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
 from persistence.exceptions import InvalidPathError, MigrationError, ValidationError
-from persistence.migrations import migrate, migration_status
+from persistence.migrations import migrate, migration_status, read_migrations
 from persistence.storage import Storage, open_storage
 
 __all__ = ["DEFAULT_FILES", "FILES_VARIABLE", "Persistence", "open_persistence"]
@@ -99,6 +99,8 @@ async def open_persistence(  # every part is the caller's to choose
     engine, target = pooled_target(
         database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
     )
+    if user_folder is not None:  # its files, as migrate would refuse them: no database made yet
+        await asyncio.to_thread(read_migrations, engine, user_folder)
     if migrations == "check":
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
         if missing:  # "check" creates nothing
