@@ -5,22 +5,32 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import pytest
 
+import persistence.runs
 from persistence import (
+    Database,
     DatabaseError,
     MigrationError,
     Run,
     ValidationError,
     connect,
+    end_run,
     from_dict,
+    get_run,
     make_converter,
     open_persistence,
+    save_run,
     to_dict,
 )
+from persistence._loans import run_query
+from test_plain_ids import plain_sql
+
+_T = TypeVar("_T")
 
 T0: Final = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 T0_TEXT: Final = "2026-03-01T00:00:00+00:00"
@@ -128,3 +138,31 @@ def _written(folder: Path, files: dict[str, str]) -> Path:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text, encoding="utf-8")
     return folder
+
+
+async def test_end_run_keeps_what_another_writer_stored_meanwhile(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ending a run writes its end alone: labels another writer set meanwhile stay.
+
+    `end_run` read the run, then wrote every field back: labels that another process stored
+    between its read and its write were silently put back as they were. Here the other
+    writer, plain SQL, tags the run right after end_run's first statement.
+    """
+    run = await save_run(db, Run(started_at=T0, labels={"commit": "9f2c"}))
+    assert run.id is not None
+    tag = """UPDATE runs SET labels = '{"commit": "9f2c", "verdict": "flaky"}'"""
+    first_query = run_query
+
+    async def then_another_writer_tags(db: Database, query: Callable[..., Awaitable[_T]]) -> _T:
+        monkeypatch.setattr(persistence.runs, "run_query", first_query)
+        answer = await first_query(db, query)
+        await plain_sql(database_url, tag)
+        return answer
+
+    monkeypatch.setattr(persistence.runs, "run_query", then_another_writer_tags)
+    end = T0 + dt.timedelta(minutes=5)
+    await end_run(db, run.id, end)
+    assert await get_run(db, run.id) == Run(
+        started_at=T0, ended_at=end, labels={"commit": "9f2c", "verdict": "flaky"}, id=run.id
+    )
