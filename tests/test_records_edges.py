@@ -16,14 +16,20 @@ from persistence import (
     Database,
     DatabaseError,
     MigrationError,
+    ResultFilter,
     Run,
+    TestResult,
+    TestStatus,
+    TestType,
     ValidationError,
     connect,
     end_run,
     from_dict,
     get_run,
+    list_results,
     make_converter,
     open_persistence,
+    save_results,
     save_run,
     to_dict,
 )
@@ -166,3 +172,33 @@ async def test_end_run_keeps_what_another_writer_stored_meanwhile(
     assert await get_run(db, run.id) == Run(
         started_at=T0, ended_at=end, labels={"commit": "9f2c", "verdict": "flaky"}, id=run.id
     )
+
+
+async def test_a_cursor_filtered_by_a_number_refuses_the_same_filter_by_a_bool(
+    db: Database,
+) -> None:
+    """`{"flaky": True}` and `{"flaky": 1}` are two filters, so a cursor of one refuses the other.
+
+    The filters compared equal (Python's `True == 1`), so the listing went on with the cursor's
+    filter and gave the results of `1` to a caller who asked for `True`, with no error.
+    Numbers still compare by value: the cursor of `1` goes on under `1.0`.
+    """
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.PASSED,
+                metadata={"flaky": flag},
+                created_at=T0 + dt.timedelta(seconds=second),
+            )
+            for second, flag in enumerate([True, 1, True, 1])
+        ],
+    )
+    first = await list_results(db, ResultFilter(metadata={"flaky": 1}), limit=1)
+    assert first.next_cursor is not None
+    with pytest.raises(ValidationError, match=r"^PageCursor\.where: the cursor belongs"):
+        await list_results(db, ResultFilter(metadata={"flaky": True}), after=first.next_cursor)
+    same = await list_results(db, ResultFilter(metadata={"flaky": 1.0}), after=first.next_cursor)
+    assert [result.metadata for result in same.items] == [{"flaky": 1}]
+    assert ResultFilter(metadata={"flaky": False}) != ResultFilter(metadata={"flaky": 0})
