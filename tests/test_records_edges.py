@@ -34,6 +34,7 @@ from persistence import (
     to_dict,
 )
 from persistence._loans import run_query
+from persistence.exceptions import StorageError
 from test_plain_ids import plain_sql
 
 _T = TypeVar("_T")
@@ -202,3 +203,21 @@ async def test_a_cursor_filtered_by_a_number_refuses_the_same_filter_by_a_bool(
     same = await list_results(db, ResultFilter(metadata={"flaky": 1.0}), after=first.next_cursor)
     assert [result.metadata for result in same.items] == [{"flaky": 1}]
     assert ResultFilter(metadata={"flaky": False}) != ResultFilter(metadata={"flaky": 0})
+
+
+@pytest.mark.parametrize("files", ["a_file", "a_file/below", "a_link_to_nothing"])
+async def test_a_files_root_that_cannot_be_a_folder_makes_no_database(
+    tmp_path: Path, files: str
+) -> None:
+    """A `files` root that is, or lies under, something that is no folder makes nothing.
+
+    The database was made, opened and migrated first; then the file store refused its root,
+    and a new migrated database file was left behind.
+    """
+    _written(tmp_path, {"a_file": "x"})
+    (tmp_path / "a_link_to_nothing").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StorageError, match="not a folder"):
+        async with open_persistence(tmp_path / "new.db", files=tmp_path / files):
+            pass
+    left = await asyncio.to_thread(lambda: sorted(path.name for path in tmp_path.iterdir()))
+    assert left == ["a_file", "a_link_to_nothing"]

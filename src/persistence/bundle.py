@@ -20,6 +20,7 @@ import attrs
 
 from persistence._backend import Engine
 from persistence._files.paths import check_path
+from persistence._files.tree import root_place_problem
 from persistence._guards import at_least
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
@@ -99,8 +100,7 @@ async def open_persistence(  # every part is the caller's to choose
     engine, target = pooled_target(
         database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
     )
-    if user_folder is not None:  # its files, as migrate would refuse them: no database made yet
-        await asyncio.to_thread(read_migrations, engine, user_folder)
+    await _check_places(engine, root, user_folder)
     if migrations == "check":
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
         if missing:  # "check" creates nothing
@@ -135,6 +135,14 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(cache.close)
         artifacts = await open_artifact_cache(storage, budget=artifact_budget)
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
+
+
+async def _check_places(engine: Engine, root: Path, user_folder: Path | None) -> None:
+    """Refuse what would fail once the database was made: the files root, the user's chain."""
+    if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
+        raise problem  # as open_storage would
+    if user_folder is not None:  # its files, as migrate would refuse them
+        await asyncio.to_thread(read_migrations, engine, user_folder)
 
 
 def _user_folder(given: object) -> Path:
