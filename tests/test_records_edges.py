@@ -28,6 +28,7 @@ from persistence import (
     get_run,
     list_results,
     make_converter,
+    migrate,
     open_persistence,
     save_results,
     save_run,
@@ -35,6 +36,7 @@ from persistence import (
 )
 from persistence._loans import run_query
 from persistence.exceptions import StorageError
+from persistence.migrations import pending_migrations
 from test_plain_ids import plain_sql
 
 _T = TypeVar("_T")
@@ -221,3 +223,29 @@ async def test_a_files_root_that_cannot_be_a_folder_makes_no_database(
             pass
     left = await asyncio.to_thread(lambda: sorted(path.name for path in tmp_path.iterdir()))
     assert left == ["a_file", "a_link_to_nothing"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"accept": 3}, "accept"),
+        ({"accept": "0003"}, "accept"),
+        ({"accept": ["3"]}, "accept"),
+        ({"accept": [True]}, "accept"),
+        ({"accept": [2**63]}, "accept"),
+        ({"accept": [-1]}, "accept"),
+        ({"accept_user": True}, "accept_user"),
+    ],
+)
+async def test_versions_to_accept_that_are_no_versions_are_refused_by_name(
+    db: Database, arguments: dict[str, object], field: str
+) -> None:
+    """`accept` and `accept_user` take a collection of ints: anything else names the argument.
+
+    One version (`accept=3`) or `True` raised a bare TypeError; a text was taken character
+    by character (`"0003"` said "cannot accept migration 0"), and `["3"]` was never equal to
+    version 3, so drift on an applied migration was refused as "never applied".
+    """
+    for call in (migrate, pending_migrations):
+        with pytest.raises(ValidationError, match=rf"^migrate\.{field}:"):
+            await call(db, **arguments)  # type: ignore[arg-type]  # bad on purpose

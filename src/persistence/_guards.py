@@ -191,6 +191,13 @@ def at_least(
     return number
 
 
+def whole_numbers(model: str, field: str, value: object, maximum: int) -> set[int]:
+    """Check a collection of ints from 0 to `maximum`, such as versions; one int or text is none."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError(model, field, _type_problem("a collection of ints", value))
+    return {at_least(model, field, item, 0, maximum) for item in value}
+
+
 def finite_amount(model: str, field: str, value: object, expected: str = "a number") -> float:
     """Check a finite number of 0 or more, such as an age: NaN and infinities are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
