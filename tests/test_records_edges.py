@@ -249,3 +249,19 @@ async def test_versions_to_accept_that_are_no_versions_are_refused_by_name(
     for call in (migrate, pending_migrations):
         with pytest.raises(ValidationError, match=rf"^migrate\.{field}:"):
             await call(db, **arguments)  # type: ignore[arg-type]  # bad on purpose
+
+
+@pytest.mark.parametrize("value", [None, 5, "result", {"status": "passed"}, ResultFilter()])
+def test_to_dict_of_what_is_no_model_is_refused(value: object) -> None:
+    """`to_dict` gave back whatever was no model as it was: `to_dict(None)` was None."""
+    with pytest.raises(
+        ValidationError, match=r"^to_dict\.model: expected one of the models TestResult"
+    ):
+        to_dict(value)  # type: ignore[arg-type]  # bad on purpose
+
+
+@pytest.mark.parametrize("cls", [dict, int, None, ResultFilter, TestStatus])
+def test_from_dict_into_what_is_no_model_is_refused(cls: object) -> None:
+    """`from_dict(dict, data)` gave the dict back, and `from_dict(int, data)` a bare TypeError."""
+    with pytest.raises(ValidationError, match=r"^from_dict\.cls: expected one of the types"):
+        from_dict(cls, {"status": "passed"})  # type: ignore[arg-type]  # bad on purpose
