@@ -13,6 +13,7 @@ import pytest
 
 import persistence.runs
 from persistence import (
+    CounterexampleStore,
     Database,
     DatabaseError,
     MigrationError,
@@ -22,7 +23,9 @@ from persistence import (
     TestStatus,
     TestType,
     ValidationError,
+    all_results,
     connect,
+    delete_results_before,
     end_run,
     from_dict,
     get_run,
@@ -265,3 +268,20 @@ def test_from_dict_into_what_is_no_model_is_refused(cls: object) -> None:
     """`from_dict(dict, data)` gave the dict back, and `from_dict(int, data)` a bare TypeError."""
     with pytest.raises(ValidationError, match=r"^from_dict\.cls: expected one of the types"):
         from_dict(cls, {"status": "passed"})  # type: ignore[arg-type]  # bad on purpose
+
+
+async def test_retention_given_the_store_class_refuses_it_before_deleting(db: Database) -> None:
+    """`artifacts=CounterexampleStore`, the class for the store, deletes nothing.
+
+    A class has `sweep` to call, so it passed the check: every old row was deleted, then
+    its unbound `sweep` raised a bare TypeError and no file was swept.
+    """
+    old = T0 - dt.timedelta(days=400)
+    await save_results(
+        db, [TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, created_at=old)]
+    )
+    with pytest.raises(
+        ValidationError, match=r"^TestResult\.artifacts: expected a CounterexampleStore"
+    ):
+        await delete_results_before(db, T0, artifacts=CounterexampleStore)  # type: ignore[arg-type]  # bad on purpose
+    assert [result.created_at for result in await all_results(db)] == [old]

@@ -173,8 +173,11 @@ def type_among(model: str, field: str, value: object, kinds: Iterable[type]) -> 
 
 
 def with_method(model: str, field: str, value: _T, method: str, expected: str) -> _T:
-    """Check that an argument has `method` to call, such as a store's `sweep`, before it is used."""
-    if not callable(getattr(value, method, None)):
+    """Check that an argument has `method` to call, such as a store's `sweep`, before it is used.
+
+    A class is refused: its method is there to call, unbound, and fails only once called.
+    """
+    if isinstance(value, type) or not callable(getattr(value, method, None)):
         raise ValidationError(model, field, _type_problem(expected, value))
     return value
 
