@@ -307,6 +307,13 @@ RETURNING id;
 UPDATE runs SET started_at = :started_at, ended_at = :ended_at, labels = :labels
 WHERE id = :id;
 
+-- name: end_run(ended_at, id)^
+-- record_class: RunsRow
+-- Set one run's end alone, unless the run starts after it; give the run as stored.
+UPDATE runs SET ended_at = :ended_at
+WHERE id = :id AND started_at <= :ended_at
+RETURNING id, started_at, ended_at, labels;
+
 -- name: list_runs(started_from, started_until, cursor_started_at, cursor_id, page_size)
 -- record_class: RunsRow
 -- Runs newest first (by start), started in [started_from, started_until); one keyset page:

@@ -14,6 +14,12 @@ RETURNING id;
 UPDATE runs SET started_at = @started_at, ended_at = @ended_at, labels = @labels
 WHERE id = @id;
 
+-- name: EndRun :one
+-- Set one run's end alone, unless the run starts after it; give the run as stored.
+UPDATE runs SET ended_at = @ended_at
+WHERE id = @id AND started_at <= @ended_at
+RETURNING *;
+
 -- name: ListRuns :many
 -- Runs newest first (by start), started in [started_from, started_until); one keyset page:
 -- rows strictly after the (started_at, id) cursor. runs_started_idx drives it.

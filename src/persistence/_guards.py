@@ -173,8 +173,11 @@ def type_among(model: str, field: str, value: object, kinds: Iterable[type]) -> 
 
 
 def with_method(model: str, field: str, value: _T, method: str, expected: str) -> _T:
-    """Check that an argument has `method` to call, such as a store's `sweep`, before it is used."""
-    if not callable(getattr(value, method, None)):
+    """Check that an argument has `method` to call, such as a store's `sweep`, before it is used.
+
+    A class is refused: its method is there to call, unbound, and fails only once called.
+    """
+    if isinstance(value, type) or not callable(getattr(value, method, None)):
         raise ValidationError(model, field, _type_problem(expected, value))
     return value
 
@@ -189,6 +192,13 @@ def at_least(
     if maximum is not None and number > maximum:
         raise ValidationError(model, field, f"must be {maximum} at most, got {_shown(number)}")
     return number
+
+
+def whole_numbers(model: str, field: str, value: object, maximum: int) -> set[int]:
+    """Check a collection of ints from 0 to `maximum`, such as versions; one int or text is none."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError(model, field, _type_problem("a collection of ints", value))
+    return {at_least(model, field, item, 0, maximum) for item in value}
 
 
 def finite_amount(model: str, field: str, value: object, expected: str = "a number") -> float:

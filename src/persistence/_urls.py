@@ -246,10 +246,20 @@ def _bad_url(url: str, reason: str) -> DatabaseError:
 
 
 def database_url(url: str | os.PathLike[str] | None = None) -> str:
-    """Name the database to open: `url`, else `$DATABASE_URL`, else `data/app.db`."""
-    if url is not None and os.fspath(url) != "":
-        return os.fspath(url)
-    return os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
+    """Name the database to open: `url`, else `$DATABASE_URL`, else `data/app.db`.
+
+    A `url` that is no str, nor an os.PathLike of one (bytes, a number), is refused by its
+    type alone: bytes may hold a password.
+    """
+    given: object = url  # callers without type checking may pass anything
+    if given is None:
+        return os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
+    text = given.__fspath__() if isinstance(given, os.PathLike) else given
+    if not isinstance(text, str):
+        shown = type(given).__name__ if text is given else f"a path of {type(text).__name__}"
+        reason = f"expected a str or os.PathLike of one, got {shown}"
+        raise DatabaseError(f"invalid database URL: {reason}")
+    return text or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
 
 
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:

@@ -20,6 +20,7 @@ import attrs
 
 from persistence._backend import Engine
 from persistence._files.paths import check_path
+from persistence._files.tree import root_place_problem
 from persistence._guards import at_least
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
@@ -36,7 +37,7 @@ from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
 from persistence.exceptions import InvalidPathError, MigrationError, ValidationError
-from persistence.migrations import migrate, migration_status
+from persistence.migrations import migrate, migration_status, read_migrations
 from persistence.storage import Storage, open_storage
 
 __all__ = ["DEFAULT_FILES", "FILES_VARIABLE", "Persistence", "open_persistence"]
@@ -99,6 +100,7 @@ async def open_persistence(  # every part is the caller's to choose
     engine, target = pooled_target(
         database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
     )
+    await _check_places(engine, root, user_folder)
     if migrations == "check":
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
         if missing:  # "check" creates nothing
@@ -133,6 +135,14 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(cache.close)
         artifacts = await open_artifact_cache(storage, budget=artifact_budget)
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
+
+
+async def _check_places(engine: Engine, root: Path, user_folder: Path | None) -> None:
+    """Refuse what would fail once the database was made: the files root, the user's chain."""
+    if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
+        raise problem  # as open_storage would
+    if user_folder is not None:  # its files, as migrate would refuse them
+        await asyncio.to_thread(read_migrations, engine, user_folder)
 
 
 def _user_folder(given: object) -> Path:

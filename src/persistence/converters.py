@@ -18,11 +18,20 @@ import cattrs
 from attrs import AttrsInstance
 from cattrs.preconf.json import make_converter as make_json_converter
 
+from persistence._guards import type_among
 from persistence._interface import JsonValue
 from persistence.config import ConfigEntryCursor, ConfigEntryFilter
 from persistence.exceptions import ValidationError
 from persistence.file_records import FileRecordCursor, FileRecordFilter
-from persistence.models import ConfigEntry, ConfigType, FileRecord, TestResult, TestStatus, TestType
+from persistence.models import (
+    ConfigEntry,
+    ConfigType,
+    FileRecord,
+    Run,
+    TestResult,
+    TestStatus,
+    TestType,
+)
 from persistence.results import PageCursor, ResultFilter
 from persistence.run_history import TestHistoryCursor
 from persistence.runs import RunCursor, RunFilter
@@ -31,8 +40,8 @@ from persistence.search import SearchCursor
 __all__ = ["Model", "from_dict", "make_converter", "to_dict"]
 
 Model = TestResult | ConfigEntry | FileRecord
-_M = TypeVar("_M", TestResult, ConfigEntry, FileRecord)
-_MODELS: tuple[type[Model], ...] = (TestResult, ConfigEntry, FileRecord)
+_M = TypeVar("_M", TestResult, ConfigEntry, FileRecord, Run)
+_MODELS: tuple[type[Model | Run], ...] = (TestResult, ConfigEntry, FileRecord, Run)
 _FILTERS: tuple[type, ...] = (ResultFilter, FileRecordFilter, ConfigEntryFilter, RunFilter)
 _CURSORS: tuple[type, ...] = (
     PageCursor,
@@ -63,15 +72,20 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
-def to_dict(model: Model) -> dict[str, JsonValue]:
+def to_dict(model: Model | Run) -> dict[str, JsonValue]:
     """Give a model as a JSON-ready dict: enums as values, datetimes as ISO 8601 text."""
+    given: object = model  # callers without type checking may pass anything, None too
+    if type(given) not in _MODELS:
+        names = ", ".join(kind.__name__ for kind in _MODELS)
+        problem = f"expected one of the models {names}, got {type(given).__name__}"
+        raise ValidationError("to_dict", "model", problem)
     data: dict[str, JsonValue] = _converter().unstructure(model)
     return data
 
 
 def from_dict(cls: type[_M], data: Mapping[str, object]) -> _M:
     """Build a model from a dict such as `to_dict` gives, checking every rule."""
-    return _converter().structure(data, cls)
+    return _converter().structure(data, type_among("from_dict", "cls", cls, _MODELS))
 
 
 @functools.cache

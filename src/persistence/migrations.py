@@ -22,7 +22,7 @@ import attrs
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.paths import open_regular
-from persistence._guards import argument, finite_amount
+from persistence._guards import argument, finite_amount, whole_numbers
 from persistence._loader import sql_root
 from persistence._loans import borrow
 from persistence._migration_scripts import checked_statements, run_statements
@@ -351,7 +351,10 @@ async def pending_migrations(
 def _accepted(
     folder: Path | None, accept: Iterable[int], accept_user: Iterable[int]
 ) -> dict[Chain, set[int]]:
-    accepted = {Chain.PACKAGE: set(accept), Chain.USER: set(accept_user)}
+    accepted = {
+        Chain.PACKAGE: whole_numbers("migrate", "accept", accept, _LAST_VERSION),
+        Chain.USER: whole_numbers("migrate", "accept_user", accept_user, _LAST_VERSION),
+    }
     if accepted[Chain.USER] and folder is None:
         raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
     return accepted

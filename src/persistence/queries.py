@@ -716,6 +716,11 @@ class Queries(Protocol):
     ) -> int:
         """Overwrite every field of an existing run."""
 
+    async def end_run(
+        self, conn: Connection, *, ended_at: datetime.datetime | None, id: int
+    ) -> RunsRow | None:
+        """Set one run's end alone, unless the run starts after it; give the run as stored."""
+
     async def list_runs(
         self,
         conn: Connection,
@@ -1379,6 +1384,7 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "forget_user_migration": frozenset(("persistence_user_migrations",)),
     "insert_run": frozenset(("runs",)),
     "update_run": frozenset(("runs",)),
+    "end_run": frozenset(("runs",)),
     "delete_run_results": frozenset(("test_results",)),
     "delete_run": frozenset(("runs",)),
     "insert_test_result": frozenset(("test_results",)),
@@ -1449,6 +1455,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "get_run": QueryFacts("GetRun", "SELECT", "runs"),
         "insert_run": QueryFacts("InsertRun", "INSERT", "runs"),
         "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
+        "end_run": QueryFacts("EndRun", "UPDATE", "runs"),
         "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
         "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
         "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
@@ -1543,6 +1550,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "get_run": QueryFacts("GetRun", "SELECT", "runs"),
         "insert_run": QueryFacts("InsertRun", "INSERT", "runs"),
         "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
+        "end_run": QueryFacts("EndRun", "UPDATE", "runs"),
         "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
         "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
         "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),

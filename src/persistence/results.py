@@ -102,6 +102,16 @@ else:
     as_statuses = members_of(TestStatus)
 
 
+def _compared_metadata(metadata: JsonObject | None) -> object:
+    """Give what two metadata filters compare by: numbers by value, a bool apart from 1 and 0.
+
+    Python's `True == 1` made a cursor of `{"flaky": 1}` go on under `{"flaky": True}`.
+    """
+    if metadata is None:
+        return None
+    return {key: (type(value) is bool, value) for key, value in metadata.items()}
+
+
 @attrs.frozen(kw_only=True)
 class ResultFilter:
     """Which results to list or search: a result must match every field that is set, in SQL."""
@@ -115,7 +125,7 @@ class ResultFilter:
     statuses: frozenset[TestStatus] | None = attrs.field(default=None, converter=as_statuses)
     """Any of these statuses; an empty set matches nothing."""
     metadata: JsonObject | None = attrs.field(
-        default=None, converter=as_metadata_subset, hash=False
+        default=None, converter=as_metadata_subset, eq=_compared_metadata, hash=False
     )
     """Keys the metadata must hold, each with an equal scalar value: `{"solution": "a.cpp"}`.
 

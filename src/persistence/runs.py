@@ -32,7 +32,7 @@ from persistence._paging import (
 )
 from persistence._rows import finite_time, found, refused_row
 from persistence.database import Database, transaction
-from persistence.exceptions import NotFoundError
+from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import Run, utc_now
 
 if TYPE_CHECKING:
@@ -137,11 +137,18 @@ async def end_run(db: Database, run_id: int, ended_at: dt.datetime | None = None
     """Record that a run ended, at `ended_at` or now; return it as stored.
 
     An end before the run's start is refused with ValidationError, and nothing is written.
+    Only the end is written, in one statement: labels another writer stores meanwhile stay.
     """
     run_id = key_id("Run", run_id)
     ended = utc_now() if ended_at is None else utc_instant("Run", "ended_at", ended_at)
-    run = attrs.evolve(await get_run(db, run_id), ended_at=ended)
-    return await save_run(db, run)
+    row = await run_query(db, lambda conn: db.queries.end_run(conn, id=run_id, ended_at=ended))
+    if row is not None:
+        return run_from_row(row)
+    stored = await get_run(db, run_id)  # NotFoundError, or a start after `ended`:
+    attrs.evolve(stored, ended_at=ended)  # the model's own refusal, naming both times
+    raise ValidationError(  # the start moved back meanwhile: say so rather than write blind
+        "Run", "ended_at", f"{ended.isoformat()} is before the run's start, changed meanwhile"
+    )
 
 
 async def delete_run(db: Database, run_id: int) -> bool:

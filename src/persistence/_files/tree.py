@@ -143,15 +143,28 @@ _BACKUP_STEM_MAX: Final = 200  # bytes of a name kept whole in its backups' name
 _SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
 
 
+def root_place_problem(given: object) -> StorageError | None:
+    """Give the error of a root that is, or lies under, something there that is no folder.
+
+    It makes nothing: `open_persistence` asks it before it makes the database.
+    """
+    raw = check_path(given)
+    root = Path(raw).absolute()
+    for place in [*reversed(root.parents), root]:
+        if (found := no_folder(place)) is not None:
+            where = "the storage root" if place == root else str(place)
+            return StorageError(raw, f"{where} {found}, not a folder")
+    return None
+
+
 def _make_root(root: Path, raw: str) -> None:
     """Make the root and the folders above it, naming the place that is no folder if one is."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:
-        for place in [*reversed(root.parents), root]:
-            if (found := no_folder(place)) is not None:
-                where = "the storage root" if place == root else str(place)
-                raise StorageError(raw, f"{where} {found}, not a folder") from error
+        problem = root_place_problem(raw)
+        if problem is not None:
+            raise problem from error
         raise
 
 
