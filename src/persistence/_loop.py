@@ -147,6 +147,25 @@ async def map_slices(
     return mapped
 
 
+TEXT_PIECE: Final = 65_536
+"""Characters of a text that `map_text` escapes in one call: 0.2 to 1.3 ms of XML escaping."""
+
+
+async def map_text(escape: Callable[[str], str], text: str, piece: int = TEXT_PIECE) -> list[str]:
+    """Give `escape(text)` as pieces, each escaped apart, the loop given back between.
+
+    For a text of megabytes, escaped for XML or JSON in one C call that keeps the GIL: 40 MB
+    held the loop 0.2 to 2.7 s. `escape` must act on each character alone (a str holds code
+    points, so no piece splits one): the pieces then join to exactly `escape(text)`. They
+    are given apart, for the caller's one join of the whole: each copy of 40 MB takes 35 ms.
+    A slice takes as many pieces of `piece` characters as `Pace` says.
+    """
+    if len(text) <= piece:
+        return [escape(text)]
+    starts = range(0, len(text), piece)
+    return await map_slices(lambda part: [escape(text[at : at + piece]) for at in part], starts)
+
+
 async def map_in_slices(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
     """Map `items` (each slice by `map`, no Python step per item), giving the loop back between."""
     given = items if isinstance(items, list) else list(items)

@@ -1,0 +1,228 @@
+"""Test reports as JSON out: a run written as a CTRF document, or as JSON Lines of result dicts.
+
+Each in the form `persistence.report_json` imports; docs/HISTORY.md ("Import and export") has
+the mapping.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from typing import Final, cast
+
+from persistence._interface import JsonObject, JsonValue
+from persistence._loop import (
+    SLICE_ITEMS,
+    TEXT_PIECE,
+    drop_in_slices,
+    map_in_slices,
+    map_text,
+    share_loop,
+)
+from persistence.converters import to_dict
+from persistence.database import Database
+from persistence.models import Run, TestResult, TestStatus
+from persistence.report_common import read_run
+
+__all__ = ["export_ctrf", "export_jsonl"]
+
+_TO_CTRF: Final = {
+    TestStatus.PASSED: "passed",
+    TestStatus.FAILED: "failed",
+    TestStatus.TIMEOUT: "failed",
+    TestStatus.ERROR: "failed",
+    TestStatus.SKIPPED: "skipped",
+    TestStatus.PENDING: "pending",
+    TestStatus.RUNNING: "other",
+}
+
+
+def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
+    """Give one result as a CTRF test, to write as JSON; its long texts are holes (`_holed`)."""
+    test: dict[str, JsonValue] = {
+        "name": result.test_id or f"result-{result.id}",
+        "status": _TO_CTRF[result.status],
+        "rawStatus": result.status.value,
+        "duration": result.execution_time * 1000,
+        "extra": {
+            "execution_time": result.execution_time,
+            "test_type": result.test_type.value,
+            "metadata": _holed_members(result.metadata, long),
+            "memory_usage": result.memory_usage,
+            "test_cases_passed": result.test_cases_passed,
+            "test_cases_total": result.test_cases_total,
+            "created_at": result.created_at.isoformat(),
+        },
+    }
+    if result.error_message is not None:
+        test["message"] = _holed(result.error_message, long)
+    if result.output is not None:
+        test["stdout"] = list[JsonValue](result.output.split("\n"))
+    stderr = result.metadata.get("system_err")
+    if isinstance(stderr, str):
+        test["stderr"] = list[JsonValue](stderr.split("\n"))
+    return test
+
+
+async def _ctrf_tests(results: list[TestResult]) -> list[str]:
+    """Write each result as a CTRF test, after a comma, indented to its place in the document.
+
+    A test is one piece, or several where it holds a long text (`_filled`).
+    """
+    written = []
+    for result in results:
+        long: list[str] = []
+        test = _ctrf_test(result, long)
+        for name in ("stdout", "stderr"):
+            lines = test.get(name)
+            if isinstance(lines, list) and await _has_long_line(
+                result, name, cast("list[str]", lines)
+            ):
+                test[name] = await map_in_slices(functools.partial(_holed, long=long), lines)
+        text = ",\n" + _TEST_INDENT + await _json(test, _TEST_INDENT)
+        written += await _filled(text, long) if long else [text]
+        for name in ("stdout", "stderr"):  # a line a string: a million lines take ms to free
+            lines = test.get(name)
+            if isinstance(lines, list):
+                await drop_in_slices(lines)
+    return written
+
+
+async def _has_long_line(result: TestResult, name: str, lines: list[str]) -> bool:
+    """Tell if a line of a result's stdout or stderr is past TEXT_PIECE.
+
+    Only a text past it may hold one; then the lines' lengths are taken a slice at a time.
+    """
+    text = result.output if name == "stdout" else result.metadata.get("system_err")
+    if not (isinstance(text, str) and len(text) > TEXT_PIECE):
+        return False
+    return max(await map_in_slices(len, lines)) > TEXT_PIECE
+
+
+def _holed(value: JsonValue, long: list[str]) -> JsonValue:
+    """Give a value to write as JSON; a text past TEXT_PIECE goes in `long`, a hole in its place.
+
+    Encoded in one call, an output of 40 MB held the loop 200 to 650 ms: `_filled` encodes it
+    in pieces. The holes go in the order the encoder meets them, as `_filled` fills them.
+    """
+    if isinstance(value, str) and len(value) > TEXT_PIECE:
+        long.append(value)
+        return _HOLE
+    return value
+
+
+def _holed_members(found: JsonObject, long: list[str]) -> JsonObject:
+    """Give an object (metadata) with its long texts as holes; the object itself if none."""
+    if not any(isinstance(value, str) and len(value) > TEXT_PIECE for value in found.values()):
+        return found
+    return {name: _holed(value, long) for name, value in found.items()}
+
+
+async def _filled(text: str, long: list[str]) -> list[str]:
+    """Give JSON text as pieces, each hole filled with its long text, encoded a piece at a time.
+
+    A hole is the only JSON string that holds a NUL character, which no stored text holds.
+    """
+    between = text.split(_ENCODED_HOLE)
+    pieces = [between[0]]
+    for value, after in zip(long, between[1:], strict=True):
+        pieces += ['"', *await map_text(_json_characters, value), '"', after]
+    return pieces
+
+
+def _json_characters(text: str) -> str:
+    """Encode text as the inside of a JSON string, each character alone, as `json.dumps` does."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+async def _json(value: JsonValue, indent: str = "") -> str:
+    """Give `json.dumps(value, indent=2)`, each line after the first indented by `indent`.
+
+    The encoder that indents is `json`'s Python one, a piece per value and bracket: one
+    result's output of a million lines took it half a second, written in one go. Its pieces
+    are taken, joined and indented a slice at a time, the loop given back between.
+    """
+    pieces = _INDENTED.iterencode(value)
+    text: list[str] = []
+    while part := list(itertools.islice(pieces, SLICE_ITEMS)):
+        # JSON text holds no raw line break but between its parts: each takes the indent.
+        text.append("".join(part).replace("\n", "\n" + indent) if indent else "".join(part))
+        await share_loop()
+    return "".join(text)
+
+
+_INDENTED: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2)
+
+
+_TEST_INDENT: Final = " " * 6
+"""A test's indent in the document: inside the document, `results` and the `tests` list."""
+_HOLE: Final = "\x00"
+"""Where the tests go in the document, or a long text in a test or a line: the only string
+that can hold a NUL character."""
+_ENCODED_HOLE: Final = json.dumps(_HOLE)
+
+
+async def export_ctrf(db: Database, run_id: int) -> str:
+    """Write a run's results as one CTRF JSON document.
+
+    Each test is written apart, giving the loop back between them, into the text that
+    `json.dumps(document, indent=2)` would give (which writes the whole in one go).
+    """
+    run, results = await read_run(db, run_id)
+    return await ctrf_text(run, results)
+
+
+async def ctrf_text(run: Run, results: list[TestResult]) -> str:
+    """Write a run's results, as read, as `export_ctrf` does."""
+    counts = dict.fromkeys(_TO_CTRF.values(), 0)  # passed, failed, skipped, pending, other
+    for result in results:
+        counts[_TO_CTRF[result.status]] += 1
+    tests = await _ctrf_tests(results)
+    started = int(run.started_at.timestamp() * 1000)
+    ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
+    document: JsonObject = {
+        "reportFormat": "CTRF",
+        "specVersion": "0.0.0",
+        "results": {
+            "tool": {"name": "persistence"},
+            "summary": {"tests": len(results), **counts, "start": started, "stop": ended},
+            "tests": _HOLE,
+            "extra": {"run_id": run.id, "labels": run.labels},
+        },
+    }
+    # Labels hold no NUL character: the first such string is the hole, before `extra`.
+    head, tail = (await _json(document)).split(_ENCODED_HOLE, 1)
+    if not tests:
+        return f"{head}[]{tail}"
+    tests[0] = tests[0].removeprefix(",")
+    return "".join([f"{head}[", *tests, f"\n    ]{tail}"])  # one copy of megabytes, not three
+
+
+async def export_jsonl(db: Database, run_id: int) -> str:
+    """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
+    _, results = await read_run(db, run_id)
+    return await jsonl_text(results)
+
+
+async def jsonl_text(results: list[TestResult]) -> str:
+    """Write results, as read, as `export_jsonl` does."""
+    lines: list[str] = []
+    for result in results:
+        long: list[str] = []
+        line = _jsonl_line(result, long)
+        lines += await _filled(line, long) if long else [line]
+        await share_loop()
+    return "".join(lines)  # one copy of the whole: a result's output may be megabytes
+
+
+def _jsonl_line(result: TestResult, long: list[str]) -> str:
+    """Write a result's line; its long texts, a field or a member of its metadata, are holes.
+
+    They are holed in the order of the model's fields, which `to_dict` keeps.
+    """
+    data = to_dict(result)
+    data["error_message"] = _holed(result.error_message, long)
+    data["output"] = _holed(result.output, long)
+    data["metadata"] = _holed_members(result.metadata, long)
+    return json.dumps(data, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,78 @@
+"""The event loop stays free while an export writes one text of tens of megabytes, on both engines.
+
+A result's output has no bound on its size, and escaping it for XML or JSON is one C call
+over the whole text, which keeps the GIL (a worker thread would not help): each text is
+escaped a piece at a time (`persistence._loop.map_text`), the loop given back between. The
+run is read first, as the export reads it, and its writing runs beside the benchmark's lag
+probe, as in `test_loop_lag.py`: reading the row is the driver's (asyncpg decodes a text of
+40 MB in one call, 50 to 100 ms). In conftest's TIMED_MODULES: `make test` runs these alone,
+so that no worker steals their CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from persistence import Database, Run, TestResult, TestStatus, TestType, save_results, save_run
+from persistence.report_common import read_run
+from persistence.report_json_export import ctrf_text, jsonl_text
+from persistence.report_junit_export import junit_text
+from test_loop_lag import MAX_LAG
+from test_loop_lag_large_values import _held
+
+_LONG_CHARS: Final = 40_000_000
+"""Characters of the one long output: escaping it in one call held the loop 300 to 800 ms."""
+
+
+def _long_output() -> str:
+    """One line of 40 MB, with what each format escapes (`<`, `&`, quotes, CR) throughout.
+
+    ASCII: reading a result checks that its text holds no lone surrogate, by encoding it
+    unless it is ASCII, in one call that holds the loop too (50 to 250 ms for 40 MB).
+    """
+    unit = 'step 1 < 2 & "done" \r\t'
+    return ("\x1b" + unit * (_LONG_CHARS // len(unit) + 1))[:_LONG_CHARS]
+
+
+async def _a_run_of_one_long_output(db: Database) -> int:
+    """Save a run of one failed result whose output is `_long_output()`; give the run's id."""
+    run = await save_run(db, Run())
+    assert run.id is not None
+    result = TestResult(
+        test_type=TestType.UNIT,
+        status=TestStatus.FAILED,
+        error_message="assert False",
+        output=_long_output(),
+        run_id=run.id,
+        test_id="tests::test_loud",
+    )
+    await save_results(db, [result])
+    return run.id
+
+
+async def test_exporting_one_long_output_as_junit_shares_the_loop(db: Database) -> None:
+    """Its XML escaping, in one call, held the loop 1.7 s for 40 MB of this text.
+
+    What is left is the one copy of the whole document, made once: 35 to 60 ms.
+    """
+    run, results = await read_run(db, await _a_run_of_one_long_output(db))
+    lag, text = await _held(lambda: junit_text(run, results))
+    assert text.count("&lt; 2 &amp; ") == _long_output().count("< 2 & ")
+    assert lag < MAX_LAG, f"the export held the loop for {lag * 1000:.0f} ms"
+
+
+async def test_exporting_one_long_output_as_json_shares_the_loop(db: Database) -> None:
+    """CTRF and JSON Lines: JSON's string encoding, in one call, held the loop 200 to 650 ms.
+
+    The run is read once for both: each export is the work measured.
+    """
+    run, results = await read_run(db, await _a_run_of_one_long_output(db))
+    expected = json.dumps(_long_output(), ensure_ascii=False)
+    lag, text = await _held(lambda: ctrf_text(run, results))
+    assert text.count(expected) == 1
+    assert lag < MAX_LAG, f"the CTRF export held the loop for {lag * 1000:.0f} ms"
+    del text
+    lag, text = await _held(lambda: jsonl_text(results))
+    assert text.count(expected) == 1
+    assert lag < MAX_LAG, f"the JSON Lines export held the loop for {lag * 1000:.0f} ms"
