@@ -23,6 +23,7 @@ import attrs
 
 from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
 from persistence._interface import JsonObject
+from persistence._json_pieces import encode_in_pieces
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     MAX_EXECUTION_TIME,
@@ -53,6 +54,8 @@ _TEST_TYPES = {member.value: member for member in TestType}
 _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 _CONFIG_PYTHON_TYPES = {kind: getattr(builtins, kind.value) for kind in ConfigType}
+_CONFIG_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+"""Writes a config value as `json.dumps(value, ensure_ascii=False, allow_nan=False)` does."""
 
 _SHORT_KEY = MAX_KEY_BYTES // 4
 """A text of this many characters or fewer is within MAX_KEY_BYTES in UTF-8."""
@@ -350,26 +353,35 @@ def _checked_config(row: ConfigEntriesRow) -> ConfigEntry:
     )
 
 
-def config_params(entry: ConfigEntry) -> UpsertConfigEntryParams:
-    """Map a model to the parameters that upsert and update take (the id goes apart)."""
+def config_params(entry: ConfigEntry, *, in_pieces: bool = False) -> UpsertConfigEntryParams:
+    """Map a model to the parameters that upsert and update take (the id goes apart).
+
+    `in_pieces`: the value is large, and encoded in a worker thread (`encode_config_value`).
+    """
     return {
         "section": entry.section,
         "key": entry.key,
-        "value": encode_config_value(entry.type, entry.value),
+        "value": encode_config_value(entry.type, entry.value, in_pieces=in_pieces),
         "type": entry.type.value,
         "description": entry.description,
         "updated_at": entry.updated_at,
     }
 
 
-def encode_config_value(kind: ConfigType, value: ConfigValue) -> str:
-    """Write a config value as the text stored in its row."""
+def encode_config_value(kind: ConfigType, value: ConfigValue, *, in_pieces: bool = False) -> str:
+    """Write a config value as the text stored in its row.
+
+    `in_pieces`, for a large value encoded in a worker thread: the same text, written a run of
+    items at a time (`encode_in_pieces`), so that the thread lets the event loop run between.
+    """
     if kind is ConfigType.STR:
         return str(value)
     if kind is ConfigType.BOOL:
         return "true" if value else "false"
     if kind is ConfigType.FLOAT:
         return repr(value)
+    if in_pieces:
+        return encode_in_pieces(_CONFIG_JSON, value)
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
