@@ -10,7 +10,7 @@ from typing import Final
 
 from persistence._interface import JsonObject
 from persistence._loop import off_loop
-from persistence._rows import encode_config_value
+from persistence._rows import decode_config_value, encode_config_value
 from persistence.models import ConfigType
 from test_loop_lag import MAX_LAG
 from test_loop_lag_large_values import _held
@@ -37,3 +37,12 @@ async def test_encoding_a_large_config_value_in_a_thread_leaves_the_loop_free() 
     )
     assert len(text) > 4_000_000
     assert lag < _THREAD_LAG, f"encoding held the loop for {lag * 1000:.0f} ms"
+
+
+async def test_decoding_a_large_config_value_in_a_thread_leaves_the_loop_free() -> None:
+    """The text is read a run of items at a time, each a short call holding the GIL."""
+    value = _large_config()
+    text = encode_config_value(ConfigType.DICT, value)
+    lag, read = await _held(lambda: off_loop(lambda: decode_config_value(ConfigType.DICT, text)))
+    assert read == value
+    assert lag < _THREAD_LAG, f"decoding held the loop for {lag * 1000:.0f} ms"

@@ -23,7 +23,7 @@ import attrs
 
 from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
 from persistence._interface import JsonObject
-from persistence._json_pieces import encode_in_pieces
+from persistence._json_pieces import JSON_PIECE, encode_in_pieces, loads_in_pieces
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     MAX_EXECUTION_TIME,
@@ -385,11 +385,20 @@ def encode_config_value(kind: ConfigType, value: ConfigValue, *, in_pieces: bool
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
+def _read_json(text: str) -> object:
+    """Read JSON as `json.loads` does; a text of megabytes, read in a worker thread, in pieces."""
+    if type(text) is str and len(text) > JSON_PIECE:
+        return loads_in_pieces(text)
+    return json.loads(text)
+
+
 def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
     """Read a config value's stored text as its declared Python type, held to the model's rules.
 
     The column holds any text that plain SQL writes there: a value that `set_config` would
     refuse (NaN, an int beyond 64 bits, a NUL character) is refused as unreadable text is.
+    A text of megabytes, read in a worker thread, is read a run of items at a time
+    (`loads_in_pieces`), so that the thread lets the event loop run between.
     """
     decoded: ConfigValue | None = None
     try:
@@ -401,7 +410,7 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
             ascii_digits = type(text) is str and text.isascii() and "_" not in text  # a blob: no
             decoded = float(text) if ascii_digits else None
         else:
-            decoded = json.loads(text)
+            decoded = _read_json(text)  # type: ignore[assignment]  # its type is checked below
     except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass  # refused below, as a value of another type is
     if type(decoded) is not _CONFIG_PYTHON_TYPES[kind]:
