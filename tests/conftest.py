@@ -444,6 +444,7 @@ TIMED_MODULES = frozenset(
         "test_loop_lag_long_globs.py",
         "test_loop_lag.py",
         "test_loop_lag_large_values.py",
+        "test_loop_lag_config_codec.py",
         "test_loop_lag_huge_values.py",
         "test_loop_lag_long_texts.py",
         "test_network.py",

@@ -23,6 +23,7 @@ import attrs
 
 from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
 from persistence._interface import JsonObject
+from persistence._json_pieces import JSON_PIECE, encode_in_pieces, loads_in_pieces
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     MAX_EXECUTION_TIME,
@@ -53,6 +54,8 @@ _TEST_TYPES = {member.value: member for member in TestType}
 _TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 _CONFIG_PYTHON_TYPES = {kind: getattr(builtins, kind.value) for kind in ConfigType}
+_CONFIG_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+"""Writes a config value as `json.dumps(value, ensure_ascii=False, allow_nan=False)` does."""
 
 _SHORT_KEY = MAX_KEY_BYTES // 4
 """A text of this many characters or fewer is within MAX_KEY_BYTES in UTF-8."""
@@ -350,27 +353,43 @@ def _checked_config(row: ConfigEntriesRow) -> ConfigEntry:
     )
 
 
-def config_params(entry: ConfigEntry) -> UpsertConfigEntryParams:
-    """Map a model to the parameters that upsert and update take (the id goes apart)."""
+def config_params(entry: ConfigEntry, *, in_pieces: bool = False) -> UpsertConfigEntryParams:
+    """Map a model to the parameters that upsert and update take (the id goes apart).
+
+    `in_pieces`: the value is large, and encoded in a worker thread (`encode_config_value`).
+    """
     return {
         "section": entry.section,
         "key": entry.key,
-        "value": encode_config_value(entry.type, entry.value),
+        "value": encode_config_value(entry.type, entry.value, in_pieces=in_pieces),
         "type": entry.type.value,
         "description": entry.description,
         "updated_at": entry.updated_at,
     }
 
 
-def encode_config_value(kind: ConfigType, value: ConfigValue) -> str:
-    """Write a config value as the text stored in its row."""
+def encode_config_value(kind: ConfigType, value: ConfigValue, *, in_pieces: bool = False) -> str:
+    """Write a config value as the text stored in its row.
+
+    `in_pieces`, for a large value encoded in a worker thread: the same text, written a run of
+    items at a time (`encode_in_pieces`), so that the thread lets the event loop run between.
+    """
     if kind is ConfigType.STR:
         return str(value)
     if kind is ConfigType.BOOL:
         return "true" if value else "false"
     if kind is ConfigType.FLOAT:
         return repr(value)
+    if in_pieces:
+        return encode_in_pieces(_CONFIG_JSON, value)
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _read_json(text: str) -> object:
+    """Read JSON as `json.loads` does; a text of megabytes, read in a worker thread, in pieces."""
+    if type(text) is str and len(text) > JSON_PIECE:
+        return loads_in_pieces(text)
+    return json.loads(text)
 
 
 def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
@@ -378,6 +397,8 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
 
     The column holds any text that plain SQL writes there: a value that `set_config` would
     refuse (NaN, an int beyond 64 bits, a NUL character) is refused as unreadable text is.
+    A text of megabytes, read in a worker thread, is read a run of items at a time
+    (`loads_in_pieces`), so that the thread lets the event loop run between.
     """
     decoded: ConfigValue | None = None
     try:
@@ -389,7 +410,7 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
             ascii_digits = type(text) is str and text.isascii() and "_" not in text  # a blob: no
             decoded = float(text) if ascii_digits else None
         else:
-            decoded = json.loads(text)
+            decoded = _read_json(text)  # type: ignore[assignment]  # its type is checked below
     except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass  # refused below, as a value of another type is
     if type(decoded) is not _CONFIG_PYTHON_TYPES[kind]:

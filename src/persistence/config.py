@@ -244,7 +244,9 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     """
     entry = of_type(ConfigEntry, entry)
     size = json_size(entry.value, OFF_LOOP_SIZE)
-    params = await off_loop_if_large(size, lambda: config_params(entry))
+    params = await off_loop_if_large(
+        size, lambda: config_params(entry, in_pieces=size > OFF_LOOP_SIZE)
+    )
     if entry.id is None:
         row = await run_query(db, lambda conn: db.queries.upsert_config_entry(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row
