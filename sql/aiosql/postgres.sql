@@ -340,17 +340,18 @@ SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results WHERE id = :id;
 
--- name: list_test_results(created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results(created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
--- Results newest first, created in [created_from, created_until); one keyset page: rows
--- strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+-- Results newest first, created from created_from on; one keyset page: rows
+-- strictly after the (created_at, id) cursor, which holds a filter's upper end too
+-- (`upper_bounds`): a bound of its own, exclusive, passed over rows at the end of time. The time index drives it. Filters on type,
 -- status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE created_at >= :created_from AND created_at < :created_until
+WHERE created_at >= :created_from
   AND created_at <= :cursor_created_at AND (created_at < :cursor_created_at OR id < :cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :page_size;
@@ -612,9 +613,9 @@ JOIN flips AS fp ON fp.test_id = c.test_id
 JOIN flaky AS fl ON fl.test_id = c.test_id
 ORDER BY flip_rate DESC, c.test_id;
 
--- name: list_test_results_by_type(test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_type(test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
--- Results of any of the given types, newest first, created in [created_from, created_until);
+-- Results of any of the given types, newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
@@ -622,7 +623,7 @@ FROM unnest(:test_types::text[]) AS wanted (test_type)
 CROSS JOIN LATERAL (
     SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.test_type = wanted.test_type
-      AND t.created_at >= :created_from AND t.created_at < :created_until
+      AND t.created_at >= :created_from
           AND t.created_at <= :cursor_created_at AND (t.created_at < :cursor_created_at OR t.id < :cursor_id)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT :page_size
@@ -630,10 +631,10 @@ CROSS JOIN LATERAL (
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;
 
--- name: list_test_results_by_status(statuses, test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_status(statuses, test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results of any of the given statuses (and, when given, types), newest first, created in
--- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- from created_from on; one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
@@ -642,7 +643,7 @@ CROSS JOIN LATERAL (
     SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.status = wanted.status
       AND (:test_types::text[] IS NULL OR t.test_type = ANY(:test_types::text[]))
-      AND t.created_at >= :created_from AND t.created_at < :created_until
+      AND t.created_at >= :created_from
           AND t.created_at <= :cursor_created_at AND (t.created_at < :cursor_created_at OR t.id < :cursor_id)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT :page_size
@@ -650,10 +651,10 @@ CROSS JOIN LATERAL (
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;
 
--- name: list_test_results_by_metadata(metadata, statuses, test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_metadata(metadata, statuses, test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results whose metadata holds every given key with an equal scalar value (and, when given,
--- of the given statuses and types), newest first, created in [created_from, created_until);
+-- of the given statuses and types), newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
 -- subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
 -- walks the time index instead and tests every row's metadata; and its other conditions
@@ -666,7 +667,6 @@ FROM (
       AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
       AND (:test_types::text[] IS NULL OR test_type = ANY(:test_types::text[]))
       AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
-      AND (:created_until::timestamptz IS NULL OR created_at < :created_until)
       AND (created_at < :cursor_created_at OR (created_at = :cursor_created_at AND id < :cursor_id))
     OFFSET 0
 ) AS r

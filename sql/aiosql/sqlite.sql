@@ -340,17 +340,18 @@ SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results WHERE id = :id;
 
--- name: list_test_results(created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results(created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
--- Results newest first, created in [created_from, created_until); one keyset page: rows
--- strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+-- Results newest first, created from created_from on; one keyset page: rows
+-- strictly after the (created_at, id) cursor, which holds a filter's upper end too
+-- (`upper_bounds`): a bound of its own, exclusive, passed over rows at the end of time. The time index drives it. Filters on type,
 -- status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE created_at >= :created_from AND created_at < :created_until
+WHERE created_at >= :created_from
   AND created_at <= :cursor_created_at AND (created_at < :cursor_created_at OR id < :cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :page_size;
@@ -603,38 +604,38 @@ JOIN flips AS fp ON fp.test_id = c.test_id
 JOIN flaky AS fl ON fl.test_id = c.test_id
 ORDER BY flip_rate DESC, c.test_id;
 
--- name: list_test_results_by_type(test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_type(test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
--- Results of any of the given types, newest first, created in [created_from, created_until);
+-- Results of any of the given types, newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
 WHERE r.test_type IN (SELECT value FROM json_each(:test_types))
-  AND r.created_at >= :created_from AND r.created_at < :created_until
+  AND r.created_at >= :created_from
   AND r.created_at <= :cursor_created_at AND (r.created_at < :cursor_created_at OR r.id < :cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;
 
--- name: list_test_results_by_status(statuses, test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_status(statuses, test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results of any of the given statuses (and, when given, types), newest first, created in
--- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- from created_from on; one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
 WHERE r.status IN (SELECT value FROM json_each(:statuses))
   AND (:test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(:test_types)))
-  AND r.created_at >= :created_from AND r.created_at < :created_until
+  AND r.created_at >= :created_from
   AND r.created_at <= :cursor_created_at AND (r.created_at < :cursor_created_at OR r.id < :cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;
 
--- name: list_test_results_by_metadata(metadata, statuses, test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_metadata(metadata, statuses, test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results whose metadata holds every given key with an equal scalar value (and, when given,
--- of the given statuses and types), newest first, created in [created_from, created_until);
+-- of the given statuses and types), newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. Numbers compare by value, as in jsonb.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
@@ -652,7 +653,6 @@ WHERE NOT EXISTS (
   AND (:statuses IS NULL OR r.status IN (SELECT value FROM json_each(:statuses)))
   AND (:test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(:test_types)))
   AND (:created_from IS NULL OR r.created_at >= :created_from)
-  AND (:created_until IS NULL OR r.created_at < :created_until)
   AND r.created_at <= :cursor_created_at AND (r.created_at < :cursor_created_at OR r.id < :cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;

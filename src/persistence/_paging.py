@@ -29,11 +29,21 @@ READ_PAGE: Final = 1_000
 
 Pages of 10,000 rows reached the oldest GC generation and set off full collections."""
 
-START_OF_TIME: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
-"""Before every stored time: the lower bound of a time filter that is not set."""
 
-END_OF_TIME: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
-"""After every stored time: the upper bound of a time filter that is not set."""
+class TimeBound(dt.datetime):
+    """An unset end of a time filter: past every time a table holds, models' or not.
+
+    PostgreSQL's driver sends the ends of Python's range as `-infinity` and `infinity`; SQLite
+    gets a value before or after every stored one (`encode_time_bound`). As plain times they
+    were the year 1 and 9999 texts, and a year-0 text that plain SQL stored was skipped.
+    """
+
+
+START_OF_TIME: Final = TimeBound(1, 1, 1, tzinfo=dt.UTC)
+"""At or before every stored time: the lower bound of a time filter that is not set."""
+
+END_OF_TIME: Final = TimeBound(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+"""At or after every stored time: the upper bound of a time filter that is not set."""
 
 _ONE_MICROSECOND: Final = dt.timedelta(microseconds=1)
 
@@ -90,13 +100,16 @@ def continued_filter(
 
 
 def upper_bounds(
-    until: dt.datetime, cursor_at: dt.datetime, cursor_id: int
+    until: dt.datetime | None, cursor_at: dt.datetime, cursor_id: int
 ) -> tuple[dt.datetime, dt.datetime, int]:
     """Give a keyset page's two upper bounds, `until` and the (time, id) cursor, both the tighter.
 
     SQLite's index scan starts from one bound only and walks every row up to the other: from the
-    looser one, each page of a long listing read all the rows above it.
+    looser one, each page of a long listing read all the rows above it. Without `until` the
+    cursor alone bounds the page: on the first, END_OF_TIME takes in rows at the end of time.
     """
+    if until is None:
+        return cursor_at, cursor_at, cursor_id
     if until <= cursor_at:
         return until, until, MIN_INT
     return cursor_at + _ONE_MICROSECOND, cursor_at, cursor_id

@@ -751,13 +751,13 @@ class Queries(Protocol):
         conn: Connection,
         *,
         created_from: datetime.datetime,
-        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
-        """Results newest first, created in [created_from, created_until); one keyset page: rows
-        strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+        """Results newest first, created from created_from on; one keyset page: rows
+        strictly after the (created_at, id) cursor, which holds a filter's upper end too
+        (`upper_bounds`): a bound of its own, exclusive, passed over rows at the end of time. The time index drives it. Filters on type,
         status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
         SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
         PostgreSQL's generic plan still uses the index.
@@ -951,12 +951,11 @@ class Queries(Protocol):
         *,
         test_types: list[str],
         created_from: datetime.datetime,
-        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
-        """Results of any of the given types, newest first, created in [created_from, created_until);
+        """Results of any of the given types, newest first, created from created_from on;
         one keyset page after the (created_at, id) cursor. The type index drives it.
         """
 
@@ -967,13 +966,12 @@ class Queries(Protocol):
         statuses: list[str],
         test_types: list[str] | None,
         created_from: datetime.datetime,
-        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
         """Results of any of the given statuses (and, when given, types), newest first, created in
-        [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+        from created_from on; one keyset page after the (created_at, id) cursor. The status
         index drives it.
         """
 
@@ -985,13 +983,12 @@ class Queries(Protocol):
         statuses: list[str] | None,
         test_types: list[str] | None,
         created_from: datetime.datetime | None,
-        created_until: datetime.datetime | None,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
         """Results whose metadata holds every given key with an equal scalar value (and, when given,
-        of the given statuses and types), newest first, created in [created_from, created_until);
+        of the given statuses and types), newest first, created from created_from on;
         one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
         subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
         walks the time index instead and tests every row's metadata; and its other conditions

@@ -1,0 +1,74 @@
+"""Rows that plain SQL stored outside the models' range: a listing reads them, never skips them.
+
+A SQLite time of year 0 passes the table's CHECK, and PostgreSQL's `timestamptz` holds
+`infinity` and `-infinity`. The listings' unset bounds were the ends of Python's range, inside
+what a table holds, so a listing passed over such a row while other reads refused it. Now every
+listing reaches it and refuses it, naming the table, the column and the row's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from persistence import (
+    Database,
+    PageCursor,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    all_results,
+    get_result,
+    list_results,
+    save_result,
+)
+from test_plain_ids import plain_sql
+
+OUT_OF_RANGE = {
+    "sqlite": ["0000-01-01T00:00:00.000000+00:00", "9999-99-99T99:99:99.999999+00:00"],
+    "postgres": ["infinity", "-infinity"],
+}
+"""Times a table holds that no model does, at each end of its order."""
+
+
+def _engine(database_url: str) -> str:
+    return "postgres" if "://" in database_url else "sqlite"
+
+
+async def _every_page(db: Database) -> None:
+    """Read `list_results` page by page, one row a page, to its end."""
+    after: PageCursor | None = None
+    while True:
+        page = await list_results(db, limit=1, after=after)
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+@pytest.mark.parametrize("end", [0, 1])
+async def test_results_listings_refuse_a_time_out_of_range_rather_than_skip_it(
+    db: Database, database_url: str, end: int
+) -> None:
+    """list_results, page by page, and all_results refuse the row, as get_result does."""
+    saved = [
+        await save_result(
+            db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, test_id=f"t{i}")
+        )
+        for i in range(3)
+    ]
+    bad = saved[1].id
+    text = OUT_OF_RANGE[_engine(database_url)][end]
+    await plain_sql(database_url, f"UPDATE test_results SET created_at = '{text}' WHERE id = {bad}")  # noqa: S608  # the test's own SQL
+    with pytest.raises(ValidationError, match=r"^stored row\.") as by_id:
+        await get_result(db, bad or 0)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: _every_page(db),
+        lambda: list_results(db, limit=10),
+        lambda: all_results(db),
+    ]
+    for read in reads:
+        with pytest.raises(ValidationError) as listed:
+            await read()
+        assert str(listed.value) == str(by_id.value)
