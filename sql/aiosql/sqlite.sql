@@ -52,10 +52,14 @@ SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
 -- One file record by its path.
 SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records WHERE path = :path;
 
--- name: list_file_records()
+-- name: list_file_records(cursor_accessed_at, cursor_id, page_size)
 -- record_class: FileRecordsRow
--- Every file record, most recently accessed first.
-SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records ORDER BY accessed_at DESC, id DESC;
+-- File records most recently accessed first; one keyset page strictly after the
+-- (accessed_at, id) cursor. The access index drives it; `all_file_records` reads by these pages.
+SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
+WHERE accessed_at <= :cursor_accessed_at AND (accessed_at < :cursor_accessed_at OR id < :cursor_id)
+ORDER BY accessed_at DESC, id DESC
+LIMIT :page_size;
 
 -- name: upsert_file_record(path, size, hash, created_at, accessed_at, metadata)^
 -- record_class: FileRecordsRow

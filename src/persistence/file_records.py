@@ -20,16 +20,18 @@ from persistence._guards import (
     of_type,
 )
 from persistence._loans import run_query
-from persistence._loop import map_in_slices
 from persistence._paging import (
     AFTER_EVERY_KEY,
     END_OF_TIME,
+    READ_PAGE,
     START_OF_TIME,
     Page,
     continued_filter,
+    every_item,
     page_limit,
     page_of,
     prefix_range,
+    stored_id,
 )
 from persistence._rows import file_record_from_row, file_record_params, found
 from persistence.database import Database
@@ -117,9 +119,29 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 
 
 async def all_file_records(db: Database) -> list[FileRecord]:
-    """Return every record, most recently accessed first."""
-    rows = await run_query(db, require_database(db).queries.list_file_records)
-    return await map_in_slices(file_record_from_row, rows)
+    """Return every record, most recently accessed first, READ_PAGE rows a query."""
+    return await every_item(lambda after: _accessed_page(db, after))
+
+
+_AccessCursor = tuple[dt.datetime, int]
+"""The (accessed_at, id) of the last record of a page in access order."""
+
+
+async def _accessed_page(
+    db: Database, after: _AccessCursor | None
+) -> Page[FileRecord, _AccessCursor]:
+    """Give one page of READ_PAGE records in access order, after the cursor `after`."""
+    cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else after
+    queries = require_database(db).queries
+    rows = await run_query(
+        db,
+        lambda conn: queries.list_file_records(
+            conn, cursor_accessed_at=cursor_at, cursor_id=cursor_id, page_size=READ_PAGE
+        ),
+    )
+    return await page_of(
+        rows, file_record_from_row, READ_PAGE, lambda last: (last.accessed_at, stored_id(last))
+    )
 
 
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:

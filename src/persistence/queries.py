@@ -515,8 +515,17 @@ class Queries(Protocol):
     ) -> FileRecordsRow | None:
         """One file record by its path."""
 
-    async def list_file_records(self, conn: Connection) -> list[FileRecordsRow]:
-        """Every file record, most recently accessed first."""
+    async def list_file_records(
+        self,
+        conn: Connection,
+        *,
+        cursor_accessed_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> list[FileRecordsRow]:
+        """File records most recently accessed first; one keyset page strictly after the
+        (accessed_at, id) cursor. The access index drives it; `all_file_records` reads by these pages.
+        """
 
     async def upsert_file_record(
         self,
