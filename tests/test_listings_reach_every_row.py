@@ -9,21 +9,30 @@ listing reaches it and refuses it, naming the table, the column and the row's id
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from persistence import (
     Database,
+    FileRecord,
+    FileRecordCursor,
     PageCursor,
     TestResult,
     TestStatus,
     TestType,
     ValidationError,
+    all_file_records,
     all_results,
+    connect,
+    find_file_record,
     get_result,
+    list_file_records,
     list_results,
+    save_file_record,
     save_result,
 )
+from persistence.migrations import migrate
 from test_plain_ids import plain_sql
 
 OUT_OF_RANGE = {
@@ -72,3 +81,58 @@ async def test_results_listings_refuse_a_time_out_of_range_rather_than_skip_it(
         with pytest.raises(ValidationError) as listed:
             await read()
         assert str(listed.value) == str(by_id.value)
+
+
+async def _every_record_page(db: Database) -> None:
+    """Read `list_file_records` page by page, one record a page, to its end."""
+    after: FileRecordCursor | None = None
+    while True:
+        page = await list_file_records(db, limit=1, after=after)
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+async def _refused_by_every_file_listing(db: Database, bad: int) -> None:
+    """Every file-record listing refuses the row `bad` as reading it by id does."""
+    with pytest.raises(ValidationError, match=r"^stored row\.") as by_id:
+        await find_file_record(db, bad)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: _every_record_page(db),
+        lambda: list_file_records(db, limit=10),
+        lambda: all_file_records(db),
+    ]
+    for read in reads:
+        with pytest.raises(ValidationError) as listed:
+            await read()
+        assert str(listed.value) == str(by_id.value)
+
+
+async def _three_records(db: Database) -> int:
+    """Store three records, and give the id of the middle one."""
+    saved = [await save_file_record(db, FileRecord(path=f"f{i}")) for i in range(3)]
+    return saved[1].id or 0
+
+
+@pytest.mark.parametrize("end", [0, 1])
+async def test_file_listings_refuse_an_access_time_out_of_range_rather_than_skip_it(
+    db: Database, database_url: str, end: int
+) -> None:
+    """list_file_records skipped a record whose access time lies past the models' range."""
+    bad = await _three_records(db)
+    text = OUT_OF_RANGE[_engine(database_url)][end]
+    update = f"UPDATE file_records SET accessed_at = '{text}' WHERE id = {bad}"  # noqa: S608  # the test's own SQL
+    await plain_sql(database_url, update)
+    await _refused_by_every_file_listing(db, bad)
+
+
+async def test_file_listings_refuse_a_path_stored_as_a_blob_rather_than_skip_it(
+    tmp_path: Path,
+) -> None:
+    """SQLite sorts a blob after every text: the path listing's upper bound passed over it."""
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        bad = await _three_records(db)
+        await plain_sql(str(path), f"UPDATE file_records SET path = x'6631' WHERE id = {bad}")  # noqa: S608  # the test's own SQL
+        await _refused_by_every_file_listing(db, bad)

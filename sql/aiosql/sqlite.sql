@@ -505,13 +505,14 @@ SELECT (SELECT count(*) FROM runs) AS runs,
 -- record_class: FileRecordsRow
 -- File records in path order, with a path in [path_from, path_until), matching a glob when one
 -- is given (`*` any run of characters, `?` one character, everything else itself), of a size
--- in [size_from, size_until] and accessed in [accessed_from, accessed_until); one keyset page
--- after cursor_path. The path index drives it.
+-- in [size_from, size_until] and accessed in [accessed_from, accessed_until) (no upper end
+-- when null: no time lies past every stored one); one keyset page after cursor_path. The
+-- path index drives it.
 SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
 WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
   AND (:path_glob IS NULL OR path GLOB replace(:path_glob, '[', '[[]'))
   AND size >= :size_from AND size <= :size_until
-  AND accessed_at >= :accessed_from AND accessed_at < :accessed_until
+  AND accessed_at >= :accessed_from AND (:accessed_until IS NULL OR accessed_at < :accessed_until)
 ORDER BY path
 LIMIT :page_size;
 
@@ -524,7 +525,7 @@ SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
 WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
   AND (:path_glob IS NULL OR path GLOB replace(:path_glob, '[', '[[]'))
   AND size >= :size_from AND size <= :size_until
-  AND accessed_at >= :accessed_from AND accessed_at < :accessed_until
+  AND accessed_at >= :accessed_from AND (:accessed_until IS NULL OR accessed_at < :accessed_until)
 ORDER BY path
 LIMIT :page_size;
 

@@ -27,9 +27,9 @@ def encode_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-AFTER_EVERY_TIME: Final = b"\xff" * 1024
-"""After every stored time: SQLite sorts a blob after every text, and this blob after every
-blob that plain SQL, with the CHECKs off, may have stored instead (short of 1 KiB of 0xff)."""
+AFTER_EVERY_VALUE: Final = b"\xff" * 1024
+"""After every stored text: SQLite sorts a blob after every text, and this blob after every
+blob that plain SQL may have stored instead (short of 1 KiB of 0xff)."""
 
 
 def encode_time_bound(value: dt.datetime) -> str | bytes:
@@ -37,7 +37,12 @@ def encode_time_bound(value: dt.datetime) -> str | bytes:
 
     A time column has TEXT affinity, so it holds text or, past its CHECK, a blob.
     """
-    return "" if value.year == 1 else AFTER_EVERY_TIME
+    return "" if value.year == 1 else AFTER_EVERY_VALUE
+
+
+def encode_key_bound(_value: str) -> bytes:
+    """Give SQLite an unset upper end of a text range (`KeyBound`): after every text and blob."""
+    return AFTER_EVERY_VALUE
 
 
 def encode_json(value: object) -> str:

@@ -51,7 +51,18 @@ _LAST_CHARACTER: Final = "\U0010ffff"
 _LAST_BEFORE_SURROGATES: Final = 0xD7FF
 _FIRST_AFTER_SURROGATES: Final = 0xE000
 
-AFTER_EVERY_KEY: Final = _LAST_CHARACTER * (MAX_KEY_BYTES // 4 + 1)
+
+class KeyBound(str):
+    """An unset upper end of a text range: past every path, section and key a table holds.
+
+    PostgreSQL gets the text; SQLite, which sorts a blob after every text and holds a blob in
+    a TEXT column, gets a blob after every stored one (`encode_key_bound`).
+    """
+
+    __slots__ = ()
+
+
+AFTER_EVERY_KEY: Final = KeyBound(_LAST_CHARACTER * (MAX_KEY_BYTES // 4 + 1))
 """A text that sorts after every path, section and key (at most MAX_KEY_BYTES), by code point."""
 
 

@@ -212,7 +212,7 @@ async def list_file_records(
             size_from=0 if where.min_size is None else where.min_size,
             size_until=MAX_INT if where.max_size is None else where.max_size,
             accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
-            accessed_until=END_OF_TIME if where.accessed_until is None else where.accessed_until,
+            accessed_until=where.accessed_until,
             page_size=limit,
         ),
     )
@@ -223,7 +223,8 @@ async def list_file_records(
 
 def _path_range(where: FileRecordFilter) -> tuple[str, str]:
     """Give [low, high), the paths the prefix and the glob's leading literal text allow."""
-    low, high = "", AFTER_EVERY_KEY
+    low: str = ""
+    high: str = AFTER_EVERY_KEY
     heads = [where.path_prefix or ""]
     if where.path_glob is not None:
         end = min((i for i in map(where.path_glob.find, "*?") if i >= 0), default=None)

@@ -899,13 +899,14 @@ class Queries(Protocol):
         size_from: int,
         size_until: int,
         accessed_from: datetime.datetime,
-        accessed_until: datetime.datetime,
+        accessed_until: datetime.datetime | None,
         page_size: int,
     ) -> list[FileRecordsRow]:
         """File records in path order, with a path in [path_from, path_until), matching a glob when one
         is given (`*` any run of characters, `?` one character, everything else itself), of a size
-        in [size_from, size_until] and accessed in [accessed_from, accessed_until); one keyset page
-        after cursor_path. The path index drives it.
+        in [size_from, size_until] and accessed in [accessed_from, accessed_until) (no upper end
+        when null: no time lies past every stored one); one keyset page after cursor_path. The
+        path index drives it.
         """
 
     async def list_file_records_glob_page(
@@ -919,7 +920,7 @@ class Queries(Protocol):
         size_from: int,
         size_until: int,
         accessed_from: datetime.datetime,
-        accessed_until: datetime.datetime,
+        accessed_until: datetime.datetime | None,
         page_size: int,
     ) -> list[FileRecordsRow]:
         """ListFileRecordsPage for a glob, giving the same rows: SQLite runs its variant off the event
