@@ -18,19 +18,25 @@ from persistence import (
     FileRecord,
     FileRecordCursor,
     PageCursor,
+    Run,
+    RunCursor,
     TestResult,
     TestStatus,
     TestType,
     ValidationError,
     all_file_records,
     all_results,
+    all_runs,
     connect,
     find_file_record,
     get_result,
+    get_run,
     list_file_records,
     list_results,
+    list_runs,
     save_file_record,
     save_result,
+    save_run,
 )
 from persistence.migrations import migrate
 from test_plain_ids import plain_sql
@@ -136,3 +142,36 @@ async def test_file_listings_refuse_a_path_stored_as_a_blob_rather_than_skip_it(
         bad = await _three_records(db)
         await plain_sql(str(path), f"UPDATE file_records SET path = x'6631' WHERE id = {bad}")  # noqa: S608  # the test's own SQL
         await _refused_by_every_file_listing(db, bad)
+
+
+async def _every_run_page(db: Database) -> None:
+    """Read `list_runs` page by page, one run a page, to its end."""
+    after: RunCursor | None = None
+    while True:
+        page = await list_runs(db, limit=1, after=after)
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+@pytest.mark.parametrize("end", [0, 1])
+async def test_run_listings_refuse_a_start_out_of_range_rather_than_skip_it(
+    db: Database, database_url: str, end: int
+) -> None:
+    """list_runs and all_runs (and so `persistence runs`) skipped a run started past the range."""
+    saved = [await save_run(db, Run()) for _ in range(3)]
+    bad = saved[1].id or 0
+    text = OUT_OF_RANGE[_engine(database_url)][end]
+    update = f"UPDATE runs SET started_at = '{text}' WHERE id = {bad}"  # noqa: S608  # the test's own SQL
+    await plain_sql(database_url, update)
+    with pytest.raises(ValidationError, match=r"^stored row\.") as by_id:
+        await get_run(db, bad)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: _every_run_page(db),
+        lambda: list_runs(db, limit=10),
+        lambda: all_runs(db),
+    ]
+    for read in reads:
+        with pytest.raises(ValidationError) as listed:
+            await read()
+        assert str(listed.value) == str(by_id.value)

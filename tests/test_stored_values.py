@@ -419,9 +419,8 @@ async def test_postgres_infinite_times_of_results_and_runs_are_refused(
             (f"runs.ended_at: id {ended.id}", lambda: get_run(db, ended.id or 0)),
             (f"runs.started_at: id {started.id}", lambda: get_run(db, started.id or 0)),
         ]
-        if value == "-infinity":  # `infinity` sorts after the listings' bound, as a blob does
-            reads.append((f"test_results.created_at: id {first.id}", lambda: all_results(db)))
-            reads.append((r"runs\.(started|ended)_at: id \d+", lambda: all_runs(db)))
+        reads.append((f"test_results.created_at: id {first.id}", lambda: all_results(db)))
+        reads.append((r"runs\.(started|ended)_at: id \d+", lambda: all_runs(db)))
         for reason, read in reads:
             with pytest.raises(ValidationError, match=rf"stored row\.{reason}: .*{value}"):
                 await read()

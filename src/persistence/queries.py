@@ -735,13 +735,14 @@ class Queries(Protocol):
         conn: Connection,
         *,
         started_from: datetime.datetime,
-        started_until: datetime.datetime,
         cursor_started_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[RunsRow]:
-        """Runs newest first (by start), started in [started_from, started_until); one keyset page:
-        rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+        """Runs newest first (by start), started from started_from on; one keyset page: rows strictly
+        after the (started_at, id) cursor, which holds a filter's upper end too (`upper_bounds`): a
+        bound of its own, exclusive, passed over runs started at the end of time. runs_started_idx
+        drives it.
         """
 
     async def delete_run_results(self, conn: Connection, *, id: int | None) -> int:
