@@ -60,7 +60,7 @@ def page_params(
     """
     *rest, until = filters
     as_text = isinstance(until, str)
-    _, at, row_id = upper_bounds(_moment(until), _moment(cursor[0]), cursor[1])
+    at, row_id = upper_bounds(_moment(until), _moment(cursor[0]), cursor[1])
     if as_text:
         return (*rest, text_of(at), row_id, page_size)
     return (*rest, at, row_id, page_size)

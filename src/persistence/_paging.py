@@ -45,8 +45,6 @@ START_OF_TIME: Final = TimeBound(1, 1, 1, tzinfo=dt.UTC)
 END_OF_TIME: Final = TimeBound(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
 """At or after every stored time: the upper bound of a time filter that is not set."""
 
-_ONE_MICROSECOND: Final = dt.timedelta(microseconds=1)
-
 _LAST_CHARACTER: Final = "\U0010ffff"
 _LAST_BEFORE_SURROGATES: Final = 0xD7FF
 _FIRST_AFTER_SURROGATES: Final = 0xE000
@@ -112,18 +110,17 @@ def continued_filter(
 
 def upper_bounds(
     until: dt.datetime | None, cursor_at: dt.datetime, cursor_id: int
-) -> tuple[dt.datetime, dt.datetime, int]:
-    """Give a keyset page's two upper bounds, `until` and the (time, id) cursor, both the tighter.
+) -> tuple[dt.datetime, int]:
+    """Give a keyset page's one upper bound: the (time, id) cursor, or `until` if tighter.
 
-    SQLite's index scan starts from one bound only and walks every row up to the other: from the
-    looser one, each page of a long listing read all the rows above it. Without `until` the
-    cursor alone bounds the page: on the first, END_OF_TIME takes in rows at the end of time.
+    The listing's SQL has no bound of its own for `until`: SQLite's index scan starts from one
+    bound only and walks every row up to the other, and an exclusive bound at the end of time
+    passed over rows stored there. Without `until` the cursor alone bounds the page: on the
+    first page, END_OF_TIME takes in every stored time.
     """
-    if until is None:
-        return cursor_at, cursor_at, cursor_id
-    if until <= cursor_at:
-        return until, until, MIN_INT
-    return cursor_at + _ONE_MICROSECOND, cursor_at, cursor_id
+    if until is not None and until <= cursor_at:
+        return until, MIN_INT
+    return cursor_at, cursor_id
 
 
 async def every_item(

@@ -222,7 +222,7 @@ def _listing(
     db: Database, where: ResultFilter, cursor_at: dt.datetime, cursor_id: int, limit: int
 ) -> Awaitable[list[TestResultsRow]]:
     """Run the listing whose index suits the most selective filter: metadata, status, type, time."""
-    _, cursor_at, cursor_id = upper_bounds(where.created_until, cursor_at, cursor_id)
+    cursor_at, cursor_id = upper_bounds(where.created_until, cursor_at, cursor_id)
     bounds: _Bounds = {
         "created_from": START_OF_TIME if where.created_from is None else where.created_from,
         "cursor_created_at": cursor_at,

@@ -176,7 +176,7 @@ async def list_runs(
     cursor_where = None if after is None else of_type(RunCursor, after).where
     where = continued_filter(RunFilter, "RunCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
-    _, cursor_at, cursor_id = upper_bounds(where.started_until, cursor_at, cursor_id)
+    cursor_at, cursor_id = upper_bounds(where.started_until, cursor_at, cursor_id)
     async with borrow(db) as conn:
         rows = await db.queries.list_runs(
             conn,
