@@ -39,6 +39,7 @@ from persistence import (
     save_run,
 )
 from persistence.migrations import migrate
+from persistence.run_history import slowest_tests
 from test_plain_ids import plain_sql
 
 OUT_OF_RANGE = {
@@ -175,3 +176,30 @@ async def test_run_listings_refuse_a_start_out_of_range_rather_than_skip_it(
         with pytest.raises(ValidationError) as listed:
             await read()
         assert str(listed.value) == str(by_id.value)
+
+
+@pytest.mark.parametrize("end", [0, 1])
+async def test_slowest_tests_count_a_result_out_of_range_alike_on_both_engines(
+    db: Database, database_url: str, end: int
+) -> None:
+    """Without a window, slowest_tests takes in every passed result, as result_stats counts it.
+
+    Its unset upper end was the last time Python holds, exclusive: PostgreSQL passed over a
+    result at `infinity`, and SQLite, past every stored text, took in one of year 9999 month 99.
+    """
+    saved = [
+        await save_result(
+            db,
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.PASSED,
+                execution_time=float(i),
+                test_id=f"t{i}",
+            ),
+        )
+        for i in range(3)
+    ]
+    text = OUT_OF_RANGE[_engine(database_url)][end]
+    update = f"UPDATE test_results SET created_at = '{text}' WHERE id = {saved[1].id}"  # noqa: S608  # the test's own SQL
+    await plain_sql(database_url, update)
+    assert [slow.test_id for slow in await slowest_tests(db)] == ["t2", "t1", "t0"]

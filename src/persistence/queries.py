@@ -122,16 +122,6 @@ class TestDurationsRow(NamedTuple):
     latest: float | None
 
 
-class SlowestTestsRow(NamedTuple):
-    """A row that slowest_tests returns."""
-
-    test_id: str
-    results: int
-    p50: float
-    p95: float
-    max_time: float
-
-
 class CounterexamplesRow(NamedTuple):
     """A row that counterexamples returns."""
 
@@ -227,6 +217,16 @@ class FlakyTestsRow(NamedTuple):
     flip_rate: float
     flaky_commits: int
     last_seen: datetime.datetime
+
+
+class SlowestTestsRow(NamedTuple):
+    """A row that slowest_tests returns."""
+
+    test_id: str
+    results: int
+    p50: float
+    p95: float
+    max_time: float
 
 
 class SearchTestResultsRow(NamedTuple):
@@ -610,18 +610,6 @@ class Queries(Protocol):
         finds them.
         """
 
-    async def slowest_tests(
-        self,
-        conn: Connection,
-        *,
-        created_from: datetime.datetime,
-        created_until: datetime.datetime,
-        top: int,
-    ) -> list[SlowestTestsRow]:
-        """The tests whose passed results created in [created_from, created_until) have the highest
-        nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
-        """
-
     async def list_run_results(
         self, conn: Connection, *, run_id: int, after_id: int, page_size: int
     ) -> list[TestResultsRow]:
@@ -956,6 +944,20 @@ class Queries(Protocol):
         took 838 ms instead of 190 ms over 300,000 results).
         """
 
+    async def slowest_tests(
+        self,
+        conn: Connection,
+        *,
+        created_from: datetime.datetime,
+        created_until: datetime.datetime | None,
+        top: int,
+    ) -> list[SlowestTestsRow]:
+        """The tests whose passed results created in [created_from, created_until) have the highest
+        nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+        An unset created_until is null, no bound: none at the end of time passes over a result
+        stored there (PostgreSQL's `infinity`).
+        """
+
     async def list_test_results_by_type(
         self,
         conn: Connection,
@@ -1130,14 +1132,6 @@ def _sqlite_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
     return list(map(_new, repeat(TestDurationsRow), rows))
 
 
-def _postgres_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
-    return list(map(_new, repeat(SlowestTestsRow), rows))
-
-
-def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
-    return list(map(_new, repeat(SlowestTestsRow), rows))
-
-
 def _postgres_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
     return list(map(_new, repeat(CounterexamplesRow), rows))
 
@@ -1284,6 +1278,14 @@ def _sqlite_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
     ]
 
 
+def _postgres_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
+def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
 def _postgres_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResultsRow]:
     return list(map(_new, repeat(SearchTestResultsRow), rows))
 
@@ -1331,7 +1333,6 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "CompareRunsRow": _postgres_compare_runs_row,
         "TestResultsRow": _postgres_test_results_row,
         "TestDurationsRow": _postgres_test_durations_row,
-        "SlowestTestsRow": _postgres_slowest_tests_row,
         "CounterexamplesRow": _postgres_counterexamples_row,
         "ReferencedArtifactsRow": _postgres_referenced_artifacts_row,
         "ArtifactLinksRow": _postgres_artifact_links_row,
@@ -1342,6 +1343,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ResultArtifactsRow": _postgres_result_artifacts_row,
         "CopyTableSizesRow": _postgres_copy_table_sizes_row,
         "FlakyTestsRow": _postgres_flaky_tests_row,
+        "SlowestTestsRow": _postgres_slowest_tests_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
     },
     "sqlite": {
@@ -1350,7 +1352,6 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "CompareRunsRow": _sqlite_compare_runs_row,
         "TestResultsRow": _sqlite_test_results_row,
         "TestDurationsRow": _sqlite_test_durations_row,
-        "SlowestTestsRow": _sqlite_slowest_tests_row,
         "CounterexamplesRow": _sqlite_counterexamples_row,
         "ReferencedArtifactsRow": _sqlite_referenced_artifacts_row,
         "ArtifactLinksRow": _sqlite_artifact_links_row,
@@ -1361,6 +1362,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ResultArtifactsRow": _sqlite_result_artifacts_row,
         "CopyTableSizesRow": _sqlite_copy_table_sizes_row,
         "FlakyTestsRow": _sqlite_flaky_tests_row,
+        "SlowestTestsRow": _sqlite_slowest_tests_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
     },
 }
@@ -1432,7 +1434,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "compare_runs": QueryFacts("CompareRuns", "SELECT", "test_results"),
         "list_test_history": QueryFacts("ListTestHistory", "SELECT", "test_results"),
         "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
-        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
         "insert_result_artifacts": QueryFacts(
             "InsertResultArtifacts", "INSERT", "result_artifacts"
@@ -1499,6 +1500,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "ListFileRecordsGlobPage", "SELECT", "file_records"
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
+        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"
@@ -1527,7 +1529,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "compare_runs": QueryFacts("CompareRuns", "SELECT", "test_results"),
         "list_test_history": QueryFacts("ListTestHistory", "SELECT", "test_results"),
         "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
-        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
         "insert_result_artifacts": QueryFacts(
             "InsertResultArtifacts", "INSERT", "result_artifacts"
@@ -1594,6 +1595,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "ListFileRecordsGlobPage", "SELECT", "file_records"
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
+        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"

@@ -348,7 +348,7 @@ async def slowest_tests(
 ) -> list[SlowTest]:
     """Give the `top` tests with the highest p95 over their passed results in [from, until)."""
     start: dt.datetime = START_OF_TIME
-    end: dt.datetime = END_OF_TIME
+    end: dt.datetime | None = None
     if created_from is not None:
         start = utc_instant("SlowTest", "created_from", created_from)
     if created_until is not None:
