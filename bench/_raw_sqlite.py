@@ -55,15 +55,15 @@ def page_params(
     """Give one keyset page's parameters, with the upper bounds the layer gives the same page.
 
     `filters` ends with the listing's exclusive upper time bound; times are ISO 8601 text or
-    datetimes, and come back as they were given. Like the layer (`upper_bounds`), each of the
-    page's two upper bounds is given as the tighter one, so that SQLite's scan starts at the page.
+    datetimes, and come back as they were given. Like the layer (`upper_bounds`), the bound goes
+    into the cursor when it is the tighter, so that SQLite's scan starts at the page.
     """
     *rest, until = filters
     as_text = isinstance(until, str)
-    bound, at, row_id = upper_bounds(_moment(until), _moment(cursor[0]), cursor[1])
+    at, row_id = upper_bounds(_moment(until), _moment(cursor[0]), cursor[1])
     if as_text:
-        return (*rest, text_of(bound), text_of(at), row_id, page_size)
-    return (*rest, bound, at, row_id, page_size)
+        return (*rest, text_of(at), row_id, page_size)
+    return (*rest, at, row_id, page_size)
 
 
 def _moment(value: object) -> dt.datetime:

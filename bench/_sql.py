@@ -64,7 +64,7 @@ GET_SQLITE: Final = _sqlite("get_test_result")
 GET_POSTGRES: Final = _postgres("get_test_result")
 
 LIST_SQLITE: Final = _sqlite("list_test_results")
-"""Parameters: created_from, created_until, cursor_created_at, cursor_id, page_size."""
+"""Parameters: created_from, cursor_created_at, cursor_id, page_size."""
 LIST_POSTGRES: Final = _postgres("list_test_results")
 
 LIST_BY_TYPE_SQLITE: Final = _sqlite("list_test_results_by_type")

@@ -51,7 +51,7 @@ def test_many_is_aiosql_select_and_one_is_select_one(engine: str) -> None:
     """A :many query runs as aiosql's select, a :one as select_one, each with its row mapper."""
     text = query_file(engine).read_text(encoding="utf-8")
     assert "-- name: list_test_results(" in text
-    assert "-- name: list_test_results(created_from, created_until, cursor_created_at," in text
+    assert "-- name: list_test_results(created_from, cursor_created_at, cursor_id," in text
     loaded = load_queries(ADAPTERS[engine], engine)
     assert loaded.list_test_results.operation is aiosql.types.SQLOperationType.SELECT  # type: ignore[attr-defined]  # aiosql's query function
     assert loaded.get_test_result.operation is aiosql.types.SQLOperationType.SELECT_ONE  # type: ignore[attr-defined]  # aiosql's query function
@@ -68,7 +68,6 @@ async def test_many_gives_a_list_and_one_a_row(database_url: str) -> None:
             page = await db.queries.list_test_results(
                 conn,
                 created_from=saved.created_at.replace(year=2000),
-                created_until=saved.created_at.replace(year=3000),
                 cursor_created_at=saved.created_at.replace(year=3000),
                 cursor_id=0,
                 page_size=10,

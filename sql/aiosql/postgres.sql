@@ -52,10 +52,14 @@ SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
 -- One file record by its path.
 SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records WHERE path = :path;
 
--- name: list_file_records()
+-- name: list_file_records(cursor_accessed_at, cursor_id, page_size)
 -- record_class: FileRecordsRow
--- Every file record, most recently accessed first.
-SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records ORDER BY accessed_at DESC, id DESC;
+-- File records most recently accessed first; one keyset page strictly after the
+-- (accessed_at, id) cursor. The access index drives it; `all_file_records` reads by these pages.
+SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
+WHERE accessed_at <= :cursor_accessed_at AND (accessed_at < :cursor_accessed_at OR id < :cursor_id)
+ORDER BY accessed_at DESC, id DESC
+LIMIT :page_size;
 
 -- name: upsert_file_record(path, size, hash, created_at, accessed_at, metadata)^
 -- record_class: FileRecordsRow
@@ -179,26 +183,6 @@ FROM (
     ) AS recent
 ) AS ranked;
 
--- name: slowest_tests(created_from, created_until, top)
--- record_class: SlowestTestsRow
--- The tests whose passed results created in [created_from, created_until) have the highest
--- nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
-SELECT ranked.test_id, COUNT(*) AS results,
-       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
-       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
-       MAX(ranked.execution_time) AS max_time
-FROM (
-    SELECT w.test_id, w.execution_time,
-           ROW_NUMBER() OVER (PARTITION BY w.test_id ORDER BY w.execution_time, w.id) AS by_time,
-           COUNT(*) OVER (PARTITION BY w.test_id) AS n
-    FROM test_results AS w
-    WHERE w.created_at >= :created_from AND w.created_at < :created_until
-      AND w.test_id IS NOT NULL AND w.status = 'passed'
-) AS ranked
-GROUP BY ranked.test_id
-ORDER BY p95 DESC, ranked.test_id
-LIMIT :top;
-
 -- name: list_run_results(run_id, after_id, page_size)
 -- record_class: TestResultsRow
 -- One run's results in the order they were stored (by id), after the id `after_id`; one page.
@@ -314,12 +298,14 @@ UPDATE runs SET ended_at = :ended_at
 WHERE id = :id AND started_at <= :ended_at
 RETURNING id, started_at, ended_at, labels;
 
--- name: list_runs(started_from, started_until, cursor_started_at, cursor_id, page_size)
+-- name: list_runs(started_from, cursor_started_at, cursor_id, page_size)
 -- record_class: RunsRow
--- Runs newest first (by start), started in [started_from, started_until); one keyset page:
--- rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+-- Runs newest first (by start), started from started_from on; one keyset page: rows strictly
+-- after the (started_at, id) cursor, which holds a filter's upper end too (`upper_bounds`): a
+-- bound of its own, exclusive, passed over runs started at the end of time. runs_started_idx
+-- drives it.
 SELECT id, started_at, ended_at, labels FROM runs
-WHERE started_at >= :started_from AND started_at < :started_until
+WHERE started_at >= :started_from
   AND started_at <= :cursor_started_at AND (started_at < :cursor_started_at OR id < :cursor_id)
 ORDER BY started_at DESC, id DESC
 LIMIT :page_size;
@@ -340,17 +326,18 @@ SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results WHERE id = :id;
 
--- name: list_test_results(created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results(created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
--- Results newest first, created in [created_from, created_until); one keyset page: rows
--- strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+-- Results newest first, created from created_from on; one keyset page: rows
+-- strictly after the (created_at, id) cursor, which holds a filter's upper end too
+-- (`upper_bounds`): a bound of its own, exclusive, passed over rows at the end of time. The time index drives it. Filters on type,
 -- status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE created_at >= :created_from AND created_at < :created_until
+WHERE created_at >= :created_from
   AND created_at <= :cursor_created_at AND (created_at < :cursor_created_at OR id < :cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :page_size;
@@ -500,14 +487,16 @@ SELECT (SELECT count(*) FROM runs) AS runs,
 -- record_class: FileRecordsRow
 -- File records in path order, with a path in [path_from, path_until), matching a glob when one
 -- is given (`*` any run of characters, `?` one character, everything else itself), of a size
--- in [size_from, size_until] and accessed in [accessed_from, accessed_until); one keyset page
--- after cursor_path. The path index drives it.
+-- in [size_from, size_until] and accessed in [accessed_from, accessed_until) (no upper end
+-- when null: no time lies past every stored one); one keyset page after cursor_path. The
+-- path index drives it.
 SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
 WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
   AND (:path_glob::text IS NULL OR path LIKE replace(replace(replace(replace(replace(
         :path_glob, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_'))
   AND size >= :size_from AND size <= :size_until
-  AND accessed_at >= :accessed_from AND accessed_at < :accessed_until
+  AND accessed_at >= :accessed_from
+  AND (:accessed_until::timestamptz IS NULL OR accessed_at < :accessed_until)
 ORDER BY path
 LIMIT :page_size;
 
@@ -520,7 +509,8 @@ WHERE path >= :path_from AND path < :path_until AND path > :cursor_path
   AND (:path_glob::text IS NULL OR path LIKE replace(replace(replace(replace(replace(
         :path_glob, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_'))
   AND size >= :size_from AND size <= :size_until
-  AND accessed_at >= :accessed_from AND accessed_at < :accessed_until
+  AND accessed_at >= :accessed_from
+  AND (:accessed_until::timestamptz IS NULL OR accessed_at < :accessed_until)
 ORDER BY path
 LIMIT :page_size;
 
@@ -612,9 +602,32 @@ JOIN flips AS fp ON fp.test_id = c.test_id
 JOIN flaky AS fl ON fl.test_id = c.test_id
 ORDER BY flip_rate DESC, c.test_id;
 
--- name: list_test_results_by_type(test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: slowest_tests(created_from, created_until, top)
+-- record_class: SlowestTestsRow
+-- The tests whose passed results created in [created_from, created_until) have the highest
+-- nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+-- An unset created_until is null, no bound: none at the end of time passes over a result
+-- stored there (PostgreSQL's `infinity`).
+SELECT ranked.test_id, COUNT(*) AS results,
+       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
+       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
+       MAX(ranked.execution_time) AS max_time
+FROM (
+    SELECT w.test_id, w.execution_time,
+           ROW_NUMBER() OVER (PARTITION BY w.test_id ORDER BY w.execution_time, w.id) AS by_time,
+           COUNT(*) OVER (PARTITION BY w.test_id) AS n
+    FROM test_results AS w
+    WHERE w.created_at >= :created_from
+      AND (:created_until::timestamptz IS NULL OR w.created_at < :created_until)
+      AND w.test_id IS NOT NULL AND w.status = 'passed'
+) AS ranked
+GROUP BY ranked.test_id
+ORDER BY p95 DESC, ranked.test_id
+LIMIT :top;
+
+-- name: list_test_results_by_type(test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
--- Results of any of the given types, newest first, created in [created_from, created_until);
+-- Results of any of the given types, newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
@@ -622,7 +635,7 @@ FROM unnest(:test_types::text[]) AS wanted (test_type)
 CROSS JOIN LATERAL (
     SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.test_type = wanted.test_type
-      AND t.created_at >= :created_from AND t.created_at < :created_until
+      AND t.created_at >= :created_from
           AND t.created_at <= :cursor_created_at AND (t.created_at < :cursor_created_at OR t.id < :cursor_id)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT :page_size
@@ -630,10 +643,10 @@ CROSS JOIN LATERAL (
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;
 
--- name: list_test_results_by_status(statuses, test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_status(statuses, test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results of any of the given statuses (and, when given, types), newest first, created in
--- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- from created_from on; one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
@@ -642,7 +655,7 @@ CROSS JOIN LATERAL (
     SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed, test_cases_total, error_message, output, created_at, metadata, search_vector, run_id, test_id FROM test_results AS t
     WHERE t.status = wanted.status
       AND (:test_types::text[] IS NULL OR t.test_type = ANY(:test_types::text[]))
-      AND t.created_at >= :created_from AND t.created_at < :created_until
+      AND t.created_at >= :created_from
           AND t.created_at <= :cursor_created_at AND (t.created_at < :cursor_created_at OR t.id < :cursor_id)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT :page_size
@@ -650,10 +663,10 @@ CROSS JOIN LATERAL (
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT :page_size;
 
--- name: list_test_results_by_metadata(metadata, statuses, test_types, created_from, created_until, cursor_created_at, cursor_id, page_size)
+-- name: list_test_results_by_metadata(metadata, statuses, test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow
 -- Results whose metadata holds every given key with an equal scalar value (and, when given,
--- of the given statuses and types), newest first, created in [created_from, created_until);
+-- of the given statuses and types), newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
 -- subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
 -- walks the time index instead and tests every row's metadata; and its other conditions
@@ -666,7 +679,6 @@ FROM (
       AND (:statuses::text[] IS NULL OR status = ANY(:statuses::text[]))
       AND (:test_types::text[] IS NULL OR test_type = ANY(:test_types::text[]))
       AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
-      AND (:created_until::timestamptz IS NULL OR created_at < :created_until)
       AND (created_at < :cursor_created_at OR (created_at = :cursor_created_at AND id < :cursor_id))
     OFFSET 0
 ) AS r

@@ -7,8 +7,12 @@ SELECT * FROM file_records WHERE id = @id;
 SELECT * FROM file_records WHERE path = @path;
 
 -- name: ListFileRecords :many
--- Every file record, most recently accessed first.
-SELECT * FROM file_records ORDER BY accessed_at DESC, id DESC;
+-- File records most recently accessed first; one keyset page strictly after the
+-- (accessed_at, id) cursor. The access index drives it; `all_file_records` reads by these pages.
+SELECT * FROM file_records
+WHERE accessed_at <= @cursor_accessed_at AND (accessed_at < @cursor_accessed_at OR id < @cursor_id)
+ORDER BY accessed_at DESC, id DESC
+LIMIT @page_size;
 
 -- name: UpsertFileRecord :one
 -- Insert a record, or refresh size, hash, access time and metadata of the one with the same path.

@@ -21,10 +21,12 @@ WHERE id = @id AND started_at <= @ended_at
 RETURNING *;
 
 -- name: ListRuns :many
--- Runs newest first (by start), started in [started_from, started_until); one keyset page:
--- rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+-- Runs newest first (by start), started from started_from on; one keyset page: rows strictly
+-- after the (started_at, id) cursor, which holds a filter's upper end too (`upper_bounds`): a
+-- bound of its own, exclusive, passed over runs started at the end of time. runs_started_idx
+-- drives it.
 SELECT * FROM runs
-WHERE started_at >= @started_from AND started_at < @started_until
+WHERE started_at >= @started_from
   AND started_at <= @cursor_started_at AND (started_at < @cursor_started_at OR id < @cursor_id)
 ORDER BY started_at DESC, id DESC
 LIMIT @page_size;

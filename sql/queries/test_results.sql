@@ -5,15 +5,16 @@ SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
 FROM test_results WHERE id = @id;
 
 -- name: ListTestResults :many
--- Results newest first, created in [created_from, created_until); one keyset page: rows
--- strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+-- Results newest first, created from created_from on; one keyset page: rows
+-- strictly after the (created_at, id) cursor, which holds a filter's upper end too
+-- (`upper_bounds`): a bound of its own, exclusive, passed over rows at the end of time. The time index drives it. Filters on type,
 -- status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
 -- SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
 -- PostgreSQL's generic plan still uses the index.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE created_at >= @created_from AND created_at < @created_until
+WHERE created_at >= @created_from
   AND created_at <= @cursor_created_at AND (created_at < @cursor_created_at OR id < @cursor_id)
 ORDER BY created_at DESC, id DESC
 LIMIT @page_size;

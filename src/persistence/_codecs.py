@@ -27,6 +27,24 @@ def encode_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+AFTER_EVERY_VALUE: Final = b"\xff" * 1024
+"""After every stored text: SQLite sorts a blob after every text, and this blob after every
+blob that plain SQL may have stored instead (short of 1 KiB of 0xff)."""
+
+
+def encode_time_bound(value: dt.datetime) -> str | bytes:
+    """Give SQLite an unset end of a time filter (`TimeBound`): before or after every time.
+
+    A time column has TEXT affinity, so it holds text or, past its CHECK, a blob.
+    """
+    return "" if value.year == 1 else AFTER_EVERY_VALUE
+
+
+def encode_key_bound(_value: str) -> bytes:
+    """Give SQLite an unset upper end of a text range (`KeyBound`): after every text and blob."""
+    return AFTER_EVERY_VALUE
+
+
 def encode_json(value: object) -> str:
     """Write JSON the same way everywhere: compact, UTF-8, no NaN."""
     return _TO_JSON.encode(value)

@@ -29,19 +29,38 @@ READ_PAGE: Final = 1_000
 
 Pages of 10,000 rows reached the oldest GC generation and set off full collections."""
 
-START_OF_TIME: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
-"""Before every stored time: the lower bound of a time filter that is not set."""
 
-END_OF_TIME: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
-"""After every stored time: the upper bound of a time filter that is not set."""
+class TimeBound(dt.datetime):
+    """An unset end of a time filter: past every time a table holds, models' or not.
 
-_ONE_MICROSECOND: Final = dt.timedelta(microseconds=1)
+    PostgreSQL's driver sends the ends of Python's range as `-infinity` and `infinity`; SQLite
+    gets a value before or after every stored one (`encode_time_bound`). As plain times they
+    were the year 1 and 9999 texts, and a year-0 text that plain SQL stored was skipped.
+    """
+
+
+START_OF_TIME: Final = TimeBound(1, 1, 1, tzinfo=dt.UTC)
+"""At or before every stored time: the lower bound of a time filter that is not set."""
+
+END_OF_TIME: Final = TimeBound(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+"""At or after every stored time: the upper bound of a time filter that is not set."""
 
 _LAST_CHARACTER: Final = "\U0010ffff"
 _LAST_BEFORE_SURROGATES: Final = 0xD7FF
 _FIRST_AFTER_SURROGATES: Final = 0xE000
 
-AFTER_EVERY_KEY: Final = _LAST_CHARACTER * (MAX_KEY_BYTES // 4 + 1)
+
+class KeyBound(str):
+    """An unset upper end of a text range: past every path, section and key a table holds.
+
+    PostgreSQL gets the text; SQLite, which sorts a blob after every text and holds a blob in
+    a TEXT column, gets a blob after every stored one (`encode_key_bound`).
+    """
+
+    __slots__ = ()
+
+
+AFTER_EVERY_KEY: Final = KeyBound(_LAST_CHARACTER * (MAX_KEY_BYTES // 4 + 1))
 """A text that sorts after every path, section and key (at most MAX_KEY_BYTES), by code point."""
 
 
@@ -90,16 +109,18 @@ def continued_filter(
 
 
 def upper_bounds(
-    until: dt.datetime, cursor_at: dt.datetime, cursor_id: int
-) -> tuple[dt.datetime, dt.datetime, int]:
-    """Give a keyset page's two upper bounds, `until` and the (time, id) cursor, both the tighter.
+    until: dt.datetime | None, cursor_at: dt.datetime, cursor_id: int
+) -> tuple[dt.datetime, int]:
+    """Give a keyset page's one upper bound: the (time, id) cursor, or `until` if tighter.
 
-    SQLite's index scan starts from one bound only and walks every row up to the other: from the
-    looser one, each page of a long listing read all the rows above it.
+    The listing's SQL has no bound of its own for `until`: SQLite's index scan starts from one
+    bound only and walks every row up to the other, and an exclusive bound at the end of time
+    passed over rows stored there. Without `until` the cursor alone bounds the page: on the
+    first page, END_OF_TIME takes in every stored time.
     """
-    if until <= cursor_at:
-        return until, until, MIN_INT
-    return cursor_at + _ONE_MICROSECOND, cursor_at, cursor_id
+    if until is not None and until <= cursor_at:
+        return until, MIN_INT
+    return cursor_at, cursor_id
 
 
 async def every_item(

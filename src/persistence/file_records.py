@@ -20,16 +20,18 @@ from persistence._guards import (
     of_type,
 )
 from persistence._loans import run_query
-from persistence._loop import map_in_slices
 from persistence._paging import (
     AFTER_EVERY_KEY,
     END_OF_TIME,
+    READ_PAGE,
     START_OF_TIME,
     Page,
     continued_filter,
+    every_item,
     page_limit,
     page_of,
     prefix_range,
+    stored_id,
 )
 from persistence._rows import file_record_from_row, file_record_params, found
 from persistence.database import Database
@@ -117,9 +119,29 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 
 
 async def all_file_records(db: Database) -> list[FileRecord]:
-    """Return every record, most recently accessed first."""
-    rows = await run_query(db, require_database(db).queries.list_file_records)
-    return await map_in_slices(file_record_from_row, rows)
+    """Return every record, most recently accessed first, READ_PAGE rows a query."""
+    return await every_item(lambda after: _accessed_page(db, after))
+
+
+_AccessCursor = tuple[dt.datetime, int]
+"""The (accessed_at, id) of the last record of a page in access order."""
+
+
+async def _accessed_page(
+    db: Database, after: _AccessCursor | None
+) -> Page[FileRecord, _AccessCursor]:
+    """Give one page of READ_PAGE records in access order, after the cursor `after`."""
+    cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else after
+    queries = require_database(db).queries
+    rows = await run_query(
+        db,
+        lambda conn: queries.list_file_records(
+            conn, cursor_accessed_at=cursor_at, cursor_id=cursor_id, page_size=READ_PAGE
+        ),
+    )
+    return await page_of(
+        rows, file_record_from_row, READ_PAGE, lambda last: (last.accessed_at, stored_id(last))
+    )
 
 
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
@@ -190,7 +212,7 @@ async def list_file_records(
             size_from=0 if where.min_size is None else where.min_size,
             size_until=MAX_INT if where.max_size is None else where.max_size,
             accessed_from=START_OF_TIME if where.accessed_from is None else where.accessed_from,
-            accessed_until=END_OF_TIME if where.accessed_until is None else where.accessed_until,
+            accessed_until=where.accessed_until,
             page_size=limit,
         ),
     )
@@ -201,7 +223,8 @@ async def list_file_records(
 
 def _path_range(where: FileRecordFilter) -> tuple[str, str]:
     """Give [low, high), the paths the prefix and the glob's leading literal text allow."""
-    low, high = "", AFTER_EVERY_KEY
+    low: str = ""
+    high: str = AFTER_EVERY_KEY
     heads = [where.path_prefix or ""]
     if where.path_glob is not None:
         end = min((i for i in map(where.path_glob.find, "*?") if i >= 0), default=None)

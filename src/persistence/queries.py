@@ -122,16 +122,6 @@ class TestDurationsRow(NamedTuple):
     latest: float | None
 
 
-class SlowestTestsRow(NamedTuple):
-    """A row that slowest_tests returns."""
-
-    test_id: str
-    results: int
-    p50: float
-    p95: float
-    max_time: float
-
-
 class CounterexamplesRow(NamedTuple):
     """A row that counterexamples returns."""
 
@@ -227,6 +217,16 @@ class FlakyTestsRow(NamedTuple):
     flip_rate: float
     flaky_commits: int
     last_seen: datetime.datetime
+
+
+class SlowestTestsRow(NamedTuple):
+    """A row that slowest_tests returns."""
+
+    test_id: str
+    results: int
+    p50: float
+    p95: float
+    max_time: float
 
 
 class SearchTestResultsRow(NamedTuple):
@@ -515,8 +515,17 @@ class Queries(Protocol):
     ) -> FileRecordsRow | None:
         """One file record by its path."""
 
-    async def list_file_records(self, conn: Connection) -> list[FileRecordsRow]:
-        """Every file record, most recently accessed first."""
+    async def list_file_records(
+        self,
+        conn: Connection,
+        *,
+        cursor_accessed_at: datetime.datetime,
+        cursor_id: int,
+        page_size: int,
+    ) -> list[FileRecordsRow]:
+        """File records most recently accessed first; one keyset page strictly after the
+        (accessed_at, id) cursor. The access index drives it; `all_file_records` reads by these pages.
+        """
 
     async def upsert_file_record(
         self,
@@ -599,18 +608,6 @@ class Queries(Protocol):
         nearest-rank p50 and p95 (the value at rank ceil(p * n / 100) of the times sorted
         ascending, ties by id), the longest, and the newest one's. test_results_test_created_idx
         finds them.
-        """
-
-    async def slowest_tests(
-        self,
-        conn: Connection,
-        *,
-        created_from: datetime.datetime,
-        created_until: datetime.datetime,
-        top: int,
-    ) -> list[SlowestTestsRow]:
-        """The tests whose passed results created in [created_from, created_until) have the highest
-        nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
         """
 
     async def list_run_results(
@@ -726,13 +723,14 @@ class Queries(Protocol):
         conn: Connection,
         *,
         started_from: datetime.datetime,
-        started_until: datetime.datetime,
         cursor_started_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[RunsRow]:
-        """Runs newest first (by start), started in [started_from, started_until); one keyset page:
-        rows strictly after the (started_at, id) cursor. runs_started_idx drives it.
+        """Runs newest first (by start), started from started_from on; one keyset page: rows strictly
+        after the (started_at, id) cursor, which holds a filter's upper end too (`upper_bounds`): a
+        bound of its own, exclusive, passed over runs started at the end of time. runs_started_idx
+        drives it.
         """
 
     async def delete_run_results(self, conn: Connection, *, id: int | None) -> int:
@@ -751,13 +749,13 @@ class Queries(Protocol):
         conn: Connection,
         *,
         created_from: datetime.datetime,
-        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
-        """Results newest first, created in [created_from, created_until); one keyset page: rows
-        strictly after the (created_at, id) cursor. The time index drives it. Filters on type,
+        """Results newest first, created from created_from on; one keyset page: rows
+        strictly after the (created_at, id) cursor, which holds a filter's upper end too
+        (`upper_bounds`): a bound of its own, exclusive, passed over rows at the end of time. The time index drives it. Filters on type,
         status or metadata go through ListTestResultsByType, ...ByStatus or ...ByMetadata, whose
         SQL differs per engine. An unset bound is the start or the end of time, never NULL, so that
         PostgreSQL's generic plan still uses the index.
@@ -890,13 +888,14 @@ class Queries(Protocol):
         size_from: int,
         size_until: int,
         accessed_from: datetime.datetime,
-        accessed_until: datetime.datetime,
+        accessed_until: datetime.datetime | None,
         page_size: int,
     ) -> list[FileRecordsRow]:
         """File records in path order, with a path in [path_from, path_until), matching a glob when one
         is given (`*` any run of characters, `?` one character, everything else itself), of a size
-        in [size_from, size_until] and accessed in [accessed_from, accessed_until); one keyset page
-        after cursor_path. The path index drives it.
+        in [size_from, size_until] and accessed in [accessed_from, accessed_until) (no upper end
+        when null: no time lies past every stored one); one keyset page after cursor_path. The
+        path index drives it.
         """
 
     async def list_file_records_glob_page(
@@ -910,7 +909,7 @@ class Queries(Protocol):
         size_from: int,
         size_until: int,
         accessed_from: datetime.datetime,
-        accessed_until: datetime.datetime,
+        accessed_until: datetime.datetime | None,
         page_size: int,
     ) -> list[FileRecordsRow]:
         """ListFileRecordsPage for a glob, giving the same rows: SQLite runs its variant off the event
@@ -945,18 +944,31 @@ class Queries(Protocol):
         took 838 ms instead of 190 ms over 300,000 results).
         """
 
+    async def slowest_tests(
+        self,
+        conn: Connection,
+        *,
+        created_from: datetime.datetime,
+        created_until: datetime.datetime | None,
+        top: int,
+    ) -> list[SlowestTestsRow]:
+        """The tests whose passed results created in [created_from, created_until) have the highest
+        nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+        An unset created_until is null, no bound: none at the end of time passes over a result
+        stored there (PostgreSQL's `infinity`).
+        """
+
     async def list_test_results_by_type(
         self,
         conn: Connection,
         *,
         test_types: list[str],
         created_from: datetime.datetime,
-        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
-        """Results of any of the given types, newest first, created in [created_from, created_until);
+        """Results of any of the given types, newest first, created from created_from on;
         one keyset page after the (created_at, id) cursor. The type index drives it.
         """
 
@@ -967,13 +979,12 @@ class Queries(Protocol):
         statuses: list[str],
         test_types: list[str] | None,
         created_from: datetime.datetime,
-        created_until: datetime.datetime,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
         """Results of any of the given statuses (and, when given, types), newest first, created in
-        [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+        from created_from on; one keyset page after the (created_at, id) cursor. The status
         index drives it.
         """
 
@@ -985,13 +996,12 @@ class Queries(Protocol):
         statuses: list[str] | None,
         test_types: list[str] | None,
         created_from: datetime.datetime | None,
-        created_until: datetime.datetime | None,
         cursor_created_at: datetime.datetime,
         cursor_id: int,
         page_size: int,
     ) -> list[TestResultsRow]:
         """Results whose metadata holds every given key with an equal scalar value (and, when given,
-        of the given statuses and types), newest first, created in [created_from, created_until);
+        of the given statuses and types), newest first, created from created_from on;
         one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
         subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
         walks the time index instead and tests every row's metadata; and its other conditions
@@ -1120,14 +1130,6 @@ def _postgres_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
 
 def _sqlite_test_durations_row(rows: Iterable[Any]) -> list[TestDurationsRow]:
     return list(map(_new, repeat(TestDurationsRow), rows))
-
-
-def _postgres_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
-    return list(map(_new, repeat(SlowestTestsRow), rows))
-
-
-def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
-    return list(map(_new, repeat(SlowestTestsRow), rows))
 
 
 def _postgres_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]:
@@ -1276,6 +1278,14 @@ def _sqlite_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
     ]
 
 
+def _postgres_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
+def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
+    return list(map(_new, repeat(SlowestTestsRow), rows))
+
+
 def _postgres_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResultsRow]:
     return list(map(_new, repeat(SearchTestResultsRow), rows))
 
@@ -1323,7 +1333,6 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "CompareRunsRow": _postgres_compare_runs_row,
         "TestResultsRow": _postgres_test_results_row,
         "TestDurationsRow": _postgres_test_durations_row,
-        "SlowestTestsRow": _postgres_slowest_tests_row,
         "CounterexamplesRow": _postgres_counterexamples_row,
         "ReferencedArtifactsRow": _postgres_referenced_artifacts_row,
         "ArtifactLinksRow": _postgres_artifact_links_row,
@@ -1334,6 +1343,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ResultArtifactsRow": _postgres_result_artifacts_row,
         "CopyTableSizesRow": _postgres_copy_table_sizes_row,
         "FlakyTestsRow": _postgres_flaky_tests_row,
+        "SlowestTestsRow": _postgres_slowest_tests_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
     },
     "sqlite": {
@@ -1342,7 +1352,6 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "CompareRunsRow": _sqlite_compare_runs_row,
         "TestResultsRow": _sqlite_test_results_row,
         "TestDurationsRow": _sqlite_test_durations_row,
-        "SlowestTestsRow": _sqlite_slowest_tests_row,
         "CounterexamplesRow": _sqlite_counterexamples_row,
         "ReferencedArtifactsRow": _sqlite_referenced_artifacts_row,
         "ArtifactLinksRow": _sqlite_artifact_links_row,
@@ -1353,6 +1362,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "ResultArtifactsRow": _sqlite_result_artifacts_row,
         "CopyTableSizesRow": _sqlite_copy_table_sizes_row,
         "FlakyTestsRow": _sqlite_flaky_tests_row,
+        "SlowestTestsRow": _sqlite_slowest_tests_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
     },
 }
@@ -1424,7 +1434,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "compare_runs": QueryFacts("CompareRuns", "SELECT", "test_results"),
         "list_test_history": QueryFacts("ListTestHistory", "SELECT", "test_results"),
         "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
-        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
         "insert_result_artifacts": QueryFacts(
             "InsertResultArtifacts", "INSERT", "result_artifacts"
@@ -1491,6 +1500,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "ListFileRecordsGlobPage", "SELECT", "file_records"
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
+        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"
@@ -1519,7 +1529,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "compare_runs": QueryFacts("CompareRuns", "SELECT", "test_results"),
         "list_test_history": QueryFacts("ListTestHistory", "SELECT", "test_results"),
         "test_durations": QueryFacts("TestDurations", "SELECT", "test_results"),
-        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_run_results": QueryFacts("ListRunResults", "SELECT", "test_results"),
         "insert_result_artifacts": QueryFacts(
             "InsertResultArtifacts", "INSERT", "result_artifacts"
@@ -1586,6 +1595,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "ListFileRecordsGlobPage", "SELECT", "file_records"
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
+        "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"

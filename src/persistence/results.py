@@ -203,7 +203,6 @@ async def list_results(
 
 class _Bounds(TypedDict):
     created_from: dt.datetime
-    created_until: dt.datetime
     cursor_created_at: dt.datetime
     cursor_id: int
     page_size: int
@@ -223,12 +222,9 @@ def _listing(
     db: Database, where: ResultFilter, cursor_at: dt.datetime, cursor_id: int, limit: int
 ) -> Awaitable[list[TestResultsRow]]:
     """Run the listing whose index suits the most selective filter: metadata, status, type, time."""
-    until, cursor_at, cursor_id = upper_bounds(
-        END_OF_TIME if where.created_until is None else where.created_until, cursor_at, cursor_id
-    )
+    cursor_at, cursor_id = upper_bounds(where.created_until, cursor_at, cursor_id)
     bounds: _Bounds = {
         "created_from": START_OF_TIME if where.created_from is None else where.created_from,
-        "created_until": until,
         "cursor_created_at": cursor_at,
         "cursor_id": cursor_id,
         "page_size": limit,

@@ -347,7 +347,8 @@ async def slowest_tests(
     top: int = 20,
 ) -> list[SlowTest]:
     """Give the `top` tests with the highest p95 over their passed results in [from, until)."""
-    start, end = START_OF_TIME, END_OF_TIME
+    start: dt.datetime = START_OF_TIME
+    end: dt.datetime | None = None
     if created_from is not None:
         start = utc_instant("SlowTest", "created_from", created_from)
     if created_until is not None:

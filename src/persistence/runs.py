@@ -176,14 +176,11 @@ async def list_runs(
     cursor_where = None if after is None else of_type(RunCursor, after).where
     where = continued_filter(RunFilter, "RunCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
-    until, cursor_at, cursor_id = upper_bounds(
-        END_OF_TIME if where.started_until is None else where.started_until, cursor_at, cursor_id
-    )
+    cursor_at, cursor_id = upper_bounds(where.started_until, cursor_at, cursor_id)
     async with borrow(db) as conn:
         rows = await db.queries.list_runs(
             conn,
             started_from=START_OF_TIME if where.started_from is None else where.started_from,
-            started_until=until,
             cursor_started_at=cursor_at,
             cursor_id=cursor_id,
             page_size=limit,

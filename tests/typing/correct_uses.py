@@ -38,7 +38,6 @@ async def use(q: Queries, conn: Connection) -> None:
     for page_row in await q.list_test_results(
         conn,
         created_from=NOW,
-        created_until=NOW,
         cursor_created_at=NOW,
         cursor_id=0,
         page_size=50,
@@ -50,7 +49,6 @@ async def use(q: Queries, conn: Connection) -> None:
         statuses=["failed", "error"],
         test_types=None,
         created_from=NOW,
-        created_until=NOW,
         cursor_created_at=NOW,
         cursor_id=0,
         page_size=50,

@@ -92,3 +92,31 @@ FROM counted AS c
 JOIN flips AS fp ON fp.test_id = c.test_id
 JOIN flaky AS fl ON fl.test_id = c.test_id
 ORDER BY flip_rate DESC, c.test_id;
+
+-- name: SlowestTests :many
+-- The tests whose passed results created in [created_from, created_until) have the highest
+-- nearest-rank p95 execution time, with their count, p50 and longest time; ties by test id.
+-- An unset created_until is null, no bound: none at the end of time passes over a result
+-- stored there (PostgreSQL's `infinity`).
+-- type: test_id str!
+-- type: results int!
+-- type: p50 float!
+-- type: p95 float!
+-- type: max_time float!
+-- type: @created_until datetime?
+SELECT ranked.test_id, COUNT(*) AS results,
+       MAX(CASE WHEN ranked.by_time = (50 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p50,
+       MAX(CASE WHEN ranked.by_time = (95 * ranked.n + 99) / 100 THEN ranked.execution_time END) AS p95,
+       MAX(ranked.execution_time) AS max_time
+FROM (
+    SELECT w.test_id, w.execution_time,
+           ROW_NUMBER() OVER (PARTITION BY w.test_id ORDER BY w.execution_time, w.id) AS by_time,
+           COUNT(*) OVER (PARTITION BY w.test_id) AS n
+    FROM test_results AS w
+    WHERE w.created_at >= @created_from
+      AND (sqlc.narg(created_until)::timestamptz IS NULL OR w.created_at < sqlc.narg(created_until))
+      AND w.test_id IS NOT NULL AND w.status = 'passed'
+) AS ranked
+GROUP BY ranked.test_id
+ORDER BY p95 DESC, ranked.test_id
+LIMIT @top;

@@ -1,5 +1,5 @@
 -- name: ListTestResultsByType :many
--- Results of any of the given types, newest first, created in [created_from, created_until);
+-- Results of any of the given types, newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 -- type: @test_types str[]
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
@@ -8,7 +8,7 @@ FROM unnest(@test_types::text[]) AS wanted (test_type)
 CROSS JOIN LATERAL (
     SELECT * FROM test_results AS t
     WHERE t.test_type = wanted.test_type
-      AND t.created_at >= @created_from AND t.created_at < @created_until
+      AND t.created_at >= @created_from
           AND t.created_at <= @cursor_created_at AND (t.created_at < @cursor_created_at OR t.id < @cursor_id)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT @page_size
@@ -18,7 +18,7 @@ LIMIT @page_size;
 
 -- name: ListTestResultsByStatus :many
 -- Results of any of the given statuses (and, when given, types), newest first, created in
--- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- from created_from on; one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 -- type: @statuses str[]
 -- type: @test_types str[]?
@@ -29,7 +29,7 @@ CROSS JOIN LATERAL (
     SELECT * FROM test_results AS t
     WHERE t.status = wanted.status
       AND (sqlc.narg(test_types)::text[] IS NULL OR t.test_type = ANY(sqlc.narg(test_types)::text[]))
-      AND t.created_at >= @created_from AND t.created_at < @created_until
+      AND t.created_at >= @created_from
           AND t.created_at <= @cursor_created_at AND (t.created_at < @cursor_created_at OR t.id < @cursor_id)
     ORDER BY t.created_at DESC, t.id DESC
     LIMIT @page_size
@@ -39,7 +39,7 @@ LIMIT @page_size;
 
 -- name: ListTestResultsByMetadata :many
 -- Results whose metadata holds every given key with an equal scalar value (and, when given,
--- of the given statuses and types), newest first, created in [created_from, created_until);
+-- of the given statuses and types), newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The metadata GIN index drives it: the
 -- subquery (fenced by OFFSET 0) finds the matches, then they are sorted, so that no plan
 -- walks the time index instead and tests every row's metadata; and its other conditions
@@ -48,7 +48,6 @@ LIMIT @page_size;
 -- type: @statuses str[]?
 -- type: @test_types str[]?
 -- type: @created_from datetime?
--- type: @created_until datetime?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM (
@@ -57,7 +56,6 @@ FROM (
       AND (sqlc.narg(statuses)::text[] IS NULL OR status = ANY(sqlc.narg(statuses)::text[]))
       AND (sqlc.narg(test_types)::text[] IS NULL OR test_type = ANY(sqlc.narg(test_types)::text[]))
       AND (sqlc.narg(created_from)::timestamptz IS NULL OR created_at >= sqlc.narg(created_from))
-      AND (sqlc.narg(created_until)::timestamptz IS NULL OR created_at < sqlc.narg(created_until))
       AND (created_at < @cursor_created_at OR (created_at = @cursor_created_at AND id < @cursor_id))
     OFFSET 0
 ) AS r

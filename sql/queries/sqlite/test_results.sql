@@ -1,19 +1,19 @@
 -- name: ListTestResultsByType :many
--- Results of any of the given types, newest first, created in [created_from, created_until);
+-- Results of any of the given types, newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. The type index drives it.
 -- type: @test_types str[]
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
 WHERE r.test_type IN (SELECT value FROM json_each(@test_types))
-  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND r.created_at >= @created_from
   AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
 
 -- name: ListTestResultsByStatus :many
 -- Results of any of the given statuses (and, when given, types), newest first, created in
--- [created_from, created_until); one keyset page after the (created_at, id) cursor. The status
+-- from created_from on; one keyset page after the (created_at, id) cursor. The status
 -- index drives it.
 -- type: @statuses str[]
 -- type: @test_types str[]?
@@ -22,20 +22,19 @@ SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cas
 FROM test_results AS r
 WHERE r.status IN (SELECT value FROM json_each(@statuses))
   AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
-  AND r.created_at >= @created_from AND r.created_at < @created_until
+  AND r.created_at >= @created_from
   AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
 
 -- name: ListTestResultsByMetadata :many
 -- Results whose metadata holds every given key with an equal scalar value (and, when given,
--- of the given statuses and types), newest first, created in [created_from, created_until);
+-- of the given statuses and types), newest first, created from created_from on;
 -- one keyset page after the (created_at, id) cursor. Numbers compare by value, as in jsonb.
 -- type: @metadata json
 -- type: @statuses str[]?
 -- type: @test_types str[]?
 -- type: @created_from datetime?
--- type: @created_until datetime?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
 FROM test_results AS r
@@ -52,7 +51,6 @@ WHERE NOT EXISTS (
   AND (@statuses IS NULL OR r.status IN (SELECT value FROM json_each(@statuses)))
   AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
   AND (@created_from IS NULL OR r.created_at >= @created_from)
-  AND (@created_until IS NULL OR r.created_at < @created_until)
   AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;

@@ -17,8 +17,14 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from persistence._backend import Params, key_detail, row_picker
-from persistence._codecs import encode_datetime, encode_json_as_jsonb
+from persistence._codecs import (
+    encode_datetime,
+    encode_json_as_jsonb,
+    encode_key_bound,
+    encode_time_bound,
+)
 from persistence._loop import LOOP_SLICE
+from persistence._paging import KeyBound, TimeBound
 from persistence.queries import QUERY_WRITES
 
 if TYPE_CHECKING:
@@ -51,6 +57,8 @@ member off its class runs a descriptor (about 150 ns), and one call compares its
 # converter registries are process-wide, so they stay untouched.
 _ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     dt.datetime: encode_datetime,
+    TimeBound: encode_time_bound,
+    KeyBound: encode_key_bound,
     dict: encode_json_as_jsonb,
     list: encode_json_as_jsonb,
 }
