@@ -18,11 +18,11 @@ _HUGE_KEYS = 18_000
 """Keys of `_huge_config`: 1.5 MB of JSON, which took 150 to 250 ms to check and write."""
 
 
-def _huge_config() -> JsonObject:
+def _huge_config(keys: int = _HUGE_KEYS) -> JsonObject:
     """A config value of 1.5 MB: an object of many small objects, as a settings file is."""
     return {
         f"key{index}": {"name": f"value {index}", "n": index, "share": index / 3, "on": True}
-        for index in range(_HUGE_KEYS)
+        for index in range(keys)
     }
 
 

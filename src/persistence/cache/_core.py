@@ -22,9 +22,11 @@ from cachetools import LRUCache
 
 from persistence import config, file_records, results
 from persistence._cancelling import refuse_cancel_from_outside
+from persistence._codecs import json_size
 from persistence._database_value import check_usable, require_database
 from persistence._guards import key_id, key_text, seconds
-from persistence._loop import map_in_slices, share_loop
+from persistence._json_pieces import encode_in_pieces
+from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, share_loop
 from persistence._paging import page_limit
 from persistence.database import watch_writes
 from persistence.exceptions import ValidationError
@@ -67,40 +69,77 @@ class CacheStats:
     """The estimated bytes that the memory tier holds now."""
 
 
-def entry_bytes(value: object) -> int:
-    """Estimate the memory a cached value holds: its texts and JSON, plus a fixed cost."""
+def entry_bytes(value: object, *, in_pieces: bool = False) -> int:
+    """Estimate the memory a cached value holds: its texts and JSON, plus a fixed cost.
+
+    It never counts less than the JSON's characters. `in_pieces`, in a worker thread: each
+    JSON value is written a run of items at a time, so that the thread lets the loop run.
+    """
     if isinstance(value, tuple):
-        return _BASE_BYTES + sum(map(entry_bytes, value))
+        return _BASE_BYTES + sum(entry_bytes(item, in_pieces=in_pieces) for item in value)
     if isinstance(value, TestResult):
         texts = sys.getsizeof(value.output or "") + sys.getsizeof(value.error_message or "")
-        return _BASE_BYTES + texts + _json_bytes(value.metadata)
+        return _BASE_BYTES + texts + _json_bytes(value.metadata, in_pieces=in_pieces)
     if isinstance(value, ConfigEntry):
-        return _BASE_BYTES + sys.getsizeof(value.description or "") + _json_bytes(value.value)
+        described = sys.getsizeof(value.description or "")
+        return _BASE_BYTES + described + _json_bytes(value.value, in_pieces=in_pieces)
     if isinstance(value, FileRecord):
-        return _BASE_BYTES + sys.getsizeof(value.path) + _json_bytes(value.metadata)
+        path = sys.getsizeof(value.path)
+        return _BASE_BYTES + path + _json_bytes(value.metadata, in_pieces=in_pieces)
     return _BASE_BYTES
 
 
-def _json_bytes(value: object) -> int:
+_SIZING: Final = json.JSONEncoder(ensure_ascii=False, default=str)
+"""The encoder whose text `_json_bytes` counts."""
+
+
+def _json_bytes(value: object, *, in_pieces: bool) -> int:
     if not value:
         return 0
     if isinstance(value, str | int | float):
         return sys.getsizeof(value)
-    return 2 * len(json.dumps(value, ensure_ascii=False, default=str))
+    return 2 * len(encode_in_pieces(_SIZING, value) if in_pieces else _SIZING.encode(value))
 
 
-class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object]]):
-    """A memory tier: (version, value) by table and key, bounded in entries and in bytes.
+def _held_json(value: object) -> list[object]:
+    """Give the JSON values that a cached value holds, for `json_size` to weigh."""
+    if isinstance(value, tuple):
+        return [held for item in value for held in _held_json(item)]
+    if isinstance(value, ConfigEntry):
+        return [value.value]
+    if isinstance(value, TestResult | FileRecord):
+        return [value.metadata]
+    return []
 
-    Past either bound the least recently used go; a value over the whole budget is not kept.
+
+async def held_bytes(value: object) -> int:
+    """`entry_bytes`, in a worker thread for a value holding JSON of megabytes.
+
+    Writing 1.35 MB of JSON, to count it, held the loop 30 to 95 ms on each miss. `json_size`
+    alone would not do: it skips keys, quotes and escapes, so it counts less than is held.
+    """
+    size = json_size(_held_json(value), OFF_LOOP_SIZE)
+    large = size > OFF_LOOP_SIZE
+    return await off_loop_if_large(size, lambda: entry_bytes(value, in_pieces=large))
+
+
+def _entry_size(entry: tuple[object, object, int]) -> int:
+    return entry[2]
+
+
+class Entries(LRUCache[tuple[str, tuple[Hashable, ...]], tuple[object, object, int]]):
+    """A memory tier: (version, value, bytes) by table and key, bounded in entries and in bytes.
+
+    An entry's bytes are estimated before it is kept (`held_bytes`). Past either bound the
+    least recently used go; a value over the whole budget is not kept.
     """
 
     def __init__(self, size: int, max_bytes: int) -> None:
-        super().__init__(maxsize=max_bytes, getsizeof=entry_bytes)
+        super().__init__(maxsize=max_bytes, getsizeof=_entry_size)
         self.most = size
 
     def __setitem__(
-        self, key: tuple[str, tuple[Hashable, ...]], value: tuple[object, object]
+        self, key: tuple[str, tuple[Hashable, ...]], value: tuple[object, object, int]
     ) -> None:
         try:
             super().__setitem__(key, value)
@@ -235,10 +274,16 @@ class Cache:
                     return entry[1]
         return MISS
 
-    def _keep(self, table: str, key: tuple[Hashable, ...], version: object, value: object) -> None:
+    async def _keep(
+        self, table: str, key: tuple[Hashable, ...], version: object, value: object
+    ) -> None:
         """Keep a value loaded at `version` in the memory tier, if nothing changed meanwhile."""
-        if self._local is not None and version is not None and self._version(table) == version:
-            self._local[table, key] = (version, value)
+        local = self._local
+        if local is None or version is None:
+            return
+        size = await held_bytes(value)
+        if self._version(table) == version:  # a close meanwhile: None
+            local[table, key] = (version, value, size)
 
     def stats(self) -> CacheStats:
         """Return how the cache has served its reads so far; Redis hits count as hits."""
@@ -321,7 +366,7 @@ class Cache:
         self._misses += 1
         self._bypassed += version is None
         value = await load()
-        self._keep(table, key, version, value)
+        await self._keep(table, key, version, value)
         return value
 
     async def _read(

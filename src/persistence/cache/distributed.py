@@ -156,7 +156,7 @@ class RedisCache(Cache):
             value = await load()
             if stamp is not None and self._current(table, version, stamp):
                 await self._to_redis(table, key, stamp, value, shape)
-        self._keep(table, key, version, value)
+        await self._keep(table, key, version, value)
         return cast("_V", value)
 
     def _current(self, table: str, version: tuple[int, int] | None, stamp: str) -> bool:
