@@ -31,9 +31,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
+from persistence._codecs import json_size
 from persistence._database_value import backend_of
 from persistence._guards import at_least, finite_amount, nonempty_text
-from persistence._loop import map_in_slices
+from persistence._json_pieces import encode_in_pieces, loads_in_pieces
+from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large
 from persistence.cache._core import (
     DEFAULT_MAX_BYTES,
     DEFAULT_SIZE,
@@ -205,12 +207,15 @@ class RedisCache(Cache):
             problem = ValueError(f"it holds more than max_entry_bytes, {most} bytes")
             self._bad_entry(entry_key, problem, "is too large")
             return MISS
+        size = len(cast("bytes", raw))
         try:
-            stored = json.loads(cast("bytes", raw))
+            stored = await off_loop_if_large(
+                size, lambda: _decoded(cast("bytes", raw), in_pieces=size > OFF_LOOP_SIZE)
+            )
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
                 self._bad_entry(entry_key, ValueError("it names another read"), "did not match")
                 return MISS
-            value = await self._structured(stored["v"], shape)
+            value = await self._structured(stored["v"], shape, size)
             form = await self._unstructured(value, shape)
         except _DECODE_ERRORS as error:
             self._bad_entry(entry_key, error, "could not be read")
@@ -227,16 +232,24 @@ class RedisCache(Cache):
         entry_key, text = self._key(table, key, stamp)
         data = await self._unstructured(value, shape)
         entry = {"t": table, "k": text, "s": stamp, "v": data}
-        encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode()
+        size = json_size(entry, OFF_LOOP_SIZE)
+        encoded = await off_loop_if_large(
+            size, lambda: _encoded(entry, in_pieces=size > OFF_LOOP_SIZE)
+        )
         if len(encoded) > self._max_entry_bytes:
             return  # kept in the memory tier alone
         await self._call(lambda: self._client.set(entry_key, encoded, px=self._ttl_ms), entry_key)
 
-    async def _structured(self, data: object, shape: object) -> object:
-        """Read an entry's JSON as `shape`: a tuple's items a slice at a time (`_unstructured`)."""
+    async def _structured(self, data: object, shape: object, size: int) -> object:
+        """Read an entry's JSON as `shape`: a tuple's items a slice at a time (`_unstructured`).
+
+        One value read from `size` bytes past OFF_LOOP_SIZE is read in a worker thread: the
+        model's checks of a config value of 1.35 MB take over 100 ms.
+        """
         item = _item_shape(shape)
         if item is None or not isinstance(data, list):
-            return self._converter.structure(data, cast("type[object]", shape))
+            whole = cast("type[object]", shape)
+            return await off_loop_if_large(size, lambda: self._converter.structure(data, whole))
         structure = functools.partial(self._converter.structure, cl=cast("type[object]", item))
         return tuple(await map_in_slices(structure, data))
 
@@ -433,6 +446,31 @@ async def open_redis_cache(  # every limit is the caller's to set
         max_bytes=max_bytes,
         max_entry_bytes=max_entry_bytes,
     )
+
+
+_ENTRY_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""How an entry is written to Redis."""
+
+
+def _encoded(entry: object, *, in_pieces: bool) -> bytes:
+    """Write an entry as Redis holds it; `in_pieces` in a worker thread (`encode_in_pieces`)."""
+    return (
+        encode_in_pieces(_ENTRY_JSON, entry) if in_pieces else _ENTRY_JSON.encode(entry)
+    ).encode()
+
+
+def _decoded(raw: bytes, *, in_pieces: bool) -> dict[str, object]:
+    """Read an entry as `json.loads` does; `in_pieces` in a worker thread (`loads_in_pieces`).
+
+    A dict, else TypeError: an entry of another shape is a bad one.
+    """
+    if in_pieces:
+        stored = loads_in_pieces(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    else:
+        stored = json.loads(raw)
+    if not isinstance(stored, dict):
+        raise TypeError(f"an entry is a JSON object, not {type(stored).__name__}")
+    return stored
 
 
 def _item_shape(shape: object) -> object | None:
