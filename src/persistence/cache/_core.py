@@ -195,11 +195,14 @@ async def private_copy_in_slices(value: _V) -> _V:
     """`private_copy`, a tuple's items a slice at a time, the loop given back between.
 
     A deep copy of a result with metadata takes tens of microseconds: the 10,000 results of
-    one `recent_results`, copied in one go, held the loop 300 ms on each hit.
+    one `recent_results`, copied in one go, held the loop 300 ms on each hit. No slice cuts
+    one item holding JSON of megabytes: a value holding more than OFF_LOOP_SIZE of JSON is
+    copied in a worker thread.
     """
-    if isinstance(value, tuple):
-        return cast("_V", type(value)(await map_in_slices(private_copy, value)))
-    return private_copy(value)
+    size = json_size(_held_json(value), OFF_LOOP_SIZE)
+    if size > OFF_LOOP_SIZE or not isinstance(value, tuple):
+        return await off_loop_if_large(size, lambda: private_copy(value))
+    return cast("_V", type(value)(await map_in_slices(private_copy, value)))
 
 
 Load = Callable[[], Awaitable[_V]]
@@ -395,7 +398,7 @@ class Cache:
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
         """Return the entry of (section, key), or None."""
-        return private_copy(await self.load_config_entry(section, key))
+        return await private_copy_in_slices(await self.load_config_entry(section, key))
 
     get_config_value = config.get_config_value
     """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
