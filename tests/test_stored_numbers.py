@@ -129,9 +129,9 @@ def bad_values(draw: st.DrawFn, column: Column, *, postgres: bool) -> str:
         )
         return repr(number)
     text = draw(
-        st.text(st.characters(exclude_characters="\x00"), max_size=12).filter(
-            lambda t: not _number_like(t) and _stored_type(column.integer, _text(t)) != wanted
-        )
+        st.text(
+            st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12
+        ).filter(lambda t: not _number_like(t) and _stored_type(column.integer, _text(t)) != wanted)
     )
     return _text(text)
 
