@@ -101,7 +101,7 @@ async def test_the_default_namespace_follows_the_identity_the_watch_knows_now(
     try:
         before = cache._namespace  # noqa: SLF001
         assert before == default_namespace(sqlite_db, (await both_names(sqlite_db))[0])
-        monkeypatch.setattr(changes, "database_identity", lambda _path: "sqlite:another")
+        monkeypatch.setattr(changes.ChangeStamp, "identity", lambda _self: "sqlite:another")
         after = cache._namespace  # noqa: SLF001
         assert after == default_namespace(sqlite_db, "sqlite:another") != before
     finally:

@@ -27,7 +27,7 @@ from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
 from persistence._sqlite.errors import translate_sqlite
-from persistence._sqlite.identity import OpenedFile, database_identity, file_identity
+from persistence._sqlite.identity import OpenedFile, file_identity
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import (
     check_foreign_keys,
@@ -84,6 +84,7 @@ class SqliteBackend:
         opened: OpenedFile,
     ) -> None:
         self._path = opened.path
+        self._opened = opened  # its name is the database's: no stat on each Redis key
         self.queries = queries
         self._busy_timeout = busy_timeout
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persistence-sqlite")
@@ -249,8 +250,8 @@ class SqliteBackend:
             yield SqliteSession(reads, self._writer, in_transaction=False, reads_only=True)
 
     async def database_identity(self, conn: Connection) -> str | None:  # noqa: ARG002  # the protocol's arguments
-        """Name the file as its change watch does: see `persistence._sqlite.identity`."""
-        return await asyncio.to_thread(database_identity, self._path)
+        """Name the file opened, as its change watch does: see `persistence._sqlite.identity`."""
+        return self._opened.name
 
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read `sqlite_sequence`: the highest id each AUTOINCREMENT table handed out."""
@@ -293,6 +294,7 @@ class SqliteBackend:
         return ChangeStamp(
             None if index is None else index.header,
             path=self._path,
+            name=self._opened.name,
             data_version=self.data_version,
             closed=lambda: self._closed,
         )

@@ -13,8 +13,6 @@ from typing import Final
 
 import attrs
 
-from persistence._sqlite.identity import database_identity
-
 _WAL_INDEX_HEADER: Final = 96  # at the start of the -shm file: the same 48 bytes twice
 
 
@@ -114,6 +112,7 @@ class ChangeStamp:
 
     _header: mmap.mmap | None
     _path: str = attrs.field(kw_only=True)
+    _name: str | None = attrs.field(kw_only=True)  # the database's, by the file opened
     _data_version: Callable[[], int | None] = attrs.field(kw_only=True)
     _closed: Callable[[], bool] = attrs.field(kw_only=True)
     _last: bytes = attrs.field(default=b"", init=False)
@@ -141,8 +140,8 @@ class ChangeStamp:
         return wal_stamp(header[:_WAL_INDEX_HEADER], self._path)
 
     def identity(self) -> str | None:
-        """Name the file as a copy does: see `persistence._sqlite.identity`."""
-        return database_identity(self._path)
+        """Name the file opened, as a copy does: see `persistence._sqlite.identity`."""
+        return self._name
 
     async def sync(self) -> bool:
         """Nothing to wait for: every commit rewrites the header before it returns."""

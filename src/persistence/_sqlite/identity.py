@@ -30,12 +30,6 @@ def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def database_identity(path: str | os.PathLike[str]) -> str | None:
-    """Name the database at `path` as every use of it does; None if there is no file."""
-    found = file_identity(path)
-    return None if found is None else f"sqlite:{found[0]}:{found[1]}"
-
-
 @attrs.frozen
 class OpenedFile:
     """The file a database opened: its real path, its identity then, and the path it was given."""
@@ -43,6 +37,12 @@ class OpenedFile:
     real: str
     identity: tuple[int, int] | None
     path: str
+
+    @property
+    def name(self) -> str | None:
+        """Name the database as every use of it does, by the file opened; None if none was."""
+        found = self.identity
+        return None if found is None else f"sqlite:{found[0]}:{found[1]}"
 
     def check(self, doing: str = "") -> None:
         """Refuse when `real` no longer names the file opened; `doing` begins the message."""
