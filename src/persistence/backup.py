@@ -235,12 +235,17 @@ FileState = tuple[tuple[int, int, int, int], tuple[bool, bool]]
 
 def _file_state(file: Path) -> FileState | None:
     """Give the file's identity, size and times, and whether a `-wal` and `-shm` are beside it."""
-    real = file.resolve()
+    real = _real(file)
     try:
         seen = real.stat()
     except OSError:
         return None
     return _state_of(seen), _sidecars(real)
+
+
+def _real(file: Path) -> Path:
+    """Follow every symlink on the path that can be; one left is a loop (or newly put there)."""
+    return Path(os.path.realpath(file))  # Path.resolve raises RuntimeError on a loop
 
 
 def _state_of(seen: os.stat_result) -> tuple[int, int, int, int]:
@@ -267,7 +272,7 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
     place, through SQLite's locks and with its `-wal`: closing a descriptor of this process
     on it would drop the locks that its connections here hold.
     """
-    real = file.resolve()
+    real = _real(file)
     said = f"no backup file at {str(file)!r}"
     sidecars = _sidecars(real)
     if sidecars != (False, False):
@@ -295,17 +300,25 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
     return copy, (_state_of(seen), sidecars)
 
 
+_LOOP: Final = "is, or leads through, a symbolic link loop (or a link put in its place meanwhile)"
+
+
 def _open_source(real: Path, said: str) -> int:
     """Open the backup file by `open_regular`, its refusals told as a restore tells them."""
     try:
         return open_regular(None, str(real), str(real))
-    except NotAFileError as error:
-        raise DatabaseError(f"{said}: it {error.reason}") from error
+    except NotAFileError as error:  # a symlink here is one `_real` could not follow
+        why = _LOOP if error.reason == kind_of(stat.S_IFLNK) else error.reason
+        raise DatabaseError(f"{said}: it {why}") from error
     except FileNotFoundError as error:
         raise DatabaseError(f"{said}: it is missing") from error
     except OSError as error:
-        symlink = error.errno in NO_FOLLOW_ERRORS
-        why = "is a symbolic link" if symlink else f"cannot be opened: {error.strerror}"
+        if error.errno in {errno.ELOOP, errno.EMLINK}:
+            why = _LOOP
+        elif error.errno in NO_FOLLOW_ERRORS:
+            why = "is a symbolic link"
+        else:
+            why = f"cannot be opened: {error.strerror}"
         raise DatabaseError(f"{said}: it {why}") from error
 
 
