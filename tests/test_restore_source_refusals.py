@@ -32,3 +32,11 @@ async def test_a_symlink_loop_is_refused_naming_the_loop(tmp_path: Path, given: 
     said = await _refusal(tmp_path, tmp_path / given)
     assert str(tmp_path / given) in said
     assert "symbolic link loop" in said
+
+
+async def test_a_path_through_a_file_is_refused_as_missing_not_as_a_link(tmp_path: Path) -> None:
+    """`notes.txt/app.db`, a regular file taken for a folder: no such file, and no link there."""
+    (tmp_path / "notes.txt").write_text("a file, no folder")
+    said = await _refusal(tmp_path, tmp_path / "notes.txt" / "app.db")
+    assert "symbolic link" not in said
+    assert "is missing: a part of its path is no folder" in said

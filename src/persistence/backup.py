@@ -312,13 +312,11 @@ def _open_source(real: Path, said: str) -> int:
         raise DatabaseError(f"{said}: it {why}") from error
     except FileNotFoundError as error:
         raise DatabaseError(f"{said}: it is missing") from error
+    except NotADirectoryError as error:  # `notes.txt/app.db`: told by the stat, before the open
+        raise DatabaseError(f"{said}: it is missing: a part of its path is no folder") from error
     except OSError as error:
-        if error.errno in {errno.ELOOP, errno.EMLINK}:
-            why = _LOOP
-        elif error.errno in NO_FOLLOW_ERRORS:
-            why = "is a symbolic link"
-        else:
-            why = f"cannot be opened: {error.strerror}"
+        looped = error.errno in NO_FOLLOW_ERRORS  # ELOOP, or FreeBSD's EMLINK, on a symlink
+        why = _LOOP if looped else f"cannot be opened: {error.strerror}"
         raise DatabaseError(f"{said}: it {why}") from error
 
 
