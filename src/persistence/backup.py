@@ -24,11 +24,11 @@ from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
 from persistence._files.locks import locked_folder, remove_locked_folder
 from persistence._files.paths import (
-    FILE_FLAGS,
     NEW_FLAGS,
     NO_FOLLOW_ERRORS,
     kind_of,
     no_folder,
+    open_regular,
     owned,
     truncate,
 )
@@ -45,7 +45,7 @@ from persistence._transfer import (
     sizes_of,
 )
 from persistence.database import Database, Engine, connect, read_file_as_is, transaction
-from persistence.exceptions import DatabaseError, ValidationError
+from persistence.exceptions import DatabaseError, NotAFileError, ValidationError
 from persistence.migrations import migrate, migration_status
 
 if TYPE_CHECKING:
@@ -235,12 +235,17 @@ FileState = tuple[tuple[int, int, int, int], tuple[bool, bool]]
 
 def _file_state(file: Path) -> FileState | None:
     """Give the file's identity, size and times, and whether a `-wal` and `-shm` are beside it."""
-    real = file.resolve()
+    real = _real(file)
     try:
         seen = real.stat()
     except OSError:
         return None
     return _state_of(seen), _sidecars(real)
+
+
+def _real(file: Path) -> Path:
+    """Follow every symlink on the path that can be; one left is a loop (or newly put there)."""
+    return Path(os.path.realpath(file))  # Path.resolve raises RuntimeError on a loop
 
 
 def _state_of(seen: os.stat_result) -> tuple[int, int, int, int]:
@@ -267,7 +272,7 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
     place, through SQLite's locks and with its `-wal`: closing a descriptor of this process
     on it would drop the locks that its connections here hold.
     """
-    real = file.resolve()
+    real = _real(file)
     said = f"no backup file at {str(file)!r}"
     sidecars = _sidecars(real)
     if sidecars != (False, False):
@@ -277,20 +282,8 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
                 f"{said}: it {'is missing' if seen is None else kind_of(seen.st_mode)}"
             )
         return real, (_state_of(seen), sidecars)
-    try:
-        fd = os.open(real, FILE_FLAGS)
-    except OSError as error:
-        if isinstance(error, FileNotFoundError):
-            why = "is missing"
-        elif error.errno in NO_FOLLOW_ERRORS:
-            why = "is a symbolic link"
-        else:
-            why = f"cannot be opened: {error.strerror}"
-        raise DatabaseError(f"{said}: it {why}") from error
-    with owned(fd):
+    with owned(_open_source(real, said)) as fd:
         seen = os.fstat(fd)
-        if not stat.S_ISREG(seen.st_mode):
-            raise DatabaseError(f"{said}: it {kind_of(seen.st_mode)}")
         copy = folder / "backup.db"
         try:
             with owned(os.open(copy, NEW_FLAGS, 0o600)) as sink:
@@ -305,6 +298,26 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
                 f"the backup file {str(file)!r} changed while it was read: nothing was restored"
             )
     return copy, (_state_of(seen), sidecars)
+
+
+_LOOP: Final = "is, or leads through, a symbolic link loop (or a link put in its place meanwhile)"
+
+
+def _open_source(real: Path, said: str) -> int:
+    """Open the backup file by `open_regular`, its refusals told as a restore tells them."""
+    try:
+        return open_regular(None, str(real), str(real))
+    except NotAFileError as error:  # a symlink here is one `_real` could not follow
+        why = _LOOP if error.reason == kind_of(stat.S_IFLNK) else error.reason
+        raise DatabaseError(f"{said}: it {why}") from error
+    except FileNotFoundError as error:
+        raise DatabaseError(f"{said}: it is missing") from error
+    except NotADirectoryError as error:  # `notes.txt/app.db`: told by the stat, before the open
+        raise DatabaseError(f"{said}: it is missing: a part of its path is no folder") from error
+    except OSError as error:
+        looped = error.errno in NO_FOLLOW_ERRORS  # ELOOP, or FreeBSD's EMLINK, on a symlink
+        why = _LOOP if looped else f"cannot be opened: {error.strerror}"
+        raise DatabaseError(f"{said}: it {why}") from error
 
 
 def _stat_or_none(file: Path) -> os.stat_result | None:

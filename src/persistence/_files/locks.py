@@ -24,7 +24,15 @@ from typing import Final, Generic, TypeVar
 import attrs
 
 from persistence._cancelling import refuse_cancel_from_outside
-from persistence._files.paths import LOCKS_DIR, kind_of, lstat, open_folder, owned, storage_errors
+from persistence._files.paths import (
+    LOCKS_DIR,
+    kind_of,
+    lstat,
+    open_folder,
+    open_regular,
+    owned,
+    storage_errors,
+)
 from persistence.exceptions import NotAFileError, StorageError
 
 T = TypeVar("T")
@@ -317,7 +325,6 @@ def remove_locked_folder(made: tuple[str, int]) -> None:
 
 _MKDTEMP_PART: Final = "[a-z0-9_]{8}"
 """What `tempfile.mkdtemp` puts between a prefix and a suffix: 8 of its characters."""
-_FILE_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def remove_unheld(parent_fd: int, made: str, *, folders: bool) -> None:
@@ -339,9 +346,13 @@ def remove_unheld(parent_fd: int, made: str, *, folders: bool) -> None:
         seen = lstat(parent_fd, name)
         if seen is None or not (stat.S_ISDIR if folders else stat.S_ISREG)(seen.st_mode):
             continue  # never opened: a device, a FIFO, a link
-        try:
-            fd = os.open(name, _FOLDER_FLAGS if folders else _FILE_FLAGS, dir_fd=parent_fd)
-        except OSError:  # gone, a link, not a folder, or not ours to open
+        try:  # a file opened as every regular file is: a FIFO put there since is never waited on
+            fd = (
+                os.open(name, _FOLDER_FLAGS, dir_fd=parent_fd)
+                if folders
+                else open_regular(parent_fd, name, name)
+            )
+        except (OSError, NotAFileError):  # gone, a link, not a folder, or not ours to open
             continue
         with owned(fd):
             info = os.fstat(fd)

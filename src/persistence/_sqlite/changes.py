@@ -13,6 +13,9 @@ from typing import Final
 
 import attrs
 
+from persistence._files.paths import open_regular
+from persistence.exceptions import NotAFileError
+
 _WAL_INDEX_HEADER: Final = 96  # at the start of the -shm file: the same 48 bytes twice
 
 
@@ -49,9 +52,9 @@ def map_wal_index(path: str) -> WalIndex | None:
             return found
         if not stat.S_ISREG(info.st_mode) or info.st_size < _WAL_INDEX_HEADER:
             return None
-        try:
-            fd = os.open(shm, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
+        try:  # what was looked at may be a FIFO now: `open_regular` never waits on one
+            fd = open_regular(None, shm, shm)
+        except (OSError, NotAFileError):
             return None
         try:
             opened = os.fstat(fd)
