@@ -144,8 +144,14 @@ async def page_of(
     cursor_after: Callable[[_Item], _Cursor],
 ) -> Page[_Item, _Cursor]:
     """Map a page's rows to models; a full page gets the cursor after its last model."""
-    items = tuple(await map_in_slices(model_of, rows))
-    return Page(items, cursor_after(items[-1]) if len(items) == limit else None)
+    return page_from(await map_in_slices(model_of, rows), limit, cursor_after)
+
+
+def page_from(
+    items: list[_Item], limit: int, cursor_after: Callable[[_Item], _Cursor]
+) -> Page[_Item, _Cursor]:
+    """Give a page of models already mapped; a full page gets the cursor after its last one."""
+    return Page(tuple(items), cursor_after(items[-1]) if len(items) == limit else None)
 
 
 class _Stored(Protocol):
