@@ -12,9 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from _report_helpers import write_report
-from persistence import Database, Run, TestResult, all_results
+from persistence import Database, Run, TestResult, all_results, import_junit
 from persistence.report_json import import_ctrf
+from strategies import ON_DATABASE
 
 UTC: Final = dt.UTC
 WEEK_AGO: Final = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -107,3 +112,181 @@ async def test_a_ctrf_report_of_no_times_keeps_the_import_s(db: Database, tmp_pa
     assert run.ended_at is not None
     assert before <= run.started_at == run.ended_at <= dt.datetime.now(UTC)
     assert await _times(db, run) == {"a": run.started_at}
+
+
+def _suite(attributes: str, *times: float, name: str = "s") -> str:
+    """A `<testsuite>` of these attributes holding a case `{name}{i}` of each time."""
+    cases = "".join(
+        f'<testcase classname="c" name="{name}{i}" time="{time}"/>' for i, time in enumerate(times)
+    )
+    return f'<testsuite name="{name}" {attributes}>{cases}</testsuite>'
+
+
+async def _junit_times(
+    db: Database, tmp_path: Path, *suites: str
+) -> tuple[Run, dict[str, dt.datetime]]:
+    """Import a JUnit report of these suites; give its run and its results' times by case name."""
+    text = f"<testsuites>{''.join(suites)}</testsuites>"
+    run = await import_junit(db, write_report(tmp_path, text))
+    return run, {test_id.removeprefix("c::"): at for test_id, at in (await _times(db, run)).items()}
+
+
+def _at(seconds: float) -> dt.datetime:
+    return WEEK_AGO + dt.timedelta(seconds=seconds)
+
+
+async def test_a_junit_case_starts_after_the_cases_before_it_in_its_suite(
+    db: Database, tmp_path: Path
+) -> None:
+    """A testcase has no timestamp: its suite's, plus the times of the cases before it."""
+    run, times = await _junit_times(
+        db, tmp_path, _suite('timestamp="2026-03-01T12:00:00+02:00" time="10"', 1.5, 2, 0.25)
+    )
+    assert (run.started_at, run.ended_at) == (WEEK_AGO, _at(10))
+    assert times == {"s0": _at(0), "s1": _at(1.5), "s2": _at(3.5)}
+
+
+async def test_a_junit_case_of_a_suite_without_a_timestamp_takes_the_run_s_start(
+    db: Database, tmp_path: Path
+) -> None:
+    """Known only at the report's end: here the last suite starts the run."""
+    run, times = await _junit_times(
+        db,
+        tmp_path,
+        _suite('timestamp="2026-03-01T10:00:05Z" time="5"', 1, 1, name="a"),
+        _suite('time="3"', 1, 1, name="b"),
+        _suite('timestamp="2026-03-01T10:00:00Z" time="1"', 0.5, name="c"),
+    )
+    assert (run.started_at, run.ended_at) == (WEEK_AGO, _at(10))
+    assert times == {
+        "a0": _at(5),
+        "a1": _at(6),
+        "b0": WEEK_AGO,
+        "b1": WEEK_AGO,
+        "c0": WEEK_AGO,
+    }
+
+
+async def test_junit_cases_past_the_run_s_end_are_put_at_its_end(
+    db: Database, tmp_path: Path
+) -> None:
+    """Cases whose times add up past every suite's end are not placed after the run."""
+    run, times = await _junit_times(
+        db, tmp_path, _suite('timestamp="2026-03-01T10:00:00Z" time="2"', 1.5, 1.5, 1.5)
+    )
+    assert run.ended_at == _at(2)
+    assert times == {"s0": _at(0), "s1": _at(1.5), "s2": _at(2)}
+
+
+async def test_naive_junit_cases_keep_their_places_in_the_run_s_span(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timestamps without an offset: the run's span ends at the import, the cases move with it.
+
+    Batches of two: the cases inserted before the report's end are moved too.
+    """
+    monkeypatch.setattr("persistence.reports._BATCH", 2)
+    before = dt.datetime.now(UTC)
+    run, times = await _junit_times(
+        db,
+        tmp_path,
+        _suite('timestamp="2026-03-01T10:00:00.250000" time="3"', 1, 1.000001, 5, name="a"),
+        _suite('timestamp="2026-03-01T10:00:01" time="4"', 2.5, name="b"),
+        _suite("", 1, name="c"),
+    )
+    assert run.ended_at is not None
+    assert before <= run.ended_at <= dt.datetime.now(UTC)
+    assert run.ended_at - run.started_at == dt.timedelta(seconds=4.75)
+
+    def after(seconds: float) -> dt.datetime:
+        return run.started_at + dt.timedelta(seconds=seconds)
+
+    assert times == {
+        "a0": after(0),
+        "a1": after(1),
+        "a2": after(2.000001),
+        "b0": after(0.75),
+        "c0": after(0),
+    }
+
+
+async def test_junit_cases_of_a_report_with_times_but_no_timestamp_take_the_run_s_start(
+    db: Database, tmp_path: Path
+) -> None:
+    """The run lasted its longest `time` and ended at the import: its cases start it."""
+    before = dt.datetime.now(UTC)
+    run, times = await _junit_times(db, tmp_path, _suite('time="30"', 1, 2))
+    assert before - dt.timedelta(seconds=30) <= run.started_at
+    assert run.started_at + dt.timedelta(seconds=30) == run.ended_at
+    assert times == {"s0": run.started_at, "s1": run.started_at}
+
+
+async def test_junit_cases_of_a_report_of_no_times_keep_the_import_s(
+    db: Database, tmp_path: Path
+) -> None:
+    """Nothing says when: the import's time, the run's start and end, as before."""
+    before = dt.datetime.now(UTC)
+    run, times = await _junit_times(db, tmp_path, _suite("", 1, 2))
+    assert run.ended_at is not None
+    assert before <= run.started_at == run.ended_at <= dt.datetime.now(UTC)
+    assert times == {"s0": run.started_at, "s1": run.started_at}
+
+
+FIRST_DAY: Final = dt.datetime(1, 1, 2)  # noqa: DTZ001  # naive, as a report's timestamps
+LAST_DAY: Final = dt.datetime(9999, 1, 1)  # noqa: DTZ001
+_SUITE: Final = st.tuples(
+    st.integers(0, 10**12),  # its timestamp, in microseconds after the report's earliest
+    st.one_of(st.none(), st.integers(0, 10**12).map(lambda us: us / 1e6)),  # its time
+    st.lists(st.integers(0, 10**9).map(lambda us: us / 1e6), max_size=4),  # its cases' times
+)
+
+
+@ON_DATABASE
+@example(  # moved on by two thousand years, every microsecond kept
+    base=dt.datetime(1, 1, 2, 0, 0, 0, 999999),  # noqa: DTZ001  # naive, as a report's
+    suites=[(0, 3.0, [0.000001, 0.999999, 1.5]), (1, None, [0.5])],
+    naive=True,
+).via("the year 1")
+@example(  # moved back by eight thousand
+    base=dt.datetime(9999, 1, 1, 23, 59, 59, 1),  # noqa: DTZ001  # naive, as a report's
+    suites=[(999999, 2.0, [1.999999, 0.000001, 7.0])],
+    naive=True,
+).via("the year 9999")
+@given(
+    base=st.datetimes(FIRST_DAY, LAST_DAY),
+    suites=st.lists(_SUITE, min_size=1, max_size=4),
+    naive=st.booleans(),
+)
+async def test_junit_cases_are_placed_as_read_within_the_run_s_span(
+    db: Database,
+    tmp_path: Path,
+    base: dt.datetime,
+    suites: list[tuple[int, float | None, list[float]]],
+    naive: bool,  # noqa: FBT001  # hypothesis passes each argument by name
+) -> None:
+    """Every case: its suite's timestamp plus the times before it, held to the run's span.
+
+    Naive timestamps, in any year, move by the span's one shift, to the microsecond on both
+    engines (SQLite's date functions keep milliseconds at most).
+    """
+    written, expected = [], {}
+    ends = []
+    for number, (after, time, cases) in enumerate(suites):
+        began = base + dt.timedelta(microseconds=after)
+        stamp = began.isoformat() if naive else began.replace(tzinfo=UTC).isoformat()
+        given_time = "" if time is None else f' time="{time!r}"'
+        ends.append(began + dt.timedelta(seconds=time or 0.0))
+        written.append(_suite(f'timestamp="{stamp}"{given_time}', *cases, name=f"s{number}x"))
+        elapsed = 0.0
+        for index, seconds in enumerate(cases):
+            expected[f"s{number}x{index}"] = began + dt.timedelta(seconds=elapsed)
+            elapsed += seconds
+    first = base + dt.timedelta(microseconds=min(after for after, _, _ in suites))
+    last = max(ends)
+    run, times = await _junit_times(db, tmp_path, *written)
+    shift = run.started_at - first.replace(tzinfo=UTC)
+    assert run.ended_at is not None
+    assert run.ended_at - run.started_at == last - first
+    assert times == {
+        name: min(max(at, first), last).replace(tzinfo=UTC) + shift for name, at in expected.items()
+    }
