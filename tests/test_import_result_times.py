@@ -12,14 +12,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from _report_helpers import write_report
-from persistence import Database, Run, TestResult, all_results, import_junit
-from persistence.report_json import import_ctrf
+from persistence import (
+    Database,
+    Run,
+    TestResult,
+    all_results,
+    import_junit,
+    save_results,
+    save_run,
+    to_dict,
+)
+from persistence.models import TestStatus, TestType
+from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from strategies import ON_DATABASE
+from strategies.values import results
 
 UTC: Final = dt.UTC
 WEEK_AGO: Final = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -290,3 +302,72 @@ async def test_junit_cases_are_placed_as_read_within_the_run_s_span(
     assert times == {
         name: min(max(at, first), last).replace(tzinfo=UTC) + shift for name, at in expected.items()
     }
+
+
+def _line(test_id: str, created_at: dt.datetime | None) -> str:
+    data = to_dict(TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, test_id=test_id))
+    if created_at is None:
+        del data["created_at"]
+    else:
+        data["created_at"] = created_at.isoformat()
+    return json.dumps(data) + "\n"
+
+
+async def test_a_json_line_without_a_time_takes_the_run_s_start(
+    db: Database, tmp_path: Path
+) -> None:
+    """It took the import's time, and stretched a week-old run to the import."""
+    lines = [_line("a", _at(5)), _line("b", None), _line("c", _at(2))]
+    run = await import_jsonl(db, write_report(tmp_path, "".join(lines), "r.jsonl"))
+    assert (run.started_at, run.ended_at) == (_at(2), _at(5))
+    assert await _times(db, run) == {"a": _at(5), "b": _at(2), "c": _at(2)}
+
+
+async def test_json_lines_of_no_times_keep_the_import_s(db: Database, tmp_path: Path) -> None:
+    """Nothing says when: one time for all, the import's, the run's start and end."""
+    before = dt.datetime.now(UTC)
+    text = _line("a", None) + _line("b", None)
+    run = await import_jsonl(db, write_report(tmp_path, text, "r.jsonl"))
+    assert run.ended_at is not None
+    assert before <= run.started_at == run.ended_at <= dt.datetime.now(UTC)
+    assert await _times(db, run) == {"a": run.started_at, "b": run.started_at}
+
+
+_SPANS: Final = st.lists(
+    st.datetimes(
+        dt.datetime(2, 1, 1),  # noqa: DTZ001
+        dt.datetime(9998, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    min_size=2,
+    max_size=2,
+).map(sorted)
+"""A run's start and end, a year from the first and last instants: CTRF writes them in ms."""
+
+
+@ON_DATABASE
+@given(rows=st.lists(results(), min_size=1, max_size=5), span=_SPANS)
+async def test_exported_results_import_at_their_own_times_within_the_run(
+    db: Database, tmp_path: Path, rows: list[TestResult], span: list[dt.datetime]
+) -> None:
+    """CTRF and JSON Lines carry each result's time: export then import keeps it, exactly.
+
+    The new run holds them all, whatever the old one's span: JSON Lines' spans them, and
+    CTRF's summary is widened to them.
+    """
+    old = await save_run(db, Run(started_at=span[0], ended_at=span[1]))
+    assert old.id is not None
+    await save_results(
+        db, [attrs.evolve(row, run_id=old.id, test_id=f"t{i}") for i, row in enumerate(rows)]
+    )
+    expected = {f"t{i}": row.created_at for i, row in enumerate(rows)}
+    for export, load, name in (
+        (export_ctrf, import_ctrf, "c.json"),
+        (export_jsonl, import_jsonl, "r.jsonl"),
+    ):
+        path = write_report(tmp_path, await export(db, old.id), name)
+        run = await load(db, path)
+        times = await _times(db, run)
+        assert times == expected, name
+        assert run.ended_at is not None
+        assert all(run.started_at <= at <= run.ended_at for at in times.values()), name

@@ -453,24 +453,31 @@ async def import_jsonl(
     """Import JSON Lines of result dicts (as `to_dict` gives them) as one new run.
 
     Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run,
-    which spans their `created_at` times.
+    which spans their `created_at` times. A line without one takes the run's start.
     """
     path, run = import_arguments("import_jsonl", db, path, labels)
     results: list[tuple[int | None, TestResult]] = []
-    span = (run.started_at, run.started_at)  # the results' times, earliest and latest, if any
+    timeless = []  # the results whose line gave no time
+    span: tuple[dt.datetime, dt.datetime] | None = None  # the lines' times, earliest and latest
     for number, line in _lines(await _read_text(path)):
         if _skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
             continue
         try:
-            results.append((number, _jsonl_result(line)))
+            result, own_time = _jsonl_result(line)
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
-        made = results[-1][1].created_at
-        span = (made, made) if len(results) == 1 else (min(span[0], made), max(span[1], made))
+        results.append((number, result))
+        if own_time:
+            span = _widened(span, (result.created_at, result.created_at))
+        else:
+            timeless.append(result)
         await share_loop()  # tens of microseconds a line: thousands would hold the loop
     _checked_ids(path, results, lines=True)
     models = [result for _, result in results]
     results.clear()
+    span = span or (run.started_at, run.started_at)
+    for result in timeless:  # each a fresh, unshared model built by this module
+        object.__setattr__(result, "created_at", span[0])
     return await _store(db, timed_run(path, run, span), models)
 
 
@@ -489,14 +496,15 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         start = end + 1
 
 
-def _jsonl_result(line: str) -> TestResult:
+def _jsonl_result(line: str) -> tuple[TestResult, bool]:
+    """Read one line's result; the flag says whether the line gave its time."""
     data, end = _decode(line, _skip(line, 0))  # as `json.loads`, in CTRF's words where it fails
     _ended(line, end)
     if not isinstance(data, dict):
         raise TypeError(f"expected an object, got {type(data).__name__}")
     data.pop("id", None)
     data.pop("run_id", None)
-    return from_dict(TestResult, data)
+    return from_dict(TestResult, data), "created_at" in data
 
 
 def _reason(error: Exception) -> str:
