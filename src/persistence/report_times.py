@@ -58,7 +58,7 @@ def ended_at_import(now: dt.datetime, lasted: dt.timedelta) -> tuple[dt.datetime
 class Clock:
     """A `<testsuite>` with a timestamp: when it began, and the time its cases took so far.
 
-    A naive timestamp is read as UTC here, the times moved once the run's span is known.
+    A naive timestamp is read as UTC here (`JUnitTimes.guess` moves it).
     """
 
     began: dt.datetime
@@ -92,6 +92,13 @@ class JUnitTimes:
     last: dt.datetime | None = None
     first_line: int = 0
     longest: float = 0.0
+    now: dt.datetime | None = None
+    """The import's time, when cases are placed (`case_at`)."""
+    guess: dt.timedelta = dt.timedelta(0)
+    """What moves a naive time read as UTC into the run's span, as the first timestamp's span
+    says: from its end to the import. Right unless a later element ends later, which it
+    rarely does (pytest and Surefire write one suite), it spares moving every case at the end.
+    """
     unplaced: dt.datetime | None = None
     """The time given to a case of no suite timestamp (the import's), once one is given."""
     earliest: dt.datetime | None = None
@@ -108,8 +115,8 @@ class JUnitTimes:
             self.unplaced = unplaced
             return unplaced
         try:
-            at = clock.began + dt.timedelta(seconds=clock.elapsed)
-        except OverflowError:
+            at = clock.began + dt.timedelta(seconds=clock.elapsed) + self.guess
+        except OverflowError:  # past the year 9999: a report of a span the run holds is not before
             at = _LATE
         clock.elapsed += seconds
         if at == unplaced:  # a microsecond on, rather than taken for a case of no timestamp
@@ -127,15 +134,17 @@ class JUnitTimes:
 
         A case's time as read lies within the span the timestamps give, or it takes the
         run's start (before it, or no timestamp) or end (after it); timestamps without an
-        offset were read as UTC, and the cases move as their span moved, to end at the import.
+        offset were read as UTC and moved by `guess`, and the cases move as their span moved,
+        to end at the import: by the difference between the first timestamp's end and the last.
         """
         started, ended = span
         if self.first is None or self.last is None:  # no timestamp: no case was placed
             first, last, shift = started, ended, dt.timedelta(0)
         else:
             first, last = self.first, self.last
-            if first.tzinfo is None:
-                first, last = first.replace(tzinfo=dt.UTC), last.replace(tzinfo=dt.UTC)
+            if first.tzinfo is None:  # within the years, as the run's span is
+                first = first.replace(tzinfo=dt.UTC) + self.guess
+                last = last.replace(tzinfo=dt.UTC) + self.guess
             shift = started - first
         moved = self.unplaced is not None and self.unplaced != started
         if self.earliest is not None and self.latest is not None:
@@ -178,6 +187,8 @@ class JUnitTimes:
                 f"{element} timestamp plus time ends after the year 9999:"
                 f" {timestamp!r:.80} plus {seconds:g} seconds"
             ) from None
+        if self.first is None and began.tzinfo is None and self.now is not None:
+            self.guess = self.now - ended.replace(tzinfo=dt.UTC)
         if self.first is None or began < self.first:
             self.first, self.first_line = began, line
         self.last = ended if self.last is None else max(self.last, ended)

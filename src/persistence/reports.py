@@ -113,7 +113,7 @@ class _JUnitTarget:
         self.case: _Case | None = None
         self.collecting: str | None = None
         self.root: str | None = None
-        self.times = JUnitTimes()
+        self.times = JUnitTimes(now=started)
         self._last_key: tuple[str | None, ...] = ()
         self._last_metadata: JsonObject = {}
 
