@@ -701,3 +701,20 @@ FROM (
 ) AS hits
 JOIN test_results AS r ON r.id = hits.id
 ORDER BY hits.score DESC, r.created_at DESC, r.id DESC;
+
+-- name: place_run_results(unplaced, first, started_at, last, ended_at, shift_seconds, shift_micros, run_id)!
+-- One imported run's results put in its span, in one statement, once the report's end gives
+-- the span (reports.py): a result at @unplaced, or before @first, takes the run's start; one
+-- after @last its end; any other is moved by @shift_seconds and @shift_micros (0 to 999,999),
+-- exactly, in the stored text's own form (SQLite's date functions keep no microseconds).
+UPDATE test_results SET created_at = CASE
+    WHEN created_at = :unplaced OR created_at < :first THEN :started_at
+    WHEN created_at > :last THEN :ended_at
+    ELSE strftime(
+             '%Y-%m-%dT%H:%M:%S', substr(created_at, 1, 19),
+             printf('%+d seconds', :shift_seconds
+                    + (CAST(substr(created_at, 21, 6) AS INTEGER) + :shift_micros >= 1000000))
+         )
+         || printf('.%06d+00:00', (CAST(substr(created_at, 21, 6) AS INTEGER) + :shift_micros) % 1000000)
+END
+WHERE run_id = :run_id;

@@ -1027,6 +1027,25 @@ class Queries(Protocol):
         times and scores alone, then its rows are read.
         """
 
+    async def place_run_results(
+        self,
+        conn: Connection,
+        *,
+        unplaced: datetime.datetime,
+        first: datetime.datetime,
+        started_at: datetime.datetime,
+        last: datetime.datetime,
+        ended_at: datetime.datetime,
+        shift_seconds: int,
+        shift_micros: int,
+        run_id: int,
+    ) -> int:
+        """One imported run's results put in its span, in one statement, once the report's end gives
+        the span (reports.py): a result at @unplaced, or before @first, takes the run's start; one
+        after @last its end; any other is moved by @shift_seconds and @shift_micros (0 to 999,999),
+        exactly: each a whole number of its unit.
+        """
+
 
 def _postgres_config_entries_row(rows: Iterable[Any]) -> list[ConfigEntriesRow]:
     return list(map(_new, repeat(ConfigEntriesRow), rows))
@@ -1407,6 +1426,7 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "copy_write_result_artifacts": frozenset(("result_artifacts",)),
     "copy_write_config_entries": frozenset(("config_entries",)),
     "copy_write_file_records": frozenset(("file_records",)),
+    "place_run_results": frozenset(("test_results",)),
 }
 """The tables each query changes, by method name; a query that only reads is absent.
 
@@ -1509,6 +1529,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "ListTestResultsByMetadata", "SELECT", "test_results"
         ),
         "search_test_results": QueryFacts("SearchTestResults", "SELECT", "test_results"),
+        "place_run_results": QueryFacts("PlaceRunResults", "UPDATE", "test_results"),
     },
     "sqlite": {
         "get_config_entry": QueryFacts("GetConfigEntry", "SELECT", "config_entries"),
@@ -1604,6 +1625,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "ListTestResultsByMetadata", "SELECT", "test_results"
         ),
         "search_test_results": QueryFacts("SearchTestResults", "SELECT", None),
+        "place_run_results": QueryFacts("PlaceRunResults", "UPDATE", "test_results"),
     },
 }
 """Each engine's queries by method name: what their spans and metrics name."""

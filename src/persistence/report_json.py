@@ -115,33 +115,54 @@ async def import_ctrf(
     if not isinstance(tests, list):
         raise ReportError(path, 1, "not a CTRF report: no results.tests list")
     results = []
+    timeless = []  # the results whose test gave no time of its own
+    stated: tuple[dt.datetime, dt.datetime] | None = None  # the tests' own times, if any
     for index in range(len(tests)):
         test, tests[index] = tests[index], None  # each test's JSON freed once read, not all at once
         try:
-            results.append(_ctrf_result(test))
+            result, own_time = _ctrf_result(test)
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"{_ctrf_place(index, test)}: {error}") from None
+        results.append(result)
+        if not own_time:
+            timeless.append(result)
+        else:
+            stated = _widened(stated, (result.created_at, result.created_at))
         await share_loop()  # tens of microseconds a test: thousands would hold the loop
     _checked_ids(path, [(None, r) for r in results], lines=False)
     try:
-        span = _ctrf_span(found.get("summary") if isinstance(found, dict) else None, run.started_at)
+        summary = _ctrf_span(found.get("summary") if isinstance(found, dict) else None)
     except (ValueError, TypeError) as error:
         raise ReportError(path, None, str(error)) from None
+    span = _widened(summary, stated) or (run.started_at, run.started_at)
+    for result in timeless:  # each a fresh, unshared model built by this module
+        object.__setattr__(result, "created_at", span[0])
     return await _store(db, timed_run(path, run, span), results)
 
 
+def _widened(
+    span: tuple[dt.datetime, dt.datetime] | None, times: tuple[dt.datetime, dt.datetime] | None
+) -> tuple[dt.datetime, dt.datetime] | None:
+    """Give the summary's span widened to hold the tests' own times, or either alone."""
+    if span is None or times is None:
+        return span or times
+    return min(span[0], times[0]), max(span[1], times[1])
+
+
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_FIRST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def _ctrf_span(summary: object, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """Give the run's start and end: `results.summary`'s `start` and `stop`, else `now`."""
+def _ctrf_span(summary: object) -> tuple[dt.datetime, dt.datetime] | None:
+    """Give `results.summary`'s `start` and `stop`, if it gives them."""
     if summary is None:
-        return now, now
+        return None
     if not isinstance(summary, dict):
         raise TypeError(f"results.summary must be an object, got {_shown(summary)}")
     start, stop = _ctrf_instant(summary, "start"), _ctrf_instant(summary, "stop")
     if start is None and stop is None:
-        return now, now
+        return None
     if start is None or stop is None:
         missing, given = ("start", "stop") if start is None else ("stop", "start")
         raise ValueError(f"results.summary.{missing} is missing, while {given} is given")
@@ -168,6 +189,23 @@ def _ctrf_instant(summary: dict[str, object], name: str) -> dt.datetime | None:
         return _EPOCH + dt.timedelta(milliseconds=value)
     except OverflowError:
         raise ValueError(f"{problem} in the years 1 to 9999, got {_shown(value)}") from None
+
+
+def _ctrf_test_start(test: dict[str, object]) -> dt.datetime | None:
+    """Give a test's `start`, milliseconds since 1970 in UTC, if it names a time a result takes.
+
+    Import read no test's `start` before: one that names no such time (no number, out of the
+    years 1 to 9999, or the first or last instant of all, which are reserved) is read past,
+    not refused, and the test takes the run's start as a test without one does.
+    """
+    value = test.get("start")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        found = _EPOCH + dt.timedelta(milliseconds=value)
+    except (OverflowError, ValueError):  # ValueError: NaN
+        return None
+    return found if _FIRST < found < _LAST else None
 
 
 async def _ctrf_document(text: str) -> object:
@@ -317,11 +355,13 @@ def _member(
     raise TypeError(f"{under}{name} must be {expected}, got {_shown(value)}")
 
 
-def _ctrf_result(test: object) -> TestResult:
+def _ctrf_result(test: object) -> tuple[TestResult, bool]:
     """Read one test of a CTRF file, each member it uses checked for its JSON type first.
 
     `test_type`, `execution_time`, `metadata` and the fields in `_OWN` under `extra` are this
-    package's own, as export writes them; the model then checks each value it is given.
+    package's own, as export writes them; the model then checks each value it is given. The
+    result's time is `extra.created_at`, exact, else the test's `start`; the flag says whether
+    the test gave either.
     """
     if not isinstance(test, dict):
         raise TypeError(f"expected an object, got {_shown(test)}")
@@ -351,6 +391,8 @@ def _ctrf_result(test: object) -> TestResult:
         for field, kind_of, expected in _OWN
         if (value := _member(extra, field, kind_of, expected, under="extra.")) is not None
     }
+    if "created_at" not in own and (start := _ctrf_test_start(test)) is not None:
+        own["created_at"] = start.isoformat()
     return from_dict(
         TestResult,
         {
@@ -363,7 +405,7 @@ def _ctrf_result(test: object) -> TestResult:
             "test_id": name,
             **own,
         },
-    )
+    ), "created_at" in own
 
 
 _OWN: Final[tuple[tuple[str, type[object], str], ...]] = (
@@ -411,24 +453,31 @@ async def import_jsonl(
     """Import JSON Lines of result dicts (as `to_dict` gives them) as one new run.
 
     Each line's `id` and `run_id` are dropped: the results are new, and belong to the new run,
-    which spans their `created_at` times.
+    which spans their `created_at` times. A line without one takes the run's start.
     """
     path, run = import_arguments("import_jsonl", db, path, labels)
     results: list[tuple[int | None, TestResult]] = []
-    span = (run.started_at, run.started_at)  # the results' times, earliest and latest, if any
+    timeless = []  # the results whose line gave no time
+    span: tuple[dt.datetime, dt.datetime] | None = None  # the lines' times, earliest and latest
     for number, line in _lines(await _read_text(path)):
         if _skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
             continue
         try:
-            results.append((number, _jsonl_result(line)))
+            result, own_time = _jsonl_result(line)
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
-        made = results[-1][1].created_at
-        span = (made, made) if len(results) == 1 else (min(span[0], made), max(span[1], made))
+        results.append((number, result))
+        if own_time:
+            span = _widened(span, (result.created_at, result.created_at))
+        else:
+            timeless.append(result)
         await share_loop()  # tens of microseconds a line: thousands would hold the loop
     _checked_ids(path, results, lines=True)
     models = [result for _, result in results]
     results.clear()
+    span = span or (run.started_at, run.started_at)
+    for result in timeless:  # each a fresh, unshared model built by this module
+        object.__setattr__(result, "created_at", span[0])
     return await _store(db, timed_run(path, run, span), models)
 
 
@@ -447,14 +496,15 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
         start = end + 1
 
 
-def _jsonl_result(line: str) -> TestResult:
+def _jsonl_result(line: str) -> tuple[TestResult, bool]:
+    """Read one line's result; the flag says whether the line gave its time."""
     data, end = _decode(line, _skip(line, 0))  # as `json.loads`, in CTRF's words where it fails
     _ended(line, end)
     if not isinstance(data, dict):
         raise TypeError(f"expected an object, got {type(data).__name__}")
     data.pop("id", None)
     data.pop("run_id", None)
-    return from_dict(TestResult, data)
+    return from_dict(TestResult, data), "created_at" in data
 
 
 def _reason(error: Exception) -> str:

@@ -4,7 +4,8 @@ A run imported whole has ended. Its start and end come from the report when it g
 instants (JUnit's `timestamp` with a UTC offset and `time`, CTRF's `start` and `stop`, the
 results' `created_at` of JSON Lines); a span the report gives without an instant (a JUnit
 `time`, timestamps without an offset) ends at the import; a report of no times starts and
-ends at the import. docs/HISTORY.md ("Import and export") has the rules.
+ends at the import. A JUnit case's result is placed by its suite's timestamp and the cases
+before it, held to that span. docs/HISTORY.md ("Import and export") has the rules.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from persistence.models import MAX_EXECUTION_TIME, Run
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["SECONDS", "JUnitTimes", "ended_at_import", "timed_run"]
+__all__ = ["SECONDS", "Clock", "JUnitTimes", "Placing", "ended_at_import", "timed_run"]
 
 SECONDS: Final = re.compile(
     r"[ \t\n\r]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)?[ \t\n\r]*"
@@ -31,6 +32,9 @@ SECONDS: Final = re.compile(
 XML's white space around it is read past, as XML Schema's numbers allow, and a time of none
 (empty, or white space only) is 0, as one left out."""
 _XML_SPACE: Final = " \t\n\r"
+_LATE: Final = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(microseconds=1)
+"""A case's time past the year 9999: after the run's end, which then takes it."""
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
 
 
 def timed_run(path: Path, run: Run, span: tuple[dt.datetime, dt.datetime]) -> Run:
@@ -51,6 +55,30 @@ def ended_at_import(now: dt.datetime, lasted: dt.timedelta) -> tuple[dt.datetime
 
 
 @attrs.define
+class Clock:
+    """A `<testsuite>` with a timestamp: when it began, and the time its cases took so far.
+
+    A naive timestamp is read as UTC here (`JUnitTimes.guess` moves it).
+    """
+
+    began: dt.datetime
+    elapsed: float = 0.0
+
+
+@attrs.define(frozen=True)
+class Placing:
+    """What `PlaceRunResults` takes to put a run's results in its span, its run id aside."""
+
+    unplaced: dt.datetime
+    first: dt.datetime
+    last: dt.datetime
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    shift_seconds: int
+    shift_micros: int
+
+
+@attrs.define
 class JUnitTimes:
     """The times of a JUnit report's `<testsuites>` and `<testsuite>` elements, as parsed.
 
@@ -64,9 +92,75 @@ class JUnitTimes:
     last: dt.datetime | None = None
     first_line: int = 0
     longest: float = 0.0
+    now: dt.datetime | None = None
+    """The import's time, when cases are placed (`case_at`)."""
+    guess: dt.timedelta = dt.timedelta(0)
+    """What moves a naive time read as UTC into the run's span, as the first timestamp's span
+    says: from its end to the import. Right unless a later element ends later, which it
+    rarely does (pytest and Surefire write one suite), it spares moving every case at the end.
+    """
+    unplaced: dt.datetime | None = None
+    """The time given to a case of no suite timestamp (the import's), once one is given."""
+    earliest: dt.datetime | None = None
+    latest: dt.datetime | None = None
+    """The earliest and latest time given to a case by its suite's timestamp, as read."""
 
-    def note(self, element: str, timestamp: str | None, time: str | None, line: int) -> None:
-        """Take an element's `timestamp` and `time`; a bad one is a ValueError saying why."""
+    def case_at(self, clock: Clock | None, seconds: float, unplaced: dt.datetime) -> dt.datetime:
+        """Give a case's time as read: its suite's timestamp plus the cases' before it.
+
+        A case of a suite without a timestamp is given `unplaced`, the import's time, which
+        the run's start replaces at the report's end; no other case is given it.
+        """
+        if clock is None:
+            self.unplaced = unplaced
+            return unplaced
+        try:
+            at = clock.began + dt.timedelta(seconds=clock.elapsed) + self.guess
+        except OverflowError:  # past the year 9999: a report of a span the run holds is not before
+            at = _LATE
+        clock.elapsed += seconds
+        if at == unplaced:  # a microsecond on, rather than taken for a case of no timestamp
+            at += _MICROSECOND
+        if self.earliest is None or self.latest is None:
+            self.earliest = self.latest = at
+        elif at < self.earliest:
+            self.earliest = at
+        elif at > self.latest:
+            self.latest = at
+        return at
+
+    def placing(self, span: tuple[dt.datetime, dt.datetime]) -> Placing | None:
+        """Say how to put the cases in the run's span, or None when each is in its place.
+
+        A case's time as read lies within the span the timestamps give, or it takes the
+        run's start (before it, or no timestamp) or end (after it); timestamps without an
+        offset were read as UTC and moved by `guess`, and the cases move as their span moved,
+        to end at the import: by the difference between the first timestamp's end and the last.
+        """
+        started, ended = span
+        if self.first is None or self.last is None:  # no timestamp: no case was placed
+            first, last, shift = started, ended, dt.timedelta(0)
+        else:
+            first, last = self.first, self.last
+            if first.tzinfo is None:  # within the years, as the run's span is
+                first = first.replace(tzinfo=dt.UTC) + self.guess
+                last = last.replace(tzinfo=dt.UTC) + self.guess
+            shift = started - first
+        moved = self.unplaced is not None and self.unplaced != started
+        if self.earliest is not None and self.latest is not None:
+            moved = moved or bool(shift) or self.earliest < first or self.latest > last
+        if not moved:
+            return None
+        seconds, micros = divmod(shift // _MICROSECOND, 1_000_000)
+        return Placing(self.unplaced or started, first, last, started, ended, seconds, micros)
+
+    def note(
+        self, element: str, timestamp: str | None, time: str | None, line: int
+    ) -> dt.datetime | None:
+        """Take an element's `timestamp` and `time`; give the timestamp, naive read as UTC.
+
+        A bad one is a ValueError saying why.
+        """
         seconds = 0.0
         if time is not None:
             number = SECONDS.fullmatch(time)
@@ -78,7 +172,7 @@ class JUnitTimes:
                 )
             self.longest = max(self.longest, seconds)
         if timestamp is None or not timestamp.strip(_XML_SPACE):
-            return
+            return None
         began = _instant(element, timestamp)
         if self.first is not None and (began.tzinfo is None) != (self.first.tzinfo is None):
             this, that = ("without", "with") if began.tzinfo is None else ("with", "without")
@@ -93,9 +187,12 @@ class JUnitTimes:
                 f"{element} timestamp plus time ends after the year 9999:"
                 f" {timestamp!r:.80} plus {seconds:g} seconds"
             ) from None
+        if self.first is None and began.tzinfo is None and self.now is not None:
+            self.guess = self.now - ended.replace(tzinfo=dt.UTC)
         if self.first is None or began < self.first:
             self.first, self.first_line = began, line
         self.last = ended if self.last is None else max(self.last, ended)
+        return began if began.tzinfo is not None else began.replace(tzinfo=dt.UTC)
 
     def span(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """Give the run's start and end, `now` being the import's time."""

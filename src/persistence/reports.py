@@ -35,7 +35,7 @@ from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report, read_run, run_results
 from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
-from persistence.report_times import SECONDS, JUnitTimes, timed_run
+from persistence.report_times import SECONDS, Clock, JUnitTimes, timed_run
 from persistence.runs import save_run
 
 if TYPE_CHECKING:
@@ -108,10 +108,12 @@ class _JUnitTarget:
         self.results: list[InsertTestResultsParams] = []
         self.seen: dict[str, int] = {}
         self.suites: list[str | None] = []
+        self.clocks: list[Clock | None] = []
+        """Each open suite's clock, None for one without a timestamp."""
         self.case: _Case | None = None
         self.collecting: str | None = None
         self.root: str | None = None
-        self.times = JUnitTimes()
+        self.times = JUnitTimes(now=started)
         self._last_key: tuple[str | None, ...] = ()
         self._last_metadata: JsonObject = {}
 
@@ -123,10 +125,10 @@ class _JUnitTarget:
             if tag not in ("testsuites", "testsuite"):
                 raise self.fail(f"expected <testsuites> or <testsuite>, found {_element(tag)}")
             self.root = tag
-        if tag in ("testsuites", "testsuite"):
-            self._note_times(tag, attrs)
+        began = self._note_times(tag, attrs) if tag in ("testsuites", "testsuite") else None
         if tag == "testsuite":
             self.suites.append(attrs.get("name"))
+            self.clocks.append(None if began is None else Clock(began))
         elif tag == "testcase":
             if self.case is not None:
                 raise self.fail("a <testcase> inside another")
@@ -140,15 +142,19 @@ class _JUnitTarget:
                 self.case.kind = attrs.get("type")
             self.collecting = tag
 
-    def _note_times(self, tag: str, attrs: dict[str, str]) -> None:
-        """Take a suite's `timestamp` and `time` for the run's own, refusing bad ones by line."""
+    def _note_times(self, tag: str, attrs: dict[str, str]) -> dt.datetime | None:
+        """Take a suite's `timestamp` and `time` for the run's own, refusing bad ones by line.
+
+        Give the timestamp, if any, a naive one read as UTC (`report_times.JUnitTimes`).
+        """
         if "timestamp" in attrs or "time" in attrs:
             try:
-                self.times.note(
+                return self.times.note(
                     _element(tag), attrs.get("timestamp"), attrs.get("time"), self.line()
                 )
             except ValueError as error:
                 raise self.fail(str(error)) from None
+        return None
 
     def data(self, text: str) -> None:
         if self.case is not None and self.collecting is not None:
@@ -157,6 +163,7 @@ class _JUnitTarget:
     def end(self, tag: str) -> None:
         if tag == "testsuite" and self.suites:
             self.suites.pop()
+            self.clocks.pop()
         elif tag == "testcase" and self.case is not None:
             self.results.append(self._result(self.case))
             self.case = None
@@ -219,6 +226,8 @@ class _JUnitTarget:
         # ASCII digits, as JUnit means them; -0.0 is 0.0, as the model makes it (PostgreSQL
         # would keep the sign of a row that goes in as it is)
         seconds = float(number.group(1) or 0) + 0.0
+        # when the case began, as read: its suite's clock, or the import's time (`_ended`)
+        at = self.times.case_at(self.clocks[-1] if self.clocks else None, seconds, self.started)
         try:
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
@@ -237,7 +246,7 @@ class _JUnitTarget:
                     "test_cases_total": 0,
                     "error_message": error_message,
                     "output": output,
-                    "created_at": self.started,
+                    "created_at": at,
                     "metadata": metadata,
                     "run_id": self.run_id,
                     "test_id": test_id,
@@ -249,7 +258,7 @@ class _JUnitTarget:
                     execution_time=seconds,
                     error_message=error_message,
                     output=output,
-                    created_at=self.started,
+                    created_at=at,
                     metadata=metadata,
                     run_id=self.run_id,
                     test_id=test_id,
@@ -344,7 +353,8 @@ async def import_junit(
 ) -> Run:
     """Import one JUnit XML file as one new run, with these labels; return the run.
 
-    The run starts and ends when its suites' `timestamp` and `time` say (`report_times`).
+    The run starts and ends when its suites' `timestamp` and `time` say (`report_times`), and
+    each case's result when its suite's `timestamp` and the cases before it say, within them.
 
     All or nothing: any problem raises ReportError naming the file and the line, and no run
     and no result is written.
@@ -406,12 +416,31 @@ async def import_junit(
 
 
 async def _ended(tx: Database, target: _JUnitTarget, run: Run) -> Run:
-    """Store the new run's start and end, as its suites gave them; return it."""
+    """Store the new run's start and end, as its suites gave them; return it.
+
+    Its results, stored with their times as read, are then put in that span, known only now.
+    """
     try:
         span = target.times.span(run.started_at)  # the import's time, till now
     except ValueError as error:
         raise ReportError(target.path, None, str(error)) from None
-    return await save_run(tx, timed_run(target.path, run, span))
+    run = await save_run(tx, timed_run(target.path, run, span))
+    placing = target.times.placing(span)
+    if placing is not None:
+        assert run.id is not None  # noqa: S101  # a saved run has an id
+        async with borrow(tx) as conn:
+            await tx.queries.place_run_results(
+                conn,
+                run_id=run.id,
+                unplaced=placing.unplaced,
+                first=placing.first,
+                last=placing.last,
+                started_at=placing.started_at,
+                ended_at=placing.ended_at,
+                shift_seconds=placing.shift_seconds,
+                shift_micros=placing.shift_micros,
+            )
+    return run
 
 
 def _close(stream: BinaryIO) -> None:
