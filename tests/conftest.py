@@ -84,10 +84,10 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
-DROP_THREADS = 2
-"""Drops that run at once: the server serves two about twice as fast as one, since drops that
-arrive together share its checkpoint, so the drops left when the last test ends take half as
-long to finish."""
+DROP_THREADS = 6
+"""Drops that run at once. Each drop makes the server write a checkpoint, and drops that
+arrive together share one: 24 migrated test databases took 2.4 s to drop two at a time and
+1.1 to 1.3 s eight at a time. Each thread holds a connection only while it drops."""
 
 
 class Dropper:
