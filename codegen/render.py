@@ -121,7 +121,33 @@ def _mappers(row: str, columns: tuple[Field, ...]) -> list[str]:
             f"def {_mapper_name(engine, row)}(rows: Iterable[Any]) -> list[{row}]:",
             *(_INDENT + line for line in body),
         ]
+    json_columns = [index for index, column in enumerate(columns) if _is_json(column)]
+    if len(json_columns) > 1:
+        texts = ", ".join(f"r[{index}]" for index in json_columns)
+        lines += [
+            "",
+            "",
+            f"def {_large_name(row)}(r: tuple[Any, ...]) -> object:",
+            f"{_INDENT}return max(({texts}), key=length_hint)",
+        ]
     return lines
+
+
+def _is_json(column: Field) -> bool:
+    """Whether SQLite holds the column as JSON text, which its row mapper decodes."""
+    return _kind(column.annotation) in {"json", "list"}
+
+
+def _large_name(row: str) -> str:
+    return f"_sqlite_{snake_case(row)}_large"
+
+
+def _large_value(row: str, columns: tuple[Field, ...]) -> str:
+    """Give the getter of a SQLite row's JSON text, the longest of them if it has several."""
+    json_columns = [index for index, column in enumerate(columns) if _is_json(column)]
+    if len(json_columns) > 1:
+        return _large_name(row)
+    return f"itemgetter({json_columns[0]})"
 
 
 def _row_to_params(methods: Sequence[Method], rows: Mapping[str, tuple[Field, ...]]) -> list[str]:
@@ -152,6 +178,16 @@ def _row_to_params(methods: Sequence[Method], rows: Mapping[str, tuple[Field, ..
 
 def _mapper_name(engine: str, row: str) -> str:
     return f"_{engine}_{snake_case(row)}"
+
+
+def _operator_import(methods: Sequence[Method]) -> list[str]:
+    """Import what `SQLITE_LARGE_VALUES` uses: a getter of one JSON column, or `length_hint`."""
+    counts = {sum(map(_is_json, m.query.columns)) for m in methods if m.row}
+    names = [
+        *(["itemgetter"] if 1 in counts else []),
+        *(["length_hint"] if max(counts, default=0) > 1 else []),
+    ]
+    return [f"from operator import {', '.join(names)}"] if names else []
 
 
 def _imports(methods: Sequence[Method]) -> list[str]:
@@ -186,8 +222,9 @@ def _imports(methods: Sequence[Method]) -> list[str]:
         "from __future__ import annotations",
         "",
         *(["import datetime"] if "datetime.datetime" in text else []),
-        "from collections.abc import Iterable, Mapping",
+        "from collections.abc import Callable, Iterable, Mapping",
         "from itertools import repeat",
+        *_operator_import(methods),
         f"from typing import {', '.join(typing)}",
         "",
         *([f"from persistence._codecs import {', '.join(sorted(codecs))}"] if codecs else []),
@@ -255,6 +292,7 @@ def render_module(methods: Sequence[Method], engines: Sequence[Engine]) -> str:
         *_imports(methods),
     ]
     public = {"Connection", "QUERY_FACTS", "QUERY_WRITES", "Queries", "ROW_MAPPERS", "RUNS_LONG"}
+    public.add("SQLITE_LARGE_VALUES")
     public |= {m.row for m in methods if m.row} | {m.params_type for m in methods if m.params_type}
     if any("JsonObject" in line for line in lines):
         public.add("JsonObject")
@@ -296,6 +334,20 @@ def render_module(methods: Sequence[Method], engines: Sequence[Engine]) -> str:
     lines += [
         "}",
         '"""Each engine\'s row mappers by row type, handed to the adapter as record classes."""',
+        "",
+        "SQLITE_LARGE_VALUES: Final[Mapping[RowMapper, Callable[[Any], object]]] = {",
+    ]
+    lines += [
+        f"{_INDENT}{_mapper_name('sqlite', row)}: {_large_value(row, columns)},"
+        for row, columns in rows.items()
+        if any(map(_is_json, columns))
+    ]
+    lines += [
+        "}",
+        '"""The JSON text in one of SQLite\'s rows, by the mapper that decodes it: a cheap look.',
+        "",
+        "A row whose text is past `_loop.OFF_LOOP_SIZE` in length is mapped in a worker thread",
+        '(`_loop.map_slices`)."""',
         "",
         "RUNS_LONG: Final[Mapping[str, frozenset[str]]] = {",
     ]

@@ -477,6 +477,7 @@ TIMED_MODULES = frozenset(
         "test_loop_lag_huge_values.py",
         "test_loop_lag_huge_cache_entries.py",
         "test_loop_lag_config_listing.py",
+        "test_loop_lag_huge_rows.py",
         "test_loop_lag_long_texts.py",
         "test_network.py",
         "test_network_limits.py",

@@ -142,9 +142,14 @@ async def page_of(
     model_of: Callable[[_Row], _Item],
     limit: int,
     cursor_after: Callable[[_Item], _Cursor],
+    stored_of: Callable[[_Row], object] | None = None,
 ) -> Page[_Item, _Cursor]:
-    """Map a page's rows to models; a full page gets the cursor after its last model."""
-    return page_from(await map_in_slices(model_of, rows), limit, cursor_after)
+    """Map a page's rows to models; a full page gets the cursor after its last model.
+
+    Given `stored_of` (a row's value that may be of megabytes, as stored), a row whose value
+    is past OFF_LOOP_SIZE in length is mapped alone in a worker thread (`map_slices`).
+    """
+    return page_from(await map_in_slices(model_of, rows, stored_of), limit, cursor_after)
 
 
 def page_from(

@@ -15,15 +15,15 @@ from persistence._database_value import require_database
 from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type, type_among
 from persistence._interface import JsonValue
 from persistence._loans import run_query
-from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, share_loop
+from persistence._loop import OFF_LOOP_SIZE, off_loop_if_large, share_loop
 from persistence._paging import (
     AFTER_EVERY_KEY,
     READ_PAGE,
     Page,
     continued_filter,
     every_item,
-    page_from,
     page_limit,
+    page_of,
 )
 from persistence._rows import config_from_row, config_params, found
 from persistence.database import Database
@@ -56,6 +56,7 @@ TABLE = "config_entries"
 _S = TypeVar("_S", str, int, float, bool)
 
 _VALUE: Final = operator.attrgetter("value")
+"""A row's stored value: text, or what plain SQL stored in SQLite (a blob, a number)."""
 
 _TYPES_OF: dict[type, ConfigType] = {getattr(builtins, kind.value): kind for kind in ConfigType}
 
@@ -107,28 +108,6 @@ def _stored_size(row: ConfigEntriesRow) -> int:
     """Give the length of a row's stored value, read without decoding it."""
     stored: object = row.value  # SQLite gives what plain SQL wrote there: a blob, a number
     return len(stored) if isinstance(stored, str) else 0
-
-
-async def _entries_of(rows: list[ConfigEntriesRow]) -> list[ConfigEntry]:
-    """Map a page's rows to entries a slice at a time, each of megabytes alone by `_entry_of`.
-
-    No slice cuts one row: mapped on the loop, rows of 4 MB and 2.7 MB held it 220 to 680 ms.
-    Small rows cost one look at their length each (in C, for a page of texts), and no thread.
-    """
-    try:
-        if max(map(len, map(_VALUE, rows)), default=0) <= OFF_LOOP_SIZE:
-            return await map_in_slices(config_from_row, rows)
-    except TypeError:  # a number that plain SQL stored in SQLite: looked at row by row below
-        pass
-    entries: list[ConfigEntry] = []
-    start = 0
-    for at, row in enumerate(rows):
-        if _stored_size(row) > OFF_LOOP_SIZE:
-            entries += await map_in_slices(config_from_row, rows[start:at])
-            entries.append(await _entry_of(row))
-            start = at + 1
-    entries += await map_in_slices(config_from_row, rows[start:])
-    return entries
 
 
 async def get_config_entry(db: Database, entry_id: int) -> ConfigEntry:
@@ -252,10 +231,12 @@ async def list_config_entries(
             page_size=limit,
         ),
     )
-    return page_from(
-        await _entries_of(rows),
+    return await page_of(
+        rows,
+        config_from_row,
         limit,
         lambda last: ConfigEntryCursor(last.section, last.key, where),
+        _VALUE,  # a value of megabytes is read as its entry in a worker thread
     )
 
 

@@ -13,8 +13,9 @@ from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._backend import Params, row_picker
 from persistence._changes import report_query
+from persistence._codecs import decode_json_text
 from persistence._loader import observed
-from persistence._loop import Pace
+from persistence._loop import OFF_LOOP_SIZE, Pace, map_slices
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -36,6 +37,61 @@ _Processed = tuple[str, tuple[str, ...], _CopyTarget | None, Callable[[Params], 
 
 _PROCESSED: dict[tuple[str, str], _Processed] = {}
 """Each query's processing in this process, by its name and its SQL."""
+
+
+class DeferredJson:
+    """A jsonb value past OFF_LOOP_SIZE, as the server sent it: read when its row is mapped.
+
+    asyncpg decodes each value as its row arrives, on the event loop, in one call: 3.5 MB of
+    metadata held the loop 250 to 750 ms. Left as bytes there, it is read with its row in a
+    worker thread (`_loop.map_slices`), by the same codec.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def read(self) -> object:
+        """Read the value as the codec reads every other: checked to the models' rules."""
+        return decode_json_text(self.data.decode())
+
+
+class JsonDeferral:
+    """Whether a connection's JSON codec now defers values past OFF_LOOP_SIZE, and how many.
+
+    On only while the adapter fetches rows that it maps itself, so that no `DeferredJson`
+    reaches a caller's own SQL.
+    """
+
+    __slots__ = ("deferred", "on")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.deferred = 0
+
+    def decoded(self, data: bytes, start: int) -> object:
+        """Give a jsonb value (its text from `start`) read now, or deferred if on and large."""
+        if self.on and len(data) > OFF_LOOP_SIZE:
+            self.deferred += 1
+            return DeferredJson(data[start:])
+        return decode_json_text(data[start:].decode())
+
+
+def _read_deferred(record: asyncpg.Record) -> tuple[object, ...]:
+    """Give a record's values with each `DeferredJson` read: in a worker thread, for a large one."""
+    return tuple(value.read() if type(value) is DeferredJson else value for value in record)
+
+
+def _deferred_of(record: asyncpg.Record) -> DeferredJson | None:
+    """Give a record's first deferred JSON value, past OFF_LOOP_SIZE in length, if it has one."""
+    for value in record:
+        if type(value) is DeferredJson:
+            return value
+    return None
 
 
 class PostgresAdapter(AsyncPGAdapter):
@@ -94,8 +150,23 @@ class PostgresAdapter(AsyncPGAdapter):
     async def _select(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> list[object]:
-        records = await conn.fetch(sql, *self._ordered(name, params))
-        return records if rows_as is None else rows_as(records)  # type: ignore[return-value]  # Records when unmapped
+        if rows_as is None:
+            return await conn.fetch(sql, *self._ordered(name, params))  # type: ignore[return-value]  # Records when unmapped
+        # A connection that `init_connection` did not set up has none: it reads every value now.
+        deferral: JsonDeferral | None = getattr(conn, "json_deferral", None)
+        if deferral is None:
+            return rows_as(await conn.fetch(sql, *self._ordered(name, params)))
+        deferral.on, deferral.deferred = True, 0
+        try:
+            records = await conn.fetch(sql, *self._ordered(name, params))
+        finally:
+            deferral.on = False
+        if not deferral.deferred:
+            return rows_as(records)
+        # A row holding JSON of megabytes is read and mapped alone in a worker thread.
+        return await map_slices(
+            lambda part: rows_as(list(map(_read_deferred, part))), records, _deferred_of
+        )
 
     async def _select_one(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, cast
 import asyncpg
 import asyncpg.pool
 
-from persistence._codecs import decode_json_text, encode_json
-from persistence._postgres.adapter import PgConnection
+from persistence._codecs import encode_json
+from persistence._postgres.adapter import JsonDeferral, PgConnection
 from persistence._postgres.errors import CONNECTION_FAILURES
 from persistence.exceptions import DatabaseError
 
@@ -32,6 +32,8 @@ class PooledConnection(_Connection):
     """
 
     codecs_changed = False
+    json_deferral: JsonDeferral | None = None
+    """Set by `init_connection`: how its JSON codec defers large values for the adapter."""
 
     async def set_type_codec(
         self,
@@ -67,24 +69,29 @@ class PooledConnection(_Connection):
 
 async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
     """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
+    deferral = JsonDeferral()
     for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
-        encode, decode = _json_codec(prefix)
+        encode, decode = _json_codec(prefix, deferral)
         await connection.set_type_codec(
             type_name, schema="pg_catalog", encoder=encode, decoder=decode, format="binary"
         )
     if isinstance(connection, PooledConnection):
         connection.codecs_changed = False  # these are the package's own
+        connection.json_deferral = deferral
 
 
-def _json_codec(prefix: bytes) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
+def _json_codec(
+    prefix: bytes, deferral: JsonDeferral
+) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
     empty, start = prefix + b"{}", len(prefix)
+    decoded = deferral.decoded
 
     def encode(value: object) -> bytes:
         return prefix + encode_json(value).encode()
 
     def decode(data: bytes) -> object:
         # json.loads spends about 1 us sniffing the encoding of bytes; the text is UTF-8.
-        return {} if data == empty else decode_json_text(data[start:].decode())
+        return {} if data == empty else decoded(data, start)
 
     return encode, decode
 
