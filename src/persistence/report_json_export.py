@@ -6,6 +6,7 @@ the mapping.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import itertools
 import json
@@ -39,12 +40,20 @@ _TO_CTRF: Final = {
 
 
 def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
-    """Give one result as a CTRF test, to write as JSON; its long texts are holes (`_holed`)."""
+    """Give one result as a CTRF test, to write as JSON; its long texts are holes (`_holed`).
+
+    Its `start` and `stop` are what another tool reads a test's time from: whole milliseconds,
+    as CTRF's schema types them, `stop - start` being the `duration` written, rounded.
+    """
+    duration = result.execution_time * 1000
+    start = _milliseconds(result.created_at)
     test: dict[str, JsonValue] = {
         "name": result.test_id or f"result-{result.id}",
         "status": _TO_CTRF[result.status],
         "rawStatus": result.status.value,
-        "duration": result.execution_time * 1000,
+        "duration": duration,
+        "start": start,
+        "stop": start + round(duration),
         "extra": {
             "execution_time": result.execution_time,
             "test_type": result.test_type.value,
@@ -63,6 +72,19 @@ def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
     if isinstance(stderr, str):
         test["stderr"] = list[JsonValue](stderr.split("\n"))
     return test
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLISECOND: Final = dt.timedelta(milliseconds=1)
+
+
+def _milliseconds(instant: dt.datetime) -> int:
+    """Give an instant as CTRF writes one: whole milliseconds since 1970 in UTC.
+
+    The part below a millisecond is cut off, so that the instant read back is never after it,
+    before 1970 too; exactly, where `timestamp()`'s float may miss a millisecond.
+    """
+    return (instant - _EPOCH) // _MILLISECOND
 
 
 async def _ctrf_tests(results: list[TestResult]) -> list[str]:
@@ -179,8 +201,8 @@ async def ctrf_text(run: Run, results: list[TestResult]) -> str:
     for result in results:
         counts[_TO_CTRF[result.status]] += 1
     tests = await _ctrf_tests(results)
-    started = int(run.started_at.timestamp() * 1000)
-    ended = started if run.ended_at is None else int(run.ended_at.timestamp() * 1000)
+    started = _milliseconds(run.started_at)
+    ended = started if run.ended_at is None else _milliseconds(run.ended_at)
     document: JsonObject = {
         "reportFormat": "CTRF",
         "specVersion": "0.0.0",

@@ -5,6 +5,7 @@ docs/HISTORY.md ("Import and export") has the mapping, both ways.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter
 from typing import Final
@@ -37,7 +38,9 @@ async def export_junit(db: Database, run_id: int) -> str:
     """Write a run's results as one JUnit XML document, in the form `import_junit` reads.
 
     Each result goes into a `<testsuite>` of the suite that import keeps in its metadata (one of
-    none into `run N`), a new one wherever the suite changes, so the results keep their order.
+    none into `run N`), a new one wherever the suite changes (so the results keep their order)
+    or the time goes back. Each suite's `timestamp` is its first case's time, from which import
+    lays its cases out (`_Suites`); `<testsuites>` spans the run.
     """
     run, results = await read_run(db, run_id)
     return await junit_text(run, results)
@@ -57,16 +60,18 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
             cases.append(case)
         await share_loop()
     if not suites.found:  # no result: an empty suite, as a consumer expects one
-        suites.found.append(_Suite(suites.unnamed, 0))
+        suites.found.append(_Suite(suites.unnamed, 0, run.started_at, run.started_at))
     counts = _counts(len(results), sum((suite.tags for suite in suites.found), Counter()))
+    began, lasted = quoteattr(run.started_at.isoformat()), _run_seconds(run, results)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f"<testsuites {counts} timestamp={quoteattr(run.started_at.isoformat())}>\n",
+        f'<testsuites {counts} timestamp={began} time="{lasted!r}">\n',
     ]
     ends = [suite.start for suite in suites.found[1:]] + [len(cases)]
     for suite, end in zip(suites.found, ends, strict=True):
         counts = _counts(suite.tags.total(), suite.tags)
-        parts.append(f"  <testsuite name={_attribute(suite.name)} {counts}>\n")
+        began = quoteattr(suite.began.isoformat())
+        parts.append(f"  <testsuite name={_attribute(suite.name)} {counts} timestamp={began}>\n")
         parts += cases[suite.start : end]
         parts.append("  </testsuite>\n")
         await share_loop()
@@ -82,13 +87,32 @@ def _counts(tests: int, tags: Counter[str | None]) -> str:
     )
 
 
+def _run_seconds(run: Run, results: list[TestResult]) -> float:
+    """Give the seconds `<testsuites>` lasts, from the run's start: the span it is imported at.
+
+    To its end, or its latest result's time if later (a run not ended has none), as CTRF's
+    import spans a run: so each result's time lies within it.
+    """
+    ended = max((result.created_at for result in results), default=run.started_at)
+    if run.ended_at is not None:
+        ended = max(ended, run.ended_at)
+    return max(ended - run.started_at, dt.timedelta(0)).total_seconds()
+
+
 @attrs.define
 class _Suite:
-    """A `<testsuite>` of an export: its name, where its cases start, their outcome elements."""
+    """A `<testsuite>` of an export: its name, where its cases start, their outcome elements.
+
+    `began`, its first case's time, is its `timestamp`; import places each case at it plus the
+    `time`s of the cases before it in the suite.
+    """
 
     name: str
     start: int
     """The index of its first case's line, or first piece, in the export's list of cases."""
+    began: dt.datetime
+    last: dt.datetime
+    """The time of its last case so far."""
     tags: Counter[str | None] = attrs.field(factory=Counter)
 
 
@@ -101,12 +125,21 @@ class _Suites:
     found: list[_Suite] = attrs.field(factory=list)
 
     def note(self, result: TestResult, start: int) -> None:
-        """Note a result's case, written from `start` on: a new suite if not the last one's."""
+        """Note a result's case, written from `start` on: a new suite if not the last one's.
+
+        A case that began before the one before it starts a new suite too, of the same name:
+        so each suite's timestamp, its first case's time, is its earliest, and that case comes
+        back at its time on import.
+        """
         name = result.metadata.get("suite")
         name = name if isinstance(name, str) else self.unnamed
-        if not self.found or self.found[-1].name != name:
-            self.found.append(_Suite(name, start))
-        self.found[-1].tags[TAGS.get(result.status)] += 1
+        last = self.found[-1] if self.found else None
+        at = result.created_at
+        if last is None or last.name != name or last.last > at:
+            last = _Suite(name, start, at, at)
+            self.found.append(last)
+        last.last = at
+        last.tags[TAGS.get(result.status)] += 1
 
 
 def _shown(found: re.Match[str]) -> str:
