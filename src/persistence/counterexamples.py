@@ -20,7 +20,7 @@ from persistence._files.locks import perform
 from persistence._files.paths import CACHE_DIR
 from persistence._guards import argument, byte_string, of_type
 from persistence._loans import borrow
-from persistence._loop import share_loop
+from persistence._loop import off_loop, share_loop
 from persistence._rows import result_params, with_id
 from persistence.cache.disk import (
     entry_at,
@@ -29,6 +29,8 @@ from persistence.cache.disk import (
     is_key,
     read_entry,
     remove_entry,
+    shard_keys,
+    shard_names,
     stage_held_puts,
     stage_hold,
 )
@@ -40,7 +42,7 @@ from persistence.storage import Storage, storage_root
 
 if TYPE_CHECKING:
     from persistence._files.paths import Spot
-    from persistence.queries import InsertResultArtifactsParams
+    from persistence.queries import InsertResultArtifactsParams, ReferencedArtifactsRow
 
 __all__ = ["FOLDER", "CounterexampleStore", "keep_counterexample", "open_counterexample_store"]
 
@@ -92,16 +94,15 @@ class CounterexampleStore:
                 "db",
                 "sweep runs outside a transaction: a link it cannot see yet may commit",
             )
-        keys = await self.keys()
         removed = 0
-        for shard in sorted({key[:2] for key in keys}):
+        # Each shard's files are listed and compared with its named hashes in a worker
+        # thread: on the loop, a pass over a store of a million files held it 100 ms or more.
+        for shard in await off_loop(functools.partial(shard_names, self.root, FOLDER)):
             high = "g" if shard == "ff" else f"{int(shard, 16) + 1:02x}"  # the next shard's start
             async with borrow(db) as conn:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
-            named = {row.sha256 for row in rows}
-            for key in keys:
-                if key.startswith(shard) and key not in named:
-                    removed += await self._remove_unnamed(db, key)
+            for key in await off_loop(functools.partial(_unnamed, self.root, shard, rows)):
+                removed += await self._remove_unnamed(db, key)
             await share_loop()
         return removed
 
@@ -118,6 +119,12 @@ class CounterexampleStore:
 
         await perform(functools.partial(stage_hold, self.root, FOLDER, key), record)
         return removed
+
+
+def _unnamed(root: Path, shard: str, rows: list[ReferencedArtifactsRow]) -> list[str]:
+    """Give the keys of the files kept in `shard` that none of `rows` names, sorted."""
+    named = {row.sha256 for row in rows}
+    return [key for key in shard_keys(root, FOLDER, shard) if key not in named]
 
 
 async def open_counterexample_store(storage: Storage) -> CounterexampleStore:

@@ -263,6 +263,41 @@ def entry_keys(root: Path, folder: str) -> list[str]:
     return sorted(key for _, _, _, key in _scan_folder(root, folder))
 
 
+_SHARD: Final = re.compile(r"[0-9a-f]{2}")
+
+
+def shard_names(root: Path, folder: str) -> list[str]:
+    """Give the names of the real shard folders in `folder` (two hex digits), sorted."""
+    with ExitStack() as stack, storage_errors(folder):
+        entries = _real_folder(stack, stack.enter_context(open_root(root)), *folder.split("/"))
+        if entries is None:
+            return []
+        with os.scandir(entries) as found:
+            names = [entry.name for entry in found if _SHARD.fullmatch(entry.name)]
+        return sorted(names)
+
+
+def shard_keys(root: Path, folder: str, shard: str) -> list[str]:
+    """Give the keys of the entries in one shard of `folder`, sorted; symlinks are passed over.
+
+    Only the keys that live there (`entry_at`): a file of another shard's key is no entry.
+    """
+    with ExitStack() as stack, storage_errors(f"{folder}/{shard}"):
+        root_fd = stack.enter_context(open_root(root))
+        fd = _real_folder(stack, root_fd, *folder.split("/"), shard)
+        if fd is None:
+            return []
+        with os.scandir(fd) as found:
+            keys = [
+                entry.name
+                for entry in found
+                if entry.name.startswith(shard)
+                and _KEY.fullmatch(entry.name)
+                and entry.is_file(follow_symlinks=False)
+            ]
+        return sorted(keys)
+
+
 # In worker threads: eviction, under the lock of .cache -----------------------------------
 
 
