@@ -84,10 +84,11 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
-DROP_THREADS = 6
-"""Drops that run at once. Each drop makes the server write a checkpoint, and drops that
-arrive together share one: 24 migrated test databases took 2.4 s to drop two at a time and
-1.1 to 1.3 s eight at a time. Each thread holds a connection only while it drops."""
+DROP_THREADS = 4
+"""Drops that run at once, in each of `make test`'s four workers. Each drop makes the server
+write a checkpoint, and drops that arrive together share one: 24 migrated test databases
+took 2.4 s to drop two at a time and 1.1 to 1.3 s eight at a time. Each thread holds a
+connection only while it drops."""
 
 
 class Dropper:
@@ -464,7 +465,7 @@ async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
 
 
 # Modules whose tests measure time on the event loop or race short timeouts. `make test` runs
-# every other test on two workers, then these alone, so that no worker steals their CPU.
+# every other test on four workers, then these alone, so that no worker steals their CPU.
 TIMED_MODULES = frozenset(
     {
         "test_faults.py",
