@@ -121,7 +121,7 @@ def _mappers(row: str, columns: tuple[Field, ...]) -> list[str]:
             f"def {_mapper_name(engine, row)}(rows: Iterable[Any]) -> list[{row}]:",
             *(_INDENT + line for line in body),
         ]
-    json_columns = [index for index, column in enumerate(columns) if _is_json(column)]
+    json_columns = _json_columns(columns)
     if len(json_columns) > 1:
         texts = ", ".join(f"r[{index}]" for index in json_columns)
         lines += [
@@ -131,6 +131,11 @@ def _mappers(row: str, columns: tuple[Field, ...]) -> list[str]:
             f"{_INDENT}return max(({texts}), key=length_hint)",
         ]
     return lines
+
+
+def _json_columns(columns: tuple[Field, ...]) -> list[int]:
+    """Give the places of a SQLite row's JSON columns."""
+    return [index for index, column in enumerate(columns) if _is_json(column)]
 
 
 def _is_json(column: Field) -> bool:
@@ -144,7 +149,7 @@ def _large_name(row: str) -> str:
 
 def _large_value(row: str, columns: tuple[Field, ...]) -> str:
     """Give the getter of a SQLite row's JSON text, the longest of them if it has several."""
-    json_columns = [index for index, column in enumerate(columns) if _is_json(column)]
+    json_columns = _json_columns(columns)
     if len(json_columns) > 1:
         return _large_name(row)
     return f"itemgetter({json_columns[0]})"
