@@ -79,8 +79,8 @@ def _ctrf_tests(text: str) -> dict[str, dict[str, object]]:
 def test_a_ctrf_test_gives_its_start_and_stop_in_whole_milliseconds(result: TestResult) -> None:
     """`start` is the result's time in ms since 1970 (cut, never after it), `stop` its end.
 
-    Both integers, as CTRF's schema types them; `stop - start` is the written `duration`
-    rounded, and `extra.created_at` stays the exact time.
+    All three integers, as CTRF's schema types them; `stop - start` is the written
+    `duration`, and `extra` keeps the exact time and seconds.
     """
     run = Run(id=1, started_at=BEGAN, ended_at=BEGAN + dt.timedelta(seconds=9))
     test = _ctrf_tests(asyncio.run(ctrf_text(run, [result])))[str(result.test_id)]
@@ -89,8 +89,9 @@ def test_a_ctrf_test_gives_its_start_and_stop_in_whole_milliseconds(result: Test
     assert type(stop) is int, test
     assert start == _ms(result.created_at)
     assert EPOCH + start * MS <= result.created_at < EPOCH + (start + 1) * MS
-    assert isinstance(duration, float)
-    assert stop - start == round(duration)
+    assert type(duration) is int, test
+    assert duration == round(result.execution_time * 1000)
+    assert stop - start == duration
     extra = test["extra"]
     assert isinstance(extra, dict)
     assert extra["created_at"] == result.created_at.isoformat()

@@ -42,10 +42,11 @@ _TO_CTRF: Final = {
 def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
     """Give one result as a CTRF test, to write as JSON; its long texts are holes (`_holed`).
 
-    Its `start` and `stop` are what another tool reads a test's time from: whole milliseconds,
-    as CTRF's schema types them, `stop - start` being the `duration` written, rounded.
+    Its `start`, `stop` and `duration` are what another tool reads a test's time from: whole
+    milliseconds, as CTRF's schema types them, `stop - start` being the `duration`. The exact
+    seconds are in `extra`, which an import reads first.
     """
-    duration = result.execution_time * 1000
+    duration = round(result.execution_time * 1000)
     start = _milliseconds(result.created_at)
     test: dict[str, JsonValue] = {
         "name": result.test_id or f"result-{result.id}",
@@ -53,7 +54,7 @@ def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
         "rawStatus": result.status.value,
         "duration": duration,
         "start": start,
-        "stop": start + round(duration),
+        "stop": start + duration,
         "extra": {
             "execution_time": result.execution_time,
             "test_type": result.test_type.value,
