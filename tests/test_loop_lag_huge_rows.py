@@ -3,7 +3,7 @@
 `test_loop_lag_config_listing.py` lists config entries of megabytes; here it is a test result
 whose metadata or output is: listings map their rows to models a slice at a time, and no
 slice cuts one row, so a row whose stored size is past OFF_LOOP_SIZE is mapped alone in a
-worker thread (`_loop.map_slices`'s `size_of`): SQLite's rows by the size of their JSON
+worker thread (`_loop.map_slices`'s `stored_of`): SQLite's rows by the size of their JSON
 text, PostgreSQL's by the jsonb its codec left undecoded. Each workload runs beside the
 benchmark's lag probe, as there; in conftest's TIMED_MODULES.
 
