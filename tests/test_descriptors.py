@@ -60,16 +60,21 @@ def counts() -> Counts:
     )
 
 
-async def settled_counts(expected_native_threads: int) -> Counts:
+async def settled_counts(expected_native_threads: int, expected_descriptors: int = -1) -> Counts:
     """Count once the threads that closing joined have left the kernel's list too.
 
     `Thread.join` returns when the thread's Python state is gone, a moment before its native
-    thread exits, so /proc may list it briefly after a close. Wait for that, within
-    PERSISTENCE_TEST_THREAD_EXIT seconds: a thread that is really left stays counted.
+    thread exits, so /proc may list it briefly after a close. Likewise an asyncio transport
+    closes its socket on a later turn of the loop than the close: given `expected_descriptors`,
+    wait for that too. Both within PERSISTENCE_TEST_THREAD_EXIT seconds: a thread or a
+    descriptor that is really left stays counted.
     """
     deadline = time.monotonic() + float(os.environ.get("PERSISTENCE_TEST_THREAD_EXIT", "5"))
     found = counts()
-    while found.native_threads > expected_native_threads and time.monotonic() < deadline:
+    while (
+        found.native_threads > expected_native_threads
+        or found.descriptors > expected_descriptors >= 0
+    ) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
         found = counts()
     return found
@@ -100,7 +105,7 @@ async def check_cycles(database_url: str, files: Path, redis: str | None) -> Non
     before = await settled_counts(counts().threads)  # each native thread a Python one
     for _ in range(total):
         await cycle()
-    after = await settled_counts(before.native_threads)
+    after = await settled_counts(before.native_threads, before.descriptors)
     shown = "memory" if redis is None else "redis"
     assert after == before, f"after {total} cycles on {engine} with {shown}: {before} -> {after}"
     assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
@@ -251,7 +256,7 @@ async def test_an_open_cancelled_at_any_point_leaves_nothing(
         opening.cancel()
         with pytest.raises(asyncio.CancelledError):
             await opening
-        after = await settled_counts(before.native_threads)
+        after = await settled_counts(before.native_threads, before.descriptors)
         assert after == before, f"cancelled after {step * 3} ms: {before} -> {after}"
         if postgres:
             deadline = time.monotonic() + 2
