@@ -98,6 +98,11 @@ async def _mapped(rows_as: RowMapper, records: list[asyncpg.Record]) -> list[obj
     return await map_slices(rows_as, records)
 
 
+def _reading_deferred(rows_as: RowMapper) -> Callable[[Sequence[asyncpg.Record]], list[object]]:
+    """Give a mapper of records that first reads each record's `DeferredJson` values."""
+    return lambda part: rows_as(list(map(_read_deferred, part)))
+
+
 def _deferred_of(record: asyncpg.Record) -> DeferredJson | None:
     """Give a record's first deferred JSON value, past OFF_LOOP_SIZE in length, if it has one."""
     for value in record:
@@ -176,17 +181,28 @@ class PostgresAdapter(AsyncPGAdapter):
         if not deferral.deferred:
             return await _mapped(rows_as, records)
         # A row holding JSON of megabytes is read and mapped alone in a worker thread.
-        return await map_slices(
-            lambda part: rows_as(list(map(_read_deferred, part))), records, _deferred_of
-        )
+        return await map_slices(_reading_deferred(rows_as), records, _deferred_of)
 
     async def _select_one(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> object:
-        record = await conn.fetchrow(sql, *self._ordered(name, params))
+        deferral: JsonDeferral | None = (
+            None if rows_as is None else getattr(conn, "json_deferral", None)
+        )
+        if deferral is None:
+            record = await conn.fetchrow(sql, *self._ordered(name, params))
+        else:
+            deferral.on, deferral.deferred = True, 0
+            try:
+                record = await conn.fetchrow(sql, *self._ordered(name, params))
+            finally:
+                deferral.on = False
         if record is None or rows_as is None:
             return record
-        return rows_as((record,))[0]
+        if deferral is None or not deferral.deferred:
+            return rows_as((record,))[0]
+        # As `_select` does: the row of megabytes is read and mapped in a worker thread.
+        return (await map_slices(_reading_deferred(rows_as), [record], _deferred_of))[0]
 
     async def _insert_returning(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, _: None
