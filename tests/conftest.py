@@ -479,6 +479,8 @@ TIMED_MODULES = frozenset(
         "test_loop_lag_huge_cache_entries.py",
         "test_loop_lag_config_listing.py",
         "test_loop_lag_huge_rows.py",
+        "test_loop_lag_pg_slices.py",
+        "test_loop_lag_point_reads.py",
         "test_loop_lag_long_texts.py",
         "test_loop_lag_sweep.py",
         "test_network.py",

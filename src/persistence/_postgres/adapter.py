@@ -15,7 +15,7 @@ from persistence._backend import Params, row_picker
 from persistence._changes import report_query
 from persistence._codecs import decode_json_text
 from persistence._loader import observed
-from persistence._loop import OFF_LOOP_SIZE, Pace, map_slices
+from persistence._loop import OFF_LOOP_SIZE, SLICE_ITEMS, Pace, map_slices
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -84,6 +84,23 @@ class JsonDeferral:
 def _read_deferred(record: asyncpg.Record) -> tuple[object, ...]:
     """Give a record's values with each `DeferredJson` read: in a worker thread, for a large one."""
     return tuple(value.read() if type(value) is DeferredJson else value for value in record)
+
+
+async def _mapped(rows_as: RowMapper, records: list[asyncpg.Record]) -> list[object]:
+    """Map rows whose values are all read: a page in one call, more a slice at a time.
+
+    Mapped in one call on the loop, 30,000 rows held it about 22 ms, 600,000 rows 170 ms. Each
+    value is read already (none past OFF_LOOP_SIZE), so a row takes about a microsecond: a
+    page of SLICE_ITEMS well under 1 ms, mapped without `map_slices`' own cost.
+    """
+    if len(records) <= SLICE_ITEMS:
+        return rows_as(records)
+    return await map_slices(rows_as, records)
+
+
+def _reading_deferred(rows_as: RowMapper) -> Callable[[Sequence[asyncpg.Record]], list[object]]:
+    """Give a mapper of records that first reads each record's `DeferredJson` values."""
+    return lambda part: rows_as(list(map(_read_deferred, part)))
 
 
 def _deferred_of(record: asyncpg.Record) -> DeferredJson | None:
@@ -155,26 +172,37 @@ class PostgresAdapter(AsyncPGAdapter):
         # A connection that `init_connection` did not set up has none: it reads every value now.
         deferral: JsonDeferral | None = getattr(conn, "json_deferral", None)
         if deferral is None:
-            return rows_as(await conn.fetch(sql, *self._ordered(name, params)))
+            return await _mapped(rows_as, await conn.fetch(sql, *self._ordered(name, params)))
         deferral.on, deferral.deferred = True, 0
         try:
             records = await conn.fetch(sql, *self._ordered(name, params))
         finally:
             deferral.on = False
         if not deferral.deferred:
-            return rows_as(records)
+            return await _mapped(rows_as, records)
         # A row holding JSON of megabytes is read and mapped alone in a worker thread.
-        return await map_slices(
-            lambda part: rows_as(list(map(_read_deferred, part))), records, _deferred_of
-        )
+        return await map_slices(_reading_deferred(rows_as), records, _deferred_of)
 
     async def _select_one(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, rows_as: RowMapper | None
     ) -> object:
-        record = await conn.fetchrow(sql, *self._ordered(name, params))
+        deferral: JsonDeferral | None = (
+            None if rows_as is None else getattr(conn, "json_deferral", None)
+        )
+        if deferral is None:
+            record = await conn.fetchrow(sql, *self._ordered(name, params))
+        else:
+            deferral.on, deferral.deferred = True, 0
+            try:
+                record = await conn.fetchrow(sql, *self._ordered(name, params))
+            finally:
+                deferral.on = False
         if record is None or rows_as is None:
             return record
-        return rows_as((record,))[0]
+        if deferral is None or not deferral.deferred:
+            return rows_as((record,))[0]
+        # As `_select` does: the row of megabytes is read and mapped in a worker thread.
+        return (await map_slices(_reading_deferred(rows_as), [record], _deferred_of))[0]
 
     async def _insert_returning(  # as aiosql calls it
         self, conn: PgConnection, name: str, sql: str, params: Params, _: None

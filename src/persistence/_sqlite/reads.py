@@ -67,30 +67,40 @@ async def map_rows(rows_as: RowMapper | None, picked: Any, mode: Mode) -> Any:
     """Map what an unmapped `execute` gave, on the loop, a slice of rows at a time.
 
     A row holding JSON text past OFF_LOOP_SIZE is mapped alone in a worker thread: no slice
-    cuts one row, and one of 3.5 MB held the loop 250 to 1,180 ms.
+    cuts one row, and one of 3.5 MB held the loop 250 to 1,180 ms. One row read by a point
+    read (ROW) too: it held the loop 290 ms.
     """
     if not must_map_in_slices(rows_as, picked, mode):
         return mapped_now(rows_as, picked, mode)
     assert rows_as is not None  # noqa: S101  # `must_map_in_slices` says so
-    return await map_slices(rows_as, picked, SQLITE_LARGE_VALUES.get(rows_as))
+    stored_of = SQLITE_LARGE_VALUES.get(rows_as)
+    if mode is ROW:
+        return (await map_slices(rows_as, [picked], stored_of))[0]
+    return await map_slices(rows_as, picked, stored_of)
 
 
 def must_map_in_slices(rows_as: RowMapper | None, picked: Any, mode: Mode) -> bool:
     """Whether `map_rows` would give the loop back: more rows than a first slice, or a large one.
 
     Rows holding JSON of hundreds of kB take milliseconds each: a page of them, mapped in one
-    go, held the loop for hundreds. A page of one row holding megabytes goes to a thread.
+    go, held the loop for hundreds. A page of one row holding megabytes goes to a thread, and
+    so does such a row read alone (ROW).
     """
-    if mode is not ROWS or rows_as is None:
+    if rows_as is None:
+        return False
+    if mode is ROW:
+        return picked is not None and is_large_row(rows_as, picked)
+    if mode is not ROWS:
         return False
     if len(picked) > FIRST_SLICE_ITEMS:
         return True
+    return len(picked) == 1 and is_large_row(rows_as, picked[0])
+
+
+def is_large_row(rows_as: RowMapper, row: Any) -> bool:
+    """Whether `row` holds JSON text past OFF_LOOP_SIZE, which `rows_as` would decode."""
     stored_of = SQLITE_LARGE_VALUES.get(rows_as)
-    return (
-        stored_of is not None
-        and len(picked) == 1
-        and length_hint(stored_of(picked[0])) > OFF_LOOP_SIZE
-    )
+    return stored_of is not None and length_hint(stored_of(row)) > OFF_LOOP_SIZE
 
 
 ELSEWHERE: Final = object()
@@ -187,7 +197,10 @@ class Readers:
             if picked is ELSEWHERE:
                 picked = await self._read_in_thread(plan, params, mode)
         if mode is ROW and rows_as is not None:  # a point read: `mapped_now`'s, one call less
-            return None if picked is None else rows_as([picked])[0]
+            if picked is None:
+                return None
+            if not is_large_row(rows_as, picked):
+                return rows_as([picked])[0]
         if must_map_in_slices(rows_as, picked, mode):
             return await map_rows(rows_as, picked, mode)
         return mapped_now(rows_as, picked, mode)
