@@ -194,6 +194,7 @@ def _enter_while_closing() -> None:
     exits: dict[int, str] = {}
     returned: list[int] = []
     guard = threading.Lock()
+    first_returned = threading.Event()
 
     @contextlib.asynccontextmanager
     async def manager(number: int) -> AsyncIterator[int]:
@@ -217,12 +218,15 @@ def _enter_while_closing() -> None:
                 return
             with guard:
                 returned.append(value)
+            first_returned.set()
 
     threads = [threading.Thread(target=entering, args=(1000 * n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     go.wait()
-    time.sleep(0.01)
+    # Closed once an enter has returned, while the threads go on entering: a fixed 10 ms
+    # was sometimes too short for any, on a machine busy with other tests.
+    assert first_returned.wait(10), "no enter returned before the close"
     runner.close()
     for thread in threads:
         thread.join(10)
