@@ -264,6 +264,11 @@ _SUITE: Final = st.tuples(
     suites=[(999999, 2.0, [1.999999, 0.000001, 7.0])],
     naive=True,
 ).via("the year 9999")
+@example(  # the first case at the import's time, which marked a case of no timestamp
+    base=dt.datetime(2000, 1, 1),  # noqa: DTZ001  # naive, as a report's
+    suites=[(0, None, [0.0]), (1, None, [])],
+    naive=True,
+).via("a case at the import's time")
 @given(
     base=st.datetimes(FIRST_DAY, LAST_DAY),
     suites=st.lists(_SUITE, min_size=1, max_size=4),

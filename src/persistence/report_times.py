@@ -35,6 +35,11 @@ _XML_SPACE: Final = " \t\n\r"
 _LATE: Final = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(microseconds=1)
 """A case's time past the year 9999: after the run's end, which then takes it."""
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
+UNPLACED: Final = dt.datetime.min.replace(tzinfo=dt.UTC) + _MICROSECOND
+"""The time a case of no suite timestamp is stored at until the run's start replaces it: the
+first instant a model takes. A case placed there by its timestamp is at or before the first
+timestamp, and so takes the run's start too: the two are never told apart wrongly. (The
+import's time was used, which a case's own time could equal, to the microsecond.)"""
 
 
 def timed_run(path: Path, run: Run, span: tuple[dt.datetime, dt.datetime]) -> Run:
@@ -93,34 +98,32 @@ class JUnitTimes:
     first_line: int = 0
     longest: float = 0.0
     now: dt.datetime | None = None
-    """The import's time, when cases are placed (`case_at`)."""
+    """The import's time, where a naive first timestamp's span is moved to end (`guess`)."""
     guess: dt.timedelta = dt.timedelta(0)
     """What moves a naive time read as UTC into the run's span, as the first timestamp's span
     says: from its end to the import. Right unless a later element ends later, which it
     rarely does (pytest and Surefire write one suite), it spares moving every case at the end.
     """
     unplaced: dt.datetime | None = None
-    """The time given to a case of no suite timestamp (the import's), once one is given."""
+    """`UNPLACED`, once a case of no suite timestamp is given it."""
     earliest: dt.datetime | None = None
     latest: dt.datetime | None = None
     """The earliest and latest time given to a case by its suite's timestamp, as read."""
 
-    def case_at(self, clock: Clock | None, seconds: float, unplaced: dt.datetime) -> dt.datetime:
+    def case_at(self, clock: Clock | None, seconds: float) -> dt.datetime:
         """Give a case's time as read: its suite's timestamp plus the cases' before it.
 
-        A case of a suite without a timestamp is given `unplaced`, the import's time, which
-        the run's start replaces at the report's end; no other case is given it.
+        A case of a suite without a timestamp is given `UNPLACED`, which the run's start
+        replaces at the report's end.
         """
         if clock is None:
-            self.unplaced = unplaced
-            return unplaced
+            self.unplaced = UNPLACED
+            return UNPLACED
         try:
             at = clock.began + dt.timedelta(seconds=clock.elapsed) + self.guess
         except OverflowError:  # past the year 9999: a report of a span the run holds is not before
             at = _LATE
         clock.elapsed += seconds
-        if at == unplaced:  # a microsecond on, rather than taken for a case of no timestamp
-            at += _MICROSECOND
         if self.earliest is None or self.latest is None:
             self.earliest = self.latest = at
         elif at < self.earliest:

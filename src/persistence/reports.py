@@ -226,8 +226,8 @@ class _JUnitTarget:
         # ASCII digits, as JUnit means them; -0.0 is 0.0, as the model makes it (PostgreSQL
         # would keep the sign of a row that goes in as it is)
         seconds = float(number.group(1) or 0) + 0.0
-        # when the case began, as read: its suite's clock, or the import's time (`_ended`)
-        at = self.times.case_at(self.clocks[-1] if self.clocks else None, seconds, self.started)
+        # when the case began, as read: its suite's clock, or `UNPLACED` until the run's start
+        at = self.times.case_at(self.clocks[-1] if self.clocks else None, seconds)
         try:
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
