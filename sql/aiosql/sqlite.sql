@@ -707,6 +707,7 @@ ORDER BY hits.score DESC, r.created_at DESC, r.id DESC;
 -- the span (reports.py): a result at @unplaced, or before @first, takes the run's start; one
 -- after @last its end; any other is moved by @shift_seconds and @shift_micros (0 to 999,999),
 -- exactly, in the stored text's own form (SQLite's date functions keep no microseconds).
+-- It runs off the event loop: it rewrites every result of the run, tens of thousands at times.
 UPDATE test_results SET created_at = CASE
     WHEN created_at = :unplaced OR created_at < :first THEN :started_at
     WHEN created_at > :last THEN :ended_at

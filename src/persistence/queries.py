@@ -1403,7 +1403,12 @@ A row whose text is past `_loop.OFF_LOOP_SIZE` in length is mapped in a worker t
 RUNS_LONG: Final[Mapping[str, frozenset[str]]] = {
     "postgres": frozenset({"delete_test_results_before_batch"}),
     "sqlite": frozenset(
-        {"delete_test_results_before_batch", "list_file_records_glob_page", "search_test_results"}
+        {
+            "delete_test_results_before_batch",
+            "list_file_records_glob_page",
+            "place_run_results",
+            "search_test_results",
+        }
     ),
 }
 """Each engine's queries marked `-- runs: long`, which its adapter runs off the loop."""
