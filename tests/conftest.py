@@ -161,6 +161,7 @@ _DROPPERS: list[Dropper] = []
 COUNTING_MODULES: Final = frozenset(
     {
         "test_cache_disk.py",
+        "test_cache_disk_full.py",
         "test_cache_disk_hostile.py",
         "test_cache_redis.py",
         "test_cancellation.py",
@@ -168,6 +169,7 @@ COUNTING_MODULES: Final = frozenset(
         "test_lone_writes.py",
         "test_snapshots.py",
         "test_sync_close_calls.py",
+        "test_sync_close_race.py",
         "test_writer_cancel.py",
     }
 )
