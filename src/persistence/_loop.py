@@ -216,19 +216,6 @@ async def map_in_slices(
     return await map_slices(lambda part: map(mapper, part), given, stored_of)
 
 
-async def map_each(mapper: Callable[[_R], _T], items: Iterable[_R]) -> list[_T]:
-    """Map `items` one at a time, looking at the budget after each.
-
-    For items of tens of microseconds each (a report's test parsed or written), where a
-    slice of `SLICE_ITEMS` would hold the loop for many milliseconds.
-    """
-    mapped: list[_T] = []
-    for item in items:
-        mapped.append(mapper(item))
-        await share_loop()
-    return mapped
-
-
 async def drop_in_slices(items: list[_T]) -> None:
     """Empty `items` a slice at a time (as long as `Pace` says), giving the loop back between.
 
