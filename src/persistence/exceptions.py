@@ -9,6 +9,16 @@ class PersistenceError(Exception):
     """Base of every error this package raises on purpose."""
 
 
+def shown_path(path: PurePath | str) -> str:
+    """Give a path as a message names it: as it is, or quoted with escapes if it would not print.
+
+    A file name may hold a newline, which would split a log line in two, or, where its bytes
+    are not UTF-8, lone surrogates, which no UTF-8 stream takes: `print` and logging fail.
+    """
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 class ValidationError(PersistenceError, ValueError):
     """A value does not fit the model: names the model, the field and what is wrong."""
 
@@ -85,7 +95,7 @@ class ReportError(PersistenceError, ValueError):
     """A test report cannot be imported: names the file, the line and what is wrong."""
 
     def __init__(self, path: PurePath | str, line: int | None, reason: str) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
+        where = shown_path(path) if line is None else f"{shown_path(path)}:{line}"
         super().__init__(f"{where}: {reason}")
         self.path = str(path)
         self.line = line
@@ -96,7 +106,7 @@ class StorageError(PersistenceError):
     """A file operation failed: names the path."""
 
     def __init__(self, path: PurePath | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{shown_path(path)}: {reason}")
         self.path = str(path)
         self.reason = reason
 

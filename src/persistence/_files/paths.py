@@ -30,6 +30,7 @@ from persistence.exceptions import (
     OutsideRootError,
     StorageError,
     StoragePermissionError,
+    shown_path,
 )
 
 BACKUPS_DIR: Final = ".backups"  # timestamped backups, mirroring the tree of the files
@@ -341,7 +342,8 @@ class Spot:
             self.folders.pop()
             self.reopen()
         else:
-            raise OutsideRootError(self.shown, f"leads outside the storage root {self.root}")
+            root = shown_path(self.root)
+            raise OutsideRootError(self.shown, f"leads outside the storage root {root}")
 
     def count_link(self) -> None:
         self.links += 1
@@ -408,7 +410,7 @@ def locate(
     if raw.startswith("/"):
         parts = _inside(root, raw)
         if parts is None:
-            raise OutsideRootError(raw, f"is outside the storage root {root}")
+            raise OutsideRootError(raw, f"is outside the storage root {shown_path(root)}")
     else:
         parts = raw.split("/")
     with open_root(root) as root_fd, storage_errors(raw):
