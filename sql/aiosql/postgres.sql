@@ -232,13 +232,6 @@ SELECT DISTINCT sha256 FROM result_artifacts
 WHERE sha256 >= :low AND sha256 < :high
 ORDER BY sha256;
 
--- name: artifact_links(sha256)^
--- record_class: ArtifactLinksRow
--- Whether any result names the file of this hash: 1 or 0. Asked under the file's lock.
-SELECT COUNT(*) AS links FROM (
-    SELECT 1 AS one FROM result_artifacts WHERE sha256 = :sha256 LIMIT 1
-) AS found;
-
 -- name: list_applied_migrations()
 -- record_class: PersistenceMigrationsRow
 -- Every applied migration, oldest first.
@@ -624,6 +617,14 @@ FROM (
 GROUP BY ranked.test_id
 ORDER BY p95 DESC, ranked.test_id
 LIMIT :top;
+
+-- name: named_artifacts(sha256s)
+-- record_class: NamedArtifactsRow
+-- Of the hashes given, the distinct ones that some result names: a sweep keeps these files.
+-- Asked under the files' locks, for a batch of them; result_artifacts_sha256_idx finds each.
+SELECT DISTINCT sha256 FROM result_artifacts
+WHERE sha256 = ANY(:sha256s::text[])
+ORDER BY sha256;
 
 -- name: list_test_results_by_type(test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow

@@ -168,10 +168,3 @@ LIMIT @top;
 SELECT DISTINCT sha256 FROM result_artifacts
 WHERE sha256 >= @low AND sha256 < @high
 ORDER BY sha256;
-
--- name: ArtifactLinks :one
--- Whether any result names the file of this hash: 1 or 0. Asked under the file's lock.
--- type: links int!
-SELECT COUNT(*) AS links FROM (
-    SELECT 1 AS one FROM result_artifacts WHERE sha256 = @sha256 LIMIT 1
-) AS found;

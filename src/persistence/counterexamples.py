@@ -23,16 +23,17 @@ from persistence._loans import borrow
 from persistence._loop import off_loop, share_loop
 from persistence._rows import result_params, with_id
 from persistence.cache.disk import (
+    HeldEntries,
     entry_at,
     entry_keys,
     has_entry,
     is_key,
     read_entry,
-    remove_entry,
+    remove_entries,
     shard_keys,
     shard_names,
     stage_held_puts,
-    stage_hold,
+    stage_hold_entries,
 )
 from persistence.database import Database, transaction
 from persistence.exceptions import ValidationError
@@ -41,13 +42,15 @@ from persistence.run_history import FAILING
 from persistence.storage import Storage, storage_root
 
 if TYPE_CHECKING:
-    from persistence._files.paths import Spot
     from persistence.queries import InsertResultArtifactsParams, ReferencedArtifactsRow
 
 __all__ = ["FOLDER", "CounterexampleStore", "keep_counterexample", "open_counterexample_store"]
 
 FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 """Where the kept files live, under the storage root."""
+
+SWEEP_BATCH: Final = 256
+"""Files a sweep locks, looks up and removes at once: a query and two worker-thread hops each."""
 
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
@@ -86,7 +89,8 @@ class CounterexampleStore:
     async def sweep(self, db: Database) -> int:
         """Remove the kept files that no result of `db` names any more; give how many.
 
-        Each goes under its entry's lock, once its links are looked up again under that lock.
+        They go a batch at a time, under the batch's locks, once their links are looked up
+        again under those locks.
         """
         if require_database(db).in_transaction:
             raise ValidationError(
@@ -101,23 +105,25 @@ class CounterexampleStore:
             high = "g" if shard == "ff" else f"{int(shard, 16) + 1:02x}"  # the next shard's start
             async with borrow(db) as conn:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
-            for key in await off_loop(functools.partial(_unnamed, self.root, shard, rows)):
-                removed += await self._remove_unnamed(db, key)
+            unnamed = await off_loop(functools.partial(_unnamed, self.root, shard, rows))
+            for start in range(0, len(unnamed), SWEEP_BATCH):
+                removed += await self._remove_unnamed(db, unnamed[start : start + SWEEP_BATCH])
             await share_loop()
         return removed
 
-    async def _remove_unnamed(self, db: Database, key: str) -> bool:
-        """Under the entry's lock, remove it if no result names it."""
-        removed = False
+    async def _remove_unnamed(self, db: Database, keys: list[str]) -> int:
+        """Under the locks of `keys`, of one shard, remove those that no result names."""
+        removed = 0
 
-        async def record(spot: Spot) -> None:
+        async def record(held: HeldEntries) -> None:
             nonlocal removed
             async with borrow(db) as conn:
-                row = await db.queries.artifact_links(conn, sha256=key)
-            if row is not None and row.links == 0:
-                removed = await asyncio.to_thread(remove_entry, spot)
+                rows = await db.queries.named_artifacts(conn, sha256s=keys)
+            named = {row.sha256 for row in rows}
+            if unnamed := [key for key in keys if key not in named]:
+                removed = await asyncio.to_thread(remove_entries, held, unnamed)
 
-        await perform(functools.partial(stage_hold, self.root, FOLDER, key), record)
+        await perform(functools.partial(stage_hold_entries, self.root, FOLDER, keys), record)
         return removed
 
 

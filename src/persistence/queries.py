@@ -25,7 +25,6 @@ __all__ = [
     "ROW_MAPPERS",
     "RUNS_LONG",
     "SQLITE_LARGE_VALUES",
-    "ArtifactLinksRow",
     "CompareRunsRow",
     "ConfigEntriesRow",
     "Connection",
@@ -43,6 +42,7 @@ __all__ = [
     "InsertTestResultParams",
     "InsertTestResultsParams",
     "JsonObject",
+    "NamedArtifactsRow",
     "PersistenceMigrationsRow",
     "PersistenceUserMigrationsRow",
     "Queries",
@@ -144,12 +144,6 @@ class ReferencedArtifactsRow(NamedTuple):
     sha256: str
 
 
-class ArtifactLinksRow(NamedTuple):
-    """A row that artifact_links returns."""
-
-    links: int
-
-
 class PersistenceMigrationsRow(NamedTuple):
     """A row of persistence_migrations."""
 
@@ -229,6 +223,12 @@ class SlowestTestsRow(NamedTuple):
     p50: float
     p95: float
     max_time: float
+
+
+class NamedArtifactsRow(NamedTuple):
+    """A row that named_artifacts returns."""
+
+    sha256: str
 
 
 class SearchTestResultsRow(NamedTuple):
@@ -640,9 +640,6 @@ class Queries(Protocol):
         names: retention keeps these files. result_artifacts_sha256_idx reads the range.
         """
 
-    async def artifact_links(self, conn: Connection, *, sha256: str) -> ArtifactLinksRow | None:
-        """Whether any result names the file of this hash: 1 or 0. Asked under the file's lock."""
-
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
         """Every applied migration, oldest first."""
 
@@ -960,6 +957,13 @@ class Queries(Protocol):
         stored there (PostgreSQL's `infinity`).
         """
 
+    async def named_artifacts(
+        self, conn: Connection, *, sha256s: list[str]
+    ) -> list[NamedArtifactsRow]:
+        """Of the hashes given, the distinct ones that some result names: a sweep keeps these files.
+        Asked under the files' locks, for a batch of them; result_artifacts_sha256_idx finds each.
+        """
+
     async def list_test_results_by_type(
         self,
         conn: Connection,
@@ -1193,14 +1197,6 @@ def _sqlite_referenced_artifacts_row(rows: Iterable[Any]) -> list[ReferencedArti
     return list(map(_new, repeat(ReferencedArtifactsRow), rows))
 
 
-def _postgres_artifact_links_row(rows: Iterable[Any]) -> list[ArtifactLinksRow]:
-    return list(map(_new, repeat(ArtifactLinksRow), rows))
-
-
-def _sqlite_artifact_links_row(rows: Iterable[Any]) -> list[ArtifactLinksRow]:
-    return list(map(_new, repeat(ArtifactLinksRow), rows))
-
-
 def _postgres_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceMigrationsRow]:
     return list(map(_new, repeat(PersistenceMigrationsRow), rows))
 
@@ -1307,6 +1303,14 @@ def _sqlite_slowest_tests_row(rows: Iterable[Any]) -> list[SlowestTestsRow]:
     return list(map(_new, repeat(SlowestTestsRow), rows))
 
 
+def _postgres_named_artifacts_row(rows: Iterable[Any]) -> list[NamedArtifactsRow]:
+    return list(map(_new, repeat(NamedArtifactsRow), rows))
+
+
+def _sqlite_named_artifacts_row(rows: Iterable[Any]) -> list[NamedArtifactsRow]:
+    return list(map(_new, repeat(NamedArtifactsRow), rows))
+
+
 def _postgres_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResultsRow]:
     return list(map(_new, repeat(SearchTestResultsRow), rows))
 
@@ -1356,7 +1360,6 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "TestDurationsRow": _postgres_test_durations_row,
         "CounterexamplesRow": _postgres_counterexamples_row,
         "ReferencedArtifactsRow": _postgres_referenced_artifacts_row,
-        "ArtifactLinksRow": _postgres_artifact_links_row,
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "RunsRow": _postgres_runs_row,
@@ -1365,6 +1368,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "CopyTableSizesRow": _postgres_copy_table_sizes_row,
         "FlakyTestsRow": _postgres_flaky_tests_row,
         "SlowestTestsRow": _postgres_slowest_tests_row,
+        "NamedArtifactsRow": _postgres_named_artifacts_row,
         "SearchTestResultsRow": _postgres_search_test_results_row,
     },
     "sqlite": {
@@ -1375,7 +1379,6 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "TestDurationsRow": _sqlite_test_durations_row,
         "CounterexamplesRow": _sqlite_counterexamples_row,
         "ReferencedArtifactsRow": _sqlite_referenced_artifacts_row,
-        "ArtifactLinksRow": _sqlite_artifact_links_row,
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "RunsRow": _sqlite_runs_row,
@@ -1384,6 +1387,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "CopyTableSizesRow": _sqlite_copy_table_sizes_row,
         "FlakyTestsRow": _sqlite_flaky_tests_row,
         "SlowestTestsRow": _sqlite_slowest_tests_row,
+        "NamedArtifactsRow": _sqlite_named_artifacts_row,
         "SearchTestResultsRow": _sqlite_search_test_results_row,
     },
 }
@@ -1478,7 +1482,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "counterexamples": QueryFacts("Counterexamples", "SELECT", None),
         "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", "result_artifacts"),
-        "artifact_links": QueryFacts("ArtifactLinks", "SELECT", "result_artifacts"),
         "list_applied_migrations": QueryFacts(
             "ListAppliedMigrations", "SELECT", "persistence_migrations"
         ),
@@ -1539,6 +1542,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
+        "named_artifacts": QueryFacts("NamedArtifacts", "SELECT", "result_artifacts"),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"
@@ -1574,7 +1578,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "counterexamples": QueryFacts("Counterexamples", "SELECT", None),
         "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", "result_artifacts"),
-        "artifact_links": QueryFacts("ArtifactLinks", "SELECT", "result_artifacts"),
         "list_applied_migrations": QueryFacts(
             "ListAppliedMigrations", "SELECT", "persistence_migrations"
         ),
@@ -1635,6 +1638,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
+        "named_artifacts": QueryFacts("NamedArtifacts", "SELECT", "result_artifacts"),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"

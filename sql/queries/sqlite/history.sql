@@ -112,3 +112,12 @@ FROM (
 GROUP BY ranked.test_id
 ORDER BY p95 DESC, ranked.test_id
 LIMIT @top;
+
+-- name: NamedArtifacts :many
+-- Of the hashes given, the distinct ones that some result names: a sweep keeps these files.
+-- Asked under the files' locks, for a batch of them; result_artifacts_sha256_idx finds each.
+-- type: @sha256s str[]
+-- type: sha256 str!
+SELECT DISTINCT sha256 FROM result_artifacts
+WHERE sha256 IN (SELECT value FROM json_each(@sha256s))
+ORDER BY sha256;

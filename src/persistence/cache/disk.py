@@ -222,7 +222,7 @@ def stage_held_puts(
     """Stage putting each of `contents` into `folder` under one lock; applying gives each put's.
 
     The lock is held until the change is closed, so a reference recorded meanwhile is
-    written before any sweep (`stage_hold`) can look at the entries.
+    written before any sweep (`stage_hold_entries`) can look at the entries.
     """
     with ExitStack() as stack:
         changes = []
@@ -238,24 +238,53 @@ def stage_held_puts(
         return Change(changes[0].root_fd, paths, apply, stack.pop_all(), folder)
 
 
-def stage_hold(root: Path, folder: str, key: str) -> Change[Spot]:
-    """Stage taking the lock of the entry `key` in `folder`; applying gives its spot.
+@attrs.frozen
+class HeldEntries:
+    """The entries of some keys in one shard folder, locked until the change giving them closes.
 
-    Whoever holds it may remove the entry (`remove_entry`): no held put can publish or use it.
+    Whoever holds them may remove them (`remove_entries`): no held put can publish or use one.
     """
-    with ExitStack() as stack:
-        spot = stack.enter_context(_locate(root, entry_at(_check_key(key), folder)))
-        return Change(spot.root_fd, [spot.path], lambda: spot, stack.pop_all(), spot.shown)
+
+    keys: frozenset[str]
+    shard_fd: int | None  # the shard folder, opened without following a symlink; None if missing
+    shown: str
 
 
-def remove_entry(spot: Spot) -> bool:
-    """Remove the regular file at `spot`, if there; give whether it was removed."""
-    with storage_errors(spot.shown), suppress(FileNotFoundError):
-        info = None if spot.missing else lstat(spot.dir_fd, spot.require())
-        if info is not None and stat.S_ISREG(info.st_mode):
-            os.unlink(spot.require(), dir_fd=spot.dir_fd)
-            return True
-    return False
+def stage_hold_entries(root: Path, folder: str, keys: list[str]) -> Change[HeldEntries]:
+    """Stage taking the locks of the entries `keys` in `folder`, all or none; applying gives them.
+
+    The keys are of one shard. `try_lock` takes their lock files in sorted order and never
+    waits for one while it holds another, so two sweeps, or a sweep and a put, never deadlock.
+    """
+    keys = [_check_key(key) for key in keys]
+    shard = keys[0][:2]
+    if any(key[:2] != shard for key in keys):
+        raise ValueError(f"the keys are not all of shard {shard}")
+    shown = f"{folder}/{shard}"
+    with ExitStack() as stack, storage_errors(shown):
+        root_fd = stack.enter_context(open_root(root))
+        held = HeldEntries(
+            frozenset(keys), _real_folder(stack, root_fd, *folder.split("/"), shard), shown
+        )
+        paths = [entry_at(key, folder) for key in keys]
+        return Change(root_fd, paths, lambda: held, stack.pop_all(), shown)
+
+
+def remove_entries(held: HeldEntries, keys: list[str]) -> int:
+    """Remove the regular files of `keys`, held, that are there; give how many were removed."""
+    if not held.keys.issuperset(keys):
+        raise ValueError("removes only the entries whose locks are held")
+    shard_fd, removed = held.shard_fd, 0
+    if shard_fd is None:  # no shard folder: nothing there to remove
+        return 0
+    with storage_errors(held.shown):
+        for key in keys:
+            with suppress(FileNotFoundError):
+                info = lstat(shard_fd, key)
+                if info is not None and stat.S_ISREG(info.st_mode):
+                    os.unlink(key, dir_fd=shard_fd)
+                    removed += 1
+    return removed
 
 
 def entry_keys(root: Path, folder: str) -> list[str]:
