@@ -49,8 +49,14 @@ __all__ = ["FOLDER", "CounterexampleStore", "keep_counterexample", "open_counter
 FOLDER: Final = f"{CACHE_DIR}/counterexamples"
 """Where the kept files live, under the storage root."""
 
-SWEEP_BATCH: Final = 256
-"""Files a sweep locks, looks up and removes at once: a query and two worker-thread hops each."""
+SWEEP_BATCH: Final = 64
+"""Files a sweep locks, looks up and removes at once: a query and two worker-thread hops each.
+
+A batch takes a lock file (one of 4,096 stripes) a file, all at once or none, holding a
+descriptor for each: few enough that other operations rarely share one of its stripes, and
+that a sweep beside others does not run the process out of descriptors. 20,000 files on
+SQLite: 0.9 to 1.0 s in batches of 64, 0.7 to 0.9 s in batches of 256, 6.9 s one at a time.
+"""
 
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
