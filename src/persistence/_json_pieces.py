@@ -13,6 +13,7 @@ import json
 import json.decoder
 import json.encoder
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,6 +25,23 @@ JSON_PIECE: Final = 32_768
 _make_encoder: Final = getattr(json.encoder, "c_make_encoder", None)
 _scan_string: Final[Callable[[str, int, bool], tuple[str, int]]] = json.decoder.scanstring  # type: ignore[attr-defined]  # untyped in typeshed
 _skip_space: Final[Callable[[str, int], re.Match[str]]] = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]  # untyped in typeshed
+
+_NAMES_TRAILING_COMMAS: Final = sys.version_info >= (3, 13)
+"""Whether json says "Illegal trailing comma" at a comma before a closing bracket (3.13 on)."""
+
+
+def _past_comma(text: str, comma: int, closing: str, what: str) -> int:
+    """Give where the item after the comma at `comma` begins; refuse a trailing comma as json does.
+
+    Before 3.13 json found no value (array) or no key (object) at the bracket; since, it names
+    the comma.
+    """
+    idx = _skip_space(text, comma + 1).end()
+    if _NAMES_TRAILING_COMMAS and text[idx : idx + 1] == closing:
+        raise json.JSONDecodeError(f"Illegal trailing comma before end of {what}", text, comma)
+    return idx
+
+
 _Encode = Callable[[object], str]
 _COMMAS_TRIED: Final = 8
 """Commas looked at for the end of a run of items: an item of small objects holds a few."""
@@ -235,7 +253,7 @@ class _PieceReader:
             run = self.run_of_items(idx, "{}")
             if run is not None:
                 value.update(run[0])  # type: ignore[call-overload]  # the scanner gives a dict
-                idx = _skip_space(text, run[1]).end()
+                idx = _past_comma(text, run[1] - 1, "}", "object")
                 continue  # an item must follow its comma, as in one call
             if text[idx : idx + 1] != '"':
                 message = "Expecting property name enclosed in double quotes"
@@ -252,7 +270,7 @@ class _PieceReader:
                 return value, idx + 1
             if after != ",":
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, idx)
-            idx = _skip_space(text, idx + 1).end()
+            idx = _past_comma(text, idx, "}", "object")
 
     def walk_array(self, idx: int) -> tuple[object, int]:
         """Read an array's items from `idx`, past its "[", as json's C scanner does."""
@@ -265,7 +283,7 @@ class _PieceReader:
             run = self.run_of_items(idx, "[]")
             if run is not None:
                 value.extend(run[0])  # type: ignore[arg-type]  # the scanner gives a list
-                idx = _skip_space(text, run[1]).end()
+                idx = _past_comma(text, run[1] - 1, "]", "array")
                 continue  # an item must follow its comma, as in one call
             item, idx = self.item(idx)
             value.append(item)
@@ -275,7 +293,7 @@ class _PieceReader:
                 return value, idx + 1
             if after != ",":
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, idx)
-            idx = _skip_space(text, idx + 1).end()
+            idx = _past_comma(text, idx, "]", "array")
 
 
 _LOADS: Final = json.JSONDecoder()
