@@ -121,7 +121,7 @@ async def _stored_signs(database_url: str) -> list[str]:
         finally:
             await connection.close()
         return [str(row[0]) for row in rows]
-    with sqlite3.connect(database_url) as plain:
+    with closing(sqlite3.connect(database_url)) as plain:
         found = plain.execute("SELECT CAST(execution_time AS TEXT) FROM test_results ORDER BY id")
         return [str(row[0]) for row in found]
 
