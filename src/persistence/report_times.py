@@ -213,7 +213,13 @@ def _instant(element: str, timestamp: str) -> dt.datetime:
     if text.isascii():  # Python reads other digits too; JUnit means ASCII ones
         with suppress(ValueError, OverflowError):
             found = dt.datetime.fromisoformat(text)
-            found = found if found.tzinfo is None else found.astimezone(dt.UTC)
+    if found is not None and found.tzinfo is not None:
+        try:  # an overflow read past kept it in its own offset: its cases overflowed in storage
+            return found.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError(
+                f"{element} timestamp {timestamp!r:.80} is outside the years 1 to 9999 in UTC"
+            ) from None
     if found is None:
         raise ValueError(
             f"{element} timestamp must be an ISO 8601 time such as 2026-03-01T10:00:00+00:00,"
