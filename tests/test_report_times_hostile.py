@@ -14,9 +14,55 @@ from typing import Final
 import pytest
 
 from _report_helpers import assert_nothing_written, write_report
-from persistence import Database, ReportError, import_junit
+from persistence import (
+    Database,
+    ReportError,
+    Run,
+    TestResult,
+    all_results,
+    import_junit,
+    save_results,
+    save_run,
+)
+from persistence.models import TestStatus, TestType
+from persistence.report_json import export_ctrf, import_ctrf
 
 UTC: Final = dt.UTC
+MICROSECOND: Final = dt.timedelta(microseconds=1)
+FIRST: Final = dt.datetime.min.replace(tzinfo=UTC) + MICROSECOND
+"""The first instant a model takes: the first of all is reserved."""
+LAST: Final = dt.datetime.max.replace(tzinfo=UTC) - MICROSECOND
+"""The last instant a model takes."""
+NOW: Final = dt.datetime(2026, 3, 1, 10, 0, 0, 123_456, tzinfo=UTC)
+
+
+async def _saved(
+    db: Database, span: tuple[dt.datetime, dt.datetime | None], *times: dt.datetime
+) -> int:
+    """Save a run of this span with a result at each time; give its id."""
+    run = await save_run(db, Run(started_at=span[0], ended_at=span[1]))
+    assert run.id is not None
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.PASSED,
+                execution_time=0.5,
+                created_at=at,
+                run_id=run.id,
+                test_id=f"t{number}",
+            )
+            for number, at in enumerate(times)
+        ],
+    )
+    return run.id
+
+
+async def _times(db: Database, run: Run) -> list[dt.datetime]:
+    """The run's results' times as stored, in the order of their test ids."""
+    found = [r for r in await all_results(db) if r.run_id == run.id]
+    return [r.created_at for r in sorted(found, key=lambda r: str(r.test_id))]
 
 
 @pytest.mark.parametrize(
@@ -42,3 +88,36 @@ async def test_a_junit_timestamp_outside_the_years_in_utc_is_refused_by_line(
         f"{path}:2: <testsuite> timestamp {timestamp!r} is outside the years 1 to 9999 in UTC"
     )
     await assert_nothing_written(db)
+
+
+@pytest.mark.parametrize(
+    ("span", "times"),
+    [
+        ((FIRST, FIRST + 5 * MICROSECOND), (FIRST, FIRST + 2 * MICROSECOND)),
+        ((FIRST, None), ()),
+        ((NOW, NOW), (FIRST,)),  # its first import starts the run at its result: at FIRST
+    ],
+    ids=["run-in-year-1", "run-not-ended", "result-in-year-1"],
+)
+async def test_a_ctrf_export_within_year_1_s_first_millisecond_imports_again(
+    db: Database,
+    tmp_path: Path,
+    span: tuple[dt.datetime, dt.datetime | None],
+    times: tuple[dt.datetime, ...],
+) -> None:
+    """A run within year 1's first millisecond is exported in a form import takes.
+
+    The summary's `start`, the run's start cut to the millisecond, was the first instant of
+    all, which import refuses as reserved: the export of such a run could not come back.
+    Exported and imported twice, the run keeps its results' times, and the summary a start
+    within the millisecond of the run's.
+    """
+    run_id = await _saved(db, span, *times)
+    for round_trip in range(2):
+        path = write_report(tmp_path, await export_ctrf(db, run_id), f"{round_trip}.json")
+        run = await import_ctrf(db, path)
+        assert run.id is not None
+        run_id = run.id
+        assert await _times(db, run) == list(times)
+        assert FIRST <= run.started_at < FIRST + dt.timedelta(milliseconds=1)
+        assert run.started_at == min(times, default=run.started_at)
