@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from _report_helpers import assert_nothing_written, write_report
 from persistence import (
@@ -20,12 +22,14 @@ from persistence import (
     Run,
     TestResult,
     all_results,
+    export_junit,
     import_junit,
     save_results,
     save_run,
 )
 from persistence.models import TestStatus, TestType
 from persistence.report_json import export_ctrf, import_ctrf
+from strategies import ON_DATABASE
 
 UTC: Final = dt.UTC
 MICROSECOND: Final = dt.timedelta(microseconds=1)
@@ -121,3 +125,34 @@ async def test_a_ctrf_export_within_year_1_s_first_millisecond_imports_again(
         assert await _times(db, run) == list(times)
         assert FIRST <= run.started_at < FIRST + dt.timedelta(milliseconds=1)
         assert run.started_at == min(times, default=run.started_at)
+
+
+_INSTANTS: Final = st.datetimes(
+    min_value=FIRST.replace(tzinfo=None),
+    max_value=LAST.replace(tzinfo=None),
+    timezones=st.just(UTC),
+)
+
+
+@ON_DATABASE
+@given(span=st.lists(_INSTANTS, min_size=2, max_size=2).map(sorted))
+@example(span=[NOW, LAST])  # refused: the root's time read back ended past the year 9999
+@example(span=[FIRST, NOW])  # the run's end came back 4 microseconds early
+async def test_a_junit_round_trip_keeps_a_run_s_span_of_any_length(
+    db: Database, tmp_path: Path, span: list[dt.datetime]
+) -> None:
+    """`<testsuites>`' `time` is the run's span to the microsecond, however long.
+
+    It was written and read as a float: past some 285 years of span (2**53 microseconds) it
+    missed by microseconds, so a round trip moved the run's end, and one ending at the last
+    instant a model takes came back past the year 9999, which import refuses.
+    """
+    # the later first: the earlier begins a suite of its own, at its timestamp
+    run_id = await _saved(db, (span[0], span[1]), span[1], span[0])
+    for round_trip in range(2):
+        path = write_report(tmp_path, await export_junit(db, run_id), f"{round_trip}.xml")
+        run = await import_junit(db, path)
+        assert run.id is not None
+        run_id = run.id
+        assert (run.started_at, run.ended_at) == (span[0], span[1])
+        assert await _times(db, run) == [span[1], span[0]]

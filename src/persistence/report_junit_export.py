@@ -65,7 +65,7 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     began, lasted = quoteattr(run.started_at.isoformat()), _run_seconds(run, results)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f'<testsuites {counts} timestamp={began} time="{lasted!r}">\n',
+        f'<testsuites {counts} timestamp={began} time="{lasted}">\n',
     ]
     ends = [suite.start for suite in suites.found[1:]] + [len(cases)]
     for suite, end in zip(suites.found, ends, strict=True):
@@ -87,16 +87,20 @@ def _counts(tests: int, tags: Counter[str | None]) -> str:
     )
 
 
-def _run_seconds(run: Run, results: list[TestResult]) -> float:
+def _run_seconds(run: Run, results: list[TestResult]) -> str:
     """Give the seconds `<testsuites>` lasts, from the run's start: the span it is imported at.
 
     To its end, or its latest result's time if later (a run not ended has none), as CTRF's
-    import spans a run: so each result's time lies within it.
+    import spans a run: so each result's time lies within it. Written exactly, to the
+    microsecond (`9.0`, `0.000001`): a float's seconds miss by microseconds past some 285
+    years, which could end the span past the year 9999.
     """
     ended = max((result.created_at for result in results), default=run.started_at)
     if run.ended_at is not None:
         ended = max(ended, run.ended_at)
-    return max(ended - run.started_at, dt.timedelta(0)).total_seconds()
+    lasted = max(ended - run.started_at, dt.timedelta(0))
+    fraction = f"{lasted.microseconds:06d}".rstrip("0") or "0"
+    return f"{lasted.days * 86_400 + lasted.seconds}.{fraction}"
 
 
 @attrs.define

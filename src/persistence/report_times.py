@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from contextlib import suppress
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -165,15 +166,17 @@ class JUnitTimes:
         A bad one is a ValueError saying why.
         """
         seconds = 0.0
+        lasted = dt.timedelta(0)
         if time is not None:
             number = SECONDS.fullmatch(time)
             seconds = float(number.group(1) or 0) + 0.0 if number else -1.0
-            if not 0.0 <= seconds <= MAX_EXECUTION_TIME:  # NaN is not
+            if not number or not 0.0 <= seconds <= MAX_EXECUTION_TIME:  # NaN is not
                 raise ValueError(
                     f"{element} time must be a decimal number of seconds from 0 to"
                     f" {MAX_EXECUTION_TIME:g}, got {time!r:.80}"
                 )
             self.longest = max(self.longest, seconds)
+            lasted = _exactly(number.group(1))
         if timestamp is None or not timestamp.strip(_XML_SPACE):
             return None
         began = _instant(element, timestamp)
@@ -184,7 +187,7 @@ class JUnitTimes:
                 f" on line {self.first_line} is {that} one: give all or none an offset"
             )
         try:
-            ended = began + dt.timedelta(seconds=seconds)
+            ended = began + lasted
         except OverflowError:
             raise ValueError(
                 f"{element} timestamp plus time ends after the year 9999:"
@@ -204,6 +207,18 @@ class JUnitTimes:
         if self.first.tzinfo is not None:
             return self.first, self.last
         return ended_at_import(now, self.last - self.first)
+
+
+def _exactly(seconds: str | None) -> dt.timedelta:
+    """Give a `time` of 0 to 10**12 seconds (`SECONDS`) to the nearest microsecond, exactly.
+
+    A float misses by microseconds past some 285 years (2**53 microseconds): an export's span
+    of a run of centuries came back moved, or past the year 9999.
+    """
+    if seconds is None:
+        return dt.timedelta(0)
+    micros = (Decimal(seconds) * 1_000_000).to_integral_value(ROUND_HALF_EVEN)
+    return dt.timedelta(microseconds=int(micros))
 
 
 def _instant(element: str, timestamp: str) -> dt.datetime:
