@@ -2,7 +2,8 @@
 
 Each test here failed before the fix it came with: a JUnit timestamp whose offset puts it
 outside the years 1 to 9999 in UTC, and exports at the edges of the years, that an import
-refused or read back off.
+refused or read back off; and docs/HISTORY.md, which said a JUnit report of no time had none
+of its rows moved.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from persistence import (
 )
 from persistence.models import TestStatus, TestType
 from persistence.report_json import export_ctrf, import_ctrf
+from persistence.report_times import JUnitTimes, Placing
 from strategies import ON_DATABASE
 
 UTC: Final = dt.UTC
@@ -156,3 +158,57 @@ async def test_a_junit_round_trip_keeps_a_run_s_span_of_any_length(
         run_id = run.id
         assert (run.started_at, run.ended_at) == (span[0], span[1])
         assert await _times(db, run) == [span[1], span[0]]
+
+
+_CASES: Final = '<testcase name="a" time="0.5"/><testcase name="b" time="0.25"/>'
+
+
+@pytest.mark.parametrize(
+    ("suites", "moved"),
+    [
+        (
+            f'<testsuite name="s" timestamp="2026-03-01T10:00:00Z" time="1">{_CASES}</testsuite>',
+            False,
+        ),
+        (
+            f'<testsuite name="s" timestamp="2026-03-01T10:00:00" time="1">{_CASES}</testsuite>',
+            False,
+        ),
+        (f'<testsuite name="s">{_CASES}</testsuite>', True),  # no time: said to pay nothing
+        (f'<testsuite name="s" time="1">{_CASES}</testsuite>', True),  # Surefire's, Go's
+        (
+            (
+                f'<testsuite name="s" timestamp="2026-03-01T10:00:00Z" time="1">{_CASES}'
+                '</testsuite><testsuite name="t"><testcase name="c"/></testsuite>'
+            ),
+            True,
+        ),
+    ],
+    ids=["offset", "naive-one-suite", "no-time", "time-no-timestamp", "one-suite-untimed"],
+)
+async def test_the_rows_of_a_junit_import_are_moved_as_docs_history_says(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    suites: str,
+    moved: bool,  # noqa: FBT001
+) -> None:
+    """`PlaceRunResults` runs for a report with a case of a suite without a timestamp.
+
+    Such a case is marked while the file is read and takes the run's start at its end: every
+    row of the run is rewritten, a report of no time at all included, which docs/HISTORY.md
+    said paid nothing (so it did while the import's time marked such cases).
+    """
+    placings: list[Placing | None] = []
+    placing = JUnitTimes.placing
+
+    def noted(times: JUnitTimes, span: tuple[dt.datetime, dt.datetime]) -> Placing | None:
+        placings.append(placing(times, span))
+        return placings[-1]
+
+    monkeypatch.setattr(JUnitTimes, "placing", noted)
+    path = write_report(tmp_path, f"<testsuites>{suites}</testsuites>")
+    run = await import_junit(db, path)
+    assert [found is not None for found in placings] == [moved]
+    assert run.ended_at is not None
+    assert all(run.started_at <= at <= run.ended_at for at in await _times(db, run))
