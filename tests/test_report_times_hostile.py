@@ -2,13 +2,15 @@
 
 Each test here failed before the fix it came with: a JUnit timestamp whose offset puts it
 outside the years 1 to 9999 in UTC, and exports at the edges of the years, that an import
-refused or read back off; and docs/HISTORY.md, which said a JUnit report of no time had none
+refused or read back off; a report's time at an instant a model reserves, refused without
+naming where it was; and docs/HISTORY.md, which said a JUnit report of no time had none
 of its rows moved.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +41,7 @@ FIRST: Final = dt.datetime.min.replace(tzinfo=UTC) + MICROSECOND
 """The first instant a model takes: the first of all is reserved."""
 LAST: Final = dt.datetime.max.replace(tzinfo=UTC) - MICROSECOND
 """The last instant a model takes."""
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=UTC)
 NOW: Final = dt.datetime(2026, 3, 1, 10, 0, 0, 123_456, tzinfo=UTC)
 
 
@@ -212,3 +215,74 @@ async def test_the_rows_of_a_junit_import_are_moved_as_docs_history_says(
     assert [found is not None for found in placings] == [moved]
     assert run.ended_at is not None
     assert all(run.started_at <= at <= run.ended_at for at in await _times(db, run))
+
+
+_AT_THE_FIRST: Final = (
+    '<testsuite name="s" timestamp="2026-03-01T10:00:00Z"><testcase name="a"/></testsuite>\n'
+    '<testsuite name="t" timestamp="0001-01-01T00:00:00Z"><testcase name="b"/></testsuite>'
+)
+_TO_THE_LAST: Final = (
+    '\n<testsuite name="s" timestamp="9999-12-31T23:59:59.999998+00:00" time="1e-6">'
+    '<testcase name="a"/></testsuite>'
+)
+
+
+@pytest.mark.parametrize(
+    ("suites", "problem"),
+    [
+        (
+            _AT_THE_FIRST,
+            (
+                "2: <testsuite> timestamp '0001-01-01T00:00:00Z' is the first instant of all,"
+                " which is reserved: use a later one"
+            ),
+        ),
+        (
+            _TO_THE_LAST,
+            (
+                "2: <testsuite> timestamp plus time ends at the last instant of all, which is"
+                " reserved: '9999-12-31T23:59:59.999998+00:00' plus 1e-06 seconds"
+            ),
+        ),
+    ],
+    ids=["first", "last"],
+)
+async def test_a_junit_timestamp_at_a_reserved_instant_is_refused_by_line(
+    db: Database, tmp_path: Path, suites: str, problem: str
+) -> None:
+    """The first and last instants are reserved: said of the element and its line.
+
+    They were refused as the run's times, naming neither (`the run's times: Run.started_at:
+    ... is reserved`).
+    """
+    path = write_report(tmp_path, f"<testsuites>{suites}</testsuites>")
+    with pytest.raises(ReportError) as raised:
+        await import_junit(db, path)
+    assert str(raised.value) == f"{path}:{problem}"
+    await assert_nothing_written(db)
+
+
+async def test_a_ctrf_summary_start_at_the_first_instant_is_refused_naming_it(
+    db: Database, tmp_path: Path
+) -> None:
+    """`results.summary.start` at the first instant of all, which is reserved, is named.
+
+    It was refused as the run's start (`the run's times: Run.started_at: ... is reserved`).
+    """
+    first = (dt.datetime.min.replace(tzinfo=UTC) - EPOCH) // dt.timedelta(milliseconds=1)
+    text = json.dumps(
+        {
+            "results": {
+                "summary": {"start": first, "stop": 0},
+                "tests": [{"name": "a", "status": "passed"}],
+            }
+        }
+    )
+    path = write_report(tmp_path, text, "r.json")
+    with pytest.raises(ReportError) as raised:
+        await import_ctrf(db, path)
+    assert str(raised.value) == (
+        f"{path}: results.summary.start must be a number of ms since 1970-01-01T00:00:00Z after"
+        f" the first instant of all, which is reserved, got the number {first}"
+    )
+    await assert_nothing_written(db)

@@ -33,10 +33,13 @@ SECONDS: Final = re.compile(
 XML's white space around it is read past, as XML Schema's numbers allow, and a time of none
 (empty, or white space only) is 0, as one left out."""
 _XML_SPACE: Final = " \t\n\r"
-_LATE: Final = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(microseconds=1)
+_FIRST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
+"""The first and last instants of all, which a model reserves."""
+_LATE: Final = _LAST - dt.timedelta(microseconds=1)
 """A case's time past the year 9999: after the run's end, which then takes it."""
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
-UNPLACED: Final = dt.datetime.min.replace(tzinfo=dt.UTC) + _MICROSECOND
+UNPLACED: Final = _FIRST + _MICROSECOND
 """The time a case of no suite timestamp is stored at until the run's start replaces it: the
 first instant a model takes. A case placed there by its timestamp is at or before the first
 timestamp, and so takes the run's start too: the two are never told apart wrongly. (The
@@ -193,6 +196,8 @@ class JUnitTimes:
                 f"{element} timestamp plus time ends after the year 9999:"
                 f" {timestamp!r:.80} plus {seconds:g} seconds"
             ) from None
+        if began.tzinfo is not None:  # the run's start or end; a naive one's span is moved
+            _unreserved(element, timestamp, (began, ended), seconds)
         if self.first is None and began.tzinfo is None and self.now is not None:
             self.guess = self.now - ended.replace(tzinfo=dt.UTC)
         if self.first is None or began < self.first:
@@ -207,6 +212,25 @@ class JUnitTimes:
         if self.first.tzinfo is not None:
             return self.first, self.last
         return ended_at_import(now, self.last - self.first)
+
+
+def _unreserved(
+    element: str, timestamp: str, span: tuple[dt.datetime, dt.datetime], seconds: float
+) -> None:
+    """Refuse an element's span that starts at the first instant or ends at the last.
+
+    A model reserves both: refused as the run's times, the error named no element or line.
+    """
+    if span[0] == _FIRST:
+        raise ValueError(
+            f"{element} timestamp {timestamp!r:.80} is the first instant of all, which is"
+            " reserved: use a later one"
+        )
+    if span[1] == _LAST:
+        raise ValueError(
+            f"{element} timestamp plus time ends at the last instant of all, which is reserved:"
+            f" {timestamp!r:.80} plus {seconds:g} seconds"
+        )
 
 
 def _exactly(seconds: str | None) -> dt.timedelta:
