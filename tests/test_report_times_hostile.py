@@ -4,7 +4,7 @@ Each test here failed before the fix it came with: a JUnit timestamp whose offse
 outside the years 1 to 9999 in UTC, and exports at the edges of the years, that an import
 refused or read back off; a report's time at an instant a model reserves, refused without
 naming where it was; and docs/HISTORY.md, which said a JUnit report of no time had none
-of its rows moved.
+of its rows moved, and that a JUnit report exported and imported again gave back every time.
 """
 
 from __future__ import annotations
@@ -286,3 +286,40 @@ async def test_a_ctrf_summary_start_at_the_first_instant_is_refused_naming_it(
         f" the first instant of all, which is reserved, got the number {first}"
     )
     await assert_nothing_written(db)
+
+
+_TWO_KINDS: Final = """<testsuites>
+<testsuite name="timeless" time="3"><testcase name="a" time="1"/><testcase name="b" time="2"/>
+<testcase name="c" time="0"/></testsuite>
+<testsuite name="s" timestamp="2026-03-01T10:00:00Z" time="2"><testcase name="d" time="1"/>
+<testcase name="e" time="1"/></testsuite>
+<testsuite name="s" timestamp="2026-03-01T11:00:00Z" time="1"><testcase name="f" time="1"/>
+</testsuite></testsuites>
+"""
+"""A suite of no timestamp, and two of one name one after the other at two timestamps."""
+
+
+async def test_a_junit_round_trip_moves_two_kinds_of_case_as_docs_history_says(
+    db: Database, tmp_path: Path
+) -> None:
+    """Each comes back as a case of a run saved by other means does, not where it was.
+
+    The cases of a suite without a timestamp, all at the run's start, are written in one suite
+    at that timestamp, and come back at it plus the `time`s before them; the two suites of one
+    name are written as one, and its later one's case comes back after the earlier one's.
+    docs/HISTORY.md said that every result came back as the first import kept it.
+    """
+    first = await import_junit(db, write_report(tmp_path, _TWO_KINDS))
+    assert first.id is not None
+    again = await import_junit(
+        db, write_report(tmp_path, await export_junit(db, first.id), "again.xml")
+    )
+    assert (again.started_at, again.ended_at) == (first.started_at, first.ended_at)
+    start = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    assert first.started_at == start
+    kept = [start, start, start, start, start + dt.timedelta(seconds=1), start.replace(hour=11)]
+    assert await _times(db, first) == kept
+    second = kept[:]
+    second[1:3] = [start + dt.timedelta(seconds=1), start + dt.timedelta(seconds=3)]  # b, c
+    second[5] = start + dt.timedelta(seconds=2)  # f, after d and e
+    assert await _times(db, again) == second
