@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+from defusedxml.ElementTree import fromstring
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -299,27 +300,44 @@ _TWO_KINDS: Final = """<testsuites>
 """A suite of no timestamp, and two of one name one after the other at two timestamps."""
 
 
-async def test_a_junit_round_trip_moves_two_kinds_of_case_as_docs_history_says(
+async def test_a_junit_round_trip_keeps_a_timeless_suite_s_cases_at_the_run_s_start(
     db: Database, tmp_path: Path
 ) -> None:
-    """Each comes back as a case of a run saved by other means does, not where it was.
+    """A suite of no timestamp comes back as one, its cases at the run's start again.
 
-    The cases of a suite without a timestamp, all at the run's start, are written in one suite
-    at that timestamp, and come back at it plus the `time`s before them; the two suites of one
-    name are written as one, and its later one's case comes back after the earlier one's.
-    docs/HISTORY.md said that every result came back as the first import kept it.
+    The first import put each case of a suite without a timestamp at the run's start; export
+    wrote that as the suite's timestamp, and import laid its cases out from it by their
+    `time`s (`b` a second later, `c` three). The two suites of one name are still written as
+    one, its later one's case coming back after the earlier one's, as docs/HISTORY.md says.
     """
     first = await import_junit(db, write_report(tmp_path, _TWO_KINDS))
     assert first.id is not None
-    again = await import_junit(
-        db, write_report(tmp_path, await export_junit(db, first.id), "again.xml")
-    )
+    text = await export_junit(db, first.id)
+    assert [suite.get("timestamp") for suite in fromstring(text).iter("testsuite")] == [
+        None,
+        "2026-03-01T10:00:00+00:00",
+    ]
+    again = await import_junit(db, write_report(tmp_path, text, "again.xml"))
     assert (again.started_at, again.ended_at) == (first.started_at, first.ended_at)
     start = dt.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
     assert first.started_at == start
     kept = [start, start, start, start, start + dt.timedelta(seconds=1), start.replace(hour=11)]
     assert await _times(db, first) == kept
-    second = kept[:]
-    second[1:3] = [start + dt.timedelta(seconds=1), start + dt.timedelta(seconds=3)]  # b, c
-    second[5] = start + dt.timedelta(seconds=2)  # f, after d and e
-    assert await _times(db, again) == second
+    kept[5] = start + dt.timedelta(seconds=2)  # f, after d and e
+    assert await _times(db, again) == kept
+
+
+async def test_a_timeless_suite_keeps_its_timestamp_where_a_result_is_before_the_run(
+    db: Database, tmp_path: Path
+) -> None:
+    """Cases at the run's start come back there only if no result is earlier: else it stays.
+
+    Import gives a case of no timestamp the run's start, which an earlier result's suite
+    would move; such a suite keeps its timestamp, and its first case its time.
+    """
+    run_id = await _saved(db, (NOW, NOW), NOW, NOW, NOW - dt.timedelta(seconds=5))
+    text = await export_junit(db, run_id)
+    assert None not in [suite.get("timestamp") for suite in fromstring(text).iter("testsuite")]
+    run = await import_junit(db, write_report(tmp_path, text))
+    assert run.started_at == NOW - dt.timedelta(seconds=5)
+    assert (await _times(db, run))[0] == NOW
