@@ -1,10 +1,11 @@
-"""Report times at their edges: the years 1 and 9999, offsets, exports read back.
+"""Report times at their edges: the years 1 and 9999, offsets, reserved instants, round trips.
 
-Each test here failed before the fix it came with: a JUnit timestamp whose offset puts it
-outside the years 1 to 9999 in UTC, and exports at the edges of the years, that an import
-refused or read back off; a report's time at an instant a model reserves, refused without
-naming where it was; and docs/HISTORY.md, which said a JUnit report of no time had none
-of its rows moved, and that a JUnit report exported and imported again gave back every time.
+These failed before the fixes they came with: a JUnit timestamp whose offset puts it outside
+the years 1 to 9999 in UTC; a CTRF export of a run in year 1's first millisecond, and a JUnit
+export of a run of centuries, that import refused or read back off; a time at an instant a
+model reserves, refused without naming where it was; a suite of no timestamp, laid out on a
+JUnit round trip by its cases' times. The others pin what docs/HISTORY.md now says where it
+said otherwise: which JUnit imports move their rows, and which cases a round trip moves.
 """
 
 from __future__ import annotations
