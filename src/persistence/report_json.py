@@ -186,9 +186,13 @@ def _ctrf_instant(summary: dict[str, object], name: str) -> dt.datetime | None:
     ):
         raise TypeError(f"{problem}, got {_shown(value)}")
     try:
-        return _EPOCH + dt.timedelta(milliseconds=value)
+        found = _EPOCH + dt.timedelta(milliseconds=value)
     except OverflowError:
         raise ValueError(f"{problem} in the years 1 to 9999, got {_shown(value)}") from None
+    if found in {_FIRST, _LAST}:  # refused as the run's, which named neither
+        when = "after the first" if found == _FIRST else "before the last"
+        raise ValueError(f"{problem} {when} instant of all, which is reserved, got {_shown(value)}")
+    return found
 
 
 def _ctrf_test_start(test: dict[str, object]) -> dt.datetime | None:

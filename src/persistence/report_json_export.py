@@ -77,6 +77,8 @@ def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MILLISECOND: Final = dt.timedelta(milliseconds=1)
+_FIRST_MS: Final = (dt.datetime.min.replace(tzinfo=dt.UTC) - _EPOCH) // _MILLISECOND + 1
+"""The first whole millisecond that names a time a run takes: the first instant is reserved."""
 
 
 def _milliseconds(instant: dt.datetime) -> int:
@@ -202,8 +204,10 @@ async def ctrf_text(run: Run, results: list[TestResult]) -> str:
     for result in results:
         counts[_TO_CTRF[result.status]] += 1
     tests = await _ctrf_tests(results)
-    started = _milliseconds(run.started_at)
-    ended = started if run.ended_at is None else _milliseconds(run.ended_at)
+    # Cut to the millisecond, but never to the first instant of all, which import refuses as
+    # reserved: a run within year 1's first millisecond gives the next one, as its end does.
+    started = max(_milliseconds(run.started_at), _FIRST_MS)
+    ended = started if run.ended_at is None else max(_milliseconds(run.ended_at), started)
     document: JsonObject = {
         "reportFormat": "CTRF",
         "specVersion": "0.0.0",

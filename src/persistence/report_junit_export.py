@@ -40,7 +40,8 @@ async def export_junit(db: Database, run_id: int) -> str:
     Each result goes into a `<testsuite>` of the suite that import keeps in its metadata (one of
     none into `run N`), a new one wherever the suite changes (so the results keep their order)
     or the time goes back. Each suite's `timestamp` is its first case's time, from which import
-    lays its cases out (`_Suites`); `<testsuites>` spans the run.
+    lays its cases out (`_Suites`), but for a suite of cases all at the run's start, which import
+    gives the run's start without one; `<testsuites>` spans the run.
     """
     run, results = await read_run(db, run_id)
     return await junit_text(run, results)
@@ -50,8 +51,12 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     """Write a run's results, as read, as `export_junit` does."""
     suites = _Suites(f"run {run.id}")
     cases: list[str] = []  # each case's line, or its pieces where it holds a long text
+    # Import gives a case of a suite of no timestamp the run's start: the root's timestamp,
+    # unless a result is earlier.
+    at_start = True
     for result in results:
         suites.note(result, len(cases))
+        at_start = at_start and result.created_at >= run.started_at
         long: list[str] = []
         case = _case_xml(result, long)
         if long:
@@ -65,13 +70,15 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     began, lasted = quoteattr(run.started_at.isoformat()), _run_seconds(run, results)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f'<testsuites {counts} timestamp={began} time="{lasted!r}">\n',
+        f'<testsuites {counts} timestamp={began} time="{lasted}">\n',
     ]
     ends = [suite.start for suite in suites.found[1:]] + [len(cases)]
     for suite, end in zip(suites.found, ends, strict=True):
         counts = _counts(suite.tags.total(), suite.tags)
-        began = quoteattr(suite.began.isoformat())
-        parts.append(f"  <testsuite name={_attribute(suite.name)} {counts} timestamp={began}>\n")
+        began = f" timestamp={quoteattr(suite.began.isoformat())}"
+        if at_start and suite.spread and suite.last == run.started_at:
+            began = ""  # its cases all at the run's start, which their `time`s would spread
+        parts.append(f"  <testsuite name={_attribute(suite.name)} {counts}{began}>\n")
         parts += cases[suite.start : end]
         parts.append("  </testsuite>\n")
         await share_loop()
@@ -87,16 +94,20 @@ def _counts(tests: int, tags: Counter[str | None]) -> str:
     )
 
 
-def _run_seconds(run: Run, results: list[TestResult]) -> float:
+def _run_seconds(run: Run, results: list[TestResult]) -> str:
     """Give the seconds `<testsuites>` lasts, from the run's start: the span it is imported at.
 
     To its end, or its latest result's time if later (a run not ended has none), as CTRF's
-    import spans a run: so each result's time lies within it.
+    import spans a run: so each result's time lies within it. Written exactly, to the
+    microsecond (`9.0`, `0.000001`): a float's seconds miss by microseconds past some 285
+    years, which could end the span past the year 9999.
     """
     ended = max((result.created_at for result in results), default=run.started_at)
     if run.ended_at is not None:
         ended = max(ended, run.ended_at)
-    return max(ended - run.started_at, dt.timedelta(0)).total_seconds()
+    lasted = max(ended - run.started_at, dt.timedelta(0))
+    fraction = f"{lasted.microseconds:06d}".rstrip("0") or "0"
+    return f"{lasted.days * 86_400 + lasted.seconds}.{fraction}"
 
 
 @attrs.define
@@ -104,7 +115,8 @@ class _Suite:
     """A `<testsuite>` of an export: its name, where its cases start, their outcome elements.
 
     `began`, its first case's time, is its `timestamp`; import places each case at it plus the
-    `time`s of the cases before it in the suite.
+    `time`s of the cases before it in the suite. A suite whose cases are all at the run's
+    start, which those `time`s would spread, has none (`junit_text`).
     """
 
     name: str
@@ -114,6 +126,10 @@ class _Suite:
     last: dt.datetime
     """The time of its last case so far."""
     tags: Counter[str | None] = attrs.field(factory=Counter)
+    seconds: float = 0.0
+    """The `time` of its last case so far."""
+    spread: bool = False
+    """Whether a case after one of a `time` above 0 is in it: import would lay it out later."""
 
 
 @attrs.define
@@ -138,7 +154,9 @@ class _Suites:
         if last is None or last.name != name or last.last > at:
             last = _Suite(name, start, at, at)
             self.found.append(last)
-        last.last = at
+        else:
+            last.spread = last.spread or last.seconds > 0
+        last.last, last.seconds = at, result.execution_time
         last.tags[TAGS.get(result.status)] += 1
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from contextlib import suppress
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -32,10 +33,13 @@ SECONDS: Final = re.compile(
 XML's white space around it is read past, as XML Schema's numbers allow, and a time of none
 (empty, or white space only) is 0, as one left out."""
 _XML_SPACE: Final = " \t\n\r"
-_LATE: Final = dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(microseconds=1)
+_FIRST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LAST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
+"""The first and last instants of all, which a model reserves."""
+_LATE: Final = _LAST - dt.timedelta(microseconds=1)
 """A case's time past the year 9999: after the run's end, which then takes it."""
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
-UNPLACED: Final = dt.datetime.min.replace(tzinfo=dt.UTC) + _MICROSECOND
+UNPLACED: Final = _FIRST + _MICROSECOND
 """The time a case of no suite timestamp is stored at until the run's start replaces it: the
 first instant a model takes. A case placed there by its timestamp is at or before the first
 timestamp, and so takes the run's start too: the two are never told apart wrongly. (The
@@ -165,15 +169,17 @@ class JUnitTimes:
         A bad one is a ValueError saying why.
         """
         seconds = 0.0
+        lasted = dt.timedelta(0)
         if time is not None:
             number = SECONDS.fullmatch(time)
             seconds = float(number.group(1) or 0) + 0.0 if number else -1.0
-            if not 0.0 <= seconds <= MAX_EXECUTION_TIME:  # NaN is not
+            if not number or not 0.0 <= seconds <= MAX_EXECUTION_TIME:  # NaN is not
                 raise ValueError(
                     f"{element} time must be a decimal number of seconds from 0 to"
                     f" {MAX_EXECUTION_TIME:g}, got {time!r:.80}"
                 )
             self.longest = max(self.longest, seconds)
+            lasted = _exactly(number.group(1))
         if timestamp is None or not timestamp.strip(_XML_SPACE):
             return None
         began = _instant(element, timestamp)
@@ -184,12 +190,14 @@ class JUnitTimes:
                 f" on line {self.first_line} is {that} one: give all or none an offset"
             )
         try:
-            ended = began + dt.timedelta(seconds=seconds)
+            ended = began + lasted
         except OverflowError:
             raise ValueError(
                 f"{element} timestamp plus time ends after the year 9999:"
                 f" {timestamp!r:.80} plus {seconds:g} seconds"
             ) from None
+        if began.tzinfo is not None:  # the run's start or end; a naive one's span is moved
+            _unreserved(element, timestamp, (began, ended), seconds)
         if self.first is None and began.tzinfo is None and self.now is not None:
             self.guess = self.now - ended.replace(tzinfo=dt.UTC)
         if self.first is None or began < self.first:
@@ -206,6 +214,37 @@ class JUnitTimes:
         return ended_at_import(now, self.last - self.first)
 
 
+def _unreserved(
+    element: str, timestamp: str, span: tuple[dt.datetime, dt.datetime], seconds: float
+) -> None:
+    """Refuse an element's span that starts at the first instant or ends at the last.
+
+    A model reserves both: refused as the run's times, the error named no element or line.
+    """
+    if span[0] == _FIRST:
+        raise ValueError(
+            f"{element} timestamp {timestamp!r:.80} is the first instant of all, which is"
+            " reserved: use a later one"
+        )
+    if span[1] == _LAST:
+        raise ValueError(
+            f"{element} timestamp plus time ends at the last instant of all, which is reserved:"
+            f" {timestamp!r:.80} plus {seconds:g} seconds"
+        )
+
+
+def _exactly(seconds: str | None) -> dt.timedelta:
+    """Give a `time` of 0 to 10**12 seconds (`SECONDS`) to the nearest microsecond, exactly.
+
+    A float misses by microseconds past some 285 years (2**53 microseconds): an export's span
+    of a run of centuries came back moved, or past the year 9999.
+    """
+    if seconds is None:
+        return dt.timedelta(0)
+    micros = (Decimal(seconds) * 1_000_000).to_integral_value(ROUND_HALF_EVEN)
+    return dt.timedelta(microseconds=int(micros))
+
+
 def _instant(element: str, timestamp: str) -> dt.datetime:
     """Read an ISO 8601 `timestamp`, in UTC if it has an offset, else as it is (naive)."""
     text = timestamp.strip(_XML_SPACE)
@@ -213,7 +252,13 @@ def _instant(element: str, timestamp: str) -> dt.datetime:
     if text.isascii():  # Python reads other digits too; JUnit means ASCII ones
         with suppress(ValueError, OverflowError):
             found = dt.datetime.fromisoformat(text)
-            found = found if found.tzinfo is None else found.astimezone(dt.UTC)
+    if found is not None and found.tzinfo is not None:
+        try:  # an overflow read past kept it in its own offset: its cases overflowed in storage
+            return found.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError(
+                f"{element} timestamp {timestamp!r:.80} is outside the years 1 to 9999 in UTC"
+            ) from None
     if found is None:
         raise ValueError(
             f"{element} timestamp must be an ISO 8601 time such as 2026-03-01T10:00:00+00:00,"
