@@ -283,6 +283,8 @@ async def test_junit_cases_are_placed_as_read_within_the_run_s_span(
 ) -> None:
     """Every case: its suite's timestamp plus the times before it, held to the run's span.
 
+    A suite's span is its timestamp plus its `time`, or, when it gives none, its cases' times.
+
     Naive timestamps, in any year, move by the span's one shift, to the microsecond on both
     engines (SQLite's date functions keep milliseconds at most).
     """
@@ -292,12 +294,13 @@ async def test_junit_cases_are_placed_as_read_within_the_run_s_span(
         began = base + dt.timedelta(microseconds=after)
         stamp = began.isoformat() if naive else began.replace(tzinfo=UTC).isoformat()
         given_time = "" if time is None else f' time="{time!r}"'
-        ends.append(began + dt.timedelta(seconds=time or 0.0))
         written.append(_suite(f'timestamp="{stamp}"{given_time}', *cases, name=f"s{number}x"))
         elapsed = 0.0
         for index, seconds in enumerate(cases):
             expected[f"s{number}x{index}"] = began + dt.timedelta(seconds=elapsed)
             elapsed += seconds
+        # a suite of no time lasts as long as its cases (the report's root gives none)
+        ends.append(began + dt.timedelta(seconds=elapsed if time is None else time))
     first = base + dt.timedelta(microseconds=min(after for after, _, _ in suites))
     last = max(ends)
     run, times = await _junit_times(db, tmp_path, *written)

@@ -67,11 +67,16 @@ def ended_at_import(now: dt.datetime, lasted: dt.timedelta) -> tuple[dt.datetime
 class Clock:
     """A `<testsuite>` with a timestamp: when it began, and the time its cases took so far.
 
-    A naive timestamp is read as UTC here (`JUnitTimes.guess` moves it).
+    A naive timestamp is read as UTC here (`JUnitTimes.guess` moves it). A suite that gives no
+    `time`, in a report whose `<testsuites>` gives none either, lasts as long as its cases: the
+    run's span grows to hold them (`JUnitTimes.case_at`).
     """
 
     began: dt.datetime
     elapsed: float = 0.0
+    timed: bool = True
+    """Whether the suite or `<testsuites>` gave a `time`, which then stands, whatever its cases
+    add up to."""
 
 
 @attrs.define(frozen=True)
@@ -91,7 +96,8 @@ class Placing:
 class JUnitTimes:
     """The times of a JUnit report's `<testsuites>` and `<testsuite>` elements, as parsed.
 
-    The run spans from the earliest `timestamp` to the latest `timestamp` plus its `time`.
+    The run spans from the earliest `timestamp` to the latest `timestamp` plus its `time` (a
+    suite's of no `time`: its cases' added up).
     Timestamps without a UTC offset name no instant (writers disagree: pytest before 8.3 and
     JUnit 5 write local time, Ant and jest-junit UTC): their span ends at the import. With no
     timestamp at all, the longest `time` given is the run's, ending at the import.
@@ -128,6 +134,8 @@ class JUnitTimes:
         except OverflowError:  # past the year 9999: a report of a span the run holds is not before
             at = _LATE
         clock.elapsed += seconds
+        if not clock.timed:
+            self._lasted(clock)
         if self.earliest is None or self.latest is None:
             self.earliest = self.latest = at
         elif at < self.earliest:
@@ -135,6 +143,17 @@ class JUnitTimes:
         elif at > self.latest:
             self.latest = at
         return at
+
+    def _lasted(self, clock: Clock) -> None:
+        """Make the span end no earlier than a suite of no `time` whose cases took so long."""
+        try:
+            ended = clock.began + dt.timedelta(seconds=clock.elapsed)
+        except OverflowError:  # past the year 9999: its last case is held to the run's end
+            return
+        if self.last is not None and self.last.tzinfo is None:  # as naive timestamps are kept
+            ended = ended.replace(tzinfo=None)
+        if self.last is None or ended > self.last:
+            self.last = ended
 
     def placing(self, span: tuple[dt.datetime, dt.datetime]) -> Placing | None:
         """Say how to put the cases in the run's span, or None when each is in its place.

@@ -113,6 +113,8 @@ class _JUnitTarget:
         self.case: _Case | None = None
         self.collecting: str | None = None
         self.root: str | None = None
+        self.root_timed = False
+        """Whether `<testsuites>` gave its `time`, which the run then keeps."""
         self.times = JUnitTimes(now=started)
         self._last_key: tuple[str | None, ...] = ()
         self._last_metadata: JsonObject = {}
@@ -125,10 +127,13 @@ class _JUnitTarget:
             if tag not in ("testsuites", "testsuite"):
                 raise self.fail(f"expected <testsuites> or <testsuite>, found {_element(tag)}")
             self.root = tag
+            self.root_timed = tag == "testsuites" and "time" in attrs
         began = self._note_times(tag, attrs) if tag in ("testsuites", "testsuite") else None
         if tag == "testsuite":
             self.suites.append(attrs.get("name"))
-            self.clocks.append(None if began is None else Clock(began))
+            # A suite of no `time` lasts as long as its cases, unless the report's gives the run's.
+            timed = "time" in attrs or self.root_timed
+            self.clocks.append(None if began is None else Clock(began, timed=timed))
         elif tag == "testcase":
             if self.case is not None:
                 raise self.fail("a <testcase> inside another")
