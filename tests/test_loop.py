@@ -22,7 +22,7 @@ import attrs
 import pytest
 
 from _budget import arm_past
-from bench._lag import LagProbe
+from _lag import within
 from persistence import (
     Database,
     TestResult,
@@ -61,7 +61,7 @@ async def _longest_gap(work: Callable[[], Awaitable[object]]) -> tuple[float, fl
     """Run `work` beside a task that counts its turns; give the longest wait between turns.
 
     The wait is given in wall time and in the loop thread's CPU time, with the number of turns.
-    The collector is kept out of the measure, as in test_loop_lag.py: a full collection holds
+    The collector is kept out of the measure, as `_lag.held` keeps it: a full collection holds
     the loop as long as the whole heap takes to walk, whoever's code set it off, so its pause
     measures what the rest of the test session keeps (once 107 ms), not `work`.
     """
@@ -251,8 +251,11 @@ async def test_single_call_writes_run_off_the_loop(sqlite_db: Database) -> None:
         for row in batch:
             await save_result(sqlite_db, row)
 
-    async with LagProbe() as probe:
-        await asyncio.gather(*(one(rows[start::20]) for start in range(20)))
+    await within(
+        0.2,
+        "the writes",
+        lambda: asyncio.gather(*(one(rows[start::20]) for start in range(20))),
+        collector=True,
+    )
     assert len(on_loop) == len(rows)
     assert not any(on_loop), "a single-call write ran on the loop"
-    assert max(probe.samples, default=0.0) < 0.2, probe.samples

@@ -1,9 +1,9 @@
 """The event loop stays free during the package's longest calls, on both engines.
 
-Each workload runs beside the benchmark's lag probe, a task that asks to wake every
-millisecond: the longest it waited past its time is the longest the loop was held. The bound
-is generous, for a loaded machine; the old code held the loop for seconds in each of them.
-`make bench` measures the same workloads at full size against the 20 ms target.
+Each workload runs beside the benchmark's lag probe (`_lag.within`): the longest it waited
+past its time is the longest the loop was held. The bound is generous, for a loaded machine;
+the old code held the loop for seconds in each of them. `make bench` measures the same
+workloads at full size against the 20 ms target.
 """
 
 from __future__ import annotations
@@ -11,19 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import gc
-import os
 import random
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 import asyncpg
 import pytest
 
-from bench._lag import LagProbe
+from _lag import MAX_IMPORT_LAG, MAX_LAG, MAX_STATEMENT_LAG, assert_lag, held, within
 from bench.history import write_junit
 from persistence import (
     Database,
@@ -42,19 +38,6 @@ from persistence import (
     search_results,
 )
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
-
-MAX_LAG: Final = float(os.environ.get("TEST_MAX_LOOP_LAG", "0.1"))
-"""The longest the loop may be held during one workload, in seconds."""
-
-MAX_STATEMENT_LAG: Final = float(os.environ.get("TEST_MAX_STATEMENT_LAG", "0.03"))
-"""The same, for retention, whose statements run off the loop: on the loop, one of its
-deletes took 15-70 ms (FTS5 merges segments inside it), the probe saw 50-76 ms."""
-
-MAX_IMPORT_LAG: Final = float(os.environ.get("TEST_MAX_IMPORT_LAG", "0.05"))
-"""A JUnit import's bound: it held the loop 8 to 17 ms, and 30 ms twice in some twenty runs
-on a quiet machine; the fault it guards held it over 100 ms."""
-
-_T = TypeVar("_T")
 
 OLD: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 NEW: Final = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -81,23 +64,15 @@ def _results(outputs: list[str], created_at: dt.datetime) -> list[TestResult]:
     ]
 
 
-async def _held(work: Callable[[], Awaitable[_T]]) -> tuple[float, float, _T]:
-    """Run `work` beside the lag probe: the longest lag, the time taken and what it gave."""
-    async with LagProbe() as probe:
-        started = time.perf_counter()
-        outcome = await work()
-        took = time.perf_counter() - started
-    return max(probe.samples, default=0.0), took, outcome
-
-
 async def test_retention_over_many_indexed_rows_leaves_the_loop_free(db: Database) -> None:
     """Deleting thousands of indexed rows holds the loop a few ms at a time, not for the whole."""
     old = _results(_texts(1500, 6000), OLD)
     await save_results(db, old)
     await save_results(db, _results(_texts(10, 200, seed=3), NEW))
-    lag, _, deleted = await _held(lambda: delete_results_before(db, NEW))
+    deleted = await within(
+        MAX_STATEMENT_LAG, "retention", lambda: delete_results_before(db, NEW), collector=True
+    )
     assert deleted == len(old)
-    assert lag < MAX_STATEMENT_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def test_the_32_word_query_over_long_outputs_is_quick_and_shares_the_loop(
@@ -106,20 +81,21 @@ async def test_the_32_word_query_over_long_outputs_is_quick_and_shares_the_loop(
     """`a` 32 times, a legal query, over 20 outputs of 8,000 `a`s: bounded work per snippet."""
     await save_results(db, _results(["a " * 8000] * 20, OLD))
     text = " ".join(["a"] * 32)
-    lag, took, page = await _held(lambda: search_results(db, text, limit=20))
-    assert len(page.items) == 20
-    assert all(hit.snippet.highlights for hit in page.items)
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
-    assert took < 2.0, f"the search took {took:.2f} s"  # the target, 200 ms, is make bench's
+    search = await held(lambda: search_results(db, text, limit=20), collector=True)
+    assert len(search.outcome.items) == 20
+    assert all(hit.snippet.highlights for hit in search.outcome.items)
+    assert_lag("the search", search.lag, MAX_LAG, search.took)
+    assert search.took < 2.0, f"the search took {search.took:.2f} s"  # make bench's: 200 ms
 
 
 async def test_a_search_of_thousands_of_hits_shares_the_loop(db: Database) -> None:
     """A page of 5,000 ranked hits, each with its snippet, gives the loop back between them."""
     outputs = [f"needle {text}" for text in _texts(5000, 2000, seed=5)]
     await save_results(db, _results(outputs, OLD))
-    lag, _, page = await _held(lambda: search_results(db, "needle", limit=10_000))
+    page = await within(
+        MAX_LAG, "the search", lambda: search_results(db, "needle", limit=10_000), collector=True
+    )
     assert len(page.items) == 5000
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def test_saving_many_rows_shares_the_loop(db: Database) -> None:
@@ -129,9 +105,8 @@ async def test_saving_many_rows_shares_the_loop(db: Database) -> None:
     built and encoded all of them on the loop in one go, about 200 ms for 20,000 rows.
     """
     rows = _results(["short output"] * 20_000, OLD)
-    lag, _, saved = await _held(lambda: save_results(db, rows))
+    saved = await within(MAX_LAG, "saving", lambda: save_results(db, rows), collector=True)
     assert saved == len(rows)
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def test_importing_a_junit_report_shares_the_loop(db: Database, tmp_path: Path) -> None:
@@ -141,9 +116,10 @@ async def test_importing_a_junit_report_shares_the_loop(db: Database, tmp_path: 
     """
     report = tmp_path / "report.xml"
     write_junit(report, 30_000)
-    lag, _, run = await _held(lambda: import_junit(db, report))
+    run = await within(
+        MAX_IMPORT_LAG, "the import", lambda: import_junit(db, report), collector=True
+    )
     assert run.id is not None
-    assert lag < MAX_IMPORT_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 _EXPORTS: Final = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}
@@ -189,14 +165,9 @@ async def test_exporting_a_run_shares_the_loop(db: Database, form: str) -> None:
     Lines). The collector is kept out of the measure, as for `all_results`.
     """
     run_id = await _a_run_to_report(db)
-    gc.collect()
-    gc.disable()
-    try:
-        lag, _, text = await _held(lambda: _EXPORTS[form](db, run_id))
-    finally:
-        gc.enable()
+    export = _EXPORTS[form]
+    text = await within(MAX_LAG, "the export", lambda: export(db, run_id))
     assert "test_case_0029999" in text
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def _write_json_reports(folder: Path) -> dict[str, Path]:
@@ -230,14 +201,9 @@ async def test_importing_a_json_report_shares_the_loop(
     a CTRF document of that run (37 MB, 1.5 million JSON values), read by one `json.loads`,
     for 300 ms or more.
     """
-    gc.collect()
-    gc.disable()
-    try:
-        lag, _, run = await _held(lambda: _IMPORTS[form](db, json_reports[form]))
-    finally:
-        gc.enable()
+    read = _IMPORTS[form]
+    run = await within(MAX_LAG, "the import", lambda: read(db, json_reports[form]))
     assert run.id is not None
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 _SQLITE_ROWS: Final = """
@@ -276,11 +242,5 @@ async def test_reading_many_rows_into_models_shares_the_loop(
     """
     count = 30_000
     await _write_plainly(database_url, count)
-    gc.collect()
-    gc.disable()
-    try:
-        lag, _, read = await _held(lambda: all_results(db))
-    finally:
-        gc.enable()
+    read = await within(MAX_LAG, "the listing", lambda: all_results(db))
     assert len(read) == count
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"

@@ -8,41 +8,35 @@ from __future__ import annotations
 
 from typing import Final
 
-from persistence._interface import JsonObject
+from _lag import MAX_LAG, huge_config, within
 from persistence._loop import off_loop
 from persistence._rows import decode_config_value, encode_config_value
 from persistence.models import ConfigType
-from test_loop_lag import MAX_LAG
-from test_loop_lag_large_values import _held
 
 _KEYS: Final = 54_000
-"""Keys of `_large_config`: 4 MB of JSON, which `json` wrote in 100 to 300 ms in one call."""
+"""Keys of the config value here: 4 MB of JSON, which `json` wrote in 100 to 300 ms in one call."""
 _THREAD_LAG: Final = MAX_LAG / 3
 """Lag left to a value handled in pieces: the interpreter switches threads every 5 ms."""
 
 
-def _large_config() -> JsonObject:
-    """A config value of 4 MB: an object of many small objects, as a settings file is."""
-    return {
-        f"key{index}": {"name": f"value {index}", "n": index, "share": index / 3, "on": True}
-        for index in range(_KEYS)
-    }
-
-
 async def test_encoding_a_large_config_value_in_a_thread_leaves_the_loop_free() -> None:
     """The value is written a run of items at a time, each a short call holding the GIL."""
-    value = _large_config()
-    lag, text = await _held(
-        lambda: off_loop(lambda: encode_config_value(ConfigType.DICT, value, in_pieces=True))
+    value = huge_config(_KEYS)
+    text = await within(
+        _THREAD_LAG,
+        "encoding",
+        lambda: off_loop(lambda: encode_config_value(ConfigType.DICT, value, in_pieces=True)),
     )
     assert len(text) > 4_000_000
-    assert lag < _THREAD_LAG, f"encoding held the loop for {lag * 1000:.0f} ms"
 
 
 async def test_decoding_a_large_config_value_in_a_thread_leaves_the_loop_free() -> None:
     """The text is read a run of items at a time, each a short call holding the GIL."""
-    value = _large_config()
+    value = huge_config(_KEYS)
     text = encode_config_value(ConfigType.DICT, value)
-    lag, read = await _held(lambda: off_loop(lambda: decode_config_value(ConfigType.DICT, text)))
+    read = await within(
+        _THREAD_LAG,
+        "decoding",
+        lambda: off_loop(lambda: decode_config_value(ConfigType.DICT, text)),
+    )
     assert read == value
-    assert lag < _THREAD_LAG, f"decoding held the loop for {lag * 1000:.0f} ms"

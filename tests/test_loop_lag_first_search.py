@@ -16,6 +16,7 @@ from typing import Final
 
 import pytest
 
+from _lag import assert_lag
 from persistence import TestResult, TestStatus, TestType, connect, save_results
 
 MAX_FIRST_SEARCH_LAG: Final = float(os.environ.get("TEST_MAX_FIRST_SEARCH_LAG", "0.05"))
@@ -26,15 +27,14 @@ _CHILD_ENV: Final = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path i
 
 _FIRST_SEARCH: Final = """
 import asyncio, sys
-from bench._lag import LagProbe
+from _lag import held
 from persistence import connect, search_results
 
 async def main() -> None:
     async with connect(sys.argv[1]) as db:
         await search_results(db, "nowhere")  # the first query of a process: no hit, no snippet
-        async with LagProbe() as probe:
-            page = await search_results(db, sys.argv[2])
-        print(len(page.items), max(probe.samples, default=0.0))
+        search = await held(lambda: search_results(db, sys.argv[2]), collector=True)
+        print(len(search.outcome.items), search.lag)
 
 asyncio.run(main())
 """
@@ -89,4 +89,4 @@ async def test_the_first_search_beyond_ascii_leaves_the_loop_free(
     """Whether the search text or only the outputs its snippets cut hold such characters."""
     hits, lag = await _first_search(searched, text)
     assert hits == 20
-    assert lag < MAX_FIRST_SEARCH_LAG, f"the first search held the loop for {lag * 1000:.0f} ms"
+    assert_lag("the first search", lag, MAX_FIRST_SEARCH_LAG)

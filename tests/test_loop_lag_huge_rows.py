@@ -18,6 +18,7 @@ from typing import Final
 
 import pytest
 
+from _lag import HUGE_METADATA_KEYS, MAX_LAG, huge_metadata, within
 from persistence import (
     Database,
     ResultFilter,
@@ -33,14 +34,9 @@ from persistence import (
 from persistence.exceptions import ValidationError
 from persistence.report_common import read_run
 from persistence.run_history import list_test_history
-from test_loop_lag import MAX_LAG
-from test_loop_lag_large_values import _held
 from test_plain_ids import plain_sql
 
 pytestmark = pytest.mark.timed
-
-_METADATA_KEYS: Final = 100_000
-"""Keys of the huge metadata stored here: about 3.5 MB of JSON."""
 
 _OUTPUT_CHARACTERS: Final = 10_000_000
 """Characters of the huge output stored here.
@@ -52,11 +48,6 @@ _SMALL: Final = 100
 """Small results around the huge ones, so that they fall mid-page and mid-slice."""
 
 _TEST_ID: Final = "tests::test_huge"
-
-
-def _huge_metadata() -> dict[str, object]:
-    """Metadata of megabytes: many short keys, as a tool's per-case figures are."""
-    return {f"case{index}": {"ms": index, "ok": True} for index in range(_METADATA_KEYS)}
 
 
 def _result(run_id: int | None, **fields: object) -> TestResult:
@@ -79,7 +70,7 @@ async def _store(db: Database) -> tuple[int, int]:
     assert runs[1].id is not None
     small = [_result(None, output=f"line {index}") for index in range(_SMALL)]
     await save_results(db, small)
-    await save_results(db, [_result(runs[0].id, metadata=_huge_metadata(), output="small")])
+    await save_results(db, [_result(runs[0].id, metadata=huge_metadata(), output="small")])
     await save_results(db, [_result(runs[1].id, output="x" * _OUTPUT_CHARACTERS)])
     await save_results(db, small)
     return runs[0].id, runs[1].id
@@ -90,18 +81,15 @@ def _check(results: list[TestResult] | tuple[TestResult, ...]) -> None:
     assert len(results) == 2 * _SMALL + 2
     outputs = sorted((result.output or "" for result in results), key=len)
     assert len(outputs[-1]) == _OUTPUT_CHARACTERS
-    assert max(len(result.metadata) for result in results) == _METADATA_KEYS
+    assert max(len(result.metadata) for result in results) == HUGE_METADATA_KEYS
 
 
 async def test_listing_every_result_with_huge_ones_shares_the_loop(db: Database) -> None:
     """Each row of megabytes is mapped to its model in a worker thread, the rest on the loop."""
     await _store(db)
-    lag, results = await _held(lambda: all_results(db))
-    _check(results)
-    assert lag < MAX_LAG, f"the listing held the loop for {lag * 1000:.0f} ms"
-    lag, results = await _held(lambda: all_results(db, ResultFilter(status=TestStatus.PASSED)))
-    _check(results)
-    assert lag < MAX_LAG, f"the filtered listing held the loop for {lag * 1000:.0f} ms"
+    _check(await within(MAX_LAG, "the listing", lambda: all_results(db)))
+    passed = ResultFilter(status=TestStatus.PASSED)
+    _check(await within(MAX_LAG, "the filtered listing", lambda: all_results(db, passed)))
 
 
 @pytest.mark.parametrize("limit", [1, 2, 100])
@@ -109,43 +97,42 @@ async def test_pages_of_results_with_huge_ones_share_the_loop(db: Database, limi
     """A page holding a row of megabytes, alone, with another, or among small ones."""
     await _store(db)
     results: list[TestResult] = []
-    worst = 0.0
     cursor = None
     while True:
-        lag, page = await _held(functools.partial(list_results, db, limit=limit, after=cursor))
+        page = await within(
+            MAX_LAG, "a page", functools.partial(list_results, db, limit=limit, after=cursor)
+        )
         results += page.items
-        worst = max(worst, lag)
         cursor = page.next_cursor
         if cursor is None:
             break
     _check(results)
-    assert worst < MAX_LAG, f"a page held the loop for {worst * 1000:.0f} ms"
 
 
 async def test_a_test_history_with_huge_results_shares_the_loop(db: Database) -> None:
     """One test's history reads its results as `list_results` does."""
     await _store(db)
-    lag, page = await _held(lambda: list_test_history(db, _TEST_ID, limit=1_000))
+    page = await within(
+        MAX_LAG, "the history", lambda: list_test_history(db, _TEST_ID, limit=1_000)
+    )
     _check(page.items)
-    assert lag < MAX_LAG, f"the history held the loop for {lag * 1000:.0f} ms"
 
 
 async def test_reading_a_run_with_huge_results_for_export_shares_the_loop(db: Database) -> None:
     """The exports read a run's results a page at a time, mapped as a listing's are."""
     for run_id in await _store(db):
-        lag, (_, results) = await _held(functools.partial(read_run, db, run_id))
+        _, results = await within(MAX_LAG, "reading a run", functools.partial(read_run, db, run_id))
         assert len(results) == 1
-        assert len(results[0].metadata) == _METADATA_KEYS or results[0].output == "x" * (
+        assert len(results[0].metadata) == HUGE_METADATA_KEYS or results[0].output == "x" * (
             _OUTPUT_CHARACTERS
         )
-        assert lag < MAX_LAG, f"reading a run held the loop for {lag * 1000:.0f} ms"
 
 
 async def test_a_huge_row_that_breaks_the_rules_is_refused_as_a_small_one_is(
     db: Database, database_url: str
 ) -> None:
     """Read in a worker thread, stored metadata holding an int beyond 64 bits is still refused."""
-    await save_results(db, [_result(None, metadata=_huge_metadata())])
+    await save_results(db, [_result(None, metadata=huge_metadata())])
     head = "'{\"bad\":99999999999999999999,'"
     joined = f"{head} || substr(metadata, 2)"
     if "://" in database_url:

@@ -4,20 +4,17 @@
 bound on a text's or a JSON value's size), or an answer or a report holds what no page bounds
 (a comparison's changes, a CTRF document's members, a cached answer's results), and the work
 that grows with them is done in slices, the loop given back between them. Each workload runs
-beside the benchmark's lag probe, as there. In conftest's TIMED_MODULES: `make test` runs
-these alone, so that no worker steals their CPU.
+beside the benchmark's lag probe, as there, the collector off (`_lag.within`). In conftest's
+TIMED_MODULES: `make test` runs these alone, so that no worker steals their CPU.
 """
 
 from __future__ import annotations
 
-import gc
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
-from bench._lag import LagProbe
+from _lag import MAX_LAG, within
 from persistence import (
     Database,
     Run,
@@ -31,22 +28,7 @@ from persistence import (
 from persistence.cache import open_memory_cache, open_redis_cache
 from persistence.report_json import export_ctrf, import_ctrf
 from persistence.run_history import compare_runs
-from test_loop_lag import MAX_LAG
 from test_plain_ids import plain_sql
-
-_T = TypeVar("_T")
-
-
-async def _held(work: Callable[[], Awaitable[_T]]) -> tuple[float, _T]:
-    """Run `work` beside the lag probe, the collector off: the longest lag, and what it gave."""
-    gc.collect()
-    gc.disable()
-    try:
-        async with LagProbe() as probe:
-            outcome = await work()
-    finally:
-        gc.enable()
-    return max(probe.samples, default=0.0), outcome
 
 
 async def test_exporting_a_result_of_a_million_lines_as_ctrf_shares_the_loop(
@@ -74,12 +56,9 @@ async def test_exporting_a_result_of_a_million_lines_as_ctrf_shares_the_loop(
     )
     assert run.id is not None
     run_id = run.id
-    started = time.perf_counter()
-    lag, text = await _held(lambda: export_ctrf(db, run_id))
-    took = time.perf_counter() - started
+    text = await within(MAX_LAG, "the export", lambda: export_ctrf(db, run_id))
     (test,) = json.loads(text)["results"]["tests"]
     assert test["stdout"] == test["stderr"] == ["x"] * 1_000_000
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms (of {took:.2f} s)"
 
 
 _HEAVY_ROWS = 32
@@ -107,12 +86,10 @@ async def test_saving_and_reading_results_with_large_metadata_shares_the_loop(
     the loop 250 to 400 ms when saved, on both engines, and 500 ms when read on SQLite.
     """
     rows = _heavy()
-    lag, saved = await _held(lambda: save_results(db, rows))
+    saved = await within(MAX_LAG, "saving", lambda: save_results(db, rows))
     assert saved == _HEAVY_ROWS
-    assert lag < MAX_LAG, f"saving held the loop for {lag * 1000:.0f} ms"
-    lag, page = await _held(lambda: list_results(db, limit=_HEAVY_ROWS))
+    page = await within(MAX_LAG, "reading", lambda: list_results(db, limit=_HEAVY_ROWS))
     assert [result.metadata["index"] for result in page.items] == list(range(_HEAVY_ROWS))[::-1]
-    assert lag < MAX_LAG, f"reading held the loop for {lag * 1000:.0f} ms"
 
 
 _ADDED: Final = 80_000
@@ -138,9 +115,8 @@ async def test_comparing_runs_of_many_changes_shares_the_loop(
     added = _POSTGRES_ADDED if "://" in database_url else _SQLITE_ADDED
     # The two numbers are this test's own; plain SQL is seconds faster than the package.
     await plain_sql(database_url, added.format(count=_ADDED, run=head))
-    lag, comparison = await _held(lambda: compare_runs(db, base, head))
+    comparison = await within(MAX_LAG, "the comparison", lambda: compare_runs(db, base, head))
     assert len(comparison.changes) == _ADDED
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def test_importing_a_ctrf_report_of_many_members_shares_the_loop(
@@ -155,9 +131,8 @@ async def test_importing_a_ctrf_report_of_many_members_shares_the_loop(
     report = tmp_path / "report.json"
     tests = '"tests":[{"name":"adds","status":"passed"}]'
     report.write_text(f'{{{members},"results":{{{members},{tests}}}}}', encoding="utf-8")
-    lag, run = await _held(lambda: import_ctrf(db, report))
+    run = await within(MAX_LAG, "the import", lambda: import_ctrf(db, report))
     assert run.id is not None
-    assert lag < MAX_LAG, f"the loop was held for {lag * 1000:.0f} ms"
 
 
 async def _save_junit_like(db: Database) -> None:
@@ -186,10 +161,9 @@ async def test_a_cache_hit_of_many_results_shares_the_loop(db: Database) -> None
     try:
         for read in ("miss", "hit"):
             hits = cache.stats().hits
-            lag, recent = await _held(lambda: cache.recent_results(limit=10_000))
+            recent = await within(MAX_LAG, f"a {read}", lambda: cache.recent_results(limit=10_000))
             assert len(recent) == 10_000
             assert cache.stats().hits - hits == (read == "hit")
-            assert lag < MAX_LAG, f"a {read} held the loop for {lag * 1000:.0f} ms"
     finally:
         await cache.close()
 
@@ -205,8 +179,7 @@ async def test_a_redis_cache_miss_of_many_results_shares_the_loop(
     await _save_junit_like(db)
     cache = await open_redis_cache(db, redis_url, namespace=namespace)
     try:
-        lag, recent = await _held(lambda: cache.recent_results(limit=10_000))
+        recent = await within(MAX_LAG, "the miss", lambda: cache.recent_results(limit=10_000))
         assert len(recent) == 10_000
-        assert lag < MAX_LAG, f"the miss held the loop for {lag * 1000:.0f} ms"
     finally:
         await cache.close()

@@ -18,12 +18,12 @@ from typing import Any, Final
 import pytest
 from aiosql.types import SQLOperationType
 
+from _lag import held
 from persistence import connect
 from persistence._loans import borrow
 from persistence._loop import SLICE_ITEMS
 from persistence._postgres.adapter import PostgresAdapter
 from persistence.queries import RunsRow, _postgres_runs_row
-from test_loop_lag_large_values import _held
 
 pytestmark = pytest.mark.timed
 
@@ -53,12 +53,12 @@ async def test_a_read_of_many_rows_maps_them_a_slice_at_a_time(migrated_postgres
     adapter = PostgresAdapter()
     sql = adapter.process_sql("many_rows", SQLOperationType.SELECT, _ROWS_SQL)
     async with connect(migrated_postgres_url) as db, borrow(db) as conn:
-        lag, rows = await _held(
+        read = await held(
             lambda: adapter.select(conn, "many_rows", sql, {"count": _MANY_ROWS}, mapper)
         )
-    assert [row.labels for row in rows] == [{"n": n} for n in range(1, _MANY_ROWS + 1)]
+    assert [row.labels for row in read.outcome] == [{"n": n} for n in range(1, _MANY_ROWS + 1)]
     longest = max(took for _, took in calls)
     assert max(count for count, _ in calls) <= SLICE_ITEMS, (
         f"{len(calls)} calls mapped {_MANY_ROWS} rows, the longest for {longest * 1000:.1f} ms"
-        f" (the read held the loop {lag * 1000:.0f} ms)"
+        f" (the read held the loop {read.lag * 1000:.0f} ms)"
     )
