@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+__all__ = [
+    "CloseTimeoutError",
+    "ConflictError",
+    "DatabaseError",
+    "FileMissingError",
+    "InvalidPathError",
+    "MigrationError",
+    "NotAFileError",
+    "NotFoundError",
+    "OutsideRootError",
+    "PersistenceError",
+    "ReportError",
+    "SqlFilesMissingError",
+    "StorageError",
+    "StoragePermissionError",
+    "ValidationError",
+]
+
 
 class PersistenceError(Exception):
     """Base of every error this package raises on purpose."""
