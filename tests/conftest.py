@@ -4,9 +4,12 @@ PostgreSQL tests use the server at TEST_DATABASE_URL (default: the local server,
 postgres). Each test gets a database of its own, dropped after. An empty one is made from
 template0; one the test will migrate anyway (it asks for `db`) is copied from a template that
 this test process migrated once, which saves each test the migrations. On SQLite alike: each
-test's file is empty, or a copy of a file this process migrated once. Databases are dropped
-by background threads, so no test waits for the server's checkpoint; the session waits for
-the last drop. Off CI, with no server, those tests skip and say why; with CI=true they fail.
+test's file is empty, or a copy of a file this process migrated once. A process of this test
+process's own (tests/_test_databases.py) makes each PostgreSQL database ahead, while the test
+before runs, and drops it after in the background, so that no test waits for the server's
+checkpoint, and no test that counts this process's descriptors or threads counts theirs; the
+session waits for the last drop. Off CI, with no server, those tests skip and say why; with
+CI=true they fail.
 """
 
 from __future__ import annotations
@@ -14,19 +17,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import queue
 import shutil
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from _test_databases import DatabaseService
 from persistence import (
     CounterexampleStore,
     Database,
@@ -76,226 +77,44 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url, timeout=10)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-DROP_THREADS = 4
-"""Drops that run at once, in each of `make test`'s four workers. Each drop makes the server
-write a checkpoint, and drops that arrive together share one: 24 migrated test databases
-took 2.4 s to drop two at a time and 1.1 to 1.3 s eight at a time. Each thread holds a
-connection only while it drops."""
-
-
-class Dropper:
-    """Drops test databases in threads of their own, so that no test waits for the drop.
-
-    A timed or counting test pauses the drops instead: the one under way ends, no other
-    starts until the test is over, and those asked for meanwhile wait in the queue. Waiting
-    for the queue to empty instead held such a test up to 100 s behind the server's
-    checkpoints, one for each drop.
-    """
-
-    def __init__(self, admin: str) -> None:
-        self._admin = admin
-        self._names: queue.Queue[str | None] = queue.Queue()
-        self._failures: list[str] = []
-        self._turn = threading.Condition()
-        self._pauses = 0
-        self._dropping = 0
-        self._threads = [
-            threading.Thread(target=self._run, name=f"drop-test-databases-{i}", daemon=True)
-            for i in range(DROP_THREADS)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def drop(self, name: str) -> None:
-        """Ask for the database `name` to be dropped; return at once."""
-        self._names.put(name)
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Hold every drop not yet begun, once the drops under way have ended."""
-        with self._turn:
-            self._pauses += 1
-            self._turn.wait_for(lambda: self._dropping == 0)
-        try:
-            yield
-        finally:
-            with self._turn:
-                self._pauses -= 1
-                self._turn.notify_all()
-
-    def _run(self) -> None:
-        while (name := self._names.get()) is not None:
-            with self._turn:
-                self._turn.wait_for(lambda: self._pauses == 0)
-                self._dropping += 1
-            try:
-                asyncio.run(_admin(self._admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            except (OSError, asyncpg.PostgresError) as error:
-                self._failures.append(f"{name}: {error}")
-            finally:
-                with self._turn:
-                    self._dropping -= 1
-                    self._turn.notify_all()
-                self._names.task_done()
-
-    def close(self) -> list[str]:
-        """Stop the threads once every drop asked for is done; give the drops that failed."""
-        for _ in self._threads:
-            self._names.put(None)
-        for thread in self._threads:
-            thread.join()
-        return self._failures
-
-
-_DROPPERS: list[Dropper] = []
-
-
-COUNTING_MODULES: Final = frozenset(
-    {
-        "test_cache_disk.py",
-        "test_cache_disk_full.py",
-        "test_cache_disk_hostile.py",
-        "test_cache_redis.py",
-        "test_cancellation.py",
-        "test_descriptors.py",
-        "test_lone_writes.py",
-        "test_snapshots.py",
-        "test_sync_close_calls.py",
-        "test_sync_close_race.py",
-        "test_writer_cancel.py",
-    }
-)
-"""The modules whose tests count this process's descriptors, threads or mappings."""
+_SERVICES: list[DatabaseService] = []
+"""This test process's database process, while its session lasts."""
 
 
 @pytest.fixture(autouse=True)
 def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Run a timed or counting test with no drop and no copy under way.
+    """Run a timed test with no drop and no copy under way.
 
-    A drop would take the GIL and the server's disk from a timed test, and its connection
-    and thread would be counted by a test that counts this process's descriptors.
+    A drop or a copy, though another process runs it, would take the CPU and the server's
+    disk from a timed test. A test that counts this process's descriptors, threads or
+    mappings needs no pause: no drop's or copy's connection or thread is in this process.
     """
-    if (
-        request.node.get_closest_marker("timed") is None
-        and request.node.path.name not in COUNTING_MODULES
-    ):
+    if request.node.get_closest_marker("timed") is None:
         yield
         return
     with ExitStack() as paused:
-        for dropper in _DROPPERS:
-            paused.enter_context(dropper.paused())
-        for spares in _SPARES.values():
-            spares.wait_idle()
+        for service in _SERVICES:
+            paused.enter_context(service.paused())
         yield
 
 
 @pytest.fixture(scope="session")
-def _dropper(postgres_admin: str) -> Iterator[Dropper]:
-    dropper = Dropper(postgres_admin)
-    _DROPPERS.append(dropper)
-    yield dropper
-    for spares in _SPARES.values():
-        spares.close()
-    _SPARES.clear()
-    _DROPPERS.remove(dropper)
-    failures = dropper.close()
+def _dropper(postgres_admin: str) -> Iterator[DatabaseService]:
+    """This test process's database process, which makes and drops its test databases."""
+    service = DatabaseService(postgres_admin)
+    _SERVICES.append(service)
+    try:
+        yield service
+    finally:
+        _SERVICES.remove(service)
+        failures = service.close()
     assert not failures, f"test databases left behind: {failures}"
 
 
-def _create_database(admin: str, template: str) -> str:
-    name = f"persistence_test_{uuid.uuid4().hex[:12]}"
-    # Identifiers cannot be bound parameters; the names are made here, from hex digits only.
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    return name
-
-
-class _Spares:
-    """One database made ahead from a template, in a thread, while the test before runs.
-
-    A copy takes the server about 0.4 s; made ahead, no test waits for it. The thread makes
-    the next one once the last is taken, and the last one left is dropped at the end.
-    """
-
-    def __init__(self, admin: str, template: str, dropper: Dropper) -> None:
-        self._admin, self._template, self._dropper = admin, template, dropper
-        self._ready: queue.Queue[str | Exception] = queue.Queue(maxsize=1)
-        self._wanted = threading.Semaphore(1)
-        self._idle = threading.Event()  # clear while a copy is being made
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="make-test-databases", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._idle.set()
-            self._wanted.acquire()
-            self._idle.clear()
-            if self._closing:
-                return
-            made: str | Exception
-            try:
-                made = _create_database(self._admin, self._template)
-            except (OSError, asyncpg.PostgresError) as error:
-                made = error
-            self._ready.put(made)
-
-    def wait_idle(self) -> None:
-        """Wait until no copy is being made: its connection and loop would be counted."""
-        self._idle.wait()
-
-    def take(self) -> str:
-        made = self._ready.get()
-        self._wanted.release()
-        if isinstance(made, Exception):
-            raise made
-        return made
-
-    def close(self) -> None:
-        self._closing = True
-        self._wanted.release()
-        self._thread.join()
-        while not self._ready.empty():
-            made = self._ready.get()
-            if isinstance(made, str):
-                self._dropper.drop(made)
-
-
-_SPARES: dict[str, _Spares] = {}
-
-
-def _new_database(
-    admin: str, template: str, dropper: Dropper, request: pytest.FixtureRequest
-) -> str:
-    """A new database copied from `template`: the one made ahead, with the next one asked for.
-
-    A timed or counting test's is made before it starts, as before: the next one, made during
-    the test, would take the server's disk from it, or be counted in its descriptors.
-    """
-    if (
-        request.node.get_closest_marker("timed") is not None
-        or request.node.path.name in COUNTING_MODULES
-    ):
-        return _create_database(admin, template)
-    spares = _SPARES.get(template)
-    if spares is None:
-        spares = _SPARES[template] = _Spares(admin, template, dropper)
-    return spares.take()
-
-
 @pytest.fixture
-def postgres_url(
-    postgres_admin: str, _dropper: Dropper, request: pytest.FixtureRequest
-) -> Iterator[str]:
+def postgres_url(postgres_admin: str, _dropper: DatabaseService) -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped after the test."""
-    name = _new_database(postgres_admin, "template0", _dropper, request)
+    name = _dropper.take("template0")
     try:
         yield with_database(postgres_admin, name)
     finally:
@@ -308,28 +127,22 @@ async def _migrate_at(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def _migrated_template(postgres_admin: str, _dropper: Dropper) -> Iterator[str]:
+def _migrated_template(postgres_admin: str, _dropper: DatabaseService) -> Iterator[str]:
     """A database migrated once by this test process, for others to be copied from."""
-    name = _create_database(postgres_admin, "template0")
+    name = _dropper.create("template0")
     try:
         asyncio.run(_migrate_at(with_database(postgres_admin, name)))
         yield name
     finally:
-        spares = _SPARES.pop(name, None)
-        if spares is not None:
-            spares.close()  # none is being copied from it as it is dropped
-        _dropper.drop(name)
+        _dropper.drop(name)  # its copy made ahead first, and none made after
 
 
 @pytest.fixture
 def migrated_postgres_url(
-    postgres_admin: str,
-    _migrated_template: str,
-    _dropper: Dropper,
-    request: pytest.FixtureRequest,
+    postgres_admin: str, _migrated_template: str, _dropper: DatabaseService
 ) -> Iterator[str]:
     """A fresh PostgreSQL database with every migration applied, dropped after the test."""
-    name = _new_database(postgres_admin, _migrated_template, _dropper, request)
+    name = _dropper.take(_migrated_template)
     try:
         yield with_database(postgres_admin, name)
     finally:

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _cli_helpers import run
-from conftest import Dropper, with_database
+from _test_databases import DatabaseService
+from conftest import with_database
 from persistence import DatabaseError, ValidationError, create_database
 from persistence.__main__ import main
 from persistence._postgres.create import database_name
@@ -49,7 +50,7 @@ def exists(postgres_admin: str, name: str) -> bool:
 
 
 @pytest.fixture
-def missing_database(postgres_admin: str, _dropper: Dropper) -> Iterator[tuple[str, str]]:
+def missing_database(postgres_admin: str, _dropper: DatabaseService) -> Iterator[tuple[str, str]]:
     """The URL and name of a database that does not exist yet; dropped after the test.
 
     The drop runs in the background like every test database's: waited for here, it took the
