@@ -298,6 +298,7 @@ TIMED_MODULES = frozenset(
         "test_loop_lag_point_reads.py",
         "test_loop_lag_long_texts.py",
         "test_loop_lag_sweep.py",
+        "test_loop_pace.py",
         "test_network.py",
         "test_network_limits.py",
         "test_retention.py",
