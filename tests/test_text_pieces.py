@@ -27,7 +27,7 @@ from persistence import (
     report_junit_export,
 )
 from persistence._loop import TEXT_PIECE, map_text
-from persistence.report_json_export import _json_characters, ctrf_text, jsonl_text
+from persistence.report_json_export import _json_characters, ctrf_text, jsonl_text, split_lines
 from persistence.report_junit_export import _content, junit_text
 from strategies import IN_MEMORY
 
@@ -110,3 +110,19 @@ def test_an_export_of_long_texts_is_the_export_of_them_escaped_whole(
 def test_a_text_of_one_piece_is_escaped_in_one_call() -> None:
     """A short text, the usual one, is given as the one call's text, no piece cut."""
     assert asyncio.run(map_text(_content, "a < b\r", 6)) == ["a &lt; b&#13;"]
+
+
+@IN_MEMORY
+@given(text=st.text(alphabet="ab\n\r é", max_size=200), piece=st.integers(1, 20))
+def test_lines_split_a_slice_at_a_time_are_the_lines_split_whole(text: str, piece: int) -> None:
+    """A CTRF test's stdout and stderr lines: split at each line break, however the text is cut."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report_json_export, "_SPLIT_CHARS", piece)
+        assert asyncio.run(split_lines(text)) == text.split("\n")
+
+
+def test_a_ctrf_export_is_the_json_of_the_document_indented() -> None:
+    """The pieced document reads as JSON, and is what `json.dumps(..., indent=2)` writes of it."""
+    run, results = Run(id=5, labels={"branch": "main"}), _results_of_long_texts()
+    text = asyncio.run(ctrf_text(run, results))
+    assert text == json.dumps(json.loads(text), indent=2, ensure_ascii=False)
