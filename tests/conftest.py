@@ -169,6 +169,7 @@ COUNTING_MODULES: Final = frozenset(
         "test_lone_writes.py",
         "test_snapshots.py",
         "test_sync_close_calls.py",
+        "test_sweep_batches_hostile.py",
         "test_sync_close_race.py",
         "test_writer_cancel.py",
     }

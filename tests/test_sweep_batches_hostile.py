@@ -1,0 +1,240 @@
+"""A batched sweep of counterexample files, attacked: links, FIFOs, folders, busy locks, races.
+
+A sweep locks a batch of a shard's unnamed files at once, looks their links up under the
+locks and removes the regular files among them in one hop through the shard folder. Nothing
+outside the storage root may go, only regular files go, nothing hangs, no descriptor is
+left open, a busy lock delays only its own file, and no named file is ever removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from persistence import (
+    CounterexampleStore,
+    Database,
+    TestResult,
+    TestStatus,
+    TestType,
+    keep_counterexample,
+)
+from persistence._files.locks import stripe_of
+from persistence.cache import disk
+from persistence.cache.disk import HeldEntries, entry_at
+from persistence.counterexamples import FOLDER, SWEEP_BATCH
+from persistence.exceptions import NotAFileError, OutsideRootError, StorageError
+
+_SHARD: Final = "5d"
+
+
+def _keys(shard: str, count: int, salt: str = "") -> list[str]:
+    """Give `count` distinct hashes that live in `shard`, sorted."""
+    return sorted(
+        shard + hashlib.sha256(f"{salt}{shard}{number}".encode()).hexdigest()[2:]
+        for number in range(count)
+    )
+
+
+def _plant(folder: Path, keys: list[str]) -> None:
+    """Make an empty regular file of each key's name in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        os.close(os.open(folder / key, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def _names(folder: Path) -> set[str]:
+    return {entry.name for entry in os.scandir(folder)}
+
+
+def _failing() -> TestResult:
+    return TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id="sweep#hostile")
+
+
+async def test_a_shard_folder_linked_outside_the_root_is_passed_over(
+    db: Database, store: CounterexampleStore, tmp_path: Path
+) -> None:
+    """A shard folder that is a symlink to a folder outside, of files of the same names: kept."""
+    outside = tmp_path / "outside"
+    keys = _keys(_SHARD, SWEEP_BATCH + 5)
+    _plant(outside, keys)
+    (store.root / FOLDER).mkdir(parents=True)
+    (store.root / FOLDER / _SHARD).symlink_to(outside, target_is_directory=True)
+
+    assert await store.sweep(db) == 0
+    assert _names(outside) == set(keys)
+
+
+async def test_entries_that_are_no_regular_file_are_left_and_nothing_hangs(
+    db: Database, store: CounterexampleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the listing and the removal, entries become a symlink, a FIFO and a folder.
+
+    Only the regular files go; the symlink's target outside stays; the FIFO is never opened.
+    """
+    keys = _keys(_SHARD, 20)
+    shard = store.root / FOLDER / _SHARD
+    _plant(shard, keys)
+    target = tmp_path / "target"
+    target.write_bytes(b"outside\n")
+    real = disk.remove_entries
+
+    def swap_then_remove(held: HeldEntries, unnamed: list[str]) -> int:
+        for key in keys[:3]:
+            (shard / key).unlink()
+        (shard / keys[0]).symlink_to(target)
+        os.mkfifo(shard / keys[1])
+        (shard / keys[2]).mkdir()
+        return real(held, unnamed)
+
+    monkeypatch.setattr(
+        sys.modules["persistence.counterexamples"], "remove_entries", swap_then_remove
+    )
+    assert await asyncio.wait_for(store.sweep(db), 20) == len(keys) - 3
+    assert _names(shard) == set(keys[:3])
+    assert target.read_bytes() == b"outside\n"
+
+
+@pytest.mark.parametrize("planted", ["locks-symlink", "locks-fifo", "lock-fifo", "lock-symlink"])
+async def test_a_planted_locks_folder_or_lock_file_is_refused_and_nothing_goes(
+    db: Database, store: CounterexampleStore, tmp_path: Path, planted: str
+) -> None:
+    """`.locks` or one lock file of the batch replaced: a clear error, no wait, nothing removed."""
+    keys = _keys(_SHARD, 10)
+    shard = store.root / FOLDER / _SHARD
+    _plant(shard, keys)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    lock_folder = store.root / ".locks"
+    if lock_folder.is_dir():  # the storage made it, empty
+        lock_folder.rmdir()
+    if planted == "locks-symlink":
+        lock_folder.symlink_to(outside, target_is_directory=True)
+        error: type[StorageError] = OutsideRootError
+    elif planted == "locks-fifo":
+        os.mkfifo(lock_folder)
+        error = NotAFileError
+    else:
+        lock_folder.mkdir()
+        lock_file = lock_folder / f"{stripe_of(entry_at(keys[3], FOLDER)):03x}"
+        if planted == "lock-fifo":
+            os.mkfifo(lock_file)
+        else:
+            lock_file.symlink_to(outside / "lock")
+        error = NotAFileError
+
+    with pytest.raises(error, match=r"\.locks"):
+        await asyncio.wait_for(store.sweep(db), 20)
+    assert _names(shard) == set(keys)
+    assert not list(outside.iterdir())
+
+
+def _descriptors() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descriptor(
+    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a sweep of several batches, and one cancelled in a batch, as many descriptors."""
+    await keep_counterexample(db, store, _failing(), input=b"named\n")
+    await store.sweep(db)  # the connections a sweep borrows are open from now on
+    shard = store.root / FOLDER / _SHARD
+    _plant(shard, _keys(_SHARD, 3 * SWEEP_BATCH + 7))
+    before = _descriptors()
+    assert await store.sweep(db) == 3 * SWEEP_BATCH + 7
+    assert _descriptors() == before
+
+    _plant(shard, _keys(_SHARD, 2 * SWEEP_BATCH, salt="cancel"))
+    reached = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real = disk.remove_entries
+
+    def slow_removal(held: HeldEntries, keys: list[str]) -> int:
+        loop.call_soon_threadsafe(reached.set)
+        time.sleep(0.05)
+        return real(held, keys)
+
+    monkeypatch.setattr(sys.modules["persistence.counterexamples"], "remove_entries", slow_removal)
+    task = asyncio.ensure_future(store.sweep(db))
+    await reached.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    assert _descriptors() == before
+
+
+_SWEEPER: Final = """
+import asyncio, sys
+from pathlib import Path
+from persistence import connect, open_counterexample_store
+from persistence.storage import open_storage
+
+async def main(url, root, stop):
+    store = await open_counterexample_store(await open_storage(root))
+    sweeps = removed = 0
+    async with connect(url) as db:
+        print("ready", flush=True)
+        while not Path(stop).exists():
+            removed += await store.sweep(db)
+            sweeps += 1
+    print(sweeps, removed, flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_two_sweeping_processes_and_a_keeper_lose_no_named_file(
+    database_url: str, db: Database, store: CounterexampleStore, tmp_path: Path
+) -> None:
+    """Two processes sweep in a loop while this one keeps inputs and plants unnamed files.
+
+    The unnamed files share the kept ones' shards, so batches hold the keeps' files: no named
+    file goes, both sweeps end, and no lock is waited on for good.
+    """
+    stop = tmp_path / "stop"
+    sweepers = [
+        subprocess.Popen(  # noqa: ASYNC220  # other processes, on purpose
+            [sys.executable, "-c", _SWEEPER, database_url, str(store.root), str(stop)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    kept: set[str] = set()
+    try:
+        for sweeper in sweepers:
+            assert sweeper.stdout is not None
+            assert await asyncio.to_thread(sweeper.stdout.readline) == "ready\n"
+        deadline = time.monotonic() + 2.0
+        number = 0
+        while time.monotonic() < deadline:
+            data = b"kept %d\n" % number
+            key = hashlib.sha256(data).hexdigest()
+            await asyncio.to_thread(
+                _plant, store.root / FOLDER / key[:2], _keys(key[:2], 70, salt=str(number))
+            )
+            await asyncio.wait_for(keep_counterexample(db, store, _failing(), input=data), 30)
+            kept.add(key)
+            assert set(await store.keys()) >= kept, number
+            number += 1
+    finally:
+        stop.touch()
+        ends = [await asyncio.to_thread(s.communicate, timeout=60) for s in sweepers]
+    for sweeper, (out, err) in zip(sweepers, ends, strict=True):
+        assert sweeper.returncode == 0, err
+        assert int(out.split()[0]) > 0
+    assert sum(int(out.split()[1]) for out, _ in ends) > 0
+    assert set(await store.keys()) >= kept
+    assert await store.sweep(db) >= 0
+    assert set(await store.keys()) == kept
