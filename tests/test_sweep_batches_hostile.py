@@ -27,6 +27,7 @@ from persistence import (
     TestType,
     keep_counterexample,
 )
+from persistence._files import paths
 from persistence._files.locks import stripe_of
 from persistence.cache import disk
 from persistence.cache.disk import HeldEntries, entry_at
@@ -101,6 +102,47 @@ async def test_entries_that_are_no_regular_file_are_left_and_nothing_hangs(
     assert await asyncio.wait_for(store.sweep(db), 20) == len(keys) - 3
     assert _names(shard) == set(keys[:3])
     assert target.read_bytes() == b"outside\n"
+
+
+@pytest.mark.parametrize("planted", ["symlink", "folder"])
+async def test_an_entry_swapped_between_its_look_and_its_unlink(
+    db: Database,
+    store: CounterexampleStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    planted: str,
+) -> None:
+    """Right after the removal looked at an entry, it becomes a symlink or a folder.
+
+    A folder is not unlinked (the unlink fails): it stays, and the other files still go. A
+    symlink's unlink removes the link alone; its target outside stays.
+    """
+    keys = _keys(_SHARD, 10)
+    shard = store.root / FOLDER / _SHARD
+    _plant(shard, keys)
+    target = tmp_path / "target"
+    target.write_bytes(b"outside\n")
+    victim = keys[4]
+    real = paths.lstat
+
+    def swapping_lstat(dir_fd: int, name: str) -> os.stat_result | None:
+        found = real(dir_fd, name)
+        if name == victim and found is not None:
+            os.unlink(name, dir_fd=dir_fd)
+            if planted == "symlink":
+                os.symlink(target, name, dir_fd=dir_fd)
+            else:
+                os.mkdir(name, dir_fd=dir_fd)
+        return found
+
+    monkeypatch.setattr(disk, "lstat", swapping_lstat)
+    await store.sweep(db)
+    monkeypatch.undo()
+
+    assert target.read_bytes() == b"outside\n"
+    assert _names(shard) <= {victim}
+    if planted == "folder":
+        assert (shard / victim).is_dir()
 
 
 @pytest.mark.parametrize("planted", ["locks-symlink", "locks-fifo", "lock-fifo", "lock-symlink"])

@@ -279,7 +279,7 @@ def remove_entries(held: HeldEntries, keys: list[str]) -> int:
         return 0
     with storage_errors(held.shown):
         for key in keys:
-            with suppress(FileNotFoundError):
+            with suppress(FileNotFoundError, IsADirectoryError):  # a folder swapped in since
                 info = lstat(shard_fd, key)
                 if info is not None and stat.S_ISREG(info.st_mode):
                     os.unlink(key, dir_fd=shard_fd)
