@@ -74,6 +74,44 @@ async def test_a_shard_folder_linked_outside_the_root_is_passed_over(
     assert _names(outside) == set(keys)
 
 
+@pytest.mark.parametrize("replacement", ["symlink", "folder"])
+async def test_a_shard_folder_moved_out_during_a_batch_loses_nothing_outside(
+    db: Database,
+    store: CounterexampleStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    replacement: str,
+) -> None:
+    """Once the batch is locked, its shard folder is moved outside the root and replaced.
+
+    The files moved out are no longer the store's: none of them may go. A symlink to them
+    in the shard's place is never followed; a real folder there is the shard now.
+    """
+    keys = _keys(_SHARD, SWEEP_BATCH + 5)
+    shard = store.root / FOLDER / _SHARD
+    _plant(shard, keys)
+    outside = tmp_path / "moved"
+    real = disk.remove_entries
+
+    def move_then_remove(held: HeldEntries, unnamed: list[str]) -> int:
+        if not outside.exists():
+            shard.rename(outside)
+            if replacement == "symlink":
+                shard.symlink_to(outside, target_is_directory=True)
+            else:
+                _plant(shard, keys)
+        return real(held, unnamed)
+
+    monkeypatch.setattr(
+        sys.modules["persistence.counterexamples"], "remove_entries", move_then_remove
+    )
+    await store.sweep(db)
+
+    assert _names(outside) == set(keys), "files outside the root were removed"
+    if replacement == "folder":
+        assert not _names(shard) & set(keys[:SWEEP_BATCH]), "the shard's own files stayed"
+
+
 async def test_entries_that_are_no_regular_file_are_left_and_nothing_hangs(
     db: Database, store: CounterexampleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
