@@ -27,7 +27,7 @@ from persistence import (
     TestType,
     keep_counterexample,
 )
-from persistence._files import paths
+from persistence._files import locks, paths
 from persistence._files.locks import stripe_of
 from persistence.cache import disk
 from persistence.cache.disk import HeldEntries, entry_at
@@ -251,6 +251,60 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     assert _descriptors() == before
+
+
+_HOLDER: Final = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_busy_lock_delays_only_its_own_file(
+    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the lock of one file of a batch, past the lock timeout.
+
+    The batch's 63 other files, and the next shard's, are removed while the busy one waits;
+    the busy one fails as any busy operation does once the timeout is over, and goes next time.
+    """
+    timeout = 3.0
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", timeout)
+    keys = _keys(_SHARD, SWEEP_BATCH)
+    later = _keys("e4", 5)
+    _plant(store.root / FOLDER / _SHARD, keys)
+    _plant(store.root / FOLDER / "e4", later)
+    busy = keys[17]
+    (store.root / ".locks").mkdir(exist_ok=True)
+    lock_file = store.root / ".locks" / f"{stripe_of(entry_at(busy, FOLDER)):03x}"
+    holder = subprocess.Popen(  # noqa: ASYNC220  # another process holds the lock
+        [sys.executable, "-c", _HOLDER, str(lock_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.to_thread(holder.stdout.readline) == "held\n"
+        others = set(keys) - {busy} | set(later)
+        started = time.monotonic()
+        task = asyncio.ensure_future(store.sweep(db))
+        try:
+            left = set(await store.keys())
+            while left & others and time.monotonic() - started < timeout:
+                await asyncio.wait([task], timeout=0.02)
+                left = set(await store.keys())
+            assert not left & others, f"{len(left & others)} free files waited for a busy one"
+        finally:
+            with pytest.raises(StorageError, match="busy"):
+                await asyncio.wait_for(task, 4 * timeout)
+        assert await store.keys() == [busy]
+    finally:
+        await asyncio.to_thread(holder.communicate, timeout=10)
+    assert await store.sweep(db) == 1
+    assert await store.keys() == []
 
 
 _SWEEPER: Final = """

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._database_value import require_database
-from persistence._files.locks import perform
+from persistence._files.locks import LockBusyError, perform
 from persistence._files.paths import CACHE_DIR
 from persistence._guards import argument, byte_string, of_type
 from persistence._loans import borrow
@@ -96,7 +96,8 @@ class CounterexampleStore:
         """Remove the kept files that no result of `db` names any more; give how many.
 
         They go a batch at a time, under the batch's locks, once their links are looked up
-        again under those locks.
+        again under those locks. A batch whose locks are not all free at once is halved until
+        each busy file is alone; those go last, each waiting for its lock as a keep does.
         """
         if require_database(db).in_transaction:
             raise ValidationError(
@@ -105,6 +106,7 @@ class CounterexampleStore:
                 "sweep runs outside a transaction: a link it cannot see yet may commit",
             )
         removed = 0
+        busy: list[str] = []
         # Each shard's files are listed and compared with its named hashes in a worker
         # thread: on the loop, a pass over a store of a million files held it 100 ms or more.
         for shard in await off_loop(functools.partial(shard_names, self.root, FOLDER)):
@@ -113,11 +115,35 @@ class CounterexampleStore:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             unnamed = await off_loop(functools.partial(_unnamed, self.root, shard, rows))
             for start in range(0, len(unnamed), SWEEP_BATCH):
-                removed += await self._remove_unnamed(db, unnamed[start : start + SWEEP_BATCH])
+                batch = unnamed[start : start + SWEEP_BATCH]
+                removed += await self._remove_batch(db, batch, busy)
             await share_loop()
+        for key in busy:  # a lock still busy past LOCK_TIMEOUT fails the sweep, as before
+            removed += await self._remove_unnamed(db, [key])
         return removed
 
-    async def _remove_unnamed(self, db: Database, keys: list[str]) -> int:
+    async def _remove_batch(self, db: Database, keys: list[str], busy: list[str]) -> int:
+        """Remove the unnamed among `keys` whose locks are free now; add the busy ones to `busy`.
+
+        A part of the batch whose locks are not all free at once is tried again in halves,
+        without waiting: one busy file does not keep the others waiting for their locks.
+        """
+        removed, parts = 0, [keys]
+        while parts:
+            part = parts.pop()
+            try:
+                removed += await self._remove_unnamed(db, part, lock_wait=0.0)
+            except LockBusyError:
+                if len(part) == 1:
+                    busy.extend(part)
+                else:
+                    half = len(part) // 2
+                    parts += [part[half:], part[:half]]
+        return removed
+
+    async def _remove_unnamed(
+        self, db: Database, keys: list[str], *, lock_wait: float | None = None
+    ) -> int:
         """Under the locks of `keys`, of one shard, remove those that no result names."""
         removed = 0
 
@@ -129,7 +155,8 @@ class CounterexampleStore:
             if unnamed := [key for key in keys if key not in named]:
                 removed = await asyncio.to_thread(remove_entries, held, unnamed)
 
-        await perform(functools.partial(stage_hold_entries, self.root, FOLDER, keys), record)
+        stage = functools.partial(stage_hold_entries, self.root, FOLDER, keys)
+        await perform(stage, record, lock_wait=lock_wait)
         return removed
 
 
