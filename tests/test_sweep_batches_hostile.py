@@ -60,18 +60,25 @@ def _failing() -> TestResult:
     return TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id="sweep#hostile")
 
 
-async def test_a_shard_folder_linked_outside_the_root_is_passed_over(
-    db: Database, store: CounterexampleStore, tmp_path: Path
+@pytest.mark.parametrize("linked", [".cache", FOLDER, f"{FOLDER}/{_SHARD}"])
+async def test_a_folder_linked_outside_the_root_is_passed_over(
+    db: Database, store: CounterexampleStore, tmp_path: Path, linked: str
 ) -> None:
-    """A shard folder that is a symlink to a folder outside, of files of the same names: kept."""
+    """`.cache`, its counterexamples folder or a shard folder a symlink to a folder outside.
+
+    The folder outside holds files of the same names, where the link leads: all are kept.
+    """
     outside = tmp_path / "outside"
     keys = _keys(_SHARD, SWEEP_BATCH + 5)
-    _plant(outside, keys)
-    (store.root / FOLDER).mkdir(parents=True)
-    (store.root / FOLDER / _SHARD).symlink_to(outside, target_is_directory=True)
+    _plant(outside / f"{FOLDER}/{_SHARD}".removeprefix(f"{linked}/").removeprefix(linked), keys)
+    (store.root / linked).parent.mkdir(parents=True, exist_ok=True)
+    if (store.root / linked).is_dir():  # the storage made it, empty
+        (store.root / linked).rmdir()
+    (store.root / linked).symlink_to(outside, target_is_directory=True)
 
     assert await store.sweep(db) == 0
-    assert _names(outside) == set(keys)
+    assert sorted(await store.keys()) == []
+    assert {path.name for path in outside.rglob("*") if path.is_file()} == set(keys)
 
 
 @pytest.mark.parametrize("replacement", ["symlink", "folder"])
