@@ -119,6 +119,31 @@ async def test_a_shard_folder_moved_out_during_a_batch_loses_nothing_outside(
         assert not _names(shard) & set(keys[:SWEEP_BATCH]), "the shard's own files stayed"
 
 
+async def test_a_shard_folder_moved_out_in_the_removal_loses_no_more_files_there(
+    db: Database, store: CounterexampleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shard folder is moved outside the root, a symlink in its place, while files go.
+
+    The files already removed were in the root then; of those moved out, none goes.
+    """
+    keys = _keys(_SHARD, 30)
+    shard = store.root / FOLDER / _SHARD
+    _plant(shard, keys)
+    outside = tmp_path / "moved"
+    real = paths.lstat
+
+    def moving_lstat(dir_fd: int, name: str) -> os.stat_result | None:
+        if name == keys[10] and not outside.exists():
+            shard.rename(outside)
+            shard.symlink_to(outside, target_is_directory=True)
+        return real(dir_fd, name)
+
+    monkeypatch.setattr(disk, "lstat", moving_lstat)
+    assert await store.sweep(db) == 10
+    monkeypatch.undo()
+    assert _names(outside) == set(keys[10:]), "files outside the root were removed"
+
+
 async def test_entries_that_are_no_regular_file_are_left_and_nothing_hangs(
     db: Database, store: CounterexampleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -272,22 +272,40 @@ def remove_entries(held: HeldEntries, keys: list[str]) -> int:
     """Remove the regular files of `keys`, held, that are there; give how many were removed.
 
     The shard folder is opened now, from the root, following no symlink: one moved out of
-    the root since the locks were taken is not where the held paths lead any more.
+    the root since the locks were taken is not where the held paths lead any more. Before
+    each unlink, every folder on the way is looked at again: once one has been moved (out
+    of the root, perhaps), no more files go.
     """
     if not held.keys.issuperset(keys):
         raise ValueError("removes only the entries whose locks are held")
     removed = 0
     with ExitStack() as stack, storage_errors(held.shown):
-        shard_fd = _real_folder(stack, held.root_fd, *held.shown.split("/"))
-        if shard_fd is None:  # no real shard folder: nothing there to remove
-            return 0
+        way: list[tuple[int, str, os.stat_result]] = []  # (parent, name, the folder opened)
+        shard_fd = held.root_fd
+        for name in held.shown.split("/"):
+            opened = _real_folder(stack, shard_fd, name)
+            if opened is None:  # no real shard folder: nothing there to remove
+                return 0
+            way.append((shard_fd, name, os.fstat(opened)))
+            shard_fd = opened
         for key in keys:
             with suppress(FileNotFoundError, IsADirectoryError):  # a folder swapped in since
                 info = lstat(shard_fd, key)
                 if info is not None and stat.S_ISREG(info.st_mode):
+                    if not _in_place(way):
+                        break
                     os.unlink(key, dir_fd=shard_fd)
                     removed += 1
     return removed
+
+
+def _in_place(way: list[tuple[int, str, os.stat_result]]) -> bool:
+    """Tell whether each folder of `way` is still the one at its name in its parent."""
+    for parent, name, opened in way:
+        now = lstat(parent, name)
+        if now is None or not same_file(now, opened):
+            return False
+    return True
 
 
 def entry_keys(root: Path, folder: str) -> list[str]:
