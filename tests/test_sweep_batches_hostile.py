@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -285,6 +286,38 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     assert _descriptors() == before
+
+
+def _limit_leaving(free: int) -> int:
+    """Give the descriptor limit that leaves this process `free` descriptors to open."""
+    used = {int(fd.name) for fd in Path("/proc/self/fd").iterdir()}
+    limit = 0
+    while free:
+        free -= limit not in used
+        limit += 1
+    return limit
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+async def test_a_batch_past_the_descriptor_limit_goes_in_smaller_parts(
+    db: Database, store: CounterexampleStore
+) -> None:
+    """With fewer descriptors left than a batch takes lock files, the sweep still ends.
+
+    One file at a time it needed a few; a batch of 64 failed with "Too many open files".
+    """
+    _plant(store.root / FOLDER / "0a", _keys("0a", 1))
+    assert await store.sweep(db) == 1  # the connections a sweep borrows are open from now on
+    keys = _keys(_SHARD, SWEEP_BATCH)
+    _plant(store.root / FOLDER / _SHARD, keys)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_limit_leaving(SWEEP_BATCH // 2), hard))
+    try:
+        removed = await store.sweep(db)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert removed == SWEEP_BATCH
+    assert await store.keys() == []
 
 
 _HOLDER: Final = """

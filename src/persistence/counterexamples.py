@@ -9,6 +9,7 @@ names is never removed; docs/HISTORY.md ("Counterexamples") tells how.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -36,7 +37,7 @@ from persistence.cache.disk import (
     stage_hold_entries,
 )
 from persistence.database import Database, transaction
-from persistence.exceptions import ValidationError
+from persistence.exceptions import StorageError, ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
 from persistence.storage import Storage, storage_root
@@ -126,7 +127,8 @@ class CounterexampleStore:
         """Remove the unnamed among `keys` whose locks are free now; add the busy ones to `busy`.
 
         A part of the batch whose locks are not all free at once is tried again in halves,
-        without waiting: one busy file does not keep the others waiting for their locks.
+        without waiting: one busy file does not keep the others waiting for their locks. So
+        is one whose lock files the process has no descriptors left to open.
         """
         removed, parts = 0, [keys]
         while parts:
@@ -136,9 +138,14 @@ class CounterexampleStore:
             except LockBusyError:
                 if len(part) == 1:
                     busy.extend(part)
-                else:
-                    half = len(part) // 2
-                    parts += [part[half:], part[:half]]
+                    continue
+            except StorageError as error:
+                if len(part) == 1 or not _out_of_descriptors(error):
+                    raise
+            else:
+                continue
+            half = len(part) // 2
+            parts += [part[half:], part[:half]]
         return removed
 
     async def _remove_unnamed(
@@ -158,6 +165,12 @@ class CounterexampleStore:
         stage = functools.partial(stage_hold_entries, self.root, FOLDER, keys)
         await perform(stage, record, lock_wait=lock_wait)
         return removed
+
+
+def _out_of_descriptors(error: StorageError) -> bool:
+    """Tell whether `error` is this process's (or the system's) running out of descriptors."""
+    cause = error.__cause__
+    return isinstance(cause, OSError) and cause.errno in {errno.EMFILE, errno.ENFILE}
 
 
 def _unnamed(root: Path, shard: str, rows: list[ReferencedArtifactsRow]) -> list[str]:
