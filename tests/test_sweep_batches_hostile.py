@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
@@ -250,10 +251,21 @@ async def test_a_planted_locks_folder_or_lock_file_is_refused_and_nothing_goes(
     assert not list(outside.iterdir())
 
 
-def _descriptors() -> int:
-    """Count this process's open descriptors; 0 where /proc does not list them."""
+def _descriptors(root: Path) -> int:
+    """Count this process's open descriptors of files and folders under `root` (by /proc).
+
+    Those are what a sweep opens: the root, its folders, lock files. A database may open a
+    reader of its own meanwhile, and keep it: that is no descriptor of the sweep's.
+    """
     fds = Path("/proc/self/fd")
-    return len(list(fds.iterdir())) if fds.is_dir() else 0
+    if not fds.is_dir():
+        return 0
+    found, real = 0, root.resolve()
+    for fd in fds.iterdir():
+        with suppress(OSError):  # the listing's own descriptor, closed since
+            target = fd.readlink()
+            found += target == real or real in target.parents
+    return found
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
@@ -265,9 +277,9 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     await store.sweep(db)  # the connections a sweep borrows are open from now on
     shard = store.root / FOLDER / _SHARD
     _plant(shard, _keys(_SHARD, 3 * SWEEP_BATCH + 7))
-    before = _descriptors()
+    before = _descriptors(store.root)
     assert await store.sweep(db) == 3 * SWEEP_BATCH + 7
-    assert _descriptors() == before
+    assert _descriptors(store.root) == before
 
     _plant(shard, _keys(_SHARD, 2 * SWEEP_BATCH, salt="cancel"))
     reached = asyncio.Event()
@@ -285,7 +297,7 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
-    assert _descriptors() == before
+    assert _descriptors(store.root) == before
 
 
 def _limit_leaving(free: int) -> int:
@@ -358,7 +370,7 @@ async def test_a_busy_lock_delays_only_its_own_file(
     try:
         assert holder.stdout is not None
         assert await asyncio.to_thread(holder.stdout.readline) == "held\n"
-        before = _descriptors()
+        before = _descriptors(store.root)
         others = set(keys) - {busy} | set(later)
         started = time.monotonic()
         task = asyncio.ensure_future(store.sweep(db))
@@ -372,7 +384,7 @@ async def test_a_busy_lock_delays_only_its_own_file(
             with pytest.raises(StorageError, match="busy"):
                 await asyncio.wait_for(task, 4 * timeout)
         assert await store.keys() == [busy]
-        assert _descriptors() == before
+        assert _descriptors(store.root) == before
     finally:
         await asyncio.to_thread(holder.communicate, timeout=10)
     assert await store.sweep(db) == 1
