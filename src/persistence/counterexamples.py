@@ -9,6 +9,7 @@ names is never removed; docs/HISTORY.md ("Counterexamples") tells how.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._database_value import require_database
-from persistence._files.locks import perform
+from persistence._files.locks import LockBusyError, perform
 from persistence._files.paths import CACHE_DIR
 from persistence._guards import argument, byte_string, of_type
 from persistence._loans import borrow
@@ -36,7 +37,7 @@ from persistence.cache.disk import (
     stage_hold_entries,
 )
 from persistence.database import Database, transaction
-from persistence.exceptions import ValidationError
+from persistence.exceptions import StorageError, ValidationError
 from persistence.models import TestResult, TestType
 from persistence.run_history import FAILING
 from persistence.storage import Storage, storage_root
@@ -96,7 +97,8 @@ class CounterexampleStore:
         """Remove the kept files that no result of `db` names any more; give how many.
 
         They go a batch at a time, under the batch's locks, once their links are looked up
-        again under those locks.
+        again under those locks. A batch whose locks are not all free at once is halved until
+        each busy file is alone; those go last, each waiting for its lock as a keep does.
         """
         if require_database(db).in_transaction:
             raise ValidationError(
@@ -105,6 +107,7 @@ class CounterexampleStore:
                 "sweep runs outside a transaction: a link it cannot see yet may commit",
             )
         removed = 0
+        busy: list[str] = []
         # Each shard's files are listed and compared with its named hashes in a worker
         # thread: on the loop, a pass over a store of a million files held it 100 ms or more.
         for shard in await off_loop(functools.partial(shard_names, self.root, FOLDER)):
@@ -113,11 +116,41 @@ class CounterexampleStore:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             unnamed = await off_loop(functools.partial(_unnamed, self.root, shard, rows))
             for start in range(0, len(unnamed), SWEEP_BATCH):
-                removed += await self._remove_unnamed(db, unnamed[start : start + SWEEP_BATCH])
+                batch = unnamed[start : start + SWEEP_BATCH]
+                removed += await self._remove_batch(db, batch, busy)
             await share_loop()
+        for key in busy:  # a lock still busy past LOCK_TIMEOUT fails the sweep, as before
+            removed += await self._remove_unnamed(db, [key])
         return removed
 
-    async def _remove_unnamed(self, db: Database, keys: list[str]) -> int:
+    async def _remove_batch(self, db: Database, keys: list[str], busy: list[str]) -> int:
+        """Remove the unnamed among `keys` whose locks are free now; add the busy ones to `busy`.
+
+        A part of the batch whose locks are not all free at once is tried again in halves,
+        without waiting: one busy file does not keep the others waiting for their locks. So
+        is one whose lock files the process has no descriptors left to open.
+        """
+        removed, parts = 0, [keys]
+        while parts:
+            part = parts.pop()
+            try:
+                removed += await self._remove_unnamed(db, part, lock_wait=0.0)
+            except LockBusyError:
+                if len(part) == 1:
+                    busy.extend(part)
+                    continue
+            except StorageError as error:
+                if len(part) == 1 or not _out_of_descriptors(error):
+                    raise
+            else:
+                continue
+            half = len(part) // 2
+            parts += [part[half:], part[:half]]
+        return removed
+
+    async def _remove_unnamed(
+        self, db: Database, keys: list[str], *, lock_wait: float | None = None
+    ) -> int:
         """Under the locks of `keys`, of one shard, remove those that no result names."""
         removed = 0
 
@@ -129,8 +162,15 @@ class CounterexampleStore:
             if unnamed := [key for key in keys if key not in named]:
                 removed = await asyncio.to_thread(remove_entries, held, unnamed)
 
-        await perform(functools.partial(stage_hold_entries, self.root, FOLDER, keys), record)
+        stage = functools.partial(stage_hold_entries, self.root, FOLDER, keys)
+        await perform(stage, record, lock_wait=lock_wait)
         return removed
+
+
+def _out_of_descriptors(error: StorageError) -> bool:
+    """Tell whether `error` is this process's (or the system's) running out of descriptors."""
+    cause = error.__cause__
+    return isinstance(cause, OSError) and cause.errno in {errno.EMFILE, errno.ENFILE}
 
 
 def _unnamed(root: Path, shard: str, rows: list[ReferencedArtifactsRow]) -> list[str]:

@@ -43,6 +43,11 @@ _LONGEST_WAIT: Final = 0.05  # seconds between two tries of a busy lock, at most
 
 LOCK_STRIPES: Final = 4096  # lock files; two paths on one only wait for each other
 
+
+class LockBusyError(StorageError):
+    """A change's lock stayed taken by another operation for as long as it would wait."""
+
+
 _HELD_GUARD: Final = threading.Lock()
 _HELD: Final[set[tuple[int, int, int]]] = set()
 
@@ -225,7 +230,7 @@ async def _pause(seconds: float) -> None:
         waiting.discard(waiter)
 
 
-async def _wait_for_lock(change: Change[T]) -> bool:
+async def _wait_for_lock(change: Change[T], lock_wait: float) -> bool:
     """Retry applying until the lock is free; return whether we were cancelled meanwhile.
 
     Never blocks a worker thread on the lock: each try is one short hop. Between tries it
@@ -233,12 +238,11 @@ async def _wait_for_lock(change: Change[T]) -> bool:
     _LONGEST_WAIT when the holder is another process.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + LOCK_TIMEOUT
+    deadline = loop.time() + lock_wait
     wait = _FIRST_WAIT
     while not change.done:
         if loop.time() >= deadline:
-            reason = f"busy: its lock stayed taken for {LOCK_TIMEOUT:g} s"
-            raise StorageError(change.shown, reason)
+            raise LockBusyError(change.shown, f"busy: its lock stayed taken for {lock_wait:g} s")
         await _pause(wait)
         wait = min(wait * 2, _LONGEST_WAIT)
         _, cancelled = await settle(loop.run_in_executor(None, change.try_apply))
@@ -248,9 +252,15 @@ async def _wait_for_lock(change: Change[T]) -> bool:
 
 
 async def perform(
-    stage: Callable[[], Change[T]], record: Callable[[T], Awaitable[object]] | None = None
+    stage: Callable[[], Change[T]],
+    record: Callable[[T], Awaitable[object]] | None = None,
+    *,
+    lock_wait: float | None = None,
 ) -> T:
     """Stage a change in a worker thread, apply it under its lock, then `record` it.
+
+    A lock still busy after `lock_wait` seconds (LOCK_TIMEOUT by default; 0 tries once) is a
+    LockBusyError, a StorageError, and nothing is applied.
 
     The lock is held until the record is written, so the last change on disk and the last
     record of a path agree, across tasks and processes. Cancelling waits for a hop or a
@@ -262,7 +272,9 @@ async def perform(
     change, cancelled = await settle(hop)
     try:
         if not cancelled:
-            cancelled = await _wait_for_lock(change)
+            cancelled = await _wait_for_lock(
+                change, LOCK_TIMEOUT if lock_wait is None else lock_wait
+            )
         if change.done and record is not None:
             _, interrupted = await settle(asyncio.ensure_future(record(change.done[0])))
             cancelled = cancelled or interrupted

@@ -246,8 +246,8 @@ class HeldEntries:
     """
 
     keys: frozenset[str]
-    shard_fd: int | None  # the shard folder, opened without following a symlink; None if missing
-    shown: str
+    root_fd: int  # the storage root, open until the change giving them closes
+    shown: str  # the shard folder, from the root
 
 
 def stage_hold_entries(root: Path, folder: str, keys: list[str]) -> Change[HeldEntries]:
@@ -263,28 +263,49 @@ def stage_hold_entries(root: Path, folder: str, keys: list[str]) -> Change[HeldE
     shown = f"{folder}/{shard}"
     with ExitStack() as stack, storage_errors(shown):
         root_fd = stack.enter_context(open_root(root))
-        held = HeldEntries(
-            frozenset(keys), _real_folder(stack, root_fd, *folder.split("/"), shard), shown
-        )
+        held = HeldEntries(frozenset(keys), root_fd, shown)
         paths = [entry_at(key, folder) for key in keys]
         return Change(root_fd, paths, lambda: held, stack.pop_all(), shown)
 
 
 def remove_entries(held: HeldEntries, keys: list[str]) -> int:
-    """Remove the regular files of `keys`, held, that are there; give how many were removed."""
+    """Remove the regular files of `keys`, held, that are there; give how many were removed.
+
+    The shard folder is opened now, from the root, following no symlink: one moved out of
+    the root since the locks were taken is not where the held paths lead any more. Before
+    each unlink, every folder on the way is looked at again: once one has been moved (out
+    of the root, perhaps), no more files go.
+    """
     if not held.keys.issuperset(keys):
         raise ValueError("removes only the entries whose locks are held")
-    shard_fd, removed = held.shard_fd, 0
-    if shard_fd is None:  # no shard folder: nothing there to remove
-        return 0
-    with storage_errors(held.shown):
+    removed = 0
+    with ExitStack() as stack, storage_errors(held.shown):
+        way: list[tuple[int, str, os.stat_result]] = []  # (parent, name, the folder opened)
+        shard_fd = held.root_fd
+        for name in held.shown.split("/"):
+            opened = _real_folder(stack, shard_fd, name)
+            if opened is None:  # no real shard folder: nothing there to remove
+                return 0
+            way.append((shard_fd, name, os.fstat(opened)))
+            shard_fd = opened
         for key in keys:
-            with suppress(FileNotFoundError):
+            with suppress(FileNotFoundError, IsADirectoryError):  # a folder swapped in since
                 info = lstat(shard_fd, key)
                 if info is not None and stat.S_ISREG(info.st_mode):
+                    if not _in_place(way):
+                        break
                     os.unlink(key, dir_fd=shard_fd)
                     removed += 1
     return removed
+
+
+def _in_place(way: list[tuple[int, str, os.stat_result]]) -> bool:
+    """Tell whether each folder of `way` is still the one at its name in its parent."""
+    for parent, name, opened in way:
+        now = lstat(parent, name)
+        if now is None or not same_file(now, opened):
+            return False
+    return True
 
 
 def entry_keys(root: Path, folder: str) -> list[str]:
