@@ -114,21 +114,24 @@ async def test_cancel_at_each_step_of_a_block(database_url: str, where: str) -> 
     """A block cancelled before, inside or after its body keeps all or nothing, then works."""
     async with connect(database_url) as db:
         await migrate(db)
-        gate = asyncio.Event()
+        gate, reached = asyncio.Event(), asyncio.Event()
 
         async def block() -> None:
             if where == "before":
+                reached.set()
                 await gate.wait()
             async with transaction(db) as tx:
                 await save_result(tx, tagged(1))
                 if where == "inside":
+                    reached.set()
                     await gate.wait()
                 await save_result(tx, tagged(1))
             if where == "after":
+                reached.set()
                 await gate.wait()
 
         task = asyncio.create_task(block())
-        await asyncio.sleep(0.05)
+        await reached.wait()  # not a fixed wait: a loaded server can take longer to commit
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
