@@ -66,3 +66,14 @@ async def test_a_suite_that_gives_its_time_keeps_it(db: Database, tmp_path: Path
     started, ended, times = await _times(db, path)
     assert (started, ended) == (began, began + 2 * SECOND)
     assert times == [began, began + SECOND, began + 2 * SECOND]  # c held to the run's end
+
+
+async def test_a_report_that_gives_the_run_s_time_keeps_it(db: Database, tmp_path: Path) -> None:
+    """A `<testsuites>` `time` is the run's, as an export writes it: its suites are held to it."""
+    began = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    report = _report("2026-01-01T00:00:00Z", None).replace(
+        "<testsuites>", '<testsuites timestamp="2026-01-01T00:00:00Z" time="2">'
+    )
+    started, ended, times = await _times(db, write_report(tmp_path, report))
+    assert (started, ended) == (began, began + 2 * SECOND)
+    assert times == [began, began + SECOND, began + 2 * SECOND]
