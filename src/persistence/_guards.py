@@ -11,7 +11,7 @@ import enum
 import math
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import attrs
 
@@ -41,8 +41,9 @@ _SHOWN_BITS = 256
 """Integers up to this size are written out in messages; larger ones by their size."""
 _FLOAT_BITS = 1023  # an int of more bits may be too large for a float
 
-_FIRST_INSTANT = dt.datetime.min.replace(tzinfo=dt.UTC)
-_LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
+FIRST_INSTANT: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+LAST_INSTANT: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
+"""The first and last instants of all, which the models reserve (`utc_instant`)."""
 
 
 # Rules: each says what is wrong with a value, or None ------------------------------------
@@ -105,7 +106,7 @@ def utc_instant(model: str, field: str, value: object) -> dt.datetime:
         utc = value.astimezone(dt.UTC)
     except OverflowError:
         raise ValidationError(model, field, f"{value} is out of range in UTC") from None
-    if utc in {_FIRST_INSTANT, _LAST_INSTANT}:
+    if utc in {FIRST_INSTANT, LAST_INSTANT}:
         # asyncpg stores these two as -infinity and infinity, and reads them back naive.
         raise ValidationError(
             model, field, f"{utc} is reserved: use a time after year 1 and before the end of 9999"

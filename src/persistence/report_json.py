@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from persistence._guards import FIRST_INSTANT, LAST_INSTANT
 from persistence._interface import JsonObject
 from persistence._loop import drop_in_slices, share_loop
 from persistence.converters import from_dict
@@ -150,8 +151,6 @@ def _widened(
 
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_FIRST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
-_LAST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _ctrf_span(summary: object) -> tuple[dt.datetime, dt.datetime] | None:
@@ -189,8 +188,8 @@ def _ctrf_instant(summary: dict[str, object], name: str) -> dt.datetime | None:
         found = _EPOCH + dt.timedelta(milliseconds=value)
     except OverflowError:
         raise ValueError(f"{problem} in the years 1 to 9999, got {_shown(value)}") from None
-    if found in {_FIRST, _LAST}:  # refused as the run's, which named neither
-        when = "after the first" if found == _FIRST else "before the last"
+    if found in {FIRST_INSTANT, LAST_INSTANT}:  # refused as the run's, which named neither
+        when = "after the first" if found == FIRST_INSTANT else "before the last"
         raise ValueError(f"{problem} {when} instant of all, which is reserved, got {_shown(value)}")
     return found
 
@@ -209,7 +208,7 @@ def _ctrf_test_start(test: dict[str, object]) -> dt.datetime | None:
         found = _EPOCH + dt.timedelta(milliseconds=value)
     except (OverflowError, ValueError):  # ValueError: NaN
         return None
-    return found if _FIRST < found < _LAST else None
+    return found if FIRST_INSTANT < found < LAST_INSTANT else None
 
 
 async def _ctrf_document(text: str) -> object:

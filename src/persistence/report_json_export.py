@@ -12,6 +12,7 @@ import itertools
 import json
 from typing import Final, cast
 
+from persistence._guards import FIRST_INSTANT
 from persistence._interface import JsonObject, JsonValue
 from persistence._loop import (
     SLICE_ITEMS,
@@ -92,7 +93,7 @@ async def split_lines(text: str) -> list[JsonValue]:
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MILLISECOND: Final = dt.timedelta(milliseconds=1)
-_FIRST_MS: Final = (dt.datetime.min.replace(tzinfo=dt.UTC) - _EPOCH) // _MILLISECOND + 1
+_FIRST_MS: Final = (FIRST_INSTANT - _EPOCH) // _MILLISECOND + 1
 """The first whole millisecond that names a time a run takes: the first instant is reserved."""
 
 

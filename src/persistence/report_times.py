@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._guards import FIRST_INSTANT, LAST_INSTANT
 from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run
 
@@ -33,13 +34,10 @@ SECONDS: Final = re.compile(
 XML's white space around it is read past, as XML Schema's numbers allow, and a time of none
 (empty, or white space only) is 0, as one left out."""
 _XML_SPACE: Final = " \t\n\r"
-_FIRST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
-_LAST: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
-"""The first and last instants of all, which a model reserves."""
-_LATE: Final = _LAST - dt.timedelta(microseconds=1)
+_LATE: Final = LAST_INSTANT - dt.timedelta(microseconds=1)
 """A case's time past the year 9999: after the run's end, which then takes it."""
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
-UNPLACED: Final = _FIRST + _MICROSECOND
+UNPLACED: Final = FIRST_INSTANT + _MICROSECOND
 """The time a case of no suite timestamp is stored at until the run's start replaces it: the
 first instant a model takes. A case placed there by its timestamp is at or before the first
 timestamp, and so takes the run's start too: the two are never told apart wrongly. (The
@@ -240,12 +238,12 @@ def _unreserved(
 
     A model reserves both: refused as the run's times, the error named no element or line.
     """
-    if span[0] == _FIRST:
+    if span[0] == FIRST_INSTANT:
         raise ValueError(
             f"{element} timestamp {timestamp!r:.80} is the first instant of all, which is"
             " reserved: use a later one"
         )
-    if span[1] == _LAST:
+    if span[1] == LAST_INSTANT:
         raise ValueError(
             f"{element} timestamp plus time ends at the last instant of all, which is reserved:"
             f" {timestamp!r:.80} plus {seconds:g} seconds"
