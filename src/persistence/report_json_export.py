@@ -118,13 +118,7 @@ async def _ctrf_tests(results: list[TestResult]) -> list[str]:
         stderr = result.metadata.get("system_err")
         for name, given in (("stdout", result.output), ("stderr", stderr)):
             if isinstance(given, str):
-                test[name] = await split_lines(given)
-        for name in ("stdout", "stderr"):
-            lines = test.get(name)
-            if isinstance(lines, list) and await _has_long_line(
-                result, name, cast("list[str]", lines)
-            ):
-                test[name] = await map_in_slices(functools.partial(_holed, long=long), lines)
+                test[name] = await _ctrf_lines(given, long)
         text = [",\n" + _TEST_INDENT, *await _json(test, _TEST_INDENT)]
         written += await _filled(text, long) if long else text
         for name in ("stdout", "stderr"):  # a line a string: a million lines take ms to free
@@ -134,15 +128,18 @@ async def _ctrf_tests(results: list[TestResult]) -> list[str]:
     return written
 
 
-async def _has_long_line(result: TestResult, name: str, lines: list[str]) -> bool:
-    """Tell if a line of a result's stdout or stderr is past TEXT_PIECE.
+async def _ctrf_lines(text: str, long: list[str]) -> list[JsonValue]:
+    """Give a text's lines as CTRF writes them; a line past TEXT_PIECE goes in `long` (`_holed`).
 
     Only a text past it may hold one; then the lines' lengths are taken a slice at a time.
     """
-    text = result.output if name == "stdout" else result.metadata.get("system_err")
-    if not (isinstance(text, str) and len(text) > TEXT_PIECE):
-        return False
-    return max(await map_in_slices(len, lines)) > TEXT_PIECE
+    lines = await split_lines(text)
+    if (
+        len(text) > TEXT_PIECE
+        and max(await map_in_slices(len, cast("list[str]", lines))) > TEXT_PIECE
+    ):
+        return await map_in_slices(functools.partial(_holed, long=long), lines)
+    return lines
 
 
 def _holed(value: JsonValue, long: list[str]) -> JsonValue:
