@@ -71,34 +71,43 @@ async def _store(db: Database, run: Run, results: list[TestResult]) -> Run:
     """Save the new run and its results, all or nothing, emptying `results` a slice at a time.
 
     They are dropped before the commit: a cancellation meanwhile rolls back, where after it
-    the caller would lose the id of a run that was saved.
+    the caller would lose the id of a run that was saved. Nothing else may hold them, or the
+    last reference, dropped in one go, frees them all at once.
     """
     async with transaction(db) as tx:
         run = await save_run(tx, run)
         for result in results:  # each a fresh, unshared model built by this module
             object.__setattr__(result, "run_id", run.id)
+            await share_loop()
         await save_results(tx, results)
         await drop_in_slices(results)
     return run
 
 
-def _checked_ids(path: Path, results: list[tuple[int | None, TestResult]], *, lines: bool) -> None:
-    """Refuse a test id that appears twice, naming both places: lines, or CTRF's indexes."""
-    seen: dict[str, int] = {}
-    for index, (line, result) in enumerate(results):
-        if result.test_id is None:
-            continue
-        place = index if line is None else line
-        if result.test_id in seen:
-            first = seen[result.test_id]
-            where = "" if lines else f"results.tests[{index}]: "
-            raise ReportError(
-                path,
-                line,
-                f"{where}test {result.test_id!r:.200} appears twice: first at "
-                + (f"line {first}" if lines else f"results.tests[{first}]"),
-            )
-        seen[result.test_id] = place
+def _note_id(
+    path: Path, seen: dict[str, int], result: TestResult, place: int, *, lines: bool
+) -> None:
+    """Refuse a test id seen before, naming both places: lines, or CTRF's indexes.
+
+    Checked as each test is read: a pass over tens of thousands after reading them held the
+    loop in one call.
+    """
+    if result.test_id is None or (first := seen.setdefault(result.test_id, place)) == place:
+        return
+    where = "" if lines else f"results.tests[{place}]: "
+    raise ReportError(
+        path,
+        place if lines else None,
+        f"{where}test {result.test_id!r:.200} appears twice: first at "
+        + (f"line {first}" if lines else f"results.tests[{first}]"),
+    )
+
+
+async def _place_timeless(timeless: list[TestResult], at: dt.datetime) -> None:
+    """Give each of `timeless` the time `at`, emptying the list, the loop given back between."""
+    while timeless:  # each a fresh, unshared model built by this module
+        object.__setattr__(timeless.pop(), "created_at", at)
+        await share_loop()
 
 
 async def import_ctrf(
@@ -118,26 +127,26 @@ async def import_ctrf(
     results = []
     timeless = []  # the results whose test gave no time of its own
     stated: tuple[dt.datetime, dt.datetime] | None = None  # the tests' own times, if any
+    seen: dict[str, int] = {}  # each test id, with the index of the test that gave it
     for index in range(len(tests)):
         test, tests[index] = tests[index], None  # each test's JSON freed once read, not all at once
         try:
             result, own_time = _ctrf_result(test)
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"{_ctrf_place(index, test)}: {error}") from None
+        _note_id(path, seen, result, index, lines=False)
         results.append(result)
         if not own_time:
             timeless.append(result)
         else:
             stated = _widened(stated, (result.created_at, result.created_at))
         await share_loop()  # tens of microseconds a test: thousands would hold the loop
-    _checked_ids(path, [(None, r) for r in results], lines=False)
     try:
         summary = _ctrf_span(found.get("summary") if isinstance(found, dict) else None)
     except (ValueError, TypeError) as error:
         raise ReportError(path, None, str(error)) from None
     span = _widened(summary, stated) or (run.started_at, run.started_at)
-    for result in timeless:  # each a fresh, unshared model built by this module
-        object.__setattr__(result, "created_at", span[0])
+    await _place_timeless(timeless, span[0])
     return await _store(db, timed_run(path, run, span), results)
 
 
@@ -459,7 +468,8 @@ async def import_jsonl(
     which spans their `created_at` times. A line without one takes the run's start.
     """
     path, run = import_arguments("import_jsonl", db, path, labels)
-    results: list[tuple[int | None, TestResult]] = []
+    results: list[TestResult] = []
+    seen: dict[str, int] = {}  # each test id, with the line that gave it
     timeless = []  # the results whose line gave no time
     span: tuple[dt.datetime, dt.datetime] | None = None  # the lines' times, earliest and latest
     for number, line in _lines(await _read_text(path)):
@@ -469,19 +479,16 @@ async def import_jsonl(
             result, own_time = _jsonl_result(line)
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
-        results.append((number, result))
+        _note_id(path, seen, result, number, lines=True)
+        results.append(result)
         if own_time:
             span = _widened(span, (result.created_at, result.created_at))
         else:
             timeless.append(result)
         await share_loop()  # tens of microseconds a line: thousands would hold the loop
-    _checked_ids(path, results, lines=True)
-    models = [result for _, result in results]
-    results.clear()
     span = span or (run.started_at, run.started_at)
-    for result in timeless:  # each a fresh, unshared model built by this module
-        object.__setattr__(result, "created_at", span[0])
-    return await _store(db, timed_run(path, run, span), models)
+    await _place_timeless(timeless, span[0])
+    return await _store(db, timed_run(path, run, span), results)
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

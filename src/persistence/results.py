@@ -29,7 +29,7 @@ from persistence._guards import (
 )
 from persistence._interface import JsonObject
 from persistence._loans import borrow, run_query
-from persistence._loop import SLICE_ITEMS, gave_back, share_loop
+from persistence._loop import SLICE_ITEMS, drop_in_slices, gave_back, share_loop
 from persistence._paging import (
     END_OF_TIME,
     MAX_PAGE_SIZE,
@@ -301,9 +301,13 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
                 f"save_results inserts new results; item {index} has id {result.id}",
             )
         rows.append(result_params(result))
+    count = len(rows)
     if rows:
         await run_query(db, lambda conn: db.queries.insert_test_results(conn, rows))
-    return len(rows)
+        await drop_in_slices(
+            rows
+        )  # tens of thousands of rows' values, freed in one go, held it too
+    return count
 
 
 async def delete_result(db: Database, result_id: int) -> bool:
