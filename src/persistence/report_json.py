@@ -27,7 +27,7 @@ from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report
-from persistence.report_json_export import export_ctrf, export_jsonl
+from persistence.report_json_export import EPOCH, export_ctrf, export_jsonl
 from persistence.report_times import timed_run
 from persistence.results import save_results
 from persistence.runs import save_run
@@ -150,9 +150,6 @@ def _widened(
     return min(span[0], times[0]), max(span[1], times[1])
 
 
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 def _ctrf_span(summary: object) -> tuple[dt.datetime, dt.datetime] | None:
     """Give `results.summary`'s `start` and `stop`, if it gives them."""
     if summary is None:
@@ -185,7 +182,7 @@ def _ctrf_instant(summary: dict[str, object], name: str) -> dt.datetime | None:
     ):
         raise TypeError(f"{problem}, got {_shown(value)}")
     try:
-        found = _EPOCH + dt.timedelta(milliseconds=value)
+        found = EPOCH + dt.timedelta(milliseconds=value)
     except OverflowError:
         raise ValueError(f"{problem} in the years 1 to 9999, got {_shown(value)}") from None
     if found in {FIRST_INSTANT, LAST_INSTANT}:  # refused as the run's, which named neither
@@ -205,7 +202,7 @@ def _ctrf_test_start(test: dict[str, object]) -> dt.datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
-        found = _EPOCH + dt.timedelta(milliseconds=value)
+        found = EPOCH + dt.timedelta(milliseconds=value)
     except (OverflowError, ValueError):  # ValueError: NaN
         return None
     return found if FIRST_INSTANT < found < LAST_INSTANT else None
