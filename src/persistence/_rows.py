@@ -50,8 +50,8 @@ _T = TypeVar("_T")
 _new = object.__new__
 _set = object.__setattr__
 # Dict lookups: the Enum constructor costs several times more per row.
-_TEST_TYPES = {member.value: member for member in TestType}
-_TEST_STATUSES = {member.value: member for member in TestStatus}
+TEST_TYPES = {member.value: member for member in TestType}
+TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
 _CONFIG_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 """Writes a config value as `json.dumps(value, ensure_ascii=False, allow_nan=False)` does."""
@@ -176,8 +176,8 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         run_id,
         test_id,
     ) = row[:13]
-    test_type = _TEST_TYPES.get(type_text)
-    status = _TEST_STATUSES.get(status_text)
+    test_type = TEST_TYPES.get(type_text)
+    status = TEST_STATUSES.get(status_text)
     # What the CHECKs leave to the model: SQLite's loose types, NUL characters, the limits.
     if not (
         test_type is not None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from persistence._guards import FIRST_INSTANT, LAST_INSTANT
 from persistence._interface import JsonObject
 from persistence._loop import drop_in_slices, share_loop
+from persistence._rows import TEST_STATUSES, TEST_TYPES
 from persistence.converters import from_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
@@ -44,8 +45,6 @@ _FROM_CTRF: Final = {
     "pending": TestStatus.PENDING,
     "other": TestStatus.ERROR,
 }
-_STATUSES: Final = {member.value: member for member in TestStatus}
-_TYPES: Final = {member.value: member for member in TestType}
 _T = TypeVar("_T")
 _DECODER: Final = json.JSONDecoder()
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
@@ -375,10 +374,10 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
     raw = _member(test, "rawStatus", str, "a string")
     extra: dict[str, object] = _member(test, "extra", dict, "an object") or {}
     test_type = extra.get("test_type")
-    kind = _TYPES.get(test_type) if isinstance(test_type, str) else None
+    kind = TEST_TYPES.get(test_type) if isinstance(test_type, str) else None
     if kind is None and test_type is not None:
         raise ValueError(
-            f"extra.test_type must be one of {sorted(_TYPES)}, got {_shown(test_type)}"
+            f"extra.test_type must be one of {sorted(TEST_TYPES)}, got {_shown(test_type)}"
         )
     metadata = _member(extra, "metadata", dict, "an object", under="extra.") or {}
     message = _member(test, "message", str, "a string")
@@ -397,7 +396,7 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
         TestResult,
         {
             "test_type": TestType.UNIT if kind is None else kind,
-            "status": status if raw is None else _STATUSES.get(raw, status),
+            "status": status if raw is None else TEST_STATUSES.get(raw, status),
             "execution_time": _ctrf_seconds(test, extra),
             "error_message": "\n".join(text for text in (message, trace) if text) or None,
             "output": _ctrf_lines(test, "stdout"),
