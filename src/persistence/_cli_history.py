@@ -166,10 +166,6 @@ def add_history_commands(
     )
     compare.add_argument("base", type=_positive, nargs="?", help="the earlier run's id")
     compare.add_argument("head", type=_positive, nargs="?", help="the later run's id")
-    compare.add_argument("--slower-ratio", type=_ratio, default=DEFAULT_SLOWER_RATIO)
-    compare.add_argument(
-        "--slower-floor", type=_ratio, default=DEFAULT_SLOWER_FLOOR, metavar="SECONDS"
-    )
     flaky = commands.add_parser(
         "flaky", parents=both, help="list tests that passed and failed on one commit"
     )
@@ -184,10 +180,11 @@ def add_history_commands(
     history.add_argument(
         "--last", type=_positive, default=100, help="durations over the last N passed"
     )
-    history.add_argument("--slower-ratio", type=_ratio, default=DEFAULT_SLOWER_RATIO)
-    history.add_argument(
-        "--slower-floor", type=_ratio, default=DEFAULT_SLOWER_FLOOR, metavar="SECONDS"
-    )
+    for trend in (compare, history):
+        trend.add_argument("--slower-ratio", type=_ratio, default=DEFAULT_SLOWER_RATIO)
+        trend.add_argument(
+            "--slower-floor", type=_ratio, default=DEFAULT_SLOWER_FLOOR, metavar="SECONDS"
+        )
     failing = commands.add_parser(
         "counterexamples",
         parents=both,

@@ -11,7 +11,6 @@ model's limit) a cheap look at the row catches first, and the model's own checks
 
 from __future__ import annotations
 
-import builtins
 import datetime as dt
 import json
 import math
@@ -27,6 +26,7 @@ from persistence._json_pieces import JSON_PIECE, encode_in_pieces, loads_in_piec
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     MAX_EXECUTION_TIME,
+    PYTHON_TYPES,
     ConfigEntry,
     ConfigType,
     ConfigValue,
@@ -50,10 +50,9 @@ _T = TypeVar("_T")
 _new = object.__new__
 _set = object.__setattr__
 # Dict lookups: the Enum constructor costs several times more per row.
-_TEST_TYPES = {member.value: member for member in TestType}
-_TEST_STATUSES = {member.value: member for member in TestStatus}
+TEST_TYPES = {member.value: member for member in TestType}
+TEST_STATUSES = {member.value: member for member in TestStatus}
 _CONFIG_TYPES = {member.value: member for member in ConfigType}
-_CONFIG_PYTHON_TYPES = {kind: getattr(builtins, kind.value) for kind in ConfigType}
 _CONFIG_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 """Writes a config value as `json.dumps(value, ensure_ascii=False, allow_nan=False)` does."""
 
@@ -177,8 +176,8 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         run_id,
         test_id,
     ) = row[:13]
-    test_type = _TEST_TYPES.get(type_text)
-    status = _TEST_STATUSES.get(status_text)
+    test_type = TEST_TYPES.get(type_text)
+    status = TEST_STATUSES.get(status_text)
     # What the CHECKs leave to the model: SQLite's loose types, NUL characters, the limits.
     if not (
         test_type is not None
@@ -413,7 +412,7 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
             decoded = _read_json(text)  # type: ignore[assignment]  # its type is checked below
     except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass  # refused below, as a value of another type is
-    if type(decoded) is not _CONFIG_PYTHON_TYPES[kind]:
+    if type(decoded) is not PYTHON_TYPES[kind]:
         raise ValidationError(
             "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
         )

@@ -236,11 +236,8 @@ FileState = tuple[tuple[int, int, int, int], tuple[bool, bool]]
 def _file_state(file: Path) -> FileState | None:
     """Give the file's identity, size and times, and whether a `-wal` and `-shm` are beside it."""
     real = _real(file)
-    try:
-        seen = real.stat()
-    except OSError:
-        return None
-    return _state_of(seen), _sidecars(real)
+    seen = _stat_or_none(real)
+    return None if seen is None else (_state_of(seen), _sidecars(real))
 
 
 def _real(file: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import copy
 import operator
 from typing import Final, Protocol, TypeVar, overload
@@ -28,7 +27,7 @@ from persistence._paging import (
 from persistence._rows import config_from_row, config_params, found
 from persistence.database import Database
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import ConfigEntry, ConfigType, ConfigValue
+from persistence.models import PYTHON_TYPES, ConfigEntry, ConfigType, ConfigValue
 from persistence.queries import ConfigEntriesRow
 
 __all__ = [
@@ -58,7 +57,7 @@ _S = TypeVar("_S", str, int, float, bool)
 _VALUE: Final = operator.attrgetter("value")
 """A row's stored value: text, or what plain SQL stored in SQLite (a blob, a number)."""
 
-_TYPES_OF: dict[type, ConfigType] = {getattr(builtins, kind.value): kind for kind in ConfigType}
+_TYPES_OF: dict[type, ConfigType] = {python: kind for kind, python in PYTHON_TYPES.items()}
 
 
 @attrs.frozen(kw_only=True)

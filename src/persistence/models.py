@@ -201,7 +201,7 @@ class TestResult:
             )
 
 
-_PYTHON_TYPES: dict[ConfigType, type] = {kind: getattr(builtins, kind.value) for kind in ConfigType}
+PYTHON_TYPES: dict[ConfigType, type] = {kind: getattr(builtins, kind.value) for kind in ConfigType}
 """Each config type's Python type, which its value names."""
 
 
@@ -220,7 +220,7 @@ class ConfigEntry:
 
     @value.validator
     def _fits_type(self, _: attrs.Attribute[ConfigValue], value: ConfigValue) -> None:
-        if type(value) is not _PYTHON_TYPES[self.type]:
+        if type(value) is not PYTHON_TYPES[self.type]:
             raise ValidationError(
                 "ConfigEntry",
                 "value",

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from persistence._guards import FIRST_INSTANT, LAST_INSTANT
 from persistence._interface import JsonObject
 from persistence._loop import drop_in_slices, share_loop
+from persistence._rows import TEST_STATUSES, TEST_TYPES
 from persistence.converters import from_dict
 from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report
-from persistence.report_json_export import export_ctrf, export_jsonl
+from persistence.report_json_export import EPOCH, export_ctrf, export_jsonl
 from persistence.report_times import timed_run
 from persistence.results import save_results
 from persistence.runs import save_run
@@ -44,8 +45,6 @@ _FROM_CTRF: Final = {
     "pending": TestStatus.PENDING,
     "other": TestStatus.ERROR,
 }
-_STATUSES: Final = {member.value: member for member in TestStatus}
-_TYPES: Final = {member.value: member for member in TestType}
 _T = TypeVar("_T")
 _DECODER: Final = json.JSONDecoder()
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
@@ -159,9 +158,6 @@ def _widened(
     return min(span[0], times[0]), max(span[1], times[1])
 
 
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 def _ctrf_span(summary: object) -> tuple[dt.datetime, dt.datetime] | None:
     """Give `results.summary`'s `start` and `stop`, if it gives them."""
     if summary is None:
@@ -194,7 +190,7 @@ def _ctrf_instant(summary: dict[str, object], name: str) -> dt.datetime | None:
     ):
         raise TypeError(f"{problem}, got {_shown(value)}")
     try:
-        found = _EPOCH + dt.timedelta(milliseconds=value)
+        found = EPOCH + dt.timedelta(milliseconds=value)
     except OverflowError:
         raise ValueError(f"{problem} in the years 1 to 9999, got {_shown(value)}") from None
     if found in {FIRST_INSTANT, LAST_INSTANT}:  # refused as the run's, which named neither
@@ -214,7 +210,7 @@ def _ctrf_test_start(test: dict[str, object]) -> dt.datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
-        found = _EPOCH + dt.timedelta(milliseconds=value)
+        found = EPOCH + dt.timedelta(milliseconds=value)
     except (OverflowError, ValueError):  # ValueError: NaN
         return None
     return found if FIRST_INSTANT < found < LAST_INSTANT else None
@@ -387,10 +383,10 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
     raw = _member(test, "rawStatus", str, "a string")
     extra: dict[str, object] = _member(test, "extra", dict, "an object") or {}
     test_type = extra.get("test_type")
-    kind = _TYPES.get(test_type) if isinstance(test_type, str) else None
+    kind = TEST_TYPES.get(test_type) if isinstance(test_type, str) else None
     if kind is None and test_type is not None:
         raise ValueError(
-            f"extra.test_type must be one of {sorted(_TYPES)}, got {_shown(test_type)}"
+            f"extra.test_type must be one of {sorted(TEST_TYPES)}, got {_shown(test_type)}"
         )
     metadata = _member(extra, "metadata", dict, "an object", under="extra.") or {}
     message = _member(test, "message", str, "a string")
@@ -409,7 +405,7 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
         TestResult,
         {
             "test_type": TestType.UNIT if kind is None else kind,
-            "status": status if raw is None else _STATUSES.get(raw, status),
+            "status": status if raw is None else TEST_STATUSES.get(raw, status),
             "execution_time": _ctrf_seconds(test, extra),
             "error_message": "\n".join(text for text in (message, trace) if text) or None,
             "output": _ctrf_lines(test, "stdout"),

@@ -91,9 +91,9 @@ async def split_lines(text: str) -> list[JsonValue]:
     return lines
 
 
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MILLISECOND: Final = dt.timedelta(milliseconds=1)
-_FIRST_MS: Final = (FIRST_INSTANT - _EPOCH) // _MILLISECOND + 1
+_FIRST_MS: Final = (FIRST_INSTANT - EPOCH) // _MILLISECOND + 1
 """The first whole millisecond that names a time a run takes: the first instant is reserved."""
 
 
@@ -103,7 +103,7 @@ def _milliseconds(instant: dt.datetime) -> int:
     The part below a millisecond is cut off, so that the instant read back is never after it,
     before 1970 too; exactly, where `timestamp()`'s float may miss a millisecond.
     """
-    return (instant - _EPOCH) // _MILLISECOND
+    return (instant - EPOCH) // _MILLISECOND
 
 
 async def _ctrf_tests(results: list[TestResult]) -> list[str]:

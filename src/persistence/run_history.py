@@ -30,7 +30,7 @@ from persistence._guards import (
 from persistence._loans import borrow, run_query
 from persistence._loop import map_in_slices
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
-from persistence._rows import found, result_from_row
+from persistence._rows import TEST_STATUSES, found, result_from_row
 from persistence.database import Database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
@@ -70,8 +70,6 @@ MAX_LAST_RESULTS: Final = 100_000
 
 FAILING: Final = frozenset({TestStatus.FAILED, TestStatus.TIMEOUT, TestStatus.ERROR})
 """The statuses that count as a failure in every question."""
-
-_STATUSES = {member.value: member for member in TestStatus}
 
 
 class Change(enum.StrEnum):
@@ -263,8 +261,8 @@ def _change_of(row: CompareRunsRow) -> TestChange:
     return TestChange(
         test_id=row.test_id,
         change=Change(row.change),
-        base_status=None if row.base_status is None else _STATUSES[row.base_status],
-        head_status=None if row.head_status is None else _STATUSES[row.head_status],
+        base_status=None if row.base_status is None else TEST_STATUSES[row.base_status],
+        head_status=None if row.head_status is None else TEST_STATUSES[row.head_status],
         base_time=row.base_time,
         head_time=row.head_time,
     )
@@ -368,4 +366,4 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
     top = page_limit("Counterexample", top, "top")
     async with borrow(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
-    return [Counterexample(**row._asdict() | {"status": _STATUSES[row.status]}) for row in rows]
+    return [Counterexample(**row._asdict() | {"status": TEST_STATUSES[row.status]}) for row in rows]

@@ -25,6 +25,7 @@ import attrs
 
 from persistence._cancelling import refuse_cancel_from_outside
 from persistence._files.paths import (
+    DIR_FLAGS,
     LOCKS_DIR,
     kind_of,
     lstat,
@@ -288,9 +289,6 @@ async def perform(
                 waiter.set_result(None)
 
 
-_FOLDER_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
 def hold(fd: int) -> bool:
     """Lock the working file or folder just made at `fd` for as long as `fd` stays open.
 
@@ -316,7 +314,7 @@ def locked_folder(parent: str, prefix: str, suffix: str) -> tuple[str, int]:
         remove_unheld(parent_fd, made, folders=True)
     while True:
         folder = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent)
-        fd = os.open(folder, _FOLDER_FLAGS)
+        fd = os.open(folder, DIR_FLAGS)
         try:
             if hold(fd):  # not removed before the lock was taken
                 return folder, fd
@@ -360,7 +358,7 @@ def remove_unheld(parent_fd: int, made: str, *, folders: bool) -> None:
             continue  # never opened: a device, a FIFO, a link
         try:  # a file opened as every regular file is: a FIFO put there since is never waited on
             fd = (
-                os.open(name, _FOLDER_FLAGS, dir_fd=parent_fd)
+                os.open(name, DIR_FLAGS, dir_fd=parent_fd)
                 if folders
                 else open_regular(parent_fd, name, name)
             )

@@ -39,7 +39,7 @@ import attrs
 
 from persistence._cancelling import finish_then_cancel
 from persistence._loop import gave_back, share_loop
-from persistence._sqlite.reads import map_rows, mapped_now, within_budget
+from persistence._sqlite.reads import InThread, map_rows, mapped_now, within_budget
 from persistence._sqlite.statements import (
     MANY,
     Budget,
@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 _BATCH_LIMIT: Final = 1000  # the most single-call writes that share one commit
 
 _T = TypeVar("_T")
-InWorker = Callable[..., asyncio.Future[Any]]  # starts a function in a worker thread
 
 
 class WriterState(enum.Enum):
@@ -109,7 +108,7 @@ class Writer:
     def __init__(
         self,
         connection: sqlite3.Connection,
-        in_worker: InWorker,
+        in_worker: InThread,
         busy_timeout: float,
         opened: OpenedFile,
     ) -> None:
