@@ -303,6 +303,7 @@ TIMED_MODULES = frozenset(
         "test_network_limits.py",
         "test_retention.py",
         "test_script_splitting_time.py",
+        "test_sweep_busy_files.py",
     }
 )
 
