@@ -68,8 +68,9 @@ sys.stdin.read()
 async def held_elsewhere(root: Path, keys: list[str]) -> AsyncIterator[None]:
     """Hold the locks of the kept files of `keys` from another process until the block ends."""
     (root / ".locks").mkdir(exist_ok=True)
+    lock_files = dict.fromkeys(str(lock_file_of(root, key)) for key in keys)  # each once
     holder = subprocess.Popen(  # noqa: ASYNC220  # another process holds the locks
-        [sys.executable, "-c", _HOLDER, *(str(lock_file_of(root, key)) for key in keys)],
+        [sys.executable, "-c", _HOLDER, *lock_files],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -219,3 +219,32 @@ async def test_two_sweeps_at_once_beside_a_busy_file_both_end_and_share_the_rest
     assert len(said) == 2
     assert all(set(busy) <= set(record.__dict__["left"]) for record in said)
     assert await store.sweep(db) == len(busy)
+
+
+async def test_the_last_try_of_many_busy_files_locks_a_batch_at_most_at_once(
+    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the locks of three batches of one shard through a sweep.
+
+    Each try takes at most SWEEP_BATCH lock files, a descriptor each, in the end-of-sweep try
+    of the busy files as in the batches: so a sweep beside others leaves them descriptors.
+    """
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", _TIMEOUT)
+    await _warm(db, store)
+    keys = keys_in("5d", 3 * SWEEP_BATCH)
+    plant(store.root / FOLDER / "5d", keys)
+    widest: list[int] = []
+    real = locks.try_lock
+
+    def counted(root_fd: int, paths: Iterable[str]) -> locks.PathLock | None:
+        paths = list(paths)
+        widest.append(len(paths))
+        return real(root_fd, paths)
+
+    monkeypatch.setattr(locks, "try_lock", counted)
+    async with held_elsewhere(store.root, keys):
+        assert await store.sweep(db) == 0
+        assert max(widest) <= SWEEP_BATCH, f"{max(widest)} lock files at once"
+    widest.clear()
+    assert await store.sweep(db) == len(keys)
+    assert max(widest) <= SWEEP_BATCH

@@ -123,13 +123,11 @@ class CounterexampleStore:
             async with borrow(db) as conn:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             unnamed = await off_loop(functools.partial(_unnamed, self.root, shard, rows))
-            for start in range(0, len(unnamed), SWEEP_BATCH):
-                batch = unnamed[start : start + SWEEP_BATCH]
-                removed += await self._remove_batch(db, batch, busy)
+            removed += await self._remove_batches(db, unnamed, busy)
             await share_loop()
         left: list[str] = []
         for _, keys in itertools.groupby(sorted(busy), key=lambda key: key[:2]):
-            removed += await self._remove_batch(db, list(keys), left)
+            removed += await self._remove_batches(db, list(keys), left)
         if left:
             files = "file" if len(left) == 1 else "files"
             _LOG.info(
@@ -141,14 +139,16 @@ class CounterexampleStore:
             )
         return removed
 
-    async def _remove_batch(self, db: Database, keys: list[str], busy: list[str]) -> int:
-        """Remove the unnamed among `keys` whose locks are free now; add the busy ones to `busy`.
+    async def _remove_batches(self, db: Database, keys: list[str], busy: list[str]) -> int:
+        """Remove the unnamed among `keys`, of one shard, whose locks are free now, by batches.
 
-        A part of the batch whose locks are not all free at once is tried again in halves,
-        without waiting: one busy file does not keep the others waiting for their locks. So
-        is one whose lock files the process has no descriptors left to open.
+        Add the busy ones to `busy`. A part of a batch whose locks are not all free at once is
+        tried again in halves, without waiting: one busy file does not keep the others waiting
+        for their locks. So is one whose lock files the process has no descriptors left to open.
         """
-        removed, parts = 0, [keys]
+        removed = 0
+        parts = [keys[start : start + SWEEP_BATCH] for start in range(0, len(keys), SWEEP_BATCH)]
+        parts.reverse()  # taken from the end: the first batch first
         while parts:
             part = parts.pop()
             try:
