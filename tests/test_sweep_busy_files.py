@@ -12,9 +12,11 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
@@ -118,20 +120,48 @@ async def test_busy_files_are_left_for_the_next_sweep_without_a_wait_or_a_failur
     assert not [record for record in caplog.records if record.name.startswith("persistence")]
 
 
+def _before_the_last_try(
+    monkeypatch: pytest.MonkeyPatch, key: str, act: Callable[[], None]
+) -> None:
+    """Call `act` in the sweep's worker thread just before it tries `key` alone a second time.
+
+    The first try alone is in the halving of its batch; the second, its last, at the end of
+    the sweep, after the other files have gone. Its lock is taken after `act` returns.
+    """
+    tries: list[str] = []
+
+    def staged(root: Path, folder: str, keys: list[str]) -> Change[HeldEntries]:
+        if keys == [key]:
+            tries.append(key)
+            if len(tries) == 2:
+                act()
+        return stage_hold_entries(root, folder, keys)
+
+    monkeypatch.setattr(_MODULE, "stage_hold_entries", staged)
+
+
+_NAMED: Final = ["before-its-last-try", "after-the-sweep"]
+"""When the keep names the busy file: then its last try finds it named, or still busy."""
+
+
+@pytest.mark.parametrize("named", _NAMED)
 async def test_a_busy_file_that_its_keeper_then_names_stays(
-    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
+    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch, named: str
 ) -> None:
     """A keep has published its input, under the file's lock, and not yet linked it: a sweep.
 
-    The sweep leaves the file without waiting for the keep, and removes its unnamed
-    neighbours of the same batch; the keep then links it, and no later sweep removes it.
+    The sweep removes the file's unnamed neighbours of the same batch, finding the file busy.
+    The keep then links it and lets go, before the sweep's last try of it (which looks its
+    links up again under its lock and keeps it), or after the sweep (which left it). No
+    sweep removes it.
     """
     monkeypatch.setattr(locks, "LOCK_TIMEOUT", _TIMEOUT)
     data = b"named while busy\n"
     key = hashlib.sha256(data).hexdigest()
     neighbours = [k for k in keys_in(key[:2], 20, salt="beside") if k != key]
     plant(store.root / FOLDER / key[:2], neighbours)
-    reached, gate = asyncio.Event(), asyncio.Event()
+    reached, gate, kept = asyncio.Event(), asyncio.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
 
     @asynccontextmanager
     async def gated(keeping: Database) -> AsyncIterator[Database]:
@@ -140,13 +170,21 @@ async def test_a_busy_file_that_its_keeper_then_names_stays(
         async with transaction(keeping) as tx:
             yield tx
 
+    def keep_ends() -> None:
+        loop.call_soon_threadsafe(gate.set)
+        assert kept.wait(10), "the keep did not end"
+
     monkeypatch.setattr(_MODULE, "transaction", gated)
+    if named == "before-its-last-try":
+        _before_the_last_try(monkeypatch, key, keep_ends)
     keep = asyncio.ensure_future(keep_counterexample(db, store, _failing(), input=data))
+    keep.add_done_callback(lambda _: kept.set())
     try:
         await asyncio.wait_for(reached.wait(), 10)
         assert await store.contains(key)
         assert await store.sweep(db) == len(neighbours)
         assert await store.keys() == [key]
+        assert keep.done() == (named == "before-its-last-try")
     finally:
         gate.set()
         saved = await keep
@@ -248,3 +286,83 @@ async def test_the_last_try_of_many_busy_files_locks_a_batch_at_most_at_once(
     widest.clear()
     assert await store.sweep(db) == len(keys)
     assert max(widest) <= SWEEP_BATCH
+
+
+_KEEPER: Final = """
+import asyncio, sys
+from contextlib import asynccontextmanager
+from persistence import (
+    TestResult, TestStatus, TestType, connect, keep_counterexample, open_counterexample_store,
+    transaction,
+)
+from persistence.storage import open_storage
+
+@asynccontextmanager
+async def gated(db):
+    print("published", flush=True)  # its lock held, its link not written yet
+    await asyncio.to_thread(sys.stdin.readline)
+    async with transaction(db) as tx:
+        yield tx
+
+sys.modules["persistence.counterexamples"].transaction = gated
+
+async def main(url, root, data):
+    store = await open_counterexample_store(await open_storage(root))
+    result = TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id="sweep#busy")
+    async with connect(url) as db:
+        saved = await keep_counterexample(db, store, result, input=data.encode())
+    print(saved.id, flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("named", _NAMED)
+async def test_a_busy_file_that_another_process_then_names_stays(
+    database_url: str,
+    db: Database,
+    store: CounterexampleStore,
+    monkeypatch: pytest.MonkeyPatch,
+    named: str,
+) -> None:
+    """Another process's keep has published its input and holds its lock, unlinked: a sweep.
+
+    The sweep removes the file's unnamed neighbours, finding the file busy; the keep then
+    commits its link and ends, before the sweep's last try of the file or after the sweep.
+    No sweep removes the file, whose content is the keep's.
+    """
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", _TIMEOUT)
+    data = "named elsewhere while busy\n"
+    key = hashlib.sha256(data.encode()).hexdigest()
+    neighbours = [k for k in keys_in(key[:2], 20, salt="beside") if k != key]
+    plant(store.root / FOLDER / key[:2], neighbours)
+    keeper = subprocess.Popen(  # noqa: ASYNC220  # another process keeps the file
+        [sys.executable, "-c", _KEEPER, database_url, str(store.root), data],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    to_keeper, from_keeper = keeper.stdin, keeper.stdout
+    assert to_keeper is not None
+    assert from_keeper is not None
+    said: list[str] = []
+
+    def keep_ends() -> None:
+        to_keeper.write("go\n")
+        to_keeper.flush()
+        said.append(from_keeper.readline())  # the saved result's id: the keep has ended
+
+    try:
+        assert await asyncio.to_thread(from_keeper.readline) == "published\n"
+        if named == "before-its-last-try":
+            _before_the_last_try(monkeypatch, key, keep_ends)
+        assert await store.sweep(db) == len(neighbours)
+        assert await store.keys() == [key]
+        assert len(said) == (named == "before-its-last-try")
+    finally:
+        out, err = await asyncio.to_thread(keeper.communicate, "go\n", 60)
+    assert keeper.returncode == 0, err
+    assert int("".join(said) + out) > 0
+    assert await store.sweep(db) == 0
+    assert await store.read(key) == data.encode()
