@@ -1,9 +1,9 @@
-"""A batched sweep of counterexample files, attacked: links, FIFOs, folders, busy locks, races.
+"""A batched sweep of counterexample files, attacked: links, FIFOs, folders, descriptors, races.
 
 A sweep locks a batch of a shard's unnamed files at once, looks their links up under the
 locks and removes the regular files among them in one hop through the shard folder. Nothing
 outside the storage root may go, only regular files go, nothing hangs, no descriptor is
-left open, a busy lock delays only its own file, and no named file is ever removed.
+left open, and no named file is ever removed. Busy locks: tests/test_sweep_busy_files.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import resource
 import subprocess
 import sys
 import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
 import pytest
 
+from _sweep_helpers import descriptors_under, keys_in, plant
 from persistence import (
     CounterexampleStore,
     Database,
@@ -29,7 +29,7 @@ from persistence import (
     TestType,
     keep_counterexample,
 )
-from persistence._files import locks, paths
+from persistence._files import paths
 from persistence._files.locks import stripe_of
 from persistence.cache import disk
 from persistence.cache.disk import HeldEntries, entry_at
@@ -37,21 +37,6 @@ from persistence.counterexamples import FOLDER, SWEEP_BATCH
 from persistence.exceptions import NotAFileError, OutsideRootError, StorageError
 
 _SHARD: Final = "5d"
-
-
-def _keys(shard: str, count: int, salt: str = "") -> list[str]:
-    """Give `count` distinct hashes that live in `shard`, sorted."""
-    return sorted(
-        shard + hashlib.sha256(f"{salt}{shard}{number}".encode()).hexdigest()[2:]
-        for number in range(count)
-    )
-
-
-def _plant(folder: Path, keys: list[str]) -> None:
-    """Make an empty regular file of each key's name in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for key in keys:
-        os.close(os.open(folder / key, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 def _names(folder: Path) -> set[str]:
@@ -71,8 +56,8 @@ async def test_a_folder_linked_outside_the_root_is_passed_over(
     The folder outside holds files of the same names, where the link leads: all are kept.
     """
     outside = tmp_path / "outside"
-    keys = _keys(_SHARD, SWEEP_BATCH + 5)
-    _plant(outside / f"{FOLDER}/{_SHARD}".removeprefix(f"{linked}/").removeprefix(linked), keys)
+    keys = keys_in(_SHARD, SWEEP_BATCH + 5)
+    plant(outside / f"{FOLDER}/{_SHARD}".removeprefix(f"{linked}/").removeprefix(linked), keys)
     (store.root / linked).parent.mkdir(parents=True, exist_ok=True)
     if (store.root / linked).is_dir():  # the storage made it, empty
         (store.root / linked).rmdir()
@@ -96,9 +81,9 @@ async def test_a_shard_folder_moved_out_during_a_batch_loses_nothing_outside(
     The files moved out are no longer the store's: none of them may go. A symlink to them
     in the shard's place is never followed; a real folder there is the shard now.
     """
-    keys = _keys(_SHARD, SWEEP_BATCH + 5)
+    keys = keys_in(_SHARD, SWEEP_BATCH + 5)
     shard = store.root / FOLDER / _SHARD
-    _plant(shard, keys)
+    plant(shard, keys)
     outside = tmp_path / "moved"
     real = disk.remove_entries
 
@@ -108,7 +93,7 @@ async def test_a_shard_folder_moved_out_during_a_batch_loses_nothing_outside(
             if replacement == "symlink":
                 shard.symlink_to(outside, target_is_directory=True)
             else:
-                _plant(shard, keys)
+                plant(shard, keys)
         return real(held, unnamed)
 
     monkeypatch.setattr(
@@ -128,9 +113,9 @@ async def test_a_shard_folder_moved_out_in_the_removal_loses_no_more_files_there
 
     The files already removed were in the root then; of those moved out, none goes.
     """
-    keys = _keys(_SHARD, 30)
+    keys = keys_in(_SHARD, 30)
     shard = store.root / FOLDER / _SHARD
-    _plant(shard, keys)
+    plant(shard, keys)
     outside = tmp_path / "moved"
     real = paths.lstat
 
@@ -153,9 +138,9 @@ async def test_entries_that_are_no_regular_file_are_left_and_nothing_hangs(
 
     Only the regular files go; the symlink's target outside stays; the FIFO is never opened.
     """
-    keys = _keys(_SHARD, 20)
+    keys = keys_in(_SHARD, 20)
     shard = store.root / FOLDER / _SHARD
-    _plant(shard, keys)
+    plant(shard, keys)
     target = tmp_path / "target"
     target.write_bytes(b"outside\n")
     real = disk.remove_entries
@@ -189,9 +174,9 @@ async def test_an_entry_swapped_between_its_look_and_its_unlink(
     A folder is not unlinked (the unlink fails): it stays, and the other files still go. A
     symlink's unlink removes the link alone; its target outside stays.
     """
-    keys = _keys(_SHARD, 10)
+    keys = keys_in(_SHARD, 10)
     shard = store.root / FOLDER / _SHARD
-    _plant(shard, keys)
+    plant(shard, keys)
     target = tmp_path / "target"
     target.write_bytes(b"outside\n")
     victim = keys[4]
@@ -222,9 +207,9 @@ async def test_a_planted_locks_folder_or_lock_file_is_refused_and_nothing_goes(
     db: Database, store: CounterexampleStore, tmp_path: Path, planted: str
 ) -> None:
     """`.locks` or one lock file of the batch replaced: a clear error, no wait, nothing removed."""
-    keys = _keys(_SHARD, 10)
+    keys = keys_in(_SHARD, 10)
     shard = store.root / FOLDER / _SHARD
-    _plant(shard, keys)
+    plant(shard, keys)
     outside = tmp_path / "outside"
     outside.mkdir()
     lock_folder = store.root / ".locks"
@@ -251,23 +236,6 @@ async def test_a_planted_locks_folder_or_lock_file_is_refused_and_nothing_goes(
     assert not list(outside.iterdir())
 
 
-def _descriptors(root: Path) -> int:
-    """Count this process's open descriptors of files and folders under `root` (by /proc).
-
-    Those are what a sweep opens: the root, its folders, lock files. A database may open a
-    reader of its own meanwhile, and keep it: that is no descriptor of the sweep's.
-    """
-    fds = Path("/proc/self/fd")
-    if not fds.is_dir():
-        return 0
-    found, real = 0, root.resolve()
-    for fd in fds.iterdir():
-        with suppress(OSError):  # the listing's own descriptor, closed since
-            target = fd.readlink()
-            found += target == real or real in target.parents
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
 async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descriptor(
     db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
@@ -276,12 +244,12 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     await keep_counterexample(db, store, _failing(), input=b"named\n")
     await store.sweep(db)  # the connections a sweep borrows are open from now on
     shard = store.root / FOLDER / _SHARD
-    _plant(shard, _keys(_SHARD, 3 * SWEEP_BATCH + 7))
-    before = _descriptors(store.root)
+    plant(shard, keys_in(_SHARD, 3 * SWEEP_BATCH + 7))
+    before = descriptors_under(store.root)
     assert await store.sweep(db) == 3 * SWEEP_BATCH + 7
-    assert _descriptors(store.root) == before
+    assert descriptors_under(store.root) == before
 
-    _plant(shard, _keys(_SHARD, 2 * SWEEP_BATCH, salt="cancel"))
+    plant(shard, keys_in(_SHARD, 2 * SWEEP_BATCH, salt="cancel"))
     reached = asyncio.Event()
     loop = asyncio.get_running_loop()
     real = disk.remove_entries
@@ -297,7 +265,7 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
-    assert _descriptors(store.root) == before
+    assert descriptors_under(store.root) == before
 
 
 def _limit_leaving(free: int) -> int:
@@ -318,10 +286,10 @@ async def test_a_batch_past_the_descriptor_limit_goes_in_smaller_parts(
 
     One file at a time it needed a few; a batch of 64 failed with "Too many open files".
     """
-    _plant(store.root / FOLDER / "0a", _keys("0a", 1))
+    plant(store.root / FOLDER / "0a", keys_in("0a", 1))
     assert await store.sweep(db) == 1  # the connections a sweep borrows are open from now on
-    keys = _keys(_SHARD, SWEEP_BATCH)
-    _plant(store.root / FOLDER / _SHARD, keys)
+    keys = keys_in(_SHARD, SWEEP_BATCH)
+    plant(store.root / FOLDER / _SHARD, keys)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (_limit_leaving(SWEEP_BATCH // 2), hard))
     try:
@@ -329,65 +297,6 @@ async def test_a_batch_past_the_descriptor_limit_goes_in_smaller_parts(
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert removed == SWEEP_BATCH
-    assert await store.keys() == []
-
-
-_HOLDER: Final = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.read()
-"""
-
-
-async def test_a_busy_lock_delays_only_its_own_file(
-    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another process holds the lock of one file of a batch, past the lock timeout.
-
-    The batch's 63 other files, and the next shard's, are removed while the busy one waits;
-    the busy one fails as any busy operation does once the timeout is over, and goes next time.
-    No descriptor is left open by the tries of the batch's halves.
-    """
-    timeout = 3.0
-    monkeypatch.setattr(locks, "LOCK_TIMEOUT", timeout)
-    _plant(store.root / FOLDER / "0a", _keys("0a", 1))
-    assert await store.sweep(db) == 1  # the connections a sweep borrows are open from now on
-    keys = _keys(_SHARD, SWEEP_BATCH)
-    later = _keys("e4", 5)
-    _plant(store.root / FOLDER / _SHARD, keys)
-    _plant(store.root / FOLDER / "e4", later)
-    busy = keys[17]
-    (store.root / ".locks").mkdir(exist_ok=True)
-    lock_file = store.root / ".locks" / f"{stripe_of(entry_at(busy, FOLDER)):03x}"
-    holder = subprocess.Popen(  # noqa: ASYNC220  # another process holds the lock
-        [sys.executable, "-c", _HOLDER, str(lock_file)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.to_thread(holder.stdout.readline) == "held\n"
-        before = _descriptors(store.root)
-        others = set(keys) - {busy} | set(later)
-        started = time.monotonic()
-        task = asyncio.ensure_future(store.sweep(db))
-        try:
-            left = set(await store.keys())
-            while left & others and time.monotonic() - started < timeout:
-                await asyncio.wait([task], timeout=0.02)
-                left = set(await store.keys())
-            assert not left & others, f"{len(left & others)} free files waited for a busy one"
-        finally:
-            with pytest.raises(StorageError, match="busy"):
-                await asyncio.wait_for(task, 4 * timeout)
-        assert await store.keys() == [busy]
-        assert _descriptors(store.root) == before
-    finally:
-        await asyncio.to_thread(holder.communicate, timeout=10)
-    assert await store.sweep(db) == 1
     assert await store.keys() == []
 
 
@@ -440,7 +349,7 @@ async def test_two_sweeping_processes_and_a_keeper_lose_no_named_file(
             data = b"kept %d\n" % number
             key = hashlib.sha256(data).hexdigest()
             await asyncio.to_thread(
-                _plant, store.root / FOLDER / key[:2], _keys(key[:2], 70, salt=str(number))
+                plant, store.root / FOLDER / key[:2], keys_in(key[:2], 70, salt=str(number))
             )
             await asyncio.wait_for(keep_counterexample(db, store, _failing(), input=data), 30)
             kept.add(key)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import itertools
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -62,6 +64,9 @@ SQLite: 0.9 to 1.0 s in batches of 64, 0.7 to 0.9 s in batches of 256, 6.9 s one
 KEPT_TYPES: Final = frozenset({TestType.STRESS, TestType.TLE})
 """The test types whose results may keep a counterexample."""
 
+_LOG: Final = logging.getLogger("persistence.counterexamples")
+"""Where a sweep says, at INFO, which files it left busy: their hashes are the record's `left`."""
+
 
 @attrs.frozen
 class CounterexampleStore:
@@ -98,7 +103,10 @@ class CounterexampleStore:
 
         They go a batch at a time, under the batch's locks, once their links are looked up
         again under those locks. A batch whose locks are not all free at once is halved until
-        each busy file is alone; those go last, each waiting for its lock as a keep does.
+        each busy file is alone; those are tried once more at the end. One still busy then (a
+        keep about to name it, another sweep, an operation sharing its lock file) is left for
+        the next sweep and logged at INFO on `persistence.counterexamples`; the sweep neither
+        waits for it nor fails: a file in use is no fault of retention.
         """
         if require_database(db).in_transaction:
             raise ValidationError(
@@ -115,26 +123,36 @@ class CounterexampleStore:
             async with borrow(db) as conn:
                 rows = await db.queries.referenced_artifacts(conn, low=shard, high=high)
             unnamed = await off_loop(functools.partial(_unnamed, self.root, shard, rows))
-            for start in range(0, len(unnamed), SWEEP_BATCH):
-                batch = unnamed[start : start + SWEEP_BATCH]
-                removed += await self._remove_batch(db, batch, busy)
+            removed += await self._remove_batches(db, unnamed, busy)
             await share_loop()
-        for key in busy:  # a lock still busy past LOCK_TIMEOUT fails the sweep, as before
-            removed += await self._remove_unnamed(db, [key])
+        left: list[str] = []
+        for _, keys in itertools.groupby(sorted(busy), key=lambda key: key[:2]):
+            removed += await self._remove_batches(db, list(keys), left)
+        if left:
+            files = "file" if len(left) == 1 else "files"
+            _LOG.info(
+                "sweep of %s left %d kept %s to the operations holding their locks, or to the next",
+                FOLDER,
+                len(left),
+                files,
+                extra={"left": left},
+            )
         return removed
 
-    async def _remove_batch(self, db: Database, keys: list[str], busy: list[str]) -> int:
-        """Remove the unnamed among `keys` whose locks are free now; add the busy ones to `busy`.
+    async def _remove_batches(self, db: Database, keys: list[str], busy: list[str]) -> int:
+        """Remove the unnamed among `keys`, of one shard, whose locks are free now, by batches.
 
-        A part of the batch whose locks are not all free at once is tried again in halves,
-        without waiting: one busy file does not keep the others waiting for their locks. So
-        is one whose lock files the process has no descriptors left to open.
+        Add the busy ones to `busy`. A part of a batch whose locks are not all free at once is
+        tried again in halves, without waiting: one busy file does not keep the others waiting
+        for their locks. So is one whose lock files the process has no descriptors left to open.
         """
-        removed, parts = 0, [keys]
+        removed = 0
+        parts = [keys[start : start + SWEEP_BATCH] for start in range(0, len(keys), SWEEP_BATCH)]
+        parts.reverse()  # taken from the end: the first batch first
         while parts:
             part = parts.pop()
             try:
-                removed += await self._remove_unnamed(db, part, lock_wait=0.0)
+                removed += await self._remove_unnamed(db, part)
             except LockBusyError:
                 if len(part) == 1:
                     busy.extend(part)
@@ -148,10 +166,11 @@ class CounterexampleStore:
             parts += [part[half:], part[:half]]
         return removed
 
-    async def _remove_unnamed(
-        self, db: Database, keys: list[str], *, lock_wait: float | None = None
-    ) -> int:
-        """Under the locks of `keys`, of one shard, remove those that no result names."""
+    async def _remove_unnamed(self, db: Database, keys: list[str]) -> int:
+        """Under the locks of `keys`, of one shard, remove those that no result names.
+
+        The locks are tried once, all or none: a LockBusyError when one is taken.
+        """
         removed = 0
 
         async def record(held: HeldEntries) -> None:
@@ -163,7 +182,7 @@ class CounterexampleStore:
                 removed = await asyncio.to_thread(remove_entries, held, unnamed)
 
         stage = functools.partial(stage_hold_entries, self.root, FOLDER, keys)
-        await perform(stage, record, lock_wait=lock_wait)
+        await perform(stage, record, lock_wait=0.0)
         return removed
 
 

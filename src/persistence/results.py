@@ -329,7 +329,8 @@ async def delete_results_before(
     """Retention: delete every result created before `cutoff`; return how many.
 
     Given `artifacts` (a `CounterexampleStore`), it then removes the files no result names any
-    more, never one a result still names; that needs its own commits, so not in `transaction()`.
+    more, never one a result still names, and leaves one in use for the next call (logged, not
+    waited for); that needs its own commits, so not in `transaction()`.
     The rows go in short batches, oldest first, each its own transaction outside
     `transaction()`: other writers wait milliseconds at most, and on SQLite no batch holds the
     loop long. A crash or cancellation part way leaves some old rows, whole: call it again.
