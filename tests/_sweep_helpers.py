@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Final
 
-from persistence._files.locks import stripe_of
+from persistence._files.locks import stripe_of, try_lock
+from persistence._files.paths import open_root
 from persistence.cache.disk import entry_at
 from persistence.counterexamples import FOLDER
 
@@ -23,6 +24,16 @@ def keys_in(shard: str, count: int, salt: str = "") -> list[str]:
         shard + hashlib.sha256(f"{salt}{shard}{number}".encode()).hexdigest()[2:]
         for number in range(count)
     )
+
+
+def locks_free(root: Path, keys: list[str]) -> bool:
+    """Tell whether the locks of every key could be taken now, by this process or another."""
+    with open_root(root) as root_fd:
+        lock = try_lock(root_fd, [f"{FOLDER}/{key[:2]}/{key}" for key in keys])
+    if lock is None:
+        return False
+    lock.release()
+    return True
 
 
 def plant(folder: Path, keys: list[str]) -> None:

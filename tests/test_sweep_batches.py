@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 
 import pytest
 
+from _sweep_helpers import locks_free
 from persistence import (
     CounterexampleStore,
     Database,
@@ -29,8 +30,6 @@ from persistence import (
     TestType,
     keep_counterexample,
 )
-from persistence._files.locks import try_lock
-from persistence._files.paths import open_root
 from persistence.cache.disk import HeldEntries, remove_entries
 from persistence.counterexamples import FOLDER, SWEEP_BATCH
 from persistence.queries import QUERY_FACTS
@@ -157,16 +156,6 @@ async def test_a_shard_of_several_batches_keeps_what_results_name_under_the_lock
     assert len(queries) == shards + batches, queries  # a listing a shard, a lookup a batch
 
 
-def _locks_free(root: Path, keys: list[str]) -> bool:
-    """Tell whether the locks of every key could be taken now, by this process or another."""
-    with open_root(root) as root_fd:
-        lock = try_lock(root_fd, [f"{FOLDER}/{key[:2]}/{key}" for key in keys])
-    if lock is None:
-        return False
-    lock.release()
-    return True
-
-
 @pytest.mark.parametrize("step", ["links", "removal"])
 async def test_a_sweep_cancelled_in_a_batch_finishes_it_and_holds_no_lock(
     db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch, step: str
@@ -217,7 +206,7 @@ async def test_a_sweep_cancelled_in_a_batch_finishes_it_and_holds_no_lock(
     assert set(named) <= left
     assert not first_batch & left, "the batch was left half removed"
     assert later <= left, "a later batch was swept after the cancel"
-    assert _locks_free(store.root, everything)
+    assert locks_free(store.root, everything)
     monkeypatch.undo()
     await store.sweep(db)
     assert await store.keys() == sorted(named)

@@ -23,7 +23,14 @@ from typing import Final
 
 import pytest
 
-from _sweep_helpers import descriptors_under, held_elsewhere, keys_in, lock_file_of, plant
+from _sweep_helpers import (
+    descriptors_under,
+    held_elsewhere,
+    keys_in,
+    lock_file_of,
+    locks_free,
+    plant,
+)
 from persistence import (
     CounterexampleStore,
     Database,
@@ -35,8 +42,7 @@ from persistence import (
     transaction,
 )
 from persistence._files import locks
-from persistence._files.locks import Change, try_lock
-from persistence._files.paths import open_root
+from persistence._files.locks import Change
 from persistence.cache.disk import HeldEntries, stage_hold_entries
 from persistence.counterexamples import FOLDER, SWEEP_BATCH
 
@@ -48,16 +54,6 @@ _MODULE: Final = sys.modules["persistence.counterexamples"]  # the package's nam
 
 def _failing() -> TestResult:
     return TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id="sweep#busy")
-
-
-def _locks_free(root: Path, keys: list[str]) -> bool:
-    """Tell whether the locks of every key could be taken now, by this process or another."""
-    with open_root(root) as root_fd:
-        lock = try_lock(root_fd, [f"{FOLDER}/{key[:2]}/{key}" for key in keys])
-    if lock is None:
-        return False
-    lock.release()
-    return True
 
 
 async def _warm(db: Database, store: CounterexampleStore) -> None:
@@ -226,8 +222,8 @@ async def test_a_sweep_cancelled_at_a_busy_file_holds_no_lock_and_no_descriptor(
         await asyncio.gather(task, return_exceptions=True)
         assert task.cancelled()
         assert descriptors_under(store.root) == before
-        assert _locks_free(store.root, [key for key in keys if key not in busy])
-    assert _locks_free(store.root, keys)
+        assert locks_free(store.root, [key for key in keys if key not in busy])
+    assert locks_free(store.root, keys)
     monkeypatch.undo()
     assert await store.sweep(db) >= len(busy)
     assert await store.keys() == []
