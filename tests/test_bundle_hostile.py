@@ -1,0 +1,120 @@
+"""open_persistence against hostile timing, inputs and use, beyond `test_bundle.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Awaitable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from _server import own_connections
+from persistence import TestResult, TestStatus, TestType, open_persistence, save_result
+from test_descriptors import counts, settled_counts
+
+
+class CancelledAt:
+    """Await `work`, cancelling its task as `work` suspends for the `at`-th time.
+
+    Each suspension is an await that gave the loop back: stepping `at` from 1 until `work`
+    ends uncancelled cancels it at every await it makes, in order, with no timing involved.
+    `where` names the awaits the cancellation reached, innermost last.
+    """
+
+    def __init__(self, work: Awaitable[None], at: int) -> None:
+        self._work = work
+        self._at = at
+        self.suspensions = 0
+        self.where = ""
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        steps = self._work.__await__()
+        sent: object = None
+        thrown: BaseException | None = None
+        while True:
+            try:
+                waited = steps.send(sent) if thrown is None else steps.throw(thrown)
+            except StopIteration:
+                return
+            self.suspensions += 1
+            if self.suspensions == self._at:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+            try:
+                sent, thrown = (yield waited), None
+            except BaseException as error:  # noqa: BLE001  # the task's, handed on to `work`
+                sent, thrown = None, error
+                if isinstance(error, asyncio.CancelledError):
+                    self.where = awaits_of(self._work)
+
+
+def awaits_of(work: object) -> str:
+    """Name the chain of awaits `work` is suspended in, as `file:line function` each."""
+    names = []
+    while work is not None:
+        frame = getattr(work, "cr_frame", None) or getattr(work, "ag_frame", None)
+        inner = getattr(work, "cr_await", None) or getattr(work, "ag_await", None)
+        inner = inner or getattr(work, "gi_yieldfrom", None)
+        if frame is not None:
+            names.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}")
+            manager = frame.f_locals.get("self")  # an async context manager's generator
+            if frame.f_code.co_name in {"__aenter__", "__aexit__"} and hasattr(manager, "gen"):
+                inner = manager.gen
+        work = inner
+    return " > ".join(names)
+
+
+async def redis_clients(url: str) -> int:
+    """The clients connected to the Redis database of `url`, the counting one left out."""
+    client = Redis.from_url(url)
+    try:
+        own = await client.client_id()
+        number = int(url.rsplit("/", 1)[1] or 0)
+        listed = await client.client_list()
+        return sum(1 for c in listed if int(c["db"]) == number and int(c["id"]) != own)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+@pytest.mark.parametrize("with_redis", [False], ids=["memory"])
+async def test_cancelled_at_every_await_of_opening_and_closing_leaves_nothing(
+    database_url: str, tmp_path: Path, redis_url: str, *, with_redis: bool
+) -> None:
+    """Cancelled at each await in turn, from the first of opening to the last of closing.
+
+    Descriptors, mappings, threads and tasks are as before; so are the connections to the
+    test's PostgreSQL database and to its Redis database. A SQLite close cancelled at an
+    await left the database open: its threads, connections and mappings (3, 7 and 2).
+    """
+    files = tmp_path / "files"
+    redis = redis_url if with_redis else None
+
+    async def use() -> None:
+        async with open_persistence(database_url, files=files, redis=redis, heartbeat=0.2) as p:
+            await save_result(p.db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED))
+            assert len(await p.cache.recent_results(5)) > 0
+
+    await use()  # made and migrated once: each try below opens an up-to-date database
+    gc.collect()
+    before = await settled_counts(counts().threads)
+    clients = await redis_clients(redis_url)
+    at = 0
+    while True:
+        at += 1
+        stepping = CancelledAt(use(), at)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.ensure_future(stepping)
+        if stepping.suspensions < at:  # it ended before its `at`-th await: every one was tried
+            break
+        after = await settled_counts(before.native_threads, before.descriptors)
+        assert after == before, f"cancelled at await {at}, {stepping.where}: {before} -> {after}"
+        if "://" in database_url:
+            assert await own_connections(database_url) == 0, f"await {at}, {stepping.where}"
+        assert await redis_clients(redis_url) == clients, f"await {at}, {stepping.where}"
+    assert at > 10  # opening, a write, a read and closing: many awaits
