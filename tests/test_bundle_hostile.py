@@ -13,7 +13,16 @@ import pytest
 from redis.asyncio import Redis
 
 from _server import no_connection_left
-from persistence import TestResult, TestStatus, TestType, open_persistence, save_result
+from persistence import (
+    DatabaseError,
+    PersistenceError,
+    TestResult,
+    TestStatus,
+    TestType,
+    ValidationError,
+    open_persistence,
+    save_result,
+)
 from test_descriptors import counts, settled_counts
 
 
@@ -119,3 +128,49 @@ async def test_cancelled_at_every_await_of_opening_and_closing_leaves_nothing(
             await no_connection_left(database_url)
         assert await redis_clients(redis_url) == clients, f"await {at}, {stepping.where}"
     assert at > 10  # opening, a write, a read and closing: many awaits
+
+
+async def refused(tmp_path: Path, **arguments: object) -> PersistenceError:
+    """Open with `arguments` in `tmp_path`, expecting a refusal; check that nothing was made."""
+    with pytest.raises((ValidationError, DatabaseError)) as refusal:
+        async with open_persistence(**arguments):  # type: ignore[arg-type]  # bad on purpose
+            pass
+    assert not await asyncio.to_thread(lambda: list(tmp_path.iterdir()))
+    return refusal.value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://127.0.0.1/app"),
+        ("DATABASE_URL", "sqlite:data/app.db"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/zero"),
+    ],
+)
+async def test_a_bad_value_in_the_environment_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A URL read from the environment, its argument left out, is refused by its name.
+
+    The error named the cache's own argument (`RedisCache.url`) or no source at all: a caller
+    who passed no argument was left to guess which setting was wrong.
+    """
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, value)
+    given = {} if variable == "DATABASE_URL" else {"database": str(tmp_path / "app.db")}
+    error = await refused(tmp_path, **given)
+    assert f"${variable}" in str(error)
+    assert "RedisCache" not in str(error)
+
+
+async def test_a_bad_redis_argument_is_refused_naming_it(tmp_path: Path) -> None:
+    """A `redis=` that is no Redis URL is refused as `open_persistence.redis`.
+
+    It was refused as `RedisCache.url`, a name the caller of `open_persistence` never used.
+    """
+    for bad in (5, b"redis://127.0.0.1", "http://127.0.0.1"):
+        error = await refused(tmp_path, database=tmp_path / "app.db", redis=bad)
+        assert str(error).startswith("open_persistence.redis: "), error

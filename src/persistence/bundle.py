@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Final, Literal
 
@@ -36,7 +36,12 @@ from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
-from persistence.exceptions import InvalidPathError, MigrationError, ValidationError
+from persistence.exceptions import (
+    DatabaseError,
+    InvalidPathError,
+    MigrationError,
+    ValidationError,
+)
 from persistence.migrations import migrate, migration_status, read_migrations
 from persistence.storage import Storage, open_storage
 
@@ -47,6 +52,9 @@ DEFAULT_FILES: Final = Path("data/files")
 
 FILES_VARIABLE: Final = "PERSISTENCE_FILES"
 """The environment variable naming the file store's root."""
+
+DATABASE_VARIABLE: Final = "DATABASE_URL"
+"""The environment variable naming the database, read by `open_database` too."""
 
 
 @attrs.frozen
@@ -89,17 +97,21 @@ async def open_persistence(  # every part is the caller's to choose
         raise ValidationError(
             "open_persistence", "migrations", f"must be 'apply' or 'check', got {migrations!r}"
         )
-    root = _files_root(files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES)
-    redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
     # Every argument is checked before anything is opened, created or migrated.
+    with _source_named("files", files, FILES_VARIABLE):
+        root = _files_root(files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES)
+    redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
     heartbeat_seconds("open_persistence", heartbeat)
     slow_threshold(slow_query)
     if redis_url is not None:
-        check_redis_url(redis_url)
+        with _source_named("redis", redis, REDIS_URL_VARIABLE):
+            check_redis_url(redis_url)
     at_least("open_persistence", "artifact_budget", artifact_budget, 1)
-    engine, target = pooled_target(
-        database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
-    )
+    given_database = None if database == "" else database  # empty, as left out: the variable's
+    with _source_named("database", given_database, DATABASE_VARIABLE):
+        engine, target = pooled_target(
+            database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
+        )
     await _check_places(engine, root, user_folder)
     if migrations == "check":
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
@@ -143,6 +155,27 @@ async def _check_places(engine: Engine, root: Path, user_folder: Path | None) ->
         raise problem  # as open_storage would
     if user_folder is not None:  # its files, as migrate would refuse them
         await asyncio.to_thread(read_migrations, engine, user_folder)
+
+
+@contextlib.contextmanager
+def _source_named(argument: str, given: object, variable: str) -> Iterator[None]:
+    """Name where a refused value came from: the argument, or the environment's variable.
+
+    A value refused by the part it is for is refused as `open_persistence`'s own argument;
+    read from the environment, the argument left out, the error names the variable too.
+    """
+    from_environment = not given and bool(os.environ.get(variable))
+    source = f" (from ${variable}, as {argument}= was left out)" if from_environment else ""
+    try:
+        yield
+    except ValidationError as error:
+        if error.field not in {argument, "url"}:  # another argument's, as pgbouncer=
+            raise
+        raise ValidationError("open_persistence", argument, error.reason + source) from None
+    except DatabaseError as error:
+        if not source:
+            raise
+        raise DatabaseError(f"{error}{source}") from None
 
 
 def _user_folder(given: object) -> Path:
