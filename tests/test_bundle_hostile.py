@@ -174,3 +174,21 @@ async def test_a_bad_redis_argument_is_refused_naming_it(tmp_path: Path) -> None
     for bad in (5, b"redis://127.0.0.1", "http://127.0.0.1"):
         error = await refused(tmp_path, database=tmp_path / "app.db", redis=bad)
         assert str(error).startswith("open_persistence.redis: "), error
+
+
+@pytest.mark.parametrize("root", ["   ", "data/files\r", "data/\nfiles", "\tdata/files", "data "])
+async def test_a_blank_files_root_or_one_with_a_line_end_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: str
+) -> None:
+    """A blank root, a line end in it, or white space at an end: refused, argument or variable.
+
+    It was made as named: a folder called three spaces, or `files` and a carriage return from
+    an env file written with CRLF line ends, where `DATABASE_URL` holding the same is refused.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    error = await refused(tmp_path, database=tmp_path / "app.db", files=root)
+    assert str(error).startswith("open_persistence.files: ")
+    monkeypatch.setenv("PERSISTENCE_FILES", root)
+    error = await refused(tmp_path, database=tmp_path / "app.db")
+    assert "$PERSISTENCE_FILES" in str(error)

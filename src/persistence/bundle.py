@@ -190,8 +190,18 @@ def _user_folder(given: object) -> Path:
 
 
 def _files_root(given: object) -> Path:
-    """Check the file store's root as the store does, before anything is opened."""
+    """Check the file store's root as the store does, before anything is opened.
+
+    A root that is blank, or has white space at either end or a line end anywhere, which
+    only a mistake puts there (an env file with CRLF line ends), is refused too.
+    """
+    refuse = functools.partial(ValidationError, "open_persistence", "files")
     try:
-        return Path(check_path(given))
+        root = check_path(given)
     except InvalidPathError as error:
-        raise ValidationError("open_persistence", "files", error.reason) from None
+        raise refuse(error.reason) from None
+    if not root.strip():
+        raise refuse(f"is blank: {root!r}")
+    if root != root.strip() or "\n" in root or "\r" in root:
+        raise refuse(f"has white space at an end or a line end (an env file's CRLF?): {root!r}")
+    return Path(root)
