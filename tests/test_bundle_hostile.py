@@ -192,3 +192,28 @@ async def test_a_blank_files_root_or_one_with_a_line_end_is_refused(
     monkeypatch.setenv("PERSISTENCE_FILES", root)
     error = await refused(tmp_path, database=tmp_path / "app.db")
     assert "$PERSISTENCE_FILES" in str(error)
+
+
+@pytest.mark.parametrize("place", ["~", "~/data/files", "~someone/files"])
+async def test_a_root_or_database_path_starting_with_a_tilde_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, place: str
+) -> None:
+    """`~` is not the home folder here: a path starting with it is refused, not made.
+
+    The shell expands `~` only where it is unquoted; in an env file, a quoted value or an
+    argument it reached the package as it is, and a folder named `~` was made in the working
+    folder, the database or the file store under it.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("PERSISTENCE_FILES", raising=False)
+    error = await refused(tmp_path, database=tmp_path / "app.db", files=place)
+    assert str(error).startswith("open_persistence.files: "), error
+    monkeypatch.setenv("PERSISTENCE_FILES", place)
+    assert "$PERSISTENCE_FILES" in str(await refused(tmp_path, database=tmp_path / "app.db"))
+    monkeypatch.delenv("PERSISTENCE_FILES")
+    database = f"{place}/app.db"
+    for given in (database, f"sqlite:///{database}"):
+        assert "'~'" in str(await refused(tmp_path, database=given, files=tmp_path / "f"))
+    monkeypatch.setenv("DATABASE_URL", database)
+    assert "$DATABASE_URL" in str(await refused(tmp_path, files=tmp_path / "f"))

@@ -14,6 +14,7 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote, unquote_plus, urlparse
 
 from persistence._backend import Engine
+from persistence._guards import home_problem
 from persistence._postgres.pooling import check_listen_url, pgbouncer_mode_problem, split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
@@ -368,11 +369,13 @@ def _check_listen_argument(listen_url: object, caller: str) -> None:
 
 
 def _checked_path(url: str, path: str) -> str:
-    """Refuse a SQLite path holding a line end or a NUL, which only a mistake puts there."""
+    """Refuse a SQLite path holding a line end or a NUL, or starting with `~`: only a mistake."""
     if any(character in path for character in "\r\n\x00"):
         raise _bad_url(
             url, "the path holds a line end or a NUL (a CRLF line end from an env file?)"
         )
+    if (problem := home_problem(path)) is not None:
+        raise _bad_url(url, f"the path {problem}")
     return path
 
 
