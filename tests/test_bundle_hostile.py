@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 from collections.abc import Awaitable, Generator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from persistence import (
     open_persistence,
     save_result,
 )
+from persistence.exceptions import StorageError
 from test_descriptors import counts, settled_counts
 
 
@@ -217,3 +219,34 @@ async def test_a_root_or_database_path_starting_with_a_tilde_is_refused(
         assert "'~'" in str(await refused(tmp_path, database=given, files=tmp_path / "f"))
     monkeypatch.setenv("DATABASE_URL", database)
     assert "$DATABASE_URL" in str(await refused(tmp_path, files=tmp_path / "f"))
+
+
+@pytest.mark.parametrize(
+    ("why", "refused"),
+    [("a name too long", "too long"), ("a parent that refuses new entries", "make folders")],
+)
+async def test_a_files_root_that_cannot_be_made_makes_no_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str, refused: str
+) -> None:
+    """A root whose folders cannot be made where it lies is refused before the database is made.
+
+    The database was made and migrated first; then making the root failed (`File name too
+    long`, `Permission denied`) and the new database file was left behind.
+    """
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    if why == "a name too long":
+        root = parent / ("x" * 300) / "files"
+    else:
+        root = parent / "files"
+        access = os.access  # a folder root may write in all the same: its refusal is feigned
+
+        def refused_in_parent(path: object, mode: int, **options: bool) -> bool:
+            return False if Path(str(path)) == parent else access(path, mode, **options)  # type: ignore[arg-type]  # as os.access takes it
+
+        monkeypatch.setattr(os, "access", refused_in_parent)
+    with pytest.raises(StorageError, match=refused):
+        async with open_persistence(tmp_path / "app.db", files=root):
+            pass
+    left = await asyncio.to_thread(lambda: sorted(str(path) for path in tmp_path.rglob("*")))
+    assert left == [str(parent)]
