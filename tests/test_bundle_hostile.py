@@ -250,3 +250,21 @@ async def test_a_files_root_that_cannot_be_made_makes_no_database(
             pass
     left = await asyncio.to_thread(lambda: sorted(str(path) for path in tmp_path.rglob("*")))
     assert left == [str(parent)]
+
+
+@pytest.mark.parametrize("value", [b"app-\xff.db", b"postgresql://127.0.0.1/app\xff"])
+async def test_a_database_url_that_is_not_utf8_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: bytes
+) -> None:
+    """`DATABASE_URL` holding bytes that are not UTF-8 is refused naming it; nothing is made.
+
+    A SQLite path was made as a file, then opening it failed with a bare UnicodeEncodeError;
+    a PostgreSQL URL failed in the driver with an AttributeError.
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setitem(os.environb, b"DATABASE_URL", value)
+    error = await refused(tmp_path, files=tmp_path / "f")
+    assert isinstance(error, DatabaseError)
+    assert "UTF-8" in str(error)
+    assert "$DATABASE_URL" in str(error)

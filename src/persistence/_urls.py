@@ -265,9 +265,7 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
 
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     """Tell the engine from a URL or path, and return what its driver connects to."""
-    text = database_url(url)
-    if not text.strip():
-        raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
+    text = _readable(database_url(url))
     match = _SCHEME.match(text)
     scheme = match["scheme"].lower() if match else ""
     if scheme == "file":
@@ -366,6 +364,17 @@ def _check_listen_argument(listen_url: object, caller: str) -> None:
         _check_postgres_url(listen_url)
     except (ValueError, DatabaseError) as error:
         raise ValidationError(caller, "listen_url", str(error)) from None
+
+
+def _readable(text: str) -> str:
+    """Refuse a URL that is blank, or holds bytes that are not UTF-8 (as lone surrogates)."""
+    if not text.strip():
+        raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad_url(text, "it holds bytes that are not UTF-8, which no driver takes") from None
+    return text
 
 
 def _checked_path(url: str, path: str) -> str:
