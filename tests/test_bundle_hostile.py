@@ -268,3 +268,17 @@ async def test_a_database_url_that_is_not_utf8_is_refused_before_anything_is_mad
     assert isinstance(error, DatabaseError)
     assert "UTF-8" in str(error)
     assert "$DATABASE_URL" in str(error)
+
+
+async def test_a_redis_url_that_is_not_utf8_is_refused_before_anything_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`REDIS_URL` holding bytes that are not UTF-8 is refused naming it; nothing is made.
+
+    It was taken: every Redis call then failed to encode it, and the cache read the database
+    for good, with one warning.
+    """
+    monkeypatch.setitem(os.environb, b"REDIS_URL", b"redis://cache\xff.internal:6379/7")
+    error = await refused(tmp_path, database=tmp_path / "app.db", files=tmp_path / "f")
+    assert "UTF-8" in str(error)
+    assert "$REDIS_URL" in str(error)

@@ -369,6 +369,10 @@ def redis_url(url: str | None) -> str:
     given: object = found  # callers without type checking may pass anything
     if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
         raise refuse(f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}")
+    try:
+        found.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, from os.environb: no call could send it
+        raise refuse(f"it holds bytes that are not UTF-8: {redact_url(found)!r}") from None
     tcp = found.startswith(("redis://", "rediss://"))
     try:
         parts = urlsplit(found)
