@@ -282,3 +282,18 @@ async def test_a_redis_url_that_is_not_utf8_is_refused_before_anything_is_made(
     error = await refused(tmp_path, database=tmp_path / "app.db", files=tmp_path / "f")
     assert "UTF-8" in str(error)
     assert "$REDIS_URL" in str(error)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://", "redis://:6379/7", "redis://user:pw@/7", "unix://", "redis://a\x00b:6379/7"]
+)
+async def test_a_redis_url_that_names_no_server_is_refused(tmp_path: Path, url: str) -> None:
+    """A Redis URL with no host, no socket path, or a control character is refused.
+
+    redis-py took a missing host for this machine's Redis, and its database 0 (`redis://`):
+    another server than the one meant, guessed. A NUL or an empty socket path was taken too,
+    and every Redis call failed.
+    """
+    error = await refused(tmp_path, database=tmp_path / "app.db", files=tmp_path / "f", redis=url)
+    assert str(error).startswith("open_persistence.redis: ")
+    assert "pw" not in str(error)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final, TypeVar, cast, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import cattrs
 from cachetools import TTLCache
@@ -369,10 +369,6 @@ def redis_url(url: str | None) -> str:
     given: object = found  # callers without type checking may pass anything
     if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
         raise refuse(f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}")
-    try:
-        found.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes, from os.environb: no call could send it
-        raise refuse(f"it holds bytes that are not UTF-8: {redact_url(found)!r}") from None
     tcp = found.startswith(("redis://", "rediss://"))
     try:
         parts = urlsplit(found)
@@ -380,6 +376,8 @@ def redis_url(url: str | None) -> str:
             parts.port  # noqa: B018  # reading it checks it
     except ValueError as error:  # a port that is no number, or out of range; a bad IPv6 host
         raise refuse(f"{error}: {redact_url(found)!r}") from None
+    if (problem := _server_problem(found, parts)) is not None:
+        raise refuse(f"{problem}: {redact_url(found)!r}")
     if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
         raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
     try:  # the connection redis-py would make, unconnected: it reads the query here
@@ -393,6 +391,22 @@ def redis_url(url: str | None) -> str:
             f"the cache decodes its entries itself; drop {given_options}: {redact_url(found)!r}"
         )
     return found
+
+
+def _server_problem(url: str, parts: SplitResult) -> str | None:
+    """Say why `url` names no server a call could reach, as written; None if it names one.
+
+    redis-py takes a missing host for this machine's Redis: another server than the one meant.
+    """
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, from os.environb: no call could send it
+        return "it holds bytes that are not UTF-8"
+    if re.search(r"[\x00-\x1f\x7f]", url):
+        return "it holds a control character (a line end from an env file?)"
+    if url.startswith("unix://"):
+        return None if parts.path else "it names no socket, as unix:///run/redis.sock does"
+    return None if parts.hostname else "it names no host, as redis://localhost:6379/0 does"
 
 
 def check_limits(**limits: float) -> None:
