@@ -297,3 +297,20 @@ async def test_a_redis_url_that_names_no_server_is_refused(tmp_path: Path, url: 
     error = await refused(tmp_path, database=tmp_path / "app.db", files=tmp_path / "f", redis=url)
     assert str(error).startswith("open_persistence.redis: ")
     assert "pw" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("database", "files"), [("app.db", "app.db"), ("app.db", "app.db/files"), ("sqlite:///{}", "")]
+)
+async def test_a_files_root_at_or_under_the_new_database_file_makes_nothing(
+    tmp_path: Path, database: str, files: str
+) -> None:
+    """A root that is the SQLite file to be made, or lies under it, is refused; nothing is made.
+
+    The database was made and migrated first, where the root was to be; then the file store
+    found a file there, and the new database file was left behind.
+    """
+    url = database.format(tmp_path / "app.db") if "{}" in database else str(tmp_path / database)
+    root = tmp_path / (files or "app.db")
+    error = await refused(tmp_path, database=url, files=root, redis=None)
+    assert str(error).startswith("open_persistence.files: ")

@@ -112,7 +112,7 @@ async def open_persistence(  # every part is the caller's to choose
         engine, target = pooled_target(
             database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
         )
-    await _check_places(engine, root, user_folder)
+    await _check_places(engine, target, root, user_folder)
     if migrations == "check":
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
         if missing:  # "check" creates nothing
@@ -149,8 +149,15 @@ async def open_persistence(  # every part is the caller's to choose
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
 
 
-async def _check_places(engine: Engine, root: Path, user_folder: Path | None) -> None:
+async def _check_places(engine: Engine, target: str, root: Path, user_folder: Path | None) -> None:
     """Refuse what would fail once the database was made: the files root, the user's chain."""
+    if engine is Engine.SQLITE and _lies_within(root, target):  # the file made where it goes
+        raise ValidationError(
+            "open_persistence",
+            "files",
+            f"{str(root)!r} is, or lies under, the SQLite database {target!r}: give the file "
+            "store a folder of its own",
+        )
     if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
         raise problem  # as open_storage would
     if user_folder is not None:  # its files, as migrate would refuse them
@@ -176,6 +183,12 @@ def _source_named(argument: str, given: object, variable: str) -> Iterator[None]
         if not source:
             raise
         raise DatabaseError(f"{error}{source}") from None
+
+
+def _lies_within(root: Path, file: str) -> bool:
+    """Tell whether `root` is `file`, or a place under it, as written (no link followed)."""
+    place = Path(os.path.abspath(root))  # noqa: PTH100  # lexical: nothing is there yet
+    return Path(os.path.abspath(file)) in {place, *place.parents}  # noqa: PTH100
 
 
 def _user_folder(given: object) -> Path:
