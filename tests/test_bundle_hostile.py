@@ -223,7 +223,11 @@ async def test_a_root_or_database_path_starting_with_a_tilde_is_refused(
 
 @pytest.mark.parametrize(
     ("why", "refused"),
-    [("a name too long", "too long"), ("a parent that refuses new entries", "make folders")],
+    [
+        ("a name too long", "too long"),
+        ("a parent that refuses new entries", "make folders"),
+        ("a root there that refuses new entries", "make folders"),
+    ],
 )
 async def test_a_files_root_that_cannot_be_made_makes_no_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str, refused: str
@@ -231,14 +235,15 @@ async def test_a_files_root_that_cannot_be_made_makes_no_database(
     """A root whose folders cannot be made where it lies is refused before the database is made.
 
     The database was made and migrated first; then making the root failed (`File name too
-    long`, `Permission denied`) and the new database file was left behind.
+    long`, `Permission denied`) and the new database file was left behind. A root that is there
+    but refuses the reserved folders it lacks (`.backups`, ...) did the same.
     """
     parent = tmp_path / "parent"
     parent.mkdir()
     if why == "a name too long":
         root = parent / ("x" * 300) / "files"
     else:
-        root = parent / "files"
+        root = parent if why.startswith("a root there") else parent / "files"
         access = os.access  # a folder root may write in all the same: its refusal is feigned
 
         def refused_in_parent(path: object, mode: int, **options: bool) -> bool:
