@@ -319,3 +319,29 @@ async def test_a_files_root_at_or_under_the_new_database_file_makes_nothing(
     root = tmp_path / (files or "app.db")
     error = await refused(tmp_path, database=url, files=root, redis=None)
     assert str(error).startswith("open_persistence.files: ")
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("redis", False),
+        ("redis", 0),
+        ("redis", b""),
+        ("files", False),
+        ("files", b""),
+        ("files", []),
+    ],
+)
+async def test_an_empty_value_of_another_type_is_refused_not_taken_as_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str, argument: str, value: object
+) -> None:
+    """`redis=False`, `files=b""` and the like are refused naming the argument.
+
+    Being false, they were taken as left out: `redis=False` opened the Redis of `REDIS_URL`
+    all the same, and `files=b""` the store of `PERSISTENCE_FILES` (or `data/files`).
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("PERSISTENCE_FILES", str(tmp_path / "env-files"))
+    error = await refused(tmp_path, database=tmp_path / "app.db", **{argument: value})
+    assert str(error).startswith(f"open_persistence.{argument}: ")

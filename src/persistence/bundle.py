@@ -14,7 +14,7 @@ import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import attrs
 
@@ -49,6 +49,9 @@ __all__ = ["DEFAULT_FILES", "FILES_VARIABLE", "Persistence", "open_persistence"]
 
 DEFAULT_FILES: Final = Path("data/files")
 """The file store's root when neither an argument nor `PERSISTENCE_FILES` names one."""
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 FILES_VARIABLE: Final = "PERSISTENCE_FILES"
 """The environment variable naming the file store's root."""
@@ -99,16 +102,19 @@ async def open_persistence(  # every part is the caller's to choose
         )
     # Every argument is checked before anything is opened, created or migrated.
     with _source_named("files", files, FILES_VARIABLE):
-        root = _files_root(files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES)
-    redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
+        root = _files_root(_given_or_set(files, FILES_VARIABLE, DEFAULT_FILES))
+    if not isinstance(redis, str | None):  # else a false one, as False, read $REDIS_URL
+        raise ValidationError(
+            "open_persistence", "redis", f"expected a Redis URL or None, got {type(redis).__name__}"
+        )
+    redis_url = _given_or_set(redis, REDIS_URL_VARIABLE, None)
     heartbeat_seconds("open_persistence", heartbeat)
     slow_threshold(slow_query)
     if redis_url is not None:
         with _source_named("redis", redis, REDIS_URL_VARIABLE):
             check_redis_url(redis_url)
     at_least("open_persistence", "artifact_budget", artifact_budget, 1)
-    given_database = None if database == "" else database  # empty, as left out: the variable's
-    with _source_named("database", given_database, DATABASE_VARIABLE):
+    with _source_named("database", database, DATABASE_VARIABLE):
         engine, target = pooled_target(
             database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
         )
@@ -171,7 +177,7 @@ def _source_named(argument: str, given: object, variable: str) -> Iterator[None]
     A value refused by the part it is for is refused as `open_persistence`'s own argument;
     read from the environment, the argument left out, the error names the variable too.
     """
-    from_environment = not given and bool(os.environ.get(variable))
+    from_environment = (given is None or given == "") and bool(os.environ.get(variable))
     source = f" (from ${variable}, as {argument}= was left out)" if from_environment else ""
     try:
         yield
@@ -183,6 +189,17 @@ def _source_named(argument: str, given: object, variable: str) -> Iterator[None]
         if not source:
             raise
         raise DatabaseError(f"{error}{source}") from None
+
+
+def _given_or_set(given: _T | None, variable: str, default: _D) -> _T | str | _D:
+    """Give the argument, else the environment's `variable`, else `default`.
+
+    Only None and "" are left out, in the argument and the variable alike: another false
+    value (False, b"") is the argument's, to be refused as it is.
+    """
+    if given is not None and given != "":
+        return given
+    return os.environ.get(variable) or default
 
 
 def _lies_within(root: Path, file: str) -> bool:
