@@ -103,10 +103,6 @@ async def open_persistence(  # every part is the caller's to choose
     # Every argument is checked before anything is opened, created or migrated.
     with _source_named("files", files, FILES_VARIABLE):
         root = _files_root(_given_or_set(files, FILES_VARIABLE, DEFAULT_FILES))
-    if not isinstance(redis, str | None):  # else a false one, as False, read $REDIS_URL
-        raise ValidationError(
-            "open_persistence", "redis", f"expected a Redis URL or None, got {type(redis).__name__}"
-        )
     redis_url = _given_or_set(redis, REDIS_URL_VARIABLE, None)
     heartbeat_seconds("open_persistence", heartbeat)
     slow_threshold(slow_query)

@@ -363,6 +363,9 @@ def redis_url(url: str | None) -> str:
     Nor may it set how replies are decoded (`decode_responses`, `encoding`, `encoding_errors`).
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
+    given_url: object = url  # callers without type checking may pass anything: False, b""
+    if given_url is not None and not isinstance(given_url, str):
+        raise refuse(f"expected a redis:// URL or None, got {type(given_url).__name__}")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
     if not found:
         raise refuse(f"give a redis:// URL, or set {REDIS_URL_VARIABLE}")
