@@ -22,6 +22,7 @@ from persistence import (
     TestStatus,
     TestType,
     ValidationError,
+    bundle,
     open_persistence,
     save_result,
 )
@@ -344,3 +345,54 @@ async def test_an_empty_value_of_another_type_is_refused_not_taken_as_left_out(
     monkeypatch.setenv("PERSISTENCE_FILES", str(tmp_path / "env-files"))
     error = await refused(tmp_path, database=tmp_path / "app.db", **{argument: value})
     assert str(error).startswith(f"open_persistence.{argument}: ")
+
+
+def failed_cycles(database_url: str) -> int:
+    """How many failed opens to run: PERSISTENCE_TEST_FAILED_CYCLES, fewer on PostgreSQL."""
+    total = int(os.environ.get("PERSISTENCE_TEST_FAILED_CYCLES", "200"))
+    return total // 4 if "://" in database_url else total
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+@pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
+async def test_opens_failing_after_the_caches_opened_leave_the_process_as_it_was(
+    database_url: str,
+    tmp_path: Path,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    with_redis: bool,
+) -> None:
+    """Many opens that fail at their last step, the database and a cache open, leave nothing.
+
+    The artifact cache's open fails each time, after the database, the file store and the
+    memory or Redis cache have opened: each is closed, and the error is the one raised.
+    """
+    name = f"bundle-failed-{uuid.uuid4().hex[:12]}"
+    redis = f"{redis_url}?client_name={name}" if with_redis else None
+    files = tmp_path / "files"
+    async with open_persistence(database_url, files=files, redis=redis, heartbeat=0.2):
+        pass  # migrated once
+
+    async def fail(storage: object, *, budget: int) -> None:
+        del storage, budget
+        raise OSError("the artifact cache cannot open")
+
+    monkeypatch.setattr(bundle, "open_artifact_cache", fail)
+
+    async def attempt() -> None:
+        with pytest.raises(OSError, match="artifact cache cannot open"):
+            async with open_persistence(database_url, files=files, redis=redis, heartbeat=0.2):
+                pass
+
+    for _ in range(10):
+        await attempt()
+    gc.collect()
+    before = await settled_counts(counts().threads)
+    for _ in range(failed_cycles(database_url)):
+        await attempt()
+    after = await settled_counts(before.native_threads, before.descriptors)
+    assert after == before, f"{before} -> {after}"
+    if "://" in database_url:
+        await no_connection_left(database_url)
+    assert await redis_clients(redis_url, name) == 0
