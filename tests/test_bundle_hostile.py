@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import uuid
 from collections.abc import Awaitable, Generator
@@ -396,3 +397,18 @@ async def test_opens_failing_after_the_caches_opened_leave_the_process_as_it_was
     if "://" in database_url:
         await no_connection_left(database_url)
     assert await redis_clients(redis_url, name) == 0
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("tracing", "otel"), ("slow_query", "1s"), ("slow_query", math.nan)]
+)
+async def test_a_bad_tracing_argument_is_refused_as_open_persistences(
+    tmp_path: Path, argument: str, value: object
+) -> None:
+    """`tracing=` and `slow_query=` are refused as `open_persistence`'s, the function called.
+
+    They were refused as `open_database.tracing` and `open_database.slow_query`, a function
+    the caller never called.
+    """
+    error = await refused(tmp_path, database=tmp_path / "app.db", **{argument: value})
+    assert str(error).startswith(f"open_persistence.{argument}: "), error

@@ -21,7 +21,7 @@ import attrs
 from persistence._backend import Engine
 from persistence._files.paths import check_path
 from persistence._files.tree import root_place_problem
-from persistence._guards import at_least, home_problem
+from persistence._guards import argument, at_least, home_problem
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
 from persistence.cache import (
@@ -104,12 +104,10 @@ async def open_persistence(  # every part is the caller's to choose
     with _source_named("files", files, FILES_VARIABLE):
         root = _files_root(_given_or_set(files, FILES_VARIABLE, DEFAULT_FILES))
     redis_url = _given_or_set(redis, REDIS_URL_VARIABLE, None)
-    heartbeat_seconds("open_persistence", heartbeat)
-    slow_threshold(slow_query)
+    _check_settings(heartbeat, slow_query, tracing, artifact_budget)
     if redis_url is not None:
         with _source_named("redis", redis, REDIS_URL_VARIABLE):
             check_redis_url(redis_url)
-    at_least("open_persistence", "artifact_budget", artifact_budget, 1)
     with _source_named("database", database, DATABASE_VARIABLE):
         engine, target = pooled_target(
             database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
@@ -164,6 +162,22 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
         raise problem  # as open_storage would
     if user_folder is not None:  # its files, as migrate would refuse them
         await asyncio.to_thread(read_migrations, engine, user_folder)
+
+
+def _check_settings(
+    heartbeat: float, slow_query: float | None, tracing: Tracing | None, artifact_budget: int
+) -> None:
+    """Check the arguments that open nothing themselves, each named as `open_persistence`'s."""
+    heartbeat_seconds("open_persistence", heartbeat)
+    try:
+        slow_threshold(slow_query)
+    except ValidationError as error:  # the argument's, or $PERSISTENCE_SLOW_QUERY's, named so
+        if error.field != "slow_query":
+            raise
+        raise ValidationError("open_persistence", "slow_query", error.reason) from None
+    if tracing is not None:
+        argument("open_persistence", "tracing", Tracing, tracing, "a Tracing or None")
+    at_least("open_persistence", "artifact_budget", artifact_budget, 1)
 
 
 @contextlib.contextmanager
