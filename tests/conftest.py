@@ -283,6 +283,7 @@ async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
 # every other test on four workers, then these alone, so that no worker steals their CPU.
 TIMED_MODULES = frozenset(
     {
+        "test_bundle_listener_refused.py",
         "test_faults.py",
         "test_loop.py",
         "test_loop_lag_first_search.py",

@@ -267,6 +267,17 @@ def path_problem(value: object) -> tuple[str, str | None]:
     return text, None
 
 
+def home_problem(path: str) -> str | None:
+    """Give why a path starting with `~` or `~user` names no place here (None if it does not).
+
+    Only a shell expands `~`, and only unquoted: from an env file, a quoted value or an
+    argument it would be made as a folder named `~` in the working folder.
+    """
+    if path.split("/", 1)[0].startswith("~"):
+        return "starts with '~', which only a shell expands to a home folder: give the full path"
+    return None
+
+
 def file_path(model: str, field: str, value: object) -> str:
     """Check a path argument (see `path_problem`); refuse it as a `ValidationError`."""
     text, problem = path_problem(value)

@@ -14,6 +14,7 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote, unquote_plus, urlparse
 
 from persistence._backend import Engine
+from persistence._guards import home_problem
 from persistence._postgres.pooling import check_listen_url, pgbouncer_mode_problem, split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
@@ -264,9 +265,7 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
 
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     """Tell the engine from a URL or path, and return what its driver connects to."""
-    text = database_url(url)
-    if not text.strip():
-        raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
+    text = _readable(database_url(url))
     match = _SCHEME.match(text)
     scheme = match["scheme"].lower() if match else ""
     if scheme == "file":
@@ -367,12 +366,25 @@ def _check_listen_argument(listen_url: object, caller: str) -> None:
         raise ValidationError(caller, "listen_url", str(error)) from None
 
 
+def _readable(text: str) -> str:
+    """Refuse a URL that is blank, or holds bytes that are not UTF-8 (as lone surrogates)."""
+    if not text.strip():
+        raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad_url(text, "it holds bytes that are not UTF-8, which no driver takes") from None
+    return text
+
+
 def _checked_path(url: str, path: str) -> str:
-    """Refuse a SQLite path holding a line end or a NUL, which only a mistake puts there."""
+    """Refuse a SQLite path holding a line end or a NUL, or starting with `~`: only a mistake."""
     if any(character in path for character in "\r\n\x00"):
         raise _bad_url(
             url, "the path holds a line end or a NUL (a CRLF line end from an env file?)"
         )
+    if (problem := home_problem(path)) is not None:
+        raise _bad_url(url, f"the path {problem}")
     return path
 
 

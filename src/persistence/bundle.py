@@ -12,16 +12,16 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import attrs
 
 from persistence._backend import Engine
 from persistence._files.paths import check_path
 from persistence._files.tree import root_place_problem
-from persistence._guards import at_least
+from persistence._guards import argument, at_least, home_problem
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
 from persistence.cache import (
@@ -36,7 +36,12 @@ from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database
-from persistence.exceptions import InvalidPathError, MigrationError, ValidationError
+from persistence.exceptions import (
+    DatabaseError,
+    InvalidPathError,
+    MigrationError,
+    ValidationError,
+)
 from persistence.migrations import migrate, migration_status, read_migrations
 from persistence.storage import Storage, open_storage
 
@@ -45,8 +50,14 @@ __all__ = ["DEFAULT_FILES", "FILES_VARIABLE", "Persistence", "open_persistence"]
 DEFAULT_FILES: Final = Path("data/files")
 """The file store's root when neither an argument nor `PERSISTENCE_FILES` names one."""
 
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
 FILES_VARIABLE: Final = "PERSISTENCE_FILES"
 """The environment variable naming the file store's root."""
+
+DATABASE_VARIABLE: Final = "DATABASE_URL"
+"""The environment variable naming the database, read by `open_database` too."""
 
 
 @attrs.frozen
@@ -89,18 +100,19 @@ async def open_persistence(  # every part is the caller's to choose
         raise ValidationError(
             "open_persistence", "migrations", f"must be 'apply' or 'check', got {migrations!r}"
         )
-    root = _files_root(files or os.environ.get(FILES_VARIABLE) or DEFAULT_FILES)
-    redis_url = redis or os.environ.get(REDIS_URL_VARIABLE) or None
     # Every argument is checked before anything is opened, created or migrated.
-    heartbeat_seconds("open_persistence", heartbeat)
-    slow_threshold(slow_query)
+    with _source_named("files", files, FILES_VARIABLE):
+        root = _files_root(_given_or_set(files, FILES_VARIABLE, DEFAULT_FILES))
+    redis_url = _given_or_set(redis, REDIS_URL_VARIABLE, None)
+    _check_settings(heartbeat, slow_query, tracing, artifact_budget)
     if redis_url is not None:
-        check_redis_url(redis_url)
-    at_least("open_persistence", "artifact_budget", artifact_budget, 1)
-    engine, target = pooled_target(
-        database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
-    )
-    await _check_places(engine, root, user_folder)
+        with _source_named("redis", redis, REDIS_URL_VARIABLE):
+            check_redis_url(redis_url)
+    with _source_named("database", database, DATABASE_VARIABLE):
+        engine, target = pooled_target(
+            database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
+        )
+    await _check_places(engine, target, root, user_folder)
     if migrations == "check":
         missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
         if missing:  # "check" creates nothing
@@ -137,12 +149,73 @@ async def open_persistence(  # every part is the caller's to choose
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
 
 
-async def _check_places(engine: Engine, root: Path, user_folder: Path | None) -> None:
+async def _check_places(engine: Engine, target: str, root: Path, user_folder: Path | None) -> None:
     """Refuse what would fail once the database was made: the files root, the user's chain."""
+    if engine is Engine.SQLITE and _lies_within(root, target):  # the file made where it goes
+        raise ValidationError(
+            "open_persistence",
+            "files",
+            f"{str(root)!r} is, or lies under, the SQLite database {target!r}: give the file "
+            "store a folder of its own",
+        )
     if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
         raise problem  # as open_storage would
     if user_folder is not None:  # its files, as migrate would refuse them
         await asyncio.to_thread(read_migrations, engine, user_folder)
+
+
+def _check_settings(
+    heartbeat: float, slow_query: float | None, tracing: Tracing | None, artifact_budget: int
+) -> None:
+    """Check the arguments that open nothing themselves, each named as `open_persistence`'s."""
+    heartbeat_seconds("open_persistence", heartbeat)
+    try:
+        slow_threshold(slow_query)
+    except ValidationError as error:  # the argument's, or $PERSISTENCE_SLOW_QUERY's, named so
+        if error.field != "slow_query":
+            raise
+        raise ValidationError("open_persistence", "slow_query", error.reason) from None
+    if tracing is not None:
+        argument("open_persistence", "tracing", Tracing, tracing, "a Tracing or None")
+    at_least("open_persistence", "artifact_budget", artifact_budget, 1)
+
+
+@contextlib.contextmanager
+def _source_named(argument: str, given: object, variable: str) -> Iterator[None]:
+    """Name where a refused value came from: the argument, or the environment's variable.
+
+    A value refused by the part it is for is refused as `open_persistence`'s own argument;
+    read from the environment, the argument left out, the error names the variable too.
+    """
+    from_environment = (given is None or given == "") and bool(os.environ.get(variable))
+    source = f" (from ${variable}, as {argument}= was left out)" if from_environment else ""
+    try:
+        yield
+    except ValidationError as error:
+        if error.field not in {argument, "url"}:  # another argument's, as pgbouncer=
+            raise
+        raise ValidationError("open_persistence", argument, error.reason + source) from None
+    except DatabaseError as error:
+        if not source:
+            raise
+        raise DatabaseError(f"{error}{source}") from None
+
+
+def _given_or_set(given: _T | None, variable: str, default: _D) -> _T | str | _D:
+    """Give the argument, else the environment's `variable`, else `default`.
+
+    Only None and "" are left out, in the argument and the variable alike: another false
+    value (False, b"") is the argument's, to be refused as it is.
+    """
+    if given is not None and given != "":
+        return given
+    return os.environ.get(variable) or default
+
+
+def _lies_within(root: Path, file: str) -> bool:
+    """Tell whether `root` is `file`, or a place under it, as written (no link followed)."""
+    place = Path(os.path.abspath(root))  # noqa: PTH100  # lexical: nothing is there yet
+    return Path(os.path.abspath(file)) in {place, *place.parents}  # noqa: PTH100
 
 
 def _user_folder(given: object) -> Path:
@@ -157,8 +230,21 @@ def _user_folder(given: object) -> Path:
 
 
 def _files_root(given: object) -> Path:
-    """Check the file store's root as the store does, before anything is opened."""
+    """Check the file store's root as the store does, before anything is opened.
+
+    A root that is blank, or has white space at either end or a line end anywhere, which
+    only a mistake puts there (an env file with CRLF line ends), or that starts with `~`,
+    is refused too.
+    """
+    refuse = functools.partial(ValidationError, "open_persistence", "files")
     try:
-        return Path(check_path(given))
+        root = check_path(given)
     except InvalidPathError as error:
-        raise ValidationError("open_persistence", "files", error.reason) from None
+        raise refuse(error.reason) from None
+    if not root.strip():
+        raise refuse(f"is blank: {root!r}")
+    if root != root.strip() or "\n" in root or "\r" in root:
+        raise refuse(f"has white space at an end or a line end (an env file's CRLF?): {root!r}")
+    if (problem := home_problem(root)) is not None:
+        raise refuse(f"{problem}: {root!r}")
+    return Path(root)

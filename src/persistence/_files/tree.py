@@ -146,7 +146,10 @@ _SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
 def root_place_problem(given: object) -> StorageError | None:
     """Give the error of a root that is, or lies under, something there that is no folder.
 
-    It makes nothing: `open_persistence` asks it before it makes the database.
+    Or of a root that cannot be made where it lies: a folder name longer than the file system
+    takes, or a folder to make it (or the reserved folders it lacks) in that refuses this
+    process new entries. It makes nothing: `open_persistence` asks it before it makes the
+    database.
     """
     raw = check_path(given)
     root = Path(raw).absolute()
@@ -154,6 +157,20 @@ def root_place_problem(given: object) -> StorageError | None:
         if (found := no_folder(place)) is not None:
             where = "the storage root" if place == root else str(place)
             return StorageError(raw, f"{where} {found}, not a folder")
+    there = os.path.exists  # False on any error, a name too long included
+    missing = list(itertools.takewhile(lambda place: not there(place), [root, *root.parents]))
+    if not missing:  # the root is there: only the reserved folders it lacks are made in it
+        if all(there(root / name) for name in RESERVED):
+            return None
+        above = root
+    else:
+        above = missing[-1].parent  # the nearest folder there, in which the first is made
+        longest = max(len(os.fsencode(place.name)) for place in missing)
+        if longest > (limit := os.pathconf(above, "PC_NAME_MAX")):
+            reason = f"a folder name of {longest} bytes is too long (at most {limit})"
+            return StorageError(raw, reason)
+    if not os.access(above, os.W_OK | os.X_OK):
+        return StorageError(raw, f"{above} does not let this process make folders in it")
     return None
 
 

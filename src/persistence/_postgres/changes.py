@@ -97,7 +97,7 @@ class ChangeListener:
         self._beaten = asyncio.Event()
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
-        self._listening = asyncio.Event()
+        self._first_try = asyncio.Event()  # set when a heartbeat is answered or a connect fails
         self._task: asyncio.Task[None] | None = None
         self._identity: str | None = None
 
@@ -139,12 +139,16 @@ class ChangeListener:
         return time.monotonic() < self._fresh_until
 
     async def start(self) -> None:
-        """Start listening; wait at most the connect timeout for the first heartbeat."""
+        """Start listening; wait at most the connect timeout for the first heartbeat.
+
+        A first connect that fails ends the wait at once: the caches read the database until
+        the listener is back, as after any outage, rather than wait out the bound for nothing.
+        """
         self._task = asyncio.get_running_loop().create_task(self._run())
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._connect_timeout + self._heartbeat):
-                    await self._listening.wait()
+                    await self._first_try.wait()
         except BaseException:  # cancelled while waiting: leave no listener behind
             await asyncio.shield(self.close())
             raise
@@ -276,6 +280,7 @@ class ChangeListener:
                 self._fresh_until = 0.0
                 if connection is not None:
                     connection.terminate()
+            self._first_try.set()
             if not down:
                 down = True
                 _LOG.warning(
@@ -306,7 +311,7 @@ class ChangeListener:
             self._answered = sent
             beaten, self._beaten = self._beaten, asyncio.Event()
             beaten.set()
-            self._listening.set()
+            self._first_try.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()

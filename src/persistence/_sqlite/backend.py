@@ -314,9 +314,16 @@ class SqliteBackend:
         return value
 
     async def close(self) -> None:
-        """Finish queued writes, then close every connection, the threads and the mappings."""
+        """Finish queued writes, then close every connection, the threads and the mappings.
+
+        A close cancelled meanwhile still runs to its end, then the cancellation goes on:
+        nothing else would close what it left, as a close abandoned halfway did.
+        """
         if self._closed:
             return
+        await finish_then_cancel(self._close())
+
+    async def _close(self) -> None:
         if self._loop is not None and self._loop.is_closed():  # it may have left a statement
             await asyncio.get_running_loop().run_in_executor(None, self._writer.wait_for_thread)
         self.check_loop()

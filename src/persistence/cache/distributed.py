@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final, TypeVar, cast, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import cattrs
 from cachetools import TTLCache
@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
+from persistence._cancelling import finish_then_cancel
 from persistence._codecs import json_size
 from persistence._database_value import backend_of
 from persistence._guards import at_least, finite_amount, nonempty_text
@@ -321,13 +322,18 @@ class RedisCache(Cache):
         """Stop following the database and close the Redis connections.
 
         The loads under way end first: one still running could open a connection after them.
+        Cancelled meanwhile, the connections are closed all the same, within the timeout: one
+        left halfway through its disconnect stayed open for good.
         """
         try:
             await super().close()
         finally:
-            with suppress(*_TRANSPORT_ERRORS):
-                async with asyncio.timeout(self._timeout):
-                    await self._client.aclose(close_connection_pool=True)
+            await finish_then_cancel(self._close_client())
+
+    async def _close_client(self) -> None:
+        with suppress(*_TRANSPORT_ERRORS):
+            async with asyncio.timeout(self._timeout):
+                await self._client.aclose(close_connection_pool=True)
 
 
 def default_namespace(db: Database, identity: str | None) -> str:
@@ -357,6 +363,9 @@ def redis_url(url: str | None) -> str:
     Nor may it set how replies are decoded (`decode_responses`, `encoding`, `encoding_errors`).
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
+    given_url: object = url  # callers without type checking may pass anything: False, b""
+    if given_url is not None and not isinstance(given_url, str):
+        raise refuse(f"expected a redis:// URL or None, got {type(given_url).__name__}")
     found = url or os.environ.get(REDIS_URL_VARIABLE)
     if not found:
         raise refuse(f"give a redis:// URL, or set {REDIS_URL_VARIABLE}")
@@ -370,6 +379,8 @@ def redis_url(url: str | None) -> str:
             parts.port  # noqa: B018  # reading it checks it
     except ValueError as error:  # a port that is no number, or out of range; a bad IPv6 host
         raise refuse(f"{error}: {redact_url(found)!r}") from None
+    if (problem := _server_problem(found, parts)) is not None:
+        raise refuse(f"{problem}: {redact_url(found)!r}")
     if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
         raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
     try:  # the connection redis-py would make, unconnected: it reads the query here
@@ -383,6 +394,22 @@ def redis_url(url: str | None) -> str:
             f"the cache decodes its entries itself; drop {given_options}: {redact_url(found)!r}"
         )
     return found
+
+
+def _server_problem(url: str, parts: SplitResult) -> str | None:
+    """Say why `url` names no server a call could reach, as written; None if it names one.
+
+    redis-py takes a missing host for this machine's Redis: another server than the one meant.
+    """
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, from os.environb: no call could send it
+        return "it holds bytes that are not UTF-8"
+    if re.search(r"[\x00-\x1f\x7f]", url):
+        return "it holds a control character (a line end from an env file?)"
+    if url.startswith("unix://"):
+        return None if parts.path else "it names no socket, as unix:///run/redis.sock does"
+    return None if parts.hostname else "it names no host, as redis://localhost:6379/0 does"
 
 
 def check_limits(**limits: float) -> None:

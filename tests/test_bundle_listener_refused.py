@@ -1,0 +1,45 @@
+"""open_persistence on PostgreSQL whose change listener is refused: it opens without waiting.
+
+Timed: the open is measured against the wait it used to make. PERSISTENCE_TEST_OPEN_BOUND
+sets the bound in seconds (3 by default).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from _cli_helpers import free_port
+from persistence import get_config_value, open_persistence, set_config
+
+HEARTBEAT = 5.0
+"""Long, as a quiet service may choose: the open waited the connect timeout and one of these."""
+
+
+async def test_a_refused_listener_does_not_hold_the_open_back(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listen_url whose server refuses connections: the open ends at once, the feed down.
+
+    The open waited the connect timeout and a heartbeat (10 s and 5 s here), though the
+    listener's connect had been refused in a millisecond. The caches read the database until
+    the listener is back, and the warning says so.
+    """
+    parts = urlsplit(postgres_url)
+    user = parts.netloc.rpartition("@")[0]
+    listen_url = urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{free_port()}"))
+    bound = float(os.environ.get("PERSISTENCE_TEST_OPEN_BOUND", "3"))
+    started = time.monotonic()
+    async with open_persistence(
+        postgres_url, files=tmp_path / "f", listen_url=listen_url, heartbeat=HEARTBEAT
+    ) as p:
+        opened = time.monotonic() - started
+        await set_config(p.db, "runner", "workers", 3)
+        assert await p.cache.get_config_value("runner", "workers", int) == 3
+        assert await get_config_value(p.db, "runner", "workers", int) == 3
+    assert opened < bound, f"the open took {opened:.1f} s"
+    assert "change notifications lost" in caplog.text
