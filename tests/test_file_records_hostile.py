@@ -1,0 +1,61 @@
+"""File records under hostile use: writers between pages, rows and arguments past the rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import persistence.file_records
+from persistence import Database, all_file_records
+from persistence._paging import READ_PAGE, page_of
+from test_plain_ids import plain_sql
+
+ROWS = READ_PAGE + 10
+"""Enough records for two pages of `all_file_records`: the oldest ten on the second."""
+
+
+def _insert_rows(database_url: str) -> str:
+    """One statement that stores ROWS records `f1`..., `f1` accessed first, as plain SQL would."""
+    if "://" in database_url:
+        return (
+            "INSERT INTO file_records (path, created_at, accessed_at) "  # noqa: S608  # the test's own SQL
+            "SELECT 'f' || i, '2026-01-01+00', timestamptz '2026-01-01+00' + i * interval '1 s' "
+            f"FROM generate_series(1, {ROWS}) AS i"
+        )
+    return (
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) "  # noqa: S608  # the test's own SQL
+        "INSERT INTO file_records (path, created_at, accessed_at) "
+        "SELECT 'f' || i, '2026-01-01T00:00:00.000000+00:00', "
+        "strftime('%Y-%m-%dT%H:%M:%S.000000+00:00', '2026-01-01', '+' || i || ' seconds') FROM n"
+    )
+
+
+def _touch(database_url: str, path: str) -> str:
+    """The statement that marks a record as just used, as a tracked read does."""
+    now = "now()" if "://" in database_url else "strftime('%Y-%m-%dT%H:%M:%S.000000+00:00')"
+    return f"UPDATE file_records SET accessed_at = {now} WHERE path = '{path}'"  # noqa: S608  # the test's own SQL
+
+
+async def test_a_record_used_between_pages_is_still_in_all_file_records(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`all_file_records` pages newest access first, and every tracked read refreshes the access.
+
+    A record used by another process after the first page moved ahead of the cursor, and the
+    listing left it out: `verify` then called its file `new`. It reads one snapshot now.
+    """
+    await plain_sql(database_url, _insert_rows(database_url))
+    pages: list[int] = []
+
+    async def touched_after_first_page(rows: list[Any], *args: Any) -> Any:  # noqa: ANN401  # page_of's own
+        pages.append(len(rows))
+        if len(pages) == 1:
+            await plain_sql(database_url, _touch(database_url, "f1"))
+        return await page_of(rows, *args)
+
+    monkeypatch.setattr(persistence.file_records, "page_of", touched_after_first_page)
+    paths = {record.path for record in await all_file_records(db)}
+    assert pages == [READ_PAGE, ROWS - READ_PAGE]
+    assert len(paths) == ROWS
+    assert "f1" in paths
