@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 import persistence.file_records
-from persistence import Database, all_file_records
+from persistence import (
+    Database,
+    FileRecord,
+    ValidationError,
+    all_file_records,
+    connect,
+    delete_file_record,
+    find_file_record,
+    find_file_record_by_path,
+    list_file_records,
+    save_file_record,
+)
 from persistence._paging import READ_PAGE, page_of
 from test_plain_ids import plain_sql
 
@@ -59,3 +71,32 @@ async def test_a_record_used_between_pages_is_still_in_all_file_records(
     assert pages == [READ_PAGE, ROWS - READ_PAGE]
     assert len(paths) == ROWS
     assert "f1" in paths
+
+
+@pytest.mark.parametrize("column", ["created_at", "accessed_at"])
+@pytest.mark.parametrize("text", ["10000-01-01+00", "4713-01-01 BC", "0001-01-01 00:00:00+14"])
+async def test_postgres_times_past_pythons_years_are_refused_as_stored_rows(
+    migrated_postgres_url: str, column: str, text: str
+) -> None:
+    """PostgreSQL's `timestamptz` holds 4713 BC to 294276 AD, Python's datetime 1 to 9999.
+
+    A record whose time plain SQL set outside Python's years made every read of it raise
+    asyncpg's bare `OverflowError` ("date value out of range"). It is now a ValidationError on
+    `stored row.time`, as a time SQLite holds that does not decode; the other records still read.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        await save_file_record(db, FileRecord(path="a"))
+        bad = await save_file_record(db, FileRecord(path="b"))
+        await plain_sql(url, f"UPDATE file_records SET {column} = '{text}' WHERE id = {bad.id}")  # noqa: S608  # the test's own SQL
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: find_file_record(db, bad.id or 0),
+            lambda: find_file_record_by_path(db, "b"),
+            lambda: all_file_records(db),
+            lambda: list_file_records(db),
+        ]
+        for read in reads:
+            with pytest.raises(ValidationError, match=r"^stored row\.time: .*years 1 to 9999"):
+                await read()
+        assert (await find_file_record_by_path(db, "a")) is not None
+        assert await delete_file_record(db, bad.id or 0)
