@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import persistence.file_records
 from persistence import (
     Database,
     FileRecord,
+    FileRecordFilter,
     ValidationError,
     all_file_records,
     connect,
@@ -100,3 +102,30 @@ async def test_postgres_times_past_pythons_years_are_refused_as_stored_rows(
                 await read()
         assert (await find_file_record_by_path(db, "a")) is not None
         assert await delete_file_record(db, bad.id or 0)
+
+
+@pytest.mark.parametrize("column", ["path", "hash"])
+async def test_sqlite_text_that_is_not_utf8_is_refused_as_a_stored_row(
+    sqlite_db: Database, tmp_path: Path, column: str
+) -> None:
+    """SQLite's TEXT columns keep whatever bytes plain SQL casts to text, UTF-8 or not.
+
+    A record holding such bytes made every read of it a `DatabaseError`, as if the database
+    had failed. It is now a ValidationError on `stored row.<column>`, as other stored values
+    the models refuse; the other records still read.
+    """
+    await save_file_record(sqlite_db, FileRecord(path="a"))
+    bad = await save_file_record(sqlite_db, FileRecord(path="f"))
+    update = f"UPDATE file_records SET {column} = CAST(x'66ff' AS TEXT) WHERE id = {bad.id}"  # noqa: S608  # the test's own SQL
+    await plain_sql(str(tmp_path / "test.db"), update)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: find_file_record(sqlite_db, bad.id or 0),
+        lambda: all_file_records(sqlite_db),
+        lambda: list_file_records(sqlite_db),
+        lambda: list_file_records(sqlite_db, FileRecordFilter(path_prefix="f")),
+    ]
+    for read in reads:
+        with pytest.raises(ValidationError, match=rf"^stored row\.{column}: .*UTF-8"):
+            await read()
+    assert (await find_file_record_by_path(sqlite_db, "a")) is not None
+    assert await delete_file_record(sqlite_db, bad.id or 0)
