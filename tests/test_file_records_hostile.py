@@ -129,3 +129,25 @@ async def test_sqlite_text_that_is_not_utf8_is_refused_as_a_stored_row(
             await read()
     assert (await find_file_record_by_path(sqlite_db, "a")) is not None
     assert await delete_file_record(sqlite_db, bad.id or 0)
+
+
+class _Size(int):
+    """An int of a subclass, as an `IntEnum` or a library's own int type is."""
+
+
+async def test_a_size_of_an_int_subclass_is_stored_as_its_int(db: Database) -> None:
+    """Ids and floats of a subclass are taken as their value; sizes were refused, wrongly.
+
+    `FileRecord(size=_Size(3))` said "must be at most 9223372036854775807, got 3", and so did
+    `FileRecordFilter(min_size=_Size(1))`. Both now take the int's value, on both engines.
+    """
+    record = await save_file_record(db, FileRecord(path="a", size=_Size(3)))
+    assert (record.size, type(record.size)) == (3, int)
+    page = await list_file_records(db, FileRecordFilter(min_size=_Size(1), max_size=_Size(3)))
+    assert [found.path for found in page.items] == ["a"]
+    with pytest.raises(ValidationError, match=r"FileRecord\.size: must not be negative, got -1"):
+        FileRecord(path="a", size=_Size(-1))
+    with pytest.raises(
+        ValidationError, match=r"FileRecord\.size: must be at most \d+, got 9223372036854775808"
+    ):
+        FileRecord(path="a", size=_Size(2**63))
