@@ -121,9 +121,13 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 async def all_file_records(db: Database) -> list[FileRecord]:
     """Return every record, most recently accessed first, READ_PAGE rows a query.
 
-    The pages read one snapshot: each use of a file moves its record to the front, past the
-    cursor, so a record used meanwhile by another process was left out.
+    More than a page is read again in one snapshot: each use of a file moves its record to the
+    front, past the cursor, so a record used meanwhile by another process was left out. One
+    page is one statement, which needs none (a snapshot costs SQLite some thread hops).
     """
+    first = await _accessed_page(db, None)
+    if first.next_cursor is None:
+        return list(first.items)
     async with read_snapshot(db) as seen:
         return await every_item(lambda after: _accessed_page(seen, after))
 
