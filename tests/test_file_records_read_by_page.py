@@ -54,7 +54,8 @@ async def test_all_file_records_reads_a_page_at_a_time(
     monkeypatch.setattr("persistence.file_records.run_query", counted)
     records = await all_file_records(db)
     assert max(fetched) <= READ_PAGE
-    assert sum(fetched) == len(records) == ROWS
+    # More than a page is read again from its start in one snapshot: the first page twice.
+    assert sum(fetched) == len(records) + READ_PAGE == ROWS + READ_PAGE
     keys = [(record.accessed_at, record.id or 0) for record in records]
     assert keys == sorted(keys, reverse=True)
     assert len({record.id for record in records}) == ROWS

@@ -20,7 +20,6 @@ from persistence._database_value import (
     Frame,
     announce,
     check_usable,
-    require_database,
 )
 from persistence._driver_errors import raise_translated, translate_errors, translated
 
@@ -64,10 +63,12 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
     """Give a `db` whose reads in the block all see the state committed when it began.
 
     Writers go on meanwhile, and what they commit is not seen in the block. Inside
-    `transaction()`, `db` is given as it is: its block sees its own writes. Only reads: a write
-    raises `DatabaseError`, as does a call after the block.
+    `transaction()`, its `tx` is given as it is: its block sees its own writes; the outer `db` is
+    refused there, as by every call. Only reads: a write raises `DatabaseError`, as does a call
+    after the block.
     """
-    if require_database(db)._frame is not None:  # noqa: SLF001
+    check_usable(db)  # a block ended, or the outer database inside one: refused as every call
+    if db._frame is not None:  # noqa: SLF001
         yield db
         return
     async with translate_errors(db), db._backend.snapshot() as reading:  # noqa: SLF001

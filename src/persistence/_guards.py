@@ -325,7 +325,9 @@ def count(instance: object, field: attrs.Attribute[_T], value: _T) -> None:
         raise _refuse(instance, field, _type_problem("int", given))
     if given < 0:
         raise _refuse(instance, field, f"must not be negative, got {_shown(given)}")
-    raise _refuse(instance, field, f"must be at most {MAX_INT}, got {_shown(given)}")
+    if given > MAX_INT:
+        raise _refuse(instance, field, f"must be at most {MAX_INT}, got {_shown(given)}")
+    # An int of a subclass (an IntEnum's), taken as ids and floats of one are.
 
 
 def row_id(instance: object, field: attrs.Attribute[_T], value: _T) -> None:

@@ -34,7 +34,7 @@ from persistence._paging import (
     stored_id,
 )
 from persistence._rows import file_record_from_row, file_record_params, found
-from persistence.database import Database
+from persistence.database import Database, read_snapshot
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
 
@@ -119,8 +119,17 @@ async def get_file_record_by_path(db: Database, path: str) -> FileRecord:
 
 
 async def all_file_records(db: Database) -> list[FileRecord]:
-    """Return every record, most recently accessed first, READ_PAGE rows a query."""
-    return await every_item(lambda after: _accessed_page(db, after))
+    """Return every record, most recently accessed first, READ_PAGE rows a query.
+
+    More than a page is read again in one snapshot: each use of a file moves its record to the
+    front, past the cursor, so a record used meanwhile by another process was left out. One
+    page is one statement, which needs none (a snapshot costs SQLite some thread hops).
+    """
+    first = await _accessed_page(db, None)
+    if first.next_cursor is None:
+        return list(first.items)
+    async with read_snapshot(db) as seen:
+        return await every_item(lambda after: _accessed_page(seen, after))
 
 
 _AccessCursor = tuple[dt.datetime, int]

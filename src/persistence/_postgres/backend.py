@@ -32,7 +32,12 @@ from persistence._postgres.connections import (
     usable,
 )
 from persistence._postgres.copying import CopySupport
-from persistence._postgres.errors import CONNECTION_FAILURES, detail, translate_postgres
+from persistence._postgres.errors import (
+    CONNECTION_FAILURES,
+    detail,
+    time_past_python,
+    translate_postgres,
+)
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
 from persistence._postgres.scripts import failed_statement, marked_script, marked_statement
 from persistence.exceptions import DatabaseError, PersistenceError
@@ -374,7 +379,8 @@ class PostgresBackend(CopySupport):
 
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map an asyncpg error to this package's error."""
-        return translate_postgres(error, self.command_timeout, closed=self._closed)
+        translated = translate_postgres(error, self.command_timeout, closed=self._closed)
+        return translated or time_past_python(error)
 
     def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state.

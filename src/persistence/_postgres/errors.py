@@ -19,6 +19,13 @@ CONNECTION_FAILURES: Final = (
 )
 """The errors of a connection lost, or in a state asyncpg refuses: said lost, never reused."""
 
+_TIME_PAST_PYTHON: Final = "date value out of range"
+"""What asyncpg raises, as Python's datetime does, reading a time outside the years 1 to 9999."""
+_TIME_PAST_PYTHON_REASON: Final = (
+    "a time read lies outside the years 1 to 9999 that Python's datetime holds "
+    "(PostgreSQL's timestamptz holds 4713 BC to 294276 AD), which no model writes"
+)
+
 
 def translate_postgres(  # noqa: PLR0911  # one case a line
     error: BaseException, command_timeout: float, *, closed: bool = False
@@ -67,6 +74,13 @@ def translate_postgres(  # noqa: PLR0911  # one case a line
             return DatabaseError(f"PostgreSQL: network error: {detail(error)}")
         case asyncpg.PostgresError():
             return DatabaseError(f"PostgreSQL: {_message(error)}")
+    return None
+
+
+def time_past_python(error: BaseException) -> ValidationError | None:
+    """Say that a time read is one Python's datetime cannot hold, when asyncpg failed so."""
+    if isinstance(error, OverflowError) and str(error) == _TIME_PAST_PYTHON:
+        return ValidationError("stored row", "time", _TIME_PAST_PYTHON_REASON)
     return None
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from typing import Final
 
 from persistence._sqlite.statements import is_busy
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
+
+_NOT_UTF8: Final = re.compile(r"(?s)Could not decode to UTF-8 column '(?P<column>.*?)' with text ")
+"""sqlite3's words for a stored text that is not UTF-8, which plain SQL may cast to TEXT."""
 
 
 def translate_sqlite(error: BaseException) -> PersistenceError | None:  # noqa: PLR0911  # one outcome a return
@@ -28,6 +33,9 @@ def translate_sqlite(error: BaseException) -> PersistenceError | None:  # noqa: 
                 table, field = "row", detail or "constraint"
             return ValidationError(table, field, f"SQLite: {message}")
         case sqlite3.Error():
+            if (not_utf8 := _NOT_UTF8.match(str(error))) is not None:
+                reason = f"stored text is not valid UTF-8, which no model holds ({error})"
+                return ValidationError("stored row", not_utf8["column"], reason)
             if is_busy(error):
                 return DatabaseError(f"SQLite: the database is locked: {error}")
             return DatabaseError(f"SQLite: {error}")
