@@ -228,3 +228,14 @@ async def drop_in_slices(items: list[_T]) -> None:
         count = min(pace.size, len(items))
         del items[-count:]
         await pace.slice_done(count)
+
+
+async def joined(pieces: list[str]) -> str:
+    """Join text's pieces in one copy, then drop them a slice at a time, emptying `pieces`.
+
+    An export of tens of thousands of results is hundreds of thousands of pieces: freed in
+    one go, as the list they are in goes, they held the loop tens of milliseconds more.
+    """
+    text = "".join(pieces)
+    await drop_in_slices(pieces)
+    return text

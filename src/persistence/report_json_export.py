@@ -18,6 +18,7 @@ from persistence._loop import (
     SLICE_ITEMS,
     TEXT_PIECE,
     drop_in_slices,
+    joined,
     map_in_slices,
     map_text,
     share_loop,
@@ -222,7 +223,9 @@ async def export_ctrf(db: Database, run_id: int) -> str:
     `json.dumps(document, indent=2)` would give (which writes the whole in one go).
     """
     run, results = await read_run(db, run_id)
-    return await ctrf_text(run, results)
+    text = await ctrf_text(run, results)
+    await drop_in_slices(results)  # freed in one go, tens of thousands held the loop
+    return text
 
 
 async def ctrf_text(run: Run, results: list[TestResult]) -> str:
@@ -249,14 +252,17 @@ async def ctrf_text(run: Run, results: list[TestResult]) -> str:
     head, tail = "".join(await _json(document)).split(_ENCODED_HOLE, 1)
     if not tests:
         return f"{head}[]{tail}"
-    tests[0] = tests[0].removeprefix(",")
-    return "".join([f"{head}[", *tests, f"\n    ]{tail}"])  # one copy of megabytes, not three
+    tests[0] = f"{head}[" + tests[0].removeprefix(",")
+    tests.append(f"\n    ]{tail}")
+    return await joined(tests)  # one copy of megabytes, not three
 
 
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
     _, results = await read_run(db, run_id)
-    return await jsonl_text(results)
+    text = await jsonl_text(results)
+    await drop_in_slices(results)  # freed in one go, tens of thousands held the loop
+    return text
 
 
 async def jsonl_text(results: list[TestResult]) -> str:
@@ -267,7 +273,7 @@ async def jsonl_text(results: list[TestResult]) -> str:
         line = _jsonl_line(result, long)
         lines += await _filled([line], long) if long else [line]
         await share_loop()
-    return "".join(lines)  # one copy of the whole: a result's output may be megabytes
+    return await joined(lines)  # one copy of the whole: a result's output may be megabytes
 
 
 def _jsonl_line(result: TestResult, long: list[str]) -> str:

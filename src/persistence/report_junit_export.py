@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
-from persistence._loop import TEXT_PIECE, map_text, share_loop
+from persistence._loop import TEXT_PIECE, drop_in_slices, joined, map_text, share_loop
 from persistence.database import Database
 from persistence.models import Run, TestResult, TestStatus
 from persistence.report_common import read_run
@@ -44,7 +44,9 @@ async def export_junit(db: Database, run_id: int) -> str:
     gives the run's start without one; `<testsuites>` spans the run.
     """
     run, results = await read_run(db, run_id)
-    return await junit_text(run, results)
+    text = await junit_text(run, results)
+    await drop_in_slices(results)  # freed in one go, tens of thousands held the loop
+    return text
 
 
 async def junit_text(run: Run, results: list[TestResult]) -> str:
@@ -54,9 +56,11 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     # Import gives a case of a suite of no timestamp the run's start: the root's timestamp,
     # unless a result is earlier.
     at_start = True
+    latest = run.started_at  # the latest result's time, if later
     for result in results:
         suites.note(result, len(cases))
         at_start = at_start and result.created_at >= run.started_at
+        latest = max(latest, result.created_at)
         long: list[str] = []
         case = _case_xml(result, long)
         if long:
@@ -67,7 +71,7 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     if not suites.found:  # no result: an empty suite, as a consumer expects one
         suites.found.append(_Suite(suites.unnamed, 0, run.started_at, run.started_at))
     counts = _counts(len(results), sum((suite.tags for suite in suites.found), Counter()))
-    began, lasted = quoteattr(run.started_at.isoformat()), _run_seconds(run, results)
+    began, lasted = quoteattr(run.started_at.isoformat()), _run_seconds(run, latest)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n',
         f'<testsuites {counts} timestamp={began} time="{lasted}">\n',
@@ -83,7 +87,8 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
         parts.append("  </testsuite>\n")
         await share_loop()
     parts.append("</testsuites>\n")
-    return "".join(parts)  # one copy of the whole: a case's output may be megabytes
+    await drop_in_slices(cases)  # each in `parts` too, which goes after the join
+    return await joined(parts)  # one copy of the whole: a case's output may be megabytes
 
 
 def _counts(tests: int, tags: Counter[str | None]) -> str:
@@ -94,17 +99,15 @@ def _counts(tests: int, tags: Counter[str | None]) -> str:
     )
 
 
-def _run_seconds(run: Run, results: list[TestResult]) -> str:
+def _run_seconds(run: Run, latest: dt.datetime) -> str:
     """Give the seconds `<testsuites>` lasts, from the run's start: the span it is imported at.
 
-    To its end, or its latest result's time if later (a run not ended has none), as CTRF's
-    import spans a run: so each result's time lies within it. Written exactly, to the
-    microsecond (`9.0`, `0.000001`): a float's seconds miss by microseconds past some 285
-    years, which could end the span past the year 9999.
+    To its end, or to `latest` (its latest result's time, or its start) if later (a run not
+    ended has none), as CTRF's import spans a run: so each result's time lies within it.
+    Written exactly, to the microsecond (`9.0`, `0.000001`): a float's seconds miss by
+    microseconds past some 285 years, which could end the span past the year 9999.
     """
-    ended = max((result.created_at for result in results), default=run.started_at)
-    if run.ended_at is not None:
-        ended = max(ended, run.ended_at)
+    ended = latest if run.ended_at is None else max(latest, run.ended_at)
     lasted = max(ended - run.started_at, dt.timedelta(0))
     fraction = f"{lasted.microseconds:06d}".rstrip("0") or "0"
     return f"{lasted.days * 86_400 + lasted.seconds}.{fraction}"
