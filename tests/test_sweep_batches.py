@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Final, TypeVar
 
 import pytest
 
-from _sweep_helpers import locks_free
+from _sweep_helpers import keys_in, locks_free, plant
 from persistence import (
     CounterexampleStore,
     Database,
@@ -39,21 +37,6 @@ T = TypeVar("T")
 _SHARDS: Final = ("3a", "7c", "e1")
 _PER_SHARD: Final = 200
 """Unnamed files planted in each shard: 600 in all, several batches a shard."""
-
-
-def _keys(shard: str, count: int, salt: str = "") -> list[str]:
-    """Give `count` distinct hashes that live in `shard`, sorted."""
-    return sorted(
-        shard + hashlib.sha256(f"{salt}{shard}{number}".encode()).hexdigest()[2:]
-        for number in range(count)
-    )
-
-
-def _plant(root: Path, keys: list[str]) -> None:
-    """Make an empty file for each key where the store keeps it."""
-    for key in keys:
-        (root / FOLDER / key[:2]).mkdir(parents=True, exist_ok=True)
-        os.close(os.open(root / FOLDER / key[:2] / key, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 def _count_queries(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -96,6 +79,16 @@ def _failing() -> TestResult:
     return TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id="sweep#batches")
 
 
+async def _keep_named(db: Database, store: CounterexampleStore, count: int) -> list[str]:
+    """Keep `count` files that a result names; give their hashes."""
+    named: list[str] = []
+    for number in range(count):
+        data = b"%d\n" % number
+        await keep_counterexample(db, store, _failing(), input=data)
+        named.append(hashlib.sha256(data).hexdigest())
+    return named
+
+
 async def test_a_sweep_costs_a_few_round_trips_and_hops_per_batch_not_per_file(
     db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,8 +100,10 @@ async def test_a_sweep_costs_a_few_round_trips_and_hops_per_batch_not_per_file(
     """
     kept = await keep_counterexample(db, store, _failing(), input=b"named\n")
     assert kept.id is not None
-    unnamed = [key for shard in _SHARDS for key in _keys(shard, _PER_SHARD)]
-    await asyncio.to_thread(_plant, store.root, unnamed)
+    unnamed = []
+    for shard in _SHARDS:
+        unnamed += keys_in(shard, _PER_SHARD)
+        await asyncio.to_thread(plant, store.root / FOLDER / shard, unnamed[-_PER_SHARD:])
     queries = _count_queries(db, monkeypatch)
     hops = _count_hops(monkeypatch)
 
@@ -133,14 +128,10 @@ async def test_a_shard_of_several_batches_keeps_what_results_name_under_the_lock
     The listing's query is made to name nothing, as if each link committed after it: only
     the lookup under the locks, one per batch, can keep the named files.
     """
-    named: list[str] = []
-    for number in range(40):
-        data = b"%d\n" % number
-        await keep_counterexample(db, store, _failing(), input=data)
-        named.append(hashlib.sha256(data).hexdigest())
+    named = await _keep_named(db, store, 40)
     shard = named[0][:2]
-    unnamed = _keys(shard, 2 * SWEEP_BATCH + 10, salt="unnamed")
-    await asyncio.to_thread(_plant, store.root, unnamed)
+    unnamed = keys_in(shard, 2 * SWEEP_BATCH + 10, salt="unnamed")
+    await asyncio.to_thread(plant, store.root / FOLDER / shard, unnamed)
 
     async def nothing_named(*_args: object, **_kwargs: object) -> list[object]:
         return []
@@ -165,14 +156,10 @@ async def test_a_sweep_cancelled_in_a_batch_finishes_it_and_holds_no_lock(
     Its unnamed files are all gone, its named ones all there, the next batches untouched,
     and no lock of any of them is held once the cancelled sweep has returned.
     """
-    named: list[str] = []
-    for number in range(8):
-        data = b"%d\n" % number
-        await keep_counterexample(db, store, _failing(), input=data)
-        named.append(hashlib.sha256(data).hexdigest())
+    named = await _keep_named(db, store, 8)
     shard = named[0][:2]
-    unnamed = _keys(shard, SWEEP_BATCH + 50, salt="cancel")
-    await asyncio.to_thread(_plant, store.root, unnamed)
+    unnamed = keys_in(shard, SWEEP_BATCH + 50, salt="cancel")
+    await asyncio.to_thread(plant, store.root / FOLDER / shard, unnamed)
     everything = sorted(set(named) | set(unnamed))
     first_batch, later = set(unnamed[:SWEEP_BATCH]), set(unnamed[SWEEP_BATCH:])
     reached = asyncio.Event()
