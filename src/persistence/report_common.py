@@ -7,6 +7,7 @@ and export one run; the steps they take alike are here, once.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,7 +15,7 @@ from persistence._database_value import check_usable
 from persistence._files.paths import open_regular
 from persistence._guards import MIN_INT, file_path, json_object, key_id
 from persistence._loans import borrow
-from persistence._loop import map_in_slices
+from persistence._loop import drop_in_slices, map_in_slices
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row
 from persistence.database import Database, read_snapshot
@@ -54,6 +55,20 @@ async def read_run(db: Database, run_id: int) -> tuple[Run, list[TestResult]]:
     async with read_snapshot(db) as seen:
         results = await run_results(seen, run_id)
         return await get_run(seen, run_id), results
+
+
+async def written_run(
+    db: Database, run_id: int, write: Callable[[Run, list[TestResult]], Awaitable[str]]
+) -> str:
+    """Read a run as `read_run` does and give what `write` makes of it: an export's text.
+
+    The results are freed a slice at a time after: tens of thousands, freed in one go as the
+    export returned, held the loop tens of milliseconds.
+    """
+    run, results = await read_run(db, run_id)
+    text = await write(run, results)
+    await drop_in_slices(results)
+    return text
 
 
 async def run_results(db: Database, run_id: int) -> list[TestResult]:

@@ -26,7 +26,7 @@ from persistence._loop import (
 from persistence.converters import to_dict
 from persistence.database import Database
 from persistence.models import Run, TestResult, TestStatus
-from persistence.report_common import read_run
+from persistence.report_common import written_run
 
 __all__ = ["export_ctrf", "export_jsonl"]
 
@@ -222,10 +222,7 @@ async def export_ctrf(db: Database, run_id: int) -> str:
     Each test is written apart, giving the loop back between them, into the text that
     `json.dumps(document, indent=2)` would give (which writes the whole in one go).
     """
-    run, results = await read_run(db, run_id)
-    text = await ctrf_text(run, results)
-    await drop_in_slices(results)  # freed in one go, tens of thousands held the loop
-    return text
+    return await written_run(db, run_id, ctrf_text)
 
 
 async def ctrf_text(run: Run, results: list[TestResult]) -> str:
@@ -259,10 +256,7 @@ async def ctrf_text(run: Run, results: list[TestResult]) -> str:
 
 async def export_jsonl(db: Database, run_id: int) -> str:
     """Write a run's results as JSON Lines, one `to_dict` of a result per line."""
-    _, results = await read_run(db, run_id)
-    text = await jsonl_text(results)
-    await drop_in_slices(results)  # freed in one go, tens of thousands held the loop
-    return text
+    return await written_run(db, run_id, lambda _, results: jsonl_text(results))
 
 
 async def jsonl_text(results: list[TestResult]) -> str:

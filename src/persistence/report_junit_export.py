@@ -16,7 +16,7 @@ import attrs
 from persistence._loop import TEXT_PIECE, drop_in_slices, joined, map_text, share_loop
 from persistence.database import Database
 from persistence.models import Run, TestResult, TestStatus
-from persistence.report_common import read_run
+from persistence.report_common import written_run
 
 __all__ = ["SEPARATOR", "TAGS", "export_junit"]
 
@@ -43,10 +43,7 @@ async def export_junit(db: Database, run_id: int) -> str:
     lays its cases out (`_Suites`), but for a suite of cases all at the run's start, which import
     gives the run's start without one; `<testsuites>` spans the run.
     """
-    run, results = await read_run(db, run_id)
-    text = await junit_text(run, results)
-    await drop_in_slices(results)  # freed in one go, tens of thousands held the loop
-    return text
+    return await written_run(db, run_id, junit_text)
 
 
 async def junit_text(run: Run, results: list[TestResult]) -> str:
