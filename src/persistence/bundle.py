@@ -19,9 +19,8 @@ from typing import Final, Literal, TypeVar
 import attrs
 
 from persistence._backend import Engine
-from persistence._files.paths import check_path
-from persistence._files.tree import root_place_problem
-from persistence._guards import argument, at_least, home_problem
+from persistence._files.tree import check_root, root_place_problem
+from persistence._guards import argument, at_least
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
 from persistence.cache import (
@@ -230,21 +229,8 @@ def _user_folder(given: object) -> Path:
 
 
 def _files_root(given: object) -> Path:
-    """Check the file store's root as the store does, before anything is opened.
-
-    A root that is blank, or has white space at either end or a line end anywhere, which
-    only a mistake puts there (an env file with CRLF line ends), or that starts with `~`,
-    is refused too.
-    """
-    refuse = functools.partial(ValidationError, "open_persistence", "files")
+    """Check the file store's root as the store does (`check_root`), before anything is opened."""
     try:
-        root = check_path(given)
+        return Path(check_root(given))
     except InvalidPathError as error:
-        raise refuse(error.reason) from None
-    if not root.strip():
-        raise refuse(f"is blank: {root!r}")
-    if root != root.strip() or "\n" in root or "\r" in root:
-        raise refuse(f"has white space at an end or a line end (an env file's CRLF?): {root!r}")
-    if (problem := home_problem(root)) is not None:
-        raise refuse(f"{problem}: {root!r}")
-    return Path(root)
+        raise ValidationError("open_persistence", "files", error.reason) from None

@@ -40,6 +40,7 @@ from persistence._files.paths import (
     storage_errors,
     truncate,
 )
+from persistence._guards import home_problem
 from persistence.exceptions import (
     FileMissingError,
     InvalidPathError,
@@ -185,9 +186,26 @@ def _make_root(root: Path, raw: str) -> None:
         raise
 
 
+def check_root(given: object) -> str:
+    """Check a storage root as `check_path` does, and refuse one that only a mistake writes.
+
+    Blank, white space at either end or a line end anywhere (an env file with CRLF line ends),
+    or a start of `~`, which only a shell expands: each was made as a folder of that name.
+    """
+    root = check_path(given)
+    if not root.strip():
+        raise InvalidPathError(root, f"is blank: {root!r}")
+    if root != root.strip() or "\n" in root or "\r" in root:
+        reason = f"has white space at an end or a line end (an env file's CRLF?): {root!r}"
+        raise InvalidPathError(root, reason)
+    if (problem := home_problem(root)) is not None:
+        raise InvalidPathError(root, f"{problem}: {root!r}")
+    return root
+
+
 def make_storage_dirs(given: object) -> Path:
     """Create the root and its reserved folders; return the real root."""
-    raw = check_path(given)
+    raw = check_root(given)
     root = Path(raw).absolute()
     with storage_errors(raw):
         _make_root(root, raw)
