@@ -8,6 +8,12 @@ GENERATED := src/persistence/queries.py
 GENERATED_SQL := sql/aiosql
 SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_request.json
 
+## Python keeps its compiled modules, under build/pycache, even where the environment says not to
+## (PYTHONDONTWRITEBYTECODE): the tests start hundreds of Python processes, and each one compiled
+## the package again, about 0.2 s of CPU apiece.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
+
 .PHONY: venv migrate test test-py313 lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-quick bench-report clean
 
 $(STAMP): pyproject.toml
