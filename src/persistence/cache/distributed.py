@@ -5,6 +5,10 @@ its table's stamp from the change watch (`ChangeWatch.stamp`), which every commi
 whoever makes it, so no entry is read past a change the reader's watch has seen, and
 nothing is published. A Redis fault never raises: the read goes to the database.
 docs/CACHE.md tells the rules.
+
+redis-py is imported when a Redis URL is first checked, not with the package: its import took
+more of the CPU than all the rest of `import persistence`, in every program and command that
+never uses Redis.
 """
 
 from __future__ import annotations
@@ -25,10 +29,6 @@ from urllib.parse import SplitResult, urlsplit
 
 import cattrs
 from cachetools import TTLCache
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
 
 from persistence._backend import ChangeWatch, Engine
 from persistence._cancelling import finish_then_cancel
@@ -52,6 +52,8 @@ from persistence.database import redact_url
 from persistence.exceptions import ValidationError
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from persistence.database import Database
 
 __all__ = [
@@ -98,7 +100,6 @@ _FAULT: Final = object()
 _T = TypeVar("_T")
 _V = TypeVar("_V")
 
-_TRANSPORT_ERRORS: Final = (RedisError, OSError, TimeoutError)
 # What a damaged or foreign entry can raise while it is decoded: it is then a miss.
 _DECODE_ERRORS: Final = (
     ValueError,
@@ -128,7 +129,10 @@ class RedisCache(Cache):
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
+        from redis.exceptions import RedisError  # noqa: PLC0415  # see the module
+
         super().__init__(db, watch, size=local_size, max_bytes=max_bytes)
+        self._transport_errors = (RedisError, OSError, TimeoutError)
         self._max_entry_bytes = max_entry_bytes
         self._client = client
         self._shown_url = shown_url
@@ -279,7 +283,9 @@ class RedisCache(Cache):
         try:
             async with asyncio.timeout(self._timeout):
                 result = await make()
-        except _TRANSPORT_ERRORS as error:
+        except self._transport_errors as error:
+            from redis.exceptions import ResponseError  # noqa: PLC0415  # see the module
+
             if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
                 self._bad_entry(entry_key, error, "held another kind of value")
                 return None  # as a missing entry: the load's SET replaces it
@@ -331,7 +337,7 @@ class RedisCache(Cache):
             await finish_then_cancel(self._close_client())
 
     async def _close_client(self) -> None:
-        with suppress(*_TRANSPORT_ERRORS):
+        with suppress(*self._transport_errors):
             async with asyncio.timeout(self._timeout):
                 await self._client.aclose(close_connection_pool=True)
 
@@ -383,6 +389,9 @@ def redis_url(url: str | None) -> str:
         raise refuse(f"{problem}: {redact_url(found)!r}")
     if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
         raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
+    from redis.asyncio import ConnectionPool  # noqa: PLC0415  # see the module
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
     try:  # the connection redis-py would make, unconnected: it reads the query here
         pool = ConnectionPool.from_url(found)
         pool.connection_class(**pool.connection_kwargs)
@@ -453,6 +462,10 @@ async def open_redis_cache(  # every limit is the caller's to set
     at_least("RedisCache", "max_bytes", max_bytes, 1)
     at_least("RedisCache", "max_entry_bytes", max_entry_bytes, 1, MAX_ENTRY_BYTES)
     check_cache_target(db)
+    from redis.asyncio import ConnectionPool, Redis  # noqa: PLC0415  # see the module
+    from redis.asyncio.retry import Retry  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+
     no_retry = Retry(NoBackoff(), 0)
     pool = ConnectionPool.from_url(
         target,
