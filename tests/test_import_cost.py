@@ -38,6 +38,7 @@ def _loaded_after(script: str, cwd: Path) -> set[str]:
     ],
 )
 def test_importing_the_package_leaves_redis_out(script: str, tmp_path: Path) -> None:
+    """The package, its command line and its cache names load without redis-py."""
     loaded = _loaded_after(script, tmp_path)
     assert "persistence" in loaded
     assert "redis" not in loaded
