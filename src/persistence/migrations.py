@@ -230,6 +230,35 @@ def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migr
     return [migrations[version] for version in sorted(migrations)]
 
 
+_Stamps = tuple[tuple[str, int, int, int], ...]
+_PACKAGED: dict[Engine, tuple[_Stamps, tuple[Migration, ...]]] = {}
+"""Each engine's packaged migrations as last read in this process, with their files' stamps."""
+
+
+def packaged_migrations(engine: Engine) -> list[Migration]:
+    """Read the package's own migrations of `engine`; again only once one of its files changed.
+
+    Reading and checking every file took 2 of an open's 11 ms. A stamp is a file's name, size,
+    modification time and inode: an edit of a checkout's file is read again.
+    """
+    folder = migrations_folder(engine)
+    try:
+        with os.scandir(folder) as entries:
+            stamps = tuple(
+                sorted(
+                    (entry.name, found.st_size, found.st_mtime_ns, found.st_ino)
+                    for entry in entries
+                    for found in (entry.stat(),)
+                )
+            )
+    except OSError:
+        return discover_migrations(folder)  # which names what is wrong
+    kept = _PACKAGED.get(engine)
+    if kept is None or kept[0] != stamps:
+        kept = _PACKAGED[engine] = (stamps, tuple(discover_migrations(folder)))
+    return list(kept[1])
+
+
 def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migration:
     match = _FILE_NAME.fullmatch(path.name)
     if match is None:
@@ -301,7 +330,7 @@ def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migratio
     Everything that `migrate` refuses before it runs any file is refused here, with no database:
     names, text and statements. The command line calls it before it creates a database.
     """
-    found = discover_migrations(migrations_folder(engine))
+    found = packaged_migrations(engine)
     if folder is not None:
         found += discover_migrations(user_migrations_folder(folder, engine), Chain.USER)
     for migration in found:
@@ -367,7 +396,12 @@ def _plans(
     if package_folder is not None:
         argument("migrate", "package_folder", Path, package_folder, "a pathlib.Path")
     engine = require_database(db).engine
-    plans = [(Chain.PACKAGE, discover_migrations(package_folder or migrations_folder(engine)))]
+    packaged = (
+        packaged_migrations(engine)
+        if package_folder is None
+        else discover_migrations(package_folder)
+    )
+    plans = [(Chain.PACKAGE, packaged)]
     if folder is not None:
         user_folder = user_migrations_folder(folder, engine)
         plans.append((Chain.USER, discover_migrations(user_folder, Chain.USER)))
