@@ -284,6 +284,7 @@ async def fresh_namespace(redis_url: str) -> AsyncIterator[str]:
 TIMED_MODULES = frozenset(
     {
         "test_bundle_listener_refused.py",
+        "test_bundle_listener_silent.py",
         "test_faults.py",
         "test_loop.py",
         "test_loop_lag_first_search.py",

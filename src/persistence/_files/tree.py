@@ -144,15 +144,30 @@ _BACKUP_STEM_MAX: Final = 200  # bytes of a name kept whole in its backups' name
 _SHORTENED_RE: Final = re.compile(r".*~[0-9a-f]{32}", re.DOTALL)
 
 
+def system_root_problem(raw: str) -> InvalidPathError | None:
+    """Give the error of a root whose real path is the file system's root: `/`, `//`, `/tmp/..`.
+
+    Or a symlink to it. The reserved folders would be made there, among the system's own,
+    and a walk of the tree (a sweep, `verify`, a clean-up of scratch files) would walk it all.
+    """
+    real = Path(os.path.realpath(raw))
+    if real.parent != real:
+        return None
+    reason = f"is the file system's root ({str(real)!r} once resolved): give the store a folder"
+    return InvalidPathError(raw, f"{reason} of its own")
+
+
 def root_place_problem(given: object) -> StorageError | None:
     """Give the error of a root that is, or lies under, something there that is no folder.
 
-    Or of a root that cannot be made where it lies: a folder name longer than the file system
-    takes, or a folder to make it (or the reserved folders it lacks) in that refuses this
-    process new entries. It makes nothing: `open_persistence` asks it before it makes the
-    database.
+    Or of a root that is the file system's root (`system_root_problem`), or that cannot be made
+    where it lies: a folder name longer than the file system takes, or a folder to make it (or
+    the reserved folders it lacks) in that refuses this process new entries. It makes nothing:
+    `open_persistence` asks it before it makes the database.
     """
     raw = check_path(given)
+    if (problem := system_root_problem(raw)) is not None:
+        return problem
     root = Path(raw).absolute()
     for place in [*reversed(root.parents), root]:
         if (found := no_folder(place)) is not None:
@@ -204,8 +219,13 @@ def check_root(given: object) -> str:
 
 
 def make_storage_dirs(given: object) -> Path:
-    """Create the root and its reserved folders; return the real root."""
+    """Create the root and its reserved folders; return the real root.
+
+    A root that is the file system's root is refused first (`system_root_problem`).
+    """
     raw = check_root(given)
+    if (problem := system_root_problem(raw)) is not None:
+        raise problem
     root = Path(raw).absolute()
     with storage_errors(raw):
         _make_root(root, raw)

@@ -21,6 +21,13 @@ CHANGES_CHANNEL: Final = "persistence_changes"
 """The channel on which migration 0004's triggers send `<table> <transaction id>` at commit."""
 
 _RECONNECT_WAITS: Final = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+FIRST_HEARTBEAT_WAIT: Final = 2.0
+"""Seconds `start` waits at most for the first heartbeat, if the connect timeout is longer.
+
+Enough for a connect and four round trips to a distant server; past it the caches open with
+the feed down and read the database until it is up. A server that takes the connection and
+never answers would otherwise hold the open back the whole connect timeout.
+"""
 _TOKEN: Final = re.compile(r"[0-9a-f]{24}")
 """A listener's `*` token: 96 random bits in hex, as `_new_token` makes them."""
 _ID: Final = re.compile(r"[0-9]{1,20}")
@@ -100,6 +107,7 @@ class ChangeListener:
         self._first_try = asyncio.Event()  # set when a heartbeat is answered or a connect fails
         self._task: asyncio.Task[None] | None = None
         self._identity: str | None = None
+        self._late = False  # `start` went on without a first heartbeat, and said so
 
     def version(self, table: str) -> int | None:
         """Give a number that changes with each notification for `table`; None if untrusted."""
@@ -139,19 +147,29 @@ class ChangeListener:
         return time.monotonic() < self._fresh_until
 
     async def start(self) -> None:
-        """Start listening; wait at most the connect timeout for the first heartbeat.
+        """Start listening; wait at most `FIRST_HEARTBEAT_WAIT` for the first heartbeat.
 
-        A first connect that fails ends the wait at once: the caches read the database until
-        the listener is back, as after any outage, rather than wait out the bound for nothing.
+        (Or the connect timeout and a heartbeat, if shorter.) A first connect that fails ends
+        the wait at once. Either way the caches read the database until the listener is up,
+        as after any outage, rather than wait on a server that takes the connection and never
+        answers; the listener goes on trying meanwhile.
         """
         self._task = asyncio.get_running_loop().create_task(self._run())
+        wait = min(FIRST_HEARTBEAT_WAIT, self._connect_timeout + self._heartbeat)
         try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._connect_timeout + self._heartbeat):
+                async with asyncio.timeout(wait):
                     await self._first_try.wait()
         except BaseException:  # cancelled while waiting: leave no listener behind
             await asyncio.shield(self.close())
             raise
+        if not self._first_try.is_set():
+            self._late = True
+            _LOG.warning(
+                "PostgreSQL change notifications: no first heartbeat within %gs; caches read "
+                "the database until the listener is up",
+                wait,
+            )
 
     def _revive(self) -> None:
         """Listen again if other code ended the listener: a shutdown handler's cancel, say.
@@ -270,8 +288,8 @@ class ChangeListener:
                 connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
                 attempt = 0
-                if down:
-                    down = False
+                if down or self._late:
+                    down = self._late = False
                     _LOG.info("PostgreSQL change notifications: listening again")
                 await self._beat(connection)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
