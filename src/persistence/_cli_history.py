@@ -334,7 +334,7 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
         )
         return EXIT_OK
     oldest_first = [r.execution_time for r in reversed(page.items)]
-    print(f"{arguments.test_id}  {sparkline(oldest_first)}")
+    print(f"{_shown(arguments.test_id)}  {sparkline(oldest_first)}")
     if figures.results:
         print(
             f"p50 {figures.p50:.3f}s  p95 {figures.p95:.3f}s  max {figures.max_time:.3f}s  "

@@ -28,7 +28,7 @@ from persistence.database import Database, transaction
 from persistence.exceptions import ReportError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report
-from persistence.report_json_export import EPOCH, export_ctrf, export_jsonl
+from persistence.report_json_export import EPOCH, TO_CTRF, export_ctrf, export_jsonl
 from persistence.report_times import timed_run
 from persistence.results import save_results
 from persistence.runs import save_run
@@ -405,7 +405,7 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
         TestResult,
         {
             "test_type": TestType.UNIT if kind is None else kind,
-            "status": status if raw is None else TEST_STATUSES.get(raw, status),
+            "status": _raw_status(raw, given, status),
             "execution_time": _ctrf_seconds(test, extra),
             "error_message": "\n".join(text for text in (message, trace) if text) or None,
             "output": _ctrf_lines(test, "stdout"),
@@ -414,6 +414,17 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
             **own,
         },
     ), "created_at" in own
+
+
+def _raw_status(raw: str | None, given: object, status: TestStatus) -> TestStatus:
+    """Give the status a `rawStatus` names, where export writes the CTRF `status` given for it.
+
+    So `timeout` and `error` come back apart within `failed`; a `rawStatus` of another tool's
+    (`timedOut`), or one that the `status` contradicts (`passed` in a `failed` test, Mocha's
+    and Jest's `pending` for a skipped one), leaves the `status`.
+    """
+    named = None if raw is None else TEST_STATUSES.get(raw)
+    return named if named is not None and TO_CTRF[named] == given else status
 
 
 _OWN: Final[tuple[tuple[str, type[object], str], ...]] = (

@@ -30,7 +30,7 @@ from persistence.report_common import written_run
 
 __all__ = ["export_ctrf", "export_jsonl"]
 
-_TO_CTRF: Final = {
+TO_CTRF: Final = {
     TestStatus.PASSED: "passed",
     TestStatus.FAILED: "failed",
     TestStatus.TIMEOUT: "failed",
@@ -39,6 +39,7 @@ _TO_CTRF: Final = {
     TestStatus.PENDING: "pending",
     TestStatus.RUNNING: "other",
 }
+"""The CTRF `status` of each of the package's, which export writes as `rawStatus` beside it."""
 
 
 def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
@@ -52,7 +53,7 @@ def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
     start = _milliseconds(result.created_at)
     test: dict[str, JsonValue] = {
         "name": result.test_id or f"result-{result.id}",
-        "status": _TO_CTRF[result.status],
+        "status": TO_CTRF[result.status],
         "rawStatus": result.status.value,
         "duration": duration,
         "start": start,
@@ -227,9 +228,9 @@ async def export_ctrf(db: Database, run_id: int) -> str:
 
 async def ctrf_text(run: Run, results: list[TestResult]) -> str:
     """Write a run's results, as read, as `export_ctrf` does."""
-    counts = dict.fromkeys(_TO_CTRF.values(), 0)  # passed, failed, skipped, pending, other
+    counts = dict.fromkeys(TO_CTRF.values(), 0)  # passed, failed, skipped, pending, other
     for result in results:
-        counts[_TO_CTRF[result.status]] += 1
+        counts[TO_CTRF[result.status]] += 1
     tests = await _ctrf_tests(results)
     # Cut to the millisecond, but never to the first instant of all, which import refuses as
     # reserved: a run within year 1's first millisecond gives the next one, as its end does.

@@ -205,7 +205,11 @@ def _case_xml(result: TestResult, long: list[str]) -> str:
     Escaped in one call, a text of 40 MB held the loop 1.7 s: `_filled` escapes it in pieces.
     """
     test_id = result.test_id or f"result-{result.id}"
-    classname, _, name = test_id.partition(SEPARATOR)
+    kept = result.metadata.get("classname")  # the case's own, as import keeps it: `::` and all
+    if isinstance(kept, str) and kept and test_id.startswith(kept + SEPARATOR):
+        classname, name = kept, test_id[len(kept) + len(SEPARATOR) :]
+    else:
+        classname, _, name = test_id.partition(SEPARATOR)
     if not (classname and name):  # `::` at an end, or none: the id is the name, whole
         classname, name = "", test_id
     attrs = f"name={_attribute(name)}"

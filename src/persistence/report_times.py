@@ -122,7 +122,8 @@ class JUnitTimes:
         """Give a case's time as read: its suite's timestamp plus the cases' before it.
 
         A case of a suite without a timestamp is given `UNPLACED`, which the run's start
-        replaces at the report's end.
+        replaces at the report's end. A ValueError if it takes a suite of no `time` past the
+        years (`_lasted`).
         """
         if clock is None:
             self.unplaced = UNPLACED
@@ -143,13 +144,25 @@ class JUnitTimes:
         return at
 
     def _lasted(self, clock: Clock) -> None:
-        """Make the span end no earlier than a suite of no `time` whose cases took so long."""
+        """Make the span end no earlier than a suite of no `time` whose cases took so long.
+
+        A ValueError, as a suite's own `time` would be, if that is past the year 9999 or, with
+        an offset, at its last instant: the span was left short, its cases held to its end.
+        """
         try:
             ended = clock.began + dt.timedelta(seconds=clock.elapsed)
-        except OverflowError:  # past the year 9999: its last case is held to the run's end
-            return
+        except OverflowError:
+            raise ValueError(
+                "<testsuite> timestamp plus its cases' times ends after the year 9999:"
+                f" {clock.began.isoformat()} plus {clock.elapsed:g} seconds"
+            ) from None
         if self.last is not None and self.last.tzinfo is None:  # as naive timestamps are kept
             ended = ended.replace(tzinfo=None)
+        elif ended == LAST_INSTANT:
+            raise ValueError(
+                "<testsuite> timestamp plus its cases' times ends at the last instant of all,"
+                f" which is reserved: {clock.began.isoformat()} plus {clock.elapsed:g} seconds"
+            )
         if self.last is None or ended > self.last:
             self.last = ended
 

@@ -232,7 +232,10 @@ class _JUnitTarget:
         # would keep the sign of a row that goes in as it is)
         seconds = float(number.group(1) or 0) + 0.0
         # when the case began, as read: its suite's clock, or `UNPLACED` until the run's start
-        at = self.times.case_at(self.clocks[-1] if self.clocks else None, seconds)
+        try:
+            at = self.times.case_at(self.clocks[-1] if self.clocks else None, seconds)
+        except ValueError as error:  # a suite of no `time`, past the years: by the case's line
+            raise self.fail(str(error), case.line) from None
         try:
             if (
                 0.0 <= seconds <= MAX_EXECUTION_TIME  # NaN is not
