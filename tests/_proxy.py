@@ -6,6 +6,8 @@ both directions and keeps the sockets open, as a network that drops packets does
 `hold()` keeps what comes in, on every connection, until `let_through()` sends it on, as a
 slow network does. `keep_open()` forwards what comes in but not the end of a connection: the
 other side learns what its peer sent last, not yet that the peer has gone.
+
+`pipe` is one direction of a plain forward, for a test's own server.
 """
 
 from __future__ import annotations
@@ -15,9 +17,21 @@ import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Proxy", "proxied", "through"]
+__all__ = ["Proxy", "pipe", "proxied", "through"]
 
 LOOPBACK = "127.0.0.1"
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy `reader` to `writer` until its end, then close `writer`."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
 
 class Proxy:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from _cache_feed_helpers import BOUND, Read, shows
+from _proxy import pipe
 from persistence import connect, get_config_value, open_persistence, set_config
 from persistence.cache import Cache
 from test_descriptors import counts, settled_counts
@@ -75,8 +76,8 @@ class SilentServer:
             to_reader, to_writer = await asyncio.open_connection(*self._target)
             try:
                 async with asyncio.TaskGroup() as pipes:
-                    pipes.create_task(_pipe(reader, to_writer))
-                    pipes.create_task(_pipe(to_reader, writer))
+                    pipes.create_task(pipe(reader, to_writer))
+                    pipes.create_task(pipe(to_reader, writer))
             finally:
                 to_writer.close()
         finally:
@@ -100,18 +101,6 @@ class SilentServer:
 def workers(cache: Cache) -> Read:
     """The read of runner.workers through `cache`."""
     return lambda: cache.get_config_value("runner", "workers", int)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy `reader` to `writer` until its end, then close `writer`."""
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from _cli_helpers import (
     free_port,
     run,
 )
+from _proxy import pipe
 from persistence.__main__ import main
 
 pytestmark = pytest.mark.usefixtures("no_database_url")
@@ -122,16 +123,6 @@ def server_answering_later(target: str, delay: float) -> Iterator[int]:
     listen = free_port()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
 
     async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
