@@ -1,25 +1,32 @@
-"""PostgreSQL test databases, made ahead and dropped in a process of their own.
+"""PostgreSQL test databases, made ahead, reset for reuse and dropped in a process of their own.
 
 Each test process starts one such process (`DatabaseService`), which copies each test's
-database from a template ahead of the test and drops it after, in threads and connections of
-its own: a test that counts its own process's descriptors, threads or mappings counts none of
-them, and needs neither wait for the drops nor make its database itself.
+database from a template ahead of the test, and takes it back after, in threads and
+connections of its own: a test that counts its own process's descriptors, threads or mappings
+counts none of them, and needs neither wait for the copies and drops nor make its database.
+
+A copy given back is reset to what a fresh copy of its template holds, and a later take gets
+it, when `_database_reset` proves it holds what a fresh copy holds; any other is dropped. A
+copy costs the server 8 MB of writes and a drop a checkpoint, a thousand of each a run.
+PERSISTENCE_TEST_DATABASES_REUSE=0 drops every copy given back instead.
 
 `python _test_databases.py ADMIN_URL` reads one command a line on stdin:
 
-- `take TEMPLATE`: answers `made NAME`, a database copied from TEMPLATE (the one made ahead,
-  or one made now), and makes the next one ahead; or `error MESSAGE`.
+- `take TEMPLATE`: answers `made NAME`, a database copied from TEMPLATE (one reset for reuse,
+  the one made ahead, or one made now), and makes the next one ahead; or `error MESSAGE`.
 - `create TEMPLATE`: answers the same, a database made now, with none made ahead.
+- `give NAME`: resets NAME for a later take, or drops it, in the background; answers nothing.
 - `drop NAME`: drops NAME in the background; answers nothing. A template's copies stop first.
-- `pause`: answers `paused` once no drop and no copy is under way; none starts until `resume`.
+- `pause`: answers `paused` once no drop, reset and copy is under way; none starts until
+  `resume`.
 
 At the end of stdin (the test process closed it, or ended, killed or not) it drops every
-database it made and was not yet asked to drop, writes `failed MESSAGE` for each drop that
-failed and each database that it was never asked to drop, and exits. It never outlives its
-test process by more than those drops.
+database it made, writes `failed MESSAGE` for each drop that failed and each database that it
+never had back, and exits. It never outlives its test process by more than those drops.
 
-With PERSISTENCE_TEST_DATABASES_LOG set, it appends `made NAME` and `dropped NAME` to that
-file, a line each, for a look at what a run left behind.
+With PERSISTENCE_TEST_DATABASES_LOG set, it appends `made NAME`, `reset NAME`,
+`not reset NAME: WHY` and `dropped NAME` to that file, a line each, for a look at what a run
+did and left behind.
 """
 
 from __future__ import annotations
@@ -32,14 +39,18 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from _database_reset import Reference, reference, reset
+
 LOG_VARIABLE = "PERSISTENCE_TEST_DATABASES_LOG"
+REUSE_VARIABLE = "PERSISTENCE_TEST_DATABASES_REUSE"
 
 DROP_THREADS = 4
 """Drops that run at once, in the database process of each test process (`make test` has
@@ -61,28 +72,33 @@ def _one_line(error: BaseException) -> str:
 
 
 class _Service:
-    """The database process's state: the copies made ahead, the drops asked for, the pauses."""
+    """The database process's state: copies made ahead, copies reset for reuse, drops, pauses."""
 
-    def __init__(self, admin: str, log: TextIO | None) -> None:
-        self._admin, self._log = admin, log
+    def __init__(self, admin: str, log: TextIO | None, *, reuse: bool = True) -> None:
+        self._admin, self._log, self._reuse = admin, log, reuse
         self._turn = threading.Condition()
         self._pauses = 0
-        self._busy = 0  # drops and copies under way in the threads
+        self._busy = 0  # drops, copies and resets under way in the threads
         self._closing = False
         self._ready: dict[str, str | Exception] = {}  # a copy made ahead, by template
         self._making: set[str] = set()  # templates a copy is being made ahead of
         self._retired: set[str] = set()  # templates dropped, or being dropped
         self._made: set[str] = set()  # every database made and not yet asked to drop
-        self._spares: set[str] = set()  # of those, the ones made ahead and not yet taken
+        self._lent: set[str] = set()  # of those, the ones the test process holds
+        self._origin: dict[str, str] = {}  # each database made: the template it copies
+        self._references: dict[str, Reference | None] = {}  # None: its copies are not reused
+        self._referencing = threading.Lock()
+        self._pool: dict[str, list[str]] = {}  # copies reset for reuse, by template
+        self._resetting: set[str] = set()  # copies given back, being reset or waiting to be
         self._failures: list[str] = []
         self._wanted: queue.Queue[str | None] = queue.Queue()
-        self._names: queue.Queue[str | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._maker = threading.Thread(target=self._make_ahead, name="make-test-databases")
-        self._droppers = [
-            threading.Thread(target=self._drop_asked, name=f"drop-test-databases-{i}")
+        self._workers = [
+            threading.Thread(target=self._work, name=f"drop-test-databases-{i}")
             for i in range(DROP_THREADS)
         ]
-        for thread in (self._maker, *self._droppers):
+        for thread in (self._maker, *self._workers):
             thread.start()
 
     def _note(self, line: str) -> None:
@@ -97,12 +113,32 @@ class _Service:
         asyncio.run(_admin(self._admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         with self._turn:
             self._made.add(name)
+            self._origin[name] = template
         self._note(f"made {name}")
+        self._refer_to(template, name)
         return name
+
+    def _refer_to(self, template: str, fresh: str) -> None:
+        """Keep what the fresh copy `fresh` holds, once per template, to reset copies to."""
+        with self._referencing:
+            if not self._reuse or template in self._references:
+                return
+            try:
+                found: Reference | None = asyncio.run(
+                    reference(self._admin, self._url(fresh), fresh)
+                )
+            except Exception as error:  # noqa: BLE001  # its copies are dropped, not reused
+                self._note(f"no reuse of copies of {template}: {_one_line(error)}")
+                found = None
+            with self._turn:
+                self._references[template] = found
+
+    def _url(self, name: str) -> str:
+        return urlunsplit(urlsplit(self._admin)._replace(path=f"/{name}"))
 
     @contextmanager
     def _unpaused(self) -> Iterator[None]:
-        """Count a drop as under way, once no pause holds it back."""
+        """Count a drop or a reset as under way, once no pause holds it back."""
         with self._turn:
             self._turn.wait_for(lambda: self._pauses == 0)
             self._busy += 1
@@ -113,11 +149,19 @@ class _Service:
                 self._busy -= 1
                 self._turn.notify_all()
 
+    def _spare_coming(self, template: str) -> bool:
+        """Whether a copy of `template` is ready, reset or being reset: none to make ahead."""
+        return (
+            template in self._ready
+            or bool(self._pool.get(template))
+            or any(self._origin[name] == template for name in self._resetting)
+        )
+
     def _make_ahead(self) -> None:
         while (template := self._wanted.get()) is not None:
             with self._turn:
                 self._turn.wait_for(lambda: self._pauses == 0)
-                if self._closing or template in self._retired or template in self._ready:
+                if self._closing or template in self._retired or self._spare_coming(template):
                     continue
                 self._making.add(template)
                 self._busy += 1
@@ -128,52 +172,99 @@ class _Service:
                 made = error
             with self._turn:
                 self._ready[template] = made
-                if isinstance(made, str):
-                    self._spares.add(made)
                 self._making.discard(template)
                 self._busy -= 1
                 self._turn.notify_all()
 
-    def _drop_asked(self) -> None:
-        while (name := self._names.get()) is not None:
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            kind, name = job
             with self._unpaused():
-                try:
-                    statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-                    asyncio.run(_admin(self._admin, statement))
-                except Exception as error:  # noqa: BLE001  # reported as the process ends
-                    with self._turn:
-                        self._failures.append(f"{name}: {_one_line(error)}")
-                else:
-                    self._note(f"dropped {name}")
+                if kind == "reset" and self._reset(name):
+                    continue
+                self._drop_now(name)
+
+    def _drop_now(self, name: str) -> None:
+        try:
+            statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            asyncio.run(_admin(self._admin, statement))
+        except Exception as error:  # noqa: BLE001  # reported as the process ends
+            with self._turn:
+                self._failures.append(f"{name}: {_one_line(error)}")
+        else:
+            self._note(f"dropped {name}")
+
+    def _reset(self, name: str) -> bool:
+        """Reset the copy `name` and put it in the pool; False when it is to be dropped."""
+        template = self._origin[name]
+        ref = self._references.get(template)
+        problem = "closing" if self._closing else None if ref is not None else "no reference"
+        if ref is not None and problem is None:
+            try:
+                problem = asyncio.run(reset(self._admin, self._url(name), name, ref))
+            except Exception as error:  # noqa: BLE001  # dropped instead
+                problem = _one_line(error)
+        with self._turn:
+            self._resetting.discard(name)
+            if problem is None and (self._closing or template in self._retired):
+                problem = "closing" if self._closing else "its template is dropped"
+            if problem is None:
+                self._pool.setdefault(template, []).append(name)
+            else:
+                self._made.discard(name)
+            self._turn.notify_all()
+        self._note(f"reset {name}" if problem is None else f"not reset {name}: {problem}")
+        return problem is None
 
     def take(self, template: str) -> str:
-        """The copy made ahead of `template`, or one made now; the next is made ahead."""
+        """A copy reset for reuse, the one made ahead, or one made now; the next made ahead."""
         with self._turn:
             self._turn.wait_for(lambda: template not in self._making)
-            made = self._ready.pop(template, None)
+            pooled = self._pool.get(template)
+            made = pooled.pop() if pooled else self._ready.pop(template, None)
             if isinstance(made, str):
-                self._spares.discard(made)
+                self._lent.add(made)
         self._wanted.put(template)
         if made is None:
-            return self.create(template)
+            return self.lend(template)
         if isinstance(made, Exception):
             raise made
         return made
 
+    def lend(self, template: str) -> str:
+        """A database copied from `template` now, held by the test process until given back."""
+        name = self.create(template)
+        with self._turn:
+            self._lent.add(name)
+        return name
+
+    def give(self, name: str) -> None:
+        """Take back `name` from its test: reset it for reuse, or drop it, in the background."""
+        with self._turn:
+            self._lent.discard(name)
+            if name not in self._made:
+                return
+            if self._references.get(self._origin[name]) is None or self._closing:
+                self._made.discard(name)
+                self._jobs.put(("drop", name))
+                return
+            self._resetting.add(name)
+            self._jobs.put(("reset", name))
+
     def drop(self, name: str) -> None:
-        """Drop `name` in the background; first, no more copies of it, and its spare dropped."""
+        """Drop `name` in the background; first, no more copies of it, its spares dropped."""
         with self._turn:
             self._retired.add(name)
+            self._lent.discard(name)
             self._turn.wait_for(lambda: name not in self._making)
             spare = self._ready.pop(name, None)
-            for dropped in (spare, name):
-                if isinstance(dropped, str):
+            for dropped in (spare, *self._pool.pop(name, []), name):
+                if isinstance(dropped, str) and dropped in self._made:
                     self._made.discard(dropped)
-                    self._spares.discard(dropped)
-                    self._names.put(dropped)
+                    self._jobs.put(("drop", dropped))
 
     def pause(self) -> None:
-        """Hold every drop and copy not yet begun, once those under way have ended."""
+        """Hold every drop, reset and copy not yet begun, once those under way have ended."""
         with self._turn:
             self._pauses += 1
             self._turn.wait_for(lambda: self._busy == 0)
@@ -192,13 +283,15 @@ class _Service:
         self._wanted.put(None)
         self._maker.join()
         with self._turn:
-            left = sorted(self._made)
-            leaked = [f"{name}: never asked to drop" for name in left if name not in self._spares]
+            leaked = [f"{name}: never asked to drop" for name in sorted(self._lent)]
+            # A copy being reset is dropped by its thread, which sees the process closing.
+            left = sorted(self._made - self._resetting)
+            self._made -= set(left)
         for name in left:
-            self._names.put(name)
-        for _ in self._droppers:
-            self._names.put(None)
-        for thread in self._droppers:
+            self._jobs.put(("drop", name))
+        for _ in self._workers:
+            self._jobs.put(None)
+        for thread in self._workers:
             thread.join()
         return leaked + self._failures
 
@@ -206,25 +299,29 @@ class _Service:
         """Do one command; give its answer, if it has one."""
         if command in {"take", "create"}:
             try:
-                name = self.take(argument) if command == "take" else self.create(argument)
+                name = self.take(argument) if command == "take" else self.lend(argument)
             except Exception as error:  # noqa: BLE001  # raised in the test process
                 return f"error {_one_line(error)}"
             return f"made {name}"
-        if command == "drop":
-            self.drop(argument)
-            return None
         if command == "pause":
             self.pause()
             return "paused"
-        if command == "resume":
-            self.resume()
+        quiet: dict[str, Callable[[str], None]] = {
+            "drop": self.drop,
+            "give": self.give,
+            "resume": lambda _: self.resume(),
+        }
+        if command in quiet:
+            quiet[command](argument)
             return None
         return f"error unknown command {command!r}"
 
 
-def serve(admin: str, commands: TextIO, answers: TextIO, log: TextIO | None) -> None:
+def serve(
+    admin: str, commands: TextIO, answers: TextIO, log: TextIO | None, *, reuse: bool = True
+) -> None:
     """Answer `commands` until they end, then drop what is left and write what failed."""
-    service = _Service(admin, log)
+    service = _Service(admin, log, reuse=reuse)
 
     def write(line: str) -> None:
         try:
@@ -291,6 +388,10 @@ class DatabaseService:
         """Ask for the database `name` to be dropped; return at once."""
         self._send(f"drop {name}")
 
+    def give(self, name: str) -> None:
+        """Give back the database `name`, to be reset for a later take or dropped; at once."""
+        self._send(f"give {name}")
+
     @contextmanager
     def paused(self) -> Iterator[None]:
         """Hold every drop and copy not yet begun, once those under way have ended."""
@@ -321,7 +422,8 @@ def main() -> None:
     path = os.environ.get(LOG_VARIABLE)
     log = Path(path).open("a", encoding="utf-8") if path else None  # noqa: SIM115  # closed below
     try:
-        serve(sys.argv[1], sys.stdin, sys.stdout, log)
+        reuse = os.environ.get(REUSE_VARIABLE, "1") != "0"
+        serve(sys.argv[1], sys.stdin, sys.stdout, log, reuse=reuse)
     finally:
         if log is not None:
             log.close()

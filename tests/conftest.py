@@ -113,12 +113,12 @@ def _dropper(postgres_admin: str) -> Iterator[DatabaseService]:
 
 @pytest.fixture
 def postgres_url(postgres_admin: str, _dropper: DatabaseService) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
+    """A fresh, empty PostgreSQL database, reset for reuse or dropped after the test."""
     name = _dropper.take("template0")
     try:
         yield with_database(postgres_admin, name)
     finally:
-        _dropper.drop(name)
+        _dropper.give(name)
 
 
 async def _migrate_at(url: str) -> None:
@@ -141,12 +141,12 @@ def _migrated_template(postgres_admin: str, _dropper: DatabaseService) -> Iterat
 def migrated_postgres_url(
     postgres_admin: str, _migrated_template: str, _dropper: DatabaseService
 ) -> Iterator[str]:
-    """A fresh PostgreSQL database with every migration applied, dropped after the test."""
+    """A fresh PostgreSQL database with every migration applied, reset or dropped after."""
     name = _dropper.take(_migrated_template)
     try:
         yield with_database(postgres_admin, name)
     finally:
-        _dropper.drop(name)
+        _dropper.give(name)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,251 @@
+"""Bring a used PostgreSQL test database back to what a fresh copy of its template holds.
+
+A copy from a template costs the server 8 MB of writes, and its drop a checkpoint: a thousand
+of each a run. A database that a test used is instead checked and reset, and given to a later
+test, when it provably holds what a fresh copy holds:
+
+- its catalogs, every per-database one, hold as many rows as a fresh copy's, none of them
+  newer: no table, column, index, trigger, function, type, comment, grant or large object
+  was added, changed or removed;
+- its row in `pg_database` and its own settings are a fresh copy's;
+- no connection, prepared transaction or replication slot is left on it;
+- after the reset, each table's rows and each sequence's state are a fresh copy's.
+
+Anything else, and it is dropped instead. The reset runs with triggers off
+(`session_replication_role = replica`), so no trigger of the schema writes while it restores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Sequence
+
+import asyncpg
+import attrs
+
+LEFT_OUT_CATALOGS = ("pg_statistic", "pg_statistic_ext_data")
+"""The planner's statistics, which ANALYZE rewrites."""
+
+CONNECTIONS_GONE_WAIT = 2.0
+"""How long a test's closed connections may take to leave the server's list, in seconds."""
+
+
+@attrs.frozen
+class Table:
+    """A table of the template: its name, quoted, and the rows a fresh copy holds."""
+
+    quoted: str
+    schema: str
+    name: str
+    rows: bytes | None
+    """Its rows in COPY's binary form, or None when a fresh copy holds none."""
+
+
+@attrs.frozen
+class Reference:
+    """What a fresh copy of one template holds: a used copy is checked and reset against it."""
+
+    database: tuple[object, ...]
+    catalogs: tuple[tuple[str, str], ...]
+    tables: tuple[Table, ...]
+    data: tuple[str, ...]
+    sequences: tuple[tuple[str, int | None, int], ...]
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+_DATABASE = """
+SELECT d.datdba, d.encoding, d.datcollate, d.datctype, d.datistemplate, d.datallowconn,
+       d.datconnlimit, d.dattablespace, d.datacl::text,
+       (SELECT array_agg(s.setconfig::text ORDER BY s.setrole)
+        FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
+       (SELECT count(*) FROM pg_prepared_xacts x WHERE x.database = d.datname),
+       (SELECT count(*) FROM pg_replication_slots r WHERE r.database = d.datname)
+FROM pg_database d WHERE d.datname = $1
+"""
+
+_CATALOGS = """
+SELECT c.relname::text FROM pg_class c
+WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared
+  AND c.relname <> ALL($1::text[])
+ORDER BY c.relname
+"""
+
+_TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+ORDER BY n.nspname, c.relname
+"""
+
+_SEQUENCES = """
+SELECT format('%I.%I', schemaname, sequencename), last_value, start_value FROM pg_sequences
+ORDER BY schemaname, sequencename
+"""
+
+
+async def _catalog_marks(connection: asyncpg.Connection) -> tuple[tuple[str, str], ...]:
+    """Each per-database catalog's row count and newest row version.
+
+    A row that a statement adds or replaces carries that transaction's id (`xmin`), newer than
+    any of the template's, and one it removes lowers the count. Only the figures that vacuum
+    and analyze keep are written in place, without a new version; the statistics are left out.
+    """
+    names = await connection.fetch(_CATALOGS, list(LEFT_OUT_CATALOGS))
+    mark = "count(*)::text || '/' || coalesce(max(xmin::text::bigint), 0)"
+    counts = " UNION ALL ".join(
+        f"SELECT {_literal(name)}, {mark} FROM pg_catalog.{_quoted(name)}"  # noqa: S608  # quoted
+        for (name,) in names
+    )
+    rows = await connection.fetch(counts)
+    return tuple(sorted((str(name), str(mark)) for name, mark in rows))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def _data_hashes(connection: asyncpg.Connection, tables: Sequence[Table]) -> tuple[str, ...]:
+    """A hash of each table's rows, in `tables`' order."""
+    if not tables:
+        return ()
+    rows = "md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+    hashes = ", ".join(
+        f"(SELECT {rows} FROM {table.quoted} AS t)"  # noqa: S608  # quoted here
+        for table in tables
+    )
+    row = await connection.fetchrow(f"SELECT {hashes}")
+    assert row is not None
+    return tuple(str(value) for value in row)
+
+
+async def _sequences(connection: asyncpg.Connection) -> tuple[tuple[str, int | None, int], ...]:
+    """Each sequence's name, its last value (None before its first call) and its start."""
+    rows = await connection.fetch(_SEQUENCES)
+    return tuple((str(name), last, int(start)) for name, last, start in rows)
+
+
+async def _database_row(admin: asyncpg.Connection, name: str) -> tuple[object, ...]:
+    row = await admin.fetchrow(_DATABASE, name)
+    if row is None:
+        raise LookupError(f"no database {name}")
+    return tuple(row)
+
+
+async def reference(admin_url: str, url: str, name: str) -> Reference:
+    """What the fresh copy `name`, at `url`, holds; nothing in it is changed."""
+    admin = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        database = await _database_row(admin, name)
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            catalogs = await _catalog_marks(connection)
+            tables = []
+            for schema, relation in await connection.fetch(_TABLES):
+                quoted = f"{_quoted(schema)}.{_quoted(relation)}"
+                rows = None
+                exists = f"SELECT EXISTS (SELECT FROM {quoted})"  # noqa: S608  # quoted here
+                if await connection.fetchval(exists):
+                    buffer = io.BytesIO()
+                    await connection.copy_from_table(
+                        relation, schema_name=schema, output=buffer, format="binary"
+                    )
+                    rows = buffer.getvalue()
+                tables.append(Table(quoted, schema, relation, rows))
+            data = await _data_hashes(connection, tables)
+            sequences = await _sequences(connection)
+        finally:
+            await connection.close()
+        await _no_connection_left(admin, name)
+    finally:
+        await admin.close()
+    return Reference(database, catalogs, tuple(tables), data, sequences)
+
+
+async def _no_connection_left(admin: asyncpg.Connection, name: str) -> bool:
+    """Wait until no connection to `name` is left; whether none is."""
+    deadline = time.monotonic() + CONNECTIONS_GONE_WAIT
+    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+    while await admin.fetchval(query, name):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def _restore(connection: asyncpg.Connection, ref: Reference) -> None:
+    """Give every table and sequence a fresh copy's rows and state, triggers off."""
+    now = await _data_hashes(connection, ref.tables)
+    changed = [
+        table for table, was, is_ in zip(ref.tables, ref.data, now, strict=True) if was != is_
+    ]
+    await connection.execute("SET LOCAL session_replication_role = replica")
+    if changed:
+        deletes = (f"DELETE FROM {table.quoted}" for table in changed)  # noqa: S608  # quoted
+        await connection.execute("; ".join(deletes))
+    for table in changed:
+        if table.rows is not None:
+            await connection.copy_to_table(
+                table.name,
+                schema_name=table.schema,
+                source=io.BytesIO(table.rows),
+                format="binary",
+            )
+    if ref.sequences:
+        calls = ", ".join(
+            f"setval({_literal(sequence)}, {value}, true)"
+            if value is not None
+            else f"setval({_literal(sequence)}, {start}, false)"
+            for sequence, value, start in ref.sequences
+        )
+        await connection.execute(f"SELECT {calls}")
+
+
+async def reset(admin_url: str, url: str, name: str, ref: Reference) -> str | None:
+    """Reset the used copy `name` to `ref`: None once it holds what `ref` says, or why not."""
+    admin = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        if not await _no_connection_left(admin, name):
+            return "connections left open on it"
+        if await _database_row(admin, name) != ref.database:
+            return "its database settings, transactions or slots differ"
+        problem = await _reset_inside(url, ref)
+        if problem is None and not await _no_connection_left(admin, name):
+            return "the reset's connection stayed"
+        return problem
+    finally:
+        await admin.close()
+
+
+async def _reset_inside(url: str, ref: Reference) -> str | None:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        catalogs = await _catalog_marks(connection)
+        if catalogs != ref.catalogs:
+            changed = sorted({name for name, _ in set(catalogs) ^ set(ref.catalogs)})
+            return f"its catalogs differ: {', '.join(changed)}"
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            await _restore(connection, ref)
+            problem = await _unlike(connection, ref)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await (transaction.rollback() if problem else transaction.commit())
+        return problem
+    finally:
+        await connection.close()
+
+
+async def _unlike(connection: asyncpg.Connection, ref: Reference) -> str | None:
+    """What in the database's rows or sequences is unlike `ref`, if anything."""
+    if await _data_hashes(connection, ref.tables) != ref.data:
+        return "its rows differ after the reset"
+    if await _sequences(connection) != ref.sequences:
+        return "its sequences differ after the reset"
+    return None

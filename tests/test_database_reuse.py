@@ -1,0 +1,240 @@
+"""A test database given back is reused only once it holds what a fresh copy of its template does.
+
+Rows written and removed, and sequences moved on, are put back, and a later take gets the same
+database. A change of the schema, the database's settings, or a connection left open on it,
+and it is dropped instead: no later test sees what an earlier one left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from _test_databases import REUSE_VARIABLE, DatabaseService
+from conftest import with_database
+from test_test_databases import existing, log, logged
+
+__all__ = ["log"]  # the fixture, for this module's tests
+
+TAKEN_WAIT = 60
+"""How long a reset or a drop may take on a busy server, in seconds."""
+
+
+@pytest.fixture
+def service(postgres_admin: str, log: Path) -> Iterator[DatabaseService]:
+    """A database process of this test's own, which must end with nothing left."""
+    del log
+    started = DatabaseService(postgres_admin)
+    try:
+        yield started
+    finally:
+        failures = started.close()
+    assert failures == []
+
+
+@pytest.fixture
+def template(_migrated_template: str) -> str:
+    """The migrated template of this test process."""
+    return _migrated_template
+
+
+def outcome(log: Path, name: str) -> str:
+    """The log's line on whether `name` was reset, once it has one."""
+    deadline = time.monotonic() + TAKEN_WAIT
+    while time.monotonic() < deadline:
+        lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+        for line in lines:
+            if line == f"reset {name}" or line.startswith(f"not reset {name}:"):
+                return line
+        time.sleep(0.02)
+    raise AssertionError(f"no reset of {name} logged")
+
+
+def gone(postgres_admin: str, log: Path, name: str) -> bool:
+    """Whether `name` is dropped, once the log says so."""
+    deadline = time.monotonic() + TAKEN_WAIT
+    while name not in logged(log)[1] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return existing(postgres_admin, [name]) == set()
+
+
+def another(service: DatabaseService, template: str, name: str) -> bool:
+    """Whether a take now gets a database other than `name`; it is given back."""
+    taken = service.take(template)
+    service.give(taken)
+    return taken != name
+
+
+async def _run(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def _contents(url: str) -> dict[str, object]:
+    """Every row of every table of the public schema, and every sequence's state."""
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        )
+        found: dict[str, object] = {}
+        for (table,) in tables:
+            rows = await connection.fetch(f'SELECT * FROM "{table}"')  # noqa: S608  # catalog name
+            found[table] = sorted(tuple(map(repr, row)) for row in rows)
+        found["sequences"] = [
+            tuple(row) for row in await connection.fetch("SELECT * FROM pg_sequences ORDER BY 2")
+        ]
+    finally:
+        await connection.close()
+    return found
+
+
+def test_changed_rows_and_sequences_are_put_back_and_the_database_reused(
+    postgres_admin: str, template: str, service: DatabaseService, log: Path
+) -> None:
+    """Rows added and removed and a sequence moved on: the next take gets it as it was."""
+    name = service.take(template)
+    url = with_database(postgres_admin, name)
+    fresh = asyncio.run(_contents(url))
+    assert fresh["persistence_migrations"], "the template holds its migrations"
+    asyncio.run(
+        _run(
+            url,
+            "INSERT INTO runs (started_at) SELECT now() FROM generate_series(1, 50)",
+            "DELETE FROM persistence_migrations WHERE version = (SELECT max(version)"
+            " FROM persistence_migrations)",
+            "UPDATE persistence_migrations SET checksum = 'changed'",
+            "SELECT nextval('test_results_id_seq')",
+        )
+    )
+    assert asyncio.run(_contents(url)) != fresh
+    service.give(name)
+    assert outcome(log, name) == f"reset {name}"
+    assert service.take(template) == name
+    assert asyncio.run(_contents(url)) == fresh
+    service.give(name)
+
+
+SCHEMA_CHANGES = {
+    "a table added": "CREATE TABLE extra (x int)",
+    "a column added": "ALTER TABLE runs ADD COLUMN extra int",
+    "an index added": "CREATE INDEX extra ON runs (started_at)",
+    "a trigger disabled": "ALTER TABLE test_results DISABLE TRIGGER USER",
+    "a trigger function replaced": (
+        "CREATE OR REPLACE FUNCTION persistence_notify_change() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"
+    ),
+    "a column's default dropped": "ALTER TABLE runs ALTER COLUMN labels DROP DEFAULT",
+    "a comment": "COMMENT ON TABLE runs IS 'changed'",
+    "a grant": "GRANT SELECT ON runs TO PUBLIC",
+    "a large object": "SELECT lo_create(0)",
+    "a table dropped": "DROP TABLE result_artifacts",
+}
+
+
+@pytest.mark.parametrize("change", SCHEMA_CHANGES.values(), ids=SCHEMA_CHANGES.keys())
+def test_a_changed_schema_is_dropped_not_reused(
+    postgres_admin: str,
+    template: str,
+    service: DatabaseService,
+    log: Path,
+    change: str,
+) -> None:
+    """Any change to the catalogs, and the database is dropped; a later take gets another."""
+    name = service.take(template)
+    asyncio.run(_run(with_database(postgres_admin, name), change))
+    service.give(name)
+    assert outcome(log, name).startswith(f"not reset {name}: its catalogs differ")
+    assert another(service, template, name)
+    assert gone(postgres_admin, log, name)
+
+
+DATABASE_CHANGES = {
+    "a setting of its own": "ALTER DATABASE {name} SET work_mem = '1MB'",
+    "a connection limit": "ALTER DATABASE {name} CONNECTION LIMIT 7",
+    "a grant": "GRANT CREATE ON DATABASE {name} TO PUBLIC",
+}
+
+
+@pytest.mark.parametrize("change", DATABASE_CHANGES.values(), ids=DATABASE_CHANGES.keys())
+def test_a_changed_database_is_dropped_not_reused(
+    postgres_admin: str,
+    template: str,
+    service: DatabaseService,
+    log: Path,
+    change: str,
+) -> None:
+    """A change to the database's own row or settings, and it is dropped."""
+    name = service.take(template)
+    asyncio.run(_run(postgres_admin, change.format(name=name)))
+    service.give(name)
+    assert outcome(log, name).startswith(f"not reset {name}: its database")
+    assert another(service, template, name)
+    assert gone(postgres_admin, log, name)
+
+
+async def _given_back_with_a_connection_open(
+    url: str, service: DatabaseService, log: Path, name: str
+) -> str:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        service.give(name)
+        return await asyncio.to_thread(outcome, log, name)
+    finally:
+        await connection.close()
+
+
+def test_a_database_given_back_with_a_connection_open_is_dropped(
+    postgres_admin: str, template: str, service: DatabaseService, log: Path
+) -> None:
+    """A connection left open could write after the reset: the database is dropped."""
+    name = service.take(template)
+    url = with_database(postgres_admin, name)
+    said = asyncio.run(_given_back_with_a_connection_open(url, service, log, name))
+    assert said == f"not reset {name}: connections left open on it"
+    assert another(service, template, name)
+    assert gone(postgres_admin, log, name)
+
+
+def test_closed_while_resets_are_under_way_it_drops_them_all(
+    postgres_admin: str, template: str, log: Path
+) -> None:
+    """Databases given back just before the close are dropped with the rest."""
+    service = DatabaseService(postgres_admin)
+    try:
+        names = [service.take(template) for _ in range(4)]
+        for name in names:
+            service.give(name)
+    finally:
+        failures = service.close()
+    assert failures == []
+    made, dropped = logged(log)
+    assert set(names) <= set(made)
+    assert sorted(dropped) == sorted(made)
+    assert existing(postgres_admin, made) == set()
+
+
+def test_with_reuse_off_every_database_given_back_is_dropped(
+    postgres_admin: str, template: str, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PERSISTENCE_TEST_DATABASES_REUSE=0: no reset, each database given back is dropped."""
+    monkeypatch.setenv(REUSE_VARIABLE, "0")
+    service = DatabaseService(postgres_admin)
+    try:
+        name = service.take(template)
+        service.give(name)
+        assert gone(postgres_admin, log, name)
+        assert another(service, template, name)
+    finally:
+        failures = service.close()
+    assert failures == []
+    assert not [line for line in log.read_text(encoding="utf-8").splitlines() if "reset" in line]
