@@ -56,14 +56,16 @@ check-generated: $(STAMP)
 	$(BIN)/ruff format --quiet build/generated/queries.py
 	@diff -u $(GENERATED) build/generated/queries.py && diff -ru $(GENERATED_SQL) build/generated/aiosql || { echo "$(GENERATED) or $(GENERATED_SQL) is stale: run 'make generate'" >&2; exit 1; }
 
-## Four workers for most tests, then the timed ones alone, so that no worker steals their CPU.
-## Those tests wait on child processes, fsync and the servers about half their time: on two
-## cores, two workers took 6:42 and four 5:28. A timed test measures the wall clock on a
-## shared machine, where another process may take the CPU for a moment: one that fails is run
-## again, twice at most. A fault they guard held the loop several times their bound, every time.
+## Four workers for most tests, then the timed ones on two. Most tests wait on child processes,
+## fsync and the servers about half their time: on two cores, two workers took 6:42 and four
+## 5:28. The two workers of the timed tests take turns to measure (each measurement holds one
+## lock, tests/_lag.py), so that neither measures while the other does: 2:40 against 3:50 for
+## one worker. A timed test measures the wall clock on a shared machine, where another process
+## may take the CPU for a moment: one that fails is run again, twice at most. A fault they
+## guard held the loop several times their bound, every time.
 pytest: $(STAMP) pgbouncer
 	$(BIN)/pytest -n 4 -m 'not timed'
-	$(BIN)/pytest -m timed --reruns 2
+	$(BIN)/pytest -n 2 -m timed --reruns 2
 
 ## mypy and the untimed tests on Python 3.13 (PYTHON313 names it), in a venv of their own: 3.12
 ## and 3.13 carry newer asyncio, sqlite3, json and Unicode tables than 3.11. Not part of `test`.

@@ -8,14 +8,18 @@ for hundreds of ms. `make bench` measures the lag of its workloads against the 2
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import gc
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final, Generic, TypeVar
 
 import attrs
 
+from _test_databases import LAG_LOCK_VARIABLE
 from bench._lag import LagProbe
 from persistence._interface import JsonObject
 
@@ -32,6 +36,26 @@ MAX_IMPORT_LAG: Final = float(os.environ.get("TEST_MAX_IMPORT_LAG", "0.05"))
 on a quiet machine; the fault it guards held it over 100 ms."""
 
 _T = TypeVar("_T")
+
+LOCK_VARIABLE: Final = LAG_LOCK_VARIABLE
+"""Names the file whose lock each measurement holds: `pytest -n 2` runs the timed tests on two
+workers, whose measurements must not overlap (tests/conftest.py names one per run). The test
+databases' copies, resets and drops hold it shared (tests/_test_databases.py)."""
+
+
+@contextlib.asynccontextmanager
+async def _alone() -> AsyncIterator[None]:
+    """Hold the measurements' lock, where one is named: no other process measures meanwhile."""
+    path = os.environ.get(LOCK_VARIABLE)
+    if not path:
+        yield
+        return
+    lock = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)  # which lets the lock go
 
 
 @attrs.frozen
@@ -56,7 +80,7 @@ async def held(work: Callable[[], Awaitable[_T]], *, collector: bool = False) ->
         gc.collect()
         gc.disable()
     try:
-        async with LagProbe() as probe:
+        async with _alone(), LagProbe() as probe:
             started = time.perf_counter()
             outcome = await work()
             took = time.perf_counter() - started

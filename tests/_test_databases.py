@@ -32,6 +32,7 @@ did and left behind.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import queue
 import signal
@@ -51,6 +52,25 @@ from _database_reset import Reference, reference, reset
 
 LOG_VARIABLE = "PERSISTENCE_TEST_DATABASES_LOG"
 REUSE_VARIABLE = "PERSISTENCE_TEST_DATABASES_REUSE"
+LAG_LOCK_VARIABLE = "PERSISTENCE_TEST_LAG_LOCK"
+"""Names the file whose lock each loop-lag measurement of the timed tests holds (tests/_lag.py):
+every copy, reset and drop holds it shared, so that none runs while a worker measures."""
+
+
+@contextmanager
+def _between_measurements() -> Iterator[None]:
+    """Hold the lag lock shared, where one is named: no worker measures meanwhile."""
+    path = os.environ.get(LAG_LOCK_VARIABLE)
+    if not path:
+        yield
+        return
+    lock = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(lock)  # which lets the lock go
+
 
 DROP_THREADS = 4
 """Drops that run at once, in the database process of each test process (`make test` has
@@ -110,7 +130,8 @@ class _Service:
         """A database copied from `template` now."""
         name = f"persistence_test_{uuid.uuid4().hex[:12]}"
         # Identifiers cannot be bound parameters; the names are made here, from hex digits only.
-        asyncio.run(_admin(self._admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        with _between_measurements():
+            asyncio.run(_admin(self._admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         with self._turn:
             self._made.add(name)
             self._origin[name] = template
@@ -143,7 +164,8 @@ class _Service:
             self._turn.wait_for(lambda: self._pauses == 0)
             self._busy += 1
         try:
-            yield
+            with _between_measurements():
+                yield
         finally:
             with self._turn:
                 self._busy -= 1

@@ -18,6 +18,7 @@ import asyncio
 import gc
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from _lag import LOCK_VARIABLE
 from _test_databases import DatabaseService
 from persistence import (
     CounterexampleStore,
@@ -83,10 +85,11 @@ _SERVICES: list[DatabaseService] = []
 
 @pytest.fixture(autouse=True)
 def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Run a timed test with no drop and no copy under way.
+    """Run a timed test with no drop, reset or copy of this process's under way.
 
     A drop or a copy, though another process runs it, would take the CPU and the server's
-    disk from a timed test. A test that counts this process's descriptors, threads or
+    disk from a timed test. Those of another worker's wait while this one measures, and its
+    measurements while they run (each holds the lag lock, shared, tests/_test_databases.py). A test that counts this process's descriptors, threads or
     mappings needs no pause: no drop's or copy's connection or thread is in this process.
     """
     if request.node.get_closest_marker("timed") is None:
@@ -309,6 +312,19 @@ TIMED_MODULES = frozenset(
         "test_sweep_busy_files.py",
     }
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the timed tests' workers one lock, so that no two measure the loop at once.
+
+    The controller (or a run without workers) names a file of its own; each worker it starts
+    inherits the name. A name already set, by the caller, is kept.
+    """
+    if hasattr(config, "workerinput") or os.environ.get(LOCK_VARIABLE):
+        return
+    path = Path(tempfile.gettempdir()) / f"persistence-lag-{os.getpid()}-{uuid.uuid4().hex}.lock"
+    os.environ[LOCK_VARIABLE] = str(path)
+    config.add_cleanup(lambda: path.unlink(missing_ok=True))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
