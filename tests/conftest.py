@@ -89,8 +89,9 @@ def _no_drop_under_a_timed_test(request: pytest.FixtureRequest) -> Iterator[None
 
     A drop or a copy, though another process runs it, would take the CPU and the server's
     disk from a timed test. Those of another worker's wait while this one measures, and its
-    measurements while they run (each holds the lag lock, shared, tests/_test_databases.py). A test that counts this process's descriptors, threads or
-    mappings needs no pause: no drop's or copy's connection or thread is in this process.
+    measurements while they run (each holds the lag lock, shared, tests/_test_databases.py).
+    A test that counts this process's descriptors, threads or mappings needs no pause: no
+    drop's or copy's connection or thread is in this process.
     """
     if request.node.get_closest_marker("timed") is None:
         yield
