@@ -19,7 +19,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
-from _test_databases import LAG_LOCK_VARIABLE
+from _test_databases import LAG_LOCK_VARIABLE, lag_lock
 from bench._lag import LagProbe
 from persistence._interface import JsonObject
 
@@ -46,16 +46,12 @@ databases' copies, resets and drops hold it shared (tests/_test_databases.py).""
 @contextlib.asynccontextmanager
 async def _alone() -> AsyncIterator[None]:
     """Hold the measurements' lock, where one is named: no other process measures meanwhile."""
-    path = os.environ.get(LOCK_VARIABLE)
-    if not path:
-        yield
-        return
-    lock = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    held_lock = lag_lock(fcntl.LOCK_EX)
+    await asyncio.to_thread(held_lock.__enter__)
     try:
-        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(lock)  # which lets the lock go
+        held_lock.__exit__(None, None, None)
 
 
 @attrs.frozen

@@ -58,25 +58,25 @@ every copy, reset and drop holds it shared, so that none runs while a worker mea
 
 
 @contextmanager
-def _between_measurements() -> Iterator[None]:
-    """Hold the lag lock shared, where one is named: no worker measures meanwhile."""
+def lag_lock(mode: int) -> Iterator[None]:
+    """Hold the lag lock in `mode` (fcntl.LOCK_SH or LOCK_EX), where one is named."""
     path = os.environ.get(LAG_LOCK_VARIABLE)
     if not path:
         yield
         return
     lock = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_SH)
+        fcntl.flock(lock, mode)
         yield
     finally:
         os.close(lock)  # which lets the lock go
 
 
 DROP_THREADS = 4
-"""Drops that run at once, in the database process of each test process (`make test` has
-four). Each drop makes the server write a checkpoint, and drops that arrive together share
-one: 24 migrated test databases took 2.4 s to drop two at a time and 1.1 to 1.3 s eight at a
-time. Each thread holds a connection only while it drops."""
+"""Drops and resets that run at once, in the database process of each test process (`make
+test` has four). Each drop makes the server write a checkpoint, and drops that arrive together
+share one: 24 migrated test databases took 2.4 s to drop two at a time and 1.1 to 1.3 s eight
+at a time. Each thread holds a connection only while it drops or resets."""
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -130,7 +130,7 @@ class _Service:
         """A database copied from `template` now."""
         name = f"persistence_test_{uuid.uuid4().hex[:12]}"
         # Identifiers cannot be bound parameters; the names are made here, from hex digits only.
-        with _between_measurements():
+        with lag_lock(fcntl.LOCK_SH):
             asyncio.run(_admin(self._admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         with self._turn:
             self._made.add(name)
@@ -164,7 +164,7 @@ class _Service:
             self._turn.wait_for(lambda: self._pauses == 0)
             self._busy += 1
         try:
-            with _between_measurements():
+            with lag_lock(fcntl.LOCK_SH):
                 yield
         finally:
             with self._turn:

@@ -141,43 +141,36 @@ SCHEMA_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("change", SCHEMA_CHANGES.values(), ids=SCHEMA_CHANGES.keys())
-def test_a_changed_schema_is_dropped_not_reused(
-    postgres_admin: str,
-    template: str,
-    service: DatabaseService,
-    log: Path,
-    change: str,
-) -> None:
-    """Any change to the catalogs, and the database is dropped; a later take gets another."""
-    name = service.take(template)
-    asyncio.run(_run(with_database(postgres_admin, name), change))
-    service.give(name)
-    assert outcome(log, name).startswith(f"not reset {name}: its catalogs differ")
-    assert another(service, template, name)
-    assert gone(postgres_admin, log, name)
-
-
 DATABASE_CHANGES = {
     "a setting of its own": "ALTER DATABASE {name} SET work_mem = '1MB'",
     "a connection limit": "ALTER DATABASE {name} CONNECTION LIMIT 7",
-    "a grant": "GRANT CREATE ON DATABASE {name} TO PUBLIC",
+    "a grant on it": "GRANT CREATE ON DATABASE {name} TO PUBLIC",
+}
+"""Changes to the database's own row or settings, made from the server's admin database."""
+
+CHANGES = {
+    **{case: (False, change) for case, change in SCHEMA_CHANGES.items()},
+    **{case: (True, change) for case, change in DATABASE_CHANGES.items()},
 }
 
 
-@pytest.mark.parametrize("change", DATABASE_CHANGES.values(), ids=DATABASE_CHANGES.keys())
+@pytest.mark.parametrize(("as_admin", "change"), CHANGES.values(), ids=CHANGES.keys())
 def test_a_changed_database_is_dropped_not_reused(
     postgres_admin: str,
     template: str,
     service: DatabaseService,
     log: Path,
+    *,
+    as_admin: bool,
     change: str,
 ) -> None:
-    """A change to the database's own row or settings, and it is dropped."""
+    """Any change to its catalogs, own row or settings: dropped; a later take gets another."""
     name = service.take(template)
-    asyncio.run(_run(postgres_admin, change.format(name=name)))
+    where = postgres_admin if as_admin else with_database(postgres_admin, name)
+    asyncio.run(_run(where, change.format(name=name)))
     service.give(name)
-    assert outcome(log, name).startswith(f"not reset {name}: its database")
+    reason = "its database settings" if as_admin else "its catalogs differ"
+    assert outcome(log, name).startswith(f"not reset {name}: {reason}")
     assert another(service, template, name)
     assert gone(postgres_admin, log, name)
 
