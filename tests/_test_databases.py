@@ -22,7 +22,9 @@ PERSISTENCE_TEST_DATABASES_REUSE=0 drops every copy given back instead.
 
 At the end of stdin (the test process closed it, or ended, killed or not) it drops every
 database it made, writes `failed MESSAGE` for each drop that failed and each database that it
-never had back, and exits. It never outlives its test process by more than those drops.
+never had back, and exits. It never outlives its test process by more than those drops. It
+ignores SIGINT and SIGTERM, which reach its whole process group (Ctrl-C, `timeout`, a cancelled
+job): killed with its test process, it would leave every database it made.
 
 With PERSISTENCE_TEST_DATABASES_LOG set, it appends `made NAME`, `reset NAME`,
 `not reset NAME: WHY` and `dropped NAME` to that file, a line each, for a look at what a run
@@ -438,9 +440,10 @@ class DatabaseService:
 
 
 def main() -> None:
-    # Ctrl-C reaches the whole process group; this process ends when its stdin does, after
-    # the drops, whatever ended the test process.
+    # Ctrl-C, and `timeout` or a cancelled job's SIGTERM, reach the whole process group; this
+    # process ends when its stdin does, after the drops, whatever ended the test process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     path = os.environ.get(LOG_VARIABLE)
     log = Path(path).open("a", encoding="utf-8") if path else None  # noqa: SIM115  # closed below
     try:

@@ -8,6 +8,8 @@ holds no thread or connection of a drop.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -119,6 +121,43 @@ def test_its_test_process_killed_it_drops_all_it_made_and_ends(
         pid, name = test_process.stdout.readline().split()
     finally:
         test_process.kill()
+        test_process.communicate()
+    deadline = time.monotonic() + 120  # the drops under a busy server's checkpoints
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(pid)
+    made, dropped = logged(log)
+    assert name in made
+    assert sorted(dropped) == sorted(made)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="watches the process in /proc")
+def test_terminated_with_its_process_group_it_drops_all_it_made_and_ends(
+    postgres_admin: str, log: Path
+) -> None:
+    """A SIGTERM to the whole group (`timeout`, a cancelled CI job) ends the test process.
+
+    The database process, which ends with its stdin, drops what it made first.
+    """
+    code = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "from _test_databases import DatabaseService\n"
+        "service = DatabaseService(sys.argv[1])\n"
+        "print(service.pid, service.take('template0'), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    test_process = subprocess.Popen(
+        [sys.executable, "-c", code, postgres_admin],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert test_process.stdout is not None
+    try:
+        pid, name = test_process.stdout.readline().split()
+    finally:
+        os.killpg(test_process.pid, signal.SIGTERM)
         test_process.communicate()
     deadline = time.monotonic() + 120  # the drops under a busy server's checkpoints
     while running(pid) and time.monotonic() < deadline:
