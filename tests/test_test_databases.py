@@ -98,10 +98,14 @@ def test_closed_it_drops_what_it_made_and_reports_what_it_was_not_asked_to_drop(
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="watches the process in /proc")
-def test_its_test_process_killed_it_drops_all_it_made_and_ends(
-    postgres_admin: str, log: Path
+@pytest.mark.parametrize("how", ["killed", "terminated with its group"])
+def test_its_test_process_ended_it_drops_all_it_made_and_ends(
+    postgres_admin: str, log: Path, how: str
 ) -> None:
-    """A test process killed closes the pipe that the database process reads: it drops all."""
+    """A test process killed, or a SIGTERM to the whole group (`timeout`, a cancelled CI job).
+
+    Either closes the pipe that the database process reads, which then drops all it made.
+    """
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(HERE)!r})\n"
@@ -115,49 +119,16 @@ def test_its_test_process_killed_it_drops_all_it_made_and_ends(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    assert test_process.stdout is not None
-    try:
-        pid, name = test_process.stdout.readline().split()
-    finally:
-        test_process.kill()
-        test_process.communicate()
-    deadline = time.monotonic() + 120  # the drops under a busy server's checkpoints
-    while running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(pid)
-    made, dropped = logged(log)
-    assert name in made
-    assert sorted(dropped) == sorted(made)
-
-
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="watches the process in /proc")
-def test_terminated_with_its_process_group_it_drops_all_it_made_and_ends(
-    postgres_admin: str, log: Path
-) -> None:
-    """A SIGTERM to the whole group (`timeout`, a cancelled CI job) ends the test process.
-
-    The database process, which ends with its stdin, drops what it made first.
-    """
-    code = (
-        "import sys, time\n"
-        f"sys.path.insert(0, {str(HERE)!r})\n"
-        "from _test_databases import DatabaseService\n"
-        "service = DatabaseService(sys.argv[1])\n"
-        "print(service.pid, service.take('template0'), flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    test_process = subprocess.Popen(
-        [sys.executable, "-c", code, postgres_admin],
-        stdout=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
     assert test_process.stdout is not None
     try:
         pid, name = test_process.stdout.readline().split()
     finally:
-        os.killpg(test_process.pid, signal.SIGTERM)
+        if how == "killed":
+            test_process.kill()
+        else:
+            os.killpg(test_process.pid, signal.SIGTERM)
         test_process.communicate()
     deadline = time.monotonic() + 120  # the drops under a busy server's checkpoints
     while running(pid) and time.monotonic() < deadline:
