@@ -221,9 +221,10 @@ class _Service:
     def _reset(self, name: str) -> bool:
         """Reset the copy `name` and put it in the pool; False when it is to be dropped."""
         template = self._origin[name]
-        ref = self._references.get(template)
-        problem = "closing" if self._closing else None if ref is not None else "no reference"
-        if ref is not None and problem is None:
+        ref = self._references[template]
+        assert ref is not None, "give() queues a reset only of a copy with a reference"
+        problem: str | None = "closing"
+        if not self._closing:
             try:
                 problem = asyncio.run(reset(self._admin, self._url(name), name, ref))
             except Exception as error:  # noqa: BLE001  # dropped instead
