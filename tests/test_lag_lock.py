@@ -25,19 +25,36 @@ async def work() -> tuple[float, float]:
     await asyncio.sleep(0.3)
     return started, time.time()
 
+print("ready", flush=True)
+sys.stdin.readline()  # the go, given to both once both are ready
 print(*asyncio.run(held(work)).outcome)
 """
 
 
 def spans(lock: str) -> list[tuple[float, float]]:
-    """The spans of two processes' measurements, started at once, with `lock` named."""
+    """The spans of two processes' measurements, started at once, with `lock` named.
+
+    Each waits for a go once it has started, so that one process starting late on a busy
+    machine does not keep the two apart.
+    """
     environment = {**os.environ, LOCK_VARIABLE: lock}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", MEASURE], stdout=subprocess.PIPE, text=True, env=environment
+            [sys.executable, "-c", MEASURE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
         )
         for _ in range(2)
     ]
+    for process in processes:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     found = []
     for process in processes:
         out, _ = process.communicate(timeout=60)
