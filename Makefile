@@ -63,9 +63,11 @@ check-generated: $(STAMP)
 ## one worker. A timed test measures the wall clock on a shared machine, where another process
 ## may take the CPU for a moment: one that fails is run again, twice at most. A fault they
 ## guard held the loop several times their bound, every time.
+## A worker with no tests left takes half of another's queue (worksteal), and the tests marked
+## `long` go first: with whole batches sent ahead, one worker ran on alone at the end.
 pytest: $(STAMP) pgbouncer
-	$(BIN)/pytest -n 4 -m 'not timed'
-	$(BIN)/pytest -n 2 -m timed --reruns 2
+	$(BIN)/pytest -n 4 -m 'not timed' --dist worksteal
+	$(BIN)/pytest -n 2 -m timed --dist worksteal --reruns 2
 
 ## mypy and the untimed tests on Python 3.13 (PYTHON313 names it), in a venv of their own: 3.12
 ## and 3.13 carry newer asyncio, sqlite3, json and Unicode tables than 3.11. Not part of `test`.

@@ -329,10 +329,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of the timed modules `timed`."""
+    """Mark the tests of the timed modules `timed`, and put the `long` tests first.
+
+    Workers that run out of tests take half of another's: a long test begun last would keep
+    one worker busy alone at the end, with nothing left to take.
+    """
     for item in items:
         if item.path.name in TIMED_MODULES:
             item.add_marker(pytest.mark.timed)
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -92,6 +92,7 @@ async def redis_clients(url: str, name: str) -> int:
         await client.aclose()
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
 @pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
 async def test_cancelled_at_every_await_of_opening_and_closing_leaves_nothing(
@@ -358,6 +359,7 @@ def failed_cycles(database_url: str) -> int:
     return total // 4 if "://" in database_url else total
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
 @pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
 async def test_opens_failing_after_the_caches_opened_leave_the_process_as_it_was(

@@ -42,6 +42,7 @@ def rename_every_parameter(text: str) -> str:
     return "".join(rename(block, f"renamed{number}") for number, block in enumerate(blocks))
 
 
+@pytest.mark.long
 def test_every_parameter_rename_breaks_its_call_site(tmp_path: Path) -> None:
     """Each query with parameters gets a mypy error naming it once its parameters change."""
     for part in ("sql", "src", "codegen"):

@@ -111,6 +111,7 @@ async def check_cycles(database_url: str, files: Path, redis: str | None) -> Non
     assert executor_threads() <= min(32, (os.cpu_count() or 1) + 4)  # the executor's bound
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
 async def test_open_and_close_leave_the_process_as_it_was(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -120,6 +121,7 @@ async def test_open_and_close_leave_the_process_as_it_was(
     await check_cycles(database_url, tmp_path / "files", None)
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
 async def test_open_and_close_with_redis_leave_the_process_as_it_was(
     database_url: str, tmp_path: Path, redis_url: str
@@ -229,6 +231,7 @@ async def test_a_watch_handed_over_while_the_database_closes_lets_it_go(
     assert (after.descriptors, after.mappings) == (before.descriptors, before.mappings)
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
 @pytest.mark.parametrize("with_redis", [False, True], ids=["memory", "redis"])
 async def test_an_open_cancelled_at_any_point_leaves_nothing(

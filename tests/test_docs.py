@@ -79,6 +79,7 @@ def test_the_override_example_says_where_its_files_go() -> None:
     }
 
 
+@pytest.mark.long
 def test_the_override_example_generates_one_method(tmp_path: Path) -> None:
     """The generator takes both files as sqlc reads them: one method, typed alike."""
     if not SQLC.is_file():

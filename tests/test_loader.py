@@ -108,6 +108,7 @@ async def test_the_adapters_run_the_sql_that_aiosql_gives(
         assert backend_of(db).engine.value == engine
 
 
+@pytest.mark.long
 def test_sqlc_form_edits_without_generate_are_drift_that_check_generated_reports(
     tmp_path: Path,
 ) -> None:

@@ -130,6 +130,7 @@ def wal_size(path: Path) -> int:
         return 0
 
 
+@pytest.mark.long
 async def test_a_runner_killed_in_the_rebuild_leaves_the_database_as_before(
     tmp_path: Path,
 ) -> None:

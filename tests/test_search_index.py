@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Final
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +95,7 @@ _STEPS = st.lists(
 )
 
 
+@pytest.mark.long
 @settings(max_examples=40, deadline=None)
 @given(steps=_STEPS)
 def test_plain_sql_writes_keep_the_index_to_the_rows_with_text(
