@@ -135,3 +135,18 @@ def test_no_module_imports_one_above_it() -> None:
         if layer_of(other, layers) > layer_of(name, layers)
     ]
     assert upward == []
+
+
+LONGEST_MODULE = 600
+"""Lines a hand-written module may have at most: past that, it holds more than one role."""
+
+
+def test_no_hand_written_module_is_over_the_longest() -> None:
+    """Each module of the package but the generated interface fits in LONGEST_MODULE lines."""
+    lengths = {
+        module_name(path): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "queries.py"  # written by `make generate`
+    }
+    assert len(lengths) > 50  # the package was read
+    assert {name: n for name, n in lengths.items() if n > LONGEST_MODULE} == {}

@@ -11,30 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from persistence import Engine, MigrationError, connect, migrate, migrations
-from persistence.migrations import (
-    discover_migrations,
-    migration_status,
-    packaged_migrations,
-    read_migrations,
-)
+from persistence import Engine, MigrationError, _migration_files, connect, migrate
+from persistence._migration_files import packaged_migrations
+from persistence.migrations import discover_migrations, migration_status, read_migrations
 
 
 @pytest.fixture
 def package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the SQLite migrations taken for the package's own; the kept reads cleared."""
-    real = migrations.migrations_folder(Engine.SQLITE)
+    real = _migration_files.migrations_folder(Engine.SQLITE)
     copy = tmp_path / "package" / "sqlite"
     shutil.copytree(real, copy)
-    monkeypatch.setattr(migrations, "migrations_folder", lambda _engine: copy)
-    monkeypatch.setattr(migrations, "_PACKAGED", {})
+    monkeypatch.setattr(_migration_files, "migrations_folder", lambda _engine: copy)
+    monkeypatch.setattr(_migration_files, "_PACKAGED", {})
     return copy
 
 
 @pytest.mark.parametrize("engine", list(Engine))
 def test_kept_migrations_are_those_on_disk(engine: Engine) -> None:
     """What is kept is what a read of the folder gives, through each caller."""
-    fresh = discover_migrations(migrations.migrations_folder(engine))
+    fresh = discover_migrations(_migration_files.migrations_folder(engine))
     assert packaged_migrations(engine) == fresh
     assert packaged_migrations(engine) == fresh  # the kept ones, the second time
     assert read_migrations(engine) == fresh

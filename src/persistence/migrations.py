@@ -8,10 +8,6 @@ a run on an edited, deleted or out-of-order file until accepted. A user's own ch
 from __future__ import annotations
 
 import datetime as dt
-import enum
-import hashlib
-import os
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,15 +17,25 @@ import attrs
 
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
-from persistence._files.paths import open_regular
 from persistence._guards import argument, finite_amount, whole_numbers
 from persistence._loader import sql_root
 from persistence._loans import borrow
+from persistence._migration_files import (
+    HISTORY_TABLE,
+    LAST_VERSION,
+    USER_HISTORY_TABLE,
+    Chain,
+    Migration,
+    checksum,
+    discover_migrations,
+    migrations_folder,
+    packaged_migrations,
+    user_migrations_folder,
+)
 from persistence._migration_scripts import checked_statements, run_statements
 from persistence.database import Database, Engine, split_script
 from persistence.exceptions import (
     MigrationError,
-    NotAFileError,
     PersistenceError,
     ValidationError,
 )
@@ -46,6 +52,7 @@ __all__ = [
     "Drift",
     "Migration",
     "MigrationStatus",
+    "checksum",
     "discover_migrations",
     "migrate",
     "migration_status",
@@ -55,46 +62,10 @@ __all__ = [
     "user_migrations_folder",
 ]
 
-HISTORY_TABLE: Final = "persistence_migrations"
-"""The runner's history table, of the package's own chain."""
-
-USER_HISTORY_TABLE: Final = "persistence_user_migrations"
-"""The history table of the user's own chain."""
-
-
-class Chain(enum.StrEnum):
-    """A line of migrations with a history of its own."""
-
-    PACKAGE = "package"
-    """The package's own migrations, shipped in the wheel."""
-    USER = "user"
-    """The user's own migrations, from a folder of theirs, applied after the package's."""
-
-    @property
-    def history(self) -> str:
-        """The name of this chain's history table."""
-        return HISTORY_TABLE if self is Chain.PACKAGE else USER_HISTORY_TABLE
-
-
 _LEGACY_HISTORY: Final = "schema_migrations"
 """The history table's name before 0.2, adopted (renamed) when its columns are this runner's."""
 
 _HISTORY_COLUMNS: Final = ("version", "name", "checksum", "applied_at", "duration_ms")
-
-_FILE_NAME: Final = re.compile(r"(?P<version>[0-9]{4,})_(?P<slug>[a-z0-9_]+)\.sql")
-_LAST_VERSION: Final = 2**63 - 1  # the history's version is a bigint on PostgreSQL
-
-
-@attrs.frozen
-class Migration:
-    """One numbered migration file."""
-
-    version: int
-    name: str
-    path: Path
-    sql: str = attrs.field(repr=False)
-    checksum: str
-    chain: Chain = Chain.PACKAGE
 
 
 @attrs.frozen
@@ -179,151 +150,6 @@ class MigrationStatus:
         return problems
 
 
-def checksum(text: str) -> str:
-    """SHA-256 of a file's text with line endings normalised, so a checkout's CRLF is no drift."""
-    return hashlib.sha256(_lf_lines(text).encode()).hexdigest()
-
-
-def _lf_lines(text: str) -> str:
-    """End each line with LF alone: CRLF and a lone CR end a line, for the checksum and the SQL."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def migrations_folder(engine: Engine) -> Path:
-    """Return the folder of one engine's packaged migrations."""
-    return sql_root() / "migrations" / engine.value
-
-
-def user_migrations_folder(folder: Path, engine: Engine) -> Path:
-    """Return one engine's folder of a user's chain, `folder/<engine>`, which must exist."""
-    folder = argument("migrate", "folder", Path, folder, "a pathlib.Path")
-    if not folder.is_dir():
-        raise MigrationError(f"your migrations folder {folder} does not exist")
-    engine_folder = folder / engine.value
-    if not engine_folder.is_dir():
-        raise MigrationError(
-            f"your migrations folder {folder} has no {engine.value}/ folder: it holds one "
-            f"folder per engine, {folder / 'sqlite'} and {folder / 'postgres'}, each of "
-            "NNNN_slug.sql files (persistence new NAME --folder FOLDER writes both)"
-        )
-    return engine_folder
-
-
-def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
-    """Read the `NNNN_slug.sql` files of one engine's folder in version order; refuse bad names."""
-    if not folder.is_dir():
-        raise MigrationError(f"migrations folder {folder} does not exist")
-    # A user's file may link within its folder, or within the folder of both engines' folders.
-    within = (folder.resolve(), folder.parent.resolve()) if chain is Chain.USER else None
-    migrations: dict[int, Migration] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() != ".sql":
-            continue
-        migration = attrs.evolve(_read_migration(path, within), chain=chain)
-        if migration.version in migrations:
-            raise MigrationError(
-                f"{path.name} and {migrations[migration.version].path.name} share version "
-                f"{migration.version}",
-                migration=path.name,
-            )
-        migrations[migration.version] = migration
-    return [migrations[version] for version in sorted(migrations)]
-
-
-_Stamps = tuple[tuple[str, int, int, int], ...]
-_PACKAGED: dict[Engine, tuple[_Stamps, tuple[Migration, ...]]] = {}
-"""Each engine's packaged migrations as last read in this process, with their files' stamps."""
-
-
-def packaged_migrations(engine: Engine) -> list[Migration]:
-    """Read the package's own migrations of `engine`; again only once one of its files changed.
-
-    Reading and checking every file took 2 of an open's 11 ms. A stamp is a file's name, size,
-    modification time and inode: an edit of a checkout's file is read again.
-    """
-    folder = migrations_folder(engine)
-    try:
-        with os.scandir(folder) as entries:
-            stamps = tuple(
-                sorted(
-                    (entry.name, found.st_size, found.st_mtime_ns, found.st_ino)
-                    for entry in entries
-                    for found in (entry.stat(),)
-                )
-            )
-    except OSError:
-        return discover_migrations(folder)  # which names what is wrong
-    kept = _PACKAGED.get(engine)
-    if kept is None or kept[0] != stamps:
-        kept = _PACKAGED[engine] = (stamps, tuple(discover_migrations(folder)))
-    return list(kept[1])
-
-
-def _read_migration(path: Path, within: tuple[Path, ...] | None = None) -> Migration:
-    match = _FILE_NAME.fullmatch(path.name)
-    if match is None:
-        raise MigrationError(
-            f"{path.name}: migration files are named NNNN_slug.sql "
-            "(four or more digits, a lower-case slug, and a lower-case .sql)",
-            migration=path.name,
-        )
-    if int(match["version"]) > _LAST_VERSION:
-        raise MigrationError(
-            f"{path.name}: its version is over {_LAST_VERSION}, more than the history can hold",
-            migration=path.name,
-        )
-    if path.is_dir():
-        raise MigrationError(f"{path.name} is a folder, not a migration file", migration=path.name)
-    try:
-        text = _read_regular_file(path, within).decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise MigrationError(
-            f"{path.name} is not UTF-8 text (byte {error.start}): save it as UTF-8",
-            migration=path.name,
-        ) from None
-    except OSError as error:
-        raise MigrationError(
-            f"{path.name} cannot be read: {error.strerror or error}", migration=path.name
-        ) from error
-    if (nul := text.find("\x00")) >= 0:
-        raise MigrationError(
-            f"{path.name} holds a NUL character (byte {len(text[:nul].encode())}), which no "
-            "engine takes in SQL: a migration is SQL text",
-            migration=path.name,
-        )
-    # The SQL goes without a byte order mark, which PostgreSQL would take for part of a word, and
-    # with LF line ends, so that a lone CR ends a `--` comment; the checksum stays the file's.
-    sql = _lf_lines(text.removeprefix("\ufeff"))
-    return Migration(int(match["version"]), path.stem, path, sql, checksum(text))
-
-
-def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
-    """Read a regular file; refuse a FIFO or a device (even through a symlink) unread.
-
-    Read, a FIFO without a writer blocks for ever and /dev/zero fills memory: `open_regular`
-    opens only a regular file, without waiting. A file that resolves outside every folder of
-    `within` (when given) is refused unread too.
-    """
-    if within is not None:
-        target = Path(os.path.realpath(path))  # a loop is left to open_regular, to name
-        if not any(target.is_relative_to(folder) for folder in within):
-            raise MigrationError(
-                f"{path.name} leads out of your migrations folder (a link to {target}): "
-                "keep the migration's file inside the folder",
-                migration=path.name,
-            )
-    try:
-        descriptor = open_regular(None, str(path), path.name, follow=True)
-    except NotAFileError:
-        raise MigrationError(
-            f"{path.name} is not a regular file (a FIFO, a socket or a device): "
-            "a migration is a file of SQL text",
-            migration=path.name,
-        ) from None
-    with open(descriptor, "rb") as file:  # noqa: PTH123  # a descriptor, not a path
-        return file.read()
-
-
 def read_migrations(engine: Engine, folder: Path | None = None) -> list[Migration]:
     """Read and check the package's files, then those of the user's `folder`, for `engine`.
 
@@ -381,8 +207,8 @@ def _accepted(
     folder: Path | None, accept: Iterable[int], accept_user: Iterable[int]
 ) -> dict[Chain, set[int]]:
     accepted = {
-        Chain.PACKAGE: whole_numbers("migrate", "accept", accept, _LAST_VERSION),
-        Chain.USER: whole_numbers("migrate", "accept_user", accept_user, _LAST_VERSION),
+        Chain.PACKAGE: whole_numbers("migrate", "accept", accept, LAST_VERSION),
+        Chain.USER: whole_numbers("migrate", "accept_user", accept_user, LAST_VERSION),
     }
     if accepted[Chain.USER] and folder is None:
         raise ValidationError("migrate", "accept_user", "needs the folder of your migrations")
