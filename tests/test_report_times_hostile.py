@@ -342,3 +342,20 @@ async def test_a_timeless_suite_keeps_its_timestamp_where_a_result_is_before_the
     run = await import_junit(db, write_report(tmp_path, text))
     assert run.started_at == NOW - dt.timedelta(seconds=5)
     assert (await _times(db, run))[0] == NOW
+
+
+@pytest.mark.parametrize("time", ["0e99999999999999999999", "1e-99999999999999999999"])
+async def test_a_junit_time_of_an_exponent_past_decimals_reads_as_zero(
+    db: Database, tmp_path: Path, time: str
+) -> None:
+    """A time in range whose exponent Decimal cannot hold is the zero it is.
+
+    Decimal raised InvalidOperation, which no import error caught: a traceback, not a ReportError.
+    """
+    path = write_report(
+        tmp_path,
+        f'<testsuite name="s" timestamp="2026-03-01T10:00:00+00:00" time="{time}">'
+        '<testcase classname="c" name="n" time="0"/></testsuite>',
+    )
+    run = await import_junit(db, path)
+    assert (run.started_at, run.ended_at) == (NOW.replace(microsecond=0),) * 2

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from contextlib import suppress
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -271,8 +271,11 @@ def _exactly(seconds: str | None) -> dt.timedelta:
     """
     if seconds is None:
         return dt.timedelta(0)
-    micros = (Decimal(seconds) * 1_000_000).to_integral_value(ROUND_HALF_EVEN)
-    return dt.timedelta(microseconds=int(micros))
+    try:
+        micros = int((Decimal(seconds) * 1_000_000).to_integral_value(ROUND_HALF_EVEN))
+    except InvalidOperation:  # an exponent past Decimal's (`0e99999999999999999999`): in range,
+        micros = round(float(seconds) * 1_000_000)  # that is a zero or a speck under 1 us
+    return dt.timedelta(microseconds=micros)
 
 
 def _instant(element: str, timestamp: str) -> dt.datetime:
