@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -444,3 +445,24 @@ def test_table_columns_line_up_past_wide_and_combining_characters(
         "new_failure  漢字  passed  failed  1.000s -> 1.000s",
         "new_failure  😀    passed  failed  1.000s -> 1.000s",
     ]
+
+
+def test_test_history_shows_a_run_of_id_zero_by_its_id(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Plain SQL may number a run 0: its results are of run 0, not of none (`-`)."""
+    path = str(tmp_path / "app.db")
+    assert run(capsys, "migrate", "--database", path)[0] == 0
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
+        plain.execute(
+            "INSERT INTO runs (id, started_at) VALUES (0, '2026-05-01T00:00:00.000000+00:00')"
+        )
+        for run_id in (0, None):
+            plain.execute(
+                "INSERT INTO test_results (test_type, status, created_at, run_id, test_id)"
+                " VALUES ('unit', 'passed', '2026-05-01T00:00:01.000000+00:00', ?, 't')",
+                (run_id,),
+            )
+    code, out, _ = run(capsys, "test-history", "t", "--database", path)
+    assert code == 0
+    assert sorted(line.split()[2] for line in out.splitlines()[-2:]) == ["-", "0"]

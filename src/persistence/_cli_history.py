@@ -346,7 +346,7 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
         [
             (
                 r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                r.run_id or "-",
+                "-" if r.run_id is None else r.run_id,
                 r.status.value,
                 f"{r.execution_time:.3f}s",
             )
