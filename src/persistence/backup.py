@@ -280,6 +280,7 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
             )
         return real, (_state_of(seen), sidecars)
     with owned(_open_source(real, said)) as fd:
+        _refuse_hot_journal(file, real)  # once the file is known to be there
         seen = os.fstat(fd)
         copy = folder / "backup.db"
         try:
@@ -294,7 +295,40 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
             raise DatabaseError(
                 f"the backup file {str(file)!r} changed while it was read: nothing was restored"
             )
+    _refuse_hot_journal(file, real)  # a writer that began meanwhile
     return copy, (_state_of(seen), sidecars)
+
+
+_JOURNAL_MAGIC: Final = bytes.fromhex("d9d505f920a163d7")
+"""What a rollback journal starts with while it holds a transaction's pages: SQLite's own."""
+
+
+def _refuse_hot_journal(file: Path, real: Path) -> None:
+    """Refuse a file whose rollback journal holds a transaction: the file has its pages.
+
+    A writer spills its changes into the file itself before it commits, the pages they replace
+    kept in FILE-journal. A copy read alone, without its locks or journal, would be a mix of
+    committed and uncommitted pages. An empty journal, or one whose header is zeroed (the
+    PERSIST journal mode), holds none.
+    """
+    journal = real.with_name(f"{real.name}-journal")
+    try:  # never a wait on a FIFO put there
+        with owned(open_regular(None, str(journal), journal.name)) as fd:
+            head = os.read(fd, len(_JOURNAL_MAGIC))
+    except FileNotFoundError:
+        return
+    except (OSError, NotAFileError) as error:
+        why = error.reason if isinstance(error, NotAFileError) else error.strerror
+        raise DatabaseError(
+            f"cannot read {str(journal)!r}, the journal beside the backup file {str(file)!r}: "
+            f"{why}; nothing was restored"
+        ) from error
+    if head == _JOURNAL_MAGIC:
+        raise DatabaseError(
+            f"the backup file {str(file)!r} has changes it never committed: its journal "
+            f"{journal.name!r} holds a transaction that a writer began and did not end. Open "
+            "the file once with sqlite3, which rolls them back, then restore; nothing was restored"
+        )
 
 
 _LOOP: Final = "is, or leads through, a symbolic link loop (or a link put in its place meanwhile)"
