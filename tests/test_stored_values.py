@@ -551,3 +551,32 @@ async def test_sqlite_json_escapes_past_the_models_rules_are_refused(
 ) -> None:
     """A NUL or a lone surrogate, written as a JSON escape, which SQLite's JSON takes."""
     await _refused_metadata(str(tmp_path / "app.db"), stored, reason)
+
+
+async def test_sqlite_json_stored_as_a_blob_is_refused(tmp_path: Path) -> None:
+    """Metadata and labels that plain SQL stored as a blob of JSON text.
+
+    SQLite's `json_valid` takes such a blob, so the columns' CHECK lets it in; it was read
+    into the model as bytes, where a dict is typed, and every export and `persistence runs`
+    then failed with a bare AttributeError.
+    """
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+        await save_results(db, [result(i) for i in range(50)])
+        run = await save_run(db, Run(labels={"commit": "c"}))
+        with contextlib.closing(sqlite3.connect(path)) as plain, plain:
+            plain.execute("PRAGMA ignore_check_constraints = ON")  # as a later SQLite may refuse
+            plain.execute("UPDATE test_results SET metadata = CAST(metadata AS BLOB) WHERE id = 25")
+            plain.execute("UPDATE runs SET labels = CAST(labels AS BLOB)")
+        reads: list[Callable[[], Awaitable[object]]] = [
+            lambda: get_result(db, 25),
+            lambda: all_results(db),
+            lambda: list_results(db, limit=100),
+            lambda: get_run(db, run.id or 0),
+            lambda: all_runs(db),
+        ]
+        for read in reads:
+            with pytest.raises(ValidationError, match=r"stored row\.json: .*got a blob"):
+                await read()
+        assert (await get_result(db, 24)).metadata == {"i": 23}  # the other rows still read

@@ -221,11 +221,19 @@ def decode_json_text(text: str) -> object:
 
 
 def decode_json(raw: object) -> object:
-    """Read JSON stored as text; anything else as it is."""
+    """Read JSON stored as text; a value the driver decoded (PostgreSQL's) as it is.
+
+    SQLite's `json_valid` takes a blob of JSON text, so its CHECK lets plain SQL store one:
+    it is refused here, where it was handed on as bytes in place of a dict.
+    """
     # Most metadata is empty; decoding costs far more than this comparison even for "{}".
     if raw == "{}":
         return {}
-    return decode_json_text(raw) if isinstance(raw, str) else raw
+    if isinstance(raw, str):
+        return decode_json_text(raw)
+    if isinstance(raw, bytes):
+        raise ValidationError("stored row", "json", "must be JSON text, got a blob")
+    return raw
 
 
 def decode_datetime_column(rows: Sequence[Sequence[object]], index: int) -> list[object]:
