@@ -264,3 +264,21 @@ def test_a_closed_stdout_is_refused_before_the_command_runs(
     assert_one_error_line(done.stderr)
     assert "standard output is closed" in done.stderr
     assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id"') == 1
+
+
+def test_an_export_to_dev_stdout_writes_into_the_pipe_it_is(tmp_path: Path) -> None:
+    """`--output /dev/stdout` when stdout is a pipe: the export goes down the pipe.
+
+    The path was followed to the pipe first (`/proc/PID/fd/pipe:[N]`), which has no path to
+    look at: taken for a new file, the export was made beside it, in /proc, and the command
+    failed with "No such file or directory: /dev/stdout".
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
+    assert cli("import", "r.xml", *db, cwd=tmp_path).returncode == 0
+    written = tmp_path / "written.xml"
+    assert cli("export", "1", "--output", str(written), *db, cwd=tmp_path).returncode == 0
+    done = cli("export", "1", "--output", "/dev/stdout", *db, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == written.read_text(encoding="utf-8")

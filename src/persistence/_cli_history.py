@@ -454,15 +454,15 @@ def write_whole(path: Path, text: str) -> None:
     first (`replace_whole`). A symlink's target is written, the link kept. Anything
     else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
     """
-    target = Path(os.path.realpath(path))
-    try:
-        before: os.stat_result | None = target.stat()
+    try:  # the path given, links followed: /dev/stdout's target may be a pipe, with no path
+        before: os.stat_result | None = path.stat()
     except FileNotFoundError:
         before = None
     if before is not None and not stat.S_ISREG(before.st_mode):
-        with target.open("w", encoding="utf-8") as stream:
+        with path.open("w", encoding="utf-8") as stream:
             stream.write(text)
         return
+    target = Path(os.path.realpath(path))
     try:
         folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
