@@ -40,3 +40,18 @@ async def test_a_path_through_a_file_is_refused_as_missing_not_as_a_link(tmp_pat
     said = await _refusal(tmp_path, tmp_path / "notes.txt" / "app.db")
     assert "symbolic link" not in said
     assert "is missing: a part of its path is no folder" in said
+
+
+async def test_a_file_that_is_no_database_is_refused_naming_it(tmp_path: Path) -> None:
+    """Text given as a backup: the error names the file given, not the private copy read.
+
+    It named the copy (`$TMPDIR/.persistence-restore.*.partial/backup.db`), removed by then.
+    """
+    notes = tmp_path / "notes.bak"
+    notes.write_text("hello\n")
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        with pytest.raises(DatabaseError, match="file is not a database") as refused:
+            await restore_database(target, notes)
+    assert str(notes) in str(refused.value)
+    assert ".persistence-restore." not in str(refused.value)

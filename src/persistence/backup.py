@@ -8,6 +8,7 @@ SQLite file that appears whole or not at all. docs/BACKUP.md says how each is do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import stat
@@ -221,7 +222,16 @@ async def restore_database(
                     f"the backup file {str(file)!r} changed while it was read: nothing was restored"
                 )
 
-        async with read_file_as_is(read) as backup:  # its folder left as it was
+        async with contextlib.AsyncExitStack() as stack:
+            try:  # its folder left as it was
+                backup = await stack.enter_async_context(read_file_as_is(read))
+            except DatabaseError as error:  # named by the file given, not the private copy
+                cause = error.__cause__
+                if cause is None or not read.is_relative_to(made_in[0]):
+                    raise
+                raise DatabaseError(
+                    f"cannot read the backup file {str(file)!r} as a SQLite database: {cause}"
+                ) from cause
             named = attrs.evolve(backup, url=str(file))  # the file given, not the copy read
             return await _copy(
                 named, db, page_size, skip_user_tables=skip_user_tables, before_commit=unchanged
