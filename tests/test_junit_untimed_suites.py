@@ -77,3 +77,18 @@ async def test_a_report_that_gives_the_run_s_time_keeps_it(db: Database, tmp_pat
     started, ended, times = await _times(db, write_report(tmp_path, report))
     assert (started, ended) == (began, began + 2 * SECOND)
     assert times == [began, began + SECOND, began + 2 * SECOND]
+
+
+async def test_a_report_time_of_no_timestamp_leaves_its_suites_to_their_cases(
+    db: Database, tmp_path: Path
+) -> None:
+    """A `<testsuites>` `time` with no timestamp of its own places nothing: the cases add up.
+
+    It held a suite of no `time` to its timestamp, so the run lasted no time and every case
+    came out at the suite's start, where docs/HISTORY.md says the suite spans its cases.
+    """
+    began = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    report = _report("2026-01-01T00:00:00Z", None).replace("<testsuites>", '<testsuites time="2">')
+    started, ended, times = await _times(db, write_report(tmp_path, report))
+    assert times == [began, began + SECOND, began + 3 * SECOND]
+    assert (started, ended) == (began, began + 3.5 * SECOND)

@@ -114,7 +114,7 @@ class _JUnitTarget:
         self.collecting: str | None = None
         self.root: str | None = None
         self.root_timed = False
-        """Whether `<testsuites>` gave its `time`, which the run then keeps."""
+        """Whether `<testsuites>` gave its `timestamp` and `time`, which the run then keeps."""
         self.times = JUnitTimes(now=started)
         self._last_key: tuple[str | None, ...] = ()
         self._last_metadata: JsonObject = {}
@@ -127,7 +127,9 @@ class _JUnitTarget:
             if tag not in ("testsuites", "testsuite"):
                 raise self.fail(f"expected <testsuites> or <testsuite>, found {_element(tag)}")
             self.root = tag
-            self.root_timed = tag == "testsuites" and "time" in attrs
+            # Its `time` gives the run's length only from its own timestamp: without one, it
+            # places nothing, and the suites' cases add up their own.
+            self.root_timed = tag == "testsuites" and "time" in attrs and "timestamp" in attrs
         began = self._note_times(tag, attrs) if tag in ("testsuites", "testsuite") else None
         if tag == "testsuite":
             self.suites.append(attrs.get("name"))
