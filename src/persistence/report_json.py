@@ -401,6 +401,7 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
     }
     if "created_at" not in own and (start := _ctrf_test_start(test)) is not None:
         own["created_at"] = start.isoformat()
+    unnamed = _member(extra, "no_test_id", bool, "a boolean", under="extra.")  # export's mark
     return from_dict(
         TestResult,
         {
@@ -410,7 +411,7 @@ def _ctrf_result(test: object) -> tuple[TestResult, bool]:
             "error_message": "\n".join(text for text in (message, trace) if text) or None,
             "output": _ctrf_lines(test, "stdout"),
             "metadata": metadata,
-            "test_id": name,
+            "test_id": None if unnamed else name,
             **own,
         },
     ), "created_at" in own

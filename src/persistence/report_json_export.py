@@ -51,6 +51,17 @@ def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
     """
     duration = round(result.execution_time * 1000)
     start = _milliseconds(result.created_at)
+    extra: dict[str, JsonValue] = {
+        "execution_time": result.execution_time,
+        "test_type": result.test_type.value,
+        "metadata": _holed_members(result.metadata, long),
+        "memory_usage": result.memory_usage,
+        "test_cases_passed": result.test_cases_passed,
+        "test_cases_total": result.test_cases_total,
+        "created_at": result.created_at.isoformat(),
+    }
+    if result.test_id is None:  # its name is made up, and may be a test's: import keeps none
+        extra["no_test_id"] = True
     test: dict[str, JsonValue] = {
         "name": result.test_id or f"result-{result.id}",
         "status": TO_CTRF[result.status],
@@ -58,15 +69,7 @@ def _ctrf_test(result: TestResult, long: list[str]) -> dict[str, JsonValue]:
         "duration": duration,
         "start": start,
         "stop": start + duration,
-        "extra": {
-            "execution_time": result.execution_time,
-            "test_type": result.test_type.value,
-            "metadata": _holed_members(result.metadata, long),
-            "memory_usage": result.memory_usage,
-            "test_cases_passed": result.test_cases_passed,
-            "test_cases_total": result.test_cases_total,
-            "created_at": result.created_at.isoformat(),
-        },
+        "extra": extra,
     }
     if result.error_message is not None:
         test["message"] = _holed(result.error_message, long)

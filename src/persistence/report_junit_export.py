@@ -54,12 +54,18 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     # unless a result is earlier.
     at_start = True
     latest = run.started_at  # the latest result's time, if later
+    taken: set[str] | None = None  # the run's test ids, once a result has none
     for result in results:
         suites.note(result, len(cases))
         at_start = at_start and result.created_at >= run.started_at
         latest = max(latest, result.created_at)
+        test_id = result.test_id
+        if test_id is None:
+            if taken is None:
+                taken = {other.test_id for other in results if other.test_id is not None}
+            test_id = _unused(f"result-{result.id}", taken)
         long: list[str] = []
-        case = _case_xml(result, long)
+        case = _case_xml(result, test_id, long)
         if long:
             cases += await _filled(case, long)
         else:
@@ -199,12 +205,26 @@ async def _filled(case: str, long: list[str]) -> list[str]:
     return pieces
 
 
-def _case_xml(result: TestResult, long: list[str]) -> str:
-    """Write a result's case as its line; each long text is put in `long`, a hole in its place.
+def _unused(name: str, taken: set[str]) -> str:
+    """Give `name`, or `name-2`, `name-3`...: the first that no test of the run has; take it.
 
-    Escaped in one call, a text of 40 MB held the loop 1.7 s: `_filled` escapes it in pieces.
+    A result of no test id is written under a name made up from its id, which a test may have:
+    two cases of one name made a file that import refuses.
     """
-    test_id = result.test_id or f"result-{result.id}"
+    found, number = name, 1
+    while found in taken:
+        number += 1
+        found = f"{name}-{number}"
+    taken.add(found)
+    return found
+
+
+def _case_xml(result: TestResult, test_id: str, long: list[str]) -> str:
+    """Write a result's case as its line, as test `test_id`; each long text is put in `long`.
+
+    A hole stands in its place. Escaped in one call, a text of 40 MB held the loop 1.7 s:
+    `_filled` escapes it in pieces.
+    """
     kept = result.metadata.get("classname")  # the case's own, as import keeps it: `::` and all
     if isinstance(kept, str) and kept and test_id.startswith(kept + SEPARATOR):
         classname, name = kept, test_id[len(kept) + len(SEPARATOR) :]
