@@ -556,9 +556,10 @@ async def test_sqlite_json_escapes_past_the_models_rules_are_refused(
 async def test_sqlite_json_stored_as_a_blob_is_refused(tmp_path: Path) -> None:
     """Metadata and labels that plain SQL stored as a blob of JSON text.
 
-    SQLite's `json_valid` takes such a blob, so the columns' CHECK lets it in; it was read
+    SQLite's `json_valid` takes such a blob, so the columns' CHECK let it in; it was read
     into the model as bytes, where a dict is typed, and every export and `persistence runs`
-    then failed with a bare AttributeError.
+    then failed with a bare AttributeError. Migration 0017's triggers refuse it now
+    (`test_json_stored_as_text.py`); a database whose triggers were dropped is still read safely.
     """
     path = tmp_path / "app.db"
     async with connect(path) as db:
@@ -567,6 +568,8 @@ async def test_sqlite_json_stored_as_a_blob_is_refused(tmp_path: Path) -> None:
         run = await save_run(db, Run(labels={"commit": "c"}))
         with contextlib.closing(sqlite3.connect(path)) as plain, plain:
             plain.execute("PRAGMA ignore_check_constraints = ON")  # as a later SQLite may refuse
+            for trigger in ("test_results_metadata_text_update", "runs_labels_text_update"):
+                plain.execute(f"DROP TRIGGER {trigger}")
             plain.execute("UPDATE test_results SET metadata = CAST(metadata AS BLOB) WHERE id = 25")
             plain.execute("UPDATE runs SET labels = CAST(labels AS BLOB)")
         reads: list[Callable[[], Awaitable[object]]] = [

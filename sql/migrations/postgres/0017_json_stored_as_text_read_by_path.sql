@@ -1,0 +1,4 @@
+-- Nothing to do on PostgreSQL: jsonb holds no blob, and it decodes a key's escapes as it stores
+-- it, so `labels ->> 'commit'` reaches a key written `"comm\u0069t"`. This file keeps the
+-- versions of both engines in step with SQLite's 0017, which refuses a blob in
+-- `test_results.metadata` or `runs.labels`, and a `commit` label that SQLite's paths cannot read.
