@@ -18,7 +18,7 @@ from typing import Final
 import pytest
 
 from persistence import MigrationError, Run, connect, migrate, migration_status, save_run
-from persistence.migrations import discover_migrations, migrations_folder
+from test_stored_numbers import package_through
 
 NOW: Final = "2026-05-01T00:00:00.000000+00:00"
 ESCAPED_COMMIT: Final = '{"comm\\u0069t": "9f2c1e0"}'
@@ -98,13 +98,9 @@ async def test_other_escaped_keys_and_a_plain_commit_are_taken(tmp_path: Path) -
 
 
 async def _before_0017(path: Path, folder: Path) -> None:
-    """Migrate a fresh database up to 0016, from a folder of the migrations before 0017."""
-    folder.mkdir()  # noqa: ASYNC240  # a test's own empty folder
+    """Migrate a fresh database up to 0016, the last one before 0017."""
     async with connect(path) as db:
-        for migration in discover_migrations(migrations_folder(db.engine)):
-            if migration.version <= 16:  # the last one before 0017
-                (folder / migration.path.name).write_text(migration.sql, encoding="utf-8")
-        await migrate(db, package_folder=folder)
+        await migrate(db, package_folder=package_through(db.engine, folder, 16))
 
 
 @pytest.mark.parametrize(

@@ -39,8 +39,8 @@ from persistence import (
     slowest_tests,
 )
 from persistence.__main__ import main
-from persistence.migrations import discover_migrations, migrations_folder
 from test_plain_ids import plain_sql
+from test_stored_numbers import package_through
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 WRITTEN: Final = "2026-05-01T00:00:00.000000+00:00"
@@ -64,13 +64,9 @@ def unsigned_zero(value: float | None) -> bool:
 
 
 async def _before_0015(database_url: str, folder: Path) -> None:
-    """Migrate a fresh database up to 0014, from a folder of the migrations before 0015."""
-    folder.mkdir()  # noqa: ASYNC240  # a test's own empty folder
+    """Migrate a fresh database up to 0014, the last one before 0015."""
     async with connect(database_url) as db:
-        for migration in discover_migrations(migrations_folder(db.engine)):
-            if migration.version <= 14:  # the last one before 0015
-                (folder / migration.path.name).write_text(migration.sql, encoding="utf-8")
-        await migrate(db, package_folder=folder)
+        await migrate(db, package_folder=package_through(db.engine, folder, 14))
 
 
 async def _two_runs(db: Database) -> tuple[int, int]:
