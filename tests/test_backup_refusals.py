@@ -251,3 +251,16 @@ async def test_a_backup_path_holding_a_nul_is_refused_as_invalid(
         with pytest.raises(ValidationError, match="NUL"):
             await backup_database(source, path)
     assert names(tmp_path) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, a folder of no new files")
+async def test_a_backup_into_a_folder_that_takes_no_file_names_the_backup(
+    source: Database,
+) -> None:
+    """A folder where no working folder can be made: the error names the backup asked for.
+
+    It named the working folder beside it (`/proc/self/.x.4vf0e8vu.partial`), never made.
+    """
+    with pytest.raises(OSError, match=r"/proc/self/backup\.db") as refused:
+        await backup_database(source, "/proc/self/backup.db")
+    assert ".partial" not in str(refused.value)

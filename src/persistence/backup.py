@@ -509,7 +509,10 @@ def _temp_folder(target: Path) -> tuple[str, int]:
     removed first.
     """
     # The name's start only: with the random part and the suffix, a long one would not fit.
-    return locked_folder(str(target.parent), f".{truncate(target.name, 100)}.", ".partial")
+    try:
+        return locked_folder(str(target.parent), f".{truncate(target.name, 100)}.", ".partial")
+    except OSError as error:  # named by the backup asked for, not the folder beside it
+        raise OSError(error.errno, error.strerror, str(target)) from None
 
 
 def _publish(made: Path, target: Path) -> None:
