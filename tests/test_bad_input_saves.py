@@ -232,6 +232,28 @@ async def test_get_config_value_checks_the_declared_type(db: Database, value: ob
 
 
 @ON_DATABASE
+@given(
+    default=st.one_of(st.booleans(), st.integers(MIN_INT, MAX_INT), finite_floats(), safe_text())
+)
+async def test_get_config_value_refuses_a_default_of_another_type(
+    db: Database, default: object
+) -> None:
+    """A default is given back as it is: one of another type than `kind` is refused first.
+
+    A missing `int` gave a default of `True`, `8.5` or `"8"` back as the int asked for.
+    """
+    section = unique("defaulted")
+    hostile: Any = default
+    kinds: list[Any] = [bool, int, float, str, list, dict]
+    for kind in kinds:
+        answer = await outcome(get_config_value(db, section, "missing", kind, hostile))
+        if kind is type(default):
+            assert_same(answer, default)
+        else:
+            assert_refused(answer, "get_config_value", "default")
+
+
+@ON_DATABASE
 @example(thing="not a model")
 @example(thing=None)
 @given(thing=st.one_of(wrong_types(), safe_text()))

@@ -165,11 +165,18 @@ async def get_config_value(
     """Return the value of (section, key) as `kind`, checked against its declared type.
 
     `kind` is `str`, `int`, `float`, `bool`, `list` or `dict` (typed as JSON); any other is
-    refused (ValidationError) before anything is read. A missing entry gives `default`, else
-    NotFoundError. `db` may be a cache, whose `get_config_value` method is this function, so
-    that one set of signatures types them all.
+    refused (ValidationError) before anything is read, and so is a `default` of another type.
+    A missing entry gives `default`, else NotFoundError. `db` may be a cache, whose
+    `get_config_value` method is this function, so that one set of signatures types them all.
     """
     type_among("get_config_value", "kind", kind, _TYPES_OF)
+    if default is not None and type(default) is not kind:  # given back as it is: never checked
+        wanted = getattr(kind, "__name__", kind)
+        raise ValidationError(
+            "get_config_value",
+            "default",
+            f"expected {wanted}, as kind says, got {type(default).__name__}",
+        )
     if isinstance(db, Database) or not hasattr(db, "held_config_entry"):  # else a cache
         entry = await find_config_entry_by_key(require_database(db), section, key)
         return value_of(entry, section, key, kind, default)
