@@ -16,6 +16,7 @@ from persistence import (
     Database,
     DatabaseError,
     Engine,
+    FileRecord,
     NotFoundError,
     TestResult,
     TestStatus,
@@ -27,11 +28,13 @@ from persistence import (
     migrate,
     open_database,
     results,
+    save_file_record,
     save_result,
     set_config,
     transaction,
 )
 from persistence._database_value import backend_of
+from persistence._interface import JsonObject
 from persistence.cache import MemoryCache, open_memory_cache
 from persistence.database import close_database
 
@@ -149,6 +152,36 @@ async def test_values_handed_out_are_private(db: Database, cache: MemoryCache) -
     assert isinstance(entry.value, list)
     entry.value.append("c")
     assert await cache.get_config_value("runner", "flags", list) == ["a"]
+
+
+@pytest.mark.parametrize("metadata", [{}, {"seed": [1]}], ids=["empty", "nested"])
+async def test_results_and_file_records_handed_out_are_private(
+    db: Database, cache: MemoryCache, metadata: JsonObject
+) -> None:
+    """Changing the metadata of a result or a file record from a hit changes nothing cached.
+
+    Empty metadata was handed out as the cache's own dict: a caller's key stuck to every hit.
+    """
+    saved = await save_result(
+        db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata=metadata)
+    )
+    await save_file_record(db, FileRecord(path="bin/a", size=1, metadata=metadata))
+    assert saved.id is not None
+    for _ in range(2):  # a miss, then a hit
+        found = await cache.find_result(saved.id)
+        assert found is not None
+        found.metadata["changed"] = True
+        (await cache.recent_results(5))[0].metadata["changed"] = True
+        record = await cache.find_file_record_by_path("bin/a")
+        assert record is not None
+        record.metadata["changed"] = True
+    again = await cache.find_result(saved.id)
+    assert again is not None
+    assert again.metadata == metadata
+    assert [r.metadata for r in await cache.recent_results(5)] == [metadata]
+    record = await cache.find_file_record_by_path("bin/a")
+    assert record is not None
+    assert record.metadata == metadata
 
 
 async def test_missing_settings_and_wrong_types(db: Database, cache: MemoryCache) -> None:

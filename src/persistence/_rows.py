@@ -11,12 +11,13 @@ model's limit) a cheap look at the row catches first, and the model's own checks
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
 import operator
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import attrs
 
@@ -103,6 +104,28 @@ def found(model: str, key: object, item: _T | None, argument: str | None = None)
     if item is None:
         raise NotFoundError(model, key, argument=argument)
     return item
+
+
+_FILE_FIELDS = tuple(field.name for field in attrs.fields(FileRecord))
+_FILE_VALUES = operator.attrgetter(*_FILE_FIELDS)
+_LAYOUTS: dict[type, tuple[type, tuple[str, ...], Callable[[object], tuple[object, ...]]]] = {
+    TestResult: (_ResultFill, _RESULT_FIELDS, _RESULT_VALUES),
+    FileRecord: (_FileRecordFill, _FILE_FIELDS, _FILE_VALUES),
+}
+
+
+def with_own_metadata(model: TestResult | FileRecord) -> TestResult | FileRecord:
+    """Return a copy of a checked result or file record whose metadata no other copy holds.
+
+    Its other fields are immutable. Without checks: about a tenth of `copy.copy`'s cost.
+    """
+    fill, fields, values = _LAYOUTS[type(model)]
+    fresh: object = _new(fill)
+    for name, value in zip(fields, values(model), strict=True):
+        _set(fresh, name, value)
+    _set(fresh, "metadata", copy.deepcopy(model.metadata) if model.metadata else {})
+    fresh.__class__ = type(model)  # one layout: see the module doc
+    return cast("TestResult | FileRecord", fresh)
 
 
 def with_id(model: TestResult, new_id: int) -> TestResult:

@@ -28,6 +28,7 @@ from persistence._guards import key_id, key_text, seconds
 from persistence._json_pieces import encode_in_pieces
 from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, share_loop
 from persistence._paging import page_limit
+from persistence._rows import with_own_metadata
 from persistence.database import watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
@@ -154,8 +155,8 @@ def private_copy(value: _V) -> _V:
     """Return `value`, or a deep copy when it holds a dict or a list a caller could change."""
     if isinstance(value, ConfigEntry):
         return copy.deepcopy(value) if isinstance(value.value, list | dict) else value
-    if isinstance(value, TestResult | FileRecord):
-        return copy.deepcopy(value) if value.metadata else value
+    if isinstance(value, TestResult | FileRecord):  # its metadata, even empty, is a dict
+        return cast("_V", with_own_metadata(value))  # of value's own class
     if isinstance(value, tuple):
         return type(value)(map(private_copy, value))
     return value
