@@ -314,6 +314,18 @@ async def test_text_without_a_word_is_refused(db: Database, text: str, reason: s
     assert (raised.value.model, raised.value.field) == ("SearchQuery", "text")
 
 
+@pytest.mark.parametrize("given", [None, 42, 2.5, b"word", ["word"]])
+async def test_text_that_is_no_str_is_refused_by_name(db: Database, given: object) -> None:
+    """A search of anything but a str is refused by name, whatever searches came before.
+
+    An int or a list was an AttributeError of the look for text beyond ASCII, before the
+    text's own check.
+    """
+    hostile: Any = given
+    with pytest.raises(ValidationError, match=r"SearchQuery\.text: expected str"):
+        await search_results(db, hostile)
+
+
 @ON_DATABASE
 @example(text='"unclosed phrase with * and - and OR')
 @example(text="'; DROP TABLE test_results; --")

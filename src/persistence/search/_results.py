@@ -8,7 +8,7 @@ import attrs
 
 from persistence._backend import Engine
 from persistence._database_value import require_database
-from persistence._guards import count, instance_of, of_type
+from persistence._guards import argument, count, instance_of, of_type
 from persistence._loans import borrow
 from persistence._loop import share_loop
 from persistence._paging import Page, continued_filter, page_limit
@@ -73,6 +73,7 @@ async def search_results(
     `list_results`. Pass the page's `next_cursor` as `after`, with the same text, to get the
     next page. Text that holds no word to search for raises ValidationError.
     """
+    text = argument("SearchQuery", "text", str, text)  # before words_ready reads it
     await words_ready([text])
     query = parse_search(text)
     limit = page_limit("SearchQuery", limit)
