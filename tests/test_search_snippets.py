@@ -136,6 +136,32 @@ def test_a_snippet_marks_a_match_whenever_the_text_holds_one(output: str, text: 
 
 
 @pytest.mark.parametrize(
+    ("output", "text", "marked"),
+    [
+        (
+            "expected: 0 1 0 1 1 0 0 1 0 1 1 0 0 1 1 0 1 0 MISMATCH at index 18",
+            "mismatch",
+            "MISMATCH",
+        ),
+        ("a b c d e f g h i j k l m n o p q r s t u v w x y z " * 20, "x", "x"),
+        ("a b c d e f g h i j k l m n o p q r s t u v w x y z " * 20, '"z a"', "z"),  # each word
+    ],
+    ids=["digits", "letters", "phrase"],
+)
+def test_short_words_before_a_match_leave_it_in_the_snippet(
+    output: str, text: str, marked: str
+) -> None:
+    """Forty characters of short words before a match were more than a snippet's 16 words.
+
+    The snippet began that far back, ended before the match, and marked nothing.
+    """
+    snippet = snippet_of(_result(output), parse_search(text).terms)
+    assert snippet.highlights
+    start, end = snippet.highlights[0]
+    assert snippet.text[start:end] == marked
+
+
+@pytest.mark.parametrize(
     ("output", "text"),
     [("ΟΔΟΣ", "οδοσ"), ("οδός", "ΟΔΌΣ"), ("İstanbul", "istanbul"), ("Straße", "STRASSE")],
 )

@@ -55,6 +55,10 @@ match may start, or a comparison of one word of a phrase."""
 _LEAD_CHARS: Final = 40
 """How far before the first match it marks a snippet starts, in characters, at most."""
 
+_LEAD_WORDS: Final = SNIPPET_WORDS // 4
+"""How many words before the first match it marks a snippet starts, at most: 40 characters
+of short words (`0 1 0 1 ...`) were more than a snippet holds, and it ended before the match."""
+
 _MAX_ANCHORS: Final = 16
 """How many places that match, from the start, a snippet may be cut around."""
 
@@ -301,6 +305,9 @@ def _windows(text: _Text) -> Iterator[tuple[tuple[int, int], int, int]]:
     ]
     for anchor in anchors[:_MAX_ANCHORS]:
         begin = _word_start(text.text, max(0, anchor.start - _LEAD_CHARS), anchor.start)
+        before = list(word_pattern(text.text).finditer(text.text, begin, anchor.start))
+        if len(before) > _LEAD_WORDS:
+            begin = before[-_LEAD_WORDS].start()
         end = _extent(text.text, begin)
         if end == len(text.text) and begin > 0:
             earlier = _word_start(text.text, max(0, end - MAX_SNIPPET_CHARS), anchor.start)
