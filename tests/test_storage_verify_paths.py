@@ -8,7 +8,7 @@ or by `save_file_record`) was walked like a path to a file, so `a/../b.txt` was 
 
 from __future__ import annotations
 
-from persistence import Database
+from persistence import Database, FileRecord, save_file_record
 from persistence.storage import Storage, VerifyReport, verify, write_text
 from test_plain_ids import plain_sql
 
@@ -71,3 +71,16 @@ async def test_a_tracked_file_swapped_for_a_symlink_is_missing_not_its_target(
     report = await verify(storage, db)
 
     assert report == VerifyReport(missing=("d/f.txt", "l.txt"), new=("e/f.txt", "x.txt"))
+
+
+async def test_verify_reports_a_name_longer_than_the_disk_takes_as_missing(
+    storage: Storage, db: Database
+) -> None:
+    """A record may name a file of 300 bytes, which no folder holds: missing, as one absent.
+
+    With its folder there, the open's "File name too long" stopped the whole verify.
+    """
+    await write_text(storage, "docs/kept.txt", "hello", track=db)
+    long = "docs/" + "n" * 300
+    await save_file_record(db, FileRecord(path=long))
+    assert await verify(storage, db) == VerifyReport(missing=(long,))

@@ -6,6 +6,7 @@ and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -98,6 +99,24 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
     return sorted(found, key=lambda entry: entry.path)
 
 
+def _hashed(root: Path, name: str) -> Written | None:
+    """Hash the regular file at `name`, by its real path; None when the root holds none there."""
+    try:
+        with (
+            locate(root, name, reserved_ok=True, links=False) as spot,
+            storage_errors(name),
+            owned(spot.open_file()) as fd,
+        ):
+            return hash_fd(fd)
+    except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
+        return None  # no regular file inside the root
+    except StorageError as error:
+        cause = error.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
+            return None  # a name longer than the disk takes: no file can have it
+        raise
+
+
 def scan(
     root: Path, recorded: dict[str, Written]
 ) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -113,17 +132,10 @@ def scan(
     for name, expected in sorted(recorded.items()):
         if not is_plain_path(name):
             continue
-        try:
-            with (
-                locate(root, name, reserved_ok=True, links=False) as spot,  # its real path
-                storage_errors(name),
-                owned(spot.open_file()) as fd,
-            ):
-                actual = hash_fd(fd)
-        except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
-            missing.append(name)  # no regular file inside the root
-            continue
-        if actual.size != expected.size or expected.sha256 not in {"", actual.sha256}:
+        actual = _hashed(root, name)
+        if actual is None:
+            missing.append(name)
+        elif actual.size != expected.size or expected.sha256 not in {"", actual.sha256}:
             changed.append(name)
     new: list[str] = []
     with storage_errors("."), open_root(root) as root_fd:
