@@ -583,3 +583,26 @@ async def test_sqlite_json_stored_as_a_blob_is_refused(tmp_path: Path) -> None:
             with pytest.raises(ValidationError, match=r"stored row\.json: .*got a blob"):
                 await read()
         assert (await get_result(db, 24)).metadata == {"i": 23}  # the other rows still read
+
+
+async def test_a_sqlite_config_time_of_another_offset_reads_in_utc(tmp_path: Path) -> None:
+    """Plain SQL may store a config entry's time with another offset: no CHECK holds its form.
+
+    It was read with that offset, where every time the package gives is in UTC, and one that
+    is past the year 9999 in UTC made the entry's next save a bare OverflowError.
+    """
+    path = tmp_path / "app.db"
+    async with connect(path) as db:
+        await migrate(db)
+    with contextlib.closing(sqlite3.connect(path)) as plain, plain:
+        plain.execute(
+            "INSERT INTO config_entries (id, section, key, value, type, updated_at) VALUES"
+            " (1, 's', 'east', 'x', 'str', '2024-01-01T05:00:00+05:00'),"
+            " (2, 's', 'late', 'x', 'str', '9999-12-31T23:59:59-05:00')"
+        )
+    async with connect(path) as db:
+        east = await get_config_entry_by_key(db, "s", "east")
+        assert east.updated_at == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        assert east.updated_at.tzinfo is dt.UTC
+        with pytest.raises(ValidationError, match=r"config_entries\.updated_at: id 2: .*in UTC"):
+            await get_config_entry_by_key(db, "s", "late")

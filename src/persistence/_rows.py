@@ -339,6 +339,9 @@ def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
         and row.updated_at.tzinfo is not None
     ):
         raise refused_row("config_entries", row.id, lambda: _checked_config(row))
+    updated = row.updated_at
+    if updated.utcoffset():  # another offset, as plain SQL may store it on SQLite: no CHECK
+        updated = _in_utc(row.id, updated)
     model: ConfigEntry = _new(ConfigEntry)
     _set(model, "id", row.id)
     _set(model, "section", section)
@@ -346,8 +349,17 @@ def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
     _set(model, "value", decode_config_value(kind, row.value))
     _set(model, "type", kind)
     _set(model, "description", description)
-    _set(model, "updated_at", row.updated_at)
+    _set(model, "updated_at", updated)
     return model
+
+
+def _in_utc(row_id: object, stored: dt.datetime) -> dt.datetime:
+    """Give a config entry's stored time in UTC, as every time the package gives is."""
+    try:
+        return stored.astimezone(dt.UTC)
+    except OverflowError:
+        reason = f"id {row_id}: {stored.isoformat()} is outside the years 1 to 9999 in UTC"
+        raise ValidationError("stored row", "config_entries.updated_at", reason) from None
 
 
 def _is_key(value: object) -> bool:
