@@ -21,6 +21,7 @@ from persistence import Database, FileRecord, all_file_records, save_file_record
 from persistence._files.paths import is_partial_name, is_reserved
 from persistence.cache import open_artifact_cache
 from persistence.exceptions import (
+    InvalidPathError,
     NotAFileError,
     OutsideRootError,
     PersistenceError,
@@ -210,6 +211,29 @@ async def test_files_with_the_longest_names_are_written_and_backed_up(
     assert await read_text(storage, f"d/{name}") == "first"
     assert await prune_backups(storage, f"d/{name}", keep=1) == [first]
     assert await list_backups(storage, f"d/{name}") == [second]
+
+
+async def test_a_name_longer_than_the_disk_takes_is_refused_making_no_folder(
+    storage: Storage, sqlite_db: Database
+) -> None:
+    """A path whose last name has 300 bytes: refused before a folder of it is made.
+
+    The open of the file refused it ("File name too long"), after the folders on its way were
+    made: each write, copy or move left them behind.
+    """
+    await write_text(storage, "a.txt", "A")
+    long = "n" * 300
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: write_text(storage, f"w1/w2/{long}", "x"),
+        lambda: write_text(storage, f"t1/t2/{long}", "x", track=sqlite_db),
+        lambda: copy(storage, "a.txt", f"c1/c2/{long}"),
+        lambda: move(storage, "a.txt", f"m1/m2/{long}"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidPathError, match="has a name of 300 bytes"):
+            await call()
+    assert sorted(p.name for p in storage.root.iterdir() if not p.name.startswith(".")) == ["a.txt"]
+    assert await all_file_records(sqlite_db) == []
 
 
 async def test_long_names_sharing_a_start_keep_their_own_backups(storage: Storage) -> None:

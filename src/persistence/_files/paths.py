@@ -414,6 +414,7 @@ def locate(
     else:
         parts = raw.split("/")
     with open_root(root) as root_fd, storage_errors(raw):
+        _names_fit(raw, parts, root_fd)  # before a folder of the path is made
         spot = Spot(root, raw, os.dup(root_fd), os.dup(root_fd), follows=links)
     try:
         spot.pending.extend(_meaningful(parts))
@@ -431,6 +432,24 @@ def locate(
     finally:
         os.close(spot.dir_fd)
         os.close(spot.root_fd)
+
+
+def _names_fit(raw: str, parts: list[str], root_fd: int) -> None:
+    """Refuse a path with a name longer than the root's disk takes: no file can have it.
+
+    Found by the open of its file, it was refused after the write had made its folders.
+    """
+    if max(map(len, parts), default=0) * 4 <= _SHORTEST_NAME_MAX:  # 4 bytes a character at most
+        return
+    most = os.fpathconf(root_fd, "PC_NAME_MAX")
+    for part in parts:
+        if (size := len(os.fsencode(part))) > most:
+            reason = f"has a name of {size} bytes, where its disk takes at most {most}"
+            raise InvalidPathError(raw, reason)
+
+
+_SHORTEST_NAME_MAX: Final = 255
+"""The bytes a name may have on the common disks: a path of shorter names is never looked at."""
 
 
 def _must_be_folder(spot: Spot) -> None:

@@ -6,7 +6,6 @@ and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import os
@@ -109,12 +108,7 @@ def _hashed(root: Path, name: str) -> Written | None:
         ):
             return hash_fd(fd)
     except (FileMissingError, NotAFileError, OutsideRootError, InvalidPathError):
-        return None  # no regular file inside the root
-    except StorageError as error:
-        cause = error.__cause__
-        if isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG:
-            return None  # a name longer than the disk takes: no file can have it
-        raise
+        return None  # no regular file inside the root (nor a name longer than its disk takes)
 
 
 def scan(
