@@ -161,6 +161,21 @@ def test_short_words_before_a_match_leave_it_in_the_snippet(
     assert snippet.text[start:end] == marked
 
 
+def test_a_word_the_limit_cuts_is_not_marked() -> None:
+    """The index drops the word that INDEXED_CHARS cuts: the snippet marks no start of it.
+
+    It read the text's first INDEXED_CHARS, whose last word, `abcdefg` of `abcdefghijk`, it
+    took for a whole word and marked.
+    """
+    head = "filler " * ((INDEXED_CHARS - 20) // 7)
+    output = head + " " * (INDEXED_CHARS - 7 - len(head)) + "abcdefghijk"
+    assert output[INDEXED_CHARS - 7 : INDEXED_CHARS] == "abcdefg"
+    snippet = snippet_of(_result(output), parse_search("abcdefg").terms)
+    assert snippet.highlights == ()
+    whole = snippet_of(_result(output[:INDEXED_CHARS]), parse_search("abcdefg").terms)
+    assert whole.highlights  # a control: a text that ends there holds the word whole
+
+
 @pytest.mark.parametrize(
     ("output", "text"),
     [("ΟΔΟΣ", "οδοσ"), ("οδός", "ΟΔΌΣ"), ("İstanbul", "istanbul"), ("Straße", "STRASSE")],

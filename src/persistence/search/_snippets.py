@@ -10,6 +10,7 @@ reach (a little past the first `_MAX_ANCHORS` places that match), and matching s
 from __future__ import annotations
 
 import bisect
+import collections
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -262,7 +263,7 @@ def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
     matcher = _Matcher(terms)
     values: list[tuple[str, str | None]] = [(field, getattr(result, field)) for field in _FIELDS]
     texts = [
-        matcher.scan(field, value[:INDEXED_CHARS], cut=len(value) > INDEXED_CHARS)
+        matcher.scan(field, _indexed(value), cut=len(value) > INDEXED_CHARS)
         for field, value in values
         if value
     ]
@@ -275,6 +276,20 @@ def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
         return _cut(fallback, 0, _extent(fallback.text, 0))
     (_, begin, end), text = best
     return _cut(text, begin, end)
+
+
+def _indexed(value: str) -> str:
+    """Give the part of a text that the index holds: its first INDEXED_CHARS, less a cut word.
+
+    The index drops the word that the limit cuts: marked, its start read as a whole word.
+    """
+    if len(value) <= INDEXED_CHARS:
+        return value
+    word = word_pattern(value)
+    if not _goes_on(value, INDEXED_CHARS, word):
+        return value[:INDEXED_CHARS]
+    last = collections.deque(word.finditer(value, 0, INDEXED_CHARS), maxlen=1)  # the cut word
+    return value[: last[0].start() if last else INDEXED_CHARS]
 
 
 def _extent(text: str, begin: int) -> int:
