@@ -277,7 +277,10 @@ class _Service:
             self._jobs.put(("reset", name))
 
     def drop(self, name: str) -> None:
-        """Drop `name` in the background; first, no more copies of it, its spares dropped."""
+        """Drop `name` in the background; first, no more copies of it, its spares dropped.
+
+        A database this service did not make (one a test made itself) is dropped too.
+        """
         with self._turn:
             self._retired.add(name)
             self._lent.discard(name)
@@ -287,6 +290,8 @@ class _Service:
                 if isinstance(dropped, str) and dropped in self._made:
                     self._made.discard(dropped)
                     self._jobs.put(("drop", dropped))
+            if name not in self._origin:  # never made here: no record of it to keep
+                self._jobs.put(("drop", name))
 
     def pause(self) -> None:
         """Hold every drop, reset and copy not yet begun, once those under way have ended."""

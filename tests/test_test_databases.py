@@ -14,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from _test_databases import LOG_VARIABLE, DatabaseService
+from _test_databases import LOG_VARIABLE, DatabaseService, _admin
 
 HERE = Path(__file__).parent
 
@@ -95,6 +96,22 @@ def test_closed_it_drops_what_it_made_and_reports_what_it_was_not_asked_to_drop(
     made, dropped = logged(log)
     assert set(taken) | {kept} <= set(made)  # and those made ahead
     assert sorted(dropped) == sorted(made)
+
+
+def test_a_database_a_test_made_itself_is_dropped_when_asked(postgres_admin: str) -> None:
+    """`migrate --create` makes a database of the test's own name, which it asks to drop.
+
+    Only the databases the service had made were dropped: each full run left five behind.
+    """
+    own = f"persistence_create_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(postgres_admin, f'CREATE DATABASE "{own}"'))
+    service = DatabaseService(postgres_admin)
+    try:
+        service.drop(own)
+    finally:
+        failures = service.close()
+    assert failures == []
+    assert existing(postgres_admin, [own]) == set()
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="watches the process in /proc")
