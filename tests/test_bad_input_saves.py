@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import attrs
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -21,11 +22,13 @@ from persistence import (
     Database,
     FileRecord,
     NotFoundError,
+    Run,
     TestResult,
     TestStatus,
     TestType,
     ValidationError,
     all_results,
+    all_runs,
     delete_config_entry,
     find_config_entry_by_key,
     find_file_record_by_path,
@@ -38,6 +41,7 @@ from persistence import (
     save_file_record,
     save_result,
     save_results,
+    save_run,
     set_config,
 )
 from persistence._guards import MIN_INT
@@ -318,3 +322,35 @@ async def test_result_stats_of_the_longest_times(db: Database, times: list[float
         ],
     )
     await _check_stats(db)
+
+
+async def test_a_dict_given_empty_and_filled_later_changes_no_model(db: Database) -> None:
+    """A model copies an empty dict too: the caller's own, filled after, never reaches the row.
+
+    An empty dict was kept as given: filled after the model was built, with a value the model
+    refuses (an int past 64 bits), it was stored, and every listing of the table then failed.
+    """
+    metadata: dict[str, Any] = {}
+    labels: dict[str, Any] = {}
+    result = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata=metadata)
+    run = Run(labels=labels)
+    metadata["seed"] = 2**64
+    labels["host"] = "box\x00"
+    assert (result.metadata, run.labels) == ({}, {})
+    saved = await save_result(db, result)
+    assert saved.metadata == {}
+    assert (await save_run(db, run)).labels == {}
+
+
+async def test_a_run_whose_labels_were_changed_in_place_is_refused_before_its_write(
+    db: Database,
+) -> None:
+    """`run.labels[...] = ...` on a built run: its save checks it again, before the INSERT.
+
+    The check ran after the INSERT: the caller was told the run was refused, and it was stored.
+    """
+    run = Run(labels={"host": "box"})
+    run.labels["host"] = "box\x00"
+    with pytest.raises(ValidationError, match=r"Run\.labels"):
+        await save_run(db, run)
+    assert await all_runs(db) == []

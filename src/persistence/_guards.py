@@ -231,9 +231,12 @@ def byte_string(model: str, field: str, value: object) -> bytes:
 
 
 def json_object(model: str, field: str, value: object) -> JsonObject:
-    """Check a JSON object both engines keep unchanged, such as labels, and give it plain."""
+    """Check a JSON object both engines keep unchanged, such as labels, and give a copy.
+
+    A copy even when empty: the caller's own dict, filled later, changed the model.
+    """
     if type(value) is dict and not value:
-        return value
+        return {}
     if not isinstance(value, dict):
         raise ValidationError(
             model, field, f"expected a JSON object (dict), got {type(value).__name__}"

@@ -110,7 +110,9 @@ async def save_run(db: Database, run: Run) -> Run:
     Returns the run as stored, with its id. Overwriting an id that does not exist raises
     NotFoundError.
     """
-    params = _run_params(of_type(Run, run))
+    # Checked again before the write: its labels are a dict, which a caller may have changed.
+    run = attrs.evolve(of_type(Run, run))
+    params = _run_params(run)
     if run.id is None:
         new_id = await run_query(db, lambda conn: db.queries.insert_run(conn, **params))
         return attrs.evolve(run, id=new_id)
