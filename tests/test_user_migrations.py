@@ -263,6 +263,8 @@ async def test_a_migrations_session_settings_stay_in_it(
         '/* a note */ PRAGMA "writable_schema"(1);',
         "PRAGMA busy_timeout = 0;",
         "PRAGMA journal_mode = DELETE;",
+        "EXPLAIN PRAGMA ignore_check_constraints = ON;",
+        "explain query plan /* a note */ PRAGMA query_only = 1;",
     ],
 )
 async def test_a_pragma_that_outlives_its_migration_is_refused(
@@ -274,6 +276,7 @@ async def test_a_pragma_that_outlives_its_migration_is_refused(
     every later write of the process failing, and `locking_mode` kept every other connection
     out. One that cannot take effect in a transaction failed late or did nothing. The
     database's own, such as `user_version`, and questions such as `foreign_key_check`, apply.
+    Under `EXPLAIN` SQLite still prepares a PRAGMA, which takes effect: it passed the check.
     """
     (mine / "sqlite" / "0002_pragma.sql").write_text(f"{pragma}\n{NOTES}", encoding="utf-8")
     async with connect(tmp_path / "app.db") as db:
@@ -294,6 +297,7 @@ async def test_a_pragma_that_outlives_its_migration_is_refused(
     [
         ("ATTACH DATABASE ':memory:' AS other;", "ATTACH is not allowed"),
         ("attach ':memory:' as other;\nDETACH other;", "ATTACH is not allowed"),
+        ("EXPLAIN ATTACH DATABASE ':memory:' AS other;", "ATTACH is not allowed"),
         ("CREATE TEMP TABLE scratch (id integer);", "leaves the temporary table scratch"),
         (
             (

@@ -27,6 +27,8 @@ _TRANSACTION_CONTROL: Final = re.compile(
 )
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """What may come before a statement's first word; SQLite skips a byte order mark there too."""
+_EXPLAINED: Final = re.compile(r"EXPLAIN(?:\s+QUERY\s+PLAN)?\b", re.IGNORECASE)
+"""A prefix under which SQLite still prepares the statement, and so runs a BEGIN's effect."""
 
 _SHOWN: Final = 60
 """How much of a failing statement's first line its error shows."""
@@ -46,7 +48,10 @@ def checked_statements(
         place = file_name if error.line is None else f"{file_name}:{error.line}"
         raise MigrationError(f"{place}: {error}", migration=name, line=error.line) from None
     for statement in statements:
-        control = _TRANSACTION_CONTROL.match(_LEADING_NOISE.sub("", statement.text))
+        opening = _LEADING_NOISE.sub("", statement.text)
+        if (explained := _EXPLAINED.match(opening)) is not None:
+            opening = _LEADING_NOISE.sub("", opening[explained.end() :])
+        control = _TRANSACTION_CONTROL.match(opening)
         if control is not None:
             raise MigrationError(
                 f"{file_name}: {control[1].upper()} is not allowed in a migration: "

@@ -35,6 +35,8 @@ _PRAGMA: Final = re.compile(
     r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
 )
 _ATTACH: Final = re.compile(r"(ATTACH|DETACH)\b", re.IGNORECASE)
+_EXPLAINED: Final = re.compile(r"EXPLAIN(?:\s+QUERY\s+PLAN)?\b\s*", re.IGNORECASE)
+"""What SQLite runs a statement under and still prepares it: a PRAGMA so prefixed takes effect."""
 _MIGRATION_PRAGMAS: Final = frozenset(
     {
         # the database's own values, kept in the file and in the migration's transaction
@@ -75,6 +77,8 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
         )
     for statement in statements:
         opening = _COMMENTS.sub(" ", statement.text).lstrip(" \t\n\r\f\ufeff")
+        if (explained := _EXPLAINED.match(opening)) is not None:
+            opening = opening[explained.end() :]
         if (attach := _ATTACH.match(opening)) is not None:
             raise MigrationError(
                 f"{attach[1].upper()} is not allowed in a migration: an attached database stays "
