@@ -396,3 +396,26 @@ async def test_a_close_cancelled_by_another_task_is_a_database_error(
     assert [connection.is_closed() for connection in closed] == [True]
     monkeypatch.undo()
     assert await create_database(url) is False
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--accept-user", "1"], "argument --accept-user: needs --migrations DIR"),
+        (["--accept", "99999999999999999999"], "argument --accept: '99999999999999999999' is not"),
+    ],
+    ids=["accept-user without a folder", "a version past the history's"],
+)
+def test_bad_accept_options_are_usage_errors_that_make_no_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, given: list[str], said: str
+) -> None:
+    """Refused by the parser, exit 2, before the database is made.
+
+    They were refused by `migrate` itself, exit 3, once a new empty SQLite file was made.
+    """
+    target = tmp_path / "app.db"
+    with pytest.raises(SystemExit) as ended:
+        main(["migrate", "--database", str(target), *given])
+    assert ended.value.code == 2
+    assert said in capsys.readouterr().err
+    assert not target.exists()

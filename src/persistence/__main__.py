@@ -46,6 +46,7 @@ from persistence._cli_migrations import (
     new_command,
     status_command,
 )
+from persistence._migration_files import LAST_VERSION
 from persistence.backup import CopyReport, backup_database, copy_database, restore_database
 from persistence.database import DEFAULT_DATABASE, database_url, engine_of
 from persistence.exceptions import PersistenceError
@@ -70,7 +71,7 @@ def _database(text: str) -> str:
     return text
 
 
-_version: Final = whole_number("a migration version, such as 3 for 0003_*.sql")
+_version: Final = whole_number("a migration version, such as 3 for 0003_*.sql", LAST_VERSION)
 _seconds: Final = amount("a number of seconds, 0 or more")
 _limit: Final = amount("a number of seconds, more than 0", above_zero=True)
 
@@ -273,7 +274,10 @@ _ASYNC_COMMANDS: Final[
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code; a failure is one line on stderr, exit 3."""
-    arguments = _parser().parse_args(argv)
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command == "migrate" and arguments.accept_user and arguments.folder is None:
+        parser.error("argument --accept-user: needs --migrations DIR, your migrations' folder")
     if sys.stdout is None:  # started with it closed (`>&-`): print() would drop every line
         say("error: standard output is closed: what the command prints would be lost")
         return EXIT_FAILED

@@ -94,13 +94,14 @@ async def opened_existing(url: str, *, wait: float, write: bool) -> AsyncIterato
         yield db
 
 
-def whole_number(expected: str) -> Callable[[str], int]:
-    """Give an argparse type for a whole number above 0; `expected` words it in the error."""
+def whole_number(expected: str, most: int | None = None) -> Callable[[str], int]:
+    """Give an argparse type for a whole number above 0, at most `most`; `expected` words it."""
 
     def parse(text: str) -> int:
-        if not (text.isascii() and text.isdigit() and int(text) > 0):
+        value = int(text) if text.isascii() and text.isdigit() else 0
+        if value <= 0 or (most is not None and value > most):
             raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
-        return int(text)
+        return value
 
     return parse
 
