@@ -28,7 +28,8 @@ _TRANSACTION_CONTROL: Final = re.compile(
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """What may come before a statement's first word; SQLite skips a byte order mark there too."""
 _EXPLAINED: Final = re.compile(r"EXPLAIN(?:\s+QUERY\s+PLAN)?\b", re.IGNORECASE)
-"""A prefix under which SQLite still prepares the statement, and so runs a BEGIN's effect."""
+"""A prefix that kept a statement's first word from the check: what it explains is refused
+alike, since SQLite prepares it, and a prepared flag PRAGMA takes effect."""
 
 _SHOWN: Final = 60
 """How much of a failing statement's first line its error shows."""
