@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import enum
 import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import attrs
 
@@ -43,6 +44,11 @@ class ScriptStatement:
     """Where its first word starts: comments and blank lines before it are not its own."""
     end: int
     """Where it ends: at its `;`, or at the script's end."""
+
+
+EXPLAINED: Final = re.compile(r"EXPLAIN(?:\s+QUERY\s+PLAN)?\b\s*", re.IGNORECASE)
+"""A prefix that kept a statement's first word from a migration's checks: what it explains is
+refused alike, since SQLite prepares it, and a prepared flag PRAGMA takes effect."""
 
 
 def line_at(script: str, offset: int) -> int:

@@ -14,7 +14,7 @@ import functools
 import re
 from typing import TYPE_CHECKING, Final
 
-from persistence._backend import ScriptError, ScriptStatement, line_at
+from persistence._backend import EXPLAINED, ScriptError, ScriptStatement, line_at
 from persistence.database import Engine, split_script
 from persistence.exceptions import MigrationError, PersistenceError
 
@@ -27,9 +27,6 @@ _TRANSACTION_CONTROL: Final = re.compile(
 )
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """What may come before a statement's first word; SQLite skips a byte order mark there too."""
-_EXPLAINED: Final = re.compile(r"EXPLAIN(?:\s+QUERY\s+PLAN)?\b", re.IGNORECASE)
-"""A prefix that kept a statement's first word from the check: what it explains is refused
-alike, since SQLite prepares it, and a prepared flag PRAGMA takes effect."""
 
 _SHOWN: Final = 60
 """How much of a failing statement's first line its error shows."""
@@ -50,7 +47,7 @@ def checked_statements(
         raise MigrationError(f"{place}: {error}", migration=name, line=error.line) from None
     for statement in statements:
         opening = _LEADING_NOISE.sub("", statement.text)
-        if (explained := _EXPLAINED.match(opening)) is not None:
+        if (explained := EXPLAINED.match(opening)) is not None:
             opening = _LEADING_NOISE.sub("", opening[explained.end() :])
         control = _TRANSACTION_CONTROL.match(opening)
         if control is not None:

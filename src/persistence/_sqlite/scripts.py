@@ -6,7 +6,7 @@ import re
 import sqlite3
 from typing import Final
 
-from persistence._backend import ScriptStatement, never_closed, refuse_nul
+from persistence._backend import EXPLAINED, ScriptStatement, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -35,8 +35,6 @@ _PRAGMA: Final = re.compile(
     r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
 )
 _ATTACH: Final = re.compile(r"(ATTACH|DETACH)\b", re.IGNORECASE)
-_EXPLAINED: Final = re.compile(r"EXPLAIN(?:\s+QUERY\s+PLAN)?\b\s*", re.IGNORECASE)
-"""What SQLite runs a statement under and still prepares it: a PRAGMA so prefixed takes effect."""
 _MIGRATION_PRAGMAS: Final = frozenset(
     {
         # the database's own values, kept in the file and in the migration's transaction
@@ -77,7 +75,7 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
         )
     for statement in statements:
         opening = _COMMENTS.sub(" ", statement.text).lstrip(" \t\n\r\f\ufeff")
-        if (explained := _EXPLAINED.match(opening)) is not None:
+        if (explained := EXPLAINED.match(opening)) is not None:
             opening = opening[explained.end() :]
         if (attach := _ATTACH.match(opening)) is not None:
             raise MigrationError(
