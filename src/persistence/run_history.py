@@ -37,7 +37,7 @@ from persistence.models import TestResult, TestStatus
 from persistence.runs import find_run
 
 if TYPE_CHECKING:
-    from persistence.queries import CompareRunsRow, FlakyTestsRow
+    from persistence.queries import CompareRunsRow, FlakyTestsRow, SlowestTestsRow
 
 __all__ = [
     "DEFAULT_SLOWER_FLOOR",
@@ -364,7 +364,12 @@ async def slowest_tests(
     top = page_limit("SlowTest", top, "top")
     async with borrow(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
-    return [SlowTest(**row._asdict()) for row in rows if _stored_test_id(row.test_id)]
+    return [_slow_of(row) for row in rows]
+
+
+def _slow_of(row: SlowestTestsRow) -> SlowTest:
+    _stored_test_id(row.test_id)
+    return SlowTest(**row._asdict())
 
 
 async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list[Counterexample]:
