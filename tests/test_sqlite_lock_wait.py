@@ -12,6 +12,7 @@ import contextlib
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from persistence import (
     Database,
@@ -22,8 +23,13 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._sqlite.writer import Writer
 from persistence.migrations import migrate
 from test_lone_writes import result, stored_outputs
+
+if TYPE_CHECKING:
+    from persistence._sqlite.identity import OpenedFile
+    from persistence._sqlite.reads import InThread
 
 _WAIT = 0.3  # the busy_timeout of the test's database
 
@@ -67,3 +73,38 @@ async def test_writes_and_blocks_queued_behind_each_other_wait_the_timeout_once(
         assert (await later).output == "later"
     assert stored_outputs(db) == ["later"]
     await close_database(db)
+
+
+class _HeldElsewhere:
+    """A connection whose write lock another holds until `tries` tries: cheaper than SQLite's."""
+
+    def __init__(self, tries: int) -> None:
+        self.left = tries
+        self.in_transaction = False
+        self.busy = sqlite3.OperationalError("database is locked")
+        self.busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+
+    def execute(self, sql: str) -> None:
+        assert sql == "BEGIN IMMEDIATE"
+        self.left -= 1
+        if self.left:
+            raise self.busy
+        self.in_transaction = True
+
+
+async def _no_sleep(_: float) -> None:
+    """A try each time, without the sleeps that would make a million tries take hours."""
+
+
+async def test_a_long_wait_for_the_lock_ends_holding_it_however_many_tries_it_takes() -> None:
+    """The writer tries for the lock until it has it or the wait is over, past a million tries.
+
+    Before, it gave up after a million tries, about 14 hours of its longest sleep, and went on
+    without the lock: the block's statements then committed one at a time.
+    """
+    held = _HeldElsewhere(tries=1_000_050)
+    connection = cast("sqlite3.Connection", held)
+    writer = Writer(connection, cast("InThread", None), 3600.0, cast("OpenedFile", None))
+    await writer.begin_immediate(3600.0, time.monotonic(), sleep=_no_sleep)
+    assert held.left == 0
+    assert held.in_transaction  # it holds the write lock

@@ -28,6 +28,7 @@ import collections
 import contextlib
 import contextvars
 import enum
+import itertools
 import queue
 import sqlite3
 import threading
@@ -448,7 +449,7 @@ class Writer:
         Given up once the caller, queued at `queued`, has waited `wait` for that lock: the
         callers queued behind others that found it held have waited with them, not after them.
         """
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():  # ended by the lock or the wait, never by a count
             try:
                 self.connection.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
