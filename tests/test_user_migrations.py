@@ -29,6 +29,7 @@ from persistence import (
     migration_status,
     save_result,
 )
+from persistence._migration_files import MIGRATION_FILE_LIMIT
 from persistence.migrations import Chain, discover_migrations, migrations_folder
 
 VIEW = (
@@ -204,6 +205,25 @@ async def test_a_user_file_may_not_lead_out_of_the_folder(
         (linked / engine).symlink_to(real / engine, target_is_directory=True)
     assert await migrate(empty, linked) == []
     assert (await migration_status(empty, linked)).up_to_date
+
+
+async def test_a_file_past_the_limit_is_refused_unread_whole(empty: Database, mine: Path) -> None:
+    """A migration of over 64 MiB is refused by name, having read no more than the limit.
+
+    Before, it was read whole: a file of gigabytes ran the process out of memory, and
+    `persistence migrate` ended in a traceback.
+    """
+    for engine in ("sqlite", "postgres"):
+        with (mine / engine / "0002_load.sql").open("wb") as file:
+            file.truncate(MIGRATION_FILE_LIMIT + 1)  # sparse: no disk, read as NULs
+    with pytest.raises(MigrationError, match=r"0002_load\.sql is over 64 MiB"):
+        await migrate(empty, mine)
+    assert await _tables(empty) <= {"sqlite_sequence"}
+    for engine in ("sqlite", "postgres"):
+        with (mine / engine / "0002_load.sql").open("r+b") as file:
+            file.truncate(MIGRATION_FILE_LIMIT)  # at the limit: read, and refused for its NULs
+    with pytest.raises(MigrationError, match=r"0002_load\.sql holds a NUL"):
+        await migrate(empty, mine)
 
 
 async def test_a_symlink_loop_in_the_folder_is_named(empty: Database, mine: Path) -> None:

@@ -46,6 +46,8 @@ class Chain(enum.StrEnum):
 _FILE_NAME: Final = re.compile(r"(?P<version>[0-9]{4,})_(?P<slug>[a-z0-9_]+)\.sql")
 LAST_VERSION: Final = 2**63 - 1
 """The highest version a migration may have: the history's version is a bigint on PostgreSQL."""
+MIGRATION_FILE_LIMIT: Final = 64 * 2**20
+"""A migration's most bytes: it is read whole, and a file of gigabytes ran out of memory."""
 
 
 @attrs.frozen
@@ -202,4 +204,11 @@ def _read_regular_file(path: Path, within: tuple[Path, ...] | None) -> bytes:
             migration=path.name,
         ) from None
     with open(descriptor, "rb") as file:  # noqa: PTH123  # a descriptor, not a path
-        return file.read()
+        text = file.read(MIGRATION_FILE_LIMIT + 1)  # not whole: the file may grow meanwhile
+    if len(text) > MIGRATION_FILE_LIMIT:
+        raise MigrationError(
+            f"{path.name} is over {MIGRATION_FILE_LIMIT // 2**20} MiB, more than a migration may "
+            "hold: load data that large with the engine's own bulk load (COPY, .import)",
+            migration=path.name,
+        )
+    return text
