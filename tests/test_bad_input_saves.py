@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from _bad_input_helpers import Expected, assert_refused, assert_same, outcome
 from persistence import (
     ConfigEntry,
+    ConfigType,
     ConflictError,
     Database,
     FileRecord,
@@ -354,3 +355,76 @@ async def test_a_run_whose_labels_were_changed_in_place_is_refused_before_its_wr
     with pytest.raises(ValidationError, match=r"Run\.labels"):
         await save_run(db, run)
     assert await all_runs(db) == []
+
+
+def _nested(levels: int) -> object:
+    value: object = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+IN_PLACE: Final[list[object]] = [
+    math.nan,
+    math.inf,
+    2**64,
+    2.0**60,
+    "box\x00",
+    "\ud800",
+    {1: "a key that is no str"},
+    _nested(100),
+    object(),
+]
+"""Values a model refuses, set in its JSON after it was built: each is checked again at a save."""
+
+
+def _changed(result: TestResult, bad: Any) -> TestResult:  # noqa: ANN401  # refused by its types
+    """A copy of the result, whose metadata its caller then changed in place."""
+    result = attrs.evolve(result)
+    result.metadata["k"] = bad
+    return result
+
+
+@pytest.mark.parametrize("bad", IN_PLACE, ids=lambda value: type(value).__name__)
+async def test_json_changed_in_place_after_the_build_is_refused_at_its_save(
+    db: Database,
+    bad: Any,  # noqa: ANN401  # values their types refuse: the mistake tested
+) -> None:
+    """A result's, file record's or JSON config entry's value changed in place is checked again.
+
+    Before, its check ran only when the model was built: NaN was a bare `ValueError` of the
+    encoder, and an int past 64 bits or a NUL was stored, after which every listing failed.
+    """
+    new = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata={"k": 1})
+    saved = await save_result(db, new)
+    for call in (
+        save_result(db, _changed(new, bad)),
+        save_result(db, _changed(saved, bad)),
+        save_results(db, [_changed(new, bad)]),
+    ):
+        with pytest.raises(ValidationError, match=r"TestResult\.metadata"):
+            await call
+    assert await all_results(db) == [saved]
+    record = FileRecord(path=unique("p"), size=1, hash="", metadata={"k": [1]})
+    record.metadata["k"] = [bad]
+    with pytest.raises(ValidationError, match=r"FileRecord\.metadata"):
+        await save_file_record(db, record)
+    assert await find_file_record_by_path(db, record.path) is None
+    entry = ConfigEntry(section=unique("s"), key="k", value={"k": 1}, type=ConfigType.DICT)
+    assert isinstance(entry.value, dict)
+    entry.value["k"] = bad
+    with pytest.raises(ValidationError, match=r"ConfigEntry\.value"):
+        await save_config_entry(db, entry)
+    assert await find_config_entry_by_key(db, entry.section, "k") is None
+
+
+async def test_a_minus_zero_set_in_place_is_stored_as_the_zero_a_build_gives(
+    db: Database,
+) -> None:
+    """-0.0 set after the build is stored as 0.0, as a model built with it holds it."""
+    result = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata={"k": 1})
+    result.metadata["k"] = -0.0
+    await save_result(db, result)
+    stored = [r.metadata["k"] for r in await all_results(db)]
+    assert stored == [0.0]
+    assert [math.copysign(1.0, value) for value in stored if isinstance(value, float)] == [1.0]

@@ -118,6 +118,18 @@ async def test_bad_content_or_a_transaction_is_refused(
     assert await store.keys() == []
 
 
+async def test_metadata_changed_in_place_is_refused_before_any_file_is_kept(
+    db: Database, store: CounterexampleStore
+) -> None:
+    """A result whose metadata its caller changed after the build keeps no file."""
+    result = _failing(T0, metadata={"seed": 1})
+    result.metadata["seed"] = 2**64
+    with pytest.raises(ValidationError, match=r"TestResult\.metadata"):
+        await keep_counterexample(db, store, result, input=b"1\n")
+    assert await all_results(db) == []
+    assert await store.keys() == []
+
+
 async def test_a_result_that_cannot_be_saved_links_nothing_and_its_files_are_swept(
     db: Database, store: CounterexampleStore
 ) -> None:

@@ -10,8 +10,9 @@ import datetime as dt
 import enum
 import math
 import os
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final, TypeVar
+import sys
+from collections.abc import Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 import attrs
 
@@ -20,6 +21,7 @@ from persistence.exceptions import ValidationError
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=enum.StrEnum)
+_J = TypeVar("_J", bound=JsonValue)
 
 MAX_INT = 2**63 - 1
 """The largest integer both engines store: in an integer column, in JSON, in a config value."""
@@ -434,6 +436,68 @@ else:
     as_utc = converter(_to_utc)
     as_json_object = converter(_to_json_object)
     as_metadata_subset = converter(_to_metadata_subset)
+
+
+def still_json(value: _J, model: str, field: str) -> _J:
+    """Check again, at a save, JSON a model held when built: a caller may have changed it since.
+
+    A model's dict or list is the caller's to change in place, and its converter ran once.
+    What `plain_json` passes is given as it is, several times faster than `json_value`, which
+    checks anything else and names what is wrong.
+    """
+    if plain_json(value, sys.maxsize):
+        return value
+    return cast("_J", json_value(value, model, field))  # a copy of the same kind: dict, list...
+
+
+def plain_json(value: object, limit: int) -> bool:
+    """Whether `json_value` would give this dict or list back unchanged, and it is small.
+
+    Its exact types alone pass, and its size counted as `json_size` counts it (an item 8, a
+    text its length) must be at most `limit`: the walk stops there, so it costs little.
+    """
+    size = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children = _plain_children(item)
+        if children is None or (children and depth >= MAX_JSON_DEPTH):
+            return False
+        size += 8 * len(children)
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                pending.append((child, depth + 1))
+            elif type(child) is str and _plain_text(child):
+                size += len(child)
+            elif not _plain_scalar(child):
+                return False
+        if size > limit:
+            return False
+    return True
+
+
+def _plain_children(value: object) -> Collection[object] | None:
+    """Give a list's items, a dict's values if its names are plain text, else None."""
+    if type(value) is list:
+        return value
+    if type(value) is dict and all(type(name) is str and _plain_text(name) for name in value):
+        return value.values()
+    return None
+
+
+def _plain_text(value: str) -> bool:
+    return "\x00" not in value and (value.isascii() or text_problem(value) is None)
+
+
+def _plain_scalar(value: object) -> bool:
+    """Whether `json_value` gives this number, bool or None back unchanged (-0.0 it does not)."""
+    if type(value) is int:
+        return MIN_INT <= value <= MAX_INT
+    if type(value) is float:  # NaN fails both comparisons
+        return -MAX_JSON_FLOAT < value < MAX_JSON_FLOAT and (
+            value != 0.0 or math.copysign(1.0, value) > 0
+        )
+    return value is None or type(value) is bool
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import math
 import operator
@@ -21,9 +22,16 @@ from typing import TypeVar, cast
 
 import attrs
 
-from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
+from persistence._guards import (
+    MAX_KEY_BYTES,
+    json_value,
+    key_length_problem,
+    plain_json,
+    still_json,
+)
 from persistence._interface import JsonObject
 from persistence._json_pieces import JSON_PIECE, encode_in_pieces, loads_in_pieces
+from persistence._loop import OFF_LOOP_SIZE, off_loop
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
     MAX_EXECUTION_TIME,
@@ -242,8 +250,19 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
     return model  # type: ignore[return-value]  # a TestResult now
 
 
-def result_params(result: TestResult) -> InsertTestResultParams:
-    """Map a model to the parameters that insert and update take (the id goes apart)."""
+async def checked_result_params(result: TestResult) -> InsertTestResultParams:
+    """Give `result_params`, in a worker thread if the metadata is large or needs a close look."""
+    if plain_json(result.metadata, OFF_LOOP_SIZE):
+        return result_params(result, checked=True)
+    return await off_loop(functools.partial(result_params, result))
+
+
+def result_params(result: TestResult, *, checked: bool = False) -> InsertTestResultParams:
+    """Map a model to the parameters that insert and update take (the id goes apart).
+
+    Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
+    it in place since the model was built.
+    """
     return {
         "test_type": result.test_type.value,
         "status": result.status.value,
@@ -254,7 +273,9 @@ def result_params(result: TestResult) -> InsertTestResultParams:
         "error_message": result.error_message,
         "output": result.output,
         "created_at": result.created_at,
-        "metadata": result.metadata,
+        "metadata": (
+            result.metadata if checked else still_json(result.metadata, "TestResult", "metadata")
+        ),
         "run_id": result.run_id,
         "test_id": result.test_id,
     }
@@ -315,15 +336,28 @@ def finite_time(model: str, field: str, stored: dt.datetime) -> dt.datetime:
     return stored
 
 
-def file_record_params(record: FileRecord) -> UpsertFileRecordParams:
-    """Map a model to the parameters that upsert and update take (the id goes apart)."""
+async def checked_file_record_params(record: FileRecord) -> UpsertFileRecordParams:
+    """Give `file_record_params`, in a worker thread if the metadata is large or odd."""
+    if plain_json(record.metadata, OFF_LOOP_SIZE):
+        return file_record_params(record, checked=True)
+    return await off_loop(functools.partial(file_record_params, record))
+
+
+def file_record_params(record: FileRecord, *, checked: bool = False) -> UpsertFileRecordParams:
+    """Map a model to the parameters that upsert and update take (the id goes apart).
+
+    Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
+    it in place since the model was built.
+    """
     return {
         "path": record.path,
         "size": record.size,
         "hash": record.hash,
         "created_at": record.created_at,
         "accessed_at": record.accessed_at,
-        "metadata": record.metadata,
+        "metadata": (
+            record.metadata if checked else still_json(record.metadata, "FileRecord", "metadata")
+        ),
     }
 
 
@@ -395,11 +429,18 @@ def config_params(entry: ConfigEntry, *, in_pieces: bool = False) -> UpsertConfi
     return {
         "section": entry.section,
         "key": entry.key,
-        "value": encode_config_value(entry.type, entry.value, in_pieces=in_pieces),
+        "value": encode_config_value(entry.type, _still_config(entry.value), in_pieces=in_pieces),
         "type": entry.type.value,
         "description": entry.description,
         "updated_at": entry.updated_at,
     }
+
+
+def _still_config(value: ConfigValue) -> ConfigValue:
+    """Check a JSON config value again, which its caller may have changed in place."""
+    if isinstance(value, list | dict):
+        return still_json(value, "ConfigEntry", "value")
+    return value  # a float past 2**53 is a FLOAT entry's, where JSON's floats stop short
 
 
 def encode_config_value(kind: ConfigType, value: ConfigValue, *, in_pieces: bool = False) -> str:

@@ -24,7 +24,7 @@ from persistence._files.paths import CACHE_DIR
 from persistence._guards import argument, byte_string, of_type
 from persistence._loans import borrow
 from persistence._loop import off_loop, share_loop
-from persistence._rows import result_params, with_id
+from persistence._rows import checked_result_params, with_id
 from persistence.cache.disk import (
     HeldEntries,
     entry_at,
@@ -248,13 +248,14 @@ async def keep_counterexample(
             "db",
             "keep_counterexample commits on its own: call it outside transaction()",
         )
+    params = await checked_result_params(result)  # before any file is kept
     contents = list(dict.fromkeys(parts.values()))  # one put per distinct content
     saved: list[TestResult] = []
 
     async def record(published: list[tuple[str, int | None]]) -> None:
         keys = {data: key for data, (key, _) in zip(contents, published, strict=True)}
         async with transaction(db) as tx, borrow(tx) as conn:
-            new_id = await tx.queries.insert_test_result(conn, **result_params(result))
+            new_id = await tx.queries.insert_test_result(conn, **params)
             links: list[InsertResultArtifactsParams] = [
                 {"result_id": new_id, "role": role, "sha256": keys[data], "size": len(data)}
                 for role, data in parts.items()
