@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_DATABASE",
     "Database",
     "Engine",
+    "Tracing",
     "close_database",
     "connect",
     "connection",

@@ -21,6 +21,7 @@ from persistence import (
     get_file_record_by_path,
 )
 from persistence._interface import JsonValue
+from persistence.database import Tracing  # the README's table names it in this module
 from persistence.queries import Connection, JsonObject
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
