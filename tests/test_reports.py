@@ -187,21 +187,55 @@ async def test_a_missing_file_is_a_report_error(db: Database, tmp_path: Path) ->
     await assert_nothing_written(db)
 
 
-async def test_a_huge_attribute_is_read_in_linear_time(db: Database, tmp_path: Path) -> None:
-    """One attribute of 16 MiB: read in seconds, not rescanned from its start for each piece.
-
-    The parser keeps a token it has not seen the end of and scans it again at each feed, so
-    feeding it 4 kB at a time took time quadratic in its length (6 s for 4 MiB, minutes here).
-    """
-    size = 16 << 20
+def _report_with(tmp_path: Path, tag: bytes) -> Path:
+    """A report whose suite's start tag is `tag`, its case after it."""
     path = tmp_path / "report.xml"
     with path.open("wb") as stream:
-        stream.write(b'<testsuites><testsuite name="s" hostname="')
-        stream.write(b"h" * size)
-        stream.write(b'"><testcase name="t" time="0.1"/></testsuite></testsuites>')
-    run = await asyncio.wait_for(import_junit(db, path), 10)
+        stream.write(b"<testsuites>\n" + tag)
+        stream.write(b'<testcase name="t" time="0.1"/></testsuite></testsuites>')
+    return path
+
+
+async def test_a_long_attribute_is_read_and_a_longer_refused_early(
+    db: Database, tmp_path: Path
+) -> None:
+    """An attribute of 900 KiB is read; one of 64 MiB is refused, naming its line, unread whole.
+
+    The parser reads a tag in one call once it has seen its end, holding the loop: about 900 ms
+    for an attribute of 47 MB. Fed 4 kB at a time, it scanned the tag again from its start at
+    each feed, so the pieces double while one tag goes on, and the refusal comes once it has
+    passed 1 MiB: within seconds, not the minutes that rescans of 64 MiB would take.
+    """
+    kept = b"h" * (900 << 10)
+    run = await import_junit(
+        db, _report_with(tmp_path, b'<testsuite name="s" hostname="' + kept + b'">')
+    )
     assert run.id is not None
     assert [r.test_id for r in await run_results(db, run.id)] == ["t"]
+    await delete_run(db, run.id)
+    huge = b'<testsuite name="s" hostname="' + b"h" * (64 << 20) + b'">'
+    with pytest.raises(ReportError, match=r":2: a tag or comment longer than 1 MiB"):
+        await asyncio.wait_for(import_junit(db, _report_with(tmp_path, huge)), 10)
+    await assert_nothing_written(db)
+
+
+async def test_a_tag_of_many_attributes_or_a_long_comment_is_refused(
+    db: Database, tmp_path: Path
+) -> None:
+    """A tag of many attributes, or a long comment, is refused, naming its line.
+
+    A tag of 300,000 attributes (3 MB) held the loop 270 ms: past 1,000 it is refused, as is a
+    comment past 1 MiB, which the parser reads whole in the same way.
+    """
+    many = b"<testsuite " + b" ".join(b"a%d='v'" % i for i in range(300_000)) + b">"
+    with pytest.raises(ReportError, match=r":2: a tag of more than 1,000 attributes"):
+        await import_junit(db, _report_with(tmp_path, many))
+    comment = b"<!-- " + b"c" * (2 << 20) + b' --><testsuite name="s">'
+    with pytest.raises(ReportError, match=r":2: a tag or comment longer than 1 MiB"):
+        await import_junit(db, _report_with(tmp_path, comment))
+    await assert_nothing_written(db)
+    few = b"<testsuite " + b" ".join(b"a%d='v'" % i for i in range(900)) + b">"
+    assert (await import_junit(db, _report_with(tmp_path, few))).id is not None
 
 
 _IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}

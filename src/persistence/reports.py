@@ -49,6 +49,12 @@ CHUNK_BYTES: Final = 1 << 20
 """How much of a report is read and parsed at a time."""
 _PIECE_BYTES: Final = 4096
 """How much of a chunk is parsed between two looks at the loop budget: well under 1 ms."""
+_TOKEN_BYTES: Final = 1 << 20
+"""The longest tag (or comment) taken: expat reads one whole in one call, about 7 ms a MiB."""
+_TOKEN_ATTRIBUTES: Final = 1_000
+"""The most attributes a tag may hold: expat makes each, about 1 us, in that same call."""
+_ATTRIBUTE: Final = re.compile(rb"=\s*[\"']")
+"""An attribute's `="` within a tag, counted roughly: a piece may cut one in two."""
 _BATCH: Final = 10_000
 """How many results are inserted at a time, inside the import's one transaction."""
 _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
@@ -383,21 +389,14 @@ async def import_junit(
                 asyncio.get_running_loop().run_in_executor(None, open_report, path), _close
             )
             held = bytearray()  # read, not yet parsed
-            piece = _PIECE_BYTES
+            pieces = _Pieces()
             with stream:
                 chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
                 parser = _started(target, chunk)  # the first chunk: a whole declaration, if any
-                expat = parser.parser
                 while chunk:
                     held += chunk
-                    while len(held) >= piece:
-                        before = expat.CurrentByteIndex
-                        _feed(parser, target, held[:piece])
-                        del held[:piece]
-                        # Within one token that has not ended (an attribute of megabytes), expat
-                        # scans it again from its start at each feed: the pieces double until it
-                        # ends, so that the scans add up to a few times its length.
-                        piece = _PIECE_BYTES if expat.CurrentByteIndex != before else 2 * piece
+                    while len(held) >= pieces.size:
+                        pieces.feed(parser, target, held)
                         if len(target.results) >= _BATCH:
                             if pending is not None:
                                 await pending
@@ -423,6 +422,43 @@ async def import_junit(
                 with suppress(Exception, asyncio.CancelledError):
                     pending.result()
     return run
+
+
+@attrs.define
+class _Pieces:
+    """Feed the parser what is read a piece at a time, looking at the loop budget between.
+
+    Within one token that has not ended (a tag, a comment), expat scans it again from its
+    start at each feed: the pieces double until it ends, so that the scans add up to a few
+    times its length. A token past `_TOKEN_BYTES` or `_TOKEN_ATTRIBUTES` is refused, since the
+    one call that ends it would hold the loop for tens of milliseconds or more (an attribute
+    of 47 MB: 900 ms).
+    """
+
+    size: int = _PIECE_BYTES
+    token_size: int = 0  # fed of the token that has not ended
+    token_attributes: int = 0
+
+    def feed(self, parser: DefusedXMLParser, target: _JUnitTarget, held: bytearray) -> None:
+        """Parse the next piece of what is held, and drop it."""
+        expat = parser.parser
+        before = expat.CurrentByteIndex
+        piece = held[: self.size]
+        _feed(parser, target, piece)
+        del held[: self.size]
+        if expat.CurrentByteIndex != before:
+            self.size, self.token_size, self.token_attributes = _PIECE_BYTES, 0, 0
+            return
+        self.size *= 2
+        self.token_size += len(piece)
+        self.token_attributes += len(_ATTRIBUTE.findall(piece))
+        if self.token_size > _TOKEN_BYTES:
+            reason = f"a tag or comment longer than {_TOKEN_BYTES >> 20} MiB"
+        elif self.token_attributes > _TOKEN_ATTRIBUTES:
+            reason = f"a tag of more than {_TOKEN_ATTRIBUTES:,} attributes"
+        else:
+            return
+        raise target.fail(f"{reason}: put long text in an element's body, as <system-out>")
 
 
 async def _ended(tx: Database, target: _JUnitTarget, run: Run) -> Run:
