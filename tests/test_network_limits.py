@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 
+import asyncpg
 import pytest
 
 from _proxy import Proxy, proxied
@@ -23,9 +24,11 @@ from persistence import (
     all_results,
     connect,
     find_result,
+    get_config_value,
     migrate,
     open_database,
     save_result,
+    set_config,
     transaction,
 )
 from persistence._database_value import backend_of
@@ -174,3 +177,67 @@ async def test_a_partition_logs_once_at_the_packages_logger(
     ]
     assert all(r.exc_info is None for r in ours)
     assert "change notifications" in ours[0].getMessage()
+
+
+async def _lock_waiters(conn: asyncpg.Connection[asyncpg.Record]) -> int:
+    """How many other connections of this database wait on a lock."""
+    count = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    assert isinstance(count, int)
+    return count
+
+
+async def test_a_write_given_up_at_the_command_timeout_is_cancelled_on_the_server(
+    postgres_url: str,
+) -> None:
+    """A statement that outlives the command timeout is cancelled on the server, not just left.
+
+    The connection was closed at the timeout, but a server waiting on a lock does not see a
+    close: the upsert ran on, and committed once the lock was freed, though its caller had been
+    told it failed. A retry after that error applied the write twice.
+    """
+    await migrated(postgres_url)
+    db = await open_database(postgres_url, command_timeout=0.5)
+    try:
+        await set_config(db, "s", "k", 0)
+        blocker = await asyncpg.connect(postgres_url)
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
+                await set_config(db, "s", "k", 99)
+            for _ in range(100):  # 5 s at most
+                if not await _lock_waiters(blocker):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the statement given up still waits on the lock, on the server")
+        finally:
+            await blocker.execute("COMMIT")
+            await blocker.close()
+        assert await get_config_value(db, "s", "k", int) == 0
+    finally:
+        await close_database(db)
+
+
+async def test_a_refused_connect_says_so_not_that_a_call_was_cut(postgres_url: str) -> None:
+    """A call whose new connection the server refuses says it could not connect.
+
+    It said the connection was lost mid-call, and that a COMMIT may have taken effect: nothing
+    had been sent.
+    """
+    await migrated(postgres_url)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(url, connect_timeout=1.0, command_timeout=COMMAND_TIMEOUT)
+        try:
+            await proxy.close()  # stops listening: each new connection is refused
+            errors = []
+            for _ in range(2):  # the first may meet the pool's connection, closed under it
+                with pytest.raises(DatabaseError) as caught:
+                    await find_result(db, 1)
+                errors.append(str(caught.value))
+            assert "cannot connect to the server" in errors[-1], errors
+            assert "mid-call" not in errors[-1], errors
+        finally:
+            await close_database(db)

@@ -442,3 +442,36 @@ async def test_a_loan_to_the_callers_sql_is_reset_through_pgbouncer(
         assert len(await all_results(db)) == before + 1
         async with connection(db) as lent:
             assert await as_pg(lent).fetchval("SHOW statement_timeout") == "0"
+
+
+async def test_a_write_given_up_at_the_command_timeout_is_cancelled_through_pgbouncer(
+    pgbouncer: int, direct_url: str
+) -> None:
+    """The server cancels a statement given up, by the cancel request PgBouncer forwards.
+
+    Its connection's close reaches PgBouncer, not the server, which ran the statement on.
+    """
+    url = through(pgbouncer, direct_url, "pgbouncer=transaction")
+    section = f"cancelled-{uuid.uuid4().hex[:8]}"
+    async with connect(url, command_timeout=0.5) as db:
+        await migrate(db)
+        await set_config(db, section, "k", 0)
+        blocker = await asyncpg.connect(direct_url)
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
+                await set_config(db, section, "k", 99)
+            for _ in range(100):  # 5 s at most
+                waiting = await blocker.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                if not waiting:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the statement given up still waits on the lock, on the server")
+        finally:
+            await blocker.execute("COMMIT")
+            await blocker.close()
+        assert await get_config_value(db, section, "k", int) == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
@@ -25,6 +25,7 @@ from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
     POOL_HOOKS,
     as_pg,
+    cancel_request,
     check_block,
     left_broken,
     terminate,
@@ -142,6 +143,22 @@ class PostgresBackend(CopySupport):
             raise DatabaseError(_CLOSED)
         return connection
 
+    async def _cancelled_then_given_back(
+        self, connection: PgConnection, cancel: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Have the server cancel what a connection given up still runs, then close it.
+
+        In this order, within the release timeout: PgBouncer forwards a cancel request only
+        while the connection it names is open.
+        """
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.release_timeout):
+                    await cancel()
+        finally:
+            terminate(connection)
+            await self.give_back(connection, clean=False)
+
     def _hand_back(self, connection: PgConnection) -> None:
         """Give back, rolled back if need be, a connection whose taker was cancelled meanwhile."""
         self._tracked(self.give_back(connection, clean=False))
@@ -158,12 +175,18 @@ class PostgresBackend(CopySupport):
     ) -> None:
         """Return a connection to the pool within the release timeout, or terminate it.
 
-        One not known to be clean is rolled back first. A `broken` one is terminated at once:
+        One not known to be clean is rolled back first. A `broken` one is never waited on:
         after a timeout, asyncpg would wait on a cancel request that a silent server never
         answers, and the error would come twice as late as it says; after a failure of the
         connection itself, it may still be marked busy, and would fail the next call lent it.
+        Still open, it is closed once the server was asked to cancel its statement, in a task
+        of its own (`_cancelled_then_given_back`); else at once.
         """
         if broken:
+            cancel = None if connection.is_closed() else cancel_request(connection)
+            if cancel is not None:  # the caller goes on; the close waits for it
+                self._tracked(self._cancelled_then_given_back(connection, cancel))
+                return
             terminate(connection)
         full = connection in self._lent_to_caller
         self._lent_to_caller.discard(connection)

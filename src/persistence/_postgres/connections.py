@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Collection, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, cast
 
 import asyncpg
 import asyncpg.pool
+from asyncpg import connect_utils
 
 from persistence._codecs import encode_json
 from persistence._postgres.adapter import JsonDeferral, PgConnection
@@ -247,6 +249,37 @@ def as_pg(conn: Connection) -> PgConnection:
     if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
         return conn
     raise TypeError(f"a PostgreSQL backend was given {type(conn).__name__}")  # pragma: no cover
+
+
+def cancel_request(connection: PgConnection) -> Callable[[], Awaitable[None]] | None:
+    """Give what asks the server to cancel the connection's statement, on a socket of its own.
+
+    A connection given up mid-statement (its command timeout passed) was closed at once, and
+    a server waiting on a lock does not see a close: the statement ran on, and a write whose
+    caller had been told it failed committed once the lock was freed. asyncpg's own request,
+    begun at its timeout, was cut by that close. This is PostgreSQL's cancel request, by the
+    connection's key; PgBouncer forwards it while the connection is open. None if asyncpg no
+    longer keeps the key where it did (its version is pinned for such internals).
+    """
+    request: Callable[..., Awaitable[None]] | None = getattr(connect_utils, "_cancel", None)
+    raw = getattr(connection, "_con", None)
+    protocol = getattr(raw, "_protocol", None)
+    pid, secret = getattr(protocol, "backend_pid", None), getattr(protocol, "backend_secret", None)
+    address, params = getattr(raw, "_addr", None), getattr(raw, "_params", None)
+    if request is None or None in (pid, secret, address, params):
+        return None
+
+    async def cancel() -> None:
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await request(
+                loop=asyncio.get_running_loop(),
+                addr=address,
+                params=params,
+                backend_pid=pid,
+                backend_secret=secret,
+            )
+
+    return cancel
 
 
 def terminate(connection: PgConnection) -> None:

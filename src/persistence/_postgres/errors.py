@@ -27,7 +27,7 @@ _TIME_PAST_PYTHON_REASON: Final = (
 )
 
 
-def translate_postgres(  # noqa: PLR0911  # one case a line
+def translate_postgres(  # noqa: C901, PLR0911  # one case a line
     error: BaseException, command_timeout: float, *, closed: bool = False
 ) -> PersistenceError | None:
     """Map an asyncpg error to this package's error: None for errors that are not asyncpg's.
@@ -52,7 +52,14 @@ def translate_postgres(  # noqa: PLR0911  # one case a line
         case TimeoutError():
             return DatabaseError(
                 f"PostgreSQL: no answer within the command timeout ({command_timeout:g}s); "
-                "the connection was closed"
+                "the connection was closed, and the server asked to cancel the statement. A "
+                "COMMIT whose answer was lost may still have taken effect, so look before doing "
+                "its writes again"
+            )
+        case ConnectionRefusedError() if not closed:  # a new connection, before any statement
+            return DatabaseError(
+                f"PostgreSQL: cannot connect to the server: {detail(error)}. The call sent "
+                "nothing: the server is down, or not listening where the URL says"
             )
         case (
             asyncpg.ConnectionDoesNotExistError()
