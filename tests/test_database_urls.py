@@ -246,6 +246,7 @@ BAD_LIMITS = [
     ("pool_size", 0),
     ("pool_size", True),
     ("pool_size", 2.0),
+    ("pool_size", 10_001),  # 10**9 ran the process out of memory, building the pool's slots
     ("create", "no"),
 ]
 """Limits no database can keep: zero waits, negative or endless ones, and the wrong types."""

@@ -51,6 +51,10 @@ __all__ = [
 
 _P = ParamSpec("_P")
 
+MAX_POOL_SIZE: Final = 10_000
+"""The most connections a pool may hold: asyncpg makes a slot for each at the open, and
+10**9 of them ran the process out of memory. PostgreSQL's own ceiling is 262,143."""
+
 _CLOSE_IN_BLOCK: Final = (
     "close_database() was called inside a transaction() block of this database, and would wait "
     "for the block to end: close it after the block"
@@ -95,7 +99,7 @@ async def open_database(  # each limit is the caller's to set
         release_timeout=release_timeout,
     )
     busy_timeout = seconds("open_database", "busy_timeout", busy_timeout, zero_ok=True)
-    pool_size = at_least("open_database", "pool_size", pool_size, 1)
+    pool_size = at_least("open_database", "pool_size", pool_size, 1, MAX_POOL_SIZE)
     create = argument("open_database", "create", bool, create)
     shown = redact_url(target)
     observer = observer_for(engine.value, target, tracing, slow_query)
