@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from persistence import Database, FileRecord, all_file_records, save_file_record
-from persistence._files.paths import is_partial_name, is_reserved
+from persistence._files.paths import FOLDER_DEPTH, is_partial_name, is_reserved
 from persistence.cache import open_artifact_cache
 from persistence.exceptions import (
     InvalidPathError,
@@ -142,6 +142,52 @@ async def test_verify_and_listing_pass_over_a_fifo(storage: Storage, sqlite_db: 
     report = await finish_within(3, verify(storage, sqlite_db), storage.root / "pipe")
     assert report == VerifyReport(missing=("pipe",))
     assert await list_files(storage, "*", recursive=True) == []
+
+
+def _deep_folders(top: Path, depth: int) -> None:
+    """Make `depth` nested folders under `top`, one at a time: os.makedirs recurses too."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+    finally:
+        os.close(fd)
+
+
+async def test_a_deep_tree_is_walked_to_the_limit_and_refused_past_it(
+    storage: Storage, sqlite_db: Database
+) -> None:
+    """A store's paths pass through 256 folders at most; a deeper tree is a StorageError.
+
+    `os.fwalk` recursed a level a folder: a tree about 1,000 deep, which anyone writing in the
+    root can make, failed the listing, `verify` and `clean_temp` with a bare RecursionError,
+    and the store itself wrote one.
+    """
+    deepest = "d/" * FOLDER_DEPTH + "x.txt"
+    await write_text(storage, deepest, "x")
+    listed = [entry.path for entry in await list_files(storage, "*", recursive=True)]
+    assert listed[-1] == deepest
+    assert len(listed) == FOLDER_DEPTH + 1  # its folders, then the file
+    with pytest.raises(InvalidPathError, match="passes through 257 folders, more than the 256"):
+        await write_text(storage, "d/" + deepest, "x")
+    (storage.root / "deep").mkdir()
+    try:
+        _deep_folders(storage.root / "deep", 1_100)
+        for call in (
+            list_files(storage, "*", recursive=True),
+            verify(storage, sqlite_db),
+            clean_temp(storage, older_than_hours=0),
+        ):
+            with pytest.raises(StorageError, match="more than 256 folders deep"):
+                await call
+    finally:
+        # shutil.rmtree recurses too; GNU rm walks without.
+        remover = await asyncio.create_subprocess_exec("rm", "-rf", str(storage.root / "deep"))
+        assert await remover.wait() == 0
+    assert len(await list_files(storage, "*", recursive=True)) == FOLDER_DEPTH + 1
 
 
 # --- hard links ---------------------------------------------------------------------------------

@@ -437,8 +437,12 @@ def locate(
 def _names_fit(raw: str, parts: list[str], root_fd: int) -> None:
     """Refuse a path with a name longer than the root's disk takes: no file can have it.
 
-    Found by the open of its file, it was refused after the write had made its folders.
+    Found by the open of its file, it was refused after the write had made its folders. A
+    path through more than `FOLDER_DEPTH` folders is refused too: the walks stop there.
     """
+    if len(parts) > FOLDER_DEPTH + 1:
+        reason = f"passes through {len(parts) - 1} folders, more than the {FOLDER_DEPTH} it may"
+        raise InvalidPathError(raw, reason)
     if max(map(len, parts), default=0) * 4 <= _SHORTEST_NAME_MAX:  # 4 bytes a character at most
         return
     most = os.fpathconf(root_fd, "PC_NAME_MAX")
@@ -448,6 +452,9 @@ def _names_fit(raw: str, parts: list[str], root_fd: int) -> None:
             raise InvalidPathError(raw, reason)
 
 
+FOLDER_DEPTH: Final = 256
+"""The most folders a path of the store may pass through: the walks of listings, `verify` and
+the clean-up hold a descriptor for each folder on their way down."""
 _SHORTEST_NAME_MAX: Final = 255
 """The bytes a name may have on the common disks: a path of shorter names is never looked at."""
 

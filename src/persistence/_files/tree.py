@@ -21,6 +21,7 @@ from typing import Final
 from persistence._files.content import Partial, describe_at, hash_fd
 from persistence._files.paths import (
     BACKUPS_DIR,
+    FOLDER_DEPTH,
     RESERVED,
     TEMP_DIR,
     FileInfo,
@@ -56,12 +57,74 @@ def walk_tree(root_fd: int) -> Iterator[tuple[str, list[str], list[str], int]]:
     Yields the folder's relative path ('' for the root), its sub-folders (to prune in
     place), its other entries and its descriptor.
     """
-    for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=root_fd):
-        relative = folder.removeprefix(".").removeprefix("/")
-        if not relative:
+    for folder, dirnames, filenames, dir_fd in walk_folders(root_fd):
+        if not folder:
             dirnames[:] = [name for name in dirnames if not is_reserved(name)]
             filenames[:] = [name for name in filenames if not is_reserved(name)]
-        yield relative, dirnames, filenames, dir_fd
+        yield folder, dirnames, filenames, dir_fd
+
+
+def walk_folders(top_fd: int) -> Iterator[tuple[str, list[str], list[str], int]]:
+    """Walk a folder's tree top-down, as `os.fwalk` does, without following a symlink.
+
+    Without recursion, and so without Python's limit on it: `os.fwalk` failed with a bare
+    `RecursionError` about 1,000 folders deep. A descriptor is open for each folder on the
+    way down, and a tree deeper than `FOLDER_DEPTH` is refused as one the store never makes.
+    A folder that vanishes, or becomes a symlink, before it is entered is passed over.
+    """
+    # Each folder entered: its relative path, its descriptor, and the sub-folders it has left.
+    levels: list[tuple[str, int, Iterator[str]]] = []
+    try:
+        folder, fd = "", os.dup(top_fd)
+        while True:
+            dirnames, filenames = _folder_entries(fd)
+            levels.append((folder, fd, iter(())))
+            yield folder, dirnames, filenames, fd
+            levels[-1] = (folder, fd, iter(list(dirnames)))  # as pruned by the caller
+            entered = _enter_next(levels)
+            if entered is None:
+                return
+            folder, fd = entered
+    finally:
+        for _, fd, _ in levels:
+            os.close(fd)
+
+
+def _enter_next(levels: list[tuple[str, int, Iterator[str]]]) -> tuple[str, int] | None:
+    """Open the next sub-folder to walk, closing the folders done with; None when all are."""
+    while levels:
+        parent, parent_fd, pending = levels[-1]
+        name = next(pending, None)
+        if name is None:
+            levels.pop()
+            os.close(parent_fd)
+            continue
+        folder = f"{parent}/{name}" if parent else name
+        try:
+            fd = os.open(name, _FOLDER_FLAGS, dir_fd=parent_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone, or replaced by a file or a symlink (O_NOFOLLOW) since it was listed
+        if len(levels) > FOLDER_DEPTH:  # the root and FOLDER_DEPTH folders are open
+            os.close(fd)
+            raise StorageError(folder, f"is more than {FOLDER_DEPTH} folders deep, past the walk")
+        return folder, fd
+    return None
+
+
+def _folder_entries(fd: int) -> tuple[list[str], list[str]]:
+    """Split a folder's entries into its sub-folders and the rest; none if it cannot be read."""
+    dirnames: list[str] = []
+    filenames: list[str] = []
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                (dirnames if entry.is_dir(follow_symlinks=False) else filenames).append(entry.name)
+    except OSError:
+        return [], []  # as `os.fwalk`: a folder it may not read is walked as empty
+    return dirnames, filenames
+
+
+_FOLDER_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
@@ -366,7 +429,7 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
     with storage_errors(TEMP_DIR), open_root(root) as root_fd, ExitStack() as stack:
         temp = open_folders(stack, root_fd, [TEMP_DIR], create=False)  # None: none to clean
         if temp is not None:
-            for folder, dirnames, filenames, dir_fd in os.fwalk(".", dir_fd=temp):
+            for folder, dirnames, filenames, dir_fd in walk_folders(temp):
                 here = root / TEMP_DIR / folder
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in filenames)
