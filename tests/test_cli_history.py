@@ -119,6 +119,36 @@ def test_compare_with_fewer_than_two_runs_fails_in_one_line(
 
 
 @pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["runs", "--limit", "10001"], "--limit"),
+        (["test-history", "t", "--limit", "10001"], "--limit"),
+        (["test-history", "t", "--last", "100001"], "--last"),
+        (["counterexamples", "t", "--limit", "10001"], "--limit"),
+        (["export", "9223372036854775808"], "RUN_ID"),
+        (["compare", "1", "9223372036854775808"], "head"),
+        (["test-history", ""], "TEST_ID"),
+        (["test-history", "a\x00b"], "TEST_ID"),
+        (["counterexamples", "t" * 1025], "TEST_ID"),
+        (["compare", "1"], "BASE and HEAD"),
+    ],
+)
+def test_an_argument_past_what_its_call_takes_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, arguments: list[str], named: str
+) -> None:
+    """Exit 2, naming the argument, before the database is opened: a malformed argument.
+
+    The command line took any whole number and any text, and the call refused them once the
+    database was open: exit 3, which says the command could not run.
+    """
+    with pytest.raises(SystemExit) as usage:
+        main([*arguments, "--database", str(tmp_path / "never.db")])
+    assert usage.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "never.db").exists()
+
+
+@pytest.mark.parametrize(
     ("kind", "problem"),
     [
         ("fifo", "not a regular file"),

@@ -278,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "migrate" and arguments.accept_user and arguments.folder is None:
         parser.error("argument --accept-user: needs --migrations DIR, your migrations' folder")
+    if arguments.command == "compare" and (arguments.base is None) != (arguments.head is None):
+        parser.error("compare: give both BASE and HEAD, or neither for the last two runs")
     if sys.stdout is None:  # started with it closed (`>&-`): print() would drop every line
         say("error: standard output is closed: what the command prints would be lost")
         return EXIT_FAILED

@@ -30,16 +30,18 @@ from persistence._cli_common import (
     write_utf8,
 )
 from persistence._files.content import replace_whole
-from persistence._paging import START_OF_TIME
+from persistence._guards import MAX_INT, nonempty_text
+from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
 from persistence.backup import SQLITE_SIDECARS
 from persistence.counterexamples import CounterexampleStore
 from persistence.database import Engine, database_url, engine_of
-from persistence.exceptions import NotFoundError
+from persistence.exceptions import NotFoundError, ValidationError
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import export_junit, import_junit
 from persistence.run_history import (
     DEFAULT_SLOWER_FLOOR,
     DEFAULT_SLOWER_RATIO,
+    MAX_LAST_RESULTS,
     compare_runs,
     counterexamples,
     duration_figures,
@@ -117,6 +119,19 @@ def _shown(text: str) -> str:
 
 
 _positive: Final = whole_number("a whole number above 0")
+_run_id: Final = whole_number("a run id: a whole number from 1 to 2**63 - 1", MAX_INT)
+_page: Final = whole_number(f"a whole number from 1 to {MAX_PAGE_SIZE:,}", MAX_PAGE_SIZE)
+_last: Final = whole_number(f"a whole number from 1 to {MAX_LAST_RESULTS:,}", MAX_LAST_RESULTS)
+
+
+def _test_id(text: str) -> str:
+    """Take a test id as a result holds one: not empty, no NUL, at most 1,024 bytes."""
+    try:
+        return nonempty_text("TestResult", "test_id", text)
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(f"{text!r:.80}: {error.reason}") from None
+
+
 _ratio: Final = amount("a finite number, 0 or more")
 
 
@@ -158,14 +173,14 @@ def add_history_commands(
     """Add the run-history commands to the command line's subcommands."""
     both = [connects, reports]
     runs = commands.add_parser("runs", parents=both, help="list the latest runs")
-    runs.add_argument("--limit", type=_positive, default=20, help="how many (default: 20)")
+    runs.add_argument("--limit", type=_page, default=20, help="how many (default: 20)")
     compare = commands.add_parser(
         "compare",
         parents=both,
         help="compare two runs (default: the last two); exit 1 on new failures",
     )
-    compare.add_argument("base", type=_positive, nargs="?", help="the earlier run's id")
-    compare.add_argument("head", type=_positive, nargs="?", help="the later run's id")
+    compare.add_argument("base", type=_run_id, nargs="?", help="the earlier run's id")
+    compare.add_argument("head", type=_run_id, nargs="?", help="the later run's id")
     flaky = commands.add_parser(
         "flaky", parents=both, help="list tests that passed and failed on one commit"
     )
@@ -173,13 +188,9 @@ def add_history_commands(
     history = commands.add_parser(
         "test-history", parents=both, help="one test's results, durations and their trend"
     )
-    history.add_argument("test_id", metavar="TEST_ID")
-    history.add_argument(
-        "--limit", type=_positive, default=20, help="how many results (default: 20)"
-    )
-    history.add_argument(
-        "--last", type=_positive, default=100, help="durations over the last N passed"
-    )
+    history.add_argument("test_id", type=_test_id, metavar="TEST_ID")
+    history.add_argument("--limit", type=_page, default=20, help="how many results (default: 20)")
+    history.add_argument("--last", type=_last, default=100, help="durations over the last N passed")
     for trend in (compare, history):
         trend.add_argument("--slower-ratio", type=_ratio, default=DEFAULT_SLOWER_RATIO)
         trend.add_argument(
@@ -190,8 +201,8 @@ def add_history_commands(
         parents=both,
         help="list the distinct inputs a test failed on, newest first, for replay",
     )
-    failing.add_argument("test_id", metavar="TEST_ID")
-    failing.add_argument("--limit", type=_positive, default=100, help="how many (default: 100)")
+    failing.add_argument("test_id", type=_test_id, metavar="TEST_ID")
+    failing.add_argument("--limit", type=_page, default=100, help="how many (default: 100)")
     failing.add_argument(
         "--storage",
         type=path_argument,
@@ -214,7 +225,7 @@ def add_history_commands(
     save = commands.add_parser(
         "export", parents=[connects], help="write a run as JUnit, CTRF or JSON Lines"
     )
-    save.add_argument("run", type=_positive, metavar="RUN_ID")
+    save.add_argument("run", type=_run_id, metavar="RUN_ID")
     save.add_argument("--format", choices=_FORMATS, default="junit")
     save.add_argument(
         "--output", type=path_argument, help="write here instead of to standard output"
