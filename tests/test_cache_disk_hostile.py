@@ -58,6 +58,31 @@ async def test_a_damaged_entry_is_removed_as_a_miss_and_a_put_repairs_it(
     assert entry.read_bytes() == GOOD
 
 
+async def test_an_entry_hard_linked_from_outside_is_a_miss_and_the_outside_file_untouched(
+    artifacts: ArtifactCache, tmp_path: Path
+) -> None:
+    """An entry of two links is bad: the cache's own are made of one, by a rename.
+
+    Its content could change through the other name after its hash was checked, on an open
+    file, and a `get` marking it used changed the outside file's time.
+    """
+    key = await artifacts.put(GOOD)
+    entry = artifacts.path_of(key)
+    outside = tmp_path / "outside"
+    outside.write_bytes(GOOD)
+    os.utime(outside, (1e9, 1e9))
+    entry.unlink()
+    os.link(outside, entry)
+    for read in (artifacts.get, artifacts.open):
+        assert await read(key) is None
+        assert not entry.exists()
+        assert (outside.read_bytes(), outside.stat().st_mtime) == (GOOD, 1e9)
+        assert await artifacts.put(GOOD) == key
+        assert entry.stat().st_nlink == 1
+        entry.unlink()
+        os.link(outside, entry)
+
+
 def _same_shard(key: str) -> bytes:
     """Content whose key is stored in the same shard folder as `key`."""
     for index in itertools.count():

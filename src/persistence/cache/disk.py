@@ -114,7 +114,9 @@ def _checked(spot: Spot, stack: ExitStack, *, whole: bool = False) -> tuple[int,
     """Open the entry at `spot`, closed with `stack`, checking its hash as it is read.
 
     Gives its descriptor, rewound, and with `whole` its content; None if missing or bad,
-    and a bad one is removed.
+    and a bad one is removed. One of more than one link is bad: its content may change
+    through a name outside the cache, after the hash was checked, and a `get` marking it used
+    would change that file's time.
     """
     if spot.missing or (seen := lstat(spot.dir_fd, spot.require())) is None:
         return None
@@ -122,6 +124,9 @@ def _checked(spot: Spot, stack: ExitStack, *, whole: bool = False) -> tuple[int,
         fd = open_regular(spot.dir_fd, spot.require(), spot.shown)
         stack.callback(os.close, fd)
         seen = os.fstat(fd)
+        if seen.st_nlink != 1:  # a publish makes a file of one link: a hard link came from outside
+            _drop(spot, seen)
+            return None
         data = read_fd(fd) if whole else b""
         if (hashlib.sha256(data).hexdigest() if whole else hash_fd(fd).sha256) == spot.require():
             os.utime(fd)  # used now: the least recently used go first
