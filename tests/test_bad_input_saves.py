@@ -37,6 +37,7 @@ from persistence import (
     get_config_entry_by_key,
     get_config_value,
     get_result,
+    list_results,
     result_stats,
     save_config_entry,
     save_file_record,
@@ -46,6 +47,7 @@ from persistence import (
     set_config,
 )
 from persistence._guards import MIN_INT
+from persistence.file_records import FileRecordCursor
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import ON_DATABASE
 from strategies.hostile import hostile_text, hostile_values, wrong_types
@@ -216,7 +218,7 @@ async def test_save_results_refuses_a_bad_item(
     assert_refused(await outcome(save_results(db, with_id)), "TestResult", "id")
     not_a_result: list[Any] = [*batch]
     not_a_result[index] = data.draw(hostile_values(), label="item")
-    assert_refused(await outcome(save_results(db, not_a_result)), "TestResult", f"[{index}]")
+    assert_refused(await outcome(save_results(db, not_a_result)), "TestResult", f"results[{index}]")
     assert len(await all_results(db)) == before
 
 
@@ -428,3 +430,25 @@ async def test_a_minus_zero_set_in_place_is_stored_as_the_zero_a_build_gives(
     stored = [r.metadata["k"] for r in await all_results(db)]
     assert stored == [0.0]
     assert [math.copysign(1.0, value) for value in stored if isinstance(value, float)] == [1.0]
+
+
+async def test_a_value_of_the_wrong_kind_is_refused_naming_the_parameter(db: Database) -> None:
+    """The error names the parameter the caller passed it as, not "argument".
+
+    `list_results(db, {"status": ...})` was refused as `ResultFilter.argument`, and a cursor of
+    another listing as `PageCursor.argument`: which of the call's arguments was left to guess.
+    """
+    other_cursor: Any = FileRecordCursor(path="a")
+    wrong: Any = {"status": "failed"}
+    calls: list[tuple[Awaitable[object], str]] = [
+        (save_result(db, wrong), r"^TestResult\.result: expected TestResult, got dict"),
+        (save_results(db, [wrong]), r"^TestResult\.results\[0\]:"),
+        (list_results(db, wrong), r"^ResultFilter\.where: expected ResultFilter, got dict"),
+        (list_results(db, after=other_cursor), r"^PageCursor\.after: expected PageCursor"),
+        (save_file_record(db, wrong), r"^FileRecord\.record:"),
+        (save_config_entry(db, wrong), r"^ConfigEntry\.entry:"),
+        (save_run(db, wrong), r"^Run\.run:"),
+    ]
+    for call, named in calls:
+        with pytest.raises(ValidationError, match=named):
+            await call

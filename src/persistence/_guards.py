@@ -151,10 +151,10 @@ def nonempty_text(model: str, field: str, value: object) -> str:
     return text
 
 
-def of_type(kind: type[_T], value: object, index: int | None = None) -> _T:
-    """Check that a repository function was given the model it stores."""
+def of_type(kind: type[_T], value: object, name: str, index: int | None = None) -> _T:
+    """Check that a function was given the model (or cursor, or filter) its `name` takes."""
     if not isinstance(value, kind):
-        where = "argument" if index is None else f"[{index}]"
+        where = name if index is None else f"{name}[{index}]"
         raise ValidationError(kind.__name__, where, _type_problem(kind.__name__, value))
     return value
 

@@ -95,7 +95,7 @@ def continued_filter(
 ) -> _Filter:
     """Give the filter to run with: `where`, else the cursor's, else empty; refuse a mismatch."""
     if where is not None:
-        where = of_type(kind, where)
+        where = of_type(kind, where, "where")
     if cursor_where is None:
         return kind() if where is None else where
     if where is not None and where != cursor_where:

@@ -221,7 +221,7 @@ async def list_config_entries(
     read as its entry in a worker thread, as `get_config_entry` reads it.
     """
     limit = page_limit("ConfigEntryFilter", limit)
-    cursor_where = None if after is None else of_type(ConfigEntryCursor, after).where
+    cursor_where = None if after is None else of_type(ConfigEntryCursor, after, "after").where
     where = continued_filter(ConfigEntryFilter, "ConfigEntryCursor", where, cursor_where)
     section = where.section
     cursor_section = "" if after is None else after.section
@@ -261,7 +261,7 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
     Without an id, the entry of the same (section, key) is replaced or made. With an id, that
     entry is overwritten: NotFoundError if missing, ConflictError if its (section, key) is taken.
     """
-    entry = of_type(ConfigEntry, entry)
+    entry = of_type(ConfigEntry, entry, "entry")
     size = json_size(entry.value, OFF_LOOP_SIZE)
     params = await off_loop_if_large(
         size, lambda: config_params(entry, in_pieces=size > OFF_LOOP_SIZE)

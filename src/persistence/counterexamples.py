@@ -219,7 +219,7 @@ async def keep_counterexample(
     unless the result is saved. Not inside `transaction()`: the links commit while the
     files' locks are held, so that no sweep removes a file a result names.
     """
-    result = of_type(TestResult, result)
+    result = of_type(TestResult, result, "result")
     store = argument("TestResult", "store", CounterexampleStore, store, "a CounterexampleStore")
     if result.id is not None:
         raise ValidationError("TestResult", "id", f"keeps a new result; it has id {result.id}")

@@ -159,7 +159,7 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     Without an id, the record of the same path is refreshed (its creation time stays) or made.
     With an id, it is overwritten: NotFoundError if missing, ConflictError if its path is taken.
     """
-    record = of_type(FileRecord, record)
+    record = of_type(FileRecord, record, "record")
     params = await checked_file_record_params(record)
     if record.id is None:
         row = await run_query(db, lambda conn: db.queries.upsert_file_record(conn, **params))
@@ -202,7 +202,7 @@ async def list_file_records(
     so `where` may be left out, and refuses another.
     """
     limit = page_limit("FileRecordFilter", limit)
-    cursor_where = None if after is None else of_type(FileRecordCursor, after).where
+    cursor_where = None if after is None else of_type(FileRecordCursor, after, "after").where
     where = continued_filter(FileRecordFilter, "FileRecordCursor", where, cursor_where)
     low, high = _path_range(where)
     cursor_path = "" if after is None else after.path

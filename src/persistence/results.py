@@ -189,7 +189,7 @@ async def list_results(
     nor go missing.
     """
     limit = page_limit("ResultFilter", limit)
-    cursor_where = None if after is None else of_type(PageCursor, after).where
+    cursor_where = None if after is None else of_type(PageCursor, after, "after").where
     where = continued_filter(ResultFilter, "PageCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.created_at, after.id)
     rows = await _listing(db, where, cursor_at, cursor_id, limit)
@@ -267,7 +267,7 @@ async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]
 
 async def save_result(db: Database, result: TestResult) -> TestResult:
     """Insert a result without an id or overwrite the stored one (else NotFoundError); give it."""
-    params = await checked_result_params(of_type(TestResult, result))
+    params = await checked_result_params(of_type(TestResult, result, "result"))
     if result.id is None:
         new_id = await run_query(db, lambda conn: db.queries.insert_test_result(conn, **params))
         return with_id(result, new_id)
@@ -293,7 +293,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
     for index, result in enumerate(results):
         if index and index % SLICE_ITEMS == 0:
             await share_loop()  # converting a big batch would hold the loop otherwise
-        of_type(TestResult, result, index)
+        of_type(TestResult, result, "results", index)
         if result.id is not None:
             raise ValidationError(
                 "TestResult",

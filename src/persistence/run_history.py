@@ -299,7 +299,7 @@ async def list_test_history(
     """Return one page of a test's results, newest first; `next_cursor` leads to the next."""
     test_id = nonempty_text("TestResult", "test_id", test_id)
     limit = page_limit("TestResult", limit)
-    if after is not None and of_type(TestHistoryCursor, after).test_id != test_id:
+    if after is not None and of_type(TestHistoryCursor, after, "after").test_id != test_id:
         raise ValidationError(
             "TestHistoryCursor",
             "test_id",

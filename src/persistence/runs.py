@@ -111,7 +111,7 @@ async def save_run(db: Database, run: Run) -> Run:
     NotFoundError.
     """
     # Checked again before the write: its labels are a dict, which a caller may have changed.
-    run = attrs.evolve(of_type(Run, run))
+    run = attrs.evolve(of_type(Run, run, "run"))
     params = _run_params(run)
     if run.id is None:
         new_id = await run_query(db, lambda conn: db.queries.insert_run(conn, **params))
@@ -175,7 +175,7 @@ async def list_runs(
     keeps the page's filter, so `where` may be left out then. Pages are keyset pages.
     """
     limit = page_limit("RunFilter", limit)
-    cursor_where = None if after is None else of_type(RunCursor, after).where
+    cursor_where = None if after is None else of_type(RunCursor, after, "after").where
     where = continued_filter(RunFilter, "RunCursor", where, cursor_where)
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else (after.started_at, after.id)
     cursor_at, cursor_id = upper_bounds(where.started_until, cursor_at, cursor_id)

@@ -78,7 +78,7 @@ async def search_results(
     query = parse_search(text)
     limit = page_limit("SearchQuery", limit)
     if after is not None:
-        after = of_type(SearchCursor, after)
+        after = of_type(SearchCursor, after, "after")
         if after.text != text:
             raise ValidationError(
                 "SearchCursor",
