@@ -316,6 +316,17 @@ async def test_a_bad_threshold_is_refused_before_anything_opens(
     assert not (tmp_path / "never.db").exists()
 
 
+@pytest.mark.parametrize("text", ["abc", "nan", "-1", "1e999"])
+async def test_a_bad_threshold_in_the_environment_is_refused_as_it_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """The error shows the variable's text: "abc" was refused as "got nan"."""
+    monkeypatch.setenv(SLOW_QUERY_VARIABLE, text)
+    with pytest.raises(ValidationError, match=rf"^{SLOW_QUERY_VARIABLE}\.value: .* got '{text}'$"):
+        await connect(tmp_path / "never.db").__aenter__()
+    assert not (tmp_path / "never.db").exists()
+
+
 def test_nothing_observes_without_an_sdk_or_a_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the API's own providers (no SDK set up) and no threshold, no observer exists."""
     monkeypatch.delenv(SLOW_QUERY_VARIABLE, raising=False)

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from persistence._guards import argument, finite_amount
+from persistence.exceptions import ValidationError
 from persistence.queries import QUERY_FACTS
 
 if TYPE_CHECKING:
@@ -228,8 +229,13 @@ def slow_threshold(given: float | None) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    return finite_amount(SLOW_QUERY_VARIABLE, "value", value, "a number of seconds")
+        reason = f"must be a number of seconds, got {text!r:.80}"
+        raise ValidationError(SLOW_QUERY_VARIABLE, "value", reason) from None
+    try:
+        return finite_amount(SLOW_QUERY_VARIABLE, "value", value, "a number of seconds")
+    except ValidationError as error:  # it read "nan" or "1e999" as the number: name the text
+        reason = f"must be a finite number of seconds, 0 or more, got {text!r:.80}"
+        raise ValidationError(SLOW_QUERY_VARIABLE, "value", reason) from error
 
 
 def observer_for(
