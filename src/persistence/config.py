@@ -58,6 +58,8 @@ _VALUE: Final = operator.attrgetter("value")
 """A row's stored value: text, or what plain SQL stored in SQLite (a blob, a number)."""
 
 _TYPES_OF: dict[type, ConfigType] = {python: kind for kind, python in PYTHON_TYPES.items()}
+_EXACT_FLOAT_INT: Final = 2**53
+"""The largest int a float holds exactly: one past it, as a default for a float, is refused."""
 
 
 @attrs.frozen(kw_only=True)
@@ -165,11 +167,14 @@ async def get_config_value(
     """Return the value of (section, key) as `kind`, checked against its declared type.
 
     `kind` is `str`, `int`, `float`, `bool`, `list` or `dict` (typed as JSON); any other is
-    refused (ValidationError) before anything is read, and so is a `default` of another type.
+    refused (ValidationError) before anything is read, and so is a `default` of another type
+    (an int for a float is taken as that float, when it is one exactly, as type checkers take it).
     A missing entry gives `default`, else NotFoundError. `db` may be a cache, whose
     `get_config_value` method is this function, so that one set of signatures types them all.
     """
     type_among("get_config_value", "kind", kind, _TYPES_OF)
+    if kind is float and type(default) is int and abs(default) <= _EXACT_FLOAT_INT:
+        default = float(default)  # a type checker takes an int where a float is asked for
     if default is not None and type(default) is not kind:  # given back as it is: never checked
         wanted = getattr(kind, "__name__", kind)
         raise ValidationError(
