@@ -30,6 +30,7 @@ from persistence._postgres.connections import (
     left_broken,
     terminate,
     tidy,
+    unanswered,
     usable,
 )
 from persistence._postgres.copying import CopySupport
@@ -171,7 +172,12 @@ class PostgresBackend(CopySupport):
         return task
 
     async def give_back(
-        self, connection: PgConnection, *, clean: bool, broken: bool = False
+        self,
+        connection: PgConnection,
+        *,
+        clean: bool,
+        broken: bool = False,
+        unanswered: bool = False,
     ) -> None:
         """Return a connection to the pool within the release timeout, or terminate it.
 
@@ -179,11 +185,14 @@ class PostgresBackend(CopySupport):
         after a timeout, asyncpg would wait on a cancel request that a silent server never
         answers, and the error would come twice as late as it says; after a failure of the
         connection itself, it may still be marked busy, and would fail the next call lent it.
-        Still open, it is closed once the server was asked to cancel its statement, in a task
-        of its own (`_cancelled_then_given_back`); else at once.
+        One given up waiting on the server (`unanswered`), and still open, is closed once the
+        server was asked to cancel its statement, in a task of its own
+        (`_cancelled_then_given_back`); any other at once.
         """
         if broken:
-            cancel = None if connection.is_closed() else cancel_request(connection)
+            cancel = (
+                None if connection.is_closed() or not unanswered else cancel_request(connection)
+            )
             if cancel is not None:  # the caller goes on; the close waits for it
                 self._tracked(self._cancelled_then_given_back(connection, cancel))
                 return
@@ -231,11 +240,13 @@ class PostgresBackend(CopySupport):
             raise
         return self._lane
 
-    async def give_lane_back(self, *, failed: bool, broken: bool = False) -> None:
+    async def give_lane_back(
+        self, *, failed: bool, broken: bool = False, unanswered: bool = False
+    ) -> None:
         """Free the lane; after a failure, hand its connection back to the pool."""
         try:
             if failed or self._lane in self._lent_to_caller:  # reset as it goes back
-                await self._drop_lane(broken=broken)
+                await self._drop_lane(broken=broken, unanswered=unanswered)
         finally:
             self._free_lane()
 
@@ -246,10 +257,10 @@ class PostgresBackend(CopySupport):
             lane, self._lane = self._lane, None
             self._tracked(self.give_back(lane, clean=False))
 
-    async def _drop_lane(self, *, broken: bool = False) -> None:
+    async def _drop_lane(self, *, broken: bool = False, unanswered: bool = False) -> None:
         lane, self._lane = self._lane, None
         if lane is not None:
-            await self.give_back(lane, clean=False, broken=broken)
+            await self.give_back(lane, clean=False, broken=broken, unanswered=unanswered)
 
     def lend(self) -> _Lent:
         """Lend the lane or a pooled connection for one statement."""
@@ -284,7 +295,9 @@ class PostgresBackend(CopySupport):
 
     async def end_failed_loan(self, error: BaseException) -> None:
         """Free the lane that `lend_at_once` gave; after `error`, its connection goes back."""
-        await self.give_lane_back(failed=True, broken=left_broken(error))
+        await self.give_lane_back(
+            failed=True, broken=left_broken(error), unanswered=unanswered(error)
+        )
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
@@ -317,7 +330,7 @@ class PostgresBackend(CopySupport):
             raise DatabaseError(_CLOSED)
         if snapshot:
             self._snapshots.add(connection)
-        clean = broken = False
+        clean = broken = given_up = False
         try:
             if lock_timeout is not None:
                 # In milliseconds, within what the setting holds: a longer bound waits as long.
@@ -336,12 +349,14 @@ class PostgresBackend(CopySupport):
             await finish_then_cancel(connection.execute("COMMIT"))
             clean = True
         except BaseException as error:
-            broken = left_broken(error)
+            broken, given_up = left_broken(error), unanswered(error)
             raise
         finally:
             if not snapshot or connection in self._snapshots:
                 self._snapshots.discard(connection)
-                await self.give_back(connection, clean=clean, broken=broken or migrated)
+                await self.give_back(
+                    connection, clean=clean, broken=broken or migrated, unanswered=given_up
+                )
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
@@ -487,11 +502,15 @@ class _Lent:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
-        broken = left_broken(error)
+        broken, given_up = left_broken(error), unanswered(error)
         if self._pooled is None:  # on the lane (__aexit__ runs only once __aenter__ gave)
-            await self._backend.give_lane_back(failed=error is not None, broken=broken)
+            await self._backend.give_lane_back(
+                failed=error is not None, broken=broken, unanswered=given_up
+            )
         else:
-            await self._backend.give_back(self._pooled, clean=error is None, broken=broken)
+            await self._backend.give_back(
+                self._pooled, clean=error is None, broken=broken, unanswered=given_up
+            )
 
 
 async def open_postgres(

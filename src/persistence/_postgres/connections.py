@@ -244,6 +244,13 @@ def left_broken(error: BaseException | None) -> bool:
     return isinstance(error, _BROKEN) and not isinstance(error, ValueError)
 
 
+def unanswered(error: BaseException | None) -> bool:
+    """Tell whether a call was given up waiting on the server: its statement may run on there."""
+    if isinstance(error, DatabaseError):
+        error = error.__cause__
+    return isinstance(error, TimeoutError)
+
+
 def as_pg(conn: Connection) -> PgConnection:
     """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
     if isinstance(conn, asyncpg.pool.PoolConnectionProxy):
