@@ -16,14 +16,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from persistence._codecs import _ONE, _TO_JSON
+from persistence._codecs import _ONE, JSON_ENCODER
 from persistence._guards import MAX_JSON_DEPTH
 from persistence._json_pieces import decode_in_pieces, encode_in_pieces, loads_in_pieces
 from strategies import IN_MEMORY
 
 _CONFIG_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 """As `json.dumps(value, ensure_ascii=False, allow_nan=False)` writes a config value."""
-_ENCODERS: Final = [_TO_JSON, _CONFIG_JSON, json.JSONEncoder()]
+_ENCODERS: Final = [JSON_ENCODER, _CONFIG_JSON, json.JSONEncoder()]
 _DECODERS: Final = [_ONE, json.JSONDecoder()]
 _PIECES: Final = st.integers(min_value=1, max_value=96)
 
@@ -75,8 +75,8 @@ def test_a_circular_value_is_refused_as_in_one_call() -> None:
     looped: list[object] = [1, 2]
     looped.append({"back": [looped]})
     value = {"a": list(range(50)), "b": looped}
-    assert _outcome(lambda: encode_in_pieces(_TO_JSON, value, 4)) == _outcome(
-        lambda: _TO_JSON.encode(value)
+    assert _outcome(lambda: encode_in_pieces(JSON_ENCODER, value, 4)) == _outcome(
+        lambda: JSON_ENCODER.encode(value)
     )
 
 

@@ -10,12 +10,30 @@ from json.scanner import make_scanner
 from typing import Final
 
 from persistence._guards import MAX_INT, MAX_JSON_DEPTH, MAX_JSON_FLOAT, MIN_INT, json_value
+from persistence._interface import JsonValue
 from persistence.exceptions import ValidationError
 
 _FROM_ISO = dt.datetime.fromisoformat
 _UTC: Final = dt.UTC
-_TO_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 """One encoder for every write: `json.dumps` with options builds a new one per call."""
+
+
+class EncodedJson(dict[str, JsonValue]):
+    """A JSON object's text, encoded ahead, where the object would go as a parameter.
+
+    A large one is encoded in a worker thread, a run of items at a time (`_json_pieces.
+    encoded_ahead`): encoded as the parameter is bound, on SQLite's writer or by asyncpg's
+    codec on the loop, one object of megabytes held the loop for hundreds of milliseconds in
+    one C call. It holds no items: a dict, so that it goes where the queries take an object,
+    which both engines' encoders (`encode_json`, `encode_json_as_jsonb`) write as its text.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 def encode_datetime(value: dt.datetime) -> str:
@@ -46,8 +64,10 @@ def encode_key_bound(_value: str) -> bytes:
 
 
 def encode_json(value: object) -> str:
-    """Write JSON the same way everywhere: compact, UTF-8, no NaN."""
-    return _TO_JSON.encode(value)
+    """Write JSON the same way everywhere: compact, UTF-8, no NaN; `EncodedJson` as its text."""
+    if type(value) is EncodedJson:
+        return value.text
+    return JSON_ENCODER.encode(value)
 
 
 def json_size(value: object, limit: int) -> int:
@@ -101,8 +121,11 @@ def encode_json_as_jsonb(value: object) -> str:
     """Write JSON as `encode_json` does, each object's keys in jsonb's order (`in_jsonb_order`).
 
     SQLite keeps the text it is given, so objects written so read back as from PostgreSQL.
+    An `EncodedJson` was written so ahead: its text is given as it is.
     """
-    return _TO_JSON.encode(in_jsonb_order(value))
+    if type(value) is EncodedJson:
+        return value.text
+    return JSON_ENCODER.encode(in_jsonb_order(value))
 
 
 def _unreadable(field: str, kind: str, stored: str, error: BaseException) -> ValidationError:

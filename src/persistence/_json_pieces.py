@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Final
 
-from persistence._codecs import json_size
+from persistence._codecs import JSON_ENCODER, EncodedJson, in_jsonb_order, json_size
+from persistence._interface import JsonObject
 
 JSON_PIECE: Final = 32_768
 """Characters of JSON handled in one C call at most (about 1.5 ms), bar one long scalar."""
@@ -66,6 +67,15 @@ def _one_call_encoder(encoder: json.JSONEncoder) -> _Encode:
         encoder.allow_nan,
     )
     return lambda value: "".join(one_call(value, 0))
+
+
+def encoded_ahead(value: JsonObject) -> EncodedJson:
+    """Encode a JSON object as a write stores it, a run of items at a time, for a thread.
+
+    Its keys go in jsonb's order, as `encode_json_as_jsonb` writes them for SQLite; PostgreSQL
+    takes any order. Between the runs the thread lets the event loop have the GIL.
+    """
+    return EncodedJson(encode_in_pieces(JSON_ENCODER, in_jsonb_order(value)))
 
 
 def encode_in_pieces(encoder: json.JSONEncoder, value: object, piece: int = JSON_PIECE) -> str:

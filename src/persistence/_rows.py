@@ -30,7 +30,7 @@ from persistence._guards import (
     still_json,
 )
 from persistence._interface import JsonObject
-from persistence._json_pieces import JSON_PIECE, encode_in_pieces, loads_in_pieces
+from persistence._json_pieces import JSON_PIECE, encode_in_pieces, encoded_ahead, loads_in_pieces
 from persistence._loop import OFF_LOOP_SIZE, off_loop
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
@@ -251,18 +251,24 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
 
 
 async def checked_result_params(result: TestResult) -> InsertTestResultParams:
-    """Give `result_params`, in a worker thread if the metadata is large or needs a close look."""
+    """Give `result_params`, in a worker thread if the metadata is large or needs a close look.
+
+    There it is also encoded, a run of items at a time (`encoded_ahead`).
+    """
     if plain_json(result.metadata, OFF_LOOP_SIZE):
         return result_params(result, checked=True)
-    return await off_loop(functools.partial(result_params, result))
+    return await off_loop(functools.partial(result_params, result, ahead=True))
 
 
-def result_params(result: TestResult, *, checked: bool = False) -> InsertTestResultParams:
+def result_params(
+    result: TestResult, *, checked: bool = False, ahead: bool = False
+) -> InsertTestResultParams:
     """Map a model to the parameters that insert and update take (the id goes apart).
 
     Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
-    it in place since the model was built.
+    it in place since the model was built. With `ahead`, it is encoded now (`encoded_ahead`).
     """
+    metadata = _metadata(result.metadata, "TestResult", checked=checked, ahead=ahead)
     return {
         "test_type": result.test_type.value,
         "status": result.status.value,
@@ -273,12 +279,17 @@ def result_params(result: TestResult, *, checked: bool = False) -> InsertTestRes
         "error_message": result.error_message,
         "output": result.output,
         "created_at": result.created_at,
-        "metadata": (
-            result.metadata if checked else still_json(result.metadata, "TestResult", "metadata")
-        ),
+        "metadata": metadata,
         "run_id": result.run_id,
         "test_id": result.test_id,
     }
+
+
+def _metadata(metadata: JsonObject, model: str, *, checked: bool, ahead: bool) -> JsonObject:
+    """Give a model's metadata for its row: checked again unless `checked`, encoded if `ahead`."""
+    if not checked:
+        metadata = still_json(metadata, model, "metadata")
+    return encoded_ahead(metadata) if ahead else metadata
 
 
 def file_record_from_row(row: FileRecordsRow) -> FileRecord:
@@ -337,27 +348,28 @@ def finite_time(model: str, field: str, stored: dt.datetime) -> dt.datetime:
 
 
 async def checked_file_record_params(record: FileRecord) -> UpsertFileRecordParams:
-    """Give `file_record_params`, in a worker thread if the metadata is large or odd."""
+    """Give `file_record_params`, in a worker thread, encoded there, if the metadata is large."""
     if plain_json(record.metadata, OFF_LOOP_SIZE):
         return file_record_params(record, checked=True)
-    return await off_loop(functools.partial(file_record_params, record))
+    return await off_loop(functools.partial(file_record_params, record, ahead=True))
 
 
-def file_record_params(record: FileRecord, *, checked: bool = False) -> UpsertFileRecordParams:
+def file_record_params(
+    record: FileRecord, *, checked: bool = False, ahead: bool = False
+) -> UpsertFileRecordParams:
     """Map a model to the parameters that upsert and update take (the id goes apart).
 
     Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
-    it in place since the model was built.
+    it in place since the model was built. With `ahead`, it is encoded now (`encoded_ahead`).
     """
+    metadata = _metadata(record.metadata, "FileRecord", checked=checked, ahead=ahead)
     return {
         "path": record.path,
         "size": record.size,
         "hash": record.hash,
         "created_at": record.created_at,
         "accessed_at": record.accessed_at,
-        "metadata": (
-            record.metadata if checked else still_json(record.metadata, "FileRecord", "metadata")
-        ),
+        "metadata": metadata,
     }
 
 

@@ -18,6 +18,7 @@ import attrs
 
 from persistence._backend import Params, key_detail, row_picker
 from persistence._codecs import (
+    EncodedJson,
     encode_datetime,
     encode_json_as_jsonb,
     encode_key_bound,
@@ -61,6 +62,7 @@ _ENCODERS: Final[dict[type, Callable[[Any], object]]] = {
     KeyBound: encode_key_bound,
     dict: encode_json_as_jsonb,
     list: encode_json_as_jsonb,
+    EncodedJson: encode_json_as_jsonb,
 }
 
 
