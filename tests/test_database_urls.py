@@ -86,6 +86,9 @@ def test_a_url_refused_for_such_a_password_quotes_none_of_it(password: str) -> N
 BAD_URLS = [
     ("postgresql://u:secret@127.0.0.1:abc/db", "the port must be a number"),
     ("postgresql://u:secret@127.0.0.1:99999/db", "got '99999'"),
+    ("postgresql://u:secret@127.0.0.1:0/db", "from 1 to 65535, got '0'"),  # a connect to port 0
+    ("postgresql://u:secret@127.0.0.1/db\r", "it holds a line end"),
+    ("postgresql://u:secret@127.0.0.1/db?port=0", "from 1 to 65535, got '0'"),
     ("postgresql://u:secret@h1:5432,h2:x/db", "got 'x'"),
     ("postgresql://u:secret@[::1/db", "write an IPv6 host as [address]:port"),
     ("postgresql://u:secret@[zz]:5432/db", "'zz' is not an IPv6 address"),

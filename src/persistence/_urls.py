@@ -117,6 +117,10 @@ def _check_postgres_url(url: str) -> None:
     # What the driver reads (not the fragment), as it reads it: the server took either for a
     # broken message, "invalid startup packet layout", naming nothing.
     head = url.partition("#")[0]
+    if "\r" in url or "\n" in url:
+        raise _bad_url(
+            url, "it holds a line end, which no URL does (a CRLF line end from an env file?)"
+        )
     if "\0" in unquote(head):
         raise _bad_url(
             url, "it holds a NUL character (%00), which PostgreSQL takes in no name or value"
@@ -183,7 +187,8 @@ def _check_host_option(url: str, name: str, value: str) -> None:
     """Check a `host=` or `port=` option as a URL's own hosts are checked; read past others.
 
     The driver raised a bare IndexError for an empty host of the list, OverflowError for a
-    port past 65535, and `invalid literal for int()` for a port that is no number.
+    port past 65535 (a port of 0 it tried to connect to), and `invalid literal for int()` for
+    a port that is no number.
     """
     if name not in {"host", "port"} or not value:  # an empty one, the driver reads past
         return
@@ -193,7 +198,7 @@ def _check_host_option(url: str, name: str, value: str) -> None:
         raise _bad_url(url, f"its host= option's host {number} of {len(items)} is empty")
     bad = next((port for port in items if not _is_port(port)), None)
     if name == "port" and bad is not None:
-        reason = f"its port= option must be numbers from 0 to {_MAX_PORT}, got {bad!r}"
+        reason = f"its port= option must be numbers from 1 to {_MAX_PORT}, got {bad!r}"
         raise _bad_url(url, reason)
 
 
@@ -209,12 +214,12 @@ def _check_hosts(url: str, authority: str) -> None:
             raise _bad_url(url, f"host {number} of {len(hosts)} is empty: name each host")
         port = _port_of(url, host)
         if port and not _is_port(port):
-            raise _bad_url(url, f"the port must be a number from 0 to {_MAX_PORT}, got {port!r}")
+            raise _bad_url(url, f"the port must be a number from 1 to {_MAX_PORT}, got {port!r}")
 
 
 def _is_port(text: str) -> bool:
-    """Tell whether text is a port: a number from 0 to 65535 in ASCII digits."""
-    return text.isascii() and text.isdigit() and int(text) <= _MAX_PORT
+    """Tell whether text is a port: a number from 1 to 65535 in ASCII digits (0 is none)."""
+    return text.isascii() and text.isdigit() and 0 < int(text) <= _MAX_PORT
 
 
 def _port_of(url: str, host: str) -> str:
