@@ -453,8 +453,10 @@ def still_json(value: _J, model: str, field: str) -> _J:
 def plain_json(value: object, limit: int) -> bool:
     """Whether `json_value` would give this dict or list back unchanged, and it is small.
 
-    Its exact types alone pass, and its size counted as `json_size` counts it (an item 8, a
-    text its length) must be at most `limit`: the walk stops there, so it costs little.
+    Exact dicts and lists pass, with what `json_value` keeps as it is: a StrEnum among them
+    (a model's metadata may hold a `TestType`, and such rows went to a worker thread one at
+    a time). Its size, counted as `json_size` counts it (an item 8, a text its length), must
+    be at most `limit`: the walk stops there, so it costs little.
     """
     size = 0
     pending: list[tuple[object, int]] = [(value, 0)]
@@ -467,7 +469,9 @@ def plain_json(value: object, limit: int) -> bool:
         for child in children:
             if type(child) is dict or type(child) is list:
                 pending.append((child, depth + 1))
-            elif type(child) is str and _plain_text(child):
+            elif isinstance(child, str):  # a StrEnum too, which `json_value` keeps as it is
+                if not _plain_text(child):
+                    return False
                 size += len(child)
             elif not _plain_scalar(child):
                 return False
@@ -480,7 +484,7 @@ def _plain_children(value: object) -> Collection[object] | None:
     """Give a list's items, a dict's values if its names are plain text, else None."""
     if type(value) is list:
         return value
-    if type(value) is dict and all(type(name) is str and _plain_text(name) for name in value):
+    if type(value) is dict and all(isinstance(name, str) and _plain_text(name) for name in value):
         return value.values()
     return None
 
@@ -490,14 +494,17 @@ def _plain_text(value: str) -> bool:
 
 
 def _plain_scalar(value: object) -> bool:
-    """Whether `json_value` gives this number, bool or None back unchanged (-0.0 it does not)."""
-    if type(value) is int:
-        return MIN_INT <= value <= MAX_INT
+    """Whether `json_value` gives this number, bool or None back unchanged (-0.0 it does not).
+
+    An int of a subclass (a bool, an IntEnum) it keeps as it is; a float it makes plain.
+    """
     if type(value) is float:  # NaN fails both comparisons
         return -MAX_JSON_FLOAT < value < MAX_JSON_FLOAT and (
             value != 0.0 or math.copysign(1.0, value) > 0
         )
-    return value is None or type(value) is bool
+    if isinstance(value, int):
+        return MIN_INT <= value <= MAX_INT
+    return value is None
 
 
 def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonValue:
