@@ -179,14 +179,17 @@ async def test_a_partition_logs_once_at_the_packages_logger(
     assert "change notifications" in ours[0].getMessage()
 
 
-async def _lock_waiters(conn: asyncpg.Connection[asyncpg.Record]) -> int:
-    """How many other connections of this database wait on a lock."""
-    count = await conn.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-    )
-    assert isinstance(count, int)
-    return count
+async def no_lock_waits(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Wait, 5 s at most, until no other connection of this database waits on a lock."""
+    for _ in range(100):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        if not waiting:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the statement given up still waits on the lock, on the server")
 
 
 async def test_a_write_given_up_at_the_command_timeout_is_cancelled_on_the_server(
@@ -207,12 +210,7 @@ async def test_a_write_given_up_at_the_command_timeout_is_cancelled_on_the_serve
             await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
                 await set_config(db, "s", "k", 99)
-            for _ in range(100):  # 5 s at most
-                if not await _lock_waiters(blocker):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the statement given up still waits on the lock, on the server")
+            await no_lock_waits(blocker)
         finally:
             await blocker.execute("COMMIT")
             await blocker.close()

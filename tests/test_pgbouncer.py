@@ -54,6 +54,7 @@ from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
 from persistence.cache import open_memory_cache
 from persistence.database import close_database, engine_of, open_database, redact_url
+from test_network_limits import no_lock_waits
 
 PGBOUNCER_BINARIES = ("pgbouncer", "/usr/sbin/pgbouncer")
 
@@ -461,16 +462,7 @@ async def test_a_write_given_up_at_the_command_timeout_is_cancelled_through_pgbo
             await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
                 await set_config(db, section, "k", 99)
-            for _ in range(100):  # 5 s at most
-                waiting = await blocker.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )
-                if not waiting:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the statement given up still waits on the lock, on the server")
+            await no_lock_waits(blocker)
         finally:
             await blocker.execute("COMMIT")
             await blocker.close()

@@ -18,7 +18,7 @@ import json
 import math
 import operator
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 import attrs
 
@@ -55,6 +55,10 @@ from persistence.queries import (
 )
 
 _T = TypeVar("_T")
+_M = TypeVar("_M")
+_P = TypeVar("_P")
+_M_contra = TypeVar("_M_contra", contravariant=True)
+_P_co = TypeVar("_P_co", covariant=True)
 
 _new = object.__new__
 _set = object.__setattr__
@@ -250,18 +254,27 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
     return model  # type: ignore[return-value]  # a TestResult now
 
 
-async def checked_result_params(result: TestResult) -> InsertTestResultParams:
-    """Give `result_params`, in a worker thread if the metadata is large or needs a close look.
+class _ParamsOf(Protocol[_M_contra, _P_co]):
+    """`result_params` or `file_record_params`: a model's parameters, its metadata checked."""
 
-    There it is also encoded, a run of items at a time (`encoded_ahead`).
+    def __call__(
+        self, model: _M_contra, /, *, checked: bool = False, ahead: bool = False
+    ) -> _P_co: ...
+
+
+async def saved_params(model: _M, params_of: _ParamsOf[_M, _P], metadata: JsonObject) -> _P:
+    """Give `params_of(model)`, in a worker thread if its `metadata` is large or needs a look.
+
+    Small and plain, the metadata is taken as it is; else it is checked in full, and encoded,
+    a run of items at a time (`encoded_ahead`), in the thread.
     """
-    if plain_json(result.metadata, OFF_LOOP_SIZE):
-        return result_params(result, checked=True)
-    return await off_loop(functools.partial(result_params, result, ahead=True))
+    if plain_json(metadata, OFF_LOOP_SIZE):
+        return params_of(model, checked=True)
+    return await off_loop(functools.partial(params_of, model, ahead=True))
 
 
 def result_params(
-    result: TestResult, *, checked: bool = False, ahead: bool = False
+    result: TestResult, /, *, checked: bool = False, ahead: bool = False
 ) -> InsertTestResultParams:
     """Map a model to the parameters that insert and update take (the id goes apart).
 
@@ -347,15 +360,8 @@ def finite_time(model: str, field: str, stored: dt.datetime) -> dt.datetime:
     return stored
 
 
-async def checked_file_record_params(record: FileRecord) -> UpsertFileRecordParams:
-    """Give `file_record_params`, in a worker thread, encoded there, if the metadata is large."""
-    if plain_json(record.metadata, OFF_LOOP_SIZE):
-        return file_record_params(record, checked=True)
-    return await off_loop(functools.partial(file_record_params, record, ahead=True))
-
-
 def file_record_params(
-    record: FileRecord, *, checked: bool = False, ahead: bool = False
+    record: FileRecord, /, *, checked: bool = False, ahead: bool = False
 ) -> UpsertFileRecordParams:
     """Map a model to the parameters that upsert and update take (the id goes apart).
 

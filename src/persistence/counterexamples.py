@@ -24,7 +24,7 @@ from persistence._files.paths import CACHE_DIR
 from persistence._guards import argument, byte_string, of_type
 from persistence._loans import borrow
 from persistence._loop import off_loop, share_loop
-from persistence._rows import checked_result_params, with_id
+from persistence._rows import result_params, saved_params, with_id
 from persistence.cache.disk import (
     HeldEntries,
     entry_at,
@@ -248,7 +248,7 @@ async def keep_counterexample(
             "db",
             "keep_counterexample commits on its own: call it outside transaction()",
         )
-    params = await checked_result_params(result)  # before any file is kept
+    params = await saved_params(result, result_params, result.metadata)  # before any file
     contents = list(dict.fromkeys(parts.values()))  # one put per distinct content
     saved: list[TestResult] = []
 

@@ -33,7 +33,7 @@ from persistence._paging import (
     prefix_range,
     stored_id,
 )
-from persistence._rows import checked_file_record_params, file_record_from_row, found
+from persistence._rows import file_record_from_row, file_record_params, found, saved_params
 from persistence.database import Database, read_snapshot
 from persistence.exceptions import NotFoundError
 from persistence.models import FileRecord
@@ -160,7 +160,7 @@ async def save_file_record(db: Database, record: FileRecord) -> FileRecord:
     With an id, it is overwritten: NotFoundError if missing, ConflictError if its path is taken.
     """
     record = of_type(FileRecord, record, "record")
-    params = await checked_file_record_params(record)
+    params = await saved_params(record, file_record_params, record.metadata)
     if record.id is None:
         row = await run_query(db, lambda conn: db.queries.upsert_file_record(conn, **params))
         assert row is not None  # noqa: S101  # INSERT ... RETURNING always gives the row

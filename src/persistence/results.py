@@ -43,7 +43,7 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import checked_result_params, result_from_row, with_id
+from persistence._rows import result_from_row, result_params, saved_params, with_id
 from persistence.database import Database, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
@@ -267,7 +267,8 @@ async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]
 
 async def save_result(db: Database, result: TestResult) -> TestResult:
     """Insert a result without an id or overwrite the stored one (else NotFoundError); give it."""
-    params = await checked_result_params(of_type(TestResult, result, "result"))
+    result = of_type(TestResult, result, "result")
+    params = await saved_params(result, result_params, result.metadata)
     if result.id is None:
         new_id = await run_query(db, lambda conn: db.queries.insert_test_result(conn, **params))
         return with_id(result, new_id)
@@ -300,7 +301,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
                 "id",
                 f"save_results inserts new results; item {index} has id {result.id}",
             )
-        rows.append(await checked_result_params(result))
+        rows.append(await saved_params(result, result_params, result.metadata))
     count = len(rows)
     if rows:
         await run_query(db, lambda conn: db.queries.insert_test_results(conn, rows))
