@@ -241,7 +241,7 @@ def test_a_bad_migrations_folder_creates_no_database(
 @pytest.mark.parametrize(
     "case",
     [
-        ("CREATE TABLE a (id integer);\nCOMMIT;\n", ": COMMIT is not allowed"),
+        ("CREATE TABLE a (id integer);\nCOMMIT;\n", ":2: COMMIT is not allowed"),
         ("CREATE TABLE a (id integer);\n/* never closed\n", ":2: a /* comment opened"),
     ],
 )

@@ -83,7 +83,7 @@ async def test_statements_sharing_a_line_apply_on_both_engines(
     assert {"p", "q"} <= await table_names(empty)
     assert await row_count(empty, "q") == 1
     write(folder, "0004_sneaky.sql", "CREATE TABLE r (id integer); COMMIT;\n")
-    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
+    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql:\d+: COMMIT is not allowed"):
         await migrate(empty, package_folder=folder)
 
 
@@ -123,7 +123,7 @@ async def test_transaction_control_in_a_file_is_refused_first(
 ) -> None:
     """A file that would end or start a transaction is refused before any file runs."""
     write(folder, "0003_sneaky.sql", f"CREATE TABLE c (id integer);\n{statement}\nBROKEN;\n")
-    with pytest.raises(MigrationError, match=r"0003_sneaky\.sql: .* is not allowed"):
+    with pytest.raises(MigrationError, match=r"0003_sneaky\.sql:\d+: .* is not allowed"):
         await migrate(empty, package_folder=folder)
     assert await table_names(empty) == set()
     assert (await migration_status(empty, package_folder=folder)).applied == ()
@@ -149,7 +149,7 @@ async def test_a_byte_order_mark_hides_nothing_and_breaks_nothing(
     write(folder, "0003_bom.sql", "\ufeffCREATE TABLE bom (id integer);\n")
     assert [m.version for m in await migrate(empty, package_folder=folder)] == [1, 2, 3]
     write(folder, "0004_sneaky.sql", sneaky)
-    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql: COMMIT is not allowed"):
+    with pytest.raises(MigrationError, match=r"0004_sneaky\.sql:\d+: COMMIT is not allowed"):
         await migrate(empty, package_folder=folder)
     assert "half" not in await table_names(empty)
     status = await migration_status(empty, package_folder=folder)
@@ -184,7 +184,7 @@ async def test_escape_strings_are_read_as_the_server_reads_them(
     async with connect(postgres_url) as db:
         assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
         write(folder, "0002_sneaky.sql", sneaky)
-        with pytest.raises(MigrationError, match=r"0002_sneaky\.sql: COMMIT is not allowed"):
+        with pytest.raises(MigrationError, match=r"0002_sneaky\.sql:\d+: COMMIT is not allowed"):
             await migrate(db, package_folder=folder)
         assert await table_names(db) == {"t"}
     server = await asyncpg.connect(postgres_url)

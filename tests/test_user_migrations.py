@@ -164,7 +164,7 @@ async def test_a_bad_user_folder_is_refused_before_anything_runs(
         await migrate(empty, tmp_path / "nowhere")
     sneaky = tmp_path / "sneaky"
     write_both(sneaky, "0001_sneaky.sql", "CREATE TABLE s (id integer);\nCOMMIT;\n")
-    with pytest.raises(MigrationError, match=r"0001_sneaky\.sql: COMMIT is not allowed"):
+    with pytest.raises(MigrationError, match=r"0001_sneaky\.sql:2: COMMIT is not allowed"):
         await migrate(empty, sneaky)
     with pytest.raises(ValidationError, match="folder"):
         await migrate(empty, "my_migrations")  # type: ignore[arg-type]  # a str, refused clearly
@@ -300,7 +300,9 @@ async def test_a_pragma_that_outlives_its_migration_is_refused(
     """
     (mine / "sqlite" / "0002_pragma.sql").write_text(f"{pragma}\n{NOTES}", encoding="utf-8")
     async with connect(tmp_path / "app.db") as db:
-        with pytest.raises(MigrationError, match=r"0002_pragma\.sql: PRAGMA \w+ is not allowed"):
+        with pytest.raises(
+            MigrationError, match=r"0002_pragma\.sql:\d+: PRAGMA \w+ is not allowed"
+        ):
             await migrate(db, mine)
         assert await _tables(db) <= {"sqlite_sequence"}
         own = "PRAGMA user_version = 7;\nPRAGMA foreign_key_check;\nPRAGMA table_info(my_notes);\n"
@@ -339,7 +341,7 @@ async def test_a_migration_leaves_nothing_on_the_connection(
     (mine / "sqlite" / "0002_left.sql").write_text(f"{left}\n{NOTES}", encoding="utf-8")
     async with connect(tmp_path / "app.db") as db:
         await migrate(db)
-        with pytest.raises(MigrationError, match=rf"0002_left\.sql: .*{refused}"):
+        with pytest.raises(MigrationError, match=rf"0002_left\.sql:\d*:? ?.*{refused}"):
             await migrate(db, mine)
         assert "my_notes" not in await _tables(db)
         saved = await save_result(
@@ -491,3 +493,30 @@ async def test_a_killed_runner_leaves_no_half_migration(
         if runner.returncode is None:
             runner.kill()
             await asyncio.wait_for(runner.wait(), 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("-- notes\n\nCREATE TABLE n (id integer);\nPRAGMA journal_mode = DELETE;\n", ":4: PRAGMA"),
+        (
+            "CREATE TABLE n (id integer);\n\n/* the last */\nCREATE TABLE m (id integer)\n",
+            ":4: the",
+        ),
+        ("CREATE TABLE n (id integer); ATTACH ':memory:' AS x;\n", ":1: ATTACH"),
+        ("CREATE TABLE n (id integer);\n-- done\n\nCOMMIT;\n", ":4: COMMIT"),
+    ],
+)
+async def test_a_check_before_anything_runs_names_the_line(
+    tmp_path: Path, mine: Path, text: str, refused: str
+) -> None:
+    """The checks made before a migration runs name the line, as a failing statement's error does.
+
+    They named the file alone: a PRAGMA, an ATTACH, a COMMIT or a last statement without its
+    `;` was left to be looked for in it.
+    """
+    (mine / "sqlite" / "0002_checked.sql").write_text(text, encoding="utf-8")
+    async with connect(tmp_path / "app.db") as db:
+        with pytest.raises(MigrationError, match=rf"0002_checked\.sql{refused}") as caught:
+            await migrate(db, mine)
+        assert caught.value.line == int(refused.split(":")[1])

@@ -51,10 +51,12 @@ def checked_statements(
             opening = _LEADING_NOISE.sub("", opening[explained.end() :])
         control = _TRANSACTION_CONTROL.match(opening)
         if control is not None:
+            line, _ = statement_place(sql, statement)
             raise MigrationError(
-                f"{file_name}: {control[1].upper()} is not allowed in a migration: "
+                f"{file_name}:{line}: {control[1].upper()} is not allowed in a migration: "
                 "the runner runs each file in one transaction of its own",
                 migration=name,
+                line=line,
             )
     return tuple(statements)
 

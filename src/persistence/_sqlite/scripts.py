@@ -6,7 +6,7 @@ import re
 import sqlite3
 from typing import Final
 
-from persistence._backend import EXPLAINED, ScriptStatement, never_closed, refuse_nul
+from persistence._backend import EXPLAINED, ScriptStatement, line_at, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
 
 _COMMENTS: Final = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -71,7 +71,9 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
     pending = script[start:]
     if _has_code(pending):
         raise MigrationError(
-            f"the script ends in an incomplete statement: {pending.strip()[:80]!r}"
+            f"the script ends in an incomplete statement (is its ';' missing?): "
+            f"{pending.strip()[:80]!r}",
+            line=line_at(script, _code_start(script, start)),
         )
     for statement in statements:
         opening = _COMMENTS.sub(" ", statement.text).lstrip(" \t\n\r\f\ufeff")
@@ -80,14 +82,16 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
         if (attach := _ATTACH.match(opening)) is not None:
             raise MigrationError(
                 f"{attach[1].upper()} is not allowed in a migration: an attached database stays "
-                "on the package's connection, and no rollback detaches it"
+                "on the package's connection, and no rollback detaches it",
+                line=line_at(script, statement.start),
             )
         pragma = _PRAGMA.match(opening)
         if pragma is not None and pragma[1].lower() not in _MIGRATION_PRAGMAS:
             raise MigrationError(
                 f"PRAGMA {pragma[1]} is not allowed in a migration: it would stay set on the "
                 "package's connection after the migration, or cannot take effect inside its "
-                "transaction (the runner turns foreign keys off and checks them itself)"
+                "transaction (the runner turns foreign keys off and checks them itself)",
+                line=line_at(script, statement.start),
             )
     return statements
 
