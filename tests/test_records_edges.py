@@ -15,7 +15,6 @@ import persistence.runs
 from persistence import (
     CounterexampleStore,
     Database,
-    DatabaseError,
     MigrationError,
     ResultFilter,
     Run,
@@ -101,17 +100,20 @@ class _BytesPath:
 async def test_a_database_that_is_no_url_or_path_is_refused_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: object
 ) -> None:
-    """`connect` and `open_persistence` refuse it naming the URL, and make nothing.
+    """`connect` and `open_persistence` refuse it naming their argument, and make nothing.
 
-    It raised a bare TypeError from `os.fspath`, or from a regular expression given bytes.
-    The value is not shown: bytes may hold a password.
+    It raised a bare TypeError from `os.fspath`, or from a regular expression given bytes,
+    and then a DatabaseError that named no argument. The value is not shown: bytes may hold a
+    password.
     """
     monkeypatch.chdir(tmp_path)
-    refused = r"invalid database URL: expected a str or os\.PathLike"
-    with pytest.raises(DatabaseError, match=refused) as connecting:
+    refused = r"expected a str or os\.PathLike of one, got (a path of )?(int|bytes|list)"
+    with pytest.raises(ValidationError, match=rf"^open_database\.url: {refused}") as connecting:
         async with connect(database):  # type: ignore[arg-type]  # bad on purpose
             pass
-    with pytest.raises(DatabaseError, match=refused) as opening:
+    with pytest.raises(
+        ValidationError, match=rf"^open_persistence\.database: {refused}"
+    ) as opening:
         async with open_persistence(database, files=tmp_path / "f"):  # type: ignore[arg-type]  # bad on purpose
             pass
     assert "secret" not in f"{connecting.value} {opening.value}"

@@ -302,6 +302,14 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
     )
 
 
+def _check_url_type(url: object, caller: str) -> None:
+    """Refuse a URL argument that is no str nor an os.PathLike of one, as a bad argument."""
+    text = url.__fspath__() if isinstance(url, os.PathLike) else url
+    if url is not None and not isinstance(text, str):
+        shown = type(url).__name__ if text is url else f"a path of {type(text).__name__}"
+        raise ValidationError(caller, "url", f"expected a str or os.PathLike of one, got {shown}")
+
+
 def pooled_target(
     url: str | os.PathLike[str] | None,
     *,
@@ -314,6 +322,7 @@ def pooled_target(
     An option the URL already gives must agree, else a `ValidationError` naming both; a SQLite
     database refuses them.
     """
+    _check_url_type(url, caller)
     if pgbouncer is not None and (problem := pgbouncer_mode_problem(pgbouncer)) is not None:
         raise ValidationError(caller, "pgbouncer", f"{problem} (or None)")
     if listen_url is not None:
