@@ -32,6 +32,8 @@ from persistence import (
     transaction,
 )
 from persistence._database_value import backend_of
+from persistence._loans import borrow
+from persistence._postgres.connections import as_pg
 from persistence.database import close_database
 
 pytestmark = pytest.mark.usefixtures("postgres_admin")
@@ -239,3 +241,31 @@ async def test_a_refused_connect_says_so_not_that_a_call_was_cut(postgres_url: s
             assert "mid-call" not in errors[-1], errors
         finally:
             await close_database(db)
+
+
+async def test_a_connection_given_up_then_dropped_by_the_server_is_handed_back(
+    postgres_url: str,
+) -> None:
+    """A block whose statement timed out, and whose connection the server then dropped, ends.
+
+    The hand-back asked the dropped connection whether it was closed, which asyncpg answers
+    with an error for a connection it has detached: that error replaced the block's, the
+    connection stayed counted as out, and the close waited for it.
+    """
+    db = await open_database(postgres_url, command_timeout=0.5, release_timeout=0.5)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
+            async with transaction(db) as tx, borrow(tx) as conn:
+                pid = await as_pg(conn).fetchval("SELECT pg_backend_pid()")
+                try:
+                    await as_pg(conn).execute("SELECT pg_sleep(5)")
+                except TimeoutError:  # asyncpg's own, on a borrowed connection
+                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                    await asyncio.sleep(0.2)  # the caller's own handling, before it raises
+                    raise
+    finally:
+        await admin.close()
+        started = time.monotonic()
+        await close_database(db)
+    assert time.monotonic() - started < 0.5

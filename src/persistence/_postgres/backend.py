@@ -153,7 +153,8 @@ class PostgresBackend(CopySupport):
         while the connection it names is open.
         """
         try:
-            with contextlib.suppress(TimeoutError):
+            # At best: the connection goes whatever its request meets, and nothing awaits it.
+            with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.release_timeout):
                     await cancel()
         finally:
@@ -190,9 +191,8 @@ class PostgresBackend(CopySupport):
         (`_cancelled_then_given_back`); any other at once.
         """
         if broken:
-            cancel = (
-                None if connection.is_closed() or not unanswered else cancel_request(connection)
-            )
+            running = unanswered and usable(connection)  # its statement may run on there
+            cancel = cancel_request(connection) if running else None
             if cancel is not None:  # the caller goes on; the close waits for it
                 self._tracked(self._cancelled_then_given_back(connection, cancel))
                 return
