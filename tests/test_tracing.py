@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -39,6 +40,7 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence._interface import JsonObject
 from persistence._tracing import SLOW_QUERY_VARIABLE, observer_for
 
 SECRET = "hunter2-not-for-logs"  # noqa: S105  # a value that must never show
@@ -279,6 +281,23 @@ async def test_parameters_are_recorded_only_when_asked(tmp_path: Path) -> None:
     attributes = dict(by_name(otel.queries(), "UpsertConfigEntry").attributes or {})
     assert attributes["db.query.parameter.section"] == "runner"
     assert SECRET in str(attributes["db.query.parameter.value"])
+
+
+async def test_metadata_encoded_ahead_is_recorded_as_its_text(tmp_path: Path) -> None:
+    """Metadata past 32 kB goes to the engine as text encoded ahead: recorded as that text.
+
+    A dict that holds no items stands for it, and was recorded as `{}`.
+    """
+    otel = telemetry(parameters=True)
+    metadata: JsonObject = {"seed": 7, "numbers": list(range(10_000))}
+    async with connect(tmp_path / "p.db", tracing=otel.tracing) as db:
+        await migrate(db)
+        await save_result(
+            db,
+            TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata=metadata),
+        )
+    attributes = dict(by_name(otel.queries(), "InsertTestResult").attributes or {})
+    assert json.loads(str(attributes["db.query.parameter.metadata"])) == metadata
 
 
 async def test_a_slow_query_is_logged_by_name_without_its_values(

@@ -35,6 +35,10 @@ class EncodedJson(dict[str, JsonValue]):
         super().__init__()
         self.text = text
 
+    def __repr__(self) -> str:
+        """Show the object's text, where a dict shows its items: a traced parameter's value."""
+        return self.text
+
 
 def encode_datetime(value: dt.datetime) -> str:
     """Store an aware datetime as fixed-width UTC ISO 8601 text, which sorts in time order."""

@@ -11,7 +11,7 @@ import enum
 import math
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 import attrs
@@ -455,38 +455,53 @@ def plain_json(value: object, limit: int) -> bool:
 
     Exact dicts and lists pass, with what `json_value` keeps as it is: a StrEnum among them
     (a model's metadata may hold a `TestType`, and such rows went to a worker thread one at
-    a time). Its size, counted as `json_size` counts it (an item 8, a text its length), must
-    be at most `limit`: the walk stops there, so it costs little.
+    a time). Its size, counted as `json_size` counts it (an item 8, a text or a name its
+    length), must be at most `limit`: a container's items are counted before they are
+    walked, so that the walk stops within about `limit / 8` items, whatever the value's size.
     """
     size = 0
     pending: list[tuple[object, int]] = [(value, 0)]
     while pending:
         item, depth = pending.pop()
-        children = _plain_children(item)
-        if children is None or (children and depth >= MAX_JSON_DEPTH):
+        if type(item) is not dict and type(item) is not list:
             return False
-        size += 8 * len(children)
-        for child in children:
-            if type(child) is dict or type(child) is list:
-                pending.append((child, depth + 1))
-            elif isinstance(child, str):  # a StrEnum too, which `json_value` keeps as it is
-                if not _plain_text(child):
-                    return False
-                size += len(child)
-            elif not _plain_scalar(child):
-                return False
+        size += 8 * len(item)
+        if size > limit or (item and depth >= MAX_JSON_DEPTH):
+            return False
+        if type(item) is dict:
+            size += _plain_names(item)
+        size += _plain_items(item.values() if type(item) is dict else item, depth, pending)
         if size > limit:
             return False
     return True
 
 
-def _plain_children(value: object) -> Collection[object] | None:
-    """Give a list's items, a dict's values if its names are plain text, else None."""
-    if type(value) is list:
-        return value
-    if type(value) is dict and all(isinstance(name, str) and _plain_text(name) for name in value):
-        return value.values()
-    return None
+def _plain_items(items: Iterable[object], depth: int, pending: list[tuple[object, int]]) -> int:
+    """Give the length of the texts among `items`, past `MAX_INT` if one is not plain.
+
+    Their dicts and lists are added to `pending`, to walk one level deeper.
+    """
+    size = 0
+    for item in items:
+        if type(item) is dict or type(item) is list:
+            pending.append((item, depth + 1))
+        elif isinstance(item, str):  # a StrEnum too, which `json_value` keeps as it is
+            if not _plain_text(item):
+                return MAX_INT + 1
+            size += len(item)
+        elif not _plain_scalar(item):
+            return MAX_INT + 1
+    return size
+
+
+def _plain_names(names: Iterable[object]) -> int:
+    """Give the length of a dict's names, each plain text; past `MAX_INT` if one is not."""
+    size = 0
+    for name in names:
+        if not isinstance(name, str) or not _plain_text(name):
+            return MAX_INT + 1
+        size += len(name)
+    return size
 
 
 def _plain_text(value: str) -> bool:

@@ -29,7 +29,7 @@ from persistence._guards import (
 )
 from persistence._interface import JsonObject
 from persistence._loans import borrow, run_query
-from persistence._loop import SLICE_ITEMS, drop_in_slices, gave_back, share_loop
+from persistence._loop import drop_in_slices, gave_back, loop_held, share_loop
 from persistence._paging import (
     END_OF_TIME,
     MAX_PAGE_SIZE,
@@ -292,8 +292,8 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
         )
     rows: list[InsertTestResultsParams] = []
     for index, result in enumerate(results):
-        if index and index % SLICE_ITEMS == 0:
-            await share_loop()  # converting a big batch would hold the loop otherwise
+        if loop_held():  # each row's metadata is checked again, up to 32 kB of it on the loop
+            await share_loop()
         of_type(TestResult, result, "results", index)
         if result.id is not None:
             raise ValidationError(
