@@ -190,6 +190,43 @@ async def test_a_deep_tree_is_walked_to_the_limit_and_refused_past_it(
     assert len(await list_files(storage, "*", recursive=True)) == FOLDER_DEPTH + 1
 
 
+async def test_a_path_is_as_deep_as_the_folders_it_passes_through(storage: Storage) -> None:
+    """Empty and '.' parts pass through no folder, and '..' comes back up one.
+
+    The limit counted the path's parts: `./` 300 times named a file at the root, refused as
+    300 folders deep.
+    """
+    assert (await write_text(storage, "./" * 300 + "f.txt", "x")).path == "f.txt"
+    assert (await write_text(storage, "a//" * 200 + "g.txt", "x")).path.count("/") == 200
+    assert (await write_text(storage, "b/../" * 300 + "h.txt", "x")).path == "h.txt"
+    with pytest.raises(InvalidPathError, match="passes through 257 folders"):
+        await write_text(storage, "c/" * 257 + "i.txt", "x")
+
+
+async def test_a_folder_the_walk_may_not_enter_is_passed_over(
+    storage: Storage, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `os.fwalk` passes one over: a folder the process may not enter fails no walk.
+
+    The walk that replaced it failed the whole listing, `verify` and `clean_temp` with a
+    permission error (shown here as the kernel gives it to a process that is not root).
+    """
+    await write_text(storage, "ok/file.txt", "x")
+    (storage.root / "locked").mkdir()
+    real_open = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, **named: Any) -> int:  # noqa: ANN401  # os.open's own
+        if path == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags, *args, **named)
+
+    monkeypatch.setattr(os, "open", refusing)
+    listed = [entry.path for entry in await list_files(storage, "*", recursive=True)]
+    assert listed == ["locked", "ok", "ok/file.txt"]
+    assert (await verify(storage, sqlite_db)).new == ("ok/file.txt",)
+    assert await clean_temp(storage, older_than_hours=0) == []
+
+
 # --- hard links ---------------------------------------------------------------------------------
 
 

@@ -434,14 +434,26 @@ def locate(
         os.close(spot.root_fd)
 
 
+def _deepest(parts: list[str]) -> int:
+    """Give the most folders below the root that walking `parts` passes through."""
+    depth = deepest = 0
+    for part in parts[:-1]:  # the last names the file, or a folder that is not passed through
+        if part == "..":
+            depth = max(depth - 1, 0)
+        elif part not in {"", "."}:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
 def _names_fit(raw: str, parts: list[str], root_fd: int) -> None:
     """Refuse a path with a name longer than the root's disk takes: no file can have it.
 
     Found by the open of its file, it was refused after the write had made its folders. A
     path through more than `FOLDER_DEPTH` folders is refused too: the walks stop there.
     """
-    if len(parts) > FOLDER_DEPTH + 1:
-        reason = f"passes through {len(parts) - 1} folders, more than the {FOLDER_DEPTH} it may"
+    if (depth := _deepest(parts)) > FOLDER_DEPTH:
+        reason = f"passes through {depth} folders, more than the {FOLDER_DEPTH} it may"
         raise InvalidPathError(raw, reason)
     if max(map(len, parts), default=0) * 4 <= _SHORTEST_NAME_MAX:  # 4 bytes a character at most
         return

@@ -70,7 +70,8 @@ def walk_folders(top_fd: int) -> Iterator[tuple[str, list[str], list[str], int]]
     Without recursion, and so without Python's limit on it: `os.fwalk` failed with a bare
     `RecursionError` about 1,000 folders deep. A descriptor is open for each folder on the
     way down, and a tree deeper than `FOLDER_DEPTH` is refused as one the store never makes.
-    A folder that vanishes, or becomes a symlink, before it is entered is passed over.
+    A folder that vanishes, or becomes a symlink, before it is entered is passed over, and so
+    is one it may not enter, as `os.fwalk` passes over them.
     """
     # Each folder entered: its relative path, its descriptor, and the sub-folders it has left.
     levels: list[tuple[str, int, Iterator[str]]] = []
@@ -102,8 +103,8 @@ def _enter_next(levels: list[tuple[str, int, Iterator[str]]]) -> tuple[str, int]
         folder = f"{parent}/{name}" if parent else name
         try:
             fd = os.open(name, _FOLDER_FLAGS, dir_fd=parent_fd)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # gone, or replaced by a file or a symlink (O_NOFOLLOW) since it was listed
+        except OSError:  # as `os.fwalk`: one it may not enter is passed over
+            continue  # gone, or a file or a symlink (O_NOFOLLOW) since it was listed, or locked
         if len(levels) > FOLDER_DEPTH:  # the root and FOLDER_DEPTH folders are open
             os.close(fd)
             raise StorageError(folder, f"is more than {FOLDER_DEPTH} folders deep, past the walk")
