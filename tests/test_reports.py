@@ -236,6 +236,9 @@ async def test_a_tag_of_many_attributes_or_a_long_comment_is_refused(
     await assert_nothing_written(db)
     few = b"<testsuite " + b" ".join(b"a%d='v'" % i for i in range(900)) + b">"
     assert (await import_junit(db, _report_with(tmp_path, few))).id is not None
+    # A comment's `="` are no attributes: one holding HTML of 4,000 of them is read.
+    html = b"<!-- " + b'<a href="x" class="y">' * 2_000 + b' --><testsuite name="s">'
+    assert (await import_junit(db, _report_with(tmp_path, html))).id is not None
 
 
 _IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}

@@ -438,6 +438,7 @@ class _Pieces:
     size: int = _PIECE_BYTES
     token_size: int = 0  # fed of the token that has not ended
     token_attributes: int = 0
+    token_a_tag: bool = True  # until a '<' inside it shows it is a comment (or CDATA, or a PI)
 
     def feed(self, parser: DefusedXMLParser, target: _JUnitTarget, held: bytearray) -> None:
         """Parse the next piece of what is held, and drop it."""
@@ -448,10 +449,17 @@ class _Pieces:
         del held[: self.size]
         if expat.CurrentByteIndex != before:
             self.size, self.token_size, self.token_attributes = _PIECE_BYTES, 0, 0
+            self.token_a_tag = True
             return
         self.size *= 2
+        # The token starts in its first piece, after that piece's last '<'. No '<' is in a tag
+        # after it, so one in a later piece shows a comment, whose `="` are no attributes.
+        first = not self.token_size
+        inside = piece[piece.rfind(b"<") + 1 :] if first else piece
+        self.token_a_tag = self.token_a_tag and (first or b"<" not in piece)
         self.token_size += len(piece)
-        self.token_attributes += len(_ATTRIBUTE.findall(piece))
+        if self.token_a_tag:
+            self.token_attributes += len(_ATTRIBUTE.findall(inside))
         if self.token_size > _TOKEN_BYTES:
             reason = f"a tag or comment longer than {_TOKEN_BYTES >> 20} MiB"
         elif self.token_attributes > _TOKEN_ATTRIBUTES:
