@@ -268,9 +268,18 @@ async def saved_params(model: _M, params_of: _ParamsOf[_M, _P], metadata: JsonOb
     Small and plain, the metadata is taken as it is; else it is checked in full, and encoded,
     a run of items at a time (`encoded_ahead`), in the thread.
     """
-    if plain_json(metadata, OFF_LOOP_SIZE):
-        return params_of(model, checked=True)
+    params = params_now(model, params_of, metadata)
+    if params is not None:
+        return params
     return await off_loop(functools.partial(params_of, model, ahead=True))
+
+
+def params_now(model: _M, params_of: _ParamsOf[_M, _P], metadata: JsonObject) -> _P | None:
+    """Give `params_of(model)` if its `metadata` is small and plain; else None, for a thread.
+
+    The look `saved_params` makes, without a coroutine: a batch makes it for each row.
+    """
+    return params_of(model, checked=True) if plain_json(metadata, OFF_LOOP_SIZE) else None
 
 
 def result_params(
@@ -281,7 +290,11 @@ def result_params(
     Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
     it in place since the model was built. With `ahead`, it is encoded now (`encoded_ahead`).
     """
-    metadata = _metadata(result.metadata, "TestResult", checked=checked, ahead=ahead)
+    metadata = (
+        result.metadata
+        if checked
+        else _metadata(result.metadata, "TestResult", checked=checked, ahead=ahead)
+    )
     return {
         "test_type": result.test_type.value,
         "status": result.status.value,

@@ -43,7 +43,7 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import result_from_row, result_params, saved_params, with_id
+from persistence._rows import params_now, result_from_row, result_params, saved_params, with_id
 from persistence.database import Database, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
@@ -301,7 +301,11 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
                 "id",
                 f"save_results inserts new results; item {index} has id {result.id}",
             )
-        rows.append(await saved_params(result, result_params, result.metadata))
+        now = params_now(result, result_params, result.metadata)
+        # Else large, or to be looked at closely: in a worker thread.
+        rows.append(
+            now if now is not None else await saved_params(result, result_params, result.metadata)
+        )
     count = len(rows)
     if rows:
         await run_query(db, lambda conn: db.queries.insert_test_results(conn, rows))
