@@ -290,11 +290,7 @@ def result_params(
     Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
     it in place since the model was built. With `ahead`, it is encoded now (`encoded_ahead`).
     """
-    metadata = (
-        result.metadata
-        if checked
-        else _metadata(result.metadata, "TestResult", checked=checked, ahead=ahead)
-    )
+    metadata = result.metadata if checked else _metadata(result.metadata, "TestResult", ahead=ahead)
     return {
         "test_type": result.test_type.value,
         "status": result.status.value,
@@ -311,11 +307,10 @@ def result_params(
     }
 
 
-def _metadata(metadata: JsonObject, model: str, *, checked: bool, ahead: bool) -> JsonObject:
-    """Give a model's metadata for its row: checked again unless `checked`, encoded if `ahead`."""
-    if not checked:
-        metadata = still_json(metadata, model, "metadata")
-    return encoded_ahead(metadata) if ahead else metadata
+def _metadata(metadata: JsonObject, model: str, *, ahead: bool) -> JsonObject:
+    """Give a model's metadata for its row, checked again, and encoded now if `ahead`."""
+    checked = still_json(metadata, model, "metadata")
+    return encoded_ahead(checked) if ahead else checked
 
 
 def file_record_from_row(row: FileRecordsRow) -> FileRecord:
@@ -381,7 +376,7 @@ def file_record_params(
     Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
     it in place since the model was built. With `ahead`, it is encoded now (`encoded_ahead`).
     """
-    metadata = _metadata(record.metadata, "FileRecord", checked=checked, ahead=ahead)
+    metadata = record.metadata if checked else _metadata(record.metadata, "FileRecord", ahead=ahead)
     return {
         "path": record.path,
         "size": record.size,
