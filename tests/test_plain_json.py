@@ -27,7 +27,8 @@ from persistence import (
     all_results,
     save_results,
 )
-from persistence._guards import json_value, plain_json
+from persistence._guards import json_value
+from persistence._json_recheck import plain_json
 from persistence.exceptions import ValidationError
 from strategies import IN_MEMORY
 from strategies.hostile import hostile_values

@@ -22,15 +22,10 @@ from typing import Protocol, TypeVar, cast
 
 import attrs
 
-from persistence._guards import (
-    MAX_KEY_BYTES,
-    json_value,
-    key_length_problem,
-    plain_json,
-    still_json,
-)
+from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
 from persistence._interface import JsonObject
 from persistence._json_pieces import JSON_PIECE, encode_in_pieces, encoded_ahead, loads_in_pieces
+from persistence._json_recheck import plain_json, still_json
 from persistence._loop import OFF_LOOP_SIZE, off_loop
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import (
