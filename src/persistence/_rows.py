@@ -366,11 +366,7 @@ def finite_time(model: str, field: str, stored: dt.datetime) -> dt.datetime:
 def file_record_params(
     record: FileRecord, /, *, checked: bool = False, ahead: bool = False
 ) -> UpsertFileRecordParams:
-    """Map a model to the parameters that upsert and update take (the id goes apart).
-
-    Its metadata is checked again (`still_json`) unless `checked`: a caller may have changed
-    it in place since the model was built. With `ahead`, it is encoded now (`encoded_ahead`).
-    """
+    """Map a model to the parameters that upsert and update take, as `result_params` does."""
     metadata = record.metadata if checked else _metadata(record.metadata, "FileRecord", ahead=ahead)
     return {
         "path": record.path,
