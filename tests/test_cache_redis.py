@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -155,13 +155,13 @@ def closed_port() -> int:
 
 
 async def test_a_closed_port_falls_through_and_logs_once(
-    db: Database, namespace: str, caplog: pytest.LogCaptureFixture
+    db: Database, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With nothing listening, reads come from the database in time; one warning, no error."""
     caplog.set_level(logging.WARNING, "persistence.cache")
     await set_config(db, "runner", "workers", 4)
     started = time.monotonic()
-    cache = await open_cache(db, f"redis://{LOOPBACK}:{closed_port()}", namespace)
+    cache = await open_cache(db, _at_port(redis_url, closed_port()), namespace)
     try:
         for value in (4, 5, 6):
             await set_config(db, "runner", "workers", value)
@@ -186,11 +186,20 @@ async def redis_proxy(redis_url: str) -> AsyncIterator[Proxy]:
     await proxy.close()
 
 
+def _at_port(redis_url: str, port: int) -> str:
+    """The test's Redis URL at another loopback port, its database index kept.
+
+    Without the index the proxied tests wrote to index 0, the shared server's default, where
+    the namespace's clean-up never looked.
+    """
+    return urlunsplit(urlsplit(redis_url)._replace(netloc=f"{LOOPBACK}:{port}"))
+
+
 async def test_a_cut_connection_never_gives_an_old_value(
     db: Database, redis_url: str, namespace: str, proxy: Proxy
 ) -> None:
     """Redis cut mid-use: reads fall through in time, and none gives a value older than a write."""
-    through = await open_cache(db, f"redis://{LOOPBACK}:{proxy.port}", namespace)
+    through = await open_cache(db, _at_port(redis_url, proxy.port), namespace)
     direct = await open_cache(db, redis_url, namespace)
     try:
         await set_config(db, "runner", "workers", 4)
@@ -221,10 +230,10 @@ async def test_a_cut_connection_never_gives_an_old_value(
 
 
 async def test_every_worker_cut_off_never_reads_an_old_value_after(
-    db: Database, namespace: str, proxy: Proxy
+    db: Database, redis_url: str, namespace: str, proxy: Proxy
 ) -> None:
     """Both workers lose Redis while a write happens; once it is back, neither reads it old."""
-    url = f"redis://{LOOPBACK}:{proxy.port}"
+    url = _at_port(redis_url, proxy.port)
     first = await open_cache(db, url, namespace)
     second = await open_cache(db, url, namespace, local_size=0)
     try:
