@@ -54,7 +54,6 @@ from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
 from persistence.cache import open_memory_cache
 from persistence.database import close_database, engine_of, open_database, redact_url
-from test_network_limits import no_lock_waits
 
 PGBOUNCER_BINARIES = ("pgbouncer", "/usr/sbin/pgbouncer")
 
@@ -445,25 +444,35 @@ async def test_a_loan_to_the_callers_sql_is_reset_through_pgbouncer(
             assert await as_pg(lent).fetchval("SHOW statement_timeout") == "0"
 
 
-async def test_a_write_given_up_at_the_command_timeout_is_cancelled_through_pgbouncer(
-    pgbouncer: int, direct_url: str
+async def test_no_cancel_request_goes_through_pgbouncer(
+    pgbouncer: int, direct_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The server cancels a statement given up, by the cancel request PgBouncer forwards.
+    """A statement given up behind PgBouncer is not cancelled by request: 1.18 may crash on one.
 
-    Its connection's close reaches PgBouncer, not the server, which ran the statement on.
+    Under load, PgBouncer 1.18 can end on a cancel request (pgbouncer/pgbouncer#822): a run
+    of the test suite here lost its PgBouncer so. There its own `query_timeout` bounds a query.
     """
+    asked: list[object] = []
+    monkeypatch.setattr(postgres_backend, "cancel_request", asked.append)
     url = through(pgbouncer, direct_url, "pgbouncer=transaction")
-    section = f"cancelled-{uuid.uuid4().hex[:8]}"
     async with connect(url, command_timeout=0.5) as db:
         await migrate(db)
-        await set_config(db, section, "k", 0)
         blocker = await asyncpg.connect(direct_url)
         try:
             await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
-                await set_config(db, section, "k", 99)
-            await no_lock_waits(blocker)
+                await set_config(db, f"bounced-{uuid.uuid4().hex[:8]}", "k", 1)
         finally:
-            await blocker.execute("COMMIT")
+            await blocker.execute("ROLLBACK")
             await blocker.close()
-        assert await get_config_value(db, section, "k", int) == 0
+    assert asked == []
+    async with connect(direct_url, command_timeout=0.5) as direct:
+        blocker = await asyncpg.connect(direct_url)
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
+                await set_config(direct, f"direct-{uuid.uuid4().hex[:8]}", "k", 1)
+        finally:
+            await blocker.execute("ROLLBACK")
+            await blocker.close()
+    assert len(asked) == 1  # the control: reached directly, the request is asked for

@@ -149,8 +149,8 @@ class PostgresBackend(CopySupport):
     ) -> None:
         """Have the server cancel what a connection given up still runs, then close it.
 
-        In this order, within the release timeout: PgBouncer forwards a cancel request only
-        while the connection it names is open.
+        In this order, within the release timeout, as a PgBouncer in session mode forwards a
+        cancel request only while the connection it names is open.
         """
         try:
             # At best: the connection goes whatever its request meets, and nothing awaits it.
@@ -188,10 +188,12 @@ class PostgresBackend(CopySupport):
         connection itself, it may still be marked busy, and would fail the next call lent it.
         One given up waiting on the server (`unanswered`), and still open, is closed once the
         server was asked to cancel its statement, in a task of its own
-        (`_cancelled_then_given_back`); any other at once.
+        (`_cancelled_then_given_back`), unless behind PgBouncer; any other at once.
         """
         if broken:
-            running = unanswered and usable(connection)  # its statement may run on there
+            # Not behind PgBouncer: its 1.18 can crash on cancel requests under load
+            # (pgbouncer/pgbouncer#822), there its own `query_timeout` is the bound.
+            running = unanswered and not self._pooling.transaction and usable(connection)
             cancel = cancel_request(connection) if running else None
             if cancel is not None:  # the caller goes on; the close waits for it
                 self._tracked(self._cancelled_then_given_back(connection, cancel))
