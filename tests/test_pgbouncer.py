@@ -444,6 +444,20 @@ async def test_a_loan_to_the_callers_sql_is_reset_through_pgbouncer(
             assert await as_pg(lent).fetchval("SHOW statement_timeout") == "0"
 
 
+async def _give_up_a_write(url: str, direct_url: str) -> None:
+    """Time a write out at 0.5 s, behind a lock on its table held by a direct connection."""
+    async with connect(url, command_timeout=0.5) as db:
+        await migrate(db)
+        blocker = await asyncpg.connect(direct_url)
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
+                await set_config(db, f"given-up-{uuid.uuid4().hex[:8]}", "k", 1)
+        finally:
+            await blocker.execute("ROLLBACK")
+            await blocker.close()
+
+
 async def test_no_cancel_request_goes_through_pgbouncer(
     pgbouncer: int, direct_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -454,25 +468,7 @@ async def test_no_cancel_request_goes_through_pgbouncer(
     """
     asked: list[object] = []
     monkeypatch.setattr(postgres_backend, "cancel_request", asked.append)
-    url = through(pgbouncer, direct_url, "pgbouncer=transaction")
-    async with connect(url, command_timeout=0.5) as db:
-        await migrate(db)
-        blocker = await asyncpg.connect(direct_url)
-        try:
-            await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
-            with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
-                await set_config(db, f"bounced-{uuid.uuid4().hex[:8]}", "k", 1)
-        finally:
-            await blocker.execute("ROLLBACK")
-            await blocker.close()
+    await _give_up_a_write(through(pgbouncer, direct_url, "pgbouncer=transaction"), direct_url)
     assert asked == []
-    async with connect(direct_url, command_timeout=0.5) as direct:
-        blocker = await asyncpg.connect(direct_url)
-        try:
-            await blocker.execute("BEGIN; LOCK TABLE config_entries IN ACCESS EXCLUSIVE MODE")
-            with pytest.raises(DatabaseError, match=r"command timeout \(0.5s\)"):
-                await set_config(direct, f"direct-{uuid.uuid4().hex[:8]}", "k", 1)
-        finally:
-            await blocker.execute("ROLLBACK")
-            await blocker.close()
+    await _give_up_a_write(direct_url, direct_url)
     assert len(asked) == 1  # the control: reached directly, the request is asked for
