@@ -75,7 +75,7 @@ def _plain_items(items: Iterable[object], depth: int, pending: list[tuple[object
         if type(item) is dict or type(item) is list:
             pending.append((item, depth + 1))
         elif isinstance(item, str):  # a StrEnum too, which `json_value` keeps as it is
-            if not _plain_text(item):
+            if text_problem(item) is not None:
                 return MAX_INT + 1
             size += len(item)
         elif not _plain_scalar(item):
@@ -120,14 +120,10 @@ def _plain_names(names: Iterable[object]) -> int:
     """Give the length of a dict's names, each plain text; past `MAX_INT` if one is not."""
     size = 0
     for name in names:
-        if not isinstance(name, str) or not _plain_text(name):
+        if not isinstance(name, str) or text_problem(name) is not None:
             return MAX_INT + 1
         size += len(name)
     return size
-
-
-def _plain_text(value: str) -> bool:
-    return "\x00" not in value and (value.isascii() or text_problem(value) is None)
 
 
 def _plain_scalar(value: object) -> bool:
