@@ -262,10 +262,14 @@ def database_url(url: str | os.PathLike[str] | None = None) -> str:
         return os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
     text = given.__fspath__() if isinstance(given, os.PathLike) else given
     if not isinstance(text, str):
-        shown = type(given).__name__ if text is given else f"a path of {type(text).__name__}"
-        reason = f"expected a str or os.PathLike of one, got {shown}"
-        raise DatabaseError(f"invalid database URL: {reason}")
+        raise DatabaseError(f"invalid database URL: {_url_type_problem(given, text)}")
     return text or os.environ.get("DATABASE_URL") or str(DEFAULT_DATABASE)
+
+
+def _url_type_problem(given: object, text: object) -> str:
+    """Say that a URL argument (`text` its path, if an os.PathLike) is no str."""
+    shown = type(given).__name__ if text is given else f"a path of {type(text).__name__}"
+    return f"expected a str or os.PathLike of one, got {shown}"
 
 
 def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
@@ -306,8 +310,7 @@ def _check_url_type(url: object, caller: str) -> None:
     """Refuse a URL argument that is no str nor an os.PathLike of one, as a bad argument."""
     text = url.__fspath__() if isinstance(url, os.PathLike) else url
     if url is not None and not isinstance(text, str):
-        shown = type(url).__name__ if text is url else f"a path of {type(text).__name__}"
-        raise ValidationError(caller, "url", f"expected a str or os.PathLike of one, got {shown}")
+        raise ValidationError(caller, "url", _url_type_problem(url, text))
 
 
 def pooled_target(
