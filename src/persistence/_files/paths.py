@@ -437,12 +437,9 @@ def locate(
 def _deepest(parts: list[str]) -> int:
     """Give the most folders below the root that walking `parts` passes through."""
     depth = deepest = 0
-    for part in parts[:-1]:  # the last names the file, or a folder that is not passed through
-        if part == "..":
-            depth = max(depth - 1, 0)
-        elif part not in {"", "."}:
-            depth += 1
-            deepest = max(deepest, depth)
+    for part in _meaningful(parts[:-1]):  # the last names what the path leads to
+        depth = max(depth - 1, 0) if part == ".." else depth + 1
+        deepest = max(deepest, depth)
     return deepest
 
 
