@@ -43,6 +43,7 @@ from persistence import (
     find_result,
     get_config_entry_by_key,
     get_config_value,
+    get_file_record_by_path,
     get_result,
     list_results,
     results_by_type,
@@ -177,7 +178,7 @@ async def _check_text_lookups(db: Database, section: Any, key: Any) -> None:  # 
 
 
 @ON_DATABASE
-@given(section=safe_text(), key=safe_text())
+@given(section=safe_text(min_size=1), key=safe_text(min_size=1))
 @example(section="seed", key="entry")
 @example(section="'; DROP TABLE config_entries; --", key="seed/file")
 async def test_lookup_by_any_text(db: Database, section: str, key: str) -> None:
@@ -207,6 +208,25 @@ async def test_lookup_by_hostile_text(db: Database, text: object) -> None:
             assert_refused(answer, model, field)
         else:
             assert answer is None or answer is False or type(answer) is NotFoundError, answer
+
+
+async def test_lookup_by_empty_text_is_refused(db: Database) -> None:
+    """No row holds an empty section, key or path, so a lookup by one is bad input, not None."""
+    await seed(db)
+    calls: list[tuple[str, str, Callable[[], Awaitable[object]]]] = [
+        ("ConfigEntry", "section", lambda: find_config_entry_by_key(db, "", "k")),
+        ("ConfigEntry", "key", lambda: find_config_entry_by_key(db, "seed", "")),
+        ("ConfigEntry", "key", lambda: get_config_entry_by_key(db, "seed", "")),
+        ("ConfigEntry", "section", lambda: get_config_value(db, "", "k", int, 3)),
+        ("FileRecord", "path", lambda: find_file_record_by_path(db, "")),
+        ("FileRecord", "path", lambda: get_file_record_by_path(db, "")),
+        ("FileRecord", "path", lambda: delete_file_record_by_path(db, "")),
+    ]
+    for model, field, call in calls:
+        answer = await outcome(call())
+        assert isinstance(answer, ValidationError), (model, field, answer)
+        assert_refused(answer, model, field)
+        assert "must not be empty" in str(answer)
 
 
 # Listing and deleting results ---------------------------------------------------------

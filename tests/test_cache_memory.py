@@ -194,6 +194,13 @@ async def test_missing_settings_and_wrong_types(db: Database, cache: MemoryCache
         await cache.get_config_value("runner", "workers", str)
     with pytest.raises(ValidationError, match="must be one of"):
         await cache.invalidate("no_such_table")
+    for empty_key in (
+        lambda: cache.get_config_value("runner", "", int, 2),
+        lambda: cache.find_config_entry_by_key("", "workers"),
+        lambda: cache.find_file_record_by_path(""),
+    ):
+        with pytest.raises(ValidationError, match="must not be empty"):
+            await empty_key()
 
 
 async def test_invalidate_and_close(db: Database, cache: MemoryCache) -> None:

@@ -11,7 +11,14 @@ from attrs.validators import optional as optional_check
 
 from persistence._codecs import json_size
 from persistence._database_value import require_database
-from persistence._guards import instance_of, key_id, key_text, nonempty_key, of_type, type_among
+from persistence._guards import (
+    instance_of,
+    key_id,
+    nonempty_key,
+    nonempty_text,
+    of_type,
+    type_among,
+)
 from persistence._interface import JsonValue
 from persistence._loans import run_query
 from persistence._loop import OFF_LOOP_SIZE, off_loop_if_large, share_loop
@@ -118,8 +125,8 @@ async def get_config_entry(db: Database, entry_id: int) -> ConfigEntry:
 
 async def find_config_entry_by_key(db: Database, section: str, key: str) -> ConfigEntry | None:
     """Return the entry of (section, key), or None."""
-    section = key_text("ConfigEntry", "section", section)
-    key = key_text("ConfigEntry", "key", key)
+    section = nonempty_text("ConfigEntry", "section", section)
+    key = nonempty_text("ConfigEntry", "key", key)
     row = await run_query(
         db, lambda conn: db.queries.get_config_entry_by_key(conn, section=section, key=key)
     )

@@ -17,6 +17,7 @@ from persistence._guards import (
     key_id,
     key_text,
     nonempty_key,
+    nonempty_text,
     of_type,
 )
 from persistence._loans import run_query
@@ -108,7 +109,7 @@ async def get_file_record(db: Database, record_id: int) -> FileRecord:
 
 async def find_file_record_by_path(db: Database, path: str) -> FileRecord | None:
     """Return the record of this path, or None."""
-    path = key_text("FileRecord", "path", path)
+    path = nonempty_text("FileRecord", "path", path)
     row = await run_query(db, lambda conn: db.queries.get_file_record_by_path(conn, path=path))
     return None if row is None else file_record_from_row(row)
 
@@ -182,7 +183,7 @@ async def delete_file_record(db: Database, record_id: int) -> bool:
 
 async def delete_file_record_by_path(db: Database, path: str) -> bool:
     """Delete the record of this path; return whether there was one."""
-    path = key_text("FileRecord", "path", path)
+    path = nonempty_text("FileRecord", "path", path)
     deleted = await run_query(
         db, lambda conn: db.queries.delete_file_record_by_path(conn, path=path)
     )

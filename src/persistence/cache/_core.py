@@ -24,7 +24,7 @@ from persistence import config, file_records, results
 from persistence._cancelling import refuse_cancel_from_outside
 from persistence._codecs import json_size
 from persistence._database_value import check_usable, require_database
-from persistence._guards import key_id, key_text, seconds
+from persistence._guards import key_id, nonempty_text, seconds
 from persistence._json_pieces import encode_in_pieces
 from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, share_loop
 from persistence._paging import page_limit
@@ -390,8 +390,8 @@ class Cache:
         if found is not MISS:  # the setting read on every run: checked only on a miss
             await share_loop()
             return cast("ConfigEntry | None", found)
-        section = key_text("ConfigEntry", "section", section)
-        key = key_text("ConfigEntry", "key", key)
+        section = nonempty_text("ConfigEntry", "section", section)
+        key = nonempty_text("ConfigEntry", "key", key)
         load = functools.partial(config.find_config_entry_by_key, self._db, section, key)
         return await self._fill_once(
             config.TABLE, ("entry", section, key), load, ConfigEntry | None
@@ -439,6 +439,6 @@ class Cache:
 
     async def find_file_record_by_path(self, path: str) -> FileRecord | None:
         """Return the record of this path, or None."""
-        path = key_text("FileRecord", "path", path)
+        path = nonempty_text("FileRecord", "path", path)
         load = functools.partial(file_records.find_file_record_by_path, self._db, path)
         return await self._read(file_records.TABLE, ("path", path), load, FileRecord | None)
