@@ -85,7 +85,8 @@ async def test_a_result_saved_twice_in_a_run_names_the_run_and_the_test(db: Data
 async def test_a_batch_names_the_row_that_conflicts(db: Database, size: int) -> None:
     """In a batch, the one row of hundreds that repeats a stored key, or another row's, is named.
 
-    2100 rows take two of SQLite's multi-row statements: the repeat is in the second.
+    2100 rows take two of SQLite's multi-row statements: the repeat is in the second. A repeat
+    within the batch is refused before anything is sent, naming both items.
     """
     run_id = await _run(db)
     await save_result(db, _result("stored", run_id))
@@ -97,7 +98,11 @@ async def test_a_batch_names_the_row_that_conflicts(db: Database, size: int) -> 
     repeats_a_row = [*batch[:-3], _result("t5", run_id), *batch[-3:]]
     with pytest.raises(ConflictError) as caught:
         await save_results(db, repeats_a_row)
-    assert f"Key (run_id, test_id)=({run_id}, t5) already exists." in str(caught.value)
+    assert str(caught.value) == (
+        f"results[{size - 3}] repeats the test of results[5] (a run holds each test id once):"
+        f" Key (run_id, test_id)=({run_id}, t5) is in the batch twice."
+    )
+    assert caught.value.constraint == "test_results_run_test_idx"
     assert len(await all_results(db)) == 1
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypedDict
 import attrs
 from attrs.converters import optional
 
-from persistence._backend import Engine
+from persistence._backend import Engine, key_detail
 from persistence._database_value import require_database
 from persistence._guards import (
     MAX_INT,
@@ -45,7 +45,7 @@ from persistence._paging import (
 )
 from persistence._rows import params_now, result_from_row, result_params, saved_params, with_id
 from persistence.database import Database, transaction
-from persistence.exceptions import NotFoundError, ValidationError
+from persistence.exceptions import ConflictError, NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
 
 if TYPE_CHECKING:
@@ -291,6 +291,7 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
             f"expected an iterable of TestResult, got {type(results).__name__}",
         )
     rows: list[InsertTestResultsParams] = []
+    first_of: dict[tuple[int, str], int] = {}  # (run_id, test_id): the item that holds it
     for index, result in enumerate(results):
         if loop_held():  # each row's metadata is checked again, up to 32 kB of it on the loop
             await share_loop()
@@ -301,6 +302,8 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
                 "id",
                 f"save_results inserts new results; item {index} has id {result.id}",
             )
+        if result.run_id is not None and result.test_id is not None:
+            _not_repeated(first_of, (result.run_id, result.test_id), index)
         now = params_now(result, result_params, result.metadata)
         # Else large, or to be looked at closely: in a worker thread.
         rows.append(
@@ -313,6 +316,22 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
             rows
         )  # tens of thousands of rows' values, freed in one go, held it too
     return count
+
+
+def _not_repeated(first_of: dict[tuple[int, str], int], pair: tuple[int, str], index: int) -> None:
+    """Refuse a batch's second result for one test of a run, naming both, before any write.
+
+    The unique index would refuse it too, at the insert, naming the key but neither item.
+    """
+    first = first_of.setdefault(pair, index)
+    if first != index:
+        run_id, test_id = pair
+        key = key_detail("run_id, test_id", f"{run_id}, {test_id}", "is in the batch twice")
+        raise ConflictError(
+            f"results[{index}] repeats the test of results[{first}] (a run holds each test"
+            f" id once): {key}",
+            constraint="test_results_run_test_idx",
+        )
 
 
 async def delete_result(db: Database, result_id: int) -> bool:
