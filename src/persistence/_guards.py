@@ -39,7 +39,6 @@ MAX_JSON_FLOAT = 2.0**53
 
 _SHOWN_BITS = 256
 """Integers up to this size are written out in messages; larger ones by their size."""
-_FLOAT_BITS = 1023  # an int of more bits may be too large for a float
 
 FIRST_INSTANT: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 LAST_INSTANT: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -206,8 +205,13 @@ def finite_amount(model: str, field: str, value: object, expected: str = "a numb
     """Check a finite number of 0 or more, such as an age: NaN and infinities are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(model, field, _type_problem(expected, value))
-    too_large = isinstance(value, int) and value.bit_length() > _FLOAT_BITS
-    number = (math.inf if value > 0 else -math.inf) if too_large else float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the largest float, 2**1024 less a little
+        assert isinstance(value, int)  # noqa: S101  # only an int can be too large
+        raise ValidationError(
+            model, field, f"must be a finite number >= 0, got {_shown(value)}"
+        ) from None
     if not math.isfinite(number) or number < 0:
         raise ValidationError(model, field, f"must be a finite number >= 0, got {number}")
     return number
