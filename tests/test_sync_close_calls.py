@@ -26,8 +26,11 @@ from persistence import (
     TestType,
     all_results,
     connect,
+    find_config_entry_by_key,
     migrate,
     save_result,
+    set_config,
+    transaction,
 )
 from persistence.sync import SyncRunner
 
@@ -120,36 +123,88 @@ def test_enter_cut_by_close_gets_the_closed_error() -> None:
 
 
 def test_a_calls_own_cancelled_error_is_not_taken_for_the_close() -> None:
-    """A CancelledError that the call raised itself reaches its caller as it was.
-
-    Even while a close is under way: the call raises it once the runner says it is closed,
-    before the close gets to cancel what runs (an entered manager's exit holds it back).
-    """
-    own = asyncio.CancelledError("the call's own")
-
-    @contextlib.asynccontextmanager
-    async def slow_exit() -> AsyncIterator[None]:
-        yield
-        await asyncio.sleep(0.3)
-
-    runner = SyncRunner()
-
-    async def cancels_itself() -> None:
-        while not runner.closed:  # noqa: ASYNC110  # close sets no asyncio.Event to wait on
-            await asyncio.sleep(0.001)
-        raise own
-
-    runner.enter(slow_exit())
-    caller, raised = _in_a_thread(lambda: runner.call(cancels_itself))
-    time.sleep(0.05)
-    runner.close(timeout=10)
-    caller.join(10)
-    assert raised == [own]
-
+    """A CancelledError that the call raised itself, with no close behind it, is left as it was."""
     with SyncRunner() as plain:
         with pytest.raises(asyncio.CancelledError, match="the call's own"):
             plain.call(_raise, asyncio.CancelledError("the call's own"))
         assert plain.run(asyncio.sleep(0, "open")) == "open"
+
+
+def test_a_call_inside_a_transaction_is_cut_before_the_database_exits(database_url: str) -> None:
+    """The close cancels a call holding a transaction first: the database's exit waited for it.
+
+    It waited out the close's whole timeout and left the database unexited, its caller told of
+    a timeout. Now the call is cut at once, its transaction rolled back, and the database is
+    exited within the timeout, leaving no connection open.
+    """
+    inside = threading.Event()
+
+    async def write_then_wait(db: Database) -> None:
+        async with transaction(db) as tx:
+            await set_config(tx, "close", "in_transaction", 1)
+            inside.set()
+            await asyncio.Event().wait()
+
+    runner = SyncRunner()
+    db = runner.enter(connect(database_url))
+    runner.call(migrate, db)
+    caller, raised = _in_a_thread(lambda: runner.call(write_then_wait, db))
+    assert inside.wait(10)
+    began = time.monotonic()
+    runner.close(timeout=10)
+    assert time.monotonic() - began < 5
+    caller.join(10)
+    [error] = raised
+    assert isinstance(error, RuntimeError), repr(error)
+    assert "write_then_wait was cancelled because the SyncRunner was closed" in str(error)
+
+    async def stored() -> object:
+        async with connect(database_url) as again:
+            return await find_config_entry_by_key(again, "close", "in_transaction")
+
+    assert asyncio.run(stored()) is None
+    if database_url.startswith("postgres"):
+        assert asyncio.run(own_connections(database_url)) == 0
+
+
+def test_a_thread_given_the_closed_loops_id_is_told_the_runner_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The system gives a thread that has ended its id again: the runner is not fooled by it.
+
+    A thread given the closed runner's loop thread's id was taken for that thread: a second
+    close raised that it would wait for itself, where closing again does nothing.
+    """
+    runner = SyncRunner()
+    loop_thread_id = runner._thread.ident  # noqa: SLF001  # the id the system may give again
+    runner.close()
+    monkeypatch.setattr(threading, "get_ident", lambda: loop_thread_id)
+    runner.close()
+    with pytest.raises(RuntimeError, match=r"^this SyncRunner is closed$"):
+        runner.call(asyncio.sleep, 0)
+
+
+def test_a_call_that_stops_the_loop_is_answered_and_the_runner_goes_on() -> None:
+    """A call may stop the loop, as code written for asyncio.run may: the loop goes on.
+
+    The loop's thread ended with it: the call's caller waited for good, and the next close
+    raised a bare "Event loop is closed".
+    """
+
+    async def stops_the_loop() -> str:
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0)
+        return "answered"
+
+    runner = SyncRunner()
+    caller, raised = _in_a_thread(lambda: runner.call(stops_the_loop))
+    caller.join(10)
+    assert not caller.is_alive()
+    assert raised == []
+    assert runner.call(stops_the_loop) == "answered"
+    assert runner.run(asyncio.sleep(0, "still open")) == "still open"
+    runner.close(timeout=10)
+    assert not runner._thread.is_alive()  # noqa: SLF001  # the loop's thread ended with the close
 
 
 async def _raise(error: BaseException) -> None:

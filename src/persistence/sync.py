@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Generic, ParamSpec, TypeVar, cast
 
@@ -91,23 +91,32 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         self._closed = False
         self._finished = threading.Event()
         """Set once the first close has ended: a close from another thread waits for it."""
+        self._stopping = False
+        """Set by the close as it stops the loop: a loop stopped before that goes on."""
         self._pid = os.getpid()
         """The process whose thread runs the loop: a forked child has the loop but no thread."""
         self._waiting: set[_Outcome[Any]] = set()
         """The calls whose callers wait: woken by a close that stops the loop under them."""
         self._cut: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         """The tasks the close cancelled, added on the loop's thread before each of them ends."""
+        self._calls: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        """The tasks of the calls (and enters), added on the loop's thread as each starts."""
         self._thread = threading.Thread(target=self._serve, name="persistence-sync", daemon=True)
         self._thread.start()
         _OPEN.add(self)
 
     def _serve(self) -> None:
-        """Run the loop until `close` stops it, then close it here (this thread may end late)."""
+        """Run the loop until `close` stops it, then close it here (this thread may end late).
+
+        A call may stop the loop itself (`loop.stop()`, as code written for `asyncio.run` may):
+        the loop goes on, or the calls waiting on it would wait for good.
+        """
         try:
             while True:
                 try:
                     self._loop.run_forever()
-                    break  # stopped by close
+                    if self._stopping:
+                        break
                 except (KeyboardInterrupt, SystemExit):  # raised by a call
                     continue  # its task holds it for its caller; the loop goes on
         finally:
@@ -166,25 +175,27 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         return value
 
     def close(self, *, timeout: float = CLOSE_TIMEOUT) -> None:
-        """Exit what `enter` entered, newest first, then stop the loop and its thread.
+        """Cancel the calls still running, exit what `enter` entered, newest first, and stop.
 
-        The first error of an exit is raised once all is closed; calls still running are
-        cancelled, and each one's caller gets a RuntimeError saying so, chained from the
-        cancellation. Such a call may have written before it was cut short: what it had
-        committed stays, what it had not is rolled back, and the error cannot tell which, so
-        look before running it again. What has not ended `timeout` seconds after the close
-        began (an exit that hangs, a call that ignores its cancellation) is left: the loop is
-        stopped anyway and `CloseTimeoutError` names it. A thread blocked in synchronous code
-        cannot be stopped: the error says so, and the thread ends, closing the loop, when that
-        code returns. Closing again does nothing; a close from another thread while one is
-        under way waits (up to its own `timeout`) for that one to end.
+        The calls go first: one inside a transaction or a loan of a database that `enter`
+        entered holds up that database's exit until it ends. Each one's caller gets a
+        RuntimeError saying it was cancelled, chained from the cancellation; the first error of
+        an exit is raised once all is closed. Such a call may have written before it was cut
+        short: what it had committed stays, what it had not is rolled back, and the error
+        cannot tell which, so look before running it again. What has not ended `timeout`
+        seconds after the close began (an exit that hangs, a call that ignores its
+        cancellation) is left: the loop is stopped anyway and `CloseTimeoutError` names it. A
+        thread blocked in synchronous code cannot be stopped: the error says so, and the thread
+        ends, closing the loop, when that code returns. Closing again does nothing; a close
+        from another thread while one is under way waits (up to its own `timeout`) for that
+        one to end.
         """
         limit = seconds("SyncRunner", "timeout", timeout)
         if os.getpid() != self._pid:  # a forked child: the loop and what it holds are the parent's
             self._closed = True
             self._finished.set()
             return
-        if threading.get_ident() == self._thread.ident:
+        if threading.current_thread() is self._thread:  # not its id: ids are reused
             msg = "a SyncRunner cannot be closed from a call it runs: it would wait for itself"
             raise _RefusedError(msg)
         with self._guard:
@@ -209,7 +220,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         """Do the close: exit `held` newest first, end the rest and stop, within `limit` s."""
         running: tuple[str, ...] | None = None
         try:
-            work = _close_all(held[::-1], self._cut)
+            work = _close_all(held[::-1], self._calls, self._cut)
             self._wait(work, _CLOSING, deadline=time.monotonic() + limit)
         except _OverdueError:
             running = tuple(
@@ -224,6 +235,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
 
     def _stop(self) -> None:
         """Stop the loop, let its thread end, and wake the callers whose calls never will."""
+        self._stopping = True
         with contextlib.suppress(RuntimeError):  # its thread has closed it already
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(_STOP_GRACE)
@@ -244,7 +256,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         With a `deadline` (the close's own work, which a closed runner still takes), raise
         `_OverdueError` once it has passed.
         """
-        if threading.get_ident() == self._thread.ident:
+        if threading.current_thread() is self._thread:  # not its id: ids are reused
             work.close()
             msg = (
                 "a SyncRunner's call cannot wait for another call of the same runner: it "
@@ -263,6 +275,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
 
         def start() -> None:
             outcome.task = loop.create_task(work, name=name)
+            self._calls.add(outcome.task)  # the close's own, too: it passes itself over
             outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
 
         with self._guard:  # a call starts before the close's own work, or not at all
@@ -421,13 +434,18 @@ def _refused_argument(field: str, expected: str, value: object) -> ValidationErr
     return ValidationError("SyncRunner", field, f"expected {expected}, got {type(value).__name__}")
 
 
-async def _close_all(held: list[_Held], cut: weakref.WeakSet[asyncio.Task[Any]]) -> None:
-    """Exit the entered managers in the order given, then end what else runs on the loop.
+async def _close_all(
+    held: list[_Held],
+    calls: weakref.WeakSet[asyncio.Task[Any]],
+    cut: weakref.WeakSet[asyncio.Task[Any]],
+) -> None:
+    """End the running `calls`, exit the entered managers in the order given, end the rest.
 
     Each task the close cancels is added to `cut`.
 
     The first error of an exit is raised once all that is done.
     """
+    await _end_tasks(list(calls), cut)
     first: BaseException | None = None
     for item in held:
         item.leave.set()
@@ -447,11 +465,22 @@ async def _end_the_rest(cut: weakref.WeakSet[asyncio.Task[Any]]) -> None:
     cancelled (its caller was interrupted) is not cancelled again, which would cut its
     clean-up short: it is only waited for.
     """
-    current = asyncio.current_task()
-    rest = [task for task in asyncio.all_tasks() if task is not current]
-    for task in rest:
-        if not task.cancelling() and task.cancel():
-            cut.add(task)
-    await asyncio.gather(*rest, return_exceptions=True)
+    await _end_tasks(asyncio.all_tasks(), cut)
     await asyncio.get_running_loop().shutdown_asyncgens()
     await asyncio.get_running_loop().shutdown_default_executor()
+
+
+async def _end_tasks(
+    tasks: Iterable[asyncio.Task[Any]], cut: weakref.WeakSet[asyncio.Task[Any]]
+) -> None:
+    """Cancel `tasks` (but the close's own) and wait for them to end, adding each to `cut`.
+
+    A task already cancelled (its caller was interrupted) is not cancelled again, which would
+    cut its clean-up short: it is only waited for.
+    """
+    current = asyncio.current_task()
+    ending = [task for task in tasks if task is not current and not task.done()]
+    for task in ending:
+        if not task.cancelling() and task.cancel():
+            cut.add(task)
+    await asyncio.gather(*ending, return_exceptions=True)
