@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,6 +48,7 @@ from persistence import (
     set_config,
 )
 from persistence.migrations import migrate
+from persistence.run_history import counterexamples, flaky_tests
 from test_plain_ids import plain_sql
 
 START = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -426,6 +428,36 @@ async def test_postgres_infinite_times_of_results_and_runs_are_refused(
                 await read()
         assert (await get_result(db, second.id or 0)).test_id == "t2"
         assert (await get_run(db, kept.id or 0)).started_at == START
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity"])
+async def test_postgres_infinite_result_times_are_refused_by_the_questions(
+    migrated_postgres_url: str, value: str
+) -> None:
+    """A failing result's time that plain SQL set to an infinity is refused by the questions.
+
+    `flaky_tests` gave it on as `last_seen`, and `counterexamples` as `failed_at` and
+    `first_failed_at`: naive times that no model holds, printed by the CLI as 9999-12-31.
+    """
+    url = migrated_postgres_url
+    async with connect(url) as db:
+        passed, failed = [
+            await save_run(db, Run(started_at=START, labels={"commit": "c"})) for _ in range(2)
+        ]
+        await save_result(db, attrs.evolve(result(1), run_id=passed.id, test_id="t"))
+        await plain_sql(
+            url,
+            "INSERT INTO test_results (test_type, status, created_at, run_id, test_id)"  # noqa: S608  # the test's own SQL
+            f" VALUES ('stress', 'failed', '{value}', {failed.id}, 't')",
+            "INSERT INTO result_artifacts (result_id, role, sha256, size) SELECT id, 'input',"
+            " repeat('a', 64), 3 FROM test_results WHERE status = 'failed'",
+        )
+        refused = rf"^stored row\.test_results\.created_at: stored {value} is no instant"
+        if value == "infinity":  # a time before `since` is not asked for
+            with pytest.raises(ValidationError, match=refused):
+                await flaky_tests(db, START - dt.timedelta(days=1))
+        with pytest.raises(ValidationError, match=refused):
+            await counterexamples(db, "t")
 
 
 @pytest.mark.parametrize("value", ["x'00'", "'2026-06-01T00:00:00'", "'2026-06-01 12:00'"])

@@ -30,14 +30,19 @@ from persistence._guards import (
 from persistence._loans import borrow, run_query
 from persistence._loop import map_in_slices
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
-from persistence._rows import TEST_STATUSES, found, result_from_row
+from persistence._rows import TEST_STATUSES, finite_time, found, result_from_row
 from persistence.database import Database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
 from persistence.runs import find_run
 
 if TYPE_CHECKING:
-    from persistence.queries import CompareRunsRow, FlakyTestsRow, SlowestTestsRow
+    from persistence.queries import (
+        CompareRunsRow,
+        CounterexamplesRow,
+        FlakyTestsRow,
+        SlowestTestsRow,
+    )
 
 __all__ = [
     "DEFAULT_SLOWER_FLOOR",
@@ -286,7 +291,23 @@ async def flaky_tests(db: Database, since: dt.datetime) -> list[FlakyTest]:
 
 def _flaky_of(row: FlakyTestsRow) -> FlakyTest:
     _stored_test_id(row.test_id)
+    _stored_time(row.last_seen)
     return FlakyTest(**row._asdict())
+
+
+def _stored_time(value: dt.datetime) -> None:
+    """Refuse a result's time that plain SQL stored as one of PostgreSQL's infinities.
+
+    A question's answer gave it on as a naive time, which no model holds, where the listings
+    of results refuse it.
+    """
+    finite_time("stored row", "test_results.created_at", value)
+
+
+def _counterexample_of(row: CounterexamplesRow) -> Counterexample:
+    _stored_time(row.first_failed_at)
+    _stored_time(row.failed_at)
+    return Counterexample(**row._asdict() | {"status": TEST_STATUSES[row.status]})
 
 
 async def list_test_history(
@@ -381,4 +402,4 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
     top = page_limit("Counterexample", top, "top")
     async with borrow(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
-    return [Counterexample(**row._asdict() | {"status": TEST_STATUSES[row.status]}) for row in rows]
+    return [_counterexample_of(row) for row in rows]
