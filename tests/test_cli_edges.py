@@ -115,6 +115,25 @@ def test_a_label_given_twice_with_two_values_is_refused_before_anything_opens(
     assert cli("import", str(report), *same, *db, cwd=tmp_path).returncode == 0
 
 
+@pytest.mark.parametrize("label", ["commit=\udcff", "\udcff=1"])
+def test_a_label_no_run_holds_is_bad_usage_before_anything_opens(
+    tmp_path: Path, label: str
+) -> None:
+    """A label of bytes that are not UTF-8 is exit 2 naming --label; nothing opens.
+
+    It was refused by the import once the database was open, exit 3, and a missing database
+    hid it behind its own error.
+    """
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    database = tmp_path / "absent" / "app.db"
+    done = cli("import", str(report), "--label", label, "--database", str(database), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "argument --label: " in done.stderr
+    assert "must be valid Unicode" in done.stderr
+    assert not database.parent.exists()
+
+
 @pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
 @pytest.mark.parametrize("kind", ["junit", "ctrf", "jsonl"])
 def test_an_export_to_stdout_is_utf_8_whatever_stdout_encodes(

@@ -30,7 +30,7 @@ from persistence._cli_common import (
     write_utf8,
 )
 from persistence._files.content import replace_whole
-from persistence._guards import MAX_INT, nonempty_text
+from persistence._guards import MAX_INT, json_object, nonempty_text
 from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
 from persistence.backup import SQLITE_SIDECARS
 from persistence.counterexamples import CounterexampleStore
@@ -136,10 +136,15 @@ _ratio: Final = amount("a finite number, 0 or more")
 
 
 def _label(text: str) -> tuple[str, str]:
+    """Take a label as a run holds one: KEY=VALUE, by the labels' rules (no NUL, valid Unicode)."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         msg = f"{text!r} is not KEY=VALUE, such as commit=9f2c1e0"
         raise argparse.ArgumentTypeError(msg)
+    try:
+        json_object("Run", "labels", {key: value})
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(f"{text!r:.80}: {error.reason}") from None
     return key, value
 
 
