@@ -73,3 +73,34 @@ async def test_a_ctrf_round_trip_keeps_a_result_of_no_test_id(db: Database, tmp_
     )
     assert second == first
     assert ("", TestStatus.PASSED) in second
+
+
+async def test_test_ids_xml_cannot_hold_export_under_names_import_takes(
+    db: Database, tmp_path: Path
+) -> None:
+    """What XML cannot hold in an id is shown (`#x1B`), and the file still imports again.
+
+    Where showing it gives two cases one name, or a name past 1,024 bytes, the later one is
+    numbered or cut. `a[ESC]` and `a[#x1B]` were written alike, and an id of 800 bytes of
+    escapes grew past the 1,024 bytes of a test id: import refused each file.
+    """
+    run = await save_run(db, Run())
+    assert run.id is not None
+    long = "\x1b[0m" * 200  # 800 bytes, 1,400 once shown
+    ids = ["a[\x1b]", "a[#x1B]", "b[\x01]", "b[\x02]", long, long + "x", "plain"]
+    for test_id in ids:
+        await save_result(
+            db,
+            TestResult(
+                test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id, test_id=test_id
+            ),
+        )
+    path = tmp_path / "run.xml"
+    path.write_text(await export_junit(db, run.id), encoding="utf-8")
+    again = await import_junit(db, path)
+    names = [r.test_id or "" for r in await all_results(db) if r.run_id == again.id]
+    assert len(names) == len(ids)
+    assert len(set(names)) == len(ids)
+    assert {"a[#x1B]", "plain"} <= set(names)  # the ids it can hold are kept as they were
+    assert all(len(name.encode()) <= 1024 for name in names)
+    assert sum(name.startswith("#x1B[0m") for name in names) == 2  # the two long ones, cut

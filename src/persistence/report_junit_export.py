@@ -13,7 +13,15 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
-from persistence._loop import TEXT_PIECE, drop_in_slices, joined, map_text, share_loop
+from persistence._guards import MAX_KEY_BYTES
+from persistence._loop import (
+    TEXT_PIECE,
+    drop_in_slices,
+    joined,
+    map_in_slices,
+    map_text,
+    share_loop,
+)
 from persistence.database import Database
 from persistence.models import Run, TestResult, TestStatus
 from persistence.report_common import written_run
@@ -54,16 +62,11 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
     # unless a result is earlier.
     at_start = True
     latest = run.started_at  # the latest result's time, if later
-    taken: set[str] | None = None  # the run's test ids, once a result has none
-    for result in results:
+    names = await _case_names(results)
+    for result, test_id in zip(results, names, strict=True):
         suites.note(result, len(cases))
         at_start = at_start and result.created_at >= run.started_at
         latest = max(latest, result.created_at)
-        test_id = result.test_id
-        if test_id is None:
-            if taken is None:
-                taken = {other.test_id for other in results if other.test_id is not None}
-            test_id = _unused(f"result-{result.id}", taken)
         long: list[str] = []
         case = _case_xml(result, test_id, long)
         if long:
@@ -205,18 +208,57 @@ async def _filled(case: str, long: list[str]) -> list[str]:
     return pieces
 
 
-def _unused(name: str, taken: set[str]) -> str:
-    """Give `name`, or `name-2`, `name-3`...: the first that no test of the run has; take it.
+async def _case_names(results: list[TestResult]) -> list[str]:
+    """Give each result the test id its case is written under, as import reads it back.
 
-    A result of no test id is written under a name made up from its id, which a test may have:
-    two cases of one name made a file that import refuses.
+    A test id is written as it is, but for what XML cannot hold, shown as `#x1B`; one of no test
+    id under a name made up from its result's id. Where that gives two cases one name (`a[ESC]`
+    and `a[#x1B]`, or a test named `result-7`), or a name past the 1,024 bytes of a test id (an
+    id of many such characters grows), the later ones are numbered: import refused the file.
     """
-    found, number = name, 1
+    shown = await map_in_slices(_shown_id, results)
+    times = Counter(shown)
+    taken = {name for name in shown if name is not None}  # not to be made up for another
+    names: list[str] = []
+    for result, name in zip(results, shown, strict=True):
+        if name is None:
+            names.append(_unused(f"result-{result.id}", taken))
+        elif (times[name] > 1 and name != result.test_id) or _too_long(name):
+            names.append(_unused(name, taken))
+        else:
+            names.append(name)
+        if len(names) % _NAMES_A_SLICE == 0:
+            await share_loop()
+    return names
+
+
+_NAMES_A_SLICE: Final = 1_000
+"""Results named between two givings-back of the loop."""
+
+
+def _shown_id(result: TestResult) -> str | None:
+    """Give a result's test id as its case holds it: what XML cannot hold shown as `#x1B`."""
+    return None if result.test_id is None else _NOT_XML.sub(_shown, result.test_id)
+
+
+def _too_long(name: str) -> bool:
+    return len(name) * 4 > MAX_KEY_BYTES and len(name.encode()) > MAX_KEY_BYTES
+
+
+def _unused(name: str, taken: set[str]) -> str:
+    """Give `name`, or `name-2`, `name-3`...: the first no case has, cut to fit; take it."""
+    found, number = _cut(name, MAX_KEY_BYTES), 1
     while found in taken:
         number += 1
-        found = f"{name}-{number}"
+        suffix = f"-{number}"
+        found = _cut(name, MAX_KEY_BYTES - len(suffix)) + suffix
     taken.add(found)
     return found
+
+
+def _cut(text: str, size: int) -> str:
+    """Give the longest start of `text` of at most `size` bytes in UTF-8."""
+    return text.encode()[:size].decode(errors="ignore")
 
 
 def _case_xml(result: TestResult, test_id: str, long: list[str]) -> str:
