@@ -241,6 +241,38 @@ async def test_a_tag_of_many_attributes_or_a_long_comment_is_refused(
     assert (await import_junit(db, _report_with(tmp_path, html))).id is not None
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be", "utf-16"])
+async def test_the_limits_of_a_tag_hold_at_their_bounds_in_each_encoding(
+    db: Database, tmp_path: Path, encoding: str
+) -> None:
+    """A tag of 1,000 attributes, or of a little under 1 MiB, is read; one past either, refused.
+
+    The piece that ended a long tag was not counted, so tags of up to about twice each limit
+    were read; in UTF-16, whose `="` the count did not see, no tag had too many attributes.
+    """
+    size = 1 if encoding == "utf-8" else 2  # bytes a character here
+
+    def report(tag: str) -> Path:
+        path = tmp_path / "report.xml"
+        text = f"<testsuites>\n{tag}<testcase name='t' time='0.1'/></testsuite></testsuites>"
+        path.write_bytes(text.encode(encoding))
+        return path
+
+    def attributes(count: int) -> str:
+        return "<testsuite " + " ".join(f"a{i}='v'" for i in range(count)) + ">"
+
+    def long(length: int) -> str:
+        start = "<testsuite name='s' hostname='"
+        return start + "h" * (length // size - len(start) - 2) + "'>"
+
+    assert (await import_junit(db, report(attributes(1_000)))).id is not None
+    assert (await import_junit(db, report(long((1 << 20) - 4096)))).id is not None
+    with pytest.raises(ReportError, match=r":2: a tag of more than 1,000 attributes"):
+        await import_junit(db, report(attributes(1_001)))
+    with pytest.raises(ReportError, match=r":2: a tag or comment longer than 1 MiB"):
+        await import_junit(db, report(long((1 << 20) + 4096)))
+
+
 _IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}
 
 

@@ -55,6 +55,13 @@ _TOKEN_ATTRIBUTES: Final = 1_000
 """The most attributes a tag may hold: expat makes each, about 1 us, in that same call."""
 _ATTRIBUTE: Final = re.compile(rb"=\s*[\"']")
 """An attribute's `="` within a tag, counted roughly: a piece may cut one in two."""
+_ATTRIBUTE_LE: Final = re.compile(rb"=\x00(?:[ \t\r\n]\x00)*[\"']\x00")
+_ATTRIBUTE_BE: Final = re.compile(rb"\x00=(?:\x00[ \t\r\n])*\x00[\"']")
+"""`_ATTRIBUTE` in UTF-16, whose `="` it does not see, by byte order."""
+_NOT_A_TAG: Final = (b"<!", b"<?", b"<\x00!", b"<\x00?")
+"""How a comment, CDATA or a processing instruction starts, in UTF-8 and in UTF-16."""
+_CARRY: Final = 16
+"""Bytes of a token's last piece kept, to count an `="` that the next piece ends."""
 _BATCH: Final = 10_000
 """How many results are inserted at a time, inside the import's one transaction."""
 _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
@@ -345,6 +352,15 @@ def _read_as(head: bytes | bytearray) -> str | None:
     return None
 
 
+def _attribute_in(head: bytes | bytearray) -> re.Pattern[bytes]:
+    """Give `_ATTRIBUTE` in the report's encoding: UTF-16's, by its mark or its first `<`."""
+    if head.startswith((codecs.BOM_UTF16_LE, b"<\x00")):
+        return _ATTRIBUTE_LE
+    if head.startswith((codecs.BOM_UTF16_BE, b"\x00<")):
+        return _ATTRIBUTE_BE
+    return _ATTRIBUTE
+
+
 def _family(name: str) -> str | None:
     """Name the encoding that Python knows as `name`: `utf-8` and `utf-16` by any spelling."""
     try:
@@ -393,18 +409,18 @@ async def import_junit(
             with stream:
                 chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
                 parser = _started(target, chunk)  # the first chunk: a whole declaration, if any
+                pieces.attribute = _attribute_in(chunk)
                 while chunk:
                     held += chunk
                     while len(held) >= pieces.size:
                         pieces.feed(parser, target, held)
-                        if len(target.results) >= _BATCH:
-                            if pending is not None:
-                                await pending
-                            pending = asyncio.ensure_future(_insert(tx, target.results))
-                            target.results = []
+                        pending = await _batched(tx, target, pending)
                         await share_loop()
                     chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
-            _feed(parser, target, bytes(held))
+            while held:  # the rest, by the same rules: it may end a long tag
+                pieces.feed(parser, target, held)
+                pending = await _batched(tx, target, pending)
+                await share_loop()
             _feed(parser, target, None)
             if pending is not None:
                 await pending
@@ -432,37 +448,67 @@ class _Pieces:
     start at each feed: the pieces double until it ends, so that the scans add up to a few
     times its length. A token past `_TOKEN_BYTES` or `_TOKEN_ATTRIBUTES` is refused, since the
     one call that ends it would hold the loop for tens of milliseconds or more (an attribute
-    of 47 MB: 900 ms).
+    of 47 MB: 900 ms): the piece that may end it is looked at, up to its first `>`, before
+    it is fed.
     """
 
     size: int = _PIECE_BYTES
+    attribute: re.Pattern[bytes] = _ATTRIBUTE
+    """An attribute's `="` in the report's encoding (`_attribute_in`)."""
     token_size: int = 0  # fed of the token that has not ended
     token_attributes: int = 0
     token_a_tag: bool = True  # until a '<' inside it shows it is a comment (or CDATA, or a PI)
+    carry: bytes = b""
+    """The token's last bytes fed: an `="` that a piece's end cut in two is counted whole."""
 
     def feed(self, parser: DefusedXMLParser, target: _JUnitTarget, held: bytearray) -> None:
         """Parse the next piece of what is held, and drop it."""
         expat = parser.parser
         before = expat.CurrentByteIndex
         piece = held[: self.size]
+        if self.token_size:  # the token goes on at least to this piece's first '>'
+            end = piece.find(b">")
+            self._check(target, piece if end < 0 else piece[: end + 1], first=False, add=False)
         _feed(parser, target, piece)
         del held[: self.size]
         if expat.CurrentByteIndex != before:
-            self.size, self.token_size, self.token_attributes = _PIECE_BYTES, 0, 0
-            self.token_a_tag = True
+            self.size = _PIECE_BYTES
+            self._start(piece)
             return
         self.size *= 2
+        self._check(target, piece, first=not self.token_size, add=True)
+
+    def _start(self, piece: bytes | bytearray) -> None:
+        """Count what `piece` holds of a token it leaves open, from its last `<`: none if closed."""
+        last = piece.rfind(b"<")
+        tail = piece[last:] if last >= 0 and b">" not in piece[last:] else b""
+        self.token_size, self.carry = len(tail), bytes(tail[-_CARRY:])
+        self.token_a_tag = not tail.startswith(_NOT_A_TAG)
+        self.token_attributes = len(self.attribute.findall(tail)) if self.token_a_tag else 0
+
+    def _check(
+        self, target: _JUnitTarget, piece: bytes | bytearray, *, first: bool, add: bool
+    ) -> None:
+        """Count `piece` into the token (kept if `add`); refuse a token past the limits."""
         # The token starts in its first piece, after that piece's last '<'. No '<' is in a tag
         # after it, so one in a later piece shows a comment, whose `="` are no attributes.
-        first = not self.token_size
-        inside = piece[piece.rfind(b"<") + 1 :] if first else piece
-        self.token_a_tag = self.token_a_tag and (first or b"<" not in piece)
-        self.token_size += len(piece)
-        if self.token_a_tag:
-            self.token_attributes += len(_ATTRIBUTE.findall(inside))
-        if self.token_size > _TOKEN_BYTES:
+        start = piece[max(piece.rfind(b"<"), 0) :] if first else b""
+        a_tag = self.token_a_tag and (
+            not start.startswith(_NOT_A_TAG) if first else b"<" not in piece
+        )
+        size = self.token_size + len(piece)
+        attributes = self.token_attributes
+        if a_tag and first:
+            attributes += len(self.attribute.findall(start))
+        elif a_tag:  # those the carry ends too, less those it holds alone
+            found = self.attribute.findall
+            attributes += len(found(self.carry + piece)) - len(found(self.carry))
+        if add:
+            self.token_a_tag, self.token_size, self.token_attributes = a_tag, size, attributes
+            self.carry = bytes(piece[-_CARRY:])
+        if size > _TOKEN_BYTES:
             reason = f"a tag or comment longer than {_TOKEN_BYTES >> 20} MiB"
-        elif self.token_attributes > _TOKEN_ATTRIBUTES:
+        elif attributes > _TOKEN_ATTRIBUTES:
             reason = f"a tag of more than {_TOKEN_ATTRIBUTES:,} attributes"
         else:
             return
@@ -499,6 +545,18 @@ async def _ended(tx: Database, target: _JUnitTarget, run: Run) -> Run:
 
 def _close(stream: BinaryIO) -> None:
     stream.close()  # BinaryIO.close itself is typing's abstract stub: it closes nothing
+
+
+async def _batched(
+    tx: Database, target: _JUnitTarget, pending: asyncio.Future[None] | None
+) -> asyncio.Future[None] | None:
+    """Start inserting the results parsed, once they fill a batch, after the batch before."""
+    if len(target.results) < _BATCH:
+        return pending
+    if pending is not None:
+        await pending
+    rows, target.results = target.results, []
+    return asyncio.ensure_future(_insert(tx, rows))
 
 
 async def _insert(db: Database, rows: list[InsertTestResultsParams]) -> None:
