@@ -496,3 +496,42 @@ def test_test_history_shows_a_run_of_id_zero_by_its_id(
     code, out, _ = run(capsys, "test-history", "t", "--database", path)
     assert code == 0
     assert sorted(line.split()[2] for line in out.splitlines()[-2:]) == ["-", "0"]
+
+
+def test_a_file_argument_ending_in_a_separator_is_bad_usage(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--output out/` names a folder: exit 2, and nothing is written or replaced.
+
+    The slash was dropped: a file `out` was written, and `--output keep.txt/` replaced
+    `keep.txt`, where `open` refuses either. The import, backup and restore files alike.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    kept = tmp_path / "keep.txt"
+    kept.write_text("mine", encoding="utf-8")
+    for command in (
+        ["export", "1", "--output", f"{tmp_path}/out/"],
+        ["export", "1", "--output", f"{kept}/"],
+        ["import", f"{kept}/"],
+        ["backup", f"{tmp_path}/copy/"],
+        ["restore", f"{kept}/"],
+    ):
+        with pytest.raises(SystemExit) as usage:
+            main([*command, *db])
+        assert usage.value.code == 2
+        assert "ends in a separator, so names a folder: name a file" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
+    assert kept.read_text(encoding="utf-8") == "mine"
+
+
+def test_the_import_line_shows_a_file_name_of_a_line_end_escaped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file name holding a newline is shown quoted, as errors show it: one line, not two."""
+    db = ["--database", str(tmp_path / "app.db")]
+    assert run(capsys, "migrate", *db)[0] == 0
+    path = tmp_path / "r\nx.xml"
+    path.write_text(REPORT.format(read="0.1", outcome=""), encoding="utf-8")
+    code, out, _ = run(capsys, "import", str(path), *db)
+    assert code == 0
+    assert out == f"imported {str(path)!r} as run 1\n"

@@ -25,6 +25,7 @@ from persistence._cli_common import (
     CannotRunError,
     amount,
     escaped_output,
+    file_argument,
     opened,
     opened_existing,
     path_argument,
@@ -175,14 +176,14 @@ def _parser() -> argparse.ArgumentParser:
         parents=[connects, reports],
         help="write the database, as one committed state, to a new SQLite file",
     )
-    backup.add_argument("file", type=path_argument, metavar="FILE", help="the new backup file")
+    backup.add_argument("file", type=file_argument, metavar="FILE", help="the new backup file")
     restore = commands.add_parser(
         "restore",
         parents=[connects, reports],
         help="copy a backup file into an empty, migrated database",
     )
     restore.add_argument(
-        "file", type=path_argument, metavar="FILE", help="a file that `backup` wrote"
+        "file", type=file_argument, metavar="FILE", help="a file that `backup` wrote"
     )
     copy = commands.add_parser(
         "copy",

@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import math
+import os
 import select
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._guards import path_problem
 from persistence.database import Database, Engine, close_database, engine_of, open_database
-from persistence.exceptions import DatabaseError
+from persistence.exceptions import DatabaseError, shown_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -119,6 +120,19 @@ def path_argument(text: str) -> Path:
         msg = f"the path {problem}"
         raise argparse.ArgumentTypeError(msg)
     return Path(text)
+
+
+def file_argument(text: str) -> Path:
+    """Take a file argument, as `path_argument` does; one ending in a separator is refused.
+
+    `Path("out/")` is `out`: a file named so was written, or replaced, where the user named a
+    folder, which `open("out/")` refuses.
+    """
+    path = path_argument(text)
+    if text.endswith(("/", os.sep)) or (os.altsep is not None and text.endswith(os.altsep)):
+        msg = f"{shown_path(text)} ends in a separator, so names a folder: name a file"
+        raise argparse.ArgumentTypeError(msg)
+    return path
 
 
 def amount(expected: str, *, above_zero: bool = False) -> Callable[[str], float]:

@@ -23,6 +23,7 @@ from persistence._cli_common import (
     EXIT_OK,
     CannotRunError,
     amount,
+    file_argument,
     path_argument,
     picked,
     print_json,
@@ -35,7 +36,7 @@ from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
 from persistence.backup import SQLITE_SIDECARS
 from persistence.counterexamples import CounterexampleStore
 from persistence.database import Engine, database_url, engine_of
-from persistence.exceptions import NotFoundError, ValidationError
+from persistence.exceptions import NotFoundError, ValidationError, shown_path
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
 from persistence.reports import export_junit, import_junit
 from persistence.run_history import (
@@ -217,7 +218,7 @@ def add_history_commands(
     load = commands.add_parser(
         "import", parents=both, help="import a JUnit, CTRF or JSON Lines file as a run"
     )
-    load.add_argument("file", type=path_argument, metavar="FILE")
+    load.add_argument("file", type=file_argument, metavar="FILE")
     load.add_argument("--format", choices=_FORMATS, help="default: by the file's extension")
     load.add_argument(
         "--label",
@@ -233,7 +234,7 @@ def add_history_commands(
     save.add_argument("run", type=_run_id, metavar="RUN_ID")
     save.add_argument("--format", choices=_FORMATS, default="junit")
     save.add_argument(
-        "--output", type=path_argument, help="write here instead of to standard output"
+        "--output", type=file_argument, help="write here instead of to standard output"
     )
 
 
@@ -426,7 +427,7 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
     else:
-        print(f"imported {arguments.file} as run {run.id}")
+        print(f"imported {shown_path(arguments.file)} as run {run.id}")
     return EXIT_OK
 
 
