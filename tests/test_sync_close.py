@@ -101,9 +101,13 @@ def _sync_threads() -> list[threading.Thread]:
 
 @pytest.mark.parametrize("timeout", [-1, 0, math.nan, math.inf, True, "1", None])
 def test_close_refuses_a_bad_timeout_before_closing(timeout: object) -> None:
-    """A timeout that is no finite number of seconds above 0 is refused by name; nothing closes."""
+    """A timeout that is no finite number of seconds above 0 is refused by name; nothing closes.
+
+    Each number refused says what is wanted, more than 0: -1 was told ">= 0", which 0 is.
+    """
+    wanted = r"must be a finite number > 0, got" if type(timeout) in {int, float} else "expected"
     with SyncRunner() as runner:
-        with pytest.raises(ValidationError, match=r"SyncRunner\.timeout"):
+        with pytest.raises(ValidationError, match=rf"^SyncRunner\.timeout: {wanted}"):
             runner.close(timeout=timeout)  # type: ignore[arg-type]  # wrong on purpose
         assert not runner.closed
         assert runner.run(asyncio.sleep(0, "open")) == "open"

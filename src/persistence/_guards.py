@@ -201,28 +201,29 @@ def whole_numbers(model: str, field: str, value: object, maximum: int) -> set[in
     return {at_least(model, field, item, 0, maximum) for item in value}
 
 
-def finite_amount(model: str, field: str, value: object, expected: str = "a number") -> float:
-    """Check a finite number of 0 or more, such as an age: NaN and infinities are refused."""
+def finite_amount(
+    model: str, field: str, value: object, expected: str = "a number", *, above_zero: bool = False
+) -> float:
+    """Check a finite number of 0 or more (more than 0 if `above_zero`), such as an age.
+
+    NaN and infinities are refused, as is an int past the largest float.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(model, field, _type_problem(expected, value))
+    wanted = "must be a finite number > 0" if above_zero else "must be a finite number >= 0"
     try:
         number = float(value)
     except OverflowError:  # an int past the largest float, 2**1024 less a little
         assert isinstance(value, int)  # noqa: S101  # only an int can be too large
-        raise ValidationError(
-            model, field, f"must be a finite number >= 0, got {_shown(value)}"
-        ) from None
-    if not math.isfinite(number) or number < 0:
-        raise ValidationError(model, field, f"must be a finite number >= 0, got {number}")
+        raise ValidationError(model, field, f"{wanted}, got {_shown(value)}") from None
+    if not math.isfinite(number) or number < 0 or (above_zero and number == 0):
+        raise ValidationError(model, field, f"{wanted}, got {number}")
     return number
 
 
 def seconds(model: str, field: str, value: object, *, zero_ok: bool = False) -> float:
     """Check a time limit: a finite number of seconds, more than 0 unless `zero_ok`."""
-    number = finite_amount(model, field, value, "a number of seconds")
-    if number == 0 and not zero_ok:
-        raise ValidationError(model, field, "must be more than 0 seconds, got 0")
-    return number
+    return finite_amount(model, field, value, "a number of seconds", above_zero=not zero_ok)
 
 
 def byte_string(model: str, field: str, value: object) -> bytes:
