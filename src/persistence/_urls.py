@@ -33,6 +33,16 @@ _ALIASES: Final = {"database": "dbname"}
 _PASSWORD_KEYS: Final = frozenset({"password", "sslpassword"})
 _SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PORT: Final = 65535
+_SESSION_ATTRS: Final = "target_session_attrs"
+_SESSION_ATTRS_TAKEN: Final = (
+    "any",
+    "primary",
+    "standby",
+    "prefer-standby",
+    "read-write",
+    "read-only",
+)
+"""The servers a connection may be made to, as the driver reads `target_session_attrs`."""
 
 
 def redact_url(url: str | os.PathLike[str]) -> str:
@@ -132,6 +142,7 @@ def _check_postgres_url(url: str) -> None:
     _check_given_in_both(url, head, options)
     for part in options:
         _check_host_option(url, *map(unquote, part.partition("=")[::2]))
+    _check_session_attrs(url, options)
 
 
 def _check_repeats(url: str, options: list[str]) -> None:
@@ -200,6 +211,24 @@ def _check_host_option(url: str, name: str, value: str) -> None:
     if name == "port" and bad is not None:
         reason = f"its port= option must be numbers from 1 to {_MAX_PORT}, got {bad!r}"
         raise _bad_url(url, reason)
+
+
+def _check_session_attrs(url: str, options: list[str]) -> None:
+    """Refuse a `target_session_attrs` (option, else `$PGTARGETSESSIONATTRS`) the driver lacks.
+
+    asyncpg's own refusal named a method object where it meant to list the values.
+    """
+    given = [unquote(part.partition("=")[2]) for part in options]
+    names = [unquote(part.partition("=")[0]) for part in options]
+    value = next((v for n, v in zip(names, given, strict=True) if n == _SESSION_ATTRS), None)
+    taken = ", ".join(_SESSION_ATTRS_TAKEN)
+    if value is not None and value not in _SESSION_ATTRS_TAKEN:
+        reason = f"its {_SESSION_ATTRS}= option must be one of {taken}, got {value!r:.80}"
+        raise _bad_url(url, reason)
+    value = os.environ.get("PGTARGETSESSIONATTRS") if value is None else value
+    if value is not None and value not in _SESSION_ATTRS_TAKEN:
+        msg = f"$PGTARGETSESSIONATTRS must be one of {taken}, got {value!r:.80}"
+        raise DatabaseError(msg)
 
 
 def _check_hosts(url: str, authority: str) -> None:
