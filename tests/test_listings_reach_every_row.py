@@ -1,6 +1,7 @@
 """Rows that plain SQL stored outside the models' range: a listing reads them, never skips them.
 
-A SQLite time of year 0 passes the table's CHECK, and PostgreSQL's `timestamptz` holds
+A SQLite time of year 0 passes the table's CHECK (since migration 0018 its triggers refuse it:
+these tests drop them, as another program may), and PostgreSQL's `timestamptz` holds
 `infinity` and `-infinity`. The listings' unset bounds were the ends of Python's range, inside
 what a table holds, so a listing passed over such a row while other reads refused it. Now every
 listing reaches it and refuses it, naming the table, the column and the row's id.
@@ -48,6 +49,19 @@ OUT_OF_RANGE = {
 }
 """Times a table holds that no model does, at each end of its order."""
 
+_INSTANT_TRIGGERS = [
+    f"DROP TRIGGER {column}_instant_{kind}"
+    for column in ("test_results_created_at", "runs_started_at", "file_records_accessed_at")
+    for kind in ("insert", "update")
+]
+"""Migration 0018's triggers on the columns these tests write, which refuse such a time."""
+
+
+async def _store_out_of_range(database_url: str, update: str) -> None:
+    """Run `update` as another program would, past 0018's triggers on SQLite."""
+    dropped = [] if "://" in database_url else _INSTANT_TRIGGERS
+    await plain_sql(database_url, *dropped, update)
+
 
 def _engine(database_url: str) -> str:
     return "postgres" if "://" in database_url else "sqlite"
@@ -76,7 +90,8 @@ async def test_results_listings_refuse_a_time_out_of_range_rather_than_skip_it(
     ]
     bad = saved[1].id
     text = OUT_OF_RANGE[_engine(database_url)][end]
-    await plain_sql(database_url, f"UPDATE test_results SET created_at = '{text}' WHERE id = {bad}")  # noqa: S608  # the test's own SQL
+    update = f"UPDATE test_results SET created_at = '{text}' WHERE id = {bad}"  # noqa: S608  # the test's own SQL
+    await _store_out_of_range(database_url, update)
     with pytest.raises(ValidationError, match=r"^stored row\.") as by_id:
         await get_result(db, bad or 0)
     reads: list[Callable[[], Awaitable[object]]] = [
@@ -129,7 +144,7 @@ async def test_file_listings_refuse_an_access_time_out_of_range_rather_than_skip
     bad = await _three_records(db)
     text = OUT_OF_RANGE[_engine(database_url)][end]
     update = f"UPDATE file_records SET accessed_at = '{text}' WHERE id = {bad}"  # noqa: S608  # the test's own SQL
-    await plain_sql(database_url, update)
+    await _store_out_of_range(database_url, update)
     await _refused_by_every_file_listing(db, bad)
 
 
@@ -164,7 +179,7 @@ async def test_run_listings_refuse_a_start_out_of_range_rather_than_skip_it(
     bad = saved[1].id or 0
     text = OUT_OF_RANGE[_engine(database_url)][end]
     update = f"UPDATE runs SET started_at = '{text}' WHERE id = {bad}"  # noqa: S608  # the test's own SQL
-    await plain_sql(database_url, update)
+    await _store_out_of_range(database_url, update)
     with pytest.raises(ValidationError, match=r"^stored row\.") as by_id:
         await get_run(db, bad)
     reads: list[Callable[[], Awaitable[object]]] = [
@@ -201,5 +216,5 @@ async def test_slowest_tests_count_a_result_out_of_range_alike_on_both_engines(
     ]
     text = OUT_OF_RANGE[_engine(database_url)][end]
     update = f"UPDATE test_results SET created_at = '{text}' WHERE id = {saved[1].id}"  # noqa: S608  # the test's own SQL
-    await plain_sql(database_url, update)
+    await _store_out_of_range(database_url, update)
     assert [slow.test_id for slow in await slowest_tests(db)] == ["t2", "t1", "t0"]

@@ -1,0 +1,7 @@
+-- Nothing to change on PostgreSQL: timestamptz holds an instant. It refuses a date or time
+-- that names none (`2026-02-30`, `2026-13-01`, the year 0, a minute of 60), and stores
+-- `24:00:00` and a second of 60 as the instant they reach, the next day's midnight and the
+-- next minute, compared as such. This file keeps the versions of both engines in step with
+-- SQLite's 0018, which refuses such a time in `test_results.created_at`, `runs.started_at` and
+-- `ended_at`, `file_records.created_at` and `accessed_at`, and `config_entries.updated_at`, and
+-- stops on one already stored.
