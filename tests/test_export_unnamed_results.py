@@ -80,14 +80,16 @@ async def test_test_ids_xml_cannot_hold_export_under_names_import_takes(
 ) -> None:
     """What XML cannot hold in an id is shown (`#x1B`), and the file still imports again.
 
-    Where showing it gives two cases one name, or a name past 1,024 bytes, the later one is
-    numbered or cut. `a[ESC]` and `a[#x1B]` were written alike, and an id of 800 bytes of
-    escapes grew past the 1,024 bytes of a test id: import refused each file.
+    Where showing it gives a case another's name, or a name past 1,024 bytes, the case whose
+    name changed is numbered and cut. `a[ESC]` and `a[#x1B]` were written alike, and an id of
+    800 bytes of escapes grew past the 1,024 bytes of a test id: import refused each file.
+    Ids that all cut to one name are numbered on, each past the one before.
     """
     run = await save_run(db, Run())
     assert run.id is not None
     long = "\x1b[0m" * 200  # 800 bytes, 1,400 once shown
     ids = ["a[\x1b]", "a[#x1B]", "b[\x01]", "b[\x02]", long, long + "x", "plain"]
+    ids += [f"t::{'x' * 1000}{chr(1) * 5}-{n}" for n in range(300)]  # each cut to one name
     for test_id in ids:
         await save_result(
             db,
@@ -104,3 +106,4 @@ async def test_test_ids_xml_cannot_hold_export_under_names_import_takes(
     assert {"a[#x1B]", "plain"} <= set(names)  # the ids it can hold are kept as they were
     assert all(len(name.encode()) <= 1024 for name in names)
     assert sum(name.startswith("#x1B[0m") for name in names) == 2  # the two long ones, cut
+    assert sum(name.startswith("t::xxx") for name in names) == 300

@@ -212,19 +212,21 @@ async def _case_names(results: list[TestResult]) -> list[str]:
     """Give each result the test id its case is written under, as import reads it back.
 
     A test id is written as it is, but for what XML cannot hold, shown as `#x1B`; one of no test
-    id under a name made up from its result's id. Where that gives two cases one name (`a[ESC]`
-    and `a[#x1B]`, or a test named `result-7`), or a name past the 1,024 bytes of a test id (an
-    id of many such characters grows), the later ones are numbered: import refused the file.
+    id under a name made up from its result's id. Where that gives a case the name of another
+    (`a[ESC]` shown as `a[#x1B]`, a test's own id), or a name past the 1,024 bytes of a test id
+    (an id of many such characters grows), the case whose name was made up or changed is
+    numbered (`-2`) and cut to fit: import refused the file.
     """
     shown = await map_in_slices(_shown_id, results)
     times = Counter(shown)
     taken = {name for name in shown if name is not None}  # not to be made up for another
+    numbers: dict[str, int] = {}  # the last number given each name: numbering never restarts
     names: list[str] = []
     for result, name in zip(results, shown, strict=True):
         if name is None:
-            names.append(_unused(f"result-{result.id}", taken))
+            names.append(_unused(f"result-{result.id}", taken, numbers))
         elif (times[name] > 1 and name != result.test_id) or _too_long(name):
-            names.append(_unused(name, taken))
+            names.append(_unused(name, taken, numbers))
         else:
             names.append(name)
         if len(names) % _NAMES_A_SLICE == 0:
@@ -245,13 +247,18 @@ def _too_long(name: str) -> bool:
     return len(name) * 4 > MAX_KEY_BYTES and len(name.encode()) > MAX_KEY_BYTES
 
 
-def _unused(name: str, taken: set[str]) -> str:
-    """Give `name`, or `name-2`, `name-3`...: the first no case has, cut to fit; take it."""
-    found, number = _cut(name, MAX_KEY_BYTES), 1
+def _unused(name: str, taken: set[str], numbers: dict[str, int]) -> str:
+    """Give `name`, or `name-2`, `name-3`...: the first no case has, cut to fit; take it.
+
+    `numbers` keeps the last number given each name, so that thousands of cases of one name
+    are numbered in one pass, not each from 2 again.
+    """
+    found, number = _cut(name, MAX_KEY_BYTES), numbers.get(name, 1)
     while found in taken:
         number += 1
         suffix = f"-{number}"
         found = _cut(name, MAX_KEY_BYTES - len(suffix)) + suffix
+    numbers[name] = number
     taken.add(found)
     return found
 
