@@ -501,7 +501,7 @@ def test_test_history_shows_a_run_of_id_zero_by_its_id(
 def test_a_file_argument_ending_in_a_separator_is_bad_usage(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """`--output out/` names a folder: exit 2, and nothing is written or replaced.
+    """`--output out/` (or `out/.`) names a folder: exit 2, nothing written or replaced.
 
     The slash was dropped: a file `out` was written, and `--output keep.txt/` replaced
     `keep.txt`, where `open` refuses either. The import, backup and restore files alike.
@@ -512,6 +512,8 @@ def test_a_file_argument_ending_in_a_separator_is_bad_usage(
     for command in (
         ["export", "1", "--output", f"{tmp_path}/out/"],
         ["export", "1", "--output", f"{kept}/"],
+        ["export", "1", "--output", f"{tmp_path}/out/."],
+        ["export", "1", "--output", "."],
         ["import", f"{kept}/"],
         ["backup", f"{tmp_path}/copy/"],
         ["restore", f"{kept}/"],
@@ -519,7 +521,7 @@ def test_a_file_argument_ending_in_a_separator_is_bad_usage(
         with pytest.raises(SystemExit) as usage:
             main([*command, *db])
         assert usage.value.code == 2
-        assert "ends in a separator, so names a folder: name a file" in capsys.readouterr().err
+        assert "names a folder, by its last part" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
     assert kept.read_text(encoding="utf-8") == "mine"
 

@@ -44,6 +44,7 @@ async def test_a_bad_host_or_port_option_is_refused_by_name(url: str, reason: st
         "postgresql://u@/db?port=",
         "postgresql://u@/db?host=%2Frun%2Fpostgresql,h2&port=5432,5433",
         "postgresql://u@/db?host=h1:5432",
+        "postgresql://u@/db?target_session_attrs=",
     ],
 )
 def test_host_and_port_options_the_driver_reads_are_taken(url: str) -> None:

@@ -123,14 +123,15 @@ def path_argument(text: str) -> Path:
 
 
 def file_argument(text: str) -> Path:
-    """Take a file argument, as `path_argument` does; one ending in a separator is refused.
+    """Take a file argument, as `path_argument` does; one that names a folder is refused.
 
-    `Path("out/")` is `out`: a file named so was written, or replaced, where the user named a
-    folder, which `open("out/")` refuses.
+    `Path("out/")` and `Path("out/.")` are `out`: a file named so was written, or replaced,
+    where the user named a folder, which `open("out/")` refuses.
     """
     path = path_argument(text)
-    if text.endswith(("/", os.sep)) or (os.altsep is not None and text.endswith(os.altsep)):
-        msg = f"{shown_path(text)} ends in a separator, so names a folder: name a file"
+    last = text.replace(os.altsep or os.sep, os.sep).rpartition(os.sep)[2]
+    if last in {"", ".", ".."}:  # `out/`, `out/.`: a folder, whatever the folder's name
+        msg = f"{shown_path(text)} names a folder, by its last part {last!r}: name a file"
         raise argparse.ArgumentTypeError(msg)
     return path
 

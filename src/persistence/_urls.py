@@ -220,7 +220,8 @@ def _check_session_attrs(url: str, options: list[str]) -> None:
     """
     given = [unquote(part.partition("=")[2]) for part in options]
     names = [unquote(part.partition("=")[0]) for part in options]
-    value = next((v for n, v in zip(names, given, strict=True) if n == _SESSION_ATTRS), None)
+    # A blank one the driver reads past, as it does every blank option.
+    value = next((v for n, v in zip(names, given, strict=True) if n == _SESSION_ATTRS and v), None)
     taken = ", ".join(_SESSION_ATTRS_TAKEN)
     if value is not None and value not in _SESSION_ATTRS_TAKEN:
         reason = f"its {_SESSION_ATTRS}= option must be one of {taken}, got {value!r:.80}"
