@@ -32,6 +32,7 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence.exceptions import CloseTimeoutError
 from persistence.sync import SyncRunner
 
 
@@ -165,6 +166,38 @@ def test_a_call_inside_a_transaction_is_cut_before_the_database_exits(database_u
     assert asyncio.run(stored()) is None
     if database_url.startswith("postgres"):
         assert asyncio.run(own_connections(database_url)) == 0
+
+
+def test_a_call_that_ignores_its_cancellation_keeps_no_manager_from_exiting() -> None:
+    """The close waits for the cancelled calls half its timeout, then exits the managers.
+
+    Waiting for the calls with no bound, one whose clean-up outlasted the timeout left every
+    entered manager unexited (a SQLite `-wal`, PostgreSQL connections open).
+    """
+    exited: list[str] = []
+    started = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def held() -> AsyncIterator[None]:
+        yield
+        exited.append("exited")
+
+    async def stubborn() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(5)  # a clean-up longer than the close's timeout
+
+    runner = SyncRunner()
+    runner.enter(held())
+    caller, raised = _in_a_thread(lambda: runner.call(stubborn))
+    assert started.wait(10)
+    with pytest.raises(CloseTimeoutError, match="stubborn still running"):
+        runner.close(timeout=1)
+    assert exited == ["exited"]
+    caller.join(10)
+    assert [type(error) for error in raised] == [CloseTimeoutError]
 
 
 def test_a_thread_given_the_closed_loops_id_is_told_the_runner_is_closed(

@@ -220,7 +220,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         """Do the close: exit `held` newest first, end the rest and stop, within `limit` s."""
         running: tuple[str, ...] | None = None
         try:
-            work = _close_all(held[::-1], self._calls, self._cut)
+            work = _close_all(held[::-1], self._calls, self._cut, limit / 2)
             self._wait(work, _CLOSING, deadline=time.monotonic() + limit)
         except _OverdueError:
             running = tuple(
@@ -438,14 +438,16 @@ async def _close_all(
     held: list[_Held],
     calls: weakref.WeakSet[asyncio.Task[Any]],
     cut: weakref.WeakSet[asyncio.Task[Any]],
+    calls_wait: float,
 ) -> None:
     """End the running `calls`, exit the entered managers in the order given, end the rest.
 
-    Each task the close cancels is added to `cut`.
+    Each task the close cancels is added to `cut`. The calls are waited for `calls_wait`
+    seconds at most: one that ignores its cancellation does not keep the managers unexited.
 
     The first error of an exit is raised once all that is done.
     """
-    await _end_tasks(list(calls), cut)
+    await _end_tasks(list(calls), cut, calls_wait)
     first: BaseException | None = None
     for item in held:
         item.leave.set()
@@ -471,16 +473,21 @@ async def _end_the_rest(cut: weakref.WeakSet[asyncio.Task[Any]]) -> None:
 
 
 async def _end_tasks(
-    tasks: Iterable[asyncio.Task[Any]], cut: weakref.WeakSet[asyncio.Task[Any]]
+    tasks: Iterable[asyncio.Task[Any]],
+    cut: weakref.WeakSet[asyncio.Task[Any]],
+    at_most: float | None = None,
 ) -> None:
     """Cancel `tasks` (but the close's own) and wait for them to end, adding each to `cut`.
 
     A task already cancelled (its caller was interrupted) is not cancelled again, which would
-    cut its clean-up short: it is only waited for.
+    cut its clean-up short: it is only waited for, `at_most` seconds if given.
     """
     current = asyncio.current_task()
     ending = [task for task in tasks if task is not current and not task.done()]
     for task in ending:
         if not task.cancelling() and task.cancel():
             cut.add(task)
-    await asyncio.gather(*ending, return_exceptions=True)
+    if ending and at_most is not None:
+        await asyncio.wait(ending, timeout=at_most)  # each caller reads its own outcome
+    else:
+        await asyncio.gather(*ending, return_exceptions=True)
