@@ -118,7 +118,9 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                     if self._stopping:
                         break
                 except (KeyboardInterrupt, SystemExit):  # raised by a call
-                    continue  # its task holds it for its caller; the loop goes on
+                    if self._stopping:  # the close's stop, in the same turn, is dropped
+                        break
+                    # Its task holds it for its caller; the loop goes on.
         finally:
             for task in asyncio.all_tasks(self._loop):  # left by a close that gave up on them
                 work = task.get_coro()
