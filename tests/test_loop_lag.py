@@ -23,6 +23,7 @@ from _lag import MAX_IMPORT_LAG, MAX_LAG, MAX_STATEMENT_LAG, assert_lag, held, w
 from bench.history import write_junit
 from persistence import (
     Database,
+    ReportError,
     Run,
     TestResult,
     TestStatus,
@@ -120,6 +121,32 @@ async def test_importing_a_junit_report_shares_the_loop(db: Database, tmp_path: 
         MAX_IMPORT_LAG, "the import", lambda: import_junit(db, report), collector=True
     )
     assert run.id is not None
+
+
+async def test_a_tag_that_hides_its_end_in_a_value_holds_the_loop_no_longer(
+    db: Database, tmp_path: Path
+) -> None:
+    """A `>` inside a value ends no tag: the pieces fed while a tag goes on stay small.
+
+    The count of a tag's attributes looks at the piece that may end it up to its first `>`: a
+    `>` in a value hid the attributes after it, and the piece, doubled up to a MiB, was parsed
+    with all of them in one call (53,000 attributes: 63 ms). Pieces stay at 64 KiB at most while
+    a tag goes on, so what the count misses fits in one.
+    """
+    head, end = '<testsuites pad="', "></testsuites>"
+    pad = "x" * ((1 << 19) + 8 - len(head))  # its `>` starts the piece that was doubled to 512 KiB
+    attributes = "".join(f' a{i}=""' for i in range(((1 << 19) - 11 - len(end)) // 10))
+    report = tmp_path / "report.xml"
+    report.write_bytes(f'{head}{pad}>"{attributes}{end}'.encode())
+
+    async def imported() -> object:
+        try:
+            return await import_junit(db, report)
+        except ReportError as refused:
+            return refused
+
+    outcome = await within(MAX_IMPORT_LAG, "the import", imported, collector=True)
+    assert isinstance(outcome, ReportError), outcome
 
 
 _EXPORTS: Final = {"junit": export_junit, "ctrf": export_ctrf, "jsonl": export_jsonl}

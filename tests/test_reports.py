@@ -248,7 +248,8 @@ async def test_the_limits_of_a_tag_hold_at_their_bounds_in_each_encoding(
     """A tag of 1,000 attributes, or of a little under 1 MiB, is read; one past either, refused.
 
     The piece that ended a long tag was not counted, so tags of up to about twice each limit
-    were read; in UTF-16, whose `="` the count did not see, no tag had too many attributes.
+    were read; in UTF-16, whose `="` the count did not see, no tag had too many attributes. A
+    character whose UTF-16 holds the byte of `<` or `>` (`ļ`) is no start or end of a tag.
     """
     size = 1 if encoding == "utf-8" else 2  # bytes a character here
 
@@ -271,6 +272,10 @@ async def test_the_limits_of_a_tag_hold_at_their_bounds_in_each_encoding(
         await import_junit(db, report(attributes(1_001)))
     with pytest.raises(ReportError, match=r":2: a tag or comment longer than 1 MiB"):
         await import_junit(db, report(long((1 << 20) + 4096)))
+    # In UTF-16, a value's characters may hold bytes that look like a tag's start or end.
+    marked = "<testsuite " + " ".join(f"a{i}='\u013c\u3e3c'" for i in range(2_000)) + ">"
+    with pytest.raises(ReportError, match=r":2: a tag of more than 1,000 attributes"):
+        await import_junit(db, report(marked))
 
 
 _IMPORTS: Final = {"junit": import_junit, "ctrf": import_ctrf, "jsonl": import_jsonl}

@@ -49,17 +49,18 @@ CHUNK_BYTES: Final = 1 << 20
 """How much of a report is read and parsed at a time."""
 _PIECE_BYTES: Final = 4096
 """How much of a chunk is parsed between two looks at the loop budget: well under 1 ms."""
+_OPEN_PIECE_BYTES: Final = 64 << 10
+"""The most fed at a time while a token goes on: the piece that ends it is parsed in the call
+that reads the whole token, so this bounds that call whatever the count below misses (a `>`
+inside a value, UTF-16's bytes): about 13,000 attributes, some 20 ms."""
 _TOKEN_BYTES: Final = 1 << 20
 """The longest tag (or comment) taken: expat reads one whole in one call, about 7 ms a MiB."""
 _TOKEN_ATTRIBUTES: Final = 1_000
 """The most attributes a tag may hold: expat makes each, about 1 us, in that same call."""
 _ATTRIBUTE: Final = re.compile(rb"=\s*[\"']")
 """An attribute's `="` within a tag, counted roughly: a piece may cut one in two."""
-_ATTRIBUTE_LE: Final = re.compile(rb"=\x00(?:[ \t\r\n]\x00)*[\"']\x00")
-_ATTRIBUTE_BE: Final = re.compile(rb"\x00=(?:\x00[ \t\r\n])*\x00[\"']")
-"""`_ATTRIBUTE` in UTF-16, whose `="` it does not see, by byte order."""
-_NOT_A_TAG: Final = (b"<!", b"<?", b"<\x00!", b"<\x00?")
-"""How a comment, CDATA or a processing instruction starts, in UTF-8 and in UTF-16."""
+_NOT_A_TAG: Final = (b"<!", b"<?")
+"""How a comment, CDATA or a processing instruction starts."""
 _CARRY: Final = 16
 """Bytes of a token's last piece kept, to count an `="` that the next piece ends."""
 _BATCH: Final = 10_000
@@ -352,13 +353,13 @@ def _read_as(head: bytes | bytearray) -> str | None:
     return None
 
 
-def _attribute_in(head: bytes | bytearray) -> re.Pattern[bytes]:
-    """Give `_ATTRIBUTE` in the report's encoding: UTF-16's, by its mark or its first `<`."""
+def _utf_16_in(head: bytes | bytearray) -> str | None:
+    """Name the report's UTF-16 byte order, by its mark or its first `<`, or None for no UTF-16."""
     if head.startswith((codecs.BOM_UTF16_LE, b"<\x00")):
-        return _ATTRIBUTE_LE
+        return "utf-16-le"
     if head.startswith((codecs.BOM_UTF16_BE, b"\x00<")):
-        return _ATTRIBUTE_BE
-    return _ATTRIBUTE
+        return "utf-16-be"
+    return None
 
 
 def _family(name: str) -> str | None:
@@ -409,7 +410,7 @@ async def import_junit(
             with stream:
                 chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
                 parser = _started(target, chunk)  # the first chunk: a whole declaration, if any
-                pieces.attribute = _attribute_in(chunk)
+                pieces.utf_16 = _utf_16_in(chunk)
                 while chunk:
                     held += chunk
                     while len(held) >= pieces.size:
@@ -445,16 +446,16 @@ class _Pieces:
     """Feed the parser what is read a piece at a time, looking at the loop budget between.
 
     Within one token that has not ended (a tag, a comment), expat scans it again from its
-    start at each feed: the pieces double until it ends, so that the scans add up to a few
-    times its length. A token past `_TOKEN_BYTES` or `_TOKEN_ATTRIBUTES` is refused, since the
-    one call that ends it would hold the loop for tens of milliseconds or more (an attribute
-    of 47 MB: 900 ms): the piece that may end it is looked at, up to its first `>`, before
-    it is fed.
+    start at each feed: the pieces double, up to `_OPEN_PIECE_BYTES`, until it ends. A token
+    past `_TOKEN_BYTES` or `_TOKEN_ATTRIBUTES` is refused, since the one call that ends it would
+    hold the loop for tens of milliseconds or more (an attribute of 47 MB: 900 ms): the piece
+    that may end it is looked at, up to its first `>`, before it is fed.
     """
 
     size: int = _PIECE_BYTES
-    attribute: re.Pattern[bytes] = _ATTRIBUTE
-    """An attribute's `="` in the report's encoding (`_attribute_in`)."""
+    utf_16: str | None = None
+    """The report's UTF-16 byte order: its pieces are looked at in UTF-8, whose `<`, `>` and
+    `="` are bytes of their own (in UTF-16, `ļ` holds the byte of `<`)."""
     token_size: int = 0  # fed of the token that has not ended
     token_attributes: int = 0
     token_a_tag: bool = True  # until a '<' inside it shows it is a comment (or CDATA, or a PI)
@@ -466,42 +467,54 @@ class _Pieces:
         expat = parser.parser
         before = expat.CurrentByteIndex
         piece = held[: self.size]
+        seen = piece if self.utf_16 is None else piece.decode(self.utf_16, "replace").encode()
+        scale = len(piece) / max(len(seen), 1)  # bytes of the report a byte looked at stands for
         if self.token_size:  # the token goes on at least to this piece's first '>'
-            end = piece.find(b">")
-            self._check(target, piece if end < 0 else piece[: end + 1], first=False, add=False)
+            end = seen.find(b">")
+            part = seen if end < 0 else seen[: end + 1]
+            self._check(target, part, round(len(part) * scale), first=False, add=False)
         _feed(parser, target, piece)
         del held[: self.size]
         if expat.CurrentByteIndex != before:
             self.size = _PIECE_BYTES
-            self._start(piece)
+            self._start(seen, scale)
             return
-        self.size *= 2
-        self._check(target, piece, first=not self.token_size, add=True)
+        self.size = min(self.size * 2, _OPEN_PIECE_BYTES)
+        self._check(target, seen, len(piece), first=not self.token_size, add=True)
 
-    def _start(self, piece: bytes | bytearray) -> None:
+    def _start(self, piece: bytes | bytearray, scale: float) -> None:
         """Count what `piece` holds of a token it leaves open, from its last `<`: none if closed."""
         last = piece.rfind(b"<")
         tail = piece[last:] if last >= 0 and b">" not in piece[last:] else b""
-        self.token_size, self.carry = len(tail), bytes(tail[-_CARRY:])
+        self.token_size, self.carry = round(len(tail) * scale), bytes(tail[-_CARRY:])
         self.token_a_tag = not tail.startswith(_NOT_A_TAG)
-        self.token_attributes = len(self.attribute.findall(tail)) if self.token_a_tag else 0
+        self.token_attributes = len(_ATTRIBUTE.findall(tail)) if self.token_a_tag else 0
 
     def _check(
-        self, target: _JUnitTarget, piece: bytes | bytearray, *, first: bool, add: bool
+        self,
+        target: _JUnitTarget,
+        piece: bytes | bytearray,
+        fed: int,
+        *,
+        first: bool,
+        add: bool,
     ) -> None:
-        """Count `piece` into the token (kept if `add`); refuse a token past the limits."""
+        """Count `piece`, `fed` bytes of the report, into the token (kept if `add`).
+
+        Refuse a token past the limits.
+        """
         # The token starts in its first piece, after that piece's last '<'. No '<' is in a tag
         # after it, so one in a later piece shows a comment, whose `="` are no attributes.
         start = piece[max(piece.rfind(b"<"), 0) :] if first else b""
         a_tag = self.token_a_tag and (
             not start.startswith(_NOT_A_TAG) if first else b"<" not in piece
         )
-        size = self.token_size + len(piece)
+        size = self.token_size + fed
         attributes = self.token_attributes
         if a_tag and first:
-            attributes += len(self.attribute.findall(start))
+            attributes += len(_ATTRIBUTE.findall(start))
         elif a_tag:  # those the carry ends too, less those it holds alone
-            found = self.attribute.findall
+            found = _ATTRIBUTE.findall
             attributes += len(found(self.carry + piece)) - len(found(self.carry))
         if add:
             self.token_a_tag, self.token_size, self.token_attributes = a_tag, size, attributes
