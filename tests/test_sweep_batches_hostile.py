@@ -343,7 +343,7 @@ async def test_two_sweeping_processes_and_a_keeper_lose_no_named_file(
         for sweeper in sweepers:
             assert sweeper.stdout is not None
             assert await asyncio.to_thread(sweeper.stdout.readline) == "ready\n"
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 1.0  # the sweepers spin meanwhile: a second of it
         number = 0
         while time.monotonic() < deadline:
             data = b"kept %d\n" % number
