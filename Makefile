@@ -73,7 +73,7 @@ check-generated: $(STAMP)
 ## that runs the command line as the user nobody needs.
 TEST_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm,$(or $(TMPDIR),/tmp))
 pytest: $(STAMP) pgbouncer
-	@tmp=$$(mktemp -d "$(TEST_TMP)/persistence-tests.XXXXXX") && chmod 755 "$$tmp" && \
+	@tmp=$$(mktemp -d "$(TEST_TMP)/pt.XXXXXX") && chmod 755 "$$tmp" && \
 	trap 'rm -rf "$$tmp"' EXIT && \
 	echo "TMPDIR=$$tmp" && \
 	TMPDIR="$$tmp" $(BIN)/pytest -n 4 -m 'not timed' --dist worksteal && \

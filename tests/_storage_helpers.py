@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +26,24 @@ Operation = Callable[[Storage, str], Awaitable[object]]
 
 PARTIAL = ".x.txt.0123456789abcdef.storage-partial"
 DAY = 24 * 3600
+
+
+def bound_socket(path: Path) -> socket.socket:
+    """Give a Unix socket bound at `path`, however long: through its folder's descriptor.
+
+    A socket's address holds 107 bytes at most, which a test's folder may pass (under a long
+    $TMPDIR); /proc/self/fd/N names the folder in a few.
+    """
+    server = socket.socket(socket.AF_UNIX)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        server.bind(f"/proc/self/fd/{folder}/{path.name}")
+    except BaseException:
+        server.close()
+        raise
+    finally:
+        os.close(folder)
+    return server
 
 
 def sha256(data: bytes) -> str:

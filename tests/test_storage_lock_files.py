@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _storage_helpers import bound_socket
 from persistence._files.locks import stripe_of
 from persistence.exceptions import NotAFileError
 from persistence.storage import Storage, read_bytes, write_bytes
@@ -21,8 +21,7 @@ BOUND = 3.0
 
 
 def _socket(path: Path, stack: ExitStack) -> None:
-    server = stack.enter_context(socket.socket(socket.AF_UNIX))
-    server.bind(str(path))
+    stack.enter_context(bound_socket(path))
 
 
 PLANTS: dict[str, tuple[Callable[[Path, ExitStack], None], str]] = {

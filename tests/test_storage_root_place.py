@@ -3,11 +3,11 @@
 import asyncio
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
 
+from _storage_helpers import bound_socket
 from persistence.exceptions import StorageError
 from persistence.storage import open_storage
 
@@ -18,8 +18,7 @@ def _plant(place: Path, kind: str) -> None:
     elif kind == "fifo":
         os.mkfifo(place)
     elif kind == "socket":
-        with socket.socket(socket.AF_UNIX) as server:
-            server.bind(str(place))
+        bound_socket(place).close()
     else:
         place.symlink_to(place.parent / "nowhere")
 
