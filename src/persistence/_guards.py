@@ -63,6 +63,8 @@ def text_problem(value: str) -> str | None:
 
 def key_length_problem(value: str) -> str | None:
     """Say why `value` is too long to be an indexed key (section, key or path), or None."""
+    if len(value) * 4 <= MAX_KEY_BYTES:  # no character takes more than 4 bytes
+        return None
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
         return f"must be at most {MAX_KEY_BYTES} bytes in UTF-8, got {size}"

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
-from persistence._guards import MAX_KEY_BYTES
+from persistence._guards import MAX_KEY_BYTES, key_length_problem
 from persistence._loop import (
     TEXT_PIECE,
     drop_in_slices,
@@ -225,7 +225,7 @@ async def _case_names(results: list[TestResult]) -> list[str]:
     for result, name in zip(results, shown, strict=True):
         if name is None:
             names.append(_unused(f"result-{result.id}", taken, numbers))
-        elif (times[name] > 1 and name != result.test_id) or _too_long(name):
+        elif (times[name] > 1 and name != result.test_id) or key_length_problem(name) is not None:
             names.append(_unused(name, taken, numbers))
         else:
             names.append(name)
@@ -241,10 +241,6 @@ _NAMES_A_SLICE: Final = 1_000
 def _shown_id(result: TestResult) -> str | None:
     """Give a result's test id as its case holds it: what XML cannot hold shown as `#x1B`."""
     return None if result.test_id is None else _NOT_XML.sub(_shown, result.test_id)
-
-
-def _too_long(name: str) -> bool:
-    return len(name) * 4 > MAX_KEY_BYTES and len(name.encode()) > MAX_KEY_BYTES
 
 
 def _unused(name: str, taken: set[str], numbers: dict[str, int]) -> str:
