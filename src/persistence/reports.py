@@ -96,6 +96,8 @@ _MARKS: Final = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+_UNMARKED_UTF_16: Final = {b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}
+"""A report in UTF-16 without a mark, by its first `<`, as expat finds its byte order."""
 
 
 @attrs.define
@@ -337,7 +339,7 @@ def _read_as(head: bytes | bytearray) -> str | None:
     A mark and a name that disagree are a ValueError: expat took a UTF-8 mark's file as in the
     single-byte encoding declared, and `été` came in as `Ã©tÃ©`.
     """
-    mark = next((codec for bom, codec in _MARKS if head.startswith(bom)), None)
+    mark = _mark_of(head)
     text = bytes(head[:_DECLARATION_BYTES]).decode(mark or "latin-1", "replace")
     found = _DECLARATION.match(text.removeprefix("\ufeff"))
     family = _family(found["name"]) if found else None
@@ -353,13 +355,15 @@ def _read_as(head: bytes | bytearray) -> str | None:
     return None
 
 
+def _mark_of(head: bytes | bytearray) -> str | None:
+    """Name the encoding that a report's byte order mark says, or None without one."""
+    return next((codec for bom, codec in _MARKS if head.startswith(bom)), None)
+
+
 def _utf_16_in(head: bytes | bytearray) -> str | None:
     """Name the report's UTF-16 byte order, by its mark or its first `<`, or None for no UTF-16."""
-    if head.startswith((codecs.BOM_UTF16_LE, b"<\x00")):
-        return "utf-16-le"
-    if head.startswith((codecs.BOM_UTF16_BE, b"\x00<")):
-        return "utf-16-be"
-    return None
+    order = _mark_of(head) or _UNMARKED_UTF_16.get(bytes(head[:2]))
+    return order if order in {"utf-16-le", "utf-16-be"} else None
 
 
 def _family(name: str) -> str | None:
