@@ -140,9 +140,13 @@ def _check_postgres_url(url: str) -> None:
         raise _bad_url(url, "it has a query option without a name ('=...'): name it, or drop it")
     _check_repeats(url, options)
     _check_given_in_both(url, head, options)
+    given: dict[str, str] = {}  # each option's value, decoded; a blank one the driver reads past
     for part in options:
-        _check_host_option(url, *map(unquote, part.partition("=")[::2]))
-    _check_session_attrs(url, options)
+        name, value = map(unquote, part.partition("=")[::2])
+        _check_host_option(url, name, value)
+        if value:
+            given[name] = value
+    _check_session_attrs(url, given.get(_SESSION_ATTRS))
 
 
 def _check_repeats(url: str, options: list[str]) -> None:
@@ -213,15 +217,11 @@ def _check_host_option(url: str, name: str, value: str) -> None:
         raise _bad_url(url, reason)
 
 
-def _check_session_attrs(url: str, options: list[str]) -> None:
+def _check_session_attrs(url: str, value: str | None) -> None:
     """Refuse a `target_session_attrs` (option, else `$PGTARGETSESSIONATTRS`) the driver lacks.
 
     asyncpg's own refusal named a method object where it meant to list the values.
     """
-    given = [unquote(part.partition("=")[2]) for part in options]
-    names = [unquote(part.partition("=")[0]) for part in options]
-    # A blank one the driver reads past, as it does every blank option.
-    value = next((v for n, v in zip(names, given, strict=True) if n == _SESSION_ATTRS and v), None)
     taken = ", ".join(_SESSION_ATTRS_TAKEN)
     if value is not None and value not in _SESSION_ATTRS_TAKEN:
         reason = f"its {_SESSION_ATTRS}= option must be one of {taken}, got {value!r:.80}"
