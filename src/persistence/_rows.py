@@ -264,8 +264,11 @@ async def saved_params(model: _M, params_of: _ParamsOf[_M, _P], metadata: JsonOb
     a run of items at a time (`encoded_ahead`), in the thread.
     """
     params = params_now(model, params_of, metadata)
-    if params is not None:
-        return params
+    return params if params is not None else await params_off_loop(model, params_of)
+
+
+async def params_off_loop(model: _M, params_of: _ParamsOf[_M, _P]) -> _P:
+    """Give `params_of(model)` from a worker thread, its metadata checked in full and encoded."""
     return await off_loop(functools.partial(params_of, model, ahead=True))
 
 

@@ -43,7 +43,14 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import params_now, result_from_row, result_params, saved_params, with_id
+from persistence._rows import (
+    params_now,
+    params_off_loop,
+    result_from_row,
+    result_params,
+    saved_params,
+    with_id,
+)
 from persistence.database import Database, transaction
 from persistence.exceptions import ConflictError, NotFoundError, ValidationError
 from persistence.models import TestResult, TestStatus, TestType, as_test_status, as_test_type
@@ -305,10 +312,8 @@ async def save_results(db: Database, results: Iterable[TestResult]) -> int:
         if result.run_id is not None and result.test_id is not None:
             _not_repeated(first_of, (result.run_id, result.test_id), index)
         now = params_now(result, result_params, result.metadata)
-        # Else large, or to be looked at closely: in a worker thread.
-        rows.append(
-            now if now is not None else await saved_params(result, result_params, result.metadata)
-        )
+        # Else large, or to be looked at closely: in a worker thread, not looked at again here.
+        rows.append(now if now is not None else await params_off_loop(result, result_params))
     count = len(rows)
     if rows:
         await run_query(db, lambda conn: db.queries.insert_test_results(conn, rows))
