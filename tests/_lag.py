@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import gc
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 import attrs
 
 from _test_databases import LAG_LOCK_VARIABLE, lag_lock
 from bench._lag import LagProbe
 from persistence._interface import JsonObject
+from persistence._paging import Page
 
 MAX_LAG: Final = float(os.environ.get("TEST_MAX_LOOP_LAG", "0.1"))
 """The longest the loop may be held during one workload, in seconds."""
@@ -36,6 +38,7 @@ MAX_IMPORT_LAG: Final = float(os.environ.get("TEST_MAX_IMPORT_LAG", "0.05"))
 on a quiet machine; the fault it guards held it over 100 ms."""
 
 _T = TypeVar("_T")
+_C = TypeVar("_C")
 
 LOCK_VARIABLE: Final = LAG_LOCK_VARIABLE
 """Names the file whose lock each measurement holds: `pytest -n 2` runs the timed tests on two
@@ -107,6 +110,24 @@ async def within(
     measured = await held(work, collector=collector)
     assert_lag(operation, measured.lag, bound, measured.took)
     return measured.outcome
+
+
+class PageReader(Protocol[_T, _C]):
+    """A listing's read of one page: `list_results` and the others, their arguments but `after`."""
+
+    def __call__(self, *, after: _C | None) -> Awaitable[Page[_T, _C]]: ...
+
+
+async def every_page_within(bound: float, operation: str, read: PageReader[_T, _C]) -> list[_T]:
+    """Read a listing page by page, each page within `bound`: all their items."""
+    items: list[_T] = []
+    cursor: _C | None = None
+    while True:
+        page = await within(bound, operation, functools.partial(read, after=cursor))
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return items
 
 
 HUGE_CONFIG_KEYS: Final = 18_000

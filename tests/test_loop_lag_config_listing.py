@@ -18,7 +18,7 @@ from typing import Final
 
 import pytest
 
-from _lag import MAX_LAG, huge_config, within
+from _lag import MAX_LAG, every_page_within, huge_config, within
 from persistence import (
     ConfigEntry,
     ConfigEntryFilter,
@@ -89,19 +89,8 @@ async def test_pages_of_config_entries_with_huge_ones_share_the_loop(db: Databas
     """
     values = await _store(db)
     for limit in (1, 2, 100):
-        entries: list[ConfigEntry] = []
-        cursor = None
-        while True:
-            page = await within(
-                MAX_LAG,
-                f"a page of {limit}",
-                functools.partial(list_config_entries, db, limit=limit, after=cursor),
-            )
-            entries += page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        _check(entries, values)
+        read = functools.partial(list_config_entries, db, None, limit=limit)
+        _check(await every_page_within(MAX_LAG, f"a page of {limit}", read), values)
 
 
 async def test_a_memory_cache_miss_of_every_config_entry_with_huge_ones_shares_the_loop(

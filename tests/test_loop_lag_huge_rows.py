@@ -18,7 +18,7 @@ from typing import Final
 
 import pytest
 
-from _lag import HUGE_METADATA_KEYS, MAX_LAG, huge_metadata, within
+from _lag import HUGE_METADATA_KEYS, MAX_LAG, every_page_within, huge_metadata, within
 from persistence import (
     Database,
     ResultFilter,
@@ -99,19 +99,8 @@ async def test_pages_of_results_with_huge_ones_share_the_loop(db: Database) -> N
     """
     await _store(db)
     for limit in (1, 2, 100):
-        results: list[TestResult] = []
-        cursor = None
-        while True:
-            page = await within(
-                MAX_LAG,
-                f"a page of {limit}",
-                functools.partial(list_results, db, limit=limit, after=cursor),
-            )
-            results += page.items
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        _check(results)
+        read = functools.partial(list_results, db, None, limit=limit)
+        _check(await every_page_within(MAX_LAG, f"a page of {limit}", read))
 
 
 async def test_a_test_history_with_huge_results_shares_the_loop(db: Database) -> None:
