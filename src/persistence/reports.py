@@ -96,8 +96,7 @@ _MARKS: Final = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_UNMARKED_UTF_16: Final = {b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}
-"""A report in UTF-16 without a mark, by its first `<`, as expat finds its byte order."""
+_UNMARKED_UTF_16: Final = {b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}  # by the first `<`
 
 
 @attrs.define
