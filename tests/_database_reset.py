@@ -11,8 +11,13 @@ test, when it provably holds what a fresh copy holds:
 - no connection, prepared transaction or replication slot is left on it;
 - after the reset, each table's rows and each sequence's state are a fresh copy's.
 
-Anything else, and it is dropped instead. The reset runs with triggers off
-(`session_replication_role = replica`), so no trigger of the schema writes while it restores.
+A copy of a template that holds no object of its own (template0, which most tests migrate
+themselves) is wiped first: every schema but `public` dropped, and every table, sequence,
+routine and type in `public`. It is reused when its catalogs are then a fresh copy's.
+
+Anything else, and it is dropped instead. The reset and the wipe run with triggers off
+(`session_replication_role = replica`, which holds back event triggers too), so no trigger of
+the schema writes while it restores.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class Reference:
     tables: tuple[Table, ...]
     data: tuple[str, ...]
     sequences: tuple[tuple[str, int | None, int], ...]
+    empty: bool
+    """Whether a fresh copy holds no schema but the system's and `public`, and nothing in it:
+    then a used copy may be wiped, and reused when its catalogs are a fresh copy's again."""
 
 
 def _quoted(identifier: str) -> str:
@@ -81,6 +89,55 @@ WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 ORDER BY n.nspname, c.relname
 """
+
+_OWN_OBJECTS = """
+SELECT (SELECT count(*) FROM pg_namespace n
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+          AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)')
+     + (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+     + (SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace)
+     + (SELECT count(*) FROM pg_type WHERE typnamespace = 'public'::regnamespace)
+"""
+
+_WIPE = """
+DO $$
+DECLARE
+    statement text;
+BEGIN
+    -- Every statement is written before the first runs: a name read after a drop could be
+    -- an object's bare number, which no statement takes.
+    FOREACH statement IN ARRAY ARRAY(
+        SELECT drop FROM (
+            SELECT 1, format('DROP SCHEMA IF EXISTS %I CASCADE', n.nspname) FROM pg_namespace n
+            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+              AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+            UNION ALL
+            -- Tables before sequences: a table takes its columns' sequences with it.
+            SELECT CASE c.relkind WHEN 'S' THEN 3 WHEN 'c' THEN 3 ELSE 2 END,
+                format('DROP %s IF EXISTS %s CASCADE',
+                    CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                        WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE'
+                        WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END,
+                    c.oid::regclass)
+            FROM pg_class c
+            WHERE c.relnamespace = 'public'::regnamespace
+              AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+            UNION ALL
+            SELECT 4, format('DROP ROUTINE IF EXISTS %s CASCADE', p.oid::regprocedure)
+            FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+            UNION ALL
+            SELECT 5, format('DROP TYPE IF EXISTS %s CASCADE', t.oid::regtype) FROM pg_type t
+            WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('d', 'e', 'r')
+        ) AS drops (turn, drop)
+        ORDER BY turn
+    )
+    LOOP
+        EXECUTE statement;
+    END LOOP;
+END $$
+"""
+"""Drops what a test made in a copy of an empty template. Whatever it misses, or a change to
+the template's own rows, leaves the catalogs unlike a fresh copy's, and the copy is dropped."""
 
 _SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value, start_value FROM pg_sequences
@@ -158,12 +215,13 @@ async def reference(admin_url: str, url: str, name: str) -> Reference:
                 tables.append(Table(quoted, schema, relation, rows))
             data = await _data_hashes(connection, tables)
             sequences = await _sequences(connection)
+            empty = await connection.fetchval(_OWN_OBJECTS) == 0
         finally:
             await connection.close()
         await _no_connection_left(admin, name)
     finally:
         await admin.close()
-    return Reference(database, catalogs, tuple(tables), data, sequences)
+    return Reference(database, catalogs, tuple(tables), data, sequences, empty)
 
 
 async def _no_connection_left(admin: asyncpg.Connection, name: str) -> bool:
@@ -225,6 +283,11 @@ async def _reset_inside(url: str, ref: Reference) -> str | None:
     connection = await asyncpg.connect(url, timeout=10)
     try:
         catalogs = await _catalog_marks(connection)
+        if catalogs != ref.catalogs and ref.empty:
+            async with connection.transaction():
+                await connection.execute("SET LOCAL session_replication_role = replica")
+                await connection.execute(_WIPE)
+            catalogs = await _catalog_marks(connection)
         if catalogs != ref.catalogs:
             changed = sorted({name for name, _ in set(catalogs) ^ set(ref.catalogs)})
             return f"its catalogs differ: {', '.join(changed)}"

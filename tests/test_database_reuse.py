@@ -17,6 +17,7 @@ import pytest
 
 from _test_databases import REUSE_VARIABLE, DatabaseService
 from conftest import with_database
+from persistence import connect, migrate
 from test_test_databases import existing, log, logged
 
 __all__ = ["log"]  # the fixture, for this module's tests
@@ -231,3 +232,75 @@ def test_with_reuse_off_every_database_given_back_is_dropped(
         failures = service.close()
     assert failures == []
     assert not [line for line in log.read_text(encoding="utf-8").splitlines() if "reset" in line]
+
+
+async def _migrated_with_more(url: str) -> None:
+    async with connect(url) as db:
+        await migrate(db)
+    await _run(
+        url,
+        "CREATE SCHEMA other",
+        "CREATE TABLE other.kept (x int)",
+        "CREATE TYPE mood AS ENUM ('a', 'b')",
+        "CREATE DOMAIN small AS int CHECK (VALUE < 10)",
+        "CREATE TYPE pair AS (a int, b int)",
+        "CREATE SEQUENCE loose",
+        "CREATE VIEW recent AS SELECT * FROM runs",
+        "CREATE MATERIALIZED VIEW counted AS SELECT count(*) FROM runs",
+        "CREATE PROCEDURE nothing() LANGUAGE sql AS 'SELECT 1'",
+        "CREATE FUNCTION \"odd name\"(mood) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "INSERT INTO runs (started_at) VALUES (now())",
+    )
+
+
+async def _own_objects(url: str) -> list[str]:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        rows = await connection.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT IN"
+            " ('pg_catalog', 'information_schema', 'public') AND nspname !~ '^pg_toast'"
+            " UNION ALL SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+            " UNION ALL SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace"
+        )
+    finally:
+        await connection.close()
+    return sorted(str(name) for (name,) in rows)
+
+
+def test_an_empty_database_migrated_by_its_test_is_wiped_and_reused(
+    postgres_admin: str, service: DatabaseService, log: Path
+) -> None:
+    """A copy of template0 that its test migrated, and filled with more: back to empty."""
+    name = service.take("template0")
+    url = with_database(postgres_admin, name)
+    asyncio.run(_migrated_with_more(url))
+    assert len(asyncio.run(_own_objects(url))) > 40
+    service.give(name)
+    assert outcome(log, name) == f"reset {name}"
+    assert service.take("template0") == name
+    assert asyncio.run(_own_objects(url)) == []
+    service.give(name)
+
+
+EMPTY_TEMPLATE_CHANGES = {
+    "a large object": "SELECT lo_create(0)",
+    "a grant on the public schema": "GRANT CREATE ON SCHEMA public TO PUBLIC",
+    "a comment on the public schema": "COMMENT ON SCHEMA public IS 'changed'",
+    "a cast": "CREATE CAST (date AS bool) WITH INOUT",
+}
+
+
+@pytest.mark.parametrize("change", EMPTY_TEMPLATE_CHANGES.values(), ids=EMPTY_TEMPLATE_CHANGES)
+def test_an_empty_database_that_the_wipe_cannot_bring_back_is_dropped(
+    postgres_admin: str, service: DatabaseService, log: Path, change: str
+) -> None:
+    """What no drop of the public schema's objects undoes: dropped, as any other change."""
+    name = service.take("template0")
+    url = with_database(postgres_admin, name)
+    asyncio.run(_migrated_with_more(url))
+    asyncio.run(_run(url, change))
+    service.give(name)
+    assert outcome(log, name).startswith(f"not reset {name}: its catalogs differ")
+    assert another(service, "template0", name)
+    assert gone(postgres_admin, log, name)
