@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -92,6 +93,49 @@ def test_the_32_word_query_reads_only_the_start_of_a_long_text(
     snippet = snippet_of(_result("a " * 8000), parse_search(" ".join(["a"] * 32)).terms)
     assert snippet.marked().startswith("[a] [a] [a]")
     assert work.looked < 200
+
+
+class _Reading:
+    """A word pattern that counts the characters its matches span, for a look at the work."""
+
+    def __init__(self, pattern: re.Pattern[str], spanned: list[int]) -> None:
+        self._pattern, self._spanned = pattern, spanned
+
+    def _counted(self, match: re.Match[str] | None) -> re.Match[str] | None:
+        if match is not None:
+            self._spanned.append(match.end() - match.start())
+        return match
+
+    def match(self, text: str, *bounds: int) -> re.Match[str] | None:
+        return self._counted(self._pattern.match(text, *bounds))
+
+    def search(self, text: str, *bounds: int) -> re.Match[str] | None:
+        return self._counted(self._pattern.search(text, *bounds))
+
+    def finditer(self, text: str, *bounds: int) -> Iterator[re.Match[str]]:
+        for match in self._pattern.finditer(text, *bounds):
+            self._counted(match)
+            yield match
+
+
+@pytest.mark.parametrize("letter", ["a", "测", "ж"])
+def test_a_word_of_megabytes_past_the_index_is_not_read_to_its_end(
+    monkeypatch: pytest.MonkeyPatch, letter: str
+) -> None:
+    """CJK output has no spaces: one word of 2 M characters, of which the index holds 16,000.
+
+    Its snippet read the whole word to learn that it went on past the limit, 0.2 s a megabyte
+    on the loop.
+    """
+    spanned: list[int] = []
+    monkeypatch.setattr(
+        snippets, "word_pattern", lambda text: _Reading(word_pattern(text), spanned)
+    )
+    output = "wrong " + letter * 2_000_000
+    snippet = snippet_of(_result(output), parse_search("wrong").terms)
+    assert snippet.marked().startswith("[wrong]")
+    assert spanned, "the snippet reads words through the pattern"
+    assert sum(spanned) <= 4 * INDEXED_CHARS
 
 
 def _ground_truth(text: str, terms: tuple[SearchTerm, ...]) -> bool:
