@@ -20,10 +20,12 @@ from persistence._database_value import (
     Frame,
     announce,
     check_usable,
+    entered_once,
 )
 from persistence._driver_errors import raise_translated, translate_errors, translated
 
 
+@entered_once
 @contextlib.asynccontextmanager
 async def transaction(db: Database) -> AsyncIterator[Database]:
     """Group calls: commit when the block ends, roll back on any error.
@@ -58,6 +60,7 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
         announce(db._watchers, top.written if top is not None else set())  # noqa: SLF001
 
 
+@entered_once
 @contextlib.asynccontextmanager
 async def read_snapshot(db: Database) -> AsyncIterator[Database]:
     """Give a `db` whose reads in the block all see the state committed when it began.

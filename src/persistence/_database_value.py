@@ -7,9 +7,12 @@ run where it is made (not on a block that ended, nor the outer database inside i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -25,6 +28,55 @@ _OUTER_IN_BLOCK: Final = (
     "that transaction() gave, or its calls would escape the block's rollback or wait "
     "for the block forever"
 )
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def entered_again(name: str) -> DatabaseError:
+    """Give the error of a second `async with` on one value of `name(...)`: it opens one block."""
+    return DatabaseError(
+        f"this {name}(...) was entered already: call {name}(...) again for each `async with`"
+    )
+
+
+class _EnteredOnce(contextlib.AbstractAsyncContextManager[_T]):
+    """A block that refuses a second entry, naming its function.
+
+    contextlib's raised a bare AttributeError, and a loan entered twice lost its first connection.
+    """
+
+    __slots__ = ("_block", "_entered", "_name")
+
+    def __init__(self, block: contextlib.AbstractAsyncContextManager[_T], name: str) -> None:
+        self._block, self._name, self._entered = block, name, False
+
+    async def __aenter__(self) -> _T:
+        if self._entered:
+            raise entered_again(self._name)
+        self._entered = True
+        return await self._block.__aenter__()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._block.__aexit__(kind, error, traceback)
+
+
+def entered_once(
+    make: Callable[_P, contextlib.AbstractAsyncContextManager[_T]],
+) -> Callable[_P, contextlib.AbstractAsyncContextManager[_T]]:
+    """Make `make`'s blocks refuse a second `async with`, naming `make`."""
+
+    @functools.wraps(make)
+    def once(*args: _P.args, **kwargs: _P.kwargs) -> contextlib.AbstractAsyncContextManager[_T]:
+        return _EnteredOnce(make(*args, **kwargs), make.__name__)
+
+    return once
 
 
 WriteWatcher = Callable[[frozenset[str]], None]

@@ -17,6 +17,7 @@ from persistence._database_value import (
     OPEN_BLOCKS,
     Database,
     announce,
+    entered_again,
     refuse_outer,
     require_database,
 )
@@ -32,7 +33,16 @@ _T = TypeVar("_T")
 class _Lent:
     """The context of `connection()`: a class, since it runs once per call."""
 
-    __slots__ = ("_backend", "_database", "_frame", "_lent", "_recording", "_watchers", "_written")
+    __slots__ = (
+        "_backend",
+        "_database",
+        "_entered",
+        "_frame",
+        "_lent",
+        "_recording",
+        "_watchers",
+        "_written",
+    )
 
     def __init__(self, db: Database) -> None:
         self._backend = require_database(db)._backend  # noqa: SLF001
@@ -42,8 +52,12 @@ class _Lent:
         self._lent: contextlib.AbstractAsyncContextManager[Connection] | None = None
         self._written: set[str] = set() if self._frame is None else self._frame.written
         self._recording: contextvars.Token[set[str] | None] | None = None
+        self._entered = False
 
     async def __aenter__(self) -> Connection:
+        if self._entered:  # a second loan would take the place of the first, never given back
+            raise entered_again("connection")
+        self._entered = True
         self._recording = WRITTEN.set(self._written)
         try:
             frame = self._frame

@@ -19,6 +19,7 @@ from typing import Final, Literal, TypeVar
 import attrs
 
 from persistence._backend import Engine
+from persistence._database_value import entered_once
 from persistence._files.tree import check_root, root_place_problem
 from persistence._guards import argument, at_least
 from persistence._tracing import Tracing, slow_threshold
@@ -70,6 +71,7 @@ class Persistence:
     artifacts: ArtifactCache
 
 
+@entered_once
 @contextlib.asynccontextmanager
 async def open_persistence(  # every part is the caller's to choose
     database: str | os.PathLike[str] | None = None,

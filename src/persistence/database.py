@@ -15,7 +15,13 @@ from typing import Final, ParamSpec
 from persistence._backend import Backend, Engine, ScriptStatement
 from persistence._blocks import read_snapshot as read_snapshot  # noqa: PLC0414  # re-exported
 from persistence._blocks import transaction
-from persistence._database_value import Database, refuse_outer, require_database, watch_writes
+from persistence._database_value import (
+    Database,
+    entered_once,
+    refuse_outer,
+    require_database,
+    watch_writes,
+)
 from persistence._guards import argument, at_least, seconds
 from persistence._loans import connection
 from persistence._postgres import open_postgres, split_postgres
@@ -165,6 +171,7 @@ def _for_a_block(
 ) -> Callable[_P, contextlib.AbstractAsyncContextManager[Database]]:
     """Make `connect` of `open_database`: the same arguments, checked alike by type checkers."""
 
+    @entered_once
     @contextlib.asynccontextmanager
     async def connect(*args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[Database]:
         """Open a database for the length of an `async with` block; see `open_database`."""
