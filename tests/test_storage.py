@@ -144,12 +144,16 @@ async def test_undecodable_text_is_a_storage_error(storage: Storage) -> None:
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
 
 
-async def test_unencodable_text_is_a_storage_error_and_writes_nothing(storage: Storage) -> None:
-    """Text the encoding cannot hold is refused before the file is touched."""
-    with pytest.raises(StorageError, match=r"ascii\.txt") as caught:
-        await write_text(storage, "ascii.txt", "café", encoding="ascii")
-    assert isinstance(caught.value.__cause__, UnicodeEncodeError)
-    assert not (storage.root / "ascii.txt").exists()
+@pytest.mark.parametrize(("text", "encoding"), [("café", "ascii"), ("a\udc80", "utf-8")])
+async def test_unencodable_text_is_a_validation_error_and_writes_nothing(
+    storage: Storage, text: str, encoding: str
+) -> None:
+    """Text the encoding cannot hold is a bad argument, refused before any folder or file."""
+    with pytest.raises(
+        ValidationError, match=rf"write_text\.text: cannot be written in '{encoding}'"
+    ):
+        await write_text(storage, "new/deep/out.txt", text, encoding=encoding)
+    assert not (storage.root / "new").exists()
 
 
 @pytest.mark.parametrize("encoding", ["no-such-codec", "rot13", "base64", "undefined", "utf-8\0"])

@@ -259,8 +259,12 @@ async def write_text(
     encoding = _encoding("write_text", encoding)
 
     def encode(raw: str) -> bytes:
-        with storage_errors(raw):
+        del raw  # the text is at fault, not the file: refused before the file is touched
+        try:
             return text.encode(encoding)
+        except UnicodeEncodeError as error:
+            reason = f"cannot be written in {encoding!r}: {error.reason} at {error.start}"
+            raise ValidationError("write_text", "text", reason) from None
 
     stage = functools.partial(content.stage_write, data=encode)
     return await _change("write_text", storage, track, stage, _record, path)
