@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import asyncpg
 import pytest
 
 import persistence._transfer as transfer
@@ -19,7 +22,16 @@ from _backup_helpers import (
     names,
     run,
 )
-from persistence import DatabaseError, ValidationError, all_results, connect, migrate, set_config
+from persistence import (
+    DatabaseError,
+    FileRecord,
+    ValidationError,
+    all_results,
+    connect,
+    migrate,
+    save_file_record,
+    set_config,
+)
 from persistence.__main__ import main
 from persistence._database_value import backend_of
 from persistence.backup import backup_database, copy_database, restore_database
@@ -264,3 +276,47 @@ async def test_a_backup_into_a_folder_that_takes_no_file_names_the_backup(
     with pytest.raises(OSError, match=r"/proc/self/backup\.db") as refused:
         await backup_database(source, "/proc/self/backup.db")
     assert ".partial" not in str(refused.value)
+
+
+async def _lock_waits(other: asyncpg.Connection) -> int:
+    return int(
+        await other.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE NOT l.granted AND a.datname = current_database()"
+        )
+    )
+
+
+async def test_a_row_committed_while_the_copy_waits_for_the_tables_stops_the_copy(
+    source: Database, migrated_postgres_url: str
+) -> None:
+    """A writer's transaction open as the copy begins: the copy waits for it, then sees its row.
+
+    Under READ COMMITTED, the copy checked the target before that writer committed and took
+    its row for none: it failed on a clashing id or, where none clashed, put the source's rows
+    beside it, its id counter set back below that row's (the next insert failed on the key).
+    """
+    other = await asyncpg.connect(migrated_postgres_url)
+    try:
+        writing = other.transaction()
+        await writing.start()
+        await other.execute(
+            "INSERT INTO file_records (path, size, created_at, accessed_at)"
+            " VALUES ('theirs', 1, now(), now())"
+        )
+        async with connect(migrated_postgres_url) as target:
+            copying = asyncio.create_task(copy_database(source, target))
+            deadline = time.monotonic() + 10
+            while not await _lock_waits(other):
+                assert time.monotonic() < deadline, "the copy never waited for the writer"
+                assert not copying.done(), copying
+                await asyncio.sleep(0.02)
+            await writing.commit()
+            with pytest.raises(DatabaseError, match=r"not empty \(file_records holds 1 rows\)"):
+                await copying
+            runs, results, links, _, config, files = await contents(target)
+            assert (runs, results, links, config) == ([], [], [], [])
+            assert [record.path for record in files] == ["theirs"]
+            await save_file_record(target, FileRecord(path="next", size=1))
+    finally:
+        await other.close()

@@ -131,10 +131,10 @@ async def _copy(
         counters = await backend_of(source).id_counters(reading, ID_TABLES)
         expected = sizes_of(await source.queries.copy_table_sizes(reading))
         async with transaction(target) as tx:
-            await _require_empty(tx)  # again, now that the target's write lock is held
             # Indexes are built again over the rows, after them: cheaper than row by row.
             async with borrow(tx) as conn:
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
+            await _require_empty(tx)  # again, now that the tables are held against writers
             moved, last_ids = await move_rows(source, reading, tx, page_size)
             check_moved(moved, expected)
             async with borrow(tx) as conn:

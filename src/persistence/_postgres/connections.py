@@ -251,6 +251,11 @@ def unanswered(error: BaseException | None) -> bool:
     return isinstance(error, TimeoutError)
 
 
+def quoted_identifier(name: str) -> str:
+    """Quote `name` as an identifier, for the statements that take no bound name."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def as_pg(conn: Connection) -> PgConnection:
     """Narrow a connection of either engine to PostgreSQL's: engines never mix."""
     if isinstance(conn, asyncpg.pool.PoolConnectionProxy):

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from persistence._cancelling import finish_then_cancel
+from persistence._postgres.connections import quoted_identifier
 from persistence._postgres.errors import detail
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
@@ -66,7 +67,7 @@ async def create_postgres_database(
         return True
     admin = await _maintenance_connection(dsn, shown, connect_timeout)
     try:
-        quoted = '"' + name.replace('"', '""') + '"'
+        quoted = quoted_identifier(name)
         await admin.execute(f"CREATE DATABASE {quoted}", timeout=command_timeout)
     except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
         # Another runner made it between the look and the create; two at once collide in
