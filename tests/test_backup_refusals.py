@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -320,3 +321,27 @@ async def test_a_row_committed_while_the_copy_waits_for_the_tables_stops_the_cop
             await save_file_record(target, FileRecord(path="next", size=1))
     finally:
         await other.close()
+
+
+async def test_the_command_line_says_what_stands_where_the_backup_file_should_be(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO, a link loop, a folder or nothing: each is named, before the database opens."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "one").symlink_to("two")
+    (tmp_path / "two").symlink_to("one")
+    (tmp_path / "folder").mkdir()
+    said = {
+        "fifo": "it is a FIFO (named pipe)",
+        "one": "symbolic link loop",
+        "folder": "it is a folder",
+        "gone": "it is missing",
+    }
+    for name, why in said.items():
+        place = tmp_path / name
+        assert await run("restore", str(place), "--database", str(tmp_path / "none.db")) == 3
+        err = capsys.readouterr().err
+        assert f"no backup file at {str(place)!r}: " in err
+        assert why in err
+    assert not (tmp_path / "none.db").exists()
+    assert await all_results(source)

@@ -48,7 +48,13 @@ from persistence._cli_migrations import (
     status_command,
 )
 from persistence._migration_files import LAST_VERSION
-from persistence.backup import CopyReport, backup_database, copy_database, restore_database
+from persistence.backup import (
+    CopyReport,
+    backup_database,
+    check_backup_file,
+    copy_database,
+    restore_database,
+)
 from persistence.database import DEFAULT_DATABASE, database_url, engine_of
 from persistence.exceptions import PersistenceError
 
@@ -222,8 +228,8 @@ async def _run_history(arguments: argparse.Namespace) -> int:
 async def _backup_or_restore(arguments: argparse.Namespace) -> int:
     restore = arguments.command == "restore"
     url = database_url(arguments.database)
-    if restore and not await asyncio.to_thread(arguments.file.is_file):
-        raise CannotRunError(f"no backup file at {str(arguments.file)!r}")
+    if restore:  # told before the database is opened: a missing one would hide it
+        await asyncio.to_thread(check_backup_file, arguments.file)
     async with opened_existing(url, wait=arguments.wait, write=restore) as db:
         move = restore_database if restore else backup_database
         report = await move(db, arguments.file, skip_user_tables=arguments.skip_user_tables)

@@ -270,6 +270,15 @@ def _restore_folder() -> tuple[str, int]:
     return locked_folder(tempfile.gettempdir(), ".persistence-restore.", ".partial")
 
 
+def check_backup_file(file: Path) -> None:
+    """Refuse a path that holds no backup file, saying what is there, before a database opens.
+
+    The restore checks it again, as it reads it.
+    """
+    said = f"no backup file at {str(file)!r}"
+    os.close(_open_source(_real(file), said))
+
+
 def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
     """Check the backup file, and give the file for SQLite to read: that very file, copied.
 
