@@ -345,3 +345,52 @@ async def test_the_command_line_says_what_stands_where_the_backup_file_should_be
         assert why in err
     assert not (tmp_path / "none.db").exists()
     assert await all_results(source)
+
+
+RULE_BREAKERS = {
+    "a NUL in an output": (
+        ("test_results", "output = 'a' || char(0) || 'b'"),
+        r"test_results\.output: id \d+: must not contain NUL",
+    ),
+    "a test id past 1,024 bytes": (
+        ("test_results", "test_id = printf('%.1025c', 'x')"),
+        r"test_results\.test_id: id \d+: .*1024 bytes",
+    ),
+    "a path past 1,024 bytes": (
+        ("file_records", "path = printf('%.2000c', 'p')"),
+        r"file_records\.path: id \d+: .*1024 bytes",
+    ),
+    "a config key holding a NUL": (
+        ("config_entries", "key = 'k' || char(0)"),
+        r"config_entries\.key: id \d+: must not contain NUL",
+    ),
+    "a run ending before it starts": (
+        ("runs", "ended_at = '2000-01-01T00:00:00.000000+00:00'"),
+        r"runs\.ended_at: id \d+: ",
+    ),
+}
+
+
+@pytest.mark.parametrize(("change", "said"), RULE_BREAKERS.values(), ids=RULE_BREAKERS)
+async def test_a_backup_holding_a_row_no_read_takes_is_refused_whole(
+    tmp_path: Path, source: Database, database_url: str, change: tuple[str, str], said: str
+) -> None:
+    """A row that plain SQL stored against the models' rules: refused, naming it; none moved.
+
+    SQLite took such a row, and every read of it then failed (PostgreSQL's driver refused a
+    NUL, in its own words).
+    """
+    backup = tmp_path / "changed.backup"
+    await backup_database(source, backup)
+    with contextlib.closing(sqlite3.connect(backup)) as plain, plain:
+        table, assignment = change
+        last = f"WHERE id = (SELECT max(id) FROM {table})"  # noqa: S608  # the test's own names
+        update = f"UPDATE {table} SET {assignment} {last}"  # noqa: S608  # the test's own
+        assert plain.execute(update).rowcount == 1
+    async with connect(database_url) as target:
+        await migrate(target)
+        with pytest.raises(DatabaseError, match=r"breaks the models' rules, so nothing was copied"):
+            await restore_database(target, backup)
+        with pytest.raises(DatabaseError, match=said):
+            await restore_database(target, backup)
+        assert await contents(target) == EMPTY

@@ -16,7 +16,8 @@ from persistence._cancelling import refuse_cancel_from_outside
 from persistence._driver_errors import translate_errors
 from persistence._loans import borrow
 from persistence._loop import map_in_slices
-from persistence.exceptions import DatabaseError
+from persistence._rows import config_from_row, file_record_from_row, result_from_row
+from persistence.exceptions import DatabaseError, ValidationError
 from persistence.queries import (
     copy_write_config_entries_params,
     copy_write_file_records_params,
@@ -24,11 +25,16 @@ from persistence.queries import (
     copy_write_runs_params,
     copy_write_test_results_params,
 )
+from persistence.runs import run_from_row
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.database import Database
-    from persistence.queries import CopyTableSizesRow
+    from persistence.queries import (
+        CopyTableSizesRow,
+        CopyWriteTestResultsParams,
+        TestResultsRow,
+    )
 
 COPIED_TABLES: Final = (
     "runs",
@@ -79,8 +85,26 @@ class _Row(Protocol):
     def id(self) -> int: ...
 
 
-_result_params = copy_write_test_results_params
-"""The step every result passes, by a name of this module: a test counts its calls."""
+def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
+    """Give a result's parameters, once it passes a read's checks: a test counts the calls."""
+    result_from_row(row)
+    return copy_write_test_results_params(row)
+
+
+def _read_alike(check: Callable[[_R], object], params: Callable[[_R], _P]) -> Callable[[_R], _P]:
+    """Give a row's parameters once `check`, the mapping that reads it, takes it.
+
+    A row that plain SQL stored against the models' rules (a NUL in a text, a path past 1,024
+    bytes, a run that ends before it starts) is refused by every read of it: a copy that moved
+    it would make a database that the package refuses to read.
+    """
+
+    def checked(row: _R) -> _P:
+        check(row)
+        return params(row)
+
+    return checked
+
 
 _BEFORE_EVERY_ID: Final = -(2**63)
 """Where paging starts: the least 64-bit id, so that ids of 0 or below written by plain SQL
@@ -135,7 +159,7 @@ async def move_rows(
     await by_id(
         "runs",
         lambda after: queries.copy_read_runs(reading, after_id=after, page_size=page_size),
-        copy_write_runs_params,
+        _read_alike(run_from_row, copy_write_runs_params),
         tx.queries.copy_write_runs,
     )
     await by_id(
@@ -161,13 +185,13 @@ async def move_rows(
         lambda after: queries.copy_read_config_entries(
             reading, after_id=after, page_size=page_size
         ),
-        copy_write_config_entries_params,
+        _read_alike(config_from_row, copy_write_config_entries_params),
         tx.queries.copy_write_config_entries,
     )
     await by_id(
         "file_records",
         lambda after: queries.copy_read_file_records(reading, after_id=after, page_size=page_size),
-        copy_write_file_records_params,
+        _read_alike(file_record_from_row, copy_write_file_records_params),
         tx.queries.copy_write_file_records,
     )
     return moved, last_ids
@@ -208,7 +232,13 @@ async def _pipe(
         last = key(page[-1])
         following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
         try:
-            params = await map_in_slices(convert, page)
+            try:
+                params = await map_in_slices(convert, page)
+            except ValidationError as error:
+                raise DatabaseError(
+                    f"copy: a row read from {source.url} breaks the models' rules, so nothing "
+                    f"was copied ({error})"
+                ) from error
             async with borrow(tx) as conn:
                 await write(conn, params)
         except BaseException:
