@@ -31,9 +31,19 @@ _OPENED: Final = {
 }
 _BEFORE_CODE: Final = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """The blank space and comments before a statement's first word."""
+_NAME: Final = r"""
+    "(?:[^"]|"")*" | `(?:[^`]|``)*` | \[[^\]]*\] | '(?:[^']|'')*'
+    | [A-Za-z_\x80-\U0010ffff][0-9A-Za-z_$\x80-\U0010ffff]*
+"""
+"""A name as SQLite reads it: quoted in any of its four ways, or bare (any non-ASCII character
+is part of a bare name to SQLite, blank space or not)."""
 _PRAGMA: Final = re.compile(
-    r"PRAGMA\s+(?:[\"'`\[]?\w+[\"'`\]]?\s*\.\s*)?[\"'`\[]?(\w+)", re.IGNORECASE | re.ASCII
+    rf"""PRAGMA(?![0-9A-Za-z_$\x80-\U0010ffff]) \s*
+    (?: (?P<first>{_NAME}) (?: \s*\.\s* (?P<second>{_NAME}) )? )?""",
+    re.IGNORECASE | re.VERBOSE,
 )
+"""A PRAGMA with its name, schema-qualified or not; SQLite needs no blank space between the
+keyword and a quoted name (`PRAGMA"query_only"`), nor around the `.`."""
 _ATTACH: Final = re.compile(r"(ATTACH|DETACH)\b", re.IGNORECASE)
 _MIGRATION_PRAGMAS: Final = frozenset(
     {
@@ -85,15 +95,34 @@ def split_sqlite(script: str) -> list[ScriptStatement]:
                 "on the package's connection, and no rollback detaches it",
                 line=line_at(script, statement.start),
             )
-        pragma = _PRAGMA.match(opening)
-        if pragma is not None and pragma[1].lower() not in _MIGRATION_PRAGMAS:
+        pragma = _pragma_name(opening)
+        if pragma is not None and not (pragma.isascii() and pragma.lower() in _MIGRATION_PRAGMAS):
             raise MigrationError(
-                f"PRAGMA {pragma[1]} is not allowed in a migration: it would stay set on the "
+                f"PRAGMA {pragma} is not allowed in a migration: it would stay set on the "
                 "package's connection after the migration, or cannot take effect inside its "
                 "transaction (the runner turns foreign keys off and checks them itself)",
                 line=line_at(script, statement.start),
             )
     return statements
+
+
+def _pragma_name(opening: str) -> str | None:
+    """Give the name of the PRAGMA a statement (its comments blanked) runs; None for others.
+
+    The name is unquoted, as SQLite reads it. A PRAGMA whose name cannot be read is given as
+    the text that follows it, which names no allowed PRAGMA. SQLite matches a name in ASCII
+    only, so none that holds another character is allowed.
+    """
+    pragma = _PRAGMA.match(opening)
+    if pragma is None:
+        return None
+    name = pragma["second"] or pragma["first"]
+    if name is None:
+        return repr(opening[pragma.end() : pragma.end() + 40])
+    if name[0] in "\"`'[":
+        quote = name[0]
+        name = name[1:-1] if quote == "[" else name[1:-1].replace(quote * 2, quote)
+    return name
 
 
 def _complete_statements(script: str) -> tuple[list[ScriptStatement], int]:
