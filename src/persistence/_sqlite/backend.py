@@ -26,7 +26,7 @@ from persistence._cancelling import finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
-from persistence._sqlite.errors import translate_sqlite
+from persistence._sqlite.errors import sqlite_error, translate_sqlite
 from persistence._sqlite.identity import OpenedFile, file_identity
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import (
@@ -218,8 +218,10 @@ class SqliteBackend:
             for index, statement in enumerate(statements):
                 try:
                     writer.execute(statement)
-                except sqlite3.Error as error:
-                    raise ScriptError(index) from error
+                except Exception as error:
+                    if (failure := sqlite_error(error)) is None:
+                        raise
+                    raise ScriptError(index) from failure
 
         await finish_then_cancel(self._writer.in_thread(run))
 
@@ -398,8 +400,10 @@ def _open_files(
     )
     try:
         writer = connect(target, uri=not create)
-    except sqlite3.Error as error:
-        raise DatabaseError(f"cannot open SQLite database {path!r}: {error}") from error
+    except Exception as error:
+        if (failure := sqlite_error(error)) is None:
+            raise
+        raise DatabaseError(f"cannot open SQLite database {path!r}: {failure}") from failure
     real = Path(path).resolve()
     # Readers open the file the writer opened, never a new one (mode=rw), and check that it is.
     readers_target = target if not create else f"file:{quote(str(real))}?mode=rw"
@@ -420,11 +424,13 @@ def _open_files(
         reader.execute("SELECT count(*) FROM sqlite_schema").fetchall()  # the first read
         for connection in (writer, reader):
             connection.execute("PRAGMA busy_timeout = 0")
-    except sqlite3.Error as error:
+    except BaseException as error:  # nothing is left open, whatever the failure
         writer.close()
         if reader is not None:
             reader.close()
-        raise DatabaseError(f"cannot set up SQLite database {path!r}: {error}") from error
+        if (failure := sqlite_error(error)) is None:
+            raise
+        raise DatabaseError(f"cannot set up SQLite database {path!r}: {failure}") from failure
     return SqliteBackend(
         queries, writer, reader, open_reader, busy_timeout=busy_timeout, opened=opened
     )

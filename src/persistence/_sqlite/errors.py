@@ -13,6 +13,23 @@ _NOT_UTF8: Final = re.compile(r"(?s)Could not decode to UTF-8 column '(?P<column
 """sqlite3's words for a stored text that is not UTF-8, which plain SQL may cast to TEXT."""
 
 
+def sqlite_error(error: BaseException) -> sqlite3.Error | None:
+    """Give the sqlite3 error that a sqlite3 call failed with; None for another error.
+
+    SQLite's message quotes a corrupt schema's names as stored: one that is not UTF-8 makes
+    sqlite3 raise a UnicodeDecodeError in its error's place. It is given as the
+    sqlite3.DatabaseError it stands for (its bytes escaped), chained from it. Asked only of a
+    sqlite3 call's failure, where nothing else decodes.
+    """
+    if isinstance(error, sqlite3.Error):
+        return error
+    if isinstance(error, UnicodeDecodeError) and isinstance(error.object, bytes):
+        failure = sqlite3.DatabaseError(error.object.decode("utf-8", "backslashreplace"))
+        failure.__cause__ = error
+        return failure
+    return None
+
+
 def translate_sqlite(error: BaseException) -> PersistenceError | None:  # noqa: PLR0911  # one outcome a return
     """Map a sqlite3 error to this package's error: None for errors that are not sqlite3's."""
     match error:
