@@ -394,3 +394,28 @@ async def test_a_backup_holding_a_row_no_read_takes_is_refused_whole(
         with pytest.raises(DatabaseError, match=said):
             await restore_database(target, backup)
         assert await contents(target) == EMPTY
+
+
+async def test_a_backup_whose_index_is_damaged_is_refused_whole(
+    tmp_path: Path, source: Database, database_url: str
+) -> None:
+    """An index that holds other rows than its table: SQLite's integrity check finds it.
+
+    Paging and counting may read an index: the copy could miss rows that it then counted
+    alike, so the restore refuses the file before it reads a row.
+    """
+    backup = tmp_path / "damaged.backup"
+    await backup_database(source, backup)
+    with contextlib.closing(sqlite3.connect(backup)) as plain, plain:
+        plain.execute("PRAGMA writable_schema = ON")
+        plain.execute(
+            "UPDATE sqlite_schema SET sql = 'CREATE INDEX result_artifacts_sha256_idx"
+            " ON result_artifacts (size)' WHERE name = 'result_artifacts_sha256_idx'"
+        )
+    with contextlib.closing(sqlite3.connect(backup)) as plain:
+        assert plain.execute("PRAGMA integrity_check").fetchall() != [("ok",)]
+    async with connect(database_url) as target:
+        await migrate(target)
+        with pytest.raises(DatabaseError, match=r"is damaged, so nothing was restored: SQLite's"):
+            await restore_database(target, backup)
+        assert await contents(target) == EMPTY

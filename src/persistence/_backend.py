@@ -185,6 +185,12 @@ class Backend(Protocol):
     async def database_identity(self, conn: Connection) -> str | None:
         """Name the database `conn` reaches, alike by any URL, path or link; None if unknown."""
 
+    async def integrity_problems(self, conn: Connection) -> tuple[str, ...]:
+        """Give what the engine's own check of every page finds wrong, the first 20; () for none.
+
+        SQLite's `integrity_check`, for a backup before a restore reads it; PostgreSQL has none.
+        """
+
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Give the highest id that each table's counter has handed out; 0 for none."""
 

@@ -232,6 +232,13 @@ async def restore_database(
                 raise DatabaseError(
                     f"cannot read the backup file {str(file)!r} as a SQLite database: {cause}"
                 ) from cause
+            async with borrow(backup) as conn:  # a damaged index could hide rows from the copy
+                damage = await backend_of(backup).integrity_problems(conn)
+            if damage:
+                raise DatabaseError(
+                    f"the backup file {str(file)!r} is damaged, so nothing was restored: "
+                    f"SQLite's integrity check says {'; '.join(damage)}"
+                )
             named = attrs.evolve(backup, url=str(file))  # the file given, not the copy read
             return await _copy(
                 named, db, page_size, skip_user_tables=skip_user_tables, before_commit=unchanged

@@ -46,6 +46,10 @@ class CopySupport:
         """Name the database and schema that `conn` reaches, as its change watch does."""
         return await database_identity(as_pg(conn))
 
+    async def integrity_problems(self, conn: Connection) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
+        """Give none: PostgreSQL checks its pages as it reads them (and amcheck is an extension)."""
+        return ()
+
     async def id_counters(self, conn: Connection, tables: Sequence[str]) -> dict[str, int]:
         """Read each table's identity sequence: the highest id it handed out, 0 for none."""
         rows = await as_pg(conn).fetch(
