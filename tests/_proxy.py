@@ -4,7 +4,9 @@ It forwards every connection to a target on loopback. `silence()` stops forwardi
 both directions and keeps the sockets open, as a network that drops packets does;
 `resume()` forwards again for new connections; `cut()` closes every open connection.
 `hold()` keeps what comes in, on every connection, until `let_through()` sends it on, as a
-slow network does. `keep_open()` forwards what comes in but not the end of a connection: the
+slow network does. `mute_requests()` stops what the clients of the connections open now send
+from reaching the target, for good, while its answers and new connections flow: a half-dead
+path. `keep_open()` forwards what comes in but not the end of a connection: the
 other side learns what its peer sent last, not yet that the peer has gone.
 
 `pipe` is one direction of a plain forward, for a test's own server.
@@ -47,6 +49,7 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._requests: list[asyncio.Event] = []  # one per connection: set, its client is muted
 
     async def start(self) -> None:
         """Listen on an ephemeral loopback port."""
@@ -68,6 +71,11 @@ class Proxy:
     def let_through(self) -> None:
         """Send on what was held, and forward again."""
         self._flowing.set()
+
+    def mute_requests(self) -> None:
+        """Forward nothing more that the clients of the open connections send; answers flow."""
+        for muted in self._requests:
+            muted.set()
 
     def keep_open(self) -> None:
         """Forward no end of a connection from now on: each side's socket stays open."""
@@ -99,15 +107,22 @@ class Proxy:
             writer.transport.abort()
             return
         self._writers.append(target_writer)
-        for source, sink in ((reader, target_writer), (target_reader, writer)):
-            task = asyncio.create_task(self._pump(source, sink))
+        muted = asyncio.Event()
+        self._requests.append(muted)
+        for source, sink, mute in ((reader, target_writer, muted), (target_reader, writer, None)):
+            task = asyncio.create_task(self._pump(source, sink, mute))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        muted: asyncio.Event | None = None,
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await source.read(65536):
-                if self.silent:
+                if self.silent or (muted is not None and muted.is_set()):
                     await asyncio.Event().wait()  # hold what came in; send nothing, ever
                 await self._flowing.wait()
                 sink.write(data)

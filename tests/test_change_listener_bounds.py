@@ -16,6 +16,7 @@ import attrs
 import pytest
 
 from _cache_feed_helpers import loaded, redis_cache, shows, workers
+from _proxy import proxied
 from persistence import connect, set_config
 from persistence._backend import ChangeWatch
 from persistence._changes import WRITTEN_TABLES
@@ -165,3 +166,38 @@ async def test_odd_payloads_serve_the_value_now_stored(
         finally:
             await cache.close()
             await sender.close()
+
+
+async def test_a_listener_whose_requests_stop_reaching_the_server_listens_again(
+    migrated_postgres_url: str,
+) -> None:
+    """A half-dead path at the moment the listener sends a token of its own: it listens again.
+
+    An odd payload (any role may send one) makes the listener send a new token. That send
+    had no bound: on a path that took requests and never delivered them, it waited for good,
+    and the caches read the database until the close.
+    """
+    sender: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(migrated_postgres_url)
+    async with (
+        proxied(migrated_postgres_url) as (proxy, listen_url),
+        connect(migrated_postgres_url, pgbouncer="transaction", listen_url=listen_url) as db,
+    ):
+        watch = await backend_of(db).watch_changes(heartbeat=HEARTBEAT)
+        assert isinstance(watch, ChangeListener)
+        try:
+            await listening(watch, after=-1)
+            epoch = watch._epoch  # noqa: SLF001  # one more for each connection it makes
+            proxy.mute_requests()
+            await sender.execute("SELECT pg_notify($1, 'config_entries odd')", CHANGES_CHANNEL)
+            await listening(watch, after=epoch)
+        finally:
+            await watch.close()
+            await sender.close()
+
+
+async def listening(listener: ChangeListener, *, after: int) -> None:
+    """Wait, within the bound, for `listener` to be trusted on a connection made after `after`."""
+    deadline = time.monotonic() + BOUND
+    while listener._epoch <= after or counted(listener) is None:  # noqa: SLF001
+        assert time.monotonic() < deadline, "the listener never listened again"
+        await asyncio.sleep(0.01)

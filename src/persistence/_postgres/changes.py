@@ -320,7 +320,8 @@ class ChangeListener:
             self._wake.clear()
             token, self._unsent = self._unsent, None
             if token is not None:
-                await _announce(connection, token)
+                async with asyncio.timeout(self._heartbeat):  # a silent peer held it for good
+                    await _announce(connection, token)
             known = horizon(await connection.fetchval(_SNAPSHOT, timeout=self._heartbeat))
             if self._lost.is_set():
                 return
