@@ -28,11 +28,13 @@ from persistence import (
     migrate,
     open_database,
     save_result,
+    save_results,
     set_config,
     transaction,
 )
 from persistence._database_value import backend_of
 from persistence._loans import borrow
+from persistence._postgres.adapter import COPY_ROWS
 from persistence._postgres.connections import as_pg
 from persistence.database import close_database
 
@@ -98,6 +100,40 @@ async def test_a_statement_timeout_in_a_block_comes_when_the_command_timeout_say
                     await save_result(tx, result())
             took = time.monotonic() - started
             assert COMMAND_TIMEOUT <= took < COMMAND_TIMEOUT + MARGIN, took
+        finally:
+            proxy.cut()
+            await close_database(db)
+    async with connect(postgres_url) as plain:
+        assert await all_results(plain) == []
+
+
+async def test_a_batch_of_several_copies_times_out_when_the_command_timeout_says(
+    postgres_url: str,
+) -> None:
+    """A batch past one COPY goes in a transaction of its own; a silence fails it once, in time.
+
+    That transaction was asyncpg's, whose exit sent ROLLBACK on the silent connection and waited
+    a second command timeout for it: the error came twice as late as it said.
+    """
+    await migrated(postgres_url)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(
+            url, connect_timeout=1.0, command_timeout=COMMAND_TIMEOUT, release_timeout=LONG_RELEASE
+        )
+        try:
+            batch = [result() for _ in range(2 * COPY_ROWS + 1)]
+            silenced: list[float] = []
+
+            def silence() -> None:
+                proxy.silence()
+                silenced.append(time.monotonic())
+
+            asyncio.get_running_loop().call_later(0.05, silence)
+            with pytest.raises(DatabaseError, match=r"within the command timeout \(1s\)"):
+                async with asyncio.timeout(BOUND):
+                    await save_results(db, batch)
+            took = time.monotonic() - silenced[0]
+            assert took < COMMAND_TIMEOUT + MARGIN, took
         finally:
             proxy.cut()
             await close_database(db)

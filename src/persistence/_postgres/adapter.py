@@ -228,8 +228,19 @@ class PostgresAdapter(AsyncPGAdapter):
             return await self._copy(conn, target, rows)
         # Each COPY is one statement, bounded by the command timeout: a long list goes in
         # several, inside one transaction, so that it is still all or nothing.
-        async with conn.transaction():
-            return await self._copy(conn, target, rows)
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            copied = await self._copy(conn, target, rows)
+        except TimeoutError:
+            # No ROLLBACK to a server that answers nothing: it would wait a command timeout
+            # more. The connection, given back broken, is dropped, and its transaction with it.
+            raise
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await transaction.commit()
+        return copied
 
     async def _copy(self, conn: PgConnection, target: _CopyTarget, rows: Sequence[Params]) -> int:
         table, columns, names = target
