@@ -419,3 +419,35 @@ async def test_a_backup_whose_index_is_damaged_is_refused_whole(
         with pytest.raises(DatabaseError, match=r"is damaged, so nothing was restored: SQLite's"):
             await restore_database(target, backup)
         assert await contents(target) == EMPTY
+
+
+async def test_a_backup_keeps_a_row_no_read_takes_and_a_restore_of_it_refuses_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A backup keeps what the database holds, as SQLite's page copy does; the restore refuses.
+
+    A database holding one row that plain SQL stored against the models' rules could not be
+    backed up at all from PostgreSQL, which a backup copies row by row.
+    """
+    async with connect(database_url) as db:
+        await migrate(db)
+    bad = "INSERT INTO runs (started_at, ended_at) VALUES ({now}, {earlier})"
+    if database_url.startswith("postgresql"):
+        plain_pg = await asyncpg.connect(database_url)
+        try:
+            await plain_pg.execute(bad.format(now="now()", earlier="now() - interval '1 day'"))
+        finally:
+            await plain_pg.close()
+    else:
+        with contextlib.closing(sqlite3.connect(database_url)) as plain, plain:
+            stamp = "'{}-01-01T00:00:00.000000+00:00'"
+            plain.execute(bad.format(now=stamp.format(2026), earlier=stamp.format(2025)))
+    backup = tmp_path / "kept.backup"
+    async with connect(database_url) as db:
+        report = await backup_database(db, backup)
+    assert report.runs == 1
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        with pytest.raises(DatabaseError, match=r"runs\.ended_at: id \d+: "):
+            await restore_database(target, backup)
+        assert await contents(target) == EMPTY

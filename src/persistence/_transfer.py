@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
@@ -91,6 +92,9 @@ def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
     return copy_write_test_results_params(row)
 
 
+_CONFIG_VALUE: Final = operator.attrgetter("value")
+
+
 def _read_alike(check: Callable[[_R], object], params: Callable[[_R], _P]) -> Callable[[_R], _P]:
     """Give a row's parameters once `check`, the mapping that reads it, takes it.
 
@@ -132,17 +136,25 @@ def sizes_of(row: CopyTableSizesRow | None) -> dict[str, int]:
 
 
 async def move_rows(
-    source: Database, reading: Connection, tx: Database, page_size: int
+    source: Database, reading: Connection, tx: Database, page_size: int, *, checked: bool = True
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Copy each table a page at a time: give the rows of each, and the last id of each with one."""
+    """Copy each table a page at a time: give the rows of each, and the last id of each with one.
+
+    With `checked`, each row first passes the checks a read makes of it (see `_read_alike`);
+    a backup, which keeps what the database holds, is written unchecked.
+    """
     moved: dict[str, int] = {}
     last_ids: dict[str, int] = {}
+
+    def params_of(check: Callable[[_R], object], params: Callable[[_R], _P]) -> Callable[[_R], _P]:
+        return _read_alike(check, params) if checked else params
 
     async def by_id(
         table: str,
         read_after: Callable[[int], Awaitable[list[_I]]],
         convert: Callable[[_I], _P],
         write: Callable[[Connection, list[_P]], Awaitable[None]],
+        stored_of: Callable[[_I], object] | None = None,
     ) -> None:
         moved[table], last_ids[table] = await _pipe(
             source,
@@ -153,19 +165,20 @@ async def move_rows(
             key=lambda row: row.id,
             first=_BEFORE_EVERY_ID,
             page_size=page_size,
+            stored_of=stored_of,
         )
 
     queries = source.queries  # read on `reading`, the source's snapshot
     await by_id(
         "runs",
         lambda after: queries.copy_read_runs(reading, after_id=after, page_size=page_size),
-        _read_alike(run_from_row, copy_write_runs_params),
+        params_of(run_from_row, copy_write_runs_params),
         tx.queries.copy_write_runs,
     )
     await by_id(
         "test_results",
         lambda after: queries.copy_read_test_results(reading, after_id=after, page_size=page_size),
-        _result_params,
+        _result_params if checked else copy_write_test_results_params,
         tx.queries.copy_write_test_results,
     )
     moved["result_artifacts"], _ = await _pipe(
@@ -185,13 +198,14 @@ async def move_rows(
         lambda after: queries.copy_read_config_entries(
             reading, after_id=after, page_size=page_size
         ),
-        _read_alike(config_from_row, copy_write_config_entries_params),
+        params_of(config_from_row, copy_write_config_entries_params),
         tx.queries.copy_write_config_entries,
+        _CONFIG_VALUE,  # a value of megabytes is decoded in a worker thread, as reads do
     )
     await by_id(
         "file_records",
         lambda after: queries.copy_read_file_records(reading, after_id=after, page_size=page_size),
-        _read_alike(file_record_from_row, copy_write_file_records_params),
+        params_of(file_record_from_row, copy_write_file_records_params),
         tx.queries.copy_write_file_records,
     )
     return moved, last_ids
@@ -207,6 +221,7 @@ async def _pipe(
     key: Callable[[_R], _K],
     first: _K,
     page_size: int,
+    stored_of: Callable[[_R], object] | None = None,
 ) -> tuple[int, _K]:
     """Write page after page into `tx`, reading the next page while one is written.
 
@@ -233,7 +248,7 @@ async def _pipe(
         following = asyncio.ensure_future(read(last)) if len(page) == page_size else None
         try:
             try:
-                params = await map_in_slices(convert, page)
+                params = await map_in_slices(convert, page, stored_of)
             except ValidationError as error:
                 raise DatabaseError(
                     f"copy: a row read from {source.url} breaks the models' rules, so nothing "

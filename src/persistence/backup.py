@@ -117,8 +117,13 @@ async def _copy(
     *,
     skip_user_tables: bool,
     before_commit: Callable[[], Awaitable[None]] | None = None,
+    checked: bool = True,
 ) -> CopyReport:
-    """`copy_database` once its arguments are checked; `before_commit` may still undo it."""
+    """`copy_database` once its arguments are checked; `before_commit` may still undo it.
+
+    Unless `checked` is False (a backup keeps what the database holds, as SQLite's page copy
+    does), every row passes a read's checks before it is written.
+    """
     started = time.perf_counter()
     await _require_migrated(source, "the source")
     await _require_migrated(target, "the target")
@@ -135,7 +140,7 @@ async def _copy(
             async with borrow(tx) as conn:
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
             await _require_empty(tx)  # again, now that the tables are held against writers
-            moved, last_ids = await move_rows(source, reading, tx, page_size)
+            moved, last_ids = await move_rows(source, reading, tx, page_size, checked=checked)
             check_moved(moved, expected)
             async with borrow(tx) as conn:
                 rows = sum(moved.values())
@@ -179,7 +184,8 @@ async def backup_database(
         else:
             async with connect(folder / "working.db") as working:
                 await migrate(working)
-                copied = await copy_database(db, working, skip_user_tables=True)  # checked above
+                # Arguments checked above; its rows as they are, refused later by a restore
+                copied = await _copy(db, working, PAGE_SIZE, skip_user_tables=True, checked=False)
                 sizes = copied.tables()
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
