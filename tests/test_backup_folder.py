@@ -90,9 +90,9 @@ async def test_a_restore_refuses_a_file_written_while_it_was_read(
         await save_result(app, _result("kept"))
 
     async def moved_then_written(
-        source: Database, reading: Connection, tx: Database, page_size: int
+        source: Database, reading: Connection, tx: Database, page_size: int, *, checked: bool
     ) -> tuple[dict[str, int], dict[str, int]]:
-        done = await move_rows(source, reading, tx, page_size)
+        done = await move_rows(source, reading, tx, page_size, checked=checked)
         with contextlib.closing(sqlite3.connect(backups / "app.db")) as writer, writer:
             writer.execute("UPDATE test_results SET test_id = 'written meanwhile'")
         return done
