@@ -200,6 +200,12 @@ class Backend(Protocol):
     async def table_names(self, conn: Connection) -> tuple[str, ...]:
         """Give the name of every table, sorted; not the engine's own (SQLite's `sqlite_*`)."""
 
+    async def hold_against_writers(self, conn: Connection, tables: Sequence[str]) -> None:
+        """Keep other writers off `tables` until `conn`'s transaction ends.
+
+        It waits for the writers under way to commit: a check made after it sees their rows.
+        """
+
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
         """Drop the secondary indexes of the empty `tables` before a bulk load; give their SQL.
 

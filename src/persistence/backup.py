@@ -136,10 +136,12 @@ async def _copy(
         counters = await backend_of(source).id_counters(reading, ID_TABLES)
         expected = sizes_of(await source.queries.copy_table_sizes(reading))
         async with transaction(target) as tx:
+            async with borrow(tx) as conn:
+                await backend_of(tx).hold_against_writers(conn, COPIED_TABLES)
+            await _require_empty(tx)  # again, now that the tables are held against writers
             # Indexes are built again over the rows, after them: cheaper than row by row.
             async with borrow(tx) as conn:
                 indexes = await backend_of(tx).drop_indexes(conn, COPIED_TABLES)
-            await _require_empty(tx)  # again, now that the tables are held against writers
             moved, last_ids = await move_rows(source, reading, tx, page_size, checked=checked)
             check_moved(moved, expected)
             async with borrow(tx) as conn:

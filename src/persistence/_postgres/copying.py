@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+import asyncpg
+
 from persistence._postgres.connections import as_pg, quoted_identifier
 from persistence._postgres.identity import database_identity
 from persistence.exceptions import DatabaseError
@@ -75,23 +77,36 @@ class CopySupport:
         )
         return tuple(str(row[0]) for row in rows)
 
-    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
-        """Lock `tables` against other writers, and drop the secondary indexes the role owns.
+    async def hold_against_writers(self, conn: Connection, tables: Sequence[str]) -> None:
+        """Lock `tables` in EXCLUSIVE mode (reads go on) until the transaction ends.
 
-        The lock (EXCLUSIVE: reads go on) waits for the writers under way, so that a check
-        made after it sees their rows: a copy that checked first, under READ COMMITTED, took
-        a row committed meanwhile for none, and put its own beside it. It needs the UPDATE,
-        DELETE or TRUNCATE privilege on each table.
+        The lock waits for the writers under way, so that a check made after it sees their
+        rows: a copy that checked first, under READ COMMITTED, took a row committed meanwhile
+        for none, and put its own beside it.
+        """
+        pg = as_pg(conn)
+        if not pg.is_in_transaction():
+            raise DatabaseError("tables are held against writers inside a transaction only")
+        names = ", ".join(map(quoted_identifier, tables))
+        try:
+            await pg.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+        except asyncpg.InsufficientPrivilegeError as error:
+            raise DatabaseError(
+                f"a copy holds the tables it writes ({', '.join(tables)}) against other "
+                "writers, which needs the UPDATE, DELETE or TRUNCATE privilege on each: "
+                f"{error}"
+            ) from error
+
+    async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
+        """Drop the secondary indexes of `tables` the role owns, giving the SQL to make each again.
 
         Building an index over the rows already there sorts them once, far cheaper than row by
         row (the search vector's GIN index above all). The keys and constraints' indexes stay:
-        the foreign keys need them. Gives the SQL to make each dropped one again.
+        the foreign keys need them. Until the transaction ends, the tables are locked.
         """
         pg = as_pg(conn)
         if not pg.is_in_transaction():
             raise DatabaseError("indexes are dropped for a bulk load inside a transaction only")
-        names = ", ".join(map(quoted_identifier, tables))
-        await pg.execute(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
         rows = await pg.fetch(_SECONDARY_INDEXES, list(tables))
         for row in rows:
             await pg.execute(f"DROP INDEX {row[0]}")  # a name quoted by regclass's output

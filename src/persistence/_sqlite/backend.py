@@ -48,11 +48,12 @@ _T = TypeVar("_T")
 # Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
 
 _LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
+"""The highest id each AUTOINCREMENT table has handed out."""
+
 _INTEGRITY_CHECK: Final = plan_query(
     "integrity_check", "SELECT * FROM pragma_integrity_check(20)", runs_long=True
 )
 """Every page and index of the file checked, in a thread: about 1 s a gigabyte."""
-"""The highest id each AUTOINCREMENT table has handed out."""
 
 _LIST_TABLES: Final = plan_query(
     "list_tables",
@@ -274,6 +275,9 @@ class SqliteBackend:
         """Give the name of every table but SQLite's own, sorted."""
         rows = await _session(conn).run(_LIST_TABLES, {}, ROWS)
         return tuple(str(row[0]) for row in rows)
+
+    async def hold_against_writers(self, conn: Connection, tables: Sequence[str]) -> None:
+        """Hold nothing more: a transaction holds the file's write lock from its start."""
 
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:  # noqa: ARG002  # the protocol's arguments
         """Drop nothing: FTS5's triggers and the B-tree indexes take bulk inserts well enough."""
