@@ -16,7 +16,7 @@ from typing import Final
 import pytest
 
 from _cli_helpers import assert_one_error_line, run
-from persistence import DatabaseError, connect, migrate
+from persistence import DatabaseError, connect, list_runs, migrate, set_config
 from persistence.backup import restore_database
 
 _SAID: Final = r"malformed database schema \(t\\xdf\)"
@@ -75,3 +75,25 @@ def test_the_command_line_says_so_in_one_line(
     assert code == 3
     assert_one_error_line(err)
     assert "malformed database schema (t\\xdf)" in err
+
+
+async def test_a_schema_made_undecodable_while_open_is_a_database_error(tmp_path: Path) -> None:
+    """A schema another program corrupts while the file is open: calls fail as on a corrupt file.
+
+    They raised sqlite3's raw UnicodeDecodeError.
+    """
+    file = tmp_path / "open.db"
+    async with connect(file) as db:
+        await migrate(db)
+        assert (await list_runs(db)).items == ()
+        with contextlib.closing(sqlite3.connect(file, isolation_level=None)) as plain:
+            plain.execute("CREATE TABLE t (x)")
+            plain.execute("PRAGMA writable_schema = ON")
+            plain.execute(
+                "UPDATE sqlite_master SET name = CAST(x'74df' AS TEXT), sql = 'CREATE TABLE (' "
+                "WHERE name = 't'"
+            )
+        with pytest.raises(DatabaseError, match=rf"SQLite: {_SAID}"):
+            await list_runs(db)
+        with pytest.raises(DatabaseError, match=rf"SQLite: {_SAID}"):
+            await set_config(db, "s", "k", 1)

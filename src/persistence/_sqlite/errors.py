@@ -30,11 +30,21 @@ def sqlite_error(error: BaseException) -> sqlite3.Error | None:
     return None
 
 
+def _schema_message(error: UnicodeDecodeError) -> bool:
+    """Tell whether `error` is sqlite3's failure to decode SQLite's words on a corrupt schema.
+
+    Only those: a UnicodeDecodeError of the caller's own, in a block, stays theirs.
+    """
+    return error.object.startswith(b"malformed database schema")
+
+
 def translate_sqlite(error: BaseException) -> PersistenceError | None:  # noqa: PLR0911  # one outcome a return
     """Map a sqlite3 error to this package's error: None for errors that are not sqlite3's."""
     match error:
         case PersistenceError():
             return None
+        case UnicodeDecodeError() if _schema_message(error):  # a schema corrupted while open
+            return DatabaseError(f"SQLite: {sqlite_error(error)}")
         case sqlite3.IntegrityError():
             message = str(error)
             key = "".join(f": {note}" for note in getattr(error, "__notes__", ()))  # note_key's
