@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Final
 
+import asyncpg
 import pytest
 
 from persistence import (
@@ -249,3 +250,70 @@ async def test_retention_leaves_the_write_lock_to_other_writers(sqlite_db: Datab
         await asyncio.to_thread(writer.join)
     assert len(waits) > 10
     assert max(waits) < MAX_WRITER_WAIT, f"a writer waited {max(waits) * 1000:.0f} ms"
+
+
+async def _lock_waits(other: asyncpg.Connection[asyncpg.Record]) -> int:
+    return int(
+        await other.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE NOT l.granted AND a.datname = current_database()"
+        )
+    )
+
+
+async def _waiting_on(other: asyncpg.Connection[asyncpg.Record], job: asyncio.Task[int]) -> None:
+    """Wait until `job` waits for a lock that `other` holds."""
+    deadline = time.monotonic() + 10
+    while not await _lock_waits(other):
+        assert time.monotonic() < deadline, "retention never waited for the other writer"
+        assert not job.done(), job
+        await asyncio.sleep(0.01)
+
+
+async def test_rows_another_writer_deleted_first_leave_no_older_row_behind(
+    migrated_postgres_url: str,
+) -> None:
+    """Another writer deletes the oldest rows while retention waits for their locks.
+
+    Its first batch then deleted none of the rows it had picked, and it stopped as if none
+    were left, the rest of the old rows kept: under READ COMMITTED a waiting DELETE skips
+    rows that are gone once it may go on.
+    """
+    async with connect(migrated_postgres_url) as db:
+        await save_results(db, _rows(100, OLD, "oldest") + _rows(100, OLD.replace(month=2), "old"))
+        other: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(migrated_postgres_url)
+        try:
+            writing = other.transaction()
+            await writing.start()
+            await other.execute(
+                "DELETE FROM test_results WHERE created_at < $1", OLD.replace(day=2)
+            )
+            job = asyncio.create_task(delete_results_before(db, CUTOFF))
+            await _waiting_on(other, job)
+            await writing.commit()
+            assert await job == 100
+            assert await other.fetchval("SELECT count(*) FROM test_results") == 0
+        finally:
+            await other.close()
+
+
+async def test_a_row_another_writer_moved_past_the_cutoff_is_kept(
+    migrated_postgres_url: str,
+) -> None:
+    """A result whose time another writer moves past the cut-off while retention waits: kept."""
+    async with connect(migrated_postgres_url) as db:
+        await save_results(db, _rows(3, OLD, "old"))
+        moved = min(result.id or 0 for result in (await list_results(db)).items)
+        other: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(migrated_postgres_url)
+        try:
+            writing = other.transaction()
+            await writing.start()
+            await other.execute("UPDATE test_results SET created_at = $1 WHERE id = $2", NEW, moved)
+            job = asyncio.create_task(delete_results_before(db, CUTOFF))
+            await _waiting_on(other, job)
+            await writing.commit()
+            assert await job == 2
+            kept = await list_results(db)
+            assert [result.id for result in kept.items] == [moved]
+        finally:
+            await other.close()

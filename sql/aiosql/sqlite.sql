@@ -374,13 +374,25 @@ DELETE FROM test_results WHERE id = :id;
 -- batch_size of them. Each batch is a short statement of its own, so that no writer waits
 -- long behind retention: the full-text index must read each deleted row's text again.
 -- On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
+-- The time is checked again on the row deleted: on PostgreSQL, a row that another writer
+-- moved past the cut-off while this one waited for its lock is read again, and kept.
 DELETE FROM test_results
 WHERE id IN (
     SELECT expired.id FROM test_results AS expired
     WHERE expired.created_at < :cutoff
     ORDER BY expired.created_at, expired.id
     LIMIT :batch_size
-);
+) AND created_at < :cutoff;
+
+-- name: first_test_result_before(cutoff)^
+-- record_class: FirstTestResultBeforeRow
+-- Retention's last look: the oldest result created before a cut-off, if any is left. On
+-- PostgreSQL a batch deletes none of the rows it picked that another writer deleted while it
+-- waited for their locks, though older ones may be left.
+SELECT id FROM test_results
+WHERE created_at < :cutoff
+ORDER BY created_at, id
+LIMIT 1;
 
 -- name: test_result_stats()
 -- record_class: TestResultStatsRow

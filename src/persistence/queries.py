@@ -36,6 +36,7 @@ __all__ = [
     "CopyWriteTestResultsParams",
     "CounterexamplesRow",
     "FileRecordsRow",
+    "FirstTestResultBeforeRow",
     "FlakyTestsRow",
     "InsertResultArtifactsParams",
     "InsertRunParams",
@@ -171,6 +172,12 @@ class RunsRow(NamedTuple):
     started_at: datetime.datetime
     ended_at: datetime.datetime | None
     labels: JsonObject
+
+
+class FirstTestResultBeforeRow(NamedTuple):
+    """A row that first_test_result_before returns."""
+
+    id: int
 
 
 class TestResultStatsRow(NamedTuple):
@@ -814,6 +821,16 @@ class Queries(Protocol):
         batch_size of them. Each batch is a short statement of its own, so that no writer waits
         long behind retention: the full-text index must read each deleted row's text again.
         On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
+        The time is checked again on the row deleted: on PostgreSQL, a row that another writer
+        moved past the cut-off while this one waited for its lock is read again, and kept.
+        """
+
+    async def first_test_result_before(
+        self, conn: Connection, *, cutoff: datetime.datetime
+    ) -> FirstTestResultBeforeRow | None:
+        """Retention's last look: the oldest result created before a cut-off, if any is left. On
+        PostgreSQL a batch deletes none of the rows it picked that another writer deleted while it
+        waited for their locks, though older ones may be left.
         """
 
     async def test_result_stats(self, conn: Connection) -> list[TestResultStatsRow]:
@@ -1254,6 +1271,14 @@ def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
     ]
 
 
+def _postgres_first_test_result_before_row(rows: Iterable[Any]) -> list[FirstTestResultBeforeRow]:
+    return list(map(_new, repeat(FirstTestResultBeforeRow), rows))
+
+
+def _sqlite_first_test_result_before_row(rows: Iterable[Any]) -> list[FirstTestResultBeforeRow]:
+    return list(map(_new, repeat(FirstTestResultBeforeRow), rows))
+
+
 def _postgres_test_result_stats_row(rows: Iterable[Any]) -> list[TestResultStatsRow]:
     return list(map(_new, repeat(TestResultStatsRow), rows))
 
@@ -1363,6 +1388,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "PersistenceMigrationsRow": _postgres_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _postgres_persistence_user_migrations_row,
         "RunsRow": _postgres_runs_row,
+        "FirstTestResultBeforeRow": _postgres_first_test_result_before_row,
         "TestResultStatsRow": _postgres_test_result_stats_row,
         "ResultArtifactsRow": _postgres_result_artifacts_row,
         "CopyTableSizesRow": _postgres_copy_table_sizes_row,
@@ -1382,6 +1408,7 @@ ROW_MAPPERS: Final[Mapping[str, Mapping[str, RowMapper]]] = {
         "PersistenceMigrationsRow": _sqlite_persistence_migrations_row,
         "PersistenceUserMigrationsRow": _sqlite_persistence_user_migrations_row,
         "RunsRow": _sqlite_runs_row,
+        "FirstTestResultBeforeRow": _sqlite_first_test_result_before_row,
         "TestResultStatsRow": _sqlite_test_result_stats_row,
         "ResultArtifactsRow": _sqlite_result_artifacts_row,
         "CopyTableSizesRow": _sqlite_copy_table_sizes_row,
@@ -1518,6 +1545,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "delete_test_results_before_batch": QueryFacts(
             "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
         ),
+        "first_test_result_before": QueryFacts("FirstTestResultBefore", "SELECT", "test_results"),
         "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
         "copy_read_runs": QueryFacts("CopyReadRuns", "SELECT", "runs"),
         "copy_write_runs": QueryFacts("CopyWriteRuns", "INSERT", "runs"),
@@ -1614,6 +1642,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "delete_test_results_before_batch": QueryFacts(
             "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
         ),
+        "first_test_result_before": QueryFacts("FirstTestResultBefore", "SELECT", "test_results"),
         "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
         "copy_read_runs": QueryFacts("CopyReadRuns", "SELECT", "runs"),
         "copy_write_runs": QueryFacts("CopyWriteRuns", "INSERT", "runs"),

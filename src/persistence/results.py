@@ -399,7 +399,12 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
             spent = time.perf_counter() - statement_started
         held = time.perf_counter() - started  # the lock, from BEGIN to COMMIT
         if deleted == 0:
-            return total
+            # None of the rows picked: on PostgreSQL, others may have deleted them while this
+            # waited for their locks (another retention, plain SQL), though older ones are left.
+            async with borrow(db) as conn:
+                if await db.queries.first_test_result_before(conn, cutoff=cutoff) is None:
+                    return total
+            continue
         total += deleted
         size = _next_batch(size, spent)
         if not db.in_transaction and db.engine is Engine.SQLITE:
