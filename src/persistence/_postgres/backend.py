@@ -515,6 +515,31 @@ class _Lent:
             )
 
 
+async def _first_answer(pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    """Take a first connection and give it back; on any failure, terminate the pool.
+
+    A caller cancelled meanwhile (or past its connect timeout) does not cut the connect short:
+    cut just after its socket connected, asyncpg leaves a future failing with nobody to read
+    it. The pool is terminated once the connect ends, within its own timeout.
+    """
+
+    async def take_and_give_back() -> None:
+        await pool.release(await pool.acquire())
+
+    first = asyncio.ensure_future(take_and_give_back())
+    try:
+        await asyncio.shield(first)
+    except BaseException:
+        first.add_done_callback(functools.partial(_terminated_after, pool))
+        raise
+
+
+def _terminated_after(pool: asyncpg.Pool[asyncpg.Record], done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()  # read: not reported as never retrieved
+    pool.terminate()
+
+
 async def open_postgres(
     dsn: str,
     shown: str,
@@ -553,11 +578,7 @@ async def open_postgres(
                 # unnamed, again with the statement it runs: the next may reach another server.
                 statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
             )
-            try:
-                await pool.release(await pool.acquire())  # the server must answer at open
-            except BaseException:
-                pool.terminate()
-                raise
+            await _first_answer(pool)  # the server must answer at open
     except TimeoutError as error:
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {shown}: no answer within {connect_timeout:g}s"

@@ -14,6 +14,7 @@ import asyncpg
 import asyncpg.pool
 import attrs
 
+from persistence._cancelling import kept_if_cancelled
 from persistence._changes import WRITTEN_TABLES
 from persistence._postgres.identity import database_identity
 
@@ -106,6 +107,8 @@ class ChangeListener:
         self._lost = asyncio.Event()
         self._first_try = asyncio.Event()  # set when a heartbeat is answered or a connect fails
         self._task: asyncio.Task[None] | None = None
+        # The connect under way: a close waits for it, which a cancel would cut unsafely.
+        self._connecting: asyncio.Future[asyncpg.Connection[asyncpg.Record]] | None = None
         self._identity: str | None = None
         self._late = False  # `start` went on without a first heartbeat, and said so
 
@@ -197,6 +200,9 @@ class ChangeListener:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise  # the caller was cancelled too, not only the listener
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and not connecting.done():
+            await asyncio.wait([connecting])  # within its connect timeout; then terminated
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         text = str(payload)
@@ -274,7 +280,12 @@ class ChangeListener:
             why = "the server closed the connection"
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+                    # Cut short just after its socket connected (a close, the timeout),
+                    # asyncpg left a future failing with nobody to read it: it ends on its own.
+                    self._connecting = asyncio.ensure_future(
+                        asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+                    )
+                    connection = await kept_if_cancelled(self._connecting, _terminate)
                     self._epoch += 1  # notifications may have been missed while not listening
                     self._stamps.clear()
                     self._seen.clear()
@@ -334,6 +345,10 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()
+
+
+def _terminate(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    connection.terminate()
 
 
 def _new_token() -> str:
