@@ -28,6 +28,7 @@ from persistence import (
     open_persistence,
     save_result,
 )
+from persistence.database import Tracing
 from persistence.exceptions import StorageError
 from test_descriptors import counts, settled_counts
 
@@ -419,6 +420,29 @@ async def test_a_bad_tracing_argument_is_refused_as_open_persistences(
     """
     error = await refused(tmp_path, database=tmp_path / "app.db", **{argument: value})
     assert str(error).startswith(f"open_persistence.{argument}: "), error
+
+
+async def test_migrations_of_another_type_are_refused_naming_the_argument(tmp_path: Path) -> None:
+    """A list (unhashable) raised a bare TypeError from the check of the two values."""
+    for value in (["apply"], {"apply": 1}, b"apply"):
+        error = await refused(tmp_path, database=tmp_path / "app.db", migrations=value)
+        assert str(error).startswith("open_persistence.migrations: must be 'apply' or 'check'")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("tracer_provider", "not a provider", "get_tracer"),
+        ("meter_provider", 42, "get_meter"),
+        ("parameters", "yes", "bool"),
+    ],
+)
+def test_a_tracing_of_no_provider_is_refused_as_it_is_made(
+    field: str, value: object, said: str
+) -> None:
+    """A provider without its method failed as the first query was traced, an AttributeError."""
+    with pytest.raises(ValidationError, match=rf"^Tracing\.{field}: .*{said}"):
+        Tracing(**{field: value})  # type: ignore[arg-type]  # the mistake tested
 
 
 OPENS_CANCELLED = 150

@@ -55,9 +55,24 @@ class Tracing:
     since values may be personal or secret.
     """
 
-    tracer_provider: TracerProvider | None = None
-    meter_provider: MeterProvider | None = None
-    parameters: bool = attrs.field(default=False, kw_only=True)
+    tracer_provider: TracerProvider | None = attrs.field(
+        default=None, validator=lambda _, field, value: _provider(field.name, value, "get_tracer")
+    )
+    meter_provider: MeterProvider | None = attrs.field(
+        default=None, validator=lambda _, field, value: _provider(field.name, value, "get_meter")
+    )
+    parameters: bool = attrs.field(
+        default=False,
+        kw_only=True,
+        validator=lambda _, field, value: argument("Tracing", field.name, bool, value),
+    )
+
+
+def _provider(field: str, value: object, method: str) -> None:
+    """Refuse what is no OpenTelemetry provider: it failed as a query was first traced."""
+    if value is not None and not callable(getattr(value, method, None)):
+        reason = f"must be an OpenTelemetry provider (with .{method}()), got {type(value).__name__}"
+        raise ValidationError("Tracing", field, reason)
 
 
 @attrs.frozen

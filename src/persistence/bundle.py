@@ -97,7 +97,7 @@ async def open_persistence(  # every part is the caller's to choose
     `open_database`.
     """
     user_folder = None if user_migrations is None else _user_folder(user_migrations)
-    if migrations not in {"apply", "check"}:
+    if migrations not in ("apply", "check"):  # compared, not hashed: a list is refused too
         raise ValidationError(
             "open_persistence", "migrations", f"must be 'apply' or 'check', got {migrations!r}"
         )
