@@ -283,6 +283,8 @@ async def test_an_entry_of_another_form_is_a_miss(
         ({"ttl": float("nan")}, "ttl"),
         ({"heartbeat": float("inf")}, "heartbeat"),
         ({"heartbeat": 1e-300}, "heartbeat.*at least 0.01 seconds"),
+        ({"heartbeat": 1e300}, "heartbeat.*at most 3600 seconds"),
+        ({"heartbeat": 3600.5}, "heartbeat.*at most 3600 seconds"),
         ({"max_entry_bytes": 0}, "max_entry_bytes"),
         ({"namespace": 5}, "namespace"),
         ({"namespace": "workers-\ud800"}, "namespace"),

@@ -163,11 +163,14 @@ def private_copy(value: _V) -> _V:
 
 
 MIN_HEARTBEAT: Final = 0.01
+MAX_HEARTBEAT: Final = 3600.0
+"""An hour: the feed is trusted for two heartbeats after each answer, so a longer one would
+keep serving cached values that long after the feed fell silent."""
 """The shortest `heartbeat` a cache takes, in seconds."""
 
 
 def heartbeat_seconds(model: str, value: object) -> float:
-    """Check a cache's `heartbeat`: a finite number of seconds, at least MIN_HEARTBEAT.
+    """Check a cache's `heartbeat`: a finite number of seconds, MIN_HEARTBEAT to MAX_HEARTBEAT.
 
     A shorter one sends PostgreSQL's listener its heartbeat back to back, and is answered
     late on any real network: the feed is then never trusted, and every read goes to the
@@ -177,6 +180,10 @@ def heartbeat_seconds(model: str, value: object) -> float:
     if number < MIN_HEARTBEAT:
         raise ValidationError(
             model, "heartbeat", f"must be at least {MIN_HEARTBEAT:g} seconds, got {value!r}"
+        )
+    if number > MAX_HEARTBEAT:
+        raise ValidationError(
+            model, "heartbeat", f"must be at most {MAX_HEARTBEAT:g} seconds, got {value!r}"
         )
     return number
 
