@@ -7,7 +7,8 @@ test, when it provably holds what a fresh copy holds:
 - its catalogs, every per-database one, hold as many rows as a fresh copy's, none of them
   newer: no table, column, index, trigger, function, type, comment, grant or large object
   was added, changed or removed;
-- its row in `pg_database` and its own settings are a fresh copy's;
+- its row in `pg_database`, its own settings, and its comment and security labels (kept in
+  shared catalogs) are a fresh copy's;
 - no connection, prepared transaction or replication slot is left on it;
 - after the reset, each table's rows and each sequence's state are a fresh copy's.
 
@@ -16,8 +17,9 @@ themselves) is wiped first: every schema but `public` dropped, and every table, 
 routine and type in `public`. It is reused when its catalogs are then a fresh copy's.
 
 Anything else, and it is dropped instead. The reset and the wipe run with triggers off
-(`session_replication_role = replica`, which holds back event triggers too), so no trigger of
-the schema writes while it restores.
+(`session_replication_role = replica`, which holds back event triggers but those enabled
+ALWAYS; the catalogs' check then finds any such trigger), so no trigger of the schema writes
+while it restores.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ SELECT d.datdba, d.encoding, d.datcollate, d.datctype, d.datistemplate, d.datall
        (SELECT array_agg(s.setconfig::text ORDER BY s.setrole)
         FROM pg_db_role_setting s WHERE s.setdatabase = d.oid),
        (SELECT count(*) FROM pg_prepared_xacts x WHERE x.database = d.datname),
-       (SELECT count(*) FROM pg_replication_slots r WHERE r.database = d.datname)
+       (SELECT count(*) FROM pg_replication_slots r WHERE r.database = d.datname),
+       shobj_description(d.oid, 'pg_database'),
+       (SELECT array_agg(l.provider || '=' || l.label ORDER BY l.provider)
+        FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass)
 FROM pg_database d WHERE d.datname = $1
 """
 

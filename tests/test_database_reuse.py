@@ -146,6 +146,7 @@ DATABASE_CHANGES = {
     "a setting of its own": "ALTER DATABASE {name} SET work_mem = '1MB'",
     "a connection limit": "ALTER DATABASE {name} CONNECTION LIMIT 7",
     "a grant on it": "GRANT CREATE ON DATABASE {name} TO PUBLIC",
+    "a comment on it": "COMMENT ON DATABASE {name} IS 'changed'",
 }
 """Changes to the database's own row or settings, made from the server's admin database."""
 

@@ -47,8 +47,6 @@ class _EnteredOnce(contextlib.AbstractAsyncContextManager[_T]):
     contextlib's raised a bare AttributeError, and a loan entered twice lost its first connection.
     """
 
-    __slots__ = ("_block", "_entered", "_name")
-
     def __init__(self, block: contextlib.AbstractAsyncContextManager[_T], name: str) -> None:
         self._block, self._name, self._entered = block, name, False
 
