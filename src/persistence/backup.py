@@ -52,6 +52,8 @@ from persistence.migrations import migrate, migration_status
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from persistence._interface import Connection
+
 __all__ = [
     "COPIED_TABLES",
     "LEFT_TABLES",
@@ -116,10 +118,13 @@ async def _copy(
     page_size: int,
     *,
     skip_user_tables: bool,
+    before_copy: Callable[[Connection], Awaitable[None]] | None = None,
     before_commit: Callable[[], Awaitable[None]] | None = None,
     checked: bool = True,
 ) -> CopyReport:
     """`copy_database` once its arguments are checked; `before_commit` may still undo it.
+
+    `before_copy` looks at the source's snapshot, once the target is known to take the copy.
 
     Unless `checked` is False (a backup keeps what the database holds, as SQLite's page copy
     does), every row passes a read's checks before it is written.
@@ -133,6 +138,8 @@ async def _copy(
     await _require_empty(target)
     # Read one committed state of the source, its errors translated.
     async with translate_errors(source), backend_of(source).snapshot() as reading:
+        if before_copy is not None:
+            await before_copy(reading)
         counters = await backend_of(source).id_counters(reading, ID_TABLES)
         expected = sizes_of(await source.queries.copy_table_sizes(reading))
         async with transaction(target) as tx:
@@ -240,16 +247,24 @@ async def restore_database(
                 raise DatabaseError(
                     f"cannot read the backup file {str(file)!r} as a SQLite database: {cause}"
                 ) from cause
-            async with borrow(backup) as conn:  # a damaged index could hide rows from the copy
-                damage = await backend_of(backup).integrity_problems(conn)
-            if damage:
-                raise DatabaseError(
-                    f"the backup file {str(file)!r} is damaged, so nothing was restored: "
-                    f"SQLite's integrity check says {'; '.join(damage)}"
-                )
             named = attrs.evolve(backup, url=str(file))  # the file given, not the copy read
+
+            async def whole(reading: Connection) -> None:
+                # A damaged index could hide rows from the paging and from the count alike.
+                damage = await backend_of(backup).integrity_problems(reading)
+                if damage:
+                    raise DatabaseError(
+                        f"the backup file {str(file)!r} is damaged, so nothing was restored: "
+                        f"SQLite's integrity check says {'; '.join(damage)}"
+                    )
+
             return await _copy(
-                named, db, page_size, skip_user_tables=skip_user_tables, before_commit=unchanged
+                named,
+                db,
+                page_size,
+                skip_user_tables=skip_user_tables,
+                before_copy=whole,
+                before_commit=unchanged,
             )
     finally:
         await asyncio.to_thread(remove_locked_folder, made_in)
