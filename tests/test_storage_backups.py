@@ -1,5 +1,6 @@
 """Storage backups (made, listed, pruned) and the clean-up of temporary files."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,37 @@ async def test_clean_temp_without_a_temp_folder_still_removes_partial_writes(
     age(partial, 3 * 3600)
     assert await clean_temp(storage, older_than_hours=2) == [partial]
     assert not (storage.root / ".tmp").exists()
+
+
+async def test_clean_temp_removes_the_old_partial_files_of_the_caches_puts(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """A keep or an artifact put killed mid-write leaves its partial file in .cache/incoming/.
+
+    Only an eviction of the artifact cache removed it, which a program keeping counterexamples
+    without that cache never runs. Nothing else of the cache is touched, and a link in the
+    place of the folder is not followed.
+    """
+    incoming = storage.root / ".cache" / "incoming"
+    incoming.mkdir(parents=True)
+    old, young = incoming / ".artifact.0123456789abcdef.storage-partial", incoming / PARTIAL
+    kept = [young, incoming / "new", storage.root / ".cache" / "artifacts" / "ab" / "old"]
+    for path in [old, *kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(path.name)
+    for path in [old, *kept[1:]]:
+        age(path, 3 * 3600)
+    assert await clean_temp(storage, older_than_hours=2) == [old]
+    assert all(path.read_text() == path.name for path in kept)
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / old.name).write_text("not ours")
+    age(outside / old.name, 3 * 3600)
+    shutil.rmtree(incoming)
+    incoming.symlink_to(outside)
+    assert await clean_temp(storage, older_than_hours=2) == []
+    assert (outside / old.name).read_text() == "not ours"
 
 
 async def test_clean_temp_refuses_negative_ages(storage: Storage) -> None:

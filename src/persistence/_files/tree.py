@@ -21,6 +21,7 @@ from typing import Final
 from persistence._files.content import Partial, describe_at, hash_fd
 from persistence._files.paths import (
     BACKUPS_DIR,
+    CACHE_DIR,
     FOLDER_DEPTH,
     RESERVED,
     TEMP_DIR,
@@ -425,7 +426,11 @@ def set_aside(root_fd: int, dir_fd: int, name: str) -> None:
 
 
 def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
-    """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`."""
+    """Remove files under `.tmp/`, and partial writes anywhere, last changed before `cutoff`.
+
+    Anywhere is every folder of the tree and `.cache/incoming/`, where the artifact cache and
+    the counterexample store fill theirs: one killed there was left to an eviction.
+    """
     removed: list[Path | None] = []
     with storage_errors(TEMP_DIR), open_root(root) as root_fd, ExitStack() as stack:
         temp = open_folders(stack, root_fd, [TEMP_DIR], create=False)  # None: none to clean
@@ -437,4 +442,11 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
         for folder, _, filenames, dir_fd in walk_tree(root_fd):
             partials = filter(is_partial_name, filenames)
             removed += (unlink_if_old(root / folder, name, dir_fd, cutoff) for name in partials)
+        incoming = None
+        with suppress(OutsideRootError, NotAFileError):  # a link or a file there: none to clean
+            incoming = open_folders(stack, root_fd, [CACHE_DIR, "incoming"], create=False)
+        if incoming is not None:
+            here = root / CACHE_DIR / "incoming"
+            partials = filter(is_partial_name, _folder_entries(incoming)[1])
+            removed += (unlink_if_old(here, name, incoming, cutoff) for name in partials)
     return sorted(path for path in removed if path is not None)
