@@ -317,3 +317,48 @@ async def test_a_row_another_writer_moved_past_the_cutoff_is_kept(
             assert [result.id for result in kept.items] == [moved]
         finally:
             await other.close()
+
+
+async def _protect_the_oldest(database_url: str) -> None:
+    """Plain SQL: a trigger of the user's that skips the delete of the oldest result."""
+    if database_url.startswith("postgresql"):
+        server: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(database_url)
+        try:
+            await server.execute(
+                "CREATE FUNCTION keep_oldest() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN IF old.id = (SELECT min(id) FROM test_results) THEN RETURN NULL; END IF;"
+                " RETURN old; END $$;"
+                " CREATE TRIGGER keep_oldest BEFORE DELETE ON test_results"
+                " FOR EACH ROW EXECUTE FUNCTION keep_oldest()"
+            )
+        finally:
+            await server.close()
+        return
+    with contextlib.closing(sqlite3.connect(database_url)) as plain, plain:
+        plain.execute(
+            "CREATE TRIGGER keep_oldest BEFORE DELETE ON test_results"
+            " WHEN old.id = (SELECT min(id) FROM test_results)"
+            " BEGIN SELECT RAISE(IGNORE); END"
+        )
+
+
+async def test_a_row_no_delete_takes_ends_retention_all_the_same(database_url: str) -> None:
+    """A trigger of the user's skips one old row: retention deletes the rest and returns.
+
+    After a batch that deleted none, it looks for a row left before the cut-off, and goes on
+    while it finds one: the same one found twice is one no DELETE takes, and it stops there.
+    """
+    async with connect(database_url) as db:
+        await migrate(db)
+        await save_results(db, _rows(5, OLD, "old") + _rows(2, NEW, "new"))
+    await _protect_the_oldest(database_url)
+    async with connect(database_url) as db:
+        async with asyncio.timeout(10):
+            assert await delete_results_before(db, CUTOFF) == 4
+            assert await delete_results_before(db, CUTOFF) == 0
+        left = (await list_results(db)).items
+        assert sorted(result.created_at for result in left) == [
+            OLD,
+            NEW,
+            NEW + dt.timedelta(seconds=1),
+        ]

@@ -385,6 +385,7 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
     """Delete the results created before `cutoff` in bounded batches; give how many."""
     size = RETENTION_FIRST_BATCH
     total = 0
+    left: int | None = None  # the oldest result found left after a batch that deleted none
     while True:
         started = time.perf_counter()
         batch: contextlib.AbstractAsyncContextManager[Database] = (
@@ -401,9 +402,13 @@ async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
         if deleted == 0:
             # None of the rows picked: on PostgreSQL, others may have deleted them while this
             # waited for their locks (another retention, plain SQL), though older ones are left.
-            async with borrow(db) as conn:
-                if await db.queries.first_test_result_before(conn, cutoff=cutoff) is None:
-                    return total
+            # The same one left twice is one no DELETE takes (a trigger of the user's skips it).
+            found = await run_query(
+                db, lambda conn: db.queries.first_test_result_before(conn, cutoff=cutoff)
+            )
+            if found is None or found.id == left:
+                return total
+            left = found.id
             continue
         total += deleted
         size = _next_batch(size, spent)
