@@ -7,6 +7,7 @@ Limits are short here, as a caller may set them, except where a default is what 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -139,6 +140,81 @@ async def test_a_batch_of_several_copies_times_out_when_the_command_timeout_says
             await close_database(db)
     async with connect(postgres_url) as plain:
         assert await all_results(plain) == []
+
+
+async def test_cancelling_a_batch_of_several_copies_on_a_silent_network_returns_at_once(
+    postgres_url: str,
+) -> None:
+    """Cancelled on a silent network, a batch of several COPYs ends as the caller asked.
+
+    Its transaction was asyncpg's, whose end on a cancellation sent ROLLBACK and waited for it
+    the whole command timeout, then raised that timeout in the cancellation's place.
+    """
+    await migrated(postgres_url)
+    async with proxied(postgres_url) as (proxy, url):
+        db = await open_database(url, command_timeout=8.0, release_timeout=0.5)
+        try:
+            await save_result(db, result())
+            batch = [result() for _ in range(2 * COPY_ROWS + 1)]
+            saving = asyncio.ensure_future(save_results(db, batch))
+            asyncio.get_running_loop().call_later(0.05, proxy.silence)
+            await asyncio.sleep(0.5)
+            assert not saving.done()
+            started = time.monotonic()
+            saving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                async with asyncio.timeout(BOUND):
+                    await saving
+            assert time.monotonic() - started < 0.5 + MARGIN
+        finally:
+            proxy.cut()
+            await close_database(db)
+    async with connect(postgres_url) as plain:
+        assert len(await all_results(plain)) == 1
+
+
+@pytest.mark.parametrize("statement", ["BEGIN", "COMMIT"])
+async def test_a_batch_of_several_copies_cut_in_its_begin_or_commit_leaves_nothing_behind(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, statement: str
+) -> None:
+    """Cancelled while BEGIN or COMMIT waits for its answer: all of the batch or none.
+
+    Cut in BEGIN, asyncpg's transaction handed its connection back with a transaction it took
+    for open, and logged "Resetting connection with an active transaction".
+    """
+    await migrated(postgres_url)
+    execute = asyncpg.Connection.execute
+    cut: list[str] = []
+    caller = asyncio.current_task()
+    assert caller is not None
+
+    async def cut_in(self: asyncpg.Connection[asyncpg.Record], query: str, *args: object) -> str:
+        if query.rstrip(";") == statement and not cut:
+            cut.append(query)
+            asyncio.get_running_loop().call_soon(caller.cancel)  # while it waits for its answer
+        return await execute(self, query, *args)
+
+    loop = asyncio.get_running_loop()
+    said: list[str] = []
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: said.append(str(context.get("message"))))
+    batch = [result() for _ in range(COPY_ROWS + 1)]
+    try:
+        async with connect(postgres_url) as db:
+            monkeypatch.setattr(asyncpg.Connection, "execute", cut_in)
+            with pytest.raises(asyncio.CancelledError):
+                await save_results(db, batch)
+            monkeypatch.undo()
+            assert cut
+            assert len(await all_results(db)) in {0, len(batch)}
+            stored = len(await all_results(db))
+            assert await save_results(db, batch) == len(batch)  # the next one goes in
+            assert len(await all_results(db)) == stored + len(batch)
+            gc.collect()
+            await asyncio.sleep(0.1)
+    finally:
+        loop.set_exception_handler(handler)
+    assert said == []
 
 
 async def test_cancelling_on_a_silent_network_with_the_defaults_keeps_the_stated_bound(

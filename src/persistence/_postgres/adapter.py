@@ -12,6 +12,7 @@ import asyncpg.pool
 from aiosql.adapters.asyncpg import AsyncPGAdapter
 
 from persistence._backend import Params, row_picker
+from persistence._cancelling import finish_then_cancel
 from persistence._changes import report_query
 from persistence._codecs import decode_json_text
 from persistence._loader import observed
@@ -227,19 +228,22 @@ class PostgresAdapter(AsyncPGAdapter):
         if len(rows) <= COPY_ROWS or conn.is_in_transaction():
             return await self._copy(conn, target, rows)
         # Each COPY is one statement, bounded by the command timeout: a long list goes in
-        # several, inside one transaction, so that it is still all or nothing.
-        transaction = conn.transaction()
-        await transaction.start()
+        # several, inside one transaction, so that it is still all or nothing. Not asyncpg's
+        # transaction, whose end waited on a ROLLBACK: a command timeout more on a silent
+        # server, and past a caller's cancellation.
+        try:
+            await conn.execute("BEGIN")
+        except BaseException:
+            conn.terminate()  # cut between BEGIN and its answer: the server may have begun it
+            raise
         try:
             copied = await self._copy(conn, target, rows)
-        except TimeoutError:
-            # No ROLLBACK to a server that answers nothing: it would wait a command timeout
-            # more. The connection, given back broken, is dropped, and its transaction with it.
-            raise
+        except asyncpg.PostgresError:
+            raise  # answered: the loan's end rolls the transaction back, within its bound
         except BaseException:
-            await transaction.rollback()
+            conn.terminate()  # no answer, or cut mid-COPY: its transaction ends with it
             raise
-        await transaction.commit()
+        await finish_then_cancel(conn.execute("COMMIT"))  # cut short, it could commit later
         return copied
 
     async def _copy(self, conn: PgConnection, target: _CopyTarget, rows: Sequence[Params]) -> int:
