@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from persistence._guards import argument, finite_amount
+from persistence._guards import argument, finite_amount, with_method
 from persistence.exceptions import ValidationError
 from persistence.queries import QUERY_FACTS
 
@@ -70,9 +70,8 @@ class Tracing:
 
 def _provider(field: str, value: object, method: str) -> None:
     """Refuse what is no OpenTelemetry provider: it failed as a query was first traced."""
-    if value is not None and not callable(getattr(value, method, None)):
-        reason = f"must be an OpenTelemetry provider (with .{method}()), got {type(value).__name__}"
-        raise ValidationError("Tracing", field, reason)
+    if value is not None:
+        with_method("Tracing", field, value, method, f"an OpenTelemetry provider (.{method}())")
 
 
 @attrs.frozen

@@ -286,6 +286,7 @@ class ChangeListener:
                         asyncpg.connect(self._dsn, timeout=self._connect_timeout)
                     )
                     connection = await kept_if_cancelled(self._connecting, _terminate)
+                    self._connecting = None  # made: the close ends it as a connection
                     self._epoch += 1  # notifications may have been missed while not listening
                     self._stamps.clear()
                     self._seen.clear()

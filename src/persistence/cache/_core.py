@@ -163,10 +163,11 @@ def private_copy(value: _V) -> _V:
 
 
 MIN_HEARTBEAT: Final = 0.01
+"""The shortest `heartbeat` a cache takes, in seconds."""
+
 MAX_HEARTBEAT: Final = 3600.0
 """An hour: the feed is trusted for two heartbeats after each answer, so a longer one would
 keep serving cached values that long after the feed fell silent."""
-"""The shortest `heartbeat` a cache takes, in seconds."""
 
 
 def heartbeat_seconds(model: str, value: object) -> float:
