@@ -485,3 +485,25 @@ async def test_a_copy_by_a_role_that_may_not_hold_the_tables_says_what_it_needs(
         await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
         await admin.execute(f"DROP ROLE IF EXISTS {role}")
         await admin.close()
+
+
+async def test_a_backup_of_a_time_no_file_can_hold_names_its_row(
+    tmp_path: Path, migrated_postgres_url: str
+) -> None:
+    """PostgreSQL's infinity, which no SQLite file takes: the backup is refused, naming the row.
+
+    The file's writer refused the naive time it reads as, naming neither the row nor its table.
+    """
+    plain_pg = await asyncpg.connect(migrated_postgres_url)
+    try:
+        await plain_pg.execute(
+            "INSERT INTO test_results (test_type, status, created_at)"
+            " VALUES ('unit', 'passed', 'infinity')"
+        )
+    finally:
+        await plain_pg.close()
+    async with connect(migrated_postgres_url) as db:
+        said = r"test_results\.created_at: id \d+: stored infinity is no instant"
+        with pytest.raises(DatabaseError, match=said):
+            await backup_database(db, tmp_path / "kept.backup")
+    assert names(tmp_path) == []

@@ -11,13 +11,19 @@ import asyncio
 import contextlib
 import operator
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from persistence._cancelling import refuse_cancel_from_outside
 from persistence._driver_errors import translate_errors
 from persistence._loans import borrow
 from persistence._loop import map_in_slices
-from persistence._rows import config_from_row, file_record_from_row, result_from_row
+from persistence._rows import (
+    config_from_row,
+    file_record_from_row,
+    finite_time,
+    refused_row,
+    result_from_row,
+)
 from persistence.exceptions import DatabaseError, ValidationError
 from persistence.queries import (
     copy_write_config_entries_params,
@@ -94,6 +100,31 @@ def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
 
 _CONFIG_VALUE: Final = operator.attrgetter("value")
 
+_TIMES: Final = {
+    "runs": ("started_at", "ended_at"),
+    "test_results": ("created_at",),
+    "config_entries": ("updated_at",),
+    "file_records": ("created_at", "accessed_at"),
+}
+"""Each table's times: a backup, which checks nothing else, cannot write one naming no instant."""
+
+
+def _instants(table: str) -> Callable[[Any], None]:
+    """Check only that a row's times name instants, naming its table, column and id if not.
+
+    PostgreSQL's infinities read as naive times, which no SQLite file takes: its writer
+    refused one, naming neither the row nor its table.
+    """
+    fields = _TIMES[table]
+
+    def check(row: Any) -> None:  # noqa: ANN401  # any of the tables' generated rows
+        for field in fields:
+            stored = getattr(row, field)
+            if stored is not None and stored.tzinfo is None:
+                raise refused_row(table, row.id, lambda: finite_time(table, field, stored))  # noqa: B023  # called at once
+
+    return check
+
 
 def _read_alike(check: Callable[[_R], object], params: Callable[[_R], _P]) -> Callable[[_R], _P]:
     """Give a row's parameters once `check`, the mapping that reads it, takes it.
@@ -146,8 +177,10 @@ async def move_rows(
     moved: dict[str, int] = {}
     last_ids: dict[str, int] = {}
 
-    def params_of(check: Callable[[_R], object], params: Callable[[_R], _P]) -> Callable[[_R], _P]:
-        return _read_alike(check, params) if checked else params
+    def params_of(
+        check: Callable[[_R], object], table: str, params: Callable[[_R], _P]
+    ) -> Callable[[_R], _P]:
+        return _read_alike(check if checked else _instants(table), params)
 
     async def by_id(
         table: str,
@@ -172,13 +205,15 @@ async def move_rows(
     await by_id(
         "runs",
         lambda after: queries.copy_read_runs(reading, after_id=after, page_size=page_size),
-        params_of(run_from_row, copy_write_runs_params),
+        params_of(run_from_row, "runs", copy_write_runs_params),
         tx.queries.copy_write_runs,
     )
     await by_id(
         "test_results",
         lambda after: queries.copy_read_test_results(reading, after_id=after, page_size=page_size),
-        _result_params if checked else copy_write_test_results_params,
+        _result_params
+        if checked
+        else _read_alike(_instants("test_results"), copy_write_test_results_params),
         tx.queries.copy_write_test_results,
     )
     moved["result_artifacts"], _ = await _pipe(
@@ -198,14 +233,14 @@ async def move_rows(
         lambda after: queries.copy_read_config_entries(
             reading, after_id=after, page_size=page_size
         ),
-        params_of(config_from_row, copy_write_config_entries_params),
+        params_of(config_from_row, "config_entries", copy_write_config_entries_params),
         tx.queries.copy_write_config_entries,
         _CONFIG_VALUE,  # a value of megabytes is decoded in a worker thread, as reads do
     )
     await by_id(
         "file_records",
         lambda after: queries.copy_read_file_records(reading, after_id=after, page_size=page_size),
-        params_of(file_record_from_row, copy_write_file_records_params),
+        params_of(file_record_from_row, "file_records", copy_write_file_records_params),
         tx.queries.copy_write_file_records,
     )
     return moved, last_ids
