@@ -5,6 +5,7 @@ import hashlib
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from _storage_worker import burst, jittery, operations
 from persistence import Database, all_file_records, save_file_record, transaction
 from persistence import storage as storage_module
-from persistence._files import locks
+from persistence._files import content, locks
 from persistence._files.locks import stripe_of
 from persistence._files.paths import LOCKS_DIR
 from persistence.exceptions import DatabaseError, PersistenceError, StorageError
@@ -399,3 +400,41 @@ async def test_a_folder_swapped_for_a_symlink_never_leads_out(
     assert swaps > 100
     assert rounds > 10
     assert _snapshot(outside) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+async def test_a_partial_file_swapped_for_a_link_puts_nothing_outside_in_the_root(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A backup's partial file swapped for a symlink to an outside file just before it is named.
+
+    link(2) followed the symlink: the backup was a hard link to the outside file, which every
+    read then gave, and a copy brought into the store. To a folder, link failed, the fallback
+    renamed the symlink itself in place, and the backup given was a link leading out.
+    """
+    await write_text(storage, "a.txt", "inside")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("outside")
+    aimed = secret if kind == "file" else outside
+    commit_new = content.Partial.commit_new
+
+    def swapped(partial: content.Partial, folder: int, names: Iterable[str]) -> str:
+        os.rename(
+            partial.name,
+            f"stolen-{partial.name}",
+            src_dir_fd=partial.dir_fd,
+            dst_dir_fd=partial.dir_fd,
+        )
+        os.symlink(aimed, partial.name, dir_fd=partial.dir_fd)
+        return commit_new(partial, folder, names)
+
+    monkeypatch.setattr(content.Partial, "commit_new", swapped)
+    with pytest.raises(StorageError, match="its partial file was replaced by another"):
+        await backup(storage, "a.txt")
+    monkeypatch.undo()
+    assert secret.stat().st_nlink == 1
+    assert await list_backups(storage, "a.txt") == []
+    assert not any(path.is_symlink() for path in (storage.root / ".backups").rglob("*"))
+    assert (await backup(storage, "a.txt")).name.startswith("a.txt.")  # and the next one goes

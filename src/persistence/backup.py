@@ -560,7 +560,7 @@ def _publish(made: Path, target: Path) -> None:
         os.fsync(file.fileno())
     appeared = f"{str(target)!r} appeared meanwhile: a backup never overwrites a file"
     try:
-        os.link(made, target)
+        os.link(made, target, follow_symlinks=False)  # its own file, never a link's target
     except FileExistsError:
         raise ValidationError("backup", "path", appeared) from None
     except OSError as error:

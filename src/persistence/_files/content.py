@@ -39,7 +39,7 @@ from persistence._files.paths import (
     same_file,
     storage_errors,
 )
-from persistence.exceptions import NotAFileError
+from persistence.exceptions import NotAFileError, StorageError
 
 
 def write_all(fd: int, data: memoryview) -> None:
@@ -163,7 +163,15 @@ class Partial:
         """
         for name in names:
             try:
-                os.link(self.name, name, src_dir_fd=self.dir_fd, dst_dir_fd=folder)
+                # Not following a symlink put in the partial file's place: linked through, it
+                # made a hard link to a file outside the root, which no later read can tell.
+                os.link(
+                    self.name,
+                    name,
+                    src_dir_fd=self.dir_fd,
+                    dst_dir_fd=folder,
+                    follow_symlinks=False,
+                )
             except FileExistsError:
                 continue
             except OSError as error:
@@ -175,10 +183,24 @@ class Partial:
             else:
                 with suppress(FileNotFoundError):  # clean_temp took the old name meanwhile
                     os.unlink(self.name, dir_fd=self.dir_fd)
+            self._check_placed(folder, name)
             self.committed = True
             os.fsync(folder)
             return name
         raise FileExistsError(errno.EEXIST, "every name is taken")  # pragma: no cover
+
+    def _check_placed(self, folder: int, name: str) -> None:
+        """Refuse a new name that is not this file: something was put in the partial's place.
+
+        The name was free before: what stands there now is removed, and nothing else changed.
+        """
+        placed, own = lstat(folder, name), os.fstat(self.fd)
+        if placed is None or not same_file(placed, own):
+            with suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(name, dir_fd=folder)
+            raise StorageError(
+                self.target, "its partial file was replaced by another while it was written"
+            )
 
     def discard(self) -> None:
         """Close the file, and remove it unless it was committed."""
