@@ -1,5 +1,6 @@
 """Storage backups (made, listed, pruned) and the clean-up of temporary files."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from _storage_helpers import (
     age,
     snapshot,
 )
+from persistence._files import content
+from persistence._files.paths import owned
 from persistence.storage import (
     Storage,
     backup,
@@ -197,6 +200,28 @@ async def test_clean_temp_removes_the_old_partial_files_of_the_caches_puts(
     incoming.symlink_to(outside)
     assert await clean_temp(storage, older_than_hours=2) == []
     assert (outside / old.name).read_text() == "not ours"
+
+
+@pytest.mark.parametrize("folder", ["", ".tmp", ".cache/incoming"])
+async def test_clean_temp_leaves_the_partial_file_of_a_write_at_work(
+    storage: Storage, folder: str
+) -> None:
+    """A write holds its partial file while it works, however old: only a dead one's goes.
+
+    By its age alone, a write waiting for its path's lock, or a long backup, lost its partial
+    file to `clean_temp(older_than_hours=0)`, and failed as if its own file were missing.
+    """
+    place = storage.root / folder
+    place.mkdir(parents=True, exist_ok=True)
+    with owned(os.open(place, os.O_RDONLY | os.O_DIRECTORY)) as dir_fd:
+        partial = content.Partial.create(dir_fd, "a.txt")
+        try:
+            age(place / partial.name, 3 * 3600)
+            assert await clean_temp(storage, older_than_hours=1) == []
+            assert (place / partial.name).is_file()
+        finally:
+            os.close(partial.fd)  # the writer is killed: its lock goes with it
+        assert await clean_temp(storage, older_than_hours=1) == [place / partial.name]
 
 
 async def test_clean_temp_refuses_negative_ages(storage: Storage) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from persistence._files.content import Partial, describe_at, hash_fd
+from persistence._files.locks import remove_if_unheld
 from persistence._files.paths import (
     BACKUPS_DIR,
     CACHE_DIR,
@@ -438,15 +439,27 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
             for folder, dirnames, filenames, dir_fd in walk_folders(temp):
                 here = root / TEMP_DIR / folder
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
-                removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in filenames)
+                removed += (_cleaned(here, name, dir_fd, cutoff) for name in filenames)
         for folder, _, filenames, dir_fd in walk_tree(root_fd):
             partials = filter(is_partial_name, filenames)
-            removed += (unlink_if_old(root / folder, name, dir_fd, cutoff) for name in partials)
+            removed += (_cleaned(root / folder, name, dir_fd, cutoff) for name in partials)
         incoming = None
         with suppress(OutsideRootError, NotAFileError):  # a link or a file there: none to clean
             incoming = open_folders(stack, root_fd, [CACHE_DIR, "incoming"], create=False)
         if incoming is not None:
             here = root / CACHE_DIR / "incoming"
             partials = filter(is_partial_name, _folder_entries(incoming)[1])
-            removed += (unlink_if_old(here, name, incoming, cutoff) for name in partials)
+            removed += (_cleaned(here, name, incoming, cutoff) for name in partials)
     return sorted(path for path in removed if path is not None)
+
+
+def _cleaned(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
+    """Remove an old temporary file; a write's partial file only once no write holds it.
+
+    A write holds its partial file locked while it works, however long it waits for its
+    path's lock: by its age alone, a write at work lost it, and failed.
+    """
+    seen = lstat(dir_fd, name)
+    if is_partial_name(name) and seen is not None and stat.S_ISREG(seen.st_mode):
+        return folder / name if remove_if_unheld(dir_fd, name, changed_by=cutoff) else None
+    return unlink_if_old(folder, name, dir_fd, cutoff)
