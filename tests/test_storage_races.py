@@ -438,3 +438,31 @@ async def test_a_partial_file_swapped_for_a_link_puts_nothing_outside_in_the_roo
     assert await list_backups(storage, "a.txt") == []
     assert not any(path.is_symlink() for path in (storage.root / ".backups").rglob("*"))
     assert (await backup(storage, "a.txt")).name.startswith("a.txt.")  # and the next one goes
+
+
+async def test_a_file_made_a_symlink_as_it_is_listed_is_listed_as_it_is_now(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the listing's look at an entry and its open, the file becomes a symlink.
+
+    The open, which follows no symlink, failed with a bare ELOOP, and the whole listing with it.
+    """
+    await write_text(storage, "d/target.txt", "target")
+    await write_text(storage, "d/flip.txt", "flip")
+    os_open = os.open
+    flipped: list[str] = []
+
+    def flipping(name: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if name == "flip.txt" and flags & os.O_NOFOLLOW and not flipped:
+            flipped.append(name)  # looked at as a file; opened as the symlink it is now
+            os.unlink(name, dir_fd=dir_fd)
+            os.symlink("target.txt", name, dir_fd=dir_fd)
+        return os_open(name, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", flipping)
+    listed = await list_files(storage, "d/*")
+    assert flipped
+    assert [(entry.path, entry.size) for entry in listed] == [
+        ("d/flip.txt", len("target")),
+        ("d/target.txt", len("target")),
+    ]

@@ -24,6 +24,7 @@ from persistence._files.paths import (
     BACKUPS_DIR,
     CACHE_DIR,
     FOLDER_DEPTH,
+    NO_FOLLOW_ERRORS,
     RESERVED,
     TEMP_DIR,
     FileInfo,
@@ -130,7 +131,7 @@ def _folder_entries(fd: int) -> tuple[list[str], list[str]]:
 _FOLDER_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
+def _entry(root: Path, dir_fd: int, name: str, path: str, *, again: bool = True) -> FileInfo | None:
     """Describe a listed entry; None for what a listing leaves out, such as a link leading out."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -140,6 +141,12 @@ def _entry(root: Path, dir_fd: int, name: str, path: str) -> FileInfo | None:
             return describe_at(spot.dir_fd, spot.require(), path, path)
     except (FileNotFoundError, FileMissingError, NotAFileError, OutsideRootError):
         return None  # vanished meanwhile, a FIFO or socket, or a link leading out or nowhere
+    except OSError as error:
+        if error.errno not in NO_FOLLOW_ERRORS:
+            raise
+        # A file made a symlink between the look and the open: looked at once more, as it is
+        # now; the whole listing failed.
+        return _entry(root, dir_fd, name, path, again=False) if again else None
 
 
 def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]:
