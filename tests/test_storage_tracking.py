@@ -1,13 +1,18 @@
+import contextlib
 import hashlib
 import inspect
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import attrs
+import pytest
 
 from persistence import (
     Database,
     FileRecord,
+    ValidationError,
     all_file_records,
     connect,
     find_file_record_by_path,
@@ -213,3 +218,42 @@ async def test_the_documented_example_runs(tmp_path: Path) -> None:
     """The example in docs/STORAGE.md is this module's `example`, and it runs."""
     assert inspect.getsource(example) in DOCS.read_text()
     await example(tmp_path)
+
+
+async def _spoil_the_record(database_url: str, path: str) -> None:
+    """Plain SQL: write the record's hash in capitals, which no FileRecord holds."""
+    spoil = "UPDATE file_records SET hash = upper(hash) WHERE path = "
+    if database_url.startswith("postgresql"):
+        server: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(database_url)
+        try:
+            await server.execute(spoil + "$1", path)
+        finally:
+            await server.close()
+        return
+    with contextlib.closing(sqlite3.connect(database_url)) as plain, plain:
+        plain.execute(spoil + "?", (path,))
+
+
+async def test_a_spoiled_record_refuses_a_tracked_change_before_the_disk(
+    storage: Storage, db: Database, database_url: str
+) -> None:
+    """A record that plain SQL made unreadable: the write and the move are refused, nothing moved.
+
+    The record was read after the disk change: the file was rewritten, or moved, and then the
+    call raised, its record unchanged.
+    """
+    await write_text(storage, "a.txt", "old", track=db)
+    await _spoil_the_record(database_url, "a.txt")
+    said = r"stored row.*file_records\.hash"
+    with pytest.raises(ValidationError, match=said):
+        await write_text(storage, "a.txt", "new", track=db)
+    with pytest.raises(ValidationError, match=said):
+        await move(storage, "a.txt", "b.txt", track=db)
+    await write_text(storage, "other.txt", "other")
+    with pytest.raises(ValidationError, match=said):
+        await copy(storage, "other.txt", "a.txt", track=db)
+    assert (storage.root / "a.txt").read_text() == "old"
+    assert not (storage.root / "b.txt").exists()
+    await write_text(storage, "c.txt", "c", track=db)  # other paths are unaffected
+    await delete(storage, "a.txt", track=db)  # and a delete, which reads no record, goes on
+    assert not (storage.root / "a.txt").exists()

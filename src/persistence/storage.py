@@ -197,6 +197,11 @@ async def _change(
         return await perform(functools.partial(stage, root, *raw, lambda _: None))
     db = argument(function, "track", Database, track, "a Database or None")
     check_usable(db)  # a database this task may not use here is refused before the disk
+    # The records `record` reads, read once before the disk: one that plain SQL stored
+    # against the rules (a hash in capitals) is refused now, where the file was changed first.
+    read = {_record_move: raw, _record_delete: []}.get(record, raw[-1:])
+    for path in filter(_recordable, read):
+        await find_file_record_by_path(db, path)
     return await perform(  # the check refuses a path no record can hold, before the disk
         functools.partial(stage, root, *raw, lambda path: FileRecord(path=path)),
         functools.partial(record, db),
