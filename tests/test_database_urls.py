@@ -83,6 +83,22 @@ def test_a_url_refused_for_such_a_password_quotes_none_of_it(password: str) -> N
         assert piece not in str(raised.value)
 
 
+@pytest.mark.parametrize("password", ["Xq@Zk:Wm", "Xq@Zk", "Xq:Zk@Wm:Vn", "Xq@@Zk"])
+def test_a_password_with_an_unencoded_at_sign_is_refused_quoting_none_of_it(
+    password: str,
+) -> None:
+    """The driver splits the user part at its first '@': the rest was read as the hosts.
+
+    `Xq@Zk:Wm` gave "write an IPv6 host as [address]:port, not 'Zk:Wm@127.0.0.1:5432'",
+    the password's end in the message; `Xq@Zk` connected to the host `Zk@127.0.0.1`.
+    """
+    with pytest.raises(DatabaseError, match="percent-encode an '@'") as raised:
+        engine_of(f"postgresql://u:{password}@127.0.0.1:5432/db")
+    for piece in ("Xq", "Zk", "Wm", "Vn"):
+        assert piece not in str(raised.value)
+    engine_of(f"postgresql://u:{quote(password, safe='')}@127.0.0.1:5432/db")  # encoded: taken
+
+
 BAD_URLS = [
     ("postgresql://u:secret@127.0.0.1:abc/db", "the port must be a number"),
     ("postgresql://u:secret@127.0.0.1:99999/db", "got '99999'"),

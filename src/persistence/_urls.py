@@ -113,6 +113,14 @@ def _user_end(text: str, start: int, end: int) -> int:
 def _check_postgres_url(url: str) -> None:
     """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
     start, end = _authority(url)
+    if url.count("@", start, end) > 1:
+        # The driver splits at the first: the rest of the password would be read as hosts,
+        # and quoted in the errors about them. Quote none of it.
+        raise _bad_url(
+            url,
+            "its user part holds an '@' that is not percent-encoded: percent-encode an '@' in "
+            "the user or password as %40",
+        )
     try:
         _check_hosts(url, url[start:end])
     except DatabaseError:
