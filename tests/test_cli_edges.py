@@ -219,6 +219,39 @@ def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: 
     assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id": 1') == 1
 
 
+@pytest.mark.parametrize("output", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_an_export_to_standard_output_appended_to_a_log_keeps_the_log(
+    tmp_path: Path, output: str
+) -> None:
+    """`export --output /dev/stdout >> log`: the export is added to the log, through stdout.
+
+    The path's link leads to the log itself, a regular file, which the export replaced whole
+    by one written beside it: the log's earlier lines were lost.
+    """
+    database = tmp_path / "app.db"
+    db = ["--database", str(database)]
+    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    log = tmp_path / "log.txt"
+    log.write_text("an earlier line\n", encoding="utf-8")
+    with log.open("a", encoding="utf-8") as appended:
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "export", "1", "--output", output, *db],
+            cwd=tmp_path,
+            stdout=appended,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    text = log.read_text(encoding="utf-8")
+    assert text.startswith("an earlier line\n<?xml")
+    assert text.rstrip().endswith("</testsuites>")
+
+
 @pytest.mark.parametrize(
     "command",
     [

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import stat
 import unicodedata
 from pathlib import Path
@@ -471,6 +472,11 @@ def write_whole(path: Path, text: str) -> None:
     first (`replace_whole`). A symlink's target is written, the link kept. Anything
     else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
     """
+    descriptor = _descriptor_of(path)
+    if descriptor is not None:  # written through it: opened anew, `>> log` lost its start
+        with os.fdopen(os.dup(descriptor), "w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
     try:  # the path given, links followed: /dev/stdout's target may be a pipe, with no path
         before: os.stat_result | None = path.stat()
     except FileNotFoundError:
@@ -490,6 +496,28 @@ def write_whole(path: Path, text: str) -> None:
             os.close(folder)
     except OSError as error:  # named by the path asked for, not the one beside it
         raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+_OWN_DESCRIPTOR: Final = re.compile(r"/(?:dev/fd|proc/self/fd|proc/(?P<pid>\d+)/fd)/(?P<fd>\d+)")
+
+
+def _descriptor_of(path: Path) -> int | None:
+    """Give the descriptor of this process that `path` names (/dev/stdout, /dev/fd/1), if any.
+
+    Its link leads to the file the descriptor has open, which a replace would replace whole:
+    `export --output /dev/stdout >> log` lost the log's earlier lines.
+    """
+    current = path if path.is_absolute() else Path.cwd() / path
+    for _ in range(40):  # as the system follows links, within its limit
+        found = _OWN_DESCRIPTOR.fullmatch(os.path.normpath(current))
+        if found is not None:
+            pid = found["pid"]
+            return int(found["fd"]) if pid is None or int(pid) == os.getpid() else None
+        try:
+            current = current.parent / current.readlink()
+        except OSError:  # no link: a file, a folder, or nothing
+            return None
+    return None
 
 
 HISTORY_COMMANDS: Final[
