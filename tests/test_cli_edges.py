@@ -193,6 +193,16 @@ def test_a_dry_run_prints_the_sql_in_utf_8_whatever_stdout_encodes(tmp_path: Pat
     assert not (tmp_path / "app.db").exists()
 
 
+def _with_a_run(database: Path) -> list[str]:
+    """Migrate the SQLite file `database` and import a report into it: the `--database` args."""
+    db = ["--database", str(database)]
+    assert cli("migrate", *db, cwd=database.parent).returncode == 0
+    report = database.parent / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    assert cli("import", str(report), *db, cwd=database.parent).returncode == 0
+    return db
+
+
 @pytest.mark.parametrize("output", ["app.db", "app.db-wal", "sub/../app.db", "link.db", "hard.db"])
 def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: str) -> None:
     """`export --output` naming the SQLite database itself, by any path, or its WAL is refused.
@@ -201,11 +211,7 @@ def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: 
     away every commit not yet checkpointed into the database.
     """
     database = tmp_path / "app.db"
-    db = ["--database", str(database)]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
-    report = tmp_path / "r.xml"
-    report.write_text(REPORT, encoding="utf-8")
-    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    db = _with_a_run(database)
     (tmp_path / "sub").mkdir()
     (tmp_path / "link.db").symlink_to(database)
     os.link(database, tmp_path / "hard.db")
@@ -229,11 +235,7 @@ def test_an_export_to_standard_output_appended_to_a_log_keeps_the_log(
     by one written beside it: the log's earlier lines were lost.
     """
     database = tmp_path / "app.db"
-    db = ["--database", str(database)]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
-    report = tmp_path / "r.xml"
-    report.write_text(REPORT, encoding="utf-8")
-    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    db = _with_a_run(database)
     log = tmp_path / "log.txt"
     log.write_text("an earlier line\n", encoding="utf-8")
     with log.open("a", encoding="utf-8") as appended:

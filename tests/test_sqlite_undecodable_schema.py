@@ -23,10 +23,8 @@ _SAID: Final = r"malformed database schema \(t\\xdf\)"
 """SQLite's words, the name's byte that is not UTF-8 escaped."""
 
 
-@pytest.fixture(name="undecodable")
-def undecodable_file(tmp_path: Path) -> Path:
-    """A SQLite file whose one table is named `t` and byte 0xDF, its definition cut short."""
-    file = tmp_path / "undecodable.db"
+def _spoil_schema(file: Path) -> None:
+    """Add a table named `t` and byte 0xDF, its definition cut short, by plain SQL."""
     with contextlib.closing(sqlite3.connect(file, isolation_level=None)) as plain:
         plain.execute("CREATE TABLE t (x)")
         plain.execute("PRAGMA writable_schema = ON")
@@ -34,6 +32,13 @@ def undecodable_file(tmp_path: Path) -> Path:
             "UPDATE sqlite_master SET name = CAST(x'74df' AS TEXT), sql = 'CREATE TABLE (' "
             "WHERE name = 't'"
         )
+
+
+@pytest.fixture(name="undecodable")
+def undecodable_file(tmp_path: Path) -> Path:
+    """A SQLite file whose one table is named `t` and byte 0xDF, its definition cut short."""
+    file = tmp_path / "undecodable.db"
+    _spoil_schema(file)
     with contextlib.closing(sqlite3.connect(file)) as plain, pytest.raises(UnicodeDecodeError):
         plain.execute("PRAGMA synchronous = FULL")  # sqlite3 cannot decode SQLite's message
     return file
@@ -86,13 +91,7 @@ async def test_a_schema_made_undecodable_while_open_is_a_database_error(tmp_path
     async with connect(file) as db:
         await migrate(db)
         assert (await list_runs(db)).items == ()
-        with contextlib.closing(sqlite3.connect(file, isolation_level=None)) as plain:
-            plain.execute("CREATE TABLE t (x)")
-            plain.execute("PRAGMA writable_schema = ON")
-            plain.execute(
-                "UPDATE sqlite_master SET name = CAST(x'74df' AS TEXT), sql = 'CREATE TABLE (' "
-                "WHERE name = 't'"
-            )
+        _spoil_schema(file)
         with pytest.raises(DatabaseError, match=rf"SQLite: {_SAID}"):
             await list_runs(db)
         with pytest.raises(DatabaseError, match=rf"SQLite: {_SAID}"):
