@@ -2,7 +2,9 @@
 
 Exit codes: 0 done; 1 `status` found pending, drifted or newer migrations; 2 bad usage; 3 could not
 run (bad URL, unusable path, unreachable server, or any other PersistenceError), with one
-line on stderr; 130 interrupted; 141, quietly, when the reader of stdout's pipe has left.
+line on stderr; 130 interrupted; 143 terminated (SIGTERM: `timeout`, `docker stop`, systemd),
+which ends a command as Ctrl-C does, its work undone and its working files removed; 141,
+quietly, when the reader of stdout's pipe has left.
 This module builds the parser and runs a command; the migration commands are in
 `_cli_migrations`, the run-history ones in `_cli_history`, and what they share in `_cli_common`.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import signal
 import sys
 from typing import TYPE_CHECKING, Final
 
@@ -22,6 +25,7 @@ from persistence._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_NO_READER,
     EXIT_OK,
+    EXIT_TERMINATED,
     CannotRunError,
     amount,
     escaped_output,
@@ -59,7 +63,8 @@ from persistence.database import DEFAULT_DATABASE, database_url, engine_of
 from persistence.exceptions import PersistenceError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
+    from types import FrameType
 
 _SLUG: Final = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -279,6 +284,40 @@ _ASYNC_COMMANDS: Final[
 }
 
 
+_TERMINATED: list[int] = []
+"""The SIGTERM that ended the running command, if one did."""
+
+
+async def _ended_by_sigterm_too(command: Awaitable[int]) -> int:
+    """Run `command`, a SIGTERM ending it as `asyncio.run`'s Ctrl-C does: cancelled, cleaned up.
+
+    Killed by its default action, a restore left its copy of the backup in the temporary
+    folder, and a backup its `.partial` folder, hundreds of megabytes each.
+    """
+    interrupt = signal.getsignal(signal.SIGINT)
+    if not callable(interrupt) or interrupt is signal.default_int_handler:
+        return await command  # not the main thread's runner: no handler to share
+
+    def terminate(number: int, frame: FrameType | None) -> None:
+        _TERMINATED.append(number)
+        interrupt(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        return await command
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped() -> int:
+    """Say that a signal stopped the command, and give its exit code: SIGTERM's, or Ctrl-C's."""
+    if _TERMINATED:
+        say("terminated")
+        return EXIT_TERMINATED
+    say("interrupted")
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code; a failure is one line on stderr, exit 3."""
     parser = _parser()
@@ -294,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with escaped_output():
             if arguments.command == "new":
                 return new_command(arguments)
-            return asyncio.run(_ASYNC_COMMANDS[arguments.command](arguments))
+            _TERMINATED.clear()
+            return asyncio.run(_ended_by_sigterm_too(_ASYNC_COMMANDS[arguments.command](arguments)))
     except (PersistenceError, CannotRunError) as error:
         message = str(error)
     except BrokenPipeError as error:
@@ -305,8 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {error.filename}" if error.filename else ""
         message = f"{error.strerror or error}{where}"
     except KeyboardInterrupt:
-        say("interrupted")
-        return EXIT_INTERRUPTED
+        return _stopped()
     say(f"error: {message}")
     return EXIT_FAILED
 

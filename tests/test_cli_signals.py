@@ -1,0 +1,90 @@
+"""A command stopped by Ctrl-C or by SIGTERM ends its work undone, says so, and exits at once.
+
+SIGTERM (`timeout`, `docker stop`, systemd) took the process down by its default action: no
+rollback waited for, no working file removed (a restore's copy of the backup, a backup's
+`.partial` folder, hundreds of megabytes each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from persistence import connect, migration_status
+
+STARTED_WAIT = 30.0
+"""How long the migration may take to reach its statement, in seconds."""
+
+
+async def _sleeping(url: str) -> bool:
+    """Whether a statement of the database sleeps: the migration is under way."""
+    connection = await asyncpg.connect(url)
+    try:
+        return bool(
+            await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%'"
+                " AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def _user_applied(url: str, folder: Path) -> list[str]:
+    """The names of the user's migrations applied to the database."""
+    async with connect(url) as db:
+        user = (await migration_status(db, folder)).user
+    assert user is not None
+    return [migration.name for migration in user.applied]
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["SIGINT", "SIGTERM"],
+)
+def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
+    tmp_path: Path, postgres_url: str, number: int, code: int, said: str
+) -> None:
+    """A user migration sleeping on the server: the command ends at once, nothing applied."""
+    folder = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True)
+        (folder / engine / "0001_slow.sql").write_text(
+            "SELECT pg_sleep(30);\n" if engine == "postgres" else "SELECT 1;\n", encoding="utf-8"
+        )
+    command = [sys.executable, "-m", "persistence", "migrate"]
+    running = subprocess.Popen(  # this interpreter, fixed arguments
+        [*command, "--migrations", str(folder), "--database", postgres_url],
+        cwd=tmp_path,
+        env={key: value for key, value in os.environ.items() if key != "DATABASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + STARTED_WAIT
+        while not asyncio.run(_sleeping(postgres_url)):
+            assert running.poll() is None, running.communicate()
+            assert time.monotonic() < deadline, "the migration never started"
+            time.sleep(0.05)
+        stopped = time.monotonic()
+        running.send_signal(number)
+        _, err = running.communicate(timeout=20)
+        assert time.monotonic() - stopped < 10
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode == code
+    assert err.strip().endswith(f"persistence: {said}"), err
+    assert asyncio.run(_user_applied(postgres_url, folder)) == []
