@@ -255,5 +255,7 @@ async def test_a_spoiled_record_refuses_a_tracked_change_before_the_disk(
     assert (storage.root / "a.txt").read_text() == "old"
     assert not (storage.root / "b.txt").exists()
     await write_text(storage, "c.txt", "c", track=db)  # other paths are unaffected
+    await move(storage, "c.txt", "a.txt", track=db)  # a move over it reads only the source's
+    assert (await record_of(db, "a.txt")).hash == hashlib.sha256(b"c").hexdigest()
     await delete(storage, "a.txt", track=db)  # and a delete, which reads no record, goes on
     assert not (storage.root / "a.txt").exists()

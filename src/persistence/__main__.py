@@ -16,6 +16,7 @@ import asyncio
 import re
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
@@ -295,8 +296,11 @@ async def _ended_by_sigterm_too(command: Awaitable[int]) -> int:
     folder, and a backup its `.partial` folder, hundreds of megabytes each.
     """
     interrupt = signal.getsignal(signal.SIGINT)
-    if not callable(interrupt) or interrupt is signal.default_int_handler:
-        return await command  # not the main thread's runner: no handler to share
+    runner = getattr(getattr(interrupt, "func", None), "__self__", None)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not (main_thread and isinstance(runner, asyncio.Runner) and callable(interrupt)):
+        # Not asyncio.run's own handler (a thread, or a program's handler of its own): left be.
+        return await command
 
     def terminate(number: int, frame: FrameType | None) -> None:
         _TERMINATED.append(number)
@@ -306,7 +310,8 @@ async def _ended_by_sigterm_too(command: Awaitable[int]) -> int:
     try:
         return await command
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _stopped() -> int:

@@ -439,6 +439,15 @@ def _output_apart(arguments: argparse.Namespace) -> None:
     yet checkpointed into it.
     """
     engine, target = engine_of(database_url(arguments.database))
+    arguments.output_descriptor = None
+    if arguments.output is not None and (number := _descriptor_of(arguments.output)) is not None:
+        # Taken now, before the database opens: the same number may be one of its files then.
+        try:
+            arguments.output_descriptor = os.dup(number)
+        except OSError:
+            raise CannotRunError(
+                f"--output {str(arguments.output)!r} names descriptor {number}, which is not open"
+            ) from None
     if arguments.output is None or engine is not Engine.SQLITE:
         return
     output = Path(os.path.realpath(arguments.output))
@@ -459,11 +468,11 @@ async def _export(db: Database, arguments: argparse.Namespace) -> int:
     if arguments.output is None:
         write_utf8(text.removesuffix("\n") + "\n")
     else:
-        write_whole(arguments.output, text)
+        write_whole(arguments.output, text, descriptor=arguments.output_descriptor)
     return EXIT_OK
 
 
-def write_whole(path: Path, text: str) -> None:
+def write_whole(path: Path, text: str, *, descriptor: int | None = None) -> None:
     """Write `text` to the file at `path` whole, or leave the file as it was.
 
     A regular file (or none yet) is replaced at once by a file written and synced beside it,
@@ -472,9 +481,10 @@ def write_whole(path: Path, text: str) -> None:
     first (`replace_whole`). A symlink's target is written, the link kept. Anything
     else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
     """
-    descriptor = _descriptor_of(path)
-    if descriptor is not None:  # written through it: opened anew, `>> log` lost its start
-        with os.fdopen(os.dup(descriptor), "w", encoding="utf-8") as stream:
+    if (
+        descriptor is not None
+    ):  # written through it (closed after): opened anew, `>> log` lost its start
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(text)
         return
     try:  # the path given, links followed: /dev/stdout's target may be a pipe, with no path
@@ -509,7 +519,8 @@ def _descriptor_of(path: Path) -> int | None:
     """
     current = path if path.is_absolute() else Path.cwd() / path
     for _ in range(40):  # as the system follows links, within its limit
-        found = _OWN_DESCRIPTOR.fullmatch(os.path.normpath(current))
+        current = Path(os.path.realpath(current.parent)) / current.name  # its folders' links
+        found = _OWN_DESCRIPTOR.fullmatch(str(current))
         if found is not None:
             pid = found["pid"]
             return int(found["fd"]) if pid is None or int(pid) == os.getpid() else None

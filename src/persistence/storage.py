@@ -200,7 +200,7 @@ async def _change(
     check_usable(db)  # a database this task may not use here is refused before the disk
     # The records `record` reads, read once before the disk: one that plain SQL stored
     # against the rules (a hash in capitals) is refused now, where the file was changed first.
-    read = {_record_move: raw, _record_delete: []}.get(record, raw[-1:])
+    read = {_record_move: raw[:1], _record_delete: []}.get(record, raw[-1:])
     for path in filter(_recordable, read):
         await find_file_record_by_path(db, path)
     return await perform(  # the check refuses a path no record can hold, before the disk

@@ -192,12 +192,15 @@ class Partial:
     def _check_placed(self, folder: int, name: str) -> None:
         """Refuse a new name that is not this file: something was put in the partial's place.
 
-        The name was free before: what stands there now is removed, and nothing else changed.
+        A symlink or another file that is no regular file, linked there in its place, is
+        removed; a regular file is left, as it may be another writer's (a disk without hard
+        links renames, and two backups of one instant may pick one name).
         """
         placed, own = lstat(folder, name), os.fstat(self.fd)
         if placed is None or not same_file(placed, own):
-            with suppress(FileNotFoundError, IsADirectoryError):
-                os.unlink(name, dir_fd=folder)
+            if placed is not None and not stat.S_ISREG(placed.st_mode):
+                with suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(name, dir_fd=folder)
             raise StorageError(
                 self.target, "its partial file was replaced by another while it was written"
             )

@@ -351,53 +351,53 @@ def remove_unheld(parent_fd: int, made: str, *, folders: bool) -> None:
         return
     shape = re.compile(made, re.DOTALL)
     for name in found:
-        if shape.fullmatch(name):  # not a folder or file of the user's, however like one of ours
-            remove_if_unheld(parent_fd, name, folders=folders)
+        if not shape.fullmatch(name):  # a folder or file of the user's, however like one of ours
+            continue
+        seen = lstat(parent_fd, name)
+        if seen is None or not (stat.S_ISDIR if folders else stat.S_ISREG)(seen.st_mode):
+            continue  # never opened: a device, a FIFO, a link
+        try:  # a file opened as every regular file is: a FIFO put there since is never waited on
+            fd = (
+                os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+                if folders
+                else open_regular(parent_fd, name, name)
+            )
+        except (OSError, NotAFileError):  # gone, a link, not a folder, or not ours to open
+            continue
+        with owned(fd):
+            info = os.fstat(fd)
+            if not (folders or _ours(info)):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a process at work
+                continue
+            if folders:
+                shutil.rmtree(name, dir_fd=parent_fd, ignore_errors=True)
+                continue
+            now = lstat(parent_fd, name)
+            if now is not None and (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=parent_fd)
 
 
-def remove_if_unheld(
-    parent_fd: int, name: str, *, folders: bool = False, changed_by: float | None = None
-) -> bool:
-    """Remove the working folder (or file) `name` if no process holds it; whether it did.
+def held(dir_fd: int, name: str) -> bool:
+    """Tell whether a process holds the working file `name` (`hold`): a write at work.
 
-    With `changed_by`, only one last changed by then (a time as `time.time()` gives it): a
-    write still at work holds its partial file, however old, and is never cut short.
+    A file that cannot be opened as one, or whose lock cannot be tried, is held by none.
     """
-    seen = lstat(parent_fd, name)
-    if seen is None or not (stat.S_ISDIR if folders else stat.S_ISREG)(seen.st_mode):
-        return False  # never opened: a device, a FIFO, a link
-    try:  # a file opened as every regular file is: a FIFO put there since is never waited on
-        fd = (
-            os.open(name, DIR_FLAGS, dir_fd=parent_fd)
-            if folders
-            else open_regular(parent_fd, name, name)
-        )
-    except (OSError, NotAFileError):  # gone, a link, not a folder, or not ours to open
+    try:
+        fd = open_regular(dir_fd, name, name)
+    except (OSError, NotAFileError):
         return False
     with owned(fd):
-        info = os.fstat(fd)
-        if not (folders or _ours(info)) or (changed_by is not None and info.st_mtime > changed_by):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
             return False
-        return _removed_if_free(fd, parent_fd, name, info, folders=folders)
-
-
-def _removed_if_free(
-    fd: int, parent_fd: int, name: str, info: os.stat_result, *, folders: bool
-) -> bool:
-    """Remove `name`, open at `fd`, if no process holds its lock; whether it did."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # held: a process at work
         return False
-    if folders:
-        shutil.rmtree(name, dir_fd=parent_fd, ignore_errors=True)
-        return True
-    now = lstat(parent_fd, name)
-    if now is None or (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
-        return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(name, dir_fd=parent_fd)
-    return True
 
 
 def _ours(info: os.stat_result) -> bool:

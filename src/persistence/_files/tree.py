@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from persistence._files.content import Partial, describe_at, hash_fd
-from persistence._files.locks import remove_if_unheld
+from persistence._files.locks import held
 from persistence._files.paths import (
     BACKUPS_DIR,
     CACHE_DIR,
@@ -394,10 +394,16 @@ def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
 
 
 def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
-    """Unlink `name` (a file or a symlink, never a folder) if last changed by `cutoff`."""
+    """Unlink `name` (a file or a symlink, never a folder) if last changed by `cutoff`.
+
+    A write's partial file that a process still holds is left, however old: by its age
+    alone, a write waiting for its path's lock, or a long backup, lost it and failed.
+    """
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISDIR(info.st_mode) or info.st_mtime > cutoff:
+            return None
+        if stat.S_ISREG(info.st_mode) and is_partial_name(name) and held(dir_fd, name):
             return None
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -446,27 +452,15 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
             for folder, dirnames, filenames, dir_fd in walk_folders(temp):
                 here = root / TEMP_DIR / folder
                 removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in dirnames)
-                removed += (_cleaned(here, name, dir_fd, cutoff) for name in filenames)
+                removed += (unlink_if_old(here, name, dir_fd, cutoff) for name in filenames)
         for folder, _, filenames, dir_fd in walk_tree(root_fd):
             partials = filter(is_partial_name, filenames)
-            removed += (_cleaned(root / folder, name, dir_fd, cutoff) for name in partials)
+            removed += (unlink_if_old(root / folder, name, dir_fd, cutoff) for name in partials)
         incoming = None
         with suppress(OutsideRootError, NotAFileError):  # a link or a file there: none to clean
             incoming = open_folders(stack, root_fd, [CACHE_DIR, "incoming"], create=False)
         if incoming is not None:
             here = root / CACHE_DIR / "incoming"
             partials = filter(is_partial_name, _folder_entries(incoming)[1])
-            removed += (_cleaned(here, name, incoming, cutoff) for name in partials)
+            removed += (unlink_if_old(here, name, incoming, cutoff) for name in partials)
     return sorted(path for path in removed if path is not None)
-
-
-def _cleaned(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
-    """Remove an old temporary file; a write's partial file only once no write holds it.
-
-    A write holds its partial file locked while it works, however long it waits for its
-    path's lock: by its age alone, a write at work lost it, and failed.
-    """
-    seen = lstat(dir_fd, name)
-    if is_partial_name(name) and seen is not None and stat.S_ISREG(seen.st_mode):
-        return folder / name if remove_if_unheld(dir_fd, name, changed_by=cutoff) else None
-    return unlink_if_old(folder, name, dir_fd, cutoff)

@@ -23,7 +23,7 @@ from typing import BinaryIO, Final
 import attrs
 
 from persistence._files.content import Partial, hash_fd, read_fd, write_hashed
-from persistence._files.locks import Change, perform, remove_if_unheld, settle, try_lock
+from persistence._files.locks import Change, perform, settle, try_lock
 from persistence._files.paths import (
     CACHE_DIR,
     Spot,
@@ -39,7 +39,7 @@ from persistence._files.paths import (
     same_file,
     storage_errors,
 )
-from persistence._files.tree import set_aside
+from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
 from persistence.exceptions import NotAFileError, OutsideRootError, StorageError, ValidationError
 from persistence.storage import Storage, storage_root
@@ -413,7 +413,7 @@ def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
         def apply() -> tuple[int, int]:
             if incoming is not None:  # the partial files of puts killed long ago
                 for name in filter(is_partial_name, os.listdir(incoming)):  # noqa: PTH208  # an fd
-                    remove_if_unheld(incoming, name, changed_by=time.time() - _PARTIAL_AGE)
+                    unlink_if_old(Path(), name, incoming, time.time() - _PARTIAL_AGE)
             return (0, 0) if entries is None else _evict(entries, budget)
 
         return Change(root_fd, [CACHE_DIR], apply, stack.pop_all(), CACHE_DIR)
