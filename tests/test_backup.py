@@ -253,7 +253,7 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
     """A copy that fails, or is cancelled, after pages were written leaves no row behind."""
     converted = 0
     halfway = asyncio.Event()
-    as_params = transfer._result_params  # noqa: SLF001  # the step every result passes
+    as_params = queries.copy_write_test_results_params  # the step every result passes
 
     def counting(row: queries.TestResultsRow) -> queries.CopyWriteTestResultsParams:
         nonlocal converted
@@ -265,7 +265,7 @@ async def test_a_copy_that_stops_halfway_leaves_the_target_empty(
             halfway.set()
         return as_params(row)
 
-    monkeypatch.setattr(transfer, "_result_params", counting)
+    monkeypatch.setattr(transfer, "copy_write_test_results_params", counting)
     async with connect(database_url) as target:
         await migrate(target)
         postgres = target.engine is not source.engine

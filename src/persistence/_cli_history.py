@@ -481,9 +481,8 @@ def write_whole(path: Path, text: str, *, descriptor: int | None = None) -> None
     first (`replace_whole`). A symlink's target is written, the link kept. Anything
     else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
     """
-    if (
-        descriptor is not None
-    ):  # written through it (closed after): opened anew, `>> log` lost its start
+    if descriptor is not None:
+        # Written through it, and closed after: opened anew, `>> log` lost the log's start.
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(text)
         return

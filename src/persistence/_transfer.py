@@ -37,11 +37,7 @@ from persistence.runs import run_from_row
 if TYPE_CHECKING:
     from persistence._interface import Connection
     from persistence.database import Database
-    from persistence.queries import (
-        CopyTableSizesRow,
-        CopyWriteTestResultsParams,
-        TestResultsRow,
-    )
+    from persistence.queries import CopyTableSizesRow
 
 COPIED_TABLES: Final = (
     "runs",
@@ -90,12 +86,6 @@ class _Row(Protocol):
 
     @property
     def id(self) -> int: ...
-
-
-def _result_params(row: TestResultsRow) -> CopyWriteTestResultsParams:
-    """Give a result's parameters, once it passes a read's checks: a test counts the calls."""
-    result_from_row(row)
-    return copy_write_test_results_params(row)
 
 
 _CONFIG_VALUE: Final = operator.attrgetter("value")
@@ -211,9 +201,7 @@ async def move_rows(
     await by_id(
         "test_results",
         lambda after: queries.copy_read_test_results(reading, after_id=after, page_size=page_size),
-        _result_params
-        if checked
-        else _read_alike(_instants("test_results"), copy_write_test_results_params),
+        params_of(result_from_row, "test_results", copy_write_test_results_params),
         tx.queries.copy_write_test_results,
     )
     moved["result_artifacts"], _ = await _pipe(
