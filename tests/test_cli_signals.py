@@ -39,6 +39,17 @@ async def _sleeping(url: str) -> bool:
         await connection.close()
 
 
+AS_A_SHELL_STARTS_IT = (
+    "import runpy, signal, sys;"
+    "signal.signal(signal.SIGINT, signal.default_int_handler);"
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL);"
+    "sys.argv[0] = 'persistence';"
+    "runpy.run_module('persistence', run_name='__main__', alter_sys=True)"
+)
+"""`python -m persistence`, its signals as an interactive shell leaves them: a test worker may
+ignore SIGINT, which its children inherit."""
+
+
 async def _user_applied(url: str, folder: Path) -> list[str]:
     """The names of the user's migrations applied to the database."""
     async with connect(url) as db:
@@ -47,13 +58,27 @@ async def _user_applied(url: str, folder: Path) -> list[str]:
     return [migration.name for migration in user.applied]
 
 
+IGNORING_SIGINT = AS_A_SHELL_STARTS_IT.replace("signal.default_int_handler", "signal.SIG_IGN")
+"""The same, SIGINT ignored, as a script's `command &` starts it: SIGTERM still stops it."""
+
+
 @pytest.mark.parametrize(
-    ("number", "code", "said"),
-    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
-    ids=["SIGINT", "SIGTERM"],
+    ("number", "code", "said", "started"),
+    [
+        (signal.SIGINT, 130, "interrupted", AS_A_SHELL_STARTS_IT),
+        (signal.SIGTERM, 143, "terminated", AS_A_SHELL_STARTS_IT),
+        (signal.SIGTERM, 143, "terminated", IGNORING_SIGINT),
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGTERM, SIGINT ignored"],
 )
 def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
-    tmp_path: Path, postgres_url: str, number: int, code: int, said: str
+    tmp_path: Path,
+    postgres_url: str,
+    *,
+    number: int,
+    code: int,
+    said: str,
+    started: str,
 ) -> None:
     """A user migration sleeping on the server: the command ends at once, nothing applied."""
     folder = tmp_path / "mine"
@@ -62,7 +87,7 @@ def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
         (folder / engine / "0001_slow.sql").write_text(
             "SELECT pg_sleep(30);\n" if engine == "postgres" else "SELECT 1;\n", encoding="utf-8"
         )
-    command = [sys.executable, "-m", "persistence", "migrate"]
+    command = [sys.executable, "-c", started, "migrate"]
     running = subprocess.Popen(  # this interpreter, fixed arguments
         [*command, "--migrations", str(folder), "--database", postgres_url],
         cwd=tmp_path,

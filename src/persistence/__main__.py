@@ -290,23 +290,26 @@ _TERMINATED: list[int] = []
 
 
 async def _ended_by_sigterm_too(command: Awaitable[int]) -> int:
-    """Run `command`, a SIGTERM ending it as `asyncio.run`'s Ctrl-C does: cancelled, cleaned up.
+    """Run `command`; a SIGTERM cancels it, as Ctrl-C does, so that it cleans up.
 
     Killed by its default action, a restore left its copy of the backup in the temporary
-    folder, and a backup its `.partial` folder, hundreds of megabytes each.
+    folder, and a backup its `.partial` folder, hundreds of megabytes each. Only in the main
+    thread, and not where SIGTERM is ignored; the handler before is put back after.
     """
-    interrupt = signal.getsignal(signal.SIGINT)
-    runner = getattr(getattr(interrupt, "func", None), "__self__", None)
+    task = asyncio.current_task()
     main_thread = threading.current_thread() is threading.main_thread()
-    if not (main_thread and isinstance(runner, asyncio.Runner) and callable(interrupt)):
-        # Not asyncio.run's own handler (a thread, or a program's handler of its own): left be.
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else signal.SIG_IGN
+    if task is None or previous is signal.SIG_IGN:
         return await command
+    loop = asyncio.get_running_loop()
 
     def terminate(number: int, frame: FrameType | None) -> None:
+        del frame
         _TERMINATED.append(number)
-        interrupt(signal.SIGINT, frame)
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # wake the loop up to see it
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGTERM, terminate)
     try:
         return await command
     finally:
@@ -314,11 +317,16 @@ async def _ended_by_sigterm_too(command: Awaitable[int]) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _stopped() -> int:
-    """Say that a signal stopped the command, and give its exit code: SIGTERM's, or Ctrl-C's."""
+def _stopped(stop: BaseException) -> int:
+    """Say that a signal stopped the command, and give its exit code: SIGTERM's, or Ctrl-C's.
+
+    A cancellation that no SIGTERM made is not the command's to report: raised again.
+    """
     if _TERMINATED:
         say("terminated")
         return EXIT_TERMINATED
+    if not isinstance(stop, KeyboardInterrupt):
+        raise stop
     say("interrupted")
     return EXIT_INTERRUPTED
 
@@ -349,8 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         message = f"{error.strerror or error}{where}"
-    except KeyboardInterrupt:
-        return _stopped()
+    except (KeyboardInterrupt, asyncio.CancelledError) as stop:
+        return _stopped(stop)
     say(f"error: {message}")
     return EXIT_FAILED
 
