@@ -332,7 +332,8 @@ class ChangeListener:
             self._wake.clear()
             token, self._unsent = self._unsent, None
             if token is not None:
-                async with asyncio.timeout(self._heartbeat):  # a silent peer held it for good
+                # Bounded by the feed's trust, two heartbeats: a silent peer held it for good.
+                async with asyncio.timeout(2 * self._heartbeat):
                     await _announce(connection, token)
             known = horizon(await connection.fetchval(_SNAPSHOT, timeout=self._heartbeat))
             if self._lost.is_set():
