@@ -18,6 +18,16 @@ from persistence.__main__ import main
 
 ROOT = Path(__file__).parents[1]
 
+AS_A_SHELL_STARTS_IT = (
+    "import runpy, signal, sys;"
+    "signal.signal(signal.SIGINT, signal.default_int_handler);"
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL);"
+    "sys.argv[0] = 'persistence';"
+    "runpy.run_module('persistence', run_name='__main__', alter_sys=True)"
+)
+"""`python -m persistence`, its signals as an interactive shell leaves them: a test worker may
+ignore SIGINT, which its children inherit."""
+
 
 def cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()

@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from _cli_helpers import AS_A_SHELL_STARTS_IT
 from persistence import connect, migration_status
 
 STARTED_WAIT = 30.0
@@ -37,17 +38,6 @@ async def _sleeping(url: str) -> bool:
         )
     finally:
         await connection.close()
-
-
-AS_A_SHELL_STARTS_IT = (
-    "import runpy, signal, sys;"
-    "signal.signal(signal.SIGINT, signal.default_int_handler);"
-    "signal.signal(signal.SIGTERM, signal.SIG_DFL);"
-    "sys.argv[0] = 'persistence';"
-    "runpy.run_module('persistence', run_name='__main__', alter_sys=True)"
-)
-"""`python -m persistence`, its signals as an interactive shell leaves them: a test worker may
-ignore SIGINT, which its children inherit."""
 
 
 async def _user_applied(url: str, folder: Path) -> list[str]:

@@ -8,6 +8,7 @@ file or folder of the user's named like one stays.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -16,22 +17,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from persistence._cli_history import write_whole
+from persistence._cli_output import write_whole
 from persistence._files.paths import is_partial_name
 
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
 
 _STALLED_WRITER = """
-import os, sys, time
+import asyncio, os, sys, time
 from pathlib import Path
-from persistence._cli_history import write_whole
+from persistence._cli_output import write_whole
 
 def stall(fd):  # the partial file is written, not yet synced nor renamed into place
     print("writing", flush=True)
     time.sleep(float(sys.argv[2]))
 
 os.fsync = stall
-write_whole(Path(sys.argv[1]), "x" * 100_000)
+asyncio.run(write_whole(Path(sys.argv[1]), "x" * 100_000))
 """
 STALL_SECONDS = 30.0
 """How long a stalled writer waits mid-write; every test kills it long before."""
@@ -99,7 +100,7 @@ def test_a_killed_exports_partial_file_goes_with_the_next_write_and_a_live_ones_
     with _stalled_writer(target):
         working = _partials(tmp_path) - before
         assert len(working) == 1
-        write_whole(target, "done")
+        asyncio.run(write_whole(target, "done"))
         assert target.read_text() == "done"
         assert _partials(tmp_path) & left == set()
         assert working <= _partials(tmp_path)  # a writer at work keeps its file
@@ -107,7 +108,7 @@ def test_a_killed_exports_partial_file_goes_with_the_next_write_and_a_live_ones_
             assert os.path.lexists(tmp_path / name), name
         assert mine.read_text() == "mine"
 
-    write_whole(target, "again")  # the second writer, killed too, left its file
+    asyncio.run(write_whole(target, "again"))  # the second writer, killed too, left its file
     assert target.read_text() == "again"
     assert _partials(tmp_path) & working == set()
     assert sorted(_partials(tmp_path)) == sorted(

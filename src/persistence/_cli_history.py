@@ -12,8 +12,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
-import stat
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
@@ -31,7 +29,7 @@ from persistence._cli_common import (
     whole_number,
     write_utf8,
 )
-from persistence._files.content import replace_whole
+from persistence._cli_output import descriptor_of, write_whole
 from persistence._guards import MAX_INT, json_object, nonempty_text
 from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
 from persistence.backup import SQLITE_SIDECARS
@@ -440,7 +438,7 @@ def _output_apart(arguments: argparse.Namespace) -> None:
     """
     engine, target = engine_of(database_url(arguments.database))
     arguments.output_descriptor = None
-    if arguments.output is not None and (number := _descriptor_of(arguments.output)) is not None:
+    if arguments.output is not None and (number := descriptor_of(arguments.output)) is not None:
         # Taken now, before the database opens: the same number may be one of its files then.
         try:
             arguments.output_descriptor = os.dup(number)
@@ -468,66 +466,8 @@ async def _export(db: Database, arguments: argparse.Namespace) -> int:
     if arguments.output is None:
         write_utf8(text.removesuffix("\n") + "\n")
     else:
-        write_whole(arguments.output, text, descriptor=arguments.output_descriptor)
+        await write_whole(arguments.output, text, descriptor=arguments.output_descriptor)
     return EXIT_OK
-
-
-def write_whole(path: Path, text: str, *, descriptor: int | None = None) -> None:
-    """Write `text` to the file at `path` whole, or leave the file as it was.
-
-    A regular file (or none yet) is replaced at once by a file written and synced beside it,
-    so that a full disk, a read-only folder or an interrupt leaves the old file and no part
-    of the new one; its mode is kept. What a write killed there left beside the file goes
-    first (`replace_whole`). A symlink's target is written, the link kept. Anything
-    else (a FIFO, /dev/stdout, a terminal) is written as it is, as it cannot be replaced.
-    """
-    if descriptor is not None:
-        # Written through it, and closed after: opened anew, `>> log` lost the log's start.
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        return
-    try:  # the path given, links followed: /dev/stdout's target may be a pipe, with no path
-        before: os.stat_result | None = path.stat()
-    except FileNotFoundError:
-        before = None
-    if before is not None and not stat.S_ISREG(before.st_mode):
-        with path.open("w", encoding="utf-8") as stream:
-            stream.write(text)
-        return
-    target = Path(os.path.realpath(path))
-    try:
-        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            # Made as a new file is, the umask applied: 0o600 by mkstemp would hide the export.
-            mode = None if before is None else stat.S_IMODE(before.st_mode)
-            replace_whole(folder, target.name, text.encode("utf-8"), mode)
-        finally:
-            os.close(folder)
-    except OSError as error:  # named by the path asked for, not the one beside it
-        raise OSError(error.errno, error.strerror, str(path)) from None
-
-
-_OWN_DESCRIPTOR: Final = re.compile(r"/(?:dev/fd|proc/self/fd|proc/(?P<pid>\d+)/fd)/(?P<fd>\d+)")
-
-
-def _descriptor_of(path: Path) -> int | None:
-    """Give the descriptor of this process that `path` names (/dev/stdout, /dev/fd/1), if any.
-
-    Its link leads to the file the descriptor has open, which a replace would replace whole:
-    `export --output /dev/stdout >> log` lost the log's earlier lines.
-    """
-    current = path if path.is_absolute() else Path.cwd() / path
-    for _ in range(40):  # as the system follows links, within its limit
-        current = Path(os.path.realpath(current.parent)) / current.name  # its folders' links
-        found = _OWN_DESCRIPTOR.fullmatch(str(current))
-        if found is not None:
-            pid = found["pid"]
-            return int(found["fd"]) if pid is None or int(pid) == os.getpid() else None
-        try:
-            current = current.parent / current.readlink()
-        except OSError:  # no link: a file, a folder, or nothing
-            return None
-    return None
 
 
 HISTORY_COMMANDS: Final[

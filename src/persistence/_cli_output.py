@@ -1,0 +1,145 @@
+"""Where an export is written: a file replaced whole, or a pipe, FIFO or device written through.
+
+A write that blocks (a FIFO with no reader yet, a pipe whose reader stopped reading) waits on
+the event loop, not in the system call: blocked there, Ctrl-C only set the command's
+cancellation, which the call never saw, and a second Ctrl-C was needed to stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import select
+import stat
+from pathlib import Path
+from typing import Final
+
+from persistence._files.content import replace_whole
+
+FIFO_WAIT: Final = 0.05
+"""How often an export polls for a FIFO's reader to come, in seconds."""
+
+CHUNK: Final = getattr(select, "PIPE_BUF", 512)
+"""The most written at once to what polls writable: a pipe with room takes it without blocking."""
+
+
+async def write_whole(path: Path, text: str, *, descriptor: int | None = None) -> None:
+    """Write `text` to the file at `path` whole, or leave the file as it was.
+
+    A regular file (or none yet) is replaced at once by a file written and synced beside it,
+    so that a full disk, a read-only folder or an interrupt leaves the old file and no part
+    of the new one; its mode is kept. What a write killed there left beside the file goes
+    first (`replace_whole`). A symlink's target is written, the link kept. Anything
+    else (a FIFO, a terminal, a device) is written as it is, as it cannot be replaced, and so
+    is `descriptor`, which the caller opened (`/dev/stdout`): it is closed after.
+    """
+    data = text.encode("utf-8")
+    if descriptor is not None:
+        # Written through it: opened anew, `>> log` lost the log's start.
+        try:
+            await _written_through(descriptor, data)
+        finally:
+            os.close(descriptor)
+        return
+    if _replaced_if_regular(path, data):
+        return
+    opened = await _opened_for_writing(path)
+    try:
+        await _written_through(opened, data)
+    finally:
+        os.close(opened)
+
+
+def _replaced_if_regular(path: Path, data: bytes) -> bool:
+    """Replace the regular file at `path` (or none yet) by `data`; False if it is not one."""
+    try:  # the path given, links followed: /dev/stdout's target may be a pipe, with no path
+        before: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        before = None
+    if before is not None and not stat.S_ISREG(before.st_mode):
+        return False
+    target = Path(os.path.realpath(path))
+    try:
+        folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            # Made as a new file is, the umask applied: 0o600 by mkstemp would hide the export.
+            mode = None if before is None else stat.S_IMODE(before.st_mode)
+            replace_whole(folder, target.name, data, mode)
+        finally:
+            os.close(folder)
+    except OSError as error:  # named by the path asked for, not the one beside it
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    return True
+
+
+async def _opened_for_writing(path: Path) -> int:
+    """Open what is not a regular file for writing, waiting on the loop for a FIFO's reader.
+
+    Opened without O_NONBLOCK, a FIFO with no reader blocks the open itself; with it, the open
+    fails with ENXIO until a reader comes. The description is this open's own, so the flag
+    changes no other process's.
+    """
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as error:
+            if error.errno != errno.ENXIO:
+                raise OSError(error.errno, error.strerror, str(path)) from None
+        await asyncio.sleep(FIFO_WAIT)
+
+
+async def _written_through(descriptor: int, data: bytes) -> None:
+    """Write all of `data` to `descriptor`, waiting on the loop whenever it cannot take more.
+
+    What polls writable is written a pipe's atomic amount at a time, which a pipe with room
+    takes without blocking, however the descriptor was opened. What no poll waits on (a
+    regular file, /dev/null) never blocks, and is written at once.
+    """
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    while view:
+        try:
+            await _writable(loop, descriptor)
+        except (PermissionError, NotImplementedError):  # no poll for it, or none in this loop
+            while view:
+                view = view[os.write(descriptor, view) :]
+            return
+        try:
+            view = view[os.write(descriptor, view[:CHUNK]) :]
+        except BlockingIOError:  # its room taken meanwhile: wait again
+            continue
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, descriptor: int) -> None:
+    """Wait until `descriptor` polls writable (or in error, which the write then raises)."""
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.add_writer(descriptor, ready.set_result, None)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(descriptor)
+
+
+_OWN_DESCRIPTOR: Final = re.compile(r"/(?:dev/fd|proc/self/fd|proc/(?P<pid>\d+)/fd)/(?P<fd>\d+)")
+
+
+def descriptor_of(path: Path) -> int | None:
+    """Give the descriptor of this process that `path` names (/dev/stdout, /dev/fd/1), if any.
+
+    Its link leads to the file the descriptor has open, which a replace would replace whole:
+    `export --output /dev/stdout >> log` lost the log's earlier lines.
+    """
+    current = path if path.is_absolute() else Path.cwd() / path
+    for _ in range(40):  # as the system follows links, within its limit
+        current = Path(os.path.realpath(current.parent)) / current.name  # its folders' links
+        found = _OWN_DESCRIPTOR.fullmatch(str(current))
+        if found is not None:
+            pid = found["pid"]
+            return int(found["fd"]) if pid is None or int(pid) == os.getpid() else None
+        try:
+            current = current.parent / current.readlink()
+        except OSError:  # no link: a file, a folder, or nothing
+            return None
+    return None
