@@ -344,3 +344,50 @@ def test_a_wal_stamp_is_none_mid_rewrite_and_tells_rebuilt_headers_apart(tmp_pat
     assert wal_stamp(bytes(salted) * 2, str(path)) == wal_stamp(
         bytes(salted) * 2, str(tmp_path / "missing.db")
     )
+
+
+# --- DDL that changes rows and fires no trigger ---------------------------------------------
+
+_BY_DDL = {
+    ("postgresql", "rewritten"): (
+        "ALTER TABLE config_entries ALTER COLUMN value TYPE text"
+        " USING (CASE WHEN key = 'workers' THEN '9' ELSE value END)"
+    ),
+    ("postgresql", "replaced"): (
+        "BEGIN; CREATE TABLE renamed (LIKE config_entries INCLUDING ALL);"
+        " INSERT INTO renamed OVERRIDING SYSTEM VALUE SELECT * FROM config_entries;"
+        " UPDATE renamed SET value = '9' WHERE key = 'workers';"
+        " DROP TABLE config_entries CASCADE; ALTER TABLE renamed RENAME TO config_entries; COMMIT"
+    ),
+    ("sqlite", "rewritten"): (
+        "BEGIN; ALTER TABLE config_entries RENAME TO old_entries;"
+        " CREATE TABLE config_entries AS SELECT * FROM old_entries;"
+        " UPDATE config_entries SET value = '9' WHERE key = 'workers';"
+        " DROP TABLE old_entries; COMMIT"
+    ),
+    ("sqlite", "replaced"): (
+        "BEGIN; CREATE TABLE renamed AS SELECT * FROM config_entries;"
+        " UPDATE renamed SET value = '9' WHERE key = 'workers';"
+        " DROP TABLE config_entries; ALTER TABLE renamed RENAME TO config_entries; COMMIT"
+    ),
+}
+"""Rows changed by DDL alone: no trigger of the table fires (on SQLite, any commit shows)."""
+
+
+@pytest.mark.parametrize("change", ["rewritten", "replaced"])
+async def test_rows_changed_by_ddl_reach_every_cache(
+    db: Database,
+    database_url: str,
+    readers: tuple[MemoryCache, RedisCache, RedisCache],
+    change: str,
+) -> None:
+    """`ALTER TABLE ... TYPE ... USING`, or a table renamed into the place of one dropped.
+
+    On PostgreSQL neither fires the table's triggers, so the feed sent nothing: both tiers
+    served the old value for good. The heartbeat now sees the table's catalog row change.
+    """
+    await loaded(db, readers, 4)
+    engine = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    await asyncio.to_thread(plain_sql, database_url, _BY_DDL[engine, change])
+    for cache in readers:
+        await shows(workers(cache), 9, at_once=engine == "sqlite")

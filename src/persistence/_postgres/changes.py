@@ -33,8 +33,18 @@ _TOKEN: Final = re.compile(r"[0-9a-f]{24}")
 """A listener's `*` token: 96 random bits in hex, as `_new_token` makes them."""
 _ID: Final = re.compile(r"[0-9]{1,20}")
 """A transaction id as `pg_current_xact_id()` gives it: an xid8, at most 20 digits."""
-_SNAPSHOT: Final = "SELECT pg_current_snapshot()::text"
-"""The heartbeat: its answer names the transactions that had ended when it ran."""
+_HEARTBEAT: Final = (
+    "SELECT pg_current_snapshot()::text,"
+    " (SELECT string_agg(c.oid::text || ':' || c.xmin::text, ' ' ORDER BY c.oid)"
+    " FROM unnest($1::text[]) AS t(name) JOIN pg_class AS c ON c.oid = to_regclass(t.name))"
+)
+"""The heartbeat: the transactions that had ended when it ran, and the tables' shapes.
+
+A table's shape is its catalog row's OID and the transaction that last wrote that row: DDL
+that changes a table's rows fires none of its triggers (`ALTER TABLE ... TYPE ... USING`
+rewrites it, `DROP TABLE` and a table renamed into its place replace it), but it writes that
+row, which a vacuum's or an analyze's figures, written in place, do not.
+"""
 PAYLOADS_KEPT: Final = 16_384
 """Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
 TOKENS_KEPT: Final = 4_096
@@ -94,6 +104,7 @@ class ChangeListener:
         self._stamps: dict[str, str] = {}
         self._every: str = ""  # the last `*` stamp: every table's, until its own arrives
         self._seen: set[str] = set()  # the table payloads heard since that `*`
+        self._shapes: str | None = None  # the tables' shapes at the last heartbeat
         self._tokens: dict[str, float] = {}  # the `*` tokens heard since a heartbeat: when
         self._awaited: str | None = None  # this listener's token, sent and not yet back
         self._horizon: Horizon | None = None  # the transactions ended at the last heartbeat
@@ -295,7 +306,7 @@ class ChangeListener:
                     self._unsent = self._horizon = self._unconfirmed = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
                     self._identity = await database_identity(connection)
-                    self._horizon = horizon(await connection.fetchval(_SNAPSHOT))
+                    self._horizon, self._shapes = await _heartbeat(connection, None)
                     await _announce(connection, token)
                 connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
@@ -335,9 +346,12 @@ class ChangeListener:
                 # Bounded by the feed's trust, two heartbeats: a silent peer held it for good.
                 async with asyncio.timeout(2 * self._heartbeat):
                     await _announce(connection, token)
-            known = horizon(await connection.fetchval(_SNAPSHOT, timeout=self._heartbeat))
+            known, shapes = await _heartbeat(connection, self._heartbeat)
             if self._lost.is_set():
                 return
+            if shapes != self._shapes:  # DDL changed a table, its triggers silent
+                self._shapes = shapes
+                self._renew()
             self._answered_at(known, sent)
             self._fresh_until = sent + 2 * self._heartbeat
             self._answered = sent
@@ -347,6 +361,14 @@ class ChangeListener:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()
+
+
+async def _heartbeat(
+    connection: asyncpg.Connection[asyncpg.Record], wait: float | None
+) -> tuple[Horizon, str | None]:
+    """Ask the transactions that have ended and the shapes of the tables written."""
+    [(snapshot, shapes)] = await connection.fetch(_HEARTBEAT, sorted(WRITTEN_TABLES), timeout=wait)
+    return horizon(str(snapshot)), None if shapes is None else str(shapes)
 
 
 def _terminate(connection: asyncpg.Connection[asyncpg.Record]) -> None:
