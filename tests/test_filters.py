@@ -420,3 +420,45 @@ async def test_wrong_filters_and_cursors_are_refused(db: Database, value: object
     not_a_filter: Any = "not a filter" if value is None else value
     with pytest.raises(ValidationError, match=r"PageCursor\.where"):
         PageCursor(T0, 1, not_a_filter)
+
+
+@pytest.mark.parametrize(
+    ("changed", "reason"),
+    [
+        ({"a": float("nan")}, "finite"),
+        ({"a": [1]}, "must be a str, int, float, bool or None"),
+        ({"a": {1, 2}}, "set"),
+        ({1: 1}, "keys must be str"),
+    ],
+    ids=["nan", "list", "set", "int key"],
+)
+async def test_a_filter_changed_in_place_is_checked_again(
+    runs: Database, changed: dict[Any, Any], reason: str
+) -> None:
+    """A filter's metadata changed after its build is refused as a build refuses it.
+
+    It went to SQL as it was: on SQLite a bare ValueError or TypeError, which is no
+    PersistenceError, or rows for a nested value; on PostgreSQL the driver's DatabaseError.
+    """
+    where = ResultFilter(metadata={"seed": 7})
+    assert where.metadata is not None
+    where.metadata.clear()
+    where.metadata.update(changed)
+    with pytest.raises(ValidationError, match=reason) as raised:
+        await list_results(runs, where)
+    assert (raised.value.model, raised.value.field) == ("ResultFilter", "metadata")
+
+
+async def test_a_cursor_keeps_its_filter_as_it_was_when_the_page_was_read(runs: Database) -> None:
+    """The caller's filter changed after the page is the caller's: the cursor's stays as it was.
+
+    The cursor held the caller's own dict, so the next page followed the change.
+    """
+    where = ResultFilter(metadata={"solution": "a.cpp"})
+    first = await list_results(runs, where, limit=1)
+    assert first.next_cursor is not None
+    assert where.metadata is not None
+    where.metadata["solution"] = "b.cpp"
+    assert first.next_cursor.where == ResultFilter(metadata={"solution": "a.cpp"})
+    rest = await list_results(runs, limit=5, after=first.next_cursor)
+    assert [r.metadata["solution"] for r in rest.items] == ["a.cpp", "a.cpp"]

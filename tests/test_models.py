@@ -18,13 +18,15 @@ from persistence import (
     ConfigEntry,
     ConfigType,
     FileRecord,
+    ResultFilter,
+    Run,
     TestResult,
     TestStatus,
     TestType,
     ValidationError,
     to_dict,
 )
-from persistence.converters import Model
+from persistence.converters import Model, make_converter
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import IN_MEMORY
 from strategies.hostile import hostile_values, out_of_range_datetimes
@@ -330,3 +332,25 @@ def test_dict_round_trip(model: Model) -> None:
     assert from_data(type(model), data) == model
     through_json = json.loads(json.dumps(data, allow_nan=False))
     assert from_data(type(model), through_json) == model
+
+
+def test_to_dict_gives_a_copy_the_model_does_not_share() -> None:
+    """Changing what `to_dict` (or a converter) gave changes neither the model nor the filter.
+
+    The dict held the model's own metadata, labels or value: changed, it changed the frozen
+    model, and a filter's metadata with it.
+    """
+    result = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, metadata={"t": [1]})
+    entry = ConfigEntry(section="s", key="k", value={"a": 1}, type=ConfigType.DICT)
+    run = Run(labels={"commit": "c1"})
+    where = ResultFilter(metadata={"a": 1})
+    given: list[Any] = [to_dict(result), to_dict(entry), to_dict(run)]
+    given.append(make_converter().unstructure(where))
+    given[0]["metadata"]["t"].append(2)
+    given[1]["value"]["a"] = 2
+    given[2]["labels"]["commit"] = "zzz"
+    given[3]["metadata"]["a"] = 2
+    assert result.metadata == {"t": [1]}
+    assert entry.value == {"a": 1}
+    assert run.labels == {"commit": "c1"}
+    assert where.metadata == {"a": 1}

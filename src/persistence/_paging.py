@@ -93,11 +93,16 @@ def prefix_range(prefix: str) -> tuple[str, str]:
 def continued_filter(
     kind: type[_Filter], cursor_model: str, where: _Filter | None, cursor_where: _Filter | None
 ) -> _Filter:
-    """Give the filter to run with: `where`, else the cursor's, else empty; refuse a mismatch."""
+    """Give the filter to run with: `where`, else the cursor's, else empty; refuse a mismatch.
+
+    It is built again, its rules checked again, and its own copy of what it holds: a filter's
+    dict is the caller's to change in place (`ResultFilter.metadata`), which went to SQL as
+    it was (a NaN, a set), and changed the cursors made with it.
+    """
     if where is not None:
         where = of_type(kind, where, "where")
     if cursor_where is None:
-        return kind() if where is None else where
+        return kind() if where is None else _rebuilt(where)
     if where is not None and where != cursor_where:
         raise ValidationError(
             cursor_model,
@@ -105,7 +110,13 @@ def continued_filter(
             f"the cursor belongs to a listing filtered by {cursor_where!r}, not by {where!r}; "
             "pass the same filter, or none",
         )
-    return cursor_where
+    return _rebuilt(cursor_where)
+
+
+def _rebuilt(where: _Filter) -> _Filter:
+    """Build a filter again from its fields: its converters and validators run again."""
+    # The attrs plugin takes no TypeVar for a class; every filter passed here is one.
+    return attrs.evolve(where)  # type: ignore[misc]  # see above
 
 
 def upper_bounds(

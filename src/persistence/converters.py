@@ -6,6 +6,7 @@ refused) and an unknown key is refused, each error a ValidationError naming the 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
 import functools
@@ -109,7 +110,9 @@ def _plain(value: object, converter: cattrs.Converter) -> object:
         return sorted(_plain(item, converter) for item in value)  # type: ignore[type-var]  # enum values: all str
     if attrs.has(type(value)):
         return converter.unstructure(value)
-    return value  # None, int, str, and metadata, which the filter made plain JSON
+    if isinstance(value, dict | list):  # a copy: the dict given out would change the model
+        return copy.deepcopy(value)
+    return value  # None, int, str
 
 
 def _plain_structure_fn(
