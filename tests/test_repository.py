@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import cast
 
 import asyncpg
@@ -53,7 +54,7 @@ from persistence import (
     set_config,
 )
 from persistence.cache import open_memory_cache
-from persistence.models import MAX_KEY_BYTES
+from persistence.models import MAX_KEY_BYTES, PYTHON_TYPES
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -380,7 +381,7 @@ async def test_config_list_and_delete(db: Database) -> None:
     assert await delete_config_entry(db, entry.id) is False
 
 
-async def store_config_text(database_url: str, kind: str, text: str) -> None:
+async def store_config_text(database_url: str, kind: str, text: str | bytes) -> None:
     """Set the value and type of every config entry by plain SQL, as another program would."""
     if database_url.startswith("postgresql"):
         server = await asyncpg.connect(database_url)
@@ -449,6 +450,46 @@ async def test_config_text_breaking_the_models_rules_is_refused(
             await read()
         assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
         assert "stored text" in caught.value.reason
+
+
+async def test_a_broken_config_row_is_named_by_its_id_section_and_key(
+    db: Database, database_url: str
+) -> None:
+    """One row that plain SQL broke failed every listing, naming no row to mend."""
+    entry = await set_config(db, "runner", "workers", 4)
+    await store_config_text(database_url, "int", "4.0")
+    with pytest.raises(ValidationError) as caught:
+        await all_config_entries(db)
+    assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
+    assert caught.value.reason == (
+        f"id {entry.id} ('runner', 'workers'): stored text '4.0' is not an int"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "blob"),
+    [
+        ("int", b"5"),
+        ("list", "[1]".encode("utf-16")),
+        ("dict", b'{"a": 1}'),
+        ("str", b"abc"),
+        ("float", b"1.5"),
+        ("bool", b"true"),
+    ],
+)
+async def test_a_config_value_stored_as_a_blob_is_refused_for_every_type(
+    sqlite_db: Database, tmp_path: Path, kind: str, blob: bytes
+) -> None:
+    """SQLite's text column takes a blob: json.loads read one (in UTF-16 too) for three types."""
+    await set_config(sqlite_db, "s", "k", "x")
+    await store_config_text(str(tmp_path / "test.db"), kind, blob)
+    for read in (
+        lambda: get_config_value(sqlite_db, "s", "k", PYTHON_TYPES[ConfigType(kind)]),
+        lambda: all_config_entries(sqlite_db),
+    ):
+        with pytest.raises(ValidationError, match=r"stored bytes .* is not text") as caught:
+            await read()
+        assert (caught.value.model, caught.value.field) == ("ConfigEntry", "value")
 
 
 @pytest.mark.parametrize("text", ["1_000.5", "\u0661\u0662", "\uff11.5", "1_0e1_0"])

@@ -18,7 +18,7 @@ import json
 import math
 import operator
 from collections.abc import Callable
-from typing import Protocol, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast
 
 import attrs
 
@@ -400,7 +400,12 @@ def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
     _set(model, "id", row.id)
     _set(model, "section", section)
     _set(model, "key", key)
-    _set(model, "value", decode_config_value(kind, row.value))
+    try:
+        value = decode_config_value(kind, row.value)
+    except ValidationError as error:  # named by its row: one such row failed every listing
+        reason = f"id {row.id} ({section!r:.80}, {key!r:.80}): {error.reason}"
+        raise ValidationError("ConfigEntry", "value", reason) from None
+    _set(model, "value", value)
     _set(model, "type", kind)
     _set(model, "description", description)
     _set(model, "updated_at", updated)
@@ -487,6 +492,12 @@ def _read_json(text: str) -> object:
     return json.loads(text)
 
 
+_A: Final = {
+    kind: f"{'an' if kind.value[0] in 'aeiou' else 'a'} {kind.value}" for kind in ConfigType
+}
+"""Each type's name with its article, as an error says it: `an int`, `a float`."""
+
+
 def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
     """Read a config value's stored text as its declared Python type, held to the model's rules.
 
@@ -495,23 +506,9 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
     A text of megabytes, read in a worker thread, is read a run of items at a time
     (`loads_in_pieces`), so that the thread lets the event loop run between.
     """
-    decoded: ConfigValue | None = None
-    try:
-        if kind is ConfigType.STR:
-            decoded = text
-        elif kind is ConfigType.BOOL:
-            decoded = {"true": True, "false": False}[text]
-        elif kind is ConfigType.FLOAT:  # digits as JSON and SQL write them, as an int's are
-            ascii_digits = type(text) is str and text.isascii() and "_" not in text  # a blob: no
-            decoded = float(text) if ascii_digits else None
-        else:
-            decoded = _read_json(text)  # type: ignore[assignment]  # its type is checked below
-    except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
-        pass  # refused below, as a value of another type is
+    decoded = _decoded(kind, text)
     if type(decoded) is not PYTHON_TYPES[kind]:
-        raise ValidationError(
-            "ConfigEntry", "value", f"stored text {text!r:.80} is not a {kind.value}"
-        )
+        raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80} is not {_A[kind]}")
     assert decoded is not None  # noqa: S101  # of the declared type
     if isinstance(decoded, float):  # a float setting is any finite float, as the model says
         if math.isfinite(decoded):
@@ -525,3 +522,20 @@ def decode_config_value(kind: ConfigType, text: str) -> ConfigValue:
         else:
             return decoded
     raise ValidationError("ConfigEntry", "value", f"stored text {text!r:.80}: {problem}")
+
+
+def _decoded(kind: ConfigType, text: str) -> ConfigValue | None:
+    """Read stored text as `kind` reads it; None if it reads as none."""
+    if type(text) is not str:  # SQLite's column takes a blob, which json.loads would read
+        stored = f"stored {type(text).__name__} {text!r:.80}"
+        raise ValidationError("ConfigEntry", "value", f"{stored} is not text")
+    try:
+        if kind is ConfigType.STR:
+            return text
+        if kind is ConfigType.BOOL:
+            return {"true": True, "false": False}[text]
+        if kind is ConfigType.FLOAT:  # digits as JSON and SQL write them, as an int's are
+            return float(text) if text.isascii() and "_" not in text else None
+        return _read_json(text)  # type: ignore[return-value]  # its type is checked after
+    except (ValueError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
+        return None  # refused after, as a value of another type is
