@@ -385,7 +385,7 @@ async def slowest_tests(
     top = page_limit("SlowTest", top, "top")
     async with borrow(db) as conn:
         rows = await db.queries.slowest_tests(conn, created_from=start, created_until=end, top=top)
-    return [_slow_of(row) for row in rows]
+    return await map_in_slices(_slow_of, rows)  # `top` may be 10,000: 35 ms in one go
 
 
 def _slow_of(row: SlowestTestsRow) -> SlowTest:
@@ -402,4 +402,4 @@ async def counterexamples(db: Database, test_id: str, *, top: int = 100) -> list
     top = page_limit("Counterexample", top, "top")
     async with borrow(db) as conn:
         rows = await db.queries.counterexamples(conn, test_id=test_id, top=top)
-    return [_counterexample_of(row) for row in rows]
+    return await map_in_slices(_counterexample_of, rows)
