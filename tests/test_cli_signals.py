@@ -70,7 +70,10 @@ def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
     said: str,
     started: str,
 ) -> None:
-    """A user migration sleeping on the server: the command ends at once, nothing applied."""
+    """A user migration sleeping on the server: the command ends at once, nothing applied.
+
+    Its statement is cancelled at the server before the process ends.
+    """
     folder = tmp_path / "mine"
     for engine in ("sqlite", "postgres"):
         (folder / engine).mkdir(parents=True)
@@ -103,3 +106,8 @@ def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
     assert running.returncode == code
     assert err.strip().endswith(f"persistence: {said}"), err
     assert asyncio.run(_user_applied(postgres_url, folder)) == []
+    # The server was asked to cancel it: it ran on there after the process had gone.
+    deadline = time.monotonic() + 5
+    while asyncio.run(_sleeping(postgres_url)):
+        assert time.monotonic() < deadline, "the statement runs on at the server"
+        time.sleep(0.05)

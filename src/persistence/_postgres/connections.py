@@ -245,10 +245,14 @@ def left_broken(error: BaseException | None) -> bool:
 
 
 def unanswered(error: BaseException | None) -> bool:
-    """Tell whether a call was given up waiting on the server: its statement may run on there."""
+    """Tell whether a call was given up waiting on the server: its statement may run on there.
+
+    Its time limit passed, or its caller was cancelled (Ctrl-C during a migration's statement,
+    which then ran on at the server after the process had gone).
+    """
     if isinstance(error, DatabaseError):
         error = error.__cause__
-    return isinstance(error, TimeoutError)
+    return isinstance(error, TimeoutError | asyncio.CancelledError)
 
 
 def quoted_identifier(name: str) -> str:

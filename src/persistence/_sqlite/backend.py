@@ -228,7 +228,17 @@ class SqliteBackend:
                         raise
                     raise ScriptError(index) from failure
 
-        await finish_then_cancel(self._writer.in_thread(run))
+        work = self._writer.in_thread(run)
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The writer is leased to the migration alone: its statement stops at its next
+            # step, and the migration's block rolls back. Left to run, a table's rebuild held
+            # a Ctrl-C back until it ended.
+            writer.interrupt()
+            with contextlib.suppress(Exception):  # interrupted: the caller was cancelled
+                await finish_then_cancel(work)
+            raise
 
     async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
