@@ -124,3 +124,24 @@ def test_an_export_into_a_fifo_waits_for_its_reader_and_writes_it_all(tmp_path: 
     assert (running.returncode, out, err) == (0, "", "")
     assert read.decode("utf-8").count("<testcase ") == CASES
     assert read.decode("utf-8").rstrip().endswith("</testsuites>")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["runs"], ["export", "1"], ["status"]])
+def test_a_stdout_that_cannot_be_written_is_named(tmp_path: Path, command: list[str]) -> None:
+    """`> /dev/full` (a full disk): the one line says it was standard output that failed.
+
+    It said "No space left on device" alone, which could as well have been the database's.
+    """
+    db = _database(tmp_path)
+    with Path("/dev/full").open("w") as full:
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", *command, *db],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert done.stderr == "persistence: error: No space left on device: standard output\n"

@@ -29,13 +29,13 @@ from persistence._cli_common import (
     EXIT_TERMINATED,
     CannotRunError,
     amount,
-    escaped_output,
     file_argument,
     opened,
     opened_existing,
     path_argument,
     print_json,
     say,
+    standard_output,
     stdout_reader_gone,
     whole_number,
 )
@@ -343,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("error: standard output is closed: what the command prints would be lost")
         return EXIT_FAILED
     try:
-        with escaped_output():
+        with standard_output():
             if arguments.command == "new":
                 return new_command(arguments)
             _TERMINATED.clear()

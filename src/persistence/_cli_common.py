@@ -26,6 +26,8 @@ from persistence.exceptions import DatabaseError, shown_path
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+    from typing_extensions import Buffer
+
 EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
 EXIT_FAILED: Final = 3
@@ -166,21 +168,77 @@ def picked(item: object, *names: str) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def escaped_output() -> Iterator[None]:
-    r"""Write what stdout cannot encode escaped (`\xe9`), as stderr does, while a command runs.
+def standard_output() -> Iterator[None]:
+    r"""Give the command a stdout whose failures name it, and that escapes what it cannot encode.
 
-    A redirected stdout on Windows is cp1252, and a legacy locale or PYTHONIOENCODING may make
-    it ASCII: a test id or a sparkline it cannot encode raised UnicodeEncodeError mid-table.
+    Named: a full disk under `> out.txt` said only "No space left on device", which could as
+    well have been the database's. Escaped (`\xe9`), as stderr does: a redirected stdout on
+    Windows is cp1252, and a legacy locale or PYTHONIOENCODING may make it ASCII, so a test id
+    or a sparkline it could not encode raised UnicodeEncodeError mid-table.
     """
     stream = sys.stdout
-    if not (isinstance(stream, io.TextIOWrapper) and stream.errors == "strict"):
-        yield
+    if not isinstance(stream, io.TextIOWrapper) or (
+        stream is not sys.__stdout__ and stream.errors != "strict"
+    ):
+        yield  # another stream: as it is
         return
-    stream.reconfigure(errors="backslashreplace")
+    errors = "backslashreplace" if stream.errors == "strict" else stream.errors
+    if stream is not sys.__stdout__:  # a test's capture, say
+        stream.reconfigure(errors=errors)
+        try:
+            yield
+        finally:
+            stream.reconfigure(errors="strict")
+        return
+    stream.flush()
+    named = io.TextIOWrapper(
+        _NamedOutput(stream.fileno()),
+        encoding=stream.encoding,
+        errors=errors,
+        newline=None,
+        write_through=True,
+    )
+    sys.stdout = named
     try:
         yield
     finally:
-        stream.reconfigure(errors="strict")
+        sys.stdout = stream
+
+
+class _NamedOutput(io.BufferedIOBase):
+    """Descriptor 1, written whole at each write, its failures naming standard output."""
+
+    def __init__(self, descriptor: int) -> None:
+        self._descriptor = descriptor
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._descriptor
+
+    def isatty(self) -> bool:
+        return os.isatty(self._descriptor)
+
+    @property
+    def name(self) -> str:
+        return "<stdout>"
+
+    def write(self, data: Buffer, /) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        try:
+            while view:
+                view = view[os.write(self._descriptor, view) :]
+        except BlockingIOError:
+            raise
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, "standard output") from None
+        return size
+
+    def close(self) -> None:
+        """Leave the descriptor open: it is the process's, not this wrapper's."""
+        super().close()
 
 
 def write_utf8(text: str) -> None:
