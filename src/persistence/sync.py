@@ -58,14 +58,23 @@ class _Outcome(Generic[_T]):
 
     name: str
     """The task's name: what the call runs, as errors name it."""
+    work: Coroutine[object, object, _T]
+    """What the call runs, until it starts as `task`."""
     ended: threading.Event = attrs.field(factory=threading.Event)
     task: asyncio.Task[_T] | None = None
     """Set on the loop's thread when the call starts, before anything can cancel it."""
 
     def cancel(self) -> None:
-        """Cancel the call, on the loop's thread (queued after its start)."""
+        """Cancel the call, on the loop's thread (queued after its start, if it was queued).
+
+        One whose start was never queued (its caller interrupted as it queued it) has ended,
+        its work never begun.
+        """
         if self.task is not None:
             self.task.cancel()
+        else:
+            self.work.close()
+            self.ended.set()
 
 
 @attrs.define(eq=False)
@@ -87,7 +96,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._held: list[_Held] = []
-        self._guard = threading.Lock()
+        # Reentrant: a signal handler may close the runner while its thread queues a call.
+        self._guard = threading.RLock()
         self._closed = False
         self._finished = threading.Event()
         """Set once the first close has ended: a close from another thread waits for it."""
@@ -223,7 +233,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         running: tuple[str, ...] | None = None
         try:
             work = _close_all(held[::-1], self._calls, self._cut, limit / 2)
-            self._wait(work, _CLOSING, deadline=time.monotonic() + limit)
+            self._wait(work, _CLOSING, deadline=time.monotonic() + limit, shielded=True)
         except _OverdueError:
             running = tuple(
                 task.get_name()
@@ -252,12 +262,79 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         name: str,
         *,
         deadline: float | None = None,
+        shielded: bool = False,
     ) -> _T:
         """Start `work` as a task on the loop and block until it ends.
 
         With a `deadline` (the close's own work, which a closed runner still takes), raise
-        `_OverdueError` once it has passed.
+        `_OverdueError` once it has passed. `shielded` work (the close's) is not cancelled by
+        an interrupt of its caller: it is waited for, within its deadline, and the interrupt
+        raised after.
         """
+        self._check_caller(work)
+        outcome: _Outcome[_T] = _Outcome(name, work)
+        loop = self._loop
+
+        def start() -> None:
+            if outcome.ended.is_set():  # cancelled before it started: see `_Outcome.cancel`
+                work.close()
+                return
+            outcome.task = loop.create_task(work, name=name)
+            self._calls.add(outcome.task)  # the close's own, too: it passes itself over
+            outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
+
+        try:
+            self._queue(outcome, start, work, closing=deadline is not None)
+            # A thread's wait takes at most TIMEOUT_MAX (about 292 years): no later deadline.
+            left = None if deadline is None else deadline - time.monotonic()
+            ended = outcome.ended.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
+        except BaseException:
+            if outcome in self._waiting:  # an interrupt: its start may be queued
+                self._interrupted(outcome, deadline if shielded else None)
+            raise
+        finally:
+            with self._guard:
+                self._waiting.discard(outcome)
+        if not ended:
+            raise _OverdueError
+        return self._result(outcome)
+
+    def _queue(
+        self,
+        outcome: _Outcome[Any],
+        start: Callable[[], None],
+        work: Coroutine[object, object, object],
+        *,
+        closing: bool,
+    ) -> None:
+        """Queue a call's start on the loop, or refuse it once closed (but the close's own)."""
+        with self._guard:  # a call starts before the close's own work, or not at all
+            if self._closed and not closing:
+                work.close()
+                msg = "this SyncRunner is closed"
+                raise _RefusedError(msg)
+            self._waiting.add(outcome)  # before its start is queued: see `_interrupted`
+            # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
+            self._loop.call_soon_threadsafe(start)
+            if self._stopping:  # a close in a signal handler, in this thread, meanwhile
+                outcome.ended.set()
+
+    def _result(self, outcome: _Outcome[_T]) -> _T:
+        """Give what the call's task returned, or raise what it raised, named as it was cut."""
+        task = outcome.task
+        if task is None or not task.done():  # woken by a close that stopped the loop
+            raise _overdue(None, (outcome.name,), thread_alive=self._thread.is_alive())
+        cut = task in self._cut
+        self._cut.discard(task)
+        try:
+            return task.result()
+        except asyncio.CancelledError as error:
+            if not cut:  # the call's own, or its caller's: not the close's to translate
+                raise
+            raise _cut_short(outcome.name) from error
+
+    def _check_caller(self, work: Coroutine[object, object, object]) -> None:
+        """Refuse a wait from the loop's own thread, or in a child forked from this process."""
         if threading.current_thread() is self._thread:  # not its id: ids are reused
             work.close()
             msg = (
@@ -272,59 +349,23 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 "exist in this one, forked from it: make a SyncRunner in this process"
             )
             raise _RefusedError(msg)
-        outcome: _Outcome[_T] = _Outcome(name)
-        loop = self._loop
 
-        def start() -> None:
-            outcome.task = loop.create_task(work, name=name)
-            self._calls.add(outcome.task)  # the close's own, too: it passes itself over
-            outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
-
-        with self._guard:  # a call starts before the close's own work, or not at all
-            if self._closed and deadline is None:
-                work.close()
-                msg = "this SyncRunner is closed"
-                raise _RefusedError(msg)
-            # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
-            loop.call_soon_threadsafe(start)
-            self._waiting.add(outcome)
-        try:
-            # A thread's wait takes at most TIMEOUT_MAX (about 292 years): no later deadline.
-            left = (
-                None
-                if deadline is None
-                else min(deadline - time.monotonic(), threading.TIMEOUT_MAX)
-            )
-            ended = outcome.ended.wait(left)
-        except BaseException:
-            self._interrupted(outcome)
-            raise
-        finally:
-            with self._guard:
-                self._waiting.discard(outcome)
-        if not ended:
-            raise _OverdueError
-        task = outcome.task
-        if task is None or not task.done():  # woken by a close that stopped the loop
-            raise _overdue(None, (name,), thread_alive=self._thread.is_alive())
-        cut = task in self._cut
-        self._cut.discard(task)
-        try:
-            return task.result()
-        except asyncio.CancelledError as error:
-            if not cut:  # the call's own, or its caller's: not the close's to translate
-                raise
-            raise _cut_short(name) from error
-
-    def _interrupted(self, outcome: _Outcome[Any]) -> None:
+    def _interrupted(self, outcome: _Outcome[Any], shield_until: float | None = None) -> None:
         """Cancel a call whose caller was interrupted (Ctrl-C), and wait for it to end.
 
         A second interrupt meanwhile goes on at once, as asyncio.run's does: the call is left to
-        end on the loop, and `close` waits for it.
+        end on the loop, and `close` waits for it. The close's own work, `shield_until` a
+        deadline, is not cancelled: it is waited for until then, so that a Ctrl-C during a
+        close still exits what `enter` entered.
         """
+        if shield_until is not None:
+            outcome.ended.wait(max(0.0, shield_until - time.monotonic()))
+            return
         try:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: a close gave up on it
+            try:
                 self._loop.call_soon_threadsafe(outcome.cancel)
+            except RuntimeError:  # the loop is closed: a close gave up on it, or it never began
+                return
             outcome.ended.wait()
         except BaseException as again:
             again.add_note(
