@@ -47,7 +47,7 @@ from persistence.cache._core import (
     heartbeat_seconds,
 )
 from persistence.cache.memory import DEFAULT_HEARTBEAT
-from persistence.converters import make_converter
+from persistence.converters import encoding_converter
 from persistence.database import redact_url
 from persistence.exceptions import ValidationError
 
@@ -142,7 +142,7 @@ class RedisCache(Cache):
         self._ttl_ms = max(1, round(ttl * 1000))
         self._timeout = timeout
         self._retry_after = retry_after
-        self._converter = make_converter()
+        self._converter = encoding_converter()
         self._down_until = 0.0
         self._outage = False
         self._told: TTLCache[str, bool] = TTLCache(maxsize=1024, ttl=_BAD_ENTRY_QUIET)
