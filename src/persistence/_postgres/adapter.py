@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import asyncpg
 import asyncpg.pool
@@ -38,6 +38,10 @@ _Processed = tuple[str, tuple[str, ...], _CopyTarget | None, Callable[[Params], 
 
 _PROCESSED: dict[tuple[str, str], _Processed] = {}
 """Each query's processing in this process, by its name and its SQL."""
+
+
+BEGIN_READ_COMMITTED: Final = "BEGIN ISOLATION LEVEL READ COMMITTED"
+"""How a transaction of the package's begins: see `connections.ISOLATION`."""
 
 
 class DeferredJson:
@@ -232,7 +236,7 @@ class PostgresAdapter(AsyncPGAdapter):
         # transaction, whose end waited on a ROLLBACK: a command timeout more on a silent
         # server, and past a caller's cancellation.
         try:
-            await conn.execute("BEGIN")
+            await conn.execute(BEGIN_READ_COMMITTED)
         except BaseException:
             conn.terminate()  # cut between BEGIN and its answer: the server may have begun it
             raise

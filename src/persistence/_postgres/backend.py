@@ -20,7 +20,7 @@ import attrs
 from persistence._backend import Engine, ScriptError
 from persistence._cancelling import finish_then_cancel, kept_if_cancelled
 from persistence._loader import load_queries
-from persistence._postgres.adapter import PgConnection, PostgresAdapter
+from persistence._postgres.adapter import BEGIN_READ_COMMITTED, PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
     POOL_HOOKS,
@@ -321,7 +321,7 @@ class PostgresBackend(CopySupport):
         # table, a session lock): its connection is closed, never handed to later calls.
         migrated = lock_timeout is not None
         try:
-            await connection.execute(_BEGIN_SNAPSHOT if snapshot else "BEGIN")
+            await connection.execute(_BEGIN_SNAPSHOT if snapshot else BEGIN_READ_COMMITTED)
         except BaseException:
             # Cut short between BEGIN's send and its answer, the server may still open the
             # transaction while asyncpg says there is none: closed, never handed back as clean.

@@ -69,8 +69,23 @@ class PooledConnection(_Connection):
         )
 
 
+ISOLATION: Final = "SET default_transaction_isolation = 'read committed';\n"
+"""The isolation each call runs at, whatever the database's or role's default says.
+
+The SQL is written for READ COMMITTED: under a default of REPEATABLE READ or SERIALIZABLE,
+two migrations at once took their snapshot before the runners' lock and applied a migration
+twice, and upserts of one key at once failed with serialization errors. Set at connect, and
+again after the full reset's RESET ALL; a block begins with it too (`BEGIN_READ_COMMITTED`),
+which is all that holds behind PgBouncer's transaction pooling.
+"""
+
+
 async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts."""
+    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts.
+
+    And the isolation the package's SQL is written for (`ISOLATION`).
+    """
+    await connection.execute(ISOLATION)
     deferral = JsonDeferral()
     for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
         encode, decode = _json_codec(prefix, deferral)
@@ -153,7 +168,8 @@ async def tidy(connection: PgConnection, *, full: bool) -> None:
         return
     statements = driver._stmt_cache.iter_statements()  # noqa: SLF001
     cached = [s.name for s in statements if s.name and not s.closed]
-    status = await connection.execute(_CALLERS_STATE + connection.get_reset_query() + _kept(cached))
+    reset_all = _CALLERS_STATE + connection.get_reset_query() + ISOLATION
+    status = await connection.execute(reset_all + _kept(cached))
     if cached and status != f"SELECT {len(cached)}":
         driver._drop_local_statement_cache()  # noqa: SLF001
 
