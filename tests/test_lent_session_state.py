@@ -143,9 +143,9 @@ async def test_the_package_own_calls_hand_back_without_the_reset(
     resets: list[bool] = []
     tidy = connections.tidy
 
-    async def counted(conn: PgConnection, *, full: bool) -> None:
+    async def counted(conn: PgConnection, *, full: bool, sessions: bool) -> None:
         resets.append(full)
-        await tidy(conn, full=full)
+        await tidy(conn, full=full, sessions=sessions)
 
     monkeypatch.setattr(postgres_backend, "tidy", counted)
     await save_result(sole, result())
@@ -181,12 +181,12 @@ async def test_a_reset_cut_short_closes_the_connection(
     tidy = connections.tidy
     halfway = asyncio.Event()
 
-    async def stalled(conn: PgConnection, *, full: bool) -> None:
+    async def stalled(conn: PgConnection, *, full: bool, sessions: bool) -> None:
         if full:
             await conn.execute("RESET statement_timeout")  # half of it
             halfway.set()
             await asyncio.sleep(30)
-        await tidy(conn, full=full)
+        await tidy(conn, full=full, sessions=sessions)
 
     monkeypatch.setattr(postgres_backend, "tidy", stalled)
     saved = await save_result(sole, result())

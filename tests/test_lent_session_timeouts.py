@@ -28,9 +28,9 @@ async def test_a_short_statement_timeout_does_not_cut_the_reset(
     tidy = connections.tidy
     failures: list[BaseException] = []
 
-    async def watched(conn: PgConnection, *, full: bool) -> None:
+    async def watched(conn: PgConnection, *, full: bool, sessions: bool) -> None:
         try:
-            await tidy(conn, full=full)
+            await tidy(conn, full=full, sessions=sessions)
         except BaseException as error:
             failures.append(error)
             raise

@@ -418,10 +418,11 @@ async def test_a_loan_to_the_callers_sql_is_reset_through_pgbouncer(
     failures: list[BaseException] = []
     resets: list[bool] = []
 
-    async def watched(conn: PgConnection, *, full: bool) -> None:
+    async def watched(conn: PgConnection, *, full: bool, sessions: bool) -> None:
         resets.append(full)
+        assert not sessions  # no session setting left for PgBouncer's other clients
         try:
-            await connections.tidy(conn, full=full)
+            await connections.tidy(conn, full=full, sessions=sessions)
         except BaseException as error:
             failures.append(error)
             raise

@@ -23,11 +23,11 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import BEGIN_READ_COMMITTED, PgConnection, PostgresAdapter
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
-    POOL_HOOKS,
     as_pg,
     cancel_request,
     check_block,
     left_broken,
+    pool_hooks,
     terminate,
     tidy,
     unanswered,
@@ -205,7 +205,7 @@ class PostgresBackend(CopySupport):
         if (full or not clean) and usable(connection) and (full or connection.is_in_transaction()):
             try:  # cut short, the reset would be half done: the connection is closed
                 async with asyncio.timeout(self.release_timeout):
-                    await tidy(connection, full=full)
+                    await tidy(connection, full=full, sessions=not self._pooling.transaction)
             except asyncio.CancelledError:
                 terminate(connection)
                 cancelled = True
@@ -570,7 +570,7 @@ async def open_postgres(
                 max_size=pool_size,
                 timeout=connect_timeout,
                 command_timeout=command_timeout,
-                **POOL_HOOKS,
+                **pool_hooks(sessions=not pooling.transaction),
                 # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
                 # database or role set otherwise would misread it, or refuse it.
                 server_settings={"standard_conforming_strings": "on"},

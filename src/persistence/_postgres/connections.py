@@ -81,11 +81,20 @@ which is all that holds behind PgBouncer's transaction pooling.
 
 
 async def init_connection(connection: asyncpg.Connection[asyncpg.Record]) -> None:
-    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts.
+    """Give every pooled connection the isolation the package's SQL is written for, and codecs.
 
-    And the isolation the package's SQL is written for (`ISOLATION`).
+    The JSON codec, so jsonb reads and writes as dicts.
     """
     await connection.execute(ISOLATION)
+    await init_codecs(connection)
+
+
+async def init_codecs(connection: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Give every pooled connection the JSON codec, so jsonb reads and writes as dicts.
+
+    Alone behind PgBouncer's transaction pooling, where a session setting would be left on a
+    server connection that other clients of PgBouncer take next.
+    """
     deferral = JsonDeferral()
     for type_name, prefix in (("jsonb", b"\x01"), ("json", b"")):
         encode, decode = _json_codec(prefix, deferral)
@@ -131,8 +140,14 @@ class PoolHooks(TypedDict):
     connection_class: type[asyncpg.Connection[asyncpg.Record]]
 
 
-POOL_HOOKS: Final = PoolHooks(init=init_connection, reset=reset, connection_class=PooledConnection)
-"""The JSON codec at connect, the cheap reset at release, codecs changed after noted."""
+def pool_hooks(*, sessions: bool) -> PoolHooks:
+    """Give the pool's hooks: the isolation and JSON codec at connect, the cheap reset after.
+
+    The codec alone without `sessions` (behind PgBouncer's transaction pooling); the codecs
+    that a caller changes after are noted.
+    """
+    init = init_connection if sessions else init_codecs
+    return PoolHooks(init=init, reset=reset, connection_class=PooledConnection)
 
 
 _CALLERS_STATE: Final = (
@@ -148,13 +163,14 @@ temporary tables outlasted a timeout of 1 ms, which failed the reset and closed 
 `release_timeout` bounds the reset."""
 
 
-async def tidy(connection: PgConnection, *, full: bool) -> None:
+async def tidy(connection: PgConnection, *, full: bool, sessions: bool = True) -> None:
     """Roll back a transaction left open; if `full`, reset what the caller's SQL set on it.
 
     The full reset is one round trip: asyncpg's reset query (RESET ALL, UNLISTEN *, CLOSE ALL,
     pg_advisory_unlock_all), `_CALLERS_STATE`, and a count of the statements asyncpg has
     cached that the server still holds: `_kept`. RESET ALL goes back to the settings sent at
-    connect (standard_conforming_strings = on), not to the database's. A connection whose
+    connect (standard_conforming_strings = on), not to the database's, and `ISOLATION` is set
+    again, but behind PgBouncer's transaction pooling (`sessions` false). A connection whose
     codecs the caller changed (`PooledConnection`), or that holds a query logger or
     termination listener of the caller's, is closed instead: asyncpg's pool keeps those.
     """
@@ -168,7 +184,7 @@ async def tidy(connection: PgConnection, *, full: bool) -> None:
         return
     statements = driver._stmt_cache.iter_statements()  # noqa: SLF001
     cached = [s.name for s in statements if s.name and not s.closed]
-    reset_all = _CALLERS_STATE + connection.get_reset_query() + ISOLATION
+    reset_all = _CALLERS_STATE + connection.get_reset_query() + (ISOLATION if sessions else "")
     status = await connection.execute(reset_all + _kept(cached))
     if cached and status != f"SELECT {len(cached)}":
         driver._drop_local_statement_cache()  # noqa: SLF001
