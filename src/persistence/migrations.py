@@ -431,13 +431,20 @@ async def _apply(
 
 
 async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
-    """Create the chain's history table (sql/history/), or adopt a legacy one of our columns."""
+    """Create the chain's history table (sql/history/), or adopt a legacy one of our columns.
+
+    One already there is left as it is, unwritten: its CREATE TABLE IF NOT EXISTS needs the
+    CREATE privilege on the schema (which PostgreSQL 15 gives no role but the owner) and a
+    writable transaction, so a role that may only read and write rows failed to open an
+    up-to-date database.
+    """
     backend = backend_of(db)
-    no_history = chain is Chain.PACKAGE and not await backend.table_columns(HISTORY_TABLE, conn)
-    if no_history and await _legacy_history(db, conn):
+    suffix = "_user" if chain is Chain.USER else ""
+    if await backend.table_columns(chain.history, conn):
+        return
+    if chain is Chain.PACKAGE and await _legacy_history(db, conn):
         await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
         return
-    suffix = "_user" if chain is Chain.USER else ""
     ddl = sql_root() / "history" / f"{backend.engine.value}{suffix}.sql"
     statements = split_script(db.engine, ddl.read_text(encoding="utf-8"))
     await backend.run_script(conn, [statement.text for statement in statements])

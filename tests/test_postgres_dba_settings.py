@@ -1,4 +1,4 @@
-"""A database or role whose default isolation is stricter than READ COMMITTED.
+"""A database or role set as a DBA may set it: a stricter isolation, fewer rights.
 
 A DBA may set `default_transaction_isolation` for a database or a role. The package's SQL is
 written for READ COMMITTED: two migrations at once took their snapshot before the runners'
@@ -9,6 +9,9 @@ serialization errors, 171 calls in 200.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -18,6 +21,8 @@ from persistence import (
     connect,
     get_config_entry_by_key,
     migrate,
+    migration_status,
+    open_persistence,
     save_file_record,
     set_config,
 )
@@ -69,3 +74,36 @@ async def test_upserts_of_one_key_at_once_all_succeed(
             )
         entry = await get_config_entry_by_key(db, "runner", "workers")
         assert entry.value in range(20)
+
+
+@pytest.mark.parametrize("limit", ["no CREATE on the schema", "read-only transactions"])
+async def test_an_up_to_date_database_migrates_as_a_role_that_may_not_create(
+    migrated_postgres_url: str, tmp_path: Path, limit: str
+) -> None:
+    """Nothing pending: `migrate` and `open_persistence` change nothing, so they need no right to.
+
+    The history's CREATE TABLE IF NOT EXISTS ran all the same, and PostgreSQL checks the
+    schema's CREATE privilege (which 15 gives no role but the owner) and the transaction's
+    mode before it looks for the table: "permission denied for schema public".
+    """
+    role = f"persistence_rows_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(migrated_postgres_url)
+    tables, sequences = "ALL TABLES IN SCHEMA public", "ALL SEQUENCES IN SCHEMA public"
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")
+        await admin.execute(f"GRANT USAGE, SELECT, UPDATE ON {sequences} TO {role}")
+        if limit == "read-only transactions":
+            await admin.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+        parts = urlsplit(migrated_postgres_url)
+        as_role = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        async with connect(as_role) as db:
+            assert await migrate(db) == []
+        async with open_persistence(as_role, files=tmp_path / "files") as opened:
+            assert (await migration_status(opened.db)).up_to_date
+    finally:
+        await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
+        await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
