@@ -95,3 +95,31 @@ async def test_a_fifo_for_a_journal_is_refused_not_waited_on(tmp_path: Path) -> 
     backup = await _backup(tmp_path)
     os.mkfifo(tmp_path / "app.backup-journal")
     await _refused(tmp_path, backup, "app.backup-journal")
+
+
+@pytest.mark.parametrize("folder", ["writable", "not writable"])
+async def test_a_read_only_open_does_not_read_past_a_hot_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+) -> None:
+    """`connect(create=False)` (`persistence status`, `runs`) of a file a writer was killed in.
+
+    In a folder it could not write, the open was immutable, which takes no lock and passes
+    over the journal: `status` listed applied migrations as pending, reads gave rows that were
+    never committed. It is refused, naming the journal and what to do.
+    """
+    backup = await _backup(tmp_path)  # a rollback-journal file, as another program may keep
+    killed = [sys.executable, "-c", _KILLED_MID_TRANSACTION, str(backup)]
+    await asyncio.to_thread(subprocess.run, killed, check=True)
+    if folder == "not writable":  # root writes anywhere: the refusal is feigned
+        access = os.access
+        monkeypatch.setattr(
+            os, "access", lambda path, mode: False if mode == os.W_OK else access(path, mode)
+        )
+    with pytest.raises(DatabaseError, match=r"app\.backup-journal beside it holds a transaction"):
+        async with connect(backup, create=False) as db:
+            await all_results(db)
+    monkeypatch.undo()
+    with contextlib.closing(sqlite3.connect(backup)) as plain:  # as the error says: rolled back
+        assert plain.execute("SELECT count(*) FROM test_results").fetchone() == (ROWS,)
+    async with connect(backup, create=False) as db:
+        assert {r.output for r in await all_results(db)} == {"o" * 3000}

@@ -453,7 +453,7 @@ def _open_files(
             reader.close()
         if (failure := sqlite_error(error)) is None:
             raise
-        raise DatabaseError(f"cannot set up SQLite database {path!r}: {failure}") from failure
+        raise _set_up_failure(path, real, failure, create=create) from failure
     return SqliteBackend(
         queries, writer, reader, open_reader, busy_timeout=busy_timeout, opened=opened
     )
@@ -500,14 +500,30 @@ def _switch_to_wal(writer: sqlite3.Connection, wait: float) -> None:
             return
 
 
+def _set_up_failure(path: str, real: Path, failure: Exception, *, create: bool) -> DatabaseError:
+    """Say why a file could not be set up: a hot journal, which a read-only open cannot undo."""
+    journal = real.with_name(f"{real.name}-journal")
+    if not create and "readonly" in str(failure) and journal.exists():
+        return DatabaseError(
+            f"cannot set up SQLite database {path!r}: {failure}: {journal.name} beside it holds "
+            "a transaction another program left unfinished, which a read-only open cannot roll "
+            "back; open it once with write access (`persistence migrate`, or any write), and "
+            "SQLite rolls it back"
+        )
+    return DatabaseError(f"cannot set up SQLite database {path!r}: {failure}")
+
+
 def _read_only_uri(path: str, *, as_is: bool = False) -> str:
     """Return the URI that opens an existing SQLite file read-only; a missing file is an error.
 
-    Where there is no `-wal` file and this process may not make one, it is opened immutable:
-    only a writer could change it, and a writer would have made the `-wal` file. So it is
-    `as_is` when there is neither a `-wal` nor a `-shm` file, which every connection to a
-    WAL-mode file keeps while it is open: a read-only connection would make both, and could
-    not remove them (a restore left them beside the backup it read).
+    A file in WAL mode with no `-wal` file, where this process may not make one, is opened
+    immutable: only a writer could change it, and a writer would have made the `-wal` file.
+    So it is `as_is` when there is neither a `-wal` nor a `-shm` file, which every connection
+    to a WAL-mode file keeps while it is open: a read-only connection would make both, and
+    could not remove them (a restore left them beside the backup it read). A file in rollback
+    mode is never opened immutable: its writer makes no `-wal`, and an immutable open takes no
+    lock and passes over a hot `-journal`, reading a transaction that never committed; opened
+    read-only as it is, it makes no file beside it.
     """
     file = Path(path)
     if not file.exists():
@@ -517,9 +533,21 @@ def _read_only_uri(path: str, *, as_is: bool = False) -> str:
     real = file.resolve()  # SQLite names the files beside it after the real file, links followed
     uri = f"file:{quote(str(real))}?mode=ro"
     in_use = [real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm")]
+    if not _in_wal_mode(real):
+        return uri
     if (not os.access(file.parent, os.W_OK) and not in_use[0]) or (as_is and not any(in_use)):
         uri += "&immutable=1"
     return uri
+
+
+def _in_wal_mode(file: Path) -> bool:
+    """Tell whether a SQLite file's header says WAL mode (its read and write versions are 2)."""
+    try:
+        with file.open("rb") as stream:
+            header = stream.read(20)
+    except OSError:
+        return False  # the open that follows says what is wrong
+    return header[18:20] == b"\x02\x02"
 
 
 def _make_folder_of(path: str) -> None:
