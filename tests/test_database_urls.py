@@ -154,6 +154,23 @@ async def test_a_file_in_the_way_of_the_folder_is_a_database_error(
         await open_database(tmp_path / "FILE" / inside)
 
 
+async def test_a_path_too_long_is_a_database_error(tmp_path: Path) -> None:
+    """Past PATH_MAX, or a name with no room for its `-wal`: the package's error, not OSError.
+
+    The check of what stood in the way, and the read-only open's look for a `-wal` file, raised
+    the system's bare `OSError: [Errno 36] File name too long`.
+    """
+    too_long = tmp_path.joinpath(*["d" * 200] * 21, "app.db")
+    with pytest.raises(DatabaseError, match="File name too long"):
+        await open_database(too_long)
+    no_room = tmp_path / ("x" * 252)  # 255 bytes at most: its -wal has 256
+    with sqlite3.connect(tmp_path / "small.db") as small:
+        small.execute("CREATE TABLE t (x)")
+    no_room.write_bytes((tmp_path / "small.db").read_bytes())
+    with pytest.raises(DatabaseError, match="File name too long"):
+        await open_database(no_room, create=False)
+
+
 def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
     """Without create, a missing SQLite file is a DatabaseError naming it, and no folder appears."""
     missing = tmp_path / "sub" / "typo.db"

@@ -526,13 +526,16 @@ def _read_only_uri(path: str, *, as_is: bool = False) -> str:
     read-only as it is, it makes no file beside it.
     """
     file = Path(path)
-    if not file.exists():
-        raise DatabaseError(f"no SQLite database at {path!r}: the file does not exist")
-    if not file.is_file():
-        raise DatabaseError(f"no SQLite database at {path!r}: it is not a file")
-    real = file.resolve()  # SQLite names the files beside it after the real file, links followed
+    try:
+        if not file.exists():
+            raise DatabaseError(f"no SQLite database at {path!r}: the file does not exist")
+        if not file.is_file():
+            raise DatabaseError(f"no SQLite database at {path!r}: it is not a file")
+        real = file.resolve()  # SQLite names the files beside it after the real one, links followed
+        in_use = [real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm")]
+    except OSError as error:  # a name too long (for its `-wal`, too), a folder it may not search
+        raise DatabaseError(f"cannot open SQLite database {path!r}: {error.strerror}") from error
     uri = f"file:{quote(str(real))}?mode=ro"
-    in_use = [real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm")]
     if not _in_wal_mode(real):
         return uri
     if (not os.access(file.parent, os.W_OK) and not in_use[0]) or (as_is and not any(in_use)):
@@ -556,9 +559,17 @@ def _make_folder_of(path: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        blocking = next((p for p in (folder, *folder.parents) if p.is_file()), None)
+        blocking = next((p for p in (folder, *folder.parents) if _is_file(p)), None)
         reason = f"{str(blocking)!r} is a file, not a folder" if blocking else error.strerror
         raise DatabaseError(f"cannot create SQLite database {path!r}: {reason}") from error
+
+
+def _is_file(path: Path) -> bool:
+    """Tell whether `path` is a file; not if it cannot be looked at (its name too long)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _backup_into(open_reader: Callable[[], sqlite3.Connection], path: str) -> None:
