@@ -16,8 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from conftest import with_database
 from persistence import (
     FileRecord,
+    MigrationError,
     connect,
     get_config_entry_by_key,
     migrate,
@@ -106,4 +108,37 @@ async def test_an_up_to_date_database_migrates_as_a_role_that_may_not_create(
         await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
         await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
         await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
+
+
+@pytest.mark.parametrize("encoding", ["SQL_ASCII", "LATIN1"])
+async def test_a_database_not_in_utf8_is_refused_before_any_migration(
+    postgres_admin: str, encoding: str
+) -> None:
+    """Its encoding cannot hold the package's text: refused at once, nothing applied.
+
+    Migration 0005 failed on its Unicode after 0004 had committed, and the half-migrated
+    database failed every call on a missing column.
+    """
+    name = f"persistence_test_enc_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_admin)
+    try:
+        await admin.execute(
+            f"CREATE DATABASE {name} ENCODING '{encoding}' TEMPLATE template0"
+            " LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+        url = with_database(postgres_admin, name)
+        async with connect(url) as db:
+            with pytest.raises(MigrationError, match=f"the database's encoding is {encoding}"):
+                await migrate(db)
+        tables = await asyncpg.connect(url)
+        try:
+            assert (
+                await tables.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                == 0
+            )
+        finally:
+            await tables.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()

@@ -171,6 +171,9 @@ class Backend(Protocol):
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
 
+    async def migration_problem(self, conn: Connection) -> str | None:
+        """Say what in the database keeps the package's migrations from running, if anything."""
+
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map one of this engine's driver errors to this package's; None for other errors."""
 

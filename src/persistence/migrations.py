@@ -304,6 +304,8 @@ async def migrate(
     # at this first look is never taken again: an open of an up-to-date database locks once.
     pending: set[tuple[Chain, int]] = set()
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
+        if (problem := await backend.migration_problem(conn)) is not None:
+            raise MigrationError(f"cannot migrate: {problem}")
         for chain, migrations in plans:
             await _ensure_history(db, conn, chain)
             status = _compare(migrations, await _applied(db, conn, chain), chain)

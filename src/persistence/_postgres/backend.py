@@ -34,6 +34,7 @@ from persistence._postgres.connections import (
     usable,
 )
 from persistence._postgres.copying import CopySupport
+from persistence._postgres.create import encoding_problem
 from persistence._postgres.errors import (
     CONNECTION_FAILURES,
     detail,
@@ -403,6 +404,10 @@ class PostgresBackend(CopySupport):
         finally:
             pg.remove_log_listener(hear)
 
+    async def migration_problem(self, conn: Connection) -> str | None:
+        """Refuse a database whose encoding is not UTF8 (`encoding_problem`)."""
+        return await encoding_problem(as_pg(conn))
+
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
         query = (
@@ -441,11 +446,8 @@ class PostgresBackend(CopySupport):
         pooling = self._pooling
         if pooling.transaction and pooling.listen_dsn is None:
             return NoFeed(self._shown)
-        listener = ChangeListener(
-            pooling.listen_dsn or self._dsn,
-            heartbeat=heartbeat,
-            connect_timeout=self.connect_timeout,
-        )
+        dsn = pooling.listen_dsn or self._dsn
+        listener = ChangeListener(dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout)
         await listener.start()
         return listener
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from persistence._cancelling import finish_then_cancel
+from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import quoted_identifier
 from persistence._postgres.errors import detail
 from persistence._postgres.pooling import split_pooling
@@ -19,6 +20,22 @@ from persistence.exceptions import DatabaseError, ValidationError
 
 _MAINTENANCE: Final = ("postgres", "template1")
 _LONGEST_NAME: Final = 63  # bytes: PostgreSQL cuts longer identifiers short
+
+
+async def encoding_problem(connection: PgConnection) -> str | None:
+    """Say why a database whose encoding is not UTF8 cannot hold what the package writes.
+
+    On SQL_ASCII or LATIN1, migration 0005 failed on its Unicode after 0004 had committed,
+    and the half-migrated database failed every call on a missing column.
+    """
+    encoding = await connection.fetchval("SELECT pg_catalog.current_setting('server_encoding')")
+    if encoding == "UTF8":
+        return None
+    return (
+        f"the database's encoding is {encoding}, and the package's tables hold any Unicode "
+        "text: make it with ENCODING 'UTF8' (CREATE DATABASE name ENCODING 'UTF8' "
+        "TEMPLATE template0)"
+    )
 
 
 def database_name(dsn: str) -> str:

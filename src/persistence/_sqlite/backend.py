@@ -247,6 +247,10 @@ class SqliteBackend:
         ).fetchall()
         return tuple(str(row[0]) for row in rows)
 
+    async def migration_problem(self, _conn: Connection) -> str | None:
+        """Nothing: every SQLite file holds what the migrations write."""
+        return None
+
     translate = staticmethod(translate_sqlite)
 
     async def backup_file(self, path: str) -> None:
