@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,34 @@ async def test_check_refuses_a_database_with_pending_migrations(tmp_path: Path) 
         await migrate(db)
     async with open_persistence(tmp_path / "new.db", files=tmp_path / "f", migrations="check") as p:
         assert p.artifacts.budget > 0
+
+
+@pytest.mark.parametrize("kind", ["rollback journal", "empty file"])
+async def test_check_leaves_a_refused_file_as_it_was(tmp_path: Path, kind: str) -> None:
+    """A refused file is left byte for byte: the open set WAL mode before the check refused.
+
+    Another program's file in rollback-journal mode was left in WAL mode, and an empty file
+    became a WAL database of 4 kB.
+    """
+    path = tmp_path / "theirs.db"
+    if kind == "empty file":
+        path.touch()
+    else:
+        with contextlib.closing(sqlite3.connect(path)) as theirs:
+            theirs.execute("PRAGMA journal_mode = DELETE")
+            theirs.execute("CREATE TABLE notes (body text)")
+            theirs.commit()
+    before = path.read_bytes()
+    with pytest.raises(MigrationError, match="not applied"):
+        async with open_persistence(path, files=tmp_path / "f", migrations="check"):
+            pass
+    assert path.read_bytes() == before
+    assert _names(tmp_path) == ["theirs.db"]
+
+
+def _names(folder: Path) -> list[str]:
+    """The names in `folder`, sorted."""
+    return sorted(p.name for p in folder.iterdir())
 
 
 async def test_two_bundles_share_nothing(tmp_path: Path) -> None:

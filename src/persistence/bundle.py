@@ -35,7 +35,7 @@ from persistence.cache._core import heartbeat_seconds
 from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
-from persistence.database import Database, close_database, open_database
+from persistence.database import Database, close_database, connect, open_database
 from persistence.exceptions import (
     DatabaseError,
     InvalidPathError,
@@ -114,13 +114,15 @@ async def open_persistence(  # every part is the caller's to choose
             database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
         )
     await _check_places(engine, target, root, user_folder)
-    if migrations == "check":
-        missing = engine is Engine.SQLITE and not await asyncio.to_thread(os.path.exists, target)
-        if missing:  # "check" creates nothing
+    if migrations == "check" and engine is Engine.SQLITE:
+        if not await asyncio.to_thread(os.path.exists, target):  # "check" creates nothing
             raise MigrationError(
                 f"{target}: no database there, so no migration is applied; "
                 "run 'persistence migrate'"
             )
+        # Looked at read-only first: the open proper sets WAL mode, which a refusal must not.
+        async with connect(target, create=False) as looked:
+            await _refuse_unmigrated(looked, user_folder)
     db = await open_database(
         database, tracing=tracing, slow_query=slow_query, pgbouncer=pgbouncer, listen_url=listen_url
     )
@@ -128,18 +130,8 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(close_database, db)
         if migrations == "apply":
             await migrate(db, user_folder)
-        else:
-            status = await migration_status(db, user_folder)
-            names = [m.name for chain in status.chains for m in chain.pending]
-            names += [d.applied.name for chain in status.chains for d in chain.drifted]
-            if names:
-                raise MigrationError(
-                    f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "
-                    "run 'persistence migrate'"
-                )
-            if not status.up_to_date:  # a migration newer than every file, as migrate refuses
-                problems = [problem for chain in status.chains for problem in chain.problems()]
-                raise MigrationError(f"{db.url}: {'; '.join(problems)}")
+        elif engine is not Engine.SQLITE:
+            await _refuse_unmigrated(db, user_folder)
         storage = await open_storage(root)
         if redis_url is None:
             cache: Cache = await open_memory_cache(db, heartbeat=heartbeat)
@@ -148,6 +140,21 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(cache.close)
         artifacts = await open_artifact_cache(storage, budget=artifact_budget)
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
+
+
+async def _refuse_unmigrated(db: Database, user_folder: Path | None) -> None:
+    """Refuse a database with pending or drifted migrations, or one newer than the files."""
+    status = await migration_status(db, user_folder)
+    names = [m.name for chain in status.chains for m in chain.pending]
+    names += [d.applied.name for chain in status.chains for d in chain.drifted]
+    if names:
+        raise MigrationError(
+            f"{db.url}: migrations not applied or drifted: {', '.join(names)}; "
+            "run 'persistence migrate'"
+        )
+    if not status.up_to_date:  # a migration newer than every file, as migrate refuses
+        problems = [problem for chain in status.chains for problem in chain.problems()]
+        raise MigrationError(f"{db.url}: {'; '.join(problems)}")
 
 
 async def _check_places(engine: Engine, target: str, root: Path, user_folder: Path | None) -> None:
