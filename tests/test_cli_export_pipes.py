@@ -7,10 +7,15 @@ blocked call never saw, and a second Ctrl-C was needed to stop the process.
 
 from __future__ import annotations
 
+import array
+import contextlib
+import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -20,11 +25,10 @@ from _cli_helpers import AS_A_SHELL_STARTS_IT
 
 CASES = 5_000
 """Test cases in the run exported: its export is past a pipe's 64 KiB."""
-WAITING = frozenset({"wait_for_partner", "pipe_write", "anon_pipe_write", "do_epoll_wait"})
-"""What the process's main thread sleeps in while its write waits (a FIFO's open, a full
-pipe's write, or the event loop)."""
-STEADY = 1.0
-"""How long the process must sleep there before it is stopped, in seconds."""
+PIPE_FULL = 65_536
+"""A pipe's room on Linux: a writer that has filled it waits for its reader."""
+SETTLE = 1.5
+"""Seconds given a command, its database open, to reach the FIFO's open."""
 
 
 def _database(tmp_path: Path) -> list[str]:
@@ -40,28 +44,33 @@ def _database(tmp_path: Path) -> list[str]:
     return db
 
 
-def _wait_until_waiting(running: subprocess.Popen[str], database: Path) -> None:
-    """Return once the process has its database open and sleeps where a write waits."""
+def _wait_until_waiting(running: subprocess.Popen[str], database: Path, held: int | None) -> None:
+    """Return once the export waits: on a full pipe (its reader `held`), or at the FIFO's open."""
     deadline = time.monotonic() + 30
-    since: float | None = None
     while time.monotonic() < deadline:
         assert running.poll() is None, running.communicate()
-        try:
-            opened = {str(entry.readlink()) for entry in Path(f"/proc/{running.pid}/fd").iterdir()}
-            asleep = Path(f"/proc/{running.pid}/wchan").read_text().strip()
-        except OSError:  # a descriptor closed while listed
-            opened, asleep = set(), ""
-        if str(database) in opened and asleep in WAITING:
-            since = time.monotonic() if since is None else since
-            if time.monotonic() - since >= STEADY:
+        if held is not None:
+            room = array.array("i", [0])
+            fcntl.ioctl(held, termios.FIONREAD, room)
+            if room[0] >= PIPE_FULL:
                 return
-        else:
-            since = None
+        elif str(database) in _opened_by(running.pid):
+            time.sleep(SETTLE)
+            return
         time.sleep(0.02)
     raise AssertionError("the export never came to wait")
 
 
-@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux's /proc")
+def _opened_by(pid: int) -> set[str]:
+    """What the process has open, by path."""
+    found = set()
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed while listed
+            found.add(str(entry.readlink()))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("reader", ["none yet", "stopped reading"])
 @pytest.mark.parametrize(("number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_export_waiting_on_its_reader_stops_at_one_signal(
@@ -79,7 +88,7 @@ def test_an_export_waiting_on_its_reader_stops_at_one_signal(
         text=True,
     )
     try:
-        _wait_until_waiting(running, tmp_path / "app.db")
+        _wait_until_waiting(running, tmp_path / "app.db", held)
         running.send_signal(number)
         stopped = time.monotonic()
         try:
@@ -110,12 +119,22 @@ def test_an_export_into_a_fifo_waits_for_its_reader_and_writes_it_all(tmp_path: 
         text=True,
     )
     try:
-        time.sleep(0.5)
+        time.sleep(0.5)  # it comes late
         read = bytearray()
-        with fifo.open("rb", buffering=0) as stream:
-            while chunk := stream.read(7_000):
-                read += chunk
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    chunk = os.read(reader, 7_000)
+                except BlockingIOError:  # nothing yet
+                    chunk = None
+                if chunk == b"" and running.poll() is not None:
+                    break  # the writer closed it and ended
+                read += chunk or b""
                 time.sleep(0.001)
+        finally:
+            os.close(reader)
         out, err = running.communicate(timeout=30)
     finally:
         if running.poll() is None:
@@ -145,3 +164,20 @@ def test_a_stdout_that_cannot_be_written_is_named(tmp_path: Path, command: list[
         )
     assert done.returncode == 3
     assert done.stderr == "persistence: error: No space left on device: standard output\n"
+
+
+def test_an_export_to_a_socket_fails_at_once_naming_it(tmp_path: Path) -> None:
+    """A socket's open fails as a FIFO with no reader does (ENXIO): it was waited on for good."""
+    db = _database(tmp_path)
+    place = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(place))
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "export", "1", "--output", str(place), *db],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert done.stderr == f"persistence: error: No such device or address: {place}\n"

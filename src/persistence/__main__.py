@@ -353,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError as error:
         if stdout_reader_gone():  # `| head` has read enough: no failure of the command
             return EXIT_NO_READER
-        message = f"{error.strerror or error}"
+        where = f": {error.filename}" if error.filename else ""
+        message = f"{error.strerror or error}{where}"
     except OSError as error:
         where = f": {error.filename}" if error.filename else ""
         message = f"{error.strerror or error}{where}"

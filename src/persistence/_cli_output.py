@@ -43,23 +43,26 @@ async def write_whole(path: Path, text: str, *, descriptor: int | None = None) -
         finally:
             os.close(descriptor)
         return
-    if _replaced_if_regular(path, data):
+    kind = await asyncio.to_thread(_replaced_if_regular, path, data)  # its fsync: off the loop
+    if kind is None:
         return
-    opened = await _opened_for_writing(path)
+    opened = await _opened_for_writing(path, fifo=stat.S_ISFIFO(kind))
     try:
         await _written_through(opened, data)
+    except OSError as error:  # a reader gone: "Broken pipe" alone named no file
+        raise OSError(error.errno, error.strerror, str(path)) from None
     finally:
         os.close(opened)
 
 
-def _replaced_if_regular(path: Path, data: bytes) -> bool:
-    """Replace the regular file at `path` (or none yet) by `data`; False if it is not one."""
+def _replaced_if_regular(path: Path, data: bytes) -> int | None:
+    """Replace the regular file at `path` (or none yet) by `data`; else give what it is (mode)."""
     try:  # the path given, links followed: /dev/stdout's target may be a pipe, with no path
         before: os.stat_result | None = path.stat()
     except FileNotFoundError:
         before = None
     if before is not None and not stat.S_ISREG(before.st_mode):
-        return False
+        return before.st_mode
     target = Path(os.path.realpath(path))
     try:
         folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -71,21 +74,22 @@ def _replaced_if_regular(path: Path, data: bytes) -> bool:
             os.close(folder)
     except OSError as error:  # named by the path asked for, not the one beside it
         raise OSError(error.errno, error.strerror, str(path)) from None
-    return True
+    return None
 
 
-async def _opened_for_writing(path: Path) -> int:
+async def _opened_for_writing(path: Path, *, fifo: bool) -> int:
     """Open what is not a regular file for writing, waiting on the loop for a FIFO's reader.
 
     Opened without O_NONBLOCK, a FIFO with no reader blocks the open itself; with it, the open
     fails with ENXIO until a reader comes. The description is this open's own, so the flag
-    changes no other process's.
+    changes no other process's. Anything else failing so (a socket, a device with no driver)
+    fails at once.
     """
     while True:
         try:
             return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as error:
-            if error.errno != errno.ENXIO:
+            if not (fifo and error.errno == errno.ENXIO):
                 raise OSError(error.errno, error.strerror, str(path)) from None
         await asyncio.sleep(FIFO_WAIT)
 

@@ -34,17 +34,21 @@ _TOKEN: Final = re.compile(r"[0-9a-f]{24}")
 _ID: Final = re.compile(r"[0-9]{1,20}")
 """A transaction id as `pg_current_xact_id()` gives it: an xid8, at most 20 digits."""
 _HEARTBEAT: Final = (
-    "SELECT pg_current_snapshot()::text,"
-    " (SELECT string_agg(c.oid::text || ':' || c.xmin::text, ' ' ORDER BY c.oid)"
-    " FROM unnest($1::text[]) AS t(name) JOIN pg_class AS c ON c.oid = to_regclass(t.name))"
+    "SELECT pg_catalog.pg_current_snapshot()::text,"
+    " (SELECT pg_catalog.string_agg(c.oid::text || ':' || c.xmin::text, ' ' ORDER BY c.oid)"
+    " FROM pg_catalog.unnest($1::text[]) AS t(name)"
+    " JOIN pg_catalog.pg_class AS c ON c.oid = pg_catalog.to_regclass(t.name))"
 )
 """The heartbeat: the transactions that had ended when it ran, and the tables' shapes.
 
 A table's shape is its catalog row's OID and the transaction that last wrote that row: DDL
 that changes a table's rows fires none of its triggers (`ALTER TABLE ... TYPE ... USING`
 rewrites it, `DROP TABLE` and a table renamed into its place replace it), but it writes that
-row, which a vacuum's or an analyze's figures, written in place, do not.
+row, which a vacuum's or an analyze's figures, written in place, do not. Its names are
+qualified: a schema before pg_catalog on the search path may hold its own.
 """
+_SNAPSHOT: Final = "SELECT pg_catalog.pg_current_snapshot()::text, NULL"
+"""The heartbeat where the role may not read pg_class (a DBA revoked it): no shapes."""
 PAYLOADS_KEPT: Final = 16_384
 """Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
 TOKENS_KEPT: Final = 4_096
@@ -367,7 +371,11 @@ async def _heartbeat(
     connection: asyncpg.Connection[asyncpg.Record], wait: float | None
 ) -> tuple[Horizon, str | None]:
     """Ask the transactions that have ended and the shapes of the tables written."""
-    [(snapshot, shapes)] = await connection.fetch(_HEARTBEAT, sorted(WRITTEN_TABLES), timeout=wait)
+    try:
+        rows = await connection.fetch(_HEARTBEAT, sorted(WRITTEN_TABLES), timeout=wait)
+    except asyncpg.InsufficientPrivilegeError:  # the feed goes on; DDL is then not seen
+        rows = await connection.fetch(_SNAPSHOT, timeout=wait)
+    [(snapshot, shapes)] = rows
     return horizon(str(snapshot)), None if shapes is None else str(shapes)
 
 
