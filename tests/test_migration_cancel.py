@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
@@ -40,7 +41,7 @@ async def _sleeping_at_server(url: str) -> int:
     try:
         found = await connection.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()"
+            " AND state = 'active' AND query LIKE '%pg_sleep(600)%' AND pid <> pg_backend_pid()"
         )
         return int(found)
     finally:
@@ -64,14 +65,59 @@ async def _stop_it_anyway(db: Database, url: str) -> None:
 
 
 async def test_a_cancelled_migration_stops_its_statement(
-    db: Database, database_url: str, tmp_path: Path
+    db: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cancelled mid-statement: it ends within seconds, the statement stopped, nothing applied."""
+    await _cancelled_mid_migration(db, database_url, tmp_path, monkeypatch, queued=False)
+
+
+async def test_a_migration_cancelled_while_its_job_waits_for_a_thread_stops_too(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's interrupt came with no statement running, and was lost.
+
+    The statement then ran to its end. Its job waits here as behind busy threads.
+    """
+    url = str(tmp_path / "test.db")
+    await _cancelled_mid_migration(sqlite_db, url, tmp_path, monkeypatch, queued=True)
+
+
+def _observed_writer(
+    db: Database, monkeypatch: pytest.MonkeyPatch, *, queued: bool
+) -> asyncio.Event:
+    """Have the SQLite writer's thread jobs set the event given as they begin, after a wait."""
+    started = asyncio.Event()
+    writer = cast("SqliteBackend", backend_of(db))._writer  # noqa: SLF001  # its thread's job
+    in_thread = writer.in_thread
+    loop = asyncio.get_running_loop()
+
+    def observed(function: Callable[..., object], *args: object) -> asyncio.Future[object]:
+        def job() -> object:
+            loop.call_soon_threadsafe(started.set)
+            if queued:
+                time.sleep(0.5)  # as behind busy threads
+            return function(*args)
+
+        return in_thread(job)
+
+    monkeypatch.setattr(writer, "in_thread", observed)
+    return started
+
+
+async def _cancelled_mid_migration(
+    db: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    queued: bool,
+) -> None:
     folder = tmp_path / "mine"
     for engine, text in ENDLESS.items():
         (folder / engine).mkdir(parents=True)
         (folder / engine / "0001_endless.sql").write_text(text, encoding="utf-8")
-    postgres = db.engine.value == "postgresql"
+    postgres = db.engine.value == "postgres"
+    started = asyncio.Event() if postgres else _observed_writer(db, monkeypatch, queued=queued)
     task = asyncio.create_task(migrate(db, folder))
     deadline = time.monotonic() + 30
     if postgres:
@@ -80,7 +126,8 @@ async def test_a_cancelled_migration_stops_its_statement(
             assert time.monotonic() < deadline, "the statement never started"
             await asyncio.sleep(0.05)
     else:
-        await asyncio.sleep(1.0)  # well into its statement
+        await asyncio.wait_for(started.wait(), 30)  # the script's job has begun
+        await asyncio.sleep(0.2 if queued else 1.0)
         assert not task.done(), task
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=STOPPED_WITHIN)

@@ -14,6 +14,7 @@ import functools
 import itertools
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,7 @@ _T = TypeVar("_T")
 
 # Copies of a whole SQLite file: the online backup API, and the AUTOINCREMENT counters.
 
+_STOP_CHECK_STEPS: Final = 100_000  # steps between a migration's looks at its stop: a few ms
 _LIST_COUNTERS: Final = plan_query("list_id_counters", "SELECT name, seq FROM sqlite_sequence")
 """The highest id each AUTOINCREMENT table has handed out."""
 
@@ -216,27 +218,36 @@ class SqliteBackend:
         writer.execute(f'RELEASE "{name}"')
 
     async def run_script(self, _conn: Connection, statements: list[str]) -> None:
-        """Run the statements in a thread: a migration may rebuild big tables."""
-        writer = self._writer.leased()
+        """Run the statements in a thread: a migration may rebuild big tables.
+
+        Cancelled, its statement stops (SQLite's interrupt, lost if it comes between two, and
+        the handler's look) and none after starts: a rebuild held a Ctrl-C back to its end.
+        """
+        writer = self._writer.leased()  # the migration's alone: nothing else is stopped
+        stop = threading.Event()
 
         def run() -> None:
-            for index, statement in enumerate(statements):
-                try:
-                    writer.execute(statement)
-                except Exception as error:
-                    if (failure := sqlite_error(error)) is None:
-                        raise
-                    raise ScriptError(index) from failure
+            writer.set_progress_handler(stop.is_set, _STOP_CHECK_STEPS)
+            try:
+                for index, statement in enumerate(statements):
+                    if stop.is_set():
+                        raise asyncio.CancelledError
+                    try:
+                        writer.execute(statement)
+                    except Exception as error:
+                        if (failure := sqlite_error(error)) is None:
+                            raise
+                        raise ScriptError(index) from failure
+            finally:
+                writer.set_progress_handler(None, 0)
 
         work = self._writer.in_thread(run)
         try:
             await asyncio.shield(work)
         except asyncio.CancelledError:
-            # The writer is leased to the migration alone: its statement stops at its next
-            # step, and the migration's block rolls back. Left to run, a table's rebuild held
-            # a Ctrl-C back until it ended.
+            stop.set()
             writer.interrupt()
-            with contextlib.suppress(Exception):  # interrupted: the caller was cancelled
+            with contextlib.suppress(BaseException):  # stopped: the caller was cancelled
                 await finish_then_cancel(work)
             raise
 
@@ -248,8 +259,7 @@ class SqliteBackend:
         return tuple(str(row[0]) for row in rows)
 
     async def migration_problem(self, _conn: Connection) -> str | None:
-        """Nothing: every SQLite file holds what the migrations write."""
-        return None
+        return None  # every SQLite file holds what the migrations write
 
     translate = staticmethod(translate_sqlite)
 
