@@ -52,16 +52,21 @@ async def test_check_refuses_a_database_with_pending_migrations(tmp_path: Path) 
         assert p.artifacts.budget > 0
 
 
-@pytest.mark.parametrize("kind", ["rollback journal", "empty file"])
+@pytest.mark.parametrize("kind", ["rollback journal", "empty file", "wal mode"])
 async def test_check_leaves_a_refused_file_as_it_was(tmp_path: Path, kind: str) -> None:
     """A refused file is left byte for byte: the open set WAL mode before the check refused.
 
-    Another program's file in rollback-journal mode was left in WAL mode, and an empty file
-    became a WAL database of 4 kB.
+    Another program's file in rollback-journal mode was left in WAL mode, an empty file
+    became a WAL database of 4 kB, and a WAL file read-only got a `-wal` and `-shm` beside it.
     """
     path = tmp_path / "theirs.db"
     if kind == "empty file":
         path.touch()
+    elif kind == "wal mode":  # closed: its -wal and -shm went with its last connection
+        with contextlib.closing(sqlite3.connect(path)) as theirs:
+            theirs.execute("PRAGMA journal_mode = WAL")
+            theirs.execute("CREATE TABLE notes (body text)")
+            theirs.commit()
     else:
         with contextlib.closing(sqlite3.connect(path)) as theirs:
             theirs.execute("PRAGMA journal_mode = DELETE")

@@ -35,7 +35,7 @@ from persistence.cache._core import heartbeat_seconds
 from persistence.cache.disk import DEFAULT_BUDGET
 from persistence.cache.distributed import REDIS_URL_VARIABLE
 from persistence.cache.distributed import redis_url as check_redis_url
-from persistence.database import Database, close_database, connect, open_database
+from persistence.database import Database, close_database, open_database, read_file_as_is
 from persistence.exceptions import (
     DatabaseError,
     InvalidPathError,
@@ -114,15 +114,14 @@ async def open_persistence(  # every part is the caller's to choose
             database, pgbouncer=pgbouncer, listen_url=listen_url, caller="open_persistence"
         )
     await _check_places(engine, target, root, user_folder)
+    checked = False
     if migrations == "check" and engine is Engine.SQLITE:
         if not await asyncio.to_thread(os.path.exists, target):  # "check" creates nothing
             raise MigrationError(
                 f"{target}: no database there, so no migration is applied; "
                 "run 'persistence migrate'"
             )
-        # Looked at read-only first: the open proper sets WAL mode, which a refusal must not.
-        async with connect(target, create=False) as looked:
-            await _refuse_unmigrated(looked, user_folder)
+        checked = await _checked_as_it_is(target, user_folder)
     db = await open_database(
         database, tracing=tracing, slow_query=slow_query, pgbouncer=pgbouncer, listen_url=listen_url
     )
@@ -130,7 +129,7 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(close_database, db)
         if migrations == "apply":
             await migrate(db, user_folder)
-        elif engine is not Engine.SQLITE:
+        elif not checked:
             await _refuse_unmigrated(db, user_folder)
         storage = await open_storage(root)
         if redis_url is None:
@@ -140,6 +139,21 @@ async def open_persistence(  # every part is the caller's to choose
         stack.push_async_callback(cache.close)
         artifacts = await open_artifact_cache(storage, budget=artifact_budget)
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
+
+
+async def _checked_as_it_is(target: str, user_folder: Path | None) -> bool:
+    """Refuse a SQLite file's pending migrations read as it is; False if it cannot be read so.
+
+    The open proper sets WAL mode, and a read-only open of a WAL file makes its `-wal` and
+    `-shm`: a file refused after either was left changed. One that cannot be read as it is (a
+    hot journal, which the open proper rolls back) is checked after that open, as before.
+    """
+    try:
+        async with read_file_as_is(target) as looked:
+            await _refuse_unmigrated(looked, user_folder)
+    except DatabaseError:
+        return False
+    return True
 
 
 async def _refuse_unmigrated(db: Database, user_folder: Path | None) -> None:
