@@ -114,7 +114,13 @@ def continued_filter(
 
 
 def _rebuilt(where: _Filter) -> _Filter:
-    """Build a filter again from its fields: its converters and validators run again."""
+    """Build a filter again from its fields: its converters and validators run again.
+
+    Only one that holds a dict (`ResultFilter.metadata`) can change: every other field of every
+    filter is immutable, so such a filter is given as it is, at no cost.
+    """
+    if getattr(where, "metadata", None) is None:
+        return where
     # The attrs plugin takes no TypeVar for a class; every filter passed here is one.
     return attrs.evolve(where)  # type: ignore[misc]  # see above
 

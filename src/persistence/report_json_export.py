@@ -23,12 +23,15 @@ from persistence._loop import (
     map_text,
     share_loop,
 )
-from persistence.converters import to_dict
+from persistence.converters import encoding_converter
 from persistence.database import Database
 from persistence.models import Run, TestResult, TestStatus
 from persistence.report_common import written_run
 
 __all__ = ["export_ctrf", "export_jsonl"]
+
+_ENCODING: Final = encoding_converter()
+"""A result as `to_dict` gives it, sharing its metadata, which each line replaces."""
 
 TO_CTRF: Final = {
     TestStatus.PASSED: "passed",
@@ -279,7 +282,7 @@ def _jsonl_line(result: TestResult, long: list[str]) -> str:
 
     They are holed in the order of the model's fields, which `to_dict` keeps.
     """
-    data = to_dict(result)
+    data: dict[str, object] = _ENCODING.unstructure(result)  # to_dict's, its dicts not copied
     data["error_message"] = _holed(result.error_message, long)
     data["output"] = _holed(result.output, long)
     data["metadata"] = _holed_members(result.metadata, long)
