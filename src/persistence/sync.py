@@ -314,8 +314,13 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 msg = "this SyncRunner is closed"
                 raise _RefusedError(msg)
             self._waiting.add(outcome)  # before its start is queued: see `_interrupted`
-            # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
-            self._loop.call_soon_threadsafe(start)
+            try:
+                # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
+                self._loop.call_soon_threadsafe(start)
+            except RuntimeError:  # a close in a signal handler, in this thread, closed the loop
+                work.close()
+                msg = "this SyncRunner is closed"
+                raise _RefusedError(msg) from None
             if self._stopping:  # a close in a signal handler, in this thread, meanwhile
                 outcome.ended.set()
 
