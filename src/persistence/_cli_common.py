@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from persistence._files.content import write_all
 from persistence._guards import path_problem
 from persistence.database import Database, Engine, close_database, engine_of, open_database
 from persistence.exceptions import DatabaseError, shown_path
@@ -206,7 +207,10 @@ def standard_output() -> Iterator[None]:
 
 
 class _NamedOutput(io.BufferedIOBase):
-    """Descriptor 1, written whole at each write, its failures naming standard output."""
+    """Descriptor 1, written whole at each write, its failures naming standard output.
+
+    Closed, it leaves the descriptor open: it is the process's, not this wrapper's.
+    """
 
     def __init__(self, descriptor: int) -> None:
         self._descriptor = descriptor
@@ -226,19 +230,13 @@ class _NamedOutput(io.BufferedIOBase):
 
     def write(self, data: Buffer, /) -> int:
         view = memoryview(data).cast("B")
-        size = len(view)
         try:
-            while view:
-                view = view[os.write(self._descriptor, view) :]
+            write_all(self._descriptor, view)
         except BlockingIOError:
             raise
         except OSError as error:
             raise OSError(error.errno, error.strerror, "standard output") from None
-        return size
-
-    def close(self) -> None:
-        """Leave the descriptor open: it is the process's, not this wrapper's."""
-        super().close()
+        return len(view)
 
 
 def write_utf8(text: str) -> None:

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Final
 
-from persistence._files.content import replace_whole
+from persistence._files.content import replace_whole, write_all
 
 FIFO_WAIT: Final = 0.05
 """How often an export polls for a FIFO's reader to come, in seconds."""
@@ -36,23 +36,20 @@ async def write_whole(path: Path, text: str, *, descriptor: int | None = None) -
     is `descriptor`, which the caller opened (`/dev/stdout`): it is closed after.
     """
     data = text.encode("utf-8")
-    if descriptor is not None:
-        # Written through it: opened anew, `>> log` lost the log's start.
-        try:
-            await _written_through(descriptor, data)
-        finally:
-            os.close(descriptor)
-        return
-    kind = await asyncio.to_thread(_replaced_if_regular, path, data)  # its fsync: off the loop
-    if kind is None:
-        return
-    opened = await _opened_for_writing(path, fifo=stat.S_ISFIFO(kind))
+    given = descriptor is not None  # written through it: opened anew, `>> log` lost its start
+    if descriptor is None:
+        kind = await asyncio.to_thread(_replaced_if_regular, path, data)  # its fsync: off the loop
+        if kind is None:
+            return
+        descriptor = await _opened_for_writing(path, fifo=stat.S_ISFIFO(kind))
     try:
-        await _written_through(opened, data)
+        await _written_through(descriptor, data)
     except OSError as error:  # a reader gone: "Broken pipe" alone named no file
+        if given:
+            raise
         raise OSError(error.errno, error.strerror, str(path)) from None
     finally:
-        os.close(opened)
+        os.close(descriptor)
 
 
 def _replaced_if_regular(path: Path, data: bytes) -> int | None:
@@ -107,8 +104,7 @@ async def _written_through(descriptor: int, data: bytes) -> None:
         try:
             await _writable(loop, descriptor)
         except (PermissionError, NotImplementedError):  # no poll for it, or none in this loop
-            while view:
-                view = view[os.write(descriptor, view) :]
+            write_all(descriptor, view)
             return
         try:
             view = view[os.write(descriptor, view[:CHUNK]) :]

@@ -284,7 +284,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             outcome.task.add_done_callback(lambda _: outcome.ended.set())  # wake the caller
 
         try:
-            self._queue(outcome, start, work, closing=deadline is not None)
+            self._queue(outcome, start, closing=deadline is not None)
             # A thread's wait takes at most TIMEOUT_MAX (about 292 years): no later deadline.
             left = None if deadline is None else deadline - time.monotonic()
             ended = outcome.ended.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
@@ -299,28 +299,17 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             raise _OverdueError
         return self._result(outcome)
 
-    def _queue(
-        self,
-        outcome: _Outcome[Any],
-        start: Callable[[], None],
-        work: Coroutine[object, object, object],
-        *,
-        closing: bool,
-    ) -> None:
+    def _queue(self, outcome: _Outcome[Any], start: Callable[[], None], *, closing: bool) -> None:
         """Queue a call's start on the loop, or refuse it once closed (but the close's own)."""
         with self._guard:  # a call starts before the close's own work, or not at all
             if self._closed and not closing:
-                work.close()
-                msg = "this SyncRunner is closed"
-                raise _RefusedError(msg)
+                raise _closed_refusal(outcome.work)
             self._waiting.add(outcome)  # before its start is queued: see `_interrupted`
             try:
                 # call_soon_threadsafe runs `start` in a copy of this thread's context variables.
                 self._loop.call_soon_threadsafe(start)
             except RuntimeError:  # a close in a signal handler, in this thread, closed the loop
-                work.close()
-                msg = "this SyncRunner is closed"
-                raise _RefusedError(msg) from None
+                raise _closed_refusal(outcome.work) from None
             if self._stopping:  # a close in a signal handler, in this thread, meanwhile
                 outcome.ended.set()
 
@@ -539,3 +528,9 @@ async def _end_tasks(
         await asyncio.wait(ending, timeout=at_most)  # each caller reads its own outcome
     else:
         await asyncio.gather(*ending, return_exceptions=True)
+
+
+def _closed_refusal(work: Coroutine[object, object, object]) -> _RefusedError:
+    """Close the call's work, never begun, and say why: the runner is closed."""
+    work.close()
+    return _RefusedError("this SyncRunner is closed")

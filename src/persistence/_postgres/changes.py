@@ -109,6 +109,7 @@ class ChangeListener:
         self._every: str = ""  # the last `*` stamp: every table's, until its own arrives
         self._seen: set[str] = set()  # the table payloads heard since that `*`
         self._shapes: str | None = None  # the tables' shapes at the last heartbeat
+        self._asks_shapes = True  # until the role is refused pg_class: asked again at connect
         self._tokens: dict[str, float] = {}  # the `*` tokens heard since a heartbeat: when
         self._awaited: str | None = None  # this listener's token, sent and not yet back
         self._horizon: Horizon | None = None  # the transactions ended at the last heartbeat
@@ -310,7 +311,9 @@ class ChangeListener:
                     self._unsent = self._horizon = self._unconfirmed = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
                     self._identity = await database_identity(connection)
-                    self._horizon, self._shapes = await _heartbeat(connection, None)
+                    self._horizon, self._shapes, self._asks_shapes = await _heartbeat(
+                        connection, None, shapes=True
+                    )
                     await _announce(connection, token)
                 connection.add_termination_listener(lambda _: self._ended())
                 self._lost.clear()
@@ -350,7 +353,9 @@ class ChangeListener:
                 # Bounded by the feed's trust, two heartbeats: a silent peer held it for good.
                 async with asyncio.timeout(2 * self._heartbeat):
                     await _announce(connection, token)
-            known, shapes = await _heartbeat(connection, self._heartbeat)
+            known, shapes, self._asks_shapes = await _heartbeat(
+                connection, self._heartbeat, shapes=self._asks_shapes
+            )
             if self._lost.is_set():
                 return
             if shapes != self._shapes:  # DDL changed a table, its triggers silent
@@ -368,15 +373,21 @@ class ChangeListener:
 
 
 async def _heartbeat(
-    connection: asyncpg.Connection[asyncpg.Record], wait: float | None
-) -> tuple[Horizon, str | None]:
-    """Ask the transactions that have ended and the shapes of the tables written."""
-    try:
-        rows = await connection.fetch(_HEARTBEAT, sorted(WRITTEN_TABLES), timeout=wait)
-    except asyncpg.InsufficientPrivilegeError:  # the feed goes on; DDL is then not seen
+    connection: asyncpg.Connection[asyncpg.Record], wait: float | None, *, shapes: bool
+) -> tuple[Horizon, str | None, bool]:
+    """Ask the transactions that have ended and, if `shapes`, the shapes of the tables written.
+
+    Give whether to ask the shapes again: not once refused, or each beat would fail first.
+    """
+    if shapes:
+        try:
+            rows = await connection.fetch(_HEARTBEAT, sorted(WRITTEN_TABLES), timeout=wait)
+        except asyncpg.InsufficientPrivilegeError:  # the feed goes on; DDL is then not seen
+            shapes = False
+    if not shapes:
         rows = await connection.fetch(_SNAPSHOT, timeout=wait)
-    [(snapshot, shapes)] = rows
-    return horizon(str(snapshot)), None if shapes is None else str(shapes)
+    [(snapshot, found)] = rows
+    return horizon(str(snapshot)), None if found is None else str(found), shapes
 
 
 def _terminate(connection: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -516,15 +516,14 @@ def _switch_to_wal(writer: sqlite3.Connection, wait: float) -> None:
 
 def _set_up_failure(path: str, real: Path, failure: Exception, *, create: bool) -> DatabaseError:
     """Say why a file could not be set up: a hot journal, which a read-only open cannot undo."""
-    journal = real.with_name(f"{real.name}-journal")
+    journal, why = real.with_name(f"{real.name}-journal"), ""
     if not create and "readonly" in str(failure) and journal.exists():
-        return DatabaseError(
-            f"cannot set up SQLite database {path!r}: {failure}: {journal.name} beside it holds "
-            "a transaction another program left unfinished, which a read-only open cannot roll "
-            "back; open it once with write access (`persistence migrate`, or any write), and "
-            "SQLite rolls it back"
+        why = (
+            f": {journal.name} beside it holds a transaction another program left unfinished, "
+            "which a read-only open cannot roll back; open it once with write access "
+            "(`persistence migrate`, or any write), and SQLite rolls it back"
         )
-    return DatabaseError(f"cannot set up SQLite database {path!r}: {failure}")
+    return DatabaseError(f"cannot set up SQLite database {path!r}: {failure}{why}")
 
 
 def _read_only_uri(path: str, *, as_is: bool = False) -> str:
