@@ -6,6 +6,8 @@ Imports under `if TYPE_CHECKING:` count: a cycle there still ties the modules to
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -150,3 +152,21 @@ def test_no_hand_written_module_is_over_the_longest() -> None:
     }
     assert len(lengths) > 50  # the package was read
     assert {name: n for name, n in lengths.items() if n > LONGEST_MODULE} == {}
+
+
+def test_a_sqlite_process_loads_no_postgresql_driver() -> None:
+    """The package, and its command line, import asyncpg only to open a PostgreSQL URL.
+
+    Each command-line call is a process of its own: asyncpg and the backend over it were a
+    tenth of a second of its start, spent for SQLite too.
+    """
+    probe = (
+        "import sys, persistence, persistence.__main__;"
+        "print(sorted(name for name in sys.modules"
+        " if name.split('.')[0] == 'asyncpg' or name.startswith('persistence._postgres.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    # a URL's pooling options and a script's statements are read without the driver
+    assert loaded.strip() == "['persistence._postgres.pooling', 'persistence._postgres.scripts']"

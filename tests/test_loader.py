@@ -16,7 +16,7 @@ from persistence import TestResult, TestStatus, TestType, connect, migrate, save
 from persistence import queries as generated
 from persistence._database_value import backend_of
 from persistence._loader import load_queries, query_file, sql_root
-from persistence._postgres import PostgresAdapter
+from persistence._postgres.adapter import PostgresAdapter
 from persistence._sqlite import SqliteAdapter
 from persistence.database import connection
 from persistence.queries import Queries

@@ -25,7 +25,7 @@ from persistence import (
     save_result,
 )
 from persistence._loader import load_queries, query_file, sql_root
-from persistence._postgres import PostgresAdapter
+from persistence._postgres.adapter import PostgresAdapter
 from persistence._sqlite import SqliteAdapter
 from persistence.database import connection
 
