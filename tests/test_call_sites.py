@@ -49,6 +49,10 @@ def test_every_parameter_rename_breaks_its_call_site(tmp_path: Path) -> None:
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("sqlc.yaml", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
+    if (ROOT / ".mypy_cache").is_dir():
+        # What `make test` checked just before: mypy checks again only what the renames
+        # changed, and what depends on it (about a third of a cold check's time).
+        shutil.copytree(ROOT / ".mypy_cache", tmp_path / ".mypy_cache")
     for path in (tmp_path / "sql" / "queries").rglob("*.sql"):
         path.write_text(rename_every_parameter(path.read_text(encoding="utf-8")), encoding="utf-8")
     subprocess.run([sqlc(), "generate"], cwd=tmp_path, check=True, capture_output=True)
