@@ -14,7 +14,7 @@ SQLC_JSON := build/sqlc/sqlite/codegen_request.json build/sqlc/postgres/codegen_
 unexport PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
-.PHONY: venv migrate test test-py313 lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-quick bench-report clean
+.PHONY: venv migrate test warm-tests test-py313 lint typecheck sqlc-check generate check-generated pytest pgbouncer bench bench-quick bench-report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,17 @@ migrate: $(STAMP)
 
 ## Everything CI checks. check-generated runs `sqlc generate`, which refuses every query that
 ## `sqlc compile` (sqlc-check) refuses, so `test` does not run sqlc's analysis twice.
-test: lint check-generated typecheck pytest
+## The checks before the tests each use one core: they run side by side, with pytest's
+## rewriting of the test modules (warm-tests), which each test worker would otherwise do anew.
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j 3 --output-sync=target lint check-generated typecheck warm-tests
+	$(MAKE) --no-print-directory pytest
+
+## Collect the tests once, so that pytest keeps its rewritten test modules (under build/pycache)
+## for its workers: a worker that rewrites them all spends 10 s or more of CPU on it.
+## A collection that fails here fails again, and says why, in the run itself.
+warm-tests: $(STAMP)
+	@$(BIN)/pytest --collect-only -q > /dev/null 2>&1 || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench codegen
