@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import socket
 import sqlite3
@@ -51,6 +52,20 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def ok(*args: str) -> None:
+    """Run the command line in this process, a step that sets up or checks: it must exit 0.
+
+    A process of its own costs an interpreter and the package's import; a step whose process
+    is not what the test is about runs here. Give `--database` and paths in full: this
+    process's DATABASE_URL and working folder are not the test's. What it prints is kept
+    apart, out of a test's `capsys`.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    assert code == 0, f"persistence {' '.join(args)} exited {code}: {err.getvalue()}"
 
 
 def assert_one_error_line(err: str) -> None:

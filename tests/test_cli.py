@@ -47,26 +47,35 @@ def test_version_is_the_package_version(tmp_path: Path) -> None:
     assert persistence.__version__ == importlib.metadata.version("persistence-sql")
 
 
-def test_default_database_is_data_app_db(tmp_path: Path) -> None:
-    """Migrate with no URL makes data/app.db; again applies nothing; status then exits 0."""
+def test_default_database_is_data_app_db(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migrate with no URL makes data/app.db; again applies nothing; status then exits 0.
+
+    The first migrate runs in a process of its own, started in the folder; the two after it
+    run here, in the same folder, and find the database by the same default.
+    """
     first = cli("migrate", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "applied 0001_initial_schema.sql" in first.stdout
     assert (tmp_path / "data" / "app.db").is_file()
-    second = cli("migrate", cwd=tmp_path)
-    assert second.returncode == 0
-    assert "0 migration(s) applied" in second.stdout
-    status = cli("status", cwd=tmp_path)
-    assert status.returncode == 0
-    assert "applied  0001_initial_schema" in status.stdout
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "migrate")
+    assert code == 0
+    assert "0 migration(s) applied" in out
+    code, out, _ = run(capsys, "status")
+    assert code == 0
+    assert "applied  0001_initial_schema" in out
 
 
-def test_database_url_from_environment(database_url: str, tmp_path: Path) -> None:
+def test_database_url_from_environment(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
     """DATABASE_URL picks the database, on either engine."""
     result = cli("migrate", cwd=tmp_path, env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    status = cli("status", "--database", database_url, cwd=tmp_path)
-    assert status.returncode == 0, status.stdout + status.stderr
+    code, out, err = run(capsys, "status", "--database", database_url)
+    assert code == 0, out + err
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from _cli_helpers import assert_one_error_line, cli, run
+from _cli_helpers import assert_one_error_line, cli, ok, run
 
 pytestmark = pytest.mark.usefixtures("no_database_url")
 
@@ -51,11 +51,11 @@ def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path) -> None:
     1, which `compare` uses to say the head run has new failures.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     for index, status in enumerate(("passed", "failed")):
         report = tmp_path / f"r{index}.xml"
         report.write_text(_report(status), encoding="utf-8")
-        assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+        ok("import", str(report), *db)
     ascii_out = {"PYTHONIOENCODING": "ascii"}
     for command, code in ((("compare", "2", "1"), 0), (("compare",), 1)):
         done = cli(*command, *db, cwd=tmp_path, env=ascii_out)
@@ -73,11 +73,11 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
     as for a database it could not reach.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     report = tmp_path / "r.xml"
     report.write_text(REPORT, encoding="utf-8")
     for _ in range(3):
-        assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+        ok("import", str(report), *db)
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first line
     try:
@@ -95,7 +95,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
 
 
 def test_a_label_given_twice_with_two_values_is_refused_before_anything_opens(
-    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """`--label commit=a --label commit=b` is a usage error naming the key; no run is made.
 
@@ -103,16 +103,16 @@ def test_a_label_given_twice_with_two_values_is_refused_before_anything_opens(
     stored a run under a commit it never named last on purpose.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     report = tmp_path / "r.xml"
     report.write_text(REPORT, encoding="utf-8")
     labels = ["--label", "commit=a", "--label", "branch=main", "--label", "commit=b"]
     done = cli("import", str(report), *labels, *db, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
     assert "argument --label: 'commit' is given twice ('a', then 'b')" in done.stderr
-    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.split() == ["{", '"runs":', "[]", "}"]
+    assert run(capsys, "runs", "--json", *db)[1].split() == ["{", '"runs":', "[]", "}"]
     same = ["--label", "commit=a", "--label", "commit=a"]  # said twice alike: nothing to choose
-    assert cli("import", str(report), *same, *db, cwd=tmp_path).returncode == 0
+    ok("import", str(report), *same, *db)
 
 
 @pytest.mark.parametrize("label", ["commit=\udcff", "\udcff=1"])
@@ -146,13 +146,13 @@ def test_an_export_to_stdout_is_utf_8_whatever_stdout_encodes(
     character it lacked as an escape, `\u2603`, in the test's name.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     report = tmp_path / "r.xml"
     report.write_text(_report("failed"), encoding="utf-8")
-    assert cli("import", str(report), *db, cwd=tmp_path).returncode == 0
+    ok("import", str(report), *db)
     written = tmp_path / "written"
     export = ("export", "1", "--format", kind, *db)
-    assert cli(*export, "--output", str(written), cwd=tmp_path).returncode == 0
+    ok(*export, "--output", str(written))
     done = subprocess.run(  # this interpreter, fixed arguments
         [sys.executable, "-m", "persistence", *export],
         cwd=tmp_path,
@@ -196,15 +196,17 @@ def test_a_dry_run_prints_the_sql_in_utf_8_whatever_stdout_encodes(tmp_path: Pat
 def _with_a_run(database: Path) -> list[str]:
     """Migrate the SQLite file `database` and import a report into it: the `--database` args."""
     db = ["--database", str(database)]
-    assert cli("migrate", *db, cwd=database.parent).returncode == 0
+    ok("migrate", *db)
     report = database.parent / "r.xml"
     report.write_text(REPORT, encoding="utf-8")
-    assert cli("import", str(report), *db, cwd=database.parent).returncode == 0
+    ok("import", str(report), *db)
     return db
 
 
 @pytest.mark.parametrize("output", ["app.db", "app.db-wal", "sub/../app.db", "link.db", "hard.db"])
-def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: str) -> None:
+def test_an_export_never_replaces_the_database_it_reads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, output: str
+) -> None:
     """`export --output` naming the SQLite database itself, by any path, or its WAL is refused.
 
     The export replaced the database with its XML and exited 0; over the `-wal` file, it threw
@@ -222,7 +224,7 @@ def test_an_export_never_replaces_the_database_it_reads(tmp_path: Path, output: 
     assert f"--output {output!r} is the database {str(database)!r}" in done.stderr
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
     assert after == before
-    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id": 1') == 1
+    assert run(capsys, "runs", "--json", *db)[1].count('"id": 1') == 1
 
 
 @pytest.mark.parametrize("output", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
@@ -255,7 +257,7 @@ def test_an_export_to_standard_output_appended_to_a_log_keeps_the_log(
 
 
 def test_an_export_to_a_descriptor_not_open_is_refused_before_the_database_opens(
-    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """`--output /dev/fd/9` where the shell opened no 9: refused, the database untouched.
 
@@ -271,7 +273,7 @@ def test_an_export_to_a_descriptor_not_open_is_refused_before_the_database_opens
     assert "--output '/dev/fd/9' names descriptor 9, which is not open" in done.stderr
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("app.db")}
     assert after == before
-    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id": 1') == 1
+    assert run(capsys, "runs", "--json", *db)[1].count('"id": 1') == 1
 
 
 @pytest.mark.parametrize(
@@ -309,7 +311,7 @@ def test_a_backup_named_with_a_line_end_is_refused_by_its_name(tmp_path: Path, n
     `invalid database URL '.backup.db\r.a5705fl2.partial/backup.db'`, which the user never named.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     done = cli("backup", name, *db, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (3, "")
     assert_one_error_line(done.stderr)
@@ -320,7 +322,7 @@ def test_a_backup_named_with_a_line_end_is_refused_by_its_name(tmp_path: Path, n
 
 @pytest.mark.parametrize("command", [("runs",), ("export", "1"), ("import", "r.xml")])
 def test_a_closed_stdout_is_refused_before_the_command_runs(
-    tmp_path: Path, command: tuple[str, ...]
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: tuple[str, ...]
 ) -> None:
     """With stdout closed (`>&-`) a command fails at once, exit 3, and imports nothing.
 
@@ -329,15 +331,15 @@ def test_a_closed_stdout_is_refused_before_the_command_runs(
     AttributeError with a traceback.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
-    assert cli("import", "r.xml", *db, cwd=tmp_path).returncode == 0
+    ok("import", str(tmp_path / "r.xml"), *db)
     closed = ("sh", "-c", 'exec "$0" "$@" >&-')
     done = cli(*command, *db, cwd=tmp_path, prefix=closed)
     assert done.returncode == 3, done.stderr
     assert_one_error_line(done.stderr)
     assert "standard output is closed" in done.stderr
-    assert cli("runs", "--json", *db, cwd=tmp_path).stdout.count('"id"') == 1
+    assert run(capsys, "runs", "--json", *db)[1].count('"id"') == 1
 
 
 def test_an_export_to_dev_stdout_writes_into_the_pipe_it_is(tmp_path: Path) -> None:
@@ -348,11 +350,11 @@ def test_an_export_to_dev_stdout_writes_into_the_pipe_it_is(tmp_path: Path) -> N
     failed with "No such file or directory: /dev/stdout".
     """
     db = ["--database", str(tmp_path / "app.db")]
-    assert cli("migrate", *db, cwd=tmp_path).returncode == 0
+    ok("migrate", *db)
     (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
-    assert cli("import", "r.xml", *db, cwd=tmp_path).returncode == 0
+    ok("import", str(tmp_path / "r.xml"), *db)
     written = tmp_path / "written.xml"
-    assert cli("export", "1", "--output", str(written), *db, cwd=tmp_path).returncode == 0
+    ok("export", "1", "--output", str(written), *db)
     done = cli("export", "1", "--output", "/dev/stdout", *db, cwd=tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == written.read_text(encoding="utf-8")

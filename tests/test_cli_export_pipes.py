@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from _cli_helpers import AS_A_SHELL_STARTS_IT
+from _cli_helpers import AS_A_SHELL_STARTS_IT, ok
 
 CASES = 5_000
 """Test cases in the run exported: its export is past a pipe's 64 KiB."""
@@ -37,10 +37,8 @@ def _database(tmp_path: Path) -> list[str]:
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(CASES))
     report = tmp_path / "report.xml"
     report.write_text(f'<testsuite name="s">\n{cases}\n</testsuite>')
-    for args in (["migrate", *db], ["import", str(report), *db]):
-        subprocess.run(  # this interpreter, fixed arguments
-            [sys.executable, "-m", "persistence", *args], check=True, capture_output=True
-        )
+    ok("migrate", *db)
+    ok("import", str(report), *db)
     return db
 
 

@@ -18,6 +18,7 @@ from typing import Final
 
 import pytest
 
+from _cli_helpers import ok
 from _history_oracle import store_times
 from persistence import (
     Run,
@@ -167,9 +168,7 @@ def test_import_of_a_bad_path_or_file_fails_in_one_line_at_once(
     With --json too: nothing on stdout, and the one line on stderr names the problem.
     """
     db = ["--database", str(tmp_path / "app.db")]
-    subprocess.run(  # this interpreter, fixed arguments
-        [sys.executable, "-m", "persistence", "migrate", *db], check=True, capture_output=True
-    )
+    ok("migrate", *db)
     path = tmp_path / "report.json"
     if kind == "fifo":
         os.mkfifo(path)
@@ -289,10 +288,8 @@ def test_an_export_that_cannot_be_written_whole_leaves_the_old_file(tmp_path: Pa
     cases = "\n".join(f'<testcase classname="c" name="t{i}" time="0.1"/>' for i in range(5_000))
     report = tmp_path / "report.xml"
     report.write_text(f'<testsuite name="s">\n{cases}\n</testsuite>')
-    for args in (["migrate", *db], ["import", str(report), *db]):
-        subprocess.run(  # this interpreter, fixed arguments
-            [sys.executable, "-m", "persistence", *args], check=True, capture_output=True
-        )
+    ok("migrate", *db)
+    ok("import", str(report), *db)
     old = tmp_path / "out" / "run.xml"
     old.parent.mkdir()
     old.write_text("the last export\n")
@@ -308,12 +305,7 @@ def test_an_export_that_cannot_be_written_whole_leaves_the_old_file(tmp_path: Pa
     assert old.read_text() == "the last export\n"
     assert done.stderr == f"persistence: error: File too large: {old}\n"
     assert [p.name for p in old.parent.iterdir()] == ["run.xml"]  # no part of the new one
-    ok = subprocess.run(  # this interpreter, fixed arguments
-        [sys.executable, "-m", "persistence", "export", "1", "--output", str(old), *db],
-        capture_output=True,
-        check=True,
-    )
-    assert ok.returncode == 0
+    ok("export", "1", "--output", str(old), *db)
     assert old.read_text().count("<testcase ") == 5_000
     assert stat.S_IMODE(old.stat().st_mode) == 0o640  # the mode of the file it replaced
     assert [p.name for p in old.parent.iterdir()] == ["run.xml"]
