@@ -99,6 +99,33 @@ def test_import_then_compare_flaky_and_history(
     assert run(capsys, "status", *db)[0] == 0  # the migration commands work as before
 
 
+def test_an_export_to_stdout_of_a_run_of_no_result_is_empty_as_json_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """JSON Lines of no result hold no line: stdout is empty, as the `--output` file is.
+
+    It printed one blank line, which a reader of JSON Lines takes for a bad record.
+    """
+    database = tmp_path / "app.db"
+    db = ["--database", str(database)]
+    ok("migrate", *db)
+
+    async def empty_run() -> int:
+        async with connect(database) as opened:
+            run_id = (await save_run(opened, Run())).id
+        assert run_id is not None
+        return run_id
+
+    run_id = str(asyncio.run(empty_run()))
+    assert run(capsys, "export", run_id, "--format", "jsonl", *db) == (0, "", "")
+    ok("export", run_id, "--format", "jsonl", "--output", str(tmp_path / "out.jsonl"), *db)
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
+    code, out, _ = run(capsys, "export", run_id, "--format", "ctrf", *db)
+    assert code == 0
+    assert out.endswith("}\n")
+    assert json.loads(out)["results"]["tests"] == []
+
+
 def test_compare_with_fewer_than_two_runs_fails_in_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

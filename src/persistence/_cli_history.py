@@ -464,7 +464,8 @@ def _output_apart(arguments: argparse.Namespace) -> None:
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
-        write_utf8(text.removesuffix("\n") + "\n")
+        # The text ends its last line; an empty one (JSON Lines of no result) holds no line.
+        write_utf8(text if not text or text.endswith("\n") else text + "\n")
     else:
         await write_whole(arguments.output, text, descriptor=arguments.output_descriptor)
     return EXIT_OK
