@@ -24,6 +24,7 @@ from _codegen_helpers import (
     query,
     request,
 )
+from _sqlc_edited import edited_requests
 from codegen.queries import generate, generate_sql, main
 
 if TYPE_CHECKING:
@@ -213,19 +214,18 @@ def test_real_interface_has_the_expected_shapes(real_requests: list[Json]) -> No
     assert stats["max_time"] == "float"  # sqlc's NOT NULL, right only because of GROUP BY
 
 
-def test_override_comment_reaches_the_generator_through_sqlc(tmp_path: Path) -> None:
-    """A `-- type:` line in a real query file passes through sqlc and changes the type."""
+def test_override_comment_reaches_the_generator_through_sqlc(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A `-- type:` line in a real query file passes through sqlc and changes the type.
 
-    def add_override(workdir: Path) -> None:
-        path = workdir / "sql" / "queries" / "test_results.sql"
-        text = path.read_text(encoding="utf-8")
-        marker = "-- name: TestResultStats :many\n"
-        assert marker in text
-        path.write_text(
-            text.replace(marker, marker + "-- type: max_time float?\n"), encoding="utf-8"
-        )
-
-    generated = parse(generate(run_sqlc(tmp_path, add_override)))
+    The line is `STATS_OVERRIDE`, added in the copy that sqlc runs over once for the
+    generator's tests (tests/_sqlc_edited.py).
+    """
+    requests = [
+        json.loads(path.read_text(encoding="utf-8")) for path in edited_requests(tmp_path_factory)
+    ]
+    generated = parse(generate(requests))
     assert generated.typed_dicts["TestResultStatsRow"]["max_time"] == "float | None"
     assert generated.methods["test_result_stats"].doc is not None
     assert "type:" not in generated.methods["test_result_stats"].doc

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +13,7 @@ import asyncpg
 import pytest
 
 from _codegen_helpers import column, error_of, param, query, request
+from _sqlc_edited import edited_requests, override_example
 from codegen.queries import generate
 from conftest import DEFAULT_REDIS_URL
 from persistence import TestResult, TestStatus, TestType, connect, migrate, save_result
@@ -64,13 +63,6 @@ def test_every_test_the_guarantees_name_exists() -> None:
 # --- the override example of docs/QUERY_TYPES.md ----------------------------------------------
 
 
-def override_example() -> dict[str, str]:
-    """The query files that the doc's "Overrides" section shows, by the path it gives each."""
-    text = (DOCS / "QUERY_TYPES.md").read_text(encoding="utf-8")
-    section = text[text.index("## Overrides") :]
-    return dict(re.findall(r"`(sql/queries/[\w/]+\.sql)`:\n\n```sql\n(.*?)```", section, re.DOTALL))
-
-
 def test_the_override_example_says_where_its_files_go() -> None:
     """One file per engine, in the folders the loader and sqlc read."""
     assert set(override_example()) == {
@@ -79,19 +71,16 @@ def test_the_override_example_says_where_its_files_go() -> None:
     }
 
 
-@pytest.mark.long
-def test_the_override_example_generates_one_method(tmp_path: Path) -> None:
-    """The generator takes both files as sqlc reads them: one method, typed alike."""
-    if not SQLC.is_file():
-        pytest.fail(f"{SQLC} is missing: run 'make venv'")
-    shutil.copytree(ROOT / "sql", tmp_path / "sql")
-    shutil.copy(ROOT / "sqlc.yaml", tmp_path)
-    for path, sql in override_example().items():
-        (tmp_path / path).write_text(sql, encoding="utf-8")
-    subprocess.run([SQLC, "generate"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+def test_the_override_example_generates_one_method(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The generator takes both files as sqlc reads them: one method, typed alike.
+
+    The files are added, as the doc gives them, to the copy of sql/ that sqlc runs over once
+    for the generator's tests (tests/_sqlc_edited.py).
+    """
     source = generate(
-        json.loads((tmp_path / "build" / "sqlc" / engine / "codegen_request.json").read_text())
-        for engine in ("sqlite", "postgres")
+        json.loads(path.read_text(encoding="utf-8")) for path in edited_requests(tmp_path_factory)
     )
     signature = re.search(r"def longest_run\((.*?)\) -> (.*?):", source, re.DOTALL)
     assert signature is not None

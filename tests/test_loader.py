@@ -12,6 +12,7 @@ import aiosql
 import pytest
 
 import persistence
+from _sqlc_edited import edited_requests
 from persistence import TestResult, TestStatus, TestType, connect, migrate, save_result
 from persistence import queries as generated
 from persistence._database_value import backend_of
@@ -108,28 +109,21 @@ async def test_the_adapters_run_the_sql_that_aiosql_gives(
         assert backend_of(db).engine.value == engine
 
 
-@pytest.mark.long
+@pytest.mark.long  # it runs sqlc for the generator's tests (tests/_sqlc_edited.py): first
 def test_sqlc_form_edits_without_generate_are_drift_that_check_generated_reports(
-    tmp_path: Path,
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Reordering a SELECT's columns in sql/queries changes both generated outputs together.
 
     Rows are mapped by position, so the row type and the SQL must come from one run: the
     generator writes both, and `make check-generated` compares both with what is committed.
+    The reordering is `COLUMNS_REORDERED`, made in the copy that sqlc runs over once for the
+    generator's tests (tests/_sqlc_edited.py).
     """
-    sqlc = shutil.which("sqlc") or str(Path(sys.executable).with_name("sqlc"))
-    if not Path(sqlc).exists():
-        pytest.fail("sqlc is missing: `make test` installs it with the project")
-    for part in ("sql", "codegen"):
-        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "sqlc.yaml", tmp_path / "sqlc.yaml")
-    queries = tmp_path / "sql" / "queries" / "test_results.sql"
-    text = queries.read_text(encoding="utf-8")
-    original = "SELECT id, test_type, status, execution_time,"
-    assert original in text
-    queries.write_text(text.replace(original, "SELECT id, status, test_type, execution_time,", 1))
-    subprocess.run([sqlc, "generate"], cwd=tmp_path, check=True, capture_output=True)
-    requests = sorted(str(p) for p in (tmp_path / "build" / "sqlc").glob("*/codegen_request.json"))
+    requests = [str(path) for path in edited_requests(tmp_path_factory)]
+    shutil.copytree(
+        ROOT / "codegen", tmp_path / "codegen", ignore=shutil.ignore_patterns("__pycache__")
+    )
     out = tmp_path / "out"
     subprocess.run(
         [
