@@ -60,6 +60,7 @@ def test_default_database_is_data_app_db(
     assert "applied 0001_initial_schema.sql" in first.stdout
     assert (tmp_path / "data" / "app.db").is_file()
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # as `cli` leaves it out
     code, out, _ = run(capsys, "migrate")
     assert code == 0
     assert "0 migration(s) applied" in out
