@@ -436,3 +436,42 @@ async def test_search_finds_every_result_saved_before_its_migration(
     assert len(failed.items) == sum(
         1 for i in range(10_000) if statuses[i % 6] is TestStatus.FAILED
     )
+
+
+async def _tables_and_plain(db: Database, statement: str | None = None) -> set[str]:
+    """Run `statement` by plain SQL, if given; then every table of the database, ours too."""
+    if db.engine.value == "sqlite":
+        with closing(sqlite3.connect(db.url)) as lite, lite:
+            if statement is not None:
+                lite.execute(statement)
+            rows = lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {row[0] for row in rows}
+    pg = await asyncpg.connect(db.url)
+    try:
+        if statement is not None:
+            await pg.execute(statement)
+        rows = await pg.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await pg.close()
+    return {row[0] for row in rows}
+
+
+async def test_another_programs_database_refused_at_the_first_migration_is_left_as_it_was(
+    empty: Database,
+) -> None:
+    """A database whose own `config_entries` is in 0001's way: refused, with no table added.
+
+    The history table was made in a transaction of its own, before the first migration: the
+    refused database kept an empty `persistence_migrations`, of a package it never took.
+    """
+    theirs = await _tables_and_plain(empty, "CREATE TABLE config_entries (name TEXT)")
+    assert theirs == {"config_entries"}
+    with pytest.raises(MigrationError, match="0001_initial_schema"):
+        await migrate(empty)
+    assert await _tables_and_plain(empty) == theirs
+    status = await migration_status(empty)
+    assert status.applied == ()
+    assert status.pending[0].version == 1
+    await _tables_and_plain(empty, "DROP TABLE config_entries")  # out of the way: it migrates
+    assert [m.version for m in await migrate(empty)][:1] == [1]
+    assert (await migration_status(empty)).up_to_date

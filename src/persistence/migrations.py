@@ -307,8 +307,7 @@ async def migrate(
         if (problem := await backend.migration_problem(conn)) is not None:
             raise MigrationError(f"cannot migrate: {problem}")
         for chain, migrations in plans:
-            await _ensure_history(db, conn, chain)
-            status = _compare(migrations, await _applied(db, conn, chain), chain)
+            status = _compare(migrations, await _history(db, conn, chain), chain)
             _refuse(status, accepted[chain])
             pending.update((chain, m.version) for m in status.pending)
         for chain, migrations in plans:
@@ -338,10 +337,11 @@ async def _apply_pending(
     chain, run = migration.chain, False
     try:
         async with translate_errors(db), backend_of(db).migration(lock_timeout) as conn:
-            status = _compare(migrations, await _applied(db, conn, chain), chain)
+            status = _compare(migrations, await _history(db, conn, chain), chain)
             _refuse(status, set())
             if migration not in status.pending:
                 return False
+            await _make_history(db, conn, chain)  # the first one's: undone if it fails
             await _apply(db, conn, migration, statements)
             run = True
     except MigrationError as error:
@@ -432,21 +432,32 @@ async def _apply(
         )
 
 
-async def _ensure_history(db: Database, conn: Connection, chain: Chain) -> None:
-    """Create the chain's history table (sql/history/), or adopt a legacy one of our columns.
+async def _history(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:
+    """Read the chain's applied migrations: none while its history table is not made.
 
-    One already there is left as it is, unwritten: its CREATE TABLE IF NOT EXISTS needs the
-    CREATE privilege on the schema (which PostgreSQL 15 gives no role but the owner) and a
-    writable transaction, so a role that may only read and write rows failed to open an
-    up-to-date database.
+    A legacy table of our columns is renamed into place first. A table already there is left
+    as it is, unwritten: creating one needs the CREATE privilege on the schema (which
+    PostgreSQL 15 gives no role but the owner) and a writable transaction, so a role that may
+    only read and write rows could not open an up-to-date database.
     """
     backend = backend_of(db)
-    suffix = "_user" if chain is Chain.USER else ""
+    if not await backend.table_columns(chain.history, conn):
+        if not (chain is Chain.PACKAGE and await _legacy_history(db, conn)):
+            return []
+        await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
+    return await _applied(db, conn, chain)
+
+
+async def _make_history(db: Database, conn: Connection, chain: Chain) -> None:
+    """Create the chain's history table (sql/history/) if it is not there yet.
+
+    It is made in the transaction of the chain's first migration: a migration that fails (the
+    first of another program's database, whose tables are in the way) leaves no table behind.
+    """
+    backend = backend_of(db)
     if await backend.table_columns(chain.history, conn):
         return
-    if chain is Chain.PACKAGE and await _legacy_history(db, conn):
-        await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
-        return
+    suffix = "_user" if chain is Chain.USER else ""
     ddl = sql_root() / "history" / f"{backend.engine.value}{suffix}.sql"
     statements = split_script(db.engine, ddl.read_text(encoding="utf-8"))
     await backend.run_script(conn, [statement.text for statement in statements])
