@@ -175,6 +175,11 @@ def test_dry_run_prints_the_sql_and_writes_nothing(
     assert [(m["chain"], m["file"], m["sql"]) for m in report["pending"]] == [
         ("user", "0001_passed_view.sql", VIEW)
     ]
+    code, out, err = run(capsys, "migrate", "--dry-run", *base)
+    assert code == 0, err
+    # only the user's chain has a migration to run, so only its history table would be made
+    assert "CREATE TABLE IF NOT EXISTS persistence_user_migrations" in out
+    assert "CREATE TABLE IF NOT EXISTS persistence_migrations" not in out
     code, out, err = run(capsys, "migrate", "--json", *base)
     assert code == 0, err
     report = json.loads(out)
@@ -188,6 +193,7 @@ def test_dry_run_prints_the_sql_and_writes_nothing(
     assert "0001_passed_view.sql was edited" in err
     code, out, err = run(capsys, "migrate", "--dry-run", "--accept-user", "1", *base)
     assert (code, out.splitlines()[-1]) == (0, "-- 0 migration(s) would be applied"), err
+    assert "CREATE TABLE" not in out  # nothing to run, no history table to make
 
 
 def test_dry_run_create_on_a_missing_database_makes_nothing(

@@ -1,4 +1,4 @@
--- The migration runner's own history table, created by the runner before any migration.
+-- The migration runner's own history table, made in the transaction of the first migration.
 CREATE TABLE IF NOT EXISTS persistence_migrations (
     version     bigint PRIMARY KEY,
     name        text NOT NULL,

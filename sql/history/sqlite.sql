@@ -1,4 +1,4 @@
--- The migration runner's own history table, created by the runner before any migration.
+-- The migration runner's own history table, made in the transaction of the first migration.
 CREATE TABLE IF NOT EXISTS persistence_migrations (
     version     INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,

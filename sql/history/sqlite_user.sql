@@ -1,5 +1,5 @@
 -- The history of a user's own chain of migrations, kept apart from the package's own, so that
--- each chain numbers its files from 0001. Created by the runner when it first meets such a chain.
+-- each chain numbers its files from 0001. Made in the transaction of the chain's first migration.
 CREATE TABLE IF NOT EXISTS persistence_user_migrations (
     version     INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,

@@ -122,8 +122,9 @@ async def _dry_run(
     lines = [f"-- dry run: nothing was written to {redact_url(url)}"]
     if created:
         lines.append(f"-- would create the database {redact_url(url)}")
-    history = [f"{engine.value}.sql"] + ([f"{engine.value}_user.sql"] if arguments.folder else [])
-    # run first by every migrate; each is a no-op once its table exists
+    chains = [chain for chain in Chain if any(m.chain is chain for m in pending)]
+    history = [f"{engine.value}{'_user' if chain is Chain.USER else ''}.sql" for chain in chains]
+    # each made in its chain's first migration's transaction, if it is not there yet
     lines.extend(
         f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}"
         for name in history
