@@ -350,12 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_ended_by_sigterm_too(_ASYNC_COMMANDS[arguments.command](arguments)))
     except (PersistenceError, CannotRunError) as error:
         message = str(error)
-    except BrokenPipeError as error:
-        if stdout_reader_gone():  # `| head` has read enough: no failure of the command
-            return EXIT_NO_READER
-        where = f": {error.filename}" if error.filename else ""
-        message = f"{error.strerror or error}{where}"
     except OSError as error:
+        if isinstance(error, BrokenPipeError) and stdout_reader_gone():
+            return EXIT_NO_READER  # `| head` has read enough: no failure of the command
         where = f": {error.filename}" if error.filename else ""
         message = f"{error.strerror or error}{where}"
     except (KeyboardInterrupt, asyncio.CancelledError) as stop:
