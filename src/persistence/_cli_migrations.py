@@ -29,6 +29,7 @@ from persistence._loader import sql_root
 from persistence.database import Engine, create_database, database_url, engine_of, redact_url
 from persistence.migrations import (
     Chain,
+    history_ddl,
     migrate,
     migration_status,
     pending_migrations,
@@ -122,12 +123,11 @@ async def _dry_run(
     lines = [f"-- dry run: nothing was written to {redact_url(url)}"]
     if created:
         lines.append(f"-- would create the database {redact_url(url)}")
-    chains = [chain for chain in Chain if any(m.chain is chain for m in pending)]
-    history = [f"{engine.value}{'_user' if chain is Chain.USER else ''}.sql" for chain in chains]
     # each made in its chain's first migration's transaction, if it is not there yet
     lines.extend(
-        f"\n{(sql_root() / 'history' / name).read_text(encoding='utf-8').rstrip()}"
-        for name in history
+        f"\n{history_ddl(engine, chain).read_text(encoding='utf-8').rstrip()}"
+        for chain in Chain
+        if any(m.chain is chain for m in pending)
     )
     for migration in pending:
         lines.append(

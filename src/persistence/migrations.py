@@ -307,7 +307,7 @@ async def migrate(
         if (problem := await backend.migration_problem(conn)) is not None:
             raise MigrationError(f"cannot migrate: {problem}")
         for chain, migrations in plans:
-            status = _compare(migrations, await _history(db, conn, chain), chain)
+            status = _compare(migrations, await _history(db, conn, chain) or [], chain)
             _refuse(status, accepted[chain])
             pending.update((chain, m.version) for m in status.pending)
         for chain, migrations in plans:
@@ -337,11 +337,13 @@ async def _apply_pending(
     chain, run = migration.chain, False
     try:
         async with translate_errors(db), backend_of(db).migration(lock_timeout) as conn:
-            status = _compare(migrations, await _history(db, conn, chain), chain)
+            applied = await _history(db, conn, chain)
+            status = _compare(migrations, applied or [], chain)
             _refuse(status, set())
             if migration not in status.pending:
                 return False
-            await _make_history(db, conn, chain)  # the first one's: undone if it fails
+            if applied is None:  # the chain's first: its table is undone if it fails
+                await _make_history(db, conn, chain)
             await _apply(db, conn, migration, statements)
             run = True
     except MigrationError as error:
@@ -432,8 +434,8 @@ async def _apply(
         )
 
 
-async def _history(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:
-    """Read the chain's applied migrations: none while its history table is not made.
+async def _history(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration] | None:
+    """Read the chain's applied migrations: None while its history table is not made.
 
     A legacy table of our columns is renamed into place first. A table already there is left
     as it is, unwritten: creating one needs the CREATE privilege on the schema (which
@@ -443,24 +445,26 @@ async def _history(db: Database, conn: Connection, chain: Chain) -> list[Applied
     backend = backend_of(db)
     if not await backend.table_columns(chain.history, conn):
         if not (chain is Chain.PACKAGE and await _legacy_history(db, conn)):
-            return []
+            return None
         await backend.run_script(conn, [f"ALTER TABLE {_LEGACY_HISTORY} RENAME TO {HISTORY_TABLE}"])
     return await _applied(db, conn, chain)
 
 
 async def _make_history(db: Database, conn: Connection, chain: Chain) -> None:
-    """Create the chain's history table (sql/history/) if it is not there yet.
+    """Create the chain's history table, which `_history` found missing.
 
     It is made in the transaction of the chain's first migration: a migration that fails (the
     first of another program's database, whose tables are in the way) leaves no table behind.
     """
-    backend = backend_of(db)
-    if await backend.table_columns(chain.history, conn):
-        return
+    ddl = history_ddl(db.engine, chain).read_text(encoding="utf-8")
+    statements = split_script(db.engine, ddl)
+    await backend_of(db).run_script(conn, [statement.text for statement in statements])
+
+
+def history_ddl(engine: Engine, chain: Chain) -> Path:
+    """Give the file that creates `chain`'s history table on `engine` (sql/history/)."""
     suffix = "_user" if chain is Chain.USER else ""
-    ddl = sql_root() / "history" / f"{backend.engine.value}{suffix}.sql"
-    statements = split_script(db.engine, ddl.read_text(encoding="utf-8"))
-    await backend.run_script(conn, [statement.text for statement in statements])
+    return sql_root() / "history" / f"{engine.value}{suffix}.sql"
 
 
 async def _applied(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration]:
