@@ -549,9 +549,10 @@ def _read_only_uri(path: str, *, as_is: bool = False) -> str:
     except OSError as error:  # a name too long (for its `-wal`, too), a folder it may not search
         raise DatabaseError(f"cannot open SQLite database {path!r}: {error.strerror}") from error
     uri = f"file:{quote(str(real))}?mode=ro"
-    if not _in_wal_mode(real):
-        return uri
-    if (not os.access(file.parent, os.W_OK) and not in_use[0]) or (as_is and not any(in_use)):
+    may_be_immutable = (not os.access(file.parent, os.W_OK) and not in_use[0]) or (
+        as_is and not any(in_use)
+    )
+    if may_be_immutable and _in_wal_mode(real):  # the header read only where it decides
         uri += "&immutable=1"
     return uri
 
