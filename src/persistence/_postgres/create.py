@@ -28,7 +28,11 @@ async def encoding_problem(connection: PgConnection) -> str | None:
     On SQL_ASCII or LATIN1, migration 0005 failed on its Unicode after 0004 had committed,
     and the half-migrated database failed every call on a missing column.
     """
-    encoding = await connection.fetchval("SELECT pg_catalog.current_setting('server_encoding')")
+    # The server sends it as the session starts; asked only of a pooler that did not pass it on.
+    encoding = getattr(connection.get_settings(), "server_encoding", None)
+    if encoding is None:
+        query = "SELECT pg_catalog.current_setting('server_encoding')"
+        encoding = await connection.fetchval(query)
     if encoding == "UTF8":
         return None
     return (
