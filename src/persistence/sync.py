@@ -233,7 +233,7 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         running: tuple[str, ...] | None = None
         try:
             work = _close_all(held[::-1], self._calls, self._cut, limit / 2)
-            self._wait(work, _CLOSING, deadline=time.monotonic() + limit, shielded=True)
+            self._wait(work, _CLOSING, deadline=time.monotonic() + limit)
         except _OverdueError:
             running = tuple(
                 task.get_name()
@@ -262,14 +262,13 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         name: str,
         *,
         deadline: float | None = None,
-        shielded: bool = False,
     ) -> _T:
         """Start `work` as a task on the loop and block until it ends.
 
         With a `deadline` (the close's own work, which a closed runner still takes), raise
-        `_OverdueError` once it has passed. `shielded` work (the close's) is not cancelled by
-        an interrupt of its caller: it is waited for, within its deadline, and the interrupt
-        raised after.
+        `_OverdueError` once it has passed. That work is not cancelled by an interrupt of its
+        caller: it is waited for, within its deadline, and the interrupt raised after, so that
+        a Ctrl-C during a close still exits what `enter` entered.
         """
         self._check_caller(work)
         outcome: _Outcome[_T] = _Outcome(name, work)
@@ -289,8 +288,12 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             left = None if deadline is None else deadline - time.monotonic()
             ended = outcome.ended.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
         except BaseException:
-            if outcome in self._waiting:  # an interrupt: its start may be queued
-                self._interrupted(outcome, deadline if shielded else None)
+            if outcome not in self._waiting:  # not queued: nothing to cancel or wait for
+                raise
+            if deadline is None:
+                self._interrupted(outcome)
+            else:
+                outcome.ended.wait(max(0.0, deadline - time.monotonic()))
             raise
         finally:
             with self._guard:
@@ -344,17 +347,12 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
             )
             raise _RefusedError(msg)
 
-    def _interrupted(self, outcome: _Outcome[Any], shield_until: float | None = None) -> None:
+    def _interrupted(self, outcome: _Outcome[Any]) -> None:
         """Cancel a call whose caller was interrupted (Ctrl-C), and wait for it to end.
 
         A second interrupt meanwhile goes on at once, as asyncio.run's does: the call is left to
-        end on the loop, and `close` waits for it. The close's own work, `shield_until` a
-        deadline, is not cancelled: it is waited for until then, so that a Ctrl-C during a
-        close still exits what `enter` entered.
+        end on the loop, and `close` waits for it.
         """
-        if shield_until is not None:
-            outcome.ended.wait(max(0.0, shield_until - time.monotonic()))
-            return
         try:
             try:
                 self._loop.call_soon_threadsafe(outcome.cancel)
