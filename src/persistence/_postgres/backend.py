@@ -42,7 +42,12 @@ from persistence._postgres.errors import (
     translate_postgres,
 )
 from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
-from persistence._postgres.scripts import failed_statement, marked_script, marked_statement
+from persistence._postgres.scripts import (
+    failed_statement,
+    marked_script,
+    marked_statement,
+    table_columns,
+)
 from persistence.exceptions import DatabaseError, PersistenceError
 
 if TYPE_CHECKING:
@@ -410,17 +415,10 @@ class PostgresBackend(CopySupport):
 
     async def table_columns(self, table: str, conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""
-        query = (
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = $1 "
-            "ORDER BY ordinal_position"
-        )
         if conn is not None:
-            rows = await as_pg(conn).fetch(query, table)
-        else:
-            async with self.lend() as lent:
-                rows = await lent.fetch(query, table)
-        return tuple(str(row[0]) for row in rows)
+            return await table_columns(as_pg(conn), table)
+        async with self.lend() as lent:
+            return await table_columns(lent, table)
 
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map an asyncpg error to this package's error."""

@@ -11,12 +11,15 @@ import bisect
 import functools
 import re
 import secrets
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from persistence._backend import ScriptStatement, line_at, never_closed, refuse_nul
 from persistence.exceptions import MigrationError
+
+if TYPE_CHECKING:  # asyncpg is imported when a PostgreSQL URL is first opened
+    from persistence._postgres.adapter import PgConnection
 
 
 @functools.cache
@@ -216,3 +219,23 @@ def _end_of_block_comment(script: str, start: int) -> int:
             opening = script.find("/*", position)
         if closing < position:
             closing = script.find("*/", position)
+
+
+_TABLE_COLUMNS: Final = """
+SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
+JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = pg_catalog.current_schema() AND c.relname = $1
+  AND c.relkind IN ('r', 'p', 'v', 'f') AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+async def table_columns(connection: PgConnection, table: str) -> tuple[str, ...]:
+    """Give the column names of `table` in the current schema, in order; none when it is absent.
+
+    Read from the catalogs, not `information_schema.columns`: the view took about 6 ms of the
+    server's time a call in a new session, as each migration's is, and a migration asks twice.
+    """
+    rows = await connection.fetch(_TABLE_COLUMNS, table)
+    return tuple(str(row[0]) for row in rows)
