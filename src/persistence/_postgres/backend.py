@@ -324,8 +324,9 @@ class PostgresBackend(CopySupport):
         self.check_loop()
         connection = await self.acquire()
         # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
-        # table, a session lock): its connection is closed, never handed to later calls.
-        migrated = lock_timeout is not None
+        # table, a session lock): its connection goes back through a loan's full reset.
+        if lock_timeout is not None:
+            self._lent_to_caller.add(connection)
         try:
             await connection.execute(_BEGIN_SNAPSHOT if snapshot else BEGIN_READ_COMMITTED)
         except BaseException:
@@ -362,9 +363,7 @@ class PostgresBackend(CopySupport):
         finally:
             if not snapshot or connection in self._snapshots:
                 self._snapshots.discard(connection)
-                await self.give_back(
-                    connection, clean=clean, broken=broken or migrated, unanswered=given_up
-                )
+                await self.give_back(connection, clean=clean, broken=broken, unanswered=given_up)
 
     async def savepoint(self, conn: Connection, name: str) -> None:
         """Open a savepoint in the running transaction."""
