@@ -112,6 +112,7 @@ class _Service:
         self._referencing = threading.Lock()
         self._pool: dict[str, list[str]] = {}  # copies reset for reuse, by template
         self._resetting: set[str] = set()  # copies given back, being reset or waiting to be
+        self._writes: dict[str, str] = {}  # each copy's catalog writes at its last reset
         self._failures: list[str] = []
         self._wanted: queue.Queue[str | None] = queue.Queue()
         self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
@@ -224,13 +225,19 @@ class _Service:
         ref = self._references[template]
         assert ref is not None, "give() queues a reset only of a copy with a reference"
         problem: str | None = "closing"
+        writes = None
         if not self._closing:
             try:
-                problem = asyncio.run(reset(self._admin, self._url(name), name, ref))
+                done = asyncio.run(
+                    reset(self._admin, self._url(name), name, ref, self._writes.pop(name, None))
+                )
+                problem, writes = done.problem, done.writes
             except Exception as error:  # noqa: BLE001  # dropped instead
                 problem = _one_line(error)
         with self._turn:
             self._resetting.discard(name)
+            if writes is not None:
+                self._writes[name] = writes
             if problem is None and (self._closing or template in self._retired):
                 problem = "closing" if self._closing else "its template is dropped"
             if problem is None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+import _database_reset
+from _database_reset import Outcome, reference, reset
 from _test_databases import REUSE_VARIABLE, DatabaseService
 from conftest import with_database
 from persistence import connect, migrate
@@ -44,14 +46,18 @@ def template(_migrated_template: str) -> str:
     return _migrated_template
 
 
-def outcome(log: Path, name: str) -> str:
-    """The log's line on whether `name` was reset, once it has one."""
+def outcome(log: Path, name: str, *, after: int = 0) -> str:
+    """The log's line on whether `name` was reset, once it has one; `after` earlier ones."""
     deadline = time.monotonic() + TAKEN_WAIT
     while time.monotonic() < deadline:
         lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-        for line in lines:
-            if line == f"reset {name}" or line.startswith(f"not reset {name}:"):
-                return line
+        said = [
+            line
+            for line in lines
+            if line == f"reset {name}" or line.startswith(f"not reset {name}:")
+        ]
+        if len(said) > after:
+            return said[after]
         time.sleep(0.02)
     raise AssertionError(f"no reset of {name} logged")
 
@@ -175,6 +181,57 @@ def test_a_changed_database_is_dropped_not_reused(
     assert outcome(log, name).startswith(f"not reset {name}: {reason}")
     assert another(service, template, name)
     assert gone(postgres_admin, log, name)
+
+
+@pytest.mark.parametrize("change", SCHEMA_CHANGES.values(), ids=SCHEMA_CHANGES.keys())
+def test_a_reused_database_changed_is_dropped_not_reused(
+    postgres_admin: str, template: str, service: DatabaseService, log: Path, change: str
+) -> None:
+    """A copy reset before, whose catalogs the reset trusts while their write count stays."""
+    name = service.take(template)
+    service.give(name)
+    assert outcome(log, name) == f"reset {name}"
+    assert service.take(template) == name
+    asyncio.run(_run(with_database(postgres_admin, name), change))
+    service.give(name)
+    assert outcome(log, name, after=1).startswith(f"not reset {name}: its catalogs differ")
+    assert another(service, template, name)
+    assert gone(postgres_admin, log, name)
+
+
+def test_catalogs_unwritten_since_the_last_reset_are_not_read_again(
+    postgres_admin: str, template: str, service: DatabaseService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows changed, catalogs not: the write count stands in for reading every catalog.
+
+    It stands in until a catalog is written, even in a transaction rolled back.
+    """
+    name = service.take(template)
+    url = with_database(postgres_admin, name)
+    ref = asyncio.run(reference(postgres_admin, url, name))
+    first = asyncio.run(reset(postgres_admin, url, name, ref))
+    assert first.problem is None
+    assert first.writes is not None
+    read: list[object] = []
+    real = _database_reset._catalog_marks  # noqa: SLF001  # the reading it stands in for
+
+    async def counted(connection: asyncpg.Connection) -> tuple[tuple[str, str], ...]:
+        read.append(connection)
+        return await real(connection)
+
+    monkeypatch.setattr(_database_reset, "_catalog_marks", counted)
+    asyncio.run(_run(url, "INSERT INTO runs (started_at) VALUES (now())"))
+    second = asyncio.run(reset(postgres_admin, url, name, ref, first.writes))
+    assert (second, read) == (Outcome(None, first.writes), [])
+    asyncio.run(_run(url, "BEGIN", "CREATE TABLE gone (x int)", "ROLLBACK"))
+    third = asyncio.run(reset(postgres_admin, url, name, ref, second.writes))
+    assert third.problem is None
+    assert third.writes != second.writes
+    assert len(read) == 1
+    asyncio.run(_run(url, "COMMENT ON TABLE runs IS 'changed'"))
+    fourth = asyncio.run(reset(postgres_admin, url, name, ref, third.writes))
+    assert fourth == Outcome("its catalogs differ: pg_description")
+    service.give(name)
 
 
 async def _given_back_with_a_connection_open(
