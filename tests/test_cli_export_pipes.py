@@ -8,6 +8,7 @@ blocked call never saw, and a second Ctrl-C was needed to stop the process.
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -17,11 +18,13 @@ import subprocess
 import sys
 import termios
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from _cli_helpers import AS_A_SHELL_STARTS_IT, ok
+from persistence import _cli_output
 
 CASES = 5_000
 """Test cases in the run exported: its export is past a pipe's 64 KiB."""
@@ -69,22 +72,32 @@ def _opened_by(pid: int) -> set[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux's /proc")
-@pytest.mark.parametrize("reader", ["none yet", "stopped reading"])
+@pytest.mark.parametrize("reader", ["none yet", "stopped reading", "stdout stopped reading"])
 @pytest.mark.parametrize(("number", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_export_waiting_on_its_reader_stops_at_one_signal(
     tmp_path: Path, reader: str, number: int, code: int
 ) -> None:
-    """One SIGINT (or SIGTERM) ends the command at once, whichever way the pipe waits."""
+    """One SIGINT (or SIGTERM) ends the command at once, whichever way the pipe waits.
+
+    Standard output too: `persistence export 1 | slow-reader` blocked in its write there.
+    """
     db = _database(tmp_path)
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
+    output = ["--output", str(fifo)]
     held = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK) if reader == "stopped reading" else None
+    stdout: int = subprocess.PIPE
+    if reader == "stdout stopped reading":
+        held, stdout = os.pipe()  # a pipe as a shell makes it: blocking at both ends
+        output = []
     running = subprocess.Popen(  # this interpreter, fixed arguments
-        [sys.executable, "-c", AS_A_SHELL_STARTS_IT, "export", "1", "--output", str(fifo), *db],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-c", AS_A_SHELL_STARTS_IT, "export", "1", *output, *db],
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
+    if stdout != subprocess.PIPE:
+        os.close(stdout)  # the command's alone
     try:
         _wait_until_waiting(running, tmp_path / "app.db", held)
         running.send_signal(number)
@@ -179,3 +192,38 @@ def test_an_export_to_a_socket_fails_at_once_naming_it(tmp_path: Path) -> None:
         )
     assert done.returncode == 3
     assert done.stderr == f"persistence: error: No such device or address: {place}\n"
+
+
+async def test_a_fifo_opened_without_blocking_takes_all_it_has_room_for_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its writes are not cut to a pipe's atomic amount: the loop was waited on each 4 KiB."""
+    waits: list[int] = []
+    real = _cli_output._writable  # noqa: SLF001  # the wait counted
+
+    async def counted(loop: asyncio.AbstractEventLoop, descriptor: int) -> None:
+        waits.append(descriptor)
+        await real(loop, descriptor)
+
+    monkeypatch.setattr(_cli_output, "_writable", counted)
+    data = bytes(range(256)) * 4_096  # 1 MiB: 256 writes of 4 KiB
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # as the FIFO's own open makes it
+    with ThreadPoolExecutor(1) as reader:
+        got = reader.submit(_read_all, read_end)
+        try:
+            await _cli_output._written_through(write_end, data)  # noqa: SLF001
+        finally:
+            os.close(write_end)
+        assert got.result(timeout=30) == data
+    assert len(waits) < len(data) // _cli_output.CHUNK // 4
+
+
+def _read_all(descriptor: int) -> bytes:
+    read = bytearray()
+    try:
+        while chunk := os.read(descriptor, 1 << 16):
+            read += chunk
+    finally:
+        os.close(descriptor)
+    return bytes(read)

@@ -27,9 +27,8 @@ from persistence._cli_common import (
     picked,
     print_json,
     whole_number,
-    write_utf8,
 )
-from persistence._cli_output import descriptor_of, write_whole
+from persistence._cli_output import descriptor_of, write_to_stdout, write_whole
 from persistence._guards import MAX_INT, json_object, nonempty_text
 from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
 from persistence.backup import SQLITE_SIDECARS
@@ -465,7 +464,7 @@ async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
         # The text ends its last line; an empty one (JSON Lines of no result) holds no line.
-        write_utf8(text if not text or text.endswith("\n") else text + "\n")
+        await write_to_stdout(text if not text or text.endswith("\n") else text + "\n")
     else:
         await write_whole(arguments.output, text, descriptor=arguments.output_descriptor)
     return EXIT_OK

@@ -13,16 +13,38 @@ import os
 import re
 import select
 import stat
+import sys
 from pathlib import Path
 from typing import Final
 
+from persistence._cli_common import write_utf8
 from persistence._files.content import replace_whole, write_all
 
 FIFO_WAIT: Final = 0.05
 """How often an export polls for a FIFO's reader to come, in seconds."""
 
 CHUNK: Final = getattr(select, "PIPE_BUF", 512)
-"""The most written at once to what polls writable: a pipe with room takes it without blocking."""
+"""The most written at once to a blocking descriptor that polls writable: a pipe with room
+takes it without blocking."""
+
+
+async def write_to_stdout(text: str) -> None:
+    """Write an export to standard output in UTF-8, waiting on the loop while it has no room.
+
+    Written as a print writes, a pipe whose reader stopped reading (`export 1 | less`, left
+    open) blocked the command in the system call, where one Ctrl-C could not stop it. A
+    stream that has no descriptor (a test's capture) takes the text as `write_utf8` writes it.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # replaced by a stream of text alone
+        write_utf8(text)
+        return
+    sys.stdout.flush()
+    try:
+        await _written_through(descriptor, text.encode("utf-8", "surrogateescape"))
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, "standard output") from None
 
 
 async def write_whole(path: Path, text: str, *, descriptor: int | None = None) -> None:
@@ -94,12 +116,15 @@ async def _opened_for_writing(path: Path, *, fifo: bool) -> int:
 async def _written_through(descriptor: int, data: bytes) -> None:
     """Write all of `data` to `descriptor`, waiting on the loop whenever it cannot take more.
 
-    What polls writable is written a pipe's atomic amount at a time, which a pipe with room
-    takes without blocking, however the descriptor was opened. What no poll waits on (a
+    What polls writable is written a pipe's atomic amount at a time where the descriptor
+    blocks (the caller's, stdout), which a pipe with room takes without blocking; a FIFO opened
+    here does not block, and takes all it has room for at once. What no poll waits on (a
     regular file, /dev/null) never blocks, and is written at once.
     """
     loop = asyncio.get_running_loop()
     view = memoryview(data)
+    blocking = getattr(os, "get_blocking", None)  # none on Windows before 3.12
+    most = CHUNK if blocking is None or blocking(descriptor) else len(data)
     while view:
         try:
             await _writable(loop, descriptor)
@@ -107,7 +132,7 @@ async def _written_through(descriptor: int, data: bytes) -> None:
             write_all(descriptor, view)
             return
         try:
-            view = view[os.write(descriptor, view[:CHUNK]) :]
+            view = view[os.write(descriptor, view[:most]) :]
         except BlockingIOError:  # its room taken meanwhile: wait again
             continue
 
