@@ -7,6 +7,7 @@ step opens or changes is never left to nobody.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -56,6 +57,22 @@ async def finish_then_cancel(work: Awaitable[_T]) -> _T:
         raise asyncio.CancelledError
     refuse_cancel_from_outside(task)
     return task.result()
+
+
+async def stopped_if_cancelled(work: Awaitable[_T], stop: Callable[[], object]) -> _T:
+    """Await `work`; if the caller is cancelled first, `stop` it, wait for its end, then re-raise.
+
+    For a statement in a worker thread on a connection used again after (a snapshot's reader,
+    a migration's writer): it must not run on once its caller has gone, nor be left running.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        stop()
+        with contextlib.suppress(Exception):  # stopped: the caller is told it was cancelled
+            await finish_then_cancel(task)
+        raise
 
 
 async def once_free(lock: asyncio.Lock) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import quote
 
 from persistence._backend import Engine, ScriptError
-from persistence._cancelling import finish_then_cancel, kept_if_cancelled
+from persistence._cancelling import finish_then_cancel, kept_if_cancelled, stopped_if_cancelled
 from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
@@ -241,15 +241,11 @@ class SqliteBackend:
             finally:
                 writer.set_progress_handler(None, 0)
 
-        work = self._writer.in_thread(run)
-        try:
-            await asyncio.shield(work)
-        except asyncio.CancelledError:
+        def stopped() -> None:
             stop.set()
             writer.interrupt()
-            with contextlib.suppress(BaseException):  # stopped: the caller was cancelled
-                await finish_then_cancel(work)
-            raise
+
+        await stopped_if_cancelled(self._writer.in_thread(run), stopped)
 
     async def table_columns(self, table: str, _conn: Connection | None = None) -> tuple[str, ...]:
         """Give the column names of `table` in order; none when there is no such table."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from operator import length_hint
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from persistence._cancelling import finish_then_cancel, kept_if_cancelled
+from persistence._cancelling import kept_if_cancelled, stopped_if_cancelled
 from persistence._loop import FIRST_SLICE_ITEMS, OFF_LOOP_SIZE, loop_held, map_slices, share_loop
 from persistence._sqlite.statements import (
     COUNT,
@@ -294,14 +294,9 @@ class Snapshot:
         """Read in a thread; a cancelled read is stopped and waited for, the reader being shared."""
         if self._ended:
             raise DatabaseError("the SQLite database is closed, and the snapshot with it")
+        # Cancelled, it stops at its next step; the transaction stays.
         work = self._in_thread(execute, self._reader, plan, params, mode)
-        try:
-            picked = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            self._reader.interrupt()  # it stops at its next step; the transaction stays
-            with contextlib.suppress(Exception):  # interrupted: the caller is told it was cancelled
-                await finish_then_cancel(work)
-            raise
+        picked = await stopped_if_cancelled(work, self._reader.interrupt)
         return await map_rows(rows_as, picked, mode)
 
     def end(self) -> None:
