@@ -178,18 +178,17 @@ def standard_output() -> Iterator[None]:
     or a sparkline it could not encode raised UnicodeEncodeError mid-table.
     """
     stream = sys.stdout
-    if not isinstance(stream, io.TextIOWrapper) or (
-        stream is not sys.__stdout__ and stream.errors != "strict"
-    ):
+    if not isinstance(stream, io.TextIOWrapper):
         yield  # another stream: as it is
         return
     errors = "backslashreplace" if stream.errors == "strict" else stream.errors
     if stream is not sys.__stdout__:  # a test's capture, say
+        before = stream.errors
         stream.reconfigure(errors=errors)
         try:
             yield
         finally:
-            stream.reconfigure(errors="strict")
+            stream.reconfigure(errors=before)
         return
     stream.flush()
     named = io.TextIOWrapper(
