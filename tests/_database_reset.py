@@ -148,21 +148,26 @@ END $$
 the template's own rows, leaves the catalogs unlike a fresh copy's, and the copy is dropped."""
 
 _CATALOG_WRITES = """
-SELECT coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(c.oid)
-                    + pg_catalog.pg_stat_get_tuples_updated(c.oid)
-                    + pg_catalog.pg_stat_get_tuples_deleted(c.oid)), 0)::text
-       || ' since ' || coalesce(pg_catalog.pg_stat_get_db_stat_reset_time(
-           (SELECT d.oid FROM pg_catalog.pg_database d
-            WHERE d.datname = pg_catalog.current_database()))::text, 'the start')
+SELECT CASE WHEN pg_catalog.current_setting('track_counts')::bool THEN
+    coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(c.oid)
+                 + pg_catalog.pg_stat_get_tuples_updated(c.oid)
+                 + pg_catalog.pg_stat_get_tuples_deleted(c.oid)), 0)::text
+    || ' since ' || coalesce(pg_catalog.pg_stat_get_db_stat_reset_time(
+        (SELECT d.oid FROM pg_catalog.pg_database d
+         WHERE d.datname = pg_catalog.current_database()))::text, 'the start')
+    || ' and ' || pg_catalog.pg_stat_get_bgwriter_stat_reset_time()::text
+END
 FROM pg_catalog.pg_class c
 WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared
   AND c.relname <> ALL($1::text[])
 """
-"""How many rows were ever written to the per-database catalogs, and since when it counts.
+"""How many rows were ever written to the per-database catalogs, and since when it counts;
+NULL where the server counts nothing (`track_counts` off).
 
 A session's counts reach the server as it ends, before it leaves `pg_stat_activity`: once no
 connection is left, they hold every write. A reset of the counts (`pg_stat_reset()`) moves
-the time; the statistics are left out, as in `_catalog_marks`."""
+the database's time, and a crash's recovery, which throws every count away, the background
+writer's. The statistics are left out, as in `_catalog_marks`."""
 
 _SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value, start_value FROM pg_sequences
@@ -191,9 +196,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-async def _catalog_writes(connection: asyncpg.Connection) -> str:
+async def _catalog_writes(connection: asyncpg.Connection) -> str | None:
     """The server's count of the rows written to the catalogs, and since when: `_CATALOG_WRITES`."""
-    return str(await connection.fetchval(_CATALOG_WRITES, list(LEFT_OUT_CATALOGS)))
+    count = await connection.fetchval(_CATALOG_WRITES, list(LEFT_OUT_CATALOGS))
+    return None if count is None else str(count)
 
 
 async def _data_hashes(connection: asyncpg.Connection, tables: Sequence[Table]) -> tuple[str, ...]:
@@ -329,8 +335,8 @@ async def reset(
 async def _reset_inside(url: str, ref: Reference, writes: str | None) -> Outcome:
     connection = await asyncpg.connect(url, timeout=10)
     try:
-        now: str | None = await _catalog_writes(connection)
-        if now != writes:
+        now = await _catalog_writes(connection)
+        if now is None or now != writes:
             problem, wiped = await _check_catalogs(connection, ref)
             if problem is not None:
                 return Outcome(problem)

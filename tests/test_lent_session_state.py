@@ -136,6 +136,15 @@ async def test_state_set_in_a_loan_is_gone_for_the_next_call(
     assert await all_results(sole) == [saved]  # no other schema, no temporary table first
 
 
+async def test_sequence_state_set_in_a_loan_is_gone_for_the_next_call(sole: Database) -> None:
+    """The `currval` and `lastval` that the caller's `nextval` set end with the loan."""
+    async with connection(sole) as lent:
+        await as_pg(lent).fetchval("SELECT nextval('test_results_id_seq')")
+    async with connection(sole) as lent:
+        with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="lastval"):
+            await as_pg(lent).fetchval("SELECT lastval()")
+
+
 async def test_the_package_own_calls_hand_back_without_the_reset(
     sole: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -205,6 +205,21 @@ def standard_output() -> Iterator[None]:
         sys.stdout = stream
 
 
+def own_stdout_descriptor() -> int | None:
+    """Give the descriptor that stdout writes its bytes to, where stdout is the process's own.
+
+    None for any other stream, whatever its `fileno()` says: a notebook's names the terminal
+    that started it, and a wrapper around a compressed file, that file.
+    """
+    stream = sys.stdout
+    if stream is sys.__stdout__ or isinstance(getattr(stream, "buffer", None), _NamedOutput):
+        try:
+            return stream.fileno()
+        except (AttributeError, ValueError, OSError):  # closed, or detached from its file
+            return None
+    return None
+
+
 class _NamedOutput(io.BufferedIOBase):
     """Descriptor 1, written whole at each write, its failures naming standard output.
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from persistence._cli_common import write_utf8
+from persistence._cli_common import own_stdout_descriptor, write_utf8
 from persistence._files.content import replace_whole, write_all
 
 FIFO_WAIT: Final = 0.05
@@ -32,12 +32,13 @@ async def write_to_stdout(text: str) -> None:
     """Write an export to standard output in UTF-8, waiting on the loop while it has no room.
 
     Written as a print writes, a pipe whose reader stopped reading (`export 1 | less`, left
-    open) blocked the command in the system call, where one Ctrl-C could not stop it. A
-    stream that has no descriptor (a test's capture) takes the text as `write_utf8` writes it.
+    open) blocked the command in the system call, where one Ctrl-C could not stop it. So on
+    POSIX, where stdout is the process's own (`standard_output()`'s); any other stream (a
+    test's capture, a notebook's, a wrapper around another file) takes the text as
+    `write_utf8` writes it, where it writes its bytes.
     """
-    try:
-        descriptor = sys.stdout.fileno()
-    except (AttributeError, ValueError, OSError):  # replaced by a stream of text alone
+    descriptor = own_stdout_descriptor()
+    if descriptor is None or os.name != "posix":
         write_utf8(text)
         return
     sys.stdout.flush()
@@ -116,21 +117,21 @@ async def _opened_for_writing(path: Path, *, fifo: bool) -> int:
 async def _written_through(descriptor: int, data: bytes) -> None:
     """Write all of `data` to `descriptor`, waiting on the loop whenever it cannot take more.
 
-    What polls writable is written a pipe's atomic amount at a time where the descriptor
-    blocks (the caller's, stdout), which a pipe with room takes without blocking; a FIFO opened
-    here does not block, and takes all it has room for at once. What no poll waits on (a
-    regular file, /dev/null) never blocks, and is written at once.
+    What polls writable is written a pipe's atomic amount at a time while the descriptor
+    blocks, which a pipe with room takes without blocking; one that does not block (O_NONBLOCK:
+    a FIFO opened here) takes all it has room for at once. The flag is the open file's, which
+    other processes share: it is asked before each write. What no poll waits on (a regular
+    file, /dev/null) never blocks, and is written at once.
     """
     loop = asyncio.get_running_loop()
     view = memoryview(data)
-    blocking = getattr(os, "get_blocking", None)  # none on Windows before 3.12
-    most = CHUNK if blocking is None or blocking(descriptor) else len(data)
     while view:
         try:
             await _writable(loop, descriptor)
         except (PermissionError, NotImplementedError):  # no poll for it, or none in this loop
             write_all(descriptor, view)
             return
+        most = CHUNK if os.get_blocking(descriptor) else len(view)
         try:
             view = view[os.write(descriptor, view[:most]) :]
         except BlockingIOError:  # its room taken meanwhile: wait again

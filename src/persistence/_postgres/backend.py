@@ -324,8 +324,10 @@ class PostgresBackend(CopySupport):
         self.check_loop()
         connection = await self.acquire()
         # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
-        # table, a session lock): its connection goes back through a loan's full reset.
-        if lock_timeout is not None:
+        # table, a session lock): its connection goes back through a loan's full reset once
+        # it committed; one that failed or was cut short is closed, its statement cancelled.
+        migrated = lock_timeout is not None
+        if migrated:
             self._lent_to_caller.add(connection)
         try:
             await connection.execute(_BEGIN_SNAPSHOT if snapshot else BEGIN_READ_COMMITTED)
@@ -363,6 +365,7 @@ class PostgresBackend(CopySupport):
         finally:
             if not snapshot or connection in self._snapshots:
                 self._snapshots.discard(connection)
+                broken = broken or (migrated and not clean)
                 await self.give_back(connection, clean=clean, broken=broken, unanswered=given_up)
 
     async def savepoint(self, conn: Connection, name: str) -> None:

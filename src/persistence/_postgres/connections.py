@@ -152,12 +152,15 @@ def pool_hooks(*, sessions: bool) -> PoolHooks:
 
 _CALLERS_STATE: Final = (
     "RESET statement_timeout;\nSET SESSION AUTHORIZATION DEFAULT;\nDISCARD TEMP;\n"
+    "DISCARD SEQUENCES;\n"
     "DO $$DECLARE n text; BEGIN FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements "
     "WHERE from_sql LOOP EXECUTE pg_catalog.format('DEALLOCATE %I', n); END LOOP; END$$;\n"
 )
-"""What asyncpg's reset query leaves: the session's user, temporary tables, and the statements
-that SQL's PREPARE made (not asyncpg's own, which its statement cache holds). Its catalog names
-are qualified: the caller's search_path may put a schema of its own before pg_catalog. The
+"""What asyncpg's reset query leaves: the session's user, temporary tables, the sequences'
+`currval` and `lastval`, and the statements that SQL's PREPARE made (not asyncpg's own, which
+its statement cache holds). A library that `LOAD` loaded, and a custom setting's name
+(`SET myapp.x`), stay: no statement undoes them. Its catalog names are qualified: the
+caller's search_path may put a schema of its own before pg_catalog. The
 caller's statement timeout goes first: each statement after runs under it, and dropping many
 temporary tables outlasted a timeout of 1 ms, which failed the reset and closed the connection.
 `release_timeout` bounds the reset."""

@@ -235,7 +235,7 @@ async def table_columns(connection: PgConnection, table: str) -> tuple[str, ...]
     """Give the column names of `table` in the current schema, in order; none when it is absent.
 
     Read from the catalogs, not `information_schema.columns`: the view took about 6 ms of the
-    server's time a call in a new session, as each migration's is, and a migration asks twice.
+    server's time a call in a new session, and a migration asks twice.
     """
     rows = await connection.fetch(_TABLE_COLUMNS, table)
     return tuple(str(row[0]) for row in rows)
