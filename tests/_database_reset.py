@@ -148,7 +148,8 @@ END $$
 the template's own rows, leaves the catalogs unlike a fresh copy's, and the copy is dropped."""
 
 _CATALOG_WRITES = """
-SELECT CASE WHEN pg_catalog.current_setting('track_counts')::bool THEN
+SELECT CASE WHEN pg_catalog.current_setting('track_counts')::bool
+               AND pg_catalog.current_setting('server_version_num')::int >= 150000 THEN
     coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(c.oid)
                  + pg_catalog.pg_stat_get_tuples_updated(c.oid)
                  + pg_catalog.pg_stat_get_tuples_deleted(c.oid)), 0)::text
@@ -162,12 +163,13 @@ WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.
   AND c.relname <> ALL($1::text[])
 """
 """How many rows were ever written to the per-database catalogs, and since when it counts;
-NULL where the server counts nothing (`track_counts` off).
+NULL where the server counts nothing (`track_counts` off), or before PostgreSQL 15.
 
-A session's counts reach the server as it ends, before it leaves `pg_stat_activity`: once no
-connection is left, they hold every write. A reset of the counts (`pg_stat_reset()`) moves
-the database's time, and a crash's recovery, which throws every count away, the background
-writer's. The statistics are left out, as in `_catalog_marks`."""
+From 15 on, a session's counts reach the server's shared memory as it ends, before it leaves
+`pg_stat_activity`: once no connection is left, they hold every write. Before 15 they went
+to a statistics process that could lose them or tell them late. A reset of the counts
+(`pg_stat_reset()`) moves the database's time, and a crash's recovery, which throws every
+count away, the background writer's. The statistics are left out, as in `_catalog_marks`."""
 
 _SEQUENCES = """
 SELECT format('%I.%I', schemaname, sequencename), last_value, start_value FROM pg_sequences

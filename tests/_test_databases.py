@@ -225,7 +225,7 @@ class _Service:
         ref = self._references[template]
         assert ref is not None, "give() queues a reset only of a copy with a reference"
         problem: str | None = "closing"
-        writes = None
+        writes: str | None = None  # the copy's catalog write count, once reset
         if not self._closing:
             try:
                 done = asyncio.run(
@@ -236,10 +236,10 @@ class _Service:
                 problem = _one_line(error)
         with self._turn:
             self._resetting.discard(name)
-            if writes is not None:
-                self._writes[name] = writes
             if problem is None and (self._closing or template in self._retired):
                 problem = "closing" if self._closing else "its template is dropped"
+            if problem is None and writes is not None:
+                self._writes[name] = writes
             if problem is None:
                 self._pool.setdefault(template, []).append(name)
             else:

@@ -212,7 +212,7 @@ async def test_a_fifo_opened_without_blocking_takes_all_it_has_room_for_at_once(
     with ThreadPoolExecutor(1) as reader:
         got = reader.submit(_read_all, read_end)
         try:
-            await _cli_output._written_through(write_end, data)  # noqa: SLF001
+            await _cli_output._written_through(write_end, data)  # noqa: SLF001  # what it writes
         finally:
             os.close(write_end)
         assert got.result(timeout=30) == data

@@ -32,9 +32,9 @@ async def write_to_stdout(text: str) -> None:
     """Write an export to standard output in UTF-8, waiting on the loop while it has no room.
 
     Written as a print writes, a pipe whose reader stopped reading (`export 1 | less`, left
-    open) blocked the command in the system call, where one Ctrl-C could not stop it. So on
-    POSIX, where stdout is the process's own (`standard_output()`'s); any other stream (a
-    test's capture, a notebook's, a wrapper around another file) takes the text as
+    open) blocked the command in the system call, where one Ctrl-C could not stop it. This
+    holds on POSIX, where stdout is the process's own (`standard_output()`'s). Any other stream
+    (a test's capture, a notebook's, a wrapper around another file) takes the text as
     `write_utf8` writes it, where it writes its bytes.
     """
     descriptor = own_stdout_descriptor()
@@ -128,7 +128,12 @@ async def _written_through(descriptor: int, data: bytes) -> None:
     while view:
         try:
             await _writable(loop, descriptor)
-        except (PermissionError, NotImplementedError):  # no poll for it, or none in this loop
+        except NotImplementedError:  # no poll in this loop
+            write_all(descriptor, view)
+            return
+        except OSError as error:  # no poll for it: epoll refuses a file (EPERM), kqueue a tty
+            if error.errno not in {errno.EPERM, errno.EINVAL}:
+                raise
             write_all(descriptor, view)
             return
         most = CHUNK if os.get_blocking(descriptor) else len(view)

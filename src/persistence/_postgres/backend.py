@@ -325,7 +325,8 @@ class PostgresBackend(CopySupport):
         connection = await self.acquire()
         # A migration's own SQL may set what lasts for the session (a plain SET, a temporary
         # table, a session lock): its connection goes back through a loan's full reset once
-        # it committed; one that failed or was cut short is closed, its statement cancelled.
+        # it committed; one that failed is closed, and one cut short once the server was asked
+        # to cancel its statement (not behind PgBouncer).
         migrated = lock_timeout is not None
         if migrated:
             self._lent_to_caller.add(connection)
