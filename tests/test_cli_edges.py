@@ -358,3 +358,31 @@ def test_an_export_to_dev_stdout_writes_into_the_pipe_it_is(tmp_path: Path) -> N
     done = cli("export", "1", "--output", "/dev/stdout", *db, cwd=tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == written.read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("failing", ["no database", "no such run", "the output is the database"])
+def test_an_export_to_a_descriptor_that_fails_leaves_no_descriptor_open(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, failing: str
+) -> None:
+    """`main(["export", ..., "--output", "/dev/fd/N"])` failing in a program's own process.
+
+    The copy of N taken before the database opened was closed only by the write: a command
+    that failed first left it open, one more each call.
+    """
+    database = tmp_path / "app.db"
+    db = _with_a_run(database) if failing != "no database" else ["--database", str(database)]
+    run_id = "99" if failing == "no such run" else "1"
+    read_end, write_end = os.pipe()
+    if failing == "the output is the database":  # a descriptor the shell opened on it
+        os.close(write_end)
+        write_end = os.open(database, os.O_RDONLY)
+    try:
+        before = sorted(p.name for p in Path("/proc/self/fd").iterdir())
+        code, _, err = run(capsys, "export", run_id, "--output", f"/dev/fd/{write_end}", *db)
+        after = sorted(p.name for p in Path("/proc/self/fd").iterdir())
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert code != 0, err
+    assert after == before

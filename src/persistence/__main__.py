@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -222,13 +223,17 @@ async def _run_history(arguments: argparse.Namespace) -> int:
     One that writes needs a migrated database: a missing SQLite file is refused, not made.
     """
     url = database_url(arguments.database)
-    if arguments.command in CHECKS:
-        await asyncio.to_thread(CHECKS[arguments.command], arguments)
-    if arguments.command in WRITING_COMMANDS:
-        async with opened_existing(url, wait=arguments.wait, write=True) as db:
+    try:
+        if arguments.command in CHECKS:
+            await asyncio.to_thread(CHECKS[arguments.command], arguments)
+        if arguments.command in WRITING_COMMANDS:
+            async with opened_existing(url, wait=arguments.wait, write=True) as db:
+                return await HISTORY_COMMANDS[arguments.command](db, arguments)
+        async with opened(url, create=False, wait=arguments.wait) as db:
             return await HISTORY_COMMANDS[arguments.command](db, arguments)
-    async with opened(url, create=False, wait=arguments.wait) as db:
-        return await HISTORY_COMMANDS[arguments.command](db, arguments)
+    finally:  # `--output /dev/fd/N`'s copy, where the command failed before writing through it
+        if (taken := getattr(arguments, "output_descriptor", None)) is not None:
+            os.close(taken)
 
 
 async def _backup_or_restore(arguments: argparse.Namespace) -> int:

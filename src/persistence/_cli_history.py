@@ -466,7 +466,9 @@ async def _export(db: Database, arguments: argparse.Namespace) -> int:
         # The text ends its last line; an empty one (JSON Lines of no result) holds no line.
         await write_to_stdout(text if not text or text.endswith("\n") else text + "\n")
     else:
-        await write_whole(arguments.output, text, descriptor=arguments.output_descriptor)
+        # The write closes the descriptor: it is the write's from here on.
+        descriptor, arguments.output_descriptor = arguments.output_descriptor, None
+        await write_whole(arguments.output, text, descriptor=descriptor)
     return EXIT_OK
 
 
