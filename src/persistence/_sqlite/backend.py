@@ -28,7 +28,7 @@ from persistence._loader import load_queries
 from persistence._sqlite.adapter import SqliteAdapter, SqliteSession
 from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
 from persistence._sqlite.errors import sqlite_error, translate_sqlite
-from persistence._sqlite.identity import OpenedFile, file_identity
+from persistence._sqlite.identity import OpenedFile, file_identity, refuse_odd_sidecars
 from persistence._sqlite.reads import Readers
 from persistence._sqlite.scripts import (
     check_foreign_keys,
@@ -421,6 +421,7 @@ def _open_files(
     target = path if create else _read_only_uri(path, as_is=as_is)
     if create:
         _make_folder_of(path)
+        refuse_odd_sidecars(path)
     # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
     # a new file's switch to WAL needs it alone a moment. Then both connections stop waiting:
     # on the loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.

@@ -15,6 +15,7 @@ meanwhile: the connection holds it open.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import attrs
 
@@ -63,3 +64,20 @@ class OpenedFile:
             "written to the file this database opened, which left its path as the write "
             "committed, so it is not found there: "
         )
+
+
+def refuse_odd_sidecars(path: str) -> None:
+    """Refuse a database whose `-journal`, `-wal` or `-shm` is there but is no file (a folder).
+
+    SQLite opened such a database, and every write failed as "attempt to write a readonly
+    database", which named neither the file nor the cause. Links are followed, as SQLite does.
+    """
+    real = Path(path).resolve()
+    for end in ("-journal", "-wal", "-shm"):
+        beside = real.with_name(f"{real.name}{end}")
+        if beside.exists() and not beside.is_file():
+            kind = "a folder" if beside.is_dir() else "not a regular file"
+            raise DatabaseError(
+                f"cannot open SQLite database {path!r}: {beside.name} beside it is {kind}, "
+                "where SQLite keeps a file; move it away"
+            )

@@ -1,0 +1,47 @@
+"""A SQLite database whose `-journal`, `-wal` or `-shm` is there but is no file (a folder).
+
+SQLite opened such a database, and every write then failed as "attempt to write a readonly
+database", naming neither the folder nor what to do. The open for writing now refuses it,
+naming the folder, and the database is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from persistence import DatabaseError, connect, list_runs
+from persistence.migrations import migrate
+
+
+async def _migrated(path: Path) -> None:
+    async with connect(str(path)) as db:
+        await migrate(db)
+
+
+@pytest.mark.parametrize("end", ["-journal", "-wal", "-shm"])
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link to a folder"])
+async def test_an_open_for_writing_refuses_a_sidecar_that_is_no_file(
+    tmp_path: Path, end: str, kind: str
+) -> None:
+    """Refused at the open, named, with nothing written; once it is gone, the open works."""
+    path = tmp_path / "app.db"
+    await _migrated(path)
+    beside = tmp_path / f"app.db{end}"
+    if kind == "folder":
+        beside.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(beside)
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        beside.symlink_to(tmp_path / "elsewhere")
+    before = path.read_bytes()
+    with pytest.raises(DatabaseError, match=f"app.db{end} beside it is .*; move it away"):
+        async with connect(str(path)):
+            pass
+    assert path.read_bytes() == before
+    beside.unlink() if kind != "folder" else beside.rmdir()
+    async with connect(str(path)) as db:
+        assert (await list_runs(db)).items == ()
