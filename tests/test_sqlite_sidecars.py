@@ -7,7 +7,9 @@ naming the folder, and the database is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,17 @@ async def _migrated(path: Path) -> None:
         await migrate(db)
 
 
+def _released(fifo: Path) -> None:
+    """Open the FIFO's other end: an open that blocked on it (the fault guarded) goes on."""
+    with contextlib.suppress(OSError):  # no open waits on it
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["for writing", "read-only"])
 @pytest.mark.parametrize("end", ["-journal", "-wal", "-shm"])
 @pytest.mark.parametrize("kind", ["folder", "fifo", "link to a folder"])
-async def test_an_open_for_writing_refuses_a_sidecar_that_is_no_file(
-    tmp_path: Path, end: str, kind: str
+async def test_an_open_refuses_a_sidecar_that_is_no_file(
+    tmp_path: Path, end: str, kind: str, *, create: bool
 ) -> None:
     """Refused at the open, named, with nothing written; once it is gone, the open works."""
     path = tmp_path / "app.db"
@@ -38,9 +47,15 @@ async def test_an_open_for_writing_refuses_a_sidecar_that_is_no_file(
         (tmp_path / "elsewhere").mkdir()
         beside.symlink_to(tmp_path / "elsewhere")
     before = path.read_bytes()
-    with pytest.raises(DatabaseError, match=f"app.db{end} beside it is .*; move it away"):
-        async with connect(str(path)):
-            pass
+    # Should the open block on the FIFO again, this ends the wait, and the test fails.
+    release = threading.Timer(10, _released, (beside,))
+    release.start()
+    try:
+        with pytest.raises(DatabaseError, match=f"app.db{end} beside it is .*; move it away"):
+            async with connect(str(path), create=create):
+                pass
+    finally:
+        release.cancel()
     assert path.read_bytes() == before
     beside.unlink() if kind != "folder" else beside.rmdir()
     async with connect(str(path)) as db:

@@ -418,10 +418,10 @@ async def open_sqlite(
 def _open_files(
     path: str, busy_timeout: float, *, create: bool, queries: Queries, as_is: bool
 ) -> SqliteBackend:
+    refuse_odd_sidecars(path)
     target = path if create else _read_only_uri(path, as_is=as_is)
     if create:
         _make_folder_of(path)
-        refuse_odd_sidecars(path)
     # Setting up waits up to busy_timeout for another process's lock, in this worker thread:
     # a new file's switch to WAL needs it alone a moment. Then both connections stop waiting:
     # on the loop, a read that must wait moves to a thread, and BEGIN IMMEDIATE is retried.

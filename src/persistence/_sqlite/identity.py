@@ -70,12 +70,18 @@ def refuse_odd_sidecars(path: str) -> None:
     """Refuse a database whose `-journal`, `-wal` or `-shm` is there but is no file (a folder).
 
     SQLite opened such a database, and every write failed as "attempt to write a readonly
-    database", which named neither the file nor the cause. Links are followed, as SQLite does.
+    database", which named neither the file nor the cause; a FIFO as its `-journal` held every
+    open, reads too, for ever. Links are followed, as SQLite does. A name that cannot be looked
+    at (too long, a folder not searchable) is left to SQLite's own open, which says why.
     """
     real = Path(path).resolve()
     for end in ("-journal", "-wal", "-shm"):
         beside = real.with_name(f"{real.name}{end}")
-        if beside.exists() and not beside.is_file():
+        try:
+            odd = beside.exists() and not beside.is_file()
+        except OSError:
+            return
+        if odd:
             kind = "a folder" if beside.is_dir() else "not a regular file"
             raise DatabaseError(
                 f"cannot open SQLite database {path!r}: {beside.name} beside it is {kind}, "
