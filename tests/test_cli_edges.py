@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from _cache_disk_helpers import open_descriptors
 from _cli_helpers import assert_one_error_line, cli, ok, run
+from persistence.__main__ import _parser, _run_history  # the command's steps
+from persistence._cli_history import CHECKS
 
 pytestmark = pytest.mark.usefixtures("no_database_url")
 
@@ -385,4 +391,48 @@ def test_an_export_to_a_descriptor_that_fails_leaves_no_descriptor_open(
         os.close(read_end)
         os.close(write_end)
     assert code != 0, err
+    assert after == before
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux's /proc")
+async def test_an_export_cancelled_while_its_checks_run_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal while the checks ran in their thread: the copy of N they took then was left.
+
+    The command's end closed what the checks had taken so far (nothing yet), and the thread
+    took its copy after. The command now waits for the checks before it ends.
+    """
+    read_end, write_end = os.pipe()
+    checking, go_on, checked = threading.Event(), threading.Event(), threading.Event()
+    real = CHECKS["export"]
+
+    def slow(arguments: argparse.Namespace) -> None:
+        checking.set()
+        go_on.wait(10)
+        try:
+            real(arguments)
+        finally:
+            checked.set()
+
+    monkeypatch.setitem(CHECKS, "export", slow)
+    database = tmp_path / "app.db"
+    arguments = _parser().parse_args(
+        ["export", "1", "--output", f"/dev/fd/{write_end}", "--database", str(database)]
+    )
+    try:
+        before = open_descriptors()
+        running = asyncio.ensure_future(_run_history(arguments))
+        assert await asyncio.to_thread(checking.wait, 10)
+        running.cancel()
+        await asyncio.sleep(0.05)
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert await asyncio.to_thread(checked.wait, 10)  # the checks' thread has ended
+        after = open_descriptors()
+    finally:
+        go_on.set()
+        os.close(read_end)
+        os.close(write_end)
     assert after == before

@@ -21,6 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
+from persistence._cancelling import finish_then_cancel
 from persistence._cli_common import (
     COMMAND_TIMEOUT,
     EXIT_FAILED,
@@ -224,8 +225,8 @@ async def _run_history(arguments: argparse.Namespace) -> int:
     """
     url = database_url(arguments.database)
     try:
-        if arguments.command in CHECKS:
-            await asyncio.to_thread(CHECKS[arguments.command], arguments)
+        if arguments.command in CHECKS:  # ended, if cancelled: what it takes, the finally closes
+            await finish_then_cancel(asyncio.to_thread(CHECKS[arguments.command], arguments))
         if arguments.command in WRITING_COMMANDS:
             async with opened_existing(url, wait=arguments.wait, write=True) as db:
                 return await HISTORY_COMMANDS[arguments.command](db, arguments)
