@@ -84,12 +84,14 @@ SELECT d.datdba, d.encoding, d.datcollate, d.datctype, d.datistemplate, d.datall
 FROM pg_database d WHERE d.datname = $1
 """
 
-_CATALOGS = """
-SELECT c.relname::text FROM pg_class c
+_PER_DATABASE_CATALOGS = """
+FROM pg_catalog.pg_class c
 WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared
   AND c.relname <> ALL($1::text[])
-ORDER BY c.relname
 """
+"""The catalogs each copy has of its own, those left out apart: read, and counted, alike."""
+
+_CATALOGS = f"SELECT c.relname::text {_PER_DATABASE_CATALOGS} ORDER BY c.relname"
 
 _TABLES = """
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -147,7 +149,7 @@ END $$
 """Drops what a test made in a copy of an empty template. Whatever it misses, or a change to
 the template's own rows, leaves the catalogs unlike a fresh copy's, and the copy is dropped."""
 
-_CATALOG_WRITES = """
+_CATALOG_WRITES = f"""
 SELECT CASE WHEN pg_catalog.current_setting('track_counts')::bool
                AND pg_catalog.current_setting('server_version_num')::int >= 150000 THEN
     coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(c.oid)
@@ -158,10 +160,7 @@ SELECT CASE WHEN pg_catalog.current_setting('track_counts')::bool
          WHERE d.datname = pg_catalog.current_database()))::text, 'the start')
     || ' and ' || pg_catalog.pg_stat_get_bgwriter_stat_reset_time()::text
 END
-FROM pg_catalog.pg_class c
-WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared
-  AND c.relname <> ALL($1::text[])
-"""
+{_PER_DATABASE_CATALOGS}"""  # noqa: S608  # constant text alone
 """How many rows were ever written to the per-database catalogs, and since when it counts;
 NULL where the server counts nothing (`track_counts` off), or before PostgreSQL 15.
 

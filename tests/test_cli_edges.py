@@ -336,10 +336,7 @@ def test_a_closed_stdout_is_refused_before_the_command_runs(
     command exited 0, its table or its export lost, and an export to stdout raised
     AttributeError with a traceback.
     """
-    db = ["--database", str(tmp_path / "app.db")]
-    ok("migrate", *db)
-    (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
-    ok("import", str(tmp_path / "r.xml"), *db)
+    db = _with_a_run(tmp_path / "app.db")
     closed = ("sh", "-c", 'exec "$0" "$@" >&-')
     done = cli(*command, *db, cwd=tmp_path, prefix=closed)
     assert done.returncode == 3, done.stderr
@@ -355,10 +352,7 @@ def test_an_export_to_dev_stdout_writes_into_the_pipe_it_is(tmp_path: Path) -> N
     look at: taken for a new file, the export was made beside it, in /proc, and the command
     failed with "No such file or directory: /dev/stdout".
     """
-    db = ["--database", str(tmp_path / "app.db")]
-    ok("migrate", *db)
-    (tmp_path / "r.xml").write_text(REPORT, encoding="utf-8")
-    ok("import", str(tmp_path / "r.xml"), *db)
+    db = _with_a_run(tmp_path / "app.db")
     written = tmp_path / "written.xml"
     ok("export", "1", "--output", str(written), *db)
     done = cli("export", "1", "--output", "/dev/stdout", *db, cwd=tmp_path)

@@ -162,15 +162,13 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def run_sqlc(workdir: Path, edit: typing.Callable[[Path], None] | None = None) -> list[Json]:
-    """Copy sqlc.yaml and sql/ into workdir, apply edit, run `sqlc generate` and load its output."""
+def run_sqlc(workdir: Path) -> list[Json]:
+    """Copy sqlc.yaml and sql/ into workdir, run `sqlc generate` and load its output."""
     sqlc = tool("sqlc")
     if sqlc is None:
         pytest.skip("the sqlc binary is not installed")
     shutil.copy(ROOT / "sqlc.yaml", workdir / "sqlc.yaml")
     shutil.copytree(ROOT / "sql", workdir / "sql")
-    if edit is not None:
-        edit(workdir)
     subprocess.run([sqlc, "generate"], cwd=workdir, check=True, capture_output=True)
     paths = sorted((workdir / "build" / "sqlc").glob("*/codegen_request.json"))
     assert len(paths) == 2

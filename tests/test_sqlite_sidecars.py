@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
 from persistence import DatabaseError, connect, list_runs
-from persistence.migrations import migrate
 
 
-async def _migrated(path: Path) -> None:
-    async with connect(str(path)) as db:
-        await migrate(db)
+@pytest.fixture
+def migrated(tmp_path: Path, _migrated_sqlite_template: Path) -> Path:
+    """This test's own migrated SQLite file, `app.db`: a copy of the template."""
+    path = tmp_path / "app.db"
+    shutil.copyfile(_migrated_sqlite_template, path)
+    return path
 
 
 def _released(fifo: Path) -> None:
@@ -33,11 +36,10 @@ def _released(fifo: Path) -> None:
 @pytest.mark.parametrize("end", ["-journal", "-wal", "-shm"])
 @pytest.mark.parametrize("kind", ["folder", "fifo", "link to a folder"])
 async def test_an_open_refuses_a_sidecar_that_is_no_file(
-    tmp_path: Path, end: str, kind: str, *, create: bool
+    tmp_path: Path, migrated: Path, end: str, kind: str, *, create: bool
 ) -> None:
     """Refused at the open, named, with nothing written; once it is gone, the open works."""
-    path = tmp_path / "app.db"
-    await _migrated(path)
+    path = migrated
     beside = tmp_path / f"app.db{end}"
     if kind == "folder":
         beside.mkdir()

@@ -128,11 +128,8 @@ async def _written_through(descriptor: int, data: bytes) -> None:
     while view:
         try:
             await _writable(loop, descriptor)
-        except NotImplementedError:  # no poll in this loop
-            write_all(descriptor, view)
-            return
-        except OSError as error:  # no poll for it: epoll refuses a file (EPERM), kqueue a tty
-            if error.errno not in {errno.EPERM, errno.EINVAL}:
+        except (NotImplementedError, OSError) as error:  # no poll in this loop, or for it
+            if isinstance(error, OSError) and error.errno not in _NO_POLL:
                 raise
             write_all(descriptor, view)
             return
@@ -141,6 +138,10 @@ async def _written_through(descriptor: int, data: bytes) -> None:
             view = view[os.write(descriptor, view[:most]) :]
         except BlockingIOError:  # its room taken meanwhile: wait again
             continue
+
+
+_NO_POLL: Final = frozenset({errno.EPERM, errno.EINVAL})
+"""What a selector says of a descriptor it cannot poll: epoll of a file, kqueue of a tty."""
 
 
 async def _writable(loop: asyncio.AbstractEventLoop, descriptor: int) -> None:
