@@ -25,9 +25,11 @@ from persistence import (
     ValidationError,
     all_results,
     connect,
+    get_result,
     migrate,
     migration_status,
     save_result,
+    transaction,
 )
 from persistence._migration_files import MIGRATION_FILE_LIMIT
 from persistence.migrations import Chain, discover_migrations, migrations_folder
@@ -272,6 +274,39 @@ async def test_a_migrations_session_settings_stay_in_it(
         assert len(await all_results(db)) == 6
         write_both(mine, "0004_more.sql", "CREATE TABLE more_notes (id integer);\n")
         assert [m.name for m in await migrate(db, mine)] == ["0004_more"]
+
+
+RETYPED_HISTORY = "ALTER TABLE persistence_user_migrations ALTER COLUMN duration_ms TYPE real;\n"
+RETYPED_RESULTS = "ALTER TABLE test_results ALTER COLUMN execution_time TYPE real;\n"
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+async def test_a_column_a_migration_retyped_is_read_anew_in_transactions(
+    postgres_url: str, mine: Path, pool_size: int
+) -> None:
+    """What pooled connections prepared before a migration retyped a column is prepared anew.
+
+    asyncpg keeps each connection's prepared statements, and PostgreSQL fails one whose
+    result's type changed ("cached statement plan is invalid"). Outside a transaction asyncpg
+    prepares it again; inside one it failed: the next migration's read of its history, and a
+    program's block after `migrate` (asyncpg's pool lends its last connection back first).
+    """
+    write_both(mine, "0002_retype_history.sql", RETYPED_HISTORY)
+    write_both(mine, "0003_notes.sql", NOTES)
+    async with connect(postgres_url, pool_size=pool_size) as db:
+        applied = await migrate(db, mine)
+        assert [m.name for m in applied][-2:] == ["0002_retype_history", "0003_notes"]
+        typed = "SELECT DISTINCT pg_typeof(duration_ms)::text FROM persistence_user_migrations"
+        assert await _rows(db, typed) == [("real",)]
+        timed = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, execution_time=0.5)
+        saved = await save_result(db, timed)
+        assert saved.id is not None
+        async with transaction(db) as block:
+            assert (await get_result(block, saved.id)).execution_time == 0.5
+        write_both(mine, "0004_retype_results.sql", RETYPED_RESULTS)
+        assert [m.name for m in await migrate(db, mine)] == ["0004_retype_results"]
+        async with transaction(db) as block:
+            assert (await get_result(block, saved.id)).execution_time == 0.5
 
 
 @pytest.mark.parametrize(

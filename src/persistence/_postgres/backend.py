@@ -90,8 +90,7 @@ class PostgresBackend(CopySupport):
     _lane_busy: bool = attrs.field(init=False, default=False)
     """A call holds the lane: a flag, not a lock, since no call waits for the lane."""
     _in_flight: set[asyncio.Future[Any]] = attrs.field(init=False, factory=set)
-    """Connects that a cancelled caller left going, and the hand-backs of what they gave:
-    the close waits for them."""
+    """Connects a cancelled caller left going, and hand-backs of what they gave: the close waits."""
     _snapshots: set[PgConnection] = attrs.field(init=False, factory=set)
     """The connections of the open snapshots: the close rolls them back and takes them at once."""
     _closed: bool = attrs.field(init=False, default=False)
@@ -303,9 +302,8 @@ class PostgresBackend(CopySupport):
 
     async def end_failed_loan(self, error: BaseException) -> None:
         """Free the lane that `lend_at_once` gave; after `error`, its connection goes back."""
-        await self.give_lane_back(
-            failed=True, broken=left_broken(error), unanswered=unanswered(error)
-        )
+        broken, given_up = left_broken(error), unanswered(error)
+        await self.give_lane_back(failed=True, broken=broken, unanswered=given_up)
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Open a transaction on a pooled connection of its own."""
@@ -403,6 +401,9 @@ class PostgresBackend(CopySupport):
         pg.add_log_listener(hear)
         try:
             await pg.execute(script)
+            # In a transaction, what a pooled connection prepared fails on a column the script
+            # retyped ("cached statement plan is invalid"): all are prepared anew.
+            await pg.reload_schema_state()
         except asyncpg.PostgresError as error:
             position = getattr(error, "position", None)
             index = failed_statement(position, statements, starts, heard)
@@ -507,11 +508,9 @@ class _Lent:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> None:
-        broken, given_up = left_broken(error), unanswered(error)
+        failed, broken, given_up = error is not None, left_broken(error), unanswered(error)
         if self._pooled is None:  # on the lane (__aexit__ runs only once __aenter__ gave)
-            await self._backend.give_lane_back(
-                failed=error is not None, broken=broken, unanswered=given_up
-            )
+            await self._backend.give_lane_back(failed=failed, broken=broken, unanswered=given_up)
         else:
             await self._backend.give_back(
                 self._pooled, clean=error is None, broken=broken, unanswered=given_up
