@@ -73,6 +73,42 @@ async def test_the_least_recently_used_go_past_the_budget(artifacts: ArtifactCac
     assert artifacts.stats().evicted >= 2
 
 
+async def test_content_larger_than_the_budget_is_refused_and_evicts_nothing(
+    artifacts: ArtifactCache, tmp_path: Path
+) -> None:
+    """Content over the whole budget is refused, naming its size; the entries there stay.
+
+    Stored, it made the eviction delete every entry, then itself: the put gave a key that
+    led nowhere.
+    """
+    kept = await artifacts.put(b"small")
+    big = b"x" * (64 * 1024 + 1)
+    over = r"holds 65,537 bytes, more than the cache's budget of 65,536"
+    with pytest.raises(ValidationError, match=rf"ArtifactCache\.data: {over}"):
+        await artifacts.put(big)
+    source = tmp_path / "big.out"
+    source.write_bytes(big)
+    with pytest.raises(ValidationError, match=rf"ArtifactCache\.path: {over}"):
+        await artifacts.put_file(source)
+    assert await artifacts.get(kept) == b"small"
+    assert not await artifacts.contains(hashlib.sha256(big).hexdigest())
+    assert [p for p in artifacts.folder.rglob("*") if p.is_file() and ".artifact." in p.name] == []
+    assert artifacts.stats().evicted == 0
+
+
+@pytest.mark.parametrize("size", [60_000, 64 * 1024])
+async def test_a_put_near_the_budget_keeps_what_it_put(artifacts: ArtifactCache, size: int) -> None:
+    """The eviction a put sets off makes room by older entries, never by the one just put.
+
+    Past 90 % of the budget, it was deleted last of all, at once: `get` of its key missed.
+    """
+    older = [await artifacts.put(bytes([index]) * 3000) for index in range(3)]
+    key = await artifacts.put(b"n" * size)
+    assert await artifacts.get(key) == b"n" * size
+    assert not any([await artifacts.contains(old) for old in older])
+    assert await artifacts.size() <= 64 * 1024
+
+
 async def test_the_cache_folder_is_reserved(tmp_path: Path) -> None:
     """Storage operations cannot write into .cache/, and listings leave it out."""
     storage = await open_storage(tmp_path / "files")

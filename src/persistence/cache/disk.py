@@ -213,12 +213,26 @@ def _stage_put(
         return Change(spot.root_fd, [spot.path], apply, stack.pop_all(), spot.shown)
 
 
-def _fill_file(source: str, sink: int) -> Written:
-    """Copy the regular file `source` (a symlink is followed: the caller named it) to `sink`."""
+def _fill_file(source: str, sink: int, *, budget: int) -> Written:
+    """Copy the regular file `source` (a symlink is followed: the caller named it) to `sink`.
+
+    One larger than `budget` is refused before it is copied, and one that grew past it while
+    it was copied once it has been: the put's partial file is then removed.
+    """
     with storage_errors(source):
         fd = open_regular(None, source, source, follow=True)
     with owned(fd):  # a failure to write (a full disk) is named by the put, as the cache's
-        return hash_fd(fd, sink, source=source)
+        _within(budget, os.fstat(fd).st_size, "path")
+        written = hash_fd(fd, sink, source=source)
+    _within(budget, written.size, "path")
+    return written
+
+
+def _within(budget: int, size: int, argument: str) -> None:
+    """Refuse content larger than the whole budget: stored, it evicted every entry, then itself."""
+    if size > budget:
+        reason = f"holds {size:,} bytes, more than the cache's budget of {budget:,}"
+        raise ValidationError("ArtifactCache", argument, reason)
 
 
 def stage_held_puts(
@@ -385,14 +399,19 @@ def _scan(entries: int) -> list[tuple[int, int, str, str]]:
     return found
 
 
-def _evict(entries: int, budget: int) -> tuple[int, int]:
-    """Delete the least recently used entries past `budget`; give how many, and the bytes left."""
+def _evict(entries: int, budget: int, keep: str | None) -> tuple[int, int]:
+    """Delete the least recently used entries past `budget`; give how many, and the bytes left.
+
+    `keep` stays: a put's eviction keeps what it put, which was gone at once near the budget.
+    """
     found = sorted(_scan(entries))
     total = sum(size for _, size, _, _ in found)
     evicted = 0
     for _, size, shard, name in found if total > budget else ():
         if total <= budget * _LOW_WATER:
             break
+        if name == keep:
+            continue
         with ExitStack() as stack, suppress(FileNotFoundError, IsADirectoryError):
             fd = _real_folder(stack, entries, shard)  # what is no file now is passed over
             info = None if fd is None else lstat(fd, name)
@@ -403,8 +422,8 @@ def _evict(entries: int, budget: int) -> tuple[int, int]:
     return evicted, total
 
 
-def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
-    """Open the cache's folders; applying evicts past `budget` and removes orphans."""
+def _stage_evict(root: Path, budget: int, keep: str | None) -> Change[tuple[int, int]]:
+    """Open the cache's folders; applying evicts past `budget`, but `keep`, and removes orphans."""
     with ExitStack() as stack, storage_errors(CACHE_DIR):
         root_fd = stack.enter_context(open_root(root))
         entries = _real_folder(stack, root_fd, CACHE_DIR, "artifacts")
@@ -414,7 +433,7 @@ def _stage_evict(root: Path, budget: int) -> Change[tuple[int, int]]:
             if incoming is not None:  # the partial files of puts killed long ago
                 for name in filter(is_partial_name, os.listdir(incoming)):  # noqa: PTH208  # an fd
                     unlink_if_old(Path(), name, incoming, time.time() - _PARTIAL_AGE)
-            return (0, 0) if entries is None else _evict(entries, budget)
+            return (0, 0) if entries is None else _evict(entries, budget, keep)
 
         return Change(root_fd, [CACHE_DIR], apply, stack.pop_all(), CACHE_DIR)
 
@@ -436,11 +455,12 @@ class ArtifactCache:
     async def put(self, data: bytes) -> str:
         """Store `data` and return its key; storing the same content twice keeps one entry."""
         data = byte_string("ArtifactCache", "data", data)
+        _within(self.budget, len(data), "data")
         return await self._put(functools.partial(write_hashed, data))
 
     async def put_file(self, path: str | os.PathLike[str]) -> str:
         """Store a file's content, streamed in chunks, and return its key."""
-        return await self._put(functools.partial(_fill_file, check_path(path)))
+        return await self._put(functools.partial(_fill_file, check_path(path), budget=self.budget))
 
     async def _put(self, fill: Callable[[int], Written]) -> str:
         key, added = await perform(functools.partial(_stage_put, self._root, fill))
@@ -449,7 +469,7 @@ class ArtifactCache:
             self._added += added
             self._estimate += added
         if self._estimate > self.budget or self._added > self.budget // 10:
-            await self.evict()
+            await self._evict(key)
         return key
 
     async def get(self, key: str) -> bytes | None:
@@ -478,7 +498,11 @@ class ArtifactCache:
 
     async def evict(self) -> int:
         """Scan the entries now; delete the least recently used past the budget; give how many."""
-        evicted, total = await perform(functools.partial(_stage_evict, self._root, self.budget))
+        return await self._evict(None)
+
+    async def _evict(self, keep: str | None) -> int:
+        staged = functools.partial(_stage_evict, self._root, self.budget, keep)
+        evicted, total = await perform(staged)
         self._evicted += evicted
         self._estimate, self._added = total, 0
         return evicted
