@@ -41,8 +41,24 @@ async def empty_database(database_url: str) -> AsyncIterator[Database]:
         yield db
 
 
-async def table_names(db: Database) -> set[str]:
-    """The tables of the database behind `db`, read over a connection of the test's own."""
+async def plain_sql(db: Database, statement: str) -> None:
+    """Run one statement over a connection of the test's own, bypassing the package."""
+    if db.engine.value == "sqlite":
+        with closing(sqlite3.connect(db.url)) as lite, lite:
+            lite.execute(statement)
+        return
+    pg = await asyncpg.connect(db.url)
+    try:
+        await pg.execute(statement)
+    finally:
+        await pg.close()
+
+
+async def table_names(db: Database, *, every: bool = False) -> set[str]:
+    """The tables of the database behind `db`, read over a connection of the test's own.
+
+    The package's history and SQLite's own table are left out, unless `every`.
+    """
     if db.engine.value == "sqlite":
         with closing(sqlite3.connect(db.url)) as lite:
             names = [
@@ -56,7 +72,7 @@ async def table_names(db: Database) -> set[str]:
             names = [row[0] for row in await pg.fetch(query)]
         finally:
             await pg.close()
-    return set(names) - {"persistence_migrations", "sqlite_sequence"}
+    return set(names) if every else set(names) - {"persistence_migrations", "sqlite_sequence"}
 
 
 async def row_count(db: Database, table: str) -> int:

@@ -18,6 +18,7 @@ from _migration_helpers import (
     CREATE_B,
     empty_database,  # noqa: F401  # the `empty` fixture, used by name
     migrations,  # noqa: F401  # the `folder` fixture, used by name
+    plain_sql,
     row_count,
     table_names,
     write,
@@ -357,8 +358,8 @@ async def test_another_tools_history_table_is_left_alone(
     empty: Database, folder: Path, foreign: str
 ) -> None:
     """A schema_migrations table of another tool neither breaks the runner nor is touched."""
-    await _admin_sql(empty, foreign)
-    await _admin_sql(
+    await plain_sql(empty, foreign)
+    await plain_sql(
         empty,
         "INSERT INTO schema_migrations (version) VALUES ('20200101000000')"
         if "dirty" not in foreign
@@ -373,25 +374,11 @@ async def test_another_tools_history_table_is_left_alone(
 async def test_the_history_of_an_earlier_version_is_adopted(empty: Database, folder: Path) -> None:
     """A history kept under the old name schema_migrations is renamed, not run again."""
     await migrate(empty, package_folder=folder)
-    await _admin_sql(empty, "ALTER TABLE persistence_migrations RENAME TO schema_migrations")
+    await plain_sql(empty, "ALTER TABLE persistence_migrations RENAME TO schema_migrations")
     status = await migration_status(empty, package_folder=folder)
     assert any("earlier version" in note for note in status.notes)
     assert await migrate(empty, package_folder=folder) == []
     assert (await migration_status(empty, package_folder=folder)).up_to_date
-
-
-async def _admin_sql(db: Database, statement: str) -> None:
-    """Run one statement over a connection of the test's own."""
-    if db.engine.value == "sqlite":
-        with closing(sqlite3.connect(db.url)) as lite:
-            lite.execute(statement)
-            lite.commit()
-        return
-    pg = await asyncpg.connect(db.url)
-    try:
-        await pg.execute(statement)
-    finally:
-        await pg.close()
 
 
 async def test_a_migration_of_comments_only_applies(empty: Database, folder: Path) -> None:
@@ -438,24 +425,6 @@ async def test_search_finds_every_result_saved_before_its_migration(
     )
 
 
-async def _tables_and_plain(db: Database, statement: str | None = None) -> set[str]:
-    """Run `statement` by plain SQL, if given; then every table of the database, ours too."""
-    if db.engine.value == "sqlite":
-        with closing(sqlite3.connect(db.url)) as lite, lite:
-            if statement is not None:
-                lite.execute(statement)
-            rows = lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        return {row[0] for row in rows}
-    pg = await asyncpg.connect(db.url)
-    try:
-        if statement is not None:
-            await pg.execute(statement)
-        rows = await pg.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    finally:
-        await pg.close()
-    return {row[0] for row in rows}
-
-
 async def test_another_programs_database_refused_at_the_first_migration_is_left_as_it_was(
     empty: Database,
 ) -> None:
@@ -464,14 +433,15 @@ async def test_another_programs_database_refused_at_the_first_migration_is_left_
     The history table was made in a transaction of its own, before the first migration: the
     refused database kept an empty `persistence_migrations`, of a package it never took.
     """
-    theirs = await _tables_and_plain(empty, "CREATE TABLE config_entries (name TEXT)")
+    await plain_sql(empty, "CREATE TABLE config_entries (name TEXT)")
+    theirs = await table_names(empty, every=True)
     assert theirs == {"config_entries"}
     with pytest.raises(MigrationError, match="0001_initial_schema"):
         await migrate(empty)
-    assert await _tables_and_plain(empty) == theirs
+    assert await table_names(empty, every=True) == theirs
     status = await migration_status(empty)
     assert status.applied == ()
     assert status.pending[0].version == 1
-    await _tables_and_plain(empty, "DROP TABLE config_entries")  # out of the way: it migrates
+    await plain_sql(empty, "DROP TABLE config_entries")  # out of the way: it migrates
     assert [m.version for m in await migrate(empty)][:1] == [1]
     assert (await migration_status(empty)).up_to_date
