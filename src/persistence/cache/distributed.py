@@ -289,7 +289,9 @@ class RedisCache(Cache):
             if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
                 self._bad_entry(entry_key, error, "held another kind of value")
                 return None  # as a missing entry: the load's SET replaces it
-            self._fault(error, f"no answer within {self._timeout:g}s or a failed call")
+            refused = isinstance(error, ResponseError)  # its answer: a DB index past its, OOM
+            lost = f"no answer within {self._timeout:g}s or a failed call"
+            self._fault(error, "refused the call" if refused else lost)
             self._down_until = time.monotonic() + self._retry_after
             return _FAULT
         if self._outage:
