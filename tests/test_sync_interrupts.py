@@ -153,3 +153,34 @@ def test_ctrl_c_during_a_close_still_exits_what_was_entered(
 
     _ended_within(scenario)
     assert exited.is_set(), "the close left what enter entered"
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["work queued", "work not queued"])
+def test_ctrl_c_as_the_close_queues_its_work_still_exits_what_was_entered_at_once(
+    monkeypatch: pytest.MonkeyPatch, *, before: bool
+) -> None:
+    """A Ctrl-C inside the close's queueing of its own work: that work runs, and soon.
+
+    Landing before the work was queued, the close waited its whole timeout for a start that
+    never came, then left what `enter` entered open.
+    """
+    exited = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def held() -> AsyncIterator[str]:
+        yield "held"
+        exited.set()
+
+    runner = SyncRunner()
+    assert runner.enter(held()) == "held"
+
+    def scenario() -> None:
+        _signal_as_it_queues(monkeypatch, runner, _interrupt, before=before)
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            runner.close(timeout=WITHIN - 1)
+        assert time.monotonic() - started < 2.0, "the close waited out its timeout"
+        assert runner.closed
+
+    _ended_within(scenario)
+    assert exited.is_set(), "the close left what enter entered"

@@ -275,6 +275,8 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
         loop = self._loop
 
         def start() -> None:
+            if outcome.task is not None:  # queued again by an interrupted close: it runs once
+                return
             if outcome.ended.is_set():  # cancelled before it started: see `_Outcome.cancel`
                 work.close()
                 return
@@ -292,8 +294,14 @@ class SyncRunner(contextlib.AbstractContextManager["SyncRunner", None]):
                 raise
             if deadline is None:
                 self._interrupted(outcome)
-            else:
-                outcome.ended.wait(max(0.0, deadline - time.monotonic()))
+            else:  # the close's work runs all the same, queued again: the interrupt may have
+                # come before its start was, and the close waited out its timeout for it
+                try:
+                    loop.call_soon_threadsafe(start)
+                except RuntimeError:  # the loop is closed: nothing is left to run
+                    pass
+                else:
+                    outcome.ended.wait(max(0.0, deadline - time.monotonic()))
             raise
         finally:
             with self._guard:
