@@ -18,6 +18,7 @@ import pytest
 
 from conftest import with_database
 from persistence import (
+    DatabaseError,
     FileRecord,
     MigrationError,
     connect,
@@ -104,6 +105,41 @@ async def test_an_up_to_date_database_migrates_as_a_role_that_may_not_create(
             assert await migrate(db) == []
         async with open_persistence(as_role, files=tmp_path / "files") as opened:
             assert (await migration_status(opened.db)).up_to_date
+    finally:
+        await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
+        await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.close()
+
+
+async def test_a_role_with_no_right_on_the_history_is_refused_naming_it(
+    migrated_postgres_url: str,
+) -> None:
+    """A role that may use the package's tables but not its history is told which table.
+
+    The history is looked for in the catalogs, which list a table whatever the role's rights;
+    `information_schema.columns` lists only the columns a role may use, so the table was
+    missing to it: `migration_status` listed every migration as pending, and `migrate` failed
+    making the table again, as "permission denied for schema public".
+    """
+    role = f"persistence_rows_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(migrated_postgres_url)
+    tables, sequences = "ALL TABLES IN SCHEMA public", "ALL SEQUENCES IN SCHEMA public"
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")
+        await admin.execute(f"GRANT USAGE, SELECT, UPDATE ON {sequences} TO {role}")
+        await admin.execute(f"REVOKE ALL ON persistence_migrations FROM {role}")
+        parts = urlsplit(migrated_postgres_url)
+        as_role = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        before = await admin.fetchval("SELECT count(*) FROM persistence_migrations")
+        async with connect(as_role) as db:
+            denied = r"PostgreSQL: permission denied for table persistence_migrations"
+            with pytest.raises(DatabaseError, match=denied):
+                await migration_status(db)
+            with pytest.raises(DatabaseError, match=denied):
+                await migrate(db)
+        assert await admin.fetchval("SELECT count(*) FROM persistence_migrations") == before
     finally:
         await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
         await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
