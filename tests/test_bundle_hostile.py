@@ -325,6 +325,29 @@ async def test_a_files_root_at_or_under_the_new_database_file_makes_nothing(
     assert str(error).startswith("open_persistence.files: ")
 
 
+@pytest.mark.parametrize("database", ["app.db", ".tmp/app.db", "deep/er/app.db", "link/app.db"])
+async def test_a_database_under_the_files_root_is_refused_before_anything_is_made(
+    tmp_path: Path, database: str
+) -> None:
+    """A SQLite database that lies under the file store's root, as written or by a link.
+
+    It was opened: a `write_bytes` of its name replaced the database, and `clean_temp` of the
+    store's `.tmp/` removed it with its `-wal` and `-shm`.
+    """
+    root = tmp_path / "files"
+    (tmp_path / "place").mkdir()
+    (tmp_path / "place" / "link").symlink_to(root, target_is_directory=True)
+    place = tmp_path / "place" if database.startswith("link/") else root
+    url = str(place / database)
+    with pytest.raises(ValidationError) as refusal:
+        async with open_persistence(url, files=root, redis=None):
+            pass
+    assert str(refusal.value).startswith(f"open_persistence.files: {str(root)!r} holds the SQLite")
+    assert "give the database a place outside the file store" in str(refusal.value)
+    made = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.rglob("*")))
+    assert made == ["link", "place"]
+
+
 @pytest.mark.parametrize(
     ("argument", "value"),
     [

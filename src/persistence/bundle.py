@@ -180,6 +180,13 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
             f"{str(root)!r} is, or lies under, the SQLite database {target!r}: give the file "
             "store a folder of its own",
         )
+    if engine is Engine.SQLITE and await asyncio.to_thread(_holds, root, target):
+        raise ValidationError(
+            "open_persistence",
+            "files",
+            f"{str(root)!r} holds the SQLite database {target!r}, which the store's writes and "
+            "clean-ups could replace or remove: give the database a place outside the file store",
+        )
     if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
         raise problem  # as open_storage would
     if user_folder is not None:  # its files, as migrate would refuse them
@@ -238,6 +245,13 @@ def _lies_within(root: Path, file: str) -> bool:
     """Tell whether `root` is `file`, or a place under it, as written (no link followed)."""
     place = Path(os.path.abspath(root))  # noqa: PTH100  # lexical: nothing is there yet
     return Path(os.path.abspath(file)) in {place, *place.parents}  # noqa: PTH100
+
+
+def _holds(root: Path, file: str) -> bool:
+    """Tell whether `file` lies under `root`, following the links that are there now."""
+    if file == ":memory:" or file.startswith("file:"):  # refused as such by the open
+        return False
+    return Path(os.path.realpath(root)) in Path(os.path.realpath(file)).parents
 
 
 def _user_folder(given: object) -> Path:
