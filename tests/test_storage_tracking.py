@@ -11,6 +11,7 @@ import pytest
 
 from persistence import (
     Database,
+    DatabaseError,
     FileRecord,
     ValidationError,
     all_file_records,
@@ -19,6 +20,7 @@ from persistence import (
     migrate,
     save_file_record,
 )
+from persistence.database import read_snapshot
 from persistence.storage import (
     Storage,
     VerifyReport,
@@ -259,3 +261,38 @@ async def test_a_spoiled_record_refuses_a_tracked_change_before_the_disk(
     assert (await record_of(db, "a.txt")).hash == hashlib.sha256(b"c").hexdigest()
     await delete(storage, "a.txt", track=db)  # and a delete, which reads no record, goes on
     assert not (storage.root / "a.txt").exists()
+
+
+async def _tracked_changes(storage: Storage, track: Database, said: str) -> None:
+    """Try each tracked change and read on `track`; each must be refused with `said`."""
+    for change in (
+        write_text(storage, "a.txt", "new", track=track),
+        delete(storage, "b.txt", track=track),
+        move(storage, "b.txt", "c.txt", track=track),
+        copy(storage, "b.txt", "c.txt", track=track),
+        read_text(storage, "a.txt", track=track),
+    ):
+        with pytest.raises(DatabaseError, match=said):
+            await change
+
+
+async def test_a_tracked_change_on_a_database_it_cannot_write_touches_nothing(
+    storage: Storage, database_url: str
+) -> None:
+    """A closed database, or a snapshot's, is refused before the disk, as an ended block is.
+
+    The file was written, deleted or moved, and then the record's write failed: `verify`
+    reported the package's own change as one made outside it.
+    """
+    async with connect(database_url) as db:
+        await migrate(db)
+        await write_text(storage, "a.txt", "old", track=db)
+        await write_text(storage, "b.txt", "b", track=db)
+        async with read_snapshot(db) as snapshot:
+            await _tracked_changes(storage, snapshot, r"read_snapshot\(\) block only reads")
+    await _tracked_changes(storage, db, r"database is closed")
+    assert (storage.root / "a.txt").read_text() == "old"
+    assert (storage.root / "b.txt").read_text() == "b"
+    assert not (storage.root / "c.txt").exists()
+    async with connect(database_url) as db:
+        assert await verify(storage, db) == VerifyReport()

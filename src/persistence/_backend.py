@@ -118,6 +118,10 @@ class Backend(Protocol):
     engine: Engine
     queries: Queries
 
+    @property
+    def closed(self) -> bool:
+        """Whether the close has begun: no call is taken after."""
+
     def lend(self) -> AbstractAsyncContextManager[Connection]:
         """Lend a connection for one statement, which is atomic and durable on its own."""
 

@@ -197,7 +197,9 @@ async def _change(
     if track is None:
         return await perform(functools.partial(stage, root, *raw, lambda _: None))
     db = argument(function, "track", Database, track, "a Database or None")
-    check_usable(db)  # a database this task may not use here is refused before the disk
+    # A database this task may not write here (closed, a snapshot's) is refused before the
+    # disk: a tracked call, a read too, writes its record.
+    check_usable(db, writes=True)
     # The records `record` reads, read once before the disk: one that plain SQL stored
     # against the rules (a hash in capitals) is refused now, where the file was changed first.
     read = {_record_move: raw[:1], _record_delete: []}.get(record, raw[-1:])

@@ -102,12 +102,12 @@ class SqliteBackend:
         self._autocommit = SqliteSession(self._readers, self._writer, in_transaction=False)
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
         self._lent = contextlib.nullcontext(self._autocommit)
-        self._closed = False
+        self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
 
     def check_loop(self) -> None:
         """Refuse a closed database; use the running loop, unless the last one used is open."""
-        if self._closed:
+        if self.closed:
             raise DatabaseError("the SQLite database is closed")
         loop = asyncio.get_running_loop()
         if loop is self._loop:
@@ -130,7 +130,7 @@ class SqliteBackend:
 
     def lend_at_once(self) -> SqliteSession:
         """Give the session `lend()` lends, without a context to enter and leave."""
-        if self._closed or self._loop is not asyncio.get_running_loop():
+        if self.closed or self._loop is not asyncio.get_running_loop():
             self.check_loop()  # refuses, or takes this loop: most calls need neither
         return self._autocommit
 
@@ -153,7 +153,7 @@ class SqliteBackend:
         try:
             return loop.run_in_executor(self._executor, run, function, *args)
         except RuntimeError:  # "cannot schedule new futures after shutdown": a close stopped them
-            if not self._closed:
+            if not self.closed:
                 raise
             raise DatabaseError("the SQLite database is closed") from None
 
@@ -265,7 +265,7 @@ class SqliteBackend:
         One step under one read transaction copies one committed state while writers go on;
         it waits for its thread even when cancelled, so nothing writes to `path` after the call.
         """
-        if self._closed:
+        if self.closed:
             raise DatabaseError("the SQLite database is closed")
         await finish_then_cancel(self._start_in_thread(_backup_into, self._open_reader, path))
 
@@ -331,19 +331,19 @@ class SqliteBackend:
             path=self._path,
             name=self._opened.name,
             data_version=self.data_version,
-            closed=lambda: self._closed,
+            closed=lambda: self.closed,
         )
 
     def _keep_wal_index(self, index: WalIndex | None) -> None:
         """Hold a mapping until close; release it at once if the close came first."""
-        if index is not None and self._closed:  # mapped after the close began
+        if index is not None and self.closed:  # mapped after the close began
             release_wal_indexes([index])
         elif index is not None:
             self._wal_indexes.append(index)
 
     def data_version(self) -> int | None:
         """Ask the reader's `PRAGMA data_version`, which changes when another connection commits."""
-        if self._closed:
+        if self.closed:
             return None
         value: int = self._readers.connection.execute("PRAGMA data_version").fetchone()[0]
         return value
@@ -354,7 +354,7 @@ class SqliteBackend:
         A close cancelled meanwhile still runs to its end, then the cancellation goes on:
         nothing else would close what it left, as a close abandoned halfway did.
         """
-        if self._closed:
+        if self.closed:
             return
         await finish_then_cancel(self._close())
 
@@ -363,7 +363,7 @@ class SqliteBackend:
             await asyncio.get_running_loop().run_in_executor(None, self._writer.wait_for_thread)
         self.check_loop()
         await self._writer.close()
-        self._closed = True
+        self.closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
