@@ -46,6 +46,7 @@ from persistence._cli_history import (
     HISTORY_COMMANDS,
     WRITING_COMMANDS,
     add_history_commands,
+    take_output_descriptor,
 )
 from persistence._cli_migrations import (
     LOCK_TIMEOUT,
@@ -224,17 +225,13 @@ async def _run_history(arguments: argparse.Namespace) -> int:
     One that writes needs a migrated database: a missing SQLite file is refused, not made.
     """
     url = database_url(arguments.database)
-    try:
-        if arguments.command in CHECKS:  # ended, if cancelled: what it takes, the finally closes
-            await finish_then_cancel(asyncio.to_thread(CHECKS[arguments.command], arguments))
-        if arguments.command in WRITING_COMMANDS:
-            async with opened_existing(url, wait=arguments.wait, write=True) as db:
-                return await HISTORY_COMMANDS[arguments.command](db, arguments)
-        async with opened(url, create=False, wait=arguments.wait) as db:
+    if arguments.command in CHECKS:  # ended, if cancelled, before the command ends
+        await finish_then_cancel(asyncio.to_thread(CHECKS[arguments.command], arguments))
+    if arguments.command in WRITING_COMMANDS:
+        async with opened_existing(url, wait=arguments.wait, write=True) as db:
             return await HISTORY_COMMANDS[arguments.command](db, arguments)
-    finally:  # `--output /dev/fd/N`'s copy, where the command failed before writing through it
-        if (taken := getattr(arguments, "output_descriptor", None)) is not None:
-            os.close(taken)
+    async with opened(url, create=False, wait=arguments.wait) as db:
+        return await HISTORY_COMMANDS[arguments.command](db, arguments)
 
 
 async def _backup_or_restore(arguments: argparse.Namespace) -> int:
@@ -353,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if arguments.command == "new":
                 return new_command(arguments)
             _TERMINATED.clear()
+            take_output_descriptor(arguments)  # before the loop opens descriptors of its own
             return asyncio.run(_ended_by_sigterm_too(_ASYNC_COMMANDS[arguments.command](arguments)))
     except (PersistenceError, CannotRunError) as error:
         message = str(error)
@@ -363,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = f"{error.strerror or error}{where}"
     except (KeyboardInterrupt, asyncio.CancelledError) as stop:
         return _stopped(stop)
+    finally:  # `--output /dev/fd/N`'s copy, where the command failed before writing through it
+        if (taken := getattr(arguments, "output_descriptor", None)) is not None:
+            os.close(taken)
     say(f"error: {message}")
     return EXIT_FAILED
 

@@ -436,15 +436,6 @@ def _output_apart(arguments: argparse.Namespace) -> None:
     yet checkpointed into it.
     """
     engine, target = engine_of(database_url(arguments.database))
-    arguments.output_descriptor = None
-    if arguments.output is not None and (number := descriptor_of(arguments.output)) is not None:
-        # Taken now, before the database opens: the same number may be one of its files then.
-        try:
-            arguments.output_descriptor = os.dup(number)
-        except OSError:
-            raise CannotRunError(
-                f"--output {str(arguments.output)!r} names descriptor {number}, which is not open"
-            ) from None
     if arguments.output is None or engine is not Engine.SQLITE:
         return
     output = Path(os.path.realpath(arguments.output))
@@ -460,6 +451,23 @@ def _output_apart(arguments: argparse.Namespace) -> None:
                 )
 
 
+def take_output_descriptor(arguments: argparse.Namespace) -> None:
+    """Copy the descriptor that `export --output /dev/fd/N` names, or refuse one not open.
+
+    Taken before the event loop and the database open their own descriptors: the same number
+    may be one of theirs then, and the export went into the loop's own socket, exit 0.
+    """
+    arguments.output_descriptor = None
+    output = getattr(arguments, "output", None)
+    if output is not None and (number := descriptor_of(output)) is not None:
+        try:
+            arguments.output_descriptor = os.dup(number)
+        except OSError:
+            raise CannotRunError(
+                f"--output {str(output)!r} names descriptor {number}, which is not open"
+            ) from None
+
+
 async def _export(db: Database, arguments: argparse.Namespace) -> int:
     text = await _FORMATS[arguments.format][1](db, arguments.run)
     if arguments.output is None:
@@ -467,7 +475,8 @@ async def _export(db: Database, arguments: argparse.Namespace) -> int:
         await write_to_stdout(text if not text or text.endswith("\n") else text + "\n")
     else:
         # The write closes the descriptor: it is the write's from here on.
-        descriptor, arguments.output_descriptor = arguments.output_descriptor, None
+        descriptor = getattr(arguments, "output_descriptor", None)
+        arguments.output_descriptor = None
         await write_whole(arguments.output, text, descriptor=descriptor)
     return EXIT_OK
 
