@@ -434,3 +434,35 @@ async def test_an_export_cancelled_while_its_checks_run_leaves_no_descriptor_ope
         os.close(read_end)
         os.close(write_end)
     assert after == before
+
+
+def test_with_stderr_closed_an_error_goes_nowhere_not_into_stdout(tmp_path: Path) -> None:
+    """Started with `2>&-`: the exit code tells, and stdout holds nothing of the error.
+
+    Python's stderr is None then, and print() wrote the error line to stdout: into the
+    export's file, or the JSON a script read.
+    """
+    db = _with_a_run(tmp_path / "app.db")
+    closed = ("sh", "-c", 'exec "$@" 2>&-', "sh")
+    done = cli("export", "99", *db, cwd=tmp_path, prefix=closed)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
+
+
+def test_an_error_names_a_path_as_it_is_spaces_and_escapes_kept(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A path of two spaces is named with both; one holding an escape sequence, quoted.
+
+    Every run of spaces in the line became one, naming a path that is not there, and the
+    operating system's error printed the path's ESC raw to the terminal.
+    """
+    db = _with_a_run(tmp_path / "app.db")
+    for output, shown in (
+        (tmp_path / "two  spaces" / "x.xml", "two  spaces"),
+        (tmp_path / "\x1b[2J" / "x.xml", "'" + str(tmp_path) + "/\\x1b[2J/x.xml'"),
+    ):
+        code, out, err = run(capsys, "export", "1", "--output", str(output), *db)
+        assert (code, out) == (3, "")
+        assert_one_error_line(err)
+        assert shown in err
+        assert "\x1b" not in err

@@ -64,7 +64,7 @@ from persistence.backup import (
     restore_database,
 )
 from persistence.database import DEFAULT_DATABASE, database_url, engine_of
-from persistence.exceptions import PersistenceError
+from persistence.exceptions import PersistenceError, shown_path
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         if isinstance(error, BrokenPipeError) and stdout_reader_gone():
             return EXIT_NO_READER  # `| head` has read enough: no failure of the command
-        where = f": {error.filename}" if error.filename else ""
+        where = f": {shown_path(error.filename)}" if error.filename else ""
         message = f"{error.strerror or error}{where}"
     except (KeyboardInterrupt, asyncio.CancelledError) as stop:
         return _stopped(stop)

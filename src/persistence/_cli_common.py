@@ -287,5 +287,13 @@ def stdout_reader_gone() -> bool:
 
 
 def say(message: str) -> None:
-    """Print one line on stderr, whatever line breaks the message holds."""
-    print(f"persistence: {' '.join(message.split())}", file=sys.stderr)
+    """Print one line on stderr, whatever line breaks the message holds; none if it is closed.
+
+    Each line's own spaces stay: a path or test id holding two is named as it is. Started
+    with stderr closed (`2>&-`), Python's is None, and print would write to stdout: into the
+    export or the JSON a script reads. The exit code still tells.
+    """
+    if sys.stderr is None:
+        return
+    lines = (line.strip() for line in message.splitlines())
+    print(f"persistence: {' '.join(line for line in lines if line)}", file=sys.stderr)
