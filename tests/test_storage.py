@@ -351,6 +351,19 @@ async def test_list_files_recursively(storage: Storage) -> None:
     ]
 
 
+async def test_a_pattern_ending_in_a_slash_lists_folders_alone(storage: Storage) -> None:
+    """`a.txt/` names a folder, as every other call takes it: the file `a.txt` is not listed.
+
+    `pathlib` drops the `/`, and the pattern listed the regular file of that name.
+    """
+    await _tree(storage)
+    assert [e.path for e in await list_files(storage, "a.txt/")] == []
+    assert [e.path for e in await list_files(storage, "*/")] == ["sub"]
+    assert [e.path for e in await list_files(storage, "sub/*/")] == ["sub/deep"]
+    assert [e.path for e in await list_files(storage, "*.txt/", recursive=True)] == []
+    assert [e.path for e in await list_files(storage, "*/", recursive=True)] == ["sub", "sub/deep"]
+
+
 async def test_list_files_shows_only_symlinks_that_stay_inside(
     storage: Storage, tmp_path: Path
 ) -> None:

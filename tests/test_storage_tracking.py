@@ -21,6 +21,7 @@ from persistence import (
     save_file_record,
 )
 from persistence.database import read_snapshot
+from persistence.exceptions import OutsideRootError
 from persistence.storage import (
     Storage,
     VerifyReport,
@@ -30,6 +31,7 @@ from persistence.storage import (
     list_files,
     move,
     open_storage,
+    prune_backups,
     read_bytes,
     read_text,
     verify,
@@ -296,3 +298,21 @@ async def test_a_tracked_change_on_a_database_it_cannot_write_touches_nothing(
     assert not (storage.root / "c.txt").exists()
     async with connect(database_url) as db:
         assert await verify(storage, db) == VerifyReport()
+
+
+async def test_a_tracked_read_of_a_backup_is_refused_and_records_nothing(
+    storage: Storage, db: Database
+) -> None:
+    """A backup has no record: a tracked read of one is refused; read untracked, it reads.
+
+    It was recorded under `.backups/`, and once retention pruned the backup, `verify` gave it
+    as missing, a change made outside the package.
+    """
+    await write_text(storage, "docs/a.txt", "v1", track=db)
+    copied = (await backup(storage, "docs/a.txt")).relative_to(storage.root).as_posix()
+    with pytest.raises(OutsideRootError, match=r"reserved folder.*read it without track="):
+        await read_text(storage, copied, track=db)
+    assert await read_text(storage, copied) == "v1"
+    assert [record.path for record in await all_file_records(db)] == ["docs/a.txt"]
+    await prune_backups(storage, "docs/a.txt", keep=0)
+    assert await verify(storage, db) == VerifyReport()

@@ -31,12 +31,13 @@ from persistence._files.paths import (
     Written,
     check_path,
     check_pattern,
+    is_reserved,
     storage_errors,
 )
 from persistence._guards import argument, at_least, byte_string, finite_amount
 from persistence._loop import map_in_slices
 from persistence.database import Database, transaction
-from persistence.exceptions import ValidationError
+from persistence.exceptions import OutsideRootError, ValidationError
 from persistence.file_records import (
     all_file_records,
     delete_file_record_by_path,
@@ -158,6 +159,15 @@ async def _record(db: Database, info: FileInfo) -> None:
 
 
 async def _record_read(db: Database, read: tuple[object, FileInfo]) -> None:
+    """Record a read; refuse one of a reserved folder's file (a backup), which has no record.
+
+    Recorded, the backup's record went missing once retention pruned it, and `verify` blamed
+    a change made outside the package.
+    """
+    path = read[1].path
+    if is_reserved(path.split("/", 1)[0]):
+        why = "is inside a reserved folder, whose files have no record: read it without track="
+        raise OutsideRootError(path, why)
     await _record(db, read[1])
 
 
@@ -319,9 +329,10 @@ async def list_files(
     """Files and folders whose relative path matches a glob `pattern`, sorted by path.
 
     Not recursive, `pattern` matches the whole relative path (`"*.txt"`, `"logs/*.log"`);
-    recursive, it matches the end of it at any depth, as with `Path.rglob`. The reserved
-    folders and partial writes are left out; a symlink is listed only when it leads
-    inside the root, and a symlinked folder is never descended into.
+    recursive, it matches the end of it at any depth, as with `Path.rglob`; one ending in
+    `/` matches folders alone. The reserved folders and partial writes are left out; a
+    symlink is listed only when it leads inside the root, and a symlinked folder is never
+    descended into.
     """
     root = storage_root("list_files", storage)
     pattern = check_pattern(pattern)

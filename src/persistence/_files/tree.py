@@ -150,8 +150,13 @@ def _entry(root: Path, dir_fd: int, name: str, path: str, *, again: bool = True)
 
 
 def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]:
-    """Entries whose relative path matches `pattern` (checked), as `storage.list_files` says."""
+    """Entries whose relative path matches `pattern` (checked), as `storage.list_files` says.
+
+    A pattern that ends in `/` matches folders alone, as a shell's glob does: `pathlib` drops
+    the `/`, and `a.txt/` listed the regular file `a.txt`, which every other call refuses.
+    """
     depth = None if recursive else len(PurePosixPath(pattern).parts)
+    folders_only = pattern.endswith("/")
     found: list[FileInfo] = []
     with storage_errors(pattern), open_root(root) as root_fd:
         for folder, dirnames, filenames, dir_fd in walk_tree(root_fd):
@@ -164,7 +169,7 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
                 if not path.match(pattern) or (not recursive and len(path.parts) != depth):
                     continue
                 entry = _entry(root, dir_fd, name, path.as_posix())
-                if entry is not None:
+                if entry is not None and (entry.is_directory or not folders_only):
                     found.append(entry)
             if depth is not None and level >= depth:
                 dirnames.clear()
