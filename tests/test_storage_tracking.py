@@ -224,9 +224,11 @@ async def test_the_documented_example_runs(tmp_path: Path) -> None:
     await example(tmp_path)
 
 
-async def _spoil_the_record(database_url: str, path: str) -> None:
-    """Plain SQL: write the record's hash in capitals, which no FileRecord holds."""
-    spoil = "UPDATE file_records SET hash = upper(hash) WHERE path = "
+async def _spoil_the_record(
+    database_url: str, path: str, change: str = "hash = upper(hash)"
+) -> None:
+    """Plain SQL: write the record's hash in capitals, which no FileRecord holds, or `change`."""
+    spoil = f"UPDATE file_records SET {change} WHERE path = "  # noqa: S608  # the test's own
     if database_url.startswith("postgresql"):
         server: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(database_url)
         try:
@@ -316,3 +318,24 @@ async def test_a_tracked_read_of_a_backup_is_refused_and_records_nothing(
     assert [record.path for record in await all_file_records(db)] == ["docs/a.txt"]
     await prune_backups(storage, "docs/a.txt", keep=0)
     assert await verify(storage, db) == VerifyReport()
+
+
+async def test_verify_names_a_record_against_the_rules_as_malformed_and_goes_on(
+    storage: Storage, db: Database, database_url: str
+) -> None:
+    """A record plain SQL wrote against the model's rules is malformed; the rest is compared.
+
+    Read through the model, one such row failed `verify` whole (`stored row.file_records.hash`),
+    and a change on disk it was asked about went unseen.
+    """
+    for name in ("ok.txt", "spoiled.txt", "long.txt"):
+        await write_text(storage, name, name, track=db)
+    await _spoil_the_record(database_url, "spoiled.txt")
+    too_long = "x" * 1100
+    await _spoil_the_record(database_url, "long.txt", f"path = '{too_long}'")
+    (storage.root / "ok.txt").write_text("changed outside")
+    report = await verify(storage, db)
+    assert report.changed == ("ok.txt",)
+    assert report.malformed == tuple(sorted(("spoiled.txt", too_long)))
+    assert report.new == ("long.txt",)
+    assert report.missing == ()

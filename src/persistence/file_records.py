@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 from attrs.converters import optional
@@ -36,8 +38,9 @@ from persistence._paging import (
 )
 from persistence._rows import file_record_from_row, file_record_params, found, saved_params
 from persistence.database import Database, read_snapshot
-from persistence.exceptions import NotFoundError
+from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import FileRecord
+from persistence.queries import FileRecordsRow
 
 __all__ = [
     "TABLE",
@@ -126,11 +129,38 @@ async def all_file_records(db: Database) -> list[FileRecord]:
     front, past the cursor, so a record used meanwhile by another process was left out. One
     page is one statement, which needs none (a snapshot costs SQLite some thread hops).
     """
-    first = await _accessed_page(db, None)
+    return await _every_record(db, file_record_from_row)
+
+
+async def records_and_refused(db: Database) -> tuple[list[FileRecord], list[FileRecordsRow]]:
+    """Give every record the model takes, as `all_file_records` does, and apart the rows it refuses.
+
+    `verify` names such a row (plain SQL wrote it against the rules) as malformed: one of them
+    failed it whole, and the changes on disk it was asked about went unseen.
+    """
+    read = await _every_record(db, _record_or_row)
+    return [r for r in read if isinstance(r, FileRecord)], [
+        r for r in read if not isinstance(r, FileRecord)
+    ]
+
+
+def _record_or_row(row: FileRecordsRow) -> FileRecord | FileRecordsRow:
+    try:
+        return file_record_from_row(row)
+    except ValidationError:
+        return row
+
+
+_Read = TypeVar("_Read", FileRecord, FileRecord | FileRecordsRow)
+
+
+async def _every_record(db: Database, read: Callable[[FileRecordsRow], _Read]) -> list[_Read]:
+    """Read every row through `read`, in pages; more than one page in one snapshot."""
+    first = await _accessed_page(db, None, read)
     if first.next_cursor is None:
         return list(first.items)
     async with read_snapshot(db) as seen:
-        return await every_item(lambda after: _accessed_page(seen, after))
+        return await every_item(lambda after: _accessed_page(seen, after, read))
 
 
 _AccessCursor = tuple[dt.datetime, int]
@@ -138,8 +168,8 @@ _AccessCursor = tuple[dt.datetime, int]
 
 
 async def _accessed_page(
-    db: Database, after: _AccessCursor | None
-) -> Page[FileRecord, _AccessCursor]:
+    db: Database, after: _AccessCursor | None, read: Callable[[FileRecordsRow], _Read]
+) -> Page[_Read, _AccessCursor]:
     """Give one page of READ_PAGE records in access order, after the cursor `after`."""
     cursor_at, cursor_id = (END_OF_TIME, MAX_INT) if after is None else after
     queries = require_database(db).queries
@@ -149,9 +179,7 @@ async def _accessed_page(
             conn, cursor_accessed_at=cursor_at, cursor_id=cursor_id, page_size=READ_PAGE
         ),
     )
-    return await page_of(
-        rows, file_record_from_row, READ_PAGE, lambda last: (last.accessed_at, stored_id(last))
-    )
+    return await page_of(rows, read, READ_PAGE, lambda last: (last.accessed_at, stored_id(last)))
 
 
 async def save_file_record(db: Database, record: FileRecord) -> FileRecord:

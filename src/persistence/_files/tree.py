@@ -190,17 +190,18 @@ def _hashed(root: Path, name: str) -> Written | None:
 
 
 def scan(
-    root: Path, recorded: dict[str, Written]
+    root: Path, recorded: dict[str, Written], unchecked: frozenset[str] = frozenset()
 ) -> tuple[list[str], list[str], list[str], list[str]]:
     """Compare regular files on disk with `recorded`: (changed, missing, new, malformed), sorted.
 
     A recorded path out of the form the store records (`is_plain_path`) is `malformed`: it
-    is checked against no file, as walking it would check another path's. A record names
-    a file by its real path: a symlink on its way, or at its end, leads to another file.
+    is checked against no file, as walking it would check another path's; so is each of
+    `unchecked`, a record that breaks the model's rules, and its file is not new. A record
+    names a file by its real path: a symlink on its way, or at its end, leads to another file.
     """
     changed: list[str] = []
     missing: list[str] = []
-    malformed = sorted(name for name in recorded if not is_plain_path(name))
+    malformed = sorted({name for name in recorded if not is_plain_path(name)} | unchecked)
     for name, expected in sorted(recorded.items()):
         if not is_plain_path(name):
             continue
@@ -217,7 +218,7 @@ def scan(
                 if info is None or not stat.S_ISREG(info.st_mode) or is_partial_name(name):
                     continue
                 path = f"{folder}/{name}" if folder else name
-                if path not in recorded:
+                if path not in recorded and path not in unchecked:
                     new.append(path)
     return changed, missing, sorted(new), malformed
 
