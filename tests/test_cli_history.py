@@ -367,7 +367,10 @@ def test_an_export_writes_through_a_symlink_or_a_device(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith("partial")) == []
 
 
-LOOKALIKES: Final = ["a", "a ", "é", "e\u0301", "x\x1b[2Jy", "one\ntwo", "zero\u200bwidth"]
+LOOKALIKES: Final = [
+    *("a", "a ", "é", "e\u0301", "x\x1b[2Jy", "one\ntwo", "zero\u200bwidth"),
+    *("cgj\u034f", "filler\u3164", "braille\u2800", "selector\ufe0f", "lead\u115fer"),
+]
 """Test ids that print alike, or that act on the terminal: each is another test."""
 
 
@@ -393,12 +396,15 @@ def test_tables_show_test_ids_that_print_alike_apart_and_act_on_no_terminal(
     Odd: a control character, a space at either end, a decomposed accent, an invisible
     character. An imported report names its tests: `x\x1b[2Jy` cleared the terminal of
     whoever ran `compare`, `one\ntwo` split its row in two, and `é` and `e\u0301` (or `a`
-    and `a `) made two rows that read the same.
+    and `a `) made two rows that read the same. Invisible characters that Python counts as
+    printable (a combining grapheme joiner, Hangul fillers, a blank braille pattern, a
+    variation selector) were shown raw.
     """
     db = ["--database", database_url]
     assert run(capsys, "migrate", *db)[0] == 0
     asyncio.run(_store_lookalikes(database_url))
     shown = ["a", "'a '", "é", "'e\\u0301'", "'x\\x1b[2Jy'", "'one\\ntwo'", "'zero\\u200bwidth'"]
+    shown += [ascii(text) for text in LOOKALIKES[-5:]]
     for command, column in (("compare", 1), ("flaky", 1)):
         code, out, _ = run(capsys, command, *db)
         assert code == (1 if command == "compare" else 0)

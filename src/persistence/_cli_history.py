@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
@@ -112,9 +113,23 @@ def _shown(text: str) -> str:
     line break) would act on the terminal, and a space at either end, an invisible character
     or a decomposed accent would make two tests read alike. Those are written as Python does.
     """
-    if text.isprintable() and text == text.strip() and unicodedata.is_normalized("NFC", text):
+    if (
+        text.isprintable()
+        and text == text.strip()
+        and unicodedata.is_normalized("NFC", text)
+        and _INVISIBLE.search(text) is None
+    ):
         return text
     return ascii(text)
+
+
+_INVISIBLE: Final = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
+"""What `str.isprintable` passes that prints as nothing: Unicode's default-ignorable letters
+and marks (a combining grapheme joiner, Hangul fillers, variation selectors), and the blank
+braille pattern."""
 
 
 _positive: Final = whole_number("a whole number above 0")
