@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -466,3 +468,29 @@ def test_an_error_names_a_path_as_it_is_spaces_and_escapes_kept(
         assert_one_error_line(err)
         assert shown in err
         assert "\x1b" not in err
+
+
+@pytest.mark.parametrize("kind", ["empty file", "another program's database"])
+def test_an_import_into_a_file_never_migrated_is_refused_leaving_it_as_it_was(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """Refused before the open that writes, which set WAL mode first: the file is unchanged.
+
+    An empty file became a 4 kB WAL database, and another program's rollback-journal database
+    was left in WAL mode, by a command that then refused it as not migrated.
+    """
+    database = tmp_path / "their.db"
+    database.touch()
+    if kind != "empty file":
+        with contextlib.closing(sqlite3.connect(database)) as theirs, theirs:
+            theirs.execute("CREATE TABLE notes (body TEXT)")
+            theirs.execute("INSERT INTO notes VALUES ('mine')")
+    before = database.read_bytes()
+    report = tmp_path / "r.xml"
+    report.write_text(REPORT, encoding="utf-8")
+    code, out, err = run(capsys, "import", str(report), "--database", str(database))
+    assert (code, out) == (3, "")
+    assert database.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.xml", "their.db"]
+    assert_one_error_line(err)
+    assert f"{str(database)!r} is not migrated" in err

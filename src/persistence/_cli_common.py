@@ -21,8 +21,16 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._files.content import write_all
 from persistence._guards import path_problem
-from persistence.database import Database, Engine, close_database, engine_of, open_database
+from persistence.database import (
+    Database,
+    Engine,
+    close_database,
+    engine_of,
+    open_database,
+    read_file_as_is,
+)
 from persistence.exceptions import DatabaseError, shown_path
+from persistence.migrations import migration_status
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -95,8 +103,29 @@ async def opened_existing(url: str, *, wait: float, write: bool) -> AsyncIterato
         if write:
             msg += f": create and migrate it first (persistence migrate --database {target})"
         raise CannotRunError(msg)
+    if engine is Engine.SQLITE and write:
+        await _refuse_unmigrated_file(target)
     async with opened(url, create=write, wait=wait) as db:
         yield db
+
+
+async def _refuse_unmigrated_file(target: str) -> None:
+    """Refuse a SQLite file that holds no migration of this package's, read as it is.
+
+    The open that writes sets WAL mode first: another program's database, or an empty file,
+    was left changed by a command that then refused it. A file that cannot be read as it is
+    (a hot journal, which that open rolls back) is left to that open, as before.
+    """
+    try:
+        async with read_file_as_is(target) as looked:
+            applied = (await migration_status(looked)).applied
+    except DatabaseError:
+        return
+    if not applied:
+        raise CannotRunError(
+            f"{target!r} is not migrated (it holds no migration of this package's): run "
+            f"`persistence migrate --database {target}` first"
+        )
 
 
 def whole_number(expected: str, most: int | None = None) -> Callable[[str], int]:
