@@ -494,3 +494,21 @@ def test_an_import_into_a_file_never_migrated_is_refused_leaving_it_as_it_was(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.xml", "their.db"]
     assert_one_error_line(err)
     assert f"{str(database)!r} is not migrated" in err
+
+
+def test_an_import_that_cannot_say_so_names_the_run_it_saved(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Standard output full after the commit: the error says the run is saved, and which.
+
+    It said only `No space left on device: standard output`, exit 3, for a run that was
+    saved: a step retried on failure imported the report twice.
+    """
+    db = _with_a_run(tmp_path / "app.db")
+    full = ("sh", "-c", 'exec "$@" > /dev/full', "sh")
+    done = cli("import", str(tmp_path / "r.xml"), *db, cwd=tmp_path, prefix=full)
+    assert done.returncode == 3
+    assert_one_error_line(done.stderr)
+    assert "r.xml as run 2, but could not say so on standard output" in done.stderr
+    assert "the run is saved; do not import the report again" in done.stderr
+    assert run(capsys, "runs", "--json", *db)[1].count('"id": 2') == 1

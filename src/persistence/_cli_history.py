@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+import sys
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
@@ -437,10 +438,20 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     kind = arguments.format or _SUFFIXES.get(arguments.file.suffix.lower(), "ctrf")
     labels: JsonObject = arguments.label
     run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
-    if arguments.json:
-        print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
-    else:
-        print(f"imported {shown_path(arguments.file)} as run {run.id}")
+    said = f"imported {shown_path(arguments.file)} as run {run.id}"
+    try:  # flushed now: failing at the command's end, it read as an import that failed
+        if arguments.json:
+            print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
+        else:
+            print(said)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise CannotRunError(
+            f"{said}, but could not say so on standard output ({error.strerror or error}): "
+            "the run is saved; do not import the report again"
+        ) from None
     return EXIT_OK
 
 
