@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pytest
 
 from _cli_helpers import ok
@@ -562,3 +563,26 @@ def test_the_import_line_shows_a_file_name_of_a_line_end_escaped(
     code, out, _ = run(capsys, "import", str(path), *db)
     assert code == 0
     assert out == f"imported {str(path)!r} as run 1\n"
+
+
+async def _store_an_early_run(url: str) -> None:
+    async with connect(url) as db:
+        started = dt.datetime(1, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        run = await save_run(db, Run(started_at=started, labels={"commit": "c0"}))
+        result = TestResult(test_type=TestType.UNIT, status=TestStatus.FAILED, run_id=run.id)
+        await save_results(db, [attrs.evolve(result, test_id="t", created_at=started)])
+
+
+def test_tables_write_an_early_year_in_four_digits(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """A run of year 1 is shown `0001-01-02 03:04:05`, lined up with later ones.
+
+    `strftime("%Y")` pads the year on some systems only: glibc wrote `1-01-02`.
+    """
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    asyncio.run(_store_an_early_run(database_url))
+    code, out, _ = run(capsys, "runs", *db)
+    assert code == 0
+    assert "0001-01-02 03:04:05" in out

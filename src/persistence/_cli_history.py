@@ -133,6 +133,14 @@ and marks (a combining grapheme joiner, Hangul fillers, variation selectors), an
 braille pattern."""
 
 
+def _when(moment: dt.datetime) -> str:
+    """Give a time as the tables show it, to the second, its year in four digits.
+
+    `%Y` pads the year on some systems only: glibc wrote year 1 as `1-01-01`.
+    """
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}"
+
+
 _positive: Final = whole_number("a whole number above 0")
 _run_id: Final = whole_number("a run id: a whole number from 1 to 2**63 - 1", MAX_INT)
 _page: Final = whole_number(f"a whole number from 1 to {MAX_PAGE_SIZE:,}", MAX_PAGE_SIZE)
@@ -264,7 +272,7 @@ async def _runs(db: Database, arguments: argparse.Namespace) -> int:
         [
             (
                 r.id,
-                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                _when(r.started_at),
                 "" if r.ended_at is None else f"{(r.ended_at - r.started_at).total_seconds():.1f}s",
                 " ".join(f"{_shown(k)}={_shown(str(v))}" for k, v in r.labels.items()),
             )
@@ -328,7 +336,7 @@ async def _flaky(db: Database, arguments: argparse.Namespace) -> int:
                 f.passes,
                 f.failures,
                 f.flaky_commits,
-                f.last_seen.strftime("%Y-%m-%d %H:%M"),
+                _when(f.last_seen)[:-3],
             )
             for f in found
         ],
@@ -376,7 +384,7 @@ async def _test_history(db: Database, arguments: argparse.Namespace) -> int:
         ["when", "run", "status", "time"],
         [
             (
-                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                _when(r.created_at),
                 "-" if r.run_id is None else r.run_id,
                 r.status.value,
                 f"{r.execution_time:.3f}s",
@@ -422,7 +430,7 @@ async def _counterexamples(db: Database, arguments: argparse.Namespace) -> int:
         ["last failed", "status", "failures", "size", "input"],
         [
             (
-                c.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                _when(c.failed_at),
                 c.status.value,
                 c.failures,
                 f"{c.input_size} B",
