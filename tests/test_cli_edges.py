@@ -512,3 +512,17 @@ def test_an_import_that_cannot_say_so_names_the_run_it_saved(
     assert "r.xml as run 2, but could not say so on standard output" in done.stderr
     assert "the run is saved; do not import the report again" in done.stderr
     assert run(capsys, "runs", "--json", *db)[1].count('"id": 2') == 1
+
+
+@pytest.mark.parametrize("output", ["/dev/fd/7", "/dev/stdout"])
+def test_a_failed_write_through_a_descriptor_names_it(tmp_path: Path, output: str) -> None:
+    """`--output /dev/fd/7 7>/dev/full`: the error names the output, as a path's does.
+
+    It said only `No space left on device`, which could as well have been the database's.
+    """
+    db = _with_a_run(tmp_path / "app.db")
+    full = ("sh", "-c", 'exec "$@" 7>/dev/full >/dev/full', "sh")
+    done = cli("export", "1", "--output", output, *db, cwd=tmp_path, prefix=full)
+    assert done.returncode == 3
+    assert_one_error_line(done.stderr)
+    assert done.stderr.endswith(f"No space left on device: {output}\n")

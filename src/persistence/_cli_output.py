@@ -59,17 +59,14 @@ async def write_whole(path: Path, text: str, *, descriptor: int | None = None) -
     is `descriptor`, which the caller opened (`/dev/stdout`): it is closed after.
     """
     data = text.encode("utf-8")
-    given = descriptor is not None  # written through it: opened anew, `>> log` lost its start
-    if descriptor is None:
+    if descriptor is None:  # else written through it: opened anew, `>> log` lost its start
         kind = await asyncio.to_thread(_replaced_if_regular, path, data)  # its fsync: off the loop
         if kind is None:
             return
         descriptor = await _opened_for_writing(path, fifo=stat.S_ISFIFO(kind))
     try:
         await _written_through(descriptor, data)
-    except OSError as error:  # a reader gone: "Broken pipe" alone named no file
-        if given:
-            raise
+    except OSError as error:  # "Broken pipe" or "No space left on device" alone named no file
         raise OSError(error.errno, error.strerror, str(path)) from None
     finally:
         os.close(descriptor)
