@@ -526,3 +526,33 @@ def test_a_failed_write_through_a_descriptor_names_it(tmp_path: Path, output: st
     assert done.returncode == 3
     assert_one_error_line(done.stderr)
     assert done.stderr.endswith(f"No space left on device: {output}\n")
+
+
+@pytest.mark.parametrize("sidecar", ["", "-wal"])
+def test_an_export_to_a_stdout_that_is_the_database_is_refused(
+    tmp_path: Path, sidecar: str
+) -> None:
+    """`persistence export 1 >> app.db`: refused, the database unchanged.
+
+    The export was appended to the database file (or its WAL), exit 0; `--output` naming the
+    same file was refused.
+    """
+    database = tmp_path / "app.db"
+    db = _with_a_run(database)
+    target = tmp_path / f"app.db{sidecar}"
+    target.touch()
+    before = target.read_bytes()
+    with target.open("ab") as appended:
+        done = subprocess.run(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "export", "1", *db],
+            cwd=tmp_path,
+            stdout=appended,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert target.read_bytes() == before
+    assert_one_error_line(done.stderr)
+    assert f"standard output is the database {str(database)!r}" in done.stderr

@@ -25,6 +25,7 @@ from persistence._cli_common import (
     CannotRunError,
     amount,
     file_argument,
+    own_stdout_descriptor,
     path_argument,
     picked,
     print_json,
@@ -470,19 +471,47 @@ def _output_apart(arguments: argparse.Namespace) -> None:
     yet checkpointed into it.
     """
     engine, target = engine_of(database_url(arguments.database))
-    if arguments.output is None or engine is not Engine.SQLITE:
+    if engine is not Engine.SQLITE:
         return
-    output = Path(os.path.realpath(arguments.output))
     database = Path(os.path.realpath(target))
-    for suffix in ("", *SQLITE_SIDECARS):
-        place = database.with_name(database.name + suffix)
+    if arguments.output is None:  # `export 1 >> app.db` appended the export to the database
+        output = _stdout_file()
+        for suffix, place in _database_files(database):
+            with contextlib.suppress(OSError):  # no such file: not stdout's
+                if output is not None and os.path.samestat(output, place.stat()):
+                    raise CannotRunError(
+                        f"standard output is the database {target!r}{_its(suffix)}: the export "
+                        "would be written into it; write it elsewhere"
+                    )
+        return
+    given = Path(os.path.realpath(arguments.output))
+    for suffix, place in _database_files(database):
         with contextlib.suppress(OSError):  # either missing: the same name or no file
-            if output == place or output.samefile(place):
-                its = f" (its {suffix[1:]} file)" if suffix else ""
+            if given == place or given.samefile(place):
                 raise CannotRunError(
-                    f"--output {str(arguments.output)!r} is the database {target!r}{its}: "
-                    "the export would replace it; write it elsewhere"
+                    f"--output {str(arguments.output)!r} is the database {target!r}"
+                    f"{_its(suffix)}: the export would replace it; write it elsewhere"
                 )
+
+
+def _database_files(database: Path) -> list[tuple[str, Path]]:
+    """Give the SQLite database's file and its sidecars, each with its suffix."""
+    return [
+        (suffix, database.with_name(database.name + suffix)) for suffix in ("", *SQLITE_SIDECARS)
+    ]
+
+
+def _stdout_file() -> os.stat_result | None:
+    """Give what the process's own stdout writes to; None for another stream, or a closed one."""
+    descriptor = own_stdout_descriptor()
+    try:
+        return None if descriptor is None else os.fstat(descriptor)
+    except OSError:
+        return None
+
+
+def _its(suffix: str) -> str:
+    return f" (its {suffix[1:]} file)" if suffix else ""
 
 
 def take_output_descriptor(arguments: argparse.Namespace) -> None:
