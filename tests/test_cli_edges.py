@@ -351,6 +351,15 @@ def test_a_closed_stdout_is_refused_before_the_command_runs(
     assert run(capsys, "runs", "--json", *db)[1].count('"id"') == 1
 
 
+def test_an_export_to_a_file_runs_with_stdout_closed(tmp_path: Path) -> None:
+    """`export 1 --output FILE >&-` prints nothing on stdout: it runs, where it was refused."""
+    db = _with_a_run(tmp_path / "app.db")
+    closed = ("sh", "-c", 'exec "$0" "$@" >&-')
+    done = cli("export", "1", "--output", "out.xml", *db, cwd=tmp_path, prefix=closed)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (tmp_path / "out.xml").read_text(encoding="utf-8").startswith("<?xml")
+
+
 def test_an_export_to_dev_stdout_writes_into_the_pipe_it_is(tmp_path: Path) -> None:
     """`--output /dev/stdout` when stdout is a pipe: the export goes down the pipe.
 

@@ -342,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("argument --accept-user: needs --migrations DIR, your migrations' folder")
     if arguments.command == "compare" and (arguments.base is None) != (arguments.head is None):
         parser.error("compare: give both BASE and HEAD, or neither for the last two runs")
-    if sys.stdout is None:  # started with it closed (`>&-`): print() would drop every line
+    quiet = arguments.command == "export" and arguments.output is not None  # prints nothing
+    if sys.stdout is None and not quiet:  # started closed (`>&-`): print() would drop each line
         say("error: standard output is closed: what the command prints would be lost")
         return EXIT_FAILED
     try:
