@@ -180,6 +180,8 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
             f"{str(root)!r} is, or lies under, the SQLite database {target!r}: give the file "
             "store a folder of its own",
         )
+    if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
+        raise problem  # as open_storage would
     if engine is Engine.SQLITE and await asyncio.to_thread(_holds, root, target):
         raise ValidationError(
             "open_persistence",
@@ -187,8 +189,6 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
             f"{str(root)!r} holds the SQLite database {target!r}, which the store's writes and "
             "clean-ups could replace or remove: give the database a place outside the file store",
         )
-    if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
-        raise problem  # as open_storage would
     if user_folder is not None:  # its files, as migrate would refuse them
         await asyncio.to_thread(read_migrations, engine, user_folder)
 
