@@ -434,3 +434,40 @@ async def test_lone_writes_run_in_the_writers_own_thread_which_closing_ends(
         writer.set_trace_callback(None)
         assert names == {"persistence-sqlite-writer"}
     assert not any(t.name == "persistence-sqlite-writer" for t in threading.enumerate())
+
+
+async def test_a_block_under_way_as_the_close_begins_still_nests_and_commits(
+    database_url: str,
+) -> None:
+    """The close waits for a block of another task: the block's nested block still runs.
+
+    A check that every call makes, refusing a closed database, refused the nested block once
+    PostgreSQL's close had begun, and the whole block rolled back.
+    """
+    db = await open_database(database_url)
+    await migrate(db)
+    entered, go_on = asyncio.Event(), asyncio.Event()
+
+    async def block() -> None:
+        async with transaction(db) as tx:
+            await save_result(tx, result())
+            entered.set()
+            await go_on.wait()
+            async with transaction(tx) as inner:
+                await save_result(inner, result())
+
+    running = asyncio.create_task(block())
+    await asyncio.wait(
+        (running, asyncio.ensure_future(entered.wait())),
+        timeout=10,
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    assert entered.is_set(), running
+    closing = asyncio.create_task(close_database(db))
+    await asyncio.sleep(0.05)
+    go_on.set()
+    async with asyncio.timeout(10):  # a regression fails, not hangs
+        await running
+        await closing
+    async with connect(database_url) as again:
+        assert len(await all_results(again)) == 2

@@ -120,7 +120,7 @@ class Backend(Protocol):
 
     @property
     def closed(self) -> bool:
-        """Whether the close has begun: no call is taken after."""
+        """Whether the close has begun (PostgreSQL) or ended (SQLite): no new call is taken."""
 
     def lend(self) -> AbstractAsyncContextManager[Connection]:
         """Lend a connection for one statement, which is atomic and durable on its own."""

@@ -228,10 +228,11 @@ def refuse_outer(backend: Backend, why: str = _OUTER_IN_BLOCK) -> None:
 
 def check_usable(db: Database, *, writes: bool = False) -> None:
     """Raise now the DatabaseError a call (a write, if `writes`) on `db` would raise here."""
-    if require_database(db)._backend.closed:  # noqa: SLF001
+    frame = require_database(db)._frame  # noqa: SLF001
+    # A block's own connection stays usable until it ends, as the close waits for it.
+    if frame is None and db._backend.closed:  # noqa: SLF001
         sqlite = db.engine is Engine.SQLITE
         raise DatabaseError(f"{'the SQLite' if sqlite else 'PostgreSQL: the'} database is closed")
-    frame = db._frame  # noqa: SLF001
     if frame is not None:
         frame.check()
         if writes and frame.snapshot:
