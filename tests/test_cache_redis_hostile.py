@@ -45,22 +45,39 @@ async def test_an_entry_bound_redis_cannot_take_is_refused_before_anything_opens
         await cache.close()
 
 
-async def test_a_database_index_past_the_servers_is_logged_as_refused(
-    db: Database, redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("place", "said"),
+    [
+        ("/99999", "ResponseError: DB index is out of range"),
+        ("nosuchuser:wrong@", "AuthenticationError: invalid username-password pair"),
+    ],
+)
+async def test_a_call_the_server_refuses_is_logged_as_refused(
+    db: Database,
+    redis_url: str,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    place: str,
+    said: str,
 ) -> None:
-    """An index the server has no database for is logged as the server's refusal, in its words.
+    """A database index past the server's, or a user it does not know: the server's words.
 
     The reads go to the database meanwhile. The warning had said "no answer within 0.25s or a
     failed call", as for a server that is down or slow.
     """
     await set_config(db, "runner", "a", 1)
-    past = urllib.parse.urlsplit(redis_url)._replace(path="/99999").geturl()
-    cache = await open_redis_cache(db, past, namespace=namespace, heartbeat=HEARTBEAT)
+    parts = urllib.parse.urlsplit(redis_url)
+    if place.startswith("/"):
+        parts = parts._replace(path=place)
+    else:
+        parts = parts._replace(netloc=place + parts.netloc.rpartition("@")[2])
+    cache = await open_redis_cache(db, parts.geturl(), namespace=namespace, heartbeat=HEARTBEAT)
     try:
         with caplog.at_level(logging.WARNING, logger="persistence.cache"):
             assert await cache.get_config_value("runner", "a", int) == 1
         assert cache.stats().faults == 1
-        assert "/99999: refused the call (ResponseError: DB index is out of range)" in caplog.text
+        assert f": refused the call ({said}" in caplog.text
         assert "no answer" not in caplog.text
     finally:
         await cache.close()

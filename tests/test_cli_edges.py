@@ -502,7 +502,8 @@ def test_an_import_into_a_file_never_migrated_is_refused_leaving_it_as_it_was(
     assert database.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.xml", "their.db"]
     assert_one_error_line(err)
-    assert f"{str(database)!r} is not migrated" in err
+    assert f"{database}: migrations not applied or drifted: 0001_initial_schema, " in err
+    assert err.rstrip().endswith("run 'persistence migrate'")
 
 
 def test_an_import_that_cannot_say_so_names_the_run_it_saved(

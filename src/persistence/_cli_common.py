@@ -21,16 +21,15 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._files.content import write_all
 from persistence._guards import path_problem
+from persistence.bundle import checked_as_it_is
 from persistence.database import (
     Database,
     Engine,
     close_database,
     engine_of,
     open_database,
-    read_file_as_is,
 )
-from persistence.exceptions import DatabaseError, shown_path
-from persistence.migrations import migration_status
+from persistence.exceptions import DatabaseError, MigrationError, shown_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -103,29 +102,23 @@ async def opened_existing(url: str, *, wait: float, write: bool) -> AsyncIterato
         if write:
             msg += f": create and migrate it first (persistence migrate --database {target})"
         raise CannotRunError(msg)
-    if engine is Engine.SQLITE and write:
-        await _refuse_unmigrated_file(target)
+    if engine is Engine.SQLITE and write:  # before the open that writes sets WAL mode on it
+        await retrying(lambda _: _migrated_as_it_is(target), url, wait)
     async with opened(url, create=write, wait=wait) as db:
         yield db
 
 
-async def _refuse_unmigrated_file(target: str) -> None:
-    """Refuse a SQLite file that holds no migration of this package's, read as it is.
+async def _migrated_as_it_is(target: str) -> None:
+    """Refuse a SQLite file not migrated to this version, read as it is, as a `DatabaseError`.
 
-    The open that writes sets WAL mode first: another program's database, or an empty file,
-    was left changed by a command that then refused it. A file that cannot be read as it is
-    (a hot journal, which that open rolls back) is left to that open, as before.
+    Refused after the open that writes, it was left changed: that open sets WAL mode first,
+    and an empty file became a WAL database. A `DatabaseError`, so that `--wait` waits for a
+    migration under way.
     """
     try:
-        async with read_file_as_is(target) as looked:
-            applied = (await migration_status(looked)).applied
-    except DatabaseError:
-        return
-    if not applied:
-        raise CannotRunError(
-            f"{target!r} is not migrated (it holds no migration of this package's): run "
-            f"`persistence migrate --database {target}` first"
-        )
+        await checked_as_it_is(target, None)
+    except MigrationError as error:
+        raise DatabaseError(str(error)) from error
 
 
 def whole_number(expected: str, most: int | None = None) -> Callable[[str], int]:

@@ -121,7 +121,7 @@ async def open_persistence(  # every part is the caller's to choose
                 f"{target}: no database there, so no migration is applied; "
                 "run 'persistence migrate'"
             )
-        checked = await _checked_as_it_is(target, user_folder)
+        checked = await checked_as_it_is(target, user_folder)
     db = await open_database(
         database, tracing=tracing, slow_query=slow_query, pgbouncer=pgbouncer, listen_url=listen_url
     )
@@ -141,7 +141,7 @@ async def open_persistence(  # every part is the caller's to choose
         yield Persistence(db=db, storage=storage, cache=cache, artifacts=artifacts)
 
 
-async def _checked_as_it_is(target: str, user_folder: Path | None) -> bool:
+async def checked_as_it_is(target: str, user_folder: Path | None) -> bool:
     """Refuse a SQLite file's pending migrations read as it is; False if it cannot be read so.
 
     The open proper sets WAL mode, and a read-only open of a WAL file makes its `-wal` and

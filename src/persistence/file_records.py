@@ -136,7 +136,8 @@ async def records_and_refused(db: Database) -> tuple[list[FileRecord], list[File
     """Give every record the model takes, as `all_file_records` does, and apart the rows it refuses.
 
     `verify` names such a row (plain SQL wrote it against the rules) as malformed: one of them
-    failed it whole, and the changes on disk it was asked about went unseen.
+    failed it whole, and the changes on disk it was asked about went unseen. A row whose time
+    or metadata cannot be decoded still fails the read of its page.
     """
     read = await _every_record(db, _record_or_row)
     return [r for r in read if isinstance(r, FileRecord)], [

@@ -31,13 +31,12 @@ from persistence._files.paths import (
     Written,
     check_path,
     check_pattern,
-    is_reserved,
     storage_errors,
 )
 from persistence._guards import argument, at_least, byte_string, finite_amount
 from persistence._loop import map_in_slices
 from persistence.database import Database, transaction
-from persistence.exceptions import OutsideRootError, ValidationError
+from persistence.exceptions import ValidationError
 from persistence.file_records import (
     delete_file_record_by_path,
     find_file_record_by_path,
@@ -107,7 +106,8 @@ class VerifyReport:
     new: tuple[str, ...] = ()
     malformed: tuple[str, ...] = ()
     """Recorded paths that no tracked operation writes (`a/../b`, `./a`, `a//b`, `a/`, `/a`),
-    written by other means: checked against no file, as walking one would check another's."""
+    written by other means, and those of rows that break the model's rules (a hash in
+    capitals; a path that is not text is given as its `repr`): checked against no file."""
 
     @property
     def clean(self) -> bool:
@@ -159,15 +159,6 @@ async def _record(db: Database, info: FileInfo) -> None:
 
 
 async def _record_read(db: Database, read: tuple[object, FileInfo]) -> None:
-    """Record a read; refuse one of a reserved folder's file (a backup), which has no record.
-
-    Recorded, the backup's record went missing once retention pruned it, and `verify` blamed
-    a change made outside the package.
-    """
-    path = read[1].path
-    if is_reserved(path.split("/", 1)[0]):
-        why = "is inside a reserved folder, whose files have no record: read it without track="
-        raise OutsideRootError(path, why)
     await _record(db, read[1])
 
 

@@ -387,9 +387,13 @@ def stage_delete(root: Path, path: str, _check: Check) -> Change[str]:
 def stage_read(
     root: Path, path: str, check: Check, *, convert: Callable[[bytes], T], lock: bool
 ) -> Change[tuple[T, FileInfo]]:
-    """Stage reading a whole file (backups too), converted by `convert`; locked if `lock`."""
+    """Stage reading a whole file, converted by `convert`; locked if `lock`, for its record.
+
+    Backups can be read, but not so: a reserved folder's file has no record, and one made
+    went missing once retention pruned the backup.
+    """
     with ExitStack() as stack:
-        spot = stack.enter_context(locate(root, path, reserved_ok=True))
+        spot = stack.enter_context(locate(root, path, reserved_ok=not lock))
         check(spot.path)
 
         def apply() -> tuple[T, FileInfo]:

@@ -284,12 +284,16 @@ class RedisCache(Cache):
             async with asyncio.timeout(self._timeout):
                 result = await make()
         except self._transport_errors as error:
-            from redis.exceptions import ResponseError  # noqa: PLC0415  # see the module
+            from redis.exceptions import (  # noqa: PLC0415  # see the module
+                AuthenticationError,
+                ResponseError,
+            )
 
             if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
                 self._bad_entry(entry_key, error, "held another kind of value")
                 return None  # as a missing entry: the load's SET replaces it
-            refused = isinstance(error, ResponseError)  # its answer: a DB index past its, OOM
+            # Its answer: a DB index past its, OOM, no or a wrong password (a ConnectionError).
+            refused = isinstance(error, ResponseError | AuthenticationError)
             lost = f"no answer within {self._timeout:g}s or a failed call"
             self._fault(error, "refused the call" if refused else lost)
             self._down_until = time.monotonic() + self._retry_after
