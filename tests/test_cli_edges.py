@@ -552,16 +552,8 @@ def test_an_export_to_a_stdout_that_is_the_database_is_refused(
     target = tmp_path / f"app.db{sidecar}"
     target.touch()
     before = target.read_bytes()
-    with target.open("ab") as appended:
-        done = subprocess.run(  # this interpreter, fixed arguments
-            [sys.executable, "-m", "persistence", "export", "1", *db],
-            cwd=tmp_path,
-            stdout=appended,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+    appended = ("sh", "-c", 'exec "$@" >> "$0"', str(target))
+    done = cli("export", "1", *db, cwd=tmp_path, prefix=appended)
     assert done.returncode == 3
     assert target.read_bytes() == before
     assert_one_error_line(done.stderr)
