@@ -47,6 +47,11 @@ def cli(
     )
 
 
+def redirected(redirection: str) -> tuple[str, ...]:
+    """A `cli` prefix: the command runs under a shell's `redirection` (`>&-`, `2>/dev/full`)."""
+    return ("sh", "-c", f'exec "$@" {redirection}', "sh")
+
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the command line in this process: exit code, stdout and stderr."""
     code = main(list(args))

@@ -41,19 +41,6 @@ async def empty_database(database_url: str) -> AsyncIterator[Database]:
         yield db
 
 
-async def plain_sql(db: Database, statement: str) -> None:
-    """Run one statement over a connection of the test's own, bypassing the package."""
-    if db.engine.value == "sqlite":
-        with closing(sqlite3.connect(db.url)) as lite, lite:
-            lite.execute(statement)
-        return
-    pg = await asyncpg.connect(db.url)
-    try:
-        await pg.execute(statement)
-    finally:
-        await pg.close()
-
-
 async def table_names(db: Database, *, every: bool = False) -> set[str]:
     """The tables of the database behind `db`, read over a connection of the test's own.
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from _cache_disk_helpers import open_descriptors
-from _cli_helpers import assert_one_error_line, cli, ok, run
+from _cli_helpers import assert_one_error_line, cli, ok, redirected, run
 from persistence.__main__ import _parser, _run_history  # the command's steps
 from persistence._cli_history import CHECKS
 
@@ -343,7 +344,7 @@ def test_a_closed_stdout_is_refused_before_the_command_runs(
     AttributeError with a traceback.
     """
     db = _with_a_run(tmp_path / "app.db")
-    closed = ("sh", "-c", 'exec "$0" "$@" >&-')
+    closed = redirected(">&-")
     done = cli(*command, *db, cwd=tmp_path, prefix=closed)
     assert done.returncode == 3, done.stderr
     assert_one_error_line(done.stderr)
@@ -354,7 +355,7 @@ def test_a_closed_stdout_is_refused_before_the_command_runs(
 def test_an_export_to_a_file_runs_with_stdout_closed(tmp_path: Path) -> None:
     """`export 1 --output FILE >&-` prints nothing on stdout: it runs, where it was refused."""
     db = _with_a_run(tmp_path / "app.db")
-    closed = ("sh", "-c", 'exec "$0" "$@" >&-')
+    closed = redirected(">&-")
     done = cli("export", "1", "--output", "out.xml", *db, cwd=tmp_path, prefix=closed)
     assert (done.returncode, done.stderr) == (0, "")
     assert (tmp_path / "out.xml").read_text(encoding="utf-8").startswith("<?xml")
@@ -454,7 +455,7 @@ def test_with_stderr_closed_an_error_goes_nowhere_not_into_stdout(tmp_path: Path
     export's file, or the JSON a script read.
     """
     db = _with_a_run(tmp_path / "app.db")
-    closed = ("sh", "-c", 'exec "$@" 2>&-', "sh")
+    closed = redirected("2>&-")
     done = cli("export", "99", *db, cwd=tmp_path, prefix=closed)
     assert (done.returncode, done.stdout, done.stderr) == (3, "", "")
 
@@ -515,7 +516,7 @@ def test_an_import_that_cannot_say_so_names_the_run_it_saved(
     saved: a step retried on failure imported the report twice.
     """
     db = _with_a_run(tmp_path / "app.db")
-    full = ("sh", "-c", 'exec "$@" > /dev/full', "sh")
+    full = redirected("> /dev/full")
     done = cli("import", str(tmp_path / "r.xml"), *db, cwd=tmp_path, prefix=full)
     assert done.returncode == 3
     assert_one_error_line(done.stderr)
@@ -531,7 +532,7 @@ def test_a_failed_write_through_a_descriptor_names_it(tmp_path: Path, output: st
     It said only `No space left on device`, which could as well have been the database's.
     """
     db = _with_a_run(tmp_path / "app.db")
-    full = ("sh", "-c", 'exec "$@" 7>/dev/full >/dev/full', "sh")
+    full = redirected("7>/dev/full >/dev/full")
     done = cli("export", "1", "--output", output, *db, cwd=tmp_path, prefix=full)
     assert done.returncode == 3
     assert_one_error_line(done.stderr)
@@ -552,7 +553,7 @@ def test_an_export_to_a_stdout_that_is_the_database_is_refused(
     target = tmp_path / f"app.db{sidecar}"
     target.touch()
     before = target.read_bytes()
-    appended = ("sh", "-c", 'exec "$@" >> "$0"', str(target))
+    appended = redirected(f">> {shlex.quote(str(target))}")
     done = cli("export", "1", *db, cwd=tmp_path, prefix=appended)
     assert done.returncode == 3
     assert target.read_bytes() == before

@@ -583,6 +583,7 @@ def test_tables_write_an_early_year_in_four_digits(
     db = ["--database", database_url]
     assert run(capsys, "migrate", *db)[0] == 0
     asyncio.run(_store_an_early_run(database_url))
-    code, out, _ = run(capsys, "runs", *db)
-    assert code == 0
-    assert "0001-01-02 03:04:05" in out
+    for command in (("runs",), ("test-history", "t")):
+        code, out, _ = run(capsys, *command, *db)
+        assert code == 0
+        assert "0001-01-02 03:04:05" in out, command

@@ -18,7 +18,6 @@ from _migration_helpers import (
     CREATE_B,
     empty_database,  # noqa: F401  # the `empty` fixture, used by name
     migrations,  # noqa: F401  # the `folder` fixture, used by name
-    plain_sql,
     row_count,
     table_names,
     write,
@@ -43,6 +42,7 @@ from persistence._backend import Backend
 from persistence._database_value import backend_of
 from persistence._interface import Connection
 from persistence.migrations import checksum, discover_migrations, migrations_folder
+from test_plain_ids import plain_sql
 
 
 @pytest.fixture
@@ -358,9 +358,9 @@ async def test_another_tools_history_table_is_left_alone(
     empty: Database, folder: Path, foreign: str
 ) -> None:
     """A schema_migrations table of another tool neither breaks the runner nor is touched."""
-    await plain_sql(empty, foreign)
+    await plain_sql(empty.url, foreign)
     await plain_sql(
-        empty,
+        empty.url,
         "INSERT INTO schema_migrations (version) VALUES ('20200101000000')"
         if "dirty" not in foreign
         else "INSERT INTO schema_migrations (version, dirty) VALUES (1, false)",
@@ -374,7 +374,7 @@ async def test_another_tools_history_table_is_left_alone(
 async def test_the_history_of_an_earlier_version_is_adopted(empty: Database, folder: Path) -> None:
     """A history kept under the old name schema_migrations is renamed, not run again."""
     await migrate(empty, package_folder=folder)
-    await plain_sql(empty, "ALTER TABLE persistence_migrations RENAME TO schema_migrations")
+    await plain_sql(empty.url, "ALTER TABLE persistence_migrations RENAME TO schema_migrations")
     status = await migration_status(empty, package_folder=folder)
     assert any("earlier version" in note for note in status.notes)
     assert await migrate(empty, package_folder=folder) == []
@@ -433,7 +433,7 @@ async def test_another_programs_database_refused_at_the_first_migration_is_left_
     The history table was made in a transaction of its own, before the first migration: the
     refused database kept an empty `persistence_migrations`, of a package it never took.
     """
-    await plain_sql(empty, "CREATE TABLE config_entries (name TEXT)")
+    await plain_sql(empty.url, "CREATE TABLE config_entries (name TEXT)")
     theirs = await table_names(empty, every=True)
     assert theirs == {"config_entries"}
     with pytest.raises(MigrationError, match="0001_initial_schema"):
@@ -442,6 +442,6 @@ async def test_another_programs_database_refused_at_the_first_migration_is_left_
     status = await migration_status(empty)
     assert status.applied == ()
     assert status.pending[0].version == 1
-    await plain_sql(empty, "DROP TABLE config_entries")  # out of the way: it migrates
+    await plain_sql(empty.url, "DROP TABLE config_entries")  # out of the way: it migrates
     assert [m.version for m in await migrate(empty)][:1] == [1]
     assert (await migration_status(empty)).up_to_date

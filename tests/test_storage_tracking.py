@@ -1,11 +1,8 @@
-import contextlib
 import hashlib
 import inspect
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import attrs
 import pytest
 
@@ -38,6 +35,7 @@ from persistence.storage import (
     write_bytes,
     write_text,
 )
+from test_plain_ids import plain_sql
 
 DOCS = Path(__file__).parent.parent / "docs" / "STORAGE.md"
 
@@ -228,16 +226,7 @@ async def _spoil_the_record(
     database_url: str, path: str, change: str = "hash = upper(hash)"
 ) -> None:
     """Plain SQL: write the record's hash in capitals, which no FileRecord holds, or `change`."""
-    spoil = f"UPDATE file_records SET {change} WHERE path = "  # noqa: S608  # the test's own
-    if database_url.startswith("postgresql"):
-        server: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(database_url)
-        try:
-            await server.execute(spoil + "$1", path)
-        finally:
-            await server.close()
-        return
-    with contextlib.closing(sqlite3.connect(database_url)) as plain, plain:
-        plain.execute(spoil + "?", (path,))
+    await plain_sql(database_url, f"UPDATE file_records SET {change} WHERE path = '{path}'")  # noqa: S608  # the test's own
 
 
 async def test_a_spoiled_record_refuses_a_tracked_change_before_the_disk(

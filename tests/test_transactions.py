@@ -457,17 +457,21 @@ async def test_a_block_under_way_as_the_close_begins_still_nests_and_commits(
                 await save_result(inner, result())
 
     running = asyncio.create_task(block())
-    await asyncio.wait(
-        (running, asyncio.ensure_future(entered.wait())),
-        timeout=10,
-        return_when=asyncio.FIRST_COMPLETED,
-    )
-    assert entered.is_set(), running
-    closing = asyncio.create_task(close_database(db))
-    await asyncio.sleep(0.05)
-    go_on.set()
-    async with asyncio.timeout(10):  # a regression fails, not hangs
-        await running
-        await closing
+    closing: asyncio.Task[None] | None = None
+    waiting = asyncio.ensure_future(entered.wait())
+    try:
+        await asyncio.wait((running, waiting), timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert entered.is_set(), running
+        closing = asyncio.create_task(close_database(db))
+        await asyncio.sleep(0.05)
+        go_on.set()
+        async with asyncio.timeout(10):  # a regression fails, not hangs
+            await running
+            await closing
+    finally:
+        waiting.cancel()
+        running.cancel()
+        if closing is None:
+            await close_database(db)
     async with connect(database_url) as again:
         assert len(await all_results(again)) == 2
