@@ -473,32 +473,30 @@ def _output_apart(arguments: argparse.Namespace) -> None:
     engine, target = engine_of(database_url(arguments.database))
     if engine is not Engine.SQLITE:
         return
-    database = Path(os.path.realpath(target))
     if arguments.output is None:  # `export 1 >> app.db` appended the export to the database
-        output = _stdout_file()
-        for suffix, place in _database_files(database):
-            with contextlib.suppress(OSError):  # no such file: not stdout's
-                if output is not None and os.path.samestat(output, place.stat()):
-                    raise CannotRunError(
-                        f"standard output is the database {target!r}{_its(suffix)}: the export "
-                        "would be written into it; write it elsewhere"
-                    )
-        return
-    given = Path(os.path.realpath(arguments.output))
-    for suffix, place in _database_files(database):
+        if (output := _stdout_file()) is None:
+            return
+        named, does = "standard output", "would be written into it"
+
+        def same(place: Path) -> bool:
+            return os.path.samestat(output, place.stat())
+
+    else:
+        given = Path(os.path.realpath(arguments.output))
+        named, does = f"--output {str(arguments.output)!r}", "would replace it"
+
+        def same(place: Path) -> bool:
+            return given == place or given.samefile(place)
+
+    database = Path(os.path.realpath(target))
+    for suffix in ("", *SQLITE_SIDECARS):
         with contextlib.suppress(OSError):  # either missing: the same name or no file
-            if given == place or given.samefile(place):
+            if same(database.with_name(database.name + suffix)):
+                its = f" (its {suffix[1:]} file)" if suffix else ""
                 raise CannotRunError(
-                    f"--output {str(arguments.output)!r} is the database {target!r}"
-                    f"{_its(suffix)}: the export would replace it; write it elsewhere"
+                    f"{named} is the database {target!r}{its}: the export {does}; "
+                    "write it elsewhere"
                 )
-
-
-def _database_files(database: Path) -> list[tuple[str, Path]]:
-    """Give the SQLite database's file and its sidecars, each with its suffix."""
-    return [
-        (suffix, database.with_name(database.name + suffix)) for suffix in ("", *SQLITE_SIDECARS)
-    ]
 
 
 def _stdout_file() -> os.stat_result | None:
@@ -508,10 +506,6 @@ def _stdout_file() -> os.stat_result | None:
         return None if descriptor is None else os.fstat(descriptor)
     except OSError:
         return None
-
-
-def _its(suffix: str) -> str:
-    return f" (its {suffix[1:]} file)" if suffix else ""
 
 
 def take_output_descriptor(arguments: argparse.Namespace) -> None:
