@@ -1,29 +1,27 @@
 """A SQLite database whose `-journal`, `-wal` or `-shm` is there but is no file (a folder).
 
 SQLite opened such a database, and every write then failed as "attempt to write a readonly
-database", naming neither the folder nor what to do. The open for writing now refuses it,
-naming the folder, and the database is left as it was.
+database", naming neither the folder nor what to do. Every open, read-only ones too, now
+refuses it, naming the file, and the database is left as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
+from conftest import _migrated_sqlite_file
 from persistence import DatabaseError, connect, list_runs
 
 
 @pytest.fixture
 def migrated(tmp_path: Path, _migrated_sqlite_template: Path) -> Path:
-    """This test's own migrated SQLite file, `app.db`: a copy of the template."""
-    path = tmp_path / "app.db"
-    shutil.copyfile(_migrated_sqlite_template, path)
-    return path
+    """This test's own migrated SQLite file: a copy of the template."""
+    return _migrated_sqlite_file(_migrated_sqlite_template, tmp_path)
 
 
 def _released(fifo: Path) -> None:
@@ -36,11 +34,11 @@ def _released(fifo: Path) -> None:
 @pytest.mark.parametrize("end", ["-journal", "-wal", "-shm"])
 @pytest.mark.parametrize("kind", ["folder", "fifo", "link to a folder"])
 async def test_an_open_refuses_a_sidecar_that_is_no_file(
-    tmp_path: Path, migrated: Path, end: str, kind: str, *, create: bool
+    migrated: Path, end: str, kind: str, *, create: bool
 ) -> None:
     """Refused at the open, named, with nothing written; once it is gone, the open works."""
-    path = migrated
-    beside = tmp_path / f"app.db{end}"
+    path, tmp_path = migrated, migrated.parent
+    beside = path.with_name(path.name + end)
     if kind == "folder":
         beside.mkdir()
     elif kind == "fifo":
@@ -53,7 +51,7 @@ async def test_an_open_refuses_a_sidecar_that_is_no_file(
     release = threading.Timer(10, _released, (beside,))
     release.start()
     try:
-        with pytest.raises(DatabaseError, match=f"app.db{end} beside it is .*; move it away"):
+        with pytest.raises(DatabaseError, match=f"{path.name}{end} beside it is .*; move it away"):
             async with connect(str(path), create=create):
                 pass
     finally:
