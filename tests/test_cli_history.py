@@ -9,10 +9,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Final
 
@@ -587,3 +589,28 @@ def test_tables_write_an_early_year_in_four_digits(
         code, out, _ = run(capsys, *command, *db)
         assert code == 0
         assert "0001-01-02 03:04:05" in out, command
+
+
+@pytest.mark.long
+def test_an_import_waits_for_a_write_lock_held_longer_than_the_librarys_default(
+    capsys: pytest.CaptureFixture[str], _migrated_sqlite_template: Path, tmp_path: Path
+) -> None:
+    """A second import into SQLite waits for the first, as it would on PostgreSQL.
+
+    Before, it waited `open_database`'s 5 s for the write lock and failed (`the database is
+    locked`), though the first import ended a moment later: a long import held the lock.
+    """
+    shutil.copyfile(_migrated_sqlite_template, database := tmp_path / "app.db")
+    report = tmp_path / "report.xml"
+    report.write_text(REPORT.format(read=0.1, outcome=""), encoding="utf-8")
+    other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's long import, as plain SQL
+    release = threading.Timer(5.5, other.commit)
+    release.start()
+    try:
+        code, out, err = run(capsys, "import", str(report), "--database", str(database))
+    finally:
+        release.join()
+        other.close()
+    assert (code, err) == (0, "")
+    assert out.strip() == f"imported {report} as run 1"

@@ -58,10 +58,18 @@ class CannotRunError(Exception):
 async def opened(
     url: str, *, create: bool, wait: float, command_timeout: float = COMMAND_TIMEOUT
 ) -> AsyncIterator[Database]:
-    """Open the database for a command, retrying for up to `wait` seconds; close it after."""
+    """Open the database for a command, retrying for up to `wait` seconds; close it after.
+
+    On SQLite a write waits for another process's write lock as long as a statement may run on
+    PostgreSQL, or `wait` if longer: a second import waits for a long one, as it would there.
+    """
     db = await retrying(
         lambda timeout: open_database(
-            url, create=create, connect_timeout=timeout, command_timeout=command_timeout
+            url,
+            create=create,
+            connect_timeout=timeout,
+            command_timeout=command_timeout,
+            busy_timeout=max(command_timeout, wait),
         ),
         url,
         wait,
