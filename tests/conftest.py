@@ -170,6 +170,12 @@ def _migrated_sqlite_file(template: Path, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def migrated_sqlite(tmp_path: Path, _migrated_sqlite_template: Path) -> Path:
+    """This test's own migrated SQLite file, `test.db`: a copy of the template."""
+    return _migrated_sqlite_file(_migrated_sqlite_template, tmp_path)
+
+
 @pytest.fixture(params=ENGINES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database of each engine in turn: empty, unless the test also asks for `db`."""

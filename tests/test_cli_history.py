@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import subprocess
@@ -593,14 +592,14 @@ def test_tables_write_an_early_year_in_four_digits(
 
 @pytest.mark.long
 def test_an_import_waits_for_a_write_lock_held_longer_than_the_librarys_default(
-    capsys: pytest.CaptureFixture[str], _migrated_sqlite_template: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], migrated_sqlite: Path, tmp_path: Path
 ) -> None:
     """A second import into SQLite waits for the first, as it would on PostgreSQL.
 
     Before, it waited `open_database`'s 5 s for the write lock and failed (`the database is
     locked`), though the first import ended a moment later: a long import held the lock.
     """
-    shutil.copyfile(_migrated_sqlite_template, database := tmp_path / "app.db")
+    database = migrated_sqlite
     report = tmp_path / "report.xml"
     report.write_text(REPORT.format(read=0.1, outcome=""), encoding="utf-8")
     other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)

@@ -14,14 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import _migrated_sqlite_file
 from persistence import DatabaseError, connect, list_runs
-
-
-@pytest.fixture
-def migrated(tmp_path: Path, _migrated_sqlite_template: Path) -> Path:
-    """This test's own migrated SQLite file: a copy of the template."""
-    return _migrated_sqlite_file(_migrated_sqlite_template, tmp_path)
 
 
 def _released(fifo: Path) -> None:
@@ -34,10 +27,10 @@ def _released(fifo: Path) -> None:
 @pytest.mark.parametrize("end", ["-journal", "-wal", "-shm"])
 @pytest.mark.parametrize("kind", ["folder", "fifo", "link to a folder"])
 async def test_an_open_refuses_a_sidecar_that_is_no_file(
-    migrated: Path, end: str, kind: str, *, create: bool
+    migrated_sqlite: Path, end: str, kind: str, *, create: bool
 ) -> None:
     """Refused at the open, named, with nothing written; once it is gone, the open works."""
-    path, tmp_path = migrated, migrated.parent
+    path, tmp_path = migrated_sqlite, migrated_sqlite.parent
     beside = path.with_name(path.name + end)
     if kind == "folder":
         beside.mkdir()
