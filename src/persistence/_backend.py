@@ -117,6 +117,8 @@ class Backend(Protocol):
 
     engine: Engine
     queries: Queries
+    closed_message: str
+    """What a call is told once the database is closed: the backend's own refusal."""
 
     @property
     def closed(self) -> bool:

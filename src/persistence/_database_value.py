@@ -231,8 +231,7 @@ def check_usable(db: Database, *, writes: bool = False) -> None:
     frame = require_database(db)._frame  # noqa: SLF001
     # A block's own connection stays usable until it ends, as the close waits for it.
     if frame is None and db._backend.closed:  # noqa: SLF001
-        sqlite = db.engine is Engine.SQLITE
-        raise DatabaseError(f"{'the SQLite' if sqlite else 'PostgreSQL: the'} database is closed")
+        raise DatabaseError(db._backend.closed_message)  # noqa: SLF001
     if frame is not None:
         frame.check()
         if writes and frame.snapshot:

@@ -36,6 +36,7 @@ from persistence._postgres.connections import (
 from persistence._postgres.copying import CopySupport
 from persistence._postgres.create import encoding_problem
 from persistence._postgres.errors import (
+    CLOSED,
     CONNECTION_FAILURES,
     detail,
     time_past_python,
@@ -61,7 +62,6 @@ _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_time
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
 """Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
-_CLOSED: Final = "PostgreSQL: the database is closed"
 _STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
@@ -74,6 +74,7 @@ class PostgresBackend(CopySupport):
     """
 
     engine = Engine.POSTGRES
+    closed_message = CLOSED
 
     queries: Queries
     _pool: asyncpg.Pool[asyncpg.Record]
@@ -134,7 +135,7 @@ class PostgresBackend(CopySupport):
     async def _take(self) -> PgConnection:
         """Take a pool connection, unless the close has begun: it waits only for calls under way."""
         if self._closed:
-            raise DatabaseError(_CLOSED)
+            raise DatabaseError(CLOSED)
         try:
             connection = await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
@@ -146,7 +147,7 @@ class PostgresBackend(CopySupport):
         self._all_back.clear()
         if self.closed:  # the close began while this call waited for a connection
             await self.give_back(connection, clean=True)
-            raise DatabaseError(_CLOSED)
+            raise DatabaseError(CLOSED)
         return connection
 
     async def _cancelled_then_given_back(
@@ -337,7 +338,7 @@ class PostgresBackend(CopySupport):
             raise
         if snapshot and self._closed:  # begun as the close ended the others: ends alike
             await self.give_back(connection, clean=False)
-            raise DatabaseError(_CLOSED)
+            raise DatabaseError(CLOSED)
         if snapshot:
             self._snapshots.add(connection)
         clean = broken = given_up = False

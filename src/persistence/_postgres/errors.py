@@ -11,6 +11,8 @@ import asyncpg.pool
 from persistence._backend import key_detail
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
+CLOSED: Final = "PostgreSQL: the database is closed"
+"""What a call on a closed database is told: `closed_message`, and the backend's own refusals."""
 CONNECTION_FAILURES: Final = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -69,7 +71,7 @@ def translate_postgres(  # noqa: C901, PLR0911  # one case a line
             | ConnectionError()
         ):
             if closed:
-                return DatabaseError("PostgreSQL: the database is closed")
+                return DatabaseError(CLOSED)
             why = _why_lost(error)
             # Which call was cut, and where, is not known here: say what holds for each.
             return DatabaseError(

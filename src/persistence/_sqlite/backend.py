@@ -34,7 +34,7 @@ from persistence._sqlite.scripts import (
     check_foreign_keys,
     check_no_temporary_objects,
 )
-from persistence._sqlite.statements import COUNT, ROWS, is_busy, lock_poll, plan_query
+from persistence._sqlite.statements import CLOSED, COUNT, ROWS, is_busy, lock_poll, plan_query
 from persistence._sqlite.writer import Writer
 from persistence.exceptions import DatabaseError
 
@@ -79,6 +79,7 @@ class SqliteBackend:
     """One SQLite file: a writer, a reader on the loop, and readers for worker threads."""
 
     engine = Engine.SQLITE
+    closed_message = CLOSED
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class SqliteBackend:
     def check_loop(self) -> None:
         """Refuse a closed database; use the running loop, unless the last one used is open."""
         if self.closed:
-            raise DatabaseError("the SQLite database is closed")
+            raise DatabaseError(CLOSED)
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
@@ -155,7 +156,7 @@ class SqliteBackend:
         except RuntimeError:  # "cannot schedule new futures after shutdown": a close stopped them
             if not self.closed:
                 raise
-            raise DatabaseError("the SQLite database is closed") from None
+            raise DatabaseError(CLOSED) from None
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[SqliteSession]:
         """Open a transaction that holds the write lock from BEGIN IMMEDIATE to its end."""
@@ -266,7 +267,7 @@ class SqliteBackend:
         it waits for its thread even when cancelled, so nothing writes to `path` after the call.
         """
         if self.closed:
-            raise DatabaseError("the SQLite database is closed")
+            raise DatabaseError(CLOSED)
         await finish_then_cancel(self._start_in_thread(_backup_into, self._open_reader, path))
 
     @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from persistence._cancelling import kept_if_cancelled, stopped_if_cancelled
 from persistence._loop import FIRST_SLICE_ITEMS, OFF_LOOP_SIZE, loop_held, map_slices, share_loop
 from persistence._sqlite.statements import (
+    CLOSED,
     COUNT,
     MANY,
     ROW,
@@ -258,7 +259,7 @@ class Readers:
         with self._guard:
             if self._closed:
                 snapshot.end()
-                raise DatabaseError("the SQLite database is closed")
+                raise DatabaseError(CLOSED)
             self._held.add(snapshot)
         try:
             yield snapshot
@@ -293,7 +294,7 @@ class Snapshot:
     async def read(self, plan: Plan, params: Any, mode: Mode, rows_as: RowMapper | None) -> Any:
         """Read in a thread; a cancelled read is stopped and waited for, the reader being shared."""
         if self._ended:
-            raise DatabaseError("the SQLite database is closed, and the snapshot with it")
+            raise DatabaseError(f"{CLOSED}, and the snapshot with it")
         # Cancelled, it stops at its next step; the transaction stays.
         work = self._in_thread(execute, self._reader, plan, params, mode)
         picked = await stopped_if_cancelled(work, self._reader.interrupt)

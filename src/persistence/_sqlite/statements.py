@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from persistence._interface import RowMapper
 
 
+CLOSED: Final = "the SQLite database is closed"
+"""What a call on a closed database is told: `closed_message`, and the backend's own refusals."""
 PROGRESS_STEPS: Final = 1000  # SQLite virtual-machine steps between two looks at the loop budget
 
 _ROWS_PER_INSERT: Final = 2000

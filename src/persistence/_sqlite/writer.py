@@ -42,6 +42,7 @@ from persistence._cancelling import finish_then_cancel
 from persistence._loop import gave_back, share_loop
 from persistence._sqlite.reads import InThread, map_rows, mapped_now, within_budget
 from persistence._sqlite.statements import (
+    CLOSED,
     MANY,
     Budget,
     Mode,
@@ -223,7 +224,7 @@ class Writer:
     ) -> Any:
         """Queue a write for the next batch; return once the batch has committed."""
         if self._closing:
-            raise DatabaseError("the SQLite database is closed")
+            raise DatabaseError(CLOSED)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(Write(plan, params, mode, rows_as, future))
         self._wake()
@@ -471,7 +472,7 @@ class Writer:
     async def lease(self) -> Lease:
         """Wait for the writer: after the batches and transactions queued before."""
         if self._closing:
-            raise DatabaseError("the SQLite database is closed")
+            raise DatabaseError(CLOSED)
         loop = asyncio.get_running_loop()
         lease = Lease(loop.create_future(), loop.create_future())
         self._queue.append(lease)
