@@ -173,7 +173,9 @@ async def _refuse_unmigrated(db: Database, user_folder: Path | None) -> None:
 
 async def _check_places(engine: Engine, target: str, root: Path, user_folder: Path | None) -> None:
     """Refuse what would fail once the database was made: the files root, the user's chain."""
-    if engine is Engine.SQLITE and _lies_within(root, target):  # the file made where it goes
+    # A SQLite file's place: `:memory:` and a `file:` URI are refused as such by the open.
+    placed = engine is Engine.SQLITE and target != ":memory:" and not target.startswith("file:")
+    if placed and _within(root, target, real=False):  # the file made where it goes
         raise ValidationError(
             "open_persistence",
             "files",
@@ -182,7 +184,7 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
         )
     if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
         raise problem  # as open_storage would
-    if engine is Engine.SQLITE and await asyncio.to_thread(_holds, root, target):
+    if placed and await asyncio.to_thread(_within, target, root, real=True):
         raise ValidationError(
             "open_persistence",
             "files",
@@ -241,17 +243,11 @@ def _given_or_set(given: _T | None, variable: str, default: _D) -> _T | str | _D
     return os.environ.get(variable) or default
 
 
-def _lies_within(root: Path, file: str) -> bool:
-    """Tell whether `root` is `file`, or a place under it, as written (no link followed)."""
-    place = Path(os.path.abspath(root))  # noqa: PTH100  # lexical: nothing is there yet
-    return Path(os.path.abspath(file)) in {place, *place.parents}  # noqa: PTH100
-
-
-def _holds(root: Path, file: str) -> bool:
-    """Tell whether `file` lies under `root`, following the links that are there now."""
-    if file == ":memory:" or file.startswith("file:"):  # refused as such by the open
-        return False
-    return Path(os.path.realpath(root)) in Path(os.path.realpath(file)).parents
+def _within(inner: str | Path, outer: str | Path, *, real: bool) -> bool:
+    """Tell whether `inner` is `outer` or lies under it: as written, or by the links there now."""
+    place = os.path.realpath if real else os.path.abspath
+    inside, outside = Path(place(inner)), Path(place(outer))
+    return outside in {inside, *inside.parents}
 
 
 def _user_folder(given: object) -> Path:
