@@ -7,10 +7,8 @@ import contextlib
 import os
 import sqlite3
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -25,6 +23,7 @@ from _backup_helpers import (
     names,
     run,
 )
+from _roles import SEQUENCES, TABLES, role_of_its_own
 from persistence import (
     DatabaseError,
     FileRecord,
@@ -462,17 +461,14 @@ async def test_a_copy_by_a_role_that_may_not_hold_the_tables_says_what_it_needs(
     source: Database, migrated_postgres_url: str
 ) -> None:
     """A role that may only read and add rows cannot lock the tables: the error says why."""
-    role = f"persistence_adder_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(migrated_postgres_url)
-    tables = "ALL TABLES IN SCHEMA public"
-    sequences = "ALL SEQUENCES IN SCHEMA public"
-    try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN")
-        await admin.execute(f"GRANT SELECT, INSERT ON {tables} TO {role}")
-        await admin.execute(f"GRANT USAGE, SELECT, UPDATE ON {sequences} TO {role}")
-        parts = urlsplit(migrated_postgres_url)
-        place = parts.netloc.rpartition("@")[2]  # host and port, as given
-        as_role = urlunsplit(parts._replace(netloc=f"{role}@{place}"))
+    grants = (
+        f"GRANT SELECT, INSERT ON {TABLES} TO {{role}}",
+        f"GRANT USAGE, SELECT, UPDATE ON {SEQUENCES} TO {{role}}",
+    )
+    async with role_of_its_own(migrated_postgres_url, *grants, prefix="persistence_adder") as (
+        as_role,
+        _,
+    ):
         async with connect(as_role) as target:
             with pytest.raises(
                 DatabaseError, match=r"needs the UPDATE, DELETE or TRUNCATE privilege on each"
@@ -480,11 +476,6 @@ async def test_a_copy_by_a_role_that_may_not_hold_the_tables_says_what_it_needs(
                 await copy_database(source, target)
         async with connect(migrated_postgres_url) as target:
             assert await contents(target) == EMPTY
-    finally:
-        await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
-        await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
-        await admin.execute(f"DROP ROLE IF EXISTS {role}")
-        await admin.close()
 
 
 async def test_a_backup_of_a_time_no_file_can_hold_names_its_row(

@@ -7,13 +7,11 @@ database twice, by two formulas: these tests hold both callers to one name.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
+from _roles import TABLES, role_of_its_own
 from persistence import connect
 from persistence._database_value import backend_of
 from persistence._loans import borrow
@@ -55,23 +53,16 @@ async def role_url(migrated_postgres_url: str) -> AsyncIterator[str]:
 
     There `pg_control_system()` is refused to it, as some servers' operators set it.
     """
-    role = f"persistence_login_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(migrated_postgres_url)
-    try:
-        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-        await admin.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    grants = (
+        f"GRANT SELECT ON {TABLES} TO {{role}}",
         # A function's grants are the database's own: other databases keep theirs.
-        await admin.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
-        parts = urlsplit(migrated_postgres_url)
-        yield urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
-    finally:
-        await admin.execute(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"')
-        await admin.close()
-        admin = await asyncpg.connect(migrated_postgres_url)
-        try:
-            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
+        "REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC",
+    )
+    async with role_of_its_own(migrated_postgres_url, *grants, prefix="persistence_login") as (
+        as_role,
+        _,
+    ):
+        yield as_role
 
 
 async def test_a_role_with_login_alone_names_the_database_as_the_owner_does(

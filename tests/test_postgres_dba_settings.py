@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from _roles import SEQUENCES, TABLES, role_of_its_own
 from conftest import with_database
 from persistence import (
     DatabaseError,
@@ -33,6 +33,12 @@ from persistence.database import Engine
 from persistence.migrations import discover_migrations, migrations_folder
 
 STRICTER = ["repeatable read", "serializable"]
+_PREFIX = "persistence_rows"
+_ROWS = (
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLES} TO {{role}}",
+    f"GRANT USAGE, SELECT, UPDATE ON {SEQUENCES} TO {{role}}",
+)
+"""The rights of a role that uses the package's rows, and may make nothing."""
 
 
 async def _default_isolation(url: str, isolation: str) -> None:
@@ -89,27 +95,14 @@ async def test_an_up_to_date_database_migrates_as_a_role_that_may_not_create(
     schema's CREATE privilege (which 15 gives no role but the owner) and the transaction's
     mode before it looks for the table: "permission denied for schema public".
     """
-    role = f"persistence_rows_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(migrated_postgres_url)
-    tables, sequences = "ALL TABLES IN SCHEMA public", "ALL SEQUENCES IN SCHEMA public"
-    try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN")
-        await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")
-        await admin.execute(f"GRANT USAGE, SELECT, UPDATE ON {sequences} TO {role}")
-        if limit == "read-only transactions":
-            await admin.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
-        parts = urlsplit(migrated_postgres_url)
-        as_role = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+    grants = [*_ROWS, "REVOKE CREATE ON SCHEMA public FROM PUBLIC"]
+    if limit == "read-only transactions":
+        grants.append("ALTER ROLE {role} SET default_transaction_read_only = on")
+    async with role_of_its_own(migrated_postgres_url, *grants, prefix=_PREFIX) as (as_role, _):
         async with connect(as_role) as db:
             assert await migrate(db) == []
         async with open_persistence(as_role, files=tmp_path / "files") as opened:
             assert (await migration_status(opened.db)).up_to_date
-    finally:
-        await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
-        await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
-        await admin.execute(f"DROP ROLE IF EXISTS {role}")
-        await admin.close()
 
 
 async def test_a_role_with_no_right_on_the_history_is_refused_naming_it(
@@ -122,16 +115,8 @@ async def test_a_role_with_no_right_on_the_history_is_refused_naming_it(
     missing to it: `migration_status` listed every migration as pending, and `migrate` failed
     making the table again, as "permission denied for schema public".
     """
-    role = f"persistence_rows_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(migrated_postgres_url)
-    tables, sequences = "ALL TABLES IN SCHEMA public", "ALL SEQUENCES IN SCHEMA public"
-    try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN")
-        await admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}")
-        await admin.execute(f"GRANT USAGE, SELECT, UPDATE ON {sequences} TO {role}")
-        await admin.execute(f"REVOKE ALL ON persistence_migrations FROM {role}")
-        parts = urlsplit(migrated_postgres_url)
-        as_role = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+    grants = [*_ROWS, "REVOKE ALL ON persistence_migrations FROM {role}"]
+    async with role_of_its_own(migrated_postgres_url, *grants, prefix=_PREFIX) as (as_role, admin):
         before = await admin.fetchval("SELECT count(*) FROM persistence_migrations")
         async with connect(as_role) as db:
             denied = r"PostgreSQL: permission denied for table persistence_migrations"
@@ -140,11 +125,6 @@ async def test_a_role_with_no_right_on_the_history_is_refused_naming_it(
             with pytest.raises(DatabaseError, match=denied):
                 await migrate(db)
         assert await admin.fetchval("SELECT count(*) FROM persistence_migrations") == before
-    finally:
-        await admin.execute(f"REVOKE ALL ON {tables} FROM {role}")
-        await admin.execute(f"REVOKE ALL ON {sequences} FROM {role}")
-        await admin.execute(f"DROP ROLE IF EXISTS {role}")
-        await admin.close()
 
 
 @pytest.mark.parametrize("encoding", ["SQL_ASCII", "LATIN1"])
