@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -26,11 +27,14 @@ from persistence import (
     list_runs,
     list_test_history,
     migrate,
+    report_common,
+    save_result,
     save_results,
     save_run,
 )
 from persistence._guards import MAX_INT, MIN_INT
 from persistence._paging import every_item
+from persistence.report_json import export_jsonl
 from persistence.reports import run_results
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -147,3 +151,34 @@ def test_a_cursor_id_no_column_holds_is_refused(bad: object) -> None:
         RunCursor(T0, bad)  # type: ignore[arg-type]  # hostile on purpose
     with pytest.raises(ValidationError, match="TestHistoryCursor"):
         TestHistoryCursor("t", T0, bad)  # type: ignore[arg-type]  # hostile on purpose
+
+
+async def test_a_runs_export_takes_the_smallest_and_the_largest_id_too(
+    db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids at either end of what a column holds are exported, one page apiece.
+
+    Before, the pages began after the smallest id, so a result stored there by plain SQL was
+    left out of every export, its counts one short: the file looked whole.
+    """
+    monkeypatch.setattr(report_common, "READ_PAGE", 1)  # a page ends on each id, the last too
+    run = await save_run(db, Run(started_at=T0))
+    assert run.id is not None
+    middle = await save_result(
+        db, TestResult(test_type=TestType.UNIT, status=TestStatus.FAILED, run_id=run.id)
+    )
+    overriding = "OVERRIDING SYSTEM VALUE" if "://" in database_url else ""
+    ends = ", ".join(
+        f"({end}, 'unit', 'failed', 1.0, '2026-01-01T00:00:00.000000+00:00', {run.id}, '{name}')"
+        for end, name in ((MIN_INT, "smallest"), (MAX_INT, "largest"))
+    )
+    columns = "id, test_type, status, execution_time, created_at, run_id, test_id"
+    # The test's own constants, never input.
+    insert = f"INSERT INTO test_results ({columns}) {overriding} VALUES {ends}"  # noqa: S608
+    await plain_sql(database_url, insert)
+    exported = [json.loads(line) for line in (await export_jsonl(db, run.id)).splitlines()]
+    assert [(r["id"], r["test_id"]) for r in exported] == [
+        (MIN_INT, "smallest"),
+        (middle.id, None),
+        (MAX_INT, "largest"),
+    ]

@@ -112,13 +112,14 @@ FROM (
 ) AS ranked;
 
 -- name: ListRunResults :many
--- One run's results in the order they were stored (by id), after the id `after_id`; one page.
+-- One run's results in the order they were stored (by id), from the id `from_id` on; one page.
+-- From, not after: the first page starts at the smallest id, which plain SQL may write.
 -- test_results_run_test_idx finds the run's rows.
 -- type: @run_id int!
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE run_id = @run_id AND id > @after_id
+WHERE run_id = @run_id AND id >= @from_id
 ORDER BY id
 LIMIT @page_size;
 

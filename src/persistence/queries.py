@@ -620,9 +620,10 @@ class Queries(Protocol):
         """
 
     async def list_run_results(
-        self, conn: Connection, *, run_id: int, after_id: int, page_size: int
+        self, conn: Connection, *, run_id: int, from_id: int, page_size: int
     ) -> list[TestResultsRow]:
-        """One run's results in the order they were stored (by id), after the id `after_id`; one page.
+        """One run's results in the order they were stored (by id), from the id `from_id` on; one page.
+        From, not after: the first page starts at the smallest id, which plain SQL may write.
         test_results_run_test_idx finds the run's rows.
         """
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from persistence._database_value import check_usable
 from persistence._files.paths import open_regular
-from persistence._guards import MIN_INT, file_path, json_object, key_id
+from persistence._guards import MAX_INT, MIN_INT, file_path, json_object, key_id
 from persistence._loans import borrow
 from persistence._loop import drop_in_slices, map_in_slices
 from persistence._paging import READ_PAGE
@@ -74,13 +74,13 @@ async def written_run(
 async def run_results(db: Database, run_id: int) -> list[TestResult]:
     """Every result of a run, in the order they were stored."""
     results: list[TestResult] = []
-    after = MIN_INT  # before every id, those of 0 and below that plain SQL may write included
+    start = MIN_INT  # every id, those of 0 and below that plain SQL may write included
     while True:
         async with borrow(db) as conn:
             rows = await db.queries.list_run_results(
-                conn, run_id=run_id, after_id=after, page_size=READ_PAGE
+                conn, run_id=run_id, from_id=start, page_size=READ_PAGE
             )
         results.extend(await map_in_slices(result_from_row, rows))
-        if len(rows) < READ_PAGE:
+        if len(rows) < READ_PAGE or rows[-1].id == MAX_INT:
             return results
-        after = rows[-1].id
+        start = rows[-1].id + 1
