@@ -48,6 +48,29 @@ async def test_a_backup_to_a_name_too_long_is_refused_before_anything_is_written
     assert names(tmp_path) == before
 
 
+@pytest.mark.parametrize("place", ["name", "folder"])
+async def test_a_backup_to_a_path_not_in_utf8_is_refused_before_anything_is_written(
+    tmp_path: Path, source: Database, capsys: pytest.CaptureFixture[str], place: str
+) -> None:
+    """Bytes that are not UTF-8, in the name or its folder's, are refused first, named as given.
+
+    Before, the whole backup was made, then thrown away, with an error about an invalid
+    database URL naming the working folder beside it, which the caller had never given.
+    """
+    odd = os.fsdecode(b"\xff")
+    target = tmp_path / f"b{odd}.backup" if place == "name" else tmp_path / odd / "b.backup"
+    target.parent.mkdir(exist_ok=True)
+    before = names(target.parent)
+    with pytest.raises(ValidationError, match="not UTF-8") as caught:
+        await backup_database(source, target)
+    assert (caught.value.model, caught.value.field) == ("backup", "path")
+    assert repr(str(target)) in str(caught.value)
+    capsys.readouterr()
+    assert await run("backup", str(target), "--database", source.url) == 3
+    assert "holds bytes that are not UTF-8" in capsys.readouterr().err
+    assert names(target.parent) == before
+
+
 @pytest.mark.parametrize("kind", ["file", "fifo", "dangling symlink"])
 async def test_a_backup_below_a_file_names_what_is_there(
     tmp_path: Path, source: Database, kind: str

@@ -49,8 +49,9 @@ async def test_bad_arguments_are_refused_before_anything_happens(
     """Wrong types, sizes and paths are refused, naming what is wrong, with nothing written."""
     with pytest.raises(ValidationError, match="Database"):
         await copy_database(source, "target.db")  # type: ignore[arg-type]  # the mistake tested
-    with pytest.raises(ValidationError, match="page_size"):
-        await copy_database(source, source, page_size=0)
+    for page_size in (0, 2**63):  # the second, past any LIMIT, was a bare OverflowError
+        with pytest.raises(ValidationError, match="page_size"):
+            await copy_database(source, source, page_size=page_size)
     (tmp_path / "taken").write_text("mine")
     with pytest.raises(ValidationError, match="never overwrites"):
         await backup_database(source, tmp_path / "taken")
@@ -194,9 +195,10 @@ async def test_a_restore_refuses_bad_arguments_before_opening_the_file(tmp_path:
     async with connect(tmp_path / "target.db") as target:
         await migrate(target)
         before = names(tmp_path)
-        with pytest.raises(ValidationError, match="page_size"):
-            await restore_database(target, tmp_path / "wal.db", page_size=0)
-        assert names(tmp_path) == before
+        for page_size in (0, 2**63):
+            with pytest.raises(ValidationError, match="page_size"):
+                await restore_database(target, tmp_path / "wal.db", page_size=page_size)
+            assert names(tmp_path) == before
         with pytest.raises(ValidationError, match="skip_user_tables"):
             await restore_database(target, tmp_path / "wal.db", skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
         assert names(tmp_path) == before

@@ -33,7 +33,7 @@ from persistence._files.paths import (
     owned,
     truncate,
 )
-from persistence._guards import argument, at_least, file_path
+from persistence._guards import MAX_INT, argument, at_least, file_path
 from persistence._loans import borrow
 from persistence._transfer import (
     COPIED_TABLES,
@@ -107,7 +107,7 @@ async def copy_database(
     """
     _check_database("source", source)
     _check_database("target", target)
-    page_size = at_least("copy", "page_size", page_size, 1)
+    page_size = at_least("copy", "page_size", page_size, 1, MAX_INT)
     argument("copy", "skip_user_tables", bool, skip_user_tables)
     return await _copy(source, target, page_size, skip_user_tables=skip_user_tables)
 
@@ -221,7 +221,7 @@ async def restore_database(
     """
     _check_database("db", db)
     file = Path(file_path("restore", "path", path))
-    page_size = at_least("restore", "page_size", page_size, 1)  # before the file is opened
+    page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
     # Made in a thread that goes on after a cancel: a folder made then is removed then.
     making = asyncio.get_running_loop().run_in_executor(None, _restore_folder)
@@ -497,6 +497,15 @@ def _new_file(path: object) -> Path:
             "path",
             f"holds a line end (a CRLF line end from an env file?): {str(target)!r}",
         )
+    try:
+        str(target).encode()
+    except UnicodeEncodeError:  # found only once the whole backup was made, and thrown away
+        raise ValidationError(
+            "backup",
+            "path",
+            f"{str(target)!r} holds bytes that are not UTF-8, and SQLite opens a file by a "
+            "UTF-8 name: name it otherwise",
+        ) from None
     if not target.parent.is_dir():
         found = no_folder(target.parent)
         said = "does not exist" if found is None else f"{found}, not a folder"
