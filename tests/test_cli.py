@@ -91,7 +91,10 @@ def test_database_url_from_environment(
         (["new", "x" * 61], "is not a lower-case slug"),
         (["history", "--json", "--accept", "1"], "unrecognized arguments"),
         (["migrate", "--database", ""], "an empty URL names no database"),
-        (["status", "--database", " "], "an empty URL names no database"),
+        (["status", "--database", " "], "an empty URL names no database: leave --database"),
+        # `copy` has no --database to leave out: it said to, all the same
+        (["copy", "a.db", ""], "names no database: give a postgresql:// URL or a SQLite"),
+        (["copy", " ", "a.db"], "names no database: give a postgresql:// URL or a SQLite"),
         (["migrate", "--accept"], "expected at least one argument"),
         (["migrate", "--accept", "0"], "'0' is not a migration version"),
         (["migrate", "--accept", "one"], "'one' is not a migration version"),

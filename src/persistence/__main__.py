@@ -80,11 +80,19 @@ def _slug(text: str) -> str:
     return text
 
 
-def _database(text: str) -> str:
-    if not text.strip():
-        msg = "an empty URL names no database: leave --database out for the default"
-        raise argparse.ArgumentTypeError(msg)
-    return text
+def _database_url(instead: str) -> Callable[[str], str]:
+    """Give an argparse type for a database URL or path; `instead` says what to give if blank."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an empty URL names no database: {instead}")
+        return text
+
+    return parse
+
+
+_database: Final = _database_url("leave --database out for the default")
+_copied_database: Final = _database_url("give a postgresql:// URL or a SQLite file's path")
 
 
 _version: Final = whole_number("a migration version, such as 3 for 0003_*.sql", LAST_VERSION)
@@ -205,9 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         parents=[reports],
         help="copy every row into an empty, migrated database, of either engine",
     )
-    copy.add_argument("source", type=_database, metavar="SOURCE", help="the URL or path to read")
     copy.add_argument(
-        "target", type=_database, metavar="TARGET", help="the empty, migrated database to fill"
+        "source", type=_copied_database, metavar="SOURCE", help="the URL or path to read"
+    )
+    copy.add_argument(
+        "target",
+        type=_copied_database,
+        metavar="TARGET",
+        help="the empty, migrated database to fill",
     )
     _add_wait(copy, "each connection")
     for command in (backup, restore, copy):
