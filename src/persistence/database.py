@@ -113,7 +113,7 @@ async def open_database(  # each limit is the caller's to set
             target, busy_timeout=busy_timeout, create=create, observer=observer
         )
     else:
-        from persistence._postgres.backend import open_postgres  # noqa: PLC0415  # asyncpg, on first use
+        from persistence._postgres.opening import open_postgres  # noqa: PLC0415  # asyncpg, on first use
 
         backend = await open_postgres(
             target, shown, **limits, pool_size=pool_size, observer=observer

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -19,15 +18,13 @@ import attrs
 
 from persistence._backend import Engine, ScriptError
 from persistence._cancelling import finish_then_cancel, kept_if_cancelled
-from persistence._loader import load_queries
-from persistence._postgres.adapter import BEGIN_READ_COMMITTED, PgConnection, PostgresAdapter
+from persistence._postgres.adapter import BEGIN_READ_COMMITTED, PgConnection
 from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
     as_pg,
     cancel_request,
     check_block,
     left_broken,
-    pool_hooks,
     terminate,
     tidy,
     unanswered,
@@ -38,11 +35,10 @@ from persistence._postgres.create import encoding_problem
 from persistence._postgres.errors import (
     CLOSED,
     CONNECTION_FAILURES,
-    detail,
     time_past_python,
     translate_postgres,
 )
-from persistence._postgres.pooling import NoFeed, Pooling, split_pooling
+from persistence._postgres.pooling import NoFeed, Pooling
 from persistence._postgres.scripts import (
     failed_statement,
     marked_script,
@@ -53,7 +49,6 @@ from persistence.exceptions import DatabaseError, PersistenceError
 
 if TYPE_CHECKING:
     from persistence._interface import Connection
-    from persistence._tracing import Observer
     from persistence.queries import Queries
 
 
@@ -62,7 +57,6 @@ _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_time
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
 """Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
-_STATEMENT_CACHE: Final = 100  # asyncpg's default size, kept unless PgBouncer pools by transaction
 
 
 @attrs.define(eq=False)
@@ -516,85 +510,3 @@ class _Lent:
             await self._backend.give_back(
                 self._pooled, clean=error is None, broken=broken, unanswered=given_up
             )
-
-
-async def _first_answer(pool: asyncpg.Pool[asyncpg.Record]) -> None:
-    """Take a first connection and give it back; on any failure, terminate the pool.
-
-    A caller cancelled meanwhile (or past its connect timeout) does not cut the connect short:
-    cut just after its socket connected, asyncpg leaves a future failing with nobody to read
-    it. The pool is terminated once the connect ends, within its own timeout.
-    """
-
-    async def take_and_give_back() -> None:
-        await pool.release(await pool.acquire())
-
-    first = asyncio.ensure_future(take_and_give_back())
-    try:
-        await asyncio.shield(first)
-    except BaseException:
-        first.add_done_callback(functools.partial(_terminated_after, pool))
-        raise
-
-
-def _terminated_after(pool: asyncpg.Pool[asyncpg.Record], done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()  # read: not reported as never retrieved
-    pool.terminate()
-
-
-async def open_postgres(
-    dsn: str,
-    shown: str,
-    *,
-    connect_timeout: float,
-    command_timeout: float,
-    release_timeout: float,
-    pool_size: int,
-    observer: Observer | None = None,
-) -> PostgresBackend:
-    """Open a pool whose first connection comes within `connect_timeout`, traced by `observer`."""
-    try:
-        dsn, pooling = split_pooling(dsn)
-    except ValueError as error:
-        raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
-    queries = load_queries(
-        functools.partial(PostgresAdapter, command_timeout=command_timeout, observer=observer),
-        "postgres",
-    )
-    try:
-        async with asyncio.timeout(connect_timeout):
-            # No floor of connections (min_size=0): asyncpg would restore a floor in the
-            # background, logging a traceback on each try while the server is away. A call
-            # that needs a connection opens one and fails on its own.
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=0,
-                max_size=pool_size,
-                timeout=connect_timeout,
-                command_timeout=command_timeout,
-                **pool_hooks(sessions=not pooling.transaction),
-                # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
-                # database or role set otherwise would misread it, or refuse it.
-                server_settings={"standard_conforming_strings": "on"},
-                # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
-                # unnamed, again with the statement it runs: the next may reach another server.
-                statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
-            )
-            await _first_answer(pool)  # the server must answer at open
-    except TimeoutError as error:
-        raise DatabaseError(
-            f"cannot connect to PostgreSQL at {shown}: no answer within {connect_timeout:g}s"
-        ) from error
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
-        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
-    return PostgresBackend(
-        queries,
-        pool,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-        release_timeout=release_timeout,
-        dsn=dsn,
-        shown=shown,
-        pooling=pooling,
-    )
