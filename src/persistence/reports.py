@@ -10,7 +10,6 @@ file and line, and nothing is written. docs/HISTORY.md ("Import and export") has
 from __future__ import annotations
 
 import asyncio
-import codecs
 import datetime as dt
 import os
 import re
@@ -34,6 +33,7 @@ from persistence.database import Database, transaction
 from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report, read_run, run_results
+from persistence.report_encodings import read_as, utf_16_in
 from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
 from persistence.report_times import SECONDS, Clock, JUnitTimes, timed_run
 from persistence.runs import save_run
@@ -84,19 +84,6 @@ _EXPAT_SETTINGS: Final = frozenset(
         "specified_attributes",
     }
 )
-_DECLARATION: Final = re.compile(
-    r"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])[^\"']*\1[ \t\r\n]+"
-    r"encoding[ \t\r\n]*=[ \t\r\n]*([\"'])(?P<name>[A-Za-z][A-Za-z0-9._-]*)\2"
-)
-"""The XML declaration's encoding name, where XML 1.0 puts it."""
-_DECLARATION_BYTES: Final = 400
-"""Where a report's XML declaration ends, at most, in any encoding: it comes first."""
-_MARKS: Final = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-_UNMARKED_UTF_16: Final = {b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}  # by the first `<`
 
 
 @attrs.define
@@ -314,7 +301,7 @@ def _junit_parser(target: _JUnitTarget, encoding: str | None = None) -> DefusedX
 def _started(target: _JUnitTarget, head: bytes | bytearray) -> DefusedXMLParser:
     """Give the parser of a report that starts with `head`, its elements straight to `target`."""
     try:
-        encoding = _read_as(head)
+        encoding = read_as(head)
     except ValueError as error:
         raise target.fail(str(error), 1) from None
     parser = _junit_parser(target, encoding)
@@ -326,54 +313,6 @@ def _started(target: _JUnitTarget, head: bytes | bytearray) -> DefusedXMLParser:
     expat.StartElementHandler = target.start
     expat.EndElementHandler = target.end
     return parser
-
-
-def _read_as(head: bytes | bytearray) -> str | None:
-    """Give the encoding to read a report in, where expat would misread the name it declares.
-
-    Expat knows UTF-8 and UTF-16 by those names alone, and reads any other name through
-    Python's codec, a byte at a time: declared `utf8` (as ElementTree writes the name it was
-    given), a file's first character beyond ASCII was refused, and `utf16` was refused as a
-    multi-byte encoding. UTF-16 is read so behind its byte order mark only, which says which.
-    A mark and a name that disagree are a ValueError: expat took a UTF-8 mark's file as in the
-    single-byte encoding declared, and `été` came in as `Ã©tÃ©`.
-    """
-    mark = _mark_of(head)
-    text = bytes(head[:_DECLARATION_BYTES]).decode(mark or "latin-1", "replace")
-    found = _DECLARATION.match(text.removeprefix("\ufeff"))
-    family = _family(found["name"]) if found else None
-    if mark is not None and found and family is not None and family != _family(mark):
-        raise ValueError(
-            f"it starts with a {_family(mark)} byte order mark but declares encoding "
-            f"{found['name']!r}: save it in the one encoding, and name that one"
-        )
-    if family == "utf-8" and mark in {None, "utf-8"}:
-        return "UTF-8"
-    if family == "utf-16" and mark in {"utf-16-le", "utf-16-be"}:
-        return "UTF-16"
-    return None
-
-
-def _mark_of(head: bytes | bytearray) -> str | None:
-    """Name the encoding that a report's byte order mark says, or None without one."""
-    return next((codec for bom, codec in _MARKS if head.startswith(bom)), None)
-
-
-def _utf_16_in(head: bytes | bytearray) -> str | None:
-    """Name the report's UTF-16 byte order, by its mark or its first `<`, or None for no UTF-16."""
-    order = _mark_of(head) or _UNMARKED_UTF_16.get(bytes(head[:2]))
-    return order if order in {"utf-16-le", "utf-16-be"} else None
-
-
-def _family(name: str) -> str | None:
-    """Name the encoding that Python knows as `name`: `utf-8` and `utf-16` by any spelling."""
-    try:
-        known = codecs.lookup(name).name
-    except LookupError:
-        return None  # expat says so, naming it
-    if known.startswith("utf-8"):  # utf-8-sig too: a mark is read past either way
-        return "utf-8"
-    return "utf-16" if known.startswith("utf-16") else known
 
 
 def _element(tag: str) -> str:
@@ -413,7 +352,7 @@ async def import_junit(
             with stream:
                 chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
                 parser = _started(target, chunk)  # the first chunk: a whole declaration, if any
-                pieces.utf_16 = _utf_16_in(chunk)
+                pieces.utf_16 = utf_16_in(chunk)
                 while chunk:
                     held += chunk
                     while len(held) >= pieces.size:
