@@ -26,7 +26,7 @@ from persistence import (
     migrate,
     save_result,
 )
-from persistence._sqlite import backend as sqlite_backend
+from persistence._sqlite import opening as sqlite_opening
 from persistence.backup import restore_database
 from persistence.exceptions import DatabaseError
 
@@ -93,7 +93,7 @@ async def test_a_file_swapped_after_the_check_is_never_read(
     source = backups / "app.db"
     await _database_file(source, "checked")
     (backups / "other.db").write_bytes(b"not a database: reading it fails otherwise\n" * 100)
-    opening = sqlite_backend._read_only_uri  # noqa: SLF001  # the moment SQLite is given a path
+    opening = sqlite_opening._read_only_uri  # noqa: SLF001  # the moment SQLite is given a path
     swapped: list[Path] = []
 
     def then_swap(path: str, *, as_is: bool = False) -> str:
@@ -103,7 +103,7 @@ async def test_a_file_swapped_after_the_check_is_never_read(
             swapped.append(source)
         return uri
 
-    monkeypatch.setattr(sqlite_backend, "_read_only_uri", then_swap)
+    monkeypatch.setattr(sqlite_opening, "_read_only_uri", then_swap)
     with _unblocked(source) as woken:
         async with connect(tmp_path / "target.db") as target:
             await migrate(target)

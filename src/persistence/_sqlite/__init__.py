@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from persistence._sqlite.adapter import SqliteAdapter
-from persistence._sqlite.backend import open_sqlite
+from persistence._sqlite.opening import open_sqlite
 from persistence._sqlite.scripts import split_sqlite
 
 __all__ = ["SqliteAdapter", "open_sqlite", "split_sqlite"]
