@@ -144,7 +144,14 @@ async def test_undecodable_text_is_a_storage_error(storage: Storage) -> None:
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
 
 
-@pytest.mark.parametrize(("text", "encoding"), [("café", "ascii"), ("a\udc80", "utf-8")])
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("café", "ascii"),
+        ("a\udc80", "utf-8"),
+        ("a" * 64 + ".example", "idna"),
+    ],  # idna: UnicodeError
+)
 async def test_unencodable_text_is_a_validation_error_and_writes_nothing(
     storage: Storage, text: str, encoding: str
 ) -> None:

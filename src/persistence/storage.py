@@ -274,6 +274,9 @@ async def write_text(
         except UnicodeEncodeError as error:
             reason = f"cannot be written in {encoding!r}: {error.reason} at {error.start}"
             raise ValidationError("write_text", "text", reason) from None
+        except UnicodeError as error:  # a codec's own refusal, such as idna's of a long label
+            reason = f"cannot be written in {encoding!r}: {error}"
+            raise ValidationError("write_text", "text", reason) from None
 
     stage = functools.partial(content.stage_write, data=encode)
     return await _change("write_text", storage, track, stage, _record, path)
