@@ -325,6 +325,24 @@ async def test_a_files_root_at_or_under_the_new_database_file_makes_nothing(
     assert str(error).startswith("open_persistence.files: ")
 
 
+@pytest.mark.parametrize("end", ["-journal", "-wal", "-shm", "-journal/files"])
+async def test_a_files_root_where_sqlite_keeps_a_file_of_the_database_makes_nothing(
+    tmp_path: Path, end: str
+) -> None:
+    """A root at `app.db-journal` (or `-wal`, `-shm`), or under it, is refused; nothing is made.
+
+    Before, `-journal` was taken: the store made its folder there, and every later open of the
+    database failed (`app.db-journal beside it is a folder`). `-wal` made and migrated the
+    database, then the store found the file SQLite had made at its root.
+    """
+    database = tmp_path / "app.db"
+    error = await refused(
+        tmp_path, database=str(database), files=tmp_path / f"app.db{end}", redis=None
+    )
+    sidecar = f"{database}{end.partition('/')[0]}"
+    assert f"{sidecar!r}, where SQLite keeps a file of the SQLite database" in str(error)
+
+
 @pytest.mark.parametrize("database", ["app.db", ".tmp/app.db", "deep/er/app.db", "link/app.db"])
 async def test_a_database_under_the_files_root_is_refused_before_anything_is_made(
     tmp_path: Path, database: str

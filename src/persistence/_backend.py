@@ -34,6 +34,10 @@ class Engine(enum.Enum):
     POSTGRES = "postgres"
 
 
+SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
+"""The suffixes SQLite adds to a database's name for its journal, WAL and shared memory."""
+
+
 @attrs.frozen
 class ScriptStatement:
     """One statement of a migration script, and where it stands in the script's text."""

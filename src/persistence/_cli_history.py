@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 import attrs
 
+from persistence._backend import SQLITE_SIDECARS
 from persistence._cli_common import (
     EXIT_OK,
     CannotRunError,
@@ -34,7 +35,6 @@ from persistence._cli_common import (
 from persistence._cli_output import descriptor_of, write_to_stdout, write_whole
 from persistence._guards import MAX_INT, json_object, nonempty_text
 from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
-from persistence.backup import SQLITE_SIDECARS
 from persistence.counterexamples import CounterexampleStore
 from persistence.database import Engine, database_url, engine_of
 from persistence.exceptions import NotFoundError, ValidationError, shown_path

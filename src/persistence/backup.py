@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._backend import SQLITE_SIDECARS
 from persistence._cancelling import kept_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
@@ -482,10 +483,6 @@ async def _require_empty(db: Database) -> None:
             f"the target {db.url} is not empty ({held}): a copy or a restore writes "
             "only into an empty, migrated database"
         )
-
-
-SQLITE_SIDECARS: Final = ("-journal", "-wal", "-shm")
-"""The suffixes SQLite adds to a database's name for its journal, WAL and shared memory."""
 
 
 def _new_file(path: object) -> Path:

@@ -18,7 +18,7 @@ from typing import Final, Literal, TypeVar
 
 import attrs
 
-from persistence._backend import Engine
+from persistence._backend import SQLITE_SIDECARS, Engine
 from persistence._database_value import entered_once
 from persistence._files.tree import check_root, root_place_problem
 from persistence._guards import argument, at_least
@@ -175,12 +175,19 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
     """Refuse what would fail once the database was made: the files root, the user's chain."""
     # A SQLite file's place: `:memory:` and a `file:` URI are refused as such by the open.
     placed = engine is Engine.SQLITE and target != ":memory:" and not target.startswith("file:")
-    if placed and _within(root, target, real=False):  # the file made where it goes
+    # The files made where they go: the database, and those SQLite keeps beside it, where a
+    # folder made first would leave the database unopenable (`app.db-journal`).
+    files = [f"{target}{end}" for end in ("", *SQLITE_SIDECARS)] if placed else []
+    taken = next((file for file in files if _within(root, file, real=False)), None)
+    if taken is not None:
+        database = f"the SQLite database {target!r}"
+        what = (
+            database if taken == target else f"{taken!r}, where SQLite keeps a file of {database}"
+        )
         raise ValidationError(
             "open_persistence",
             "files",
-            f"{str(root)!r} is, or lies under, the SQLite database {target!r}: give the file "
-            "store a folder of its own",
+            f"{str(root)!r} is, or lies under, {what}: give the file store a folder of its own",
         )
     if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
         raise problem  # as open_storage would

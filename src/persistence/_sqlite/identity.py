@@ -19,6 +19,7 @@ from pathlib import Path
 
 import attrs
 
+from persistence._backend import SQLITE_SIDECARS
 from persistence.exceptions import DatabaseError
 
 
@@ -75,7 +76,7 @@ def refuse_odd_sidecars(path: str) -> None:
     at (too long, a folder not searchable) is left to SQLite's own open, which says why.
     """
     real = Path(path).resolve()
-    for end in ("-journal", "-wal", "-shm"):
+    for end in SQLITE_SIDECARS:
         beside = real.with_name(f"{real.name}{end}")
         try:
             odd = beside.exists() and not beside.is_file()
