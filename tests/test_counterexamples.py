@@ -259,3 +259,29 @@ async def test_a_folder_in_place_of_a_kept_file_is_moved_aside(
     saved = await keep_counterexample(db, store, _failing(T0), input=b"input")
     assert saved.id is not None
     assert await store.read(_sha(b"input")) == b"input"
+
+
+async def test_a_read_removes_no_kept_file_a_result_names(
+    db: Database, store: CounterexampleStore, tmp_path: Path
+) -> None:
+    """A kept file with a second hard link is read; a damaged one is a miss, and stays.
+
+    The read stood on the artifact cache's, which removes such an entry as a bad one: a user's
+    hard link made to replay an input deleted the file a result named, good content and all.
+    """
+    good, damaged = b"3\n1 2 3\n", b"5\n4 4 4 4 4\n"
+    for data in (good, damaged):
+        await keep_counterexample(db, store, _failing(T0), input=data)
+    replay = tmp_path / "replay-input"
+    replay.hardlink_to(store.path_of(_sha(good)))
+    assert await store.read(_sha(good)) == good
+    assert store.path_of(_sha(good)).stat().st_nlink == 2  # both names still there
+    spoilt = store.path_of(_sha(damaged))
+    spoilt.write_bytes(b"6" + damaged[1:])
+    assert await store.read(_sha(damaged)) is None
+    assert await store.contains(_sha(damaged))  # left for the next keep to put right
+    await keep_counterexample(db, store, _failing(T0 + dt.timedelta(minutes=1)), input=damaged)
+    assert await store.read(_sha(damaged)) == damaged
+    named = {c.input_sha256 for c in await counterexamples(db, TEST)}
+    assert named == {_sha(good), _sha(damaged)}
+    assert all([await store.contains(sha) for sha in named])

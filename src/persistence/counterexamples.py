@@ -75,9 +75,16 @@ class CounterexampleStore:
     root: Path
 
     async def read(self, sha256: str) -> bytes | None:
-        """Give the content of a kept file once its hash is checked; None if it is not kept."""
+        """Give the content of a kept file once its hash is checked; None if it is not kept.
+
+        A file whose content no longer has its hash is None too, and left as it is: the read
+        removes nothing that a result may name (a hard link to it, made to replay it, is no
+        fault here). Keeping that content again puts the file right.
+        """
         self.path_of(sha256)  # the same check of the hash, named as this store's
-        return await asyncio.to_thread(read_entry, self.root, FOLDER, sha256)
+        return await asyncio.to_thread(
+            functools.partial(read_entry, self.root, FOLDER, sha256, cached=False)
+        )
 
     def path_of(self, sha256: str) -> Path:
         """Give where the kept file of `sha256` lives, for a program to read it directly.

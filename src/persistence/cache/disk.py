@@ -110,13 +110,17 @@ def _drop(spot: Spot, seen: os.stat_result) -> None:
         lock.release()
 
 
-def _checked(spot: Spot, stack: ExitStack, *, whole: bool = False) -> tuple[int, bytes] | None:
+def _checked(
+    spot: Spot, stack: ExitStack, *, whole: bool = False, cached: bool = True
+) -> tuple[int, bytes] | None:
     """Open the entry at `spot`, closed with `stack`, checking its hash as it is read.
 
-    Gives its descriptor, rewound, and with `whole` its content; None if missing or bad,
-    and a bad one is removed. One of more than one link is bad: its content may change
-    through a name outside the cache, after the hash was checked, and a `get` marking it used
-    would change that file's time.
+    Gives its descriptor, rewound, and with `whole` its content; None if missing or bad. A
+    `cached` entry that is bad is removed, and a good one marked used. One of more than one
+    link is bad there: its content may change through a name outside the cache, after the
+    hash was checked, and a `get` marking it used would change that file's time. A kept file,
+    not `cached`, is never removed or touched by a read: a result may name it, and its content,
+    read `whole`, is checked as it was read.
     """
     if spot.missing or (seen := lstat(spot.dir_fd, spot.require())) is None:
         return None
@@ -124,15 +128,18 @@ def _checked(spot: Spot, stack: ExitStack, *, whole: bool = False) -> tuple[int,
         fd = open_regular(spot.dir_fd, spot.require(), spot.shown)
         stack.callback(os.close, fd)
         seen = os.fstat(fd)
-        if seen.st_nlink != 1:  # a publish makes a file of one link: a hard link came from outside
+        # A publish makes a file of one link: a hard link came from outside.
+        if seen.st_nlink != 1 and cached:
             _drop(spot, seen)
             return None
         data = read_fd(fd) if whole else b""
         if (hashlib.sha256(data).hexdigest() if whole else hash_fd(fd).sha256) == spot.require():
-            os.utime(fd)  # used now: the least recently used go first
+            if cached:
+                os.utime(fd)  # used now: the least recently used go first
             os.lseek(fd, 0, os.SEEK_SET)
             return fd, data
-    _drop(spot, seen)
+    if cached:
+        _drop(spot, seen)
     return None
 
 
@@ -142,11 +149,11 @@ def _good(spot: Spot) -> bool:
         return _checked(spot, stack) is not None
 
 
-def read_entry(root: Path, folder: str, key: str) -> bytes | None:
-    """Give the content of `key` in `folder` once its hash is checked, or None."""
+def read_entry(root: Path, folder: str, key: str, *, cached: bool = True) -> bytes | None:
+    """Give the content of `key` in `folder` once its hash is checked, or None (`_checked`)."""
     with _locate(root, entry_at(_check_key(key), folder)) as spot, ExitStack() as stack:
         stack.enter_context(storage_errors(spot.shown))
-        found = _checked(spot, stack, whole=True)
+        found = _checked(spot, stack, whole=True, cached=cached)
         return None if found is None else found[1]
 
 
