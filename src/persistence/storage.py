@@ -323,8 +323,9 @@ async def list_files(
     """Files and folders whose relative path matches a glob `pattern`, sorted by path.
 
     Not recursive, `pattern` matches the whole relative path (`"*.txt"`, `"logs/*.log"`);
-    recursive, it matches the end of it at any depth, as with `Path.rglob`; one ending in
-    `/` matches folders alone. The reserved folders and partial writes are left out; a
+    recursive, it matches the end of it at any depth, as with `Path.rglob`. `**` as a whole
+    part stands for any number of folders, as in `Path.glob`; one ending in `/` or `**`
+    matches folders alone. The reserved folders and partial writes are left out; a
     symlink is listed only when it leads inside the root, and a symlinked folder is never
     descended into.
     """

@@ -12,9 +12,10 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Final
 
@@ -153,10 +154,12 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
     """Entries whose relative path matches `pattern` (checked), as `storage.list_files` says.
 
     A pattern that ends in `/` matches folders alone, as a shell's glob does: `pathlib` drops
-    the `/`, and `a.txt/` listed the regular file `a.txt`, which every other call refuses.
+    the `/`, and `a.txt/` listed the regular file `a.txt`, which every other call refuses. So
+    does one that ends in `**`, as `Path.glob` has it.
     """
-    depth = None if recursive else len(PurePosixPath(pattern).parts)
-    folders_only = pattern.endswith("/")
+    glob = _glob_parts(pattern, recursive=recursive)
+    depth = None if "**" in glob else len(glob)
+    folders_only = pattern.endswith("/") or glob[-1] == "**"
     found: list[FileInfo] = []
     with storage_errors(pattern), open_root(root) as root_fd:
         for folder, dirnames, filenames, dir_fd in walk_tree(root_fd):
@@ -166,7 +169,7 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
                 if is_partial_name(name):
                     continue
                 path = PurePosixPath(folder, name)
-                if not path.match(pattern) or (not recursive and len(path.parts) != depth):
+                if not glob_matches(path.parts, glob):
                     continue
                 entry = _entry(root, dir_fd, name, path.as_posix())
                 if entry is not None and (entry.is_directory or not folders_only):
@@ -174,6 +177,38 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
             if depth is not None and level >= depth:
                 dirnames.clear()
     return sorted(found, key=lambda entry: entry.path)
+
+
+def _glob_parts(pattern: str, *, recursive: bool) -> tuple[str, ...]:
+    """Split a glob into its parts; recursive, it matches the end of a path (`**/` before it).
+
+    `**` twice in a row is `**` once: each stands for any number of folders.
+    """
+    parts = ("**", *PurePosixPath(pattern).parts) if recursive else PurePosixPath(pattern).parts
+    return tuple(p for i, p in enumerate(parts) if not (p == "**" and parts[i - 1 : i] == ("**",)))
+
+
+def glob_matches(parts: Sequence[str], glob: Sequence[str]) -> bool:
+    """Tell whether a path's parts match a glob's, whole, as `Path.glob` matches them.
+
+    `**` as a whole part stands for any number of folders, none included; any other part is
+    matched by `fnmatchcase` (`*`, `?`, `[...]`, case-sensitive). Before, `pathlib`'s `match`
+    took `**` as one part: `**/*.txt` missed `a.txt`, found by `Path.glob` and `Path.rglob`.
+    One pass over the path, a step per part of the glob: no pattern makes it backtrack.
+    """
+    # reach[j]: the parts read so far match the glob's first j parts
+    reach = [True]
+    for part in glob:
+        reach.append(reach[-1] and part == "**")
+    for name in parts:
+        after = [False]
+        for j, part in enumerate(glob):
+            if part == "**":  # it ends here, or it goes on past this name
+                after.append(after[j] or reach[j + 1])
+            else:
+                after.append(reach[j] and fnmatchcase(name, part))
+        reach = after
+    return reach[-1]
 
 
 def _hashed(root: Path, name: str) -> Written | None:
