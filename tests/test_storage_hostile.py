@@ -354,6 +354,15 @@ async def test_keep_must_be_a_count(storage: Storage, keep: Any) -> None:  # noq
     assert len(await list_backups(storage, "a.txt")) == 1
 
 
+async def test_a_backup_keeping_none_is_refused_before_it_is_made(storage: Storage) -> None:
+    """`backup(keep=0)` removed the backup it had just made, and gave its path all the same."""
+    await write_text(storage, "a.txt", "a")
+    with pytest.raises(ValidationError, match=r"backup\.keep: must be 1 or more, got 0"):
+        await backup(storage, "a.txt", keep=0)
+    assert await list_backups(storage, "a.txt") == []
+    assert await prune_backups(storage, "a.txt", keep=0) == []  # keeping none is pruning's
+
+
 NOT_AGES: list[object] = [math.nan, math.inf, -math.inf, -1, -0.001, True, "1", None, 10**400]
 
 

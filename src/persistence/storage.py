@@ -339,10 +339,12 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     """Copy a file to `.backups/<path>.<UTC timestamp>.bak` and return the copy's path.
 
     A name too long to take a timestamp keeps its start and gains a hash instead. With
-    `keep`, then remove all but the newest `keep` backups of that file.
+    `keep` (1 or more: this one is kept), then remove all but the newest `keep` backups of
+    that file.
     """
     root, raw = storage_root("backup", storage), check_path(path)
-    kept = None if keep is None else at_least("backup", "keep", keep, 0)
+    # 0 would remove the backup just made, and give the path of a file that is not there.
+    kept = None if keep is None else at_least("backup", "keep", keep, 1)
     return await asyncio.to_thread(tree.backup_file, root, raw, datetime.now(UTC), kept)
 
 
