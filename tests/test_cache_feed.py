@@ -391,3 +391,19 @@ async def test_rows_changed_by_ddl_reach_every_cache(
     await asyncio.to_thread(plain_sql, database_url, _BY_DDL[engine, change])
     for cache in readers:
         await shows(workers(cache), 9, at_once=engine == "sqlite")
+
+
+async def test_a_write_through_another_value_of_the_database_shows_at_once(
+    db: Database, database_url: str, readers: tuple[MemoryCache, RedisCache, RedisCache]
+) -> None:
+    """A write through a second `connect()` in this process shows in the next cached read.
+
+    On PostgreSQL the caches heard only of the writes through their own value: one through
+    another (a second bundle, say) left the old entry trusted until the feed's notification
+    came, a few milliseconds on, and most reads right after it gave the old value.
+    """
+    await loaded(db, readers, 0)
+    async with connect(database_url) as other:
+        for value in range(1, 21):
+            await set_config(other, "runner", "workers", value)
+            assert [await workers(cache)() for cache in readers] == [value] * len(readers)

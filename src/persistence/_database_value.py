@@ -86,6 +86,16 @@ class Watchers:
     """The write watchers of one open database, shared by the values `transaction()` gives."""
 
     callbacks: list[WriteWatcher] = attrs.field(factory=list)
+    engine_wide: list[WriteWatcher] = attrs.field(factory=list)
+    """Those told of writes through every open database of its engine in this process."""
+
+
+_ENGINE_WIDE: Final[dict[Engine, list[WriteWatcher]]] = {engine: [] for engine in Engine}
+"""Per engine, the watchers of writes through any of its open databases in this process."""
+
+
+def _watchers_of(db: Database) -> Watchers:
+    return Watchers(engine_wide=_ENGINE_WIDE[db.engine])
 
 
 @attrs.define(eq=False)
@@ -164,7 +174,9 @@ class Database:
     queries: Queries = attrs.field(repr=False)
     _backend: Backend = attrs.field(repr=False, alias="backend")
     _frame: Frame | None = attrs.field(default=None, repr=False, alias="frame")
-    _watchers: Watchers = attrs.field(factory=Watchers, repr=False, alias="watchers")
+    _watchers: Watchers = attrs.field(
+        default=attrs.Factory(_watchers_of, takes_self=True), repr=False, alias="watchers"
+    )
 
     @property
     def in_transaction(self) -> bool:
@@ -189,14 +201,19 @@ def require_database(db: object, name: str = "db") -> Database:
     return db
 
 
-def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
+def watch_writes(
+    db: Database, watcher: WriteWatcher, *, any_handle: bool = False
+) -> Callable[[], None]:
     """Have `watcher` told the tables (from `QUERY_WRITES`) of every write through this package.
 
     It is told when the `connection()` block ends, or in a transaction the `transaction()`
     block; whether the write succeeded, failed or was cancelled (a cancelled call may still
     have committed), so it must be cheap and must not raise. Returns the function that stops it.
+    With `any_handle`, it is told of the writes through every database of `db`'s engine open
+    in this process, not `db` alone: a second `connect()` to one database is another value.
     """
-    callbacks = require_database(db)._watchers.callbacks  # noqa: SLF001
+    watchers = require_database(db)._watchers  # noqa: SLF001
+    callbacks = watchers.engine_wide if any_handle else watchers.callbacks
     callbacks.append(watcher)
 
     def stop() -> None:
@@ -208,9 +225,9 @@ def watch_writes(db: Database, watcher: WriteWatcher) -> Callable[[], None]:
 
 def announce(watchers: Watchers, tables: set[str]) -> None:
     """Tell every write watcher the tables that a statement or a transaction changed."""
-    if tables and watchers.callbacks:
+    if tables and (watchers.callbacks or watchers.engine_wide):
         changed = frozenset(tables)
-        for watcher in tuple(watchers.callbacks):
+        for watcher in (*watchers.callbacks, *watchers.engine_wide):
             watcher(changed)
 
 

@@ -29,7 +29,7 @@ from persistence._json_pieces import encode_in_pieces
 from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, share_loop
 from persistence._paging import page_limit
 from persistence._rows import with_own_metadata
-from persistence.database import watch_writes
+from persistence.database import Engine, watch_writes
 from persistence.exceptions import ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
@@ -244,7 +244,12 @@ class Cache:
         """Counts this process's writes and invalidations of each table."""
         self._pending: set[str] = set()
         """The tables written here whose commit the watch may not have seen yet."""
-        self._stop_watching = watch_writes(db, self._written)
+        # PostgreSQL's feed tells of a commit a moment after it: a write through another value
+        # of this database in this process (a second `connect()`) must hold entries until the
+        # watch has seen it, as this one's does. SQLite's is read on each read, in step.
+        self._stop_watching = watch_writes(
+            db, self._written, any_handle=db.engine is Engine.POSTGRES
+        )
         self._loading: dict[tuple[str, tuple[Hashable, ...], object], asyncio.Future[Any]] = {}
         """The loads under way, by table, key and version: a miss joins one of them."""
         self._closed = False
