@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from persistence import (
+    Database,
     FileRecord,
     Run,
     TestResult,
@@ -21,6 +22,7 @@ from persistence import (
     TestType,
     all_results,
     connect,
+    get_config_value,
     get_file_record_by_path,
     get_result,
     get_run,
@@ -29,6 +31,8 @@ from persistence import (
     save_result,
     save_run,
 )
+from persistence.cache import open_memory_cache, open_redis_cache
+from test_plain_ids import plain_sql
 
 STORED: Final = '{"f":-1.5,"l":[-0.0,{"m":-0e0}],"z":-0.0}'
 """JSON text as SQLite kept it: a negative zero at each depth, and a negative float that stays."""
@@ -68,3 +72,41 @@ async def test_a_negative_zero_kept_in_stored_json_reads_as_zero(tmp_path: Path)
     assert len(read) == 2 + 2 * ROWS
     for value in read:
         assert _signs(value) == expected, value
+
+
+async def test_a_negative_zero_in_a_stored_config_value_reads_as_zero_by_every_path(
+    database_url: str, db: Database, redis_url: str, namespace: str
+) -> None:
+    """A list or dict config value gives 0.0 read directly, cached in memory and in Redis.
+
+    It gave -0.0 from the database and the memory tier, and 0.0 once Redis held it: the entry
+    is rebuilt through the converter, which writes 0.0. A float value keeps its sign
+    everywhere, as the converter keeps it.
+    """
+    insert = (
+        "INSERT INTO config_entries (section, key, value, type, updated_at) "
+        "VALUES ('p', 'd', '{\"f\":-1.5,\"l\":[-0.0,{\"m\":-0e0}],\"z\":-0.0}', 'dict', "
+        "'2026-05-01T00:00:00.000000+00:00'), "
+        "('p', 'l', '[-0.0]', 'list', '2026-05-01T00:00:00.000000+00:00')"
+    )
+    await plain_sql(database_url, insert)
+    memory = await open_memory_cache(db)
+    tiered = await open_redis_cache(db, redis_url, namespace=namespace, local_size=0)
+    try:
+        dicts = [  # read directly, in memory, then from Redis: a miss, and a hit
+            await get_config_value(db, "p", "d", dict),
+            await memory.get_config_value("p", "d", dict),
+            await tiered.get_config_value("p", "d", dict),
+            await tiered.get_config_value("p", "d", dict),
+        ]
+        lists = [
+            await get_config_value(db, "p", "l", list),
+            await memory.get_config_value("p", "l", list),
+            await tiered.get_config_value("p", "l", list),
+            await tiered.get_config_value("p", "l", list),
+        ]
+        assert [_signs(value) for value in dicts] == [[-1.0, 1.0, 1.0, 1.0]] * 4, dicts
+        assert [_signs(value) for value in lists] == [[1.0]] * 4, lists
+    finally:
+        await memory.close()
+        await tiered.close()

@@ -310,8 +310,10 @@ _LOADS: Final = json.JSONDecoder()
 """As `json.loads` decodes text, without arguments."""
 
 
-def loads_in_pieces(text: str, piece: int = JSON_PIECE) -> object:
-    """Give `json.loads(text)` for a text, a large one decoded in pieces (`decode_in_pieces`)."""
+def loads_in_pieces(
+    text: str, piece: int = JSON_PIECE, decoder: json.JSONDecoder = _LOADS
+) -> object:
+    """Give `decoder.decode(text)` (`json.loads`'s by default), in pieces (`decode_in_pieces`)."""
     if text.startswith("\ufeff"):
-        return json.loads(text)  # which says why it refuses it
-    return decode_in_pieces(_LOADS, text, piece)
+        return decoder.decode(text)  # which says why it refuses it
+    return decode_in_pieces(decoder, text, piece)

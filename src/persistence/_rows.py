@@ -485,11 +485,21 @@ def encode_config_value(kind: ConfigType, value: ConfigValue, *, in_pieces: bool
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
+def _as_written(text: str) -> float:
+    """Read a JSON float as a config value's converter writes it: -0.0 as 0.0."""
+    return float(text) + 0.0
+
+
+_CONFIG_JSON_READ: Final = json.JSONDecoder(parse_float=_as_written)
+"""Reads a list or dict value as the models hold it: plain SQL's `{"a": -0.0}` read -0.0 from
+the database and 0.0 from a Redis entry, rebuilt through the converter."""
+
+
 def _read_json(text: str) -> object:
-    """Read JSON as `json.loads` does; a text of megabytes, read in a worker thread, in pieces."""
+    """Read a list or dict value; a text of megabytes, read in a worker thread, in pieces."""
     if type(text) is str and len(text) > JSON_PIECE:
-        return loads_in_pieces(text)
-    return json.loads(text)
+        return loads_in_pieces(text, decoder=_CONFIG_JSON_READ)
+    return _CONFIG_JSON_READ.decode(text)
 
 
 _A: Final = {
