@@ -315,5 +315,5 @@ def loads_in_pieces(
 ) -> object:
     """Give `decoder.decode(text)` (`json.loads`'s by default), in pieces (`decode_in_pieces`)."""
     if text.startswith("\ufeff"):
-        return decoder.decode(text)  # which says why it refuses it
+        return json.loads(text)  # which refuses it, saying why, as it refuses any such text
     return decode_in_pieces(decoder, text, piece)
