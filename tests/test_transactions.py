@@ -37,6 +37,7 @@ from persistence import (
     transaction,
 )
 from persistence._database_value import backend_of
+from persistence.database import connection
 from persistence.migrations import migrate
 
 
@@ -475,3 +476,34 @@ async def test_a_block_under_way_as_the_close_begins_still_nests_and_commits(
             await close_database(db)
     async with connect(database_url) as again:
         assert len(await all_results(again)) == 2
+
+
+async def test_a_postgresql_block_whose_transaction_failed_says_so_at_its_end(
+    migrated_postgres_url: str,
+) -> None:
+    """An error caught inside a block fails its transaction: the block's end raises, not commits.
+
+    PostgreSQL answers such a block's COMMIT with ROLLBACK, and no error: the block ended as
+    if it had committed, and every write of it, each already answered, was gone. A failing
+    write caught around a nested block undoes its own writes alone, as before.
+    """
+    failing = attrs.evolve(result(), run_id=999)  # no such run: a ConflictError
+    async with connect(migrated_postgres_url) as db:
+        with pytest.raises(DatabaseError, match="COMMIT rolled it back: none of the block's"):
+            async with transaction(db) as tx:
+                await save_result(tx, attrs.evolve(result(), output="kept?"))
+                with pytest.raises(ConflictError):
+                    await save_result(tx, failing)
+        with pytest.raises(DatabaseError, match="COMMIT rolled it back"):
+            async with transaction(db) as tx:
+                await save_result(tx, attrs.evolve(result(), output="kept?"))
+                with pytest.raises(DatabaseError, match="division by zero"):
+                    async with connection(tx) as conn:
+                        await conn.execute("SELECT 1 / 0")  # type: ignore[attr-defined]  # asyncpg's
+        assert await all_results(db) == []
+        async with transaction(db) as tx:
+            await save_result(tx, attrs.evolve(result(), output="kept"))
+            with contextlib.suppress(ConflictError):
+                async with transaction(tx) as inner:
+                    await save_result(inner, failing)
+        assert [r.output for r in await all_results(db)] == ["kept"]

@@ -53,6 +53,13 @@ if TYPE_CHECKING:
 
 
 _T = TypeVar("_T")
+_ROLLED_BACK: Final = (
+    "PostgreSQL: the block's transaction had failed at an earlier statement, whose error was "
+    "caught inside it, so its COMMIT rolled it back: none of the block's writes were kept. Let "
+    "such an error end the block, or catch it around a nested transaction() block, which "
+    "undoes its own writes alone"
+)
+"""A block ended normally, its transaction failed: PostgreSQL answers its COMMIT with ROLLBACK."""
 _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
@@ -338,21 +345,14 @@ class PostgresBackend(CopySupport):
         clean = broken = given_up = False
         try:
             if lock_timeout is not None:
-                # In milliseconds, within what the setting holds: a longer bound waits as long.
-                timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
-                await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
-                try:
-                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                except asyncpg.LockNotAvailableError as error:
-                    raise DatabaseError(
-                        f"another migration runner held the lock for over {lock_timeout:g}s"
-                    ) from error
+                await _migration_lock(connection, lock_timeout)
             yield connection
             if snapshot and connection not in self._snapshots:
                 return  # the close ended the snapshot: nothing to commit or hand back
             # Cut short, a COMMIT could still commit after the caller had gone on: it ends first.
-            await finish_then_cancel(connection.execute("COMMIT"))
+            ended = await finish_then_cancel(connection.execute("COMMIT"))
             clean = True
+            _check_committed(ended, snapshot=snapshot)
         except BaseException as error:
             broken, given_up = left_broken(error), unanswered(error)
             raise
@@ -481,6 +481,25 @@ class PostgresBackend(CopySupport):
                 await self._pool.close()
         except TimeoutError:
             self._pool.terminate()
+
+
+async def _migration_lock(connection: PgConnection, lock_timeout: float) -> None:
+    """Take the runners' lock, every lock wait of the transaction bounded by `lock_timeout`."""
+    # In milliseconds, within what the setting holds: a longer bound waits as long.
+    timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
+    await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
+    try:
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+    except asyncpg.LockNotAvailableError as error:
+        raise DatabaseError(
+            f"another migration runner held the lock for over {lock_timeout:g}s"
+        ) from error
+
+
+def _check_committed(ended: str, *, snapshot: bool) -> None:
+    """Refuse a block whose COMMIT PostgreSQL answered with ROLLBACK; a snapshot lost nothing."""
+    if ended != "COMMIT" and not snapshot:
+        raise DatabaseError(_ROLLED_BACK)
 
 
 class _Lent:

@@ -54,7 +54,9 @@ def translate_postgres(  # noqa: C901, PLR0911  # one case a line
         case TimeoutError():
             return DatabaseError(
                 f"PostgreSQL: no answer within the command timeout ({command_timeout:g}s); "
-                "the connection was closed, and the server asked to cancel the statement. A "
+                "the server was asked to cancel the statement, and the connection is closed (in "
+                "a transaction() block, once the error ends the block; caught inside it, the "
+                "block's transaction has most likely failed, and the block's end says so). A "
                 "COMMIT whose answer was lost may still have taken effect, so look before doing "
                 "its writes again"
             )
