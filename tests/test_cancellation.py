@@ -359,6 +359,27 @@ async def test_a_close_cancelled_at_any_point_leaves_no_connection(
             await all_results(db)
 
 
+async def test_two_closes_at_once_both_end_and_close_it(database_url: str) -> None:
+    """A shutdown handler's close and the ending block's close, at once: both return.
+
+    On SQLite the second ran the writer's close again while the first was under way, and
+    failed with a bare `AssertionError` from its state, every time.
+    """
+    for cancelled in (False, True):
+        db = await open_database(database_url)
+        await migrate(db)
+        first = asyncio.ensure_future(close_database(db))
+        second = asyncio.ensure_future(close_database(db))
+        await asyncio.sleep(0)
+        if cancelled:  # the first's caller gives up: the close goes on for the second
+            first.cancel()
+        outcomes = await asyncio.gather(first, second, return_exceptions=True)
+        assert outcomes[1] is None, outcomes
+        assert outcomes[0] is None or isinstance(outcomes[0], asyncio.CancelledError), outcomes
+        with pytest.raises(DatabaseError, match="closed"):
+            await all_results(db)
+
+
 def cancel_all_tasks_but(*kept: asyncio.Task[object]) -> None:
     """Cancel every task but the running one and `kept`, as a shutdown handler may."""
     for task in asyncio.all_tasks():

@@ -96,6 +96,7 @@ class SqliteBackend:
         self._transaction = SqliteSession(self._readers, self._writer, in_transaction=True)
         self._lent = contextlib.nullcontext(self._autocommit)
         self.closed = False
+        self._closing: asyncio.Future[None] | None = None  # the close under way, if one is
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
 
     def check_loop(self) -> None:
@@ -345,11 +346,15 @@ class SqliteBackend:
         """Finish queued writes, then close every connection, the threads and the mappings.
 
         A close cancelled meanwhile still runs to its end, then the cancellation goes on:
-        nothing else would close what it left, as a close abandoned halfway did.
+        nothing else would close what it left, as a close abandoned halfway did. A second close
+        meanwhile waits for the first: both closed the writer, and the second failed on its
+        state (`AssertionError`). One that failed is tried again.
         """
         if self.closed:
             return
-        await finish_then_cancel(self._close())
+        if self._closing is None or self._closing.done():
+            self._closing = asyncio.ensure_future(self._close())
+        await finish_then_cancel(self._closing)
 
     async def _close(self) -> None:
         if self._loop is not None and self._loop.is_closed():  # it may have left a statement
