@@ -23,12 +23,14 @@ from _server import no_connection_left, own_connections
 from persistence import (
     Database,
     DatabaseError,
+    PersistenceError,
     TestResult,
     TestStatus,
     TestType,
     all_results,
     close_database,
     connect,
+    list_results,
     migrate,
     open_database,
     save_result,
@@ -378,6 +380,43 @@ async def test_two_closes_at_once_both_end_and_close_it(database_url: str) -> No
         assert outcomes[0] is None or isinstance(outcomes[0], asyncio.CancelledError), outcomes
         with pytest.raises(DatabaseError, match="closed"):
             await all_results(db)
+
+
+async def test_calls_under_way_as_a_cancelled_close_ends_get_the_packages_error(
+    migrated_postgres_url: str,
+) -> None:
+    """PostgreSQL: writes on the lane as a cancelled close terminates it fail as closed.
+
+    With a snapshot open, some of them raised asyncpg's own `AttributeError` (`'NoneType'
+    object has no attribute 'bind_execute'`): the close terminated the lane's connection as
+    the write was about to send its statement, and no translation knew that error.
+    """
+    raw: list[BaseException] = []
+    for steps in range(6):
+        for _ in range(5):
+            db = await open_database(migrated_postgres_url, release_timeout=0.5)
+            writes = [asyncio.ensure_future(save_result(db, tagged(step))) for step in range(3)]
+            reading = asyncio.ensure_future(_snapshot_read(db))
+            await asyncio.sleep(0)
+            closing = asyncio.ensure_future(close_database(db))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            closing.cancel()
+            outcomes = await asyncio.gather(closing, reading, *writes, return_exceptions=True)
+            raw.extend(
+                outcome
+                for outcome in outcomes
+                if isinstance(outcome, BaseException)
+                and not isinstance(outcome, PersistenceError | asyncio.CancelledError)
+            )
+            await close_database(db)
+    assert raw == []
+
+
+async def _snapshot_read(db: Database) -> None:
+    async with read_snapshot(db) as seen:
+        await asyncio.sleep(0.001)
+        await list_results(seen, limit=2)
 
 
 def cancel_all_tasks_but(*kept: asyncio.Task[object]) -> None:

@@ -81,6 +81,10 @@ def translate_postgres(  # noqa: C901, PLR0911  # one case a line
                 "transaction open on it was rolled back; a COMMIT cut off may or may not have "
                 "taken effect, so look before doing its writes again"
             )
+        case AttributeError() if closed:
+            # A connection the close terminated while a call was about to use it: asyncpg has
+            # dropped its protocol, and its next step reads an attribute of None.
+            return DatabaseError(CLOSED)
         case OSError():
             return DatabaseError(f"PostgreSQL: network error: {detail(error)}")
         case asyncpg.PostgresError():
