@@ -37,7 +37,7 @@ from persistence import (
     transaction,
 )
 from persistence._database_value import backend_of
-from persistence.database import connection
+from persistence.database import connection, read_snapshot
 from persistence.migrations import migrate
 
 
@@ -507,3 +507,29 @@ async def test_a_postgresql_block_whose_transaction_failed_says_so_at_its_end(
                 async with transaction(tx) as inner:
                     await save_result(inner, failing)
         assert [r.output for r in await all_results(db)] == ["kept"]
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        TimeoutError("the caller's own deadline"),
+        FileNotFoundError(2, "No such file or directory", "/nowhere/input.txt"),
+        ConnectionResetError("an HTTP call of the caller's, reset"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+async def test_the_callers_own_error_leaves_a_block_as_it_was_raised(
+    db: Database, own: Exception
+) -> None:
+    """A block's body raising an error of its own gives it back as it is, on both engines.
+
+    On PostgreSQL it came out as a `DatabaseError` telling of a command timeout, a lost
+    connection or a network error: an `except TimeoutError` around the block never ran.
+    """
+    for block in (transaction, read_snapshot):
+        with pytest.raises(type(own)) as caught:
+            async with block(db) as inner:
+                await get_config_value(inner, "runner", "workers", int, default=0)
+                raise own
+        assert caught.value is own
+    assert await get_config_value(db, "runner", "workers", int, default=1) == 1

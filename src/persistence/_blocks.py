@@ -22,7 +22,7 @@ from persistence._database_value import (
     check_usable,
     entered_once,
 )
-from persistence._driver_errors import raise_translated, translate_errors, translated
+from persistence._driver_errors import raise_translated, translated
 
 
 @entered_once
@@ -42,18 +42,21 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     backend = db._backend  # noqa: SLF001
     block = Block(backend)
     top: Frame | None = None
+    body = _Body()
     try:
         async with backend.begin() as conn:
             top = Frame(conn, asyncio.Lock())
             token = OPEN_BLOCKS.set((*OPEN_BLOCKS.get(), block))
             try:
-                yield attrs.evolve(db, frame=top)
+                async with body:
+                    yield attrs.evolve(db, frame=top)
             finally:
                 block.open = top.open = False
                 OPEN_BLOCKS.reset(token)
                 await once_free(top.lock)  # after a statement another task sent through it
     except BaseException as error:
-        raise_translated(backend, error, db.url)
+        if error is not body.error:
+            raise_translated(backend, error, db.url)
         raise
     finally:
         # Told after the commit or a rollback: a COMMIT whose caller was cancelled still commits.
@@ -74,13 +77,38 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
     if db._frame is not None:  # noqa: SLF001
         yield db
         return
-    async with translate_errors(db), db._backend.snapshot() as reading:  # noqa: SLF001
-        frame = Frame(reading, asyncio.Lock(), snapshot=True)
-        try:
-            yield attrs.evolve(db, frame=frame)
-        finally:
-            frame.open = False
-            await once_free(frame.lock)  # after a read another task sent, never under it
+    body = _Body()
+    try:
+        async with db._backend.snapshot() as reading:  # noqa: SLF001
+            frame = Frame(reading, asyncio.Lock(), snapshot=True)
+            try:
+                async with body:
+                    yield attrs.evolve(db, frame=frame)
+            finally:
+                frame.open = False
+                await once_free(frame.lock)  # after a read another task sent, never under it
+    except BaseException as error:
+        if error is not body.error:
+            raise_translated(db._backend, error, db.url)  # noqa: SLF001
+        raise
+
+
+@attrs.define
+class _Body:
+    """Keeps the error that a block's own body raised: the caller's, never translated again.
+
+    The package's calls in it raise its errors already; what else the body raises is the
+    caller's own (a TimeoutError of its `asyncio.timeout`, an OSError of a file it read),
+    which PostgreSQL's translation took for a lost connection or a command timeout.
+    """
+
+    error: BaseException | None = None
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: object, error: BaseException | None, _: object) -> None:
+        self.error = error
 
 
 @contextlib.asynccontextmanager
