@@ -333,6 +333,33 @@ async def test_a_write_given_up_at_the_command_timeout_is_cancelled_on_the_serve
         await close_database(db)
 
 
+async def test_a_write_given_up_is_cancelled_before_its_caller_hears_of_it(
+    postgres_url: str,
+) -> None:
+    """The lock freed as soon as the caller is told: the write given up still never commits.
+
+    The cancel request was made in a task of its own, after the caller had been told that the
+    server was asked to cancel: the caller's own other transaction, letting go of the row's
+    lock as its next step, let the write commit in 19 tries of 20.
+    """
+    await migrated(postgres_url)
+    db = await open_database(postgres_url, command_timeout=0.3)
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        await set_config(db, "s", "k", 0)
+        for attempt in range(1, 6):
+            await holder.execute("BEGIN")
+            await holder.execute("UPDATE config_entries SET description = 'held' WHERE key = 'k'")
+            with pytest.raises(DatabaseError, match=r"command timeout \(0.3s\)"):
+                await set_config(db, "s", "k", attempt)
+            await holder.execute("ROLLBACK")  # at once, as the caller's next step
+            await asyncio.sleep(0.2)  # time for a write that ran on to commit
+            assert await get_config_value(db, "s", "k", int) == 0, attempt
+    finally:
+        await holder.close()
+        await close_database(db)
+
+
 async def test_a_refused_connect_says_so_not_that_a_call_was_cut(postgres_url: str) -> None:
     """A call whose new connection the server refuses says it could not connect.
 

@@ -60,6 +60,8 @@ _ROLLED_BACK: Final = (
     "undoes its own writes alone"
 )
 """A block ended normally, its transaction failed: PostgreSQL answers its COMMIT with ROLLBACK."""
+_CANCEL_WAIT: Final = 0.25
+"""Seconds a caller given up at the command timeout waits for the cancel request to be made."""
 _LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
 _MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
@@ -202,8 +204,15 @@ class PostgresBackend(CopySupport):
             # (pgbouncer/pgbouncer#822), there its own `query_timeout` is the bound.
             running = unanswered and not self._pooling.transaction and usable(connection)
             cancel = cancel_request(connection) if running else None
-            if cancel is not None:  # the caller goes on; the close waits for it
-                self._tracked(self._cancelled_then_given_back(connection, cancel))
+            if cancel is not None:  # the close waits for it
+                sent = self._tracked(self._cancelled_then_given_back(connection, cancel))
+                # The caller is told once the server has the request, a moment on a healthy
+                # one: told at once, a lock freed next (the caller's own other transaction,
+                # say) let the write run on and commit. A silent server delays it this long.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(sent), min(self.release_timeout, _CANCEL_WAIT)
+                    )
                 return
             terminate(connection)
         full = connection in self._lent_to_caller
