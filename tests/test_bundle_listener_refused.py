@@ -6,6 +6,7 @@ sets the bound in seconds (3 by default).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -43,3 +44,48 @@ async def test_a_refused_listener_does_not_hold_the_open_back(
         assert await get_config_value(p.db, "runner", "workers", int) == 3
     assert opened < bound, f"the open took {opened:.1f} s"
     assert "change notifications lost" in caplog.text
+
+
+async def test_a_listener_whose_server_answers_garbage_backs_off_and_closes(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listen_url whose peer gives a reply asyncpg cannot read: the feed is down, quietly.
+
+    asyncpg raises its own `InternalClientError` there (as when the server ends the listener
+    mid-heartbeat), which the listener did not catch: its task ended, every read started it
+    again with no pause (1,721 connects and warnings in 2 s), the open waited its whole
+    heartbeat, and the close raised the driver's error.
+    """
+    attempts = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        await reader.read(1024)
+        writer.write(b"R\x00\x00\x00\x00")  # an authentication request of length 0
+        await writer.drain()
+        writer.close()
+
+    peer = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = peer.sockets[0].getsockname()[1]
+    parts = urlsplit(postgres_url)
+    user = parts.netloc.rpartition("@")[0]
+    listen_url = urlunsplit(
+        parts._replace(netloc=f"{user}@127.0.0.1:{port}", query="sslmode=disable")
+    )
+    bound = float(os.environ.get("PERSISTENCE_TEST_OPEN_BOUND", "3"))
+    try:
+        started = time.monotonic()
+        async with open_persistence(
+            postgres_url, files=tmp_path / "f", listen_url=listen_url, heartbeat=HEARTBEAT
+        ) as p:
+            assert time.monotonic() - started < bound
+            await set_config(p.db, "runner", "workers", 3)
+            reads = time.monotonic()
+            while time.monotonic() - reads < 1.0:
+                assert await p.cache.get_config_value("runner", "workers", int) == 3
+        assert attempts <= 8, attempts  # backing off from 50 ms, not once a read
+        assert caplog.text.count("change notifications lost") == 1
+    finally:
+        peer.close()
+        await peer.wait_closed()

@@ -216,6 +216,8 @@ class ChangeListener:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise  # the caller was cancelled too, not only the listener
+            except Exception:  # noqa: BLE001  # a failure the task ended on, logged: the close goes on
+                _LOG.exception("PostgreSQL change notifications had ended on an error")
         connecting, self._connecting = self._connecting, None
         if connecting is not None and not connecting.done():
             await asyncio.wait([connecting])  # within its connect timeout; then terminated
@@ -322,7 +324,10 @@ class ChangeListener:
                     down = self._late = False
                     _LOG.info("PostgreSQL change notifications: listening again")
                 await self._beat(connection)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # Any failure, asyncpg's own included (`InternalClientError` when the server ends
+            # the connection mid-heartbeat, an `AttributeError` for a reply it cannot read):
+            # the task ended on them, and each read started it again, with no pause.
+            except Exception as error:  # noqa: BLE001  # the listener outlives every failure
                 why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             finally:
                 self._fresh_until = 0.0
