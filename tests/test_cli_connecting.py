@@ -15,6 +15,7 @@ import pytest
 
 from _cli_helpers import (
     assert_one_error_line,
+    cli,
     free_port,
     run,
 )
@@ -179,3 +180,53 @@ def test_wait_retries_until_the_sqlite_file_appears(
         creator.join()
     assert code == 0, err
     assert "applied  0001_initial_schema" in out
+
+
+@contextlib.contextmanager
+def peer_answering(reply: bytes) -> Iterator[int]:
+    """A port on 127.0.0.1 whose peer answers a startup message with `reply`, then hangs up."""
+    listen = free_port()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    async def serve() -> None:
+        async with await asyncio.start_server(answer, "127.0.0.1", listen):
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
+    thread.start()
+    try:
+        yield listen
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"R\x00\x00\x00\x00", b"Z\x00\x00\x00\x05I"],
+    ids=["an authentication request of length 0", "ready before any authentication"],
+)
+@pytest.mark.parametrize("command", [["status"], ["migrate", "--create"]])
+def test_a_reply_the_driver_cannot_read_fails_in_one_line(
+    tmp_path: Path, reply: bytes, command: list[str]
+) -> None:
+    """A peer at the URL that answers with what asyncpg cannot read: exit 3, the error named.
+
+    asyncpg raised its own `InternalClientError` or an `AttributeError` (`server_version`),
+    which no translation knew: a traceback of 80 lines, exit 1, and `--wait` gave up at once.
+    """
+    with peer_answering(reply) as port:
+        url = f"postgresql://u@127.0.0.1:{port}/db?sslmode=disable"
+        done = cli(*command, "--database", url, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"persistence: error: cannot connect to PostgreSQL at {url}"), first
+    assert "the server's reply could not be read (asyncpg: " in first

@@ -14,7 +14,7 @@ import asyncpg
 from persistence._cancelling import finish_then_cancel
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import quoted_identifier
-from persistence._postgres.errors import detail
+from persistence._postgres.errors import CONNECT_FAILURES, detail
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
@@ -79,7 +79,7 @@ async def create_postgres_database(
         found = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
     except asyncpg.InvalidCatalogNameError:
         found = None
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except CONNECT_FAILURES as error:
         raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
     if found is not None:
         await finish_then_cancel(found.close(timeout=connect_timeout))
@@ -101,7 +101,7 @@ async def create_postgres_database(
             "right to create databases (CREATEDB). Ask an administrator to run "
             f"CREATE DATABASE {quoted} OWNER {role}, or ALTER ROLE {role} CREATEDB"
         ) from error
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except CONNECT_FAILURES as error:
         raise DatabaseError(
             f"cannot create the database {name!r} at {shown}: {detail(error)}"
         ) from error
@@ -121,7 +121,7 @@ async def _maintenance_connection(
             )
         except asyncpg.InvalidCatalogNameError as error:
             last = error
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except CONNECT_FAILURES as error:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL at {shown} to create its database: {detail(error)}"
             ) from error

@@ -20,6 +20,17 @@ CONNECTION_FAILURES: Final = (
     ConnectionError,
 )
 """The errors of a connection lost, or in a state asyncpg refuses: said lost, never reused."""
+CONNECT_FAILURES: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    AttributeError,
+)
+"""What a new connection fails with: the network's, the server's, and asyncpg's own for a reply
+it cannot read (an `InternalClientError`; an `AttributeError` for a peer that skips the
+authentication), which escaped raw, and as a traceback from the command line."""
 
 _TIME_PAST_PYTHON: Final = "date value out of range"
 """What asyncpg raises, as Python's datetime does, reading a time outside the years 1 to 9999."""
@@ -118,7 +129,11 @@ def _why_lost(error: BaseException) -> str:
 
 
 def detail(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+    """Say what went wrong in a few words: the error's own, or its kind."""
+    said = str(error) or type(error).__name__
+    if isinstance(error, AttributeError | asyncpg.InternalClientError):  # asyncpg's own stumble
+        return f"the server's reply could not be read (asyncpg: {said})"
+    return said
 
 
 def _naming_table(error: asyncpg.PostgresError) -> str:
