@@ -452,3 +452,29 @@ async def test_a_close_refuses_new_calls_and_waits_only_for_those_under_way(
         ended = await asyncio.gather(*callers)
     assert all("closed" in why for why in ended), ended
     assert await own_connections(postgres_url) == 0
+
+
+async def test_blocks_at_once_get_every_pooled_connection_the_lane_idles_on(
+    migrated_postgres_url: str,
+) -> None:
+    """pool_size=2, the lane holding one after a single call: two blocks still run at once.
+
+    The lane kept its connection idle for good: the second block waited for the first, and
+    failed at the connect timeout when the first outlasted it.
+    """
+    db = await open_database(migrated_postgres_url, pool_size=2, connect_timeout=2)
+    try:
+        await save_result(db, result())  # takes the lane, and a connection with it
+        both = asyncio.Barrier(2)
+
+        async def block() -> None:
+            async with transaction(db) as tx:
+                await save_result(tx, result())
+                async with asyncio.timeout(1):
+                    await both.wait()  # the other block has its connection too
+
+        await asyncio.gather(block(), block())
+        await save_result(db, result())  # the lane again, once a connection is free
+        assert len(await all_results(db)) == 4
+    finally:
+        await close_database(db)

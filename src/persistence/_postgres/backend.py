@@ -99,6 +99,7 @@ class PostgresBackend(CopySupport):
     """The connections of the open snapshots: the close rolls them back and takes them at once."""
     _closed: bool = attrs.field(init=False, default=False)
     _out: set[PgConnection] = attrs.field(init=False, factory=set)
+    _taking: int = attrs.field(init=False, default=0)  # takes waiting on the pool
     """The connections taken from the pool and not yet handed back: the close waits for them."""
     _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
     _lent_to_caller: set[PgConnection] = attrs.field(init=False, factory=set)
@@ -135,10 +136,25 @@ class PostgresBackend(CopySupport):
             return await self._take()
         return await kept_if_cancelled(self._tracked(self._take()), self._hand_back)
 
+    def _pool_is_full(self) -> bool:
+        """Tell whether every connection the pool may hold is out, or being taken."""
+        return len(self._out) + self._taking >= self._pool.get_max_size()
+
     async def _take(self) -> PgConnection:
-        """Take a pool connection, unless the close has begun: it waits only for calls under way."""
+        """Take a pool connection, unless the close has begun: it waits only for calls under way.
+
+        When every connection is out or being taken, the lane's goes back to the pool first if
+        it is idle: blocks at once got `pool_size - 1` connections, the lane keeping one idle.
+        """
         if self._closed:
             raise DatabaseError(CLOSED)
+        if self._lane is not None and not self._lane_busy and self._pool_is_full():
+            self._lane_busy = True
+            try:
+                await self._drop_lane()  # idle, in no transaction: straight back to the pool
+            finally:
+                self._free_lane()
+        self._taking += 1
         try:
             connection = await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
@@ -146,6 +162,8 @@ class PostgresBackend(CopySupport):
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+        finally:
+            self._taking -= 1
         self._out.add(connection)
         self._all_back.clear()
         if self.closed:  # the close began while this call waited for a connection
