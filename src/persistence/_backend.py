@@ -187,6 +187,13 @@ class Backend(Protocol):
     def translate(self, error: BaseException) -> PersistenceError | None:
         """Map one of this engine's driver errors to this package's; None for other errors."""
 
+    def raised_by_driver(self, error: BaseException) -> bool:
+        """Tell whether the driver raised `error`, not the caller's own code around its calls.
+
+        `translate` knows most of the driver's errors by their type; not a `TimeoutError` or an
+        `OSError`, which the caller's code in a `connection()` block may raise itself.
+        """
+
     # Copies of the whole database (`persistence.backup`).
 
     def snapshot(self) -> AbstractAsyncContextManager[Connection]:

@@ -44,6 +44,8 @@ class _Lent:
         "_written",
     )
 
+    _callers = False  # the package's own loan: whatever its calls raise is the driver's
+
     def __init__(self, db: Database) -> None:
         self._backend = require_database(db)._backend  # noqa: SLF001
         self._database = db.url
@@ -103,14 +105,19 @@ class _Lent:
                 await self._lent.__aexit__(kind, error, traceback)
         finally:
             self._stop()
-            if error is not None:
+            if error is not None and (not self._callers or self._backend.raised_by_driver(error)):
                 raise_translated(self._backend, error, self._database)
 
 
 class _CallersLoan(_Lent):
-    """The context of `connection()`: the caller's SQL may set session state, reset after."""
+    """The context of `connection()`: the caller's SQL may set session state, reset after.
+
+    The errors that leave the block are translated only if the driver raised them: the
+    caller's own `asyncio.timeout` came out as a command timeout of PostgreSQL's.
+    """
 
     __slots__ = ()
+    _callers = True
 
     async def __aenter__(self) -> Connection:
         self._backend.lent_to_caller(lent := await super().__aenter__())

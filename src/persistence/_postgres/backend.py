@@ -35,6 +35,7 @@ from persistence._postgres.create import encoding_problem
 from persistence._postgres.errors import (
     CLOSED,
     CONNECTION_FAILURES,
+    raised_by_asyncpg,
     time_past_python,
     translate_postgres,
 )
@@ -450,6 +451,8 @@ class PostgresBackend(CopySupport):
         """Map an asyncpg error to this package's error."""
         translated = translate_postgres(error, self.command_timeout, closed=self._closed)
         return translated or time_past_python(error)
+
+    raised_by_driver = staticmethod(raised_by_asyncpg)
 
     def snapshot(self) -> contextlib.AbstractAsyncContextManager[PgConnection]:
         """Lend a REPEATABLE READ, READ ONLY transaction: every read sees one committed state.

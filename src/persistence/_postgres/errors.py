@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import traceback
+from pathlib import Path
 from typing import Final
 
 import asyncpg
@@ -11,6 +13,8 @@ import asyncpg.pool
 from persistence._backend import key_detail
 from persistence.exceptions import ConflictError, DatabaseError, PersistenceError, ValidationError
 
+_ASYNCPG: Final = "asyncpg"
+"""The folder of asyncpg's modules, compiled ones included, in a frame's file name."""
 CLOSED: Final = "PostgreSQL: the database is closed"
 """What a call on a closed database is told: `closed_message`, and the backend's own refusals."""
 CONNECTION_FAILURES: Final = (
@@ -126,6 +130,19 @@ def _why_lost(error: BaseException) -> str:
     if isinstance(error, asyncpg.InternalClientError) or "released back to the pool" in str(error):
         return "the server or the network closed it"
     return detail(error)
+
+
+def raised_by_asyncpg(error: BaseException) -> bool:
+    """Tell whether asyncpg raised `error`: one of its types, or raised up through its code.
+
+    A `TimeoutError` or an `OSError` is asyncpg's only if it came up through asyncpg's frames
+    (a command timeout, a socket's failure); the caller's own `asyncio.timeout`, or a file it
+    read, raised it in the caller's code alone.
+    """
+    if not isinstance(error, OSError):
+        return translate_postgres(error, 0.0) is not None or time_past_python(error) is not None
+    frames = traceback.walk_tb(error.__traceback__)
+    return any(_ASYNCPG in Path(frame.f_code.co_filename).parts for frame, _ in frames)
 
 
 def detail(error: BaseException) -> str:

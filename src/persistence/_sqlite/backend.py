@@ -253,6 +253,10 @@ class SqliteBackend:
 
     translate = staticmethod(translate_sqlite)
 
+    def raised_by_driver(self, error: BaseException) -> bool:
+        """Tell whether sqlite3 raised `error`: its translations are of its own types alone."""
+        return self.translate(error) is not None
+
     async def backup_file(self, path: str) -> None:
         """Copy the database into a new file at `path` by the online backup API, in a thread.
 
