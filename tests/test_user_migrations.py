@@ -555,3 +555,36 @@ async def test_a_check_before_anything_runs_names_the_line(
         with pytest.raises(MigrationError, match=rf"0002_checked\.sql{refused}") as caught:
             await migrate(db, mine)
         assert caught.value.line == int(refused.split(":")[1])
+
+
+async def test_a_schema_named_after_the_role_hides_no_history(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL: a user migration making a schema of the role's name keeps one history.
+
+    That schema comes first in the default search path (`"$user", public`). The history was
+    looked for in the current schema, so it went missing: the next migration's history row
+    went to a second table made there, and the next `migrate` applied every migration again,
+    into the new schema, whose empty tables the package then read.
+    """
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        role = await admin.fetchval("SELECT current_user")
+    finally:
+        await admin.close()
+    mine = tmp_path / "mine"
+    write_both(mine, "0001_schema.sql", f'CREATE SCHEMA "{role}";\n')
+    write_both(mine, "0002_notes.sql", NOTES)
+    async with connect(postgres_url) as db:
+        assert [m.name for m in await migrate(db, mine)][-2:] == ["0001_schema", "0002_notes"]
+        assert (await migration_status(db, mine)).up_to_date
+        assert await migrate(db, mine) == []
+        histories = await _rows(
+            db,
+            "SELECT schemaname::text, tablename::text FROM pg_tables "
+            "WHERE tablename LIKE 'persistence%' ORDER BY 1, 2",
+        )
+        assert histories == [
+            ("public", "persistence_migrations"),
+            ("public", "persistence_user_migrations"),
+        ]

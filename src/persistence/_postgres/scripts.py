@@ -224,15 +224,18 @@ def _end_of_block_comment(script: str, start: int) -> int:
 _TABLE_COLUMNS: Final = """
 SELECT a.attname::text FROM pg_catalog.pg_attribute AS a
 JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
-JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-WHERE n.nspname = pg_catalog.current_schema() AND c.relname = $1
+WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident($1))
   AND c.relkind IN ('r', 'p', 'v', 'f') AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+"""The columns of the table the search path finds by that name, as every query of the package
+finds it. It was the current schema's: a user migration's `CREATE SCHEMA postgres` (the role's
+name, first in the default search path) hid the history in `public`, and the next `migrate`
+applied every migration again, into the new schema."""
 
 
 async def table_columns(connection: PgConnection, table: str) -> tuple[str, ...]:
-    """Give the column names of `table` in the current schema, in order; none when it is absent.
+    """Give the column names of `table`, as the search path finds it, in order; none if absent.
 
     Read from the catalogs, not `information_schema.columns`: the view took about 6 ms of the
     server's time a call in a new session, and a migration asks twice.
