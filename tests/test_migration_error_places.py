@@ -29,11 +29,20 @@ FAILING = {
     # errors at execution
     "duplicate table": "CREATE TABLE base (\r\n  note text DEFAULT 'x;y'\r\n)",
     "check": "INSERT INTO base (n, note)\r\nVALUES (-1, 'x;y')",
+    # a `)` left out: PostgreSQL points at the `;` after it, or at the end of the script
+    "unclosed": "CREATE TABLE broken (\r\n  n integer,\r\n  note text DEFAULT 'x;y'",
+    # a check that fails on its second row, which SQLite never stepped to
+    "later row": (
+        "SELECT abs(CAST(column1 AS bigint))\r\n"
+        "FROM (VALUES (1), (-9223372036854775807 - 1)) AS t"
+    ),
 }
 SAYS = {
     "syntax": "syntax error",
     "duplicate table": "already exists",
     "check": "(?i)check constraint",
+    "unclosed": "syntax error",
+    "later row": "(?i)out of range|overflow",
 }
 
 

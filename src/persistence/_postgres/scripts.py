@@ -163,12 +163,14 @@ def failed_statement(
     """Name the statement that failed, by its index: None if the server did not tell.
 
     It is the one holding the error's position, if the error has one (a syntax error stops the
-    script before any statement runs), else the last whose marker was heard.
+    script before any statement runs), else the last whose marker was heard. A position just
+    past a statement is its: the `;` that ends it, or the end of the script (`syntax error at
+    end of input`, a `)` left out), which named no statement.
     """
     if position is not None and position.isdigit():
         offset = int(position) - 1  # the server counts characters from 1
         index = bisect.bisect_right(starts, offset) - 1
-        if index >= 0 and offset < starts[index] + len(statements[index]):
+        if index >= 0 and offset <= starts[index] + len(statements[index]):
             return index
     return heard[-1] if heard else None
 

@@ -227,7 +227,8 @@ class SqliteBackend:
                     if stop.is_set():
                         raise asyncio.CancelledError
                     try:
-                        writer.execute(statement)
+                        for _ in writer.execute(statement):  # to its last row: a check may fail
+                            pass  # on a later row, where SQLite stopped at the first before
                     except Exception as error:
                         if (failure := sqlite_error(error)) is None:
                             raise
