@@ -33,8 +33,7 @@ FAILING = {
     "unclosed": "CREATE TABLE broken (\r\n  n integer,\r\n  note text DEFAULT 'x;y'",
     # a check that fails on its second row, which SQLite never stepped to
     "later row": (
-        "SELECT abs(CAST(column1 AS bigint))\r\n"
-        "FROM (VALUES (1), (-9223372036854775807 - 1)) AS t"
+        "SELECT abs(CAST(column1 AS bigint))\r\nFROM (VALUES (1), (-9223372036854775807 - 1)) AS t"
     ),
 }
 SAYS = {
