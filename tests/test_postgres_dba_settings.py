@@ -30,7 +30,7 @@ from persistence import (
     set_config,
 )
 from persistence.database import Engine
-from persistence.migrations import discover_migrations, migrations_folder
+from persistence.migrations import discover_migrations, migrations_folder, pending_migrations
 
 STRICTER = ["repeatable read", "serializable"]
 _PREFIX = "persistence_rows"
@@ -147,6 +147,9 @@ async def test_a_database_not_in_utf8_is_refused_before_any_migration(
         async with connect(url) as db:
             with pytest.raises(MigrationError, match=f"the database's encoding is {encoding}"):
                 await migrate(db)
+            # A dry run says so too: it said every migration would run (`migrate --dry-run`).
+            with pytest.raises(MigrationError, match=f"the database's encoding is {encoding}"):
+                await pending_migrations(db)
         tables = await asyncpg.connect(url)
         try:
             assert (

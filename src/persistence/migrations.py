@@ -193,8 +193,11 @@ async def pending_migrations(
 ) -> list[Migration]:
     """Return what `migrate` would apply, in order, checking as it does and changing nothing."""
     accepted = _accepted(folder, accept, accept_user)
+    plans = _plans(db, folder, package_folder)
+    async with translate_errors(db), borrow(db) as conn:
+        await _refuse_unmigratable(db, conn)  # as migrate refuses it: a dry run said it would run
     pending: list[Migration] = []
-    for chain, migrations in _plans(db, folder, package_folder):
+    for chain, migrations in plans:
         for migration in migrations:
             _statements(db.engine, migration)
         status = await _chain_status(db, chain, migrations)
@@ -232,6 +235,12 @@ def _plans(
         user_folder = user_migrations_folder(folder, engine)
         plans.append((Chain.USER, discover_migrations(user_folder, Chain.USER)))
     return plans
+
+
+async def _refuse_unmigratable(db: Database, conn: Connection) -> None:
+    """Refuse a database that no migration may run on (PostgreSQL's, in another encoding)."""
+    if (problem := await backend_of(db).migration_problem(conn)) is not None:
+        raise MigrationError(f"cannot migrate: {problem}")
 
 
 async def _chain_status(db: Database, chain: Chain, migrations: list[Migration]) -> MigrationStatus:
@@ -304,8 +313,7 @@ async def migrate(
     # at this first look is never taken again: an open of an up-to-date database locks once.
     pending: set[tuple[Chain, int]] = set()
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
-        if (problem := await backend.migration_problem(conn)) is not None:
-            raise MigrationError(f"cannot migrate: {problem}")
+        await _refuse_unmigratable(db, conn)
         for chain, migrations in plans:
             status = _compare(migrations, await _history(db, conn, chain) or [], chain)
             _refuse(status, accepted[chain])
