@@ -31,6 +31,7 @@ from persistence import (
     save_results,
     transaction,
 )
+from persistence._loans import run_query
 from persistence._postgres.adapter import COPY_ROWS
 from persistence.database import close_database
 
@@ -476,5 +477,13 @@ async def test_blocks_at_once_get_every_pooled_connection_the_lane_idles_on(
         await asyncio.gather(block(), block())
         await save_result(db, result())  # the lane again, once a connection is free
         assert len(await all_results(db)) == 4
+
+        async def lane_busy_then_block() -> None:  # the lane freed once the block waits
+            await asyncio.sleep(0.1)
+            await block()
+
+        slow = run_query(db, lambda conn: conn.execute("SELECT pg_sleep(0.3)"))  # type: ignore[attr-defined]  # asyncpg's
+        await asyncio.gather(block(), slow, lane_busy_then_block())
+        assert len(await all_results(db)) == 6
     finally:
         await close_database(db)

@@ -100,8 +100,9 @@ class PostgresBackend(CopySupport):
     """The connections of the open snapshots: the close rolls them back and takes them at once."""
     _closed: bool = attrs.field(init=False, default=False)
     _out: set[PgConnection] = attrs.field(init=False, factory=set)
-    _taking: int = attrs.field(init=False, default=0)  # takes waiting on the pool
     """The connections taken from the pool and not yet handed back: the close waits for them."""
+    _taking: int = attrs.field(init=False, default=0)
+    """The takes under way: with `_out`, whether one must wait for a connection."""
     _all_back: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
     _lent_to_caller: set[PgConnection] = attrs.field(init=False, factory=set)
 
@@ -137,26 +138,29 @@ class PostgresBackend(CopySupport):
             return await self._take()
         return await kept_if_cancelled(self._tracked(self._take()), self._hand_back)
 
-    def _pool_is_full(self) -> bool:
-        """Tell whether every connection the pool may hold is out, or being taken."""
-        return len(self._out) + self._taking >= self._pool.get_max_size()
+    def _short_of_connections(self) -> bool:
+        """Tell whether a take under way must wait: more are out or taken than the pool holds."""
+        return len(self._out) + self._taking > self._pool.get_max_size()
+
+    def _lane_to_pool(self) -> None:
+        """Hand the idle lane's connection back to the pool (the close waits for it)."""
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            self._tracked(self.give_back(lane, clean=False))
 
     async def _take(self) -> PgConnection:
         """Take a pool connection, unless the close has begun: it waits only for calls under way.
 
-        When every connection is out or being taken, the lane's goes back to the pool first if
-        it is idle: blocks at once got `pool_size - 1` connections, the lane keeping one idle.
+        A take that must wait for a connection gets the lane's, now if the lane is idle, else
+        once it is freed: blocks at once got `pool_size - 1` connections, the lane keeping one
+        idle for good.
         """
         if self._closed:
             raise DatabaseError(CLOSED)
-        if self._lane is not None and not self._lane_busy and self._pool_is_full():
-            self._lane_busy = True
-            try:
-                await self._drop_lane()  # idle, in no transaction: straight back to the pool
-            finally:
-                self._free_lane()
         self._taking += 1
         try:
+            if not self._lane_busy and self._short_of_connections():
+                self._lane_to_pool()
             connection = await self._pool.acquire(timeout=self.connect_timeout)
         except TimeoutError as error:
             raise DatabaseError(
@@ -288,11 +292,10 @@ class PostgresBackend(CopySupport):
             self._free_lane()
 
     def _free_lane(self) -> None:
-        """Free the lane; once the close has begun, hand its connection back (the close waits)."""
+        """Free the lane; its connection goes back once the close begins, or to a take waiting."""
         self._lane_busy = False
-        if self._closed and self._lane is not None:
-            lane, self._lane = self._lane, None
-            self._tracked(self.give_back(lane, clean=False))
+        if self._closed or self._short_of_connections():
+            self._lane_to_pool()
 
     async def _drop_lane(self, *, broken: bool = False, unanswered: bool = False) -> None:
         lane, self._lane = self._lane, None
