@@ -40,7 +40,7 @@ from persistence import (
 from persistence._database_value import backend_of
 from persistence._postgres.adapter import PgConnection
 from persistence._sqlite.reads import Readers
-from persistence.database import read_snapshot
+from persistence.database import connection, read_snapshot
 
 ROUNDS = 300
 
@@ -411,6 +411,32 @@ async def test_calls_under_way_as_a_cancelled_close_ends_get_the_packages_error(
             )
             await close_database(db)
     assert raw == []
+
+
+async def test_the_callers_sql_on_a_connection_the_close_ended_fails_as_closed(
+    migrated_postgres_url: str,
+) -> None:
+    """PostgreSQL: in `connection()`, asyncpg's stumble on a terminated connection is ours too.
+
+    What the close leaves under a call is made here by hand: asyncpg's protocol dropped as the
+    call is about to use it, the close begun. The package's own calls said "closed"; the
+    caller's SQL gave asyncpg's `AttributeError`, told apart from the caller's own errors by
+    its type alone.
+    """
+    db = await open_database(migrated_postgres_url)
+    try:
+        with pytest.raises(DatabaseError, match="PostgreSQL: the database is closed"):
+            async with connection(db) as conn:
+                backend_of(db)._closed = True  # type: ignore[attr-defined]  # noqa: SLF001  # the close begun
+                raw = conn._con  # type: ignore[attr-defined]  # noqa: SLF001  # asyncpg's own
+                protocol, raw._protocol = raw._protocol, None  # noqa: SLF001  # as terminate() leaves it
+                try:
+                    await conn.fetch("SELECT 1")  # type: ignore[attr-defined]  # asyncpg's
+                finally:
+                    raw._protocol = protocol  # noqa: SLF001
+    finally:
+        backend_of(db)._closed = False  # type: ignore[attr-defined]  # noqa: SLF001
+        await close_database(db)
 
 
 async def _snapshot_read(db: Database) -> None:

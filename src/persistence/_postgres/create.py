@@ -14,7 +14,7 @@ import asyncpg
 from persistence._cancelling import finish_then_cancel
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import quoted_identifier
-from persistence._postgres.errors import CONNECT_FAILURES, detail
+from persistence._postgres.errors import CONNECT_FAILURES, detail, refuse_own_bug
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
@@ -80,6 +80,7 @@ async def create_postgres_database(
     except asyncpg.InvalidCatalogNameError:
         found = None
     except CONNECT_FAILURES as error:
+        refuse_own_bug(error)
         raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
     if found is not None:
         await finish_then_cancel(found.close(timeout=connect_timeout))
@@ -102,6 +103,7 @@ async def create_postgres_database(
             f"CREATE DATABASE {quoted} OWNER {role}, or ALTER ROLE {role} CREATEDB"
         ) from error
     except CONNECT_FAILURES as error:
+        refuse_own_bug(error)
         raise DatabaseError(
             f"cannot create the database {name!r} at {shown}: {detail(error)}"
         ) from error
@@ -122,6 +124,7 @@ async def _maintenance_connection(
         except asyncpg.InvalidCatalogNameError as error:
             last = error
         except CONNECT_FAILURES as error:
+            refuse_own_bug(error)
             raise DatabaseError(
                 f"cannot connect to PostgreSQL at {shown} to create its database: {detail(error)}"
             ) from error

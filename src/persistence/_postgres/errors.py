@@ -135,14 +135,24 @@ def _why_lost(error: BaseException) -> str:
 def raised_by_asyncpg(error: BaseException) -> bool:
     """Tell whether asyncpg raised `error`: one of its types, or raised up through its code.
 
-    A `TimeoutError` or an `OSError` is asyncpg's only if it came up through asyncpg's frames
-    (a command timeout, a socket's failure); the caller's own `asyncio.timeout`, or a file it
-    read, raised it in the caller's code alone.
+    A `TimeoutError`, an `OSError` or an `AttributeError` is asyncpg's only if it came up
+    through asyncpg's frames (a command timeout, a socket's failure, a protocol it dropped);
+    the caller's own `asyncio.timeout`, or a file it read, raised it in the caller's code alone.
     """
-    if not isinstance(error, OSError):
+    if not isinstance(error, OSError | AttributeError):
         return translate_postgres(error, 0.0) is not None or time_past_python(error) is not None
     frames = traceback.walk_tb(error.__traceback__)
     return any(_ASYNCPG in Path(frame.f_code.co_filename).parts for frame, _ in frames)
+
+
+def refuse_own_bug(error: BaseException) -> None:
+    """Raise again an `AttributeError` that this package's code raised, not asyncpg's reading.
+
+    `CONNECT_FAILURES` names it for asyncpg's stumbles over a reply; a bug of the package's
+    own must not be told as a server that cannot be reached.
+    """
+    if isinstance(error, AttributeError) and not raised_by_asyncpg(error):
+        raise error
 
 
 def detail(error: BaseException) -> str:

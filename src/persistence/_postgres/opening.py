@@ -15,7 +15,7 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import PostgresAdapter
 from persistence._postgres.backend import PostgresBackend
 from persistence._postgres.connections import pool_hooks
-from persistence._postgres.errors import CONNECT_FAILURES, detail
+from persistence._postgres.errors import CONNECT_FAILURES, detail, refuse_own_bug
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError
 
@@ -94,6 +94,7 @@ async def open_postgres(
             f"cannot connect to PostgreSQL at {shown}: no answer within {connect_timeout:g}s"
         ) from error
     except (*CONNECT_FAILURES, ValueError) as error:
+        refuse_own_bug(error)
         raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
     return PostgresBackend(
         queries,
