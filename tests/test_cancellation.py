@@ -382,6 +382,33 @@ async def test_two_closes_at_once_both_end_and_close_it(database_url: str) -> No
             await all_results(db)
 
 
+async def test_a_second_close_returns_once_the_first_has_closed_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: a close that comes while the first shuts its threads down waits for that too.
+
+    The database was marked closed before its connections and threads were: a second close
+    then returned at once, with the first's work not done.
+    """
+    db = await open_database(tmp_path / "app.db")
+    backend = backend_of(db)
+    shutdown = backend._shutdown  # type: ignore[attr-defined]  # noqa: SLF001  # SQLite's
+
+    begun = threading.Event()
+
+    def slowly() -> None:
+        begun.set()  # marked closed already
+        time.sleep(0.3)  # the executor's threads ending, the readers closing
+        shutdown()
+
+    monkeypatch.setattr(backend, "_shutdown", slowly)
+    first = asyncio.ensure_future(close_database(db))
+    assert await asyncio.to_thread(begun.wait, 10)
+    await close_database(db)
+    assert first.done()
+    await first
+
+
 async def test_calls_under_way_as_a_cancelled_close_ends_get_the_packages_error(
     migrated_postgres_url: str,
 ) -> None:

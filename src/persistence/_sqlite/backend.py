@@ -355,10 +355,14 @@ class SqliteBackend:
         meanwhile waits for the first: both closed the writer, and the second failed on its
         state (`AssertionError`). One that failed is tried again.
         """
-        if self.closed:
+        closing = self._closing
+        if closing is not None and not closing.done():
+            if closing.get_loop() is asyncio.get_running_loop():  # else check_loop says why
+                await finish_then_cancel(closing)  # its connections and threads too
+                return
+        elif self.closed:
             return
-        if self._closing is None or self._closing.done():
-            self._closing = asyncio.ensure_future(self._close())
+        self._closing = asyncio.ensure_future(self._close())
         await finish_then_cancel(self._closing)
 
     async def _close(self) -> None:
