@@ -343,6 +343,24 @@ async def test_a_files_root_where_sqlite_keeps_a_file_of_the_database_makes_noth
     assert f"{sidecar!r}, where SQLite keeps a file of the SQLite database" in str(error)
 
 
+async def test_a_files_root_where_sqlite_keeps_a_linked_databases_journal_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Through a link, SQLite keeps the journal beside the real file: that place is refused.
+
+    Only the names as written were looked at: `files="real/app.db-journal"` for the database
+    `link.db`, a link to `real/app.db`, was taken, and every later open failed on the folder.
+    """
+    await asyncio.to_thread((tmp_path / "real").mkdir)
+    await asyncio.to_thread((tmp_path / "link.db").symlink_to, tmp_path / "real" / "app.db")
+    root = tmp_path / "real" / "app.db-journal"
+    with pytest.raises(ValidationError, match="where SQLite keeps a file of the SQLite database"):
+        async with open_persistence(str(tmp_path / "link.db"), files=root, redis=None):
+            pass
+    left = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.rglob("*")))
+    assert left == ["link.db", "real"]
+
+
 @pytest.mark.parametrize("database", ["app.db", ".tmp/app.db", "deep/er/app.db", "link/app.db"])
 async def test_a_database_under_the_files_root_is_refused_before_anything_is_made(
     tmp_path: Path, database: str

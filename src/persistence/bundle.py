@@ -175,22 +175,12 @@ async def _check_places(engine: Engine, target: str, root: Path, user_folder: Pa
     """Refuse what would fail once the database was made: the files root, the user's chain."""
     # A SQLite file's place: `:memory:` and a `file:` URI are refused as such by the open.
     placed = engine is Engine.SQLITE and target != ":memory:" and not target.startswith("file:")
-    # The files made where they go: the database, and those SQLite keeps beside it, where a
-    # folder made first would leave the database unopenable (`app.db-journal`).
-    files = [f"{target}{end}" for end in ("", *SQLITE_SIDECARS)] if placed else []
-    taken = next((file for file in files if _within(root, file, real=False)), None)
-    if taken is not None:
-        database = f"the SQLite database {target!r}"
-        what = (
-            database if taken == target else f"{taken!r}, where SQLite keeps a file of {database}"
-        )
-        raise ValidationError(
-            "open_persistence",
-            "files",
-            f"{str(root)!r} is, or lies under, {what}: give the file store a folder of its own",
-        )
+    if placed:  # the files made where they go, before anything is made
+        _refuse_root_at_sqlite_files(root, target, real=False)
     if (problem := await asyncio.to_thread(root_place_problem, root)) is not None:
         raise problem  # as open_storage would
+    if placed:  # SQLite keeps its files beside the real one, a link's target
+        await asyncio.to_thread(_refuse_root_at_sqlite_files, root, target, real=True)
     if placed and await asyncio.to_thread(_within, target, root, real=True):
         raise ValidationError(
             "open_persistence",
@@ -248,6 +238,26 @@ def _given_or_set(given: _T | None, variable: str, default: _D) -> _T | str | _D
     if given is not None and given != "":
         return given
     return os.environ.get(variable) or default
+
+
+def _refuse_root_at_sqlite_files(root: Path, target: str, *, real: bool) -> None:
+    """Refuse a root that is, or lies under, the SQLite file or one SQLite keeps beside it.
+
+    A folder made there first left the database unopenable (`app.db-journal` a folder). By the
+    names as written, or (`real`) as the links there now lead, beside the real file.
+    """
+    base = os.path.realpath(target) if real else target
+    for end in ("", *SQLITE_SIDECARS):
+        if _within(root, f"{base}{end}", real=real):
+            database = f"the SQLite database {target!r}"
+            what = (
+                database if not end else f"{base + end!r}, where SQLite keeps a file of {database}"
+            )
+            raise ValidationError(
+                "open_persistence",
+                "files",
+                f"{str(root)!r} is, or lies under, {what}: give the file store a folder of its own",
+            )
 
 
 def _within(inner: str | Path, outer: str | Path, *, real: bool) -> bool:
