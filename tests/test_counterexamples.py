@@ -264,7 +264,7 @@ async def test_a_folder_in_place_of_a_kept_file_is_moved_aside(
 async def test_a_read_removes_no_kept_file_a_result_names(
     db: Database, store: CounterexampleStore, tmp_path: Path
 ) -> None:
-    """A kept file with a second hard link is read; a damaged one is a miss, and stays.
+    """A kept file with a second hard link is read and kept; a damaged one is a miss, and stays.
 
     The read stood on the artifact cache's, which removes such an entry as a bad one: a user's
     hard link made to replay an input deleted the file a result named, good content and all.
@@ -276,6 +276,9 @@ async def test_a_read_removes_no_kept_file_a_result_names(
     replay.hardlink_to(store.path_of(_sha(good)))
     assert await store.read(_sha(good)) == good
     assert store.path_of(_sha(good)).stat().st_nlink == 2  # both names still there
+    kept = store.path_of(_sha(good)).stat().st_ino
+    await keep_counterexample(db, store, _failing(T0 + dt.timedelta(minutes=2)), input=good)
+    assert store.path_of(_sha(good)).stat().st_ino == kept  # not removed and put back
     spoilt = store.path_of(_sha(damaged))
     spoilt.write_bytes(b"6" + damaged[1:])
     assert await store.read(_sha(damaged)) is None

@@ -143,10 +143,10 @@ def _checked(
     return None
 
 
-def _good(spot: Spot) -> bool:
-    """Tell whether the entry at `spot` is there and whole, marking it used; a bad one goes."""
+def _good(spot: Spot, *, cached: bool = True) -> bool:
+    """Tell whether the entry at `spot` is there and whole (`_checked`: a bad cached one goes)."""
     with ExitStack() as stack:
-        return _checked(spot, stack) is not None
+        return _checked(spot, stack, cached=cached) is not None
 
 
 def read_entry(root: Path, folder: str, key: str, *, cached: bool = True) -> bytes | None:
@@ -183,7 +183,8 @@ def _stage_put(
 
     None is added when a right entry was there. With `hold`, it is locked all the same and
     looked at again under the lock: the caller's reference to the entry is recorded while
-    no sweep can remove it.
+    no sweep can remove it. A held entry is a kept file, not a cache's: a look at it removes
+    nothing (a hard link to it is no fault), and a damaged one is replaced by the rename.
     """
     with ExitStack() as stack:
         incoming = stack.enter_context(_locate(root, f"{_INCOMING}/new"))
@@ -196,7 +197,7 @@ def _stage_put(
         spot = stack.enter_context(_locate(root, entry_at(key, folder)))
         with storage_errors(spot.shown):
             spot.make_folders()
-            found = _good(spot)
+            found = _good(spot, cached=not hold)
             if found and not hold:  # a right entry, marked used: nothing to publish
                 return Change(spot.root_fd, [], lambda: (key, None), stack.pop_all(), key)
             if not found:
@@ -204,7 +205,7 @@ def _stage_put(
 
         def apply() -> tuple[str, int | None]:
             if found:  # held: is the entry still there, whole?
-                if _good(spot):
+                if _good(spot, cached=False):
                     return key, None
                 os.fsync(partial.fd)
             for _ in range(_SET_ASIDE_TRIES - 1):
