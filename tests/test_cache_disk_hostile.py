@@ -291,8 +291,8 @@ async def test_a_folder_planted_again_while_it_is_set_aside_is_set_aside_again(
     real_good, real_set_aside = disk._good, tree.set_aside  # noqa: SLF001  # the steps raced
     planted = 0
 
-    def good_then_plant(spot: Spot) -> bool:
-        found = real_good(spot)
+    def good_then_plant(spot: Spot, *, cached: bool = True) -> bool:
+        found = real_good(spot, cached=cached)
         plant()
         return found
 
