@@ -7,6 +7,7 @@ run where it is made (not on a block that ended, nor the outer database inside i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -86,16 +87,18 @@ class Watchers:
     """The write watchers of one open database, shared by the values `transaction()` gives."""
 
     callbacks: list[WriteWatcher] = attrs.field(factory=list)
-    engine_wide: list[WriteWatcher] = attrs.field(factory=list)
-    """Those told of writes through every open database of its engine in this process."""
+    any_handle: list[WriteWatcher] = attrs.field(factory=list)
+    """Those told of the writes through every database open in this process at its URL."""
 
 
-_ENGINE_WIDE: Final[dict[Engine, list[WriteWatcher]]] = {engine: [] for engine in Engine}
-"""Per engine, the watchers of writes through any of its open databases in this process."""
+_ANY_HANDLE: Final[collections.defaultdict[tuple[Engine, str], list[WriteWatcher]]] = (
+    collections.defaultdict(list)
+)
+"""By engine and URL (its password hidden), the watchers of every database opened there."""
 
 
 def _watchers_of(db: Database) -> Watchers:
-    return Watchers(engine_wide=_ENGINE_WIDE[db.engine])
+    return Watchers(any_handle=_ANY_HANDLE[db.engine, db.url])
 
 
 @attrs.define(eq=False)
@@ -209,11 +212,11 @@ def watch_writes(
     It is told when the `connection()` block ends, or in a transaction the `transaction()`
     block; whether the write succeeded, failed or was cancelled (a cancelled call may still
     have committed), so it must be cheap and must not raise. Returns the function that stops it.
-    With `any_handle`, it is told of the writes through every database of `db`'s engine open
-    in this process, not `db` alone: a second `connect()` to one database is another value.
+    With `any_handle`, it is told of the writes through every database open in this process at
+    `db`'s URL, not `db` alone: a second `connect()` to one database is another value.
     """
     watchers = require_database(db)._watchers  # noqa: SLF001
-    callbacks = watchers.engine_wide if any_handle else watchers.callbacks
+    callbacks = watchers.any_handle if any_handle else watchers.callbacks
     callbacks.append(watcher)
 
     def stop() -> None:
@@ -225,9 +228,9 @@ def watch_writes(
 
 def announce(watchers: Watchers, tables: set[str]) -> None:
     """Tell every write watcher the tables that a statement or a transaction changed."""
-    if tables and (watchers.callbacks or watchers.engine_wide):
+    if tables and (watchers.callbacks or watchers.any_handle):
         changed = frozenset(tables)
-        for watcher in (*watchers.callbacks, *watchers.engine_wide):
+        for watcher in (*watchers.callbacks, *watchers.any_handle):
             watcher(changed)
 
 

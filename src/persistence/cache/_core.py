@@ -245,8 +245,8 @@ class Cache:
         self._pending: set[str] = set()
         """The tables written here whose commit the watch may not have seen yet."""
         # PostgreSQL's feed tells of a commit a moment after it: a write through another value
-        # of this database in this process (a second `connect()`) must hold entries until the
-        # watch has seen it, as this one's does. SQLite's is read on each read, in step.
+        # of this database in this process (a second `connect()` to its URL) must hold entries
+        # until the watch has seen it, as this one's does. SQLite's is read on each read.
         self._stop_watching = watch_writes(
             db, self._written, any_handle=db.engine is Engine.POSTGRES
         )
