@@ -220,7 +220,8 @@ class PostgresBackend(CopySupport):
         connection itself, it may still be marked busy, and would fail the next call lent it.
         One given up waiting on the server (`unanswered`), and still open, is closed once the
         server was asked to cancel its statement, in a task of its own
-        (`_cancelled_then_given_back`), unless behind PgBouncer; any other at once.
+        (`_cancelled_then_given_back`), unless behind PgBouncer; any other at once. The caller
+        waits for that request to be made, `_CANCEL_WAIT` at most.
         """
         if broken:
             # Not behind PgBouncer: its 1.18 can crash on cancel requests under load
