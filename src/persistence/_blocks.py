@@ -22,7 +22,7 @@ from persistence._database_value import (
     check_usable,
     entered_once,
 )
-from persistence._driver_errors import raise_translated, translated
+from persistence._driver_errors import translated, translated_apart_from_body
 
 
 @entered_once
@@ -42,9 +42,8 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
     backend = db._backend  # noqa: SLF001
     block = Block(backend)
     top: Frame | None = None
-    body = _Body()
     try:
-        async with backend.begin() as conn:
+        async with translated_apart_from_body(backend, db.url) as body, backend.begin() as conn:
             top = Frame(conn, asyncio.Lock())
             token = OPEN_BLOCKS.set((*OPEN_BLOCKS.get(), block))
             try:
@@ -54,10 +53,6 @@ async def transaction(db: Database) -> AsyncIterator[Database]:
                 block.open = top.open = False
                 OPEN_BLOCKS.reset(token)
                 await once_free(top.lock)  # after a statement another task sent through it
-    except BaseException as error:
-        if error is not body.error:
-            raise_translated(backend, error, db.url)
-        raise
     finally:
         # Told after the commit or a rollback: a COMMIT whose caller was cancelled still commits.
         announce(db._watchers, top.written if top is not None else set())  # noqa: SLF001
@@ -77,38 +72,15 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
     if db._frame is not None:  # noqa: SLF001
         yield db
         return
-    body = _Body()
-    try:
-        async with db._backend.snapshot() as reading:  # noqa: SLF001
-            frame = Frame(reading, asyncio.Lock(), snapshot=True)
-            try:
-                async with body:
-                    yield attrs.evolve(db, frame=frame)
-            finally:
-                frame.open = False
-                await once_free(frame.lock)  # after a read another task sent, never under it
-    except BaseException as error:
-        if error is not body.error:
-            raise_translated(db._backend, error, db.url)  # noqa: SLF001
-        raise
-
-
-@attrs.define
-class _Body:
-    """Keeps the error that a block's own body raised: the caller's, never translated again.
-
-    The package's calls in it raise its errors already; what else the body raises is the
-    caller's own (a TimeoutError of its `asyncio.timeout`, an OSError of a file it read),
-    which PostgreSQL's translation took for a lost connection or a command timeout.
-    """
-
-    error: BaseException | None = None
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, kind: object, error: BaseException | None, _: object) -> None:
-        self.error = error
+    backend = db._backend  # noqa: SLF001
+    async with translated_apart_from_body(backend, db.url) as body, backend.snapshot() as reading:
+        frame = Frame(reading, asyncio.Lock(), snapshot=True)
+        try:
+            async with body:
+                yield attrs.evolve(db, frame=frame)
+        finally:
+            frame.open = False
+            await once_free(frame.lock)  # after a read another task sent, never under it
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final
 
+import attrs
+
 from persistence._backend import Backend, ScriptError
 from persistence._database_value import require_database
 from persistence.exceptions import DatabaseError
@@ -22,6 +24,40 @@ async def translated(backend: Backend, database: str = "") -> AsyncIterator[None
         yield
     except BaseException as error:
         raise_translated(backend, error, database)
+        raise
+
+
+@attrs.define
+class Body:
+    """Keeps the error that a block's own body raised: the caller's, never translated again.
+
+    The package's calls in it raise its errors already; what else the body raises is the
+    caller's own (a TimeoutError of its `asyncio.timeout`, an OSError of a file it read),
+    which PostgreSQL's translation took for a lost connection or a command timeout.
+    """
+
+    error: BaseException | None = None
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: object, error: BaseException | None, _: object) -> None:
+        self.error = error
+
+
+@contextlib.asynccontextmanager
+async def translated_apart_from_body(backend: Backend, database: str) -> AsyncIterator[Body]:
+    """Translate driver errors raised in the block, except what the `Body` it gives kept.
+
+    For a block around the caller's code (`transaction()`, `read_snapshot()`): the errors of
+    its own BEGIN, COMMIT or rollback are translated, the caller's are raised as they were.
+    """
+    body = Body()
+    try:
+        yield body
+    except BaseException as error:
+        if error is not body.error:
+            raise_translated(backend, error, database)
         raise
 
 
