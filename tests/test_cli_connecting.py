@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -116,23 +116,19 @@ def test_without_wait_a_closed_port_fails_at_once(capsys: pytest.CaptureFixture[
     assert time.monotonic() - started < 1
 
 
+_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
 @contextlib.contextmanager
-def server_answering_later(target: str, delay: float) -> Iterator[int]:
-    """A port on 127.0.0.1 that is closed until `delay` has passed, then forwards to target."""
-    parts = urlsplit(target)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+def serving(handle: _Handler, delay: float = 0.0) -> Iterator[int]:
+    """A port on 127.0.0.1, closed until `delay` has passed, then served by `handle` in a thread."""
     listen = free_port()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-
     async def serve() -> None:
         await asyncio.sleep(delay)
-        server = await asyncio.start_server(forward, "127.0.0.1", listen)
-        async with server:
+        async with await asyncio.start_server(handle, "127.0.0.1", listen):
             await stop.wait()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
@@ -143,6 +139,18 @@ def server_answering_later(target: str, delay: float) -> Iterator[int]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=10)
         loop.close()
+
+
+def server_answering_later(target: str, delay: float) -> contextlib.AbstractContextManager[int]:
+    """A port on 127.0.0.1 that is closed until `delay` has passed, then forwards to target."""
+    parts = urlsplit(target)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, port)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    return serving(forward, delay)
 
 
 def test_wait_retries_until_postgresql_answers(
@@ -182,12 +190,8 @@ def test_wait_retries_until_the_sqlite_file_appears(
     assert "applied  0001_initial_schema" in out
 
 
-@contextlib.contextmanager
-def peer_answering(reply: bytes) -> Iterator[int]:
+def peer_answering(reply: bytes) -> contextlib.AbstractContextManager[int]:
     """A port on 127.0.0.1 whose peer answers a startup message with `reply`, then hangs up."""
-    listen = free_port()
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1024)
@@ -195,18 +199,7 @@ def peer_answering(reply: bytes) -> Iterator[int]:
         await writer.drain()
         writer.close()
 
-    async def serve() -> None:
-        async with await asyncio.start_server(answer, "127.0.0.1", listen):
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
-    thread.start()
-    try:
-        yield listen
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=10)
-        loop.close()
+    return serving(answer)
 
 
 @pytest.mark.parametrize(
