@@ -205,3 +205,23 @@ def test_status_says_which_migration_is_newer_than_the_files(
     assert report["newer"] == []
     assert [(m["version"], m["name"]) for m in report["user"]["newer"]] == [(2, "0002_second")]
     assert report["user"]["up_to_date"] is False
+
+
+def test_a_deleted_user_migration_reads_as_a_status_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`status` names a deleted user migration after its label, as every other line does.
+
+    It read `drifted  user/migration 0002_b was applied but its file is gone`.
+    """
+    mine = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        for name in ("0001_a", "0002_b", "0003_c"):
+            (mine / engine / f"{name}.sql").write_text(f"CREATE TABLE {name[5:]} (x integer);\n")
+    database = str(tmp_path / "app.db")
+    assert run(capsys, "migrate", "--database", database, "--migrations", str(mine))[0] == 0
+    (mine / "sqlite" / "0002_b.sql").unlink()
+    code, out, _ = run(capsys, "status", "--database", database, "--migrations", str(mine))
+    assert code == 1
+    assert "drifted  user/0002_b was applied but its file is gone\n" in out

@@ -184,7 +184,8 @@ async def status_command(arguments: argparse.Namespace) -> int:
             for migration in chain.pending:
                 print(f"pending  {label}{migration.path.name}")
             for drift in chain.drifted:
-                print(f"drifted  {label}{drift.describe()}")
+                # named after the label, as the lines above: `user/0002_b was applied but ...`
+                print(f"drifted  {label}{drift.describe().removeprefix('migration ')}")
             for done in chain.newer:
                 print(f"newer    {label}{done.name}  {_NEWER[chain.chain]}")
     return EXIT_OK if status.up_to_date else EXIT_PENDING
