@@ -588,3 +588,27 @@ async def test_a_schema_named_after_the_role_hides_no_history(
             ("public", "persistence_migrations"),
             ("public", "persistence_user_migrations"),
         ]
+
+
+@pytest.mark.parametrize(
+    "copy", ["COPY notes (id, body) FROM stdin", "copy (SELECT 1)\nTO STDOUT WITH (FORMAT csv)"]
+)
+async def test_a_copy_through_the_client_is_refused_before_anything_runs(
+    postgres_url: str, tmp_path: Path, copy: str
+) -> None:
+    """PostgreSQL: a COPY of pg_dump's kind, FROM STDIN or TO STDOUT, is named at its line.
+
+    The runner sends no rows: the server waited for them until the command timeout, and the
+    error then said a COMMIT may have taken effect.
+    """
+    mine = tmp_path / "mine"
+    write_both(mine, "0001_notes.sql", f"{NOTES}\n{copy};\n")
+    async with connect(postgres_url, command_timeout=5) as db:
+        started = time.monotonic()
+        with pytest.raises(
+            MigrationError, match=r"^0001_notes\.sql:3: COPY FROM STDIN or TO STDOUT"
+        ):
+            await migrate(db, mine)
+        assert time.monotonic() - started < 5
+        assert (await migration_status(db, mine)).applied == ()  # the files are checked first
+        assert "my_notes" not in await _tables(db)

@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 _TRANSACTION_CONTROL: Final = re.compile(
     r"(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE|VACUUM)\b", re.IGNORECASE
 )
+_CLIENT_COPY: Final = re.compile(
+    r"COPY\b.*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", re.IGNORECASE | re.DOTALL
+)
+"""A COPY that streams rows to or from the client (pg_dump writes them): the runner sends none,
+and the server waited for them until the command timeout."""
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """What may come before a statement's first word; SQLite skips a byte order mark there too."""
 
@@ -55,6 +60,14 @@ def checked_statements(
             raise MigrationError(
                 f"{file_name}:{line}: {control[1].upper()} is not allowed in a migration: "
                 "the runner runs each file in one transaction of its own",
+                migration=name,
+                line=line,
+            )
+        if engine is Engine.POSTGRES and _CLIENT_COPY.match(opening) is not None:
+            line, _ = statement_place(sql, statement)
+            raise MigrationError(
+                f"{file_name}:{line}: COPY FROM STDIN or TO STDOUT is not allowed in a migration: "
+                "the runner sends and reads no rows of a COPY; write the rows as INSERT statements",
                 migration=name,
                 line=line,
             )
