@@ -437,6 +437,17 @@ class PostgresBackend(CopySupport):
             if index is None or isinstance(error, CONNECTION_FAILURES):
                 raise
             raise ScriptError(index) from error
+        except TimeoutError as error:  # the running statement, by its marker; nothing committed
+            index = failed_statement(None, statements, starts, heard)
+            if index is None:
+                raise
+            said = DatabaseError(
+                f"PostgreSQL: no answer within the command timeout ({self.command_timeout:g}s): "
+                "the migration was rolled back, nothing of it applied. Raise the timeout "
+                "(migrate --command-timeout) for a statement that runs longer"
+            )
+            said.__cause__ = error
+            raise ScriptError(index) from said
         finally:
             pg.remove_log_listener(hear)
 
