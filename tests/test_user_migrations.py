@@ -612,3 +612,30 @@ async def test_a_copy_through_the_client_is_refused_before_anything_runs(
         assert time.monotonic() - started < 5
         assert (await migration_status(db, mine)).applied == ()  # the files are checked first
         assert "my_notes" not in await _tables(db)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["SELECT pg_catalog.set_config('search_path', '', false);", "SET search_path TO pg_catalog;"],
+)
+async def test_a_migration_that_leaves_another_search_path_is_named(
+    postgres_url: str, tmp_path: Path, setting: str
+) -> None:
+    """PostgreSQL: its history row cannot be written; the error names the file and why.
+
+    It said that the database was not migrated, to run `persistence migrate`, while migrating,
+    and named no file. pg_dump's output starts with the first of these lines.
+    """
+    mine = tmp_path / "mine"
+    write_both(mine, "0001_dump.sql", f"{setting}\nCREATE TABLE public.dumped (x integer);\n")
+    async with connect(postgres_url) as db:
+        with pytest.raises(MigrationError) as caught:
+            await migrate(db, mine)
+        said = str(caught.value)
+        assert said.startswith("0001_dump.sql: it ran, but its row in persistence_user_migrations")
+        assert "search_path" in said
+        assert "run `persistence migrate" not in said
+        user = (await migration_status(db, mine)).user
+        assert user is not None
+        assert [m.name for m in user.pending] == ["0001_dump"]
+        assert "dumped" not in await _tables(db)

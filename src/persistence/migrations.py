@@ -421,25 +421,36 @@ async def _apply(
     )
     applied_at = dt.datetime.now(dt.UTC)
     duration_ms = (time.perf_counter() - started) * 1000
-    # Each query called by name, so that mypy ties each call to its own parameters.
-    if migration.chain is Chain.PACKAGE:
-        await db.queries.record_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
-    else:
-        await db.queries.record_user_migration(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
+    try:
+        # Each query called by name, so that mypy ties each call to its own parameters.
+        if migration.chain is Chain.PACKAGE:
+            await db.queries.record_migration(
+                conn,
+                version=migration.version,
+                name=migration.name,
+                checksum=migration.checksum,
+                applied_at=applied_at,
+                duration_ms=duration_ms,
+            )
+        else:
+            await db.queries.record_user_migration(
+                conn,
+                version=migration.version,
+                name=migration.name,
+                checksum=migration.checksum,
+                applied_at=applied_at,
+                duration_ms=duration_ms,
+            )
+    except Exception as error:
+        said = backend_of(db).translate(error) or error
+        # Told "not migrated, run migrate" while migrating, naming no file.
+        raise MigrationError(
+            f"{migration.path.name}: it ran, but its row in {migration.chain.history} could not "
+            f"be written, so nothing of it was kept: {said}. A migration must leave the "
+            "session as it found it: its search_path and its role (pg_dump's "
+            "set_config('search_path', '', false), a SET ROLE)",
+            migration=migration.name,
+        ) from error
 
 
 async def _history(db: Database, conn: Connection, chain: Chain) -> list[AppliedMigration] | None:
