@@ -228,3 +228,25 @@ def test_a_deleted_user_migration_reads_as_a_status_line(
     code, out, _ = run(capsys, "status", "--database", database, "--migrations", str(mine))
     assert code == 1
     assert "drifted  user/0002_b was applied but its file is gone\n" in out
+
+
+def test_a_failed_run_names_what_it_applied_before(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A later migration fails: the one line names the failure and what was kept before it.
+
+    Each migration commits on its own, and the output, printed once the run ended, was lost
+    with the failure: nothing said that 0001 had been applied.
+    """
+    mine = tmp_path / "mine"
+    for engine in ("sqlite", "postgres"):
+        (mine / engine).mkdir(parents=True)
+        (mine / engine / "0001_ok.sql").write_text("CREATE TABLE ok1 (x integer);\n")
+        (mine / engine / "0002_bad.sql").write_text("INSERT INTO nosuch VALUES (1);\n")
+    database = str(tmp_path / "app.db")
+    assert run(capsys, "migrate", "--database", database)[0] == 0
+    code, out, err = run(capsys, "migrate", "--database", database, "--migrations", str(mine))
+    assert (code, out) == (3, "")
+    assert err.count("\n") == 1
+    assert err.startswith("persistence: error: 0002_bad.sql:1: ")
+    assert err.endswith("; this run applied and kept, before it: user/0001_ok\n")

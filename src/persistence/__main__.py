@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             take_output_descriptor(arguments)  # before the loop opens descriptors of its own
             return asyncio.run(_ended_by_sigterm_too(_ASYNC_COMMANDS[arguments.command](arguments)))
     except (PersistenceError, CannotRunError) as error:
-        message = str(error)
+        message = "; ".join([str(error), *getattr(error, "__notes__", ())])  # what ran before it
     except OSError as error:
         if isinstance(error, BrokenPipeError) and stdout_reader_gone():
             return EXIT_NO_READER  # `| head` has read enough: no failure of the command

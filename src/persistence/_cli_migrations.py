@@ -97,7 +97,7 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
     if created:
         print(f"created the database {redact_url(url)}")
     for migration in applied:
-        print(f"applied {_label(migration.chain)}{migration.path.name}")
+        print(f"applied {migration.chain.label}{migration.path.name}")
     print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
     return EXIT_OK
 
@@ -131,7 +131,7 @@ async def _dry_run(
     )
     for migration in pending:
         lines.append(
-            f"\n-- {_label(migration.chain)}{migration.path.name}: one transaction, with its"
+            f"\n-- {migration.chain.label}{migration.path.name}: one transaction, with its"
         )
         lines.append(f"-- row in {migration.chain.history}\n{migration.sql.rstrip()}")
     lines.append(f"\n-- {len(pending)} migration(s) would be applied")
@@ -178,7 +178,7 @@ async def status_command(arguments: argparse.Namespace) -> int:
         _print_chains(arguments, url, engine, status, _chain_json)
     else:
         for chain in status.chains:
-            label = _label(chain.chain)
+            label = chain.chain.label
             for done in chain.applied:
                 print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
             for migration in chain.pending:
@@ -208,11 +208,6 @@ def _history_json(status: MigrationStatus) -> dict[str, object]:
     return {"applied": [_applied_json(done) for done in status.applied]}
 
 
-def _label(chain: Chain) -> str:
-    """Give the prefix of a migration's name: none for the package's, `user/` for the user's."""
-    return "" if chain is Chain.PACKAGE else "user/"
-
-
 def _chain_json(status: MigrationStatus) -> dict[str, object]:
     """Give where one chain stands, as `status --json` prints it."""
     return {
@@ -236,7 +231,7 @@ async def history_command(arguments: argparse.Namespace) -> int:
     if not status.applied:
         print(f"{redact_url(url)}: no migration applied yet")
     for chain in status.chains:
-        label = _label(chain.chain)
+        label = chain.chain.label
         for done in chain.applied:
             print(
                 f"{label}{done.name}  applied {done.applied_at.isoformat()}  "

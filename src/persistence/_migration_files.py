@@ -42,6 +42,11 @@ class Chain(enum.StrEnum):
         """The name of this chain's history table."""
         return HISTORY_TABLE if self is Chain.PACKAGE else USER_HISTORY_TABLE
 
+    @property
+    def label(self) -> str:
+        """The prefix of a migration's name: none for the package's, `user/` for the user's."""
+        return "" if self is Chain.PACKAGE else "user/"
+
 
 _FILE_NAME: Final = re.compile(r"(?P<version>[0-9]{4,})_(?P<slug>[a-z0-9_]+)\.sql")
 LAST_VERSION: Final = 2**63 - 1

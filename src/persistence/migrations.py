@@ -320,15 +320,20 @@ async def migrate(
             pending.update((chain, m.version) for m in status.pending)
         for chain, migrations in plans:
             await _accept(db, conn, chain, migrations, accepted[chain])
-    return [
-        migration
-        for chain, migrations in plans
-        for migration in migrations
-        if (chain, migration.version) in pending
-        and await _apply_pending(
-            db, migrations, migration, scripts[chain, migration.version], lock_timeout
-        )
-    ]
+    applied: list[Migration] = []
+    try:
+        for chain, migrations in plans:
+            for migration in migrations:
+                if (chain, migration.version) in pending and await _apply_pending(
+                    db, migrations, migration, scripts[chain, migration.version], lock_timeout
+                ):
+                    applied.append(migration)  # noqa: PERF401  # kept as each one commits
+    except PersistenceError as error:
+        if applied:  # committed, each in its own transaction: the caller is told which
+            names = ", ".join(f"{m.chain.label}{m.name}" for m in applied)
+            error.add_note(f"this run applied and kept, before it: {names}")
+        raise
+    return applied
 
 
 async def _apply_pending(
