@@ -17,6 +17,13 @@ CREATE_B = "CREATE TABLE b (id integer PRIMARY KEY);\nINSERT INTO b (id) VALUES 
 BROKEN = "CREATE TABLE c (id integer PRIMARY KEY);\nINSERT INTO no_such_table VALUES (1);\n"
 
 
+def write_both(folder: Path, name: str, text: str) -> None:
+    """Write one migration of the user's chain for both engines, as `persistence new` lays out."""
+    for engine in ("sqlite", "postgres"):
+        (folder / engine).mkdir(parents=True, exist_ok=True)
+        (folder / engine / name).write_text(text, encoding="utf-8")
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     """Write one migration file."""
     folder.mkdir(exist_ok=True)

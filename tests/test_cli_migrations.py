@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from _migration_helpers import write_both
 from persistence.__main__ import main
 
 VIEW = "CREATE VIEW passed_results AS SELECT id FROM test_results WHERE status = 'passed';\n"
@@ -218,10 +219,8 @@ def test_a_deleted_user_migration_reads_as_a_status_line(
     It read `drifted  user/migration 0002_b was applied but its file is gone`.
     """
     mine = tmp_path / "mine"
-    for engine in ("sqlite", "postgres"):
-        (mine / engine).mkdir(parents=True)
-        for name in ("0001_a", "0002_b", "0003_c"):
-            (mine / engine / f"{name}.sql").write_text(f"CREATE TABLE {name[5:]} (x integer);\n")
+    for name in ("0001_a", "0002_b", "0003_c"):
+        write_both(mine, f"{name}.sql", f"CREATE TABLE {name[5:]} (x integer);\n")
     database = str(tmp_path / "app.db")
     assert run(capsys, "migrate", "--database", database, "--migrations", str(mine))[0] == 0
     (mine / "sqlite" / "0002_b.sql").unlink()
@@ -239,10 +238,8 @@ def test_a_failed_run_names_what_it_applied_before(
     with the failure: nothing said that 0001 had been applied.
     """
     mine = tmp_path / "mine"
-    for engine in ("sqlite", "postgres"):
-        (mine / engine).mkdir(parents=True)
-        (mine / engine / "0001_ok.sql").write_text("CREATE TABLE ok1 (x integer);\n")
-        (mine / engine / "0002_bad.sql").write_text("INSERT INTO nosuch VALUES (1);\n")
+    write_both(mine, "0001_ok.sql", "CREATE TABLE ok1 (x integer);\n")
+    write_both(mine, "0002_bad.sql", "INSERT INTO nosuch VALUES (1);\n")
     database = str(tmp_path / "app.db")
     assert run(capsys, "migrate", "--database", database)[0] == 0
     code, out, err = run(capsys, "migrate", "--database", database, "--migrations", str(mine))
