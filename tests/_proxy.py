@@ -9,17 +9,21 @@ from reaching the target, for good, while its answers and new connections flow: 
 path. `keep_open()` forwards what comes in but not the end of a connection: the
 other side learns what its peer sent last, not yet that the peer has gone.
 
-`pipe` is one direction of a plain forward, for a test's own server.
+`pipe` is one direction of a plain forward, for a test's own server; `serving` runs such a
+server in a thread of its own, for a test that calls the command line in its own thread, and
+`peer_answering` is one that answers a startup message with bytes of the test's choosing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import socket
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Proxy", "pipe", "proxied", "through"]
+__all__ = ["Proxy", "peer_answering", "pipe", "proxied", "serving", "through"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -34,6 +38,61 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         pass
     finally:
         writer.close()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.contextmanager
+def serving(handle: Handler, delay: float = 0.0) -> Iterator[int]:
+    """A port on 127.0.0.1 served by `handle` in a thread; closed until `delay` has passed.
+
+    Without a delay it is listening once given. With one, the port is chosen free first, and
+    another program could take it meanwhile: a test of a late server takes that chance.
+    """
+    port = 0
+    if delay:
+        with socket.socket() as probe:
+            probe.bind((LOOPBACK, 0))
+            port = probe.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    listening = threading.Event()
+    bound: list[int] = []
+
+    async def serve() -> None:
+        await asyncio.sleep(delay)
+        async with await asyncio.start_server(handle, LOOPBACK, port) as server:
+            bound.append(server.sockets[0].getsockname()[1])
+            listening.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
+    thread.start()
+    try:
+        if not delay and not listening.wait(10):
+            raise TimeoutError("the test's server did not start listening")
+        yield port or bound[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def peer_answering(
+    reply: bytes, met: list[None] | None = None
+) -> contextlib.AbstractContextManager[int]:
+    """A port whose peer answers a startup message with `reply` and hangs up; `met` counts them."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if met is not None:
+            met.append(None)
+        await reader.read(1024)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    return serving(answer)
 
 
 class Proxy:

@@ -6,7 +6,6 @@ sets the bound in seconds (3 by default).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from _cli_helpers import free_port
+from _proxy import peer_answering
 from persistence import get_config_value, open_persistence, set_config
 
 HEARTBEAT = 5.0
@@ -30,9 +30,7 @@ async def test_a_refused_listener_does_not_hold_the_open_back(
     listener's connect had been refused in a millisecond. The caches read the database until
     the listener is back, and the warning says so.
     """
-    parts = urlsplit(postgres_url)
-    user = parts.netloc.rpartition("@")[0]
-    listen_url = urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{free_port()}"))
+    listen_url = _at_port(postgres_url, free_port())
     bound = float(os.environ.get("PERSISTENCE_TEST_OPEN_BOUND", "3"))
     started = time.monotonic()
     async with open_persistence(
@@ -56,25 +54,11 @@ async def test_a_listener_whose_server_answers_garbage_backs_off_and_closes(
     again with no pause (1,721 connects and warnings in 2 s), the open waited its whole
     heartbeat, and the close raised the driver's error.
     """
-    attempts = 0
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal attempts
-        attempts += 1
-        await reader.read(1024)
-        writer.write(b"R\x00\x00\x00\x00")  # an authentication request of length 0
-        await writer.drain()
-        writer.close()
-
-    peer = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = peer.sockets[0].getsockname()[1]
-    parts = urlsplit(postgres_url)
-    user = parts.netloc.rpartition("@")[0]
-    listen_url = urlunsplit(
-        parts._replace(netloc=f"{user}@127.0.0.1:{port}", query="sslmode=disable")
-    )
+    met: list[None] = []
     bound = float(os.environ.get("PERSISTENCE_TEST_OPEN_BOUND", "3"))
-    try:
+    # an authentication request of length 0
+    with peer_answering(b"R\x00\x00\x00\x00", met) as port:
+        listen_url = _at_port(postgres_url, port, "sslmode=disable")
         started = time.monotonic()
         async with open_persistence(
             postgres_url, files=tmp_path / "f", listen_url=listen_url, heartbeat=HEARTBEAT
@@ -84,8 +68,12 @@ async def test_a_listener_whose_server_answers_garbage_backs_off_and_closes(
             reads = time.monotonic()
             while time.monotonic() - reads < 1.0:
                 assert await p.cache.get_config_value("runner", "workers", int) == 3
-        assert attempts <= 8, attempts  # backing off from 50 ms, not once a read
-        assert caplog.text.count("change notifications lost") == 1
-    finally:
-        peer.close()
-        await peer.wait_closed()
+    assert len(met) <= 8, len(met)  # backing off from 50 ms, not once a read
+    assert caplog.text.count("change notifications lost") == 1
+
+
+def _at_port(url: str, port: int, query: str = "") -> str:
+    """The URL of the same role and database, on 127.0.0.1 at `port`."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}", query=query))
