@@ -22,19 +22,21 @@ async def role_of_its_own(
 ) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
     """Make a LOGIN role, run `grants` (statements naming it as `{role}`), give its URL.
 
-    The admin connection comes with it, for the test's own looks. The role's rights on the
-    tables and sequences are revoked, and it is dropped, whatever the test did.
+    The admin connection comes with it, for the test's own looks. Whatever the test did, and
+    whatever it was granted, the role's rights in this database go (`DROP OWNED`), then it.
     """
     role = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(url)
     try:
         await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-        for grant in grants:
-            await admin.execute(grant.format(role=f'"{role}"'))
-        parts = urlsplit(url)
-        yield urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}")), admin
+        try:
+            for grant in grants:
+                await admin.execute(grant.format(role=f'"{role}"'))
+            parts = urlsplit(url)
+            host = parts.netloc.rpartition("@")[2]
+            yield urlunsplit(parts._replace(netloc=f"{role}@{host}")), admin
+        finally:
+            await admin.execute(f'DROP OWNED BY "{role}"')  # its rights, here
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
     finally:
-        for held in (TABLES, SEQUENCES):
-            await admin.execute(f'REVOKE ALL ON {held} FROM "{role}"')
-        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         await admin.close()
