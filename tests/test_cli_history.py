@@ -604,7 +604,7 @@ def test_an_import_waits_for_a_write_lock_held_longer_than_the_librarys_default(
     report.write_text(REPORT.format(read=0.1, outcome=""), encoding="utf-8")
     other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process's long import, as plain SQL
-    release = threading.Timer(5.5, other.commit)
+    release = threading.Timer(6.5, other.commit)  # well past the old 5 s, on a loaded machine
     release.start()
     try:
         code, out, err = run(capsys, "import", str(report), "--database", str(database))

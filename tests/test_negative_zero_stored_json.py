@@ -83,12 +83,11 @@ async def test_a_negative_zero_in_a_stored_config_value_reads_as_zero_by_every_p
     is rebuilt through the converter, which writes 0.0. A float value keeps its sign
     everywhere, as the converter keeps it.
     """
-    insert = (
-        "INSERT INTO config_entries (section, key, value, type, updated_at) "
-        "VALUES ('p', 'd', '{\"f\":-1.5,\"l\":[-0.0,{\"m\":-0e0}],\"z\":-0.0}', 'dict', "
-        "'2026-05-01T00:00:00.000000+00:00'), "
-        "('p', 'l', '[-0.0]', 'list', '2026-05-01T00:00:00.000000+00:00')"
-    )
+    at = "'2026-05-01T00:00:00.000000+00:00'"
+    rows = [("d", STORED, "dict"), ("l", "[-0.0]", "list"), ("f", "-0.0", "float")]
+    values = ", ".join(f"('p', '{key}', '{text}', '{kind}', {at})" for key, text, kind in rows)
+    # The test's own constants, never input.
+    insert = f"INSERT INTO config_entries (section, key, value, type, updated_at) VALUES {values}"  # noqa: S608
     await plain_sql(database_url, insert)
     memory = await open_memory_cache(db)
     tiered = await open_redis_cache(db, redis_url, namespace=namespace, local_size=0)
@@ -105,8 +104,15 @@ async def test_a_negative_zero_in_a_stored_config_value_reads_as_zero_by_every_p
             await tiered.get_config_value("p", "l", list),
             await tiered.get_config_value("p", "l", list),
         ]
+        floats = [
+            await get_config_value(db, "p", "f", float),
+            await memory.get_config_value("p", "f", float),
+            await tiered.get_config_value("p", "f", float),
+            await tiered.get_config_value("p", "f", float),
+        ]
         assert [_signs(value) for value in dicts] == [[-1.0, 1.0, 1.0, 1.0]] * 4, dicts
         assert [_signs(value) for value in lists] == [[1.0]] * 4, lists
+        assert [_signs(value) for value in floats] == [[-1.0]] * 4, floats
     finally:
         await memory.close()
         await tiered.close()

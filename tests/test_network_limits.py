@@ -37,7 +37,7 @@ from persistence._database_value import backend_of
 from persistence._loans import borrow
 from persistence._postgres.adapter import COPY_ROWS
 from persistence._postgres.connections import as_pg
-from persistence.database import close_database
+from persistence.database import close_database, connection
 
 pytestmark = pytest.mark.usefixtures("postgres_admin")
 
@@ -408,3 +408,21 @@ async def test_a_connection_given_up_then_dropped_by_the_server_is_handed_back(
         started = time.monotonic()
         await close_database(db)
     assert time.monotonic() - started < 0.5
+
+
+async def test_the_drivers_own_timeout_in_a_loan_is_still_translated(
+    migrated_postgres_url: str,
+) -> None:
+    """A command timeout that asyncpg raised in `connection()` is the package's error, as before.
+
+    The caller's own `TimeoutError` leaves the loan as it was raised: told apart by where it
+    was raised, in asyncpg's code or not.
+    """
+    async with connect(migrated_postgres_url, command_timeout=0.2) as db:
+        with pytest.raises(DatabaseError, match=r"within the command timeout \(0.2s\)"):
+            async with connection(db) as conn:
+                await conn.execute("SELECT pg_sleep(2)")  # type: ignore[attr-defined]  # asyncpg's
+        with pytest.raises(TimeoutError):
+            async with connection(db) as conn, asyncio.timeout(0.2):
+                await conn.execute("SELECT pg_sleep(2)")  # type: ignore[attr-defined]  # asyncpg's
+        assert await all_results(db) == []  # the pool gives a connection after both

@@ -537,21 +537,3 @@ async def test_the_callers_own_error_leaves_a_block_as_it_was_raised(
             raise own
     assert caught.value is own
     assert await get_config_value(db, "runner", "workers", int, default=1) == 1
-
-
-async def test_the_drivers_own_timeout_in_a_loan_is_still_translated(
-    migrated_postgres_url: str,
-) -> None:
-    """A command timeout that asyncpg raised in `connection()` is the package's error, as before.
-
-    The caller's own `TimeoutError` leaves the loan as it was raised: told apart by where it
-    was raised, in asyncpg's code or not.
-    """
-    async with connect(migrated_postgres_url, command_timeout=0.2) as db:
-        with pytest.raises(DatabaseError, match=r"within the command timeout \(0.2s\)"):
-            async with connection(db) as conn:
-                await conn.execute("SELECT pg_sleep(2)")  # type: ignore[attr-defined]  # asyncpg's
-        with pytest.raises(TimeoutError):
-            async with connection(db) as conn, asyncio.timeout(0.2):
-                await conn.execute("SELECT pg_sleep(2)")  # type: ignore[attr-defined]  # asyncpg's
-        assert await all_results(db) == []  # the pool gives a connection after both
