@@ -461,7 +461,8 @@ async def test_blocks_at_once_get_every_pooled_connection_the_lane_idles_on(
     """pool_size=2, the lane holding one after a single call: two blocks still run at once.
 
     The lane kept its connection idle for good: the second block waited for the first, and
-    failed at the connect timeout when the first outlasted it.
+    failed at the connect timeout when the first outlasted it. A block that begins while the
+    lane's call runs gets its connection once that call ends.
     """
     db = await open_database(migrated_postgres_url, pool_size=2, connect_timeout=2)
     try:

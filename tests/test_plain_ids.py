@@ -153,7 +153,7 @@ def test_a_cursor_id_no_column_holds_is_refused(bad: object) -> None:
         TestHistoryCursor("t", T0, bad)  # type: ignore[arg-type]  # hostile on purpose
 
 
-async def test_a_runs_export_takes_the_smallest_and_the_largest_id_too(
+async def test_the_export_of_a_run_takes_the_smallest_and_the_largest_id_too(
     db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ids at either end of what a column holds are exported, one page apiece.
