@@ -54,23 +54,16 @@ def checked_statements(
         opening = _LEADING_NOISE.sub("", statement.text)
         if (explained := EXPLAINED.match(opening)) is not None:
             opening = _LEADING_NOISE.sub("", opening[explained.end() :])
-        control = _TRANSACTION_CONTROL.match(opening)
-        if control is not None:
+        refused = None
+        if (control := _TRANSACTION_CONTROL.match(opening)) is not None:
+            refused = f"{control[1].upper()} is not allowed in a migration: the runner runs each "
+            refused += "file in one transaction of its own"
+        elif engine is Engine.POSTGRES and _CLIENT_COPY.match(opening) is not None:
+            refused = "COPY FROM STDIN or TO STDOUT is not allowed in a migration: the runner "
+            refused += "sends and reads no rows of a COPY; write the rows as INSERT statements"
+        if refused is not None:
             line, _ = statement_place(sql, statement)
-            raise MigrationError(
-                f"{file_name}:{line}: {control[1].upper()} is not allowed in a migration: "
-                "the runner runs each file in one transaction of its own",
-                migration=name,
-                line=line,
-            )
-        if engine is Engine.POSTGRES and _CLIENT_COPY.match(opening) is not None:
-            line, _ = statement_place(sql, statement)
-            raise MigrationError(
-                f"{file_name}:{line}: COPY FROM STDIN or TO STDOUT is not allowed in a migration: "
-                "the runner sends and reads no rows of a COPY; write the rows as INSERT statements",
-                migration=name,
-                line=line,
-            )
+            raise MigrationError(f"{file_name}:{line}: {refused}", migration=name, line=line)
     return tuple(statements)
 
 
