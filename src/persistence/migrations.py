@@ -451,9 +451,9 @@ async def _apply(
         # Told "not migrated, run migrate" while migrating, naming no file.
         raise MigrationError(
             f"{migration.path.name}: it ran, but its row in {migration.chain.history} could not "
-            f"be written, so nothing of it was kept: {said}. A migration must leave the "
-            "session as it found it: its search_path and its role (pg_dump's "
-            "set_config('search_path', '', false), a SET ROLE)",
+            f"be written, so nothing of it was kept: {said}. A migration that changes the "
+            "session's search_path or role (pg_dump's set_config('search_path', '', false), "
+            "a SET ROLE) must set them back before it ends",
             migration=migration.name,
         ) from error
 
