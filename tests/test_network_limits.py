@@ -11,6 +11,7 @@ import gc
 import logging
 import socket
 import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -36,6 +37,7 @@ from persistence import (
 from persistence._database_value import backend_of
 from persistence._loans import borrow
 from persistence._postgres.adapter import COPY_ROWS
+from persistence._postgres.backend import PostgresBackend
 from persistence._postgres.connections import as_pg
 from persistence.database import close_database, connection
 
@@ -426,3 +428,32 @@ async def test_the_drivers_own_timeout_in_a_loan_is_still_translated(
             async with connection(db) as conn, asyncio.timeout(0.2):
                 await conn.execute("SELECT pg_sleep(2)")  # type: ignore[attr-defined]  # asyncpg's
         assert await all_results(db) == []  # the pool gives a connection after both
+
+
+async def test_a_caller_cancelled_as_the_cancel_request_is_made_stays_cancelled(
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled in the turn that the cancel request ends, the caller gets its CancelledError.
+
+    `asyncio.wait_for` gave it the result instead, on 3.11: the call went on to raise the
+    command timeout's `DatabaseError`, and a loop that retries on it outlived its own cancel.
+    """
+    caller: asyncio.Task[None] | None = None
+    tracked = PostgresBackend._tracked  # noqa: SLF001  # the request's task, to time the cancel
+
+    def cancelling_as_it_ends(backend: PostgresBackend, work: Any) -> asyncio.Future[Any]:  # noqa: ANN401  # as _tracked's
+        future = tracked(backend, work)
+        if "cancelled_then_given_back" in getattr(work, "__qualname__", "") and caller:
+            future.add_done_callback(lambda _: caller.cancel() if caller else None)
+        return future
+
+    monkeypatch.setattr(PostgresBackend, "_tracked", cancelling_as_it_ends)
+    async with connect(migrated_postgres_url, command_timeout=0.3) as db:
+
+        async def call() -> None:
+            async with connection(db) as conn:
+                await conn.execute("SELECT pg_sleep(2)")  # type: ignore[attr-defined]  # asyncpg's
+
+        caller = asyncio.ensure_future(call())
+        with pytest.raises(asyncio.CancelledError):
+            await caller

@@ -33,6 +33,8 @@ from persistence import (
     transaction,
 )
 from persistence._migration_files import MIGRATION_FILE_LIMIT
+from persistence._migration_scripts import checked_statements
+from persistence.database import Engine
 from persistence.migrations import Chain, discover_migrations, migrations_folder
 
 VIEW = (
@@ -631,3 +633,22 @@ async def test_a_migration_that_leaves_another_search_path_is_named(
         assert user is not None
         assert [m.name for m in user.pending] == ["0001_dump"]
         assert "dumped" not in await _tables(db)
+
+
+@pytest.mark.parametrize(
+    ("copy", "refused"),
+    [
+        ("COPY u2 FROM '/srv/from stdin.csv'", False),  # a file of the server's, named so
+        ("COPY u2 FROM '/srv/u2.csv' /* not FROM STDIN */", False),
+        ("COPY (SELECT 'a;b' AS x) TO STDOUT", True),
+        ("COPY u2 (x) FROM\n  STDIN WITH (FORMAT csv)", True),
+    ],
+)
+def test_only_a_copy_through_the_client_is_refused(copy: str, *, refused: bool) -> None:
+    """The words FROM STDIN in a quoted file name or a comment refuse nothing."""
+    sql = f"CREATE TABLE u2 (x text);\n{copy};\n"
+    if refused:
+        with pytest.raises(MigrationError, match=r"^0002_copy\.sql:2: COPY FROM STDIN"):
+            checked_statements(Engine.POSTGRES, sql, "0002_copy.sql", "0002_copy")
+    else:
+        assert len(checked_statements(Engine.POSTGRES, sql, "0002_copy.sql", "0002_copy")) == 2

@@ -6,11 +6,12 @@ backend lends one from its pool (SQLite's session, a PostgreSQL connection).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._changes import WRITTEN
 from persistence._database_value import (
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from persistence._interface import Connection
 
 _T = TypeVar("_T")
+_INTERRUPTS: Final = (asyncio.CancelledError, KeyboardInterrupt)
+"""What ends a loan's hand-back from outside: raised as it is, never replaced by the call's error,
+which was raised in its place, and the caller, cancelled, went on."""
 
 
 class _Lent:
@@ -98,15 +102,26 @@ class _Lent:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        interrupted = False
         try:
             if self._frame is not None:
                 self._frame.lock.release()
             elif self._lent is not None:
                 await self._lent.__aexit__(kind, error, traceback)
+        except _INTERRUPTS:
+            interrupted = True  # the caller's cancellation goes on, not the call's error
+            raise
         finally:
             self._stop()
-            if error is not None and (not self._callers or self._backend.raised_by_driver(error)):
+            if error is not None and not interrupted and self._translates(error):
                 raise_translated(self._backend, error, self._database)
+
+    def _translates(self, error: BaseException) -> bool:
+        """Tell whether `error` is translated: every one of the package's calls, the driver's only.
+
+        In the caller's SQL (`_CallersLoan`), the caller's own errors are raised as they are.
+        """
+        return not self._callers or self._backend.raised_by_driver(error)
 
 
 class _CallersLoan(_Lent):
@@ -162,11 +177,16 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
         result = await query(conn)
     except BaseException as error:
         WRITTEN.reset(token)
+        interrupted = False
         try:
             await backend.end_failed_loan(error)
+        except _INTERRUPTS:
+            interrupted = True  # the caller's cancellation goes on, not the call's error
+            raise
         finally:
             announce(db._watchers, written)  # noqa: SLF001
-            raise_translated(backend, error, db.url)
+            if not interrupted:
+                raise_translated(backend, error, db.url)
         raise
     backend.end_loan()
     WRITTEN.reset(token)

@@ -29,7 +29,9 @@ _CLIENT_COPY: Final = re.compile(
     r"COPY\b.*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", re.IGNORECASE | re.DOTALL
 )
 """A COPY that streams rows to or from the client (pg_dump writes them): the runner sends none,
-and the server waited for them until the command timeout."""
+and the server waited for them until the command timeout. Matched with its quoted text and
+comments blanked (`_QUOTED`): `COPY t FROM '/x/from stdin.csv'` reads a file of the server's."""
+_QUOTED: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 _LEADING_NOISE: Final = re.compile(r"^(?:\s+|\ufeff|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 """What may come before a statement's first word; SQLite skips a byte order mark there too."""
 
@@ -58,7 +60,7 @@ def checked_statements(
         if (control := _TRANSACTION_CONTROL.match(opening)) is not None:
             refused = f"{control[1].upper()} is not allowed in a migration: the runner runs each "
             refused += "file in one transaction of its own"
-        elif engine is Engine.POSTGRES and _CLIENT_COPY.match(opening) is not None:
+        elif engine is Engine.POSTGRES and _CLIENT_COPY.match(_QUOTED.sub(" ", opening)):
             refused = "COPY FROM STDIN or TO STDOUT is not allowed in a migration: the runner "
             refused += "sends and reads no rows of a COPY; write the rows as INSERT statements"
         if refused is not None:

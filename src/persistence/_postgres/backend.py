@@ -233,10 +233,9 @@ class PostgresBackend(CopySupport):
                 # The caller is told once the server has the request, a moment on a healthy
                 # one: told at once, a lock freed next (the caller's own other transaction,
                 # say) let the write run on and commit. A silent server delays it this long.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.shield(sent), min(self.release_timeout, _CANCEL_WAIT)
-                    )
+                # asyncio.wait: a caller cancelled as `sent` ends is cancelled still (wait_for
+                # gave it the result, and its call went on), and `sent` goes on either way.
+                await asyncio.wait({sent}, timeout=min(self.release_timeout, _CANCEL_WAIT))
                 return
             terminate(connection)
         full = connection in self._lent_to_caller
