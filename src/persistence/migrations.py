@@ -426,17 +426,26 @@ async def _apply(
     )
     applied_at = dt.datetime.now(dt.UTC)
     duration_ms = (time.perf_counter() - started) * 1000
-    package = migration.chain is Chain.PACKAGE
-    record = db.queries.record_migration if package else db.queries.record_user_migration
     try:
-        await record(
-            conn,
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at,
-            duration_ms=duration_ms,
-        )
+        # Each query called by name, so that mypy ties each call to its own parameters.
+        if migration.chain is Chain.PACKAGE:
+            await db.queries.record_migration(
+                conn,
+                version=migration.version,
+                name=migration.name,
+                checksum=migration.checksum,
+                applied_at=applied_at,
+                duration_ms=duration_ms,
+            )
+        else:
+            await db.queries.record_user_migration(
+                conn,
+                version=migration.version,
+                name=migration.name,
+                checksum=migration.checksum,
+                applied_at=applied_at,
+                duration_ms=duration_ms,
+            )
     except Exception as error:
         said = backend_of(db).translate(error) or error
         # Told "not migrated, run migrate" while migrating, naming no file.
