@@ -87,7 +87,7 @@ pytest: $(STAMP) pgbouncer
 	trap 'rm -rf "$$tmp"' EXIT && \
 	echo "TMPDIR=$$tmp" && \
 	TMPDIR="$$tmp" $(BIN)/pytest -n 4 -m 'not timed' --dist worksteal && \
-	TMPDIR="$$tmp" $(BIN)/pytest -n 2 -m timed --dist worksteal --reruns 2
+	TMPDIR="$$tmp" $(BIN)/pytest -n 2 -m timed --dist worksteal --reruns 2 -raR
 
 ## mypy and the untimed tests on Python 3.13 (PYTHON313 names it), in a venv of their own: 3.12
 ## and 3.13 carry newer asyncio, sqlite3, json and Unicode tables than 3.11. Not part of `test`.

@@ -26,12 +26,38 @@ from persistence._driver_errors import raise_translated
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
+    from persistence._backend import Backend
     from persistence._interface import Connection
 
 _T = TypeVar("_T")
 _INTERRUPTS: Final = (asyncio.CancelledError, KeyboardInterrupt)
 """What ends a loan's hand-back from outside: raised as it is, never replaced by the call's error,
 which was raised in its place, and the caller, cancelled, went on."""
+
+
+async def _give_back(
+    hand_back: Awaitable[object] | None,
+    then: Callable[[], None],
+    error: BaseException | None,
+    backend: Backend,
+    database: str,
+) -> None:
+    """Give a loan back, then raise `error` translated, unless the hand-back was interrupted.
+
+    A cancellation that lands in the hand-back (a rollback, the wait for a cancel request) goes
+    on as it is: raised in its place, the call's error let the cancelled caller go on.
+    """
+    interrupted = False
+    try:
+        if hand_back is not None:
+            await hand_back
+    except _INTERRUPTS:
+        interrupted = True
+        raise
+    finally:
+        then()
+        if error is not None and not interrupted:
+            raise_translated(backend, error, database)
 
 
 class _Lent:
@@ -102,19 +128,15 @@ class _Lent:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        interrupted = False
-        try:
-            if self._frame is not None:
-                self._frame.lock.release()
-            elif self._lent is not None:
-                await self._lent.__aexit__(kind, error, traceback)
-        except _INTERRUPTS:
-            interrupted = True  # the caller's cancellation goes on, not the call's error
-            raise
-        finally:
-            self._stop()
-            if error is not None and not interrupted and self._translates(error):
-                raise_translated(self._backend, error, self._database)
+        if self._frame is not None:
+            self._frame.lock.release()
+            hand_back = None
+        elif self._lent is not None:
+            hand_back = self._lent.__aexit__(kind, error, traceback)
+        else:
+            hand_back = None
+        translated = error if error is not None and self._translates(error) else None
+        await _give_back(hand_back, self._stop, translated, self._backend, self._database)
 
     def _translates(self, error: BaseException) -> bool:
         """Tell whether `error` is translated: every one of the package's calls, the driver's only.
@@ -177,16 +199,14 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
         result = await query(conn)
     except BaseException as error:
         WRITTEN.reset(token)
-        interrupted = False
-        try:
-            await backend.end_failed_loan(error)
-        except _INTERRUPTS:
-            interrupted = True  # the caller's cancellation goes on, not the call's error
-            raise
-        finally:
-            announce(db._watchers, written)  # noqa: SLF001
-            if not interrupted:
-                raise_translated(backend, error, db.url)
+        watchers = db._watchers  # noqa: SLF001
+        await _give_back(
+            backend.end_failed_loan(error),
+            lambda: announce(watchers, written),
+            error,
+            backend,
+            db.url,
+        )
         raise
     backend.end_loan()
     WRITTEN.reset(token)
