@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from _cli_helpers import (
@@ -187,3 +188,23 @@ def test_a_reply_the_driver_cannot_read_exits_3_naming_it(
     first = done.stderr.splitlines()[0]
     assert first.startswith(f"persistence: error: cannot connect to PostgreSQL at {url}"), first
     assert "the server's reply could not be read (asyncpg: " in first
+
+
+def _own_bug(*_args: object, **_kwargs: object) -> object:
+    """Stand for a connect that fails with an `AttributeError` of the package's own code."""
+    raise AttributeError("a bug of the package's own")
+
+
+@pytest.mark.parametrize("command", [["status"], ["migrate", "--create"]])
+def test_a_bug_of_the_package_while_connecting_is_not_told_as_the_server(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """A bug of the package's own while connecting goes up as it is.
+
+    Only asyncpg's `AttributeError` (its reading of a reply) is told as "cannot connect".
+    """
+    monkeypatch.setattr(asyncpg, "create_pool", _own_bug)
+    monkeypatch.setattr(asyncpg, "connect", _own_bug)
+    url = f"postgresql://u@127.0.0.1:{free_port()}/db?sslmode=disable"
+    with pytest.raises(AttributeError, match="a bug of the package's own"):
+        run(capsys, *command, "--database", url)

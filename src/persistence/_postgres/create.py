@@ -14,7 +14,7 @@ import asyncpg
 from persistence._cancelling import finish_then_cancel
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import quoted_identifier
-from persistence._postgres.errors import CONNECT_FAILURES, detail, refuse_own_bug
+from persistence._postgres.errors import connect_failures
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError, ValidationError
 
@@ -75,13 +75,11 @@ async def create_postgres_database(
     except ValueError as error:
         raise DatabaseError(f"invalid database URL {shown!r}: {error}") from None
     name = database_name(dsn)
-    try:  # looked for first: a role that may not use a maintenance database learns it exists
-        found = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
-    except asyncpg.InvalidCatalogNameError:
-        found = None
-    except CONNECT_FAILURES as error:
-        refuse_own_bug(error)
-        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
+    with connect_failures(f"cannot connect to PostgreSQL at {shown}"):
+        try:  # looked for first: a role that may not use a maintenance database learns it exists
+            found = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
+        except asyncpg.InvalidCatalogNameError:
+            found = None
     if found is not None:
         await finish_then_cancel(found.close(timeout=connect_timeout))
         return False
@@ -89,24 +87,21 @@ async def create_postgres_database(
         return True
     admin = await _maintenance_connection(dsn, shown, connect_timeout)
     try:
-        quoted = quoted_identifier(name)
-        await admin.execute(f"CREATE DATABASE {quoted}", timeout=command_timeout)
-    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
-        # Another runner made it between the look and the create; two at once collide in
-        # the catalogue's unique index instead.
-        return False
-    except asyncpg.InsufficientPrivilegeError as error:
-        role = await admin.fetchval("SELECT current_user", timeout=command_timeout)
-        raise DatabaseError(
-            f"cannot create the database {name!r} at {shown}: the role {role!r} lacks the "
-            "right to create databases (CREATEDB). Ask an administrator to run "
-            f"CREATE DATABASE {quoted} OWNER {role}, or ALTER ROLE {role} CREATEDB"
-        ) from error
-    except CONNECT_FAILURES as error:
-        refuse_own_bug(error)
-        raise DatabaseError(
-            f"cannot create the database {name!r} at {shown}: {detail(error)}"
-        ) from error
+        with connect_failures(f"cannot create the database {name!r} at {shown}"):
+            quoted = quoted_identifier(name)
+            try:
+                await admin.execute(f"CREATE DATABASE {quoted}", timeout=command_timeout)
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # Another runner made it between the look and the create; two at once collide
+                # in the catalogue's unique index instead.
+                return False
+            except asyncpg.InsufficientPrivilegeError as error:
+                role = await admin.fetchval("SELECT current_user", timeout=command_timeout)
+                raise DatabaseError(
+                    f"cannot create the database {name!r} at {shown}: the role {role!r} lacks "
+                    "the right to create databases (CREATEDB). Ask an administrator to run "
+                    f"CREATE DATABASE {quoted} OWNER {role}, or ALTER ROLE {role} CREATEDB"
+                ) from error
     finally:
         await finish_then_cancel(admin.close(timeout=connect_timeout))
     return True
@@ -117,17 +112,13 @@ async def _maintenance_connection(
 ) -> asyncpg.Connection:
     last: BaseException | None = None
     for maintenance in _MAINTENANCE:
-        try:
-            return await asyncpg.connect(
-                dsn, database=maintenance, timeout=connect_timeout, statement_cache_size=0
-            )
-        except asyncpg.InvalidCatalogNameError as error:
-            last = error
-        except CONNECT_FAILURES as error:
-            refuse_own_bug(error)
-            raise DatabaseError(
-                f"cannot connect to PostgreSQL at {shown} to create its database: {detail(error)}"
-            ) from error
+        with connect_failures(f"cannot connect to PostgreSQL at {shown} to create its database"):
+            try:
+                return await asyncpg.connect(
+                    dsn, database=maintenance, timeout=connect_timeout, statement_cache_size=0
+                )
+            except asyncpg.InvalidCatalogNameError as error:
+                last = error
     raise DatabaseError(
         f"cannot create the database of {shown}: the server has neither of the maintenance "
         f"databases {' nor '.join(_MAINTENANCE)} to connect to"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -145,14 +147,19 @@ def raised_by_asyncpg(error: BaseException) -> bool:
     return any(_ASYNCPG in Path(frame.f_code.co_filename).parts for frame, _ in frames)
 
 
-def refuse_own_bug(error: BaseException) -> None:
-    """Raise again an `AttributeError` that this package's code raised, not asyncpg's reading.
+@contextlib.contextmanager
+def connect_failures(what: str) -> Iterator[None]:
+    """Raise a `DatabaseError` that begins with `what` for a connection that cannot be made.
 
-    `CONNECT_FAILURES` names it for asyncpg's stumbles over a reply; a bug of the package's
-    own must not be told as a server that cannot be reached.
+    An `AttributeError` that this package's code raised, not asyncpg's reading of a reply, goes
+    on as it is: a bug of the package's own must not be told as a server that cannot be reached.
     """
-    if isinstance(error, AttributeError) and not raised_by_asyncpg(error):
-        raise error
+    try:
+        yield
+    except CONNECT_FAILURES as error:
+        if isinstance(error, AttributeError) and not raised_by_asyncpg(error):
+            raise
+        raise DatabaseError(f"{what}: {detail(error)}") from error
 
 
 def detail(error: BaseException) -> str:

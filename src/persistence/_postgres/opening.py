@@ -15,7 +15,7 @@ from persistence._loader import load_queries
 from persistence._postgres.adapter import PostgresAdapter
 from persistence._postgres.backend import PostgresBackend
 from persistence._postgres.connections import pool_hooks
-from persistence._postgres.errors import CONNECT_FAILURES, detail, refuse_own_bug
+from persistence._postgres.errors import connect_failures
 from persistence._postgres.pooling import split_pooling
 from persistence.exceptions import DatabaseError
 
@@ -69,33 +69,32 @@ async def open_postgres(
         functools.partial(PostgresAdapter, command_timeout=command_timeout, observer=observer),
         "postgres",
     )
-    try:
-        async with asyncio.timeout(connect_timeout):
-            # No floor of connections (min_size=0): asyncpg would restore a floor in the
-            # background, logging a traceback on each try while the server is away. A call
-            # that needs a connection opens one and fails on its own.
-            pool = await asyncpg.create_pool(
-                dsn,
-                min_size=0,
-                max_size=pool_size,
-                timeout=connect_timeout,
-                command_timeout=command_timeout,
-                **pool_hooks(sessions=not pooling.transaction),
-                # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
-                # database or role set otherwise would misread it, or refuse it.
-                server_settings={"standard_conforming_strings": "on"},
-                # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
-                # unnamed, again with the statement it runs: the next may reach another server.
-                statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
-            )
-            await _first_answer(pool)  # the server must answer at open
-    except TimeoutError as error:
-        raise DatabaseError(
-            f"cannot connect to PostgreSQL at {shown}: no answer within {connect_timeout:g}s"
-        ) from error
-    except (*CONNECT_FAILURES, ValueError) as error:
-        refuse_own_bug(error)
-        raise DatabaseError(f"cannot connect to PostgreSQL at {shown}: {detail(error)}") from error
+    cannot = f"cannot connect to PostgreSQL at {shown}"
+    with connect_failures(cannot):
+        try:
+            async with asyncio.timeout(connect_timeout):
+                # No floor of connections (min_size=0): asyncpg would restore a floor in the
+                # background, logging a traceback on each try while the server is away. A call
+                # that needs a connection opens one and fails on its own.
+                pool = await asyncpg.create_pool(
+                    dsn,
+                    min_size=0,
+                    max_size=pool_size,
+                    timeout=connect_timeout,
+                    command_timeout=command_timeout,
+                    **pool_hooks(sessions=not pooling.transaction),
+                    # The SQL is written for the default since 9.1, where `'\'` is a backslash. A
+                    # database or role set otherwise would misread it, or refuse it.
+                    server_settings={"standard_conforming_strings": "on"},
+                    # Behind PgBouncer's transaction pooling, asyncpg prepares each statement
+                    # unnamed, again with the statement it runs: the next may reach another server.
+                    statement_cache_size=0 if pooling.transaction else _STATEMENT_CACHE,
+                )
+                await _first_answer(pool)  # the server must answer at open
+        except TimeoutError as error:
+            raise DatabaseError(f"{cannot}: no answer within {connect_timeout:g}s") from error
+        except ValueError as error:  # asyncpg's reading of the URL's options
+            raise DatabaseError(f"{cannot}: {error}") from error
     return PostgresBackend(
         queries,
         pool,
