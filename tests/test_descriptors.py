@@ -23,7 +23,7 @@ import pytest
 
 from _server import own_connections
 from persistence import Database, connect, migrate, open_persistence
-from persistence._database_value import backend_of
+from persistence._database_value import _ANY_HANDLE, backend_of
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
 from persistence._sqlite.reads import Readers
@@ -271,3 +271,23 @@ async def test_an_open_cancelled_at_any_point_leaves_nothing(
             while (left := await own_connections(database_url)) != 0:
                 assert time.monotonic() < deadline, f"{left} connections left at step {step}"
                 await asyncio.sleep(0.05)
+
+
+async def test_databases_opened_in_turn_leave_no_entry_per_url(tmp_path: Path) -> None:
+    """The process's map of write watchers by URL keeps no entry once its databases are gone.
+
+    Each database opened at a new URL added an entry, kept for good: a process that opened
+    a database per test run, or per tenant, held one for each it ever opened.
+    """
+    gc.collect()
+    before = len(_ANY_HANDLE)
+    for number in range(20):
+        async with connect(tmp_path / f"{number}.db") as db:
+            await migrate(db)
+    del db  # the last one, still named here
+    gc.collect()
+    assert len(_ANY_HANDLE) == before
+    async with connect(tmp_path / "0.db") as first, connect(tmp_path / "0.db") as second:
+        assert backend_of(first) is not backend_of(second)
+        assert first._watchers.any_handle is second._watchers.any_handle  # noqa: SLF001
+        assert len(_ANY_HANDLE) == before + 1

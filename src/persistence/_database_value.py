@@ -7,10 +7,10 @@ run where it is made (not on a block that ended, nor the outer database inside i
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import functools
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
@@ -91,14 +91,28 @@ class Watchers:
     """Those told of the writes through every database open in this process at its URL."""
 
 
-_ANY_HANDLE: Final[collections.defaultdict[tuple[Engine, str], list[WriteWatcher]]] = (
-    collections.defaultdict(list)
+class _SharedWatchers(list[WriteWatcher]):
+    """The watchers of every database open at one URL: a list that a weak map can hold."""
+
+    __slots__ = ("__weakref__",)
+
+
+_ANY_HANDLE: Final[weakref.WeakValueDictionary[tuple[Engine, str], _SharedWatchers]] = (
+    weakref.WeakValueDictionary()
 )
-"""By engine and URL (its password hidden), the watchers of every database opened there."""
+"""By engine and URL (its password hidden), the watchers of every database opened there.
+
+Held by the databases alone: a URL's entry goes with the last of them, so a process that
+opens many databases in turn does not keep one entry for each.
+"""
 
 
 def _watchers_of(db: Database) -> Watchers:
-    return Watchers(any_handle=_ANY_HANDLE[db.engine, db.url])
+    key = db.engine, db.url
+    shared = _ANY_HANDLE.get(key)
+    if shared is None:
+        shared = _ANY_HANDLE[key] = _SharedWatchers()
+    return Watchers(any_handle=shared)
 
 
 @attrs.define(eq=False)
