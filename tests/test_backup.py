@@ -301,11 +301,11 @@ async def test_a_copy_whose_read_ahead_is_cancelled_by_another_task_is_a_databas
     reading, gate = asyncio.Event(), asyncio.Event()
     real = source.queries.copy_read_test_results
 
-    async def held(conn: Any, *, after_id: int, page_size: int) -> list[Any]:  # noqa: ANN401  # as the query's
-        if after_id > 0:  # a page after the first: read ahead, while the first is written
+    async def held(conn: Any, *, from_id: int, page_size: int) -> list[Any]:  # noqa: ANN401  # as the query's
+        if from_id > 0:  # a page after the first: read ahead, while the first is written
             reading.set()
             await gate.wait()
-        return await real(conn, after_id=after_id, page_size=page_size)
+        return await real(conn, from_id=from_id, page_size=page_size)
 
     async with connect(database_url) as target:
         await migrate(target)

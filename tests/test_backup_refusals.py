@@ -28,6 +28,7 @@ from persistence import (
     DatabaseError,
     FileRecord,
     ValidationError,
+    all_config_entries,
     all_results,
     connect,
     migrate,
@@ -128,29 +129,40 @@ async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
         await copy_database(source, postgres, skip_user_tables="yes")  # type: ignore[arg-type]  # the mistake tested
 
 
-async def test_rows_at_ids_of_zero_and_below_are_copied_and_a_short_copy_is_refused(
+async def test_rows_at_every_64_bit_id_are_copied_and_a_short_copy_is_refused(
     tmp_path: Path, source: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Plain SQL may write ids of 0 or below; the copy takes them, and checks every count."""
+    """Plain SQL may write any 64-bit id; the copy takes them all, and checks every count.
+
+    A row at the least id, -2**63, was missed: the pages began after it. Every copy,
+    PostgreSQL backup and restore then failed on the count, naming no row.
+    """
     with contextlib.closing(sqlite3.connect(tmp_path / "source.db")) as plain, plain:
         plain.execute(
-            "UPDATE test_results SET id = -7 WHERE id = (SELECT min(id) FROM test_results"
-            " WHERE id NOT IN (SELECT result_id FROM result_artifacts))"
+            "UPDATE test_results SET id = -9223372036854775808 WHERE id = (SELECT min(id)"
+            " FROM test_results WHERE id NOT IN (SELECT result_id FROM result_artifacts))"
         )
         plain.execute(
-            "UPDATE config_entries SET id = 0 WHERE id = (SELECT min(id) FROM config_entries)"
+            "UPDATE config_entries SET id = -1 WHERE id = (SELECT min(id) FROM config_entries)"
+        )
+        plain.execute(
+            "UPDATE config_entries SET id = 9223372036854775807"
+            " WHERE id = (SELECT max(id) FROM config_entries)"
         )
     async with connect(database_url) as target:
         await migrate(target)
-        monkeypatch.setattr(transfer, "_BEFORE_EVERY_ID", 0)  # as paging once began
+        monkeypatch.setattr(transfer, "_FIRST_ID", 0)  # as paging once began
         short = r"test_results: (\d+) of (?!\1)\d+; config_entries: "
         with pytest.raises(DatabaseError, match=short):
             await copy_database(source, target)
         assert await contents(target) == EMPTY
         monkeypatch.undo()
-        await copy_database(source, target)
+        await copy_database(source, target, page_size=1)  # a full page ends at the greatest id
         assert await contents(target) == await contents(source)
-        assert -7 in [result.id for result in await all_results(target)]
+        assert -(2**63) in [result.id for result in await all_results(target)]
+        ids = [entry.id for entry in await all_config_entries(target)]
+        assert -1 in ids
+        assert 2**63 - 1 in ids
 
 
 async def test_a_backup_with_undecodable_rows_is_refused_as_a_database_error(

@@ -406,11 +406,11 @@ FROM test_results
 GROUP BY test_type, status
 ORDER BY test_type, status;
 
--- name: copy_read_runs(after_id, page_size)
+-- name: copy_read_runs(from_id, page_size)
 -- record_class: RunsRow
--- What `copy` and `backup` read of runs: one page in id order, after the id given.
+-- What `copy` and `backup` read of runs: one page in id order, from the id given.
 SELECT id, started_at, ended_at, labels FROM runs
-WHERE id > :after_id
+WHERE id >= :from_id
 ORDER BY id
 LIMIT :page_size;
 
@@ -419,13 +419,13 @@ LIMIT :page_size;
 INSERT INTO runs (id, started_at, ended_at, labels)
 VALUES (:id, :started_at, :ended_at, :labels);
 
--- name: copy_read_test_results(after_id, page_size)
+-- name: copy_read_test_results(from_id, page_size)
 -- record_class: TestResultsRow
--- What `copy` and `backup` read of test_results: one page in id order, after the id given.
+-- What `copy` and `backup` read of test_results: one page in id order, from the id given.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE id > :after_id
+WHERE id >= :from_id
 ORDER BY id
 LIMIT :page_size;
 
@@ -454,11 +454,11 @@ LIMIT :page_size;
 INSERT INTO result_artifacts (result_id, role, sha256, size)
 VALUES (:result_id, :role, :sha256, :size);
 
--- name: copy_read_config_entries(after_id, page_size)
+-- name: copy_read_config_entries(from_id, page_size)
 -- record_class: ConfigEntriesRow
--- What `copy` and `backup` read of config_entries: one page in id order, after the id given.
+-- What `copy` and `backup` read of config_entries: one page in id order, from the id given.
 SELECT id, section, key, value, type, description, updated_at FROM config_entries
-WHERE id > :after_id
+WHERE id >= :from_id
 ORDER BY id
 LIMIT :page_size;
 
@@ -467,11 +467,11 @@ LIMIT :page_size;
 INSERT INTO config_entries (id, section, key, value, type, description, updated_at)
 VALUES (:id, :section, :key, :value, :type, :description, :updated_at);
 
--- name: copy_read_file_records(after_id, page_size)
+-- name: copy_read_file_records(from_id, page_size)
 -- record_class: FileRecordsRow
--- What `copy` and `backup` read of file_records: one page in id order, after the id given.
+-- What `copy` and `backup` read of file_records: one page in id order, from the id given.
 SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
-WHERE id > :after_id
+WHERE id >= :from_id
 ORDER BY id
 LIMIT :page_size;
 

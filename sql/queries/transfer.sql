@@ -1,7 +1,7 @@
 -- name: CopyReadRuns :many
--- What `copy` and `backup` read of runs: one page in id order, after the id given.
+-- What `copy` and `backup` read of runs: one page in id order, from the id given.
 SELECT id, started_at, ended_at, labels FROM runs
-WHERE id > @after_id
+WHERE id >= @from_id
 ORDER BY id
 LIMIT @page_size;
 
@@ -11,11 +11,11 @@ INSERT INTO runs (id, started_at, ended_at, labels)
 VALUES (@id, @started_at, @ended_at, @labels);
 
 -- name: CopyReadTestResults :many
--- What `copy` and `backup` read of test_results: one page in id order, after the id given.
+-- What `copy` and `backup` read of test_results: one page in id order, from the id given.
 SELECT id, test_type, status, execution_time, memory_usage, test_cases_passed,
        test_cases_total, error_message, output, created_at, metadata, run_id, test_id
 FROM test_results
-WHERE id > @after_id
+WHERE id >= @from_id
 ORDER BY id
 LIMIT @page_size;
 
@@ -44,9 +44,9 @@ INSERT INTO result_artifacts (result_id, role, sha256, size)
 VALUES (@result_id, @role, @sha256, @size);
 
 -- name: CopyReadConfigEntries :many
--- What `copy` and `backup` read of config_entries: one page in id order, after the id given.
+-- What `copy` and `backup` read of config_entries: one page in id order, from the id given.
 SELECT id, section, key, value, type, description, updated_at FROM config_entries
-WHERE id > @after_id
+WHERE id >= @from_id
 ORDER BY id
 LIMIT @page_size;
 
@@ -56,9 +56,9 @@ INSERT INTO config_entries (id, section, key, value, type, description, updated_
 VALUES (@id, @section, @key, @value, @type, @description, @updated_at);
 
 -- name: CopyReadFileRecords :many
--- What `copy` and `backup` read of file_records: one page in id order, after the id given.
+-- What `copy` and `backup` read of file_records: one page in id order, from the id given.
 SELECT id, path, size, hash, created_at, accessed_at, metadata FROM file_records
-WHERE id > @after_id
+WHERE id >= @from_id
 ORDER BY id
 LIMIT @page_size;
 

@@ -131,9 +131,27 @@ def _read_alike(check: Callable[[_R], object], params: Callable[[_R], _P]) -> Ca
     return checked
 
 
-_BEFORE_EVERY_ID: Final = -(2**63)
+_FIRST_ID: Final = -(2**63)
 """Where paging starts: the least 64-bit id, so that ids of 0 or below written by plain SQL
-are copied too. A row at exactly this id is still missed, and the count check refuses it."""
+are copied too, that one included."""
+_LAST_ID: Final = 2**63 - 1
+
+
+def _from_id(
+    read_from: Callable[[int], Awaitable[list[_I]]],
+) -> Callable[[int | None], Awaitable[list[_I]]]:
+    """Read the page after the id given (`None`: the first), from the next id on.
+
+    The reads take the first id of a page, not the last of the one before: no id lies before
+    the least 64-bit one, and a row there was missed. None lies after the greatest either.
+    """
+
+    async def after(last: int | None) -> list[_I]:
+        if last is None:
+            return await read_from(_FIRST_ID)
+        return [] if last == _LAST_ID else await read_from(last + 1)
+
+    return after
 
 
 def check_moved(moved: dict[str, int], expected: dict[str, int]) -> None:
@@ -174,33 +192,34 @@ async def move_rows(
 
     async def by_id(
         table: str,
-        read_after: Callable[[int], Awaitable[list[_I]]],
+        read_from: Callable[[int], Awaitable[list[_I]]],
         convert: Callable[[_I], _P],
         write: Callable[[Connection, list[_P]], Awaitable[None]],
         stored_of: Callable[[_I], object] | None = None,
     ) -> None:
-        moved[table], last_ids[table] = await _pipe(
+        moved[table], last = await _pipe(
             source,
             tx,
-            read_after,
+            _from_id(read_from),
             convert,
             write,
             key=lambda row: row.id,
-            first=_BEFORE_EVERY_ID,
+            first=None,
             page_size=page_size,
             stored_of=stored_of,
         )
+        last_ids[table] = _FIRST_ID if last is None else last
 
     queries = source.queries  # read on `reading`, the source's snapshot
     await by_id(
         "runs",
-        lambda after: queries.copy_read_runs(reading, after_id=after, page_size=page_size),
+        lambda first: queries.copy_read_runs(reading, from_id=first, page_size=page_size),
         params_of(run_from_row, "runs", copy_write_runs_params),
         tx.queries.copy_write_runs,
     )
     await by_id(
         "test_results",
-        lambda after: queries.copy_read_test_results(reading, after_id=after, page_size=page_size),
+        lambda first: queries.copy_read_test_results(reading, from_id=first, page_size=page_size),
         params_of(result_from_row, "test_results", copy_write_test_results_params),
         tx.queries.copy_write_test_results,
     )
@@ -213,21 +232,19 @@ async def move_rows(
         copy_write_result_artifacts_params,
         tx.queries.copy_write_result_artifacts,
         key=lambda row: (row.result_id, row.role),
-        first=(_BEFORE_EVERY_ID, ""),
+        first=(_FIRST_ID, ""),
         page_size=page_size,
     )
     await by_id(
         "config_entries",
-        lambda after: queries.copy_read_config_entries(
-            reading, after_id=after, page_size=page_size
-        ),
+        lambda first: queries.copy_read_config_entries(reading, from_id=first, page_size=page_size),
         params_of(config_from_row, "config_entries", copy_write_config_entries_params),
         tx.queries.copy_write_config_entries,
         _CONFIG_VALUE,  # a value of megabytes is decoded in a worker thread, as reads do
     )
     await by_id(
         "file_records",
-        lambda after: queries.copy_read_file_records(reading, after_id=after, page_size=page_size),
+        lambda first: queries.copy_read_file_records(reading, from_id=first, page_size=page_size),
         params_of(file_record_from_row, "file_records", copy_write_file_records_params),
         tx.queries.copy_write_file_records,
     )

@@ -838,9 +838,9 @@ class Queries(Protocol):
         """Per test type and status: how many results, their total and their longest execution time."""
 
     async def copy_read_runs(
-        self, conn: Connection, *, after_id: int, page_size: int
+        self, conn: Connection, *, from_id: int, page_size: int
     ) -> list[RunsRow]:
-        """What `copy` and `backup` read of runs: one page in id order, after the id given."""
+        """What `copy` and `backup` read of runs: one page in id order, from the id given."""
 
     async def copy_write_runs(
         self, conn: Connection, rows: Iterable[CopyWriteRunsParams], /
@@ -848,9 +848,9 @@ class Queries(Protocol):
         """What `copy` and `restore` write to runs: rows with the ids they had."""
 
     async def copy_read_test_results(
-        self, conn: Connection, *, after_id: int, page_size: int
+        self, conn: Connection, *, from_id: int, page_size: int
     ) -> list[TestResultsRow]:
-        """What `copy` and `backup` read of test_results: one page in id order, after the id given."""
+        """What `copy` and `backup` read of test_results: one page in id order, from the id given."""
 
     async def copy_write_test_results(
         self, conn: Connection, rows: Iterable[CopyWriteTestResultsParams], /
@@ -872,9 +872,9 @@ class Queries(Protocol):
         """What `copy` and `restore` write to result_artifacts: each result's links to its kept files."""
 
     async def copy_read_config_entries(
-        self, conn: Connection, *, after_id: int, page_size: int
+        self, conn: Connection, *, from_id: int, page_size: int
     ) -> list[ConfigEntriesRow]:
-        """What `copy` and `backup` read of config_entries: one page in id order, after the id given."""
+        """What `copy` and `backup` read of config_entries: one page in id order, from the id given."""
 
     async def copy_write_config_entries(
         self, conn: Connection, rows: Iterable[CopyWriteConfigEntriesParams], /
@@ -882,9 +882,9 @@ class Queries(Protocol):
         """What `copy` and `restore` write to config_entries: rows with the ids they had."""
 
     async def copy_read_file_records(
-        self, conn: Connection, *, after_id: int, page_size: int
+        self, conn: Connection, *, from_id: int, page_size: int
     ) -> list[FileRecordsRow]:
-        """What `copy` and `backup` read of file_records: one page in id order, after the id given."""
+        """What `copy` and `backup` read of file_records: one page in id order, from the id given."""
 
     async def copy_write_file_records(
         self, conn: Connection, rows: Iterable[CopyWriteFileRecordsParams], /
