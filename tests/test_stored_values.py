@@ -22,6 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persistence import (
+    Database,
+    DatabaseError,
     FileRecord,
     ResultFilter,
     Run,
@@ -47,6 +49,7 @@ from persistence import (
     save_run,
     set_config,
 )
+from persistence.backup import copy_database
 from persistence.migrations import migrate
 from persistence.run_history import counterexamples, flaky_tests
 from test_plain_ids import plain_sql
@@ -638,3 +641,58 @@ async def test_a_sqlite_config_time_of_another_offset_reads_in_utc(tmp_path: Pat
         assert east.updated_at.tzinfo is dt.UTC
         with pytest.raises(ValidationError, match=r"config_entries\.updated_at: id 2: .*in UTC"):
             await get_config_entry_by_key(db, "s", "late")
+
+
+_RESERVED_TIMES: Final = {
+    "first": ("0001-01-01T00:00:00.000000+00:00", "0001-01-01 00:00:00+00"),
+    "last": ("9999-12-31T23:59:59.999999+00:00", "9999-12-31 23:59:59.999999+00"),
+}
+
+
+@pytest.mark.parametrize("which", sorted(_RESERVED_TIMES))
+async def test_a_reserved_instant_stored_by_plain_sql_is_refused_on_every_read(
+    db: Database, database_url: str, tmp_path: Path, which: str
+) -> None:
+    """The first and last instants of Python's range, stored by plain SQL, are refused.
+
+    No model holds them: asyncpg writes them as PostgreSQL's infinities. Read as they were, a
+    copy into PostgreSQL turned them into infinities that no read then took, a page ending on
+    one failed to build its cursor (naming no row), and the package's own export failed its
+    import. Each read now refuses the row on `stored row`, naming its column and id.
+    """
+    lite, postgres = _RESERVED_TIMES[which]
+    stored = postgres if "://" in database_url else lite
+    run = await save_run(db, Run(started_at=START))
+    first = await save_result(db, attrs.evolve(result(1), run_id=run.id))
+    await save_result(db, result(2))
+    entry = await set_config(db, "a", "k", 1)
+    record = await save_file_record(db, FileRecord(path="a"))
+    ended = await save_run(db, Run(started_at=START))
+    await plain_sql(
+        database_url,
+        f"UPDATE test_results SET created_at = '{stored}' WHERE id = {first.id}",  # noqa: S608  # the test's own SQL
+        f"UPDATE config_entries SET updated_at = '{stored}' WHERE id = {entry.id}",  # noqa: S608  # the test's own SQL
+        f"UPDATE file_records SET created_at = '{stored}' WHERE id = {record.id}",  # noqa: S608  # the test's own SQL
+        f"UPDATE runs SET started_at = '{stored}' WHERE id = {run.id}",  # noqa: S608  # the test's own SQL
+        f"UPDATE runs SET ended_at = '{stored}' WHERE id = {ended.id}"  # noqa: S608  # the test's own SQL
+        if which == "last"
+        else "SELECT 1",
+    )
+    reads: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        (f"test_results.created_at: id {first.id}", lambda: get_result(db, first.id or 0)),
+        (f"test_results.created_at: id {first.id}", lambda: all_results(db)),
+        (f"test_results.created_at: id {first.id}", lambda: list_results(db, limit=2)),
+        (f"config_entries.updated_at: id {entry.id}", lambda: all_config_entries(db)),
+        (f"file_records.created_at: id {record.id}", lambda: all_file_records(db)),
+        (f"runs.started_at: id {run.id}", lambda: get_run(db, run.id or 0)),
+    ]
+    if which == "last":
+        reads.append((f"runs.ended_at: id {ended.id}", lambda: get_run(db, ended.id or 0)))
+    for reason, read in reads:
+        with pytest.raises(ValidationError, match=rf"stored row\.{reason}: stored .* is reserved"):
+            await read()
+    async with connect(tmp_path / "target.db") as target:
+        await migrate(target)
+        with pytest.raises(DatabaseError, match=r"stored row\.runs\.started_at: id \d+: stored"):
+            await copy_database(db, target)
+        assert await all_results(target) == []

@@ -22,7 +22,13 @@ from typing import Final, Protocol, TypeVar, cast
 
 import attrs
 
-from persistence._guards import MAX_KEY_BYTES, json_value, key_length_problem
+from persistence._guards import (
+    FIRST_INSTANT,
+    LAST_INSTANT,
+    MAX_KEY_BYTES,
+    json_value,
+    key_length_problem,
+)
 from persistence._interface import JsonObject
 from persistence._json_pieces import JSON_PIECE, encode_in_pieces, encoded_ahead, loads_in_pieces
 from persistence._json_recheck import plain_json, still_json
@@ -219,6 +225,7 @@ def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         and type(total) is int
         and (run_id is None or type(run_id) is int)
         and created_at.tzinfo is not None  # PostgreSQL's infinities read naive
+        and (created_at.year not in _EDGE_YEARS or created_at not in _RESERVED)  # model_instant's
         and (error_message is None or (type(error_message) is str and "\x00" not in error_message))
         and (output is None or (type(output) is str and "\x00" not in output))
         and (
@@ -322,8 +329,8 @@ def file_record_from_row(row: FileRecordsRow) -> FileRecord:
         and type(path) is str
         and "\x00" not in path
         and (len(path) <= _SHORT_KEY or key_length_problem(path) is None)
-        and row.created_at.tzinfo is not None
-        and row.accessed_at.tzinfo is not None
+        and model_instant(row.created_at)
+        and model_instant(row.accessed_at)
     ):
         raise refused_row("file_records", row.id, lambda: _checked_file_record(row))
     model = _new(_FileRecordFill)
@@ -355,13 +362,32 @@ _INFINITIES = {
     dt.datetime.min: "-infinity",  # noqa: DTZ901  # naive on purpose: asyncpg reads it so
 }
 """How asyncpg reads PostgreSQL's infinite times: naive, at the ends of Python's range."""
+_RESERVED: Final = frozenset({FIRST_INSTANT, LAST_INSTANT})
+_EDGE_YEARS: Final = (1, 9999)
+"""The years of the two instants of `_RESERVED`, in any offset: a cheap look first."""
+
+
+def model_instant(stored: dt.datetime) -> bool:
+    """Tell whether a stored time is one that a model holds: aware, and not reserved."""
+    return stored.tzinfo is not None and (stored.year not in _EDGE_YEARS or stored not in _RESERVED)
 
 
 def finite_time(model: str, field: str, stored: dt.datetime) -> dt.datetime:
-    """Give a stored time as read, unless it is one of PostgreSQL's infinities: refuse those."""
-    infinity = _INFINITIES.get(stored) if stored.tzinfo is None else None
-    if infinity is not None:
-        reason = f"stored {infinity} is no instant (PostgreSQL's timestamptz holds it, no model)"
+    """Give a stored time as read, unless no model holds it: refuse those.
+
+    PostgreSQL's infinities read naive; the first and last instants of Python's range, which
+    plain SQL may store as text on SQLite, are refused by the models (asyncpg writes them as
+    the infinities), so a copy to PostgreSQL, a cursor or an export's import failed on them.
+    """
+    if stored.tzinfo is None:
+        infinity = _INFINITIES.get(stored)
+        if infinity is not None:
+            reason = (
+                f"stored {infinity} is no instant (PostgreSQL's timestamptz holds it, no model)"
+            )
+            raise ValidationError(model, field, reason)
+    elif stored in _RESERVED:
+        reason = f"stored {stored} is reserved: no model holds the first or last instant of 1-9999"
         raise ValidationError(model, field, reason)
     return stored
 
@@ -390,7 +416,7 @@ def config_from_row(row: ConfigEntriesRow) -> ConfigEntry:
         _is_key(section)
         and _is_key(key)
         and (description is None or (type(description) is str and "\x00" not in description))
-        and row.updated_at.tzinfo is not None
+        and model_instant(row.updated_at)
     ):
         raise refused_row("config_entries", row.id, lambda: _checked_config(row))
     updated = row.updated_at

@@ -30,7 +30,7 @@ from persistence._paging import (
     stored_id,
     upper_bounds,
 )
-from persistence._rows import finite_time, found, refused_row
+from persistence._rows import finite_time, found, model_instant, refused_row
 from persistence.database import Database, transaction
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import Run, utc_now
@@ -80,9 +80,9 @@ def run_from_row(row: RunsRow) -> Run:
     No CHECK holds the end after the start: a row that plain SQL stored so is refused.
     """
     started, ended = row.started_at, row.ended_at
-    if started.tzinfo is None or (
-        ended is not None and (ended.tzinfo is None or ended < started)
-    ):  # naive: one of PostgreSQL's infinities
+    if not model_instant(started) or (
+        ended is not None and (not model_instant(ended) or ended < started)
+    ):
         raise refused_row(
             "runs",
             row.id,
