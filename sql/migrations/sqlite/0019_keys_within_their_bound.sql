@@ -1,0 +1,5 @@
+-- Nothing to change on SQLite: the listings' unset upper end of a section or a path is a blob,
+-- which sorts after every text, so a section, key or path that plain SQL stored past 1,024
+-- bytes is reached and refused by the read, naming its row. This file keeps the versions of
+-- both engines in step with PostgreSQL's 0019, whose CHECKs refuse such a text when it is
+-- written: PostgreSQL has no text after every other, and its listings passed over one.
