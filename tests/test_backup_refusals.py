@@ -39,6 +39,7 @@ from persistence.__main__ import main
 from persistence._database_value import backend_of
 from persistence.backup import backup_database, copy_database, restore_database
 from persistence.database import connection
+from test_plain_ids import plain_sql
 
 if TYPE_CHECKING:
     from persistence import Database
@@ -171,23 +172,36 @@ async def test_a_backup_with_undecodable_rows_is_refused_as_a_database_error(
     """Stored bytes that no longer decode (bad JSON, a bad time) fail the restore cleanly.
 
     The error is the package's, naming the file, so `persistence restore` reports it and exits
-    with its code for a failed operation, not a traceback; the target stays empty.
+    with its code for a failed operation, not a traceback; the target stays empty. It names
+    the table and the row before the bad one: the driver fails before any row is built. A
+    text not in UTF-8 came out as a bare `ValidationError`, and none named a row.
     """
     good = tmp_path / "good.backup"
     await backup_database(source, good)
-    for column, poison in (("metadata", '{"i": 1'), ("created_at", "2026-\x112-04T00:00:00")):
+    with contextlib.closing(sqlite3.connect(good)) as plain:
+        before_last = plain.execute(
+            "SELECT max(id) FROM test_results WHERE id < (SELECT max(id) FROM test_results)"
+        ).fetchone()[0]
+    for column, poison in (
+        ("metadata", "'{\"i\": 1'"),
+        ("created_at", "'2026-' || char(17) || '2-04T00:00:00'"),
+        ("output", "CAST(x'ff' AS TEXT)"),
+    ):
         bad = tmp_path / f"bad-{column}.backup"
         bad.write_bytes(good.read_bytes())
         with contextlib.closing(sqlite3.connect(bad)) as plain, plain:
             plain.execute("PRAGMA ignore_check_constraints = ON")
             plain.execute(
-                f"UPDATE test_results SET {column} = ? "  # noqa: S608  # the test's own names
-                "WHERE id = (SELECT max(id) FROM test_results)",
-                (poison,),
+                f"UPDATE test_results SET {column} = {poison} "  # noqa: S608  # the test's own SQL
+                "WHERE id = (SELECT max(id) FROM test_results)"
             )
         async with connect(tmp_path / f"target-{column}.db") as target:
             await migrate(target)
-            with pytest.raises(DatabaseError, match="cannot be decoded") as caught:
+            with pytest.raises(
+                DatabaseError,
+                match=rf"^copy: the row after id {before_last} of test_results, read from .*, "
+                "cannot be decoded",
+            ) as caught:
                 await restore_database(target, bad)
             assert str(bad) in str(caught.value)
             assert await contents(target) == EMPTY
@@ -512,3 +526,29 @@ async def test_a_backup_of_a_time_no_file_can_hold_names_its_row(
         with pytest.raises(DatabaseError, match=said):
             await backup_database(db, tmp_path / "kept.backup")
     assert names(tmp_path) == []
+
+
+async def test_a_postgres_time_before_year_1_names_the_row_before_it(
+    migrated_postgres_url: str, tmp_path: Path
+) -> None:
+    """A time of 44 BC, stored by plain SQL, stops a backup naming table and the row before.
+
+    asyncpg fails to read it as a Python datetime before any row is built: it came out as a
+    bare `ValidationError` on `stored row.time`, naming neither the table nor a row.
+    """
+    async with connect(migrated_postgres_url) as db:
+        for value in range(3):
+            await set_config(db, "s", f"k{value}", value)
+        entries = await all_config_entries(db)
+        await plain_sql(
+            migrated_postgres_url,
+            "UPDATE config_entries SET updated_at = '0044-03-15 00:00:00+00 BC'"  # noqa: S608  # the test's own SQL
+            f" WHERE id = {entries[2].id}",
+        )
+        with pytest.raises(
+            DatabaseError,
+            match=rf"^copy: the row after id {entries[1].id} of config_entries, read from .*, "
+            r"cannot be decoded, so nothing was copied \(ValidationError: stored row\.time: ",
+        ):
+            await backup_database(db, tmp_path / "pg.backup")
+    assert not (tmp_path / "pg.backup").exists()

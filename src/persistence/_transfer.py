@@ -138,18 +138,18 @@ _LAST_ID: Final = 2**63 - 1
 
 
 def _from_id(
-    read_from: Callable[[int], Awaitable[list[_I]]],
-) -> Callable[[int | None], Awaitable[list[_I]]]:
+    read_from: Callable[[int, int], Awaitable[list[_I]]],
+) -> Callable[[int | None, int], Awaitable[list[_I]]]:
     """Read the page after the id given (`None`: the first), from the next id on.
 
     The reads take the first id of a page, not the last of the one before: no id lies before
     the least 64-bit one, and a row there was missed. None lies after the greatest either.
     """
 
-    async def after(last: int | None) -> list[_I]:
+    async def after(last: int | None, size: int) -> list[_I]:
         if last is None:
-            return await read_from(_FIRST_ID)
-        return [] if last == _LAST_ID else await read_from(last + 1)
+            return await read_from(_FIRST_ID, size)
+        return [] if last == _LAST_ID else await read_from(last + 1, size)
 
     return after
 
@@ -192,7 +192,7 @@ async def move_rows(
 
     async def by_id(
         table: str,
-        read_from: Callable[[int], Awaitable[list[_I]]],
+        read_from: Callable[[int, int], Awaitable[list[_I]]],
         convert: Callable[[_I], _P],
         write: Callable[[Connection, list[_P]], Awaitable[None]],
         stored_of: Callable[[_I], object] | None = None,
@@ -207,54 +207,100 @@ async def move_rows(
             first=None,
             page_size=page_size,
             stored_of=stored_of,
+            table=table,
         )
         last_ids[table] = _FIRST_ID if last is None else last
 
     queries = source.queries  # read on `reading`, the source's snapshot
     await by_id(
         "runs",
-        lambda first: queries.copy_read_runs(reading, from_id=first, page_size=page_size),
+        lambda first, size: queries.copy_read_runs(reading, from_id=first, page_size=size),
         params_of(run_from_row, "runs", copy_write_runs_params),
         tx.queries.copy_write_runs,
     )
     await by_id(
         "test_results",
-        lambda first: queries.copy_read_test_results(reading, from_id=first, page_size=page_size),
+        lambda first, size: queries.copy_read_test_results(reading, from_id=first, page_size=size),
         params_of(result_from_row, "test_results", copy_write_test_results_params),
         tx.queries.copy_write_test_results,
     )
     moved["result_artifacts"], _ = await _pipe(
         source,
         tx,
-        lambda after: queries.copy_read_result_artifacts(
-            reading, after_result_id=after[0], after_role=after[1], page_size=page_size
+        lambda after, size: queries.copy_read_result_artifacts(
+            reading, after_result_id=after[0], after_role=after[1], page_size=size
         ),
         copy_write_result_artifacts_params,
         tx.queries.copy_write_result_artifacts,
         key=lambda row: (row.result_id, row.role),
         first=(_FIRST_ID, ""),
         page_size=page_size,
+        table="result_artifacts",
     )
     await by_id(
         "config_entries",
-        lambda first: queries.copy_read_config_entries(reading, from_id=first, page_size=page_size),
+        lambda first, size: queries.copy_read_config_entries(
+            reading, from_id=first, page_size=size
+        ),
         params_of(config_from_row, "config_entries", copy_write_config_entries_params),
         tx.queries.copy_write_config_entries,
         _CONFIG_VALUE,  # a value of megabytes is decoded in a worker thread, as reads do
     )
     await by_id(
         "file_records",
-        lambda first: queries.copy_read_file_records(reading, from_id=first, page_size=page_size),
+        lambda first, size: queries.copy_read_file_records(reading, from_id=first, page_size=size),
         params_of(file_record_from_row, "file_records", copy_write_file_records_params),
         tx.queries.copy_write_file_records,
     )
     return moved, last_ids
 
 
+def _page_reader(
+    source: Database,
+    read_after: Callable[[_K, int], Awaitable[list[_R]]],
+    *,
+    key: Callable[[_R], _K],
+    first: _K,
+    page_size: int,
+    table: str,
+) -> Callable[[_K], Awaitable[list[_R]]]:
+    """Read the page after a key; a row that does not decode is a `DatabaseError` naming it."""
+
+    async def decoded(after: _K, size: int) -> list[_R]:
+        async with translate_errors(source):
+            return await read_after(after, size)
+
+    async def last_decoded(after: _K) -> _K:
+        """Read on a row at a time, within one page: the key of the last row that decodes."""
+        with contextlib.suppress(ValueError, TypeError):
+            for _ in range(page_size):
+                rows = await decoded(after, 1)
+                if not rows:
+                    break
+                after = key(rows[0])
+        return after
+
+    async def read(after: _K) -> list[_R]:
+        try:
+            return await decoded(after, page_size)
+        except (ValueError, TypeError) as error:  # stored bytes that no longer decode
+            # The driver's decoding fails before any row is built, so the row is named by the
+            # one before it. A text not in UTF-8 is the driver's own error, translated.
+            found = await last_decoded(after)
+            named = "(result_id, role)" if isinstance(found, tuple) else "id"
+            where = "the first row" if found == first else f"the row after {named} {found}"
+            raise DatabaseError(
+                f"copy: {where} of {table}, read from {source.url}, cannot be decoded, so "
+                f"nothing was copied ({type(error).__name__}: {error})"
+            ) from error
+
+    return read
+
+
 async def _pipe(
     source: Database,
     tx: Database,
-    read_after: Callable[[_K], Awaitable[list[_R]]],
+    read_after: Callable[[_K, int], Awaitable[list[_R]]],
     convert: Callable[[_R], _P],
     write: Callable[[Connection, list[_P]], Awaitable[None]],
     *,
@@ -262,6 +308,7 @@ async def _pipe(
     first: _K,
     page_size: int,
     stored_of: Callable[[_R], object] | None = None,
+    table: str,
 ) -> tuple[int, _K]:
     """Write page after page into `tx`, reading the next page while one is written.
 
@@ -269,17 +316,7 @@ async def _pipe(
     page shorter than `page_size` is the last. Give the rows written, and the last row's key
     (`first` when there was none).
     """
-
-    async def read(after: _K) -> list[_R]:
-        async with translate_errors(source):
-            try:
-                return await read_after(after)
-            except (ValueError, TypeError) as error:  # stored bytes that no longer decode
-                raise DatabaseError(
-                    f"copy: a row read from {source.url} cannot be decoded, so nothing was "
-                    f"copied ({type(error).__name__}: {error})"
-                ) from error
-
+    read = _page_reader(source, read_after, key=key, first=first, page_size=page_size, table=table)
     count = 0
     last = first
     page = await read(first)
