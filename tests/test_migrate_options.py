@@ -425,3 +425,31 @@ def test_bad_accept_options_are_usage_errors_that_make_no_file(
     assert ended.value.code == 2
     assert said in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_a_huge_lock_timeout_waits_as_long_as_postgresql_can(
+    capsys: pytest.CaptureFixture[str], migrated_postgres_url: str, tmp_path: Path
+) -> None:
+    """`--lock-timeout 1e306` is a number of seconds like any other, on both engines.
+
+    On PostgreSQL its milliseconds overflowed the int before the bound was taken: a traceback
+    of `OverflowError`, exit 1, which the command uses for "pending".
+    """
+    for database in (migrated_postgres_url, str(tmp_path / "lite.db")):
+        code, _, err = run(capsys, "migrate", "--lock-timeout", "1e306", "--database", database)
+        assert (code, err) == (0, "")
+
+
+def test_a_command_timeout_at_open_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], migrated_postgres_url: str
+) -> None:
+    """A command timeout shorter than the session's first statements names the command timeout.
+
+    It was told as the connect timeout ("no answer within 10s"), after half a second.
+    """
+    code, _, err = run(
+        capsys, "migrate", "--command-timeout", "0.000001", "--database", migrated_postgres_url
+    )
+    assert code == 3
+    assert "command timeout (1e-06s)" in err, err  # at open, or once a statement runs
+    assert "no answer within 10s" not in err

@@ -530,7 +530,7 @@ class PostgresBackend(CopySupport):
 async def _migration_lock(connection: PgConnection, lock_timeout: float) -> None:
     """Take the runners' lock, every lock wait of the transaction bounded by `lock_timeout`."""
     # In milliseconds, within what the setting holds: a longer bound waits as long.
-    timeout = min(max(1, int(lock_timeout * 1000)), _LONGEST_LOCK_TIMEOUT)
+    timeout = int(min(max(1.0, lock_timeout * 1000), _LONGEST_LOCK_TIMEOUT))
     await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
     try:
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)

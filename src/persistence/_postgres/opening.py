@@ -70,6 +70,7 @@ async def open_postgres(
         "postgres",
     )
     cannot = f"cannot connect to PostgreSQL at {shown}"
+    began = asyncio.get_running_loop().time()
     with connect_failures(cannot):
         try:
             async with asyncio.timeout(connect_timeout):
@@ -92,6 +93,11 @@ async def open_postgres(
                 )
                 await _first_answer(pool)  # the server must answer at open
         except TimeoutError as error:
+            if asyncio.get_running_loop().time() - began < connect_timeout:  # a statement's
+                raise DatabaseError(
+                    f"{cannot}: the server did not answer the session's first statements "
+                    f"within the command timeout ({command_timeout:g}s)"
+                ) from error
             raise DatabaseError(f"{cannot}: no answer within {connect_timeout:g}s") from error
         except ValueError as error:  # asyncpg's reading of the URL's options
             raise DatabaseError(f"{cannot}: {error}") from error
