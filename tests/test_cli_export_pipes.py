@@ -227,3 +227,30 @@ def _read_all(descriptor: int) -> bytes:
     finally:
         os.close(descriptor)
     return bytes(read)
+
+
+def test_a_stdout_pipe_in_non_blocking_mode_gets_all_of_the_output(tmp_path: Path) -> None:
+    """A parent may hand over a pipe in non-blocking mode (Node's, some CI runners').
+
+    What the command printed past the pipe's 64 KiB, while its reader was slow, failed with
+    `EAGAIN`, exit 3, "Resource temporarily unavailable" naming nothing; an export, which
+    waits on the loop, was written whole. The printed output now waits for room too.
+    """
+    new = str(tmp_path / "new.db")
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        running = subprocess.Popen(  # this interpreter, fixed arguments
+            [sys.executable, "-m", "persistence", "migrate", "--dry-run", "--database", new],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+    with contextlib.closing(os.fdopen(read_end, "rb")) as reader:
+        time.sleep(1.5)  # a slow reader: the pipe fills meanwhile
+        printed = reader.read()
+    _, err = running.communicate(timeout=60)
+    assert (running.returncode, err) == (0, b"")
+    assert len(printed) > 65_536
+    assert printed.rstrip().endswith(b"migration(s) would be applied")

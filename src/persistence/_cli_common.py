@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from persistence._files.content import write_all
 from persistence._guards import path_problem
 from persistence.bundle import checked_as_it_is
 from persistence.database import (
@@ -273,14 +272,22 @@ class _NamedOutput(io.BufferedIOBase):
         return "<stdout>"
 
     def write(self, data: Buffer, /) -> int:
-        view = memoryview(data).cast("B")
+        """Write all of `data`, waiting while a pipe in non-blocking mode is full.
+
+        A parent may hand over such a pipe (Node's, some CI runners'); the flag is the pipe's,
+        not this process's to change. It raised `EAGAIN` once 64 KiB were waiting, unnamed.
+        """
+        whole = memoryview(data).cast("B")
+        view = whole
         try:
-            write_all(self._descriptor, view)
-        except BlockingIOError:
-            raise
+            while view:
+                try:
+                    view = view[os.write(self._descriptor, view) :]
+                except BlockingIOError:  # full: wait until the reader takes some
+                    select.select([], [self._descriptor], [])
         except OSError as error:
             raise OSError(error.errno, error.strerror, "standard output") from None
-        return len(view)
+        return len(whole)
 
 
 def write_utf8(text: str) -> None:
