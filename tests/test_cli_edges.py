@@ -559,3 +559,39 @@ def test_an_export_to_a_stdout_that_is_the_database_is_refused(
     assert target.read_bytes() == before
     assert_one_error_line(done.stderr)
     assert f"standard output is the database {str(database)!r}" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["backup", "restore", "copy", "migrate"])
+def test_a_command_that_cannot_say_what_it_did_says_that_it_is_kept(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    """Standard output full after the commit: the error says the work is kept, not to redo it.
+
+    Each said only `No space left on device: standard output`, exit 3, for a backup made
+    whole, a restore or copy committed, migrations applied: the retry it invited was refused
+    (`'b.backup' exists`, `target ... is not empty`).
+    """
+    db = _with_a_run(tmp_path / "app.db")
+    backup, target = tmp_path / "b.backup", tmp_path / "target.db"
+    if command == "restore":
+        ok("backup", str(backup), *db)
+    if command in {"restore", "copy"}:
+        ok("migrate", "--database", str(target))
+    arguments = {
+        "backup": [str(backup), *db],
+        "restore": [str(backup), "--database", str(target)],
+        "copy": [db[-1], str(target)],
+        "migrate": ["--database", str(tmp_path / "new.db")],
+    }[command]
+    done = cli(command, *arguments, cwd=tmp_path, prefix=redirected("> /dev/full"))
+    assert done.returncode == 3, done.stderr
+    assert_one_error_line(done.stderr)
+    assert "but could not say so on standard output (No space left on device)" in done.stderr
+    kept = "the migrations it applied are kept" if command == "migrate" else "it is complete"
+    assert kept in done.stderr
+    if command == "backup":
+        assert backup.is_file()
+    elif command == "migrate":
+        assert run(capsys, "status", "--database", str(tmp_path / "new.db"))[0] == 0
+    else:
+        assert run(capsys, "runs", "--json", "--database", str(target))[1].count('"id": 1') == 1

@@ -39,6 +39,7 @@ from persistence._cli_common import (
     say,
     standard_output,
     stdout_reader_gone,
+    telling_what_was_done,
     whole_number,
 )
 from persistence._cli_history import (
@@ -270,21 +271,20 @@ async def _copy(arguments: argparse.Namespace) -> int:
 
 def _copied(arguments: argparse.Namespace, done: str, report: CopyReport) -> int:
     """Say what a backup, restore or copy moved, as a line or as JSON."""
-    if arguments.json:
-        print_json(
-            {
-                "source": report.source,
-                "target": report.target,
-                "rows": report.tables(),
-                "seconds": round(report.seconds, 3),
-            }
-        )
-        return EXIT_OK
-    tables = ", ".join(f"{table} {count}" for table, count in report.tables().items())
-    print(
-        f"{done} {report.source} to {report.target}: {report.rows} rows ({tables}) "
-        f"in {report.seconds:.1f}s"
-    )
+    said = f"{done} {report.source} to {report.target}"
+    with telling_what_was_done(said, f"it is complete; do not run {arguments.command} again"):
+        if arguments.json:
+            print_json(
+                {
+                    "source": report.source,
+                    "target": report.target,
+                    "rows": report.tables(),
+                    "seconds": round(report.seconds, 3),
+                }
+            )
+            return EXIT_OK
+        tables = ", ".join(f"{table} {count}" for table, count in report.tables().items())
+        print(f"{said}: {report.rows} rows ({tables}) in {report.seconds:.1f}s")
     return EXIT_OK
 
 

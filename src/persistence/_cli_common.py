@@ -53,6 +53,26 @@ class CannotRunError(Exception):
     """A reason the command cannot run that is not the database's: printed as one line."""
 
 
+@contextlib.contextmanager
+def telling_what_was_done(said: str, kept: str) -> Iterator[None]:
+    """Print, in the block, what a command did and kept; flushed at its end.
+
+    A stdout that fails then (a full disk, `> /dev/full`) says that the work is kept, `kept`:
+    it read as a command that failed, whose retry a backup's target, a restore's non-empty
+    database or an import's second run then refused or doubled. A reader gone (`| head`)
+    ends the command as a broken pipe does anywhere.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise CannotRunError(
+            f"{said}, but could not say so on standard output ({error.strerror or error}): {kept}"
+        ) from None
+
+
 @contextlib.asynccontextmanager
 async def opened(
     url: str, *, create: bool, wait: float, command_timeout: float = COMMAND_TIMEOUT

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import re
-import sys
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
@@ -30,6 +29,7 @@ from persistence._cli_common import (
     path_argument,
     picked,
     print_json,
+    telling_what_was_done,
     whole_number,
 )
 from persistence._cli_output import descriptor_of, write_to_stdout, write_whole
@@ -448,19 +448,11 @@ async def _import(db: Database, arguments: argparse.Namespace) -> int:
     labels: JsonObject = arguments.label
     run = await _FORMATS[kind][0](db, arguments.file, labels=labels)
     said = f"imported {shown_path(arguments.file)} as run {run.id}"
-    try:  # flushed now: failing at the command's end, it read as an import that failed
+    with telling_what_was_done(said, "the run is saved; do not import the report again"):
         if arguments.json:
             print(json.dumps({"run_id": run.id, "file": str(arguments.file), "format": kind}))
         else:
             print(said)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as error:
-        raise CannotRunError(
-            f"{said}, but could not say so on standard output ({error.strerror or error}): "
-            "the run is saved; do not import the report again"
-        ) from None
     return EXIT_OK
 
 

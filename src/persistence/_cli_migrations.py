@@ -21,6 +21,7 @@ from persistence._cli_common import (
     print_json,
     retrying,
     say,
+    telling_what_was_done,
     write_utf8,
 )
 from persistence._files.locks import hold
@@ -91,14 +92,18 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
             f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
             "or for a long migration to finish",
         )
-    if arguments.json:
-        print_json(_migrate_json(url, dry_run=False, created=created, applied=applied, pending=[]))
-        return EXIT_OK
-    if created:
-        print(f"created the database {redact_url(url)}")
-    for migration in applied:
-        print(f"applied {migration.chain.label}{migration.path.name}")
-    print(f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date")
+    said = f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date"
+    with telling_what_was_done(said, "the migrations it applied are kept"):
+        if arguments.json:
+            print_json(
+                _migrate_json(url, dry_run=False, created=created, applied=applied, pending=[])
+            )
+            return EXIT_OK
+        if created:
+            print(f"created the database {redact_url(url)}")
+        for migration in applied:
+            print(f"applied {migration.chain.label}{migration.path.name}")
+        print(said)
     return EXIT_OK
 
 
