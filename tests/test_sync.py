@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -19,10 +20,13 @@ from persistence import (
     NotFoundError,
     ValidationError,
     all_results,
+    close_database,
     connect,
     get_result,
     migrate,
+    open_database,
     save_result,
+    transaction,
 )
 from persistence.sync import SyncRunner
 
@@ -359,3 +363,60 @@ def test_a_call_raising_system_exit_gives_it_to_its_caller(raised: BaseException
     caller.join(5)
     assert outcome == [raised, "alive"]
     runner.close(timeout=5)
+
+
+class _LoopThatHoldsItsLook(asyncio.SelectorEventLoop):
+    """A loop whose `is_closed()`, once closed, waits for a second thread's look (1 s at most).
+
+    It holds open the moment between a thread's look at the database's last loop and its
+    move to its own, so that two threads look at once if nothing keeps them apart.
+    """
+
+    looks = threading.Barrier(2)
+
+    def is_closed(self) -> bool:
+        closed = super().is_closed()
+        if closed and not self.looks.broken:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.looks.wait(timeout=1)
+        return closed
+
+
+def test_two_threads_moving_a_sqlite_database_to_their_loops_at_once(tmp_path: Path) -> None:
+    """Two threads, each with a loop of its own, move the database from a closed loop at once.
+
+    Both saw the last loop closed, and both took the database: the second took it from the
+    first mid-transaction (its ROLLBACK let the rest of the block autocommit), or the first
+    then hung, or failed with a bare AssertionError. One now moves it; the other is refused.
+    """
+    _LoopThatHoldsItsLook.looks = threading.Barrier(2)  # this test's own
+    with asyncio.Runner(loop_factory=_LoopThatHoldsItsLook) as first:
+        db = first.run(open_database(tmp_path / "x.db"))
+        first.run(migrate(db))
+    outcomes: list[str] = []
+
+    async def three_in_a_block() -> None:
+        async with transaction(db) as tx:
+            await save_result(tx, result())
+            await asyncio.sleep(0.3)  # the other thread's loop is open meanwhile
+            await save_result(tx, result())
+            await save_result(tx, result())
+
+    def one_thread() -> None:
+        try:
+            asyncio.run(three_in_a_block())
+            outcomes.append("ok")
+        except DatabaseError as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=one_thread, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    assert len(outcomes) == 2
+    outcomes.remove("ok")  # one moved it, and its block kept its three rows
+    assert "is in use on another event loop, which is still open" in outcomes[0]
+    assert len(asyncio.run(all_results(db))) == 3
+    asyncio.run(close_database(db))

@@ -98,24 +98,35 @@ class SqliteBackend:
         self.closed = False
         self._closing: asyncio.Future[None] | None = None  # the close under way, if one is
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
+        self._moving = threading.Lock()  # held while the database moves to another loop
 
     def check_loop(self) -> None:
-        """Refuse a closed database; use the running loop, unless the last one used is open."""
+        """Refuse a closed database; use the running loop, unless the last one used is open.
+
+        The look and the move are one step, under a lock: two threads, each with a loop of
+        its own, both saw the last loop closed, and the second took the database from the
+        first mid-transaction (its ROLLBACK made the rest of the block autocommit).
+        """
         if self.closed:
             raise DatabaseError(CLOSED)
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
-        where = f"the SQLite database {self._path!r}"
-        if self._loop is not None and not self._loop.is_closed():
-            raise DatabaseError(
-                f"{where} is in use on another event loop, which is still open: use it on one "
-                "loop at a time (it moves to a new loop once the old one has closed), or from "
-                "synchronous code through persistence.sync.SyncRunner"
-            )
-        if not self._writer.idle:
-            self._writer.take_back()  # what the closed loop left: refused while a thread runs
-        self._loop = loop
+        with self._moving:
+            if self.closed:
+                raise DatabaseError(CLOSED)
+            if loop is self._loop:
+                return
+            if self._loop is not None and not self._loop.is_closed():
+                raise DatabaseError(
+                    f"the SQLite database {self._path!r} is in use on another event loop, "
+                    "which is still open: use it on one loop at a time (it moves to a new loop "
+                    "once the old one has closed), or from synchronous code through "
+                    "persistence.sync.SyncRunner"
+                )
+            if not self._writer.idle:
+                self._writer.take_back()  # what the closed loop left: refused while a thread runs
+            self._loop = loop
 
     def lend(self) -> contextlib.nullcontext[SqliteSession]:
         """Lend the session that sends each statement where it belongs: nothing to acquire."""
