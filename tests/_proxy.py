@@ -103,6 +103,7 @@ class Proxy:
         self.port = 0
         self.silent = False
         self.kept_open = False
+        self.hanging_up = False
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
@@ -118,6 +119,10 @@ class Proxy:
     def silence(self) -> None:
         """Stop forwarding anything, on open and new connections alike."""
         self.silent = True
+
+    def hang_up(self) -> None:
+        """Close each new connection as soon as it is accepted, before a byte of it is read."""
+        self.hanging_up = True
 
     def resume(self) -> None:
         """Forward again; connections that met the silence stay dead."""
@@ -157,6 +162,9 @@ class Proxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.hanging_up:
+            writer.transport.abort()
+            return
         self._writers.append(writer)
         if self.silent:
             return  # accepted, then nothing: the peer waits forever

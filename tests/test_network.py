@@ -318,6 +318,30 @@ async def test_a_killed_connection_is_said_lost_in_words_of_the_package(
     assert "another operation" not in message
 
 
+async def test_a_new_connection_closed_as_it_is_made_says_the_call_sent_nothing(
+    through: tuple[Proxy, Database],
+) -> None:
+    """The pooled connections cut, and each new one closed at once: the call could not connect.
+
+    Only a refused connect was told so; one reset, or lost as it was made, was told as a call
+    cut midway, "a COMMIT cut off may or may not have taken effect", though it sent nothing.
+    """
+    proxy, db = through
+    saved = await save_result(db, result())
+    proxy.hang_up()
+    proxy.cut()
+    await asyncio.sleep(0.05)  # the cut read: the pool's connections are gone
+    for _ in range(3):
+        with pytest.raises(DatabaseError) as raised:
+            await find_result(db, saved.id or 0)
+        message = str(raised.value)
+        if "cannot connect to the server" in message:
+            assert "The call sent nothing: the connection failed as it was made" in message
+        else:  # the first call may meet a pooled connection whose cut it has not yet read
+            assert "lost mid-call" in message
+    assert "cannot connect to the server" in message
+
+
 async def test_a_copy_refused_on_a_killed_connection_leaves_none_busy_in_the_pool(
     through: tuple[Proxy, Database], postgres_url: str
 ) -> None:

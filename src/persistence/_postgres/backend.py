@@ -35,6 +35,7 @@ from persistence._postgres.create import encoding_problem
 from persistence._postgres.errors import (
     CLOSED,
     CONNECTION_FAILURES,
+    cannot_connect,
     raised_by_asyncpg,
     time_past_python,
     translate_postgres,
@@ -167,6 +168,12 @@ class PostgresBackend(CopySupport):
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError) as error:
+            # A connect that failed (reset, or cut as it was made): told as a call cut midway,
+            # whose COMMIT might have taken effect, though it sent nothing.
+            if self.closed:
+                raise DatabaseError(CLOSED) from error
+            raise cannot_connect(error) from error
         finally:
             self._taking -= 1
         self._out.add(connection)

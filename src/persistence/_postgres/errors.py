@@ -78,10 +78,7 @@ def translate_postgres(  # noqa: C901, PLR0911  # one case a line
                 "its writes again"
             )
         case ConnectionRefusedError() if not closed:  # a new connection, before any statement
-            return DatabaseError(
-                f"PostgreSQL: cannot connect to the server: {detail(error)}. The call sent "
-                "nothing: the server is down, or not listening where the URL says"
-            )
+            return cannot_connect(error)
         case (
             asyncpg.ConnectionDoesNotExistError()
             | asyncpg.PostgresConnectionError()
@@ -107,6 +104,18 @@ def translate_postgres(  # noqa: C901, PLR0911  # one case a line
         case asyncpg.PostgresError():
             return DatabaseError(f"PostgreSQL: {_message(error)}")
     return None
+
+
+def cannot_connect(error: BaseException) -> DatabaseError:
+    """Say that a call's new connection failed: before any statement, so it sent nothing."""
+    why = (
+        "the server is down, or not listening where the URL says"
+        if isinstance(error, ConnectionRefusedError)
+        else "the connection failed as it was made"
+    )
+    return DatabaseError(
+        f"PostgreSQL: cannot connect to the server: {detail(error)}. The call sent nothing: {why}"
+    )
 
 
 def time_past_python(error: BaseException) -> ValidationError | None:
