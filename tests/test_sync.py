@@ -420,3 +420,19 @@ def test_two_threads_moving_a_sqlite_database_to_their_loops_at_once(tmp_path: P
     assert "is in use on another event loop, which is still open" in outcomes[0]
     assert len(asyncio.run(all_results(db))) == 3
     asyncio.run(close_database(db))
+
+
+def test_a_closed_postgres_database_on_a_later_loop_says_it_is_closed(
+    migrated_postgres_url: str,
+) -> None:
+    """A database closed with its runner, then used from another: closed, not the loop's fault.
+
+    The call was told that the database was opened on a loop that has since closed, and to
+    use one loop; and a second close raised so, where SQLite's does nothing.
+    """
+    with SyncRunner() as first:
+        db = first.enter(connect(migrated_postgres_url))
+    with SyncRunner() as later:
+        with pytest.raises(DatabaseError, match=r"^PostgreSQL: the database is closed$"):
+            later.call(get_result, db, 1)
+        later.call(close_database, db)  # closed already: nothing more to do

@@ -116,6 +116,8 @@ class PostgresBackend(CopySupport):
         """Refuse a call from an event loop other than the pool's: asyncpg would fail worse."""
         if asyncio.get_running_loop() is self._loop:
             return
+        if self._closed:  # closed on its own loop: that is what the caller must hear
+            raise DatabaseError(CLOSED)
         where = f"the PostgreSQL database {self._shown}" if self._shown else "this database"
         if self._loop.is_closed():
             why = f"{where} was opened on an event loop that has since closed"
@@ -506,6 +508,8 @@ class PostgresBackend(CopySupport):
         ends quietly. What does not answer within the bounds is terminated, and so is every
         connection when the close is cancelled: none is left open for a close that never comes.
         """
+        if self._closed and asyncio.get_running_loop() is not self._loop:
+            return  # closed on its own loop, as a second close there does nothing more
         self.check_loop()
         self._closed = True
         try:
