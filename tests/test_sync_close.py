@@ -8,14 +8,15 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from _server import own_connections
 from _sync_helpers import quietly, result
-from persistence import ValidationError, all_results, connect, save_result
+from persistence import ValidationError, all_results, connect, open_persistence, save_result
 from persistence.exceptions import CloseTimeoutError
-from persistence.sync import SyncRunner
+from persistence.sync import SyncRunner, _name_of
 
 
 def test_close_exits_newest_first_and_raises_the_first_error() -> None:
@@ -277,3 +278,22 @@ def test_a_second_close_returns_only_once_the_first_has_closed() -> None:
     assert exited.is_set()
     first.join(5)
     assert len(_sync_threads()) == before
+
+
+def test_a_block_is_named_by_the_function_that_made_it(tmp_path: Path) -> None:
+    """What a close that gives up, or a cancelled call, names: `enter(connect)`, not a class.
+
+    Every block of the package's is one class that refuses a second entry, and a close that
+    gave up named each `enter(_EnteredOnce)`, the same for `connect` and `open_persistence`.
+    """
+
+    @contextlib.asynccontextmanager
+    async def mine() -> AsyncIterator[int]:
+        yield 1
+
+    made = [connect(tmp_path / "x.db"), open_persistence(tmp_path / "y.db"), mine()]
+    assert [_name_of(block) for block in made] == [
+        "connect",
+        "open_persistence",
+        "test_a_block_is_named_by_the_function_that_made_it.<locals>.mine",
+    ]

@@ -48,8 +48,13 @@ class _EnteredOnce(contextlib.AbstractAsyncContextManager[_T]):
     contextlib's raised a bare AttributeError, and a loan entered twice lost its first connection.
     """
 
-    def __init__(self, block: contextlib.AbstractAsyncContextManager[_T], name: str) -> None:
-        self._block, self._name, self._entered = block, name, False
+    def __init__(
+        self, block: contextlib.AbstractAsyncContextManager[_T], made_by: Callable[..., object]
+    ) -> None:
+        self._block, self._entered = block, False
+        self._name = getattr(made_by, "__name__", "block")
+        self.made_by = made_by
+        """The function that made the block, which names it (in `SyncRunner`'s errors)."""
 
     async def __aenter__(self) -> _T:
         if self._entered:
@@ -73,7 +78,7 @@ def entered_once(
 
     @functools.wraps(make)
     def once(*args: _P.args, **kwargs: _P.kwargs) -> contextlib.AbstractAsyncContextManager[_T]:
-        return _EnteredOnce(make(*args, **kwargs), make.__name__)
+        return _EnteredOnce(make(*args, **kwargs), once)
 
     return once
 

@@ -186,6 +186,7 @@ def _for_a_block(
 
     # help() and inspect.signature() follow __wrapped__: they show open_database's arguments.
     connect.__wrapped__ = open_  # type: ignore[attr-defined]  # set on the made function
+    connect.__qualname__ = "connect"  # as the package names it, not `_for_a_block.<locals>...`
     return connect
 
 

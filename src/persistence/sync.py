@@ -424,9 +424,16 @@ def _warn_of_open_runners() -> None:
 
 
 def _name_of(thing: object) -> str:
-    """Name a function, coroutine or object for the tasks and errors: its qualified name."""
-    name = getattr(thing, "__qualname__", None)
-    return name if isinstance(name, str) else type(thing).__qualname__
+    """Name a function, coroutine or object for the tasks and errors: its qualified name.
+
+    A context manager is named by the function that made it (`connect`, `open_persistence`),
+    not by its class: every block of this package's is one class, and contextlib's another.
+    """
+    for named in (thing, getattr(thing, "made_by", None), getattr(thing, "func", None)):
+        name = getattr(named, "__qualname__", None)
+        if isinstance(name, str):
+            return name
+    return type(thing).__qualname__
 
 
 def _overdue(
