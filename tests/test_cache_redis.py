@@ -258,6 +258,33 @@ async def test_every_worker_cut_off_never_reads_an_old_value_after(
         await second.close()
 
 
+async def test_after_an_outage_one_reader_at_a_time_tries_redis_again(
+    db: Database, redis_url: str, namespace: str, proxy: Proxy
+) -> None:
+    """Past `retry_after`, one call tries Redis again; the readers meanwhile read the database.
+
+    Every waiting reader tried at once, and each waited out the timeout on a silent Redis:
+    32 readers, 224 faults and reads held 0.25 s in 10 s of outage, where one would do.
+    """
+    cache = await open_cache(db, _at_port(redis_url, proxy.port), namespace, local_size=0)
+    try:
+        for key in range(8):
+            await set_config(db, "runner", f"k{key}", key)
+        proxy.silence()
+        proxy.cut()
+        assert await cache.get_config_value("runner", "k0", int) == 0  # the outage begins
+        faults = cache.stats().faults
+        await asyncio.sleep(0.3)  # past retry_after: Redis may be tried again
+        started = time.monotonic()
+        reads = [cache.get_config_value("runner", f"k{key}", int) for key in range(8)]
+        assert await asyncio.gather(*reads) == list(range(8))
+        assert cache.stats().faults == faults + 1  # the one that tried, and timed out
+        assert time.monotonic() - started < BOUND
+    finally:
+        proxy.cut()
+        await cache.close()
+
+
 def connections_to(port: int) -> int:
     """Count this process's open TCP connections to `port`, from /proc."""
     folder = Path("/proc/self/fd")

@@ -145,6 +145,7 @@ class RedisCache(Cache):
         self._converter = encoding_converter()
         self._down_until = 0.0
         self._outage = False
+        self._probing = False  # a call is trying Redis again after an outage
         self._told: TTLCache[str, bool] = TTLCache(maxsize=1024, ttl=_BAD_ENTRY_QUIET)
         """The keys whose bad entry was logged within _BAD_ENTRY_QUIET seconds."""
 
@@ -278,8 +279,11 @@ class RedisCache(Cache):
 
         A key of another Redis type is that key's fault, not Redis's: it gives None.
         """
-        if time.monotonic() < self._down_until:
+        if time.monotonic() < self._down_until or self._probing:
             return _FAULT
+        # In an outage, one call at a time tries Redis again; the others read the database
+        # meanwhile. Each waiting reader tried at once, and each waited out the timeout.
+        probing = self._probing = self._outage
         try:
             async with asyncio.timeout(self._timeout):
                 result = await make()
@@ -298,6 +302,9 @@ class RedisCache(Cache):
             self._fault(error, "refused the call" if refused else lost)
             self._down_until = time.monotonic() + self._retry_after
             return _FAULT
+        finally:
+            if probing:
+                self._probing = False
         if self._outage:
             self._outage = False
             _LOG.info("Redis at %s answers again; caching through it", self._shown_url)
