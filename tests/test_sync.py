@@ -25,7 +25,9 @@ from persistence import (
     get_result,
     migrate,
     open_database,
+    open_persistence,
     save_result,
+    set_config,
     transaction,
 )
 from persistence.sync import SyncRunner
@@ -436,3 +438,30 @@ def test_a_closed_postgres_database_on_a_later_loop_says_it_is_closed(
         with pytest.raises(DatabaseError, match=r"^PostgreSQL: the database is closed$"):
             later.call(get_result, db, 1)
         later.call(close_database, db)  # closed already: nothing more to do
+
+
+@pytest.mark.parametrize("tier", ["memory", "redis"])
+def test_a_cache_used_from_another_loop_is_refused_saying_so(
+    tmp_path: Path, redis_url: str, tier: str
+) -> None:
+    """A bundle's cache read from a loop other than its own: a DatabaseError naming the loop.
+
+    The Redis tier's shared load, begun on the other loop, failed with a bare RuntimeError
+    (a future of another loop) from the second such read on; the memory tier blamed the
+    database. The cache's own loop reads on, and hears the writes.
+    """
+    with SyncRunner() as runner:
+        bundle = runner.enter(
+            open_persistence(
+                tmp_path / "x.db",
+                files=tmp_path / "files",
+                redis=redis_url if tier == "redis" else None,
+            )
+        )
+        runner.call(set_config, bundle.db, "s", "k", 1)
+        for _ in range(2):
+            with pytest.raises(DatabaseError, match="this cache was opened on another event loop"):
+                asyncio.run(bundle.cache.get_config_value("s", "k", int))
+        assert runner.run(bundle.cache.get_config_value("s", "k", int)) == 1
+        runner.call(set_config, bundle.db, "s", "k", 2)
+        assert runner.run(bundle.cache.get_config_value("s", "k", int)) == 2

@@ -30,7 +30,7 @@ from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, s
 from persistence._paging import page_limit
 from persistence._rows import with_own_metadata
 from persistence.database import Engine, watch_writes
-from persistence.exceptions import ValidationError
+from persistence.exceptions import DatabaseError, ValidationError
 from persistence.models import ConfigEntry, FileRecord, TestResult, TestType
 from persistence.results import ResultFilter
 
@@ -237,6 +237,7 @@ class Cache:
     ) -> None:
         check_cache_target(db)
         self._db = db
+        self._loop = asyncio.get_running_loop()  # its watch and its Redis client are this loop's
         self._watch: ChangeWatch | None = watch
         self._local = Entries(size, max_bytes) if size > 0 else None
         self._hits = self._misses = self._bypassed = self._faults = 0
@@ -340,6 +341,11 @@ class Cache:
         A cache cannot see the writes of an open `transaction()` block: a read through it
         inside a block of its database is refused (DatabaseError), hit or miss alike.
         """
+        if asyncio.get_running_loop() is not self._loop:
+            raise DatabaseError(
+                "this cache was opened on another event loop: its watch of the database (and "
+                "its Redis client) work only there; keep a bundle, or a cache, on one loop"
+            )
         check_usable(self._db)
         return self._peek(table, key)
 
