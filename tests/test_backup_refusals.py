@@ -102,6 +102,8 @@ async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
         )
     await migrate(source, mine)
     await migrate(postgres, mine)
+    with contextlib.closing(sqlite3.connect(tmp_path / "source.db")) as plain, plain:
+        plain.execute("INSERT INTO my_notes (body) VALUES ('a note of mine')")
     with pytest.raises(DatabaseError, match=r"tables of your own migrations.*: my_notes\. "):
         await copy_database(source, postgres)
     assert await contents(postgres) == EMPTY
@@ -113,6 +115,14 @@ async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
         with pytest.raises(DatabaseError, match="my_notes"):
             await restore_database(back, tmp_path / "lite.backup")
         await restore_database(back, tmp_path / "lite.backup", skip_user_tables=True)
+    # Told to skip them, a SQLite backup leaves them out too, and none of their rows: it held
+    # them, the option taken and ignored, and its restore was refused for them.
+    await backup_database(source, tmp_path / "skipped.backup", skip_user_tables=True)
+    assert b"a note of mine" not in (tmp_path / "skipped.backup").read_bytes()
+    async with connect(tmp_path / "back-skipped.db") as back:
+        await migrate(back)
+        await restore_database(back, tmp_path / "skipped.backup")
+        await assert_same(source, back)
         await assert_same(source, back)
 
     await copy_database(source, postgres, skip_user_tables=True)

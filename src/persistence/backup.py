@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backend import SQLITE_SIDECARS
-from persistence._cancelling import kept_if_cancelled
+from persistence._cancelling import finish_then_cancel, kept_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
@@ -43,6 +43,7 @@ from persistence._transfer import (
     PACKAGE_TABLES,
     PAGE_SIZE,
     check_moved,
+    drop_user_tables,
     move_rows,
     sizes_of,
 )
@@ -169,8 +170,8 @@ async def backup_database(
     """Write a backup of `db` as a new SQLite file at `path`; see the module's docstring.
 
     `path` must not exist, and its folder must. Nothing is left behind on failure. A SQLite
-    file is copied whole, the user's own tables with it; a PostgreSQL database holding
-    tables of the user's is refused, naming them, unless `skip_user_tables` is given.
+    file is copied whole, the user's own tables with it unless `skip_user_tables` is given; a
+    PostgreSQL database holding tables of the user's is refused, naming them, unless it is.
     """
     started = time.perf_counter()
     _check_database("db", db)
@@ -189,6 +190,8 @@ async def backup_database(
         if db.engine is Engine.SQLITE:
             async with translate_errors(db):
                 await backend_of(db).backup_file(str(made))
+            if skip_user_tables:
+                await finish_then_cancel(asyncio.to_thread(drop_user_tables, str(made)))
             async with connect(made, create=False) as done, borrow(done) as conn:
                 sizes = sizes_of(await done.queries.copy_table_sizes(conn))
         else:
