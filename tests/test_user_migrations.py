@@ -160,6 +160,9 @@ async def test_a_bad_user_folder_is_refused_before_anything_runs(
         await migrate(empty, one_engine)
     with pytest.raises(MigrationError, match="does not exist"):
         await migrate(empty, tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("", encoding="utf-8")  # said not to exist, there
+    with pytest.raises(MigrationError, match=r"a-file is not a folder$"):
+        await migrate(empty, tmp_path / "a-file")
     sneaky = tmp_path / "sneaky"
     write_both(sneaky, "0001_sneaky.sql", "CREATE TABLE s (id integer);\nCOMMIT;\n")
     with pytest.raises(MigrationError, match=r"0001_sneaky\.sql:2: COMMIT is not allowed"):

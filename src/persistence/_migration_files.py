@@ -86,7 +86,8 @@ def user_migrations_folder(folder: Path, engine: Engine) -> Path:
     """Return one engine's folder of a user's chain, `folder/<engine>`, which must exist."""
     folder = argument("migrate", "folder", Path, folder, "a pathlib.Path")
     if not folder.is_dir():
-        raise MigrationError(f"your migrations folder {folder} does not exist")
+        missing = "is not a folder" if folder.exists() else "does not exist"
+        raise MigrationError(f"your migrations folder {folder} {missing}")
     engine_folder = folder / engine.value
     if not engine_folder.is_dir():
         raise MigrationError(
