@@ -67,11 +67,15 @@ def test_new_writes_both_files_or_neither(
     numbered the two chains apart.
     """
     mine = tmp_path / "mine"
-    (mine / "sqlite").mkdir(parents=True)
+    mine.mkdir()
     (mine / "postgres").write_text("", encoding="utf-8")  # a file where the folder should be
     code, out, err = run(capsys, "new", "add_index", "--migrations", str(mine))
     assert (code, out) == (3, "")
     assert_one_error_line(err)
+    assert f"{mine / 'postgres'} is not a folder" in err  # it said "File exists"
+    assert not (mine / "sqlite").exists()  # looked at before any folder is made
+    (mine / "sqlite").mkdir()
+    assert run(capsys, "new", "add_index", "--migrations", str(mine))[0] == 3
     assert list((mine / "sqlite").iterdir()) == []
     (mine / "postgres").unlink()
     code, out, err = run(capsys, "new", "add_index", "--migrations", str(mine))
@@ -89,7 +93,7 @@ def test_new_into_an_unusable_folder_exits_3(
     assert code == 3
     assert out == ""
     assert_one_error_line(err)
-    assert str(tmp_path / "FILE" / "sqlite") in err
+    assert f"{tmp_path / 'FILE'} is not a folder" in err
 
 
 def test_a_new_migration_applies_as_it_is(

@@ -256,6 +256,10 @@ def _pending_json(migration: Migration) -> dict[str, object]:
 def new_command(arguments: argparse.Namespace) -> int:
     folder: Path = arguments.folder or _checkout_migrations()
     folders = [folder / engine for engine in _ENGINE_FOLDERS]
+    for engine_folder in (folder, *folders):  # looked at first: no folder made for nothing
+        if engine_folder.exists() and not engine_folder.is_dir():
+            msg = f"{engine_folder} is not a folder: it must hold each engine's migrations"
+            raise CannotRunError(msg)
     for engine_folder in folders:
         engine_folder.mkdir(parents=True, exist_ok=True)
     # The number is taken under a lock on the folder: two `new` at once, seeing the same
