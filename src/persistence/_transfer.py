@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import operator
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -72,23 +71,6 @@ LEFT_TABLES: Final = frozenset(
 
 PACKAGE_TABLES: Final = frozenset({*COPIED_TABLES, *LEFT_TABLES})
 """Every table the package's migrations make, on either engine: any other is the user's."""
-
-
-def drop_user_tables(path: str) -> None:
-    """Drop from the SQLite file at `path` each table the package did not make; wipe its pages.
-
-    For a backup told to skip the user's tables: a SQLite backup is a copy of the file's
-    pages, which held them. VACUUM leaves none of their rows in the file's free pages.
-    """
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as plain:
-        names = plain.execute(
-            "SELECT name FROM sqlite_schema"
-            " WHERE type = 'table' AND substr(name, 1, 7) <> 'sqlite_'"
-        ).fetchall()
-        for (name,) in names:
-            if name not in PACKAGE_TABLES:
-                plain.execute(f'DROP TABLE "{name.replace(chr(34), chr(34) * 2)}"')
-        plain.execute("VACUUM")
 
 
 PAGE_SIZE: Final = 5000

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backend import SQLITE_SIDECARS
-from persistence._cancelling import finish_then_cancel, kept_if_cancelled
+from persistence._cancelling import kept_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
@@ -43,7 +43,6 @@ from persistence._transfer import (
     PACKAGE_TABLES,
     PAGE_SIZE,
     check_moved,
-    drop_user_tables,
     move_rows,
     sizes_of,
 )
@@ -188,10 +187,9 @@ async def backup_database(
     try:
         made = folder / "backup.db"
         if db.engine is Engine.SQLITE:
+            only = PACKAGE_TABLES if skip_user_tables else None
             async with translate_errors(db):
-                await backend_of(db).backup_file(str(made))
-            if skip_user_tables:
-                await finish_then_cancel(asyncio.to_thread(drop_user_tables, str(made)))
+                await backend_of(db).backup_file(str(made), only=only)
             async with connect(made, create=False) as done, borrow(done) as conn:
                 sizes = sizes_of(await done.queries.copy_table_sizes(conn))
         else:
