@@ -14,9 +14,9 @@ import pytest
 from _storage_worker import burst, jittery, operations
 from persistence import Database, all_file_records, save_file_record, transaction
 from persistence import storage as storage_module
-from persistence._files import content, locks
+from persistence._files import content, locks, paths, tree
 from persistence._files.locks import stripe_of
-from persistence._files.paths import LOCKS_DIR
+from persistence._files.paths import LOCKS_DIR, is_partial_name, partial_name
 from persistence.exceptions import DatabaseError, PersistenceError, StorageError
 from persistence.storage import (
     FileInfo,
@@ -466,3 +466,70 @@ async def test_a_file_made_a_symlink_as_it_is_listed_is_listed_as_it_is_now(
         ("d/flip.txt", len("target")),
         ("d/target.txt", len("target")),
     ]
+
+
+async def test_a_move_between_two_links_keeps_its_aside_name_from_clean_temp(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`clean_temp` in the moment a move between two hard links holds the source aside.
+
+    The move renames the source's name aside, to a partial-file name, before it unlinks it:
+    `clean_temp` took that name for an abandoned write and removed it, so the move failed
+    (`FileMissingError`) though it took effect, its record left on the source; where the
+    target changed meanwhile, the name aside was the content's only copy.
+    """
+    await write_text(storage, "src.txt", "content", track=db)
+    os.link(storage.root / "src.txt", storage.root / "dst.txt")
+    real_lstat = paths.lstat  # as content.py imports it
+    swept: list[list[Path]] = []
+
+    def sweep_then_lstat(dir_fd: int, name: str) -> os.stat_result | None:
+        aside = any(map(is_partial_name, os.listdir(dir_fd)))
+        if aside and not swept:  # once the name is aside: the move's look at its target
+            swept.append(tree.clean_temp_files(storage.root, cutoff=float("inf")))
+        return real_lstat(dir_fd, name)
+
+    monkeypatch.setattr(content, "lstat", sweep_then_lstat)
+    await move(storage, "src.txt", "dst.txt", track=db)
+    monkeypatch.undo()
+    assert swept == [[]]  # the name aside was held: nothing swept
+    assert sorted(p.name for p in storage.root.iterdir() if not p.name.startswith(".")) == [
+        "dst.txt"
+    ]
+    assert [record.path for record in await all_file_records(db)] == ["dst.txt"]
+    assert await verify(storage, db) == VerifyReport()
+
+
+async def test_clean_temp_holds_a_partial_files_lock_through_its_unlink(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep keeps the lock it took on a partial file until the file is unlinked.
+
+    It took a shared lock to look, let it go, then unlinked: a write that took its own lock in
+    between (as `hold` does, just after making its file) lost its partial file, and failed at
+    its rename. Here each unlink of a partial name is checked to be under the sweep's lock.
+    """
+    partial = storage.root / partial_name("a.txt")
+    partial.write_bytes(b"left by a killed write")
+    real_unlink = os.unlink
+    unlocked_at_unlink: list[str] = []
+
+    def unlink(path: Any, *, dir_fd: int | None = None) -> None:  # noqa: ANN401  # as os.unlink's
+        name = os.fsdecode(path)
+        if is_partial_name(Path(name).name):
+            fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                unlocked_at_unlink.append(name)  # another could lock it: the sweep held none
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        real_unlink(path, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    removed = await clean_temp(storage, older_than_hours=0)
+    monkeypatch.undo()
+    assert [path.name for path in removed] == [partial.name]
+    assert not partial.exists()
+    assert unlocked_at_unlink == []

@@ -8,6 +8,7 @@ new one, and at worst a partial file that `clean_temp` removes.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import hashlib
 import io
@@ -305,13 +306,20 @@ def _drop_link(origin: Spot, spot: Spot, source: str, target: str) -> None:
     meanwhile, the file is renamed over it as a plain move would.
     """
     aside = partial_name(source)
-    os.rename(source, aside, src_dir_fd=origin.dir_fd, dst_dir_fd=origin.dir_fd)
-    moved = os.stat(aside, dir_fd=origin.dir_fd, follow_symlinks=False)
-    now = lstat(spot.dir_fd, target)
-    if now is not None and same_file(moved, now):
-        os.unlink(aside, dir_fd=origin.dir_fd)
-    else:
-        os.rename(aside, target, src_dir_fd=origin.dir_fd, dst_dir_fd=spot.dir_fd)
+    # Locked first, as a write's partial file is: `clean_temp` removes a partial name that no
+    # process holds, and took this one mid-move (the move failed, the record left behind),
+    # where the target changed meanwhile, its only copy. A lock held elsewhere keeps it too.
+    with ExitStack() as lock:
+        with suppress(OSError, NotAFileError):  # unreadable: moved as before, unlocked
+            locked = lock.enter_context(owned(open_regular(origin.dir_fd, source, source)))
+            fcntl.flock(locked, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(source, aside, src_dir_fd=origin.dir_fd, dst_dir_fd=origin.dir_fd)
+        moved = os.stat(aside, dir_fd=origin.dir_fd, follow_symlinks=False)
+        now = lstat(spot.dir_fd, target)
+        if now is not None and same_file(moved, now):
+            os.unlink(aside, dir_fd=origin.dir_fd)
+        else:
+            os.rename(aside, target, src_dir_fd=origin.dir_fd, dst_dir_fd=spot.dir_fd)
 
 
 def _one_name(dir_fd: int, source: str, target: str) -> bool:

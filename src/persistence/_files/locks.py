@@ -32,6 +32,7 @@ from persistence._files.paths import (
     open_folder,
     open_regular,
     owned,
+    same_file,
     storage_errors,
 )
 from persistence.exceptions import NotAFileError, StorageError
@@ -381,23 +382,32 @@ def remove_unheld(parent_fd: int, made: str, *, folders: bool) -> None:
                     os.unlink(name, dir_fd=parent_fd)
 
 
-def held(dir_fd: int, name: str) -> bool:
-    """Tell whether a process holds the working file `name` (`hold`): a write at work.
+def unlink_unheld(dir_fd: int, name: str) -> bool:
+    """Unlink the working file `name` unless a process holds it (`hold`); tell whether it went.
 
-    A file that cannot be opened as one, or whose lock cannot be tried, is held by none.
+    The lock is kept through the unlink, and the name checked to be the file locked: a look
+    that let the lock go first lost a write that took its own in between, whose rename then
+    found its partial file gone. A file that cannot be opened as one is held by none.
     """
     try:
         fd = open_regular(dir_fd, name, name)
     except (OSError, NotAFileError):
-        return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+        return True
     with owned(fd):
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
-        except OSError:
             return False
-        return False
+        except OSError:  # a disk without locks: none can hold it either
+            pass
+        now = lstat(dir_fd, name)
+        if now is None or not same_file(now, os.fstat(fd)):
+            return False  # replaced meanwhile: the new one is another's, looked at anew later
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+        return True
 
 
 def _ours(info: os.stat_result) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from persistence._files.content import Partial, describe_at, hash_fd
-from persistence._files.locks import held
+from persistence._files.locks import unlink_unheld
 from persistence._files.paths import (
     BACKUPS_DIR,
     CACHE_DIR,
@@ -444,8 +444,8 @@ def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path |
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISDIR(info.st_mode) or info.st_mtime > cutoff:
             return None
-        if stat.S_ISREG(info.st_mode) and is_partial_name(name) and held(dir_fd, name):
-            return None
+        if stat.S_ISREG(info.st_mode) and is_partial_name(name):
+            return folder / name if unlink_unheld(dir_fd, name) else None
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
