@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import itertools
 import os
 import shutil
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -20,8 +22,8 @@ from _cache_disk_helpers import (
     T,
     artifact_cache,  # noqa: F401  # the `artifacts` fixture, used by name
 )
-from persistence._files import tree
-from persistence._files.paths import Spot
+from persistence._files import content, tree
+from persistence._files.paths import Spot, storage_errors
 from persistence.cache import ArtifactCache, disk, open_artifact_cache
 from persistence.exceptions import OutsideRootError, StorageError
 from persistence.storage import open_storage
@@ -358,3 +360,50 @@ async def test_eviction_passes_over_an_entry_swapped_for_a_folder(
     monkeypatch.undo()
     assert await artifacts.put(bytes([0]) * 10_000) == keys[0]
     assert await artifacts.get(keys[0]) == bytes([0]) * 10_000
+
+
+async def test_an_entry_past_the_budget_is_a_miss_without_being_read(
+    artifacts: ArtifactCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry grown past the cache's budget (sparse, planted) is bad from its size alone.
+
+    A `get` read it whole before its hash was checked: 3 GiB read at a 1 MiB budget, about
+    6 GB of memory, and at 1 TiB a bare MemoryError.
+    """
+    key = await artifacts.put(GOOD)
+    entry = artifacts.path_of(key)
+    os.truncate(entry, artifacts.budget + 1)  # a hole: no byte written
+    read: list[int] = []
+    real = content.read_fd  # as disk.py imports it
+
+    def counted(fd: int) -> bytes:
+        read.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(disk, "read_fd", counted)
+    assert await artifacts.get(key) is None
+    assert read == []
+    assert not entry.exists()
+    assert await artifacts.put(GOOD) == key
+    assert await artifacts.get(key) == GOOD
+
+
+def test_a_file_too_large_for_memory_is_a_storage_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole read that runs out of memory names the file, as any storage error does.
+
+    A file planted at 1 TiB (sparse) made `read_bytes`, `CounterexampleStore.read` and the
+    cache's `get` raise a bare MemoryError.
+    """
+
+    class NoRoom(io.FileIO):
+        def readall(self) -> bytes:
+            raise MemoryError
+
+    big = tmp_path / "big"
+    big.write_bytes(b"x")
+    monkeypatch.setattr(content, "io", types.SimpleNamespace(FileIO=NoRoom))
+    refused = pytest.raises(StorageError, match=r"^big: too large to read into memory \(1 bytes\)")
+    with refused, storage_errors("big"), big.open("rb") as file:
+        content.read_fd(file.fileno())

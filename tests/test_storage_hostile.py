@@ -3,6 +3,7 @@ import contextlib
 import errno
 import functools
 import hashlib
+import itertools
 import math
 import os
 import shutil
@@ -637,3 +638,34 @@ async def test_a_root_removed_or_replaced_by_a_file_is_named(tmp_path: Path, now
         with pytest.raises(StorageError) as caught:
             await call()
         assert caught.value.path == str(storage.root), name
+
+
+async def test_a_call_out_of_descriptors_leaves_none_of_its_own_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that runs out of descriptors while it opens the root twice closes the first.
+
+    The first copy of the root's descriptor was left open when the second failed: near the
+    limit, each failing call left one more, so the next failed too, and left one more.
+    """
+    storage = await open_storage(tmp_path / "root")
+    await write_text(storage, "a.txt", "a")
+    real_dup = os.dup
+    calls = itertools.count()
+
+    def every_second_fails(fd: int) -> int:
+        if next(calls) % 2:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_dup(fd)
+
+    before = _open_descriptors()
+    monkeypatch.setattr(os, "dup", every_second_fails)
+    for _ in range(5):
+        with pytest.raises(StorageError, match="Too many open files"):
+            await copy(storage, "a.txt", "b.txt")
+    monkeypatch.undo()
+    assert _open_descriptors() == before
+
+
+def _open_descriptors() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))

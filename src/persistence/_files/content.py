@@ -83,8 +83,13 @@ def hash_fd(fd: int, sink: int | None = None, *, source: str | None = None) -> W
 
 
 def read_fd(fd: int) -> bytes:
-    with io.FileIO(fd, "rb", closefd=False) as stream:
-        return stream.readall()
+    """Read the whole file; one too large for memory is an OSError, which names its path."""
+    try:
+        with io.FileIO(fd, "rb", closefd=False) as stream:
+            return stream.readall()
+    except MemoryError:  # raised bare, out of any storage error (a file planted at 1 TiB)
+        size = os.fstat(fd).st_size
+        raise OSError(errno.ENOMEM, f"too large to read into memory ({size:,} bytes)") from None
 
 
 def file_info(path: str, info: os.stat_result, written: Written | None) -> FileInfo:

@@ -415,7 +415,13 @@ def locate(
         parts = raw.split("/")
     with open_root(root) as root_fd, storage_errors(raw):
         _names_fit(raw, parts, root_fd)  # before a folder of the path is made
-        spot = Spot(root, raw, os.dup(root_fd), os.dup(root_fd), follows=links)
+        first = os.dup(root_fd)
+        try:  # out of descriptors at the second: the first was left open for good
+            second = os.dup(root_fd)
+        except BaseException:
+            os.close(first)
+            raise
+        spot = Spot(root, raw, first, second, follows=links)
     try:
         spot.pending.extend(_meaningful(parts))
         with storage_errors(raw):

@@ -111,7 +111,12 @@ def _drop(spot: Spot, seen: os.stat_result) -> None:
 
 
 def _checked(
-    spot: Spot, stack: ExitStack, *, whole: bool = False, cached: bool = True
+    spot: Spot,
+    stack: ExitStack,
+    *,
+    whole: bool = False,
+    cached: bool = True,
+    most: int | None = None,
 ) -> tuple[int, bytes] | None:
     """Open the entry at `spot`, closed with `stack`, checking its hash as it is read.
 
@@ -128,8 +133,10 @@ def _checked(
         fd = open_regular(spot.dir_fd, spot.require(), spot.shown)
         stack.callback(os.close, fd)
         seen = os.fstat(fd)
-        # A publish makes a file of one link: a hard link came from outside.
-        if seen.st_nlink != 1 and cached:
+        # A publish makes a file of one link: a hard link came from outside. One larger than
+        # `most` (the cache's budget, which no put passes) is bad too, found so unread: a file
+        # planted at 1 TiB raised a bare MemoryError, and one of 3 GiB was read whole first.
+        if (seen.st_nlink != 1 or (most is not None and seen.st_size > most)) and cached:
             _drop(spot, seen)
             return None
         data = read_fd(fd) if whole else b""
@@ -149,11 +156,13 @@ def _good(spot: Spot, *, cached: bool = True) -> bool:
         return _checked(spot, stack, cached=cached) is not None
 
 
-def read_entry(root: Path, folder: str, key: str, *, cached: bool = True) -> bytes | None:
+def read_entry(
+    root: Path, folder: str, key: str, *, cached: bool = True, most: int | None = None
+) -> bytes | None:
     """Give the content of `key` in `folder` once its hash is checked, or None (`_checked`)."""
     with _locate(root, entry_at(_check_key(key), folder)) as spot, ExitStack() as stack:
         stack.enter_context(storage_errors(spot.shown))
-        found = _checked(spot, stack, whole=True, cached=cached)
+        found = _checked(spot, stack, whole=True, cached=cached, most=most)
         return None if found is None else found[1]
 
 
@@ -482,7 +491,7 @@ class ArtifactCache:
 
     async def get(self, key: str) -> bytes | None:
         """Return the content of `key`, or None; an entry that fails its hash is a miss."""
-        data = await asyncio.to_thread(read_entry, self._root, _ENTRIES, key)
+        data = await asyncio.to_thread(read_entry, self._root, _ENTRIES, key, most=self.budget)
         self._hits += data is not None
         self._misses += data is None
         return data
