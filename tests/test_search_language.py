@@ -61,6 +61,8 @@ REFUSED: Final = [
     ("x" * (MAX_SEARCH_CHARS + 1), f"at most {MAX_SEARCH_CHARS} characters"),
     (" ".join(["w"] * (MAX_SEARCH_TERMS + 1)), f"at most {MAX_SEARCH_TERMS} terms"),
     ("\U00020000" * 600, "at most 2047 bytes"),
+    # 1,400 bytes as typed, 2,100 as PostgreSQL lower-cases it (`ⱥ`): dropped from the query.
+    ("\u023a" * 700, "at most 2047 bytes in UTF-8, got 2100"),
     ("nul\x00here", "NUL"),
     ("lone \ud800 surrogate", "surrogate"),
 ]
@@ -211,3 +213,10 @@ def test_snippet_highlights_are_matched_words(output: str, text: str) -> None:
         marked = snippet.text[start:end].lower()
         assert re.fullmatch(r"[^\W_]+", marked)
         assert any(marked.startswith(word) for word in words)
+
+
+def test_a_word_that_grows_when_lower_cased_is_measured_as_it_grows() -> None:
+    """The bound holds for the word PostgreSQL stores: lower-cased, 3 bytes for each `Ⱥ`."""
+    assert parse_search("\u023a" * 682).terms[0].words == ("\u023a" * 682,)  # 2,046 bytes
+    with pytest.raises(ValidationError, match="got 2049"):
+        parse_search("\u023a" * 683)

@@ -239,10 +239,23 @@ def parse_search(text: str) -> SearchQuery:
         raise refuse("needs a word that must match: every term in it is excluded")
     if len(terms) > MAX_SEARCH_TERMS:
         raise refuse(f"must have at most {MAX_SEARCH_TERMS} terms, got {len(terms)}")
-    for size in (len(word.encode("utf-8")) for term in terms for word in term.words):
+    for size in (_stored_size(word) for term in terms for word in term.words):
         if size > MAX_WORD_BYTES:
             raise refuse(f"a word must be at most {MAX_WORD_BYTES} bytes in UTF-8, got {size}")
     return SearchQuery(text, terms)
+
+
+def _stored_size(word: str) -> int:
+    """Give a word's bytes in UTF-8 as typed or lower-cased, whichever is more.
+
+    PostgreSQL measures the word it lower-cases, which may grow: `Ⱥ` (2 bytes) becomes `ⱥ`
+    (3). One grown past the bound was dropped from its query, unsaid: `ȺȺ… fault` found
+    every fault, and `fault -ȺȺ…` excluded nothing.
+    """
+    size = len(word.encode("utf-8"))
+    if word.isascii():
+        return size
+    return max(size, len(word.lower().encode("utf-8")))
 
 
 def _terms(text: str) -> list[SearchTerm]:
