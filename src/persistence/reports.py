@@ -71,6 +71,8 @@ _OUTCOMES: Final = {tag: status for status, tag in TAGS.items()}  # "error" read
 _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_err")
 """What a result's metadata keeps of its case, in `_JUnitTarget._metadata`'s order."""
 _UNIT: Final = TestType.UNIT.value
+_PYTEST_TEARDOWN: Final = "failed on teardown"
+"""How pytest begins the message of a test's teardown error, written as a testcase of its own."""
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
 _NAMESPACE_END: Final = "\x01"
 """What expat joins an element's namespace and name with: no XML 1.0 text holds it, even as
@@ -174,7 +176,8 @@ class _JUnitTarget:
             self.suites.pop()
             self.clocks.pop()
         elif tag == "testcase" and self.case is not None:
-            self.results.append(self._result(self.case))
+            if not self._teardown_of_previous(self.case):
+                self.results.append(self._result(self.case))
             self.case = None
         elif tag == self.collecting:
             self.collecting = None
@@ -201,6 +204,31 @@ class _JUnitTarget:
         }
         self._last_key, self._last_metadata = key, metadata
         return metadata, tuple(value for value in key if value is not None)
+
+    def _teardown_of_previous(self, case: _Case) -> bool:
+        """Join pytest's second <testcase> of a test, its teardown's error, to the first.
+
+        pytest writes a test whose call failed and whose fixture's teardown then raised as two
+        testcases of one name, the second an <error> "failed on teardown with ...": one
+        test, whose report was refused whole as naming it twice. The error's text is added
+        to the first's.
+        """
+        if not (
+            self.results
+            and case.status is TestStatus.ERROR
+            and (case.message or "").startswith(_PYTEST_TEARDOWN)
+        ):
+            return False
+        previous = self.results[-1]
+        classname, name = case.xml_attrs.get("classname", ""), case.xml_attrs.get("name", "")
+        if previous["test_id"] != (f"{classname}{SEPARATOR}{name}" if classname else name):
+            return False
+        told = "".join(case.texts.get("error", ())).strip() or case.message or ""
+        joined = f"{previous['error_message'] or ''}\n\n{_PYTEST_TEARDOWN}: {told}".lstrip()
+        if (problem := text_problem(joined)) is not None:
+            raise self.fail(f"testcase {previous['test_id']!r:.200}: {problem}", case.line)
+        previous["error_message"] = joined
+        return True
 
     def _result(self, case: _Case) -> InsertTestResultsParams:
         """Give a testcase's row, checked as `TestResult` checks it."""

@@ -1,0 +1,78 @@
+"""pytest's own JUnit report of a test whose fixture's teardown raised after the test failed.
+
+pytest writes two testcases of one name for it, the second an `<error>` "failed on teardown
+with ...". The import refused the whole report as naming the test twice; it now keeps one
+result, failed, whose error holds both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from persistence import Database, ReportError, TestStatus, all_results, import_junit
+
+_TESTS = """
+import pytest
+
+@pytest.fixture
+def fx():
+    yield
+    raise RuntimeError("teardown boom")
+
+def test_a(fx):
+    assert False
+
+def test_b():
+    pass
+"""
+
+
+def _pytest(folder: Path, report: Path) -> None:
+    """Run this interpreter's pytest on the folder's tests, its JUnit report to `report`."""
+    options = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", f"--junitxml={report}"]
+    subprocess.run(  # fixed arguments
+        [sys.executable, "-m", "pytest", *options, "test_td.py"],
+        cwd=folder,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_a_teardown_error_after_a_failure_is_one_result(db: Database, tmp_path: Path) -> None:
+    """The report pytest writes is taken: two results, `test_a` failed, its error both's."""
+    (tmp_path / "test_td.py").write_text(_TESTS, encoding="utf-8")
+    report = tmp_path / "report.xml"
+    await asyncio.to_thread(_pytest, tmp_path, report)
+    assert report.read_text(encoding="utf-8").count('name="test_a"') == 2  # as pytest writes it
+    await import_junit(db, report)
+    results = {result.test_id or "": result for result in await all_results(db)}
+    assert sorted(results) == ["test_td::test_a", "test_td::test_b"]
+    failed = results["test_td::test_a"]
+    assert failed.status is TestStatus.FAILED
+    assert failed.error_message is not None
+    assert "assert False" in failed.error_message
+    assert "failed on teardown: " in failed.error_message
+    assert "RuntimeError: teardown boom" in failed.error_message
+    assert results["test_td::test_b"].status is TestStatus.PASSED
+
+
+async def test_a_second_testcase_of_one_name_is_still_refused_otherwise(
+    db: Database, tmp_path: Path
+) -> None:
+    """Only pytest's teardown error joins the test before it: any other repeat is refused."""
+    report = tmp_path / "twice.xml"
+    report.write_text(
+        '<testsuite name="s"><testcase classname="c" name="t"><failure message="x"/>'
+        '</testcase>\n<testcase classname="c" name="t"><error message="failed on setup"/>'
+        "</testcase></testsuite>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReportError, match="appears twice"):
+        await import_junit(db, report)
+    assert await all_results(db) == []
