@@ -35,6 +35,7 @@ from persistence import (
 )
 from persistence.__main__ import main
 from persistence._cli_history import sparkline
+from persistence._interface import JsonObject
 from persistence.storage import open_storage
 
 T0: Final = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
@@ -613,3 +614,26 @@ def test_an_import_waits_for_a_write_lock_held_longer_than_the_librarys_default(
         other.close()
     assert (code, err) == (0, "")
     assert out.strip() == f"imported {report} as run 1"
+
+
+def test_the_runs_table_shows_a_label_as_stored(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A label that is no text is shown as its JSON, as the run holds it and `--json` gives it.
+
+    The table wrote Python's forms: `ok=True none=None d={'x': ['y']}`.
+    """
+    db = ["--database", str(tmp_path / "app.db")]
+    assert run(capsys, "migrate", *db)[0] == 0
+    labels: JsonObject = {"ok": True, "none": None, "d": {"x": ["y"]}, "n": 1.5, "s": "text"}
+
+    async def store() -> None:
+        async with connect(tmp_path / "app.db") as opened:
+            await save_run(
+                opened, Run(started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), labels=labels)
+            )
+
+    asyncio.run(store())
+    code, out, _ = run(capsys, "runs", *db)
+    assert code == 0
+    assert 'd={"x": ["y"]} n=1.5 s=text ok=true none=null' in out, out  # by key

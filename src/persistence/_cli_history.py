@@ -108,6 +108,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         )
 
 
+def _label_text(value: object) -> str:
+    """Give a label's value as stored: a text as it is, anything else as its JSON.
+
+    `str` wrote `True`, `None` and `{'x': ['y']}`, Python's forms, where the run holds JSON.
+    """
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _shown(text: str) -> str:
     """Give a test id or a label as a table shows it: as it is, or escaped if it reads oddly.
 
@@ -275,7 +283,7 @@ async def _runs(db: Database, arguments: argparse.Namespace) -> int:
                 r.id,
                 _when(r.started_at),
                 "" if r.ended_at is None else f"{(r.ended_at - r.started_at).total_seconds():.1f}s",
-                " ".join(f"{_shown(k)}={_shown(str(v))}" for k, v in r.labels.items()),
+                " ".join(f"{_shown(k)}={_shown(_label_text(v))}" for k, v in r.labels.items()),
             )
             for r in page.items
         ],

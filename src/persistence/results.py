@@ -192,8 +192,9 @@ async def list_results(
     """Return one page of results, newest first, filtered in SQL.
 
     Pass the page's `next_cursor` as `after` for the next page; the cursor keeps the filter,
-    so `where` may be left out, and refuses another. Rows written meanwhile neither repeat
-    nor go missing.
+    so `where` may be left out, and refuses another. Rows inserted meanwhile neither repeat
+    nor go missing; a row saved again meanwhile at another time moves, as keyset pages do: to
+    a page already read (it repeats) or to one passed (it is missed).
     """
     limit = page_limit("ResultFilter", limit)
     cursor_where = None if after is None else of_type(PageCursor, after, "after").where
