@@ -18,6 +18,7 @@ import json
 import math
 import operator
 from collections.abc import Callable
+from operator import length_hint
 from typing import Final, Protocol, TypeVar, cast
 
 import attrs
@@ -192,6 +193,21 @@ def _checked_result(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         run_id=None if isinstance(row.run_id, int) else row.run_id,
         test_id=row.test_id,
     )
+
+
+_TEXT_CHECK_FASTER: Final = 32
+"""How many times faster a text is checked (for a NUL) than JSON of its length is decoded."""
+
+
+def result_texts(row: TestResultsRow | SearchTestResultsRow) -> range:
+    """Weigh a row's longest text for `map_in_slices` (`stored_of`), as JSON is weighed.
+
+    Its check is a scan of it, about 1 ns a character: a row of tens of MB held the loop for
+    20 ms and more, in one slice no pace cuts. One of about a million characters and more goes
+    to a worker thread; a `range` is a length made without a copy.
+    """
+    longest = max(length_hint(row.output), length_hint(row.error_message))
+    return range(longest // _TEXT_CHECK_FASTER)
 
 
 def result_from_row(row: TestResultsRow | SearchTestResultsRow) -> TestResult:

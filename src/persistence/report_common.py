@@ -17,7 +17,7 @@ from persistence._guards import MAX_INT, MIN_INT, file_path, json_object, key_id
 from persistence._loans import borrow
 from persistence._loop import drop_in_slices, map_in_slices
 from persistence._paging import READ_PAGE
-from persistence._rows import result_from_row
+from persistence._rows import result_from_row, result_texts
 from persistence.database import Database, read_snapshot
 from persistence.exceptions import NotAFileError, ReportError
 from persistence.models import Run, TestResult, utc_now
@@ -80,7 +80,7 @@ async def run_results(db: Database, run_id: int) -> list[TestResult]:
             rows = await db.queries.list_run_results(
                 conn, run_id=run_id, from_id=start, page_size=READ_PAGE
             )
-        results.extend(await map_in_slices(result_from_row, rows))
+        results.extend(await map_in_slices(result_from_row, rows, result_texts))
         if len(rows) < READ_PAGE or rows[-1].id == MAX_INT:
             return results
         start = rows[-1].id + 1

@@ -48,6 +48,7 @@ from persistence._rows import (
     params_off_loop,
     result_from_row,
     result_params,
+    result_texts,
     saved_params,
     with_id,
 )
@@ -206,6 +207,7 @@ async def list_results(
         result_from_row,
         limit,
         lambda last: PageCursor(last.created_at, stored_id(last), where),
+        result_texts,
     )
 
 

@@ -30,7 +30,7 @@ from persistence._guards import (
 from persistence._loans import borrow, run_query
 from persistence._loop import map_in_slices
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
-from persistence._rows import TEST_STATUSES, finite_time, found, result_from_row
+from persistence._rows import TEST_STATUSES, finite_time, found, result_from_row, result_texts
 from persistence.database import Database
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
@@ -336,6 +336,7 @@ async def list_test_history(
         result_from_row,
         limit,
         lambda last: TestHistoryCursor(test_id, last.created_at, stored_id(last)),
+        result_texts,
     )
 
 

@@ -1,0 +1,93 @@
+"""A result whose output or error message is of megabytes is mapped in a worker thread.
+
+Its check is a scan for NUL characters, about 1 ns a character: a search hit or a listed row
+of 20 million characters beyond Latin-1 held the loop for 20 ms and more each, in one step no
+slice cuts; a search's hits held it 60 to 120 ms. Each such row is now mapped off the loop
+(`_rows.result_texts` weighs it for `map_in_slices`), and the small ones on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import pytest
+
+import persistence.report_common
+import persistence.results
+import persistence.run_history
+import persistence.search._results
+from persistence import (
+    Database,
+    Run,
+    TestResult,
+    TestStatus,
+    TestType,
+    all_results,
+    save_results,
+    save_run,
+)
+from persistence._rows import result_from_row
+from persistence.report_common import read_run
+from persistence.run_history import list_test_history
+from persistence.search import search_results
+
+_HUGE: Final = "ошибка fault " * 100_000
+"""1.3 million characters, past what is mapped on the loop."""
+
+
+@pytest.fixture(name="mapped_where")
+def mapped_where_fixture(monkeypatch: pytest.MonkeyPatch) -> dict[int, bool]:
+    """Record, by text length, whether each result was mapped on the loop's thread."""
+    loop_thread = threading.current_thread()
+    where: dict[int, bool] = {}
+
+    def recorded(row: object) -> TestResult:
+        result = result_from_row(row)  # type: ignore[arg-type]  # a row of either query
+        where[len(result.output or "") + len(result.error_message or "")] = (
+            threading.current_thread() is loop_thread
+        )
+        return result
+
+    modules: list[object] = [
+        persistence.results,
+        persistence.run_history,
+        persistence.report_common,
+        persistence.search._results,  # noqa: SLF001  # where the hits are mapped
+    ]
+    for module in modules:
+        monkeypatch.setattr(module, "result_from_row", recorded)
+    return where
+
+
+@pytest.mark.parametrize("field", ["output", "error_message"])
+async def test_a_result_of_megabytes_is_mapped_off_the_loop(
+    db: Database, mapped_where: dict[int, bool], field: str
+) -> None:
+    """By every path that reads results: a listing, a test's history, a run's export, a search."""
+    run = await save_run(db, Run())
+    results = [
+        TestResult(
+            test_type=TestType.UNIT,
+            status=TestStatus.FAILED,
+            run_id=run.id,
+            test_id=f"t{index}",
+            **{field: text},  # type: ignore[arg-type]  # one of the result's texts
+        )
+        for index, text in enumerate((_HUGE, "a fault"))
+    ]
+    await save_results(db, results)
+    reads: list[Callable[[], Awaitable[object]]] = [
+        lambda: all_results(db),
+        lambda: list_test_history(db, "t0"),
+        lambda: read_run(db, run.id or 0),
+        lambda: search_results(db, "fault"),
+    ]
+    for read in reads:
+        mapped_where.clear()
+        await read()
+        expected = {len(_HUGE): False, len("a fault"): True}
+        if read is reads[1]:  # one test's history: the huge one alone
+            del expected[len("a fault")]
+        assert mapped_where == expected, read
