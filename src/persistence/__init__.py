@@ -31,6 +31,7 @@ from persistence.database import (
     connection,
     create_database,
     open_database,
+    read_snapshot,
     transaction,
 )
 from persistence.exceptions import (
@@ -216,6 +217,7 @@ __all__ = [
     "open_database",
     "open_persistence",
     "parse_search",
+    "read_snapshot",
     "restore_database",
     "result_stats",
     "results_by_type",

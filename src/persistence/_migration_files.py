@@ -77,6 +77,17 @@ def _lf_lines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _is_folder(folder: Path, what: str) -> bool:
+    """Tell whether `folder` is one; a name that cannot be looked at (too long) is refused.
+
+    Python 3.11's `is_dir` raised its OSError, where a missing folder gives False.
+    """
+    try:
+        return folder.is_dir()
+    except OSError as error:
+        raise MigrationError(f"{what} {folder} cannot be read: {error.strerror or error}") from None
+
+
 def migrations_folder(engine: Engine) -> Path:
     """Return the folder of one engine's packaged migrations."""
     return sql_root() / "migrations" / engine.value
@@ -85,11 +96,11 @@ def migrations_folder(engine: Engine) -> Path:
 def user_migrations_folder(folder: Path, engine: Engine) -> Path:
     """Return one engine's folder of a user's chain, `folder/<engine>`, which must exist."""
     folder = argument("migrate", "folder", Path, folder, "a pathlib.Path")
-    if not folder.is_dir():
+    if not _is_folder(folder, "your migrations folder"):
         missing = "is not a folder" if folder.exists() else "does not exist"
         raise MigrationError(f"your migrations folder {folder} {missing}")
     engine_folder = folder / engine.value
-    if not engine_folder.is_dir():
+    if not _is_folder(engine_folder, "your migrations folder"):
         raise MigrationError(
             f"your migrations folder {folder} has no {engine.value}/ folder: it holds one "
             f"folder per engine, {folder / 'sqlite'} and {folder / 'postgres'}, each of "
@@ -100,7 +111,7 @@ def user_migrations_folder(folder: Path, engine: Engine) -> Path:
 
 def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
     """Read the `NNNN_slug.sql` files of one engine's folder in version order; refuse bad names."""
-    if not folder.is_dir():
+    if not _is_folder(folder, "the migrations folder"):
         raise MigrationError(f"migrations folder {folder} does not exist")
     # A user's file may link within its folder, or within the folder of both engines' folders.
     within = (folder.resolve(), folder.parent.resolve()) if chain is Chain.USER else None

@@ -293,7 +293,10 @@ def _state_of(seen: os.stat_result) -> tuple[int, int, int, int]:
 
 def _sidecars(real: Path) -> tuple[bool, bool]:
     """Whether a `-wal` and a `-shm` are beside the file: if so, a connection may have it open."""
-    beside = tuple(real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm"))
+    try:  # a name too long to look at, or none (`/`): none is there, the open says why
+        beside = tuple(real.with_name(f"{real.name}{end}").exists() for end in ("-wal", "-shm"))
+    except (OSError, ValueError):
+        return False, False
     return beside[0], beside[1]
 
 

@@ -273,7 +273,11 @@ def _user_folder(given: object) -> Path:
     if not isinstance(given, str | os.PathLike) or not str(given):
         raise refuse(f"expected a folder path, got {given!r}")
     folder = Path(given)
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except OSError as error:  # a name too long to look at: Python 3.11 raised it
+        raise refuse(f"{str(folder)!r} cannot be read: {error.strerror or error}") from None
+    if not found:
         raise refuse(f"{str(folder)!r} is not a folder")
     return folder
 

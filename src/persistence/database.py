@@ -49,6 +49,7 @@ __all__ = [
     "database_url",
     "engine_of",
     "open_database",
+    "read_snapshot",
     "redact_url",
     "transaction",
     "watch_writes",

@@ -75,7 +75,9 @@ def refuse_odd_sidecars(path: str) -> None:
     open, reads too, for ever. Links are followed, as SQLite does. A name that cannot be looked
     at (too long, a folder not searchable) is left to SQLite's own open, which says why.
     """
-    real = Path(path).resolve()
+    real = Path(os.path.realpath(path))  # Path.resolve raises RuntimeError on a loop
+    if not real.name:  # the root folder itself: SQLite's open says what is wrong
+        return
     for end in SQLITE_SIDECARS:
         beside = real.with_name(f"{real.name}{end}")
         try:
