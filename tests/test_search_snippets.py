@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -260,3 +261,28 @@ def test_a_stored_output_cannot_forge_a_highlight() -> None:
         "&lt;b&gt;fake&lt;/b&gt; &amp; [fake] <b>x</b>"
     )
     assert snippet.marked("<b>", "</b>") == "<b>fake</b> & [fake] <b>x</b>"  # as stored
+
+
+_INDEX_CUT: Final = (
+    "SELECT CASE WHEN length(?1) > 16000 THEN rtrim(substr(?1, 1, 16001), replace(replace("
+    "replace(replace(substr(?1, 15938, 64), ' ', ''), char(9), ''), char(10), ''), char(13), ''))"
+    " ELSE ?1 END"
+)
+"""The index's own cut of a long text (migration 0005, the same on both engines)."""
+
+
+@given(
+    st.integers(INDEXED_CHARS - 70, INDEXED_CHARS + 70),
+    st.text(alphabet=" \t\n\r\v.-_ab\u00e9\u4e00\U0001f600", min_size=1, max_size=140),
+)
+def test_a_snippet_reads_a_long_text_as_far_as_the_index_holds_it(filler: int, tail: str) -> None:
+    """The snippets read what the index holds of a text past INDEXED_CHARS, to the character.
+
+    They dropped the cut word alone, where the index drops every character not white space
+    back to the last space, tab or line end (`a.b.tailword`), and a vertical tab or U+00A0
+    is no white space there: a snippet marked words no search could find.
+    """
+    text = "w " * (filler // 2) + "x" * (filler % 2) + tail
+    with sqlite3.connect(":memory:") as plain:
+        (expected,) = plain.execute(_INDEX_CUT, (text,)).fetchone()
+    assert snippets._indexed(text) == expected  # noqa: SLF001  # the function tested

@@ -10,7 +10,6 @@ reach (a little past the first `_MAX_ANCHORS` places that match), and matching s
 from __future__ import annotations
 
 import bisect
-import collections
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -279,17 +278,21 @@ def snippet_of(result: TestResult, terms: tuple[SearchTerm, ...]) -> Snippet:
 
 
 def _indexed(value: str) -> str:
-    """Give the part of a text that the index holds: its first INDEXED_CHARS, less a cut word.
+    """Give the part of a text that the index holds, cut as the index's own SQL cuts it.
 
-    The index drops the word that the limit cuts: marked, its start read as a whole word.
+    A text past INDEXED_CHARS is read to its next character, less its trailing run of the
+    characters that are not white space among the last 64 read (SQLite's and PostgreSQL's
+    `rtrim` of migration 0005): the cut word goes, and what is glued to it (`a.b.tail` cut in
+    `tail`). Only the cut word went here: a snippet marked words the index did not hold.
     """
     if len(value) <= INDEXED_CHARS:
         return value
-    word = word_pattern(value)
-    if not _goes_on(value, INDEXED_CHARS, word):
-        return value[:INDEXED_CHARS]
-    last = collections.deque(word.finditer(value, 0, INDEXED_CHARS), maxlen=1)  # the cut word
-    return value[: last[0].start() if last else INDEXED_CHARS]
+    last = value[INDEXED_CHARS - 63 : INDEXED_CHARS + 1]
+    return value[: INDEXED_CHARS + 1].rstrip("".join(set(last) - _INDEX_SPACES))
+
+
+_INDEX_SPACES: Final = frozenset(" \t\n\r")
+"""The white space that the index's cut stops at: no other character (`\v`, U+00A0) does."""
 
 
 def _extent(text: str, begin: int) -> int:
