@@ -18,6 +18,7 @@ from persistence.search import _snippets as snippets
 from persistence.search._language import word_pattern
 from persistence.search._snippets import (
     INDEXED_CHARS,
+    MAX_SNIPPET_CHARS,
     MAX_SNIPPET_STEPS,
     fold,
     snippet_of,
@@ -286,3 +287,26 @@ def test_a_snippet_reads_a_long_text_as_far_as_the_index_holds_it(filler: int, t
     with sqlite3.connect(":memory:") as plain:
         (expected,) = plain.execute(_INDEX_CUT, (text,)).fetchone()
     assert snippets._indexed(text) == expected  # noqa: SLF001  # the function tested
+
+
+@pytest.mark.parametrize(
+    ("output", "text", "matched"),
+    [
+        ("see " + "c" * 239 + " end", "c" * 239, "c" * 239),
+        ("x " * 10 + "b" * 250, "b" * 250, "b" * 240),
+        ("a" * 300, "aaaa*", "a" * 240),
+        ("\u65e5\u672c\u8a9e" * 100, "\u65e5\u672c*", "\u65e5\u672c\u8a9e" * 80),
+    ],
+    ids=["a word of 239", "a word past the snippet", "a prefix of a long word", "a run of CJK"],
+)
+def test_a_long_matched_word_is_marked_as_far_as_it_fits(
+    output: str, text: str, matched: str
+) -> None:
+    """A hit on a word too long to follow the words before it leads its snippet, marked.
+
+    The window began a few words before the hit, and a word of 239 characters no longer fit:
+    the snippet marked nothing (`see…`), and one longer than a snippet was marked nowhere.
+    """
+    snippet = snippet_of(_result(output), parse_search(text).terms)
+    assert [snippet.text[a:b] for a, b in snippet.highlights] == [matched]
+    assert len(snippet.text) <= MAX_SNIPPET_CHARS + 2  # and its two ellipses, at most

@@ -331,9 +331,20 @@ def _windows(text: _Text) -> Iterator[tuple[tuple[int, int], int, int]]:
             earlier = _word_start(text.text, max(0, end - MAX_SNIPPET_CHARS), anchor.start)
             if _extent(text.text, earlier) >= anchor.end:
                 begin, end = earlier, _extent(text.text, earlier)
+        if anchor.end > end:  # a long word the words before it pushed out: it leads instead
+            begin, end = anchor.start, _extent(text.text, anchor.start)
         inside = text.hits[bisect.bisect_left(starts, begin) : bisect.bisect_left(starts, end)]
-        fitting = [hit for hit in inside if hit.end <= end]
+        fitting = [hit for hit in inside if _shown(hit, begin, end)]
         yield (len({hit.term for hit in fitting}), len(fitting)), begin, end
+
+
+def _shown(hit: _Hit, begin: int, end: int) -> bool:
+    """Tell whether a snippet of [begin, end) shows `hit`: whole, or leading it, cut at `end`.
+
+    A word longer than a snippet (a run of CJK, a hash, base64) is shown as far as it fits:
+    it was marked nowhere, and its snippet often held other text.
+    """
+    return begin <= hit.start and (hit.end <= end or hit.start == begin < end)
 
 
 def _word_start(text: str, position: int, at_most: int) -> int:
@@ -369,7 +380,13 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     """Cut [begin, end) out of the text, collapse white space, and mark the hits in it."""
     source = text.text
     marked = sorted(
-        {word for hit in text.hits if begin <= hit.start and hit.end <= end for word in hit.words}
+        {
+            (word_start, min(word_end, end))
+            for hit in text.hits
+            if _shown(hit, begin, end)
+            for word_start, word_end in hit.words
+            if word_start < end
+        }
     )
     pieces: list[str] = []
     highlights: list[tuple[int, int]] = []
