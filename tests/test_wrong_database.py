@@ -107,6 +107,7 @@ def _calls() -> dict[str, Call]:
             db, "redis://127.0.0.1:1/0"
         ),
         "pending_migrations": lambda db, _: persistence.migrations.pending_migrations(db),
+        "read_snapshot": lambda db, _: persistence.read_snapshot(db),
         "restore_database": lambda db, tmp: persistence.restore_database(db, tmp / "backup.db"),
         "result_stats": lambda db, _: persistence.result_stats(db),
         "results_by_type": lambda db, _: persistence.results_by_type(db, TestType.UNIT),
