@@ -23,9 +23,9 @@ from _cache_disk_helpers import (
     artifact_cache,  # noqa: F401  # the `artifacts` fixture, used by name
 )
 from persistence._files import content, tree
-from persistence._files.paths import Spot, storage_errors
+from persistence._files.paths import CHUNK_SIZE, Spot, storage_errors
 from persistence.cache import ArtifactCache, disk, open_artifact_cache
-from persistence.exceptions import OutsideRootError, StorageError
+from persistence.exceptions import OutsideRootError, StorageError, ValidationError
 from persistence.storage import open_storage
 
 GOOD = b"good content " * 1000
@@ -407,3 +407,38 @@ def test_a_file_too_large_for_memory_is_a_storage_error_naming_it(
     refused = pytest.raises(StorageError, match=r"^big: too large to read into memory \(1 bytes\)")
     with refused, storage_errors("big"), big.open("rb") as file:
         content.read_fd(file.fileno())
+
+
+async def test_a_source_that_grows_as_it_is_put_is_read_no_further_than_the_budget(
+    artifacts: ArtifactCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file within the budget as it is opened, past it as it is read, stops at the budget.
+
+    It was read and copied to its end before its size was refused: one growing without end
+    (a log still written) filled the disk. Here it is 64 MiB by the time it is read (a hole,
+    no byte of it written), and was within the budget at the look before the copy.
+    """
+    source = tmp_path / "growing.log"
+    source.write_bytes(b"")
+    os.truncate(source, 64 * 1024 * 1024)
+    looks: list[int] = []
+    real_within = disk._within  # noqa: SLF001  # the size check, told the size once small
+
+    def small_at_first(budget: int, size: int, argument: str) -> None:
+        looks.append(size)
+        real_within(budget, 0 if len(looks) == 1 else size, argument)
+
+    copied: list[int] = []
+    real_write = content.write_all
+
+    def counted(fd: int, data: memoryview) -> None:
+        copied.append(len(data))
+        real_write(fd, data)
+
+    monkeypatch.setattr(disk, "_within", small_at_first)
+    monkeypatch.setattr(content, "write_all", counted)
+    with pytest.raises(ValidationError, match="more than the cache's budget"):
+        await artifacts.put_file(source)
+    assert sum(copied) <= artifacts.budget + CHUNK_SIZE
+    incoming = artifacts.path_of("0" * 64).parents[2] / "incoming"
+    assert not incoming.exists() or list(incoming.iterdir()) == []  # the partial file went

@@ -54,11 +54,15 @@ def write_hashed(data: bytes, fd: int) -> Written:
     return Written(len(data), hashlib.sha256(data).hexdigest())
 
 
-def hash_fd(fd: int, sink: int | None = None, *, source: str | None = None) -> Written:
+def hash_fd(
+    fd: int, sink: int | None = None, *, source: str | None = None, most: int | None = None
+) -> Written:
     """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`.
 
     Given `source`, an error reading is a storage error naming it; one writing to `sink`
-    (a full disk) is left to the caller, to name where the copy goes.
+    (a full disk) is left to the caller, to name where the copy goes. Given `most`, it
+    stops once past it, with what it has read: a file growing as it is read is not read to
+    its end (to a full disk), and the caller refuses the size.
     """
     digest = hashlib.sha256()
     view = memoryview(bytearray(CHUNK_SIZE))
@@ -79,6 +83,8 @@ def hash_fd(fd: int, sink: int | None = None, *, source: str | None = None) -> W
             if sink is not None:
                 write_all(sink, view[:count])
             size += count
+            if most is not None and size > most:
+                break
     return Written(size, digest.hexdigest())
 
 

@@ -233,14 +233,15 @@ def _stage_put(
 def _fill_file(source: str, sink: int, *, budget: int) -> Written:
     """Copy the regular file `source` (a symlink is followed: the caller named it) to `sink`.
 
-    One larger than `budget` is refused before it is copied, and one that grew past it while
-    it was copied once it has been: the put's partial file is then removed.
+    One larger than `budget` is refused before it is copied, and one that grows past it while
+    it is copied as soon as it has: the put's partial file is then removed. It was refused
+    once copied whole, and a source growing without end filled the disk first.
     """
     with storage_errors(source):
         fd = open_regular(None, source, source, follow=True)
     with owned(fd):  # a failure to write (a full disk) is named by the put, as the cache's
         _within(budget, os.fstat(fd).st_size, "path")
-        written = hash_fd(fd, sink, source=source)
+        written = hash_fd(fd, sink, source=source, most=budget)
     _within(budget, written.size, "path")
     return written
 
