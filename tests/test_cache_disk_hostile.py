@@ -25,7 +25,12 @@ from _cache_disk_helpers import (
 from persistence._files import content, tree
 from persistence._files.paths import CHUNK_SIZE, Spot, storage_errors
 from persistence.cache import ArtifactCache, disk, open_artifact_cache
-from persistence.exceptions import OutsideRootError, StorageError, ValidationError
+from persistence.exceptions import (
+    OutsideRootError,
+    StorageError,
+    StoragePermissionError,
+    ValidationError,
+)
 from persistence.storage import open_storage
 
 GOOD = b"good content " * 1000
@@ -442,3 +447,31 @@ async def test_a_source_that_grows_as_it_is_put_is_read_no_further_than_the_budg
     assert sum(copied) <= artifacts.budget + CHUNK_SIZE
     incoming = artifacts.path_of("0" * 64).parents[2] / "incoming"
     assert not incoming.exists() or list(incoming.iterdir()) == []  # the partial file went
+
+
+async def test_a_shard_that_may_not_be_read_is_passed_over_by_eviction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One shard folder the process may not read (another user's, a chmod) stops nothing.
+
+    Every put that evicted failed with a permission error, though its entry was stored, so
+    nothing was evicted again, and `open_artifact_cache` failed. (As root, permissions do not
+    hold: the folder's refusal is made here, as the kernel makes it for another user.)
+    """
+    storage = await open_storage(tmp_path / "files")
+    artifacts = await open_artifact_cache(storage, budget=10_000)
+    locked = (await artifacts.put(b"z" * 100))[:2]
+    real = disk._real_folder  # noqa: SLF001  # the open of a folder, refused for one shard
+
+    def refused_for_one(stack: contextlib.ExitStack, dir_fd: int, *names: str) -> int | None:
+        if names == (locked,):
+            raise StoragePermissionError(locked, "permission denied")
+        return real(stack, dir_fd, *names)
+
+    monkeypatch.setattr(disk, "_real_folder", refused_for_one)
+    for value in range(8):
+        data = bytes([value]) * 1500
+        key = await artifacts.put(data)
+        assert await artifacts.get(key) == data  # a put keeps what it put
+    assert await artifacts.size() <= 10_000 + 100  # and the shard's own, not counted
+    await open_artifact_cache(storage, budget=10_000)

@@ -41,7 +41,13 @@ from persistence._files.paths import (
 )
 from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
-from persistence.exceptions import NotAFileError, OutsideRootError, StorageError, ValidationError
+from persistence.exceptions import (
+    NotAFileError,
+    OutsideRootError,
+    StorageError,
+    StoragePermissionError,
+    ValidationError,
+)
 from persistence.storage import Storage, storage_root
 
 __all__ = ["DEFAULT_BUDGET", "ArtifactCache", "ArtifactStats", "open_artifact_cache"]
@@ -408,7 +414,11 @@ def _scan(entries: int) -> list[tuple[int, int, str, str]]:
     with os.scandir(entries) as shards:
         for shard in shards:
             with ExitStack() as stack:
-                fd = _real_folder(stack, entries, shard.name)
+                fd = None
+                # One that may not be read (another user's, a chmod) is passed over: every put
+                # failed on it, though its entry was stored, and nothing was evicted again.
+                with suppress(PermissionError, StoragePermissionError):
+                    fd = _real_folder(stack, entries, shard.name)
                 for entry in () if fd is None else stack.enter_context(os.scandir(fd)):
                     with suppress(FileNotFoundError):
                         info = entry.stat(follow_symlinks=False)
