@@ -8,6 +8,7 @@ import re
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -29,13 +30,15 @@ from persistence import (
     get_result,
     migrate,
     migration_status,
+    migrations,
     save_result,
     transaction,
 )
+from persistence._backend import ScriptStatement
 from persistence._migration_files import MIGRATION_FILE_LIMIT
 from persistence._migration_scripts import checked_statements
 from persistence.database import Engine
-from persistence.migrations import Chain, discover_migrations, migrations_folder
+from persistence.migrations import Chain, Migration, discover_migrations, migrations_folder
 
 VIEW = (
     "-- a report over the package's own table\n"
@@ -655,3 +658,35 @@ def test_only_a_copy_through_the_client_is_refused(copy: str, *, refused: bool) 
             checked_statements(Engine.POSTGRES, sql, "0002_copy.sql", "0002_copy")
     else:
         assert len(checked_statements(Engine.POSTGRES, sql, "0002_copy.sql", "0002_copy")) == 2
+
+
+async def test_the_files_are_read_and_split_off_the_loop(
+    empty: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading and splitting a chain's files runs in a worker thread, for each entry point.
+
+    A user's migration of 35,000 statements held the loop 0.5 s on SQLite and 1.2 s on
+    PostgreSQL as `migrate` split it, one of 57 MB 5 to 10 s; `migration_status` read and
+    decoded it on the loop, 0.4 s.
+    """
+    write_both(tmp_path / "mine", "0001_notes.sql", NOTES)
+    loop_thread = threading.current_thread()
+    on_loop: list[str] = []
+    real_split, real_read = migrations._statements, migrations.discover_migrations  # noqa: SLF001  # watched
+
+    def split(engine: Engine, migration: Migration) -> tuple[ScriptStatement, ...]:
+        if threading.current_thread() is loop_thread:
+            on_loop.append(f"split {migration.path.name}")
+        return real_split(engine, migration)
+
+    def read(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migration]:
+        if threading.current_thread() is loop_thread:
+            on_loop.append(f"read {folder}")
+        return real_read(folder, chain)
+
+    monkeypatch.setattr(migrations, "_statements", split)
+    monkeypatch.setattr(migrations, "discover_migrations", read)
+    await migration_status(empty, tmp_path / "mine")
+    await migrations.pending_migrations(empty, tmp_path / "mine")
+    await migrate(empty, tmp_path / "mine")
+    assert on_loop == []

@@ -20,6 +20,7 @@ from persistence._driver_errors import translate_errors
 from persistence._guards import argument, finite_amount, whole_numbers
 from persistence._loader import sql_root
 from persistence._loans import borrow
+from persistence._loop import off_loop
 from persistence._migration_files import (
     HISTORY_TABLE,
     LAST_VERSION,
@@ -177,7 +178,7 @@ async def migration_status(
     The user's chain in `folder` gives the result's `user`; `package_folder` stands in for the
     packaged migrations (tools, tests). Only reads: a database never migrated has all pending.
     """
-    plans = _plans(db, folder, package_folder)
+    plans = await _plans(db, folder, package_folder)
     statuses = [await _chain_status(db, chain, migrations) for chain, migrations in plans]
     package, *user = statuses
     return attrs.evolve(package, user=user[0] if user else None)
@@ -193,13 +194,12 @@ async def pending_migrations(
 ) -> list[Migration]:
     """Return what `migrate` would apply, in order, checking as it does and changing nothing."""
     accepted = _accepted(folder, accept, accept_user)
-    plans = _plans(db, folder, package_folder)
+    plans = await _plans(db, folder, package_folder)
     async with translate_errors(db), borrow(db) as conn:
         await _refuse_unmigratable(db, conn)  # as migrate refuses it: a dry run said it would run
     pending: list[Migration] = []
     for chain, migrations in plans:
-        for migration in migrations:
-            _statements(db.engine, migration)
+        await _split(db.engine, migrations)
         status = await _chain_status(db, chain, migrations)
         _refuse(status, accepted[chain])
         pending += status.pending
@@ -218,23 +218,40 @@ def _accepted(
     return accepted
 
 
-def _plans(
+async def _plans(
     db: Database, folder: Path | None, package_folder: Path | None
 ) -> list[tuple[Chain, list[Migration]]]:
-    """Read each chain's files, the package's first: every file is checked before any runs."""
+    """Read each chain's files, the package's first: every file is checked before any runs.
+
+    In a worker thread: a user's migration of tens of MB, read and decoded on the loop, held
+    it 0.4 s for `migration_status`.
+    """
     if package_folder is not None:
         argument("migrate", "package_folder", Path, package_folder, "a pathlib.Path")
     engine = require_database(db).engine
-    packaged = (
-        packaged_migrations(engine)
-        if package_folder is None
-        else discover_migrations(package_folder)
-    )
-    plans = [(Chain.PACKAGE, packaged)]
-    if folder is not None:
-        user_folder = user_migrations_folder(folder, engine)
-        plans.append((Chain.USER, discover_migrations(user_folder, Chain.USER)))
-    return plans
+
+    def read() -> list[tuple[Chain, list[Migration]]]:
+        packaged = (
+            packaged_migrations(engine)
+            if package_folder is None
+            else discover_migrations(package_folder)
+        )
+        plans = [(Chain.PACKAGE, packaged)]
+        if folder is not None:
+            user_folder = user_migrations_folder(folder, engine)
+            plans.append((Chain.USER, discover_migrations(user_folder, Chain.USER)))
+        return plans
+
+    return await off_loop(read)
+
+
+async def _split(engine: Engine, migrations: list[Migration]) -> list[tuple[ScriptStatement, ...]]:
+    """Split and check the files' statements in a worker thread (`_statements`).
+
+    A user's migration of 35,000 statements held the loop 0.5 s on SQLite, 1.2 s on
+    PostgreSQL, and one of 57 MB 5 to 10 s.
+    """
+    return await off_loop(lambda: [_statements(engine, migration) for migration in migrations])
 
 
 async def _refuse_unmigratable(db: Database, conn: Connection) -> None:
@@ -305,10 +322,14 @@ async def migrate(
         raise MigrationError("migrate() opens its own transactions: call it outside transaction()")
     lock_timeout = finite_amount("migrate", "lock_timeout", lock_timeout, "a number of seconds")
     accepted = _accepted(folder, accept, accept_user)
-    plans = _plans(db, folder, package_folder)
+    plans = await _plans(db, folder, package_folder)
     backend = backend_of(db)
     engine = db.engine
-    scripts = {(chain, m.version): _statements(engine, m) for chain, found in plans for m in found}
+    scripts = {
+        (chain, migration.version): statements
+        for chain, found in plans
+        for migration, statements in zip(found, await _split(engine, found), strict=True)
+    }
     # What is applied stays applied (accepting drift only records it), so a migration applied
     # at this first look is never taken again: an open of an up-to-date database locks once.
     pending: set[tuple[Chain, int]] = set()
