@@ -8,13 +8,17 @@ slice cuts; a search's hits held it 60 to 120 ms. Each such row is now mapped of
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Final
 
 import pytest
 
 import persistence.report_common
+import persistence.report_json
 import persistence.results
 import persistence.run_history
 import persistence.search._results
@@ -29,7 +33,9 @@ from persistence import (
     save_run,
 )
 from persistence._rows import result_from_row
-from persistence.report_common import read_run
+from persistence.report_common import open_report, read_run
+from persistence.report_json import import_jsonl
+from persistence.report_json_export import export_jsonl
 from persistence.run_history import list_test_history
 from persistence.search import search_results
 
@@ -91,3 +97,40 @@ async def test_a_result_of_megabytes_is_mapped_off_the_loop(
         if read is reads[1]:  # one test's history: the huge one alone
             del expected[len("a fault")]
         assert mapped_where == expected, read
+
+
+async def test_a_json_report_is_decoded_off_the_loop(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CTRF or JSON Lines report is read and decoded in a worker thread.
+
+    It was read there, then decoded on the loop: 40 MB of CJK text held it 60 ms.
+    """
+    loop_thread = threading.current_thread()
+    decoded_on: list[bool] = []
+
+    class Watched(bytes):
+        def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+            decoded_on.append(threading.current_thread() is loop_thread)
+            return super().decode(encoding, errors)
+
+    real_open = open_report  # as report_json imports it
+
+    class WatchedStream(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            return Watched(super().read(size))
+
+    @contextlib.contextmanager
+    def opened(path: Path) -> Iterator[io.BytesIO]:
+        with real_open(path) as stream:
+            yield WatchedStream(stream.read())
+
+    monkeypatch.setattr(persistence.report_json, "open_report", opened)
+    run = await save_run(db, Run())
+    await save_results(
+        db, [TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id)]
+    )
+    report = tmp_path / "r.jsonl"
+    report.write_text(await export_jsonl(db, run.id or 0), encoding="utf-8")
+    await import_jsonl(db, report)
+    assert decoded_on == [False]
