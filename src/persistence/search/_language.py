@@ -246,16 +246,17 @@ def parse_search(text: str) -> SearchQuery:
 
 
 def _stored_size(word: str) -> int:
-    """Give a word's bytes in UTF-8 as typed or lower-cased, whichever is more.
+    """Give a word's bytes in UTF-8 as PostgreSQL measures it, lower-cased.
 
-    PostgreSQL measures the word it lower-cases, which may grow: `Ⱥ` (2 bytes) becomes `ⱥ`
-    (3). One grown past the bound was dropped from its query, unsaid: `ȺȺ… fault` found
-    every fault, and `fault -ȺȺ…` excluded nothing.
+    Two letters alone grow so, by a byte each: `Ⱥ` and `Ⱦ` (2 bytes) lower-case to `ⱥ` and
+    `ⱦ` (3). A word grown past the bound was dropped from its query, unsaid: `ȺȺ… fault`
+    found every fault, and `fault -ȺȺ…` excluded nothing. (Python's `lower` makes `İ` two
+    characters; the index reads it as `i`, one byte less, so it is not measured so.)
     """
     size = len(word.encode("utf-8"))
     if word.isascii():
         return size
-    return max(size, len(word.lower().encode("utf-8")))
+    return size + word.count("\u023a") + word.count("\u023e")
 
 
 def _terms(text: str) -> list[SearchTerm]:
