@@ -11,18 +11,24 @@ long a joined thread may take to leave /proc, by PERSISTENCE_TEST_THREAD_EXIT (s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import sqlite3
 import threading
 import time
+import types
+import weakref
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 
 from _server import own_connections
 from persistence import Database, connect, migrate, open_persistence
+from persistence import _database_value as database_value
+from persistence._backend import Engine
 from persistence._database_value import _ANY_HANDLE, backend_of
 from persistence._sqlite import backend as sqlite_backend
 from persistence._sqlite.changes import _WAL_INDEXES, WalIndex, _locked_here, map_wal_index
@@ -291,3 +297,36 @@ async def test_databases_opened_in_turn_leave_no_entry_per_url(tmp_path: Path) -
         assert backend_of(first) is not backend_of(second)
         assert first._watchers.any_handle is second._watchers.any_handle  # noqa: SLF001
         assert len(_ANY_HANDLE) == before + 1
+
+
+def test_threads_opening_one_url_at_once_share_its_write_watchers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two threads (two runners) opening one URL at once get one list of its watchers.
+
+    The map's look and its new entry were two steps: threads each made a list, and the writes
+    through one database went unheard by the caches that watched through the other. Here each
+    look waits (0.5 s at most) for the other thread's, as a switch between the steps would.
+    """
+    looks = threading.Barrier(2)
+
+    class LookTogether(weakref.WeakValueDictionary[tuple[Engine, str], Any]):
+        def get(self, key: tuple[Engine, str], default: Any = None) -> Any:  # noqa: ANN401  # as the map's
+            with contextlib.suppress(threading.BrokenBarrierError):
+                looks.wait(timeout=0.5)
+            return super().get(key, default)
+
+    monkeypatch.setattr(database_value, "_ANY_HANDLE", LookTogether())
+    opened = types.SimpleNamespace(engine=Engine.POSTGRES, url="postgresql://h/db")
+    lists: list[object] = []
+
+    def open_one() -> None:
+        lists.append(database_value._watchers_of(opened).any_handle)  # type: ignore[arg-type]  # noqa: SLF001  # a stand-in
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(lists) == 2
+    assert lists[0] is lists[1]

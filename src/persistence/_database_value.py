@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
@@ -112,11 +113,17 @@ opens many databases in turn does not keep one entry for each.
 """
 
 
+_ANY_HANDLE_LOCK: Final = threading.Lock()
+"""Held while a URL's list is looked up or made: two threads opening one URL (two runners)
+each made one, and the writes through one database went unheard by the other's caches."""
+
+
 def _watchers_of(db: Database) -> Watchers:
     key = db.engine, db.url
-    shared = _ANY_HANDLE.get(key)
-    if shared is None:
-        shared = _ANY_HANDLE[key] = _SharedWatchers()
+    with _ANY_HANDLE_LOCK:
+        shared = _ANY_HANDLE.get(key)
+        if shared is None:
+            shared = _ANY_HANDLE[key] = _SharedWatchers()
     return Watchers(any_handle=shared)
 
 
