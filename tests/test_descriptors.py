@@ -312,9 +312,10 @@ def test_threads_opening_one_url_at_once_share_its_write_watchers(
 
     class LookTogether(weakref.WeakValueDictionary[tuple[Engine, str], Any]):
         def get(self, key: tuple[Engine, str], default: Any = None) -> Any:  # noqa: ANN401  # as the map's
+            found = super().get(key, default)
             with contextlib.suppress(threading.BrokenBarrierError):
-                looks.wait(timeout=0.5)
-            return super().get(key, default)
+                looks.wait(timeout=0.5)  # the other thread looks too, before either makes one
+            return found
 
     monkeypatch.setattr(database_value, "_ANY_HANDLE", LookTogether())
     opened = types.SimpleNamespace(engine=Engine.POSTGRES, url="postgresql://h/db")
