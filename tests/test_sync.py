@@ -16,6 +16,7 @@ import pytest
 
 from _sync_helpers import result
 from persistence import (
+    Database,
     DatabaseError,
     NotFoundError,
     ValidationError,
@@ -30,6 +31,7 @@ from persistence import (
     set_config,
     transaction,
 )
+from persistence.cache import MemoryCache, open_memory_cache
 from persistence.sync import SyncRunner
 
 
@@ -465,3 +467,25 @@ def test_a_cache_used_from_another_loop_is_refused_saying_so(
         assert runner.run(bundle.cache.get_config_value("s", "k", int)) == 1
         runner.call(set_config, bundle.db, "s", "k", 2)
         assert runner.run(bundle.cache.get_config_value("s", "k", int)) == 2
+
+
+def test_a_sqlite_memory_cache_follows_its_database_to_a_new_loop(tmp_path: Path) -> None:
+    """One `asyncio.run()` after another: the cache moves with the database, and hears writes.
+
+    A SQLite database moves to a new loop once its last one has closed; its memory cache, whose
+    watch is read at each read, moved with it, until the cache refused every other loop.
+    """
+    path = tmp_path / "x.db"
+
+    async def opened() -> tuple[Database, MemoryCache]:
+        db = await open_database(path)
+        await migrate(db)
+        await set_config(db, "s", "k", 1)
+        return db, await open_memory_cache(db)
+
+    db, cache = asyncio.run(opened())
+    assert asyncio.run(cache.get_config_value("s", "k", int)) == 1
+    asyncio.run(set_config(db, "s", "k", 2))
+    assert asyncio.run(cache.get_config_value("s", "k", int)) == 2
+    asyncio.run(cache.close())
+    asyncio.run(close_database(db))

@@ -335,17 +335,34 @@ class Cache:
         if watch is not None:
             await watch.close()
 
+    _moves: bool = True
+    """Whether the cache may follow its database to a new loop once its own has closed."""
+
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take `loop` for the cache's own, or refuse it.
+
+        A cache over SQLite follows its database to a new loop once the old one has closed, as
+        the database does (its watch is read at each read). On PostgreSQL its listener, and
+        the Redis tier's client, belong to the loop that opened them: the Redis tier's shared
+        load failed with a bare RuntimeError (a future of another loop).
+        """
+        if self._moves and self._loop.is_closed() and self._db.engine is Engine.SQLITE:
+            self._loop = loop
+            return
+        raise DatabaseError(
+            "this cache was opened on another event loop: its watch of the database (and "
+            "its Redis client) work only there; keep a bundle, or a cache, on one loop"
+        )
+
     def _lookup(self, table: str, key: tuple[Hashable, ...]) -> object:
         """Return the trusted value of `key` in `table`, or MISS; refuse a read in a block.
 
         A cache cannot see the writes of an open `transaction()` block: a read through it
         inside a block of its database is refused (DatabaseError), hit or miss alike.
         """
-        if asyncio.get_running_loop() is not self._loop:
-            raise DatabaseError(
-                "this cache was opened on another event loop: its watch of the database (and "
-                "its Redis client) work only there; keep a bundle, or a cache, on one loop"
-            )
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._move_to(loop)
         check_usable(self._db)
         return self._peek(table, key)
 

@@ -114,6 +114,8 @@ _DECODE_ERRORS: Final = (
 class RedisCache(Cache):
     """Reads of one database through this process's memory and Redis; see the module."""
 
+    _moves = False  # its client's connections belong to the loop that opened them
+
     def __init__(  # every limit is the caller's to set
         self,
         db: Database,
