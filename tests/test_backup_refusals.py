@@ -562,3 +562,36 @@ async def test_a_postgres_time_before_year_1_names_the_row_before_it(
         ):
             await backup_database(db, tmp_path / "pg.backup")
     assert not (tmp_path / "pg.backup").exists()
+
+
+async def test_a_sqlite_backup_told_to_skip_them_holds_none_of_the_users_objects(
+    tmp_path: Path, source: Database
+) -> None:
+    """A virtual table, a trigger and a view of the user's: the backup holds none of them.
+
+    Dropped from a page copy, a virtual table's drop took its shadow tables with it, and the
+    next drop failed on one ("not migrated"); a trigger left behind on a package's table broke
+    every write to it in the copy.
+    """
+    mine = tmp_path / "mine"
+    (mine / "sqlite").mkdir(parents=True)
+    (mine / "postgres").mkdir()
+    (mine / "sqlite" / "0001_mine.sql").write_text(
+        "CREATE VIRTUAL TABLE my_search USING fts5(body);\n"
+        "CREATE TABLE my_audit (at text);\n"
+        "CREATE TRIGGER my_audit_config AFTER INSERT ON config_entries"
+        " BEGIN INSERT INTO my_audit VALUES (new.updated_at); END;\n"
+        "CREATE VIEW my_failures AS SELECT id FROM test_results WHERE status = 'failed';\n",
+        encoding="utf-8",
+    )
+    (mine / "postgres" / "0001_mine.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    await migrate(source, mine)
+    backup = tmp_path / "skipped.backup"
+    await backup_database(source, backup, skip_user_tables=True)
+    with contextlib.closing(sqlite3.connect(backup)) as plain:
+        names = [name for (name,) in plain.execute("SELECT name FROM sqlite_schema")]
+    assert [name for name in names if name.startswith("my_")] == []
+    async with connect(tmp_path / "back.db") as back:
+        await migrate(back)
+        await restore_database(back, backup)
+        await assert_same(source, back)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import operator
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
@@ -199,11 +199,8 @@ class Backend(Protocol):
     def snapshot(self) -> AbstractAsyncContextManager[Connection]:
         """Lend a connection that reads one committed state for the block, writers going on."""
 
-    async def backup_file(self, path: str, *, only: Collection[str] | None = None) -> None:
-        """Write a consistent copy as a new SQLite file at `path`: SQLite only (its backup API).
-
-        Given `only`, every other table is dropped from the copy, and its pages wiped.
-        """
+    async def backup_file(self, path: str) -> None:
+        """Write a consistent copy as a new SQLite file at `path`: SQLite only (its backup API)."""
 
     async def database_identity(self, conn: Connection) -> str | None:
         """Name the database `conn` reaches, alike by any URL, path or link; None if unknown."""

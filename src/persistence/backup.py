@@ -169,8 +169,9 @@ async def backup_database(
     """Write a backup of `db` as a new SQLite file at `path`; see the module's docstring.
 
     `path` must not exist, and its folder must. Nothing is left behind on failure. A SQLite
-    file is copied whole, the user's own tables with it unless `skip_user_tables` is given; a
-    PostgreSQL database holding tables of the user's is refused, naming them, unless it is.
+    file is copied whole, the user's own tables with it; given `skip_user_tables`, its rows are
+    copied as a PostgreSQL database's are, without them. A PostgreSQL database holding tables
+    of the user's is refused, naming them, unless `skip_user_tables` is given.
     """
     started = time.perf_counter()
     _check_database("db", db)
@@ -186,13 +187,12 @@ async def backup_database(
     folder = Path(made_in[0])
     try:
         made = folder / "backup.db"
-        if db.engine is Engine.SQLITE:
-            only = PACKAGE_TABLES if skip_user_tables else None
+        if db.engine is Engine.SQLITE and not skip_user_tables:  # the file, page by page
             async with translate_errors(db):
-                await backend_of(db).backup_file(str(made), only=only)
+                await backend_of(db).backup_file(str(made))
             async with connect(made, create=False) as done, borrow(done) as conn:
                 sizes = sizes_of(await done.queries.copy_table_sizes(conn))
-        else:
+        else:  # the package's rows alone, as a copy moves them: no table, view or trigger else
             async with connect(folder / "working.db") as working:
                 await migrate(working)
                 # Arguments checked above; its rows as they are, refused later by a restore

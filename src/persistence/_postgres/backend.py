@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
@@ -485,7 +485,7 @@ class PostgresBackend(CopySupport):
         """
         return self._transaction_block(None, snapshot=True)
 
-    async def backup_file(self, path: str, *, only: Collection[str] | None = None) -> None:  # noqa: ARG002  # the protocol's arguments
+    async def backup_file(self, path: str) -> None:
         """Refuse: PostgreSQL has no file of its own; `persistence.backup` copies its rows."""
         msg = f"a PostgreSQL database has no file to copy to {path}: copy its rows instead"
         raise DatabaseError(msg)

@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -269,17 +269,15 @@ class SqliteBackend:
         """Tell whether sqlite3 raised `error`: its translations are of its own types alone."""
         return self.translate(error) is not None
 
-    async def backup_file(self, path: str, *, only: Collection[str] | None = None) -> None:
+    async def backup_file(self, path: str) -> None:
         """Copy the database into a new file at `path` by the online backup API, in a thread.
 
         One step under one read transaction copies one committed state while writers go on;
         it waits for its thread even when cancelled, so nothing writes to `path` after the call.
-        Given `only`, the copy's other tables are dropped, and VACUUM wipes their pages: a
-        copy of the pages held them all.
         """
         if self.closed:
             raise DatabaseError(CLOSED)
-        await finish_then_cancel(self._start_in_thread(_backup_into, self._open_reader, path, only))
+        await finish_then_cancel(self._start_in_thread(_backup_into, self._open_reader, path))
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[SqliteSession]:
@@ -401,13 +399,11 @@ def _session(conn: Connection) -> SqliteSession:
     raise TypeError(f"a SQLite backend was given {type(conn).__name__}")  # pragma: no cover
 
 
-def _backup_into(
-    open_reader: Callable[[], sqlite3.Connection], path: str, only: Collection[str] | None
-) -> None:
+def _backup_into(open_reader: Callable[[], sqlite3.Connection], path: str) -> None:
     """Copy the database, read by a reader of its own, into a new file at `path`, as one state.
 
     One step of the backup API reads under one read transaction, while writers go on; the copy
-    leaves WAL mode, to be one self-contained file. Given `only`, it keeps those tables alone.
+    leaves WAL mode, to be one self-contained file.
     """
     with (
         contextlib.closing(open_reader()) as reading,
@@ -415,9 +411,3 @@ def _backup_into(
     ):
         reading.backup(copy, pages=-1)  # every page in one step: one read transaction
         copy.execute("PRAGMA journal_mode = DELETE")
-        if only is not None:
-            tables = copy.execute(_LIST_TABLES.sql).fetchall()
-            for (table,) in tables:
-                if table not in only:
-                    copy.execute(f'DROP TABLE "{table.replace(chr(34), chr(34) * 2)}"')
-            copy.execute("VACUUM")
