@@ -76,3 +76,27 @@ async def test_a_second_testcase_of_one_name_is_still_refused_otherwise(
     with pytest.raises(ReportError, match="appears twice"):
         await import_junit(db, report)
     assert await all_results(db) == []
+
+
+async def test_the_teardown_error_joins_its_test_with_others_written_between(
+    db: Database, tmp_path: Path
+) -> None:
+    """pytest-xdist writes other tests' testcases between a test's two: it still joins its own.
+
+    Only the testcase just before was looked at, so such a report was still refused.
+    """
+    report = tmp_path / "xdist.xml"
+    report.write_text(
+        '<testsuite name="s">'
+        '<testcase classname="t" name="test_a"><failure message="assert False"/></testcase>\n'
+        '<testcase classname="t" name="test_b"/>\n'
+        '<testcase classname="t" name="test_a">'
+        '<error message="failed on teardown with &quot;boom&quot;">boom</error></testcase>\n'
+        "</testsuite>\n",
+        encoding="utf-8",
+    )
+    await import_junit(db, report)
+    results = {result.test_id or "": result for result in await all_results(db)}
+    assert sorted(results) == ["t::test_a", "t::test_b"]
+    assert results["t::test_a"].status is TestStatus.FAILED
+    assert (results["t::test_a"].error_message or "").endswith("failed on teardown: boom")

@@ -214,14 +214,15 @@ class _JUnitTarget:
         to the first's.
         """
         if not (
-            self.results
-            and case.status is TestStatus.ERROR
-            and (case.message or "").startswith(_PYTEST_TEARDOWN)
+            case.status is TestStatus.ERROR and (case.message or "").startswith(_PYTEST_TEARDOWN)
         ):
             return False
-        previous = self.results[-1]
         classname, name = case.xml_attrs.get("classname", ""), case.xml_attrs.get("name", "")
-        if previous["test_id"] != (f"{classname}{SEPARATOR}{name}" if classname else name):
+        test_id = f"{classname}{SEPARATOR}{name}" if classname else name
+        # Its test's row, among those not yet inserted: not the last row alone, as pytest-xdist
+        # writes other tests' testcases between the two. One inserted already stays refused.
+        previous = next((row for row in self.results if row["test_id"] == test_id), None)
+        if previous is None:
             return False
         told = "".join(case.texts.get("error", ())).strip() or case.message or ""
         joined = f"{previous['error_message'] or ''}\n\n{_PYTEST_TEARDOWN}: {told}".lstrip()
