@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import sqlite3
 import uuid
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from _cli_helpers import run
 from _test_databases import DatabaseService
 from conftest import with_database
-from persistence import DatabaseError, ValidationError, create_database
+from persistence import DatabaseError, ValidationError, create_database, open_database
 from persistence.__main__ import main
 from persistence._postgres.create import database_name
 from persistence.database import Engine, engine_of
@@ -453,3 +454,21 @@ def test_a_command_timeout_at_open_is_named_as_such(
     assert code == 3
     assert "command timeout (1e-06s)" in err, err  # at open, or once a statement runs
     assert "no answer within 10s" not in err
+
+
+async def test_a_network_timeout_at_connect_is_named_as_the_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TCP connect given up by the kernel (ETIMEDOUT) is no command timeout.
+
+    Before the connect timeout, any TimeoutError was told as the session's first statements
+    running past the command timeout; the network's carries its errno.
+    """
+
+    async def timed_out(*_args: object, **_kwargs: object) -> object:
+        raise TimeoutError(errno.ETIMEDOUT, "Connection timed out")
+
+    monkeypatch.setattr(asyncpg, "create_pool", timed_out)
+    with pytest.raises(DatabaseError, match="no answer within 10s") as raised:
+        await open_database("postgresql://u@127.0.0.1:1/db")
+    assert "command timeout" not in str(raised.value)

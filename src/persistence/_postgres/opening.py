@@ -93,7 +93,8 @@ async def open_postgres(
                 )
                 await _first_answer(pool)  # the server must answer at open
         except TimeoutError as error:
-            if asyncio.get_running_loop().time() - began < connect_timeout:  # a statement's
+            # A statement's; the network's own (ETIMEDOUT of a connect) carries its errno.
+            if error.errno is None and asyncio.get_running_loop().time() - began < connect_timeout:
                 raise DatabaseError(
                     f"{cannot}: the server did not answer the session's first statements "
                     f"within the command timeout ({command_timeout:g}s)"
