@@ -13,6 +13,7 @@ import sys
 import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -449,26 +450,37 @@ async def test_a_source_that_grows_as_it_is_put_is_read_no_further_than_the_budg
     assert not incoming.exists() or list(incoming.iterdir()) == []  # the partial file went
 
 
+@pytest.mark.parametrize("refused", ["open", "unlink"])
 async def test_a_shard_that_may_not_be_read_is_passed_over_by_eviction(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
 ) -> None:
-    """One shard folder the process may not read (another user's, a chmod) stops nothing.
+    """One shard folder the process may not read or write (another user's, a chmod).
 
     Every put that evicted failed with a permission error, though its entry was stored, so
     nothing was evicted again, and `open_artifact_cache` failed. (As root, permissions do not
-    hold: the folder's refusal is made here, as the kernel makes it for another user.)
+    hold: the refusal is made here, as the kernel makes it for another user: the folder's
+    open, or, in a folder of another's that it may read, the unlink of an entry.)
     """
     storage = await open_storage(tmp_path / "files")
     artifacts = await open_artifact_cache(storage, budget=10_000)
-    locked = (await artifacts.put(b"z" * 100))[:2]
-    real = disk._real_folder  # noqa: SLF001  # the open of a folder, refused for one shard
+    locked_key = await artifacts.put(b"z" * 100)
+    locked = locked_key[:2]
+    real, real_unlink = disk._real_folder, os.unlink  # noqa: SLF001  # refused for one shard
 
     def refused_for_one(stack: contextlib.ExitStack, dir_fd: int, *names: str) -> int | None:
         if names == (locked,):
             raise StoragePermissionError(locked, "permission denied")
         return real(stack, dir_fd, *names)
 
-    monkeypatch.setattr(disk, "_real_folder", refused_for_one)
+    def unlink(path: Any, *, dir_fd: int | None = None) -> None:  # noqa: ANN401  # as os.unlink's
+        if os.fsdecode(path) == locked_key:
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, dir_fd=dir_fd)
+
+    if refused == "open":
+        monkeypatch.setattr(disk, "_real_folder", refused_for_one)
+    else:
+        monkeypatch.setattr(os, "unlink", unlink)
     for value in range(8):
         data = bytes([value]) * 1500
         key = await artifacts.put(data)

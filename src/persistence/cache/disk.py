@@ -414,13 +414,16 @@ def _scan(entries: int) -> list[tuple[int, int, str, str]]:
     with os.scandir(entries) as shards:
         for shard in shards:
             with ExitStack() as stack:
-                fd = None
-                # One that may not be read (another user's, a chmod) is passed over: every put
-                # failed on it, though its entry was stored, and nothing was evicted again.
-                with suppress(PermissionError, StoragePermissionError):
+                # One that may not be read or searched (another user's, a chmod) is passed
+                # over: every put failed on it, though its entry was stored, and nothing was
+                # evicted again.
+                try:
                     fd = _real_folder(stack, entries, shard.name)
-                for entry in () if fd is None else stack.enter_context(os.scandir(fd)):
-                    with suppress(FileNotFoundError):
+                    listed = [] if fd is None else list(stack.enter_context(os.scandir(fd)))
+                except (PermissionError, StoragePermissionError):
+                    continue
+                for entry in listed:
+                    with suppress(FileNotFoundError, PermissionError):
                         info = entry.stat(follow_symlinks=False)
                         if stat.S_ISREG(info.st_mode) and _KEY.fullmatch(entry.name):
                             found.append((info.st_mtime_ns, info.st_size, shard.name, entry.name))
@@ -440,12 +443,15 @@ def _evict(entries: int, budget: int, keep: str | None) -> tuple[int, int]:
             break
         if name == keep:
             continue
-        with ExitStack() as stack, suppress(FileNotFoundError, IsADirectoryError):
-            fd = _real_folder(stack, entries, shard)  # what is no file now is passed over
-            info = None if fd is None else lstat(fd, name)
-            if fd is not None and info is not None and stat.S_ISREG(info.st_mode):
-                os.unlink(name, dir_fd=fd)  # a folder swapped in since is EISDIR
-                evicted += 1
+        try:
+            with ExitStack() as stack, suppress(FileNotFoundError, IsADirectoryError):
+                fd = _real_folder(stack, entries, shard)  # what is no file now is passed over
+                info = None if fd is None else lstat(fd, name)
+                if fd is not None and info is not None and stat.S_ISREG(info.st_mode):
+                    os.unlink(name, dir_fd=fd)  # a folder swapped in since is EISDIR
+                    evicted += 1
+        except (PermissionError, StoragePermissionError):
+            continue  # in a folder it may not write (another user's): the entry stays, counted
         total -= size
     return evicted, total
 
