@@ -110,6 +110,8 @@ class _JUnitTarget:
         self.started = started
         self.line: Callable[[], int] = lambda: 0
         self.results: list[InsertTestResultsParams] = []
+        self.pending: dict[str, InsertTestResultsParams] = {}
+        """The rows of `results` by test id: those not yet inserted (`_batched` empties both)."""
         self.seen: dict[str, int] = {}
         self.suites: list[str | None] = []
         self.clocks: list[Clock | None] = []
@@ -177,7 +179,9 @@ class _JUnitTarget:
             self.clocks.pop()
         elif tag == "testcase" and self.case is not None:
             if not self._teardown_of_previous(self.case):
-                self.results.append(self._result(self.case))
+                row = self._result(self.case)
+                self.results.append(row)
+                self.pending[row["test_id"] or ""] = row
             self.case = None
         elif tag == self.collecting:
             self.collecting = None
@@ -221,7 +225,7 @@ class _JUnitTarget:
         test_id = f"{classname}{SEPARATOR}{name}" if classname else name
         # Its test's row, among those not yet inserted: not the last row alone, as pytest-xdist
         # writes other tests' testcases between the two. One inserted already stays refused.
-        previous = next((row for row in self.results if row["test_id"] == test_id), None)
+        previous = self.pending.get(test_id)
         if previous is None:
             return False
         told = "".join(case.texts.get("error", ())).strip() or case.message or ""
@@ -540,6 +544,7 @@ async def _batched(
     if pending is not None:
         await pending
     rows, target.results = target.results, []
+    target.pending = {}
     return asyncio.ensure_future(_insert(tx, rows))
 
 
