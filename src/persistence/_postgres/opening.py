@@ -93,8 +93,9 @@ async def open_postgres(
                 )
                 await _first_answer(pool)  # the server must answer at open
         except TimeoutError as error:
-            # A statement's; the network's own (ETIMEDOUT of a connect) carries its errno.
-            if error.errno is None and asyncio.get_running_loop().time() - began < connect_timeout:
+            if error.errno is not None:  # the network's own (a connect's ETIMEDOUT), in its words
+                raise DatabaseError(f"{cannot}: {error.strerror or error}") from error
+            if asyncio.get_running_loop().time() - began < connect_timeout:  # a statement's
                 raise DatabaseError(
                     f"{cannot}: the server did not answer the session's first statements "
                     f"within the command timeout ({command_timeout:g}s)"
