@@ -74,25 +74,26 @@ def encode_json(value: object) -> str:
     return JSON_ENCODER.encode(value)
 
 
-def json_size(value: object, limit: int) -> int:
-    """Roughly the characters of `value` as JSON: each item 8, a text its length.
+def json_size(value: object, limit: int, *, item: int = 8) -> int:
+    """Roughly the characters of `value` as JSON: each item `item`, a text its length.
 
     Counted only until past `limit`, so that the count costs little whatever the value's size:
-    enough to tell a value that `off_loop_if_large` should handle in a worker thread. The
+    enough to tell a value that `off_loop_if_large` should handle in a worker thread. With
+    `item=0` it counts the texts alone, a least size: each character is a byte at least. The
     models hold plain dicts and lists (`_guards.json_value`), told apart by their type alone.
     """
     size = 0
     pending = [value]
     while pending and size <= limit:
-        item = pending.pop()
-        if type(item) is str:
-            size += len(item)
-        elif type(item) is dict or type(item) is list:
-            size += 8 * len(item)
+        found = pending.pop()
+        if type(found) is str:
+            size += len(found)
+        elif type(found) is dict or type(found) is list:
+            size += item * len(found)
             if size <= limit:
-                pending += item.values() if type(item) is dict else item
+                pending += found.values() if type(found) is dict else found
         else:
-            size += 8
+            size += item
     return size
 
 

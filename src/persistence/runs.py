@@ -21,7 +21,7 @@ from persistence._guards import (
 )
 from persistence._json_pieces import encoded_ahead
 from persistence._loans import borrow, run_query
-from persistence._loop import OFF_LOOP_SIZE, off_loop
+from persistence._loop import OFF_LOOP_SIZE, off_loop_if_large
 from persistence._paging import (
     END_OF_TIME,
     READ_PAGE,
@@ -134,12 +134,11 @@ async def save_run(db: Database, run: Run) -> Run:
     NotFoundError. Labels of megabytes are checked and encoded in a worker thread: on the
     loop, 3.5 MB of them held it 200 to 380 ms, checked twice and encoded in one call.
     """
-    run = of_type(Run, run, "run")
-    if json_size(run.labels, OFF_LOOP_SIZE) > OFF_LOOP_SIZE:
-        given = run
-        run, params = await off_loop(lambda: _checked_run(given, ahead=True))
-    else:
-        run, params = _checked_run(run, ahead=False)
+    given = of_type(Run, run, "run")
+    size = json_size(given.labels, OFF_LOOP_SIZE)
+    run, params = await off_loop_if_large(
+        size, lambda: _checked_run(given, ahead=size > OFF_LOOP_SIZE)
+    )
     if run.id is None:
         new_id = await run_query(db, lambda conn: db.queries.insert_run(conn, **params))
         return _with_id(run, new_id)

@@ -171,8 +171,8 @@ class PostgresBackend(CopySupport):
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError) as error:
-            # A connect that failed (reset, or cut as it was made): told as a call cut midway,
-            # whose COMMIT might have taken effect, though it sent nothing.
+            # A connect that failed (reset, or cut as it was made) sent nothing: the translation
+            # of a lost connection told it as a call cut midway, a COMMIT maybe taken effect.
             if self.closed:
                 raise DatabaseError(CLOSED) from error
             raise cannot_connect(error) from error

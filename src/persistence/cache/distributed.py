@@ -243,8 +243,11 @@ class RedisCache(Cache):
         size, most = json_size(entry, OFF_LOOP_SIZE), self._max_entry_bytes
 
         def encoded_within() -> bytes | None:  # in a worker thread if large, as the look is
-            if _texts_past(entry, most):
-                return None  # never encoded in vain: its texts alone are past the bound
+            if json_size(entry, most, item=0) > most:
+                # Never encoded in vain: its texts alone, a byte a character at least, are past
+                # the bound. A 40 MB output was encoded whole (a quarter of a second holding
+                # the GIL), then dropped.
+                return None
             return _encoded(entry, in_pieces=size > OFF_LOOP_SIZE)
 
         encoded = await off_loop_if_large(size, encoded_within)
@@ -512,26 +515,6 @@ async def open_redis_cache(  # every limit is the caller's to set
 
 _ENTRY_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 """How an entry is written to Redis."""
-
-
-def _texts_past(value: object, most: int) -> bool:
-    """Tell whether the texts in `value` alone hold more than `most` characters.
-
-    Each is at least as many bytes in the entry's JSON, so such an entry is past the bound
-    before it is written: one of a 40 MB output was encoded whole (a quarter of a second
-    holding the GIL), then dropped. Counted until past `most`.
-    """
-    size = 0
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if type(item) is str:
-            size += len(item)
-            if size > most:
-                return True
-        elif type(item) is dict or type(item) is list:
-            pending += item.values() if type(item) is dict else item
-    return False
 
 
 def _encoded(entry: object, *, in_pieces: bool) -> bytes:

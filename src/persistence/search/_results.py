@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Final
 
 import attrs
@@ -11,7 +10,7 @@ from persistence._backend import Engine
 from persistence._database_value import require_database
 from persistence._guards import argument, count, instance_of, of_type
 from persistence._loans import borrow
-from persistence._loop import OFF_LOOP_SIZE, off_loop, share_loop
+from persistence._loop import map_in_slices, share_loop
 from persistence._paging import Page, continued_filter, page_limit
 from persistence._rows import result_from_row, result_texts
 from persistence.database import Database
@@ -104,12 +103,10 @@ async def search_results(
             page_size=limit,
         )
     await words_ready(field for row in rows for field in (row.output, row.error_message))
+    # Mapped as the listings map results: a row of megabytes in a worker thread.
+    results = await map_in_slices(result_from_row, rows, result_texts)
     hits = []
-    for row in rows:  # a snippet costs up to a few ms: the loop is given back between them
-        if len(result_texts(row)) > OFF_LOOP_SIZE:  # as `map_in_slices` weighs it
-            result = await off_loop(functools.partial(result_from_row, row))
-        else:
-            result = result_from_row(row)
+    for row, result in zip(rows, results, strict=True):  # a snippet costs up to a few ms
         hits.append(SearchHit(result, row.score, snippet_of(result, query.terms)))
         await share_loop()
     next_cursor = SearchCursor(skip + len(hits), text, where) if len(hits) == limit else None
