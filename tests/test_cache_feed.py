@@ -268,6 +268,70 @@ async def test_a_write_under_replica_role_is_seen(postgres_url: str) -> None:
             await cache.close()
 
 
+_SILENCING = {
+    "restored": (
+        "ALTER TABLE config_entries DISABLE TRIGGER ALL;"
+        " ALTER TABLE config_entries ENABLE TRIGGER ALL"
+    ),
+    "disabled": "ALTER TABLE config_entries DISABLE TRIGGER config_entries_notify_change",
+    "dropped": "DROP TRIGGER config_entries_notify_change ON config_entries",
+}
+"""Three ways to leave the feed's trigger of a table firing for some writes or none.
+
+`restored` is what `pg_restore --disable-triggers` does: the trigger fires again, but for
+ordinary sessions only, no longer for `session_replication_role = replica`.
+"""
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("silencing", sorted(_SILENCING))
+async def test_a_write_past_a_silenced_change_trigger_is_seen(
+    db: Database,
+    database_url: str,
+    readers: tuple[MemoryCache, RedisCache, RedisCache],
+    silencing: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every cache reads the database while a change trigger is not ENABLE ALWAYS.
+
+    The trigger left as a restore leaves it (or disabled, or dropped) sent nothing for a
+    write under the replica role (or any write): every cache served the old value for good.
+    The heartbeat now checks the triggers; once each is ENABLE ALWAYS again, the feed is
+    trusted again, and the writes made meanwhile are not served stale.
+    """
+    await loaded(db, readers, 4)
+    await asyncio.to_thread(plain_sql, database_url, _SILENCING[silencing])
+    replica = "SET session_replication_role = replica; "
+    await asyncio.to_thread(plain_sql, database_url, replica + _SET_WORKERS_TO_9)
+    await every_reader_shows(db, readers, 9)
+    assert "config_entries_notify_change" in caplog.text
+    mend = (
+        "CREATE TRIGGER config_entries_notify_change AFTER INSERT OR UPDATE OR DELETE OR"
+        " TRUNCATE ON config_entries FOR EACH STATEMENT"
+        " EXECUTE FUNCTION persistence_notify_change(); "
+        if silencing == "dropped"
+        else ""
+    ) + "ALTER TABLE config_entries ENABLE ALWAYS TRIGGER config_entries_notify_change"
+    await asyncio.to_thread(plain_sql, database_url, mend)
+    for cache in readers:  # trusted again: a read is a hit, and a replica write still shows
+        deadline = time.monotonic() + BOUND
+        while not await hit_again(cache):
+            assert time.monotonic() < deadline, f"{type(cache).__name__} never trusted again"
+            await asyncio.sleep(HEARTBEAT / 4)
+    await asyncio.to_thread(
+        plain_sql, database_url, replica + _SET_WORKERS_TO_9.replace("'9'", "'10'")
+    )
+    await every_reader_shows(db, readers, 10)
+
+
+async def hit_again(cache: MemoryCache | RedisCache) -> bool:
+    """Read runner.workers twice: whether the second read was a hit."""
+    await workers(cache)()
+    before = cache.stats().hits
+    await workers(cache)()
+    return cache.stats().hits == before + 1
+
+
 # --- the shared stamp ------------------------------------------------------------------------
 
 STAMP_CHILD = """

@@ -37,18 +37,29 @@ _HEARTBEAT: Final = (
     "SELECT pg_catalog.pg_current_snapshot()::text,"
     " (SELECT pg_catalog.string_agg(c.oid::text || ':' || c.xmin::text, ' ' ORDER BY c.oid)"
     " FROM pg_catalog.unnest($1::text[]) AS t(name)"
-    " JOIN pg_catalog.pg_class AS c ON c.oid = pg_catalog.to_regclass(t.name))"
+    " JOIN pg_catalog.pg_class AS c ON c.oid = pg_catalog.to_regclass(t.name)),"
+    " (SELECT pg_catalog.string_agg(t.name, ' ' ORDER BY t.name)"
+    " FROM pg_catalog.unnest($2::text[]) AS t(name) WHERE NOT EXISTS (SELECT"
+    " FROM pg_catalog.pg_trigger AS g WHERE g.tgrelid = pg_catalog.to_regclass(t.name)"
+    " AND g.tgname = t.name || '_notify_change' AND g.tgenabled = 'A'))"
 )
-"""The heartbeat: the transactions that had ended when it ran, and the tables' shapes.
+"""The heartbeat: the transactions that had ended when it ran, the tables' shapes, and the
+tables whose change trigger will not fire for every write.
 
 A table's shape is its catalog row's OID and the transaction that last wrote that row: DDL
 that changes a table's rows fires none of its triggers (`ALTER TABLE ... TYPE ... USING`
 rewrites it, `DROP TABLE` and a table renamed into its place replace it), but it writes that
 row, which a vacuum's or an analyze's figures, written in place, do not. Its names are
 qualified: a schema before pg_catalog on the search path may hold its own.
+
+A change trigger fires for every write only while ENABLE ALWAYS, as migration 0004 leaves it:
+`DISABLE TRIGGER` silences it, and `pg_restore --disable-triggers` enables it again for
+ordinary sessions alone, so a write under `session_replication_role = replica` goes unheard.
 """
-_SNAPSHOT: Final = "SELECT pg_catalog.pg_current_snapshot()::text, NULL"
+_SNAPSHOT: Final = "SELECT pg_catalog.pg_current_snapshot()::text, NULL, NULL"
 """The heartbeat where the role may not read pg_class (a DBA revoked it): no shapes."""
+NOTIFYING_TABLES: Final = ("config_entries", "file_records", "test_results")
+"""The tables whose trigger `<table>_notify_change` (migrations 0003 and 0004) tells of writes."""
 PAYLOADS_KEPT: Final = 16_384
 """Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
 TOKENS_KEPT: Final = 4_096
@@ -109,6 +120,7 @@ class ChangeListener:
         self._every: str = ""  # the last `*` stamp: every table's, until its own arrives
         self._seen: set[str] = set()  # the table payloads heard since that `*`
         self._shapes: str | None = None  # the tables' shapes at the last heartbeat
+        self._silent: str | None = None  # the tables whose writes may go unheard, if any
         self._asks_shapes = True  # until the role is refused pg_class: asked again at connect
         self._tokens: dict[str, float] = {}  # the `*` tokens heard since a heartbeat: when
         self._awaited: str | None = None  # this listener's token, sent and not yet back
@@ -313,7 +325,7 @@ class ChangeListener:
                     self._unsent = self._horizon = self._unconfirmed = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
                     self._identity = await database_identity(connection)
-                    self._horizon, self._shapes, self._asks_shapes = await _heartbeat(
+                    self._horizon, self._shapes, _, self._asks_shapes = await _heartbeat(
                         connection, None, shapes=True
                     )
                     await _announce(connection, token)
@@ -358,7 +370,7 @@ class ChangeListener:
                 # Bounded by the feed's trust, two heartbeats: a silent peer held it for good.
                 async with asyncio.timeout(2 * self._heartbeat):
                     await _announce(connection, token)
-            known, shapes, self._asks_shapes = await _heartbeat(
+            known, shapes, silent, self._asks_shapes = await _heartbeat(
                 connection, self._heartbeat, shapes=self._asks_shapes
             )
             if self._lost.is_set():
@@ -366,8 +378,12 @@ class ChangeListener:
             if shapes != self._shapes:  # DDL changed a table, its triggers silent
                 self._shapes = shapes
                 self._renew()
+            if silent != self._silent:  # writes may have gone unheard since the last beat
+                self._silenced(silent)
+                self._renew()
             self._answered_at(known, sent)
-            self._fresh_until = sent + 2 * self._heartbeat
+            if silent is None:
+                self._fresh_until = sent + 2 * self._heartbeat
             self._answered = sent
             beaten, self._beaten = self._beaten, asyncio.Event()
             beaten.set()
@@ -376,23 +392,42 @@ class ChangeListener:
                 async with asyncio.timeout(self._heartbeat):
                     await self._wake.wait()
 
+    def _silenced(self, silent: str | None) -> None:
+        """Say that the caches read the database while a change trigger is not ENABLE ALWAYS."""
+        self._silent = silent
+        if silent is None:
+            _LOG.info("PostgreSQL change notifications: every change trigger fires again")
+            return
+        tables = silent.split()
+        _LOG.warning(
+            "PostgreSQL change notifications: the change trigger of %s is not ENABLE ALWAYS"
+            " (DISABLE TRIGGER, or pg_restore --disable-triggers, leaves it so), so writes may"
+            " go unheard; caches read the database until %s",
+            ", ".join(tables),
+            "; ".join(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER {t}_notify_change" for t in tables),
+        )
+
 
 async def _heartbeat(
     connection: asyncpg.Connection[asyncpg.Record], wait: float | None, *, shapes: bool
-) -> tuple[Horizon, str | None, bool]:
-    """Ask the transactions that have ended and, if `shapes`, the shapes of the tables written.
+) -> tuple[Horizon, str | None, str | None, bool]:
+    """Ask the transactions that have ended and, if `shapes`, the tables' shapes and triggers.
 
-    Give whether to ask the shapes again: not once refused, or each beat would fail first.
+    The triggers: the tables whose change trigger may not fire, if any. Give whether to ask
+    the shapes again: not once refused, or each beat would fail first.
     """
     if shapes:
         try:
-            rows = await connection.fetch(_HEARTBEAT, sorted(WRITTEN_TABLES), timeout=wait)
+            rows = await connection.fetch(
+                _HEARTBEAT, sorted(WRITTEN_TABLES), NOTIFYING_TABLES, timeout=wait
+            )
         except asyncpg.InsufficientPrivilegeError:  # the feed goes on; DDL is then not seen
             shapes = False
     if not shapes:
         rows = await connection.fetch(_SNAPSHOT, timeout=wait)
-    [(snapshot, found)] = rows
-    return horizon(str(snapshot)), None if found is None else str(found), shapes
+    [(snapshot, found, silent)] = rows
+    shape = None if found is None else str(found)
+    return horizon(str(snapshot)), shape, None if silent is None else str(silent), shapes
 
 
 def _terminate(connection: asyncpg.Connection[asyncpg.Record]) -> None:
