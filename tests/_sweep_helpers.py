@@ -15,7 +15,7 @@ from typing import Final
 from persistence._files.locks import stripe_of, try_lock
 from persistence._files.paths import open_root
 from persistence.cache.disk import entry_at
-from persistence.counterexamples import FOLDER
+from persistence.counterexample_store import FOLDER
 
 
 def keys_in(shard: str, count: int, salt: str = "") -> list[str]:

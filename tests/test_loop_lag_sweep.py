@@ -33,7 +33,7 @@ from persistence import (
     transaction,
 )
 from persistence._loans import borrow
-from persistence.counterexamples import FOLDER
+from persistence.counterexample_store import FOLDER
 from persistence.queries import InsertResultArtifactsParams
 from persistence.storage import open_storage
 

@@ -29,7 +29,7 @@ from persistence import (
     keep_counterexample,
 )
 from persistence.cache.disk import HeldEntries, remove_entries
-from persistence.counterexamples import FOLDER, SWEEP_BATCH
+from persistence.counterexample_store import FOLDER, SWEEP_BATCH
 from persistence.queries import QUERY_FACTS
 
 T = TypeVar("T")
@@ -180,7 +180,7 @@ async def test_a_sweep_cancelled_in_a_batch_finishes_it_and_holds_no_lock(
             time.sleep(0.05)
             return remove_entries(held, keys)
 
-        module = sys.modules["persistence.counterexamples"]  # the package's name: a function
+        module = sys.modules["persistence.counterexample_store"]
         monkeypatch.setattr(module, "remove_entries", slow_removal)
 
     task = asyncio.ensure_future(store.sweep(db))

@@ -33,7 +33,7 @@ from persistence._files import paths
 from persistence._files.locks import stripe_of
 from persistence.cache import disk
 from persistence.cache.disk import HeldEntries, entry_at
-from persistence.counterexamples import FOLDER, SWEEP_BATCH
+from persistence.counterexample_store import FOLDER, SWEEP_BATCH
 from persistence.exceptions import NotAFileError, OutsideRootError, StorageError
 
 _SHARD: Final = "5d"
@@ -97,7 +97,7 @@ async def test_a_shard_folder_moved_out_during_a_batch_loses_nothing_outside(
         return real(held, unnamed)
 
     monkeypatch.setattr(
-        sys.modules["persistence.counterexamples"], "remove_entries", move_then_remove
+        sys.modules["persistence.counterexample_store"], "remove_entries", move_then_remove
     )
     await store.sweep(db)
 
@@ -154,7 +154,7 @@ async def test_entries_that_are_no_regular_file_are_left_and_nothing_hangs(
         return real(held, unnamed)
 
     monkeypatch.setattr(
-        sys.modules["persistence.counterexamples"], "remove_entries", swap_then_remove
+        sys.modules["persistence.counterexample_store"], "remove_entries", swap_then_remove
     )
     assert await asyncio.wait_for(store.sweep(db), 20) == len(keys) - 3
     assert _names(shard) == set(keys[:3])
@@ -259,7 +259,9 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
         time.sleep(0.05)
         return real(held, keys)
 
-    monkeypatch.setattr(sys.modules["persistence.counterexamples"], "remove_entries", slow_removal)
+    monkeypatch.setattr(
+        sys.modules["persistence.counterexample_store"], "remove_entries", slow_removal
+    )
     task = asyncio.ensure_future(store.sweep(db))
     await reached.wait()
     task.cancel()

@@ -44,12 +44,12 @@ from persistence import (
 from persistence._files import locks
 from persistence._files.locks import Change
 from persistence.cache.disk import HeldEntries, stage_hold_entries
-from persistence.counterexamples import FOLDER, SWEEP_BATCH
+from persistence.counterexample_store import FOLDER, SWEEP_BATCH
 
 _TIMEOUT: Final = 3.0
 """LOCK_TIMEOUT in these tests: what the sweep waited for each busy file, then failed."""
 
-_MODULE: Final = sys.modules["persistence.counterexamples"]  # the package's name: a function
+_MODULE: Final = sys.modules["persistence.counterexample_store"]
 
 
 def _failing() -> TestResult:
@@ -300,7 +300,7 @@ async def gated(db):
     async with transaction(db) as tx:
         yield tx
 
-sys.modules["persistence.counterexamples"].transaction = gated
+sys.modules["persistence.counterexample_store"].transaction = gated
 
 async def main(url, root, data):
     store = await open_counterexample_store(await open_storage(root))

@@ -38,7 +38,7 @@ from persistence import (
     TestType,
     ValidationError,
 )
-from persistence.counterexamples import CounterexampleStore
+from persistence.counterexample_store import CounterexampleStore
 
 _NOW: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 _RESULT: Final = TestResult(test_type=TestType.STRESS, status=TestStatus.FAILED, test_id="t")

@@ -18,7 +18,7 @@ from persistence.config import (
     set_config,
 )
 from persistence.converters import from_dict, make_converter, to_dict
-from persistence.counterexamples import (
+from persistence.counterexample_store import (
     CounterexampleStore,
     keep_counterexample,
     open_counterexample_store,

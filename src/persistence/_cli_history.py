@@ -35,7 +35,7 @@ from persistence._cli_common import (
 from persistence._cli_output import descriptor_of, write_to_stdout, write_whole
 from persistence._guards import MAX_INT, json_object, nonempty_text
 from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
-from persistence.counterexamples import CounterexampleStore
+from persistence.counterexample_store import CounterexampleStore
 from persistence.database import Engine, database_url, engine_of
 from persistence.exceptions import NotFoundError, ValidationError, shown_path
 from persistence.report_json import export_ctrf, export_jsonl, import_ctrf, import_jsonl
