@@ -79,3 +79,9 @@ async def row_count(db: Database, table: str) -> int:
         return int(await pg.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608  # a test's own table name
     finally:
         await pg.close()
+
+
+def package_versions_from(first: int) -> list[int]:
+    """The versions of the package's own migrations from `first` on, as the checkout holds them."""
+    folder = Path(__file__).parent.parent / "sql" / "migrations" / "sqlite"
+    return sorted(v for path in folder.glob("[0-9]*.sql") if (v := int(path.name[:4])) >= first)

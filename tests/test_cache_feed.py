@@ -332,6 +332,28 @@ async def hit_again(cache: MemoryCache | RedisCache) -> bool:
     return cache.stats().hits == before + 1
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_writer_whose_path_hides_pg_notify_is_heard(
+    db: Database, database_url: str, readers: tuple[MemoryCache, RedisCache, RedisCache]
+) -> None:
+    """A session whose search path puts its own `pg_notify` before pg_catalog's.
+
+    The change trigger's function ran with the writer's path and called that one: the write
+    committed, unheard, and every cache served the old value for good. Migration 0020 gives
+    the function pg_catalog alone.
+    """
+    await asyncio.to_thread(
+        plain_sql,
+        database_url,
+        "CREATE SCHEMA quiet; CREATE FUNCTION quiet.pg_notify(text, text) RETURNS void"
+        " LANGUAGE sql AS 'SELECT'",
+    )
+    await loaded(db, readers, 4)
+    hidden = "SET search_path = quiet, pg_catalog, public; "
+    await asyncio.to_thread(plain_sql, database_url, hidden + _SET_WORKERS_TO_9)
+    await every_reader_shows(db, readers, 9)
+
+
 # --- the shared stamp ------------------------------------------------------------------------
 
 STAMP_CHILD = """

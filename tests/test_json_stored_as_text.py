@@ -17,6 +17,7 @@ from typing import Final
 
 import pytest
 
+from _migration_helpers import package_versions_from
 from persistence import MigrationError, Run, connect, migrate, migration_status, save_run
 from test_stored_numbers import package_through
 
@@ -138,7 +139,7 @@ async def test_a_database_holding_one_stops_the_migration_by_ids(
         with pytest.raises(MigrationError, match=said):
             await migrate(db)
         status = await migration_status(db)
-        assert [m.version for m in status.pending] == [17, 18, 19]
+        assert [m.version for m in status.pending] == package_versions_from(17)
     with contextlib.closing(sqlite3.connect(path)) as plain:
         triggers = plain.execute(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_text_%'"

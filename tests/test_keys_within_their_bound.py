@@ -17,6 +17,7 @@ from typing import Final
 import asyncpg
 import pytest
 
+from _migration_helpers import package_versions_from
 from persistence import (
     FileRecord,
     MigrationError,
@@ -92,7 +93,9 @@ async def test_one_stored_before_0019_stops_it_naming_the_rows(
             rf"{entries[1].id}: shorten or delete them",
         ):
             await migrate(db)
-        assert [m.version for m in (await migration_status(db)).pending] == [19]
+        assert [m.version for m in (await migration_status(db)).pending] == package_versions_from(
+            19
+        )
     await plain_sql(
         postgres_url,
         f"DELETE FROM config_entries WHERE id = {entries[1].id}",  # noqa: S608  # the test's own SQL
@@ -107,7 +110,7 @@ async def test_one_stored_before_0019_stops_it_naming_the_rows(
             postgres_url,
             f"DELETE FROM file_records WHERE id = {records[0].id}",  # noqa: S608  # the test's own SQL
         )
-        assert [m.version for m in await migrate(db)] == [19]
+        assert [m.version for m in await migrate(db)] == package_versions_from(19)
 
 
 async def test_sqlite_listings_reach_one_and_refuse_it(migrated_sqlite: Path) -> None:

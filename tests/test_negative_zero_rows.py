@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from _migration_helpers import package_versions_from
 from persistence import (
     Database,
     Run,
@@ -227,7 +228,7 @@ async def test_a_negative_zero_committed_during_the_migration_is_rewritten(
             try:
                 await blocked_on_a_lock(postgres_url)
                 await block.commit()
-                assert [m.version for m in await migrating] == [15, 16, 17, 18, 19]
+                assert [m.version for m in await migrating] == package_versions_from(15)
             finally:
                 if not migrating.done():
                     migrating.cancel()

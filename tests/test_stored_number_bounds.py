@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _migration_helpers import package_versions_from
 from persistence import Database, MigrationError, connect, migrate, migration_status
 from persistence.__main__ import main
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
@@ -234,7 +235,7 @@ async def test_the_longest_time_stored_before_the_migration_stays(
         base, head = await seed_two_runs(db, database_url)
     await plain_sql(database_url, _set_time(repr(MAX_EXECUTION_TIME)))
     async with connect(database_url) as db:
-        assert [m.version for m in await migrate(db)] == [16, 17, 18, 19]
+        assert [m.version for m in await migrate(db)] == package_versions_from(16)
         answers = await every_answer(db, base, head)
     assert MAX_EXECUTION_TIME in [value for _, value, _ in number_fields(answers, "answers")]
     assert _out_of_bounds(answers) == []

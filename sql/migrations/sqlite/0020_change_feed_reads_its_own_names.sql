@@ -1,0 +1,3 @@
+-- Nothing to change on SQLite: its caches read the WAL index header, which every commit
+-- changes, whoever made it. This file keeps the versions of both engines in step with
+-- PostgreSQL's 0020, which gives the change trigger's function a search path of its own.
