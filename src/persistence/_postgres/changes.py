@@ -38,13 +38,16 @@ _HEARTBEAT: Final = (
     " (SELECT pg_catalog.string_agg(c.oid::text || ':' || c.xmin::text, ' ' ORDER BY c.oid)"
     " FROM pg_catalog.unnest($1::text[]) AS t(name)"
     " JOIN pg_catalog.pg_class AS c ON c.oid = pg_catalog.to_regclass(t.name)),"
-    " (SELECT pg_catalog.string_agg(t.name, ' ' ORDER BY t.name)"
-    " FROM pg_catalog.unnest($2::text[]) AS t(name) WHERE NOT EXISTS (SELECT"
-    " FROM pg_catalog.pg_trigger AS g WHERE g.tgrelid = pg_catalog.to_regclass(t.name)"
-    " AND g.tgname = t.name || '_notify_change' AND g.tgenabled = 'A'))"
+    " (SELECT pg_catalog.string_agg(t.name || ':' || t.why, ' ' ORDER BY t.name)"
+    " FROM (SELECT t.name, CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g"
+    " WHERE g.tgrelid = pg_catalog.to_regclass(t.name)"
+    " AND g.tgname = t.name || '_notify_change' AND g.tgenabled = 'A') THEN 'trigger'"
+    " WHEN EXISTS (SELECT FROM pg_catalog.pg_inherits AS i"
+    " WHERE i.inhparent = pg_catalog.to_regclass(t.name)) THEN 'inherited' END AS why"
+    " FROM pg_catalog.unnest($2::text[]) AS t(name)) AS t WHERE t.why IS NOT NULL)"
 )
 """The heartbeat: the transactions that had ended when it ran, the tables' shapes, and the
-tables whose change trigger will not fire for every write.
+tables whose writes may go unheard, each `<table>:trigger` or `<table>:inherited`.
 
 A table's shape is its catalog row's OID and the transaction that last wrote that row: DDL
 that changes a table's rows fires none of its triggers (`ALTER TABLE ... TYPE ... USING`
@@ -55,6 +58,9 @@ qualified: a schema before pg_catalog on the search path may hold its own.
 A change trigger fires for every write only while ENABLE ALWAYS, as migration 0004 leaves it:
 `DISABLE TRIGGER` silences it, and `pg_restore --disable-triggers` enables it again for
 ordinary sessions alone, so a write under `session_replication_role = replica` goes unheard.
+And a table that inherits from one of them (`CREATE TABLE ... INHERITS`, a partition) holds
+rows that the package's reads return, but it has no change trigger, nor does attaching it or
+taking it away write the parent's catalog row.
 """
 _SNAPSHOT: Final = "SELECT pg_catalog.pg_current_snapshot()::text, NULL, NULL"
 """The heartbeat where the role may not read pg_class (a DBA revoked it): no shapes."""
@@ -393,18 +399,28 @@ class ChangeListener:
                     await self._wake.wait()
 
     def _silenced(self, silent: str | None) -> None:
-        """Say that the caches read the database while a change trigger is not ENABLE ALWAYS."""
+        """Say that the caches read the database while a table's writes may go unheard."""
         self._silent = silent
         if silent is None:
-            _LOG.info("PostgreSQL change notifications: every change trigger fires again")
+            _LOG.info("PostgreSQL change notifications: every table's writes are heard again")
             return
-        tables = silent.split()
+        told = []
+        for table, _, why in (item.partition(":") for item in silent.split()):
+            if why == "trigger":
+                told.append(
+                    f"the change trigger of {table} is not ENABLE ALWAYS (DISABLE TRIGGER, or"
+                    " pg_restore --disable-triggers, leaves it so): run `ALTER TABLE"
+                    f" {table} ENABLE ALWAYS TRIGGER {table}_notify_change`"
+                )
+            else:
+                told.append(
+                    f"a table inherits from {table} (INHERITS, or a partition), whose rows the"
+                    " reads return and whose writes no trigger tells of"
+                )
         _LOG.warning(
-            "PostgreSQL change notifications: the change trigger of %s is not ENABLE ALWAYS"
-            " (DISABLE TRIGGER, or pg_restore --disable-triggers, leaves it so), so writes may"
-            " go unheard; caches read the database until %s",
-            ", ".join(tables),
-            "; ".join(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER {t}_notify_change" for t in tables),
+            "PostgreSQL change notifications: writes may go unheard, so caches read the"
+            " database while %s",
+            "; and while ".join(told),
         )
 
 
