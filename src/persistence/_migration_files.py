@@ -116,7 +116,13 @@ def discover_migrations(folder: Path, chain: Chain = Chain.PACKAGE) -> list[Migr
     # A user's file may link within its folder, or within the folder of both engines' folders.
     within = (folder.resolve(), folder.parent.resolve()) if chain is Chain.USER else None
     migrations: dict[int, Migration] = {}
-    for path in sorted(folder.iterdir()):
+    try:
+        paths = sorted(folder.iterdir())
+    except OSError as error:  # out of descriptors, or a folder not to be listed
+        raise MigrationError(
+            f"migrations folder {folder} cannot be read: {error.strerror or error}"
+        ) from None
+    for path in paths:
         if path.name.startswith(".") or path.suffix.lower() != ".sql":
             continue
         migration = attrs.evolve(_read_migration(path, within), chain=chain)

@@ -501,7 +501,11 @@ async def _make_history(db: Database, conn: Connection, chain: Chain) -> None:
     It is made in the transaction of the chain's first migration: a migration that fails (the
     first of another program's database, whose tables are in the way) leaves no table behind.
     """
-    ddl = history_ddl(db.engine, chain).read_text(encoding="utf-8")
+    path = history_ddl(db.engine, chain)
+    try:
+        ddl = path.read_text(encoding="utf-8")
+    except OSError as error:  # out of descriptors, say: the package's own file is there
+        raise MigrationError(f"{path} cannot be read: {error.strerror or error}") from None
     statements = split_script(db.engine, ddl)
     await backend_of(db).run_script(conn, [statement.text for statement in statements])
 
