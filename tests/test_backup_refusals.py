@@ -79,6 +79,41 @@ async def test_bad_arguments_are_refused_before_anything_happens(
         main(["copy", source.url])  # usage: refused before any loop runs
 
 
+async def test_a_materialized_view_of_the_users_own_is_refused(
+    tmp_path: Path, postgres: Database
+) -> None:
+    """A materialized view holds rows of its own, which a backup or a copy would leave behind.
+
+    Only tables were looked at: the backup went on, unsaid, and the view's rows were lost.
+    """
+    await plain_sql(
+        postgres.url,
+        "CREATE MATERIALIZED VIEW my_counts AS SELECT 'kept here alone'::text AS note",
+    )
+    with pytest.raises(DatabaseError, match=r"tables of your own migrations.*: my_counts\. "):
+        await backup_database(postgres, tmp_path / "pg.backup")
+    assert not (tmp_path / "pg.backup").exists()
+
+
+async def test_a_source_of_drifted_migrations_is_refused(
+    tmp_path: Path, source: Database, postgres: Database
+) -> None:
+    """A database whose applied migration's checksum is not this version's file's is refused.
+
+    Its schema may differ from what the copy writes and reads: `status` called it drifted,
+    and `copy`, `backup` and `restore` went on.
+    """
+    await plain_sql(
+        source.url, "UPDATE persistence_migrations SET checksum = 'edited' WHERE version = 3"
+    )
+    with pytest.raises(DatabaseError, match=r"does not hold this version's migrations.*0003"):
+        await copy_database(source, postgres)
+    assert await contents(postgres) == EMPTY
+    with pytest.raises(DatabaseError, match="does not hold this version's migrations"):
+        await backup_database(source, tmp_path / "drifted.backup")
+    assert not (tmp_path / "drifted.backup").exists()
+
+
 async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
     tmp_path: Path, source: Database, postgres: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -439,6 +439,11 @@ async def _require_migrated(db: Database, which: str) -> None:
         raise DatabaseError(
             f"{which} {db.url} is {done}: run `persistence migrate --database URL` on it first"
         )
+    if status.drifted:  # its schema may not be this version's, whatever its versions say
+        raise DatabaseError(
+            f"{which} {db.url} does not hold this version's migrations: "
+            f"{status.drifted[0].describe()}; `persistence status` says what differs"
+        )
 
 
 async def _require_two(source: Database, target: Database) -> None:

@@ -71,9 +71,15 @@ class CopySupport:
         )
 
     async def table_names(self, conn: Connection) -> tuple[str, ...]:
-        """Give the name of every table of the current schema, sorted."""
+        """Give the name of every table of the current schema, sorted.
+
+        Materialized views are among them: they hold rows of their own, which a copy would
+        leave behind as it leaves a table's (a view's rows are those of its tables).
+        """
         rows = await as_pg(conn).fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+            "SELECT c.relname FROM pg_catalog.pg_class AS c"
+            " WHERE c.relnamespace = pg_catalog.current_schema()::regnamespace"
+            " AND c.relkind IN ('r', 'p', 'm') ORDER BY 1"
         )
         return tuple(str(row[0]) for row in rows)
 
