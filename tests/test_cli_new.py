@@ -46,6 +46,21 @@ def test_new_writes_the_next_number_for_both_engines(
     assert (tmp_path / "postgres" / "0005_then_this.sql").is_file()
 
 
+def test_new_refuses_a_number_past_the_last_version(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """After a migration at the last version the history holds, `new` makes nothing.
+
+    It wrote 9223372036854775808_after.sql, exit 0, which `migrate` then refused.
+    """
+    (tmp_path / "sqlite").mkdir()
+    (tmp_path / "sqlite" / f"{2**63 - 1}_last.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    code, out, err = run(capsys, "new", "after", "--folder", str(tmp_path))
+    assert (code, out) == (3, "")
+    assert f"{2**63}, is over {2**63 - 1}" in err
+    assert sorted(p.name for p in tmp_path.rglob("*.sql")) == [f"{2**63 - 1}_last.sql"]
+
+
 def test_new_starts_an_empty_folder_at_0001(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ from persistence._cli_common import (
 from persistence._files.locks import hold
 from persistence._files.paths import owned
 from persistence._loader import sql_root
+from persistence._migration_files import LAST_VERSION
 from persistence.database import Engine, create_database, database_url, engine_of, redact_url
 from persistence.migrations import (
     Chain,
@@ -272,7 +273,11 @@ def new_command(arguments: argparse.Namespace) -> int:
             for path in engine_folder.iterdir()
             if (match := _NUMBERED.fullmatch(path.name))
         ]
-        stem = f"{max(versions, default=0) + 1:04d}_{arguments.name}"
+        number = max(versions, default=0) + 1
+        if number > LAST_VERSION:  # which `migrate` would refuse
+            msg = f"the next number, {number}, is over {LAST_VERSION}, more than the history holds"
+            raise CannotRunError(msg)
+        stem = f"{number:04d}_{arguments.name}"
         written: list[Path] = []  # both files or neither: a chain without its twin numbers apart
         try:
             for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
