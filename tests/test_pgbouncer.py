@@ -259,6 +259,24 @@ async def test_the_cache_follows_changes_through_listen_url(
             await cache.close()
 
 
+async def test_a_listen_url_of_another_database_is_refused(
+    pgbouncer: int, direct_url: str, migrated_postgres_url: str
+) -> None:
+    """A listen_url naming another database (a PgBouncer alias mistaken) is refused at open.
+
+    The listener heard that database's notifications, none of this one's, and every cache
+    served the old values of this one for good, the feed up.
+    """
+    options = f"pgbouncer=transaction&listen_url={quote(migrated_postgres_url, safe='')}"
+    async with connect(through(pgbouncer, direct_url, options)) as db:
+        await migrate(db)
+        with pytest.raises(DatabaseError, match=r"listen_url reaches .* it must name the database"):
+            await open_memory_cache(db, heartbeat=0.2)
+        assert not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()], (
+            "the listener is closed"
+        )
+
+
 async def test_without_listen_url_the_cache_reads_the_database(
     pgbouncer: int, direct_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -40,6 +40,7 @@ from persistence._postgres.errors import (
     time_past_python,
     translate_postgres,
 )
+from persistence._postgres.identity import database_identity
 from persistence._postgres.pooling import NoFeed, Pooling
 from persistence._postgres.scripts import (
     failed_statement,
@@ -496,9 +497,19 @@ class PostgresBackend(CopySupport):
         pooling = self._pooling
         if pooling.transaction and pooling.listen_dsn is None:
             return NoFeed(self._shown)
+        expected = None
+        if pooling.listen_dsn is not None:  # another URL: it must reach this very database
+            async with self.lend() as lent:
+                expected = await database_identity(lent)
         dsn = pooling.listen_dsn or self._dsn
-        listener = ChangeListener(dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout)
+        listener = ChangeListener(
+            dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout, expected=expected
+        )
         await listener.start()
+        if (elsewhere := listener.elsewhere()) is not None:
+            await listener.close()
+            msg = f"listen_url {elsewhere}: it must name the database of {self._shown}"
+            raise DatabaseError(msg)
         return listener
 
     async def close(self) -> None:

@@ -117,8 +117,12 @@ class ChangeListener:
     listener's memory.
     """
 
-    def __init__(self, dsn: str, *, heartbeat: float, connect_timeout: float) -> None:
+    def __init__(
+        self, dsn: str, *, heartbeat: float, connect_timeout: float, expected: str | None = None
+    ) -> None:
         self._dsn = dsn
+        self._expected = expected  # the identity of the database read, where another URL listens
+        self._elsewhere: str | None = None  # said when the listener reached another database
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
         self._counts: dict[str, int] = {}
@@ -161,6 +165,10 @@ class ChangeListener:
         if self._awaited is not None or self._unconfirmed is not None:
             return None
         return self._stamps.get(table, self._every) or None
+
+    def elsewhere(self) -> str | None:
+        """Say so if the listener, connected at another URL, reached another database."""
+        return self._elsewhere
 
     def identity(self) -> str | None:
         """Name the database as a copy does (`database_identity`), read again on each connect."""
@@ -330,7 +338,7 @@ class ChangeListener:
                     self._awaited = token = _new_token()  # no stamps until it is back
                     self._unsent = self._horizon = self._unconfirmed = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
-                    self._identity = await database_identity(connection)
+                    self._identity = self._same_database(await database_identity(connection))
                     self._horizon, self._shapes, _, self._asks_shapes = await _heartbeat(
                         connection, None, shapes=True
                     )
@@ -361,6 +369,19 @@ class ChangeListener:
                 )
             await asyncio.sleep(_RECONNECT_WAITS[min(attempt, len(_RECONNECT_WAITS) - 1)])
             attempt += 1
+
+    def _same_database(self, identity: str | None) -> str | None:
+        """Give `identity`, the listener's database's, once it is the pool's, where known.
+
+        A listener at another URL that reached another database heard its notifications:
+        trusted, they hid every change of this one from the caches.
+        """
+        expected = self._expected
+        if identity is not None and expected is not None and identity != expected:
+            self._elsewhere = f"reaches {identity}, where the pool reaches {expected}"
+            raise _Elsewhere(self._elsewhere)
+        self._elsewhere = None
+        return identity
 
     def _ended(self) -> None:
         self._lost.set()
@@ -444,6 +465,10 @@ async def _heartbeat(
     [(snapshot, found, silent)] = rows
     shape = None if found is None else str(found)
     return horizon(str(snapshot)), shape, None if silent is None else str(silent), shapes
+
+
+class _Elsewhere(Exception):  # noqa: N818  # a reason the listener gives up a connection
+    """The listener's URL reaches another database than the pool's."""
 
 
 def _terminate(connection: asyncpg.Connection[asyncpg.Record]) -> None:
