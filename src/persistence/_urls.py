@@ -151,10 +151,43 @@ def _check_postgres_url(url: str) -> None:
     given: dict[str, str] = {}  # each option's value, decoded; a blank one the driver reads past
     for part in options:
         name, value = map(unquote, part.partition("=")[::2])
+        if name in _LIBPQ_ONLY:
+            instead = " (pass connect_timeout= to open_database or open_persistence)"
+            raise _bad_url(
+                url,
+                f"{name}= is an option of libpq, which this package's driver does not take: it"
+                " would send it to the server as a setting, which refuses it; leave it out"
+                + (instead if name == "connect_timeout" else ""),
+            )
         _check_host_option(url, name, value)
         if value:
             given[name] = value
     _check_session_attrs(url, given.get(_SESSION_ATTRS))
+
+
+_LIBPQ_ONLY: Final = frozenset(
+    {
+        "channel_binding",
+        "connect_timeout",
+        "fallback_application_name",
+        "gssencmode",
+        "hostaddr",
+        "keepalives",
+        "keepalives_count",
+        "keepalives_idle",
+        "keepalives_interval",
+        "load_balance_hosts",
+        "replication",
+        "require_auth",
+        "requirepeer",
+        "sslcompression",
+        "sslsni",
+        "tcp_user_timeout",
+    }
+)
+"""libpq's connection options that asyncpg does not read: it sends any option it does not
+read to the server as a setting, and the server refuses these after the connect, in words
+that name no URL (`unrecognized configuration parameter "connect_timeout"`)."""
 
 
 def _check_repeats(url: str, options: list[str]) -> None:

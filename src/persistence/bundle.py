@@ -21,7 +21,7 @@ import attrs
 from persistence._backend import SQLITE_SIDECARS, Engine
 from persistence._database_value import entered_once
 from persistence._files.tree import check_root, root_place_problem
-from persistence._guards import argument, at_least
+from persistence._guards import argument, at_least, seconds
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
 from persistence.cache import (
@@ -82,6 +82,8 @@ async def open_persistence(  # every part is the caller's to choose
     user_migrations: str | os.PathLike[str] | None = None,
     artifact_budget: int = DEFAULT_BUDGET,
     heartbeat: float = 1.0,
+    connect_timeout: float = 10.0,
+    command_timeout: float = 60.0,
     tracing: Tracing | None = None,
     slow_query: float | None = None,
     pgbouncer: PgBouncerMode | None = None,
@@ -93,8 +95,8 @@ async def open_persistence(  # every part is the caller's to choose
     with pending or drifted migrations, or one newer than the files, is refused with
     MigrationError and left untouched.
     `user_migrations` names the folder of the user's own chain, after the package's, as
-    `migrate` takes it; `tracing`, `slow_query`, `pgbouncer` and `listen_url` go to
-    `open_database`.
+    `migrate` takes it; `connect_timeout`, `command_timeout`, `tracing`, `slow_query`,
+    `pgbouncer` and `listen_url` go to `open_database`.
     """
     user_folder = None if user_migrations is None else _user_folder(user_migrations)
     if migrations not in ("apply", "check"):  # compared, not hashed: a list is refused too
@@ -106,6 +108,8 @@ async def open_persistence(  # every part is the caller's to choose
         root = _files_root(_given_or_set(files, FILES_VARIABLE, DEFAULT_FILES))
     redis_url = _given_or_set(redis, REDIS_URL_VARIABLE, None)
     _check_settings(heartbeat, slow_query, tracing, artifact_budget)
+    connect_timeout = seconds("open_persistence", "connect_timeout", connect_timeout)
+    command_timeout = seconds("open_persistence", "command_timeout", command_timeout)
     if redis_url is not None:
         with _source_named("redis", redis, REDIS_URL_VARIABLE):
             check_redis_url(redis_url)
@@ -123,7 +127,13 @@ async def open_persistence(  # every part is the caller's to choose
             )
         checked = await checked_as_it_is(target, user_folder)
     db = await open_database(
-        database, tracing=tracing, slow_query=slow_query, pgbouncer=pgbouncer, listen_url=listen_url
+        database,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        tracing=tracing,
+        slow_query=slow_query,
+        pgbouncer=pgbouncer,
+        listen_url=listen_url,
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(close_database, db)
