@@ -498,6 +498,42 @@ async def test_a_backup_whose_index_is_damaged_is_refused_whole(
         assert await contents(target) == EMPTY
 
 
+def _break_root_page(backup: Path, table: str) -> None:
+    """Give `table`'s root page a page type no B-tree has: SQLite calls the file malformed."""
+    with contextlib.closing(sqlite3.connect(backup)) as plain:
+        [(root,)] = plain.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", [table])
+        [(page_size,)] = plain.execute("PRAGMA page_size")
+    with backup.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\x55")
+
+
+@pytest.mark.parametrize(
+    ("table", "said"),
+    [
+        ("file_records", r"the backup file '.*' is damaged, so nothing was restored: SQLite: "),
+        ("persistence_migrations", r"the source .*: its history of migrations cannot be read"),
+    ],
+)
+async def test_a_backup_too_damaged_to_check_is_refused_naming_it(
+    tmp_path: Path, source: Database, database_url: str, table: str, said: str
+) -> None:
+    """A backup SQLite cannot read through is refused naming the file, nothing restored.
+
+    Its integrity check itself failed (`SQLite: database disk image is malformed`), and a
+    history row that would not decode said `stored row.checksum: ...`: neither named the
+    backup, nor said that nothing was restored.
+    """
+    backup = tmp_path / "broken.backup"
+    await backup_database(source, backup)
+    await asyncio.to_thread(_break_root_page, backup, table)
+    async with connect(database_url) as target:
+        await migrate(target)
+        with pytest.raises(DatabaseError, match=said):
+            await restore_database(target, backup)
+        assert await contents(target) == EMPTY
+
+
 async def test_a_backup_keeps_a_row_no_read_takes_and_a_restore_of_it_refuses_it(
     tmp_path: Path, database_url: str
 ) -> None:

@@ -253,7 +253,14 @@ async def restore_database(
 
             async def whole(reading: Connection) -> None:
                 # A damaged index could hide rows from the paging and from the count alike.
-                damage = await backend_of(backup).integrity_problems(reading)
+                try:
+                    async with translate_errors(backup):
+                        damage = await backend_of(backup).integrity_problems(reading)
+                except DatabaseError as error:  # damaged past what the check can walk
+                    raise DatabaseError(
+                        f"the backup file {str(file)!r} is damaged, so nothing was restored: "
+                        f"{error}"
+                    ) from error
                 if damage:
                     raise DatabaseError(
                         f"the backup file {str(file)!r} is damaged, so nothing was restored: "
@@ -428,7 +435,13 @@ def _check_database(name: str, db: object) -> None:
 
 async def _require_migrated(db: Database, which: str) -> None:
     """Refuse a database whose package migrations are not exactly this version's."""
-    status = await migration_status(db)
+    try:
+        status = await migration_status(db)
+    except (DatabaseError, ValidationError) as error:  # a damaged history: name the database
+        raise DatabaseError(
+            f"{which} {db.url}: its history of migrations cannot be read, so nothing was "
+            f"copied: {error}"
+        ) from error
     if status.newer:
         raise DatabaseError(
             f"{which} {db.url} was migrated by a newer version of this package "
