@@ -31,7 +31,17 @@ from persistence.migrations import discover_migrations, migrations_folder
 
 pytestmark = pytest.mark.usefixtures("no_database_url")
 
-STATUS_KEYS = {"database", "engine", "up_to_date", "applied", "pending", "drifted", "newer", "user"}
+STATUS_KEYS = {
+    "database",
+    "engine",
+    "up_to_date",
+    "applied",
+    "pending",
+    "drifted",
+    "newer",
+    "out_of_order",
+    "user",
+}
 USER_KEYS = {"folder"}  # with applied, pending, drifted, newer and up_to_date
 APPLIED_KEYS = {"version", "name", "checksum", "applied_at", "duration_ms"}
 PENDING_KEYS = {"version", "name", "file"}
@@ -85,6 +95,36 @@ def test_the_readme_documents_every_json_key() -> None:
 def engine_of_url(url: str) -> persistence.Engine:
     """The engine of a test's database URL."""
     return persistence.Engine.POSTGRES if url.startswith("postgres") else persistence.Engine.SQLITE
+
+
+def test_status_says_which_pending_file_migrate_cannot_apply(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file numbered below one applied is pending, and said to be one `migrate` refuses.
+
+    `status` listed it as any pending file, in both forms, and `migrate` then refused it.
+    """
+    folder = tmp_path / "mine"
+    for name, sql in (
+        ("0001_n.sql", "CREATE TABLE n (id INTEGER PRIMARY KEY);\n"),
+        ("0005_five.sql", "INSERT INTO n VALUES (5);\n"),
+    ):
+        (folder / "sqlite").mkdir(parents=True, exist_ok=True)
+        (folder / "sqlite" / name).write_text(sql, encoding="utf-8")
+    url = str(tmp_path / "app.db")
+    assert main(["migrate", "--database", url, "--migrations", str(folder)]) == 0
+    (folder / "sqlite" / "0003_three.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    capsys.readouterr()
+    code, out, _ = run(capsys, "status", "--database", url, "--migrations", str(folder))
+    assert code == 1
+    assert (
+        "pending  user/0003_three.sql  numbered below one applied: migrate cannot apply it" in out
+    )
+    code, out, _ = run(capsys, "status", "--json", "--database", url, "--migrations", str(folder))
+    user = json.loads(out)["user"]
+    late = {"version": 3, "name": "0003_three", "file": "0003_three.sql"}
+    assert (code, user["pending"], user["out_of_order"]) == (1, [late], [late])
+    assert json.loads(out)["out_of_order"] == []
 
 
 def test_history_lists_when_and_how_long(

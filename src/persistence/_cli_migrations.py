@@ -188,7 +188,9 @@ async def status_command(arguments: argparse.Namespace) -> int:
             for done in chain.applied:
                 print(f"applied  {label}{done.name}  at {done.applied_at.isoformat()}")
             for migration in chain.pending:
-                print(f"pending  {label}{migration.path.name}")
+                late = migration in chain.out_of_order  # which `migrate` refuses
+                said = "  numbered below one applied: migrate cannot apply it" if late else ""
+                print(f"pending  {label}{migration.path.name}{said}")
             for drift in chain.drifted:
                 # named after the label, as the lines above: `user/0002_b was applied but ...`
                 print(f"drifted  {label}{drift.describe().removeprefix('migration ')}")
@@ -226,6 +228,7 @@ def _chain_json(status: MigrationStatus) -> dict[str, object]:
             for d in status.drifted
         ],
         "newer": [_applied_json(done) for done in status.newer],
+        "out_of_order": [_pending_json(migration) for migration in status.out_of_order],
     }
 
 
