@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from _backup_helpers import names
-from persistence.backup import backup_database
+from persistence import DatabaseError
+from persistence.backup import backup_database, restore_database
 
 if TYPE_CHECKING:
     from persistence import Database
@@ -50,3 +53,37 @@ async def test_a_working_folder_a_killed_backup_left_still_goes(
 def _sidecars(folder: Path) -> list[str]:
     """The source database's own -wal and -shm files, there while it is open."""
     return [name for name in os.listdir(folder) if name.startswith("source.db-")]  # noqa: PTH208
+
+
+def _working_folders(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.endswith(".partial"))
+
+
+async def test_a_cancelled_backup_or_restore_has_removed_its_folder_when_it_returns(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut at each moment, the caller is told once the working folder is gone.
+
+    The removal went on after the caller was told (handed to a thread, or to a callback once
+    the folder's making ended): a quarter of the cancels found it still there.
+    """
+    restores = tmp_path / "restores"  # where a restore makes its folder: its own, looked at
+    restores.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(restores))
+    await backup_database(sqlite_db, tmp_path / "whole.backup")
+    cut = 0
+    for step in range(120):
+        target = tmp_path / f"b{step}.backup"
+        try:
+            async with asyncio.timeout(0.00005 * (step % 40)):
+                if step % 2:
+                    await restore_database(sqlite_db, tmp_path / "whole.backup")
+                else:
+                    await backup_database(sqlite_db, target)
+        except TimeoutError:
+            cut += 1
+        except DatabaseError:  # the restore's own refusal: the database is not empty
+            pass
+        assert _working_folders(tmp_path) == [], step
+        assert _working_folders(restores) == [], step
+    assert cut > 10, "the timeouts cut the calls"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import stat
 import tempfile
@@ -20,11 +21,10 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backend import SQLITE_SIDECARS
-from persistence._cancelling import kept_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
-from persistence._files.locks import locked_folder, remove_locked_folder
+from persistence._files.locks import locked_folder, working_folder
 from persistence._files.paths import (
     NEW_FLAGS,
     NO_FOLLOW_ERRORS,
@@ -180,12 +180,7 @@ async def backup_database(
     await _require_migrated(db, "the database")
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
-    # Made in a thread that goes on after a cancel: a folder made then is removed then. The
-    # executor's future, not a task: code cancelling other tasks cannot reach it.
-    making = asyncio.get_running_loop().run_in_executor(None, _temp_folder, target)
-    made_in = await kept_if_cancelled(making, remove_locked_folder)
-    folder = Path(made_in[0])
-    try:
+    async with working_folder(functools.partial(_temp_folder, target)) as folder:
         made = folder / "backup.db"
         if db.engine is Engine.SQLITE and not skip_user_tables:  # the file, page by page
             async with translate_errors(db):
@@ -201,8 +196,6 @@ async def backup_database(
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
         await asyncio.to_thread(_publish, made, target)
-    finally:
-        await asyncio.to_thread(remove_locked_folder, made_in)
     return _report(db.url, str(target), sizes, started)
 
 
@@ -225,11 +218,8 @@ async def restore_database(
     file = Path(file_path("restore", "path", path))
     page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
-    # Made in a thread that goes on after a cancel: a folder made then is removed then.
-    making = asyncio.get_running_loop().run_in_executor(None, _restore_folder)
-    made_in = await kept_if_cancelled(making, remove_locked_folder)
-    try:
-        read, before = await asyncio.to_thread(_checked_source, file, Path(made_in[0]))
+    async with working_folder(_restore_folder) as folder:
+        read, before = await asyncio.to_thread(_checked_source, file, folder)
 
         async def unchanged() -> None:
             # Read immutable (no -wal or -shm beside it), the file had no lock to keep a writer
@@ -244,7 +234,7 @@ async def restore_database(
                 backup = await stack.enter_async_context(read_file_as_is(read))
             except DatabaseError as error:  # named by the file given, not the private copy
                 cause = error.__cause__
-                if cause is None or not read.is_relative_to(made_in[0]):
+                if cause is None or not read.is_relative_to(folder):
                     raise
                 raise DatabaseError(
                     f"cannot read the backup file {str(file)!r} as a SQLite database: {cause}"
@@ -275,8 +265,6 @@ async def restore_database(
                 before_copy=whole,
                 before_commit=unchanged,
             )
-    finally:
-        await asyncio.to_thread(remove_locked_folder, made_in)
 
 
 FileState = tuple[tuple[int, int, int, int], tuple[bool, bool]]

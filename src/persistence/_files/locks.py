@@ -17,13 +17,14 @@ import stat
 import tempfile
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Final, Generic, TypeVar
 
 import attrs
 
-from persistence._cancelling import refuse_cancel_from_outside
+from persistence._cancelling import finish_then_cancel, refuse_cancel_from_outside
 from persistence._files.paths import (
     DIR_FLAGS,
     LOCKS_DIR,
@@ -332,6 +333,27 @@ def remove_locked_folder(made: tuple[str, int]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     finally:
         os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def working_folder(make: Callable[[], tuple[str, int]]) -> AsyncIterator[Path]:
+    """Make a locked working folder in a worker thread; remove it before the block is left.
+
+    Cancelled meanwhile, the making and the removal are waited for, then the cancel goes on:
+    the caller hears of it only once nothing is left (a removal handed to a thread, or to a
+    callback once the making ended, went on after the caller was told).
+    """
+    making = asyncio.get_running_loop().run_in_executor(None, make)  # the executor's future:
+    try:  # code cancelling other tasks cannot reach it
+        made = await finish_then_cancel(making)
+    except asyncio.CancelledError:
+        if making.done() and not making.cancelled() and making.exception() is None:
+            await finish_then_cancel(asyncio.to_thread(remove_locked_folder, making.result()))
+        raise
+    try:
+        yield Path(made[0])
+    finally:
+        await finish_then_cancel(asyncio.to_thread(remove_locked_folder, made))
 
 
 _MKDTEMP_PART: Final = "[a-z0-9_]{8}"
