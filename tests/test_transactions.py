@@ -494,6 +494,10 @@ async def test_a_postgresql_block_whose_transaction_failed_says_so_at_its_end(
                 await save_result(tx, attrs.evolve(result(), output="kept?"))
                 with pytest.raises(ConflictError):
                     await save_result(tx, failing)
+                # Each later call is told why the server refuses it, not in the server's words
+                # alone ("current transaction is aborted, commands ignored until ...").
+                with pytest.raises(DatabaseError, match="an earlier statement of this"):
+                    await all_results(tx)
         with pytest.raises(DatabaseError, match="COMMIT rolled it back"):
             async with transaction(db) as tx:
                 await save_result(tx, attrs.evolve(result(), output="kept?"))

@@ -66,6 +66,13 @@ def translate_postgres(  # noqa: C901, PLR0911  # one case a line
             table = error.table_name or "row"
             field = error.column_name or error.constraint_name or "constraint"
             return ValidationError(table, field, _message(error))
+        case asyncpg.InFailedSQLTransactionError():
+            return DatabaseError(
+                "PostgreSQL: an earlier statement of this transaction() or read_snapshot() block "
+                "failed, or was cut short (a timeout, a cancel), so the server refuses every "
+                "later one until the block ends: let such an error end the block, or catch it "
+                "around a nested transaction() block, which undoes its own part alone"
+            )
         case asyncpg.QueryCanceledError():
             return DatabaseError(f"PostgreSQL: the statement was cancelled: {_message(error)}")
         case TimeoutError():
