@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import attrs
 
@@ -23,6 +24,7 @@ from persistence._database_value import (
     entered_once,
 )
 from persistence._driver_errors import translated, translated_apart_from_body
+from persistence._paging import Page, every_item
 
 
 @entered_once
@@ -81,6 +83,26 @@ async def read_snapshot(db: Database) -> AsyncIterator[Database]:
         finally:
             frame.open = False
             await once_free(frame.lock)  # after a read another task sent, never under it
+
+
+_Item = TypeVar("_Item")
+_Cursor = TypeVar("_Cursor")
+
+
+async def every_item_in_one_state(
+    db: Database, page_after: Callable[[Database, _Cursor | None], Awaitable[Page[_Item, _Cursor]]]
+) -> list[_Item]:
+    """Read a whole listing of `db`: one page as it is; more, again, in one snapshot.
+
+    Read page after page as writers commit, a row that a write moved past the cursor was read
+    twice, and one moved back not at all. One page is one statement, which needs no snapshot
+    (a snapshot costs SQLite some thread hops).
+    """
+    first = await page_after(db, None)
+    if first.next_cursor is None:
+        return list(first.items)
+    async with read_snapshot(db) as seen:
+        return await every_item(lambda after: page_after(seen, after))
 
 
 @contextlib.asynccontextmanager

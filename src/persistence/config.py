@@ -9,6 +9,7 @@ from typing import Final, Protocol, TypeVar, overload
 import attrs
 from attrs.validators import optional as optional_check
 
+from persistence._blocks import every_item_in_one_state
 from persistence._codecs import json_size
 from persistence._database_value import require_database
 from persistence._guards import (
@@ -27,7 +28,6 @@ from persistence._paging import (
     READ_PAGE,
     Page,
     continued_filter,
-    every_item,
     page_limit,
     page_of,
 )
@@ -262,8 +262,8 @@ async def all_config_entries(
     db: Database, where: ConfigEntryFilter | None = None
 ) -> list[ConfigEntry]:
     """Return every entry (matching `where`), by section then key."""
-    return await every_item(
-        lambda after: list_config_entries(db, where, limit=READ_PAGE, after=after)
+    return await every_item_in_one_state(
+        db, lambda seen, after: list_config_entries(seen, where, limit=READ_PAGE, after=after)
     )
 
 

@@ -10,6 +10,7 @@ import attrs
 from attrs.converters import optional
 from attrs.validators import optional as optional_check
 
+from persistence._blocks import every_item_in_one_state
 from persistence._database_value import require_database
 from persistence._guards import (
     MAX_INT,
@@ -30,14 +31,13 @@ from persistence._paging import (
     START_OF_TIME,
     Page,
     continued_filter,
-    every_item,
     page_limit,
     page_of,
     prefix_range,
     stored_id,
 )
 from persistence._rows import file_record_from_row, file_record_params, found, saved_params
-from persistence.database import Database, read_snapshot
+from persistence.database import Database
 from persistence.exceptions import NotFoundError, ValidationError
 from persistence.models import FileRecord
 from persistence.queries import FileRecordsRow
@@ -157,11 +157,7 @@ _Read = TypeVar("_Read", FileRecord, FileRecord | FileRecordsRow)
 
 async def _every_record(db: Database, read: Callable[[FileRecordsRow], _Read]) -> list[_Read]:
     """Read every row through `read`, in pages; more than one page in one snapshot."""
-    first = await _accessed_page(db, None, read)
-    if first.next_cursor is None:
-        return list(first.items)
-    async with read_snapshot(db) as seen:
-        return await every_item(lambda after: _accessed_page(seen, after, read))
+    return await every_item_in_one_state(db, lambda seen, after: _accessed_page(seen, after, read))
 
 
 _AccessCursor = tuple[dt.datetime, int]

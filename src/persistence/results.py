@@ -14,6 +14,7 @@ import attrs
 from attrs.converters import optional
 
 from persistence._backend import Engine, key_detail
+from persistence._blocks import every_item_in_one_state
 from persistence._database_value import require_database
 from persistence._guards import (
     MAX_INT,
@@ -37,7 +38,6 @@ from persistence._paging import (
     START_OF_TIME,
     Page,
     continued_filter,
-    every_item,
     page_limit,
     page_of,
     stored_id,
@@ -267,7 +267,9 @@ def _listing(
 
 async def all_results(db: Database, where: ResultFilter | None = None) -> list[TestResult]:
     """Return every result (matching `where`), newest first."""
-    return await every_item(lambda after: list_results(db, where, limit=READ_PAGE, after=after))
+    return await every_item_in_one_state(
+        db, lambda seen, after: list_results(seen, where, limit=READ_PAGE, after=after)
+    )
 
 
 async def results_by_type(db: Database, test_type: TestType) -> list[TestResult]:

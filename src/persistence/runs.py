@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 from attrs.converters import optional
 
+from persistence._blocks import every_item_in_one_state
 from persistence._codecs import json_size
 from persistence._guards import (
     MAX_INT,
@@ -28,7 +29,6 @@ from persistence._paging import (
     START_OF_TIME,
     Page,
     continued_filter,
-    every_item,
     page_limit,
     page_of,
     stored_id,
@@ -220,4 +220,6 @@ async def list_runs(
 
 async def all_runs(db: Database, where: RunFilter | None = None) -> list[Run]:
     """Return every run (matching `where`), the latest started first."""
-    return await every_item(lambda after: list_runs(db, where, limit=READ_PAGE, after=after))
+    return await every_item_in_one_state(
+        db, lambda seen, after: list_runs(seen, where, limit=READ_PAGE, after=after)
+    )
