@@ -31,7 +31,7 @@ from persistence._loans import borrow, run_query
 from persistence._loop import map_in_slices
 from persistence._paging import END_OF_TIME, START_OF_TIME, Page, page_limit, page_of, stored_id
 from persistence._rows import TEST_STATUSES, finite_time, found, result_from_row, result_texts
-from persistence.database import Database
+from persistence.database import Database, read_snapshot
 from persistence.exceptions import ValidationError
 from persistence.models import TestResult, TestStatus
 from persistence.runs import find_run
@@ -224,19 +224,21 @@ async def compare_runs(
     head = key_id("Run", head, "head")
     ratio = finite_amount("RunComparison", "slower_ratio", slower_ratio)
     floor = finite_amount("RunComparison", "slower_floor", slower_floor)
-    async with borrow(db) as conn:
-        rows = await db.queries.compare_runs(
-            conn,
-            base=base,
-            head=head,
-            slower_ratio=ratio,
-            slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
-            slower_least=slower_least(ratio),
-            slower_floor=floor,
-        )
-    # after the comparison: a run deleted meanwhile is not found
-    found("Run", base, await find_run(db, base), "base")
-    found("Run", head, await find_run(db, head), "head")
+    # The runs and their results as one committed state: looked at apart, a run written with
+    # its results in between was compared as empty, each of its tests `removed`.
+    async with read_snapshot(db) as seen:
+        async with borrow(seen) as conn:
+            rows = await seen.queries.compare_runs(
+                conn,
+                base=base,
+                head=head,
+                slower_ratio=ratio,
+                slower_cap=sys.float_info.max / 2 / ratio if ratio else math.inf,
+                slower_least=slower_least(ratio),
+                slower_floor=floor,
+            )
+        found("Run", base, await find_run(seen, base), "base")
+        found("Run", head, await find_run(seen, head), "head")
     # a slice at a time: a run of 100,000 new tests held the loop 150 ms in one go
     changes = tuple(await map_in_slices(_change_of, rows))
     return RunComparison(base=base, head=head, changes=changes)
