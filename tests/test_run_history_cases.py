@@ -203,12 +203,14 @@ async def test_a_cursor_of_another_listing_or_test_is_refused(db: Database) -> N
         await list_runs(db, RunFilter(started_from=T0), after=runs_cursor)
 
 
-async def test_a_run_deleted_while_it_is_compared_is_not_found(
+async def test_a_run_deleted_while_it_is_compared_is_compared_whole_or_not_found(
     db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Deleted by plain SQL just before the comparison reads it: NotFoundError.
+    """Deleted by plain SQL as the comparison reads it: compared as it was, then NotFoundError.
 
-    Not a comparison in which every test of the deleted run shows as added or removed.
+    Not a comparison in which every test of the deleted run shows as added or removed: the
+    comparison and the runs are read in one snapshot, taken before the delete, and the next
+    comparison does not find the run.
     """
     runs = []
     for _ in range(2):
@@ -234,6 +236,8 @@ async def test_a_run_deleted_while_it_is_compared_is_not_found(
         return await real(*arguments, **named)
 
     monkeypatch.setattr(db.queries, "compare_runs", delete_then_compare)
+    assert (await compare_runs(db, runs[0], runs[1])).changes == ()  # test "a" passed in both
+    monkeypatch.setattr(db.queries, "compare_runs", real)
     with pytest.raises(NotFoundError, match=str(runs[0])):
         await compare_runs(db, runs[0], runs[1])
 
