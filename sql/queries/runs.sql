@@ -31,11 +31,6 @@ WHERE started_at >= @started_from
 ORDER BY started_at DESC, id DESC
 LIMIT @page_size;
 
--- name: DeleteRunResults :execrows
--- Delete the results of one run: said apart from the run, so that the caches are told of
--- both tables (the foreign key would cascade, unseen by the generator).
-DELETE FROM test_results WHERE run_id = @id;
-
 -- name: DeleteRun :execrows
 -- Delete one run by id; its results go first, with DeleteRunResults.
 DELETE FROM runs WHERE id = @id;

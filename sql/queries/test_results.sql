@@ -54,22 +54,6 @@ WHERE id = @id;
 -- Delete one result by id.
 DELETE FROM test_results WHERE id = @id;
 
--- name: DeleteTestResultsBeforeBatch :execrows
--- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
--- batch_size of them. Each batch is a short statement of its own, so that no writer waits
--- long behind retention: the full-text index must read each deleted row's text again.
--- On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
--- The time is checked again on the row deleted: on PostgreSQL, a row that another writer
--- moved past the cut-off while this one waited for its lock is read again, and kept.
--- runs: long
-DELETE FROM test_results
-WHERE id IN (
-    SELECT expired.id FROM test_results AS expired
-    WHERE expired.created_at < @cutoff
-    ORDER BY expired.created_at, expired.id
-    LIMIT @batch_size
-) AND created_at < @cutoff;
-
 -- name: FirstTestResultBefore :one
 -- Retention's last look: the oldest result created before a cut-off, if any is left. On
 -- PostgreSQL a batch deletes none of the rows it picked that another writer deleted while it

@@ -740,11 +740,6 @@ class Queries(Protocol):
         drives it.
         """
 
-    async def delete_run_results(self, conn: Connection, *, id: int | None) -> int:
-        """Delete the results of one run: said apart from the run, so that the caches are told of
-        both tables (the foreign key would cascade, unseen by the generator).
-        """
-
     async def delete_run(self, conn: Connection, *, id: int) -> int:
         """Delete one run by id; its results go first, with DeleteRunResults."""
 
@@ -814,17 +809,6 @@ class Queries(Protocol):
 
     async def delete_test_result(self, conn: Connection, *, id: int) -> int:
         """Delete one result by id."""
-
-    async def delete_test_results_before_batch(
-        self, conn: Connection, *, cutoff: datetime.datetime, batch_size: int
-    ) -> int:
-        """Retention, one bounded batch: delete the oldest results created before a cut-off, at most
-        batch_size of them. Each batch is a short statement of its own, so that no writer waits
-        long behind retention: the full-text index must read each deleted row's text again.
-        On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
-        The time is checked again on the row deleted: on PostgreSQL, a row that another writer
-        moved past the cut-off while this one waited for its lock is read again, and kept.
-        """
 
     async def first_test_result_before(
         self, conn: Connection, *, cutoff: datetime.datetime
@@ -1068,6 +1052,27 @@ class Queries(Protocol):
         the span (reports.py): a result at @unplaced, or before @first, takes the run's start; one
         after @last its end; any other is moved by @shift_seconds and @shift_micros (0 to 999,999),
         exactly: each a whole number of its unit.
+        """
+
+    async def delete_test_results_before_batch(
+        self, conn: Connection, *, cutoff: datetime.datetime, batch_size: int
+    ) -> int:
+        """Retention, one bounded batch: delete the oldest results created before a cut-off, at most
+        batch_size of them. Each batch is a short statement of its own, so that no writer waits
+        long behind retention: the full-text index must read each deleted row's text again.
+        On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
+        The time is checked again on the row deleted: on PostgreSQL, a row that another writer
+        moved past the cut-off while this one waited for its lock is read again, and kept.
+        PostgreSQL locks the batch's rows in the order of the listing (FOR UPDATE under the LIMIT),
+        before the DELETE takes them in the order of its plan, which changes with the batch size:
+        two retentions at once took them in two orders and deadlocked.
+        """
+
+    async def delete_run_results(self, conn: Connection, *, id: int | None) -> int:
+        """Delete the results of one run: said apart from the run, so that the caches are told of
+        both tables (the foreign key would cascade, unseen by the generator). Its rows are locked
+        in retention's order first (FOR UPDATE under the ORDER BY), so that a retention batch
+        over the same rows waits for it, or it for the batch, and neither deadlocks.
         """
 
 
@@ -1464,19 +1469,19 @@ QUERY_WRITES: Final[dict[str, frozenset[str]]] = {
     "insert_run": frozenset(("runs",)),
     "update_run": frozenset(("runs",)),
     "end_run": frozenset(("runs",)),
-    "delete_run_results": frozenset(("test_results",)),
     "delete_run": frozenset(("runs",)),
     "insert_test_result": frozenset(("test_results",)),
     "insert_test_results": frozenset(("test_results",)),
     "update_test_result": frozenset(("test_results",)),
     "delete_test_result": frozenset(("test_results",)),
-    "delete_test_results_before_batch": frozenset(("test_results",)),
     "copy_write_runs": frozenset(("runs",)),
     "copy_write_test_results": frozenset(("test_results",)),
     "copy_write_result_artifacts": frozenset(("result_artifacts",)),
     "copy_write_config_entries": frozenset(("config_entries",)),
     "copy_write_file_records": frozenset(("file_records",)),
     "place_run_results": frozenset(("test_results",)),
+    "delete_test_results_before_batch": frozenset(("test_results",)),
+    "delete_run_results": frozenset(("test_results",)),
 }
 """The tables each query changes, by method name; a query that only reads is absent.
 
@@ -1535,7 +1540,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
         "end_run": QueryFacts("EndRun", "UPDATE", "runs"),
         "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
-        "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
         "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
         "get_test_result": QueryFacts("GetTestResult", "SELECT", "test_results"),
         "list_test_results": QueryFacts("ListTestResults", "SELECT", "test_results"),
@@ -1543,9 +1547,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "insert_test_results": QueryFacts("InsertTestResults", "INSERT", "test_results"),
         "update_test_result": QueryFacts("UpdateTestResult", "UPDATE", "test_results"),
         "delete_test_result": QueryFacts("DeleteTestResult", "DELETE", "test_results"),
-        "delete_test_results_before_batch": QueryFacts(
-            "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
-        ),
         "first_test_result_before": QueryFacts("FirstTestResultBefore", "SELECT", "test_results"),
         "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
         "copy_read_runs": QueryFacts("CopyReadRuns", "SELECT", "runs"),
@@ -1581,6 +1582,10 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "search_test_results": QueryFacts("SearchTestResults", "SELECT", "test_results"),
         "place_run_results": QueryFacts("PlaceRunResults", "UPDATE", "test_results"),
+        "delete_test_results_before_batch": QueryFacts(
+            "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
+        ),
+        "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
     },
     "sqlite": {
         "get_config_entry": QueryFacts("GetConfigEntry", "SELECT", "config_entries"),
@@ -1632,7 +1637,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
         "end_run": QueryFacts("EndRun", "UPDATE", "runs"),
         "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
-        "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
         "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
         "get_test_result": QueryFacts("GetTestResult", "SELECT", "test_results"),
         "list_test_results": QueryFacts("ListTestResults", "SELECT", "test_results"),
@@ -1640,9 +1644,6 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "insert_test_results": QueryFacts("InsertTestResults", "INSERT", "test_results"),
         "update_test_result": QueryFacts("UpdateTestResult", "UPDATE", "test_results"),
         "delete_test_result": QueryFacts("DeleteTestResult", "DELETE", "test_results"),
-        "delete_test_results_before_batch": QueryFacts(
-            "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
-        ),
         "first_test_result_before": QueryFacts("FirstTestResultBefore", "SELECT", "test_results"),
         "test_result_stats": QueryFacts("TestResultStats", "SELECT", "test_results"),
         "copy_read_runs": QueryFacts("CopyReadRuns", "SELECT", "runs"),
@@ -1678,6 +1679,10 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "search_test_results": QueryFacts("SearchTestResults", "SELECT", None),
         "place_run_results": QueryFacts("PlaceRunResults", "UPDATE", "test_results"),
+        "delete_test_results_before_batch": QueryFacts(
+            "DeleteTestResultsBeforeBatch", "DELETE", "test_results"
+        ),
+        "delete_run_results": QueryFacts("DeleteRunResults", "DELETE", "test_results"),
     },
 }
 """Each engine's queries by method name: what their spans and metrics name."""

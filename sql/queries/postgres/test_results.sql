@@ -110,3 +110,36 @@ UPDATE test_results SET created_at = CASE
          + sqlc.arg(shift_micros)::bigint * INTERVAL '1 microsecond'
 END
 WHERE run_id = @run_id;
+
+-- name: DeleteTestResultsBeforeBatch :execrows
+-- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
+-- batch_size of them. Each batch is a short statement of its own, so that no writer waits
+-- long behind retention: the full-text index must read each deleted row's text again.
+-- On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
+-- The time is checked again on the row deleted: on PostgreSQL, a row that another writer
+-- moved past the cut-off while this one waited for its lock is read again, and kept.
+-- PostgreSQL locks the batch's rows in the order of the listing (FOR UPDATE under the LIMIT),
+-- before the DELETE takes them in the order of its plan, which changes with the batch size:
+-- two retentions at once took them in two orders and deadlocked.
+-- runs: long
+DELETE FROM test_results
+WHERE id IN (
+    SELECT expired.id FROM test_results AS expired
+    WHERE expired.created_at < @cutoff
+    ORDER BY expired.created_at, expired.id
+    LIMIT @batch_size
+    FOR UPDATE
+) AND created_at < @cutoff;
+
+-- name: DeleteRunResults :execrows
+-- Delete the results of one run: said apart from the run, so that the caches are told of
+-- both tables (the foreign key would cascade, unseen by the generator). Its rows are locked
+-- in retention's order first (FOR UPDATE under the ORDER BY), so that a retention batch
+-- over the same rows waits for it, or it for the batch, and neither deadlocks.
+DELETE FROM test_results
+WHERE id IN (
+    SELECT mine.id FROM test_results AS mine
+    WHERE mine.run_id = @id
+    ORDER BY mine.created_at, mine.id
+    FOR UPDATE
+);

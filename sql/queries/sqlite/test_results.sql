@@ -118,3 +118,24 @@ UPDATE test_results SET created_at = CASE
          || printf('.%06d+00:00', (CAST(substr(created_at, 21, 6) AS INTEGER) + @shift_micros) % 1000000)
 END
 WHERE run_id = @run_id;
+
+-- name: DeleteTestResultsBeforeBatch :execrows
+-- Retention, one bounded batch: delete the oldest results created before a cut-off, at most
+-- batch_size of them. Each batch is a short statement of its own, so that no writer waits
+-- long behind retention: the full-text index must read each deleted row's text again.
+-- On SQLite it runs off the event loop: FTS5 may merge index segments inside it, at length.
+-- The time is checked again on the row deleted: on PostgreSQL, a row that another writer
+-- moved past the cut-off while this one waited for its lock is read again, and kept.
+-- runs: long
+DELETE FROM test_results
+WHERE id IN (
+    SELECT expired.id FROM test_results AS expired
+    WHERE expired.created_at < @cutoff
+    ORDER BY expired.created_at, expired.id
+    LIMIT @batch_size
+) AND created_at < @cutoff;
+
+-- name: DeleteRunResults :execrows
+-- Delete the results of one run: said apart from the run, so that the caches are told of
+-- both tables (the foreign key would cascade, unseen by the generator).
+DELETE FROM test_results WHERE run_id = @id;
