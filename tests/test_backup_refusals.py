@@ -114,6 +114,27 @@ async def test_a_source_of_drifted_migrations_is_refused(
     assert not (tmp_path / "drifted.backup").exists()
 
 
+async def test_columns_the_users_migrations_added_are_refused_unless_skipped(
+    tmp_path: Path, source: Database, postgres: Database
+) -> None:
+    """A column added to a package's table is refused, naming it, as a table of the user's is.
+
+    The copy reads the package's columns alone: a backup, copy or restore went on, and the
+    column's values were lost without a word.
+    """
+    await plain_sql(source.url, "ALTER TABLE test_results ADD COLUMN extra TEXT")
+    await plain_sql(postgres.url, "ALTER TABLE config_entries ADD COLUMN note text")
+    said = r"columns in the package's tables of your own migrations.*: "
+    with pytest.raises(DatabaseError, match=said + r"test_results\.extra\. "):
+        await copy_database(source, postgres)
+    assert await contents(postgres) == EMPTY
+    with pytest.raises(DatabaseError, match=said + r"config_entries\.note\. "):
+        await backup_database(postgres, tmp_path / "pg.backup")
+    assert not (tmp_path / "pg.backup").exists()
+    await copy_database(source, postgres, skip_user_tables=True)
+    await assert_same(source, postgres)
+
+
 async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
     tmp_path: Path, source: Database, postgres: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,6 +148,11 @@ async def test_tables_of_the_users_own_migrations_are_refused_unless_skipped(
             tables = await backend_of(db).table_names(conn)
         assert set(persistence.backup.COPIED_TABLES) <= set(tables)
         assert set(tables) <= persistence.backup.PACKAGE_TABLES, "a new table: name it there"
+        for table in persistence.backup.COPIED_TABLES:
+            async with connection(db) as conn:
+                columns = await backend_of(db).table_columns(table, conn)
+            new = set(columns) - persistence.backup.PACKAGE_COLUMNS[table]
+            assert not new, f"new columns of {table}: name them in PACKAGE_COLUMNS"
     mine = tmp_path / "mine"
     for engine in ("sqlite", "postgres"):
         (mine / engine).mkdir(parents=True)

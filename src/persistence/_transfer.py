@@ -72,6 +72,27 @@ LEFT_TABLES: Final = frozenset(
 PACKAGE_TABLES: Final = frozenset({*COPIED_TABLES, *LEFT_TABLES})
 """Every table the package's migrations make, on either engine: any other is the user's."""
 
+PACKAGE_COLUMNS: Final = {
+    "runs": frozenset({"id", "started_at", "ended_at", "labels"}),
+    "test_results": frozenset(
+        {
+            *("id", "test_type", "status", "execution_time", "memory_usage"),
+            *("test_cases_passed", "test_cases_total", "error_message", "output"),
+            *("created_at", "metadata", "run_id", "test_id"),
+            "search_vector",  # PostgreSQL's, generated: the target computes it again
+        }
+    ),
+    "result_artifacts": frozenset({"result_id", "role", "sha256", "size"}),
+    "config_entries": frozenset(
+        {"id", "section", "key", "value", "type", "description", "updated_at"}
+    ),
+    "file_records": frozenset(
+        {"id", "path", "size", "hash", "created_at", "accessed_at", "metadata"}
+    ),
+}
+"""The columns of each copied table that the package's migrations make, on either engine: any
+other was added by the user's, and its values are not copied."""
+
 
 PAGE_SIZE: Final = 5000
 """Rows read, and written, at a time."""

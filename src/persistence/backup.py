@@ -40,6 +40,7 @@ from persistence._transfer import (
     COPIED_TABLES,
     ID_TABLES,
     LEFT_TABLES,
+    PACKAGE_COLUMNS,
     PACKAGE_TABLES,
     PAGE_SIZE,
     check_moved,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COPIED_TABLES",
     "LEFT_TABLES",
+    "PACKAGE_COLUMNS",
     "PACKAGE_TABLES",
     "CopyReport",
     "backup_database",
@@ -471,15 +473,23 @@ async def _refuse_user_tables(db: Database) -> None:
     migrations, would be left behind without a word. Their SQL, and so their columns' types,
     are the user's, per engine.
     """
+    backend = backend_of(db)
     async with borrow(db) as conn:
-        tables = await backend_of(db).table_names(conn)
+        tables = await backend.table_names(conn)
+        added = [
+            f"{table}.{column}"
+            for table in COPIED_TABLES
+            for column in await backend.table_columns(table, conn)
+            if column not in PACKAGE_COLUMNS[table]
+        ]
     theirs = [table for table in tables if table not in PACKAGE_TABLES]
-    if theirs:
-        raise DatabaseError(
-            f"{db.url} holds tables of your own migrations, which a copy does not move: "
-            f"{', '.join(theirs)}. Copy them yourself, and pass skip_user_tables=True "
-            "(--skip-user-tables) to copy the package's tables without them"
-        )
+    for what, named in (("tables", theirs), ("columns in the package's tables", added)):
+        if named:
+            raise DatabaseError(
+                f"{db.url} holds {what} of your own migrations, which a copy does not move: "
+                f"{', '.join(named)}. Copy them yourself, and pass skip_user_tables=True "
+                "(--skip-user-tables) to copy the package's tables without them"
+            )
 
 
 async def _require_empty(db: Database) -> None:
