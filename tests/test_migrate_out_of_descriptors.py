@@ -12,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from _storage_helpers import limit_leaving
 from persistence import PersistenceError, connect, migrate
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
-
-
-def _limit_leaving(free: int) -> int:
-    """Give the descriptor limit that leaves this process `free` descriptors to open."""
-    used = {int(fd.name) for fd in Path("/proc/self/fd").iterdir()}
-    limit = 0
-    while free:
-        free -= limit not in used
-        limit += 1
-    return limit
 
 
 @pytest.mark.parametrize("free", range(8))
@@ -34,7 +25,7 @@ async def test_migrate_out_of_descriptors_fails_as_the_packages_error(
     """Each step that opens a file, with `free` descriptors left: done, or a package error."""
     async with connect(tmp_path / "app.db") as db:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (_limit_leaving(free), hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit_leaving(free), hard))
         outcome: object
         try:
             outcome = await migrate(db)

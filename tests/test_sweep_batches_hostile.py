@@ -20,6 +20,7 @@ from typing import Final
 
 import pytest
 
+from _storage_helpers import limit_leaving
 from _sweep_helpers import descriptors_under, keys_in, plant
 from persistence import (
     CounterexampleStore,
@@ -270,16 +271,6 @@ async def test_a_sweep_of_several_batches_and_a_cancelled_one_leave_no_descripto
     assert descriptors_under(store.root) == before
 
 
-def _limit_leaving(free: int) -> int:
-    """Give the descriptor limit that leaves this process `free` descriptors to open."""
-    used = {int(fd.name) for fd in Path("/proc/self/fd").iterdir()}
-    limit = 0
-    while free:
-        free -= limit not in used
-        limit += 1
-    return limit
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
 async def test_a_batch_past_the_descriptor_limit_goes_in_smaller_parts(
     db: Database, store: CounterexampleStore
@@ -293,7 +284,7 @@ async def test_a_batch_past_the_descriptor_limit_goes_in_smaller_parts(
     keys = keys_in(_SHARD, SWEEP_BATCH)
     plant(store.root / FOLDER / _SHARD, keys)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (_limit_leaving(SWEEP_BATCH // 2), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit_leaving(SWEEP_BATCH // 2), hard))
     try:
         removed = await store.sweep(db)
     finally:
