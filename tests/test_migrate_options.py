@@ -289,6 +289,25 @@ def test_a_new_database_is_not_made_for_a_file_migrate_refuses(
     assert not exists(postgres_admin, name)
 
 
+def test_a_file_another_migrate_made_meanwhile_is_not_reported_created(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of several `migrate` at once on a new file, only the one that migrated it says created.
+
+    Each found no file before it opened it, and each said so: 3 of 6 said `created`. This one
+    is told no file is there, as another run's look was, once that run has made and migrated
+    it.
+    """
+    database = tmp_path / "new.db"
+    assert main(["migrate", "--database", str(database)]) == 0
+    capsys.readouterr()
+    real = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda path: path != database and real(path))
+    code, out, err = run(capsys, "migrate", "--json", "--database", str(database))
+    assert code == 0, err
+    assert (json.loads(out)["created"], json.loads(out)["applied"]) == (False, [])
+
+
 def test_a_new_sqlite_file_is_reported_created(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

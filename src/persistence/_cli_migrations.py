@@ -71,12 +71,11 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
         url,
         arguments.wait,
     )
-    # A SQLite file that does not exist yet is one that migrate creates.
-    created = created or (
-        engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
-    )
+    # A SQLite file that does not exist yet is one that migrate creates: this run, if it is the
+    # one that applies the package's first migration (two at once both found no file).
+    missing = engine is Engine.SQLITE and not await asyncio.to_thread(Path(target).exists)
     if arguments.dry_run:
-        return await _dry_run(arguments, url, created=created, files=files)
+        return await _dry_run(arguments, url, created=created or missing, files=files)
     async with opened(
         url, create=True, wait=arguments.wait, command_timeout=arguments.command_timeout
     ) as db:
@@ -93,6 +92,10 @@ async def migrate_command(arguments: argparse.Namespace) -> int:
             f"runner may hold (giving up after {arguments.lock_timeout:g}s, --lock-timeout), "
             "or for a long migration to finish",
         )
+    first = min((m.version for m in files if m.chain is Chain.PACKAGE), default=None)
+    created = created or (
+        missing and any(m.chain is Chain.PACKAGE and m.version == first for m in applied)
+    )
     said = f"{redact_url(url)}: {len(applied)} migration(s) applied, up to date"
     with telling_what_was_done(said, "the migrations it applied are kept"):
         if arguments.json:
