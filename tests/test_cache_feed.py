@@ -385,23 +385,6 @@ async def test_a_writer_whose_path_hides_pg_notify_is_heard(
     await every_reader_shows(db, readers, 9)
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_a_commit_while_the_loop_is_held_shows_in_the_next_read(
-    db: Database, database_url: str, readers: tuple[MemoryCache, RedisCache, RedisCache]
-) -> None:
-    """A commit made while the caller's own code held the loop shows in its next read.
-
-    Its notification waited in the listener's socket, unread until the loop came round: every
-    read served the old value meanwhile, trusted until two heartbeats had passed (2 s by
-    default), though the commit was long done.
-    """
-    for value in (9, 10, 11):
-        await loaded(db, readers, value - 5)
-        plain_sql(database_url, _SET_WORKERS_TO_9.replace("'9'", f"'{value}'"))  # held
-        time.sleep(0.2)  # noqa: ASYNC251  # the caller's blocking code, the loop held
-        assert [await workers(cache)() for cache in readers] == [value] * len(readers)
-
-
 # --- the shared stamp ------------------------------------------------------------------------
 
 STAMP_CHILD = """

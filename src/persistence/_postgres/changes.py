@@ -7,7 +7,6 @@ import contextlib
 import logging
 import re
 import secrets
-import select
 import time
 from typing import Final
 
@@ -69,8 +68,6 @@ NOTIFYING_TABLES: Final = ("config_entries", "file_records", "test_results")
 """The tables whose trigger `<table>_notify_change` (migrations 0003 and 0004) tells of writes."""
 PAYLOADS_KEPT: Final = 16_384
 """Table payloads remembered in one `*` epoch; past them the listener starts a new epoch."""
-PROBE_EVERY: Final = 0.001
-"""Seconds between two looks at the listener's socket for what the loop has not read yet."""
 TOKENS_KEPT: Final = 4_096
 """`*` tokens remembered since the last heartbeat; past them another's token is refused."""
 _LOG: Final = logging.getLogger("persistence.postgres")
@@ -152,50 +149,22 @@ class ChangeListener:
         self._connecting: asyncio.Future[asyncpg.Connection[asyncpg.Record]] | None = None
         self._identity: str | None = None
         self._late = False  # `start` went on without a first heartbeat, and said so
-        self._socket: int | None = None  # the listening connection's descriptor, looked at
-        self._probed = 0.0  # when the socket was last looked at for what it holds unread
-        self._held = False  # whether it held something then
 
     def version(self, table: str) -> int | None:
         """Give a number that changes with each notification for `table`; None if untrusted."""
-        now = time.monotonic()
-        if now >= self._fresh_until:
+        if time.monotonic() >= self._fresh_until:
             self._revive()
-            return None
-        if self._unread(now):
             return None
         return self._epoch + self._counts.get(table, 0)
 
     def stamp(self, table: str) -> str | None:
         """Give the stamp of the last notification for `table`; None if unknown or untrusted."""
-        now = time.monotonic()
-        if now >= self._fresh_until:
+        if time.monotonic() >= self._fresh_until:
             self._revive()
             return None
-        if self._unread(now) or self._awaited is not None or self._unconfirmed is not None:
+        if self._awaited is not None or self._unconfirmed is not None:
             return None
         return self._stamps.get(table, self._every) or None
-
-    def _unread(self, now: float) -> bool:
-        """Whether the listener's socket holds what it has not read: a notification, maybe.
-
-        The loop reads it only between tasks' steps: held up (a blocking call of the
-        caller's), a commit's notification waited there unread while every read served the
-        value before it, trusted until two heartbeats had passed. The socket is looked at
-        once a PROBE_EVERY, and at each read while it holds something.
-        """
-        if not self._held and now - self._probed < PROBE_EVERY:
-            return False
-        self._probed = now
-        listening = self._socket
-        if listening is None:
-            return False
-        try:
-            readable, _, _ = select.select([listening], [], [], 0)
-        except (OSError, ValueError):  # closed meanwhile: the feed is going down
-            readable = [listening]
-        self._held = bool(readable)
-        return self._held
 
     def elsewhere(self) -> str | None:
         """Say so if the listener, connected at another URL, reached another database."""
@@ -375,7 +344,6 @@ class ChangeListener:
                     )
                     await _announce(connection, token)
                 connection.add_termination_listener(lambda _: self._ended())
-                self._socket = _socket_of(connection)
                 self._lost.clear()
                 attempt = 0
                 if down or self._late:
@@ -389,7 +357,6 @@ class ChangeListener:
                 why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             finally:
                 self._fresh_until = 0.0
-                self._socket = None
                 if connection is not None:
                     connection.terminate()
             self._first_try.set()
@@ -502,18 +469,6 @@ async def _heartbeat(
 
 class _Elsewhere(Exception):  # noqa: N818  # a reason the listener gives up a connection
     """The listener's URL reaches another database than the pool's."""
-
-
-def _socket_of(connection: asyncpg.Connection[asyncpg.Record]) -> int | None:
-    """Give the descriptor of the connection's socket, to look at what it holds unread.
-
-    asyncpg names no public way to it: its transport, an attribute its stubs leave out.
-    """
-    transport = getattr(connection, "_transport", None)
-    found = None if transport is None else transport.get_extra_info("socket")
-    fileno = getattr(found, "fileno", None)
-    number = fileno() if callable(fileno) else None
-    return number if isinstance(number, int) and number >= 0 else None
 
 
 def _terminate(connection: asyncpg.Connection[asyncpg.Record]) -> None:
