@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -99,6 +100,7 @@ class SqliteBackend:
         self._closing: asyncio.Future[None] | None = None  # the close under way, if one is
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
         self._moving = threading.Lock()  # held while the database moves to another loop
+        self._pid = os.getpid()  # a forked child has none of its threads: it opens its own
 
     def check_loop(self) -> None:
         """Refuse a closed database; use the running loop, unless the last one used is open.
@@ -112,6 +114,12 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return
+        if os.getpid() != self._pid:  # its writer's and readers' threads are the parent's
+            raise DatabaseError(
+                f"the SQLite database {self._path!r} was opened in process {self._pid}, whose "
+                "threads a forked process does not have (its calls would wait for good): open "
+                "it again in this process"
+            )
         with self._moving:
             if self.closed:
                 raise DatabaseError(CLOSED)
