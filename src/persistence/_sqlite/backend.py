@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import contextvars
 import os
+import queue
 import sqlite3
 import threading
+import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -30,6 +33,7 @@ from persistence._sqlite.scripts import (
 )
 from persistence._sqlite.statements import CLOSED, COUNT, ROWS, plan_query
 from persistence._sqlite.writer import Writer
+from persistence._sqlite.writes import Job
 from persistence.exceptions import DatabaseError
 
 if TYPE_CHECKING:
@@ -101,6 +105,12 @@ class SqliteBackend:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
         self._moving = threading.Lock()  # held while the database moves to another loop
         self._pid = os.getpid()  # a forked child has none of its threads: it opens its own
+        # Never closed, and collected: its threads end, and it says so. Its arguments hold
+        # nothing that holds the backend, or it would never be collected.
+        self._forgotten = weakref.finalize(
+            self, _forgotten, str(self._path), self._writer.jobs, self._executor
+        )
+        self._forgotten.atexit = False  # at exit the threads, daemons, end with the process
 
     def check_loop(self) -> None:
         """Refuse a closed database; use the running loop, unless the last one used is open.
@@ -393,11 +403,30 @@ class SqliteBackend:
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
 
     def _shutdown(self) -> None:
+        self._forgotten.detach()
         self._executor.shutdown(wait=True)
         self._writer.stop_thread()
         self._readers.close()
         self._writer.connection.close()
         release_wal_indexes(self._wal_indexes)  # and any handed back while these were open
+
+
+def _forgotten(
+    path: str, writer_jobs: queue.SimpleQueue[Job | None], executor: ThreadPoolExecutor
+) -> None:
+    """End the threads of a database collected unclosed, and say so, as sqlite3 does.
+
+    Its writer's thread and its readers' waited for good, each holding a connection and the
+    file's descriptors: a test suite that forgot one per test ran out of them.
+    """
+    warnings.warn(
+        f"the SQLite database {path!r} was never closed: close_database(db), or open it with "
+        "`async with connect(...)`; its threads end now",
+        ResourceWarning,
+        stacklevel=2,
+    )
+    writer_jobs.put(None)
+    executor.shutdown(wait=False)
 
 
 def _session(conn: Connection) -> SqliteSession:

@@ -297,6 +297,11 @@ class Writer:
             self._thread.start()
         self._jobs.put((function, args))
 
+    @property
+    def jobs(self) -> queue.SimpleQueue[Job | None]:
+        """What its own thread is given to run; None ends the thread."""
+        return self._jobs
+
     def stop_thread(self) -> None:
         """End the writer's own thread once what it was given has run; blocks, for a thread."""
         if self._thread is not None:
