@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -69,6 +71,16 @@ class _GivenBack(threading.local):
 
 
 _GIVEN_BACK: Final = _GivenBack()
+
+
+async def imported(name: str) -> None:
+    """Import module `name` in a worker thread, the first time: there it shares the GIL.
+
+    A driver's first import (asyncpg, redis) runs its modules' code, 65 to 640 ms: on the
+    loop, in one go. Imported already, nothing is done.
+    """
+    if name not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, name)
 
 
 def loop_held() -> bool:

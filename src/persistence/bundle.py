@@ -22,6 +22,7 @@ from persistence._backend import SQLITE_SIDECARS, Engine
 from persistence._database_value import entered_once
 from persistence._files.tree import check_root, root_place_problem
 from persistence._guards import argument, at_least, seconds
+from persistence._loop import imported
 from persistence._tracing import Tracing, slow_threshold
 from persistence._urls import PgBouncerMode, pooled_target
 from persistence.cache import (
@@ -112,6 +113,7 @@ async def open_persistence(  # every part is the caller's to choose
     command_timeout = seconds("open_persistence", "command_timeout", command_timeout)
     if redis_url is not None:
         with _source_named("redis", redis, REDIS_URL_VARIABLE):
+            await imported("redis.asyncio")  # on first use: off the loop
             check_redis_url(redis_url)
     with _source_named("database", database, DATABASE_VARIABLE):
         engine, target = pooled_target(

@@ -24,6 +24,7 @@ from persistence._database_value import (
 )
 from persistence._guards import argument, at_least, seconds
 from persistence._loans import connection
+from persistence._loop import imported
 from persistence._postgres import split_postgres
 from persistence._sqlite import open_sqlite, split_sqlite
 from persistence._tracing import Tracing, observer_for
@@ -114,7 +115,8 @@ async def open_database(  # each limit is the caller's to set
             target, busy_timeout=busy_timeout, create=create, observer=observer
         )
     else:
-        from persistence._postgres.opening import open_postgres  # noqa: PLC0415  # asyncpg, on first use
+        await imported("persistence._postgres.opening")  # asyncpg, on first use: off the loop
+        from persistence._postgres.opening import open_postgres  # noqa: PLC0415  # imported
 
         backend = await open_postgres(
             target, shown, **limits, pool_size=pool_size, observer=observer
@@ -140,6 +142,7 @@ async def create_database(
     dry_run = argument("create_database", "dry_run", bool, dry_run)
     if engine is Engine.SQLITE:
         return False
+    await imported("persistence._postgres.create")
     from persistence._postgres.create import create_postgres_database  # noqa: PLC0415  # as above
 
     return await create_postgres_database(target, redact_url(target), **limits, dry_run=dry_run)

@@ -36,7 +36,13 @@ from persistence._codecs import json_size
 from persistence._database_value import backend_of
 from persistence._guards import at_least, finite_amount, nonempty_text
 from persistence._json_pieces import encode_in_pieces, loads_in_pieces
-from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop, off_loop_if_large
+from persistence._loop import (
+    OFF_LOOP_SIZE,
+    imported,
+    map_in_slices,
+    off_loop,
+    off_loop_if_large,
+)
 from persistence.cache._core import (
     DEFAULT_MAX_BYTES,
     DEFAULT_SIZE,
@@ -473,6 +479,7 @@ async def open_redis_cache(  # every limit is the caller's to set
     written to Redis or read from it. Workers share entries within one `namespace`: by
     default, one per database (see `default_namespace`), whatever URL reached it.
     """
+    await imported("redis.asyncio")  # on first use: off the loop
     target = redis_url(url)
     check_limits(ttl=ttl, timeout=timeout, retry_after=retry_after)
     heartbeat_seconds("RedisCache", heartbeat)
