@@ -35,12 +35,24 @@ def _result() -> TestResult:
     return TestResult(test_type=TestType.STRESS, status=TestStatus.PASSED)
 
 
-def test_a_forked_child_calling_through_its_parents_database_is_refused(tmp_path: Path) -> None:
-    """The child's write fails with DatabaseError naming the parent; the parent goes on."""
-    db = asyncio.run(open_database(tmp_path / "app.db"))
+@pytest.mark.parametrize("child_loop", ["new", "the parent's"])
+def test_a_forked_child_calling_through_its_parents_database_is_refused(
+    tmp_path: Path, child_loop: str
+) -> None:
+    """The child's write fails with DatabaseError naming the parent; the parent goes on.
+
+    On the parent's own loop (a loop run with `run_until_complete`, an `asyncio.Runner`
+    kept), the call was not refused either: it found its loop the database's.
+    """
+    with asyncio.Runner() as runner:
+        _refused_in_a_child(tmp_path, runner, same_loop=child_loop != "new")
+
+
+def _refused_in_a_child(tmp_path: Path, runner: asyncio.Runner, *, same_loop: bool) -> None:
+    db = runner.run(open_database(tmp_path / "app.db"))
     try:
-        asyncio.run(migrate(db))
-        asyncio.run(save_result(db, _result()))
+        runner.run(migrate(db))
+        runner.run(save_result(db, _result()))
         reading, writing = os.pipe()
         with warnings.catch_warnings():  # a fork beside threads: this child calls none of them
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -53,7 +65,7 @@ def test_a_forked_child_calling_through_its_parents_database_is_refused(tmp_path
                     async with asyncio.timeout(5):
                         await save_result(db, _result())
 
-                asyncio.run(bounded())
+                runner.run(bounded()) if same_loop else asyncio.run(bounded())
             except DatabaseError as error:
                 said = str(error).encode()
             except BaseException as error:  # noqa: BLE001  # told to the parent
@@ -68,7 +80,7 @@ def test_a_forked_child_calling_through_its_parents_database_is_refused(tmp_path
             os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         assert f"was opened in process {os.getpid()}" in told, told
-        asyncio.run(save_result(db, _result()))
-        assert len(asyncio.run(all_results(db))) == 2
+        runner.run(save_result(db, _result()))
+        assert len(runner.run(all_results(db))) == 2
     finally:
-        asyncio.run(close_database(db))
+        runner.run(close_database(db))

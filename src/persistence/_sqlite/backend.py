@@ -104,13 +104,17 @@ class SqliteBackend:
         self._closing: asyncio.Future[None] | None = None  # the close under way, if one is
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop last used on, if any yet
         self._moving = threading.Lock()  # held while the database moves to another loop
-        self._pid = os.getpid()  # a forked child has none of its threads: it opens its own
+        self._pid = _PROCESS[0]  # a forked child has none of its threads: it opens its own
         # Never closed, and collected: its threads end, and it says so. Its arguments hold
         # nothing that holds the backend, or it would never be collected.
         self._forgotten = weakref.finalize(
-            self, _forgotten, str(self._path), self._writer.jobs, self._executor
+            self, _forgotten, str(self._path), self._writer.jobs, self._executor, self._wal_indexes
         )
         self._forgotten.atexit = False  # at exit the threads, daemons, end with the process
+
+    @property
+    def _forked(self) -> bool:
+        return self._pid != _PROCESS[0]
 
     def check_loop(self) -> None:
         """Refuse a closed database; use the running loop, unless the last one used is open.
@@ -121,15 +125,15 @@ class SqliteBackend:
         """
         if self.closed:
             raise DatabaseError(CLOSED)
-        loop = asyncio.get_running_loop()
-        if loop is self._loop:
-            return
-        if os.getpid() != self._pid:  # its writer's and readers' threads are the parent's
+        if self._forked:  # its writer's and readers' threads are the parent's
             raise DatabaseError(
                 f"the SQLite database {self._path!r} was opened in process {self._pid}, whose "
                 "threads a forked process does not have (its calls would wait for good): open "
                 "it again in this process"
             )
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
         with self._moving:
             if self.closed:
                 raise DatabaseError(CLOSED)
@@ -153,7 +157,7 @@ class SqliteBackend:
 
     def lend_at_once(self) -> SqliteSession:
         """Give the session `lend()` lends, without a context to enter and leave."""
-        if self.closed or self._loop is not asyncio.get_running_loop():
+        if self.closed or self._loop is not asyncio.get_running_loop() or self._forked:
             self.check_loop()  # refuses, or takes this loop: most calls need neither
         return self._autocommit
 
@@ -411,8 +415,16 @@ class SqliteBackend:
         release_wal_indexes(self._wal_indexes)  # and any handed back while these were open
 
 
+_PROCESS: Final = [os.getpid()]
+"""This process's id, set again in a forked child: a look with no system call on each call."""
+os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
+
+
 def _forgotten(
-    path: str, writer_jobs: queue.SimpleQueue[Job | None], executor: ThreadPoolExecutor
+    path: str,
+    writer_jobs: queue.SimpleQueue[Job | None],
+    executor: ThreadPoolExecutor,
+    wal_indexes: list[WalIndex],
 ) -> None:
     """End the threads of a database collected unclosed, and say so, as sqlite3 does.
 
@@ -427,6 +439,7 @@ def _forgotten(
     )
     writer_jobs.put(None)
     executor.shutdown(wait=False)
+    release_wal_indexes(wal_indexes)  # its caches' mappings of the WAL index, and their files
 
 
 def _session(conn: Connection) -> SqliteSession:
