@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import asyncpg
 import pytest
 
+from _server import kill_own_connections
 from conftest import on_ci, with_database
 from persistence import (
     DatabaseError,
@@ -49,7 +50,9 @@ from persistence import (
     transaction,
 )
 from persistence._postgres import backend as postgres_backend
+from persistence._postgres import changes as postgres_changes
 from persistence._postgres import connections
+from persistence._postgres import identity as postgres_identity
 from persistence._postgres.adapter import PgConnection
 from persistence._postgres.connections import as_pg
 from persistence.cache import open_memory_cache
@@ -275,6 +278,42 @@ async def test_a_listen_url_of_another_database_is_refused(
         assert not [task for task in asyncio.all_tasks() if task is not asyncio.current_task()], (
             "the listener is closed"
         )
+
+
+async def test_a_listen_url_trusted_again_after_the_server_is_named_anew(
+    pgbouncer: int, direct_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart names the database anew, through the pool and the listener alike.
+
+    The pool's name was read once, at open: after a restart the listener, reconnected,
+    found another, and every read went to the database for the life of the process.
+    """
+    options = f"pgbouncer=transaction&listen_url={quote(direct_url, safe='')}"
+    async with connect(through(pgbouncer, direct_url, options)) as db:
+        await migrate(db)
+        await set_config(db, "feed", "key", 1)
+        cache = await open_memory_cache(db, heartbeat=0.2)
+        try:
+            real = postgres_identity.database_identity
+
+            async def restarted(connection: object) -> str | None:  # a new start time
+                named = await real(connection)  # type: ignore[arg-type]  # either kind
+                return None if named is None else f"{named}-restarted"
+
+            for module in (postgres_backend, postgres_changes):
+                monkeypatch.setattr(module, "database_identity", restarted)
+            assert await kill_own_connections(direct_url) > 0  # the listener's among them
+            deadline = time.monotonic() + 5
+            while True:  # trusted again: the second of two reads is a hit
+                await cache.get_config_value("feed", "key", int)
+                hits = cache.stats().hits
+                await cache.get_config_value("feed", "key", int)
+                if cache.stats().hits == hits + 1:
+                    break
+                assert time.monotonic() < deadline, "the feed was never trusted again"
+                await asyncio.sleep(0.05)
+        finally:
+            await cache.close()
 
 
 async def test_without_listen_url_the_cache_reads_the_database(

@@ -497,20 +497,21 @@ class PostgresBackend(CopySupport):
         pooling = self._pooling
         if pooling.transaction and pooling.listen_dsn is None:
             return NoFeed(self._shown)
-        expected = None
-        if pooling.listen_dsn is not None:  # another URL: it must reach this very database
-            async with self.lend() as lent:
-                expected = await database_identity(lent)
-        dsn = pooling.listen_dsn or self._dsn
-        listener = ChangeListener(
-            dsn, heartbeat=heartbeat, connect_timeout=self.connect_timeout, expected=expected
-        )
+        # At another URL, it must reach the very database the pool does, at each connect.
+        same = None if pooling.listen_dsn is None else self._pool_identity
+        dsn, wait = pooling.listen_dsn or self._dsn, self.connect_timeout
+        listener = ChangeListener(dsn, heartbeat=heartbeat, connect_timeout=wait, expected=same)
         await listener.start()
         if (elsewhere := listener.elsewhere()) is not None:
             await listener.close()
             msg = f"listen_url {elsewhere}: it must name the database of {self._shown}"
             raise DatabaseError(msg)
         return listener
+
+    async def _pool_identity(self) -> str | None:
+        """Name the database that the pool reaches, as `database_identity` does."""
+        async with self.lend() as lent:
+            return await database_identity(lent)
 
     async def close(self) -> None:
         """End the open snapshots, give the lane back and close the pool when blocks have ended.

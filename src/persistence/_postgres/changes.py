@@ -8,6 +8,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import asyncpg
@@ -118,10 +119,17 @@ class ChangeListener:
     """
 
     def __init__(
-        self, dsn: str, *, heartbeat: float, connect_timeout: float, expected: str | None = None
+        self,
+        dsn: str,
+        *,
+        heartbeat: float,
+        connect_timeout: float,
+        expected: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self._dsn = dsn
-        self._expected = expected  # the identity of the database read, where another URL listens
+        # Where another URL listens: reads the identity of the database the pool reaches, at
+        # each connect (a server restart names it anew, for both alike).
+        self._expected = expected
         self._elsewhere: str | None = None  # said when the listener reached another database
         self._heartbeat = heartbeat
         self._connect_timeout = connect_timeout
@@ -338,7 +346,7 @@ class ChangeListener:
                     self._awaited = token = _new_token()  # no stamps until it is back
                     self._unsent = self._horizon = self._unconfirmed = None
                     await connection.add_listener(CHANGES_CHANNEL, self._notified)
-                    self._identity = self._same_database(await database_identity(connection))
+                    self._identity = await self._same_database(await database_identity(connection))
                     self._horizon, self._shapes, _, self._asks_shapes = await _heartbeat(
                         connection, None, shapes=True
                     )
@@ -370,16 +378,20 @@ class ChangeListener:
             await asyncio.sleep(_RECONNECT_WAITS[min(attempt, len(_RECONNECT_WAITS) - 1)])
             attempt += 1
 
-    def _same_database(self, identity: str | None) -> str | None:
+    async def _same_database(self, identity: str | None) -> str | None:
         """Give `identity`, the listener's database's, once it is the pool's, where known.
 
         A listener at another URL that reached another database heard its notifications:
         trusted, they hid every change of this one from the caches.
         """
-        expected = self._expected
-        if identity is not None and expected is not None and identity != expected:
-            self._elsewhere = f"reaches {identity}, where the pool reaches {expected}"
-            raise _Elsewhere(self._elsewhere)
+        if identity is not None and self._expected is not None:
+            expected = await self._expected()
+            if expected is not None and identity != expected:
+                elsewhere = f"reaches {identity}, where the pool reaches {expected}"
+                if elsewhere != self._elsewhere:  # said once, whatever outage it comes in
+                    _LOG.warning("PostgreSQL change notifications: listen_url %s", elsewhere)
+                self._elsewhere = elsewhere
+                raise _Elsewhere(elsewhere)
         self._elsewhere = None
         return identity
 
