@@ -90,3 +90,70 @@ async def test_the_first_search_beyond_ascii_leaves_the_loop_free(
     hits, lag = await _first_search(searched, text)
     assert hits == 20
     assert_lag("the first search", lag, MAX_FIRST_SEARCH_LAG)
+
+
+_SLOW_DRIVER = """
+import asyncio, sys, time
+from importlib.abc import MetaPathFinder
+from importlib.machinery import PathFinder
+
+class Slow(MetaPathFinder):
+    # asyncpg's import made slow, as a first import without compiled files is: 0.4 s
+    def find_spec(self, name, path, target=None):
+        if name != "asyncpg":
+            return None
+        spec = PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def slowly(module):
+            time.sleep(0.4)
+            run(module)
+        spec.loader.exec_module = slowly
+        return spec
+
+sys.meta_path.insert(0, Slow())
+from persistence import DatabaseError, open_database
+
+async def opened():
+    try:
+        await open_database("postgresql://nobody@127.0.0.1:1/none", connect_timeout=0.5)
+    except DatabaseError:
+        pass
+
+async def main():
+    stalls = [0.0]
+    async def tick():
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            stalls.append(now - last)
+            last = now
+    ticking = asyncio.ensure_future(tick())
+    await asyncio.sleep(0.01)
+    await asyncio.gather(opened(), opened())  # two first uses at once
+    ticking.cancel()
+    print(f"{max(stalls):.3f}")
+
+asyncio.run(main())
+"""
+
+
+async def test_two_first_postgresql_opens_at_once_import_asyncpg_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """The second of two opens at once waits for asyncpg's import in a thread, too.
+
+    The first imported it in a worker thread; the second found it begun, and imported it on
+    the loop, waiting there for the module's lock the whole import long.
+    """
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _SLOW_DRIVER,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(child.communicate(), 60)
+    assert child.returncode == 0, err.decode()
+    assert float(out) < 0.2, f"the loop was held {float(out):.3f} s"

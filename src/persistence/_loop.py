@@ -79,7 +79,10 @@ async def imported(name: str) -> None:
     A driver's first import (asyncpg, redis) runs its modules' code, 65 to 640 ms: on the
     loop, in one go. Imported already, nothing is done.
     """
-    if name not in sys.modules:
+    module = sys.modules.get(name)
+    # In sys.modules from the start of its import: one another task's thread runs is waited
+    # for in a thread too, where the loop's own import would wait on the module's lock.
+    if module is None or getattr(module.__spec__, "_initializing", False):
         await asyncio.to_thread(importlib.import_module, name)
 
 
