@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+import persistence.backup
 from _backup_helpers import names
 from persistence import DatabaseError
 from persistence.backup import backup_database, restore_database
@@ -87,3 +89,33 @@ async def test_a_cancelled_backup_or_restore_has_removed_its_folder_when_it_retu
         assert _working_folders(tmp_path) == [], step
         assert _working_folders(restores) == [], step
     assert cut > 10, "the timeouts cut the calls"
+
+
+async def test_a_restore_cancelled_while_it_copies_the_file_is_told_once_the_copy_ended(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of the backup into the working folder runs in a thread: it is waited for.
+
+    The caller was told at once, while the thread went on copying into a folder removed
+    meanwhile (one whose file it made after the removal's look was left behind, unlocked).
+    """
+    restores = tmp_path / "restores"
+    restores.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(restores))
+    await backup_database(sqlite_db, tmp_path / "whole.backup")
+    real = persistence.backup._checked_source  # noqa: SLF001  # watched
+    ended: list[bool] = []
+
+    def slow(file: Path, folder: Path) -> object:
+        time.sleep(0.3)  # a large file's copy
+        try:
+            return real(file, folder)
+        finally:
+            ended.append(True)
+
+    monkeypatch.setattr(persistence.backup, "_checked_source", slow)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await restore_database(sqlite_db, tmp_path / "whole.backup")
+    assert ended == [True]
+    assert _working_folders(restores) == []

@@ -13,6 +13,7 @@ import operator
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
+from persistence._backend import Engine
 from persistence._cancelling import refuse_cancel_from_outside
 from persistence._driver_errors import translate_errors
 from persistence._loans import borrow
@@ -79,7 +80,6 @@ PACKAGE_COLUMNS: Final = {
             *("id", "test_type", "status", "execution_time", "memory_usage"),
             *("test_cases_passed", "test_cases_total", "error_message", "output"),
             *("created_at", "metadata", "run_id", "test_id"),
-            "search_vector",  # PostgreSQL's, generated: the target computes it again
         }
     ),
     "result_artifacts": frozenset({"result_id", "role", "sha256", "size"}),
@@ -90,8 +90,20 @@ PACKAGE_COLUMNS: Final = {
         {"id", "path", "size", "hash", "created_at", "accessed_at", "metadata"}
     ),
 }
-"""The columns of each copied table that the package's migrations make, on either engine: any
-other was added by the user's, and its values are not copied."""
+"""The columns of each copied table that the package's migrations make on both engines; see
+`package_columns` for one engine's."""
+
+_POSTGRES_COLUMNS: Final = {"test_results": frozenset({"search_vector"})}
+"""PostgreSQL's own: generated, so that the target computes it again."""
+
+
+def package_columns(engine: Engine, table: str) -> frozenset[str]:
+    """Give the columns of copied `table` that the package's migrations make on `engine`.
+
+    Any other was added by the user's own, and its values are not copied.
+    """
+    own = _POSTGRES_COLUMNS.get(table, frozenset()) if engine is Engine.POSTGRES else frozenset()
+    return PACKAGE_COLUMNS[table] | own
 
 
 PAGE_SIZE: Final = 5000

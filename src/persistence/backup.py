@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backend import SQLITE_SIDECARS
+from persistence._cancelling import finish_then_cancel
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
@@ -45,6 +46,7 @@ from persistence._transfer import (
     PAGE_SIZE,
     check_moved,
     move_rows,
+    package_columns,
     sizes_of,
 )
 from persistence.database import Database, Engine, connect, read_file_as_is, transaction
@@ -197,7 +199,7 @@ async def backup_database(
                 sizes = copied.tables()
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
-        await asyncio.to_thread(_publish, made, target)
+        await finish_then_cancel(asyncio.to_thread(_publish, made, target))  # told once done
     return _report(db.url, str(target), sizes, started)
 
 
@@ -221,7 +223,7 @@ async def restore_database(
     page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
     async with working_folder(_restore_folder) as folder:
-        read, before = await asyncio.to_thread(_checked_source, file, folder)
+        read, before = await finish_then_cancel(asyncio.to_thread(_checked_source, file, folder))
 
         async def unchanged() -> None:
             # Read immutable (no -wal or -shm beside it), the file had no lock to keep a writer
@@ -427,11 +429,9 @@ async def _require_migrated(db: Database, which: str) -> None:
     """Refuse a database whose package migrations are not exactly this version's."""
     try:
         status = await migration_status(db)
-    except (DatabaseError, ValidationError) as error:  # a damaged history: name the database
-        raise DatabaseError(
-            f"{which} {db.url}: its history of migrations cannot be read, so nothing was "
-            f"copied: {error}"
-        ) from error
+    except (DatabaseError, ValidationError) as error:  # a damaged file, a connection lost
+        msg = f"{which} {db.url}: reading its history of migrations failed: {error}"
+        raise DatabaseError(msg) from error
     if status.newer:
         raise DatabaseError(
             f"{which} {db.url} was migrated by a newer version of this package "
@@ -480,7 +480,7 @@ async def _refuse_user_tables(db: Database) -> None:
             f"{table}.{column}"
             for table in COPIED_TABLES
             for column in await backend.table_columns(table, conn)
-            if column not in PACKAGE_COLUMNS[table]
+            if column not in package_columns(db.engine, table)
         ]
     theirs = [table for table in tables if table not in PACKAGE_TABLES]
     for what, named in (("tables", theirs), ("columns in the package's tables", added)):
