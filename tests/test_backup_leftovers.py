@@ -6,6 +6,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,16 +107,33 @@ async def test_a_restore_cancelled_while_it_copies_the_file_is_told_once_the_cop
     real = persistence.backup._checked_source  # noqa: SLF001  # watched
     ended: list[bool] = []
 
-    def slow(file: Path, folder: Path) -> object:
-        time.sleep(0.3)  # a large file's copy
+    def slow(file: Path, folder: Path, stop: Callable[[], bool]) -> object:
+        time.sleep(0.3)  # a large file's copy, under way
         try:
-            return real(file, folder)
+            return real(file, folder, stop)
         finally:
-            ended.append(True)
+            ended.append(stop())
 
     monkeypatch.setattr(persistence.backup, "_checked_source", slow)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
             await restore_database(sqlite_db, tmp_path / "whole.backup")
-    assert ended == [True]
+    assert ended == [True]  # ended, told to stop, before the caller was told
     assert _working_folders(restores) == []
+
+
+async def test_a_restore_cancelled_while_it_copies_a_large_file_stops_the_copy(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """The copy stops between two pieces once the caller is cancelled, and is waited for.
+
+    Waited for to its end, a cancelled restore of a 3 GiB file told its caller after 16 s.
+    """
+    large = tmp_path / "large.backup"
+    with large.open("wb") as file:  # sparse: no disk taken, every byte read all the same
+        file.truncate(2 << 30)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await restore_database(sqlite_db, large)
+    assert time.monotonic() - started < 1.5, "the copy ran on to its end"

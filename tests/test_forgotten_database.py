@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+import persistence._sqlite.changes as wal_changes
 from persistence import (
+    Database,
     TestResult,
     TestStatus,
     TestType,
@@ -25,6 +27,7 @@ from persistence import (
     open_database,
     save_result,
 )
+from persistence._sqlite.backend import SqliteBackend
 from persistence.cache import open_memory_cache
 
 
@@ -74,3 +77,35 @@ def test_a_database_collected_unclosed_ends_its_threads_and_warns(
     forgotten = [w for w in said if "was never closed" in str(w.message)]
     assert len(forgotten) == 10, [str(w.message) for w in said]
     assert _counts() <= before, (before, _counts())
+
+
+def test_the_finalizer_takes_no_lock_the_collecting_thread_may_hold(tmp_path: Path) -> None:
+    """A collection can run inside the WAL index guard: the finalizer must not wait for it.
+
+    It gave its mappings back under that guard: collected in a thread holding it (a close's
+    release of mappings, allocating), it waited for itself for good, and every later close.
+    """
+    db = asyncio.run(_opened_with_a_cache(tmp_path / "app.db"))
+    backend = db._backend  # noqa: SLF001  # its finalizer, called as the collector would
+    assert isinstance(backend, SqliteBackend)
+    ended = threading.Event()
+
+    def finalize() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            backend._forgotten()  # noqa: SLF001
+        ended.set()
+
+    with wal_changes._WAL_INDEXES_GUARD:  # noqa: SLF001  # held, as inside a release
+        # In another thread, so that a finalizer that waits for the guard fails, not hangs:
+        # in the collecting thread, the holder, it waited for itself for good.
+        threading.Thread(target=finalize, daemon=True).start()
+        assert ended.wait(5), "the finalizer waited for the guard"
+    asyncio.run(_opened_and_closed(tmp_path / "later.db"))  # gives the mappings back
+
+
+async def _opened_with_a_cache(path: Path) -> Database:
+    db = await open_database(path)
+    await migrate(db)
+    await open_memory_cache(db)
+    return db

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -314,6 +314,36 @@ async def test_a_listen_url_trusted_again_after_the_server_is_named_anew(
                 await asyncio.sleep(0.05)
         finally:
             await cache.close()
+
+
+async def test_a_cache_left_open_past_its_database_does_not_reconnect_again_and_again(
+    pgbouncer: int, direct_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache's listener, its database closed, keeps one connection when it has to reconnect.
+
+    Each connect asked the closed pool for the database's name, failed, and connected again,
+    once or twice a second for good.
+    """
+    options = f"pgbouncer=transaction&listen_url={quote(direct_url, safe='')}"
+    db = await open_database(through(pgbouncer, direct_url, options))
+    await migrate(db)
+    cache = await open_memory_cache(db, heartbeat=0.2)
+    try:
+        await close_database(db)
+        real = asyncpg.connect
+        connects: list[None] = []
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401  # passed on
+            connects.append(None)
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(asyncpg, "connect", counted)
+        assert await kill_own_connections(direct_url) > 0  # the listener's among them
+        await asyncio.sleep(2.0)  # past the backoff's first five waits
+        # one, and another if it came as the server was still ending the first's kills
+        assert len(connects) <= 2, f"{len(connects)} connects in 2 s"
+    finally:
+        await cache.close()
 
 
 async def test_without_listen_url_the_cache_reads_the_database(

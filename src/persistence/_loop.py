@@ -82,7 +82,7 @@ async def imported(name: str) -> None:
     module = sys.modules.get(name)
     # In sys.modules from the start of its import: one another task's thread runs is waited
     # for in a thread too, where the loop's own import would wait on the module's lock.
-    if module is None or getattr(module.__spec__, "_initializing", False):
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
         await asyncio.to_thread(importlib.import_module, name)
 
 

@@ -14,6 +14,7 @@ import functools
 import os
 import stat
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backend import SQLITE_SIDECARS
-from persistence._cancelling import finish_then_cancel
+from persistence._cancelling import finish_then_cancel, stopped_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
@@ -223,7 +224,9 @@ async def restore_database(
     page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
     async with working_folder(_restore_folder) as folder:
-        read, before = await finish_then_cancel(asyncio.to_thread(_checked_source, file, folder))
+        stop = threading.Event()  # a cancel stops the copy between two pieces, then waits
+        checking = asyncio.to_thread(_checked_source, file, folder, stop.is_set)
+        read, before = await stopped_if_cancelled(checking, stop.set)
 
         async def unchanged() -> None:
             # Read immutable (no -wal or -shm beside it), the file had no lock to keep a writer
@@ -313,14 +316,13 @@ def check_backup_file(file: Path) -> None:
     os.close(_open_source(_real(file), said))
 
 
-def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
+def _checked_source(file: Path, folder: Path, stop: Callable[[], bool]) -> tuple[Path, FileState]:
     """Check the backup file, and give the file for SQLite to read: that very file, copied.
 
     Opened here, no link followed and no wait on a FIFO, checked to be a regular file, then
-    copied into `folder`: whatever is put at the path after the check is never read, and a
-    FIFO never blocks the restore. A file in use (its `-wal` or `-shm` beside it) is read in
-    place, through SQLite's locks and with its `-wal`: closing a descriptor of this process
-    on it would drop the locks that its connections here hold.
+    copied into `folder` (until `stop()`): whatever is put at the path after the check is
+    never read. A file in use (its `-wal` or `-shm` beside it) is read in place, through
+    SQLite's locks: closing a descriptor of this process on it would drop theirs.
     """
     real = _real(file)
     said = f"no backup file at {str(file)!r}"
@@ -338,7 +340,7 @@ def _checked_source(file: Path, folder: Path) -> tuple[Path, FileState]:
         copy = folder / "backup.db"
         try:
             with owned(os.open(copy, NEW_FLAGS, 0o600)) as sink:
-                hash_fd(fd, sink, source=str(file))  # an error reading names `file`
+                hash_fd(fd, sink, source=str(file), stopped=stop)  # an error names `file`
         except OSError as error:  # writing the copy: a full $TMPDIR, say
             raise DatabaseError(
                 f"cannot copy the backup file {str(file)!r} into {str(folder)!r} to read it: "
@@ -450,11 +452,7 @@ async def _require_migrated(db: Database, which: str) -> None:
 
 
 async def _require_two(source: Database, target: Database) -> None:
-    """Refuse a target that is the source, by another URL or not: say so before anything waits.
-
-    On PostgreSQL the target's transaction would wait for the locks of the source's snapshot,
-    its own, until the command timeout.
-    """
+    """Refuse a target that is the source (by any URL) before it waits on its own locks."""
     names = []
     for db in (source, target):
         async with borrow(db) as conn:
@@ -467,11 +465,10 @@ async def _require_two(source: Database, target: Database) -> None:
 
 
 async def _refuse_user_tables(db: Database) -> None:
-    """Refuse a source holding tables that the package did not make, naming them.
+    """Refuse a source holding tables or columns that the package did not make, naming them.
 
-    A copy moves the package's tables only: the user's own tables, made by their own
-    migrations, would be left behind without a word. Their SQL, and so their columns' types,
-    are the user's, per engine.
+    A copy moves the package's alone: the user's own, made by their own migrations, would be
+    left behind without a word. Their SQL, and so their types, are the user's, per engine.
     """
     backend = backend_of(db)
     async with borrow(db) as conn:

@@ -55,14 +55,20 @@ def write_hashed(data: bytes, fd: int) -> Written:
 
 
 def hash_fd(
-    fd: int, sink: int | None = None, *, source: str | None = None, most: int | None = None
+    fd: int,
+    sink: int | None = None,
+    *,
+    source: str | None = None,
+    most: int | None = None,
+    stopped: Callable[[], bool] | None = None,
 ) -> Written:
     """Hash the file `fd` from its start in CHUNK_SIZE pieces, writing each to `sink`.
 
     Given `source`, an error reading is a storage error naming it; one writing to `sink`
     (a full disk) is left to the caller, to name where the copy goes. Given `most`, it
     stops once past it, with what it has read: a file growing as it is read is not read to
-    its end (to a full disk), and the caller refuses the size.
+    its end (to a full disk), and the caller refuses the size. Once `stopped()` says so (its
+    caller cancelled), it stops between two pieces with InterruptedError.
     """
     digest = hashlib.sha256()
     view = memoryview(bytearray(CHUNK_SIZE))
@@ -79,6 +85,8 @@ def hash_fd(
                 count = stream.readinto(view)
             if not count:
                 break
+            if stopped is not None and stopped():
+                raise InterruptedError(errno.EINTR, "stopped: its caller was cancelled")
             digest.update(view[:count])
             if sink is not None:
                 write_all(sink, view[:count])

@@ -509,7 +509,9 @@ class PostgresBackend(CopySupport):
         return listener
 
     async def _pool_identity(self) -> str | None:
-        """Name the database that the pool reaches, as `database_identity` does."""
+        """Name the database the pool reaches, as `database_identity` does; None once closed."""
+        if self._closed:  # a cache left open past its database: its listener goes on as it is
+            return None
         async with self.lend() as lent:
             return await database_identity(lent)
 

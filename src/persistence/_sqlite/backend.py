@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from persistence._backend import Engine, ScriptError
 from persistence._cancelling import finish_then_cancel, kept_if_cancelled, stopped_if_cancelled
 from persistence._sqlite.adapter import SqliteSession
-from persistence._sqlite.changes import ChangeStamp, WalIndex, map_wal_index, release_wal_indexes
+from persistence._sqlite.changes import (
+    ChangeStamp,
+    WalIndex,
+    abandon_wal_indexes,
+    map_wal_index,
+    release_wal_indexes,
+)
 from persistence._sqlite.errors import sqlite_error, translate_sqlite
 from persistence._sqlite.identity import OpenedFile
 from persistence._sqlite.reads import Readers
@@ -439,7 +445,7 @@ def _forgotten(
     )
     writer_jobs.put(None)
     executor.shutdown(wait=False)
-    release_wal_indexes(wal_indexes)  # its caches' mappings of the WAL index, and their files
+    abandon_wal_indexes(wal_indexes)  # its caches' mappings: given back at the next release
 
 
 def _session(conn: Connection) -> SqliteSession:

@@ -29,7 +29,7 @@ class WalIndex:
 
 
 _WAL_INDEXES: Final[dict[tuple[int, int], WalIndex]] = {}  # by the file's device and inode
-_WAL_INDEXES_GUARD: Final = threading.Lock()
+_WAL_INDEXES_GUARD = threading.Lock()
 
 
 def map_wal_index(path: str) -> WalIndex | None:
@@ -68,6 +68,26 @@ def map_wal_index(path: str) -> WalIndex | None:
         return index
 
 
+_ABANDONED: Final[list[WalIndex]] = []
+"""Holds of databases collected unclosed, given back by the next release: a finalizer runs
+wherever the collector does, inside the guard too, so it takes no lock."""
+
+
+def abandon_wal_indexes(indexes: list[WalIndex]) -> None:
+    """Leave a collected backend's holds for the next release to give back; take no lock."""
+    while indexes:
+        _ABANDONED.append(indexes.pop())
+
+
+def _new_guard() -> None:
+    """Give a forked child a free guard: a thread of the parent's may have held it."""
+    global _WAL_INDEXES_GUARD  # noqa: PLW0603  # replaced in the child alone
+    _WAL_INDEXES_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_guard)
+
+
 def release_wal_indexes(indexes: list[WalIndex]) -> None:
     """Give back a backend's holds on mappings, after it closed its connections; empty the list.
 
@@ -77,6 +97,8 @@ def release_wal_indexes(indexes: list[WalIndex]) -> None:
     they were still open is not kept for good.
     """
     with _WAL_INDEXES_GUARD:
+        while _ABANDONED:
+            indexes.append(_ABANDONED.pop())
         while indexes:
             index = indexes.pop()
             assert index.users > 0  # noqa: S101  # each hold is released once
