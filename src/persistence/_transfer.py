@@ -27,6 +27,11 @@ from persistence._rows import (
 )
 from persistence.exceptions import DatabaseError, ValidationError
 from persistence.queries import (
+    ConfigEntriesRow,
+    FileRecordsRow,
+    ResultArtifactsRow,
+    RunsRow,
+    TestResultsRow,
     copy_write_config_entries_params,
     copy_write_file_records_params,
     copy_write_result_artifacts_params,
@@ -74,24 +79,18 @@ PACKAGE_TABLES: Final = frozenset({*COPIED_TABLES, *LEFT_TABLES})
 """Every table the package's migrations make, on either engine: any other is the user's."""
 
 PACKAGE_COLUMNS: Final = {
-    "runs": frozenset({"id", "started_at", "ended_at", "labels"}),
-    "test_results": frozenset(
-        {
-            *("id", "test_type", "status", "execution_time", "memory_usage"),
-            *("test_cases_passed", "test_cases_total", "error_message", "output"),
-            *("created_at", "metadata", "run_id", "test_id"),
-        }
-    ),
-    "result_artifacts": frozenset({"result_id", "role", "sha256", "size"}),
-    "config_entries": frozenset(
-        {"id", "section", "key", "value", "type", "description", "updated_at"}
-    ),
-    "file_records": frozenset(
-        {"id", "path", "size", "hash", "created_at", "accessed_at", "metadata"}
-    ),
+    table: frozenset(row._fields)
+    for table, row in (
+        ("runs", RunsRow),
+        ("test_results", TestResultsRow),
+        ("result_artifacts", ResultArtifactsRow),
+        ("config_entries", ConfigEntriesRow),
+        ("file_records", FileRecordsRow),
+    )
 }
-"""The columns of each copied table that the package's migrations make on both engines; see
-`package_columns` for one engine's."""
+"""The columns of each copied table that the package's migrations make on both engines: the
+fields of its generated row, which sqlc reads off the migrations; see `package_columns` for one
+engine's."""
 
 _POSTGRES_COLUMNS: Final = {"test_results": frozenset({"search_vector"})}
 """PostgreSQL's own: generated, so that the target computes it again."""
