@@ -30,8 +30,17 @@ from _cache_feed_helpers import (
     shows,
     workers,
 )
-from persistence import Database, connect, get_config_entry_by_key, migrate, set_config
+from persistence import (
+    Database,
+    connect,
+    connection,
+    get_config_entry_by_key,
+    migrate,
+    set_config,
+    transaction,
+)
 from persistence._database_value import backend_of
+from persistence._postgres.connections import as_pg
 from persistence._sqlite.changes import wal_stamp
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache
 
@@ -391,6 +400,7 @@ STAMP_CHILD = """
 import asyncio, sys
 from persistence import connect
 from persistence._database_value import backend_of
+from persistence._postgres.connections import as_pg
 async def main(url):
     async with connect(url) as db:
         watch = await backend_of(db).watch_changes(heartbeat=0.2)
@@ -524,3 +534,63 @@ async def test_a_write_through_another_value_of_the_database_shows_at_once(
         for value in range(1, 21):
             await set_config(other, "runner", "workers", value)
             assert [await workers(cache)() for cache in readers] == [value] * len(readers)
+
+
+_SET_WORKERS = "UPDATE config_entries SET value = '{}' WHERE section = 'runner' AND key = 'workers'"
+
+
+@pytest.mark.parametrize("where", ["connection", "block"])
+async def test_your_sql_through_a_lent_connection_shows_at_once(
+    migrated_postgres_url: str, redis_url: str, namespace: str, where: str
+) -> None:
+    """SQL of yours run on the connection `connection()` lends shows in the next cached read.
+
+    Only the generated queries were told to the caches: an UPDATE of yours, on a connection
+    lent alone or inside `transaction()`, left the old entry trusted until the feed's
+    notification came, and one read in five or so right after it gave the old value.
+    (SQLite's sessions run no SQL of yours, and its feed is read on each read.)
+    """
+    async with connect(migrated_postgres_url) as db:
+        await set_config(db, "runner", "workers", 0)
+        memory = await open_memory_cache(db, heartbeat=HEARTBEAT)
+        tiered = await redis_cache(db, redis_url, namespace, 100)
+        try:
+            await loaded(db, (memory, tiered), 0)
+            for value in range(1, 51):
+                if where == "block":
+                    async with transaction(db) as tx, connection(tx) as lent:
+                        await as_pg(lent).execute(_SET_WORKERS.format(value))
+                else:
+                    async with connection(db) as lent:
+                        await as_pg(lent).execute(_SET_WORKERS.format(value))
+                assert [await workers(cache)() for cache in (memory, tiered)] == [value] * 2
+        finally:
+            for cache in (memory, tiered):
+                await cache.close()
+
+
+async def test_a_migration_of_yours_shows_at_once(
+    migrated_postgres_url: str, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    """A migration of yours that changes a cached table shows in the next cached read.
+
+    `migrate` told the caches nothing: the old entry stayed trusted until the feed's
+    notification came, and a read right after `migrate` returned often gave the old value.
+    """
+    folder = tmp_path / "migrations"
+    (folder / "postgres").mkdir(parents=True)
+    (folder / "sqlite").mkdir()
+    async with connect(migrated_postgres_url) as db:
+        await set_config(db, "runner", "workers", 0)
+        memory = await open_memory_cache(db, heartbeat=HEARTBEAT)
+        tiered = await redis_cache(db, redis_url, namespace, 100)
+        try:
+            await loaded(db, (memory, tiered), 0)
+            for value in range(1, 31):
+                script = folder / "postgres" / f"{value:04d}_workers_{value}.sql"
+                script.write_text(_SET_WORKERS.format(value) + ";\n", encoding="utf-8")
+                assert [m.version for m in await migrate(db, folder)] == [value]
+                assert [await workers(cache)() for cache in (memory, tiered)] == [value] * 2
+        finally:
+            for cache in (memory, tiered):
+                await cache.close()

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from persistence._changes import WRITTEN
+from persistence._changes import WRITTEN, WRITTEN_TABLES
 from persistence._database_value import (
     OPEN_BLOCKS,
     Database,
@@ -158,6 +158,9 @@ class _CallersLoan(_Lent):
 
     async def __aenter__(self) -> Connection:
         self._backend.lent_to_caller(lent := await super().__aenter__())
+        # The caller's SQL may write any table, and no query of ours reports it: on PostgreSQL
+        # the caches trusted their entries until the feed's notification came, a moment later.
+        self._written.update(WRITTEN_TABLES)
         return lent
 
     async def __aexit__(
@@ -218,6 +221,11 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
 def connection(db: Database) -> _Lent:
     """Lend a connection (a block's in a block), errors translated; reset after on PostgreSQL."""
     return _CallersLoan(db)
+
+
+def announce_every_table(db: Database) -> None:
+    """Tell the caches that any table may have changed: SQL of no generated query committed."""
+    announce(require_database(db)._watchers, set(WRITTEN_TABLES))  # noqa: SLF001
 
 
 borrow = _Lent  # connection() for this package's own calls, which set no session state: no reset

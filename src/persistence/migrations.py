@@ -19,7 +19,7 @@ from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._guards import argument, finite_amount, whole_numbers
 from persistence._loader import sql_root
-from persistence._loans import borrow
+from persistence._loans import announce_every_table, borrow
 from persistence._loop import off_loop
 from persistence._migration_files import (
     HISTORY_TABLE,
@@ -354,6 +354,9 @@ async def migrate(
             names = ", ".join(f"{m.chain.label}{m.name}" for m in applied)
             error.add_note(f"this run applied and kept, before it: {names}")
         raise
+    finally:
+        if applied:  # a migration's SQL may change any table: the caches must not wait for it
+            announce_every_table(db)
     return applied
 
 
