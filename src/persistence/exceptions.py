@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePath
 
 __all__ = [
@@ -25,6 +26,20 @@ __all__ = [
 
 class PersistenceError(Exception):
     """Base of every error this package raises on purpose."""
+
+    def __reduce__(self) -> tuple[Callable[..., PersistenceError], tuple[object, ...], object]:
+        """Rebuild as it is, message and attributes, without calling `__init__` again.
+
+        Exception's own way calls the class with the message alone, which the errors that take
+        more refused: one raised in a process pool's worker broke the pool, not its caller.
+        """
+        return _rebuilt, (type(self), self.args), self.__dict__
+
+
+def _rebuilt(kind: type[PersistenceError], args: tuple[object, ...]) -> PersistenceError:
+    error = kind.__new__(kind)
+    error.args = args
+    return error
 
 
 def shown_path(path: PurePath | str) -> str:

@@ -1,0 +1,111 @@
+"""The package's errors travel as themselves: through pickle, a process pool and `copy`.
+
+Each error whose constructor takes more than its message was rebuilt by calling it with the
+message alone: a worker's `NotFoundError` killed `multiprocessing.Pool`'s result thread (its
+`get()` never returned) and broke a `ProcessPoolExecutor`; 12 of the 15 errors failed so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import multiprocessing
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path, PurePath
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import persistence.exceptions as errors
+from persistence import connect, get_result, migrate
+from persistence.exceptions import NotFoundError, PersistenceError
+
+SAMPLES: list[PersistenceError] = [
+    errors.ValidationError("TestResult", "execution_time", "must not be negative, got -1.0"),
+    errors.NotFoundError("TestResult", 7),
+    errors.NotFoundError("TestResult", (1, "a"), argument="result_id"),
+    errors.ConflictError("Key (path)=(x) already exists", constraint="file_records_path_key"),
+    errors.MigrationError("0002_x.sql:3: boom", migration="0002_x.sql", line=3),
+    errors.CloseTimeoutError("gave up", running=("x",), thread_alive=False),
+    errors.InvalidPathError("a\0b", "holds a NUL byte"),
+    errors.OutsideRootError("/etc/passwd", "outside the root"),
+    errors.ReportError(PurePath("r.xml"), 4, "bad time"),
+    errors.ReportError("r.json", None, "not JSON"),
+    errors.SqlFilesMissingError((PurePath("/x"), PurePath("/y"))),
+    errors.StorageError("p", "r"),
+    errors.FileMissingError("p", "r"),
+    errors.NotAFileError("p", "r"),
+    errors.StoragePermissionError("p", "r"),
+    errors.DatabaseError("the database is closed"),
+    errors.PersistenceError("plain"),
+]
+
+
+def _same(back: BaseException, error: BaseException) -> bool:
+    return (
+        type(back) is type(error)
+        and back.args == error.args
+        and str(back) == str(error)
+        and vars(back) == vars(error)
+    )
+
+
+def test_every_error_class_is_sampled() -> None:
+    """A new error class must be added to SAMPLES, so that the tests below take it."""
+    classes = {
+        value
+        for name in errors.__all__
+        if isinstance(value := getattr(errors, name), type) and issubclass(value, BaseException)
+    }
+    assert classes == {type(error) for error in SAMPLES}
+
+
+@pytest.mark.parametrize("error", SAMPLES, ids=lambda error: type(error).__name__)
+def test_an_error_comes_back_from_pickle_and_copy_as_itself(error: PersistenceError) -> None:
+    """Its class, message, attributes and notes: each sample with a note added to a copy."""
+    noted = copy.copy(error)
+    noted.add_note("said on the way")
+    assert not hasattr(error, "__notes__")
+    for given_error in (error, noted):
+        for back in (
+            pickle.loads(pickle.dumps(given_error)),  # noqa: S301  # our own bytes
+            copy.copy(given_error),
+            copy.deepcopy(given_error),
+        ):
+            assert _same(back, given_error), (vars(back), vars(given_error))
+
+
+@given(model=st.text(), field=st.text(), reason=st.text())
+def test_a_validation_error_of_any_text_comes_back_as_itself(
+    model: str, field: str, reason: str
+) -> None:
+    """Whatever its texts hold."""
+    error = errors.ValidationError(model, field, reason)
+    assert _same(pickle.loads(pickle.dumps(error)), error)  # noqa: S301  # our own bytes
+
+
+def _missing_result(path: str) -> None:
+    """In a worker: ask for a result no row holds."""
+
+    async def ask() -> None:
+        async with connect(path) as db:
+            await get_result(db, 999)
+
+    asyncio.run(ask())
+
+
+async def test_a_workers_not_found_error_reaches_the_parent(tmp_path: Path) -> None:
+    """A process pool's worker raises NotFoundError: the parent's future raises the same."""
+    path = tmp_path / "pool.db"
+    async with connect(path) as db:
+        await migrate(db)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        future = pool.submit(_missing_result, str(path))
+        with pytest.raises(NotFoundError) as raised:
+            await asyncio.wrap_future(future)
+        assert pool.submit(len, "still works").result(timeout=60) == len("still works")
+    assert raised.value.model == "TestResult"
+    assert raised.value.key == 999
