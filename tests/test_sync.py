@@ -23,6 +23,7 @@ from persistence import (
     all_results,
     close_database,
     connect,
+    get_config_value,
     get_result,
     migrate,
     open_database,
@@ -65,6 +66,35 @@ def test_postgres_on_another_open_loop_is_refused(postgres_admin: str) -> None:
         with pytest.raises(DatabaseError, match="another event loop, which is still open"):
             asyncio.run(all_results(db))
         assert runner.run(asyncio.sleep(0, "still usable")) == "still usable"
+
+
+def test_a_sqlite_database_belongs_to_the_loop_that_opened_it(tmp_path: Path) -> None:
+    """Opened on one loop and not used yet, it is refused on another while the first is open.
+
+    The first call took it, on whichever loop: the loop that opened it could then neither use
+    it nor close it ("in use on another event loop"), as PostgreSQL's never allowed.
+    """
+    path = tmp_path / "x.db"
+    with asyncio.Runner() as setting_up:
+        setting_up.run(_migrate_at(path))
+    with asyncio.Runner() as first, asyncio.Runner() as second:
+        db = first.run(open_database(path))
+        with pytest.raises(DatabaseError, match="another event loop, which is still open"):
+            second.run(set_config(db, "runner", "workers", 1))
+        first.run(set_config(db, "runner", "workers", 2))
+        first.run(close_database(db))
+    assert asyncio.run(_workers_at(path)) == 2
+
+
+async def _migrate_at(path: Path) -> None:
+    """Create and migrate the database at `path`."""
+    async with connect(path) as db:
+        await migrate(db)
+
+
+async def _workers_at(path: Path) -> int:
+    async with connect(path) as db:
+        return await get_config_value(db, "runner", "workers", int)
 
 
 def test_calls_from_several_threads_run_at_once(tmp_path: Path) -> None:

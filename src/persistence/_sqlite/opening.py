@@ -56,12 +56,14 @@ async def open_sqlite(
         ),
     )
     try:
-        return await asyncio.shield(opening)
+        backend = await asyncio.shield(opening)
     except asyncio.CancelledError:
         # The thread goes on to open the files: close what it opened, then give up.
         with contextlib.suppress(Exception):  # an open that failed has nothing to close
             await (await opening).close()
         raise
+    backend.check_loop()  # the opening loop's, as PostgreSQL's: not the first caller's
+    return backend
 
 
 def _open_files(
