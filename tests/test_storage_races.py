@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from _storage_worker import burst, jittery, operations
@@ -273,15 +274,14 @@ async def test_a_write_staged_while_other_tasks_are_cancelled_ends_and_lets_go(
     await assert_records_describe_the_disk(storage, db)
 
 
-async def test_a_record_cancelled_by_another_task_is_a_database_error(
+async def test_a_record_cancelled_by_another_task_is_written_again(
     storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A tracked write's record, written in a task of its own, cancelled from outside.
 
     Code that cancels every task but its own (a shutdown handler) cancelled the record's
-    write, and the writer, which nobody had cancelled, got `CancelledError`. It now gets
-    `DatabaseError`; the change lets go of its lock and descriptors, and the next write of
-    the path records it.
+    write: the writer, which nobody had cancelled, got `CancelledError`, later `DatabaseError`,
+    and the file was left without its record. The record is written again, and the call ends.
     """
     from test_cancellation import cancel_all_tasks_but  # noqa: PLC0415  # its helper
 
@@ -301,13 +301,84 @@ async def test_a_record_cancelled_by_another_task_is_a_database_error(
     cancel_all_tasks_but(writing)
     await asyncio.sleep(0.01)
     gate.set()
-    with pytest.raises(DatabaseError, match="another task"):
-        async with asyncio.timeout(5):
-            await writing
+    async with asyncio.timeout(5):
+        written = await writing
+    assert written.path == "a.txt"
     assert _descriptors_under(storage.root) == []
+    await assert_records_describe_the_disk(storage, db)
     monkeypatch.setattr(storage_module, "save_file_record", real)
     await write_bytes(storage, "a.txt", b"after", track=db)
     await assert_records_describe_the_disk(storage, db)
+
+
+_GATED: dict[str, str] = {
+    "write": "save_file_record",
+    "move": "save_file_record",
+    "delete": "delete_file_record_by_path",
+}
+
+
+@pytest.mark.parametrize("operation", list(_GATED))
+async def test_a_shutdown_cancelling_every_task_leaves_no_change_without_its_record(
+    storage: Storage, db: Database, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """The end of `asyncio.run`, or a handler, cancels the call and its record's task at once.
+
+    The file was changed and its record never written: a written file without a record, a
+    deleted one whose record stayed (every time, on both engines). The call is cancelled, and
+    the record is written first; a moved record keeps its metadata.
+    """
+    await write_bytes(storage, "a.txt", b"first", track=db)
+    kept = await storage_module.find_file_record_by_path(db, "a.txt")
+    assert kept is not None
+    await save_file_record(db, attrs.evolve(kept, metadata={"owner": "ci"}))
+    recording, gate = asyncio.Event(), asyncio.Event()
+    real = getattr(storage_module, _GATED[operation])
+
+    async def held(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401  # as the call's
+        recording.set()
+        await gate.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(storage_module, _GATED[operation], held)
+    call = {
+        "write": lambda: write_bytes(storage, "a.txt", b"second", track=db),
+        "move": lambda: move(storage, "a.txt", "b.txt", track=db),
+        "delete": lambda: delete(storage, "a.txt", track=db),
+    }[operation]
+    changing = asyncio.ensure_future(call())
+    async with asyncio.timeout(5):
+        await recording.wait()
+    for task in asyncio.all_tasks():  # the call's task and its record's, as asyncio.run's end
+        if task is not asyncio.current_task():
+            task.cancel()
+    await asyncio.sleep(0.01)
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await changing
+    monkeypatch.setattr(storage_module, _GATED[operation], real)
+    assert _descriptors_under(storage.root) == []
+    await assert_records_describe_the_disk(storage, db)
+    if operation == "move":
+        moved = await storage_module.find_file_record_by_path(db, "b.txt")
+        assert moved is not None
+        assert moved.metadata == {"owner": "ci"}
+
+
+async def test_a_move_recorded_twice_keeps_the_first_writes_record(
+    storage: Storage, db: Database
+) -> None:
+    """A move's record written once more after its first write committed changes nothing."""
+    await write_bytes(storage, "a.txt", b"moved", track=db)
+    kept = await storage_module.find_file_record_by_path(db, "a.txt")
+    assert kept is not None
+    await save_file_record(db, attrs.evolve(kept, metadata={"owner": "ci"}))
+    moved = await move(storage, "a.txt", "b.txt", track=db)
+    before = await all_file_records(db)
+    await storage_module._record_move_again(db, ("a.txt", moved))  # noqa: SLF001
+    assert await all_file_records(db) == before
+    assert [(r.path, r.metadata) for r in before] == [("b.txt", {"owner": "ci"})]
 
 
 # --- a symlink swapped in mid-operation never leads out ---------------------------------------

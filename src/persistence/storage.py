@@ -178,6 +178,22 @@ async def _record_move(db: Database, moved: tuple[str, FileInfo]) -> None:
         await save_file_record(bound, _tracked(info, old))
 
 
+async def _record_move_again(db: Database, moved: tuple[str, FileInfo]) -> None:
+    """Write a move's record once more, its first write cancelled: it may have committed.
+
+    A record at the new path that already describes the moved file is the first write's,
+    committed: it is kept, with the creation time and metadata that write moved to it.
+    """
+    old_path, info = moved
+    placed = await find_file_record_by_path(db, info.path)
+    moved_already = placed is not None and (placed.hash, placed.size) == (info.sha256, info.size)
+    if moved_already and (
+        not _recordable(old_path) or await find_file_record_by_path(db, old_path) is None
+    ):
+        return
+    await _record_move(db, moved)
+
+
 async def _record_delete(db: Database, deleted: str) -> None:
     """Remove the record of a deleted file, if a record can have its name."""
     if _recordable(deleted):
@@ -206,9 +222,12 @@ async def _change(
     read = {_record_move: raw[:1], _record_delete: []}.get(record, raw[-1:])
     for path in filter(_recordable, read):
         await find_file_record_by_path(db, path)
+    # A record states what the disk holds: written once more if a handler cancels its task.
+    again = _record_move_again if record is _record_move else record
     return await perform(  # the check refuses a path no record can hold, before the disk
         functools.partial(stage, root, *raw, lambda path: FileRecord(path=path)),
         functools.partial(record, db),
+        record_again=functools.partial(again, db),
     )
 
 

@@ -36,7 +36,7 @@ from persistence._files.paths import (
     same_file,
     storage_errors,
 )
-from persistence.exceptions import NotAFileError, StorageError
+from persistence.exceptions import DatabaseError, NotAFileError, StorageError
 
 T = TypeVar("T")
 
@@ -254,11 +254,44 @@ async def _wait_for_lock(change: Change[T], lock_wait: float) -> bool:
     return False
 
 
+_RECORD_TRIES: Final = 3
+"""Times a record that states what the disk holds is written, its task cancelled each time."""
+
+
+async def _recorded(
+    record: Callable[[T], Awaitable[object]],
+    again: Callable[[T], Awaitable[object]] | None,
+    done: T,
+) -> bool:
+    """Write the record of a change applied; say whether the caller was cancelled meanwhile.
+
+    The record is written in a task of its own, which code cancelling every task reaches (the
+    end of `asyncio.run`, a shutdown handler): the change was left without its record. Given
+    `again`, a record of what the disk holds, which may be written twice, is written by it once
+    more after such a cancel; without, the cancel is raised, as `settle` says.
+    """
+    write, cancelled = record, False
+    for tries_left in reversed(range(_RECORD_TRIES if again is not None else 1)):
+        work = asyncio.ensure_future(write(done))
+        try:
+            _, interrupted = await settle(work)
+        except (asyncio.CancelledError, DatabaseError) as error:
+            if not (tries_left and work.cancelled()):
+                raise
+            # settle raises CancelledError only when the caller is being cancelled too
+            cancelled = cancelled or isinstance(error, asyncio.CancelledError)
+            write = again or record
+            continue
+        return cancelled or interrupted
+    raise AssertionError("unreachable: the last try raises or returns")  # pragma: no cover
+
+
 async def perform(
     stage: Callable[[], Change[T]],
     record: Callable[[T], Awaitable[object]] | None = None,
     *,
     lock_wait: float | None = None,
+    record_again: Callable[[T], Awaitable[object]] | None = None,
 ) -> T:
     """Stage a change in a worker thread, apply it under its lock, then `record` it.
 
@@ -269,7 +302,8 @@ async def perform(
     record of a path agree, across tasks and processes. Cancelling waits for a hop or a
     record write under way to end; a change applied is always recorded. Each hop to a thread
     is the executor's future, not a task: code cancelling other tasks (a shutdown handler)
-    cannot reach it, and lose the change it staged, its lock held.
+    cannot reach it, and lose the change it staged, its lock held. The record's task it can
+    reach: `record_again` writes it once more then (`_recorded`).
     """
     hop = asyncio.get_running_loop().run_in_executor(None, _staged, stage)
     change, cancelled = await settle(hop)
@@ -279,7 +313,7 @@ async def perform(
                 change, LOCK_TIMEOUT if lock_wait is None else lock_wait
             )
         if change.done and record is not None:
-            _, interrupted = await settle(asyncio.ensure_future(record(change.done[0])))
+            interrupted = await _recorded(record, record_again, change.done[0])
             cancelled = cancelled or interrupted
         if cancelled:
             raise asyncio.CancelledError
