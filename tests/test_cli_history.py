@@ -129,6 +129,34 @@ def test_an_export_to_stdout_of_a_run_of_no_result_is_empty_as_json_lines(
     assert json.loads(out)["results"]["tests"] == []
 
 
+_TIMED_SUITE: Final = """<testsuite name="AppTest" tests="1" time="{time}">
+  <testcase classname="com.example.AppTest" name="works" time="{time}">{outcome}</testcase>
+</testsuite>
+"""
+
+
+def test_compare_takes_the_two_runs_imported_last_whatever_their_times(
+    capsys: pytest.CaptureFixture[str], database_url: str, tmp_path: Path
+) -> None:
+    """Reports without times of their own (Surefire's, Go's) end at their import.
+
+    The head took 95 s, the base 12.5 s, imported a moment apart: the head started first,
+    and `compare` took it for the base, its new failure `fixed`, exit 0.
+    """
+    db = ["--database", database_url]
+    assert run(capsys, "migrate", *db)[0] == 0
+    for name, time, outcome in (("base", 12.5, ""), ("head", 95.0, "<failure>boom</failure>")):
+        path = tmp_path / f"{name}.xml"
+        path.write_text(_TIMED_SUITE.format(time=time, outcome=outcome), encoding="utf-8")
+        assert run(capsys, "import", str(path), *db)[0] == 0
+    code, out, _ = run(capsys, "runs", *db)
+    assert [line.split()[0] for line in out.splitlines()] == ["id", "1", "2"]  # by start
+    code, out, _ = run(capsys, "compare", *db)
+    assert code == 1, out
+    assert out.splitlines()[0] == "run 1 -> run 2: 1 change(s), 1 new failure(s)"
+    assert "new_failure  com.example.AppTest::works" in out
+
+
 def test_compare_with_fewer_than_two_runs_fails_in_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ from persistence import (
     find_run,
     get_result,
     get_run,
+    last_saved_runs,
     list_results,
     list_runs,
     make_converter,
@@ -96,6 +97,21 @@ async def test_list_runs_pages_newest_first_within_the_filter(db: Database) -> N
     assert len(await all_runs(db)) == 7
     with pytest.raises(ValidationError, match="where"):
         await list_runs(db, RunFilter(), after=first.next_cursor)
+
+
+async def test_last_saved_runs_follow_the_saves_not_the_times(db: Database) -> None:
+    """The runs saved last, the last first, whatever their start times; a bad count refused."""
+    assert await last_saved_runs(db) == []
+    for minutes in (5, 9, 1):  # the last saved started first
+        await save_run(
+            db, Run(started_at=T0 + dt.timedelta(minutes=minutes), labels={"m": minutes})
+        )
+    assert [r.labels["m"] for r in await last_saved_runs(db)] == [1, 9]
+    assert [r.labels["m"] for r in await last_saved_runs(db, 10)] == [1, 9, 5]
+    assert [r.labels["m"] for r in (await list_runs(db, limit=2)).items] == [9, 5]
+    for bad in (0, -1, 10_001, 2.0, True, "2"):
+        with pytest.raises(ValidationError, match=r"Run\.count: must be from 1 to 10000"):
+            await last_saved_runs(db, bad)  # type: ignore[arg-type]  # refused at run time
 
 
 async def test_results_carry_their_run_and_test_id(db: Database) -> None:

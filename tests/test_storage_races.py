@@ -5,7 +5,7 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,13 @@ import attrs
 import pytest
 
 from _storage_worker import burst, jittery, operations
-from persistence import Database, all_file_records, save_file_record, transaction
+from persistence import (
+    Database,
+    all_file_records,
+    find_file_record_by_path,
+    save_file_record,
+    transaction,
+)
 from persistence import storage as storage_module
 from persistence._files import content, locks, paths, tree
 from persistence._files.locks import stripe_of
@@ -329,7 +335,7 @@ async def test_a_shutdown_cancelling_every_task_leaves_no_change_without_its_rec
     the record is written first; a moved record keeps its metadata.
     """
     await write_bytes(storage, "a.txt", b"first", track=db)
-    kept = await storage_module.find_file_record_by_path(db, "a.txt")
+    kept = await find_file_record_by_path(db, "a.txt")
     assert kept is not None
     await save_file_record(db, attrs.evolve(kept, metadata={"owner": "ci"}))
     recording, gate = asyncio.Event(), asyncio.Event()
@@ -341,7 +347,7 @@ async def test_a_shutdown_cancelling_every_task_leaves_no_change_without_its_rec
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(storage_module, _GATED[operation], held)
-    call = {
+    call: Callable[[], Awaitable[object]] = {
         "write": lambda: write_bytes(storage, "a.txt", b"second", track=db),
         "move": lambda: move(storage, "a.txt", "b.txt", track=db),
         "delete": lambda: delete(storage, "a.txt", track=db),
@@ -361,7 +367,7 @@ async def test_a_shutdown_cancelling_every_task_leaves_no_change_without_its_rec
     assert _descriptors_under(storage.root) == []
     await assert_records_describe_the_disk(storage, db)
     if operation == "move":
-        moved = await storage_module.find_file_record_by_path(db, "b.txt")
+        moved = await find_file_record_by_path(db, "b.txt")
         assert moved is not None
         assert moved.metadata == {"owner": "ci"}
 
@@ -371,7 +377,7 @@ async def test_a_move_recorded_twice_keeps_the_first_writes_record(
 ) -> None:
     """A move's record written once more after its first write committed changes nothing."""
     await write_bytes(storage, "a.txt", b"moved", track=db)
-    kept = await storage_module.find_file_record_by_path(db, "a.txt")
+    kept = await find_file_record_by_path(db, "a.txt")
     assert kept is not None
     await save_file_record(db, attrs.evolve(kept, metadata={"owner": "ci"}))
     moved = await move(storage, "a.txt", "b.txt", track=db)

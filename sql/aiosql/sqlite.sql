@@ -304,6 +304,13 @@ WHERE started_at >= :started_from
 ORDER BY started_at DESC, id DESC
 LIMIT :page_size;
 
+-- name: last_saved_runs(page_size)
+-- record_class: RunsRow
+-- The runs saved last, the last first: by id, which each save takes after every other.
+SELECT id, started_at, ended_at, labels FROM runs
+ORDER BY id DESC
+LIMIT :page_size;
+
 -- name: delete_run(id)!
 -- Delete one run by id; its results go first, with DeleteRunResults.
 DELETE FROM runs WHERE id = :id;

@@ -31,6 +31,12 @@ WHERE started_at >= @started_from
 ORDER BY started_at DESC, id DESC
 LIMIT @page_size;
 
+-- name: LastSavedRuns :many
+-- The runs saved last, the last first: by id, which each save takes after every other.
+SELECT * FROM runs
+ORDER BY id DESC
+LIMIT @page_size;
+
 -- name: DeleteRun :execrows
 -- Delete one run by id; its results go first, with DeleteRunResults.
 DELETE FROM runs WHERE id = @id;

@@ -107,6 +107,7 @@ from persistence.runs import (
     end_run,
     find_run,
     get_run,
+    last_saved_runs,
     list_runs,
     save_run,
 )
@@ -205,6 +206,7 @@ __all__ = [
     "get_run",
     "import_junit",
     "keep_counterexample",
+    "last_saved_runs",
     "list_config_entries",
     "list_file_records",
     "list_results",

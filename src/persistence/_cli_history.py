@@ -50,7 +50,7 @@ from persistence.run_history import (
     flaky_tests,
     list_test_history,
 )
-from persistence.runs import list_runs
+from persistence.runs import last_saved_runs, list_runs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Sequence
@@ -294,7 +294,7 @@ async def _runs(db: Database, arguments: argparse.Namespace) -> int:
 async def _compare(db: Database, arguments: argparse.Namespace) -> int:
     base, head = arguments.base, arguments.head
     if base is None or head is None:
-        latest = (await list_runs(db, limit=2)).items
+        latest = await last_saved_runs(db)  # by save: an import's times may order them otherwise
         if len(latest) < 2:  # noqa: PLR2004  # two runs to compare
             raise NotFoundError("Run", "the last two runs: fewer than two are stored")
         head = head if head is not None else latest[0].id

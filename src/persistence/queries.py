@@ -740,6 +740,9 @@ class Queries(Protocol):
         drives it.
         """
 
+    async def last_saved_runs(self, conn: Connection, *, page_size: int) -> list[RunsRow]:
+        """The runs saved last, the last first: by id, which each save takes after every other."""
+
     async def delete_run(self, conn: Connection, *, id: int) -> int:
         """Delete one run by id; its results go first, with DeleteRunResults."""
 
@@ -1540,6 +1543,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
         "end_run": QueryFacts("EndRun", "UPDATE", "runs"),
         "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
+        "last_saved_runs": QueryFacts("LastSavedRuns", "SELECT", "runs"),
         "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
         "get_test_result": QueryFacts("GetTestResult", "SELECT", "test_results"),
         "list_test_results": QueryFacts("ListTestResults", "SELECT", "test_results"),
@@ -1637,6 +1641,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         "update_run": QueryFacts("UpdateRun", "UPDATE", "runs"),
         "end_run": QueryFacts("EndRun", "UPDATE", "runs"),
         "list_runs": QueryFacts("ListRuns", "SELECT", "runs"),
+        "last_saved_runs": QueryFacts("LastSavedRuns", "SELECT", "runs"),
         "delete_run": QueryFacts("DeleteRun", "DELETE", "runs"),
         "get_test_result": QueryFacts("GetTestResult", "SELECT", "test_results"),
         "list_test_results": QueryFacts("ListTestResults", "SELECT", "test_results"),

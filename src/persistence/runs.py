@@ -22,7 +22,7 @@ from persistence._guards import (
 )
 from persistence._json_pieces import encoded_ahead
 from persistence._loans import borrow, run_query
-from persistence._loop import OFF_LOOP_SIZE, off_loop_if_large
+from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large
 from persistence._paging import (
     END_OF_TIME,
     READ_PAGE,
@@ -50,6 +50,7 @@ __all__ = [
     "end_run",
     "find_run",
     "get_run",
+    "last_saved_runs",
     "list_runs",
     "save_run",
 ]
@@ -216,6 +217,19 @@ async def list_runs(
     return await page_of(
         rows, run_from_row, limit, lambda last: RunCursor(last.started_at, stored_id(last), where)
     )
+
+
+async def last_saved_runs(db: Database, count: int = 2) -> list[Run]:
+    """Return the `count` runs saved last, the last first (at most 10,000).
+
+    By the order of their saves, not their times: a report imported without times of its
+    own ends at its import, so a longer run imported after a shorter one started before it,
+    and `list_runs` gave the two the other way round. The two last saved are what
+    `persistence compare` compares when given no run.
+    """
+    count = page_limit("Run", count, "count")
+    rows = await run_query(db, lambda conn: db.queries.last_saved_runs(conn, page_size=count))
+    return await map_in_slices(run_from_row, rows)
 
 
 async def all_runs(db: Database, where: RunFilter | None = None) -> list[Run]:
