@@ -100,3 +100,28 @@ async def test_the_teardown_error_joins_its_test_with_others_written_between(
     assert sorted(results) == ["t::test_a", "t::test_b"]
     assert results["t::test_a"].status is TestStatus.FAILED
     assert (results["t::test_a"].error_message or "").endswith("failed on teardown: boom")
+
+
+async def test_a_second_teardown_error_of_one_test_names_it_twice(
+    db: Database, tmp_path: Path
+) -> None:
+    """A test gets one teardown testcase from pytest: another is refused, not joined again.
+
+    Each was joined to the first's error, the whole text copied and checked anew: 80,000 of
+    them took 41 s (quadratic), the loop held 300 ms at a time.
+    """
+    teardown = (
+        '<testcase classname="t" name="test_a">'
+        '<error message="failed on teardown with &quot;boom&quot;">boom</error></testcase>\n'
+    )
+    report = tmp_path / "twice.xml"
+    report.write_text(
+        '<testsuite name="s">'
+        '<testcase classname="t" name="test_a"><failure message="assert False"/></testcase>\n'
+        + teardown * 20_000
+        + "</testsuite>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ReportError, match=r"twice.xml:3: test 't::test_a' appears twice"):
+        await asyncio.wait_for(import_junit(db, report), 10)
+    assert await all_results(db) == []

@@ -113,6 +113,8 @@ class _JUnitTarget:
         self.pending: dict[str, InsertTestResultsParams] = {}
         """The rows of `results` by test id: those not yet inserted (`_batched` empties both)."""
         self.seen: dict[str, int] = {}
+        self.torn_down: set[str] = set()
+        """The tests whose teardown's error was joined: a second one names the test twice."""
         self.suites: list[str | None] = []
         self.clocks: list[Clock | None] = []
         """Each open suite's clock, None for one without a timestamp."""
@@ -234,8 +236,9 @@ class _JUnitTarget:
         # Its test's row, among those not yet inserted: not the last row alone, as pytest-xdist
         # writes other tests' testcases between the two. One inserted already stays refused.
         previous = self.pending.get(test_id)
-        if previous is None:
+        if previous is None or test_id in self.torn_down:  # pytest writes one teardown a test
             return False
+        self.torn_down.add(test_id)
         told = "".join(case.texts.get("error", ())).strip() or case.message or ""
         joined = f"{previous['error_message'] or ''}\n\n{_PYTEST_TEARDOWN}: {told}".lstrip()
         if (problem := text_problem(joined)) is not None:
