@@ -1,0 +1,5 @@
+-- Nothing to change on SQLite: its index (0012's `unicode61` with `categories 'L* Nd Nl M*'`)
+-- already splits words at the circled and squared Latin letters (U+24B6-U+24E9,
+-- U+1F130-U+1F189), which are symbols (So), as the search text does. This file keeps the
+-- versions of both engines in step with PostgreSQL's 0021, which makes its index split
+-- there too.
