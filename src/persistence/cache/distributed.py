@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from persistence.database import Database
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_ENTRY_BYTES",
     "DEFAULT_RETRY_AFTER",
     "DEFAULT_TIMEOUT",
@@ -86,6 +87,14 @@ DEFAULT_TIMEOUT: Final = 0.25
 
 DEFAULT_RETRY_AFTER: Final = 1.0
 """Seconds after a Redis fault during which Redis is not tried."""
+
+DEFAULT_MAX_CONNECTIONS: Final = 16
+"""Redis connections a cache holds at most, unless its URL says `?max_connections=`.
+
+A call past them waits for a free one, within the timeout. redis-py's own bound, 100, raised
+MaxConnectionsError on the 101st concurrent call, which took the tier down for everyone; and
+a hundred connections opened at once ran out of the timeout against a healthy local Redis.
+"""
 
 DEFAULT_MAX_ENTRY_BYTES: Final = 1024 * 1024
 """Bytes of the largest entry written to or read from Redis: one sent well within the timeout."""
@@ -137,10 +146,16 @@ class RedisCache(Cache):
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
-        from redis.exceptions import RedisError  # noqa: PLC0415  # see the module
+        from redis.exceptions import (  # noqa: PLC0415  # see the module
+            MaxConnectionsError,
+            RedisError,
+        )
 
         super().__init__(db, watch, size=local_size, max_bytes=max_bytes)
         self._transport_errors = (RedisError, OSError, TimeoutError)
+        self._pool_full = MaxConnectionsError
+        self._slots = asyncio.Semaphore(client.connection_pool.max_connections)
+        """One for each connection the pool may hold: a call takes one before it asks Redis."""
         self._max_entry_bytes = max_entry_bytes
         self._client = client
         self._shown_url = shown_url
@@ -290,9 +305,11 @@ class RedisCache(Cache):
         return await map_in_slices(unstructure, value)
 
     async def _call(self, make: Callable[[], Awaitable[_T]], entry_key: str) -> _T | object:
-        """Run one Redis call on `entry_key` within the timeout; _FAULT if Redis failed.
+        """Run one Redis call on `entry_key` within the timeout; _FAULT if it was not answered.
 
-        A key of another Redis type is that key's fault, not Redis's: it gives None.
+        A key of another Redis type is that key's fault, not Redis's: it gives None. A call
+        that finds every connection busy waits for one, within the timeout too; past it, its
+        read alone goes to the database (`_slot`), and Redis is not taken for down.
         """
         if time.monotonic() < self._down_until or self._probing:
             return _FAULT
@@ -300,8 +317,15 @@ class RedisCache(Cache):
         # meanwhile. Each waiting reader tried at once, and each waited out the timeout.
         probing = self._probing = self._outage
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await make()
+            if not await self._slot():
+                return _FAULT
+            try:
+                async with asyncio.timeout(self._timeout):
+                    result = await make()
+            finally:
+                self._slots.release()
+        except self._pool_full:  # the pool's bound, which the slots keep to: not Redis's fault
+            return _FAULT  # as a wait past the timeout: this read alone goes to the database
         except self._transport_errors as error:
             from redis.exceptions import (  # noqa: PLC0415  # see the module
                 AuthenticationError,
@@ -324,6 +348,26 @@ class RedisCache(Cache):
             self._outage = False
             _LOG.info("Redis at %s answers again; caching through it", self._shown_url)
         return result
+
+    async def _slot(self) -> bool:
+        """Take a connection's slot within the timeout; False if none came free, or Redis fell.
+
+        Waiting is no fault: such a read alone goes to the database, unlogged (`bypassed`). A
+        burst of misses (each key, after a commit) ran past redis-py's 100 connections, and
+        its MaxConnectionsError took Redis for down.
+        """
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: taken at once, the loop not given up
+            return True
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        if time.monotonic() < self._down_until:
+            self._slots.release()
+            return False
+        return True
 
     def _bad_entry(self, entry_key: str, error: BaseException, what: str) -> None:
         """Count a bad entry, a miss of its read alone; log it once per _BAD_ENTRY_QUIET."""
@@ -496,8 +540,9 @@ async def open_redis_cache(  # every limit is the caller's to set
     from redis.backoff import NoBackoff  # noqa: PLC0415
 
     no_retry = Retry(NoBackoff(), 0)
-    pool = ConnectionPool.from_url(
+    pool = ConnectionPool.from_url(  # the URL's ?max_connections= wins, as redis-py has it
         target,
+        max_connections=DEFAULT_MAX_CONNECTIONS,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=no_retry,
