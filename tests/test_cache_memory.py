@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ import pytest
 from _proxy import proxied
 from _staleness import measure
 from persistence import (
+    ConfigEntry,
     Database,
     DatabaseError,
     Engine,
@@ -151,6 +153,28 @@ async def test_values_handed_out_are_private(db: Database, cache: MemoryCache) -
     assert entry is not None
     assert isinstance(entry.value, list)
     entry.value.append("c")
+    assert await cache.get_config_value("runner", "flags", list) == ["a"]
+
+
+async def test_no_public_method_hands_out_a_held_entry(db: Database, cache: MemoryCache) -> None:
+    """Every public method of a cache that gives config entries gives private copies.
+
+    `load_config_entry` and `held_config_entry`, public, gave the entry held: a caller's
+    `entry.value.append(...)` showed in every later read of the cache, never in the database.
+    """
+    await set_config(db, "runner", "flags", ["a"])
+    names = [name for name in dir(cache) if "config_entr" in name and not name.startswith("_")]
+    assert names
+    for _ in range(2):  # a miss, then a hit
+        for name in names:
+            method = getattr(cache, name)
+            arguments = ("runner", "flags")[: len(inspect.signature(method).parameters)]
+            given = method(*arguments)
+            given = await given if inspect.isawaitable(given) else given
+            entries = given if isinstance(given, tuple | list) else [given]
+            for entry in entries:
+                if isinstance(entry, ConfigEntry) and isinstance(entry.value, list):
+                    entry.value.append(name)
     assert await cache.get_config_value("runner", "flags", list) == ["a"]
 
 

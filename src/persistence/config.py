@@ -139,12 +139,16 @@ async def get_config_entry_by_key(db: Database, section: str, key: str) -> Confi
 
 
 class EntrySource(Protocol):
-    """Where `get_config_value` may read besides a database: a cache (`persistence.cache`)."""
+    """Where `get_config_value` may read besides a database: a cache (`persistence.cache`).
 
-    def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
+    Its two methods give the entry held, not copied (`get_config_value` copies a list or
+    dict it gives): private, so that no caller changes what every later read gives.
+    """
+
+    def _held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
         """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
 
-    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
+    async def _load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
         """Look the entry of (section, key) up, slower: in a shared tier or the database."""
 
 
@@ -189,13 +193,13 @@ async def get_config_value(
             "default",
             f"expected {wanted}, as kind says, got {type(default).__name__}",
         )
-    if isinstance(db, Database) or not hasattr(db, "held_config_entry"):  # else a cache
+    if isinstance(db, Database) or not hasattr(db, "_held_config_entry"):  # else a cache
         entry = await find_config_entry_by_key(require_database(db), section, key)
         return value_of(entry, section, key, kind, default)
-    held = db.held_config_entry(section, key)
+    held = db._held_config_entry(section, key)  # noqa: SLF001  # the protocol's own
     if held is not None:
         await share_loop()  # a hit never waits: thousands in a row would hold the loop
-    entry = held[0] if held is not None else await db.load_config_entry(section, key)
+    entry = held[0] if held is not None else await db._load_config_entry(section, key)  # noqa: SLF001
     value = value_of(entry, section, key, kind, default)
     if type(value) not in {list, dict}:
         return value

@@ -420,7 +420,7 @@ class Cache:
             await share_loop()  # a hit never waits: thousands in a row would hold the loop
         return await private_copy_in_slices(cast("_V", found))
 
-    async def load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
+    async def _load_config_entry(self, section: str, key: str) -> ConfigEntry | None:
         """Give the entry of (section, key) as held, not copied: from a tier, or loaded."""
         found = self._lookup(config.TABLE, ("entry", section, key))
         if found is not MISS:  # the setting read on every run: checked only on a miss
@@ -435,12 +435,12 @@ class Cache:
 
     async def find_config_entry_by_key(self, section: str, key: str) -> ConfigEntry | None:
         """Return the entry of (section, key), or None."""
-        return await private_copy_in_slices(await self.load_config_entry(section, key))
+        return await private_copy_in_slices(await self._load_config_entry(section, key))
 
     get_config_value = config.get_config_value
     """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
 
-    def held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
+    def _held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
         """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
         check_usable(self._db)  # as `_lookup`, inlined: the setting read on every run
         found = self._peek(config.TABLE, ("entry", section, key))
