@@ -79,11 +79,39 @@ async def imported(name: str) -> None:
     A driver's first import (asyncpg, redis) runs its modules' code, 65 to 640 ms: on the
     loop, in one go. Imported already, nothing is done.
     """
+    if not _ready(name):
+        await asyncio.to_thread(importlib.import_module, name)
+
+
+def _ready(name: str) -> bool:
+    """Tell whether module `name` is imported, and not still being imported (by a thread)."""
     module = sys.modules.get(name)
     # In sys.modules from the start of its import: one another task's thread runs is waited
     # for in a thread too, where the loop's own import would wait on the module's lock.
-    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
-        await asyncio.to_thread(importlib.import_module, name)
+    return module is not None and not getattr(
+        getattr(module, "__spec__", None), "_initializing", False
+    )
+
+
+_NOT_INSTALLED: Final[set[str]] = set()
+
+
+async def imported_if_installed(*names: str) -> None:
+    """Import an optional extra's modules as `imported` does; if one is missing, none of them.
+
+    They are looked for once a process: an extra found missing is not looked for at each open.
+    """
+    wanted = [name for name in names if name not in _NOT_INSTALLED and not _ready(name)]
+
+    def load() -> None:
+        try:
+            for name in wanted:
+                importlib.import_module(name)
+        except ImportError:
+            _NOT_INSTALLED.update(wanted)
+
+    if wanted:
+        await asyncio.to_thread(load)
 
 
 def loop_held() -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -275,11 +276,20 @@ def observer_for(
     )
 
 
+OTEL_MODULES: Final = ("opentelemetry.trace", "opentelemetry.metrics")
+"""The `otel` extra's modules an open reads: import them first, off the loop (80 to 250 ms)."""
+
+
 def _instruments(tracing: Tracing) -> tuple[Tracer | None, Histogram | None]:
-    """Give the tracer and the histogram, each None where no SDK's provider is set up."""
+    """Give the tracer and the histogram, each None where no SDK's provider is set up.
+
+    None where the `otel` extra's API was not imported (OTEL_MODULES): not installed.
+    """
+    if not all(name in sys.modules for name in OTEL_MODULES):
+        return None, None
     try:
-        from opentelemetry import metrics, trace  # noqa: PLC0415  # the optional extra
-    except ImportError:
+        from opentelemetry import metrics, trace  # noqa: PLC0415  # the optional extra, imported
+    except ImportError:  # its import blocked since (None in sys.modules)
         return None, None
     tracer_provider = tracing.tracer_provider or trace.get_tracer_provider()
     meter_provider = tracing.meter_provider or metrics.get_meter_provider()

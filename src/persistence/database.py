@@ -24,10 +24,10 @@ from persistence._database_value import (
 )
 from persistence._guards import argument, at_least, seconds
 from persistence._loans import connection
-from persistence._loop import imported
+from persistence._loop import imported, imported_if_installed
 from persistence._postgres import split_postgres
 from persistence._sqlite import open_sqlite, split_sqlite
-from persistence._tracing import Tracing, observer_for
+from persistence._tracing import OTEL_MODULES, Tracing, observer_for
 from persistence._urls import (
     DEFAULT_DATABASE,
     PgBouncerMode,
@@ -109,6 +109,7 @@ async def open_database(  # each limit is the caller's to set
     pool_size = at_least("open_database", "pool_size", pool_size, 1, MAX_POOL_SIZE)
     create = argument("open_database", "create", bool, create)
     shown = redact_url(target)
+    await imported_if_installed(*OTEL_MODULES)  # the `otel` extra's API, if any: off the loop
     observer = observer_for(engine.value, target, tracing, slow_query)
     if engine is Engine.SQLITE:
         backend: Backend = await open_sqlite(
@@ -205,6 +206,7 @@ async def _open_file_as_is(path: str | os.PathLike[str]) -> Database:
     engine, target = engine_of(path)
     if engine is not Engine.SQLITE:
         raise ValidationError("restore", "path", f"must be a SQLite file: {redact_url(target)!r}")
+    await imported_if_installed(*OTEL_MODULES)
     observer = observer_for(engine.value, target, None, None)
     backend = await open_sqlite(
         target, busy_timeout=5.0, create=False, observer=observer, as_is=True
