@@ -305,6 +305,32 @@ async def test_a_migration_turning_it_off_is_still_read_as_the_splitter_reads(
     assert await said(postgres_url) == [*READ_AS_ON, (3, "then \\")]
 
 
+async def test_a_rule_of_several_actions_migrates_as_psql_runs_it(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """`pg_dump --schema-only`'s form of a rule with two actions, in parentheses, applies.
+
+    The splitter cut at the `;` between them: the server got half a rule and a lone `)`,
+    refused with a syntax error at the runner's own `DO` marker.
+    """
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_rule.sql").write_text(
+        "CREATE TABLE src (x int); CREATE TABLE a (x int); CREATE TABLE b (x int);\n"
+        "CREATE RULE r AS\n    ON INSERT TO src DO ( INSERT INTO a (x)\n  VALUES (new.x);\n"
+        " INSERT INTO b (x)\n  VALUES (new.x);\n);\n"
+        "INSERT INTO src VALUES (7);\n"
+    )
+    async with connect(postgres_url) as db:
+        assert [m.version for m in await migrate(db, package_folder=folder)] == [1]
+    plain = await asyncpg.connect(postgres_url)
+    try:
+        rows = [await plain.fetchval(f"SELECT array_agg(x) FROM {t}") for t in ("a", "b")]  # noqa: S608  # two names of this test's
+    finally:
+        await plain.close()
+    assert rows == [[7], [7]]
+
+
 AT_COMMIT: Final = {
     "unique": (
         "CREATE TABLE u (n integer UNIQUE DEFERRABLE INITIALLY DEFERRED);\n",

@@ -57,6 +57,30 @@ def test_a_routine_body_is_one_statement(routine: str) -> None:
     assert spans(script) == ["SELECT 0", routine, "SELECT 3"]
 
 
+_RULES: Final = (
+    (
+        "CREATE RULE r AS ON INSERT TO src DO ALSO (INSERT INTO a VALUES (NEW.x); "
+        "INSERT INTO b VALUES (NEW.x))"
+    ),
+    (
+        "CREATE RULE r AS\n    ON INSERT TO public.src DO ( INSERT INTO public.a (x)\n  VALUES (new.x);"
+        "\n INSERT INTO public.b (x)\n  VALUES (new.x);\n)"
+    ),
+)
+"""A rule of several actions, as written by hand and as `pg_dump --schema-only` writes it."""
+
+
+@pytest.mark.parametrize("rule", _RULES)
+def test_a_semicolon_inside_parentheses_ends_no_statement(rule: str) -> None:
+    """As psql reads a script: a rule's actions, in parentheses, are one statement.
+
+    The splitter cut at each `;`, and the server was sent `CREATE RULE ... (INSERT ...` alone
+    (a syntax error naming the runner's own `DO` marker); pg_dump's form left a lone `)`.
+    """
+    script = f"CREATE TABLE src (x int);\n{rule};\nSELECT 3;\n"
+    assert spans(script) == ["CREATE TABLE src (x int)", rule, "SELECT 3"]
+
+
 @pytest.mark.parametrize("control", ["BEGIN", "END", "COMMIT", "begin atomic", "BEGIN ATOMIC"])
 def test_transaction_control_stays_a_statement_of_its_own(control: str) -> None:
     """A bare BEGIN, END or COMMIT (or BEGIN ATOMIC outside a routine) ends at its semicolon."""

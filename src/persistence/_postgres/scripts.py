@@ -94,8 +94,9 @@ class _Body:
 def split_postgres(script: str) -> list[ScriptStatement]:
     """Split a PostgreSQL script on the semicolons that end statements.
 
-    A semicolon inside a SQL-standard routine body, `BEGIN ATOMIC ... END`, ends none. A `--`
-    comment ends at a CR as at an LF, as the server reads it.
+    A semicolon inside parentheses (a rule's actions) or a SQL-standard routine body,
+    `BEGIN ATOMIC ... END`, ends none. A `--` comment ends at a CR as at an LF, as the server
+    reads it.
     """
     refuse_nul(script)
     statements: list[ScriptStatement] = []
@@ -110,7 +111,7 @@ def split_postgres(script: str) -> list[ScriptStatement]:
             break
         kind = match.lastgroup
         position, text = _token_text(script, match)
-        if kind == "semi" and not body.depth:
+        if kind == "semi" and not body.depth and not body.parentheses:  # as psql ends one
             if start is not None:
                 statements.append(ScriptStatement("".join(current).strip(), start, match.start()))
             current, start, body = [], None, _Body()
