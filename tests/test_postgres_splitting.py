@@ -63,8 +63,8 @@ _RULES: Final = (
         "INSERT INTO b VALUES (NEW.x))"
     ),
     (
-        "CREATE RULE r AS\n    ON INSERT TO public.src DO ( INSERT INTO public.a (x)\n  VALUES (new.x);"
-        "\n INSERT INTO public.b (x)\n  VALUES (new.x);\n)"
+        "CREATE RULE r AS\n    ON INSERT TO public.src DO ( INSERT INTO public.a (x)\n"
+        "  VALUES (new.x);\n INSERT INTO public.b (x)\n  VALUES (new.x);\n)"
     ),
 )
 """A rule of several actions, as written by hand and as `pg_dump --schema-only` writes it."""
