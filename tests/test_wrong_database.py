@@ -99,6 +99,7 @@ def _calls() -> dict[str, Call]:
         "list_file_records": lambda db, _: persistence.list_file_records(db),
         "list_results": lambda db, _: persistence.list_results(db),
         "list_runs": lambda db, _: persistence.runs.list_runs(db),
+        "last_saved_runs": lambda db, _: persistence.runs.last_saved_runs(db),
         "list_test_history": lambda db, _: persistence.run_history.list_test_history(db, "t"),
         "migrate": lambda db, _: persistence.migrate(db),
         "migration_status": lambda db, _: persistence.migration_status(db),
