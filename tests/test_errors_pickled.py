@@ -109,3 +109,22 @@ async def test_a_workers_not_found_error_reaches_the_parent(tmp_path: Path) -> N
         assert pool.submit(len, "still works").result(timeout=60) == len("still works")
     assert raised.value.model == "TestResult"
     assert raised.value.key == 999
+
+
+class _CodedError(PersistenceError):
+    """A user's error: its code kept in a slot, set from the message by its `__init__`."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = int(message.split(maxsplit=1)[0])
+
+
+def test_a_users_subclass_is_rebuilt_as_exception_rebuilds_it() -> None:
+    """By calling it with its message, which sets its slots again: not past its `__init__`."""
+    error = _CodedError("404 gone")
+    for back in (pickle.loads(pickle.dumps(error)), copy.copy(error)):  # noqa: S301  # our own bytes
+        assert type(back) is _CodedError
+        assert back.args == ("404 gone",)
+        assert back.code == 404

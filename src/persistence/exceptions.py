@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import PurePath
 
 __all__ = [
@@ -27,12 +26,15 @@ __all__ = [
 class PersistenceError(Exception):
     """Base of every error this package raises on purpose."""
 
-    def __reduce__(self) -> tuple[Callable[..., PersistenceError], tuple[object, ...], object]:
-        """Rebuild as it is, message and attributes, without calling `__init__` again.
+    def __reduce__(self) -> str | tuple[object, ...]:
+        """Rebuild one of this module's errors as it is, without calling `__init__` again.
 
         Exception's own way calls the class with the message alone, which the errors that take
-        more refused: one raised in a process pool's worker broke the pool, not its caller.
+        more refused: one raised in a process pool's worker broke the pool, not its caller. A
+        subclass of the user's is rebuilt Exception's way, as it was (its `__slots__` too).
         """
+        if type(self).__module__ != __name__:
+            return super().__reduce__()
         return _rebuilt, (type(self), self.args), self.__dict__
 
 
