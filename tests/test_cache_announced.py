@@ -23,6 +23,7 @@ from persistence import (
     TestResult,
     TestStatus,
     TestType,
+    connection,
     delete_config_entry,
     delete_file_record,
     delete_file_record_by_path,
@@ -177,6 +178,26 @@ async def test_an_entry_loaded_after_a_write_survives_its_notification(db: Datab
             hits = cache.stats().hits
             assert await cache.get_config_value("runner", "workers", int) == value
             assert cache.stats().hits == hits + 1
+    finally:
+        await cache.close()
+
+
+async def test_a_sqlite_loan_of_generated_reads_keeps_the_entries(sqlite_db: Database) -> None:
+    """On SQLite a lent session runs the generated queries alone, which report their writes.
+
+    Every loan was told as a write of every table: a read through `connection()` made the
+    next cached read of each table a miss.
+    """
+    await set_config(sqlite_db, "runner", "workers", 1)
+    cache = await open_memory_cache(sqlite_db, heartbeat=HEARTBEAT)
+    try:
+        assert await cache.get_config_value("runner", "workers", int) == 1
+        hits = cache.stats().hits
+        for _ in range(3):
+            async with connection(sqlite_db) as conn:
+                assert await sqlite_db.queries.get_run(conn, id=1) is None
+            assert await cache.get_config_value("runner", "workers", int) == 1
+        assert cache.stats().hits == hits + 3
     finally:
         await cache.close()
 

@@ -43,6 +43,7 @@ from persistence._database_value import backend_of
 from persistence._postgres.connections import as_pg
 from persistence._sqlite.changes import wal_stamp
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache
+from persistence.database import watch_writes
 
 WRITER = str(Path(__file__).parent / "_feed_writer.py")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
@@ -594,3 +595,42 @@ async def test_a_migration_of_yours_shows_at_once(
         finally:
             for cache in (memory, tiered):
                 await cache.close()
+
+
+_SLOW_COMMIT = """
+CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER slow_commit AFTER UPDATE ON config_entries
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();
+UPDATE config_entries SET value = '7' WHERE section = 'runner' AND key = 'workers';
+"""
+
+
+async def test_a_migrate_cancelled_in_its_commit_still_tells_the_caches(
+    migrated_postgres_url: str, tmp_path: Path
+) -> None:
+    """A cancel landing in a migration's COMMIT, which takes effect all the same, is told.
+
+    Only the migrations `migrate` saw committed were told: one whose COMMIT the cancel cut
+    short (a deferred trigger running) changed the rows, and the caches were told nothing.
+    """
+    folder = tmp_path / "migrations"
+    (folder / "postgres").mkdir(parents=True)
+    (folder / "sqlite").mkdir()
+    (folder / "postgres" / "0001_slow_commit.sql").write_text(_SLOW_COMMIT, encoding="utf-8")
+    async with connect(migrated_postgres_url) as db:
+        await set_config(db, "runner", "workers", 3)
+        told: list[frozenset[str]] = []
+        stop = watch_writes(db, told.append)
+        try:
+            migrating = asyncio.ensure_future(migrate(db, folder))
+            await asyncio.sleep(0.6)  # its script ran; its COMMIT runs the trigger, 1 s
+            migrating.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await migrating
+        finally:
+            stop()
+        workers = await get_config_entry_by_key(db, "runner", "workers")
+        assert workers.value == 7  # the COMMIT, under way, took effect
+        assert told, "the caches were told nothing"
+        assert "config_entries" in told[-1]

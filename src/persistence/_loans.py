@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from persistence._backend import Engine
 from persistence._changes import WRITTEN, WRITTEN_TABLES
 from persistence._database_value import (
     OPEN_BLOCKS,
@@ -66,6 +67,7 @@ class _Lent:
     __slots__ = (
         "_backend",
         "_database",
+        "_engine",
         "_entered",
         "_frame",
         "_lent",
@@ -78,6 +80,7 @@ class _Lent:
 
     def __init__(self, db: Database) -> None:
         self._backend = require_database(db)._backend  # noqa: SLF001
+        self._engine = db.engine
         self._database = db.url
         self._frame = db._frame  # noqa: SLF001
         self._watchers = db._watchers  # noqa: SLF001
@@ -158,9 +161,11 @@ class _CallersLoan(_Lent):
 
     async def __aenter__(self) -> Connection:
         self._backend.lent_to_caller(lent := await super().__aenter__())
-        # The caller's SQL may write any table, and no query of ours reports it: on PostgreSQL
-        # the caches trusted their entries until the feed's notification came, a moment later.
-        self._written.update(WRITTEN_TABLES)
+        # The caller's SQL may write any table, and no query of ours reports it: the caches
+        # trusted their entries until the feed's notification came, a moment later. SQLite's
+        # session runs the generated queries alone, which report what they write.
+        if self._engine is Engine.POSTGRES:
+            self._written.update(WRITTEN_TABLES)
         return lent
 
     async def __aexit__(

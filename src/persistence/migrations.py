@@ -342,20 +342,24 @@ async def migrate(
         for chain, migrations in plans:
             await _accept(db, conn, chain, migrations, accepted[chain])
     applied: list[Migration] = []
+    to_apply = [
+        (migrations, migration)
+        for chain, migrations in plans
+        for migration in migrations
+        if (chain, migration.version) in pending
+    ]
     try:
-        for chain, migrations in plans:
-            for migration in migrations:
-                if (chain, migration.version) in pending and await _apply_pending(
-                    db, migrations, migration, scripts[chain, migration.version], lock_timeout
-                ):
-                    applied.append(migration)  # noqa: PERF401  # kept as each one commits
+        for migrations, migration in to_apply:
+            statements = scripts[migration.chain, migration.version]
+            if await _apply_pending(db, migrations, migration, statements, lock_timeout):
+                applied.append(migration)  # kept as each one commits
     except PersistenceError as error:
         if applied:  # committed, each in its own transaction: the caller is told which
             names = ", ".join(f"{m.chain.label}{m.name}" for m in applied)
             error.add_note(f"this run applied and kept, before it: {names}")
         raise
-    finally:
-        if applied:  # a migration's SQL may change any table: the caches must not wait for it
+    finally:  # a migration's SQL may change any table, and a cancelled COMMIT may have taken
+        if to_apply:  # effect: the caches must not wait for the feed's notification
             announce_every_table(db)
     return applied
 
