@@ -479,6 +479,29 @@ async def test_a_close_refuses_new_calls_and_waits_only_for_those_under_way(
     assert await own_connections(postgres_url) == 0
 
 
+@pytest.mark.parametrize("turns", [1, 10])
+async def test_calls_waiting_for_a_connection_as_the_close_begins_are_served(
+    migrated_postgres_url: str, turns: int
+) -> None:
+    """Fifty saves called, ten connections: the close waits for all of them, as SQLite's does.
+
+    A call still waiting for a pooled connection when the close began was refused with
+    "the database is closed" once it got one: 49 of 50 saves failed, called before the close.
+    """
+    db = await open_database(migrated_postgres_url, pool_size=10)
+    saving = [asyncio.ensure_future(save_result(db, result())) for _ in range(50)]
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    async with asyncio.timeout(BOUND * 3):
+        await close_database(db)
+    saved = await asyncio.gather(*saving, return_exceptions=True)
+    assert [s for s in saved if isinstance(s, BaseException)] == []
+    async with connect(migrated_postgres_url) as again:
+        assert len(await all_results(again)) == 50
+    with pytest.raises(DatabaseError, match="closed"):
+        await save_result(db, result())
+
+
 async def test_blocks_at_once_get_every_pooled_connection_the_lane_idles_on(
     migrated_postgres_url: str,
 ) -> None:

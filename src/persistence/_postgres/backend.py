@@ -138,6 +138,8 @@ class PostgresBackend(CopySupport):
         to read it. The connect ends within its own timeout, and the connection goes back to
         the pool. With a live connection idle, the pool takes it without connecting.
         """
+        if self._closed:  # a call that began before the close is served: `_take` is not asked
+            raise DatabaseError(CLOSED)
         if self._pool.get_idle_size():
             return await self._take()
         return await kept_if_cancelled(self._tracked(self._take()), self._hand_back)
@@ -153,15 +155,14 @@ class PostgresBackend(CopySupport):
             self._tracked(self.give_back(lane, clean=False))
 
     async def _take(self) -> PgConnection:
-        """Take a pool connection, unless the close has begun: it waits only for calls under way.
+        """Take a pool connection for a call begun before any close, which waits for it.
 
         A take that must wait for a connection gets the lane's, now if the lane is idle, else
         once it is freed: blocks at once got `pool_size - 1` connections, the lane keeping one
         idle for good.
         """
-        if self._closed:
-            raise DatabaseError(CLOSED)
         self._taking += 1
+        self._all_back.clear()
         try:
             if not self._lane_busy and self._short_of_connections():
                 self._lane_to_pool()
@@ -179,11 +180,10 @@ class PostgresBackend(CopySupport):
             raise cannot_connect(error) from error
         finally:
             self._taking -= 1
-        self._out.add(connection)
-        self._all_back.clear()
-        if self.closed:  # the close began while this call waited for a connection
-            await self.give_back(connection, clean=True)
-            raise DatabaseError(CLOSED)
+            if not (self._taking or self._out):
+                self._all_back.set()
+        self._out.add(connection)  # one taken after the close began: its call began before
+        self._all_back.clear()  # set in between, if the last other was given back
         return connection
 
     async def _cancelled_then_given_back(
@@ -268,7 +268,7 @@ class PostgresBackend(CopySupport):
         except Exception:  # noqa: BLE001  # asyncpg terminated it; a new one comes next time
             terminate(connection)
         self._out.discard(connection)
-        if not self._out:
+        if not (self._out or self._taking):
             self._all_back.set()
         if cancelled:
             raise asyncio.CancelledError
@@ -544,7 +544,7 @@ class PostgresBackend(CopySupport):
             # The blocks of other tasks end first, within a statement's bounds; then each idle
             # connection says goodbye within the release timeout: a silent server never answers.
             async with asyncio.timeout(self.release_timeout + self.command_timeout):
-                while self._out:
+                while self._out or self._taking:  # the calls waiting for one are under way
                     await self._all_back.wait()
             async with asyncio.timeout(self.release_timeout):
                 await self._pool.close()
