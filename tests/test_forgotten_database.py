@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -109,3 +111,39 @@ async def _opened_with_a_cache(path: Path) -> Database:
     await migrate(db)
     await open_memory_cache(db)
     return db
+
+
+_LEFT_WITH_CALLS_UNDER_WAY = """
+import asyncio, sys
+from persistence import TestResult, TestStatus, TestType, open_database, save_result
+
+loop = asyncio.new_event_loop()
+
+async def main():
+    db = await open_database(sys.argv[1])
+    for _ in range(20):
+        loop.create_task(save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)))
+    await asyncio.sleep(0)
+
+loop.run_until_complete(main())
+"""
+
+
+def test_a_program_leaving_its_loop_with_calls_under_way_prints_no_context_error(
+    migrated_postgres_url: str,
+) -> None:
+    """The loop left open at exit, its calls unfinished: their loans end as they are collected.
+
+    Each loan's end reset a context variable outside its task's context: twenty calls printed
+    twenty `ValueError: <Token ...> was created in a different Context` tracebacks, beside
+    asyncio's own "Task was destroyed but it is pending!".
+    """
+    done = subprocess.run(  # this interpreter, a fixed script
+        [sys.executable, "-c", _LEFT_WITH_CALLS_UNDER_WAY, migrated_postgres_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Task was destroyed but it is pending" in done.stderr  # the calls were under way
+    assert "different Context" not in done.stderr, done.stderr[-2000:]

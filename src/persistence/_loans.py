@@ -121,7 +121,7 @@ class _Lent:
         """End the record of written tables; announce them if they were committed on their own."""
         token, self._recording = self._recording, None
         if token is not None:
-            WRITTEN.reset(token)
+            _end_record(token)
             if self._frame is None:
                 announce(self._watchers, self._written)
 
@@ -206,7 +206,7 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
     try:
         result = await query(conn)
     except BaseException as error:
-        WRITTEN.reset(token)
+        _end_record(token)
         watchers = db._watchers  # noqa: SLF001
         await _give_back(
             backend.end_failed_loan(error),
@@ -221,6 +221,16 @@ async def run_query(db: Database, query: Callable[[Connection], Awaitable[_T]]) 
     if written:
         announce(db._watchers, written)  # noqa: SLF001
     return result
+
+
+def _end_record(token: contextvars.Token[set[str] | None]) -> None:
+    """Reset WRITTEN; in another context, nothing: a coroutine collected unfinished ends here.
+
+    A program that left its loop with calls under way had each one's loan end as the
+    coroutine was collected, outside its task's context: each printed a traceback at exit.
+    """
+    with contextlib.suppress(ValueError):
+        WRITTEN.reset(token)
 
 
 def connection(db: Database) -> _Lent:
