@@ -121,8 +121,9 @@ loop = asyncio.new_event_loop()
 
 async def main():
     db = await open_database(sys.argv[1])
+    passed = TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)
     for _ in range(20):
-        loop.create_task(save_result(db, TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)))
+        loop.create_task(save_result(db, passed))
     await asyncio.sleep(0)
 
 loop.run_until_complete(main())
