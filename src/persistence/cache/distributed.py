@@ -22,10 +22,10 @@ import math
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final, TypeVar, cast, get_args, get_origin
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import cattrs
 from cachetools import TTLCache
@@ -89,12 +89,8 @@ DEFAULT_RETRY_AFTER: Final = 1.0
 """Seconds after a Redis fault during which Redis is not tried."""
 
 DEFAULT_MAX_CONNECTIONS: Final = 16
-"""Redis connections a cache holds at most, unless its URL says `?max_connections=`.
-
-A call past them waits for a free one, within the timeout. redis-py's own bound, 100, raised
-MaxConnectionsError on the 101st concurrent call, which took the tier down for everyone; and
-a hundred connections opened at once ran out of the timeout against a healthy local Redis.
-"""
+"""Redis connections a cache holds at most, unless its URL says `?max_connections=`: a call
+past them waits for one, within the timeout (redis-py's 100 at once ran out of it)."""
 
 DEFAULT_MAX_ENTRY_BYTES: Final = 1024 * 1024
 """Bytes of the largest entry written to or read from Redis: one sent well within the timeout."""
@@ -469,12 +465,18 @@ def redis_url(url: str | None) -> str:
         pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError, RedisError) as error:
         raise refuse(f"redis-py cannot take it ({error}): {redact_url(found)!r}") from None
-    if chosen := sorted(_OWN_OPTIONS & pool.connection_kwargs.keys()):
-        given_options = ", ".join(chosen)
-        raise refuse(
-            f"the cache decodes its entries itself; drop {given_options}: {redact_url(found)!r}"
-        )
+    if (problem := _option_problem(parts.query, pool.connection_kwargs)) is not None:
+        raise refuse(f"{problem}: {redact_url(found)!r}")
     return found
+
+
+def _option_problem(query: str, options: Mapping[str, object]) -> str | None:
+    """Say why the URL's options are refused: a bound of none, or decoding the cache does."""
+    if any(v.strip() == "0" for v in parse_qs(query).get("max_connections", ())):
+        return "max_connections must be 1 or more (redis-py takes 0 for 100)"
+    if chosen := sorted(_OWN_OPTIONS & options.keys()):
+        return f"the cache decodes its entries itself; drop {', '.join(chosen)}"
+    return None
 
 
 def _server_problem(url: str, parts: SplitResult) -> str | None:
