@@ -128,3 +128,11 @@ def test_a_users_subclass_is_rebuilt_as_exception_rebuilds_it() -> None:
         assert type(back) is _CodedError
         assert back.args == ("404 gone",)
         assert back.code == 404
+
+
+async def test_a_database_refuses_pickle_and_copy_saying_what_to_do(tmp_path: Path) -> None:
+    """Sent to a worker, it failed naming a queue (`cannot pickle '_queue.SimpleQueue'`)."""
+    async with connect(tmp_path / "x.db") as db:
+        for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=r"x\.db\).*pass its URL, and connect\(\) there"):
+                attempt(db)

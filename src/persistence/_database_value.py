@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, NoReturn, ParamSpec, TypeVar
 
 import attrs
 
@@ -216,6 +216,17 @@ class Database:
     def block(self) -> str | None:
         """The block whose calls this value joins, `transaction()` or `read_snapshot()`, or None."""
         return None if self._frame is None else self._frame.block
+
+    def __reduce__(self) -> NoReturn:
+        """Refuse a copy, or a pickle for another process, saying what to do instead.
+
+        Its connections and threads are this process's and this loop's: pickled, it failed
+        naming a queue or a lambda (`cannot pickle '_queue.SimpleQueue'`).
+        """
+        raise TypeError(
+            f"a Database ({self.url}) holds this process's connections: it cannot be copied or "
+            "sent to another process; pass its URL, and connect() there"
+        )
 
 
 def require_database(db: object, name: str = "db") -> Database:
