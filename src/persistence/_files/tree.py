@@ -6,6 +6,7 @@ and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import itertools
 import os
@@ -388,50 +389,82 @@ def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
         hash_fd(source_fd, partial.fd)
         os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
         os.fsync(partial.fd)
-        target = partial.commit_new(folder, names)
-        # The times come once it is renamed: dated like an old source, the partial file
-        # would look abandoned to clean_temp.
-        os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
-    if keep is not None:
-        prune_backup_files(root, path, keep)
+        with _held(folder):  # no prune of another backup takes this one as it is named
+            target = partial.commit_new(folder, names)
+            # The times come once it is renamed: dated like an old source, the partial file
+            # would look abandoned to clean_temp.
+            os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+            if keep is not None:
+                _prune(folder, _backup_names(folder, stem), keep, own=target)
     return root.joinpath(BACKUPS_DIR, *spot.folders, target)
 
 
 @contextmanager
-def _backups_of(root: Path, path: str) -> Iterator[tuple[Path, int | None, list[str]]]:
-    """Give the folder of a file's backups, open (or None), and their names oldest first.
+def _held(folder: int) -> Iterator[None]:
+    """Lock a folder of backups: one backup's naming and pruning, or one prune, at a time.
+
+    Held a moment (a link, a listing, unlinks): a prune run between a backup's link and its
+    check took the backup for replaced, and a backup of an older stamp pruned itself.
+    """
+    with suppress(OSError):  # a disk without locks: as before
+        fcntl.flock(folder, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            fcntl.flock(folder, fcntl.LOCK_UN)
+
+
+def _backup_names(folder: int, stem: str) -> list[str]:
+    """Give the names of the backups of stem `stem` in `folder`, oldest first."""
+    pattern = re.compile(re.escape(stem) + _BACKUP_RE, re.DOTALL)
+    found: list[tuple[str, int, str]] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match and not entry.is_dir(follow_symlinks=False):
+                found.append((match[1], int(match[2] or 0), entry.name))
+    return [name for _, _, name in sorted(found)]
+
+
+def _prune(folder: int, names: list[str], keep: int, own: str | None = None) -> list[str]:
+    """Remove all but the newest `keep` of `names` (oldest first), never `own`; give the removed."""
+    others = [name for name in names if name != own]
+    doomed = others[: max(len(others) - (keep - (own in names)), 0)]
+    for name in doomed:
+        with suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
+    if doomed:
+        os.fsync(folder)
+    return doomed
+
+
+@contextmanager
+def _backups_of(root: Path, path: str) -> Iterator[tuple[Path, int | None, str]]:
+    """Give the folder of a file's backups, open (or None), and their stem.
 
     The folder is opened without following a symlink, and closed on leaving.
     """
     with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
         folders = [BACKUPS_DIR, *spot.folders, *spot.missing]
         folder = open_folders(stack, spot.root_fd, folders, create=False)
-        found: list[tuple[str, int, str]] = []
-        if folder is not None:
-            pattern = re.compile(re.escape(backup_stem(spot.require())) + _BACKUP_RE, re.DOTALL)
-            for entry in stack.enter_context(os.scandir(folder)):
-                match = pattern.fullmatch(entry.name)
-                if match and not entry.is_dir(follow_symlinks=False):
-                    found.append((match[1], int(match[2] or 0), entry.name))
-        yield root.joinpath(*folders), folder, [name for _, _, name in sorted(found)]
+        stem = "" if folder is None else backup_stem(spot.require())
+        yield root.joinpath(*folders), folder, stem
 
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
-    with _backups_of(root, path) as (where, _, names):
-        return [where / name for name in names]
+    with _backups_of(root, path) as (where, folder, stem):
+        return [] if folder is None else [where / name for name in _backup_names(folder, stem)]
 
 
 def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
     """Remove all but the newest `keep` backups of a file; return the removed paths."""
-    with _backups_of(root, path) as (where, folder, names):
-        doomed = names[: max(len(names) - keep, 0)]
-        for name in doomed:
-            with suppress(FileNotFoundError):  # another prune took it
-                os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
-        if folder is not None and doomed:
-            os.fsync(folder)
-        return [where / name for name in doomed]
+    with _backups_of(root, path) as (where, folder, stem):
+        if folder is None:
+            return []
+        with _held(folder):
+            return [where / name for name in _prune(folder, _backup_names(folder, stem), keep)]
 
 
 def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
