@@ -268,9 +268,15 @@ def _stored_test_id(value: str) -> str:
     """Give a test id that a stored row holds, held to a result's rules.
 
     Plain SQL may have stored one that no result takes (a blob, a NUL, 2,000 bytes): handed on,
-    it broke what prints it, and the look-ups by test id refuse it.
+    it broke what prints it, and the look-ups by test id refuse it. The refusal says how it
+    begins, which finds the results holding it: a question's row names no result's id.
     """
-    return nonempty_text("stored row", "test_results.test_id", value)
+    try:
+        return nonempty_text("stored row", "test_results.test_id", value)
+    except ValidationError as error:
+        begins = f"{value[:40]!r}{'...' if len(value) > 40 else ''}"  # noqa: PLR2004  # a start
+        reason = f"{error.reason}; the results holding it have a test id beginning {begins}"
+        raise ValidationError(error.model, error.field, reason) from None
 
 
 def _change_of(row: CompareRunsRow) -> TestChange:
