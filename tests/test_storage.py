@@ -89,6 +89,14 @@ async def test_a_storage_made_by_hand_has_the_root_open_storage_gives(
         Storage(Path("a\0b"))
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, a folder of no new files")
+async def test_open_storage_where_no_folder_can_be_made_says_so() -> None:
+    """`/proc/self` is there, but takes no new folder: it was said to be missing."""
+    with pytest.raises(StorageError, match=r"/proc/self: its folder \S+ cannot be made") as refused:
+        await open_storage("/proc/self")
+    assert not isinstance(refused.value, FileMissingError)
+
+
 async def test_open_storage_refuses_a_file_as_root(tmp_path: Path) -> None:
     """A root that is a file is refused with an error naming it."""
     (tmp_path / "file").write_text("x")

@@ -353,7 +353,11 @@ def make_storage_dirs(given: object) -> Path:
         real = Path(os.path.realpath(root))
         with open_root(real) as root_fd:
             for name in sorted(RESERVED):
-                os.close(open_folder(root_fd, name, create=True))
+                try:
+                    os.close(open_folder(root_fd, name, create=True))
+                except FileNotFoundError as error:  # the root is there: its disk makes none
+                    why = f"its folder {name} cannot be made there ({error.strerror})"
+                    raise StorageError(raw, why) from error
     return real
 
 
