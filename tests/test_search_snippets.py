@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from persistence import TestResult, TestStatus, TestType, ValidationError, parse_search
 from persistence.search import MAX_SEARCH_CHARS, MAX_SEARCH_TERMS, SearchTerm
 from persistence.search import _snippets as snippets
-from persistence.search._language import word_pattern
+from persistence.search._language import marks_pattern, word_pattern
 from persistence.search._snippets import (
     INDEXED_CHARS,
     MAX_SNIPPET_CHARS,
@@ -310,3 +310,38 @@ def test_a_long_matched_word_is_marked_as_far_as_it_fits(
     snippet = snippet_of(_result(output), parse_search(text).terms)
     assert [snippet.text[a:b] for a, b in snippet.highlights] == [matched]
     assert len(snippet.text) <= MAX_SNIPPET_CHARS + 2  # and its two ellipses, at most
+
+
+@pytest.mark.parametrize(
+    ("unit", "lead"), [("क्षि", "क"), ("a\u0301", "a")], ids=["Devanagari", "a and its accent"]
+)
+def test_a_word_longer_than_a_snippet_is_cut_between_letters(unit: str, lead: str) -> None:
+    """Cut at MAX_SNIPPET_CHARS, a long matched word kept a letter without the marks it bears.
+
+    The snippet showed `a…` where the text has `á`, and its highlight ended there too.
+    """
+    word = lead + unit * 130
+    snippet = snippet_of(_result(f"before {word} after"), parse_search(word).terms)
+    shown = snippet.text.strip("…")
+    assert word.startswith(shown)
+    after = marks_pattern().match(word, len(shown))
+    assert after is not None
+    assert after.end() == len(shown)  # no mark cut off
+    assert [snippet.text[a:b] for a, b in snippet.highlights] == [shown]
+
+
+_OPENERS: Final = "\u202a\u202b\u202d\u202e\u2066\u2067\u2068"
+
+
+@pytest.mark.parametrize("opener", list(_OPENERS))
+def test_a_snippet_closes_each_direction_it_opens(opener: str) -> None:
+    """A right-to-left override kept, its closing mark cut off: the page read on reversed.
+
+    A snippet of balanced text now closes what it opens, after its last word.
+    """
+    closer = "\u2069" if opener in "\u2066\u2067\u2068" else "\u202c"
+    text = f"log: {opener}fault " + " ".join(f"w{i}" for i in range(40)) + f"{closer} end"
+    snippet = snippet_of(_result(text), parse_search("fault").terms)
+    assert snippet.text.count(opener) == 1
+    assert snippet.text.endswith(f"{closer}…")
+    assert [snippet.text[a:b] for a, b in snippet.highlights] == ["fault"]

@@ -376,9 +376,53 @@ def _goes_on(text: str, at: int, word: re.Pattern[str]) -> bool:
     return found is not None and found.end() > at
 
 
+def _off_marks(source: str, begin: int, end: int) -> int:
+    """Move `end` back before a letter whose marks run on past it: a long word cut at the limit.
+
+    Cut between them, a snippet showed `a` where the text has `á`, and marked it so.
+    """
+    if end >= len(source) or source.isascii() or not _is_mark(source, end):
+        return end
+    back = end - 1  # back over the marks before `end`, then the letter they are written on
+    while back > begin and _is_mark(source, back):
+        back -= 1
+    return back if back > begin else end
+
+
+def _is_mark(source: str, at: int) -> bool:
+    """Tell whether the character at `at` is a mark, which goes with the letter before it."""
+    marks = marks_pattern().match(source, at, at + 1)
+    return marks is not None and marks.end() > at
+
+
+_OPENS: Final = {
+    **dict.fromkeys("\u202a\u202b\u202d\u202e", "\u202c"),
+    **dict.fromkeys("\u2066\u2067\u2068", "\u2069"),
+}
+"""The marks that open a direction (embeddings, overrides, isolates), with what closes each."""
+
+
+def _closers(text: str) -> str:
+    """Give what closes the directions `text` opens and leaves open, innermost first.
+
+    A snippet that kept an override and cut its closing mark off turned the rest of the
+    page's line around.
+    """
+    if text.isascii():
+        return ""
+    open_marks: list[str] = []
+    for character in text:
+        if character in _OPENS:
+            open_marks.append(_OPENS[character])
+        elif open_marks and character == open_marks[-1]:
+            open_marks.pop()
+    return "".join(reversed(open_marks))
+
+
 def _cut(text: _Text, begin: int, end: int) -> Snippet:
     """Cut [begin, end) out of the text, collapse white space, and mark the hits in it."""
     source = text.text
+    end = _off_marks(source, begin, end)
     marked = sorted(
         {
             (word_start, min(word_end, end))
@@ -403,8 +447,9 @@ def _cut(text: _Text, begin: int, end: int) -> Snippet:
     lead = _ELLIPSIS if begin > 0 else ""
     tail = _ELLIPSIS if end < len(source) or text.cut else ""
     shift = len(lead) - (len(body) - len(stripped))
+    shown = stripped.rstrip(" ")
     return Snippet(
         text.field,
-        lead + stripped.rstrip(" ") + tail,
+        lead + shown + _closers(shown) + tail,
         tuple((a + shift, b + shift) for a, b in highlights),
     )
