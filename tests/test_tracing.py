@@ -41,7 +41,7 @@ from persistence import (
     transaction,
 )
 from persistence._interface import JsonObject
-from persistence._tracing import SLOW_QUERY_VARIABLE, observer_for
+from persistence._tracing import SLOW_QUERY_VARIABLE, _shared_attributes, observer_for
 
 SECRET = "hunter2-not-for-logs"  # noqa: S105  # a value that must never show
 
@@ -281,6 +281,50 @@ async def test_parameters_are_recorded_only_when_asked(tmp_path: Path) -> None:
     attributes = dict(by_name(otel.queries(), "UpsertConfigEntry").attributes or {})
     assert attributes["db.query.parameter.section"] == "runner"
     assert SECRET in str(attributes["db.query.parameter.value"])
+
+
+async def test_a_bulk_insert_of_one_row_records_its_parameters(tmp_path: Path) -> None:
+    """`save_results` of one row is a plain operation: its values are recorded, as asked.
+
+    They were left out, as for a batch: a row saved alone by `save_result` had them.
+    """
+    otel = telemetry(parameters=True)
+    async with connect(tmp_path / "p.db", tracing=otel.tracing) as db:
+        await migrate(db)
+        await save_results(db, [TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED)])
+    span = next(s for s in otel.queries() if s.name.endswith("InsertTestResults"))
+    attributes = dict(span.attributes or {})
+    assert "db.operation.batch.size" not in attributes
+    assert attributes["db.query.parameter.status"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql://u@%2Fvar%2Frun%2Fpostgresql/app",
+            {"db.namespace": "app"},
+        ),
+        (
+            "postgresql://u@db.example:5433?dbname=app",
+            {"db.namespace": "app", "server.address": "db.example", "server.port": 5433},
+        ),
+        (
+            "postgresql://u@db.example/app?dbname=other",
+            {"db.namespace": "app", "server.address": "db.example"},
+        ),
+    ],
+    ids=["a socket's folder as host", "the name in the query", "the path first"],
+)
+def test_the_shared_attributes_read_the_url_as_the_driver_does(
+    url: str, expected: dict[str, object]
+) -> None:
+    """A socket's percent-encoded folder is no server; a database named by `?dbname=` is named.
+
+    The folder was given as `server.address`; the query's name was left out.
+    """
+    shared = _shared_attributes("postgres", url)
+    assert shared == {"db.system.name": "postgresql", **expected}
 
 
 async def test_metadata_encoded_ahead_is_recorded_as_its_text(tmp_path: Path) -> None:

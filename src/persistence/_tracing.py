@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Final, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
@@ -150,8 +150,9 @@ class Observer:
         token: Token[Context] | None = None
         if self._tracer is not None:
             attributes = traced.span
-            if self._parameters and batch is None:
-                attributes = {**attributes, **_parameter_attributes(parameters)}
+            if self._parameters and batch in (None, 1):  # a batch of one is a plain operation
+                given = parameters if batch is None else _only(parameters)
+                attributes = {**attributes, **_parameter_attributes(given)}
             try:  # the application's tracer: its failure must not change the query's outcome
                 span = self._tracer.start_span(
                     traced.name, kind=self._client, attributes=attributes
@@ -207,6 +208,13 @@ class Observer:
 def _telemetry_failed(query: str, error: Exception) -> None:
     """Log, with its traceback, that tracing or measuring a query failed; the query's stands."""
     LOG.warning("tracing query %s failed; its outcome stands", query, exc_info=error)
+
+
+def _only(parameter_sets: object) -> object:
+    """Give the one parameter set of a batch of one (a list of one), or nothing to name."""
+    if isinstance(parameter_sets, list | tuple) and len(parameter_sets) == 1:
+        return parameter_sets[0]
+    return None
 
 
 def _parameter_attributes(parameters: object) -> dict[str, AttributeValue]:
@@ -316,14 +324,16 @@ def _shared_attributes(engine: str, target: str) -> dict[str, AttributeValue]:
         shared["db.namespace"] = target
         return shared
     parts = urlsplit(target)
-    database = unquote(parts.path.lstrip("/"))
+    # The database's name, in the path, or else in the query (`?dbname=`), as libpq reads it.
+    database = unquote(parts.path.lstrip("/")) or parse_qs(parts.query).get("dbname", [""])[-1]
     if database:
         shared["db.namespace"] = database
     try:
         host, port = parts.hostname, parts.port
     except ValueError:  # several hosts, or no port that urllib reads: name none
         return shared
-    if host and "," not in parts.netloc:
+    host = unquote(host or "")  # a socket's folder, percent-encoded: no server address
+    if host and "," not in parts.netloc and not host.startswith("/"):
         shared["server.address"] = host
         if port is not None and port != _POSTGRES_PORT:
             shared["server.port"] = port
