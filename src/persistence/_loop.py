@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import importlib
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import length_hint
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from persistence._cancelling import finish_then_cancel
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison, SupportsRichComparisonT
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -282,3 +286,32 @@ async def joined(pieces: list[str]) -> str:
     text = "".join(pieces)
     await drop_in_slices(pieces)
     return text
+
+
+SORT_PIECE: Final = 8_192
+"""Items a worker thread sorts in one call (`sorted_in_pieces`): a few ms, the GIL kept."""
+
+
+@overload
+def sorted_in_pieces(
+    items: Iterable[SupportsRichComparisonT], *, key: None = None
+) -> list[SupportsRichComparisonT]: ...
+@overload
+def sorted_in_pieces(
+    items: Iterable[_T], *, key: Callable[[_T], SupportsRichComparison]
+) -> list[_T]: ...
+def sorted_in_pieces(items: Iterable[Any], *, key: Any = None) -> list[Any]:
+    """Give `sorted(items, key=key)`, sorted in pieces: for a worker thread, beside the loop.
+
+    `sorted` is one C call that keeps the GIL: 300,000 names took 100 to 500 ms, and a thread
+    that sorted them held the loop as long, though its work was off the loop. Each piece of
+    SORT_PIECE is sorted in one call; the pieces are merged in Python, which lets the GIL go
+    between items. The merge keeps `sorted`'s order, equal items as they came.
+    """
+    given = list(items)
+    if len(given) <= SORT_PIECE:
+        return sorted(given, key=key)
+    pieces = [
+        sorted(given[at : at + SORT_PIECE], key=key) for at in range(0, len(given), SORT_PIECE)
+    ]
+    return list(heapq.merge(*pieces, key=key))

@@ -47,6 +47,7 @@ from persistence._files.paths import (
     truncate,
 )
 from persistence._guards import home_problem
+from persistence._loop import sorted_in_pieces
 from persistence.exceptions import (
     FileMissingError,
     InvalidPathError,
@@ -166,7 +167,7 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
         for folder, dirnames, filenames, dir_fd in walk_tree(root_fd):
             level = len(folder.split("/")) + 1 if folder else 1
             dirnames.sort()
-            for name in [*dirnames, *sorted(filenames)]:
+            for name in [*dirnames, *sorted_in_pieces(filenames)]:
                 if is_partial_name(name):
                     continue
                 path = PurePosixPath(folder, name)
@@ -177,7 +178,7 @@ def list_entries(root: Path, pattern: str, *, recursive: bool) -> list[FileInfo]
                     found.append(entry)
             if depth is not None and level >= depth:
                 dirnames.clear()
-    return sorted(found, key=lambda entry: entry.path)
+    return sorted_in_pieces(found, key=lambda entry: entry.path)
 
 
 def _glob_parts(pattern: str, *, recursive: bool) -> tuple[str, ...]:
@@ -238,7 +239,7 @@ def scan(
     changed: list[str] = []
     missing: list[str] = []
     malformed = sorted({name for name in recorded if not is_plain_path(name)} | unchecked)
-    for name, expected in sorted(recorded.items()):
+    for name, expected in sorted_in_pieces(recorded.items()):
         if not is_plain_path(name):
             continue
         actual = _hashed(root, name)
@@ -256,7 +257,7 @@ def scan(
                 path = f"{folder}/{name}" if folder else name
                 if path not in recorded and path not in unchecked:
                     new.append(path)
-    return changed, missing, sorted(new), malformed
+    return changed, missing, sorted_in_pieces(new), malformed
 
 
 _BACKUP_STAMP: Final = "%Y%m%dT%H%M%S%fZ"
@@ -541,4 +542,4 @@ def clean_temp_files(root: Path, cutoff: float) -> list[Path]:
             here = root / CACHE_DIR / "incoming"
             partials = filter(is_partial_name, _folder_entries(incoming)[1])
             removed += (unlink_if_old(here, name, incoming, cutoff) for name in partials)
-    return sorted(path for path in removed if path is not None)
+    return sorted_in_pieces(path for path in removed if path is not None)

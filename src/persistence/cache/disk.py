@@ -41,6 +41,7 @@ from persistence._files.paths import (
 )
 from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
+from persistence._loop import sorted_in_pieces
 from persistence.exceptions import (
     NotAFileError,
     OutsideRootError,
@@ -353,7 +354,7 @@ def _in_place(way: list[tuple[int, str, os.stat_result]]) -> bool:
 
 def entry_keys(root: Path, folder: str) -> list[str]:
     """Give the keys of the entries in `folder`, sorted; symlinks are passed over."""
-    return sorted(key for _, _, _, key in _scan_folder(root, folder))
+    return sorted_in_pieces(key for _, _, _, key in _scan_folder(root, folder))
 
 
 _SHARD: Final = re.compile(r"[0-9a-f]{2}")
@@ -430,12 +431,17 @@ def _scan(entries: int) -> list[tuple[int, int, str, str]]:
     return found
 
 
+def _scanned_size(root: Path) -> int:
+    """Give the bytes the entries under `root` take: summed in the scan's thread, not the loop's."""
+    return sum(size for _, size, _, _ in _scan_folder(root, _ENTRIES))
+
+
 def _evict(entries: int, budget: int, keep: str | None) -> tuple[int, int]:
     """Delete the least recently used entries past `budget`; give how many, and the bytes left.
 
     `keep` stays: a put's eviction keeps what it put, which was gone at once near the budget.
     """
-    found = sorted(_scan(entries))
+    found = sorted_in_pieces(_scan(entries))  # in a thread: the loop's GIL shared
     total = sum(size for _, size, _, _ in found)
     evicted = 0
     for _, size, shard, name in found if total > budget else ():
@@ -543,8 +549,7 @@ class ArtifactCache:
 
     async def size(self) -> int:
         """Give the bytes the entries take now, by a scan."""
-        found = await asyncio.to_thread(_scan_folder, self._root, _ENTRIES)
-        return sum(size for _, size, _, _ in found)
+        return await asyncio.to_thread(_scanned_size, self._root)
 
     def stats(self) -> ArtifactStats:
         """Return this process's hit, miss, put and eviction counts."""
