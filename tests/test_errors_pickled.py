@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import persistence.exceptions as errors
 from persistence import connect, get_result, migrate
+from persistence._files.locks import LockBusyError
 from persistence.exceptions import NotFoundError, PersistenceError
 
 SAMPLES: list[PersistenceError] = [
@@ -136,3 +137,18 @@ async def test_a_database_refuses_pickle_and_copy_saying_what_to_do(tmp_path: Pa
         for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
             with pytest.raises(TypeError, match=r"x\.db\).*pass its URL, and connect\(\) there"):
                 attempt(db)
+
+
+class _AppNotFoundError(NotFoundError):
+    """A user's error that adds nothing to the package's but its name."""
+
+
+def test_errors_of_other_modules_of_the_package_and_bare_subclasses_come_back() -> None:
+    """`LockBusyError` (the file locks') and a user's subclass with no `__init__` of its own.
+
+    They were rebuilt by calling their class with the message alone, as a user's class that
+    builds itself is: `StorageError.__init__() missing ... 'reason'`.
+    """
+    for error in (LockBusyError("a/b.txt", "busy"), _AppNotFoundError("User", 7)):
+        for back in (pickle.loads(pickle.dumps(error)), copy.copy(error)):  # noqa: S301  # ours
+            assert _same(back, error)

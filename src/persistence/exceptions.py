@@ -31,11 +31,22 @@ class PersistenceError(Exception):
 
         Exception's own way calls the class with the message alone, which the errors that take
         more refused: one raised in a process pool's worker broke the pool, not its caller. A
-        subclass of the user's is rebuilt Exception's way, as it was (its `__slots__` too).
+        subclass of the user's that builds itself (its `__init__`, `__slots__`) is rebuilt
+        Exception's way, as it was; one that does not, as the package's class it extends.
         """
-        if type(self).__module__ != __name__:
+        if _built_by_users_code(type(self)):
             return super().__reduce__()
         return _rebuilt, (type(self), self.args), self.__dict__
+
+
+def _built_by_users_code(kind: type[PersistenceError]) -> bool:
+    """Tell whether a class of the user's, below the package's, builds its errors itself."""
+    for klass in kind.__mro__:
+        if klass.__module__.split(".")[0] == "persistence":
+            return False
+        if {"__init__", "__new__", "__slots__"} & klass.__dict__.keys():
+            return True
+    return False  # pragma: no cover  # PersistenceError itself is the package's
 
 
 def _rebuilt(kind: type[PersistenceError], args: tuple[object, ...]) -> PersistenceError:
