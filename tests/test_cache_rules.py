@@ -299,6 +299,8 @@ async def test_an_entry_of_another_form_is_a_miss(
         ({"url": "redis://127.0.0.1:6379/0?encoding=ascii"}, "url.*encoding"),
         ({"url": "redis://127.0.0.1:6379/0?encoding_errors=ignore"}, "url.*encoding_errors"),
         ({"url": "redis://127.0.0.1:6379/0?max_connections=0"}, "url.*max_connections"),
+        ({"url": "redis://127.0.0.1:6379/0?max_connections=-0"}, "url.*max_connections"),
+        ({"url": "redis://127.0.0.1:6379/0?max_connections=0_0"}, "url.*max_connections"),
     ],
 )
 async def test_bad_redis_arguments_are_refused_before_anything_opens(

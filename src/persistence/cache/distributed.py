@@ -348,9 +348,7 @@ class RedisCache(Cache):
     async def _slot(self) -> bool:
         """Take a connection's slot within the timeout; False if none came free, or Redis fell.
 
-        Waiting is no fault: such a read alone goes to the database, unlogged (`bypassed`). A
-        burst of misses (each key, after a commit) ran past redis-py's 100 connections, and
-        its MaxConnectionsError took Redis for down.
+        Waiting is no fault: such a read alone goes to the database, unlogged (`bypassed`).
         """
         if not self._slots.locked():
             await self._slots.acquire()  # free: taken at once, the loop not given up
@@ -472,8 +470,10 @@ def redis_url(url: str | None) -> str:
 
 def _option_problem(query: str, options: Mapping[str, object]) -> str | None:
     """Say why the URL's options are refused: a bound of none, or decoding the cache does."""
-    if any(v.strip() == "0" for v in parse_qs(query).get("max_connections", ())):
-        return "max_connections must be 1 or more (redis-py takes 0 for 100)"
+    for value in parse_qs(query).get("max_connections", ()):
+        with suppress(ValueError):  # as redis-py reads it: `00`, `-0`, `0_0` are 0 too
+            if int(value) == 0:
+                return "max_connections must be 1 or more (redis-py takes 0 for 100)"
     if chosen := sorted(_OWN_OPTIONS & options.keys()):
         return f"the cache decodes its entries itself; drop {', '.join(chosen)}"
     return None
