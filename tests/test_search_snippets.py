@@ -345,3 +345,20 @@ def test_a_snippet_closes_each_direction_it_opens(opener: str) -> None:
     assert snippet.text.count(opener) == 1
     assert snippet.text.endswith(f"{closer}…")
     assert [snippet.text[a:b] for a, b in snippet.highlights] == ["fault"]
+
+
+@pytest.mark.parametrize(
+    ("shown", "closers"),
+    [
+        ("\u2067a\u202eb\u2069 c", ""),
+        ("\u2067a\u202eb c", "\u202c\u2069"),
+        ("\u202ea\u2067b\u202c c", "\u2069\u202c"),
+    ],
+    ids=["an isolate closes what opened in it", "both open", "a PDF inside an isolate"],
+)
+def test_a_snippet_closes_only_what_stays_open(shown: str, closers: str) -> None:
+    """An isolate's closing mark closes the override opened inside it too, as UAX #9 reads.
+
+    A closer was added for that override, a stray one that could close the page's own.
+    """
+    assert snippets._closers(shown) == closers  # noqa: SLF001  # the rule itself

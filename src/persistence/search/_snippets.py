@@ -400,6 +400,7 @@ _OPENS: Final = {
     **dict.fromkeys("\u2066\u2067\u2068", "\u2069"),
 }
 """The marks that open a direction (embeddings, overrides, isolates), with what closes each."""
+_CLOSES_ISOLATE: Final = "\u2069"
 
 
 def _closers(text: str) -> str:
@@ -414,6 +415,9 @@ def _closers(text: str) -> str:
     for character in text:
         if character in _OPENS:
             open_marks.append(_OPENS[character])
+        elif character == _CLOSES_ISOLATE and character in open_marks:
+            # It closes its isolate and what was opened inside it (UAX #9, X6a).
+            del open_marks[len(open_marks) - 1 - open_marks[::-1].index(character) :]
         elif open_marks and character == open_marks[-1]:
             open_marks.pop()
     return "".join(reversed(open_marks))
