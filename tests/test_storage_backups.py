@@ -1,6 +1,7 @@
 """Storage backups (made, listed, pruned) and the clean-up of temporary files."""
 
 import asyncio
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +14,8 @@ from _storage_helpers import (
     age,
     snapshot,
 )
-from persistence._files import content
+from persistence._files import content, locks
+from persistence._files.locks import LockBusyError
 from persistence._files.paths import owned
 from persistence.storage import (
     Storage,
@@ -246,3 +248,27 @@ async def test_backups_and_prunes_at_once_each_keep_their_word(storage: Storage,
         )
         assert len(made) == 7
     assert len(await list_backups(storage, "a.txt")) == keep
+
+
+async def test_a_backup_whose_folder_lock_stays_taken_gives_up(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the backups folder's lock: the backup waits its bound, not for good.
+
+    The folder's lock was waited for without a bound, in a worker thread no cancel reaches.
+    """
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", 0.3)
+    await write_bytes(storage, "a.txt", b"x")
+    await backup(storage, "a.txt")
+    holder = os.open(storage.root / ".backups", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(LockBusyError, match="busy"):
+            await asyncio.wait_for(backup(storage, "a.txt", keep=1), 10)
+        with pytest.raises(LockBusyError, match="busy"):
+            await asyncio.wait_for(prune_backups(storage, "a.txt", keep=1), 10)
+    finally:
+        os.close(holder)
+    assert len(await list_backups(storage, "a.txt")) == 1  # the refused one left nothing
+    made = await backup(storage, "a.txt", keep=1)
+    assert await list_backups(storage, "a.txt") == [made]

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+from persistence._files import locks
 from persistence._files.content import Partial, describe_at, hash_fd
 from persistence._files.locks import unlink_unheld
 from persistence._files.paths import (
@@ -411,8 +413,18 @@ def _held(folder: int) -> Iterator[None]:
     Held a moment (a link, a listing, unlinks): a prune run between a backup's link and its
     check took the backup for replaced, and a backup of an older stamp pruned itself.
     """
-    with suppress(OSError):  # a disk without locks: as before
-        fcntl.flock(folder, fcntl.LOCK_EX)
+    deadline = time.monotonic() + locks.LOCK_TIMEOUT  # a worker thread: no cancel reaches it
+    while True:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                why = f"busy: its lock stayed taken for {locks.LOCK_TIMEOUT:g} s"
+                raise locks.LockBusyError(BACKUPS_DIR, why) from None
+            time.sleep(0.002)
+        except OSError:  # a disk without locks: as before
+            break
     try:
         yield
     finally:
