@@ -1,7 +1,6 @@
 """Storage backups (made, listed, pruned) and the clean-up of temporary files."""
 
 import asyncio
-import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -253,22 +252,25 @@ async def test_backups_and_prunes_at_once_each_keep_their_word(storage: Storage,
 async def test_a_backup_whose_folder_lock_stays_taken_gives_up(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process holding the backups folder's lock: the backup waits its bound, not for good.
+    """Another holder of the lock of a file's backups: the backup waits its bound, not for good.
 
-    The folder's lock was waited for without a bound, in a worker thread no cancel reaches.
+    The lock was waited for without a bound, in a worker thread no cancel reaches. It is the
+    store's own path lock now, waited for as every change's is.
     """
     monkeypatch.setattr(locks, "LOCK_TIMEOUT", 0.3)
     await write_bytes(storage, "a.txt", b"x")
     await backup(storage, "a.txt")
-    holder = os.open(storage.root / ".backups", os.O_RDONLY | os.O_DIRECTORY)
+    root_fd = os.open(storage.root, os.O_RDONLY | os.O_DIRECTORY)
+    holder = locks.try_lock(root_fd, [".backups/a.txt"])
+    assert holder is not None
     try:
-        fcntl.flock(holder, fcntl.LOCK_EX)
         with pytest.raises(LockBusyError, match="busy"):
             await asyncio.wait_for(backup(storage, "a.txt", keep=1), 10)
         with pytest.raises(LockBusyError, match="busy"):
             await asyncio.wait_for(prune_backups(storage, "a.txt", keep=1), 10)
     finally:
-        os.close(holder)
+        holder.release()
+        os.close(root_fd)
     assert len(await list_backups(storage, "a.txt")) == 1  # the refused one left nothing
     made = await backup(storage, "a.txt", keep=1)
     assert await list_backups(storage, "a.txt") == [made]

@@ -364,7 +364,7 @@ async def backup(storage: Storage, path: StoragePath, *, keep: int | None = None
     root, raw = storage_root("backup", storage), check_path(path)
     # 0 would remove the backup just made, and give the path of a file that is not there.
     kept = None if keep is None else at_least("backup", "keep", keep, 1)
-    return await asyncio.to_thread(tree.backup_file, root, raw, datetime.now(UTC), kept)
+    return await perform(functools.partial(tree.stage_backup, root, raw, datetime.now(UTC), kept))
 
 
 async def list_backups(storage: Storage, path: StoragePath) -> list[Path]:
@@ -380,7 +380,7 @@ async def prune_backups(storage: Storage, path: StoragePath, *, keep: int) -> li
     """
     root, raw = storage_root("prune_backups", storage), check_path(path)
     kept = at_least("prune_backups", "keep", keep, 0)
-    return await asyncio.to_thread(tree.prune_backup_files, root, raw, kept)
+    return await perform(functools.partial(tree.stage_prune, root, raw, kept))
 
 
 async def clean_temp(storage: Storage, *, older_than_hours: float) -> list[Path]:

@@ -6,14 +6,12 @@ and partial writes. A symlink in place of a folder of `.backups/` or of `.tmp/` 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import itertools
 import os
 import re
 import shutil
 import stat
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
@@ -21,9 +19,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from persistence._files import locks
 from persistence._files.content import Partial, describe_at, hash_fd
-from persistence._files.locks import unlink_unheld
+from persistence._files.locks import Change, unlink_unheld
 from persistence._files.paths import (
     BACKUPS_DIR,
     CACHE_DIR,
@@ -376,60 +373,49 @@ def backup_stem(name: str) -> str:
     return f"{truncate(name, _BACKUP_STEM_MAX - 33)}~{digest}"
 
 
-def backup_file(root: Path, path: str, now: datetime, keep: int | None) -> Path:
-    """Copy a file to `.backups/<path>.<UTC timestamp>.bak`, pruned to any `keep`; give the copy."""
-    with locate(root, path) as spot, storage_errors(path), ExitStack() as stack:
-        source_fd = stack.enter_context(owned(spot.open_file()))
-        folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *spot.folders], create=True)
-        if folder is None:  # pragma: no cover  # made just now; removed meanwhile
-            raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
-        info = os.fstat(source_fd)
-        stem = backup_stem(spot.require())
-        stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
-        names = itertools.chain(
-            [f"{stem}.{stamp}.bak"], (f"{stem}.{stamp}-{n}.bak" for n in itertools.count(1))
-        )
-        # Filled in .tmp/, where clean_temp removes what a kill leaves, then moved here under
-        # the first free name: another backup at the same instant never replaces this one.
-        partial = Partial.create(_temp_folder(stack, spot.root_fd), f"{stem}.{stamp}.bak")
-        stack.callback(partial.discard)
-        hash_fd(source_fd, partial.fd)
-        os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
-        os.fsync(partial.fd)
-        with _held(folder):  # no prune of another backup takes this one as it is named
+def stage_backup(root: Path, path: str, now: datetime, keep: int | None) -> Change[Path]:
+    """Stage a copy of a file to `.backups/<path>.<UTC timestamp>.bak`, pruned to any `keep`.
+
+    The copy is made in staging; it is named, and the backups pruned, under the lock of the
+    file's backups (`_backups_lock`), which a prune takes too: a prune between a backup's link
+    and its check took the backup for replaced, and a backup of an older stamp pruned itself.
+    """
+    with ExitStack() as stack:
+        spot = stack.enter_context(locate(root, path))
+        with storage_errors(path):
+            source_fd = stack.enter_context(owned(spot.open_file()))
+            folder = open_folders(stack, spot.root_fd, [BACKUPS_DIR, *spot.folders], create=True)
+            if folder is None:  # pragma: no cover  # made just now; removed meanwhile
+                raise FileMissingError(BACKUPS_DIR, "the backups folder vanished")
+            info = os.fstat(source_fd)
+            stem = backup_stem(spot.require())
+            stamp = now.astimezone(UTC).strftime(_BACKUP_STAMP)
+            names = itertools.chain(
+                [f"{stem}.{stamp}.bak"], (f"{stem}.{stamp}-{n}.bak" for n in itertools.count(1))
+            )
+            # Filled in .tmp/, where clean_temp removes what a kill leaves, then moved here
+            # under the first free name: another backup at the same instant never replaces it.
+            partial = Partial.create(_temp_folder(stack, spot.root_fd), f"{stem}.{stamp}.bak")
+            stack.callback(partial.discard)
+            hash_fd(source_fd, partial.fd)
+            os.fchmod(partial.fd, stat.S_IMODE(info.st_mode))
+            os.fsync(partial.fd)
+
+        def apply() -> Path:
             target = partial.commit_new(folder, names)
             # The times come once it is renamed: dated like an old source, the partial file
             # would look abandoned to clean_temp.
             os.utime(partial.fd, ns=(info.st_atime_ns, info.st_mtime_ns))
             if keep is not None:
                 _prune(folder, _backup_names(folder, stem), keep, own=target)
-    return root.joinpath(BACKUPS_DIR, *spot.folders, target)
+            return root.joinpath(BACKUPS_DIR, *spot.folders, target)
+
+        return Change(spot.root_fd, [_backups_lock(path)], apply, stack.pop_all(), path)
 
 
-@contextmanager
-def _held(folder: int) -> Iterator[None]:
-    """Lock a folder of backups: one backup's naming and pruning, or one prune, at a time.
-
-    Held a moment (a link, a listing, unlinks): a prune run between a backup's link and its
-    check took the backup for replaced, and a backup of an older stamp pruned itself.
-    """
-    deadline = time.monotonic() + locks.LOCK_TIMEOUT  # a worker thread: no cancel reaches it
-    while True:
-        try:
-            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                why = f"busy: its lock stayed taken for {locks.LOCK_TIMEOUT:g} s"
-                raise locks.LockBusyError(BACKUPS_DIR, why) from None
-            time.sleep(0.002)
-        except OSError:  # a disk without locks: as before
-            break
-    try:
-        yield
-    finally:
-        with suppress(OSError):
-            fcntl.flock(folder, fcntl.LOCK_UN)
+def _backups_lock(path: str) -> str:
+    """Name the lock that a file's backups are named and pruned under: not the file's own."""
+    return f"{BACKUPS_DIR}/{path}"
 
 
 def _backup_names(folder: int, stem: str) -> list[str]:
@@ -457,8 +443,8 @@ def _prune(folder: int, names: list[str], keep: int, own: str | None = None) -> 
 
 
 @contextmanager
-def _backups_of(root: Path, path: str) -> Iterator[tuple[Path, int | None, str]]:
-    """Give the folder of a file's backups, open (or None), and their stem.
+def _backups_of(root: Path, path: str) -> Iterator[tuple[int, Path, int | None, str]]:
+    """Give the root's descriptor, the folder of a file's backups, open (or None), their stem.
 
     The folder is opened without following a symlink, and closed on leaving.
     """
@@ -466,22 +452,26 @@ def _backups_of(root: Path, path: str) -> Iterator[tuple[Path, int | None, str]]
         folders = [BACKUPS_DIR, *spot.folders, *spot.missing]
         folder = open_folders(stack, spot.root_fd, folders, create=False)
         stem = "" if folder is None else backup_stem(spot.require())
-        yield root.joinpath(*folders), folder, stem
+        yield spot.root_fd, root.joinpath(*folders), folder, stem
 
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
     """Backups of a file (which need not exist any more), oldest first."""
-    with _backups_of(root, path) as (where, folder, stem):
+    with _backups_of(root, path) as (_, where, folder, stem):
         return [] if folder is None else [where / name for name in _backup_names(folder, stem)]
 
 
-def prune_backup_files(root: Path, path: str, keep: int) -> list[Path]:
-    """Remove all but the newest `keep` backups of a file; return the removed paths."""
-    with _backups_of(root, path) as (where, folder, stem):
-        if folder is None:
-            return []
-        with _held(folder):
+def stage_prune(root: Path, path: str, keep: int) -> Change[list[Path]]:
+    """Stage removing all but the newest `keep` backups of a file, under its backups' lock."""
+    with ExitStack() as stack:
+        root_fd, where, folder, stem = stack.enter_context(_backups_of(root, path))
+
+        def apply() -> list[Path]:
+            if folder is None:
+                return []
             return [where / name for name in _prune(folder, _backup_names(folder, stem), keep)]
+
+        return Change(root_fd, [_backups_lock(path)], apply, stack.pop_all(), path)
 
 
 def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
