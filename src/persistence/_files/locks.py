@@ -271,7 +271,8 @@ async def _recorded(
     more after such a cancel; without, the cancel is raised, as `settle` says.
     """
     write, cancelled = record, False
-    for tries_left in reversed(range(_RECORD_TRIES if again is not None else 1)):
+    tries_left = _RECORD_TRIES - 1 if again is not None else 0
+    while True:
         work = asyncio.ensure_future(write(done))
         try:
             _, interrupted = await settle(work)
@@ -280,10 +281,9 @@ async def _recorded(
                 raise
             # settle raises CancelledError only when the caller is being cancelled too
             cancelled = cancelled or isinstance(error, asyncio.CancelledError)
-            write = again or record
+            write, tries_left = again or record, tries_left - 1
             continue
         return cancelled or interrupted
-    raise AssertionError("unreachable: the last try raises or returns")  # pragma: no cover
 
 
 async def perform(
