@@ -9,6 +9,7 @@ serving the old value past the moment its change watch has seen the commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -540,6 +541,23 @@ async def test_a_write_through_another_value_of_the_database_shows_at_once(
 _SET_WORKERS = "UPDATE config_entries SET value = '{}' WHERE section = 'runner' AND key = 'workers'"
 
 
+@contextlib.asynccontextmanager
+async def _two_caches(
+    url: str, redis_url: str, namespace: str
+) -> AsyncIterator[tuple[Database, tuple[MemoryCache, RedisCache]]]:
+    """The database at `url`, its setting loaded at 0 in a memory cache and a Redis cache."""
+    async with connect(url) as db:
+        await set_config(db, "runner", "workers", 0)
+        memory = await open_memory_cache(db, heartbeat=HEARTBEAT)
+        tiered = await redis_cache(db, redis_url, namespace, 100)
+        try:
+            await loaded(db, (memory, tiered), 0)
+            yield db, (memory, tiered)
+        finally:
+            for cache in (memory, tiered):
+                await cache.close()
+
+
 @pytest.mark.parametrize("where", ["connection", "block"])
 async def test_your_sql_through_a_lent_connection_shows_at_once(
     migrated_postgres_url: str, redis_url: str, namespace: str, where: str
@@ -551,23 +569,15 @@ async def test_your_sql_through_a_lent_connection_shows_at_once(
     notification came, and one read in five or so right after it gave the old value.
     (SQLite's sessions run no SQL of yours, and its feed is read on each read.)
     """
-    async with connect(migrated_postgres_url) as db:
-        await set_config(db, "runner", "workers", 0)
-        memory = await open_memory_cache(db, heartbeat=HEARTBEAT)
-        tiered = await redis_cache(db, redis_url, namespace, 100)
-        try:
-            await loaded(db, (memory, tiered), 0)
-            for value in range(1, 51):
-                if where == "block":
-                    async with transaction(db) as tx, connection(tx) as lent:
-                        await as_pg(lent).execute(_SET_WORKERS.format(value))
-                else:
-                    async with connection(db) as lent:
-                        await as_pg(lent).execute(_SET_WORKERS.format(value))
-                assert [await workers(cache)() for cache in (memory, tiered)] == [value] * 2
-        finally:
-            for cache in (memory, tiered):
-                await cache.close()
+    async with _two_caches(migrated_postgres_url, redis_url, namespace) as (db, caches):
+        for value in range(1, 51):
+            if where == "block":
+                async with transaction(db) as tx, connection(tx) as lent:
+                    await as_pg(lent).execute(_SET_WORKERS.format(value))
+            else:
+                async with connection(db) as lent:
+                    await as_pg(lent).execute(_SET_WORKERS.format(value))
+            assert [await workers(cache)() for cache in caches] == [value] * 2
 
 
 async def test_a_migration_of_yours_shows_at_once(
@@ -581,20 +591,12 @@ async def test_a_migration_of_yours_shows_at_once(
     folder = tmp_path / "migrations"
     (folder / "postgres").mkdir(parents=True)
     (folder / "sqlite").mkdir()
-    async with connect(migrated_postgres_url) as db:
-        await set_config(db, "runner", "workers", 0)
-        memory = await open_memory_cache(db, heartbeat=HEARTBEAT)
-        tiered = await redis_cache(db, redis_url, namespace, 100)
-        try:
-            await loaded(db, (memory, tiered), 0)
-            for value in range(1, 31):
-                script = folder / "postgres" / f"{value:04d}_workers_{value}.sql"
-                script.write_text(_SET_WORKERS.format(value) + ";\n", encoding="utf-8")
-                assert [m.version for m in await migrate(db, folder)] == [value]
-                assert [await workers(cache)() for cache in (memory, tiered)] == [value] * 2
-        finally:
-            for cache in (memory, tiered):
-                await cache.close()
+    async with _two_caches(migrated_postgres_url, redis_url, namespace) as (db, caches):
+        for value in range(1, 31):
+            script = folder / "postgres" / f"{value:04d}_workers_{value}.sql"
+            script.write_text(_SET_WORKERS.format(value) + ";\n", encoding="utf-8")
+            assert [m.version for m in await migrate(db, folder)] == [value]
+            assert [await workers(cache)() for cache in caches] == [value] * 2
 
 
 _SLOW_COMMIT = """

@@ -50,18 +50,9 @@ print(sorted(where.items()))
 
 def test_the_drivers_and_opentelemetry_are_first_imported_off_the_loop(tmp_path: Path) -> None:
     """In a new process, each driver's import ran in a thread other than the loop's."""
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
+    assert _child_says(_CHILD, tmp_path) == (
         "[('asyncpg', False), ('opentelemetry', False), ('redis', False)]"
-    ), done.stdout
+    )
 
 
 _WITHOUT_OTEL = """
@@ -93,13 +84,18 @@ print(len(looks))
 
 def test_an_open_without_the_otel_extra_looks_for_it_once(tmp_path: Path) -> None:
     """Not installed, OpenTelemetry is looked for at the first open alone, and nothing fails."""
+    assert _child_says(_WITHOUT_OTEL, tmp_path) == "1"
+
+
+def _child_says(script: str, folder: Path) -> str:
+    """Run `script` in a new process of this interpreter, in `folder`: what it printed."""
     done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_OTEL],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=folder,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1", done.stdout
+    return done.stdout.strip()
