@@ -935,11 +935,11 @@ class Queries(Protocol):
         - fails: the failing results read (the status index), with their run's commit;
         - flaky: the tests of which a failing result has a passed result on its commit (found by
         test_results_run_test_idx, per run of that commit), with how many such commits;
-        - flips: a flip has a failing result on one side, so per failing result of a flaky test the
-        read results just before and just after it are looked up (the test's index), and each
-        one that passed is one flip;
-        - counted: how many results each flaky test has, and its newest, from the test's index
-        alone (test_results_test_created_idx holds status and run_id).
+        - outcomes, counted: each flaky test's results, read once (the test's index, which holds
+        status and run_id), in order, each beside the outcome before it; a flip is a pair that
+        differs. Looking up a failing result's neighbours one by one, as SQLite does, was planned
+        here as a read and sort of every earlier result of the test per failing result: 16 s
+        over 1,000 runs of 100 tests, analysed or not, where one ordered read takes 0.7 s.
         Only the results of a run in `commits` are read: not those of a run without a commit label,
         nor those whose run is gone (deleted by plain SQL without its foreign key).
         Each part is MATERIALIZED: the planner cannot see how few results fail, and would otherwise
