@@ -18,9 +18,11 @@ import re
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
+from persistence._backup_names import name_problem
 from persistence._cancelling import finish_then_cancel
 from persistence._cli_common import (
     COMMAND_TIMEOUT,
@@ -94,6 +96,17 @@ def _database_url(instead: str) -> Callable[[str], str]:
 
 _database: Final = _database_url("leave --database out for the default")
 _copied_database: Final = _database_url("give a postgresql:// URL or a SQLite file's path")
+
+
+def _backup_file(text: str) -> str:
+    """Take a backup's FILE as `file_argument` does, kept as given (`./file:x` stays so).
+
+    A name read as no file (`:memory:`, a `file:` URI, a URL) is refused: see `name_problem`.
+    """
+    file_argument(text)
+    if (problem := name_problem(text)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 _version: Final = whole_number("a migration version, such as 3 for 0003_*.sql", LAST_VERSION)
@@ -200,14 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         parents=[connects, reports],
         help="write the database, as one committed state, to a new SQLite file",
     )
-    backup.add_argument("file", type=file_argument, metavar="FILE", help="the new backup file")
+    backup.add_argument("file", type=_backup_file, metavar="FILE", help="the new backup file")
     restore = commands.add_parser(
         "restore",
         parents=[connects, reports],
         help="copy a backup file into an empty, migrated database",
     )
     restore.add_argument(
-        "file", type=file_argument, metavar="FILE", help="a file that `backup` wrote"
+        "file", type=_backup_file, metavar="FILE", help="a file that `backup` wrote"
     )
     copy = commands.add_parser(
         "copy",
@@ -252,7 +265,7 @@ async def _backup_or_restore(arguments: argparse.Namespace) -> int:
     restore = arguments.command == "restore"
     url = database_url(arguments.database)
     if restore:  # told before the database is opened: a missing one would hide it
-        await asyncio.to_thread(check_backup_file, arguments.file)
+        await asyncio.to_thread(check_backup_file, Path(arguments.file))
     async with opened_existing(url, wait=arguments.wait, write=restore) as db:
         move = restore_database if restore else backup_database
         report = await move(db, arguments.file, skip_user_tables=arguments.skip_user_tables)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from persistence._backend import SQLITE_SIDECARS
+from persistence._backup_names import file_named, new_backup_file, shown_name
 from persistence._cancelling import finish_then_cancel, stopped_if_cancelled
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
@@ -31,12 +31,11 @@ from persistence._files.paths import (
     NEW_FLAGS,
     NO_FOLLOW_ERRORS,
     kind_of,
-    no_folder,
     open_regular,
     owned,
     truncate,
 )
-from persistence._guards import MAX_INT, argument, at_least, file_path
+from persistence._guards import MAX_INT, argument, at_least
 from persistence._loans import borrow
 from persistence._transfer import (
     COPIED_TABLES,
@@ -180,20 +179,20 @@ async def backup_database(
     """
     started = time.perf_counter()
     _check_database("db", db)
-    target = _new_file(path)
+    target = new_backup_file(path)
     argument("backup", "skip_user_tables", bool, skip_user_tables)
     await _require_migrated(db, "the database")
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
     async with working_folder(functools.partial(_temp_folder, target)) as folder:
-        made = folder / "backup.db"
+        made = folder.absolute() / "backup.db"  # never read as a URI: `./file:d/x.bak`
         if db.engine is Engine.SQLITE and not skip_user_tables:  # the file, page by page
             async with translate_errors(db):
                 await backend_of(db).backup_file(str(made))
             async with connect(made, create=False) as done, borrow(done) as conn:
                 sizes = sizes_of(await done.queries.copy_table_sizes(conn))
         else:  # the package's rows alone, as a copy moves them: no table, view or trigger else
-            async with connect(folder / "working.db") as working:
+            async with connect(made.with_name("working.db")) as working:
                 await migrate(working)
                 # Arguments checked above; its rows as they are, refused later by a restore
                 copied = await _copy(db, working, PAGE_SIZE, skip_user_tables=True, checked=False)
@@ -201,7 +200,7 @@ async def backup_database(
                 async with translate_errors(working):
                     await backend_of(working).backup_file(str(made))
         await finish_then_cancel(asyncio.to_thread(_publish, made, target))  # told once done
-    return _report(db.url, str(target), sizes, started)
+    return _report(db.url, shown_name(target), sizes, started)
 
 
 async def restore_database(
@@ -220,7 +219,7 @@ async def restore_database(
     `_checked_source`.
     """
     _check_database("db", db)
-    file = Path(file_path("restore", "path", path))
+    file = Path(file_named("restore", path))
     page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
     async with working_folder(_restore_folder) as folder:
@@ -246,7 +245,7 @@ async def restore_database(
                 raise DatabaseError(
                     f"cannot read the backup file {str(file)!r} as a SQLite database: {cause}"
                 ) from cause
-            named = attrs.evolve(backup, url=str(file))  # the file given, not the copy read
+            named = attrs.evolve(backup, url=shown_name(file))  # the file given, not the copy
 
             async def whole(reading: Connection) -> None:
                 # A damaged index could hide rows from the paging and from the count alike.
@@ -500,68 +499,6 @@ async def _require_empty(db: Database) -> None:
             f"the target {db.url} is not empty ({held}): a copy or a restore writes "
             "only into an empty, migrated database"
         )
-
-
-def _new_file(path: object) -> Path:
-    """Check where a backup goes: a new file in an existing folder."""
-    target = Path(file_path("backup", "path", path))
-    if "\r" in str(target) or "\n" in str(target):  # no database can be opened there
-        raise ValidationError(
-            "backup",
-            "path",
-            f"holds a line end (a CRLF line end from an env file?): {str(target)!r}",
-        )
-    try:
-        str(target).encode()
-    except UnicodeEncodeError:  # found only once the whole backup was made, and thrown away
-        raise ValidationError(
-            "backup",
-            "path",
-            f"{str(target)!r} holds bytes that are not UTF-8, and SQLite opens a file by a "
-            "UTF-8 name: name it otherwise",
-        ) from None
-    if not target.parent.is_dir():
-        found = no_folder(target.parent)
-        said = "does not exist" if found is None else f"{found}, not a folder"
-        raise ValidationError("backup", "path", f"the folder {str(target.parent)!r} {said}")
-    longest = _longest_name(target.parent) - len("-journal")
-    if len(os.fsencode(target.name)) > longest:
-        raise ValidationError(
-            "backup",
-            "path",
-            f"the name is too long: {len(os.fsencode(target.name))} bytes, where SQLite needs "
-            f"room for its -journal file beside it in the folder {str(target.parent)!r}: "
-            f"at most {longest} bytes",
-        )
-    if target.exists() or target.is_symlink():
-        raise ValidationError(
-            "backup", "path", f"{str(target)!r} exists: a backup never overwrites a file"
-        )
-    sidecar = next((s for s in SQLITE_SIDECARS if target.name.endswith(s)), None)
-    if sidecar is not None and target.name != sidecar:
-        raise ValidationError(
-            "backup",
-            "path",
-            f"{str(target)!r} is named as SQLite names the {sidecar[1:]} file of a database "
-            "beside it, which SQLite deletes when that database is next used: name it otherwise",
-        )
-    journal = target.with_name(f"{target.name}-journal")
-    if journal.exists() or journal.is_symlink():
-        raise ValidationError(
-            "backup",
-            "path",
-            f"{str(journal)!r} exists: SQLite would take it for the backup's unfinished "
-            "journal, and the backup could not be read",
-        )
-    return target
-
-
-def _longest_name(folder: Path) -> int:
-    """Give the most bytes a file name may take in `folder`: NAME_MAX, 255 where unknown."""
-    try:
-        return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):  # pragma: no cover  # a system that does not say
-        return 255
 
 
 def _temp_folder(target: Path) -> tuple[str, int]:
