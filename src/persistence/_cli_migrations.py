@@ -226,8 +226,7 @@ def _chain_json(status: MigrationStatus) -> dict[str, object]:
         "applied": [_applied_json(done) for done in status.applied],
         "pending": [_pending_json(migration) for migration in status.pending],
         "drifted": [
-            picked(d.applied, "version", "name")
-            | {"change": "deleted" if d.migration is None else "edited", "message": d.describe()}
+            picked(d.applied, "version", "name") | {"change": d.change, "message": d.describe()}
             for d in status.drifted
         ],
         "newer": [_applied_json(done) for done in status.newer],

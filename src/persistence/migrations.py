@@ -83,16 +83,42 @@ class AppliedMigration:
 
 @attrs.frozen
 class Drift:
-    """An applied migration whose file was edited (`migration` set) or deleted (None)."""
+    """An applied migration whose file was edited or renamed (`migration` set) or deleted (None).
+
+    `copy`, for a deleted file: a pending file of its very text, most likely the same migration
+    renamed (renumbered), which `migrate` would run again.
+    """
 
     applied: AppliedMigration
     migration: Migration | None
+    copy: Migration | None = None
+
+    @property
+    def change(self) -> str:
+        """`deleted`, `renamed` (under its version, maybe edited too) or `edited`."""
+        if self.migration is None:
+            return "deleted"
+        return "renamed" if self.migration.name != self.applied.name else "edited"
 
     def describe(self) -> str:
-        """Say what changed, naming the file."""
+        """Say what changed, naming the file, and the name it was applied by if another."""
         if self.migration is None:
-            return f"migration {self.applied.name} was applied but its file is gone"
-        return f"{self.migration.path.name} was edited after it was applied (checksum differs)"
+            gone = f"migration {self.applied.name} was applied but its file is gone"
+            if self.copy is None:
+                return gone
+            return (
+                f"{gone}: {self.copy.path.name} holds its very text, as if renamed, and migrate "
+                "would run it again"
+            )
+        file = self.migration.path.name
+        if self.change == "edited":
+            return f"{file} was edited after it was applied (checksum differs)"
+        if self.migration.checksum == self.applied.checksum:
+            return f"{file} was renamed after it was applied as {self.applied.name}.sql"
+        return (
+            f"{file} was renamed and edited after it was applied as {self.applied.name}.sql "
+            "(checksum differs)"
+        )
 
 
 @attrs.frozen
@@ -290,13 +316,17 @@ def _compare(
     done = {a.version for a in applied}
     latest_file = max(by_version, default=0)
     newer = tuple(a for a in applied if a.version > latest_file)
+    pending = tuple(m for m in migrations if m.version not in done)
+    copies = {m.checksum: m for m in reversed(pending)}  # a deleted file's text, renumbered
     drifted = tuple(
-        Drift(a, by_version.get(a.version))
+        Drift(a, file, copies.get(a.checksum) if file is None else None)
         for a in applied
         if a.version <= latest_file
-        and (a.version not in by_version or by_version[a.version].checksum != a.checksum)
+        and (
+            (file := by_version.get(a.version)) is None
+            or (file.checksum, file.name) != (a.checksum, a.name)
+        )
     )
-    pending = tuple(m for m in migrations if m.version not in done)
     latest_applied = max(done, default=0)
     out_of_order = tuple(m for m in pending if m.version < latest_applied)
     return MigrationStatus(tuple(applied), pending, drifted, newer, out_of_order, chain=chain)
