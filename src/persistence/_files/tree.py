@@ -29,6 +29,7 @@ from persistence._files.paths import (
     RESERVED,
     TEMP_DIR,
     FileInfo,
+    Spot,
     Written,
     check_path,
     is_partial_name,
@@ -410,11 +411,15 @@ def stage_backup(root: Path, path: str, now: datetime, keep: int | None) -> Chan
                 _prune(folder, _backup_names(folder, stem), keep, own=target)
             return root.joinpath(BACKUPS_DIR, *spot.folders, target)
 
-        return Change(spot.root_fd, [_backups_lock(path)], apply, stack.pop_all(), path)
+        return Change(spot.root_fd, [_backups_lock(spot.path)], apply, stack.pop_all(), path)
 
 
 def _backups_lock(path: str) -> str:
-    """Name the lock that a file's backups are named and pruned under: not the file's own."""
+    """Name the lock that a file's backups are named and pruned under: not the file's own.
+
+    `path` is the file's path as the root's walk gives it (`Spot.path`): `f.bin`, `./f.bin` and
+    its absolute path reach the same backups, so they take the same lock.
+    """
     return f"{BACKUPS_DIR}/{path}"
 
 
@@ -431,9 +436,15 @@ def _backup_names(folder: int, stem: str) -> list[str]:
 
 
 def _prune(folder: int, names: list[str], keep: int, own: str | None = None) -> list[str]:
-    """Remove all but the newest `keep` of `names` (oldest first), never `own`; give the removed."""
-    others = [name for name in names if name != own]
-    doomed = others[: max(len(others) - (keep - (own in names)), 0)]
+    """Remove all but the newest `keep` of `names` (oldest first); give the removed.
+
+    A backup's own prune (`own`) removes neither it nor one newer than it: a backup of an older
+    stamp, named after a newer one, would otherwise remove the copy of the newer content. More
+    than `keep` are left then, until the next backup or prune.
+    """
+    doomed = names[: max(len(names) - keep, 0)]
+    if own in names:
+        doomed = doomed[: names.index(own)]
     for name in doomed:
         with suppress(FileNotFoundError):
             os.unlink(name, dir_fd=folder)  # a symlink goes itself, never its target
@@ -443,8 +454,8 @@ def _prune(folder: int, names: list[str], keep: int, own: str | None = None) -> 
 
 
 @contextmanager
-def _backups_of(root: Path, path: str) -> Iterator[tuple[int, Path, int | None, str]]:
-    """Give the root's descriptor, the folder of a file's backups, open (or None), their stem.
+def _backups_of(root: Path, path: str) -> Iterator[tuple[Spot, Path, int | None, str]]:
+    """Give where `path` leads, the folder of a file's backups, open (or None), their stem.
 
     The folder is opened without following a symlink, and closed on leaving.
     """
@@ -452,7 +463,7 @@ def _backups_of(root: Path, path: str) -> Iterator[tuple[int, Path, int | None, 
         folders = [BACKUPS_DIR, *spot.folders, *spot.missing]
         folder = open_folders(stack, spot.root_fd, folders, create=False)
         stem = "" if folder is None else backup_stem(spot.require())
-        yield spot.root_fd, root.joinpath(*folders), folder, stem
+        yield spot, root.joinpath(*folders), folder, stem
 
 
 def list_backup_files(root: Path, path: str) -> list[Path]:
@@ -464,14 +475,14 @@ def list_backup_files(root: Path, path: str) -> list[Path]:
 def stage_prune(root: Path, path: str, keep: int) -> Change[list[Path]]:
     """Stage removing all but the newest `keep` backups of a file, under its backups' lock."""
     with ExitStack() as stack:
-        root_fd, where, folder, stem = stack.enter_context(_backups_of(root, path))
+        spot, where, folder, stem = stack.enter_context(_backups_of(root, path))
 
         def apply() -> list[Path]:
             if folder is None:
                 return []
             return [where / name for name in _prune(folder, _backup_names(folder, stem), keep)]
 
-        return Change(root_fd, [_backups_lock(path)], apply, stack.pop_all(), path)
+        return Change(spot.root_fd, [_backups_lock(spot.path)], apply, stack.pop_all(), path)
 
 
 def unlink_if_old(folder: Path, name: str, dir_fd: int, cutoff: float) -> Path | None:
