@@ -13,6 +13,7 @@ import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path, PurePath
+from typing import Self
 
 import pytest
 from hypothesis import given
@@ -122,8 +123,8 @@ class _CodedError(PersistenceError):
         self.code = int(message.split(maxsplit=1)[0])
 
 
-def test_a_users_subclass_is_rebuilt_as_exception_rebuilds_it() -> None:
-    """By calling it with its message, which sets its slots again: not past its `__init__`."""
+def test_a_users_subclass_with_an_init_of_its_own_comes_back_with_its_slots() -> None:
+    """Rebuilt without its `__init__`, its slots set as they were."""
     error = _CodedError("404 gone")
     for back in (pickle.loads(pickle.dumps(error)), copy.copy(error)):  # noqa: S301  # our own bytes
         assert type(back) is _CodedError
@@ -152,3 +153,45 @@ def test_errors_of_other_modules_of_the_package_and_bare_subclasses_come_back() 
     for error in (LockBusyError("a/b.txt", "busy"), _AppNotFoundError("User", 7)):
         for back in (pickle.loads(pickle.dumps(error)), copy.copy(error)):  # noqa: S301  # ours
             assert _same(back, error)
+
+
+class _SlottedNotFoundError(NotFoundError):
+    """A user's error that adds only `__slots__`."""
+
+    __slots__ = ()
+
+
+class _PassingValidationError(errors.ValidationError):
+    """A user's error whose `__init__` passes its arguments on."""
+
+    def __init__(self, *args: str, **kwargs: str) -> None:
+        super().__init__(*args, **kwargs)
+
+
+class _MadeError(PersistenceError):
+    """A user's error that makes itself: rebuilt Exception's way, by its message."""
+
+    def __new__(cls, message: str) -> Self:
+        return super().__new__(cls, message)
+
+
+def _raise(error: PersistenceError) -> None:
+    raise error
+
+
+def test_a_users_subclass_of_slots_or_a_passing_init_comes_back_and_keeps_the_pool() -> None:
+    """Each was rebuilt by calling it with the message alone: `TypeError`, a broken pool."""
+    made = (
+        _SlottedNotFoundError("Run", 3),
+        _PassingValidationError("Run", "id", "bad"),
+        _MadeError("made"),
+    )
+    for error in made:
+        for back in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):  # noqa: S301  # ours
+            assert _same(back, error)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for error in made[:2]:
+            with pytest.raises(type(error)) as raised:
+                pool.submit(_raise, error).result(timeout=60)
+            assert _same(raised.value, error)
+        assert pool.submit(len, "still works").result(timeout=60) == len("still works")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import PurePath
 
 __all__ = [
@@ -27,26 +28,29 @@ class PersistenceError(Exception):
     """Base of every error this package raises on purpose."""
 
     def __reduce__(self) -> str | tuple[object, ...]:
-        """Rebuild one of this module's errors as it is, without calling `__init__` again.
+        """Rebuild the error as it is, its attributes and slots set, without its `__init__`.
 
         Exception's own way calls the class with the message alone, which the errors that take
-        more refused: one raised in a process pool's worker broke the pool, not its caller. A
-        subclass of the user's that builds itself (its `__init__`, `__slots__`) is rebuilt
-        Exception's way, as it was; one that does not, as the package's class it extends.
+        more refused: one raised in a process pool's worker broke the pool, not its caller. So
+        did a user's subclass whose `__init__` passes its arguments on, or that adds only
+        `__slots__`. A class of the user's that makes itself (its own `__new__`) is rebuilt
+        Exception's way.
         """
-        if _built_by_users_code(type(self)):
+        if any("__new__" in k.__dict__ for k in _users_classes(type(self))):
             return super().__reduce__()
-        return _rebuilt, (type(self), self.args), self.__dict__
+        state = self.__getstate__()  # object's: the __dict__, or (__dict__, slots)
+        if isinstance(state, tuple) and type(self).__setstate__ is BaseException.__setstate__:
+            attributes, slots = state  # Exception's __setstate__ takes one dict: merged
+            state = {**(attributes or {}), **(slots or {})}
+        return _rebuilt, (type(self), self.args), state
 
 
-def _built_by_users_code(kind: type[PersistenceError]) -> bool:
-    """Tell whether a class of the user's, below the package's, builds its errors itself."""
+def _users_classes(kind: type[PersistenceError]) -> Iterator[type]:
+    """Give the classes of `kind`'s line below the package's own: a user's subclasses."""
     for klass in kind.__mro__:
         if klass.__module__.split(".")[0] == "persistence":
-            return False
-        if {"__init__", "__new__", "__slots__"} & klass.__dict__.keys():
-            return True
-    return False  # pragma: no cover  # PersistenceError itself is the package's
+            return
+        yield klass
 
 
 def _rebuilt(kind: type[PersistenceError], args: tuple[object, ...]) -> PersistenceError:
