@@ -340,6 +340,27 @@ async def test_closing_inside_the_blocks_own_transaction_is_refused_at_once(
         await close_database(short)
 
 
+async def test_closing_inside_the_tasks_own_connection_block_is_refused_at_once(
+    database_url: str, db: Database
+) -> None:
+    """close_database in a connection() block of this task, or a task it started: refused.
+
+    PostgreSQL waited for the lent connection `release_timeout` plus `command_timeout` (61 s
+    by default); SQLite closed under the block. The block goes on; another task may close.
+    """
+    short = await open_database(database_url, command_timeout=5, release_timeout=1)
+    try:
+        async with asyncio.timeout(2), connection(short):
+            with pytest.raises(DatabaseError, match=r"connection\(\) block .* would wait"):
+                await close_database(short)
+            with pytest.raises(DatabaseError, match=r"connection\(\) block .* would wait"):
+                await asyncio.ensure_future(close_database(short))  # a task the block started
+            await save_result(short, result())
+        assert len(await all_results(db)) == 1
+    finally:
+        await close_database(short)
+
+
 async def test_a_lone_write_returns_in_the_loop_turn_after_its_thread_ends(
     sqlite_db: Database,
 ) -> None:

@@ -192,6 +192,10 @@ class Block:
 OPEN_BLOCKS: contextvars.ContextVar[tuple[Block, ...]] = contextvars.ContextVar(
     "persistence_open_blocks", default=()
 )
+OPEN_LOANS: contextvars.ContextVar[tuple[Backend, ...]] = contextvars.ContextVar(
+    "persistence_open_loans", default=()
+)
+"""The backends of the `connection()` blocks open in this task, and in the tasks it started."""
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ from persistence._backend import Backend, Engine, ScriptStatement
 from persistence._blocks import read_snapshot as read_snapshot  # noqa: PLC0414  # re-exported
 from persistence._blocks import transaction
 from persistence._database_value import (
+    OPEN_LOANS,
     Database,
     entered_once,
     refuse_outer,
@@ -36,7 +37,7 @@ from persistence._urls import (
     pooled_target,
     redact_url,
 )
-from persistence.exceptions import ValidationError
+from persistence.exceptions import DatabaseError, ValidationError
 
 __all__ = [
     "DEFAULT_DATABASE",
@@ -64,6 +65,10 @@ MAX_POOL_SIZE: Final = 10_000
 
 _CLOSE_IN_BLOCK: Final = (
     "close_database() was called inside a transaction() block of this database, and would wait "
+    "for the block to end: close it after the block"
+)
+_CLOSE_IN_LOAN: Final = (
+    "close_database() was called inside a connection() block of this database, and would wait "
     "for the block to end: close it after the block"
 )
 
@@ -165,12 +170,15 @@ def split_script(engine: Engine, script: str) -> list[ScriptStatement]:
 async def close_database(db: Database) -> None:
     """Close the connections behind `db`, after the writes already queued.
 
-    A `transaction()` block open in another task ends first; one open in this task (or a task
-    it started), which the close would wait for, is refused. A `read_snapshot()` block, which
-    only reads, ends at once: its later calls raise `DatabaseError`.
+    A `transaction()` or `connection()` block open in another task ends first; one open in
+    this task (or a task it started), which the close would wait for, is refused. A
+    `read_snapshot()` block, which only reads, ends at once: its later calls raise
+    `DatabaseError`.
     """
     backend = require_database(db)._backend  # noqa: SLF001  # the module that made it closes it
     refuse_outer(backend, _CLOSE_IN_BLOCK)
+    if any(loaned is backend for loaned in OPEN_LOANS.get()):
+        raise DatabaseError(_CLOSE_IN_LOAN)
     await backend.close()
 
 
