@@ -23,6 +23,7 @@ from persistence._postgres.changes import ChangeListener
 from persistence._postgres.connections import (
     as_pg,
     cancel_request,
+    cancel_sent,
     check_block,
     left_broken,
     terminate,
@@ -227,13 +228,12 @@ class PostgresBackend(CopySupport):
         One not known to be clean is rolled back first. A `broken` one is never waited on:
         after a timeout, asyncpg would wait on a cancel request that a silent server never
         answers, and the error would come twice as late as it says; after a failure of the
-        connection itself, it may still be marked busy, and would fail the next call lent it.
-        One given up waiting on the server (`unanswered`), and still open, is closed once the
-        server was asked to cancel its statement, in a task of its own
-        (`_cancelled_then_given_back`), unless behind PgBouncer; any other at once. The caller
-        waits for that request to be made, `_CANCEL_WAIT` at most.
+        connection itself, it may still be marked busy, and would fail the next call lent it;
+        nor one whose statement asyncpg cancelled (`cancel_sent`), closed at once. One given up
+        (`unanswered`), if open, is closed once the server was asked to cancel its statement
+        (`_cancelled_then_given_back`; the caller waits `_CANCEL_WAIT`), unless behind PgBouncer.
         """
-        if broken:
+        if broken or cancel_sent(connection):
             # Not behind PgBouncer: its 1.18 can crash on cancel requests under load
             # (pgbouncer/pgbouncer#822), there its own `query_timeout` is the bound.
             running = unanswered and not self._pooling.transaction and usable(connection)

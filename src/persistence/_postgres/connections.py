@@ -36,6 +36,13 @@ class PooledConnection(_Connection):
     codecs_changed = False
     json_deferral: JsonDeferral | None = None
     """Set by `init_connection`: how its JSON codec defers large values for the adapter."""
+    cancel_sent = False
+    """asyncpg asked the server to cancel a statement of it: never lent again (`cancel_sent`)."""
+
+    def _cancel_current_command(self, *waiters: asyncio.Future[None]) -> None:
+        """Note the request: asyncpg sends it for a statement cancelled or timed out."""
+        self.cancel_sent = True
+        super()._cancel_current_command(*waiters)  # type: ignore[misc]  # not in the stubs
 
     async def set_type_codec(
         self,
@@ -277,6 +284,18 @@ def left_broken(error: BaseException | None) -> bool:
     # asyncpg's refusals of an argument before sending it (its DataError, a ValueError and
     # an InterfaceError) leave the connection as it was: no reconnect for each bad value.
     return isinstance(error, _BROKEN) and not isinstance(error, ValueError)
+
+
+def cancel_sent(connection: PgConnection) -> bool:
+    """Tell whether asyncpg asked the server to cancel a statement of the connection, ever.
+
+    The request goes on a socket of its own, and the server cancels whatever the connection's
+    server process runs when it arrives. asyncpg waits until that socket is closed, but one
+    that something in between closes before the server has the request (a proxy) lets the
+    request come late: handed back to the pool, the connection's next call failed with
+    'canceling statement due to user request' (a later block's COMMIT). It is closed instead.
+    """
+    return bool(getattr(getattr(connection, "_con", None), "cancel_sent", False))
 
 
 def unanswered(error: BaseException | None) -> bool:
