@@ -33,6 +33,7 @@ from persistence import (
 )
 from persistence._loans import run_query
 from persistence._postgres.adapter import COPY_ROWS
+from persistence._postgres.connections import as_pg
 from persistence.database import close_database
 
 pytestmark = pytest.mark.usefixtures("postgres_admin")
@@ -500,6 +501,38 @@ async def test_calls_waiting_for_a_connection_as_the_close_begins_are_served(
         assert len(await all_results(again)) == 50
     with pytest.raises(DatabaseError, match="closed"):
         await save_result(db, result())
+
+
+async def test_calls_still_waiting_for_a_connection_at_the_close_bound_are_told_it_closed(
+    migrated_postgres_url: str, postgres_url: str
+) -> None:
+    """The close waits for calls begun before it within its bound, then tells the rest at once.
+
+    It waited for every take of a connection without a bound: 40 calls of 0.9 s on two
+    connections kept a close of 1.5 s going 10.9 s, and those it never reached failed after the
+    connect timeout, "no connection within 10s (... every pooled connection is busy)".
+    """
+    db = await open_database(
+        migrated_postgres_url,
+        pool_size=2,
+        command_timeout=1,
+        release_timeout=0.5,
+        connect_timeout=BOUND * 4,
+    )
+
+    async def sleep_a_while() -> None:
+        async with connection(db) as conn:
+            await as_pg(conn).execute("SELECT pg_sleep(0.9)")
+
+    calls = [asyncio.ensure_future(sleep_a_while()) for _ in range(20)]
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(BOUND * 2):  # within the close's bound, 1.5 s, and its tidying
+        await close_database(db)
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [str(call) for call in done if isinstance(call, BaseException)]
+    assert failed, "every call was served: the bound was not reached"
+    assert all("closed" in why for why in failed), failed
+    assert await own_connections(postgres_url) == 0
 
 
 async def test_blocks_at_once_get_every_pooled_connection_the_lane_idles_on(

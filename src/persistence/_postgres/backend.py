@@ -26,6 +26,7 @@ from persistence._postgres.connections import (
     cancel_sent,
     check_block,
     left_broken,
+    migration_lock,
     terminate,
     tidy,
     unanswered,
@@ -64,10 +65,9 @@ _ROLLED_BACK: Final = (
     "undoes its own writes alone"
 )
 """A block ended normally, its transaction failed: PostgreSQL answers its COMMIT with ROLLBACK."""
+_GIVEN_UP: Final = "the close gave up waiting for it"
 _CANCEL_WAIT: Final = 0.25
 """Seconds a caller given up at the command timeout waits for the cancel request to be made."""
-_LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
-_MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
 _BEGIN_SNAPSHOT: Final = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"
 """Begin a snapshot, and fix the state it sees with a first query (simple protocol: one trip)."""
 
@@ -173,6 +173,10 @@ class PostgresBackend(CopySupport):
                 f"PostgreSQL: no connection within {self.connect_timeout:g}s "
                 "(the server is unreachable or every pooled connection is busy)"
             ) from error
+        except asyncio.CancelledError as error:
+            if error.args == (_GIVEN_UP,):
+                raise DatabaseError(CLOSED) from None
+            raise
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError) as error:
             # A connect that failed (reset, or cut as it was made) sent nothing: the translation
             # of a lost connection told it as a call cut midway, a COMMIT maybe taken effect.
@@ -386,7 +390,7 @@ class PostgresBackend(CopySupport):
         clean = broken = given_up = False
         try:
             if lock_timeout is not None:
-                await _migration_lock(connection, lock_timeout)
+                await migration_lock(connection, lock_timeout)
             yield connection
             if snapshot and connection not in self._snapshots:
                 return  # the close ended the snapshot: nothing to commit or hand back
@@ -538,31 +542,22 @@ class PostgresBackend(CopySupport):
             self._tracked(self.give_back(connection, clean=False))
         if not self._lane_busy:  # else its holder hands it back: see `_free_lane`
             await self._drop_lane()
-        while self._in_flight:  # a connect that ends hands its connection back: wait for both
-            await asyncio.wait(tuple(self._in_flight))
         try:
-            # The blocks of other tasks end first, within a statement's bounds; then each idle
-            # connection says goodbye within the release timeout: a silent server never answers.
+            # The calls begun before, and blocks of other tasks, end first, within a statement's
+            # bounds (a connect that ends hands its connection back: wait for both); then each
+            # idle connection says goodbye within the release timeout: a silent server never
+            # answers. What is still waiting for a connection then is told the database closed.
             async with asyncio.timeout(self.release_timeout + self.command_timeout):
+                while self._in_flight:
+                    await asyncio.wait(tuple(self._in_flight))
                 while self._out or self._taking:  # the calls waiting for one are under way
                     await self._all_back.wait()
             async with asyncio.timeout(self.release_timeout):
                 await self._pool.close()
         except TimeoutError:
             self._pool.terminate()
-
-
-async def _migration_lock(connection: PgConnection, lock_timeout: float) -> None:
-    """Take the runners' lock, every lock wait of the transaction bounded by `lock_timeout`."""
-    # In milliseconds, within what the setting holds: a longer bound waits as long.
-    timeout = int(min(max(1.0, lock_timeout * 1000), _LONGEST_LOCK_TIMEOUT))
-    await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
-    try:
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-    except asyncpg.LockNotAvailableError as error:
-        raise DatabaseError(
-            f"another migration runner held the lock for over {lock_timeout:g}s"
-        ) from error
+            for work in tuple(self._in_flight):
+                work.cancel(_GIVEN_UP)
 
 
 def _check_committed(ended: str, *, snapshot: bool) -> None:

@@ -355,3 +355,20 @@ def cancel_request(connection: PgConnection) -> Callable[[], Awaitable[None]] | 
 def terminate(connection: PgConnection) -> None:
     with contextlib.suppress(asyncpg.InterfaceError):
         connection.terminate()
+
+
+_LONGEST_LOCK_TIMEOUT: Final = 2**31 - 1  # milliseconds: PostgreSQL's lock_timeout is an int
+_MIGRATION_LOCK: Final = 0x70657273  # "pers": the advisory lock every migration takes
+
+
+async def migration_lock(connection: PgConnection, lock_timeout: float) -> None:
+    """Take the runners' lock, every lock wait of the transaction bounded by `lock_timeout`."""
+    # In milliseconds, within what the setting holds: a longer bound waits as long.
+    timeout = int(min(max(1.0, lock_timeout * 1000), _LONGEST_LOCK_TIMEOUT))
+    await connection.execute(f"SET LOCAL lock_timeout = {timeout}")
+    try:
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+    except asyncpg.LockNotAvailableError as error:
+        raise DatabaseError(
+            f"another migration runner held the lock for over {lock_timeout:g}s"
+        ) from error
