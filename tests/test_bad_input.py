@@ -302,6 +302,31 @@ async def test_delete_results_before_any_datetime(
     assert all(result.created_at >= cutoff for result in await all_results(db))
 
 
+async def test_a_cutoff_at_the_last_instant_deletes_a_result_stored_just_before_it(
+    db: Database,
+) -> None:
+    """The last instant is reserved for a stored time, but not as a cutoff, where it is the end.
+
+    A result may be stored at the instant before it, which no cutoff allowed could delete: it was
+    the one left after every retention.
+    """
+    last = dt.datetime.max.replace(tzinfo=dt.UTC)
+    await save_results(
+        db,
+        [
+            TestResult(
+                test_type=TestType.UNIT,
+                status=TestStatus.PASSED,
+                created_at=last - dt.timedelta(microseconds=1),
+            )
+        ],
+    )
+    assert (
+        await delete_results_before(db, last.astimezone(dt.timezone(dt.timedelta(hours=-3)))) == 1
+    )
+    assert await all_results(db) == []
+
+
 @ON_DATABASE
 @example(moment=dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))))
 @example(moment="2024-01-01T00:00:00+00:00")

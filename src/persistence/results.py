@@ -17,6 +17,7 @@ from persistence._backend import Engine, key_detail
 from persistence._blocks import every_item_in_one_state
 from persistence._database_value import require_database
 from persistence._guards import (
+    LAST_INSTANT,
     MAX_INT,
     as_metadata_subset,
     as_utc,
@@ -368,9 +369,10 @@ async def delete_results_before(
     The rows go in short batches, oldest first, each its own transaction outside
     `transaction()`: other writers wait milliseconds at most, and on SQLite no batch holds the
     loop long. A crash or cancellation part way leaves some old rows, whole: call it again.
-    Inside `transaction()` the batches are kept or rolled back with it.
+    Inside `transaction()` the batches are kept or rolled back with it. A cutoff at the last
+    instant (`datetime.max` in UTC), reserved for stored times, deletes every result.
     """
-    cutoff = utc_instant("TestResult", "cutoff", cutoff)
+    cutoff = LAST_INSTANT if _end_of_time(cutoff) else utc_instant("TestResult", "cutoff", cutoff)
     if artifacts is not None:
         with_method("TestResult", "artifacts", artifacts, "sweep", "a CounterexampleStore")
     if require_database(db).in_transaction and artifacts is not None:
@@ -384,6 +386,20 @@ async def delete_results_before(
     if artifacts is not None:
         await artifacts.sweep(db)
     return deleted
+
+
+def _end_of_time(value: object) -> bool:
+    """Tell whether `value` is the last instant, reserved for a stored time: every one is before.
+
+    A result may be stored at the instant just before it, which no other cutoff reaches.
+    """
+    with contextlib.suppress(ValueError, TypeError, OverflowError):  # a tzinfo of its own
+        return (
+            isinstance(value, dt.datetime)
+            and value.utcoffset() is not None
+            and value == LAST_INSTANT
+        )
+    return False
 
 
 async def _delete_before(db: Database, cutoff: dt.datetime) -> int:
