@@ -125,3 +125,52 @@ async def test_a_second_teardown_error_of_one_test_names_it_twice(
     with pytest.raises(ReportError, match=r"twice.xml:3: test 't::test_a' appears twice"):
         await asyncio.wait_for(import_junit(db, report), 10)
     assert await all_results(db) == []
+
+
+_PASSING_TESTS = """
+import pytest
+
+@pytest.fixture
+def fx():
+    yield
+    raise RuntimeError("teardown boom")
+
+def test_c(fx):
+    pass
+
+def test_d(fx):
+    pytest.skip("not here")
+"""
+
+
+async def test_a_teardown_error_after_a_pass_or_a_skip_is_an_error(
+    db: Database, tmp_path: Path
+) -> None:
+    """As pytest counts such a test: its report of a skip and the error was refused whole.
+
+    pytest writes the error in the skipped test's own testcase: refused as "a <testcase> with
+    two outcomes". Written as a testcase of its own after a pass or a skip, the joined result
+    stayed passed (or skipped), the error in its message alone, unseen by `compare`.
+    """
+    (tmp_path / "test_td.py").write_text(_PASSING_TESTS, encoding="utf-8")
+    report = tmp_path / "report.xml"
+    await asyncio.to_thread(_pytest, tmp_path, report)
+    await import_junit(db, report)
+    apart = tmp_path / "apart.xml"
+    apart.write_text(
+        '<testsuite name="s"><testcase classname="t" name="test_e"/>\n'
+        '<testcase classname="t" name="test_f"><skipped message="no"/></testcase>\n'
+        + "".join(
+            f'<testcase classname="t" name="{name}"><error message="failed on teardown with'
+            ' &quot;boom&quot;">RuntimeError: teardown boom</error></testcase>\n'
+            for name in ("test_e", "test_f")
+        )
+        + "</testsuite>\n",
+        encoding="utf-8",
+    )
+    await import_junit(db, apart)
+    results = {result.test_id or "": result for result in await all_results(db)}
+    assert sorted(results) == ["t::test_e", "t::test_f", "test_td::test_c", "test_td::test_d"]
+    for result in results.values():
+        assert result.status is TestStatus.ERROR, result.test_id
+        assert "RuntimeError: teardown boom" in (result.error_message or "")

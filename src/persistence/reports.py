@@ -73,6 +73,8 @@ _METADATA_KEYS: Final = ("suite", "file", "classname", "failure_type", "system_e
 _UNIT: Final = TestType.UNIT.value
 _PYTEST_TEARDOWN: Final = "failed on teardown"
 """How pytest begins the message of a test's teardown error, written as a testcase of its own."""
+_NOT_FAILED: Final = frozenset({TestStatus.PASSED.value, TestStatus.SKIPPED.value})
+"""A testcase's statuses that a teardown's error joined to it turns into an error."""
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
 _NAMESPACE_END: Final = "\x01"
 """What expat joins an element's namespace and name with: no XML 1.0 text holds it, even as
@@ -150,7 +152,12 @@ class _JUnitTarget:
             self.case = _Case(attrs, self.line(), self.suites[-1] if self.suites else None)
         elif self.case is not None and tag in _TEXT_TAGS:
             if tag in _OUTCOMES:
-                if self.case.status is not TestStatus.PASSED:
+                # pytest's own report of a skipped test whose fixture's teardown then raised
+                # holds both: the test is an error, as pytest counts it
+                torn_down = self.case.status is TestStatus.SKIPPED and tag == "error"
+                if self.case.status is not TestStatus.PASSED and not (
+                    torn_down and (attrs.get("message") or "").startswith(_PYTEST_TEARDOWN)
+                ):
                     raise self.fail(f"a <testcase> with two outcomes: <{tag}> after another")
                 self.case.status = _OUTCOMES[tag]
                 self.case.message = attrs.get("message")
@@ -225,7 +232,8 @@ class _JUnitTarget:
         pytest writes a test whose call failed and whose fixture's teardown then raised as two
         testcases of one name, the second an <error> "failed on teardown with ...": one
         test, whose report was refused whole as naming it twice. The error's text is added
-        to the first's.
+        to the first's; a first that passed or was skipped becomes an error, as pytest counts
+        it (it stayed passed, its error in its message alone).
         """
         if not (
             case.status is TestStatus.ERROR and (case.message or "").startswith(_PYTEST_TEARDOWN)
@@ -244,6 +252,8 @@ class _JUnitTarget:
         if (problem := text_problem(joined)) is not None:
             raise self.fail(f"testcase {previous['test_id']!r:.200}: {problem}", case.line)
         previous["error_message"] = joined
+        if previous["status"] in _NOT_FAILED:
+            previous["status"] = TestStatus.ERROR.value
         return True
 
     def _result(self, case: _Case) -> InsertTestResultsParams:
