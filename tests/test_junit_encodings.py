@@ -103,3 +103,26 @@ async def test_a_byte_order_mark_against_the_declared_encoding_writes_nothing(
 async def test_a_utf8_mark_before_a_utf8_declaration_is_read(db: Database, tmp_path: Path) -> None:
     """The mark and the name agree: the file is read past its mark."""
     await assert_read_whole(db, write_report(tmp_path, codecs.BOM_UTF8 + declared("utf8").encode()))
+
+
+def padded(name: str) -> str:
+    """Give the report, its XML declaration naming `name` after 1,000 spaces, as XML allows."""
+    return f'<?xml version="1.0"{" " * 1_000}encoding="{name}"?>\n{BODY}'
+
+
+async def test_a_declaration_padded_with_white_space_is_read_as_a_short_one(
+    db: Database, tmp_path: Path
+) -> None:
+    """A declaration is read whole, not its first 400 bytes alone.
+
+    Past them, `utf8` was refused as not well-formed, `utf16` as multi-byte, and a UTF-8 mark
+    before `latin-1` came in as `Ã©tÃ©`.
+    """
+    await assert_read_whole(db, write_report(tmp_path, padded("utf8").encode()))
+    mark = codecs.BOM_UTF16_LE + padded("utf16").encode("utf-16-le")
+    await import_junit(db, write_report(tmp_path, mark, "utf16.xml"))
+    assert len(await all_results(db)) == 2
+    path = write_report(tmp_path, codecs.BOM_UTF8 + padded("latin-1").encode(), "latin.xml")
+    with pytest.raises(ReportError, match="byte order mark"):
+        await import_junit(db, path)
+    assert len(await all_results(db)) == 2

@@ -15,7 +15,7 @@ _DECLARATION: Final = re.compile(
 )
 """The XML declaration's encoding name, where XML 1.0 puts it."""
 _DECLARATION_BYTES: Final = 400
-"""Where a report's XML declaration ends, at most, in any encoding: it comes first."""
+"""Where a report's XML declaration ends, in any encoding, unless white space pads it."""
 _MARKS: Final = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -36,6 +36,9 @@ def read_as(head: bytes | bytearray) -> str | None:
     """
     mark = _mark_of(head)
     text = bytes(head[:_DECLARATION_BYTES]).decode(mark or "latin-1", "replace")
+    if text.removeprefix("\ufeff").startswith("<?xml") and "?>" not in text:
+        # XML lets a declaration hold any white space: read further, the whole of `head`
+        text = bytes(head).decode(mark or "latin-1", "replace")
     found = _DECLARATION.match(text.removeprefix("\ufeff"))
     family = _family(found["name"]) if found else None
     if mark is not None and found and family is not None and family != _family(mark):
