@@ -352,3 +352,33 @@ async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path:
     assert run.id is not None
     results = await run_results(db, run.id)
     assert [r.test_id for r in results] == [f"c::t{i:05}" for i in range(count)]
+
+
+async def test_cases_of_large_outputs_are_inserted_in_batches_of_bounded_size(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch ends at 10,000 cases, or sooner at its outputs' and errors' bound of characters.
+
+    Batches were of 10,000 cases whatever they held: 600 cases of 1 MB of output each went in
+    one insert, 1.2 GB of memory on SQLite, its thread holding the loop about a second.
+    """
+    monkeypatch.setattr(reports, "_BATCH_CHARS", 100_000, raising=False)  # before: missing
+    output = "x" * 30_000
+    cases = "\n".join(
+        f'<testcase classname="c" name="t{i}"><system-out>{output}</system-out></testcase>'
+        for i in range(20)
+    )
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    sizes: list[int] = []
+    real = reports._insert  # noqa: SLF001  # the batch insert
+
+    async def counted(db: Database, rows: list[Any]) -> None:
+        sizes.append(sum(len(row["output"] or "") for row in rows))
+        await real(db, rows)
+
+    monkeypatch.setattr(reports, "_insert", counted)
+    run = await import_junit(db, path)
+    assert run.id is not None
+    assert sum(sizes) == 20 * len(output)
+    assert max(sizes) <= 100_000 + len(output), sizes
+    assert [r.output for r in await run_results(db, run.id)] == [output] * 20

@@ -65,6 +65,9 @@ _CARRY: Final = 16
 """Bytes of a token's last piece kept, to count an `="` that the next piece ends."""
 _BATCH: Final = 10_000
 """How many results are inserted at a time, inside the import's one transaction."""
+_BATCH_CHARS: Final = 1 << 23
+"""Or fewer, once their outputs and errors hold this many characters: a batch's memory and
+its insert's time (SQLite's thread binds each text holding the GIL) grow with them."""
 _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 """A test id of this many characters or fewer is within MAX_KEY_BYTES in any UTF-8."""
 _OUTCOMES: Final = {tag: status for status, tag in TAGS.items()}  # "error" reads as ERROR
@@ -112,6 +115,7 @@ class _JUnitTarget:
         self.started = started
         self.line: Callable[[], int] = lambda: 0
         self.results: list[InsertTestResultsParams] = []
+        self.held = 0  # the characters of the outputs and errors of `results`
         self.pending: dict[str, InsertTestResultsParams] = {}
         """The rows of `results` by test id: those not yet inserted (`_batched` empties both)."""
         self.seen: dict[str, int] = {}
@@ -197,6 +201,7 @@ class _JUnitTarget:
             if not self._teardown_of_previous(self.case):
                 row = self._result(self.case)
                 self.results.append(row)
+                self.held += len(row["output"] or "") + len(row["error_message"] or "")
                 self.pending[row["test_id"] or ""] = row
             self.case = None
         elif tag == self.collecting:
@@ -560,11 +565,11 @@ async def _batched(
     tx: Database, target: _JUnitTarget, pending: asyncio.Future[None] | None
 ) -> asyncio.Future[None] | None:
     """Start inserting the results parsed, once they fill a batch, after the batch before."""
-    if len(target.results) < _BATCH:
+    if len(target.results) < _BATCH and target.held < _BATCH_CHARS:
         return pending
     if pending is not None:
         await pending
-    rows, target.results = target.results, []
+    rows, target.results, target.held = target.results, [], 0
     target.pending = {}
     return asyncio.ensure_future(_insert(tx, rows))
 
