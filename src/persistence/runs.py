@@ -225,7 +225,9 @@ async def last_saved_runs(db: Database, count: int = 2) -> list[Run]:
     By the order of their saves, not their times: a report imported without times of its
     own ends at its import, so a longer run imported after a shorter one started before it,
     and `list_runs` gave the two the other way round. The two last saved are what
-    `persistence compare` compares when given no run.
+    `persistence compare` compares when given no run. A save's place is taken as it begins:
+    on PostgreSQL, of two imports under way at once, the one begun last comes first, even if
+    the other committed after it (name the runs to compare then).
     """
     count = page_limit("Run", count, "count")
     rows = await run_query(db, lambda conn: db.queries.last_saved_runs(conn, page_size=count))
