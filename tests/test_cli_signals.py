@@ -58,8 +58,9 @@ IGNORING_SIGINT = AS_A_SHELL_STARTS_IT.replace("signal.default_int_handler", "si
         (signal.SIGINT, 130, "interrupted", AS_A_SHELL_STARTS_IT),
         (signal.SIGTERM, 143, "terminated", AS_A_SHELL_STARTS_IT),
         (signal.SIGTERM, 143, "terminated", IGNORING_SIGINT),
+        (signal.SIGHUP, 129, "hung up", AS_A_SHELL_STARTS_IT),
     ],
-    ids=["SIGINT", "SIGTERM", "SIGTERM, SIGINT ignored"],
+    ids=["SIGINT", "SIGTERM", "SIGTERM, SIGINT ignored", "SIGHUP"],
 )
 def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
     tmp_path: Path,
@@ -111,3 +112,40 @@ def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
     while asyncio.run(_sleeping(postgres_url)):
         assert time.monotonic() < deadline, "the statement runs on at the server"
         time.sleep(0.05)
+
+
+_NEW_SIGNALLED = """
+import os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+import persistence._cli_migrations as cli
+from persistence.__main__ import main
+text = cli._TEMPLATE
+class Signalled:
+    def format(self, **given):
+        os.kill(os.getpid(), int(sys.argv[1]))
+        return text.format(**given)
+cli._TEMPLATE = Signalled()
+sys.exit(main(["new", "add_index", "--migrations", sys.argv[2]]))
+"""
+"""`persistence new`, a signal sent to it as it writes its first file."""
+
+
+@pytest.mark.parametrize(("number", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_new_stopped_by_a_signal_leaves_neither_file(
+    tmp_path: Path, number: int, code: int
+) -> None:
+    """Killed by the signal's default action, it left one engine's file without its twin, empty.
+
+    The next `new` numbered both past it: one chain lacked that number for good.
+    """
+    folder = tmp_path / "mine"
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-c", _NEW_SIGNALLED, str(int(number)), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    assert sorted(path.name for path in folder.rglob("*.sql")) == []

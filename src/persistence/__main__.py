@@ -2,8 +2,9 @@
 
 Exit codes: 0 done; 1 `status` found pending, drifted or newer migrations; 2 bad usage; 3 could not
 run (bad URL, unusable path, unreachable server, or any other PersistenceError), with one
-line on stderr; 130 interrupted; 143 terminated (SIGTERM: `timeout`, `docker stop`, systemd),
-which ends a command as Ctrl-C does, its work undone and its working files removed; 141,
+line on stderr; 130 interrupted; 143 terminated (SIGTERM: `timeout`, `docker stop`, systemd)
+and 129 hung up (SIGHUP: its terminal closed), each of which ends a command as Ctrl-C does, its
+work undone and its working files removed; 141,
 quietly, when the reader of stdout's pipe has left.
 This module builds the parser and runs a command; the migration commands are in
 `_cli_migrations`, the run-history ones in `_cli_history`, and what they share in `_cli_common`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -30,7 +32,6 @@ from persistence._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_NO_READER,
     EXIT_OK,
-    EXIT_TERMINATED,
     CannotRunError,
     amount,
     file_argument,
@@ -70,7 +71,7 @@ from persistence.database import DEFAULT_DATABASE, database_url, engine_of
 from persistence.exceptions import PersistenceError, shown_path
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
     from types import FrameType
 
 _SLUG: Final = re.compile(r"[a-z][a-z0-9_]*")
@@ -315,45 +316,67 @@ _ASYNC_COMMANDS: Final[
 
 
 _TERMINATED: list[int] = []
-"""The SIGTERM that ended the running command, if one did."""
+"""The signal (SIGTERM, SIGHUP) that ended the running command, if one did."""
+_ENDING: Final = (signal.SIGTERM, signal.SIGHUP)
+"""What ends a command as Ctrl-C does: `timeout`, `docker stop`, systemd; a terminal closed."""
 
 
-async def _ended_by_sigterm_too(command: Awaitable[int]) -> int:
-    """Run `command`; a SIGTERM cancels it, as Ctrl-C does, so that it cleans up.
+@contextlib.contextmanager
+def _ended_by_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """While in the block, SIGTERM and SIGHUP `stop` the command, as Ctrl-C does: it cleans up.
 
-    Killed by its default action, a restore left its copy of the backup in the temporary
-    folder, and a backup its `.partial` folder, hundreds of megabytes each. Only in the main
-    thread, and not where SIGTERM is ignored; the handler before is put back after.
+    Killed by their default action, a restore left its copy of the backup in the temporary
+    folder, a backup its `.partial` folder, hundreds of megabytes each, and `new` one engine's
+    file without its twin. Only in the main thread, and not where a signal is ignored; the
+    handlers before are put back after.
     """
-    task = asyncio.current_task()
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main_thread else signal.SIG_IGN
-    if task is None or previous is signal.SIG_IGN:
+    previous = {number: signal.getsignal(number) for number in _ENDING} if main_thread else {}
+
+    def end(number: int, frame: FrameType | None) -> None:
+        del frame
+        _TERMINATED.append(number)
+        stop()
+
+    taken = [number for number, handler in previous.items() if handler is not signal.SIG_IGN]
+    for number in taken:
+        signal.signal(number, end)
+    try:
+        yield
+    finally:
+        for number in taken:  # None: a handler set outside Python, which cannot be put back
+            if (handler := previous[number]) is not None:
+                signal.signal(number, handler)
+
+
+async def _ended_by_signals_too(command: Awaitable[int]) -> int:
+    """Run `command`; a SIGTERM or SIGHUP cancels it, as Ctrl-C does (`_ended_by_signals`)."""
+    task = asyncio.current_task()
+    if task is None:
         return await command
     loop = asyncio.get_running_loop()
 
-    def terminate(number: int, frame: FrameType | None) -> None:
-        del frame
-        _TERMINATED.append(number)
+    def cancel() -> None:
         task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # wake the loop up to see it
 
-    signal.signal(signal.SIGTERM, terminate)
-    try:
+    with _ended_by_signals(cancel):
         return await command
-    finally:
-        if previous is not None:  # None: a handler set outside Python, which cannot be put back
-            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt() -> None:
+    """Stop a command that runs no loop (`new`) as Ctrl-C does, from a signal's handler."""
+    raise KeyboardInterrupt
 
 
 def _stopped(stop: BaseException) -> int:
-    """Say that a signal stopped the command, and give its exit code: SIGTERM's, or Ctrl-C's.
+    """Say that a signal stopped the command, and give its exit code: 128 and its number.
 
-    A cancellation that no SIGTERM made is not the command's to report: raised again.
+    A cancellation that no signal made is not the command's to report: raised again.
     """
     if _TERMINATED:
-        say("terminated")
-        return EXIT_TERMINATED
+        say("terminated" if _TERMINATED[0] == signal.SIGTERM else "hung up")
+        return 128 + _TERMINATED[0]
     if not isinstance(stop, KeyboardInterrupt):
         raise stop
     say("interrupted")
@@ -374,11 +397,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     try:
         with standard_output():
-            if arguments.command == "new":
-                return new_command(arguments)
             _TERMINATED.clear()
+            if arguments.command == "new":
+                with _ended_by_signals(_interrupt):
+                    return new_command(arguments)
             take_output_descriptor(arguments)  # before the loop opens descriptors of its own
-            return asyncio.run(_ended_by_sigterm_too(_ASYNC_COMMANDS[arguments.command](arguments)))
+            command = _ASYNC_COMMANDS[arguments.command](arguments)
+            return asyncio.run(_ended_by_signals_too(command))
     except (PersistenceError, CannotRunError) as error:
         message = "; ".join([str(error), *getattr(error, "__notes__", ())])  # what ran before it
     except OSError as error:

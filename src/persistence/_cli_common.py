@@ -39,7 +39,6 @@ EXIT_OK: Final = 0
 EXIT_PENDING: Final = 1
 EXIT_FAILED: Final = 3
 EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
-EXIT_TERMINATED: Final = 143  # 128 + SIGTERM
 EXIT_NO_READER: Final = 141  # 128 + SIGPIPE, as shells report a writer whose reader left
 
 _CONNECT_TIMEOUT: Final = 10.0
