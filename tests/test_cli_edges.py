@@ -52,12 +52,14 @@ def _report(status: str) -> str:
     )
 
 
-def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoding", ["ascii", "ascii:surrogateescape"])
+def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path, encoding: str) -> None:
     """A stdout that cannot encode a test id or the sparkline gets them escaped, not a crash.
 
     On Windows a redirected stdout is cp1252, and PYTHONIOENCODING or a legacy locale may
     make it ASCII: printing `▁` or a snowman raised UnicodeEncodeError, a traceback with exit
-    1, which `compare` uses to say the head run has new failures.
+    1, which `compare` uses to say the head run has new failures. A C locale's stdout, whose
+    errors are `surrogateescape`, still did.
     """
     db = ["--database", str(tmp_path / "app.db")]
     ok("migrate", *db)
@@ -65,7 +67,7 @@ def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path) -> None:
         report = tmp_path / f"r{index}.xml"
         report.write_text(_report(status), encoding="utf-8")
         ok("import", str(report), *db)
-    ascii_out = {"PYTHONIOENCODING": "ascii"}
+    ascii_out = {"PYTHONIOENCODING": encoding}
     for command, code in ((("compare", "2", "1"), 0), (("compare",), 1)):
         done = cli(*command, *db, cwd=tmp_path, env=ascii_out)
         assert (done.returncode, done.stderr) == (code, ""), done.stderr

@@ -216,6 +216,10 @@ def picked(item: object, *names: str) -> dict[str, object]:
     return {name: getattr(item, name) for name in names}
 
 
+_UNESCAPED: Final = frozenset({"strict", "surrogateescape"})
+"""The error modes of a stdout that fail on a character it cannot encode."""
+
+
 @contextlib.contextmanager
 def standard_output() -> Iterator[None]:
     r"""Give the command a stdout whose failures name it, and that escapes what it cannot encode.
@@ -229,7 +233,8 @@ def standard_output() -> Iterator[None]:
     if not isinstance(stream, io.TextIOWrapper):
         yield  # another stream: as it is
         return
-    errors = "backslashreplace" if stream.errors == "strict" else stream.errors
+    # surrogateescape, a C locale's, encodes no character beyond its encoding either
+    errors = "backslashreplace" if stream.errors in _UNESCAPED else stream.errors
     if stream is not sys.__stdout__:  # a test's capture, say
         before = stream.errors
         stream.reconfigure(errors=errors)
