@@ -8,10 +8,8 @@ slice cuts; a search's hits held it 60 to 120 ms. Each such row is now mapped of
 
 from __future__ import annotations
 
-import contextlib
-import io
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -38,7 +36,7 @@ from persistence import (
 from persistence._guards import text_problem
 from persistence._interface import JsonObject
 from persistence._rows import result_from_row
-from persistence.report_common import open_report, read_run
+from persistence.report_common import read_run
 from persistence.report_json import import_jsonl
 from persistence.report_json_export import export_jsonl
 from persistence.reports import import_junit
@@ -114,24 +112,13 @@ async def test_a_json_report_is_decoded_off_the_loop(
     """
     loop_thread = threading.current_thread()
     decoded_on: list[bool] = []
+    real = persistence.report_json._read  # noqa: SLF001  # reads and decodes: watched
 
-    class Watched(bytes):
-        def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-            decoded_on.append(threading.current_thread() is loop_thread)
-            return super().decode(encoding, errors)
+    def watched(path: Path) -> str:
+        decoded_on.append(threading.current_thread() is loop_thread)
+        return real(path)
 
-    real_open = open_report  # as report_json imports it
-
-    class WatchedStream(io.BytesIO):
-        def read(self, size: int | None = -1) -> bytes:
-            return Watched(super().read(size))
-
-    @contextlib.contextmanager
-    def opened(path: Path) -> Iterator[io.BytesIO]:
-        with real_open(path) as stream:
-            yield WatchedStream(stream.read())
-
-    monkeypatch.setattr(persistence.report_json, "open_report", opened)
+    monkeypatch.setattr(persistence.report_json, "_read", watched)
     run = await save_run(db, Run())
     await save_results(
         db, [TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=run.id)]
