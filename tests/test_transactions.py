@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import attrs
@@ -359,6 +360,44 @@ async def test_closing_inside_the_tasks_own_connection_block_is_refused_at_once(
         assert len(await all_results(db)) == 1
     finally:
         await close_database(short)
+
+
+@pytest.mark.parametrize("ending", ["a task started in it", "an abandoned generator"])
+async def test_a_connection_block_that_ended_elsewhere_lets_the_close_run(
+    database_url: str, ending: str
+) -> None:
+    """A block's mark outlived it, and refused every close after: the pool was never closed.
+
+    A task started in the block carried the mark on; a generator's block, ended by the loop's
+    finalizer in another context, left it in the task that had entered it.
+    """
+    db = await open_database(database_url)
+    if ending == "a task started in it":
+        ended = asyncio.Event()
+
+        async def close_after() -> None:
+            await ended.wait()
+            await close_database(db)
+
+        async with connection(db):
+            closing = asyncio.ensure_future(close_after())
+        ended.set()
+        await asyncio.wait_for(closing, 10)
+    else:
+
+        async def rows() -> AsyncIterator[int]:
+            async with connection(db):
+                yield 1
+                yield 2
+
+        generator = rows()
+        await anext(generator)
+        del generator
+        gc.collect()
+        await asyncio.sleep(0.05)  # the loop's finalizer closes it, in a task of its own
+        await asyncio.wait_for(close_database(db), 10)
+    with pytest.raises(DatabaseError, match="closed"):
+        await save_result(db, result())
 
 
 async def test_a_lone_write_returns_in_the_loop_turn_after_its_thread_ends(

@@ -192,10 +192,13 @@ class Block:
 OPEN_BLOCKS: contextvars.ContextVar[tuple[Block, ...]] = contextvars.ContextVar(
     "persistence_open_blocks", default=()
 )
-OPEN_LOANS: contextvars.ContextVar[tuple[Backend, ...]] = contextvars.ContextVar(
+OPEN_LOANS: contextvars.ContextVar[tuple[Block, ...]] = contextvars.ContextVar(
     "persistence_open_loans", default=()
 )
-"""The backends of the `connection()` blocks open in this task, and in the tasks it started."""
+"""The `connection()` blocks of this task, and of the tasks it started: open until they end.
+
+A mark may outlive its block: reset in another context (a generator closed by the loop's
+finalizer) or copied into a task that goes on after it. So it says whether it is still open."""
 
 
 @attrs.frozen

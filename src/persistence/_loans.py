@@ -18,6 +18,7 @@ from persistence._changes import WRITTEN, WRITTEN_TABLES
 from persistence._database_value import (
     OPEN_BLOCKS,
     OPEN_LOANS,
+    Block,
     Database,
     announce,
     entered_again,
@@ -157,13 +158,14 @@ class _CallersLoan(_Lent):
     caller's own `asyncio.timeout` came out as a command timeout of PostgreSQL's.
     """
 
-    __slots__ = ("_marked",)
+    __slots__ = ("_mark", "_marked")
     _callers = True
 
     async def __aenter__(self) -> Connection:
         self._backend.lent_to_caller(lent := await super().__aenter__())
         # A close in the block would wait for the block: `close_database` refuses it.
-        self._marked = OPEN_LOANS.set((*OPEN_LOANS.get(), self._backend))
+        self._mark = Block(self._backend)
+        self._marked = OPEN_LOANS.set((*OPEN_LOANS.get(), self._mark))
         # The caller's SQL may write any table, and no query of ours reports it: the caches
         # trusted their entries until the feed's notification came, a moment later. SQLite's
         # session runs the generated queries alone, which report what they write.
@@ -185,6 +187,7 @@ class _CallersLoan(_Lent):
                 raise
             # Else the caller's own error is raised; every later call of the block raises this.
         finally:
+            self._mark.open = False
             with contextlib.suppress(ValueError):  # in another context: see `_end_record`
                 OPEN_LOANS.reset(self._marked)
             await super().__aexit__(kind, error, traceback)

@@ -177,7 +177,7 @@ async def close_database(db: Database) -> None:
     """
     backend = require_database(db)._backend  # noqa: SLF001  # the module that made it closes it
     refuse_outer(backend, _CLOSE_IN_BLOCK)
-    if any(loaned is backend for loaned in OPEN_LOANS.get()):
+    if any(loan.open and loan.backend is backend for loan in OPEN_LOANS.get()):
         raise DatabaseError(_CLOSE_IN_LOAN)
     await backend.close()
 
