@@ -168,6 +168,20 @@ class _PassingValidationError(errors.ValidationError):
         super().__init__(*args, **kwargs)
 
 
+class _SettingError(errors.DatabaseError):
+    """A user's error of a slot, with a `__setstate__` written for Exception's dict state."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __setstate__(self, state: dict[str, object] | None) -> None:
+        for name, value in (state or {}).items():
+            setattr(self, name, value)
+
+
 class _MadeError(PersistenceError):
     """A user's error that makes itself: rebuilt Exception's way, by its message."""
 
@@ -185,10 +199,12 @@ def test_a_users_subclass_of_slots_or_a_passing_init_comes_back_and_keeps_the_po
         _SlottedNotFoundError("Run", 3),
         _PassingValidationError("Run", "id", "bad"),
         _MadeError("made"),
+        _SettingError("set", 5),
     )
     for error in made:
         for back in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):  # noqa: S301  # ours
             assert _same(back, error)
+            assert getattr(back, "code", None) == getattr(error, "code", None)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         for error in made[:2]:
             with pytest.raises(type(error)) as raised:

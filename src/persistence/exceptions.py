@@ -39,7 +39,7 @@ class PersistenceError(Exception):
         if any("__new__" in k.__dict__ for k in _users_classes(type(self))):
             return super().__reduce__()
         state = self.__getstate__()  # object's: the __dict__, or (__dict__, slots)
-        if isinstance(state, tuple) and type(self).__setstate__ is BaseException.__setstate__:
+        if isinstance(state, tuple) and type(self).__getstate__ is object.__getstate__:
             attributes, slots = state  # Exception's __setstate__ takes one dict: merged
             state = {**(attributes or {}), **(slots or {})}
         return _rebuilt, (type(self), self.args), state
