@@ -10,7 +10,8 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence import Database, ReportError, all_results, all_runs, export_junit, import_junit
 from persistence.models import utc_now
-from persistence.reports import _junit_parser, _JUnitTarget
+from persistence.report_encodings import junit_parser
+from persistence.reports import _JUnitTarget
 
 
 def _report(tmp_path: Path, time: str) -> Path:
@@ -180,7 +181,7 @@ def test_the_parser_keeps_every_handler_defusedxml_gives() -> None:
     """The expat reading a report has each handler of defusedxml's own: its guards stay."""
     target = _JUnitTarget(Path("report.xml"), 1, utc_now())
     ours, reference = (
-        _junit_parser(target).parser,
+        junit_parser(target).parser,
         DefusedXMLParser(target=target, forbid_dtd=True).parser,
     )
     handlers = [name for name in dir(reference) if "Handler" in name]

@@ -382,3 +382,41 @@ async def test_cases_of_large_outputs_are_inserted_in_batches_of_bounded_size(
     assert sum(sizes) == 20 * len(output)
     assert max(sizes) <= 100_000 + len(output), sizes
     assert [r.output for r in await run_results(db, run.id)] == [output] * 20
+
+
+@pytest.mark.parametrize("tag", ["system-out", "system-err"])
+async def test_a_teardown_after_a_large_failure_still_joins_it_and_stderr_counts(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag: str
+) -> None:
+    """A batch ended by its characters does not end after a failure, which a teardown may join.
+
+    pytest's second testcase of a test, its teardown's error, came after the first was
+    inserted, and the report was refused as naming the test twice. And `<system-err>`, kept in
+    the metadata, was not counted: 20 cases of it went in one insert.
+    """
+    monkeypatch.setattr(reports, "_BATCH_CHARS", 100_000)
+    text = "x" * 30_000
+    teardown = (
+        '<testcase classname="c" name="t{0}"><error message="failed on teardown with'
+        ' &quot;boom&quot;">boom</error></testcase>'
+    )
+    cases = "\n".join(
+        f'<testcase classname="c" name="t{i}"><failure message="no"/><{tag}>{text}</{tag}>'
+        f"</testcase>\n{teardown.format(i)}"
+        for i in range(20)
+    )
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    sizes: list[int] = []
+    real = reports._insert  # noqa: SLF001  # the batch insert
+
+    async def counted(db: Database, rows: list[Any]) -> None:
+        sizes.append(len(rows))
+        await real(db, rows)
+
+    monkeypatch.setattr(reports, "_insert", counted)
+    run = await import_junit(db, path)
+    assert run.id is not None
+    results = await run_results(db, run.id)
+    assert len(results) == 20
+    assert all((r.error_message or "").endswith("failed on teardown: boom") for r in results)
+    assert max(sizes) <= 5, sizes

@@ -1,6 +1,7 @@
-"""Which encoding a JUnit report is read in: its byte order mark, and the name it declares.
+"""How expat reads a JUnit report: its parser, and the encoding it reads the report in.
 
-Expat knows UTF-8 and UTF-16 by those names alone; these say when to tell it so.
+The encoding by the report's byte order mark and the name it declares: expat knows UTF-8 and
+UTF-16 by those names alone, and these say when to tell it so.
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import codecs
 import re
 from typing import Final
+from xml.parsers.expat import ParserCreate
+
+from defusedxml.ElementTree import DefusedXMLParser
 
 _DECLARATION: Final = re.compile(
     r"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\"'])[^\"']*\1[ \t\r\n]+"
@@ -73,3 +77,35 @@ def _family(name: str) -> str | None:
     if known.startswith("utf-8"):  # utf-8-sig too: a mark is read past either way
         return "utf-8"
     return "utf-16" if known.startswith("utf-16") else known
+
+
+NAMESPACE_END: Final = "\x01"
+"""What expat joins an element's namespace and name with: no XML 1.0 text holds it, even as
+a reference, so that no namespace holds it either."""
+_EXPAT_SETTINGS: Final = frozenset(
+    {
+        "buffer_size",
+        "buffer_text",
+        "namespace_prefixes",
+        "ordered_attributes",
+        "specified_attributes",
+    }
+)
+
+
+def junit_parser(target: object, encoding: str | None = None) -> DefusedXMLParser:
+    """Give defusedxml's parser, its expat joining a namespace and a name with `NAMESPACE_END`.
+
+    ElementTree's expat joins them with `}`, which a namespace may hold: expat refuses such a
+    namespace with a bare "syntax error", before any handler could name it. Every handler and
+    setting that ElementTree and defusedxml gave their expat (those against DTDs and entities
+    among them) is given to this one. `encoding`, if given, overrides the one declared.
+    """
+    parser = DefusedXMLParser(target=target, forbid_dtd=True)
+    given = parser.parser
+    expat = ParserCreate(encoding, NAMESPACE_END)
+    for name in dir(given):
+        if "Handler" in name or name in _EXPAT_SETTINGS:
+            setattr(expat, name, getattr(given, name))
+    parser.parser = expat  # what ElementTree feeds and closes
+    return parser

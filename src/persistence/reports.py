@@ -17,7 +17,6 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 from xml.etree.ElementTree import ParseError
-from xml.parsers.expat import ParserCreate
 
 import attrs
 from defusedxml import DefusedXmlException
@@ -33,7 +32,7 @@ from persistence.database import Database, transaction
 from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
 from persistence.report_common import import_arguments, open_report, read_run, run_results
-from persistence.report_encodings import read_as, utf_16_in
+from persistence.report_encodings import NAMESPACE_END, junit_parser, read_as, utf_16_in
 from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
 from persistence.report_times import SECONDS, Clock, JUnitTimes, timed_run
 from persistence.runs import save_run
@@ -66,8 +65,8 @@ _CARRY: Final = 16
 _BATCH: Final = 10_000
 """How many results are inserted at a time, inside the import's one transaction."""
 _BATCH_CHARS: Final = 1 << 23
-"""Or fewer, once their outputs and errors hold this many characters: a batch's memory and
-its insert's time (SQLite's thread binds each text holding the GIL) grow with them."""
+"""Or fewer, once their texts hold this many characters: a batch's memory and its insert's
+time (SQLite's thread binds each text holding the GIL) grow with them."""
 _SURE_KEY_CHARS: Final = MAX_KEY_BYTES // 4
 """A test id of this many characters or fewer is within MAX_KEY_BYTES in any UTF-8."""
 _OUTCOMES: Final = {tag: status for status, tag in TAGS.items()}  # "error" reads as ERROR
@@ -79,18 +78,6 @@ _PYTEST_TEARDOWN: Final = "failed on teardown"
 _NOT_FAILED: Final = frozenset({TestStatus.PASSED.value, TestStatus.SKIPPED.value})
 """A testcase's statuses that a teardown's error joined to it turns into an error."""
 _TEXT_TAGS: Final = frozenset({"failure", "error", "skipped", "system-out", "system-err"})
-_NAMESPACE_END: Final = "\x01"
-"""What expat joins an element's namespace and name with: no XML 1.0 text holds it, even as
-a reference, so that no namespace holds it either."""
-_EXPAT_SETTINGS: Final = frozenset(
-    {
-        "buffer_size",
-        "buffer_text",
-        "namespace_prefixes",
-        "ordered_attributes",
-        "specified_attributes",
-    }
-)
 
 
 @attrs.define
@@ -201,7 +188,13 @@ class _JUnitTarget:
             if not self._teardown_of_previous(self.case):
                 row = self._result(self.case)
                 self.results.append(row)
-                self.held += len(row["output"] or "") + len(row["error_message"] or "")
+                self.held += (
+                    len(row["output"] or "")
+                    + len(row["error_message"] or "")
+                    + sum(
+                        map(len, self.case.texts.get("system-err", ()))  # in the metadata
+                    )
+                )
                 self.pending[row["test_id"] or ""] = row
             self.case = None
         elif tag == self.collecting:
@@ -230,6 +223,19 @@ class _JUnitTarget:
         self._last_key, self._last_metadata = key, metadata
         # its attributes' texts: system_err's pieces were checked as the parser gave them
         return metadata, tuple(value for value in key[:-1] if value is not None)
+
+    def joinable(self) -> bool:
+        """Tell whether the last result failed and may still get pytest's teardown testcase.
+
+        A batch ended by its characters waits for it: once inserted, the result could not be
+        joined, and the report was refused as naming the test twice.
+        """
+        last = self.results[-1] if self.results else None
+        return (
+            last is not None
+            and last["status"] not in _NOT_FAILED
+            and (last["test_id"] not in self.torn_down)
+        )
 
     def _teardown_of_previous(self, case: _Case) -> bool:
         """Join pytest's second <testcase> of a test, its teardown's error, to the first.
@@ -339,31 +345,13 @@ class _JUnitTarget:
             raise self.fail(f"testcase {test_id!r:.200}: {error}", case.line) from None
 
 
-def _junit_parser(target: _JUnitTarget, encoding: str | None = None) -> DefusedXMLParser:
-    """Give defusedxml's parser, its expat joining a namespace and a name with `_NAMESPACE_END`.
-
-    ElementTree's expat joins them with `}`, which a namespace may hold: expat refuses such a
-    namespace with a bare "syntax error", before any handler could name it. Every handler and
-    setting that ElementTree and defusedxml gave their expat (those against DTDs and entities
-    among them) is given to this one. `encoding`, if given, overrides the one declared.
-    """
-    parser = DefusedXMLParser(target=target, forbid_dtd=True)
-    given = parser.parser
-    expat = ParserCreate(encoding, _NAMESPACE_END)
-    for name in dir(given):
-        if "Handler" in name or name in _EXPAT_SETTINGS:
-            setattr(expat, name, getattr(given, name))
-    parser.parser = expat  # what ElementTree feeds and closes
-    return parser
-
-
 def _started(target: _JUnitTarget, head: bytes | bytearray) -> DefusedXMLParser:
     """Give the parser of a report that starts with `head`, its elements straight to `target`."""
     try:
         encoding = read_as(head)
     except ValueError as error:
         raise target.fail(str(error), 1) from None
-    parser = _junit_parser(target, encoding)
+    parser = junit_parser(target, encoding)
     expat = parser.parser
     target.line = lambda: int(expat.CurrentLineNumber)
     # Elements straight to the target, past ElementTree's Python step per element; the
@@ -376,7 +364,7 @@ def _started(target: _JUnitTarget, head: bytes | bytearray) -> DefusedXMLParser:
 
 def _element(tag: str) -> str:
     """Name an element as a user reads it: expat gives one in a namespace as `namespace^Aname`."""
-    namespace, joined, name = tag.rpartition(_NAMESPACE_END)
+    namespace, joined, name = tag.rpartition(NAMESPACE_END)
     if not joined:
         return f"<{tag:.80}>"
     return f"<{name:.80}> in the XML namespace {namespace!r:.200}, where JUnit's are in none"
@@ -565,7 +553,7 @@ async def _batched(
     tx: Database, target: _JUnitTarget, pending: asyncio.Future[None] | None
 ) -> asyncio.Future[None] | None:
     """Start inserting the results parsed, once they fill a batch, after the batch before."""
-    if len(target.results) < _BATCH and target.held < _BATCH_CHARS:
+    if len(target.results) < _BATCH and (target.held < _BATCH_CHARS or target.joinable()):
         return pending
     if pending is not None:
         await pending
