@@ -77,6 +77,25 @@ def test_tables_and_sparklines_print_on_an_ascii_stdout(tmp_path: Path, encoding
     assert done.stdout.splitlines()[0] == "a::t\\xe9st\\u2603  " + "\\u2581" * 2
 
 
+def test_a_utf8_stdout_of_surrogateescape_writes_a_names_bytes_back(tmp_path: Path) -> None:
+    """In Python's UTF-8 mode (a C locale), a folder's undecodable byte is written as it is.
+
+    The escape meant for a stdout that cannot encode a character wrote it as text, `udcff`
+    after a backslash.
+    """
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/mig\xff"))
+    done = subprocess.run(  # this interpreter, fixed arguments
+        [sys.executable, "-m", "persistence", "new", "--migrations", str(folder), "add_x"],
+        cwd=tmp_path,
+        env={**os.environ, "LC_ALL": "C", "PYTHONUTF8": "1", "PYTHONIOENCODING": ""},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert b"/mig\xff/" in done.stdout, done.stdout
+
+
 def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
     """`persistence runs | head -1` ends as a shell's tools do: exit 141, nothing on stderr.
 

@@ -137,7 +137,8 @@ def test_new_stopped_by_a_signal_leaves_neither_file(
 ) -> None:
     """Killed by the signal's default action, it left one engine's file without its twin, empty.
 
-    The next `new` numbered both past it: one chain lacked that number for good.
+    The next `new` numbered both past it: one chain lacked that number for good. The signal
+    comes once both files are written (or neither): both are there, whole, or none.
     """
     folder = tmp_path / "mine"
     done = subprocess.run(  # this interpreter, fixed arguments
@@ -148,4 +149,9 @@ def test_new_stopped_by_a_signal_leaves_neither_file(
         check=False,
     )
     assert done.returncode == code, done.stderr
-    assert sorted(path.name for path in folder.rglob("*.sql")) == []
+    made = sorted(folder.rglob("*.sql"))
+    assert [path.relative_to(folder).parts for path in made] in (
+        [],
+        [("postgres", "0001_add_index.sql"), ("sqlite", "0001_add_index.sql")],
+    )
+    assert all("0001_add_index" in path.read_text(encoding="utf-8") for path in made)

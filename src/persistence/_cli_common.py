@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import datetime as dt
 import io
@@ -216,10 +217,6 @@ def picked(item: object, *names: str) -> dict[str, object]:
     return {name: getattr(item, name) for name in names}
 
 
-_UNESCAPED: Final = frozenset({"strict", "surrogateescape"})
-"""The error modes of a stdout that fail on a character it cannot encode."""
-
-
 @contextlib.contextmanager
 def standard_output() -> Iterator[None]:
     r"""Give the command a stdout whose failures name it, and that escapes what it cannot encode.
@@ -233,8 +230,11 @@ def standard_output() -> Iterator[None]:
     if not isinstance(stream, io.TextIOWrapper):
         yield  # another stream: as it is
         return
-    # surrogateescape, a C locale's, encodes no character beyond its encoding either
-    errors = "backslashreplace" if stream.errors in _UNESCAPED else stream.errors
+    # surrogateescape, a C locale's, encodes no character beyond its encoding either; in
+    # UTF-8 (Python's UTF-8 mode) it writes a name's undecodable bytes back as they were
+    utf_8 = codecs.lookup(stream.encoding).name == "utf-8"
+    unescaped = stream.errors == "strict" or (stream.errors == "surrogateescape" and not utf_8)
+    errors = "backslashreplace" if unescaped else stream.errors
     if stream is not sys.__stdout__:  # a test's capture, say
         before = stream.errors
         stream.reconfigure(errors=errors)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -259,6 +260,9 @@ def _pending_json(migration: Migration) -> dict[str, object]:
     return {"version": migration.version, "name": migration.name, "file": migration.path.name}
 
 
+_ENDING_SIGNALS: Final = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
 def new_command(arguments: argparse.Namespace) -> int:
     folder: Path = arguments.folder or _checkout_migrations()
     folders = [folder / engine for engine in _ENGINE_FOLDERS]
@@ -284,6 +288,9 @@ def new_command(arguments: argparse.Namespace) -> int:
             raise CannotRunError(msg)
         stem = f"{number:04d}_{arguments.name}"
         written: list[Path] = []  # both files or neither: a chain without its twin numbers apart
+        # A signal (Ctrl-C, SIGTERM, SIGHUP) comes once both are written or removed: one raised
+        # between a file's open and its note, or during the removal, left one file alone.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING_SIGNALS)
         try:
             for engine_folder, engine in zip(folders, _ENGINE_FOLDERS.values(), strict=True):
                 path = engine_folder / f"{stem}.sql"
@@ -294,6 +301,8 @@ def new_command(arguments: argparse.Namespace) -> int:
             for path in written:
                 path.unlink(missing_ok=True)
             raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     for path in written:
         print(f"created {path}")
     return EXIT_OK
