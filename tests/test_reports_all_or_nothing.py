@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -354,6 +355,19 @@ async def test_a_file_of_several_batches_keeps_its_order(db: Database, tmp_path:
     assert [r.test_id for r in results] == [f"c::t{i:05}" for i in range(count)]
 
 
+def _batches(monkeypatch: pytest.MonkeyPatch, measure: Callable[[list[Any]], int]) -> list[int]:
+    """Give the list that each batch an import inserts is measured into, by `measure`."""
+    sizes: list[int] = []
+    real = reports._insert  # noqa: SLF001  # the batch insert
+
+    async def counted(db: Database, rows: list[Any]) -> None:
+        sizes.append(measure(rows))
+        await real(db, rows)
+
+    monkeypatch.setattr(reports, "_insert", counted)
+    return sizes
+
+
 async def test_cases_of_large_outputs_are_inserted_in_batches_of_bounded_size(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,14 +383,7 @@ async def test_cases_of_large_outputs_are_inserted_in_batches_of_bounded_size(
         for i in range(20)
     )
     path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
-    sizes: list[int] = []
-    real = reports._insert  # noqa: SLF001  # the batch insert
-
-    async def counted(db: Database, rows: list[Any]) -> None:
-        sizes.append(sum(len(row["output"] or "") for row in rows))
-        await real(db, rows)
-
-    monkeypatch.setattr(reports, "_insert", counted)
+    sizes = _batches(monkeypatch, lambda rows: sum(len(row["output"] or "") for row in rows))
     run = await import_junit(db, path)
     assert run.id is not None
     assert sum(sizes) == 20 * len(output)
@@ -406,14 +413,7 @@ async def test_a_teardown_after_a_large_failure_still_joins_it_and_stderr_counts
         for i in range(20)
     )
     path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
-    sizes: list[int] = []
-    real = reports._insert  # noqa: SLF001  # the batch insert
-
-    async def counted(db: Database, rows: list[Any]) -> None:
-        sizes.append(len(rows))
-        await real(db, rows)
-
-    monkeypatch.setattr(reports, "_insert", counted)
+    sizes = _batches(monkeypatch, len)
     run = await import_junit(db, path)
     assert run.id is not None
     results = await run_results(db, run.id)
