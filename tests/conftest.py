@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from _lag import LOCK_VARIABLE
 from _test_databases import DatabaseService
@@ -38,6 +39,13 @@ from persistence import (
     open_counterexample_store,
 )
 from persistence.storage import Storage, open_storage
+
+# A property test that names no number of examples tries 50, not hypothesis's 100: drawing
+# them took about a third of a property test module's time (tests/test_filters.py), and
+# `make test` is held to 10 minutes on two cores. PERSISTENCE_TEST_EXAMPLES=500 tries more.
+EXAMPLES_VARIABLE = "PERSISTENCE_TEST_EXAMPLES"
+settings.register_profile("suite", max_examples=int(os.environ.get(EXAMPLES_VARIABLE, "50")))
+settings.load_profile("suite")
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ENGINES = ["sqlite", "postgres"]

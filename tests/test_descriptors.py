@@ -89,13 +89,14 @@ async def settled_counts(expected_native_threads: int, expected_descriptors: int
 def cycles(engine: str) -> int:
     """How many open/close cycles to run on an engine.
 
-    A leak of every open shows after one. More cycles give a leak of one open in many its
-    chance: 1,000 on SQLite took 36 s (memory) and 57 s (Redis) under `make test`, the
-    slowest tests of the suite, so it runs 300; PERSISTENCE_TEST_CYCLES=1000 runs the 1,000.
+    A leak of every open shows after one (the one this guards, 2 descriptors an open, after
+    each). More cycles give a leak of one open in many its chance, at a cost: 300 on SQLite
+    took 17 s (memory) and 24 s (Redis) under `make test`, four of its slowest tests, so it
+    runs 100, and 50 on PostgreSQL; PERSISTENCE_TEST_CYCLES=1000 runs the 1,000.
     """
     if engine == "sqlite":
-        return int(os.environ.get("PERSISTENCE_TEST_CYCLES", "300"))
-    return int(os.environ.get("PERSISTENCE_TEST_PG_CYCLES", "100"))
+        return int(os.environ.get("PERSISTENCE_TEST_CYCLES", "100"))
+    return int(os.environ.get("PERSISTENCE_TEST_PG_CYCLES", "50"))
 
 
 async def check_cycles(database_url: str, files: Path, redis: str | None) -> None:
