@@ -149,7 +149,6 @@ SCHEMA_CHANGES = {
 
 
 DATABASE_CHANGES = {
-    "a setting of its own": "ALTER DATABASE {name} SET work_mem = '1MB'",
     "a connection limit": "ALTER DATABASE {name} CONNECTION LIMIT 7",
     "a grant on it": "GRANT CREATE ON DATABASE {name} TO PUBLIC",
     "a comment on it": "COMMENT ON DATABASE {name} IS 'changed'",
@@ -181,6 +180,36 @@ def test_a_changed_database_is_dropped_not_reused(
     assert outcome(log, name).startswith(f"not reset {name}: {reason}")
     assert another(service, template, name)
     assert gone(postgres_admin, log, name)
+
+
+async def _work_mem(url: str) -> str:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        return str(await connection.fetchval("SHOW work_mem"))
+    finally:
+        await connection.close()
+
+
+def test_settings_set_on_a_database_are_removed_and_it_is_reused(
+    postgres_admin: str, template: str, service: DatabaseService, log: Path
+) -> None:
+    """Its own settings and a role's in it are removed: the next take gets it, as fresh."""
+    name = service.take(template)
+    url = with_database(postgres_admin, name)
+    fresh = asyncio.run(_work_mem(url))
+    asyncio.run(
+        _run(
+            postgres_admin,
+            f"ALTER DATABASE {name} SET work_mem = '1MB'",
+            f"ALTER ROLE CURRENT_USER IN DATABASE {name} SET work_mem = '2MB'",
+        )
+    )
+    assert asyncio.run(_work_mem(url)) == "2MB"
+    service.give(name)
+    assert outcome(log, name) == f"reset {name}"
+    assert service.take(template) == name
+    assert asyncio.run(_work_mem(url)) == fresh
+    service.give(name)
 
 
 @pytest.mark.parametrize("change", SCHEMA_CHANGES.values(), ids=SCHEMA_CHANGES.keys())
