@@ -91,7 +91,7 @@ def cycles(engine: str) -> int:
 
     A leak of every open shows after one (the one this guards, 2 descriptors an open, after
     each). More cycles give a leak of one open in many its chance, at a cost: 300 on SQLite
-    took 17 s (memory) and 24 s (Redis) under `make test`, four of its slowest tests, so it
+    took 17 s (memory) and 24 s (Redis) under `make test`, two of its slowest tests, so it
     runs 100, and 50 on PostgreSQL; PERSISTENCE_TEST_CYCLES=1000 runs the 1,000.
     """
     if engine == "sqlite":
