@@ -420,3 +420,26 @@ async def test_a_teardown_after_a_large_failure_still_joins_it_and_stderr_counts
     assert len(results) == 20
     assert all((r.error_message or "").endswith("failed on teardown: boom") for r in results)
     assert max(sizes) <= 5, sizes
+
+
+async def test_large_failures_with_no_teardown_are_inserted_in_batches_of_bounded_size(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every case a failure that a teardown might join: batches still end by their characters.
+
+    A batch whose last result was such a failure was not ended at all: 20 failures of 30,000
+    characters went in one insert, past the bound of 100,000.
+    """
+    monkeypatch.setattr(reports, "_BATCH_CHARS", 100_000)
+    text = "x" * 30_000
+    cases = "\n".join(
+        f'<testcase classname="c" name="t{i}"><failure message="no">{text}</failure></testcase>'
+        for i in range(20)
+    )
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    sizes = _batches(monkeypatch, len)
+    run = await import_junit(db, path)
+    assert run.id is not None
+    assert sum(sizes) == 20
+    assert max(sizes) <= 5, sizes
+    assert len(await run_results(db, run.id)) == 20

@@ -103,6 +103,7 @@ class _JUnitTarget:
         self.line: Callable[[], int] = lambda: 0
         self.results: list[InsertTestResultsParams] = []
         self.held = 0  # the characters of the outputs and errors of `results`
+        self.last_held = 0  # those of its last row
         self.pending: dict[str, InsertTestResultsParams] = {}
         """The rows of `results` by test id: those not yet inserted (`_batched` empties both)."""
         self.seen: dict[str, int] = {}
@@ -188,13 +189,12 @@ class _JUnitTarget:
             if not self._teardown_of_previous(self.case):
                 row = self._result(self.case)
                 self.results.append(row)
-                self.held += (
+                self.last_held = (
                     len(row["output"] or "")
                     + len(row["error_message"] or "")
-                    + sum(
-                        map(len, self.case.texts.get("system-err", ()))  # in the metadata
-                    )
+                    + sum(map(len, self.case.texts.get("system-err", ())))  # in the metadata
                 )
+                self.held += self.last_held
                 self.pending[row["test_id"] or ""] = row
             self.case = None
         elif tag == self.collecting:
@@ -227,8 +227,8 @@ class _JUnitTarget:
     def joinable(self) -> bool:
         """Tell whether the last result failed and may still get pytest's teardown testcase.
 
-        A batch ended by its characters waits for it: once inserted, the result could not be
-        joined, and the report was refused as naming the test twice.
+        A batch leaves it for the next: once inserted, the result could not be joined, and the
+        report was refused as naming the test twice.
         """
         last = self.results[-1] if self.results else None
         return (
@@ -552,13 +552,20 @@ def _close(stream: BinaryIO) -> None:
 async def _batched(
     tx: Database, target: _JUnitTarget, pending: asyncio.Future[None] | None
 ) -> asyncio.Future[None] | None:
-    """Start inserting the results parsed, once they fill a batch, after the batch before."""
-    if len(target.results) < _BATCH and (target.held < _BATCH_CHARS or target.joinable()):
+    """Start inserting the results parsed, once they fill a batch, after the batch before.
+
+    A last result that pytest's teardown testcase may still join waits for the next batch.
+    """
+    if len(target.results) < _BATCH and target.held < _BATCH_CHARS:
+        return pending
+    kept = target.results[-1:] if target.joinable() else []
+    rows = target.results[: len(target.results) - len(kept)]
+    if not rows:
         return pending
     if pending is not None:
         await pending
-    rows, target.results, target.held = target.results, [], 0
-    target.pending = {}
+    target.results, target.held = kept, target.last_held if kept else 0
+    target.pending = {row["test_id"] or "": row for row in kept}
     return asyncio.ensure_future(_insert(tx, rows))
 
 
