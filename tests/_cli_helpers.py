@@ -23,11 +23,13 @@ AS_A_SHELL_STARTS_IT = (
     "import runpy, signal, sys;"
     "signal.signal(signal.SIGINT, signal.default_int_handler);"
     "signal.signal(signal.SIGTERM, signal.SIG_DFL);"
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL);"
     "sys.argv[0] = 'persistence';"
     "runpy.run_module('persistence', run_name='__main__', alter_sys=True)"
 )
 """`python -m persistence`, its signals as an interactive shell leaves them: a test worker may
-ignore SIGINT, which its children inherit."""
+ignore SIGINT, and a run under `nohup` SIGHUP, which their children inherit (and which the
+command then leaves ignored, as it should)."""
 
 
 def cli(
