@@ -324,6 +324,7 @@ TIMED_MODULES = frozenset(
         "test_retention.py",
         "test_script_splitting_time.py",
         "test_loop_lag_import_tails.py",
+        "test_loop_lag_report_parts.py",
         "test_sweep_busy_files.py",
     }
 )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -18,7 +19,12 @@ from hypothesis import strategies as st
 
 from persistence._codecs import _ONE, JSON_ENCODER
 from persistence._guards import MAX_JSON_DEPTH
-from persistence._json_pieces import decode_in_pieces, encode_in_pieces, loads_in_pieces
+from persistence._json_pieces import (
+    TextValues,
+    decode_in_pieces,
+    encode_in_pieces,
+    loads_in_pieces,
+)
 from strategies import IN_MEMORY
 
 _CONFIG_JSON: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
@@ -151,6 +157,31 @@ def test_a_text_decodes_in_pieces_as_in_one_call(
     )
     if which == 1:
         assert _outcome(lambda: loads_in_pieces(text, piece)) == _outcome(lambda: json.loads(text))
+
+
+@settings(IN_MEMORY, max_examples=300)
+@given(
+    nodes=st.lists(_NODES, min_size=1, max_size=3),
+    rnd=st.randoms(use_true_random=False),
+    piece=_PIECES,
+)
+def test_values_at_places_of_a_text_read_as_raw_decode_reads_them(
+    nodes: list[object], rnd: random.Random, piece: int
+) -> None:
+    """Each value of a text, at its place, read in one call or walked: raw_decode's value or error.
+
+    In one call, a value larger than the piece is None, and any other is read as raw_decode
+    reads it; walked, every one is.
+    """
+    parts = [rnd.choice(_SPACES) + _render(node, rnd) for node in nodes]
+    text = _mutated(" ".join(parts), rnd)
+    values, one_call = TextValues(text, piece), json.JSONDecoder()
+    places = sorted({0, *(rnd.randrange(len(text) + 1) for _ in range(3))})
+    for at in places:
+        expected = _outcome(functools.partial(one_call.raw_decode, text, at))
+        assert _outcome(functools.partial(values.walked, at)) == expected
+        small = _outcome(functools.partial(values.small, at))
+        assert small in {expected, ("value", "None")}
 
 
 @pytest.mark.parametrize(

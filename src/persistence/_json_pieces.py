@@ -199,6 +199,14 @@ class _PieceReader:
 
     def item(self, idx: int) -> tuple[object, int]:
         """Read the item at `idx`: in one call from the window if it fits, else walked."""
+        found = self.in_one_call(idx)
+        return self.walk(idx) if found is None else found
+
+    def in_one_call(self, idx: int) -> tuple[object, int] | None:
+        """Read the value at `idx` in one call: an object or array from the window, if it fits.
+
+        None for one that does not (too large, or wrong: walked, it fails where it is wrong).
+        """
         if self.text[idx : idx + 1] not in ("{", "["):  # "": a StopIteration, as in one call
             return self.scan(self.text, idx)
         window_end = self.window_at + len(self.window)
@@ -206,8 +214,8 @@ class _PieceReader:
             self.window, self.window_at = self.text[idx : idx + 2 * self.piece], idx
         try:  # an object or array ends at its bracket: the scanner reads nothing past it
             value, end = self.scan(self.window, idx - self.window_at)
-        except Exception:  # noqa: BLE001  # StopIteration too: too large, or wrong: walked
-            return self.walk(idx)
+        except Exception:  # noqa: BLE001  # StopIteration too: too large, or wrong
+            return None
         return value, end + self.window_at
 
     def run_of_items(self, idx: int, brackets: str) -> tuple[object, int] | None:
@@ -308,6 +316,40 @@ class _PieceReader:
 
 _LOADS: Final = json.JSONDecoder()
 """As `json.loads` decodes text, without arguments."""
+
+
+class TextValues:
+    """The JSON values at places in one text, each read as `raw_decode` reads it there.
+
+    For a document read a part at a time (a report's tests): `small` reads a part in one call
+    where it fits a piece, `walked` any part, an object or array an item at a time, in a
+    worker thread (the GIL let go between items). Their errors are json's, at their place in
+    the text; a StopIteration is "Expecting value", as `raw_decode` says.
+    """
+
+    def __init__(self, text: str, piece: int = JSON_PIECE) -> None:
+        self._reader = _PieceReader(_LOADS, text, piece)
+
+    def small(self, idx: int) -> tuple[object, int] | None:
+        """Give the value at `idx` and where it ends, read in one call; None if too large."""
+        return self._scanned(self._reader.in_one_call, idx)
+
+    def walked(self, idx: int) -> tuple[object, int]:
+        """Give the value at `idx` and where it ends, walked an item at a time."""
+        try:
+            found = self._scanned(self._reader.walk, idx)
+        except RecursionError:  # each level walked takes frames here: the one call goes deeper
+            return _LOADS.raw_decode(self._reader.text, idx)
+        assert found is not None  # noqa: S101  # a walk always reads the value or fails
+        return found
+
+    def _scanned(
+        self, read: Callable[[int], tuple[object, int] | None], idx: int
+    ) -> tuple[object, int] | None:
+        try:
+            return read(idx)
+        except StopIteration as error:  # the scanner's "no value here"
+            raise json.JSONDecodeError("Expecting value", self._reader.text, error.value) from None
 
 
 def loads_in_pieces(

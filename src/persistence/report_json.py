@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import codecs
 import datetime as dt
+import functools
 import itertools
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._guards import FIRST_INSTANT, LAST_INSTANT
 from persistence._interface import JsonObject
-from persistence._loop import drop_in_slices, share_loop
+from persistence._json_pieces import TextValues
+from persistence._json_report_text import ctrf_document, decode, ended, skip
+from persistence._loop import OFF_LOOP_SIZE, drop_in_slices, off_loop, share_loop
 from persistence._rows import TEST_STATUSES, TEST_TYPES
 from persistence.converters import from_dict
 from persistence.database import Database, transaction
@@ -35,7 +37,7 @@ from persistence.results import save_results
 from persistence.runs import save_run
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Iterator
 
 __all__ = ["export_ctrf", "export_jsonl", "import_ctrf", "import_jsonl"]
 
@@ -47,9 +49,6 @@ _FROM_CTRF: Final = {
     "other": TestStatus.ERROR,
 }
 _T = TypeVar("_T")
-_DECODER: Final = json.JSONDecoder()
-_SPACE: Final = re.compile(r"[ \t\n\r]*")
-"""What JSON takes as white space between its parts."""
 
 
 MAX_JSON_REPORT_BYTES: Final = 1 << 29
@@ -139,9 +138,10 @@ async def import_ctrf(
     path, run = import_arguments("import_ctrf", db, path, labels)
     text = await _read_text(path)
     try:
-        document = await _ctrf_document(text)
+        read = await ctrf_document(text)
     except json.JSONDecodeError as error:
         raise ReportError(path, error.lineno, f"not JSON: {error.msg}") from None
+    document = read.parsed
     found = document.get("results") if isinstance(document, dict) else None
     tests = found.get("tests") if isinstance(found, dict) else None
     if not isinstance(tests, list):
@@ -153,7 +153,10 @@ async def import_ctrf(
     for index in range(len(tests)):
         test, tests[index] = tests[index], None  # each test's JSON freed once read, not all at once
         try:
-            result, own_time = _ctrf_result(test)
+            if index in read.large_tests:  # its checks, in one call, held the loop too
+                result, own_time = await off_loop(functools.partial(_ctrf_result, test))
+            else:
+                result, own_time = _ctrf_result(test)
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise ReportError(path, None, f"{_ctrf_place(index, test)}: {error}") from None
         _note_id(path, seen, result, index, lines=False)
@@ -237,111 +240,6 @@ def _ctrf_test_start(test: dict[str, object]) -> dt.datetime | None:
     except (OverflowError, ValueError):  # ValueError: NaN
         return None
     return found if FIRST_INSTANT < found < LAST_INSTANT else None
-
-
-async def _ctrf_document(text: str) -> object:
-    """Read a CTRF document as `json.loads` does, each test of `results.tests` apart.
-
-    `json.loads` reads a whole document in one call, holding the loop (200 ms for 10 MB):
-    here the outer objects are walked by hand, the loop given back after each test.
-    """
-    at = _skip(text, 0)
-    document: object
-    if text.startswith("{", at):
-        document, at = await _members(text, at, _results_or_value)
-    else:
-        document, at = _decode(text, at)
-    _ended(text, at)
-    return document
-
-
-def _ended(text: str, at: int) -> None:
-    """Refuse anything but white space after a whole text's value, as `json.loads` does."""
-    at = _skip(text, at)
-    if at != len(text):
-        raise json.JSONDecodeError("Extra data", text, at)
-
-
-def _decode(text: str, at: int) -> tuple[object, int]:
-    """Read the JSON value at `at` as `raw_decode` does; give it and where it ends.
-
-    One that `json` cannot read though it is JSON (a number too long for an int, arrays
-    nested too deep) is a JSONDecodeError at its start, which names its line.
-    """
-    try:
-        return _DECODER.raw_decode(text, at)
-    except json.JSONDecodeError:
-        raise
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deep", text, at) from None
-    except ValueError as error:  # Python's limit on the digits of an int, and its advice
-        reason = str(error).partition(";")[0]
-        raise json.JSONDecodeError(f"a number too long: {reason}", text, at) from None
-
-
-def _skip(text: str, at: int) -> int:
-    """Give where the white space from `at` on ends."""
-    space = _SPACE.match(text, at)
-    return at if space is None else space.end()
-
-
-async def _members(
-    text: str, at: int, read: Callable[[str, str, int], Awaitable[tuple[object, int]]]
-) -> tuple[dict[str, object], int]:
-    """Read the object whose `{` is at `at`, each value by `read`; give it and where it ends.
-
-    As `json.loads`, the last of two members of one name is kept. The loop is given back
-    between members, as between tests.
-    """
-    found: dict[str, object] = {}
-    at = _skip(text, at + 1)
-    if text.startswith("}", at):
-        return found, at + 1
-    while True:
-        if not text.startswith('"', at):
-            raise json.JSONDecodeError(
-                "Expecting property name enclosed in double quotes", text, at
-            )
-        name, at = _DECODER.raw_decode(text, at)  # a string: nothing `_decode` adds
-        at = _skip(text, at)
-        if not text.startswith(":", at):
-            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
-        at = _skip(text, at + 1)
-        found[name], at = await read(text, name, at)
-        await share_loop()  # members of any name, read past: 100,000 held the loop 200 ms
-        at = _skip(text, at)
-        if text.startswith("}", at):
-            return found, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = _skip(text, at + 1)
-
-
-async def _results_or_value(text: str, name: str, at: int) -> tuple[object, int]:
-    """Read a member of the document: `results` walked for its tests, any other whole."""
-    if name == "results" and text.startswith("{", at):
-        return await _members(text, at, _tests_or_value)
-    return _decode(text, at)
-
-
-async def _tests_or_value(text: str, name: str, at: int) -> tuple[object, int]:
-    """Read a member of `results`: `tests` one test at a time, any other whole."""
-    if not (name == "tests" and text.startswith("[", at)):
-        return _decode(text, at)
-    tests: list[object] = []
-    at = _skip(text, at + 1)
-    if text.startswith("]", at):
-        return tests, at + 1
-    while True:
-        test, at = _decode(text, at)
-        tests.append(test)
-        await share_loop()
-        at = _skip(text, at)
-        if text.startswith("]", at):
-            return tests, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = _skip(text, at + 1)
 
 
 def _ctrf_place(index: int, test: object) -> str:
@@ -504,10 +402,13 @@ async def import_jsonl(
     timeless = []  # the results whose line gave no time
     span: tuple[dt.datetime, dt.datetime] | None = None  # the lines' times, earliest and latest
     for number, line in _lines(await _read_text(path)):
-        if _skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
+        if skip(line, 0) == len(line):  # JSON's white space only: `strip` takes \x1c, \u3000
             continue
         try:
-            result, own_time = _jsonl_result(line)
+            if len(line) > OFF_LOOP_SIZE:  # read and checked in one call, one held the loop
+                result, own_time = await off_loop(functools.partial(_jsonl_result, line))
+            else:
+                result, own_time = _jsonl_result(line)
         except Exception as error:  # noqa: BLE001  # json's, cattrs' and the model's errors alike
             raise ReportError(path, number, _reason(error)) from None
         _note_id(path, seen, result, number, lines=True)
@@ -538,9 +439,17 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _jsonl_result(line: str) -> tuple[TestResult, bool]:
-    """Read one line's result; the flag says whether the line gave its time."""
-    data, end = _decode(line, _skip(line, 0))  # as `json.loads`, in CTRF's words where it fails
-    _ended(line, end)
+    """Read one line's result; the flag says whether the line gave its time.
+
+    A long line is read an item at a time (`TextValues.walked`): in a worker thread, the GIL
+    is let go between items.
+    """
+    start = skip(line, 0)  # as `json.loads`, in CTRF's words where it fails
+    if len(line) > OFF_LOOP_SIZE:
+        data, end = decode(line, start, TextValues(line).walked)
+    else:
+        data, end = decode(line, start)
+    ended(line, end)
     if not isinstance(data, dict):
         raise TypeError(f"expected an object, got {type(data).__name__}")
     data.pop("id", None)
