@@ -71,14 +71,16 @@ def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
     said: str,
     started: str,
 ) -> None:
-    """A user migration sleeping on the server: the command ends at once, nothing applied.
+    """A user migration sleeping on the server: the command ends at once, that one undone.
 
-    Its statement is cancelled at the server before the process ends.
+    Its statement is cancelled at the server before the process ends. The one applied before
+    it is kept, and said to be: the command said only that it was interrupted.
     """
     folder = tmp_path / "mine"
     for engine in ("sqlite", "postgres"):
         (folder / engine).mkdir(parents=True)
-        (folder / engine / "0001_slow.sql").write_text(
+        (folder / engine / "0001_quick.sql").write_text("SELECT 1;\n", encoding="utf-8")
+        (folder / engine / "0002_slow.sql").write_text(
             "SELECT pg_sleep(30);\n" if engine == "postgres" else "SELECT 1;\n", encoding="utf-8"
         )
     command = [sys.executable, "-c", started, "migrate"]
@@ -105,8 +107,12 @@ def test_a_migration_stopped_by_a_signal_is_undone_and_says_so(
             running.kill()
             running.communicate()
     assert running.returncode == code
-    assert err.strip().endswith(f"persistence: {said}"), err
-    assert asyncio.run(_user_applied(postgres_url, folder)) == []
+    *_, kept, last = err.strip().splitlines()
+    assert last == f"persistence: {said}", err
+    # The package's migrations too: the database was new.
+    assert kept.startswith("persistence: this run applied and kept, before it: 0001_"), err
+    assert kept.endswith(", user/0001_quick"), err
+    assert asyncio.run(_user_applied(postgres_url, folder)) == ["0001_quick"]
     # The server was asked to cancel it: it ran on there after the process had gone.
     deadline = time.monotonic() + 5
     while asyncio.run(_sleeping(postgres_url)):

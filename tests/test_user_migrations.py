@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
 import sqlite3
@@ -453,7 +452,8 @@ async def test_a_cancelled_run_leaves_each_user_migration_whole(
     """Cancelled mid-chain, migrate leaves each user migration applied with its row, or neither.
 
     The run is cancelled once `after` user migrations are recorded (and `extra` seconds more),
-    so the cancellation lands in the next one's transaction, wherever that has got to.
+    so the cancellation lands in the next one's transaction, wherever that has got to. The
+    cancellation names, in a note, those the run applied and kept, as an error does.
     """
     for number in range(2, 7):
         write_both(mine, f"{number:04d}_t{number}.sql", f"CREATE TABLE t{number} (id integer);\n")
@@ -464,8 +464,11 @@ async def test_a_cancelled_run_leaves_each_user_migration_whole(
             await asyncio.sleep(0.001)
         await asyncio.sleep(extra)
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        notes: list[str] | None = None  # None: the run ended before the cancellation
+        try:
             await task
+        except asyncio.CancelledError as cancelled:
+            notes = getattr(cancelled, "__notes__", [])
         recorded = {
             int(str(row[0]))
             for row in (
@@ -476,10 +479,30 @@ async def test_a_cancelled_run_leaves_each_user_migration_whole(
         }
         made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
         assert made == recorded - {1}
+        if notes is not None:
+            _check_notes(notes, recorded)
         await migrate(db, mine)
         assert (await migration_status(db, mine)).up_to_date
         made = {int(name[1:]) for name in await _tables(db) if re.fullmatch(r"t\d", name)}
         assert made == {2, 3, 4, 5, 6}
+
+
+def _check_notes(notes: list[str], recorded: set[int]) -> None:
+    """Check that a cancelled run's notes name what it kept, and the commit it may have met."""
+    kept = "this run applied and kept, before it: "
+    said = [
+        name for note in notes if note.startswith(kept) for name in note[len(kept) :].split(", ")
+    ]
+    met = [note for note in notes if note.startswith("the cancellation met the commit of ")]
+    assert len(notes) == (1 if said else 0) + len(met), notes
+    named = {int(name.removeprefix("user/")[:4]) for name in said}
+    assert named <= recorded
+    if met:  # the one after those kept; committed or not
+        maybe = max(named, default=0) + 1
+        assert met[0].startswith(f"the cancellation met the commit of user/{maybe:04d}_"), notes
+        assert recorded - named <= {maybe}
+    else:
+        assert named == recorded
 
 
 SLOW = {

@@ -372,8 +372,13 @@ def _interrupt() -> None:
 def _stopped(stop: BaseException) -> int:
     """Say that a signal stopped the command, and give its exit code: 128 and its number.
 
-    A cancellation that no signal made is not the command's to report: raised again.
+    What the command kept, which its cancellation notes (`migrate`: the migrations it applied
+    before), is said first. A cancellation that no signal made is not the command's to report:
+    raised again.
     """
+    if _TERMINATED or isinstance(stop, KeyboardInterrupt):
+        for note in _kept(stop):
+            say(note)
     if _TERMINATED:
         say("terminated" if _TERMINATED[0] == signal.SIGTERM else "hung up")
         return 128 + _TERMINATED[0]
@@ -381,6 +386,20 @@ def _stopped(stop: BaseException) -> int:
         raise stop
     say("interrupted")
     return EXIT_INTERRUPTED
+
+
+def _kept(stop: BaseException) -> list[str]:
+    """Give the notes of a stop and of the cancellations it ended: what the command kept.
+
+    Ctrl-C raises a KeyboardInterrupt of its own once the command's task has ended cancelled
+    (`asyncio.run`): the cancellation, with its notes, is its context.
+    """
+    notes: list[str] = []
+    seen: BaseException | None = stop
+    while isinstance(seen, KeyboardInterrupt | asyncio.CancelledError):
+        notes += getattr(seen, "__notes__", ())
+        seen = seen.__context__
+    return notes
 
 
 def main(argv: Sequence[str] | None = None) -> int:

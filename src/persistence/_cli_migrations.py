@@ -164,15 +164,16 @@ def _migrate_json(
 
 
 async def _saying_after(quiet: float, work: Coroutine[object, object, _T], line: str) -> _T:
-    """Await `work`; if it takes longer than `quiet` seconds, say `line` on stderr once."""
-    task = asyncio.ensure_future(work)
+    """Await `work`; if it takes longer than `quiet` seconds, say `line` on stderr once.
+
+    Awaited in this task, `work` ends before a cancellation of it goes on, and raises it with
+    its notes (what it kept): a task of its own was left running, and its notes unheard.
+    """
+    said = asyncio.get_running_loop().call_later(quiet, say, line)
     try:
-        done, _ = await asyncio.wait({task}, timeout=quiet)
-        if not done:
-            say(line)
-        return await task
+        return await work
     finally:
-        task.cancel()  # a no-op once it is done; else interrupted, and it must not linger
+        said.cancel()
 
 
 async def _read_status(arguments: argparse.Namespace) -> tuple[str, str, MigrationStatus]:

@@ -378,15 +378,25 @@ async def migrate(
         for migration in migrations
         if (chain, migration.version) in pending
     ]
+    committing: list[Migration] = []  # each one whose COMMIT was sent
     try:
         for migrations, migration in to_apply:
             statements = scripts[migration.chain, migration.version]
-            if await _apply_pending(db, migrations, migration, statements, lock_timeout):
+            if await _apply_pending(
+                db, migrations, migration, statements, lock_timeout, committing=committing
+            ):
                 applied.append(migration)  # kept as each one commits
-    except PersistenceError as error:
+    except BaseException as error:  # an error, a cancellation, Ctrl-C: each told alike
         if applied:  # committed, each in its own transaction: the caller is told which
             names = ", ".join(f"{m.chain.label}{m.name}" for m in applied)
             error.add_note(f"this run applied and kept, before it: {names}")
+        if not isinstance(error, Exception) and committing and committing[-1] not in applied:
+            # The COMMIT ends before a cancellation goes on: whether it took effect is unknown.
+            met = committing[-1]
+            error.add_note(
+                f"the cancellation met the commit of {met.chain.label}{met.name}, which may have "
+                "taken effect: migration_status (`persistence status`) tells"
+            )
         raise
     finally:  # a migration's SQL may change any table, and a cancelled COMMIT may have taken
         if to_apply:  # effect: the caches must not wait for the feed's notification
@@ -400,10 +410,13 @@ async def _apply_pending(
     migration: Migration,
     statements: tuple[ScriptStatement, ...],
     lock_timeout: float,
+    *,
+    committing: list[Migration],
 ) -> bool:
     """Apply one migration under the lock unless another runner did: say whether this one did.
 
-    An error at its commit (a deferred constraint) is a `MigrationError` naming it too.
+    It is put in `committing` as its COMMIT is sent. An error at its commit (a deferred
+    constraint) is a `MigrationError` naming it too.
     """
     chain, run = migration.chain, False
     try:
@@ -417,6 +430,7 @@ async def _apply_pending(
                 await _make_history(db, conn, chain)
             await _apply(db, conn, migration, statements)
             run = True
+            committing.append(migration)
     except MigrationError as error:
         if error.migration is not None:
             raise
