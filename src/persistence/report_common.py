@@ -6,8 +6,10 @@ and export one run; the steps they take alike are here, once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,7 +20,7 @@ from persistence._loans import borrow
 from persistence._loop import drop_in_slices, map_in_slices
 from persistence._paging import READ_PAGE
 from persistence._rows import result_from_row, result_texts
-from persistence.database import Database, read_snapshot
+from persistence.database import Database, read_snapshot, transaction
 from persistence.exceptions import NotAFileError, ReportError
 from persistence.models import Run, TestResult, utc_now
 from persistence.runs import get_run
@@ -32,6 +34,27 @@ def import_arguments(name: str, db: Database, path: object, labels: object) -> t
     found = Path(file_path(name, "path", path))
     given = {} if labels is None else json_object(name, "labels", labels)
     return found, Run(started_at=utc_now(), labels=given)
+
+
+@contextlib.asynccontextmanager
+async def import_transaction(db: Database) -> AsyncIterator[tuple[Database, list[Run]]]:
+    """Give an import's one transaction, and a list for its run, put there as it is to commit.
+
+    A COMMIT ends before a cancellation goes on: the run may be stored though the caller is
+    told it was cancelled, with no id to find it by. The cancellation then says its id.
+    """
+    committing: list[Run] = []
+    try:
+        async with transaction(db) as tx:
+            yield tx, committing
+    except asyncio.CancelledError as error:
+        if committing:
+            run_id = committing[-1].id
+            error.add_note(
+                f"the cancellation met the commit of run {run_id}, which may have taken effect: "
+                f"get_run(db, {run_id}) tells"
+            )
+        raise
 
 
 def open_report(path: Path) -> BinaryIO:

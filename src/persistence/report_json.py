@@ -27,10 +27,10 @@ from persistence._json_report_text import ctrf_document, decode, ended, skip
 from persistence._loop import OFF_LOOP_SIZE, drop_in_slices, off_loop, share_loop
 from persistence._rows import TEST_STATUSES, TEST_TYPES
 from persistence.converters import from_dict
-from persistence.database import Database, transaction
+from persistence.database import Database
 from persistence.exceptions import ReportError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
-from persistence.report_common import import_arguments, open_report
+from persistence.report_common import import_arguments, import_transaction, open_report
 from persistence.report_json_export import EPOCH, TO_CTRF, export_ctrf, export_jsonl
 from persistence.report_times import timed_run
 from persistence.results import save_results
@@ -95,13 +95,14 @@ async def _store(db: Database, run: Run, results: list[TestResult]) -> Run:
     the caller would lose the id of a run that was saved. Nothing else may hold them, or the
     last reference, dropped in one go, frees them all at once.
     """
-    async with transaction(db) as tx:
+    async with import_transaction(db) as (tx, committing):
         run = await save_run(tx, run)
         for result in results:  # each a fresh, unshared model built by this module
             object.__setattr__(result, "run_id", run.id)
             await share_loop()
         await save_results(tx, results)
         await drop_in_slices(results)
+        committing.append(run)
     return run
 
 

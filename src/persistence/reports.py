@@ -28,10 +28,16 @@ from persistence._interface import JsonObject
 from persistence._loans import borrow
 from persistence._loop import share_loop
 from persistence._rows import result_params
-from persistence.database import Database, transaction
+from persistence.database import Database
 from persistence.exceptions import ReportError, ValidationError
 from persistence.models import MAX_EXECUTION_TIME, Run, TestResult, TestStatus, TestType
-from persistence.report_common import import_arguments, open_report, read_run, run_results
+from persistence.report_common import (  # re-exported: `persistence.reports`
+    import_arguments,
+    import_transaction,
+    open_report,
+    read_run,
+    run_results,
+)
 from persistence.report_encodings import NAMESPACE_END, junit_parser, read_as, utf_16_in
 from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
 from persistence.report_times import SECONDS, Clock, JUnitTimes, timed_run
@@ -382,15 +388,14 @@ async def import_junit(
     and no result is written.
     """
     path, run = import_arguments("import_junit", db, path, labels)
-    async with transaction(db) as tx:
+    async with import_transaction(db) as (tx, committing):
         run = await save_run(tx, run)
         assert run.id is not None  # noqa: S101  # a saved run has an id
         target = _JUnitTarget(path, run.id, run.started_at)
         # One batch is inserted (in SQLite's thread, or by the server) while the next is parsed.
         pending: asyncio.Future[None] | None = None
         try:
-            # A caller cancelled meanwhile leaves no file open behind it. The executor's future,
-            # not a task: code cancelling other tasks (a shutdown handler) cannot reach it.
+            # No file left open by a cancelled caller; an executor's future: no cancel-all hits it.
             stream = await kept_if_cancelled(
                 asyncio.get_running_loop().run_in_executor(None, open_report, path), _close
             )
@@ -416,6 +421,7 @@ async def import_junit(
                 await pending
             await _insert(tx, target.results)
             run = await _ended(tx, target, run)
+            committing.append(run)
         except OSError as error:
             raise ReportError(path, None, f"cannot read: {error.strerror or error}") from None
         except asyncio.CancelledError:  # a batch's insert, cancelled from outside: DatabaseError
