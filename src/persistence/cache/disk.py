@@ -41,7 +41,7 @@ from persistence._files.paths import (
 )
 from persistence._files.tree import set_aside, unlink_if_old
 from persistence._guards import at_least, byte_string
-from persistence._loop import sorted_in_pieces
+from persistence._loop import empty_in_pieces, sorted_in_pieces
 from persistence.exceptions import (
     NotAFileError,
     OutsideRootError,
@@ -354,7 +354,10 @@ def _in_place(way: list[tuple[int, str, os.stat_result]]) -> bool:
 
 def entry_keys(root: Path, folder: str) -> list[str]:
     """Give the keys of the entries in `folder`, sorted; symlinks are passed over."""
-    return sorted_in_pieces(key for _, _, _, key in _scan_folder(root, folder))
+    found = _scan_folder(root, folder)
+    keys = [key for _, _, _, key in found]
+    empty_in_pieces(found)
+    return sorted_in_pieces(keys)
 
 
 _SHARD: Final = re.compile(r"[0-9a-f]{2}")
@@ -433,7 +436,10 @@ def _scan(entries: int) -> list[tuple[int, int, str, str]]:
 
 def _scanned_size(root: Path) -> int:
     """Give the bytes the entries under `root` take: summed in the scan's thread, not the loop's."""
-    return sum(size for _, size, _, _ in _scan_folder(root, _ENTRIES))
+    found = _scan_folder(root, _ENTRIES)
+    total = sum(size for _, size, _, _ in found)
+    empty_in_pieces(found)
+    return total
 
 
 def _evict(entries: int, budget: int, keep: str | None) -> tuple[int, int]:
@@ -459,6 +465,7 @@ def _evict(entries: int, budget: int, keep: str | None) -> tuple[int, int]:
         except (PermissionError, StoragePermissionError):
             continue  # in a folder it may not write (another user's): the entry stays, counted
         total -= size
+    empty_in_pieces(found)
     return evicted, total
 
 
