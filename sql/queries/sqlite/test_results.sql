@@ -1,29 +1,42 @@
 -- name: ListTestResultsByType :many
 -- Results of any of the given types, newest first, created from created_from on;
--- one keyset page after the (created_at, id) cursor. The type index drives it.
+-- one keyset page after the (created_at, id) cursor. The type index drives it: each type's
+-- page is read from it (the correlated IN, as PostgreSQL's LATERAL), then the pages are
+-- merged. Filtered as it walked the time index, a type no result has read every row of the
+-- time range (150 ms over 500,000 results, for each page).
 -- type: @test_types str[]
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
-FROM test_results AS r
-WHERE r.test_type IN (SELECT value FROM json_each(@test_types))
-  AND r.created_at >= @created_from
-  AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
+FROM json_each(@test_types) AS wanted
+JOIN test_results AS r ON r.id IN (
+    SELECT t.id FROM test_results AS t
+    WHERE t.test_type = wanted.value
+      AND t.created_at >= @created_from
+      AND t.created_at <= @cursor_created_at AND (t.created_at < @cursor_created_at OR t.id < @cursor_id)
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT @page_size
+)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
 
 -- name: ListTestResultsByStatus :many
 -- Results of any of the given statuses (and, when given, types), newest first, created in
 -- from created_from on; one keyset page after the (created_at, id) cursor. The status
--- index drives it.
+-- index drives it, a page of each status read from it and the pages merged, as by type.
 -- type: @statuses str[]
 -- type: @test_types str[]?
 SELECT r.id, r.test_type, r.status, r.execution_time, r.memory_usage, r.test_cases_passed,
        r.test_cases_total, r.error_message, r.output, r.created_at, r.metadata, r.run_id, r.test_id
-FROM test_results AS r
-WHERE r.status IN (SELECT value FROM json_each(@statuses))
-  AND (@test_types IS NULL OR r.test_type IN (SELECT value FROM json_each(@test_types)))
-  AND r.created_at >= @created_from
-  AND r.created_at <= @cursor_created_at AND (r.created_at < @cursor_created_at OR r.id < @cursor_id)
+FROM json_each(@statuses) AS wanted
+JOIN test_results AS r ON r.id IN (
+    SELECT t.id FROM test_results AS t
+    WHERE t.status = wanted.value
+      AND (@test_types IS NULL OR t.test_type IN (SELECT value FROM json_each(@test_types)))
+      AND t.created_at >= @created_from
+      AND t.created_at <= @cursor_created_at AND (t.created_at < @cursor_created_at OR t.id < @cursor_id)
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT @page_size
+)
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT @page_size;
 
