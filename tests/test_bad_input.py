@@ -89,10 +89,10 @@ async def seed(db: Database) -> tuple[TestResult, ConfigEntry, FileRecord]:
 async def _check_id_lookups(db: Database, key: Any) -> None:  # noqa: ANN401  # hostile on purpose
     """Look up and delete by this id in every table; each gives None, False or NotFound.
 
-    An id that no id column can hold (not an int from 1 to 2**63 - 1) is refused instead.
+    An id that no id column can hold (not an int from -2**63 to 2**63 - 1) is refused instead.
     """
     result, entry, record = await seed(db)
-    if type(key) is not int or not 1 <= key <= MAX_INT:
+    if type(key) is not int or not MIN_INT <= key <= MAX_INT:
         await _check_hostile_id_lookups(db, key)
         return
     found_result = await outcome(find_result(db, key))
@@ -137,16 +137,19 @@ async def _check_hostile_id_lookups(db: Database, key: Any) -> None:  # noqa: AN
         ("FileRecord", lambda: find_file_record(db, key)),
         ("FileRecord", lambda: delete_file_record(db, key)),
     ]
-    # A cursor may stop at any id a column holds: plain SQL may write ids of 0 and below.
-    stops = type(key) is int and MIN_INT <= key <= MAX_INT
+    # Any int an id column holds is looked up, an int subclass's too: plain SQL may write ids
+    # of 0 and below.
+    taken = isinstance(key, int) and not isinstance(key, bool) and MIN_INT <= key <= MAX_INT
     for model, call in calls:
         answer = await outcome(call())
         if isinstance(answer, ValidationError):
             assert_refused(answer, model, "id", "after")
-            assert not (stops and model == "PageCursor"), answer
-        elif model == "PageCursor" and stops:
+            assert not taken, answer
+        elif model == "PageCursor":
+            assert taken, answer
             assert isinstance(answer, Page), answer
         else:
+            assert taken, answer
             assert answer is None or answer is False or type(answer) is NotFoundError, answer
 
 

@@ -486,10 +486,13 @@ BAD_CALLS: Final[list[tuple[str, Callable[[Database], Awaitable[object]]]]] = [
         )
         for top in (0, -5, 10_001)
     ],
-    (r"^Run\.base: must be between 1", lambda db: compare_runs(db, -1, 1)),
+    (
+        r"^Run\.base: must be between -9223372036854775808",
+        lambda db: compare_runs(db, -(2**63) - 1, 1),
+    ),
     (r"^Run\.head: expected int, got str", lambda db: compare_runs(db, 1, "2")),  # type: ignore[arg-type]  # refused
     (r"^Run\.head: expected int, got bool", lambda db: compare_runs(db, 1, head=True)),
-    (r"^Run\.base: must be between 1", lambda db: compare_runs(db, 2**64, 1)),
+    (r"^Run\.base: must be between -9223372036854775808", lambda db: compare_runs(db, 2**64, 1)),
     (
         r"^RunComparison\.slower_floor: must be a finite number >= 0",
         lambda db: compare_runs(db, 1, 1, slower_floor=math.nan),

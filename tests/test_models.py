@@ -26,6 +26,7 @@ from persistence import (
     ValidationError,
     to_dict,
 )
+from persistence._guards import MIN_INT
 from persistence.converters import Model, make_converter
 from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import IN_MEMORY
@@ -86,7 +87,7 @@ def _metadata_cases(cls: Cls) -> list[Any]:
 
 
 def _id_cases(cls: Cls) -> list[Any]:
-    return [(cls, "id", value) for value in (0, -1, MAX_INT + 1, 2**70, True, "1", 1.0, b"1")]
+    return [(cls, "id", value) for value in (MIN_INT - 1, MAX_INT + 1, 2**70, True, "1", 1.0, b"1")]
 
 
 INVALID: Final[list[tuple[Cls, str, object]]] = [
@@ -194,6 +195,8 @@ VALID: Final[list[tuple[Cls, str, object, object]]] = [
     (TestResult, "metadata", {"big": 2**63 - 1, "small": -(2**63), "float": 2.0**53 - 1}, None),
     (TestResult, "id", 1, 1),
     (TestResult, "id", MAX_INT, MAX_INT),
+    (TestResult, "id", 0, 0),  # plain SQL may store ids of 0 and below, which listings read
+    (TestResult, "id", MIN_INT, MIN_INT),
     *[(ConfigEntry, "type", kind.value, kind) for kind in (ConfigType.STR,)],
     (ConfigEntry, "section", "'; DROP TABLE config_entries; --", None),
     (ConfigEntry, "key", ":key", None),

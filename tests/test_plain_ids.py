@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 
 import asyncpg
+import attrs
 import pytest
 
 from persistence import (
@@ -23,6 +24,13 @@ from persistence import (
     ValidationError,
     all_results,
     connect,
+    delete_result,
+    delete_run,
+    find_result,
+    find_run,
+    from_dict,
+    get_result,
+    get_run,
     list_results,
     list_runs,
     list_test_history,
@@ -31,6 +39,7 @@ from persistence import (
     save_result,
     save_results,
     save_run,
+    to_dict,
 )
 from persistence._guards import MAX_INT, MIN_INT
 from persistence._paging import every_item
@@ -139,6 +148,29 @@ async def test_a_runs_results_include_ids_of_zero_and_below(
     exported = await run_results(db, run.id)
     assert len(exported) == len(members)
     assert min(r.id or 0 for r in exported) == -9
+
+
+async def test_a_listed_row_of_such_an_id_is_got_changed_and_deleted(db: Database) -> None:
+    """What a listing gives, the rest of the API takes: a get, a change, a delete, its dict.
+
+    Each refused the id (`must be between 1 and ...`): the row could be listed, never
+    deleted but by plain SQL, and `attrs.evolve` of a listed model raised.
+    """
+    for result_id in PLAIN_IDS:
+        listed = await get_result(db, result_id)
+        assert listed.id == result_id
+        assert from_dict(TestResult, to_dict(listed)) == listed
+        changed = await save_result(db, attrs.evolve(listed, status=TestStatus.FAILED))
+        assert (await get_result(db, result_id)).status is TestStatus.FAILED
+        assert changed.id == result_id
+        assert await delete_result(db, result_id)
+        assert await find_result(db, result_id) is None
+    for run_id in PLAIN_IDS:
+        run = await get_run(db, run_id)
+        assert from_dict(Run, to_dict(run)) == run
+        assert await delete_run(db, run_id)
+        assert await find_run(db, run_id) is None
+    assert {r.id for r in await all_results(db)} & set(PLAIN_IDS) == set()
 
 
 @pytest.mark.parametrize("bad", [MIN_INT - 1, MAX_INT + 1, True, 1.0, "1"])

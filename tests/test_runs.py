@@ -77,11 +77,11 @@ def test_a_run_refuses_bad_values() -> None:
     with pytest.raises(ValidationError, match="labels"):
         Run(labels=["commit"])  # type: ignore[arg-type]  # a list is not an object
     with pytest.raises(ValidationError, match="id"):
-        Run(id=0)
+        Run(id=2**63)
     with pytest.raises(ValidationError, match="test_id"):
         TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, test_id="")
     with pytest.raises(ValidationError, match="run_id"):
-        TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=-1)
+        TestResult(test_type=TestType.UNIT, status=TestStatus.PASSED, run_id=-(2**63) - 1)
 
 
 async def test_list_runs_pages_newest_first_within_the_filter(db: Database) -> None:

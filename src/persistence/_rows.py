@@ -189,8 +189,7 @@ def _checked_result(row: TestResultsRow | SearchTestResultsRow) -> TestResult:
         output=row.output,
         created_at=finite_time("TestResult", "created_at", row.created_at),
         metadata=row.metadata,
-        # Plain SQL may store ids below 1, which listings read: only a run id not an int is bad.
-        run_id=None if isinstance(row.run_id, int) else row.run_id,
+        run_id=row.run_id,
         test_id=row.test_id,
     )
 

@@ -25,7 +25,7 @@ from persistence._guards import (
     key_id,
     members_of,
     of_type,
-    position_id,
+    row_id,
     utc_instant,
     with_method,
 )
@@ -151,7 +151,7 @@ class PageCursor:
     """Where the next page starts: after the last result of the page before, with its filter."""
 
     created_at: dt.datetime = attrs.field(converter=as_utc)
-    id: int = attrs.field(validator=position_id)
+    id: int = attrs.field(validator=row_id)
     where: ResultFilter = attrs.field(factory=ResultFilter, validator=instance_of(ResultFilter))
 
 

@@ -24,7 +24,7 @@ from persistence._guards import (
     nonempty_key,
     nonempty_text,
     of_type,
-    position_id,
+    row_id,
     utc_instant,
 )
 from persistence._loans import borrow, run_query
@@ -203,7 +203,7 @@ class TestHistoryCursor:
     test_id: str = attrs.field(validator=nonempty_key)
     """A test id a result may hold: non-empty text of at most 1,024 bytes, without NUL."""
     created_at: dt.datetime = attrs.field(converter=as_utc)
-    id: int = attrs.field(validator=position_id)
+    id: int = attrs.field(validator=row_id)
 
 
 async def compare_runs(

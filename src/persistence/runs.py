@@ -17,7 +17,7 @@ from persistence._guards import (
     instance_of,
     key_id,
     of_type,
-    position_id,
+    row_id,
     utc_instant,
 )
 from persistence._json_pieces import encoded_ahead
@@ -75,7 +75,7 @@ class RunCursor:
     """
 
     started_at: dt.datetime = attrs.field(converter=as_utc)
-    id: int = attrs.field(validator=position_id)
+    id: int = attrs.field(validator=row_id)
     where: RunFilter = attrs.field(factory=RunFilter, validator=instance_of(RunFilter))
 
 
