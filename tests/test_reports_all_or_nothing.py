@@ -422,6 +422,41 @@ async def test_a_teardown_after_a_large_failure_still_joins_it_and_stderr_counts
     assert max(sizes) <= 5, sizes
 
 
+@pytest.mark.parametrize("batch", [2, 3, 4])
+async def test_a_teardown_after_a_failure_at_the_count_bound_still_joins_it(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A batch ended by its count keeps back a failure that is its last, for its teardown.
+
+    As at the bound of characters: at 10,000 results, here a few, a failure and pytest's
+    testcase of its teardown fell in two batches, and the report was refused as naming the
+    test twice. Passed tests between put the failures at each place in a batch.
+    """
+    monkeypatch.setattr(reports, "_BATCH", batch)
+    out = f"<system-out>{'y' * 5_000}</system-out>"  # a piece parsed in it, well within
+    teardown = (  # the bound of characters: the batch may end as it is read
+        '<testcase classname="c" name="t{0}"><error message="failed on teardown with'
+        f' &quot;boom&quot;">boom</error>{out}</testcase>'
+    )
+    cases = "\n".join(
+        f'<testcase classname="c" name="t{i}"><failure message="no">f</failure></testcase>\n'
+        + teardown.format(i)
+        if i % 3 == 0
+        else f'<testcase classname="c" name="t{i}">{out}</testcase>'
+        for i in range(20)
+    )
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    sizes = _batches(monkeypatch, len)
+    run = await import_junit(db, path)
+    assert run.id is not None
+    results = await run_results(db, run.id)
+    assert len(results) == 20
+    joined = [r for r in results if (r.error_message or "").endswith("failed on teardown: boom")]
+    assert len(joined) == 7  # t0, t3, ... t18
+    assert max(sizes) <= batch, sizes
+    assert sum(sizes) == 20, sizes  # in several batches, ended by their count
+
+
 async def test_large_failures_with_no_teardown_are_inserted_in_batches_of_bounded_size(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
