@@ -368,6 +368,25 @@ def _batches(monkeypatch: pytest.MonkeyPatch, measure: Callable[[list[Any]], int
     return sizes
 
 
+def _teardown(name: str, out: str = "") -> str:
+    """Pytest's testcase of the teardown of test `name`, which failed: its error, and `out`."""
+    return (
+        f'<testcase classname="c" name="{name}"><error message="failed on teardown with'
+        f' &quot;boom&quot;">boom</error>{out}</testcase>'
+    )
+
+
+async def _imported(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cases: str
+) -> tuple[list[TestResult], list[int]]:
+    """Import one suite of `cases`: its results, and the size of each batch inserted."""
+    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
+    sizes = _batches(monkeypatch, len)
+    run = await import_junit(db, path)
+    assert run.id is not None
+    return await run_results(db, run.id), sizes
+
+
 async def test_cases_of_large_outputs_are_inserted_in_batches_of_bounded_size(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,20 +422,12 @@ async def test_a_teardown_after_a_large_failure_still_joins_it_and_stderr_counts
     """
     monkeypatch.setattr(reports, "_BATCH_CHARS", 100_000)
     text = "x" * 30_000
-    teardown = (
-        '<testcase classname="c" name="t{0}"><error message="failed on teardown with'
-        ' &quot;boom&quot;">boom</error></testcase>'
-    )
     cases = "\n".join(
         f'<testcase classname="c" name="t{i}"><failure message="no"/><{tag}>{text}</{tag}>'
-        f"</testcase>\n{teardown.format(i)}"
+        f"</testcase>\n{_teardown(f't{i}')}"
         for i in range(20)
     )
-    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
-    sizes = _batches(monkeypatch, len)
-    run = await import_junit(db, path)
-    assert run.id is not None
-    results = await run_results(db, run.id)
+    results, sizes = await _imported(db, tmp_path, monkeypatch, cases)
     assert len(results) == 20
     assert all((r.error_message or "").endswith("failed on teardown: boom") for r in results)
     assert max(sizes) <= 5, sizes
@@ -433,23 +444,17 @@ async def test_a_teardown_after_a_failure_at_the_count_bound_still_joins_it(
     test twice. Passed tests between put the failures at each place in a batch.
     """
     monkeypatch.setattr(reports, "_BATCH", batch)
-    out = f"<system-out>{'y' * 5_000}</system-out>"  # a piece parsed in it, well within
-    teardown = (  # the bound of characters: the batch may end as it is read
-        '<testcase classname="c" name="t{0}"><error message="failed on teardown with'
-        f' &quot;boom&quot;">boom</error>{out}</testcase>'
-    )
+    # A piece is parsed inside each teardown's output, well within the bound of characters:
+    # the batch may end as the teardown is read.
+    out = f"<system-out>{'y' * 5_000}</system-out>"
     cases = "\n".join(
         f'<testcase classname="c" name="t{i}"><failure message="no">f</failure></testcase>\n'
-        + teardown.format(i)
+        + _teardown(f"t{i}", out)
         if i % 3 == 0
         else f'<testcase classname="c" name="t{i}">{out}</testcase>'
         for i in range(20)
     )
-    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
-    sizes = _batches(monkeypatch, len)
-    run = await import_junit(db, path)
-    assert run.id is not None
-    results = await run_results(db, run.id)
+    results, sizes = await _imported(db, tmp_path, monkeypatch, cases)
     assert len(results) == 20
     joined = [r for r in results if (r.error_message or "").endswith("failed on teardown: boom")]
     assert len(joined) == 7  # t0, t3, ... t18
@@ -471,10 +476,7 @@ async def test_large_failures_with_no_teardown_are_inserted_in_batches_of_bounde
         f'<testcase classname="c" name="t{i}"><failure message="no">{text}</failure></testcase>'
         for i in range(20)
     )
-    path = write_report(tmp_path, f'<testsuite name="s">\n{cases}\n</testsuite>')
-    sizes = _batches(monkeypatch, len)
-    run = await import_junit(db, path)
-    assert run.id is not None
+    results, sizes = await _imported(db, tmp_path, monkeypatch, cases)
     assert sum(sizes) == 20
     assert max(sizes) <= 5, sizes
-    assert len(await run_results(db, run.id)) == 20
+    assert len(results) == 20
