@@ -157,6 +157,39 @@ def test_compare_takes_the_two_runs_imported_last_whatever_their_times(
     assert "new_failure  com.example.AppTest::works" in out
 
 
+def test_runs_of_ids_zero_and_below_are_named_on_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`runs` lists a run that plain SQL gave the id 0 or -7; `compare` and `export` take it.
+
+    Both refused the id as `not a run id: a whole number from 1 to 2**63 - 1`.
+    """
+    database = tmp_path / "app.db"
+    db = ["--database", str(database)]
+    assert run(capsys, "migrate", *db)[0] == 0
+    for name, time, outcome in (("base", 12.5, ""), ("head", 95.0, "<failure>boom</failure>")):
+        path = tmp_path / f"{name}.xml"
+        path.write_text(_TIMED_SUITE.format(time=time, outcome=outcome), encoding="utf-8")
+        assert run(capsys, "import", str(path), *db)[0] == 0
+    with contextlib.closing(sqlite3.connect(database)) as plain, plain:
+        for old, new in ((1, -7), (2, 0)):
+            plain.execute("UPDATE runs SET id = ? WHERE id = ?", (new, old))  # its results follow
+            plain.execute("UPDATE test_results SET run_id = ? WHERE run_id = ?", (new, old))
+    code, out, _ = run(capsys, "runs", *db)
+    assert sorted(line.split()[0] for line in out.splitlines()[1:]) == ["-7", "0"]
+    code, out, err = run(capsys, "compare", "-7", "0", *db)
+    assert code == 1, err
+    assert out.splitlines()[0] == "run -7 -> run 0: 1 change(s), 1 new failure(s)"
+    code, out, err = run(capsys, "export", "-7", "--format", "jsonl", *db)
+    assert code == 0, err
+    assert len(out.splitlines()) == 1
+    for bad in ("9223372036854775808", "-9223372036854775809", "1.0", "٣", "9" * 5000):
+        with pytest.raises(SystemExit) as usage:
+            main(["export", bad, *db])
+        assert usage.value.code == 2
+        assert "is not a run id: a whole number from -2**63 to 2**63 - 1" in capsys.readouterr().err
+
+
 def test_compare_with_fewer_than_two_runs_fails_in_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -173,7 +206,7 @@ def test_compare_with_fewer_than_two_runs_fails_in_one_line(
     assert f"{bad}:1: " in err
     assert json.loads(run(capsys, "runs", "--json", *db)[1]) == {"runs": []}
     with pytest.raises(SystemExit) as usage:
-        main(["compare", "0", *db])
+        main(["compare", "0", *db])  # a base without a head
     assert usage.value.code == 2
 
 

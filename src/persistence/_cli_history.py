@@ -33,7 +33,7 @@ from persistence._cli_common import (
     whole_number,
 )
 from persistence._cli_output import descriptor_of, write_to_stdout, write_whole
-from persistence._guards import MAX_INT, json_object, nonempty_text
+from persistence._guards import MAX_INT, MIN_INT, json_object, nonempty_text
 from persistence._paging import MAX_PAGE_SIZE, START_OF_TIME
 from persistence.counterexample_store import CounterexampleStore
 from persistence.database import Engine, database_url, engine_of
@@ -151,7 +151,22 @@ def _when(moment: dt.datetime) -> str:
 
 
 _positive: Final = whole_number("a whole number above 0")
-_run_id: Final = whole_number("a run id: a whole number from 1 to 2**63 - 1", MAX_INT)
+_RUN_ID: Final = re.compile(r"-?[0-9]{1,19}")
+"""A run id's form: the digits of any int an id column holds, and more (refused by value)."""
+
+
+def _run_id(text: str) -> int:
+    """Take a run id: any whole number an id column holds, as the library takes (`key_id`).
+
+    The package numbers runs from 1, but plain SQL may store 0 or below, which `runs` lists.
+    """
+    value = int(text) if text.isascii() and _RUN_ID.fullmatch(text) else None
+    if value is None or not MIN_INT <= value <= MAX_INT:
+        msg = f"{text!r} is not a run id: a whole number from -2**63 to 2**63 - 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 _page: Final = whole_number(f"a whole number from 1 to {MAX_PAGE_SIZE:,}", MAX_PAGE_SIZE)
 _last: Final = whole_number(f"a whole number from 1 to {MAX_LAST_RESULTS:,}", MAX_LAST_RESULTS)
 
