@@ -159,7 +159,7 @@ def test_a_text_decodes_in_pieces_as_in_one_call(
         assert _outcome(lambda: loads_in_pieces(text, piece)) == _outcome(lambda: json.loads(text))
 
 
-@settings(IN_MEMORY, max_examples=300)
+@settings(IN_MEMORY, max_examples=100)
 @given(
     nodes=st.lists(_NODES, min_size=1, max_size=3),
     rnd=st.randoms(use_true_random=False),
