@@ -84,13 +84,21 @@ def _mappers(row: str, columns: tuple[Field, ...]) -> list[str]:
     values = []
     one_row = []  # the values of a single row, each read in place
     decoded: list[tuple[str, str]] = []
+    # A refusal of a stored value names it by the row type's table (or query) and column, and
+    # by its row's id, where the row has one.
+    table = snake_case(row.removesuffix("Row"))
+    id_at = next((index for index, column in enumerate(columns) if column.name == "id"), None)
     for index, column in enumerate(columns):
         kind = _kind(column.annotation)
         kind = "json" if kind == "list" else kind
         if kind in _COLUMN_DECODERS:
-            decoded.append((f"c{index}", f"{_COLUMN_DECODERS[kind]}(given, {index})"))
+            label = f"{table}.{column.name}"
+            decoded.append(
+                (f"c{index}", f"{_COLUMN_DECODERS[kind]}(given, {index}, {label!r}, {id_at})")
+            )
             values.append(f"c{index}")
-            one_row.append(f"{_ONE_ROW_DECODERS[kind]}(r[{index}])")
+            row_id = "None" if id_at is None else f"r[{id_at}]"
+            one_row.append(f"{_ONE_ROW_DECODERS[kind]}(r[{index}], {label!r}, {row_id})")
         elif kind in _DECODERS:
             values.append(f"{_DECODERS[kind]}(r[{index}])")
             one_row.append(values[-1])

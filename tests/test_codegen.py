@@ -224,11 +224,15 @@ def test_placeholders_are_named_outside_quotes_and_comments() -> None:
 
 
 def test_rows_are_mapped_with_each_engine_codecs() -> None:
-    """SQLite's mapper reads a column of datetimes at once; PostgreSQL's takes rows as given."""
+    """SQLite's mapper reads a column of datetimes at once; PostgreSQL's takes rows as given.
+
+    Each decoder is told the column (by the row type's table) and where the row's id is, which
+    a refusal names.
+    """
     source = " ".join(gen(*both(every_command)).source.split())
     assert (
         "_new(ThingsRow, (r[0], r[1], c2)) for r, c2 in zip(given, "
-        "decode_datetime_column(given, 2), strict=True)"
+        "decode_datetime_column(given, 2, 'things.created_at', 0), strict=True)"
     ) in source
     assert "return list(map(_new, repeat(ThingsRow), rows))" in source
     assert '"sqlite": { "ThingsRow": _sqlite_things_row, }' in source

@@ -138,7 +138,7 @@ def test_list_override_of_a_column_is_a_list() -> None:
     )
     generated = gen(built)
     assert generated.typed_dicts["TagsRow"] == {"tags": "list[str]"}
-    assert "decode_json_column(given, 0)" in generated.source
+    assert "decode_json_column(given, 0, 'tags.tags', None)" in generated.source  # no id
 
 
 def test_max_needs_and_takes_an_override() -> None:

@@ -174,7 +174,7 @@ async def test_postgres_json_nested_deeper_than_python_reads_is_refused(
             f"UPDATE test_results SET metadata = jsonb_build_object('deep', '{deep}'::jsonb) "  # noqa: S608  # the test's own text
             "WHERE test_id = 't5'",
         )
-        with pytest.raises(ValidationError, match=r"stored row\.json"):
+        with pytest.raises(ValidationError, match=r"stored row\.test_results\.metadata: id 6: "):
             await all_results(db)
 
 
@@ -508,7 +508,9 @@ async def test_a_time_stored_as_a_blob_or_without_an_offset_is_refused(
             lambda: all_file_records(db),
         ]
         for read in reads:
-            with pytest.raises(ValidationError, match=r"stored row\.time"):
+            with pytest.raises(
+                ValidationError, match=r"stored row\.file_records\.accessed_at: id 1: "
+            ):
                 await read()
         assert (await get_result(db, 3)).test_id == "t2"
         assert (await get_run(db, 1)).id == 1
@@ -554,17 +556,21 @@ async def _refused_metadata(database_url: str, stored: str, reason: str) -> None
             assert (await get_run(db, run.id or 0)).labels == {"n": nested(63)}
             assert len(await all_file_records(db)) == 1
             return
-        reads: list[Callable[[], Awaitable[object]]] = [
-            lambda: get_result(db, 6),
-            lambda: all_results(db),
-            lambda: list_results(db, ResultFilter(status=TestStatus.PASSED), limit=100),
-            lambda: get_run(db, run.id or 0),
-            lambda: all_runs(db),
-            lambda: find_file_record_by_path(db, "a.txt"),
-            lambda: all_file_records(db),
+        # Each refusal names the row's table, column and id.
+        reads: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("test_results.metadata: id 6", lambda: get_result(db, 6)),
+            ("test_results.metadata: id 6", lambda: all_results(db)),
+            (
+                "test_results.metadata: id 6",
+                lambda: list_results(db, ResultFilter(status=TestStatus.PASSED), limit=100),
+            ),
+            (f"runs.labels: id {run.id}", lambda: get_run(db, run.id or 0)),
+            (f"runs.labels: id {run.id}", lambda: all_runs(db)),
+            ("file_records.metadata: id 1", lambda: find_file_record_by_path(db, "a.txt")),
+            ("file_records.metadata: id 1", lambda: all_file_records(db)),
         ]
-        for read in reads:
-            with pytest.raises(ValidationError, match=rf"stored row\.json: .*({reason})"):
+        for named, read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.{named}: .*({reason})"):
                 await read()
         assert (await get_result(db, 5)).metadata == {"i": 4}  # the other rows still read
 
@@ -585,7 +591,8 @@ async def test_json_stored_past_the_models_rules_is_refused(
 
     They were read into models holding an infinite float or an int no engine's writer takes,
     which then failed on their next save or export with a bare error. Each read now refuses
-    them on `stored row.json`, with the model's reason; the other rows still read.
+    them on `stored row`, naming the row's table, column and id (it named none, as `json`),
+    with the model's reason; the other rows still read.
     """
     await _refused_metadata(database_url, stored, reason)
 
@@ -617,15 +624,15 @@ async def test_sqlite_json_stored_as_a_blob_is_refused(tmp_path: Path) -> None:
                 plain.execute(f"DROP TRIGGER {trigger}")
             plain.execute("UPDATE test_results SET metadata = CAST(metadata AS BLOB) WHERE id = 25")
             plain.execute("UPDATE runs SET labels = CAST(labels AS BLOB)")
-        reads: list[Callable[[], Awaitable[object]]] = [
-            lambda: get_result(db, 25),
-            lambda: all_results(db),
-            lambda: list_results(db, limit=100),
-            lambda: get_run(db, run.id or 0),
-            lambda: all_runs(db),
+        reads: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("test_results.metadata: id 25", lambda: get_result(db, 25)),
+            ("test_results.metadata: id 25", lambda: all_results(db)),
+            ("test_results.metadata: id 25", lambda: list_results(db, limit=100)),
+            (f"runs.labels: id {run.id}", lambda: get_run(db, run.id or 0)),
+            (f"runs.labels: id {run.id}", lambda: all_runs(db)),
         ]
-        for read in reads:
-            with pytest.raises(ValidationError, match=r"stored row\.json: .*got a blob"):
+        for named, read in reads:
+            with pytest.raises(ValidationError, match=rf"stored row\.{named}: .*got a blob"):
                 await read()
         assert (await get_result(db, 24)).metadata == {"i": 23}  # the other rows still read
 

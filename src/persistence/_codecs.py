@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from json.scanner import make_scanner
 from typing import Final
 
@@ -139,10 +139,29 @@ def _unreadable(field: str, kind: str, stored: str, error: BaseException) -> Val
     return ValidationError("stored row", field, reason)
 
 
-def decode_datetime(raw: object) -> object:
-    """Read a datetime stored as ISO 8601 text with its offset; None, or a driver's, as it is."""
+def stored_value_error(error: ValidationError, column: str, row_id: object) -> ValidationError:
+    """Name a stored value's refusal by its table and column, and by its row's id if it has one.
+
+    Plain SQL may store what the models refuse: the error says where to find it.
+    """
+    reason = error.reason if row_id is None else f"id {row_id}: {error.reason}"
+    return ValidationError("stored row", column, reason)
+
+
+def decode_datetime(raw: object, column: str = "time", row_id: object = None) -> object:
+    """Read a datetime stored as ISO 8601 text with its offset; None, or a driver's, as it is.
+
+    A refusal names `column` (`table.column`) and `row_id`, where the row mapper gives them.
+    """
     if raw is None or isinstance(raw, dt.datetime):
         return raw
+    try:
+        return _decode_datetime(raw)
+    except ValidationError as error:
+        raise stored_value_error(error, column, row_id) from None
+
+
+def _decode_datetime(raw: object) -> object:
     if not isinstance(raw, str):  # a blob or a number, which SQLite's time columns also take
         reason = f"stored {type(raw).__name__} {raw!r:.80} is not an ISO 8601 time"
         raise ValidationError("stored row", "time", reason)
@@ -248,31 +267,52 @@ def decode_json_text(text: str) -> object:
     return value
 
 
-def decode_json(raw: object) -> object:
+def decode_json(raw: object, column: str = "json", row_id: object = None) -> object:
     """Read JSON stored as text; a value the driver decoded (PostgreSQL's) as it is.
 
     SQLite's `json_valid` takes a blob of JSON text, so its CHECK lets plain SQL store one:
-    it is refused here, where it was handed on as bytes in place of a dict.
+    it is refused here, where it was handed on as bytes in place of a dict. A refusal names
+    `column` and `row_id`, as `decode_datetime`'s does.
     """
     # Most metadata is empty; decoding costs far more than this comparison even for "{}".
     if raw == "{}":
         return {}
-    if isinstance(raw, str):
-        return decode_json_text(raw)
     if isinstance(raw, bytes):
-        raise ValidationError("stored row", "json", "must be JSON text, got a blob")
-    return raw
+        blob = ValidationError("stored row", "json", "must be JSON text, got a blob")
+        raise stored_value_error(blob, column, row_id)
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return decode_json_text(raw)
+    except ValidationError as error:
+        raise stored_value_error(error, column, row_id) from None
 
 
-def decode_datetime_column(rows: Sequence[Sequence[object]], index: int) -> list[object]:
-    """Read column `index` of every row as `decode_datetime` would, without a call per row."""
+def _row_by_row(
+    decode: Callable[[object, str, object], object],
+    rows: Sequence[Sequence[object]],
+    index: int,
+    column: str,
+    id_at: int | None,
+) -> list[object]:
+    """Read column `index` of each row by `decode`, a refusal naming the row's id (at `id_at`)."""
+    return [decode(row[index], column, None if id_at is None else row[id_at]) for row in rows]
+
+
+def decode_datetime_column(
+    rows: Sequence[Sequence[object]], index: int, column: str = "time", id_at: int | None = None
+) -> list[object]:
+    """Read column `index` of every row as `decode_datetime` would, without a call per row.
+
+    A refusal names `column` and the id of its row, at `id_at` in each row, if it has one.
+    """
     texts = [row[index] for row in rows]
     try:
         times = list(map(_FROM_ISO, texts))  # type: ignore[arg-type]  # a TypeError if not str
     except (TypeError, ValueError):  # not all text, or text that is no time: row by row
-        return [decode_datetime(text) for text in texts]
+        return _row_by_row(decode_datetime, rows, index, column, id_at)
     if None in {time.tzinfo for time in times}:  # a time without its offset: row by row
-        return [decode_datetime(text) for text in texts]
+        return _row_by_row(decode_datetime, rows, index, column, id_at)
     return times  # type: ignore[return-value]  # datetimes are objects
 
 
@@ -280,28 +320,31 @@ _JOINED_FROM: Final = 4
 """Fewer rows than this are read one by one: one array costs more to build than it saves."""
 
 
-def decode_json_column(rows: Sequence[Sequence[object]], index: int) -> list[object]:
+def decode_json_column(
+    rows: Sequence[Sequence[object]], index: int, column: str = "json", id_at: int | None = None
+) -> list[object]:
     """Read column `index` of every row as `decode_json` would, in one pass of the decoder.
 
     The texts are read as one JSON array: one call, and a key repeated across rows is one
     string. Each stored text is one JSON value (a CHECK holds it to `json_valid`), so the
-    array has one item per row; anything else is read row by row.
+    array has one item per row; anything else is read row by row. A refusal names `column`
+    and its row's id, as `decode_datetime_column`'s does.
     """
     texts = [row[index] for row in rows]
     if len(texts) < _JOINED_FROM:
-        return [decode_json(text) for text in texts]
+        return _row_by_row(decode_json, rows, index, column, id_at)
     try:
         joined = f"[{','.join(texts)}]"  # type: ignore[arg-type]  # a TypeError if not all str
         values: object = _DECODER.decode(joined)
     except (TypeError, ValueError, RecursionError):  # read row by row, which names the bad text
-        return [decode_json(text) for text in texts]
+        return _row_by_row(decode_json, rows, index, column, id_at)
     may_break = _may_hold_escape_or_long_int(joined) or (
         max(map(len, texts)) > _NESTED_FROM  # type: ignore[arg-type]  # all str
         and any(map(_nests_too_deep, texts))  # type: ignore[arg-type]  # all str
     )
     if type(values) is list and len(values) == len(texts) and not may_break:
         return values
-    return [decode_json(text) for text in texts]
+    return _row_by_row(decode_json, rows, index, column, id_at)
 
 
 def decode_bool(raw: object) -> object:

@@ -1089,10 +1089,25 @@ def _sqlite_config_entries_row(rows: Iterable[Any]) -> list[ConfigEntriesRow]:
     given = rows if isinstance(rows, list) else list(rows)
     if len(given) == 1:  # one row: read in place, without a pass per column
         r = given[0]
-        return [_new(ConfigEntriesRow, (r[0], r[1], r[2], r[3], r[4], r[5], decode_datetime(r[6])))]
+        return [
+            _new(
+                ConfigEntriesRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    decode_datetime(r[6], "config_entries.updated_at", r[0]),
+                ),
+            )
+        ]
     return [
         _new(ConfigEntriesRow, (r[0], r[1], r[2], r[3], r[4], r[5], c6))
-        for r, c6 in zip(given, decode_datetime_column(given, 6), strict=True)
+        for r, c6 in zip(
+            given, decode_datetime_column(given, 6, "config_entries.updated_at", 0), strict=True
+        )
     ]
 
 
@@ -1112,9 +1127,9 @@ def _sqlite_file_records_row(rows: Iterable[Any]) -> list[FileRecordsRow]:
                     r[1],
                     r[2],
                     r[3],
-                    decode_datetime(r[4]),
-                    decode_datetime(r[5]),
-                    decode_json(r[6]),
+                    decode_datetime(r[4], "file_records.created_at", r[0]),
+                    decode_datetime(r[5], "file_records.accessed_at", r[0]),
+                    decode_json(r[6], "file_records.metadata", r[0]),
                 ),
             )
         ]
@@ -1122,9 +1137,9 @@ def _sqlite_file_records_row(rows: Iterable[Any]) -> list[FileRecordsRow]:
         _new(FileRecordsRow, (r[0], r[1], r[2], r[3], c4, c5, c6))
         for r, c4, c5, c6 in zip(
             given,
-            decode_datetime_column(given, 4),
-            decode_datetime_column(given, 5),
-            decode_json_column(given, 6),
+            decode_datetime_column(given, 4, "file_records.created_at", 0),
+            decode_datetime_column(given, 5, "file_records.accessed_at", 0),
+            decode_json_column(given, 6, "file_records.metadata", 0),
             strict=True,
         )
     ]
@@ -1159,8 +1174,8 @@ def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
                     r[6],
                     r[7],
                     r[8],
-                    decode_datetime(r[9]),
-                    decode_json(r[10]),
+                    decode_datetime(r[9], "test_results.created_at", r[0]),
+                    decode_json(r[10], "test_results.metadata", r[0]),
                     r[11],
                     r[12],
                 ),
@@ -1172,7 +1187,10 @@ def _sqlite_test_results_row(rows: Iterable[Any]) -> list[TestResultsRow]:
             (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c9, c10, r[11], r[12]),
         )
         for r, c9, c10 in zip(
-            given, decode_datetime_column(given, 9), decode_json_column(given, 10), strict=True
+            given,
+            decode_datetime_column(given, 9, "test_results.created_at", 0),
+            decode_json_column(given, 10, "test_results.metadata", 0),
+            strict=True,
         )
     ]
 
@@ -1201,8 +1219,8 @@ def _sqlite_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]
                     r[1],
                     r[2],
                     r[3],
-                    decode_datetime(r[4]),
-                    decode_datetime(r[5]),
+                    decode_datetime(r[4], "counterexamples.failed_at", None),
+                    decode_datetime(r[5], "counterexamples.first_failed_at", None),
                     r[6],
                     r[7],
                     r[8],
@@ -1212,7 +1230,10 @@ def _sqlite_counterexamples_row(rows: Iterable[Any]) -> list[CounterexamplesRow]
     return [
         _new(CounterexamplesRow, (r[0], r[1], r[2], r[3], c4, c5, r[6], r[7], r[8]))
         for r, c4, c5 in zip(
-            given, decode_datetime_column(given, 4), decode_datetime_column(given, 5), strict=True
+            given,
+            decode_datetime_column(given, 4, "counterexamples.failed_at", None),
+            decode_datetime_column(given, 5, "counterexamples.first_failed_at", None),
+            strict=True,
         )
     ]
 
@@ -1233,10 +1254,25 @@ def _sqlite_persistence_migrations_row(rows: Iterable[Any]) -> list[PersistenceM
     given = rows if isinstance(rows, list) else list(rows)
     if len(given) == 1:  # one row: read in place, without a pass per column
         r = given[0]
-        return [_new(PersistenceMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))]
+        return [
+            _new(
+                PersistenceMigrationsRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    decode_datetime(r[3], "persistence_migrations.applied_at", None),
+                    r[4],
+                ),
+            )
+        ]
     return [
         _new(PersistenceMigrationsRow, (r[0], r[1], r[2], c3, r[4]))
-        for r, c3 in zip(given, decode_datetime_column(given, 3), strict=True)
+        for r, c3 in zip(
+            given,
+            decode_datetime_column(given, 3, "persistence_migrations.applied_at", None),
+            strict=True,
+        )
     ]
 
 
@@ -1252,10 +1288,25 @@ def _sqlite_persistence_user_migrations_row(
     given = rows if isinstance(rows, list) else list(rows)
     if len(given) == 1:  # one row: read in place, without a pass per column
         r = given[0]
-        return [_new(PersistenceUserMigrationsRow, (r[0], r[1], r[2], decode_datetime(r[3]), r[4]))]
+        return [
+            _new(
+                PersistenceUserMigrationsRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    decode_datetime(r[3], "persistence_user_migrations.applied_at", None),
+                    r[4],
+                ),
+            )
+        ]
     return [
         _new(PersistenceUserMigrationsRow, (r[0], r[1], r[2], c3, r[4]))
-        for r, c3 in zip(given, decode_datetime_column(given, 3), strict=True)
+        for r, c3 in zip(
+            given,
+            decode_datetime_column(given, 3, "persistence_user_migrations.applied_at", None),
+            strict=True,
+        )
     ]
 
 
@@ -1268,15 +1319,23 @@ def _sqlite_runs_row(rows: Iterable[Any]) -> list[RunsRow]:
     if len(given) == 1:  # one row: read in place, without a pass per column
         r = given[0]
         return [
-            _new(RunsRow, (r[0], decode_datetime(r[1]), decode_datetime(r[2]), decode_json(r[3])))
+            _new(
+                RunsRow,
+                (
+                    r[0],
+                    decode_datetime(r[1], "runs.started_at", r[0]),
+                    decode_datetime(r[2], "runs.ended_at", r[0]),
+                    decode_json(r[3], "runs.labels", r[0]),
+                ),
+            )
         ]
     return [
         _new(RunsRow, (r[0], c1, c2, c3))
         for r, c1, c2, c3 in zip(
             given,
-            decode_datetime_column(given, 1),
-            decode_datetime_column(given, 2),
-            decode_json_column(given, 3),
+            decode_datetime_column(given, 1, "runs.started_at", 0),
+            decode_datetime_column(given, 2, "runs.ended_at", 0),
+            decode_json_column(given, 3, "runs.labels", 0),
             strict=True,
         )
     ]
@@ -1323,11 +1382,25 @@ def _sqlite_flaky_tests_row(rows: Iterable[Any]) -> list[FlakyTestsRow]:
     if len(given) == 1:  # one row: read in place, without a pass per column
         r = given[0]
         return [
-            _new(FlakyTestsRow, (r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_datetime(r[7])))
+            _new(
+                FlakyTestsRow,
+                (
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    decode_datetime(r[7], "flaky_tests.last_seen", None),
+                ),
+            )
         ]
     return [
         _new(FlakyTestsRow, (r[0], r[1], r[2], r[3], r[4], r[5], r[6], c7))
-        for r, c7 in zip(given, decode_datetime_column(given, 7), strict=True)
+        for r, c7 in zip(
+            given, decode_datetime_column(given, 7, "flaky_tests.last_seen", None), strict=True
+        )
     ]
 
 
@@ -1368,8 +1441,8 @@ def _sqlite_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResul
                     r[6],
                     r[7],
                     r[8],
-                    decode_datetime(r[9]),
-                    decode_json(r[10]),
+                    decode_datetime(r[9], "search_test_results.created_at", r[0]),
+                    decode_json(r[10], "search_test_results.metadata", r[0]),
                     r[11],
                     r[12],
                     r[13],
@@ -1382,7 +1455,10 @@ def _sqlite_search_test_results_row(rows: Iterable[Any]) -> list[SearchTestResul
             (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], c9, c10, r[11], r[12], r[13]),
         )
         for r, c9, c10 in zip(
-            given, decode_datetime_column(given, 9), decode_json_column(given, 10), strict=True
+            given,
+            decode_datetime_column(given, 9, "search_test_results.created_at", 0),
+            decode_json_column(given, 10, "search_test_results.metadata", 0),
+            strict=True,
         )
     ]
 

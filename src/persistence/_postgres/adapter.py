@@ -14,9 +14,10 @@ from aiosql.adapters.asyncpg import AsyncPGAdapter
 from persistence._backend import Params, row_picker
 from persistence._cancelling import finish_then_cancel
 from persistence._changes import report_query
-from persistence._codecs import decode_json_text
+from persistence._codecs import decode_json_text, stored_value_error
 from persistence._loader import observed
 from persistence._loop import OFF_LOOP_SIZE, SLICE_ITEMS, Pace, map_slices
+from persistence.exceptions import ValidationError
 
 if TYPE_CHECKING:
     from persistence._interface import RowMapper
@@ -65,11 +66,31 @@ class DeferredJson:
         return decode_json_text(self.data.decode())
 
 
+class RefusedJson:
+    """A jsonb value that the models refuse, as the codec found it: refused when its row is mapped.
+
+    Refused in the codec, the error could not say which row held it; with its row, it names
+    the row's table, column and id (`stored_value_error`), as SQLite's row mappers do.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ValidationError) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        return 0  # refused on the loop: nothing to read
+
+    def read(self) -> object:
+        """Raise the refusal."""
+        raise self.error
+
+
 class JsonDeferral:
     """Whether a connection's JSON codec now defers values past OFF_LOOP_SIZE, and how many.
 
     On only while the adapter fetches rows that it maps itself, so that no `DeferredJson`
-    reaches a caller's own SQL.
+    reaches a caller's own SQL. A value the models refuse is deferred too (`RefusedJson`).
     """
 
     __slots__ = ("deferred", "on")
@@ -83,12 +104,31 @@ class JsonDeferral:
         if self.on and len(data) > OFF_LOOP_SIZE:
             self.deferred += 1
             return DeferredJson(data[start:])
-        return decode_json_text(data[start:].decode())
+        try:
+            return decode_json_text(data[start:].decode())
+        except ValidationError as error:
+            if not self.on:
+                raise
+            self.deferred += 1
+            return RefusedJson(error)
 
 
-def _read_deferred(record: asyncpg.Record) -> tuple[object, ...]:
-    """Give a record's values with each `DeferredJson` read: in a worker thread, for a large one."""
-    return tuple(value.read() if type(value) is DeferredJson else value for value in record)
+_READ_LATER: Final = (DeferredJson, RefusedJson)
+
+
+def _read_deferred(record: asyncpg.Record, table: str) -> tuple[object, ...]:
+    """Give a record's values with each deferred one read: in a worker thread, for a large one.
+
+    A refusal names the row by `table`, the column and the row's id.
+    """
+    values = list(record.values())
+    for index, (column, value) in enumerate(record.items()):
+        if type(value) in _READ_LATER:
+            try:
+                values[index] = value.read()
+            except ValidationError as error:
+                raise stored_value_error(error, f"{table}.{column}", record.get("id")) from None
+    return tuple(values)
 
 
 async def _mapped(rows_as: RowMapper, records: list[asyncpg.Record]) -> list[object]:
@@ -104,15 +144,20 @@ async def _mapped(rows_as: RowMapper, records: list[asyncpg.Record]) -> list[obj
 
 
 def _reading_deferred(rows_as: RowMapper) -> Callable[[Sequence[asyncpg.Record]], list[object]]:
-    """Give a mapper of records that first reads each record's `DeferredJson` values."""
-    return lambda part: rows_as(list(map(_read_deferred, part)))
+    """Give a mapper of records that first reads each record's deferred values.
+
+    The row type's table (or query) is in the generated mapper's name, `_postgres_<name>_row`,
+    as SQLite's mappers name it.
+    """
+    table = getattr(rows_as, "__name__", "").removeprefix("_postgres_").removesuffix("_row")
+    return lambda part: rows_as([_read_deferred(record, table) for record in part])
 
 
-def _deferred_of(record: asyncpg.Record) -> DeferredJson | None:
+def _deferred_of(record: asyncpg.Record) -> DeferredJson | RefusedJson | None:
     """Give a record's first deferred JSON value, past OFF_LOOP_SIZE in length, if it has one."""
     for value in record:
-        if type(value) is DeferredJson:
-            return value
+        if type(value) in _READ_LATER:
+            return value  # type: ignore[no-any-return]  # one of _READ_LATER
     return None
 
 
