@@ -23,10 +23,15 @@ from persistence._loop import (
     share_loop,
 )
 from persistence.database import Database
+from persistence.exceptions import ValidationError
 from persistence.models import Run, TestResult, TestStatus
 from persistence.report_common import written_run
 
-__all__ = ["SEPARATOR", "TAGS", "export_junit"]
+__all__ = ["SEPARATOR", "TAGS", "TAG_BYTES", "export_junit"]
+
+TAG_BYTES: Final = 1 << 20
+"""The longest tag (or comment) `import_junit` takes: expat reads one whole in one call, about
+7 ms a MiB. An export writes none longer: it would write a report its import refuses."""
 
 SEPARATOR: Final = "::"
 """A test id is `classname::name`, or the name alone when the case has no class name."""
@@ -89,7 +94,8 @@ async def junit_text(run: Run, results: list[TestResult]) -> str:
         began = f" timestamp={quoteattr(suite.began.isoformat())}"
         if at_start and suite.spread and suite.last == run.started_at:
             began = ""  # its cases all at the run's start, which their `time`s would spread
-        parts.append(f"  <testsuite name={_attribute(suite.name)} {counts}{began}>\n")
+        opening = f"  <testsuite name={_attribute(suite.name)} {counts}{began}>\n"
+        parts.append(_fitting(opening, None, f"its name, metadata `suite`, {suite.name!r:.40}"))
         parts += cases[suite.start : end]
         parts.append("  </testsuite>\n")
         await share_loop()
@@ -172,6 +178,23 @@ class _Suites:
 
 def _shown(found: re.Match[str]) -> str:
     return f"#x{ord(found.group()):02X}"
+
+
+def _fitting(tag: str, result: TestResult | None, what: str) -> str:
+    """Give `tag` if `import_junit` takes its length; else refuse the export, saying why.
+
+    `what` names the values that may make it long; `result`, the result it belongs to.
+    """
+    if len(tag) * 4 > TAG_BYTES and len(size := tag.encode()) > TAG_BYTES:  # UTF-8: 1-4 a char
+        whose = "a suite" if result is None else f"result {result.id}"
+        raise ValidationError(
+            "TestResult",
+            "metadata",
+            f"{whose}: its JUnit tag would be {len(size):,} bytes, past the {TAG_BYTES >> 20} MiB "
+            f"that import_junit reads ({what}): export the run as CTRF or JSON Lines, which "
+            "keep it",
+        )
+    return tag
 
 
 def _attribute(text: str) -> str:
@@ -285,17 +308,21 @@ def _case_xml(result: TestResult, test_id: str, long: list[str]) -> str:
     if isinstance(file, str):
         attrs += f" file={_attribute(file)}"
     attrs += f' time="{result.execution_time!r}"'
+    _fitting(f"<testcase {attrs}>", result, "its metadata `file` or `classname`")
     inner = []
     tag, message = TAGS.get(result.status), result.error_message
     if tag is not None:
         kind = result.metadata.get("failure_type")  # the outcome's `type`, as import keeps it
         said = f" type={_attribute(kind)}" if isinstance(kind, str) else ""
         if message is None:  # a message="" would import as ""
-            inner.append(f"<{tag}{said}/>")
+            inner.append(_fitting(f"<{tag}{said}/>", result, "its metadata `failure_type`"))
         else:
             # Import reads a blank text past, to the message: that one is written whole.
             said += f" message={_attribute(message[:200] if message.strip() else message)}"
-            inner.append(f"<{tag}{said}>{_content_or_hole(message, long)}</{tag}>")
+            opening = _fitting(
+                f"<{tag}{said}>", result, "its metadata `failure_type`, or a blank message"
+            )
+            inner.append(f"{opening}{_content_or_hole(message, long)}</{tag}>")
     if result.output is not None:
         inner.append(f"<system-out>{_content_or_hole(result.output, long)}</system-out>")
     stderr = result.metadata.get("system_err")

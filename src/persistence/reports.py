@@ -39,7 +39,7 @@ from persistence.report_common import (  # re-exported: `persistence.reports`
     run_results,
 )
 from persistence.report_encodings import NAMESPACE_END, junit_parser, read_as, utf_16_in
-from persistence.report_junit_export import SEPARATOR, TAGS, export_junit
+from persistence.report_junit_export import SEPARATOR, TAG_BYTES, TAGS, export_junit
 from persistence.report_times import SECONDS, Clock, JUnitTimes, timed_run
 from persistence.runs import save_run
 
@@ -58,8 +58,6 @@ _OPEN_PIECE_BYTES: Final = 64 << 10
 """The most fed at a time while a token goes on: the piece that ends it is parsed in the call
 that reads the whole token, so this bounds that call whatever the count below misses (a `>`
 inside a value, UTF-16's bytes): about 13,000 attributes, some 20 ms."""
-_TOKEN_BYTES: Final = 1 << 20
-"""The longest tag (or comment) taken: expat reads one whole in one call, about 7 ms a MiB."""
 _TOKEN_ATTRIBUTES: Final = 1_000
 """The most attributes a tag may hold: expat makes each, about 1 us, in that same call."""
 _ATTRIBUTE: Final = re.compile(rb"=\s*[\"']")
@@ -442,7 +440,7 @@ class _Pieces:
 
     Within one token that has not ended (a tag, a comment), expat scans it again from its
     start at each feed: the pieces double, up to `_OPEN_PIECE_BYTES`, until it ends. A token
-    past `_TOKEN_BYTES` or `_TOKEN_ATTRIBUTES` is refused, since the one call that ends it would
+    past `TAG_BYTES` or `_TOKEN_ATTRIBUTES` is refused, since the one call that ends it would
     hold the loop for tens of milliseconds or more (an attribute of 47 MB: 900 ms): the piece
     that may end it is looked at, up to its first `>`, before it is fed.
     """
@@ -514,8 +512,8 @@ class _Pieces:
         if add:
             self.token_a_tag, self.token_size, self.token_attributes = a_tag, size, attributes
             self.carry = bytes(piece[-_CARRY:])
-        if size > _TOKEN_BYTES:
-            reason = f"a tag or comment longer than {_TOKEN_BYTES >> 20} MiB"
+        if size > TAG_BYTES:
+            reason = f"a tag or comment longer than {TAG_BYTES >> 20} MiB"
         elif attributes > _TOKEN_ATTRIBUTES:
             reason = f"a tag of more than {_TOKEN_ATTRIBUTES:,} attributes"
         else:
