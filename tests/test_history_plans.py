@@ -19,6 +19,7 @@ from typing import Any, Final
 import asyncpg
 import pytest
 
+from _sqlite_steps import counted_steps, sqlite_text
 from persistence import (
     Database,
     Run,
@@ -233,19 +234,12 @@ async def test_each_question_uses_its_index_on_sqlite(tmp_path: Path) -> None:
 
 def _sqlite_statements() -> dict[str, tuple[str, dict[str, object]]]:
     """Each question's SQLite text, from the generated file, with sample arguments."""
-    text = (Path(__file__).parent.parent / "sql" / "aiosql" / "sqlite.sql").read_text()
-    blocks: dict[str, str] = {}
-    for block in text.split("-- name: ")[1:]:
-        name = block.split("(", 1)[0]
-        blocks[name] = "\n".join(
-            line for line in block.splitlines()[1:] if not line.startswith("--")
-        )
     since = (T0 + dt.timedelta(minutes=RUNS - 5)).isoformat(timespec="microseconds")
     end = dt.datetime.max.replace(tzinfo=dt.UTC).isoformat(timespec="microseconds")
     test = "tests/test_007.py::case"
     return {
         "compare_runs": (
-            blocks["compare_runs"],
+            sqlite_text("compare_runs"),
             {
                 "base": EMPTY_RUNS + RUNS - 1,
                 "head": EMPTY_RUNS + RUNS,
@@ -256,12 +250,12 @@ def _sqlite_statements() -> dict[str, tuple[str, dict[str, object]]]:
             },
         ),
         "list_test_history": (
-            blocks["list_test_history"],
+            sqlite_text("list_test_history"),
             {"test_id": test, "cursor_created_at": end, "cursor_id": 2**63 - 1, "page_size": 5},
         ),
-        "duration_figures": (blocks["test_durations"], {"test_id": test, "last_results": 20}),
+        "duration_figures": (sqlite_text("test_durations"), {"test_id": test, "last_results": 20}),
         "list_runs": (
-            blocks["list_runs"],
+            sqlite_text("list_runs"),
             {
                 "started_from": dt.datetime.min.replace(tzinfo=dt.UTC).isoformat(),
                 "started_until": end,
@@ -270,9 +264,9 @@ def _sqlite_statements() -> dict[str, tuple[str, dict[str, object]]]:
                 "page_size": 2,
             },
         ),
-        "flaky_tests": (blocks["flaky_tests"], {"since": since}),
+        "flaky_tests": (sqlite_text("flaky_tests"), {"since": since}),
         "slowest_tests": (
-            blocks["slowest_tests"],
+            sqlite_text("slowest_tests"),
             {"created_from": since, "created_until": end, "top": 5},
         ),
     }
@@ -355,15 +349,7 @@ async def test_flaky_tests_on_sqlite_does_work_in_proportion_to_the_results(
         await _fill_flaky(db)
         assert len(await flaky_tests(db, T0)) == _TESTS - 3
     sql, _ = _sqlite_statements()["flaky_tests"]
-    steps = 0
-
-    def step() -> int:
-        nonlocal steps
-        steps += 1
-        return 0  # go on
-
-    with closing(sqlite3.connect(path)) as lite:
-        lite.set_progress_handler(step, 1_000)
-        rows = lite.execute(sql, {"since": T0.isoformat(timespec="microseconds")}).fetchall()
+    since = {"since": T0.isoformat(timespec="microseconds")}
+    rows, steps = counted_steps(path, sql, since, 1_000)
     assert len(rows) == _TESTS - 3
-    assert steps * 1_000 <= 100 * _RUNS * _TESTS, f"{steps * 1_000} steps"
+    assert steps <= 100 * _RUNS * _TESTS, f"{steps} steps"

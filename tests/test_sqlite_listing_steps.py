@@ -17,6 +17,7 @@ from typing import Final
 
 import pytest
 
+from _sqlite_steps import counted_steps, sqlite_text
 from persistence import ResultFilter, TestStatus, TestType, connect, list_results, migrate
 
 _ROWS: Final = 50_000
@@ -27,13 +28,6 @@ SELECT 'unit', CASE WHEN i % 1000 = 0 THEN 'timeout' ELSE 'passed' END,
        strftime('%Y-%m-%dT%H:%M:%f', '2026-01-01', '+' || i || ' seconds') || '000+00:00'
 FROM n"""
 """Unit results, passed but one in 1,000 timed out: no error, no stress test."""
-
-
-def _listing(name: str) -> str:
-    """The SQLite text of a listing, as the generated file holds it."""
-    text = (Path(__file__).parent.parent / "sql" / "aiosql" / "sqlite.sql").read_text()
-    block = text.split(f"-- name: {name}(", 1)[1].split("\n-- name: ", 1)[0]
-    return "\n".join(line for line in block.splitlines()[1:] if not line.startswith("--"))
 
 
 _PAGE: Final = {
@@ -84,15 +78,6 @@ def test_a_rare_or_absent_status_or_type_is_read_from_its_index(
     filled: Path, query: str, arguments: dict[str, object]
 ) -> None:
     """A page of rare or absent ones takes a few thousand steps, not steps for every row."""
-    steps = 0
-
-    def step() -> int:
-        nonlocal steps
-        steps += 1
-        return 0  # go on
-
-    with closing(sqlite3.connect(filled)) as lite:
-        lite.set_progress_handler(step, 100)
-        rows = lite.execute(_listing(query), {**arguments, **_PAGE}).fetchall()
+    rows, steps = counted_steps(filled, sqlite_text(query), {**arguments, **_PAGE}, 100)
     assert len(rows) <= _ROWS // 1000
-    assert steps * 100 < _ROWS, f"{steps * 100} steps for a page of {len(rows)} of {_ROWS} rows"
+    assert steps < _ROWS, f"{steps} steps for a page of {len(rows)} of {_ROWS} rows"
