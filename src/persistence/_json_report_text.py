@@ -17,7 +17,7 @@ from typing import Final, TypeVar, overload
 import attrs
 
 from persistence._json_pieces import TextValues
-from persistence._loop import off_loop, share_loop
+from persistence._loop import OFF_LOOP_SIZE, off_loop, share_loop
 
 _Found = TypeVar("_Found", tuple[object, int], tuple[object, int] | None)
 _DECODER: Final = json.JSONDecoder()
@@ -34,7 +34,7 @@ class Document:
     parsed: object = None
     """The document's value, once read."""
     large_tests: set[int] = attrs.Factory(set)
-    """The indexes of the tests too large to read in one call: each is made a model off the loop."""
+    """The indexes of the tests of text past OFF_LOOP_SIZE: each is made a model off the loop."""
 
     async def value(self, at: int) -> tuple[object, int]:
         """Read the value at `at`: in one call if it fits a piece, else in a worker thread.
@@ -113,10 +113,8 @@ async def _members(
     """
     text = document.text
     found: dict[str, object] = {}
-    at = skip(text, at + 1)
-    if text.startswith("}", at):
-        return found, at + 1
-    while True:
+    ended, at = _opened(text, at, "}")
+    while not ended:
         if not text.startswith('"', at):
             raise json.JSONDecodeError(
                 "Expecting property name enclosed in double quotes", text, at
@@ -128,12 +126,31 @@ async def _members(
         at = skip(text, at + 1)
         found[name], at = await read(document, name, at)
         await share_loop()  # members of any name, read past: 100,000 held the loop 200 ms
-        at = skip(text, at)
-        if text.startswith("}", at):
-            return found, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = skip(text, at + 1)
+        ended, at = _next_item(text, at, "}")
+    return found, at
+
+
+def _opened(text: str, at: int, closing: str) -> tuple[bool, int]:
+    """Step into the object or array whose bracket is at `at`.
+
+    Give whether it is empty, and where it ends (if so) or its first item begins.
+    """
+    at = skip(text, at + 1)
+    return (True, at + 1) if text.startswith(closing, at) else (False, at)
+
+
+def _next_item(text: str, at: int, closing: str) -> tuple[bool, int]:
+    """Step past an item that ends at `at`, and the comma after it.
+
+    Give whether its object or array ends there (at `closing`), and where it ends (if so) or
+    the next item begins.
+    """
+    at = skip(text, at)
+    if text.startswith(closing, at):
+        return True, at + 1
+    if not text.startswith(",", at):
+        raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+    return False, skip(text, at + 1)
 
 
 async def _results_or_value(document: Document, name: str, at: int) -> tuple[object, int]:
@@ -151,20 +168,12 @@ async def _tests_or_value(document: Document, name: str, at: int) -> tuple[objec
         return await document.value(at)
     document.large_tests.clear()  # as above, for a later `tests`
     tests: list[object] = []
-    at = skip(text, at + 1)
-    if text.startswith("]", at):
-        return tests, at + 1
-    while True:
-        found = decode(text, at, document.values.small)
-        if found is None:
+    ended, at = _opened(text, at, "]")
+    while not ended:
+        test, end = await document.value(at)
+        if end - at > OFF_LOOP_SIZE:  # made a model off the loop too, as a long line is
             document.large_tests.add(len(tests))
-            found = await off_loop(functools.partial(decode, text, at, document.values.walked))
-        test, at = found
         tests.append(test)
         await share_loop()
-        at = skip(text, at)
-        if text.startswith("]", at):
-            return tests, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = skip(text, at + 1)
+        ended, at = _next_item(text, end, "]")
+    return tests, at
