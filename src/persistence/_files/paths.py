@@ -244,6 +244,7 @@ class Spot:
     pending: deque[str] = attrs.field(factory=deque)  # components still to walk
     follows: bool = True  # symlinks are followed
     links: int = 0  # symlinks followed so far
+    folder_link: str | None = None  # the target, ending in '/', of the last symlink followed
 
     @property
     def parts(self) -> list[str]:
@@ -364,6 +365,8 @@ class Spot:
             self.folders.clear()
         else:
             parts = target.split("/")
+        if not self.pending and target.rpartition("/")[2] in {"", "."}:  # as on POSIX
+            self.folder_link = target
         self.pending.extendleft(reversed(_meaningful(parts)))
 
 
@@ -433,7 +436,9 @@ def locate(
         if spot.name is not None and is_partial_name(spot.name):
             raise OutsideRootError(raw, "is a reserved name for a partial write")
         if raw.rpartition("/")[2] in {"", "."}:  # `docs/` or `docs/.`: a folder, as on POSIX
-            _must_be_folder(spot)
+            _must_be_folder(spot, "ends in '/'")
+        elif spot.folder_link is not None:  # a link to `docs/` leads to a folder alone too
+            _must_be_folder(spot, f"leads through a symbolic link to {spot.folder_link!r}")
         yield spot
     finally:
         os.close(spot.dir_fd)
@@ -474,16 +479,19 @@ _SHORTEST_NAME_MAX: Final = 255
 """The bytes a name may have on the common disks: a path of shorter names is never looked at."""
 
 
-def _must_be_folder(spot: Spot) -> None:
-    """Refuse a path that ends in '/' (or '/.') where no folder is: it names a folder."""
+def _must_be_folder(spot: Spot, why: str) -> None:
+    """Refuse a path that names a folder where no folder is: `why` says how it names one.
+
+    A path ends in '/' (or '/.'), or the last symlink on it holds a target that does.
+    """
     if spot.name is None:  # the root
         return
     with storage_errors(spot.shown):
         found = None if spot.missing else lstat(spot.dir_fd, spot.name)
     if found is None:
-        raise FileMissingError(spot.shown, "ends in '/', so it names a folder, and none is there")
+        raise FileMissingError(spot.shown, f"{why}, so it names a folder, and none is there")
     if not stat.S_ISDIR(found.st_mode):
-        reason = f"ends in '/', so it names a folder, but {spot.path} {kind_of(found.st_mode)}"
+        reason = f"{why}, so it names a folder, but {spot.path} {kind_of(found.st_mode)}"
         raise NotAFileError(spot.shown, reason)
 
 
