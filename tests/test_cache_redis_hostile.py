@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
+from asyncio import StreamReader, StreamWriter
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 import pytest
 
 from _cache_feed_helpers import HEARTBEAT
+from _proxy import LOOPBACK, serving
 from persistence import Database, ValidationError, set_config
 from persistence.cache import distributed, open_redis_cache
 from persistence.cache.distributed import MAX_ENTRY_BYTES
@@ -112,3 +116,71 @@ async def test_an_entry_whose_texts_pass_the_bound_is_never_encoded(
         assert len(encoded) == 1
     finally:
         await cache.close()
+
+
+_HELLO: Final = b"%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n"
+"""A RESP3 server's answer to redis-py's handshake (`HELLO 3`): a map."""
+
+
+def _peer(hello: bytes, getrange: bytes) -> Callable[[StreamReader, StreamWriter], Awaitable[None]]:
+    """A peer that speaks Redis's protocol but answers `HELLO` and `GETRANGE` as told; +OK else."""
+
+    async def answer(reader: StreamReader, writer: StreamWriter) -> None:
+        try:
+            while head := await reader.readline():  # *N, then N arguments: $length, bytes
+                arguments = [
+                    (await reader.readexactly(int((await reader.readline())[1:]) + 2))[:-2]
+                    for _ in range(int(head[1:]))
+                ]
+                name = arguments[0].upper()
+                writer.write(
+                    hello if name == b"HELLO" else getrange if name == b"GETRANGE" else b"+OK\r\n"
+                )
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("hello", "getrange", "said"),
+    [
+        pytest.param(b"*2\r\n$5\r\nproto\r\n:2\r\n", b"", "AttributeError", id="hello-list"),
+        pytest.param(b"+OK\r\n", b"", "", id="hello-ok"),
+        pytest.param(_HELLO, b":5\r\n", "GETRANGE gave int", id="getrange-int"),
+        pytest.param(_HELLO, b"*1\r\n:1\r\n", "GETRANGE gave list", id="getrange-list"),
+    ],
+)
+async def test_a_peer_whose_replies_no_redis_gives_is_an_outage(
+    db: Database,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    hello: bytes,
+    getrange: bytes,
+    said: str,
+) -> None:
+    """A handshake answered by a list, or a read by an integer: each read raised redis-py's error.
+
+    `AttributeError: 'list' object has no attribute 'get'` came from each read, never counted
+    as a fault: a Redis fault reads from the database, with one warning.
+    """
+    await set_config(db, "runner", "a", 1)
+    with serving(_peer(hello, getrange)) as port:
+        url = f"redis://{LOOPBACK}:{port}/14"
+        cache = await open_redis_cache(db, url, namespace=namespace, heartbeat=HEARTBEAT)
+        try:
+            with caplog.at_level(logging.WARNING, logger="persistence.cache"):
+                for _ in range(3):
+                    assert await cache.get_config_value("runner", "a", int) == 1
+            assert cache.stats().faults == 1
+            assert cache.stats().bypassed >= 1
+            warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warned) == 1
+            assert "gave a reply that no Redis gives" in warned[0]
+            assert said in warned[0]
+        finally:
+            await cache.close()

@@ -33,9 +33,9 @@ from persistence.cache import (
     open_redis_cache,
 )
 from persistence.cache._core import heartbeat_seconds
+from persistence.cache._redis_url import REDIS_URL_VARIABLE
+from persistence.cache._redis_url import redis_url as check_redis_url
 from persistence.cache.disk import DEFAULT_BUDGET
-from persistence.cache.distributed import REDIS_URL_VARIABLE
-from persistence.cache.distributed import redis_url as check_redis_url
 from persistence.database import Database, close_database, open_database, read_file_as_is
 from persistence.exceptions import (
     DatabaseError,

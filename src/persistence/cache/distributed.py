@@ -20,12 +20,10 @@ import json
 import logging
 import math
 import os
-import re
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final, TypeVar, cast, get_args, get_origin
-from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import cattrs
 from cachetools import TTLCache
@@ -52,6 +50,7 @@ from persistence.cache._core import (
     check_cache_target,
     heartbeat_seconds,
 )
+from persistence.cache._redis_url import REDIS_URL_VARIABLE, redis_url
 from persistence.cache.memory import DEFAULT_HEARTBEAT
 from persistence.converters import encoding_converter
 from persistence.database import redact_url
@@ -98,14 +97,11 @@ DEFAULT_MAX_ENTRY_BYTES: Final = 1024 * 1024
 MAX_ENTRY_BYTES: Final = 512 * 1024 * 1024
 """The highest `max_entry_bytes` taken: Redis holds no string larger (512 MiB)."""
 
-REDIS_URL_VARIABLE: Final = "REDIS_URL"
-"""The environment variable read when no Redis URL is given."""
 
 _BAD_ENTRY_QUIET: Final = 60.0
 """Seconds after a bad entry is logged during which that key's bad entries are not logged."""
 
 _LOG: Final = logging.getLogger("persistence.cache")
-_OWN_OPTIONS: Final = frozenset({"decode_responses", "encoding", "encoding_errors"})
 """URL options of how replies are decoded: the cache reads and writes UTF-8 bytes itself."""
 _FAULT: Final = object()
 _T = TypeVar("_T")
@@ -225,17 +221,20 @@ class RedisCache(Cache):
         entry_key, text = self._key(table, key, stamp)
         most = self._max_entry_bytes
         raw = await self._call(lambda: self._client.getrange(entry_key, 0, most), entry_key)
+        if raw is not _FAULT and raw and not isinstance(raw, bytes):  # a peer that is no Redis
+            self._not_redis(TypeError(f"GETRANGE gave {type(raw).__name__}, not bytes"))
+            raw = _FAULT
         self._bypassed += raw is _FAULT
-        if raw is _FAULT or not raw:
+        if not isinstance(raw, bytes) or not raw:
             return MISS
-        if len(cast("bytes", raw)) > most:
+        if len(raw) > most:
             problem = ValueError(f"it holds more than max_entry_bytes, {most} bytes")
             self._bad_entry(entry_key, problem, "is too large")
             return MISS
-        size = len(cast("bytes", raw))
+        size, entry = len(raw), raw
         try:
             stored = await off_loop_if_large(
-                size, lambda: _decoded(cast("bytes", raw), in_pieces=size > OFF_LOOP_SIZE)
+                size, lambda: _decoded(entry, in_pieces=size > OFF_LOOP_SIZE)
             )
             if stored["t"] != table or stored["k"] != text or stored["s"] != stamp:
                 self._bad_entry(entry_key, ValueError("it names another read"), "did not match")
@@ -322,21 +321,8 @@ class RedisCache(Cache):
                 self._slots.release()
         except self._pool_full:  # the pool's bound, which the slots keep to: not Redis's fault
             return _FAULT  # as a wait past the timeout: this read alone goes to the database
-        except self._transport_errors as error:
-            from redis.exceptions import (  # noqa: PLC0415  # see the module
-                AuthenticationError,
-                ResponseError,
-            )
-
-            if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
-                self._bad_entry(entry_key, error, "held another kind of value")
-                return None  # as a missing entry: the load's SET replaces it
-            # Its answer: a DB index past its, OOM, no or a wrong password (a ConnectionError).
-            refused = isinstance(error, ResponseError | AuthenticationError)
-            lost = f"no answer within {self._timeout:g}s or a failed call"
-            self._fault(error, "refused the call" if refused else lost)
-            self._down_until = time.monotonic() + self._retry_after
-            return _FAULT
+        except Exception as error:  # noqa: BLE001  # a reply redis-py could not read, too
+            return self._failed(error, entry_key)
         finally:
             if probing:
                 self._probing = False
@@ -362,6 +348,35 @@ class RedisCache(Cache):
             self._slots.release()
             return False
         return True
+
+    def _failed(self, error: Exception, entry_key: str) -> object:
+        """Take a call's error: _FAULT, Redis taken for down a while; None for a key's fault."""
+        from redis.exceptions import (  # noqa: PLC0415  # see the module
+            AuthenticationError,
+            ResponseError,
+        )
+
+        if not isinstance(error, self._transport_errors):
+            self._not_redis(error)
+            return _FAULT
+        if isinstance(error, ResponseError) and error.status_code == "WRONGTYPE":
+            self._bad_entry(entry_key, error, "held another kind of value")
+            return None  # as a missing entry: the load's SET replaces it
+        # Its answer: a DB index past its, OOM, no or a wrong password (a ConnectionError).
+        refused = isinstance(error, ResponseError | AuthenticationError)
+        lost = f"no answer within {self._timeout:g}s or a failed call"
+        self._fault(error, "refused the call" if refused else lost)
+        self._down_until = time.monotonic() + self._retry_after
+        return _FAULT
+
+    def _not_redis(self, error: Exception) -> None:
+        """Take a reply that no Redis gives (to its handshake, or a call) as an outage.
+
+        redis-py raised it as it came (`AttributeError` for a handshake answered by a list):
+        every read raised, where a fault of Redis's is a read from the database.
+        """
+        self._fault(error, "gave a reply that no Redis gives")
+        self._down_until = time.monotonic() + self._retry_after
 
     def _bad_entry(self, entry_key: str, error: BaseException, what: str) -> None:
         """Count a bad entry, a miss of its read alone; log it once per _BAD_ENTRY_QUIET."""
@@ -423,76 +438,6 @@ def default_namespace(db: Database, identity: str | None) -> str:
 
 MAX_TTL: Final = 10 * 365 * 86_400.0
 """The longest TTL taken, in seconds (ten years): Redis keeps TTLs in milliseconds."""
-
-
-def redis_url(url: str | None) -> str:
-    """Name the Redis server: `url`, else `$REDIS_URL`; refuse to guess one or to misread one.
-
-    A redis:// or rediss:// URL must have a numeric port, if any, and a path that is empty or
-    a database number: `/abc` is refused, where redis-py would quietly take database 0. Its
-    query must be one redis-py takes (`?db=abc` or an option it does not know is refused):
-    redis-py reads the query only when it makes a connection, and raised then on every read.
-    Nor may it set how replies are decoded (`decode_responses`, `encoding`, `encoding_errors`).
-    """
-    refuse = functools.partial(ValidationError, "RedisCache", "url")
-    given_url: object = url  # callers without type checking may pass anything: False, b""
-    if given_url is not None and not isinstance(given_url, str):
-        raise refuse(f"expected a redis:// URL or None, got {type(given_url).__name__}")
-    found = url or os.environ.get(REDIS_URL_VARIABLE)
-    if not found:
-        raise refuse(f"give a redis:// URL, or set {REDIS_URL_VARIABLE}")
-    given: object = found  # callers without type checking may pass anything
-    if not isinstance(given, str) or not found.startswith(("redis://", "rediss://", "unix://")):
-        raise refuse(f"expected redis://, rediss:// or unix://, got {redact_url(str(found))!r}")
-    tcp = found.startswith(("redis://", "rediss://"))
-    try:
-        parts = urlsplit(found)
-        if tcp:
-            parts.port  # noqa: B018  # reading it checks it
-    except ValueError as error:  # a port that is no number, or out of range; a bad IPv6 host
-        raise refuse(f"{error}: {redact_url(found)!r}") from None
-    if (problem := _server_problem(found, parts)) is not None:
-        raise refuse(f"{problem}: {redact_url(found)!r}")
-    if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
-        raise refuse(f"the path must be a database number, as in /3: {redact_url(found)!r}")
-    from redis.asyncio import ConnectionPool  # noqa: PLC0415  # see the module
-    from redis.exceptions import RedisError  # noqa: PLC0415
-
-    try:  # the connection redis-py would make, unconnected: it reads the query here
-        pool = ConnectionPool.from_url(found)
-        pool.connection_class(**pool.connection_kwargs)
-    except (ValueError, TypeError, RedisError) as error:
-        raise refuse(f"redis-py cannot take it ({error}): {redact_url(found)!r}") from None
-    if (problem := _option_problem(parts.query, pool.connection_kwargs)) is not None:
-        raise refuse(f"{problem}: {redact_url(found)!r}")
-    return found
-
-
-def _option_problem(query: str, options: Mapping[str, object]) -> str | None:
-    """Say why the URL's options are refused: a bound of none, or decoding the cache does."""
-    for value in parse_qs(query).get("max_connections", ()):
-        with suppress(ValueError):  # as redis-py reads it: `00`, `-0`, `0_0` are 0 too
-            if int(value) == 0:
-                return "max_connections must be 1 or more (redis-py takes 0 for 100)"
-    if chosen := sorted(_OWN_OPTIONS & options.keys()):
-        return f"the cache decodes its entries itself; drop {', '.join(chosen)}"
-    return None
-
-
-def _server_problem(url: str, parts: SplitResult) -> str | None:
-    """Say why `url` names no server a call could reach, as written; None if it names one.
-
-    redis-py takes a missing host for this machine's Redis: another server than the one meant.
-    """
-    try:
-        url.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes, from os.environb: no call could send it
-        return "it holds bytes that are not UTF-8"
-    if re.search(r"[\x00-\x1f\x7f]", url):
-        return "it holds a control character (a line end from an env file?)"
-    if url.startswith("unix://"):
-        return None if parts.path else "it names no socket, as unix:///run/redis.sock does"
-    return None if parts.hostname else "it names no host, as redis://localhost:6379/0 does"
 
 
 def check_limits(**limits: float) -> None:
