@@ -38,6 +38,7 @@ from persistence import (
     transaction,
 )
 from persistence.cache import MemoryCache, RedisCache, open_memory_cache, open_redis_cache
+from persistence.cache._redis_url import redis_url
 from persistence.database import close_database
 
 # --- the caches under bad input and load ------------------------------------------------------
@@ -277,6 +278,15 @@ async def test_an_entry_of_another_form_is_a_miss(
 
 
 @pytest.mark.parametrize(
+    "url",
+    ["redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379?db=3", "redis://127.0.0.1:6379/?db=3"],
+)
+def test_a_redis_url_naming_its_database_once_is_taken(url: str) -> None:
+    """In its path or in its query, once: the URL is the one given."""
+    assert redis_url(url) == url
+
+
+@pytest.mark.parametrize(
     ("arguments", "name"),
     [
         ({"ttl": float("inf")}, "ttl"),
@@ -291,7 +301,11 @@ async def test_an_entry_of_another_form_is_a_miss(
         ({"namespace": "workers-\ud800"}, "namespace"),
         ({"url": "redis://127.0.0.1:abc/0"}, "url"),
         ({"url": "redis://127.0.0.1:6379/abc"}, "url"),
-        ({"url": "redis://127.0.0.1:6379/0?db=abc"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/?db=abc"}, "url"),
+        ({"url": "redis://127.0.0.1:6379/3?db=14"}, "url.*database 3 in its path and 14"),
+        ({"url": "redis://127.0.0.1:6379/0?db=0"}, "url.*database 0 in its path and 0"),
+        ({"url": "redis://127.0.0.1:6379?db=3&db=5"}, "url.*gives db 2 times"),
+        ({"url": "unix:///run/redis.sock?db=3&db=5"}, "url.*gives db 2 times"),
         ({"url": "redis://127.0.0.1:6379/0?sockettimeout=1"}, "url"),
         ({"url": "rediss://127.0.0.1:6379/0?ssl_cert_reqs=maybe"}, "url"),
         ({"url": "redis://[::1/0"}, "url"),
@@ -367,6 +381,7 @@ async def test_a_bad_memory_heartbeat_is_refused_before_anything_opens(
         {"redis": "redis://127.0.0.1:abc"},
         {"redis": "http://127.0.0.1"},
         {"redis": "redis://127.0.0.1:6379/0?db=abc"},
+        {"redis": "redis://127.0.0.1:6379/3?db=14"},
         {"redis": "redis://127.0.0.1:6379/0?sockettimeout=1"},
         {"artifact_budget": 0},
         {"artifact_budget": True},

@@ -29,9 +29,10 @@ def redis_url(url: str | None) -> str:
     """Name the Redis server: `url`, else `$REDIS_URL`; refuse to guess one or to misread one.
 
     A redis:// or rediss:// URL must have a numeric port, if any, and a path that is empty or
-    a database number: `/abc` is refused, where redis-py would quietly take database 0. Its
-    query must be one redis-py takes (`?db=abc` or an option it does not know is refused):
-    redis-py reads the query only when it makes a connection, and raised then on every read.
+    a database number: `/abc` is refused, where redis-py would quietly take database 0, as is
+    a database named twice (`/3?db=14`). Its query must be one redis-py takes (`?db=abc` or
+    an option it does not know is refused): redis-py reads the query only when it makes a
+    connection, and raised then on every read.
     Nor may it set how replies are decoded (`decode_responses`, `encoding`, `encoding_errors`).
     """
     refuse = functools.partial(ValidationError, "RedisCache", "url")
@@ -80,9 +81,18 @@ def _option_problem(query: str, options: Mapping[str, object]) -> str | None:
 
 
 def _database_problem(parts: SplitResult, *, tcp: bool) -> str | None:
-    """Say why the URL names no one database: `/abc`, which redis-py took for database 0."""
+    """Say why the URL names no one database: `/abc`, or a database named twice.
+
+    redis-py took `/abc` for database 0; `redis://host/3?db=14` used database 14, and
+    `?db=3&db=5` database 3, unsaid: the entries went where the URL's reader did not look.
+    """
     if tcp and not re.fullmatch(r"/?[0-9]*", parts.path):
         return "the path must be a database number, as in /3"
+    given = parse_qs(parts.query).get("db", [])
+    if len(given) > 1:
+        return f"it gives db {len(given)} times in its query: give it once"
+    if given and tcp and (path := parts.path.strip("/")):
+        return f"it names database {path} in its path and {given[0]} in its query: give one"
     return None
 
 
