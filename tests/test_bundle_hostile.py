@@ -8,6 +8,7 @@ import gc
 import math
 import os
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Generator
 from pathlib import Path
@@ -30,6 +31,7 @@ from persistence import (
 )
 from persistence.database import Tracing
 from persistence.exceptions import StorageError
+from persistence.storage import open_storage
 from test_descriptors import counts, settled_counts
 
 
@@ -259,6 +261,36 @@ async def test_a_files_root_that_cannot_be_made_makes_no_database(
             pass
     left = await asyncio.to_thread(lambda: sorted(str(path) for path in tmp_path.rglob("*")))
     assert left == [str(parent)]
+
+
+@pytest.mark.parametrize("name", [".backups", ".cache", ".locks", ".tmp"])
+@pytest.mark.parametrize("kind", ["a regular file", "a symlink to a folder", "a FIFO"])
+async def test_a_reserved_name_in_the_root_that_is_no_folder_makes_no_database(
+    tmp_path: Path, name: str, kind: str
+) -> None:
+    """A root whose `.locks` (or another reserved name) is a file is refused before the database.
+
+    The SQLite file was made and migrated (a PostgreSQL database got its tables), then the
+    store's open refused `.locks: is a regular file`, naming neither the root nor the place.
+    The refusal names the full path of the reserved name now, as `open_storage` does.
+    """
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "elsewhere").mkdir()
+    reserved = root / name
+    if kind == "a regular file":
+        reserved.write_bytes(b"")
+    elif kind == "a FIFO":
+        os.mkfifo(reserved)
+    else:
+        reserved.symlink_to("elsewhere")
+    for opening in (
+        open_persistence(tmp_path / "app.db", files=root).__aenter__(),
+        open_storage(root),
+    ):
+        with pytest.raises(StorageError, match=f"^{re.escape(str(reserved))}: "):
+            await opening
+    assert not (tmp_path / "app.db").exists()
 
 
 @pytest.mark.parametrize("value", [b"app-\xff.db", b"postgresql://127.0.0.1/app\xff"])

@@ -70,13 +70,17 @@ async def test_a_put_names_the_file_in_a_cache_folder_place(
 async def test_opening_the_storage_names_the_file_in_a_reserved_folder_place(
     tmp_path: Path, place: str, kind: str
 ) -> None:
-    """It said "is not a real folder (a symlink?): it may lead outside" of any file there."""
+    """It said "is not a real folder (a symlink?): it may lead outside" of any file there.
+
+    The place is named from the root (`.cache` alone named no root of the several a program
+    may open).
+    """
     storage = await open_storage(tmp_path / "files")
     planted = _plant(storage.root, place, kind)
     with pytest.raises(NotAFileError) as raised:
         async with asyncio.timeout(BOUND):
             await open_storage(storage.root)
     assert str(raised.value) == (
-        f"{place}: {PLANTS[kind][1]}: move it away, a folder belongs there"
+        f"{storage.root / place}: {PLANTS[kind][1]}: move it away, a folder belongs there"
     )
     assert (storage.root / place).lstat() == planted

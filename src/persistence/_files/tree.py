@@ -298,8 +298,9 @@ def root_place_problem(given: object) -> StorageError | None:
     there = os.path.exists  # False on any error, a name too long included
     missing = list(itertools.takewhile(lambda place: not there(place), [root, *root.parents]))
     if not missing:  # the root is there: only the reserved folders it lacks are made in it
-        if all(there(root / name) for name in RESERVED):
-            return None
+        reserved = _reserved_problem(root)  # one there and no real folder: refused by the open
+        if reserved is not None or all(there(root / name) for name in RESERVED):
+            return reserved
         above = root
     else:
         above = missing[-1].parent  # the nearest folder there, in which the first is made
@@ -309,6 +310,18 @@ def root_place_problem(given: object) -> StorageError | None:
             return StorageError(raw, reason)
     if not os.access(above, os.W_OK | os.X_OK):
         return StorageError(raw, f"{above} does not let this process make folders in it")
+    return None
+
+
+def _reserved_problem(root: Path) -> StorageError | None:
+    """Give the open's error for a reserved name in `root` that is there and no real folder."""
+    try:
+        with storage_errors(str(root)), open_root(root) as root_fd:
+            for name in sorted(RESERVED):
+                with suppress(FileNotFoundError):  # made by the open
+                    os.close(open_folder(root_fd, name, create=False, shown=str(root / name)))
+    except StorageError as error:
+        return error
     return None
 
 
@@ -355,7 +368,8 @@ def make_storage_dirs(given: object) -> Path:
         with open_root(real) as root_fd:
             for name in sorted(RESERVED):
                 try:
-                    os.close(open_folder(root_fd, name, create=True))
+                    shown = str(root / name)
+                    os.close(open_folder(root_fd, name, create=True, shown=shown))
                 except FileNotFoundError as error:  # the root is there: its disk makes none
                     why = f"its folder {name} cannot be made there ({error.strerror})"
                     raise StorageError(raw, why) from error
