@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import math
 import pathlib
+from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -32,6 +34,9 @@ from persistence.models import MAX_EXECUTION_TIME, MAX_INT
 from strategies import IN_MEMORY
 from strategies.hostile import hostile_values, out_of_range_datetimes
 from strategies.values import SQL_LOOKING, aware_datetimes, config_entries, file_records, results
+
+_PLAIN: Final = {"a": [1, [2]], "b": {"c": []}}
+"""The metadata that mappings and sequences are held as."""
 
 NAIVE: Final = dt.datetime(2024, 1, 2, 3, 4, 5)  # noqa: DTZ001  # naive on purpose
 BEFORE_YEAR_1_IN_UTC: Final = dt.datetime(1, 1, 1, tzinfo=UTC_PLUS_5)
@@ -68,8 +73,10 @@ def _metadata_cases(cls: Cls) -> list[Any]:
         {1: "x"},
         {None: "x"},
         {"a": b"x"},
-        {"a": (1, 2)},
+        {"a": bytearray(b"x")},
+        {"a": memoryview(b"x")},
         {"a": {1, 2}},
+        {"a": frozenset()},
         {"a": 2.0**53},
         {"a": -(2.0**60)},
         {"a": 2**63},
@@ -193,6 +200,10 @@ VALID: Final[list[tuple[Cls, str, object, object]]] = [
     (TestResult, "created_at", AWARE, AWARE),
     (TestResult, "metadata", {"a": [1, 2.5, None, True, {"b": "c"}]}, None),
     (TestResult, "metadata", {"big": 2**63 - 1, "small": -(2**63), "float": 2.0**53 - 1}, None),
+    # Any mapping and any sequence but bytes, held as plain dicts and lists (JsonInput).
+    (TestResult, "metadata", {"a": (1, (2,)), "b": MappingProxyType({"c": ()})}, _PLAIN),
+    (TestResult, "metadata", MappingProxyType({"a": (1, (2,)), "b": {"c": []}}), _PLAIN),
+    (FileRecord, "metadata", collections.OrderedDict(a=collections.deque([1])), {"a": [1]}),
     (TestResult, "id", 1, 1),
     (TestResult, "id", MAX_INT, MAX_INT),
     (TestResult, "id", 0, 0),  # plain SQL may store ids of 0 and below, which listings read

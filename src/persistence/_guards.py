@@ -10,12 +10,12 @@ import datetime as dt
 import enum
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import attrs
 
-from persistence._interface import JsonObject, JsonValue
+from persistence._interface import JsonObject, JsonObjectInput, JsonScalar, JsonValue
 from persistence.exceptions import ValidationError
 
 _T = TypeVar("_T")
@@ -245,9 +245,10 @@ def json_object(model: str, field: str, value: object) -> JsonObject:
     if type(value) is dict and not value:
         return {}
     if not isinstance(value, dict):
-        raise ValidationError(
-            model, field, f"expected a JSON object (dict), got {type(value).__name__}"
-        )
+        if not isinstance(value, Mapping):
+            got = type(value).__name__
+            raise ValidationError(model, field, f"expected a JSON object (dict), got {got}")
+        value = dict(value.items())
     return _json_object(value, model, field, 0)
 
 
@@ -426,10 +427,10 @@ if TYPE_CHECKING:
     def as_utc(value: dt.datetime, /) -> dt.datetime:
         """Convert an aware datetime to UTC."""
 
-    def as_json_object(value: JsonObject, /) -> JsonObject:
+    def as_json_object(value: JsonObjectInput, /) -> JsonObject:
         """Convert a JSON object to plain dicts and lists."""
 
-    def as_metadata_subset(value: JsonObject | None, /) -> JsonObject | None:
+    def as_metadata_subset(value: Mapping[str, JsonScalar] | None, /) -> JsonObject | None:
         """Check a metadata filter: keys and the scalar values they must hold."""
 
 else:
@@ -449,6 +450,10 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
         return [json_value(item, model, field, depth + 1) for item in value]
     if isinstance(value, dict):
         return _json_object(value, model, field, depth)
+    if isinstance(value, Mapping):  # read as JSON's object, as a dict is (JsonInput)
+        return json_value(dict(value.items()), model, field, depth)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray | memoryview):
+        return json_value(list(value), model, field, depth)  # a tuple: JSON's array
     return _json_scalar(value, model, field)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from persistence._guards import FIRST_INSTANT, LAST_INSTANT
-from persistence._interface import JsonObject
+from persistence._interface import JsonObjectInput
 from persistence._json_pieces import TextValues
 from persistence._json_report_text import ctrf_document, decode, ended, skip
 from persistence._loop import OFF_LOOP_SIZE, drop_in_slices, off_loop, share_loop
@@ -133,7 +133,7 @@ async def _place_timeless(timeless: list[TestResult], at: dt.datetime) -> None:
 
 
 async def import_ctrf(
-    db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
+    db: Database, path: str | os.PathLike[str], *, labels: JsonObjectInput | None = None
 ) -> Run:
     """Import one CTRF JSON report as one new run, from `summary.start` to `stop`; return it."""
     path, run = import_arguments("import_ctrf", db, path, labels)
@@ -390,7 +390,7 @@ def _ctrf_lines(test: dict[str, object], name: str) -> str | None:
 
 
 async def import_jsonl(
-    db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
+    db: Database, path: str | os.PathLike[str], *, labels: JsonObjectInput | None = None
 ) -> Run:
     """Import JSON Lines of result dicts (as `to_dict` gives them) as one new run.
 

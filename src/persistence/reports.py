@@ -24,7 +24,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from persistence._cancelling import kept_if_cancelled, refuse_cancel_from_outside
 from persistence._guards import MAX_KEY_BYTES, key_length_problem, text_problem
-from persistence._interface import JsonObject
+from persistence._interface import JsonObject, JsonObjectInput
 from persistence._loans import borrow
 from persistence._loop import share_loop
 from persistence._rows import result_params
@@ -375,7 +375,7 @@ def _element(tag: str) -> str:
 
 
 async def import_junit(
-    db: Database, path: str | os.PathLike[str], *, labels: JsonObject | None = None
+    db: Database, path: str | os.PathLike[str], *, labels: JsonObjectInput | None = None
 ) -> Run:
     """Import one JUnit XML file as one new run, with these labels; return the run.
 
