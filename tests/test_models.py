@@ -162,7 +162,9 @@ INVALID_CONFIG_VALUES: Final[list[tuple[ConfigType, object]]] = [
     (ConfigType.BOOL, 0),
     (ConfigType.BOOL, "true"),
     (ConfigType.BOOL, None),
-    (ConfigType.LIST, (1, 2)),
+    (ConfigType.LIST, b"\x01\x02"),  # a sequence of ints to the type checker: no list here
+    (ConfigType.LIST, frozenset({1})),
+    (ConfigType.DICT, (("a", 1),)),  # a tuple is a list, even of pairs
     (ConfigType.LIST, {}),
     (ConfigType.LIST, "[1]"),
     (ConfigType.LIST, [math.nan]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from types import MappingProxyType
 
 import attrs
 import pytest
@@ -331,6 +332,41 @@ async def test_set_config_takes_a_dict_subclass(db: Database) -> None:
     entry = await set_config(db, "plain", "ordered", collections.OrderedDict(b=1, a=2))
     assert entry.type is ConfigType.DICT
     assert type(await get_config_value(db, "plain", "ordered", dict)) is dict
+
+
+@pytest.mark.parametrize(
+    ("given", "kind", "stored"),
+    [
+        ((1, "a", (2,)), ConfigType.LIST, [1, "a", [2]]),
+        (collections.deque([1]), ConfigType.LIST, [1]),
+        (MappingProxyType({"a": (1,)}), ConfigType.DICT, {"a": [1]}),
+    ],
+)
+async def test_set_config_takes_any_sequence_or_mapping_and_stores_it_plain(
+    db: Database, given: object, kind: ConfigType, stored: JsonValue
+) -> None:
+    """A tuple or another sequence is a list; a mapping a dict: the caller's own types.
+
+    `set_config(db, "runner", "flags", flags)` with `flags: list[str]` failed type checking
+    (`list` is invariant), and a tuple was refused at run time: `tuple is not a config type`.
+    """
+    entry = await set_config(db, "plain", "given", given)  # type: ignore[arg-type]  # as read
+    assert (entry.type, entry.value) == (kind, stored)
+    if kind is ConfigType.LIST:
+        assert_same(await get_config_value(db, "plain", "given", list), stored)
+    else:
+        assert_same(await get_config_value(db, "plain", "given", dict), stored)
+    assert_same(entry.value, stored)
+
+
+@pytest.mark.parametrize("given", [b"x", bytearray(b"x"), memoryview(b"x"), {1, 2}])
+async def test_set_config_refuses_bytes_and_sets_before_anything_is_written(
+    db: Database, given: object
+) -> None:
+    """Bytes are a sequence of ints to the type checker, and no config type: refused, unkept."""
+    with pytest.raises(ValidationError, match="is not a config type"):
+        await set_config(db, "plain", "given", given)  # type: ignore[arg-type]  # bad on purpose
+    assert await find_config_entry_by_key(db, "plain", "given") is None
 
 
 def test_result_rows_hold_their_columns_in_the_order_they_are_read() -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.scanner import make_scanner
 from typing import Final
 
-from persistence._guards import MAX_INT, MAX_JSON_DEPTH, MAX_JSON_FLOAT, MIN_INT, json_value
+from persistence._guards import (
+    MAX_INT,
+    MAX_JSON_DEPTH,
+    MAX_JSON_FLOAT,
+    MIN_INT,
+    is_json_container,
+    json_value,
+)
 from persistence._interface import JsonValue
 from persistence.exceptions import ValidationError
 
@@ -80,7 +87,8 @@ def json_size(value: object, limit: int, *, item: int = 8) -> int:
     Counted only until past `limit`, so that the count costs little whatever the value's size:
     enough to tell a value that `off_loop_if_large` should handle in a worker thread. With
     `item=0` it counts the texts alone, a least size: each character is a byte at least. The
-    models hold plain dicts and lists (`_guards.json_value`), told apart by their type alone.
+    models hold plain dicts and lists (`_guards.json_value`), told apart by their type alone; a
+    caller's own mapping or sequence, not yet checked, is counted as one.
     """
     size = 0
     pending = [value]
@@ -92,6 +100,11 @@ def json_size(value: object, limit: int, *, item: int = 8) -> int:
             size += item * len(found)
             if size <= limit:
                 pending += found.values() if type(found) is dict else found
+        elif is_json_container(found):  # a caller's own mapping or sequence, before its check
+            items = found.values() if isinstance(found, Mapping) else found
+            size += item * len(items)
+            if size <= limit:
+                pending += items
         else:
             size += item
     return size

@@ -11,7 +11,7 @@ import enum
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeGuard, TypeVar
 
 import attrs
 
@@ -452,9 +452,20 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
         return _json_object(value, model, field, depth)
     if isinstance(value, Mapping):  # read as JSON's object, as a dict is (JsonInput)
         return json_value(dict(value.items()), model, field, depth)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray | memoryview):
-        return json_value(list(value), model, field, depth)  # a tuple: JSON's array
+    if is_json_container(value):  # a tuple: JSON's array
+        return json_value(list(value), model, field, depth)
     return _json_scalar(value, model, field)
+
+
+_NO_ARRAYS: Final = (str, bytes, bytearray, memoryview)
+"""Sequences that are no JSON array: text, and bytes, which JSON has no form of."""
+
+
+def is_json_container(value: object) -> TypeGuard[Mapping[object, object] | Sequence[object]]:
+    """Tell a mapping, or a sequence that is no text or bytes: a JSON object or array given."""
+    return isinstance(value, Mapping) or (
+        isinstance(value, Sequence) and not isinstance(value, _NO_ARRAYS)
+    )
 
 
 def _json_object(value: dict[object, object], model: str, field: str, depth: int) -> JsonObject:

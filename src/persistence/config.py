@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import operator
+from collections.abc import Mapping
 from typing import Final, Protocol, TypeVar, overload
 
 import attrs
@@ -14,6 +15,7 @@ from persistence._codecs import json_size
 from persistence._database_value import require_database
 from persistence._guards import (
     instance_of,
+    is_json_container,
     key_id,
     nonempty_key,
     nonempty_text,
@@ -34,7 +36,7 @@ from persistence._paging import (
 from persistence._rows import config_from_row, config_params, found
 from persistence.database import Database
 from persistence.exceptions import NotFoundError, ValidationError
-from persistence.models import PYTHON_TYPES, ConfigEntry, ConfigType, ConfigValue
+from persistence.models import PYTHON_TYPES, ConfigEntry, ConfigInput, ConfigType
 from persistence.queries import ConfigEntriesRow
 
 __all__ = [
@@ -88,11 +90,11 @@ class ConfigEntryCursor:
     )
 
 
-def config_type_of(value: ConfigValue) -> ConfigType:
+def config_type_of(value: ConfigInput) -> ConfigType:
     """Tell the declared type a value would get from `set_config`."""
     kind = _TYPES_OF.get(type(value))
-    if kind is None and isinstance(value, dict | list):  # an OrderedDict, say: kept as plain
-        kind = ConfigType.DICT if isinstance(value, dict) else ConfigType.LIST
+    if kind is None and is_json_container(value):  # an OrderedDict, a tuple: kept as plain
+        kind = ConfigType.DICT if isinstance(value, Mapping) else ConfigType.LIST
     if kind is None:
         raise ValidationError(
             "ConfigEntry", "value", f"{type(value).__name__} is not a config type"
@@ -296,7 +298,7 @@ async def save_config_entry(db: Database, entry: ConfigEntry) -> ConfigEntry:
 
 
 async def set_config(
-    db: Database, section: str, key: str, value: ConfigValue, *, description: str | None = None
+    db: Database, section: str, key: str, value: ConfigInput, *, description: str | None = None
 ) -> ConfigEntry:
     """Set (section, key) to `value`, declared as the value's own type.
 

@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 import math
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 import attrs
@@ -27,6 +28,7 @@ from persistence._guards import (
     converter,
     count,
     int_problem,
+    is_json_container,
     json_value,
     member_of,
     nonempty_key,
@@ -34,7 +36,7 @@ from persistence._guards import (
     text,
     text_problem,
 )
-from persistence._interface import JsonObject, JsonValue
+from persistence._interface import JsonInput, JsonObject, JsonValue
 from persistence.exceptions import ValidationError
 
 __all__ = [
@@ -56,6 +58,10 @@ MAX_EXECUTION_TIME = 1e12
 
 ConfigValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue]"
 """What a config entry can hold; its `type` says which."""
+
+ConfigInput: TypeAlias = "str | int | float | bool | Sequence[JsonInput] | Mapping[str, JsonInput]"
+"""What a config value may be given as: a list or a dict in the caller's own types, any
+sequence (bytes aside) or mapping, held as the plain list or dict of ConfigValue."""
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -128,7 +134,7 @@ def _to_seconds(value: object, result: object, field: attrs.Attribute[object]) -
 def _to_config_value(value: object, entry: object, field: attrs.Attribute[object]) -> object:
     # The declared type is checked once every field is set: see ConfigEntry._fits_type.
     problem = None
-    if isinstance(value, list | dict):
+    if isinstance(value, list | dict) or is_json_container(value):
         return json_value(value, type(entry).__name__, field.name)
     if isinstance(value, str):
         problem = text_problem(value)
@@ -157,7 +163,7 @@ if TYPE_CHECKING:
     def as_seconds(value: float, /) -> float:
         """Convert an execution time to a float number of seconds."""
 
-    def as_config_value(value: ConfigValue, /) -> ConfigValue:
+    def as_config_value(value: ConfigInput, /) -> ConfigValue:
         """Check a config value's contents; ConfigEntry checks its declared type."""
 
 else:

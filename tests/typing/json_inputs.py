@@ -18,17 +18,21 @@ from persistence import (
     TestStatus,
     TestType,
     import_junit,
+    set_config,
 )
+from persistence.models import ConfigValue
 from persistence.queries import JsonObject
 from persistence.report_json import import_ctrf, import_jsonl
 
 
 async def record(
     db: Database,
+    *,
     labels: dict[str, str],
     seeds: dict[str, int],
     files: dict[str, list[str]],
     frozen: Mapping[str, tuple[int, ...]],
+    flags: list[str],
 ) -> None:
     """Give each its caller's own types."""
     await import_junit(db, "report.xml", labels=labels)
@@ -43,3 +47,8 @@ async def record(
     ResultFilter(metadata=files)  # E: Argument "metadata" to "ResultFilter"
     Run(labels=["commit"])  # E: Argument "labels" to "Run"
     Run(labels={"commit": {1, 2}})  # E: Dict entry 0 has incompatible type "str": "set[int]"
+    entry = await set_config(db, "runner", "flags", flags)
+    await set_config(db, "runner", "limits", seeds)
+    await set_config(db, "runner", "seeds", (1, 2))
+    assert_type(entry.value, ConfigValue)
+    await set_config(db, "runner", "set", {1, 2})  # E: Argument 4 to "set_config"
