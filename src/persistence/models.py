@@ -43,6 +43,7 @@ __all__ = [
     "MAX_INT",
     "MAX_KEY_BYTES",
     "ConfigEntry",
+    "ConfigInput",
     "ConfigType",
     "ConfigValue",
     "FileRecord",
