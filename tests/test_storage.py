@@ -315,6 +315,26 @@ async def test_info_describes_a_file(storage: Storage) -> None:
         assert before <= moment <= datetime.now(UTC) + timedelta(seconds=2)
 
 
+async def test_a_files_creation_is_never_after_its_content(storage: Storage) -> None:
+    """A chmod, a rename or a copy keeping times left `created_at` after `modified_at`.
+
+    Linux's stat has no birth time: the inode's last change (`st_ctime`) stood in for it, and
+    moved with each change of the file's metadata, not of its content.
+    """
+    written = await write_bytes(storage, "f.txt", b"x")
+    await asyncio.sleep(0.05)
+    (storage.root / "f.txt").chmod(0o600)
+    changed = await info(storage, "f.txt")
+    assert changed.modified_at == written.modified_at
+    assert changed.created_at == written.created_at
+    past = datetime(2020, 1, 2, tzinfo=UTC).timestamp()
+    os.utime(storage.root / "f.txt", (past, past))
+    await copy(storage, "f.txt", "g.txt")  # keeps the times
+    for described in (await info(storage, "f.txt"), await info(storage, "g.txt")):
+        assert described.created_at <= described.modified_at
+        assert described.modified_at == datetime(2020, 1, 2, tzinfo=UTC)
+
+
 async def test_info_describes_a_folder_and_the_root(storage: Storage) -> None:
     """A folder, the root included, has no hash and size 0."""
     await write_bytes(storage, "d/f.bin", b"x")

@@ -108,7 +108,10 @@ def read_fd(fd: int) -> bytes:
 
 def file_info(path: str, info: os.stat_result, written: Written | None) -> FileInfo:
     """Describe a file (with its size and hash) or, given no `written`, a folder."""
-    created = datetime.fromtimestamp(getattr(info, "st_birthtime", info.st_ctime), tz=UTC)
+    # Linux's stat gives no birth time: the last change of the inode stands in, which a chmod
+    # or a rename moves past the content's time; a file is never made after its content.
+    born = min(getattr(info, "st_birthtime", info.st_ctime), info.st_mtime)
+    created = datetime.fromtimestamp(born, tz=UTC)
     modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
     if written is None:
         return FileInfo(path, 0, created, modified, None, is_directory=True)

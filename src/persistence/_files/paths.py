@@ -52,7 +52,9 @@ _NAME_KEEP: Final = 100  # bytes of the target's name kept in a partial file's n
 class FileInfo:
     """A file or folder: path relative to the root (POSIX), size, UTC times and SHA-256.
 
-    `created_at` is the birth time, else the last metadata change; a folder has no hash.
+    `created_at` is the birth time, else the last metadata change, and never after
+    `modified_at`: a write replaces the file, so both are most often the last write's time.
+    A folder has no hash.
     """
 
     path: str
