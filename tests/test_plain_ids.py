@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import attrs
@@ -14,6 +15,7 @@ import pytest
 
 from persistence import (
     Database,
+    DatabaseError,
     PageCursor,
     Run,
     RunCursor,
@@ -214,3 +216,21 @@ async def test_the_export_of_a_run_takes_the_smallest_and_the_largest_id_too(
         (middle.id, None),
         (MAX_INT, "largest"),
     ]
+
+
+async def test_a_sqlite_table_whose_largest_id_is_given_out_says_so(tmp_path: Path) -> None:
+    """A run stored by plain SQL at the largest id: SQLite numbers no new run after it.
+
+    It said "database or disk is full" alone, as of a full disk; PostgreSQL numbers from its
+    sequence, which such a row does not move, and says when that is given out.
+    """
+    path = str(tmp_path / "app.db")
+    async with connect(path) as db:
+        await migrate(db)
+        await save_run(db, Run(started_at=T0))
+        await plain_sql(path, *moved(path, "runs", 1, MAX_INT))
+        with pytest.raises(DatabaseError, match=f"has given out its largest id, {MAX_INT}"):
+            await save_run(db, Run(started_at=T0))
+        assert [run.id for run in await every_item(lambda after: list_runs(db, after=after))] == [
+            MAX_INT
+        ]

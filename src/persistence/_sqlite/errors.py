@@ -13,6 +13,13 @@ _NOT_UTF8: Final = re.compile(r"(?s)Could not decode to UTF-8 column '(?P<column
 """sqlite3's words for a stored text that is not UTF-8, which plain SQL may cast to TEXT."""
 
 
+_FULL: Final = (
+    ": the disk has no room left, or the table written to has given out its largest id, "
+    f"{2**63 - 1} (a row stored by plain SQL with that id), and numbers no new row"
+)
+"""What SQLITE_FULL may mean: SQLite says the same of both, where PostgreSQL names its sequence."""
+
+
 def sqlite_error(error: BaseException) -> sqlite3.Error | None:
     """Give the sqlite3 error that a sqlite3 call failed with; None for another error.
 
@@ -60,10 +67,16 @@ def translate_sqlite(error: BaseException) -> PersistenceError | None:  # noqa: 
                 table, field = "row", detail or "constraint"
             return ValidationError(table, field, f"SQLite: {message}")
         case sqlite3.Error():
-            if (not_utf8 := _NOT_UTF8.match(str(error))) is not None:
-                reason = f"stored text is not valid UTF-8, which no model holds ({error})"
-                return ValidationError("stored row", not_utf8["column"], reason)
-            if is_busy(error):
-                return DatabaseError(f"SQLite: the database is locked: {error}")
-            return DatabaseError(f"SQLite: {error}")
+            return _database_error(error)
     return None
+
+
+def _database_error(error: sqlite3.Error) -> PersistenceError:
+    """Map a sqlite3 error that no constraint raised."""
+    if (not_utf8 := _NOT_UTF8.match(str(error))) is not None:
+        reason = f"stored text is not valid UTF-8, which no model holds ({error})"
+        return ValidationError("stored row", not_utf8["column"], reason)
+    if is_busy(error):
+        return DatabaseError(f"SQLite: the database is locked: {error}")
+    full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return DatabaseError(f"SQLite: {error}{_FULL if full else ''}")
