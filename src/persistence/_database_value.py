@@ -30,6 +30,11 @@ _OUTER_IN_BLOCK: Final = (
     "that transaction() gave, or its calls would escape the block's rollback or wait "
     "for the block forever"
 )
+CACHE_IN_BLOCK: Final = (
+    "this task is inside transaction(db), whose uncommitted writes no cache of db can see: "
+    "read through the database that transaction() gave, not the cache"
+)
+"""A cache's read in a block: the cache takes no database to pass in its stead."""
 
 
 _P = ParamSpec("_P")
@@ -290,8 +295,11 @@ def refuse_outer(backend: Backend, why: str = _OUTER_IN_BLOCK) -> None:
             raise DatabaseError(why)
 
 
-def check_usable(db: Database, *, writes: bool = False) -> None:
-    """Raise now the DatabaseError a call (a write, if `writes`) on `db` would raise here."""
+def check_usable(db: Database, *, writes: bool = False, outer: str = _OUTER_IN_BLOCK) -> None:
+    """Raise now the DatabaseError a call (a write, if `writes`) on `db` would raise here.
+
+    `outer` says why a call on `db` itself is refused inside a `transaction(db)` block.
+    """
     frame = require_database(db)._frame  # noqa: SLF001
     # A block's own connection stays usable until it ends, as the close waits for it.
     if frame is None and db._backend.closed:  # noqa: SLF001
@@ -303,4 +311,4 @@ def check_usable(db: Database, *, writes: bool = False) -> None:
                 "a read_snapshot() block only reads: open transaction() on the database outside it"
             )
     elif OPEN_BLOCKS.get():
-        refuse_outer(db._backend)  # noqa: SLF001
+        refuse_outer(db._backend, outer)  # noqa: SLF001

@@ -23,7 +23,7 @@ from cachetools import LRUCache
 from persistence import config, file_records, results
 from persistence._cancelling import refuse_cancel_from_outside
 from persistence._codecs import json_size
-from persistence._database_value import check_usable, require_database
+from persistence._database_value import CACHE_IN_BLOCK, check_usable, require_database
 from persistence._guards import key_id, nonempty_text, seconds
 from persistence._json_pieces import encode_in_pieces
 from persistence._loop import OFF_LOOP_SIZE, map_in_slices, off_loop_if_large, share_loop
@@ -363,7 +363,7 @@ class Cache:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._move_to(loop)
-        check_usable(self._db)
+        check_usable(self._db, outer=CACHE_IN_BLOCK)
         return self._peek(table, key)
 
     async def _fill_once(
@@ -442,7 +442,9 @@ class Cache:
 
     def _held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
         """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
-        check_usable(self._db)  # as `_lookup`, inlined: the setting read on every run
+        check_usable(
+            self._db, outer=CACHE_IN_BLOCK
+        )  # as `_lookup`, inlined: the setting read on every run
         found = self._peek(config.TABLE, ("entry", section, key))
         return None if found is MISS else (cast("ConfigEntry | None", found),)
 
