@@ -164,9 +164,9 @@ class TypeStats:
     """Number of results per status; statuses with none are absent."""
     total: int
     mean_time: float
-    """The mean execution time, in seconds. Each engine sums a status's times in SQL, and
-    they add floats in their own ways (SQLite compensates for rounding, PostgreSQL does not):
-    the last digits may differ between engines for the same rows."""
+    """The mean execution time, in seconds. Each engine sums a status's times in SQL, in the
+    order its plan reads the rows, and floats added in another order round otherwise: the
+    last digits may differ between engines, or between plans, for the same rows."""
     max_time: float
 
 
