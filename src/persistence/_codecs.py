@@ -10,6 +10,7 @@ from json.scanner import make_scanner
 from typing import Final
 
 from persistence._guards import (
+    JSON_SCALARS,
     MAX_INT,
     MAX_JSON_DEPTH,
     MAX_JSON_FLOAT,
@@ -100,13 +101,13 @@ def json_size(value: object, limit: int, *, item: int = 8) -> int:
             size += item * len(found)
             if size <= limit:
                 pending += found.values() if type(found) is dict else found
-        elif is_json_container(found):  # a caller's own mapping or sequence, before its check
+        elif type(found) in JSON_SCALARS or not is_json_container(found):
+            size += item
+        else:  # a caller's own mapping or sequence, before its check
             items = found.values() if isinstance(found, Mapping) else found
             size += item * len(items)
             if size <= limit:
                 pending += items
-        else:
-            size += item
     return size
 
 

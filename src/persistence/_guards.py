@@ -450,13 +450,15 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
         return [json_value(item, model, field, depth + 1) for item in value]
     if isinstance(value, dict):
         return _json_object(value, model, field, depth)
-    if isinstance(value, Mapping):  # read as JSON's object, as a dict is (JsonInput)
-        return json_value(dict(value.items()), model, field, depth)
-    if is_json_container(value):  # a tuple: JSON's array
-        return json_value(list(value), model, field, depth)
-    return _json_scalar(value, model, field)
+    if type(value) in JSON_SCALARS or not is_json_container(value):
+        return _json_scalar(value, model, field)
+    # The caller's own mapping or sequence (JsonInput): JSON's object or array, as plain ones.
+    plain = dict(value.items()) if isinstance(value, Mapping) else list(value)
+    return json_value(plain, model, field, depth)
 
 
+JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+"""The types of JSON's scalars, told apart at once: no container check is asked of them."""
 _NO_ARRAYS: Final = (str, bytes, bytearray, memoryview)
 """Sequences that are no JSON array: text, and bytes, which JSON has no form of."""
 
