@@ -51,7 +51,7 @@ class LockBusyError(StorageError):
     """A change's lock stayed taken by another operation for as long as it would wait."""
 
 
-_HELD_GUARD: Final = threading.Lock()
+_HELD_GUARD = threading.Lock()  # replaced in a forked child: see `_forget_parents_locks`
 _HELD: Final[set[tuple[int, int, int]]] = set()
 
 
@@ -61,7 +61,7 @@ def stripe_of(path: str) -> int:
     return int.from_bytes(digest[:4], "big") % LOCK_STRIPES
 
 
-@attrs.define
+@attrs.define(eq=False)  # one lock is itself: `_LOCKS` holds it by identity
 class PathLock:
     """Exclusive locks on the lock files of some paths, held until `release`.
 
@@ -96,6 +96,7 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
             return None
         _HELD.update(wanted)
     lock = PathLock(wanted)
+    _LOCKS.add(lock)
     try:
         with (
             storage_errors(LOCKS_DIR),
@@ -113,6 +114,33 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
         lock.release()
         raise
     return lock
+
+
+_LOCKS: Final[weakref.WeakSet[PathLock]] = weakref.WeakSet()
+"""Every path lock this process has taken and not let go: a forked child closes theirs."""
+
+
+def _forget_parents_locks() -> None:
+    """Give a forked child none of the path locks its parent held, nor their table.
+
+    A child forked while a tracked write waited for its record (a `multiprocessing` worker)
+    kept copies of the lock files' descriptors, and flock(2) holds while any copy is open:
+    the parent's next change of that path waited 60 s and failed busy, and the child, whose
+    table said the stripe was its own, failed busy too. Its copies are closed, never
+    unlocked, which would let go of the parent's lock; the guard is new, as a thread of the
+    parent's may have held it.
+    """
+    global _HELD_GUARD  # noqa: PLW0603  # replaced in the child alone
+    _HELD_GUARD = threading.Lock()
+    _HELD.clear()
+    for lock in list(_LOCKS):
+        fds, lock.fds, lock.held = lock.fds, [], []
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+os.register_at_fork(after_in_child=_forget_parents_locks)
 
 
 def _open_lock_file(folder: int, name: str) -> int:
