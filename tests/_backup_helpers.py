@@ -206,18 +206,27 @@ async def assert_same(source: Database, target: Database) -> None:
     assert [a.version for a in target_status.applied] == [a.version for a in source_status.applied]
 
 
-async def indexes(url: str) -> list[tuple[str, str]]:
-    """Each index of the copied tables of a PostgreSQL database, by name, with its SQL."""
+async def indexes(url: str) -> list[tuple[object, ...]]:
+    """Each index of the copied tables of a PostgreSQL database, by name, with its SQL.
+
+    And what its SQL leaves out: its comment, tablespace, whether its table is clustered on
+    it or names it its replica identity, and its columns' statistics targets.
+    """
     seen = await asyncpg.connect(url)
     try:
         rows = await seen.fetch(
-            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-            "WHERE indrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) AS t) ORDER BY 1",
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),"
+            " obj_description(i.indexrelid, 'pg_class'), c.reltablespace, i.indisclustered,"
+            " i.indisreplident, ARRAY(SELECT a.attstattarget FROM pg_attribute AS a"
+            "  WHERE a.attrelid = i.indexrelid ORDER BY a.attnum)"
+            " FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) AS t)"
+            " ORDER BY 1",
             list(persistence.backup.COPIED_TABLES),
         )
     finally:
         await seen.close()
-    return [(str(row[0]), str(row[1])) for row in rows]
+    return [tuple(row) for row in rows]
 
 
 async def new_id(db: Database) -> int | None:

@@ -18,16 +18,36 @@ if TYPE_CHECKING:
     from persistence._interface import Connection
 
 _SECONDARY_INDEXES: Final = """
-SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), array_remove(ARRAY[
+    CASE WHEN d.description IS NOT NULL THEN
+        format('COMMENT ON INDEX %s IS %L', i.indexrelid::regclass, d.description) END,
+    CASE WHEN c.reltablespace <> 0 THEN
+        format('ALTER INDEX %s SET TABLESPACE %I', i.indexrelid::regclass, s.spcname) END,
+    CASE WHEN i.indisclustered THEN
+        format('ALTER TABLE %s CLUSTER ON %I', i.indrelid::regclass, c.relname) END,
+    CASE WHEN i.indisreplident THEN
+        format('ALTER TABLE %s REPLICA IDENTITY USING INDEX %I', i.indrelid::regclass, c.relname)
+    END], NULL) || ARRAY(
+        SELECT format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS %s',
+            i.indexrelid::regclass, a.attnum, a.attstattarget)
+        FROM pg_attribute AS a WHERE a.attrelid = i.indexrelid AND a.attstattarget >= 0
+        ORDER BY a.attnum)
 FROM pg_index AS i
+JOIN pg_class AS c ON c.oid = i.indexrelid
+LEFT JOIN pg_tablespace AS s ON s.oid = c.reltablespace
+LEFT JOIN pg_description AS d
+    ON d.objoid = i.indexrelid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
 WHERE i.indrelid = ANY (SELECT t::regclass FROM unnest($1::text[]) AS t)
   AND NOT i.indisprimary
-  AND NOT EXISTS (SELECT FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)
+  AND NOT EXISTS (SELECT FROM pg_constraint AS k WHERE k.conindid = i.indexrelid)
   AND pg_has_role((SELECT relowner FROM pg_class WHERE oid = i.indrelid), 'USAGE')
 ORDER BY i.indexrelid
 """
 """The indexes `drop_indexes` drops and builds again: neither a primary key nor a constraint's,
-and only on tables the role owns (a role that may only write rows keeps them, and is slower)."""
+and only on tables the role owns (a role that may only write rows keeps them, and is slower).
+With each, what `pg_get_indexdef` leaves out and a migration may have set: its comment, its
+tablespace, the table's CLUSTER ON and REPLICA IDENTITY that name it, its expressions'
+statistics targets. Dropped, each was lost."""
 
 _BUILD_SECONDS_PER_ROW: Final = 0.001
 """What an index build may take per row beyond the statement bound: the GIN build of 2 KB
@@ -106,6 +126,8 @@ class CopySupport:
     async def drop_indexes(self, conn: Connection, tables: Sequence[str]) -> tuple[str, ...]:
         """Drop the secondary indexes of `tables` the role owns, giving the SQL to make each again.
 
+        Each one's SQL is its CREATE INDEX and the statements that set again what it had.
+
         Building an index over the rows already there sorts them once, far cheaper than row by
         row (the search vector's GIN index above all). The keys and constraints' indexes stay:
         the foreign keys need them. Until the transaction ends, the tables are locked.
@@ -116,7 +138,7 @@ class CopySupport:
         rows = await pg.fetch(_SECONDARY_INDEXES, list(tables))
         for row in rows:
             await pg.execute(f"DROP INDEX {row[0]}")  # a name quoted by regclass's output
-        return tuple(str(row[1]) for row in rows)
+        return tuple(";\n".join([str(row[1]), *map(str, row[2])]) for row in rows)
 
     async def create_indexes(
         self, conn: Connection, definitions: Sequence[str], *, rows: int
