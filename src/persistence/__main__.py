@@ -267,20 +267,42 @@ async def _backup_or_restore(arguments: argparse.Namespace) -> int:
     url = database_url(arguments.database)
     if restore:  # told before the database is opened: a missing one would hide it
         await asyncio.to_thread(check_backup_file, Path(arguments.file))
-    async with opened_existing(url, wait=arguments.wait, write=restore) as db:
-        move = restore_database if restore else backup_database
-        report = await move(db, arguments.file, skip_user_tables=arguments.skip_user_tables)
-    return _copied(arguments, "restored" if restore else "backed up", report)
+    done, reported = "restored" if restore else "backed up", list[CopyReport]()
+    with _complete_if_cancelled(done, reported):
+        async with opened_existing(url, wait=arguments.wait, write=restore) as db:
+            move = restore_database if restore else backup_database
+            skip = arguments.skip_user_tables
+            reported.append(await move(db, arguments.file, skip_user_tables=skip))
+    return _copied(arguments, done, reported[0])
 
 
 async def _copy(arguments: argparse.Namespace) -> int:
     engine_of(arguments.target)  # a bad URL fails before the source is opened
-    async with (
-        opened_existing(arguments.source, wait=arguments.wait, write=False) as source,
-        opened_existing(arguments.target, wait=arguments.wait, write=True) as target,
-    ):
-        report = await copy_database(source, target, skip_user_tables=arguments.skip_user_tables)
-    return _copied(arguments, "copied", report)
+    reported: list[CopyReport] = []
+    with _complete_if_cancelled("copied", reported):
+        async with (
+            opened_existing(arguments.source, wait=arguments.wait, write=False) as source,
+            opened_existing(arguments.target, wait=arguments.wait, write=True) as target,
+        ):
+            skip = arguments.skip_user_tables
+            reported.append(await copy_database(source, target, skip_user_tables=skip))
+    return _copied(arguments, "copied", reported[0])
+
+
+@contextlib.contextmanager
+def _complete_if_cancelled(done: str, reported: list[CopyReport]) -> Iterator[None]:
+    """Note on a cancellation that came once the work was reported (as its databases closed).
+
+    A signal then said "terminated" alone, of a copy whose target held every row: its retry
+    was refused, the target not empty.
+    """
+    try:
+        yield
+    except asyncio.CancelledError as stop:
+        if reported:
+            said = f"{done} {reported[0].source} to {reported[0].target}: it is complete"
+            stop.add_note(said)
+        raise
 
 
 def _copied(arguments: argparse.Namespace, done: str, report: CopyReport) -> int:

@@ -16,6 +16,7 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -96,6 +97,24 @@ class CopyReport:
         return {table: getattr(self, table) for table in COPIED_TABLES}
 
 
+@contextlib.contextmanager
+def _kept_if_cancelled(given: list[str] | None = None) -> Iterator[list[str]]:
+    """Give a list for what the work has made lasting; a cancellation then notes the last.
+
+    A cancellation that comes once a copy committed, or a backup's file is in place (a COMMIT
+    and a rename run to their end first), said only that it was cancelled: a command stopped
+    by a signal then said "terminated", and its retry was refused (the target not empty, the
+    file there). As `migrate` and the imports do, it says what was kept.
+    """
+    kept = [] if given is None else given
+    try:
+        yield kept
+    except asyncio.CancelledError as error:
+        if kept and kept[-1] not in getattr(error, "__notes__", ()):
+            error.add_note(kept[-1])
+        raise
+
+
 async def copy_database(
     source: Database,
     target: Database,
@@ -114,7 +133,8 @@ async def copy_database(
     _check_database("target", target)
     page_size = at_least("copy", "page_size", page_size, 1, MAX_INT)
     argument("copy", "skip_user_tables", bool, skip_user_tables)
-    return await _copy(source, target, page_size, skip_user_tables=skip_user_tables)
+    with _kept_if_cancelled() as kept:
+        return await _copy(source, target, page_size, skip_user_tables=skip_user_tables, kept=kept)
 
 
 async def _copy(
@@ -126,6 +146,7 @@ async def _copy(
     before_copy: Callable[[Connection], Awaitable[None]] | None = None,
     before_commit: Callable[[], Awaitable[None]] | None = None,
     checked: bool = True,
+    kept: list[str] | None = None,
 ) -> CopyReport:
     """`copy_database` once its arguments are checked; `before_commit` may still undo it.
 
@@ -141,6 +162,7 @@ async def _copy(
     if not skip_user_tables:
         await _refuse_user_tables(source)
     await _require_empty(target)
+    noted = [] if kept is None else kept  # what a cancellation from here on says was kept
     # Read one committed state of the source, its errors translated.
     async with translate_errors(source), backend_of(source).snapshot() as reading:
         if before_copy is not None:
@@ -164,6 +186,11 @@ async def _copy(
                 )
             if before_commit is not None:
                 await before_commit()
+            noted.append(
+                f"the cancellation met the commit of the copy into {target.url}, which may "
+                "have taken effect: the target holds every row or none"
+            )
+        noted.append(f"the copy into {target.url} had committed: it holds every row")
     return _report(source.url, target.url, moved, started)
 
 
@@ -184,22 +211,28 @@ async def backup_database(
     await _require_migrated(db, "the database")
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
-    async with working_folder(functools.partial(_temp_folder, target)) as folder:
-        made = folder.absolute() / "backup.db"  # never read as a URI: `./file:d/x.bak`
-        if db.engine is Engine.SQLITE and not skip_user_tables:  # the file, page by page
-            async with translate_errors(db):
-                await backend_of(db).backup_file(str(made))
-            async with connect(made, create=False) as done, borrow(done) as conn:
-                sizes = sizes_of(await done.queries.copy_table_sizes(conn))
-        else:  # the package's rows alone, as a copy moves them: no table, view or trigger else
-            async with connect(made.with_name("working.db")) as working:
-                await migrate(working)
-                # Arguments checked above; its rows as they are, refused later by a restore
-                copied = await _copy(db, working, PAGE_SIZE, skip_user_tables=True, checked=False)
-                sizes = copied.tables()
-                async with translate_errors(working):
-                    await backend_of(working).backup_file(str(made))
-        await finish_then_cancel(asyncio.to_thread(_publish, made, target))  # told once done
+    with _kept_if_cancelled() as kept:
+        async with working_folder(functools.partial(_temp_folder, target)) as folder:
+            made = folder.absolute() / "backup.db"  # never read as a URI: `./file:d/x.bak`
+            if db.engine is Engine.SQLITE and not skip_user_tables:  # the file, page by page
+                async with translate_errors(db):
+                    await backend_of(db).backup_file(str(made))
+                async with connect(made, create=False) as done, borrow(done) as conn:
+                    sizes = sizes_of(await done.queries.copy_table_sizes(conn))
+            else:  # the package's rows alone, as a copy moves them: no table, view or trigger else
+                async with connect(made.with_name("working.db")) as working:
+                    await migrate(working)
+                    # Arguments checked above; its rows as they are, refused later by a restore
+                    copied = await _copy(
+                        db, working, PAGE_SIZE, skip_user_tables=True, checked=False
+                    )
+                    sizes = copied.tables()
+                    async with translate_errors(working):
+                        await backend_of(working).backup_file(str(made))
+            publishing = asyncio.ensure_future(asyncio.to_thread(_publish, made, target))
+            placed = f"the backup {shown_name(target)!r} was in place, whole"
+            publishing.add_done_callback(functools.partial(_note_if_done, kept, placed))
+            await finish_then_cancel(publishing)  # told once done
     return _report(db.url, shown_name(target), sizes, started)
 
 
@@ -222,6 +255,14 @@ async def restore_database(
     file = Path(file_named("restore", path))
     page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
+    with _kept_if_cancelled() as kept:  # a cancel at the folder's removal, once committed
+        return await _restore(db, file, page_size, skip_user_tables=skip_user_tables, kept=kept)
+
+
+async def _restore(
+    db: Database, file: Path, page_size: int, *, skip_user_tables: bool, kept: list[str]
+) -> CopyReport:
+    """`restore_database` once its arguments are checked; `kept` is `_copy`'s."""
     async with working_folder(_restore_folder) as folder:
         stop = threading.Event()  # a cancel stops the copy between two pieces, then waits
         checking = asyncio.to_thread(_checked_source, file, folder, stop.is_set)
@@ -270,6 +311,7 @@ async def restore_database(
                 skip_user_tables=skip_user_tables,
                 before_copy=whole,
                 before_commit=unchanged,
+                kept=kept,
             )
 
 
@@ -410,6 +452,12 @@ def _stat_or_none(file: Path) -> os.stat_result | None:
         return file.stat()
     except OSError:
         return None
+
+
+def _note_if_done(kept: list[str], note: str, done: asyncio.Future[None]) -> None:
+    """Put `note` in `kept` once `done` has ended well."""
+    if not done.cancelled() and done.exception() is None:
+        kept.append(note)
 
 
 def _report(source: str, target: str, sizes: dict[str, int], started: float) -> CopyReport:
