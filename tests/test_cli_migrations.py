@@ -231,6 +231,29 @@ def test_a_deleted_user_migration_reads_as_a_status_line(
     assert "drifted  user/0002_b was applied but its file is gone\n" in out
 
 
+def test_a_failed_run_names_the_drift_it_recorded_as_accepted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--accept-user 1` with a later migration that fails: the acceptance is kept, and said.
+
+    It is recorded with the first look, in a transaction of its own, and the error line said
+    nothing of it: the next run needed no `--accept-user`, unsaid.
+    """
+    mine = tmp_path / "mine"
+    write_both(mine, "0001_ok.sql", "CREATE TABLE ok1 (x integer);\n")
+    database = str(tmp_path / "app.db")
+    assert run(capsys, "migrate", "--database", database, "--migrations", str(mine))[0] == 0
+    write_both(mine, "0001_ok.sql", "CREATE TABLE ok1 (x integer); -- edited\n")
+    write_both(mine, "0002_bad.sql", "INSERT INTO nosuch VALUES (1);\n")
+    accepted = ("--migrations", str(mine), "--accept-user", "1")
+    code, out, err = run(capsys, "migrate", "--database", database, *accepted)
+    assert (code, out) == (3, "")
+    assert err.startswith("persistence: error: 0002_bad.sql:1: ")
+    assert err.endswith("; this run recorded, before it, the drift accepted of user/1\n")
+    code, out, err = run(capsys, "status", "--database", database, "--migrations", str(mine))
+    assert "drifted" not in out
+
+
 def test_a_failed_run_names_what_it_applied_before(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

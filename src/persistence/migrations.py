@@ -387,21 +387,35 @@ async def migrate(
             ):
                 applied.append(migration)  # kept as each one commits
     except BaseException as error:  # an error, a cancellation, Ctrl-C: each told alike
-        if applied:  # committed, each in its own transaction: the caller is told which
-            names = ", ".join(f"{m.chain.label}{m.name}" for m in applied)
-            error.add_note(f"this run applied and kept, before it: {names}")
-        if not isinstance(error, Exception) and committing and committing[-1] not in applied:
-            # The COMMIT ends before a cancellation goes on: whether it took effect is unknown.
-            met = committing[-1]
-            error.add_note(
-                f"the cancellation met the commit of {met.chain.label}{met.name}, which may have "
-                "taken effect: migration_status (`persistence status`) tells"
-            )
+        taken = [f"{c.label}{v}" for c, _ in plans for v in sorted(accepted[c])]
+        _note_kept(error, taken, applied, committing)
         raise
     finally:  # a migration's SQL may change any table, and a cancelled COMMIT may have taken
         if to_apply:  # effect: the caches must not wait for the feed's notification
             announce_every_table(db)
     return applied
+
+
+def _note_kept(
+    error: BaseException, taken: list[str], applied: list[Migration], committing: list[Migration]
+) -> None:
+    """Note on what stopped `migrate` what it kept: drift accepted, migrations applied.
+
+    The drift is recorded with the first look, in a transaction of its own; each migration
+    commits in its own. A COMMIT ends before a cancellation goes on: one it met may have
+    taken effect.
+    """
+    if taken:
+        error.add_note(f"this run recorded, before it, the drift accepted of {', '.join(taken)}")
+    if applied:
+        names = ", ".join(f"{m.chain.label}{m.name}" for m in applied)
+        error.add_note(f"this run applied and kept, before it: {names}")
+    if not isinstance(error, Exception) and committing and committing[-1] not in applied:
+        met = committing[-1]
+        error.add_note(
+            f"the cancellation met the commit of {met.chain.label}{met.name}, which may have "
+            "taken effect: migration_status (`persistence status`) tells"
+        )
 
 
 async def _apply_pending(
