@@ -161,3 +161,44 @@ def test_new_stopped_by_a_signal_leaves_neither_file(
         [("postgres", "0001_add_index.sql"), ("sqlite", "0001_add_index.sql")],
     )
     assert all("0001_add_index" in path.read_text(encoding="utf-8") for path in made)
+
+
+IMPORTING_SLOWLY = """
+import importlib.abc, signal, sys, time
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "persistence.__main__":
+            print("importing", flush=True)
+            time.sleep(30)
+        return None
+sys.meta_path.insert(0, Slow())
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from persistence_cli import main
+sys.argv[0] = "persistence"
+sys.exit(main())
+"""
+"""The command's entry point, as its installed script calls it, its import held up 30 s."""
+
+
+def test_a_ctrl_c_while_the_command_starts_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C during the command's imports: `persistence: interrupted`, exit 130.
+
+    Its imports take tenths of a second, and far longer on a loaded machine: a Ctrl-C then
+    came before the command's own handling, and Python printed a traceback of the import.
+    """
+    process = subprocess.Popen(  # this interpreter, the test's own code
+        [sys.executable, "-c", IMPORTING_SLOWLY, "status", "--database", str(tmp_path / "a.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "importing\n"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=STARTED_WAIT)
+    finally:
+        process.kill()
+        process.wait()
+    assert (process.returncode, err) == (130, "persistence: interrupted\n")
+    assert not (tmp_path / "a.db").exists()

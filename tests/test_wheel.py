@@ -87,6 +87,7 @@ def test_the_wheel_carries_the_sql_and_not_the_generator(dist: Path) -> None:
     ]
     assert "persistence/py.typed" in names
     modules = {path.relative_to(ROOT / "src").as_posix() for path in PACKAGE.rglob("*.py")}
+    modules.add("persistence_cli.py")  # the installed script's entry point
     assert modules - set(names) == set()  # every module, the backends' subpackages too
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert [name for name in names if "codegen" in name or name.startswith("tests/")] == []
