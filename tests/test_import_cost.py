@@ -66,7 +66,7 @@ def test_checking_a_redis_url_brings_redis_in(tmp_path: Path) -> None:
         "from persistence import ValidationError\n"
         "from persistence.cache.distributed import redis_url\n"
         "try:\n"
-        "    redis_url('redis://127.0.0.1:6379/0?db=abc')\n"
+        "    redis_url('redis://127.0.0.1:6379/?db=abc')\n"
         "except ValidationError as error:\n"
         "    assert 'redis-py cannot take it' in str(error), error\n"
         "else:\n"
