@@ -16,6 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Final
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from _early_rows import insert_early_results
 from persistence import (
     Database,
+    Run,
     TestResult,
     TestStatus,
     TestType,
@@ -30,6 +32,7 @@ from persistence import (
     migrate,
     save_result,
     save_results,
+    save_run,
     search_results,
 )
 from persistence.migrations import discover_migrations, migrations_folder
@@ -82,6 +85,41 @@ async def test_rows_without_text_have_no_document(sqlite_db: Database, tmp_path:
     assert indexed == expected
     assert len(expected) == 2
     assert await found(sqlite_db, "word") == [saved.id]
+
+
+async def test_a_replace_by_run_and_test_takes_the_replaced_result_out(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A REPLACE that deletes another result of the same run and test takes its words out.
+
+    The unique index on (run_id, test_id) made `INSERT OR REPLACE` and `UPDATE OR REPLACE`
+    delete the other result without a delete trigger: its document stayed, and plain SQL that
+    gave its id to another row made that row found by the old words.
+    """
+    run = await save_run(sqlite_db, Run())
+    keyed = [("t::a", "segfault in solve"), ("t::b", "overflow in parse")]
+    saved = [
+        await save_result(sqlite_db, attrs.evolve(result(text), run_id=run.id, test_id=test))
+        for test, text in keyed
+    ]
+    with closing(sqlite3.connect(tmp_path / "test.db")) as plain, plain:
+        plain.execute(
+            "INSERT OR REPLACE INTO test_results (test_type, status, output, created_at, run_id,"
+            " test_id) VALUES ('unit', 'passed', 'all good', ?, ?, 't::a')",
+            (T0.isoformat(timespec="microseconds"), run.id),
+        )
+        plain.execute("UPDATE OR REPLACE test_results SET test_id = 't::b' WHERE test_id = 't::a'")
+        plain.execute(  # the first result's id, given to a row of other words
+            "INSERT INTO test_results (id, test_type, status, output, created_at)"
+            " VALUES (?, 'unit', 'passed', 'fine', ?)",
+            (saved[0].id, T0.isoformat(timespec="microseconds")),
+        )
+    indexed, expected = indexed_and_expected(tmp_path / "test.db")
+    assert indexed == expected
+    assert len(expected) == 2
+    assert await found(sqlite_db, "segfault") == []
+    assert await found(sqlite_db, "overflow") == []
+    assert await found(sqlite_db, "good") != []
 
 
 _STEPS = st.lists(
