@@ -10,9 +10,12 @@ failed busy on the path itself once the parent had let go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import threading
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -78,3 +81,48 @@ async def test_a_forked_worker_keeps_none_of_its_parents_path_locks(
         assert worker.exitcode == 0
     finally:
         os.close(root_fd)
+
+
+def _children_holding_locks(root: Path, forks: int, stop: threading.Event) -> list[bool]:
+    """Fork `forks` children one after the other: whether each found a lock file open."""
+    lock_file = str(root / ".locks") + "/"  # a file in it: the folder's own is no lock
+    held: list[bool] = []
+    for _ in range(forks):
+        if stop.is_set():
+            break
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:  # the child: look at its descriptors, say, and leave at once
+            os.close(reader)
+            found = False
+            for descriptor in Path("/proc/self/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    found = found or str(descriptor.readlink()).startswith(lock_file)
+            os.write(writer, b"1" if found else b"0")
+            os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader, "rb") as said:
+            held.append(said.read() == b"1")
+        os.waitpid(child, 0)
+    return held
+
+
+async def test_no_fork_meets_a_lock_file_half_opened(storage: Storage) -> None:
+    """A fork between a lock file's open and its note in the lock copied a descriptor unnamed.
+
+    One thread forks while writes take and let go of their paths' locks: about 4 forks in 100
+    left their child holding a lock file, and the parent's next change of that path waited for
+    the child to exit.
+    """
+    stop = threading.Event()
+    forking = asyncio.create_task(
+        asyncio.to_thread(_children_holding_locks, storage.root, 300, stop)
+    )
+    try:
+        while not forking.done():
+            await write_bytes(storage, "a.txt", b"x")
+    finally:
+        stop.set()
+        held = await forking
+    assert len(held) == 300
+    assert not any(held), f"{sum(held)} of {len(held)} children held a lock file"

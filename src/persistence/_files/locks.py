@@ -53,6 +53,9 @@ class LockBusyError(StorageError):
 
 _HELD_GUARD = threading.Lock()  # replaced in a forked child: see `_forget_parents_locks`
 _HELD: Final[set[tuple[int, int, int]]] = set()
+_FDS_GUARD = threading.Lock()
+"""Held while a lock file's descriptor is opened and noted, or let go of: a fork waits for it,
+so that a child never copies a descriptor that its `PathLock` does not name."""
 
 
 def stripe_of(path: str) -> int:
@@ -75,9 +78,10 @@ class PathLock:
 
     def release(self) -> None:
         """Unlock: closing a descriptor drops its flock. Safe to call twice."""
-        fds, self.fds = self.fds, []
-        for fd in fds:
-            os.close(fd)
+        with _FDS_GUARD:
+            fds, self.fds = self.fds, []
+            for fd in fds:
+                os.close(fd)
         with _HELD_GUARD:
             _HELD.difference_update(self.held)
         self.held = []
@@ -103,8 +107,9 @@ def try_lock(root_fd: int, paths: Iterable[str]) -> PathLock | None:
             owned(open_folder(root_fd, LOCKS_DIR, create=True)) as folder,
         ):
             for stripe in stripes:
-                fd = _open_lock_file(folder, f"{stripe:03x}")
-                lock.fds.append(fd)
+                with _FDS_GUARD:
+                    fd = _open_lock_file(folder, f"{stripe:03x}")
+                    lock.fds.append(fd)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -127,11 +132,12 @@ def _forget_parents_locks() -> None:
     kept copies of the lock files' descriptors, and flock(2) holds while any copy is open:
     the parent's next change of that path waited 60 s and failed busy, and the child, whose
     table said the stripe was its own, failed busy too. Its copies are closed, never
-    unlocked, which would let go of the parent's lock; the guard is new, as a thread of the
-    parent's may have held it.
+    unlocked, which would let go of the parent's lock. A fork waits for a descriptor being
+    opened or let go of (`_FDS_GUARD`), which a child copied unnamed. The guards are new: a
+    thread of the parent's may have held the one, and the fork held the other.
     """
-    global _HELD_GUARD  # noqa: PLW0603  # replaced in the child alone
-    _HELD_GUARD = threading.Lock()
+    global _HELD_GUARD, _FDS_GUARD  # replaced in the child alone
+    _HELD_GUARD, _FDS_GUARD = threading.Lock(), threading.Lock()
     _HELD.clear()
     for lock in list(_LOCKS):
         fds, lock.fds, lock.held = lock.fds, [], []
@@ -140,7 +146,21 @@ def _forget_parents_locks() -> None:
                 os.close(fd)
 
 
-os.register_at_fork(after_in_child=_forget_parents_locks)
+def _hold_descriptors() -> None:
+    """Before a fork: wait for the descriptor being opened or let go of (the guard of now)."""
+    _FDS_GUARD.acquire()
+
+
+def _free_descriptors() -> None:
+    """After a fork, in the parent: let the guard go."""
+    _FDS_GUARD.release()
+
+
+os.register_at_fork(
+    before=_hold_descriptors,
+    after_in_parent=_free_descriptors,
+    after_in_child=_forget_parents_locks,
+)
 
 
 def _open_lock_file(folder: int, name: str) -> int:
