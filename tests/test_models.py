@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import collections
 import datetime as dt
 import json
@@ -75,6 +76,8 @@ def _metadata_cases(cls: Cls) -> list[Any]:
         {"a": b"x"},
         {"a": bytearray(b"x")},
         {"a": memoryview(b"x")},
+        {"a": collections.UserString("text, no array")},
+        {"a": array.array("b", b"hi")},
         {"a": {1, 2}},
         {"a": frozenset()},
         {"a": 2.0**53},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import collections
 import datetime as dt
+from collections import UserString
 from types import MappingProxyType
 
 import attrs
@@ -359,7 +361,10 @@ async def test_set_config_takes_any_sequence_or_mapping_and_stores_it_plain(
     assert_same(entry.value, stored)
 
 
-@pytest.mark.parametrize("given", [b"x", bytearray(b"x"), memoryview(b"x"), {1, 2}])
+@pytest.mark.parametrize(
+    "given",
+    [b"x", bytearray(b"x"), memoryview(b"x"), {1, 2}, UserString("x"), array.array("b", b"x")],
+)
 async def test_set_config_refuses_bytes_and_sets_before_anything_is_written(
     db: Database, given: object
 ) -> None:

@@ -107,7 +107,7 @@ def json_size(value: object, limit: int, *, item: int = 8) -> int:
             items = found.values() if isinstance(found, Mapping) else found
             size += item * len(items)
             if size <= limit:
-                pending += items
+                pending.extend(items)
     return size
 
 

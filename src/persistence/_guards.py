@@ -6,10 +6,12 @@ repository functions' arguments.
 
 from __future__ import annotations
 
+import array
 import datetime as dt
 import enum
 import math
 import os
+from collections import UserString
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeGuard, TypeVar
 
@@ -459,8 +461,10 @@ def json_value(value: object, model: str, field: str, depth: int = 0) -> JsonVal
 
 JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 """The types of JSON's scalars, told apart at once: no container check is asked of them."""
-_NO_ARRAYS: Final = (str, bytes, bytearray, memoryview)
-"""Sequences that are no JSON array: text, and bytes, which JSON has no form of."""
+_NO_ARRAYS: Final = (str, UserString, bytes, bytearray, memoryview, array.array)
+"""Sequences that are no JSON array: text (a `UserString` too), and bytes and typed arrays of
+numbers, which JSON has no form of: each is refused as no JSON value, never read a character
+or a byte at a time."""
 
 
 def is_json_container(value: object) -> TypeGuard[Mapping[object, object] | Sequence[object]]:
