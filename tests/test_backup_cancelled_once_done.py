@@ -121,3 +121,24 @@ async def test_copy_database_cancelled_once_it_committed_notes_it(
         f"the copy into {db.url} had committed: it holds every row"
     ]
     assert len(await all_results(db)) == ROWS
+
+
+async def test_a_backup_cancelled_in_its_working_databases_migrate_notes_nothing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup of rows (PostgreSQL's, or `skip_user_tables`) migrates a working database.
+
+    A cancellation there carried migrate's notes, "this run applied and kept, before it: ...",
+    of a database thrown away: the command printed them of a backup that kept nothing.
+    """
+
+    async def cancelled(*_: object) -> None:
+        error = asyncio.CancelledError()
+        error.add_note("this run applied and kept, before it: 0001_initial_schema")
+        raise error
+
+    monkeypatch.setattr(persistence.backup, "migrate", cancelled)
+    with pytest.raises(asyncio.CancelledError) as caught:
+        await persistence.backup.backup_database(db, tmp_path / "out.db", skip_user_tables=True)
+    assert getattr(caught.value, "__notes__", []) == []
+    assert not (tmp_path / "out.db").exists()

@@ -221,7 +221,8 @@ async def backup_database(
                     sizes = sizes_of(await done.queries.copy_table_sizes(conn))
             else:  # the package's rows alone, as a copy moves them: no table, view or trigger else
                 async with connect(made.with_name("working.db")) as working:
-                    await migrate(working)
+                    with _unnoted():  # what migrate notes is of this database, thrown away
+                        await migrate(working)
                     # Arguments checked above; its rows as they are, refused later by a restore
                     copied = await _copy(
                         db, working, PAGE_SIZE, skip_user_tables=True, checked=False
@@ -452,6 +453,22 @@ def _stat_or_none(file: Path) -> os.stat_result | None:
         return file.stat()
     except OSError:
         return None
+
+
+@contextlib.contextmanager
+def _unnoted() -> Iterator[None]:
+    """Drop the notes of what fails in the block: they tell of a database thrown away.
+
+    A backup's working database is migrated, then filled: a cancellation in its migrate noted
+    the migrations "applied and kept", or a commit it met, and the command printed them of a
+    backup that kept nothing.
+    """
+    try:
+        yield
+    except BaseException as error:
+        with contextlib.suppress(AttributeError):
+            del error.__notes__
+        raise
 
 
 def _note_if_done(kept: list[str], note: str, done: asyncio.Future[None]) -> None:
