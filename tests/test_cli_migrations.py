@@ -252,6 +252,9 @@ def test_a_failed_run_names_the_drift_it_recorded_as_accepted(
     assert err.endswith("; this run recorded, before it, the drift accepted of user/1\n")
     code, out, err = run(capsys, "status", "--database", database, "--migrations", str(mine))
     assert "drifted" not in out
+    code, out, err = run(capsys, "migrate", "--database", database, *accepted)  # no drift now
+    assert (code, out) == (3, "")
+    assert "drift" not in err
 
 
 def test_a_failed_run_names_what_it_applied_before(

@@ -363,12 +363,15 @@ async def migrate(
     # What is applied stays applied (accepting drift only records it), so a migration applied
     # at this first look is never taken again: an open of an up-to-date database locks once.
     pending: set[tuple[Chain, int]] = set()
+    taken: list[str] = []  # the drift accepted, recorded before any migration runs
     async with translate_errors(db), backend.migration(lock_timeout) as conn:
         await _refuse_unmigratable(db, conn)
         for chain, migrations in plans:
             status = _compare(migrations, await _history(db, conn, chain) or [], chain)
             _refuse(status, accepted[chain])
             pending.update((chain, m.version) for m in status.pending)
+            drifted = sorted(d.applied.version for d in status.drifted)
+            taken += [f"{chain.label}{v}" for v in drifted if v in accepted[chain]]
         for chain, migrations in plans:
             await _accept(db, conn, chain, migrations, accepted[chain])
     applied: list[Migration] = []
@@ -387,7 +390,6 @@ async def migrate(
             ):
                 applied.append(migration)  # kept as each one commits
     except BaseException as error:  # an error, a cancellation, Ctrl-C: each told alike
-        taken = [f"{c.label}{v}" for c, _ in plans for v in sorted(accepted[c])]
         _note_kept(error, taken, applied, committing)
         raise
     finally:  # a migration's SQL may change any table, and a cancelled COMMIT may have taken
