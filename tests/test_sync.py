@@ -480,7 +480,8 @@ def test_a_cache_used_from_another_loop_is_refused_saying_so(
 
     The Redis tier's shared load, begun on the other loop, failed with a bare RuntimeError
     (a future of another loop) from the second such read on; the memory tier blamed the
-    database. The cache's own loop reads on, and hears the writes.
+    database. A hit of `get_config_value` gave the value held, which a forked child kept
+    reading after its parent's write. The cache's own loop reads on, and hears the writes.
     """
     with SyncRunner() as runner:
         bundle = runner.enter(
@@ -495,6 +496,8 @@ def test_a_cache_used_from_another_loop_is_refused_saying_so(
             with pytest.raises(DatabaseError, match="this cache was opened on another event loop"):
                 asyncio.run(bundle.cache.get_config_value("s", "k", int))
         assert runner.run(bundle.cache.get_config_value("s", "k", int)) == 1
+        with pytest.raises(DatabaseError, match="this cache was opened on another event loop"):
+            asyncio.run(bundle.cache.get_config_value("s", "k", int))  # a hit, refused too
         runner.call(set_config, bundle.db, "s", "k", 2)
         assert runner.run(bundle.cache.get_config_value("s", "k", int)) == 2
 

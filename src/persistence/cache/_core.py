@@ -441,11 +441,12 @@ class Cache:
     """Return the value of (section, key) as `kind`; see `persistence.get_config_value`."""
 
     def _held_config_entry(self, section: str, key: str) -> tuple[ConfigEntry | None] | None:
-        """Give the entry of (section, key) as a 1-tuple if held and trusted, else None."""
-        check_usable(
-            self._db, outer=CACHE_IN_BLOCK
-        )  # as `_lookup`, inlined: the setting read on every run
-        found = self._peek(config.TABLE, ("entry", section, key))
+        """Give the entry of (section, key) as a 1-tuple if held and trusted, else None.
+
+        Through `_lookup`, as every read: inlined without its look at the loop, a hit from
+        another loop (a forked child's, a SyncRunner's) gave a value its watch could not follow.
+        """
+        found = self._lookup(config.TABLE, ("entry", section, key))
         return None if found is MISS else (cast("ConfigEntry | None", found),)
 
     async def all_config_entries(self) -> tuple[ConfigEntry, ...]:
