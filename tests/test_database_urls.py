@@ -56,7 +56,7 @@ def test_redact_url_hides_any_percent_encoded_password(password: str) -> None:
     assert redact_url(url) == "postgresql://user:***@db.example:5432/app"
 
 
-UNENCODED = ["Xq/Zk", "Xq?Zk", "Xq#Zk", "Xq/Zk?Wm#Vn", "Xq/Zk=="]
+UNENCODED = ["Xq/Zk", "Xq?Zk", "Xq#Zk", "Xq/Zk?Wm#Vn", "Xq/Zk==", "Xq?Zk=Wm"]
 """Passwords whose '/', '?' or '#' was left as it is in a URL."""
 
 
@@ -124,6 +124,15 @@ BAD_URLS = [
     ("app.db\r", "a line end or a NUL"),
     ("sqlite:///app.db%0D", "a line end or a NUL"),
     ("data/a\x00b.db", "a line end or a NUL"),
+    ("postgresql://u:secret?PW=1@127.0.0.1:5432/db", "percent-encode them"),  # was quoted whole
+    ("postgresql//u:secret@127.0.0.1:5432/db", "a postgresql URL without its ':'"),  # a file
+    ("sqlite//data/x.db", "a sqlite URL without its ':'"),
+    ("postgresql:/u:secret@127.0.0.1/db", "a postgresql URL starts postgresql://"),
+    ("postgresql:u:secret@127.0.0.1/db", "a postgresql URL starts postgresql://"),
+    ("sqlite://localhost/x.db", "a sqlite URL names no host"),  # was ./localhost/x.db
+    ("data/app.db ", "white space at an end"),  # was a file `app.db `
+    ("postgresql://u:secret@127.0.0.1:5432/db ", "white space at an end"),  # a database `db `
+    ("\tdata/app.db", "white space at an end"),
 ]
 
 

@@ -33,6 +33,11 @@ _ALIASES: Final = {"database": "dbname"}
 _PASSWORD_KEYS: Final = frozenset({"password", "sslpassword"})
 _SCHEME: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):")
 _MAX_PORT: Final = 65535
+_MISSING_COLON: Final = re.compile(r"(?i)(?P<scheme>postgres|postgresql|sqlite)//")
+"""A path that is a URL whose scheme lost its ':' (`postgresql//u:p@h/db`): it was a SQLite
+file, in folders named after the user, password and host."""
+_COLON_LOST: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*//")
+"""The start of a URL whose scheme lost its ':' (`redis//:p@h`): shown, its password hidden."""
 _SESSION_ATTRS: Final = "target_session_attrs"
 _SESSION_ATTRS_TAKEN: Final = (
     "any",
@@ -50,6 +55,8 @@ def redact_url(url: str | os.PathLike[str]) -> str:
     text = os.fspath(url)
     start, end = _authority(text)
     at = _user_end(text, start, end)
+    if at < 0:  # a password cut short by a '?' may still end at an '@': hiding more is safe
+        at = _cut_password_end(text, start, end)
     user = text[start:at] if at >= 0 else ""
     if ":" in user:
         text = f"{text[:start]}{user.partition(':')[0]}:***{text[at:]}"
@@ -83,11 +90,19 @@ def _redact_query(text: str) -> str:
 
 
 def _authority(url: str) -> tuple[int, int]:
-    """Where the `user:password@host:port` part of a URL starts and ends (empty without one)."""
+    """Where the `user:password@host:port` part of a URL starts and ends (empty without one).
+
+    A URL whose `//` is short (`postgresql:/u:p@h/db`, `postgresql:u:p@h`), or whose scheme
+    lost its ':' (`postgresql//u:p@h`), is refused, and shown: its authority is read from after
+    its scheme and slashes, so that its password is shown hidden.
+    """
     scheme_end = url.find("://")
-    if scheme_end < 0:
+    if scheme_end >= 0:
+        start = scheme_end + 3
+    elif (scheme := _SCHEME.match(url) or _COLON_LOST.match(url)) is not None and "@" in url:
+        start = scheme.end() + len(url[scheme.end() :]) - len(url[scheme.end() :].lstrip("/"))
+    else:
         return 0, 0
-    start = scheme_end + 3
     ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
     return start, min(ends, default=len(url))
 
@@ -110,6 +125,19 @@ def _user_end(text: str, start: int, end: int) -> int:
     return at
 
 
+def _cut_password_end(text: str, start: int, end: int) -> int:
+    """Where a password that an unencoded '?' or '#' cut short ends: a later '@', else -1.
+
+    `_user_end` takes an '@' after `?name=` for a query value's; one with no '/' between the
+    authority's end and itself is taken for the password's end here, where only hiding or
+    naming the encoding is at stake.
+    """
+    if ":" not in text[start:end] or end >= len(text) or text[end] == "/":
+        return -1
+    at = text.find("@", end)
+    return at if at >= 0 and "/" not in text[end:at] else -1
+
+
 def _check_postgres_url(url: str) -> None:
     """Refuse a PostgreSQL URL whose hosts or ports the driver could not read, saying why."""
     start, end = _authority(url)
@@ -124,7 +152,7 @@ def _check_postgres_url(url: str) -> None:
     try:
         _check_hosts(url, url[start:end])
     except DatabaseError:
-        if _user_end(url, start, end) < end:
+        if _user_end(url, start, end) < end and _cut_password_end(url, start, end) < 0:
             raise
         # What looked like a host is the start of the password: say so, and quote none of it.
         raise _bad_url(
@@ -357,6 +385,9 @@ def engine_of(url: str | os.PathLike[str] | None) -> tuple[Engine, str]:
                 f"a {scheme} URL starts {scheme}://, as in "
                 "sqlite:///relative/path, sqlite:////absolute/path or postgresql://host/db",
             )
+        if (missing := _MISSING_COLON.match(text)) is not None:  # else a folder of that name
+            scheme = missing["scheme"].lower()
+            raise _bad_url(text, f"it reads as a {scheme} URL without its ':': {scheme}://...")
         return Engine.SQLITE, _checked_path(text, text)
     if scheme in {"postgres", "postgresql"}:
         _check_postgres_url(text)
@@ -458,6 +489,8 @@ def _readable(text: str) -> str:
     """Refuse a URL that is blank, or holds bytes that are not UTF-8 (as lone surrogates)."""
     if not text.strip():
         raise _bad_url(text, "it is blank: give a URL or a path, or leave it unset for the default")
+    if text != text.strip(" \t"):  # a database named `app.db ` was made, or `mydb `
+        raise _bad_url(text, "it has white space at an end (from an env file?): remove it")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -481,6 +514,11 @@ def _sqlite_path(url: str) -> str:
     rest = url[len("sqlite://") :]
     if "?" in rest or "#" in rest:
         raise _bad_url(url, "a sqlite URL takes no options; percent-encode '?' and '#'")
+    if rest and not rest.startswith("/"):  # sqlite://localhost/x.db went to ./localhost/x.db
+        raise _bad_url(
+            url,
+            "a sqlite URL names no host: sqlite:///relative/path or sqlite:////absolute/path",
+        )
     # One slash goes: sqlite:///relative/path, sqlite:////absolute/path.
     path = unquote(rest).removeprefix("/")
     if not path:
