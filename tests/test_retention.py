@@ -28,11 +28,14 @@ from persistence import (
     delete_results_before,
     list_results,
     migrate,
+    open_counterexample_store,
     save_results,
     search_results,
     transaction,
 )
 from persistence import results as results_module
+from persistence.exceptions import StorageError
+from persistence.storage import open_storage
 
 HERE: Final = Path(__file__).parent
 WORKER: Final = str(HERE / "_retention_worker.py")
@@ -119,6 +122,23 @@ async def test_a_bad_artifact_store_is_refused_before_anything_is_deleted(
     with pytest.raises(ValidationError, match="artifacts"):
         await delete_results_before(db, CUTOFF, artifacts=artifacts)  # type: ignore[arg-type]  # bad on purpose
     assert await _count(db) == 5
+
+
+async def test_a_sweep_that_fails_after_the_rows_went_says_how_many_went(
+    db: Database, tmp_path: Path
+) -> None:
+    """The storage root gone: the rows are deleted, then the sweep fails, and says the count.
+
+    The count, the call's answer, was lost with the error: the caller could not tell that the
+    rows had gone.
+    """
+    await save_results(db, _rows(5, OLD, "expired"))
+    store = await open_counterexample_store(await open_storage(tmp_path / "files"))
+    (tmp_path / "files").rename(tmp_path / "gone")
+    with pytest.raises(StorageError) as raised:
+        await delete_results_before(db, CUTOFF, artifacts=store)
+    assert raised.value.__notes__ == ["delete_results_before deleted 5 results before this"]
+    assert await _count(db) == 0
 
 
 @pytest.mark.usefixtures("small_batches")

@@ -387,7 +387,11 @@ async def delete_results_before(
         )
     deleted = await _delete_before(db, cutoff)
     if artifacts is not None:
-        await artifacts.sweep(db)
+        try:
+            await artifacts.sweep(db)
+        except BaseException as error:  # the rows are gone: the count is told all the same
+            error.add_note(f"delete_results_before deleted {deleted} results before this")
+            raise
     return deleted
 
 
