@@ -11,7 +11,7 @@ from persistence.exceptions import DatabaseError
 BAD_OPTIONS = [
     ("postgresql://u:Xq7Zk@/db?host=,127.0.0.1", "its host= option's host 1 of 2 is empty"),
     ("postgresql://u:Xq7Zk@/db?host=127.0.0.1%2C", "its host= option's host 2 of 2 is empty"),
-    ("postgresql://u:Xq7Zk@/db?host=127.0.0.1&port=99999", "port= option must be"),
+    ("postgresql://u:Xq7Zk@/db?host=127.0.0.1&port=99999", "port= option's ports must be"),
     ("postgresql://u:Xq7Zk@/db?host=127.0.0.1&port=x", "got 'x'"),
     ("postgresql://u:Xq7Zk@/db?host=a,b&port=5432,", "got ''"),
     ("postgresql://u:Xq7Zk@/db?%70ort=-1", "got '-1'"),

@@ -326,3 +326,34 @@ async def test_create_database_refuses_a_bad_argument_before_connecting(
         with pytest.raises(ValidationError) as caught:
             await create_database(url, **options)
         assert (caught.value.model, caught.value.field) == ("create_database", name)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("PGHOST", "127.0.0.1,", "$PGHOST's host 2 of 2 is empty"),
+        ("PGPORT", "abc", "$PGPORT's ports must be numbers from 1 to 65535, got 'abc'"),
+        ("PGPORT", "5432,", "$PGPORT's ports must be numbers from 1 to 65535, got ''"),
+    ],
+)
+def test_what_the_driver_reads_from_the_environment_is_checked_as_a_urls_own(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    """Where the URL names no host or port, the driver reads `$PGHOST` and `$PGPORT`.
+
+    An empty host there made it raise a bare IndexError, which the command printed as a
+    traceback with exit 1, what `status` gives for a pending migration; a port that is no
+    number gave its `invalid literal for int()`.
+    """
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(DatabaseError, match="invalid database URL") as raised:
+        engine_of("postgresql:///db?user=u")
+    assert reason in str(raised.value)
+    engine_of("postgresql://127.0.0.1:5432/db")  # the URL's own: the variable is not read
+
+
+def test_a_port_after_a_host_option_is_checked() -> None:
+    """`host=127.0.0.1:abc` gave the driver's `invalid literal for int()`."""
+    with pytest.raises(DatabaseError, match="host= option's ports must be numbers"):
+        engine_of("postgresql:///db?host=127.0.0.1:abc")
+    engine_of("postgresql:///db?host=127.0.0.1:5433,/run/postgresql")

@@ -191,6 +191,7 @@ def _check_postgres_url(url: str) -> None:
         if value:
             given[name] = value
     _check_session_attrs(url, given.get(_SESSION_ATTRS))
+    _check_environment(url, url[start:end], given)
 
 
 _LIBPQ_ONLY: Final = frozenset(
@@ -267,23 +268,39 @@ def _check_given_in_both(url: str, head: str, options: list[str]) -> None:
             raise _bad_url(url, f"{reason}: give it once")
 
 
-def _check_host_option(url: str, name: str, value: str) -> None:
+def _check_host_option(url: str, name: str, value: str, said: str = "") -> None:
     """Check a `host=` or `port=` option as a URL's own hosts are checked; read past others.
 
     The driver raised a bare IndexError for an empty host of the list, OverflowError for a
     port past 65535 (a port of 0 it tried to connect to), and `invalid literal for int()` for
-    a port that is no number.
+    a port that is no number, given as `port=` or after a host of `host=`. `said` names where
+    the value came from, by default the option: `$PGHOST` and `$PGPORT` are checked so too.
     """
     if name not in {"host", "port"} or not value:  # an empty one, the driver reads past
         return
+    said = said or f"its {name}= option"
     items = value.split(",")
     if name == "host" and len(items) > 1 and "" in items:
         number = items.index("") + 1
-        raise _bad_url(url, f"its host= option's host {number} of {len(items)} is empty")
-    bad = next((port for port in items if not _is_port(port)), None)
-    if name == "port" and bad is not None:
-        reason = f"its port= option must be numbers from 1 to {_MAX_PORT}, got {bad!r}"
-        raise _bad_url(url, reason)
+        raise _bad_url(url, f"{said}'s host {number} of {len(items)} is empty")
+    if name == "host":  # a socket's folder (/run/postgresql) names no port
+        items = [_port_of(url, item) for item in items if item and not item.startswith("/")]
+        items = [port for port in items if port]
+    if (bad := next((port for port in items if not _is_port(port)), None)) is not None:
+        raise _bad_url(url, f"{said}'s ports must be numbers from 1 to {_MAX_PORT}, got {bad!r}")
+
+
+def _check_environment(url: str, authority: str, given: dict[str, str]) -> None:
+    """Check `$PGHOST` and `$PGPORT` where the URL leaves the driver to read them.
+
+    `PGHOST='127.0.0.1,'` made the driver raise a bare IndexError, which the command printed
+    as a traceback, exit 1 (which `status` gives for "pending"); `PGPORT=abc` its raw message.
+    """
+    hosts = authority.rpartition("@")[2]
+    if not hosts and "host" not in given:
+        _check_host_option(url, "host", os.environ.get("PGHOST", ""), "$PGHOST")
+    if ":" not in hosts.rpartition("]")[2] and "port" not in given:
+        _check_host_option(url, "port", os.environ.get("PGPORT", ""), "$PGPORT")
 
 
 def _check_session_attrs(url: str, value: str | None) -> None:
