@@ -349,14 +349,21 @@ def test_the_database_name_is_read_back_from_any_url(name: str) -> None:
         ("postgresql://u@127.0.0.1?database=given", "given"),
         ("postgresql://u@127.0.0.1?dbname=first", "first"),
         ("postgresql://u@127.0.0.1/path", "path"),
+        ("postgresql://u@127.0.0.1//path", "/path"),  # made `path`, then migrated `/path`
+        ("postgresql://u@127.0.0.1", "from_the_environment"),
     ],
 )
-def test_the_database_name_is_the_one_the_driver_connects_to(url: str, name: str) -> None:
-    """`--create` makes the database asyncpg connects to: the path, else dbname= or database=.
+def test_the_database_name_is_the_one_the_driver_connects_to(
+    url: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--create` makes the database asyncpg connects to, as asyncpg reads its name.
 
-    A name given as database=, which asyncpg reads, was refused as naming no database. (A
-    URL naming it twice, by its path and an option or by both options, is refused first.)
+    The path less one '/', else dbname= or database=, else `$PGDATABASE`. A name given as
+    database=, which asyncpg reads, was refused as naming no database, as was one that
+    `$PGDATABASE` gave; `//path` made `path`, and the migration then failed to find `/path`.
+    (A URL naming it twice, by its path and an option or by both options, is refused first.)
     """
+    monkeypatch.setenv("PGDATABASE", "from_the_environment")
     engine_of(url)
     assert database_name(url) == name
 

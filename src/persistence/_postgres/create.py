@@ -6,6 +6,7 @@ It is looked for over the URL first, so a role that may not use the maintenance 
 
 from __future__ import annotations
 
+import os
 from typing import Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -43,12 +44,17 @@ async def encoding_problem(connection: PgConnection) -> str | None:
 
 
 def database_name(dsn: str) -> str:
-    """Return the database a postgresql:// URL names: its path, else its dbname= or database=."""
+    """Return the database a postgresql:// URL names, as asyncpg reads it.
+
+    Its path less one '/' (`//db` names `/db`: all of them went, and another database than
+    the one then migrated was made), else its dbname= or database=, else `$PGDATABASE`.
+    """
     parts = urlsplit(dsn)
     query = parse_qs(parts.query)
-    name = unquote(parts.path.lstrip("/"))  # then dbname=, then database=, as asyncpg reads them
+    name = unquote(parts.path.removeprefix("/"))  # then dbname=, then database=
     for key in ("dbname", "database"):
         name = name or (query.get(key) or [""])[-1]
+    name = name or os.environ.get("PGDATABASE", "")
     if not name:
         raise ValidationError(
             "create_database", "url", "names no database: write postgresql://host/NAME"
