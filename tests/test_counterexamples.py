@@ -29,6 +29,7 @@ from persistence import (
     save_run,
     transaction,
 )
+from test_plain_ids import plain_sql
 
 T0: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OLD: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -163,6 +164,23 @@ async def test_retention_removes_only_the_files_no_result_names(
     with pytest.raises(ValidationError, match="outside transaction"):
         async with transaction(db) as tx:
             await delete_results_before(tx, T0, artifacts=store)
+
+
+async def test_a_link_whose_result_plain_sql_deleted_keeps_no_file(
+    db: Database, database_url: str, store: CounterexampleStore
+) -> None:
+    """A result deleted with foreign keys off leaves its links: they name nothing now.
+
+    The sweep read every link as naming its file: the file was kept for good, though no
+    result, nor `counterexamples`, showed it, and no call of the package removed it.
+    """
+    gone = await keep_counterexample(db, store, _failing(T0), input=b"orphaned\n")
+    kept = await keep_counterexample(db, store, _failing(T0), input=b"named\n")
+    off = ("SET session_replication_role = replica",) if "://" in database_url else ()
+    await plain_sql(database_url, *off, f"DELETE FROM test_results WHERE id = {gone.id}")  # noqa: S608  # the test's own id
+    assert [c.result_id for c in await counterexamples(db, TEST)] == [kept.id]
+    assert await store.sweep(db) == 1
+    assert await store.keys() == [_sha(b"named\n")]
 
 
 _SWEEPER: Final = """

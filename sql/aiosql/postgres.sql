@@ -228,10 +228,13 @@ LIMIT :top;
 -- name: referenced_artifacts(low, high)
 -- record_class: ReferencedArtifactsRow
 -- The distinct hashes from `low` (inclusive) to `high` (exclusive) that some result still
--- names: retention keeps these files. result_artifacts_sha256_idx reads the range.
-SELECT DISTINCT sha256 FROM result_artifacts
-WHERE sha256 >= :low AND sha256 < :high
-ORDER BY sha256;
+-- names: retention keeps these files. result_artifacts_sha256_idx reads the range. A link
+-- whose result is gone (deleted by plain SQL with foreign keys off) names nothing: its file
+-- was kept for good, though no result, nor `counterexamples`, showed it.
+SELECT DISTINCT a.sha256 FROM result_artifacts AS a
+WHERE a.sha256 >= :low AND a.sha256 < :high
+  AND EXISTS (SELECT 1 FROM test_results AS r WHERE r.id = a.result_id)
+ORDER BY a.sha256;
 
 -- name: list_applied_migrations()
 -- record_class: PersistenceMigrationsRow
@@ -609,9 +612,11 @@ LIMIT :top;
 -- record_class: NamedArtifactsRow
 -- Of the hashes given, the distinct ones that some result names: a sweep keeps these files.
 -- Asked under the files' locks, for a batch of them; result_artifacts_sha256_idx finds each.
-SELECT DISTINCT sha256 FROM result_artifacts
-WHERE sha256 = ANY(:sha256s::text[])
-ORDER BY sha256;
+-- A link whose result is gone names nothing, as in ReferencedArtifacts.
+SELECT DISTINCT a.sha256 FROM result_artifacts AS a
+WHERE a.sha256 = ANY(:sha256s::text[])
+  AND EXISTS (SELECT 1 FROM test_results AS r WHERE r.id = a.result_id)
+ORDER BY a.sha256;
 
 -- name: list_test_results_by_type(test_types, created_from, cursor_created_at, cursor_id, page_size)
 -- record_class: TestResultsRow

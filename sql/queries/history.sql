@@ -164,8 +164,11 @@ LIMIT @top;
 
 -- name: ReferencedArtifacts :many
 -- The distinct hashes from `low` (inclusive) to `high` (exclusive) that some result still
--- names: retention keeps these files. result_artifacts_sha256_idx reads the range.
+-- names: retention keeps these files. result_artifacts_sha256_idx reads the range. A link
+-- whose result is gone (deleted by plain SQL with foreign keys off) names nothing: its file
+-- was kept for good, though no result, nor `counterexamples`, showed it.
 -- type: sha256 str!
-SELECT DISTINCT sha256 FROM result_artifacts
-WHERE sha256 >= @low AND sha256 < @high
-ORDER BY sha256;
+SELECT DISTINCT a.sha256 FROM result_artifacts AS a
+WHERE a.sha256 >= @low AND a.sha256 < @high
+  AND EXISTS (SELECT 1 FROM test_results AS r WHERE r.id = a.result_id)
+ORDER BY a.sha256;

@@ -645,7 +645,9 @@ class Queries(Protocol):
         self, conn: Connection, *, low: str, high: str
     ) -> list[ReferencedArtifactsRow]:
         """The distinct hashes from `low` (inclusive) to `high` (exclusive) that some result still
-        names: retention keeps these files. result_artifacts_sha256_idx reads the range.
+        names: retention keeps these files. result_artifacts_sha256_idx reads the range. A link
+        whose result is gone (deleted by plain SQL with foreign keys off) names nothing: its file
+        was kept for good, though no result, nor `counterexamples`, showed it.
         """
 
     async def list_applied_migrations(self, conn: Connection) -> list[PersistenceMigrationsRow]:
@@ -972,6 +974,7 @@ class Queries(Protocol):
     ) -> list[NamedArtifactsRow]:
         """Of the hashes given, the distinct ones that some result names: a sweep keeps these files.
         Asked under the files' locks, for a batch of them; result_artifacts_sha256_idx finds each.
+        A link whose result is gone names nothing, as in ReferencedArtifacts.
         """
 
     async def list_test_results_by_type(
@@ -1598,7 +1601,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "InsertResultArtifacts", "INSERT", "result_artifacts"
         ),
         "counterexamples": QueryFacts("Counterexamples", "SELECT", None),
-        "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", "result_artifacts"),
+        "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", None),
         "list_applied_migrations": QueryFacts(
             "ListAppliedMigrations", "SELECT", "persistence_migrations"
         ),
@@ -1657,7 +1660,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
-        "named_artifacts": QueryFacts("NamedArtifacts", "SELECT", "result_artifacts"),
+        "named_artifacts": QueryFacts("NamedArtifacts", "SELECT", None),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"
@@ -1696,7 +1699,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
             "InsertResultArtifacts", "INSERT", "result_artifacts"
         ),
         "counterexamples": QueryFacts("Counterexamples", "SELECT", None),
-        "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", "result_artifacts"),
+        "referenced_artifacts": QueryFacts("ReferencedArtifacts", "SELECT", None),
         "list_applied_migrations": QueryFacts(
             "ListAppliedMigrations", "SELECT", "persistence_migrations"
         ),
@@ -1755,7 +1758,7 @@ QUERY_FACTS: Final[Mapping[str, Mapping[str, QueryFacts]]] = {
         ),
         "flaky_tests": QueryFacts("FlakyTests", "SELECT", None),
         "slowest_tests": QueryFacts("SlowestTests", "SELECT", "test_results"),
-        "named_artifacts": QueryFacts("NamedArtifacts", "SELECT", "result_artifacts"),
+        "named_artifacts": QueryFacts("NamedArtifacts", "SELECT", None),
         "list_test_results_by_type": QueryFacts("ListTestResultsByType", "SELECT", "test_results"),
         "list_test_results_by_status": QueryFacts(
             "ListTestResultsByStatus", "SELECT", "test_results"

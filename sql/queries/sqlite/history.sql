@@ -122,8 +122,10 @@ LIMIT @top;
 -- name: NamedArtifacts :many
 -- Of the hashes given, the distinct ones that some result names: a sweep keeps these files.
 -- Asked under the files' locks, for a batch of them; result_artifacts_sha256_idx finds each.
+-- A link whose result is gone names nothing, as in ReferencedArtifacts.
 -- type: @sha256s str[]
 -- type: sha256 str!
-SELECT DISTINCT sha256 FROM result_artifacts
-WHERE sha256 IN (SELECT value FROM json_each(@sha256s))
-ORDER BY sha256;
+SELECT DISTINCT a.sha256 FROM result_artifacts AS a
+WHERE a.sha256 IN (SELECT value FROM json_each(@sha256s))
+  AND EXISTS (SELECT 1 FROM test_results AS r WHERE r.id = a.result_id)
+ORDER BY a.sha256;
