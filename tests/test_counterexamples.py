@@ -8,6 +8,7 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -23,12 +24,14 @@ from persistence import (
     TestType,
     ValidationError,
     all_results,
+    counterexample_store,
     counterexamples,
     delete_results_before,
     keep_counterexample,
     save_run,
     transaction,
 )
+from persistence._files.locks import Change, perform
 from test_plain_ids import plain_sql
 
 T0: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -181,6 +184,29 @@ async def test_a_link_whose_result_plain_sql_deleted_keeps_no_file(
     assert [c.result_id for c in await counterexamples(db, TEST)] == [kept.id]
     assert await store.sweep(db) == 1
     assert await store.keys() == [_sha(b"named\n")]
+
+
+async def test_a_keep_cancelled_once_its_result_is_saved_says_its_id(
+    db: Database, store: CounterexampleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation that comes once the keep committed (its lock let go after): its id noted.
+
+    The COMMIT runs to its end before a cancellation goes on: the result and its files were
+    kept, and the caller, told only that it was cancelled, had no id to find them by.
+    """
+    performed = perform  # the one the store imported
+
+    async def then_cancelled(
+        stage: Callable[[], Change[object]], record: Callable[[object], Awaitable[object]]
+    ) -> object:
+        await performed(stage, record)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(counterexample_store, "perform", then_cancelled)
+    with pytest.raises(asyncio.CancelledError) as raised:
+        await keep_counterexample(db, store, _failing(T0), input=b"kept\n")
+    (kept,) = await counterexamples(db, TEST)
+    assert raised.value.__notes__ == [f"result {kept.result_id} was saved, with its counterexample"]
 
 
 _SWEEPER: Final = """
