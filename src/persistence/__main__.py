@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from persistence import __version__
 from persistence._backup_names import name_problem
-from persistence._cancelling import finish_then_cancel
+from persistence._cancelling import finish_then_cancel, noted_if_cancelled
 from persistence._cli_common import (
     COMMAND_TIMEOUT,
     EXIT_FAILED,
@@ -267,42 +267,27 @@ async def _backup_or_restore(arguments: argparse.Namespace) -> int:
     url = database_url(arguments.database)
     if restore:  # told before the database is opened: a missing one would hide it
         await asyncio.to_thread(check_backup_file, Path(arguments.file))
-    done, reported = "restored" if restore else "backed up", list[CopyReport]()
-    with _complete_if_cancelled(done, reported):
+    done = "restored" if restore else "backed up"
+    with noted_if_cancelled() as kept:  # a cancellation as the database closes: said complete
         async with opened_existing(url, wait=arguments.wait, write=restore) as db:
             move = restore_database if restore else backup_database
             skip = arguments.skip_user_tables
-            reported.append(await move(db, arguments.file, skip_user_tables=skip))
-    return _copied(arguments, done, reported[0])
+            report = await move(db, arguments.file, skip_user_tables=skip)
+            kept.append(f"{done} {report.source} to {report.target}: it is complete")
+    return _copied(arguments, done, report)
 
 
 async def _copy(arguments: argparse.Namespace) -> int:
     engine_of(arguments.target)  # a bad URL fails before the source is opened
-    reported: list[CopyReport] = []
-    with _complete_if_cancelled("copied", reported):
+    with noted_if_cancelled() as kept:  # a cancellation as the databases close: said complete
         async with (
             opened_existing(arguments.source, wait=arguments.wait, write=False) as source,
             opened_existing(arguments.target, wait=arguments.wait, write=True) as target,
         ):
             skip = arguments.skip_user_tables
-            reported.append(await copy_database(source, target, skip_user_tables=skip))
-    return _copied(arguments, "copied", reported[0])
-
-
-@contextlib.contextmanager
-def _complete_if_cancelled(done: str, reported: list[CopyReport]) -> Iterator[None]:
-    """Note on a cancellation that came once the work was reported (as its databases closed).
-
-    A signal then said "terminated" alone, of a copy whose target held every row: its retry
-    was refused, the target not empty.
-    """
-    try:
-        yield
-    except asyncio.CancelledError as stop:
-        if reported:
-            said = f"{done} {reported[0].source} to {reported[0].target}: it is complete"
-            stop.add_note(said)
-        raise
+            report = await copy_database(source, target, skip_user_tables=skip)
+            kept.append(f"copied {report.source} to {report.target}: it is complete")
+    return _copied(arguments, "copied", report)
 
 
 def _copied(arguments: argparse.Namespace, done: str, report: CopyReport) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from persistence.exceptions import DatabaseError
@@ -102,3 +102,21 @@ def refuse_cancel_from_outside(work: asyncio.Future[Any]) -> None:
             "a step of this call that ran as a task of its own was cancelled by another task, "
             "though the call itself was not: it may or may not have taken effect"
         )
+
+
+@contextlib.contextmanager
+def noted_if_cancelled(given: list[str] | None = None) -> Iterator[list[str]]:
+    """Give a list for what the work has made lasting; a cancellation then notes the last.
+
+    A COMMIT and a rename run to their end before a cancellation goes on: a caller told only
+    that it was cancelled could not tell what was kept (a copy's target full, a backup's file
+    in place, a kept result), and a command's retry was refused. A note already there (an
+    inner block's, sharing `given`) is not added again.
+    """
+    kept = [] if given is None else given
+    try:
+        yield kept
+    except asyncio.CancelledError as error:
+        if kept and kept[-1] not in getattr(error, "__notes__", ()):
+            error.add_note(kept[-1])
+        raise

@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from persistence._backup_names import file_named, new_backup_file, shown_name
-from persistence._cancelling import finish_then_cancel, stopped_if_cancelled
+from persistence._cancelling import (
+    finish_then_cancel,
+    noted_if_cancelled,
+    stopped_if_cancelled,
+)
 from persistence._database_value import backend_of, require_database
 from persistence._driver_errors import translate_errors
 from persistence._files.content import hash_fd
@@ -97,24 +101,6 @@ class CopyReport:
         return {table: getattr(self, table) for table in COPIED_TABLES}
 
 
-@contextlib.contextmanager
-def _kept_if_cancelled(given: list[str] | None = None) -> Iterator[list[str]]:
-    """Give a list for what the work has made lasting; a cancellation then notes the last.
-
-    A cancellation that comes once a copy committed, or a backup's file is in place (a COMMIT
-    and a rename run to their end first), said only that it was cancelled: a command stopped
-    by a signal then said "terminated", and its retry was refused (the target not empty, the
-    file there). As `migrate` and the imports do, it says what was kept.
-    """
-    kept = [] if given is None else given
-    try:
-        yield kept
-    except asyncio.CancelledError as error:
-        if kept and kept[-1] not in getattr(error, "__notes__", ()):
-            error.add_note(kept[-1])
-        raise
-
-
 async def copy_database(
     source: Database,
     target: Database,
@@ -133,7 +119,7 @@ async def copy_database(
     _check_database("target", target)
     page_size = at_least("copy", "page_size", page_size, 1, MAX_INT)
     argument("copy", "skip_user_tables", bool, skip_user_tables)
-    with _kept_if_cancelled() as kept:
+    with noted_if_cancelled() as kept:
         return await _copy(source, target, page_size, skip_user_tables=skip_user_tables, kept=kept)
 
 
@@ -211,7 +197,7 @@ async def backup_database(
     await _require_migrated(db, "the database")
     if db.engine is Engine.POSTGRES and not skip_user_tables:
         await _refuse_user_tables(db)
-    with _kept_if_cancelled() as kept:
+    with noted_if_cancelled() as kept:
         async with working_folder(functools.partial(_temp_folder, target)) as folder:
             made = folder.absolute() / "backup.db"  # never read as a URI: `./file:d/x.bak`
             if db.engine is Engine.SQLITE and not skip_user_tables:  # the file, page by page
@@ -256,7 +242,7 @@ async def restore_database(
     file = Path(file_named("restore", path))
     page_size = at_least("restore", "page_size", page_size, 1, MAX_INT)  # before any file opens
     argument("restore", "skip_user_tables", bool, skip_user_tables)
-    with _kept_if_cancelled() as kept:  # a cancel at the folder's removal, once committed
+    with noted_if_cancelled() as kept:  # a cancel at the folder's removal, once committed
         return await _restore(db, file, page_size, skip_user_tables=skip_user_tables, kept=kept)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from persistence._cancelling import noted_if_cancelled
 from persistence._database_value import require_database
 from persistence._files.locks import LockBusyError, perform
 from persistence._files.paths import CACHE_DIR
@@ -258,7 +259,6 @@ async def keep_counterexample(
     params = await saved_params(result, result_params, result.metadata)  # before any file
     contents = list(dict.fromkeys(parts.values()))  # one put per distinct content
     saved: list[TestResult] = []
-    committing: list[int] = []  # the result's id, once its COMMIT is to be sent
 
     async def record(published: list[tuple[str, int | None]]) -> None:
         keys = {data: key for data, (key, _) in zip(contents, published, strict=True)}
@@ -269,18 +269,13 @@ async def keep_counterexample(
                 for role, data in parts.items()
             ]
             await tx.queries.insert_result_artifacts(conn, links)
-            committing.append(new_id)
+            kept.append(
+                f"the cancellation met the commit of result {new_id}, which may have taken "
+                f"effect: find_result(db, {new_id}) tells"
+            )
+        kept.append(f"result {new_id} was saved, with its counterexample")
         saved.append(with_id(result, new_id))
 
-    try:
+    with noted_if_cancelled() as kept:  # a COMMIT runs to its end first: say what it kept
         await perform(functools.partial(stage_held_puts, store.root, FOLDER, contents), record)
-    except asyncio.CancelledError as error:  # a COMMIT runs to its end first: say what it kept
-        if saved:
-            error.add_note(f"result {committing[-1]} was saved, with its counterexample")
-        elif committing:
-            error.add_note(
-                f"the cancellation met the commit of result {committing[-1]}, which may have "
-                f"taken effect: find_result(db, {committing[-1]}) tells"
-            )
-        raise
     return saved[0]
